@@ -1,0 +1,5 @@
+"""Allow ``python -m lcm``."""
+
+from lcm.cli import main
+
+raise SystemExit(main())

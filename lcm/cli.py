@@ -1,0 +1,67 @@
+"""The ``lcm`` command: one verb per workflow stage.
+
+Each verb is a thin function in ``lcm.commands.<verb>`` that runs one worker inside the error
+boundary below, which maps :mod:`lcm.exceptions` to exit codes and prints a hint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+import lcm
+from lcm.exceptions import LCMError
+
+VERBS = (
+    "synth", "ingest", "fmriprep", "connectome", "store", "pretrain", "finetune", "evaluate",
+    "report", "provenance", "model_info",
+)  # fmt: skip
+
+log = logging.getLogger("lcm")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Parser with one sub-command per verb that is importable."""
+    parser = argparse.ArgumentParser(
+        prog="lcm",
+        description="Large Connectome Model workflow: from fMRI to a pretrained connectome model.",
+        epilog="Run 'lcm <verb> --help' for a verb's options and examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"lcm {lcm.__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
+    parser.add_argument("--log-file", help="Also write the log to this file.")
+    sub = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
+    for verb in VERBS:
+        module = importlib.import_module(f"lcm.commands.{verb}")
+        module.register(sub)
+    return parser
+
+
+def setup_logging(verbose: bool = False, log_file: str | None = None) -> None:
+    """stdlib logging to stderr (and ``log_file``), one format for every verb."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``lcm``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose, args.log_file)
+    try:
+        return int(args.func(args) or 0)
+    except LCMError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130

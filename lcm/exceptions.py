@@ -1,0 +1,67 @@
+"""Exception hierarchy of LCM, each class mapped to a command-line exit code.
+
+Every error says what was expected, what was received, which file it concerns and how to fix it.
+The CLI catches :class:`LCMError`, prints the message and the hint, and exits with ``exit_code``.
+"""
+
+from __future__ import annotations
+
+
+class LCMError(Exception):
+    """Base class of all errors LCM raises on purpose.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong, naming the file or key concerned.
+    hint : str, optional
+        How to fix it.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message
+
+
+class ConfigError(LCMError):
+    """A configuration file or value is invalid."""
+
+    exit_code = 2
+
+
+class InputDataError(LCMError):
+    """An input data file (BIDS, derivatives, phenotype, time series) is missing or invalid."""
+
+    exit_code = 3
+
+
+class BIDSError(InputDataError):
+    """A BIDS dataset is not valid or lacks what a stage needs."""
+
+
+class AtlasError(InputDataError):
+    """An atlas image or its labels table is unusable."""
+
+
+class ExternalToolError(LCMError):
+    """An external program (fmriprep-docker, apptainer, docker) failed or is missing."""
+
+    exit_code = 4
+
+
+class CheckpointError(LCMError):
+    """A model checkpoint cannot be loaded or does not match the data."""
+
+    exit_code = 5
+
+
+class ExcludedRunError(InputDataError):
+    """One run is unusable; the cohort continues and the run is listed with this reason."""

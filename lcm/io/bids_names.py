@@ -1,0 +1,105 @@
+"""BIDS-derivative file names, built in one place.
+
+Every output path in LCM comes from :func:`derivative_path`, so names are always valid BIDS-style
+and follow XCP-D's convention for connectivity outputs, e.g.
+``sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_seg-aal116_stat-pearsoncorrelation_relmat.tsv``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lcm.exceptions import InputDataError
+
+# Order of entities in a file name (BIDS specification order, then XCP-D's ``stat``).
+ENTITY_ORDER = (
+    "sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo", "space", "cohort",
+    "res", "den", "seg", "desc", "stat",
+)  # fmt: skip
+_LABEL_RE = re.compile(r"^[A-Za-z0-9]+$")
+_ENTITY_RE = re.compile(r"(?:^|_)([a-zA-Z]+)-([^_/]+)")
+
+
+def check_label(entity: str, value: object, source: str = "") -> str:
+    """Return ``value`` as a BIDS label, or raise if it is not alphanumeric.
+
+    Labels reach file names and shell commands, so anything but ``[A-Za-z0-9]`` (spaces, ``..``,
+    ``;``, ``$``) is refused.
+
+    Parameters
+    ----------
+    entity : str
+        Entity name, for the message (``sub``, ``ses``, ...).
+    value : object
+        Proposed label; a leading ``<entity>-`` prefix is stripped.
+    source : str, optional
+        File or config key the label came from, for the message.
+    """
+    label = str(value)
+    if label.startswith(f"{entity}-"):
+        label = label[len(entity) + 1 :]
+    if not _LABEL_RE.match(label):
+        where = f" in {source}" if source else ""
+        raise InputDataError(
+            f"Invalid BIDS {entity!r} label {value!r}{where}: expected letters and digits only.",
+            hint="Rename the participant/session/task/run so its label is alphanumeric "
+            "(no spaces, '_', '-', '..' or shell characters).",
+        )
+    return label
+
+
+def parse_entities(name: str) -> dict[str, str]:
+    """Parse the ``key-value`` entities of a BIDS file name (folders are ignored)."""
+    stem = Path(name).name.split(".")[0]
+    return {k: v for k, v in _ENTITY_RE.findall(stem)}
+
+
+def build_name(entities: dict[str, object], suffix: str, extension: str) -> str:
+    """Build a BIDS file name from entities (``None`` values are skipped).
+
+    Parameters
+    ----------
+    entities : dict
+        Entity name to label, e.g. ``{"sub": "01", "task": "rest", "run": 1}``.
+    suffix : str
+        BIDS suffix, e.g. ``"relmat"``.
+    extension : str
+        Extension with its dot, e.g. ``".tsv"``.
+    """
+    unknown = set(entities) - set(ENTITY_ORDER)
+    if unknown:
+        raise ValueError(f"Unknown BIDS entities {sorted(unknown)}; known: {ENTITY_ORDER}")
+    parts = [
+        f"{key}-{check_label(key, entities[key])}"
+        for key in ENTITY_ORDER
+        if entities.get(key) not in (None, "")
+    ]
+    return "_".join([*parts, suffix]) + extension
+
+
+def subject_dir(entities: dict[str, object]) -> Path:
+    """Folder of a run inside a BIDS tree: ``sub-X[/ses-Y]``."""
+    path = Path(f"sub-{check_label('sub', entities['sub'])}")
+    if entities.get("ses") not in (None, ""):
+        path = path / f"ses-{check_label('ses', entities['ses'])}"
+    return path
+
+
+def derivative_path(
+    root: str | Path,
+    entities: dict[str, object],
+    suffix: str,
+    extension: str,
+    datatype: str = "func",
+) -> Path:
+    """Full path of a derivative file: ``root/sub-X[/ses-Y]/datatype/<name>``."""
+    return Path(root) / subject_dir(entities) / datatype / build_name(entities, suffix, extension)
+
+
+def run_key(entities: dict[str, object]) -> str:
+    """Identifier of one run, e.g. ``sub-01_ses-1_task-rest_run-1`` (acquisition entities only)."""
+    keys = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo")
+    return "_".join(
+        f"{k}-{check_label(k, entities[k])}" for k in keys if entities.get(k) not in (None, "")
+    )

@@ -1,0 +1,1 @@
+"""Parquet feature store: connectomes and brain–environment variables."""

@@ -1,0 +1,194 @@
+"""The variable catalogue: brain–environment variables and how each dataset codes them.
+
+``config/variables.yaml`` lists each variable's kind, domain, units and allowed range or levels,
+and per dataset the source column and its transform. :func:`load_catalogue` validates the file;
+:func:`lcm.store.phenotype.read_phenotype` applies it to a dataset's phenotype table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from lcm.exceptions import ConfigError
+
+Kind = Literal["continuous", "binary", "categorical", "ordinal"]
+KINDS = ("continuous", "binary", "categorical", "ordinal")
+DOMAINS = ("behavioural", "physiological", "sociodemographic", "clinical")
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One brain–environment variable.
+
+    Attributes
+    ----------
+    name : str
+        Catalogue name (also the column name in the store's variables table).
+    kind : {"continuous", "binary", "categorical", "ordinal"}
+    domain : {"behavioural", "physiological", "sociodemographic", "clinical"}
+    units : str
+        Units after the transform ("" for categorical).
+    range : tuple of float or None
+        Allowed [min, max] (continuous and ordinal).
+    levels : tuple of str
+        Allowed levels (binary: exactly two, the second is the positive class; categorical: >= 2).
+    """
+
+    name: str
+    kind: Kind
+    domain: str
+    units: str = ""
+    range: tuple[float, float] | None = None
+    levels: tuple[str, ...] = ()
+
+    @property
+    def is_numeric(self) -> bool:
+        """True for continuous and ordinal variables (stored as float64)."""
+        return self.kind in ("continuous", "ordinal")
+
+
+@dataclass(frozen=True)
+class ColumnCoding:
+    """How one dataset encodes one variable."""
+
+    column: str
+    scale: float | None = None
+    map: dict[str, Any] = field(default_factory=dict)
+    range_midpoint: bool = False
+
+
+@dataclass(frozen=True)
+class DatasetCoding:
+    """How one dataset's phenotype file maps onto the catalogue."""
+
+    id_column: str
+    site_column: str | None
+    columns: dict[str, ColumnCoding]
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The validated catalogue."""
+
+    variables: dict[str, Variable]
+    datasets: dict[str, DatasetCoding]
+    path: str = ""
+
+    def coding(self, dataset: str) -> DatasetCoding:
+        """The coding of ``dataset``; raise :class:`ConfigError` if the catalogue lacks it."""
+        if dataset not in self.datasets:
+            raise ConfigError(
+                f"Variable catalogue {self.path} has no entry for dataset {dataset!r} "
+                f"(has {sorted(self.datasets)}).",
+                hint=f"Add datasets.{dataset} with id_column and columns to the catalogue.",
+            )
+        return self.datasets[dataset]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form of the variables (stored in checkpoints and Parquet metadata)."""
+        return {
+            name: {
+                "kind": v.kind,
+                "domain": v.domain,
+                "units": v.units,
+                "range": list(v.range) if v.range else None,
+                "levels": list(v.levels),
+            }
+            for name, v in self.variables.items()
+        }
+
+
+def load_catalogue(path: str | Path) -> Catalogue:
+    """Read and validate a catalogue YAML file.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file, the key and the rule broken.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Variable catalogue not found: {path}", hint="Set `variables:` in config.")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    variables = {
+        name: _parse_variable(path, name, spec) for name, spec in _mapping(path, raw, "variables")
+    }
+    datasets = {
+        name: _parse_dataset(path, name, spec, variables)
+        for name, spec in _mapping(path, raw, "datasets")
+    }
+    return Catalogue(variables=variables, datasets=datasets, path=str(path))
+
+
+def catalogue_from_dict(variables: dict[str, Any]) -> Catalogue:
+    """Rebuild a catalogue's variables from :meth:`Catalogue.to_dict` (e.g. from a checkpoint)."""
+    parsed = {name: _parse_variable(Path("<checkpoint>"), name, spec) for name, spec in variables.items()}
+    return Catalogue(variables=parsed, datasets={}, path="<checkpoint>")
+
+
+def _mapping(path: Path, raw: dict, key: str) -> list[tuple[str, dict]]:
+    value = raw.get(key)
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(f"{path}: '{key}' must be a non-empty mapping.")
+    return list(value.items())
+
+
+def _parse_variable(path: Path, name: str, spec: dict) -> Variable:
+    where = f"{path}: variables.{name}"
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {spec!r}.")
+    unknown = set(spec) - {"kind", "domain", "units", "range", "levels"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}.")
+    kind = spec.get("kind")
+    if kind not in KINDS:
+        raise ConfigError(f"{where}.kind: expected one of {KINDS}, got {kind!r}.")
+    domain = spec.get("domain")
+    if domain not in DOMAINS:
+        raise ConfigError(f"{where}.domain: expected one of {DOMAINS}, got {domain!r}.")
+    rng = spec.get("range")
+    levels = tuple(str(x) for x in spec.get("levels") or ())
+    if kind in ("continuous", "ordinal"):
+        if rng is not None and (len(rng) != 2 or float(rng[0]) >= float(rng[1])):
+            raise ConfigError(f"{where}.range: expected [min, max] with min < max, got {rng!r}.")
+        rng = (float(rng[0]), float(rng[1])) if rng is not None else None
+    else:
+        want = 2 if kind == "binary" else None
+        if (want and len(levels) != want) or len(levels) < 2 or len(set(levels)) != len(levels):
+            raise ConfigError(
+                f"{where}.levels: a {kind} variable needs "
+                f"{'exactly two' if want else 'two or more'} distinct levels, got {list(levels)}."
+            )
+        rng = None
+    return Variable(name, kind, domain, str(spec.get("units", "")), rng, levels)
+
+
+def _parse_dataset(path: Path, name: str, spec: dict, variables: dict[str, Variable]) -> DatasetCoding:
+    where = f"{path}: datasets.{name}"
+    if not isinstance(spec, dict) or "id_column" not in spec:
+        raise ConfigError(f"{where}: expected a mapping with id_column and columns.")
+    columns = {}
+    for var, col in (spec.get("columns") or {}).items():
+        if var not in variables:
+            raise ConfigError(
+                f"{where}.columns.{var}: not a catalogue variable (have {sorted(variables)})."
+            )
+        if isinstance(col, str):
+            col = {"column": col}
+        unknown = set(col) - {"column", "scale", "map", "range_midpoint"}
+        if "column" not in col or unknown:
+            raise ConfigError(f"{where}.columns.{var}: needs 'column'; unknown keys {sorted(unknown)}.")
+        columns[var] = ColumnCoding(
+            column=str(col["column"]),
+            scale=float(col["scale"]) if col.get("scale") is not None else None,
+            map={str(k): v for k, v in (col.get("map") or {}).items()},
+            range_midpoint=bool(col.get("range_midpoint", False)),
+        )
+    return DatasetCoding(str(spec["id_column"]), spec.get("site_column"), columns)

@@ -1,0 +1,52 @@
+"""The in-memory view of (part of) the feature store that models and evaluation consume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class Cohort:
+    """Runs of one atlas with their connectomes and brain–environment variables, row-aligned.
+
+    Attributes
+    ----------
+    ids : pandas.DataFrame
+        One row per run: ``dataset, subject, session, task, run, site`` (strings; session/site
+        may be empty). ``subject`` is unique only within ``dataset``.
+    fc : numpy.ndarray, shape (n_runs, n_rois, n_rois), float32
+        Pearson correlation matrices, diagonal 1.
+    variables : pandas.DataFrame
+        Same rows as ``ids``; one column per catalogue variable: float64 for continuous and
+        ordinal, object (level strings) for binary and categorical; missing is NaN/None.
+    roi_names : list of str
+    atlas : str
+    """
+
+    ids: pd.DataFrame
+    fc: np.ndarray
+    variables: pd.DataFrame
+    roi_names: list[str]
+    atlas: str
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def groups(self) -> np.ndarray:
+        """Subject key per run (``dataset/subject``): the unit that never straddles folds."""
+        return (self.ids["dataset"] + "/" + self.ids["subject"]).to_numpy()
+
+    def subset(self, mask: np.ndarray) -> Cohort:
+        """Rows selected by a boolean mask or an index array."""
+        idx = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask)
+        return Cohort(
+            ids=self.ids.iloc[idx].reset_index(drop=True),
+            fc=self.fc[idx],
+            variables=self.variables.iloc[idx].reset_index(drop=True),
+            roi_names=self.roi_names,
+            atlas=self.atlas,
+        )

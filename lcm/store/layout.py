@@ -1,0 +1,49 @@
+"""How a connectome is laid out in the feature store: the strict upper triangle, row-major.
+
+An ``R x R`` symmetric matrix is stored as its ``R * (R - 1) / 2`` entries above the diagonal
+(``numpy.triu_indices(R, k=1)`` order); the diagonal of a correlation matrix carries no information.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def n_edges(n_rois: int) -> int:
+    """Number of stored entries for ``n_rois`` regions."""
+    return n_rois * (n_rois - 1) // 2
+
+
+def n_rois_from_edges(edges: int) -> int:
+    """Invert :func:`n_edges`; raise ``ValueError`` when ``edges`` is not triangular."""
+    n = int(round((1 + math.sqrt(1 + 8 * edges)) / 2))
+    if n_edges(n) != edges:
+        raise ValueError(f"{edges} is not R*(R-1)/2 for any whole number of regions R")
+    return n
+
+
+def matrix_to_vec(matrix: np.ndarray) -> np.ndarray:
+    """``(..., R, R)`` symmetric matrices -> ``(..., R*(R-1)/2)`` upper triangles."""
+    r = matrix.shape[-1]
+    iu = np.triu_indices(r, k=1)
+    return matrix[..., iu[0], iu[1]]
+
+
+def vec_to_matrix(vec: np.ndarray, n_rois: int | None = None, diagonal: float = 1.0) -> np.ndarray:
+    """``(..., E)`` upper triangles -> ``(..., R, R)`` symmetric matrices with ``diagonal``."""
+    vec = np.asarray(vec)
+    r = n_rois if n_rois is not None else n_rois_from_edges(vec.shape[-1])
+    out = np.zeros((*vec.shape[:-1], r, r), dtype=vec.dtype)
+    iu = np.triu_indices(r, k=1)
+    out[..., iu[0], iu[1]] = vec
+    out[..., iu[1], iu[0]] = vec
+    idx = np.arange(r)
+    out[..., idx, idx] = diagonal
+    return out
+
+
+def fisher_z(r: np.ndarray, clip: float = 0.999999) -> np.ndarray:
+    """Fisher z-transform ``arctanh(r)``, clipping ``|r|`` below 1 to keep it finite."""
+    return np.arctanh(np.clip(r, -clip, clip))
