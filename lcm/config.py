@@ -51,9 +51,7 @@ def validate_config(config: dict[str, Any], source: str = "config") -> dict[str,
     """
     config = copy.deepcopy(config)
     validator = _Validator(schema())
-    # Two passes: defaults of nested objects are filled only once their parent exists.
-    for _ in range(2):
-        errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError(_describe(errors[0], source), hint=_hint(errors[0]))
     _check_cross_references(config, source)
@@ -118,6 +116,20 @@ def _check_cross_references(config: dict[str, Any], source: str) -> None:
                 f"{source}: tasks.{name} uses dataset {task['dataset']!r}, whose role is "
                 f"{ds['role']!r}; a disease task needs role: downstream.",
                 hint="Pretraining must never see a task's test subjects: set role: downstream.",
+            )
+    runner = config["fmriprep"]["runner"]
+    for name, ds in datasets.items():
+        if ds["entry"] == "bids" and runner == "existing" and not ds.get("derivatives"):
+            raise ConfigError(
+                f"{source}: datasets.{name} enters as raw BIDS and fmriprep.runner is 'existing', "
+                "but datasets.{name}.derivatives is not set.".replace("{name}", name),
+                hint="Point derivatives at the fMRIPrep output, or set fmriprep.runner to "
+                "docker or apptainer to run fMRIPrep.",
+            )
+        if runner != "existing" and ds["entry"] == "bids" and not config["fmriprep"]["fs_license"]:
+            raise ConfigError(
+                f"{source}: fmriprep.runner is {runner!r} but fmriprep.fs_license is not set.",
+                hint="fMRIPrep needs a FreeSurfer license file: set fmriprep.fs_license.",
             )
     synth = config.get("synth", {})
     if synth.get("enabled"):

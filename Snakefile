@@ -1,0 +1,31 @@
+# LCM: raw fMRI -> connectomes -> Parquet feature store -> pretrained Large Connectome Model
+# -> per-disease finetuning and honest evaluation -> report.
+# This file only declares; the stages live in workflow/rules/, the logic in the `lcm` package.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/synth.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/fmriprep.smk"
+include: "workflow/rules/connectome.smk"
+include: "workflow/rules/store.smk"
+include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/finetune.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        report_outputs(),
+        expand(finetuned_model("{task}"), task=TASKS),
+    default_target: True

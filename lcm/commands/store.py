@@ -1,0 +1,62 @@
+"""``lcm store``: add one dataset to the Parquet feature store."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import pandas as pd
+
+from lcm.exceptions import InputDataError
+from lcm.store.catalogue import load_catalogue
+from lcm.store.phenotype import missingness, read_phenotype
+from lcm.store.writer import write_connectomes, write_missingness, write_variables
+
+log = logging.getLogger(__name__)
+
+EXAMPLE = """example:
+  lcm store --dataset abidelike --qc-table results/connectome/abidelike/seg-aal116_qc.tsv \\
+      --phenotype results/synth/abidelike/phenotype.tsv --catalogue config/variables.yaml \\
+      --atlas aal116 --store-dir results/store
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``store`` verb."""
+    p = sub.add_parser(
+        "store",
+        help="Write one dataset's connectomes and variables to the Parquet feature store.",
+        description="Read the connectome stage's QC table (included runs and their relmat files) "
+        "and the dataset's phenotype file, map the phenotype through the variable catalogue, "
+        "and write the dataset's partitions of the store atomically.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--qc-table", required=True, help="Connectome-stage QC table (TSV).")
+    p.add_argument("--phenotype", required=True, help="Phenotype table (TSV or CSV).")
+    p.add_argument("--catalogue", required=True, help="Variable catalogue YAML.")
+    p.add_argument("--atlas", required=True, help="Atlas name (partition key).")
+    p.add_argument("--store-dir", required=True, help="Root of the feature store.")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``lcm store``."""
+    catalogue = load_catalogue(args.catalogue)
+    phenotype = read_phenotype(args.phenotype, args.dataset, catalogue)
+    try:
+        qc = pd.read_csv(args.qc_table, sep="\t", dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError) as exc:
+        raise InputDataError(f"Cannot read QC table {args.qc_table}: {exc}") from exc
+    scanned = set(qc["subject"])
+    no_pheno = sorted(scanned - set(phenotype["subject"]))
+    if no_pheno:
+        log.warning(
+            "%s: %d scanned subject(s) absent from %s (their variables are missing): %s",
+            args.dataset, len(no_pheno), args.phenotype, no_pheno[:10],
+        )  # fmt: skip
+    write_connectomes(args.store_dir, args.atlas, args.dataset, qc, phenotype)
+    write_variables(args.store_dir, args.dataset, phenotype, catalogue)
+    write_missingness(args.store_dir, args.dataset, missingness(phenotype, args.dataset, catalogue))
+    return 0

@@ -1,0 +1,187 @@
+"""Phenotype ingestion: a dataset's own table -> typed catalogue variables, validated.
+
+Each dataset names and codes its variables differently (sex as M/F, 1/2 or 0/1; age in years,
+months or ranges such as "26-30"). The catalogue says how; this module applies it and refuses
+anything it cannot interpret, naming file, row, column, value and the rule broken.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lcm.exceptions import InputDataError
+from lcm.io.bids_names import check_label
+from lcm.store.catalogue import Catalogue, ColumnCoding, Variable
+
+log = logging.getLogger(__name__)
+
+NA_VALUES = ("", "n/a", "N/A", "NA", "na", "nan", "NaN", "None", "-999", "-9999")
+_RANGE_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*-\s*(-?\d+(?:\.\d+)?)\s*$")
+_PLUS_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*\+\s*$")
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a TSV or CSV phenotype table as strings (the separator follows the extension)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputDataError(f"Phenotype file not found: {path}", hint="Check datasets.<name>.phenotype.")
+    sep = "," if path.suffix.lower() == ".csv" else "\t"
+    return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+
+
+def read_phenotype(path: str | Path, dataset: str, catalogue: Catalogue) -> pd.DataFrame:
+    """Read ``dataset``'s phenotype file and return typed catalogue variables.
+
+    Parameters
+    ----------
+    path : path-like
+        TSV or CSV phenotype table.
+    dataset : str
+        Dataset name (its coding is looked up in ``catalogue``).
+    catalogue : Catalogue
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``subject`` (BIDS label), ``site`` (str, "" if none) and one column per catalogue
+        variable: float64 for continuous/ordinal, object (level or None) for binary/categorical.
+        Variables the dataset does not provide are all missing.
+    """
+    coding = catalogue.coding(dataset)
+    raw = read_table(path)
+    needed = [coding.id_column, *(c.column for c in coding.columns.values())]
+    if coding.site_column:
+        needed.append(coding.site_column)
+    missing = [c for c in needed if c not in raw.columns]
+    if missing:
+        raise InputDataError(
+            f"Phenotype file {path} lacks column(s) {missing} named by the catalogue for dataset "
+            f"{dataset!r} (file has {list(raw.columns)[:20]}).",
+            hint=f"Fix the column names in {catalogue.path} (datasets.{dataset}) or in the file.",
+        )
+    out = pd.DataFrame(index=raw.index)
+    out["subject"] = [
+        _subject_label(v, path, row, coding.id_column) for row, v in enumerate(raw[coding.id_column])
+    ]
+    dup = out["subject"][out["subject"].duplicated()].unique().tolist()
+    if dup:
+        raise InputDataError(
+            f"Phenotype file {path}: duplicate participant IDs in column {coding.id_column!r}: "
+            f"{dup[:10]}.",
+            hint="Keep one row per participant (merge sessions or visits first).",
+        )
+    out["site"] = raw[coding.site_column].astype(str) if coding.site_column else ""
+    for name, var in catalogue.variables.items():
+        col = coding.columns.get(name)
+        if col is None:
+            out[name] = np.nan if var.is_numeric else None
+        else:
+            out[name] = _convert(raw[col.column], var, col, path)
+    return out.reset_index(drop=True)
+
+
+def missingness(table: pd.DataFrame, dataset: str, catalogue: Catalogue) -> pd.DataFrame:
+    """Per-variable missingness of one dataset: ``dataset, variable, n, n_missing, fraction``."""
+    coding = catalogue.coding(dataset)
+    rows = []
+    for name in catalogue.variables:
+        n_missing = int(table[name].isna().sum())
+        rows.append(
+            {
+                "dataset": dataset,
+                "variable": name,
+                "provided": name in coding.columns,
+                "n": len(table),
+                "n_missing": n_missing,
+                "fraction_missing": n_missing / max(len(table), 1),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _subject_label(value: str, path: str | Path, row: int, column: str) -> str:
+    if value.strip() in NA_VALUES:
+        raise InputDataError(
+            f"Phenotype file {path}, row {row + 2}, column {column!r}: empty participant ID.",
+            hint="Every row needs a participant ID.",
+        )
+    try:
+        return check_label("sub", value.strip(), source=f"{path} row {row + 2} column {column!r}")
+    except InputDataError as exc:
+        raise InputDataError(exc.message, exc.hint) from None
+
+
+def _convert(values: pd.Series, var: Variable, col: ColumnCoding, path: str | Path) -> pd.Series:
+    out: list[object] = []
+    for row, raw in enumerate(values):
+        text = str(raw).strip()
+        where = f"Phenotype file {path}, row {row + 2}, column {col.column!r}, value {raw!r}"
+        if text in NA_VALUES:
+            out.append(np.nan if var.is_numeric else None)
+            continue
+        value: object = text
+        if col.map:
+            key = _map_key(text, col.map)
+            if key is None:
+                raise InputDataError(
+                    f"{where}: code not in the catalogue map for {var.name!r} "
+                    f"(known codes {sorted(col.map)}).",
+                    hint="Add the code to the map in the catalogue, or fix the value.",
+                )
+            value = col.map[key]
+        if var.is_numeric:
+            out.append(_numeric(value, var, col, where))
+        else:
+            level = str(value)
+            if level not in var.levels:
+                raise InputDataError(
+                    f"{where}: unknown level {level!r} for {var.kind} variable {var.name!r} "
+                    f"(allowed {list(var.levels)}).",
+                    hint="Map the dataset's codes to the catalogue levels with `map:`.",
+                )
+            out.append(level)
+    return pd.Series(out, index=values.index, dtype="float64" if var.is_numeric else "object")
+
+
+def _map_key(text: str, mapping: dict) -> str | None:
+    if text in mapping:
+        return text
+    try:  # "1.0" in a file and 1 in YAML name the same code
+        as_int = str(int(float(text)))
+    except ValueError:
+        return None
+    return as_int if as_int in mapping else None
+
+
+def _numeric(value: object, var: Variable, col: ColumnCoding, where: str) -> float:
+    text = str(value)
+    number: float | None = None
+    if col.range_midpoint:
+        if m := _RANGE_RE.match(text):
+            number = (float(m.group(1)) + float(m.group(2))) / 2
+        elif m := _PLUS_RE.match(text):
+            number = float(m.group(1))
+    if number is None:
+        try:
+            number = float(text)
+        except ValueError:
+            raise InputDataError(
+                f"{where}: not a number for {var.kind} variable {var.name!r}.",
+                hint="Fix the value, mark it missing (n/a), or set range_midpoint for ranges.",
+            ) from None
+    if not np.isfinite(number):
+        raise InputDataError(f"{where}: not a finite number for {var.name!r}.")
+    if col.scale is not None:
+        number *= col.scale
+    if var.range is not None and not (var.range[0] <= number <= var.range[1]):
+        raise InputDataError(
+            f"{where}: {number:g} {var.units} is outside the allowed range "
+            f"[{var.range[0]:g}, {var.range[1]:g}] of {var.name!r}.",
+            hint="Check the units (scale:) and the value; out-of-range values are not clipped.",
+        )
+    return number

@@ -1,0 +1,127 @@
+"""What the Snakemake workflow needs to know at parse time: datasets, subjects and runs.
+
+Snakemake builds its DAG before any job runs, so per-run jobs need their run list up front.
+Synthetic consortia report their planned runs without generating data; real datasets are listed
+by a quick walk of the BIDS (or fMRIPrep derivatives) tree.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from lcm.io.bids_names import parse_entities
+
+VOXEL_ENTRIES = ("bids", "fmriprep")
+
+
+class WorkflowPlan:
+    """Datasets, subjects and runs of a validated configuration.
+
+    Parameters
+    ----------
+    config : dict
+        Output of :func:`lcm.config.validate_config`.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.datasets: dict[str, dict] = config["datasets"]
+        synth = config["synth"]
+        self.consortia: dict[str, dict] = synth["consortia"] if synth["enabled"] else {}
+        self._runs: dict[str, list[dict]] = {}
+
+    # -- datasets ---------------------------------------------------------------------------
+    def voxel_datasets(self) -> list[str]:
+        """Datasets entering as images (raw BIDS or fMRIPrep derivatives)."""
+        return sorted(n for n, d in self.datasets.items() if d["entry"] in VOXEL_ENTRIES)
+
+    def roi_datasets(self) -> list[str]:
+        """Datasets entering as ROI time series."""
+        return sorted(n for n, d in self.datasets.items() if d["entry"] == "roi_timeseries")
+
+    def by_role(self, role: str) -> list[str]:
+        """Datasets with ``role`` (pretrain or downstream)."""
+        return sorted(n for n, d in self.datasets.items() if d["role"] == role)
+
+    def synth_consortia(self, tier: str) -> list[str]:
+        """Synthetic consortia of a tier (roi or voxel)."""
+        return sorted(n for n, c in self.consortia.items() if c["tier"] == tier)
+
+    # -- runs -------------------------------------------------------------------------------
+    def runs(self, dataset: str) -> list[dict[str, str | None]]:
+        """BOLD runs of a voxel-level dataset: dicts with ``sub, ses, task, run``."""
+        if dataset not in self._runs:
+            self._runs[dataset] = self._list_runs(dataset)
+        return self._runs[dataset]
+
+    def subjects(self, dataset: str) -> list[str]:
+        """Subject labels of a voxel-level dataset, sorted."""
+        return sorted({str(r["sub"]) for r in self.runs(dataset)})
+
+    def subject_runs(self, dataset: str, subject: str) -> list[dict[str, str | None]]:
+        """Runs of one subject."""
+        return [r for r in self.runs(dataset) if r["sub"] == subject]
+
+    def synth_files(self, dataset: str) -> list[str]:
+        """Every file the synth stage writes for ``dataset`` (empty when it is not synthetic)."""
+        if dataset not in self.consortia:
+            return []
+        from lcm.synth import cohort_outputs, subject_outputs
+
+        cons = self.consortia[dataset]
+        out_dir = self.config["synth"]["out_dir"]
+        files = list(cohort_outputs(dataset, cons, out_dir))
+        if cons["tier"] == "voxel":
+            space = self.config["fmriprep"]["output_space"]
+            for sub in self.subjects(dataset):
+                files += subject_outputs(dataset, cons, out_dir, sub, output_space=space)
+        return [str(f) for f in files]
+
+    def synth_subject_files(self, dataset: str, subject: str) -> list[str]:
+        """Cohort files plus one subject's files of a voxel-tier consortium (empty if real)."""
+        if dataset not in self.consortia:
+            return []
+        from lcm.synth import cohort_outputs, subject_outputs
+
+        cons = self.consortia[dataset]
+        space = self.config["fmriprep"]["output_space"]
+        out_dir = self.config["synth"]["out_dir"]
+        files = [*cohort_outputs(dataset, cons, out_dir)]
+        files += subject_outputs(dataset, cons, out_dir, subject, output_space=space)
+        return [str(f) for f in files]
+
+    def _list_runs(self, dataset: str) -> list[dict[str, str | None]]:
+        ds = self.datasets[dataset]
+        if dataset in self.consortia:
+            from lcm.synth import planned_runs
+
+            return [dict(r) for r in planned_runs(dataset, self.consortia[dataset], self.config["seed"])]
+        task = ds.get("task", "rest")
+        if ds["entry"] == "bids":
+            return _scan(Path(ds["path"]), task, "_bold.nii")
+        space = self.config["fmriprep"]["output_space"]
+        return _scan(Path(ds["path"]), task, "_desc-preproc_bold.nii", space=space)
+
+
+def _scan(root: Path, task: str, marker: str, space: str | None = None) -> list[dict]:
+    """Runs under ``root/sub-*/[ses-*/]func`` whose names contain ``marker``."""
+    runs: dict[tuple, dict] = {}
+    if not root.is_dir():
+        return []
+    for sub in sorted(e for e in os.scandir(root) if e.is_dir() and e.name.startswith("sub-")):
+        folders = [Path(sub.path) / "func"]
+        folders += [Path(s.path) / "func" for s in os.scandir(sub.path) if s.name.startswith("ses-")]
+        for folder in folders:
+            if not folder.is_dir():
+                continue
+            for f in os.scandir(folder):
+                if marker not in f.name:
+                    continue
+                ents = parse_entities(f.name)
+                if ents.get("task") != task or (space and ents.get("space") != space):
+                    continue
+                run = {k: ents.get(k) for k in ("sub", "ses", "task", "run")}
+                runs[tuple(run.values())] = run
+    return [runs[k] for k in sorted(runs, key=lambda t: tuple(x or "" for x in t))]

@@ -1,0 +1,107 @@
+"""Configuration schema: defaults, clear errors naming the key, cross-references."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lcm.config import load_config, validate_config
+from lcm.exceptions import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def demo() -> dict:
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def test_demo_config_is_valid_and_defaults_are_filled(demo: dict) -> None:
+    cfg = validate_config(demo)
+    assert cfg["fmriprep"]["runner"] == "existing"
+    assert cfg["datasets"]["hcplike"]["task"] == "rest"  # default filled
+    assert cfg["evaluate"]["finetune"]["pseudo_labels"] is True
+    assert "lcm" in cfg["evaluate"]["models"]
+
+
+def test_minimal_config_gets_every_section() -> None:
+    cfg = validate_config(
+        {"datasets": {"a": {"entry": "roi_timeseries", "path": "x", "phenotype": "p.tsv",
+                            "role": "pretrain"}}}  # fmt: skip
+    )
+    assert cfg["denoise"]["strategy"] == "24P"
+    assert cfg["model"]["preset"] == "tiny"
+    assert cfg["synth"]["enabled"] is False
+
+
+def test_wrong_type_names_key_and_expectation(demo: dict) -> None:
+    bad = copy.deepcopy(demo)
+    bad["pretrain"]["epochs"] = "ten"
+    with pytest.raises(ConfigError, match=r"key 'pretrain\.epochs'.*not of type 'integer'"):
+        validate_config(bad)
+
+
+def test_unknown_key_lists_allowed_keys(demo: dict) -> None:
+    bad = copy.deepcopy(demo)
+    bad["denoise"]["stratgey"] = "36P"
+    with pytest.raises(ConfigError, match="stratgey") as info:
+        validate_config(bad)
+    assert "strategy" in (info.value.hint or "")
+
+
+def test_enum_error_lists_choices(demo: dict) -> None:
+    bad = copy.deepcopy(demo)
+    bad["denoise"]["strategy"] = "99P"
+    with pytest.raises(ConfigError, match="denoise.strategy") as info:
+        validate_config(bad)
+    assert "36P" in (info.value.hint or "")
+
+
+def test_dataset_name_with_shell_characters_is_refused(demo: dict) -> None:
+    bad = copy.deepcopy(demo)
+    bad["datasets"]["evil; rm -rf"] = bad["datasets"]["hcplike"]
+    with pytest.raises(ConfigError, match="evil"):
+        validate_config(bad)
+
+
+def test_task_on_pretrain_dataset_is_refused(demo: dict) -> None:
+    bad = copy.deepcopy(demo)
+    bad["tasks"]["autism"]["dataset"] = "hcplike"
+    with pytest.raises(ConfigError, match="role: downstream"):
+        validate_config(bad)
+
+
+def test_task_on_unknown_dataset_is_refused(demo: dict) -> None:
+    bad = copy.deepcopy(demo)
+    bad["tasks"]["autism"]["dataset"] = "nope"
+    with pytest.raises(ConfigError, match="'nope'"):
+        validate_config(bad)
+
+
+def test_bids_without_derivatives_needs_a_runner(demo: dict) -> None:
+    bad = copy.deepcopy(demo)
+    bad["datasets"]["bidsdemo"]["derivatives"] = None
+    with pytest.raises(ConfigError, match="derivatives"):
+        validate_config(bad)
+
+
+def test_container_runner_requires_license(demo: dict) -> None:
+    bad = copy.deepcopy(demo)
+    bad["fmriprep"]["runner"] = "docker"
+    with pytest.raises(ConfigError, match="fs_license"):
+        validate_config(bad)
+
+
+def test_load_config_reports_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_load_config_reports_yaml_syntax(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("datasets: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(p)

@@ -1,0 +1,64 @@
+"""Atomic writes, BIDS names and provenance sidecars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lcm.exceptions import InputDataError
+from lcm.io.atomic import atomic_path, write_json
+from lcm.io.bids_names import build_name, check_label, derivative_path, parse_entities, run_key
+from lcm.io.lineage import trace, verify
+from lcm.io.provenance import sidecar_path, write_sidecar
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path) -> None:
+    out = tmp_path / "a.json"
+    write_json(out, {"v": 1})
+    with pytest.raises(RuntimeError), atomic_path(out) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash mid-write")
+    assert out.read_text().strip().endswith("}")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]  # no temp file left
+
+
+def test_build_name_orders_entities_like_xcpd() -> None:
+    name = build_name(
+        {"stat": "pearsoncorrelation", "seg": "aal116", "sub": "01", "run": 1, "task": "rest",
+         "space": "MNI152NLin2009cAsym", "ses": None},
+        "relmat", ".tsv",
+    )  # fmt: skip
+    assert name == (
+        "sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_seg-aal116_stat-pearsoncorrelation_relmat.tsv"
+    )
+    assert parse_entities(name)["seg"] == "aal116"
+
+
+def test_derivative_path_with_session() -> None:
+    p = derivative_path("/d", {"sub": "01", "ses": "2", "task": "rest"}, "bold", ".nii.gz")
+    assert p == Path("/d/sub-01/ses-2/func/sub-01_ses-2_task-rest_bold.nii.gz")
+    assert run_key({"sub": "01", "ses": "2", "task": "rest", "run": "1", "space": "X"}) == (
+        "sub-01_ses-2_task-rest_run-1"
+    )
+
+
+@pytest.mark.parametrize("label", ["0 1", "a;b", "..", "x$(id)", "a_b", ""])
+def test_unsafe_labels_are_refused(label: str) -> None:
+    with pytest.raises(InputDataError, match="alphanumeric|letters and digits"):
+        check_label("sub", label, source="participants.tsv")
+
+
+def test_sidecar_records_sources_and_detects_tampering(tmp_path: Path) -> None:
+    src = tmp_path / "in.tsv"
+    src.write_text("a\n1\n")
+    out = tmp_path / "sub-01_relmat.tsv"
+    out.write_text("x\n")
+    side = write_sidecar(out, [src], Setting=3)
+    assert side == sidecar_path(out) == tmp_path / "sub-01_relmat.json"
+    assert verify(tmp_path) == []
+    lines = list(trace(out))
+    assert "[ok]" in lines[0] and str(src) in lines[1]
+    src.write_text("a\n2\n")
+    problems = verify(tmp_path)
+    assert len(problems) == 1 and "changed" in problems[0]

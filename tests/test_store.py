@@ -1,0 +1,158 @@
+"""Phenotype ingestion through the catalogue, and the Parquet feature store round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from lcm.exceptions import ConfigError, InputDataError
+from lcm.store.catalogue import load_catalogue
+from lcm.store.layout import matrix_to_vec, n_rois_from_edges, vec_to_matrix
+from lcm.store.phenotype import missingness, read_phenotype
+from lcm.store.read import load_cohort
+from lcm.store.writer import connectome_path, write_connectomes, write_variables
+
+CATALOGUE = """
+variables:
+  age: {kind: continuous, domain: sociodemographic, units: years, range: [5, 100]}
+  sex: {kind: binary, domain: sociodemographic, levels: [F, M]}
+  dx: {kind: binary, domain: clinical, levels: [control, patient]}
+  edu: {kind: ordinal, domain: sociodemographic, range: [1, 5]}
+datasets:
+  alpha:
+    id_column: SUB_ID
+    site_column: SITE
+    columns:
+      age: {column: AGE_MONTHS, scale: 0.0833333333333}
+      sex: {column: SEX, map: {"1": M, "2": F}}
+      dx: {column: DX, map: {"1": patient, "2": control}}
+      edu: {column: EDU, range_midpoint: true}
+"""
+
+
+@pytest.fixture
+def catalogue(tmp_path: Path):
+    p = tmp_path / "variables.yaml"
+    p.write_text(CATALOGUE)
+    return load_catalogue(p)
+
+
+def _pheno(tmp_path: Path, rows: list[str], name: str = "pheno.tsv") -> Path:
+    p = tmp_path / name
+    p.write_text("SUB_ID\tSITE\tAGE_MONTHS\tSEX\tDX\tEDU\n" + "\n".join(rows) + "\n")
+    return p
+
+
+def test_phenotype_codings_are_applied(tmp_path: Path, catalogue) -> None:
+    p = _pheno(tmp_path, ["101\tNYU\t240\t1\t1\t2-4", "102\tUCLA\tn/a\t2.0\t2\t5"])
+    df = read_phenotype(p, "alpha", catalogue)
+    assert df["subject"].tolist() == ["101", "102"]
+    assert df["site"].tolist() == ["NYU", "UCLA"]
+    assert df["age"].iloc[0] == pytest.approx(20.0) and np.isnan(df["age"].iloc[1])
+    assert df["sex"].tolist() == ["M", "F"]
+    assert df["dx"].tolist() == ["patient", "control"]
+    assert df["edu"].tolist() == [3.0, 5.0]
+    report = missingness(df, "alpha", catalogue)
+    assert report.set_index("variable").loc["age", "n_missing"] == 1
+
+
+@pytest.mark.parametrize(
+    ("row", "match"),
+    [
+        ("101\tNYU\t2400\t1\t1\t3", r"row 2, column 'AGE_MONTHS'.*outside the allowed range"),
+        ("101\tNYU\t240\t7\t1\t3", r"column 'SEX', value '7'.*not in the catalogue map"),
+        ("101\tNYU\tabc\t1\t1\t3", r"column 'AGE_MONTHS', value 'abc'.*not a number"),
+        ("1 01\tNYU\t240\t1\t1\t3", r"Invalid BIDS 'sub' label"),
+    ],
+)
+def test_bad_phenotype_values_name_file_row_column(tmp_path: Path, catalogue, row, match) -> None:
+    p = _pheno(tmp_path, [row])
+    with pytest.raises(InputDataError, match=match) as info:
+        read_phenotype(p, "alpha", catalogue)
+    assert str(p) in str(info.value)
+
+
+def test_duplicate_ids_and_missing_columns(tmp_path: Path, catalogue) -> None:
+    p = _pheno(tmp_path, ["101\tA\t240\t1\t1\t3", "101\tA\t250\t1\t1\t3"])
+    with pytest.raises(InputDataError, match="duplicate participant IDs"):
+        read_phenotype(p, "alpha", catalogue)
+    q = tmp_path / "noid.tsv"
+    q.write_text("ID\tAGE_MONTHS\n1\t240\n")
+    with pytest.raises(InputDataError, match=r"lacks column\(s\) \['SUB_ID'"):
+        read_phenotype(q, "alpha", catalogue)
+    with pytest.raises(ConfigError, match="no entry for dataset 'beta'"):
+        read_phenotype(p, "beta", catalogue)
+
+
+def test_catalogue_validation_names_key(tmp_path: Path) -> None:
+    p = tmp_path / "v.yaml"
+    p.write_text("variables:\n  sex: {kind: binary, domain: sociodemographic, levels: [F]}\n"
+                 "datasets:\n  a: {id_column: id}\n")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"variables\.sex\.levels.*exactly two"):
+        load_catalogue(p)
+
+
+def test_layout_roundtrip() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 7, 7))
+    a = (a + a.transpose(0, 2, 1)) / 2
+    np.einsum("kii->ki", a)[:] = 1.0
+    vec = matrix_to_vec(a)
+    assert vec.shape == (3, 21) and n_rois_from_edges(21) == 7
+    np.testing.assert_allclose(vec_to_matrix(vec, 7), a)
+
+
+def _relmats(tmp_path: Path, n_runs: int, names: list[str], seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_runs):
+        ts = rng.standard_normal((50, len(names)))
+        mat = np.corrcoef(ts.T)
+        path = tmp_path / f"sub-{101 + i}_relmat.tsv"
+        pd.DataFrame(mat, index=pd.Index(names, name="Node"), columns=names).to_csv(path, sep="\t")
+        rows.append({"subject": str(101 + i), "session": "", "task": "rest", "run": "1",
+                     "run_key": f"sub-{101 + i}_task-rest_run-1", "included": "True",
+                     "reason": "", "n_volumes": "50", "n_volumes_kept": "48",
+                     "mean_fd": "0.12", "t_r": "2.0", "relmat": str(path)})  # fmt: skip
+    rows.append({**rows[0], "subject": "999", "included": "False", "reason": "too few volumes",
+                 "relmat": ""})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_store_roundtrip_is_plain_parquet(tmp_path: Path, catalogue) -> None:
+    names = [f"roi{i}" for i in range(6)]
+    qc = _relmats(tmp_path, 3, names, seed=1)
+    pheno = read_phenotype(
+        _pheno(tmp_path, ["101\tNYU\t240\t1\t1\t3", "102\tNYU\t300\t2\t2\t4"]), "alpha", catalogue
+    )
+    store = tmp_path / "store"
+    out = write_connectomes(store, "toy", "alpha", qc, pheno)
+    write_variables(store, "alpha", pheno, catalogue)
+    # Readable without our code; hive partitions appear as columns.
+    frame = pd.read_parquet(store / "connectomes")
+    assert len(frame) == 3 and set(frame["dataset"].astype(str)) == {"alpha"}
+    meta = pq.read_schema(out).metadata
+    assert meta[b"lcm.schema_version"] == b"1" and b"roi5" in meta[b"lcm.roi_names"]
+    cohort = load_cohort(store, "toy", ["alpha"], catalogue)
+    assert cohort.fc.shape == (3, 6, 6) and cohort.fc.dtype == np.float32
+    expected = pd.read_csv(qc["relmat"][1], sep="\t", index_col=0).to_numpy()
+    np.testing.assert_allclose(cohort.fc[1], expected, atol=1e-6)
+    assert cohort.ids["site"].tolist() == ["NYU", "NYU", ""]
+    assert cohort.variables["sex"].tolist() == ["M", "F", None]  # 103 has no phenotype row
+    assert cohort.groups.tolist() == ["alpha/101", "alpha/102", "alpha/103"]
+
+
+def test_store_refuses_dataset_with_other_rois(tmp_path: Path, catalogue) -> None:
+    pheno = read_phenotype(_pheno(tmp_path, ["101\tA\t240\t1\t1\t3"]), "alpha", catalogue)
+    store = tmp_path / "store"
+    write_connectomes(store, "toy", "alpha", _relmats(tmp_path / "a", 2, list("abcde"), 0)
+                      if (tmp_path / "a").mkdir() is None else None, pheno)  # fmt: skip
+    (tmp_path / "b").mkdir()
+    other = _relmats(tmp_path / "b", 2, list("abcdf"), 1)
+    with pytest.raises(InputDataError, match="differ from the 5 ROIs stored"):
+        write_connectomes(store, "toy", "beta", other, pheno)
+    assert not connectome_path(store, "toy", "beta").exists()

@@ -1,0 +1,197 @@
+# Helpers shared by the rules: paths, run lists and parameter rendering. No domain logic here:
+# everything below asks the `lcm` package.
+import json
+import os
+import shlex
+
+from lcm.config import validate_config
+from lcm.io.bids_names import derivative_path
+from lcm.workflow_plan import WorkflowPlan
+
+# Rules run `python -m lcm`; this makes the package importable inside per-rule conda envs too.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
+)
+
+CFG = validate_config(config, source="config")
+PLAN = WorkflowPlan(CFG)
+RESULTS = CFG["results_dir"]
+ATLAS = CFG["atlas"]["name"]
+SPACE = CFG["fmriprep"]["output_space"]
+TASKS = sorted(CFG["tasks"])
+LCM = "python -m lcm"
+
+
+wildcard_constraints:
+    dataset="[A-Za-z0-9]+",
+    consortium="[A-Za-z0-9]+",
+    subject="[A-Za-z0-9]+",
+    subdir="sub-[A-Za-z0-9]+(/ses-[A-Za-z0-9]+)?",
+    run_key="[A-Za-z0-9_-]+",
+    task="[A-Za-z0-9]+",
+
+
+def one_of(names):
+    """Regex matching exactly these names (and nothing when the list is empty)."""
+    return "|".join(names) if names else "(?!x)x"
+
+
+def as_json(value):
+    """A config value rendered as one shell-quoted JSON argument (also a tracked param)."""
+    return shlex.quote(json.dumps(value, sort_keys=True))
+
+
+def quoted(value):
+    """A path or label as one shell word."""
+    return shlex.quote(str(value))
+
+
+def synth_inputs(wildcards):
+    """Files the synth stage writes for this dataset (empty for real data)."""
+    return PLAN.synth_files(wildcards.dataset)
+
+
+def fmriprep_record(dataset, subject):
+    return f"{RESULTS}/fmriprep/{dataset}/sub-{subject}_fmriprep.json"
+
+
+def run_qc_json(dataset, run):
+    ents = {**run, "space": SPACE, "seg": ATLAS}
+    return str(derivative_path(f"{RESULTS}/connectome/{dataset}", ents, "qc", ".json"))
+
+
+def qc_table(dataset):
+    return f"{RESULTS}/connectome/{dataset}/seg-{ATLAS}_qc.tsv"
+
+
+def store_files(dataset):
+    return [
+        f"{RESULTS}/store/connectomes/atlas={ATLAS}/dataset={dataset}/part-0.parquet",
+        f"{RESULTS}/store/variables/dataset={dataset}/part-0.parquet",
+    ]
+
+
+def pretrained_model():
+    return f"{RESULTS}/models/pretrain/model.safetensors"
+
+
+def finetuned_model(task):
+    return f"{RESULTS}/models/finetune/{task}/model.safetensors"
+
+
+def task_metrics(task):
+    return f"{RESULTS}/metrics/task-{task}_metrics.parquet"
+
+
+def task_predictions(task):
+    return f"{RESULTS}/metrics/task-{task}_predictions.parquet"
+
+
+def report_outputs():
+    return [
+        f"{RESULTS}/report/index.html",
+        f"{RESULTS}/metrics/metrics.parquet",
+        f"{RESULTS}/metrics/summary.tsv",
+    ]
+
+
+def synth_params(wildcards):
+    """The config values one synth job uses, as a JSON param (a change reruns only that job)."""
+    name = wildcards.consortium
+    subset = {
+        "seed": CFG["seed"],
+        "atlas": CFG["atlas"],
+        "fmriprep": {"output_space": SPACE},
+        "synth": {**CFG["synth"], "consortia": {name: CFG["synth"]["consortia"][name]}},
+    }
+    return as_json(subset)
+
+
+def dataset_value(key, quote=False):
+    """A param function returning ``datasets.<dataset>.<key>``."""
+
+    def value(wildcards):
+        v = CFG["datasets"][wildcards.dataset][key]
+        return quoted(v) if quote else v
+
+    return value
+
+
+def derivatives_arg(wildcards):
+    """``--derivatives DIR`` where the dataset has (or fMRIPrep will write) derivatives."""
+    path = derivatives_dir(wildcards.dataset)
+    return f"--derivatives {quoted(path)}" if path else ""
+
+
+def derivatives_dir(dataset):
+    """fMRIPrep derivatives of a voxel-level dataset: configured, or written by the stage."""
+    ds = CFG["datasets"][dataset]
+    if ds["entry"] == "fmriprep":
+        return ds["path"]
+    if ds["entry"] != "bids":
+        return None
+    if CFG["fmriprep"]["runner"] == "existing":
+        return ds["derivatives"]
+    return ds["derivatives"] or f"{RESULTS}/fmriprep/{dataset}/derivatives"
+
+
+def fmriprep_inputs(wildcards):
+    """Raw (and, for synthetic data, derivative) files of one subject."""
+    return PLAN.synth_subject_files(wildcards.dataset, wildcards.subject)
+
+
+def derivatives_quoted(wildcards):
+    return quoted(derivatives_dir(wildcards.dataset))
+
+
+def license_arg():
+    lic = CFG["fmriprep"]["fs_license"]
+    return f"--fs-license {quoted(lic)}" if lic else ""
+
+
+def connectome_dir(wildcards):
+    return f"{RESULTS}/connectome/{wildcards.dataset}"
+
+
+def connectome_record(wildcards):
+    """fMRIPrep record of the subject a connectome run belongs to."""
+    subject = wildcards.subdir.split("/")[0].removeprefix("sub-")
+    return fmriprep_record(wildcards.dataset, subject)
+
+
+def run_qc_files(wildcards):
+    return [run_qc_json(wildcards.dataset, run) for run in PLAN.runs(wildcards.dataset)]
+
+
+def atlas_args():
+    """Atlas options of `lcm connectome` (a user atlas is given by path)."""
+    atlas = CFG["atlas"]
+    args = f"--atlas-name {atlas['name']}"
+    if atlas["path"]:
+        args += f" --atlas-path {quoted(atlas['path'])} --atlas-labels {quoted(atlas['labels'])}"
+    return args
+
+
+def atlas_files():
+    """A user atlas's files (tracked inputs); the registry atlases ship with the package."""
+    atlas = CFG["atlas"]
+    return [atlas["path"], atlas["labels"]] if atlas["path"] else []
+
+
+def phenotype_file(wildcards):
+    return CFG["datasets"][wildcards.dataset]["phenotype"]
+
+
+def pretrain_inputs(wildcards):
+    return [f for ds in PLAN.by_role("pretrain") for f in store_files(ds)]
+
+
+def task_value(key):
+    def value(wildcards):
+        return CFG["tasks"][wildcards.task][key]
+
+    return value
+
+
+def task_store_files(wildcards):
+    return store_files(CFG["tasks"][wildcards.task]["dataset"])

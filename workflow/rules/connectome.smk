@@ -1,0 +1,64 @@
+# Stage 3: connectomes. Voxel-level runs: confound regression, parcellation and Pearson FC, one
+# job per run (grouped per subject on clusters); ROI time series: one job per dataset. Each
+# dataset ends in one QC table listing every run, included or excluded with its reason.
+
+
+rule connectome_run:
+    input:
+        record=connectome_record,
+        atlas=atlas_files(),
+    output:
+        qc=f"{RESULTS}/connectome/{{dataset}}/{{subdir}}/func/{{run_key}}_space-{SPACE}_seg-{ATLAS}_qc.json",
+    params:
+        atlas=atlas_args(),
+        denoise=as_json(CFG["denoise"]),
+        out_dir=connectome_dir,
+    log:
+        "logs/connectome/{dataset}/{run_key}.log",
+    wildcard_constraints:
+        dataset=one_of(PLAN.voxel_datasets()),
+    group:
+        "connectome"
+    conda:
+        "../../envs/connectome.yaml"
+    shell:
+        "{LCM} --log-file {log} connectome run --dataset {wildcards.dataset}"
+        " --fmriprep-record {input.record} --run-key {wildcards.run_key} {params.atlas}"
+        " --denoise {params.denoise} --out-dir {params.out_dir} --qc-out {output.qc}"
+
+
+rule connectome_collect:
+    input:
+        qc=run_qc_files,
+    output:
+        table=f"{RESULTS}/connectome/{{dataset}}/seg-{ATLAS}_qc.tsv",
+    log:
+        "logs/connectome/{dataset}_collect.log",
+    wildcard_constraints:
+        dataset=one_of(PLAN.voxel_datasets()),
+    conda:
+        "../../envs/connectome.yaml"
+    shell:
+        "{LCM} --log-file {log} connectome collect --qc {input.qc} --out {output.table}"
+
+
+rule connectome_timeseries:
+    input:
+        manifest=f"{RESULTS}/ingest/{{dataset}}/manifest.parquet",
+        atlas=atlas_files(),
+    output:
+        table=f"{RESULTS}/connectome/{{dataset}}/seg-{ATLAS}_qc.tsv",
+    params:
+        atlas=atlas_args(),
+        denoise=as_json(CFG["denoise"]),
+        out_dir=connectome_dir,
+    log:
+        "logs/connectome/{dataset}_timeseries.log",
+    wildcard_constraints:
+        dataset=one_of(PLAN.roi_datasets()),
+    conda:
+        "../../envs/connectome.yaml"
+    shell:
+        "{LCM} --log-file {log} connectome timeseries --dataset {wildcards.dataset}"
+        " --manifest {input.manifest} {params.atlas} --denoise {params.denoise}"
+        " --out-dir {params.out_dir} --qc-table {output.table}"

@@ -1,0 +1,31 @@
+# Stage 6a: the deliverable per-disease model, finetuned from the pretrained checkpoint on every
+# labelled subject of the task's dataset (its cross-validated performance comes from evaluate).
+
+
+rule finetune:
+    input:
+        checkpoint=pretrained_model(),
+        store=task_store_files,
+        catalogue=CFG["variables"],
+    output:
+        weights=finetuned_model("{task}"),
+        meta=f"{RESULTS}/models/finetune/{{task}}/model.json",
+    params:
+        checkpoint=f"{RESULTS}/models/pretrain",
+        store=f"{RESULTS}/store",
+        atlas=ATLAS,
+        dataset=task_value("dataset"),
+        label=task_value("label"),
+        positive=task_value("positive"),
+        settings=as_json(CFG["evaluate"]["finetune"]),
+        seed=CFG["seed"],
+        out_dir=f"{RESULTS}/models/finetune/{{task}}",
+    log:
+        "logs/finetune/{task}.log",
+    conda:
+        "../../envs/model.yaml"
+    shell:
+        "{LCM} --log-file {log} finetune --checkpoint {params.checkpoint} --store {params.store}"
+        " --atlas {params.atlas} --catalogue {input.catalogue:q} --dataset {params.dataset}"
+        " --label {params.label} --positive {params.positive} --settings {params.settings}"
+        " --seed {params.seed} --out-dir {params.out_dir}"

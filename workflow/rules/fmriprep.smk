@@ -1,0 +1,32 @@
+# Stage 2: fMRIPrep, one job per subject. runner existing checks derivatives already there;
+# docker runs the real fmriprep-docker wrapper; apptainer runs a pinned image. The record lists
+# each run's preprocessed BOLD, mask and confounds for the connectome stage.
+
+
+rule fmriprep:
+    input:
+        fmriprep_inputs,
+    output:
+        record=f"{RESULTS}/fmriprep/{{dataset}}/sub-{{subject}}_fmriprep.json",
+    params:
+        bids=dataset_value("path", quote=True),
+        task=dataset_value("task"),
+        derivatives=derivatives_quoted,
+        runner=CFG["fmriprep"]["runner"],
+        image=quoted(CFG["fmriprep"]["image"]),
+        space=SPACE,
+        license=license_arg(),
+        work_dir=quoted(CFG["fmriprep"]["work_dir"]),
+        extra=as_json(CFG["fmriprep"]["extra_args"]),
+    log:
+        "logs/fmriprep/{dataset}_sub-{subject}.log",
+    wildcard_constraints:
+        dataset=one_of(PLAN.voxel_datasets()),
+    conda:
+        "../../envs/fmriprep.yaml"
+    shell:
+        "{LCM} --log-file {log} fmriprep --dataset {wildcards.dataset} --bids {params.bids}"
+        " --subject {wildcards.subject} --task {params.task} --runner {params.runner}"
+        " --image {params.image} --output-space {params.space} --derivatives {params.derivatives}"
+        " --work-dir {params.work_dir} {params.license} --extra-args {params.extra}"
+        " --out {output.record}"

@@ -1,0 +1,29 @@
+# Stage 5: pretrain LCM on every dataset with role: pretrain (never on a downstream dataset, so
+# no task's test subject is ever seen). A GPU rule on clusters (see profiles/slurm).
+
+
+rule pretrain:
+    input:
+        store=pretrain_inputs,
+        catalogue=CFG["variables"],
+    output:
+        weights=pretrained_model(),
+        meta=f"{RESULTS}/models/pretrain/model.json",
+        history=f"{RESULTS}/models/pretrain/history.tsv",
+        bei_eval=f"{RESULTS}/models/pretrain/bei_eval.tsv",
+    params:
+        store=f"{RESULTS}/store",
+        atlas=ATLAS,
+        datasets=" ".join(PLAN.by_role("pretrain")),
+        model=as_json(CFG["model"]),
+        settings=as_json(CFG["pretrain"]),
+        seed=CFG["seed"],
+        out_dir=f"{RESULTS}/models/pretrain",
+    log:
+        "logs/pretrain/pretrain.log",
+    conda:
+        "../../envs/model.yaml"
+    shell:
+        "{LCM} --log-file {log} pretrain --store {params.store} --atlas {params.atlas}"
+        " --catalogue {input.catalogue:q} --datasets {params.datasets} --model {params.model}"
+        " --settings {params.settings} --seed {params.seed} --out-dir {params.out_dir}"

@@ -1,0 +1,24 @@
+# Stage 4: the Parquet feature store. One job per dataset writes that dataset's partitions only,
+# so adding a dataset never rewrites the others.
+
+
+rule store:
+    input:
+        qc=qc_table("{dataset}"),
+        phenotype=phenotype_file,
+        catalogue=CFG["variables"],
+    output:
+        connectomes=f"{RESULTS}/store/connectomes/atlas={ATLAS}/dataset={{dataset}}/part-0.parquet",
+        variables=f"{RESULTS}/store/variables/dataset={{dataset}}/part-0.parquet",
+        missingness=f"{RESULTS}/store/reports/missingness_dataset-{{dataset}}.tsv",
+    params:
+        atlas=ATLAS,
+        store=f"{RESULTS}/store",
+    log:
+        "logs/store/{dataset}.log",
+    conda:
+        "../../envs/store.yaml"
+    shell:
+        "{LCM} --log-file {log} store --dataset {wildcards.dataset} --qc-table {input.qc}"
+        " --phenotype {input.phenotype:q} --catalogue {input.catalogue:q} --atlas {params.atlas}"
+        " --store-dir {params.store}"
