@@ -9,10 +9,6 @@ rule connectome_run:
         atlas=atlas_files(),
     output:
         qc=f"{RESULTS}/connectome/{{dataset}}/{{subdir}}/func/{{run_key}}_space-{SPACE}_seg-{ATLAS}_qc.json",
-    params:
-        atlas=atlas_args(),
-        denoise=as_json(CFG["denoise"]),
-        out_dir=connectome_dir,
     log:
         "logs/connectome/{dataset}/{run_key}.log",
     wildcard_constraints:
@@ -21,6 +17,10 @@ rule connectome_run:
         "connectome"
     conda:
         "../../envs/connectome.yaml"
+    params:
+        atlas=atlas_args(),
+        denoise=as_json(CFG["denoise"]),
+        out_dir=connectome_dir,
     shell:
         "{LCM} --log-file {log} connectome run --dataset {wildcards.dataset}"
         " --fmriprep-record {input.record} --run-key {wildcards.run_key} {params.atlas}"
@@ -48,16 +48,16 @@ rule connectome_timeseries:
         atlas=atlas_files(),
     output:
         table=f"{RESULTS}/connectome/{{dataset}}/seg-{ATLAS}_qc.tsv",
-    params:
-        atlas=atlas_args(),
-        denoise=as_json(CFG["denoise"]),
-        out_dir=connectome_dir,
     log:
         "logs/connectome/{dataset}_timeseries.log",
     wildcard_constraints:
         dataset=one_of(PLAN.roi_datasets()),
     conda:
         "../../envs/connectome.yaml"
+    params:
+        atlas=atlas_args(),
+        denoise=as_json(CFG["denoise"]),
+        out_dir=connectome_dir,
     shell:
         "{LCM} --log-file {log} connectome timeseries --dataset {wildcards.dataset}"
         " --manifest {input.manifest} {params.atlas} --denoise {params.denoise}"

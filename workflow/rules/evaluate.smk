@@ -10,6 +10,10 @@ rule evaluate:
     output:
         metrics=task_metrics("{task}"),
         predictions=task_predictions("{task}"),
+    log:
+        "logs/evaluate/{task}.log",
+    conda:
+        "../../envs/evaluate.yaml"
     params:
         checkpoint=f"{RESULTS}/models/pretrain",
         store=f"{RESULTS}/store",
@@ -19,10 +23,6 @@ rule evaluate:
         positive=task_value("positive"),
         settings=as_json(CFG["evaluate"]),
         seed=CFG["seed"],
-    log:
-        "logs/evaluate/{task}.log",
-    conda:
-        "../../envs/evaluate.yaml"
     shell:
         "{LCM} --log-file {log} evaluate --store {params.store} --atlas {params.atlas}"
         " --catalogue {input.catalogue:q} --task {wildcards.task} --dataset {params.dataset}"

@@ -10,6 +10,10 @@ rule finetune:
     output:
         weights=finetuned_model("{task}"),
         meta=f"{RESULTS}/models/finetune/{{task}}/model.json",
+    log:
+        "logs/finetune/{task}.log",
+    conda:
+        "../../envs/model.yaml"
     params:
         checkpoint=f"{RESULTS}/models/pretrain",
         store=f"{RESULTS}/store",
@@ -20,10 +24,6 @@ rule finetune:
         settings=as_json(CFG["evaluate"]["finetune"]),
         seed=CFG["seed"],
         out_dir=f"{RESULTS}/models/finetune/{{task}}",
-    log:
-        "logs/finetune/{task}.log",
-    conda:
-        "../../envs/model.yaml"
     shell:
         "{LCM} --log-file {log} finetune --checkpoint {params.checkpoint} --store {params.store}"
         " --atlas {params.atlas} --catalogue {input.catalogue:q} --dataset {params.dataset}"

@@ -8,6 +8,12 @@ rule fmriprep:
         fmriprep_inputs,
     output:
         record=f"{RESULTS}/fmriprep/{{dataset}}/sub-{{subject}}_fmriprep.json",
+    log:
+        "logs/fmriprep/{dataset}_sub-{subject}.log",
+    wildcard_constraints:
+        dataset=one_of(PLAN.voxel_datasets()),
+    conda:
+        "../../envs/fmriprep.yaml"
     params:
         bids=dataset_value("path", quote=True),
         task=dataset_value("task"),
@@ -18,12 +24,6 @@ rule fmriprep:
         license=license_arg(),
         work_dir=quoted(CFG["fmriprep"]["work_dir"]),
         extra=as_json(CFG["fmriprep"]["extra_args"]),
-    log:
-        "logs/fmriprep/{dataset}_sub-{subject}.log",
-    wildcard_constraints:
-        dataset=one_of(PLAN.voxel_datasets()),
-    conda:
-        "../../envs/fmriprep.yaml"
     shell:
         "{LCM} --log-file {log} fmriprep --dataset {wildcards.dataset} --bids {params.bids}"
         " --subject {wildcards.subject} --task {params.task} --runner {params.runner}"

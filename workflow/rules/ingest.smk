@@ -7,16 +7,16 @@ rule ingest:
         synth_inputs,
     output:
         manifest=f"{RESULTS}/ingest/{{dataset}}/manifest.parquet",
+    log:
+        "logs/ingest/{dataset}.log",
+    conda:
+        "../../envs/ingest.yaml"
     params:
         entry=dataset_value("entry"),
         path=dataset_value("path", quote=True),
         derivatives=derivatives_arg,
         task=dataset_value("task"),
         space=SPACE,
-    log:
-        "logs/ingest/{dataset}.log",
-    conda:
-        "../../envs/ingest.yaml"
     shell:
         "{LCM} --log-file {log} ingest --dataset {wildcards.dataset} --entry {params.entry}"
         " --path {params.path} {params.derivatives} --task {params.task} --space {params.space}"

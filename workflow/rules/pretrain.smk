@@ -11,6 +11,10 @@ rule pretrain:
         meta=f"{RESULTS}/models/pretrain/model.json",
         history=f"{RESULTS}/models/pretrain/history.tsv",
         bei_eval=f"{RESULTS}/models/pretrain/bei_eval.tsv",
+    log:
+        "logs/pretrain/pretrain.log",
+    conda:
+        "../../envs/model.yaml"
     params:
         store=f"{RESULTS}/store",
         atlas=ATLAS,
@@ -19,10 +23,6 @@ rule pretrain:
         settings=as_json(CFG["pretrain"]),
         seed=CFG["seed"],
         out_dir=f"{RESULTS}/models/pretrain",
-    log:
-        "logs/pretrain/pretrain.log",
-    conda:
-        "../../envs/model.yaml"
     shell:
         "{LCM} --log-file {log} pretrain --store {params.store} --atlas {params.atlas}"
         " --catalogue {input.catalogue:q} --datasets {params.datasets} --model {params.model}"

@@ -11,13 +11,13 @@ rule store:
         connectomes=f"{RESULTS}/store/connectomes/atlas={ATLAS}/dataset={{dataset}}/part-0.parquet",
         variables=f"{RESULTS}/store/variables/dataset={{dataset}}/part-0.parquet",
         missingness=f"{RESULTS}/store/reports/missingness_dataset-{{dataset}}.tsv",
-    params:
-        atlas=ATLAS,
-        store=f"{RESULTS}/store",
     log:
         "logs/store/{dataset}.log",
     conda:
         "../../envs/store.yaml"
+    params:
+        atlas=ATLAS,
+        store=f"{RESULTS}/store",
     shell:
         "{LCM} --log-file {log} store --dataset {wildcards.dataset} --qc-table {input.qc}"
         " --phenotype {input.phenotype:q} --catalogue {input.catalogue:q} --atlas {params.atlas}"

@@ -8,14 +8,14 @@ rule synth_roi_cohort:
         phenotype=f"{SYNTH}/{{consortium}}/phenotype.tsv",
         truth=f"{SYNTH}/{{consortium}}/ground_truth.json",
         description=f"{SYNTH}/{{consortium}}/timeseries/dataset_description.json",
-    params:
-        settings=synth_params,
     log:
         "logs/synth/{consortium}.log",
     wildcard_constraints:
         consortium=one_of(PLAN.synth_consortia("roi")),
     conda:
         "../../envs/synth.yaml"
+    params:
+        settings=synth_params,
     shell:
         "{LCM} --log-file {log} synth --config-json {params.settings} --consortium {wildcards.consortium}"
 
@@ -27,14 +27,14 @@ rule synth_voxel_cohort:
         description=f"{SYNTH}/{{consortium}}/rawdata/dataset_description.json",
         sidecar=f"{SYNTH}/{{consortium}}/rawdata/task-rest_bold.json",
         derivatives=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/dataset_description.json",
-    params:
-        settings=synth_params,
     log:
         "logs/synth/{consortium}.log",
     wildcard_constraints:
         consortium=one_of(PLAN.synth_consortia("voxel")),
     conda:
         "../../envs/synth.yaml"
+    params:
+        settings=synth_params,
     shell:
         "{LCM} --log-file {log} synth --config-json {params.settings} --consortium {wildcards.consortium}"
 
@@ -45,8 +45,6 @@ rule synth_voxel_subject:
         t1w=f"{SYNTH}/{{consortium}}/rawdata/sub-{{subject}}/anat/sub-{{subject}}_T1w.nii.gz",
         bold=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/sub-{{subject}}/func/sub-{{subject}}_task-rest_run-1_space-{SPACE}_desc-preproc_bold.nii.gz",
         confounds=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/sub-{{subject}}/func/sub-{{subject}}_task-rest_run-1_desc-confounds_timeseries.tsv",
-    params:
-        settings=synth_params,
     log:
         "logs/synth/{consortium}_sub-{subject}.log",
     wildcard_constraints:
@@ -55,6 +53,8 @@ rule synth_voxel_subject:
         "synth_subjects"
     conda:
         "../../envs/synth.yaml"
+    params:
+        settings=synth_params,
     shell:
         "{LCM} --log-file {log} synth --config-json {params.settings}"
         " --consortium {wildcards.consortium} --subject {wildcards.subject}"

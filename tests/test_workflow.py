@@ -1,0 +1,109 @@
+"""The Snakemake workflow, end to end on a small synthetic configuration, plus dry runs."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
+
+
+def small_config(tmp: Path) -> dict:
+    """The demo config shrunk to run in a couple of minutes on 2 cores."""
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["variables"] = str(ROOT / "config" / "variables.yaml")
+    cfg["synth"]["consortia"] = {
+        "hcplike": {"preset": "hcp", "tier": "roi", "n_subjects": 48, "n_volumes": 120},
+        "bidsdemo": {"preset": "hcp", "tier": "voxel", "n_subjects": 2, "n_volumes": 80,
+                     "resolution_mm": 4},
+        "abidelike": {"preset": "abide", "tier": "roi", "n_subjects": 60, "n_volumes": 120},
+    }  # fmt: skip
+    cfg["datasets"] = {k: v for k, v in cfg["datasets"].items() if k in cfg["synth"]["consortia"]}
+    cfg["tasks"] = {"autism": cfg["tasks"]["autism"]}
+    cfg["denoise"]["min_volumes"] = 30
+    cfg["pretrain"]["epochs"] = 3
+    cfg["evaluate"].update({"n_folds": 3, "label_fractions": [0.5, 1.0]})
+    cfg["evaluate"]["finetune"]["epochs"] = 3
+    return cfg
+
+
+def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", *args],
+        capture_output=True, text=True, env=env, timeout=1500,
+    )  # fmt: skip
+
+
+def write_config(workdir: Path, cfg: dict) -> Path:
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp("e2e")
+    cfg = small_config(workdir)
+    config = write_config(workdir, cfg)
+    proc = run_snakemake(workdir, "--configfile", str(config))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
+    return workdir
+
+
+@pytest.mark.slow
+def test_workflow_end_to_end(finished_run: Path) -> None:
+    results = finished_run / "results"
+    html = (results / "report" / "index.html").read_text()
+    assert "<img" in html and "autism" in html
+    metrics = pd.read_parquet(results / "metrics" / "metrics.parquet")
+    assert list(metrics.columns) == [
+        "task", "model", "label_fraction", "seed", "fold", "metric", "value",
+    ]  # fmt: skip
+    assert {"logreg", "lcm"} <= set(metrics["model"])
+    assert set(metrics["fold"]) == {0, 1, 2}
+    auc = metrics[metrics["metric"] == "auc"]["value"]
+    assert auc.between(0, 1).all()
+    # Every stage left its outputs, named as documented.
+    assert (results / "models" / "pretrain" / "model.safetensors").is_file()
+    assert (results / "models" / "finetune" / "autism" / "model.safetensors").is_file()
+    store = pd.read_parquet(results / "store" / "connectomes")
+    assert set(store["dataset"].astype(str)) == {"hcplike", "bidsdemo", "abidelike"}
+    relmats = list((results / "connectome" / "bidsdemo").rglob("*_stat-pearsoncorrelation_relmat.tsv"))
+    assert len(relmats) == 2
+    assert (finished_run / "logs" / "pretrain" / "pretrain.log").is_file()
+
+
+@pytest.mark.slow
+def test_second_run_has_nothing_to_do(finished_run: Path) -> None:
+    proc = run_snakemake(finished_run, "--configfile", str(finished_run / "config.yaml"), "-n")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_demo_dry_run_plans_every_stage(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [*SNAKEMAKE, "-n", "--quiet", "rules"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    for rule in ("synth_roi_cohort", "synth_voxel_subject", "ingest", "fmriprep", "connectome_run",
+                 "connectome_timeseries", "store", "pretrain", "finetune", "evaluate", "report"):  # fmt: skip
+        assert rule in out, f"{rule} missing from the demo plan:\n{out[-2000:]}"
+
+
+def test_bad_config_stops_with_key_named(tmp_path: Path) -> None:
+    cfg = small_config(tmp_path)
+    bad = copy.deepcopy(cfg)
+    bad["denoise"]["strategy"] = "99P"
+    proc = run_snakemake(tmp_path, "--configfile", str(write_config(tmp_path, bad)), "-n")
+    assert proc.returncode != 0
+    assert "denoise" in proc.stderr and "99P" in proc.stderr
