@@ -40,12 +40,18 @@ def main() -> None:
         qc = pd.DataFrame(
             {
                 "subject": [f"{i:06d}" for i in range(args.n)],
-                "session": "", "task": "rest", "run": "1",
+                "session": "",
+                "task": "rest",
+                "run": "1",
                 "run_key": [f"sub-{i:06d}_task-rest_run-1" for i in range(args.n)],
-                "included": "True", "n_volumes": 300, "n_volumes_kept": 290, "mean_fd": 0.1,
-                "t_r": 2.0, "relmat": [mats[i % 8] for i in range(args.n)],
+                "included": "True",
+                "n_volumes": 300,
+                "n_volumes_kept": 290,
+                "mean_fd": 0.1,
+                "t_r": 2.0,
+                "relmat": [mats[i % 8] for i in range(args.n)],
             }
-        )  # fmt: skip
+        )
         pheno = pd.DataFrame({"subject": qc["subject"], "site": "A"})
         nbytes = args.n * n_edges(args.rois) * 4
         t0 = time.perf_counter()
@@ -55,7 +61,9 @@ def main() -> None:
         t0 = time.perf_counter()
         raw.tofile(root / "raw.bin")
         t_raw_write = time.perf_counter() - t0
-        catalogue = catalogue_from_dict({"age": {"kind": "continuous", "domain": "sociodemographic"}})
+        catalogue = catalogue_from_dict(
+            {"age": {"kind": "continuous", "domain": "sociodemographic"}}
+        )
         t0 = time.perf_counter()
         cohort = load_cohort(root / "store", "bench", ["d"], catalogue)
         t_read = time.perf_counter() - t0

@@ -55,6 +55,15 @@ def available_atlases() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def atlas_files(name: str) -> list[Path]:
+    """Image and labels files of a registry atlas (for provenance ``Sources``); [] if unknown."""
+    if name not in _REGISTRY:
+        return []
+    package, img_file, labels_file, _ = _REGISTRY[name]
+    root = resources.files(package)
+    return [Path(str(root / img_file)), Path(str(root / labels_file))]
+
+
 def load_atlas(name: str = "aal116", path: str | None = None, labels: str | None = None) -> Atlas:
     """Load an atlas from the offline registry, or from a user's files.
 
@@ -85,16 +94,19 @@ def load_atlas(name: str = "aal116", path: str | None = None, labels: str | None
         )
     package, img_file, labels_file, space = _REGISTRY[name]
     root = resources.files(package)
-    with resources.as_file(root / img_file) as img_path, resources.as_file(
-        root / labels_file
-    ) as lab_path:
+    with (
+        resources.as_file(root / img_file) as img_path,
+        resources.as_file(root / labels_file) as lab_path,
+    ):
         return _load_files(name, Path(img_path), Path(lab_path), space=space)
 
 
 def _load_files(name: str, img_path: Path, labels_path: Path, space: str) -> Atlas:
     for p in (img_path, labels_path):
         if not p.is_file():
-            raise AtlasError(f"Atlas {name!r}: file not found: {p}", hint="Check atlas.path/labels.")
+            raise AtlasError(
+                f"Atlas {name!r}: file not found: {p}", hint="Check atlas.path and atlas.labels."
+            )
     try:
         img = nib.load(img_path)
         data = np.asarray(img.dataobj)
@@ -140,7 +152,7 @@ def resample_to(atlas: Atlas, target: nib.Nifti1Image) -> nib.Nifti1Image:
 def mni_grid(resolution_mm: float = 2.0) -> tuple[tuple[int, int, int], np.ndarray]:
     """Shape and affine of the MNI152NLin2009cAsym grid at ``resolution_mm``."""
     extent = np.array([192.0, 228.0, 192.0])  # mm spanned by the 2 mm grid
-    shape = tuple(int(round(e / resolution_mm)) + 1 for e in extent)
+    shape = tuple(round(float(e) / resolution_mm) + 1 for e in extent)
     affine = np.diag([resolution_mm, resolution_mm, resolution_mm, 1.0])
     affine[:3, 3] = [-96.0, -132.0, -78.0]
     return shape, affine  # type: ignore[return-value]

@@ -15,9 +15,18 @@ import lcm
 from lcm.exceptions import LCMError
 
 VERBS = (
-    "synth", "ingest", "fmriprep", "connectome", "store", "pretrain", "finetune", "evaluate",
-    "report", "provenance", "model_info",
-)  # fmt: skip
+    "synth",
+    "ingest",
+    "fmriprep",
+    "connectome",
+    "store",
+    "pretrain",
+    "finetune",
+    "evaluate",
+    "report",
+    "provenance",
+    "model_info",
+)
 
 log = logging.getLogger("lcm")
 

@@ -62,7 +62,9 @@ def load_config(path: str | Path) -> dict[str, Any]:
     """Read a YAML (or JSON) config file and return it validated, defaults filled."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"Config file not found: {path}", hint="Pass --config config/config.yaml.")
+        raise ConfigError(
+            f"Config file not found: {path}", hint="Pass --config config/config.yaml."
+        )
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

@@ -29,8 +29,16 @@ def test_demo_config_is_valid_and_defaults_are_filled(demo: dict) -> None:
 
 def test_minimal_config_gets_every_section() -> None:
     cfg = validate_config(
-        {"datasets": {"a": {"entry": "roi_timeseries", "path": "x", "phenotype": "p.tsv",
-                            "role": "pretrain"}}}  # fmt: skip
+        {
+            "datasets": {
+                "a": {
+                    "entry": "roi_timeseries",
+                    "path": "x",
+                    "phenotype": "p.tsv",
+                    "role": "pretrain",
+                }
+            }
+        }
     )
     assert cfg["denoise"]["strategy"] == "24P"
     assert cfg["model"]["preset"] == "tiny"
@@ -55,7 +63,7 @@ def test_unknown_key_lists_allowed_keys(demo: dict) -> None:
 def test_enum_error_lists_choices(demo: dict) -> None:
     bad = copy.deepcopy(demo)
     bad["denoise"]["strategy"] = "99P"
-    with pytest.raises(ConfigError, match="denoise.strategy") as info:
+    with pytest.raises(ConfigError, match=r"denoise\.strategy") as info:
         validate_config(bad)
     assert "36P" in (info.value.hint or "")
 
@@ -70,7 +78,7 @@ def test_dataset_name_with_shell_characters_is_refused(demo: dict) -> None:
 def test_task_on_pretrain_dataset_is_refused(demo: dict) -> None:
     bad = copy.deepcopy(demo)
     bad["tasks"]["autism"]["dataset"] = "hcplike"
-    with pytest.raises(ConfigError, match="role: downstream"):
+    with pytest.raises(ConfigError, match=r"role: downstream"):
         validate_config(bad)
 
 

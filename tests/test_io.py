@@ -25,10 +25,18 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path) -> None:
 
 def test_build_name_orders_entities_like_xcpd() -> None:
     name = build_name(
-        {"stat": "pearsoncorrelation", "seg": "aal116", "sub": "01", "run": 1, "task": "rest",
-         "space": "MNI152NLin2009cAsym", "ses": None},
-        "relmat", ".tsv",
-    )  # fmt: skip
+        {
+            "stat": "pearsoncorrelation",
+            "seg": "aal116",
+            "sub": "01",
+            "run": 1,
+            "task": "rest",
+            "space": "MNI152NLin2009cAsym",
+            "ses": None,
+        },
+        "relmat",
+        ".tsv",
+    )
     assert name == (
         "sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_seg-aal116_stat-pearsoncorrelation_relmat.tsv"
     )
@@ -45,7 +53,7 @@ def test_derivative_path_with_session() -> None:
 
 @pytest.mark.parametrize("label", ["0 1", "a;b", "..", "x$(id)", "a_b", ""])
 def test_unsafe_labels_are_refused(label: str) -> None:
-    with pytest.raises(InputDataError, match="alphanumeric|letters and digits"):
+    with pytest.raises(InputDataError, match=r"alphanumeric|letters and digits"):
         check_label("sub", label, source="participants.tsv")
 
 

@@ -90,8 +90,10 @@ def test_duplicate_ids_and_missing_columns(tmp_path: Path, catalogue) -> None:
 
 def test_catalogue_validation_names_key(tmp_path: Path) -> None:
     p = tmp_path / "v.yaml"
-    p.write_text("variables:\n  sex: {kind: binary, domain: sociodemographic, levels: [F]}\n"
-                 "datasets:\n  a: {id_column: id}\n")  # fmt: skip
+    p.write_text(
+        "variables:\n  sex: {kind: binary, domain: sociodemographic, levels: [F]}\n"
+        "datasets:\n  a: {id_column: id}\n"
+    )
     with pytest.raises(ConfigError, match=r"variables\.sex\.levels.*exactly two"):
         load_catalogue(p)
 
@@ -114,12 +116,31 @@ def _relmats(tmp_path: Path, n_runs: int, names: list[str], seed: int) -> pd.Dat
         mat = np.corrcoef(ts.T)
         path = tmp_path / f"sub-{101 + i}_relmat.tsv"
         pd.DataFrame(mat, index=pd.Index(names, name="Node"), columns=names).to_csv(path, sep="\t")
-        rows.append({"subject": str(101 + i), "session": "", "task": "rest", "run": "1",
-                     "run_key": f"sub-{101 + i}_task-rest_run-1", "included": "True",
-                     "reason": "", "n_volumes": "50", "n_volumes_kept": "48",
-                     "mean_fd": "0.12", "t_r": "2.0", "relmat": str(path)})  # fmt: skip
-    rows.append({**rows[0], "subject": "999", "included": "False", "reason": "too few volumes",
-                 "relmat": ""})  # fmt: skip
+        rows.append(
+            {
+                "subject": str(101 + i),
+                "session": "",
+                "task": "rest",
+                "run": "1",
+                "run_key": f"sub-{101 + i}_task-rest_run-1",
+                "included": "True",
+                "reason": "",
+                "n_volumes": "50",
+                "n_volumes_kept": "48",
+                "mean_fd": "0.12",
+                "t_r": "2.0",
+                "relmat": str(path),
+            }
+        )
+    rows.append(
+        {
+            **rows[0],
+            "subject": "999",
+            "included": "False",
+            "reason": "too few volumes",
+            "relmat": "",
+        }
+    )
     return pd.DataFrame(rows)
 
 
@@ -149,8 +170,13 @@ def test_store_roundtrip_is_plain_parquet(tmp_path: Path, catalogue) -> None:
 def test_store_refuses_dataset_with_other_rois(tmp_path: Path, catalogue) -> None:
     pheno = read_phenotype(_pheno(tmp_path, ["101\tA\t240\t1\t1\t3"]), "alpha", catalogue)
     store = tmp_path / "store"
-    write_connectomes(store, "toy", "alpha", _relmats(tmp_path / "a", 2, list("abcde"), 0)
-                      if (tmp_path / "a").mkdir() is None else None, pheno)  # fmt: skip
+    write_connectomes(
+        store,
+        "toy",
+        "alpha",
+        _relmats(tmp_path / "a", 2, list("abcde"), 0) if (tmp_path / "a").mkdir() is None else None,
+        pheno,
+    )
     (tmp_path / "b").mkdir()
     other = _relmats(tmp_path / "b", 2, list("abcdf"), 1)
     with pytest.raises(InputDataError, match="differ from the 5 ROIs stored"):

@@ -22,10 +22,15 @@ def small_config(tmp: Path) -> dict:
     cfg["variables"] = str(ROOT / "config" / "variables.yaml")
     cfg["synth"]["consortia"] = {
         "hcplike": {"preset": "hcp", "tier": "roi", "n_subjects": 48, "n_volumes": 120},
-        "bidsdemo": {"preset": "hcp", "tier": "voxel", "n_subjects": 2, "n_volumes": 80,
-                     "resolution_mm": 4},
+        "bidsdemo": {
+            "preset": "hcp",
+            "tier": "voxel",
+            "n_subjects": 2,
+            "n_volumes": 80,
+            "resolution_mm": 4,
+        },
         "abidelike": {"preset": "abide", "tier": "roi", "n_subjects": 60, "n_volumes": 120},
-    }  # fmt: skip
+    }
     cfg["datasets"] = {k: v for k, v in cfg["datasets"].items() if k in cfg["synth"]["consortia"]}
     cfg["tasks"] = {"autism": cfg["tasks"]["autism"]}
     cfg["denoise"]["min_volumes"] = 30
@@ -39,8 +44,11 @@ def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
         [*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", *args],
-        capture_output=True, text=True, env=env, timeout=1500,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1500,
+    )
 
 
 def write_config(workdir: Path, cfg: dict) -> Path:
@@ -66,8 +74,14 @@ def test_workflow_end_to_end(finished_run: Path) -> None:
     assert "<img" in html and "autism" in html
     metrics = pd.read_parquet(results / "metrics" / "metrics.parquet")
     assert list(metrics.columns) == [
-        "task", "model", "label_fraction", "seed", "fold", "metric", "value",
-    ]  # fmt: skip
+        "task",
+        "model",
+        "label_fraction",
+        "seed",
+        "fold",
+        "metric",
+        "value",
+    ]
     assert {"logreg", "lcm"} <= set(metrics["model"])
     assert set(metrics["fold"]) == {0, 1, 2}
     auc = metrics[metrics["metric"] == "auc"]["value"]
@@ -77,7 +91,9 @@ def test_workflow_end_to_end(finished_run: Path) -> None:
     assert (results / "models" / "finetune" / "autism" / "model.safetensors").is_file()
     store = pd.read_parquet(results / "store" / "connectomes")
     assert set(store["dataset"].astype(str)) == {"hcplike", "bidsdemo", "abidelike"}
-    relmats = list((results / "connectome" / "bidsdemo").rglob("*_stat-pearsoncorrelation_relmat.tsv"))
+    relmats = list(
+        (results / "connectome" / "bidsdemo").rglob("*_stat-pearsoncorrelation_relmat.tsv")
+    )
     assert len(relmats) == 2
     assert (finished_run / "logs" / "pretrain" / "pretrain.log").is_file()
 
@@ -91,12 +107,27 @@ def test_second_run_has_nothing_to_do(finished_run: Path) -> None:
 
 def test_demo_dry_run_plans_every_stage(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [*SNAKEMAKE, "-n", "--quiet", "rules"], cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [*SNAKEMAKE, "-n", "--quiet", "rules"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
-    for rule in ("synth_roi_cohort", "synth_voxel_subject", "ingest", "fmriprep", "connectome_run",
-                 "connectome_timeseries", "store", "pretrain", "finetune", "evaluate", "report"):  # fmt: skip
+    for rule in (
+        "synth_roi_cohort",
+        "synth_voxel_subject",
+        "ingest",
+        "fmriprep",
+        "connectome_run",
+        "connectome_timeseries",
+        "store",
+        "pretrain",
+        "finetune",
+        "evaluate",
+        "report",
+    ):
         assert rule in out, f"{rule} missing from the demo plan:\n{out[-2000:]}"
 
 

@@ -10,7 +10,7 @@ from lcm.io.lineage import trace, verify
 log = logging.getLogger(__name__)
 
 EXAMPLE = """examples:
-  lcm provenance trace results/connectome/bidsdemo/sub-001/func/sub-001_task-rest_run-1_space-MNI152NLin2009cAsym_seg-aal116_stat-pearsoncorrelation_relmat.tsv
+  lcm provenance trace results/metrics/task-autism_metrics.parquet
   lcm provenance verify results/connectome
 """
 

@@ -54,8 +54,11 @@ def run(args: argparse.Namespace) -> int:
     if no_pheno:
         log.warning(
             "%s: %d scanned subject(s) absent from %s (their variables are missing): %s",
-            args.dataset, len(no_pheno), args.phenotype, no_pheno[:10],
-        )  # fmt: skip
+            args.dataset,
+            len(no_pheno),
+            args.phenotype,
+            no_pheno[:10],
+        )
     write_connectomes(args.store_dir, args.atlas, args.dataset, qc, phenotype)
     write_variables(args.store_dir, args.dataset, phenotype, catalogue)
     write_missingness(args.store_dir, args.dataset, missingness(phenotype, args.dataset, catalogue))

@@ -14,9 +14,23 @@ from lcm.exceptions import InputDataError
 
 # Order of entities in a file name (BIDS specification order, then XCP-D's ``stat``).
 ENTITY_ORDER = (
-    "sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo", "space", "cohort",
-    "res", "den", "seg", "desc", "stat",
-)  # fmt: skip
+    "sub",
+    "ses",
+    "task",
+    "acq",
+    "ce",
+    "rec",
+    "dir",
+    "run",
+    "echo",
+    "space",
+    "cohort",
+    "res",
+    "den",
+    "seg",
+    "desc",
+    "stat",
+)
 _LABEL_RE = re.compile(r"^[A-Za-z0-9]+$")
 _ENTITY_RE = re.compile(r"(?:^|_)([a-zA-Z]+)-([^_/]+)")
 

@@ -35,13 +35,19 @@ def git_commit() -> dict[str, Any]:
     try:
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
         dirty = bool(
             subprocess.run(
                 ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                capture_output=True, text=True, check=True, timeout=10,
-            ).stdout.strip()  # fmt: skip
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=10,
+            ).stdout.strip()
         )
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
@@ -63,7 +69,11 @@ def write_dataset_description(
     root: str | Path, name: str, *, container: str | None = None, extra: dict | None = None
 ) -> Path:
     """Write ``dataset_description.json`` of a derivative folder with ``GeneratedBy``."""
-    generated_by: dict[str, Any] = {"Name": "LCM", "Version": lcm.__version__, "CodeURL": lcm.CODE_URL}
+    generated_by: dict[str, Any] = {
+        "Name": "LCM",
+        "Version": lcm.__version__,
+        "CodeURL": lcm.CODE_URL,
+    }
     if container:
         generated_by["Container"] = {"Type": "docker", "Tag": container}
     desc = {
@@ -84,9 +94,7 @@ def sidecar_path(path: str | Path) -> Path:
     return path.with_name(path.name.split(".")[0] + ".json")
 
 
-def write_sidecar(
-    output: str | Path, sources: list[str | Path], **metadata: Any
-) -> Path:
+def write_sidecar(output: str | Path, sources: list[str | Path], **metadata: Any) -> Path:
     """Write the JSON sidecar of ``output`` listing ``sources`` with their sha256.
 
     Parameters

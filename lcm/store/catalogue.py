@@ -112,7 +112,9 @@ def load_catalogue(path: str | Path) -> Catalogue:
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"Variable catalogue not found: {path}", hint="Set `variables:` in config.")
+        raise ConfigError(
+            f"Variable catalogue not found: {path}", hint="Set `variables:` in config."
+        )
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -129,7 +131,9 @@ def load_catalogue(path: str | Path) -> Catalogue:
 
 def catalogue_from_dict(variables: dict[str, Any]) -> Catalogue:
     """Rebuild a catalogue's variables from :meth:`Catalogue.to_dict` (e.g. from a checkpoint)."""
-    parsed = {name: _parse_variable(Path("<checkpoint>"), name, spec) for name, spec in variables.items()}
+    parsed = {
+        name: _parse_variable(Path("<checkpoint>"), name, spec) for name, spec in variables.items()
+    }
     return Catalogue(variables=parsed, datasets={}, path="<checkpoint>")
 
 
@@ -170,7 +174,9 @@ def _parse_variable(path: Path, name: str, spec: dict) -> Variable:
     return Variable(name, kind, domain, str(spec.get("units", "")), rng, levels)
 
 
-def _parse_dataset(path: Path, name: str, spec: dict, variables: dict[str, Variable]) -> DatasetCoding:
+def _parse_dataset(
+    path: Path, name: str, spec: dict, variables: dict[str, Variable]
+) -> DatasetCoding:
     where = f"{path}: datasets.{name}"
     if not isinstance(spec, dict) or "id_column" not in spec:
         raise ConfigError(f"{where}: expected a mapping with id_column and columns.")
@@ -184,7 +190,9 @@ def _parse_dataset(path: Path, name: str, spec: dict, variables: dict[str, Varia
             col = {"column": col}
         unknown = set(col) - {"column", "scale", "map", "range_midpoint"}
         if "column" not in col or unknown:
-            raise ConfigError(f"{where}.columns.{var}: needs 'column'; unknown keys {sorted(unknown)}.")
+            raise ConfigError(
+                f"{where}.columns.{var}: needs 'column'; unknown keys {sorted(unknown)}."
+            )
         columns[var] = ColumnCoding(
             column=str(col["column"]),
             scale=float(col["scale"]) if col.get("scale") is not None else None,

@@ -18,7 +18,7 @@ def n_edges(n_rois: int) -> int:
 
 def n_rois_from_edges(edges: int) -> int:
     """Invert :func:`n_edges`; raise ``ValueError`` when ``edges`` is not triangular."""
-    n = int(round((1 + math.sqrt(1 + 8 * edges)) / 2))
+    n = round((1 + math.sqrt(1 + 8 * edges)) / 2)
     if n_edges(n) != edges:
         raise ValueError(f"{edges} is not R*(R-1)/2 for any whole number of regions R")
     return n

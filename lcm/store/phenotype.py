@@ -29,7 +29,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """Read a TSV or CSV phenotype table as strings (the separator follows the extension)."""
     path = Path(path)
     if not path.is_file():
-        raise InputDataError(f"Phenotype file not found: {path}", hint="Check datasets.<name>.phenotype.")
+        raise InputDataError(
+            f"Phenotype file not found: {path}", hint="Check datasets.<name>.phenotype."
+        )
     sep = "," if path.suffix.lower() == ".csv" else "\t"
     return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
 
@@ -66,7 +68,8 @@ def read_phenotype(path: str | Path, dataset: str, catalogue: Catalogue) -> pd.D
         )
     out = pd.DataFrame(index=raw.index)
     out["subject"] = [
-        _subject_label(v, path, row, coding.id_column) for row, v in enumerate(raw[coding.id_column])
+        _subject_label(v, path, row, coding.id_column)
+        for row, v in enumerate(raw[coding.id_column])
     ]
     dup = out["subject"][out["subject"].duplicated()].unique().tolist()
     if dup:

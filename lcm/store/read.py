@@ -22,9 +22,7 @@ from lcm.store.writer import connectome_path, variables_path
 log = logging.getLogger(__name__)
 
 
-def load_cohort(
-    store: str | Path, atlas: str, datasets: list[str], catalogue: Catalogue
-) -> Cohort:
+def load_cohort(store: str | Path, atlas: str, datasets: list[str], catalogue: Catalogue) -> Cohort:
     """Load the runs of ``datasets`` for ``atlas`` with their variables.
 
     Parameters
@@ -46,7 +44,7 @@ def load_cohort(
         path = connectome_path(store, atlas, dataset)
         if not path.is_file():
             raise InputDataError(
-                f"Feature store has no connectomes for dataset {dataset!r}, atlas {atlas!r}: {path}",
+                f"Feature store has no connectomes for {dataset!r} with atlas {atlas!r}: {path}",
                 hint="Run the store stage for this dataset (lcm store).",
             )
         table = pq.read_table(path)
@@ -54,7 +52,9 @@ def load_cohort(
         if roi_names is None:
             roi_names = names
         elif names != roi_names:
-            raise InputDataError(f"{path}: ROI names differ from the other datasets' for {atlas!r}.")
+            raise InputDataError(
+                f"{path}: ROI names differ from the other datasets' for {atlas!r}."
+            )
         n_e = table.schema.field("connectome").type.list_size
         flat = table.column("connectome").combine_chunks().flatten().to_numpy()
         vecs.append(flat.reshape(-1, n_e))
@@ -80,8 +80,10 @@ def _variables_for(
     for name, var in catalogue.variables.items():
         if name in merged:
             col = merged[name]
-            out[name] = col.astype("float64") if var.is_numeric else col.astype(object).where(
-                col.notna(), None
+            out[name] = (
+                col.astype("float64")
+                if var.is_numeric
+                else col.astype(object).where(col.notna(), None)
             )
         else:
             out[name] = np.nan if var.is_numeric else None

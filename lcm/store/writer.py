@@ -113,9 +113,14 @@ def write_connectomes(
     }
     table = pa.table(
         {
-            **{k: pa.array(list(v) if not isinstance(v, str) else [v] * len(runs), pa.string())
-               for k, v in columns.items()},  # fmt: skip
-            **{k: pa.array(pd.to_numeric(runs[k], errors="coerce"), pa.float64()) for k in QC_COLUMNS},
+            **{
+                k: pa.array(list(v) if not isinstance(v, str) else [v] * len(runs), pa.string())
+                for k, v in columns.items()
+            },
+            **{
+                k: pa.array(pd.to_numeric(runs[k], errors="coerce"), pa.float64())
+                for k in QC_COLUMNS
+            },
             "connectome": pa.FixedSizeListArray.from_arrays(flat, n_e),
         }
     )
@@ -143,8 +148,9 @@ def write_variables(
     fields = [pa.field("subject", pa.string()), pa.field("site", pa.string())]
     for name, var in catalogue.variables.items():
         fields.append(pa.field(name, pa.float64() if var.is_numeric else pa.string()))
-    table = pa.Table.from_pandas(phenotype[[f.name for f in fields]], schema=pa.schema(fields),
-                                 preserve_index=False)  # fmt: skip
+    table = pa.Table.from_pandas(
+        phenotype[[f.name for f in fields]], schema=pa.schema(fields), preserve_index=False
+    )
     table = table.replace_schema_metadata(
         {
             "lcm.schema_version": SCHEMA_VERSION,

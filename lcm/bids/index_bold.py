@@ -1,0 +1,128 @@
+"""Index voxel-wise BOLD runs (raw BIDS or fMRIPrep derivatives) with pybids."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import nibabel as nib
+
+from lcm.bids.dataset import is_derivative, read_dataset_description
+from lcm.bids.manifest import exclude_duplicates
+from lcm.bids.runs import run_ids_from_name
+from lcm.bids.timing import header_tr, sidecar_tr, tr_mismatch
+from lcm.exceptions import BIDSError, InputDataError
+from lcm.io.bids_names import parse_entities
+
+log = logging.getLogger(__name__)
+
+_NIFTI_EXTENSIONS = [".nii", ".nii.gz"]
+
+
+def index_bold_runs(
+    dataset: str,
+    root: str | Path,
+    entry: str,
+    task: str = "rest",
+    space: str = "MNI152NLin2009cAsym",
+) -> list[dict]:
+    """Manifest rows of every BOLD run of ``task`` in a BIDS or fMRIPrep folder.
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset name written in each row.
+    root : path-like
+        Raw BIDS root (``entry="bids"``) or fMRIPrep derivatives root (``entry="fmriprep"``).
+    entry : {"bids", "fmriprep"}
+        Raw runs (``*_bold.nii.gz``, indexed with BIDS validation) or preprocessed runs
+        (``*_space-<space>[_res-*]_desc-preproc_bold.nii.gz``).
+    task, space : str
+        Task label of the runs to keep; output space of preprocessed runs.
+
+    Returns
+    -------
+    list of dict
+        One row per file (see ``lcm.bids.manifest.MANIFEST_COLUMNS``); unusable runs have
+        ``included=False`` and a ``reason``.
+    """
+    from bids import BIDSLayout  # heavy import, only needed here
+
+    root = Path(root)
+    desc = read_dataset_description(root)
+    if entry == "bids":
+        if is_derivative(desc):
+            raise BIDSError(
+                f"{root} is a derivative dataset (DatasetType: derivative) but entry is 'bids'.",
+                hint="Use entry: fmriprep for fMRIPrep outputs, or point path at the raw dataset.",
+            )
+        layout = BIDSLayout(root, validate=True)
+        files = layout.get(task=task, suffix="bold", extension=_NIFTI_EXTENSIONS)
+    elif entry == "fmriprep":
+        layout = BIDSLayout(root, validate=False, is_derivative=True)
+        files = layout.get(
+            task=task, suffix="bold", desc="preproc", space=space, extension=_NIFTI_EXTENSIONS
+        )
+    else:
+        raise ValueError(f"entry must be 'bids' or 'fmriprep', got {entry!r}")
+    rows = [_bold_row(dataset, entry, Path(f.path), f.get_metadata()) for f in files]
+    indexed = {Path(f.path).resolve() for f in files}
+    rows += _unindexed_rows(dataset, entry, root, task, space, indexed)
+    rows = exclude_duplicates(rows, hint="several resolutions or echoes of one run")
+    log.info("%s: indexed %d %s run(s) under %s", dataset, len(rows), entry, root)
+    return rows
+
+
+def _bold_row(dataset: str, entry: str, path: Path, metadata: dict) -> dict:
+    row = _empty_row(dataset, entry, path)
+    try:
+        ids = run_ids_from_name(path)
+    except InputDataError as exc:
+        return {**row, "reason": exc.message}
+    row.update(
+        subject=ids.subject, session=ids.session, task=ids.task, run=ids.run, run_key=ids.run_key
+    )
+    t_r, reason = sidecar_tr(metadata, path.name)
+    if reason:
+        return {**row, "reason": reason}
+    row["t_r"] = t_r
+    try:
+        img = nib.load(path)  # header only: the data stay on disk
+    except Exception as exc:  # nibabel raises many types for a broken header
+        return {**row, "reason": f"cannot read the NIfTI header of {path.name}: {exc}"}
+    if len(img.shape) != 4:
+        return {**row, "reason": f"{path.name} is {len(img.shape)}D; a 4D BOLD series is expected"}
+    reason = tr_mismatch(t_r, header_tr(img), path.name)
+    return {**row, "included": not reason, "reason": reason}
+
+
+def _unindexed_rows(
+    dataset: str, entry: str, root: Path, task: str, space: str, indexed: set[Path]
+) -> list[dict]:
+    """Rows for BOLD files pybids skipped (invalid names), so none vanish silently."""
+    rows = []
+    for path in sorted(root.glob("sub-*/**/func/*_bold.nii*")):
+        ents = parse_entities(path.name)
+        if path.resolve() in indexed or ents.get("task") != task:
+            continue
+        if entry == "fmriprep" and (ents.get("space") != space or ents.get("desc") != "preproc"):
+            continue
+        row = _empty_row(dataset, entry, path)
+        try:
+            ids = run_ids_from_name(path)
+            reason = f"{path.name} is not a valid BIDS file name (skipped by the BIDS index)"
+            # run_key stays "": a name the index refused cannot be trusted to identify a run.
+            row.update(subject=ids.subject, session=ids.session, task=ids.task, run=ids.run)
+        except InputDataError as exc:
+            reason = exc.message
+        rows.append({**row, "reason": reason})
+    return rows
+
+
+def _empty_row(dataset: str, entry: str, path: Path) -> dict:
+    ents = parse_entities(path.name)
+    return {
+        "dataset": dataset, "subject": ents.get("sub", ""), "session": ents.get("ses", ""),
+        "task": ents.get("task", ""), "run": ents.get("run", ""), "run_key": "", "entry": entry,
+        "path": str(path), "t_r": None, "included": False, "reason": "",
+    }  # fmt: skip

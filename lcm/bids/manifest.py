@@ -1,0 +1,89 @@
+"""The run manifest: one Parquet row per run, included or excluded with a reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from lcm.exceptions import InputDataError
+from lcm.io.atomic import atomic_path
+
+MANIFEST_COLUMNS = (
+    "dataset", "subject", "session", "task", "run", "run_key", "entry", "path", "t_r",
+    "included", "reason",
+)  # fmt: skip
+_STRING_COLUMNS = tuple(c for c in MANIFEST_COLUMNS if c not in ("t_r", "included"))
+
+
+def manifest_frame(rows: list[dict]) -> pd.DataFrame:
+    """Build the manifest table from row dicts, with fixed column order and dtypes.
+
+    String columns hold ``""`` (never missing) so that filters like ``session == ""`` work;
+    ``t_r`` is float (NaN when unknown) and ``included`` bool.
+    """
+    df = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
+    for col in _STRING_COLUMNS:
+        df[col] = df[col].fillna("").astype(str)
+    df["t_r"] = pd.to_numeric(df["t_r"], errors="coerce").astype("float64")
+    df["included"] = df["included"].fillna(False).astype(bool)
+    return df.sort_values(["subject", "session", "run_key", "path"]).reset_index(drop=True)
+
+
+def write_manifest(path: str | Path, df: pd.DataFrame) -> None:
+    """Write the manifest as Parquet, atomically."""
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """Read a manifest written by :func:`write_manifest` and check its columns.
+
+    Raises
+    ------
+    InputDataError
+        If the file is missing, unreadable or lacks manifest columns.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputDataError(
+            f"Manifest not found: {path}", hint="Create it with 'lcm ingest ... --out'."
+        )
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a broken file
+        raise InputDataError(f"Cannot read manifest {path}: {exc}") from exc
+    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
+    if missing:
+        raise InputDataError(
+            f"Manifest {path} lacks columns {missing}; expected {list(MANIFEST_COLUMNS)}.",
+            hint="Regenerate it with 'lcm ingest'.",
+        )
+    return df
+
+
+def exclude_duplicates(rows: list[dict], hint: str) -> list[dict]:
+    """Exclude every included row whose ``run_key`` an earlier row (by path) already holds.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Manifest rows; modified copies are returned.
+    hint : str
+        How the user picks one file, appended to the reason.
+    """
+    seen: dict[str, str] = {}
+    out = []
+    for row in sorted(rows, key=lambda r: r["path"]):
+        row = dict(row)
+        if row["included"]:
+            if row["run_key"] in seen:
+                row["included"] = False
+                row["reason"] = (
+                    f"duplicate of {Path(seen[row['run_key']]).name} for run {row['run_key']} "
+                    f"({hint})"
+                )
+            else:
+                seen[row["run_key"]] = row["path"]
+        out.append(row)
+    return out

@@ -1,0 +1,164 @@
+"""``lcm connectome``: parcel time series, denoising and Pearson connectivity per run."""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """\
+sub-commands:
+  run          one voxel-wise run of an fMRIPrep record (BOLD -> parcels -> clean -> FC)
+  timeseries   every run of an ROI time-series manifest (clean -> FC)
+  collect      gather per-run QC JSONs into one QC table
+
+examples:
+  lcm connectome run --dataset bidsdemo --fmriprep-record sub-01_fmriprep.json \\
+      --run-key sub-01_task-rest_run-1 --atlas-name aal116 \\
+      --denoise '{"strategy": "24P", "fd_threshold": 0.5}' \\
+      --out-dir connectome/bidsdemo --qc-out qc/sub-01_task-rest_run-1.json
+  lcm connectome timeseries --dataset hcplike --manifest manifest.parquet --atlas-name aal116 \\
+      --denoise '{"high_pass": 0.01, "low_pass": 0.1}' --out-dir connectome/hcplike \\
+      --qc-table qc/hcplike.tsv
+  lcm connectome collect --qc qc/*.json --out qc/bidsdemo.tsv
+"""
+
+RUN_EPILOG = """\
+example:
+  lcm connectome run --dataset bidsdemo --fmriprep-record sub-01_fmriprep.json \\
+      --run-key sub-01_task-rest_run-1 --atlas-name aal116 --denoise '{"strategy": "24P"}' \\
+      --out-dir connectome/bidsdemo --qc-out qc/sub-01_task-rest_run-1.json
+
+An unusable run (3D or corrupt BOLD, NaN values, TR mismatch, missing confound columns, too few
+volumes after scrubbing) is not an error: its QC JSON says included=false with the reason.
+"""
+
+TIMESERIES_EPILOG = """\
+example:
+  lcm connectome timeseries --dataset hcplike --manifest manifest.parquet --atlas-name aal116 \\
+      --denoise '{"high_pass": 0.01, "low_pass": 0.1}' --out-dir connectome/hcplike \\
+      --qc-table qc/hcplike.tsv
+"""
+
+COLLECT_EPILOG = """\
+example:
+  lcm connectome collect --qc qc/sub-01_task-rest_run-1.json qc/sub-02_task-rest_run-1.json \\
+      --out qc/bidsdemo.tsv
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``connectome`` and its ``run``, ``timeseries`` and ``collect`` sub-commands."""
+    raw = argparse.RawDescriptionHelpFormatter
+    p = subparsers.add_parser(
+        "connectome",
+        help="Parcel time series, denoising and Pearson connectivity per run.",
+        description="Compute per-run ROI time series and Pearson connectivity matrices "
+        "(XCP-D naming) with a QC record per run.",
+        epilog=EPILOG,
+        formatter_class=raw,
+    )
+    sub = p.add_subparsers(dest="connectome_command", metavar="<command>", required=True)
+
+    r = sub.add_parser(
+        "run",
+        help="One voxel-wise run of an fMRIPrep record.",
+        description="Parcellate one preprocessed BOLD run with the atlas, regress the "
+        "strategy's confounds, scrub high-motion volumes, detrend, band-pass and z-score, then "
+        "write the time series and the Pearson matrix with sidecars, and the run's QC JSON.",
+        epilog=RUN_EPILOG,
+        formatter_class=raw,
+    )
+    r.add_argument("--dataset", required=True, help="Dataset name.")
+    r.add_argument("--fmriprep-record", required=True, help="Record from 'lcm fmriprep'.")
+    r.add_argument("--run-key", required=True, help="Run, e.g. sub-01_task-rest_run-1.")
+    _atlas_args(r)
+    _denoise_arg(r)
+    r.add_argument("--out-dir", required=True, help="Connectome derivatives folder.")
+    r.add_argument("--qc-out", required=True, help="QC JSON of the run.")
+    r.set_defaults(func=run_voxel)
+
+    t = sub.add_parser(
+        "timeseries",
+        help="Every run of an ROI time-series manifest.",
+        description="Detrend, band-pass and z-score each included ROI time series of a "
+        "manifest (no confound regression; scrubbing when a framewise_displacement column is "
+        "present), write its Pearson matrix, and one QC table for all manifest rows.",
+        epilog=TIMESERIES_EPILOG,
+        formatter_class=raw,
+    )
+    t.add_argument("--dataset", required=True, help="Dataset name.")
+    t.add_argument("--manifest", required=True, help="Manifest from 'lcm ingest'.")
+    _atlas_args(t)
+    _denoise_arg(t)
+    t.add_argument("--out-dir", required=True, help="Connectome derivatives folder.")
+    t.add_argument("--qc-table", required=True, help="QC TSV, one row per manifest row.")
+    t.set_defaults(func=run_timeseries)
+
+    c = sub.add_parser(
+        "collect",
+        help="Gather per-run QC JSONs into a table.",
+        description="Gather per-run QC JSONs (from 'lcm connectome run') into one QC TSV.",
+        epilog=COLLECT_EPILOG,
+        formatter_class=raw,
+    )
+    c.add_argument("--qc", nargs="+", required=True, help="Per-run QC JSON files.")
+    c.add_argument("--out", required=True, help="QC TSV to write.")
+    c.set_defaults(func=run_collect)
+
+
+def _atlas_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--atlas-name", required=True, help="Atlas name (e.g. aal116).")
+    p.add_argument("--atlas-path", help="Label NIfTI of a user atlas.")
+    p.add_argument("--atlas-labels", help="Labels TSV (index, name) of a user atlas.")
+
+
+def _denoise_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--denoise",
+        default="{}",
+        help="The config's denoise section as JSON (strategy, fd_threshold, high_pass, "
+        "low_pass, detrend, min_volumes); missing keys take the schema defaults.",
+    )
+
+
+def run_voxel(args: argparse.Namespace) -> int:
+    """Run ``lcm connectome run``."""
+    from lcm.atlas import load_atlas
+    from lcm.connectome.outputs import atlas_sources
+    from lcm.connectome.settings import DenoiseSettings
+    from lcm.connectome.voxel_run import process_voxel_run
+
+    settings = DenoiseSettings.from_json(args.denoise)
+    atlas = load_atlas(args.atlas_name, args.atlas_path, args.atlas_labels)
+    process_voxel_run(
+        args.dataset,
+        args.fmriprep_record,
+        args.run_key,
+        atlas,
+        settings,
+        args.out_dir,
+        args.qc_out,
+        atlas_files=atlas_sources(args.atlas_name, args.atlas_path, args.atlas_labels),
+    )
+    return 0
+
+
+def run_timeseries(args: argparse.Namespace) -> int:
+    """Run ``lcm connectome timeseries``."""
+    from lcm.atlas import load_atlas
+    from lcm.connectome.roi_runs import process_timeseries_manifest
+    from lcm.connectome.settings import DenoiseSettings
+
+    settings = DenoiseSettings.from_json(args.denoise)
+    atlas = load_atlas(args.atlas_name, args.atlas_path, args.atlas_labels)
+    process_timeseries_manifest(
+        args.dataset, args.manifest, atlas, settings, args.out_dir, args.qc_table
+    )
+    return 0
+
+
+def run_collect(args: argparse.Namespace) -> int:
+    """Run ``lcm connectome collect``."""
+    from lcm.connectome.qc import collect_qc
+
+    collect_qc(args.qc, args.out)
+    return 0

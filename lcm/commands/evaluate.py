@@ -1,0 +1,165 @@
+"""``lcm evaluate``: cross-validated evaluation of one disease task, baselines beside LCM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from lcm.config import parse_settings
+from lcm.evaluate.metrics import write_tidy_parquet
+from lcm.evaluate.protocol import (
+    EvaluationResult,
+    EvaluationSettings,
+    Task,
+    evaluate_task,
+    models_needing_checkpoint,
+    task_from_catalogue,
+)
+from lcm.exceptions import ConfigError
+from lcm.io.provenance import write_sidecar
+from lcm.store.catalogue import load_catalogue
+from lcm.store.cohort import Cohort
+
+log = logging.getLogger(__name__)
+
+EXAMPLE = """example:
+  lcm evaluate --store results/store --atlas aal116 --catalogue config/variables.yaml \\
+      --task autism --dataset abidelike --label autism --positive autism \\
+      --checkpoint results/models/pretrain \\
+      --settings '{"n_folds": 5, "seeds": [0], "label_fractions": [0.1, 1.0],
+                   "models": ["logreg", "lcm", "shuffled-labels"], "finetune": {"epochs": 30}}' \\
+      --seed 1 --out results/metrics/task-autism_metrics.parquet \\
+      --predictions results/metrics/task-autism_predictions.parquet
+
+outputs:
+  --out          tidy Parquet: task, model, label_fraction, seed, fold, metric, value
+  --predictions  Parquet: task, model, label_fraction, seed, fold, dataset, subject,
+                 y_true, p_positive (one row per test run and fit)
+  each with a JSON sidecar (same name, .json) recording settings and sources.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``evaluate`` verb."""
+    p = sub.add_parser(
+        "evaluate",
+        help="Cross-validate LCM and baselines on one disease task.",
+        description="Load the task's dataset from the feature store, drop runs without a label, "
+        "and for every seed run stratified subject-level K-fold cross-validation; in each "
+        "training fold keep the labels of a stratified fraction of subjects, fit every model "
+        "on the training fold only, and score it on the test fold (AUC, balanced accuracy, "
+        "accuracy, F1, sensitivity, specificity).",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--store", required=True, help="Root of the feature store.")
+    p.add_argument("--atlas", required=True, help="Atlas name (store partition).")
+    p.add_argument("--catalogue", required=True, help="Variable catalogue YAML.")
+    p.add_argument("--task", required=True, help="Task name (the 'task' column).")
+    p.add_argument("--dataset", required=True, help="Downstream dataset of the task.")
+    p.add_argument("--label", required=True, help="Binary catalogue variable to predict.")
+    p.add_argument("--positive", required=True, help="Level of --label that is the positive class.")
+    p.add_argument(
+        "--checkpoint", help="Pretrained LCM checkpoint folder (needed by the LCM models)."
+    )
+    p.add_argument(
+        "--settings", default="{}", help="JSON of the config's 'evaluate' section (default: {})."
+    )
+    p.add_argument("--seed", type=int, default=0, help="Master seed of the workflow (default 0).")
+    p.add_argument("--out", required=True, help="Metrics Parquet to write.")
+    p.add_argument("--predictions", required=True, help="Predictions Parquet to write.")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``lcm evaluate``."""
+    settings = EvaluationSettings.from_dict(parse_settings(args.settings, "settings"))
+    need = models_needing_checkpoint(settings.models)
+    if need and not args.checkpoint:
+        raise ConfigError(
+            f"Models {need} need --checkpoint, which was not given.",
+            hint="Pass --checkpoint DIR (the pretrain stage's output) or drop them from "
+            "evaluate.models.",
+        )
+    catalogue = load_catalogue(args.catalogue)
+    task = task_from_catalogue(args.task, args.label, args.positive, catalogue)
+    # Imported here: the store reader is only needed once the arguments are valid.
+    from lcm.store.read import load_cohort
+
+    cohort = load_cohort(args.store, args.atlas, [args.dataset], catalogue)
+    evaluate_and_write(
+        cohort,
+        task,
+        settings,
+        master_seed=args.seed,
+        checkpoint=args.checkpoint,
+        out=args.out,
+        predictions=args.predictions,
+        sources=[args.catalogue, *_checkpoint_files(args.checkpoint)],
+        extra={"store": args.store, "atlas": args.atlas, "dataset": args.dataset},
+    )
+    return 0
+
+
+def evaluate_and_write(
+    cohort: Cohort,
+    task: Task,
+    settings: EvaluationSettings,
+    *,
+    master_seed: int,
+    checkpoint: str | Path | None,
+    out: str | Path,
+    predictions: str | Path,
+    sources: list[str | Path] | None = None,
+    extra: dict | None = None,
+) -> EvaluationResult:
+    """Evaluate ``task`` on ``cohort`` and write the metrics and predictions tables atomically.
+
+    Parameters
+    ----------
+    cohort, task, settings, master_seed, checkpoint
+        As for :func:`lcm.evaluate.protocol.evaluate_task`.
+    out, predictions : path-like
+        Parquet files to write (with JSON sidecars).
+    sources : list of path-like, optional
+        Input files recorded in the sidecars.
+    extra : dict, optional
+        Further keys of the Parquet metadata and sidecars.
+
+    Returns
+    -------
+    EvaluationResult
+    """
+    result = evaluate_task(cohort, task, settings, master_seed, checkpoint)
+    meta = {
+        "task": task.name,
+        "label": task.label,
+        "levels": list(task.levels),
+        "master_seed": master_seed,
+        "settings": {
+            "n_folds": settings.n_folds,
+            "seeds": list(settings.seeds),
+            "label_fractions": list(settings.label_fractions),
+            "models": list(settings.models),
+            "finetune": settings.finetune,
+        },
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "n_runs": len(cohort) - result.n_dropped,
+        "n_runs_dropped_no_label": result.n_dropped,
+        **(extra or {}),
+    }
+    write_tidy_parquet(out, result.metrics, meta)
+    write_tidy_parquet(predictions, result.predictions, meta)
+    for path in (out, predictions):
+        write_sidecar(path, list(sources or []), **meta)
+    log.info("wrote %s (%d rows) and %s", out, len(result.metrics), predictions)
+    return result
+
+
+def _checkpoint_files(checkpoint: str | None) -> list[Path]:
+    """Files of the checkpoint folder, recorded as sources of the metrics."""
+    if not checkpoint:
+        return []
+    path = Path(checkpoint)
+    return sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]

@@ -1,0 +1,91 @@
+"""``lcm fmriprep``: run (or reuse) fMRIPrep for one subject and record its derivatives."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from lcm.exceptions import ConfigError
+from lcm.preprocess.fmriprep_run import RUNNERS
+
+EPILOG = """\
+examples:
+  # derivatives already exist: only check them
+  lcm fmriprep --dataset bidsdemo --bids rawdata --subject 01 --runner existing \\
+      --image nipreps/fmriprep:25.2.7 --output-space MNI152NLin2009cAsym \\
+      --derivatives derivatives/fmriprep --work-dir work --out sub-01_fmriprep.json
+  # run the fmriprep-docker wrapper
+  lcm fmriprep --dataset ds --bids rawdata --subject 01 --runner docker \\
+      --image nipreps/fmriprep:25.2.7 --output-space MNI152NLin2009cAsym \\
+      --derivatives derivatives/fmriprep --work-dir work --fs-license license.txt \\
+      --extra-args '["--nthreads", "8"]' --out sub-01_fmriprep.json
+
+The record lists, per run: run_key, sub, ses, task, run, bold, mask, confounds, sidecar, t_r.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``fmriprep`` sub-command."""
+    p = subparsers.add_parser(
+        "fmriprep",
+        help="Run or check fMRIPrep for one subject and record its derivatives.",
+        description="Obtain fMRIPrep derivatives of one subject (existing folder, "
+        "fmriprep-docker, or apptainer run of a pinned image), check that every BOLD run has "
+        "its preprocessed BOLD, mask, TR and confounds, and write a JSON record.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--dataset", required=True, help="Dataset name.")
+    p.add_argument("--bids", required=True, help="Raw BIDS root of the dataset.")
+    p.add_argument("--subject", required=True, help="Subject label (without sub-).")
+    p.add_argument("--runner", required=True, choices=RUNNERS, help="How to obtain derivatives.")
+    p.add_argument("--image", required=True, help="Docker image, or .sif for apptainer.")
+    p.add_argument("--output-space", required=True, help="fMRIPrep --output-spaces value.")
+    p.add_argument("--derivatives", required=True, help="fMRIPrep output folder.")
+    p.add_argument("--work-dir", required=True, help="Work folder (sub-<label> inside).")
+    p.add_argument("--fs-license", help="FreeSurfer license file (docker, apptainer).")
+    p.add_argument(
+        "--extra-args", default="[]", help="Further fMRIPrep arguments as a JSON list of strings."
+    )
+    p.add_argument("--task", default="rest", help="BIDS task label (default: rest).")
+    p.add_argument("--out", required=True, help="Record to write (.json).")
+    p.set_defaults(func=run)
+
+
+def parse_extra_args(text: str) -> list[str]:
+    """Parse ``--extra-args``: a JSON list of strings."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"--extra-args: not valid JSON ({exc}): {text[:200]!r}",
+            hint='Pass a JSON list, e.g. \'["--nthreads", "8"]\'.',
+        ) from exc
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(
+            f"--extra-args: expected a JSON list of strings, received {value!r}.",
+            hint="Write numbers as strings too: fmriprep.extra_args: ['--nthreads', '8'].",
+        )
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``lcm fmriprep``."""
+    from lcm.preprocess.fmriprep_run import FmriprepRequest, run_fmriprep
+
+    req = FmriprepRequest(
+        dataset=args.dataset,
+        bids=Path(args.bids),
+        subject=args.subject,
+        runner=args.runner,
+        image=args.image,
+        output_space=args.output_space,
+        derivatives=Path(args.derivatives),
+        work_dir=Path(args.work_dir),
+        fs_license=Path(args.fs_license) if args.fs_license else None,
+        extra_args=parse_extra_args(args.extra_args),
+        task=args.task,
+    )
+    run_fmriprep(req, args.out)
+    return 0

@@ -1,0 +1,108 @@
+"""``lcm report``: merge the tasks' metrics, summarise them with CIs, and write the HTML report."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from lcm.evaluate.metrics import (
+    METRIC_COLUMNS,
+    METRIC_DTYPES,
+    PREDICTION_COLUMNS,
+    PREDICTION_DTYPES,
+    summarise,
+    write_tidy_parquet,
+)
+from lcm.io.atomic import write_text, write_tsv
+from lcm.io.provenance import write_sidecar
+from lcm.report.html import ReportData, render_report
+from lcm.report.tables import concat_tidy, read_bei_eval, read_history, read_qc
+
+log = logging.getLogger(__name__)
+
+EXAMPLE = """example:
+  lcm report --metrics results/metrics/task-autism_metrics.parquet \\
+                       results/metrics/task-alzheimers_metrics.parquet \\
+      --predictions results/metrics/task-autism_predictions.parquet \\
+                    results/metrics/task-alzheimers_predictions.parquet \\
+      --history results/models/pretrain/history.tsv \\
+      --bei-eval results/models/pretrain/bei_eval.tsv \\
+      --qc results/connectome/abidelike/seg-aal116_qc.tsv \\
+           results/connectome/adnilike/seg-aal116_qc.tsv \\
+      --out-metrics results/metrics/metrics.parquet \\
+      --out-summary results/metrics/summary.tsv --out-html results/report/index.html
+
+outputs:
+  --out-metrics  tidy Parquet: task, model, label_fraction, seed, fold, metric, value
+  --out-summary  TSV: task, model, label_fraction, metric, mean, ci_low, ci_high, n
+                 (95 % percentile bootstrap over folds x seeds)
+  --out-html     one self-contained page (figures embedded, no external resources)
+"""
+# One fit; the same fit in two input files means a task was passed twice.
+_KEY = ("task", "model", "label_fraction", "seed", "fold")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``report`` verb."""
+    p = sub.add_parser(
+        "report",
+        help="Summarise evaluation metrics and write the HTML report.",
+        description="Concatenate the tasks' tidy metrics, summarise every task, model, label "
+        "fraction and metric with a 95 % bootstrap confidence interval over folds x seeds, "
+        "and write a self-contained HTML report with ROC curves, label-fraction curves, "
+        "pretraining loss curves, the BEI held-out table, QC counts and provenance.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--metrics", nargs="+", required=True, help="Metrics Parquet per task.")
+    p.add_argument("--predictions", nargs="+", required=True, help="Predictions Parquet per task.")
+    p.add_argument("--history", help="Pretraining history TSV (optional).")
+    p.add_argument("--bei-eval", help="BEI held-out evaluation TSV (optional).")
+    p.add_argument("--qc", nargs="*", default=[], help="Connectome QC TSVs (optional).")
+    p.add_argument("--out-metrics", required=True, help="Merged metrics Parquet to write.")
+    p.add_argument("--out-summary", required=True, help="Summary TSV to write.")
+    p.add_argument("--out-html", required=True, help="HTML report to write.")
+    p.add_argument("--title", default="LCM evaluation report", help="Title of the page.")
+    p.add_argument(
+        "--n-boot", type=int, default=2000, help="Bootstrap resamples per CI (default 2000)."
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``lcm report``."""
+    metrics = concat_tidy(args.metrics, METRIC_COLUMNS, METRIC_DTYPES, _KEY)
+    predictions = concat_tidy(args.predictions, PREDICTION_COLUMNS, PREDICTION_DTYPES, _KEY)
+    history = read_history(args.history) if args.history else None
+    bei_eval = read_bei_eval(args.bei_eval) if args.bei_eval else None
+    qc = read_qc(args.qc) if args.qc else None
+    summary = summarise(metrics, n_boot=args.n_boot)
+    inputs = [
+        Path(p)
+        for p in (*args.metrics, *args.predictions, args.history, args.bei_eval, *args.qc)
+        if p
+    ]
+    write_tidy_parquet(args.out_metrics, metrics, {"sources": [str(p) for p in args.metrics]})
+    write_tsv(args.out_summary, summary)
+    page = render_report(
+        ReportData(
+            metrics=metrics,
+            predictions=predictions,
+            summary=summary,
+            history=history,
+            bei_eval=bei_eval,
+            qc=qc,
+            inputs=inputs,
+            title=args.title,
+        )
+    )
+    write_text(args.out_html, page)
+    write_sidecar(args.out_metrics, list(args.metrics))
+    write_sidecar(args.out_summary, list(args.metrics), n_boot=args.n_boot, level=0.95)
+    write_sidecar(args.out_html, inputs)
+    log.info(
+        "report: %d tasks, %d metric rows -> %s, %s, %s",
+        metrics["task"].nunique(), len(metrics), args.out_metrics, args.out_summary, args.out_html,
+    )  # fmt: skip
+    return 0

@@ -1,0 +1,183 @@
+"""Connectomes of ROI time-series datasets: one manifest row per run, one QC row per run."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from lcm.atlas import Atlas
+from lcm.bids.manifest import read_manifest
+from lcm.bids.runs import run_ids_from_name
+from lcm.connectome.denoise import FD_COLUMN, clean_signals, scrub_mask
+from lcm.connectome.outputs import ensure_dataset_description, relmat_path
+from lcm.connectome.qc import new_qc, qc_frame
+from lcm.connectome.relmat import pearson_fc, write_relmat
+from lcm.connectome.settings import DenoiseSettings
+from lcm.exceptions import ExcludedRunError
+from lcm.io.atomic import write_tsv
+from lcm.io.bids_names import parse_entities
+from lcm.io.provenance import sidecar_path, write_sidecar
+
+log = logging.getLogger(__name__)
+
+
+def process_timeseries_manifest(
+    dataset: str,
+    manifest_path: str | Path,
+    atlas: Atlas,
+    settings: DenoiseSettings,
+    out_dir: str | Path,
+    qc_table: str | Path,
+) -> pd.DataFrame:
+    """Clean every included ROI time series of a manifest and write its connectivity matrix.
+
+    No confound regression is possible (none ship with ROI time series); signals are
+    detrended, band-passed and z-scored, and scrubbed only when the TSV carries a
+    ``framewise_displacement`` column.
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset name.
+    manifest_path : path-like
+        Manifest written by ``lcm ingest --entry roi_timeseries``.
+    atlas : Atlas
+        The atlas the series were extracted with; its ROI count and names are enforced.
+    settings : DenoiseSettings
+        Scrubbing threshold, filter band, detrending, minimum volumes.
+    out_dir : path-like
+        Receives ``sub-*/[ses-*/]func/*_stat-pearsoncorrelation_relmat.tsv`` + sidecars.
+    qc_table : path-like
+        QC TSV, one row per manifest row (excluded runs with their reasons).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The QC table.
+    """
+    manifest = read_manifest(manifest_path)
+    records = []
+    rows = manifest.to_dict("records")
+    warned: set[str] = set()
+    for row in tqdm(rows, desc=f"{dataset} connectomes", disable=not sys.stderr.isatty()):
+        records.append(_process_row(dataset, row, atlas, settings, out_dir, warned))
+    ensure_dataset_description(out_dir, dataset)
+    table = qc_frame(records)
+    write_tsv(qc_table, table)
+    n_in = int(table["included"].sum())
+    log.info("%s: %d of %d run(s) gave a connectome -> %s", dataset, n_in, len(table), qc_table)
+    return table
+
+
+def _process_row(
+    dataset: str,
+    row: dict[str, Any],
+    atlas: Atlas,
+    settings: DenoiseSettings,
+    out_dir: str | Path,
+    warned: set[str],
+) -> dict[str, Any]:
+    ids_values = {k: str(row[k]) for k in ("subject", "session", "task", "run", "run_key")}
+    t_r = float(row["t_r"]) if pd.notna(row["t_r"]) else None
+    if not row["included"]:
+        return new_qc(dataset, t_r=t_r, reason=row["reason"], **ids_values)
+    ids = run_ids_from_name(Path(row["path"]).name)
+    facts: dict[str, Any] = {"t_r": t_r, "n_rois": atlas.n_rois}
+    try:
+        fc = _connectome_of_series(Path(row["path"]), t_r, atlas, settings, facts, warned)
+    except ExcludedRunError as exc:
+        log.warning("%s %s excluded: %s", dataset, ids.run_key, exc.message)
+        return new_qc(dataset, ids, reason=exc.message, **facts)
+    path = Path(row["path"])
+    space = parse_entities(path.name).get("space")
+    out = relmat_path(out_dir, ids, space, atlas.name)
+    write_relmat(out, atlas.labels["name"].tolist(), fc)
+    sources = [path, *(p for p in [sidecar_path(path)] if p.is_file())]
+    write_sidecar(
+        out,
+        sources,
+        RepetitionTime=t_r,
+        Atlas=atlas.name,
+        Space=space,
+        Denoise=settings.to_dict(),
+        ConfoundColumns=[],
+        NumberOfVolumes=facts["n_volumes"],
+        NumberOfVolumesKept=facts["n_volumes_kept"],
+        MeanFramewiseDisplacement=facts.get("mean_fd"),
+        EmptyROIs=facts["empty_rois"],
+    )
+    return new_qc(dataset, ids, included=True, timeseries=str(path), relmat=str(out), **facts)
+
+
+def _connectome_of_series(
+    path: Path,
+    t_r: float | None,
+    atlas: Atlas,
+    settings: DenoiseSettings,
+    facts: dict[str, Any],
+    warned: set[str],
+) -> np.ndarray:
+    """Pearson FC ``[R, R]`` of one ROI time-series file; ``facts`` collects QC values."""
+    if t_r is None:
+        raise ExcludedRunError(f"no repetition time known for {path.name}")
+    table = _read_series(path)
+    fd = None
+    if FD_COLUMN in table.columns:
+        fd = table.pop(FD_COLUMN).fillna(0.0).to_numpy(np.float64)
+    names = atlas.labels["name"].tolist()
+    if table.shape[1] != atlas.n_rois:
+        raise ExcludedRunError(
+            f"{path.name} has {table.shape[1]} ROI columns but atlas {atlas.name!r} has "
+            f"{atlas.n_rois} ROIs"
+        )
+    header = [str(c) for c in table.columns]
+    if header != names and "names" not in warned:
+        warned.add("names")
+        log.warning(
+            "%s: ROI column names differ from atlas %r labels (first: %r vs %r); columns are "
+            "taken in atlas order", path.name, atlas.name, header[0], names[0],
+        )  # fmt: skip
+    raw = table.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    n_vol = raw.shape[0]
+    facts["n_volumes"] = n_vol
+    bad = ~np.isfinite(raw)
+    if bad.any():
+        cols = [header[j] for j in np.flatnonzero(bad.any(axis=0))][:5]
+        raise ExcludedRunError(
+            f"{path.name} holds {int(bad.sum())} missing or non-numeric values (columns {cols})"
+        )
+    if fd is not None and n_vol > 1:
+        facts["mean_fd"] = float(np.mean(fd[1:]))
+    else:
+        facts["mean_fd"] = _sidecar_mean_fd(path)
+    keep = scrub_mask(fd, settings, n_vol)
+    facts["n_volumes_kept"] = int(keep.size)
+    empty = np.ptp(raw, axis=0) == 0
+    facts["empty_rois"] = [names[i] for i in np.flatnonzero(empty)]
+    if empty.all():
+        raise ExcludedRunError(f"every ROI of {path.name} is constant")
+    signals = clean_signals(raw, t_r, settings, sample_mask=keep if fd is not None else None)
+    signals[:, empty] = 0.0
+    return pearson_fc(signals, empty)
+
+
+def _read_series(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ExcludedRunError(f"cannot read ROI time series {path.name}: {exc}") from exc
+
+
+def _sidecar_mean_fd(path: Path) -> float | None:
+    try:
+        value = json.loads(sidecar_path(path).read_text()).get("MeanFramewiseDisplacement")
+        return None if value is None else float(value)
+    except (OSError, json.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return None

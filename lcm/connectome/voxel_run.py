@@ -1,0 +1,238 @@
+"""Connectome of one voxel-wise run: parcel means, denoising, Pearson FC, outputs and QC."""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from lcm.atlas import Atlas, resample_to
+from lcm.bids.runs import RunIds, run_ids_from_name
+from lcm.bids.timing import header_tr, tr_mismatch
+from lcm.connectome.denoise import (
+    FD_COLUMN,
+    clean_signals,
+    confound_columns,
+    confound_matrix,
+    framewise_displacement,
+    read_confounds,
+    scrub_mask,
+)
+from lcm.connectome.outputs import ensure_dataset_description, relmat_path, timeseries_path
+from lcm.connectome.parcellate import parcel_means
+from lcm.connectome.qc import new_qc
+from lcm.connectome.relmat import pearson_fc, write_relmat, write_timeseries
+from lcm.connectome.settings import DenoiseSettings
+from lcm.exceptions import ExcludedRunError, InputDataError
+from lcm.io.atomic import write_json
+from lcm.io.provenance import write_sidecar
+from lcm.preprocess.derivatives import RunDerivatives
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunConnectome:
+    """Result of one run: cleaned signals ``[T_kept, R]``, FC ``[R, R]`` and QC facts."""
+
+    signals: np.ndarray
+    fc: np.ndarray
+    empty: np.ndarray
+    confound_columns: list[str]
+
+
+def load_run_from_record(record_path: str | Path, run_key: str) -> tuple[RunDerivatives, str]:
+    """The derivatives of ``run_key`` and the output space from an fMRIPrep record.
+
+    Raises
+    ------
+    InputDataError
+        If the record is unreadable or does not list the run.
+    """
+    record_path = Path(record_path)
+    try:
+        record = json.loads(record_path.read_text())
+        runs = {r["run_key"]: r for r in record["runs"]}
+        space = str(record["output_space"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise InputDataError(
+            f"Cannot read fMRIPrep record {record_path}: {exc!r}",
+            hint="Regenerate it with 'lcm fmriprep ... --out'.",
+        ) from exc
+    if run_key not in runs:
+        raise InputDataError(
+            f"Run {run_key!r} is not in fMRIPrep record {record_path} (it lists {sorted(runs)}).",
+            hint="Pass a --run-key from the record, or rerun 'lcm fmriprep' for this subject.",
+        )
+    return RunDerivatives.from_record(runs[run_key]), space
+
+
+def process_voxel_run(
+    dataset: str,
+    record_path: str | Path,
+    run_key: str,
+    atlas: Atlas,
+    settings: DenoiseSettings,
+    out_dir: str | Path,
+    qc_out: str | Path,
+    atlas_files: list[str] | None = None,
+) -> dict[str, Any]:
+    """Compute and write the connectome of one run, or record why it is excluded.
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset name.
+    record_path : path-like
+        fMRIPrep record written by ``lcm fmriprep``.
+    run_key : str
+        Run to process, e.g. ``sub-01_task-rest_run-1``.
+    atlas : Atlas
+        Parcellation (resampled to the BOLD grid here).
+    settings : DenoiseSettings
+        Confound strategy, scrubbing and filtering.
+    out_dir : path-like
+        Derivatives folder receiving ``sub-*/[ses-*/]func/*_timeseries.tsv`` and
+        ``*_relmat.tsv`` with JSON sidecars.
+    qc_out : path-like
+        QC JSON, written for excluded runs too.
+    atlas_files : list of str, optional
+        Atlas files listed in the sidecars' ``Sources``.
+
+    Returns
+    -------
+    dict
+        The QC record (see ``lcm.connectome.qc.QC_COLUMNS``).
+    """
+    deriv, space = load_run_from_record(record_path, run_key)
+    ids = run_ids_from_name(run_key)
+    facts: dict[str, Any] = {"t_r": deriv.t_r, "n_rois": atlas.n_rois}
+    try:
+        result = run_connectome(deriv, atlas, settings, facts)
+    except ExcludedRunError as exc:
+        log.warning("%s %s excluded: %s", dataset, run_key, exc.message)
+        qc = new_qc(dataset, ids, included=False, reason=exc.message, **facts)
+    else:
+        qc = _write_outputs(
+            dataset, ids, space, deriv, atlas, settings, out_dir, result, facts, atlas_files
+        )
+    ensure_dataset_description(out_dir, dataset)
+    write_json(qc_out, qc)
+    return qc
+
+
+def run_connectome(
+    deriv: RunDerivatives, atlas: Atlas, settings: DenoiseSettings, facts: dict[str, Any]
+) -> RunConnectome:
+    """Load, check, parcellate and clean one run; ``facts`` collects QC values as they are known.
+
+    Raises
+    ------
+    ExcludedRunError
+        For any problem of this run's data (unreadable or non-4D BOLD, NaN/Inf, TR mismatch,
+        missing confound columns, confounds of the wrong length, too few volumes).
+    """
+    bold = Path(deriv.bold)
+    try:
+        img = nib.load(bold)
+    except Exception as exc:  # nibabel raises many types for a broken file
+        raise ExcludedRunError(f"cannot read BOLD {bold.name}: {exc}") from exc
+    if len(img.shape) != 4:
+        raise ExcludedRunError(
+            f"BOLD {bold.name} is {len(img.shape)}D with shape {img.shape}; a 4D series is expected"
+        )
+    n_vol = int(img.shape[3])
+    facts["n_volumes"] = n_vol
+    reason = tr_mismatch(deriv.t_r, header_tr(img), bold.name)
+    if reason:
+        raise ExcludedRunError(reason)
+
+    # Confounds first: they are cheap and exclude a run before the BOLD is decompressed.
+    table = read_confounds(deriv.confounds, n_vol)
+    source = Path(deriv.confounds).name
+    columns = confound_columns(settings.strategy, table.columns)
+    confounds = confound_matrix(table, columns, source)
+    fd = None
+    if settings.fd_threshold is not None:
+        fd = framewise_displacement(table, source)
+    elif FD_COLUMN in table.columns:
+        fd = confound_matrix(table, [FD_COLUMN], source)[:, 0]
+    if fd is not None and n_vol > 1:
+        facts["mean_fd"] = float(np.mean(fd[1:]))  # the first volume has no FD
+    keep = scrub_mask(fd, settings, n_vol)
+    facts["n_volumes_kept"] = int(keep.size)
+
+    data = _load_data(img, bold)
+    n_bad = int(np.count_nonzero(~np.isfinite(data)))
+    if n_bad:
+        raise ExcludedRunError(f"BOLD {bold.name} holds {n_bad} NaN/Inf values")
+    reference = nib.Nifti1Image(np.zeros(img.shape[:3], dtype=np.uint8), img.affine)
+    labels = np.asarray(resample_to(atlas, reference).dataobj).astype(np.int64)
+    raw, counts = parcel_means(data, labels, atlas.labels["index"].to_numpy())
+    del data
+    # A parcel outside the field of view, or with a flat signal, has no correlation: it is
+    # reported in empty_rois and its FC row/column is 0 (policy documented in pearson_fc).
+    empty = (counts == 0) | (np.ptp(raw, axis=0) == 0)
+    names = atlas.labels["name"].tolist()
+    facts["empty_rois"] = [names[i] for i in np.flatnonzero(empty)]
+    if empty.all():
+        raise ExcludedRunError(f"no atlas parcel overlaps BOLD {bold.name} with a signal")
+    signals = clean_signals(raw, deriv.t_r, settings, confounds=confounds, sample_mask=keep)
+    signals[:, empty] = 0.0
+    return RunConnectome(signals, pearson_fc(signals, empty), empty, columns)
+
+
+def _load_data(img: nib.Nifti1Image, bold: Path) -> np.ndarray:
+    """The BOLD array as float32, read once; a corrupt file excludes the run."""
+    try:
+        return np.asarray(img.dataobj, dtype=np.float32)
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
+        raise ExcludedRunError(f"cannot read the data of BOLD {bold.name}: {exc}") from exc
+
+
+def _write_outputs(
+    dataset: str,
+    ids: RunIds,
+    space: str,
+    deriv: RunDerivatives,
+    atlas: Atlas,
+    settings: DenoiseSettings,
+    out_dir: str | Path,
+    result: RunConnectome,
+    facts: dict[str, Any],
+    atlas_files: list[str] | None = None,
+) -> dict[str, Any]:
+    names = atlas.labels["name"].tolist()
+    ts_path = timeseries_path(out_dir, ids, space, atlas.name)
+    rm_path = relmat_path(out_dir, ids, space, atlas.name)
+    sources = [deriv.bold, deriv.confounds, *(atlas_files or [])]
+    meta = {
+        "RepetitionTime": deriv.t_r,
+        "Atlas": atlas.name,
+        "Space": space,
+        "Denoise": settings.to_dict(),
+        "ConfoundColumns": result.confound_columns,
+        "NumberOfVolumes": facts["n_volumes"],
+        "NumberOfVolumesKept": facts["n_volumes_kept"],
+        "MeanFramewiseDisplacement": facts.get("mean_fd"),
+        "EmptyROIs": facts["empty_rois"],
+    }
+    write_timeseries(ts_path, names, result.signals)
+    write_sidecar(ts_path, sources, **meta)
+    write_relmat(rm_path, names, result.fc)
+    write_sidecar(rm_path, sources, **meta)
+    log.info(
+        "%s %s: %d/%d volumes kept, %d empty ROI(s) -> %s",
+        dataset, ids.run_key, facts["n_volumes_kept"], facts["n_volumes"],
+        len(facts["empty_rois"]), rm_path,
+    )  # fmt: skip
+    return new_qc(
+        dataset, ids, included=True, reason="", timeseries=str(ts_path), relmat=str(rm_path),
+        **facts,
+    )  # fmt: skip

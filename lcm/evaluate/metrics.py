@@ -1,0 +1,188 @@
+"""Fold metrics of a binary classifier and their bootstrap summary over folds x seeds.
+
+The tidy tables written by ``lcm evaluate`` and ``lcm report`` have the columns listed here,
+and nothing else, so that pandas, DuckDB or R read them without our code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    f1_score,
+    recall_score,
+    roc_auc_score,
+)
+
+from lcm.exceptions import InputDataError
+from lcm.io.atomic import atomic_path
+
+METRICS = ("auc", "balanced_accuracy", "accuracy", "f1", "sensitivity", "specificity")
+METRIC_COLUMNS = ("task", "model", "label_fraction", "seed", "fold", "metric", "value")
+PREDICTION_COLUMNS = (
+    "task", "model", "label_fraction", "seed", "fold", "dataset", "subject", "y_true", "p_positive",
+)  # fmt: skip
+SUMMARY_COLUMNS = ("task", "model", "label_fraction", "metric", "mean", "ci_low", "ci_high", "n")
+# Column dtypes of the tidy tables, so every writer produces the same Parquet schema.
+METRIC_DTYPES = {
+    "task": "str", "model": "str", "label_fraction": "float64", "seed": "int64",
+    "fold": "int64", "metric": "str", "value": "float64",
+}  # fmt: skip
+PREDICTION_DTYPES = {
+    "task": "str", "model": "str", "label_fraction": "float64", "seed": "int64", "fold": "int64",
+    "dataset": "str", "subject": "str", "y_true": "int64", "p_positive": "float64",
+}  # fmt: skip
+
+
+def binary_metrics(
+    y_true: np.ndarray, p_positive: np.ndarray, threshold: float = 0.5
+) -> dict[str, float]:
+    """Metrics of one test fold.
+
+    Parameters
+    ----------
+    y_true : numpy.ndarray of int, shape (n,)
+        0 (negative) or 1 (positive).
+    p_positive : numpy.ndarray of float, shape (n,)
+        Predicted probability of the positive class.
+    threshold : float, default 0.5
+        Probability at or above which a run is called positive.
+
+    Returns
+    -------
+    dict
+        ``auc`` (NaN when the fold holds one class only), ``balanced_accuracy``, ``accuracy``,
+        ``f1`` (of the positive class), ``sensitivity`` (recall of positives) and
+        ``specificity`` (recall of negatives); NaN where a class is absent.
+    """
+    y_true = np.asarray(y_true, dtype=int)
+    p_positive = np.asarray(p_positive, dtype=float)
+    y_pred = (p_positive >= threshold).astype(int)
+    both = len(np.unique(y_true)) == 2
+    has_pos, has_neg = bool((y_true == 1).any()), bool((y_true == 0).any())
+    return {
+        "auc": float(roc_auc_score(y_true, p_positive)) if both else float("nan"),
+        "balanced_accuracy": (
+            float(balanced_accuracy_score(y_true, y_pred)) if both else float("nan")
+        ),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "f1": float(f1_score(y_true, y_pred, pos_label=1, zero_division=0.0)),
+        "sensitivity": (
+            float(recall_score(y_true, y_pred, pos_label=1)) if has_pos else float("nan")
+        ),
+        "specificity": (
+            float(recall_score(y_true, y_pred, pos_label=0)) if has_neg else float("nan")
+        ),
+    }
+
+
+def bootstrap_ci(
+    values: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean and percentile bootstrap confidence interval of the mean.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        One value per fold x seed; NaN values are ignored.
+    n_boot : int, default 2000
+        Bootstrap resamples.
+    level : float, default 0.95
+        Coverage of the interval.
+    seed : int, default 0
+        Seed of the resampling (fixed so a report is reproducible).
+
+    Returns
+    -------
+    (mean, ci_low, ci_high)
+        NaN for all three when no finite value is given; the interval collapses onto the mean
+        for a single value.
+    """
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(values.mean())
+    if values.size == 1:
+        return mean, mean, mean
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, size=(n_boot, values.size))].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    return mean, float(low), float(high)
+
+
+def summarise(metrics: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Summary of a tidy metrics table: mean and 95 % bootstrap CI over folds x seeds.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        Columns :data:`METRIC_COLUMNS`.
+    n_boot : int, default 2000
+    seed : int, default 0
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`SUMMARY_COLUMNS`, one row per task, model, label fraction and metric;
+        ``n`` counts the finite values behind the mean.
+    """
+    keys = ["task", "model", "label_fraction", "metric"]
+    rows = []
+    for key, group in metrics.groupby(keys, sort=True):
+        values = group["value"].to_numpy(dtype=float)
+        mean, low, high = bootstrap_ci(values, n_boot=n_boot, seed=seed)
+        rows.append((*key, mean, low, high, int(np.isfinite(values).sum())))
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+def tidy(frame: pd.DataFrame, columns: tuple[str, ...], dtypes: dict[str, str]) -> pd.DataFrame:
+    """``frame`` reduced to ``columns`` in that order and cast to ``dtypes``."""
+    return frame.loc[:, list(columns)].astype(dtypes).reset_index(drop=True)
+
+
+def write_tidy_parquet(
+    path: str | os.PathLike[str], frame: pd.DataFrame, metadata: dict[str, Any] | None = None
+) -> None:
+    """Write a tidy table to Parquet atomically, ``metadata`` as JSON under the key ``lcm``."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if metadata is not None:
+        meta = dict(table.schema.metadata or {})
+        meta[b"lcm"] = json.dumps(metadata, sort_keys=True, default=str).encode()
+        table = table.replace_schema_metadata(meta)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_tidy_parquet(
+    path: str | os.PathLike[str], columns: tuple[str, ...], dtypes: dict[str, str]
+) -> pd.DataFrame:
+    """Read a tidy table written by :func:`write_tidy_parquet`, checking its columns.
+
+    Raises
+    ------
+    InputDataError
+        When the file is missing, unreadable, or its columns differ from ``columns``.
+    """
+    try:
+        frame = pq.read_table(path).to_pandas()
+    except (OSError, pa.ArrowException) as exc:
+        raise InputDataError(
+            f"Cannot read Parquet table {path}: {exc}",
+            hint="Rerun the stage that writes it (lcm evaluate).",
+        ) from exc
+    if list(frame.columns) != list(columns):
+        raise InputDataError(
+            f"{path}: expected columns {list(columns)}, got {list(frame.columns)}.",
+            hint="Pass the tables written by 'lcm evaluate' (--out and --predictions).",
+        )
+    return tidy(frame, columns, dtypes)

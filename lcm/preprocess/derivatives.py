@@ -1,0 +1,136 @@
+"""Locate and check the fMRIPrep derivatives of one run."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from lcm.bids.runs import RunIds
+from lcm.bids.timing import sidecar_tr
+from lcm.exceptions import InputDataError
+from lcm.io.bids_names import subject_dir
+
+
+@dataclass(frozen=True)
+class RunDerivatives:
+    """Paths (as strings) and TR of one preprocessed run, as stored in the fMRIPrep record."""
+
+    run_key: str
+    sub: str
+    ses: str
+    task: str
+    run: str
+    bold: str
+    mask: str
+    confounds: str
+    sidecar: str
+    t_r: float
+
+    def to_record(self) -> dict:
+        """JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict) -> RunDerivatives:
+        """Inverse of :meth:`to_record`."""
+        return cls(**{k: record[k] for k in cls.__dataclass_fields__})
+
+
+def _bold_pattern(run_key: str, space: str) -> re.Pattern[str]:
+    # fMRIPrep may insert cohort/res/den between space and desc (e.g. res-2).
+    return re.compile(
+        rf"^{re.escape(run_key)}_space-{re.escape(space)}"
+        r"((?:_(?:cohort|res|den)-[A-Za-z0-9]+)*)_desc-preproc_bold\.nii(?:\.gz)?$"
+    )
+
+
+def find_run_derivatives(
+    deriv_root: str | Path, ids: RunIds, space: str
+) -> tuple[RunDerivatives | None, list[str]]:
+    """Find the preprocessed BOLD, mask, sidecar and confounds of one run.
+
+    Parameters
+    ----------
+    deriv_root : path-like
+        fMRIPrep output folder (holding ``sub-*``).
+    ids : RunIds
+        The run.
+    space : str
+        Output space (``space-<space>`` entity).
+
+    Returns
+    -------
+    (RunDerivatives or None, list of str)
+        The run's files, or ``None`` and the list of what is missing (each entry names the
+        expected file and, for a sidecar, the missing key).
+    """
+    func = Path(deriv_root) / subject_dir(ids.entities) / "func"
+    pattern = _bold_pattern(ids.run_key, space)
+    candidates = sorted(p for p in func.glob(f"{ids.run_key}_space-*") if pattern.match(p.name))
+    missing: list[str] = []
+    if not candidates:
+        expected = func / f"{ids.run_key}_space-{space}_desc-preproc_bold.nii.gz"
+        missing.append(str(expected))
+        middle = ""
+    else:
+        # Prefer the file without res/den entities, then the first by name.
+        bold = min(candidates, key=lambda p: (len(p.name), p.name))
+        middle = pattern.match(bold.name).group(1)  # type: ignore[union-attr]
+    stem = f"{ids.run_key}_space-{space}{middle}"
+    mask = func / f"{stem}_desc-brain_mask.nii.gz"
+    side = func / f"{stem}_desc-preproc_bold.json"
+    confounds = func / f"{ids.run_key}_desc-confounds_timeseries.tsv"
+    for path in (mask, side, confounds):
+        if not path.is_file():
+            missing.append(str(path))
+    t_r = None
+    if side.is_file():
+        try:
+            meta = json.loads(side.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            meta = None
+        if not isinstance(meta, dict):
+            missing.append(f"{side} (not a JSON object)")
+        else:
+            t_r, reason = sidecar_tr(meta, side.name)
+            if reason:
+                missing.append(f"{side} (RepetitionTime: {reason})")
+    if missing or t_r is None:
+        return None, missing
+    found = RunDerivatives(
+        run_key=ids.run_key, sub=ids.subject, ses=ids.session, task=ids.task, run=ids.run,
+        bold=str(bold), mask=str(mask), confounds=str(confounds), sidecar=str(side), t_r=t_r,
+    )  # fmt: skip
+    return found, []
+
+
+def check_subject_derivatives(
+    deriv_root: str | Path, runs: list[RunIds], space: str
+) -> list[RunDerivatives]:
+    """Derivatives of every run, or an error naming every missing file.
+
+    Raises
+    ------
+    InputDataError
+        Listing each missing file (all runs at once), with the fix.
+    """
+    found: list[RunDerivatives] = []
+    missing: list[str] = []
+    for ids in runs:
+        deriv, lacking = find_run_derivatives(deriv_root, ids, space)
+        if deriv is None:
+            missing.extend(lacking)
+        else:
+            found.append(deriv)
+    if missing:
+        listing = "\n    ".join(missing)
+        raise InputDataError(
+            f"fMRIPrep derivatives in {deriv_root} are incomplete for space {space!r}; "
+            f"missing:\n    {listing}",
+            hint="Run fMRIPrep for this subject with --output-spaces "
+            f"{space} (fmriprep.runner: docker or apptainer), or point "
+            "datasets.<name>.derivatives at the folder that holds these files.",
+        )
+    return found

@@ -1,0 +1,176 @@
+"""Run (or reuse) fMRIPrep for one subject and record the derivatives of each run."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
+from lcm.io.atomic import write_json
+from lcm.io.bids_names import check_label
+from lcm.preprocess.container import FmriprepCall, apptainer_command, docker_command
+from lcm.preprocess.derivatives import check_subject_derivatives
+from lcm.preprocess.subject_runs import subject_runs
+
+log = logging.getLogger(__name__)
+
+RUNNERS = ("existing", "docker", "apptainer")
+
+
+@dataclass
+class FmriprepRequest:
+    """Arguments of ``lcm fmriprep`` for one subject."""
+
+    dataset: str
+    bids: Path
+    subject: str
+    runner: str
+    image: str
+    output_space: str
+    derivatives: Path
+    work_dir: Path
+    fs_license: Path | None = None
+    extra_args: list[str] = field(default_factory=list)
+    task: str = "rest"
+
+
+def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
+    """Obtain the fMRIPrep derivatives of one subject, check them, and write the record.
+
+    Parameters
+    ----------
+    req : FmriprepRequest
+        Subject, runner and paths.
+    out : path-like
+        Record JSON to write (atomically): ``{dataset, subject, runner, command, image,
+        output_space, runs: [{run_key, sub, ses, task, run, bold, mask, confounds, sidecar,
+        t_r}]}``.
+
+    Returns
+    -------
+    dict
+        The record.
+
+    Raises
+    ------
+    ConfigError
+        Unknown runner, invalid label, missing licence setting, work dir inside the BIDS folder.
+    InputDataError
+        Missing licence/image file, or derivatives missing after the run.
+    ExternalToolError
+        The container tool is not installed or fMRIPrep failed.
+    """
+    subject = check_label("sub", req.subject, source="--subject")
+    if req.runner not in RUNNERS:
+        raise ConfigError(
+            f"--runner: expected one of {list(RUNNERS)}, received {req.runner!r}.",
+            hint="Set fmriprep.runner in config.yaml.",
+        )
+    runs = subject_runs(req.bids, subject, task=req.task, space=req.output_space)
+    command: list[str] | None = None
+    if req.runner != "existing":
+        call = _prepare_call(req, subject)
+        command = _launch(req.runner, call)
+    derivs = check_subject_derivatives(req.derivatives, runs, req.output_space)
+    record = {
+        "dataset": req.dataset,
+        "subject": subject,
+        "runner": req.runner,
+        "command": command,
+        "image": req.image,
+        "output_space": req.output_space,
+        "runs": [d.to_record() for d in derivs],
+    }
+    write_json(out, record)
+    log.info(
+        "sub-%s: %d run(s) with fMRIPrep derivatives recorded in %s", subject, len(derivs), out
+    )
+    return record
+
+
+def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
+    """Check everything a container run needs, before anything is launched."""
+    if req.fs_license is None:
+        raise ConfigError(
+            f"fMRIPrep runner {req.runner!r} needs a FreeSurfer licence; none was given.",
+            hint="Set fmriprep.fs_license in config.yaml (free from "
+            "https://surfer.nmr.mgh.harvard.edu/registration.html).",
+        )
+    license_path = Path(req.fs_license).resolve()
+    if not license_path.is_file():
+        raise InputDataError(
+            f"FreeSurfer licence file not found: {license_path}",
+            hint="Set fmriprep.fs_license to an existing license.txt.",
+        )
+    bids = Path(req.bids).resolve()
+    work = Path(req.work_dir).resolve()
+    if work == bids or bids in work.parents:
+        raise ConfigError(
+            f"fmriprep.work_dir {work} lies inside the BIDS folder {bids}.",
+            hint="Put the work directory outside the input dataset (fMRIPrep refuses it).",
+        )
+    call = FmriprepCall(
+        bids=bids,
+        derivatives=Path(req.derivatives).resolve(),
+        subject=subject,
+        image=req.image,
+        output_space=req.output_space,
+        work_dir=work,
+        fs_license=license_path,
+        extra_args=list(req.extra_args),
+    )
+    call.subject_work_dir.mkdir(parents=True, exist_ok=True)
+    call.derivatives.mkdir(parents=True, exist_ok=True)
+    return call
+
+
+def _launch(runner: str, call: FmriprepCall) -> list[str]:
+    """Run the container command; return the argv recorded in the fMRIPrep record."""
+    env = dict(os.environ)
+    if runner == "docker":
+        executable = _find_tool(
+            "fmriprep-docker", hint="pip install fmriprep-docker (and install docker)."
+        )
+        argv = docker_command(call)
+        run_argv = [executable, *argv[1:]]
+    else:
+        image = call.image
+        if "://" not in image and not Path(image).is_file():
+            raise InputDataError(
+                f"Apptainer image not found: {image}",
+                hint="Set fmriprep.image to a local .sif (e.g. built with 'apptainer build "
+                "fmriprep.sif docker://nipreps/fmriprep@sha256:...') or a docker:// URI.",
+            )
+        executable = _find_tool("apptainer", hint="Load or install apptainer on this node.")
+        argv, extra_env = apptainer_command(call, os.environ.get("TEMPLATEFLOW_HOME"))
+        env.update(extra_env)
+        run_argv = [executable, *argv[1:]]
+    log.info("sub-%s: running %s", call.subject, " ".join(argv))
+    # stdin closed: the docker wrapper asks questions (low memory) that a batch job can't answer.
+    try:
+        proc = subprocess.run(run_argv, stdin=subprocess.DEVNULL, env=env, check=False)
+    except OSError as exc:
+        raise ExternalToolError(f"Cannot start {argv[0]}: {exc}") from exc
+    if proc.returncode != 0:
+        raise ExternalToolError(
+            f"{argv[0]} failed for sub-{call.subject} with exit code {proc.returncode}.",
+            hint=f"Read the fMRIPrep log above and the work folder {call.subject_work_dir}; "
+            "reruns resume from it.",
+        )
+    return argv
+
+
+def _find_tool(name: str, hint: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    # The wrapper is installed beside this Python even when its bin folder is not on PATH.
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    raise ExternalToolError(f"{name!r} not found on PATH.", hint=hint)

@@ -1,0 +1,66 @@
+"""The BOLD runs of one subject in the input dataset: what fMRIPrep must have preprocessed."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from lcm.bids.dataset import is_derivative, read_dataset_description
+from lcm.bids.runs import RunIds, run_ids_from_name
+from lcm.exceptions import BIDSError, InputDataError
+
+log = logging.getLogger(__name__)
+
+
+def subject_runs(
+    bids_root: str | Path, subject: str, task: str = "rest", space: str = "MNI152NLin2009cAsym"
+) -> list[RunIds]:
+    """Acquisition identifiers of every BOLD run of ``subject`` and ``task``.
+
+    Parameters
+    ----------
+    bids_root : path-like
+        Raw BIDS dataset (validated index), or an fMRIPrep derivatives folder (its
+        ``desc-preproc`` runs in ``space`` are listed) for datasets that enter as derivatives.
+    subject : str
+        Subject label without ``sub-``.
+    task, space : str
+        Task label; output space (derivative datasets only).
+
+    Returns
+    -------
+    list of RunIds
+        Sorted by run key, one per run; files with invalid labels are skipped with a warning
+        (``lcm ingest`` lists them as excluded).
+
+    Raises
+    ------
+    BIDSError
+        If the subject has no BOLD run of ``task``.
+    """
+    from bids import BIDSLayout
+
+    bids_root = Path(bids_root)
+    desc = read_dataset_description(bids_root)
+    query = {"subject": subject, "task": task, "suffix": "bold", "extension": [".nii", ".nii.gz"]}
+    if is_derivative(desc):
+        layout = BIDSLayout(bids_root, validate=False, is_derivative=True)
+        files = layout.get(desc="preproc", space=space, **query)
+    else:
+        layout = BIDSLayout(bids_root, validate=True)
+        files = layout.get(**query)
+    runs: dict[str, RunIds] = {}
+    for f in files:
+        try:
+            ids = run_ids_from_name(f.path)
+        except InputDataError as exc:
+            log.warning("sub-%s: skipping %s: %s", subject, Path(f.path).name, exc.message)
+            continue
+        runs.setdefault(ids.run_key, ids)
+    if not runs:
+        raise BIDSError(
+            f"sub-{subject} has no BOLD run of task {task!r} in {bids_root}.",
+            hint="Check the subject label and --task, and that func/*_bold.nii.gz files exist "
+            "with valid BIDS names.",
+        )
+    return [runs[k] for k in sorted(runs)]

@@ -1,0 +1,234 @@
+"""The self-contained HTML report: inline CSS, figures embedded as base64 PNG, no external URL.
+
+The page depends only on its inputs: the footer gives the date of the newest input file, not the
+time of the run, so rerunning the report on the same inputs gives the same page.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+import lcm
+from lcm.io.provenance import environment, sha256_file
+from lcm.report import plots
+from lcm.report.tables import model_kind, newest_mtime, qc_counts, qc_reasons, task_table
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { border-bottom: 2px solid #444; padding-bottom: .2em; }
+h2 { margin-top: 2em; border-bottom: 1px solid #bbb; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: left; }
+th { background: #f0f0f0; }
+tr.kind-baseline td, tr.kind-control td { color: #555; font-style: italic; }
+img { max-width: 100%; display: block; margin: 1em 0; }
+.warn { background: #fff3cd; border: 1px solid #e0c060; padding: .5em 1em; }
+.note { color: #555; font-size: 0.9em; }
+footer { margin-top: 3em; border-top: 1px solid #bbb; font-size: 0.85em; color: #555; }
+nav a { margin-right: 1em; }
+"""
+
+
+@dataclass
+class ReportData:
+    """Everything the report shows.
+
+    Attributes
+    ----------
+    metrics : pandas.DataFrame
+        Tidy fold metrics (``task, model, label_fraction, seed, fold, metric, value``).
+    predictions : pandas.DataFrame
+        Out-of-fold predictions (``task, model, label_fraction, seed, fold, dataset, subject,
+        y_true, p_positive``).
+    summary : pandas.DataFrame
+        Bootstrap summary (:func:`lcm.evaluate.metrics.summarise`).
+    history : pandas.DataFrame or None
+        Pretraining history (``epoch, loss_total, loss_<var>..., loss_ssl, lr``).
+    bei_eval : pandas.DataFrame or None
+        BEI held-out table (``variable, kind, metric, model, baseline``).
+    qc : pandas.DataFrame or None
+        QC tables concatenated, ``included`` as bool.
+    inputs : list of pathlib.Path
+        Input files, listed with their sha256 in the footer.
+    title : str
+    """
+
+    metrics: pd.DataFrame
+    predictions: pd.DataFrame
+    summary: pd.DataFrame
+    history: pd.DataFrame | None = None
+    bei_eval: pd.DataFrame | None = None
+    qc: pd.DataFrame | None = None
+    inputs: list[Path] = field(default_factory=list)
+    title: str = "LCM evaluation report"
+
+
+def img_tag(png: bytes, alt: str) -> str:
+    """An ``<img>`` embedding ``png`` as a base64 data URI."""
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def table_html(frame: pd.DataFrame, row_classes: Sequence[str] | None = None) -> str:
+    """An escaped HTML table of ``frame`` (floats to 3 decimals, missing as ``n/a``)."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = []
+    for i, row in enumerate(frame.itertuples(index=False)):
+        cls = f' class="{html.escape(row_classes[i])}"' if row_classes else ""
+        cells = "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row)
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _anchor(name: str) -> str:
+    return "task-" + "".join(c if c.isalnum() else "-" for c in name)
+
+
+def task_section(data: ReportData, task: str) -> str:
+    """Summary table, label-fraction curves and ROC curves of one task."""
+    table = task_table(data.summary, task)
+    kinds = set(table["kind"]) if len(table) else set()
+    parts = [f'<h2 id="{_anchor(task)}">Task: {html.escape(task)}</h2>']
+    if "LCM" in kinds and "baseline" not in kinds:
+        parts.append(
+            '<p class="warn">No baseline was evaluated for this task: the LCM numbers below '
+            "cannot be judged alone. Add <code>logreg</code> to <code>evaluate.models</code>.</p>"
+        )
+    if "control" in kinds:
+        parts.append(
+            '<p class="note">The <code>shuffled-labels</code> control is fitted on permuted '
+            "labels and must sit near AUC 0.5; a higher value means leakage.</p>"
+        )
+    parts.append(
+        '<p class="note">Mean over folds &times; seeds with 95 % percentile-bootstrap '
+        "confidence intervals; <i>n</i> = number of fold &times; seed values.</p>"
+    )
+    parts.append(table_html(table, [f"kind-{k}" for k in table["kind"]]))
+    parts.append(
+        img_tag(plots.figure_png(plots.fraction_figure(data.summary, task, "auc")), f"{task} AUC")
+    )
+    if (data.predictions["task"] == task).any():
+        parts.append(
+            img_tag(plots.figure_png(plots.roc_figure(data.predictions, task)), f"{task} ROC")
+        )
+    else:
+        parts.append('<p class="note">No predictions for this task: ROC curves omitted.</p>')
+    return "\n".join(parts)
+
+
+def pretraining_section(history: pd.DataFrame | None) -> str:
+    """Loss curves of pretraining."""
+    parts = ['<h2 id="pretraining">Pretraining</h2>']
+    if history is None:
+        parts.append('<p class="note">No pretraining history was given.</p>')
+        return "\n".join(parts)
+    last = history.iloc[-1]
+    val = f", validation loss {float(last['val_loss']):.4f}" if "val_loss" in history else ""
+    parts.append(
+        f"<p>{len(history)} epochs; final total loss {float(last['loss_total']):.4f}{val}.</p>"
+    )
+    parts.append(img_tag(plots.figure_png(plots.loss_figure(history)), "pretraining losses"))
+    return "\n".join(parts)
+
+
+def bei_section(bei_eval: pd.DataFrame | None) -> str:
+    """Held-out prediction of the BEI variables by the pretrained heads, beside a baseline."""
+    parts = ['<h2 id="bei">Brain–environment variables (held out)</h2>']
+    if bei_eval is None:
+        parts.append('<p class="note">No BEI held-out evaluation was given.</p>')
+        return "\n".join(parts)
+    parts.append(
+        '<p class="note">Pretrained heads on held-out subjects (<i>model</i>) beside a '
+        "baseline fitted on the same training subjects (<i>baseline</i>).</p>"
+    )
+    parts.append(table_html(bei_eval))
+    return "\n".join(parts)
+
+
+def qc_section(qc: pd.DataFrame | None) -> str:
+    """Included/excluded counts, exclusion reasons and the motion histogram."""
+    parts = ['<h2 id="qc">Quality control</h2>']
+    if qc is None:
+        parts.append('<p class="note">No QC tables were given.</p>')
+        return "\n".join(parts)
+    parts.append("<h3>Runs per dataset</h3>")
+    parts.append(table_html(qc_counts(qc)))
+    reasons = qc_reasons(qc)
+    parts.append("<h3>Exclusion reasons</h3>")
+    parts.append(table_html(reasons) if len(reasons) else "<p>No run was excluded.</p>")
+    parts.append(img_tag(plots.figure_png(plots.fd_histogram(qc)), "mean FD histogram"))
+    return "\n".join(parts)
+
+
+def provenance_footer(inputs: Sequence[str | os.PathLike[str]]) -> str:
+    """Version, git commit, date of the newest input and the inputs' sha256.
+
+    The project's code URL is the one link on the page: a plain text link for the reader, never
+    fetched when the page renders.
+    """
+    env = environment()
+    mtime = newest_mtime(inputs)
+    dated = (
+        dt.datetime.fromtimestamp(mtime, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        if mtime is not None
+        else "n/a"
+    )
+    commit = env.get("git_commit") or "unknown"
+    if env.get("git_dirty"):
+        commit += " (uncommitted changes)"
+    rows = [{"input": str(p), "sha256": sha256_file(p)[:16]} for p in inputs if Path(p).is_file()]
+    return (
+        "<footer>"
+        f"<p>LCM {html.escape(lcm.__version__)} &middot; git commit {html.escape(commit)} "
+        f"&middot; inputs dated {html.escape(dated)} &middot; code: "
+        f'<a href="{html.escape(lcm.CODE_URL)}">{html.escape(lcm.CODE_URL)}</a></p>'
+        f"{table_html(pd.DataFrame(rows)) if rows else ''}"
+        "</footer>"
+    )
+
+
+def render_report(data: ReportData) -> str:
+    """The complete HTML page."""
+    tasks = sorted(data.summary["task"].unique())
+    models = sorted(data.summary["model"].unique())
+    lcm_models = [m for m in models if model_kind(m) == "LCM"]
+    nav = " ".join(f'<a href="#{_anchor(t)}">{html.escape(t)}</a>' for t in tasks)
+    nav += ' <a href="#pretraining">pretraining</a> <a href="#bei">BEI</a> <a href="#qc">QC</a>'
+    intro = (
+        f"<p>{len(tasks)} task(s); models: {html.escape(', '.join(models))}. "
+        "Every split is subject-level; pretraining never saw a downstream test subject. "
+        f"{'LCM variants: ' + html.escape(', '.join(lcm_models)) + '.' if lcm_models else ''}"
+        "</p>"
+    )
+    body = [
+        f"<h1>{html.escape(data.title)}</h1>",
+        f"<nav>{nav}</nav>",
+        intro,
+        *(task_section(data, t) for t in tasks),
+        pretraining_section(data.history),
+        bei_section(data.bei_eval),
+        qc_section(data.qc),
+        provenance_footer(data.inputs),
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(data.title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )

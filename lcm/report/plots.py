@@ -1,0 +1,173 @@
+"""Figures of the report, drawn with matplotlib's Agg canvas and returned as PNG bytes.
+
+Figures are built from :class:`matplotlib.figure.Figure` directly (no ``pyplot`` state), so the
+module works headless, in threads and in tests, and never opens a window.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from lcm.evaluate.protocol import BASELINE_MODELS
+
+_FPR_GRID = np.linspace(0.0, 1.0, 101)
+_METRIC_NAMES = {"auc": "AUC", "balanced_accuracy": "balanced accuracy", "f1": "F1"}
+
+
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """Render ``fig`` to PNG bytes (no timestamp in the metadata, so output is reproducible)."""
+    FigureCanvasAgg(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _style(model: str) -> dict:
+    """Baselines dashed, LCM variants solid; the shuffled control grey."""
+    if model == "shuffled-labels":
+        return {"color": "0.55", "linestyle": ":"}
+    return {"linestyle": "--" if model in BASELINE_MODELS else "-"}
+
+
+def mean_roc(predictions: pd.DataFrame) -> tuple[np.ndarray, float]:
+    """Mean out-of-fold ROC curve over seeds, on a fixed false-positive-rate grid.
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        Rows of one task, model and label fraction (columns ``seed, y_true, p_positive``).
+
+    Returns
+    -------
+    (tpr, auc)
+        True-positive rates at ``numpy.linspace(0, 1, 101)`` and the mean pooled AUC; NaN
+        where a seed's predictions hold one class only.
+    """
+    tprs, aucs = [], []
+    for _, group in predictions.groupby("seed"):
+        y, p = group["y_true"].to_numpy(), group["p_positive"].to_numpy()
+        if len(np.unique(y)) < 2:
+            continue
+        fpr, tpr, _ = roc_curve(y, p)
+        curve = np.interp(_FPR_GRID, fpr, tpr)
+        curve[0] = 0.0
+        tprs.append(curve)
+        aucs.append(roc_auc_score(y, p))
+    if not tprs:
+        return np.full_like(_FPR_GRID, np.nan), float("nan")
+    return np.mean(tprs, axis=0), float(np.mean(aucs))
+
+
+def roc_figure(predictions: pd.DataFrame, task: str) -> Figure:
+    """ROC curves of every model, one panel per label fraction.
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        The tidy predictions table (any tasks; rows of ``task`` are used).
+    task : str
+    """
+    rows = predictions[predictions["task"] == task]
+    fractions = sorted(rows["label_fraction"].unique())
+    fig = Figure(figsize=(3.6 * len(fractions) + 0.4, 3.8), layout="constrained")
+    axes = fig.subplots(1, len(fractions), squeeze=False)[0]
+    for ax, fraction in zip(axes, fractions, strict=True):
+        at = rows[rows["label_fraction"] == fraction]
+        for model, group in at.groupby("model", sort=True):
+            tpr, auc = mean_roc(group)
+            ax.plot(_FPR_GRID, tpr, label=f"{model} (pooled AUC {auc:.2f})", **_style(model))
+        ax.plot([0, 1], [0, 1], color="0.8", linewidth=0.8)
+        ax.set(
+            title=f"label fraction {fraction:g}",
+            xlabel="false-positive rate",
+            ylabel="true-positive rate",
+            xlim=(0, 1),
+            ylim=(0, 1),
+            aspect="equal",
+        )
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{task}: out-of-fold ROC (mean over seeds)")
+    return fig
+
+
+def fraction_figure(summary: pd.DataFrame, task: str, metric: str = "auc") -> Figure:
+    """``metric`` against label fraction per model, with its 95 % bootstrap band.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        The summary table (``task, model, label_fraction, metric, mean, ci_low, ci_high, n``).
+    task : str
+    metric : str, default "auc"
+    """
+    rows = summary[(summary["task"] == task) & (summary["metric"] == metric)]
+    fig = Figure(figsize=(5.2, 3.8), layout="constrained")
+    ax = fig.subplots()
+    for model, group in rows.groupby("model", sort=True):
+        group = group.sort_values("label_fraction")
+        x = group["label_fraction"].to_numpy()
+        line = ax.plot(x, group["mean"], marker="o", label=model, **_style(model))[0]
+        ax.fill_between(x, group["ci_low"], group["ci_high"], color=line.get_color(), alpha=0.15)
+    if metric in ("auc", "balanced_accuracy"):
+        ax.axhline(0.5, color="0.8", linewidth=0.8)
+    fractions = sorted(rows["label_fraction"].unique())
+    if fractions and fractions[-1] / fractions[0] >= 10:
+        ax.set_xscale("log")
+    ax.set_xticks(fractions, [f"{f:g}" for f in fractions])
+    ax.minorticks_off()
+    name = _METRIC_NAMES.get(metric, metric.replace("_", " "))
+    ax.set(
+        xlabel="label fraction of the training fold",
+        ylabel=name,
+        title=f"{task}: {name} vs label fraction (95 % CI)",
+    )
+    ax.legend(fontsize=7)
+    return fig
+
+
+def loss_figure(history: pd.DataFrame) -> Figure:
+    """Pretraining loss curves (``loss_*`` columns, ``val_loss`` dashed) and the learning rate."""
+    fig = Figure(figsize=(9.0, 3.8), layout="constrained")
+    ax_loss, ax_lr = fig.subplots(1, 2, width_ratios=[2, 1])
+    epoch = history["epoch"].to_numpy()
+    losses = [c for c in history.columns if c.startswith("loss_") or c == "val_loss"]
+    for col in losses:
+        if col == "loss_total":
+            style: dict = {"linewidth": 2.2, "color": "black", "label": "total (train)"}
+        elif col == "val_loss":
+            style = {"linewidth": 2.2, "color": "black", "linestyle": "--", "label": "validation"}
+        else:
+            style = {"linewidth": 1, "label": col.removeprefix("loss_")}
+        ax_loss.plot(epoch, history[col], **style)
+    values = history[losses].to_numpy(dtype=float)
+    if losses and np.nanmin(values) > 0:
+        ax_loss.set_yscale("log")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="pretraining losses")
+    ax_loss.legend(fontsize=7, ncol=2)
+    if "lr" in history:
+        ax_lr.plot(epoch, history["lr"], color="tab:purple")
+    ax_lr.set(xlabel="epoch", ylabel="learning rate", title="learning rate")
+    return fig
+
+
+def fd_histogram(qc: pd.DataFrame) -> Figure:
+    """Histogram of mean framewise displacement, included and excluded runs stacked."""
+    fig = Figure(figsize=(5.2, 3.4), layout="constrained")
+    ax = fig.subplots()
+    fd = pd.to_numeric(qc["mean_fd"], errors="coerce")
+    included = qc["included"].to_numpy(dtype=bool)
+    finite = fd.notna().to_numpy()
+    data = [fd[included & finite].to_numpy(), fd[~included & finite].to_numpy()]
+    if finite.any():
+        bins = np.histogram_bin_edges(fd[finite].to_numpy(), bins=20)
+        ax.hist(data, bins=bins, stacked=True, label=["included", "excluded"],
+                color=["tab:blue", "tab:red"])  # fmt: skip
+        ax.legend(fontsize=7)
+    ax.set(xlabel="mean framewise displacement (mm)", ylabel="runs", title="head motion")
+    return fig

@@ -1,0 +1,195 @@
+"""Inputs of the report, read and checked, and the tables it shows.
+
+Readers name the file, the columns expected and those received; table builders are pure
+functions of data frames so they are tested without rendering anything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lcm.evaluate.metrics import read_tidy_parquet
+from lcm.evaluate.protocol import BASELINE_MODELS
+from lcm.exceptions import InputDataError
+
+HISTORY_REQUIRED = ("epoch", "loss_total")
+BEI_COLUMNS = ("variable", "kind", "metric", "model", "baseline")
+QC_REQUIRED = ("dataset", "subject", "run_key", "included", "reason", "mean_fd")
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f"}
+
+
+def concat_tidy(
+    paths: Sequence[str | os.PathLike[str]],
+    columns: tuple[str, ...],
+    dtypes: dict[str, str],
+    key: Sequence[str],
+) -> pd.DataFrame:
+    """Read and concatenate tidy Parquet tables, refusing rows that appear in two files.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+    columns, dtypes
+        Expected columns and their dtypes.
+    key : sequence of str
+        Columns that identify one fit; the same key in two files means a task was passed twice.
+
+    Raises
+    ------
+    InputDataError
+        When a file is unreadable, has other columns, or repeats fits of another file.
+    """
+    frames = []
+    for i, path in enumerate(paths):
+        frame = read_tidy_parquet(path, columns, dtypes)
+        frame["_source"] = i  # position, so the same file passed twice is caught too
+        frames.append(frame)
+    table = pd.concat(frames, ignore_index=True)
+    n_files = table.groupby(list(key), sort=False)["_source"].nunique()
+    repeated = n_files[n_files > 1]
+    if len(repeated):
+        first = dict(zip(key, repeated.index[0], strict=True))
+        at = table.set_index(list(key)).loc[[repeated.index[0]], "_source"]
+        files = [str(paths[i]) for i in sorted(set(at))]
+        raise InputDataError(
+            f"The same {list(key)} appears in more than one file ({files}), e.g. {first}.",
+            hint="Pass each task's table once.",
+        )
+    return table.drop(columns="_source").reset_index(drop=True)
+
+
+def read_tsv(path: str | os.PathLike[str], required: Sequence[str], what: str) -> pd.DataFrame:
+    """Read a TSV (``n/a`` = missing) and check it has the ``required`` columns."""
+    try:
+        frame = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=True)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputDataError(f"Cannot read {what} table {path}: {exc}") from exc
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise InputDataError(
+            f"{what} table {path}: missing columns {missing}; expected at least {list(required)}, "
+            f"got {list(frame.columns)}.",
+            hint=f"Pass the {what} table written by the workflow.",
+        )
+    return frame
+
+
+def read_history(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Pretraining history: ``epoch, loss_total, loss_<var>..., loss_ssl, lr``."""
+    return read_tsv(path, HISTORY_REQUIRED, "pretraining history").sort_values("epoch")
+
+
+def read_bei_eval(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """BEI held-out evaluation: ``variable, kind, metric, model, baseline``."""
+    return read_tsv(path, BEI_COLUMNS, "BEI held-out evaluation")
+
+
+def read_qc(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
+    """Concatenated QC tables with ``included`` parsed to bool.
+
+    Raises
+    ------
+    InputDataError
+        When a table lacks a column or ``included`` holds something other than true/false.
+    """
+    frames = []
+    for path in paths:
+        frame = read_tsv(path, QC_REQUIRED, "QC")
+        raw = frame["included"].astype(str).str.strip().str.lower()
+        bad = sorted(set(raw) - _TRUE - _FALSE)
+        if bad:
+            raise InputDataError(
+                f"QC table {path}: column 'included' must be true/false, got {bad}.",
+                hint="Pass the QC table written by 'lcm connectome'.",
+            )
+        frame["included"] = raw.isin(_TRUE)
+        frame["dataset"] = frame["dataset"].astype(str)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def model_kind(model: str) -> str:
+    """``LCM``, ``baseline``, ``control`` (shuffled labels) or ``other``."""
+    if model == "shuffled-labels":
+        return "control"
+    if model in BASELINE_MODELS:
+        return "baseline"
+    return "LCM" if model.startswith("lcm") else "other"
+
+
+def _with_ci(row: pd.Series) -> str:
+    if not np.isfinite(row["mean"]):
+        return "n/a"
+    return f"{row['mean']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+
+
+def task_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
+    """AUC and balanced accuracy with 95 % CI for every model and label fraction of ``task``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``label fraction, model, kind, AUC [95% CI], balanced accuracy [95% CI], n``;
+        LCM variants first, then baselines, within each label fraction.
+    """
+    rows = summary[summary["task"] == task]
+    order = {"LCM": 0, "other": 1, "baseline": 2, "control": 3}
+    out = []
+    keys = sorted(
+        {(f, m) for f, m in zip(rows["label_fraction"], rows["model"], strict=True)},
+        key=lambda k: (k[0], order[model_kind(k[1])], k[1]),
+    )
+    for fraction, model in keys:
+        at = rows[(rows["label_fraction"] == fraction) & (rows["model"] == model)]
+        cells = {m: at[at["metric"] == m] for m in ("auc", "balanced_accuracy")}
+        out.append(
+            {
+                "label fraction": f"{fraction:g}",
+                "model": model,
+                "kind": model_kind(model),
+                "AUC [95% CI]": _with_ci(cells["auc"].iloc[0]) if len(cells["auc"]) else "n/a",
+                "balanced accuracy [95% CI]": (
+                    _with_ci(cells["balanced_accuracy"].iloc[0])
+                    if len(cells["balanced_accuracy"])
+                    else "n/a"
+                ),
+                "n": int(at["n"].max()) if len(at) else 0,
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def qc_counts(qc: pd.DataFrame) -> pd.DataFrame:
+    """Runs and subjects included and excluded, per dataset."""
+    grouped = qc.groupby("dataset", sort=True)
+    return pd.DataFrame(
+        {
+            "runs": grouped.size(),
+            "included": grouped["included"].sum().astype(int),
+            "excluded": grouped["included"].apply(lambda s: int((~s).sum())),
+            "subjects included": grouped.apply(
+                lambda g: g.loc[g["included"], "subject"].nunique(), include_groups=False
+            ),
+            "median mean FD (mm)": grouped["mean_fd"].median().round(3),
+        }
+    ).reset_index()
+
+
+def qc_reasons(qc: pd.DataFrame) -> pd.DataFrame:
+    """Exclusion reasons and their run counts, per dataset."""
+    excluded = qc[~qc["included"]].copy()
+    excluded["reason"] = excluded["reason"].fillna("unspecified").astype(str)
+    counts = excluded.groupby(["dataset", "reason"], sort=True).size()
+    return counts.rename("runs").reset_index().sort_values(["dataset", "runs"], ascending=[1, 0])
+
+
+def newest_mtime(paths: Sequence[str | os.PathLike[str]]) -> float | None:
+    """Latest modification time of the existing ``paths`` (the date of the report's inputs)."""
+    times = [Path(p).stat().st_mtime for p in paths if Path(p).is_file()]
+    return max(times) if times else None

@@ -1,0 +1,275 @@
+"""``lcm report`` on tiny synthetic tables: outputs, HTML structure and self-containment."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import lcm
+from lcm.commands import report as report_cmd
+from lcm.evaluate.metrics import (
+    METRIC_COLUMNS,
+    METRIC_DTYPES,
+    PREDICTION_COLUMNS,
+    PREDICTION_DTYPES,
+    SUMMARY_COLUMNS,
+    binary_metrics,
+    write_tidy_parquet,
+)
+from lcm.exceptions import InputDataError
+from lcm.io.atomic import write_tsv
+
+TASKS = {"autism": ("abidelike", 26), "alzheimers": ("adnilike", 22)}
+MODELS = {"lcm": 1.2, "logreg": 1.5, "shuffled-labels": 0.0}  # signal strength per model
+FRACTIONS = (0.1, 1.0)
+SEEDS = (0, 1)
+N_FOLDS = 3
+
+
+def _task_tables(task: str, dataset: str, n_subjects: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predictions with model-dependent signal, and the fold metrics computed from them."""
+    rng = np.random.default_rng(len(task))
+    y = np.arange(n_subjects) % 2
+    preds, metrics = [], []
+    for model, signal in MODELS.items():
+        for fraction in FRACTIONS:
+            for seed in SEEDS:
+                folds = rng.permutation(n_subjects) % N_FOLDS
+                score = signal * fraction * (y - 0.5) + rng.normal(size=n_subjects)
+                p = 1 / (1 + np.exp(-score))
+                for fold in range(N_FOLDS):
+                    at = folds == fold
+                    key = (task, model, fraction, seed, fold)
+                    for s in np.flatnonzero(at):
+                        preds.append((*key, dataset, f"s{s:02d}", y[s], p[s]))
+                    for metric, value in binary_metrics(y[at], p[at]).items():
+                        metrics.append((*key, metric, value))
+    return (
+        pd.DataFrame(metrics, columns=list(METRIC_COLUMNS)).astype(METRIC_DTYPES),
+        pd.DataFrame(preds, columns=list(PREDICTION_COLUMNS)).astype(PREDICTION_DTYPES),
+    )
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("report_inputs")
+    files: dict = {"metrics": [], "predictions": [], "qc": []}
+    for task, (dataset, n) in TASKS.items():
+        m, p = _task_tables(task, dataset, n)
+        write_tidy_parquet(root / f"{task}_metrics.parquet", m)
+        write_tidy_parquet(root / f"{task}_predictions.parquet", p)
+        files["metrics"].append(root / f"{task}_metrics.parquet")
+        files["predictions"].append(root / f"{task}_predictions.parquet")
+    epochs = np.arange(1, 13)
+    history = pd.DataFrame(
+        {
+            "epoch": epochs,
+            "loss_total": 3.0 / epochs,
+            "loss_age": 1.0 / epochs,
+            "loss_sex": 0.7 / np.sqrt(epochs),
+            "loss_ssl": 0.5 / epochs,
+            "val_loss": 3.2 / np.sqrt(epochs),
+            "lr": 0.002 * np.cos(epochs / 13),
+        }
+    )
+    write_tsv(root / "history.tsv", history)
+    files["history"] = root / "history.tsv"
+    bei = pd.DataFrame(
+        {
+            "variable": ["age", "sex", "fluid_intelligence"],
+            "kind": ["continuous", "binary", "continuous"],
+            "metric": ["pearson_r", "auc", "pearson_r"],
+            "model": [0.61, 0.83, 0.22],
+            "baseline": [0.55, 0.80, 0.18],
+        }
+    )
+    write_tsv(root / "bei_eval.tsv", bei)
+    files["bei_eval"] = root / "bei_eval.tsv"
+    rng = np.random.default_rng(5)
+    for dataset, n_runs in (("abidelike", 17), ("adnilike", 13)):
+        fd = rng.gamma(2.0, 0.1, size=n_runs)
+        included = fd < 0.35
+        qc = pd.DataFrame(
+            {
+                "dataset": dataset,
+                "subject": [f"s{i // 2:02d}" for i in range(n_runs)],
+                "run_key": [f"run-{i % 2 + 1}" for i in range(n_runs)],
+                "included": included,
+                "reason": np.where(included, None, "mean FD above 0.35 mm"),
+                "n_volumes": 200,
+                "n_volumes_kept": np.where(included, 190, 80),
+                "mean_fd": fd,
+            }
+        )
+        qc.loc[0, ["included", "reason", "mean_fd"]] = [False, "too few volumes", np.nan]
+        write_tsv(root / f"{dataset}_qc.tsv", qc)
+        files["qc"].append(root / f"{dataset}_qc.tsv")
+    return files
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lcm")
+    report_cmd.register(parser.add_subparsers())
+    return parser
+
+
+def _run(inputs: dict, out, extra: list[str] | None = None) -> dict:
+    outputs = {
+        "metrics": out / "metrics" / "metrics.parquet",
+        "summary": out / "metrics" / "summary.tsv",
+        "html": out / "report" / "index.html",
+    }
+    argv = [
+        "report",
+        "--metrics", *map(str, inputs["metrics"]),
+        "--predictions", *map(str, inputs["predictions"]),
+        "--history", str(inputs["history"]),
+        "--bei-eval", str(inputs["bei_eval"]),
+        "--qc", *map(str, inputs["qc"]),
+        "--out-metrics", str(outputs["metrics"]),
+        "--out-summary", str(outputs["summary"]),
+        "--out-html", str(outputs["html"]),
+        "--n-boot", "300",
+        *(extra or []),
+    ]  # fmt: skip
+    args = _parser().parse_args(argv)
+    assert args.func(args) == 0
+    return outputs
+
+
+class _Collector(HTMLParser):
+    """Tags, attributes and table cells of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.tables: list[list[list[str]]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+@pytest.fixture(scope="module")
+def report(inputs, tmp_path_factory) -> dict:
+    out = _run(inputs, tmp_path_factory.mktemp("report_out"))
+    page = out["html"].read_text()
+    parsed = _Collector()
+    parsed.feed(page)
+    return {"out": out, "page": page, "parsed": parsed}
+
+
+def test_metrics_concatenated_and_summary_cis(report, inputs):
+    merged = pd.read_parquet(report["out"]["metrics"])
+    assert tuple(merged.columns) == METRIC_COLUMNS
+    expected = sum(len(pd.read_parquet(p)) for p in inputs["metrics"])
+    assert len(merged) == expected
+    assert set(merged["task"]) == set(TASKS)
+    summary = pd.read_csv(report["out"]["summary"], sep="\t", na_values="n/a")
+    assert tuple(summary.columns) == SUMMARY_COLUMNS
+    # 2 tasks x 3 models x 2 fractions x 6 metrics
+    assert len(summary) == 2 * 3 * 2 * 6
+    finite = summary.dropna(subset=["mean"])
+    assert ((finite["ci_low"] <= finite["mean"]) & (finite["mean"] <= finite["ci_high"])).all()
+    auc = summary.query("metric == 'auc'")
+    assert (auc["n"] == len(SEEDS) * N_FOLDS).all()
+    one = merged.query("task == 'autism' and model == 'logreg' and label_fraction == 1.0")
+    row = auc.query("task == 'autism' and model == 'logreg' and label_fraction == 1.0").iloc[0]
+    assert row["mean"] == pytest.approx(one.query("metric == 'auc'")["value"].mean())
+    assert (report["out"]["metrics"].parent / "summary.json").is_file()  # sidecar
+
+
+def test_html_tables_and_figures(report):
+    parsed = report["parsed"]
+    imgs = [a for t, a in parsed.tags if t == "img"]
+    # per task: AUC-vs-fraction + ROC; then loss curves and FD histogram
+    assert len(imgs) == 2 * len(TASKS) + 2
+    assert all(a["src"].startswith("data:image/png;base64,") for a in imgs)
+    headers = [table[0] for table in parsed.tables]
+    task_tables = [t for t, h in zip(parsed.tables, headers, strict=True) if "AUC [95% CI]" in h]
+    assert len(task_tables) == len(TASKS)
+    for table in task_tables:
+        rows = table[1:]
+        assert len(rows) == len(MODELS) * len(FRACTIONS)
+        models = {r[1] for r in rows}
+        assert models == set(MODELS)  # baselines beside LCM
+        assert all(re.fullmatch(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]", r[3]) for r in rows)
+    bei = next(t for t in parsed.tables if t[0][:2] == ["variable", "kind"])
+    assert [r[0] for r in bei[1:]] == ["age", "sex", "fluid_intelligence"]
+    counts = next(t for t in parsed.tables if "excluded" in t[0])
+    by_dataset = {r[0]: dict(zip(counts[0], r, strict=True)) for r in counts[1:]}
+    assert set(by_dataset) == {"abidelike", "adnilike"}
+    assert by_dataset["abidelike"]["runs"] == "17"
+    assert int(by_dataset["adnilike"]["included"]) + int(by_dataset["adnilike"]["excluded"]) == 13
+    reasons = next(t for t in parsed.tables if t[0][:2] == ["dataset", "reason"])
+    assert {r[1] for r in reasons[1:]} >= {"too few volumes"}
+    assert "pretraining" in report["page"] and "12 epochs" in report["page"]
+    assert "validation loss" in report["page"]
+
+
+def test_html_is_self_contained(report):
+    page = report["page"]
+    tags = {t for t, _ in report["parsed"].tags}
+    assert not tags & {"script", "link", "iframe", "object"}
+    # base64 image data may contain "http" by chance: scan the page without it
+    text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page)
+    links = re.findall(r"https?://[^\s\"'<]+", text)
+    # the one link is the project's code URL in the provenance footer (a text link, not loaded)
+    assert set(links) == {lcm.CODE_URL}
+    hrefs = [a.get("href", "") for t, a in report["parsed"].tags if t == "a"]
+    assert [h for h in hrefs if not h.startswith("#")] == [lcm.CODE_URL]
+    assert f"LCM {lcm.__version__}" in page and "inputs dated" in page
+
+
+def test_report_is_reproducible(report, inputs, tmp_path):
+    again = _run(inputs, tmp_path)
+    assert again["html"].read_text() == report["page"]
+
+
+def test_task_passed_twice_is_refused(inputs, tmp_path):
+    args = _parser().parse_args(
+        ["report", "--metrics", str(inputs["metrics"][0]), str(inputs["metrics"][0]),
+         "--predictions", str(inputs["predictions"][0]), "--out-metrics", str(tmp_path / "m"),
+         "--out-summary", str(tmp_path / "s"), "--out-html", str(tmp_path / "h")]
+    )  # fmt: skip
+    with pytest.raises(InputDataError, match="appears in more than one file"):
+        args.func(args)
+    assert not (tmp_path / "h").exists()
+
+
+def test_bad_qc_table_is_refused(inputs, tmp_path):
+    bad = pd.read_csv(inputs["qc"][0], sep="\t").drop(columns="mean_fd")
+    write_tsv(tmp_path / "bad_qc.tsv", bad)
+    with pytest.raises(InputDataError, match=r"bad_qc\.tsv: missing columns \['mean_fd'\]"):
+        _run({**inputs, "qc": [tmp_path / "bad_qc.tsv"]}, tmp_path)
+    bad = pd.read_csv(inputs["qc"][0], sep="\t")
+    bad["included"] = "maybe"
+    write_tsv(tmp_path / "bad_qc2.tsv", bad)
+    with pytest.raises(InputDataError, match=r"'included' must be true/false, got \['maybe'\]"):
+        _run({**inputs, "qc": [tmp_path / "bad_qc2.tsv"]}, tmp_path)
+
+
+def test_help_has_example(capsys):
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["report", "--help"])
+    assert "example:" in capsys.readouterr().out
