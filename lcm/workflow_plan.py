@@ -73,7 +73,11 @@ class WorkflowPlan:
         cons = self.consortia[dataset]
         out_dir = self.config["synth"]["out_dir"]
         files = list(cohort_outputs(dataset, cons, out_dir))
-        if cons["tier"] == "voxel":
+        if cons["tier"] == "roi":
+            # The cohort job's run files are not declared one by one; its summary files stand
+            # for them (the job writes all or, atomically, nothing new).
+            files = [f for f in files if "/sub-" not in str(f)]
+        else:
             space = self.config["fmriprep"]["output_space"]
             for sub in self.subjects(dataset):
                 files += subject_outputs(dataset, cons, out_dir, sub, output_space=space)
@@ -97,7 +101,9 @@ class WorkflowPlan:
         if dataset in self.consortia:
             from lcm.synth import planned_runs
 
-            return [dict(r) for r in planned_runs(dataset, self.consortia[dataset], self.config["seed"])]
+            return [
+                dict(r) for r in planned_runs(dataset, self.consortia[dataset], self.config["seed"])
+            ]
         task = ds.get("task", "rest")
         if ds["entry"] == "bids":
             return _scan(Path(ds["path"]), task, "_bold.nii")
@@ -112,7 +118,9 @@ def _scan(root: Path, task: str, marker: str, space: str | None = None) -> list[
         return []
     for sub in sorted(e for e in os.scandir(root) if e.is_dir() and e.name.startswith("sub-")):
         folders = [Path(sub.path) / "func"]
-        folders += [Path(s.path) / "func" for s in os.scandir(sub.path) if s.name.startswith("ses-")]
+        folders += [
+            Path(s.path) / "func" for s in os.scandir(sub.path) if s.name.startswith("ses-")
+        ]
         for folder in folders:
             if not folder.is_dir():
                 continue

@@ -3,14 +3,18 @@
 import json
 import os
 import shlex
+from pathlib import Path
 
 from lcm.config import validate_config
 from lcm.io.bids_names import derivative_path
 from lcm.workflow_plan import WorkflowPlan
 
 # Rules run `python -m lcm`; this makes the package importable inside per-rule conda envs too.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
+# (Snakemake formats the prefix with each command, hence the doubled braces.)
+shell.prefix(
+    "export PYTHONPATH="
+    + shlex.quote(workflow.basedir)
+    + "${{PYTHONPATH:+:$PYTHONPATH}}; "
 )
 
 CFG = validate_config(config, source="config")
@@ -19,7 +23,6 @@ RESULTS = CFG["results_dir"]
 ATLAS = CFG["atlas"]["name"]
 SPACE = CFG["fmriprep"]["output_space"]
 TASKS = sorted(CFG["tasks"])
-LCM = "python -m lcm"
 
 
 wildcard_constraints:
@@ -155,7 +158,7 @@ def connectome_dir(wildcards):
 
 def connectome_record(wildcards):
     """fMRIPrep record of the subject a connectome run belongs to."""
-    subject = wildcards.subdir.split("/")[0].removeprefix("sub-")
+    subject = Path(wildcards.subdir).parts[0].removeprefix("sub-")
     return fmriprep_record(wildcards.dataset, subject)
 
 
@@ -195,3 +198,23 @@ def task_value(key):
 
 def task_store_files(wildcards):
     return store_files(CFG["tasks"][wildcards.task]["dataset"])
+
+
+def checkpoint_dir(wildcards, input):
+    """Folder of the pretrained checkpoint (derived from the tracked weights file)."""
+    return str(Path(input.checkpoint).parent)
+
+
+def output_dir(wildcards, output):
+    """Folder of a rule's first output."""
+    return str(Path(output[0]).parent)
+
+
+def store_root(wildcards, output):
+    """Root of the feature store, from a partition file <root>/connectomes/atlas=/dataset=/part."""
+    return str(Path(output.connectomes).parents[3])
+
+
+def store_root_of_input(wildcards, input):
+    """Root of the feature store, from the first partition file among the inputs."""
+    return str(Path(input.store[0]).parents[3])

@@ -10,7 +10,7 @@ rule connectome_run:
     output:
         qc=f"{RESULTS}/connectome/{{dataset}}/{{subdir}}/func/{{run_key}}_space-{SPACE}_seg-{ATLAS}_qc.json",
     log:
-        "logs/connectome/{dataset}/{run_key}.log",
+        "logs/connectome/{dataset}/{subdir}/{run_key}.log",
     wildcard_constraints:
         dataset=one_of(PLAN.voxel_datasets()),
     group:
@@ -22,7 +22,7 @@ rule connectome_run:
         denoise=as_json(CFG["denoise"]),
         out_dir=connectome_dir,
     shell:
-        "{LCM} --log-file {log} connectome run --dataset {wildcards.dataset}"
+        "python -m lcm --log-file {log} connectome run --dataset {wildcards.dataset}"
         " --fmriprep-record {input.record} --run-key {wildcards.run_key} {params.atlas}"
         " --denoise {params.denoise} --out-dir {params.out_dir} --qc-out {output.qc}"
 
@@ -39,7 +39,7 @@ rule connectome_collect:
     conda:
         "../../envs/connectome.yaml"
     shell:
-        "{LCM} --log-file {log} connectome collect --qc {input.qc} --out {output.table}"
+        "python -m lcm --log-file {log} connectome collect --qc {input.qc} --out {output.table}"
 
 
 rule connectome_timeseries:
@@ -59,6 +59,6 @@ rule connectome_timeseries:
         denoise=as_json(CFG["denoise"]),
         out_dir=connectome_dir,
     shell:
-        "{LCM} --log-file {log} connectome timeseries --dataset {wildcards.dataset}"
+        "python -m lcm --log-file {log} connectome timeseries --dataset {wildcards.dataset}"
         " --manifest {input.manifest} {params.atlas} --denoise {params.denoise}"
         " --out-dir {params.out_dir} --qc-table {output.table}"

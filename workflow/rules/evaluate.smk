@@ -15,8 +15,8 @@ rule evaluate:
     conda:
         "../../envs/evaluate.yaml"
     params:
-        checkpoint=f"{RESULTS}/models/pretrain",
-        store=f"{RESULTS}/store",
+        checkpoint=checkpoint_dir,
+        store=store_root_of_input,
         atlas=ATLAS,
         dataset=task_value("dataset"),
         label=task_value("label"),
@@ -24,7 +24,7 @@ rule evaluate:
         settings=as_json(CFG["evaluate"]),
         seed=CFG["seed"],
     shell:
-        "{LCM} --log-file {log} evaluate --store {params.store} --atlas {params.atlas}"
+        "python -m lcm --log-file {log} evaluate --store {params.store} --atlas {params.atlas}"
         " --catalogue {input.catalogue:q} --task {wildcards.task} --dataset {params.dataset}"
         " --label {params.label} --positive {params.positive} --checkpoint {params.checkpoint}"
         " --settings {params.settings} --seed {params.seed} --out {output.metrics}"

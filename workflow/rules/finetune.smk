@@ -15,17 +15,17 @@ rule finetune:
     conda:
         "../../envs/model.yaml"
     params:
-        checkpoint=f"{RESULTS}/models/pretrain",
-        store=f"{RESULTS}/store",
+        checkpoint=checkpoint_dir,
+        store=store_root_of_input,
         atlas=ATLAS,
         dataset=task_value("dataset"),
         label=task_value("label"),
         positive=task_value("positive"),
         settings=as_json(CFG["evaluate"]["finetune"]),
         seed=CFG["seed"],
-        out_dir=f"{RESULTS}/models/finetune/{{task}}",
+        out_dir=output_dir,
     shell:
-        "{LCM} --log-file {log} finetune --checkpoint {params.checkpoint} --store {params.store}"
+        "python -m lcm --log-file {log} finetune --checkpoint {params.checkpoint} --store {params.store}"
         " --atlas {params.atlas} --catalogue {input.catalogue:q} --dataset {params.dataset}"
         " --label {params.label} --positive {params.positive} --settings {params.settings}"
         " --seed {params.seed} --out-dir {params.out_dir}"

@@ -5,7 +5,8 @@
 
 rule fmriprep:
     input:
-        fmriprep_inputs,
+        raw=fmriprep_inputs,
+        manifest=f"{RESULTS}/ingest/{{dataset}}/manifest.parquet",
     output:
         record=f"{RESULTS}/fmriprep/{{dataset}}/sub-{{subject}}_fmriprep.json",
     log:
@@ -25,7 +26,7 @@ rule fmriprep:
         work_dir=quoted(CFG["fmriprep"]["work_dir"]),
         extra=as_json(CFG["fmriprep"]["extra_args"]),
     shell:
-        "{LCM} --log-file {log} fmriprep --dataset {wildcards.dataset} --bids {params.bids}"
+        "python -m lcm --log-file {log} fmriprep --dataset {wildcards.dataset} --bids {params.bids}"
         " --subject {wildcards.subject} --task {params.task} --runner {params.runner}"
         " --image {params.image} --output-space {params.space} --derivatives {params.derivatives}"
         " --work-dir {params.work_dir} {params.license} --extra-args {params.extra}"

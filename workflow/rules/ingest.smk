@@ -18,6 +18,6 @@ rule ingest:
         task=dataset_value("task"),
         space=SPACE,
     shell:
-        "{LCM} --log-file {log} ingest --dataset {wildcards.dataset} --entry {params.entry}"
+        "python -m lcm --log-file {log} ingest --dataset {wildcards.dataset} --entry {params.entry}"
         " --path {params.path} {params.derivatives} --task {params.task} --space {params.space}"
         " --out {output.manifest}"

@@ -16,14 +16,14 @@ rule pretrain:
     conda:
         "../../envs/model.yaml"
     params:
-        store=f"{RESULTS}/store",
+        store=store_root_of_input,
         atlas=ATLAS,
         datasets=" ".join(PLAN.by_role("pretrain")),
         model=as_json(CFG["model"]),
         settings=as_json(CFG["pretrain"]),
         seed=CFG["seed"],
-        out_dir=f"{RESULTS}/models/pretrain",
+        out_dir=output_dir,
     shell:
-        "{LCM} --log-file {log} pretrain --store {params.store} --atlas {params.atlas}"
+        "python -m lcm --log-file {log} pretrain --store {params.store} --atlas {params.atlas}"
         " --catalogue {input.catalogue:q} --datasets {params.datasets} --model {params.model}"
         " --settings {params.settings} --seed {params.seed} --out-dir {params.out_dir}"

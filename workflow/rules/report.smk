@@ -25,6 +25,6 @@ rule report:
     conda:
         "../../envs/report.yaml"
     shell:
-        "{LCM} --log-file {log} report --metrics {input.metrics} --predictions {input.predictions}"
+        "python -m lcm --log-file {log} report --metrics {input.metrics} --predictions {input.predictions}"
         " --history {input.history} --bei-eval {input.bei_eval} --qc {input.qc}"
         " --out-metrics {output.metrics} --out-summary {output.summary} --out-html {output.html}"

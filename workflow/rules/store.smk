@@ -17,8 +17,8 @@ rule store:
         "../../envs/store.yaml"
     params:
         atlas=ATLAS,
-        store=f"{RESULTS}/store",
+        store=store_root,
     shell:
-        "{LCM} --log-file {log} store --dataset {wildcards.dataset} --qc-table {input.qc}"
+        "python -m lcm --log-file {log} store --dataset {wildcards.dataset} --qc-table {input.qc}"
         " --phenotype {input.phenotype:q} --catalogue {input.catalogue:q} --atlas {params.atlas}"
         " --store-dir {params.store}"

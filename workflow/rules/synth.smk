@@ -17,12 +17,13 @@ rule synth_roi_cohort:
     params:
         settings=synth_params,
     shell:
-        "{LCM} --log-file {log} synth --config-json {params.settings} --consortium {wildcards.consortium}"
+        "python -m lcm --log-file {log} synth --config-json {params.settings} --consortium {wildcards.consortium}"
 
 
 rule synth_voxel_cohort:
     output:
         participants=f"{SYNTH}/{{consortium}}/rawdata/participants.tsv",
+        participants_json=f"{SYNTH}/{{consortium}}/rawdata/participants.json",
         truth=f"{SYNTH}/{{consortium}}/ground_truth.json",
         description=f"{SYNTH}/{{consortium}}/rawdata/dataset_description.json",
         sidecar=f"{SYNTH}/{{consortium}}/rawdata/task-rest_bold.json",
@@ -36,7 +37,7 @@ rule synth_voxel_cohort:
     params:
         settings=synth_params,
     shell:
-        "{LCM} --log-file {log} synth --config-json {params.settings} --consortium {wildcards.consortium}"
+        "python -m lcm --log-file {log} synth --config-json {params.settings} --consortium {wildcards.consortium}"
 
 
 rule synth_voxel_subject:
@@ -44,7 +45,10 @@ rule synth_voxel_subject:
         raw_bold=f"{SYNTH}/{{consortium}}/rawdata/sub-{{subject}}/func/sub-{{subject}}_task-rest_run-1_bold.nii.gz",
         t1w=f"{SYNTH}/{{consortium}}/rawdata/sub-{{subject}}/anat/sub-{{subject}}_T1w.nii.gz",
         bold=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/sub-{{subject}}/func/sub-{{subject}}_task-rest_run-1_space-{SPACE}_desc-preproc_bold.nii.gz",
+        bold_json=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/sub-{{subject}}/func/sub-{{subject}}_task-rest_run-1_space-{SPACE}_desc-preproc_bold.json",
+        mask=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/sub-{{subject}}/func/sub-{{subject}}_task-rest_run-1_space-{SPACE}_desc-brain_mask.nii.gz",
         confounds=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/sub-{{subject}}/func/sub-{{subject}}_task-rest_run-1_desc-confounds_timeseries.tsv",
+        confounds_json=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/sub-{{subject}}/func/sub-{{subject}}_task-rest_run-1_desc-confounds_timeseries.json",
     log:
         "logs/synth/{consortium}_sub-{subject}.log",
     wildcard_constraints:
@@ -56,5 +60,5 @@ rule synth_voxel_subject:
     params:
         settings=synth_params,
     shell:
-        "{LCM} --log-file {log} synth --config-json {params.settings}"
+        "python -m lcm --log-file {log} synth --config-json {params.settings}"
         " --consortium {wildcards.consortium} --subject {wildcards.subject}"
