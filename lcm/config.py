@@ -58,6 +58,22 @@ def validate_config(config: dict[str, Any], source: str = "config") -> dict[str,
     return config
 
 
+def validate_partial(config: dict[str, Any], source: str = "--config-json") -> dict[str, Any]:
+    """Validate a subset of the configuration (the sections one workflow job uses).
+
+    Rules pass only the config values a job uses, so that changing any other value does not
+    rerun it; such a subset lacks the required top-level keys but must otherwise be valid.
+    """
+    config = copy.deepcopy(config)
+    partial_schema = {k: v for k, v in schema().items() if k != "required"}
+    errors = sorted(
+        _Validator(partial_schema).iter_errors(config), key=lambda e: list(e.absolute_path)
+    )
+    if errors:
+        raise ConfigError(_describe(errors[0], source), hint=_hint(errors[0]))
+    return config
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a YAML (or JSON) config file and return it validated, defaults filled."""
     path = Path(path)

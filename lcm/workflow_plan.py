@@ -72,7 +72,7 @@ class WorkflowPlan:
 
         cons = self.consortia[dataset]
         out_dir = self.config["synth"]["out_dir"]
-        files = list(cohort_outputs(dataset, cons, out_dir))
+        files = list(cohort_outputs(dataset, cons, out_dir, atlas=self.config["atlas"]["name"]))
         if cons["tier"] == "roi":
             # The cohort job's run files are not declared one by one; its summary files stand
             # for them (the job writes all or, atomically, nothing new).
@@ -92,7 +92,7 @@ class WorkflowPlan:
         cons = self.consortia[dataset]
         space = self.config["fmriprep"]["output_space"]
         out_dir = self.config["synth"]["out_dir"]
-        files = [*cohort_outputs(dataset, cons, out_dir)]
+        files = [*cohort_outputs(dataset, cons, out_dir, atlas=self.config["atlas"]["name"])]
         files += subject_outputs(dataset, cons, out_dir, subject, output_space=space)
         return [str(f) for f in files]
 

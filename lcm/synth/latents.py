@@ -1,0 +1,104 @@
+"""Subject-level latent values: demographics, behaviour, diagnosis and motion, in catalogue units.
+
+All subjects of a consortium are drawn at once from the ``latents`` stream (cheap, no imaging
+data), so a subject job recomputes exactly the row the cohort job writes. Values are in the
+catalogue's units and levels (years, ``F``/``M``, ``control``/``autism`` ...); the phenotype
+writer then encodes them in each consortium's raw coding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from lcm.synth.plan import roster_of
+from lcm.synth.presets import ConsortiumSpec
+from lcm.synth.streams import rng_for
+
+DIAGNOSIS_LEVELS = {"autism": ("control", "autism"), "alzheimers": ("CN", "AD")}
+# Score used by the connectivity model: (value - centre) / scale, shared by every consortium so
+# that the same age or BMI has the same effect everywhere.
+SCORE_REFERENCE = {
+    "age": (50.0, 20.0),
+    "bmi": (27.0, 5.0),
+    "working_memory": (100.0, 15.0),
+    "education": (3.5, 1.0),
+}
+
+
+def draw_latents(spec: ConsortiumSpec, seed: int) -> pd.DataFrame:
+    """One row per subject (roster order) with every latent value of the consortium.
+
+    Columns: ``subject, site, age, sex, fluid_intelligence_z, fluid_intelligence,
+    working_memory, bmi, education, diagnosis (0/1), <diagnosis name> (level), motion_scale``.
+    Variables the preset lacks are still drawn (the connectivity model uses them) but are not
+    written to the phenotype.
+    """
+    ros = roster_of(spec)
+    rng = rng_for("latents", seed, spec.name)
+    n = spec.n_subjects
+    p = spec.preset
+    dx = np.zeros(n, dtype=int)
+    if p.diagnosis:
+        dx = (rng.random(n) < p.prevalence).astype(int)
+    age = _age(rng, p.name, n, dx)
+    female_p = {"hcp": 0.54, "ukb": 0.52, "abide": 0.2, "adni": 0.47}[p.name]
+    # Autism is diagnosed about four times as often in boys.
+    female = rng.random(n) < np.where(dx == 1, female_p * 0.6, female_p)
+    fi_z = rng.normal(0, 1, n) - 0.02 * np.maximum(age - 45, 0)
+    wm = 100 + 15 * (0.45 * fi_z + np.sqrt(1 - 0.45**2) * rng.normal(0, 1, n))
+    bmi_mean = {"hcp": 26.5, "ukb": 27.4, "abide": 21.0, "adni": 26.8}[p.name]
+    bmi = np.clip(rng.lognormal(np.log(bmi_mean), 0.17, n), 14, 58)
+    edu_z = 0.4 * fi_z + np.sqrt(1 - 0.16) * rng.normal(0, 1, n)
+    low = 1 if p.name == "adni" else 2  # HCP/UKB codings have no "primary only" level
+    education = np.clip(np.digitize(edu_z, [-1.6, -0.8, 0.2, 1.1]) + 1, low, 5)
+    fi = _fluid_intelligence(p.name, fi_z)
+    motion = rng.lognormal(0.0, 0.35, n) * np.where(dx == 1, 1.2, 1.0)
+    table = pd.DataFrame(
+        {
+            "subject": ros.subjects,
+            "site": ros.sites,
+            "age": age,
+            "sex": np.where(female, "F", "M"),
+            "fluid_intelligence_z": fi_z,
+            "fluid_intelligence": fi,
+            "working_memory": np.round(np.clip(wm, 40, 160), 2),
+            "bmi": np.round(bmi, 1),
+            "education": education.astype(int),
+            "diagnosis": dx,
+            "motion_scale": motion,
+        }
+    )
+    if p.diagnosis:
+        levels = DIAGNOSIS_LEVELS[p.diagnosis]
+        table[p.diagnosis] = np.where(dx == 1, levels[1], levels[0])
+    return table
+
+
+def scores(row: pd.Series, diagnosis: str | None) -> dict[str, float]:
+    """Standardised scores of one subject for :func:`lcm.synth.connectivity.subject_correlation`."""
+    out = {name: (float(row[name]) - c) / s for name, (c, s) in SCORE_REFERENCE.items()}
+    out["sex"] = 1.0 if row["sex"] == "M" else -1.0
+    out["fluid_intelligence"] = float(row["fluid_intelligence_z"])
+    if diagnosis:
+        out[diagnosis] = float(row["diagnosis"])
+    return out
+
+
+def _age(rng: np.random.Generator, preset: str, n: int, dx: np.ndarray) -> np.ndarray:
+    if preset == "hcp":
+        return np.clip(np.round(rng.normal(29, 3.7, n)), 22, 37)
+    if preset == "ukb":
+        return np.clip(np.round(rng.normal(63, 7.5, n)), 45, 82)
+    if preset == "abide":
+        # Mostly children and adolescents with a long adult tail (median about 15 years).
+        return np.round(np.clip(7 + rng.gamma(1.6, 5.5, n), 7, 64), 2)
+    # ADNI: patients slightly older than controls.
+    return np.clip(rng.normal(73 + 1.5 * dx, 6.5, n), 55, 90)
+
+
+def _fluid_intelligence(preset: str, z: np.ndarray) -> np.ndarray:
+    """Catalogue value: HCP PMAT24 correct responses (0-24); UKB 0-13 items scaled by 3."""
+    if preset == "ukb":
+        return 3.0 * np.clip(np.round(6 + 2.1 * z), 0, 13)
+    return np.clip(np.round(17 + 4.5 * z), 0, 24)

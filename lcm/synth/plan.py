@@ -1,0 +1,225 @@
+"""What each synthetic job writes, computed without generating any data.
+
+Snakemake calls these functions while it parses the workflow, so they only draw the roster
+(subject labels and sites) and build paths. The roster depends on the consortium's name and
+settings, not on the master seed, so output paths stay stable when only the seed changes; the
+seed governs every value written (see :mod:`lcm.synth.streams`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lcm.exceptions import InputDataError
+from lcm.io.bids_names import build_name, derivative_path
+from lcm.synth.presets import ConsortiumSpec, resolve
+from lcm.synth.streams import rng_for
+
+TASK = "rest"
+RUN = "1"
+DEFAULT_SPACE = "MNI152NLin2009cAsym"
+
+# Subject label ranges imitating each consortium's identifiers.
+_ID_RANGES = {"hcp": (100000, 999999), "ukb": (1000000, 6099999), "abide": (50000, 99999)}
+
+
+@dataclass(frozen=True)
+class Roster:
+    """Subject labels and their site labels, in generation order."""
+
+    subjects: list[str]
+    sites: list[str]
+
+
+def roster(name: str, consortium: dict[str, Any]) -> Roster:
+    """Draw the subject labels and sites of a consortium (cheap, deterministic).
+
+    Parameters
+    ----------
+    name : str
+        Consortium name.
+    consortium : dict
+        Its ``synth.consortia.<name>`` mapping.
+    """
+    return roster_of(resolve(name, consortium))
+
+
+def roster_of(spec: ConsortiumSpec) -> Roster:
+    """:func:`roster` of an already resolved consortium."""
+    name = spec.name
+    rng = rng_for("roster", name)
+    n = spec.n_subjects
+    site_idx = _site_assignment(rng, n, spec.n_sites)
+    if spec.preset.name == "adni":
+        # ADNI PTID: three-digit site, "S", four-digit roster id (e.g. 127S4240).
+        codes = np.sort(rng.choice(np.arange(100, 1000), size=spec.n_sites, replace=False))
+        site_labels = [str(c) for c in codes]
+        rids = rng.choice(np.arange(1000, 10000), size=n, replace=False)
+        subjects = [f"{site_labels[s]}S{r:04d}" for s, r in zip(site_idx, rids, strict=True)]
+    else:
+        low, high = _ID_RANGES[spec.preset.name]
+        if n > high - low:
+            raise InputDataError(
+                f"synth.consortia.{name}.n_subjects={n} exceeds the {high - low} identifiers "
+                f"preset {spec.preset.name!r} can draw.",
+                hint="Lower n_subjects or use another preset.",
+            )
+        ids = low + rng.choice(high - low, size=n, replace=False)
+        subjects = [str(i) for i in ids]
+        site_labels = list(spec.preset.site_names[: spec.n_sites])
+    return Roster(subjects=subjects, sites=[site_labels[s] for s in site_idx])
+
+
+def _site_assignment(rng: np.random.Generator, n: int, n_sites: int) -> np.ndarray:
+    # Unequal site sizes, as in multi-site consortia, but every site gets at least one subject.
+    weights = rng.dirichlet(np.full(n_sites, 4.0))
+    idx = rng.choice(n_sites, size=n, p=weights)
+    idx[:n_sites] = np.arange(n_sites)
+    return idx
+
+
+def planned_subjects(name: str, consortium: dict[str, Any], seed: int = 0) -> list[str]:
+    """BIDS subject labels (alphanumeric) of a consortium, in generation order.
+
+    Parameters
+    ----------
+    name : str
+        Consortium name (``synth.consortia`` key).
+    consortium : dict
+        Its settings.
+    seed : int, optional
+        Master seed. Accepted for symmetry with the generators; the roster does not depend on
+        it (see the module docstring).
+
+    Returns
+    -------
+    list of str
+    """
+    del seed  # the roster is seed-independent by design
+    return roster(name, consortium).subjects
+
+
+def planned_runs(name: str, consortium: dict[str, Any], seed: int = 0) -> list[dict[str, Any]]:
+    """One entity dict per run: ``{"sub", "ses": None, "task": "rest", "run": "1"}``."""
+    del seed  # see planned_subjects
+    return runs_of(resolve(name, consortium))
+
+
+def runs_of(spec: ConsortiumSpec) -> list[dict[str, Any]]:
+    """:func:`planned_runs` of an already resolved consortium."""
+    return [{"sub": s, "ses": None, "task": TASK, "run": RUN} for s in roster_of(spec).subjects]
+
+
+def timeseries_path(root: str | Path, run: dict[str, Any], atlas: str) -> Path:
+    """Path of one run's ROI time-series TSV under ``root`` (XCP-D naming)."""
+    entities = {**run, "space": DEFAULT_SPACE, "seg": atlas, "stat": "mean"}
+    return derivative_path(root, entities, "timeseries", ".tsv")
+
+
+def consortium_root(out_dir: str | Path, name: str) -> Path:
+    """``out_dir/name``."""
+    return Path(out_dir) / name
+
+
+def cohort_outputs(
+    name: str, consortium: dict[str, Any], out_dir: str | Path, *, atlas: str = "aal116"
+) -> list[str]:
+    """Exact paths the cohort job (``lcm synth --consortium NAME``) writes.
+
+    Parameters
+    ----------
+    name, consortium : str, dict
+        Consortium name and settings.
+    out_dir : path-like
+        ``synth.out_dir``.
+    atlas : str, optional
+        Atlas name (``atlas.name`` of the config); used in ROI-tier file names.
+
+    Returns
+    -------
+    list of str
+    """
+    spec = resolve(name, consortium)
+    root = consortium_root(out_dir, name)
+    paths = [root / "ground_truth.json"]
+    if spec.tier == "roi":
+        ts_root = root / "timeseries"
+        paths += [root / "phenotype.tsv", ts_root / "dataset_description.json"]
+        for run in runs_of(spec):
+            tsv = timeseries_path(ts_root, run, atlas)
+            paths += [tsv, tsv.with_suffix(".json")]
+    else:
+        raw = root / "rawdata"
+        paths += [
+            raw / "dataset_description.json",
+            raw / "participants.tsv",
+            raw / "participants.json",
+            raw / f"task-{TASK}_bold.json",
+            root / "derivatives" / "fmriprep" / "dataset_description.json",
+        ]
+    return sorted(str(p) for p in paths)
+
+
+def subject_files(
+    spec: ConsortiumSpec, out_dir: str | Path, subject: str, output_space: str = DEFAULT_SPACE
+) -> dict[str, Path]:
+    """Named paths of one voxel-tier subject's files (keys used by the writers)."""
+    root = consortium_root(out_dir, spec.name)
+    raw, deriv = root / "rawdata", root / "derivatives" / "fmriprep"
+    run = {"sub": subject, "task": TASK, "run": RUN}
+    spaced = {**run, "space": output_space}
+    return {
+        "t1w": derivative_path(raw, {"sub": subject}, "T1w", ".nii.gz", datatype="anat"),
+        "raw_bold": derivative_path(raw, run, "bold", ".nii.gz"),
+        "preproc_bold": derivative_path(deriv, {**spaced, "desc": "preproc"}, "bold", ".nii.gz"),
+        "preproc_json": derivative_path(deriv, {**spaced, "desc": "preproc"}, "bold", ".json"),
+        "mask": derivative_path(deriv, {**spaced, "desc": "brain"}, "mask", ".nii.gz"),
+        "confounds": derivative_path(deriv, {**run, "desc": "confounds"}, "timeseries", ".tsv"),
+        "confounds_json": derivative_path(
+            deriv, {**run, "desc": "confounds"}, "timeseries", ".json"
+        ),
+    }
+
+
+def subject_outputs(
+    name: str,
+    consortium: dict[str, Any],
+    out_dir: str | Path,
+    subject: str,
+    output_space: str = DEFAULT_SPACE,
+) -> list[str]:
+    """Exact paths the subject job (``lcm synth --consortium NAME --subject LABEL``) writes.
+
+    Raises
+    ------
+    InputDataError
+        When the consortium is not at tier ``voxel`` or ``subject`` is not on its roster.
+    """
+    spec = resolve(name, consortium)
+    check_subject(spec, consortium, subject)
+    files = subject_files(spec, out_dir, subject, output_space)
+    return sorted(str(p) for p in files.values())
+
+
+def check_subject(spec: ConsortiumSpec, consortium: dict[str, Any], subject: str) -> int:
+    """Index of ``subject`` in the roster of a voxel-tier consortium, or raise."""
+    if spec.tier != "voxel":
+        raise InputDataError(
+            f"synth.consortia.{spec.name} has tier {spec.tier!r}; per-subject files exist only "
+            "at tier 'voxel'.",
+            hint="Drop --subject: the cohort job writes every run of a roi-tier consortium.",
+        )
+    label = subject.removeprefix("sub-")
+    build_name({"sub": label}, "x", ".x")  # validates the label (alphanumeric)
+    subjects = planned_subjects(spec.name, consortium)
+    if label not in subjects:
+        raise InputDataError(
+            f"Subject {label!r} is not on the roster of consortium {spec.name!r} "
+            f"({len(subjects)} subjects, e.g. {subjects[:3]}).",
+            hint="Use a label from lcm.synth.planned_subjects (the workflow does).",
+        )
+    return subjects.index(label)

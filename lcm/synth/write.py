@@ -1,0 +1,271 @@
+"""The two synthetic jobs: the cohort job and (voxel tier) the subject job.
+
+Files are written atomically, one subject at a time, and are byte-for-byte reproducible from
+the seed: no timestamps, host names or absolute paths go into them.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+import lcm
+from lcm.atlas import Atlas
+from lcm.io.atomic import write_json, write_text, write_tsv
+from lcm.io.provenance import write_dataset_description
+from lcm.synth.confounds import N_ACOMPCOR, confounds_sidecar
+from lcm.synth.networks import NETWORKS
+from lcm.synth.nifti import write_nifti
+from lcm.synth.phenotype import participants_sidecar, phenotype_table
+from lcm.synth.plan import (
+    DEFAULT_SPACE,
+    TASK,
+    check_subject,
+    consortium_root,
+    roster_of,
+    runs_of,
+    subject_files,
+    timeseries_path,
+)
+from lcm.synth.presets import resolve
+from lcm.synth.signals import TAU_S, lag1_autocorrelation
+from lcm.synth.subject import Context, prepare, roi_timeseries, simulate_subject
+from lcm.synth.voxel import simulate_voxels
+
+log = logging.getLogger(__name__)
+
+FMRIPREP_VERSION = "25.2.7"
+DECIMALS = 5  # ROI time series precision: far below the signal's noise, keeps files small
+
+
+def write_cohort(
+    name: str,
+    consortium: dict[str, Any],
+    *,
+    out_dir: str | Path,
+    seed: int,
+    shared_structure: float,
+    atlas: Atlas,
+) -> list[Path]:
+    """Write the cohort-level files of consortium ``name`` (see :func:`cohort_outputs`).
+
+    Parameters
+    ----------
+    name : str
+        Consortium name (``synth.consortia`` key).
+    consortium : dict
+        Its settings.
+    out_dir : path-like
+        ``synth.out_dir``.
+    seed : int
+        Master seed.
+    shared_structure : float
+        ``synth.shared_structure``.
+    atlas : Atlas
+        The workflow's atlas.
+
+    Returns
+    -------
+    list of pathlib.Path
+        Every file written.
+    """
+    spec = resolve(name, consortium)
+    ctx = prepare(spec, seed, atlas, shared_structure)
+    root = consortium_root(out_dir, name)
+    written = [_write_ground_truth(ctx, root / "ground_truth.json")]
+    pheno = phenotype_table(spec, ctx.latents, seed)
+    if spec.tier == "roi":
+        write_tsv(root / "phenotype.tsv", pheno)
+        written.append(root / "phenotype.tsv")
+        written += _write_roi_runs(ctx, root / "timeseries")
+    else:
+        written += _write_bids_skeleton(ctx, root, pheno)
+    log.info("synth %s: wrote %d files under %s", name, len(written), root)
+    return written
+
+
+def write_subject(
+    name: str,
+    consortium: dict[str, Any],
+    subject: str,
+    *,
+    out_dir: str | Path,
+    seed: int,
+    shared_structure: float,
+    atlas: Atlas,
+    output_space: str = DEFAULT_SPACE,
+) -> list[Path]:
+    """Write one voxel-tier subject's raw BIDS and fMRIPrep-like derivative files.
+
+    Does not need the cohort job's files: the subject's values come from the seed.
+    """
+    spec = resolve(name, consortium)
+    index = check_subject(spec, consortium, subject)
+    label = subject.removeprefix("sub-")
+    if output_space != DEFAULT_SPACE:
+        log.warning(
+            "synth %s: data are on the %s grid but named space-%s as requested",
+            name, DEFAULT_SPACE, output_space,
+        )  # fmt: skip
+    ctx = prepare(spec, seed, atlas, shared_structure)
+    draw = simulate_subject(ctx, index)
+    run = simulate_voxels(ctx, index, draw)
+    files = subject_files(spec, out_dir, label, output_space)
+    tr = spec.tr
+    write_nifti(files["t1w"], run.t1w, run.affine, dtype=np.int16)
+    write_nifti(files["raw_bold"], run.bold, run.affine, dtype=np.int16, tr=tr)
+    # The stand-in "preprocessing" is the identity: the run was simulated on the template grid.
+    write_nifti(files["preproc_bold"], run.bold, run.affine, dtype=np.int16, tr=tr)
+    write_nifti(files["mask"], (run.labels > 0).astype(np.uint8), run.affine, dtype=np.uint8)
+    raw_rel = files["raw_bold"].relative_to(consortium_root(out_dir, name) / "rawdata")
+    write_json(
+        files["preproc_json"],
+        {
+            "RepetitionTime": tr,
+            "SkullStripped": False,
+            "TaskName": TASK,
+            "Sources": [f"bids:raw:{raw_rel.as_posix()}"],
+        },
+    )
+    write_tsv(files["confounds"], run.confounds)
+    write_json(files["confounds_json"], confounds_sidecar(run.singular_values, N_ACOMPCOR))
+    log.info("synth %s: subject %s written (%d volumes)", name, label, spec.n_volumes)
+    return list(files.values())
+
+
+def subject_truth(
+    name: str, consortium: dict[str, Any], subject: str, *, seed: int,
+    shared_structure: float, atlas: Atlas,
+) -> np.ndarray:  # fmt: skip
+    """Intended (ground-truth) correlation matrix of one subject, shape (n_rois, n_rois)."""
+    spec = resolve(name, consortium)
+    index = roster_of(spec).subjects.index(subject.removeprefix("sub-"))
+    ctx = prepare(spec, seed, atlas, shared_structure)
+    return simulate_subject(ctx, index).corr
+
+
+def _write_roi_runs(ctx: Context, ts_root: Path) -> list[Path]:
+    spec, atlas = ctx.spec, ctx.atlas
+    written = [
+        write_dataset_description(
+            ts_root,
+            f"{spec.name}: synthetic ROI time series",
+            extra={"SynthPreset": spec.preset.name, "Seed": ctx.seed},
+        )
+    ]
+    roi_names = atlas.labels["name"].tolist()
+    runs = runs_of(spec)
+    bar = tqdm(runs, desc=f"synth {spec.name}", unit="run", disable=not sys.stderr.isatty())
+    for index, run in enumerate(bar):
+        ts, draw = roi_timeseries(ctx, index)
+        path = timeseries_path(ts_root, run, atlas.name)
+        write_matrix_tsv(path, ts, roi_names)
+        sidecar = path.with_suffix(".json")
+        write_json(
+            sidecar,
+            {
+                "RepetitionTime": spec.tr,
+                "MeanFramewiseDisplacement": round(float(draw.fd[1:].mean()), 6),
+                "Atlas": atlas.name,
+                "Sources": [],
+                "GeneratedBy": {"Name": "lcm synth", "Version": lcm.__version__},
+            },
+        )
+        written += [path, sidecar]
+    return written
+
+
+def write_matrix_tsv(path: Path, values: np.ndarray, columns: list[str]) -> None:
+    """Write a float matrix as TSV with a header row, ``DECIMALS`` fixed decimals, atomically.
+
+    numpy's formatter is several times faster than pandas' for the many ROI time series.
+    """
+    buffer = io.StringIO()
+    np.savetxt(buffer, values, fmt=f"%.{DECIMALS}f", delimiter="\t", comments="",
+               header="\t".join(columns))  # fmt: skip
+    write_text(path, buffer.getvalue())
+
+
+def _write_bids_skeleton(ctx: Context, root: Path, pheno: pd.DataFrame) -> list[Path]:
+    spec = ctx.spec
+    raw = root / "rawdata"
+    deriv = root / "derivatives" / "fmriprep"
+    files = {
+        raw / "dataset_description.json": {
+            "Name": f"{spec.name}: synthetic BIDS dataset (LCM)",
+            "BIDSVersion": "1.10.0",
+            "DatasetType": "raw",
+            "License": "CC0",
+            "GeneratedBy": [{"Name": "lcm synth", "Version": lcm.__version__,
+                             "CodeURL": lcm.CODE_URL}],
+        },
+        raw / "participants.json": participants_sidecar(spec, list(pheno.columns)),
+        raw / f"task-{TASK}_bold.json": {"RepetitionTime": spec.tr, "TaskName": TASK},
+        deriv / "dataset_description.json": {
+            "Name": f"{spec.name}: fMRIPrep derivatives (synthetic stand-in)",
+            "BIDSVersion": "1.10.0",
+            "DatasetType": "derivative",
+            "GeneratedBy": [
+                {
+                    "Name": "fMRIPrep",
+                    "Version": FMRIPREP_VERSION,
+                    "Description": "Stand-in: these files were simulated by lcm synth directly "
+                    "on the MNI152NLin2009cAsym grid; fMRIPrep did not run.",
+                },
+                {"Name": "lcm synth", "Version": lcm.__version__, "CodeURL": lcm.CODE_URL},
+            ],
+            "SourceDatasets": [{"URL": "bids:raw:"}],
+        },
+    }  # fmt: skip
+    for path, content in files.items():
+        write_json(path, content)
+    write_tsv(raw / "participants.tsv", pheno)
+    return [*files, raw / "participants.tsv"]
+
+
+def _write_ground_truth(ctx: Context, path: Path) -> Path:
+    spec, model = ctx.spec, ctx.model
+    names = ctx.atlas.labels["name"].tolist()
+    lat = ctx.latents
+    truth = {
+        "consortium": spec.name,
+        "preset": spec.preset.name,
+        "tier": spec.tier,
+        "seed": ctx.seed,
+        "shared_structure": model.shared_structure,
+        "atlas": ctx.atlas.name,
+        "networks": list(NETWORKS),
+        "network_assignment": ctx.network_method,
+        "roi_networks": {n: NETWORKS[k] for n, k in zip(names, model.networks, strict=True)},
+        "variables_present": list(spec.preset.variables),
+        "diagnosis": spec.preset.diagnosis,
+        "effects": model.describe(),
+        "baseline": {
+            "network_correlation": np.round(model.network_corr, 6).tolist(),
+            "loading_mean": round(float(model.loadings.mean()), 6),
+        },
+        "generation": {
+            "repetition_time": spec.tr,
+            "n_volumes": spec.n_volumes,
+            "n_subjects": spec.n_subjects,
+            "resolution_mm": spec.resolution_mm if spec.tier == "voxel" else None,
+            "temporal_model": {
+                "slow_time_constant_s": TAU_S,
+                "expected_lag1_autocorrelation": round(lag1_autocorrelation(spec.tr), 6),
+            },
+            "motion": {"fd_median_mm": spec.preset.fd_median, "fd_outlier_mm": 0.5},
+            "score_definitions": "age (y-50)/20, bmi (x-27)/5, working_memory (x-100)/15, "
+            "education level-3.5, sex M=+1 F=-1, fluid_intelligence latent z, diagnosis 0/1",
+        },
+        "sites": {str(k): int(v) for k, v in lat["site"].value_counts().sort_index().items()},
+        "n_patients": int(lat["diagnosis"].sum()),
+    }
+    write_json(path, truth)
+    return path
