@@ -1,0 +1,61 @@
+"""``lcm model-info``: parameter count of a model preset, computed without allocating it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from lcm.config import parse_settings
+
+# Preset names repeated here so that building the CLI parser does not import torch.
+PRESET_NAMES = ("tiny", "small", "base", "big")
+
+EXAMPLE = """examples:
+  lcm model-info --preset big
+  lcm model-info --preset small --n-rois 400 --n-queries 12
+  lcm model-info --preset tiny --overrides '{"n_layers": 4}' --json
+"""
+
+# Queries of the demo catalogue: sex (2), five numeric variables, plus a 2-query diagnosis.
+DEFAULT_N_QUERIES = 9
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``model-info`` verb."""
+    p = sub.add_parser(
+        "model-info",
+        help="Print the parameter count of a model preset (no weights are allocated).",
+        description="Build the model on torch's meta device and count its parameters, per part "
+        "and in total. LCM-Big (preset big) has about 1.2e9.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--preset", choices=PRESET_NAMES, default="tiny", help="Model preset.")
+    p.add_argument("--n-rois", type=int, default=116, help="Atlas regions (default 116, AAL).")
+    p.add_argument(
+        "--n-queries", type=int, default=DEFAULT_N_QUERIES,
+        help=f"Query tokens (default {DEFAULT_N_QUERIES}).",
+    )  # fmt: skip
+    p.add_argument("--overrides", default="{}", help="JSON of model config fields to replace.")
+    p.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``lcm model-info``."""
+    from lcm.model.config import config_from_settings
+    from lcm.model.info import parameter_counts
+
+    overrides = parse_settings(args.overrides, "overrides")
+    config = config_from_settings(
+        {"preset": args.preset, "overrides": overrides}, args.n_rois, args.n_queries
+    )
+    counts = parameter_counts(config)
+    if args.json:
+        print(json.dumps({"preset": args.preset, "config": config.to_dict(), "parameters": counts}))
+        return 0
+    print(f"preset {args.preset}: {config.to_dict()}")
+    for name, count in counts.items():
+        print(f"  {name:<10} {count:>15,}")
+    print(f"total parameters: {counts['total']:,} ({counts['total'] / 1e9:.3f} B)")
+    return 0

@@ -1,0 +1,6 @@
+"""The Large Connectome Model: configuration, modules, targets, losses and checkpoints.
+
+``config`` holds the dataclass and presets, ``lcm`` the ``nn.Module``s, ``targets`` how catalogue
+variables become query tokens and training targets, ``losses`` the objectives, ``checkpoint``
+saving and loading, ``info`` parameter counts without allocating weights.
+"""

@@ -1,0 +1,237 @@
+"""Checkpoints: ``model.safetensors`` (weights) beside ``model.json`` (all else to rebuild, audit).
+
+``model.json`` holds the model config, the query layout, the variable catalogue, atlas, ROI names,
+standardisation statistics, training settings, seed, a fingerprint of the training data, package
+versions and the sha256 of the weights file. Loading never unpickles: weights come from
+safetensors, metadata from JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+
+import lcm
+from lcm.exceptions import CheckpointError
+from lcm.io.atomic import atomic_path, write_json
+from lcm.io.provenance import git_commit, sha256_file
+from lcm.model.config import LCMConfig
+from lcm.model.lcm import LCM
+from lcm.model.targets import QueryLayout
+from lcm.store.catalogue import Catalogue
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_NAME = "model.safetensors"
+META_NAME = "model.json"
+FORMAT_VERSION = 1
+# Catalogue fields that change what a query means; a difference refuses the checkpoint.
+_MEANING_KEYS = ("kind", "levels", "units")
+
+
+def data_fingerprint(ids: pd.DataFrame, fc: np.ndarray) -> str:
+    """sha256 of the run identifiers (as CSV) and the float32 FC bytes."""
+    digest = hashlib.sha256()
+    digest.update(ids.to_csv(index=False).encode())
+    digest.update(np.ascontiguousarray(fc, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def package_versions() -> dict[str, Any]:
+    """Versions recorded in every checkpoint."""
+    import safetensors
+
+    return {
+        "lcm": lcm.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "safetensors": safetensors.__version__,
+        **{f"git_{k}": v for k, v in git_commit().items()},
+    }
+
+
+def save_checkpoint(
+    out_dir: str | Path, model: LCM, layout: QueryLayout, meta: dict[str, Any]
+) -> Path:
+    """Write ``model.safetensors`` then ``model.json`` (the latter marks completion), atomically.
+
+    Parameters
+    ----------
+    out_dir : path-like
+    model : LCM
+    layout : QueryLayout
+        Must have ``model.config.n_queries`` queries.
+    meta : dict
+        Further JSON-serialisable keys (atlas, n_rois, roi_names, catalogue, standardisation,
+        training, seed, data_fingerprint ...).
+
+    Returns
+    -------
+    pathlib.Path
+        The checkpoint folder.
+    """
+    out = Path(out_dir)
+    if layout.n_queries != model.config.n_queries:
+        raise CheckpointError(
+            f"Cannot save to {out}: the query layout has {layout.n_queries} queries but the model "
+            f"{model.config.n_queries}.",
+            hint="Append query groups with QueryLayout.append when adding queries.",
+        )
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(out / WEIGHTS_NAME) as tmp:
+        save_file(
+            state, str(tmp), metadata={"format": "lcm", "format_version": str(FORMAT_VERSION)}
+        )
+    record = {
+        **meta,
+        "format_version": FORMAT_VERSION,
+        "config": model.config.to_dict(),
+        "query_layout": layout.to_list(),
+        "versions": package_versions(),
+        "weights_sha256": sha256_file(out / WEIGHTS_NAME),
+    }
+    write_json(out / META_NAME, record)
+    log.info("checkpoint written to %s", out)
+    return out
+
+
+def read_meta(checkpoint: str | Path) -> dict[str, Any]:
+    """``model.json`` of a checkpoint folder, checked for presence and format version."""
+    folder = Path(checkpoint)
+    meta_path, weights_path = folder / META_NAME, folder / WEIGHTS_NAME
+    for path in (meta_path, weights_path):
+        if not path.is_file():
+            raise CheckpointError(
+                f"Checkpoint {folder} lacks {path.name} (expected {META_NAME} and {WEIGHTS_NAME}).",
+                hint="Point to the output folder of `lcm pretrain` or `lcm finetune`.",
+            )
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{meta_path} is not valid JSON: {exc}") from exc
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{meta_path}: format_version {meta.get('format_version')!r}, this LCM reads "
+            f"{FORMAT_VERSION}.",
+            hint="Re-create the checkpoint with this version of LCM.",
+        )
+    return meta
+
+
+def checkpoint_layout(meta: dict[str, Any]) -> QueryLayout:
+    """The query layout recorded in a checkpoint's metadata."""
+    return QueryLayout.from_list(meta["query_layout"])
+
+
+def load_checkpoint(
+    checkpoint: str | Path,
+    *,
+    atlas: str | None = None,
+    n_rois: int | None = None,
+    catalogue: Catalogue | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[LCM, dict[str, Any]]:
+    """Rebuild the model of a checkpoint folder, refusing one that does not fit the caller's data.
+
+    Parameters
+    ----------
+    checkpoint : path-like
+        Folder with ``model.safetensors`` and ``model.json``.
+    atlas, n_rois : optional
+        What the caller's connectomes use; a different value raises.
+    catalogue : Catalogue, optional
+        The caller's catalogue: every variable the model has queries for must exist there with
+        the same kind, levels and units (extra variables are fine).
+    device : str or torch.device
+
+    Returns
+    -------
+    model : LCM
+        In eval mode.
+    meta : dict
+        The parsed ``model.json``.
+
+    Raises
+    ------
+    CheckpointError
+        Missing or corrupted files, or a mismatch with ``atlas``, ``n_rois`` or ``catalogue``.
+    """
+    folder = Path(checkpoint)
+    meta = read_meta(folder)
+    if atlas is not None and meta.get("atlas") != atlas:
+        raise CheckpointError(
+            f"Checkpoint {folder} was trained on atlas {meta.get('atlas')!r}, "
+            f"the data use {atlas!r}.",
+            hint="Use a checkpoint pretrained on the same atlas, or re-extract with its atlas.",
+        )
+    if n_rois is not None and meta.get("n_rois") != n_rois:
+        raise CheckpointError(
+            f"Checkpoint {folder} expects {meta.get('n_rois')} ROIs, the data have {n_rois}.",
+            hint="Connectomes must come from the checkpoint's atlas with all its ROIs.",
+        )
+    layout = checkpoint_layout(meta)
+    if catalogue is not None:
+        _check_catalogue(folder, meta, layout, catalogue)
+    weights = folder / WEIGHTS_NAME
+    if sha256_file(weights) != meta.get("weights_sha256"):
+        raise CheckpointError(
+            f"{weights}: sha256 differs from the one recorded in {META_NAME}.",
+            hint="The weights were replaced or truncated after saving; use the original files.",
+        )
+    try:
+        config = LCMConfig.from_dict(meta["config"])
+        model = LCM(config)
+        model.load_state_dict(load_file(str(weights), device="cpu"), strict=True)
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(
+            f"Checkpoint {folder}: weights do not match its model config ({exc}).",
+            hint="The files come from different runs; use a matching model.json and weights.",
+        ) from exc
+    if layout.n_queries != config.n_queries:
+        raise CheckpointError(
+            f"Checkpoint {folder}: query layout has {layout.n_queries} queries, model "
+            f"{config.n_queries}.",
+            hint="model.json is inconsistent; use the original checkpoint.",
+        )
+    return model.to(device).eval(), meta
+
+
+def _check_catalogue(
+    folder: Path, meta: dict[str, Any], layout: QueryLayout, catalogue: Catalogue
+) -> None:
+    stored = meta.get("catalogue", {})
+    given = catalogue.to_dict()
+    for name in layout.names:
+        if name not in stored:
+            continue  # a finetuning label the checkpoint's catalogue does not define
+        if name not in given:
+            raise CheckpointError(
+                f"Checkpoint {folder} has queries for variable {name!r}, absent from the "
+                f"catalogue {catalogue.path or '(given)'}.",
+                hint="Use the catalogue the checkpoint was pretrained with (model.json).",
+            )
+        diff = {
+            k: (stored[name].get(k), given[name].get(k))
+            for k in _MEANING_KEYS
+            if stored[name].get(k) != given[name].get(k)
+        }
+        if diff:
+            detail = "; ".join(
+                f"{k}: checkpoint {a!r}, catalogue {b!r}" for k, (a, b) in diff.items()
+            )
+            raise CheckpointError(
+                f"Checkpoint {folder}: variable {name!r} differs from catalogue "
+                f"{catalogue.path or '(given)'} ({detail}).",
+                hint="The model's queries would mean something else; align the catalogue.",
+            )

@@ -1,0 +1,147 @@
+"""Model configuration: one dataclass plus named presets.
+
+A checkpoint stores :meth:`LCMConfig.to_dict`, so a model is rebuilt from its JSON alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from lcm.exceptions import ConfigError
+
+
+@dataclass(frozen=True)
+class LCMConfig:
+    """Architecture of an LCM.
+
+    Attributes
+    ----------
+    n_rois : int
+        Regions of the atlas; each ROI's FC row (``n_rois`` values) is one token.
+    n_queries : int
+        Query (BEI) tokens of the decoder, one output value each.
+    d_model : int
+        Token width.
+    n_heads : int
+        Attention heads (``d_model`` must divide by it).
+    d_ffn : int
+        Hidden width of the feed-forward blocks.
+    n_layers : int
+        Decoder layers (query self-attention, cross-attention to ROI tokens, feed-forward).
+    n_encoder_layers : int
+        ROI-mixer layers before the decoder (>= 1: masked-ROI reconstruction reads from them).
+    dropout : float
+        Dropout in attention and feed-forward blocks.
+    deep_supervision : bool
+        Apply the head to every decoder layer's queries and train on all of them, as the
+        official LCM code does; prediction uses the last layer only.
+    """
+
+    n_rois: int = 116
+    n_queries: int = 9
+    d_model: int = 64
+    n_heads: int = 4
+    d_ffn: int = 128
+    n_layers: int = 2
+    n_encoder_layers: int = 1
+    dropout: float = 0.1
+    deep_supervision: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("n_rois", "n_queries", "d_model", "n_heads", "d_ffn", "n_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(
+                    f"model.{name}: expected a positive integer, got {value!r}.",
+                    hint="Fix model.overrides in the config.",
+                )
+        if self.n_rois < 2:
+            raise ConfigError(f"model.n_rois: expected at least 2 regions, got {self.n_rois}.")
+        if not isinstance(self.n_encoder_layers, int) or self.n_encoder_layers < 1:
+            raise ConfigError(
+                f"model.n_encoder_layers: expected an integer >= 1, got {self.n_encoder_layers!r}.",
+                hint="The masked-ROI reconstruction objective needs at least one ROI-mixer layer.",
+            )
+        if self.d_model % self.n_heads:
+            raise ConfigError(
+                f"model: d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads}).",
+                hint="Choose n_heads among the divisors of d_model.",
+            )
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ConfigError(f"model.dropout: expected a value in [0, 1), got {self.dropout!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (stored in checkpoints)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> LCMConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`."""
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(
+                f"model config: unknown keys {sorted(unknown)}.",
+                hint=f"Known keys: {sorted(f.name for f in dataclasses.fields(cls))}.",
+            )
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> LCMConfig:
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+# Architecture presets. "big" is LCM-Big of the paper: 32 decoder layers of width 2048 with an
+# FFN of 768 give ~1.175e9 parameters; the FFN is deliberately narrow, as in the official code.
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {"d_model": 64, "n_heads": 4, "d_ffn": 128, "n_layers": 2, "n_encoder_layers": 1},
+    "small": {"d_model": 256, "n_heads": 8, "d_ffn": 768, "n_layers": 6, "n_encoder_layers": 1},
+    "base": {"d_model": 768, "n_heads": 8, "d_ffn": 768, "n_layers": 12, "n_encoder_layers": 1},
+    "big": {"d_model": 2048, "n_heads": 8, "d_ffn": 768, "n_layers": 32, "n_encoder_layers": 1},
+}
+
+# Keys that come from the data, never from the user's overrides.
+_DATA_KEYS = ("n_rois", "n_queries")
+
+
+def config_from_settings(model_settings: dict[str, Any], n_rois: int, n_queries: int) -> LCMConfig:
+    """Build the config from the config file's ``model`` section and the data's sizes.
+
+    Parameters
+    ----------
+    model_settings : dict
+        ``{"preset": "tiny" | "small" | "base" | "big", "overrides": {field: value}}``.
+    n_rois, n_queries : int
+        Set by the atlas and the variable catalogue.
+
+    Returns
+    -------
+    LCMConfig
+
+    Raises
+    ------
+    ConfigError
+        Unknown preset, unknown override key, or an override that sets a data-driven size.
+    """
+    unknown = set(model_settings) - {"preset", "overrides"}
+    if unknown:
+        raise ConfigError(
+            f"model: unknown keys {sorted(unknown)}.", hint="Allowed keys: ['overrides', 'preset']."
+        )
+    preset = model_settings.get("preset", "tiny")
+    if preset not in PRESETS:
+        raise ConfigError(
+            f"model.preset: expected one of {sorted(PRESETS)}, got {preset!r}.",
+            hint="Pick a preset and adjust it with model.overrides.",
+        )
+    overrides = dict(model_settings.get("overrides") or {})
+    fixed = sorted(set(overrides) & set(_DATA_KEYS))
+    if fixed:
+        raise ConfigError(
+            f"model.overrides: {fixed} are set by the atlas and the catalogue, not by overrides.",
+            hint="Remove them from model.overrides.",
+        )
+    return LCMConfig.from_dict(
+        {**PRESETS[preset], **overrides, "n_rois": n_rois, "n_queries": n_queries}
+    )

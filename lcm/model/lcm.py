@@ -1,0 +1,175 @@
+"""The Large Connectome Model as ``nn.Module``s.
+
+Data flow (B subjects, R ROIs, Q queries, d = d_model, L decoder layers)::
+
+    fc [B, R, R] --ROITokenizer--> tokens [B, R, d] --EncoderBlock x n_encoder_layers--> memory
+    queries [Q, d] --DecoderBlock x L (self-attn, cross-attn to memory, FFN)--> [L, B, Q, d]
+    --shared LayerNorm + Linear(d, 1)--> outputs [L, B, Q]  (one logit or value per query)
+
+Masked-ROI reconstruction reads the ROI tokens after the encoder: ``Linear(d, R)`` predicts each
+masked ROI's FC row.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lcm.model.config import LCMConfig
+
+# Initial scale of learned embeddings (queries, ROI positions, mask token), as in GPT-2.
+_EMBED_STD = 0.02
+
+
+class ROITokenizer(nn.Module):
+    """One token per ROI: its FC row projected to ``d_model``, plus a learned ROI embedding.
+
+    The official code normalises with BatchNorm; LayerNorm is used here because it is
+    batch-independent: a subject's prediction does not depend on who else is in the batch,
+    batch size 1 and eval mode behave like training, and data-parallel replicas need no
+    synchronised statistics.
+    """
+
+    def __init__(self, n_rois: int, d_model: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(n_rois, d_model)
+        self.norm = nn.LayerNorm(d_model)
+        self.act = nn.LeakyReLU()
+        self.pos = nn.Parameter(torch.randn(n_rois, d_model) * _EMBED_STD)
+        self.mask_token = nn.Parameter(torch.randn(d_model) * _EMBED_STD)
+
+    def forward(self, fc: torch.Tensor, roi_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``fc [B, R, R]`` (and ``roi_mask [B, R]``, True = hidden) -> tokens ``[B, R, d]``."""
+        if roi_mask is not None:
+            # FC is symmetric: a masked ROI's row also sits in every other row's column. Hide
+            # those columns too, or reconstruction is a copy task.
+            fc = fc * (~roi_mask).unsqueeze(1).to(fc.dtype)  # [B, R, R]
+        tokens = self.act(self.norm(self.proj(fc)))  # [B, R, d]
+        if roi_mask is not None:
+            tokens = torch.where(roi_mask.unsqueeze(-1), self.mask_token, tokens)
+        return tokens + self.pos  # [B, R, d]
+
+
+class FeedForward(nn.Module):
+    """Position-wise MLP: ``d -> d_ffn -> d``."""
+
+    def __init__(self, d_model: int, d_ffn: int, dropout: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(d_model, d_ffn),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(d_ffn, d_model),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[..., d] -> [..., d]``."""
+        return self.net(x)
+
+
+class EncoderBlock(nn.Module):
+    """Pre-norm ROI mixer: self-attention over ROI tokens, then feed-forward."""
+
+    def __init__(self, cfg: LCMConfig) -> None:
+        super().__init__()
+        d = cfg.d_model
+        self.norm_attn = nn.LayerNorm(d)
+        self.attn = nn.MultiheadAttention(d, cfg.n_heads, batch_first=True)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.norm_ffn = nn.LayerNorm(d)
+        self.ffn = FeedForward(d, cfg.d_ffn, cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, R, d] -> [B, R, d]``."""
+        h = self.norm_attn(x)
+        x = x + self.drop(self.attn(h, h, h, need_weights=False)[0])
+        return x + self.ffn(self.norm_ffn(x))
+
+
+class DecoderBlock(nn.Module):
+    """Pre-norm DETR decoder layer: query self-attention, cross-attention to ROIs, feed-forward."""
+
+    def __init__(self, cfg: LCMConfig) -> None:
+        super().__init__()
+        d = cfg.d_model
+        self.norm_self = nn.LayerNorm(d)
+        self.self_attn = nn.MultiheadAttention(d, cfg.n_heads, batch_first=True)
+        self.norm_cross = nn.LayerNorm(d)
+        self.cross_attn = nn.MultiheadAttention(d, cfg.n_heads, batch_first=True)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.norm_ffn = nn.LayerNorm(d)
+        self.ffn = FeedForward(d, cfg.d_ffn, cfg.dropout)
+
+    def forward(self, q: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        """``q [B, Q, d]``, ``memory [B, R, d]`` -> ``[B, Q, d]``."""
+        h = self.norm_self(q)
+        q = q + self.drop(self.self_attn(h, h, h, need_weights=False)[0])
+        h = self.norm_cross(q)
+        q = q + self.drop(self.cross_attn(h, memory, memory, need_weights=False)[0])
+        return q + self.ffn(self.norm_ffn(q))
+
+
+class LCM(nn.Module):
+    """Large Connectome Model: ROI tokens, ROI mixer, query decoder, shared scalar head.
+
+    Parameters
+    ----------
+    config : LCMConfig
+    """
+
+    def __init__(self, config: LCMConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.tokenizer = ROITokenizer(config.n_rois, d)
+        self.encoder = nn.ModuleList(EncoderBlock(config) for _ in range(config.n_encoder_layers))
+        self.norm_memory = nn.LayerNorm(d)
+        self.reconstruct_head = nn.Linear(d, config.n_rois)
+        self.queries = nn.Parameter(torch.randn(config.n_queries, d) * _EMBED_STD)
+        self.decoder = nn.ModuleList(DecoderBlock(config) for _ in range(config.n_layers))
+        self.norm_out = nn.LayerNorm(d)
+        self.head = nn.Linear(d, 1)
+
+    def encode(self, fc: torch.Tensor, roi_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """ROI tokens after the mixer: ``fc [B, R, R]`` -> ``memory [B, R, d]``."""
+        x = self.tokenizer(fc, roi_mask)
+        for block in self.encoder:
+            x = block(x)
+        return self.norm_memory(x)
+
+    def forward(self, fc: torch.Tensor) -> torch.Tensor:
+        """Query outputs of every supervised decoder layer.
+
+        Parameters
+        ----------
+        fc : torch.Tensor, shape (B, R, R)
+
+        Returns
+        -------
+        torch.Tensor, shape (L, B, Q)
+            ``L = n_layers`` with deep supervision, else 1 (the last layer).
+        """
+        memory = self.encode(fc)  # [B, R, d]
+        q = self.queries.unsqueeze(0).expand(fc.shape[0], -1, -1)  # [B, Q, d]
+        outputs = []
+        for i, block in enumerate(self.decoder):
+            q = block(q, memory)
+            if self.config.deep_supervision or i == len(self.decoder) - 1:
+                outputs.append(self.head(self.norm_out(q)).squeeze(-1))  # [B, Q]
+        return torch.stack(outputs)  # [L, B, Q]
+
+    def predict(self, fc: torch.Tensor) -> torch.Tensor:
+        """Last decoder layer's outputs ``[B, Q]`` (what inference uses)."""
+        return self(fc)[-1]
+
+    def reconstruct(self, fc: torch.Tensor, roi_mask: torch.Tensor) -> torch.Tensor:
+        """Predicted FC rows ``[B, R, R]`` from the input with ``roi_mask [B, R]`` ROIs hidden."""
+        return self.reconstruct_head(self.encode(fc, roi_mask))
+
+    def add_queries(self, n: int, generator: torch.Generator | None = None) -> None:
+        """Append ``n`` freshly initialised queries (new label groups at finetuning)."""
+        old = self.queries.data  # [Q, d]
+        new = torch.randn(n, old.shape[1], generator=generator, dtype=old.dtype) * _EMBED_STD
+        self.queries = nn.Parameter(torch.cat([old, new.to(old.device)]))
+        self.config = self.config.replace(n_queries=self.config.n_queries + n)

@@ -1,0 +1,106 @@
+"""Training objectives: masked BEI losses, masked-ROI reconstruction and task weighting.
+
+Every BEI loss is averaged over the samples where its variable is present; a variable absent
+from a batch is left out of the dictionary altogether, so it adds neither loss nor gradient
+(its task weight included). With deep supervision the loss is the mean over decoder layers.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lcm.model.targets import QueryLayout, Targets
+
+
+def variable_losses(
+    outputs: torch.Tensor, targets: Targets, layout: QueryLayout
+) -> dict[str, torch.Tensor]:
+    """Loss of each variable present in the batch.
+
+    Parameters
+    ----------
+    outputs : torch.Tensor, shape (L, B, Q)
+        Decoder outputs of the supervised layers.
+    targets : dict of Target
+        Targets of (a subset of) the layout's groups for the same B samples.
+    layout : QueryLayout
+
+    Returns
+    -------
+    dict of str to scalar torch.Tensor
+        Cross-entropy (soft targets allowed) for binary/categorical groups, MSE on standardised
+        values for continuous/ordinal ones; only variables with at least one present sample.
+    """
+    losses = {}
+    for name, target in targets.items():
+        present = target.present.to(outputs.device)  # [B]
+        if not bool(present.any()):
+            continue
+        block = outputs[:, present, layout[name].slice].float()  # [L, n, K]
+        values = target.values.to(outputs.device)[present]
+        if layout[name].is_numeric:
+            per_layer = ((block[..., 0] - values) ** 2).mean(dim=1)  # [L]
+        else:
+            per_layer = -(values * F.log_softmax(block, dim=-1)).sum(-1).mean(dim=1)  # [L]
+        losses[name] = per_layer.mean()
+    return losses
+
+
+def masked_roi_loss(
+    predicted: torch.Tensor, fc: torch.Tensor, roi_mask: torch.Tensor
+) -> torch.Tensor:
+    """MSE between the predicted and true FC rows of the masked ROIs.
+
+    Parameters
+    ----------
+    predicted, fc : torch.Tensor, shape (B, R, R)
+    roi_mask : torch.Tensor, shape (B, R), bool
+        True for the hidden ROIs.
+    """
+    return F.mse_loss(predicted[roi_mask].float(), fc[roi_mask].float())
+
+
+def sample_roi_mask(
+    batch: int, n_rois: int, ratio: float, generator: torch.Generator
+) -> torch.Tensor:
+    """``[batch, n_rois]`` bool mask hiding ``round(ratio * n_rois)`` (>= 1) random ROIs per row."""
+    k = max(1, round(ratio * n_rois))
+    scores = torch.rand(batch, n_rois, generator=generator)
+    idx = scores.topk(k, dim=1).indices
+    mask = torch.zeros(batch, n_rois, dtype=torch.bool)
+    mask.scatter_(1, idx, True)
+    return mask
+
+
+class UncertaintyWeighting(nn.Module):
+    """Learned task weights of Kendall, Gal & Cipolla (CVPR 2018), homoscedastic uncertainty.
+
+    Each task ``t`` has a learned ``s_t = log sigma_t^2`` and contributes
+    ``exp(-s_t) * L_t + s_t``: a noisy or hard task earns a smaller weight, and the ``+ s_t``
+    term stops all weights collapsing to zero. This is the common simplified form for both
+    classification and regression. ``s_t`` is clamped to [-4, 4] so that a task whose loss
+    reaches ~0 cannot take an unbounded weight.
+
+    Parameters
+    ----------
+    names : list of str
+        The tasks.
+    """
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__()
+        self.log_vars = nn.ParameterDict({n: nn.Parameter(torch.zeros(())) for n in names})
+
+    def forward(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Weighted sum of ``losses`` (only the tasks present; zero when none)."""
+        terms = []
+        for name, loss in losses.items():
+            s = self.log_vars[name].clamp(-4.0, 4.0)
+            terms.append(torch.exp(-s) * loss + s)
+        return torch.stack(terms).sum() if terms else torch.zeros(())
+
+    def weights(self) -> dict[str, float]:
+        """Current weight ``exp(-s_t)`` of each task."""
+        return {n: float(torch.exp(-p.detach().clamp(-4.0, 4.0))) for n, p in self.log_vars.items()}

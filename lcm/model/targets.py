@@ -1,0 +1,276 @@
+"""From catalogue variables to query tokens and training targets.
+
+Each variable owns a contiguous block of decoder queries (a :class:`QueryGroup`): one query per
+level of a binary or categorical variable (its logits), one per continuous or ordinal variable
+(its standardised value). Targets are kept in one form for hard labels and soft pseudo-labels:
+class probabilities ``[n, K]`` or standardised values ``[n]``, each with a ``present`` mask.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lcm.exceptions import CheckpointError, InputDataError
+from lcm.store.catalogue import Catalogue, Variable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QueryGroup:
+    """The queries of one variable.
+
+    Attributes
+    ----------
+    name : str
+        Variable name.
+    kind : {"continuous", "binary", "categorical", "ordinal"}
+    levels : tuple of str
+        Class order of the queries (binary/categorical); empty for numeric variables.
+    start : int
+        Index of the group's first query.
+    """
+
+    name: str
+    kind: str
+    levels: tuple[str, ...]
+    start: int
+
+    @property
+    def is_numeric(self) -> bool:
+        """True for continuous and ordinal variables (one query, regression)."""
+        return self.kind in ("continuous", "ordinal")
+
+    @property
+    def size(self) -> int:
+        """Number of queries of the group."""
+        return 1 if self.is_numeric else len(self.levels)
+
+    @property
+    def slice(self) -> slice:
+        """Positions of the group's queries."""
+        return slice(self.start, self.start + self.size)
+
+
+@dataclass(frozen=True)
+class QueryLayout:
+    """Ordered query groups; their queries are numbered consecutively from 0."""
+
+    groups: tuple[QueryGroup, ...] = ()
+
+    @property
+    def n_queries(self) -> int:
+        """Total number of queries."""
+        return sum(g.size for g in self.groups)
+
+    @property
+    def names(self) -> list[str]:
+        """Variable names in query order."""
+        return [g.name for g in self.groups]
+
+    def __getitem__(self, name: str) -> QueryGroup:
+        for group in self.groups:
+            if group.name == name:
+                return group
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return any(g.name == name for g in self.groups)
+
+    def append(self, name: str, kind: str, levels: tuple[str, ...] = ()) -> QueryLayout:
+        """A layout with one more group after the existing queries (finetuning's new labels)."""
+        if name in self:
+            raise InputDataError(
+                f"Query group {name!r} already exists in the model (groups: {self.names}).",
+                hint="A finetuning label must not be one of the pretrained BEI variables.",
+            )
+        group = QueryGroup(name, kind, tuple(levels), self.n_queries)
+        return QueryLayout((*self.groups, group))
+
+    def to_list(self) -> list[dict[str, Any]]:
+        """Plain-JSON form (stored in checkpoints)."""
+        return [
+            {"name": g.name, "kind": g.kind, "levels": list(g.levels), "start": g.start}
+            for g in self.groups
+        ]
+
+    @classmethod
+    def from_list(cls, items: list[dict[str, Any]]) -> QueryLayout:
+        """Inverse of :meth:`to_list`; checks that the groups tile the queries."""
+        groups = tuple(
+            QueryGroup(str(i["name"]), str(i["kind"]), tuple(i["levels"]), int(i["start"]))
+            for i in items
+        )
+        start = 0
+        for group in groups:
+            if group.start != start:
+                raise CheckpointError(
+                    f"Checkpoint query layout is inconsistent: group {group.name!r} starts at "
+                    f"{group.start}, expected {start}.",
+                    hint="The model.json was edited or corrupted; use the original checkpoint.",
+                )
+            start += group.size
+        return cls(groups)
+
+
+def _group_for(var: Variable, start: int) -> QueryGroup:
+    return QueryGroup(var.name, var.kind, tuple(var.levels), start)
+
+
+def layout_from_catalogue(
+    catalogue: Catalogue, variables: pd.DataFrame | None = None
+) -> QueryLayout:
+    """One query group per catalogue variable, optionally only those observed in ``variables``.
+
+    Parameters
+    ----------
+    catalogue : Catalogue
+    variables : pandas.DataFrame, optional
+        Training variables. When given, a variable gets queries only if it has an observed value
+        (two distinct values for numeric ones): a query that never sees a target learns nothing,
+        and a diagnosis absent from pretraining is added at finetuning instead.
+
+    Returns
+    -------
+    QueryLayout
+    """
+    layout = QueryLayout()
+    skipped = []
+    for name, var in catalogue.variables.items():
+        if variables is not None:
+            column = variables[name] if name in variables else pd.Series(dtype=object)
+            observed = column.dropna()
+            if observed.nunique() < (2 if var.is_numeric else 1):
+                skipped.append(name)
+                continue
+        layout = layout.append(name, var.kind, tuple(var.levels))
+    if skipped:
+        log.info("no queries for variables unobserved in the training data: %s", skipped)
+    return layout
+
+
+def fit_standardisation(
+    variables: pd.DataFrame, layout: QueryLayout
+) -> dict[str, dict[str, float]]:
+    """Mean and standard deviation of each numeric variable (fit on training data only).
+
+    A constant variable gets ``std = 1`` so that standardising never divides by zero.
+    """
+    stats = {}
+    for group in layout.groups:
+        if not group.is_numeric:
+            continue
+        values = pd.to_numeric(variables.get(group.name), errors="coerce").dropna()
+        mean = float(values.mean()) if len(values) else 0.0
+        std = float(values.std(ddof=0)) if len(values) > 1 else 1.0
+        stats[group.name] = {"mean": mean, "std": std if std > 0 else 1.0}
+    return stats
+
+
+@dataclass
+class Target:
+    """Training target of one variable.
+
+    Attributes
+    ----------
+    values : torch.Tensor
+        ``[n, K]`` class probabilities (one-hot for observed labels) or ``[n]`` standardised
+        values; rows that are not present hold zeros.
+    present : torch.Tensor
+        ``[n]`` bool, True where the variable is known (observed or pseudo-labelled).
+    """
+
+    values: torch.Tensor
+    present: torch.Tensor
+
+    def take(self, index: torch.Tensor) -> Target:
+        """Rows ``index``."""
+        return Target(self.values[index], self.present[index])
+
+
+Targets = dict[str, Target]
+
+
+def encode_targets(
+    variables: pd.DataFrame, layout: QueryLayout, stats: dict[str, dict[str, float]]
+) -> Targets:
+    """Encode a variables table as targets of the layout's groups.
+
+    Parameters
+    ----------
+    variables : pandas.DataFrame
+        One row per sample; a group without a column is missing everywhere.
+    layout : QueryLayout
+    stats : dict
+        Standardisation of numeric variables from :func:`fit_standardisation`.
+
+    Raises
+    ------
+    InputDataError
+        A categorical value outside the variable's levels.
+    """
+    n = len(variables)
+    targets: Targets = {}
+    for group in layout.groups:
+        if group.name not in variables:
+            column = pd.Series([None] * n, dtype=object)
+        else:
+            column = variables[group.name].reset_index(drop=True)
+        if group.is_numeric:
+            values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+            present = np.isfinite(values)
+            st = stats[group.name]
+            z = np.where(present, (values - st["mean"]) / st["std"], 0.0)
+            targets[group.name] = Target(
+                torch.as_tensor(z, dtype=torch.float32), torch.tensor(present)
+            )
+            continue
+        present = column.notna().to_numpy()
+        labels = column[present].astype(str)
+        bad = sorted(set(labels) - set(group.levels))
+        if bad:
+            raise InputDataError(
+                f"Variable {group.name!r}: values {bad[:5]} are not among its levels "
+                f"{list(group.levels)}.",
+                hint="Map the source codes to the catalogue levels in config/variables.yaml.",
+            )
+        codes = np.zeros(n, dtype=np.int64)
+        codes[present] = [group.levels.index(v) for v in labels]
+        onehot = np.zeros((n, group.size), dtype=np.float32)
+        onehot[np.flatnonzero(present), codes[present]] = 1.0
+        targets[group.name] = Target(torch.from_numpy(onehot), torch.tensor(present))
+    return targets
+
+
+def targets_from_outputs(outputs: torch.Tensor, layout: QueryLayout) -> Targets:
+    """Soft targets from model outputs ``[n, Q]``: class probabilities or standardised values.
+
+    Used for pseudo-labels: every row is present.
+    """
+    targets: Targets = {}
+    present = torch.ones(outputs.shape[0], dtype=torch.bool)
+    for group in layout.groups:
+        block = outputs[:, group.slice].detach().float()  # [n, K]
+        values = block[:, 0] if group.is_numeric else torch.softmax(block, dim=-1)
+        targets[group.name] = Target(values.cpu(), present.clone())
+    return targets
+
+
+def fill_missing(own: Targets, pseudo: Targets) -> Targets:
+    """Each sample's own targets, with ``pseudo`` filling only where its own are missing."""
+    filled: Targets = {}
+    for name, target in own.items():
+        if name not in pseudo:
+            filled[name] = target
+            continue
+        keep = target.present
+        mask = keep.view(-1, *([1] * (target.values.dim() - 1)))
+        values = torch.where(mask, target.values, pseudo[name].values)
+        filled[name] = Target(values, keep | pseudo[name].present)
+    return filled

@@ -1,0 +1,289 @@
+"""Semi-supervised finetuning of a pretrained LCM on a binary diagnosis, scikit-learn style.
+
+The paper's step that the official code lacks: two diagnosis queries are appended to the
+pretrained model, and the loss is cross-entropy on the labelled subjects plus ``pseudo_weight``
+times the BEI loss, whose targets are each subject's own variables and, where those are
+missing, soft pseudo-labels from the frozen pretrained model. Pseudo-labels are computed in
+``fit`` on the subjects passed to it (the training fold) only.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lcm.exceptions import ConfigError, InputDataError
+from lcm.io.atomic import write_tsv
+from lcm.model.checkpoint import (
+    checkpoint_layout,
+    data_fingerprint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from lcm.model.config import LCMConfig
+from lcm.model.lcm import LCM
+from lcm.model.losses import variable_losses
+from lcm.model.targets import (
+    QueryLayout,
+    Target,
+    Targets,
+    encode_targets,
+    fill_missing,
+    targets_from_outputs,
+)
+from lcm.train.loop import autocast, history_frame, pick_device, seed_everything, train_epochs
+from lcm.train.pretrain import check_connectomes, predict_outputs
+from lcm.train.settings import resolve_settings
+
+log = logging.getLogger(__name__)
+
+INITS = ("pretrained", "scratch")
+WEIGHT_DECAY = 0.01
+
+
+class LCMClassifier:
+    """Finetune an LCM checkpoint into a binary classifier (fit / predict_proba / predict / save).
+
+    Parameters
+    ----------
+    checkpoint : path-like or None
+        Pretrained checkpoint folder. ``None`` only with ``init="scratch"`` (a tiny-preset model
+        without BEI queries).
+    label : str
+        Name of the diagnosis (the new query group).
+    levels : tuple of (str, str)
+        ``(negative, positive)`` level names; ``y == 1`` means ``levels[1]``.
+    settings : dict
+        Config ``evaluate.finetune`` section: epochs, batch_size, lr, pseudo_labels,
+        pseudo_weight (missing keys take the schema defaults).
+    seed : int
+    init : {"pretrained", "scratch"}
+        Start from the pretrained weights, or from a fresh initialisation of the same
+        architecture (the "same transformer from scratch" baseline; it uses no pseudo-labels,
+        which would carry pretrained knowledge).
+    device : str, optional
+        Default CUDA when available, else CPU.
+
+    Attributes
+    ----------
+    model_ : LCM
+        The finetuned model (eval mode).
+    layout_ : QueryLayout
+        Query groups, the diagnosis last.
+    pseudo_targets_ : dict of Target or None
+        Pseudo-labels computed on the ``fit`` data (None when not used).
+    history_ : list of dict
+        One row per epoch.
+    classes_ : numpy.ndarray
+        ``[0, 1]``.
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | Path | None,
+        label: str,
+        levels: tuple[str, str],
+        settings: dict[str, Any],
+        seed: int,
+        init: str = "pretrained",
+        *,
+        device: str | None = None,
+    ) -> None:
+        self.checkpoint = checkpoint
+        self.label = label
+        self.levels = levels
+        self.settings = settings
+        self.seed = seed
+        self.init = init
+        self.device = device
+
+    # -- fitting --------------------------------------------------------------------------
+
+    def fit(
+        self, fc: np.ndarray, y: np.ndarray, variables: pd.DataFrame | None = None
+    ) -> LCMClassifier:
+        """Finetune on ``fc`` with labels ``y`` (-1 = unlabeled) and the subjects' own variables.
+
+        Parameters
+        ----------
+        fc : numpy.ndarray, shape (n, R, R), float32
+        y : numpy.ndarray of int, shape (n,)
+            1 for ``levels[1]``, 0 for ``levels[0]``, -1 for unlabeled (BEI loss only).
+        variables : pandas.DataFrame, optional
+            ``n`` rows of catalogue variables (BEI targets where present).
+
+        Returns
+        -------
+        LCMClassifier
+            ``self``.
+        """
+        settings = resolve_settings("finetune", self.settings)
+        y = self._check_fit_inputs(fc, y, variables)
+        dev = pick_device(self.device)
+        base, meta = self._base_model(fc.shape[1])
+        bei_layout = checkpoint_layout(meta) if meta else QueryLayout()
+        if self.label in bei_layout:
+            raise InputDataError(
+                f"Label {self.label!r} is already a query group of checkpoint {self.checkpoint}.",
+                hint="Finetune from the pretrained checkpoint, not from a finetuned one.",
+            )
+        generator = seed_everything(self.seed)
+        model = LCM(base.config) if self.init == "scratch" else copy.deepcopy(base)
+        if bei_layout.n_queries:
+            model.add_queries(2, generator=generator)
+        layout = bei_layout.append(self.label, "binary", tuple(self.levels))
+
+        stats = meta.get("standardisation", {}) if meta else {}
+        frame = variables if variables is not None else pd.DataFrame(index=range(len(y)))
+        bei = encode_targets(frame.reset_index(drop=True), bei_layout, stats)
+        self.pseudo_targets_ = None
+        if settings["pseudo_labels"] and self.init == "pretrained" and bei_layout.groups:
+            # The frozen pretrained model labels the fit() subjects only: never test data.
+            self.pseudo_targets_ = targets_from_outputs(
+                predict_outputs(base.to(dev), fc, dev), bei_layout
+            )
+            bei = fill_missing(bei, self.pseudo_targets_)
+        onehot = np.zeros((len(y), 2), dtype=np.float32)
+        onehot[y >= 0, y[y >= 0]] = 1.0
+        targets = {
+            **bei,
+            self.label: Target(torch.from_numpy(onehot), torch.from_numpy(y >= 0)),
+        }
+        self._log_counts(y, bei)
+
+        model = model.to(dev)
+        x_all = torch.as_tensor(fc, dtype=torch.float32, device=dev)
+        weight = float(settings["pseudo_weight"])
+
+        def step(index: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            batch = {name: t.take(index) for name, t in targets.items()}
+            with autocast(dev):
+                losses = variable_losses(model(x_all[index.to(dev)]), batch, layout)
+            dx = losses.pop(self.label, None)
+            parts = {f"loss_{k}": v for k, v in losses.items()}
+            terms = []
+            if dx is not None:
+                terms.append(dx)
+                parts[f"loss_{self.label}"] = dx
+            if losses and weight > 0:
+                bei_loss = torch.stack(list(losses.values())).mean()
+                terms.append(weight * bei_loss)
+                parts["loss_bei"] = bei_loss
+            total = torch.stack(terms).sum() if terms else torch.zeros((), device=dev)
+            return total, parts
+
+        self.history_ = train_epochs(
+            [model], len(y), settings["epochs"], settings["batch_size"], settings["lr"],
+            WEIGHT_DECAY, generator, step, f"finetune {self.label}",
+        )  # fmt: skip
+        self.model_ = model.eval()
+        self.layout_ = layout
+        self.meta_ = meta
+        self.settings_ = settings
+        self.fingerprint_ = data_fingerprint(pd.DataFrame({"y": y}), fc)
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def _check_fit_inputs(
+        self, fc: np.ndarray, y: np.ndarray, variables: pd.DataFrame | None
+    ) -> np.ndarray:
+        if self.init not in INITS:
+            raise ConfigError(f"LCMClassifier init: expected one of {INITS}, got {self.init!r}.")
+        if len(tuple(self.levels)) != 2 or len(set(self.levels)) != 2:
+            raise ConfigError(
+                f"LCMClassifier levels: expected two distinct level names, got {self.levels!r}.",
+                hint="Pass (negative, positive), e.g. ('control', 'autism').",
+            )
+        if self.checkpoint is None and self.init != "scratch":
+            raise ConfigError(
+                "LCMClassifier: checkpoint is None but init is 'pretrained'.",
+                hint="Pass a pretrained checkpoint folder, or init='scratch'.",
+            )
+        check_connectomes(fc, "finetuning data")
+        y = np.asarray(y)
+        if y.shape != (len(fc),) or not np.isin(y, (-1, 0, 1)).all():
+            raise InputDataError(
+                f"finetuning labels: expected {len(fc)} integers in {{-1, 0, 1}}, got shape "
+                f"{y.shape} with values {np.unique(y)[:5].tolist()}.",
+                hint="Encode the positive level as 1, the negative as 0, unlabeled as -1.",
+            )
+        if not (y >= 0).any():
+            raise InputDataError(
+                "finetuning labels: no labelled subject (all -1).",
+                hint="At least one subject needs a diagnosis.",
+            )
+        if variables is not None and len(variables) != len(fc):
+            raise InputDataError(
+                f"finetuning variables: {len(variables)} rows for {len(fc)} connectomes.",
+                hint="Pass the variables row-aligned with fc.",
+            )
+        return y.astype(np.int64)
+
+    def _base_model(self, n_rois: int) -> tuple[LCM, dict[str, Any]]:
+        if self.checkpoint is None:
+            config = LCMConfig(n_rois=n_rois, n_queries=2)
+            torch.manual_seed(self.seed)
+            return LCM(config), {}
+        return load_checkpoint(self.checkpoint, n_rois=n_rois)
+
+    def _log_counts(self, y: np.ndarray, bei: Targets) -> None:
+        known = {name: int(t.present.sum()) for name, t in bei.items()}
+        log.info(
+            "finetuning %s: %d labelled (%d positive), %d unlabeled; BEI targets per variable: %s",
+            self.label, int((y >= 0).sum()), int((y == 1).sum()), int((y < 0).sum()), known,
+        )  # fmt: skip
+
+    # -- prediction -----------------------------------------------------------------------
+
+    def predict_proba(self, fc: np.ndarray) -> np.ndarray:
+        """Class probabilities ``[n, 2]`` (columns: ``levels[0]``, ``levels[1]``)."""
+        if not hasattr(self, "model_"):
+            raise InputDataError(
+                "LCMClassifier is not fitted.", hint="Call fit() before predict_proba()."
+            )
+        check_connectomes(fc, "prediction data")
+        if fc.shape[1] != self.model_.config.n_rois:
+            raise InputDataError(
+                f"prediction data: {fc.shape[1]} ROIs, the model expects "
+                f"{self.model_.config.n_rois}.",
+                hint="Use connectomes of the atlas the model was trained on.",
+            )
+        dev = next(self.model_.parameters()).device
+        logits = predict_outputs(self.model_, fc, dev)[:, self.layout_[self.label].slice]
+        return torch.softmax(logits.double(), dim=-1).numpy()
+
+    def predict(self, fc: np.ndarray) -> np.ndarray:
+        """Predicted class ``[n]`` (1 = ``levels[1]``)."""
+        return self.predict_proba(fc).argmax(axis=1)
+
+    # -- persistence ----------------------------------------------------------------------
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write the finetuned checkpoint (same format as pretraining, plus the label).
+
+        Writes ``model.safetensors``, ``model.json`` and ``history.tsv`` in ``out_dir``.
+        """
+        if not hasattr(self, "model_"):
+            raise InputDataError("LCMClassifier is not fitted.", hint="Call fit() before save().")
+        keep = ("atlas", "n_rois", "roi_names", "catalogue", "standardisation", "model_settings")
+        meta = {k: self.meta_[k] for k in keep if k in self.meta_}
+        meta.setdefault("n_rois", self.model_.config.n_rois)
+        meta.update(
+            kind="finetuned",
+            label={"name": self.label, "levels": list(self.levels), "positive": self.levels[1]},
+            init=self.init,
+            pretrained_from=str(self.checkpoint) if self.checkpoint else None,
+            pretrained_fingerprint=self.meta_.get("data_fingerprint"),
+            training=self.settings_,
+            seed=self.seed,
+            data_fingerprint=self.fingerprint_,
+        )
+        out = save_checkpoint(out_dir, self.model_.to("cpu"), self.layout_, meta)
+        write_tsv(out / "history.tsv", history_frame(self.history_))
+        return out

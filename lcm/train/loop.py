@@ -1,0 +1,182 @@
+"""What pretraining and finetuning share: seeding, device, optimiser, schedule, batches, the loop.
+
+The loop is deliberately plain: a fixed number of epochs, AdamW, linear warm-up then cosine decay
+per step, gradient clipping, and no epoch selection (the last weights are the result).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import random
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+GRAD_CLIP_NORM = 1.0
+WARMUP_FRACTION = 0.1
+# Parameters that are embeddings rather than weights: no weight decay, as in nanoGPT/BERT.
+_NO_DECAY_NAMES = ("queries", "pos", "mask_token", "log_vars")
+
+StepFn = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a CPU generator for shuffling and masking."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002  (global state also seeded for third-party code)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def set_threads(threads: int | None) -> int:
+    """Set torch's intra-op CPU threads (default: the CPUs this process may use); return it.
+
+    Snakemake passes a rule's ``threads``; oversubscribing a shared node with OpenMP threads
+    slows small models down many times over.
+    """
+    n = threads if threads else len(os.sched_getaffinity(0))
+    torch.set_num_threads(max(1, n))
+    return max(1, n)
+
+
+def pick_device(device: str | None) -> torch.device:
+    """``device`` if given, else CUDA when available, else CPU."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on GPUs; full precision on CPU (keeps CPU runs bit-reproducible)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def make_optimizer(modules: list[nn.Module], lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with decay on weight matrices only (not biases, norms, embeddings, task weights)."""
+    decay, no_decay = [], []
+    for module in modules:
+        for name, p in module.named_parameters():
+            if not p.requires_grad:
+                continue
+            leaf = name.rsplit(".", 1)[-1]
+            is_embedding = any(part in _NO_DECAY_NAMES for part in name.split("."))
+            (decay if p.dim() >= 2 and not is_embedding and leaf != "bias" else no_decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=lr)
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float = WARMUP_FRACTION
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup_fraction`` of the steps, then cosine decay to 0."""
+    warmup = max(1, round(warmup_fraction * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator | None) -> Iterator[torch.Tensor]:
+    """Index batches over ``n`` samples, shuffled when a generator is given."""
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
+
+
+def progress(iterable: range, desc: str) -> tqdm:
+    """tqdm bar on a terminal; silent in batch jobs (logs carry the epoch summaries)."""
+    return tqdm(iterable, desc=desc, disable=not sys.stderr.isatty(), leave=False)
+
+
+def train_epochs(
+    modules: list[nn.Module],
+    n_samples: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    generator: torch.Generator,
+    step: StepFn,
+    desc: str,
+    on_epoch_end: Callable[[int], dict[str, float]] | None = None,
+) -> list[dict[str, float]]:
+    """Run the optimisation and return one history row per epoch.
+
+    Parameters
+    ----------
+    modules : list of nn.Module
+        Everything trained (the model, the task weights); set to train mode here.
+    n_samples, epochs, batch_size, lr, weight_decay
+    generator : torch.Generator
+        Shuffles the samples each epoch.
+    step : callable
+        ``step(index) -> (loss, parts)`` for one batch of sample indices; ``parts`` are logged
+        (mean over the batches where a part appears, weighted by batch size).
+    desc : str
+        Progress bar label.
+    on_epoch_end : callable, optional
+        ``f(epoch) -> dict`` of extra columns (e.g. a validation loss).
+
+    Returns
+    -------
+    list of dict
+        ``epoch, loss_total, <parts>..., lr`` per epoch.
+    """
+    optimizer = make_optimizer(modules, lr, weight_decay)
+    steps_per_epoch = math.ceil(n_samples / batch_size)
+    scheduler = warmup_cosine(optimizer, epochs * steps_per_epoch)
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    history = []
+    for epoch in progress(range(1, epochs + 1), desc):
+        for module in modules:
+            module.train()
+        sums: dict[str, float] = defaultdict(float)
+        weights: dict[str, int] = defaultdict(int)
+        lr_now = optimizer.param_groups[0]["lr"]
+        for index in batches(n_samples, batch_size, generator):
+            loss, parts = step(index)
+            if loss.requires_grad:  # False only for a batch with no target at all
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, GRAD_CLIP_NORM)
+                optimizer.step()
+            scheduler.step()
+            for name, value in {"loss_total": loss, **parts}.items():
+                sums[name] += float(value.detach()) * len(index)
+                weights[name] += len(index)
+        row = {"epoch": epoch, **{k: sums[k] / weights[k] for k in sums}, "lr": lr_now}
+        if on_epoch_end is not None:
+            row.update(on_epoch_end(epoch))
+        history.append(row)
+        log.debug("%s epoch %d: %s", desc, epoch, row)
+    log.info("%s: %d epochs, final loss_total %.4f", desc, epochs, history[-1]["loss_total"])
+    return history
+
+
+def history_frame(history: list[dict[str, float]], parts: list[str] | None = None) -> pd.DataFrame:
+    """History rows as a table: ``epoch, loss_total, <parts>..., lr`` (``parts`` fixes the order
+    and keeps columns of variables never seen, as n/a)."""
+    frame = pd.DataFrame(history)
+    if parts is None:
+        parts = [c for c in frame if c not in ("epoch", "loss_total", "lr")]
+    return frame.reindex(columns=["epoch", "loss_total", *parts, "lr"])

@@ -1,0 +1,233 @@
+"""Pretraining: BEI multitask learning plus masked-ROI reconstruction on the pretraining cohort.
+
+Outputs in ``out_dir``: ``model.safetensors`` + ``model.json`` (the checkpoint), ``history.tsv``
+(one row per epoch) and ``bei_eval.tsv`` (held-out metrics beside baselines).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lcm.exceptions import InputDataError
+from lcm.io.atomic import write_tsv
+from lcm.model.checkpoint import data_fingerprint, save_checkpoint
+from lcm.model.config import config_from_settings
+from lcm.model.lcm import LCM
+from lcm.model.losses import (
+    UncertaintyWeighting,
+    masked_roi_loss,
+    sample_roi_mask,
+    variable_losses,
+)
+from lcm.model.targets import (
+    QueryLayout,
+    Targets,
+    encode_targets,
+    fit_standardisation,
+    layout_from_catalogue,
+)
+from lcm.store.catalogue import Catalogue
+from lcm.store.cohort import Cohort
+from lcm.train.heldout import HOLDOUT_FRACTION, bei_metrics, holdout_split
+from lcm.train.loop import (
+    autocast,
+    history_frame,
+    pick_device,
+    seed_everything,
+    train_epochs,
+)
+from lcm.train.settings import resolve_settings
+
+log = logging.getLogger(__name__)
+
+EVAL_BATCH = 256
+
+
+def check_connectomes(fc: np.ndarray, what: str) -> None:
+    """Raise :class:`InputDataError` unless ``fc`` is a finite ``[n, R, R]`` array with n >= 1."""
+    if not isinstance(fc, np.ndarray) or fc.ndim != 3 or fc.shape[1] != fc.shape[2]:
+        shape = getattr(fc, "shape", type(fc).__name__)
+        raise InputDataError(
+            f"{what}: expected connectomes of shape (n, R, R), got {shape}.",
+            hint="Pass square FC matrices stacked along the first axis.",
+        )
+    if fc.shape[0] == 0:
+        raise InputDataError(f"{what}: no connectomes.", hint="Check the datasets selected.")
+    if not np.isfinite(fc).all():
+        bad = int((~np.isfinite(fc)).reshape(len(fc), -1).any(1).sum())
+        raise InputDataError(
+            f"{what}: {bad} connectome(s) contain NaN or infinite values.",
+            hint="Exclude runs with constant ROI signals (zero variance) in the connectome stage.",
+        )
+
+
+def predict_outputs(model: LCM, fc: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Last-layer outputs ``[n, Q]`` (CPU, float32) in eval mode, without gradients."""
+    model.eval()
+    parts = []
+    with torch.no_grad(), autocast(device):
+        for start in range(0, len(fc), EVAL_BATCH):
+            x = torch.as_tensor(fc[start : start + EVAL_BATCH], dtype=torch.float32, device=device)
+            parts.append(model.predict(x).float().cpu())
+    return torch.cat(parts)
+
+
+def _take(targets: Targets, index: torch.Tensor) -> Targets:
+    return {name: t.take(index) for name, t in targets.items()}
+
+
+def _mean_loss(
+    model: LCM, fc: np.ndarray, targets: Targets, layout: QueryLayout, device: torch.device
+) -> float:
+    """Unweighted mean of the last layer's per-variable losses over a set (monitoring only)."""
+    outputs = predict_outputs(model, fc, device).unsqueeze(0)  # [1, n, Q]
+    losses = variable_losses(outputs, targets, layout)
+    return float(np.mean([float(v) for v in losses.values()])) if losses else float("nan")
+
+
+def pretrain(
+    cohort: Cohort,
+    catalogue: Catalogue,
+    model_settings: dict[str, Any],
+    settings: dict[str, Any],
+    seed: int,
+    out_dir: str | Path,
+    *,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Pretrain an LCM on ``cohort`` and write its checkpoint, history and held-out metrics.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        Pretraining runs (FC ``[n, R, R]`` and catalogue variables).
+    catalogue : Catalogue
+        Defines the query tokens: one group per variable observed in the training split.
+    model_settings : dict
+        Config ``model`` section: ``{"preset": ..., "overrides": {...}}``.
+    settings : dict
+        Config ``pretrain`` section (epochs, batch_size, lr, weight_decay, ssl_mask_ratio,
+        ssl_weight); missing keys take the schema defaults.
+    seed : int
+        Seeds initialisation, the hold-out split, shuffling, masking and dropout.
+    out_dir : path-like
+    device : str, optional
+        ``"cpu"``, ``"cuda"`` ...; default CUDA when available.
+
+    Returns
+    -------
+    dict
+        Summary: sizes, final losses, paths, data fingerprint, parameter count, seconds.
+    """
+    started = time.perf_counter()
+    settings = resolve_settings("pretrain", settings)
+    check_connectomes(cohort.fc, f"pretraining cohort ({cohort.atlas})")
+    if len(cohort.variables) != len(cohort.ids) or len(cohort.ids) != len(cohort.fc):
+        raise InputDataError(
+            f"Pretraining cohort: {len(cohort.ids)} ids, {len(cohort.fc)} connectomes and "
+            f"{len(cohort.variables)} variable rows; expected the same number.",
+            hint="Build the Cohort with lcm.store.read.load_cohort.",
+        )
+    out = Path(out_dir)
+    dev = pick_device(device)
+    generator = seed_everything(seed)
+
+    train_idx, val_idx = holdout_split(cohort.groups, HOLDOUT_FRACTION, seed)
+    train, val = cohort.subset(train_idx), cohort.subset(val_idx)
+    layout = layout_from_catalogue(catalogue, train.variables)
+    stats = fit_standardisation(train.variables, layout)
+    targets = encode_targets(train.variables, layout, stats)
+    n_rois = cohort.fc.shape[1]
+    if layout.n_queries == 0:
+        raise InputDataError(
+            f"Pretraining cohort ({len(train)} training runs): no catalogue variable has "
+            f"observed values, so the model would have no BEI queries.",
+            hint="Check the datasets' phenotype files and their columns in the catalogue.",
+        )
+    config = config_from_settings(model_settings, n_rois, layout.n_queries)
+    model = LCM(config).to(dev)
+    weighting = UncertaintyWeighting(layout.names).to(dev)
+    fc = torch.as_tensor(train.fc, dtype=torch.float32, device=dev)
+    ssl_on = settings["ssl_weight"] > 0 and settings["ssl_mask_ratio"] > 0
+    log.info(
+        "pretraining %s (%d parameters) on %d runs (%d held out), %d queries: %s",
+        "LCM", sum(p.numel() for p in model.parameters()), len(train), len(val),
+        layout.n_queries, layout.names,
+    )  # fmt: skip
+
+    def step(index: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        x = fc[index.to(dev)]  # [B, R, R]
+        with autocast(dev):
+            losses = variable_losses(model(x), _take(targets, index), layout)
+            total = weighting(losses).to(dev)
+            parts = {f"loss_{k}": v for k, v in losses.items()}
+            if ssl_on:
+                mask = sample_roi_mask(len(index), n_rois, settings["ssl_mask_ratio"], generator)
+                mask = mask.to(dev)
+                ssl = masked_roi_loss(model.reconstruct(x, mask), x, mask)
+                total = total + settings["ssl_weight"] * ssl
+                parts["loss_ssl"] = ssl
+        return total, parts
+
+    val_targets = encode_targets(val.variables, layout, stats) if len(val) else None
+
+    def on_epoch_end(epoch: int) -> dict[str, float]:
+        if val_targets is None:
+            return {}
+        return {"val_loss": _mean_loss(model, val.fc, val_targets, layout, dev)}
+
+    history = train_epochs(
+        [model, weighting], len(train), settings["epochs"], settings["batch_size"],
+        settings["lr"], settings["weight_decay"], generator, step, "pretrain", on_epoch_end,
+    )  # fmt: skip
+    model.eval()
+
+    parts = [*[f"loss_{n}" for n in layout.names], "loss_ssl", "val_loss"]
+    evaluation = (
+        bei_metrics(predict_outputs(model, val.fc, dev), val_targets, targets, layout)
+        if val_targets is not None
+        else pd.DataFrame(columns=["variable", "kind", "metric", "model", "baseline", "n"])
+    )
+    fingerprint = data_fingerprint(cohort.ids, cohort.fc)
+    meta = {
+        "kind": "pretrained",
+        "atlas": cohort.atlas,
+        "n_rois": n_rois,
+        "roi_names": list(cohort.roi_names),
+        "catalogue": catalogue.to_dict(),
+        "standardisation": stats,
+        "model_settings": model_settings,
+        "training": settings,
+        "task_weights": weighting.weights(),
+        "seed": seed,
+        "data_fingerprint": fingerprint,
+        "data": {
+            "datasets": sorted(cohort.ids["dataset"].unique().tolist()),
+            "n_runs": len(cohort),
+            "n_subjects": len(np.unique(cohort.groups)),
+            "heldout_subjects": sorted(np.unique(val.groups).tolist()),
+        },
+    }
+    model_cpu = model.to("cpu")
+    save_checkpoint(out, model_cpu, layout, meta)
+    write_tsv(out / "history.tsv", history_frame(history, parts))
+    write_tsv(out / "bei_eval.tsv", evaluation)
+    summary = {
+        "out_dir": str(out),
+        "n_runs_train": len(train),
+        "n_runs_heldout": len(val),
+        "n_parameters": sum(p.numel() for p in model_cpu.parameters()),
+        "queries": layout.names,
+        "final": {k: v for k, v in history[-1].items() if k != "epoch"},
+        "data_fingerprint": fingerprint,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    log.info("pretraining done in %.1f s: %s", summary["seconds"], out)
+    return summary

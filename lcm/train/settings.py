@@ -1,0 +1,60 @@
+"""Training settings: the config schema's sections, defaults filled and values checked.
+
+The schema (``lcm/schemas/config.schema.yaml``) is the one source of defaults, so ``pretrain``
+and ``LCMClassifier`` called from Python behave like the workflow.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import jsonschema
+
+from lcm.config import schema
+from lcm.exceptions import ConfigError
+
+# Where each section sits in the config schema.
+SECTIONS = {
+    "pretrain": ("pretrain",),
+    "finetune": ("evaluate", "finetune"),
+}
+
+
+def section_schema(section: str) -> dict[str, Any]:
+    """The JSON Schema of one settings section (``pretrain`` or ``finetune``)."""
+    node = schema()
+    for key in SECTIONS[section]:
+        node = node["properties"][key]
+    return node
+
+
+def resolve_settings(section: str, settings: dict[str, Any] | None) -> dict[str, Any]:
+    """``settings`` with the schema's defaults filled in, validated.
+
+    Parameters
+    ----------
+    section : {"pretrain", "finetune"}
+    settings : dict or None
+
+    Raises
+    ------
+    ConfigError
+        Unknown key or invalid value, naming the config key.
+    """
+    sub = section_schema(section)
+    resolved = copy.deepcopy(settings or {})
+    for key, prop in sub.get("properties", {}).items():
+        if key not in resolved and "default" in prop:
+            resolved[key] = copy.deepcopy(prop["default"])
+    where = ".".join(SECTIONS[section])
+    errors = list(jsonschema.Draft202012Validator(sub).iter_errors(resolved))
+    if errors:
+        err = errors[0]
+        key = ".".join([where, *(str(p) for p in err.absolute_path)])
+        allowed = sorted(sub.get("properties", {}))
+        raise ConfigError(
+            f"{key}: {err.message} (received {err.instance!r}).",
+            hint=f"Settings of {where} are {allowed}; see lcm/schemas/config.schema.yaml.",
+        )
+    return resolved

@@ -1,0 +1,34 @@
+"""Parameter counts on the meta device, and the model-info command."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lcm.cli import main
+from lcm.model.config import config_from_settings
+from lcm.model.info import parameter_counts
+from lcm.model.lcm import LCM
+
+
+def test_big_preset_is_about_1_2_billion() -> None:
+    counts = parameter_counts(config_from_settings({"preset": "big"}, n_rois=116, n_queries=9))
+    assert counts["total"] == pytest.approx(1.175e9, rel=0.05)
+    assert counts["decoder"] == 32 * 36_731_648  # 32 layers of width 2048, FFN 768
+    assert sum(v for k, v in counts.items() if k != "total") == counts["total"]
+
+
+def test_meta_count_equals_allocated_count() -> None:
+    cfg = config_from_settings({"preset": "tiny"}, n_rois=13, n_queries=7)
+    assert parameter_counts(cfg)["total"] == sum(p.numel() for p in LCM(cfg).parameters())
+
+
+def test_model_info_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["model-info", "--preset", "big", "--n-rois", "116", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["config"]["n_layers"] == 32
+    assert report["parameters"]["total"] == pytest.approx(1.175e9, rel=0.05)
+    assert main(["model-info", "--preset", "tiny", "--n-queries", "5"]) == 0
+    assert "total parameters:" in capsys.readouterr().out
+    assert main(["model-info", "--overrides", '{"d_model": 30}']) == 2  # ConfigError exit code

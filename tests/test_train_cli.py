@@ -1,0 +1,102 @@
+"""`lcm pretrain` and `lcm finetune` end to end on a real (tiny) Parquet feature store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from conftest_model import CATALOGUE, TINY, make_cohort, write_catalogue
+
+from lcm.cli import build_parser, main
+
+# The test catalogue, with a second (downstream) dataset coded like the first.
+CLI_CATALOGUE = (
+    CATALOGUE
+    + """  beta:
+    id_column: SUB_ID
+    columns:
+      age: {column: AGE}
+      sex: {column: SEX}
+      dx: {column: DX}
+"""
+)
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def _add_dataset(tmp: Path, store: Path, catalogue: Path, dataset: str, atlas: str, n: int,
+                 seed: int) -> None:  # fmt: skip
+    """Write relmat TSVs, a QC table and a phenotype file, then run `lcm store` on them."""
+    cohort = make_cohort(n, seed=seed)
+    folder = tmp / f"{dataset}-{atlas}"
+    folder.mkdir()
+    qc_rows, pheno = [], cohort.variables.copy()
+    for i, subject in enumerate(cohort.ids["subject"]):
+        path = folder / f"sub-{subject}_relmat.tsv"
+        index = pd.Index(cohort.roi_names, name="Node")
+        pd.DataFrame(cohort.fc[i], index=index, columns=cohort.roi_names).to_csv(path, sep="\t")
+        qc_rows.append({"subject": subject, "session": "", "task": "rest", "run": "1",
+                        "run_key": f"sub-{subject}_task-rest_run-1", "included": "True",
+                        "reason": "", "n_volumes": "100", "n_volumes_kept": "98",
+                        "mean_fd": "0.1", "t_r": "2.0", "relmat": str(path)})  # fmt: skip
+    pd.DataFrame(qc_rows).to_csv(folder / "qc.tsv", sep="\t", index=False)
+    pheno = pheno.rename(columns={"age": "AGE", "sex": "SEX", "handedness": "HAND", "bmi": "BMI",
+                                  "dx": "DX"})  # fmt: skip
+    pheno.insert(0, "SUB_ID", cohort.ids["subject"])
+    if dataset == "alpha":
+        pheno["DX"] = "n/a"  # pretraining datasets carry no diagnosis
+    pheno.to_csv(folder / "pheno.tsv", sep="\t", index=False, na_rep="n/a")
+    code = main(["store", "--dataset", dataset, "--qc-table", str(folder / "qc.tsv"),
+                 "--phenotype", str(folder / "pheno.tsv"), "--catalogue", str(catalogue),
+                 "--atlas", atlas, "--store-dir", str(store)])  # fmt: skip
+    assert code == 0
+
+
+def test_pretrain_then_finetune_from_the_command_line(tmp_path: Path) -> None:
+    catalogue = write_catalogue(tmp_path, CLI_CATALOGUE)
+    store = tmp_path / "store"
+    _add_dataset(tmp_path, store, catalogue, "alpha", "toy", 30, seed=0)
+    _add_dataset(tmp_path, store, catalogue, "beta", "toy", 20, seed=1)
+    _add_dataset(tmp_path, store, catalogue, "beta", "toy2", 20, seed=1)
+    pre = tmp_path / "pretrained"
+    code = main(["pretrain", "--store", str(store), "--atlas", "toy", "--catalogue",
+                 str(catalogue), "--datasets", "alpha", "--model", json.dumps(TINY),
+                 "--settings", '{"epochs": 3, "batch_size": 8}', "--seed", "4",
+                 "--out-dir", str(pre), "--threads", "1"])  # fmt: skip
+    assert code == 0
+    meta = json.loads((pre / "model.json").read_text())
+    assert meta["data"]["datasets"] == ["alpha"] and meta["data"]["n_runs"] == 30
+    assert "dx" not in [g["name"] for g in meta["query_layout"]]  # never seen in pretraining
+
+    finetune = ["finetune", "--checkpoint", str(pre), "--store", str(store), "--catalogue",
+                str(catalogue), "--dataset", "beta", "--label", "dx", "--positive", "patient",
+                "--settings", '{"epochs": 2, "batch_size": 8}', "--seed", "0",
+                "--threads", "1"]  # fmt: skip
+    out = tmp_path / "finetuned"
+    assert main([*finetune, "--atlas", "toy", "--out-dir", str(out)]) == 0
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["label"]["positive"] == "patient" and meta["query_layout"][-1]["name"] == "dx"
+    assert main([*finetune, "--atlas", "toy", "--init", "scratch", "--out-dir",
+                 str(tmp_path / "scratch")]) == 0  # fmt: skip
+    # A checkpoint of another atlas is refused (CheckpointError: exit code 5) before training.
+    assert main([*finetune, "--atlas", "toy2", "--out-dir", str(tmp_path / "x")]) == 5
+    assert not (tmp_path / "x").exists()
+    bad = [*finetune, "--atlas", "toy", "--out-dir", str(tmp_path / "y")]
+    bad[bad.index("--positive") + 1] = "sick"
+    assert main(bad) == 2  # ConfigError naming the levels
+
+
+@pytest.mark.parametrize("verb", ["pretrain", "finetune", "model-info"])
+def test_help_has_example(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([verb, "--help"])
+    text = capsys.readouterr().out
+    assert "example" in text and f"lcm {verb}" in text
