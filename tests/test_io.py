@@ -70,3 +70,14 @@ def test_sidecar_records_sources_and_detects_tampering(tmp_path: Path) -> None:
     src.write_text("a\n2\n")
     problems = verify(tmp_path)
     assert len(problems) == 1 and "changed" in problems[0]
+
+
+def test_atomic_outputs_follow_umask(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "b.json", {})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o644

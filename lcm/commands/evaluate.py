@@ -69,6 +69,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="Master seed of the workflow (default 0).")
     p.add_argument("--out", required=True, help="Metrics Parquet to write.")
     p.add_argument("--predictions", required=True, help="Predictions Parquet to write.")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch (default: the CPUs available to this process).",
+    )
     p.set_defaults(func=run)
 
 
@@ -76,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
     """Run ``lcm evaluate``."""
     settings = EvaluationSettings.from_dict(parse_settings(args.settings, "settings"))
     need = models_needing_checkpoint(settings.models)
+    if need:
+        from lcm.train.loop import set_threads
+
+        set_threads(args.threads)
     if need and not args.checkpoint:
         raise ConfigError(
             f"Models {need} need --checkpoint, which was not given.",

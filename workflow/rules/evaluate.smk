@@ -14,6 +14,7 @@ rule evaluate:
         "logs/evaluate/{task}.log",
     conda:
         "../../envs/evaluate.yaml"
+    threads: 1
     params:
         checkpoint=checkpoint_dir,
         store=store_root_of_input,
@@ -27,5 +28,5 @@ rule evaluate:
         "python -m lcm --log-file {log} evaluate --store {params.store} --atlas {params.atlas}"
         " --catalogue {input.catalogue:q} --task {wildcards.task} --dataset {params.dataset}"
         " --label {params.label} --positive {params.positive} --checkpoint {params.checkpoint}"
-        " --settings {params.settings} --seed {params.seed} --out {output.metrics}"
+        " --settings {params.settings} --seed {params.seed} --threads {threads} --out {output.metrics}"
         " --predictions {output.predictions}"

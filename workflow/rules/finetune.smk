@@ -14,6 +14,7 @@ rule finetune:
         "logs/finetune/{task}.log",
     conda:
         "../../envs/model.yaml"
+    threads: 1
     params:
         checkpoint=checkpoint_dir,
         store=store_root_of_input,
@@ -28,4 +29,4 @@ rule finetune:
         "python -m lcm --log-file {log} finetune --checkpoint {params.checkpoint} --store {params.store}"
         " --atlas {params.atlas} --catalogue {input.catalogue:q} --dataset {params.dataset}"
         " --label {params.label} --positive {params.positive} --settings {params.settings}"
-        " --seed {params.seed} --out-dir {params.out_dir}"
+        " --seed {params.seed} --threads {threads} --out-dir {params.out_dir}"

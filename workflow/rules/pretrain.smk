@@ -15,6 +15,7 @@ rule pretrain:
         "logs/pretrain/pretrain.log",
     conda:
         "../../envs/model.yaml"
+    threads: 2
     params:
         store=store_root_of_input,
         atlas=ATLAS,
@@ -26,4 +27,4 @@ rule pretrain:
     shell:
         "python -m lcm --log-file {log} pretrain --store {params.store} --atlas {params.atlas}"
         " --catalogue {input.catalogue:q} --datasets {params.datasets} --model {params.model}"
-        " --settings {params.settings} --seed {params.seed} --out-dir {params.out_dir}"
+        " --settings {params.settings} --seed {params.seed} --threads {threads} --out-dir {params.out_dir}"
