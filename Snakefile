@@ -3,6 +3,8 @@
 # This file only declares; the stages live in workflow/rules/, the logic in the `lcm` package.
 from snakemake.utils import min_version, validate
 
+from lcm.config import validate_config
+
 min_version("9.0")
 
 
@@ -12,6 +14,8 @@ if not config:
     configfile: "config/config.yaml"
 
 
+# LCM's check first: it names the key, what was expected and what was received, in one line.
+validate_config(config, source="config")
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
