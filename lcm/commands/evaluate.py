@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
 from lcm.config import parse_settings
 from lcm.evaluate.metrics import write_tidy_parquet
 from lcm.evaluate.protocol import (
@@ -53,28 +54,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--store", required=True, help="Root of the feature store.")
-    p.add_argument("--atlas", required=True, help="Atlas name (store partition).")
-    p.add_argument("--catalogue", required=True, help="Variable catalogue YAML.")
     p.add_argument("--task", required=True, help="Task name (the 'task' column).")
-    p.add_argument("--dataset", required=True, help="Downstream dataset of the task.")
-    p.add_argument("--label", required=True, help="Binary catalogue variable to predict.")
-    p.add_argument("--positive", required=True, help="Level of --label that is the positive class.")
     p.add_argument(
         "--checkpoint", help="Pretrained LCM checkpoint folder (needed by the LCM models)."
     )
     p.add_argument(
         "--settings", default="{}", help="JSON of the config's 'evaluate' section (default: {})."
     )
-    p.add_argument("--seed", type=int, default=0, help="Master seed of the workflow (default 0).")
     p.add_argument("--out", required=True, help="Metrics Parquet to write.")
     p.add_argument("--predictions", required=True, help="Predictions Parquet to write.")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="CPU threads for torch (default: the CPUs available to this process).",
-    )
+    add_store_arguments(p)
+    add_task_arguments(p)
+    add_seed_and_threads(p)
     p.set_defaults(func=run)
 
 

@@ -7,6 +7,7 @@ import logging
 
 import numpy as np
 
+from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
 from lcm.config import parse_settings
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.store.catalogue import Variable, load_catalogue
@@ -39,21 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--checkpoint", required=True, help="Pretrained checkpoint folder.")
-    p.add_argument("--store", required=True, help="Root of the feature store.")
-    p.add_argument("--atlas", required=True, help="Atlas name (must match the checkpoint's).")
-    p.add_argument("--catalogue", required=True, help="Variable catalogue YAML.")
-    p.add_argument("--dataset", required=True, help="Dataset with the diagnosis.")
-    p.add_argument("--label", required=True, help="Binary catalogue variable to predict.")
-    p.add_argument("--positive", required=True, help="Level of --label that is the positive class.")
     p.add_argument("--settings", default="{}", help="JSON of the config 'evaluate.finetune'.")
-    p.add_argument("--seed", type=int, default=0, help="Random seed (default 0).")
     p.add_argument("--init", choices=("pretrained", "scratch"), default="pretrained")
     p.add_argument("--out-dir", required=True, help="Finetuned checkpoint folder to write.")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available).")
-    p.add_argument(
-        "--threads", type=int, default=None,
-        help="CPU threads for torch (default: the CPUs available to this process).",
-    )  # fmt: skip
+    add_store_arguments(p)
+    add_task_arguments(p)
+    add_seed_and_threads(p)
     p.set_defaults(func=run)
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 
+from lcm.commands._arguments import add_seed_and_threads, add_store_arguments
 from lcm.config import parse_settings
 from lcm.store.catalogue import load_catalogue
 
@@ -35,19 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--store", required=True, help="Root of the feature store.")
-    p.add_argument("--atlas", required=True, help="Atlas name (store partition).")
-    p.add_argument("--catalogue", required=True, help="Variable catalogue YAML.")
     p.add_argument("--datasets", nargs="+", required=True, help="Pretraining datasets.")
     p.add_argument("--model", default="{}", help="JSON of the config 'model' section.")
     p.add_argument("--settings", default="{}", help="JSON of the config 'pretrain' section.")
-    p.add_argument("--seed", type=int, default=0, help="Random seed (default 0).")
     p.add_argument("--out-dir", required=True, help="Checkpoint folder to write.")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available).")
-    p.add_argument(
-        "--threads", type=int, default=None,
-        help="CPU threads for torch (default: the CPUs available to this process).",
-    )  # fmt: skip
+    add_store_arguments(p)
+    add_seed_and_threads(p)
     p.set_defaults(func=run)
 
 

@@ -1,0 +1,30 @@
+"""Command-line options shared by several verbs, defined once."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_store_arguments(p: argparse.ArgumentParser) -> None:
+    """``--store``, ``--atlas``, ``--catalogue``: which feature store and variables to read."""
+    p.add_argument("--store", required=True, help="Root of the feature store.")
+    p.add_argument("--atlas", required=True, help="Atlas name (store partition).")
+    p.add_argument("--catalogue", required=True, help="Variable catalogue YAML.")
+
+
+def add_task_arguments(p: argparse.ArgumentParser) -> None:
+    """``--dataset``, ``--label``, ``--positive``: a binary diagnosis of one dataset."""
+    p.add_argument("--dataset", required=True, help="Downstream dataset holding the diagnosis.")
+    p.add_argument("--label", required=True, help="Binary catalogue variable to predict.")
+    p.add_argument("--positive", required=True, help="Level of --label that is the positive class.")
+
+
+def add_seed_and_threads(p: argparse.ArgumentParser) -> None:
+    """``--seed`` and ``--threads`` of the torch stages."""
+    p.add_argument("--seed", type=int, default=0, help="Master seed of the workflow (default 0).")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch (default: the CPUs available to this process).",
+    )
