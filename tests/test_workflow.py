@@ -42,7 +42,9 @@ def small_config(tmp: Path) -> dict:
 
 
 def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Rules call `python -m lcm`: the interpreter running the tests must be the one found.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PATH": path}
     return subprocess.run(
         [*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", *args],
         capture_output=True,
