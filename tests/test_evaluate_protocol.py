@@ -114,7 +114,7 @@ def test_tables_are_tidy_and_complete(result, settings):
     assert len(p) == n_labeled * 2 * 2 * 2
     per = p.groupby(["model", "label_fraction", "seed"])["subject"].count()
     assert (per == n_labeled).all()
-    assert p["p_positive"].between(0, 1).all()
+    assert p["prediction"].between(0, 1).all()
     assert set(p["y_true"]) == {0, 1}
 
 
@@ -178,7 +178,7 @@ def test_settings_validation():
     with pytest.raises(ConfigError, match=r"label_fractions must be numbers in \(0, 1\]"):
         EvaluationSettings.from_dict({"label_fractions": [0.0]})
     with pytest.raises(ConfigError, match="registered names"):
-        EvaluationSettings.from_dict({"models": ["svm"]})
+        EvaluationSettings.from_dict({"models": ["svn"]})
     with pytest.raises(ConfigError, match="n_folds must be an integer >= 2"):
         EvaluationSettings.from_dict({"n_folds": 1})
     defaults = EvaluationSettings.from_dict({})
@@ -191,8 +191,8 @@ def test_lcm_model_without_checkpoint_raises():
     ctx = ModelContext(label="autism", levels=("control", "autism"), finetune={}, seed=0)
     with pytest.raises(ConfigError, match="need a pretrained checkpoint"):
         make_model("lcm", ctx)
-    with pytest.raises(ConfigError, match="Unknown model 'svm'"):
-        make_model("svm", ctx)
+    with pytest.raises(ConfigError, match="Unknown model 'svn'"):
+        make_model("svn", ctx)
 
 
 def test_task_checks_catalogue_and_values(cohort):

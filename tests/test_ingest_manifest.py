@@ -75,8 +75,8 @@ def test_bids_3d_and_invalid_label_are_excluded_not_fatal(tmp_path: Path) -> Non
     assert rows["sub-01_task-rest_run-1"].included
     assert "3D" in rows["sub-01_task-rest_run-2"].reason
     bad = df[df["path"].str.contains("run-x.y")].iloc[0]
-    assert not bad["included"] and "not a valid BIDS file name" in bad["reason"]
-    assert bad["run_key"] == ""
+    assert not bad["included"] and "Invalid BIDS 'run' label 'x.y'" in bad["reason"]
+    assert bad["run_key"] == "" and bad["reason_code"] == "invalid_label"
 
 
 def test_invalid_label_in_derivatives_is_excluded(tmp_path: Path) -> None:

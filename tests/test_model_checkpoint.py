@@ -87,5 +87,5 @@ def test_refuses_tampered_or_incomplete_checkpoint(saved) -> None:
 def test_save_refuses_layout_model_mismatch(saved, tmp_path: Path) -> None:
     _, model, catalogue = saved
     model.add_queries(2)
-    with pytest.raises(CheckpointError, match="layout has 9 queries but the model 11"):
+    with pytest.raises(CheckpointError, match="layout has 11 queries but the model 13"):
         save_checkpoint(tmp_path / "bad", model, layout_from_catalogue(catalogue), {})

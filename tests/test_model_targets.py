@@ -26,9 +26,13 @@ def test_layout_queries_per_kind(tmp_path: Path) -> None:
     layout = layout_from_catalogue(catalogue)
     sizes = {g.name: (g.start, g.size) for g in layout.groups}
     assert sizes == {
-        "age": (0, 1), "sex": (1, 2), "handedness": (3, 3), "bmi": (6, 1), "dx": (7, 2),
+        "age": (0, 1), "sex": (1, 2), "handedness": (3, 4), "bmi": (7, 1), "dx": (8, 3),
     }  # fmt: skip
-    assert layout.n_queries == 9
+    assert layout.n_queries == 11
+    # categorical and clinical groups end with a "not applicable" class; sex keeps two
+    assert layout["handedness"].levels == ("left", "right", "mixed", "n/a")
+    assert layout["dx"].levels == ("control", "patient", "n/a")
+    assert layout["sex"].levels == ("F", "M")
     assert QueryLayout.from_list(layout.to_list()) == layout
 
 
@@ -40,7 +44,7 @@ def test_layout_skips_unobserved_variables(tmp_path: Path) -> None:
     layout = layout_from_catalogue(catalogue, variables)
     assert layout.names == ["age", "sex", "handedness"]
     grown = layout.append("dx", "binary", ("control", "patient"))
-    assert grown["dx"].slice == slice(6, 8)
+    assert grown["dx"].slice == slice(7, 9)
     with pytest.raises(InputDataError, match="'age' already exists"):
         grown.append("age", "continuous")
 

@@ -46,7 +46,7 @@ def _task_tables(task: str, dataset: str, n_subjects: int) -> tuple[pd.DataFrame
                     at = folds == fold
                     key = (task, model, fraction, seed, fold)
                     for s in np.flatnonzero(at):
-                        preds.append((*key, dataset, f"s{s:02d}", y[s], p[s]))
+                        preds.append((*key, dataset, f"s{s:02d}", f"site{s % 3}", y[s], p[s]))
                     for metric, value in binary_metrics(y[at], p[at]).items():
                         metrics.append((*key, metric, value))
     return (

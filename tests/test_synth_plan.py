@@ -68,6 +68,18 @@ def test_roi_cohort_writes_exactly_its_outputs_and_reruns_identically(tmp_path, 
             assert path.read_bytes() == (b / path.relative_to(a)).read_bytes(), path
 
 
+def test_workers_write_the_same_bytes(tmp_path, atlas):
+    kw = {"seed": 3, "shared_structure": 0.5, "atlas": atlas}
+    cons = {"preset": "ppmi", "n_subjects": 9, "n_volumes": 21}
+    write_cohort("ppmilike", cons, out_dir=tmp_path / "one", **kw)
+    written = write_cohort("ppmilike", cons, out_dir=tmp_path / "two", workers=2, **kw)
+    assert {str(p) for p in written} == set(cohort_outputs("ppmilike", cons, tmp_path / "two"))
+    for path in (tmp_path / "one").rglob("*"):
+        if path.is_file():
+            twin = tmp_path / "two" / path.relative_to(tmp_path / "one")
+            assert path.read_bytes() == twin.read_bytes(), path
+
+
 def test_voxel_subject_job_alone_writes_exactly_its_outputs(tmp_path, atlas):
     subject = planned_subjects("demo", VOXEL)[1]
     a, b = tmp_path / "a", tmp_path / "b"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import torch
 from conftest_model import CATALOGUE, TINY, make_cohort, write_catalogue
@@ -93,8 +95,23 @@ def test_pretrain_then_finetune_from_the_command_line(tmp_path: Path) -> None:
     bad[bad.index("--positive") + 1] = "sick"
     assert main(bad) == 2  # ConfigError naming the levels
 
+    # Embeddings and query attention of the finetuned model, as Parquet tables.
+    emb, att = tmp_path / "emb.parquet", tmp_path / "att.parquet"
+    assert main(["embed", "--checkpoint", str(out), "--store", str(store), "--atlas", "toy",
+                 "--catalogue", str(catalogue), "--datasets", "beta", "--out", str(emb),
+                 "--attention-out", str(att)]) == 0  # fmt: skip
+    table = pd.read_parquet(emb)
+    assert len(table) == 20 and table.filter(like="emb_").shape[1] == TINY["overrides"]["d_model"]
+    assert {"dataset", "subject"} <= set(table.columns)
+    attention = pd.read_parquet(att)
+    n_queries = json.loads((out / "model.json").read_text())["config"]["n_queries"]
+    assert len(attention) == 20 * n_queries and "dx=patient" in set(attention["query"])
+    rois = [c for c in attention.columns if c.startswith("roi")]
+    np.testing.assert_allclose(attention[rois].sum(axis=1), 1.0, rtol=1e-5)
+    assert b"lcm.weights_sha256" in pq.read_schema(att).metadata
 
-@pytest.mark.parametrize("verb", ["pretrain", "finetune", "model-info"])
+
+@pytest.mark.parametrize("verb", ["pretrain", "finetune", "model-info", "embed"])
 def test_help_has_example(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args([verb, "--help"])

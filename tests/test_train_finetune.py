@@ -54,8 +54,8 @@ def test_fit_predict_and_learning(checkpoint: Path, downstream) -> None:
     assert proba.shape == (12, 2)
     np.testing.assert_allclose(proba.sum(1), 1.0)
     assert set(clf.predict(cohort.fc[test])) <= {0, 1}
-    assert clf.layout_.names[-1] == "dx" and clf.layout_["dx"].slice == slice(7, 9)
-    assert clf.model_.config.n_queries == 9
+    assert clf.layout_.names[-1] == "dx" and clf.layout_["dx"].slice == slice(8, 10)
+    assert clf.model_.config.n_queries == 10
     losses = [row["loss_dx"] for row in clf.history_]
     assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3])
     assert np.mean(clf.predict(cohort.fc[train]) == y[train]) > 0.8
@@ -120,7 +120,7 @@ def test_scratch_init_and_save_round_trip(checkpoint: Path, downstream, tmp_path
     assert meta["atlas"] == "toy" and meta["standardisation"]
     assert (out / "history.tsv").read_text().startswith("epoch\tloss_total")
     model, _ = load_checkpoint(out, atlas="toy", n_rois=13)
-    logits = predict_outputs(model, cohort.fc[20:25], torch.device("cpu"))[:, 7:9]
+    logits = predict_outputs(model, cohort.fc[20:25], torch.device("cpu"))[:, 8:10]
     np.testing.assert_allclose(
         torch.softmax(logits.double(), -1).numpy(), clf.predict_proba(cohort.fc[20:25]), atol=1e-6
     )

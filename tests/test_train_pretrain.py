@@ -63,7 +63,7 @@ def test_outputs_and_formats(trained) -> None:
         evaluation["metric"]
     )
     model, _ = load_checkpoint(out, atlas="toy", n_rois=13, catalogue=catalogue)
-    assert model.config.n_queries == 7
+    assert model.config.n_queries == 8  # age 1, sex 2, handedness 3 + n/a, bmi 1
 
 
 def test_loss_falls_and_held_out_beats_baseline(trained) -> None:

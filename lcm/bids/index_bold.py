@@ -1,16 +1,25 @@
-"""Index voxel-wise BOLD runs (raw BIDS or fMRIPrep derivatives) with pybids."""
+"""Index voxel-wise BOLD runs (raw BIDS or fMRIPrep derivatives) with pybids.
+
+The reference for :mod:`lcm.bids.fast_index` (tests check both give the same rows on small
+trees); ingestion itself uses the fast indexer, pybids being far too slow on large cohorts.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-import nibabel as nib
-
 from lcm.bids.dataset import is_derivative, read_dataset_description
 from lcm.bids.manifest import exclude_duplicates
+from lcm.bids.rows import (
+    INVALID_LABEL,
+    INVALID_NAME,
+    base_row,
+    check_bold_header,
+    check_repetition_time,
+    excluded,
+)
 from lcm.bids.runs import run_ids_from_name
-from lcm.bids.timing import header_tr, sidecar_tr, tr_mismatch
 from lcm.exceptions import BIDSError, InputDataError
 from lcm.io.bids_names import parse_entities
 
@@ -68,32 +77,24 @@ def index_bold_runs(
     rows = [_bold_row(dataset, entry, Path(f.path), f.get_metadata()) for f in files]
     indexed = {Path(f.path).resolve() for f in files}
     rows += _unindexed_rows(dataset, entry, root, task, space, indexed)
-    rows = exclude_duplicates(rows, hint="several resolutions or echoes of one run")
+    rows = exclude_duplicates(
+        rows, hint="keep one file per run: .nii or .nii.gz, one resolution, one echo"
+    )
     log.info("%s: indexed %d %s run(s) under %s", dataset, len(rows), entry, root)
     return rows
 
 
 def _bold_row(dataset: str, entry: str, path: Path, metadata: dict) -> dict:
-    row = _empty_row(dataset, entry, path)
+    row = base_row(dataset, entry, path)
     try:
         ids = run_ids_from_name(path)
     except InputDataError as exc:
-        return {**row, "reason": exc.message}
+        return excluded(row, INVALID_LABEL, exc.message)
     row.update(
         subject=ids.subject, session=ids.session, task=ids.task, run=ids.run, run_key=ids.run_key
     )
-    t_r, reason = sidecar_tr(metadata, path.name)
-    if reason:
-        return {**row, "reason": reason}
-    row["t_r"] = t_r
-    try:
-        img = nib.load(path)  # header only: the data stay on disk
-    except Exception as exc:  # nibabel raises many types for a broken header
-        return {**row, "reason": f"cannot read the NIfTI header of {path.name}: {exc}"}
-    if len(img.shape) != 4:
-        return {**row, "reason": f"{path.name} is {len(img.shape)}D; a 4D BOLD series is expected"}
-    reason = tr_mismatch(t_r, header_tr(img), path.name)
-    return {**row, "included": not reason, "reason": reason}
+    row = check_repetition_time(row, metadata)
+    return check_bold_header(row) if row["included"] else row
 
 
 def _unindexed_rows(
@@ -107,22 +108,14 @@ def _unindexed_rows(
             continue
         if entry == "fmriprep" and (ents.get("space") != space or ents.get("desc") != "preproc"):
             continue
-        row = _empty_row(dataset, entry, path)
+        row = base_row(dataset, entry, path)
         try:
             ids = run_ids_from_name(path)
-            reason = f"{path.name} is not a valid BIDS file name (skipped by the BIDS index)"
-            # run_key stays "": a name the index refused cannot be trusted to identify a run.
-            row.update(subject=ids.subject, session=ids.session, task=ids.task, run=ids.run)
         except InputDataError as exc:
-            reason = exc.message
-        rows.append({**row, "reason": reason})
+            rows.append(excluded(row, INVALID_LABEL, exc.message))
+            continue
+        # run_key stays "": a name the index refused cannot be trusted to identify a run.
+        row.update(subject=ids.subject, session=ids.session, task=ids.task, run=ids.run)
+        reason = f"{path.name} is not a valid BIDS file name (skipped by the BIDS index)"
+        rows.append(excluded(row, INVALID_NAME, reason))
     return rows
-
-
-def _empty_row(dataset: str, entry: str, path: Path) -> dict:
-    ents = parse_entities(path.name)
-    return {
-        "dataset": dataset, "subject": ents.get("sub", ""), "session": ents.get("ses", ""),
-        "task": ents.get("task", ""), "run": ents.get("run", ""), "run_key": "", "entry": entry,
-        "path": str(path), "t_r": None, "included": False, "reason": "",
-    }  # fmt: skip

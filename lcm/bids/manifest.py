@@ -10,19 +10,27 @@ from lcm.exceptions import InputDataError
 from lcm.io.atomic import atomic_path
 
 MANIFEST_COLUMNS = (
+    "dataset", "subject", "session", "task", "run", "acq", "dir", "echo", "space", "run_key",
+    "entry", "path", "t_r", "tr_check", "included", "reason_code", "reason",
+)  # fmt: skip
+# Columns a manifest must have to be read (manifests from before acq..tr_check still load).
+REQUIRED_COLUMNS = (
     "dataset", "subject", "session", "task", "run", "run_key", "entry", "path", "t_r",
     "included", "reason",
 )  # fmt: skip
 _STRING_COLUMNS = tuple(c for c in MANIFEST_COLUMNS if c not in ("t_r", "included"))
 
 
-def manifest_frame(rows: list[dict]) -> pd.DataFrame:
-    """Build the manifest table from row dicts, with fixed column order and dtypes.
+def manifest_frame(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
+    """Build the manifest table from row dicts (or a frame), with fixed columns and dtypes.
 
     String columns hold ``""`` (never missing) so that filters like ``session == ""`` work;
-    ``t_r`` is float (NaN when unknown) and ``included`` bool.
+    ``t_r`` is float (NaN when unknown) and ``included`` bool. Other columns are dropped.
     """
-    df = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
+    if isinstance(rows, pd.DataFrame):
+        df = rows.reindex(columns=list(MANIFEST_COLUMNS))
+    else:
+        df = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     for col in _STRING_COLUMNS:
         df[col] = df[col].fillna("").astype(str)
     df["t_r"] = pd.to_numeric(df["t_r"], errors="coerce").astype("float64")
@@ -53,7 +61,7 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
         df = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for a broken file
         raise InputDataError(f"Cannot read manifest {path}: {exc}") from exc
-    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise InputDataError(
             f"Manifest {path} lacks columns {missing}; expected {list(MANIFEST_COLUMNS)}.",
@@ -79,6 +87,7 @@ def exclude_duplicates(rows: list[dict], hint: str) -> list[dict]:
         if row["included"]:
             if row["run_key"] in seen:
                 row["included"] = False
+                row["reason_code"] = "duplicate"
                 row["reason"] = (
                     f"duplicate of {Path(seen[row['run_key']]).name} for run {row['run_key']} "
                     f"({hint})"

@@ -12,9 +12,16 @@ def add_store_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--catalogue", required=True, help="Variable catalogue YAML.")
 
 
-def add_task_arguments(p: argparse.ArgumentParser) -> None:
-    """``--dataset``, ``--label``, ``--positive``: a binary diagnosis of one dataset."""
+def add_task_arguments(p: argparse.ArgumentParser, continuous: bool = False) -> None:
+    """``--dataset``, ``--label``, ``--positive``: a binary diagnosis of one dataset.
+
+    With ``continuous=True`` the label may also be a continuous variable, ``--positive`` optional.
+    """
     p.add_argument("--dataset", required=True, help="Downstream dataset holding the diagnosis.")
+    if continuous:
+        p.add_argument("--label", required=True, help="Binary or continuous variable to predict.")
+        p.add_argument("--positive", help="Positive level of a binary --label (omit otherwise).")
+        return
     p.add_argument("--label", required=True, help="Binary catalogue variable to predict.")
     p.add_argument("--positive", required=True, help="Level of --label that is the positive class.")
 

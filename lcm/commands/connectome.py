@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+from lcm.io.provenance import write_sidecar
 
 EPILOG = """\
 sub-commands:
@@ -139,6 +143,11 @@ def run_voxel(args: argparse.Namespace) -> int:
         args.qc_out,
         atlas_files=atlas_sources(args.atlas_name, args.atlas_path, args.atlas_labels),
     )
+    # The QC record stands for the run: its sources are the run's outputs (whose own sidecars
+    # lead to the preprocessed BOLD), or the fMRIPrep record when the run was excluded.
+    qc = json.loads(Path(args.qc_out).read_text())
+    made = [qc[k] for k in ("timeseries", "relmat") if qc.get(k) and Path(qc[k]).is_file()]
+    write_sidecar(args.qc_out, made or [args.fmriprep_record])
     return 0
 
 
@@ -153,6 +162,7 @@ def run_timeseries(args: argparse.Namespace) -> int:
     process_timeseries_manifest(
         args.dataset, args.manifest, atlas, settings, args.out_dir, args.qc_table
     )
+    write_sidecar(args.qc_table, [args.manifest, *_run_outputs(args.qc_table)])
     return 0
 
 
@@ -161,4 +171,14 @@ def run_collect(args: argparse.Namespace) -> int:
     from lcm.connectome.qc import collect_qc
 
     collect_qc(args.qc, args.out)
+    write_sidecar(args.out, list(args.qc))
     return 0
+
+
+def _run_outputs(qc_table: str) -> list[str]:
+    """Time series and matrices listed in a QC table (the runs' outputs, with sidecars)."""
+    import pandas as pd
+
+    qc = pd.read_csv(qc_table, sep="\t", dtype=str, keep_default_na=False)
+    cols = [c for c in ("timeseries", "relmat") if c in qc.columns]
+    return [p for c in cols for p in qc[c] if p and Path(p).is_file()]

@@ -1,4 +1,4 @@
-"""``lcm evaluate``: cross-validated evaluation of one disease task, baselines beside LCM."""
+"""``lcm evaluate``: cross-validated evaluation of one task, baselines and a control beside LCM."""
 
 from __future__ import annotations
 
@@ -27,16 +27,21 @@ log = logging.getLogger(__name__)
 EXAMPLE = """example:
   lcm evaluate --store results/store --atlas aal116 --catalogue config/variables.yaml \\
       --task autism --dataset abidelike --label autism --positive autism \\
-      --checkpoint results/models/pretrain \\
-      --settings '{"n_folds": 5, "seeds": [0], "label_fractions": [0.1, 1.0],
-                   "models": ["logreg", "lcm", "shuffled-labels"], "finetune": {"epochs": 30}}' \\
+      --checkpoint results/models/pretrain --ssl-checkpoint results/models/pretrain-ssl \\
+      --settings '{"n_folds": 5, "seeds": [0], "label_fractions": [0.1, 1.0], "split": "subject",
+                   "models": ["logreg", "svm", "lcm", "lcm-ssl", "shuffled-labels"],
+                   "finetune": {"epochs": 30}}' \\
       --seed 1 --out results/metrics/task-autism_metrics.parquet \\
       --predictions results/metrics/task-autism_predictions.parquet
 
 outputs:
   --out          tidy Parquet: task, model, label_fraction, seed, fold, metric, value
-  --predictions  Parquet: task, model, label_fraction, seed, fold, dataset, subject,
-                 y_true, p_positive (one row per test run and fit)
+  --predictions  Parquet: task, model, label_fraction, seed, fold, dataset, subject, site,
+                 y_true, prediction (P(positive), or the predicted value of a continuous
+                 target; one row per test run and fit)
+
+A continuous --label (age, a score) takes no --positive; models that do not handle it
+(logreg, svm, tangent-logreg, the LCM classifiers) are skipped and listed in the metadata.
   each with a JSON sidecar (same name, .json) recording settings and sources.
 """
 
@@ -45,12 +50,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` verb."""
     p = sub.add_parser(
         "evaluate",
-        help="Cross-validate LCM and baselines on one disease task.",
+        help="Cross-validate LCM and baselines on one task.",
         description="Load the task's dataset from the feature store, drop runs without a label, "
-        "and for every seed run stratified subject-level K-fold cross-validation; in each "
-        "training fold keep the labels of a stratified fraction of subjects, fit every model "
-        "on the training fold only, and score it on the test fold (AUC, balanced accuracy, "
-        "accuracy, F1, sensitivity, specificity).",
+        "and for every seed run stratified subject-level K-fold (or leave-one-site-out) "
+        "cross-validation; in each training fold keep the labels of a stratified fraction of "
+        "subjects, fit every model on the training fold only (hyper-parameters by inner CV "
+        "inside it), and score it on the test fold (AUC, balanced accuracy, accuracy, F1, "
+        "sensitivity, specificity; Pearson r, MAE, R^2 for continuous targets).",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -59,12 +65,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--checkpoint", help="Pretrained LCM checkpoint folder (needed by the LCM models)."
     )
     p.add_argument(
+        "--ssl-checkpoint",
+        help="Checkpoint pretrained with the self-supervised loss only (needed by lcm-ssl).",
+    )
+    p.add_argument(
         "--settings", default="{}", help="JSON of the config's 'evaluate' section (default: {})."
     )
     p.add_argument("--out", required=True, help="Metrics Parquet to write.")
     p.add_argument("--predictions", required=True, help="Predictions Parquet to write.")
     add_store_arguments(p)
-    add_task_arguments(p)
+    add_task_arguments(p, continuous=True)
     add_seed_and_threads(p)
     p.set_defaults(func=run)
 
@@ -72,15 +82,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm evaluate``."""
     settings = EvaluationSettings.from_dict(parse_settings(args.settings, "settings"))
-    need = models_needing_checkpoint(settings.models)
+    # The LCM variants classify: a task without --positive (continuous) skips them.
+    binary = args.positive is not None
+    need = [m for m in models_needing_checkpoint(settings.models) if binary]
     if need:
         from lcm.train.loop import set_threads
 
         set_threads(args.threads)
-    if need and not args.checkpoint:
+    if [m for m in need if m != "lcm-ssl"] and not args.checkpoint:
         raise ConfigError(
-            f"Models {need} need --checkpoint, which was not given.",
+            f"Models {[m for m in need if m != 'lcm-ssl']} need --checkpoint, which was not given.",
             hint="Pass --checkpoint DIR (the pretrain stage's output) or drop them from "
+            "evaluate.models.",
+        )
+    if "lcm-ssl" in need and not args.ssl_checkpoint:
+        raise ConfigError(
+            "Model lcm-ssl needs --ssl-checkpoint, which was not given.",
+            hint="Pass the pretrain_ssl stage's output folder or drop lcm-ssl from "
             "evaluate.models.",
         )
     catalogue = load_catalogue(args.catalogue)
@@ -89,18 +107,34 @@ def run(args: argparse.Namespace) -> int:
     from lcm.store.read import load_cohort
 
     cohort = load_cohort(args.store, args.atlas, [args.dataset], catalogue)
+    # NumPy's BLAS (eigh of the tangent space, scikit-learn solvers) keeps to the rule's
+    # threads too: oversubscribed OpenBLAS threads slowed single fits 10x on a shared node.
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=args.threads):
+        _evaluate(args, cohort, task, settings)
+    return 0
+
+
+def _evaluate(
+    args: argparse.Namespace, cohort: Cohort, task: Task, settings: EvaluationSettings
+) -> None:
     evaluate_and_write(
         cohort,
         task,
         settings,
         master_seed=args.seed,
         checkpoint=args.checkpoint,
+        ssl_checkpoint=args.ssl_checkpoint,
         out=args.out,
         predictions=args.predictions,
-        sources=[args.catalogue, *_checkpoint_files(args.checkpoint)],
+        sources=[
+            args.catalogue,
+            *_checkpoint_files(args.checkpoint),
+            *_checkpoint_files(args.ssl_checkpoint),
+        ],
         extra={"store": args.store, "atlas": args.atlas, "dataset": args.dataset},
     )
-    return 0
 
 
 def evaluate_and_write(
@@ -110,6 +144,7 @@ def evaluate_and_write(
     *,
     master_seed: int,
     checkpoint: str | Path | None,
+    ssl_checkpoint: str | Path | None = None,
     out: str | Path,
     predictions: str | Path,
     sources: list[str | Path] | None = None,
@@ -119,7 +154,7 @@ def evaluate_and_write(
 
     Parameters
     ----------
-    cohort, task, settings, master_seed, checkpoint
+    cohort, task, settings, master_seed, checkpoint, ssl_checkpoint
         As for :func:`lcm.evaluate.protocol.evaluate_task`.
     out, predictions : path-like
         Parquet files to write (with JSON sidecars).
@@ -132,10 +167,11 @@ def evaluate_and_write(
     -------
     EvaluationResult
     """
-    result = evaluate_task(cohort, task, settings, master_seed, checkpoint)
+    result = evaluate_task(cohort, task, settings, master_seed, checkpoint, ssl_checkpoint)
     meta = {
         "task": task.name,
         "label": task.label,
+        "kind": task.kind,
         "levels": list(task.levels),
         "master_seed": master_seed,
         "settings": {
@@ -144,8 +180,13 @@ def evaluate_and_write(
             "label_fractions": list(settings.label_fractions),
             "models": list(settings.models),
             "finetune": settings.finetune,
+            "split": settings.split,
         },
+        "split_used": result.split,
+        "models_evaluated": result.models,
+        "models_skipped": result.skipped,
         "checkpoint": str(checkpoint) if checkpoint else None,
+        "ssl_checkpoint": str(ssl_checkpoint) if ssl_checkpoint else None,
         "n_runs": len(cohort) - result.n_dropped,
         "n_runs_dropped_no_label": result.n_dropped,
         **(extra or {}),

@@ -8,8 +8,10 @@ import logging
 import numpy as np
 
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
+from lcm.commands._sources import existing, store_sources
 from lcm.config import parse_settings
 from lcm.exceptions import ConfigError, InputDataError
+from lcm.io.provenance import record_outputs
 from lcm.store.catalogue import Variable, load_catalogue
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,12 @@ def run(args: argparse.Namespace) -> int:
     )
     clf.fit(cohort.fc, y, cohort.variables.drop(columns=[args.label]))
     out = clf.save(args.out_dir)
+    sources = [
+        *existing(args.checkpoint, ("model.safetensors", "model.json")),
+        *store_sources(args.store, args.atlas, [args.dataset]),
+        args.catalogue,
+    ]
+    record_outputs(existing(out, ("model.safetensors", "model.json", "history.tsv")), sources)
     log.info(
         "finetuned %s on %d runs (%d labelled) -> %s",
         args.label, len(y), int((y >= 0).sum()), out,

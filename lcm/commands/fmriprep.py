@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from lcm.exceptions import ConfigError
+from lcm.io.provenance import write_sidecar
 from lcm.preprocess.fmriprep_run import RUNNERS
 
 EPILOG = """\
@@ -87,5 +88,10 @@ def run(args: argparse.Namespace) -> int:
         extra_args=parse_extra_args(args.extra_args),
         task=args.task,
     )
-    run_fmriprep(req, args.out)
+    record = run_fmriprep(req, args.out)
+    # Provenance: the derivatives each run's connectome will read, and the container that made
+    # them (none when existing derivatives are only checked).
+    sources = [run[k] for run in record["runs"] for k in ("bold", "mask", "confounds", "sidecar")]
+    container = None if args.runner == "existing" else args.image
+    write_sidecar(args.out, [s for s in sources if s], container=container)
     return 0

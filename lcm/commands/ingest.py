@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from lcm.bids.ingest import ENTRIES
+from lcm.exceptions import ConfigError
 
 EPILOG = """\
 examples:
@@ -12,8 +14,16 @@ examples:
   lcm ingest --dataset hcp --entry fmriprep --path derivatives/fmriprep --out manifest.parquet
   lcm ingest --dataset ukb --entry roi_timeseries --path timeseries --out manifest.parquet
 
-The manifest has one row per run: dataset, subject, session, task, run, run_key, entry, path,
-t_r, included, reason. Unusable runs are kept with included=false and the reason.
+  lcm ingest --dataset ukb --entry bids --path /data/ukb --out manifest.parquet --no-validate \\
+      --select '{"participants": {"exclude": ["1000001"]}, "sessions": {"include": ["2"]}}'
+
+The manifest has one row per run: entities (subject, session, task, run, acq, dir, echo,
+space), run_key, entry, path, t_r (resolved sidecar, BIDS inheritance), tr_check (header
+cross-check, "not checked: ..." when the header is unreadable), included, reason_code, reason.
+Unusable or unselected runs are kept with included=false and the reason. Beside it:
+summary.json and summary.tsv (what was included and excluded, and why; validator warnings;
+participants.tsv mismatches) and the cache folder <out>.cache (unchanged subjects are not
+re-indexed next time).
 """
 
 
@@ -41,6 +51,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Output space of preprocessed runs (default MNI152NLin2009cAsym); for "
         "roi_timeseries, keep only this space (default: any).",
     )
+    p.add_argument(
+        "--select",
+        default=None,
+        help="Runs to keep, as JSON: {key: {include: [...], exclude: [...]}} with keys "
+        "participants, sessions, runs, acq, dir, echo, space (config ingest.select.<dataset>).",
+    )
+    p.add_argument(
+        "--no-validate",
+        dest="validate",
+        action="store_false",
+        help="Skip the BIDS validator (trusted data); it runs on raw BIDS datasets by default.",
+    )
+    p.add_argument(
+        "--no-cache",
+        dest="cache",
+        action="store_false",
+        help="Index every subject again, ignoring and not writing <out>.cache.",
+    )
     p.add_argument("--out", required=True, help="Manifest to write (.parquet).")
     p.set_defaults(func=run)
 
@@ -48,7 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm ingest``."""
     from lcm.bids.ingest import ingest
+    from lcm.bids.selection import Selection
 
+    selection = Selection.from_config(_json_arg(args.select), source="--select")
     ingest(
         args.dataset,
         args.entry,
@@ -57,5 +87,23 @@ def run(args: argparse.Namespace) -> int:
         derivatives=args.derivatives,
         task=args.task,
         space=args.space,
+        selection=selection,
+        validate=args.validate,
+        use_cache=args.cache,
     )
     return 0
+
+
+def _json_arg(text: str | None) -> dict | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"--select: expected a JSON object, received {text!r} ({exc}).",
+            hint='e.g. --select \'{"participants": {"include": ["01", "02"]}}\'',
+        ) from exc
+    if value is not None and not isinstance(value, dict):
+        raise ConfigError(f"--select: expected a JSON object, received {text!r}.")
+    return value

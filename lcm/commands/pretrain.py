@@ -7,7 +7,9 @@ import json
 import logging
 
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments
+from lcm.commands._sources import existing, store_sources
 from lcm.config import parse_settings
+from lcm.io.provenance import record_outputs
 from lcm.store.catalogue import load_catalogue
 
 log = logging.getLogger(__name__)
@@ -62,4 +64,9 @@ def run(args: argparse.Namespace) -> int:
         cohort, catalogue, model_settings, settings, args.seed, args.out_dir, device=args.device
     )
     log.info("summary: %s", json.dumps(summary, default=str))
+    sources = [*store_sources(args.store, args.atlas, list(args.datasets)), args.catalogue]
+    outputs = existing(
+        args.out_dir, ("model.safetensors", "model.json", "history.tsv", "bei_eval.tsv")
+    )
+    record_outputs(outputs, sources)
     return 0

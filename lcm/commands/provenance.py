@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
+from lcm.exceptions import InputDataError
 from lcm.io.lineage import trace, verify
 
 log = logging.getLogger(__name__)
 
 EXAMPLE = """examples:
   lcm provenance trace results/metrics/task-autism_metrics.parquet
-  lcm provenance verify results/connectome
+  lcm provenance trace results/models/pretrain/model.safetensors
+  lcm provenance verify results
+  lcm provenance verify /archive/run1/results --base /archive/run1
 """
 
 
@@ -20,25 +24,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "provenance",
         help="Trace an artifact's lineage or verify recorded sha256 hashes.",
-        description="trace prints the artifact and, from JSON sidecars, each input it was made "
-        "from, recursively, with its hash status; verify re-hashes every file described by a "
-        "sidecar under a folder and exits 1 on any drift.",
+        description="trace prints the artifact and, from its provenance sidecar, each input it "
+        "was made from, recursively down to the raw files, with sha256 and the rule that made "
+        "each; verify re-hashes every file described by a sidecar under a folder, and the inputs "
+        "each sidecar records, and exits 1 on any drift.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("action", choices=["trace", "verify"])
     p.add_argument("target", help="Artifact (trace) or folder (verify).")
+    p.add_argument(
+        "--base",
+        default=".",
+        help="Folder the workflow ran in: recorded relative paths are relative to it "
+        "(default: the current folder).",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm provenance``."""
+    target = Path(args.target)
+    if not target.exists():
+        raise InputDataError(
+            f"provenance {args.action}: {target} does not exist.",
+            hint="Give an LCM output file (trace) or a results folder (verify).",
+        )
     if args.action == "trace":
-        for line in trace(args.target):
+        for line in trace(target, base=args.base):
             print(line)
         return 0
-    problems = verify(args.target)
+    problems = verify(target, base=args.base)
     for p in problems:
         print(p)
-    print(f"{len(problems)} problem(s) under {args.target}")
+    print(f"{len(problems)} problem(s) under {target}")
     return 1 if problems else 0

@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from lcm.evaluate.compare import control_table, headline_table, read_oracle, site_table
 from lcm.evaluate.metrics import (
     METRIC_COLUMNS,
     METRIC_DTYPES,
@@ -17,7 +18,13 @@ from lcm.evaluate.metrics import (
 from lcm.io.atomic import write_text, write_tsv
 from lcm.io.provenance import write_sidecar
 from lcm.report.html import ReportData, render_report
-from lcm.report.tables import concat_tidy, read_bei_eval, read_history, read_qc
+from lcm.report.tables import (
+    concat_tidy,
+    read_bei_eval,
+    read_history,
+    read_qc,
+    read_task_meta,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +34,21 @@ EXAMPLE = """example:
       --predictions results/metrics/task-autism_predictions.parquet \\
                     results/metrics/task-alzheimers_predictions.parquet \\
       --history results/models/pretrain/history.tsv \\
+      --ssl-history results/models/pretrain-ssl/history.tsv \\
+      --ground-truth results/synth/abidelike/ground_truth.json \\
       --bei-eval results/models/pretrain/bei_eval.tsv \\
       --qc results/connectome/abidelike/seg-aal116_qc.tsv \\
            results/connectome/adnilike/seg-aal116_qc.tsv \\
       --out-metrics results/metrics/metrics.parquet \\
-      --out-summary results/metrics/summary.tsv --out-html results/report/index.html
+      --out-summary results/metrics/summary.tsv --out-headline results/metrics/headline.tsv \\
+      --out-html results/report/index.html
 
 outputs:
   --out-metrics  tidy Parquet: task, model, label_fraction, seed, fold, metric, value
   --out-summary  TSV: task, model, label_fraction, metric, mean, ci_low, ci_high, n
                  (95 % percentile bootstrap over folds x seeds)
+  --out-headline TSV: per task and label fraction, LCM against the best baseline with the
+                 paired-bootstrap difference, its CI, p and a verdict
   --out-html     one self-contained page (figures embedded, no external resources)
 """
 # One fit; the same fit in two input files means a task was passed twice.
@@ -60,6 +72,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--history", help="Pretraining history TSV (optional).")
     p.add_argument("--bei-eval", help="BEI held-out evaluation TSV (optional).")
     p.add_argument("--qc", nargs="*", default=[], help="Connectome QC TSVs (optional).")
+    p.add_argument(
+        "--ssl-history", help="History TSV of the self-supervised-only pretraining (optional)."
+    )
+    p.add_argument(
+        "--ground-truth",
+        nargs="*",
+        default=[],
+        help="ground_truth.json of synthetic task datasets: oracle ceilings (optional).",
+    )
+    p.add_argument("--out-headline", help="Headline comparison TSV to write (optional).")
     p.add_argument("--out-metrics", required=True, help="Merged metrics Parquet to write.")
     p.add_argument("--out-summary", required=True, help="Summary TSV to write.")
     p.add_argument("--out-html", required=True, help="HTML report to write.")
@@ -78,13 +100,27 @@ def run(args: argparse.Namespace) -> int:
     bei_eval = read_bei_eval(args.bei_eval) if args.bei_eval else None
     qc = read_qc(args.qc) if args.qc else None
     summary = summarise(metrics, n_boot=args.n_boot)
+    headline = headline_table(summary, predictions, n_boot=args.n_boot)
+    task_meta = read_task_meta(args.metrics)
+    truths = {Path(p).parent.name: read_oracle(p) for p in args.ground_truth}
+    oracles = {
+        task: truths[meta["dataset"]]
+        for task, meta in task_meta.items()
+        if truths.get(meta.get("dataset", ""))
+    }
     inputs = [
         Path(p)
-        for p in (*args.metrics, *args.predictions, args.history, args.bei_eval, *args.qc)
+        for p in (
+            *args.metrics, *args.predictions, args.history, args.ssl_history, args.bei_eval,
+            *args.qc, *args.ground_truth,
+        )
         if p
-    ]
+    ]  # fmt: skip
     write_tidy_parquet(args.out_metrics, metrics, {"sources": [str(p) for p in args.metrics]})
     write_tsv(args.out_summary, summary)
+    if args.out_headline:
+        write_tsv(args.out_headline, headline)
+        write_sidecar(args.out_headline, list(args.predictions), n_boot=args.n_boot)
     page = render_report(
         ReportData(
             metrics=metrics,
@@ -95,6 +131,12 @@ def run(args: argparse.Namespace) -> int:
             qc=qc,
             inputs=inputs,
             title=args.title,
+            headline=headline,
+            control=control_table(summary, predictions),
+            sites=site_table(predictions),
+            oracles=oracles,
+            task_meta=task_meta,
+            ssl_history=read_history(args.ssl_history) if args.ssl_history else None,
         )
     )
     write_text(args.out_html, page)

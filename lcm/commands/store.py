@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
 
 import pandas as pd
 
 from lcm.exceptions import InputDataError
+from lcm.io.provenance import record_outputs, sha256_file
 from lcm.store.catalogue import load_catalogue
 from lcm.store.phenotype import missingness, read_phenotype
 from lcm.store.writer import write_connectomes, write_missingness, write_variables
@@ -59,7 +62,22 @@ def run(args: argparse.Namespace) -> int:
             args.phenotype,
             no_pheno[:10],
         )
-    write_connectomes(args.store_dir, args.atlas, args.dataset, qc, phenotype)
-    write_variables(args.store_dir, args.dataset, phenotype, catalogue)
-    write_missingness(args.store_dir, args.dataset, missingness(phenotype, args.dataset, catalogue))
+    # The settings this partition depends on, hashed: a changed catalogue or atlas shows up here.
+    settings = {
+        "dataset": args.dataset,
+        "atlas": args.atlas,
+        "catalogue_sha256": sha256_file(args.catalogue),
+        "phenotype_sha256": sha256_file(args.phenotype),
+        "qc_table_sha256": sha256_file(args.qc_table),
+    }
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    provenance = {"settings": settings, "config_sha256": digest}
+    outputs = [
+        write_connectomes(args.store_dir, args.atlas, args.dataset, qc, phenotype, provenance),
+        write_variables(args.store_dir, args.dataset, phenotype, catalogue),
+        write_missingness(
+            args.store_dir, args.dataset, missingness(phenotype, args.dataset, catalogue)
+        ),
+    ]
+    record_outputs(outputs, [args.qc_table, args.phenotype, args.catalogue])
     return 0

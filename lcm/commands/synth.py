@@ -14,6 +14,8 @@ log = logging.getLogger(__name__)
 EXAMPLE = """examples:
   # cohort files (for tier roi: phenotype, ground truth and every run's ROI time series)
   lcm synth --config config/config.yaml --consortium abidelike
+  # a large ROI-tier cohort on two cores
+  lcm synth --config config/config.yaml --consortium ukblike --workers 2
   # one subject of a voxel-tier consortium (raw BIDS + fMRIPrep-like derivatives)
   lcm synth --config config/config.yaml --consortium bidsdemo --subject 123456
 """
@@ -40,6 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--consortium", required=True, help="Key under synth.consortia.")
     p.add_argument("--subject", help="Subject label (voxel tier): write only this subject.")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="Processes writing a ROI-tier cohort's runs (default 1; the files are identical "
+        "whatever the number).",
+    )
     p.set_defaults(func=run)
 
 
@@ -66,13 +75,21 @@ def run(args: argparse.Namespace) -> int:
     common = {
         "out_dir": synth.get("out_dir", "results/synth"),
         "seed": int(config.get("seed", 0)),
-        "shared_structure": float(synth.get("shared_structure", 0.7)),
         "atlas": atlas,
     }
     cons = consortia[args.consortium]
+    # A consortium may override the knob: a null cohort (0) beside the demo's tasks.
+    common["shared_structure"] = float(
+        cons.get("shared_structure", synth.get("shared_structure", 0.7))
+    )
     if args.subject:
         space = config.get("fmriprep", {}).get("output_space", "MNI152NLin2009cAsym")
         write_subject(args.consortium, cons, args.subject, output_space=space, **common)
     else:
-        write_cohort(args.consortium, cons, **common)
+        if args.workers < 1:
+            raise ConfigError(
+                f"--workers: expected an integer >= 1, got {args.workers}.",
+                hint="Pass the number of CPU cores to use.",
+            )
+        write_cohort(args.consortium, cons, workers=args.workers, **common)
     return 0

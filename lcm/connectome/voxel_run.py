@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,8 @@ import numpy as np
 from lcm.atlas import Atlas, resample_to
 from lcm.bids.runs import RunIds, run_ids_from_name
 from lcm.bids.timing import header_tr, tr_mismatch
+from lcm.connectome.bold_stream import read_bold_header
+from lcm.connectome.coverage import MIN_COVERAGE, empty_parcels, parcel_coverage
 from lcm.connectome.denoise import (
     FD_COLUMN,
     clean_signals,
@@ -25,7 +26,7 @@ from lcm.connectome.denoise import (
     scrub_mask,
 )
 from lcm.connectome.outputs import ensure_dataset_description, relmat_path, timeseries_path
-from lcm.connectome.parcellate import parcel_means
+from lcm.connectome.parcellate import parcellate_file
 from lcm.connectome.qc import new_qc
 from lcm.connectome.relmat import pearson_fc, write_relmat, write_timeseries
 from lcm.connectome.settings import DenoiseSettings
@@ -114,7 +115,7 @@ def process_voxel_run(
     ids = run_ids_from_name(run_key)
     facts: dict[str, Any] = {"t_r": deriv.t_r, "n_rois": atlas.n_rois}
     try:
-        result = run_connectome(deriv, atlas, settings, facts)
+        result = run_connectome(deriv, atlas, settings, facts, space)
     except ExcludedRunError as exc:
         log.warning("%s %s excluded: %s", dataset, run_key, exc.message)
         qc = new_qc(dataset, ids, included=False, reason=exc.message, **facts)
@@ -128,7 +129,11 @@ def process_voxel_run(
 
 
 def run_connectome(
-    deriv: RunDerivatives, atlas: Atlas, settings: DenoiseSettings, facts: dict[str, Any]
+    deriv: RunDerivatives,
+    atlas: Atlas,
+    settings: DenoiseSettings,
+    facts: dict[str, Any],
+    space: str | None = None,
 ) -> RunConnectome:
     """Load, check, parcellate and clean one run; ``facts`` collects QC values as they are known.
 
@@ -136,22 +141,27 @@ def run_connectome(
     ------
     ExcludedRunError
         For any problem of this run's data (unreadable or non-4D BOLD, NaN/Inf, TR mismatch,
-        missing confound columns, confounds of the wrong length, too few volumes).
+        space other than the atlas's, no parcel covered, missing confound columns,
+        confounds of the wrong length, too few volumes).
     """
     bold = Path(deriv.bold)
-    try:
-        img = nib.load(bold)
-    except Exception as exc:  # nibabel raises many types for a broken file
-        raise ExcludedRunError(f"cannot read BOLD {bold.name}: {exc}") from exc
-    if len(img.shape) != 4:
+    hdr = read_bold_header(bold)
+    if len(hdr.shape) != 4:
         raise ExcludedRunError(
-            f"BOLD {bold.name} is {len(img.shape)}D with shape {img.shape}; a 4D series is expected"
+            f"BOLD {bold.name} is {len(hdr.shape)}D with shape {hdr.shape}; a 4D series is expected"
         )
-    n_vol = int(img.shape[3])
+    n_vol = hdr.n_volumes
     facts["n_volumes"] = n_vol
-    reason = tr_mismatch(deriv.t_r, header_tr(img), bold.name)
+    reason = tr_mismatch(deriv.t_r, header_tr(_HeaderOnly(hdr.header)), bold.name)
     if reason:
         raise ExcludedRunError(reason)
+    if space and atlas.space not in ("custom", space):
+        raise ExcludedRunError(
+            f"BOLD {bold.name} is in space {space!r} but atlas {atlas.name!r} is in "
+            f"{atlas.space!r}",
+            hint="Use an atlas in the BOLD's space (e.g. from TemplateFlow) or set "
+            "fmriprep.output_space to the atlas's space.",
+        )
 
     # Confounds first: they are cheap and exclude a run before the BOLD is decompressed.
     table = read_confounds(deriv.confounds, n_vol)
@@ -168,32 +178,53 @@ def run_connectome(
     keep = scrub_mask(fd, settings, n_vol)
     facts["n_volumes_kept"] = int(keep.size)
 
-    data = _load_data(img, bold)
-    n_bad = int(np.count_nonzero(~np.isfinite(data)))
-    if n_bad:
-        raise ExcludedRunError(f"BOLD {bold.name} holds {n_bad} NaN/Inf values")
-    reference = nib.Nifti1Image(np.zeros(img.shape[:3], dtype=np.uint8), img.affine)
-    labels = np.asarray(resample_to(atlas, reference).dataobj).astype(np.int64)
-    raw, counts = parcel_means(data, labels, atlas.labels["index"].to_numpy())
-    del data
-    # A parcel outside the field of view, or with a flat signal, has no correlation: it is
-    # reported in empty_rois and its FC row/column is 0 (policy documented in pearson_fc).
-    empty = (counts == 0) | (np.ptp(raw, axis=0) == 0)
+    labels = _labels_on_grid(atlas, hdr.shape[:3], hdr.affine)
+    stats = parcellate_file(bold, labels, atlas.labels["index"].to_numpy(), header=hdr)
+    if stats.n_nonfinite_voxels:
+        raise ExcludedRunError(
+            f"BOLD {bold.name} holds NaN/Inf values in {stats.n_nonfinite_voxels} voxel(s) "
+            "inside the atlas",
+            hint="Check the preprocessing of this run; fMRIPrep never writes NaN.",
+        )
+    coverage = parcel_coverage(stats.live_counts, atlas, hdr.affine)
+    facts["coverage"] = [round(float(c), 4) for c in coverage]
+    facts["tsnr"] = [None if not np.isfinite(t) else round(float(t), 3) for t in stats.tsnr]
+    empty = empty_parcels(coverage, stats.signals)
     names = atlas.labels["name"].tolist()
     facts["empty_rois"] = [names[i] for i in np.flatnonzero(empty)]
     if empty.all():
-        raise ExcludedRunError(f"no atlas parcel overlaps BOLD {bold.name} with a signal")
-    signals = clean_signals(raw, deriv.t_r, settings, confounds=confounds, sample_mask=keep)
+        raise ExcludedRunError(
+            f"no atlas parcel is covered by BOLD {bold.name} (best coverage "
+            f"{float(coverage.max(initial=0.0)):.2f}, {MIN_COVERAGE} required): its affine "
+            f"places the image outside atlas {atlas.name!r}",
+            hint=f"Check that the image is in space {atlas.space} and its header affine is "
+            "the one fMRIPrep wrote.",
+        )
+    signals = clean_signals(
+        stats.signals, deriv.t_r, settings, confounds=confounds, sample_mask=keep
+    )
     signals[:, empty] = 0.0
     return RunConnectome(signals, pearson_fc(signals, empty), empty, columns)
 
 
-def _load_data(img: nib.Nifti1Image, bold: Path) -> np.ndarray:
-    """The BOLD array as float32, read once; a corrupt file excludes the run."""
+def _labels_on_grid(atlas: Atlas, shape: tuple[int, ...], affine: np.ndarray) -> np.ndarray:
+    """Atlas labels resampled to a BOLD grid; all 0 when the grid misses the atlas."""
+    from nilearn.image.resampling import BoundingBoxError
+
+    if tuple(atlas.img.shape) == tuple(shape) and np.allclose(atlas.img.affine, affine):
+        return np.asarray(atlas.img.dataobj).astype(np.int64)  # already on the BOLD grid
+    reference = nib.Nifti1Image(np.zeros(shape, dtype=np.uint8), affine)
     try:
-        return np.asarray(img.dataobj, dtype=np.float32)
-    except (OSError, EOFError, ValueError, zlib.error) as exc:
-        raise ExcludedRunError(f"cannot read the data of BOLD {bold.name}: {exc}") from exc
+        return np.asarray(resample_to(atlas, reference).dataobj).astype(np.int64)
+    except BoundingBoxError:
+        return np.zeros(shape, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class _HeaderOnly:
+    """What ``header_tr`` reads of an image, for a header parsed without loading the image."""
+
+    header: nib.Nifti1Header
 
 
 def _write_outputs(
@@ -222,6 +253,9 @@ def _write_outputs(
         "NumberOfVolumesKept": facts["n_volumes_kept"],
         "MeanFramewiseDisplacement": facts.get("mean_fd"),
         "EmptyROIs": facts["empty_rois"],
+        "EmptyROIPolicy": f"coverage below {MIN_COVERAGE} or constant signal: set to 0",
+        "ParcelCoverage": facts.get("coverage"),
+        "ParcelTSNR": facts.get("tsnr"),
     }
     write_timeseries(ts_path, names, result.signals)
     write_sidecar(ts_path, sources, **meta)

@@ -1,9 +1,16 @@
-"""Baselines evaluated beside LCM: logistic regression on Fisher-z connectomes, and the
-shuffled-label control that must sit at chance.
+"""Baselines evaluated beside LCM, and the shuffled-label control that must sit at chance.
 
-Every classifier of the protocol has the same small interface, ``fit(fc, y, variables) -> self``
-with ``y = -1`` for unlabeled runs, and ``predict_proba(fc) -> (n, 2)``. Scalers live inside the
-scikit-learn pipeline, so they are fitted on the training rows only.
+Binary classifiers: logistic regression, linear SVM and ridge on Fisher-z upper triangles;
+tangent-space + logistic regression. Continuous targets: ridge regression and connectome-based
+predictive modelling (:mod:`lcm.evaluate.cpm`). Every hyper-parameter (``C``, ``alpha``) is
+chosen by an inner, subject-level cross-validation on the labeled runs of the *training fold*
+(:func:`inner_splits`); scalers and the tangent reference live inside the fitted estimator, so
+they see training runs only.
+
+Interface shared with LCM: ``fit(fc, y, variables, groups=None) -> self``; binary models have
+``predict_proba(fc) -> (n, 2)`` and take ``y = -1`` for unlabeled runs, continuous models have
+``predict(fc) -> (n,)`` and take ``y = NaN`` for unlabeled runs. ``uses_groups = True`` tells the
+protocol to pass the subject key of every run, which keeps a subject's runs in one inner fold.
 """
 
 from __future__ import annotations
@@ -13,14 +20,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from scipy.special import expit
+from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
+from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
 
+from lcm.evaluate.splits import subject_labels
+from lcm.evaluate.tangent import TangentSpace
 from lcm.exceptions import InputDataError
 from lcm.store.layout import fisher_z, matrix_to_vec
 
 log = logging.getLogger(__name__)
+
+INNER_FOLDS = 3
 
 
 def connectome_features(fc: np.ndarray) -> np.ndarray:
@@ -28,92 +42,272 @@ def connectome_features(fc: np.ndarray) -> np.ndarray:
     return fisher_z(matrix_to_vec(np.asarray(fc, dtype=np.float64)))
 
 
-def _labeled(fc: np.ndarray, y: np.ndarray, who: str) -> tuple[np.ndarray, np.ndarray]:
-    """The labeled rows (``y >= 0``), checked to hold both classes."""
-    y = np.asarray(y, dtype=int)
+def is_labeled(y: np.ndarray) -> np.ndarray:
+    """Runs that keep their target: ``y >= 0`` for 0/1 integer labels, finite for floats."""
+    y = np.asarray(y)
+    return np.isfinite(y) if np.issubdtype(y.dtype, np.floating) else y >= 0
+
+
+def strata(y: np.ndarray) -> np.ndarray:
+    """Classes to stratify on: the labels themselves, or above/below the median if continuous."""
+    y = np.asarray(y)
+    if np.issubdtype(y.dtype, np.floating):
+        return (y > np.median(y)).astype(int)
+    return y.astype(int)
+
+
+def inner_splits(
+    y: np.ndarray, groups: np.ndarray | None, seed: int, n_splits: int = INNER_FOLDS
+) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """Subject-level stratified inner folds of the labeled training runs, or ``None``.
+
+    ``None`` when a class (or median half) has fewer than two subjects: then the estimator
+    keeps its default hyper-parameter rather than choose one on a single subject.
+    """
+    y_s = strata(y)
+    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+    per_class = subject_labels(y_s, groups).value_counts()
+    k = min(n_splits, int(per_class.min())) if len(per_class) == 2 else 0
+    if k < 2:
+        return None
+    cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    return list(cv.split(np.zeros(len(y)), y_s, groups))
+
+
+def _labeled_rows(
+    fc: np.ndarray, y: np.ndarray, groups: np.ndarray | None, who: str, binary: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The labeled rows of ``fc``, ``y`` and ``groups``, checked."""
+    fc = np.asarray(fc)
+    y = np.asarray(y)
     if fc.ndim != 3 or fc.shape[1] != fc.shape[2] or len(fc) != len(y):
         raise InputDataError(
             f"{who}.fit: expected fc of shape (n, R, R) and y of shape (n,), "
-            f"got fc {fc.shape} and y {y.shape}."
+            f"got fc {fc.shape} and y {y.shape}.",
+            hint="Pass stacked square connectomes and one target per run.",
         )
-    keep = y >= 0
-    classes = np.unique(y[keep])
-    if not np.array_equal(classes, [0, 1]):
+    keep = is_labeled(y)
+    if binary:
+        classes = np.unique(y[keep])
+        if not np.array_equal(classes, [0, 1]):
+            raise InputDataError(
+                f"{who}.fit: labeled training runs must hold both classes 0 and 1, got {classes}.",
+                hint="Each label-fraction subset keeps at least two subjects per class.",
+            )
+    elif keep.sum() < 3:
         raise InputDataError(
-            f"{who}.fit: labeled training runs must hold both classes 0 and 1, got {classes}.",
-            hint="Each label-fraction subset keeps at least two subjects per class.",
+            f"{who}.fit: {int(keep.sum())} labeled training run(s); at least 3 are needed.",
+            hint="Raise the label fraction or add labeled subjects.",
         )
-    return fc[keep], y[keep]
+    g = None if groups is None else np.asarray(groups)[keep]
+    return fc[keep], y[keep], g
 
 
-class ConnectomeLogReg:
-    """StandardScaler + L2 logistic regression on Fisher-z upper triangles.
+class _TunedLinear:
+    """Scaler + linear model on a feature map, its hyper-parameter chosen by inner CV.
 
-    Only labeled runs are used; ``C`` is fixed rather than tuned, so no choice ever looks at
-    the test fold (and tiny label fractions leave too few runs for an inner search).
-
-    Parameters
-    ----------
-    C : float, default 1.0
-        Inverse regularisation strength.
-    max_iter : int, default 2000
-    seed : int, default 0
-        Seed of the solver.
+    Subclasses set ``binary``, ``param`` (grid key), ``grid``, ``default`` and ``scoring``, and
+    define ``_estimator(value)``; ``_features(fc_train_all, fc)`` maps connectomes to vectors.
     """
 
-    def __init__(self, C: float = 1.0, max_iter: int = 2000, seed: int = 0) -> None:
-        self.C = C
-        self.max_iter = max_iter
+    uses_groups = True
+    binary = True
+    param = "C"
+    grid: tuple[float, ...] = ()
+    default = 1.0
+    scoring = "roc_auc"
+
+    def __init__(self, seed: int = 0) -> None:
         self.seed = seed
 
-    def _pipeline(self) -> Pipeline:
-        return make_pipeline(
-            FunctionTransformer(connectome_features),
-            StandardScaler(),
-            LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.seed),
-        )
+    def _estimator(self, value: float) -> Any:
+        raise NotImplementedError
+
+    def _fit_features(self, fc: np.ndarray) -> None:
+        """Fit anything the feature map learns (on the whole training fold, never test)."""
+
+    def _features(self, fc: np.ndarray) -> np.ndarray:
+        return connectome_features(fc)
 
     def fit(
-        self, fc: np.ndarray, y: np.ndarray, variables: pd.DataFrame | None = None
-    ) -> ConnectomeLogReg:
-        """Fit on the labeled runs of ``fc`` (``y >= 0``); ``variables`` is not used."""
-        x, y_lab = _labeled(np.asarray(fc), y, type(self).__name__)
-        self.pipeline_ = self._pipeline().fit(x, y_lab)
+        self,
+        fc: np.ndarray,
+        y: np.ndarray,
+        variables: pd.DataFrame | None = None,
+        groups: np.ndarray | None = None,
+    ) -> _TunedLinear:
+        """Fit on the labeled runs, choosing the hyper-parameter by inner subject-level CV.
+
+        Parameters
+        ----------
+        fc : numpy.ndarray, shape (n, R, R)
+            Training-fold connectomes (labeled and unlabeled).
+        y : numpy.ndarray, shape (n,)
+            0/1 with -1 for unlabeled (binary), or floats with NaN for unlabeled.
+        variables : pandas.DataFrame, optional
+            Not used.
+        groups : numpy.ndarray, optional
+            Subject key per run; runs of a subject stay in one inner fold.
+        """
+        who = type(self).__name__
+        self._fit_features(np.asarray(fc))
+        x, y_lab, g = _labeled_rows(fc, y, groups, who, self.binary)
+        feats = self._features(x)
+        splits = inner_splits(y_lab, g, self.seed)
+        if splits is None:
+            self.best_param_ = self.default
+            self.model_ = make_pipeline(StandardScaler(), self._estimator(self.default))
+            self.model_.fit(feats, y_lab)
+            log.debug("%s: too few subjects for inner CV, %s=%g", who, self.param, self.default)
+        else:
+            search = GridSearchCV(
+                make_pipeline(StandardScaler(), self._estimator(self.default)),
+                {f"{self._step()}__{self.param}": list(self.grid)},
+                scoring=self.scoring,
+                cv=splits,
+                error_score=np.nan,
+            )
+            search.fit(feats, y_lab)
+            self.best_param_ = float(search.best_params_[f"{self._step()}__{self.param}"])
+            self.model_ = search.best_estimator_
+            log.debug("%s: inner CV chose %s=%g", who, self.param, self.best_param_)
         self.n_train_ = len(y_lab)
         return self
 
+    def _step(self) -> str:
+        return type(self._estimator(self.default)).__name__.lower()
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise InputDataError(f"{type(self).__name__} is not fitted.", hint="Call fit() first.")
+
+    def decision(self, fc: np.ndarray) -> np.ndarray:
+        """Decision values (binary) or predictions (continuous), ``(n,)``."""
+        self._check_fitted()
+        feats = self._features(np.asarray(fc))
+        if self.binary and hasattr(self.model_, "decision_function"):
+            return np.asarray(self.model_.decision_function(feats), dtype=float)
+        return np.asarray(self.model_.predict(feats), dtype=float)
+
+
+class _TunedClassifier(_TunedLinear):
     def predict_proba(self, fc: np.ndarray) -> np.ndarray:
-        """Class probabilities ``(n, 2)``, column 1 the positive class."""
-        return self.pipeline_.predict_proba(np.asarray(fc))
+        """``(n, 2)`` class scores, column 1 the positive class.
+
+        Logistic regression gives probabilities; SVM and ridge give ``sigmoid(decision)``, a
+        monotone score whose 0.5 threshold is the classifier's own boundary (AUC and the
+        thresholded metrics are exact; the values are not calibrated probabilities).
+        """
+        self._check_fitted()
+        feats = self._features(np.asarray(fc))
+        if isinstance(self.model_[-1], LogisticRegression):
+            return np.asarray(self.model_.predict_proba(feats), dtype=float)
+        p = expit(np.asarray(self.model_.decision_function(feats), dtype=float))
+        return np.column_stack([1.0 - p, p])
+
+
+class ConnectomeLogReg(_TunedClassifier):
+    """StandardScaler + L2 logistic regression on Fisher-z upper triangles (``C`` by inner CV)."""
+
+    grid = (0.001, 0.01, 0.1, 1.0)
+    default = 0.1
+
+    def _estimator(self, value: float) -> Any:
+        return LogisticRegression(C=value, max_iter=2000, random_state=self.seed)
+
+
+class ConnectomeSVM(_TunedClassifier):
+    """StandardScaler + linear SVM (hinge loss) on Fisher-z upper triangles (``C`` by inner CV)."""
+
+    grid = (1e-4, 1e-3, 1e-2, 1e-1)
+    default = 1e-3
+
+    def _estimator(self, value: float) -> Any:
+        return LinearSVC(C=value, max_iter=5000, random_state=self.seed)
+
+
+class ConnectomeRidgeClassifier(_TunedClassifier):
+    """StandardScaler + ridge classifier on Fisher-z upper triangles (``alpha`` by inner CV)."""
+
+    param = "alpha"
+    grid = (10.0, 100.0, 1000.0, 10000.0)
+    default = 1000.0
+
+    def _estimator(self, value: float) -> Any:
+        return RidgeClassifier(alpha=value)
+
+
+class TangentLogReg(ConnectomeLogReg):
+    """Tangent-space embedding + StandardScaler + logistic regression (``C`` by inner CV).
+
+    The tangent reference (geometric mean) is fitted on every run of the training fold —
+    labeled or not, never a test run — before the labeled runs are embedded.
+    """
+
+    def _fit_features(self, fc: np.ndarray) -> None:
+        self.tangent_ = TangentSpace().fit(fc)
+
+    def _features(self, fc: np.ndarray) -> np.ndarray:
+        return self.tangent_.transform(fc)
+
+
+class ConnectomeRidge(_TunedLinear):
+    """StandardScaler + ridge regression on Fisher-z upper triangles (``alpha`` by inner CV)."""
+
+    binary = False
+    param = "alpha"
+    grid = (10.0, 100.0, 1000.0, 10000.0)
+    default = 1000.0
+    scoring = "r2"
+
+    def _estimator(self, value: float) -> Any:
+        return Ridge(alpha=value)
+
+    def predict(self, fc: np.ndarray) -> np.ndarray:
+        """Predicted target ``(n,)``."""
+        return self.decision(fc)
 
 
 class ShuffledLabels:
-    """Control: fit ``estimator`` on labels permuted among the labeled training runs.
+    """Control: fit ``estimator`` on targets permuted among the labeled training runs.
 
-    Its AUC must sit at chance; if it does not, something leaks between folds.
+    Its AUC (or Pearson r) must sit at chance; if it does not, something leaks between folds.
 
     Parameters
     ----------
     estimator : object
-        A protocol classifier (``fit(fc, y, variables)``, ``predict_proba(fc)``).
+        A protocol model (``fit(fc, y, variables, groups=None)``).
     seed : int, default 0
         Seed of the permutation.
     """
+
+    uses_groups = True
 
     def __init__(self, estimator: Any, seed: int = 0) -> None:
         self.estimator = estimator
         self.seed = seed
 
     def fit(
-        self, fc: np.ndarray, y: np.ndarray, variables: pd.DataFrame | None = None
+        self,
+        fc: np.ndarray,
+        y: np.ndarray,
+        variables: pd.DataFrame | None = None,
+        groups: np.ndarray | None = None,
     ) -> ShuffledLabels:
         """Permute the labeled entries of ``y`` and fit the wrapped estimator."""
-        y = np.array(y, dtype=int)
-        labeled = np.flatnonzero(y >= 0)
+        y = np.array(y)
+        labeled = np.flatnonzero(is_labeled(y))
         y[labeled] = np.random.default_rng(self.seed).permutation(y[labeled])
-        self.estimator.fit(fc, y, variables)
+        if getattr(self.estimator, "uses_groups", False):
+            self.estimator.fit(fc, y, variables, groups=groups)
+        else:
+            self.estimator.fit(fc, y, variables)
         return self
 
     def predict_proba(self, fc: np.ndarray) -> np.ndarray:
         """Probabilities of the estimator fitted on shuffled labels."""
         return self.estimator.predict_proba(fc)
+
+    def predict(self, fc: np.ndarray) -> np.ndarray:
+        """Predictions of the estimator fitted on shuffled targets."""
+        return self.estimator.predict(fc)

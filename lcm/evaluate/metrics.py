@@ -1,4 +1,4 @@
-"""Fold metrics of a binary classifier and their bootstrap summary over folds x seeds.
+"""Fold metrics (binary and continuous targets) and their bootstrap summary over folds x seeds.
 
 The tidy tables written by ``lcm evaluate`` and ``lcm report`` have the columns listed here,
 and nothing else, so that pandas, DuckDB or R read them without our code.
@@ -18,6 +18,8 @@ from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
     f1_score,
+    mean_absolute_error,
+    r2_score,
     recall_score,
     roc_auc_score,
 )
@@ -26,9 +28,12 @@ from lcm.exceptions import InputDataError
 from lcm.io.atomic import atomic_path
 
 METRICS = ("auc", "balanced_accuracy", "accuracy", "f1", "sensitivity", "specificity")
+REGRESSION_METRICS = ("pearson_r", "mae", "r2")
 METRIC_COLUMNS = ("task", "model", "label_fraction", "seed", "fold", "metric", "value")
+# ``prediction``: P(positive) for a binary task, the predicted value for a continuous one.
 PREDICTION_COLUMNS = (
-    "task", "model", "label_fraction", "seed", "fold", "dataset", "subject", "y_true", "p_positive",
+    "task", "model", "label_fraction", "seed", "fold", "dataset", "subject", "site", "y_true",
+    "prediction",
 )  # fmt: skip
 SUMMARY_COLUMNS = ("task", "model", "label_fraction", "metric", "mean", "ci_low", "ci_high", "n")
 # Column dtypes of the tidy tables, so every writer produces the same Parquet schema.
@@ -38,7 +43,7 @@ METRIC_DTYPES = {
 }  # fmt: skip
 PREDICTION_DTYPES = {
     "task": "str", "model": "str", "label_fraction": "float64", "seed": "int64", "fold": "int64",
-    "dataset": "str", "subject": "str", "y_true": "int64", "p_positive": "float64",
+    "dataset": "str", "subject": "str", "site": "str", "y_true": "float64", "prediction": "float64",
 }  # fmt: skip
 
 
@@ -81,6 +86,25 @@ def binary_metrics(
         "specificity": (
             float(recall_score(y_true, y_pred, pos_label=0)) if has_neg else float("nan")
         ),
+    }
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Metrics of one test fold of a continuous target.
+
+    Returns
+    -------
+    dict
+        ``pearson_r`` (NaN when either side is constant), ``mae`` and ``r2`` (out-of-sample,
+        against the test fold's own mean; negative when worse than predicting that mean).
+    """
+    y_true = np.asarray(y_true, dtype=float)
+    y_pred = np.asarray(y_pred, dtype=float)
+    varies = len(y_true) > 2 and np.std(y_true) > 0 and np.std(y_pred) > 0
+    return {
+        "pearson_r": float(np.corrcoef(y_true, y_pred)[0, 1]) if varies else float("nan"),
+        "mae": float(mean_absolute_error(y_true, y_pred)),
+        "r2": float(r2_score(y_true, y_pred)) if len(y_true) > 1 else float("nan"),
     }
 
 

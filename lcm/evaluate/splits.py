@@ -137,3 +137,72 @@ def labeled_subsets(
             kept.append(subjects[:k])
         masks[fraction] = np.isin(groups, np.concatenate(kept))
     return masks
+
+
+def site_folds(
+    y: np.ndarray, groups: np.ndarray, sites: np.ndarray, min_per_class: int = 2
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Leave-one-site-out folds: each site is the test fold once.
+
+    A site whose removal leaves the training part with fewer than ``min_per_class`` subjects
+    of a class is skipped (logged): no model can be fitted without it.
+
+    Parameters
+    ----------
+    y : numpy.ndarray of int, shape (n_runs,)
+        Class per run (0/1), or median-split strata of a continuous target.
+    groups : numpy.ndarray, shape (n_runs,)
+        Subject key per run.
+    sites : numpy.ndarray of str, shape (n_runs,)
+        Site per run.
+
+    Returns
+    -------
+    list of (train_index, test_index)
+        In sorted site order.
+
+    Raises
+    ------
+    InputDataError
+        When fewer than two sites are named, a subject spans two sites, or no fold is usable.
+    """
+    sites = np.asarray(sites, dtype=object)
+    named = sorted({str(s) for s in sites if s is not None and str(s) not in ("", "nan")})
+    if len(named) < 2 or len(named) != len(set(map(str, sites))):
+        raise InputDataError(
+            f"Leave-site-out needs every run to name a site and at least two sites; got sites "
+            f"{sorted(set(map(str, sites)))}.",
+            hint="Set evaluate.split: subject, or map site_column in the variable catalogue.",
+        )
+    per_subject = pd.DataFrame({"g": groups, "s": sites.astype(str)}).groupby("g")["s"].nunique()
+    if (per_subject > 1).any():
+        raise InputDataError(
+            f"Subject {per_subject[per_subject > 1].index[0]!r} has runs at several sites; "
+            "leave-site-out would split it across folds.",
+            hint="Fix the site column, or set evaluate.split: subject.",
+        )
+    folds = []
+    for site in named:
+        test = np.flatnonzero(sites.astype(str) == site)
+        train = np.flatnonzero(sites.astype(str) != site)
+        counts = subject_labels(np.asarray(y)[train], np.asarray(groups)[train]).value_counts()
+        if len(counts) < 2 or int(counts.min()) < min_per_class:
+            log.warning(
+                "leave-site-out: skipping site %s, its training part has subjects per class %s",
+                site, counts.to_dict(),
+            )  # fmt: skip
+            continue
+        folds.append((train, test))
+    if not folds:
+        raise InputDataError(
+            f"Leave-site-out: no site leaves at least {min_per_class} training subjects per class.",
+            hint="Set evaluate.split: subject.",
+        )
+    return folds
+
+
+def has_sites(sites: np.ndarray) -> bool:
+    """Whether every run names a site and at least two sites occur."""
+    values = [str(s) for s in np.asarray(sites, dtype=object)]
+    named = {v for v in values if v not in ("", "nan", "None")}
+    return len(named) >= 2 and len(named) == len(set(values))

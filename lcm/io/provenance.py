@@ -1,16 +1,27 @@
 """Provenance records: ``dataset_description.json`` for derivative folders and per-file sidecars.
 
-A sidecar sits next to each output (same name, ``.json``) and lists its direct inputs in
-``Sources`` with their sha256, so a metric or checkpoint can be traced back to raw files.
+A sidecar sits next to each output (same name, ``.json``; see :func:`provenance_path` for the
+outputs whose BIDS sidecar name is taken) and lists its direct inputs in ``Sources`` with their
+sha256, so a metric or checkpoint can be traced back to raw files. Its ``Provenance`` block says
+how the output was made: rule, command and parameters, config hash, hash of the LCM code the
+verb runs, seed, package versions, git commit and dirty flag, container image digest, host and
+SLURM job id.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import importlib.metadata
+import json
 import os
 import platform
+import re
 import socket
 import subprocess
+import sys
+from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +29,11 @@ import lcm
 from lcm.io.atomic import write_json
 
 _CHUNK = 1 << 20
+# Set by the workflow's shell prefix: sha256 of the validated config the job was built from.
+CONFIG_HASH_ENV = "LCM_CONFIG_SHA256"
+# What the current `lcm` process was asked to do (set once by the CLI, see set_invocation).
+_INVOCATION: dict[str, Any] = {}
+_DIGEST_RE = re.compile(r"@(sha256:[0-9a-f]{64})$")
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -29,6 +45,7 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+@cache
 def git_commit() -> dict[str, Any]:
     """Commit and dirty flag of the LCM checkout, or ``None`` values outside a git checkout."""
     root = Path(lcm.__file__).resolve().parent.parent
@@ -65,6 +82,104 @@ def environment() -> dict[str, Any]:
     }
 
 
+def set_invocation(argv: list[str], args: argparse.Namespace) -> None:
+    """Remember what this ``lcm`` process runs, for every sidecar it writes.
+
+    Parameters
+    ----------
+    argv : list of str
+        The command line after ``lcm`` (the rule's params as rendered into its shell command).
+    args : argparse.Namespace
+        The parsed options; ``rule``, ``verb`` and ``seed`` are picked out, the rest kept as params.
+    """
+    params = {k: v for k, v in vars(args).items() if not callable(v)}
+    _INVOCATION.clear()
+    _INVOCATION.update(
+        command=["lcm", *argv],
+        rule=params.pop("rule", None),
+        verb=params.get("verb"),
+        seed=params.get("seed"),
+        params=params,
+    )
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """sha256 of a validated config, as canonical JSON (key order and formatting do not count)."""
+    text = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the third-party distributions this process has imported so far."""
+    dists = _distributions()
+    versions: dict[str, str] = {}
+    for name in sorted({m.split(".")[0] for m in list(sys.modules)}):
+        for dist in dists.get(name, []):
+            try:
+                versions[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+    versions.pop("lcm", None)
+    return versions
+
+
+@cache
+def _distributions() -> dict[str, list[str]]:
+    return importlib.metadata.packages_distributions()
+
+
+@cache
+def container_digest(image: str) -> str | None:
+    """Content digest of a container image, or None when only a mutable tag is known.
+
+    ``name@sha256:...`` carries its digest; a local ``.sif`` file is hashed; a plain tag
+    (``nipreps/fmriprep:25.2.7``) names no fixed content, so nothing is claimed for it.
+    """
+    match = _DIGEST_RE.search(image)
+    if match:
+        return match.group(1)
+    if image.endswith(".sif") and Path(image).is_file():
+        return "sha256:" + sha256_file(image)
+    return None
+
+
+def _container_in_use() -> str | None:
+    """The image this process itself runs in (apptainer/singularity set these), if any."""
+    for var in ("APPTAINER_CONTAINER", "SINGULARITY_CONTAINER"):
+        if os.environ.get(var):
+            return os.environ[var]
+    return None
+
+
+def _code_hash() -> str | None:
+    verb = _INVOCATION.get("verb")
+    if not verb:
+        return None
+    from lcm.workflow_hash import code_hash
+
+    try:
+        return code_hash(verb)
+    except ValueError:
+        return None
+
+
+def provenance(container: str | None = None) -> dict[str, Any]:
+    """The ``Provenance`` block of a sidecar: environment plus how this process was invoked."""
+    image = container or _container_in_use()
+    return {
+        **environment(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rule": _INVOCATION.get("rule"),
+        "command": _INVOCATION.get("command", ["lcm", *sys.argv[1:]]),
+        "params": _INVOCATION.get("params", {}),
+        "seed": _INVOCATION.get("seed"),
+        "config_sha256": os.environ.get(CONFIG_HASH_ENV),
+        "code_sha256": _code_hash(),
+        "container": {"image": image, "digest": container_digest(image)} if image else None,
+        "packages": package_versions(),
+    }
+
+
 def write_dataset_description(
     root: str | Path, name: str, *, container: str | None = None, extra: dict | None = None
 ) -> Path:
@@ -94,7 +209,32 @@ def sidecar_path(path: str | Path) -> Path:
     return path.with_name(path.name.split(".")[0] + ".json")
 
 
-def write_sidecar(output: str | Path, sources: list[str | Path], **metadata: Any) -> Path:
+def provenance_path(output: str | Path) -> Path:
+    """Where the provenance sidecar of ``output`` goes.
+
+    The BIDS sidecar name (:func:`sidecar_path`) where it is free; ``<stem>.prov.json`` for a
+    JSON output (its sidecar would be itself); ``<name>.prov.json`` for ``.safetensors`` weights
+    (``model.json`` holds the checkpoint's metadata); ``_<stem>.prov.json`` inside a
+    ``key=value`` Parquet partition, where readers (pyarrow, pandas, DuckDB) skip ``_`` files.
+    """
+    path = Path(output)
+    stem = path.name.split(".")[0]
+    if "=" in path.parent.name:
+        return path.with_name(f"_{stem}.prov.json")
+    if path.suffix == ".json":
+        return path.with_name(f"{stem}.prov.json")
+    if path.suffix == ".safetensors":
+        return path.with_name(f"{path.name}.prov.json")
+    return sidecar_path(path)
+
+
+def write_sidecar(
+    output: str | Path,
+    sources: list[str | Path],
+    *,
+    container: str | None = None,
+    **metadata: Any,
+) -> Path:
     """Write the JSON sidecar of ``output`` listing ``sources`` with their sha256.
 
     Parameters
@@ -103,16 +243,31 @@ def write_sidecar(output: str | Path, sources: list[str | Path], **metadata: Any
         The file described; it must already exist (its sha256 is recorded).
     sources : list of path-like
         Direct inputs of ``output``.
+    container : str, optional
+        Container image that produced ``output`` (its digest is recorded when known).
     **metadata
         Any further keys (settings, QC values, ``RepetitionTime`` ...).
+
+    Returns
+    -------
+    Path
+        The sidecar written (see :func:`provenance_path`).
     """
     record = {
         **metadata,
+        "Output": Path(output).name,
         "Sources": [str(s) for s in sources],
         "SourcesSha256": {str(s): sha256_file(s) for s in sources if Path(s).is_file()},
         "Sha256": sha256_file(output),
-        "Provenance": environment(),
+        "Provenance": provenance(container),
     }
-    side = sidecar_path(output)
+    side = provenance_path(output)
     write_json(side, record)
     return side
+
+
+def record_outputs(
+    outputs: list[str | Path], sources: list[str | Path], **metadata: Any
+) -> list[Path]:
+    """Write a provenance sidecar for each of a verb's ``outputs`` (same ``sources``)."""
+    return [write_sidecar(out, sources, **metadata) for out in outputs]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from lcm.model.config import LCMConfig
 
@@ -103,11 +104,18 @@ class DecoderBlock(nn.Module):
 
     def forward(self, q: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         """``q [B, Q, d]``, ``memory [B, R, d]`` -> ``[B, Q, d]``."""
+        return self.forward_with_attention(q, memory, need_weights=False)[0]
+
+    def forward_with_attention(
+        self, q: torch.Tensor, memory: torch.Tensor, need_weights: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """As :meth:`forward`, also returning the cross-attention ``[B, Q, R]`` (head mean)."""
         h = self.norm_self(q)
         q = q + self.drop(self.self_attn(h, h, h, need_weights=False)[0])
         h = self.norm_cross(q)
-        q = q + self.drop(self.cross_attn(h, memory, memory, need_weights=False)[0])
-        return q + self.ffn(self.norm_ffn(q))
+        attended, weights = self.cross_attn(h, memory, memory, need_weights=need_weights)
+        q = q + self.drop(attended)
+        return q + self.ffn(self.norm_ffn(q)), weights
 
 
 class LCM(nn.Module):
@@ -130,12 +138,20 @@ class LCM(nn.Module):
         self.decoder = nn.ModuleList(DecoderBlock(config) for _ in range(config.n_layers))
         self.norm_out = nn.LayerNorm(d)
         self.head = nn.Linear(d, 1)
+        # Recompute each block's activations in the backward pass instead of storing them:
+        # a training-time switch (memory for compute), not part of the architecture.
+        self.gradient_checkpointing = False
+
+    def _run(self, block: nn.Module, *args: torch.Tensor) -> torch.Tensor:
+        if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(block, *args, use_reentrant=False)
+        return block(*args)
 
     def encode(self, fc: torch.Tensor, roi_mask: torch.Tensor | None = None) -> torch.Tensor:
         """ROI tokens after the mixer: ``fc [B, R, R]`` -> ``memory [B, R, d]``."""
         x = self.tokenizer(fc, roi_mask)
         for block in self.encoder:
-            x = block(x)
+            x = self._run(block, x)
         return self.norm_memory(x)
 
     def forward(self, fc: torch.Tensor) -> torch.Tensor:
@@ -154,7 +170,7 @@ class LCM(nn.Module):
         q = self.queries.unsqueeze(0).expand(fc.shape[0], -1, -1)  # [B, Q, d]
         outputs = []
         for i, block in enumerate(self.decoder):
-            q = block(q, memory)
+            q = self._run(block, q, memory)
             if self.config.deep_supervision or i == len(self.decoder) - 1:
                 outputs.append(self.head(self.norm_out(q)).squeeze(-1))  # [B, Q]
         return torch.stack(outputs)  # [L, B, Q]
@@ -162,6 +178,33 @@ class LCM(nn.Module):
     def predict(self, fc: torch.Tensor) -> torch.Tensor:
         """Last decoder layer's outputs ``[B, Q]`` (what inference uses)."""
         return self(fc)[-1]
+
+    def attention(self, fc: torch.Tensor) -> torch.Tensor:
+        """Cross-attention of every query over the ROIs, per decoder layer (heads averaged).
+
+        Parameters
+        ----------
+        fc : torch.Tensor, shape (B, R, R)
+
+        Returns
+        -------
+        torch.Tensor, shape (L, B, Q, R)
+            Rows sum to 1 over the ROIs; ``L = n_layers``.
+        """
+        memory = self.encode(fc)
+        q = self.queries.unsqueeze(0).expand(fc.shape[0], -1, -1)
+        maps = []
+        for block in self.decoder:
+            q, weights = block.forward_with_attention(q, memory)
+            maps.append(weights)
+        return torch.stack(maps)
+
+    def embed(self, fc: torch.Tensor) -> torch.Tensor:
+        """Subject embedding ``[B, d]``: the mean of the ROI tokens after the ROI mixer.
+
+        Task-agnostic (no query involved), so one embedding serves any downstream model.
+        """
+        return self.encode(fc).mean(dim=1)
 
     def reconstruct(self, fc: torch.Tensor, roi_mask: torch.Tensor) -> torch.Tensor:
         """Predicted FC rows ``[B, R, R]`` from the input with ``roi_mask [B, R]`` ROIs hidden."""

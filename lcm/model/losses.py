@@ -15,7 +15,10 @@ from lcm.model.targets import QueryLayout, Targets
 
 
 def variable_losses(
-    outputs: torch.Tensor, targets: Targets, layout: QueryLayout
+    outputs: torch.Tensor,
+    targets: Targets,
+    layout: QueryLayout,
+    denominators: dict[str, float] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Loss of each variable present in the batch.
 
@@ -26,6 +29,12 @@ def variable_losses(
     targets : dict of Target
         Targets of (a subset of) the layout's groups for the same B samples.
     layout : QueryLayout
+    denominators : dict of str to float, optional
+        Divide each variable's summed loss by this instead of its present count here. Data
+        parallel training passes ``present count in the global batch / world size``, so that
+        the replicas' averaged gradients equal one process's on the whole batch; a variable
+        listed here but absent from this shard then contributes an exact zero (and its task
+        weight still takes part, as it does in one process).
 
     Returns
     -------
@@ -36,20 +45,29 @@ def variable_losses(
     losses = {}
     for name, target in targets.items():
         present = target.present.to(outputs.device)  # [B]
-        if not bool(present.any()):
+        if denominators is not None:
+            if name not in denominators:
+                continue
+            denominator = float(denominators[name])
+        elif bool(present.any()):
+            denominator = float(present.sum())
+        else:
             continue
         block = outputs[:, present, layout[name].slice].float()  # [L, n, K]
         values = target.values.to(outputs.device)[present]
         if layout[name].is_numeric:
-            per_layer = ((block[..., 0] - values) ** 2).mean(dim=1)  # [L]
+            per_sample = (block[..., 0] - values) ** 2  # [L, n]
         else:
-            per_layer = -(values * F.log_softmax(block, dim=-1)).sum(-1).mean(dim=1)  # [L]
-        losses[name] = per_layer.mean()
+            per_sample = -(values * F.log_softmax(block, dim=-1)).sum(-1)  # [L, n]
+        losses[name] = per_sample.sum(dim=1).mean() / denominator
     return losses
 
 
 def masked_roi_loss(
-    predicted: torch.Tensor, fc: torch.Tensor, roi_mask: torch.Tensor
+    predicted: torch.Tensor,
+    fc: torch.Tensor,
+    roi_mask: torch.Tensor,
+    denominator: float | None = None,
 ) -> torch.Tensor:
     """MSE between the predicted and true FC rows of the masked ROIs.
 
@@ -58,8 +76,14 @@ def masked_roi_loss(
     predicted, fc : torch.Tensor, shape (B, R, R)
     roi_mask : torch.Tensor, shape (B, R), bool
         True for the hidden ROIs.
+    denominator : float, optional
+        Divide the summed squared error by this instead of the number of masked entries
+        (data parallel training: see :func:`variable_losses`).
     """
-    return F.mse_loss(predicted[roi_mask].float(), fc[roi_mask].float())
+    if denominator is None:
+        return F.mse_loss(predicted[roi_mask].float(), fc[roi_mask].float())
+    error = predicted[roi_mask].float() - fc[roi_mask].float()
+    return (error**2).sum() / denominator
 
 
 def sample_roi_mask(

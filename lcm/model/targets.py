@@ -119,8 +119,51 @@ class QueryLayout:
         return cls(groups)
 
 
-def _group_for(var: Variable, start: int) -> QueryGroup:
-    return QueryGroup(var.name, var.kind, tuple(var.levels), start)
+# Extra class of categorical and diagnostic (clinical) groups for samples of datasets that do
+# not define the variable at all: "this dataset has no such diagnosis" is information, unlike a
+# value missing for one subject (masked). Binary non-clinical variables (sex) keep two queries.
+NA_LEVEL = "n/a"
+
+
+def has_not_applicable(var: Variable) -> bool:
+    """True for variables whose query group carries the :data:`NA_LEVEL` class."""
+    return var.kind == "categorical" or (var.kind == "binary" and var.domain == "clinical")
+
+
+def query_levels(var: Variable) -> tuple[str, ...]:
+    """Class order of a variable's queries (its levels, then ``n/a`` where it applies)."""
+    if var.is_numeric:
+        return ()
+    return (*var.levels, NA_LEVEL) if has_not_applicable(var) else tuple(var.levels)
+
+
+def not_applicable(
+    datasets: pd.Series, catalogue: Catalogue, layout: QueryLayout
+) -> dict[str, np.ndarray]:
+    """Rows whose dataset does not define a variable, for each group with an ``n/a`` class.
+
+    Parameters
+    ----------
+    datasets : pandas.Series
+        Dataset of each row (``Cohort.ids["dataset"]``).
+    catalogue : Catalogue
+        Its ``datasets`` section says which variables each dataset codes.
+    layout : QueryLayout
+
+    Returns
+    -------
+    dict of str to numpy.ndarray of bool
+        True where the row's dataset has no column for the variable. Datasets unknown to the
+        catalogue count as not applicable for every such variable.
+    """
+    names = datasets.astype(str).to_numpy()
+    result = {}
+    for group in layout.groups:
+        if NA_LEVEL not in group.levels:
+            continue
+        coded = {d for d, c in catalogue.datasets.items() if group.name in c.columns}
+        result[group.name] = ~np.isin(names, sorted(coded))
+    return result
 
 
 def layout_from_catalogue(
@@ -149,7 +192,7 @@ def layout_from_catalogue(
             if observed.nunique() < (2 if var.is_numeric else 1):
                 skipped.append(name)
                 continue
-        layout = layout.append(name, var.kind, tuple(var.levels))
+        layout = layout.append(name, var.kind, query_levels(var))
     if skipped:
         log.info("no queries for variables unobserved in the training data: %s", skipped)
     return layout
@@ -198,7 +241,10 @@ Targets = dict[str, Target]
 
 
 def encode_targets(
-    variables: pd.DataFrame, layout: QueryLayout, stats: dict[str, dict[str, float]]
+    variables: pd.DataFrame,
+    layout: QueryLayout,
+    stats: dict[str, dict[str, float]],
+    not_applicable: dict[str, np.ndarray] | None = None,
 ) -> Targets:
     """Encode a variables table as targets of the layout's groups.
 
@@ -209,6 +255,9 @@ def encode_targets(
     layout : QueryLayout
     stats : dict
         Standardisation of numeric variables from :func:`fit_standardisation`.
+    not_applicable : dict of str to numpy.ndarray of bool, optional
+        From :func:`not_applicable`: rows whose value is missing because their dataset lacks
+        the variable get the ``n/a`` class (present) instead of being masked.
 
     Raises
     ------
@@ -232,6 +281,10 @@ def encode_targets(
             )
             continue
         present = column.notna().to_numpy()
+        if not_applicable is not None and group.name in not_applicable:
+            absent = np.asarray(not_applicable[group.name], dtype=bool) & ~present
+            column = column.astype(object).where(~absent, NA_LEVEL)
+            present = present | absent
         labels = column[present].astype(str)
         bad = sorted(set(labels) - set(group.levels))
         if bad:

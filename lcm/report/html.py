@@ -18,7 +18,7 @@ import pandas as pd
 
 import lcm
 from lcm.io.provenance import environment, sha256_file
-from lcm.report import plots
+from lcm.report import findings, plots
 from lcm.report.tables import model_kind, newest_mtime, qc_counts, qc_reasons, task_table
 
 _CSS = """
@@ -47,7 +47,7 @@ class ReportData:
         Tidy fold metrics (``task, model, label_fraction, seed, fold, metric, value``).
     predictions : pandas.DataFrame
         Out-of-fold predictions (``task, model, label_fraction, seed, fold, dataset, subject,
-        y_true, p_positive``).
+        site, y_true, prediction``).
     summary : pandas.DataFrame
         Bootstrap summary (:func:`lcm.evaluate.metrics.summarise`).
     history : pandas.DataFrame or None
@@ -59,6 +59,16 @@ class ReportData:
     inputs : list of pathlib.Path
         Input files, listed with their sha256 in the footer.
     title : str
+    headline, control, sites : pandas.DataFrame or None
+        :func:`lcm.evaluate.compare.headline_table`, ``control_table``, ``site_table``.
+    oracles : dict
+        ``task -> oracle`` (:func:`lcm.evaluate.compare.read_oracle`) of synthetic tasks.
+    task_meta : dict
+        ``task -> protocol metadata`` stored by ``lcm evaluate``.
+    ssl_history : pandas.DataFrame or None
+        History of the self-supervised-only pretraining (``lcm-ssl``).
+    attention_html : str
+        Fragment with the attention of the diagnosis queries (empty: section omitted).
     """
 
     metrics: pd.DataFrame
@@ -69,6 +79,13 @@ class ReportData:
     qc: pd.DataFrame | None = None
     inputs: list[Path] = field(default_factory=list)
     title: str = "LCM evaluation report"
+    headline: pd.DataFrame | None = None
+    control: pd.DataFrame | None = None
+    sites: pd.DataFrame | None = None
+    oracles: dict[str, dict] = field(default_factory=dict)
+    task_meta: dict[str, dict] = field(default_factory=dict)
+    ssl_history: pd.DataFrame | None = None
+    attention_html: str = ""
 
 
 def img_tag(png: bytes, alt: str) -> str:
@@ -110,34 +127,56 @@ def task_section(data: ReportData, task: str) -> str:
             '<p class="warn">No baseline was evaluated for this task: the LCM numbers below '
             "cannot be judged alone. Add <code>logreg</code> to <code>evaluate.models</code>.</p>"
         )
-    if "control" in kinds:
-        parts.append(
-            '<p class="note">The <code>shuffled-labels</code> control is fitted on permuted '
-            "labels and must sit near AUC 0.5; a higher value means leakage.</p>"
-        )
+    meta = data.task_meta.get(task, {})
+    binary = (
+        meta.get("kind", "binary") == "binary"
+        and ((data.summary["task"] == task) & (data.summary["metric"] == "auc")).any()
+    )
+    if data.control is not None:
+        parts.append(findings.control_fragment(data.control, task))
+    if binary:  # the oracle is the diagnosis's ceiling
+        parts.append(findings.oracle_fragment(data.oracles.get(task)))
     parts.append(
         '<p class="note">Mean over folds &times; seeds with 95 % percentile-bootstrap '
         "confidence intervals; <i>n</i> = number of fold &times; seed values.</p>"
     )
     parts.append(table_html(table, [f"kind-{k}" for k in table["kind"]]))
+    metric = "auc" if binary else "pearson_r"
     parts.append(
-        img_tag(plots.figure_png(plots.fraction_figure(data.summary, task, "auc")), f"{task} AUC")
+        img_tag(
+            plots.figure_png(plots.fraction_figure(data.summary, task, metric)),
+            f"{task} {metric} vs label fraction",
+        )
     )
-    if (data.predictions["task"] == task).any():
+    if binary and (data.predictions["task"] == task).any():
         parts.append(
             img_tag(plots.figure_png(plots.roc_figure(data.predictions, task)), f"{task} ROC")
         )
-    else:
+    elif binary:
         parts.append('<p class="note">No predictions for this task: ROC curves omitted.</p>')
+    if data.sites is not None:
+        parts.append(findings.site_fragment(data.sites, task, table_html))
     return "\n".join(parts)
 
 
-def pretraining_section(history: pd.DataFrame | None) -> str:
-    """Loss curves of pretraining."""
+def pretraining_section(
+    history: pd.DataFrame | None, ssl_history: pd.DataFrame | None = None
+) -> str:
+    """Loss curves of pretraining (and of the self-supervised-only ablation when given)."""
     parts = ['<h2 id="pretraining">Pretraining</h2>']
     if history is None:
         parts.append('<p class="note">No pretraining history was given.</p>')
         return "\n".join(parts)
+    if ssl_history is not None:
+        last = ssl_history.iloc[-1]
+        parts.append(
+            f"<h3>Self-supervised-only pretraining (lcm-ssl)</h3><p>{len(ssl_history)} epochs; "
+            f"final total loss {float(last['loss_total']):.4f}.</p>"
+        )
+        parts.append(
+            img_tag(plots.figure_png(plots.loss_figure(ssl_history)), "SSL pretraining losses")
+        )
+        parts.append("<h3>BEI + self-supervised pretraining (lcm)</h3>")
     last = history.iloc[-1]
     val = f", validation loss {float(last['val_loss']):.4f}" if "val_loss" in history else ""
     parts.append(
@@ -203,16 +242,27 @@ def provenance_footer(inputs: Sequence[str | os.PathLike[str]]) -> str:
     )
 
 
+def _shared_structure(data: ReportData) -> dict[str, float | None]:
+    return {
+        t: o.get("shared_structure")
+        for t, o in data.oracles.items()
+        if data.task_meta.get(t, {}).get("kind", "binary") == "binary"
+    }
+
+
 def render_report(data: ReportData) -> str:
     """The complete HTML page."""
     tasks = sorted(data.summary["task"].unique())
     models = sorted(data.summary["model"].unique())
     lcm_models = [m for m in models if model_kind(m) == "LCM"]
-    nav = " ".join(f'<a href="#{_anchor(t)}">{html.escape(t)}</a>' for t in tasks)
+    nav = '<a href="#headline">headline</a> '
+    nav += " ".join(f'<a href="#{_anchor(t)}">{html.escape(t)}</a>' for t in tasks)
     nav += ' <a href="#pretraining">pretraining</a> <a href="#bei">BEI</a> <a href="#qc">QC</a>'
+    nav += ' <a href="#protocol">protocol</a>'
     intro = (
         f"<p>{len(tasks)} task(s); models: {html.escape(', '.join(models))}. "
-        "Every split is subject-level; pretraining never saw a downstream test subject. "
+        "Every split is subject-level (or site-level); pretraining never saw a downstream "
+        "test subject. "
         f"{'LCM variants: ' + html.escape(', '.join(lcm_models)) + '.' if lcm_models else ''}"
         "</p>"
     )
@@ -220,10 +270,13 @@ def render_report(data: ReportData) -> str:
         f"<h1>{html.escape(data.title)}</h1>",
         f"<nav>{nav}</nav>",
         intro,
+        findings.headline_section(data.headline, _shared_structure(data), table_html),
         *(task_section(data, t) for t in tasks),
-        pretraining_section(data.history),
+        pretraining_section(data.history, data.ssl_history),
+        data.attention_html,
         bei_section(data.bei_eval),
         qc_section(data.qc),
+        findings.provenance_summary(data.task_meta, table_html),
         provenance_footer(data.inputs),
     ]
     return (

@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from lcm.evaluate.protocol import BASELINE_MODELS
+from lcm.evaluate.registry import BASELINE_MODELS
 
 _FPR_GRID = np.linspace(0.0, 1.0, 101)
 _METRIC_NAMES = {"auc": "AUC", "balanced_accuracy": "balanced accuracy", "f1": "F1"}
@@ -41,7 +41,7 @@ def mean_roc(predictions: pd.DataFrame) -> tuple[np.ndarray, float]:
     Parameters
     ----------
     predictions : pandas.DataFrame
-        Rows of one task, model and label fraction (columns ``seed, y_true, p_positive``).
+        Rows of one task, model and label fraction (columns ``seed, y_true, prediction``).
 
     Returns
     -------
@@ -51,7 +51,7 @@ def mean_roc(predictions: pd.DataFrame) -> tuple[np.ndarray, float]:
     """
     tprs, aucs = [], []
     for _, group in predictions.groupby("seed"):
-        y, p = group["y_true"].to_numpy(), group["p_positive"].to_numpy()
+        y, p = group["y_true"].to_numpy(), group["prediction"].to_numpy()
         if len(np.unique(y)) < 2:
             continue
         fpr, tpr, _ = roc_curve(y, p)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from lcm.evaluate.metrics import read_tidy_parquet
-from lcm.evaluate.protocol import BASELINE_MODELS
+from lcm.evaluate.registry import BASELINE_MODELS, CONTROL_MODELS
 from lcm.exceptions import InputDataError
 
 HISTORY_REQUIRED = ("epoch", "loss_total")
@@ -116,7 +116,7 @@ def read_qc(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
 
 def model_kind(model: str) -> str:
     """``LCM``, ``baseline``, ``control`` (shuffled labels) or ``other``."""
-    if model == "shuffled-labels":
+    if model in CONTROL_MODELS:
         return "control"
     if model in BASELINE_MODELS:
         return "baseline"
@@ -129,16 +129,25 @@ def _with_ci(row: pd.Series) -> str:
     return f"{row['mean']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
 
 
+TABLE_METRICS = {
+    "binary": (("auc", "AUC"), ("balanced_accuracy", "balanced accuracy")),
+    "continuous": (("pearson_r", "Pearson r"), ("mae", "MAE"), ("r2", "R²")),
+}
+
+
 def task_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
-    """AUC and balanced accuracy with 95 % CI for every model and label fraction of ``task``.
+    """Headline metrics with 95 % CI for every model and label fraction of ``task``.
+
+    AUC and balanced accuracy for a binary task; Pearson r, MAE and R² for a continuous one.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``label fraction, model, kind, AUC [95% CI], balanced accuracy [95% CI], n``;
-        LCM variants first, then baselines, within each label fraction.
+        Columns ``label fraction, model, kind, <metric> [95% CI]..., n``; LCM variants first,
+        then baselines, then the control, within each label fraction.
     """
     rows = summary[summary["task"] == task]
+    kind = "binary" if (rows["metric"] == "auc").any() or rows.empty else "continuous"
     order = {"LCM": 0, "other": 1, "baseline": 2, "control": 3}
     out = []
     keys = sorted(
@@ -147,21 +156,12 @@ def task_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
     )
     for fraction, model in keys:
         at = rows[(rows["label_fraction"] == fraction) & (rows["model"] == model)]
-        cells = {m: at[at["metric"] == m] for m in ("auc", "balanced_accuracy")}
-        out.append(
-            {
-                "label fraction": f"{fraction:g}",
-                "model": model,
-                "kind": model_kind(model),
-                "AUC [95% CI]": _with_ci(cells["auc"].iloc[0]) if len(cells["auc"]) else "n/a",
-                "balanced accuracy [95% CI]": (
-                    _with_ci(cells["balanced_accuracy"].iloc[0])
-                    if len(cells["balanced_accuracy"])
-                    else "n/a"
-                ),
-                "n": int(at["n"].max()) if len(at) else 0,
-            }
-        )
+        row = {"label fraction": f"{fraction:g}", "model": model, "kind": model_kind(model)}
+        for metric, name in TABLE_METRICS[kind]:
+            cell = at[at["metric"] == metric]
+            row[f"{name} [95% CI]"] = _with_ci(cell.iloc[0]) if len(cell) else "n/a"
+        row["n"] = int(at["n"].max()) if len(at) else 0
+        out.append(row)
     return pd.DataFrame(out)
 
 
@@ -193,3 +193,19 @@ def newest_mtime(paths: Sequence[str | os.PathLike[str]]) -> float | None:
     """Latest modification time of the existing ``paths`` (the date of the report's inputs)."""
     times = [Path(p).stat().st_mtime for p in paths if Path(p).is_file()]
     return max(times) if times else None
+
+
+def read_task_meta(paths: Sequence[str | os.PathLike[str]]) -> dict[str, dict]:
+    """The protocol metadata ``lcm evaluate`` stores in each metrics Parquet, by task."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    out: dict[str, dict] = {}
+    for path in paths:
+        raw = (pq.read_schema(path).metadata or {}).get(b"lcm")
+        if raw:
+            meta = json.loads(raw)
+            if "task" in meta:
+                out[str(meta["task"])] = meta
+    return out

@@ -8,9 +8,11 @@ and per dataset the source column and its transform. :func:`load_catalogue` vali
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import jsonschema
 import yaml
 
 from lcm.exceptions import ConfigError
@@ -119,6 +121,7 @@ def load_catalogue(path: str | Path) -> Catalogue:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    validate_catalogue(raw, str(path))
     variables = {
         name: _parse_variable(path, name, spec) for name, spec in _mapping(path, raw, "variables")
     }
@@ -127,6 +130,32 @@ def load_catalogue(path: str | Path) -> Catalogue:
         for name, spec in _mapping(path, raw, "datasets")
     }
     return Catalogue(variables=variables, datasets=datasets, path=str(path))
+
+
+def catalogue_schema() -> dict[str, Any]:
+    """The catalogue's JSON Schema (``lcm/schemas/variables.schema.yaml``) as a dict."""
+    text = resources.files("lcm.schemas").joinpath("variables.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def validate_catalogue(raw: Any, source: str) -> None:
+    """Check a parsed catalogue against its JSON Schema.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``source``, the key path, the value received and the rule broken.
+    """
+    validator = jsonschema.Draft202012Validator(catalogue_schema())
+    errors = sorted(validator.iter_errors(raw), key=lambda e: (len(e.absolute_path), e.message))
+    if not errors:
+        return
+    err = errors[0]
+    where = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+    raise ConfigError(
+        f"{source}: {where}: {err.message} (rule: {err.validator} {err.validator_value!r})"[:600],
+        hint="See the comments at the top of config/variables.yaml for each key.",
+    )
 
 
 def catalogue_from_dict(variables: dict[str, Any]) -> Catalogue:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = "1"
 ID_COLUMNS = ("subject", "session", "task", "run", "run_key", "site")
 QC_COLUMNS = ("n_volumes", "n_volumes_kept", "mean_fd", "t_r")
+# Row groups of ~16 MiB: decoding one takes ~4x its size in memory, so this keeps a streaming
+# reader near 100 MiB per group in flight while reads stay large enough for full disk speed.
+ROW_GROUP_BYTES = 16 << 20
+LAYOUT = "strict upper triangle (numpy.triu_indices(R, k=1)) of Pearson r, float32"
 
 
 def connectome_path(store: str | Path, atlas: str, dataset: str) -> Path:
@@ -53,6 +58,25 @@ def read_relmat(path: str | Path) -> tuple[list[str], np.ndarray]:
     return names, df.to_numpy(dtype=np.float64)
 
 
+def connectome_schema(n_rois: int) -> pa.Schema:
+    """Arrow schema of a connectome partition for ``n_rois`` regions.
+
+    Identifiers are strings, QC columns float64, and ``connectome`` a non-nullable fixed-size list
+    of ``R * (R - 1) / 2`` float32: without nulls Parquet decodes it at close to memory speed.
+    """
+    item = pa.field("element", pa.float32(), nullable=False)
+    return pa.schema(
+        [pa.field(k, pa.string(), nullable=False) for k in ID_COLUMNS]
+        + [pa.field(k, pa.float64()) for k in QC_COLUMNS]
+        + [pa.field("connectome", pa.list_(item, n_edges(n_rois)), nullable=False)]
+    )
+
+
+def row_group_rows(n_rois: int) -> int:
+    """Rows per Parquet row group: about :data:`ROW_GROUP_BYTES` of connectomes, at least 16."""
+    return max(16, ROW_GROUP_BYTES // (4 * n_edges(n_rois)))
+
+
 def write_connectomes(
     store: str | Path,
     atlas: str,
@@ -62,6 +86,9 @@ def write_connectomes(
     provenance: dict | None = None,
 ) -> Path:
     """Write the connectome partition of ``dataset`` from its connectome-stage QC table.
+
+    The relmat files are read one at a time while the partition is written, so memory does
+    not grow with the number of runs.
 
     Parameters
     ----------
@@ -87,58 +114,208 @@ def write_connectomes(
             hint="Check the exclusion reasons in the connectome QC table.",
         )
     sites = dict(zip(phenotype["subject"], phenotype["site"], strict=True))
-    roi_names: list[str] | None = None
-    vectors = []
-    for path in runs["relmat"]:
-        names, mat = read_relmat(path)
-        if roi_names is None:
-            roi_names = names
-        elif names != roi_names:
-            raise InputDataError(
-                f"{path}: ROI names differ from the dataset's other runs; one atlas per partition.",
-                hint="Re-run the connectome stage of this dataset with one atlas.",
-            )
-        vectors.append(matrix_to_vec(mat).astype(np.float32))
-    assert roi_names is not None  # runs is non-empty
+    runs = runs.assign(site=[str(sites.get(s, "")) for s in runs["subject"].astype(str)])
+    roi_names, _ = read_relmat(runs["relmat"].iloc[0])
+
+    def vectors() -> Iterator[np.ndarray]:
+        for path in runs["relmat"]:
+            names, mat = read_relmat(path)
+            if names != roi_names:
+                raise InputDataError(
+                    f"{path}: ROI names differ from the dataset's other runs ({len(names)} vs "
+                    f"{len(roi_names)} ROIs); one atlas per partition.",
+                    hint="Re-run the connectome stage of this dataset with one atlas.",
+                )
+            yield matrix_to_vec(mat)[None].astype(np.float32)
+
+    return write_connectome_arrays(
+        store, atlas, dataset, runs, vectors(), roi_names, provenance=provenance
+    )
+
+
+def write_connectome_arrays(
+    store: str | Path,
+    atlas: str,
+    dataset: str,
+    runs: pd.DataFrame,
+    connectomes: np.ndarray | Iterable[np.ndarray],
+    roi_names: list[str],
+    provenance: dict | None = None,
+    row_group_size: int | None = None,
+) -> Path:
+    """Write (or replace) the connectome partition of ``dataset`` from arrays, atomically.
+
+    Parameters
+    ----------
+    store : path-like
+        Store root.
+    atlas, dataset : str
+        Partition keys.
+    runs : pandas.DataFrame
+        One row per run, in the order of ``connectomes``: ``subject`` (required), ``session``,
+        ``task``, ``run``, ``run_key``, ``site`` (default "") and the QC columns ``n_volumes``,
+        ``n_volumes_kept``, ``mean_fd``, ``t_r`` (default missing).
+    connectomes : numpy.ndarray or iterable of numpy.ndarray
+        Upper triangles ``(n_runs, E)`` or matrices ``(n_runs, R, R)``; or blocks of either
+        yielded in row order (a generator keeps memory bounded for any number of runs).
+    roi_names : list of str
+        The atlas's ROI names (``R``); stored in the metadata and checked against the partitions
+        already stored for ``atlas``.
+    provenance : dict, optional
+        Extra key-value metadata (settings, config hash).
+    row_group_size : int, optional
+        Rows per row group (default :func:`row_group_rows`).
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    InputDataError
+        Missing ``subject`` column, duplicate runs, a block of the wrong shape, non-finite values,
+        fewer or more connectomes than runs, or ROIs that differ from the store's for ``atlas``.
+    """
+    n_rois = len(roi_names)
+    runs = _run_table(runs, dataset)
     _check_store_atlas(store, atlas, roi_names, dataset)
-    n_e = n_edges(len(roi_names))
-    flat = pa.array(np.concatenate(vectors), type=pa.float32())
-    columns = {
-        "subject": runs["subject"].astype(str),
-        "session": runs["session"].fillna("").astype(str) if "session" in runs else "",
-        "task": runs["task"].astype(str),
-        "run": runs["run"].fillna("").astype(str),
-        "run_key": runs["run_key"].astype(str),
-        "site": [str(sites.get(s, "")) for s in runs["subject"].astype(str)],
-    }
-    table = pa.table(
+    schema = connectome_schema(n_rois).with_metadata(
         {
-            **{
-                k: pa.array(list(v) if not isinstance(v, str) else [v] * len(runs), pa.string())
-                for k, v in columns.items()
-            },
-            **{
-                k: pa.array(pd.to_numeric(runs[k], errors="coerce"), pa.float64())
-                for k in QC_COLUMNS
-            },
-            "connectome": pa.FixedSizeListArray.from_arrays(flat, n_e),
+            "lcm.schema_version": SCHEMA_VERSION,
+            "lcm.atlas": atlas,
+            "lcm.dataset": dataset,
+            "lcm.n_rois": str(n_rois),
+            "lcm.roi_names": json.dumps(roi_names),
+            "lcm.layout": LAYOUT,
+            "lcm.provenance": json.dumps(
+                {**environment(), **_library_versions(), **(provenance or {})}, default=str
+            ),
         }
     )
-    meta = {
-        "lcm.schema_version": SCHEMA_VERSION,
-        "lcm.atlas": atlas,
-        "lcm.n_rois": str(len(roi_names)),
-        "lcm.roi_names": json.dumps(roi_names),
-        "lcm.layout": "strict upper triangle (numpy.triu_indices(R, k=1)) of Pearson r, float32",
-        "lcm.provenance": json.dumps({**environment(), **(provenance or {})}, default=str),
-    }
-    table = table.replace_schema_metadata(meta)
+    rg = row_group_size or row_group_rows(n_rois)
+    blocks = [connectomes] if isinstance(connectomes, np.ndarray) else connectomes
     out = connectome_path(store, atlas, dataset)
+    written = 0
     with atomic_path(out) as tmp:
-        # Row groups of ~1,000 runs let loaders stream without reading a whole partition.
-        pq.write_table(table, tmp, row_group_size=1024, compression="zstd")
-    log.info("stored %d runs of %s (%d ROIs) in %s", len(runs), dataset, len(roi_names), out)
+        writer = pq.ParquetWriter(
+            tmp,
+            schema,
+            # Connectomes are noise-like floats: compression costs CPU and saves under 10 %.
+            compression={c: ("none" if c == "connectome" else "zstd") for c in schema.names},
+            use_dictionary=[*ID_COLUMNS],
+        )
+        try:
+            pending: list[pa.Array] = []
+            n_pending = 0
+            for block in blocks:
+                vec = _as_vectors(block, n_rois, dataset, runs, written + n_pending)
+                pending.append(
+                    pa.FixedSizeListArray.from_arrays(pa.array(vec.ravel()), vec.shape[1])
+                )
+                n_pending += len(vec)
+                if written + n_pending > len(runs):
+                    raise InputDataError(
+                        f"Dataset {dataset!r}: more connectomes than the {len(runs)} runs listed.",
+                        hint="Pass one row of `runs` per connectome, in the same order.",
+                    )
+                while n_pending >= rg:
+                    written, pending, n_pending = _flush(writer, schema, runs, pending, written, rg)
+            if written + n_pending != len(runs):
+                raise InputDataError(
+                    f"Dataset {dataset!r}: {written + n_pending} connectomes for {len(runs)} runs.",
+                    hint="Pass one connectome per row of `runs`, in the same order.",
+                )
+            if n_pending:
+                written, pending, n_pending = _flush(
+                    writer, schema, runs, pending, written, n_pending
+                )
+        finally:
+            writer.close()
+    log.info("stored %d runs of %s (%d ROIs) in %s", written, dataset, n_rois, out)
     return out
+
+
+def _run_table(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Identifier and QC columns of ``runs`` with defaults filled, duplicates refused."""
+    if "subject" not in runs:
+        raise InputDataError(
+            f"Dataset {dataset!r}: the runs table has no 'subject' column "
+            f"(has {list(runs.columns)[:12]}).",
+            hint="Give one row per run with at least a 'subject' column.",
+        )
+    table = pd.DataFrame(index=runs.index)
+    for key in ID_COLUMNS:
+        col = runs[key] if key in runs else pd.Series("", index=runs.index)
+        table[key] = col.astype(object).where(col.notna(), "").astype(str)
+    if "run_key" not in runs:
+        table["run_key"] = "sub-" + table["subject"] + "_run-" + table["run"]
+    for key in QC_COLUMNS:
+        table[key] = pd.to_numeric(runs[key], errors="coerce") if key in runs else np.nan
+    dup = table.duplicated(["subject", "session", "task", "run"])
+    if dup.any():
+        first = table.loc[dup, ["subject", "session", "task", "run"]].iloc[0].to_dict()
+        raise InputDataError(
+            f"Dataset {dataset!r}: {int(dup.sum())} duplicate run(s) in the runs table, e.g. "
+            f"{first}.",
+            hint="Each (subject, session, task, run) may appear once; check the QC table.",
+        )
+    return table.reset_index(drop=True)
+
+
+def _as_vectors(
+    block: np.ndarray, n_rois: int, dataset: str, runs: pd.DataFrame, start: int
+) -> np.ndarray:
+    """A block of connectomes as C-contiguous float32 upper triangles, validated."""
+    block = np.asarray(block)
+    e = n_edges(n_rois)
+    if block.ndim == 3 and block.shape[1:] == (n_rois, n_rois):
+        block = matrix_to_vec(block)
+    if block.ndim != 2 or block.shape[1] != e:
+        raise InputDataError(
+            f"Dataset {dataset!r}: connectome block of shape {block.shape} at run {start}; "
+            f"expected (n, {e}) upper triangles or (n, {n_rois}, {n_rois}) matrices "
+            f"for {n_rois} ROIs.",
+            hint="Pass roi_names of the atlas the connectomes were computed with.",
+        )
+    block = np.ascontiguousarray(block, dtype=np.float32)
+    finite = np.isfinite(block).all(axis=1)
+    if not finite.all():
+        bad = start + int(np.flatnonzero(~finite)[0])
+        key = runs["run_key"].iloc[bad] if bad < len(runs) else f"row {bad}"
+        raise InputDataError(
+            f"Dataset {dataset!r}: connectome of run {key} has non-finite values.",
+            hint="Exclude the run in the connectome stage (constant or empty ROI signals).",
+        )
+    return block
+
+
+def _flush(
+    writer: pq.ParquetWriter,
+    schema: pa.Schema,
+    runs: pd.DataFrame,
+    pending: list[pa.Array],
+    written: int,
+    rows: int,
+) -> tuple[int, list[pa.Array], int]:
+    """Write the first ``rows`` pending connectomes as one row group; return the new state."""
+    vectors = pa.chunked_array(pending)
+    head, rest = vectors.slice(0, rows), vectors.slice(rows)
+    ids = runs.iloc[written : written + rows]
+    columns = [pa.array(ids[k].to_numpy(), pa.string()) for k in ID_COLUMNS]
+    columns += [pa.array(ids[k].to_numpy(dtype=np.float64), pa.float64()) for k in QC_COLUMNS]
+    table = pa.Table.from_arrays([*columns, head], schema=schema)
+    writer.write_table(table, row_group_size=rows)
+    return written + rows, rest.chunks, len(rest)
+
+
+def _list_array(vectors: np.ndarray) -> pa.FixedSizeListArray:
+    """``(n, E)`` float32 -> a fixed-size list array sharing the numpy buffer."""
+    return pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1])
+
+
+def _library_versions() -> dict[str, str]:
+    return {"numpy_version": np.__version__, "pyarrow_version": pa.__version__}
 
 
 def write_variables(

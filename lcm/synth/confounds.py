@@ -64,20 +64,27 @@ def acompcor(
     return u * signs, s
 
 
-def dvars(bold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def dvars(bold: np.ndarray, block: int = 16384) -> tuple[np.ndarray, np.ndarray]:
     """DVARS and standardised DVARS of (n_volumes, n_voxels) data; first value NaN.
 
     ``std_dvars`` divides by the DVARS expected without artefact, estimated from each voxel's
-    robust standard deviation and lag-1 autocorrelation (Nichols' standardisation).
+    robust standard deviation and lag-1 autocorrelation (Nichols' standardisation). Voxels are
+    read in blocks of ``block`` (any dtype, integers included), so memory stays bounded.
     """
-    diff = np.diff(bold, axis=0)
-    raw = np.sqrt(np.mean(diff**2, axis=1))
-    q75, q25 = np.percentile(bold, [75, 25], axis=0)
-    sd = (q75 - q25) / 1.349
-    centred = bold - bold.mean(axis=0)
-    denom = np.maximum((centred**2).sum(axis=0), 1e-12)
-    ar1 = (centred[1:] * centred[:-1]).sum(axis=0) / denom
-    expected = np.sqrt(np.mean(sd**2 * 2 * (1 - ar1)))
+    n_vol, n_vox = bold.shape
+    sq_diff = np.zeros(n_vol - 1)
+    expected_sq = 0.0
+    for lo in range(0, n_vox, block):
+        x = bold[:, lo : lo + block].astype(np.float64)
+        sq_diff += (np.diff(x, axis=0) ** 2).sum(axis=1)
+        q75, q25 = np.percentile(x, [75, 25], axis=0)
+        sd = (q75 - q25) / 1.349
+        centred = x - x.mean(axis=0)
+        denom = np.maximum((centred**2).sum(axis=0), 1e-12)
+        ar1 = (centred[1:] * centred[:-1]).sum(axis=0) / denom
+        expected_sq += float((sd**2 * 2 * (1 - ar1)).sum())
+    raw = np.sqrt(sq_diff / n_vox)
+    expected = np.sqrt(expected_sq / n_vox)
     return np.concatenate([[np.nan], raw]), np.concatenate([[np.nan], raw / expected])
 
 

@@ -24,7 +24,7 @@ from lcm.synth.networks import NETWORKS
 from lcm.synth.streams import rng_for
 
 ENV_VARIABLES = ("age", "sex", "fluid_intelligence", "working_memory", "bmi", "education")
-DIAGNOSES = ("autism", "alzheimers")
+DIAGNOSES = ("autism", "alzheimers", "parkinsons", "schizophrenia")
 
 # Norm of each effect over the upper triangle, per unit of the variable's score. Two blocks hold
 # about 400 edges, so 0.9 is ~0.045 correlation per standard deviation on those edges.

@@ -15,7 +15,11 @@ from lcm.synth.plan import roster_of
 from lcm.synth.presets import ConsortiumSpec
 from lcm.synth.streams import rng_for
 
-DIAGNOSIS_LEVELS = {"autism": ("control", "autism"), "alzheimers": ("CN", "AD")}
+# Female fraction, mean BMI and motion factor of patients (relative to controls), per preset.
+FEMALE_FRACTION = {"hcp": 0.54, "ukb": 0.52, "abide": 0.2, "ppmi": 0.38, "adni": 0.47,
+                   "cobre": 0.22}  # fmt: skip
+BMI_MEAN = {"hcp": 26.5, "ukb": 27.4, "abide": 21.0, "ppmi": 27.0, "adni": 26.8, "cobre": 28.5}
+PATIENT_MOTION = {"autism": 1.2, "parkinsons": 1.3, "alzheimers": 1.2, "schizophrenia": 1.3}
 # Score used by the connectivity model: (value - centre) / scale, shared by every consortium so
 # that the same age or BMI has the same effect everywhere.
 SCORE_REFERENCE = {
@@ -30,7 +34,9 @@ def draw_latents(spec: ConsortiumSpec, seed: int) -> pd.DataFrame:
     """One row per subject (roster order) with every latent value of the consortium.
 
     Columns: ``subject, site, age, sex, fluid_intelligence_z, fluid_intelligence,
-    working_memory, bmi, education, diagnosis (0/1), <diagnosis name> (level), motion_scale``.
+    working_memory, bmi, education, diagnosis (0 control / 1 any patient class), dx_class
+    (index into the preset's classes), dx_dose (the class's dose of the diagnosis pattern),
+    <diagnosis name> (level), motion_scale``.
     Variables the preset lacks are still drawn (the connectivity model uses them) but are not
     written to the phenotype.
     """
@@ -38,22 +44,25 @@ def draw_latents(spec: ConsortiumSpec, seed: int) -> pd.DataFrame:
     rng = rng_for("latents", seed, spec.name)
     n = spec.n_subjects
     p = spec.preset
-    dx = np.zeros(n, dtype=int)
+    dx_class = np.zeros(n, dtype=int)
+    dose = np.zeros(n)
     if p.diagnosis:
-        dx = (rng.random(n) < p.prevalence).astype(int)
+        dx_class = rng.choice(len(p.classes), size=n, p=[c[1] for c in p.classes])
+        dose = np.array([c[2] for c in p.classes])[dx_class]
+    dx = (dx_class > 0).astype(int)
     age = _age(rng, p.name, n, dx)
-    female_p = {"hcp": 0.54, "ukb": 0.52, "abide": 0.2, "adni": 0.47}[p.name]
-    # Autism is diagnosed about four times as often in boys.
+    female_p = FEMALE_FRACTION[p.name]
+    # Autism, Parkinson's and schizophrenia are all diagnosed more often in men.
     female = rng.random(n) < np.where(dx == 1, female_p * 0.6, female_p)
     fi_z = rng.normal(0, 1, n) - 0.02 * np.maximum(age - 45, 0)
     wm = 100 + 15 * (0.45 * fi_z + np.sqrt(1 - 0.45**2) * rng.normal(0, 1, n))
-    bmi_mean = {"hcp": 26.5, "ukb": 27.4, "abide": 21.0, "adni": 26.8}[p.name]
-    bmi = np.clip(rng.lognormal(np.log(bmi_mean), 0.17, n), 14, 58)
+    bmi = np.clip(rng.lognormal(np.log(BMI_MEAN[p.name]), 0.17, n), 14, 58)
     edu_z = 0.4 * fi_z + np.sqrt(1 - 0.16) * rng.normal(0, 1, n)
-    low = 1 if p.name == "adni" else 2  # HCP/UKB codings have no "primary only" level
+    low = 1 if p.name in ("adni", "ppmi") else 2  # HCP/UKB codings have no "primary only" level
     education = np.clip(np.digitize(edu_z, [-1.6, -0.8, 0.2, 1.1]) + 1, low, 5)
     fi = _fluid_intelligence(p.name, fi_z)
-    motion = rng.lognormal(0.0, 0.35, n) * np.where(dx == 1, 1.2, 1.0)
+    factor = PATIENT_MOTION.get(p.diagnosis or "", 1.0)
+    motion = rng.lognormal(0.0, 0.35, n) * np.where(dx == 1, factor, 1.0)
     table = pd.DataFrame(
         {
             "subject": ros.subjects,
@@ -66,12 +75,13 @@ def draw_latents(spec: ConsortiumSpec, seed: int) -> pd.DataFrame:
             "bmi": np.round(bmi, 1),
             "education": education.astype(int),
             "diagnosis": dx,
+            "dx_class": dx_class,
+            "dx_dose": dose,
             "motion_scale": motion,
         }
     )
     if p.diagnosis:
-        levels = DIAGNOSIS_LEVELS[p.diagnosis]
-        table[p.diagnosis] = np.where(dx == 1, levels[1], levels[0])
+        table[p.diagnosis] = np.array([c[0] for c in p.classes])[dx_class]
     return table
 
 
@@ -81,7 +91,7 @@ def scores(row: pd.Series, diagnosis: str | None) -> dict[str, float]:
     out["sex"] = 1.0 if row["sex"] == "M" else -1.0
     out["fluid_intelligence"] = float(row["fluid_intelligence_z"])
     if diagnosis:
-        out[diagnosis] = float(row["diagnosis"])
+        out[diagnosis] = float(row["dx_dose"])
     return out
 
 
@@ -93,6 +103,10 @@ def _age(rng: np.random.Generator, preset: str, n: int, dx: np.ndarray) -> np.nd
     if preset == "abide":
         # Mostly children and adolescents with a long adult tail (median about 15 years).
         return np.round(np.clip(7 + rng.gamma(1.6, 5.5, n), 7, 64), 2)
+    if preset == "ppmi":
+        return np.round(np.clip(rng.normal(61 + 1.5 * dx, 9.5, n), 30, 85), 1)
+    if preset == "cobre":
+        return np.clip(np.round(rng.normal(37 + 1.0 * dx, 12.5, n)), 18, 65)
     # ADNI: patients slightly older than controls.
     return np.clip(rng.normal(73 + 1.5 * dx, 6.5, n), 55, 90)
 

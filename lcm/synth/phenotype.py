@@ -4,9 +4,11 @@ The latent values are in catalogue units (``config/variables.yaml``); here they 
 way the imitated consortium publishes them, so that applying the catalogue's transform
 (``map``, ``scale``, ``range_midpoint``) gives the latent value back: UKB sex ``0/1``, ABIDE
 ``DX_GROUP``/``SEX`` ``1/2``, ADNI age in months and ``Female``/``Male``, HCP ``Gender`` ``M/F``
-and years of schooling ``SSAGA_Educ`` 11-17, and a BIDS ``participants.tsv`` with an age range
-such as ``26-30`` at the voxel tier. Each variable (never the identifier, site or diagnosis) is
-missing for 5-15 % of subjects.
+and years of schooling ``SSAGA_Educ`` 11-17, PPMI ``COHORT`` codes 1-4 (PD, healthy control,
+SWEDD, prodromal), ``SEX`` ``0/1`` and ``EDUCYRS``, COBRE ``Subject Type`` ``Control/Patient``
+with ``Gender`` ``Male/Female`` and ``Current Age``, and a BIDS ``participants.tsv`` with an age
+range such as ``26-30`` (column ``age_range``) at the voxel tier. Each variable (never the
+identifier, site or diagnosis) is missing for 5-15 % of subjects, at random.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from lcm.synth.streams import rng_for
 # Inverse codings: catalogue education level -> candidate raw codes.
 _HCP_EDUCATION = {2: [11], 3: [12, 13], 4: [14, 15, 16], 5: [17]}
 _UKB_EDUCATION = {2: [3, 4], 3: [2], 4: [5, 6], 5: [1]}
+_PPMI_EDUCATION = {1: [6, 8], 2: [10, 11], 3: [12, 13], 4: [14, 15, 16], 5: [18, 20]}
+_PPMI_COHORT = {"PD": 1, "control": 2, "SWEDD": 3, "prodromal": 4}
 
 
 def phenotype_table(spec: ConsortiumSpec, latents: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -32,7 +36,8 @@ def phenotype_table(spec: ConsortiumSpec, latents: pd.DataFrame, seed: int) -> p
         table, keep = _bids_participants(spec, latents, rng)
     else:
         table, keep = {
-            "hcp": _hcp, "ukb": _ukb, "abide": _abide, "adni": _adni,
+            "hcp": _hcp, "ukb": _ukb, "abide": _abide, "ppmi": _ppmi, "adni": _adni,
+            "cobre": _cobre,
         }[spec.preset.name](latents, rng)  # fmt: skip
     df = pd.DataFrame(table)
     for column in df.columns:
@@ -48,8 +53,9 @@ def participants_sidecar(spec: ConsortiumSpec, columns: list[str]) -> dict[str, 
     """``participants.json`` describing the columns of the voxel tier's ``participants.tsv``."""
     descriptions: dict[str, Any] = {
         "participant_id": {"Description": "Participant label, 'sub-' followed by the label."},
-        "age": {"Description": "Age at scan, as a five-year range (HCP open-access style).",
-                "Units": "years"},
+        # No "Units": the validator would then require numbers, and "26-30" is a label.
+        "age_range": {"Description": "Age at scan in years, as a five-year range such as "
+                                     "26-30 (HCP open-access style)."},
         "sex": {"Description": "Sex", "Levels": {"F": "female", "M": "male"}},
         "site": {"Description": "Acquisition site."},
         "fluid_intelligence": {"Description": "Penn matrix reasoning, correct responses.",
@@ -60,6 +66,11 @@ def participants_sidecar(spec: ConsortiumSpec, columns: list[str]) -> dict[str, 
         "autism": {"Description": "Diagnosis", "Levels": {"control": "typical", "autism": "ASD"}},
         "alzheimers": {"Description": "Diagnosis", "Levels": {"CN": "cognitively normal",
                                                               "AD": "Alzheimer's disease"}},
+        "parkinsons": {"Description": "Enrolment cohort", "Levels": {
+            "control": "healthy control", "PD": "Parkinson's disease",
+            "prodromal": "prodromal", "SWEDD": "scan without evidence of dopaminergic deficit"}},
+        "schizophrenia": {"Description": "Diagnosis", "Levels": {
+            "control": "healthy control", "schizophrenia": "schizophrenia"}},
     }  # fmt: skip
     return {c: descriptions[c] for c in columns if c in descriptions}
 
@@ -106,6 +117,26 @@ def _abide(lat: pd.DataFrame, rng: np.random.Generator) -> tuple[dict, set]:
     }, {"SUB_ID", "SITE_ID", "DX_GROUP"}
 
 
+def _ppmi(lat: pd.DataFrame, rng: np.random.Generator) -> tuple[dict, set]:
+    return {
+        "PATNO": lat["subject"],
+        "SITE": lat["site"],
+        "COHORT": _int(lat["parkinsons"].map(_PPMI_COHORT)),
+        "AGE_AT_VISIT": lat["age"],
+        "SEX": _int((lat["sex"] == "M").astype(int)),
+        "EDUCYRS": _pick(rng, _PPMI_EDUCATION, lat["education"]),
+    }, {"PATNO", "SITE", "COHORT"}
+
+
+def _cobre(lat: pd.DataFrame, rng: np.random.Generator) -> tuple[dict, set]:
+    return {
+        "Subject ID": lat["subject"],
+        "Current Age": _int(lat["age"]),
+        "Gender": np.where(lat["sex"] == "F", "Female", "Male"),
+        "Subject Type": np.where(lat["schizophrenia"] == "schizophrenia", "Patient", "Control"),
+    }, {"Subject ID", "Subject Type"}
+
+
 def _adni(lat: pd.DataFrame, rng: np.random.Generator) -> tuple[dict, set]:
     return {
         "PTID": lat["subject"],
@@ -128,7 +159,7 @@ def _bids_participants(
 ) -> tuple[dict, set]:
     table: dict[str, Any] = {
         "participant_id": ["sub-" + s for s in lat["subject"]],
-        "age": age_range(lat["age"]),
+        "age_range": age_range(lat["age"]),
         "sex": lat["sex"],
     }
     if spec.n_sites > 1:

@@ -24,7 +24,14 @@ RUN = "1"
 DEFAULT_SPACE = "MNI152NLin2009cAsym"
 
 # Subject label ranges imitating each consortium's identifiers.
-_ID_RANGES = {"hcp": (100000, 999999), "ukb": (1000000, 6099999), "abide": (50000, 99999)}
+_ID_RANGES = {
+    "hcp": (100000, 999999),
+    "ukb": (1000000, 6099999),
+    "abide": (50000, 99999),
+    "ppmi": (3000, 75000),  # PATNO
+    "cobre": (300, 99999),  # written as A00000300
+}
+_ID_FORMAT = {"cobre": "A{:08d}"}
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,8 @@ def roster_of(spec: ConsortiumSpec) -> Roster:
                 hint="Lower n_subjects or use another preset.",
             )
         ids = low + rng.choice(high - low, size=n, replace=False)
-        subjects = [str(i) for i in ids]
+        fmt = _ID_FORMAT.get(spec.preset.name, "{}")
+        subjects = [fmt.format(int(i)) for i in ids]
         site_labels = list(spec.preset.site_names[: spec.n_sites])
     return Roster(subjects=subjects, sites=[site_labels[s] for s in site_idx])
 
@@ -159,6 +167,8 @@ def cohort_outputs(
             raw / "participants.tsv",
             raw / "participants.json",
             raw / f"task-{TASK}_bold.json",
+            raw / "README",
+            raw / "CHANGES",
             root / "derivatives" / "fmriprep" / "dataset_description.json",
         ]
     return sorted(str(p) for p in paths)

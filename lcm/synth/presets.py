@@ -21,7 +21,7 @@ class Preset:
     Attributes
     ----------
     name : str
-        ``hcp``, ``ukb``, ``abide`` or ``adni``.
+        ``hcp``, ``ukb``, ``abide``, ``ppmi``, ``adni`` or ``cobre``.
     tr : float
         Repetition time in seconds.
     n_volumes : int
@@ -31,9 +31,12 @@ class Preset:
     variables : tuple of str
         Catalogue variables the consortium's phenotype carries.
     diagnosis : str or None
-        Catalogue name of the binary diagnosis (``autism``, ``alzheimers``) or ``None``.
-    prevalence : float
-        Fraction of patients when ``diagnosis`` is set.
+        Catalogue name of the diagnosis (``autism``, ``parkinsons``, ``alzheimers``,
+        ``schizophrenia``) or ``None``.
+    classes : tuple of (str, float, float)
+        Diagnostic classes as ``(catalogue level, probability, dose)``; the first is the
+        control class (dose 0). The dose scales the diagnosis pattern: 1 for the full disease,
+        in between for prodromal or atypical groups.
     site_names : tuple of str
         Candidate site labels (alphanumeric); one site when a single name is given.
     subjects_per_site : int
@@ -48,7 +51,7 @@ class Preset:
     age_range: tuple[float, float]
     variables: tuple[str, ...]
     diagnosis: str | None = None
-    prevalence: float = 0.0
+    classes: tuple[tuple[str, float, float], ...] = ()
     site_names: tuple[str, ...] = ()
     subjects_per_site: int = 10**9
     fd_median: float = 0.15
@@ -67,17 +70,37 @@ PRESETS: dict[str, Preset] = {
     ),
     "abide": Preset(
         name="abide", tr=2.0, n_volumes=200, age_range=(7, 64),
-        variables=("age", "sex", "autism"), diagnosis="autism", prevalence=0.45,
+        variables=("age", "sex", "autism"), diagnosis="autism",
+        classes=(("control", 0.55, 0.0), ("autism", 0.45, 1.0)),
         site_names=(
             "NYU", "UCLA", "USM", "UM", "PITT", "KKI", "LEUVEN", "YALE", "SDSU", "STANFORD",
             "TRINITY", "OLIN", "OHSU", "CALTECH", "MAXMUN", "SBL", "CMU",
         ),
         subjects_per_site=25, fd_median=0.18,
     ),
+    # PPMI: Siemens rs-fMRI (TR 2.4 s, 210 volumes) at many sites; four enrolment cohorts.
+    # SWEDD ("scans without evidence of dopaminergic deficit") get a weak dose of the PD pattern,
+    # prodromal subjects half of it.
+    "ppmi": Preset(
+        name="ppmi", tr=2.4, n_volumes=210, age_range=(30, 85),
+        variables=("age", "sex", "education", "parkinsons"), diagnosis="parkinsons",
+        classes=(("control", 0.25, 0.0), ("PD", 0.45, 1.0), ("prodromal", 0.2, 0.5),
+                 ("SWEDD", 0.1, 0.25)),
+        site_names=("290", "32", "51", "52", "55", "59", "88", "101", "105", "106", "107",
+                    "113", "117", "120", "121", "122", "123", "124", "125", "126"),
+        subjects_per_site=15, fd_median=0.16,
+    ),
     "adni": Preset(
         name="adni", tr=3.0, n_volumes=140, age_range=(55, 90),
         variables=("age", "sex", "alzheimers", "education"), diagnosis="alzheimers",
-        prevalence=0.45, subjects_per_site=20, fd_median=0.17,
+        classes=(("CN", 0.55, 0.0), ("AD", 0.45, 1.0)), subjects_per_site=20, fd_median=0.17,
+    ),
+    # COBRE (Mind Research Network): one site, TR 2 s, 150 volumes, schizophrenia vs controls.
+    "cobre": Preset(
+        name="cobre", tr=2.0, n_volumes=150, age_range=(18, 65),
+        variables=("age", "sex", "schizophrenia"), diagnosis="schizophrenia",
+        classes=(("control", 0.5, 0.0), ("schizophrenia", 0.5, 1.0)),
+        site_names=("MRN",), fd_median=0.17,
     ),
 }  # fmt: skip
 

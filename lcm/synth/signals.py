@@ -1,11 +1,14 @@
 """Time courses: BOLD-like temporal smoothness and head motion.
 
 Temporal model. Each region's signal is ``sqrt(w) * slow + sqrt(1 - w) * fast``, both with unit
-variance: ``slow`` is an AR(1) process with time constant ``TAU_S`` seconds (the haemodynamic
-low-pass), ``fast`` white noise. The lag-1 autocorrelation is ``w * exp(-TR / TAU_S)``: about 0.59
-at TR 0.72 s, 0.38 at TR 2 s and 0.27 at TR 3 s, matching real resting-state ROI signals (0.53-0.64
-for HCP at 0.72 s, mean 0.28 at 2 s). Both parts are mixed by the Cholesky factor of the subject's
-correlation matrix, so the expected correlation of any two regions is the intended one.
+variance: ``slow`` is white "neural" noise convolved with the canonical double-gamma haemodynamic
+response (SPM's: peak ~5 s, undershoot ~15 s), sampled at the run's TR; ``fast`` is white noise
+(thermal and physiological). The lag-1 autocorrelation is ``w * r_h(TR)`` with ``r_h`` the
+HRF kernel's own autocorrelation: about 0.78 at TR 0.72 s, 0.64 at TR 2 s, 0.58 at TR 2.4 s and
+0.52 at TR 3 s (ranges and references in ``docs/synth.md``). Unlike an AR(1) process, the HRF is
+smooth, so short-TR and long-TR autocorrelations are both realistic with one set of parameters.
+Both parts are mixed by the Cholesky factor of the subject's correlation matrix, so the expected
+correlation of any two regions is the intended one.
 
 Motion. Six rigid-body parameters (translations in mm, rotations in radians) follow a
 mean-reverting random walk with Student-t (df 3) steps and rare large jumps; the whole trace is
@@ -16,26 +19,38 @@ subject's target, giving the heavy right tail of real FD distributions.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import lfilter
+from scipy.stats import gamma
 
-TAU_S = 3.0
-SLOW_WEIGHT = 0.75
+HRF_LENGTH_S = 32.0
+SLOW_WEIGHT = 0.8
 HEAD_RADIUS_MM = 50.0
-BURN_IN = 50
+
+
+def hrf_kernel(tr: float) -> np.ndarray:
+    """Canonical double-gamma HRF (SPM: gamma(6) - gamma(16) / 6) sampled at ``tr``, unit norm."""
+    t = np.arange(0.0, HRF_LENGTH_S, tr)
+    h = gamma.pdf(t, 6.0) - gamma.pdf(t, 16.0) / 6.0
+    return h / np.linalg.norm(h)
 
 
 def smooth_noise(rng: np.random.Generator, n_volumes: int, n_series: int, tr: float) -> np.ndarray:
     """Unit-variance noise with the BOLD temporal model, shape (n_volumes, n_series)."""
-    phi = float(np.exp(-tr / TAU_S))
-    white = rng.standard_normal((n_volumes + BURN_IN, n_series))
-    slow = lfilter([np.sqrt(1 - phi**2)], [1.0, -phi], white, axis=0)[BURN_IN:]
+    h = hrf_kernel(tr)
+    burn = len(h) - 1  # the first output sample already has a full HRF history
+    white = rng.standard_normal((n_volumes + burn, n_series))
+    # FIR filter as one product over sliding windows (lfilter loops over the columns).
+    windows = sliding_window_view(white, len(h), axis=0)  # (n_volumes, n_series, len(h))
+    slow = windows @ h[::-1]
     fast = rng.standard_normal((n_volumes, n_series))
     return np.sqrt(SLOW_WEIGHT) * slow + np.sqrt(1 - SLOW_WEIGHT) * fast
 
 
 def lag1_autocorrelation(tr: float) -> float:
     """Expected lag-1 autocorrelation of :func:`smooth_noise` at ``tr``."""
-    return SLOW_WEIGHT * float(np.exp(-tr / TAU_S))
+    h = hrf_kernel(tr)
+    return SLOW_WEIGHT * float(np.dot(h[:-1], h[1:]))
 
 
 def correlated_signals(

@@ -65,13 +65,24 @@ def prepare(spec: ConsortiumSpec, seed: int, atlas: Atlas, shared_structure: flo
     return Context(spec, seed, atlas, model, method, latents, sites)
 
 
-def simulate_subject(ctx: Context, index: int) -> SubjectDraw:
-    """Draw subject ``index`` (roster order) from its own random stream."""
+def subject_stream(ctx: Context, index: int) -> tuple[np.ndarray, np.random.Generator]:
+    """Intended correlation of subject ``index`` and its stream, positioned for the signals.
+
+    The correlation is the first thing drawn from the subject's stream, so it can be rebuilt
+    alone (the oracle of :mod:`lcm.synth.oracle` does) without drawing any time series.
+    """
     row = ctx.latents.iloc[index]
     rng = rng_for("subject", ctx.seed, ctx.spec.name, index)
     corr = subject_correlation(
         ctx.model, rng, scores(row, ctx.spec.preset.diagnosis), ctx.sites[row["site"]]
     )
+    return corr, rng
+
+
+def simulate_subject(ctx: Context, index: int) -> SubjectDraw:
+    """Draw subject ``index`` (roster order) from its own random stream."""
+    row = ctx.latents.iloc[index]
+    corr, rng = subject_stream(ctx, index)
     signals = correlated_signals(rng, corr, ctx.spec.n_volumes, ctx.spec.tr)
     fd_target = ctx.spec.preset.fd_median * float(row["motion_scale"])
     motion, fd = simulate_motion(rng, ctx.spec.n_volumes, fd_target)

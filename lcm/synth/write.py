@@ -8,21 +8,26 @@ from __future__ import annotations
 
 import io
 import logging
+import multiprocessing
+import shutil
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 import lcm
 from lcm.atlas import Atlas
-from lcm.io.atomic import write_json, write_text, write_tsv
+from lcm.io.atomic import atomic_path, write_json, write_text, write_tsv
 from lcm.io.provenance import write_dataset_description
 from lcm.synth.confounds import N_ACOMPCOR, confounds_sidecar
 from lcm.synth.networks import NETWORKS
-from lcm.synth.nifti import write_nifti
+from lcm.synth.nifti import write_bold_stream, write_nifti
+from lcm.synth.oracle import oracle_metrics
 from lcm.synth.phenotype import participants_sidecar, phenotype_table
 from lcm.synth.plan import (
     DEFAULT_SPACE,
@@ -35,7 +40,7 @@ from lcm.synth.plan import (
     timeseries_path,
 )
 from lcm.synth.presets import resolve
-from lcm.synth.signals import TAU_S, lag1_autocorrelation
+from lcm.synth.signals import HRF_LENGTH_S, SLOW_WEIGHT, lag1_autocorrelation
 from lcm.synth.subject import Context, prepare, roi_timeseries, simulate_subject
 from lcm.synth.voxel import simulate_voxels
 
@@ -45,6 +50,12 @@ FMRIPREP_VERSION = "25.2.7"
 DECIMALS = 5  # ROI time series precision: far below the signal's noise, keeps files small
 
 
+# The generator multiplies small matrices (regions x regions): BLAS threads only add spinning
+# overhead, up to 20x slower on a loaded machine, so every job runs BLAS single-threaded.
+_SINGLE_BLAS = {"limits": 1, "user_api": "blas"}
+
+
+@threadpool_limits.wrap(**_SINGLE_BLAS)
 def write_cohort(
     name: str,
     consortium: dict[str, Any],
@@ -53,6 +64,7 @@ def write_cohort(
     seed: int,
     shared_structure: float,
     atlas: Atlas,
+    workers: int = 1,
 ) -> list[Path]:
     """Write the cohort-level files of consortium ``name`` (see :func:`cohort_outputs`).
 
@@ -70,6 +82,8 @@ def write_cohort(
         ``synth.shared_structure``.
     atlas : Atlas
         The workflow's atlas.
+    workers : int, optional
+        Processes writing the ROI tier's runs (same bytes whatever the number).
 
     Returns
     -------
@@ -84,13 +98,14 @@ def write_cohort(
     if spec.tier == "roi":
         write_tsv(root / "phenotype.tsv", pheno)
         written.append(root / "phenotype.tsv")
-        written += _write_roi_runs(ctx, root / "timeseries")
+        written += _write_roi_runs(ctx, root / "timeseries", workers)
     else:
         written += _write_bids_skeleton(ctx, root, pheno)
     log.info("synth %s: wrote %d files under %s", name, len(written), root)
     return written
 
 
+@threadpool_limits.wrap(**_SINGLE_BLAS)
 def write_subject(
     name: str,
     consortium: dict[str, Any],
@@ -120,9 +135,11 @@ def write_subject(
     files = subject_files(spec, out_dir, label, output_space)
     tr = spec.tr
     write_nifti(files["t1w"], run.t1w, run.affine, dtype=np.int16)
-    write_nifti(files["raw_bold"], run.bold, run.affine, dtype=np.int16, tr=tr)
-    # The stand-in "preprocessing" is the identity: the run was simulated on the template grid.
-    write_nifti(files["preproc_bold"], run.bold, run.affine, dtype=np.int16, tr=tr)
+    write_bold_stream(files["preproc_bold"], run.bold_vox, run.brain, run.affine, tr)
+    # The stand-in "preprocessing" is the identity: the run was simulated on the template grid,
+    # so the raw run is the same file (copied rather than compressed twice).
+    with atomic_path(files["raw_bold"]) as tmp:
+        shutil.copyfile(files["preproc_bold"], tmp)
     write_nifti(files["mask"], (run.labels > 0).astype(np.uint8), run.affine, dtype=np.uint8)
     raw_rel = files["raw_bold"].relative_to(consortium_root(out_dir, name) / "rawdata")
     write_json(
@@ -151,8 +168,8 @@ def subject_truth(
     return simulate_subject(ctx, index).corr
 
 
-def _write_roi_runs(ctx: Context, ts_root: Path) -> list[Path]:
-    spec, atlas = ctx.spec, ctx.atlas
+def _write_roi_runs(ctx: Context, ts_root: Path, workers: int = 1) -> list[Path]:
+    spec = ctx.spec
     written = [
         write_dataset_description(
             ts_root,
@@ -160,26 +177,55 @@ def _write_roi_runs(ctx: Context, ts_root: Path) -> list[Path]:
             extra={"SynthPreset": spec.preset.name, "Seed": ctx.seed},
         )
     ]
-    roi_names = atlas.labels["name"].tolist()
     runs = runs_of(spec)
-    bar = tqdm(runs, desc=f"synth {spec.name}", unit="run", disable=not sys.stderr.isatty())
-    for index, run in enumerate(bar):
-        ts, draw = roi_timeseries(ctx, index)
-        path = timeseries_path(ts_root, run, atlas.name)
-        write_matrix_tsv(path, ts, roi_names)
-        sidecar = path.with_suffix(".json")
-        write_json(
-            sidecar,
-            {
-                "RepetitionTime": spec.tr,
-                "MeanFramewiseDisplacement": round(float(draw.fd[1:].mean()), 6),
-                "Atlas": atlas.name,
-                "Sources": [],
-                "GeneratedBy": {"Name": "lcm synth", "Version": lcm.__version__},
-            },
-        )
-        written += [path, sidecar]
+    if workers <= 1 or len(runs) < 2 * workers:
+        bar = tqdm(range(len(runs)), desc=f"synth {spec.name}", unit="run",
+                   disable=not sys.stderr.isatty())  # fmt: skip
+        for index in bar:
+            written += _write_roi_run(ctx, ts_root, runs[index], index)
+        return written
+    # Every run has its own random stream, so splitting them over processes changes no byte.
+    # Forked workers inherit the context (population model, latents) instead of rebuilding it.
+    global _FORK_CTX
+    _FORK_CTX = (ctx, ts_root, runs)
+    chunks = [list(range(w, len(runs), workers)) for w in range(workers)]
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    try:
+        for paths in pool.map(_write_roi_chunk, chunks):
+            written += paths
+    finally:
+        pool.shutdown()
+        _FORK_CTX = None
     return written
+
+
+_FORK_CTX: tuple[Context, Path, list[dict[str, Any]]] | None = None
+
+
+@threadpool_limits.wrap(**_SINGLE_BLAS)
+def _write_roi_chunk(indices: list[int]) -> list[Path]:
+    assert _FORK_CTX is not None  # set by the parent before forking
+    ctx, ts_root, runs = _FORK_CTX
+    return [p for i in indices for p in _write_roi_run(ctx, ts_root, runs[i], i)]
+
+
+def _write_roi_run(ctx: Context, ts_root: Path, run: dict[str, Any], index: int) -> list[Path]:
+    spec, atlas = ctx.spec, ctx.atlas
+    ts, draw = roi_timeseries(ctx, index)
+    path = timeseries_path(ts_root, run, atlas.name)
+    write_matrix_tsv(path, ts, atlas.labels["name"].tolist())
+    sidecar = path.with_suffix(".json")
+    write_json(
+        sidecar,
+        {
+            "RepetitionTime": spec.tr,
+            "MeanFramewiseDisplacement": round(float(draw.fd[1:].mean()), 6),
+            "Atlas": atlas.name,
+            "Sources": [],
+            "GeneratedBy": {"Name": "lcm synth", "Version": lcm.__version__},
+        },
+    )
+    return [path, sidecar]
 
 
 def write_matrix_tsv(path: Path, values: np.ndarray, columns: list[str]) -> None:
@@ -203,6 +249,7 @@ def _write_bids_skeleton(ctx: Context, root: Path, pheno: pd.DataFrame) -> list[
             "BIDSVersion": "1.10.0",
             "DatasetType": "raw",
             "License": "CC0",
+            "Authors": ["LCM synthetic data generator", "LCM contributors"],
             "GeneratedBy": [{"Name": "lcm synth", "Version": lcm.__version__,
                              "CodeURL": lcm.CODE_URL}],
         },
@@ -227,7 +274,25 @@ def _write_bids_skeleton(ctx: Context, root: Path, pheno: pd.DataFrame) -> list[
     for path, content in files.items():
         write_json(path, content)
     write_tsv(raw / "participants.tsv", pheno)
-    return [*files, raw / "participants.tsv"]
+    # A fixed date keeps the files identical from run to run (no timestamps).
+    changes = f"1.0.0 2000-01-01\n  - Generated by lcm synth {lcm.__version__} (seed {ctx.seed}).\n"
+    texts = {raw / "README": _readme(ctx), raw / "CHANGES": changes}
+    for path, text in texts.items():
+        write_text(path, text)
+    return [*files, raw / "participants.tsv", *texts]
+
+
+def _readme(ctx: Context) -> str:
+    spec = ctx.spec
+    return (
+        f"# {spec.name}: a synthetic BIDS dataset\n\n"
+        f"Simulated by `lcm synth` (LCM {lcm.__version__}) from seed {ctx.seed}, imitating the "
+        f"{spec.preset.name.upper()} consortium: {spec.n_subjects} subjects, one resting-state "
+        f"run each ({spec.n_volumes} volumes, TR {spec.tr} s) and a T1-weighted image, on the "
+        f"MNI152NLin2009cAsym {spec.resolution_mm:g} mm grid. No real person was scanned.\n\n"
+        "The generative model and the ground truth (`../ground_truth.json`) are described in "
+        "docs/synth.md of the LCM repository.\n"
+    )
 
 
 def _write_ground_truth(ctx: Context, path: Path) -> Path:
@@ -257,15 +322,24 @@ def _write_ground_truth(ctx: Context, path: Path) -> Path:
             "n_subjects": spec.n_subjects,
             "resolution_mm": spec.resolution_mm if spec.tier == "voxel" else None,
             "temporal_model": {
-                "slow_time_constant_s": TAU_S,
+                "hrf": "SPM canonical double gamma",
+                "hrf_length_s": HRF_LENGTH_S,
+                "haemodynamic_weight": SLOW_WEIGHT,
                 "expected_lag1_autocorrelation": round(lag1_autocorrelation(spec.tr), 6),
             },
             "motion": {"fd_median_mm": spec.preset.fd_median, "fd_outlier_mm": 0.5},
             "score_definitions": "age (y-50)/20, bmi (x-27)/5, working_memory (x-100)/15, "
-            "education level-3.5, sex M=+1 F=-1, fluid_intelligence latent z, diagnosis 0/1",
+            "education level-3.5, sex M=+1 F=-1, fluid_intelligence latent z, diagnosis: the "
+            "dose of the subject's class (diagnosis_classes)",
         },
         "sites": {str(k): int(v) for k, v in lat["site"].value_counts().sort_index().items()},
         "n_patients": int(lat["diagnosis"].sum()),
-    }
+        "diagnosis_classes": [
+            {"level": level, "probability": prob, "dose": dose,
+             "n_subjects": int((lat["dx_class"] == k).sum())}
+            for k, (level, prob, dose) in enumerate(spec.preset.classes)
+        ],
+        "oracle": oracle_metrics(ctx),
+    }  # fmt: skip
     write_json(path, truth)
     return path

@@ -37,6 +37,7 @@ from lcm.model.targets import (
     fill_missing,
     targets_from_outputs,
 )
+from lcm.train.confident import choose_threshold, confident_labels, inner_split
 from lcm.train.loop import autocast, history_frame, pick_device, seed_everything, train_epochs
 from lcm.train.pretrain import check_connectomes, predict_outputs
 from lcm.train.settings import resolve_settings
@@ -106,7 +107,11 @@ class LCMClassifier:
     # -- fitting --------------------------------------------------------------------------
 
     def fit(
-        self, fc: np.ndarray, y: np.ndarray, variables: pd.DataFrame | None = None
+        self,
+        fc: np.ndarray,
+        y: np.ndarray,
+        variables: pd.DataFrame | None = None,
+        groups: np.ndarray | None = None,
     ) -> LCMClassifier:
         """Finetune on ``fc`` with labels ``y`` (-1 = unlabeled) and the subjects' own variables.
 
@@ -117,6 +122,9 @@ class LCMClassifier:
             1 for ``levels[1]``, 0 for ``levels[0]``, -1 for unlabeled (BEI loss only).
         variables : pandas.DataFrame, optional
             ``n`` rows of catalogue variables (BEI targets where present).
+        groups : numpy.ndarray, optional
+            Subject of each row, so that the inner validation split of the diagnosis
+            pseudo-labels keeps a subject's runs together (default: one subject per row).
 
         Returns
         -------
@@ -133,62 +141,74 @@ class LCMClassifier:
                 f"Label {self.label!r} is already a query group of checkpoint {self.checkpoint}.",
                 hint="Finetune from the pretrained checkpoint, not from a finetuned one.",
             )
-        generator = seed_everything(self.seed)
-        model = LCM(base.config) if self.init == "scratch" else copy.deepcopy(base)
-        if bei_layout.n_queries:
-            model.add_queries(2, generator=generator)
         layout = bei_layout.append(self.label, "binary", tuple(self.levels))
-
         stats = meta.get("standardisation", {}) if meta else {}
         frame = variables if variables is not None else pd.DataFrame(index=range(len(y)))
         bei = encode_targets(frame.reset_index(drop=True), bei_layout, stats)
         self.pseudo_targets_ = None
         if settings["pseudo_labels"] and self.init == "pretrained" and bei_layout.groups:
-            # The frozen pretrained model labels the fit() subjects only: never test data.
+            # (a) The frozen pretrained model labels the fit() subjects only: never test data.
             self.pseudo_targets_ = targets_from_outputs(
                 predict_outputs(base.to(dev), fc, dev), bei_layout
             )
             bei = fill_missing(bei, self.pseudo_targets_)
-        onehot = np.zeros((len(y), 2), dtype=np.float32)
-        onehot[y >= 0, y[y >= 0]] = 1.0
-        targets = {
-            **bei,
-            self.label: Target(torch.from_numpy(onehot), torch.from_numpy(y >= 0)),
-        }
         self._log_counts(y, bei)
+        train = _Finetuning(base, self.init, bei, layout, self.label, settings, self.seed, dev)
 
-        model = model.to(dev)
-        x_all = torch.as_tensor(fc, dtype=torch.float32, device=dev)
-        weight = float(settings["pseudo_weight"])
-
-        def step(index: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-            batch = {name: t.take(index) for name, t in targets.items()}
-            with autocast(dev):
-                losses = variable_losses(model(x_all[index.to(dev)]), batch, layout)
-            dx = losses.pop(self.label, None)
-            parts = {f"loss_{k}": v for k, v in losses.items()}
-            terms = []
-            if dx is not None:
-                terms.append(dx)
-                parts[f"loss_{self.label}"] = dx
-            if losses and weight > 0:
-                bei_loss = torch.stack(list(losses.values())).mean()
-                terms.append(weight * bei_loss)
-                parts["loss_bei"] = bei_loss
-            total = torch.stack(terms).sum() if terms else torch.zeros((), device=dev)
-            return total, parts
-
-        self.history_ = train_epochs(
-            [model], len(y), settings["epochs"], settings["batch_size"], settings["lr"],
-            WEIGHT_DECAY, generator, step, f"finetune {self.label}",
-        )  # fmt: skip
-        self.model_ = model.eval()
+        # (b) Confident diagnosis pseudo-labels for unlabeled subjects, threshold chosen on an
+        # inner validation split of the labelled fit() subjects.
+        self.diagnosis_pseudo_ = None
+        y_final = y
+        if settings["diagnosis_pseudo_labels"] and self.init == "pretrained" and (y < 0).any():
+            y_final = self._confident_pseudo_labels(fc, y, groups, train, settings)
+        self.model_, self.history_ = train(fc, y_final)
         self.layout_ = layout
         self.meta_ = meta
         self.settings_ = settings
         self.fingerprint_ = data_fingerprint(pd.DataFrame({"y": y}), fc)
         self.classes_ = np.array([0, 1])
         return self
+
+    def _confident_pseudo_labels(
+        self,
+        fc: np.ndarray,
+        y: np.ndarray,
+        groups: np.ndarray | None,
+        train: _Finetuning,
+        settings: dict[str, Any],
+    ) -> np.ndarray:
+        """``y`` with confident predictions filled in for unlabeled rows (part b)."""
+        groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+        split = inner_split(y, groups, settings["inner_validation_fraction"], self.seed)
+        if split is None:
+            log.info("no diagnosis pseudo-labels: too few labelled subjects for an inner split")
+            return y
+        _, val_rows = split
+        hidden = y.copy()
+        hidden[val_rows] = -1  # the first model never sees the inner validation labels
+        first, _ = train(fc, hidden)
+        dev = next(first.parameters()).device
+        logits = predict_outputs(first, fc, dev)[:, train.layout[self.label].slice]
+        proba = torch.softmax(logits.double(), dim=-1).numpy()
+        threshold = choose_threshold(
+            proba[val_rows], y[val_rows], settings["pseudo_label_accuracy"]
+        )
+        unlabeled = np.flatnonzero(y < 0)
+        labels = confident_labels(proba[unlabeled], threshold)
+        filled = y.copy()
+        filled[unlabeled] = labels
+        self.diagnosis_pseudo_ = {
+            "threshold": threshold,
+            "inner_validation_rows": val_rows.tolist(),
+            "n_pseudo_labelled": int((labels >= 0).sum()),
+            "n_unlabeled": len(unlabeled),
+        }
+        log.info(
+            "diagnosis pseudo-labels: threshold %s chosen on %d inner validation rows; %d of %d "
+            "unlabeled rows labelled", threshold, len(val_rows), int((labels >= 0).sum()),
+            len(unlabeled),
+        )  # fmt: skip
+        return filled
 
     def _check_fit_inputs(
         self, fc: np.ndarray, y: np.ndarray, variables: pd.DataFrame | None
@@ -287,3 +307,64 @@ class LCMClassifier:
         out = save_checkpoint(out_dir, self.model_.to("cpu"), self.layout_, meta)
         write_tsv(out / "history.tsv", history_frame(self.history_))
         return out
+
+
+class _Finetuning:
+    """One finetuning run from the base model: ``train(fc, y) -> (model, history)``.
+
+    Holds what the runs of one ``fit`` share (the base weights, the BEI targets with their
+    pseudo-labels, the layout, settings and seed), so that the inner model of the diagnosis
+    pseudo-labels and the final model are trained the same way.
+    """
+
+    def __init__(
+        self,
+        base: LCM,
+        init: str,
+        bei: Targets,
+        layout: QueryLayout,
+        label: str,
+        settings: dict[str, Any],
+        seed: int,
+        device: torch.device,
+    ) -> None:
+        self.base, self.init, self.bei, self.layout = base, init, bei, layout
+        self.label, self.settings, self.seed, self.device = label, settings, seed, device
+
+    def __call__(self, fc: np.ndarray, y: np.ndarray) -> tuple[LCM, list[dict[str, float]]]:
+        dev, label = self.device, self.label
+        generator = seed_everything(self.seed)
+        model = LCM(self.base.config) if self.init == "scratch" else copy.deepcopy(self.base)
+        if self.layout.n_queries > model.config.n_queries:  # append the diagnosis pair
+            model.add_queries(2, generator=generator)
+        onehot = np.zeros((len(y), 2), dtype=np.float32)
+        onehot[y >= 0, y[y >= 0]] = 1.0
+        targets = {**self.bei, label: Target(torch.from_numpy(onehot), torch.from_numpy(y >= 0))}
+        model = model.to(dev)
+        x_all = torch.as_tensor(fc, dtype=torch.float32, device=dev)
+        weight = float(self.settings["pseudo_weight"])
+        layout = self.layout
+
+        def step(index: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            batch = {name: t.take(index) for name, t in targets.items()}
+            with autocast(dev):
+                losses = variable_losses(model(x_all[index.to(dev)]), batch, layout)
+            dx = losses.pop(label, None)
+            parts = {f"loss_{k}": v for k, v in losses.items()}
+            terms = []
+            if dx is not None:
+                terms.append(dx)
+                parts[f"loss_{label}"] = dx
+            if losses and weight > 0:
+                bei_loss = torch.stack(list(losses.values())).mean()
+                terms.append(weight * bei_loss)
+                parts["loss_bei"] = bei_loss
+            total = torch.stack(terms).sum() if terms else torch.zeros((), device=dev)
+            return total, parts
+
+        s = self.settings
+        history = train_epochs(
+            [model], len(y), s["epochs"], s["batch_size"], s["lr"], WEIGHT_DECAY, generator,
+            step, f"finetune {label}",
+        )  # fmt: skip
+        return model.eval(), history

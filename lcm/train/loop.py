@@ -12,14 +12,17 @@ import math
 import os
 import random
 import sys
-from collections import defaultdict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 from tqdm import tqdm
+
+from lcm.train.state import LoopPosition, load_state, save_state
 
 log = logging.getLogger(__name__)
 
@@ -96,16 +99,49 @@ def warmup_cosine(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def batches(n: int, batch_size: int, generator: torch.Generator | None) -> Iterator[torch.Tensor]:
-    """Index batches over ``n`` samples, shuffled when a generator is given."""
+def batches(
+    n: int, batch_size: int, generator: torch.Generator | None, min_size: int = 1
+) -> Iterator[torch.Tensor]:
+    """Index batches over ``n`` samples, shuffled when a generator is given.
+
+    A last batch smaller than ``min_size`` is dropped (data parallel training needs one sample
+    per process).
+    """
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    for start in range(0, n, batch_size):
-        yield order[start : start + batch_size]
+    yield from split_order(order, batch_size, min_size)
 
 
-def progress(iterable: range, desc: str) -> tqdm:
+def split_order(order: torch.Tensor, batch_size: int, min_size: int = 1) -> list[torch.Tensor]:
+    """Consecutive batches of ``order``; a last one smaller than ``min_size`` is dropped."""
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return [c for c in chunks if len(c) >= min_size]
+
+
+def progress(iterable: range, desc: str, disable: bool = False) -> tqdm:
     """tqdm bar on a terminal; silent in batch jobs (logs carry the epoch summaries)."""
-    return tqdm(iterable, desc=desc, disable=not sys.stderr.isatty(), leave=False)
+    return tqdm(iterable, desc=desc, disable=disable or not sys.stderr.isatty(), leave=False)
+
+
+@dataclass
+class Resumable:
+    """Where and how often :func:`train_epochs` saves its state for exact resumption.
+
+    Attributes
+    ----------
+    folder : pathlib.Path
+        State folder (``train_state.safetensors`` + ``train_state.json``).
+    every : int
+        Save after every ``every`` optimiser steps (0: never).
+    fingerprint : str
+        Identity of the run (settings, seed, data); a saved state with another is ignored.
+    writer : bool
+        Whether this process writes the state (rank 0 in data parallel training).
+    """
+
+    folder: Path
+    every: int
+    fingerprint: str
+    writer: bool = True
 
 
 def train_epochs(
@@ -119,13 +155,18 @@ def train_epochs(
     step: StepFn,
     desc: str,
     on_epoch_end: Callable[[int], dict[str, float]] | None = None,
+    *,
+    resumable: Resumable | None = None,
+    min_batch: int = 1,
+    quiet: bool = False,
 ) -> list[dict[str, float]]:
     """Run the optimisation and return one history row per epoch.
 
     Parameters
     ----------
     modules : list of nn.Module
-        Everything trained (the model, the task weights); set to train mode here.
+        Everything trained (the model, the task weights); set to train mode here. With
+        ``resumable`` a single module (the training objective) is expected.
     n_samples, epochs, batch_size, lr, weight_decay
     generator : torch.Generator
         Shuffles the samples each epoch.
@@ -136,24 +177,37 @@ def train_epochs(
         Progress bar label.
     on_epoch_end : callable, optional
         ``f(epoch) -> dict`` of extra columns (e.g. a validation loss).
+    resumable : Resumable, optional
+        Save the state every ``resumable.every`` steps, and continue from a saved state of the
+        same run: the result is then bitwise identical to an uninterrupted run on CPU.
+    min_batch : int
+        Drop a last batch with fewer samples (data parallel: the number of processes).
+    quiet : bool
+        No progress bar (data parallel processes other than rank 0).
 
     Returns
     -------
     list of dict
         ``epoch, loss_total, <parts>..., lr`` per epoch.
     """
+    if resumable is not None and len(modules) != 1:
+        raise ValueError("train_epochs: resumable training takes exactly one module")
     optimizer = make_optimizer(modules, lr, weight_decay)
-    steps_per_epoch = math.ceil(n_samples / batch_size)
+    steps_per_epoch = len(split_order(torch.arange(n_samples), batch_size, min_batch))
     scheduler = warmup_cosine(optimizer, epochs * steps_per_epoch)
     params = [p for m in modules for p in m.parameters() if p.requires_grad]
-    history = []
-    for epoch in progress(range(1, epochs + 1), desc):
+    pos = LoopPosition()
+    if resumable is not None:
+        args = (resumable.fingerprint, modules[0], optimizer, scheduler, generator)
+        pos = load_state(resumable.folder, *args) or pos
+    for epoch in progress(range(pos.epoch, epochs + 1), desc, quiet):
         for module in modules:
             module.train()
-        sums: dict[str, float] = defaultdict(float)
-        weights: dict[str, int] = defaultdict(int)
-        lr_now = optimizer.param_groups[0]["lr"]
-        for index in batches(n_samples, batch_size, generator):
+        if pos.order is None or pos.epoch != epoch:  # a fresh epoch (not a resumed one)
+            pos.epoch, pos.batches_done, pos.sums, pos.counts = epoch, 0, {}, {}
+            pos.order = torch.randperm(n_samples, generator=generator)
+            pos.lr_epoch = optimizer.param_groups[0]["lr"]
+        for index in split_order(pos.order, batch_size, min_batch)[pos.batches_done :]:
             loss, parts = step(index)
             if loss.requires_grad:  # False only for a batch with no target at all
                 optimizer.zero_grad(set_to_none=True)
@@ -162,13 +216,24 @@ def train_epochs(
                 optimizer.step()
             scheduler.step()
             for name, value in {"loss_total": loss, **parts}.items():
-                sums[name] += float(value.detach()) * len(index)
-                weights[name] += len(index)
-        row = {"epoch": epoch, **{k: sums[k] / weights[k] for k in sums}, "lr": lr_now}
+                pos.sums[name] = pos.sums.get(name, 0.0) + float(value.detach()) * len(index)
+                pos.counts[name] = pos.counts.get(name, 0) + len(index)
+            pos.step += 1
+            pos.batches_done += 1
+            if resumable is not None and resumable.every and pos.step % resumable.every == 0:
+                if resumable.writer:
+                    save_state(resumable.folder, *args[:-1], generator, pos)
+        row = {
+            "epoch": epoch,
+            **{k: pos.sums[k] / pos.counts[k] for k in pos.sums},
+            "lr": pos.lr_epoch,
+        }
         if on_epoch_end is not None:
             row.update(on_epoch_end(epoch))
-        history.append(row)
+        pos.history.append(row)
+        pos.order = None
         log.debug("%s epoch %d: %s", desc, epoch, row)
+    history = pos.history
     log.info("%s: %d epochs, final loss_total %.4f", desc, epochs, history[-1]["loss_total"])
     return history
 

@@ -6,6 +6,8 @@ Outputs in ``out_dir``: ``model.safetensors`` + ``model.json`` (the checkpoint),
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from pathlib import Path
@@ -14,40 +16,51 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
-from lcm.exceptions import InputDataError
+from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.atomic import write_tsv
 from lcm.model.checkpoint import data_fingerprint, save_checkpoint
 from lcm.model.config import config_from_settings
 from lcm.model.lcm import LCM
-from lcm.model.losses import (
-    UncertaintyWeighting,
-    masked_roi_loss,
-    sample_roi_mask,
-    variable_losses,
-)
+from lcm.model.losses import sample_roi_mask, variable_losses
 from lcm.model.targets import (
     QueryLayout,
     Targets,
     encode_targets,
     fit_standardisation,
     layout_from_catalogue,
+    not_applicable,
 )
 from lcm.store.catalogue import Catalogue
 from lcm.store.cohort import Cohort
+from lcm.train import distributed
 from lcm.train.heldout import HOLDOUT_FRACTION, bei_metrics, holdout_split
 from lcm.train.loop import (
+    Resumable,
     autocast,
     history_frame,
     pick_device,
     seed_everything,
     train_epochs,
 )
+from lcm.train.objective import PretrainObjective, shard_batch
 from lcm.train.settings import resolve_settings
+from lcm.train.state import remove_state
 
 log = logging.getLogger(__name__)
 
 EVAL_BATCH = 256
+STATE_DIR = "train_state"
+
+
+def run_fingerprint(
+    data: str, model_settings: dict[str, Any], settings: dict[str, Any], seed: int, world: int
+) -> str:
+    """Identity of a training run: a saved state is resumed only by the same run."""
+    record = {"data": data, "model": model_settings, "settings": settings, "seed": seed}
+    record["world"] = world
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def check_connectomes(fc: np.ndarray, what: str) -> None:
@@ -136,14 +149,17 @@ def pretrain(
             hint="Build the Cohort with lcm.store.read.load_cohort.",
         )
     out = Path(out_dir)
-    dev = pick_device(device)
+    ctx = distributed.setup(pick_device(device))
+    dev = ctx.device
     generator = seed_everything(seed)
 
     train_idx, val_idx = holdout_split(cohort.groups, HOLDOUT_FRACTION, seed)
     train, val = cohort.subset(train_idx), cohort.subset(val_idx)
     layout = layout_from_catalogue(catalogue, train.variables)
     stats = fit_standardisation(train.variables, layout)
-    targets = encode_targets(train.variables, layout, stats)
+    targets = encode_targets(
+        train.variables, layout, stats, not_applicable(train.ids["dataset"], catalogue, layout)
+    )
     n_rois = cohort.fc.shape[1]
     if layout.n_queries == 0:
         raise InputDataError(
@@ -152,10 +168,24 @@ def pretrain(
             hint="Check the datasets' phenotype files and their columns in the catalogue.",
         )
     config = config_from_settings(model_settings, n_rois, layout.n_queries)
-    model = LCM(config).to(dev)
-    weighting = UncertaintyWeighting(layout.names).to(dev)
+    model = LCM(config)
+    model.gradient_checkpointing = bool(settings["gradient_checkpointing"])
+    objective = PretrainObjective(
+        model, layout, settings["ssl_weight"], bei_weight=settings["bei_weight"]
+    ).to(dev)
+    trained: torch.nn.Module = objective
+    if ctx.enabled:
+        # Some task weights see no target in a batch: DDP must not wait for their gradients.
+        trained = DistributedDataParallel(objective, find_unused_parameters=True)
     fc = torch.as_tensor(train.fc, dtype=torch.float32, device=dev)
     ssl_on = settings["ssl_weight"] > 0 and settings["ssl_mask_ratio"] > 0
+    if not ssl_on and settings["bei_weight"] == 0:
+        raise ConfigError(
+            "pretrain: bei_weight is 0 and the self-supervised loss is off (ssl_weight "
+            f"{settings['ssl_weight']}, ssl_mask_ratio {settings['ssl_mask_ratio']}): "
+            "nothing would be learned.",
+            hint="Set pretrain.bei_weight > 0, or ssl_weight and ssl_mask_ratio > 0.",
+        )
     log.info(
         "pretraining %s (%d parameters) on %d runs (%d held out), %d queries: %s",
         "LCM", sum(p.numel() for p in model.parameters()), len(train), len(val),
@@ -163,31 +193,45 @@ def pretrain(
     )  # fmt: skip
 
     def step(index: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        x = fc[index.to(dev)]  # [B, R, R]
+        # ``index`` is the global batch: every process draws the same mask, then takes its rows.
+        mask = None
+        if ssl_on:
+            mask = sample_roi_mask(len(index), n_rois, settings["ssl_mask_ratio"], generator)
+        shard = shard_batch(_take(targets, index), mask, n_rois, ctx.rank, ctx.world)
+        x = fc[index[shard.rows].to(dev)]  # [b, R, R]
         with autocast(dev):
-            losses = variable_losses(model(x), _take(targets, index), layout)
-            total = weighting(losses).to(dev)
-            parts = {f"loss_{k}": v for k, v in losses.items()}
-            if ssl_on:
-                mask = sample_roi_mask(len(index), n_rois, settings["ssl_mask_ratio"], generator)
-                mask = mask.to(dev)
-                ssl = masked_roi_loss(model.reconstruct(x, mask), x, mask)
-                total = total + settings["ssl_weight"] * ssl
-                parts["loss_ssl"] = ssl
-        return total, parts
+            return trained(x, shard)
 
-    val_targets = encode_targets(val.variables, layout, stats) if len(val) else None
+    val_targets = (
+        encode_targets(
+            val.variables, layout, stats, not_applicable(val.ids["dataset"], catalogue, layout)
+        )
+        if len(val)
+        else None
+    )
 
     def on_epoch_end(epoch: int) -> dict[str, float]:
-        if val_targets is None:
+        if val_targets is None or not ctx.is_main:
             return {}
         return {"val_loss": _mean_loss(model, val.fc, val_targets, layout, dev)}
 
+    fingerprint = data_fingerprint(cohort.ids, cohort.fc)
+    resumable = Resumable(
+        out / STATE_DIR,
+        settings["checkpoint_every"],
+        run_fingerprint(fingerprint, model_settings, settings, seed, ctx.world),
+        writer=ctx.is_main,
+    )
     history = train_epochs(
-        [model, weighting], len(train), settings["epochs"], settings["batch_size"],
+        [trained], len(train), settings["epochs"], settings["batch_size"],
         settings["lr"], settings["weight_decay"], generator, step, "pretrain", on_epoch_end,
+        resumable=resumable, min_batch=ctx.world, quiet=not ctx.is_main,
     )  # fmt: skip
     model.eval()
+    weighting = objective.weighting
+    if not ctx.is_main:
+        distributed.teardown(ctx)
+        return {"rank": ctx.rank, "final": history[-1]}
 
     parts = [*[f"loss_{n}" for n in layout.names], "loss_ssl", "val_loss"]
     evaluation = (
@@ -195,7 +239,6 @@ def pretrain(
         if val_targets is not None
         else pd.DataFrame(columns=["variable", "kind", "metric", "model", "baseline", "n"])
     )
-    fingerprint = data_fingerprint(cohort.ids, cohort.fc)
     meta = {
         "kind": "pretrained",
         "atlas": cohort.atlas,
@@ -207,6 +250,7 @@ def pretrain(
         "training": settings,
         "task_weights": weighting.weights(),
         "seed": seed,
+        "world_size": ctx.world,
         "data_fingerprint": fingerprint,
         "data": {
             "datasets": sorted(cohort.ids["dataset"].unique().tolist()),
@@ -219,6 +263,8 @@ def pretrain(
     save_checkpoint(out, model_cpu, layout, meta)
     write_tsv(out / "history.tsv", history_frame(history, parts))
     write_tsv(out / "bei_eval.tsv", evaluation)
+    remove_state(out / STATE_DIR)
+    distributed.teardown(ctx)
     summary = {
         "out_dir": str(out),
         "n_runs_train": len(train),

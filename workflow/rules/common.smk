@@ -7,22 +7,29 @@ from pathlib import Path
 
 from lcm.config import validate_config
 from lcm.io.bids_names import derivative_path
+from lcm.io.provenance import CONFIG_HASH_ENV, config_hash
 from lcm.workflow_plan import WorkflowPlan
+from lcm.workflow_hash import code_hash
 
-# Rules run `python -m lcm`; this makes the package importable inside per-rule conda envs too.
-# (Snakemake formats the prefix with each command, hence the doubled braces.)
+CFG = validate_config(config, source="config")
+
+# Rules run `python -m lcm`; this makes the package importable inside per-rule conda envs too,
+# and hands every job the hash of the config it was built from (recorded in its sidecars; the
+# prefix is not part of a rule's code, so it triggers no rerun by itself).
+# (Snakemake formats the prefix once, hence the doubled braces.)
 shell.prefix(
     "export PYTHONPATH="
     + shlex.quote(workflow.basedir)
     + "${{PYTHONPATH:+:$PYTHONPATH}}; "
+    + f"export {CONFIG_HASH_ENV}={config_hash(CFG)}; "
 )
-
-CFG = validate_config(config, source="config")
 PLAN = WorkflowPlan(CFG)
 RESULTS = CFG["results_dir"]
 ATLAS = CFG["atlas"]["name"]
 SPACE = CFG["fmriprep"]["output_space"]
 TASKS = sorted(CFG["tasks"])
+# Binary tasks name a positive level; only they get a finetuned classifier.
+CLASSIFICATION_TASKS = [t for t in TASKS if "positive" in CFG["tasks"][t]]
 
 
 wildcard_constraints:
@@ -54,6 +61,24 @@ def synth_inputs(wildcards):
     return PLAN.synth_files(wildcards.dataset)
 
 
+def dataset_listing(wildcards):
+    """Hash of a dataset's file listing, found at parse time (a param of ingest).
+
+    Real datasets are not produced by a rule, so Snakemake cannot see a subject being added:
+    this param changes when one is, and ingest (an aggregate) reruns; the other subjects' jobs
+    do not, since they read the manifest as ``ancient``.
+    """
+    return PLAN.listing_hash(wildcards.dataset)
+
+
+def ingest_options(wildcards):
+    """``lcm ingest`` options from config.ingest: the dataset's selection, validator, cache."""
+    ingest = CFG["ingest"]
+    opts = f"--select {as_json(ingest['select'].get(wildcards.dataset, {}))}"
+    opts += "" if ingest["validate"] else " --no-validate"
+    return opts + ("" if ingest["cache"] else " --no-cache")
+
+
 def fmriprep_record(dataset, subject):
     return f"{RESULTS}/fmriprep/{dataset}/sub-{subject}_fmriprep.json"
 
@@ -76,6 +101,74 @@ def store_files(dataset):
 
 def pretrained_model():
     return f"{RESULTS}/models/pretrain/model.safetensors"
+
+
+def ssl_pretrained_model():
+    return f"{RESULTS}/models/pretrain-ssl/model.safetensors"
+
+
+def ssl_pretrain_settings():
+    """The pretrain settings with the BEI losses off: the lcm-ssl ablation's checkpoint."""
+    return as_json({**CFG["pretrain"], "bei_weight": 0})
+
+
+def task_models(task):
+    """The models evaluated on ``task``: its own list, else evaluate.models."""
+    return CFG["tasks"][task].get("models", CFG["evaluate"]["models"])
+
+
+def evaluate_settings(wildcards):
+    """The evaluate section for one task (its model list applied), as a JSON param."""
+    return as_json({**CFG["evaluate"], "models": task_models(wildcards.task)})
+
+
+def wants_ssl(task):
+    """Whether the evaluation of ``task`` needs the self-supervised-only checkpoint."""
+    return "positive" in CFG["tasks"][task] and "lcm-ssl" in task_models(task)
+
+
+def ssl_checkpoint_input(wildcards):
+    return [ssl_pretrained_model()] if wants_ssl(wildcards.task) else []
+
+
+def ssl_checkpoint_arg(wildcards, input):
+    """``--ssl-checkpoint DIR`` when lcm-ssl is evaluated on this task, else nothing."""
+    if not input.ssl:
+        return ""
+    return f"--ssl-checkpoint {shlex.quote(str(Path(input.ssl[0]).parent))}"
+
+
+def ssl_history_input():
+    """History of the self-supervised-only pretraining, when lcm-ssl is evaluated."""
+    if not any(wants_ssl(t) for t in TASKS):
+        return []
+    return [f"{RESULTS}/models/pretrain-ssl/history.tsv"]
+
+
+def ground_truth_inputs():
+    """ground_truth.json of the synthetic task datasets (their oracle ceilings)."""
+    datasets = sorted({CFG["tasks"][t]["dataset"] for t in TASKS})
+    return [
+        f"{CFG['synth']['out_dir']}/{d}/ground_truth.json"
+        for d in datasets
+        if d in PLAN.consortia
+    ]
+
+
+def optional_arg(flag, name):
+    """A param function: ``flag`` followed by the rule's input ``name`` files, or nothing."""
+
+    def arg(wildcards, input):
+        files = list(getattr(input, name))
+        return " ".join([flag, *(shlex.quote(str(f)) for f in files)]) if files else ""
+
+    return arg
+
+
+def positive_arg(wildcards):
+    """``--positive LEVEL`` for a binary task; nothing for a continuous one."""
+    positive = CFG["tasks"][wildcards.task].get("positive")
+    return "" if positive is None else f"--positive {shlex.quote(positive)}"
 
 
 def finetuned_model(task):

@@ -3,6 +3,11 @@
 # dataset ends in one QC table listing every run, included or excluded with its reason.
 
 
+# Gathering per-run QC JSONs is light: on clusters it runs on the submit host, not as a job.
+localrules:
+    connectome_collect,
+
+
 rule connectome_run:
     input:
         record=connectome_record,
@@ -21,8 +26,10 @@ rule connectome_run:
         atlas=atlas_args(),
         denoise=as_json(CFG["denoise"]),
         out_dir=connectome_dir,
+        rule_name="connectome_run",
+        code=code_hash("connectome"),
     shell:
-        "python -m lcm --log-file {log} connectome run --dataset {wildcards.dataset}"
+        "python -m lcm --log-file {log} --rule {params.rule_name} connectome run --dataset {wildcards.dataset}"
         " --fmriprep-record {input.record} --run-key {wildcards.run_key} {params.atlas}"
         " --denoise {params.denoise} --out-dir {params.out_dir} --qc-out {output.qc}"
 
@@ -30,6 +37,9 @@ rule connectome_run:
 rule connectome_collect:
     input:
         qc=run_qc_files,
+        # Not read, but a rewritten manifest (a subject added) must reach the dataset's
+        # aggregates: fMRIPrep reads it as ancient, so this is the path Snakemake follows.
+        manifest=f"{RESULTS}/ingest/{{dataset}}/manifest.parquet",
     output:
         table=f"{RESULTS}/connectome/{{dataset}}/seg-{ATLAS}_qc.tsv",
     log:
@@ -38,8 +48,11 @@ rule connectome_collect:
         dataset=one_of(PLAN.voxel_datasets()),
     conda:
         "../../envs/connectome.yaml"
+    params:
+        rule_name="connectome_collect",
+        code=code_hash("connectome"),
     shell:
-        "python -m lcm --log-file {log} connectome collect --qc {input.qc} --out {output.table}"
+        "python -m lcm --log-file {log} --rule {params.rule_name} connectome collect --qc {input.qc} --out {output.table}"
 
 
 rule connectome_timeseries:
@@ -58,7 +71,9 @@ rule connectome_timeseries:
         atlas=atlas_args(),
         denoise=as_json(CFG["denoise"]),
         out_dir=connectome_dir,
+        rule_name="connectome_timeseries",
+        code=code_hash("connectome"),
     shell:
-        "python -m lcm --log-file {log} connectome timeseries --dataset {wildcards.dataset}"
+        "python -m lcm --log-file {log} --rule {params.rule_name} connectome timeseries --dataset {wildcards.dataset}"
         " --manifest {input.manifest} {params.atlas} --denoise {params.denoise}"
         " --out-dir {params.out_dir} --qc-table {output.table}"

@@ -1,10 +1,12 @@
-# Stage 6b: cross-validated evaluation of each disease task: subject-level folds, label-fraction
-# sweep, LCM and its ablations beside the baselines; everything is fit on training folds only.
+# Stage 6b: cross-validated evaluation of each task: subject-level (or leave-site-out) folds,
+# label-fraction sweep, LCM and its ablations beside the baselines and the shuffled-label
+# control; everything, hyper-parameters included, is fit on training folds only.
 
 
 rule evaluate:
     input:
         checkpoint=pretrained_model(),
+        ssl=ssl_checkpoint_input,
         store=task_store_files,
         catalogue=CFG["variables"],
     output:
@@ -21,12 +23,15 @@ rule evaluate:
         atlas=ATLAS,
         dataset=task_value("dataset"),
         label=task_value("label"),
-        positive=task_value("positive"),
-        settings=as_json(CFG["evaluate"]),
+        positive=positive_arg,
+        ssl=ssl_checkpoint_arg,
+        settings=evaluate_settings,
         seed=CFG["seed"],
+        rule_name="evaluate",
+        code=code_hash("evaluate"),
     shell:
-        "python -m lcm --log-file {log} evaluate --store {params.store} --atlas {params.atlas}"
+        "python -m lcm --log-file {log} --rule {params.rule_name} evaluate --store {params.store} --atlas {params.atlas}"
         " --catalogue {input.catalogue:q} --task {wildcards.task} --dataset {params.dataset}"
-        " --label {params.label} --positive {params.positive} --checkpoint {params.checkpoint}"
+        " --label {params.label} {params.positive} --checkpoint {params.checkpoint} {params.ssl}"
         " --settings {params.settings} --seed {params.seed} --threads {threads} --out {output.metrics}"
         " --predictions {output.predictions}"

@@ -25,8 +25,10 @@ rule finetune:
         settings=as_json(CFG["evaluate"]["finetune"]),
         seed=CFG["seed"],
         out_dir=output_dir,
+        rule_name="finetune",
+        code=code_hash("finetune"),
     shell:
-        "python -m lcm --log-file {log} finetune --checkpoint {params.checkpoint} --store {params.store}"
+        "python -m lcm --log-file {log} --rule {params.rule_name} finetune --checkpoint {params.checkpoint} --store {params.store}"
         " --atlas {params.atlas} --catalogue {input.catalogue:q} --dataset {params.dataset}"
         " --label {params.label} --positive {params.positive} --settings {params.settings}"
         " --seed {params.seed} --threads {threads} --out-dir {params.out_dir}"

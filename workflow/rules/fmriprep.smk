@@ -6,7 +6,9 @@
 rule fmriprep:
     input:
         raw=fmriprep_inputs,
-        manifest=f"{RESULTS}/ingest/{{dataset}}/manifest.parquet",
+        # Ingest first (it validates the dataset), but a manifest rewritten because a subject
+        # was added must not rerun every other subject.
+        manifest=ancient(f"{RESULTS}/ingest/{{dataset}}/manifest.parquet"),
     output:
         record=f"{RESULTS}/fmriprep/{{dataset}}/sub-{{subject}}_fmriprep.json",
     log:
@@ -25,8 +27,10 @@ rule fmriprep:
         license=license_arg(),
         work_dir=quoted(CFG["fmriprep"]["work_dir"]),
         extra=as_json(CFG["fmriprep"]["extra_args"]),
+        rule_name="fmriprep",
+        code=code_hash("fmriprep"),
     shell:
-        "python -m lcm --log-file {log} fmriprep --dataset {wildcards.dataset} --bids {params.bids}"
+        "python -m lcm --log-file {log} --rule {params.rule_name} fmriprep --dataset {wildcards.dataset} --bids {params.bids}"
         " --subject {wildcards.subject} --task {params.task} --runner {params.runner}"
         " --image {params.image} --output-space {params.space} --derivatives {params.derivatives}"
         " --work-dir {params.work_dir} {params.license} --extra-args {params.extra}"

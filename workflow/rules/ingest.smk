@@ -1,5 +1,6 @@
 # Stage 1: index each dataset (raw BIDS, fMRIPrep derivatives or ROI time series) into a manifest
-# with one row per run, its resolved metadata and an included flag with a reason.
+# with one row per run, its resolved metadata and an included flag with a reason; beside it a
+# summary (what was included and excluded, and why) for the report, and an index cache.
 
 
 rule ingest:
@@ -7,6 +8,8 @@ rule ingest:
         synth_inputs,
     output:
         manifest=f"{RESULTS}/ingest/{{dataset}}/manifest.parquet",
+        summary=f"{RESULTS}/ingest/{{dataset}}/summary.json",
+        summary_table=f"{RESULTS}/ingest/{{dataset}}/summary.tsv",
     log:
         "logs/ingest/{dataset}.log",
     conda:
@@ -17,7 +20,11 @@ rule ingest:
         derivatives=derivatives_arg,
         task=dataset_value("task"),
         space=SPACE,
+        listing=dataset_listing,
+        options=ingest_options,
+        rule_name="ingest",
+        code=code_hash("ingest"),
     shell:
-        "python -m lcm --log-file {log} ingest --dataset {wildcards.dataset} --entry {params.entry}"
+        "python -m lcm --log-file {log} --rule {params.rule_name} ingest --dataset {wildcards.dataset} --entry {params.entry}"
         " --path {params.path} {params.derivatives} --task {params.task} --space {params.space}"
-        " --out {output.manifest}"
+        " {params.options} --out {output.manifest}"

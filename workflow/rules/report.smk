@@ -10,11 +10,26 @@ rule report:
         metrics=expand(task_metrics("{task}"), task=TASKS),
         predictions=expand(task_predictions("{task}"), task=TASKS),
         history=f"{RESULTS}/models/pretrain/history.tsv",
+        ssl_history=ssl_history_input(),
+        truth=ground_truth_inputs(),
         bei_eval=f"{RESULTS}/models/pretrain/bei_eval.tsv",
         qc=[qc_table(ds) for ds in sorted(CFG["datasets"])],
     output:
-        metrics=f"{RESULTS}/metrics/metrics.parquet",
-        summary=f"{RESULTS}/metrics/summary.tsv",
+        metrics=report(
+            f"{RESULTS}/metrics/metrics.parquet",
+            caption="../report/metrics.rst",
+            category="Metrics",
+        ),
+        summary=report(
+            f"{RESULTS}/metrics/summary.tsv",
+            caption="../report/summary.rst",
+            category="Metrics",
+        ),
+        headline=report(
+            f"{RESULTS}/metrics/headline.tsv",
+            caption="../report/headline.rst",
+            category="Metrics",
+        ),
         html=report(
             f"{RESULTS}/report/index.html",
             caption="../report/index.rst",
@@ -24,7 +39,13 @@ rule report:
         "logs/report/report.log",
     conda:
         "../../envs/report.yaml"
+    params:
+        rule_name="report",
+        code=code_hash("report"),
+        ssl_history=optional_arg("--ssl-history", "ssl_history"),
+        truth=optional_arg("--ground-truth", "truth"),
     shell:
-        "python -m lcm --log-file {log} report --metrics {input.metrics} --predictions {input.predictions}"
+        "python -m lcm --log-file {log} --rule {params.rule_name} report --metrics {input.metrics} --predictions {input.predictions}"
         " --history {input.history} --bei-eval {input.bei_eval} --qc {input.qc}"
-        " --out-metrics {output.metrics} --out-summary {output.summary} --out-html {output.html}"
+        " {params.ssl_history} {params.truth} --out-metrics {output.metrics} --out-summary {output.summary}"
+        " --out-headline {output.headline} --out-html {output.html}"

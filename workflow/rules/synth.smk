@@ -16,8 +16,10 @@ rule synth_roi_cohort:
         "../../envs/synth.yaml"
     params:
         settings=synth_params,
+        rule_name="synth_roi_cohort",
+        code=code_hash("synth"),
     shell:
-        "python -m lcm --log-file {log} synth --config-json {params.settings} --consortium {wildcards.consortium}"
+        "python -m lcm --log-file {log} --rule {params.rule_name} synth --config-json {params.settings} --consortium {wildcards.consortium}"
 
 
 rule synth_voxel_cohort:
@@ -27,6 +29,8 @@ rule synth_voxel_cohort:
         truth=f"{SYNTH}/{{consortium}}/ground_truth.json",
         description=f"{SYNTH}/{{consortium}}/rawdata/dataset_description.json",
         sidecar=f"{SYNTH}/{{consortium}}/rawdata/task-rest_bold.json",
+        readme=f"{SYNTH}/{{consortium}}/rawdata/README",
+        changes=f"{SYNTH}/{{consortium}}/rawdata/CHANGES",
         derivatives=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/dataset_description.json",
     log:
         "logs/synth/{consortium}.log",
@@ -36,8 +40,10 @@ rule synth_voxel_cohort:
         "../../envs/synth.yaml"
     params:
         settings=synth_params,
+        rule_name="synth_voxel_cohort",
+        code=code_hash("synth"),
     shell:
-        "python -m lcm --log-file {log} synth --config-json {params.settings} --consortium {wildcards.consortium}"
+        "python -m lcm --log-file {log} --rule {params.rule_name} synth --config-json {params.settings} --consortium {wildcards.consortium}"
 
 
 rule synth_voxel_subject:
@@ -59,6 +65,8 @@ rule synth_voxel_subject:
         "../../envs/synth.yaml"
     params:
         settings=synth_params,
+        rule_name="synth_voxel_subject",
+        code=code_hash("synth"),
     shell:
-        "python -m lcm --log-file {log} synth --config-json {params.settings}"
+        "python -m lcm --log-file {log} --rule {params.rule_name} synth --config-json {params.settings}"
         " --consortium {wildcards.consortium} --subject {wildcards.subject}"

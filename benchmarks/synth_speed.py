@@ -1,0 +1,136 @@
+"""Speed and memory of ``lcm synth``: a large ROI-tier cohort and one 2 mm voxel run.
+
+Targets (issue #3): 10,000 ROI-level subjects in under 2 minutes on 2 cores; one voxel-level
+2 mm (97x115x97), 300-volume run in under 20 s; bounded memory (peak RSS reported per part).
+Each part runs in its own child process; its peak RSS (the largest of the process and of its
+workers) is read right after our code ran, before the reference.
+
+References measured in the same run: for the ROI tier, writing the same number of equally
+sized TSV files of random numbers with ``numpy.savetxt`` (the text I/O floor; measured on a
+sample of runs and scaled); for the voxel tier, ``nibabel.save`` of the same int16 4D array
+(default gzip), the plain way to write such a file. The last line is JSON.
+
+    python benchmarks/synth_speed.py                      # 10,000 subjects, ~1.5-2 min
+    python benchmarks/synth_speed.py --n 1000             # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROI_TARGET_S = 120.0
+VOXEL_TARGET_S = 20.0
+
+
+def part_roi(n: int, workers: int, out: Path) -> dict:
+    import numpy as np
+
+    from lcm.atlas import load_atlas
+    from lcm.synth import write_cohort
+    from lcm.synth.presets import PRESETS
+
+    atlas = load_atlas("aal116")
+    start = time.perf_counter()
+    write_cohort("ukblike", {"preset": "ukb", "n_subjects": n}, out_dir=out / "ours", seed=1,
+                 shared_structure=0.7, atlas=atlas, workers=workers)  # fmt: skip
+    ours = time.perf_counter() - start
+    rss = peak_rss_mb()
+    # Reference: the same files' worth of random numbers through numpy.savetxt, on a sample.
+    sample = min(n, 500)
+    rng = np.random.default_rng(0)
+    shape = (PRESETS["ukb"].n_volumes, atlas.n_rois)
+    header = "\t".join(atlas.labels["name"])
+    ref_dir = out / "reference"
+    ref_dir.mkdir()
+    start = time.perf_counter()
+    for i in range(sample):
+        np.savetxt(ref_dir / f"{i}.tsv", rng.standard_normal(shape), fmt="%.5f", delimiter="\t",
+                   header=header, comments="")  # fmt: skip
+        (ref_dir / f"{i}.json").write_text("{}")
+    reference = (time.perf_counter() - start) * n / sample
+    return {"subjects": n, "workers": workers, "seconds": round(ours, 2),
+            "reference_seconds_single_core": round(reference, 2),
+            "ratio_vs_reference": round(ours / reference, 3), "peak_rss_mb": rss,
+            "target_seconds": ROI_TARGET_S, "meets_target": ours < ROI_TARGET_S}  # fmt: skip
+
+
+def part_voxel(n_volumes: int, out: Path) -> dict:
+    import nibabel as nib
+    import numpy as np
+
+    from lcm.atlas import load_atlas
+    from lcm.synth import planned_subjects, write_subject
+    from lcm.synth.plan import subject_files
+    from lcm.synth.presets import resolve
+
+    atlas = load_atlas("aal116")
+    cons = {"preset": "hcp", "tier": "voxel", "n_subjects": 2, "n_volumes": n_volumes,
+            "resolution_mm": 2}  # fmt: skip
+    subject = planned_subjects("vox", cons)[0]
+    start = time.perf_counter()  # includes resampling the atlas to the grid, as a job does
+    write_subject("vox", cons, subject, out_dir=out, seed=1, shared_structure=0.7, atlas=atlas)
+    ours = time.perf_counter() - start
+    rss = peak_rss_mb()
+    bold = subject_files(resolve("vox", cons), out, subject)["preproc_bold"]
+    img = nib.load(bold)
+    data = np.asarray(img.dataobj, dtype=np.int16)
+    start = time.perf_counter()
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), out / "reference_bold.nii.gz")
+    reference = time.perf_counter() - start
+    return {"shape": list(img.shape), "seconds": round(ours, 2),
+            "reference_nibabel_save_seconds": round(reference, 2),
+            "ratio_vs_reference": round(ours / reference, 3),
+            "file_mb": round(bold.stat().st_size / 1e6, 1), "peak_rss_mb": rss,
+            "target_seconds": VOXEL_TARGET_S, "meets_target": ours < VOXEL_TARGET_S}  # fmt: skip
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory so far of this process and of its finished workers, in MB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, workers) / 1024, 1)
+
+
+def run_child(args: list[str]) -> dict:
+    """Run this script as a child for one part and return its JSON line."""
+    proc = subprocess.run([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"child {args} failed with status {proc.returncode}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=10_000, help="ROI-tier subjects")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--n-volumes", type=int, default=300, help="voxel run length")
+    parser.add_argument("--part", choices=["roi", "voxel"], help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.part == "roi":
+        print(json.dumps(part_roi(args.n, args.workers, Path(args.out))))
+        return 0
+    if args.part == "voxel":
+        print(json.dumps(part_voxel(args.n_volumes, Path(args.out))))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="synth_speed_") as tmp:
+        roi = run_child(["--part", "roi", "--n", str(args.n), "--workers", str(args.workers),
+                         "--out", f"{tmp}/roi"])  # fmt: skip
+        voxel = run_child(["--part", "voxel", "--n-volumes", str(args.n_volumes),
+                           "--out", f"{tmp}/voxel"])  # fmt: skip
+    result = {"benchmark": "synth_speed", "cpus": os.cpu_count(), "roi": roi, "voxel": voxel,
+              "all_targets_met": roi["meets_target"] and voxel["meets_target"]}  # fmt: skip
+    print(json.dumps(result))
+    return 0 if result["all_targets_met"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""Incremental indexing: reuse the rows of subjects whose files have not changed.
+
+The cache is a folder next to the manifest (``manifest.parquet.cache/``) holding the rows of
+the last indexing run per subject folder (``rows.parquet``), the size and mtime of every file
+and folder each subject's rows were derived from (``stats.parquet``), and what the rows depend
+on beyond the subjects (``meta.json``: the index spec, the top-level sidecars' stats, the
+validator report). A subject is re-indexed when any of its recorded stats changed: a file
+added, removed or renamed changes its folder's mtime, an edit in place changes the file's own.
+A changed top-level sidecar or index spec re-indexes everything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from lcm.bids.fast_index import IndexSpec, SubjectIndex, index_subject, root_sidecars
+from lcm.bids.sidecars import SidecarReader
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+THREADS = 8  # I/O threads of indexing and of the unchanged-files check
+UNIT = "_unit"  # column naming the subject folder a cached row came from
+_STATS_SCHEMA = pa.schema(
+    [(UNIT, pa.string()), ("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64())]
+)
+
+
+@dataclass
+class IndexResult:
+    """Rows of a dataset (``UNIT`` column included), their stats, and how much was reused."""
+
+    rows: pd.DataFrame
+    stats: pa.Table
+    subjects: list[str]
+    reused: int = 0
+    rescanned: int = 0
+    changed: bool = True
+    validation: dict[str, Any] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def cache_dir_for(manifest: str | Path) -> Path:
+    """Cache folder of a manifest path."""
+    manifest = Path(manifest)
+    return manifest.with_name(manifest.name + ".cache")
+
+
+def index_dataset(
+    spec: IndexSpec, root: str | Path, cache_dir: str | Path | None = None
+) -> IndexResult:
+    """Index ``root`` with the fast indexer, reusing ``cache_dir`` where nothing changed.
+
+    Parameters
+    ----------
+    spec : IndexSpec
+        What to index.
+    root : path-like
+        Dataset root (already checked to hold a ``dataset_description.json``).
+    cache_dir : path-like, optional
+        Cache from an earlier run (see the module docstring); ``None`` indexes everything.
+        The cache is read only: :func:`save_cache` writes it.
+
+    Returns
+    -------
+    IndexResult
+        ``changed`` is False when every subject was reused and none was added or removed.
+    """
+    root = str(root)
+    top, subjects, root_stats = root_sidecars(root)
+    meta = {
+        "version": CACHE_VERSION,
+        "spec": _spec_dict(spec, root),
+        "root_stats": [list(s) for s in root_stats],
+    }
+    cached = _load(cache_dir, meta) if cache_dir is not None else None
+    reader = SidecarReader()
+    keep: set[str] = set()
+    if cached is not None:
+        stale = _stale_units(cached[1])
+        keep = (set(pc.unique(cached[1][UNIT]).to_pylist()) - stale) & set(subjects)
+    new_rows: list[dict[str, Any]] = []
+    todo = [sub for sub in subjects if sub not in keep]
+    # Indexing is mostly system calls (scandir, stat, open), which release the GIL: a few
+    # threads overlap them. Contiguous blocks of subjects (one task per subject would cost
+    # more in futures than it saves); results come back in subject order.
+    step = max(1, -(-len(todo) // (THREADS * 4)))
+    blocks = [todo[i : i + step] for i in range(0, len(todo), step)]
+    columns: list[list[Any]] = [[], [], [], []]
+    with ThreadPoolExecutor(THREADS) as pool:
+        for block in pool.map(lambda subs: _index_block(spec, root, subs, top, reader), blocks):
+            for sub, found in block:
+                for row in found.rows:
+                    row[UNIT] = sub
+                new_rows += found.rows
+                columns[0] += [sub] * len(found.stats)
+                for col, values in zip(columns[1:], zip(*found.stats, strict=True), strict=True):
+                    col += values
+    rescanned = len(subjects) - len(keep)
+    fresh_rows = pd.DataFrame(new_rows)
+    fresh_stats = pa.table(columns, schema=_STATS_SCHEMA)
+    cached_units = set(pc.unique(cached[1][UNIT]).to_pylist()) if cached is not None else set()
+    if cached is not None and keep == cached_units == set(subjects):
+        rows, stats, old_meta = cached  # nothing changed: the cached rows as they are
+        changed, validation = False, old_meta.get("validation")
+    elif cached is not None and keep:
+        old_rows, old_stats, _ = cached
+        kept = pa.array(sorted(keep))
+        rows = pd.concat([old_rows[old_rows[UNIT].isin(keep)], fresh_rows], ignore_index=True)
+        stats = pa.concat_tables(
+            [old_stats.filter(pc.is_in(old_stats[UNIT], value_set=kept)), fresh_stats]
+        )
+        changed, validation = True, None
+    else:
+        rows, stats, changed, validation = fresh_rows, fresh_stats, True, None
+    log.info(
+        "%s: %d subject folder(s): %d reused from the cache, %d indexed",
+        spec.dataset, len(subjects), len(keep), rescanned,
+    )  # fmt: skip
+    return IndexResult(
+        rows=rows,
+        stats=stats,
+        subjects=subjects,
+        reused=len(keep),
+        rescanned=rescanned,
+        changed=changed,
+        validation=validation,
+        meta=meta,
+    )
+
+
+def _index_block(
+    spec: IndexSpec, root: str, subjects: list[str], top: list, reader: SidecarReader
+) -> list[tuple[str, SubjectIndex]]:
+    return [(sub, index_subject(spec, root, sub, top, reader)) for sub in subjects]
+
+
+def save_cache(cache_dir: str | Path, result: IndexResult) -> None:
+    """Write the cache of ``result`` (replacing the old one as a whole)."""
+    cache_dir = Path(cache_dir)
+    tmp = cache_dir.with_name(cache_dir.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    rows = result.rows.copy()
+    for col in rows.columns:
+        if col not in ("t_r", "included"):
+            rows[col] = rows[col].fillna("").astype(str)
+    if "t_r" in rows:
+        rows["t_r"] = pd.to_numeric(rows["t_r"], errors="coerce").astype("float64")
+    rows.to_parquet(tmp / "rows.parquet", index=False)
+    pq.write_table(result.stats, tmp / "stats.parquet")
+    meta = {**result.meta, "validation": result.validation}
+    (tmp / "meta.json").write_text(json.dumps(meta))
+    old = cache_dir.with_name(cache_dir.name + f".old{os.getpid()}")
+    if cache_dir.exists():
+        os.replace(cache_dir, old)
+    os.replace(tmp, cache_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _spec_dict(spec: IndexSpec, root: str) -> dict[str, Any]:
+    return {
+        "dataset": spec.dataset, "entry": spec.entry, "task": spec.task, "space": spec.space,
+        "root": os.path.abspath(root),
+    }  # fmt: skip
+
+
+def _load(
+    cache_dir: str | Path, meta: dict[str, Any]
+) -> tuple[pd.DataFrame, pa.Table, dict[str, Any]] | None:
+    cache_dir = Path(cache_dir)
+    try:
+        old_meta = json.loads((cache_dir / "meta.json").read_text())
+        if any(old_meta.get(k) != meta[k] for k in ("version", "spec", "root_stats")):
+            log.info("ingest cache %s is for other settings or top-level files: ignored", cache_dir)
+            return None
+        rows = pd.read_parquet(cache_dir / "rows.parquet")
+        stats = pq.read_table(cache_dir / "stats.parquet", schema=_STATS_SCHEMA)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # a damaged cache only costs a full indexing run
+        log.warning("ingest cache %s unreadable (%s): indexing everything", cache_dir, exc)
+        return None
+    return rows, stats, old_meta
+
+
+def _stale_units(stats: pa.Table, threads: int = THREADS) -> set[str]:
+    """Subject folders with a recorded file or folder whose size or mtime changed (or is gone).
+
+    ``os.stat`` releases the GIL and dominates this check on large trees, so contiguous
+    chunks are checked in a few threads (measured ~2.5x faster than one thread on 2 cores).
+    """
+    columns = [stats[c].to_pylist() for c in _STATS_SCHEMA.names]
+    n = len(columns[0])
+    step = max(1, -(-n // threads))
+    with ThreadPoolExecutor(threads) as pool:
+        parts = pool.map(
+            lambda i: _stale_in(*(col[i : i + step] for col in columns)), range(0, n, step)
+        )
+        return set().union(*parts)
+
+
+def _stale_in(units: list[str], paths: list[str], sizes: list[int], mtimes: list[int]) -> set[str]:
+    stale: set[str] = set()
+    stat = os.stat
+    for unit, path, size, mtime in zip(units, paths, sizes, mtimes, strict=True):
+        if unit in stale:
+            continue
+        try:
+            st = stat(path)
+        except OSError:
+            stale.add(unit)
+            continue
+        if st.st_mtime_ns != mtime or (size >= 0 and st.st_size != size):
+            stale.add(unit)
+    return stale

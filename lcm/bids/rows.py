@@ -1,0 +1,83 @@
+"""Manifest rows: an empty row from a file name, and the checks that include or exclude a run.
+
+Both indexers (the fast scandir one and the pybids reference) build rows here, so a run gets
+the same verdict whichever found it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from lcm.bids.nifti_header import UnreadableHeader, read_bold_header
+from lcm.bids.timing import sidecar_tr, tr_mismatch
+from lcm.io.bids_names import parse_entities
+
+# Short, stable codes of the exclusion reasons (the summary counts runs per code).
+INVALID_NAME = "invalid_name"
+INVALID_LABEL = "invalid_label"
+BAD_SIDECAR = "bad_sidecar"
+NO_REPETITION_TIME = "no_repetition_time"
+NOT_4D = "not_4d"
+TR_MISMATCH = "tr_mismatch"
+DUPLICATE = "duplicate"
+NOT_SELECTED = "not_selected"
+
+# tr_check values of included runs.
+TR_CHECKED = "ok"
+TR_NOT_CHECKED = "not checked"
+
+
+def base_row(
+    dataset: str, entry: str, path: str | Path, ents: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A manifest row for ``path``, not yet included, entities parsed loosely from its name."""
+    if ents is None:
+        ents = parse_entities(os.path.basename(path))
+    return {
+        "dataset": dataset, "subject": ents.get("sub", ""), "session": ents.get("ses", ""),
+        "task": ents.get("task", ""), "run": ents.get("run", ""), "acq": ents.get("acq", ""),
+        "dir": ents.get("dir", ""), "echo": ents.get("echo", ""), "space": ents.get("space", ""),
+        "run_key": "", "entry": entry, "path": str(path), "t_r": None, "tr_check": "",
+        "included": False, "reason_code": "", "reason": "",
+    }  # fmt: skip
+
+
+def excluded(row: dict[str, Any], code: str, reason: str) -> dict[str, Any]:
+    """``row`` excluded with a reason code and message."""
+    return {**row, "included": False, "reason_code": code, "reason": reason}
+
+
+def check_repetition_time(row: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
+    """Set ``t_r`` from resolved sidecar metadata, or exclude the run when it is unusable."""
+    t_r, reason = sidecar_tr(metadata, os.path.basename(row["path"]))
+    if reason:
+        return excluded(row, NO_REPETITION_TIME, reason)
+    return {**row, "t_r": t_r, "included": True}
+
+
+def check_bold_header(row: dict[str, Any], size: int | None = None) -> dict[str, Any]:
+    """Cross-check an included BOLD row's TR and dimensions with its NIfTI header.
+
+    A header that cannot be read (empty placeholder, truncated download) does not exclude the
+    run: the sidecar TR stands, ``tr_check`` records why it was not checked, and fMRIPrep
+    will report a broken image. A readable header that is not 4D or disagrees on the TR
+    excludes the run. ``size`` (bytes, when the caller has it) spares opening empty files.
+    """
+    path = row["path"]
+    name = os.path.basename(path)
+    if size == 0:
+        return {**row, "tr_check": f"{TR_NOT_CHECKED}: NIfTI header unreadable (empty file)"}
+    try:
+        header = read_bold_header(path)
+    except UnreadableHeader as exc:
+        return {**row, "tr_check": f"{TR_NOT_CHECKED}: NIfTI header unreadable ({exc})"}
+    if header.ndim != 4:
+        return excluded(row, NOT_4D, f"{name} is {header.ndim}D; a 4D BOLD series is expected")
+    if header.t_r is None:
+        return {**row, "tr_check": f"{TR_NOT_CHECKED}: no TR in the NIfTI header (pixdim[4])"}
+    reason = tr_mismatch(row["t_r"], header.t_r, name)
+    if reason:
+        return excluded(row, TR_MISMATCH, reason)
+    return {**row, "tr_check": TR_CHECKED}

@@ -1,0 +1,118 @@
+"""Which runs of a dataset to use: include/exclude lists per entity, from config.
+
+In the spirit of snakebids' ``pybids_inputs`` filters, ``ingest.select.<dataset>`` holds, for
+``participants``, ``sessions``, ``runs``, ``acq``, ``dir``, ``echo`` and ``space``, an
+``include`` list (empty: everything) and an ``exclude`` list. The task is chosen by
+``datasets.<name>.task``. Runs left out stay in the manifest with ``included=False`` and
+reason code ``not_selected``, so the summary says what the selection removed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from lcm.bids.rows import NOT_SELECTED
+from lcm.exceptions import ConfigError
+
+# Selection key -> (manifest column, BIDS entity prefix that may be written before labels).
+SELECTION_KEYS = {
+    "participants": ("subject", "sub"),
+    "sessions": ("session", "ses"),
+    "runs": ("run", "run"),
+    "acq": ("acq", "acq"),
+    "dir": ("dir", "dir"),
+    "echo": ("echo", "echo"),
+    "space": ("space", "space"),
+}
+_INDEX_KEYS = ("runs", "echo")  # compared as numbers: run-01 is run 1
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Include/exclude labels per selection key (see the module docstring)."""
+
+    include: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    exclude: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any] | None, source: str = "select") -> Selection:
+        """Parse ``{key: {include: [...], exclude: [...]}}``; labels may carry their prefix.
+
+        Raises
+        ------
+        ConfigError
+            On an unknown key or a value that is not a list of labels.
+        """
+        include: dict[str, tuple[str, ...]] = {}
+        exclude: dict[str, tuple[str, ...]] = {}
+        for key, spec in (config or {}).items():
+            if key not in SELECTION_KEYS:
+                raise ConfigError(
+                    f"{source}: unknown selection key {key!r}; expected one of "
+                    f"{sorted(SELECTION_KEYS)}.",
+                    hint="The task is set by datasets.<name>.task.",
+                )
+            if not isinstance(spec, dict) or set(spec) - {"include", "exclude"}:
+                raise ConfigError(
+                    f"{source}.{key}: expected {{include: [...], exclude: [...]}}, "
+                    f"received {spec!r}."
+                )
+            prefix = SELECTION_KEYS[key][1]
+            for which, target in (("include", include), ("exclude", exclude)):
+                values = spec.get(which) or []
+                if not isinstance(values, list):
+                    raise ConfigError(
+                        f"{source}.{key}.{which}: expected a list of labels, received {values!r}."
+                    )
+                labels = tuple(_normal(key, str(v).removeprefix(f"{prefix}-")) for v in values)
+                if labels:
+                    target[key] = labels
+        return cls(include=include, exclude=exclude)
+
+    def is_empty(self) -> bool:
+        """Whether the selection keeps every run."""
+        return not self.include and not self.exclude
+
+    def to_dict(self) -> dict[str, dict[str, list[str]]]:
+        """JSON-ready form, for the summary."""
+        keys = sorted(set(self.include) | set(self.exclude))
+        return {
+            k: {"include": list(self.include.get(k, ())), "exclude": list(self.exclude.get(k, ()))}
+            for k in keys
+        }
+
+    def apply(self, manifest: pd.DataFrame) -> pd.DataFrame:
+        """Exclude the runs this selection leaves out (``reason_code`` ``not_selected``)."""
+        if self.is_empty() or manifest.empty:
+            return manifest
+        df = manifest.copy()
+        reason = pd.Series("", index=df.index, dtype=object)
+        for key, (column, _) in SELECTION_KEYS.items():
+            values = df[column].map(lambda v, k=key: _normal(k, str(v)))
+            if key in self.include:
+                out = ~values.isin(self.include[key]) & (reason == "")
+                reason[out] = (
+                    f"not selected: {column} " + df.loc[out, column].astype(str)
+                    + f" is not in ingest.select {key}.include"
+                )  # fmt: skip
+            if key in self.exclude:
+                out = values.isin(self.exclude[key]) & (reason == "")
+                reason[out] = (
+                    f"not selected: {column} " + df.loc[out, column].astype(str)
+                    + f" is in ingest.select {key}.exclude"
+                )  # fmt: skip
+        hit = reason != ""
+        df.loc[hit, "included"] = False
+        df.loc[hit, "reason_code"] = NOT_SELECTED
+        df.loc[hit, "reason"] = reason[hit]
+        return df
+
+
+def _normal(key: str, label: str) -> str:
+    """Labels compared as written, except run and echo indices (``01`` equals ``1``)."""
+    if key in _INDEX_KEYS and label.isdigit():
+        return str(int(label))
+    return label

@@ -1,0 +1,118 @@
+"""JSON sidecars resolved by the BIDS inheritance principle, without a BIDS index.
+
+A data file's metadata is the merge of every ``*_<suffix>.json`` in its folder and the folders
+above it (up to the dataset root) whose entities are a subset of the file's: a top-level
+``task-rest_bold.json`` applies to every subject, and a sidecar closer to the file (or naming
+more entities) overrides keys of a farther one. This is how pybids' ``get_metadata`` resolves
+metadata (``tests/test_ingest_fast_index.py`` checks both agree).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+# Same pattern as lcm.io.bids_names.parse_entities, applied to a bare file name (hot path).
+_ENTITY_RE = re.compile(r"(?:^|_)([a-zA-Z]+)-([^_/]+)")
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """One JSON file that may apply to data files of its folder and below."""
+
+    path: str
+    entities: dict[str, str]
+    suffix: str
+
+    @classmethod
+    def from_path(cls, path: str) -> Sidecar:
+        """Sidecar of a ``.json`` path (its entities and suffix parsed from the name)."""
+        stem = os.path.basename(path)[: -len(".json")]
+        return cls(path=path, entities=entities_of(stem), suffix=stem.rsplit("_", 1)[-1])
+
+    def applies_to(self, entities: dict[str, str], suffix: str) -> bool:
+        """Whether this sidecar's suffix matches and its entities are a subset of ``entities``."""
+        if self.suffix != suffix:
+            return False
+        for key, value in self.entities.items():
+            if entities.get(key) != value:
+                return False
+        return True
+
+
+_EXTENSIONS = (".nii.gz", ".nii", ".json", ".tsv.gz", ".tsv")
+
+
+def entities_of(name: str) -> dict[str, str]:
+    """``key-value`` entities of a bare file name or stem.
+
+    Known extensions are cut from the end, so a label with dots (``sub-01..x``) is kept
+    whole and refused later with its name, instead of the file silently losing its entities.
+    """
+    for ext in _EXTENSIONS:
+        if name.endswith(ext):
+            return dict(_ENTITY_RE.findall(name[: -len(ext)]))
+    return dict(_ENTITY_RE.findall(name.split(".", 1)[0]))
+
+
+class SidecarReader:
+    """Reads and caches sidecars: each inherited file is parsed once per indexing run."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, dict[str, Any] | str] = {}
+
+    def read(self, path: str) -> dict[str, Any] | str:
+        """Parsed JSON object of ``path``, or a message saying why it cannot be used."""
+        if path not in self._cache:
+            self._cache[path] = _read_json_object(path)
+        return self._cache[path]
+
+    def resolve(
+        self, levels: list[list[Sidecar]], entities: dict[str, str], suffix: str
+    ) -> tuple[dict[str, Any], list[str], str]:
+        """Merged metadata of a data file.
+
+        Parameters
+        ----------
+        levels : list of list of Sidecar
+            Candidate sidecars per folder, from the dataset root down to the file's folder.
+        entities, suffix
+            The data file's entities and suffix.
+
+        Returns
+        -------
+        metadata : dict
+            Merged keys, nearer and more specific sidecars winning.
+        sources : list of str
+            Paths of the sidecars that applied, farthest first.
+        problem : str
+            ``""``, or why an applicable sidecar could not be read (the run is then excluded).
+        """
+        merged: dict[str, Any] = {}
+        sources: list[str] = []
+        for level in levels:
+            for side in sorted(
+                (s for s in level if s.applies_to(entities, suffix)),
+                key=lambda s: (len(s.entities), s.path),
+            ):
+                content = self.read(side.path)
+                if isinstance(content, str):
+                    return merged, sources, content
+                merged.update(content)
+                sources.append(side.path)
+        return merged, sources, ""
+
+
+def _read_json_object(path: str) -> dict[str, Any] | str:
+    name = os.path.basename(path)
+    try:
+        with open(path, "rb") as fh:
+            content = json.loads(fh.read())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"sidecar {name} is not valid JSON: {exc}"
+    if not isinstance(content, dict):
+        return f"sidecar {name} is not a JSON object"
+    return content

@@ -1,0 +1,108 @@
+"""What ingestion found, kept and skipped: participants check and the summary files.
+
+``summary.json`` (everything: counts per reason, validator warnings, participants mismatches,
+cache use) and ``summary.tsv`` (one row per included/excluded reason, with a count and an
+example) are written next to the manifest for the report.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lcm.bids.rows import TR_NOT_CHECKED
+from lcm.io.atomic import write_json, write_tsv
+
+log = logging.getLogger(__name__)
+
+SUMMARY_TSV_COLUMNS = ("dataset", "included", "reason_code", "n_runs", "example_path", "example")
+
+
+def summary_paths(manifest: str | Path) -> tuple[Path, Path]:
+    """``summary.json`` and ``summary.tsv`` beside a manifest."""
+    folder = Path(manifest).parent
+    return folder / "summary.json", folder / "summary.tsv"
+
+
+def participants_mismatch(root: str | Path, subjects_with_data: list[str]) -> dict[str, Any]:
+    """Compare ``participants.tsv`` with the ``sub-*`` folders (reported, never fatal).
+
+    Returns
+    -------
+    dict
+        ``participants_tsv`` (whether one was found), ``without_data`` (listed, no folder) and
+        ``not_listed`` (folder, not listed); labels without ``sub-``.
+    """
+    path = Path(root) / "participants.tsv"
+    data = sorted(s.removeprefix("sub-") for s in subjects_with_data)
+    if not path.is_file():
+        return {"participants_tsv": False, "without_data": [], "not_listed": []}
+    try:
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        ids = table["participant_id"].str.strip().str.removeprefix("sub-")
+        listed = sorted(set(ids) - {""})
+    except (KeyError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        log.warning("%s unreadable or without participant_id: %s", path, exc)
+        return {"participants_tsv": True, "error": str(exc), "without_data": [], "not_listed": []}
+    without = sorted(set(listed) - set(data))
+    not_listed = sorted(set(data) - set(listed))
+    if without:
+        log.warning(
+            "%s lists %d participant(s) with no data folder: %s",
+            path, len(without), ", ".join(f"sub-{s}" for s in without[:10]),
+        )  # fmt: skip
+    if not_listed:
+        log.warning(
+            "%d subject folder(s) are not in %s: %s",
+            len(not_listed), path, ", ".join(f"sub-{s}" for s in not_listed[:10]),
+        )  # fmt: skip
+    return {"participants_tsv": True, "without_data": without, "not_listed": not_listed}
+
+
+def build_summary(manifest: pd.DataFrame, **facts: Any) -> dict[str, Any]:
+    """Counts of a manifest by reason, plus ``facts`` (validator, participants, cache ...)."""
+    included = manifest["included"].astype(bool)
+    excluded = manifest.loc[~included]
+    by_code = excluded.groupby("reason_code", sort=True).size().astype(int).to_dict()
+    not_checked = manifest.loc[included, "tr_check"].str.startswith(TR_NOT_CHECKED)
+    return {
+        **facts,
+        "n_runs": len(manifest),
+        "n_included": int(included.sum()),
+        "n_excluded": int((~included).sum()),
+        "n_subjects_included": int(manifest.loc[included, "subject"].nunique()),
+        "excluded_by_reason": {str(k): int(v) for k, v in by_code.items()},
+        "n_tr_not_checked": int(not_checked.sum()),
+        "tr_not_checked_examples": manifest.loc[included & not_checked, "tr_check"]
+        .head(3)
+        .tolist(),
+    }
+
+
+def summary_table(manifest: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """One row per (included, reason_code) with the number of runs and an example reason."""
+    rows = []
+    for (inc, code), group in manifest.groupby(["included", "reason_code"], sort=True):
+        first = group.iloc[0]
+        rows.append(
+            {
+                "dataset": dataset,
+                "included": bool(inc),
+                "reason_code": code or ("included" if inc else ""),
+                "n_runs": len(group),
+                "example_path": Path(first["path"]).name,
+                "example": first["reason"] if not inc else first["tr_check"],
+            }
+        )
+    table = pd.DataFrame(rows, columns=list(SUMMARY_TSV_COLUMNS))
+    return table.sort_values(["included", "n_runs"], ascending=[False, False])
+
+
+def write_summary(manifest_path: str | Path, summary: dict[str, Any], table: pd.DataFrame) -> None:
+    """Write ``summary.json`` and ``summary.tsv`` beside the manifest (atomically)."""
+    json_path, tsv_path = summary_paths(manifest_path)
+    write_json(json_path, summary)
+    write_tsv(tsv_path, table)

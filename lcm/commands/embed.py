@@ -1,0 +1,88 @@
+"""``lcm embed``: subject embeddings (and per-query attention over ROIs) of a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from lcm.commands._arguments import add_store_arguments
+
+log = logging.getLogger(__name__)
+
+EXAMPLE = """example:
+  lcm embed --checkpoint results/models/pretrain --store results/store --atlas aal116 \\
+      --catalogue config/variables.yaml --datasets abidelike adnilike \\
+      --out results/embeddings/pretrain_embeddings.parquet \\
+      --attention-out results/embeddings/pretrain_attention.parquet
+
+outputs: --out, one row per run: identifiers, then emb_000 ... (the mean ROI token after the
+ROI mixer, d_model values); --attention-out, one row per run and query: identifiers, query
+('variable' or 'variable=level'), then one column per ROI (last decoder layer, heads averaged,
+rows sum to 1). Parquet key-value metadata name the checkpoint and its weights' sha256.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``embed`` verb."""
+    p = sub.add_parser(
+        "embed",
+        help="Write subject embeddings (and query attention over ROIs) of a checkpoint to Parquet.",
+        description="Run a pretrained or finetuned checkpoint over the runs of some datasets of "
+        "the feature store and write one embedding per run; optionally the attention of every "
+        "query over the ROIs, for maps such as the diagnosis query's attention on the brain.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--checkpoint", required=True, help="Checkpoint folder.")
+    p.add_argument("--datasets", nargs="+", required=True, help="Datasets to embed.")
+    p.add_argument("--out", required=True, help="Embeddings Parquet file to write.")
+    p.add_argument("--attention-out", default=None, help="Query attention Parquet (optional).")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available).")
+    add_store_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``lcm embed``."""
+    # Imported here: every `lcm` call builds all parsers, and torch takes seconds to import.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lcm.io.atomic import atomic_path
+    from lcm.model.checkpoint import checkpoint_layout, load_checkpoint
+    from lcm.model.export import attention_frame, embedding_frame, embeddings, query_attention
+    from lcm.store.catalogue import load_catalogue
+    from lcm.store.read import load_cohort
+    from lcm.train.loop import pick_device
+
+    catalogue = load_catalogue(args.catalogue)
+    cohort = load_cohort(args.store, args.atlas, list(args.datasets), catalogue)
+    device = pick_device(args.device)
+    model, meta = load_checkpoint(
+        args.checkpoint, atlas=args.atlas, n_rois=cohort.fc.shape[1], catalogue=catalogue,
+        device=device,
+    )  # fmt: skip
+    metadata = {
+        b"lcm.checkpoint": str(args.checkpoint).encode(),
+        b"lcm.weights_sha256": str(meta.get("weights_sha256", "")).encode(),
+        b"lcm.atlas": args.atlas.encode(),
+    }
+
+    def write(frame, path: str) -> None:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
+
+    write(embedding_frame(cohort.ids, embeddings(model, cohort.fc, device)), args.out)
+    log.info(
+        "embeddings of %d runs (%d dimensions) -> %s", len(cohort), model.config.d_model, args.out
+    )
+    if args.attention_out:
+        attention = query_attention(model, cohort.fc, device)
+        frame = attention_frame(
+            cohort.ids, attention, checkpoint_layout(meta), list(cohort.roi_names)
+        )
+        write(frame, args.attention_out)
+        log.info("query attention over %d ROIs -> %s", attention.shape[2], args.attention_out)
+    return 0

@@ -1,0 +1,341 @@
+"""Comparisons the report states: LCM against the best baseline, the control against chance,
+and the oracle ceiling of synthetic cohorts.
+
+The paired test resamples test *subjects* within each outer fold (stratified by class for a
+binary task), recomputes both models' fold metric on the same resample, and averages the
+difference over folds and seeds — the same statistic as the headline table's mean. The best
+baseline is the one with the highest mean at that label fraction, chosen after the fact, which
+favours the baselines: a win of LCM against it is a win against each.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lcm.evaluate.registry import BASELINE_MODELS, CONTROL_MODELS
+from lcm.exceptions import InputDataError
+
+log = logging.getLogger(__name__)
+
+HEADLINE_METRIC = {"binary": "auc", "continuous": "pearson_r"}
+CHANCE = {"auc": 0.5, "pearson_r": 0.0}
+HEADLINE_COLUMNS = (
+    "task", "label_fraction", "metric", "model", "model_mean", "model_ci_low", "model_ci_high",
+    "best_baseline", "baseline_mean", "baseline_ci_low", "baseline_ci_high", "difference",
+    "difference_ci_low", "difference_ci_high", "p_value", "verdict",
+)  # fmt: skip
+
+
+def task_kind(predictions: pd.DataFrame) -> str:
+    """``binary`` when every ``y_true`` is 0 or 1, else ``continuous``."""
+    return "binary" if predictions["y_true"].isin([0.0, 1.0]).all() else "continuous"
+
+
+def _weighted_auc(scores: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """AUC of ``scores`` under each row of subject weights ``(n_boot, n)``."""
+    pos, neg = y == 1, y == 0
+    cmp = (scores[pos][:, None] > scores[neg][None, :]).astype(float)
+    cmp += 0.5 * (scores[pos][:, None] == scores[neg][None, :])
+    w_pos, w_neg = weights[:, pos], weights[:, neg]
+    num = np.einsum("bi,ij,bj->b", w_pos, cmp, w_neg)
+    return num / (w_pos.sum(axis=1) * w_neg.sum(axis=1))
+
+
+def _weighted_r(pred: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Pearson r of ``pred`` and ``y`` under each row of weights ``(n_boot, n)``."""
+    w = weights / weights.sum(axis=1, keepdims=True)
+    mp, my = w @ pred, w @ y
+    dp, dy = pred[None, :] - mp[:, None], y[None, :] - my[:, None]
+    cov = (w * dp * dy).sum(axis=1)
+    var = np.sqrt((w * dp**2).sum(axis=1) * (w * dy**2).sum(axis=1))
+    return np.divide(cov, var, out=np.full(len(w), np.nan), where=var > 0)
+
+
+def _subject_weights(
+    subjects: np.ndarray, strata: np.ndarray, n_boot: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Row weights ``(n_boot, n_rows)``: how often each row's subject is drawn, per stratum."""
+    codes, first = np.unique(subjects, return_index=True)
+    index = np.searchsorted(codes, subjects)
+    counts = np.zeros((n_boot, len(codes)))
+    for stratum in np.unique(strata[first]):
+        members = np.flatnonzero(strata[first] == stratum)
+        draws = rng.integers(0, len(members), size=(n_boot, len(members)))
+        np.add.at(counts, (np.arange(n_boot)[:, None], members[draws]), 1.0)
+    return counts[:, index]
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    """Mean difference ``a - b`` of a fold metric, its 95 % bootstrap CI and two-sided p."""
+
+    difference: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n_folds: int
+
+
+def paired_bootstrap(
+    predictions: pd.DataFrame,
+    task: str,
+    fraction: float,
+    model_a: str,
+    model_b: str,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> PairedResult:
+    """Paired bootstrap of ``metric(model_a) - metric(model_b)`` over test subjects.
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        The tidy predictions table.
+    task : str
+    fraction : float
+        Label fraction.
+    model_a, model_b : str
+    n_boot : int, default 2000
+    seed : int, default 0
+
+    Returns
+    -------
+    PairedResult
+        NaN everywhere when the two models share no fold.
+    """
+    rows = predictions[
+        (predictions["task"] == task) & np.isclose(predictions["label_fraction"], fraction)
+    ]
+    kind = task_kind(rows) if len(rows) else "binary"
+    rng = np.random.default_rng(seed)
+    diffs, observed = [], []
+    for _, fold in rows.groupby(["seed", "fold"], sort=True):
+        a = fold[fold["model"] == model_a].reset_index(drop=True)
+        b = fold[fold["model"] == model_b].reset_index(drop=True)
+        if len(a) == 0 or len(a) != len(b) or not (a["subject"] == b["subject"]).all():
+            continue
+        y = a["y_true"].to_numpy()
+        subjects = (a["dataset"] + "/" + a["subject"]).to_numpy()
+        if kind == "binary":
+            if len(np.unique(y)) < 2:
+                continue  # AUC undefined on a one-class fold (leave-site-out)
+            strata = y.astype(int)
+            stat = _weighted_auc
+        else:
+            strata = np.zeros(len(y), dtype=int)
+            stat = _weighted_r
+        weights = _subject_weights(subjects, strata, n_boot, rng)
+        ones = np.ones((1, len(y)))
+        sa, sb = a["prediction"].to_numpy(), b["prediction"].to_numpy()
+        observed.append(float(stat(sa, y, ones)[0] - stat(sb, y, ones)[0]))
+        diffs.append(stat(sa, y, weights) - stat(sb, y, weights))
+    if not diffs:
+        nan = float("nan")
+        return PairedResult(nan, nan, nan, nan, 0)
+    boot = np.nanmean(np.stack(diffs), axis=0)
+    low, high = np.nanquantile(boot, [0.025, 0.975])
+    p = 2.0 * min(float(np.mean(boot <= 0)), float(np.mean(boot >= 0)))
+    return PairedResult(
+        difference=float(np.mean(observed)),
+        ci_low=float(low),
+        ci_high=float(high),
+        p_value=float(min(1.0, max(p, 1.0 / n_boot))),
+        n_folds=len(diffs),
+    )
+
+
+def _summary_row(summary: pd.DataFrame, task: str, model: str, fraction: float, metric: str):
+    at = summary[
+        (summary["task"] == task)
+        & (summary["model"] == model)
+        & np.isclose(summary["label_fraction"], fraction)
+        & (summary["metric"] == metric)
+    ]
+    return at.iloc[0] if len(at) else None
+
+
+def headline_table(
+    summary: pd.DataFrame,
+    predictions: pd.DataFrame,
+    model: str = "lcm",
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """``model`` against the best baseline, per task and label fraction.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        :func:`lcm.evaluate.metrics.summarise` of the metrics.
+    predictions : pandas.DataFrame
+    model : str, default "lcm"
+        Falls back to the best model of a task when ``model`` was not evaluated on it
+        (continuous tasks have no LCM yet): the row then compares nothing and says so.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`HEADLINE_COLUMNS`; ``verdict`` is ``better`` (difference CI above 0),
+        ``worse`` (below 0), ``no clear difference`` or ``not evaluated``.
+    """
+    rows = []
+    for task, at_task in summary.groupby("task", sort=True):
+        kind = task_kind(predictions[predictions["task"] == task])
+        metric = HEADLINE_METRIC[kind]
+        models = set(at_task["model"])
+        baselines = [m for m in BASELINE_MODELS if m in models]
+        for fraction in sorted(at_task["label_fraction"].unique()):
+            means = {
+                b: r["mean"]
+                for b in baselines
+                if (r := _summary_row(summary, task, b, fraction, metric)) is not None
+                and np.isfinite(r["mean"])
+            }
+            best = max(means, key=means.get) if means else None
+            own = _summary_row(summary, task, model, fraction, metric)
+            base = _summary_row(summary, task, best, fraction, metric) if best else None
+            row: dict[str, Any] = {
+                "task": task, "label_fraction": float(fraction), "metric": metric,
+                "model": model if own is not None else "", "best_baseline": best or "",
+            }  # fmt: skip
+            for prefix, r in (("model", own), ("baseline", base)):
+                row[f"{prefix}_mean"] = r["mean"] if r is not None else np.nan
+                row[f"{prefix}_ci_low"] = r["ci_low"] if r is not None else np.nan
+                row[f"{prefix}_ci_high"] = r["ci_high"] if r is not None else np.nan
+            if own is not None and best is not None:
+                paired = paired_bootstrap(predictions, task, fraction, model, best, n_boot, seed)
+                row.update(
+                    difference=paired.difference,
+                    difference_ci_low=paired.ci_low,
+                    difference_ci_high=paired.ci_high,
+                    p_value=paired.p_value,
+                    verdict=_verdict(paired),
+                )
+            else:
+                row.update(
+                    difference=np.nan, difference_ci_low=np.nan, difference_ci_high=np.nan,
+                    p_value=np.nan, verdict="not evaluated",
+                )  # fmt: skip
+            rows.append(row)
+    return pd.DataFrame(rows, columns=list(HEADLINE_COLUMNS))
+
+
+def _verdict(paired: PairedResult) -> str:
+    if not np.isfinite(paired.ci_low):
+        return "not evaluated"
+    if paired.ci_low > 0:
+        return "better"
+    if paired.ci_high < 0:
+        return "worse"
+    return "no clear difference"
+
+
+def control_table(summary: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """The shuffled-label control per task and label fraction, and whether it sits at chance.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``task, label_fraction, metric, mean, ci_low, ci_high, chance, at_chance`` where
+        ``at_chance`` means the 95 % CI contains the chance level.
+    """
+    rows = []
+    for task, at_task in summary.groupby("task", sort=True):
+        metric = HEADLINE_METRIC[task_kind(predictions[predictions["task"] == task])]
+        control = at_task[at_task["model"].isin(CONTROL_MODELS) & (at_task["metric"] == metric)]
+        for _, r in control.sort_values("label_fraction").iterrows():
+            chance = CHANCE[metric]
+            rows.append(
+                {
+                    "task": task, "label_fraction": float(r["label_fraction"]), "metric": metric,
+                    "mean": r["mean"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+                    "chance": chance,
+                    "at_chance": bool(r["ci_low"] <= chance <= r["ci_high"]),
+                }
+            )  # fmt: skip
+    columns = ["task", "label_fraction", "metric", "mean", "ci_low", "ci_high", "chance"]
+    return pd.DataFrame(rows, columns=[*columns, "at_chance"])
+
+
+def site_table(predictions: pd.DataFrame, fraction: float | None = None) -> pd.DataFrame:
+    """Per-site performance: the headline metric of each model on each site's test runs.
+
+    Out-of-fold predictions of a site are pooled over its folds (subject-level split: several
+    folds; leave-site-out: its own fold), then averaged over seeds.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``task, label_fraction, site, model, metric, value, n_runs``; NaN where a site holds
+        one class only.
+    """
+    from lcm.evaluate.metrics import binary_metrics, regression_metrics
+
+    rows = []
+    frame = predictions
+    if fraction is not None:
+        frame = frame[np.isclose(frame["label_fraction"], fraction)]
+    for task, at_task in frame.groupby("task", sort=True):
+        kind = task_kind(at_task)
+        metric = HEADLINE_METRIC[kind]
+        keys = ["label_fraction", "site", "model"]
+        for (frac, site, model), group in at_task.groupby(keys, sort=True):
+            values = []
+            for _, by_seed in group.groupby("seed"):
+                y, p = by_seed["y_true"].to_numpy(), by_seed["prediction"].to_numpy()
+                scores = binary_metrics(y.astype(int), p) if kind == "binary" else (
+                    regression_metrics(y, p)
+                )  # fmt: skip
+                values.append(scores[metric])
+            finite = [v for v in values if np.isfinite(v)]
+            rows.append(
+                {
+                    "task": task, "label_fraction": float(frac), "site": site, "model": model,
+                    "metric": metric, "value": float(np.mean(finite)) if finite else np.nan,
+                    "n_runs": int(len(group) / max(1, group["seed"].nunique())),
+                }
+            )  # fmt: skip
+    return pd.DataFrame(
+        rows, columns=["task", "label_fraction", "site", "model", "metric", "value", "n_runs"]
+    )
+
+
+def read_oracle(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The oracle ceiling recorded in a synthetic cohort's ``ground_truth.json``.
+
+    Returns
+    -------
+    dict or None
+        ``consortium``, ``shared_structure``, ``auc`` (patient vs control when recorded, else
+        the task's AUC), ``accuracy``; ``None`` when the file records no oracle.
+
+    Raises
+    ------
+    InputDataError
+        When the file is missing or not JSON.
+    """
+    try:
+        truth = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputDataError(
+            f"Cannot read ground truth {path}: {exc}",
+            hint="Pass the ground_truth.json written by 'lcm synth'.",
+        ) from exc
+    oracle = truth.get("oracle")
+    if not isinstance(oracle, dict):
+        return None
+    auc = oracle.get("auc_patient_vs_control")
+    return {
+        "consortium": truth.get("consortium", Path(path).parent.name),
+        "shared_structure": truth.get("shared_structure"),
+        "auc": auc if auc is not None else oracle.get("auc"),
+        "accuracy": oracle.get("accuracy"),
+    }

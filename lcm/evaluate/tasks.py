@@ -1,0 +1,117 @@
+"""Downstream tasks: a catalogue variable of one dataset, binary (a diagnosis) or continuous."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from lcm.exceptions import ConfigError, InputDataError
+from lcm.store.catalogue import Catalogue
+from lcm.store.cohort import Cohort
+
+log = logging.getLogger(__name__)
+
+CONTINUOUS_KINDS = ("continuous", "ordinal")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task: ``label`` of the catalogue; binary (``positive`` against ``negative``) or
+    continuous (``negative`` and ``positive`` are ``None``)."""
+
+    name: str
+    label: str
+    negative: str | None = None
+    positive: str | None = None
+    kind: str = "binary"
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        """``(negative, positive)`` for a binary task, ``()`` for a continuous one."""
+        if self.kind != "binary":
+            return ()
+        return (str(self.negative), str(self.positive))
+
+
+def task_from_catalogue(name: str, label: str, positive: str | None, catalogue: Catalogue) -> Task:
+    """Build a :class:`Task` from the catalogue's variable ``label``.
+
+    A binary variable needs ``positive`` (the negative level is the other one); a continuous or
+    ordinal variable makes a continuous task and takes no ``positive``.
+
+    Raises
+    ------
+    ConfigError
+        When ``label`` is not in the catalogue, is categorical, or ``positive`` does not fit.
+    """
+    var = catalogue.variables.get(label)
+    if var is None:
+        raise ConfigError(
+            f"Task {name!r}: label {label!r} is not in the variable catalogue {catalogue.path} "
+            f"(has {sorted(catalogue.variables)}).",
+            hint="Set tasks.<name>.label to a binary or continuous variable of the catalogue.",
+        )
+    if var.kind in CONTINUOUS_KINDS:
+        if positive is not None:
+            raise ConfigError(
+                f"Task {name!r}: label {label!r} is {var.kind} in {catalogue.path}, so it takes "
+                f"no positive level (got {positive!r}).",
+                hint=f"Remove tasks.{name}.positive.",
+            )
+        return Task(name=name, label=label, kind="continuous")
+    if var.kind != "binary" or positive not in var.levels:
+        raise ConfigError(
+            f"Task {name!r}: label {label!r} must be binary with {positive!r} among its levels; "
+            f"the catalogue {catalogue.path} has kind {var.kind!r}, levels {list(var.levels)}.",
+            hint=f"Set tasks.{name}.positive to one of {list(var.levels)}.",
+        )
+    negative = next(level for level in var.levels if level != positive)
+    return Task(name=name, label=label, negative=negative, positive=positive)
+
+
+def task_targets(cohort: Cohort, task: Task) -> tuple[Cohort, np.ndarray]:
+    """Runs with a target and the targets: 0/1 ints (binary) or floats (continuous).
+
+    Runs with a missing target are dropped.
+
+    Raises
+    ------
+    InputDataError
+        When the label column is absent, or holds a value other than the two levels (binary)
+        or a non-number (continuous).
+    """
+    if task.label not in cohort.variables:
+        raise InputDataError(
+            f"Task {task.name!r}: the cohort has no variable {task.label!r} "
+            f"(has {list(cohort.variables.columns)}).",
+            hint="Check the catalogue maps this variable for the task's dataset.",
+        )
+    values = cohort.variables[task.label]
+    present = values.notna().to_numpy()
+    if task.kind == "binary":
+        bad = sorted({str(v) for v in values[present] if v not in task.levels})
+        expected = f"only {list(task.levels)} or missing"
+    else:
+        bad = sorted({str(v) for v in values[present] if not _is_number(v)})
+        expected = "numbers or missing"
+    if bad:
+        raise InputDataError(
+            f"Task {task.name!r}: variable {task.label!r} holds {bad[:5]}, expected {expected}.",
+            hint="Fix the catalogue's map for this dataset's column.",
+        )
+    dropped = int((~present).sum())
+    if dropped:
+        log.info("task %s: dropped %d run(s) with no %r value", task.name, dropped, task.label)
+    kept = cohort.subset(present)
+    if task.kind == "binary":
+        return kept, (kept.variables[task.label] == task.positive).to_numpy().astype(int)
+    return kept, kept.variables[task.label].to_numpy(dtype=float)
+
+
+def _is_number(value: object) -> bool:
+    try:
+        return bool(np.isfinite(float(value)))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False

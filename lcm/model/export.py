@@ -1,0 +1,88 @@
+"""Inference exports: subject embeddings and per-query attention over ROIs, as tables.
+
+Both are computed in eval mode without gradients, in batches, and returned as pandas frames
+keyed by the run identifiers, ready for Parquet (one row per run; one column per dimension
+or per ROI), so that DuckDB, pandas or R read them without our code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lcm.model.lcm import LCM
+from lcm.model.targets import QueryLayout
+
+BATCH = 128
+
+
+def query_names(layout: QueryLayout) -> list[str]:
+    """One name per query: ``variable`` for numeric groups, ``variable=level`` for classes."""
+    names = []
+    for group in layout.groups:
+        names.extend(
+            [group.name] if group.is_numeric else [f"{group.name}={lv}" for lv in group.levels]
+        )
+    return names
+
+
+@torch.no_grad()
+def embeddings(model: LCM, fc: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
+    """Subject embeddings ``[n, d_model]`` (float32) from :meth:`LCM.embed`."""
+    model.eval()
+    parts = [
+        model.embed(torch.as_tensor(fc[i : i + BATCH], dtype=torch.float32, device=device))
+        for i in range(0, len(fc), BATCH)
+    ]
+    return torch.cat(parts).float().cpu().numpy()
+
+
+@torch.no_grad()
+def query_attention(
+    model: LCM, fc: np.ndarray, device: torch.device | str = "cpu", layer: int = -1
+) -> np.ndarray:
+    """Cross-attention of each query over the ROIs ``[n, Q, R]`` in decoder ``layer``."""
+    model.eval()
+    parts = [
+        model.attention(torch.as_tensor(fc[i : i + BATCH], dtype=torch.float32, device=device))[
+            layer
+        ]
+        for i in range(0, len(fc), BATCH)
+    ]
+    return torch.cat(parts).float().cpu().numpy()
+
+
+def embedding_frame(ids: pd.DataFrame, values: np.ndarray) -> pd.DataFrame:
+    """Run identifiers followed by columns ``emb_000`` ... (one per embedding dimension)."""
+    width = max(3, len(str(values.shape[1] - 1)))
+    columns = [f"emb_{i:0{width}d}" for i in range(values.shape[1])]
+    emb = pd.DataFrame(values.astype(np.float32), columns=columns)
+    return pd.concat([ids.reset_index(drop=True), emb], axis=1)
+
+
+def attention_frame(
+    ids: pd.DataFrame, attention: np.ndarray, layout: QueryLayout, roi_names: list[str]
+) -> pd.DataFrame:
+    """Long-by-query table: run identifiers, ``query``, then one column per ROI.
+
+    Parameters
+    ----------
+    ids : pandas.DataFrame
+        ``n`` run identifiers.
+    attention : numpy.ndarray, shape (n, Q, R)
+    layout : QueryLayout
+        Names the ``Q`` queries.
+    roi_names : list of str
+        Names the ``R`` ROIs.
+    """
+    n, q, r = attention.shape
+    names = query_names(layout)
+    if len(names) != q or len(roi_names) != r:
+        raise ValueError(
+            f"attention {attention.shape} vs {len(names)} queries, {len(roi_names)} ROIs"
+        )
+    rows = ids.reset_index(drop=True).loc[np.repeat(np.arange(n), q)].reset_index(drop=True)
+    rows["query"] = np.tile(names, n)
+    values = pd.DataFrame(attention.reshape(n * q, r).astype(np.float32), columns=list(roi_names))
+    return pd.concat([rows, values], axis=1)

@@ -1,0 +1,213 @@
+"""Report sections that state findings: the headline comparison, the control, per-site
+performance and the protocol actually run (provenance summary).
+
+Each builder is a pure function of data frames returning an HTML fragment, so tests check the
+wording without rendering figures.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+LOW_LABELS = 0.1  # "≤ 10 % labels": where pretraining and pseudo-labels are meant to help
+
+
+def _ci(mean: float, low: float, high: float, signed: bool = False) -> str:
+    if not np.isfinite(mean):
+        return "n/a"
+    fmt = "{:+.3f}" if signed else "{:.3f}"
+    return f"{fmt.format(mean)} [{fmt.format(low)}, {fmt.format(high)}]"
+
+
+def headline_display(headline: pd.DataFrame) -> pd.DataFrame:
+    """The headline table as shown: one row per task and label fraction, CIs in the cells."""
+    rows = []
+    for r in headline.itertuples(index=False):
+        rows.append(
+            {
+                "task": r.task,
+                "label fraction": f"{r.label_fraction:g}",
+                "metric": r.metric,
+                "model": r.model or "n/a",
+                "model [95% CI]": _ci(r.model_mean, r.model_ci_low, r.model_ci_high),
+                "best baseline": r.best_baseline or "n/a",
+                "baseline [95% CI]": _ci(r.baseline_mean, r.baseline_ci_low, r.baseline_ci_high),
+                "difference [95% CI]": _ci(
+                    r.difference, r.difference_ci_low, r.difference_ci_high, signed=True
+                ),
+                "p (paired bootstrap)": f"{r.p_value:.3f}" if np.isfinite(r.p_value) else "n/a",
+                "verdict": r.verdict,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def science_statements(
+    headline: pd.DataFrame, shared: dict[str, float | None], low: float = LOW_LABELS
+) -> list[str]:
+    """One sentence per task: does LCM beat every baseline at ``<= low`` labels?
+
+    Parameters
+    ----------
+    headline : pandas.DataFrame
+        :func:`lcm.evaluate.compare.headline_table`.
+    shared : dict
+        ``task -> shared_structure`` of its synthetic cohort (None when not synthetic).
+    """
+    out = []
+    for task, rows in headline.groupby("task", sort=True):
+        at = rows[(rows["label_fraction"] <= low + 1e-9) & (rows["verdict"] != "not evaluated")]
+        knob = shared.get(task)
+        where = f" (synthetic, shared_structure = {knob:g})" if knob is not None else ""
+        if at.empty:
+            best = rows.sort_values("label_fraction").iloc[-1]
+            out.append(
+                f"<b>{html.escape(task)}</b>{html.escape(where)}: LCM was not evaluated at a "
+                f"label fraction &le; {low:g} (a continuous target has no LCM model yet); best "
+                f"baseline at {best['label_fraction']:g} of the labels: "
+                f"{html.escape(str(best['best_baseline']))} {best['metric']} "
+                f"{_ci(best['baseline_mean'], best['baseline_ci_low'], best['baseline_ci_high'])}."
+            )
+            continue
+        parts = []
+        for r in at.sort_values("label_fraction").itertuples(index=False):
+            parts.append(
+                f"at {r.label_fraction:g} of the labels {html.escape(r.model)} "
+                f"{r.metric} {_ci(r.model_mean, r.model_ci_low, r.model_ci_high)} vs best "
+                f"baseline {html.escape(r.best_baseline)} "
+                f"{_ci(r.baseline_mean, r.baseline_ci_low, r.baseline_ci_high)}, difference "
+                f"{_ci(r.difference, r.difference_ci_low, r.difference_ci_high, signed=True)} "
+                f"(p = {r.p_value:.3f}): <b>{html.escape(r.verdict)}</b>"
+            )
+        beats = bool((at["verdict"] == "better").all())
+        claim = "beats every baseline" if beats else "does <b>not</b> beat every baseline"
+        out.append(
+            f"<b>{html.escape(task)}</b>{html.escape(where)}: LCM with pseudo-labels {claim} "
+            f"at &le; {low:g} of the labels; " + "; ".join(parts) + "."
+        )
+    return out
+
+
+def headline_section(
+    headline: pd.DataFrame | None,
+    shared: dict[str, float | None],
+    table_html: Callable[[pd.DataFrame], str],
+) -> str:
+    """The findings first: LCM against the best baseline per task and fraction, in words."""
+    parts = ['<h2 id="headline">Headline: LCM against the best baseline</h2>']
+    if headline is None or headline.empty:
+        parts.append('<p class="note">No comparison could be made.</p>')
+        return "\n".join(parts)
+    parts.append(
+        '<p class="note">Mean over folds &times; seeds with 95 % bootstrap intervals. The '
+        "best baseline is the one with the highest mean at that fraction (picked after the "
+        "fact, which favours the baselines). The difference and its interval come from a "
+        "paired bootstrap of test subjects within folds; <i>better</i> means the whole "
+        "interval is above 0.</p>"
+    )
+    parts.append("<ul>")
+    parts.extend(f"<li>{s}</li>" for s in science_statements(headline, shared))
+    parts.append("</ul>")
+    parts.append(table_html(headline_display(headline)))
+    return "\n".join(parts)
+
+
+def control_fragment(control: pd.DataFrame, task: str) -> str:
+    """The shuffled-label control of one task, and whether it sits at chance."""
+    rows = control[control["task"] == task]
+    if rows.empty:
+        return '<p class="warn">No shuffled-label control was evaluated for this task.</p>'
+    items = []
+    for r in rows.itertuples(index=False):
+        if r.at_chance:
+            state = "at chance"
+        elif r.ci_low > r.chance:
+            state = "ABOVE chance: check for leakage"
+        else:  # anti-learning of permuted labels in small folds; leakage would lift it
+            state = "below chance (a small-sample cross-validation artefact, not leakage)"
+        items.append(
+            f"label fraction {r.label_fraction:g}: {r.metric} "
+            f"{_ci(r.mean, r.ci_low, r.ci_high)} (chance {r.chance:g}) &mdash; {state}"
+        )
+    cls = "note" if rows["at_chance"].all() else "warn"
+    return (
+        f'<p class="{cls}"><b>Shuffled-label control</b> (fitted on permuted labels): '
+        + "; ".join(items)
+        + ".</p>"
+    )
+
+
+def site_fragment(sites: pd.DataFrame, task: str, table_html: Callable[[pd.DataFrame], str]) -> str:
+    """Per-site performance of one task: sites x models at each label fraction."""
+    rows = sites[sites["task"] == task]
+    if rows.empty or rows["site"].nunique() < 2:
+        return '<p class="note">Per-site performance: the dataset names fewer than two sites.</p>'
+    parts = [f"<h3>Per-site performance ({html.escape(str(rows['metric'].iloc[0]))})</h3>"]
+    for fraction, at in rows.groupby("label_fraction", sort=True):
+        wide = at.pivot_table(index="site", columns="model", values="value", aggfunc="first")
+        runs = at.groupby("site")["n_runs"].max()
+        wide.insert(0, "test runs", runs)
+        wide = wide.reset_index()
+        wide.columns.name = None
+        parts.append(f"<p>label fraction {fraction:g}</p>")
+        parts.append(table_html(wide))
+    parts.append(
+        '<p class="note">Out-of-fold predictions of each site pooled over its folds; n/a where '
+        "a site holds one class only.</p>"
+    )
+    return "\n".join(parts)
+
+
+def oracle_fragment(oracle: dict[str, Any] | None) -> str:
+    """The ceiling of a synthetic task: what the true connectivity allows."""
+    if not oracle or oracle.get("auc") is None:
+        return ""
+    return (
+        f'<p class="note"><b>Oracle ceiling</b> (synthetic ground truth of '
+        f"{html.escape(str(oracle['consortium']))}, shared_structure "
+        f"{oracle.get('shared_structure')}): AUC {float(oracle['auc']):.3f}. A model above it "
+        "exploits something other than the simulated effects (e.g. motion).</p>"
+    )
+
+
+def provenance_summary(
+    task_meta: dict[str, dict[str, Any]], table_html: Callable[[pd.DataFrame], str]
+) -> str:
+    """The protocol each task actually ran: split, folds, seeds, fractions, models."""
+    parts = ['<h2 id="protocol">Protocol and provenance summary</h2>']
+    if not task_meta:
+        parts.append('<p class="note">The metrics tables carry no protocol metadata.</p>')
+        return "\n".join(parts)
+    rows = []
+    for task, meta in sorted(task_meta.items()):
+        settings = meta.get("settings", {})
+        skipped = meta.get("models_skipped") or {}
+        rows.append(
+            {
+                "task": task,
+                "dataset": meta.get("dataset", "n/a"),
+                "target": f"{meta.get('label', '?')} ({meta.get('kind', 'binary')})",
+                "split": meta.get("split_used", settings.get("split", "subject")),
+                "folds x seeds": f"{settings.get('n_folds', '?')} x "
+                f"{len(settings.get('seeds', []))}",
+                "label fractions": ", ".join(f"{f:g}" for f in settings.get("label_fractions", [])),
+                "models": ", ".join(meta.get("models_evaluated", settings.get("models", []))),
+                "skipped": ", ".join(sorted(skipped)) or "none",
+                "runs": meta.get("n_runs", "n/a"),
+                "checkpoint": meta.get("checkpoint") or "n/a",
+            }
+        )
+    parts.append(
+        "<p>Every choice of a model (regularisation by inner subject-level cross-validation "
+        "on the training fold; fixed epoch budgets; threshold 0.5) is made without the test "
+        "fold; scalers and the tangent reference are fitted on training runs only; the LCM "
+        "checkpoints were pretrained on datasets with role <code>pretrain</code> only, which "
+        "<code>lcm evaluate</code> checks.</p>"
+    )
+    parts.append(table_html(pd.DataFrame(rows)))
+    return "\n".join(parts)

@@ -1,0 +1,210 @@
+"""Splits as data: which fold each downstream subject is tested in, as a plain table.
+
+A splits table has one row per (scheme, dataset, subject)::
+
+    dataset  subject  site  scheme           seed  n_folds  fold
+    abide    0051     NYU   subject          0     5        3
+    abide    0051     NYU   site             0     5        1
+    abide    0051     NYU   leave_site_out   0     17       9
+
+``subject`` folds put each subject in one test fold (stratified by ``label`` when given);
+``site`` folds put each whole site in one test fold; ``leave_site_out`` has one fold per site.
+Every subject listed is a downstream *test* subject of exactly one fold per scheme, so
+pretraining must never see any of them: :func:`downstream_test_keys` gives the keys to exclude,
+and :func:`lcm.store.read.load_cohort` and :class:`lcm.store.loader.ConnectomeStream` take the
+table as ``exclude=``. The table is deterministic given the subjects and the seed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sklearn.model_selection import KFold, StratifiedKFold
+
+from lcm.exceptions import InputDataError
+from lcm.io.atomic import atomic_path
+from lcm.io.provenance import environment
+
+log = logging.getLogger(__name__)
+
+SCHEMES = ("subject", "site", "leave_site_out")
+COLUMNS = ("dataset", "subject", "site", "scheme", "seed", "n_folds", "fold")
+
+
+def make_splits(
+    subjects: pd.DataFrame,
+    n_folds: int = 5,
+    seed: int = 0,
+    schemes: tuple[str, ...] | list[str] = SCHEMES,
+    label: str | None = None,
+) -> pd.DataFrame:
+    """Assign every subject to one test fold per scheme.
+
+    Parameters
+    ----------
+    subjects : pandas.DataFrame
+        One row per run or per subject with ``dataset``, ``subject`` and ``site`` (and ``label``
+        when stratifying). Runs of one subject collapse to one row; a subject must have one site.
+    n_folds : int, default 5
+        Folds of the ``subject`` and ``site`` schemes (``leave_site_out`` has one per site).
+    seed : int, default 0
+        Seed of the shuffles; the same subjects and seed give the same table.
+    schemes : sequence of str
+        Any of ``"subject"``, ``"site"``, ``"leave_site_out"``.
+    label : str, optional
+        Column to stratify the ``subject`` folds by (the diagnosis of a downstream task).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``dataset, subject, site, scheme, seed, n_folds, fold``, sorted.
+
+    Raises
+    ------
+    InputDataError
+        Unknown scheme, a subject with two sites, fewer subjects (or sites) than folds.
+    """
+    unknown = sorted(set(schemes) - set(SCHEMES))
+    if unknown:
+        raise InputDataError(
+            f"Unknown split scheme(s) {unknown}; expected some of {list(SCHEMES)}.",
+            hint="Use subject, site or leave_site_out.",
+        )
+    table = _one_row_per_subject(subjects, label)
+    frames = []
+    for scheme in schemes:
+        if scheme == "subject":
+            folds, k = _subject_folds(table, n_folds, seed, label), n_folds
+        else:
+            folds, k = _site_folds(table, n_folds if scheme == "site" else None, seed)
+        frames.append(
+            table[["dataset", "subject", "site"]].assign(
+                scheme=scheme, seed=seed, n_folds=k, fold=folds
+            )
+        )
+    out = pd.concat(frames, ignore_index=True)
+    out = out.sort_values(["scheme", "dataset", "subject"], kind="stable").reset_index(drop=True)
+    return out[list(COLUMNS)]
+
+
+def downstream_test_keys(splits: pd.DataFrame) -> set[str]:
+    """``dataset/subject`` keys of every downstream test subject in a splits table."""
+    missing = {"dataset", "subject"} - set(splits.columns)
+    if missing:
+        raise InputDataError(
+            f"A splits table needs columns 'dataset' and 'subject'; lacks {sorted(missing)}.",
+            hint="Build it with lcm.store.splits.make_splits or `lcm splits`.",
+        )
+    return set((splits["dataset"].astype(str) + "/" + splits["subject"].astype(str)).unique())
+
+
+def splits_path(store: str | Path) -> Path:
+    """Default location of the splits table in a store."""
+    return Path(store) / "splits" / "splits.parquet"
+
+
+def write_splits(path: str | Path, splits: pd.DataFrame, provenance: dict | None = None) -> Path:
+    """Write a splits table as Parquet (atomically), provenance in the key-value metadata."""
+    table = pa.Table.from_pandas(splits, preserve_index=False)
+    meta = {
+        "lcm.splits_schemes": json.dumps(sorted(splits["scheme"].unique().tolist())),
+        "lcm.provenance": json.dumps({**environment(), **(provenance or {})}, default=str),
+    }
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return Path(path)
+
+
+def read_splits(path: str | Path) -> pd.DataFrame:
+    """Read a splits table and check its columns."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputDataError(f"Splits table not found: {path}", hint="Run `lcm splits` first.")
+    frame = pd.read_parquet(path)
+    missing = sorted(set(COLUMNS) - set(frame.columns))
+    if missing:
+        raise InputDataError(
+            f"{path}: not a splits table; lacks columns {missing} (has {list(frame.columns)}).",
+            hint="Build it with `lcm splits`.",
+        )
+    return frame
+
+
+def _one_row_per_subject(subjects: pd.DataFrame, label: str | None) -> pd.DataFrame:
+    need = ["dataset", "subject", "site", *([label] if label else [])]
+    missing = [c for c in need if c not in subjects]
+    if missing:
+        raise InputDataError(
+            f"Cannot build splits: the subjects table lacks {missing} (has {list(subjects)}).",
+            hint="Pass the runs of the store (lcm.store.read.read_runs) with their sites.",
+        )
+    frame = subjects[need].astype({"dataset": str, "subject": str})
+    frame = frame.assign(site=frame["site"].fillna("").astype(str))
+    sites = frame.groupby(["dataset", "subject"])["site"].nunique()
+    if (sites > 1).any():
+        key = sites[sites > 1].index[0]
+        raise InputDataError(
+            f"Subject {key[1]!r} of dataset {key[0]!r} has runs at {int(sites[key])} sites.",
+            hint="A subject belongs to one site; fix the site column of the phenotype file.",
+        )
+    frame = frame.drop_duplicates(["dataset", "subject"])
+    # Sorting first makes the table independent of the order the runs were listed in.
+    return frame.sort_values(["dataset", "subject"], kind="stable").reset_index(drop=True)
+
+
+def _subject_folds(table: pd.DataFrame, n_folds: int, seed: int, label: str | None) -> np.ndarray:
+    if len(table) < n_folds:
+        raise InputDataError(
+            f"Cannot split {len(table)} subjects into {n_folds} subject-level folds.",
+            hint="Lower n_folds or add subjects.",
+        )
+    folds = np.empty(len(table), dtype=np.int64)
+    x = np.zeros(len(table))
+    if label is not None:
+        y = table[label].astype(str).to_numpy()
+        smallest = int(pd.Series(y).value_counts().min())
+        if smallest < n_folds:
+            raise InputDataError(
+                f"Cannot stratify {n_folds} folds by {label!r}: its rarest level has "
+                f"{smallest} subjects.",
+                hint="Lower n_folds or drop stratification.",
+            )
+        cv = StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(x, y)
+    else:
+        cv = KFold(n_folds, shuffle=True, random_state=seed).split(x)
+    for fold, (_, test) in enumerate(cv):
+        folds[test] = fold
+    return folds
+
+
+def _site_folds(table: pd.DataFrame, n_folds: int | None, seed: int) -> tuple[np.ndarray, int]:
+    """Whole sites per fold: one fold per site, or ``n_folds`` balanced by subject count."""
+    site_key = table["dataset"] + "/" + table["site"]
+    sizes = site_key.value_counts().sort_index()
+    if n_folds is None:
+        order = np.random.default_rng(seed).permutation(len(sizes))
+        fold_of = dict(zip(sizes.index[order], range(len(sizes)), strict=True))
+        return site_key.map(fold_of).to_numpy(dtype=np.int64), len(sizes)
+    if len(sizes) < n_folds:
+        raise InputDataError(
+            f"Cannot split {len(sizes)} site(s) {sizes.index.tolist()[:10]} into {n_folds} "
+            "site-level folds.",
+            hint="Lower n_folds, or use the leave_site_out or subject scheme.",
+        )
+    # Shuffle, then largest site first into the currently smallest fold (balanced, seeded).
+    rng = np.random.default_rng(seed)
+    shuffled = sizes.iloc[rng.permutation(len(sizes))]
+    loads = np.zeros(n_folds, dtype=np.int64)
+    fold_of = {}
+    for site, size in shuffled.sort_values(ascending=False, kind="stable").items():
+        fold = int(np.argmin(loads))
+        fold_of[site] = fold
+        loads[fold] += size
+    return site_key.map(fold_of).to_numpy(dtype=np.int64), n_folds

@@ -1,0 +1,90 @@
+"""Confident diagnosis pseudo-labels (part b of the paper's semi-supervised finetuning).
+
+A first model is finetuned with an inner validation split of the *labelled training* subjects
+hidden; on that split the confidence threshold is chosen as the lowest one whose confident
+predictions reach a target accuracy. Unlabeled training subjects whose prediction is at least
+that confident then count as labelled for the final model. The test fold is never involved:
+everything here sees only the rows given to ``fit``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# Fewer labelled subjects than this: no inner split (the threshold would be noise).
+MIN_LABELLED_GROUPS = 6
+
+
+def inner_split(
+    y: np.ndarray, groups: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Stratified, subject-level inner split of the labelled rows.
+
+    Parameters
+    ----------
+    y : numpy.ndarray of int, shape (n,)
+        0/1 labels, -1 for unlabeled rows (never chosen).
+    groups : numpy.ndarray, shape (n,)
+        Subject of each row: all runs of a subject fall on the same side.
+    fraction : float
+        Share of each class's labelled subjects held out for validation (at least one each).
+    seed : int
+
+    Returns
+    -------
+    (train_rows, validation_rows) or None
+        Row indices among the labelled rows; ``None`` with fewer than
+        :data:`MIN_LABELLED_GROUPS` labelled subjects or fewer than two of a class.
+    """
+    labelled = np.flatnonzero(y >= 0)
+    rng = np.random.default_rng(seed)
+    held: list = []
+    for cls in (0, 1):
+        subjects = np.unique(groups[labelled][y[labelled] == cls])
+        if len(subjects) < 2:
+            return None
+        held.extend(rng.permutation(subjects)[: max(1, round(fraction * len(subjects)))])
+    if len(np.unique(groups[labelled])) < MIN_LABELLED_GROUPS:
+        return None
+    is_val = np.isin(groups[labelled], held)
+    return labelled[~is_val], labelled[is_val]
+
+
+def choose_threshold(proba: np.ndarray, y: np.ndarray, target_accuracy: float) -> float | None:
+    """Lowest confidence threshold whose confident predictions reach ``target_accuracy``.
+
+    Parameters
+    ----------
+    proba : numpy.ndarray, shape (n, 2)
+        Predicted class probabilities of the validation rows.
+    y : numpy.ndarray of int, shape (n,)
+        Their true labels.
+    target_accuracy : float
+
+    Returns
+    -------
+    float or None
+        A predicted probability of the validation set (rows at or above it are "confident");
+        ``None`` when no threshold reaches the target.
+    """
+    confidence = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == y
+    for tau in np.unique(confidence):  # ascending: the first that works keeps the most rows
+        chosen = confidence >= tau
+        if correct[chosen].mean() >= target_accuracy:
+            return float(tau)
+    return None
+
+
+def confident_labels(proba: np.ndarray, threshold: float | None) -> np.ndarray:
+    """Predicted class where ``max(proba) >= threshold``, else -1 (all -1 without threshold)."""
+    labels = np.full(len(proba), -1, dtype=np.int64)
+    if threshold is None:
+        return labels
+    confident = proba.max(axis=1) >= threshold
+    labels[confident] = proba.argmax(axis=1)[confident]
+    return labels

@@ -1,0 +1,84 @@
+"""Data parallel training under ``torchrun``: process group set-up from its environment.
+
+``torchrun --nproc_per_node K -m lcm pretrain ...`` sets ``RANK``, ``WORLD_SIZE`` and
+``LOCAL_RANK``; without them training runs in one process. CUDA uses NCCL with one GPU per
+process (``cuda:LOCAL_RANK``), CPU uses gloo (how the tests run two processes here).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as dist
+
+from lcm.exceptions import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in the job.
+
+    Attributes
+    ----------
+    rank, world, local_rank : int
+    device : torch.device
+    """
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def enabled(self) -> bool:
+        """True with more than one process."""
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that writes outputs (rank 0)."""
+        return self.rank == 0
+
+
+def setup(device: torch.device) -> Distributed:
+    """Join the process group that ``torchrun`` describes, or run alone without one.
+
+    Parameters
+    ----------
+    device : torch.device
+        The device chosen for a single process; under ``torchrun`` CUDA becomes
+        ``cuda:LOCAL_RANK``.
+
+    Raises
+    ------
+    ConfigError
+        ``WORLD_SIZE`` > 1 with CUDA requested but fewer GPUs than local processes.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed(device=device)
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        if local_rank >= torch.cuda.device_count():
+            raise ConfigError(
+                f"torchrun local rank {local_rank} but only {torch.cuda.device_count()} GPU(s).",
+                hint="Start at most one process per GPU (--nproc_per_node).",
+            )
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    log.info("data parallel process %d of %d on %s", rank, world, device)
+    return Distributed(rank, world, local_rank, device)
+
+
+def teardown(ctx: Distributed) -> None:
+    """Leave the process group (after every process has finished)."""
+    if ctx.enabled and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

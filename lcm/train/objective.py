@@ -1,0 +1,117 @@
+"""The pretraining objective as one module: model, learned task weights, masked-ROI loss.
+
+One ``nn.Module`` holds every trained parameter, so data parallel training wraps it whole in
+``DistributedDataParallel`` and a training state saves it in one piece. A step takes a *global*
+batch of sample indices; each process trains on its contiguous share, and the losses are
+normalised by global counts, so that averaging the processes' gradients gives the gradient of
+one process on the whole batch (:func:`shard_batch`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from lcm.model.lcm import LCM
+from lcm.model.losses import UncertaintyWeighting, masked_roi_loss, variable_losses
+from lcm.model.targets import QueryLayout, Targets
+
+
+@dataclass
+class Shard:
+    """This process's share of a global batch.
+
+    Attributes
+    ----------
+    rows : torch.Tensor
+        Positions in the global batch (a contiguous block).
+    targets : dict of Target
+        Targets of those rows.
+    denominators : dict of str to float
+        Present count of each variable in the global batch divided by the world size.
+    roi_mask : torch.Tensor or None
+        ``[rows, R]`` ROIs hidden for reconstruction.
+    ssl_denominator : float or None
+        Masked FC entries in the global batch divided by the world size.
+    """
+
+    rows: torch.Tensor
+    targets: Targets
+    denominators: dict[str, float]
+    roi_mask: torch.Tensor | None
+    ssl_denominator: float | None
+
+
+def shard_batch(
+    targets: Targets,
+    roi_mask: torch.Tensor | None,
+    n_rois: int,
+    rank: int = 0,
+    world: int = 1,
+) -> Shard:
+    """Split a global batch's targets (and ROI mask) for process ``rank`` of ``world``.
+
+    Parameters
+    ----------
+    targets : dict of Target
+        Targets of the whole global batch (B rows).
+    roi_mask : torch.Tensor or None, shape (B, R)
+    n_rois : int
+    rank, world : int
+
+    Returns
+    -------
+    Shard
+    """
+    n = len(next(iter(targets.values())).present) if targets else len(roi_mask)
+    rows = torch.arange(n).tensor_split(world)[rank]
+    denominators = {
+        name: float(t.present.sum()) / world for name, t in targets.items() if t.present.any()
+    }
+    ssl_denominator = None
+    if roi_mask is not None:
+        ssl_denominator = float(roi_mask.sum()) * n_rois / world
+        roi_mask = roi_mask[rows]
+    local = {name: t.take(rows) for name, t in targets.items()}
+    return Shard(rows, local, denominators, roi_mask, ssl_denominator)
+
+
+class PretrainObjective(nn.Module):
+    """BEI losses with learned uncertainty weights, plus weighted masked-ROI reconstruction.
+
+    Parameters
+    ----------
+    model : LCM
+    layout : QueryLayout
+        Query groups of the model; each is one task of the weighting.
+    ssl_weight : float
+        Weight of the reconstruction loss (0: off).
+    bei_weight : float, default 1.0
+        Weight of the BEI losses; 0 is self-supervised-only pretraining (the lcm-ssl ablation).
+    """
+
+    def __init__(
+        self, model: LCM, layout: QueryLayout, ssl_weight: float, bei_weight: float = 1.0
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.weighting = UncertaintyWeighting(layout.names)
+        self.layout = layout
+        self.ssl_weight = ssl_weight
+        self.bei_weight = bei_weight
+
+    def forward(
+        self, fc: torch.Tensor, shard: Shard
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Total loss and its logged parts for ``fc [b, R, R]``, the rows of ``shard``."""
+        losses = variable_losses(self.model(fc), shard.targets, self.layout, shard.denominators)
+        total = self.bei_weight * self.weighting(losses).to(fc.device)
+        parts = {f"loss_{k}": v for k, v in losses.items()}
+        if shard.roi_mask is not None and self.ssl_weight > 0:
+            mask = shard.roi_mask.to(fc.device)
+            ssl = masked_roi_loss(self.model.reconstruct(fc, mask), fc, mask, shard.ssl_denominator)
+            total = total + self.ssl_weight * ssl
+            parts["loss_ssl"] = ssl
+        return total, parts

@@ -1,0 +1,143 @@
+"""What code each workflow verb runs: its ``lcm`` modules (hashed) and third-party imports.
+
+Snakemake reruns a job when its rule's shell command or params change, but it does not see the
+code of a package the command imports. Each rule therefore carries, as a param, the hash of the
+``lcm`` source files its verb can execute: editing one of them reruns exactly the rules whose
+verb reaches it. The same static walk over ``import`` statements lists the third-party packages
+a verb needs, which the tests compare against the stage's conda env.
+
+The walk is static (AST, no import), so it is fast at DAG-build time and sees imports inside
+functions too. It follows ``lcm.<module>`` imports from the verb's command module, plus the
+entry point (``lcm.cli``, ``lcm.__main__``) and the package ``__init__`` files on the way;
+the other verbs' command modules, which the entry point imports only to register their
+options, are left out so that editing one verb never reruns another.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import logging
+import sys
+from functools import cache
+from pathlib import Path
+
+import lcm
+
+log = logging.getLogger(__name__)
+PACKAGE_ROOT = Path(lcm.__file__).resolve().parent
+_ENTRY = ("lcm", "lcm.__main__", "lcm.cli", "lcm.exceptions")
+
+
+def module_file(module: str) -> Path | None:
+    """Source file of ``lcm.<...>`` module ``module`` (a package's ``__init__.py``), or None."""
+    parts = module.split(".")[1:]
+    base = PACKAGE_ROOT.joinpath(*parts)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@cache
+def _imports(module: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(lcm modules, third-party top-level names) imported anywhere in ``module``'s source."""
+    path = module_file(module)
+    if path is None:
+        return frozenset(), frozenset()
+    try:
+        tree = ast.parse(path.read_text(), filename=str(path))
+    except SyntaxError as exc:
+        # Its bytes still count in code_hash; Python reports the error when the job runs.
+        log.warning("%s: cannot parse (%s); its imports are not followed", path, exc.msg)
+        return frozenset(), frozenset()
+    is_pkg = path.name == "__init__.py"
+    package = module if is_pkg else module.rpartition(".")[0]
+    ours: set[str] = set()
+    theirs: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative import: resolve against this module's package
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                prefix = ".".join(base + ([node.module] if node.module else []))
+            else:
+                prefix = node.module or ""
+            # `from lcm.x import y` may name a submodule y: keep both candidates.
+            names = [prefix] + [f"{prefix}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in names:
+            top = name.split(".")[0]
+            if top == "lcm":
+                if module_file(name) is not None:
+                    ours.add(name)
+            elif top and top not in sys.stdlib_module_names and top != "__future__":
+                theirs.add(top)
+    return frozenset(ours), frozenset(theirs)
+
+
+def _parents(module: str) -> list[str]:
+    """``lcm.a.b`` -> ``["lcm", "lcm.a"]``: packages whose ``__init__`` runs first."""
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+@cache
+def verb_modules(verb: str) -> tuple[str, ...]:
+    """Every ``lcm`` module that ``python -m lcm <verb>`` can execute, sorted.
+
+    Parameters
+    ----------
+    verb : str
+        A verb of :data:`lcm.cli.VERBS` (its module is ``lcm.commands.<verb>``).
+    """
+    start = f"lcm.commands.{verb}"
+    if module_file(start) is None:
+        raise ValueError(f"no lcm verb {verb!r}: {start} has no source file")
+    seen: set[str] = set()
+    todo = [start, *_ENTRY]
+    while todo:
+        mod = todo.pop()
+        if mod in seen:
+            continue
+        seen.add(mod)
+        ours, _ = _imports(mod)
+        for dep in [*ours, *_parents(mod)]:
+            # The entry point imports every command module to register it: not this verb's code.
+            if dep.startswith("lcm.commands.") and dep != start and not _is_shared_command(dep):
+                continue
+            if dep not in seen:
+                todo.append(dep)
+    return tuple(sorted(seen))
+
+
+def _is_shared_command(module: str) -> bool:
+    """Helper modules of the command layer (``lcm.commands._arguments``) belong to every verb."""
+    return module.rsplit(".", 1)[-1].startswith("_")
+
+
+@cache
+def code_hash(verb: str) -> str:
+    """sha256 over the source of every ``lcm`` module of ``verb`` (path and bytes, sorted).
+
+    Used as a rule param: any edit to that code changes the param, so Snakemake reruns the rule.
+    """
+    digest = hashlib.sha256()
+    for mod in verb_modules(verb):
+        path = module_file(mod)
+        if path is None:
+            continue
+        digest.update(str(path.relative_to(PACKAGE_ROOT)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def third_party_imports(verb: str) -> set[str]:
+    """Top-level names of non-stdlib, non-lcm modules that ``verb``'s code imports."""
+    found: set[str] = set()
+    for mod in verb_modules(verb):
+        found |= _imports(mod)[1]
+    return found

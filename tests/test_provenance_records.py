@@ -1,0 +1,149 @@
+"""Provenance sidecars: what they record, where they go, and the trace/verify audit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lcm.io.lineage import trace, verify
+from lcm.io.provenance import (
+    CONFIG_HASH_ENV,
+    config_hash,
+    container_digest,
+    provenance_path,
+    set_invocation,
+    sha256_file,
+    write_sidecar,
+)
+from lcm.workflow_hash import code_hash
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def lcm_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lcm", *args], capture_output=True, text=True, cwd=cwd, timeout=60
+    )
+
+
+@pytest.fixture
+def invoked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if `lcm --rule store store --seed 7 ...` were running inside a workflow job."""
+    monkeypatch.setenv(CONFIG_HASH_ENV, "c" * 64)
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    args = argparse.Namespace(rule="store", verb="store", seed=7, dataset="ds1", func=print)
+    set_invocation(["--rule", "store", "store", "--seed", "7"], args)
+
+
+def chain(tmp_path: Path) -> dict[str, Path]:
+    """raw.tsv -> (rule a) mid.tsv -> (rule b) final.parquet, each with its sidecar."""
+    files = {"raw": tmp_path / "raw.tsv", "mid": tmp_path / "mid.tsv"}
+    files["final"] = tmp_path / "out" / "final.parquet"
+    files["final"].parent.mkdir()
+    files["raw"].write_text("a\tb\n1\t2\n")
+    files["mid"].write_text("a\n3\n")
+    set_invocation(["--rule", "a"], argparse.Namespace(rule="a", verb="connectome"))
+    write_sidecar(files["mid"], [files["raw"]])
+    pd.DataFrame({"x": [1.0]}).to_parquet(files["final"])
+    set_invocation(["--rule", "b"], argparse.Namespace(rule="b", verb="store"))
+    write_sidecar(files["final"], [files["mid"]])
+    return files
+
+
+def test_sidecar_records_how_the_output_was_made(tmp_path: Path, invoked: None) -> None:
+    src, out = tmp_path / "in.tsv", tmp_path / "out.tsv"
+    src.write_text("x\n1\n")
+    out.write_text("y\n2\n")
+    side = write_sidecar(out, [src], container=f"nipreps/fmriprep@{DIGEST}", n_boot=10)
+    record = json.loads(side.read_text())
+    assert side == tmp_path / "out.json"
+    assert record["Output"] == "out.tsv" and record["n_boot"] == 10
+    assert record["Sha256"] == sha256_file(out)
+    assert record["SourcesSha256"] == {str(src): sha256_file(src)}
+    prov = record["Provenance"]
+    assert prov["rule"] == "store" and prov["seed"] == 7
+    assert prov["command"] == ["lcm", "--rule", "store", "store", "--seed", "7"]
+    assert prov["params"]["dataset"] == "ds1" and "func" not in prov["params"]
+    assert prov["config_sha256"] == "c" * 64
+    assert prov["code_sha256"] == code_hash("store")
+    assert prov["slurm_job_id"] == "4242" and prov["host"]
+    assert prov["container"] == {"image": f"nipreps/fmriprep@{DIGEST}", "digest": DIGEST}
+    assert "pandas" in prov["packages"] and "git_commit" in prov and "git_dirty" in prov
+
+
+def test_container_digest_only_for_fixed_content(tmp_path: Path) -> None:
+    assert container_digest(f"nipreps/fmriprep@{DIGEST}") == DIGEST
+    assert container_digest("nipreps/fmriprep:25.2.7") is None  # a tag can move
+    sif = tmp_path / "fmriprep.sif"
+    sif.write_bytes(b"image bytes")
+    assert container_digest(str(sif)) == "sha256:" + sha256_file(sif)
+
+
+def test_config_hash_ignores_key_order() -> None:
+    assert config_hash({"a": 1, "b": {"c": 2}}) == config_hash({"b": {"c": 2}, "a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("d/sub-01_relmat.tsv", "d/sub-01_relmat.json"),
+        ("d/sub-01_qc.json", "d/sub-01_qc.prov.json"),
+        ("m/model.safetensors", "m/model.safetensors.prov.json"),
+        ("s/atlas=aal116/dataset=ds/part-0.parquet", "s/atlas=aal116/dataset=ds/_part-0.prov.json"),
+        ("metrics/task-a_metrics.parquet", "metrics/task-a_metrics.json"),
+    ],
+)
+def test_provenance_path(output: str, expected: str) -> None:
+    assert provenance_path(output) == Path(expected)
+
+
+def test_partition_sidecar_is_invisible_to_parquet_readers(tmp_path: Path) -> None:
+    part = tmp_path / "store" / "dataset=ds1" / "part-0.parquet"
+    part.parent.mkdir(parents=True)
+    pd.DataFrame({"x": [1, 2]}).to_parquet(part)
+    write_sidecar(part, [])
+    assert len(pd.read_parquet(tmp_path / "store")) == 2
+
+
+def test_trace_walks_back_to_raw_files_with_hashes(tmp_path: Path) -> None:
+    files = chain(tmp_path)
+    lines = list(trace(files["final"]))
+    assert len(lines) == 3
+    assert lines[0].startswith(f"{files['final']} [ok]") and "rule=b" in lines[0]
+    assert lines[1].startswith(f"  {files['mid']} [ok]") and "rule=a" in lines[1]
+    assert lines[2] == f"    {files['raw']} [raw] sha256={sha256_file(files['raw'])[:12]}"
+
+
+def test_verify_finds_every_kind_of_drift(tmp_path: Path) -> None:
+    files = chain(tmp_path)
+    assert verify(tmp_path) == []
+    files["raw"].write_text("a\tb\n1\t999\n")  # tampered input
+    problems = verify(tmp_path)
+    assert problems == [
+        f"{files['raw']}: input of {tmp_path / 'mid.json'} changed since it was used"
+    ]
+    assert "CHANGED since recorded" in list(trace(files["final"]))[2]
+    files["final"].unlink()
+    assert any("final.parquet: described by" in p for p in verify(tmp_path))
+
+
+def test_cli_verify_exit_codes(tmp_path: Path) -> None:
+    files = chain(tmp_path)
+    ok = lcm_cli("provenance", "verify", str(tmp_path), cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "0 problem(s)" in ok.stdout
+    files["mid"].write_text("a\n4\n")  # tampered intermediate: its own hash and b's input
+    bad = lcm_cli("provenance", "verify", str(tmp_path), cwd=tmp_path)
+    assert bad.returncode == 1
+    assert "mid.tsv: sha256 differs" in bad.stdout and "2 problem(s)" in bad.stdout
+    traced = lcm_cli("provenance", "trace", str(files["final"]), cwd=tmp_path)
+    assert traced.returncode == 0 and "raw.tsv [raw]" in traced.stdout
+    missing = lcm_cli("provenance", "trace", str(tmp_path / "nope.tsv"), cwd=tmp_path)
+    assert missing.returncode == 3 and "does not exist" in missing.stderr
