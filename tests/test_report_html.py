@@ -273,3 +273,18 @@ def test_help_has_example(capsys):
     with pytest.raises(SystemExit):
         _parser().parse_args(["report", "--help"])
     assert "example:" in capsys.readouterr().out
+
+
+def test_ingestion_summary_is_shown(inputs, tmp_path):
+    summary = tmp_path / "summary.tsv"
+    summary.write_text(
+        "dataset\tincluded\treason_code\tn_runs\texample_path\texample\n"
+        "mystudy\tTrue\tincluded\t11\tsub-01_task-rest_run-1_bold.nii.gz\tok\n"
+        "mystudy\tFalse\tmissing_tr\t2\tsub-07_task-rest_run-1_bold.nii.gz\tno RepetitionTime\n"
+    )
+    out = _run(inputs, tmp_path / "out", ["--ingest-summary", str(summary)])
+    parsed = _Collector()
+    parsed.feed(out["html"].read_text())
+    table = next(t for t in parsed.tables if t[0][:3] == ["dataset", "included", "reason_code"])
+    assert [r[2] for r in table[1:]] == ["included", "missing_tr"]
+    assert table[2][5] == "no RepetitionTime"

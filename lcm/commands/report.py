@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+import pandas as pd
+
 from lcm.evaluate.compare import control_table, headline_table, read_oracle, site_table
 from lcm.evaluate.metrics import (
     METRIC_COLUMNS,
@@ -15,6 +17,7 @@ from lcm.evaluate.metrics import (
     summarise,
     write_tidy_parquet,
 )
+from lcm.exceptions import InputDataError
 from lcm.io.atomic import write_text, write_tsv
 from lcm.io.provenance import write_sidecar
 from lcm.report.html import ReportData, render_report
@@ -73,6 +76,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bei-eval", help="BEI held-out evaluation TSV (optional).")
     p.add_argument("--qc", nargs="*", default=[], help="Connectome QC TSVs (optional).")
     p.add_argument(
+        "--ingest-summary",
+        nargs="*",
+        default=[],
+        help="Ingestion summary TSVs, results/ingest/<dataset>/summary.tsv (optional).",
+    )
+    p.add_argument(
         "--ssl-history", help="History TSV of the self-supervised-only pretraining (optional)."
     )
     p.add_argument(
@@ -99,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     history = read_history(args.history) if args.history else None
     bei_eval = read_bei_eval(args.bei_eval) if args.bei_eval else None
     qc = read_qc(args.qc) if args.qc else None
+    ingest = read_ingest_summaries(args.ingest_summary)
     summary = summarise(metrics, n_boot=args.n_boot)
     headline = headline_table(summary, predictions, n_boot=args.n_boot)
     task_meta = read_task_meta(args.metrics)
@@ -112,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         Path(p)
         for p in (
             *args.metrics, *args.predictions, args.history, args.ssl_history, args.bei_eval,
-            *args.qc, *args.ground_truth,
+            *args.qc, *args.ingest_summary, *args.ground_truth,
         )
         if p
     ]  # fmt: skip
@@ -129,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
             history=history,
             bei_eval=bei_eval,
             qc=qc,
+            ingest=ingest,
             inputs=inputs,
             title=args.title,
             headline=headline,
@@ -148,3 +159,19 @@ def run(args: argparse.Namespace) -> int:
         metrics["task"].nunique(), len(metrics), args.out_metrics, args.out_summary, args.out_html,
     )  # fmt: skip
     return 0
+
+
+def read_ingest_summaries(paths: list[str]) -> pd.DataFrame | None:
+    """Concatenate ingestion summary TSVs (None when none were given)."""
+    if not paths:
+        return None
+    frames = []
+    for path in paths:
+        try:
+            frames.append(pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False))
+        except (OSError, pd.errors.ParserError) as exc:
+            raise InputDataError(
+                f"Cannot read ingestion summary {path}: {exc}",
+                hint="Pass the summary.tsv files written by `lcm ingest`.",
+            ) from exc
+    return pd.concat(frames, ignore_index=True)

@@ -67,6 +67,8 @@ class ReportData:
         ``task -> protocol metadata`` stored by ``lcm evaluate``.
     ssl_history : pandas.DataFrame or None
         History of the self-supervised-only pretraining (``lcm-ssl``).
+    ingest : pandas.DataFrame or None
+        Ingestion summaries (``dataset, included, reason_code, n_runs, example_path, example``).
     attention_html : str
         Fragment with the attention of the diagnosis queries (empty: section omitted).
     """
@@ -86,6 +88,7 @@ class ReportData:
     task_meta: dict[str, dict] = field(default_factory=dict)
     ssl_history: pd.DataFrame | None = None
     attention_html: str = ""
+    ingest: pd.DataFrame | None = None
 
 
 def img_tag(png: bytes, alt: str) -> str:
@@ -200,6 +203,15 @@ def bei_section(bei_eval: pd.DataFrame | None) -> str:
     return "\n".join(parts)
 
 
+def ingest_section(ingest: pd.DataFrame | None) -> str:
+    """What ingestion included and excluded per dataset, and why (before any preprocessing)."""
+    if ingest is None:
+        return ""
+    parts = ["<h3>Ingestion: runs included and excluded, by reason</h3>"]
+    parts.append(table_html(ingest))
+    return "\n".join(parts)
+
+
 def qc_section(qc: pd.DataFrame | None) -> str:
     """Included/excluded counts, exclusion reasons and the motion histogram."""
     parts = ['<h2 id="qc">Quality control</h2>']
@@ -276,6 +288,7 @@ def render_report(data: ReportData) -> str:
         data.attention_html,
         bei_section(data.bei_eval),
         qc_section(data.qc),
+        ingest_section(data.ingest),
         findings.provenance_summary(data.task_meta, table_html),
         provenance_footer(data.inputs),
     ]

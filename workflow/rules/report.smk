@@ -14,6 +14,7 @@ rule report:
         truth=ground_truth_inputs(),
         bei_eval=f"{RESULTS}/models/pretrain/bei_eval.tsv",
         qc=[qc_table(ds) for ds in sorted(CFG["datasets"])],
+        ingest=[f"{RESULTS}/ingest/{ds}/summary.tsv" for ds in sorted(CFG["datasets"])],
     output:
         metrics=report(
             f"{RESULTS}/metrics/metrics.parquet",
@@ -47,5 +48,6 @@ rule report:
     shell:
         "python -m lcm --log-file {log} --rule {params.rule_name} report --metrics {input.metrics} --predictions {input.predictions}"
         " --history {input.history} --bei-eval {input.bei_eval} --qc {input.qc}"
+        " --ingest-summary {input.ingest}"
         " {params.ssl_history} {params.truth} --out-metrics {output.metrics} --out-summary {output.summary}"
         " --out-headline {output.headline} --out-html {output.html}"
