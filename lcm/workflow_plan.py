@@ -32,6 +32,7 @@ class WorkflowPlan:
         synth = config["synth"]
         self.consortia: dict[str, dict] = synth["consortia"] if synth["enabled"] else {}
         self._runs: dict[str, list[dict]] = {}
+        self._bold: dict[str, dict[str, str]] = {}  # dataset -> run_key -> source BOLD
 
     # -- datasets ---------------------------------------------------------------------------
     def voxel_datasets(self) -> list[str]:
@@ -41,6 +42,10 @@ class WorkflowPlan:
     def roi_datasets(self) -> list[str]:
         """Datasets entering as ROI time series."""
         return sorted(n for n, d in self.datasets.items() if d["entry"] == "roi_timeseries")
+
+    def connectome_datasets(self) -> list[str]:
+        """Datasets entering as precomputed connectomes."""
+        return sorted(n for n, d in self.datasets.items() if d["entry"] == "connectome")
 
     def by_role(self, role: str) -> list[str]:
         """Datasets with ``role`` (pretrain or downstream)."""
@@ -65,6 +70,14 @@ class WorkflowPlan:
         """Runs of one subject."""
         return [r for r in self.runs(dataset) if r["sub"] == subject]
 
+    def bold_path(self, dataset: str, run_key: str) -> str | None:
+        """Source BOLD file of a real dataset's run (from the ingest index); None if unknown.
+
+        Synthetic runs have none until the synth stage writes them.
+        """
+        self.runs(dataset)
+        return self._bold.get(dataset, {}).get(run_key)
+
     def listing_hash(self, dataset: str) -> str:
         """sha256 of what a real dataset holds (its runs, or its file names), "" if synthetic.
 
@@ -74,8 +87,12 @@ class WorkflowPlan:
         if dataset in self.consortia:
             return ""
         ds = self.datasets[dataset]
+        from lcm.bids.file_entries import listing_stats, uses_file_index
+
         if ds["entry"] in VOXEL_ENTRIES:
             listing: list = self.runs(dataset)
+        elif uses_file_index(ds["entry"], ds["path"]):
+            listing = listing_stats(ds["path"])
         else:
             root = Path(ds["path"])
             listing = sorted(
@@ -132,7 +149,7 @@ class WorkflowPlan:
         ingest = self.config.get("ingest", {})
         selection = ingest.get("select", {}).get(dataset)
         manifest = Path(self.config["results_dir"]) / "ingest" / dataset / "manifest.parquet"
-        return included_runs(
+        runs = included_runs(
             dataset,
             ds["entry"],
             ds["path"],
@@ -140,4 +157,8 @@ class WorkflowPlan:
             space=self.config["fmriprep"]["output_space"],
             selection=Selection.from_config(selection, source=f"ingest.select.{dataset}"),
             cache_dir=cache_dir_for(manifest) if ingest.get("cache", True) else None,
+            with_path=True,
         )
+        # Paths stay out of the run dicts: those name outputs and make the listing hash.
+        self._bold[dataset] = {str(r.pop("run_key")): str(r.pop("path")) for r in runs}
+        return runs

@@ -71,7 +71,7 @@ def dataset(tmp_path: Path, atlas) -> tuple[Path, dict[str, Path]]:
     return root, paths
 
 
-def _run(tmp_path: Path, root: Path) -> pd.DataFrame:
+def _run(tmp_path: Path, root: Path, denoise: dict | None = None) -> pd.DataFrame:
     manifest = tmp_path / "manifest.parquet"
     ingest("ts", "roi_timeseries", root, manifest)
     qc_path = tmp_path / "qc" / "ts.tsv"
@@ -79,7 +79,7 @@ def _run(tmp_path: Path, root: Path) -> pd.DataFrame:
         connectome_cmd,
         [
             "connectome", "timeseries", "--dataset", "ts", "--manifest", str(manifest),
-            "--atlas-name", "aal116", "--denoise", json.dumps(DENOISE),
+            "--atlas-name", "aal116", "--denoise", json.dumps(denoise or DENOISE),
             "--out-dir", str(tmp_path / "conn"), "--qc-table", str(qc_path),
         ],
     )  # fmt: skip
@@ -132,6 +132,19 @@ def test_timeseries_manifest_to_relmats(tmp_path: Path, dataset, atlas) -> None:
     np.testing.assert_allclose(fc3[np.ix_(ok, ok)], np.corrcoef(ref3[:, ok].T), atol=1e-10)
     assert not (tmp_path / "conn" / "sub-02").exists()
     assert (tmp_path / "conn" / "dataset_description.json").is_file()
+
+
+def test_run_too_short_to_filter_is_excluded_not_fatal(tmp_path: Path, dataset, atlas) -> None:
+    # 25 volumes pass min_volumes=10 but not scipy's filtfilt padding: that run is excluded
+    # with the reason and the fix; the other runs still get their matrices.
+    root, _ = dataset
+    names = atlas.labels["name"].tolist()
+    _write_run(root, "07", pd.DataFrame(_series(25, 116, 7), columns=names))
+    qc = _run(tmp_path, root, {**DENOISE, "min_volumes": 10}).set_index("subject")
+    assert not qc.loc["07", "included"]
+    assert "25 volumes are too few to band-pass filter" in qc.loc["07", "reason"]
+    assert qc.loc["01", "included"] and Path(qc.loc["01", "relmat"]).is_file()
+    assert not (tmp_path / "conn" / "sub-07").exists()
 
 
 def test_relmat_roundtrip_and_validation(tmp_path: Path) -> None:

@@ -104,6 +104,10 @@ def test_matches_nilearn_labels_masker(tmp_path: Path, run_files, atlas) -> None
     np.testing.assert_allclose(ours[covered].to_numpy(), ref[:, cols], atol=1e-4)
     assert (ours[qc["empty_rois"]].to_numpy() == 0).all()
     assert qc["n_volumes"] == N_VOL and qc["n_volumes_kept"] == N_VOL - len(HIGH_FD)
+    assert qc["pct_scrubbed"] == round(100 * len(HIGH_FD) / N_VOL, 2)
+    live = [t for t in qc["tsnr"] if t is not None]
+    assert qc["median_tsnr"] == round(float(np.median(live)), 3) > 0
+    assert 0 < qc["mean_coverage"] < 1  # the crop leaves some parcels partly covered
 
 
 def test_outputs_relmat_sidecars_and_qc(tmp_path: Path, run_files, atlas) -> None:

@@ -88,6 +88,14 @@ def test_unreadable_sidecar_excludes_the_run(tmp_path: Path) -> None:
     assert "not valid JSON" in row["reason"]
 
 
+@pytest.mark.parametrize("n_slices", [0, 5, 8000, 20000])
+def test_sidecars_of_any_size_read_whole(tmp_path: Path, n_slices: int) -> None:
+    # Sidecars are read in 64 KiB chunks: sizes around and beyond one chunk come back whole.
+    content = {"RepetitionTime": 2.0, "SliceTiming": [i / 7 for i in range(n_slices)]}
+    path = write_json(tmp_path / "task-rest_bold.json", content)
+    assert SidecarReader().read(str(path)) == content
+
+
 @pytest.mark.parametrize("content", [b"", b"\x1f\x8b\x08\x00 truncated"])
 def test_unreadable_header_is_recorded_not_excluded(tmp_path: Path, content: bytes) -> None:
     root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"), t_r=2.0)

@@ -202,8 +202,9 @@ def test_metrics_concatenated_and_summary_cis(report, inputs):
 def test_html_tables_and_figures(report):
     parsed = report["parsed"]
     imgs = [a for t, a in parsed.tags if t == "img"]
-    # per task: AUC-vs-fraction + ROC; then loss curves and FD histogram
-    assert len(imgs) == 2 * len(TASKS) + 2
+    # per task: AUC-vs-fraction + ROC; then loss curves, FD histogram and scrubbing (no
+    # parcel was empty in these QC tables: no coverage figure)
+    assert len(imgs) == 2 * len(TASKS) + 3
     assert all(a["src"].startswith("data:image/png;base64,") for a in imgs)
     headers = [table[0] for table in parsed.tables]
     task_tables = [t for t, h in zip(parsed.tables, headers, strict=True) if "AUC [95% CI]" in h]

@@ -10,11 +10,17 @@ import pytest
 
 from lcm.cli import main
 from lcm.exceptions import InputDataError
-from lcm.store.catalogue import catalogue_from_dict
+from lcm.store.catalogue import catalogue_from_dict, load_catalogue
 from lcm.store.layout import n_edges
 from lcm.store.loader import ConnectomeStream
 from lcm.store.read import load_cohort, read_runs
-from lcm.store.splits import downstream_test_keys, make_splits, read_splits, write_splits
+from lcm.store.splits import (
+    downstream_test_keys,
+    make_splits,
+    read_splits,
+    split_seed,
+    write_splits,
+)
 from lcm.store.writer import write_connectome_arrays, write_variables
 
 ROIS = [f"roi{i}" for i in range(5)]
@@ -133,3 +139,42 @@ def test_no_downstream_test_subject_reaches_pretraining(tmp_path: Path) -> None:
     assert streamed == seen
     # Without the exclusion the same call would have seen them: the test can fail.
     assert test_keys <= set(load_cohort(store, "toy", ["cohort"], catalogue).groups)
+
+
+def test_task_table_from_the_cli_keeps_its_test_subjects_out_of_pretraining(tmp_path: Path) -> None:
+    """`lcm splits --task`: the evaluation folds of the labeled subjects, and the exclusion list."""
+    store = _store(tmp_path)
+    catalogue_path = tmp_path / "variables.yaml"
+    catalogue_path.write_text(
+        "schema_version: 1\n"
+        "variables:\n  dx: {kind: binary, domain: clinical, levels: [ctl, pat]}\n"
+        "datasets:\n  cohort: {id_column: participant_id, columns: {dx: {column: dx}}}\n"
+    )
+    out = tmp_path / "splits" / "task-dx_splits.parquet"
+    args = ["splits", "--store", str(store), "--atlas", "toy", "--datasets", "cohort",
+            "--task", "dx", "--label", "dx", "--positive", "pat", "--catalogue",
+            str(catalogue_path), "--n-folds", "3", "--seed", "4", "--repeats", "0", "1",
+            "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    table = read_splits(out)
+    # Only the 9 subjects with a diagnosis are the task's; each once per scheme and repeat.
+    assert set(table["subject"]) == {f"{i:03d}" for i in range(9)}
+    assert set(table["scheme"]) == {"subject", "leave_site_out"} and set(table["seed"]) == {0, 1}
+    assert (table.groupby(["scheme", "seed", "subject"]).size() == 1).all()
+    subj = table[(table["scheme"] == "subject") & (table["seed"] == 0)]
+    assert sorted(subj["fold"].value_counts()) == [3, 3, 3]
+    # The repeats are the evaluate seeds: the same folds evaluate derives from the workflow seed.
+    dx = subj.assign(dx=subj["subject"].astype(int) % 2)  # pat for odd subjects (_store)
+    again = make_splits(dx, 3, seed=split_seed(4, 0), schemes=["subject"], label="dx")
+    assert again["fold"].tolist() == subj["fold"].tolist()
+    other = make_splits(dx, 3, seed=split_seed(4, 1), schemes=["subject"], label="dx")
+    assert (
+        other["fold"].tolist()
+        == table[table["seed"] == 1].query("scheme == 'subject'")["fold"].tolist()
+    )
+    catalogue = load_catalogue(catalogue_path)
+    cohort = load_cohort(store, "toy", ["cohort"], catalogue, exclude=table)
+    assert len(cohort) == 30 - 2 * 9 and not set(cohort.groups) & downstream_test_keys(table)
+    # A continuous or unlabeled task needs its label; a binary one its positive level.
+    bad = [a for a in args if a not in ("--positive", "pat")]
+    assert main(bad) != 0

@@ -44,8 +44,13 @@ def test_blocks_become_row_groups_and_read_back(tmp_path: Path) -> None:
     f = pq.ParquetFile(out)
     assert [f.metadata.row_group(g).num_rows for g in range(f.num_row_groups)] == [10, 10, 3]
     table = f.read()
-    stored = table.column("connectome").combine_chunks().flatten().to_numpy().reshape(23, -1)
-    np.testing.assert_array_equal(stored, vec)
+    stored = np.frombuffer(b"".join(table.column("connectome").to_pylist()), "<f4")
+    np.testing.assert_array_equal(stored.reshape(23, -1), vec)
+    # PLAIN, uncompressed, no dictionary, no nulls: each value is the float32 bytes as they are.
+    chunk = f.metadata.row_group(0).column(table.schema.get_field_index("connectome"))
+    assert chunk.compression == "UNCOMPRESSED" and "PLAIN" in chunk.encodings
+    assert not any("DICTIONARY" in e for e in chunk.encodings)
+    assert f.schema.column(table.schema.get_field_index("connectome")).max_definition_level == 0
     assert table.column("run_key").to_pylist()[:2] == ["sub-s000_run-1", "sub-s000_run-2"]
     assert table.column("session").to_pylist()[0] == ""
     assert np.isnan(table.column("t_r").to_numpy(zero_copy_only=False)).all()
@@ -54,8 +59,8 @@ def test_blocks_become_row_groups_and_read_back(tmp_path: Path) -> None:
     mats = np.random.default_rng(1).uniform(-1, 1, (3, 7, 7)).astype(np.float32)
     mats = (mats + mats.transpose(0, 2, 1)) / 2
     out = write_connectome_arrays(tmp_path, "toy", "b", _runs(3), mats, ROIS)
-    got = pq.read_table(out).column("connectome").to_pylist()
-    np.testing.assert_array_equal(np.array(got, dtype=np.float32), matrix_to_vec(mats))
+    got = np.frombuffer(b"".join(pq.read_table(out).column("connectome").to_pylist()), "<f4")
+    np.testing.assert_array_equal(got.reshape(3, -1), matrix_to_vec(mats))
 
 
 def test_plain_readers_see_the_store(tmp_path: Path) -> None:
@@ -63,11 +68,12 @@ def test_plain_readers_see_the_store(tmp_path: Path) -> None:
     write_connectome_arrays(tmp_path, "toy", "b", _runs(6), _vectors(6, 1), ROIS)
     frame = pd.read_parquet(tmp_path / "connectomes")
     assert frame.groupby("dataset", observed=True).size().to_dict() == {"a": 4, "b": 6}
-    assert len(frame["connectome"].iloc[0]) == 21
+    assert len(np.frombuffer(frame["connectome"].iloc[0], "<f4")) == 21
     glob = str(tmp_path / "connectomes" / "*" / "*" / "*.parquet")
     rows = duckdb.sql(
-        f"SELECT dataset, count(*) AS runs, avg(mean_fd) AS fd, max(len(connectome)) AS e "
-        f"FROM read_parquet('{glob}', hive_partitioning = true) GROUP BY dataset ORDER BY dataset"
+        "SELECT dataset, count(*) AS runs, avg(mean_fd) AS fd, max(octet_length(connectome)) // 4 "
+        f"AS e FROM read_parquet('{glob}', hive_partitioning = true) "
+        "GROUP BY dataset ORDER BY dataset"
     ).fetchall()
     assert [(r[0], r[1], r[3]) for r in rows] == [("a", 4, 21), ("b", 6, 21)]
 

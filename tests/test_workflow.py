@@ -124,6 +124,7 @@ def test_demo_dry_run_plans_every_stage(tmp_path: Path) -> None:
         "store",
         "pretrain",
         "finetune",
+        "splits",
         "evaluate",
         "report",
     ):

@@ -59,12 +59,15 @@ class IndexSpec:
         Task label of the runs to index.
     space : str or None
         Output space (fmriprep: default MNI152NLin2009cAsym; roi_timeseries: None keeps any).
+    repetition_time : float or None
+        roi_timeseries: TR (seconds) of runs whose sidecars give none.
     """
 
     dataset: str
     entry: str
     task: str = "rest"
     space: str | None = None
+    repetition_time: float | None = None
 
     @property
     def suffix(self) -> str:
@@ -160,8 +163,8 @@ def index_subject(
                 folders.append((os.path.join(ses_path, "func"), [*sub_levels, ses_json]))
     for func_path, levels in folders:
         func_json, data = _list_folder(func_path, out.stats, spec=spec)
-        for path, ents, size in data:
-            out.rows.append(_data_row(spec, path, ents, size, [*levels, func_json], reader))
+        for path, name, ents, size in data:
+            out.rows.append(_data_row(spec, path, name, ents, size, [*levels, func_json], reader))
     if len(out.rows) > 1:
         out.rows = exclude_duplicates(out.rows, hint=spec.duplicate_hint())
     return out
@@ -186,7 +189,7 @@ def _list_folder(
                     continue
                 est = entry.stat()
                 stats.append((entry.path, est.st_size, est.st_mtime_ns))
-                sidecars.append(Sidecar.from_path(entry.path))
+                sidecars.append(Sidecar.from_name(entry.path, name))
             elif want_dirs:
                 if (name == "func" or name.startswith("ses-")) and entry.is_dir():
                     found.append(name)
@@ -195,7 +198,7 @@ def _list_folder(
                 if ents is not None and entry.is_file():
                     est = entry.stat()
                     stats.append((entry.path, est.st_size, est.st_mtime_ns))
-                    found.append((entry.path, ents, est.st_size))
+                    found.append((entry.path, name, ents, est.st_size))
     found.sort()
     return sidecars, found
 
@@ -203,13 +206,13 @@ def _list_folder(
 def _data_row(
     spec: IndexSpec,
     path: str,
+    name: str,
     ents: dict[str, str],
     size: int,
     levels: list[list[Sidecar]],
     reader: SidecarReader,
 ) -> dict[str, Any]:
     row = base_row(spec.dataset, spec.entry, path, ents)
-    name = os.path.basename(path)
     try:
         ids = _run_ids(name, ents)
     except InputDataError as exc:
@@ -226,7 +229,9 @@ def _data_row(
     metadata, sources, problem = reader.resolve(levels, ents, spec.suffix)
     if problem:
         return excluded(row, BAD_SIDECAR, problem)
-    if spec.entry == "roi_timeseries" and not sources:
+    if spec.repetition_time is not None and metadata.get("RepetitionTime") is None:
+        metadata = {**metadata, "RepetitionTime": spec.repetition_time}  # dataset-level TR
+    elif spec.entry == "roi_timeseries" and not sources:
         side = name[: -len(".tsv")] + ".json"
         return excluded(row, BAD_SIDECAR, f"no JSON sidecar {side} (RepetitionTime needed)")
     row = check_repetition_time(row, metadata)

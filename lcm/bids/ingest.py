@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from lcm.bids.dataset import is_derivative, read_dataset_description
 from lcm.bids.fast_index import DEFAULT_SPACE, IndexSpec
+from lcm.bids.file_entries import index_files, uses_file_index
 from lcm.bids.index_cache import IndexResult, cache_dir_for, index_dataset, save_cache
 from lcm.bids.manifest import manifest_frame, write_manifest
 from lcm.bids.selection import Selection
@@ -32,7 +34,7 @@ from lcm.io.provenance import write_sidecar
 
 log = logging.getLogger(__name__)
 
-ENTRIES = ("bids", "fmriprep", "roi_timeseries")
+ENTRIES = ("bids", "fmriprep", "roi_timeseries", "connectome")
 MAX_LOGGED_EXCLUSIONS = 20
 
 
@@ -55,6 +57,7 @@ def ingest_dataset(
     selection: Selection | None = None,
     validate: bool = False,
     cache_dir: str | Path | None = None,
+    repetition_time: float | None = None,
 ) -> Ingested:
     """Index a dataset into its manifest and summary (nothing is written).
 
@@ -62,10 +65,12 @@ def ingest_dataset(
     ----------
     dataset : str
         Dataset name (alphanumeric).
-    entry : {"bids", "fmriprep", "roi_timeseries"}
+    entry : {"bids", "fmriprep", "roi_timeseries", "connectome"}
         Level at which the dataset enters the workflow.
     path : path-like
-        Raw BIDS root, fMRIPrep derivatives root, or ROI time-series root.
+        Raw BIDS root, fMRIPrep derivatives root, ROI time-series root (an XCP-D derivative
+        folder, or a folder or listing TSV of per-run files), or connectome listing/folder
+        (see :mod:`lcm.bids.file_entries`).
     derivatives : path-like, optional
         For ``entry="fmriprep"``: the derivatives root when ``path`` is the raw dataset.
     task : str
@@ -79,6 +84,8 @@ def ingest_dataset(
         Run the BIDS validator on a raw dataset (``entry="bids"``); its errors raise.
     cache_dir : path-like, optional
         Cache of an earlier run (read only here; see :mod:`lcm.bids.index_cache`).
+    repetition_time : float, optional
+        ROI time series: TR (seconds) of runs whose sidecar gives none.
 
     Raises
     ------
@@ -93,6 +100,8 @@ def ingest_dataset(
             f"--entry: expected one of {list(ENTRIES)}, received {entry!r}.",
             hint="Set datasets.<name>.entry in config.yaml.",
         )
+    if uses_file_index(entry, path):
+        return _ingest_files(dataset, entry, Path(path), task, selection, repetition_time)
     root = Path(derivatives) if entry == "fmriprep" and derivatives else Path(path)
     desc = read_dataset_description(root)
     if entry == "bids" and is_derivative(desc):
@@ -102,7 +111,10 @@ def ingest_dataset(
         )
     if entry == "fmriprep":
         space = space or DEFAULT_SPACE
-    spec = IndexSpec(dataset=dataset, entry=entry, task=task, space=space)
+    spec = IndexSpec(
+        dataset=dataset, entry=entry, task=task, space=space,
+        repetition_time=repetition_time if entry == "roi_timeseries" else None,
+    )  # fmt: skip
     index = index_dataset(spec, root, cache_dir=cache_dir)
     validated = validate and entry == "bids"
     if validated and index.validation is None:
@@ -134,6 +146,38 @@ def ingest_dataset(
     return Ingested(manifest=manifest, summary=summary, index=index)
 
 
+def _ingest_files(
+    dataset: str,
+    entry: str,
+    path: Path,
+    task: str,
+    selection: Selection | None,
+    repetition_time: float | None,
+) -> Ingested:
+    """:func:`ingest_dataset` for runs brought as plain files (no BIDS index, no cache)."""
+    rows = index_files(dataset, entry, path, task=task, repetition_time=repetition_time)
+    selection = selection or Selection()
+    manifest = selection.apply(manifest_frame(rows))
+    folder = path if path.is_dir() else path.parent
+    _log_exclusions(dataset, manifest, path, task)
+    subjects = sorted({f"sub-{s}" for s in manifest["subject"] if s})
+    summary = build_summary(
+        manifest,
+        dataset=dataset,
+        entry=entry,
+        root=str(path),
+        task=task,
+        space=None,
+        repetition_time=repetition_time,
+        selection=selection.to_dict(),
+        validator={"ran": False, "schema_version": "", "n_warnings": 0, "warnings": []},
+        participants=participants_mismatch(folder, subjects),
+        cache={"subjects_reused": 0, "subjects_indexed": len(subjects)},
+    )
+    index = IndexResult(rows=pd.DataFrame(rows), stats=pa.table({}), subjects=subjects)
+    return Ingested(manifest=manifest, summary=summary, index=index)
+
+
 def build_manifest(
     dataset: str,
     entry: str,
@@ -143,6 +187,7 @@ def build_manifest(
     space: str | None = None,
     selection: Selection | None = None,
     validate: bool = False,
+    repetition_time: float | None = None,
 ) -> pd.DataFrame:
     """The manifest table of :func:`ingest_dataset` (no cache, validator off by default).
 
@@ -152,8 +197,9 @@ def build_manifest(
         Columns ``lcm.bids.manifest.MANIFEST_COLUMNS``, one row per run.
     """
     return ingest_dataset(
-        dataset, entry, path, derivatives, task, space, selection=selection, validate=validate
-    ).manifest
+        dataset, entry, path, derivatives, task, space, selection=selection, validate=validate,
+        repetition_time=repetition_time,
+    ).manifest  # fmt: skip
 
 
 def ingest(
@@ -167,33 +213,42 @@ def ingest(
     selection: Selection | None = None,
     validate: bool = True,
     use_cache: bool = True,
+    repetition_time: float | None = None,
 ) -> pd.DataFrame:
     """Build the manifest and write it with its JSON sidecar, summary and cache.
 
     Written next to ``out``: ``<out>.json`` (provenance sidecar), ``summary.json`` and
     ``summary.tsv`` (see :mod:`lcm.bids.summary`), and the cache folder ``<out>.cache``.
     The sidecar's ``Sources`` is the dataset's ``dataset_description.json`` (hashing every
-    BOLD file would cost more than indexing); the run counts and arguments are recorded.
+    BOLD file would cost more than indexing), or the listing TSV of a file-entry dataset; the
+    run counts and arguments are recorded. File-entry datasets keep no cache.
     """
-    cache_dir = cache_dir_for(out) if use_cache else None
+    files = uses_file_index(entry, path)
+    cache_dir = cache_dir_for(out) if use_cache and not files else None
     result = ingest_dataset(
-        dataset, entry, path, derivatives, task, space, selection, validate, cache_dir
-    )
+        dataset, entry, path, derivatives, task, space, selection, validate, cache_dir,
+        repetition_time=repetition_time,
+    )  # fmt: skip
     df = result.manifest
     write_manifest(out, df)
     write_summary(out, result.summary, summary_table(df, dataset))
     if cache_dir is not None and (result.index.changed or not cache_dir.is_dir()):
         save_cache(cache_dir, result.index)
     root = Path(derivatives) if entry == "fmriprep" and derivatives else Path(path)
+    if files:
+        sources = [root] if root.is_file() else []
+    else:
+        sources = [root / "dataset_description.json"]
     write_sidecar(
         out,
-        [root / "dataset_description.json"],
+        sources,
         Dataset=dataset,
         Entry=entry,
         Root=str(root),
         Derivatives=str(derivatives) if derivatives else None,
         Task=task,
         Space=space,
+        RepetitionTime=repetition_time,
         Selection=result.summary["selection"],
         Validated=result.summary["validator"]["ran"],
         NumberOfRuns=len(df),
@@ -225,19 +280,23 @@ def included_runs(
     space: str | None = None,
     selection: Selection | None = None,
     cache_dir: str | Path | None = None,
+    with_path: bool = False,
 ) -> list[dict[str, str | None]]:
     """Included runs of a real dataset as ``{sub, ses, task, run}`` (``None`` when absent).
 
     What the workflow plan lists at parse time, from the same index as the manifest (and its
     cache, read only), so that the DAG and the manifest agree. No validator run here.
+    ``with_path`` adds each run's ``run_key`` and source file ``path`` (for job resources).
     """
     if not (Path(path) / "dataset_description.json").is_file():
         return []  # not there yet: `lcm ingest` will say why
     manifest = ingest_dataset(
         dataset, entry, path, task=task, space=space, selection=selection, cache_dir=cache_dir
     ).manifest
-    keep = manifest.loc[manifest["included"], ["subject", "session", "task", "run"]]
-    return [
-        {"sub": r.subject, "ses": r.session or None, "task": r.task, "run": r.run or None}
-        for r in keep.itertuples(index=False)
-    ]
+    columns = ["subject", "session", "task", "run", "run_key", "path"]
+    keep = manifest.loc[manifest["included"], columns]
+    runs = []
+    for r in keep.itertuples(index=False):
+        run = {"sub": r.subject, "ses": r.session or None, "task": r.task, "run": r.run or None}
+        runs.append({**run, "run_key": r.run_key, "path": str(r.path)} if with_path else run)
+    return runs

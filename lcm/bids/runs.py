@@ -60,3 +60,11 @@ def run_ids_from_name(path: str | Path) -> RunIds:
         )
     entities = {k: check_label(k, parsed[k], source=name) for k in RUN_ENTITIES if k in parsed}
     return RunIds(entities=entities, run_key=run_key(entities))
+
+
+def run_ids_from_key(key: str) -> RunIds:
+    """Identifiers of a run from its run key (e.g. a manifest row's ``run_key``, already checked).
+
+    Runs listed in a listing TSV need not have BIDS file names: their key is the reference.
+    """
+    return RunIds(entities=parse_entities(key), run_key=key)

@@ -1,4 +1,4 @@
-"""``lcm connectome``: parcel time series, denoising and Pearson connectivity per run."""
+"""``lcm connectome``: parcel time series, denoising and connectivity matrices per run."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ EPILOG = """\
 sub-commands:
   run          one voxel-wise run of an fMRIPrep record (BOLD -> parcels -> clean -> FC)
   timeseries   every run of an ROI time-series manifest (clean -> FC)
+  import       every precomputed connectome of a manifest (check -> relmat)
   collect      gather per-run QC JSONs into one QC table
 
 examples:
   lcm connectome run --dataset bidsdemo --fmriprep-record sub-01_fmriprep.json \\
       --run-key sub-01_task-rest_run-1 --atlas-name aal116 \\
       --denoise '{"strategy": "24P", "fd_threshold": 0.5}' \\
+      --connectome '{"kinds": ["pearson", "partial"], "window": {"length": 500}}' \\
       --out-dir connectome/bidsdemo --qc-out qc/sub-01_task-rest_run-1.json
   lcm connectome timeseries --dataset hcplike --manifest manifest.parquet --atlas-name aal116 \\
       --denoise '{"high_pass": 0.01, "low_pass": 0.1}' --out-dir connectome/hcplike \\
@@ -33,6 +35,11 @@ example:
 
 An unusable run (3D or corrupt BOLD, NaN values, TR mismatch, missing confound columns, too few
 volumes after scrubbing) is not an error: its QC JSON says included=false with the reason.
+
+TemplateFlow atlas (resolved offline in $TEMPLATEFLOW_HOME):
+  lcm connectome run ... --atlas-name schaefer100 \\
+      --atlas-templateflow '{"template": "MNI152NLin2009cAsym", "atlas": "Schaefer2018",
+                             "desc": "100Parcels7Networks", "resolution": 2}' ...
 """
 
 TIMESERIES_EPILOG = """\
@@ -40,6 +47,16 @@ example:
   lcm connectome timeseries --dataset hcplike --manifest manifest.parquet --atlas-name aal116 \\
       --denoise '{"high_pass": 0.01, "low_pass": 0.1}' --out-dir connectome/hcplike \\
       --qc-table qc/hcplike.tsv
+"""
+
+IMPORT_EPILOG = """\
+example:
+  lcm connectome import --dataset pcp --manifest results/ingest/pcp/manifest.parquet \\
+      --atlas-name aal116 --out-dir connectome/pcp --qc-table qc/pcp.tsv
+
+Each matrix (.tsv relmat with a Node column, .csv, .npy, MATLAB .mat up to v7) must be square,
+the atlas's size, finite, symmetric, within [-1, 1] and 1 on the diagonal (0 only for an empty
+ROI's all-zero row). A matrix that is not is excluded with the reason; the others go on.
 """
 
 COLLECT_EPILOG = """\
@@ -50,13 +67,13 @@ example:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``connectome`` and its ``run``, ``timeseries`` and ``collect`` sub-commands."""
+    """Add ``connectome`` and its ``run``, ``timeseries``, ``import`` and ``collect`` commands."""
     raw = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser(
         "connectome",
-        help="Parcel time series, denoising and Pearson connectivity per run.",
-        description="Compute per-run ROI time series and Pearson connectivity matrices "
-        "(XCP-D naming) with a QC record per run.",
+        help="Parcel time series, denoising and connectivity matrices per run.",
+        description="Compute per-run ROI time series and connectivity matrices (Pearson, "
+        "partial correlation, covariance, windows; XCP-D naming) with a QC record per run.",
         epilog=EPILOG,
         formatter_class=raw,
     )
@@ -66,8 +83,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run",
         help="One voxel-wise run of an fMRIPrep record.",
         description="Parcellate one preprocessed BOLD run with the atlas, regress the "
-        "strategy's confounds, scrub high-motion volumes, detrend, band-pass and z-score, then "
-        "write the time series and the Pearson matrix with sidecars, and the run's QC JSON.",
+        "strategy's confounds, scrub high-motion volumes (FD, DVARS), detrend, band-pass and "
+        "standardise, then write the time series and the connectivity matrices with sidecars, "
+        "and the run's QC JSON.",
         epilog=RUN_EPILOG,
         formatter_class=raw,
     )
@@ -75,6 +93,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--fmriprep-record", required=True, help="Record from 'lcm fmriprep'.")
     r.add_argument("--run-key", required=True, help="Run, e.g. sub-01_task-rest_run-1.")
     _atlas_args(r)
+    r.add_argument(
+        "--min-coverage",
+        type=float,
+        default=None,
+        help="Parcels covered below this fraction are empty (atlas.min_coverage; default "
+        "from the schema).",
+    )
     _denoise_arg(r)
     r.add_argument("--out-dir", required=True, help="Connectome derivatives folder.")
     r.add_argument("--qc-out", required=True, help="QC JSON of the run.")
@@ -83,9 +108,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t = sub.add_parser(
         "timeseries",
         help="Every run of an ROI time-series manifest.",
-        description="Detrend, band-pass and z-score each included ROI time series of a "
-        "manifest (no confound regression; scrubbing when a framewise_displacement column is "
-        "present), write its Pearson matrix, and one QC table for all manifest rows.",
+        description="Detrend, band-pass and standardise each included ROI time series of a "
+        "manifest (no confound regression; scrubbing when a framewise_displacement or std_dvars "
+        "column is present), write its matrices, and one QC table for all manifest rows.",
         epilog=TIMESERIES_EPILOG,
         formatter_class=raw,
     )
@@ -96,6 +121,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--out-dir", required=True, help="Connectome derivatives folder.")
     t.add_argument("--qc-table", required=True, help="QC TSV, one row per manifest row.")
     t.set_defaults(func=run_timeseries)
+
+    m = sub.add_parser(
+        "import",
+        help="Every precomputed connectome of a manifest.",
+        description="Check each precomputed connectivity matrix of a manifest (entry "
+        "connectome) and write it as an XCP-D-style relmat TSV with a sidecar, and one QC "
+        "table for all manifest rows.",
+        epilog=IMPORT_EPILOG,
+        formatter_class=raw,
+    )
+    m.add_argument("--dataset", required=True, help="Dataset name.")
+    m.add_argument("--manifest", required=True, help="Manifest from 'lcm ingest'.")
+    _atlas_args(m)
+    m.add_argument("--out-dir", required=True, help="Connectome derivatives folder.")
+    m.add_argument("--qc-table", required=True, help="QC TSV, one row per manifest row.")
+    m.set_defaults(func=run_import)
 
     c = sub.add_parser(
         "collect",
@@ -113,26 +154,68 @@ def _atlas_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--atlas-name", required=True, help="Atlas name (e.g. aal116).")
     p.add_argument("--atlas-path", help="Label NIfTI of a user atlas.")
     p.add_argument("--atlas-labels", help="Labels TSV (index, name) of a user atlas.")
+    p.add_argument(
+        "--atlas-templateflow",
+        default=None,
+        help="TemplateFlow query as JSON (template, atlas, desc, resolution), resolved in "
+        "$TEMPLATEFLOW_HOME; the atlas then takes --atlas-name.",
+    )
 
 
 def _denoise_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--denoise",
         default="{}",
-        help="The config's denoise section as JSON (strategy, fd_threshold, high_pass, "
-        "low_pass, detrend, min_volumes); missing keys take the schema defaults.",
+        help="The config's denoise section as JSON (strategy, fd_threshold, "
+        "dvars_threshold, high_pass, low_pass, detrend, standardize, min_volumes); missing "
+        "keys take the schema defaults.",
     )
+    p.add_argument(
+        "--connectome",
+        default="{}",
+        help="The config's connectome section as JSON (kinds, fisher_z, window); missing "
+        "keys take the schema defaults.",
+    )
+
+
+def _load_atlas(args: argparse.Namespace):
+    """The atlas named by the ``--atlas-*`` options."""
+    from lcm.atlas import load_atlas
+    from lcm.config import parse_settings
+
+    query = None
+    if args.atlas_templateflow:
+        query = parse_settings(args.atlas_templateflow, "atlas-templateflow")
+    return load_atlas(args.atlas_name, args.atlas_path, args.atlas_labels, templateflow=query)
+
+
+def _atlas_sources(args: argparse.Namespace, atlas) -> list[str]:
+    from lcm.connectome.outputs import atlas_sources
+
+    if args.atlas_templateflow:
+        return []  # files live in TEMPLATEFLOW_HOME; the rule tracks the query as a param
+    return atlas_sources(args.atlas_name, args.atlas_path, args.atlas_labels)
 
 
 def run_voxel(args: argparse.Namespace) -> int:
     """Run ``lcm connectome run``."""
-    from lcm.atlas import load_atlas
-    from lcm.connectome.outputs import atlas_sources
-    from lcm.connectome.settings import DenoiseSettings
+    from lcm.config import schema
+    from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
     from lcm.connectome.voxel_run import process_voxel_run
 
     settings = DenoiseSettings.from_json(args.denoise)
-    atlas = load_atlas(args.atlas_name, args.atlas_path, args.atlas_labels)
+    connectome = ConnectomeSettings.from_json(args.connectome)
+    min_coverage = args.min_coverage
+    if min_coverage is None:
+        min_coverage = schema()["properties"]["atlas"]["properties"]["min_coverage"]["default"]
+    if not 0.0 <= min_coverage <= 1.0:
+        from lcm.exceptions import ConfigError
+
+        raise ConfigError(
+            f"--min-coverage must lie in [0, 1], received {min_coverage}.",
+            hint="Set atlas.min_coverage to a fraction such as 0.5.",
+        )
+    atlas = _load_atlas(args)
     process_voxel_run(
         args.dataset,
         args.fmriprep_record,
@@ -141,27 +224,42 @@ def run_voxel(args: argparse.Namespace) -> int:
         settings,
         args.out_dir,
         args.qc_out,
-        atlas_files=atlas_sources(args.atlas_name, args.atlas_path, args.atlas_labels),
+        atlas_files=_atlas_sources(args, atlas),
+        connectome=connectome,
+        min_coverage=min_coverage,
     )
     # The QC record stands for the run: its sources are the run's outputs (whose own sidecars
     # lead to the preprocessed BOLD), or the fMRIPrep record when the run was excluded.
     qc = json.loads(Path(args.qc_out).read_text())
-    made = [qc[k] for k in ("timeseries", "relmat") if qc.get(k) and Path(qc[k]).is_file()]
+    made = [qc["timeseries"]] if qc.get("timeseries") else []
+    made += qc.get("relmats") or ([qc["relmat"]] if qc.get("relmat") else [])
+    made = [p for p in made if Path(p).is_file()]
     write_sidecar(args.qc_out, made or [args.fmriprep_record])
     return 0
 
 
 def run_timeseries(args: argparse.Namespace) -> int:
     """Run ``lcm connectome timeseries``."""
-    from lcm.atlas import load_atlas
     from lcm.connectome.roi_runs import process_timeseries_manifest
-    from lcm.connectome.settings import DenoiseSettings
+    from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
 
     settings = DenoiseSettings.from_json(args.denoise)
-    atlas = load_atlas(args.atlas_name, args.atlas_path, args.atlas_labels)
+    connectome = ConnectomeSettings.from_json(args.connectome)
+    atlas = _load_atlas(args)
     process_timeseries_manifest(
-        args.dataset, args.manifest, atlas, settings, args.out_dir, args.qc_table
+        args.dataset, args.manifest, atlas, settings, args.out_dir, args.qc_table, connectome
     )
+    write_sidecar(args.qc_table, [args.manifest, *_run_outputs(args.qc_table)])
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    """Run ``lcm connectome import``."""
+    from lcm.atlas import load_atlas
+    from lcm.connectome.imported import process_connectome_manifest
+
+    atlas = load_atlas(args.atlas_name, args.atlas_path, args.atlas_labels)
+    process_connectome_manifest(args.dataset, args.manifest, atlas, args.out_dir, args.qc_table)
     write_sidecar(args.qc_table, [args.manifest, *_run_outputs(args.qc_table)])
     return 0
 
@@ -180,5 +278,8 @@ def _run_outputs(qc_table: str) -> list[str]:
     import pandas as pd
 
     qc = pd.read_csv(qc_table, sep="\t", dtype=str, keep_default_na=False)
-    cols = [c for c in ("timeseries", "relmat") if c in qc.columns]
-    return [p for c in cols for p in qc[c] if p and Path(p).is_file()]
+    cols = [c for c in ("timeseries", "relmats") if c in qc.columns]
+    if "relmats" not in qc.columns and "relmat" in qc.columns:
+        cols.append("relmat")
+    paths = [p for c in cols for cell in qc[c] for p in str(cell).split(",")]
+    return [p for p in paths if p and Path(p).is_file()]

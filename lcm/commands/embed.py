@@ -18,7 +18,8 @@ EXAMPLE = """example:
 outputs: --out, one row per run: identifiers, then emb_000 ... (the mean ROI token after the
 ROI mixer, d_model values); --attention-out, one row per run and query: identifiers, query
 ('variable' or 'variable=level'), then one column per ROI (last decoder layer, heads averaged,
-rows sum to 1). Parquet key-value metadata name the checkpoint and its weights' sha256.
+rows sum to 1). Parquet key-value metadata name the checkpoint, its weights' sha256, the atlas
+and (lcm.label, JSON) the diagnosis of a finetuned checkpoint: name, levels, positive.
 """
 
 
@@ -45,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm embed``."""
     # Imported here: every `lcm` call builds all parsers, and torch takes seconds to import.
+    import json
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -66,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         b"lcm.checkpoint": str(args.checkpoint).encode(),
         b"lcm.weights_sha256": str(meta.get("weights_sha256", "")).encode(),
         b"lcm.atlas": args.atlas.encode(),
+        # A finetuned checkpoint names its diagnosis (the report maps that query's attention).
+        b"lcm.label": json.dumps(meta.get("label")).encode(),
     }
 
     def write(frame, path: str) -> None:

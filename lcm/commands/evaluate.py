@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+import pandas as pd
+
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
 from lcm.config import parse_settings
 from lcm.evaluate.metrics import write_tidy_parquet
@@ -31,7 +33,8 @@ EXAMPLE = """example:
       --settings '{"n_folds": 5, "seeds": [0], "label_fractions": [0.1, 1.0], "split": "subject",
                    "models": ["logreg", "svm", "lcm", "lcm-ssl", "shuffled-labels"],
                    "finetune": {"epochs": 30}}' \\
-      --seed 1 --out results/metrics/task-autism_metrics.parquet \\
+      --seed 1 --splits results/splits/task-autism_splits.parquet \\
+      --out results/metrics/task-autism_metrics.parquet \\
       --predictions results/metrics/task-autism_predictions.parquet
 
 outputs:
@@ -40,8 +43,9 @@ outputs:
                  y_true, prediction (P(positive), or the predicted value of a continuous
                  target; one row per test run and fit)
 
-A continuous --label (age, a score) takes no --positive; models that do not handle it
-(logreg, svm, tangent-logreg, the LCM classifiers) are skipped and listed in the metadata.
+A continuous --label (age, a score) takes no --positive; the LCM variants regress it (a
+continuous query, MSE on the target standardised on each training fold) beside ridge and cpm;
+models that do not handle it (logreg, svm, tangent-logreg) are skipped and listed in the metadata.
   each with a JSON sidecar (same name, .json) recording settings and sources.
 """
 
@@ -71,6 +75,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--settings", default="{}", help="JSON of the config's 'evaluate' section (default: {})."
     )
+    p.add_argument(
+        "--splits",
+        help="The task's splits table (`lcm splits --task`): outer folds are read from it "
+        "(default: computed the same way here).",
+    )
     p.add_argument("--out", required=True, help="Metrics Parquet to write.")
     p.add_argument("--predictions", required=True, help="Predictions Parquet to write.")
     add_store_arguments(p)
@@ -82,9 +91,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm evaluate``."""
     settings = EvaluationSettings.from_dict(parse_settings(args.settings, "settings"))
-    # The LCM variants classify: a task without --positive (continuous) skips them.
-    binary = args.positive is not None
-    need = [m for m in models_needing_checkpoint(settings.models) if binary]
+    # The LCM variants classify a binary task and regress a continuous one: both need weights.
+    need = models_needing_checkpoint(settings.models)
     if need:
         from lcm.train.loop import set_threads
 
@@ -119,6 +127,12 @@ def run(args: argparse.Namespace) -> int:
 def _evaluate(
     args: argparse.Namespace, cohort: Cohort, task: Task, settings: EvaluationSettings
 ) -> None:
+    splits = None
+    if args.splits:
+        from lcm.store.splits import read_splits
+
+        splits = read_splits(args.splits)
+        splits.attrs["source"] = str(args.splits)
     evaluate_and_write(
         cohort,
         task,
@@ -128,8 +142,10 @@ def _evaluate(
         ssl_checkpoint=args.ssl_checkpoint,
         out=args.out,
         predictions=args.predictions,
+        splits=splits,
         sources=[
             args.catalogue,
+            *([args.splits] if args.splits else []),
             *_checkpoint_files(args.checkpoint),
             *_checkpoint_files(args.ssl_checkpoint),
         ],
@@ -149,6 +165,7 @@ def evaluate_and_write(
     predictions: str | Path,
     sources: list[str | Path] | None = None,
     extra: dict | None = None,
+    splits: pd.DataFrame | None = None,
 ) -> EvaluationResult:
     """Evaluate ``task`` on ``cohort`` and write the metrics and predictions tables atomically.
 
@@ -162,12 +179,16 @@ def evaluate_and_write(
         Input files recorded in the sidecars.
     extra : dict, optional
         Further keys of the Parquet metadata and sidecars.
+    splits : pandas.DataFrame, optional
+        The task's splits table, passed to :func:`~lcm.evaluate.protocol.evaluate_task`.
 
     Returns
     -------
     EvaluationResult
     """
-    result = evaluate_task(cohort, task, settings, master_seed, checkpoint, ssl_checkpoint)
+    result = evaluate_task(
+        cohort, task, settings, master_seed, checkpoint, ssl_checkpoint, splits=splits
+    )
     meta = {
         "task": task.name,
         "label": task.label,
@@ -183,6 +204,7 @@ def evaluate_and_write(
             "split": settings.split,
         },
         "split_used": result.split,
+        "splits_table": splits.attrs.get("source") if splits is not None else None,
         "models_evaluated": result.models,
         "models_skipped": result.skipped,
         "checkpoint": str(checkpoint) if checkpoint else None,

@@ -13,6 +13,9 @@ examples:
   lcm ingest --dataset bidsdemo --entry bids --path rawdata --out manifest.parquet
   lcm ingest --dataset hcp --entry fmriprep --path derivatives/fmriprep --out manifest.parquet
   lcm ingest --dataset ukb --entry roi_timeseries --path timeseries --out manifest.parquet
+  lcm ingest --dataset abide --entry roi_timeseries --path abide/listing.tsv \
+      --repetition-time 2.0 --out manifest.parquet
+  lcm ingest --dataset pcp --entry connectome --path connectomes/listing.tsv --out manifest.parquet
 
   lcm ingest --dataset ukb --entry bids --path /data/ukb --out manifest.parquet --no-validate \\
       --select '{"participants": {"exclude": ["1000001"]}, "sessions": {"include": ["2"]}}'
@@ -24,6 +27,11 @@ Unusable or unselected runs are kept with included=false and the reason. Beside 
 summary.json and summary.tsv (what was included and excluded, and why; validator warnings;
 participants.tsv mismatches) and the cache folder <out>.cache (unchanged subjects are not
 re-indexed next time).
+
+roi_timeseries and connectome datasets may also be plain files, one per run (.tsv, .csv, .npy,
+or MATLAB .mat such as DPARSF's ROISignals_<id>.mat): --path is then a folder of files named
+sub-<label>[_ses-<label>][_run-<n>]... or ROISignals_<id>..., or a listing TSV with columns
+participant_id, path (relative to the listing), optional session, run, task, repetition_time.
 """
 
 
@@ -31,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``ingest`` sub-command."""
     p = subparsers.add_parser(
         "ingest",
-        help="Index a dataset (raw BIDS, fMRIPrep derivatives, ROI time series) into a manifest.",
+        help="Index a dataset (raw BIDS, fMRIPrep derivatives, ROI time series, connectomes) "
+        "into a manifest.",
         description="Index the runs of one dataset into a Parquet manifest (one row per run), "
         "with the repetition time from the sidecar (BIDS inheritance honoured) cross-checked "
         "against the NIfTI header.",
@@ -40,7 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dataset", required=True, help="Dataset name (letters and digits).")
     p.add_argument("--entry", required=True, choices=ENTRIES, help="Entry level of the dataset.")
-    p.add_argument("--path", required=True, help="Root of the raw BIDS, derivatives or series.")
+    p.add_argument(
+        "--path",
+        required=True,
+        help="Root of the raw BIDS, derivatives or series; or a listing TSV of per-run files.",
+    )
     p.add_argument(
         "--derivatives", help="fMRIPrep derivatives root (entry fmriprep, when --path is raw)."
     )
@@ -69,6 +82,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_false",
         help="Index every subject again, ignoring and not writing <out>.cache.",
     )
+    p.add_argument(
+        "--repetition-time",
+        type=float,
+        default=None,
+        help="roi_timeseries: TR in seconds of runs without a sidecar RepetitionTime.",
+    )
     p.add_argument("--out", required=True, help="Manifest to write (.parquet).")
     p.set_defaults(func=run)
 
@@ -90,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         selection=selection,
         validate=args.validate,
         use_cache=args.cache,
+        repetition_time=args.repetition_time,
     )
     return 0
 

@@ -44,15 +44,17 @@ EXAMPLE = """example:
            results/connectome/adnilike/seg-aal116_qc.tsv \\
       --out-metrics results/metrics/metrics.parquet \\
       --out-summary results/metrics/summary.tsv --out-headline results/metrics/headline.tsv \\
-      --out-html results/report/index.html
+      --out-html results/report/index.html \\
+      --attention results/embeddings/task-autism_attention.parquet --atlas-name aal116
 
 outputs:
   --out-metrics  tidy Parquet: task, model, label_fraction, seed, fold, metric, value
   --out-summary  TSV: task, model, label_fraction, metric, mean, ci_low, ci_high, n
-                 (95 % percentile bootstrap over folds x seeds)
+                 (95 % expanded percentile bootstrap over folds x seeds)
   --out-headline TSV: per task and label fraction, LCM against the best baseline with the
                  paired-bootstrap difference, its CI, p and a verdict
-  --out-html     one self-contained page (figures embedded, no external resources)
+  --out-html     one self-contained page (figures embedded, no external resources); with
+                 --attention, a brain map of each diagnosis query's attention over the ROIs
 """
 # One fit; the same fit in two input files means a task was passed twice.
 _KEY = ("task", "model", "label_fraction", "seed", "fold")
@@ -90,6 +92,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=[],
         help="ground_truth.json of synthetic task datasets: oracle ceilings (optional).",
     )
+    p.add_argument(
+        "--attention",
+        nargs="*",
+        default=[],
+        help="Attention tables of the finetuned models, results/embeddings/task-<task>_attention"
+        ".parquet (lcm embed --attention-out): brain maps of the diagnosis queries (optional).",
+    )
+    p.add_argument(
+        "--atlas-name",
+        default="aal116",
+        help="Atlas of the ROIs (for --attention; default aal116).",
+    )
+    p.add_argument("--atlas-path", help="Label NIfTI of a user atlas (with --atlas-labels).")
+    p.add_argument("--atlas-labels", help="Labels TSV (index, name) of a user atlas.")
+    p.add_argument("--atlas-templateflow", help="TemplateFlow query of the atlas, as JSON.")
     p.add_argument("--out-headline", help="Headline comparison TSV to write (optional).")
     p.add_argument("--out-metrics", required=True, help="Merged metrics Parquet to write.")
     p.add_argument("--out-summary", required=True, help="Summary TSV to write.")
@@ -122,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         Path(p)
         for p in (
             *args.metrics, *args.predictions, args.history, args.ssl_history, args.bei_eval,
-            *args.qc, *args.ingest_summary, *args.ground_truth,
+            *args.qc, *args.ingest_summary, *args.ground_truth, *args.attention,
         )
         if p
     ]  # fmt: skip
@@ -148,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
             oracles=oracles,
             task_meta=task_meta,
             ssl_history=read_history(args.ssl_history) if args.ssl_history else None,
+            attention_html=_attention_html(args),
         )
     )
     write_text(args.out_html, page)
@@ -159,6 +177,21 @@ def run(args: argparse.Namespace) -> int:
         metrics["task"].nunique(), len(metrics), args.out_metrics, args.out_summary, args.out_html,
     )  # fmt: skip
     return 0
+
+
+def _attention_html(args: argparse.Namespace) -> str:
+    """The diagnosis queries' brain maps, or nothing when no attention table was given."""
+    if not args.attention:
+        return ""
+    from lcm.atlas import load_atlas
+    from lcm.config import parse_settings
+    from lcm.report.attention import attention_section
+
+    query = None
+    if args.atlas_templateflow:
+        query = parse_settings(args.atlas_templateflow, "atlas-templateflow")
+    atlas = load_atlas(args.atlas_name, args.atlas_path, args.atlas_labels, templateflow=query)
+    return attention_section(list(args.attention), atlas)
 
 
 def read_ingest_summaries(paths: list[str]) -> pd.DataFrame | None:

@@ -15,12 +15,21 @@ from lcm.store.writer import variables_path
 
 log = logging.getLogger(__name__)
 
-EXAMPLE = """example:
+EXAMPLE = """examples:
+  # the folds `lcm evaluate --splits` uses for a task (one cross-validation per repeat)
+  lcm splits --store results/store --atlas aal116 --datasets abidelike --task autism \\
+      --label autism --positive autism --catalogue config/variables.yaml \\
+      --n-folds 5 --seed 0 --repeats 0 --out results/splits/task-autism_splits.parquet
+
+  # every subject of downstream datasets, each scheme, one seed
   lcm splits --store results/store --atlas aal116 --datasets abidelike adnilike \\
       --n-folds 5 --seed 0 --label autism --out results/store/splits/splits.parquet
 
-The table (dataset, subject, site, scheme, seed, n_folds, fold) is plain Parquet. Pretraining
-leaves out every subject it lists: load_cohort(..., exclude=read_splits(path)).
+The table (dataset, subject, site, scheme, seed, n_folds, fold) is plain Parquet. With --task it
+holds the runs that have the task's target, stratified as `lcm evaluate` stratifies (the class,
+or above/below the median of a continuous label), schemes subject and (where every run names one
+of two or more sites) leave_site_out, and `seed` is the repeat. Pretraining can leave out every
+subject it lists: load_cohort(..., exclude=read_splits(path)).
 """
 
 
@@ -31,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Assign downstream subjects to folds (subject, site, leave-site-out) as a table.",
         description="Read the subjects and sites of the datasets from the feature store and "
         "write, deterministically by seed, each subject's test fold under every scheme. Every "
-        "subject listed is a downstream test subject that pretraining must not see.",
+        "subject listed is a downstream test subject that pretraining must not see. With "
+        "--task, write the outer folds that `lcm evaluate --splits` uses for that task.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -39,27 +49,74 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--atlas", required=True, help="Atlas name (store partition).")
     p.add_argument("--datasets", nargs="+", required=True, help="Downstream datasets.")
     p.add_argument("--n-folds", type=int, default=5, help="Folds (default 5).")
-    p.add_argument("--seed", type=int, default=0, help="Seed of the shuffles (default 0).")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="Seed of the shuffles (default 0); with --task, the workflow seed.",
+    )
     p.add_argument(
         "--schemes", nargs="+", choices=SCHEMES, default=list(SCHEMES), help="Split schemes."
     )
     p.add_argument("--label", help="Variable to stratify the subject-level folds by.")
+    p.add_argument("--task", help="Task name: write that task's evaluation folds.")
+    p.add_argument("--positive", help="With --task: positive level of a binary --label.")
+    p.add_argument("--catalogue", help="With --task: variable catalogue (YAML).")
+    p.add_argument(
+        "--repeats",
+        nargs="+",
+        type=int,
+        default=[0],
+        help="With --task: the evaluate.seeds entries, one cross-validation each (default 0).",
+    )
     p.add_argument("--out", required=True, help="Parquet file to write.")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm splits``."""
-    runs = read_runs(args.store, args.atlas, list(args.datasets))
-    if args.label:
-        runs = _with_label(runs, args.store, args.label)
-    splits = make_splits(runs, args.n_folds, args.seed, tuple(args.schemes), label=args.label)
-    settings = {k: getattr(args, k) for k in ("atlas", "datasets", "n_folds", "seed", "label")}
+    if args.task:
+        splits, settings = _task_splits(args)
+    else:
+        runs = read_runs(args.store, args.atlas, list(args.datasets))
+        if args.label:
+            runs = _with_label(runs, args.store, args.label)
+        splits = make_splits(runs, args.n_folds, args.seed, tuple(args.schemes), label=args.label)
+        settings = {k: getattr(args, k) for k in ("atlas", "datasets", "n_folds", "seed", "label")}
     write_splits(args.out, splits, provenance={"settings": settings})
     counts = splits.groupby("scheme")["fold"].nunique().to_dict()
     n_subjects = len(splits[["dataset", "subject"]].drop_duplicates())
     log.info("wrote %s: %d subjects, folds per scheme %s", args.out, n_subjects, json.dumps(counts))
     return 0
+
+
+def _task_splits(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
+    """The evaluation folds of one task: the runs with a target, stratified like evaluate."""
+    # Imported here: the evaluate package is only needed for task tables.
+    from lcm.evaluate.baselines import strata
+    from lcm.evaluate.splits import task_split_table
+    from lcm.evaluate.tasks import target_values, task_from_catalogue
+    from lcm.store.catalogue import load_catalogue
+    from lcm.store.read import read_run_variables
+
+    if not args.label or not args.catalogue or len(args.datasets) != 1:
+        raise InputDataError(
+            f"lcm splits --task {args.task}: needs --label, --catalogue and exactly one dataset "
+            f"(got label={args.label!r}, catalogue={args.catalogue!r}, datasets={args.datasets}).",
+            hint="Pass the task's dataset, label (and --positive for a binary one) and catalogue.",
+        )
+    catalogue = load_catalogue(args.catalogue)
+    task = task_from_catalogue(args.task, args.label, args.positive, catalogue)
+    runs, variables = read_run_variables(args.store, args.atlas, list(args.datasets), catalogue)
+    present, y = target_values(variables, task)
+    ids = runs[present].reset_index(drop=True)
+    splits = task_split_table(ids, strata(y), args.n_folds, args.seed, list(args.repeats))
+    settings = {
+        "task": args.task, "atlas": args.atlas, "datasets": args.datasets, "label": args.label,
+        "positive": args.positive, "n_folds": args.n_folds, "master_seed": args.seed,
+        "repeats": list(args.repeats),
+    }  # fmt: skip
+    return splits, settings
 
 
 def _with_label(runs: pd.DataFrame, store: str, label: str) -> pd.DataFrame:

@@ -10,10 +10,15 @@ import logging
 import pandas as pd
 
 from lcm.exceptions import InputDataError
-from lcm.io.provenance import record_outputs, sha256_file
+from lcm.io.provenance import record_outputs, sha256_file, write_sidecar
 from lcm.store.catalogue import load_catalogue
 from lcm.store.phenotype import missingness, read_phenotype
-from lcm.store.writer import write_connectomes, write_missingness, write_variables
+from lcm.store.writer import (
+    stored_rows,
+    write_connectomes,
+    write_missingness,
+    write_variables,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "store",
         help="Write one dataset's connectomes and variables to the Parquet feature store.",
-        description="Read the connectome stage's QC table (included runs and their relmat files) "
-        "and the dataset's phenotype file, map the phenotype through the variable catalogue, "
+        description="Read the connectome stage's QC table (included runs and their relmat files; "
+        "a run with windowed matrices becomes one row per window) and the dataset's phenotype "
+        "file, map the phenotype through the variable catalogue, "
         "and write the dataset's partitions of the store atomically.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -72,12 +78,17 @@ def run(args: argparse.Namespace) -> int:
     }
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     provenance = {"settings": settings, "config_sha256": digest}
+    sources = [args.qc_table, args.phenotype, args.catalogue]
+    connectomes = write_connectomes(
+        args.store_dir, args.atlas, args.dataset, qc, phenotype, provenance
+    )
+    # The partition's sidecar also lists every matrix file stored (whole runs or windows).
+    write_sidecar(connectomes, [*sources, *stored_rows(qc, args.dataset)["matrix"]])
     outputs = [
-        write_connectomes(args.store_dir, args.atlas, args.dataset, qc, phenotype, provenance),
         write_variables(args.store_dir, args.dataset, phenotype, catalogue),
         write_missingness(
             args.store_dir, args.dataset, missingness(phenotype, args.dataset, catalogue)
         ),
     ]
-    record_outputs(outputs, [args.qc_table, args.phenotype, args.catalogue])
+    record_outputs(outputs, sources)
     return 0

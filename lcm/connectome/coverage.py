@@ -5,8 +5,9 @@ time; fMRIPrep writes a constant 0 outside its brain mask), divided by the parce
 the atlas image, capped at 1. A parcel outside the field of view, cut off by the brain mask or
 all zero therefore has a low coverage.
 
-Policy (as XCP-D's ``--min-coverage``, default 0.5): a parcel whose coverage is below
-``MIN_COVERAGE``, or whose mean signal is constant, is *empty*. Its time series column is 0,
+Policy (as XCP-D's ``--min-coverage``): a parcel whose coverage is below the config's
+``atlas.min_coverage`` (default ``MIN_COVERAGE`` = 0.5), or whose mean signal is constant, is
+*empty*. Its time series column is 0,
 its row and column of every connectivity matrix are 0 (diagonal included), it is listed in the
 QC record's ``empty_rois`` and the sidecars' ``EmptyROIs``, and its coverage is reported. The
 run is kept, so that every run of a cohort has the same ROIs in the same order; a run without

@@ -15,9 +15,27 @@ def timeseries_path(out_dir: str | Path, ids: RunIds, space: str | None, atlas: 
     return derivative_path(out_dir, ents, "timeseries", ".tsv")
 
 
-def relmat_path(out_dir: str | Path, ids: RunIds, space: str | None, atlas: str) -> Path:
-    """``..._space-S_seg-A_stat-pearsoncorrelation_relmat.tsv`` beside the time series."""
-    ents = {**ids.entities, "space": space, "seg": atlas, "stat": "pearsoncorrelation"}
+# connectome.kinds -> XCP-D's ``stat-`` label of the matrix file.
+STAT_LABELS = {
+    "pearson": "pearsoncorrelation",
+    "partial": "partialcorrelation",
+    "covariance": "covariance",
+}
+
+
+def relmat_path(
+    out_dir: str | Path,
+    ids: RunIds,
+    space: str | None,
+    atlas: str,
+    kind: str = "pearson",
+    desc: str | None = None,
+) -> Path:
+    """``..._space-S_seg-A[_desc-D]_stat-<kind>_relmat.tsv`` beside the time series.
+
+    ``desc`` marks derived matrices: ``win000`` (first window), ``fisherz``, ``win000fisherz``.
+    """
+    ents = {**ids.entities, "space": space, "seg": atlas, "desc": desc, "stat": STAT_LABELS[kind]}
     return derivative_path(out_dir, ents, "relmat", ".tsv")
 
 

@@ -2,49 +2,91 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from lcm.bids.runs import RunIds
-from lcm.exceptions import InputDataError
+from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.atomic import write_tsv
 
 QC_COLUMNS = (
     "dataset", "subject", "session", "task", "run", "run_key", "included", "reason",
     "n_volumes", "n_volumes_kept", "mean_fd", "t_r", "n_rois", "timeseries", "relmat",
-    "empty_rois",
+    "empty_rois", "strategy", "fd_threshold", "dvars_threshold", "standardize", "n_windows",
+    "window_note", "relmats", "window_relmats", "pct_scrubbed", "median_tsnr", "mean_coverage",
 )  # fmt: skip
-# empty_rois is a list in QC.json and a comma-separated string in QC.tsv.
+# Columns older QC records may lack (filled with their empty value when read).
+_OPTIONAL = {
+    "empty_rois": [], "strategy": "", "fd_threshold": None, "dvars_threshold": None,
+    "standardize": "", "n_windows": None, "window_note": "", "relmats": [],
+    "window_relmats": [], "pct_scrubbed": None, "median_tsnr": None, "mean_coverage": None,
+}  # fmt: skip
+# List columns are lists in QC.json and comma-separated strings in QC.tsv.
+_LIST_COLUMNS = ("empty_rois", "relmats", "window_relmats")
 _LIST_SEPARATOR = ","
 
 
-def new_qc(dataset: str, ids: RunIds | None = None, **values: Any) -> dict[str, Any]:
-    """A QC record with every column, unknown numbers ``None`` and paths ``""``."""
+def new_qc(
+    dataset: str, ids: RunIds | None = None, denoise: dict[str, Any] | None = None, **values: Any
+) -> dict[str, Any]:
+    """A QC record with every column, unknown numbers ``None`` and paths ``""``.
+
+    ``denoise`` (the run's denoising settings) fills ``strategy``, ``fd_threshold``,
+    ``dvars_threshold`` and ``standardize``.
+    """
     record: dict[str, Any] = {
         "dataset": dataset, "subject": "", "session": "", "task": "", "run": "",
         "run_key": "", "included": False, "reason": "", "n_volumes": None,
         "n_volumes_kept": None, "mean_fd": None, "t_r": None, "n_rois": None,
-        "timeseries": "", "relmat": "", "empty_rois": [],
+        "timeseries": "", "relmat": "", **copy.deepcopy(_OPTIONAL),
     }  # fmt: skip
     if ids is not None:
         record.update(
             subject=ids.subject, session=ids.session, task=ids.task, run=ids.run,
             run_key=ids.run_key,
         )  # fmt: skip
+    if denoise:
+        record.update({k: denoise.get(k) for k in _DENOISE_COLUMNS})
     record.update(values)
+    record.update(_summaries(record))
     return record
+
+
+def _summaries(record: dict[str, Any]) -> dict[str, Any]:
+    """Cohort-table numbers derived from a record: % scrubbed, median tSNR, mean coverage.
+
+    The per-parcel ``tsnr`` and ``coverage`` lists (voxel runs) stay in the JSON; the QC table
+    keeps one number each so that a cohort of thousands of runs stays a readable table.
+    """
+    out: dict[str, Any] = {}
+    n, kept = record.get("n_volumes"), record.get("n_volumes_kept")
+    if n and kept is not None:
+        out["pct_scrubbed"] = round(100.0 * (n - kept) / n, 2)
+    tsnr = [t for t in record.get("tsnr") or [] if t is not None]
+    if tsnr:
+        out["median_tsnr"] = round(float(np.median(tsnr)), 3)
+    coverage = record.get("coverage") or []
+    if coverage:
+        out["mean_coverage"] = round(float(np.mean(coverage)), 4)
+    return out
+
+
+_DENOISE_COLUMNS = ("strategy", "fd_threshold", "dvars_threshold", "standardize")
 
 
 def qc_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     """QC records as a table with the ``QC_COLUMNS`` order."""
     rows = []
     for rec in records:
-        row = {col: rec.get(col) for col in QC_COLUMNS}
-        empty = row["empty_rois"] or []
-        row["empty_rois"] = _LIST_SEPARATOR.join(empty) if isinstance(empty, list) else empty
+        row = {col: rec.get(col, _OPTIONAL.get(col)) for col in QC_COLUMNS}
+        for col in _LIST_COLUMNS:
+            items = row[col] or []
+            row[col] = _LIST_SEPARATOR.join(items) if isinstance(items, list) else items
         rows.append(row)
     df = pd.DataFrame(rows, columns=list(QC_COLUMNS))
     df["included"] = df["included"].fillna(False).astype(bool)
@@ -66,7 +108,7 @@ def read_qc_json(path: str | Path) -> dict[str, Any]:
         raise InputDataError(
             f"Cannot read QC record {path}: {exc}", hint="Rerun 'lcm connectome run'."
         ) from exc
-    missing = [c for c in QC_COLUMNS if c != "empty_rois" and c not in record]
+    missing = [c for c in QC_COLUMNS if c not in _OPTIONAL and c not in record]
     if missing:
         raise InputDataError(
             f"QC record {path} lacks keys {missing}.", hint="Rerun 'lcm connectome run'."
@@ -75,14 +117,46 @@ def read_qc_json(path: str | Path) -> dict[str, Any]:
 
 
 def collect_qc(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
-    """Gather per-run QC JSONs into one TSV (``n/a`` for unknown values), atomically."""
+    """Gather per-run QC JSONs into one TSV (``n/a`` for unknown values), atomically.
+
+    Raises
+    ------
+    ConfigError
+        When windowed FC was asked for and no included run is as long as one window.
+    """
     df = qc_frame([read_qc_json(p) for p in paths])
+    check_windows(df, str(out))
     write_tsv(out, df)
     return df
 
 
+def check_windows(df: pd.DataFrame, source: str) -> None:
+    """Refuse a dataset where a window is longer than every included run.
+
+    Each short run keeps its whole-run matrix with a ``window_note``; when that holds for every
+    included run the window length is almost surely wrong (seconds instead of TRs, say).
+
+    Raises
+    ------
+    ConfigError
+        Naming the longest run and the fix.
+    """
+    included = df[df["included"].fillna(False).astype(bool)]
+    notes = included["window_note"].fillna("").astype(str)
+    if len(included) and (notes != "").all():
+        longest = int(pd.to_numeric(included["n_volumes_kept"], errors="coerce").max())
+        raise ConfigError(
+            f"{source}: connectome.window.length is longer than every run of this dataset "
+            f"(the longest keeps {longest} volumes): no windowed matrix was written "
+            f"({notes.iloc[0]}).",
+            hint="Lower connectome.window.length (it counts volumes, not seconds) or set it "
+            "to null.",
+        )
+
+
 _ID_COLUMNS = ("dataset", "subject", "session", "task", "run", "run_key", "reason", "timeseries",
-               "relmat", "empty_rois")  # fmt: skip
+               "relmat", "empty_rois", "strategy", "standardize", "window_note", "relmats",
+               "window_relmats")  # fmt: skip
 
 
 def read_qc_table(path: str | Path) -> pd.DataFrame:
@@ -101,11 +175,14 @@ def read_qc_table(path: str | Path) -> pd.DataFrame:
         )  # fmt: skip
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputDataError(f"Cannot read QC table {path}: {exc}") from exc
-    missing = [c for c in QC_COLUMNS if c not in df.columns]
+    missing = [c for c in QC_COLUMNS if c not in _OPTIONAL and c not in df.columns]
     if missing:
         raise InputDataError(
             f"QC table {path} lacks columns {missing}.", hint="Rerun 'lcm connectome'."
         )
+    for col in QC_COLUMNS:
+        if col not in df.columns:
+            df[col] = "" if col in _ID_COLUMNS else np.nan
     for col in _ID_COLUMNS:
         df[col] = df[col].fillna("")
     df["included"] = df["included"].astype(str).str.lower().eq("true")

@@ -14,16 +14,16 @@ from tqdm import tqdm
 
 from lcm.atlas import Atlas
 from lcm.bids.manifest import read_manifest
-from lcm.bids.runs import run_ids_from_name
-from lcm.connectome.denoise import FD_COLUMN, clean_signals, scrub_mask
-from lcm.connectome.outputs import ensure_dataset_description, relmat_path
-from lcm.connectome.qc import new_qc, qc_frame
-from lcm.connectome.relmat import pearson_fc, write_relmat
-from lcm.connectome.settings import DenoiseSettings
+from lcm.bids.runs import run_ids_from_key
+from lcm.connectome.denoise import DVARS_COLUMN, FD_COLUMN, clean_signals, scrub_mask
+from lcm.connectome.matrices import write_run_matrices
+from lcm.connectome.outputs import ensure_dataset_description
+from lcm.connectome.qc import check_windows, new_qc, qc_frame
+from lcm.connectome.roi_formats import read_roi_series
+from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
 from lcm.exceptions import ExcludedRunError
 from lcm.io.atomic import write_tsv
-from lcm.io.bids_names import parse_entities
-from lcm.io.provenance import sidecar_path, write_sidecar
+from lcm.io.provenance import sidecar_path
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,13 @@ def process_timeseries_manifest(
     settings: DenoiseSettings,
     out_dir: str | Path,
     qc_table: str | Path,
+    connectome: ConnectomeSettings | None = None,
 ) -> pd.DataFrame:
-    """Clean every included ROI time series of a manifest and write its connectivity matrix.
+    """Clean every included ROI time series of a manifest and write its connectivity matrices.
 
     No confound regression is possible (none ship with ROI time series); signals are
-    detrended, band-passed and z-scored, and scrubbed only when the TSV carries a
-    ``framewise_displacement`` column.
+    detrended, band-passed and standardised, and scrubbed only when the TSV carries a
+    ``framewise_displacement`` (and, for ``dvars_threshold``, a ``std_dvars``) column.
 
     Parameters
     ----------
@@ -56,6 +57,8 @@ def process_timeseries_manifest(
         Receives ``sub-*/[ses-*/]func/*_stat-pearsoncorrelation_relmat.tsv`` + sidecars.
     qc_table : path-like
         QC TSV, one row per manifest row (excluded runs with their reasons).
+    connectome : ConnectomeSettings, optional
+        Matrix kinds, Fisher z, windows (default: whole-run Pearson only).
 
     Returns
     -------
@@ -66,10 +69,12 @@ def process_timeseries_manifest(
     records = []
     rows = manifest.to_dict("records")
     warned: set[str] = set()
+    connectome = connectome or ConnectomeSettings()
     for row in tqdm(rows, desc=f"{dataset} connectomes", disable=not sys.stderr.isatty()):
-        records.append(_process_row(dataset, row, atlas, settings, out_dir, warned))
+        records.append(_process_row(dataset, row, atlas, settings, connectome, out_dir, warned))
     ensure_dataset_description(out_dir, dataset)
     table = qc_frame(records)
+    check_windows(table, f"dataset {dataset!r}")
     write_tsv(qc_table, table)
     n_in = int(table["included"].sum())
     log.info("%s: %d of %d run(s) gave a connectome -> %s", dataset, n_in, len(table), qc_table)
@@ -81,56 +86,73 @@ def _process_row(
     row: dict[str, Any],
     atlas: Atlas,
     settings: DenoiseSettings,
+    connectome: ConnectomeSettings,
     out_dir: str | Path,
     warned: set[str],
 ) -> dict[str, Any]:
     ids_values = {k: str(row[k]) for k in ("subject", "session", "task", "run", "run_key")}
     t_r = float(row["t_r"]) if pd.notna(row["t_r"]) else None
     if not row["included"]:
-        return new_qc(dataset, t_r=t_r, reason=row["reason"], **ids_values)
-    ids = run_ids_from_name(Path(row["path"]).name)
+        return new_qc(dataset, None, settings.to_dict(), t_r=t_r, reason=row["reason"],
+                      **ids_values)  # fmt: skip
+    ids = run_ids_from_key(str(row["run_key"]))  # listed files need no BIDS name
     facts: dict[str, Any] = {"t_r": t_r, "n_rois": atlas.n_rois}
     try:
-        fc = _connectome_of_series(Path(row["path"]), t_r, atlas, settings, facts, warned)
+        signals, empty = _clean_series(Path(row["path"]), t_r, atlas, settings, facts, warned)
     except ExcludedRunError as exc:
         log.warning("%s %s excluded: %s", dataset, ids.run_key, exc.message)
-        return new_qc(dataset, ids, reason=exc.message, **facts)
+        return new_qc(dataset, ids, settings.to_dict(), reason=exc.message, **facts)
     path = Path(row["path"])
-    space = parse_entities(path.name).get("space")
-    out = relmat_path(out_dir, ids, space, atlas.name)
-    write_relmat(out, atlas.labels["name"].tolist(), fc)
+    space = row.get("space") or None
     sources = [path, *(p for p in [sidecar_path(path)] if p.is_file())]
-    write_sidecar(
-        out,
-        sources,
-        RepetitionTime=t_r,
-        Atlas=atlas.name,
-        Space=space,
-        Denoise=settings.to_dict(),
-        ConfoundColumns=[],
-        NumberOfVolumes=facts["n_volumes"],
-        NumberOfVolumesKept=facts["n_volumes_kept"],
-        MeanFramewiseDisplacement=facts.get("mean_fd"),
-        EmptyROIs=facts["empty_rois"],
-    )
-    return new_qc(dataset, ids, included=True, timeseries=str(path), relmat=str(out), **facts)
+    meta = {
+        "RepetitionTime": t_r,
+        "Atlas": atlas.name,
+        "Space": space,
+        "Denoise": settings.to_dict(),
+        "ConfoundColumns": [],
+        "NumberOfVolumes": facts["n_volumes"],
+        "NumberOfVolumesKept": facts["n_volumes_kept"],
+        "MeanFramewiseDisplacement": facts.get("mean_fd"),
+        "EmptyROIs": facts["empty_rois"],
+    }
+    mats = write_run_matrices(
+        out_dir, ids, space, atlas.name, atlas.labels["name"].tolist(), signals, empty,
+        connectome, sources, meta,
+    )  # fmt: skip
+    return new_qc(
+        dataset, ids, settings.to_dict(), included=True, timeseries=str(path),
+        **mats.qc_facts(), **facts,
+    )  # fmt: skip
 
 
-def _connectome_of_series(
+def _clean_series(
     path: Path,
     t_r: float | None,
     atlas: Atlas,
     settings: DenoiseSettings,
     facts: dict[str, Any],
     warned: set[str],
-) -> np.ndarray:
-    """Pearson FC ``[R, R]`` of one ROI time-series file; ``facts`` collects QC values."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cleaned signals ``[T_kept, R]`` and empty ROIs of one ROI time-series file.
+
+    ``facts`` collects QC values as they are known.
+    """
     if t_r is None:
         raise ExcludedRunError(f"no repetition time known for {path.name}")
-    table = _read_series(path)
+    table = read_roi_series(path, atlas.labels["name"].tolist())
     fd = None
     if FD_COLUMN in table.columns:
         fd = table.pop(FD_COLUMN).fillna(0.0).to_numpy(np.float64)
+    dvars = None
+    if DVARS_COLUMN in table.columns:
+        dvars = table.pop(DVARS_COLUMN).fillna(0.0).to_numpy(np.float64)
+    elif settings.dvars_threshold is not None and "dvars" not in warned:
+        warned.add("dvars")
+        log.warning(
+            "%s has no %r column: denoise.dvars_threshold cannot be applied to this "
+            "dataset's ROI time series", path.name, DVARS_COLUMN,
+        )  # fmt: skip
     names = atlas.labels["name"].tolist()
     if table.shape[1] != atlas.n_rois:
         raise ExcludedRunError(
@@ -157,22 +179,16 @@ def _connectome_of_series(
         facts["mean_fd"] = float(np.mean(fd[1:]))
     else:
         facts["mean_fd"] = _sidecar_mean_fd(path)
-    keep = scrub_mask(fd, settings, n_vol)
+    keep = scrub_mask(fd, settings, n_vol, dvars=dvars)
     facts["n_volumes_kept"] = int(keep.size)
     empty = np.ptp(raw, axis=0) == 0
     facts["empty_rois"] = [names[i] for i in np.flatnonzero(empty)]
     if empty.all():
         raise ExcludedRunError(f"every ROI of {path.name} is constant")
-    signals = clean_signals(raw, t_r, settings, sample_mask=keep if fd is not None else None)
+    scrubbed = fd is not None or dvars is not None
+    signals = clean_signals(raw, t_r, settings, sample_mask=keep if scrubbed else None)
     signals[:, empty] = 0.0
-    return pearson_fc(signals, empty)
-
-
-def _read_series(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ExcludedRunError(f"cannot read ROI time series {path.name}: {exc}") from exc
+    return signals, empty
 
 
 def _sidecar_mean_fd(path: Path) -> float | None:

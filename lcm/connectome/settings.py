@@ -1,4 +1,8 @@
-"""Denoising settings: the config's ``denoise`` section, validated by the config schema."""
+"""Connectome-stage settings: the config's ``denoise`` and ``connectome`` sections.
+
+Both are validated against the config schema (one source of truth for keys and defaults); the
+CLI receives them as JSON (``--denoise``, ``--connectome``).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,23 @@ from lcm.config import parse_settings, schema
 from lcm.exceptions import ConfigError
 
 
+def _validated(section: str, value: dict[str, Any], source: str) -> dict[str, Any]:
+    """``value`` checked against the schema's ``section``, schema defaults filled (one level)."""
+    sub = schema()["properties"][section]
+    value = copy.deepcopy(value)
+    errors = sorted(jsonschema.Draft202012Validator(sub).iter_errors(value), key=lambda e: e.path)
+    if errors:
+        err = errors[0]
+        key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        raise ConfigError(
+            f"{source}: invalid {section} setting at {key!r}: {err.message}",
+            hint=f"Allowed keys: {sorted(sub['properties'])}; see the config schema.",
+        )
+    for key, prop in sub["properties"].items():
+        value.setdefault(key, copy.deepcopy(prop.get("default")))
+    return value
+
+
 @dataclass(frozen=True)
 class DenoiseSettings:
     """How parcel signals are cleaned (see ``denoise`` in the config schema).
@@ -19,42 +40,34 @@ class DenoiseSettings:
     Attributes
     ----------
     strategy : str
-        Confound set: ``6P``, ``9P``, ``24P``, ``36P`` or ``acompcor``.
+        Confound set (see :data:`lcm.connectome.denoise.STRATEGIES`).
     fd_threshold : float or None
         Volumes with framewise displacement above this (mm) are scrubbed; ``None`` disables.
+    dvars_threshold : float or None
+        Volumes with fMRIPrep ``std_dvars`` above this are scrubbed too; ``None`` disables.
     high_pass, low_pass : float or None
         Band-pass cut-offs in Hz; ``None`` disables each side.
     detrend : bool
         Remove linear trends.
+    standardize : str
+        ``zscore`` | ``psc`` | ``none`` (nilearn.signal.clean semantics).
     min_volumes : int
         Runs with fewer volumes left are excluded.
     """
 
     strategy: str = "24P"
     fd_threshold: float | None = 0.5
+    dvars_threshold: float | None = None
     high_pass: float | None = 0.01
     low_pass: float | None = 0.1
     detrend: bool = True
+    standardize: str = "zscore"
     min_volumes: int = 50
 
     @classmethod
     def from_dict(cls, value: dict[str, Any], source: str = "--denoise") -> DenoiseSettings:
         """Validate ``value`` against the schema's ``denoise`` section, filling defaults."""
-        sub = schema()["properties"]["denoise"]
-        value = copy.deepcopy(value)
-        errors = sorted(
-            jsonschema.Draft202012Validator(sub).iter_errors(value), key=lambda e: e.path
-        )
-        if errors:
-            err = errors[0]
-            key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-            raise ConfigError(
-                f"{source}: invalid denoise setting at {key!r}: {err.message}",
-                hint=f"Allowed keys: {sorted(sub['properties'])}; see the config schema.",
-            )
-        for key, prop in sub["properties"].items():
-            value.setdefault(key, prop.get("default"))
-        settings = cls(**value)
+        settings = cls(**_validated("denoise", value, source))
         if (
             settings.high_pass is not None
             and settings.low_pass is not None
@@ -65,6 +78,16 @@ class DenoiseSettings:
                 f"({settings.low_pass} Hz).",
                 hint="Typical resting-state band: high_pass 0.01, low_pass 0.1.",
             )
+        if (
+            settings.strategy.startswith("scrubbing")
+            and settings.fd_threshold is None
+            and settings.dvars_threshold is None
+        ):
+            raise ConfigError(
+                f"{source}: strategy {settings.strategy!r} scrubs volumes, but fd_threshold and "
+                "dvars_threshold are both null.",
+                hint="nilearn's scrubbing preset uses fd_threshold 0.5 and dvars_threshold 1.5.",
+            )
         return settings
 
     @classmethod
@@ -73,5 +96,60 @@ class DenoiseSettings:
         return cls.from_dict(parse_settings(text, "denoise"))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (recorded in sidecars)."""
+        """JSON-ready dict (recorded in sidecars and QC)."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ConnectomeSettings:
+    """Which matrices are written per run (see ``connectome`` in the config schema).
+
+    Attributes
+    ----------
+    kinds : tuple of str
+        Among ``pearson``, ``partial``, ``covariance``; Pearson is always written (the store
+        reads it), so it is added when missing.
+    fisher_z : bool
+        Also write arctanh copies of the correlation matrices (``desc-fisherz``).
+    window_length : int or None
+        Windowed Pearson FC over this many kept volumes; ``None`` disables.
+    window_step : int or None
+        Volumes between window starts (``None``: ``window_length``, no overlap).
+    """
+
+    kinds: tuple[str, ...] = ("pearson",)
+    fisher_z: bool = False
+    window_length: int | None = None
+    window_step: int | None = None
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any], source: str = "--connectome") -> ConnectomeSettings:
+        """Validate ``value`` against the schema's ``connectome`` section, filling defaults."""
+        value = _validated("connectome", value, source)
+        window = _validated_window(value["window"], source)
+        kinds = tuple(dict.fromkeys(["pearson", *value["kinds"]]))
+        step = window["step"]
+        if window["length"] is None and step is not None:
+            raise ConfigError(
+                f"{source}: window.step ({step}) is set but window.length is null.",
+                hint="Set connectome.window.length (e.g. 500 TRs) or remove window.step.",
+            )
+        return cls(kinds, bool(value["fisher_z"]), window["length"], step)
+
+    @classmethod
+    def from_json(cls, text: str) -> ConnectomeSettings:
+        """Parse the ``--connectome`` JSON argument."""
+        return cls.from_dict(parse_settings(text, "connectome"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict in the config's layout (recorded in sidecars and QC)."""
+        return {
+            "kinds": list(self.kinds),
+            "fisher_z": self.fisher_z,
+            "window": {"length": self.window_length, "step": self.window_step},
+        }
+
+
+def _validated_window(value: dict[str, Any], source: str) -> dict[str, Any]:
+    props = schema()["properties"]["connectome"]["properties"]["window"]["properties"]
+    return {k: value.get(k, props[k].get("default")) for k in props}

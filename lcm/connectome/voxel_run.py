@@ -1,4 +1,4 @@
-"""Connectome of one voxel-wise run: parcel means, denoising, Pearson FC, outputs and QC."""
+"""Connectome of one voxel-wise run: parcel means, denoising, connectivity, outputs and QC."""
 
 from __future__ import annotations
 
@@ -17,19 +17,23 @@ from lcm.bids.timing import header_tr, tr_mismatch
 from lcm.connectome.bold_stream import read_bold_header
 from lcm.connectome.coverage import MIN_COVERAGE, empty_parcels, parcel_coverage
 from lcm.connectome.denoise import (
+    DVARS_COLUMN,
     FD_COLUMN,
     clean_signals,
     confound_columns,
     confound_matrix,
     framewise_displacement,
     read_confounds,
+    read_confounds_metadata,
     scrub_mask,
+    std_dvars,
 )
-from lcm.connectome.outputs import ensure_dataset_description, relmat_path, timeseries_path
+from lcm.connectome.matrices import write_run_matrices
+from lcm.connectome.outputs import ensure_dataset_description, timeseries_path
 from lcm.connectome.parcellate import parcellate_file
 from lcm.connectome.qc import new_qc
-from lcm.connectome.relmat import pearson_fc, write_relmat, write_timeseries
-from lcm.connectome.settings import DenoiseSettings
+from lcm.connectome.relmat import write_timeseries
+from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
 from lcm.exceptions import ExcludedRunError, InputDataError
 from lcm.io.atomic import write_json
 from lcm.io.provenance import write_sidecar
@@ -40,10 +44,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunConnectome:
-    """Result of one run: cleaned signals ``[T_kept, R]``, FC ``[R, R]`` and QC facts."""
+    """Result of one run: cleaned signals ``[T_kept, R]``, empty parcels and confounds used."""
 
     signals: np.ndarray
-    fc: np.ndarray
     empty: np.ndarray
     confound_columns: list[str]
 
@@ -83,6 +86,8 @@ def process_voxel_run(
     out_dir: str | Path,
     qc_out: str | Path,
     atlas_files: list[str] | None = None,
+    connectome: ConnectomeSettings | None = None,
+    min_coverage: float = MIN_COVERAGE,
 ) -> dict[str, Any]:
     """Compute and write the connectome of one run, or record why it is excluded.
 
@@ -105,6 +110,10 @@ def process_voxel_run(
         QC JSON, written for excluded runs too.
     atlas_files : list of str, optional
         Atlas files listed in the sidecars' ``Sources``.
+    connectome : ConnectomeSettings, optional
+        Matrix kinds, Fisher z, windows (default: whole-run Pearson only).
+    min_coverage : float
+        Coverage below which a parcel is empty (``atlas.min_coverage``).
 
     Returns
     -------
@@ -113,16 +122,18 @@ def process_voxel_run(
     """
     deriv, space = load_run_from_record(record_path, run_key)
     ids = run_ids_from_name(run_key)
+    connectome = connectome or ConnectomeSettings()
     facts: dict[str, Any] = {"t_r": deriv.t_r, "n_rois": atlas.n_rois}
     try:
-        result = run_connectome(deriv, atlas, settings, facts, space)
+        result = run_connectome(deriv, atlas, settings, facts, space, min_coverage)
     except ExcludedRunError as exc:
         log.warning("%s %s excluded: %s", dataset, run_key, exc.message)
-        qc = new_qc(dataset, ids, included=False, reason=exc.message, **facts)
+        qc = new_qc(dataset, ids, settings.to_dict(), included=False, reason=exc.message, **facts)
     else:
         qc = _write_outputs(
-            dataset, ids, space, deriv, atlas, settings, out_dir, result, facts, atlas_files
-        )
+            dataset, ids, space, deriv, atlas, settings, out_dir, result, facts, atlas_files,
+            connectome, min_coverage,
+        )  # fmt: skip
     ensure_dataset_description(out_dir, dataset)
     write_json(qc_out, qc)
     return qc
@@ -134,6 +145,7 @@ def run_connectome(
     settings: DenoiseSettings,
     facts: dict[str, Any],
     space: str | None = None,
+    min_coverage: float = MIN_COVERAGE,
 ) -> RunConnectome:
     """Load, check, parcellate and clean one run; ``facts`` collects QC values as they are known.
 
@@ -142,7 +154,8 @@ def run_connectome(
     ExcludedRunError
         For any problem of this run's data (unreadable or non-4D BOLD, NaN/Inf, TR mismatch,
         space other than the atlas's, no parcel covered, missing confound columns,
-        confounds of the wrong length, too few volumes).
+        confounds of the wrong length, ``std_dvars`` missing when DVARS scrubbing is on, too
+        few volumes).
     """
     bold = Path(deriv.bold)
     hdr = read_bold_header(bold)
@@ -166,7 +179,8 @@ def run_connectome(
     # Confounds first: they are cheap and exclude a run before the BOLD is decompressed.
     table = read_confounds(deriv.confounds, n_vol)
     source = Path(deriv.confounds).name
-    columns = confound_columns(settings.strategy, table.columns)
+    metadata = read_confounds_metadata(deriv.confounds)
+    columns = confound_columns(settings.strategy, table.columns, metadata)
     confounds = confound_matrix(table, columns, source)
     fd = None
     if settings.fd_threshold is not None:
@@ -175,7 +189,12 @@ def run_connectome(
         fd = confound_matrix(table, [FD_COLUMN], source)[:, 0]
     if fd is not None and n_vol > 1:
         facts["mean_fd"] = float(np.mean(fd[1:]))  # the first volume has no FD
-    keep = scrub_mask(fd, settings, n_vol)
+    dvars = None
+    if settings.dvars_threshold is not None:
+        dvars = std_dvars(table, source)
+    elif DVARS_COLUMN in table.columns:
+        dvars = confound_matrix(table, [DVARS_COLUMN], source)[:, 0]
+    keep = scrub_mask(fd, settings, n_vol, dvars=dvars)
     facts["n_volumes_kept"] = int(keep.size)
 
     labels = _labels_on_grid(atlas, hdr.shape[:3], hdr.affine)
@@ -189,13 +208,13 @@ def run_connectome(
     coverage = parcel_coverage(stats.live_counts, atlas, hdr.affine)
     facts["coverage"] = [round(float(c), 4) for c in coverage]
     facts["tsnr"] = [None if not np.isfinite(t) else round(float(t), 3) for t in stats.tsnr]
-    empty = empty_parcels(coverage, stats.signals)
+    empty = empty_parcels(coverage, stats.signals, min_coverage)
     names = atlas.labels["name"].tolist()
     facts["empty_rois"] = [names[i] for i in np.flatnonzero(empty)]
     if empty.all():
         raise ExcludedRunError(
             f"no atlas parcel is covered by BOLD {bold.name} (best coverage "
-            f"{float(coverage.max(initial=0.0)):.2f}, {MIN_COVERAGE} required): its affine "
+            f"{float(coverage.max(initial=0.0)):.2f}, {min_coverage} required): its affine "
             f"places the image outside atlas {atlas.name!r}",
             hint=f"Check that the image is in space {atlas.space} and its header affine is "
             "the one fMRIPrep wrote.",
@@ -204,7 +223,7 @@ def run_connectome(
         stats.signals, deriv.t_r, settings, confounds=confounds, sample_mask=keep
     )
     signals[:, empty] = 0.0
-    return RunConnectome(signals, pearson_fc(signals, empty), empty, columns)
+    return RunConnectome(signals, empty, columns)
 
 
 def _labels_on_grid(atlas: Atlas, shape: tuple[int, ...], affine: np.ndarray) -> np.ndarray:
@@ -238,10 +257,11 @@ def _write_outputs(
     result: RunConnectome,
     facts: dict[str, Any],
     atlas_files: list[str] | None = None,
+    connectome: ConnectomeSettings | None = None,
+    min_coverage: float = MIN_COVERAGE,
 ) -> dict[str, Any]:
     names = atlas.labels["name"].tolist()
     ts_path = timeseries_path(out_dir, ids, space, atlas.name)
-    rm_path = relmat_path(out_dir, ids, space, atlas.name)
     sources = [deriv.bold, deriv.confounds, *(atlas_files or [])]
     meta = {
         "RepetitionTime": deriv.t_r,
@@ -253,20 +273,22 @@ def _write_outputs(
         "NumberOfVolumesKept": facts["n_volumes_kept"],
         "MeanFramewiseDisplacement": facts.get("mean_fd"),
         "EmptyROIs": facts["empty_rois"],
-        "EmptyROIPolicy": f"coverage below {MIN_COVERAGE} or constant signal: set to 0",
+        "EmptyROIPolicy": f"coverage below {min_coverage} or constant signal: set to 0",
         "ParcelCoverage": facts.get("coverage"),
         "ParcelTSNR": facts.get("tsnr"),
     }
     write_timeseries(ts_path, names, result.signals)
     write_sidecar(ts_path, sources, **meta)
-    write_relmat(rm_path, names, result.fc)
-    write_sidecar(rm_path, sources, **meta)
+    mats = write_run_matrices(
+        out_dir, ids, space, atlas.name, names, result.signals, result.empty,
+        connectome or ConnectomeSettings(), sources, meta,
+    )  # fmt: skip
     log.info(
-        "%s %s: %d/%d volumes kept, %d empty ROI(s) -> %s",
+        "%s %s: %d/%d volumes kept, %d empty ROI(s), %d matrices -> %s",
         dataset, ids.run_key, facts["n_volumes_kept"], facts["n_volumes"],
-        len(facts["empty_rois"]), rm_path,
+        len(facts["empty_rois"]), len(mats.files), mats.relmat,
     )  # fmt: skip
     return new_qc(
-        dataset, ids, included=True, reason="", timeseries=str(ts_path), relmat=str(rm_path),
-        **facts,
+        dataset, ids, settings.to_dict(), included=True, reason="", timeseries=str(ts_path),
+        **mats.qc_facts(), **facts,
     )  # fmt: skip

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from scipy import stats
 from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
@@ -111,7 +112,13 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
 def bootstrap_ci(
     values: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0
 ) -> tuple[float, float, float]:
-    """Mean and percentile bootstrap confidence interval of the mean.
+    """Mean and expanded percentile bootstrap confidence interval of the mean.
+
+    The plain percentile interval is too narrow for few values (five folds x one seed: about
+    85 % coverage at a nominal 95 %, which put one shuffled-label cell in six "off chance").
+    The expanded percentile interval (Hesterberg 2015, *What teachers should know about the
+    bootstrap*, Am. Stat. 69:371) takes the bootstrap quantiles at ``alpha'`` where
+    ``z_{alpha'/2} = sqrt(n / (n - 1)) t_{alpha/2, n-1}``; for many values it is the plain one.
 
     Parameters
     ----------
@@ -138,9 +145,11 @@ def bootstrap_ci(
     if values.size == 1:
         return mean, mean, mean
     rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, size=(n_boot, values.size))].mean(axis=1)
+    n = values.size
+    means = values[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
     alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    expanded = float(stats.norm.sf(np.sqrt(n / (n - 1)) * stats.t.ppf(1.0 - alpha, n - 1)))
+    low, high = np.quantile(means, [expanded, 1.0 - expanded])
     return mean, float(low), float(high)
 
 

@@ -7,10 +7,16 @@ target); every model is built fresh from :mod:`~lcm.evaluate.registry`, fitted o
 fold only — its own hyper-parameters chosen by inner cross-validation inside that fold — and
 scored on the test fold. Nothing about the test fold — rows, labels, statistics — reaches
 ``fit``, and an LCM checkpoint pretrained on the task's dataset is refused.
+
+Windowed stores (one row per window of a run): every training window is a sample, and the
+test predictions of a run's windows are averaged (:mod:`~lcm.evaluate.windows`) so that each
+test run counts once in the metrics and the predictions table. Folds are subject-level, so a
+subject's windows never straddle them.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import sys
@@ -47,8 +53,9 @@ from lcm.evaluate.registry import (
     register_model,
     unregister_model,
 )
-from lcm.evaluate.splits import has_sites, labeled_subsets, site_folds, subject_folds
+from lcm.evaluate.splits import labeled_subsets, outer_folds
 from lcm.evaluate.tasks import Task, task_from_catalogue, task_targets
+from lcm.evaluate.windows import mean_per_run, run_groups
 from lcm.exceptions import ConfigError, LCMError
 from lcm.store.cohort import Cohort
 
@@ -204,13 +211,18 @@ def choose_folds(
     sites: np.ndarray,
     settings: EvaluationSettings,
     seed: int,
+    splits: pd.DataFrame | None = None,
+    repeat: int = 0,
 ) -> tuple[str, list[tuple[np.ndarray, np.ndarray]]]:
-    """The outer folds: leave-one-site-out when asked and possible, else subject-level."""
-    if settings.split == "site":
-        if has_sites(sites):
-            return "site", site_folds(y_strata, groups, sites)
-        log.warning("split: site asked, but the runs name fewer than two sites: subject folds")
-    return "subject", subject_folds(y_strata, groups, settings.n_folds, seed)
+    """The outer folds: leave-one-site-out when asked and possible, else subject-level.
+
+    Read from the task's ``splits`` table (``lcm splits``) when given, else computed the same
+    way (:func:`lcm.evaluate.splits.outer_folds`).
+    """
+    source = splits.attrs.get("source", "splits table") if splits is not None else ""
+    return outer_folds(
+        y_strata, groups, sites, settings.split, settings.n_folds, seed, splits, repeat, source
+    )
 
 
 def evaluate_task(
@@ -220,6 +232,7 @@ def evaluate_task(
     master_seed: int,
     checkpoint: str | Path | None = None,
     ssl_checkpoint: str | Path | None = None,
+    splits: pd.DataFrame | None = None,
 ) -> EvaluationResult:
     """Run the protocol on one task.
 
@@ -235,6 +248,9 @@ def evaluate_task(
         Pretrained LCM checkpoint (needed by the LCM models).
     ssl_checkpoint : path-like, optional
         Self-supervised-only checkpoint (needed by ``lcm-ssl``).
+    splits : pandas.DataFrame, optional
+        The task's splits table (``lcm splits``, :func:`lcm.store.splits.read_splits`): outer
+        folds are read from it, repeat ``seed`` per ``settings.seeds`` entry.
 
     Returns
     -------
@@ -272,9 +288,11 @@ def evaluate_task(
     with bar:
         for split_seed in settings.seeds:
             split_used, folds = choose_folds(
-                y_strata, groups, sites, settings, derived_seed(master_seed, split_seed)
-            )
+                y_strata, groups, sites, settings, derived_seed(master_seed, split_seed),
+                splits, split_seed,
+            )  # fmt: skip
             for fold, (train, test) in enumerate(folds):
+                test_codes = run_groups(cohort.ids.iloc[test])
                 masks = labeled_subsets(
                     y_strata[train],
                     groups[train],
@@ -298,29 +316,31 @@ def evaluate_task(
                         split_seed, fold, fraction, int(mask.sum()), len(mask),
                     )  # fmt: skip
                     for name in models:
-                        pred = _fit_predict(
+                        preds = _fit_predict(
                             name, context, cohort.fc[train], y_fit, variables, groups[train],
                             cohort.fc[test],
                         )  # fmt: skip
+                        # One prediction per test run: the mean over its windows.
+                        first, preds = mean_per_run(test_codes, preds)
+                        rows = np.asarray(test)[first]
                         key = {
                             "task": task.name, "model": name, "label_fraction": fraction,
                             "seed": split_seed, "fold": fold,
                         }  # fmt: skip
-                        scores = (
-                            binary_metrics(y[test], pred)
-                            if binary
-                            else regression_metrics(y[test], pred)
-                        )
+                        scores = _fold_scores(y[rows], preds, binary)
+                        # The predictions table keeps one genuine fit (a control's first
+                        # permutation); the fold metrics average all of them.
+                        pred = preds[0]
                         for metric, value in scores.items():
                             metric_rows.append({**key, "metric": metric, "value": value})
                         pred_frames.append(
                             pd.DataFrame(
                                 {
                                     **key,
-                                    "dataset": cohort.ids["dataset"].to_numpy()[test],
-                                    "subject": cohort.ids["subject"].to_numpy()[test],
-                                    "site": sites[test],
-                                    "y_true": y[test],
+                                    "dataset": cohort.ids["dataset"].to_numpy()[rows],
+                                    "subject": cohort.ids["subject"].to_numpy()[rows],
+                                    "site": sites[rows],
+                                    "y_true": y[rows],
                                     "prediction": pred,
                                 }
                             )
@@ -360,21 +380,31 @@ def _fit_predict(
     groups: np.ndarray,
     fc_test: np.ndarray,
 ) -> np.ndarray:
-    """Fit a fresh model ``name`` on the training fold; P(positive) or predicted values on test."""
+    """Fit a fresh model ``name`` on the training fold; its test predictions.
+
+    Returns ``(P, n_test)``: P(positive) or predicted values, one row per fitted model — one
+    row, or one per permutation for a model with ``permutation_predictions`` (the control).
+    """
     model = make_model(name, context)
     start = time.perf_counter()
-    if getattr(model, "uses_groups", False):
+    if accepts_groups(model):
+        # Every inner split (hyper-parameters, pseudo-label threshold) keeps a subject whole.
         model.fit(fc_train, y_fit, variables, groups=groups)
     else:
         model.fit(fc_train, y_fit, variables)
     fit_s = time.perf_counter() - start
     n_labeled = int(np.isfinite(y_fit).sum() if context.kind != "binary" else (y_fit >= 0).sum())
-    if context.kind == "binary":
-        proba = np.asarray(model.predict_proba(fc_test), dtype=float)  # type: ignore[attr-defined]
-        expected = (len(fc_test), 2)
+    binary = context.kind == "binary"
+    expected: tuple[int, ...] = (len(fc_test), 2) if binary else (len(fc_test),)
+    if hasattr(model, "permutation_predictions"):
+        proba = np.asarray(model.permutation_predictions(fc_test), dtype=float)
+        expected = (len(proba), *expected)
+    elif binary:
+        proba = np.asarray(model.predict_proba(fc_test), dtype=float)[None]  # type: ignore[attr-defined]
+        expected = (1, *expected)
     else:
-        proba = np.asarray(model.predict(fc_test), dtype=float)  # type: ignore[attr-defined]
-        expected = (len(fc_test),)
+        proba = np.asarray(model.predict(fc_test), dtype=float)[None]  # type: ignore[attr-defined]
+        expected = (1, *expected)
     if proba.shape != expected or not np.isfinite(proba).all():
         raise LCMError(
             f"Model {name!r}: prediction of shape {proba.shape} (finite: "
@@ -383,7 +413,34 @@ def _fit_predict(
             "binary task, one value per run for a continuous one.",
         )
     log.info("fit %s on %d runs (%d labeled) in %.2f s", name, len(y_fit), n_labeled, fit_s)
-    return proba[:, 1] if context.kind == "binary" else proba
+    return proba[..., 1] if binary else proba
+
+
+def accepts_groups(model: object) -> bool:
+    """Whether ``model.fit`` takes ``groups=`` (declared by ``uses_groups`` or its signature)."""
+    if getattr(model, "uses_groups", False):
+        return True
+    try:
+        return "groups" in inspect.signature(model.fit).parameters  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def _fold_scores(y_true: np.ndarray, preds: np.ndarray, binary: bool) -> dict[str, float]:
+    """Metrics of one fit, averaged over its prediction rows (the control's permutations).
+
+    Averaging the metric (not the predictions) keeps each permutation a genuine null model;
+    an average of random models' predictions is not itself a draw from the null.
+    """
+    per_row = [
+        binary_metrics(y_true, p) if binary else regression_metrics(y_true, p) for p in preds
+    ]
+    out = {}
+    for metric in per_row[0]:
+        values = np.array([r[metric] for r in per_row], dtype=float)
+        finite = values[np.isfinite(values)]
+        out[metric] = float(finite.mean()) if finite.size else float("nan")
+    return out
 
 
 def _log_overview(task: Task, metrics: pd.DataFrame) -> None:

@@ -162,14 +162,23 @@ def _lcm_factory(init: str, pseudo_labels: bool | None, ssl_only: bool = False) 
         # Imported here so that baselines run (and tests pass) without the training stack.
         try:
             from lcm.train.finetune import LCMClassifier
+            from lcm.train.regress import LCMRegressor
         except ImportError as exc:
             raise ConfigError(
-                f"LCM models need lcm.train.finetune.LCMClassifier, which failed to import: {exc}",
+                f"LCM models need lcm.train (LCMClassifier, LCMRegressor), which failed to "
+                f"import: {exc}",
                 hint="Install the complete lcm package, or evaluate baselines only.",
             ) from exc
         settings = dict(context.finetune)
         if pseudo_labels is not None:
+            # One switch for both semi-supervised parts: (a) BEI soft pseudo-targets and
+            # (b) confident diagnosis pseudo-labels (an ablation leaving one on measures nothing).
             settings["pseudo_labels"] = pseudo_labels
+            settings["diagnosis_pseudo_labels"] = pseudo_labels
+        if context.kind == "continuous":
+            return LCMRegressor(
+                checkpoint, context.label, settings=settings, seed=context.seed, init=init
+            )
         return LCMClassifier(
             checkpoint,
             context.label,
@@ -199,8 +208,9 @@ register_model("ridge", _ridge, kinds=KINDS)
 register_model("tangent-logreg", lambda c: TangentLogReg(seed=c.seed))
 register_model("cpm", lambda c: CPM(), kinds=("continuous",))
 register_model("shuffled-labels", _shuffled, kinds=KINDS)
-register_model("lcm", _lcm_factory("pretrained", None))
-register_model("lcm-no-pseudo", _lcm_factory("pretrained", False))
+# LCM variants classify a binary task (LCMClassifier) or regress a continuous one (LCMRegressor).
+register_model("lcm", _lcm_factory("pretrained", None), kinds=KINDS)
+register_model("lcm-no-pseudo", _lcm_factory("pretrained", False), kinds=KINDS)
 # Self-supervised-only pretraining carries no BEI heads worth trusting: no pseudo-labels.
-register_model("lcm-ssl", _lcm_factory("pretrained", False, ssl_only=True))
-register_model("lcm-scratch", _lcm_factory("scratch", None))
+register_model("lcm-ssl", _lcm_factory("pretrained", False, ssl_only=True), kinds=KINDS)
+register_model("lcm-scratch", _lcm_factory("scratch", None), kinds=KINDS)

@@ -1,20 +1,25 @@
 """Subject-level cross-validation folds and stratified label-fraction subsets.
 
-A subject's runs always fall in the same fold (``StratifiedGroupKFold`` with the subject as
-group), and the labeled part of a training fold is chosen per subject, so no subject is half
-labeled. Subsets for increasing fractions are nested: the 10 % subset is part of the 50 % one,
-which keeps the label-fraction curve free of resampling noise between fractions.
+The outer folds come from the one split definition of :mod:`lcm.store.splits`: stratified
+K-fold over subjects (:func:`~lcm.store.splits.subject_fold_ids`) or leave-one-site-out
+(:func:`~lcm.store.splits.site_fold_ids`), either read from the table that ``lcm splits``
+wrote for the task (:func:`folds_from_table`) or computed here from the same inputs
+(:func:`task_split_table` builds that table; :func:`outer_folds` picks). A subject's runs always
+fall in the same fold, and the labeled part of a training fold is chosen per subject, so no
+subject is half labeled. Subsets for increasing fractions are nested: the 10 % subset is part
+of the 50 % one, which keeps the label-fraction curve free of resampling noise between fractions.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
 
 from lcm.exceptions import InputDataError
+from lcm.store.splits import make_repeated_splits, site_fold_ids, subject_fold_ids
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +72,15 @@ def subject_folds(
     """
     y = np.asarray(y)
     groups = np.asarray(groups)
-    per_class = subject_labels(y, groups).value_counts()
+    _check_classes(y, groups, n_folds)
+    labels = subject_labels(y, groups)
+    fold_ids = subject_fold_ids(labels.index.to_numpy(), labels.to_numpy(), n_folds, seed)
+    return _run_folds(groups, dict(zip(labels.index, fold_ids, strict=True)), n_folds)
+
+
+def _check_classes(y: np.ndarray, groups: np.ndarray, n_folds: int) -> None:
+    """Refuse stratified subject folds when a class has fewer subjects than folds."""
+    per_class = subject_labels(np.asarray(y), np.asarray(groups)).value_counts()
     smallest = int(per_class.min()) if len(per_class) else 0
     if len(per_class) < 2 or smallest < n_folds:
         raise InputDataError(
@@ -75,8 +88,19 @@ def subject_folds(
             f"{per_class.sort_index().to_dict()}; each class needs at least {n_folds} subjects.",
             hint="Lower evaluate.n_folds or add labeled subjects to the task's dataset.",
         )
-    cv = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    return [(train, test) for train, test in cv.split(np.zeros(len(y)), y, groups)]
+
+
+def _run_folds(
+    groups: np.ndarray, fold_of: dict, n_folds: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(train, test)`` run indices of each fold with a test run, from a subject -> fold map."""
+    run_fold = np.array([fold_of[g] for g in groups], dtype=np.int64)
+    folds = []
+    for fold in range(n_folds):
+        test = np.flatnonzero(run_fold == fold)
+        if len(test):
+            folds.append((np.flatnonzero(run_fold != fold), test))
+    return folds
 
 
 def labeled_subsets(
@@ -140,7 +164,11 @@ def labeled_subsets(
 
 
 def site_folds(
-    y: np.ndarray, groups: np.ndarray, sites: np.ndarray, min_per_class: int = 2
+    y: np.ndarray,
+    groups: np.ndarray,
+    sites: np.ndarray,
+    min_per_class: int = 2,
+    seed: int | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Leave-one-site-out folds: each site is the test fold once.
 
@@ -155,11 +183,15 @@ def site_folds(
         Subject key per run.
     sites : numpy.ndarray of str, shape (n_runs,)
         Site per run.
+    min_per_class : int, default 2
+    seed : int, optional
+        Seed of the site order, as in the ``leave_site_out`` scheme of ``lcm splits``
+        (:func:`lcm.store.splits.site_fold_ids`); sorted site order without it.
 
     Returns
     -------
     list of (train_index, test_index)
-        In sorted site order.
+        In site order.
 
     Raises
     ------
@@ -181,18 +213,48 @@ def site_folds(
             "leave-site-out would split it across folds.",
             hint="Fix the site column, or set evaluate.split: subject.",
         )
-    folds = []
-    for site in named:
-        test = np.flatnonzero(sites.astype(str) == site)
-        train = np.flatnonzero(sites.astype(str) != site)
-        counts = subject_labels(np.asarray(y)[train], np.asarray(groups)[train]).value_counts()
+    if seed is None:
+        fold_ids, n_sites = np.searchsorted(named, sites.astype(str)), len(named)
+    else:
+        fold_ids, n_sites = site_fold_ids(_site_keys(groups, sites), None, seed)
+    folds = _run_folds(np.arange(len(sites)), dict(enumerate(fold_ids)), n_sites)
+    return usable_site_folds(folds, y, groups, sites, min_per_class)
+
+
+def _site_keys(groups: np.ndarray, sites: np.ndarray) -> np.ndarray:
+    """``dataset/site`` per run (a group is ``dataset/subject``), as in the splits table."""
+    datasets = [str(g).split("/", 1)[0] for g in np.asarray(groups)]
+    return np.array([f"{d}/{s}" for d, s in zip(datasets, np.asarray(sites), strict=True)])
+
+
+def usable_site_folds(
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    y: np.ndarray,
+    groups: np.ndarray,
+    sites: np.ndarray,
+    min_per_class: int = 2,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Leave-site-out folds whose training part keeps ``min_per_class`` subjects per class.
+
+    A skipped site is logged: no model can be fitted without the missing class.
+
+    Raises
+    ------
+    InputDataError
+        When no fold is usable.
+    """
+    y, groups, sites = np.asarray(y), np.asarray(groups), np.asarray(sites, dtype=object)
+    usable = []
+    for train, test in folds:
+        counts = subject_labels(y[train], groups[train]).value_counts()
         if len(counts) < 2 or int(counts.min()) < min_per_class:
             log.warning(
                 "leave-site-out: skipping site %s, its training part has subjects per class %s",
-                site, counts.to_dict(),
+                sorted({str(s) for s in sites[test]}), counts.to_dict(),
             )  # fmt: skip
             continue
-        folds.append((train, test))
+        usable.append((train, test))
+    folds = usable
     if not folds:
         raise InputDataError(
             f"Leave-site-out: no site leaves at least {min_per_class} training subjects per class.",
@@ -206,3 +268,160 @@ def has_sites(sites: np.ndarray) -> bool:
     values = [str(s) for s in np.asarray(sites, dtype=object)]
     named = {v for v in values if v not in ("", "nan", "None")}
     return len(named) >= 2 and len(named) == len(set(values))
+
+
+def task_split_table(
+    ids: pd.DataFrame,
+    y_strata: np.ndarray,
+    n_folds: int,
+    master_seed: int,
+    repeats: list[int] | tuple[int, ...],
+) -> pd.DataFrame:
+    """The splits table of a task: its subject-level and (where sites exist) site-level folds.
+
+    ``lcm splits`` writes this table and ``lcm evaluate`` reads it back; without a table,
+    :func:`outer_folds` computes the same folds from the same inputs.
+
+    Parameters
+    ----------
+    ids : pandas.DataFrame
+        ``dataset``, ``subject`` and ``site`` per run, of the runs that have a target.
+    y_strata : numpy.ndarray of int, shape (n_runs,)
+        Class per run (0/1), or median-split strata of a continuous target
+        (:func:`lcm.evaluate.baselines.strata`); a subject is stratified by its most frequent.
+    n_folds : int
+        Subject-level folds.
+    master_seed : int
+        Workflow seed.
+    repeats : sequence of int
+        The ``evaluate.seeds`` entries: one cross-validation each.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`lcm.store.splits.COLUMNS`; schemes ``subject``, and ``leave_site_out`` when
+        every run names a site, there are two sites or more, and no subject spans two.
+
+    Raises
+    ------
+    InputDataError
+        When a class has fewer subjects than folds.
+    """
+    groups = (ids["dataset"].astype(str) + "/" + ids["subject"].astype(str)).to_numpy()
+    sites = ids["site"].astype(str).to_numpy() if "site" in ids else np.full(len(ids), "")
+    _check_classes(y_strata, groups, n_folds)
+    labels = subject_labels(np.asarray(y_strata), groups)
+    frame = pd.DataFrame(
+        {"dataset": ids["dataset"].astype(str), "subject": ids["subject"].astype(str),
+         "site": sites, "group": groups}
+    ).drop_duplicates("group")  # fmt: skip
+    frame["label"] = frame["group"].map(labels).to_numpy()
+    one_site = pd.Series(sites).groupby(groups).nunique().le(1).all()
+    schemes = ["subject"]
+    if has_sites(sites) and one_site:
+        schemes.append("leave_site_out")
+    elif not one_site:
+        frame["site"] = ""  # a subject at two sites: no site-level scheme for this task
+    return make_repeated_splits(frame, n_folds, master_seed, repeats, schemes, label="label")
+
+
+def folds_from_table(
+    table: pd.DataFrame,
+    groups: np.ndarray,
+    scheme: str,
+    repeat: int,
+    source: str | Path = "splits table",
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The ``(train, test)`` run indices of one scheme and repeat of a splits table.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A splits table (:func:`lcm.store.splits.read_splits`).
+    groups : numpy.ndarray, shape (n_runs,)
+        Subject key per run (``dataset/subject``).
+    scheme : str
+        ``subject`` or ``leave_site_out``.
+    repeat : int
+        The ``seed`` column's value (an ``evaluate.seeds`` entry).
+    source : path-like
+        Named in errors.
+
+    Raises
+    ------
+    InputDataError
+        When the table has no rows for ``scheme`` and ``repeat``, or lacks a subject of the runs.
+    """
+    rows = table[(table["scheme"] == scheme) & (table["seed"].astype(int) == int(repeat))]
+    if rows.empty:
+        pairs = zip(table["scheme"], table["seed"], strict=True)
+        have = sorted({(str(a), int(b)) for a, b in pairs})
+        raise InputDataError(
+            f"{source}: no {scheme!r} folds for seed {repeat}; it holds (scheme, seed) {have}.",
+            hint="Re-run `lcm splits` with the task's evaluate settings (the splits rule does).",
+        )
+    keys = rows["dataset"].astype(str) + "/" + rows["subject"].astype(str)
+    fold_of = dict(zip(keys, rows["fold"].astype(int), strict=True))
+    missing = sorted(str(g) for g in set(np.asarray(groups).astype(str)) - set(fold_of))
+    if missing:
+        raise InputDataError(
+            f"{source}: {len(missing)} subject(s) of the task have no {scheme!r} fold, e.g. "
+            f"{missing[:3]}.",
+            hint="Re-run `lcm splits` on the current feature store (the splits rule does).",
+        )
+    return _run_folds(np.asarray(groups).astype(str), fold_of, int(rows["n_folds"].iloc[0]))
+
+
+def outer_folds(
+    y_strata: np.ndarray,
+    groups: np.ndarray,
+    sites: np.ndarray,
+    split: str,
+    n_folds: int,
+    seed: int,
+    table: pd.DataFrame | None = None,
+    repeat: int = 0,
+    source: str | Path = "splits table",
+) -> tuple[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """The outer folds of one repeat: leave-one-site-out when asked and possible, else subjects.
+
+    Parameters
+    ----------
+    y_strata, groups, sites : numpy.ndarray, shape (n_runs,)
+        Strata, subject key and site per run.
+    split : {"subject", "site"}
+        The ``evaluate.split`` setting.
+    n_folds : int
+        Subject-level folds.
+    seed : int
+        Shuffle seed of this repeat (:func:`lcm.store.splits.split_seed`), used without a table.
+    table : pandas.DataFrame, optional
+        The task's splits table (``lcm splits``): its folds are used as they are.
+    repeat : int, default 0
+        The ``evaluate.seeds`` entry, selecting the table's rows.
+    source : path-like
+        The table's file, named in errors.
+
+    Returns
+    -------
+    (str, list of (train_index, test_index))
+        The split used (``subject`` or ``site``) and the folds.
+    """
+    if split == "site":
+        if has_sites(sites):
+            if table is None:
+                return "site", site_folds(y_strata, groups, sites, seed=seed)
+            folds = folds_from_table(table, groups, "leave_site_out", repeat, source)
+            return "site", usable_site_folds(folds, y_strata, groups, sites)
+        log.warning("split: site asked, but the runs name fewer than two sites: subject folds")
+    if table is None:
+        return "subject", subject_folds(y_strata, groups, n_folds, seed)
+    _check_classes(y_strata, groups, n_folds)
+    stored = table.loc[table["scheme"] == "subject", "n_folds"]
+    if len(stored) and int(stored.iloc[0]) != n_folds:
+        raise InputDataError(
+            f"{source}: {int(stored.iloc[0])} subject-level folds, but evaluate.n_folds is "
+            f"{n_folds}.",
+            hint="Re-run `lcm splits` with --n-folds equal to evaluate.n_folds.",
+        )
+    return "subject", folds_from_table(table, groups, "subject", repeat, source)

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.store.catalogue import Catalogue
@@ -82,13 +83,31 @@ def task_targets(cohort: Cohort, task: Task) -> tuple[Cohort, np.ndarray]:
         When the label column is absent, or holds a value other than the two levels (binary)
         or a non-number (continuous).
     """
-    if task.label not in cohort.variables:
+    present, y = target_values(cohort.variables, task)
+    return cohort.subset(present), y
+
+
+def target_values(variables: pd.DataFrame, task: Task) -> tuple[np.ndarray, np.ndarray]:
+    """Which runs have a target, and the targets of those runs (see :func:`task_targets`).
+
+    Parameters
+    ----------
+    variables : pandas.DataFrame
+        Variables per run (:attr:`lcm.store.cohort.Cohort.variables`).
+    task : Task
+
+    Returns
+    -------
+    (numpy.ndarray of bool, numpy.ndarray)
+        Mask over the runs, and 0/1 ints (binary) or floats (continuous) of the kept runs.
+    """
+    if task.label not in variables:
         raise InputDataError(
             f"Task {task.name!r}: the cohort has no variable {task.label!r} "
-            f"(has {list(cohort.variables.columns)}).",
+            f"(has {list(variables.columns)}).",
             hint="Check the catalogue maps this variable for the task's dataset.",
         )
-    values = cohort.variables[task.label]
+    values = variables[task.label]
     present = values.notna().to_numpy()
     if task.kind == "binary":
         bad = sorted({str(v) for v in values[present] if v not in task.levels})
@@ -104,10 +123,10 @@ def task_targets(cohort: Cohort, task: Task) -> tuple[Cohort, np.ndarray]:
     dropped = int((~present).sum())
     if dropped:
         log.info("task %s: dropped %d run(s) with no %r value", task.name, dropped, task.label)
-    kept = cohort.subset(present)
+    kept = values[present]
     if task.kind == "binary":
-        return kept, (kept.variables[task.label] == task.positive).to_numpy().astype(int)
-    return kept, kept.variables[task.label].to_numpy(dtype=float)
+        return present, (kept == task.positive).to_numpy().astype(int)
+    return present, kept.to_numpy(dtype=float)
 
 
 def _is_number(value: object) -> bool:

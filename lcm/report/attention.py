@@ -7,11 +7,19 @@ grow with its mean attention. Centroids come from the atlas image (:func:`roi_ce
 
 from __future__ import annotations
 
+import html
+import json
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
 from lcm.atlas import Atlas
+from lcm.exceptions import InputDataError
 
 # (x-axis, y-axis) coordinate indices and axis labels of the three views.
 _VIEWS = (("sagittal", 1, 2, "y (mm)", "z (mm)"), ("coronal", 0, 2, "x (mm)", "z (mm)"),
@@ -25,7 +33,7 @@ def roi_centroids(atlas: Atlas) -> np.ndarray:
     for i, index in enumerate(atlas.labels["index"].to_numpy()):
         voxels = np.argwhere(data == index)
         if len(voxels):
-            ijk = np.c_[voxels.mean(axis=0), 1.0]
+            ijk = np.r_[voxels.mean(axis=0), 1.0]  # homogeneous voxel coordinates
             centroids[i] = (atlas.img.affine @ ijk)[:3]
     return centroids
 
@@ -97,3 +105,101 @@ def attention_brain_figure(
         )
     fig.suptitle(title + subtitle, fontsize=10)
     return fig
+
+
+def read_attention(path: str | Path) -> tuple[pd.DataFrame, list[str], dict[str, Any] | None]:
+    """An ``lcm embed --attention-out`` table, its ROI names and the checkpoint's diagnosis.
+
+    Returns
+    -------
+    (frame, roi_names, label)
+        ``label`` is the ``lcm.label`` metadata (``name``, ``levels``, ``positive``) of a
+        finetuned checkpoint, None for a pretrained one.
+
+    Raises
+    ------
+    InputDataError
+        When the file is unreadable or has no ``query`` column.
+    """
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputDataError(
+            f"Cannot read attention table {path}: {exc}",
+            hint="Pass the --attention-out files written by `lcm embed` (the embed rule).",
+        ) from exc
+    frame = table.to_pandas()
+    if "query" not in frame.columns:
+        raise InputDataError(
+            f"{path}: no 'query' column (has {list(frame.columns)[:8]} ...).",
+            hint="Pass the --attention-out table of `lcm embed`, not its embeddings table.",
+        )
+    roi_names = list(frame.columns[list(frame.columns).index("query") + 1 :])
+    raw = (table.schema.metadata or {}).get(b"lcm.label", b"null")
+    return frame, roi_names, json.loads(raw)
+
+
+def _task_name(path: str | Path, label: dict[str, Any] | None) -> str:
+    """``X`` of a ``task-X_attention.parquet`` file name, else the diagnosis name."""
+    stem = Path(path).name
+    if stem.startswith("task-") and "_" in stem:
+        return stem[len("task-") : stem.index("_")]
+    return str(label["name"]) if label else stem
+
+
+def attention_section(paths: list[str | Path], atlas: Atlas) -> str:
+    """HTML section: for each task, the diagnosis queries' mean attention on the brain.
+
+    Parameters
+    ----------
+    paths : list of path-like
+        ``lcm embed --attention-out`` tables of finetuned checkpoints (one per task).
+    atlas : Atlas
+        The atlas of the connectomes; ROI centroids are matched to the tables by name.
+
+    Returns
+    -------
+    str
+        A self-contained fragment (figures as base64 PNG); empty when ``paths`` is empty.
+    """
+    # Imported here: lcm.report.html does not import this module, so no cycle.
+    from lcm.report.html import img_tag
+    from lcm.report.plots import figure_png
+
+    if not paths:
+        return ""
+    by_name = dict(zip(atlas.labels["name"].astype(str), roi_centroids(atlas), strict=True))
+    parts = [
+        '<h2 id="attention">Diagnosis queries: attention over ROIs</h2>',
+        '<p class="note">Cross-attention of each diagnosis query of the finetuned model (last '
+        "decoder layer, heads averaged) over the ROI tokens, averaged over the task's runs; "
+        "colour and size give the attention relative to a uniform spread (1x). A map shows "
+        "where the model looks, not a causal effect.</p>",
+    ]
+    for path in paths:
+        frame, rois, label = read_attention(path)
+        task = _task_name(path, label)
+        parts.append(f"<h3>Task: {html.escape(task)}</h3>")
+        if label is None:
+            parts.append(f'<p class="note">{html.escape(str(path))}: not a finetuned model.</p>')
+            continue
+        missing = [r for r in rois if r not in by_name]
+        if missing:
+            parts.append(
+                f'<p class="warn">ROIs {html.escape(str(missing[:5]))} are not regions of atlas '
+                f"{html.escape(atlas.name)}: no brain map.</p>"
+            )
+            continue
+        centroids = np.array([by_name[r] for r in rois])
+        for level in label["levels"]:
+            query = f"{label['name']}={level}"
+            weights = mean_query_attention(frame, query, rois)
+            n_runs = int((frame["query"] == query).sum())
+            title = f"{task}: query '{query}' ({n_runs} runs)"
+            fig = attention_brain_figure(weights, centroids, title, roi_names=rois)
+            parts.append(img_tag(figure_png(fig), f"{task} attention of {query}"))
+            top = np.argsort(weights)[::-1][:5]
+            listed = ", ".join(f"{rois[i]} ({weights[i] * len(rois):.1f}x)" for i in top)
+            parts.append(f'<p class="note">Top ROIs of {html.escape(query)}: '
+                         f"{html.escape(listed)}.</p>")  # fmt: skip
+    return "\n".join(parts)

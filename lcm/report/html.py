@@ -19,7 +19,18 @@ import pandas as pd
 import lcm
 from lcm.io.provenance import environment, sha256_file
 from lcm.report import findings, plots
-from lcm.report.tables import model_kind, newest_mtime, qc_counts, qc_reasons, task_table
+from lcm.report.tables import (
+    exclusion_list,
+    model_kind,
+    newest_mtime,
+    parcel_emptiness,
+    qc_counts,
+    qc_reasons,
+    scrubbing_table,
+    task_table,
+)
+
+MAX_LISTED_EXCLUSIONS = 500
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -140,7 +151,7 @@ def task_section(data: ReportData, task: str) -> str:
     if binary:  # the oracle is the diagnosis's ceiling
         parts.append(findings.oracle_fragment(data.oracles.get(task)))
     parts.append(
-        '<p class="note">Mean over folds &times; seeds with 95 % percentile-bootstrap '
+        '<p class="note">Mean over folds &times; seeds with 95 % expanded percentile-bootstrap '
         "confidence intervals; <i>n</i> = number of fold &times; seed values.</p>"
     )
     parts.append(table_html(table, [f"kind-{k}" for k in table["kind"]]))
@@ -213,7 +224,7 @@ def ingest_section(ingest: pd.DataFrame | None) -> str:
 
 
 def qc_section(qc: pd.DataFrame | None) -> str:
-    """Included/excluded counts, exclusion reasons and the motion histogram."""
+    """Counts, exclusion reasons and list, motion, scrubbing and parcel-coverage figures."""
     parts = ['<h2 id="qc">Quality control</h2>']
     if qc is None:
         parts.append('<p class="note">No QC tables were given.</p>')
@@ -223,8 +234,40 @@ def qc_section(qc: pd.DataFrame | None) -> str:
     reasons = qc_reasons(qc)
     parts.append("<h3>Exclusion reasons</h3>")
     parts.append(table_html(reasons) if len(reasons) else "<p>No run was excluded.</p>")
+    parts.append(exclusions_fragment(qc))
+    parts.append("<h3>Motion and scrubbing</h3>")
     parts.append(img_tag(plots.figure_png(plots.fd_histogram(qc)), "mean FD histogram"))
+    scrub = scrubbing_table(qc)
+    if len(scrub):
+        parts.append(
+            img_tag(plots.figure_png(plots.scrubbing_figure(scrub)), "volumes scrubbed per run")
+        )
+    else:
+        parts.append('<p class="note">No volume counts (e.g. precomputed connectomes only).</p>')
+    parts.append("<h3>Parcel coverage</h3>")
+    empty = parcel_emptiness(qc)
+    if len(empty):
+        parts.append(
+            '<p class="note">A parcel is empty in a run when its coverage by the BOLD data is '
+            "below 0.5 or its signal is flat; its row and column of that run's matrix are 0.</p>"
+        )
+        parts.append(img_tag(plots.figure_png(plots.parcel_figure(empty)), "empty parcels"))
+    else:
+        parts.append("<p>Every parcel carried a signal in every included run.</p>")
     return "\n".join(parts)
+
+
+def exclusions_fragment(qc: pd.DataFrame) -> str:
+    """Every excluded run with its reason, folded (the first MAX_LISTED_EXCLUSIONS shown)."""
+    listed = exclusion_list(qc)
+    if not len(listed):
+        return ""
+    more = len(listed) - MAX_LISTED_EXCLUSIONS
+    note = f'<p class="note">... and {more} more: see the QC tables.</p>' if more > 0 else ""
+    return (
+        f"<details><summary>Excluded runs ({len(listed)})</summary>"
+        f"{table_html(listed.head(MAX_LISTED_EXCLUSIONS))}{note}</details>"
+    )
 
 
 def provenance_footer(inputs: Sequence[str | os.PathLike[str]]) -> str:
@@ -270,6 +313,7 @@ def render_report(data: ReportData) -> str:
     nav = '<a href="#headline">headline</a> '
     nav += " ".join(f'<a href="#{_anchor(t)}">{html.escape(t)}</a>' for t in tasks)
     nav += ' <a href="#pretraining">pretraining</a> <a href="#bei">BEI</a> <a href="#qc">QC</a>'
+    nav += ' <a href="#attention">attention</a>' if data.attention_html else ""
     nav += ' <a href="#protocol">protocol</a>'
     intro = (
         f"<p>{len(tasks)} task(s); models: {html.escape(', '.join(models))}. "

@@ -171,3 +171,59 @@ def fd_histogram(qc: pd.DataFrame) -> Figure:
         ax.legend(fontsize=7)
     ax.set(xlabel="mean framewise displacement (mm)", ylabel="runs", title="head motion")
     return fig
+
+
+def scrubbing_figure(scrub: pd.DataFrame) -> Figure:
+    """Per dataset: % of volumes scrubbed and volumes retained, one point per included run.
+
+    Parameters
+    ----------
+    scrub : pandas.DataFrame
+        :func:`lcm.report.tables.scrubbing_table` (``dataset, retained, pct_scrubbed``).
+    """
+    datasets = sorted(scrub["dataset"].unique())
+    fig = Figure(figsize=(max(5.2, 1.1 * len(datasets) + 3.0), 3.6), layout="constrained")
+    ax_pct, ax_kept = fig.subplots(1, 2)
+    jitter = np.random.default_rng(0)  # fixed: the page is reproducible
+    for ax, col, label in (
+        (ax_pct, "pct_scrubbed", "volumes scrubbed (%)"),
+        (ax_kept, "retained", "volumes retained"),
+    ):
+        values = [scrub.loc[scrub["dataset"] == d, col].to_numpy(float) for d in datasets]
+        ax.boxplot(values, showfliers=False, widths=0.6)
+        for i, v in enumerate(values, start=1):
+            ax.scatter(i + jitter.uniform(-0.18, 0.18, v.size), v, s=6, alpha=0.5,
+                       color="tab:blue")  # fmt: skip
+        ax.set_xticks(range(1, len(datasets) + 1), datasets, rotation=30, ha="right")
+        ax.set(ylabel=label, title=label + " per run")
+    ax_pct.set_ylim(bottom=0)
+    return fig
+
+
+def parcel_figure(emptiness: pd.DataFrame, top: int = 25) -> Figure:
+    """Parcels most often empty (poor coverage or flat signal), share of included runs.
+
+    Parameters
+    ----------
+    emptiness : pandas.DataFrame
+        :func:`lcm.report.tables.parcel_emptiness` (``dataset, parcel, share``), not empty.
+    top : int
+        Parcels shown (the most often empty over all datasets).
+    """
+    worst = emptiness.groupby("parcel")["share"].max().sort_values(ascending=False).head(top)
+    parcels = list(worst.index)[::-1]  # most often empty at the top
+    datasets = sorted(emptiness["dataset"].unique())
+    fig = Figure(figsize=(6.4, 1.2 + 0.22 * len(parcels)), layout="constrained")
+    ax = fig.subplots()
+    height = 0.8 / len(datasets)
+    y = np.arange(len(parcels))
+    for k, dataset in enumerate(datasets):
+        share = emptiness[emptiness["dataset"] == dataset].set_index("parcel")["share"]
+        ax.barh(y + k * height, [share.get(p, 0.0) for p in parcels], height=height,
+                label=dataset)  # fmt: skip
+    ax.set_yticks(y + 0.4 - height / 2, parcels, fontsize=7)
+    ax.set(xlabel="share of included runs where the parcel is empty", xlim=(0, 1),
+           title="parcel coverage: most often empty parcels")  # fmt: skip
+    if len(datasets) > 1:
+        ax.legend(fontsize=7)
+    return fig

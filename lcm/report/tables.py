@@ -166,9 +166,9 @@ def task_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
 
 
 def qc_counts(qc: pd.DataFrame) -> pd.DataFrame:
-    """Runs and subjects included and excluded, per dataset."""
+    """Runs and subjects included and excluded, motion and scrubbing medians, per dataset."""
     grouped = qc.groupby("dataset", sort=True)
-    return pd.DataFrame(
+    counts = pd.DataFrame(
         {
             "runs": grouped.size(),
             "included": grouped["included"].sum().astype(int),
@@ -178,7 +178,12 @@ def qc_counts(qc: pd.DataFrame) -> pd.DataFrame:
             ),
             "median mean FD (mm)": grouped["mean_fd"].median().round(3),
         }
-    ).reset_index()
+    )
+    scrub = scrubbing_table(qc).groupby("dataset")
+    if len(scrub):  # runs with volume counts (precomputed connectomes have none)
+        counts["median volumes retained"] = scrub["retained"].median()
+        counts["median % scrubbed"] = scrub["pct_scrubbed"].median().round(1)
+    return counts.reset_index()
 
 
 def qc_reasons(qc: pd.DataFrame) -> pd.DataFrame:
@@ -209,3 +214,57 @@ def read_task_meta(paths: Sequence[str | os.PathLike[str]]) -> dict[str, dict]:
             if "task" in meta:
                 out[str(meta["task"])] = meta
     return out
+
+
+def scrubbing_table(qc: pd.DataFrame) -> pd.DataFrame:
+    """Included runs with known volume counts: ``dataset, n_volumes, retained, pct_scrubbed``.
+
+    Empty when the QC tables carry no volume counts (precomputed connectomes have none).
+    """
+    if not {"n_volumes", "n_volumes_kept"} <= set(qc.columns):
+        return pd.DataFrame(columns=["dataset", "n_volumes", "retained", "pct_scrubbed"])
+    total = pd.to_numeric(qc["n_volumes"], errors="coerce")
+    kept = pd.to_numeric(qc["n_volumes_kept"], errors="coerce")
+    ok = qc["included"].to_numpy(dtype=bool) & (total > 0).to_numpy() & kept.notna().to_numpy()
+    return pd.DataFrame(
+        {
+            "dataset": qc.loc[ok, "dataset"].astype(str).to_numpy(),
+            "n_volumes": total[ok].to_numpy(),
+            "retained": kept[ok].to_numpy(),
+            "pct_scrubbed": (100.0 * (1.0 - kept[ok] / total[ok])).to_numpy(),
+        }
+    )
+
+
+def parcel_emptiness(qc: pd.DataFrame) -> pd.DataFrame:
+    """How often each parcel was empty (coverage below threshold or flat) in included runs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``dataset, parcel, runs_empty, runs, share`` for every parcel empty at least once,
+        most often empty first; empty when the QC tables have no ``empty_rois`` column.
+    """
+    columns = ["dataset", "parcel", "runs_empty", "runs", "share"]
+    if "empty_rois" not in qc.columns:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    included = qc[qc["included"].to_numpy(dtype=bool)]
+    for dataset, group in included.groupby("dataset", sort=True):
+        lists = group["empty_rois"].fillna("").astype(str)
+        names = pd.Series([n for cell in lists for n in cell.split(",") if n])
+        for parcel, count in names.value_counts().items():
+            rows.append(
+                {"dataset": dataset, "parcel": parcel, "runs_empty": int(count),
+                 "runs": len(group), "share": count / len(group)}
+            )  # fmt: skip
+    table = pd.DataFrame(rows, columns=columns)
+    return table.sort_values(["share", "dataset", "parcel"], ascending=[False, True, True])
+
+
+def exclusion_list(qc: pd.DataFrame) -> pd.DataFrame:
+    """Every excluded run with its reason: ``dataset, subject, session, run_key, reason``."""
+    cols = [c for c in ("dataset", "subject", "session", "run_key", "reason") if c in qc.columns]
+    out = qc.loc[~qc["included"].to_numpy(dtype=bool), cols].copy()
+    out["reason"] = out["reason"].fillna("unspecified").astype(str)
+    return out.sort_values(cols[:-1]).reset_index(drop=True)

@@ -16,9 +16,11 @@ class Cohort:
     ----------
     ids : pandas.DataFrame
         One row per run: ``dataset, subject, session, task, run, site`` (strings; session/site
-        may be empty). ``subject`` is unique only within ``dataset``.
+        may be empty). ``subject`` is unique only within ``dataset``. From the store also
+        ``window`` (int): -1 for a whole run, 0, 1, ... when the run was cut into windows, each
+        window then a row (a sample) of its own.
     fc : numpy.ndarray, shape (n_runs, n_rois, n_rois), float32
-        Pearson correlation matrices, diagonal 1.
+        Pearson correlation matrices (of the run or window), diagonal 1.
     variables : pandas.DataFrame
         Same rows as ``ids``; one column per catalogue variable: float64 for continuous and
         ordinal, object (level strings) for binary and categorical; missing is NaN/None.

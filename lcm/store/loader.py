@@ -3,50 +3,73 @@
 :class:`ConnectomeStream` is a :class:`torch.utils.data.IterableDataset` over the row groups of
 the store's connectome partitions. Each epoch it shuffles the row groups (seed + epoch), lays
 their runs end to end and cuts that sequence into equal contiguous shards, one per
-``(DDP rank, DataLoader worker)``; every shard reads only its own row groups, decoding the next
-ones on background threads, and passes its runs through a fixed-size shuffle buffer. Memory per
-shard is the buffer plus ``read_ahead + 1`` row groups (~16 MiB each, ~4x that while decoding),
-whatever the cohort size.
+``(DDP rank, DataLoader worker)``; every shard reads only its own row groups, reading the next
+ones on background threads, and shuffles its runs within windows of at least ``shuffle_buffer``
+runs. Batches are built in numpy straight from the decoded row groups (one copy per run, no
+per-run Python work), so hand them to ``DataLoader(stream, batch_size=None)``; on a few cores
+keep ``num_workers=0``: the stream already reads on its own threads, and a worker adds a copy of
+every batch into shared memory (twice slower on 2 cores, benchmarks/store.py). Memory per shard
+is one window plus ``read_ahead`` row groups in flight (~32 MiB each, about twice that while
+read), whatever the cohort size.
 
 Only identifiers are read up front (to know every run and to leave out excluded subjects);
-a sample is ``{"index": i, "connectome": tensor}`` where ``i`` is the run's row in
-:attr:`ConnectomeStream.runs`, which holds its dataset, subject, site and QC columns.
+a batch is ``{"index": (B,), "connectome": (B, E)}`` (a sample, without ``batch_size``,
+``{"index": i, "connectome": (E,)}``) where ``i`` is the run's row in
+:attr:`ConnectomeStream.runs`, which holds its dataset, subject, site, ``window`` and QC
+columns. A windowed store (one row per window of a run, ``window`` >= 0) streams each window as
+a sample of its own, as the official LCM code trains on windows.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from lcm.exceptions import InputDataError
-from lcm.store.read import read_runs
+from lcm.store.read import connectome_values, read_runs
 from lcm.store.splits import downstream_test_keys
 from lcm.store.writer import connectome_path
 
 log = logging.getLogger(__name__)
 
 
+# Runs gathered at a time when single runs are yielded (no ``batch_size``).
+SAMPLE_CHUNK = 64
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """Runs ready to batch: a decoded block, the rows of it to use, their global indices."""
+
+    block: np.ndarray
+    rows: np.ndarray
+    index: np.ndarray
+
+
 @dataclass(frozen=True)
 class _Unit:
-    """One row group: its file, index, and the kept rows (local positions, global indices)."""
+    """One row group: its file, index, the kept rows (local positions, global indices), and
+    the byte range of its connectome column chunk."""
 
     file: int
     row_group: int
     local: np.ndarray
     index: np.ndarray
+    start: int
+    length: int
 
 
 class ConnectomeStream(IterableDataset):
@@ -61,7 +84,9 @@ class ConnectomeStream(IterableDataset):
     shuffle : bool, default True
         Shuffle row groups per epoch and runs through the buffer.
     shuffle_buffer : int, default 256
-        Runs held for shuffling per shard (memory: ``shuffle_buffer * E * 4`` bytes).
+        Fewest runs shuffled together per shard: row groups are gathered into a window of at
+        least this many runs, whose runs are permuted (memory: about ``shuffle_buffer * E * 4``
+        bytes plus one row group).
     seed : int, default 0
         Seed of the shuffles; the epoch (:meth:`set_epoch`) is mixed in.
     rank, world_size : int, default 0 and 1
@@ -75,6 +100,12 @@ class ConnectomeStream(IterableDataset):
     batch_size : int, optional
         Yield batches ``{"index": (B,), "connectome": (B, E)}`` built in numpy (use
         ``DataLoader(stream, batch_size=None)``): much faster than collating single runs.
+        The order of runs inside a batch follows the store, not the shuffle.
+    keep_cache : bool, optional
+        Leave the row groups read in the OS page cache, so that later epochs read them from
+        memory. Default: when the streamed files fit in half the machine's memory; a larger
+        cohort is dropped from the cache as it is consumed (``posix_fadvise``), since keeping
+        it only makes the kernel reclaim memory during the reads.
 
     Notes
     -----
@@ -97,6 +128,7 @@ class ConnectomeStream(IterableDataset):
         matrix: bool = False,
         read_ahead: int = 2,
         batch_size: int | None = None,
+        keep_cache: bool | None = None,
     ) -> None:
         super().__init__()
         if world_size < 1 or not 0 <= rank < world_size:
@@ -117,6 +149,10 @@ class ConnectomeStream(IterableDataset):
         self.shuffle, self.shuffle_buffer, self.seed = shuffle, shuffle_buffer, seed
         self.rank, self.world_size, self.matrix = rank, world_size, matrix
         self.read_ahead, self.batch_size = read_ahead, batch_size
+        if keep_cache is None:
+            size = sum(os.path.getsize(f) for f in self.files)
+            keep_cache = size <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+        self.keep_cache = keep_cache or not hasattr(os, "posix_fadvise")  # not on macOS
         self.epoch = 0
         self._iu: torch.Tensor | None = None
 
@@ -137,13 +173,20 @@ class ConnectomeStream(IterableDataset):
                     f"{self.files[0]}.",
                     hint="Stream datasets parcellated with the same atlas.",
                 )
+            column = meta.schema.to_arrow_schema().get_field_index("connectome")
             offset = 0
             for g in range(meta.num_row_groups):
                 n = meta.row_group(g).num_rows
                 local = np.flatnonzero(keep[start + offset : start + offset + n])
                 if len(local):
                     index = np.arange(next_index, next_index + len(local))
-                    units.append(_Unit(f, g, local, index))
+                    chunk = meta.row_group(g).column(column)
+                    first = min(
+                        o
+                        for o in (chunk.dictionary_page_offset, chunk.data_page_offset)
+                        if o is not None
+                    )
+                    units.append(_Unit(f, g, local, index, first, chunk.total_compressed_size))
                     next_index += len(local)
                 offset += n
             start += offset
@@ -186,67 +229,93 @@ class ConnectomeStream(IterableDataset):
         shard, n_shards = self.shard()
         units = self.shard_units(shard, n_shards)
         rng = np.random.default_rng([self.seed, self.epoch, shard])
-        samples = self._read(units)
-        if self.shuffle and self.shuffle_buffer > 1:
-            samples = _shuffled(samples, self.shuffle_buffer, self.n_edges, rng)
-        # Each vector is a view that stays valid only until the next one is drawn: copy it.
+        size = int(self.batch_size or SAMPLE_CHUNK)
+        batches = self._batches(self._read(units), size, rng)
         if self.batch_size:
-            yield from self._batches(samples)
+            for index, batch in batches:
+                yield {"index": torch.from_numpy(index), "connectome": self._tensor(batch)}
             return
-        for index, vec in samples:
-            yield {"index": index, "connectome": self._tensor(vec.copy())}
+        for index, batch in batches:
+            for i, vec in zip(index.tolist(), batch, strict=True):
+                yield {"index": i, "connectome": self._tensor(vec)}
 
     def _batches(
-        self, samples: Iterator[tuple[int, np.ndarray]]
-    ) -> Iterator[dict[str, torch.Tensor | int]]:
-        """Samples gathered straight into ``(batch_size, E)`` arrays (the last may be short)."""
-        size = int(self.batch_size or 1)
-        batch = np.empty((size, self.n_edges), dtype=np.float32)
-        index = np.empty(size, dtype=np.int64)
-        k = 0
-        for i, vec in samples:
-            batch[k], index[k] = vec, i
-            k += 1
-            if k == size:
-                yield {"index": torch.from_numpy(index), "connectome": self._tensor(batch)}
-                batch = np.empty((size, self.n_edges), dtype=np.float32)
-                index = np.empty(size, dtype=np.int64)
-                k = 0
-        if k:
-            yield {"index": torch.from_numpy(index[:k]), "connectome": self._tensor(batch[:k])}
+        self, segments: Iterator[_Segment], size: int, rng: np.random.Generator
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(index (B,), connectomes (B, E))`` batches cut from shuffled windows of runs.
 
-    def _read(self, units: list[tuple[_Unit, int, int]]) -> Iterator[tuple[int, np.ndarray]]:
-        """``(index, upper triangle)`` of each run of ``units``, reading row groups ahead."""
+        Segments are gathered until the window holds ``shuffle_buffer`` runs (at least one
+        batch); the window's runs are permuted and cut into batches, and the runs too few for
+        a last full batch are copied into the next window. Each run is copied once, from the
+        decoded row group straight into its batch; the last batch of the epoch may be short.
+        """
+        window_rows = max(self.shuffle_buffer if self.shuffle else 1, size)
+        window: list[_Segment] = []
+        n = 0
+        for segment in segments:
+            window.append(segment)
+            n += len(segment.rows)
+            if n >= window_rows:
+                carry = yield from self._cut(window, n, size, rng, last=False)
+                window, n = [carry], len(carry.rows)
+        yield from self._cut(window, n, size, rng, last=True)
+
+    def _cut(
+        self, window: list[_Segment], n: int, size: int, rng: np.random.Generator, last: bool
+    ) -> Generator[tuple[np.ndarray, np.ndarray], None, _Segment]:
+        """Yield the full batches of a window (all of it when ``last``); return the rest."""
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        starts = np.cumsum([0] + [len(s.rows) for s in window])
+        full = n if last else n - n % size
+        for lo in range(0, full, size):
+            yield _gather(window, starts, order[lo : min(lo + size, full)], self.n_edges)
+        index, rest = _gather(window, starts, order[full:], self.n_edges)
+        return _Segment(rest, np.arange(len(rest)), index)
+
+    def _read(self, units: list[tuple[_Unit, int, int]]) -> Iterator[_Segment]:
+        """The kept runs of each of ``units``, in order, reading row groups ahead on threads."""
         # One set of open files per reader thread: a ParquetFile must not be read from two
         # threads at once (shared, it deadlocked at cohort scale).
         local = threading.local()
+        opened: list[int] = []  # descriptors for posix_fadvise, closed when the epoch ends
 
-        def load(item: tuple[_Unit, int, int]) -> np.ndarray:
-            unit, _, _ = item
+        def load(item: tuple[_Unit, int, int]) -> _Segment:
+            unit, a, b = item
             if not hasattr(local, "files"):
-                # pre_buffer: one large read per column chunk instead of many small ones.
-                local.files = {}
+                local.files, local.fds = {}, {}
             if unit.file not in local.files:
+                # pre_buffer: one large read per column chunk instead of one per page.
                 local.files[unit.file] = pq.ParquetFile(self.files[unit.file], pre_buffer=True)
+                local.fds[unit.file] = os.open(self.files[unit.file], os.O_RDONLY)
+                opened.append(local.fds[unit.file])
             table = local.files[unit.file].read_row_group(
                 unit.row_group, columns=["connectome"], use_threads=False
             )
-            flat = table.column(0).combine_chunks().flatten().to_numpy()
-            block = flat.reshape(-1, self.n_edges)
+            # A zero-copy view of the decoded column: it keeps the Arrow buffer alive.
+            block = connectome_values(table.column(0), self.files[unit.file])
             del table
-            # Arrow's allocator keeps freed pages; hand them back so memory stays flat.
-            pa.default_memory_pool().release_unused()
-            return block
+            if not self.keep_cache:
+                # Consumed pages only make the kernel reclaim memory for the next reads (half
+                # the speed over a 16 GB cohort) and evict other processes' files: drop them.
+                os.posix_fadvise(
+                    local.fds[unit.file], unit.start, unit.length, os.POSIX_FADV_DONTNEED
+                )
+            return _Segment(block, unit.local[a:b], unit.index[a:b])
 
-        with ThreadPoolExecutor(max_workers=max(1, self.read_ahead)) as pool:
-            # Row groups decode on threads (pyarrow releases the GIL), ``read_ahead`` at a time.
-            ahead: deque[Future] = deque()
-            for k, (unit, a, b) in enumerate(units):
-                while len(ahead) < max(1, self.read_ahead) and k + len(ahead) < len(units):
-                    ahead.append(pool.submit(load, units[k + len(ahead)]))
-                block = ahead.popleft().result()
-                for j in range(a, b):
-                    yield int(unit.index[j]), block[unit.local[j]]
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, self.read_ahead)) as pool:
+                # Row groups are read on threads (pyarrow releases the GIL), ``read_ahead`` at
+                # a time. Arrow's allocator keeps the freed buffers of one row group for the
+                # next (same sizes): handing them back each time made every read fault in
+                # fresh pages.
+                ahead: deque[Future] = deque()
+                for k in range(len(units)):
+                    while len(ahead) < max(1, self.read_ahead) and k + len(ahead) < len(units):
+                        ahead.append(pool.submit(load, units[k + len(ahead)]))
+                    yield ahead.popleft().result()
+        finally:
+            for fd in opened:
+                os.close(fd)
 
     def _tensor(self, vec: np.ndarray) -> torch.Tensor:
         """``(..., E)`` float32 -> tensor; ``(..., R, R)`` matrices when ``matrix`` is set."""
@@ -263,24 +332,26 @@ class ConnectomeStream(IterableDataset):
         return m
 
 
-def _shuffled(
-    samples: Iterator[tuple[int, np.ndarray]], size: int, n_edges: int, rng: np.random.Generator
-) -> Iterator[tuple[int, np.ndarray]]:
-    """Shuffle a stream through a buffer of ``size`` runs.
+def _gather(
+    window: list[_Segment], starts: np.ndarray, picks: np.ndarray, n_edges: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Copy the runs at window positions ``picks`` into a new ``(len(picks), E)`` array.
 
-    Yields views of the buffer, each valid until the next item is drawn (then overwritten), so
-    a run is copied once into the buffer and once by the consumer, never more.
+    The positions are sorted first so that each segment fills one contiguous slice with a
+    single ``numpy.take``: one copy per run. Order inside a batch carries no information, and
+    which runs share a batch is still decided by the shuffle.
     """
-    buffer = np.empty((size, n_edges), dtype=np.float32)
-    index = np.empty(size, dtype=np.int64)
-    filled = 0
-    for i, vec in samples:
-        if filled < size:
-            buffer[filled], index[filled] = vec, i
-            filled += 1
+    picks = np.sort(picks)
+    out = np.empty((len(picks), n_edges), dtype=np.float32)
+    index = np.empty(len(picks), dtype=np.int64)
+    bounds = np.searchsorted(picks, starts)
+    for s, segment in enumerate(window):
+        lo, hi = bounds[s], bounds[s + 1]
+        if lo == hi:
             continue
-        j = int(rng.integers(size))
-        yield int(index[j]), buffer[j]
-        buffer[j], index[j] = vec, i
-    for j in rng.permutation(filled):
-        yield int(index[j]), buffer[j]
+        local = picks[lo:hi] - starts[s]
+        # mode="clip": the rows are valid by construction, and the default mode="raise" goes
+        # through a temporary buffer when given ``out`` (a second copy, 4x slower here).
+        np.take(segment.block, segment.rows[local], axis=0, out=out[lo:hi], mode="clip")
+        index[lo:hi] = segment.index[local]
+    return index, out

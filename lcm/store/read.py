@@ -1,6 +1,8 @@
 """Read the feature store into a :class:`~lcm.store.cohort.Cohort`.
 
 The files are plain Parquet: pandas, DuckDB or pyarrow read them without this module (README).
+A row is a whole run (``window`` = -1) or one window of a run (``window`` = 0, 1, ...); a
+partition written before the ``window`` column existed reads as whole-run rows.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from lcm.store.catalogue import Catalogue
 from lcm.store.cohort import Cohort
 from lcm.store.layout import vec_to_matrix
 from lcm.store.splits import downstream_test_keys
-from lcm.store.writer import connectome_path, variables_path
+from lcm.store.writer import WHOLE_RUN, WINDOW, connectome_path, variables_path
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +33,14 @@ def read_runs(store: str | Path, atlas: str, datasets: list[str]) -> pd.DataFram
     Returns
     -------
     pandas.DataFrame
-        ``dataset`` then the stored identifier and QC columns, one row per run in file order.
+        ``dataset`` then the stored identifier, ``window`` and QC columns, one row per run
+        (or window) in file order.
     """
     frames = []
     for dataset in datasets:
         path = _partition(store, atlas, dataset)
         names = [n for n in pq.read_schema(path).names if n != "connectome"]
-        frame = pq.read_table(path, columns=names).to_pandas()
+        frame = with_window(pq.read_table(path, columns=names).to_pandas())
         frame.insert(0, "dataset", dataset)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
@@ -95,10 +98,8 @@ def load_cohort(
             if n_drop:
                 log.info("%s: left out %d run(s) of downstream test subjects", dataset, n_drop)
             table = table.filter(keep)
-        n_e = table.schema.field("connectome").type.list_size
-        flat = table.column("connectome").combine_chunks().flatten().to_numpy()
-        vecs.append(flat.reshape(-1, n_e))
-        frame = table.drop(["connectome"]).to_pandas()
+        vecs.append(connectome_values(table.column("connectome"), path))
+        frame = with_window(table.drop(["connectome"]).to_pandas())
         frame.insert(0, "dataset", dataset)
         ids.append(frame)
         variables.append(_variables_for(store, dataset, frame, catalogue))
@@ -108,6 +109,70 @@ def load_cohort(
     var_frame = pd.concat(variables, ignore_index=True)
     log.info("loaded %d runs of %s (%d ROIs)", len(id_frame), datasets, len(roi_names))
     return Cohort(ids=id_frame, fc=fc, variables=var_frame, roi_names=roi_names, atlas=atlas)
+
+
+def with_window(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with an int32 ``window`` column: -1 (whole run) where the store has none.
+
+    Stores of schema version <= 2 predate windows; their rows are whole runs.
+    """
+    if WINDOW not in frame:
+        at = frame.columns.get_loc("site") + 1 if "site" in frame else len(frame.columns)
+        frame.insert(at, WINDOW, np.full(len(frame), WHOLE_RUN, dtype=np.int32))
+    return frame
+
+
+def connectome_values(column: pa.ChunkedArray | pa.Array, source: str | Path) -> np.ndarray:
+    """The stored upper triangles of a ``connectome`` column as a ``(n_runs, E)`` float32 array.
+
+    Reads both layouts: fixed-size binary of little-endian float32 (schema version 2; a
+    zero-copy view when the column is one chunk) and the fixed-size list of version 1.
+
+    Parameters
+    ----------
+    column : pyarrow.ChunkedArray or pyarrow.Array
+        The ``connectome`` column of a partition (or of one of its row groups).
+    source : path-like
+        The file it came from, named in errors.
+
+    Returns
+    -------
+    numpy.ndarray
+        Read-only when it is a view of the Arrow buffer.
+    """
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    kind = column.type
+    if pa.types.is_fixed_size_binary(kind) and kind.byte_width % 4 == 0:
+        e = kind.byte_width // 4
+        data = column.buffers()[1]
+        if data is None:  # an empty column has no data buffer
+            return np.empty((0, e), dtype=np.float32)
+        flat = np.frombuffer(data, dtype="<f4", count=len(column) * e, offset=column.offset * 4 * e)
+        return flat.reshape(-1, e)
+    if pa.types.is_fixed_size_list(kind) and pa.types.is_float32(kind.value_type):
+        return column.flatten().to_numpy().reshape(-1, kind.list_size)
+    raise InputDataError(
+        f"{source}: column 'connectome' has type {kind}; expected fixed_size_binary of float32 "
+        "(or the fixed-size float32 list of schema version 1).",
+        hint="Rewrite the partition with `lcm store`.",
+    )
+
+
+def read_run_variables(
+    store: str | Path, atlas: str, datasets: list[str], catalogue: Catalogue
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Identifiers and variables of every run, without reading a connectome.
+
+    Returns
+    -------
+    (pandas.DataFrame, pandas.DataFrame)
+        :func:`read_runs`, and the catalogue's variables per run, row for row (as in
+        :attr:`~lcm.store.cohort.Cohort.variables`).
+    """
+    runs = read_runs(store, atlas, datasets)
+    frames = [_variables_for(store, d, runs[runs["dataset"] == d], catalogue) for d in datasets]
+    return runs, pd.concat(frames, ignore_index=True)
 
 
 def _partition(store: str | Path, atlas: str, dataset: str) -> Path:

@@ -12,7 +12,13 @@ A splits table has one row per (scheme, dataset, subject)::
 Every subject listed is a downstream *test* subject of exactly one fold per scheme, so
 pretraining must never see any of them: :func:`downstream_test_keys` gives the keys to exclude,
 and :func:`lcm.store.read.load_cohort` and :class:`lcm.store.loader.ConnectomeStream` take the
-table as ``exclude=``. The table is deterministic given the subjects and the seed.
+table as ``exclude=``. The table is deterministic given the subjects (in any order) and the seed;
+adding subjects may move others to another fold (stratified K-fold is not incremental).
+
+This module is the one definition of the folds: :func:`subject_fold_ids` and
+:func:`site_fold_ids` assign them, ``lcm splits`` writes them (per task, one repeat per
+evaluation seed: :func:`make_repeated_splits`), and :mod:`lcm.evaluate.splits` turns the same
+assignment, read from that table or computed in memory, into the outer folds of ``lcm evaluate``.
 """
 
 from __future__ import annotations
@@ -77,12 +83,15 @@ def make_splits(
             hint="Use subject, site or leave_site_out.",
         )
     table = _one_row_per_subject(subjects, label)
+    keys = (table["dataset"] + "/" + table["subject"]).to_numpy()
+    site_keys = (table["dataset"] + "/" + table["site"]).to_numpy()
     frames = []
     for scheme in schemes:
         if scheme == "subject":
-            folds, k = _subject_folds(table, n_folds, seed, label), n_folds
+            strata = table[label].astype(str).to_numpy() if label else None
+            folds, k = subject_fold_ids(keys, strata, n_folds, seed, label), n_folds
         else:
-            folds, k = _site_folds(table, n_folds if scheme == "site" else None, seed)
+            folds, k = site_fold_ids(site_keys, n_folds if scheme == "site" else None, seed)
         frames.append(
             table[["dataset", "subject", "site"]].assign(
                 scheme=scheme, seed=seed, n_folds=k, fold=folds
@@ -91,6 +100,108 @@ def make_splits(
     out = pd.concat(frames, ignore_index=True)
     out = out.sort_values(["scheme", "dataset", "subject"], kind="stable").reset_index(drop=True)
     return out[list(COLUMNS)]
+
+
+def split_seed(master_seed: int, repeat: int) -> int:
+    """The shuffle seed of one repeat of the folds (an ``evaluate.seeds`` entry).
+
+    A 31-bit seed derived from the workflow seed and the repeat (NumPy ``SeedSequence``), the
+    same derivation as :func:`lcm.evaluate.protocol.derived_seed`.
+    """
+    state = np.random.SeedSequence([master_seed, repeat]).generate_state(1)[0]
+    return int(state & 0x7FFFFFFF)
+
+
+def make_repeated_splits(
+    subjects: pd.DataFrame,
+    n_folds: int,
+    master_seed: int,
+    repeats: list[int] | tuple[int, ...],
+    schemes: tuple[str, ...] | list[str] = SCHEMES,
+    label: str | None = None,
+) -> pd.DataFrame:
+    """:func:`make_splits` once per repeat, the ``seed`` column holding the repeat.
+
+    Repeat ``r`` shuffles with :func:`split_seed` ``(master_seed, r)``: this is the table that
+    ``lcm evaluate`` reads for a task, one cross-validation per ``evaluate.seeds`` entry.
+
+    Parameters
+    ----------
+    subjects, n_folds, schemes, label
+        As for :func:`make_splits`.
+    master_seed : int
+        Workflow seed.
+    repeats : sequence of int
+        The ``evaluate.seeds`` entries.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`COLUMNS`; ``seed`` is the repeat.
+    """
+    frames = [
+        make_splits(subjects, n_folds, split_seed(master_seed, r), schemes, label).assign(seed=r)
+        for r in repeats
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def subject_fold_ids(
+    keys: np.ndarray,
+    strata: np.ndarray | None,
+    n_folds: int,
+    seed: int,
+    label: str | None = None,
+) -> np.ndarray:
+    """Subject-level (stratified) K-fold: the test fold of each subject.
+
+    Parameters
+    ----------
+    keys : numpy.ndarray of str, shape (n_subjects,)
+        Unique subject keys (``dataset/subject``); the assignment does not depend on their order.
+    strata : numpy.ndarray, shape (n_subjects,), optional
+        Class of each subject to stratify by.
+    n_folds : int
+    seed : int
+        Seed of the shuffle.
+    label : str, optional
+        Name of the stratifying variable, for messages.
+
+    Returns
+    -------
+    numpy.ndarray of int, shape (n_subjects,)
+        Fold in ``[0, n_folds)`` per subject, aligned with ``keys``.
+
+    Raises
+    ------
+    InputDataError
+        Fewer subjects than folds, or a stratum with fewer subjects than folds.
+    """
+    keys = np.asarray(keys).astype(str)
+    if len(keys) < n_folds:
+        raise InputDataError(
+            f"Cannot split {len(keys)} subjects into {n_folds} subject-level folds.",
+            hint="Lower n_folds or add subjects.",
+        )
+    # Sorting first makes the folds independent of the order the subjects came in.
+    order = np.argsort(keys, kind="stable")
+    folds = np.empty(len(keys), dtype=np.int64)
+    x = np.zeros(len(keys))
+    if strata is not None:
+        y = np.asarray(strata).astype(str)[order]
+        smallest = int(pd.Series(y).value_counts().min())
+        if smallest < n_folds:
+            raise InputDataError(
+                f"Cannot stratify {n_folds} folds by {label or 'the label'!r}: its rarest level "
+                f"has {smallest} subjects.",
+                hint="Lower n_folds or drop stratification.",
+            )
+        cv = StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(x, y)
+    else:
+        cv = KFold(n_folds, shuffle=True, random_state=seed).split(x)
+    for fold, (_, test) in enumerate(cv):
+        folds[order[test]] = fold
+    return folds
 
 
 def downstream_test_keys(splits: pd.DataFrame) -> set[str]:
@@ -159,34 +270,29 @@ def _one_row_per_subject(subjects: pd.DataFrame, label: str | None) -> pd.DataFr
     return frame.sort_values(["dataset", "subject"], kind="stable").reset_index(drop=True)
 
 
-def _subject_folds(table: pd.DataFrame, n_folds: int, seed: int, label: str | None) -> np.ndarray:
-    if len(table) < n_folds:
-        raise InputDataError(
-            f"Cannot split {len(table)} subjects into {n_folds} subject-level folds.",
-            hint="Lower n_folds or add subjects.",
-        )
-    folds = np.empty(len(table), dtype=np.int64)
-    x = np.zeros(len(table))
-    if label is not None:
-        y = table[label].astype(str).to_numpy()
-        smallest = int(pd.Series(y).value_counts().min())
-        if smallest < n_folds:
-            raise InputDataError(
-                f"Cannot stratify {n_folds} folds by {label!r}: its rarest level has "
-                f"{smallest} subjects.",
-                hint="Lower n_folds or drop stratification.",
-            )
-        cv = StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(x, y)
-    else:
-        cv = KFold(n_folds, shuffle=True, random_state=seed).split(x)
-    for fold, (_, test) in enumerate(cv):
-        folds[test] = fold
-    return folds
+def site_fold_ids(site_keys: np.ndarray, n_folds: int | None, seed: int) -> tuple[np.ndarray, int]:
+    """Whole sites per fold: one fold per site (``n_folds=None``), or ``n_folds`` balanced ones.
 
+    Parameters
+    ----------
+    site_keys : numpy.ndarray of str, shape (n_subjects,)
+        Site of each subject (``dataset/site``).
+    n_folds : int or None
+        ``None`` for leave-one-site-out; else folds balanced by subject count.
+    seed : int
+        Seed of the site shuffle (which fold number each site gets).
 
-def _site_folds(table: pd.DataFrame, n_folds: int | None, seed: int) -> tuple[np.ndarray, int]:
-    """Whole sites per fold: one fold per site, or ``n_folds`` balanced by subject count."""
-    site_key = table["dataset"] + "/" + table["site"]
+    Returns
+    -------
+    (numpy.ndarray of int, int)
+        Fold per subject, and the number of folds.
+
+    Raises
+    ------
+    InputDataError
+        Fewer sites than ``n_folds``.
+    """
+    site_key = pd.Series(np.asarray(site_keys).astype(str))
     sizes = site_key.value_counts().sort_index()
     if n_folds is None:
         order = np.random.default_rng(seed).permutation(len(sizes))

@@ -2,12 +2,18 @@
 
 Layout (hive partitioning; partition columns live in folder names, not in the files)::
 
-    <store>/connectomes/atlas=<atlas>/dataset=<dataset>/part-0.parquet   one row per run
+    <store>/connectomes/atlas=<atlas>/dataset=<dataset>/part-0.parquet   one row per run (or window)
     <store>/variables/dataset=<dataset>/part-0.parquet                  one row per participant
     <store>/reports/missingness_dataset-<dataset>.tsv
 
 Adding a dataset rewrites only its own partitions; each file is written atomically.
 Schema version, atlas, ROI names, catalogue and provenance sit in the Parquet key-value metadata.
+
+Windows: when the connectome stage wrote windowed matrices for a run (``connectome.window``,
+QC column ``window_relmats``), each window is one row, ``window`` = 0, 1, ... beside the run's
+identifiers and QC values; a whole-run row has ``window`` = -1 (windowing off, or a run shorter
+than one window). A partition written before the column existed (schema version <= 2) reads
+as whole-run rows (:mod:`lcm.store.read`).
 """
 
 from __future__ import annotations
@@ -30,13 +36,20 @@ from lcm.store.layout import matrix_to_vec, n_edges
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1"
+# 3: an int32 ``window`` column (-1: the whole run). 2: ``connectome`` is a fixed-size binary
+# of little-endian float32 (1: a fixed-size list).
+SCHEMA_VERSION = "3"
 ID_COLUMNS = ("subject", "session", "task", "run", "run_key", "site")
+WINDOW = "window"
+WHOLE_RUN = -1
 QC_COLUMNS = ("n_volumes", "n_volumes_kept", "mean_fd", "t_r")
-# Row groups of ~16 MiB: decoding one takes ~4x its size in memory, so this keeps a streaming
-# reader near 100 MiB per group in flight while reads stay large enough for full disk speed.
-ROW_GROUP_BYTES = 16 << 20
-LAYOUT = "strict upper triangle (numpy.triu_indices(R, k=1)) of Pearson r, float32"
+# Row groups of ~32 MiB: reads large enough for full disk speed, while a streaming reader holds
+# about twice that per group in flight (the file bytes and the decoded column).
+ROW_GROUP_BYTES = 32 << 20
+LAYOUT = (
+    "strict upper triangle (numpy.triu_indices(R, k=1)) of Pearson r, little-endian float32, "
+    "as fixed-size binary (numpy.frombuffer(value, '<f4'))"
+)
 
 
 def connectome_path(store: str | Path, atlas: str, dataset: str) -> Path:
@@ -51,7 +64,13 @@ def variables_path(store: str | Path, dataset: str) -> Path:
 
 def read_relmat(path: str | Path) -> tuple[list[str], np.ndarray]:
     """Read an XCP-D-style ``relmat.tsv`` (first column ``Node``) -> (ROI names, matrix)."""
-    df = pd.read_csv(path, sep="\t", index_col=0)
+    try:
+        df = pd.read_csv(path, sep="\t", index_col=0)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputDataError(
+            f"Cannot read connectivity matrix {path}: {exc}",
+            hint="Re-run the connectome stage of this dataset; its QC table lists this file.",
+        ) from exc
     names = [str(c) for c in df.columns]
     if [str(i) for i in df.index] != names:
         raise InputDataError(f"{path}: row and column ROI names differ; not a relmat table.")
@@ -61,14 +80,18 @@ def read_relmat(path: str | Path) -> tuple[list[str], np.ndarray]:
 def connectome_schema(n_rois: int) -> pa.Schema:
     """Arrow schema of a connectome partition for ``n_rois`` regions.
 
-    Identifiers are strings, QC columns float64, and ``connectome`` a non-nullable fixed-size list
-    of ``R * (R - 1) / 2`` float32: without nulls Parquet decodes it at close to memory speed.
+    Identifiers are strings, ``window`` an int32 (-1: whole run), QC columns float64, and
+    ``connectome`` a non-nullable fixed-size
+    binary holding the ``R * (R - 1) / 2`` little-endian float32 of the upper triangle. Parquet
+    stores it as one ``FIXED_LEN_BYTE_ARRAY`` value per run, which decodes at memory speed; a
+    fixed-size list (schema version 1) carries one repetition level per edge and decoded about
+    eight times slower (benchmarks/store.py).
     """
-    item = pa.field("element", pa.float32(), nullable=False)
     return pa.schema(
         [pa.field(k, pa.string(), nullable=False) for k in ID_COLUMNS]
+        + [pa.field(WINDOW, pa.int32(), nullable=False)]
         + [pa.field(k, pa.float64()) for k in QC_COLUMNS]
-        + [pa.field("connectome", pa.list_(item, n_edges(n_rois)), nullable=False)]
+        + [pa.field("connectome", pa.binary(4 * n_edges(n_rois)), nullable=False)]
     )
 
 
@@ -88,7 +111,9 @@ def write_connectomes(
     """Write the connectome partition of ``dataset`` from its connectome-stage QC table.
 
     The relmat files are read one at a time while the partition is written, so memory does
-    not grow with the number of runs.
+    not grow with the number of runs. A run whose QC row lists windowed matrices
+    (``window_relmats``) is stored as one row per window instead of its whole-run matrix
+    (:func:`stored_rows`).
 
     Parameters
     ----------
@@ -96,7 +121,8 @@ def write_connectomes(
         Store root.
     atlas, dataset : str
     qc : pandas.DataFrame
-        QC table of the connectome stage (one row per run; ``included``, ``relmat`` path, ...).
+        QC table of the connectome stage (one row per run; ``included``, ``relmat`` path,
+        optional ``window_relmats``, ...).
     phenotype : pandas.DataFrame
         Output of :func:`lcm.store.phenotype.read_phenotype` (for the ``site`` column).
     provenance : dict, optional
@@ -107,18 +133,13 @@ def write_connectomes(
     pathlib.Path
         The written file.
     """
-    runs = qc[qc["included"].astype(str).str.lower().isin(["true", "1"])].reset_index(drop=True)
-    if runs.empty:
-        raise InputDataError(
-            f"Dataset {dataset!r}: no included run in its QC table; nothing to store.",
-            hint="Check the exclusion reasons in the connectome QC table.",
-        )
+    runs = stored_rows(qc, dataset)
     sites = dict(zip(phenotype["subject"], phenotype["site"], strict=True))
     runs = runs.assign(site=[str(sites.get(s, "")) for s in runs["subject"].astype(str)])
-    roi_names, _ = read_relmat(runs["relmat"].iloc[0])
+    roi_names, _ = read_relmat(runs["matrix"].iloc[0])
 
     def vectors() -> Iterator[np.ndarray]:
-        for path in runs["relmat"]:
+        for path in runs["matrix"]:
             names, mat = read_relmat(path)
             if names != roi_names:
                 raise InputDataError(
@@ -131,6 +152,68 @@ def write_connectomes(
     return write_connectome_arrays(
         store, atlas, dataset, runs, vectors(), roi_names, provenance=provenance
     )
+
+
+def stored_rows(qc: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """The included runs of a QC table, one row per stored matrix.
+
+    Parameters
+    ----------
+    qc : pandas.DataFrame
+        Connectome-stage QC table (``included``, ``relmat``; optional ``window_relmats``, a
+        comma-separated list as written in ``QC.tsv`` or a list, and ``n_windows``).
+    dataset : str
+        Named in errors.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The QC columns of each included run, repeated once per window, with ``window``
+        (0, 1, ... or -1 for the whole run) and ``matrix`` (the file to store).
+
+    Raises
+    ------
+    InputDataError
+        No included run, or ``n_windows`` disagreeing with the files listed.
+    """
+    runs = qc[qc["included"].astype(str).str.lower().isin(["true", "1"])].reset_index(drop=True)
+    if runs.empty:
+        raise InputDataError(
+            f"Dataset {dataset!r}: no included run in its QC table; nothing to store.",
+            hint="Check the exclusion reasons in the connectome QC table.",
+        )
+    listed = runs["window_relmats"] if "window_relmats" in runs else pd.Series("", index=runs.index)
+    counts = (
+        pd.to_numeric(runs["n_windows"], errors="coerce")
+        if "n_windows" in runs
+        else pd.Series(np.nan, index=runs.index)
+    )
+    rows = []
+    for i, run in runs.iterrows():
+        files = _window_files(listed.iloc[i])
+        if pd.notna(counts.iloc[i]) and int(counts.iloc[i]) != len(files):
+            raise InputDataError(
+                f"Dataset {dataset!r}: run {run.get('run_key', i)} has n_windows = "
+                f"{int(counts.iloc[i])} but lists {len(files)} window_relmats in its QC table.",
+                hint="Re-run the connectome stage of this dataset (its QC table is inconsistent).",
+            )
+        if files:
+            rows += [{**run, WINDOW: w, "matrix": f} for w, f in enumerate(files)]
+        else:
+            rows.append({**run, WINDOW: WHOLE_RUN, "matrix": run["relmat"]})
+    return pd.DataFrame(rows)
+
+
+def _window_files(value: object) -> list[str]:
+    """Window relmat paths from a QC cell: a list (QC.json) or comma-separated (QC.tsv)."""
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value if str(v)]
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    text = str(value).strip()
+    if text in ("", "n/a"):
+        return []
+    return [p for p in text.split(",") if p]
 
 
 def write_connectome_arrays(
@@ -153,7 +236,8 @@ def write_connectome_arrays(
         Partition keys.
     runs : pandas.DataFrame
         One row per run, in the order of ``connectomes``: ``subject`` (required), ``session``,
-        ``task``, ``run``, ``run_key``, ``site`` (default "") and the QC columns ``n_volumes``,
+        ``task``, ``run``, ``run_key``, ``site`` (default ""), ``window`` (default -1, the
+        whole run; 0, 1, ... for the windows of one run) and the QC columns ``n_volumes``,
         ``n_volumes_kept``, ``mean_fd``, ``t_r`` (default missing).
     connectomes : numpy.ndarray or iterable of numpy.ndarray
         Upper triangles ``(n_runs, E)`` or matrices ``(n_runs, R, R)``; or blocks of either
@@ -201,18 +285,19 @@ def write_connectome_arrays(
         writer = pq.ParquetWriter(
             tmp,
             schema,
-            # Connectomes are noise-like floats: compression costs CPU and saves under 10 %.
+            # Connectomes are noise-like floats: compression costs CPU and saves under 10 %;
+            # PLAIN without dictionary or statistics keeps their pages a straight copy.
             compression={c: ("none" if c == "connectome" else "zstd") for c in schema.names},
             use_dictionary=[*ID_COLUMNS],
+            write_statistics=[*ID_COLUMNS, WINDOW, *QC_COLUMNS],
+            column_encoding={"connectome": "PLAIN"},
         )
         try:
             pending: list[pa.Array] = []
             n_pending = 0
             for block in blocks:
                 vec = _as_vectors(block, n_rois, dataset, runs, written + n_pending)
-                pending.append(
-                    pa.FixedSizeListArray.from_arrays(pa.array(vec.ravel()), vec.shape[1])
-                )
+                pending.append(_binary_array(vec))
                 n_pending += len(vec)
                 if written + n_pending > len(runs):
                     raise InputDataError(
@@ -232,7 +317,7 @@ def write_connectome_arrays(
                 )
         finally:
             writer.close()
-    log.info("stored %d runs of %s (%d ROIs) in %s", written, dataset, n_rois, out)
+    log.info("stored %d rows of %s (%d ROIs) in %s", written, dataset, n_rois, out)
     return out
 
 
@@ -250,15 +335,26 @@ def _run_table(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
         table[key] = col.astype(object).where(col.notna(), "").astype(str)
     if "run_key" not in runs:
         table["run_key"] = "sub-" + table["subject"] + "_run-" + table["run"]
+    window = pd.to_numeric(runs[WINDOW], errors="coerce") if WINDOW in runs else None
+    if window is not None:
+        bad = window.isna() | (window < WHOLE_RUN) | (window % 1 != 0)
+        if bad.any():
+            raise InputDataError(
+                f"Dataset {dataset!r}: column 'window' must hold integers >= -1; got "
+                f"{runs[WINDOW][bad].tolist()[:5]}.",
+                hint="Give -1 for a whole run and 0, 1, ... for the windows of a run.",
+            )
+    table[WINDOW] = WHOLE_RUN if window is None else window.astype(np.int32)
     for key in QC_COLUMNS:
         table[key] = pd.to_numeric(runs[key], errors="coerce") if key in runs else np.nan
-    dup = table.duplicated(["subject", "session", "task", "run"])
+    keys = ["subject", "session", "task", "run", WINDOW]
+    dup = table.duplicated(keys)
     if dup.any():
-        first = table.loc[dup, ["subject", "session", "task", "run"]].iloc[0].to_dict()
+        first = table.loc[dup, keys].iloc[0].to_dict()
         raise InputDataError(
             f"Dataset {dataset!r}: {int(dup.sum())} duplicate run(s) in the runs table, e.g. "
             f"{first}.",
-            hint="Each (subject, session, task, run) may appear once; check the QC table.",
+            hint="Each (subject, session, task, run, window) may appear once; check the QC table.",
         )
     return table.reset_index(drop=True)
 
@@ -278,7 +374,7 @@ def _as_vectors(
             f"for {n_rois} ROIs.",
             hint="Pass roi_names of the atlas the connectomes were computed with.",
         )
-    block = np.ascontiguousarray(block, dtype=np.float32)
+    block = np.ascontiguousarray(block, dtype="<f4")
     finite = np.isfinite(block).all(axis=1)
     if not finite.all():
         bad = start + int(np.flatnonzero(~finite)[0])
@@ -303,15 +399,19 @@ def _flush(
     head, rest = vectors.slice(0, rows), vectors.slice(rows)
     ids = runs.iloc[written : written + rows]
     columns = [pa.array(ids[k].to_numpy(), pa.string()) for k in ID_COLUMNS]
+    columns.append(pa.array(ids[WINDOW].to_numpy(dtype=np.int32), pa.int32()))
     columns += [pa.array(ids[k].to_numpy(dtype=np.float64), pa.float64()) for k in QC_COLUMNS]
     table = pa.Table.from_arrays([*columns, head], schema=schema)
     writer.write_table(table, row_group_size=rows)
     return written + rows, rest.chunks, len(rest)
 
 
-def _list_array(vectors: np.ndarray) -> pa.FixedSizeListArray:
-    """``(n, E)`` float32 -> a fixed-size list array sharing the numpy buffer."""
-    return pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1])
+def _binary_array(vectors: np.ndarray) -> pa.FixedSizeBinaryArray:
+    """``(n, E)`` C-contiguous little-endian float32 -> fixed-size binary sharing its buffer."""
+    width = 4 * vectors.shape[1]
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(width), len(vectors), [None, pa.py_buffer(vectors)]
+    )
 
 
 def _library_versions() -> dict[str, str]:

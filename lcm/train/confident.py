@@ -5,11 +5,18 @@ hidden; on that split the confidence threshold is chosen as the lowest one whose
 predictions reach a target accuracy. Unlabeled training subjects whose prediction is at least
 that confident then count as labelled for the final model. The test fold is never involved:
 everything here sees only the rows given to ``fit``.
+
+A threshold chosen on a handful of validation rows is noise (at a 10 % label fraction the
+inner split held ~2 rows, and one lucky row set the threshold). So the inner split is used
+only when its validation part holds at least :data:`MIN_VALIDATION_SUBJECTS` subjects with both
+classes present; otherwise the first model is trained on every labelled row and the fixed
+:data:`FALLBACK_THRESHOLD` applies (:func:`threshold_plan`), which is logged.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,6 +24,64 @@ log = logging.getLogger(__name__)
 
 # Fewer labelled subjects than this: no inner split (the threshold would be noise).
 MIN_LABELLED_GROUPS = 6
+# Fewest inner validation subjects (both classes among them) to choose the threshold on.
+MIN_VALIDATION_SUBJECTS = 8
+# Below that: only predictions at least this confident become pseudo-labels. High on purpose:
+# a wrong pseudo-label costs more than a missing one when labels are scarce.
+FALLBACK_THRESHOLD = 0.95
+
+
+@dataclass(frozen=True)
+class ThresholdPlan:
+    """How the confidence threshold is set for one ``fit``.
+
+    Attributes
+    ----------
+    source : {"inner", "fixed"}
+        ``inner``: chosen on ``validation_rows`` (hidden from the first model); ``fixed``:
+        :data:`FALLBACK_THRESHOLD`, and ``validation_rows`` is empty.
+    validation_rows : numpy.ndarray of int
+    """
+
+    source: str
+    validation_rows: np.ndarray
+
+
+def threshold_plan(
+    y: np.ndarray, groups: np.ndarray, fraction: float, seed: int
+) -> ThresholdPlan | None:
+    """The inner validation split when it is large enough, else the fixed threshold.
+
+    Parameters
+    ----------
+    y : numpy.ndarray of int, shape (n,)
+        0/1 labels, -1 for unlabeled rows.
+    groups : numpy.ndarray, shape (n,)
+        Subject of each row.
+    fraction : float
+        Share of each class's labelled subjects held out (see :func:`inner_split`).
+    seed : int
+
+    Returns
+    -------
+    ThresholdPlan or None
+        None when the labelled rows lack a class (no pseudo-label can be trusted).
+    """
+    labelled = y >= 0
+    if not ((y[labelled] == 0).any() and (y[labelled] == 1).any()):
+        return None
+    split = inner_split(y, groups, fraction, seed)
+    if split is not None:
+        val = split[1]
+        n_val = len(np.unique(groups[val]))
+        if n_val >= MIN_VALIDATION_SUBJECTS and len(np.unique(y[val])) == 2:
+            return ThresholdPlan("inner", val)
+    n_val = 0 if split is None else len(np.unique(groups[split[1]]))
+    log.info(
+        "diagnosis pseudo-labels: %d inner validation subject(s) (< %d with both classes): "
+        "fixed confidence threshold %.2f", n_val, MIN_VALIDATION_SUBJECTS, FALLBACK_THRESHOLD,
+    )  # fmt: skip
+    return ThresholdPlan("fixed", np.array([], dtype=np.int64))
 
 
 def inner_split(

@@ -37,7 +37,12 @@ from lcm.model.targets import (
     fill_missing,
     targets_from_outputs,
 )
-from lcm.train.confident import choose_threshold, confident_labels, inner_split
+from lcm.train.confident import (
+    FALLBACK_THRESHOLD,
+    choose_threshold,
+    confident_labels,
+    threshold_plan,
+)
 from lcm.train.loop import autocast, history_frame, pick_device, seed_everything, train_epochs
 from lcm.train.pretrain import check_connectomes, predict_outputs
 from lcm.train.settings import resolve_settings
@@ -84,6 +89,9 @@ class LCMClassifier:
     classes_ : numpy.ndarray
         ``[0, 1]``.
     """
+
+    # The protocol passes each run's subject, so the inner split keeps a subject's runs together.
+    uses_groups = True
 
     def __init__(
         self,
@@ -142,21 +150,15 @@ class LCMClassifier:
                 hint="Finetune from the pretrained checkpoint, not from a finetuned one.",
             )
         layout = bei_layout.append(self.label, "binary", tuple(self.levels))
-        stats = meta.get("standardisation", {}) if meta else {}
-        frame = variables if variables is not None else pd.DataFrame(index=range(len(y)))
-        bei = encode_targets(frame.reset_index(drop=True), bei_layout, stats)
-        self.pseudo_targets_ = None
-        if settings["pseudo_labels"] and self.init == "pretrained" and bei_layout.groups:
-            # (a) The frozen pretrained model labels the fit() subjects only: never test data.
-            self.pseudo_targets_ = targets_from_outputs(
-                predict_outputs(base.to(dev), fc, dev), bei_layout
-            )
-            bei = fill_missing(bei, self.pseudo_targets_)
+        use_pseudo = settings["pseudo_labels"] and self.init == "pretrained"
+        bei, self.pseudo_targets_ = bei_targets(
+            base, meta, bei_layout, fc, variables, use_pseudo, dev
+        )
         self._log_counts(y, bei)
         train = _Finetuning(base, self.init, bei, layout, self.label, settings, self.seed, dev)
 
         # (b) Confident diagnosis pseudo-labels for unlabeled subjects, threshold chosen on an
-        # inner validation split of the labelled fit() subjects.
+        # inner validation split of the labelled fit() subjects (a fixed high one when too few).
         self.diagnosis_pseudo_ = None
         y_final = y
         if settings["diagnosis_pseudo_labels"] and self.init == "pretrained" and (y < 0).any():
@@ -179,34 +181,38 @@ class LCMClassifier:
     ) -> np.ndarray:
         """``y`` with confident predictions filled in for unlabeled rows (part b)."""
         groups = np.arange(len(y)) if groups is None else np.asarray(groups)
-        split = inner_split(y, groups, settings["inner_validation_fraction"], self.seed)
-        if split is None:
-            log.info("no diagnosis pseudo-labels: too few labelled subjects for an inner split")
+        plan = threshold_plan(y, groups, settings["inner_validation_fraction"], self.seed)
+        if plan is None:
+            log.info("no diagnosis pseudo-labels: labelled subjects lack a class")
             return y
-        _, val_rows = split
         hidden = y.copy()
-        hidden[val_rows] = -1  # the first model never sees the inner validation labels
+        hidden[plan.validation_rows] = -1  # the first model never sees the inner validation labels
         first, _ = train(fc, hidden)
         dev = next(first.parameters()).device
         logits = predict_outputs(first, fc, dev)[:, train.layout[self.label].slice]
         proba = torch.softmax(logits.double(), dim=-1).numpy()
-        threshold = choose_threshold(
-            proba[val_rows], y[val_rows], settings["pseudo_label_accuracy"]
-        )
+        if plan.source == "inner":
+            threshold = choose_threshold(
+                proba[plan.validation_rows], y[plan.validation_rows],
+                settings["pseudo_label_accuracy"],
+            )  # fmt: skip
+        else:
+            threshold = FALLBACK_THRESHOLD
         unlabeled = np.flatnonzero(y < 0)
         labels = confident_labels(proba[unlabeled], threshold)
         filled = y.copy()
         filled[unlabeled] = labels
         self.diagnosis_pseudo_ = {
             "threshold": threshold,
-            "inner_validation_rows": val_rows.tolist(),
+            "threshold_source": plan.source,
+            "inner_validation_rows": plan.validation_rows.tolist(),
             "n_pseudo_labelled": int((labels >= 0).sum()),
             "n_unlabeled": len(unlabeled),
         }
         log.info(
-            "diagnosis pseudo-labels: threshold %s chosen on %d inner validation rows; %d of %d "
-            "unlabeled rows labelled", threshold, len(val_rows), int((labels >= 0).sum()),
-            len(unlabeled),
+            "diagnosis pseudo-labels: threshold %s (%s, %d inner validation rows); %d of %d "
+            "unlabeled rows labelled", threshold, plan.source, len(plan.validation_rows),
+            int((labels >= 0).sum()), len(unlabeled),
         )  # fmt: skip
         return filled
 
@@ -335,11 +341,10 @@ class _Finetuning:
         dev, label = self.device, self.label
         generator = seed_everything(self.seed)
         model = LCM(self.base.config) if self.init == "scratch" else copy.deepcopy(self.base)
-        if self.layout.n_queries > model.config.n_queries:  # append the diagnosis pair
-            model.add_queries(2, generator=generator)
-        onehot = np.zeros((len(y), 2), dtype=np.float32)
-        onehot[y >= 0, y[y >= 0]] = 1.0
-        targets = {**self.bei, label: Target(torch.from_numpy(onehot), torch.from_numpy(y >= 0))}
+        n_new = self.layout.n_queries - model.config.n_queries
+        if n_new > 0:  # append the task's queries (the diagnosis pair, or one regression query)
+            model.add_queries(n_new, generator=generator)
+        targets = self.targets(y)
         model = model.to(dev)
         x_all = torch.as_tensor(fc, dtype=torch.float32, device=dev)
         weight = float(self.settings["pseudo_weight"])
@@ -368,3 +373,64 @@ class _Finetuning:
             step, f"finetune {label}",
         )  # fmt: skip
         return model.eval(), history
+
+    def targets(self, y: np.ndarray) -> Targets:
+        """Training targets: the BEI ones and the task's (only its labelled rows are present).
+
+        ``y``: 0/1 with -1 unlabeled for a binary label; standardised floats with NaN
+        unlabeled for a numeric one.
+        """
+        if self.layout[self.label].is_numeric:
+            present = np.isfinite(y)
+            values = np.where(present, y, 0.0).astype(np.float32)
+            task = Target(torch.from_numpy(values), torch.from_numpy(present))
+        else:
+            onehot = np.zeros((len(y), 2), dtype=np.float32)
+            onehot[y >= 0, y[y >= 0]] = 1.0
+            task = Target(torch.from_numpy(onehot), torch.from_numpy(y >= 0))
+        return {**self.bei, self.label: task}
+
+
+def bei_targets(
+    base: LCM,
+    meta: dict[str, Any],
+    bei_layout: QueryLayout,
+    fc: np.ndarray,
+    variables: pd.DataFrame | None,
+    use_pseudo: bool,
+    device: torch.device,
+    drop: tuple[str, ...] = (),
+) -> tuple[Targets, Targets | None]:
+    """BEI targets of the ``fit`` rows: their own variables, missing ones pseudo-filled (part a).
+
+    Parameters
+    ----------
+    base : LCM
+        The pretrained model (frozen here: it only predicts).
+    meta : dict
+        Checkpoint metadata (its ``standardisation``); empty for a scratch model.
+    bei_layout : QueryLayout
+        The pretrained query groups.
+    fc : numpy.ndarray, shape (n, R, R)
+        The ``fit`` connectomes only: pseudo-targets never come from test data.
+    variables : pandas.DataFrame or None
+        ``n`` rows of catalogue variables.
+    use_pseudo : bool
+        Fill missing BEI targets with the pretrained model's soft predictions.
+    device : torch.device
+    drop : tuple of str
+        Groups left out of the BEI targets (a task label that is also a BEI variable).
+
+    Returns
+    -------
+    (targets, pseudo_targets)
+        ``pseudo_targets`` is None when not used.
+    """
+    stats = meta.get("standardisation", {}) if meta else {}
+    frame = variables if variables is not None else pd.DataFrame(index=range(len(fc)))
+    bei = encode_targets(frame.reset_index(drop=True), bei_layout, stats)
+    pseudo = None
+    if use_pseudo and bei_layout.groups:
+        pseudo = targets_from_outputs(predict_outputs(base.to(device), fc, device), bei_layout)
+        bei = fill_missing(bei, pseudo)
+    return {k: v for k, v in bei.items() if k not in drop}, pseudo

@@ -1,15 +1,19 @@
 # Helpers shared by the rules: paths, run lists and parameter rendering. No domain logic here:
 # everything below asks the `lcm` package.
+import inspect
 import json
 import os
 import shlex
 from pathlib import Path
+
+from snakemake.common import overwrite_function_params
 
 from lcm.config import validate_config
 from lcm.io.bids_names import derivative_path
 from lcm.io.provenance import CONFIG_HASH_ENV, config_hash
 from lcm.workflow_plan import WorkflowPlan
 from lcm.workflow_hash import code_hash
+from lcm.workflow_resources import connectome_mem_mb as connectome_memory
 
 CFG = validate_config(config, source="config")
 
@@ -39,6 +43,17 @@ wildcard_constraints:
     subdir="sub-[A-Za-z0-9]+(/ses-[A-Za-z0-9]+)?",
     run_key="[A-Za-z0-9_-]+",
     task="[A-Za-z0-9]+",
+
+
+def per_job(func):
+    """Mark a function Snakemake calls for every job (input, param, resource).
+
+    Snakemake inspects such a function's signature about three times per call; at 10,000
+    subjects that is a noticeable share of planning. This hands it the signature once, the way
+    Snakemake's own wrappers (``subpath``) do. Behaviour is unchanged.
+    """
+    overwrite_function_params(func, inspect.signature(func).parameters)
+    return func
 
 
 def one_of(names):
@@ -72,10 +87,12 @@ def dataset_listing(wildcards):
 
 
 def ingest_options(wildcards):
-    """``lcm ingest`` options from config.ingest: the dataset's selection, validator, cache."""
+    """``lcm ingest`` options: the dataset's selection and TR fallback, validator, cache."""
     ingest = CFG["ingest"]
     opts = f"--select {as_json(ingest['select'].get(wildcards.dataset, {}))}"
     opts += "" if ingest["validate"] else " --no-validate"
+    tr = CFG["datasets"][wildcards.dataset].get("repetition_time")
+    opts += "" if tr is None else f" --repetition-time {float(tr)!r}"
     return opts + ("" if ingest["cache"] else " --no-cache")
 
 
@@ -124,7 +141,7 @@ def evaluate_settings(wildcards):
 
 def wants_ssl(task):
     """Whether the evaluation of ``task`` needs the self-supervised-only checkpoint."""
-    return "positive" in CFG["tasks"][task] and "lcm-ssl" in task_models(task)
+    return "lcm-ssl" in task_models(task)  # binary and continuous tasks alike
 
 
 def ssl_checkpoint_input(wildcards):
@@ -175,6 +192,19 @@ def finetuned_model(task):
     return f"{RESULTS}/models/finetune/{task}/model.safetensors"
 
 
+def task_embeddings(task):
+    return f"{RESULTS}/embeddings/task-{task}_embeddings.parquet"
+
+
+def task_attention(task):
+    return f"{RESULTS}/embeddings/task-{task}_attention.parquet"
+
+
+def task_splits(task):
+    """The outer folds of ``task`` (``lcm splits --task``), read by its evaluate job."""
+    return f"{RESULTS}/splits/task-{task}_splits.parquet"
+
+
 def task_metrics(task):
     return f"{RESULTS}/metrics/task-{task}_metrics.parquet"
 
@@ -206,6 +236,7 @@ def synth_params(wildcards):
 def dataset_value(key, quote=False):
     """A param function returning ``datasets.<dataset>.<key>``."""
 
+    @per_job
     def value(wildcards):
         v = CFG["datasets"][wildcards.dataset][key]
         return quoted(v) if quote else v
@@ -231,11 +262,13 @@ def derivatives_dir(dataset):
     return ds["derivatives"] or f"{RESULTS}/fmriprep/{dataset}/derivatives"
 
 
+@per_job
 def fmriprep_inputs(wildcards):
     """Raw (and, for synthetic data, derivative) files of one subject."""
     return PLAN.synth_subject_files(wildcards.dataset, wildcards.subject)
 
 
+@per_job
 def derivatives_quoted(wildcards):
     return quoted(derivatives_dir(wildcards.dataset))
 
@@ -249,22 +282,39 @@ def connectome_dir(wildcards):
     return f"{RESULTS}/connectome/{wildcards.dataset}"
 
 
+@per_job
 def connectome_record(wildcards):
     """fMRIPrep record of the subject a connectome run belongs to."""
     subject = Path(wildcards.subdir).parts[0].removeprefix("sub-")
     return fmriprep_record(wildcards.dataset, subject)
 
 
+@per_job
+def connectome_mem_mb(wildcards, input, attempt):
+    """mem_mb of a connectome run from its BOLD size, per attempt (lcm.workflow_resources)."""
+    planned = PLAN.bold_path(wildcards.dataset, wildcards.run_key)
+    return connectome_memory(input.record, wildcards.run_key, planned, attempt)
+
+
+_RUN_QC_FILES = {}
+
+
 def run_qc_files(wildcards):
-    return [run_qc_json(wildcards.dataset, run) for run in PLAN.runs(wildcards.dataset)]
+    """Every run's QC JSON of a dataset (built once: Snakemake asks more than once)."""
+    ds = wildcards.dataset
+    if ds not in _RUN_QC_FILES:
+        _RUN_QC_FILES[ds] = [run_qc_json(ds, run) for run in PLAN.runs(ds)]
+    return list(_RUN_QC_FILES[ds])
 
 
 def atlas_args():
-    """Atlas options of `lcm connectome` (a user atlas is given by path)."""
+    """Atlas options of `lcm connectome` (a user atlas by path, or a TemplateFlow query)."""
     atlas = CFG["atlas"]
     args = f"--atlas-name {atlas['name']}"
     if atlas["path"]:
         args += f" --atlas-path {quoted(atlas['path'])} --atlas-labels {quoted(atlas['labels'])}"
+    if atlas.get("templateflow"):
+        args += f" --atlas-templateflow {as_json(atlas['templateflow'])}"
     return args
 
 
@@ -291,6 +341,11 @@ def task_value(key):
 
 def task_store_files(wildcards):
     return store_files(CFG["tasks"][wildcards.task]["dataset"])
+
+
+def evaluate_repeats():
+    """``evaluate.seeds`` as the space-separated ``--repeats`` of ``lcm splits``."""
+    return " ".join(str(seed) for seed in CFG["evaluate"]["seeds"])
 
 
 def checkpoint_dir(wildcards, input):

@@ -1,6 +1,7 @@
-# Stage 6b: cross-validated evaluation of each task: subject-level (or leave-site-out) folds,
-# label-fraction sweep, LCM and its ablations beside the baselines and the shuffled-label
-# control; everything, hyper-parameters included, is fit on training folds only.
+# Stage 6b: cross-validated evaluation of each task: subject-level (or leave-site-out) folds read
+# from the task's splits table (splits.smk), label-fraction sweep, LCM and its ablations beside
+# the baselines and the shuffled-label control; everything, hyper-parameters included, is fit on
+# training folds only.
 
 
 rule evaluate:
@@ -9,6 +10,7 @@ rule evaluate:
         ssl=ssl_checkpoint_input,
         store=task_store_files,
         catalogue=CFG["variables"],
+        splits=task_splits("{task}"),
     output:
         metrics=task_metrics("{task}"),
         predictions=task_predictions("{task}"),
@@ -34,4 +36,4 @@ rule evaluate:
         " --catalogue {input.catalogue:q} --task {wildcards.task} --dataset {params.dataset}"
         " --label {params.label} {params.positive} --checkpoint {params.checkpoint} {params.ssl}"
         " --settings {params.settings} --seed {params.seed} --threads {threads} --out {output.metrics}"
-        " --predictions {output.predictions}"
+        " --predictions {output.predictions} --splits {input.splits}"

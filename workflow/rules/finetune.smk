@@ -32,3 +32,31 @@ rule finetune:
         " --atlas {params.atlas} --catalogue {input.catalogue:q} --dataset {params.dataset}"
         " --label {params.label} --positive {params.positive} --settings {params.settings}"
         " --seed {params.seed} --threads {threads} --out-dir {params.out_dir}"
+
+
+# What the finetuned model looks at: one embedding per run and the attention of every query
+# (the diagnosis pair included) over the ROIs, for the task's runs; the report maps the latter.
+rule embed:
+    input:
+        checkpoint=finetuned_model("{task}"),
+        store=task_store_files,
+        catalogue=CFG["variables"],
+    output:
+        embeddings=task_embeddings("{task}"),
+        attention=task_attention("{task}"),
+    log:
+        "logs/embed/{task}.log",
+    conda:
+        "../../envs/model.yaml"
+    threads: 1
+    params:
+        checkpoint=checkpoint_dir,
+        store=store_root_of_input,
+        atlas=ATLAS,
+        dataset=task_value("dataset"),
+        rule_name="embed",
+        code=code_hash("embed"),
+    shell:
+        "python -m lcm --log-file {log} --rule {params.rule_name} embed --checkpoint {params.checkpoint} --store {params.store}"
+        " --atlas {params.atlas} --catalogue {input.catalogue:q} --datasets {params.dataset}"
+        " --out {output.embeddings} --attention-out {output.attention}"

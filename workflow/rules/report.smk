@@ -15,6 +15,7 @@ rule report:
         bei_eval=f"{RESULTS}/models/pretrain/bei_eval.tsv",
         qc=[qc_table(ds) for ds in sorted(CFG["datasets"])],
         ingest=[f"{RESULTS}/ingest/{ds}/summary.tsv" for ds in sorted(CFG["datasets"])],
+        attention=expand(task_attention("{task}"), task=CLASSIFICATION_TASKS),
     output:
         metrics=report(
             f"{RESULTS}/metrics/metrics.parquet",
@@ -45,9 +46,11 @@ rule report:
         code=code_hash("report"),
         ssl_history=optional_arg("--ssl-history", "ssl_history"),
         truth=optional_arg("--ground-truth", "truth"),
+        attention=optional_arg("--attention", "attention"),
+        atlas=atlas_args(),
     shell:
         "python -m lcm --log-file {log} --rule {params.rule_name} report --metrics {input.metrics} --predictions {input.predictions}"
         " --history {input.history} --bei-eval {input.bei_eval} --qc {input.qc}"
         " --ingest-summary {input.ingest}"
-        " {params.ssl_history} {params.truth} --out-metrics {output.metrics} --out-summary {output.summary}"
+        " {params.ssl_history} {params.truth} {params.attention} {params.atlas} --out-metrics {output.metrics} --out-summary {output.summary}"
         " --out-headline {output.headline} --out-html {output.html}"

@@ -1,0 +1,263 @@
+"""Index runs brought as plain files: ROI time series or precomputed connectomes, one per run.
+
+Two ways to point a dataset at its files (``datasets.<name>.path``):
+
+- a **listing TSV** (a file): columns ``participant_id`` and ``path`` (relative to the listing's
+  folder, or absolute), optional ``session``, ``run``, ``task`` and ``repetition_time``. This is
+  how ABIDE-style releases (``ROISignals_0050002.mat``) or any other naming get mapped to
+  subjects;
+- a **folder**, scanned recursively for ``.tsv``, ``.csv``, ``.npy`` and ``.mat`` files named
+  BIDS-like (``sub-<label>[_ses-<label>][_task-<label>][_run-<n>]...``) or DPARSF-style
+  (``ROISignals_<subject>.<ext>``); other files (``participants.tsv`` ...) are ignored.
+
+A folder holding ``dataset_description.json`` and XCP-D time series is a BIDS derivative and is
+indexed by :mod:`lcm.bids.fast_index` instead (see :func:`uses_file_index`).
+
+Repetition time of a time-series run: ``RepetitionTime`` of a sidecar ``<stem>.json`` beside the
+file, else the listing's ``repetition_time`` cell, else the dataset's ``repetition_time``
+(config), else the run is excluded with the reason. Connectomes need no TR. File contents are
+checked by the connectome stage (reading every matrix here would make ingest as slow as it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lcm.bids.manifest import exclude_duplicates
+from lcm.bids.rows import (
+    BAD_SIDECAR,
+    INVALID_LABEL,
+    NO_REPETITION_TIME,
+    base_row,
+    excluded,
+)
+from lcm.exceptions import InputDataError
+from lcm.io.bids_names import check_label, parse_entities, run_key
+
+FILE_ENTRIES = ("roi_timeseries", "connectome")
+EXTENSIONS = (".tsv", ".csv", ".npy", ".mat")
+LISTING_COLUMNS = ("participant_id", "path")
+LISTING_OPTIONAL = ("session", "run", "task", "repetition_time")
+MISSING_FILE = "missing_file"
+# DPARSF / ABIDE-preprocessed names: ROISignals_<subject id>.mat
+_DPARSF_RE = re.compile(r"^ROISignals_(?:sub-)?(?P<sub>[A-Za-z0-9]+)$")
+
+
+def uses_file_index(entry: str, path: str | Path) -> bool:
+    """Whether a dataset is indexed here rather than as a BIDS(-derivative) tree.
+
+    ``connectome`` datasets always are; ``roi_timeseries`` ones when ``path`` is a listing file
+    or a folder without ``dataset_description.json`` (not an XCP-D derivative).
+    """
+    path = Path(path)
+    if entry == "connectome":
+        return True
+    if entry != "roi_timeseries":
+        return False
+    return path.is_file() or (path.is_dir() and not (path / "dataset_description.json").is_file())
+
+
+def index_files(
+    dataset: str,
+    entry: str,
+    path: str | Path,
+    task: str = "rest",
+    repetition_time: float | None = None,
+) -> list[dict[str, Any]]:
+    """Manifest rows of a listing TSV or a scanned folder (see the module docstring).
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset name written in each row.
+    entry : {"roi_timeseries", "connectome"}
+    path : path-like
+        Listing TSV or folder.
+    task : str
+        Task label of the runs (files naming another task are skipped).
+    repetition_time : float, optional
+        Dataset-level TR in seconds, used where no sidecar or listing cell gives one.
+
+    Raises
+    ------
+    InputDataError
+        ``path`` missing, or a listing that cannot be read or lacks required columns.
+    """
+    path = Path(path)
+    if path.is_file():
+        candidates = _from_listing(path, task)
+    elif path.is_dir():
+        candidates = _from_folder(path, task)
+    else:
+        raise InputDataError(
+            f"Dataset {dataset!r}: {path} does not exist.",
+            hint="Set datasets.<name>.path to a folder of per-run files or to a listing TSV "
+            "(participant_id, path[, session, run, repetition_time]).",
+        )
+    rows = [_row(dataset, entry, c, repetition_time) for c in candidates]
+    hint = "list each run once (one file per run and format)"
+    return exclude_duplicates(rows, hint=hint) if len(rows) > 1 else rows
+
+
+def read_listing(path: str | Path) -> pd.DataFrame:
+    """Read a listing TSV (or CSV) of per-run files; identifiers stay strings.
+
+    Raises
+    ------
+    InputDataError
+        Unreadable, or without ``participant_id`` and ``path`` columns.
+    """
+    path = Path(path)
+    sep = "," if path.suffix.lower() == ".csv" else "\t"
+    try:
+        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputDataError(
+            f"Cannot read the listing {path}: {exc}",
+            hint="A tab-separated file with a header: participant_id, path[, session, run, "
+            "repetition_time].",
+        ) from exc
+    table.columns = [str(c).strip() for c in table.columns]
+    missing = [c for c in LISTING_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputDataError(
+            f"The listing {path} lacks column(s) {missing} (has {list(table.columns)}).",
+            hint="Columns: participant_id, path (relative to the listing), optional session, "
+            "run, task, repetition_time.",
+        )
+    return table
+
+
+def _from_listing(listing: Path, task: str) -> list[dict[str, Any]]:
+    table = read_listing(listing)
+    out = []
+    for rec in table.to_dict("records"):
+        file = Path(str(rec["path"]).strip())
+        if not file.is_absolute():
+            file = listing.parent / file
+        ents = {
+            "sub": str(rec["participant_id"]).strip(),
+            "ses": str(rec.get("session", "")).strip(),
+            "task": str(rec.get("task", "")).strip() or task,
+            "run": str(rec.get("run", "")).strip(),
+        }
+        if ents["task"] != task:
+            continue  # another task's run
+        tr = str(rec.get("repetition_time", "")).strip()
+        out.append({"path": file, "ents": ents, "listing_tr": tr, "source": listing.name})
+    return out
+
+
+def _from_folder(root: Path, task: str) -> list[dict[str, Any]]:
+    out = []
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            stem, ext = os.path.splitext(name)
+            if ext.lower() not in EXTENSIONS:
+                continue
+            ents = _name_entities(stem)
+            if ents is None or ents["task"] not in ("", task):
+                continue
+            out.append({"path": Path(folder, name), "ents": {**ents, "task": task},
+                        "listing_tr": "", "source": name})  # fmt: skip
+    return out
+
+
+def _name_entities(stem: str) -> dict[str, str] | None:
+    """Run entities of a BIDS-like or DPARSF-style file stem, ``None`` for other files."""
+    match = _DPARSF_RE.match(stem)
+    if match:
+        return {"sub": match["sub"], "ses": "", "task": "", "run": ""}
+    if not stem.startswith("sub-"):
+        return None
+    ents = parse_entities(stem)
+    return {k: ents.get(k, "") for k in ("sub", "ses", "task", "run")}
+
+
+def _row(
+    dataset: str, entry: str, cand: dict[str, Any], repetition_time: float | None
+) -> dict[str, Any]:
+    file: Path = cand["path"]
+    ents = {k: v for k, v in cand["ents"].items() if v}
+    row = base_row(dataset, entry, file, {**ents, "space": parse_entities(file.name).get("space")})
+    row["space"] = row["space"] or ""
+    try:
+        labels = {k: check_label(k, v, source=cand["source"]) for k, v in ents.items()}
+    except InputDataError as exc:
+        return excluded(row, INVALID_LABEL, exc.message)
+    row.update(
+        subject=labels["sub"], session=labels.get("ses", ""), task=labels.get("task", ""),
+        run=labels.get("run", ""), run_key=run_key(labels),
+    )  # fmt: skip
+    if not file.is_file():
+        return excluded(
+            row, MISSING_FILE, f"{file} listed in {cand['source']} does not exist (fix its path)"
+        )
+    if entry == "connectome":
+        return {**row, "included": True, "tr_check": "not needed (connectome)"}
+    t_r, where, problem = _repetition_time(file, cand["listing_tr"], repetition_time)
+    if problem:
+        code = BAD_SIDECAR if where == "sidecar" else NO_REPETITION_TIME
+        return excluded(row, code, problem)
+    return {**row, "t_r": t_r, "included": True, "tr_check": f"from {where}"}
+
+
+def _repetition_time(
+    file: Path, listing_tr: str, dataset_tr: float | None
+) -> tuple[float | None, str, str]:
+    """``(t_r, where it came from, problem)`` of one time-series file."""
+    sidecar = file.with_suffix(".json")
+    if sidecar.is_file():
+        try:
+            meta = json.loads(sidecar.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return None, "sidecar", f"sidecar {sidecar.name} is not valid JSON: {exc}"
+        value = meta.get("RepetitionTime") if isinstance(meta, dict) else None
+        if value is not None:
+            return _positive(value, f"RepetitionTime of {sidecar.name}", "sidecar")
+    if listing_tr:
+        return _positive(listing_tr, f"repetition_time of {file.name} in the listing", "listing")
+    if dataset_tr is not None:
+        return float(dataset_tr), "dataset repetition_time", ""
+    return (
+        None,
+        "",
+        f"no repetition time for {file.name}: add {sidecar.name} with RepetitionTime, a "
+        "repetition_time column to the listing, or datasets.<name>.repetition_time",
+    )
+
+
+def _positive(value: object, what: str, where: str) -> tuple[float | None, str, str]:
+    try:
+        t_r = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None, where, f"{what} is not a number: {value!r}"
+    if not math.isfinite(t_r) or t_r <= 0:
+        return None, where, f"{what} must be a positive number of seconds: {value!r}"
+    return t_r, where, ""
+
+
+def listing_stats(path: str | Path) -> list[str]:
+    """What a file-entry dataset holds, for the workflow's change detection.
+
+    The listing's own bytes (a file) or the relative names of the folder's run files.
+    """
+    path = Path(path)
+    if path.is_file():
+        return [path.read_text(errors="replace")]
+    if not path.is_dir():
+        return []
+    return sorted(
+        str(Path(d, f).relative_to(path))
+        for d, _, files in os.walk(path)
+        for f in files
+        if os.path.splitext(f)[1].lower() in (*EXTENSIONS, ".json")
+    )

@@ -1,0 +1,178 @@
+"""Precomputed connectomes (entry ``connectome``): check each matrix and write it as a relmat.
+
+Each included run of the manifest is read (:func:`lcm.connectome.roi_formats.read_matrix`),
+checked (:func:`check_connectome`) and written as
+``sub-*/[ses-*/]func/<run_key>_seg-<atlas>_stat-pearsoncorrelation_relmat.tsv`` with a sidecar,
+exactly as computed connectomes are, so the store and the report treat both alike. A bad matrix
+excludes its run with the reason; the other runs go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from lcm.atlas import Atlas
+from lcm.bids.manifest import read_manifest
+from lcm.bids.runs import run_ids_from_key
+from lcm.connectome.outputs import ensure_dataset_description, relmat_path
+from lcm.connectome.qc import new_qc, qc_frame
+from lcm.connectome.relmat import write_relmat
+from lcm.connectome.roi_formats import read_matrix
+from lcm.exceptions import ExcludedRunError
+from lcm.io.atomic import write_tsv
+from lcm.io.provenance import write_sidecar
+
+log = logging.getLogger(__name__)
+
+SYMMETRY_TOLERANCE = 1e-4
+DIAGONAL_TOLERANCE = 1e-3
+RANGE_TOLERANCE = 1e-6
+
+
+def check_connectome(matrix: np.ndarray, name: str, n_rois: int, atlas: str) -> np.ndarray:
+    """Check that ``matrix`` is an ``R x R`` Pearson correlation matrix of the atlas's ROIs.
+
+    Square, ``R`` = the atlas's ROI count, finite, symmetric within
+    :data:`SYMMETRY_TOLERANCE`, values in [-1, 1], and 1 on the diagonal except for empty ROIs
+    (a row and column of zeros, as the connectome stage writes them).
+
+    Parameters
+    ----------
+    matrix : ndarray
+    name : str
+        File name, for the messages.
+    n_rois : int
+        ROI count of the atlas.
+    atlas : str
+        Atlas name, for the messages.
+
+    Returns
+    -------
+    ndarray, shape (R, R)
+        The matrix made exactly symmetric, float64.
+
+    Raises
+    ------
+    ExcludedRunError
+        With the file name, what was found and the fix.
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ExcludedRunError(
+            f"{name} is {' x '.join(map(str, m.shape))}, not a square ROI x ROI matrix; "
+            "store one full connectivity matrix per file"
+        )
+    if m.shape[0] != n_rois:
+        raise ExcludedRunError(
+            f"{name} has {m.shape[0]} ROIs but atlas {atlas!r} has {n_rois}; set atlas to the "
+            "one the connectomes were computed with"
+        )
+    bad = ~np.isfinite(m)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ExcludedRunError(
+            f"{name} holds {int(bad.sum())} NaN or infinite value(s) (first at row {i + 1}, "
+            f"column {j + 1}); recompute the connectome, or drop the run from the listing"
+        )
+    asym = float(np.max(np.abs(m - m.T)))
+    if asym > SYMMETRY_TOLERANCE:
+        raise ExcludedRunError(
+            f"{name} is not symmetric (max |A - A^T| = {asym:.3g} > {SYMMETRY_TOLERANCE:g}); "
+            "a Pearson correlation matrix is symmetric: check the file is a full correlation "
+            "matrix, not a directed or lower-triangle one"
+        )
+    peak = float(np.max(np.abs(m)))
+    if peak > 1 + RANGE_TOLERANCE:
+        raise ExcludedRunError(
+            f"{name} has values outside [-1, 1] (max |r| = {peak:.3g}); Pearson correlations "
+            "are expected: if these are Fisher z values, convert them with numpy.tanh"
+        )
+    empty = ~m.any(axis=1)
+    off = np.abs(np.diag(m) - 1) > DIAGONAL_TOLERANCE
+    if (off & ~empty).any():
+        i = int(np.flatnonzero(off & ~empty)[0])
+        raise ExcludedRunError(
+            f"{name}: diagonal value {m[i, i]:.3g} at ROI {i + 1}; a correlation matrix has 1 "
+            "on the diagonal (0 only for an empty ROI whose whole row is 0): set it with "
+            "numpy.fill_diagonal(matrix, 1)"
+        )
+    return (m + m.T) / 2
+
+
+def process_connectome_manifest(
+    dataset: str,
+    manifest_path: str | Path,
+    atlas: Atlas,
+    out_dir: str | Path,
+    qc_table: str | Path,
+) -> pd.DataFrame:
+    """Check and write every included precomputed connectome of a manifest; one QC table.
+
+    Parameters
+    ----------
+    dataset : str
+    manifest_path : path-like
+        Manifest written by ``lcm ingest --entry connectome``.
+    atlas : Atlas
+        The atlas the connectomes were computed with (ROI count enforced, labels used).
+    out_dir : path-like
+        Receives the relmat TSVs with sidecars.
+    qc_table : path-like
+        QC TSV, one row per manifest row.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The QC table.
+    """
+    manifest = read_manifest(manifest_path)
+    warned: set[str] = set()
+    rows = manifest.to_dict("records")
+    records = [
+        _import_row(dataset, row, atlas, out_dir, warned)
+        for row in tqdm(rows, desc=f"{dataset} connectomes", disable=not sys.stderr.isatty())
+    ]
+    ensure_dataset_description(out_dir, dataset)
+    table = qc_frame(records)
+    write_tsv(qc_table, table)
+    n_in = int(table["included"].sum())
+    log.info("%s: %d of %d connectome(s) usable -> %s", dataset, n_in, len(table), qc_table)
+    return table
+
+
+def _import_row(
+    dataset: str, row: dict[str, Any], atlas: Atlas, out_dir: str | Path, warned: set[str]
+) -> dict[str, Any]:
+    ids_values = {k: str(row[k]) for k in ("subject", "session", "task", "run", "run_key")}
+    if not row["included"]:
+        return new_qc(dataset, reason=row["reason"], **ids_values)
+    ids = run_ids_from_key(str(row["run_key"]))
+    path = Path(row["path"])
+    names = atlas.labels["name"].tolist()
+    try:
+        file_names, matrix = read_matrix(path)
+        matrix = check_connectome(matrix, path.name, atlas.n_rois, atlas.name)
+    except ExcludedRunError as exc:
+        log.warning("%s %s excluded: %s", dataset, ids.run_key, exc.message)
+        return new_qc(dataset, ids, reason=exc.message, n_rois=atlas.n_rois)
+    if file_names is not None and file_names != names and "names" not in warned:
+        warned.add("names")
+        log.warning(
+            "%s: ROI names differ from atlas %r labels (first: %r vs %r); rows are taken in "
+            "atlas order", path.name, atlas.name, file_names[0], names[0],
+        )  # fmt: skip
+    empty = [names[i] for i in np.flatnonzero(~matrix.any(axis=1))]
+    out = relmat_path(out_dir, ids, row.get("space") or None, atlas.name)
+    write_relmat(out, names, matrix)
+    write_sidecar(out, [path], Atlas=atlas.name, ImportedFrom=str(path), EmptyROIs=empty)
+    return new_qc(
+        dataset, ids, included=True, relmat=str(out), n_rois=atlas.n_rois, empty_rois=empty,
+        t_r=float(row["t_r"]) if pd.notna(row.get("t_r")) else None,
+    )  # fmt: skip

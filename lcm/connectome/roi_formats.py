@@ -1,0 +1,213 @@
+"""Read per-run ROI time series and connectivity matrices in the formats consortia publish.
+
+Time series ``T x R``: XCP-D TSV (header = ROI names, optional ``framewise_displacement``),
+headerless CSV, NumPy ``.npy``, MATLAB ``.mat`` (DPARSF / ABIDE-preprocessed: variable
+``ROISignals``). Matrices ``R x R``: our relmat TSV (``Node`` column), CSV or TSV with or
+without names, ``.npy``, ``.mat``. Formats without ROI names take the atlas's labels, so their
+column count must equal the atlas's ROI count.
+
+Every problem with one file raises :class:`~lcm.exceptions.ExcludedRunError` whose message names
+the file and the fix: the run is excluded, the cohort goes on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lcm.exceptions import ExcludedRunError
+
+SERIES_MAT_VARIABLES = ("ROISignals", "ROISignal", "timeseries", "ts")
+MATRIX_MAT_VARIABLES = ("connectome", "connectivity", "FC", "R", "r", "corr")
+_V73_SIGNATURE = b"MATLAB 7.3"
+_TEXT_SEPARATORS = {".tsv": "\t", ".csv": ","}
+
+
+def read_roi_series(path: str | Path, names: list[str]) -> pd.DataFrame:
+    """One run's ROI time series as a table, one column per ROI (plus FD when a TSV has it).
+
+    Parameters
+    ----------
+    path : path-like
+        ``.tsv`` (header required), ``.csv``, ``.npy`` or ``.mat``.
+    names : list of str
+        Atlas ROI names, used as columns for formats without a header.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows are volumes. TSV columns are kept as written (the caller checks them).
+
+    Raises
+    ------
+    ExcludedRunError
+        Unreadable file, not 2D, or (headerless formats) a column count other than ``len(names)``.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext == ".tsv":
+        try:
+            return pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+            raise ExcludedRunError(f"cannot read ROI time series {path.name}: {e}") from e
+    if ext == ".csv":
+        header, _, values = _read_text_table(path, ",")
+        if header is not None:
+            return pd.DataFrame(values, columns=header)
+    elif ext == ".npy":
+        values = _load_npy(path)
+    elif ext == ".mat":
+        values = load_mat_array(path, SERIES_MAT_VARIABLES)
+    else:
+        raise ExcludedRunError(
+            f"{path.name}: unknown time-series format {ext!r}; use .tsv, .csv, .npy or .mat"
+        )
+    _check_series_shape(path, values, len(names))
+    return pd.DataFrame(values, columns=list(names))
+
+
+def read_matrix(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
+    """One run's connectivity matrix and its ROI names when the file carries them.
+
+    Raises
+    ------
+    ExcludedRunError
+        Unreadable file, unknown format, or not 2D.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext in _TEXT_SEPARATORS:
+        header, index, values = _read_text_table(path, _TEXT_SEPARATORS[ext])
+        if header is not None and index is not None and index != header:
+            raise ExcludedRunError(
+                f"{path.name}: row names {index[:3]}... differ from column names {header[:3]}...; "
+                "write the matrix with the same ROI order on both axes"
+            )
+        names = header
+    elif ext == ".npy":
+        names, values = None, _load_npy(path)
+    elif ext == ".mat":
+        names, values = None, load_mat_array(path, MATRIX_MAT_VARIABLES)
+    else:
+        raise ExcludedRunError(
+            f"{path.name}: unknown connectome format {ext!r}; use .tsv, .csv, .npy or .mat"
+        )
+    return names, values
+
+
+def load_mat_array(path: str | Path, preferred: tuple[str, ...]) -> np.ndarray:
+    """The 2D numeric array of a MATLAB file (v4 to v7): a preferred variable, else the only one.
+
+    Raises
+    ------
+    ExcludedRunError
+        v7.3 (HDF5) files, unreadable files, or no single 2D numeric variable to pick.
+    """
+    from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
+
+    path = Path(path)
+    v73_fix = (
+        f"{path.name} is a MATLAB v7.3 (HDF5) file, which cannot be read here: re-save it in "
+        "MATLAB with save(file, var, '-v7'), or convert the matrix to .npy or .csv"
+    )
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(128)
+    except OSError as exc:
+        raise ExcludedRunError(f"cannot read {path.name}: {exc}") from exc
+    if head.startswith(_V73_SIGNATURE):
+        raise ExcludedRunError(v73_fix)
+    try:
+        content = loadmat(path)
+    except NotImplementedError as exc:  # scipy's answer to HDF5-based files
+        raise ExcludedRunError(v73_fix) from exc
+    except (MatReadError, OSError, ValueError, TypeError) as exc:
+        raise ExcludedRunError(
+            f"cannot read MATLAB file {path.name}: {exc}; re-save it with save(file, var, '-v7') "
+            "or convert it to .npy or .csv"
+        ) from exc
+    arrays = {
+        k: v
+        for k, v in content.items()
+        if not k.startswith("__")
+        and isinstance(v, np.ndarray)
+        and v.ndim == 2
+        and np.issubdtype(v.dtype, np.number)
+    }
+    for name in preferred:
+        if name in arrays:
+            return np.asarray(arrays[name], dtype=np.float64)
+    if len(arrays) == 1:
+        return np.asarray(next(iter(arrays.values())), dtype=np.float64)
+    found = sorted(k for k in content if not k.startswith("__"))
+    raise ExcludedRunError(
+        f"{path.name}: cannot tell which variable holds the data (2D numeric variables: "
+        f"{sorted(arrays)}, all: {found}); save it alone or as {preferred[0]!r}"
+    )
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        values = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise ExcludedRunError(
+            f"cannot read {path.name} as a NumPy array: {exc}; save it with numpy.save"
+        ) from exc
+    if values.ndim != 2 or not np.issubdtype(values.dtype, np.number):
+        raise ExcludedRunError(
+            f"{path.name} holds a {values.ndim}D {values.dtype} array; a 2D numeric array is "
+            "expected (one run per file)"
+        )
+    return values.astype(np.float64, copy=False)
+
+
+def _read_text_table(path: Path, sep: str) -> tuple[list[str] | None, list[str] | None, np.ndarray]:
+    """``(column names, row names, values)`` of a delimited table, names ``None`` when absent.
+
+    A first row with any non-numeric cell is a header; a first column named ``Node`` (or
+    left blank, as pandas writes an index) holds row names.
+    """
+    try:
+        raw = pd.read_csv(path, sep=sep, header=None, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ExcludedRunError(f"cannot read {path.name}: {exc}") from exc
+    header = index = None
+    if raw.shape[0] and not _numeric(raw.iloc[0]).notna().all():
+        header = [str(c).strip() for c in raw.iloc[0]]
+        raw = raw.iloc[1:]
+        if header[0] in ("Node", "") and not _numeric(raw.iloc[:, 0]).notna().all():
+            index = [str(c).strip() for c in raw.iloc[:, 0]]
+            header, raw = header[1:], raw.iloc[:, 1:]
+    values = raw.apply(_numeric).to_numpy(np.float64)
+    missing = raw.apply(lambda c: c.str.strip().str.lower().isin(["nan", "n/a", ""]))
+    bad = np.isnan(values) & ~missing.to_numpy()
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ExcludedRunError(
+            f"{path.name}: cell (row {i + 1}, column {j + 1}) is not a number "
+            f"({raw.iat[i, j]!r}); write numbers only (NaN as 'nan')"
+        )
+    return header, index, values
+
+
+def _numeric(cells: pd.Series) -> pd.Series:
+    return pd.to_numeric(cells.str.strip().replace({"n/a": "nan"}), errors="coerce")
+
+
+def _check_series_shape(path: Path, values: np.ndarray, n_rois: int) -> None:
+    if values.ndim != 2:
+        raise ExcludedRunError(f"{path.name}: a 2D volumes x ROIs table is expected")
+    n_vol, n_col = values.shape
+    if n_col == n_rois:
+        return
+    if n_vol == n_rois:
+        fix = "it looks transposed: store volumes as rows and ROIs as columns"
+    else:
+        fix = "extract the series with the configured atlas, or set atlas to the one used"
+    raise ExcludedRunError(
+        f"{path.name} has {n_col} ROI columns ({n_vol} rows) but the atlas has {n_rois} ROIs; "
+        f"files without a header take the atlas's labels in order: {fix}"
+    )

@@ -1,0 +1,188 @@
+"""Finetuning a pretrained LCM on a continuous target (age, a behavioural score), sklearn style.
+
+The same architecture and training as :class:`~lcm.train.finetune.LCMClassifier`, with one
+continuous query instead of the diagnosis pair: MSE on the target standardised with the mean and
+standard deviation of the *labelled fit() rows* (never the test fold), plus ``pseudo_weight``
+times the BEI loss with soft pseudo-targets (part a) where ``pseudo_labels`` is on. Confident
+diagnosis pseudo-labels (part b) have no continuous counterpart and are not used.
+
+When the target is itself a pretrained BEI variable (``age``), its pretrained query becomes the
+task head (finetuned on the task's standardisation) and leaves the BEI targets, so that the
+target is neither predicted twice nor pseudo-filled for the unlabeled rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lcm.exceptions import ConfigError, InputDataError
+from lcm.model.checkpoint import checkpoint_layout, load_checkpoint
+from lcm.model.config import LCMConfig
+from lcm.model.lcm import LCM
+from lcm.model.targets import QueryLayout
+from lcm.train.finetune import INITS, _Finetuning, bei_targets
+from lcm.train.loop import pick_device
+from lcm.train.pretrain import check_connectomes, predict_outputs
+from lcm.train.settings import resolve_settings
+
+log = logging.getLogger(__name__)
+
+
+class LCMRegressor:
+    """Finetune an LCM checkpoint into a regressor of one continuous target (fit / predict).
+
+    Parameters
+    ----------
+    checkpoint : path-like or None
+        Pretrained checkpoint folder; ``None`` only with ``init="scratch"``.
+    label : str
+        Catalogue variable predicted.
+    settings : dict
+        Config ``evaluate.finetune`` section (epochs, batch_size, lr, pseudo_labels,
+        pseudo_weight; the diagnosis pseudo-label keys are ignored).
+    seed : int
+    init : {"pretrained", "scratch"}
+    device : str, optional
+
+    Attributes
+    ----------
+    model_ : LCM
+    layout_ : QueryLayout
+    mean_, scale_ : float
+        Standardisation of the target, fitted on the labelled ``fit`` rows.
+    pseudo_targets_ : dict of Target or None
+    history_ : list of dict
+    """
+
+    uses_groups = True
+
+    def __init__(
+        self,
+        checkpoint: str | Path | None,
+        label: str,
+        settings: dict[str, Any],
+        seed: int,
+        init: str = "pretrained",
+        *,
+        device: str | None = None,
+    ) -> None:
+        self.checkpoint = checkpoint
+        self.label = label
+        self.settings = settings
+        self.seed = seed
+        self.init = init
+        self.device = device
+
+    def fit(
+        self,
+        fc: np.ndarray,
+        y: np.ndarray,
+        variables: pd.DataFrame | None = None,
+        groups: np.ndarray | None = None,
+    ) -> LCMRegressor:
+        """Finetune on ``fc`` with targets ``y`` (NaN = unlabeled: BEI loss only).
+
+        Parameters
+        ----------
+        fc : numpy.ndarray, shape (n, R, R)
+        y : numpy.ndarray of float, shape (n,)
+        variables : pandas.DataFrame, optional
+            ``n`` rows of catalogue variables (BEI targets where present).
+        groups : numpy.ndarray, optional
+            Subject of each row (accepted for the protocol; no inner split is made).
+
+        Returns
+        -------
+        LCMRegressor
+            ``self``.
+        """
+        settings = resolve_settings("finetune", self.settings)
+        y = self._check_fit_inputs(fc, y, variables)
+        labelled = y[np.isfinite(y)]
+        self.mean_ = float(labelled.mean())
+        std = float(labelled.std())
+        self.scale_ = std if std > 0 else 1.0
+        dev = pick_device(self.device)
+        base, meta = self._base_model(fc.shape[1])
+        bei_layout = checkpoint_layout(meta) if meta else QueryLayout()
+        if self.label in bei_layout:
+            if not bei_layout[self.label].is_numeric:
+                raise InputDataError(
+                    f"Label {self.label!r} is a {bei_layout[self.label].kind} query group of "
+                    f"checkpoint {self.checkpoint}, not a continuous one.",
+                    hint="A continuous task needs a continuous or ordinal catalogue variable.",
+                )
+            layout = bei_layout  # the pretrained query of this variable is the task head
+        else:
+            layout = bei_layout.append(self.label, "continuous")
+        use_pseudo = settings["pseudo_labels"] and self.init == "pretrained"
+        bei, self.pseudo_targets_ = bei_targets(
+            base, meta, bei_layout, fc, variables, use_pseudo, dev, drop=(self.label,)
+        )
+        log.info(
+            "finetuning %s (continuous): %d labelled, %d unlabeled; mean %.3g, sd %.3g",
+            self.label, len(labelled), int(len(y) - len(labelled)), self.mean_, self.scale_,
+        )  # fmt: skip
+        train = _Finetuning(base, self.init, bei, layout, self.label, settings, self.seed, dev)
+        self.model_, self.history_ = train(fc, (y - self.mean_) / self.scale_)
+        self.layout_ = layout
+        self.settings_ = settings
+        return self
+
+    def _check_fit_inputs(
+        self, fc: np.ndarray, y: np.ndarray, variables: pd.DataFrame | None
+    ) -> np.ndarray:
+        if self.init not in INITS:
+            raise ConfigError(f"LCMRegressor init: expected one of {INITS}, got {self.init!r}.")
+        if self.checkpoint is None and self.init != "scratch":
+            raise ConfigError(
+                "LCMRegressor: checkpoint is None but init is 'pretrained'.",
+                hint="Pass a pretrained checkpoint folder, or init='scratch'.",
+            )
+        check_connectomes(fc, "finetuning data")
+        y = np.asarray(y, dtype=float)
+        if y.shape != (len(fc),) or np.isinf(y).any():
+            raise InputDataError(
+                f"finetuning targets: expected {len(fc)} finite floats (NaN = unlabeled), got "
+                f"shape {y.shape}.",
+                hint="Pass one value per connectome, NaN where the target is withheld.",
+            )
+        if np.isfinite(y).sum() < 3:
+            raise InputDataError(
+                f"finetuning targets: {int(np.isfinite(y).sum())} labelled row(s); at least 3.",
+                hint="Raise the label fraction or add labelled subjects.",
+            )
+        if variables is not None and len(variables) != len(fc):
+            raise InputDataError(
+                f"finetuning variables: {len(variables)} rows for {len(fc)} connectomes.",
+                hint="Pass the variables row-aligned with fc.",
+            )
+        return y
+
+    def _base_model(self, n_rois: int) -> tuple[LCM, dict[str, Any]]:
+        if self.checkpoint is None:
+            import torch
+
+            torch.manual_seed(self.seed)
+            return LCM(LCMConfig(n_rois=n_rois, n_queries=1)), {}
+        return load_checkpoint(self.checkpoint, n_rois=n_rois)
+
+    def predict(self, fc: np.ndarray) -> np.ndarray:
+        """Predicted target ``[n]`` in the original units."""
+        if not hasattr(self, "model_"):
+            raise InputDataError("LCMRegressor is not fitted.", hint="Call fit() before predict().")
+        check_connectomes(fc, "prediction data")
+        if fc.shape[1] != self.model_.config.n_rois:
+            raise InputDataError(
+                f"prediction data: {fc.shape[1]} ROIs, the model expects "
+                f"{self.model_.config.n_rois}.",
+                hint="Use connectomes of the atlas the model was trained on.",
+            )
+        dev = next(self.model_.parameters()).device
+        out = predict_outputs(self.model_, fc, dev)[:, self.layout_[self.label].start]
+        return out.double().numpy() * self.scale_ + self.mean_

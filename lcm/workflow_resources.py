@@ -1,0 +1,80 @@
+"""Job resources that depend on a job's data, for the Snakemake rules (``resources:``).
+
+The connectome stage streams each BOLD run a block of volumes at a time
+(:mod:`lcm.connectome.bold_stream`), so its memory is a fixed part (interpreter, numpy,
+nibabel, the atlas on the BOLD grid, the 64 MB read buffer) plus a part that grows with the
+run: the parcel time series, the confounds and the per-voxel maps. The request is therefore
+``base + k * BOLD size``, per attempt, so that a job killed for memory is resubmitted with more.
+
+The BOLD is the preprocessed run named in the subject's fMRIPrep record once that record exists
+(Snakemake re-evaluates resources just before it submits a job, when its inputs are there);
+before that, e.g. in a dry run, the run's source file from the ingest index stands in for it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+# Fixed part of a connectome job (MB): the engine peaks well under 500 MB on a 2 mm MNI run of
+# 300 volumes (benchmarks/parcellation.py); the rest is headroom for the cluster's accounting.
+CONNECTOME_BASE_MB = 1500
+# MB requested per MB of BOLD file (compressed size as stored).
+CONNECTOME_MB_PER_BOLD_MB = 1.0
+
+
+def file_size_mb(path: str | os.PathLike | None) -> float:
+    """Size of ``path`` in MB (2**20 bytes); 0 when there is no such file."""
+    if not path:
+        return 0.0
+    try:
+        return os.stat(path).st_size / 2**20
+    except OSError:
+        return 0.0
+
+
+def record_bold(record: str | os.PathLike, run_key: str) -> str | None:
+    """Preprocessed BOLD of ``run_key`` listed in an fMRIPrep record; None if not known yet.
+
+    A missing, unreadable or incomplete record is not an error here: resources are estimated
+    before fMRIPrep has run, and ``lcm connectome run`` reports a bad record itself.
+    """
+    try:
+        runs = json.loads(Path(record).read_text())["runs"]
+        return next((str(r["bold"]) for r in runs if r.get("run_key") == run_key), None)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def connectome_mem_mb(
+    record: str | os.PathLike,
+    run_key: str,
+    planned_bold: str | None,
+    attempt: int = 1,
+    base_mb: float = CONNECTOME_BASE_MB,
+    mb_per_bold_mb: float = CONNECTOME_MB_PER_BOLD_MB,
+) -> int:
+    """Memory (MB) to request for one ``lcm connectome run`` job.
+
+    Parameters
+    ----------
+    record : path
+        The subject's fMRIPrep record (the job's input); its run's BOLD is used when it exists.
+    run_key : str
+        The run, as in the record (``sub-01_task-rest_run-1``).
+    planned_bold : str or None
+        The run's source BOLD from the ingest index: the stand-in before the record exists.
+    attempt : int
+        Snakemake's attempt number (1 first): the request grows with it.
+    base_mb, mb_per_bold_mb : float
+        Fixed part and MB per MB of BOLD file.
+
+    Returns
+    -------
+    int
+        ``ceil((base_mb + mb_per_bold_mb * bold_mb) * attempt)``.
+    """
+    bold_mb = file_size_mb(record_bold(record, run_key) or planned_bold)
+    return math.ceil((base_mb + mb_per_bold_mb * bold_mb) * max(int(attempt), 1))

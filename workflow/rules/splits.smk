@@ -1,0 +1,32 @@
+# Stage 6 (before evaluate): the outer cross-validation folds of each task as a table, from the
+# one split definition in lcm.store.splits: stratified subject-level K-fold per evaluate seed and,
+# where every run names its site, leave-site-out. Subjects never straddle folds; evaluate reads
+# its folds from this table, which also lists the task's test subjects.
+
+
+rule splits:
+    input:
+        store=task_store_files,
+        catalogue=CFG["variables"],
+    output:
+        task_splits("{task}"),
+    log:
+        "logs/splits/{task}.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        store=store_root_of_input,
+        atlas=ATLAS,
+        dataset=task_value("dataset"),
+        label=task_value("label"),
+        positive=positive_arg,
+        n_folds=CFG["evaluate"]["n_folds"],
+        repeats=evaluate_repeats(),
+        seed=CFG["seed"],
+        rule_name="splits",
+        code=code_hash("splits"),
+    shell:
+        "python -m lcm --log-file {log} --rule {params.rule_name} splits --store {params.store} --atlas {params.atlas}"
+        " --datasets {params.dataset} --task {wildcards.task} --label {params.label} {params.positive}"
+        " --catalogue {input.catalogue:q} --n-folds {params.n_folds} --seed {params.seed}"
+        " --repeats {params.repeats} --out {output}"
