@@ -52,6 +52,27 @@ def test_cache_reuses_unchanged_subjects_and_sees_every_change(tmp_path: Path) -
     assert build_manifest("tiny", "bids", root).equals(df)
 
 
+def test_cache_follows_symlinks_and_in_place_image_rewrites(tmp_path: Path) -> None:
+    # DataLad/git-annex datasets hold images as symlinks: their targets' stats are recorded,
+    # so nothing is re-indexed while nothing changed; an image rewritten in place is seen.
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"), t_r=2.0)
+    image = root / "sub-01" / "func" / "sub-01_task-rest_run-1_bold.nii.gz"
+    annexed = tmp_path / "annex" / "object.nii.gz"
+    annexed.parent.mkdir()
+    image.rename(annexed)
+    image.symlink_to(annexed)
+    out = tmp_path / "out" / "manifest.parquet"
+    _ingest(root, out)
+    _, cache = _ingest(root, out)
+    assert cache == {"subjects_reused": 2, "subjects_indexed": 0}
+    other = root / "sub-02" / "func" / "sub-02_task-rest_run-1_bold.nii.gz"
+    with open(other, "r+b") as fh:  # in place: the folder's mtime does not change
+        fh.truncate(0)
+    df, cache = _ingest(root, out)
+    assert cache == {"subjects_reused": 1, "subjects_indexed": 1}
+    assert "empty file" in df.set_index("subject").loc["02", "tr_check"]
+
+
 def test_damaged_cache_only_costs_a_full_run(tmp_path: Path) -> None:
     root = make_raw_bids(tmp_path / "raw", subjects=("01",))
     out = tmp_path / "out" / "manifest.parquet"
