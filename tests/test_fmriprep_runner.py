@@ -15,7 +15,12 @@ from conftest_connectome import SPACE, cli, make_fmriprep_run, make_raw_bids
 
 from lcm.commands import fmriprep as fmriprep_cmd
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
-from lcm.preprocess.container import FmriprepCall, apptainer_command, docker_command
+from lcm.preprocess.container import (
+    FmriprepCall,
+    allocation_args,
+    apptainer_command,
+    docker_command,
+)
 from lcm.preprocess.fmriprep_run import FmriprepRequest, run_fmriprep
 
 IMAGE = "nipreps/fmriprep:25.2.7"
@@ -130,6 +135,9 @@ def standins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PATH", path)
     monkeypatch.setenv("STANDIN_LOG", str(log))
     monkeypatch.delenv("TEMPLATEFLOW_HOME", raising=False)
+    # Not inside a SLURM job unless a test says so (fMRIPrep would get its allocation).
+    for name in ("SLURM_CPUS_PER_TASK", "SLURM_MEM_PER_NODE", "SLURM_MEM_PER_CPU"):
+        monkeypatch.delenv(name, raising=False)
     return log
 
 
@@ -361,3 +369,43 @@ def test_existing_derivatives_only_dataset(tmp_path: Path) -> None:
         "sub-01_ses-x_task-rest_run-2",
     ]
     assert rec["runs"][1]["mask"].endswith("_res-2_desc-brain_mask.nii.gz")
+
+
+@pytest.mark.parametrize(
+    ("env", "extra", "expected"),
+    [
+        ({}, [], []),  # a workstation: fMRIPrep sizes itself
+        (
+            {"SLURM_CPUS_PER_TASK": "8", "SLURM_MEM_PER_NODE": "16000"},
+            [],
+            ["--nthreads", "8", "--mem-mb", "14400"],
+        ),
+        (
+            {"SLURM_CPUS_PER_TASK": "4", "SLURM_MEM_PER_CPU": "2000"},
+            [],
+            ["--nthreads", "4", "--mem-mb", "7200"],
+        ),
+        # the user's own options win, in either spelling
+        (
+            {"SLURM_CPUS_PER_TASK": "8", "SLURM_MEM_PER_NODE": "16000"},
+            ["--nprocs=2", "--mem", "4000"],
+            [],
+        ),
+        ({"SLURM_CPUS_PER_TASK": "x", "SLURM_MEM_PER_NODE": "0"}, [], []),
+    ],
+)
+def test_allocation_args_follow_the_slurm_job(env: dict, extra: list, expected: list) -> None:
+    assert allocation_args(extra, env) == expected
+
+
+def test_docker_run_inside_slurm_job_gets_its_cpus_and_memory(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
+    lic = _expect(monkeypatch, tmp_path, extra=["--nthreads", "8", "--mem-mb", "14400"])
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
+    monkeypatch.setenv("SLURM_MEM_PER_NODE", "16000")
+    monkeypatch.delenv("SLURM_MEM_PER_CPU", raising=False)
+    rec = run_fmriprep(_request(tmp_path, "docker", fs_license=lic), tmp_path / "rec.json")
+    assert rec["command"][-4:] == ["--nthreads", "8", "--mem-mb", "14400"]
+    assert len(_calls(standins)) == 5  # the wrapper's probes, then the run itself

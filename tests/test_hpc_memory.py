@@ -70,13 +70,13 @@ def _big_bold(path: Path, shape: tuple[int, ...]) -> None:
 
 
 def _planned_mem(out: str) -> dict[str, int]:
-    """subdir -> mem_mb of each planned connectome_run job, from a dry run's job listing."""
+    """sub-<label> -> mem_mb of each planned connectome_run job, from a dry run's job listing."""
     mem = {}
     for block in out.split("rule connectome_run:")[1:]:
-        subdir = re.search(r"subdir=(sub-[A-Za-z0-9]+)", block)
+        subject = re.search(r"\bsubject=([A-Za-z0-9]+)", block)
         value = re.search(r"\bmem_mb=(\d+)", block)
-        if subdir and value:
-            mem[subdir.group(1)] = int(value.group(1))
+        if subject and value:
+            mem[f"sub-{subject.group(1)}"] = int(value.group(1))
     return mem
 
 

@@ -73,15 +73,20 @@ def slurm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_workflow_runs_on_slurm(slurm_run: Path) -> None:
     results = slurm_run / "results"
     assert (results / "report" / "index.html").is_file()
-    # Each job ran inside a SLURM allocation (the GPU rule too, on the fake GPU) and says so.
-    for artifact in (
-        "models/pretrain/model.safetensors.prov.json",
-        "metrics/task-autism_metrics.json",
-        "store/connectomes/atlas=aal116/dataset=bidsdemo/_part-0.prov.json",
-    ):
+    # Each job ran inside a SLURM allocation (the GPU rules too, on the fake GPU) and says so,
+    # with what SLURM granted: the profile's CPUs per GPU for GPU rules (a default
+    # cpus_per_task would silently replace them), one CPU elsewhere.
+    granted = {
+        "models/pretrain/model.safetensors.prov.json": {"cpus_on_node": "8", "gpus": "1"},
+        "metrics/task-autism_metrics.json": {"cpus_on_node": "4", "gpus": "1"},
+        "store/connectomes/atlas=aal116/dataset=bidsdemo/_part-0.prov.json": {"cpus_on_node": "1"},
+    }
+    for artifact, expected in granted.items():
         prov = json.loads((results / artifact).read_text())["Provenance"]
         assert prov["slurm_job_id"], f"{artifact} was not made inside a SLURM job"
         assert prov["rule"] and prov["config_sha256"] and prov["code_sha256"]
+        allocation = prov["slurm_allocation"]
+        assert {k: allocation.get(k) for k in expected} == expected, allocation
 
 
 def test_provenance_verifies_and_traces_after_slurm(slurm_run: Path) -> None:

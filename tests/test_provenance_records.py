@@ -37,6 +37,9 @@ def invoked(monkeypatch: pytest.MonkeyPatch) -> None:
     """As if `lcm --rule store store --seed 7 ...` were running inside a workflow job."""
     monkeypatch.setenv(CONFIG_HASH_ENV, "c" * 64)
     monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.setenv("SLURM_CPUS_PER_GPU", "8")
+    monkeypatch.setenv("SLURM_MEM_PER_NODE", "64000")
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     args = argparse.Namespace(rule="store", verb="store", seed=7, dataset="ds1", func=print)
     set_invocation(["--rule", "store", "store", "--seed", "7"], args)
 
@@ -73,6 +76,9 @@ def test_sidecar_records_how_the_output_was_made(tmp_path: Path, invoked: None) 
     assert prov["config_sha256"] == "c" * 64
     assert prov["code_sha256"] == code_hash("store")
     assert prov["slurm_job_id"] == "4242" and prov["host"]
+    assert prov["slurm_allocation"]["cpus_per_gpu"] == "8"
+    assert prov["slurm_allocation"]["mem_per_node_mb"] == "64000"
+    assert "cpus_per_task" not in prov["slurm_allocation"]
     assert prov["container"] == {"image": f"nipreps/fmriprep@{DIGEST}", "digest": DIGEST}
     assert "pandas" in prov["packages"] and "git_commit" in prov and "git_dirty" in prov
 

@@ -71,6 +71,25 @@ def git_commit() -> dict[str, Any]:
     return {"commit": commit, "dirty": dirty}
 
 
+# What SLURM granted the job (set by sbatch/srun in its environment), kept beside the job id.
+SLURM_ALLOCATION = {
+    "cpus_per_task": "SLURM_CPUS_PER_TASK",
+    "cpus_per_gpu": "SLURM_CPUS_PER_GPU",
+    "cpus_on_node": "SLURM_CPUS_ON_NODE",
+    "mem_per_node_mb": "SLURM_MEM_PER_NODE",
+    "mem_per_cpu_mb": "SLURM_MEM_PER_CPU",
+    "gpus": "SLURM_GPUS_ON_NODE",
+    "partition": "SLURM_JOB_PARTITION",
+}
+
+
+def slurm_allocation() -> dict[str, str] | None:
+    """The SLURM job's granted CPUs, memory, GPUs and partition; None outside SLURM."""
+    if not os.environ.get("SLURM_JOB_ID"):
+        return None
+    return {k: os.environ[v] for k, v in SLURM_ALLOCATION.items() if os.environ.get(v)}
+
+
 def environment() -> dict[str, Any]:
     """Versions and host facts recorded in every provenance record."""
     return {
@@ -78,6 +97,7 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "host": socket.gethostname(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "slurm_allocation": slurm_allocation(),
         **{f"git_{k}": v for k, v in git_commit().items()},
     }
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 # Where the TemplateFlow cache is mounted inside an apptainer container.
 CONTAINER_TEMPLATEFLOW = "/templateflow"
+# fMRIPrep's spellings of its CPU and memory options (any one given by the user wins).
+_CPU_OPTIONS = ("--nthreads", "--nprocs", "--n_cpus", "--n-cpus")
+_MEM_OPTIONS = ("--mem", "--mem-mb", "--mem_mb")
+# Share of the job's memory handed to fMRIPrep: the container runtime and nipype's own
+# bookkeeping live outside its budget, and SLURM kills the whole job at the limit.
+FMRIPREP_MEM_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,52 @@ class FmriprepCall:
     def subject_work_dir(self) -> Path:
         """Per-subject work folder, so concurrent subjects never share nipype caches."""
         return self.work_dir / f"sub-{self.subject}"
+
+
+def _given(args: list[str], options: tuple[str, ...]) -> bool:
+    return any(a.split("=", 1)[0] in options for a in args)
+
+
+def _positive_int(value: str | None) -> int | None:
+    try:
+        number = int(value) if value else 0
+    except ValueError:
+        return None
+    return number if number > 0 else None
+
+
+def allocation_args(extra_args: list[str], env: Mapping[str, str]) -> list[str]:
+    """fMRIPrep CPU and memory options from the SLURM allocation the job runs in.
+
+    Left alone, fMRIPrep sizes itself from the node (all its CPUs, no memory bound), which on
+    a shared node oversubscribes the job's share and gets it killed. Inside a SLURM job this
+    returns ``--nthreads <SLURM_CPUS_PER_TASK> --mem-mb <90 % of the job's memory>``; outside
+    one (a workstation), nothing. An option the user already passes in ``extra_args`` wins.
+
+    Parameters
+    ----------
+    extra_args : list of str
+        The user's further fMRIPrep arguments (``fmriprep.extra_args``).
+    env : mapping
+        The job's environment (``SLURM_CPUS_PER_TASK``, ``SLURM_MEM_PER_NODE`` or
+        ``SLURM_MEM_PER_CPU``, in MB).
+
+    Returns
+    -------
+    list of str
+        Arguments to add before ``extra_args``.
+    """
+    args: list[str] = []
+    cpus = _positive_int(env.get("SLURM_CPUS_PER_TASK"))
+    if cpus and not _given(extra_args, _CPU_OPTIONS):
+        args += ["--nthreads", str(cpus)]
+    mem = _positive_int(env.get("SLURM_MEM_PER_NODE"))
+    per_cpu = _positive_int(env.get("SLURM_MEM_PER_CPU"))
+    if mem is None and per_cpu and cpus:
+        mem = per_cpu * cpus
+    if mem and not _given(extra_args, _MEM_OPTIONS):
+        args += ["--mem-mb", str(int(mem * FMRIPREP_MEM_SHARE))]
+    return args
 
 
 def docker_command(call: FmriprepCall, executable: str = "fmriprep-docker") -> list[str]:

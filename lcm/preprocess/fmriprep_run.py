@@ -13,7 +13,12 @@ from pathlib import Path
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
 from lcm.io.atomic import write_json
 from lcm.io.bids_names import check_label
-from lcm.preprocess.container import FmriprepCall, apptainer_command, docker_command
+from lcm.preprocess.container import (
+    FmriprepCall,
+    allocation_args,
+    apptainer_command,
+    docker_command,
+)
 from lcm.preprocess.derivatives import check_subject_derivatives
 from lcm.preprocess.subject_runs import subject_runs
 
@@ -122,7 +127,8 @@ def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
         output_space=req.output_space,
         work_dir=work,
         fs_license=license_path,
-        extra_args=list(req.extra_args),
+        # Inside a SLURM job, fMRIPrep is told the job's CPUs and memory.
+        extra_args=allocation_args(req.extra_args, os.environ) + list(req.extra_args),
     )
     call.subject_work_dir.mkdir(parents=True, exist_ok=True)
     call.derivatives.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,8 @@ wildcard_constraints:
     dataset="[A-Za-z0-9]+",
     consortium="[A-Za-z0-9]+",
     subject="[A-Za-z0-9]+",
-    subdir="sub-[A-Za-z0-9]+(/ses-[A-Za-z0-9]+)?",
+    # A run's folder below its subject's: func/ or ses-<label>/func/.
+    func_dir="(ses-[A-Za-z0-9]+/)?func/",
     run_key="[A-Za-z0-9_-]+",
     task="[A-Za-z0-9]+",
 
@@ -97,6 +98,7 @@ def ingest_options(wildcards):
 
 
 def fmriprep_record(dataset, subject):
+    """fMRIPrep record of a subject (also the rule pattern, given "{dataset}", "{subject}")."""
     return f"{RESULTS}/fmriprep/{dataset}/sub-{subject}_fmriprep.json"
 
 
@@ -268,25 +270,38 @@ def fmriprep_inputs(wildcards):
     return PLAN.synth_subject_files(wildcards.dataset, wildcards.subject)
 
 
+_FMRIPREP_DATASET_ARGS = {}
+
+
 @per_job
-def derivatives_quoted(wildcards):
-    return quoted(derivatives_dir(wildcards.dataset))
+def fmriprep_dataset_args(wildcards):
+    """``lcm fmriprep`` options of the job's dataset: name, BIDS path, task, derivatives.
+
+    One param for the four (built once per dataset): a per-job rule pays for every param and
+    every field of its command, 10,000 times over (benchmarks/dag_scale.py).
+    """
+    ds = wildcards.dataset
+    if ds not in _FMRIPREP_DATASET_ARGS:
+        _FMRIPREP_DATASET_ARGS[ds] = (
+            f"--dataset {ds} --bids {quoted(CFG['datasets'][ds]['path'])}"
+            f" --task {quoted(CFG['datasets'][ds]['task'])}"
+            f" --derivatives {quoted(derivatives_dir(ds))}"
+        )
+    return _FMRIPREP_DATASET_ARGS[ds]
 
 
-def license_arg():
-    lic = CFG["fmriprep"]["fs_license"]
-    return f"--fs-license {quoted(lic)}" if lic else ""
+def fmriprep_options():
+    """The fmriprep section as ``lcm fmriprep`` options (the same for every subject)."""
+    fmriprep = CFG["fmriprep"]
+    args = f"--runner {fmriprep['runner']} --image {quoted(fmriprep['image'])}"
+    args += f" --output-space {SPACE} --work-dir {quoted(fmriprep['work_dir'])}"
+    if fmriprep["fs_license"]:
+        args += f" --fs-license {quoted(fmriprep['fs_license'])}"
+    return args + f" --extra-args {as_json(fmriprep['extra_args'])}"
 
 
 def connectome_dir(wildcards):
     return f"{RESULTS}/connectome/{wildcards.dataset}"
-
-
-@per_job
-def connectome_record(wildcards):
-    """fMRIPrep record of the subject a connectome run belongs to."""
-    subject = Path(wildcards.subdir).parts[0].removeprefix("sub-")
-    return fmriprep_record(wildcards.dataset, subject)
 
 
 @per_job
@@ -316,6 +331,14 @@ def atlas_args():
     if atlas.get("templateflow"):
         args += f" --atlas-templateflow {as_json(atlas['templateflow'])}"
     return args
+
+
+def connectome_options():
+    """Atlas, coverage, denoising and connectome options of ``lcm connectome run``."""
+    return (
+        f"{atlas_args()} --min-coverage {CFG['atlas']['min_coverage']}"
+        f" --denoise {as_json(CFG['denoise'])} --connectome {as_json(CFG['connectome'])}"
+    )
 
 
 def atlas_files():

@@ -11,12 +11,12 @@ localrules:
 
 rule connectome_run:
     input:
-        record=connectome_record,
+        record=fmriprep_record("{dataset}", "{subject}"),
         atlas=atlas_files(),
     output:
-        qc=f"{RESULTS}/connectome/{{dataset}}/{{subdir}}/func/{{run_key}}_space-{SPACE}_seg-{ATLAS}_qc.json",
+        qc=f"{RESULTS}/connectome/{{dataset}}/sub-{{subject}}/{{func_dir}}{{run_key}}_space-{SPACE}_seg-{ATLAS}_qc.json",
     log:
-        "logs/connectome/{dataset}/{subdir}/{run_key}.log",
+        "logs/connectome/{dataset}/sub-{subject}/{func_dir}{run_key}.log",
     wildcard_constraints:
         dataset=one_of(PLAN.voxel_datasets()),
     group:
@@ -26,19 +26,15 @@ rule connectome_run:
     # Memory grows with the run's BOLD file (profiles/slurm sets runtime; see config/README.md).
     resources:
         mem_mb=connectome_mem_mb,
+    # One job per run: few params and command fields (see `fmriprep_dataset_args`).
     params:
-        atlas=atlas_args(),
-        min_coverage=CFG["atlas"]["min_coverage"],
-        denoise=as_json(CFG["denoise"]),
-        connectome=as_json(CFG["connectome"]),
+        options=connectome_options(),
         out_dir=f"{RESULTS}/connectome/{{dataset}}",
-        rule_name="connectome_run",
         code=code_hash("connectome"),
     shell:
-        "python -m lcm --log-file {log} --rule {params.rule_name} connectome run --dataset {wildcards.dataset}"
-        " --fmriprep-record {input.record} --run-key {wildcards.run_key} {params.atlas}"
-        " --min-coverage {params.min_coverage} --denoise {params.denoise}"
-        " --connectome {params.connectome} --out-dir {params.out_dir} --qc-out {output.qc}"
+        "python -m lcm --log-file {log} --rule connectome_run connectome run --dataset {wildcards.dataset}"
+        " --fmriprep-record {input.record} --run-key {wildcards.run_key} {params.options}"
+        " --out-dir {params.out_dir} --qc-out {output.qc}"
 
 
 rule connectome_collect:
@@ -56,10 +52,9 @@ rule connectome_collect:
     conda:
         "../../envs/connectome.yaml"
     params:
-        rule_name="connectome_collect",
         code=code_hash("connectome"),
     shell:
-        "python -m lcm --log-file {log} --rule {params.rule_name} connectome collect --qc {input.qc} --out {output.table}"
+        "python -m lcm --log-file {log} --rule connectome_collect connectome collect --qc {input.qc} --out {output.table}"
 
 
 rule connectome_timeseries:
@@ -79,10 +74,9 @@ rule connectome_timeseries:
         denoise=as_json(CFG["denoise"]),
         connectome=as_json(CFG["connectome"]),
         out_dir=connectome_dir,
-        rule_name="connectome_timeseries",
         code=code_hash("connectome"),
     shell:
-        "python -m lcm --log-file {log} --rule {params.rule_name} connectome timeseries --dataset {wildcards.dataset}"
+        "python -m lcm --log-file {log} --rule connectome_timeseries connectome timeseries --dataset {wildcards.dataset}"
         " --manifest {input.manifest} {params.atlas} --denoise {params.denoise}"
         " --connectome {params.connectome} --out-dir {params.out_dir} --qc-table {output.table}"
 
@@ -102,8 +96,7 @@ rule connectome_import:
     params:
         atlas=atlas_args(),
         out_dir=connectome_dir,
-        rule_name="connectome_import",
         code=code_hash("connectome"),
     shell:
-        "python -m lcm --log-file {log} --rule {params.rule_name} connectome import --dataset {wildcards.dataset}"
+        "python -m lcm --log-file {log} --rule connectome_import connectome import --dataset {wildcards.dataset}"
         " --manifest {input.manifest} {params.atlas} --out-dir {params.out_dir} --qc-table {output.table}"

@@ -29,10 +29,9 @@ rule evaluate:
         ssl=ssl_checkpoint_arg,
         settings=evaluate_settings,
         seed=CFG["seed"],
-        rule_name="evaluate",
         code=code_hash("evaluate"),
     shell:
-        "python -m lcm --log-file {log} --rule {params.rule_name} evaluate --store {params.store} --atlas {params.atlas}"
+        "python -m lcm --log-file {log} --rule evaluate evaluate --store {params.store} --atlas {params.atlas}"
         " --catalogue {input.catalogue:q} --task {wildcards.task} --dataset {params.dataset}"
         " --label {params.label} {params.positive} --checkpoint {params.checkpoint} {params.ssl}"
         " --settings {params.settings} --seed {params.seed} --threads {threads} --out {output.metrics}"

@@ -25,10 +25,9 @@ rule finetune:
         settings=as_json(CFG["evaluate"]["finetune"]),
         seed=CFG["seed"],
         out_dir=output_dir,
-        rule_name="finetune",
         code=code_hash("finetune"),
     shell:
-        "python -m lcm --log-file {log} --rule {params.rule_name} finetune --checkpoint {params.checkpoint} --store {params.store}"
+        "python -m lcm --log-file {log} --rule finetune finetune --checkpoint {params.checkpoint} --store {params.store}"
         " --atlas {params.atlas} --catalogue {input.catalogue:q} --dataset {params.dataset}"
         " --label {params.label} --positive {params.positive} --settings {params.settings}"
         " --seed {params.seed} --threads {threads} --out-dir {params.out_dir}"
@@ -54,9 +53,8 @@ rule embed:
         store=store_root_of_input,
         atlas=ATLAS,
         dataset=task_value("dataset"),
-        rule_name="embed",
         code=code_hash("embed"),
     shell:
-        "python -m lcm --log-file {log} --rule {params.rule_name} embed --checkpoint {params.checkpoint} --store {params.store}"
+        "python -m lcm --log-file {log} --rule embed embed --checkpoint {params.checkpoint} --store {params.store}"
         " --atlas {params.atlas} --catalogue {input.catalogue:q} --datasets {params.dataset}"
         " --out {output.embeddings} --attention-out {output.attention}"

@@ -11,28 +11,19 @@ rule fmriprep:
         # was added must not rerun every other subject.
         manifest=ancient(f"{RESULTS}/ingest/{{dataset}}/manifest.parquet"),
     output:
-        record=f"{RESULTS}/fmriprep/{{dataset}}/sub-{{subject}}_fmriprep.json",
+        record=fmriprep_record("{dataset}", "{subject}"),
     log:
         "logs/fmriprep/{dataset}_sub-{subject}.log",
     wildcard_constraints:
         dataset=one_of(PLAN.voxel_datasets()),
     conda:
         "../../envs/fmriprep.yaml"
+    # One job per subject: its command has few fields, since a dry run formats each job's
+    # command three times (see `fmriprep_dataset_args` in common.smk).
     params:
-        bids=dataset_value("path", quote=True),
-        task=dataset_value("task"),
-        derivatives=derivatives_quoted,
-        runner=CFG["fmriprep"]["runner"],
-        image=quoted(CFG["fmriprep"]["image"]),
-        space=SPACE,
-        license=license_arg(),
-        work_dir=quoted(CFG["fmriprep"]["work_dir"]),
-        extra=as_json(CFG["fmriprep"]["extra_args"]),
-        rule_name="fmriprep",
+        dataset=fmriprep_dataset_args,
+        options=fmriprep_options(),
         code=code_hash("fmriprep"),
     shell:
-        "python -m lcm --log-file {log} --rule {params.rule_name} fmriprep --dataset {wildcards.dataset} --bids {params.bids}"
-        " --subject {wildcards.subject} --task {params.task} --runner {params.runner}"
-        " --image {params.image} --output-space {params.space} --derivatives {params.derivatives}"
-        " --work-dir {params.work_dir} {params.license} --extra-args {params.extra}"
-        " --out {output.record}"
+        "python -m lcm --log-file {log} --rule fmriprep fmriprep {params.dataset}"
+        " --subject {wildcards.subject} {params.options} --out {output.record}"

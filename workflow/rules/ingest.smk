@@ -22,9 +22,8 @@ rule ingest:
         space=SPACE,
         listing=dataset_listing,
         options=ingest_options,
-        rule_name="ingest",
         code=code_hash("ingest"),
     shell:
-        "python -m lcm --log-file {log} --rule {params.rule_name} ingest --dataset {wildcards.dataset} --entry {params.entry}"
+        "python -m lcm --log-file {log} --rule ingest ingest --dataset {wildcards.dataset} --entry {params.entry}"
         " --path {params.path} {params.derivatives} --task {params.task} --space {params.space}"
         " {params.options} --out {output.manifest}"

@@ -24,10 +24,9 @@ rule pretrain:
         settings=as_json(CFG["pretrain"]),
         seed=CFG["seed"],
         out_dir=output_dir,
-        rule_name="pretrain",
         code=code_hash("pretrain"),
     shell:
-        "python -m lcm --log-file {log} --rule {params.rule_name} pretrain --store {params.store} --atlas {params.atlas}"
+        "python -m lcm --log-file {log} --rule pretrain pretrain --store {params.store} --atlas {params.atlas}"
         " --catalogue {input.catalogue:q} --datasets {params.datasets} --model {params.model}"
         " --settings {params.settings} --seed {params.seed} --threads {threads} --out-dir {params.out_dir}"
 
@@ -55,9 +54,8 @@ rule pretrain_ssl:
         settings=ssl_pretrain_settings(),
         seed=CFG["seed"],
         out_dir=output_dir,
-        rule_name="pretrain_ssl",
         code=code_hash("pretrain"),
     shell:
-        "python -m lcm --log-file {log} --rule {params.rule_name} pretrain --store {params.store} --atlas {params.atlas}"
+        "python -m lcm --log-file {log} --rule pretrain_ssl pretrain --store {params.store} --atlas {params.atlas}"
         " --catalogue {input.catalogue:q} --datasets {params.datasets} --model {params.model}"
         " --settings {params.settings} --seed {params.seed} --threads {threads} --out-dir {params.out_dir}"

@@ -42,14 +42,13 @@ rule report:
     conda:
         "../../envs/report.yaml"
     params:
-        rule_name="report",
         code=code_hash("report"),
         ssl_history=optional_arg("--ssl-history", "ssl_history"),
         truth=optional_arg("--ground-truth", "truth"),
         attention=optional_arg("--attention", "attention"),
         atlas=atlas_args(),
     shell:
-        "python -m lcm --log-file {log} --rule {params.rule_name} report --metrics {input.metrics} --predictions {input.predictions}"
+        "python -m lcm --log-file {log} --rule report report --metrics {input.metrics} --predictions {input.predictions}"
         " --history {input.history} --bei-eval {input.bei_eval} --qc {input.qc}"
         " --ingest-summary {input.ingest}"
         " {params.ssl_history} {params.truth} {params.attention} {params.atlas} --out-metrics {output.metrics} --out-summary {output.summary}"

@@ -23,10 +23,9 @@ rule splits:
         n_folds=CFG["evaluate"]["n_folds"],
         repeats=evaluate_repeats(),
         seed=CFG["seed"],
-        rule_name="splits",
         code=code_hash("splits"),
     shell:
-        "python -m lcm --log-file {log} --rule {params.rule_name} splits --store {params.store} --atlas {params.atlas}"
+        "python -m lcm --log-file {log} --rule splits splits --store {params.store} --atlas {params.atlas}"
         " --datasets {params.dataset} --task {wildcards.task} --label {params.label} {params.positive}"
         " --catalogue {input.catalogue:q} --n-folds {params.n_folds} --seed {params.seed}"
         " --repeats {params.repeats} --out {output}"

@@ -18,9 +18,8 @@ rule store:
     params:
         atlas=ATLAS,
         store=store_root,
-        rule_name="store",
         code=code_hash("store"),
     shell:
-        "python -m lcm --log-file {log} --rule {params.rule_name} store --dataset {wildcards.dataset} --qc-table {input.qc}"
+        "python -m lcm --log-file {log} --rule store store --dataset {wildcards.dataset} --qc-table {input.qc}"
         " --phenotype {input.phenotype:q} --catalogue {input.catalogue:q} --atlas {params.atlas}"
         " --store-dir {params.store}"

@@ -16,10 +16,9 @@ rule synth_roi_cohort:
         "../../envs/synth.yaml"
     params:
         settings=synth_params,
-        rule_name="synth_roi_cohort",
         code=code_hash("synth"),
     shell:
-        "python -m lcm --log-file {log} --rule {params.rule_name} synth --config-json {params.settings} --consortium {wildcards.consortium}"
+        "python -m lcm --log-file {log} --rule synth_roi_cohort synth --config-json {params.settings} --consortium {wildcards.consortium}"
 
 
 rule synth_voxel_cohort:
@@ -40,10 +39,9 @@ rule synth_voxel_cohort:
         "../../envs/synth.yaml"
     params:
         settings=synth_params,
-        rule_name="synth_voxel_cohort",
         code=code_hash("synth"),
     shell:
-        "python -m lcm --log-file {log} --rule {params.rule_name} synth --config-json {params.settings} --consortium {wildcards.consortium}"
+        "python -m lcm --log-file {log} --rule synth_voxel_cohort synth --config-json {params.settings} --consortium {wildcards.consortium}"
 
 
 rule synth_voxel_subject:
@@ -65,8 +63,7 @@ rule synth_voxel_subject:
         "../../envs/synth.yaml"
     params:
         settings=synth_params,
-        rule_name="synth_voxel_subject",
         code=code_hash("synth"),
     shell:
-        "python -m lcm --log-file {log} --rule {params.rule_name} synth --config-json {params.settings}"
+        "python -m lcm --log-file {log} --rule synth_voxel_subject synth --config-json {params.settings}"
         " --consortium {wildcards.consortium} --subject {wildcards.subject}"
