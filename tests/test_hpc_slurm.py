@@ -89,6 +89,17 @@ def test_workflow_runs_on_slurm(slurm_run: Path) -> None:
         assert {k: allocation.get(k) for k in expected} == expected, allocation
 
 
+def test_per_run_connectome_jobs_share_one_submission(slurm_run: Path) -> None:
+    # group-components batches up to 50 runs into one SLURM job that runs them one after the
+    # other (Snakemake sizes the group to the workflow's one core): one job id, one CPU.
+    sidecars = sorted((slurm_run / "results" / "connectome" / "bidsdemo").rglob("*_qc.prov.json"))
+    assert len(sidecars) >= 2, sidecars
+    provs = [json.loads(p.read_text())["Provenance"] for p in sidecars]
+    assert {p["rule"] for p in provs} == {"connectome_run"}
+    assert len({p["slurm_job_id"] for p in provs}) == 1, [p["slurm_job_id"] for p in provs]
+    assert {p["slurm_allocation"]["cpus_on_node"] for p in provs} == {"1"}
+
+
 def test_provenance_verifies_and_traces_after_slurm(slurm_run: Path) -> None:
     lcm = [sys.executable, "-m", "lcm", "provenance"]
     verify = subprocess.run(
