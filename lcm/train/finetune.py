@@ -23,10 +23,8 @@ from lcm.io.atomic import write_tsv
 from lcm.model.checkpoint import (
     checkpoint_layout,
     data_fingerprint,
-    load_checkpoint,
     save_checkpoint,
 )
-from lcm.model.config import LCMConfig
 from lcm.model.lcm import LCM
 from lcm.model.losses import variable_losses
 from lcm.model.targets import (
@@ -43,17 +41,17 @@ from lcm.train.confident import (
     confident_labels,
     threshold_plan,
 )
+from lcm.train.finetuned import FinetunedLCM
 from lcm.train.loop import autocast, history_frame, pick_device, seed_everything, train_epochs
-from lcm.train.pretrain import check_connectomes, predict_outputs
+from lcm.train.pretrain import predict_outputs
 from lcm.train.settings import resolve_settings
 
 log = logging.getLogger(__name__)
 
-INITS = ("pretrained", "scratch")
 WEIGHT_DECAY = 0.01
 
 
-class LCMClassifier:
+class LCMClassifier(FinetunedLCM):
     """Finetune an LCM checkpoint into a binary classifier (fit / predict_proba / predict / save).
 
     Parameters
@@ -216,22 +214,17 @@ class LCMClassifier:
         )  # fmt: skip
         return filled
 
+    n_task_queries = 2  # the two diagnosis logits
+
     def _check_fit_inputs(
         self, fc: np.ndarray, y: np.ndarray, variables: pd.DataFrame | None
     ) -> np.ndarray:
-        if self.init not in INITS:
-            raise ConfigError(f"LCMClassifier init: expected one of {INITS}, got {self.init!r}.")
         if len(tuple(self.levels)) != 2 or len(set(self.levels)) != 2:
             raise ConfigError(
                 f"LCMClassifier levels: expected two distinct level names, got {self.levels!r}.",
                 hint="Pass (negative, positive), e.g. ('control', 'autism').",
             )
-        if self.checkpoint is None and self.init != "scratch":
-            raise ConfigError(
-                "LCMClassifier: checkpoint is None but init is 'pretrained'.",
-                hint="Pass a pretrained checkpoint folder, or init='scratch'.",
-            )
-        check_connectomes(fc, "finetuning data")
+        self._check_setup(fc, variables)
         y = np.asarray(y)
         if y.shape != (len(fc),) or not np.isin(y, (-1, 0, 1)).all():
             raise InputDataError(
@@ -244,19 +237,7 @@ class LCMClassifier:
                 "finetuning labels: no labelled subject (all -1).",
                 hint="At least one subject needs a diagnosis.",
             )
-        if variables is not None and len(variables) != len(fc):
-            raise InputDataError(
-                f"finetuning variables: {len(variables)} rows for {len(fc)} connectomes.",
-                hint="Pass the variables row-aligned with fc.",
-            )
         return y.astype(np.int64)
-
-    def _base_model(self, n_rois: int) -> tuple[LCM, dict[str, Any]]:
-        if self.checkpoint is None:
-            config = LCMConfig(n_rois=n_rois, n_queries=2)
-            torch.manual_seed(self.seed)
-            return LCM(config), {}
-        return load_checkpoint(self.checkpoint, n_rois=n_rois)
 
     def _log_counts(self, y: np.ndarray, bei: Targets) -> None:
         known = {name: int(t.present.sum()) for name, t in bei.items()}
@@ -269,19 +250,7 @@ class LCMClassifier:
 
     def predict_proba(self, fc: np.ndarray) -> np.ndarray:
         """Class probabilities ``[n, 2]`` (columns: ``levels[0]``, ``levels[1]``)."""
-        if not hasattr(self, "model_"):
-            raise InputDataError(
-                "LCMClassifier is not fitted.", hint="Call fit() before predict_proba()."
-            )
-        check_connectomes(fc, "prediction data")
-        if fc.shape[1] != self.model_.config.n_rois:
-            raise InputDataError(
-                f"prediction data: {fc.shape[1]} ROIs, the model expects "
-                f"{self.model_.config.n_rois}.",
-                hint="Use connectomes of the atlas the model was trained on.",
-            )
-        dev = next(self.model_.parameters()).device
-        logits = predict_outputs(self.model_, fc, dev)[:, self.layout_[self.label].slice]
+        logits = self._outputs(fc)[:, self.layout_[self.label].slice]
         return torch.softmax(logits.double(), dim=-1).numpy()
 
     def predict(self, fc: np.ndarray) -> np.ndarray:

@@ -20,20 +20,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lcm.exceptions import ConfigError, InputDataError
-from lcm.model.checkpoint import checkpoint_layout, load_checkpoint
-from lcm.model.config import LCMConfig
-from lcm.model.lcm import LCM
+from lcm.exceptions import InputDataError
+from lcm.model.checkpoint import checkpoint_layout
 from lcm.model.targets import QueryLayout
-from lcm.train.finetune import INITS, _Finetuning, bei_targets
+from lcm.train.finetune import _Finetuning, bei_targets
+from lcm.train.finetuned import FinetunedLCM
 from lcm.train.loop import pick_device
-from lcm.train.pretrain import check_connectomes, predict_outputs
 from lcm.train.settings import resolve_settings
 
 log = logging.getLogger(__name__)
 
 
-class LCMRegressor:
+class LCMRegressor(FinetunedLCM):
     """Finetune an LCM checkpoint into a regressor of one continuous target (fit / predict).
 
     Parameters
@@ -137,14 +135,7 @@ class LCMRegressor:
     def _check_fit_inputs(
         self, fc: np.ndarray, y: np.ndarray, variables: pd.DataFrame | None
     ) -> np.ndarray:
-        if self.init not in INITS:
-            raise ConfigError(f"LCMRegressor init: expected one of {INITS}, got {self.init!r}.")
-        if self.checkpoint is None and self.init != "scratch":
-            raise ConfigError(
-                "LCMRegressor: checkpoint is None but init is 'pretrained'.",
-                hint="Pass a pretrained checkpoint folder, or init='scratch'.",
-            )
-        check_connectomes(fc, "finetuning data")
+        self._check_setup(fc, variables)
         y = np.asarray(y, dtype=float)
         if y.shape != (len(fc),) or np.isinf(y).any():
             raise InputDataError(
@@ -157,32 +148,9 @@ class LCMRegressor:
                 f"finetuning targets: {int(np.isfinite(y).sum())} labelled row(s); at least 3.",
                 hint="Raise the label fraction or add labelled subjects.",
             )
-        if variables is not None and len(variables) != len(fc):
-            raise InputDataError(
-                f"finetuning variables: {len(variables)} rows for {len(fc)} connectomes.",
-                hint="Pass the variables row-aligned with fc.",
-            )
         return y
-
-    def _base_model(self, n_rois: int) -> tuple[LCM, dict[str, Any]]:
-        if self.checkpoint is None:
-            import torch
-
-            torch.manual_seed(self.seed)
-            return LCM(LCMConfig(n_rois=n_rois, n_queries=1)), {}
-        return load_checkpoint(self.checkpoint, n_rois=n_rois)
 
     def predict(self, fc: np.ndarray) -> np.ndarray:
         """Predicted target ``[n]`` in the original units."""
-        if not hasattr(self, "model_"):
-            raise InputDataError("LCMRegressor is not fitted.", hint="Call fit() before predict().")
-        check_connectomes(fc, "prediction data")
-        if fc.shape[1] != self.model_.config.n_rois:
-            raise InputDataError(
-                f"prediction data: {fc.shape[1]} ROIs, the model expects "
-                f"{self.model_.config.n_rois}.",
-                hint="Use connectomes of the atlas the model was trained on.",
-            )
-        dev = next(self.model_.parameters()).device
-        out = predict_outputs(self.model_, fc, dev)[:, self.layout_[self.label].start]
+        out = self._outputs(fc)[:, self.layout_[self.label].start]
         return out.double().numpy() * self.scale_ + self.mean_

@@ -1,0 +1,71 @@
+"""What the finetuned LCM estimators share: set-up checks, the base model, checked outputs.
+
+:class:`~lcm.train.finetune.LCMClassifier` and :class:`~lcm.train.regress.LCMRegressor` keep
+their own constructors (the classifier also takes ``levels``) and targets; this holds the rest,
+so that both refuse the same bad input with the same message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lcm.exceptions import ConfigError, InputDataError
+from lcm.model.checkpoint import load_checkpoint
+from lcm.model.config import LCMConfig
+from lcm.model.lcm import LCM
+from lcm.train.pretrain import check_connectomes, predict_outputs
+
+INITS = ("pretrained", "scratch")
+
+
+class FinetunedLCM:
+    """Mixin of the finetuned estimators (needs ``checkpoint``, ``init``, ``seed``).
+
+    ``n_task_queries`` is the number of queries a model trained from scratch starts with (the
+    task head: two diagnosis logits, or one continuous value).
+    """
+
+    n_task_queries = 1
+
+    def _check_setup(self, fc: np.ndarray, variables: pd.DataFrame | None) -> None:
+        """Raise on an unknown init, a missing checkpoint, bad connectomes or variables."""
+        name = type(self).__name__
+        if self.init not in INITS:
+            raise ConfigError(f"{name} init: expected one of {INITS}, got {self.init!r}.")
+        if self.checkpoint is None and self.init != "scratch":
+            raise ConfigError(
+                f"{name}: checkpoint is None but init is 'pretrained'.",
+                hint="Pass a pretrained checkpoint folder, or init='scratch'.",
+            )
+        check_connectomes(fc, "finetuning data")
+        if variables is not None and len(variables) != len(fc):
+            raise InputDataError(
+                f"finetuning variables: {len(variables)} rows for {len(fc)} connectomes.",
+                hint="Pass the variables row-aligned with fc.",
+            )
+
+    def _base_model(self, n_rois: int) -> tuple[LCM, dict[str, Any]]:
+        """The pretrained model and its metadata, or a seeded fresh one (``init="scratch"``)."""
+        if self.checkpoint is None:
+            torch.manual_seed(self.seed)
+            return LCM(LCMConfig(n_rois=n_rois, n_queries=self.n_task_queries)), {}
+        return load_checkpoint(self.checkpoint, n_rois=n_rois)
+
+    def _outputs(self, fc: np.ndarray) -> torch.Tensor:
+        """The fitted model's outputs on ``fc`` ``[n, n_outputs]``, after checking ``fc``."""
+        if not hasattr(self, "model_"):
+            raise InputDataError(
+                f"{type(self).__name__} is not fitted.", hint="Call fit() before predicting."
+            )
+        check_connectomes(fc, "prediction data")
+        if fc.shape[1] != self.model_.config.n_rois:
+            raise InputDataError(
+                f"prediction data: {fc.shape[1]} ROIs, the model expects "
+                f"{self.model_.config.n_rois}.",
+                hint="Use connectomes of the atlas the model was trained on.",
+            )
+        return predict_outputs(self.model_, fc, next(self.model_.parameters()).device)
