@@ -2,11 +2,12 @@
 # GPU measurements of issue 6, under 5 minutes on one 80 GB GPU: MFU of LCM-Base and LCM-Big in
 # bf16 autocast, and LCM-Big training at batch 128 (targets: mfu >= 0.4; big fits batch 128).
 # Each line of JSON is the last line of one train_throughput.py run.
-#   bash benchmarks/gpu_smoke.sh            (from the repository root, package installed)
+#   bash benchmarks/gpu_smoke.sh            (from the repository root, package installed;
+#                                            PYTHON=python3 where `python` is not the one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-run() { timeout 150 python benchmarks/train_throughput.py --device cuda --rounds 2 "$@" | tail -n 1; }
+run() { timeout 150 "${PYTHON:-python}" benchmarks/train_throughput.py --device cuda --rounds 2 "$@" | tail -n 1; }
 run --preset base --batch 128 --steps 10
 run --preset big --batch 128 --steps 4
 # Memory head-room: the same batch with gradient checkpointing.
