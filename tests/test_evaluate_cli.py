@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest_evaluate import prevalence_model  # noqa: F401 (fixture)
 
 from lcm.commands import evaluate as evaluate_cmd
 from lcm.evaluate.metrics import METRIC_COLUMNS, PREDICTION_COLUMNS
@@ -116,22 +117,9 @@ def test_evaluate_command_rejects_bad_positive(store, tmp_path):
     assert not (tmp_path / "m.parquet").exists()
 
 
-class _Prevalence:
-    """Cheap model: predicts the labeled training prevalence."""
-
-    def fit(self, fc, y, variables):
-        self.p_ = float((y[y >= 0] == 1).mean())
-        return self
-
-    def predict_proba(self, fc):
-        p = np.full(len(fc), self.p_)
-        return np.column_stack([1 - p, p])
-
-
-def test_evaluate_uses_the_folds_of_lcm_splits(store, tmp_path):
+def test_evaluate_uses_the_folds_of_lcm_splits(store, tmp_path, prevalence_model):  # noqa: F811
     """As in the workflow: `lcm splits --task` writes folds that `lcm evaluate --splits` reads."""
     from lcm.cli import main
-    from lcm.evaluate.registry import register_model, unregister_model
 
     table = tmp_path / "splits" / "task-asd_splits.parquet"
     common = [
@@ -147,30 +135,26 @@ def test_evaluate_uses_the_folds_of_lcm_splits(store, tmp_path):
          "--positive", "autism", "--n-folds", "3", "--seed", "3", "--repeats", "0", "2",
          "--out", str(table)]
     ) == 0  # fmt: skip
-    register_model("prevalence", lambda ctx: _Prevalence(), replace=True)
-    try:
-        out, pred = tmp_path / "m.parquet", tmp_path / "p.parquet"
-        settings = {
-            "n_folds": 3,
-            "seeds": [0, 2],
-            "label_fractions": [1.0],
-            "models": ["prevalence"],
-        }
-        argv = ["evaluate", *common, "--task", "asd", "--dataset", "toyds", "--label", "autism",
-                "--positive", "autism", "--seed", "3", "--splits", str(table),
-                "--out", str(out), "--predictions", str(pred)]  # fmt: skip
-        args = _parse([*argv, "--settings", json.dumps(settings)])
-        assert args.func(args) == 0
-        folds = pd.read_parquet(table).query("scheme == 'subject'")
-        predictions = pd.read_parquet(pred)
-        merged = predictions.merge(folds, on=["subject", "seed"], suffixes=("", "_table"))
-        assert len(merged) == len(predictions) == 23 * 2
-        assert (merged["fold"] == merged["fold_table"]).all()
-        sidecar = json.loads((tmp_path / "m.json").read_text())
-        assert str(table) in sidecar["Sources"] and sidecar["splits_table"] == str(table)
-        # Settings that disagree with the table are refused, naming the table and the fix.
-        args = _parse([*argv, "--settings", json.dumps({**settings, "n_folds": 4})])
-        with pytest.raises(InputDataError, match=r"task-asd_splits\.parquet: 3 subject-level"):
-            args.func(args)
-    finally:
-        unregister_model("prevalence")
+    out, pred = tmp_path / "m.parquet", tmp_path / "p.parquet"
+    settings = {
+        "n_folds": 3,
+        "seeds": [0, 2],
+        "label_fractions": [1.0],
+        "models": [prevalence_model],
+    }
+    argv = ["evaluate", *common, "--task", "asd", "--dataset", "toyds", "--label", "autism",
+            "--positive", "autism", "--seed", "3", "--splits", str(table),
+            "--out", str(out), "--predictions", str(pred)]  # fmt: skip
+    args = _parse([*argv, "--settings", json.dumps(settings)])
+    assert args.func(args) == 0
+    folds = pd.read_parquet(table).query("scheme == 'subject'")
+    predictions = pd.read_parquet(pred)
+    merged = predictions.merge(folds, on=["subject", "seed"], suffixes=("", "_table"))
+    assert len(merged) == len(predictions) == 23 * 2
+    assert (merged["fold"] == merged["fold_table"]).all()
+    sidecar = json.loads((tmp_path / "m.json").read_text())
+    assert str(table) in sidecar["Sources"] and sidecar["splits_table"] == str(table)
+    # Settings that disagree with the table are refused, naming the table and the fix.
+    args = _parse([*argv, "--settings", json.dumps({**settings, "n_folds": 4})])
+    with pytest.raises(InputDataError, match=r"task-asd_splits\.parquet: 3 subject-level"):
+        args.func(args)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from conftest_evaluate import PrevalenceModel
 
 from lcm.commands import evaluate as evaluate_cmd
 from lcm.evaluate.metrics import METRIC_COLUMNS, PREDICTION_COLUMNS
@@ -53,7 +54,7 @@ def make_cohort(n_subjects: int = 40, n_unlabeled: int = 3, seed: int = 0) -> Co
     return Cohort(ids_df, np.stack(fcs), variables, [f"roi{i}" for i in range(N_ROIS)], "toy")
 
 
-class RecordingMean:
+class RecordingMean(PrevalenceModel):
     """Cheap registered estimator: predicts the labeled training prevalence; records fit input."""
 
     calls: ClassVar[list[dict]] = []
@@ -63,12 +64,7 @@ class RecordingMean:
 
     def fit(self, fc, y, variables):
         RecordingMean.calls.append({"fc": fc.copy(), "y": y.copy(), "variables": variables.copy()})
-        self.p_ = float((y[y >= 0] == 1).mean())
-        return self
-
-    def predict_proba(self, fc):
-        p = np.full(len(fc), self.p_)
-        return np.column_stack([1 - p, p])
+        return super().fit(fc, y, variables)
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest_evaluate import prevalence_model  # noqa: F401 (fixture)
 
 from lcm.evaluate.protocol import EvaluationSettings, derived_seed, evaluate_task
-from lcm.evaluate.registry import register_model, unregister_model
 from lcm.evaluate.splits import (
     folds_from_table,
     labeled_subsets,
@@ -159,26 +159,7 @@ def test_table_errors_name_the_file_and_the_fix():
     assert used == "subject"
 
 
-class _Prevalence:
-    """A model cheap enough for this test: predicts the labeled training prevalence."""
-
-    def fit(self, fc, y, variables):
-        self.p_ = float((y[y >= 0] == 1).mean())
-        return self
-
-    def predict_proba(self, fc):
-        p = np.full(len(fc), self.p_)
-        return np.column_stack([1 - p, p])
-
-
-@pytest.fixture
-def prevalence_model():
-    register_model("prevalence", lambda ctx: _Prevalence(), replace=True)
-    yield "prevalence"
-    unregister_model("prevalence")
-
-
-def test_evaluate_reads_its_folds_from_the_table(tmp_path, prevalence_model):
+def test_evaluate_reads_its_folds_from_the_table(tmp_path, prevalence_model):  # noqa: F811
     """evaluate_task with the table tests each subject in the table's fold, and nowhere else."""
     ids, y = _ids(24)
     levels = np.where(y == 1, "autism", "control").astype(object)
