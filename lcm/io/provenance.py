@@ -4,8 +4,8 @@ A sidecar sits next to each output (same name, ``.json``; see :func:`provenance_
 outputs whose BIDS sidecar name is taken) and lists its direct inputs in ``Sources`` with their
 sha256, so a metric or checkpoint can be traced back to raw files. Its ``Provenance`` block says
 how the output was made: rule, command and parameters, config hash, hash of the LCM code the
-verb runs, seed, package versions, git commit and dirty flag, container image digest, host and
-SLURM job id.
+verb runs, seed, package versions, git commit and dirty flag, container image digest, host,
+SLURM job id and what SLURM granted the job (CPUs, memory, GPUs, partition).
 """
 
 from __future__ import annotations
