@@ -65,3 +65,15 @@ class CheckpointError(LCMError):
 
 class ExcludedRunError(InputDataError):
     """One run is unusable; the cohort continues and the run is listed with this reason."""
+
+
+class OutputBusyError(LCMError):
+    """Another LCM process is writing the same output (its advisory lock is held)."""
+
+    exit_code = 6
+
+
+class OutputOwnershipError(LCMError):
+    """An output folder holds files LCM did not write; LCM refuses to write there."""
+
+    exit_code = 6
