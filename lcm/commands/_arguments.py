@@ -3,6 +3,23 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``minimum`` (argparse prints a one-line error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
 
 
 def add_store_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,10 +45,12 @@ def add_task_arguments(p: argparse.ArgumentParser, continuous: bool = False) -> 
 
 def add_seed_and_threads(p: argparse.ArgumentParser) -> None:
     """``--seed`` and ``--threads`` of the torch stages."""
-    p.add_argument("--seed", type=int, default=0, help="Master seed of the workflow (default 0).")
+    p.add_argument(
+        "--seed", type=int_at_least(0), default=0, help="Master seed of the workflow (default 0)."
+    )
     p.add_argument(
         "--threads",
-        type=int,
+        type=int_at_least(1),
         default=None,
         help="CPU threads for torch (default: the CPUs available to this process).",
     )

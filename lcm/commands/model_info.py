@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from lcm.commands._arguments import int_at_least
 from lcm.config import parse_settings
 
 # Preset names repeated here so that building the CLI parser does not import torch.
@@ -31,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--preset", choices=PRESET_NAMES, default="tiny", help="Model preset.")
-    p.add_argument("--n-rois", type=int, default=116, help="Atlas regions (default 116, AAL).")
+    p.add_argument(
+        "--n-rois", type=int_at_least(2), default=116, help="Atlas regions (default 116, AAL)."
+    )
     p.add_argument(
         "--n-queries", type=int, default=DEFAULT_N_QUERIES,
         help=f"Query tokens (default {DEFAULT_N_QUERIES}).",

@@ -8,6 +8,7 @@ import logging
 
 import pandas as pd
 
+from lcm.commands._arguments import int_at_least
 from lcm.exceptions import InputDataError
 from lcm.store.read import read_runs
 from lcm.store.splits import SCHEMES, make_splits, write_splits
@@ -48,10 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", required=True, help="Root of the feature store.")
     p.add_argument("--atlas", required=True, help="Atlas name (store partition).")
     p.add_argument("--datasets", nargs="+", required=True, help="Downstream datasets.")
-    p.add_argument("--n-folds", type=int, default=5, help="Folds (default 5).")
+    p.add_argument("--n-folds", type=int_at_least(2), default=5, help="Folds (default 5).")
     p.add_argument(
         "--seed",
-        type=int,
+        type=int_at_least(0),
         default=0,
         help="Seed of the shuffles (default 0); with --task, the workflow seed.",
     )
@@ -65,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--repeats",
         nargs="+",
-        type=int,
+        type=int_at_least(0),
         default=[0],
         help="With --task: the evaluate.seeds entries, one cross-validation each (default 0).",
     )
