@@ -6,6 +6,8 @@ import argparse
 import logging
 
 from lcm.commands._arguments import add_store_arguments
+from lcm.commands._sources import existing, store_sources
+from lcm.io.provenance import record_outputs
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +21,9 @@ outputs: --out, one row per run: identifiers, then emb_000 ... (the mean ROI tok
 ROI mixer, d_model values); --attention-out, one row per run and query: identifiers, query
 ('variable' or 'variable=level'), then one column per ROI (last decoder layer, heads averaged,
 rows sum to 1). Parquet key-value metadata name the checkpoint, its weights' sha256, the atlas
-and (lcm.label, JSON) the diagnosis of a finetuned checkpoint: name, levels, positive.
+and (lcm.label, JSON) the diagnosis of a finetuned checkpoint: name, levels, positive. Each
+output gets a provenance sidecar (<name>.json: sources with their sha256, the output's sha256),
+so `lcm provenance verify` detects an edited table.
 """
 
 
@@ -90,4 +94,10 @@ def run(args: argparse.Namespace) -> int:
         )
         write(frame, args.attention_out)
         log.info("query attention over %d ROIs -> %s", attention.shape[2], args.attention_out)
+    sources = [
+        *existing(args.checkpoint, ("model.safetensors", "model.json")),
+        *store_sources(args.store, args.atlas, list(args.datasets)),
+        args.catalogue,
+    ]
+    record_outputs([p for p in (args.out, args.attention_out) if p], sources)
     return 0

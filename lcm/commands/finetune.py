@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from lcm.store.read import load_cohort
     from lcm.train.finetune import LCMClassifier
     from lcm.train.loop import set_threads
+    from lcm.train.outputs import CHECKPOINT_FILES, training_out_dir
 
     settings = parse_settings(args.settings, "settings")
     set_threads(args.threads)
@@ -102,14 +103,16 @@ def run(args: argparse.Namespace) -> int:
     clf = LCMClassifier(
         args.checkpoint, args.label, levels, settings, args.seed, args.init, device=args.device
     )
-    clf.fit(cohort.fc, y, cohort.variables.drop(columns=[args.label]))
-    out = clf.save(args.out_dir)
-    sources = [
-        *existing(args.checkpoint, ("model.safetensors", "model.json")),
-        *store_sources(args.store, args.atlas, [args.dataset]),
-        args.catalogue,
-    ]
-    record_outputs(existing(out, ("model.safetensors", "model.json", "history.tsv")), sources)
+    # Claimed (refused if it holds others' files) and locked against a concurrent run.
+    with training_out_dir(args.out_dir, "lcm finetune", CHECKPOINT_FILES):
+        clf.fit(cohort.fc, y, cohort.variables.drop(columns=[args.label]))
+        out = clf.save(args.out_dir)
+        sources = [
+            *existing(args.checkpoint, ("model.safetensors", "model.json")),
+            *store_sources(args.store, args.atlas, [args.dataset]),
+            args.catalogue,
+        ]
+        record_outputs(existing(out, CHECKPOINT_FILES), sources)
     log.info(
         "finetuned %s on %d runs (%d labelled) -> %s",
         args.label, len(y), int((y >= 0).sum()), out,

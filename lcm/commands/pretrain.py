@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     # Imported here: every `lcm` call builds all parsers, and torch takes seconds to import.
     from lcm.store.read import load_cohort
     from lcm.train.loop import set_threads
+    from lcm.train.outputs import PRETRAIN_FILES, STATE_DIR, training_out_dir
     from lcm.train.pretrain import pretrain
 
     model_settings = parse_settings(args.model, "model")
@@ -60,13 +61,14 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     catalogue = load_catalogue(args.catalogue)
     cohort = load_cohort(args.store, args.atlas, list(args.datasets), catalogue)
-    summary = pretrain(
-        cohort, catalogue, model_settings, settings, args.seed, args.out_dir, device=args.device
-    )
-    log.info("summary: %s", json.dumps(summary, default=str))
-    sources = [*store_sources(args.store, args.atlas, list(args.datasets)), args.catalogue]
-    outputs = existing(
-        args.out_dir, ("model.safetensors", "model.json", "history.tsv", "bei_eval.tsv")
-    )
-    record_outputs(outputs, sources)
+    # Claimed (refused if it holds others' files) and locked against a concurrent run.
+    with training_out_dir(args.out_dir, "lcm pretrain", PRETRAIN_FILES, (STATE_DIR,)):
+        summary = pretrain(
+            cohort, catalogue, model_settings, settings, args.seed, args.out_dir,
+            device=args.device,
+        )  # fmt: skip
+        log.info("summary: %s", json.dumps(summary, default=str))
+        if "rank" not in summary:  # data parallel ranks other than 0 write nothing
+            sources = [*store_sources(args.store, args.atlas, list(args.datasets)), args.catalogue]
+            record_outputs(existing(args.out_dir, PRETRAIN_FILES), sources)
     return 0

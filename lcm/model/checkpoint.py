@@ -18,15 +18,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 import lcm
-from lcm.exceptions import CheckpointError
-from lcm.io.atomic import atomic_path, write_json
+from lcm.exceptions import CheckpointError, ConfigError
+from lcm.io.atomic import write_json
 from lcm.io.provenance import git_commit, sha256_file
 from lcm.model.config import LCMConfig
 from lcm.model.lcm import LCM
 from lcm.model.targets import QueryLayout
+from lcm.model.weights import check_shapes, read_header, save_tensors
 from lcm.store.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,17 @@ META_NAME = "model.json"
 FORMAT_VERSION = 1
 # Catalogue fields that change what a query means; a difference refuses the checkpoint.
 _MEANING_KEYS = ("kind", "levels", "units")
+# Largest config sizes a checkpoint may declare: LCM-Big (d_model 2048, 32 layers) fits with a
+# wide margin, while an edited model.json cannot make building the module exhaust memory.
+CONFIG_LIMITS = {
+    "n_rois": 100_000,
+    "n_queries": 100_000,
+    "d_model": 16_384,
+    "n_heads": 1_024,
+    "d_ffn": 65_536,
+    "n_layers": 1_024,
+    "n_encoder_layers": 1_024,
+}
 
 
 def data_fingerprint(ids: pd.DataFrame, fc: np.ndarray) -> str:
@@ -89,10 +101,9 @@ def save_checkpoint(
             hint="Append query groups with QueryLayout.append when adding queries.",
         )
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(out / WEIGHTS_NAME) as tmp:
-        save_file(
-            state, str(tmp), metadata={"format": "lcm", "format_version": str(FORMAT_VERSION)}
-        )
+    save_tensors(
+        state, out / WEIGHTS_NAME, {"format": "lcm", "format_version": str(FORMAT_VERSION)}
+    )
     record = {
         **meta,
         "format_version": FORMAT_VERSION,
@@ -120,6 +131,13 @@ def read_meta(checkpoint: str | Path) -> dict[str, Any]:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{meta_path} is not valid JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(f"{meta_path} is not UTF-8 text (JSON expected): {exc}") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(
+            f"{meta_path}: expected a JSON object, got {type(meta).__name__}.",
+            hint="Point to the output folder of `lcm pretrain` or `lcm finetune`.",
+        )
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{meta_path}: format_version {meta.get('format_version')!r}, this LCM reads "
@@ -129,9 +147,65 @@ def read_meta(checkpoint: str | Path) -> dict[str, Any]:
     return meta
 
 
+def checked_config(folder: str | Path, meta: dict[str, Any]) -> LCMConfig:
+    """The model config of a checkpoint's metadata, refused when invalid or beyond the limits.
+
+    Parameters
+    ----------
+    folder : path-like
+        The checkpoint folder (named in errors).
+    meta : dict
+        Its parsed ``model.json``.
+
+    Returns
+    -------
+    LCMConfig
+
+    Raises
+    ------
+    CheckpointError
+        No ``config``, an invalid one, or a size above :data:`CONFIG_LIMITS` (an edited
+        ``model.json`` must not make the loader allocate tens of gigabytes).
+    """
+    meta_path = Path(folder) / META_NAME
+    values = meta.get("config")
+    if not isinstance(values, dict):
+        raise CheckpointError(
+            f"{meta_path}: no 'config' object (got {type(values).__name__}).",
+            hint="model.json is incomplete or edited; use the original checkpoint.",
+        )
+    for key, limit in CONFIG_LIMITS.items():
+        value = values.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+            raise CheckpointError(
+                f"{meta_path}: config {key} is {value}, above the limit of {limit}.",
+                hint="model.json was edited or comes from elsewhere; use the original checkpoint.",
+            )
+    try:
+        return LCMConfig.from_dict(values)
+    except (ConfigError, TypeError) as exc:
+        message = exc.message if isinstance(exc, ConfigError) else str(exc)
+        raise CheckpointError(
+            f"{meta_path}: invalid model config ({message}).",
+            hint="model.json was edited or comes from elsewhere; use the original checkpoint.",
+        ) from exc
+
+
 def checkpoint_layout(meta: dict[str, Any]) -> QueryLayout:
-    """The query layout recorded in a checkpoint's metadata."""
-    return QueryLayout.from_list(meta["query_layout"])
+    """The query layout recorded in a checkpoint's metadata.
+
+    Raises
+    ------
+    CheckpointError
+        ``query_layout`` is missing or malformed (an edited ``model.json``).
+    """
+    try:
+        return QueryLayout.from_list(meta["query_layout"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(
+            f"{META_NAME}: missing or malformed query_layout ({type(exc).__name__}: {exc}).",
+            hint="model.json is incomplete or edited; use the original checkpoint.",
+        ) from exc
 
 
 def load_checkpoint(
@@ -189,8 +263,13 @@ def load_checkpoint(
             f"{weights}: sha256 differs from the one recorded in {META_NAME}.",
             hint="The weights were replaced or truncated after saving; use the original files.",
         )
+    config = checked_config(folder, meta)
+    # Shapes from the file's header against a model built on the meta device (no memory):
+    # only weights that fit the config are read, so the allocation is bounded by the file.
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in LCM(config).state_dict().items()}
+    check_shapes(weights, read_header(weights), expected, f"the config in {META_NAME}")
     try:
-        config = LCMConfig.from_dict(meta["config"])
         model = LCM(config)
         model.load_state_dict(load_file(str(weights), device="cpu"), strict=True)
     except (KeyError, RuntimeError, ValueError) as exc:

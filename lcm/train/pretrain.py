@@ -45,13 +45,13 @@ from lcm.train.loop import (
     train_epochs,
 )
 from lcm.train.objective import PretrainObjective, shard_batch
+from lcm.train.outputs import STATE_DIR
 from lcm.train.settings import resolve_settings
 from lcm.train.state import remove_state
 
 log = logging.getLogger(__name__)
 
 EVAL_BATCH = 256
-STATE_DIR = "train_state"
 
 
 def run_fingerprint(

@@ -2,32 +2,39 @@
 
 Two files in the state folder: ``train_state.safetensors`` (weights, AdamW moments, random
 generator states, the current epoch's sample order) and ``train_state.json`` (step counters,
-scheduler, optimiser hyper-parameters, partial epoch sums, history, and the sha256 of the
-tensors file). As with checkpoints nothing is unpickled. The JSON is written last and marks a
-complete state; a ``fingerprint`` (settings, seed, data) must match, or the state is ignored.
+scheduler, optimiser hyper-parameters, partial epoch sums, history, the sha256 of the
+tensors file, and the sha256 of its own canonical content). As with checkpoints nothing is
+unpickled. The JSON is written last and marks a complete state; a ``fingerprint`` (settings,
+seed, data) must match, or the state is ignored; an edited JSON or tensors file is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-import shutil
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from lcm.exceptions import CheckpointError
-from lcm.io.atomic import atomic_path, write_json
+from lcm.io.atomic import write_json
+from lcm.io.ownership import remove_owned
 from lcm.io.provenance import sha256_file
+from lcm.model.weights import check_shapes, read_header, save_tensors
 
 log = logging.getLogger(__name__)
 
 TENSORS_NAME = "train_state.safetensors"
 META_NAME = "train_state.json"
-FORMAT_VERSION = 1
+# 2: the JSON carries the digest of its own content (states of version 1 are ignored).
+FORMAT_VERSION = 2
+DIGEST_KEY = "content_sha256"
 
 
 @dataclass
@@ -90,8 +97,7 @@ def save_state(
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
     if position.order is not None:
         tensors["loop.order"] = position.order.clone()
-    with atomic_path(folder / TENSORS_NAME) as tmp:
-        save_file(tensors, str(tmp))
+    save_tensors(tensors, folder / TENSORS_NAME)
     scheduler_state = {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
     meta = {
         "format_version": FORMAT_VERSION,
@@ -108,6 +114,8 @@ def save_state(
         "scheduler": scheduler_state,
         "tensors_sha256": sha256_file(folder / TENSORS_NAME),
     }
+    meta = _plain(meta)
+    meta[DIGEST_KEY] = content_digest(meta)
     write_json(folder / META_NAME, meta)
     log.info("training state saved at step %d (epoch %d)", position.step, position.epoch)
 
@@ -133,19 +141,42 @@ def load_state(
     meta_path, tensors_path = folder / META_NAME, folder / TENSORS_NAME
     if not meta_path.is_file() or not tensors_path.is_file():
         return None
-    meta = json.loads(meta_path.read_text())
+    fix = f"delete {folder} to restart training from step 0"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(
+            f"{meta_path}: not valid JSON ({exc}).", hint=f"The state is corrupted; {fix}."
+        ) from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(
+            f"{meta_path}: expected a JSON object, got {type(meta).__name__}.",
+            hint=f"The state is corrupted; {fix}.",
+        )
     if meta.get("format_version") != FORMAT_VERSION or meta.get("fingerprint") != fingerprint:
         log.warning(
-            "ignoring training state in %s: it belongs to another run (settings, seed or data "
-            "differ); training starts from step 0",
+            "ignoring training state in %s: it belongs to another run (settings, seed, data or "
+            "LCM version differ); training starts from step 0",
             folder,
         )
         return None
+    if meta.get(DIGEST_KEY) != content_digest(meta):
+        # Resuming an edited state (a step moved from 150 to 720) would silently skip training.
+        raise CheckpointError(
+            f"{meta_path}: content differs from its recorded {DIGEST_KEY} (edited after saving; "
+            f"step {meta.get('step')!r}).",
+            hint=f"The state cannot be trusted; {fix}.",
+        )
     if sha256_file(tensors_path) != meta.get("tensors_sha256"):
         raise CheckpointError(
             f"{tensors_path}: sha256 differs from the one recorded in {META_NAME}.",
-            hint=f"The state is corrupted; delete {folder} to restart training from step 0.",
+            hint=f"The state is corrupted; {fix}.",
         )
+    # Header first: a non-safetensors file is refused and shapes checked before any allocation.
+    header = read_header(tensors_path)
+    expected = {f"module.{k}": tuple(v.shape) for k, v in _unwrap(module).state_dict().items()}
+    module_header = {k: v for k, v in header.items() if k.startswith("module.")}
+    check_shapes(tensors_path, module_header, expected, "the model being trained")
     tensors = load_file(str(tensors_path))
     prefix = "module."
     _unwrap(module).load_state_dict(
@@ -175,7 +206,56 @@ def load_state(
     )
 
 
+def content_digest(meta: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of ``meta`` without its digest key.
+
+    Parameters
+    ----------
+    meta : dict
+        The state's JSON content (plain JSON types).
+
+    Returns
+    -------
+    str
+        Hex digest; the same before writing and after reading back.
+    """
+    body = {k: v for k, v in meta.items() if k != DIGEST_KEY}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _plain(meta: dict[str, Any]) -> dict[str, Any]:
+    # What the JSON file will read back as (tuples become lists, numpy scalars numbers), so
+    # the digest computed now equals the one computed on the file's content.
+    def default(obj: Any) -> Any:
+        if hasattr(obj, "tolist"):
+            return obj.tolist()
+        if hasattr(obj, "item"):
+            return obj.item()
+        raise TypeError(f"Object of type {type(obj).__name__} is not JSON serialisable")
+
+    return json.loads(json.dumps(meta, default=default))
+
+
+def _is_ours(name: str) -> bool:
+    # The state files, and atomic-write temporaries of them left by a killed run.
+    if name in (TENSORS_NAME, META_NAME):
+        return True
+    return any(name.startswith(f".{n}.") and ".tmp" in name for n in (TENSORS_NAME, META_NAME))
+
+
 def remove_state(folder: Path) -> None:
-    """Delete the state folder once the final checkpoint is written."""
-    if folder.is_dir():
-        shutil.rmtree(folder)
+    """Delete the state files once the final checkpoint is written; keep anything else.
+
+    Only LCM's state files (and their temporaries) are deleted, then the folder if it is empty;
+    other files in it are left in place with a warning (never a recursive delete).
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The state folder.
+    """
+    if not folder.is_dir():
+        return
+    # remove_owned warns about, and keeps, anything else (a user's file put there).
+    remove_owned(folder, [n for n in os.listdir(folder) if _is_ours(n)])

@@ -1,0 +1,79 @@
+"""The output folder of a training verb: claimed, locked for the run, earlier outputs named.
+
+``lcm pretrain`` and ``lcm finetune`` write a checkpoint, its history and (pretraining) a
+training state into ``--out-dir``. A folder holding files LCM did not write is refused before
+anything is written, and a second run into the same folder is refused while the first holds
+the folder's lock (see :mod:`lcm.io.ownership` and :mod:`lcm.io.lock`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from lcm.io.lock import LOCK_NAME, exclusive_lock
+from lcm.io.ownership import claim_out_dir
+from lcm.io.provenance import provenance_path
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILES = ("model.safetensors", "model.json", "history.tsv")
+PRETRAIN_FILES = (*CHECKPOINT_FILES, "bei_eval.tsv")
+STATE_DIR = "train_state"
+
+
+def own_names(files: tuple[str, ...], folders: tuple[str, ...] = ()) -> list[str]:
+    """The names a training verb writes: its files, their provenance sidecars, its folders."""
+    return [*files, *(provenance_path(f).name for f in files), *folders]
+
+
+def _is_main_process() -> bool:
+    # Under torchrun every rank runs the verb; only rank 0 writes, so only it claims and locks.
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+@contextlib.contextmanager
+def training_out_dir(
+    out_dir: str | os.PathLike[str],
+    verb: str,
+    files: tuple[str, ...],
+    folders: tuple[str, ...] = (),
+) -> Iterator[Path]:
+    """Claim ``out_dir`` for ``verb`` and hold its lock while the block runs.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        The verb's ``--out-dir``.
+    verb : str
+        ``"lcm pretrain"`` or ``"lcm finetune"`` (named in messages and in the lock file).
+    files, folders : tuple of str
+        The verb's own outputs (their sidecars are added): in a folder an earlier LCM wrote
+        without the ownership marker, these are the only entries tolerated.
+
+    Yields
+    ------
+    pathlib.Path
+        The folder.
+
+    Raises
+    ------
+    OutputOwnershipError
+        The folder holds files LCM did not write (nothing is written).
+    OutputBusyError
+        Another run holds the folder's lock.
+    """
+    out = Path(out_dir)
+    if not _is_main_process():
+        yield out
+        return
+    claim_out_dir(out, verb, own_names(files, folders))
+    with exclusive_lock(out / LOCK_NAME, verb):
+        earlier = [name for name in files if (out / name).exists()]
+        if earlier:
+            # Reruns replace the outputs they own; say so rather than overwrite without a word.
+            log.warning("%s: replacing %s of an earlier run in %s", verb, ", ".join(earlier), out)
+        yield out
