@@ -241,7 +241,10 @@ def _is_ours(name: str) -> bool:
     # The state files, and atomic-write temporaries of them left by a killed run.
     if name in (TENSORS_NAME, META_NAME):
         return True
-    return any(name.startswith(f".{n}.") and ".tmp" in name for n in (TENSORS_NAME, META_NAME))
+    # (".<name>.<random>.tmp..." or ".<name>.lcmtmp-...", whichever lcm.io.atomic names them).
+    return any(
+        name.startswith(f".{n}.") and "tmp" in name[len(n) + 2 :] for n in (TENSORS_NAME, META_NAME)
+    )
 
 
 def remove_state(folder: Path) -> None:

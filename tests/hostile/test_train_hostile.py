@@ -125,11 +125,13 @@ def test_user_file_in_state_folder_survives(store, tmp_path: Path, capfd) -> Non
     out = tmp_path / "run"
     (out / "train_state").mkdir(parents=True)
     (out / "train_state" / "notes.txt").write_text("keep me")
+    stale = out / "train_state" / ".train_state.json.lcmtmp-elsewhere-1-ab"  # a killed writer's
+    stale.write_text("{")
     assert _pretrain(store, out) == 0
     assert (out / "model.json").is_file()
     assert (out / "train_state" / "notes.txt").read_text() == "keep me"
     assert not (out / "train_state" / META_NAME).exists()
-    assert not (out / "train_state" / TENSORS_NAME).exists()
+    assert not (out / "train_state" / TENSORS_NAME).exists() and not stale.exists()
     assert any("notes.txt" in line for line in _lines(capfd, "WARNING"))
     # A rerun replaces its own outputs, and says so.
     assert _pretrain(store, out) == 0
