@@ -8,6 +8,7 @@ gzipped. Results agree with nibabel (``tests/test_ingest_header.py``).
 from __future__ import annotations
 
 import math
+import os
 import struct
 import zlib
 from dataclasses import dataclass
@@ -15,6 +16,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 _TIME_UNIT_SECONDS = {8: 1.0, 16: 1e-3, 24: 1e-6}  # NIFTI_UNITS_SEC / MSEC / USEC
+
+# Sane bounds of a BOLD image, checked before anything is allocated from its header: a
+# corrupt or hostile header can claim 30000^3 voxels. The largest real grids (0.5 mm
+# high-resolution fMRI, 7 T) stay far below 1024 voxels per axis; HCP runs have 1200 volumes.
+MAX_SPATIAL_DIM = 1024
+MAX_VOLUMES = 100_000
+# Deflate cannot compress better than about 1032:1, so a .nii.gz of n bytes holds at most
+# ~1032 n bytes of image: a header claiming more is wrong (or the file is truncated).
+GZIP_MAX_RATIO = 1100
 
 
 class UnreadableHeader(ValueError):
@@ -33,11 +43,24 @@ class BoldHeader:
     t_r : float or None
         ``pixdim[4]`` in seconds (``msec``/``usec`` converted, unknown units taken as seconds),
         ``None`` when 0 or not finite.
+    bitpix : int
+        Bits per voxel value (0 when the header does not say).
+    vox_offset : int
+        Byte offset of the data in a one-file NIfTI.
+    single_file : bool
+        ``True`` for a ``.nii`` (magic ``n+1``/``n+2``), whose data follow the header.
     """
 
     ndim: int
     shape: tuple[int, ...]
     t_r: float | None
+    bitpix: int = 0
+    vox_offset: int = 0
+    single_file: bool = True
+
+    def data_bytes(self) -> int:
+        """Bytes of image data the header implies (its dimensions times the value size)."""
+        return math.prod(self.shape) * max(self.bitpix, 8) // 8
 
 
 def read_bold_header(path: str | Path) -> BoldHeader:
@@ -81,13 +104,19 @@ def parse_header(raw: bytes) -> BoldHeader:
     for order in "<>":
         if len(raw) >= 348 and struct.unpack(order + "i", raw[:4])[0] == 348:
             dims = struct.unpack(order + "8h", raw[40:56])
+            bitpix = struct.unpack(order + "h", raw[72:74])[0]
             pixdim = struct.unpack(order + "8f", raw[76:108])
+            offset = struct.unpack(order + "f", raw[108:112])[0]
             units = raw[123]
+            single, minimum = raw[344:347] == b"n+1", 352
             break
         if len(raw) >= 540 and struct.unpack(order + "i", raw[:4])[0] == 540:
+            bitpix = struct.unpack(order + "h", raw[14:16])[0]
             dims = struct.unpack(order + "8q", raw[16:80])
             pixdim = struct.unpack(order + "8d", raw[104:168])
+            offset = struct.unpack(order + "q", raw[168:176])[0]
             units = struct.unpack(order + "i", raw[500:504])[0]
+            single, minimum = raw[4:7] == b"n+2", 544
             break
     else:
         raise UnreadableHeader(f"not a NIfTI header ({len(raw)} bytes read)")
@@ -100,4 +129,100 @@ def parse_header(raw: bytes) -> BoldHeader:
         value = float(pixdim[4])
         if math.isfinite(value) and value > 0:
             t_r = value * _TIME_UNIT_SECONDS.get(units & 0x38, 1.0)
-    return BoldHeader(ndim=ndim, shape=shape, t_r=t_r)
+    # Data cannot overlap the header of a one-file NIfTI (some writers leave 0 here).
+    offset = int(offset) if math.isfinite(offset) and offset > 0 else 0
+    return BoldHeader(
+        ndim=ndim, shape=shape, t_r=t_r, bitpix=max(int(bitpix), 0),
+        vox_offset=max(offset, minimum), single_file=single,
+    )  # fmt: skip
+
+
+def dimension_problem(shape: tuple[int, ...]) -> str | None:
+    """Why an image shape cannot be a BOLD series read by LCM, or ``None`` when it can.
+
+    Every dimension must be at least 1, the spatial ones at most :data:`MAX_SPATIAL_DIM` and
+    the volume count at most :data:`MAX_VOLUMES`: checked on the header alone, before any
+    array is sized from it.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Image shape from the header (``dim[1:dim[0] + 1]``).
+
+    Returns
+    -------
+    str or None
+        The reason, naming the offending dimension and the bound.
+    """
+    if any(d < 1 for d in shape):
+        return f"its header gives dimensions {shape}; every dimension must be at least 1"
+    if any(d > MAX_SPATIAL_DIM for d in shape[:3]):
+        return (
+            f"its header claims {' x '.join(map(str, shape[:3]))} voxels per volume; "
+            f"at most {MAX_SPATIAL_DIM} per axis are accepted"
+        )
+    n_volumes = math.prod(shape[3:])
+    if n_volumes > MAX_VOLUMES:
+        return f"its header claims {n_volumes} volumes; at most {MAX_VOLUMES} are accepted"
+    return None
+
+
+def size_problem(
+    data_bytes: int, vox_offset: int, file_size: int, compressed: bool, volume_bytes: int = 0
+) -> str | None:
+    """Why a file cannot hold the data its header claims, or ``None`` when it can.
+
+    An uncompressed ``.nii`` must be at least ``vox_offset + data_bytes`` long; a gzip file
+    of ``n`` bytes can hold at most ``GZIP_MAX_RATIO * n`` bytes.
+
+    Parameters
+    ----------
+    data_bytes : int
+        Bytes of data the header implies.
+    vox_offset : int
+        Offset of the data in the (uncompressed) file.
+    file_size : int
+        Size of the file on disk.
+    compressed : bool
+        Whether the file is gzip.
+    volume_bytes : int
+        Bytes of one volume; when given, the reason says in which volume the file ends.
+
+    Returns
+    -------
+    str or None
+    """
+    if compressed:
+        if data_bytes > GZIP_MAX_RATIO * file_size:
+            return (
+                f"its header claims {data_bytes} bytes of data, more than a {file_size}-byte "
+                "gzip file can hold (wrong header, or the file is truncated)"
+            )
+        return None
+    if vox_offset + data_bytes <= file_size:
+        return None
+    implied = f"its header implies {vox_offset + data_bytes} bytes, the file has {file_size}"
+    if volume_bytes > 0:
+        last, total = max(file_size - vox_offset, 0) // volume_bytes, data_bytes // volume_bytes
+        return f"the file ends in volume {last} of {total} (truncated?): {implied}"
+    return f"{implied} (truncated, or a wrong header)"
+
+
+def header_problem(
+    path: str | Path, header: BoldHeader, file_size: int | None = None
+) -> str | None:
+    """Why a readable header cannot describe the file at ``path``, or ``None``.
+
+    :func:`dimension_problem`, then :func:`size_problem` for one-file images.
+    """
+    problem = dimension_problem(header.shape)
+    if problem or not header.single_file or header.bitpix <= 0:
+        return problem
+    if file_size is None:
+        try:
+            file_size = os.stat(path).st_size
+        except OSError:
+            return None  # unreadable files are reported by whoever opens them
+    return size_problem(
+        header.data_bytes(), header.vox_offset, file_size, str(path).endswith(".gz")
+    )

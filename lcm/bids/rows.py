@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lcm.bids.nifti_header import UnreadableHeader, read_bold_header
+from lcm.bids.nifti_header import UnreadableHeader, header_problem, read_bold_header
 from lcm.bids.timing import sidecar_tr, tr_mismatch
 from lcm.io.bids_names import parse_entities
 
@@ -20,6 +20,7 @@ INVALID_LABEL = "invalid_label"
 BAD_SIDECAR = "bad_sidecar"
 NO_REPETITION_TIME = "no_repetition_time"
 NOT_4D = "not_4d"
+BAD_HEADER = "bad_header"
 TR_MISMATCH = "tr_mismatch"
 DUPLICATE = "duplicate"
 NOT_SELECTED = "not_selected"
@@ -63,7 +64,10 @@ def check_bold_header(row: dict[str, Any], size: int | None = None) -> dict[str,
     A header that cannot be read (empty placeholder, truncated download) does not exclude the
     run: the sidecar TR stands, ``tr_check`` records why it was not checked, and fMRIPrep
     will report a broken image. A readable header that is not 4D or disagrees on the TR
-    excludes the run. ``size`` (bytes, when the caller has it) spares opening empty files.
+    excludes the run, and so do absurd dimensions or a file too small for the data its header
+    claims (:func:`lcm.bids.nifti_header.header_problem`): a corrupt header would otherwise
+    size arrays of terabytes downstream. ``size`` (bytes, when the caller has it) spares
+    opening empty files and a second ``stat``.
     """
     path = row["path"]
     name = os.path.basename(path)
@@ -75,6 +79,9 @@ def check_bold_header(row: dict[str, Any], size: int | None = None) -> dict[str,
         return {**row, "tr_check": f"{TR_NOT_CHECKED}: NIfTI header unreadable ({exc})"}
     if header.ndim != 4:
         return excluded(row, NOT_4D, f"{name} is {header.ndim}D; a 4D BOLD series is expected")
+    problem = header_problem(path, header, size)
+    if problem:
+        return excluded(row, BAD_HEADER, f"{name}: {problem}")
     if header.t_r is None:
         return {**row, "tr_check": f"{TR_NOT_CHECKED}: no TR in the NIfTI header (pixdim[4])"}
     reason = tr_mismatch(row["t_r"], header.t_r, name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import BinaryIO
 import nibabel as nib
 import numpy as np
 
+from lcm.bids.nifti_header import dimension_problem, size_problem
 from lcm.exceptions import ExcludedRunError
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,15 @@ DEFAULT_BLOCK_BYTES = 64 * 2**20
 _GZIP_MAGIC = b"\x1f\x8b"
 _INFLATE_BLOCK = 4 * 2**20  # compressed bytes per hand-over between the threads
 _HEADER_BYTES = {348: nib.Nifti1Header, 540: nib.Nifti2Header}
+# Bytes held per voxel of the grid while a run is parcellated: the atlas resampled to the
+# grid (int64 labels and their resampling temporaries) and the accumulator's voxel maps.
+BYTES_PER_GRID_VOXEL = 64
+# Share of the available memory one run may claim (the rest: the process, other jobs).
+MEMORY_SHARE = 0.5
+_BAD_HEADER_HINT = (
+    "The header is corrupt or the file truncated: re-copy the file or regenerate it "
+    "(fMRIPrep), or drop the run from the dataset."
+)
 
 
 @dataclass(frozen=True)
@@ -122,13 +133,83 @@ def _parse_header(raw: bytes, source: str) -> BoldHeader:
     )  # fmt: skip
 
 
-def read_bold_header(path: str | Path) -> BoldHeader:
-    """Parse the header of a NIfTI file without touching its data.
+def available_memory() -> int:
+    """Bytes of memory this process can still use: ``MemAvailable``, capped by a cgroup limit.
+
+    Falls back to the physical memory when ``/proc`` is not there (not Linux).
+    """
+    try:
+        with open("/proc/meminfo") as fh:
+            info = dict(line.split(":", 1) for line in fh)
+        free = int(info["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    # SLURM and containers confine a job to a cgroup smaller than the node.
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            limit = int(Path(limit_file).read_text().strip())
+        except (OSError, ValueError):  # absent, or "max"
+            continue
+        free = min(free, limit)
+    return free
+
+
+def check_bold_size(hdr: BoldHeader, path: Path, memory: int | None = None) -> None:
+    """Refuse a header whose dimensions are absurd, do not fit the file, or exceed memory.
+
+    Checked before anything is sized from the header: a corrupt header claiming 30000^3
+    voxels must exclude its run, not ask ``numpy`` for terabytes.
+
+    Parameters
+    ----------
+    hdr : BoldHeader
+        The parsed header.
+    path : Path
+        The file (its size on disk bounds the data it can hold).
+    memory : int, optional
+        Bytes available (default: :func:`available_memory`).
 
     Raises
     ------
     ExcludedRunError
-        If the file cannot be opened or decompressed, or is not NIfTI-1/2.
+        Naming the file, what the header claims and the bound it breaks.
+    """
+    problem = dimension_problem(hdr.shape)
+    volume_bytes = hdr.n_voxels * hdr.dtype.itemsize
+    if problem is None:
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise ExcludedRunError(f"cannot read BOLD {path.name}: {exc}") from exc
+        with path.open("rb") as probe:
+            compressed = probe.read(2) == _GZIP_MAGIC
+        data = volume_bytes * hdr.n_volumes
+        problem = size_problem(data, hdr.vox_offset, size, compressed, volume_bytes)
+    if problem:
+        raise ExcludedRunError(f"BOLD {path.name}: {problem}", hint=_BAD_HEADER_HINT)
+    # Grid-sized arrays (labels, voxel maps) plus the read buffer (at least one volume).
+    need = hdr.n_voxels * BYTES_PER_GRID_VOXEL + max(volume_bytes, DEFAULT_BLOCK_BYTES)
+    budget = int(MEMORY_SHARE * (available_memory() if memory is None else memory))
+    if need > budget:
+        raise ExcludedRunError(
+            f"BOLD {path.name}: its grid of {' x '.join(map(str, hdr.shape[:3]))} voxels needs "
+            f"about {need / 2**30:.1f} GiB to parcellate, more than the {budget / 2**30:.1f} "
+            "GiB this job can use",
+            hint="Give the connectome job more memory (its mem_mb resource), "
+            "or resample the BOLD to a coarser grid.",
+        )
+
+
+def read_bold_header(path: str | Path) -> BoldHeader:
+    """Parse the header of a NIfTI file without touching its data.
+
+    The header is checked against sane bounds and the file's size (:func:`check_bold_size`).
+
+    Raises
+    ------
+    ExcludedRunError
+        If the file cannot be opened or decompressed, is not NIfTI-1/2, or its header claims
+        dimensions that are absurd, do not fit the file or exceed the memory available.
     """
     path = Path(path)
     try:
@@ -140,7 +221,9 @@ def read_bold_header(path: str | Path) -> BoldHeader:
         raise ExcludedRunError(
             f"cannot read BOLD {path.name}: {len(raw)} bytes, shorter than a NIfTI header"
         )
-    return _parse_header(raw, path.name)
+    hdr = _parse_header(raw, path.name)
+    check_bold_size(hdr, path)
+    return hdr
 
 
 def iter_volume_blocks(
@@ -171,6 +254,7 @@ def iter_volume_blocks(
             hdr = _parse_header(head, name) if len(head) >= 348 else None
             if hdr is None:
                 raise ExcludedRunError(f"cannot read BOLD {name}: shorter than a NIfTI header")
+            check_bold_size(hdr, path)  # before the buffer is sized from the header
             _skip(handle, hdr.vox_offset - len(head), name)
             volume_bytes = hdr.n_voxels * hdr.dtype.itemsize
             per_block = max(1, min(hdr.n_volumes, block_bytes // max(volume_bytes, 1)))

@@ -249,13 +249,15 @@ def scrub_mask(
     settings: DenoiseSettings,
     n_volumes: int,
     dvars: np.ndarray | None = None,
+    dropout: np.ndarray | None = None,
 ) -> np.ndarray:
     """Indices of the volumes kept, or an error when too few remain.
 
     A volume is scrubbed when its FD is above ``settings.fd_threshold`` or its ``std_dvars``
     above ``settings.dvars_threshold`` (each only when both the threshold and the series are
-    given). The ``scrubbing`` presets then also drop kept segments shorter than 5 volumes, as
-    nilearn's ``load_confounds`` (``scrub=5``) does when any volume was flagged.
+    given), or when it is a dropout volume (whatever the thresholds). The ``scrubbing``
+    presets then also drop kept segments shorter than 5 volumes, as nilearn's
+    ``load_confounds`` (``scrub=5``) does when any volume was flagged.
 
     Parameters
     ----------
@@ -267,6 +269,8 @@ def scrub_mask(
         ``T``.
     dvars : ndarray, shape (T,), optional
         Standardised DVARS.
+    dropout : ndarray of bool, shape (T,), optional
+        Dropout volumes (constant across the brain or the ROIs), always scrubbed.
 
     Returns
     -------
@@ -286,6 +290,9 @@ def scrub_mask(
     if dvars is not None and settings.dvars_threshold is not None:
         flagged |= np.asarray(dvars) > settings.dvars_threshold
         rules.append(f"std_dvars > {settings.dvars_threshold}")
+    if dropout is not None and np.any(dropout):
+        flagged |= np.asarray(dropout, dtype=bool)
+        rules.append(f"{int(np.count_nonzero(dropout))} constant (dropout) volume(s)")
     min_segment = (
         STRATEGIES[settings.strategy].min_segment if settings.strategy in STRATEGIES else 0
     )

@@ -3,6 +3,11 @@
 Only labelled voxels are touched: their flat indices are gathered once per block of volumes,
 grouped by parcel, and summed in float64 with ``np.add.reduceat``. Per-voxel sums and sums of
 squares over time are kept too, for the temporal SNR and the coverage of each parcel.
+
+A volume whose labelled voxels all hold one value (scanner dropout: an all-zero volume) is
+flagged as a dropout volume: the caller scrubs it like a high-motion volume, and it is left
+out of the voxel statistics (tSNR, live voxels). Left in, one such volume is a common spike
+in every parcel that drives every correlation towards 1.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ class ParcelStats:
         deviation); NaN for a parcel without live voxels.
     n_nonfinite_voxels : int
         Labelled voxels holding NaN or Inf at some volume.
+    dropout : ndarray of bool, shape (T,)
+        Volumes whose labelled voxels all hold the same value (dropout volumes).
     """
 
     signals: np.ndarray
@@ -45,6 +52,7 @@ class ParcelStats:
     live_counts: np.ndarray
     tsnr: np.ndarray
     n_nonfinite_voxels: int
+    dropout: np.ndarray
 
 
 class ParcelAccumulator:
@@ -93,6 +101,10 @@ class ParcelAccumulator:
         self._vox_sum = np.zeros(self.index.size, dtype=np.float64)
         self._vox_sq = np.zeros(self.index.size, dtype=np.float64)
         self._seen = 0
+        self._dropout = np.zeros(self.n_volumes, dtype=bool)
+        # Labelled voxels spread over every parcel: a volume is tested in full for dropout
+        # only when these already agree, so a normal volume costs a few dozen comparisons.
+        self._probe = np.unique(np.linspace(0, max(self.index.size - 1, 0), 64).astype(np.intp))
 
     def add(self, start: int, block: np.ndarray) -> None:
         """Add volumes ``start .. start + len(block)``; ``block`` is ``(k, X*Y*Z)``."""
@@ -103,11 +115,14 @@ class ParcelAccumulator:
         work = np.float64 if values.dtype.itemsize > 4 else np.float32
         if values.dtype != work:
             values = values.astype(work)
+        dropout = self._constant_rows(values)
+        self._dropout[start : start + k] = dropout
         if self._ref is None:
             # Sums are taken of deviations from the first volume: small numbers, so float32
             # blocks keep ~1e-7 relative precision of the signal (a 600-unit baseline would
             # cost it), and the baseline is added back once, in float64.
-            self._ref = values[0].copy()
+            normal = np.flatnonzero(~dropout)
+            self._ref = values[normal[0] if normal.size else 0].copy()
             ref64 = self._ref.astype(np.float64)
             if self._present.size:
                 self._ref_sums[self._present] = np.add.reduceat(ref64, self._starts)
@@ -118,9 +133,21 @@ class ParcelAccumulator:
                 self._sums[start : start + k, self._present] = np.add.reduceat(
                     dev, self._starts, axis=1
                 )
+            if dropout.any():
+                dev = dev[~dropout]  # dropout volumes say nothing of a voxel's signal
             self._vox_sum += dev.sum(axis=0)
             self._vox_sq += np.einsum("ij,ij->j", dev, dev)
         self._seen += k
+
+    def _constant_rows(self, values: np.ndarray) -> np.ndarray:
+        """Rows of ``values`` (volumes x labelled voxels) holding a single value."""
+        if values.shape[1] < 2:
+            return np.zeros(values.shape[0], dtype=bool)  # one voxel is not "the brain"
+        probe = values[:, self._probe]
+        rows = (probe == probe[:, :1]).all(axis=1)
+        for i in np.flatnonzero(rows):
+            rows[i] = bool((values[i] == values[i, 0]).all())  # NaN never equals: not flagged
+        return rows
 
     @np.errstate(invalid="ignore", over="ignore")
     def result(self) -> ParcelStats:
@@ -130,7 +157,7 @@ class ParcelAccumulator:
         counts = self.voxel_counts
         signals = (self._sums + self._ref_sums) / np.maximum(counts, 1)
         signals[:, counts > 0] = self.slope * signals[:, counts > 0] + self.inter
-        n = max(self.n_volumes, 1)
+        n = max(self.n_volumes - int(self._dropout.sum()), 1)
         ref = np.zeros(self.index.size) if self._ref is None else self._ref.astype(np.float64)
         dev_mean = self._vox_sum / n
         var = np.maximum(self._vox_sq / n - dev_mean**2, 0.0) * self.slope**2
@@ -147,7 +174,7 @@ class ParcelAccumulator:
         tsnr[live_counts == 0] = np.nan
         return ParcelStats(
             signals=signals, voxel_counts=counts, live_counts=live_counts, tsnr=tsnr,
-            n_nonfinite_voxels=int(np.count_nonzero(~finite)),
+            n_nonfinite_voxels=int(np.count_nonzero(~finite)), dropout=self._dropout.copy(),
         )  # fmt: skip
 
 

@@ -19,12 +19,14 @@ QC_COLUMNS = (
     "n_volumes", "n_volumes_kept", "mean_fd", "t_r", "n_rois", "timeseries", "relmat",
     "empty_rois", "strategy", "fd_threshold", "dvars_threshold", "standardize", "n_windows",
     "window_note", "relmats", "window_relmats", "pct_scrubbed", "median_tsnr", "mean_coverage",
+    "n_dropout_volumes",
 )  # fmt: skip
 # Columns older QC records may lack (filled with their empty value when read).
 _OPTIONAL = {
     "empty_rois": [], "strategy": "", "fd_threshold": None, "dvars_threshold": None,
     "standardize": "", "n_windows": None, "window_note": "", "relmats": [],
     "window_relmats": [], "pct_scrubbed": None, "median_tsnr": None, "mean_coverage": None,
+    "n_dropout_volumes": None,
 }  # fmt: skip
 # List columns are lists in QC.json and comma-separated strings in QC.tsv.
 _LIST_COLUMNS = ("empty_rois", "relmats", "window_relmats")

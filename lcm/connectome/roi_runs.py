@@ -179,16 +179,44 @@ def _clean_series(
         facts["mean_fd"] = float(np.mean(fd[1:]))
     else:
         facts["mean_fd"] = _sidecar_mean_fd(path)
-    keep = scrub_mask(fd, settings, n_vol, dvars=dvars)
+    dropout = dropout_rows(raw)
+    facts["n_dropout_volumes"] = int(dropout.sum())
+    keep = scrub_mask(fd, settings, n_vol, dvars=dvars, dropout=dropout)
     facts["n_volumes_kept"] = int(keep.size)
-    empty = np.ptp(raw, axis=0) == 0
+    # An ROI is empty when constant over the volumes that are not dropouts.
+    empty = np.ptp(raw[~dropout], axis=0) == 0 if (~dropout).any() else np.ones(raw.shape[1], bool)
     facts["empty_rois"] = [names[i] for i in np.flatnonzero(empty)]
     if empty.all():
         raise ExcludedRunError(f"every ROI of {path.name} is constant")
-    scrubbed = fd is not None or dvars is not None
+    scrubbed = fd is not None or dvars is not None or bool(dropout.any())
     signals = clean_signals(raw, t_r, settings, sample_mask=keep if scrubbed else None)
     signals[:, empty] = 0.0
     return signals, empty
+
+
+def dropout_rows(raw: np.ndarray) -> np.ndarray:
+    """Volumes (rows) at which every varying ROI holds the same value: dropout volumes.
+
+    An all-zero (or otherwise constant) row of an ROI time series is no brain signal: left
+    in, it is a common spike that drives every correlation towards 1. ROIs constant over
+    the whole run (empty ROIs) are ignored; with fewer than two varying ROIs, or when the
+    varying ROIs are equal at every volume, nothing is flagged.
+
+    Parameters
+    ----------
+    raw : ndarray, shape (T, R)
+        The time series, finite.
+
+    Returns
+    -------
+    ndarray of bool, shape (T,)
+    """
+    varying = raw[:, np.ptp(raw, axis=0) > 0]
+    if varying.shape[1] < 2:
+        return np.zeros(raw.shape[0], dtype=bool)
+    rows = (varying == varying[:, :1]).all(axis=1)
+    # Equal at every volume: duplicated columns, not dropouts (the FC shows them as r = 1).
+    return rows if not rows.all() else np.zeros_like(rows)
 
 
 def _sidecar_mean_fd(path: Path) -> float | None:

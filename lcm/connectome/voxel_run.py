@@ -152,10 +152,11 @@ def run_connectome(
     Raises
     ------
     ExcludedRunError
-        For any problem of this run's data (unreadable or non-4D BOLD, NaN/Inf, TR mismatch,
-        space other than the atlas's, no parcel covered, missing confound columns,
-        confounds of the wrong length, ``std_dvars`` missing when DVARS scrubbing is on, too
-        few volumes).
+        For any problem of this run's data (unreadable or non-4D BOLD, a header with absurd
+        dimensions or too big for the file or the memory, NaN/Inf, TR mismatch, space other
+        than the atlas's, no parcel covered, missing confound columns, confounds of the wrong
+        length, ``std_dvars`` missing when DVARS scrubbing is on, too few volumes once
+        high-motion and dropout volumes are scrubbed).
     """
     bold = Path(deriv.bold)
     hdr = read_bold_header(bold)
@@ -205,6 +206,15 @@ def run_connectome(
             "inside the atlas",
             hint="Check the preprocessing of this run; fMRIPrep never writes NaN.",
         )
+    facts["n_dropout_volumes"] = int(stats.dropout.sum())
+    if stats.dropout.any():
+        # Dropout volumes are only known once the BOLD is read: scrub them too.
+        keep = scrub_mask(fd, settings, n_vol, dvars=dvars, dropout=stats.dropout)
+        facts["n_volumes_kept"] = int(keep.size)
+        log.warning(
+            "BOLD %s: %d volume(s) constant across the atlas (dropout) scrubbed",
+            bold.name, facts["n_dropout_volumes"],
+        )  # fmt: skip
     coverage = parcel_coverage(stats.live_counts, atlas, hdr.affine)
     facts["coverage"] = [round(float(c), 4) for c in coverage]
     facts["tsnr"] = [None if not np.isfinite(t) else round(float(t), 3) for t in stats.tsnr]
@@ -271,6 +281,7 @@ def _write_outputs(
         "ConfoundColumns": result.confound_columns,
         "NumberOfVolumes": facts["n_volumes"],
         "NumberOfVolumesKept": facts["n_volumes_kept"],
+        "NumberOfDropoutVolumes": facts.get("n_dropout_volumes", 0),
         "MeanFramewiseDisplacement": facts.get("mean_fd"),
         "EmptyROIs": facts["empty_rois"],
         "EmptyROIPolicy": f"coverage below {min_coverage} or constant signal: set to 0",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from lcm.exceptions import ConfigError
 
 # Where the TemplateFlow cache is mounted inside an apptainer container.
 CONTAINER_TEMPLATEFLOW = "/templateflow"
@@ -81,6 +84,53 @@ def allocation_args(extra_args: list[str], env: Mapping[str, str]) -> list[str]:
     return args
 
 
+def check_mount_paths(
+    call: FmriprepCall, runner: str, templateflow_home: str | None = None
+) -> None:
+    """Refuse host paths that a container mount specification would split wrongly.
+
+    ``apptainer -B src:dst:ro`` separates binds with ``,`` and fields with ``:``, and
+    ``docker -v`` (built by fmriprep-docker) fields with ``:``; neither has an escape, so a
+    host path holding one of them would mount the wrong folder, or fail obscurely inside the
+    container. Every other character (spaces, quotes, ``$``) is safe: arguments are passed as
+    argv elements, never through a shell.
+
+    Parameters
+    ----------
+    call : FmriprepCall
+        The run, whose BIDS, derivatives, work folder and licence are mounted.
+    runner : {"docker", "apptainer"}
+        The container tool.
+    templateflow_home : str, optional
+        Host TemplateFlow cache (bound by apptainer).
+
+    Raises
+    ------
+    ConfigError
+        Naming the path, the character and the fix.
+    """
+    forbidden = ":," if runner == "apptainer" else ":"
+    paths = {
+        "BIDS folder": call.bids,
+        "derivatives folder": call.derivatives,
+        "work folder (fmriprep.work_dir)": call.subject_work_dir,
+        "FreeSurfer licence (fmriprep.fs_license)": call.fs_license,
+    }
+    if templateflow_home and runner == "apptainer":
+        paths["TemplateFlow cache (TEMPLATEFLOW_HOME)"] = Path(os.path.abspath(templateflow_home))
+    for what, path in paths.items():
+        bad = sorted({c for c in str(path) if c in forbidden})
+        if bad:
+            chars = " and ".join(repr(c) for c in bad)
+            raise ConfigError(
+                f"{what} {str(path)!r} contains {chars}, which {runner}'s mount option "
+                f"({'-B src:dst:ro' if runner == 'apptainer' else '-v src:dst:ro'}) cannot "
+                "escape: it would mount the wrong folder.",
+                hint=f"Use a path without {chars}: rename the folder, or make a symlink to it "
+                "from such a path (ln -s) and give that.",
+            )
+
+
 def docker_command(call: FmriprepCall, executable: str = "fmriprep-docker") -> list[str]:
     """``fmriprep-docker`` argv for one subject (the wrapper builds the ``docker run``)."""
     return [
@@ -114,7 +164,13 @@ def apptainer_command(
     -------
     (list of str, dict)
         argv and the extra environment for the subprocess.
+
+    Raises
+    ------
+    ConfigError
+        When a host path holds ``,`` or ``:`` (see :func:`check_mount_paths`).
     """
+    check_mount_paths(call, "apptainer", templateflow_home)
     binds = [
         f"{call.bids}:/data:ro",
         f"{call.derivatives}:/out",
@@ -123,7 +179,7 @@ def apptainer_command(
     ]
     env: dict[str, str] = {}
     if templateflow_home:
-        binds.append(f"{Path(templateflow_home).resolve()}:{CONTAINER_TEMPLATEFLOW}")
+        binds.append(f"{os.path.abspath(templateflow_home)}:{CONTAINER_TEMPLATEFLOW}")
         env["APPTAINERENV_TEMPLATEFLOW_HOME"] = CONTAINER_TEMPLATEFLOW
     argv = [executable, "run", "--cleanenv"]
     for bind in binds:

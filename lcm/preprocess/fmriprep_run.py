@@ -17,6 +17,7 @@ from lcm.preprocess.container import (
     FmriprepCall,
     allocation_args,
     apptainer_command,
+    check_mount_paths,
     docker_command,
 )
 from lcm.preprocess.derivatives import check_subject_derivatives
@@ -64,7 +65,9 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
     Raises
     ------
     ConfigError
-        Unknown runner, invalid label, missing licence setting, work dir inside the BIDS folder.
+        Unknown runner, invalid label, missing licence setting, work dir inside the BIDS folder,
+        a mounted host path the container's mount option cannot hold (``:``, or ``,`` for
+        apptainer).
     InputDataError
         Missing licence/image file, or derivatives missing after the run.
     ExternalToolError
@@ -106,22 +109,23 @@ def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
             hint="Set fmriprep.fs_license in config.yaml (free from "
             "https://surfer.nmr.mgh.harvard.edu/registration.html).",
         )
-    license_path = Path(req.fs_license).resolve()
+    # Absolute, symlinks kept: a symlink is the way round a path that cannot be mounted.
+    license_path = Path(os.path.abspath(req.fs_license))
     if not license_path.is_file():
         raise InputDataError(
             f"FreeSurfer licence file not found: {license_path}",
             hint="Set fmriprep.fs_license to an existing license.txt.",
         )
-    bids = Path(req.bids).resolve()
-    work = Path(req.work_dir).resolve()
-    if work == bids or bids in work.parents:
+    bids = Path(os.path.abspath(req.bids))
+    work = Path(os.path.abspath(req.work_dir))
+    if work.resolve() == bids.resolve() or bids.resolve() in work.resolve().parents:
         raise ConfigError(
             f"fmriprep.work_dir {work} lies inside the BIDS folder {bids}.",
             hint="Put the work directory outside the input dataset (fMRIPrep refuses it).",
         )
     call = FmriprepCall(
         bids=bids,
-        derivatives=Path(req.derivatives).resolve(),
+        derivatives=Path(os.path.abspath(req.derivatives)),
         subject=subject,
         image=req.image,
         output_space=req.output_space,
@@ -130,6 +134,8 @@ def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
         # Inside a SLURM job, fMRIPrep is told the job's CPUs and memory.
         extra_args=allocation_args(req.extra_args, os.environ) + list(req.extra_args),
     )
+    # Before any folder is made: a path the container cannot mount stops here.
+    check_mount_paths(call, req.runner, os.environ.get("TEMPLATEFLOW_HOME"))
     call.subject_work_dir.mkdir(parents=True, exist_ok=True)
     call.derivatives.mkdir(parents=True, exist_ok=True)
     return call
