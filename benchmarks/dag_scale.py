@@ -12,7 +12,9 @@ It counts the planned jobs and the SLURM submissions after grouping (``group-com
 profile batch the per-run connectome jobs). Targets at 10,000 subjects: ratio <= 1.5, growth
 no worse than linear from 1,000 to 10,000, and per-run submissions <= per-run jobs / 20.
 
-Usage: ``python benchmarks/dag_scale.py [--subjects 1000 10000]``. The last line is JSON.
+Usage: ``python benchmarks/dag_scale.py [--subjects 1000 10000]``; ``--quick`` (run by the test
+suite) plans 10 and 20 subjects in seconds. The last line is JSON. Only dry runs: neither SLURM
+nor its commands are needed.
 """
 
 from __future__ import annotations
@@ -146,7 +148,12 @@ def measure(n: int, tmp: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subjects", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument(
+        "--quick", action="store_true", help="seconds-long check that it runs (10 and 20 subjects)"
+    )
     args = parser.parse_args()
+    if args.quick:  # two sizes, so that growth_vs_linear is computed too: run by the test suite
+        args.subjects = [10, 20]
     results = []
     with tempfile.TemporaryDirectory(prefix="lcm-dag-") as tmp:
         for n in args.subjects:

@@ -16,6 +16,9 @@ that every run inherits. Then, in the same process:
 
 Last line JSON: n, t_ingest_s, t_walk_s, ratio (= t_ingest_s / t_walk_s, target <= 3),
 t_second_s, second_ratio (= t_second_s / t_ingest_s, target <= 0.2), t_touch_s.
+
+    python benchmarks/ingest_scale.py            # 40,000 subjects, ~2 min with the tree build
+    python benchmarks/ingest_scale.py --quick    # seconds: 200 subjects, once (make test)
 """
 
 from __future__ import annotations
@@ -95,7 +98,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=40000, help="subjects in the tree")
     parser.add_argument("--workdir", default=None, help="where to build the tree (default tmp)")
     parser.add_argument("--repeats", type=int, default=2, help="best of N for walk and ingest")
+    parser.add_argument(
+        "--quick", action="store_true", help="seconds-long check that it runs (200 subjects)"
+    )
     args = parser.parse_args()
+    if args.quick:  # the same tree, ingests and cache reuse, tiny: run by the test suite
+        args.n, args.repeats = 200, 1
+    if args.n < 8:
+        parser.error("--n must be at least 8 (the benchmark edits subject 1000007's sidecar)")
     logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         root = Path(tmp) / "bids"

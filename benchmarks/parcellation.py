@@ -15,7 +15,10 @@ Python process so that its peak RSS (``ru_maxrss``) is its own, on the same file
 Times exclude interpreter start and imports (the best of ``--repeats`` runs each). Prints,
 as its last line, JSON with t_ours, t_nilearn, t_decompress, ratio_vs_nilearn (t_nilearn /
 t_ours), ratio_vs_decompress (t_ours / t_decompress), max_abs_diff_vs_nilearn (z-scored
-signals), rss_ours_mb, rss_nilearn_mb, rss_decompress_mb.
+signals), rss_ours_mb, rss_nilearn_mb, rss_decompress_mb, shape, n_labels.
+
+    python benchmarks/parcellation.py            # ~2 min: ~1 GB of input is written first
+    python benchmarks/parcellation.py --quick    # seconds: 4 mm grid, 60 volumes (make test)
 """
 
 from __future__ import annotations
@@ -41,7 +44,16 @@ DENOISE = {
 MOTION = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 
 
-def make_inputs(root: Path, n_vol: int, n_labels: int, seed: int = 0) -> dict[str, Path]:
+def grid_shape(resolution_mm: float) -> tuple[int, int, int]:
+    """Shape of the MNI grid at ``resolution_mm`` (``SHAPE`` at the default 2 mm)."""
+    from lcm.atlas import mni_grid
+
+    return mni_grid(resolution_mm)[0]
+
+
+def make_inputs(
+    root: Path, n_vol: int, n_labels: int, seed: int = 0, resolution_mm: float = 2.0
+) -> dict[str, Path]:
     """Write the BOLD run, the atlas (+ labels TSV) and the confounds TSV under ``root``."""
     import nibabel as nib
     import pandas as pd
@@ -50,15 +62,15 @@ def make_inputs(root: Path, n_vol: int, n_labels: int, seed: int = 0) -> dict[st
     from lcm.atlas import mni_grid
 
     rng = np.random.default_rng(seed)
-    shape, affine = mni_grid(2.0)
-    assert shape == SHAPE
-    grid = np.stack(np.meshgrid(*[np.arange(n) for n in SHAPE], indexing="ij"), axis=-1)
-    centre = (np.array(SHAPE) - 1) / 2
-    radii = np.array(SHAPE) * np.array([0.40, 0.42, 0.38])
+    shape, affine = mni_grid(resolution_mm)
+    assert resolution_mm != 2.0 or shape == SHAPE
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1)
+    centre = (np.array(shape) - 1) / 2
+    radii = np.array(shape) * np.array([0.40, 0.42, 0.38])
     brain = (((grid - centre) / radii) ** 2).sum(-1) <= 1.0
     coords = np.argwhere(brain)
     seeds = coords[rng.choice(len(coords), n_labels, replace=False)]
-    labels = np.zeros(SHAPE, dtype=np.int16)
+    labels = np.zeros(shape, dtype=np.int16)
     labels[brain] = cKDTree(seeds).query(coords)[1] + 1
     atlas = root / "atlas.nii.gz"
     nib.save(nib.Nifti1Image(labels, affine), atlas)
@@ -78,15 +90,15 @@ def make_inputs(root: Path, n_vol: int, n_labels: int, seed: int = 0) -> dict[st
     parcel = factors @ loadings.T + 3 * motion[:, :1]  # (T, R), a motion artefact too
 
     header = nib.Nifti1Header()
-    header.set_data_shape((*SHAPE, n_vol))
+    header.set_data_shape((*shape, n_vol))
     header.set_data_dtype(np.float32)
     header.set_qform(affine, 1)
     header.set_sform(affine, 1)
     header.set_xyzt_units("mm", "sec")
-    header.set_zooms((2.0, 2.0, 2.0, T_R))
+    header.set_zooms((resolution_mm, resolution_mm, resolution_mm, T_R))
     header["vox_offset"] = 352  # header + 4-byte extension flag
     bold = root / "sub-01_task-rest_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"
-    n_vox = int(np.prod(SHAPE))
+    n_vox = int(np.prod(shape))
     with gzip.open(bold, "wb", compresslevel=1) as out:
         hdr = header.binaryblock + b"\x00" * 4  # extension flag: none
         out.write(hdr + b"\x00" * (int(header["vox_offset"]) - len(hdr)))
@@ -191,6 +203,12 @@ def main() -> None:
     parser.add_argument("--volumes", type=int, default=300)
     parser.add_argument("--labels", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=1, help="runs per contender (best kept)")
+    parser.add_argument("--resolution", type=float, default=2.0, help="grid mm (default 2)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="seconds-long check that the benchmark runs (4 mm grid, 60 volumes, 50 labels)",
+    )
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--files", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -198,10 +216,12 @@ def main() -> None:
     if args.worker:
         _worker(args.worker, args.files, Path(args.out))
         return
+    if args.quick:  # the same three contenders on an 8x smaller grid: run by the test suite
+        args.resolution, args.volumes, args.labels, args.repeats = 4.0, 60, 50, 1
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
-        files = make_inputs(root, args.volumes, args.labels)
+        files = make_inputs(root, args.volumes, args.labels, resolution_mm=args.resolution)
         size_mb = files["bold"].stat().st_size / 2**20
         print(f"inputs written in {time.perf_counter() - t0:.1f} s ({size_mb:.0f} MB .nii.gz)")
         best: dict[str, dict[str, float]] = {}
@@ -230,7 +250,7 @@ def main() -> None:
                 "rss_ours_mb": round(best["ours"]["rss_mb"], 1),
                 "rss_nilearn_mb": round(best["nilearn"]["rss_mb"], 1),
                 "rss_decompress_mb": round(best["decompress"]["rss_mb"], 1),
-                "shape": [*SHAPE, args.volumes],
+                "shape": [*grid_shape(args.resolution), args.volumes],
                 "n_labels": args.labels,
             }
         )

@@ -14,7 +14,8 @@ read_samples_s, read_mb_s, raw_read_mb_s, read_ratio, peak_rss_mb (while streami
 this process plus, with ``--workers``, the largest child process, an upper bound for the largest
 DataLoader worker), write_peak_rss_mb and the targets met.
 
-    python benchmarks/store.py --n 2000                  # quick
+    python benchmarks/store.py --quick                   # seconds: 1,000 x 100 ROIs (make test)
+    python benchmarks/store.py --n 5000                  # a quick look
     python benchmarks/store.py --n 50000 --dir /work/tmp # the issue's scale (~16 GB on disk)
 """
 
@@ -165,7 +166,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (default 0)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--shuffle-buffer", type=int, default=256)
+    parser.add_argument(
+        "--quick", action="store_true", help="seconds-long check that it runs (1,000 x 100 ROIs)"
+    )
     args = parser.parse_args()
+    if args.quick:  # the same write and stream on ~20 MB: run by the test suite
+        args.n, args.rois = 1000, 100
     e = n_edges(args.rois)
     pool = np.random.default_rng(0).uniform(-0.6, 0.9, (POOL, e)).astype(np.float32)
     nbytes = args.n * e * 4

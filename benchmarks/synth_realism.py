@@ -11,7 +11,7 @@ ratio against the reference. The last line is JSON; the exit status is 1 when an
 any cohort is out of range.
 
     python benchmarks/synth_realism.py                 # ~1-2 min on 2 cores
-    python benchmarks/synth_realism.py --n-subjects 20 --voxel-subjects 1   # quick
+    python benchmarks/synth_realism.py --quick        # seconds: 20 runs, 1 voxel run (make test)
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from lcm.atlas import load_atlas
+from lcm.connectome.relmat import pearson_fc
 from lcm.connectome.settings import DenoiseSettings
 from lcm.connectome.voxel_run import run_connectome
 from lcm.preprocess.derivatives import RunDerivatives
@@ -63,7 +64,9 @@ def voxel_statistics(preset: str, n: int, seed: int, atlas, out: Path) -> dict[s
             bold=str(f["preproc_bold"]), mask=str(f["mask"]), confounds=str(f["confounds"]),
             sidecar=str(f["preproc_json"]), t_r=spec.tr,
         )  # fmt: skip
-        vec = run_connectome(deriv, atlas, DenoiseSettings(), {}).fc[iu]
+        # RunConnectome holds cleaned signals; FC is computed from them, as the workflow does.
+        run = run_connectome(deriv, atlas, DenoiseSettings(), {})
+        vec = pearson_fc(run.signals, run.empty)[iu]
         fc.append(vec.mean())
         diff.append(vec[within].mean() - vec[~within].mean())
     return {"mean_fc": float(np.mean(fc)), "within_minus_between_fc": float(np.mean(diff))}
@@ -74,7 +77,14 @@ def main() -> int:
     parser.add_argument("--n-subjects", type=int, default=60, help="ROI-tier runs per cohort")
     parser.add_argument("--voxel-subjects", type=int, default=3, help="voxel runs per preset")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="seconds-long check that it runs (20 ROI runs per cohort, 1 voxel run per preset)",
+    )
     args = parser.parse_args()
+    if args.quick:  # every preset and both tiers, few runs: run by the test suite
+        args.n_subjects, args.voxel_subjects = 20, 1
     atlas = load_atlas("aal116")
     report: dict[str, dict] = {}
     failures: list[str] = []

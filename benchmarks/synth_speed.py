@@ -11,7 +11,8 @@ sample of runs and scaled); for the voxel tier, ``nibabel.save`` of the same int
 (default gzip), the plain way to write such a file. The last line is JSON.
 
     python benchmarks/synth_speed.py                      # 10,000 subjects, ~1.5-2 min
-    python benchmarks/synth_speed.py --n 1000             # quick
+    python benchmarks/synth_speed.py --n 1000             # a quick look
+    python benchmarks/synth_speed.py --quick              # seconds: 40 subjects, 4 mm (make test)
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def part_roi(n: int, workers: int, out: Path) -> dict:
             "target_seconds": ROI_TARGET_S, "meets_target": ours < ROI_TARGET_S}  # fmt: skip
 
 
-def part_voxel(n_volumes: int, out: Path) -> dict:
+def part_voxel(n_volumes: int, out: Path, resolution_mm: float = 2) -> dict:
     import nibabel as nib
     import numpy as np
 
@@ -73,7 +74,7 @@ def part_voxel(n_volumes: int, out: Path) -> dict:
 
     atlas = load_atlas("aal116")
     cons = {"preset": "hcp", "tier": "voxel", "n_subjects": 2, "n_volumes": n_volumes,
-            "resolution_mm": 2}  # fmt: skip
+            "resolution_mm": resolution_mm}  # fmt: skip
     subject = planned_subjects("vox", cons)[0]
     start = time.perf_counter()  # includes resampling the atlas to the grid, as a job does
     write_subject("vox", cons, subject, out_dir=out, seed=1, shared_structure=0.7, atlas=atlas)
@@ -112,19 +113,28 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=10_000, help="ROI-tier subjects")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--n-volumes", type=int, default=300, help="voxel run length")
+    parser.add_argument("--resolution", type=float, default=2, help="voxel run grid, mm")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="seconds-long check that it runs (40 subjects; one 4 mm, 60-volume voxel run)",
+    )
     parser.add_argument("--part", choices=["roi", "voxel"], help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.quick:  # both parts, both references, tiny: run by the test suite
+        args.n, args.n_volumes, args.resolution = 40, 60, 4
     if args.part == "roi":
         print(json.dumps(part_roi(args.n, args.workers, Path(args.out))))
         return 0
     if args.part == "voxel":
-        print(json.dumps(part_voxel(args.n_volumes, Path(args.out))))
+        print(json.dumps(part_voxel(args.n_volumes, Path(args.out), args.resolution)))
         return 0
     with tempfile.TemporaryDirectory(prefix="synth_speed_") as tmp:
         roi = run_child(["--part", "roi", "--n", str(args.n), "--workers", str(args.workers),
                          "--out", f"{tmp}/roi"])  # fmt: skip
         voxel = run_child(["--part", "voxel", "--n-volumes", str(args.n_volumes),
+                           "--resolution", str(args.resolution),
                            "--out", f"{tmp}/voxel"])  # fmt: skip
     result = {"benchmark": "synth_speed", "cpus": os.cpu_count(), "roi": roi, "voxel": voxel,
               "all_targets_met": roi["meets_target"] and voxel["meets_target"]}  # fmt: skip

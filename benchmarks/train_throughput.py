@@ -7,10 +7,12 @@ synthetic connectomes, and measures in the same run the device's dense matmul th
 best round, so a busy shared machine slows both alike. Model FLOPs per sample are analytic
 (``lcm.model.flops``: matmuls only, backward = 2 x forward).
 
-Last line: JSON with ``preset, device, samples_s, model_flops_s, matmul_flops_s, mfu``.
+Last line: JSON with ``preset, device, samples_s, model_flops_s, matmul_flops_s, mfu`` (and the
+settings: batch, threads, gradient_checkpointing, parameters, train_flops_per_sample).
 
     python benchmarks/train_throughput.py --preset small --batch 64
     python benchmarks/train_throughput.py --preset big --batch 128 --device cuda --steps 10
+    python benchmarks/train_throughput.py --quick    # seconds: tiny preset, batch 4 (make test)
 """
 
 from __future__ import annotations
@@ -91,7 +93,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--matmul-size", type=int, default=None)
+    parser.add_argument("--matmul-seconds", type=float, default=1.0, help="per round")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="seconds-long check that it runs (tiny preset, batch 4, 32 ROIs, one thread)",
+    )
     args = parser.parse_args()
+    if args.quick:  # the same objective, optimiser and MFU on a tiny model: run by the test suite
+        args.preset, args.batch, args.steps, args.rounds, args.n_rois = "tiny", 4, 2, 1, 32
+        args.matmul_size, args.matmul_seconds = args.matmul_size or 256, 0.2
+        args.threads = 1  # on a loaded shared machine two threads can wait far longer than one
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -122,7 +134,7 @@ def main() -> None:
     size = args.matmul_size or (8192 if device.type == "cuda" else 2048)
     best_train, best_matmul = float("inf"), 0.0
     for _ in range(args.rounds):
-        best_matmul = max(best_matmul, matmul_flops_s(device, size, 1.0))
+        best_matmul = max(best_matmul, matmul_flops_s(device, size, args.matmul_seconds))
         start = time.perf_counter()
         for _ in range(args.steps):
             step()
@@ -135,6 +147,7 @@ def main() -> None:
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "batch": args.batch,
         "threads": args.threads,
+        "gradient_checkpointing": args.gradient_checkpointing,
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_flops_per_sample": flops,
         "samples_s": round(samples_s, 2),
