@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import reprlib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,96 @@ def _with_defaults(validator_class: type) -> type:
 
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
 
+# Bounds on a configuration before anything walks it in full. YAML aliases let a 1 kB file
+# describe billions of values (an "alias bomb"): validation, copying or printing it would take
+# all memory. Real configs are far below these (the 10,000-subject ones: ~10^5 values).
+MAX_CONFIG_VALUES = 1_000_000
+MAX_CONFIG_DEPTH = 64
+
+# Received values in messages: a bounded excerpt, whatever the value's size.
+_EXCERPT = reprlib.Repr()
+_EXCERPT.maxstring = 80
+_EXCERPT.maxother = 80
+_EXCERPT.maxlist = _EXCERPT.maxtuple = _EXCERPT.maxdict = 4
+_EXCERPT.maxlevel = 2
+
+
+def excerpt(value: Any, limit: int = 120) -> str:
+    """A bounded, one-line ``repr`` of ``value`` (cheap even for a huge nested structure).
+
+    Parameters
+    ----------
+    value : Any
+        Any value, e.g. a received config value.
+    limit : int, optional
+        Most characters returned.
+
+    Returns
+    -------
+    str
+    """
+    text = _EXCERPT.repr(value).replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def expanded_size(value: Any, source: str = "config") -> int:
+    """Number of values ``value`` holds once its shared parts (YAML aliases) are expanded.
+
+    Counted without expanding: each container is measured once (memoised by identity), so the
+    cost follows the file, not the expansion.
+
+    Raises
+    ------
+    ConfigError
+        When a container contains itself (a recursive alias) or nesting exceeds
+        ``MAX_CONFIG_DEPTH``.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: Any, path: str, depth: int) -> int:
+        if not isinstance(node, dict | list):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise ConfigError(
+                f"{source}: the value at key '{path or '(top level)'}' contains itself "
+                "(a recursive YAML alias).",
+                hint="Write the value out instead of referring to an enclosing anchor.",
+            )
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(
+                f"{source}: the value at key '{path}' is nested deeper than "
+                f"{MAX_CONFIG_DEPTH} levels.",
+                hint="No LCM setting nests this deep: check the file for a runaway structure.",
+            )
+        active.add(key)
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        total = 1 + sum(size(v, f"{path}.{k}" if path else str(k), depth + 1) for k, v in items)
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(value, "", 0)
+
+
+def _check_size(config: Any, source: str) -> None:
+    """Refuse a configuration too large to validate (an alias bomb), naming its biggest key."""
+    total = expanded_size(config, source)
+    if total <= MAX_CONFIG_VALUES:
+        return
+    biggest = ""
+    if isinstance(config, dict) and config:
+        biggest = max(config, key=lambda k: expanded_size(config[k], source))
+    raise ConfigError(
+        f"{source}: the configuration expands to {total:,} values (the most under key "
+        f"'{biggest}'), more than the {MAX_CONFIG_VALUES:,} accepted; YAML aliases (*name) "
+        "repeating each other can make a small file this large.",
+        hint="Write the values out without nested aliases, or remove the key.",
+    )
+
 
 def validate_config(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
     """Validate ``config`` (a copy, defaults filled) and return it.
@@ -49,6 +140,7 @@ def validate_config(config: dict[str, Any], source: str = "config") -> dict[str,
     ConfigError
         Naming the offending key, what was expected and what was received.
     """
+    _check_size(config, source)
     config = copy.deepcopy(config)
     validator = _Validator(schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
@@ -64,6 +156,7 @@ def validate_partial(config: dict[str, Any], source: str = "--config-json") -> d
     Rules pass only the config values a job uses, so that changing any other value does not
     rerun it; such a subset lacks the required top-level keys but must otherwise be valid.
     """
+    _check_size(config, source)
     config = copy.deepcopy(config)
     partial_schema = {k: v for k, v in schema().items() if k != "required"}
     errors = sorted(
@@ -90,23 +183,88 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return validate_config(raw, source=str(path))
 
 
+class _NonFinite:
+    """Stand-in for a NaN or Infinity constant while parsing, to name its key afterwards."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _find_non_finite(value: Any, path: str = "") -> tuple[str, str] | None:
+    """(key path, constant) of the first NaN/Infinity stand-in in ``value``, or None."""
+    if isinstance(value, _NonFinite):
+        return path or "(top level)", value.name
+    if isinstance(value, dict):
+        children = value.items()
+    elif isinstance(value, list):
+        children = enumerate(value)
+    else:
+        return None
+    for k, v in children:
+        found = _find_non_finite(v, f"{path}.{k}" if path else str(k))
+        if found:
+            return found
+    return None
+
+
 def parse_settings(text: str, what: str) -> dict[str, Any]:
-    """Parse a ``--settings`` JSON argument of a CLI verb."""
+    """Parse a ``--settings``-like JSON object argument of a CLI verb.
+
+    Parameters
+    ----------
+    text : str
+        The argument's JSON text.
+    what : str
+        The flag's name without dashes (``settings``, ``model``, ...), for messages.
+
+    Returns
+    -------
+    dict
+        The parsed object.
+
+    Raises
+    ------
+    ConfigError
+        When the text is not JSON, not an object, or holds NaN or Infinity (Python's JSON
+        reader accepts them, but no setting is meaningful as one).
+    """
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"--{what}: not valid JSON ({exc}): {text[:200]!r}") from exc
+        value = json.loads(text, parse_constant=_NonFinite)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ConfigError(
+            f"--{what}: not valid JSON ({exc}): {excerpt(text)}",
+            hint=f"Pass --{what} a JSON object, e.g. '{{\"lr\": 0.001}}'.",
+        ) from exc
     if not isinstance(value, dict):
-        raise ConfigError(f"--{what}: expected a JSON object, got {type(value).__name__}.")
+        raise ConfigError(
+            f"--{what}: expected a JSON object, got {type(value).__name__}.",
+            hint=f"Pass --{what} a JSON object, e.g. '{{\"lr\": 0.001}}'.",
+        )
+    found = _find_non_finite(value)
+    if found:
+        raise ConfigError(
+            f"--{what}: key '{found[0]}' is {found[1]}; expected a finite number.",
+            hint=f"Give {found[0]} a finite value (or leave it out for the default).",
+        )
     return value
 
 
 def _describe(error: jsonschema.ValidationError, source: str) -> str:
+    """One line: the key, what the schema wants and a bounded excerpt of what was received."""
     key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-    got = json.dumps(error.instance, default=str)
-    if len(got) > 120:
-        got = got[:117] + "..."
-    return f"{source}: invalid value at key '{key}': {error.message} (received {got})"
+    if error.validator == "pattern":
+        message = f"expected a value matching {error.validator_value}"
+    elif error.validator in ("maxLength", "minLength"):
+        bound = "at most" if error.validator == "maxLength" else "at least"
+        message = f"expected {bound} {error.validator_value} characters, got {len(error.instance)}"
+    else:
+        # jsonschema's message embeds the received value: keep it to one bounded line.
+        message = " ".join(error.message.split())
+        if len(message) > 200:
+            message = message[:197] + "..."
+    if "propertyNames" in error.schema_path:
+        return f"{source}: invalid name {excerpt(error.instance)} under key '{key}': {message}"
+    return f"{source}: invalid value at key '{key}': {message} (received {excerpt(error.instance)})"
 
 
 def _hint(error: jsonschema.ValidationError) -> str:
@@ -116,6 +274,11 @@ def _hint(error: jsonschema.ValidationError) -> str:
         return f"Allowed keys here: {allowed}." if allowed else "Remove the unknown key."
     if error.validator == "enum":
         return f"Expected one of {error.validator_value}."
+    if error.validator in ("pattern", "maxLength", "minLength"):
+        wanted = {"pattern": "match", "maxLength": "be at most", "minLength": "be at least"}
+        unit = "" if error.validator == "pattern" else " characters"
+        rule = f"Values here must {wanted[error.validator]} {error.validator_value}{unit}"
+        return f"{rule}. {desc}" if desc else f"{rule}."
     return desc or "See workflow/schemas/config.schema.yaml for the expected form."
 
 

@@ -1,5 +1,10 @@
 # Helpers shared by the rules: paths, run lists and parameter rendering. No domain logic here:
 # everything below asks the `lcm` package.
+#
+# Shell quoting, one convention (checked by tests/hostile/test_injection.py): params hold raw
+# values and every field of a `shell:` command is `:q`-quoted ({input.x:q}, {params.x:q}, ...),
+# except the option fragments named in SHELL_FRAGMENTS below, whose functions build them with
+# `quoted`/`as_json` around every value they insert. No config value reaches a shell unquoted.
 import inspect
 import json
 import os
@@ -62,13 +67,33 @@ def one_of(names):
     return "|".join(names) if names else "(?!x)x"
 
 
+# Params holding ready-quoted option fragments (empty or several words): the only fields a
+# rule's shell command may use without `:q`.
+SHELL_FRAGMENTS = (
+    "atlas_args",
+    "attention_arg",
+    "dataset_args",
+    "derivatives_arg",
+    "options",
+    "positive_arg",
+    "ssl_arg",
+    "ssl_history_arg",
+    "truth_arg",
+)
+
+
+def to_json(value):
+    """A config value as JSON text, for a param quoted in the command (``{params.x:q}``)."""
+    return json.dumps(value, sort_keys=True)
+
+
 def as_json(value):
-    """A config value rendered as one shell-quoted JSON argument (also a tracked param)."""
-    return shlex.quote(json.dumps(value, sort_keys=True))
+    """A config value as one shell-quoted JSON word, for option fragments."""
+    return shlex.quote(to_json(value))
 
 
 def quoted(value):
-    """A path or label as one shell word."""
+    """A value (path, label, number) as one shell word, for option fragments."""
     return shlex.quote(str(value))
 
 
@@ -93,7 +118,7 @@ def ingest_options(wildcards):
     opts = f"--select {as_json(ingest['select'].get(wildcards.dataset, {}))}"
     opts += "" if ingest["validate"] else " --no-validate"
     tr = CFG["datasets"][wildcards.dataset].get("repetition_time")
-    opts += "" if tr is None else f" --repetition-time {float(tr)!r}"
+    opts += "" if tr is None else f" --repetition-time {quoted(float(tr))}"
     return opts + ("" if ingest["cache"] else " --no-cache")
 
 
@@ -128,7 +153,7 @@ def ssl_pretrained_model():
 
 def ssl_pretrain_settings():
     """The pretrain settings with the BEI losses off: the lcm-ssl ablation's checkpoint."""
-    return as_json({**CFG["pretrain"], "bei_weight": 0})
+    return to_json({**CFG["pretrain"], "bei_weight": 0})
 
 
 def task_models(task):
@@ -138,7 +163,7 @@ def task_models(task):
 
 def evaluate_settings(wildcards):
     """The evaluate section for one task (its model list applied), as a JSON param."""
-    return as_json({**CFG["evaluate"], "models": task_models(wildcards.task)})
+    return to_json({**CFG["evaluate"], "models": task_models(wildcards.task)})
 
 
 def wants_ssl(task):
@@ -154,7 +179,7 @@ def ssl_checkpoint_arg(wildcards, input):
     """``--ssl-checkpoint DIR`` when lcm-ssl is evaluated on this task, else nothing."""
     if not input.ssl:
         return ""
-    return f"--ssl-checkpoint {shlex.quote(str(Path(input.ssl[0]).parent))}"
+    return f"--ssl-checkpoint {quoted(Path(input.ssl[0]).parent)}"
 
 
 def ssl_history_input():
@@ -179,7 +204,7 @@ def optional_arg(flag, name):
 
     def arg(wildcards, input):
         files = list(getattr(input, name))
-        return " ".join([flag, *(shlex.quote(str(f)) for f in files)]) if files else ""
+        return " ".join([flag, *(quoted(f) for f in files)]) if files else ""
 
     return arg
 
@@ -187,7 +212,7 @@ def optional_arg(flag, name):
 def positive_arg(wildcards):
     """``--positive LEVEL`` for a binary task; nothing for a continuous one."""
     positive = CFG["tasks"][wildcards.task].get("positive")
-    return "" if positive is None else f"--positive {shlex.quote(positive)}"
+    return "" if positive is None else f"--positive {quoted(positive)}"
 
 
 def finetuned_model(task):
@@ -232,16 +257,15 @@ def synth_params(wildcards):
         "fmriprep": {"output_space": SPACE},
         "synth": {**CFG["synth"], "consortia": {name: CFG["synth"]["consortia"][name]}},
     }
-    return as_json(subset)
+    return to_json(subset)
 
 
-def dataset_value(key, quote=False):
+def dataset_value(key):
     """A param function returning ``datasets.<dataset>.<key>``."""
 
     @per_job
     def value(wildcards):
-        v = CFG["datasets"][wildcards.dataset][key]
-        return quoted(v) if quote else v
+        return CFG["datasets"][wildcards.dataset][key]
 
     return value
 
@@ -283,7 +307,7 @@ def fmriprep_dataset_args(wildcards):
     ds = wildcards.dataset
     if ds not in _FMRIPREP_DATASET_ARGS:
         _FMRIPREP_DATASET_ARGS[ds] = (
-            f"--dataset {ds} --bids {quoted(CFG['datasets'][ds]['path'])}"
+            f"--dataset {quoted(ds)} --bids {quoted(CFG['datasets'][ds]['path'])}"
             f" --task {quoted(CFG['datasets'][ds]['task'])}"
             f" --derivatives {quoted(derivatives_dir(ds))}"
         )
@@ -293,8 +317,8 @@ def fmriprep_dataset_args(wildcards):
 def fmriprep_options():
     """The fmriprep section as ``lcm fmriprep`` options (the same for every subject)."""
     fmriprep = CFG["fmriprep"]
-    args = f"--runner {fmriprep['runner']} --image {quoted(fmriprep['image'])}"
-    args += f" --output-space {SPACE} --work-dir {quoted(fmriprep['work_dir'])}"
+    args = f"--runner {quoted(fmriprep['runner'])} --image {quoted(fmriprep['image'])}"
+    args += f" --output-space {quoted(SPACE)} --work-dir {quoted(fmriprep['work_dir'])}"
     if fmriprep["fs_license"]:
         args += f" --fs-license {quoted(fmriprep['fs_license'])}"
     return args + f" --extra-args {as_json(fmriprep['extra_args'])}"
@@ -325,7 +349,7 @@ def run_qc_files(wildcards):
 def atlas_args():
     """Atlas options of `lcm connectome` (a user atlas by path, or a TemplateFlow query)."""
     atlas = CFG["atlas"]
-    args = f"--atlas-name {atlas['name']}"
+    args = f"--atlas-name {quoted(atlas['name'])}"
     if atlas["path"]:
         args += f" --atlas-path {quoted(atlas['path'])} --atlas-labels {quoted(atlas['labels'])}"
     if atlas.get("templateflow"):
@@ -336,7 +360,7 @@ def atlas_args():
 def connectome_options():
     """Atlas, coverage, denoising and connectome options of ``lcm connectome run``."""
     return (
-        f"{atlas_args()} --min-coverage {CFG['atlas']['min_coverage']}"
+        f"{atlas_args()} --min-coverage {quoted(CFG['atlas']['min_coverage'])}"
         f" --denoise {as_json(CFG['denoise'])} --connectome {as_json(CFG['connectome'])}"
     )
 
@@ -367,8 +391,8 @@ def task_store_files(wildcards):
 
 
 def evaluate_repeats():
-    """``evaluate.seeds`` as the space-separated ``--repeats`` of ``lcm splits``."""
-    return " ".join(str(seed) for seed in CFG["evaluate"]["seeds"])
+    """``evaluate.seeds``, the ``--repeats`` of ``lcm splits`` (a list: one word per seed)."""
+    return [str(seed) for seed in CFG["evaluate"]["seeds"]]
 
 
 def checkpoint_dir(wildcards, input):

@@ -32,9 +32,10 @@ rule connectome_run:
         out_dir=f"{RESULTS}/connectome/{{dataset}}",
         code=code_hash("connectome"),
     shell:
-        "python -m lcm --log-file {log} --rule connectome_run connectome run --dataset {wildcards.dataset}"
-        " --fmriprep-record {input.record} --run-key {wildcards.run_key} {params.options}"
-        " --out-dir {params.out_dir} --qc-out {output.qc}"
+        "python -m lcm --log-file {log:q} --rule connectome_run connectome run"
+        " --dataset {wildcards.dataset:q} --fmriprep-record {input.record:q}"
+        " --run-key {wildcards.run_key:q} {params.options} --out-dir {params.out_dir:q}"
+        " --qc-out {output.qc:q}"
 
 
 rule connectome_collect:
@@ -54,7 +55,8 @@ rule connectome_collect:
     params:
         code=code_hash("connectome"),
     shell:
-        "python -m lcm --log-file {log} --rule connectome_collect connectome collect --qc {input.qc} --out {output.table}"
+        "python -m lcm --log-file {log:q} --rule connectome_collect connectome collect"
+        " --qc {input.qc:q} --out {output.table:q}"
 
 
 rule connectome_timeseries:
@@ -70,15 +72,16 @@ rule connectome_timeseries:
     conda:
         "../../envs/connectome.yaml"
     params:
-        atlas=atlas_args(),
-        denoise=as_json(CFG["denoise"]),
-        connectome=as_json(CFG["connectome"]),
+        atlas_args=atlas_args(),
+        denoise=to_json(CFG["denoise"]),
+        connectome=to_json(CFG["connectome"]),
         out_dir=connectome_dir,
         code=code_hash("connectome"),
     shell:
-        "python -m lcm --log-file {log} --rule connectome_timeseries connectome timeseries --dataset {wildcards.dataset}"
-        " --manifest {input.manifest} {params.atlas} --denoise {params.denoise}"
-        " --connectome {params.connectome} --out-dir {params.out_dir} --qc-table {output.table}"
+        "python -m lcm --log-file {log:q} --rule connectome_timeseries connectome timeseries"
+        " --dataset {wildcards.dataset:q} --manifest {input.manifest:q} {params.atlas_args}"
+        " --denoise {params.denoise:q} --connectome {params.connectome:q}"
+        " --out-dir {params.out_dir:q} --qc-table {output.table:q}"
 
 
 rule connectome_import:
@@ -94,9 +97,10 @@ rule connectome_import:
     conda:
         "../../envs/connectome.yaml"
     params:
-        atlas=atlas_args(),
+        atlas_args=atlas_args(),
         out_dir=connectome_dir,
         code=code_hash("connectome"),
     shell:
-        "python -m lcm --log-file {log} --rule connectome_import connectome import --dataset {wildcards.dataset}"
-        " --manifest {input.manifest} {params.atlas} --out-dir {params.out_dir} --qc-table {output.table}"
+        "python -m lcm --log-file {log:q} --rule connectome_import connectome import"
+        " --dataset {wildcards.dataset:q} --manifest {input.manifest:q} {params.atlas_args}"
+        " --out-dir {params.out_dir:q} --qc-table {output.table:q}"

@@ -25,14 +25,15 @@ rule evaluate:
         atlas=ATLAS,
         dataset=task_value("dataset"),
         label=task_value("label"),
-        positive=positive_arg,
-        ssl=ssl_checkpoint_arg,
+        positive_arg=positive_arg,
+        ssl_arg=ssl_checkpoint_arg,
         settings=evaluate_settings,
         seed=CFG["seed"],
         code=code_hash("evaluate"),
     shell:
-        "python -m lcm --log-file {log} --rule evaluate evaluate --store {params.store} --atlas {params.atlas}"
-        " --catalogue {input.catalogue:q} --task {wildcards.task} --dataset {params.dataset}"
-        " --label {params.label} {params.positive} --checkpoint {params.checkpoint} {params.ssl}"
-        " --settings {params.settings} --seed {params.seed} --threads {threads} --out {output.metrics}"
-        " --predictions {output.predictions} --splits {input.splits}"
+        "python -m lcm --log-file {log:q} --rule evaluate evaluate --store {params.store:q}"
+        " --atlas {params.atlas:q} --catalogue {input.catalogue:q} --task {wildcards.task:q}"
+        " --dataset {params.dataset:q} --label {params.label:q} {params.positive_arg}"
+        " --checkpoint {params.checkpoint:q} {params.ssl_arg} --settings {params.settings:q}"
+        " --seed {params.seed:q} --threads {threads:q} --out {output.metrics:q}"
+        " --predictions {output.predictions:q} --splits {input.splits:q}"

@@ -22,15 +22,16 @@ rule finetune:
         dataset=task_value("dataset"),
         label=task_value("label"),
         positive=task_value("positive"),
-        settings=as_json(CFG["evaluate"]["finetune"]),
+        settings=to_json(CFG["evaluate"]["finetune"]),
         seed=CFG["seed"],
         out_dir=output_dir,
         code=code_hash("finetune"),
     shell:
-        "python -m lcm --log-file {log} --rule finetune finetune --checkpoint {params.checkpoint} --store {params.store}"
-        " --atlas {params.atlas} --catalogue {input.catalogue:q} --dataset {params.dataset}"
-        " --label {params.label} --positive {params.positive} --settings {params.settings}"
-        " --seed {params.seed} --threads {threads} --out-dir {params.out_dir}"
+        "python -m lcm --log-file {log:q} --rule finetune finetune --checkpoint {params.checkpoint:q}"
+        " --store {params.store:q} --atlas {params.atlas:q} --catalogue {input.catalogue:q}"
+        " --dataset {params.dataset:q} --label {params.label:q} --positive {params.positive:q}"
+        " --settings {params.settings:q} --seed {params.seed:q} --threads {threads:q}"
+        " --out-dir {params.out_dir:q}"
 
 
 # What the finetuned model looks at: one embedding per run and the attention of every query
@@ -55,6 +56,7 @@ rule embed:
         dataset=task_value("dataset"),
         code=code_hash("embed"),
     shell:
-        "python -m lcm --log-file {log} --rule embed embed --checkpoint {params.checkpoint} --store {params.store}"
-        " --atlas {params.atlas} --catalogue {input.catalogue:q} --datasets {params.dataset}"
-        " --out {output.embeddings} --attention-out {output.attention}"
+        "python -m lcm --log-file {log:q} --rule embed embed --checkpoint {params.checkpoint:q}"
+        " --store {params.store:q} --atlas {params.atlas:q} --catalogue {input.catalogue:q}"
+        " --datasets {params.dataset:q} --out {output.embeddings:q}"
+        " --attention-out {output.attention:q}"

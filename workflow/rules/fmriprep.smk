@@ -21,9 +21,9 @@ rule fmriprep:
     # One job per subject: its command has few fields, since a dry run formats each job's
     # command three times (see `fmriprep_dataset_args` in common.smk).
     params:
-        dataset=fmriprep_dataset_args,
+        dataset_args=fmriprep_dataset_args,
         options=fmriprep_options(),
         code=code_hash("fmriprep"),
     shell:
-        "python -m lcm --log-file {log} --rule fmriprep fmriprep {params.dataset}"
-        " --subject {wildcards.subject} {params.options} --out {output.record}"
+        "python -m lcm --log-file {log:q} --rule fmriprep fmriprep {params.dataset_args}"
+        " --subject {wildcards.subject:q} {params.options} --out {output.record:q}"

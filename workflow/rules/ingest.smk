@@ -16,14 +16,15 @@ rule ingest:
         "../../envs/ingest.yaml"
     params:
         entry=dataset_value("entry"),
-        path=dataset_value("path", quote=True),
-        derivatives=derivatives_arg,
+        path=dataset_value("path"),
+        derivatives_arg=derivatives_arg,
         task=dataset_value("task"),
         space=SPACE,
         listing=dataset_listing,
         options=ingest_options,
         code=code_hash("ingest"),
     shell:
-        "python -m lcm --log-file {log} --rule ingest ingest --dataset {wildcards.dataset} --entry {params.entry}"
-        " --path {params.path} {params.derivatives} --task {params.task} --space {params.space}"
-        " {params.options} --out {output.manifest}"
+        "python -m lcm --log-file {log:q} --rule ingest ingest --dataset {wildcards.dataset:q}"
+        " --entry {params.entry:q} --path {params.path:q} {params.derivatives_arg}"
+        " --task {params.task:q} --space {params.space:q} {params.options}"
+        " --out {output.manifest:q}"

@@ -19,16 +19,17 @@ rule pretrain:
     params:
         store=store_root_of_input,
         atlas=ATLAS,
-        datasets=" ".join(PLAN.by_role("pretrain")),
-        model=as_json(CFG["model"]),
-        settings=as_json(CFG["pretrain"]),
+        datasets=PLAN.by_role("pretrain"),
+        model=to_json(CFG["model"]),
+        settings=to_json(CFG["pretrain"]),
         seed=CFG["seed"],
         out_dir=output_dir,
         code=code_hash("pretrain"),
     shell:
-        "python -m lcm --log-file {log} --rule pretrain pretrain --store {params.store} --atlas {params.atlas}"
-        " --catalogue {input.catalogue:q} --datasets {params.datasets} --model {params.model}"
-        " --settings {params.settings} --seed {params.seed} --threads {threads} --out-dir {params.out_dir}"
+        "python -m lcm --log-file {log:q} --rule pretrain pretrain --store {params.store:q}"
+        " --atlas {params.atlas:q} --catalogue {input.catalogue:q} --datasets {params.datasets:q}"
+        " --model {params.model:q} --settings {params.settings:q} --seed {params.seed:q}"
+        " --threads {threads:q} --out-dir {params.out_dir:q}"
 
 
 # The lcm-ssl ablation: the same pretraining with the BEI losses off (self-supervised only).
@@ -49,13 +50,14 @@ rule pretrain_ssl:
     params:
         store=store_root_of_input,
         atlas=ATLAS,
-        datasets=" ".join(PLAN.by_role("pretrain")),
-        model=as_json(CFG["model"]),
+        datasets=PLAN.by_role("pretrain"),
+        model=to_json(CFG["model"]),
         settings=ssl_pretrain_settings(),
         seed=CFG["seed"],
         out_dir=output_dir,
         code=code_hash("pretrain"),
     shell:
-        "python -m lcm --log-file {log} --rule pretrain_ssl pretrain --store {params.store} --atlas {params.atlas}"
-        " --catalogue {input.catalogue:q} --datasets {params.datasets} --model {params.model}"
-        " --settings {params.settings} --seed {params.seed} --threads {threads} --out-dir {params.out_dir}"
+        "python -m lcm --log-file {log:q} --rule pretrain_ssl pretrain --store {params.store:q}"
+        " --atlas {params.atlas:q} --catalogue {input.catalogue:q} --datasets {params.datasets:q}"
+        " --model {params.model:q} --settings {params.settings:q} --seed {params.seed:q}"
+        " --threads {threads:q} --out-dir {params.out_dir:q}"

@@ -43,13 +43,14 @@ rule report:
         "../../envs/report.yaml"
     params:
         code=code_hash("report"),
-        ssl_history=optional_arg("--ssl-history", "ssl_history"),
-        truth=optional_arg("--ground-truth", "truth"),
-        attention=optional_arg("--attention", "attention"),
-        atlas=atlas_args(),
+        ssl_history_arg=optional_arg("--ssl-history", "ssl_history"),
+        truth_arg=optional_arg("--ground-truth", "truth"),
+        attention_arg=optional_arg("--attention", "attention"),
+        atlas_args=atlas_args(),
     shell:
-        "python -m lcm --log-file {log} --rule report report --metrics {input.metrics} --predictions {input.predictions}"
-        " --history {input.history} --bei-eval {input.bei_eval} --qc {input.qc}"
-        " --ingest-summary {input.ingest}"
-        " {params.ssl_history} {params.truth} {params.attention} {params.atlas} --out-metrics {output.metrics} --out-summary {output.summary}"
-        " --out-headline {output.headline} --out-html {output.html}"
+        "python -m lcm --log-file {log:q} --rule report report --metrics {input.metrics:q}"
+        " --predictions {input.predictions:q} --history {input.history:q}"
+        " --bei-eval {input.bei_eval:q} --qc {input.qc:q} --ingest-summary {input.ingest:q}"
+        " {params.ssl_history_arg} {params.truth_arg} {params.attention_arg} {params.atlas_args}"
+        " --out-metrics {output.metrics:q} --out-summary {output.summary:q}"
+        " --out-headline {output.headline:q} --out-html {output.html:q}"

@@ -19,13 +19,14 @@ rule splits:
         atlas=ATLAS,
         dataset=task_value("dataset"),
         label=task_value("label"),
-        positive=positive_arg,
+        positive_arg=positive_arg,
         n_folds=CFG["evaluate"]["n_folds"],
         repeats=evaluate_repeats(),
         seed=CFG["seed"],
         code=code_hash("splits"),
     shell:
-        "python -m lcm --log-file {log} --rule splits splits --store {params.store} --atlas {params.atlas}"
-        " --datasets {params.dataset} --task {wildcards.task} --label {params.label} {params.positive}"
-        " --catalogue {input.catalogue:q} --n-folds {params.n_folds} --seed {params.seed}"
-        " --repeats {params.repeats} --out {output}"
+        "python -m lcm --log-file {log:q} --rule splits splits --store {params.store:q}"
+        " --atlas {params.atlas:q} --datasets {params.dataset:q} --task {wildcards.task:q}"
+        " --label {params.label:q} {params.positive_arg} --catalogue {input.catalogue:q}"
+        " --n-folds {params.n_folds:q} --seed {params.seed:q} --repeats {params.repeats:q}"
+        " --out {output:q}"

@@ -20,6 +20,6 @@ rule store:
         store=store_root,
         code=code_hash("store"),
     shell:
-        "python -m lcm --log-file {log} --rule store store --dataset {wildcards.dataset} --qc-table {input.qc}"
-        " --phenotype {input.phenotype:q} --catalogue {input.catalogue:q} --atlas {params.atlas}"
-        " --store-dir {params.store}"
+        "python -m lcm --log-file {log:q} --rule store store --dataset {wildcards.dataset:q}"
+        " --qc-table {input.qc:q} --phenotype {input.phenotype:q} --catalogue {input.catalogue:q}"
+        " --atlas {params.atlas:q} --store-dir {params.store:q}"

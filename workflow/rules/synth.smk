@@ -18,7 +18,8 @@ rule synth_roi_cohort:
         settings=synth_params,
         code=code_hash("synth"),
     shell:
-        "python -m lcm --log-file {log} --rule synth_roi_cohort synth --config-json {params.settings} --consortium {wildcards.consortium}"
+        "python -m lcm --log-file {log:q} --rule synth_roi_cohort synth"
+        " --config-json {params.settings:q} --consortium {wildcards.consortium:q}"
 
 
 rule synth_voxel_cohort:
@@ -41,7 +42,8 @@ rule synth_voxel_cohort:
         settings=synth_params,
         code=code_hash("synth"),
     shell:
-        "python -m lcm --log-file {log} --rule synth_voxel_cohort synth --config-json {params.settings} --consortium {wildcards.consortium}"
+        "python -m lcm --log-file {log:q} --rule synth_voxel_cohort synth"
+        " --config-json {params.settings:q} --consortium {wildcards.consortium:q}"
 
 
 rule synth_voxel_subject:
@@ -65,5 +67,6 @@ rule synth_voxel_subject:
         settings=synth_params,
         code=code_hash("synth"),
     shell:
-        "python -m lcm --log-file {log} --rule synth_voxel_subject synth --config-json {params.settings}"
-        " --consortium {wildcards.consortium} --subject {wildcards.subject}"
+        "python -m lcm --log-file {log:q} --rule synth_voxel_subject synth"
+        " --config-json {params.settings:q} --consortium {wildcards.consortium:q}"
+        " --subject {wildcards.subject:q}"
