@@ -12,9 +12,11 @@ import pandas as pd
 from lcm.exceptions import InputDataError
 from lcm.io.provenance import record_outputs, sha256_file, write_sidecar
 from lcm.store.catalogue import load_catalogue
+from lcm.store.commit import commit_dataset
 from lcm.store.phenotype import missingness, read_phenotype
 from lcm.store.writer import (
     stored_rows,
+    variables_id,
     write_connectomes,
     write_missingness,
     write_variables,
@@ -37,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Read the connectome stage's QC table (included runs and their relmat files; "
         "a run with windowed matrices becomes one row per window) and the dataset's phenotype "
         "file, map the phenotype through the variable catalogue, "
-        "and write the dataset's partitions of the store atomically.",
+        "and write the dataset's partitions of the store: staged, then made visible together "
+        "(a killed run leaves the old partitions or completes on the next read or run). One "
+        "writer per dataset at a time; other datasets may be written in parallel.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -56,8 +60,17 @@ def run(args: argparse.Namespace) -> int:
     phenotype = read_phenotype(args.phenotype, args.dataset, catalogue)
     try:
         qc = pd.read_csv(args.qc_table, sep="\t", dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError) as exc:
-        raise InputDataError(f"Cannot read QC table {args.qc_table}: {exc}") from exc
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputDataError(
+            f"Cannot read QC table {args.qc_table}: {str(exc).splitlines()[0]}",
+            hint="Pass the connectome stage's QC table (UTF-8 TSV); rerun that stage if damaged.",
+        ) from None
+    lacking = [c for c in ("subject", "included", "relmat") if c not in qc.columns]
+    if lacking:
+        raise InputDataError(
+            f"QC table {args.qc_table} lacks column(s) {lacking} (has {list(qc.columns)[:12]}).",
+            hint="Pass the QC table written by `lcm connectome` for this dataset and atlas.",
+        )
     scanned = set(qc["subject"])
     no_pheno = sorted(scanned - set(phenotype["subject"]))
     if no_pheno:
@@ -79,16 +92,21 @@ def run(args: argparse.Namespace) -> int:
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     provenance = {"settings": settings, "config_sha256": digest}
     sources = [args.qc_table, args.phenotype, args.catalogue]
-    connectomes = write_connectomes(
-        args.store_dir, args.atlas, args.dataset, qc, phenotype, provenance
-    )
-    # The partition's sidecar also lists every matrix file stored (whole runs or windows).
-    write_sidecar(connectomes, [*sources, *stored_rows(qc, args.dataset)["matrix"]])
-    outputs = [
-        write_variables(args.store_dir, args.dataset, phenotype, catalogue),
-        write_missingness(
-            args.store_dir, args.dataset, missingness(phenotype, args.dataset, catalogue)
-        ),
-    ]
-    record_outputs(outputs, sources)
+    report = missingness(phenotype, args.dataset, catalogue)
+    identity = variables_id(phenotype, catalogue)
+    # One commit: the three files become visible together, under the dataset's lock.
+    with commit_dataset(args.store_dir, args.dataset, identity) as commit:
+        connectomes = write_connectomes(
+            args.store_dir, args.atlas, args.dataset, qc, phenotype, provenance, commit=commit
+        )
+        outputs = [
+            write_variables(args.store_dir, args.dataset, phenotype, catalogue, commit=commit),
+            write_missingness(args.store_dir, args.dataset, report, commit=commit),
+        ]
+        commit.apply()
+        # Sidecars describe the committed files; a kill before them leaves the rule failed
+        # (Snakemake reruns it), never the data mixed.
+        # The partition's sidecar also lists every matrix file stored (whole runs or windows).
+        write_sidecar(connectomes, [*sources, *stored_rows(qc, args.dataset)["matrix"]])
+        record_outputs(outputs, sources)
     return 0

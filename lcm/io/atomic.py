@@ -2,6 +2,12 @@
 
 A crash or a bad input never leaves a half-written output, and an output that already exists is
 replaced only once its successor is complete.
+
+Temporary names are ``.<name>.lcmtmp-<host>-<pid>-<random>`` (plus a suffix such as ``.nii.gz``
+only where a writer infers the format from it): they never end in ``.parquet`` or ``.tsv``, so
+that no reader's glob (``*.parquet``, pyarrow dataset discovery, DuckDB) picks up a half-written
+file. A writer killed with ``kill -9`` cannot remove its temporary file; the next atomic write to
+the same destination on the same host removes those whose writer process is gone.
 """
 
 from __future__ import annotations
@@ -9,12 +15,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import re
+import secrets
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+TMP_TAG = "lcmtmp"
+# Suffixes some writers infer the format or compression from (nibabel, pandas): a temporary file
+# keeps the longest of these that ends the destination's name, and no other.
+_FORMAT_SUFFIXES = (".nii.gz", ".nii", ".gz", ".bz2", ".xz", ".zst", ".zip")
 
 
 @contextlib.contextmanager
@@ -29,18 +42,19 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     Yields
     ------
     pathlib.Path
-        Temporary file to write to. It keeps the destination's suffixes so that writers that
-        infer the format from the name (nibabel, pandas) behave.
+        Temporary file to write to (mode governed by the umask). It ends like the destination
+        only for NIfTI and compressed names, which nibabel and pandas infer the format from; any
+        other temporary name ends in the random tag, never in ``.parquet`` or ``.tsv``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    remove_dead_temporaries(path)
+    tmp_path = temporary_name(path)
+    # O_EXCL: the random tag makes a clash unlikely, this makes it impossible. The mode is the
+    # usual umask-governed one (not mkstemp's 0600) so that groups sharing a project folder on a
+    # cluster can read the outputs.
+    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     os.close(fd)
-    tmp_path = Path(tmp)
-    # mkstemp creates 0600 files; outputs get the usual umask-governed mode so that groups
-    # sharing a project folder on a cluster can read them.
-    os.chmod(tmp_path, 0o666 & ~_umask())
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -49,10 +63,92 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def temporary_name(path: str | os.PathLike[str], tag: str = TMP_TAG) -> Path:
+    """A fresh hidden sibling name of ``path`` carrying this host, this process and ``tag``.
+
+    Parameters
+    ----------
+    path : path-like
+        The destination.
+    tag : str
+        Marks what kind of temporary file it is (:data:`TMP_TAG` for :func:`atomic_path`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``.<name>.<tag>-<host>-<pid>-<random>[<format suffix>]`` in the same folder.
+    """
+    path = Path(path)
+    name = path.name.lower()
+    keep = next((s for s in _FORMAT_SUFFIXES if name.endswith(s)), "")
+    stem = f".{path.name}.{tag}-{_host()}-{os.getpid()}-{secrets.token_hex(4)}"
+    return path.with_name(stem + keep)
+
+
+def remove_dead_temporaries(path: str | os.PathLike[str], tag: str = TMP_TAG) -> list[Path]:
+    """Remove the temporary siblings of ``path`` left by writers that died on this host.
+
+    A temporary file of another host, or of a process still alive, is left alone: it may be in
+    use (a reused process id only delays the clean-up).
+
+    Parameters
+    ----------
+    path : path-like
+        The destination whose temporaries (:func:`temporary_name`) are looked for.
+    tag : str
+        Kind of temporary file.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+    """
+    path = Path(path)
+    pattern = re.compile(
+        rf"^\.{re.escape(path.name)}\.{re.escape(tag)}-(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]+(\..*)?$"
+    )
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path.parent):
+            m = pattern.match(entry.name)
+            if m and m["host"] == _host() and not pid_alive(int(m["pid"])):
+                with contextlib.suppress(FileNotFoundError):  # another process removed it
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (a zombie counts as dead)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    # A killed child not yet reaped by its parent is a zombie: it writes nothing any more.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def _host() -> str:
+    # Only characters that cannot be confused with the separators of a temporary name.
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+
+
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a file's (or a folder's) data to disk, so that a rename after it is durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on folders; the data is flushed anyway
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

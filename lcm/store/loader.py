@@ -22,7 +22,6 @@ a sample of its own, as the official LCM code trains on windows.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -34,12 +33,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from lcm.exceptions import InputDataError
-from lcm.store.read import connectome_values, read_runs
+from lcm.store.commit import COMMIT_KEY
+from lcm.store.read import connectome_values, read_runs_stamped, roi_names_of, unreadable
 from lcm.store.splits import downstream_test_keys
 from lcm.store.writer import connectome_path
 
@@ -136,13 +137,15 @@ class ConnectomeStream(IterableDataset):
                 f"ConnectomeStream: rank {rank} is not in [0, world_size={world_size}).",
                 hint="Pass torch.distributed.get_rank() and get_world_size().",
             )
+        self.datasets = list(datasets)
         self.files = [str(connectome_path(store, atlas, d)) for d in datasets]
-        runs = read_runs(store, atlas, datasets)
+        runs, self._stamps = read_runs_stamped(store, atlas, datasets)
         keep = np.ones(len(runs), dtype=bool)
         if exclude is not None:
             keys = runs["dataset"] + "/" + runs["subject"]
             keep = ~keys.isin(downstream_test_keys(exclude)).to_numpy()
             log.info("left out %d run(s) of downstream test subjects", int((~keep).sum()))
+        self._n_runs = runs["dataset"].value_counts().to_dict()
         self.runs = runs[keep].reset_index(drop=True)
         self.roi_names, self.units = self._plan(keep)
         self.n_edges = len(self.roi_names) * (len(self.roi_names) - 1) // 2
@@ -163,8 +166,13 @@ class ConnectomeStream(IterableDataset):
         start = 0  # position of the file's first row among all runs
         next_index = 0  # index in self.runs of the next kept run
         for f, path in enumerate(self.files):
-            meta = pq.ParquetFile(path).metadata
-            names = json.loads(meta.metadata[b"lcm.roi_names"])
+            dataset = self.datasets[f]
+            try:
+                meta = pq.ParquetFile(path).metadata
+            except (pa.ArrowException, OSError) as exc:
+                raise unreadable(path, dataset, exc) from None
+            self._check_same_file(dataset, meta)
+            names = roi_names_of(meta.metadata, path, dataset)
             if roi_names is None:
                 roi_names = names
             elif names != roi_names:
@@ -192,6 +200,18 @@ class ConnectomeStream(IterableDataset):
             start += offset
         assert roi_names is not None  # read_runs refuses an empty dataset list
         return roi_names, units
+
+    def _check_same_file(self, dataset: str, meta: pq.FileMetaData) -> None:
+        """Refuse a partition replaced since its runs were read (an ``lcm store`` meanwhile)."""
+        path, first = self._stamps[dataset]
+        n_runs = self._n_runs.get(dataset, 0)
+        key = COMMIT_KEY.encode()
+        if meta.num_rows != n_runs or (meta.metadata or {}).get(key) != first.get(key):
+            raise InputDataError(
+                f"{path} changed while it was being opened ({n_runs} runs, then "
+                f"{meta.num_rows}): an `lcm store --dataset {dataset}` wrote it meanwhile.",
+                hint="Start again once that run has finished.",
+            )
 
     def __len__(self) -> int:
         """Runs per epoch over all shards."""
@@ -285,12 +305,20 @@ class ConnectomeStream(IterableDataset):
                 local.files, local.fds = {}, {}
             if unit.file not in local.files:
                 # pre_buffer: one large read per column chunk instead of one per page.
-                local.files[unit.file] = pq.ParquetFile(self.files[unit.file], pre_buffer=True)
+                try:
+                    local.files[unit.file] = pq.ParquetFile(self.files[unit.file], pre_buffer=True)
+                except (pa.ArrowException, OSError) as exc:
+                    path = self.files[unit.file]
+                    raise unreadable(path, self.datasets[unit.file], exc) from None
                 local.fds[unit.file] = os.open(self.files[unit.file], os.O_RDONLY)
                 opened.append(local.fds[unit.file])
-            table = local.files[unit.file].read_row_group(
-                unit.row_group, columns=["connectome"], use_threads=False
-            )
+            try:
+                table = local.files[unit.file].read_row_group(
+                    unit.row_group, columns=["connectome"], use_threads=False
+                )
+            except (pa.ArrowException, OSError) as exc:
+                path = self.files[unit.file]
+                raise unreadable(path, self.datasets[unit.file], exc) from None
             # A zero-copy view of the decoded column: it keeps the Arrow buffer alive.
             block = connectome_values(table.column(0), self.files[unit.file])
             del table

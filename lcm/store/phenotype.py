@@ -33,7 +33,37 @@ def read_table(path: str | Path) -> pd.DataFrame:
             f"Phenotype file not found: {path}", hint="Check datasets.<name>.phenotype."
         )
     sep = "," if path.suffix.lower() == ".csv" else "\t"
-    return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    fix = "Save it as a UTF-8 text table: TSV, or CSV with a .csv extension."
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError as exc:
+        raise InputDataError(
+            f"Cannot read phenotype file {path}: {exc.strerror}.",
+            hint="Check the file's permissions and datasets.<name>.phenotype.",
+        ) from None
+    # NUL bytes never occur in a text table; pandas would read them into garbled cells.
+    nul = head.find(b"\0")
+    if nul >= 0:
+        raise InputDataError(
+            f"Phenotype file {path} is binary (NUL byte at offset {nul}), not a TSV/CSV table "
+            "(a spreadsheet or a compressed file?).",
+            hint=fix,
+        )
+    try:
+        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    except UnicodeDecodeError as exc:
+        raise InputDataError(
+            f"Phenotype file {path} is not UTF-8 text (byte {exc.object[exc.start : exc.end]!r}: "
+            f"{exc.reason}).",
+            hint=fix,
+        ) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as exc:
+        raise InputDataError(
+            f"Cannot read phenotype file {path} as a {'CSV' if sep == ',' else 'TSV'} table: "
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}.",
+            hint=fix + " One header row, one row per participant.",
+        ) from None
 
 
 def read_phenotype(path: str | Path, dataset: str, catalogue: Catalogue) -> pd.DataFrame:

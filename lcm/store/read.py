@@ -3,13 +3,20 @@
 The files are plain Parquet: pandas, DuckDB or pyarrow read them without this module (README).
 A row is a whole run (``window`` = -1) or one window of a run (``window`` = 0, 1, ...); a
 partition written before the ``window`` column existed reads as whole-run rows.
+
+Before reading a dataset, a commit left unfinished by a killed ``lcm store`` is completed
+(:func:`lcm.store.commit.recover`); a connectome partition is read only with the variables it was
+committed with (``lcm.variables_id``), and an unreadable file is a one-line
+:class:`~lcm.exceptions.InputDataError` naming it, never an Arrow traceback.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -20,11 +27,21 @@ import pyarrow.parquet as pq
 from lcm.exceptions import InputDataError
 from lcm.store.catalogue import Catalogue
 from lcm.store.cohort import Cohort
+from lcm.store.commit import (
+    COMMIT_KEY,
+    VARIABLES_ID_KEY,
+    MixedStoreError,
+    recover,
+    rerun_hint,
+)
 from lcm.store.layout import vec_to_matrix
 from lcm.store.splits import downstream_test_keys
 from lcm.store.writer import WHOLE_RUN, WINDOW, connectome_path, variables_path
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+# Key-value metadata of one partition as read (bytes keys), with the file it came from.
+Stamp = tuple[Path, dict[bytes, bytes]]
 
 
 def read_runs(store: str | Path, atlas: str, datasets: list[str]) -> pd.DataFrame:
@@ -35,15 +52,124 @@ def read_runs(store: str | Path, atlas: str, datasets: list[str]) -> pd.DataFram
     pandas.DataFrame
         ``dataset`` then the stored identifier, ``window`` and QC columns, one row per run
         (or window) in file order.
+
+    Raises
+    ------
+    InputDataError
+        A partition missing or unreadable, or a connectome partition beside variables of
+        another ``lcm store`` run (:class:`~lcm.store.commit.MixedStoreError`).
     """
-    frames = []
+    return read_runs_stamped(store, atlas, datasets)[0]
+
+
+def read_runs_stamped(
+    store: str | Path, atlas: str, datasets: list[str]
+) -> tuple[pd.DataFrame, dict[str, Stamp]]:
+    """:func:`read_runs`, with each dataset's connectome file and the metadata read from it."""
+    return _consistent(lambda: _read_runs(store, atlas, datasets), store, datasets)
+
+
+def _read_runs(
+    store: str | Path, atlas: str, datasets: list[str]
+) -> tuple[pd.DataFrame, dict[str, Stamp]]:
+    frames, stamps = [], {}
     for dataset in datasets:
         path = _partition(store, atlas, dataset)
-        names = [n for n in pq.read_schema(path).names if n != "connectome"]
-        frame = with_window(pq.read_table(path, columns=names).to_pandas())
+        names = [n for n in read_schema(path, dataset).names if n != "connectome"]
+        table = read_table(path, dataset, columns=names)
+        meta = table.schema.metadata or {}
+        check_variables(store, dataset, (path, meta))
+        frame = with_window(table.to_pandas())
         frame.insert(0, "dataset", dataset)
         frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+        stamps[dataset] = (path, meta)
+    return pd.concat(frames, ignore_index=True), stamps
+
+
+def read_schema(path: str | Path, dataset: str) -> pa.Schema:
+    """Arrow schema (with key-value metadata) of a store partition; one-line error if unreadable."""
+    try:
+        return pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise unreadable(path, dataset, exc) from None
+
+
+def read_table(path: str | Path, dataset: str, columns: list[str] | None = None) -> pa.Table:
+    """Read a store partition; a truncated or corrupt file is a one-line InputDataError."""
+    try:
+        return pq.read_table(path, columns=columns)
+    except (pa.ArrowException, OSError) as exc:
+        raise unreadable(path, dataset, exc) from None
+
+
+def unreadable(path: str | Path, dataset: str, exc: BaseException) -> InputDataError:
+    """The error for a store file that Parquet cannot read (truncated, corrupt, not Parquet)."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return InputDataError(
+        f"{path}: not a readable Parquet file of the feature store (truncated or corrupt: "
+        f"{reason}).",
+        hint=rerun_hint(dataset),
+    )
+
+
+def check_variables(store: str | Path, dataset: str, connectomes: Stamp) -> None:
+    """Refuse ``dataset``'s connectome partition beside variables it was not committed with.
+
+    Parameters
+    ----------
+    store : path-like
+        Store root.
+    dataset : str
+    connectomes : (pathlib.Path, dict)
+        The connectome file and the key-value metadata read from it.
+
+    Raises
+    ------
+    MixedStoreError
+        The connectome partition names variables (``lcm.variables_id``) that the variables
+        partition does not hold, or that partition is missing.
+    """
+    path = variables_path(store, dataset)
+    meta = (read_schema(path, dataset).metadata or {}) if path.is_file() else None
+    _check_pair(dataset, connectomes, (path, meta))
+
+
+def _check_pair(dataset: str, connectomes: Stamp, variables: tuple[Path, dict | None]) -> None:
+    (c_path, c_meta), (v_path, v_meta) = connectomes, variables
+    want = c_meta.get(VARIABLES_ID_KEY.encode())
+    if want is None:  # written before commit ids, or without `lcm store`: nothing to compare
+        return
+    commit = c_meta.get(COMMIT_KEY.encode(), b"?").decode()
+    if v_meta is None:
+        raise MixedStoreError(
+            f"{c_path} (lcm store commit {commit}) was written with a variables partition, but "
+            f"{v_path} is missing; dataset {dataset!r} is incomplete.",
+            hint=rerun_hint(dataset),
+        )
+    have = v_meta.get(VARIABLES_ID_KEY.encode())
+    if have != want:
+        other = v_meta.get(COMMIT_KEY.encode(), b"none").decode()
+        raise MixedStoreError(
+            f"{c_path} (lcm store commit {commit}) and {v_path} (commit {other}) come from "
+            f"different `lcm store` runs of dataset {dataset!r} (variables "
+            f"{want.decode()[:12]} vs {(have or b'none').decode()[:12]}); refusing to mix them.",
+            hint=rerun_hint(dataset),
+        )
+
+
+def _consistent(read: Callable[[], T], store: str | Path, datasets: list[str]) -> T:
+    """``read()``; on a mixed pair, finish any pending commit and read once more.
+
+    A reader racing a live ``lcm store`` can read the new connectomes and then the old variables
+    while the writer renames them: the second read sees the whole commit. A mix that persists
+    is refused.
+    """
+    try:
+        return read()
+    except MixedStoreError:
+        for dataset in datasets:
+            recover(store, dataset)
+        return read()
 
 
 def load_cohort(
@@ -78,12 +204,21 @@ def load_cohort(
             hint="Name at least one dataset (role: pretrain or a task's dataset).",
         )
     excluded = downstream_test_keys(exclude) if exclude is not None else set()
+    return _consistent(
+        lambda: _load_cohort(store, atlas, datasets, catalogue, excluded), store, datasets
+    )
+
+
+def _load_cohort(
+    store: str | Path, atlas: str, datasets: list[str], catalogue: Catalogue, excluded: set[str]
+) -> Cohort:
     ids, vecs, variables = [], [], []
     roi_names: list[str] | None = None
     for dataset in datasets:
         path = _partition(store, atlas, dataset)
-        table = pq.read_table(path)
-        names = json.loads(table.schema.metadata[b"lcm.roi_names"])
+        table = read_table(path, dataset)
+        meta = table.schema.metadata or {}
+        names = roi_names_of(meta, path, dataset)
         if roi_names is None:
             roi_names = names
         elif names != roi_names:
@@ -102,13 +237,25 @@ def load_cohort(
         frame = with_window(table.drop(["connectome"]).to_pandas())
         frame.insert(0, "dataset", dataset)
         ids.append(frame)
-        variables.append(_variables_for(store, dataset, frame, catalogue))
+        variables.append(_variables_for(store, dataset, frame, catalogue, (path, meta)))
     assert roi_names is not None  # datasets is non-empty
     id_frame = pd.concat(ids, ignore_index=True)
     fc = vec_to_matrix(np.concatenate(vecs).astype(np.float32), len(roi_names), diagonal=1.0)
     var_frame = pd.concat(variables, ignore_index=True)
     log.info("loaded %d runs of %s (%d ROIs)", len(id_frame), datasets, len(roi_names))
     return Cohort(ids=id_frame, fc=fc, variables=var_frame, roi_names=roi_names, atlas=atlas)
+
+
+def roi_names_of(meta: dict[bytes, bytes] | None, path: str | Path, dataset: str) -> list[str]:
+    """ROI names from a connectome partition's metadata; one-line error when absent."""
+    try:
+        return json.loads((meta or {})[b"lcm.roi_names"])
+    except (KeyError, ValueError):
+        raise InputDataError(
+            f"{path}: no ROI names (lcm.roi_names) in its metadata; not a connectome partition "
+            "written by LCM.",
+            hint=rerun_hint(dataset),
+        ) from None
 
 
 def with_window(frame: pd.DataFrame) -> pd.DataFrame:
@@ -170,12 +317,20 @@ def read_run_variables(
         :func:`read_runs`, and the catalogue's variables per run, row for row (as in
         :attr:`~lcm.store.cohort.Cohort.variables`).
     """
-    runs = read_runs(store, atlas, datasets)
-    frames = [_variables_for(store, d, runs[runs["dataset"] == d], catalogue) for d in datasets]
-    return runs, pd.concat(frames, ignore_index=True)
+
+    def read() -> tuple[pd.DataFrame, pd.DataFrame]:
+        runs, stamps = _read_runs(store, atlas, datasets)
+        frames = [
+            _variables_for(store, d, runs[runs["dataset"] == d], catalogue, stamps[d])
+            for d in datasets
+        ]
+        return runs, pd.concat(frames, ignore_index=True)
+
+    return _consistent(read, store, datasets)
 
 
 def _partition(store: str | Path, atlas: str, dataset: str) -> Path:
+    recover(store, dataset)  # a killed writer's commit, finished before reading
     path = connectome_path(store, atlas, dataset)
     if not path.is_file():
         raise InputDataError(
@@ -186,10 +341,20 @@ def _partition(store: str | Path, atlas: str, dataset: str) -> Path:
 
 
 def _variables_for(
-    store: str | Path, dataset: str, runs: pd.DataFrame, catalogue: Catalogue
+    store: str | Path,
+    dataset: str,
+    runs: pd.DataFrame,
+    catalogue: Catalogue,
+    connectomes: Stamp,
 ) -> pd.DataFrame:
     path = variables_path(store, dataset)
-    table = pq.read_table(path).to_pandas() if path.is_file() else pd.DataFrame({"subject": []})
+    if path.is_file():
+        stored = read_table(path, dataset)
+        _check_pair(dataset, connectomes, (path, stored.schema.metadata or {}))
+        table = stored.to_pandas()
+    else:
+        _check_pair(dataset, connectomes, (path, None))
+        table = pd.DataFrame({"subject": []})
     merged = runs[["subject"]].merge(table, on="subject", how="left")
     out = pd.DataFrame(index=merged.index)
     for name, var in catalogue.variables.items():

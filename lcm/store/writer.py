@@ -6,7 +6,9 @@ Layout (hive partitioning; partition columns live in folder names, not in the fi
     <store>/variables/dataset=<dataset>/part-0.parquet                  one row per participant
     <store>/reports/missingness_dataset-<dataset>.tsv
 
-Adding a dataset rewrites only its own partitions; each file is written atomically.
+Adding a dataset rewrites only its own partitions. ``lcm store`` writes them inside one
+:class:`~lcm.store.commit.DatasetCommit` (staged, then renamed together under the dataset's lock;
+see :mod:`lcm.store.commit`); called without one, each writer replaces its file atomically.
 Schema version, atlas, ROI names, catalogue and provenance sit in the Parquet key-value metadata.
 
 Windows: when the connectome stage wrote windowed matrices for a run (``connectome.window``,
@@ -18,6 +20,8 @@ as whole-run rows (:mod:`lcm.store.read`).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 from collections.abc import Iterable, Iterator
@@ -32,6 +36,7 @@ from lcm.exceptions import InputDataError
 from lcm.io.atomic import atomic_path, write_tsv
 from lcm.io.provenance import environment
 from lcm.store.catalogue import Catalogue
+from lcm.store.commit import VARIABLES_ID_KEY, DatasetCommit
 from lcm.store.layout import matrix_to_vec, n_edges
 
 log = logging.getLogger(__name__)
@@ -107,6 +112,7 @@ def write_connectomes(
     qc: pd.DataFrame,
     phenotype: pd.DataFrame,
     provenance: dict | None = None,
+    commit: DatasetCommit | None = None,
 ) -> Path:
     """Write the connectome partition of ``dataset`` from its connectome-stage QC table.
 
@@ -127,11 +133,13 @@ def write_connectomes(
         Output of :func:`lcm.store.phenotype.read_phenotype` (for the ``site`` column).
     provenance : dict, optional
         Extra key-value metadata (settings, config hash).
+    commit : DatasetCommit, optional
+        Stage the file in this commit (visible at its ``apply``) instead of replacing it now.
 
     Returns
     -------
     pathlib.Path
-        The written file.
+        The file written (its final path).
     """
     runs = stored_rows(qc, dataset)
     sites = dict(zip(phenotype["subject"], phenotype["site"], strict=True))
@@ -150,7 +158,7 @@ def write_connectomes(
             yield matrix_to_vec(mat)[None].astype(np.float32)
 
     return write_connectome_arrays(
-        store, atlas, dataset, runs, vectors(), roi_names, provenance=provenance
+        store, atlas, dataset, runs, vectors(), roi_names, provenance=provenance, commit=commit
     )
 
 
@@ -225,6 +233,7 @@ def write_connectome_arrays(
     roi_names: list[str],
     provenance: dict | None = None,
     row_group_size: int | None = None,
+    commit: DatasetCommit | None = None,
 ) -> Path:
     """Write (or replace) the connectome partition of ``dataset`` from arrays, atomically.
 
@@ -249,11 +258,14 @@ def write_connectome_arrays(
         Extra key-value metadata (settings, config hash).
     row_group_size : int, optional
         Rows per row group (default :func:`row_group_rows`).
+    commit : DatasetCommit, optional
+        Stage the file in this commit (visible at its ``apply``, with the commit's identity in
+        the metadata) instead of replacing it now.
 
     Returns
     -------
     pathlib.Path
-        The written file.
+        The file written (its final path).
 
     Raises
     ------
@@ -275,13 +287,14 @@ def write_connectome_arrays(
             "lcm.provenance": json.dumps(
                 {**environment(), **_library_versions(), **(provenance or {})}, default=str
             ),
+            **(commit.metadata() if commit is not None else {}),
         }
     )
     rg = row_group_size or row_group_rows(n_rois)
     blocks = [connectomes] if isinstance(connectomes, np.ndarray) else connectomes
     out = connectome_path(store, atlas, dataset)
     written = 0
-    with atomic_path(out) as tmp:
+    with _destination(out, commit) as tmp:
         writer = pq.ParquetWriter(
             tmp,
             schema,
@@ -418,33 +431,101 @@ def _library_versions() -> dict[str, str]:
     return {"numpy_version": np.__version__, "pyarrow_version": pa.__version__}
 
 
-def write_variables(
-    store: str | Path, dataset: str, phenotype: pd.DataFrame, catalogue: Catalogue
-) -> Path:
-    """Write the variables partition of ``dataset`` (typed columns, catalogue in metadata)."""
+def _destination(out: Path, commit: DatasetCommit | None) -> contextlib.AbstractContextManager:
+    """Where to write ``out``: staged in ``commit``, or a temporary file renamed at once."""
+    return commit.stage(out) if commit is not None else atomic_path(out)
+
+
+def _variables_schema(catalogue: Catalogue) -> pa.Schema:
     fields = [pa.field("subject", pa.string()), pa.field("site", pa.string())]
     for name, var in catalogue.variables.items():
         fields.append(pa.field(name, pa.float64() if var.is_numeric else pa.string()))
-    table = pa.Table.from_pandas(
-        phenotype[[f.name for f in fields]], schema=pa.schema(fields), preserve_index=False
-    )
+    return pa.schema(fields)
+
+
+def variables_id(phenotype: pd.DataFrame, catalogue: Catalogue) -> str:
+    """Hash of the variables partition that ``phenotype`` and ``catalogue`` make.
+
+    Stored as ``lcm.variables_id`` in the variables partition and, by ``lcm store``, in the
+    connectome partition written with it: readers refuse a pair whose ids differ.
+
+    Parameters
+    ----------
+    phenotype : pandas.DataFrame
+        Output of :func:`lcm.store.phenotype.read_phenotype`.
+    catalogue : Catalogue
+
+    Returns
+    -------
+    str
+        Hex sha256 (first 32 digits) of the catalogue and the typed table.
+    """
+    columns = _variables_schema(catalogue).names
+    digest = hashlib.sha256(json.dumps(catalogue.to_dict(), sort_keys=True).encode())
+    digest.update(phenotype[columns].to_csv(index=False, na_rep="<NA>").encode())
+    return digest.hexdigest()[:32]
+
+
+def write_variables(
+    store: str | Path,
+    dataset: str,
+    phenotype: pd.DataFrame,
+    catalogue: Catalogue,
+    commit: DatasetCommit | None = None,
+) -> Path:
+    """Write the variables partition of ``dataset`` (typed columns, catalogue in metadata).
+
+    Parameters
+    ----------
+    store : path-like
+        Store root.
+    dataset : str
+    phenotype : pandas.DataFrame
+        Output of :func:`lcm.store.phenotype.read_phenotype`.
+    catalogue : Catalogue
+    commit : DatasetCommit, optional
+        Stage the file in this commit instead of replacing it now.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written (its final path).
+    """
+    schema = _variables_schema(catalogue)
+    table = pa.Table.from_pandas(phenotype[schema.names], schema=schema, preserve_index=False)
+    identity = variables_id(phenotype, catalogue)
+    if commit is not None and commit.variables_id != identity:
+        raise ValueError(f"commit {commit.id} was opened for other variables of {dataset!r}")
     table = table.replace_schema_metadata(
         {
             "lcm.schema_version": SCHEMA_VERSION,
             "lcm.catalogue": json.dumps(catalogue.to_dict()),
             "lcm.provenance": json.dumps(environment(), default=str),
+            VARIABLES_ID_KEY: identity,
+            **(commit.metadata() if commit is not None else {}),
         }
     )
     out = variables_path(store, dataset)
-    with atomic_path(out) as tmp:
+    with _destination(out, commit) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     return out
 
 
-def write_missingness(store: str | Path, dataset: str, report: pd.DataFrame) -> Path:
-    """Write the per-variable missingness report of ``dataset``."""
-    out = Path(store) / "reports" / f"missingness_dataset-{dataset}.tsv"
-    write_tsv(out, report)
+def missingness_path(store: str | Path, dataset: str) -> Path:
+    """The per-variable missingness report of ``dataset``."""
+    return Path(store) / "reports" / f"missingness_dataset-{dataset}.tsv"
+
+
+def write_missingness(
+    store: str | Path, dataset: str, report: pd.DataFrame, commit: DatasetCommit | None = None
+) -> Path:
+    """Write the per-variable missingness report of ``dataset`` (staged in ``commit`` if given)."""
+    out = missingness_path(store, dataset)
+    if commit is None:
+        write_tsv(out, report)
+    else:
+        with commit.stage(out) as tmp:
+            report.to_csv(tmp, sep="\t", index=False, na_rep="n/a")
     return out
 
 
@@ -454,7 +535,15 @@ def _check_store_atlas(store: str | Path, atlas: str, roi_names: list[str], data
     for other in sorted(folder.glob("dataset=*/part-0.parquet")):
         if other.parent.name == f"dataset={dataset}":
             continue
-        meta = pq.read_schema(other).metadata or {}
+        try:
+            meta = pq.read_schema(other).metadata or {}
+        except (pa.ArrowException, OSError) as exc:
+            raise InputDataError(
+                f"Dataset {dataset!r}: cannot compare its ROIs with {other}, which is not a "
+                f"readable Parquet file ({_first_line(exc)}).",
+                hint=f"Rerun `lcm store` for {other.parent.name.split('=', 1)[1]!r}, or remove "
+                f"{other.parent}.",
+            ) from None
         stored = json.loads(meta.get(b"lcm.roi_names", b"[]"))
         if stored != roi_names:
             raise InputDataError(
@@ -463,3 +552,7 @@ def _check_store_atlas(store: str | Path, atlas: str, roi_names: list[str], data
                 hint="Parcellate every dataset with the same atlas, or use another atlas name.",
             )
         return
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -1,0 +1,313 @@
+"""One dataset's partitions of the feature store commit as a whole.
+
+``lcm store`` writes a dataset's connectome partition (of one atlas), its variables partition and
+its missingness report. A writer killed between them must not leave new connectomes beside stale
+variables, so the files are committed together:
+
+1. Under a per-(store, dataset) advisory lock (``<store>/_lcm/dataset=<D>/.lcm.lock``; other
+   datasets write in parallel), every file is written to a hidden *staged* sibling of its
+   destination (``.<name>.lcmstaged-<host>-<pid>-<hex>``: it never matches ``*.parquet``).
+2. A journal (``<store>/_lcm/dataset=<D>/journal.json``, written atomically) lists the renames.
+3. The staged files are renamed onto their destinations, then the journal is removed.
+
+A journal left by a killed writer is *rolled forward* (its remaining renames done) by the next
+writer or by LCM's readers (:func:`recover`), and leftover temporary or staged files of the
+dataset are removed. Each Parquet partition also carries ``lcm.variables_id``, a hash of the
+variables it was written with: readers refuse a connectome partition whose variables partition
+holds other variables (a mix no journal explains), naming both files and the fix. Stores written
+before this scheme carry no id and read as before.
+
+The writer can be paused at a named point for tests (``LCM_STORE_PAUSE_AT=<point>``, see
+:func:`pause_point`); nothing else reads that variable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import secrets
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from lcm.exceptions import InputDataError, OutputBusyError
+from lcm.io.atomic import TMP_TAG, fsync_path, temporary_name, write_json
+from lcm.io.lock import exclusive_lock
+
+log = logging.getLogger(__name__)
+
+COMMIT_KEY = "lcm.commit"
+VARIABLES_ID_KEY = "lcm.variables_id"
+STAGED_TAG = "lcmstaged"
+STATE_DIR = "_lcm"  # readers (pyarrow, pandas, DuckDB globs) skip it: "_" prefix, no .parquet
+PAUSE_ENV = "LCM_STORE_PAUSE_AT"
+# How long a reader waits for a live writer to finish its renames before giving up.
+WAIT_S = 10.0
+
+
+class MixedStoreError(InputDataError):
+    """A dataset's connectome and variables partitions come from different ``lcm store`` runs."""
+
+
+def state_dir(store: str | Path, dataset: str) -> Path:
+    """Folder of ``dataset``'s lock and journal inside ``store``."""
+    return Path(store) / STATE_DIR / f"dataset={dataset}"
+
+
+def journal_path(store: str | Path, dataset: str) -> Path:
+    """The journal of ``dataset``'s commit in progress (absent when none is)."""
+    return state_dir(store, dataset) / "journal.json"
+
+
+def lock_path(store: str | Path, dataset: str) -> Path:
+    """The advisory lock file held while ``dataset`` is written or recovered."""
+    return state_dir(store, dataset) / ".lcm.lock"
+
+
+def rerun_hint(dataset: str) -> str:
+    """How to rewrite ``dataset``'s partitions."""
+    return (
+        f"Rerun `lcm store --dataset {dataset} ...` (the workflow's store rule for {dataset}) "
+        "to rewrite its partitions."
+    )
+
+
+def pause_point(point: str) -> None:
+    """Test hook: stop here when ``LCM_STORE_PAUSE_AT`` names ``point``.
+
+    Points: ``staged`` (all files staged, no journal yet), ``journal`` (journal written, nothing
+    renamed), ``renamed-1`` (the first partition renamed, the others not). The process writes
+    ``LCM_STORE_PAUSED <point>`` to stderr and sleeps until killed, so that a test can ``kill -9``
+    it in exactly that state.
+    """
+    if os.environ.get(PAUSE_ENV) == point:
+        sys.stderr.write(f"LCM_STORE_PAUSED {point}\n")
+        sys.stderr.flush()
+        time.sleep(3600)
+
+
+class DatasetCommit:
+    """The staged files of one ``lcm store`` run of a dataset, made visible together.
+
+    Create it with :func:`commit_dataset`; writers stage each file with :meth:`stage`, then the
+    caller calls :meth:`apply`.
+
+    Attributes
+    ----------
+    id : str
+        Unique identity of this commit (``lcm.commit`` in the Parquet key-value metadata).
+    variables_id : str
+        Hash of the variables written (``lcm.variables_id``).
+    """
+
+    def __init__(self, store: str | Path, dataset: str, variables_id: str) -> None:
+        self.store = Path(store)
+        self.dataset = dataset
+        self.id = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(6)}"
+        self.variables_id = variables_id
+        self.moves: list[tuple[Path, Path]] = []
+        self.applied = False
+
+    def metadata(self) -> dict[str, str]:
+        """Key-value metadata every Parquet partition of this commit carries."""
+        return {COMMIT_KEY: self.id, VARIABLES_ID_KEY: self.variables_id}
+
+    @contextlib.contextmanager
+    def stage(self, final: str | Path) -> Iterator[Path]:
+        """Yield a hidden staged sibling of ``final`` to write; it is renamed at :meth:`apply`.
+
+        Parameters
+        ----------
+        final : path-like
+            Destination of the file (its folder is created).
+
+        Yields
+        ------
+        pathlib.Path
+            The staged file (umask-governed mode), removed if the block raises.
+        """
+        final = Path(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staged = temporary_name(final, STAGED_TAG)
+        os.close(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        try:
+            yield staged
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        self.moves.append((staged, final))
+
+    def apply(self) -> None:
+        """Make every staged file visible: flush them, write the journal, rename, drop it."""
+        for staged, _ in self.moves:
+            fsync_path(staged)
+        pause_point("staged")
+        journal = {
+            "commit": self.id,
+            "dataset": self.dataset,
+            "moves": [
+                [os.path.relpath(s, self.store), os.path.relpath(f, self.store)]
+                for s, f in self.moves
+            ],
+        }
+        write_json(journal_path(self.store, self.dataset), journal)
+        fsync_path(journal_path(self.store, self.dataset).parent)
+        pause_point("journal")
+        _roll_forward(self.store, self.dataset)
+        self.applied = True
+
+    def discard(self) -> None:
+        """Remove the staged files of a commit that will not happen."""
+        for staged, _ in self.moves:
+            staged.unlink(missing_ok=True)
+        self.moves = []
+
+
+@contextlib.contextmanager
+def commit_dataset(store: str | Path, dataset: str, variables_id: str) -> Iterator[DatasetCommit]:
+    """Hold ``dataset``'s lock, recover a killed writer's state, and yield a new commit.
+
+    The caller stages its files (:meth:`DatasetCommit.stage`) and calls
+    :meth:`DatasetCommit.apply`; anything staged but not applied when the block ends (an error)
+    is removed. The lock is held until the block ends, so files written after ``apply`` (the
+    provenance sidecars) are written by this writer alone.
+
+    Parameters
+    ----------
+    store : path-like
+        Store root.
+    dataset : str
+    variables_id : str
+        Hash of the variables to be written (:func:`lcm.store.writer.variables_id`).
+
+    Yields
+    ------
+    DatasetCommit
+
+    Raises
+    ------
+    OutputBusyError
+        Another process writes ``dataset`` into ``store``.
+    """
+    what = f"`lcm store --dataset {dataset}` (feature store {store})"
+    with exclusive_lock(lock_path(store, dataset), what):
+        recover(store, dataset, locked=True)
+        commit = DatasetCommit(store, dataset, variables_id)
+        try:
+            yield commit
+        finally:
+            if not commit.applied:
+                commit.discard()
+
+
+def recover(store: str | Path, dataset: str, *, locked: bool = False) -> None:
+    """Finish (roll forward) a commit of ``dataset`` whose writer died; remove its leftovers.
+
+    Readers call this before reading a dataset: it costs one ``stat`` when no journal is
+    pending. With a journal pending, the lock is taken (waiting up to :data:`WAIT_S` seconds
+    for a live writer to finish), the journal's remaining renames are done, and the dataset's
+    leftover temporary and staged files are removed.
+
+    Parameters
+    ----------
+    store : path-like
+        Store root.
+    dataset : str
+    locked : bool
+        The caller already holds the dataset's lock (a writer): recover unconditionally.
+
+    Raises
+    ------
+    InputDataError
+        A journal is pending but the store cannot be written here (read-only), or a writer
+        holds the lock for longer than :data:`WAIT_S` seconds.
+    """
+    if locked:
+        _roll_forward(store, dataset)
+        _remove_leftovers(store, dataset)
+        return
+    journal = journal_path(store, dataset)
+    deadline = time.monotonic() + WAIT_S
+    while journal.exists():
+        try:
+            with exclusive_lock(lock_path(store, dataset), f"`lcm store --dataset {dataset}`"):
+                _roll_forward(store, dataset)
+                _remove_leftovers(store, dataset)
+            return
+        except OutputBusyError:
+            # A live writer is between its renames; it removes the journal when done.
+            if time.monotonic() > deadline:
+                raise InputDataError(
+                    f"Feature store {store}: dataset {dataset!r} is being written by another "
+                    f"`lcm store` (its commit journal {journal} stays pending).",
+                    hint="Wait for that run to finish, then read again.",
+                ) from None
+            time.sleep(0.1)
+        except OSError as exc:  # a read-only store: no lock file, no rename
+            raise InputDataError(
+                f"Feature store {store}: an `lcm store` of dataset {dataset!r} stopped before "
+                f"finishing its commit ({journal}), and this process cannot complete it "
+                f"({exc.strerror}: {exc.filename}).",
+                hint=rerun_hint(dataset) + " Or read once with write access to the store.",
+            ) from None
+
+
+def _roll_forward(store: str | Path, dataset: str) -> bool:
+    """Do the renames a journal lists that are not done yet; remove it. Lock held."""
+    store = Path(store)
+    journal = journal_path(store, dataset)
+    try:
+        record = json.loads(journal.read_text())
+        moves = [(store / s, store / f) for s, f in record["moves"]]
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        # The journal is written atomically, so this is damage from outside: the renames it
+        # would list cannot be known. The staged files are left for the clean-up; the
+        # partitions stay as they were, and the commit-id check refuses any mix.
+        log.warning("%s: unreadable commit journal (%s); discarded", journal, exc)
+        journal.unlink(missing_ok=True)
+        return False
+    for i, (staged, final) in enumerate(moves):
+        if staged.exists():
+            os.replace(staged, final)
+        if i == 0:
+            pause_point("renamed-1")
+    for folder in {f.parent for _, f in moves}:
+        fsync_path(folder)
+    journal.unlink(missing_ok=True)
+    if record.get("commit"):
+        log.info("%s: commit %s of %s complete", store, record["commit"], dataset)
+    return True
+
+
+def _remove_leftovers(store: str | Path, dataset: str) -> list[Path]:
+    """Remove the temporary and staged files of ``dataset``'s destinations. Lock held.
+
+    Under the lock no other ``lcm store`` writes these destinations, and a pending journal was
+    just rolled forward, so every such file is left over from a killed writer (including the
+    ``.<name>.XXXX.tmp.parquet`` files of LCM versions before the staged commit).
+    """
+    store = Path(store)
+    folders = [
+        *sorted((store / "connectomes").glob(f"atlas=*/dataset={dataset}")),
+        store / "variables" / f"dataset={dataset}",
+    ]
+    leftover = re.compile(rf"^\..+\.({TMP_TAG}|{STAGED_TAG})-|^\..+\.tmp(\.[A-Za-z0-9.]*)?$")
+    own_report = re.compile(rf"^\.missingness_dataset-{re.escape(dataset)}\.(tsv|json)\.")
+    candidates = [p for folder in folders if folder.is_dir() for p in folder.iterdir()]
+    reports = store / "reports"
+    if reports.is_dir():
+        candidates += [p for p in reports.iterdir() if own_report.match(p.name)]
+    removed = []
+    for path in candidates:
+        if path.is_file() and leftover.match(path.name):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    if removed:
+        log.info("removed %d leftover file(s) of a killed writer: %s", len(removed), removed[:5])
+    return removed
