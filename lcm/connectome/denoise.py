@@ -325,6 +325,43 @@ def short_segments(kept: np.ndarray, min_length: int) -> np.ndarray:
 _STANDARDIZE = {"zscore": "zscore_sample", "psc": "psc", "none": None}
 
 
+def fill_dropout(signals: np.ndarray, dropout: np.ndarray) -> np.ndarray:
+    """Parcel signals with dropout volumes replaced by a cubic spline through the others.
+
+    Dropout volumes are scrubbed, but scrubbed volumes still pass through the band-pass
+    filter, and nilearn 0.13's interpolation of them before filtering misses some (it
+    indexes with ``~sample_mask`` on indices): a dropout left there would smear its spike
+    over its neighbours. Volumes before the first or after the last normal one take the
+    nearest normal value.
+
+    Parameters
+    ----------
+    signals : ndarray, shape (T, R)
+    dropout : ndarray of bool, shape (T,)
+
+    Returns
+    -------
+    ndarray, shape (T, R)
+        A float64 copy (``signals`` itself when no volume is a dropout).
+    """
+    dropout = np.asarray(dropout, dtype=bool)
+    if not dropout.any():
+        return signals
+    from scipy.interpolate import CubicSpline
+
+    out = np.array(signals, dtype=np.float64, copy=True)
+    good = np.flatnonzero(~dropout)
+    if good.size == 0:
+        return out
+    bad = np.flatnonzero(dropout)
+    clipped = np.clip(bad, good[0], good[-1])
+    if good.size >= 2:
+        out[bad] = CubicSpline(good, out[good], axis=0)(clipped)
+    else:
+        out[bad] = out[good[0]]
+    return out
+
+
 def clean_signals(
     signals: np.ndarray,
     t_r: float,

@@ -15,7 +15,13 @@ from tqdm import tqdm
 from lcm.atlas import Atlas
 from lcm.bids.manifest import read_manifest
 from lcm.bids.runs import run_ids_from_key
-from lcm.connectome.denoise import DVARS_COLUMN, FD_COLUMN, clean_signals, scrub_mask
+from lcm.connectome.denoise import (
+    DVARS_COLUMN,
+    FD_COLUMN,
+    clean_signals,
+    fill_dropout,
+    scrub_mask,
+)
 from lcm.connectome.matrices import write_run_matrices
 from lcm.connectome.outputs import ensure_dataset_description
 from lcm.connectome.qc import check_windows, new_qc, qc_frame
@@ -189,7 +195,9 @@ def _clean_series(
     if empty.all():
         raise ExcludedRunError(f"every ROI of {path.name} is constant")
     scrubbed = fd is not None or dvars is not None or bool(dropout.any())
-    signals = clean_signals(raw, t_r, settings, sample_mask=keep if scrubbed else None)
+    signals = clean_signals(
+        fill_dropout(raw, dropout), t_r, settings, sample_mask=keep if scrubbed else None
+    )
     signals[:, empty] = 0.0
     return signals, empty
 

@@ -22,6 +22,7 @@ from lcm.connectome.denoise import (
     clean_signals,
     confound_columns,
     confound_matrix,
+    fill_dropout,
     framewise_displacement,
     read_confounds,
     read_confounds_metadata,
@@ -230,8 +231,9 @@ def run_connectome(
             "the one fMRIPrep wrote.",
         )
     signals = clean_signals(
-        stats.signals, deriv.t_r, settings, confounds=confounds, sample_mask=keep
-    )
+        fill_dropout(stats.signals, stats.dropout), deriv.t_r, settings, confounds=confounds,
+        sample_mask=keep,
+    )  # fmt: skip
     signals[:, empty] = 0.0
     return RunConnectome(signals, empty, columns)
 
