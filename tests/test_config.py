@@ -113,3 +113,27 @@ def test_load_config_reports_yaml_syntax(tmp_path: Path) -> None:
     p.write_text("datasets: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(p)
+
+
+@pytest.mark.parametrize("key", ["results_dir", "variables"])
+def test_braces_in_workflow_paths_are_refused(demo: dict, key: str) -> None:
+    # Snakemake would read {x} in an output path as a wildcard.
+    bad = copy.deepcopy(demo)
+    bad[key] = "results/{x}"
+    with pytest.raises(ConfigError, match=rf"key '{key}': expected a value matching"):
+        validate_config(bad)
+
+
+def test_free_paths_accept_spaces_and_quotes(demo: dict) -> None:
+    cfg = copy.deepcopy(demo)
+    cfg["results_dir"] = 'my results/it\'s "here"'
+    cfg["tasks"]["autism"]["positive"] = "autism spectrum"  # a level with an inner space
+    assert validate_config(cfg)["results_dir"] == cfg["results_dir"]
+
+
+def test_received_value_is_a_bounded_excerpt(demo: dict) -> None:
+    bad = copy.deepcopy(demo)
+    bad["seed"] = {"k": list(range(100_000))}
+    with pytest.raises(ConfigError, match="key 'seed'") as info:
+        validate_config(bad)
+    assert "\n" not in info.value.message and len(info.value.message) < 500
