@@ -81,3 +81,38 @@ def test_atomic_outputs_follow_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_atomic_temp_names_never_match_reader_globs(tmp_path: Path) -> None:
+    from lcm.io.atomic import temporary_name
+
+    parquet = temporary_name(tmp_path / "part-0.parquet")
+    assert parquet.name.startswith(".part-0.parquet.lcmtmp-") and parquet.suffix != ".parquet"
+    assert not temporary_name(tmp_path / "a.tsv").name.endswith(".tsv")
+    # nibabel and pandas infer the format from these: they are kept.
+    assert temporary_name(tmp_path / "bold.nii.gz").name.endswith(".nii.gz")
+    seen = []
+    with atomic_path(tmp_path / "part-0.parquet") as tmp:
+        seen = sorted(p.name for p in tmp_path.glob("*.parquet"))
+        tmp.write_bytes(b"x")
+    assert seen == []
+
+
+def test_atomic_write_removes_temps_of_dead_writers_only(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from lcm.io.atomic import temporary_name
+
+    out = tmp_path / "part-0.parquet"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    pid = int(dead.stdout)
+    mine = temporary_name(out)  # this process: alive
+    left = mine.with_name(mine.name.replace(f"-{os.getpid()}-", f"-{pid}-"))
+    other_host = tmp_path / f".part-0.parquet.lcmtmp-elsewhere-{pid}-abcd"
+    for p in (mine, left, other_host):
+        p.write_bytes(b"half")
+    write_json(out, {})
+    assert mine.exists() and other_host.exists() and not left.exists()

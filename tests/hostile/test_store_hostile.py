@@ -35,7 +35,7 @@ from lcm.store.writer import connectome_path, variables_path
 
 ATLAS = "toy"
 N_ROIS = 60
-OLD, NEW = (150, 20.0), (200, 60.0)  # (runs = participants, first age) of the two versions
+OLD, NEW = (100, 20.0), (140, 60.0)  # (runs = participants, first age) of the two versions
 CATALOGUE = """variables:
   age: {kind: continuous, domain: sociodemographic, units: years, range: [0, 120]}
 datasets:
@@ -155,7 +155,7 @@ def test_kill_9_mid_write_leaves_old_or_new_store_never_a_mix(world, tmp_path: P
     assert _seen(world, snapshot) == "old"
     rng = np.random.default_rng(14)
     # Named points of the commit, then random moments after the writer started staging.
-    points = ["staged", "journal", "renamed-1"] + [f"{d:.2f}s" for d in rng.uniform(0, 0.6, 3)]
+    points = ["staged", "journal", "renamed-1"] + [f"{d:.2f}s" for d in rng.uniform(0, 0.4, 2)]
     expected = {"staged": "old", "journal": "new", "renamed-1": "new"}
     partition = connectome_path(store, ATLAS, "alpha").parent
     for point in points:
