@@ -35,7 +35,8 @@ from lcm.bids.sidecars import SidecarReader
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+# Raised when a run's verdict can change for the same files (2: header bounds, bad_header).
+CACHE_VERSION = 2
 # Indexing threads. On a local disk the metadata is in the page cache and indexing is
 # CPU-bound Python: one thread is fastest (more only contend for the GIL). On network
 # filesystems every stat and open waits on a metadata server: LCM_INGEST_THREADS=8 there.
