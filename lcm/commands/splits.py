@@ -10,7 +10,7 @@ import pandas as pd
 
 from lcm.commands._arguments import int_at_least
 from lcm.exceptions import InputDataError
-from lcm.store.read import read_runs
+from lcm.store.read import read_runs, read_schema, read_table
 from lcm.store.splits import SCHEMES, make_splits, write_splits
 from lcm.store.writer import variables_path
 
@@ -124,13 +124,13 @@ def _with_label(runs: pd.DataFrame, store: str, label: str) -> pd.DataFrame:
     frames = []
     for dataset, group in runs.groupby("dataset", sort=False):
         path = variables_path(store, str(dataset))
-        columns = pd.read_parquet(path).columns if path.is_file() else []
+        columns = read_schema(path, str(dataset)).names if path.is_file() else []
         if label not in columns:
             raise InputDataError(
                 f"Dataset {dataset!r} has no variable {label!r} in {path}.",
                 hint="Name a catalogue variable the dataset provides, or drop --label.",
             )
-        values = pd.read_parquet(path, columns=["subject", label])
+        values = read_table(path, str(dataset), columns=["subject", label]).to_pandas()
         merged = group.merge(values, on="subject", how="left")
         frames.append(merged.assign(**{label: merged[label].astype(object).fillna("missing")}))
     return pd.concat(frames, ignore_index=True)
