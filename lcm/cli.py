@@ -15,6 +15,7 @@ import lcm
 from lcm.commands._labels import check_label_arguments
 from lcm.exceptions import LCMError
 from lcm.io.provenance import set_invocation
+from lcm.threads import apply_thread_budget, resolve_thread_budget
 
 VERBS = (
     "synth",
@@ -74,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.log_file)
     set_invocation(list(sys.argv[1:] if argv is None else argv), args)
+    # Every verb runs within one thread budget (--threads, else SLURM's grant, else the CPUs
+    # available): BLAS/OpenMP pools sized to the machine oversubscribe a shared node.
+    budget = apply_thread_budget(resolve_thread_budget(getattr(args, "threads", None)))
+    if hasattr(args, "threads"):
+        args.threads = budget  # the torch verbs' set_threads and evaluate's workers read it
+    log.debug("thread budget %d", budget)
     try:
         check_label_arguments(args)
         return int(args.func(args) or 0)

@@ -23,6 +23,7 @@ from lcm.exceptions import ConfigError
 from lcm.io.provenance import write_sidecar
 from lcm.store.catalogue import load_catalogue
 from lcm.store.cohort import Cohort
+from lcm.threads import apply_thread_budget, resolve_thread_budget
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +94,6 @@ def run(args: argparse.Namespace) -> int:
     settings = EvaluationSettings.from_dict(parse_settings(args.settings, "settings"))
     # The LCM variants classify a binary task and regress a continuous one: both need weights.
     need = models_needing_checkpoint(settings.models)
-    if need:
-        from lcm.train.loop import set_threads
-
-        set_threads(args.threads)
     if [m for m in need if m != "lcm-ssl"] and not args.checkpoint:
         raise ConfigError(
             f"Models {[m for m in need if m != 'lcm-ssl']} need --checkpoint, which was not given.",
@@ -115,17 +112,19 @@ def run(args: argparse.Namespace) -> int:
     from lcm.store.read import load_cohort
 
     cohort = load_cohort(args.store, args.atlas, [args.dataset], catalogue)
-    # NumPy's BLAS (eigh of the tangent space, scikit-learn solvers) keeps to the rule's
-    # threads too: oversubscribed OpenBLAS threads slowed single fits 10x on a shared node.
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=args.threads):
-        _evaluate(args, cohort, task, settings)
+    # The budget buys fits side by side, each single-threaded (lcm.evaluate.parallel): threads
+    # inside each fit (OpenBLAS, torch) slowed them 30x on a shared node.
+    workers = apply_thread_budget(resolve_thread_budget(args.threads))
+    _evaluate(args, cohort, task, settings, workers)
     return 0
 
 
 def _evaluate(
-    args: argparse.Namespace, cohort: Cohort, task: Task, settings: EvaluationSettings
+    args: argparse.Namespace,
+    cohort: Cohort,
+    task: Task,
+    settings: EvaluationSettings,
+    workers: int = 1,
 ) -> None:
     splits = None
     if args.splits:
@@ -150,6 +149,7 @@ def _evaluate(
             *_checkpoint_files(args.ssl_checkpoint),
         ],
         extra={"store": args.store, "atlas": args.atlas, "dataset": args.dataset},
+        workers=workers,
     )
 
 
@@ -166,6 +166,7 @@ def evaluate_and_write(
     sources: list[str | Path] | None = None,
     extra: dict | None = None,
     splits: pd.DataFrame | None = None,
+    workers: int = 1,
 ) -> EvaluationResult:
     """Evaluate ``task`` on ``cohort`` and write the metrics and predictions tables atomically.
 
@@ -181,13 +182,22 @@ def evaluate_and_write(
         Further keys of the Parquet metadata and sidecars.
     splits : pandas.DataFrame, optional
         The task's splits table, passed to :func:`~lcm.evaluate.protocol.evaluate_task`.
+    workers : int, default 1
+        Single-threaded processes fitting side by side (results do not depend on it).
 
     Returns
     -------
     EvaluationResult
     """
     result = evaluate_task(
-        cohort, task, settings, master_seed, checkpoint, ssl_checkpoint, splits=splits
+        cohort,
+        task,
+        settings,
+        master_seed,
+        checkpoint,
+        ssl_checkpoint,
+        splits=splits,
+        workers=workers,
     )
     meta = {
         "task": task.name,

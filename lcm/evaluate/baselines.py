@@ -16,7 +16,9 @@ protocol to pass the subject key of every run, which keeps a subject's runs in o
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -248,10 +250,34 @@ class TangentLogReg(ConnectomeLogReg):
     """
 
     def _fit_features(self, fc: np.ndarray) -> None:
-        self.tangent_ = TangentSpace().fit(fc)
+        self.tangent_ = fitted_tangent(fc)
 
     def _features(self, fc: np.ndarray) -> np.ndarray:
         return self.tangent_.transform(fc)
+
+
+# Tangent references of recent training folds. Every label fraction of a fold fits the reference
+# on the same runs (labeled or not), and the geometric mean was most of tangent-logreg's time.
+_TANGENT_CACHE: OrderedDict[tuple, TangentSpace] = OrderedDict()
+_TANGENT_CACHE_SIZE = 4
+
+
+def fitted_tangent(fc: np.ndarray, shrinkage: float = 0.1) -> TangentSpace:
+    """``TangentSpace(shrinkage).fit(fc)``, reused when the same matrices were fitted recently.
+
+    The key is a digest of the matrices' bytes, so only identical training runs share a
+    reference (the fitted transformer is never modified afterwards).
+    """
+    fc = np.ascontiguousarray(fc)
+    key = (fc.shape, fc.dtype.str, float(shrinkage), hashlib.blake2b(fc.data).hexdigest())
+    if key in _TANGENT_CACHE:
+        _TANGENT_CACHE.move_to_end(key)
+        return _TANGENT_CACHE[key]
+    tangent = TangentSpace(shrinkage=shrinkage).fit(fc)
+    _TANGENT_CACHE[key] = tangent
+    while len(_TANGENT_CACHE) > _TANGENT_CACHE_SIZE:
+        _TANGENT_CACHE.popitem(last=False)
+    return tangent
 
 
 class ConnectomeRidge(_TunedLinear):

@@ -39,6 +39,7 @@ from lcm.evaluate.metrics import (
     regression_metrics,
     tidy,
 )
+from lcm.evaluate.parallel import FitJob, run_fits
 from lcm.evaluate.registry import (
     _REGISTRY,
     BASELINE_MODELS,
@@ -233,6 +234,7 @@ def evaluate_task(
     checkpoint: str | Path | None = None,
     ssl_checkpoint: str | Path | None = None,
     splits: pd.DataFrame | None = None,
+    workers: int = 1,
 ) -> EvaluationResult:
     """Run the protocol on one task.
 
@@ -251,6 +253,9 @@ def evaluate_task(
     splits : pandas.DataFrame, optional
         The task's splits table (``lcm splits``, :func:`lcm.store.splits.read_splits`): outer
         folds are read from it, repeat ``seed`` per ``settings.seeds`` entry.
+    workers : int, default 1
+        Processes fitting models side by side (:func:`lcm.evaluate.parallel.run_fits`); each
+        fit is single-threaded, so the results do not depend on ``workers``.
 
     Returns
     -------
@@ -284,68 +289,79 @@ def evaluate_task(
     metric_rows: list[dict[str, Any]] = []
     pred_frames: list[pd.DataFrame] = []
     split_used = settings.split
-    bar = tqdm(desc=f"evaluate {task.name}", disable=not sys.stderr.isatty())
-    with bar:
-        for split_seed in settings.seeds:
-            split_used, folds = choose_folds(
-                y_strata, groups, sites, settings, derived_seed(master_seed, split_seed),
-                splits, split_seed,
-            )  # fmt: skip
-            for fold, (train, test) in enumerate(folds):
-                test_codes = run_groups(cohort.ids.iloc[test])
-                masks = labeled_subsets(
-                    y_strata[train],
-                    groups[train],
-                    list(settings.label_fractions),
-                    seed=derived_seed(master_seed, split_seed, fold, 0),
-                )
-                context = ModelContext(
-                    label=task.label,
-                    levels=task.levels,
-                    finetune=settings.finetune,
-                    seed=derived_seed(master_seed, split_seed, fold, 1),
-                    checkpoint=Path(checkpoint) if checkpoint is not None else None,
-                    kind=task.kind,
-                    ssl_checkpoint=Path(ssl_checkpoint) if ssl_checkpoint is not None else None,
-                )
-                for fraction, mask in masks.items():
-                    y_fit = np.where(mask, y[train], -1 if binary else np.nan)
-                    variables = _hide_unlabeled(cohort.variables.iloc[train], task.label, mask)
-                    log.debug(
-                        "seed %d fold %d fraction %g: %d of %d training runs labeled",
-                        split_seed, fold, fraction, int(mask.sum()), len(mask),
+    # Every fit first (cheap: indices and masks), then the fits, one after another or across
+    # ``workers`` processes, then the tables in this same order: the result never depends on
+    # how the fits were scheduled.
+    jobs: list[FitJob] = []
+    keys: list[dict[str, Any]] = []
+    for split_seed in settings.seeds:
+        split_used, folds = choose_folds(
+            y_strata, groups, sites, settings, derived_seed(master_seed, split_seed),
+            splits, split_seed,
+        )  # fmt: skip
+        for fold, (train, test) in enumerate(folds):
+            masks = labeled_subsets(
+                y_strata[train],
+                groups[train],
+                list(settings.label_fractions),
+                seed=derived_seed(master_seed, split_seed, fold, 0),
+            )
+            context = ModelContext(
+                label=task.label,
+                levels=task.levels,
+                finetune=settings.finetune,
+                seed=derived_seed(master_seed, split_seed, fold, 1),
+                checkpoint=Path(checkpoint) if checkpoint is not None else None,
+                kind=task.kind,
+                ssl_checkpoint=Path(ssl_checkpoint) if ssl_checkpoint is not None else None,
+            )
+            for fraction, mask in masks.items():
+                y_fit = np.where(mask, y[train], -1 if binary else np.nan)
+                variables = _hide_unlabeled(cohort.variables.iloc[train], task.label, mask)
+                log.debug(
+                    "seed %d fold %d fraction %g: %d of %d training runs labeled",
+                    split_seed, fold, fraction, int(mask.sum()), len(mask),
+                )  # fmt: skip
+                for name in models:
+                    jobs.append(
+                        FitJob(name, context, np.asarray(train), np.asarray(test), y_fit,
+                               variables, groups[train])
                     )  # fmt: skip
-                    for name in models:
-                        preds = _fit_predict(
-                            name, context, cohort.fc[train], y_fit, variables, groups[train],
-                            cohort.fc[test],
-                        )  # fmt: skip
-                        # One prediction per test run: the mean over its windows.
-                        first, preds = mean_per_run(test_codes, preds)
-                        rows = np.asarray(test)[first]
-                        key = {
+                    keys.append(
+                        {
                             "task": task.name, "model": name, "label_fraction": fraction,
                             "seed": split_seed, "fold": fold,
-                        }  # fmt: skip
-                        scores = _fold_scores(y[rows], preds, binary)
-                        # The predictions table keeps one genuine fit (a control's first
-                        # permutation); the fold metrics average all of them.
-                        pred = preds[0]
-                        for metric, value in scores.items():
-                            metric_rows.append({**key, "metric": metric, "value": value})
-                        pred_frames.append(
-                            pd.DataFrame(
-                                {
-                                    **key,
-                                    "dataset": cohort.ids["dataset"].to_numpy()[rows],
-                                    "subject": cohort.ids["subject"].to_numpy()[rows],
-                                    "site": sites[rows],
-                                    "y_true": y[rows],
-                                    "prediction": pred,
-                                }
-                            )
-                        )
-                        bar.update(1)
+                        }
+                    )  # fmt: skip
+    bar = tqdm(total=len(jobs), desc=f"evaluate {task.name}", disable=not sys.stderr.isatty())
+    with bar:
+        fitted = run_fits(jobs, cohort.fc, _fit_predict_timed, workers, lambda _: bar.update(1))
+    fit_seconds: dict[str, float] = {}
+    for job, key, (preds, fit_s) in zip(jobs, keys, fitted, strict=True):
+        fit_seconds[job.name] = fit_seconds.get(job.name, 0.0) + fit_s
+        # One prediction per test run: the mean over its windows.
+        first, preds = mean_per_run(run_groups(cohort.ids.iloc[job.test]), preds)
+        rows = job.test[first]
+        scores = _fold_scores(y[rows], preds, binary)
+        # The predictions table keeps one genuine fit (a control's first permutation); the fold
+        # metrics average all of them.
+        pred = preds[0]
+        for metric, value in scores.items():
+            metric_rows.append({**key, "metric": metric, "value": value})
+        pred_frames.append(
+            pd.DataFrame(
+                {
+                    **key,
+                    "dataset": cohort.ids["dataset"].to_numpy()[rows],
+                    "subject": cohort.ids["subject"].to_numpy()[rows],
+                    "site": sites[rows],
+                    "y_true": y[rows],
+                    "prediction": pred,
+                }
+            )
+        )
+    for name, seconds in fit_seconds.items():
+        log.info("task %s: %s fits took %.1f s in all", task.name, name, seconds)
     metrics = tidy(pd.DataFrame(metric_rows), METRIC_COLUMNS, METRIC_DTYPES)
     predictions = tidy(
         pd.concat(pred_frames, ignore_index=True), PREDICTION_COLUMNS, PREDICTION_DTYPES
@@ -380,9 +396,22 @@ def _fit_predict(
     groups: np.ndarray,
     fc_test: np.ndarray,
 ) -> np.ndarray:
-    """Fit a fresh model ``name`` on the training fold; its test predictions.
+    """Fit a fresh model ``name`` on the training fold; its test predictions ``(P, n_test)``."""
+    return _fit_predict_timed(name, context, fc_train, y_fit, variables, groups, fc_test)[0]
 
-    Returns ``(P, n_test)``: P(positive) or predicted values, one row per fitted model — one
+
+def _fit_predict_timed(
+    name: str,
+    context: ModelContext,
+    fc_train: np.ndarray,
+    y_fit: np.ndarray,
+    variables: pd.DataFrame,
+    groups: np.ndarray,
+    fc_test: np.ndarray,
+) -> tuple[np.ndarray, float]:
+    """Fit a fresh model ``name`` on the training fold; its test predictions and fit seconds.
+
+    Predictions are ``(P, n_test)``: P(positive) or predicted values, one row per fitted model — one
     row, or one per permutation for a model with ``permutation_predictions`` (the control).
     """
     model = make_model(name, context)
@@ -413,7 +442,7 @@ def _fit_predict(
             "binary task, one value per run for a continuous one.",
         )
     log.info("fit %s on %d runs (%d labeled) in %.2f s", name, len(y_fit), n_labeled, fit_s)
-    return proba[..., 1] if binary else proba
+    return (proba[..., 1] if binary else proba), fit_s
 
 
 def accepts_groups(model: object) -> bool:

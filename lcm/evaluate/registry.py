@@ -133,6 +133,11 @@ def model_kinds(name: str) -> tuple[str, ...]:
     return entry.kinds if entry else ()
 
 
+def is_builtin_model(name: str) -> bool:
+    """Whether ``name`` is registered as :mod:`lcm` registers it (so a fresh process knows it)."""
+    return name in _BUILTIN and _REGISTRY.get(name) is _BUILTIN[name]
+
+
 def make_model(name: str, context: ModelContext) -> Model:
     """A fresh, unfitted model ``name`` built for ``context``."""
     if name not in _REGISTRY:
@@ -214,3 +219,5 @@ register_model("lcm-no-pseudo", _lcm_factory("pretrained", False), kinds=KINDS)
 # Self-supervised-only pretraining carries no BEI heads worth trusting: no pseudo-labels.
 register_model("lcm-ssl", _lcm_factory("pretrained", False, ssl_only=True), kinds=KINDS)
 register_model("lcm-scratch", _lcm_factory("scratch", None), kinds=KINDS)
+# As registered on import: what a fresh worker process builds (lcm.evaluate.parallel).
+_BUILTIN: dict[str, _Entry] = dict(_REGISTRY)

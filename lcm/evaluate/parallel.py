@@ -1,0 +1,216 @@
+"""Fits of the evaluation protocol run one after another, or across one pool of processes.
+
+Every fit (seed x fold x label fraction x model) is independent, so the protocol's parallelism is
+across fits: ``workers`` single-threaded processes, never threads inside threads. Inside a fit
+BLAS, OpenMP and torch keep to one thread, in the pool and in the sequential path alike, so the
+metrics do not depend on the thread budget (a multi-threaded BLAS may sum in another order).
+
+The pool starts from a fork server that has imported only the baselines (no torch, no threads in
+use: forking a process whose OpenMP pool ran can hang), and reads the connectomes from one
+memory-mapped file rather than a copy per task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lcm.evaluate.registry import ModelContext, is_builtin_model
+
+log = logging.getLogger(__name__)
+
+# Slowest fits first (lowest rank), so that none of them trails alone at the end of the pool.
+_COST_RANK = {"shuffled-labels": 0, "lcm": 1, "lcm-no-pseudo": 1, "lcm-ssl": 1, "lcm-scratch": 1}
+
+_FC: np.ndarray | None = None  # the connectomes, in a worker
+
+
+@dataclass
+class FitJob:
+    """One fit: a fresh model ``name`` on the training rows, predictions on the test rows.
+
+    Attributes
+    ----------
+    name : str
+        Registered model name.
+    context : ModelContext
+    train, test : numpy.ndarray of int
+        Row indices of the cohort.
+    y_fit : numpy.ndarray
+        Targets of the training rows (-1 or NaN where hidden).
+    variables : pandas.DataFrame
+        Training variables, the task label blanked where hidden.
+    groups : numpy.ndarray
+        Subject key of each training row.
+    """
+
+    name: str
+    context: ModelContext
+    train: np.ndarray
+    test: np.ndarray
+    y_fit: np.ndarray
+    variables: pd.DataFrame
+    groups: np.ndarray
+
+
+FitFunction = Callable[..., tuple[np.ndarray, float]]
+
+
+@contextlib.contextmanager
+def single_threaded(torch_needed: bool = False) -> Iterator[None]:
+    """BLAS/OpenMP (and torch, when loaded or ``torch_needed``) at one thread, then restored."""
+    from threadpoolctl import threadpool_limits
+
+    torch = None
+    if torch_needed:
+        import torch  # loaded before the fits, so that its pool starts at one thread
+    else:
+        import sys
+
+        torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    with threadpool_limits(limits=1):
+        if torch is not None:
+            torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            if torch is not None and before is not None:
+                torch.set_num_threads(before)
+
+
+def run_fits(
+    jobs: list[FitJob],
+    fc: np.ndarray,
+    fit: FitFunction,
+    workers: int = 1,
+    on_done: Callable[[int], None] | None = None,
+) -> list[tuple[np.ndarray, float]]:
+    """``fit(name, context, fc_train, y_fit, variables, groups, fc_test)`` of every job, in order.
+
+    Parameters
+    ----------
+    jobs : list of FitJob
+    fc : numpy.ndarray, shape (n, R, R)
+        Connectomes of the cohort (rows indexed by the jobs).
+    fit : callable
+        Returns ``(predictions, fit seconds)``; a module-level function (sent to the workers).
+    workers : int, default 1
+        Processes; 1 runs every fit here. Models registered outside :mod:`lcm` (tests, plug-ins
+        of a session) always run here: a fresh worker does not know them.
+    on_done : callable, optional
+        Called with the job index as each fit finishes (progress).
+
+    Returns
+    -------
+    list of (numpy.ndarray, float)
+        One per job, in the order of ``jobs``.
+    """
+    torch_needed = any(j.name.startswith("lcm") for j in jobs)
+    pooled = [i for i, j in enumerate(jobs) if is_builtin_model(j.name)] if workers > 1 else []
+    if len(pooled) < 2:
+        pooled = []
+    local = sorted(set(range(len(jobs))) - set(pooled))
+    results: list[Any] = [None] * len(jobs)
+    with single_threaded(torch_needed and bool(local)):
+        for i in local:
+            j = jobs[i]
+            results[i] = fit(
+                j.name, j.context, fc[j.train], j.y_fit, j.variables, j.groups, fc[j.test]
+            )
+            if on_done:
+                on_done(i)
+    if pooled:
+        _run_pool(jobs, pooled, fc, fit, min(workers, len(pooled)), torch_needed, results, on_done)
+    return results
+
+
+def _run_pool(
+    jobs: list[FitJob],
+    indices: list[int],
+    fc: np.ndarray,
+    fit: FitFunction,
+    workers: int,
+    torch_needed: bool,
+    results: list[Any],
+    on_done: Callable[[int], None] | None,
+) -> None:
+    start = time.perf_counter()
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["lcm.evaluate.parallel"])
+    # One task per model and fold (its label fractions): they share the training runs, so a
+    # worker reuses what depends on them only (the tangent reference). Slowest models first.
+    chunks: dict[tuple[str, int], list[int]] = {}
+    for i in indices:
+        chunks.setdefault((jobs[i].name, jobs[i].context.seed), []).append(i)
+    order = sorted(chunks.values(), key=lambda c: _COST_RANK.get(jobs[c[0]].name, 2))
+    with tempfile.TemporaryDirectory(prefix="lcm-evaluate-") as tmp:
+        path = Path(tmp) / "fc.npy"
+        np.save(path, np.ascontiguousarray(fc))
+        with ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(str(path), torch_needed),
+        ) as pool:
+            futures: dict[Future, list[int]] = {
+                pool.submit(_pool_fits, fit, [jobs[i] for i in chunk]): chunk for chunk in order
+            }
+            try:
+                for future in as_completed(futures):
+                    for i, result in zip(futures[future], future.result(), strict=True):
+                        results[i] = result
+                        if on_done:
+                            on_done(i)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    log.info(
+        "%d fits on %d single-threaded worker processes in %.1f s",
+        len(indices), workers, time.perf_counter() - start,
+    )  # fmt: skip
+
+
+def _init_worker(fc_path: str, torch_needed: bool) -> None:
+    """A worker: one thread for BLAS, OpenMP and torch; the connectomes memory-mapped."""
+    global _FC
+    from lcm.threads import apply_thread_budget
+
+    if torch_needed:
+        # Loaded with OMP_NUM_THREADS=1 already set: its OpenMP pool never grows past one.
+        import os
+
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch  # noqa: F401
+    apply_thread_budget(1)
+    _FC = np.load(fc_path, mmap_mode="r")
+    logging.basicConfig(level=logging.WARNING)
+
+
+def _pool_fits(fit: FitFunction, jobs: list[FitJob]) -> list[tuple[np.ndarray, float]]:
+    """The fits of one task, in a worker."""
+    assert _FC is not None
+    return [
+        fit(
+            j.name,
+            j.context,
+            np.asarray(_FC[j.train]),
+            j.y_fit,
+            j.variables,
+            j.groups,
+            np.asarray(_FC[j.test]),
+        )
+        for j in jobs
+    ]
