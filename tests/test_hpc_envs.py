@@ -35,7 +35,8 @@ def workflow_rules() -> dict[str, dict[str, str | None]]:
     for smk in sorted(RULES.glob("*.smk")):
         for name, body in _RULE_RE.findall(smk.read_text()):
             conda = re.search(r'conda:\s*\n\s*"([^"]+)"', body)
-            verb = re.search(r"python -m lcm --log-file \{log\} --rule (\w+) (\w+)", body)
+            # Whatever runs the interpreter, and however the log path is quoted.
+            verb = re.search(r"-m lcm --log-file \S+ --rule (\w+) (\w+)", body)
             code = re.search(r'code=code_hash\("(\w+)"\)', body)
             found[name] = {
                 "env": str((smk.parent / conda.group(1)).resolve()) if conda else None,
