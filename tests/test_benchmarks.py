@@ -56,6 +56,10 @@ KEYS: dict[str, set[str]] = {
         "failures", "cohorts",
     },
     "synth_speed.py": {"benchmark", "cpus", "roi", "voxel", "all_targets_met"},
+    "evaluate_speed.py": {
+        "ratio_default_vs_single", "single_s", "default_s", "default_threads", "target",
+        "identical_metrics",
+    },
     "train_throughput.py": TRAIN_KEYS,
     "gpu_smoke.sh": TRAIN_KEYS,
 }  # fmt: skip
@@ -87,9 +91,16 @@ def _gpu_smoke(lines: list[str]) -> None:
     assert [r["gradient_checkpointing"] for r in runs] == [False, False, True]
 
 
+def _evaluate_speed(result: dict[str, Any]) -> None:
+    # Same metrics at the default thread budget and at one thread; a ratio was measured.
+    assert result["identical_metrics"]
+    assert result["ratio_default_vs_single"] > 0
+
+
 # Checks of a benchmark's non-timing output beyond its keys (given the last line's JSON).
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "dag_scale.py": _dag,
+    "evaluate_speed.py": _evaluate_speed,
     "parcellation.py": _parcellation,
     "store.py": _store,
     "synth_realism.py": _realism,
