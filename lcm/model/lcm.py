@@ -4,15 +4,20 @@ Data flow (B subjects, R ROIs, Q queries, d = d_model, L decoder layers)::
 
     fc [B, R, R] --ROITokenizer--> tokens [B, R, d] --EncoderBlock x n_encoder_layers--> memory
     queries [Q, d] --DecoderBlock x L (self-attn, cross-attn to memory, FFN)--> [L, B, Q, d]
-    --shared LayerNorm + Linear(d, 1)--> outputs [L, B, Q]  (one logit or value per query)
+    --shared LayerNorm + Linear(d, 1), once on the stacked layers--> outputs [L, B, Q]
 
 Masked-ROI reconstruction reads the ROI tokens after the encoder: ``Linear(d, R)`` predicts each
 masked ROI's FC row.
+
+Attention uses fused projections (one matmul for q, k, v; one for k, v of the ROIs) and
+``scaled_dot_product_attention`` (flash / memory-efficient kernels on GPUs), with the parameter
+layout of ``nn.MultiheadAttention``, so checkpoints written before (and after) load unchanged.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -69,6 +74,55 @@ class FeedForward(nn.Module):
         return self.net(x)
 
 
+class Attention(nn.Module):
+    """Multi-head attention: fused input projections, then torch's fused attention kernels.
+
+    The parameters are those of ``nn.MultiheadAttention`` (``in_proj_weight`` = ``[W_q; W_k;
+    W_v]``, ``in_proj_bias``, ``out_proj``), initialised with the same random draws in the same
+    order: a seed builds the same model as before, and state dicts of either load into the
+    other. No attention dropout (none was used).
+    """
+
+    def __init__(self, d_model: int, n_heads: int) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * d_model, d_model))
+        self.in_proj_bias = nn.Parameter(torch.empty(3 * d_model))
+        self.out_proj = nn.Linear(d_model, d_model)  # draws its own init first, as in MHA
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.in_proj_bias)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def _split(self, t: torch.Tensor) -> torch.Tensor:
+        """``[B, T, d] -> [B, H, T, d/H]``."""
+        return t.unflatten(-1, (self.n_heads, -1)).transpose(1, 2)
+
+    def forward(
+        self, x: torch.Tensor, memory: torch.Tensor | None = None, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Self-attention over ``x [B, T, d]``, or cross-attention to ``memory [B, S, d]``.
+
+        Returns ``([B, T, d], weights)``; ``weights [B, T, S]`` (mean over heads) only when
+        ``need_weights`` (explicit softmax then; the fused kernels never form the matrix).
+        """
+        d = x.shape[-1]
+        if memory is None:  # one [d, 3d] matmul for q, k and v
+            q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
+        else:  # queries from x; k and v of the memory in one [d, 2d] matmul
+            q = F.linear(x, self.in_proj_weight[:d], self.in_proj_bias[:d])
+            kv = F.linear(memory, self.in_proj_weight[d:], self.in_proj_bias[d:])
+            k, v = kv.chunk(2, dim=-1)
+        q, k, v = self._split(q), self._split(k), self._split(v)  # [B, H, T|S, d/H]
+        weights = None
+        if need_weights:
+            probs = (q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5).softmax(dim=-1)
+            out = probs @ v  # [B, H, T, d/H]
+            weights = probs.mean(dim=1)  # [B, T, S]
+        else:
+            out = F.scaled_dot_product_attention(q, k, v)  # [B, H, T, d/H]
+        return self.out_proj(out.transpose(1, 2).flatten(-2)), weights  # [B, T, d]
+
+
 class EncoderBlock(nn.Module):
     """Pre-norm ROI mixer: self-attention over ROI tokens, then feed-forward."""
 
@@ -76,7 +130,7 @@ class EncoderBlock(nn.Module):
         super().__init__()
         d = cfg.d_model
         self.norm_attn = nn.LayerNorm(d)
-        self.attn = nn.MultiheadAttention(d, cfg.n_heads, batch_first=True)
+        self.attn = Attention(d, cfg.n_heads)
         self.drop = nn.Dropout(cfg.dropout)
         self.norm_ffn = nn.LayerNorm(d)
         self.ffn = FeedForward(d, cfg.d_ffn, cfg.dropout)
@@ -84,7 +138,7 @@ class EncoderBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, R, d] -> [B, R, d]``."""
         h = self.norm_attn(x)
-        x = x + self.drop(self.attn(h, h, h, need_weights=False)[0])
+        x = x + self.drop(self.attn(h)[0])
         return x + self.ffn(self.norm_ffn(x))
 
 
@@ -95,9 +149,9 @@ class DecoderBlock(nn.Module):
         super().__init__()
         d = cfg.d_model
         self.norm_self = nn.LayerNorm(d)
-        self.self_attn = nn.MultiheadAttention(d, cfg.n_heads, batch_first=True)
+        self.self_attn = Attention(d, cfg.n_heads)
         self.norm_cross = nn.LayerNorm(d)
-        self.cross_attn = nn.MultiheadAttention(d, cfg.n_heads, batch_first=True)
+        self.cross_attn = Attention(d, cfg.n_heads)
         self.drop = nn.Dropout(cfg.dropout)
         self.norm_ffn = nn.LayerNorm(d)
         self.ffn = FeedForward(d, cfg.d_ffn, cfg.dropout)
@@ -111,9 +165,9 @@ class DecoderBlock(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """As :meth:`forward`, also returning the cross-attention ``[B, Q, R]`` (head mean)."""
         h = self.norm_self(q)
-        q = q + self.drop(self.self_attn(h, h, h, need_weights=False)[0])
+        q = q + self.drop(self.self_attn(h)[0])
         h = self.norm_cross(q)
-        attended, weights = self.cross_attn(h, memory, memory, need_weights=need_weights)
+        attended, weights = self.cross_attn(h, memory, need_weights=need_weights)
         q = q + self.drop(attended)
         return q + self.ffn(self.norm_ffn(q)), weights
 
@@ -168,12 +222,24 @@ class LCM(nn.Module):
         """
         memory = self.encode(fc)  # [B, R, d]
         q = self.queries.unsqueeze(0).expand(fc.shape[0], -1, -1)  # [B, Q, d]
-        outputs = []
+        supervised = []
         for i, block in enumerate(self.decoder):
             q = self._run(block, q, memory)
             if self.config.deep_supervision or i == len(self.decoder) - 1:
-                outputs.append(self.head(self.norm_out(q)).squeeze(-1))  # [B, Q]
-        return torch.stack(outputs)  # [L, B, Q]
+                supervised.append(q)
+        # One norm and one matmul over all supervised layers instead of L small ones.
+        return self.head(self.norm_out(torch.stack(supervised))).squeeze(-1)  # [L, B, Q]
+
+    def compile_blocks(self, **options: object) -> None:
+        """``torch.compile`` the tokenizer and every encoder / decoder block, in place.
+
+        Regional compilation: blocks of one kind share their code, so LCM-Big's 32 decoder
+        layers compile once, not as one 32-layer graph. ``nn.Module.compile`` keeps the state
+        dict keys (no ``_orig_mod.`` prefix): checkpoints stay loadable compiled or eager.
+        ``options`` go to ``torch.compile`` (``mode="reduce-overhead"``: CUDA graphs).
+        """
+        for block in [self.tokenizer, *self.encoder, *self.decoder]:
+            block.compile(**options)
 
     def predict(self, fc: torch.Tensor) -> torch.Tensor:
         """Last decoder layer's outputs ``[B, Q]`` (what inference uses)."""

@@ -3,6 +3,9 @@
 Every BEI loss is averaged over the samples where its variable is present; a variable absent
 from a batch is left out of the dictionary altogether, so it adds neither loss nor gradient
 (its task weight included). With deep supervision the loss is the mean over decoder layers.
+
+Absent samples are zeroed with ``torch.where`` rather than removed by boolean indexing: the
+losses never wait for the device (no data-dependent shapes), which keeps GPU steps asynchronous.
 """
 
 from __future__ import annotations
@@ -53,12 +56,13 @@ def variable_losses(
             denominator = float(present.sum())
         else:
             continue
-        block = outputs[:, present, layout[name].slice].float()  # [L, n, K]
-        values = target.values.to(outputs.device)[present]
+        block = outputs[:, :, layout[name].slice].float()  # [L, B, K]
+        values = target.values.to(outputs.device)
         if layout[name].is_numeric:
-            per_sample = (block[..., 0] - values) ** 2  # [L, n]
+            per_sample = (block[..., 0] - values) ** 2  # [L, B]
         else:
-            per_sample = -(values * F.log_softmax(block, dim=-1)).sum(-1)  # [L, n]
+            per_sample = -(values * F.log_softmax(block, dim=-1)).sum(-1)  # [L, B]
+        per_sample = torch.where(present, per_sample, 0.0)  # absent rows add exact zeros
         losses[name] = per_sample.sum(dim=1).mean() / denominator
     return losses
 
@@ -80,9 +84,10 @@ def masked_roi_loss(
         Divide the summed squared error by this instead of the number of masked entries
         (data parallel training: see :func:`variable_losses`).
     """
+    hidden = roi_mask.unsqueeze(-1)  # [B, R, 1]: every entry of a masked ROI's row
+    error = torch.where(hidden, predicted.float() - fc.float(), 0.0)  # [B, R, R]
     if denominator is None:
-        return F.mse_loss(predicted[roi_mask].float(), fc[roi_mask].float())
-    error = predicted[roi_mask].float() - fc[roi_mask].float()
+        return (error**2).sum() / (roi_mask.sum() * fc.shape[-1])
     return (error**2).sum() / denominator
 
 

@@ -2,6 +2,11 @@
 
 The loop is deliberately plain: a fixed number of epochs, AdamW, linear warm-up then cosine decay
 per step, gradient clipping, and no epoch selection (the last weights are the result).
+
+On GPUs the step never waits for the device: logged losses are summed on the device and read
+back only when the state is saved and at the end of an epoch; AdamW is the fused kernel; the
+model's blocks may be compiled (:func:`compile_model`); :class:`DeviceConnectomes` expands
+upper triangles on the device with the next batch's copy in flight.
 """
 
 from __future__ import annotations
@@ -68,7 +73,11 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 def make_optimizer(modules: list[nn.Module], lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW with decay on weight matrices only (not biases, norms, embeddings, task weights)."""
+    """AdamW with decay on weight matrices only (not biases, norms, embeddings, task weights).
+
+    Fused (one kernel for all parameters) when they are all on CUDA; on CPU the default
+    implementation, which keeps CPU runs bit-identical to earlier versions.
+    """
     decay, no_decay = [], []
     for module in modules:
         for name, p in module.named_parameters():
@@ -81,7 +90,48 @@ def make_optimizer(modules: list[nn.Module], lr: float, weight_decay: float) -> 
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=lr)
+    on_cuda = all(p.is_cuda for group in groups for p in group["params"])
+    return torch.optim.AdamW(groups, lr=lr, fused=True if on_cuda and decay + no_decay else None)
+
+
+# Values of the ``compile`` training setting besides the torch.compile modes.
+COMPILE_AUTO = "auto"
+
+
+def compile_options(setting: bool | str | None, device: torch.device) -> dict[str, str] | None:
+    """``torch.compile`` options for the ``compile`` setting, or ``None`` for eager.
+
+    Parameters
+    ----------
+    setting : bool, str or None
+        ``"auto"`` / ``None``: compile on CUDA only (CPU runs stay eager and bit-reproducible);
+        ``True`` / ``False``: always / never; a mode name (``"default"``, ``"reduce-overhead"``
+        = CUDA graphs, ``"max-autotune"``, ``"max-autotune-no-cudagraphs"``): compile with it.
+    device : torch.device
+    """
+    if setting is None or setting == COMPILE_AUTO:
+        setting = device.type == "cuda"
+    if setting is False:
+        return None
+    if setting is True:
+        return {}
+    return {"mode": str(setting)}
+
+
+def compile_model(module: nn.Module, setting: bool | str | None, device: torch.device) -> bool:
+    """Compile the blocks of every LCM inside ``module`` (an objective, a DDP wrapper) in place.
+
+    State dict keys do not change, so checkpoints and training states written by a compiled
+    run load into an eager one and back. Returns whether anything was compiled.
+    """
+    options = compile_options(setting, device)
+    if options is None:
+        return False
+    models = [m for m in module.modules() if hasattr(m, "compile_blocks")]
+    for model in models:
+        model.compile_blocks(**options)
+    log.info("compiled the blocks of %d model(s) (%s)", len(models), options or "default mode")
+    return bool(models)
 
 
 def warmup_cosine(
@@ -115,6 +165,64 @@ def split_order(order: torch.Tensor, batch_size: int, min_size: int = 1) -> list
     """Consecutive batches of ``order``; a last one smaller than ``min_size`` is dropped."""
     chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     return [c for c in chunks if len(c) >= min_size]
+
+
+class DeviceConnectomes:
+    """Connectomes kept as upper triangles on the host, expanded to full matrices on the device.
+
+    A batch travels as ``R (R + 1) / 2`` values per sample (half the bytes of the full matrix),
+    staged in pinned memory and copied without blocking; one gather on the device rebuilds the
+    symmetric ``[b, R, R]`` matrices. :meth:`prefetch` starts the next batch's copy (on a side
+    stream on CUDA) while the current step runs; :meth:`take` uses it when asked for the same
+    indices. The values equal ``fc[index]`` exactly (a copy, no arithmetic).
+
+    Parameters
+    ----------
+    fc : numpy.ndarray or torch.Tensor, shape (n, R, R)
+        Symmetric matrices (only the upper triangle, diagonal included, is read).
+    device : torch.device
+    """
+
+    def __init__(self, fc: np.ndarray | torch.Tensor, device: torch.device) -> None:
+        fc = torch.as_tensor(fc, dtype=torch.float32)
+        n_rois = fc.shape[-1]
+        rows, cols = torch.triu_indices(n_rois, n_rois)
+        self.device = device
+        self.n_rois = n_rois
+        self.triangles = fc[:, rows, cols].contiguous()  # [n, R (R + 1) / 2]
+        # Position of every full-matrix entry (i, j) in the triangle of (min(i, j), max(i, j)).
+        lookup = torch.empty(n_rois, n_rois, dtype=torch.long)
+        lookup[rows, cols] = torch.arange(len(rows))
+        lookup[cols, rows] = torch.arange(len(rows))
+        self.lookup = lookup.flatten().to(device)  # [R * R]
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        return len(self.triangles)
+
+    def _copy(self, index: torch.Tensor) -> torch.Tensor:
+        rows = self.triangles[index]  # [b, R (R + 1) / 2], host
+        if self.stream is None:
+            return rows.to(self.device)
+        rows = rows.pin_memory()
+        with torch.cuda.stream(self.stream):
+            return rows.to(self.device, non_blocking=True)
+
+    def prefetch(self, index: torch.Tensor) -> None:
+        """Start copying the triangles of ``index`` (CPU indices) to the device."""
+        self._pending = (index.clone(), self._copy(index))
+
+    def take(self, index: torch.Tensor) -> torch.Tensor:
+        """Symmetric matrices ``[b, R, R]`` of the samples ``index`` on the device."""
+        pending, self._pending = self._pending, None
+        rows = pending[1] if pending is not None and torch.equal(pending[0], index) else None
+        if rows is None:
+            rows = self._copy(index)
+        if self.stream is not None:  # compute waits for the copy; memory kept until it is done
+            torch.cuda.current_stream(self.device).wait_stream(self.stream)
+            rows.record_stream(torch.cuda.current_stream(self.device))
+        return rows[:, self.lookup].view(len(index), self.n_rois, self.n_rois)
 
 
 def progress(iterable: range, desc: str, disable: bool = False) -> tqdm:
@@ -172,7 +280,8 @@ def train_epochs(
         Shuffles the samples each epoch.
     step : callable
         ``step(index) -> (loss, parts)`` for one batch of sample indices; ``parts`` are logged
-        (mean over the batches where a part appears, weighted by batch size).
+        (mean over the batches where a part appears, weighted by batch size). A step with a
+        ``prefetch(index)`` attribute is told the next batch after the current one's forward.
     desc : str
         Progress bar label.
     on_epoch_end : callable, optional
@@ -197,6 +306,7 @@ def train_epochs(
     scheduler = warmup_cosine(optimizer, epochs * steps_per_epoch)
     params = [p for m in modules for p in m.parameters() if p.requires_grad]
     pos = LoopPosition()
+    prefetch = getattr(step, "prefetch", None)
     if resumable is not None:
         args = (resumable.fingerprint, modules[0], optimizer, scheduler, generator)
         pos = load_state(resumable.folder, *args) or pos
@@ -207,22 +317,26 @@ def train_epochs(
             pos.epoch, pos.batches_done, pos.sums, pos.counts = epoch, 0, {}, {}
             pos.order = torch.randperm(n_samples, generator=generator)
             pos.lr_epoch = optimizer.param_groups[0]["lr"]
-        for index in split_order(pos.order, batch_size, min_batch)[pos.batches_done :]:
+        sums = _DeviceSums(pos)
+        todo = split_order(pos.order, batch_size, min_batch)[pos.batches_done :]
+        for i, index in enumerate(todo):
             loss, parts = step(index)
+            if prefetch is not None and i + 1 < len(todo):  # copy while backward runs
+                prefetch(todo[i + 1])
             if loss.requires_grad:  # False only for a batch with no target at all
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(params, GRAD_CLIP_NORM)
                 optimizer.step()
             scheduler.step()
-            for name, value in {"loss_total": loss, **parts}.items():
-                pos.sums[name] = pos.sums.get(name, 0.0) + float(value.detach()) * len(index)
-                pos.counts[name] = pos.counts.get(name, 0) + len(index)
+            sums.add({"loss_total": loss, **parts}, len(index))
             pos.step += 1
             pos.batches_done += 1
             if resumable is not None and resumable.every and pos.step % resumable.every == 0:
                 if resumable.writer:
+                    sums.flush()
                     save_state(resumable.folder, *args[:-1], generator, pos)
+        sums.flush()
         row = {
             "epoch": epoch,
             **{k: pos.sums[k] / pos.counts[k] for k in pos.sums},
@@ -236,6 +350,33 @@ def train_epochs(
     history = pos.history
     log.info("%s: %d epochs, final loss_total %.4f", desc, epochs, history[-1]["loss_total"])
     return history
+
+
+class _DeviceSums:
+    """Batch-size-weighted sums of the logged losses, kept where the losses are.
+
+    Adding a loss is an asynchronous device operation (no ``.item()`` per step); :meth:`flush`
+    reads the sums into ``position.sums`` (floats). The sum is a float64 accumulation in the
+    same order as a Python float sum, so the logged values are bit-identical to summing
+    ``float(loss) * batch`` step by step.
+    """
+
+    def __init__(self, position: LoopPosition) -> None:
+        self.position = position
+        self.sums: dict[str, torch.Tensor] = {}
+
+    def add(self, values: dict[str, torch.Tensor], n: int) -> None:
+        for name, value in values.items():
+            value = value.detach()
+            if name not in self.sums:
+                start = self.position.sums.get(name, 0.0)
+                self.sums[name] = torch.tensor(start, dtype=torch.float64, device=value.device)
+            self.sums[name] += value.to(torch.float64) * n
+            self.position.counts[name] = self.position.counts.get(name, 0) + n
+
+    def flush(self) -> None:
+        for name, total in self.sums.items():
+            self.position.sums[name] = float(total)
 
 
 def history_frame(history: list[dict[str, float]], parts: list[str] | None = None) -> pd.DataFrame:

@@ -20,6 +20,11 @@ SECTIONS = {
     "finetune": ("evaluate", "finetune"),
 }
 
+# Defaults of settings the code reads before the schema declares them (a config without the
+# key works either way; once the schema has the key, its default and its checks apply).
+# ``compile``: torch.compile of the model's blocks, "auto" = on CUDA only (lcm.train.loop).
+CODE_DEFAULTS: dict[str, Any] = {"compile": "auto"}
+
 
 def section_schema(section: str) -> dict[str, Any]:
     """The JSON Schema of one settings section (``pretrain`` or ``finetune``)."""
@@ -57,4 +62,6 @@ def resolve_settings(section: str, settings: dict[str, Any] | None) -> dict[str,
             f"{key}: {err.message} (received {err.instance!r}).",
             hint=f"Settings of {where} are {allowed}; see lcm/schemas/config.schema.yaml.",
         )
+    for key, value in CODE_DEFAULTS.items():
+        resolved.setdefault(key, copy.deepcopy(value))
     return resolved

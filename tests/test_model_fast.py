@@ -1,0 +1,143 @@
+"""The fast model of issue 17 against the one before it: same weights, same numbers (fp32, CPU).
+
+The reference is the previous implementation rebuilt around the same weights:
+``nn.MultiheadAttention`` in every block and the head applied to each decoder layer apart.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from lcm.model.config import LCMConfig
+from lcm.model.lcm import LCM, Attention
+
+R, B, Q, D, H = 13, 5, 7, 24, 3
+TOL = {"rtol": 1e-5, "atol": 1e-5}
+
+
+class _MHA(nn.Module):
+    """``nn.MultiheadAttention`` behind the call signature of :class:`Attention`."""
+
+    def __init__(self, attention: Attention) -> None:
+        super().__init__()
+        d = attention.in_proj_weight.shape[1]
+        self.mha = nn.MultiheadAttention(d, attention.n_heads, batch_first=True)
+        self.mha.load_state_dict(attention.state_dict(), strict=True)
+
+    def forward(self, x, memory=None, need_weights=False):
+        kv = x if memory is None else memory
+        return self.mha(x, kv, kv, need_weights=need_weights)
+
+
+def _reference(model: LCM) -> LCM:
+    """The same weights in the previous layout (``nn.MultiheadAttention`` modules)."""
+    ref = copy.deepcopy(model)
+    for block in [*ref.encoder, *ref.decoder]:
+        for name in ("attn", "self_attn", "cross_attn"):
+            if hasattr(block, name):
+                setattr(block, name, _MHA(getattr(block, name)))
+    return ref
+
+
+def _reference_forward(ref: LCM, fc: torch.Tensor) -> torch.Tensor:
+    """The previous ``LCM.forward``: the head applied layer by layer."""
+    memory = ref.encode(fc)
+    q = ref.queries.unsqueeze(0).expand(fc.shape[0], -1, -1)
+    outputs = []
+    for i, block in enumerate(ref.decoder):
+        q = block(q, memory)
+        if ref.config.deep_supervision or i == len(ref.decoder) - 1:
+            outputs.append(ref.head(ref.norm_out(q)).squeeze(-1))
+    return torch.stack(outputs)
+
+
+def _model(**changes) -> LCM:
+    torch.manual_seed(0)
+    cfg = LCMConfig(n_rois=R, n_queries=Q, d_model=D, n_heads=H, d_ffn=40, n_layers=3, **changes)
+    return LCM(cfg)
+
+
+def _fc(seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(B, R, R, generator=g).tanh()
+    return (a + a.transpose(1, 2)) / 2
+
+
+def test_attention_initialises_like_multihead_attention() -> None:
+    # Same seed, same draws: a run seeded as before starts from the same weights.
+    torch.manual_seed(3)
+    new = Attention(D, H).state_dict()
+    torch.manual_seed(3)
+    old = nn.MultiheadAttention(D, H, batch_first=True).state_dict()
+    assert new.keys() == old.keys()
+    assert all(torch.equal(new[k], old[k]) for k in new)
+
+
+@pytest.mark.parametrize("deep_supervision", [True, False])
+def test_outputs_equal_the_previous_model(deep_supervision: bool) -> None:
+    model = _model(deep_supervision=deep_supervision).eval()
+    ref = _reference(model).eval()
+    fc = _fc()
+    with torch.no_grad():
+        out, expected = model(fc), _reference_forward(ref, fc)
+        torch.testing.assert_close(out, expected, **TOL)
+        mask = torch.zeros(B, R, dtype=torch.bool)
+        mask[:, [1, 6]] = True
+        torch.testing.assert_close(model.reconstruct(fc, mask), ref.reconstruct(fc, mask), **TOL)
+        torch.testing.assert_close(model.embed(fc), ref.embed(fc), **TOL)
+
+
+def test_attention_maps_equal_the_previous_model() -> None:
+    model = _model().eval()
+    ref = _reference(model).eval()
+    fc = _fc(1)
+    with torch.no_grad():
+        memory = ref.encode(fc)
+        q = ref.queries.unsqueeze(0).expand(B, -1, -1)
+        maps = []
+        for block in ref.decoder:
+            q, weights = block.forward_with_attention(q, memory)
+            maps.append(weights)
+        torch.testing.assert_close(model.attention(fc), torch.stack(maps), **TOL)
+
+
+def test_gradients_equal_the_previous_model() -> None:
+    model = _model(dropout=0.0).train()
+    ref = _reference(model).train()
+    fc = _fc(2)
+    model(fc).square().mean().backward()
+    _reference_forward(ref, fc).square().mean().backward()
+    grads = {k: p.grad for k, p in ref.named_parameters()}
+    for name, p in model.named_parameters():
+        ref_name = name.replace("attn.in_", "attn.mha.in_").replace("attn.out_", "attn.mha.out_")
+        torch.testing.assert_close(p.grad, grads[ref_name], **TOL, msg=name)
+
+
+def test_state_dict_of_the_previous_model_loads_strictly() -> None:
+    # Checkpoints written before issue 17 hold nn.MultiheadAttention keys: they load as they are.
+    model = _model()
+    old = {k.replace(".mha.", "."): v for k, v in _reference(model).state_dict().items()}
+    fresh = LCM(model.config)
+    fresh.load_state_dict(old, strict=True)
+    fc = _fc(3)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.eval()(fc), model.eval()(fc))
+
+
+def test_compiled_blocks_keep_keys_and_outputs() -> None:
+    model = _model(dropout=0.0)
+    keys = list(model.state_dict())
+    fc = _fc(4)
+    with torch.no_grad():
+        eager = model.eval()(fc)
+    model.compile_blocks(backend="aot_eager")  # graph capture without a C compiler
+    assert list(model.state_dict()) == keys  # no _orig_mod. prefixes
+    with torch.no_grad():
+        torch.testing.assert_close(model(fc), eager, **TOL)
+    model.train()
+    model(fc).sum().backward()
+    assert all(p.grad is not None for p in model.decoder.parameters())
