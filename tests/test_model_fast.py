@@ -7,6 +7,7 @@ The reference is the previous implementation rebuilt around the same weights:
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
@@ -141,3 +142,40 @@ def test_compiled_blocks_keep_keys_and_outputs() -> None:
     model.train()
     model(fc).sum().backward()
     assert all(p.grad is not None for p in model.decoder.parameters())
+
+
+def test_checkpoints_load_across_compiled_and_eager(tmp_path) -> None:
+    from conftest_model import make_catalogue
+    from safetensors.torch import load_file
+
+    from lcm.io.provenance import sha256_file
+    from lcm.model.checkpoint import load_checkpoint, save_checkpoint
+    from lcm.model.targets import layout_from_catalogue
+    from lcm.model.weights import save_tensors
+
+    layout = layout_from_catalogue(make_catalogue(tmp_path))
+    torch.manual_seed(0)
+    cfg = LCMConfig(n_rois=R, n_queries=layout.n_queries, d_model=D, n_heads=H, d_ffn=40)
+    model = LCM(cfg).eval()
+    fc = _fc(5)
+    with torch.no_grad():
+        expected = model(fc)
+    # A module compiled whole has "_orig_mod." keys: saved without them.
+    whole = torch.compile(model, backend="eager")
+    assert all(k.startswith("_orig_mod.") for k in whole.state_dict())
+    out = save_checkpoint(tmp_path / "a", whole, layout, {"n_rois": R})
+    assert set(load_file(str(out / "model.safetensors"))) == set(model.state_dict())
+    loaded, _ = load_checkpoint(out)
+    loaded.compile_blocks(backend="eager")  # an eager checkpoint into a compiled model
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(fc), expected)
+    # Weights written with the prefixes by other tools load too.
+    weights = out / "model.safetensors"
+    state = {f"_orig_mod.{k}": v for k, v in load_file(str(weights)).items()}
+    save_tensors(state, weights, {"format": "lcm", "format_version": "1"})
+    meta = json.loads((out / "model.json").read_text())
+    meta["weights_sha256"] = sha256_file(weights)
+    (out / "model.json").write_text(json.dumps(meta))
+    loaded, _ = load_checkpoint(out)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(fc), expected)

@@ -50,6 +50,24 @@ CONFIG_LIMITS = {
 }
 
 
+def canonical_key(key: str) -> str:
+    """A state dict key without wrapper prefixes (``_orig_mod.`` of a compiled module).
+
+    ``LCM.compile_blocks`` keeps keys as they are; this covers a module compiled whole with
+    ``torch.compile``, whose keys gain ``_orig_mod.`` segments, so weights saved from either
+    load into an eager model. Attention keys are those of ``nn.MultiheadAttention`` before and
+    after the fused attention of issue 17 (``in_proj_weight`` = ``[W_q; W_k; W_v]``): a
+    checkpoint of either version needs no other mapping.
+    """
+    parts = [p for p in key.split(".") if p != "_orig_mod"]
+    return ".".join(parts)
+
+
+def canonical_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with :func:`canonical_key` applied to every key."""
+    return {canonical_key(k): v for k, v in state.items()}
+
+
 def data_fingerprint(ids: pd.DataFrame, fc: np.ndarray) -> str:
     """sha256 of the run identifiers (as CSV) and the float32 FC bytes."""
     digest = hashlib.sha256()
@@ -100,7 +118,7 @@ def save_checkpoint(
             f"{model.config.n_queries}.",
             hint="Append query groups with QueryLayout.append when adding queries.",
         )
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {canonical_key(k): v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_tensors(
         state, out / WEIGHTS_NAME, {"format": "lcm", "format_version": str(FORMAT_VERSION)}
     )
@@ -268,10 +286,11 @@ def load_checkpoint(
     # only weights that fit the config are read, so the allocation is bounded by the file.
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in LCM(config).state_dict().items()}
-    check_shapes(weights, read_header(weights), expected, f"the config in {META_NAME}")
+    header = {canonical_key(k): v for k, v in read_header(weights).items()}
+    check_shapes(weights, header, expected, f"the config in {META_NAME}")
     try:
         model = LCM(config)
-        model.load_state_dict(load_file(str(weights), device="cpu"), strict=True)
+        model.load_state_dict(canonical_state(load_file(str(weights), device="cpu")), strict=True)
     except (KeyError, RuntimeError, ValueError) as exc:
         raise CheckpointError(
             f"Checkpoint {folder}: weights do not match its model config ({exc}).",
