@@ -1,22 +1,19 @@
 # LCM: raw fMRI -> connectomes -> Parquet feature store -> pretrained Large Connectome Model
 # -> per-disease finetuning and honest evaluation -> report.
 # This file only declares; the stages live in workflow/rules/, the logic in the `lcm` package.
-from snakemake.utils import min_version, validate
+import os
 
-from lcm.config import validate_config
+from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-# The demo config is the default; `--configfile my.yaml` replaces it instead of merging into it.
-if not config:
+# The demo config is the default: `--configfile my.yaml` replaces it (no merge), while `--config
+# key=value` alone overrides keys of the demo config (Snakemake applies it on top of this file).
+# The config is validated once, by LCM's check in common.smk (the schema, with one-line errors).
+if not workflow.config_settings.configfiles:
 
-    configfile: "config/config.yaml"
-
-
-# LCM's check first: it names the key, what was expected and what was received, in one line.
-validate_config(config, source="config")
-validate(config, "workflow/schemas/config.schema.yaml")
+    configfile: os.path.join(workflow.basedir, "config/config.yaml")
 
 
 include: "workflow/rules/common.smk"
@@ -35,5 +32,10 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        report_outputs(),
-        expand(finetuned_model("{task}"), task=CLASSIFICATION_TASKS),
+        default_targets(),
+
+
+# `lcm run BIDS OUT participant` (BIDS-App style): every dataset up to the feature store.
+rule participant:
+    input:
+        participant_targets(),

@@ -31,6 +31,7 @@ VERBS = (
     "provenance",
     "model_info",
     "embed",
+    "run",
 )
 
 log = logging.getLogger("lcm")

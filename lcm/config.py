@@ -282,6 +282,31 @@ def _hint(error: jsonschema.ValidationError) -> str:
     return desc or "See workflow/schemas/config.schema.yaml for the expected form."
 
 
+def task_models(config: dict[str, Any], task: str) -> list[str]:
+    """The models evaluated on ``task``: its own ``models``, else ``evaluate.models``.
+
+    Parameters
+    ----------
+    config : dict
+        A validated configuration (defaults filled).
+    task : str
+        A name under ``tasks``.
+
+    Returns
+    -------
+    list of str
+    """
+    return list(config["tasks"][task].get("models", config["evaluate"]["models"]))
+
+
+def pretrained_models(models: list[str]) -> list[str]:
+    """The models among ``models`` that start from a pretraining checkpoint (the LCM variants).
+
+    ``lcm-scratch`` is among them: it borrows the checkpoint's architecture and catalogue.
+    """
+    return [m for m in models if m.startswith("lcm")]
+
+
 def _check_cross_references(config: dict[str, Any], source: str) -> None:
     datasets = config["datasets"]
     for name, task in config.get("tasks", {}).items():
@@ -298,6 +323,16 @@ def _check_cross_references(config: dict[str, Any], source: str) -> None:
                 f"{ds['role']!r}; a disease task needs role: downstream.",
                 hint="Pretraining must never see a task's test subjects: set role: downstream.",
             )
+    if not any(ds["role"] == "pretrain" for ds in datasets.values()):
+        for name in sorted(config.get("tasks", {})):
+            wanted = pretrained_models(task_models(config, name))
+            if wanted:
+                raise ConfigError(
+                    f"{source}: tasks.{name} evaluates {wanted}, which need a pretrained "
+                    "checkpoint, but no dataset has role: pretrain.",
+                    hint=f"Add a dataset with role: pretrain, or evaluate baselines only, e.g. "
+                    f"tasks.{name}.models: [logreg, svm] (or evaluate.models for every task).",
+                )
     runner = config["fmriprep"]["runner"]
     for name, ds in datasets.items():
         if ds["entry"] == "bids" and runner == "existing" and not ds.get("derivatives"):

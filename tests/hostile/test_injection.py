@@ -38,8 +38,11 @@ RULES = ROOT / "workflow" / "rules"
 FRAGMENTS = {
     "atlas_args",
     "attention_arg",
+    "bei_eval_arg",
+    "checkpoint_arg",
     "dataset_args",
     "derivatives_arg",
+    "history_arg",
     "options",
     "positive_arg",
     "ssl_arg",

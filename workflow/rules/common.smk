@@ -9,26 +9,42 @@ import inspect
 import json
 import os
 import shlex
+import sys
 from pathlib import Path
 
 from snakemake.common import overwrite_function_params
+from snakemake.settings.types import DeploymentMethod
 
-from lcm.config import validate_config
+import lcm
+from lcm.config import pretrained_models, task_models, validate_config
 from lcm.io.bids_names import derivative_path
 from lcm.io.provenance import CONFIG_HASH_ENV, config_hash
 from lcm.workflow_plan import WorkflowPlan
 from lcm.workflow_hash import code_hash
 from lcm.workflow_resources import connectome_mem_mb as connectome_memory
 
+# The one validation of the config (defaults filled; errors name the key in one line).
 CFG = validate_config(config, source="config")
 
-# Rules run `python -m lcm`; this makes the package importable inside per-rule conda envs too,
-# and hands every job the hash of the config it was built from (recorded in its sidecars; the
-# prefix is not part of a rule's code, so it triggers no rerun by itself).
+
+def rule_python():
+    """The interpreter rules run ``-m lcm`` with, as one shell word.
+
+    The one running Snakemake, so that ``.venv/bin/snakemake`` works with a bare PATH; under
+    ``--sdm conda`` the rule's own env's ``python`` (first on PATH once the env is active).
+    """
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+        return "python"
+    return shlex.quote(sys.executable)
+
+
+# Every rule runs `"$LCM_PYTHON" -m lcm`. PYTHONPATH makes the package importable inside per-rule
+# conda envs too; the prefix also hands every job the hash of the config it was built from
+# (recorded in its sidecars). The prefix is not part of a rule's code: it triggers no rerun.
 # (Snakemake formats the prefix once, hence the doubled braces.)
 shell.prefix(
-    "export PYTHONPATH="
-    + shlex.quote(workflow.basedir)
+    f"export LCM_PYTHON={rule_python()}; export PYTHONPATH="
+    + shlex.quote(str(Path(lcm.__file__).resolve().parent.parent))
     + "${{PYTHONPATH:+:$PYTHONPATH}}; "
     + f"export {CONFIG_HASH_ENV}={config_hash(CFG)}; "
 )
@@ -37,8 +53,15 @@ RESULTS = CFG["results_dir"]
 ATLAS = CFG["atlas"]["name"]
 SPACE = CFG["fmriprep"]["output_space"]
 TASKS = sorted(CFG["tasks"])
-# Binary tasks name a positive level; only they get a finetuned classifier.
-CLASSIFICATION_TASKS = [t for t in TASKS if "positive" in CFG["tasks"][t]]
+# Tasks evaluating an LCM variant that starts from the (BEI) pretrained checkpoint, and those
+# evaluating the self-supervised-only one: baseline-only tasks need no pretraining at all
+# (lcm.config refuses an LCM model without a role: pretrain dataset, in one line).
+CHECKPOINT_TASKS = [
+    t for t in TASKS if set(pretrained_models(task_models(CFG, t))) - {"lcm-ssl"}
+]
+SSL_TASKS = [t for t in TASKS if "lcm-ssl" in task_models(CFG, t)]
+# Binary tasks with an LCM model get the deliverable finetuned classifier.
+FINETUNE_TASKS = [t for t in CHECKPOINT_TASKS if "positive" in CFG["tasks"][t]]
 
 
 wildcard_constraints:
@@ -74,6 +97,9 @@ SHELL_FRAGMENTS = (
     "attention_arg",
     "dataset_args",
     "derivatives_arg",
+    "bei_eval_arg",
+    "checkpoint_arg",
+    "history_arg",
     "options",
     "positive_arg",
     "ssl_arg",
@@ -156,23 +182,25 @@ def ssl_pretrain_settings():
     return to_json({**CFG["pretrain"], "bei_weight": 0})
 
 
-def task_models(task):
-    """The models evaluated on ``task``: its own list, else evaluate.models."""
-    return CFG["tasks"][task].get("models", CFG["evaluate"]["models"])
-
-
 def evaluate_settings(wildcards):
     """The evaluate section for one task (its model list applied), as a JSON param."""
-    return to_json({**CFG["evaluate"], "models": task_models(wildcards.task)})
+    return to_json({**CFG["evaluate"], "models": task_models(CFG, wildcards.task)})
 
 
-def wants_ssl(task):
-    """Whether the evaluation of ``task`` needs the self-supervised-only checkpoint."""
-    return "lcm-ssl" in task_models(task)  # binary and continuous tasks alike
+def checkpoint_input(wildcards):
+    """The pretrained checkpoint, where the task evaluates an LCM model that needs it."""
+    return [pretrained_model()] if wildcards.task in CHECKPOINT_TASKS else []
+
+
+def checkpoint_arg(wildcards, input):
+    """``--checkpoint DIR`` when the task needs the pretrained checkpoint, else nothing."""
+    if not input.checkpoint:
+        return ""
+    return f"--checkpoint {quoted(Path(input.checkpoint[0]).parent)}"
 
 
 def ssl_checkpoint_input(wildcards):
-    return [ssl_pretrained_model()] if wants_ssl(wildcards.task) else []
+    return [ssl_pretrained_model()] if wildcards.task in SSL_TASKS else []
 
 
 def ssl_checkpoint_arg(wildcards, input):
@@ -184,9 +212,14 @@ def ssl_checkpoint_arg(wildcards, input):
 
 def ssl_history_input():
     """History of the self-supervised-only pretraining, when lcm-ssl is evaluated."""
-    if not any(wants_ssl(t) for t in TASKS):
+    if not SSL_TASKS:
         return []
     return [f"{RESULTS}/models/pretrain-ssl/history.tsv"]
+
+
+def pretrain_report_input(name):
+    """A pretraining output the report reads (``history``, ``bei_eval``), when pretraining runs."""
+    return [f"{RESULTS}/models/pretrain/{name}.tsv"] if CHECKPOINT_TASKS else []
 
 
 def ground_truth_inputs():
@@ -246,6 +279,23 @@ def report_outputs():
         f"{RESULTS}/metrics/metrics.parquet",
         f"{RESULTS}/metrics/summary.tsv",
     ]
+
+
+def participant_targets():
+    """Every dataset up to the feature store (``lcm run ... participant``)."""
+    return [f for ds in sorted(CFG["datasets"]) for f in store_files(ds)]
+
+
+def default_targets():
+    """The default target: the report and the finetuned models, or the store if no task."""
+    if not TASKS:
+        return participant_targets()
+    return [*report_outputs(), *(finetuned_model(t) for t in FINETUNE_TASKS)]
+
+
+def log_file(name):
+    """A rule's log file, beside the results of its config: ``<results_dir>/logs/<name>``."""
+    return f"{RESULTS}/logs/{name}"
 
 
 def synth_params(wildcards):
@@ -318,7 +368,8 @@ def fmriprep_options():
     """The fmriprep section as ``lcm fmriprep`` options (the same for every subject)."""
     fmriprep = CFG["fmriprep"]
     args = f"--runner {quoted(fmriprep['runner'])} --image {quoted(fmriprep['image'])}"
-    args += f" --output-space {quoted(SPACE)} --work-dir {quoted(fmriprep['work_dir'])}"
+    work_dir = fmriprep["work_dir"] or f"{RESULTS}/work/fmriprep"
+    args += f" --output-space {quoted(SPACE)} --work-dir {quoted(work_dir)}"
     if fmriprep["fs_license"]:
         args += f" --fs-license {quoted(fmriprep['fs_license'])}"
     return args + f" --extra-args {as_json(fmriprep['extra_args'])}"
@@ -396,7 +447,7 @@ def evaluate_repeats():
 
 
 def checkpoint_dir(wildcards, input):
-    """Folder of the pretrained checkpoint (derived from the tracked weights file)."""
+    """Folder of the checkpoint (derived from the tracked weights file)."""
     return str(Path(input.checkpoint).parent)
 
 

@@ -16,7 +16,7 @@ rule connectome_run:
     output:
         qc=f"{RESULTS}/connectome/{{dataset}}/sub-{{subject}}/{{func_dir}}{{run_key}}_space-{SPACE}_seg-{ATLAS}_qc.json",
     log:
-        "logs/connectome/{dataset}/sub-{subject}/{func_dir}{run_key}.log",
+        log_file("connectome/{dataset}/sub-{subject}/{func_dir}{run_key}.log"),
     wildcard_constraints:
         dataset=one_of(PLAN.voxel_datasets()),
     group:
@@ -32,10 +32,9 @@ rule connectome_run:
         out_dir=f"{RESULTS}/connectome/{{dataset}}",
         code=code_hash("connectome"),
     shell:
-        "python -m lcm --log-file {log:q} --rule connectome_run connectome run"
-        " --dataset {wildcards.dataset:q} --fmriprep-record {input.record:q}"
-        " --run-key {wildcards.run_key:q} {params.options} --out-dir {params.out_dir:q}"
-        " --qc-out {output.qc:q}"
+        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule connectome_run connectome run --dataset'
+        " {wildcards.dataset:q} --fmriprep-record {input.record:q} --run-key {wildcards.run_key:q}"
+        " {params.options} --out-dir {params.out_dir:q} --qc-out {output.qc:q}"
 
 
 rule connectome_collect:
@@ -47,7 +46,7 @@ rule connectome_collect:
     output:
         table=f"{RESULTS}/connectome/{{dataset}}/seg-{ATLAS}_qc.tsv",
     log:
-        "logs/connectome/{dataset}_collect.log",
+        log_file("connectome/{dataset}_collect.log"),
     wildcard_constraints:
         dataset=one_of(PLAN.voxel_datasets()),
     conda:
@@ -55,8 +54,8 @@ rule connectome_collect:
     params:
         code=code_hash("connectome"),
     shell:
-        "python -m lcm --log-file {log:q} --rule connectome_collect connectome collect"
-        " --qc {input.qc:q} --out {output.table:q}"
+        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule connectome_collect connectome collect --qc'
+        " {input.qc:q} --out {output.table:q}"
 
 
 rule connectome_timeseries:
@@ -66,7 +65,7 @@ rule connectome_timeseries:
     output:
         table=f"{RESULTS}/connectome/{{dataset}}/seg-{ATLAS}_qc.tsv",
     log:
-        "logs/connectome/{dataset}_timeseries.log",
+        log_file("connectome/{dataset}_timeseries.log"),
     wildcard_constraints:
         dataset=one_of(PLAN.roi_datasets()),
     conda:
@@ -78,10 +77,10 @@ rule connectome_timeseries:
         out_dir=connectome_dir,
         code=code_hash("connectome"),
     shell:
-        "python -m lcm --log-file {log:q} --rule connectome_timeseries connectome timeseries"
+        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule connectome_timeseries connectome timeseries'
         " --dataset {wildcards.dataset:q} --manifest {input.manifest:q} {params.atlas_args}"
-        " --denoise {params.denoise:q} --connectome {params.connectome:q}"
-        " --out-dir {params.out_dir:q} --qc-table {output.table:q}"
+        " --denoise {params.denoise:q} --connectome {params.connectome:q} --out-dir"
+        " {params.out_dir:q} --qc-table {output.table:q}"
 
 
 rule connectome_import:
@@ -91,7 +90,7 @@ rule connectome_import:
     output:
         table=f"{RESULTS}/connectome/{{dataset}}/seg-{ATLAS}_qc.tsv",
     log:
-        "logs/connectome/{dataset}_import.log",
+        log_file("connectome/{dataset}_import.log"),
     wildcard_constraints:
         dataset=one_of(PLAN.connectome_datasets()),
     conda:
@@ -101,6 +100,6 @@ rule connectome_import:
         out_dir=connectome_dir,
         code=code_hash("connectome"),
     shell:
-        "python -m lcm --log-file {log:q} --rule connectome_import connectome import"
+        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule connectome_import connectome import'
         " --dataset {wildcards.dataset:q} --manifest {input.manifest:q} {params.atlas_args}"
         " --out-dir {params.out_dir:q} --qc-table {output.table:q}"

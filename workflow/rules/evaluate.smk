@@ -6,7 +6,7 @@
 
 rule evaluate:
     input:
-        checkpoint=pretrained_model(),
+        checkpoint=checkpoint_input,
         ssl=ssl_checkpoint_input,
         store=task_store_files,
         catalogue=CFG["variables"],
@@ -15,12 +15,12 @@ rule evaluate:
         metrics=task_metrics("{task}"),
         predictions=task_predictions("{task}"),
     log:
-        "logs/evaluate/{task}.log",
+        log_file("evaluate/{task}.log"),
     conda:
         "../../envs/evaluate.yaml"
     threads: 1
     params:
-        checkpoint=checkpoint_dir,
+        checkpoint_arg=checkpoint_arg,
         store=store_root_of_input,
         atlas=ATLAS,
         dataset=task_value("dataset"),
@@ -31,9 +31,9 @@ rule evaluate:
         seed=CFG["seed"],
         code=code_hash("evaluate"),
     shell:
-        "python -m lcm --log-file {log:q} --rule evaluate evaluate --store {params.store:q}"
+        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule evaluate evaluate --store {params.store:q}'
         " --atlas {params.atlas:q} --catalogue {input.catalogue:q} --task {wildcards.task:q}"
         " --dataset {params.dataset:q} --label {params.label:q} {params.positive_arg}"
-        " --checkpoint {params.checkpoint:q} {params.ssl_arg} --settings {params.settings:q}"
-        " --seed {params.seed:q} --threads {threads:q} --out {output.metrics:q}"
-        " --predictions {output.predictions:q} --splits {input.splits:q}"
+        " {params.checkpoint_arg} {params.ssl_arg} --settings {params.settings:q} --seed"
+        " {params.seed:q} --threads {threads:q} --out {output.metrics:q} --predictions"
+        " {output.predictions:q} --splits {input.splits:q}"

@@ -11,7 +11,7 @@ rule finetune:
         weights=finetuned_model("{task}"),
         meta=f"{RESULTS}/models/finetune/{{task}}/model.json",
     log:
-        "logs/finetune/{task}.log",
+        log_file("finetune/{task}.log"),
     conda:
         "../../envs/model.yaml"
     threads: 1
@@ -27,11 +27,11 @@ rule finetune:
         out_dir=output_dir,
         code=code_hash("finetune"),
     shell:
-        "python -m lcm --log-file {log:q} --rule finetune finetune --checkpoint {params.checkpoint:q}"
-        " --store {params.store:q} --atlas {params.atlas:q} --catalogue {input.catalogue:q}"
-        " --dataset {params.dataset:q} --label {params.label:q} --positive {params.positive:q}"
-        " --settings {params.settings:q} --seed {params.seed:q} --threads {threads:q}"
-        " --out-dir {params.out_dir:q}"
+        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule finetune finetune --checkpoint'
+        " {params.checkpoint:q} --store {params.store:q} --atlas {params.atlas:q} --catalogue"
+        " {input.catalogue:q} --dataset {params.dataset:q} --label {params.label:q} --positive"
+        " {params.positive:q} --settings {params.settings:q} --seed {params.seed:q} --threads"
+        " {threads:q} --out-dir {params.out_dir:q}"
 
 
 # What the finetuned model looks at: one embedding per run and the attention of every query
@@ -45,7 +45,7 @@ rule embed:
         embeddings=task_embeddings("{task}"),
         attention=task_attention("{task}"),
     log:
-        "logs/embed/{task}.log",
+        log_file("embed/{task}.log"),
     conda:
         "../../envs/model.yaml"
     threads: 1
@@ -56,7 +56,7 @@ rule embed:
         dataset=task_value("dataset"),
         code=code_hash("embed"),
     shell:
-        "python -m lcm --log-file {log:q} --rule embed embed --checkpoint {params.checkpoint:q}"
-        " --store {params.store:q} --atlas {params.atlas:q} --catalogue {input.catalogue:q}"
-        " --datasets {params.dataset:q} --out {output.embeddings:q}"
+        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule embed embed --checkpoint'
+        " {params.checkpoint:q} --store {params.store:q} --atlas {params.atlas:q} --catalogue"
+        " {input.catalogue:q} --datasets {params.dataset:q} --out {output.embeddings:q}"
         " --attention-out {output.attention:q}"

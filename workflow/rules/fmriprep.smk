@@ -13,7 +13,7 @@ rule fmriprep:
     output:
         record=fmriprep_record("{dataset}", "{subject}"),
     log:
-        "logs/fmriprep/{dataset}_sub-{subject}.log",
+        log_file("fmriprep/{dataset}_sub-{subject}.log"),
     wildcard_constraints:
         dataset=one_of(PLAN.voxel_datasets()),
     conda:
@@ -25,5 +25,5 @@ rule fmriprep:
         options=fmriprep_options(),
         code=code_hash("fmriprep"),
     shell:
-        "python -m lcm --log-file {log:q} --rule fmriprep fmriprep {params.dataset_args}"
+        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule fmriprep fmriprep {params.dataset_args}'
         " --subject {wildcards.subject:q} {params.options} --out {output.record:q}"

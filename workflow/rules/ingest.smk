@@ -11,7 +11,7 @@ rule ingest:
         summary=f"{RESULTS}/ingest/{{dataset}}/summary.json",
         summary_table=f"{RESULTS}/ingest/{{dataset}}/summary.tsv",
     log:
-        "logs/ingest/{dataset}.log",
+        log_file("ingest/{dataset}.log"),
     conda:
         "../../envs/ingest.yaml"
     params:
@@ -24,7 +24,7 @@ rule ingest:
         options=ingest_options,
         code=code_hash("ingest"),
     shell:
-        "python -m lcm --log-file {log:q} --rule ingest ingest --dataset {wildcards.dataset:q}"
-        " --entry {params.entry:q} --path {params.path:q} {params.derivatives_arg}"
-        " --task {params.task:q} --space {params.space:q} {params.options}"
+        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule ingest ingest --dataset'
+        " {wildcards.dataset:q} --entry {params.entry:q} --path {params.path:q}"
+        " {params.derivatives_arg} --task {params.task:q} --space {params.space:q} {params.options}"
         " --out {output.manifest:q}"

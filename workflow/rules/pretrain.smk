@@ -12,7 +12,7 @@ rule pretrain:
         history=f"{RESULTS}/models/pretrain/history.tsv",
         bei_eval=f"{RESULTS}/models/pretrain/bei_eval.tsv",
     log:
-        "logs/pretrain/pretrain.log",
+        log_file("pretrain/pretrain.log"),
     conda:
         "../../envs/model.yaml"
     threads: 2
@@ -26,10 +26,10 @@ rule pretrain:
         out_dir=output_dir,
         code=code_hash("pretrain"),
     shell:
-        "python -m lcm --log-file {log:q} --rule pretrain pretrain --store {params.store:q}"
+        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule pretrain pretrain --store {params.store:q}'
         " --atlas {params.atlas:q} --catalogue {input.catalogue:q} --datasets {params.datasets:q}"
-        " --model {params.model:q} --settings {params.settings:q} --seed {params.seed:q}"
-        " --threads {threads:q} --out-dir {params.out_dir:q}"
+        " --model {params.model:q} --settings {params.settings:q} --seed {params.seed:q} --threads"
+        " {threads:q} --out-dir {params.out_dir:q}"
 
 
 # The lcm-ssl ablation: the same pretraining with the BEI losses off (self-supervised only).
@@ -43,7 +43,7 @@ rule pretrain_ssl:
         history=f"{RESULTS}/models/pretrain-ssl/history.tsv",
         bei_eval=f"{RESULTS}/models/pretrain-ssl/bei_eval.tsv",
     log:
-        "logs/pretrain/pretrain_ssl.log",
+        log_file("pretrain/pretrain_ssl.log"),
     conda:
         "../../envs/model.yaml"
     threads: 2
@@ -57,7 +57,7 @@ rule pretrain_ssl:
         out_dir=output_dir,
         code=code_hash("pretrain"),
     shell:
-        "python -m lcm --log-file {log:q} --rule pretrain_ssl pretrain --store {params.store:q}"
-        " --atlas {params.atlas:q} --catalogue {input.catalogue:q} --datasets {params.datasets:q}"
-        " --model {params.model:q} --settings {params.settings:q} --seed {params.seed:q}"
-        " --threads {threads:q} --out-dir {params.out_dir:q}"
+        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule pretrain_ssl pretrain --store'
+        " {params.store:q} --atlas {params.atlas:q} --catalogue {input.catalogue:q} --datasets"
+        " {params.datasets:q} --model {params.model:q} --settings {params.settings:q} --seed"
+        " {params.seed:q} --threads {threads:q} --out-dir {params.out_dir:q}"

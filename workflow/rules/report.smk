@@ -9,13 +9,13 @@ rule report:
     input:
         metrics=expand(task_metrics("{task}"), task=TASKS),
         predictions=expand(task_predictions("{task}"), task=TASKS),
-        history=f"{RESULTS}/models/pretrain/history.tsv",
+        history=pretrain_report_input("history"),
         ssl_history=ssl_history_input(),
         truth=ground_truth_inputs(),
-        bei_eval=f"{RESULTS}/models/pretrain/bei_eval.tsv",
+        bei_eval=pretrain_report_input("bei_eval"),
         qc=[qc_table(ds) for ds in sorted(CFG["datasets"])],
         ingest=[f"{RESULTS}/ingest/{ds}/summary.tsv" for ds in sorted(CFG["datasets"])],
-        attention=expand(task_attention("{task}"), task=CLASSIFICATION_TASKS),
+        attention=expand(task_attention("{task}"), task=FINETUNE_TASKS),
     output:
         metrics=report(
             f"{RESULTS}/metrics/metrics.parquet",
@@ -38,19 +38,21 @@ rule report:
             category="Report",
         ),
     log:
-        "logs/report/report.log",
+        log_file("report/report.log"),
     conda:
         "../../envs/report.yaml"
     params:
         code=code_hash("report"),
+        history_arg=optional_arg("--history", "history"),
+        bei_eval_arg=optional_arg("--bei-eval", "bei_eval"),
         ssl_history_arg=optional_arg("--ssl-history", "ssl_history"),
         truth_arg=optional_arg("--ground-truth", "truth"),
         attention_arg=optional_arg("--attention", "attention"),
         atlas_args=atlas_args(),
     shell:
-        "python -m lcm --log-file {log:q} --rule report report --metrics {input.metrics:q}"
-        " --predictions {input.predictions:q} --history {input.history:q}"
-        " --bei-eval {input.bei_eval:q} --qc {input.qc:q} --ingest-summary {input.ingest:q}"
-        " {params.ssl_history_arg} {params.truth_arg} {params.attention_arg} {params.atlas_args}"
-        " --out-metrics {output.metrics:q} --out-summary {output.summary:q}"
-        " --out-headline {output.headline:q} --out-html {output.html:q}"
+        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule report report --metrics {input.metrics:q}'
+        " --predictions {input.predictions:q} {params.history_arg} {params.bei_eval_arg} --qc"
+        " {input.qc:q} --ingest-summary {input.ingest:q} {params.ssl_history_arg}"
+        " {params.truth_arg} {params.attention_arg} {params.atlas_args} --out-metrics"
+        " {output.metrics:q} --out-summary {output.summary:q} --out-headline {output.headline:q}"
+        " --out-html {output.html:q}"

@@ -11,7 +11,7 @@ rule splits:
     output:
         task_splits("{task}"),
     log:
-        "logs/splits/{task}.log",
+        log_file("splits/{task}.log"),
     conda:
         "../../envs/evaluate.yaml"
     params:
@@ -25,8 +25,7 @@ rule splits:
         seed=CFG["seed"],
         code=code_hash("splits"),
     shell:
-        "python -m lcm --log-file {log:q} --rule splits splits --store {params.store:q}"
-        " --atlas {params.atlas:q} --datasets {params.dataset:q} --task {wildcards.task:q}"
-        " --label {params.label:q} {params.positive_arg} --catalogue {input.catalogue:q}"
-        " --n-folds {params.n_folds:q} --seed {params.seed:q} --repeats {params.repeats:q}"
-        " --out {output:q}"
+        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule splits splits --store {params.store:q}'
+        " --atlas {params.atlas:q} --datasets {params.dataset:q} --task {wildcards.task:q} --label"
+        " {params.label:q} {params.positive_arg} --catalogue {input.catalogue:q} --n-folds"
+        " {params.n_folds:q} --seed {params.seed:q} --repeats {params.repeats:q} --out {output:q}"

@@ -12,7 +12,7 @@ rule store:
         variables=f"{RESULTS}/store/variables/dataset={{dataset}}/part-0.parquet",
         missingness=f"{RESULTS}/store/reports/missingness_dataset-{{dataset}}.tsv",
     log:
-        "logs/store/{dataset}.log",
+        log_file("store/{dataset}.log"),
     conda:
         "../../envs/store.yaml"
     params:
@@ -20,6 +20,6 @@ rule store:
         store=store_root,
         code=code_hash("store"),
     shell:
-        "python -m lcm --log-file {log:q} --rule store store --dataset {wildcards.dataset:q}"
+        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule store store --dataset {wildcards.dataset:q}'
         " --qc-table {input.qc:q} --phenotype {input.phenotype:q} --catalogue {input.catalogue:q}"
         " --atlas {params.atlas:q} --store-dir {params.store:q}"

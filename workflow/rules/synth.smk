@@ -9,7 +9,7 @@ rule synth_roi_cohort:
         truth=f"{SYNTH}/{{consortium}}/ground_truth.json",
         description=f"{SYNTH}/{{consortium}}/timeseries/dataset_description.json",
     log:
-        "logs/synth/{consortium}.log",
+        log_file("synth/{consortium}.log"),
     wildcard_constraints:
         consortium=one_of(PLAN.synth_consortia("roi")),
     conda:
@@ -18,8 +18,8 @@ rule synth_roi_cohort:
         settings=synth_params,
         code=code_hash("synth"),
     shell:
-        "python -m lcm --log-file {log:q} --rule synth_roi_cohort synth"
-        " --config-json {params.settings:q} --consortium {wildcards.consortium:q}"
+        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule synth_roi_cohort synth --config-json'
+        " {params.settings:q} --consortium {wildcards.consortium:q}"
 
 
 rule synth_voxel_cohort:
@@ -33,7 +33,7 @@ rule synth_voxel_cohort:
         changes=f"{SYNTH}/{{consortium}}/rawdata/CHANGES",
         derivatives=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/dataset_description.json",
     log:
-        "logs/synth/{consortium}.log",
+        log_file("synth/{consortium}.log"),
     wildcard_constraints:
         consortium=one_of(PLAN.synth_consortia("voxel")),
     conda:
@@ -42,8 +42,8 @@ rule synth_voxel_cohort:
         settings=synth_params,
         code=code_hash("synth"),
     shell:
-        "python -m lcm --log-file {log:q} --rule synth_voxel_cohort synth"
-        " --config-json {params.settings:q} --consortium {wildcards.consortium:q}"
+        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule synth_voxel_cohort synth --config-json'
+        " {params.settings:q} --consortium {wildcards.consortium:q}"
 
 
 rule synth_voxel_subject:
@@ -56,7 +56,7 @@ rule synth_voxel_subject:
         confounds=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/sub-{{subject}}/func/sub-{{subject}}_task-rest_run-1_desc-confounds_timeseries.tsv",
         confounds_json=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/sub-{{subject}}/func/sub-{{subject}}_task-rest_run-1_desc-confounds_timeseries.json",
     log:
-        "logs/synth/{consortium}_sub-{subject}.log",
+        log_file("synth/{consortium}_sub-{subject}.log"),
     wildcard_constraints:
         consortium=one_of(PLAN.synth_consortia("voxel")),
     group:
@@ -67,6 +67,5 @@ rule synth_voxel_subject:
         settings=synth_params,
         code=code_hash("synth"),
     shell:
-        "python -m lcm --log-file {log:q} --rule synth_voxel_subject synth"
-        " --config-json {params.settings:q} --consortium {wildcards.consortium:q}"
-        " --subject {wildcards.subject:q}"
+        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule synth_voxel_subject synth --config-json'
+        " {params.settings:q} --consortium {wildcards.consortium:q} --subject {wildcards.subject:q}"

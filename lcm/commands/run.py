@@ -1,0 +1,284 @@
+"""``lcm run``: the BIDS-App front door, a thin wrapper around the packaged Snakemake workflow.
+
+``lcm run BIDS_DIR OUTPUT_DIR participant|group`` writes one resolved configuration (a config file
+of the user's, if any, with the BIDS dataset added and ``results_dir`` set to OUTPUT_DIR) to
+``OUTPUT_DIR/config.yaml`` and runs the workflow shipped in the package on it, from any folder.
+Snakemake's own command line keeps working on the same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import logging
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lcm.config import validate_config
+from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
+
+log = logging.getLogger(__name__)
+
+EXAMPLE = """examples:
+  # Existing fMRIPrep derivatives -> connectomes and the feature store, per participant:
+  lcm run /data/mystudy /scratch/lcm participant \\
+      --derivatives /data/mystudy/derivatives/fmriprep --participant-label 01 02
+  # Then the tasks of a config file (evaluation, report) on a SLURM cluster:
+  lcm run /data/mystudy /scratch/lcm group --derivatives /data/mystudy/derivatives/fmriprep \\
+      --config-file tasks.yaml --profile slurm
+  # Extra Snakemake options after `--`:
+  lcm run /data/mystudy /scratch/lcm participant --derivatives ... -- --forceall
+"""
+
+# Analysis levels (BIDS-App style) -> the workflow's target rules (see the Snakefile).
+LEVELS = {"participant": "participant", "group": "all"}
+
+# Config keys holding paths: made absolute against the folder `lcm run` is called from, since
+# the workflow runs inside OUTPUT_DIR (where a relative path would otherwise point).
+_PATH_KEYS = (
+    ("variables",),
+    ("synth", "out_dir"),
+    ("atlas", "path"),
+    ("atlas", "labels"),
+    ("fmriprep", "fs_license"),
+    ("fmriprep", "work_dir"),
+)
+_DATASET_PATH_KEYS = ("path", "derivatives", "phenotype")
+
+
+def workflow_files() -> Path:
+    """Folder of the packaged workflow: ``Snakefile``, ``workflow/``, ``profiles/``, ``config/``.
+
+    In a checkout ``lcm/workflow_files`` links to the repository's own files; a wheel holds
+    copies of them.
+    """
+    return Path(__file__).resolve().parent.parent / "workflow_files"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``run`` verb."""
+    p = sub.add_parser(
+        "run",
+        help="Run the workflow on a BIDS dataset (BIDS-App style), from any folder.",
+        description="Write the resolved config to OUTPUT_DIR/config.yaml and run the packaged "
+        "Snakemake workflow on it. participant: every dataset up to the Parquet feature store; "
+        "group: everything the config asks (tasks, evaluation, report). Needs Snakemake "
+        "(pip install 'lcm[workflow]').",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("bids_dir", help="Raw BIDS dataset (its participants.tsv is the phenotype).")
+    p.add_argument("output_dir", help="Folder of every output (the config's results_dir).")
+    p.add_argument("analysis_level", choices=sorted(LEVELS), help="participant or group.")
+    p.add_argument(
+        "--derivatives",
+        help="Existing fMRIPrep derivatives of BIDS_DIR (sets fmriprep.runner: existing).",
+    )
+    p.add_argument(
+        "--participant-label",
+        nargs="+",
+        default=[],
+        metavar="LABEL",
+        help="Participants to process ('sub-' optional); default all.",
+    )
+    p.add_argument(
+        "--config-file",
+        help="A config of your own (tasks, models, denoising ...): the BIDS dataset is added to "
+        "it and results_dir set to OUTPUT_DIR. Relative paths in it are read from this folder.",
+    )
+    p.add_argument(
+        "--dataset-name",
+        help="Name of the BIDS dataset in the config and the store (letters and digits; "
+        "default: from BIDS_DIR's folder name).",
+    )
+    p.add_argument(
+        "--role",
+        choices=("downstream", "pretrain"),
+        default="downstream",
+        help="Role of the dataset (default downstream: tasks; pretrain: pretraining only).",
+    )
+    p.add_argument(
+        "--profile",
+        default="local",
+        help="Snakemake profile: local (default), slurm, or a profile folder of your own.",
+    )
+    p.add_argument("--cores", help="Cores Snakemake may use (default: the profile's).")
+    p.add_argument("-n", "--dry-run", action="store_true", help="Show the plan; run nothing.")
+    p.add_argument(
+        "snakemake_args",
+        nargs="*",
+        metavar="-- SNAKEMAKE_ARGS",
+        help="Options handed to Snakemake unchanged (after `--`).",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``lcm run``; returns Snakemake's exit code."""
+    if importlib.util.find_spec("snakemake") is None:
+        raise ExternalToolError(
+            "lcm run needs Snakemake, which is not installed in this environment.",
+            hint="pip install 'lcm[workflow]'",
+        )
+    out = Path(args.output_dir).resolve()
+    config = build_config(args, Path.cwd(), out)
+    out.mkdir(parents=True, exist_ok=True)
+    config_path = out / "config.yaml"
+    config_path.write_text(
+        "# Written by `lcm run`: the resolved configuration of the runs in this folder.\n"
+        + yaml.safe_dump(config, sort_keys=False)
+    )
+    cmd = snakemake_command(args, config_path, out)
+    log.info("running: %s", " ".join(cmd))
+    return subprocess.run(cmd, check=False).returncode
+
+
+def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, Any]:
+    """The resolved configuration: the user's file, the BIDS dataset, OUTPUT_DIR; validated.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``lcm run``'s arguments.
+    cwd : Path
+        Folder relative paths (arguments and the config file's) are read from.
+    out : Path
+        OUTPUT_DIR, absolute.
+
+    Returns
+    -------
+    dict
+        The configuration with defaults filled and every path absolute.
+
+    Raises
+    ------
+    ConfigError
+        When the config file or the resulting configuration is invalid.
+    InputDataError
+        When BIDS_DIR (or --derivatives) is not a folder.
+    """
+    config: dict[str, Any] = {}
+    if args.config_file:
+        config = _read_config(Path(cwd, args.config_file))
+    config = _absolute_paths(copy.deepcopy(config), cwd)
+    bids = _folder(cwd / args.bids_dir, "BIDS_DIR")
+    name = args.dataset_name or _dataset_name(bids)
+    dataset: dict[str, Any] = {
+        "entry": "bids",
+        "path": str(bids),
+        "phenotype": str(bids / "participants.tsv"),
+        "role": args.role,
+    }
+    fmriprep = config.setdefault("fmriprep", {})
+    if args.derivatives:
+        dataset["derivatives"] = str(_folder(cwd / args.derivatives, "--derivatives"))
+        fmriprep["runner"] = "existing"
+    config.setdefault("datasets", {})[name] = dataset
+    config["results_dir"] = str(out)
+    if args.participant_label:
+        labels = [label.removeprefix("sub-") for label in args.participant_label]
+        select = config.setdefault("ingest", {}).setdefault("select", {})
+        select.setdefault(name, {})["participants"] = {"include": labels}
+    packaged = workflow_files() / "config"
+    config.setdefault("variables", str(packaged / "variables.yaml"))
+    config = validate_config(config, source="lcm run")
+    config["variables"] = _catalogue_with(config["variables"], name, dataset["phenotype"], out)
+    return config
+
+
+def snakemake_command(args: argparse.Namespace, config_path: Path, out: Path) -> list[str]:
+    """The Snakemake command line: packaged Snakefile, profile, the level's target, extras."""
+    files = workflow_files()
+    profile = files / "profiles" / args.profile
+    if not profile.is_dir():
+        profile = Path(args.profile).resolve()
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(files / "Snakefile")]
+    cmd += ["--directory", str(out), "--configfile", str(config_path), "--profile", str(profile)]
+    if args.cores:
+        cmd += ["--cores", str(args.cores)]
+    if args.dry_run:
+        cmd.append("--dry-run")
+    return [*cmd, *args.snakemake_args, LEVELS[args.analysis_level]]
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"--config-file {path}: no such file.", hint="Check the path.")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--config-file {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"--config-file {path}: expected a mapping, got {type(raw).__name__}.")
+    return raw
+
+
+def _absolute_paths(config: dict[str, Any], cwd: Path) -> dict[str, Any]:
+    """Make the config's relative paths absolute against ``cwd`` (where the user called)."""
+
+    def absolute(value: Any) -> Any:
+        return str(Path(cwd, value)) if isinstance(value, str) and value else value
+
+    for section, *rest in _PATH_KEYS:
+        if not rest:
+            if section in config:
+                config[section] = absolute(config[section])
+        elif isinstance(config.get(section), dict) and rest[0] in config[section]:
+            config[section][rest[0]] = absolute(config[section][rest[0]])
+    for ds in (config.get("datasets") or {}).values():
+        if isinstance(ds, dict):
+            for key in _DATASET_PATH_KEYS:
+                if key in ds:
+                    ds[key] = absolute(ds[key])
+    return config
+
+
+def _folder(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise InputDataError(f"{what} {path} is not a folder.", hint="Check the path.")
+    return path.resolve()
+
+
+def _dataset_name(bids: Path) -> str:
+    """Letters and digits of the BIDS folder's name (config names allow nothing else)."""
+    name = re.sub(r"[^A-Za-z0-9]", "", bids.name)[:64]
+    return name or "bids"
+
+
+def _catalogue_with(catalogue: str, dataset: str, phenotype: str, out: Path) -> str:
+    """The variable catalogue, with a coding for ``dataset`` added when it has none.
+
+    The added coding reads ``participant_id`` and each catalogue variable whose name is a
+    column of ``participants.tsv``, unchanged; it is written to ``OUTPUT_DIR/variables.yaml``
+    (the given catalogue is never modified). A catalogue that codes the dataset is used as is.
+    """
+    path = Path(catalogue)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"variables: cannot read the catalogue {path}: {exc}") from None
+    if dataset in (raw.get("datasets") or {}):
+        return str(path)
+    columns: list[str] = []
+    if Path(phenotype).is_file():
+        columns = Path(phenotype).read_text().splitlines()[0].split("\t")
+    coding = {
+        "id_column": "participant_id",
+        "columns": {v: {"column": v} for v in raw.get("variables", {}) if v in columns},
+    }
+    raw.setdefault("datasets", {})[dataset] = coding
+    target = out / "variables.yaml"
+    out.mkdir(parents=True, exist_ok=True)
+    target.write_text(
+        f"# Written by `lcm run`: {path} with a coding for dataset {dataset!r} (the "
+        "participants.tsv columns named like catalogue variables).\n"
+        + yaml.safe_dump(raw, sort_keys=False)
+    )
+    log.info("catalogue %s has no coding for %s: wrote %s", path, dataset, target)
+    return str(target)
