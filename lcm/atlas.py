@@ -17,7 +17,13 @@ Nothing is downloaded. Registry atlases and where they come from:
 
 A user atlas is a label NIfTI plus a TSV with columns ``index`` and ``name`` (one row per
 non-zero label). A TemplateFlow atlas is looked up in a local ``$TEMPLATEFLOW_HOME`` tree
-(:func:`templateflow_atlas`).
+(:func:`templateflow_atlas`). ROI time series and precomputed connectomes need no image: a
+labels table alone makes a *labels-only* atlas (:func:`labels_only_atlas`; names, optional
+``index``, ``x``/``y``/``z`` coordinates and ``network``), refused where voxels are parcellated.
+
+Every atlas has an identity, :attr:`Atlas.identity` (a hash of its ordered ROI names): the
+connectome stage and the store compare it with the ROI names files carry, so matrices of two
+parcellations with the same ROI count never mix.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from lcm.exceptions import AtlasError
+from lcm.store.layout import labels_identity
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +64,18 @@ class Atlas:
     ----------
     name : str
         Name used in output file names (``seg-<name>``).
-    img : nibabel.Nifti1Image
-        Integer label image; 0 is background.
+    img : nibabel.Nifti1Image or None
+        Integer label image; 0 is background. ``None`` for a labels-only atlas (ROI time
+        series and connectomes brought as files need no image).
     labels : pandas.DataFrame
         Columns ``index`` (int, the value in ``img``) and ``name``, one row per region, sorted;
-        coordinate atlases add ``network``.
+        coordinate atlases add ``network``, labels-only atlases may add ``x``, ``y``, ``z``.
     space : str
-        Template space of ``img``.
+        Template space of ``img`` (:data:`NO_SPACE` for a labels-only atlas).
     """
 
     name: str
-    img: nib.Nifti1Image
+    img: nib.Nifti1Image | None
     labels: pd.DataFrame
     space: str
 
@@ -76,13 +84,53 @@ class Atlas:
         """Number of regions."""
         return len(self.labels)
 
+    @property
+    def roi_names(self) -> list[str]:
+        """ROI names in atlas order."""
+        return [str(n) for n in self.labels["name"]]
+
+    @property
+    def identity(self) -> str:
+        """Hash of the ordered ROI names (:func:`labels_identity`): one value per parcellation."""
+        return labels_identity(self.roi_names)
+
+    def require_image(self, purpose: str) -> nib.Nifti1Image:
+        """The label image, or an :class:`AtlasError` saying ``purpose`` needs one."""
+        if self.img is None:
+            raise AtlasError(
+                f"Atlas {self.name!r} is given by its labels only; {purpose} needs its label "
+                "image.",
+                hint="Set atlas.path to the label NIfTI (with atlas.labels), or use a registry "
+                "or TemplateFlow atlas.",
+            )
+        return self.img
+
+    def centroids(self) -> np.ndarray:
+        """ROI centres ``[R, 3]`` in world mm: the table's ``x, y, z`` or the image's centres of
+        mass; NaN where neither is known."""
+        if {"x", "y", "z"} <= set(self.labels.columns):
+            return self.labels[["x", "y", "z"]].to_numpy(dtype=np.float64)
+        out = np.full((self.n_rois, 3), np.nan)
+        if self.img is None:
+            return out
+        data = np.asarray(self.img.dataobj)
+        for i, index in enumerate(self.labels["index"].to_numpy()):
+            voxels = np.argwhere(data == index)
+            if len(voxels):
+                out[i] = (self.img.affine @ np.r_[voxels.mean(axis=0), 1.0])[:3]
+        return out
+
     def parcel_volumes_mm3(self) -> np.ndarray:
         """Volume of each region in its own image (mm^3), in ``labels`` order."""
-        data = np.asarray(self.img.dataobj).ravel()
+        data = np.asarray(self.require_image("parcel volumes").dataobj).ravel()
         ids = self.labels["index"].to_numpy()
         counts = np.bincount(data[data > 0], minlength=int(ids.max()) + 1)[ids]
         voxel = abs(float(np.linalg.det(self.img.affine[:3, :3])))
         return counts.astype(np.float64) * voxel
+
+
+# Space of a labels-only atlas: it has no image, so no template space.
+NO_SPACE = "none"
 
 
 def available_atlases() -> list[str]:
@@ -122,7 +170,9 @@ def load_atlas(
     path : str, optional
         Label NIfTI of a user atlas.
     labels : str, optional
-        TSV with columns ``index`` and ``name`` for a user atlas.
+        TSV with columns ``index`` and ``name`` for a user atlas. Without ``path`` (and without
+        ``templateflow``) it makes a labels-only atlas (:func:`labels_only_atlas`): enough for
+        ROI time series and precomputed connectomes, refused for voxel-wise runs.
     templateflow : dict, optional
         ``{template, atlas, desc, resolution}`` resolved by :func:`templateflow_atlas` in
         ``$TEMPLATEFLOW_HOME``.
@@ -147,6 +197,8 @@ def load_atlas(
                 hint="Set atlas.labels to a TSV with columns 'index' and 'name'.",
             )
         return _load_files(name, Path(path), Path(labels), space="custom")
+    if labels is not None:
+        return labels_only_atlas(name, labels)
     if name in _SPHERES:
         from lcm.atlas_spheres import SPACE, build_coordinate_atlas
 
@@ -167,6 +219,96 @@ def load_atlas(
         return _load_files(
             name, Path(img_path), Path(lab_path), space=space, drop_absent=name in _DROP_ABSENT
         )
+
+
+def labels_only_atlas(name: str, labels: str | Path) -> Atlas:
+    """An atlas given by its labels table alone (no image), for ROI time series and connectomes.
+
+    Parameters
+    ----------
+    name : str
+        Atlas name (``seg-<name>`` of outputs).
+    labels : path-like
+        A TSV with a header naming a ``name`` column (optional ``index``, ``x``, ``y``, ``z``,
+        ``network``; other columns ignored), or headerless ``<index><TAB><name>`` rows, or one
+        name per line. ROIs keep the file's order when no ``index`` is given (1, 2, ...).
+
+    Returns
+    -------
+    Atlas
+        With ``img=None`` and space :data:`NO_SPACE`.
+
+    Raises
+    ------
+    AtlasError
+        Missing or unreadable file, no names, repeated names or indices, non-numeric
+        coordinates.
+    """
+    path = Path(labels)
+    if not path.is_file():
+        raise AtlasError(
+            f"Atlas {name!r}: labels file not found: {path}", hint="Check atlas.labels."
+        )
+    try:
+        raw = pd.read_csv(path, sep="\t", header=None, dtype=str, comment="#",
+                          keep_default_na=False, skip_blank_lines=True)  # fmt: skip
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise AtlasError(f"Cannot read atlas labels {path}: {exc}") from exc
+    head = [str(c).strip().lower() for c in raw.iloc[0]]
+    if "name" in head:
+        table = raw.iloc[1:].copy()
+        table.columns = head
+        return Atlas(name=name, img=None, labels=_named_columns(table, path), space=NO_SPACE)
+    if raw.shape[1] == 1 and not all(
+        len(v.split(None, 1)) == 2 and v.split(None, 1)[0].isdigit() for v in raw.iloc[:, 0]
+    ):
+        # One name per line (no index): the file's order is the ROI order.
+        table = pd.DataFrame({"name": raw.iloc[:, 0].str.strip()})
+        return Atlas(name=name, img=None, labels=_named_columns(table, path), space=NO_SPACE)
+    return Atlas(name=name, img=None, labels=_read_labels(path), space=NO_SPACE)
+
+
+def _named_columns(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """A labels table with a header: ``name`` plus the optional columns we know, checked."""
+    names = table["name"].astype(str).str.strip()
+    if names.empty or (names == "").any():
+        raise AtlasError(
+            f"Labels table {path}: {int((names == '').sum())} row(s) without a name "
+            f"({len(names)} rows).",
+            hint="Give every ROI a name in the 'name' column.",
+        )
+    out = pd.DataFrame({"name": names.to_numpy()})
+    if "index" in table.columns:
+        index = pd.to_numeric(table["index"].str.strip(), errors="coerce")
+        if index.isna().any() or (index % 1 != 0).any():
+            raise AtlasError(
+                f"Labels table {path}: column 'index' holds non-integers "
+                f"{table['index'][index.isna()].tolist()[:3]}.",
+                hint="Give integer indices, or drop the column to number ROIs in file order.",
+            )
+        out.insert(0, "index", index.astype(int).to_numpy())
+    else:
+        out.insert(0, "index", np.arange(1, len(out) + 1))
+    for col in ("x", "y", "z"):
+        if col in table.columns:
+            values = pd.to_numeric(table[col].str.strip(), errors="coerce")
+            if values.isna().any():
+                raise AtlasError(
+                    f"Labels table {path}: column {col!r} holds non-numbers "
+                    f"{table[col][values.isna()].tolist()[:3]}.",
+                    hint="Write coordinates in mm, or drop the x, y, z columns.",
+                )
+            out[col] = values.to_numpy(np.float64)
+    if "network" in table.columns:
+        out["network"] = table["network"].astype(str).str.strip().to_numpy()
+    dup = out["index"].duplicated(keep=False) | out["name"].duplicated(keep=False)
+    if dup.any():
+        raise AtlasError(
+            f"Labels table {path} repeats an index or a name: "
+            f"{out.loc[dup, ['index', 'name']].values.tolist()[:4]}.",
+            hint="Each ROI needs a unique index and a unique name.",
+        )
+    return out.sort_values("index", kind="stable").reset_index(drop=True)
 
 
 def _load_files(
@@ -328,7 +470,11 @@ def resample_to(atlas: Atlas, target: nib.Nifti1Image) -> nib.Nifti1Image:
     from nilearn.image import resample_to_img
 
     return resample_to_img(
-        atlas.img, target, interpolation="nearest", force_resample=True, copy_header=True
+        atlas.require_image("resampling to a BOLD grid"),
+        target,
+        interpolation="nearest",
+        force_resample=True,
+        copy_header=True,
     )
 
 

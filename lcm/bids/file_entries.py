@@ -3,7 +3,8 @@
 Two ways to point a dataset at its files (``datasets.<name>.path``):
 
 - a **listing TSV** (a file): columns ``participant_id`` and ``path`` (relative to the listing's
-  folder, or absolute), optional ``session``, ``run``, ``task`` and ``repetition_time``. This is
+  folder, or absolute), optional ``session``, ``run``, ``task``, ``repetition_time`` and ``seg``
+  (the parcellation, when the file name does not carry a ``seg-`` entity). This is
   how ABIDE-style releases (``ROISignals_0050002.mat``) or any other naming get mapped to
   subjects;
 - a **folder**, scanned recursively for ``.tsv``, ``.csv``, ``.npy`` and ``.mat`` files named
@@ -17,6 +18,10 @@ Repetition time of a time-series run: ``RepetitionTime`` of a sidecar ``<stem>.j
 file, else the listing's ``repetition_time`` cell, else the dataset's ``repetition_time``
 (config), else the run is excluded with the reason. Connectomes need no TR. File contents are
 checked by the connectome stage (reading every matrix here would make ingest as slow as it).
+
+Parcellation: a file's ``seg-`` entity (XCP-D's ``..._seg-4S156Parcels_...``) is kept in the
+manifest's ``seg`` column; files of one run in different parcellations are not duplicates, and
+only those of the configured atlas go on (:func:`lcm.bids.selection.select_parcellation`).
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from lcm.io.bids_names import check_label, parse_entities, run_key
 FILE_ENTRIES = ("roi_timeseries", "connectome")
 EXTENSIONS = (".tsv", ".csv", ".npy", ".mat")
 LISTING_COLUMNS = ("participant_id", "path")
-LISTING_OPTIONAL = ("session", "run", "task", "repetition_time")
+LISTING_OPTIONAL = ("session", "run", "task", "repetition_time", "seg")
 MISSING_FILE = "missing_file"
 # DPARSF / ABIDE-preprocessed names: ROISignals_<subject id>.mat
 _DPARSF_RE = re.compile(r"^ROISignals_(?:sub-)?(?P<sub>[A-Za-z0-9]+)$")
@@ -102,7 +107,7 @@ def index_files(
             "(participant_id, path[, session, run, repetition_time]).",
         )
     rows = [_row(dataset, entry, c, repetition_time) for c in candidates]
-    hint = "list each run once (one file per run and format)"
+    hint = "list each run once (one file per run, parcellation and format)"
     return exclude_duplicates(rows, hint=hint) if len(rows) > 1 else rows
 
 
@@ -151,7 +156,9 @@ def _from_listing(listing: Path, task: str) -> list[dict[str, Any]]:
         if ents["task"] != task:
             continue  # another task's run
         tr = str(rec.get("repetition_time", "")).strip()
-        out.append({"path": file, "ents": ents, "listing_tr": tr, "source": listing.name})
+        seg = str(rec.get("seg", "")).strip()
+        out.append({"path": file, "ents": ents, "listing_tr": tr, "source": listing.name,
+                    "seg": seg})  # fmt: skip
     return out
 
 
@@ -187,7 +194,9 @@ def _row(
 ) -> dict[str, Any]:
     file: Path = cand["path"]
     ents = {k: v for k, v in cand["ents"].items() if v}
-    row = base_row(dataset, entry, file, {**ents, "space": parse_entities(file.name).get("space")})
+    named = parse_entities(file.name)
+    seg = cand.get("seg") or named.get("seg") or ""
+    row = base_row(dataset, entry, file, {**ents, "space": named.get("space"), "seg": seg})
     row["space"] = row["space"] or ""
     try:
         labels = {k: check_label(k, v, source=cand["source"]) for k, v in ents.items()}

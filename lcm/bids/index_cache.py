@@ -36,7 +36,7 @@ from lcm.bids.sidecars import SidecarReader
 log = logging.getLogger(__name__)
 
 # Raised when a run's verdict can change for the same files (2: header bounds, bad_header).
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 # Indexing threads. On a local disk the metadata is in the page cache and indexing is
 # CPU-bound Python: one thread is fastest (more only contend for the GIL). On network
 # filesystems every stat and open waits on a metadata server: LCM_INGEST_THREADS=8 there.

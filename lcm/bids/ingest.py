@@ -20,7 +20,7 @@ from lcm.bids.fast_index import DEFAULT_SPACE, IndexSpec
 from lcm.bids.file_entries import index_files, uses_file_index
 from lcm.bids.index_cache import IndexResult, cache_dir_for, index_dataset, save_cache
 from lcm.bids.manifest import manifest_frame, write_manifest
-from lcm.bids.selection import Selection
+from lcm.bids.selection import Selection, select_parcellation
 from lcm.bids.summary import (
     build_summary,
     participants_mismatch,
@@ -58,6 +58,8 @@ def ingest_dataset(
     validate: bool = False,
     cache_dir: str | Path | None = None,
     repetition_time: float | None = None,
+    atlas: str | None = None,
+    seg: str | None = None,
 ) -> Ingested:
     """Index a dataset into its manifest and summary (nothing is written).
 
@@ -86,6 +88,13 @@ def ingest_dataset(
         Cache of an earlier run (read only here; see :mod:`lcm.bids.index_cache`).
     repetition_time : float, optional
         ROI time series: TR (seconds) of runs whose sidecar gives none.
+    atlas : str, optional
+        ROI time series and connectomes: the configured atlas; files whose ``seg-`` names
+        another parcellation are excluded (``other_atlas``, see
+        :func:`lcm.bids.selection.select_parcellation`). ``None`` keeps every parcellation
+        (the connectome stage picks the atlas's files).
+    seg : str, optional
+        The files' ``seg-`` label of that atlas, when it differs from ``atlas``.
 
     Raises
     ------
@@ -100,8 +109,11 @@ def ingest_dataset(
             f"--entry: expected one of {list(ENTRIES)}, received {entry!r}.",
             hint="Set datasets.<name>.entry in config.yaml.",
         )
+    parcellation = (atlas, seg) if atlas and entry in ("roi_timeseries", "connectome") else None
     if uses_file_index(entry, path):
-        return _ingest_files(dataset, entry, Path(path), task, selection, repetition_time)
+        return _ingest_files(
+            dataset, entry, Path(path), task, selection, repetition_time, parcellation
+        )
     root = Path(derivatives) if entry == "fmriprep" and derivatives else Path(path)
     desc = read_dataset_description(root)
     if entry == "bids" and is_derivative(desc):
@@ -124,6 +136,8 @@ def ingest_dataset(
         index.validation = None
     selection = selection or Selection()
     manifest = selection.apply(manifest_frame(index.rows))
+    if parcellation is not None:
+        manifest = select_parcellation(manifest, *parcellation)
     _log_exclusions(dataset, manifest, root, task)
     warnings = (index.validation or {}).get("warnings", [])
     summary = build_summary(
@@ -153,11 +167,14 @@ def _ingest_files(
     task: str,
     selection: Selection | None,
     repetition_time: float | None,
+    parcellation: tuple[str, str | None] | None = None,
 ) -> Ingested:
     """:func:`ingest_dataset` for runs brought as plain files (no BIDS index, no cache)."""
     rows = index_files(dataset, entry, path, task=task, repetition_time=repetition_time)
     selection = selection or Selection()
     manifest = selection.apply(manifest_frame(rows))
+    if parcellation is not None:
+        manifest = select_parcellation(manifest, *parcellation)
     folder = path if path.is_dir() else path.parent
     _log_exclusions(dataset, manifest, path, task)
     subjects = sorted({f"sub-{s}" for s in manifest["subject"] if s})
@@ -214,6 +231,8 @@ def ingest(
     validate: bool = True,
     use_cache: bool = True,
     repetition_time: float | None = None,
+    atlas: str | None = None,
+    seg: str | None = None,
 ) -> pd.DataFrame:
     """Build the manifest and write it with its JSON sidecar, summary and cache.
 
@@ -221,13 +240,14 @@ def ingest(
     ``summary.tsv`` (see :mod:`lcm.bids.summary`), and the cache folder ``<out>.cache``.
     The sidecar's ``Sources`` is the dataset's ``dataset_description.json`` (hashing every
     BOLD file would cost more than indexing), or the listing TSV of a file-entry dataset; the
-    run counts and arguments are recorded. File-entry datasets keep no cache.
+    run counts and arguments are recorded. File-entry datasets keep no cache. ``atlas`` and
+    ``seg``: see :func:`ingest_dataset`.
     """
     files = uses_file_index(entry, path)
     cache_dir = cache_dir_for(out) if use_cache and not files else None
     result = ingest_dataset(
         dataset, entry, path, derivatives, task, space, selection, validate, cache_dir,
-        repetition_time=repetition_time,
+        repetition_time=repetition_time, atlas=atlas, seg=seg,
     )  # fmt: skip
     df = result.manifest
     write_manifest(out, df)
@@ -249,6 +269,7 @@ def ingest(
         Task=task,
         Space=space,
         RepetitionTime=repetition_time,
+        Atlas=atlas,
         Selection=result.summary["selection"],
         Validated=result.summary["validator"]["ran"],
         NumberOfRuns=len(df),

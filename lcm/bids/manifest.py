@@ -10,8 +10,8 @@ from lcm.exceptions import InputDataError
 from lcm.io.atomic import atomic_path
 
 MANIFEST_COLUMNS = (
-    "dataset", "subject", "session", "task", "run", "acq", "dir", "echo", "space", "run_key",
-    "entry", "path", "t_r", "tr_check", "included", "reason_code", "reason",
+    "dataset", "subject", "session", "task", "run", "acq", "dir", "echo", "space", "seg",
+    "run_key", "entry", "path", "t_r", "tr_check", "included", "reason_code", "reason",
 )  # fmt: skip
 # Columns a manifest must have to be read (manifests from before acq..tr_check still load).
 REQUIRED_COLUMNS = (
@@ -73,6 +73,10 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
 def exclude_duplicates(rows: list[dict], hint: str) -> list[dict]:
     """Exclude every included row whose ``run_key`` an earlier row (by path) already holds.
 
+    Rows of different parcellations (``seg`` entity: ``..._seg-Schaefer100_...`` beside
+    ``..._seg-Gordon_...``) are not duplicates of each other: the connectome stage keeps the
+    configured atlas's (:func:`lcm.bids.selection.select_parcellation`).
+
     Parameters
     ----------
     rows : list of dict
@@ -80,19 +84,19 @@ def exclude_duplicates(rows: list[dict], hint: str) -> list[dict]:
     hint : str
         How the user picks one file, appended to the reason.
     """
-    seen: dict[str, str] = {}
+    seen: dict[tuple[str, str], str] = {}
     out = []
     for row in sorted(rows, key=lambda r: r["path"]):
         row = dict(row)
         if row["included"]:
-            if row["run_key"] in seen:
+            key = (row["run_key"], str(row.get("seg") or ""))
+            if key in seen:
                 row["included"] = False
                 row["reason_code"] = "duplicate"
                 row["reason"] = (
-                    f"duplicate of {Path(seen[row['run_key']]).name} for run {row['run_key']} "
-                    f"({hint})"
+                    f"duplicate of {Path(seen[key]).name} for run {row['run_key']} ({hint})"
                 )
             else:
-                seen[row["run_key"]] = row["path"]
+                seen[key] = row["path"]
         out.append(row)
     return out

@@ -24,6 +24,7 @@ BAD_HEADER = "bad_header"
 TR_MISMATCH = "tr_mismatch"
 DUPLICATE = "duplicate"
 NOT_SELECTED = "not_selected"
+OTHER_ATLAS = "other_atlas"
 
 # tr_check values of included runs.
 TR_CHECKED = "ok"
@@ -40,8 +41,8 @@ def base_row(
         "dataset": dataset, "subject": ents.get("sub", ""), "session": ents.get("ses", ""),
         "task": ents.get("task", ""), "run": ents.get("run", ""), "acq": ents.get("acq", ""),
         "dir": ents.get("dir", ""), "echo": ents.get("echo", ""), "space": ents.get("space", ""),
-        "run_key": "", "entry": entry, "path": str(path), "t_r": None, "tr_check": "",
-        "included": False, "reason_code": "", "reason": "",
+        "seg": ents.get("seg") or "", "run_key": "", "entry": entry, "path": str(path),
+        "t_r": None, "tr_check": "", "included": False, "reason_code": "", "reason": "",
     }  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from lcm.bids.rows import NOT_SELECTED
+from lcm.bids.rows import DUPLICATE, NOT_SELECTED, OTHER_ATLAS
 from lcm.exceptions import ConfigError
 
 # Selection key -> (manifest column, BIDS entity prefix that may be written before labels).
@@ -116,3 +116,61 @@ def _normal(key: str, label: str) -> str:
     if key in _INDEX_KEYS and label.isdigit():
         return str(int(label))
     return label
+
+
+def seg_label(name: str) -> str:
+    """A parcellation label as compared with ``seg-`` entities: alphanumerics, lower case."""
+    return "".join(ch for ch in str(name) if ch.isalnum()).lower()
+
+
+def select_parcellation(manifest: pd.DataFrame, atlas: str, seg: str | None = None) -> pd.DataFrame:
+    """Keep the runs of the configured atlas among files of several parcellations.
+
+    A file whose ``seg`` entity names another parcellation is excluded (reason code
+    ``other_atlas``); files without ``seg`` stay, unless the same run also has a file of the
+    configured atlas, which is then preferred (the other is a ``duplicate``). Labels compare
+    case-insensitively on their letters and digits (``seg-Schaefer100`` matches atlas
+    ``schaefer100``).
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        Manifest rows (a ``seg`` column; manifests without one are returned unchanged).
+    atlas : str
+        The configured atlas name.
+    seg : str, optional
+        The ``seg-`` label the files use for that atlas when it differs from its name
+        (XCP-D's ``4S156Parcels`` for a 4S atlas configured as ``fours156``, say).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with the rows of other parcellations excluded, each with its reason.
+    """
+    if manifest.empty or "seg" not in manifest.columns:
+        return manifest
+    df = manifest.copy()
+    wanted = {seg_label(atlas), *([seg_label(seg)] if seg else [])}
+    labels = df["seg"].fillna("").astype(str)
+    other = df["included"] & (labels != "") & ~labels.map(seg_label).isin(wanted)
+    names = df["path"].astype(str).map(lambda p: p.replace("\\", "/").rsplit("/", 1)[-1])
+    fix = "atlas.name must be the files' seg- label (or set their label with --atlas-seg)"
+    df.loc[other, "included"] = False
+    df.loc[other, "reason_code"] = OTHER_ATLAS
+    df.loc[other, "reason"] = (
+        names[other] + " is of parcellation seg-" + labels[other]
+        + f", not of the configured atlas {atlas!r} ({fix})"
+    )  # fmt: skip
+    # A run with a file of the configured atlas drops its files without seg- (ambiguous).
+    matched = df["included"] & (labels != "")
+    keys = set(df.loc[matched, "run_key"])
+    loose = df["included"] & (labels == "") & df["run_key"].isin(keys)
+    if loose.any():
+        chosen = dict(zip(df.loc[matched, "run_key"], names[matched], strict=False))
+        df.loc[loose, "included"] = False
+        df.loc[loose, "reason_code"] = DUPLICATE
+        df.loc[loose, "reason"] = [
+            f"duplicate of {chosen[k]} for run {k} (that file names the atlas: seg-)"
+            for k in df.loc[loose, "run_key"]
+        ]
+    return df

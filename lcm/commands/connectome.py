@@ -62,7 +62,10 @@ ROI's all-zero row). A matrix that is not is excluded with the reason; the other
 COLLECT_EPILOG = """\
 example:
   lcm connectome collect --qc qc/sub-01_task-rest_run-1.json qc/sub-02_task-rest_run-1.json \\
-      --out qc/bidsdemo.tsv
+      --manifest results/ingest/bidsdemo/manifest.parquet --out qc/bidsdemo.tsv
+
+With no QC file (every run of the dataset was excluded at ingest), it stops with one line naming
+the dataset and the exclusion reasons the manifest gives.
 """
 
 
@@ -145,7 +148,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=COLLECT_EPILOG,
         formatter_class=raw,
     )
-    c.add_argument("--qc", nargs="+", required=True, help="Per-run QC JSON files.")
+    c.add_argument(
+        "--qc",
+        nargs="*",
+        default=[],
+        help="Per-run QC JSON files (none when ingest excluded every run: see --manifest).",
+    )
+    c.add_argument(
+        "--manifest",
+        default=None,
+        help="The dataset's manifest: its exclusion reasons are named when no run is left.",
+    )
     c.add_argument("--out", required=True, help="QC TSV to write.")
     c.set_defaults(func=run_collect)
 
@@ -153,7 +166,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _atlas_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--atlas-name", required=True, help="Atlas name (e.g. aal116).")
     p.add_argument("--atlas-path", help="Label NIfTI of a user atlas.")
-    p.add_argument("--atlas-labels", help="Labels TSV (index, name) of a user atlas.")
+    p.add_argument(
+        "--atlas-labels",
+        help="Labels TSV (index, name) of a user atlas; without --atlas-path a labels-only "
+        "atlas (a 'name' column, optional index, x, y, z, network), enough for timeseries and "
+        "import.",
+    )
+    p.add_argument(
+        "--atlas-seg",
+        default=None,
+        help="The seg- label input files use for this atlas when it is not --atlas-name "
+        "(timeseries, import).",
+    )
     p.add_argument(
         "--atlas-templateflow",
         default=None,
@@ -216,6 +240,7 @@ def run_voxel(args: argparse.Namespace) -> int:
             hint="Set atlas.min_coverage to a fraction such as 0.5.",
         )
     atlas = _load_atlas(args)
+    atlas.require_image("'lcm connectome run' (voxel-wise parcellation)")
     process_voxel_run(
         args.dataset,
         args.fmriprep_record,
@@ -247,27 +272,31 @@ def run_timeseries(args: argparse.Namespace) -> int:
     connectome = ConnectomeSettings.from_json(args.connectome)
     atlas = _load_atlas(args)
     process_timeseries_manifest(
-        args.dataset, args.manifest, atlas, settings, args.out_dir, args.qc_table, connectome
-    )
+        args.dataset, args.manifest, atlas, settings, args.out_dir, args.qc_table, connectome,
+        seg=args.atlas_seg,
+    )  # fmt: skip
     write_sidecar(args.qc_table, [args.manifest, *_run_outputs(args.qc_table)])
     return 0
 
 
 def run_import(args: argparse.Namespace) -> int:
     """Run ``lcm connectome import``."""
-    from lcm.atlas import load_atlas
     from lcm.connectome.imported import process_connectome_manifest
 
-    atlas = load_atlas(args.atlas_name, args.atlas_path, args.atlas_labels)
-    process_connectome_manifest(args.dataset, args.manifest, atlas, args.out_dir, args.qc_table)
+    atlas = _load_atlas(args)
+    process_connectome_manifest(
+        args.dataset, args.manifest, atlas, args.out_dir, args.qc_table, seg=args.atlas_seg
+    )
     write_sidecar(args.qc_table, [args.manifest, *_run_outputs(args.qc_table)])
     return 0
 
 
 def run_collect(args: argparse.Namespace) -> int:
     """Run ``lcm connectome collect``."""
-    from lcm.connectome.qc import collect_qc
+    from lcm.connectome.qc import collect_qc, no_run_error
 
+    if not args.qc:
+        raise no_run_error(args.manifest, args.out)
     collect_qc(args.qc, args.out)
     write_sidecar(args.out, list(args.qc))
     return 0

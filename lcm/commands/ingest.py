@@ -31,7 +31,16 @@ re-indexed next time).
 roi_timeseries and connectome datasets may also be plain files, one per run (.tsv, .csv, .npy,
 or MATLAB .mat such as DPARSF's ROISignals_<id>.mat): --path is then a folder of files named
 sub-<label>[_ses-<label>][_run-<n>]... or ROISignals_<id>..., or a listing TSV with columns
-participant_id, path (relative to the listing), optional session, run, task, repetition_time.
+participant_id, path (relative to the listing), optional session, run, task, repetition_time,
+seg. Files of several parcellations (seg-<label> in their names, or the listing's seg column)
+are told apart; with --atlas-name only the configured atlas's are included:
+  lcm ingest --dataset xcpd --entry connectome --path xcpd/ --atlas-name 4S156Parcels \
+      --out manifest.parquet
+
+With --denoise (the config's denoise section as JSON), an fmriprep dataset's first included run's
+confounds are checked for the strategy's columns before any run is processed:
+  lcm ingest --dataset hcp --entry fmriprep --path derivatives/fmriprep \
+      --denoise '{"strategy": "36P"}' --out manifest.parquet
 """
 
 
@@ -88,6 +97,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="roi_timeseries: TR in seconds of runs without a sidecar RepetitionTime.",
     )
+    p.add_argument(
+        "--atlas-name",
+        default=None,
+        help="roi_timeseries / connectome: the configured atlas; files whose seg- entity names "
+        "another parcellation are excluded (reason other_atlas). Default: keep every one.",
+    )
+    p.add_argument(
+        "--atlas-seg",
+        default=None,
+        help="The seg- label the files use for the configured atlas, when it is not its name.",
+    )
+    p.add_argument(
+        "--denoise",
+        default=None,
+        help="fmriprep: the config's denoise section as JSON; its strategy's confound columns "
+        "are checked in the first included run's confounds (refused at once, not per run).",
+    )
     p.add_argument("--out", required=True, help="Manifest to write (.parquet).")
     p.set_defaults(func=run)
 
@@ -98,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     from lcm.bids.selection import Selection
 
     selection = Selection.from_config(_json_arg(args.select), source="--select")
-    ingest(
+    strategy = _strategy(args.denoise) if args.entry == "fmriprep" else None
+    manifest = ingest(
         args.dataset,
         args.entry,
         args.path,
@@ -110,8 +137,23 @@ def run(args: argparse.Namespace) -> int:
         validate=args.validate,
         use_cache=args.cache,
         repetition_time=args.repetition_time,
+        atlas=args.atlas_name,
+        seg=args.atlas_seg,
     )
+    if strategy is not None:
+        from lcm.connectome.precheck import check_strategy
+
+        check_strategy(args.dataset, manifest, strategy)
     return 0
+
+
+def _strategy(text: str | None) -> str | None:
+    """The denoising strategy of ``--denoise`` (schema-checked), ``None`` without it."""
+    if text is None:
+        return None
+    from lcm.connectome.settings import DenoiseSettings
+
+    return DenoiseSettings.from_json(text).strategy
 
 
 def _json_arg(text: str | None) -> dict | None:

@@ -5,6 +5,12 @@ checked (:func:`check_connectome`) and written as
 ``sub-*/[ses-*/]func/<run_key>_seg-<atlas>_stat-pearsoncorrelation_relmat.tsv`` with a sidecar,
 exactly as computed connectomes are, so the store and the report treat both alike. A bad matrix
 excludes its run with the reason; the other runs go on.
+
+Atlas identity: only files of the configured parcellation are read (their ``seg-`` entity,
+:func:`lcm.bids.selection.select_parcellation`), and a file whose ROI names differ from the
+atlas's labels is excluded (:func:`lcm.connectome.roi_formats.check_roi_names`): two
+parcellations with the same ROI count never mix. Each relmat sidecar records the atlas's
+``AtlasIdentity`` (:attr:`lcm.atlas.Atlas.identity`).
 """
 
 from __future__ import annotations
@@ -21,10 +27,11 @@ from tqdm import tqdm
 from lcm.atlas import Atlas
 from lcm.bids.manifest import read_manifest
 from lcm.bids.runs import run_ids_from_key
+from lcm.bids.selection import select_parcellation
 from lcm.connectome.outputs import ensure_dataset_description, relmat_path
 from lcm.connectome.qc import new_qc, qc_frame
 from lcm.connectome.relmat import write_relmat
-from lcm.connectome.roi_formats import read_matrix
+from lcm.connectome.roi_formats import check_roi_names, read_matrix
 from lcm.exceptions import ExcludedRunError
 from lcm.io.atomic import write_tsv
 from lcm.io.provenance import write_sidecar
@@ -112,6 +119,7 @@ def process_connectome_manifest(
     atlas: Atlas,
     out_dir: str | Path,
     qc_table: str | Path,
+    seg: str | None = None,
 ) -> pd.DataFrame:
     """Check and write every included precomputed connectome of a manifest; one QC table.
 
@@ -126,13 +134,15 @@ def process_connectome_manifest(
         Receives the relmat TSVs with sidecars.
     qc_table : path-like
         QC TSV, one row per manifest row.
+    seg : str, optional
+        The files' ``seg-`` label of the atlas, when it is not ``atlas.name``.
 
     Returns
     -------
     pandas.DataFrame
         The QC table.
     """
-    manifest = read_manifest(manifest_path)
+    manifest = select_parcellation(read_manifest(manifest_path), atlas.name, seg)
     warned: set[str] = set()
     rows = manifest.to_dict("records")
     records = [
@@ -159,19 +169,24 @@ def _import_row(
     try:
         file_names, matrix = read_matrix(path)
         matrix = check_connectome(matrix, path.name, atlas.n_rois, atlas.name)
+        check_roi_names(file_names, names, path.name, atlas.name)
     except ExcludedRunError as exc:
         log.warning("%s %s excluded: %s", dataset, ids.run_key, exc.message)
         return new_qc(dataset, ids, reason=exc.message, n_rois=atlas.n_rois)
-    if file_names is not None and file_names != names and "names" not in warned:
-        warned.add("names")
-        log.warning(
-            "%s: ROI names differ from atlas %r labels (first: %r vs %r); rows are taken in "
-            "atlas order", path.name, atlas.name, file_names[0], names[0],
+    if file_names is None and "unnamed" not in warned:
+        warned.add("unnamed")
+        log.info(
+            "%s carries no ROI names: its %d rows are taken as atlas %r's labels in order",
+            path.name, atlas.n_rois, atlas.name,
         )  # fmt: skip
     empty = [names[i] for i in np.flatnonzero(~matrix.any(axis=1))]
     out = relmat_path(out_dir, ids, row.get("space") or None, atlas.name)
     write_relmat(out, names, matrix)
-    write_sidecar(out, [path], Atlas=atlas.name, ImportedFrom=str(path), EmptyROIs=empty)
+    write_sidecar(
+        out, [path], Atlas=atlas.name, AtlasIdentity=atlas.identity, ImportedFrom=str(path),
+        SourceROINames="matched" if file_names is not None else "none (atlas order assumed)",
+        EmptyROIs=empty,
+    )  # fmt: skip
     return new_qc(
         dataset, ids, included=True, relmat=str(out), n_rois=atlas.n_rois, empty_rois=empty,
         t_r=float(row["t_r"]) if pd.notna(row.get("t_r")) else None,

@@ -47,8 +47,8 @@ def ensure_dataset_description(out_dir: str | Path, dataset: str) -> None:
 
 def atlas_sources(name: str, path: str | None, labels: str | None) -> list[str]:
     """Files of the atlas, for ``Sources`` in sidecars (package files for registry atlases)."""
-    if path is not None:
-        return [p for p in (path, labels) if p]
+    if path is not None or labels is not None:
+        return [p for p in (path, labels) if p]  # a user atlas, or a labels-only one
     from lcm.atlas import atlas_files
 
     return [str(p) for p in atlas_files(name)]

@@ -132,6 +132,54 @@ def collect_qc(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
     return df
 
 
+def exclusion_reasons(table: pd.DataFrame, limit: int = 3) -> str:
+    """Why the runs of ``table`` were excluded, in one line: counts per reason, examples.
+
+    ``table`` is a manifest (``reason_code``, ``reason``) or a QC table (``reason``); runs are
+    counted per code where there is one, else per reason text.
+    """
+    excluded = table[~table["included"].astype(str).str.lower().isin(["true", "1"])]
+    if excluded.empty:
+        return "no run listed"
+    reasons = excluded["reason"].fillna("").astype(str).str.replace("\n", " ")
+    codes = excluded["reason_code"].fillna("").astype(str) if "reason_code" in excluded else None
+    keys = codes.where(codes != "", reasons) if codes is not None else reasons
+    parts = []
+    for key, count in keys.value_counts().head(limit).items():
+        example = reasons[keys == key].iloc[0]
+        parts.append(f"{count} x {key}" + (f" (e.g. {example})" if example != key else ""))
+    more = keys.nunique() - limit
+    return "; ".join(parts) + (f"; and {more} other reason(s)" if more > 0 else "")
+
+
+def no_run_error(manifest: str | Path | None, out: str | Path) -> InputDataError:
+    """The error of a dataset without any run to collect, naming the ingest's reasons.
+
+    Parameters
+    ----------
+    manifest : path-like or None
+        The dataset's manifest (its ``dataset`` and exclusion reasons are named).
+    out : path-like
+        The QC table that cannot be written (names the dataset when no manifest is given).
+    """
+    if manifest is None:
+        return InputDataError(
+            f"No per-run QC record to collect into {out}: every run of this dataset was "
+            "excluded before the connectome stage.",
+            hint="See the dataset's results/ingest/<dataset>/summary.tsv for the reasons.",
+        )
+    from lcm.bids.manifest import read_manifest
+
+    table = read_manifest(manifest)
+    names = sorted(set(table["dataset"].astype(str))) or [Path(manifest).parent.name]
+    return InputDataError(
+        f"Dataset {names[0]!r}: no included run (all {len(table)} run(s) of {manifest} "
+        f"excluded: {exclusion_reasons(table)}).",
+        hint="Fix the inputs named, or drop the dataset from the config; "
+        f"{Path(manifest).with_name('summary.tsv')} lists every reason.",
+    )
+
+
 def check_windows(df: pd.DataFrame, source: str) -> None:
     """Refuse a dataset where a window is longer than every included run.
 

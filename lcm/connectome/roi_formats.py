@@ -97,6 +97,70 @@ def read_matrix(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
     return names, values
 
 
+def check_roi_names(names: list[str] | None, atlas_names: list[str], file: str, atlas: str) -> None:
+    """Refuse a file whose ROI names say it is of another parcellation than the atlas.
+
+    Files without names (``None``), or whose "names" only number the ROIs (``0..R-1``,
+    ``1..R``), are accepted: their count was checked. Names compare after stripping spaces.
+
+    Parameters
+    ----------
+    names : list of str or None
+        ROI names the file carries (TSV header, relmat ``Node`` column).
+    atlas_names : list of str
+        The configured atlas's labels, in order.
+    file, atlas : str
+        File and atlas names, for the message.
+
+    Raises
+    ------
+    ExcludedRunError
+        Naming the first differing ROI and the fix.
+    """
+    if names is None:
+        return
+    got = [str(n).strip() for n in names]
+    want = [str(n).strip() for n in atlas_names]
+    if got == want or _numbering(got):
+        return
+    if all(_is_number(n) for n in got):
+        raise ExcludedRunError(
+            f"{file}: its first row holds numbers, not ROI names; give the TSV a header of ROI "
+            "names (atlas labels), or save the series as a headerless .csv"
+        )
+    if len(got) != len(want):
+        raise ExcludedRunError(
+            f"{file} names {len(got)} ROIs but atlas {atlas!r} has {len(want)}: another "
+            "parcellation; set atlas to the one the file was computed with"
+        )
+    if sorted(got) == sorted(want):
+        i = next(k for k, (a, b) in enumerate(zip(got, want, strict=True)) if a != b)
+        raise ExcludedRunError(
+            f"{file} has atlas {atlas!r}'s ROIs in another order (ROI {i + 1} is {got[i]!r}, "
+            f"the atlas's is {want[i]!r}); write the ROIs in the order of the atlas's labels"
+        )
+    unknown = [n for n in got if n not in set(want)]
+    raise ExcludedRunError(
+        f"{file} is of another parcellation than atlas {atlas!r}: {len(unknown)} of its "
+        f"{len(got)} ROI names are not atlas labels (first: {unknown[0]!r}; atlas's first: "
+        f"{want[0]!r}); set atlas to the one the file was computed with, or give its labels"
+    )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _numbering(names: list[str]) -> bool:
+    """Whether ``names`` only number the ROIs 0..R-1 or 1..R (no parcellation identity)."""
+    n = len(names)
+    return names in ([str(i) for i in range(n)], [str(i) for i in range(1, n + 1)])
+
+
 def load_mat_array(path: str | Path, preferred: tuple[str, ...]) -> np.ndarray:
     """The 2D numeric array of a MATLAB file (v4 to v7): a preferred variable, else the only one.
 

@@ -1,4 +1,10 @@
-"""Connectomes of ROI time-series datasets: one manifest row per run, one QC row per run."""
+"""Connectomes of ROI time-series datasets: one manifest row per run, one QC row per run.
+
+Only files of the configured parcellation are read (``seg-`` entity,
+:func:`lcm.bids.selection.select_parcellation`); a file whose ROI names differ from the atlas's
+labels is excluded (:func:`lcm.connectome.roi_formats.check_roi_names`). No confound regression
+is applied to ROI time series: the QC table's ``strategy`` says ``none``.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from tqdm import tqdm
 from lcm.atlas import Atlas
 from lcm.bids.manifest import read_manifest
 from lcm.bids.runs import run_ids_from_key
+from lcm.bids.selection import select_parcellation
 from lcm.connectome.denoise import (
     DVARS_COLUMN,
     FD_COLUMN,
@@ -25,13 +32,16 @@ from lcm.connectome.denoise import (
 from lcm.connectome.matrices import write_run_matrices
 from lcm.connectome.outputs import ensure_dataset_description
 from lcm.connectome.qc import check_windows, new_qc, qc_frame
-from lcm.connectome.roi_formats import read_roi_series
+from lcm.connectome.roi_formats import check_roi_names, read_roi_series
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
 from lcm.exceptions import ExcludedRunError
 from lcm.io.atomic import write_tsv
 from lcm.io.provenance import sidecar_path
 
 log = logging.getLogger(__name__)
+
+# QC ``strategy`` of ROI time series: no confounds ship with them, none are regressed.
+NO_REGRESSION = "none"
 
 
 def process_timeseries_manifest(
@@ -42,6 +52,7 @@ def process_timeseries_manifest(
     out_dir: str | Path,
     qc_table: str | Path,
     connectome: ConnectomeSettings | None = None,
+    seg: str | None = None,
 ) -> pd.DataFrame:
     """Clean every included ROI time series of a manifest and write its connectivity matrices.
 
@@ -65,13 +76,15 @@ def process_timeseries_manifest(
         QC TSV, one row per manifest row (excluded runs with their reasons).
     connectome : ConnectomeSettings, optional
         Matrix kinds, Fisher z, windows (default: whole-run Pearson only).
+    seg : str, optional
+        The files' ``seg-`` label of the atlas, when it is not ``atlas.name``.
 
     Returns
     -------
     pandas.DataFrame
         The QC table.
     """
-    manifest = read_manifest(manifest_path)
+    manifest = select_parcellation(read_manifest(manifest_path), atlas.name, seg)
     records = []
     rows = manifest.to_dict("records")
     warned: set[str] = set()
@@ -98,8 +111,9 @@ def _process_row(
 ) -> dict[str, Any]:
     ids_values = {k: str(row[k]) for k in ("subject", "session", "task", "run", "run_key")}
     t_r = float(row["t_r"]) if pd.notna(row["t_r"]) else None
+    applied = _applied(settings)
     if not row["included"]:
-        return new_qc(dataset, None, settings.to_dict(), t_r=t_r, reason=row["reason"],
+        return new_qc(dataset, None, applied, t_r=t_r, reason=row["reason"],
                       **ids_values)  # fmt: skip
     ids = run_ids_from_key(str(row["run_key"]))  # listed files need no BIDS name
     facts: dict[str, Any] = {"t_r": t_r, "n_rois": atlas.n_rois}
@@ -107,15 +121,16 @@ def _process_row(
         signals, empty = _clean_series(Path(row["path"]), t_r, atlas, settings, facts, warned)
     except ExcludedRunError as exc:
         log.warning("%s %s excluded: %s", dataset, ids.run_key, exc.message)
-        return new_qc(dataset, ids, settings.to_dict(), reason=exc.message, **facts)
+        return new_qc(dataset, ids, applied, reason=exc.message, **facts)
     path = Path(row["path"])
     space = row.get("space") or None
     sources = [path, *(p for p in [sidecar_path(path)] if p.is_file())]
     meta = {
         "RepetitionTime": t_r,
         "Atlas": atlas.name,
+        "AtlasIdentity": atlas.identity,
         "Space": space,
-        "Denoise": settings.to_dict(),
+        "Denoise": applied,
         "ConfoundColumns": [],
         "NumberOfVolumes": facts["n_volumes"],
         "NumberOfVolumesKept": facts["n_volumes_kept"],
@@ -127,9 +142,14 @@ def _process_row(
         connectome, sources, meta,
     )  # fmt: skip
     return new_qc(
-        dataset, ids, settings.to_dict(), included=True, timeseries=str(path),
+        dataset, ids, applied, included=True, timeseries=str(path),
         **mats.qc_facts(), **facts,
     )  # fmt: skip
+
+
+def _applied(settings: DenoiseSettings) -> dict[str, Any]:
+    """The denoising settings as applied to ROI time series: no confound strategy."""
+    return {**settings.to_dict(), "strategy": NO_REGRESSION}
 
 
 def _clean_series(
@@ -166,12 +186,7 @@ def _clean_series(
             f"{atlas.n_rois} ROIs"
         )
     header = [str(c) for c in table.columns]
-    if header != names and "names" not in warned:
-        warned.add("names")
-        log.warning(
-            "%s: ROI column names differ from atlas %r labels (first: %r vs %r); columns are "
-            "taken in atlas order", path.name, atlas.name, header[0], names[0],
-        )  # fmt: skip
+    check_roi_names(header, names, path.name, atlas.name)
     raw = table.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
     n_vol = raw.shape[0]
     facts["n_volumes"] = n_vol

@@ -278,6 +278,7 @@ def _write_outputs(
     meta = {
         "RepetitionTime": deriv.t_r,
         "Atlas": atlas.name,
+        "AtlasIdentity": atlas.identity,
         "Space": space,
         "Denoise": settings.to_dict(),
         "ConfoundColumns": result.confound_columns,

@@ -6,9 +6,22 @@ An ``R x R`` symmetric matrix is stored as its ``R * (R - 1) / 2`` entries above
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 
 import numpy as np
+
+
+def labels_identity(names: list[str]) -> str:
+    """Identity of a parcellation from its ordered ROI names (hex sha256, first 16 digits).
+
+    Stored with connectomes (relmat sidecars ``AtlasIdentity``, store metadata
+    ``lcm.atlas_identity``) so that a reader tells two parcellations apart without comparing
+    every name; here rather than in :mod:`lcm.atlas` so the store needs no imaging library.
+    """
+    text = json.dumps([str(n).strip() for n in names], ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def n_edges(n_rois: int) -> int:

@@ -9,7 +9,9 @@ Layout (hive partitioning; partition columns live in folder names, not in the fi
 Adding a dataset rewrites only its own partitions. ``lcm store`` writes them inside one
 :class:`~lcm.store.commit.DatasetCommit` (staged, then renamed together under the dataset's lock;
 see :mod:`lcm.store.commit`); called without one, each writer replaces its file atomically.
-Schema version, atlas, ROI names, catalogue and provenance sit in the Parquet key-value metadata.
+Schema version, atlas, ROI names and their hash (``lcm.atlas_identity``,
+:func:`lcm.store.layout.labels_identity`), catalogue and provenance sit in the Parquet
+key-value metadata.
 
 Windows: when the connectome stage wrote windowed matrices for a run (``connectome.window``,
 QC column ``window_relmats``), each window is one row, ``window`` = 0, 1, ... beside the run's
@@ -37,7 +39,7 @@ from lcm.io.atomic import atomic_path, write_tsv
 from lcm.io.provenance import environment
 from lcm.store.catalogue import Catalogue
 from lcm.store.commit import VARIABLES_ID_KEY, DatasetCommit
-from lcm.store.layout import matrix_to_vec, n_edges
+from lcm.store.layout import labels_identity, matrix_to_vec, n_edges
 
 log = logging.getLogger(__name__)
 
@@ -186,9 +188,14 @@ def stored_rows(qc: pd.DataFrame, dataset: str) -> pd.DataFrame:
     """
     runs = qc[qc["included"].astype(str).str.lower().isin(["true", "1"])].reset_index(drop=True)
     if runs.empty:
+        from lcm.connectome.qc import exclusion_reasons
+
+        why = exclusion_reasons(qc) if "reason" in qc.columns else "no reason recorded"
         raise InputDataError(
-            f"Dataset {dataset!r}: no included run in its QC table; nothing to store.",
-            hint="Check the exclusion reasons in the connectome QC table.",
+            f"Dataset {dataset!r}: no included run in its QC table ({len(qc)} run(s) "
+            f"excluded: {why}); nothing to store.",
+            hint="Fix the inputs named, or drop the dataset from the config; the connectome "
+            "QC table lists every run's reason.",
         )
     listed = runs["window_relmats"] if "window_relmats" in runs else pd.Series("", index=runs.index)
     counts = (
@@ -283,6 +290,7 @@ def write_connectome_arrays(
             "lcm.dataset": dataset,
             "lcm.n_rois": str(n_rois),
             "lcm.roi_names": json.dumps(roi_names),
+            "lcm.atlas_identity": labels_identity(roi_names),
             "lcm.layout": LAYOUT,
             "lcm.provenance": json.dumps(
                 {**environment(), **_library_versions(), **(provenance or {})}, default=str

@@ -1,0 +1,82 @@
+"""Checks made once per dataset before any run is processed.
+
+A denoising strategy whose confound columns the dataset's confounds lack would exclude every
+run, one at a time, after each run's work: :func:`check_strategy` reads the header of the first
+included run's fMRIPrep confounds table (a few kilobytes) and refuses the strategy at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from lcm.connectome.denoise import STRATEGIES, confound_columns, read_confounds_metadata
+from lcm.exceptions import ConfigError, ExcludedRunError
+
+log = logging.getLogger(__name__)
+
+CONFOUNDS_SUFFIX = "_desc-confounds_timeseries.tsv"
+
+
+def confounds_of(bold: str | Path, run_key: str) -> Path:
+    """fMRIPrep's confounds table of a preprocessed BOLD run (beside it, named by the run)."""
+    return Path(bold).parent / f"{run_key}{CONFOUNDS_SUFFIX}"
+
+
+def check_strategy(dataset: str, manifest: pd.DataFrame, strategy: str) -> Path | None:
+    """Refuse ``strategy`` when the first included run's confounds lack its columns.
+
+    Parameters
+    ----------
+    dataset : str
+        Named in the error.
+    manifest : pandas.DataFrame
+        The dataset's manifest (entry ``fmriprep``: ``path`` is the preprocessed BOLD).
+    strategy : str
+        ``denoise.strategy``.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The confounds file checked; ``None`` when there is none to check (no included run, or
+        its confounds are missing: that run is then excluded with its own reason).
+
+    Raises
+    ------
+    ConfigError
+        One line naming the strategy, the missing columns, the file and the strategies that
+        file supports.
+    """
+    included = manifest[manifest["included"]]
+    if included.empty:
+        return None
+    first = included.iloc[0]
+    path = confounds_of(first["path"], str(first["run_key"]))
+    try:
+        columns = list(pd.read_csv(path, sep="\t", nrows=0).columns)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return None  # the run's own check says why
+    metadata = read_confounds_metadata(path)
+    try:
+        confound_columns(strategy, columns, metadata)
+    except ExcludedRunError as exc:
+        usable = [s for s in STRATEGIES if _supports(s, columns, metadata)]
+        raise ConfigError(
+            f"Dataset {dataset!r}: denoise.strategy {strategy!r} cannot be applied: {path} "
+            f"(first run, {first['run_key']}): {exc.message}.",
+            hint=f"Set denoise.strategy to one these confounds support ({', '.join(usable)})"
+            if usable
+            else "Regenerate the confounds with fMRIPrep.",
+        ) from None
+    log.info("%s: confounds of %s hold strategy %r's columns", dataset, first["run_key"], strategy)
+    return path
+
+
+def _supports(strategy: str, columns: list[str], metadata: dict | None) -> bool:
+    try:
+        confound_columns(strategy, columns, metadata)
+    except ExcludedRunError:
+        return False
+    return True
