@@ -41,7 +41,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
 def test_outputs_and_formats(trained) -> None:
     out, summary, catalogue, cohort = trained
     assert {p.name for p in out.iterdir()} == {
-        "model.safetensors", "model.json", "history.tsv", "bei_eval.tsv",
+        "model.safetensors", "model.json", "history.tsv", "bei_eval.tsv", "bei_linear.npz",
     }  # fmt: skip
     meta = json.loads((out / "model.json").read_text())
     assert meta["atlas"] == "toy" and meta["n_rois"] == 13 and meta["seed"] == 7

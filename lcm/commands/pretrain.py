@@ -22,7 +22,8 @@ EXAMPLE = """example:
 
 outputs in --out-dir: model.safetensors, model.json (config, catalogue, atlas, standardisation,
 settings, seed, data fingerprint, versions), history.tsv (per-epoch losses), bei_eval.tsv
-(held-out metrics of every variable beside its baseline).
+(held-out metrics of every variable beside its baseline), bei_linear.npz (ridge maps from
+FC to every BEI variable: the bei-linear baseline of lcm evaluate).
 """
 
 
@@ -62,7 +63,10 @@ def run(args: argparse.Namespace) -> int:
     catalogue = load_catalogue(args.catalogue)
     cohort = load_cohort(args.store, args.atlas, list(args.datasets), catalogue)
     # Claimed (refused if it holds others' files) and locked against a concurrent run.
-    with training_out_dir(args.out_dir, "lcm pretrain", PRETRAIN_FILES, (STATE_DIR,)):
+    from lcm.evaluate.bei_linear import MAPS_FILE
+
+    files = (*PRETRAIN_FILES, MAPS_FILE)  # the bei-linear baseline's ridge maps
+    with training_out_dir(args.out_dir, "lcm pretrain", files, (STATE_DIR,)):
         summary = pretrain(
             cohort, catalogue, model_settings, settings, args.seed, args.out_dir,
             device=args.device,
@@ -70,5 +74,5 @@ def run(args: argparse.Namespace) -> int:
         log.info("summary: %s", json.dumps(summary, default=str))
         if "rank" not in summary:  # data parallel ranks other than 0 write nothing
             sources = [*store_sources(args.store, args.atlas, list(args.datasets)), args.catalogue]
-            record_outputs(existing(args.out_dir, PRETRAIN_FILES), sources)
+            record_outputs(existing(args.out_dir, files), sources)
     return 0

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from lcm.evaluate.compare import control_table, headline_table, read_oracle, site_table
+from lcm.evaluate.compare import (
+    contrast_table,
+    control_table,
+    headline_table,
+    motion_confound,
+    read_oracle,
+    site_table,
+)
 from lcm.evaluate.metrics import (
     METRIC_COLUMNS,
     METRIC_DTYPES,
@@ -53,6 +60,9 @@ outputs:
                  (95 % expanded percentile bootstrap over folds x seeds)
   --out-headline TSV: per task and label fraction, LCM against the best baseline with the
                  paired-bootstrap difference, its CI, p and a verdict
+  --out-contrasts TSV: per task and label fraction, LCM against lcm-scratch (pretraining
+                 gain), lcm-no-pseudo (pseudo-label gain) and lcm-ssl, with corrected
+                 resampled t intervals over seeds x folds (training variance included)
   --out-html     one self-contained page (figures embedded, no external resources); with
                  --attention, a brain map of each diagnosis query's attention over the ROIs
 """
@@ -108,6 +118,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--atlas-labels", help="Labels TSV (index, name) of a user atlas.")
     p.add_argument("--atlas-templateflow", help="TemplateFlow query of the atlas, as JSON.")
     p.add_argument("--out-headline", help="Headline comparison TSV to write (optional).")
+    p.add_argument(
+        "--out-contrasts",
+        help="TSV of LCM against its ablations (pretraining and pseudo-label gains, with "
+        "corrected resampled t intervals over seeds x folds) to write (optional).",
+    )
     p.add_argument("--out-metrics", required=True, help="Merged metrics Parquet to write.")
     p.add_argument("--out-summary", required=True, help="Summary TSV to write.")
     p.add_argument("--out-html", required=True, help="HTML report to write.")
@@ -128,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     ingest = read_ingest_summaries(args.ingest_summary)
     summary = summarise(metrics, n_boot=args.n_boot)
     headline = headline_table(summary, predictions, n_boot=args.n_boot)
+    contrasts = contrast_table(metrics, predictions)
     task_meta = read_task_meta(args.metrics)
     truths = {Path(p).parent.name: read_oracle(p) for p in args.ground_truth}
     oracles = {
@@ -148,6 +164,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out_headline:
         write_tsv(args.out_headline, headline)
         write_sidecar(args.out_headline, list(args.predictions), n_boot=args.n_boot)
+    if args.out_contrasts:
+        write_tsv(args.out_contrasts, contrasts)
+        write_sidecar(args.out_contrasts, list(args.metrics), method="corrected resampled t")
     page = render_report(
         ReportData(
             metrics=metrics,
@@ -166,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
             task_meta=task_meta,
             ssl_history=read_history(args.ssl_history) if args.ssl_history else None,
             attention_html=_attention_html(args),
+            contrasts=contrasts if len(contrasts) else None,
+            motion=motion_confound(qc, predictions),
         )
     )
     write_text(args.out_html, page)

@@ -339,3 +339,145 @@ def read_oracle(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         "auc": auc if auc is not None else oracle.get("auc"),
         "accuracy": oracle.get("accuracy"),
     }
+
+
+# The contrasts that are evidence for LCM's claim (DESIGN.md section 5): each against its own
+# ablation on the same test subjects.
+CONTRASTS = (
+    ("pretraining gain", "lcm", "lcm-scratch"),
+    ("pseudo-label gain", "lcm", "lcm-no-pseudo"),
+    ("BEI over self-supervised pretraining", "lcm", "lcm-ssl"),
+)
+CONTRAST_COLUMNS = (
+    "task", "label_fraction", "contrast", "model_a", "model_b", "metric", "difference",
+    "ci_low", "ci_high", "p_value", "n", "verdict",
+)  # fmt: skip
+
+
+def corrected_t_interval(
+    differences: np.ndarray, test_train_ratio: float, level: float = 0.95
+) -> tuple[float, float, float, float]:
+    """Mean, CI and two-sided p of paired fold differences, corrected resampled t.
+
+    Nadeau & Bengio (2003): the folds of a cross-validation share training subjects, so their
+    differences are correlated; the variance of the mean is ``(1/J + n_test/n_train) s^2``
+    rather than ``s^2 / J``. The differences are over seeds x folds (each a different
+    training set and initialisation), so the interval includes training variance, unlike a
+    bootstrap of test subjects with the fitted models held fixed.
+
+    Parameters
+    ----------
+    differences : numpy.ndarray
+        One ``metric(a) - metric(b)`` per fit (seed x fold x draw).
+    test_train_ratio : float
+        ``n_test / n_train`` of one fit (``1 / (K - 1)`` for K-fold).
+    level : float, default 0.95
+
+    Returns
+    -------
+    (mean, low, high, p)
+        NaN when fewer than two finite differences.
+    """
+    from scipy import stats
+
+    d = np.asarray(differences, dtype=float)
+    d = d[np.isfinite(d)]
+    if len(d) < 2:
+        nan = float("nan")
+        return (float(d.mean()) if len(d) else nan), nan, nan, nan
+    mean = float(d.mean())
+    var = float(d.var(ddof=1)) * (1.0 / len(d) + test_train_ratio)
+    if var <= 0:
+        return mean, mean, mean, (1.0 if mean == 0 else 0.0)
+    se = np.sqrt(var)
+    q = float(stats.t.ppf(0.5 + level / 2, len(d) - 1))
+    p = float(2 * stats.t.sf(abs(mean) / se, len(d) - 1))
+    return mean, mean - q * se, mean + q * se, p
+
+
+def contrast_table(metrics: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """LCM against its ablations per task and label fraction, with training variance.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        Tidy fold metrics (``task, model, label_fraction, seed, fold, metric, value``).
+    predictions : pandas.DataFrame
+        The predictions table (task kind only).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`CONTRAST_COLUMNS`: the mean paired difference of the headline metric
+        over seeds x folds, its corrected-resampled-t 95 % interval (see
+        :func:`corrected_t_interval`), p, the number of paired fits and a verdict (``gain``:
+        interval above 0, ``loss``: below 0, ``no clear difference``). A contrast is listed only
+        where both models were evaluated.
+    """
+    rows = []
+    for task, at_task in metrics.groupby("task", sort=True):
+        kind = task_kind(predictions[predictions["task"] == task])
+        metric = HEADLINE_METRIC[kind]
+        at = at_task[at_task["metric"] == metric]
+        for fraction in sorted(at["label_fraction"].unique()):
+            here = at[np.isclose(at["label_fraction"], fraction)]
+            wide = here.pivot_table(index=["seed", "fold"], columns="model", values="value")
+            if wide.empty:
+                continue
+            k = int(here.groupby("seed")["fold"].nunique().max())
+            ratio = 1.0 / max(1, k - 1)
+            for name, a, b in CONTRASTS:
+                if a not in wide.columns or b not in wide.columns:
+                    continue
+                d = (wide[a] - wide[b]).to_numpy()
+                mean, low, high, p = corrected_t_interval(d, ratio)
+                if not np.isfinite(low):
+                    verdict = "not evaluated"
+                elif low > 0:
+                    verdict = "gain"
+                elif high < 0:
+                    verdict = "loss"
+                else:
+                    verdict = "no clear difference"
+                rows.append(
+                    {
+                        "task": task, "label_fraction": float(fraction), "contrast": name,
+                        "model_a": a, "model_b": b, "metric": metric, "difference": mean,
+                        "ci_low": low, "ci_high": high, "p_value": p,
+                        "n": int(np.isfinite(d).sum()), "verdict": verdict,
+                    }
+                )  # fmt: skip
+    return pd.DataFrame(rows, columns=list(CONTRAST_COLUMNS))
+
+
+def motion_confound(qc: pd.DataFrame | None, predictions: pd.DataFrame) -> dict[str, float]:
+    """AUC of mean framewise displacement alone for each binary task's diagnosis.
+
+    A confound check: where patients move more, a model can reach this AUC by reading motion.
+    Each subject's mean FD is the mean over its included runs; each task's subjects and labels
+    are those of its predictions table. Tasks without QC rows for their subjects are left out.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    if qc is None or "mean_fd" not in qc.columns or predictions.empty:
+        return {}
+    runs = qc[qc["included"].to_numpy(dtype=bool)]
+    fd = (
+        pd.to_numeric(runs["mean_fd"], errors="coerce")
+        .groupby([runs["dataset"].astype(str), runs["subject"].astype(str)])
+        .mean()
+    )
+    out = {}
+    for task, rows in predictions.groupby("task", sort=True):
+        if task_kind(rows) != "binary":
+            continue
+        subjects = rows.drop_duplicates(["dataset", "subject"])
+        key = pd.MultiIndex.from_arrays(
+            [subjects["dataset"].astype(str), subjects["subject"].astype(str)]
+        )
+        values = fd.reindex(key).to_numpy()
+        y = subjects["y_true"].to_numpy()
+        ok = np.isfinite(values)
+        if ok.sum() >= 4 and len(np.unique(y[ok])) == 2:
+            out[str(task)] = float(roc_auc_score(y[ok], values[ok]))
+    return out

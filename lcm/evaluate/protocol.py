@@ -48,6 +48,7 @@ from lcm.evaluate.registry import (
     LCM_MODELS,
     ModelContext,
     available_models,
+    largest_fraction_only,
     make_model,
     model_kinds,
     models_needing_checkpoint,
@@ -323,6 +324,8 @@ def evaluate_task(
                     split_seed, fold, fraction, int(mask.sum()), len(mask),
                 )  # fmt: skip
                 for name in models:
+                    if largest_fraction_only(name) and fraction < max(masks):
+                        continue  # an expensive control, fitted at the largest fraction only
                     jobs.append(
                         FitJob(name, context, np.asarray(train), np.asarray(test), y_fit,
                                variables, groups[train])

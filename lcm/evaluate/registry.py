@@ -2,7 +2,10 @@
 
 Names are stable across runs so results compare: ``lcm``, ``lcm-no-pseudo``, ``lcm-ssl``,
 ``lcm-scratch`` (the method and its ablations), ``logreg``, ``svm``, ``ridge``,
-``tangent-logreg``, ``cpm`` (baselines) and ``shuffled-labels`` (the control). Each entry says
+``tangent-logreg``, ``cpm``, ``bei-linear`` (baselines; the last is the linear analogue of
+LCM's mechanism, ridge maps from FC to the BEI variables fitted on the pretraining cohorts, see
+:mod:`lcm.evaluate.bei_linear`), ``shuffled-labels`` (the control) and ``shuffled-lcm`` (the
+control through the LCM path, at the largest label fraction only). Each entry says
 which target kinds it handles (``binary``, ``continuous``); a task evaluates the configured models
 of its kind and lists the others as skipped. A test or a user adds a model with
 :func:`register_model`.
@@ -31,9 +34,12 @@ from lcm.exceptions import ConfigError
 
 KINDS = ("binary", "continuous")
 LCM_MODELS = ("lcm", "lcm-no-pseudo", "lcm-ssl", "lcm-scratch")
-BASELINE_MODELS = ("logreg", "svm", "ridge", "tangent-logreg", "cpm")
-CONTROL_MODELS = ("shuffled-labels",)
-DEFAULT_MODELS = (*LCM_MODELS, *BASELINE_MODELS, *CONTROL_MODELS)
+BASELINE_MODELS = ("logreg", "svm", "ridge", "tangent-logreg", "cpm", "bei-linear")
+# Baselines that read the pretraining checkpoint folder (the BEI ridge maps).
+CHECKPOINT_BASELINES = ("bei-linear",)
+CONTROL_MODELS = ("shuffled-labels", "shuffled-lcm")
+# shuffled-lcm is opt-in: each fit is two full finetunings.
+DEFAULT_MODELS = (*LCM_MODELS, *BASELINE_MODELS, "shuffled-labels")
 
 
 class Model(Protocol):
@@ -81,6 +87,7 @@ ModelFactory = Callable[[ModelContext], Model]
 class _Entry:
     factory: ModelFactory
     kinds: tuple[str, ...]
+    largest_fraction_only: bool = False
 
 
 _REGISTRY: dict[str, _Entry] = {}
@@ -92,6 +99,7 @@ def register_model(
     *,
     kinds: tuple[str, ...] = ("binary",),
     replace: bool = False,
+    largest_fraction_only: bool = False,
 ) -> None:
     """Add a model factory under ``name``.
 
@@ -105,6 +113,8 @@ def register_model(
         Target kinds the model handles.
     replace : bool, default False
         Allow replacing an existing entry.
+    largest_fraction_only : bool, default False
+        Fit the model at the largest label fraction of a sweep only (an expensive control).
     """
     if name in _REGISTRY and not replace:
         raise ConfigError(
@@ -114,7 +124,7 @@ def register_model(
     bad = [k for k in kinds if k not in KINDS]
     if bad or not kinds:
         raise ConfigError(f"register_model({name!r}): kinds must be among {KINDS}, got {kinds}.")
-    _REGISTRY[name] = _Entry(factory, tuple(kinds))
+    _REGISTRY[name] = _Entry(factory, tuple(kinds), largest_fraction_only)
 
 
 def unregister_model(name: str) -> None:
@@ -133,6 +143,12 @@ def model_kinds(name: str) -> tuple[str, ...]:
     return entry.kinds if entry else ()
 
 
+def largest_fraction_only(name: str) -> bool:
+    """Whether ``name`` is fitted at the largest label fraction of a sweep only."""
+    entry = _REGISTRY.get(name)
+    return bool(entry and entry.largest_fraction_only)
+
+
 def is_builtin_model(name: str) -> bool:
     """Whether ``name`` is registered as :mod:`lcm` registers it (so a fresh process knows it)."""
     return name in _BUILTIN and _REGISTRY.get(name) is _BUILTIN[name]
@@ -149,8 +165,11 @@ def make_model(name: str, context: ModelContext) -> Model:
 
 
 def models_needing_checkpoint(models: list[str] | tuple[str, ...]) -> list[str]:
-    """The LCM variants among ``models`` (they need ``--checkpoint``)."""
-    return [m for m in models if m.startswith("lcm")]
+    """The models among ``models`` that read a checkpoint: LCM variants, ``bei-linear``."""
+    return [
+        m for m in models
+        if m.startswith("lcm") or m in CHECKPOINT_BASELINES or m == "shuffled-lcm"
+    ]  # fmt: skip
 
 
 def _lcm_factory(init: str, pseudo_labels: bool | None, ssl_only: bool = False) -> ModelFactory:
@@ -202,6 +221,22 @@ def _ridge(context: ModelContext) -> Model:
     return ConnectomeRidgeClassifier(seed=context.seed)
 
 
+def _bei_linear(context: ModelContext) -> Model:
+    from lcm.evaluate.bei_linear import BEILinear, load_maps
+
+    return BEILinear(load_maps(context.checkpoint), seed=context.seed,
+                     binary=context.kind != "continuous")  # fmt: skip
+
+
+# Permuted LCM refits per fit of the LCM-path control: each is a full finetuning.
+LCM_CONTROL_PERMUTATIONS = 2
+
+
+def _shuffled_lcm(context: ModelContext) -> Model:
+    inner = _lcm_factory("pretrained", None)(context)
+    return ShuffledLabels(inner, seed=context.seed, n_permutations=LCM_CONTROL_PERMUTATIONS)
+
+
 def _shuffled(context: ModelContext) -> Model:
     inner = ConnectomeRidge if context.kind == "continuous" else ConnectomeLogReg
     return ShuffledLabels(inner(seed=context.seed), seed=context.seed)
@@ -213,11 +248,15 @@ register_model("ridge", _ridge, kinds=KINDS)
 register_model("tangent-logreg", lambda c: TangentLogReg(seed=c.seed))
 register_model("cpm", lambda c: CPM(), kinds=("continuous",))
 register_model("shuffled-labels", _shuffled, kinds=KINDS)
+register_model("bei-linear", _bei_linear, kinds=KINDS)
 # LCM variants classify a binary task (LCMClassifier) or regress a continuous one (LCMRegressor).
 register_model("lcm", _lcm_factory("pretrained", None), kinds=KINDS)
 register_model("lcm-no-pseudo", _lcm_factory("pretrained", False), kinds=KINDS)
 # Self-supervised-only pretraining carries no BEI heads worth trusting: no pseudo-labels.
 register_model("lcm-ssl", _lcm_factory("pretrained", False, ssl_only=True), kinds=KINDS)
 register_model("lcm-scratch", _lcm_factory("scratch", None), kinds=KINDS)
+# The shuffled-label control through the LCM path (pseudo-labels and all): permuted diagnosis
+# labels, same finetuning; at the largest label fraction only (each permutation is a finetuning).
+register_model("shuffled-lcm", _shuffled_lcm, kinds=("binary",), largest_fraction_only=True)
 # As registered on import: what a fresh worker process builds (lcm.evaluate.parallel).
 _BUILTIN: dict[str, _Entry] = dict(_REGISTRY)

@@ -211,3 +211,118 @@ def provenance_summary(
     )
     parts.append(table_html(pd.DataFrame(rows)))
     return "\n".join(parts)
+
+
+def _gain(r: Any) -> str:
+    return f"{_ci(r.difference, r.ci_low, r.ci_high, signed=True)}"
+
+
+def pretraining_verdict(
+    contrasts: pd.DataFrame | None, shared: dict[str, float | None], low: float = LOW_LABELS
+) -> str:
+    """The report's first sentence: did pretraining help (lcm − lcm-scratch) at few labels?
+
+    A task counts as helped when the interval of its pretraining gain (training variance
+    included) lies above 0 at some label fraction ``<= low``. Tasks whose synthetic cohort
+    shares no structure with the environmental effects (``shared_structure`` 0) are the null:
+    there a gain is not expected, and one is flagged.
+    """
+    if contrasts is None or contrasts.empty:
+        return ""
+    rows = contrasts[
+        (contrasts["contrast"] == "pretraining gain")
+        & (contrasts["label_fraction"] <= low + 1e-9)
+        & (contrasts["verdict"] != "not evaluated")
+    ]
+    if rows.empty:
+        return ""
+    null = {t for t, s in shared.items() if s is not None and float(s) == 0.0}
+    helped, not_helped, null_gain = [], [], []
+    for task, at in rows.groupby("task", sort=True):
+        best = at.sort_values("difference").iloc[-1]
+        text = f"{html.escape(str(task))} {_gain(best)} at {best.label_fraction:g}"
+        if task in null:
+            (null_gain if (at["verdict"] == "gain").any() else not_helped).append(text)
+        elif (at["verdict"] == "gain").any():
+            helped.append(text)
+        else:
+            not_helped.append(text)
+    metric = str(rows["metric"].iloc[0]).upper() if len(rows) else "AUC"
+    what = (
+        f"(LCM minus the same transformer trained from scratch, {metric}, "
+        "95 % corrected-resampled-t interval over seeds &times; folds)"
+    )
+    if not helped:
+        sentence = (
+            f"<b>Pretraining did not help</b> at &le; {low:g} of the labels on any task {what}: "
+            + "; ".join(not_helped)
+            + "."
+        )
+    else:
+        sentence = (
+            f"<b>Pretraining helped</b> at &le; {low:g} of the labels on "
+            + "; ".join(helped)
+            + f" {what}"
+            + ("; it did <b>not</b> help on " + "; ".join(not_helped) if not_helped else "")
+            + "."
+        )
+    if null_gain:
+        sentence += (
+            " On the null cohort(s), where pretraining cannot carry information about the "
+            "diagnosis, it still 'gained' (" + "; ".join(null_gain) + "): read every gain with "
+            "suspicion."
+        )
+    cls = "note" if helped and not null_gain else "warn"
+    return f'<p class="{cls}" id="verdict">{sentence}</p>'
+
+
+def contrast_display(contrasts: pd.DataFrame) -> pd.DataFrame:
+    """The ablation contrasts as shown: one row per task, label fraction and contrast."""
+    rows = []
+    for r in contrasts.itertuples(index=False):
+        rows.append(
+            {
+                "task": r.task,
+                "label fraction": f"{r.label_fraction:g}",
+                "contrast": f"{r.contrast} ({r.model_a} − {r.model_b})",
+                f"{r.metric} difference [95% CI]": _gain(r),
+                "p": f"{r.p_value:.3f}" if np.isfinite(r.p_value) else "n/a",
+                "fits": r.n,
+                "verdict": r.verdict,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def contrast_section(
+    contrasts: pd.DataFrame | None, table_html: Callable[[pd.DataFrame], str]
+) -> str:
+    """LCM against its own ablations: what pretraining and pseudo-labels buy."""
+    if contrasts is None or contrasts.empty:
+        return (
+            '<p class="warn">LCM was not evaluated beside its ablations (lcm-scratch, '
+            "lcm-no-pseudo): the report cannot say what pretraining or pseudo-labels buy.</p>"
+        )
+    return "\n".join(
+        [
+            "<h3>What pretraining and pseudo-labels buy (LCM against its ablations)</h3>",
+            '<p class="note">Paired differences on the same test subjects, one per seed &times; '
+            "fold fit; the interval is the corrected resampled t of Nadeau &amp; Bengio (2003), "
+            "which includes training variance (different training folds, label subsets and "
+            "initialisations) and the overlap of training sets between folds. <i>gain</i>: "
+            "interval above 0; <i>loss</i>: below 0.</p>",
+            table_html(contrast_display(contrasts)),
+        ]
+    )
+
+
+def motion_fragment(fd_auc: float | None) -> str:
+    """Mean-FD-only AUC beside the oracle: how far motion alone separates the classes."""
+    if fd_auc is None or not np.isfinite(fd_auc):
+        return ""
+    return (
+        f'<p class="note"><b>Motion confound check</b>: mean framewise displacement alone '
+        f"separates the classes with AUC {fd_auc:.3f} (the subjects of this task; all runs). "
+        "Models near or below this value may be reading motion rather than connectivity; "
+        "compare difficulty across cohorts with it in mind.</p>"
+    )

@@ -82,6 +82,10 @@ class ReportData:
         Ingestion summaries (``dataset, included, reason_code, n_runs, example_path, example``).
     attention_html : str
         Fragment with the attention of the diagnosis queries (empty: section omitted).
+    contrasts : pandas.DataFrame or None
+        LCM against its ablations (:func:`lcm.evaluate.compare.contrast_table`).
+    motion : dict
+        ``task -> AUC of mean FD alone`` (:func:`lcm.evaluate.compare.motion_confound`).
     """
 
     metrics: pd.DataFrame
@@ -100,6 +104,8 @@ class ReportData:
     ssl_history: pd.DataFrame | None = None
     attention_html: str = ""
     ingest: pd.DataFrame | None = None
+    contrasts: pd.DataFrame | None = None
+    motion: dict[str, float] = field(default_factory=dict)
 
 
 def img_tag(png: bytes, alt: str) -> str:
@@ -150,6 +156,7 @@ def task_section(data: ReportData, task: str) -> str:
         parts.append(findings.control_fragment(data.control, task))
     if binary:  # the oracle is the diagnosis's ceiling
         parts.append(findings.oracle_fragment(data.oracles.get(task)))
+        parts.append(findings.motion_fragment(data.motion.get(task)))
     parts.append(
         '<p class="note">Mean over folds &times; seeds with 95 % expanded percentile-bootstrap '
         "confidence intervals; <i>n</i> = number of fold &times; seed values.</p>"
@@ -324,9 +331,11 @@ def render_report(data: ReportData) -> str:
     )
     body = [
         f"<h1>{html.escape(data.title)}</h1>",
+        findings.pretraining_verdict(data.contrasts, _shared_structure(data)),
         f"<nav>{nav}</nav>",
         intro,
         findings.headline_section(data.headline, _shared_structure(data), table_html),
+        findings.contrast_section(data.contrasts, table_html) if data.contrasts is not None else "",
         *(task_section(data, t) for t in tasks),
         pretraining_section(data.history, data.ssl_history),
         data.attention_html,

@@ -105,6 +105,18 @@ def _mean_loss(
     return float(np.mean([float(v) for v in losses.values()])) if losses else float("nan")
 
 
+def _write_bei_linear_maps(cohort: Cohort, seed: int, out: Path) -> None:
+    """The ``bei-linear`` baseline's ridge maps, fitted on the same pretraining cohort."""
+    from lcm.evaluate.bei_linear import MAPS_FILE, fit_bei_maps
+
+    try:
+        maps = fit_bei_maps(cohort.fc, cohort.variables, cohort.groups, seed)
+    except InputDataError as exc:  # no variable to map: the baseline is then unavailable
+        log.warning("bei-linear maps not written: %s", exc)
+        return
+    maps.save(out / MAPS_FILE)
+
+
 def pretrain(
     cohort: Cohort,
     catalogue: Catalogue,
@@ -263,6 +275,7 @@ def pretrain(
     save_checkpoint(out, model_cpu, layout, meta)
     write_tsv(out / "history.tsv", history_frame(history, parts))
     write_tsv(out / "bei_eval.tsv", evaluation)
+    _write_bei_linear_maps(cohort, seed, out)
     remove_state(out / STATE_DIR)
     distributed.teardown(ctx)
     summary = {
