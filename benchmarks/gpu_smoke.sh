@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# GPU measurements of issue 6, under 5 minutes on one 80 GB GPU: MFU of LCM-Base and LCM-Big in
-# bf16 autocast, and LCM-Big training at batch 128 (targets: mfu >= 0.4; big fits batch 128).
-# Each line of JSON is the last line of one train_throughput.py run.
+# GPU measurements of issues 6 and 17, under 8 minutes on one GPU: LCM-Base and LCM-Big training
+# in bf16 autocast at batch 128 and at the largest power-of-two batch that fits, eager and with
+# torch.compile, then LCM-Big at batch 128 with gradient checkpointing (targets: mfu >= 0.4).
+# One JSON line per case (train_throughput.py): samples_s, mfu, max_memory_gib, matmul_flops_s
+# (bf16 matmul reference of the same run), compile_s (compiling and CUDA graph capture).
 #   bash benchmarks/gpu_smoke.sh            (from the repository root, package installed;
-#                                            PYTHON=python3 where `python` is not the one)
-#   bash benchmarks/gpu_smoke.sh --quick    (seconds, on CPU, no GPU needed: the same three runs
+#                                            PYTHON=python3 where `python` is not the one;
+#                                            COMPILE_MODE=default: compile without CUDA graphs)
+#   bash benchmarks/gpu_smoke.sh --quick    (seconds, on CPU, no GPU needed: the same runs
 #                                            with train_throughput.py --quick; run by make test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=()
 case "${1:-}" in
   -h | --help)
-    sed -n '2,8s/^# \{0,1\}//p' "$0"
+    sed -n '2,11s/^# \{0,1\}//p' "$0"
     exit 0
     ;;
   --quick)
@@ -24,11 +27,54 @@ case "${1:-}" in
     exit 2
     ;;
 esac
+py="${PYTHON:-python}"
+mode="${COMPILE_MODE:-reduce-overhead}"
+# Every case gets at most its own limit and never more than what is left of the whole budget.
+deadline=$((SECONDS + ${BUDGET_S:-460}))
+out="$(mktemp)"
+trap 'rm -f "$out"' EXIT
+
+# run LIMIT_S ARGS...: one train_throughput.py process; its JSON lines are printed as they come
+# (a case cut short keeps the lines it finished), and a failure prints a JSON line saying so.
 run() {
-  timeout 150 "${PYTHON:-python}" benchmarks/train_throughput.py --device cuda --rounds 2 "$@" \
-    ${quick[@]+"${quick[@]}"} | tail -n 1
+  local limit=$1 left=$((deadline - SECONDS))
+  shift
+  ((limit > left)) && limit=$left
+  if ((limit < 10)); then
+    echo "{\"args\": \"$*\", \"error\": \"skipped: the time budget is spent\"}"
+    return 1
+  fi
+  local status=0
+  timeout "$limit" "$py" benchmarks/train_throughput.py --device cuda --rounds 2 "$@" \
+    ${quick[@]+"${quick[@]}"} 2>"$out.err" | grep '^{' | tee "$out" || status=$?
+  if ((status != 0)); then
+    local why="exit status $status"
+    ((status == 124)) && why="timed out after ${limit}s"
+    local last
+    last="$(grep -v '^\s*$' "$out.err" | tail -n 1 | tr -d '"\\' | cut -c1-200 || true)"
+    echo "{\"args\": \"$*\", \"gradient_checkpointing\": false, \"error\": \"$why: $last\"}"
+  fi
+  rm -f "$out.err"
+  return "$status"
 }
-run --preset base --batch 128 --steps 10
-run --preset big --batch 128 --steps 4
-# Memory head-room: the same batch with gradient checkpointing.
-run --preset big --batch 128 --steps 2 --gradient-checkpointing
+
+# The largest batch an eager run found (its last line), for the compiled run of that model.
+largest() { "$py" -c 'import json,sys; print(json.loads(sys.stdin.read().splitlines()[-1])["batch"])' <"$out"; }
+
+# compiled PRESET STEPS MAX: the compiled case, falling back to plain compiling (no CUDA graphs)
+# when the chosen mode fails to run at all.
+compiled() {
+  local preset=$1 steps=$2 max=$3
+  if ! run 170 --preset "$preset" --batch "128,$max" --steps "$steps" --compile "$mode" &&
+    [[ "$mode" != default && ! -s "$out" ]]; then
+    mode=default
+    run 170 --preset "$preset" --batch "128,$max" --steps "$steps" --compile default || true
+  fi
+}
+
+run 60 --preset base --batch 128,max --max-batch 4096 --steps 10 --compile off || true
+compiled base 10 "$(largest || echo 128)"
+run 75 --preset big --batch 128,max --max-batch 1024 --steps 4 --compile off || true
+compiled big 4 "$(largest || echo 128)"
+# Memory head-room: the same batch with gradient checkpointing (last line: read by the tests).
+run 45 --preset big --batch 128 --steps 2 --gradient-checkpointing --compile off || true

@@ -7,19 +7,27 @@ synthetic connectomes, and measures in the same run the device's dense matmul th
 best round, so a busy shared machine slows both alike. Model FLOPs per sample are analytic
 (``lcm.model.flops``: matmuls only, backward = 2 x forward).
 
-Last line: JSON with ``preset, device, samples_s, model_flops_s, matmul_flops_s, mfu`` (and the
-settings: batch, threads, gradient_checkpointing, parameters, train_flops_per_sample).
+One JSON line per batch size (``--batch 128,max``; ``max`` is the largest power-of-two
+multiple of the first batch that trains without running out of memory, found eagerly before
+any compiling), with ``preset, device, samples_s, model_flops_s, matmul_flops_s, mfu`` and the
+settings (batch, threads, gradient_checkpointing, parameters, train_flops_per_sample, compile,
+matmul_dtype), ``compile_s`` (warm-up time beyond three steady steps: compiling and CUDA graph
+capture), and on CUDA ``max_memory_gib``. ``--compile`` takes a ``torch.compile`` mode (blocks
+compiled in place, as training does) or ``off``; ``auto`` (default) compiles on CUDA only.
 
     python benchmarks/train_throughput.py --preset small --batch 64
-    python benchmarks/train_throughput.py --preset big --batch 128 --device cuda --steps 10
+    python benchmarks/train_throughput.py --preset big --batch 128,max --device cuda --steps 10
+    python benchmarks/train_throughput.py --preset base --compile reduce-overhead --device cuda
     python benchmarks/train_throughput.py --quick    # seconds: tiny preset, batch 4 (make test)
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
+import sys
 import time
 
 import torch
@@ -29,7 +37,7 @@ from lcm.model.flops import train_flops_per_sample
 from lcm.model.lcm import LCM
 from lcm.model.losses import sample_roi_mask
 from lcm.model.targets import QueryLayout, Target
-from lcm.train.loop import GRAD_CLIP_NORM, autocast, make_optimizer
+from lcm.train.loop import GRAD_CLIP_NORM, autocast, compile_options, make_optimizer
 from lcm.train.objective import PretrainObjective, shard_batch
 
 # The demo catalogue's pretraining queries: sex (2 classes), five numeric variables.
@@ -82,16 +90,89 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+WARMUP_STEPS = 3  # CUDA graphs are recorded at the second or third call
+
+
+class Bench:
+    """The pretraining step of one model at a given batch size, on synthetic data."""
+
+    def __init__(self, args: argparse.Namespace, config: LCMConfig, device: torch.device) -> None:
+        self.args, self.config, self.device = args, config, device
+        torch.manual_seed(0)
+        self.generator = torch.Generator().manual_seed(0)
+        with torch.device(device):  # built in place: LCM-Big's init on the host takes long
+            self.model = LCM(config)
+        self.model.gradient_checkpointing = args.gradient_checkpointing
+        objective = PretrainObjective(self.model, LAYOUT, ssl_weight=0.5)
+        self.objective = objective.to(device).train()
+        self.optimizer = make_optimizer([self.objective], lr=1e-4, weight_decay=0.01)
+        self.params = [p for p in self.objective.parameters() if p.requires_grad]
+        self.batch = 0
+
+    def set_batch(self, batch: int) -> None:
+        self.batch = batch
+        fc, self.targets = synthetic_batch(batch, self.args.n_rois, self.generator)
+        self.fc = fc.to(self.device)
+
+    def step(self) -> None:
+        n_rois = self.args.n_rois
+        mask = sample_roi_mask(self.batch, n_rois, 0.15, self.generator)
+        shard = shard_batch(self.targets, mask, n_rois)
+        with autocast(self.device):
+            loss, _ = self.objective(self.fc, shard)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, GRAD_CLIP_NORM)
+        self.optimizer.step()
+
+    def fits(self, batch: int) -> bool:
+        """Whether one training step at ``batch`` runs without exhausting device memory."""
+        try:
+            self.set_batch(batch)
+            self.step()
+            sync(self.device)
+            return True
+        except torch.OutOfMemoryError:
+            return False
+        finally:
+            self.fc = None
+            self.optimizer.zero_grad(set_to_none=True)
+            gc.collect()
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+
+
+def largest_batch(bench: Bench, start: int, cap: int) -> int:
+    """The largest ``start * 2**k <= cap`` that trains (``start`` itself if nothing larger)."""
+    batch = start
+    while batch * 2 <= cap and bench.fits(batch * 2):
+        batch *= 2
+    return batch
+
+
+def parse_batches(text: str) -> list[int | str]:
+    """``"128,max"`` -> ``[128, "max"]``; ``max`` needs a number before it."""
+    items: list[int | str] = [b if b == "max" else int(b) for b in text.split(",")]
+    if not isinstance(items[0], int) or any(b != "max" and b < 1 for b in items):
+        raise SystemExit(f"--batch: expected sizes like 128 or 128,max, got {text!r}")
+    return items
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="small")
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--batch", default="64", help="sizes, comma-separated; 'max' allowed")
+    parser.add_argument("--max-batch", type=int, default=8192, help="cap of the 'max' search")
     parser.add_argument("--steps", type=int, default=6, help="Timed steps per round.")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--n-rois", type=int, default=116)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument(
+        "--compile", default="auto", help="off, auto (CUDA only), default, reduce-overhead, ..."
+    )
+    parser.add_argument("--compile-backend", default=None, help="torch.compile backend")
     parser.add_argument("--matmul-size", type=int, default=None)
     parser.add_argument("--matmul-seconds", type=float, default=1.0, help="per round")
     parser.add_argument(
@@ -101,63 +182,69 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.quick:  # the same objective, optimiser and MFU on a tiny model: run by the test suite
-        args.preset, args.batch, args.steps, args.rounds, args.n_rois = "tiny", 4, 2, 1, 32
+        args.preset, args.steps, args.rounds, args.n_rois = "tiny", 2, 1, 32
+        args.batch, args.max_batch = ("4,max" if "max" in args.batch else "4"), 16
         args.matmul_size, args.matmul_seconds = args.matmul_size or 256, 0.2
         args.threads = 1  # on a loaded shared machine two threads can wait far longer than one
+        # Compiling proper needs a C compiler and minutes: graph capture and autograd only.
+        args.compile_backend = args.compile_backend or "aot_eager"
+    batches = parse_batches(args.batch)
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    torch.manual_seed(0)
-    generator = torch.Generator().manual_seed(0)
     config = LCMConfig(n_rois=args.n_rois, n_queries=LAYOUT.n_queries, **PRESETS[args.preset])
-    model = LCM(config)
-    model.gradient_checkpointing = args.gradient_checkpointing
-    objective = PretrainObjective(model, LAYOUT, ssl_weight=0.5).to(device).train()
-    optimizer = make_optimizer([objective], lr=1e-4, weight_decay=0.01)
-    params = [p for p in objective.parameters() if p.requires_grad]
-    fc, targets = synthetic_batch(args.batch, args.n_rois, generator)
-    fc = fc.to(device)
-
-    def step() -> None:
-        mask = sample_roi_mask(args.batch, args.n_rois, 0.15, generator)
-        shard = shard_batch(targets, mask, args.n_rois)
-        with autocast(device):
-            loss, _ = objective(fc, shard)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP_NORM)
-        optimizer.step()
-
-    step()
-    step()  # warm-up: allocator, kernels, optimiser state
-    sync(device)
+    bench = Bench(args, config, device)
+    if "max" in batches:  # before compiling: each trial size would compile anew
+        found = largest_batch(bench, batches[0], args.max_batch)
+        batches = [found if b == "max" else b for b in batches]
+    setting = {"off": False, "on": True}.get(args.compile, args.compile)
+    options = compile_options(setting, device)
+    if options is not None:
+        if args.compile_backend:
+            options["backend"] = args.compile_backend
+        bench.model.compile_blocks(**options)
     size = args.matmul_size or (8192 if device.type == "cuda" else 2048)
-    best_train, best_matmul = float("inf"), 0.0
-    for _ in range(args.rounds):
-        best_matmul = max(best_matmul, matmul_flops_s(device, size, args.matmul_seconds))
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            step()
-        sync(device)
-        best_train = min(best_train, time.perf_counter() - start)
-    samples_s = args.batch * args.steps / best_train
     flops = train_flops_per_sample(config, ssl=True)
-    result = {
-        "preset": args.preset,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "batch": args.batch,
-        "threads": args.threads,
-        "gradient_checkpointing": args.gradient_checkpointing,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "train_flops_per_sample": flops,
-        "samples_s": round(samples_s, 2),
-        "model_flops_s": samples_s * flops,
-        "matmul_flops_s": best_matmul,
-        "mfu": round(samples_s * flops / best_matmul, 3),
-    }
-    if device.type == "cuda":
-        result["max_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
-    print(json.dumps(result))
+    for batch in dict.fromkeys(batches):  # in order, once each
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        bench.set_batch(batch)
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(WARMUP_STEPS):  # allocator, kernels, optimiser state, compiling
+            bench.step()
+        sync(device)
+        warmup_s = time.perf_counter() - start
+        best_train, best_matmul = float("inf"), 0.0
+        for _ in range(args.rounds):
+            best_matmul = max(best_matmul, matmul_flops_s(device, size, args.matmul_seconds))
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                bench.step()
+            sync(device)
+            best_train = min(best_train, time.perf_counter() - start)
+        samples_s = batch * args.steps / best_train
+        result = {
+            "preset": args.preset,
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "batch": batch,
+            "threads": args.threads,
+            "gradient_checkpointing": args.gradient_checkpointing,
+            "compile": "off" if options is None else options.get("mode", "default"),
+            "parameters": sum(p.numel() for p in bench.model.parameters()),
+            "train_flops_per_sample": flops,
+            "samples_s": round(samples_s, 2),
+            "model_flops_s": samples_s * flops,
+            "matmul_flops_s": best_matmul,
+            "matmul_dtype": "bfloat16" if device.type == "cuda" else "float32",
+            "mfu": round(samples_s * flops / best_matmul, 3),
+            "compile_s": round(max(0.0, warmup_s - WARMUP_STEPS * best_train / args.steps), 1),
+        }
+        if device.type == "cuda":
+            result["max_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+        print(json.dumps(result), flush=True)
+        bench.fc = None
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
