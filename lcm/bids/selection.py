@@ -154,12 +154,12 @@ def select_parcellation(manifest: pd.DataFrame, atlas: str, seg: str | None = No
     labels = df["seg"].fillna("").astype(str)
     other = df["included"] & (labels != "") & ~labels.map(seg_label).isin(wanted)
     names = df["path"].astype(str).map(lambda p: p.replace("\\", "/").rsplit("/", 1)[-1])
-    fix = "atlas.name must be the files' seg- label (or set their label with --atlas-seg)"
+    fix = "set atlas.name to the files' seg- label, or pass that label as --atlas-seg"
     df.loc[other, "included"] = False
     df.loc[other, "reason_code"] = OTHER_ATLAS
     df.loc[other, "reason"] = (
         names[other] + " is of parcellation seg-" + labels[other]
-        + f", not of the configured atlas {atlas!r} ({fix})"
+        + f", not of the configured atlas {atlas!r}: {fix}"
     )  # fmt: skip
     # A run with a file of the configured atlas drops its files without seg- (ambiguous).
     matched = df["included"] & (labels != "")
