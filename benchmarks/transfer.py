@@ -1,0 +1,698 @@
+"""The transfer experiment: does pretraining pay off where the data say it should?
+
+Synthetic consortia with known answers (``lcm.synth``, built in memory, nothing written but the
+results): a pretraining cohort (HCP-like + UK-Biobank-like halves, nested sizes) and, for each
+``shared_structure`` value, an ABIDE-like downstream cohort. Every cell (pretraining size x
+shared_structure x label fraction) is fitted over split seeds x label-subset/initialisation
+draws; contenders are LCM and its ablations (``lcm``, ``lcm-no-pseudo``, ``lcm-ssl``,
+``lcm-scratch``) beside ``logreg``, ``ridge``, ``tangent-logreg`` and ``bei-linear`` (ridge maps
+from FC to every BEI variable fitted on the pretraining cohort; the classifier sees the
+predicted variables, :mod:`lcm.evaluate.bei_linear`).
+
+Honesty built in:
+
+* **Matched scan-level difficulty.** At ``shared_structure`` s the diagnosis pattern is
+  ``s * M + sqrt(1 - s^2) * I``; its scan-level detectability varies with s. For each s a
+  calibration cohort (another seed) measures the *finite-scan oracle* (AUC of the true
+  diagnosis pattern projected on each subject's own connectome, no fitting) and the
+  diagnosis effect size is rescaled so that this oracle is ``--target-oracle``; the oracle of
+  each downstream cohort is then measured and reported, beside the oracle of ``ground_truth``
+  style (true matrices) being no ceiling for scans.
+* **No motion shortcut.** Patients move 1.2x more in the synthetic ABIDE; here the coupling is
+  removed (motion drawn alike for both groups) and the mean-FD-only AUC is reported per cohort.
+* **Training variance in the intervals.** Each contrast (``lcm - lcm-scratch`` ...) is a paired
+  difference per seed x draw (different train/test split, labelled subset and initialisation);
+  its interval is the corrected resampled t of Nadeau & Bengio (2003)
+  (:func:`lcm.evaluate.compare.corrected_t_interval`).
+* **No downstream data in model choices.** Pretraining is early-stopped / selected on a
+  held-out split of the pretraining cohort only (``lcm.train.pretrain``); bei-linear's ridge
+  penalties are chosen on a pretraining hold-out; downstream hyper-parameters by inner CV on
+  the training split.
+
+The LCM variants cost ~1000x more than the linear models on CPU, so they run where the
+JSON's keys need them (``--lcm-cells focal``: every shared_structure at the focal label fraction
+and the largest pretraining size, and every pretraining size at the focal shared_structure);
+the linear contenders run in every cell. Outputs in ``--out``: ``transfer_fits.parquet`` (one
+row per fit), ``transfer_cells.parquet`` (per cell and model: mean AUC, contrasts with
+intervals), ``transfer.png`` (gain vs shared_structure and vs pretraining size) and the last
+line of stdout, JSON: ``pretrain_gain`` (lcm - lcm-scratch, AUC, at shared 0.7, fraction 0.1,
+largest pretraining cohort), ``pretrain_gain_ci_low``/``_ci_high``, ``linear_gap`` (lcm - the
+best of logreg, ridge, tangent-logreg, bei-linear, same cell), ``null_gain`` (lcm - lcm-scratch
+at shared 0, same fraction and size), ``pseudo_gain`` (lcm - lcm-no-pseudo), ``bei_linear_gain``
+(bei-linear - logreg), the oracles, settings and ``seconds``.
+
+    python benchmarks/transfer.py --quick      # < 2 min on 2 cores (make test)
+    python benchmarks/transfer.py              # the full run (see docs/transfer.md)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lcm.evaluate.baselines import (  # noqa: E402
+    ConnectomeLogReg,
+    ConnectomeRidgeClassifier,
+    TangentLogReg,
+)
+from lcm.evaluate.bei_linear import BEILinear, fit_bei_maps  # noqa: E402
+from lcm.evaluate.compare import corrected_t_interval  # noqa: E402
+from lcm.store.catalogue import load_catalogue  # noqa: E402
+from lcm.store.cohort import Cohort  # noqa: E402
+
+log = logging.getLogger("transfer")
+
+LINEAR = ("logreg", "ridge", "tangent-logreg", "bei-linear")
+LCM = ("lcm", "lcm-no-pseudo", "lcm-ssl", "lcm-scratch")
+PRETRAIN_VARIABLES = ("age", "sex", "fluid_intelligence", "working_memory", "bmi", "education")
+FULL = {
+    "sizes": [500, 2000, 8000],
+    "shared": [0.0, 0.35, 0.7, 1.0],
+    "fractions": [0.05, 0.1, 0.25, 1.0],
+    "seeds": 5,
+    "draws": 3,
+    "n_downstream": 200,
+    "n_rois": 116,
+    "pretrain_volumes": 300,
+    "pretrain_samples": 60000,
+    "pretrain_max_epochs": 40,
+    "finetune_epochs": 20,
+    "calibration_n": 300,
+    "models": [*LCM, *LINEAR],
+}
+QUICK = {
+    "sizes": [120, 240],
+    "shared": [0.0, 0.7],
+    "fractions": [0.1, 1.0],
+    "seeds": 2,
+    "draws": 1,
+    "n_downstream": 70,
+    "n_rois": 30,
+    "pretrain_volumes": 120,
+    "pretrain_samples": 600,
+    "pretrain_max_epochs": 3,
+    "finetune_epochs": 2,
+    "calibration_n": 60,
+    "models": [*LCM, *LINEAR],
+}
+FOCAL = {"shared": 0.7, "fraction": 0.1}
+TEST_FRACTION = 0.3
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+
+def benchmark_atlas(n_rois: int):
+    """AAL-116, or an evenly spaced subset of its regions (networks still assigned by name)."""
+    from lcm.atlas import load_atlas
+
+    atlas = load_atlas("aal116")
+    if n_rois >= atlas.n_rois:
+        return atlas
+    keep = np.linspace(0, atlas.n_rois - 1, n_rois).round().astype(int)
+    labels = atlas.labels.iloc[keep].reset_index(drop=True)
+    return dataclasses.replace(atlas, name=f"aal116sub{n_rois}", img=None, labels=labels)
+
+
+def simulate(
+    preset: str,
+    name: str,
+    n: int,
+    seed: int,
+    atlas,
+    shared: float,
+    n_volumes: int | None = None,
+    dx_scale: float = 1.0,
+    decouple_motion: bool = True,
+) -> dict:
+    """Connectomes, variables, mean FD and diagnosis of an in-memory synthetic cohort.
+
+    The connectome is the Pearson matrix of each subject's ROI time series (the ROI tier's
+    output), i.e. what the pipeline would store for this cohort.
+    """
+    from lcm.synth.latents import PATIENT_MOTION
+    from lcm.synth.presets import resolve
+    from lcm.synth.subject import prepare, roi_timeseries
+
+    consortium = {"preset": preset, "tier": "roi", "n_subjects": n}
+    if n_volumes:
+        consortium["n_volumes"] = n_volumes
+    spec = resolve(name, consortium)
+    ctx = prepare(spec, seed, atlas, shared)
+    dx = spec.preset.diagnosis
+    lat = ctx.latents
+    if dx:
+        ctx.model.sizes[dx] = ctx.model.sizes[dx] * dx_scale
+        if decouple_motion:  # patients drawn with the controls' motion distribution
+            patient = lat["diagnosis"].to_numpy() == 1
+            lat.loc[patient, "motion_scale"] /= PATIENT_MOTION[dx]
+    r = atlas.n_rois
+    fc = np.empty((n, r, r), dtype=np.float32)
+    fd = np.empty(n)
+    for i in range(n):
+        ts, draw = roi_timeseries(ctx, i)
+        fc[i] = np.corrcoef(ts.T)
+        fd[i] = draw.fd.mean()
+    variables = pd.DataFrame(index=range(n))
+    for var in PRETRAIN_VARIABLES:
+        if var in spec.preset.variables:
+            col = lat[var].reset_index(drop=True)
+            variables[var] = col.astype(object) if var == "sex" else col.astype(float)
+        else:
+            variables[var] = np.nan if var != "sex" else None
+    if dx:
+        variables[dx] = lat[dx].reset_index(drop=True).astype(object)
+    iu = np.triu_indices(r, k=1)
+    pattern = ctx.model.patterns[dx][iu] if dx else None
+    return {
+        "name": name,
+        "fc": fc,
+        "variables": variables,
+        "fd": fd,
+        "ctx": ctx,
+        "y": lat["diagnosis"].to_numpy() if dx else None,
+        "projection": fc.reshape(n, -1)[:, (iu[0] * r + iu[1])] @ pattern if dx else None,
+    }
+
+
+def auc(y: np.ndarray, score: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, score))
+
+
+def calibrated_scale(atlas, shared: float, target: float, n: int, seed: int, volumes) -> float:
+    """Diagnosis effect scale giving a finite-scan oracle AUC of ``target`` at ``shared``.
+
+    Measured once at scale 1 on a calibration cohort (its own seed, never used downstream),
+    then ``d' = sqrt(2) * Phi^-1(AUC)`` taken as proportional to the effect size.
+    """
+    from scipy.stats import norm
+
+    cal = simulate("abide", "abidecal", n, seed + 1000, atlas, shared, volumes)
+    a = min(max(auc(cal["y"], cal["projection"]), 0.51), 0.99)
+    return float(norm.ppf(target) / norm.ppf(a))
+
+
+def as_cohort(data: dict, dataset: str, rows: np.ndarray | None = None) -> Cohort:
+    n = len(data["fc"])
+    rows = np.arange(n) if rows is None else rows
+    ids = pd.DataFrame(
+        {
+            "dataset": dataset,
+            "subject": [f"s{i:05d}" for i in rows],
+            "session": "",
+            "task": "rest",
+            "run": "1",
+            "site": "",
+        }
+    )
+    return Cohort(
+        ids,
+        data["fc"][rows],
+        data["variables"].iloc[rows].reset_index(drop=True),
+        [f"r{i}" for i in range(data["fc"].shape[1])],
+        "bench",
+    )
+
+
+def pretraining_cohort(hcp: dict, ukb: dict, size: int) -> Cohort:
+    """The first ``size / 2`` subjects of each half: sizes are nested."""
+    half = size // 2
+    a, b = as_cohort(hcp, "hcplike", np.arange(half)), as_cohort(ukb, "ukblike", np.arange(half))
+    return Cohort(
+        pd.concat([a.ids, b.ids], ignore_index=True),
+        np.concatenate([a.fc, b.fc]),
+        pd.concat([a.variables, b.variables], ignore_index=True),
+        a.roi_names,
+        a.atlas,
+    )
+
+
+# -- models ------------------------------------------------------------------------------------
+
+
+def pretrain_checkpoints(cohort: Cohort, cfg: dict, out: Path, seed: int) -> dict[str, Path]:
+    """LCM (BEI + masked ROI) and SSL-only checkpoints for one pretraining cohort."""
+    from lcm.train.pretrain import pretrain
+
+    catalogue = load_catalogue(ROOT / "config" / "variables.yaml")
+    epochs = int(
+        np.clip(cfg["pretrain_samples"] // max(1, len(cohort)), 1, cfg["pretrain_max_epochs"])
+    )
+    paths = {}
+    for name, bei_weight in (("lcm", 1.0), ("ssl", 0.0)):
+        settings = {
+            "epochs": epochs,
+            "batch_size": 32,
+            "lr": 0.002,
+            "bei_weight": bei_weight,
+            "checkpoint_every": 10**9,
+        }
+        started = time.perf_counter()
+        pretrain(cohort, catalogue, {"preset": "tiny"}, settings, seed, out / name, device="cpu")
+        log.info(
+            "pretrained %s on %d subjects (%d epochs) in %.0f s",
+            name,
+            len(cohort),
+            epochs,
+            time.perf_counter() - started,
+        )
+        paths[name] = out / name
+    return paths
+
+
+def make_model(name: str, seed: int, maps, ckpt: dict[str, Path] | None, cfg: dict):
+    if name == "logreg":
+        return ConnectomeLogReg(seed=seed)
+    if name == "ridge":
+        return ConnectomeRidgeClassifier(seed=seed)
+    if name == "tangent-logreg":
+        return TangentLogReg(seed=seed)
+    if name == "bei-linear":
+        return BEILinear(maps, seed=seed)
+    from lcm.train.finetune import LCMClassifier
+
+    settings = {"epochs": cfg["finetune_epochs"], "batch_size": 32, "lr": 0.001}
+    if name in ("lcm-no-pseudo", "lcm-ssl"):
+        settings.update(pseudo_labels=False, diagnosis_pseudo_labels=False)
+    path = ckpt["ssl"] if name == "lcm-ssl" else ckpt["lcm"]
+    init = "scratch" if name == "lcm-scratch" else "pretrained"
+    return LCMClassifier(path, "autism", ("control", "autism"), settings, seed, init)
+
+
+def labelled_subset(y: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Stratified subset of the training rows that keep their label (>= 2 per class)."""
+    keep = np.zeros(len(y), dtype=bool)
+    for cls in (0, 1):
+        idx = np.flatnonzero(y == cls)
+        k = min(len(idx), max(2, round(fraction * len(idx))))
+        keep[rng.permutation(idx)[:k]] = True
+    return keep
+
+
+def split(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    train, test = train_test_split(idx, test_size=TEST_FRACTION, stratify=y, random_state=seed)
+    return np.sort(train), np.sort(test)
+
+
+# -- experiment -------------------------------------------------------------------------------
+
+
+def lcm_wanted(cfg: dict, size: int, shared: float, fraction: float) -> bool:
+    if cfg["lcm_cells"] == "all":
+        return True
+    if cfg["lcm_cells"] == "none":
+        return False
+    focal_f = closest(cfg["fractions"], FOCAL["fraction"])
+    focal_s = closest(cfg["shared"], FOCAL["shared"])
+    biggest = max(cfg["sizes"])
+    return fraction == focal_f and (size == biggest or shared == focal_s)
+
+
+def closest(values: list[float], target: float) -> float:
+    return min(values, key=lambda v: (abs(v - target), -v))
+
+
+def run(cfg: dict, out: Path) -> dict:
+    from lcm.synth.presets import PRESETS
+
+    started = time.perf_counter()
+    atlas = benchmark_atlas(cfg["n_rois"])
+    seed = cfg["seed"]
+    biggest = max(cfg["sizes"])
+    t0 = time.perf_counter()
+    hcp = simulate("hcp", "hcplike", biggest // 2, seed, atlas, 0.0, cfg["pretrain_volumes"])
+    ukb = simulate("ukb", "ukblike", biggest // 2, seed, atlas, 0.0, cfg["pretrain_volumes"])
+    log.info("pretraining cohorts simulated in %.0f s", time.perf_counter() - t0)
+    downstream, cohorts = {}, []
+    for s in cfg["shared"]:
+        scale = calibrated_scale(
+            atlas, s, cfg["target_oracle"], cfg["calibration_n"], seed, PRESETS["abide"].n_volumes
+        )
+        data = simulate(
+            "abide",
+            "abidelike",
+            cfg["n_downstream"],
+            seed,
+            atlas,
+            s,
+            None,
+            scale,
+            decouple_motion=not cfg["keep_motion_coupling"],
+        )
+        downstream[s] = data
+        cohorts.append(
+            {
+                "shared_structure": s,
+                "dx_scale": round(scale, 4),
+                "finite_scan_oracle_auc": round(auc(data["y"], data["projection"]), 4),
+                "mean_fd_auc": round(auc(data["y"], data["fd"]), 4),
+                "n_subjects": len(data["y"]),
+                "n_patients": int(data["y"].sum()),
+            }
+        )
+        log.info("downstream cohort %s", cohorts[-1])
+    rows = []
+    tmp = Path(tempfile.mkdtemp(prefix="lcm-transfer-"))
+    models = cfg["models"]
+    scratch_cache: dict[tuple, float] = {}
+    for size in sorted(cfg["sizes"]):
+        pre = pretraining_cohort(hcp, ukb, size)
+        maps = (
+            fit_bei_maps(pre.fc, pre.variables, pre.groups, seed)
+            if "bei-linear" in models
+            else None
+        )
+        need_lcm = any(m in LCM for m in models) and any(
+            lcm_wanted(cfg, size, s, f) for s in cfg["shared"] for f in cfg["fractions"]
+        )
+        ckpt = pretrain_checkpoints(pre, cfg, tmp / f"n{size}", seed) if need_lcm else None
+        for s, data in downstream.items():
+            y = data["y"]
+            for split_seed in range(cfg["seeds"]):
+                train, test = split(y, split_seed)
+                for fraction in cfg["fractions"]:
+                    for draw in range(cfg["draws"]):
+                        rng = np.random.default_rng([seed, split_seed, draw, int(fraction * 1e4)])
+                        mask = labelled_subset(y[train], fraction, rng)
+                        y_fit = np.where(mask, y[train], -1)
+                        variables = data["variables"].iloc[train].reset_index(drop=True).copy()
+                        variables["autism"] = variables["autism"].where(mask, None)
+                        fit_seed = int(rng.integers(2**31))
+                        for name in models:
+                            if name in LCM and not lcm_wanted(cfg, size, s, fraction):
+                                continue
+                            key = (s, split_seed, fraction, draw)
+                            if name == "lcm-scratch" and key in scratch_cache:
+                                value = scratch_cache[key]  # no pretraining: size-independent
+                                fit_s = 0.0
+                            else:
+                                t = time.perf_counter()
+                                model = make_model(name, fit_seed, maps, ckpt, cfg)
+                                model.fit(
+                                    data["fc"][train],
+                                    y_fit,
+                                    variables,
+                                    groups=np.arange(len(train)),
+                                )
+                                value = auc(y[test], model.predict_proba(data["fc"][test])[:, 1])
+                                fit_s = time.perf_counter() - t
+                                if name == "lcm-scratch":
+                                    scratch_cache[key] = value
+                            rows.append(
+                                {
+                                    "pretrain_size": size,
+                                    "shared_structure": s,
+                                    "label_fraction": fraction,
+                                    "seed": split_seed,
+                                    "draw": draw,
+                                    "model": name,
+                                    "auc": value,
+                                    "fit_s": fit_s,
+                                    "n_labelled": int(mask.sum()),
+                                }
+                            )
+            log.info(
+                "size %d shared %g done (%.0f s so far)", size, s, time.perf_counter() - started
+            )
+    fits = pd.DataFrame(rows)
+    cells = cell_table(fits, len(train), len(test))
+    out.mkdir(parents=True, exist_ok=True)
+    fits.to_parquet(out / "transfer_fits.parquet", index=False)
+    cells.to_parquet(out / "transfer_cells.parquet", index=False)
+    pd.DataFrame(cohorts).to_csv(out / "transfer_cohorts.tsv", sep="\t", index=False)
+    plot(cells, cfg, out / "transfer.png")
+    return summary(cells, cfg, cohorts, fits, time.perf_counter() - started)
+
+
+def cell_table(fits: pd.DataFrame, n_train: int, n_test: int) -> pd.DataFrame:
+    """Per cell: mean AUC of each model and contrasts against lcm / logreg with intervals."""
+    keys = ["pretrain_size", "shared_structure", "label_fraction"]
+    ratio = n_test / n_train
+    out = []
+    for cell, at in fits.groupby(keys, sort=True):
+        wide = at.pivot_table(index=["seed", "draw"], columns="model", values="auc")
+        base = dict(zip(keys, cell, strict=True))
+        for model in wide.columns:
+            out.append(
+                {
+                    **base,
+                    "kind": "auc",
+                    "a": model,
+                    "b": "",
+                    "mean": wide[model].mean(),
+                    "ci_low": np.nan,
+                    "ci_high": np.nan,
+                    "n": int(wide[model].notna().sum()),
+                }
+            )
+        linear = [m for m in LINEAR if m in wide.columns]
+        best = max(linear, key=lambda m: wide[m].mean()) if linear else None
+        pairs = [
+            ("lcm", "lcm-scratch"),
+            ("lcm", "lcm-no-pseudo"),
+            ("lcm", "lcm-ssl"),
+            ("bei-linear", "logreg"),
+        ] + ([("lcm", best)] if best else [])
+        for a, b in pairs:
+            if a in wide.columns and b in wide.columns:
+                d = (wide[a] - wide[b]).to_numpy()
+                mean, low, high, _ = corrected_t_interval(d, ratio)
+                out.append(
+                    {
+                        **base,
+                        "kind": "contrast",
+                        "a": a,
+                        "b": b,
+                        "mean": mean,
+                        "ci_low": low,
+                        "ci_high": high,
+                        "n": int(np.isfinite(d).sum()),
+                    }
+                )
+    return pd.DataFrame(out)
+
+
+def _contrast(cells: pd.DataFrame, a: str, b: str, size, shared, fraction) -> dict:
+    at = cells[
+        (cells["kind"] == "contrast")
+        & (cells["a"] == a)
+        & (cells["b"] == b)
+        & (cells["pretrain_size"] == size)
+        & np.isclose(cells["shared_structure"], shared)
+        & np.isclose(cells["label_fraction"], fraction)
+    ]
+    if at.empty:
+        return {"mean": None, "ci_low": None, "ci_high": None}
+    r = at.iloc[0]
+    return {
+        k: (round(float(r[k]), 4) if np.isfinite(r[k]) else None)
+        for k in ("mean", "ci_low", "ci_high")
+    }
+
+
+def summary(cells, cfg, cohorts, fits, seconds) -> dict:
+    size = max(cfg["sizes"])
+    s = closest(cfg["shared"], FOCAL["shared"])
+    f = closest(cfg["fractions"], FOCAL["fraction"])
+    s0 = closest(cfg["shared"], 0.0)
+    means = cells[
+        (cells["kind"] == "auc")
+        & (cells["pretrain_size"] == size)
+        & np.isclose(cells["shared_structure"], s)
+        & np.isclose(cells["label_fraction"], f)
+    ].set_index("a")["mean"]
+    linear = {m: float(means[m]) for m in LINEAR if m in means}
+    best = max(linear, key=linear.get) if linear else None
+    gap = _contrast(cells, "lcm", best, size, s, f) if best else {"mean": None}
+    pre = _contrast(cells, "lcm", "lcm-scratch", size, s, f)
+    null = _contrast(cells, "lcm", "lcm-scratch", size, s0, f)
+    pseudo = _contrast(cells, "lcm", "lcm-no-pseudo", size, s, f)
+    bei = _contrast(cells, "bei-linear", "logreg", size, s, f)
+    by_size = {
+        int(n): _contrast(cells, "lcm", "lcm-scratch", n, s, f)["mean"] for n in cfg["sizes"]
+    }
+    by_shared = {
+        float(x): _contrast(cells, "lcm", "lcm-scratch", size, x, f)["mean"] for x in cfg["shared"]
+    }
+    met = (
+        pre["ci_low"] is not None
+        and pre["ci_low"] > 0
+        and gap["mean"] is not None
+        and gap["mean"] >= 0
+        and null["mean"] is not None
+        and null["mean"] < pre["mean"]
+    )
+    return {
+        "benchmark": "transfer",
+        "pretrain_gain": pre["mean"],
+        "pretrain_gain_ci_low": pre["ci_low"],
+        "pretrain_gain_ci_high": pre["ci_high"],
+        "linear_gap": gap["mean"],
+        "linear_gap_ci_low": gap.get("ci_low"),
+        "best_linear": best,
+        "null_gain": null["mean"],
+        "null_gain_ci_low": null["ci_low"],
+        "null_gain_ci_high": null["ci_high"],
+        "pseudo_gain": pseudo["mean"],
+        "pseudo_gain_ci_low": pseudo["ci_low"],
+        "pseudo_gain_ci_high": pseudo["ci_high"],
+        "bei_linear_gain": bei["mean"],
+        "bei_linear_gain_ci_low": bei["ci_low"],
+        "pretrain_gain_by_size": by_size,
+        "pretrain_gain_by_shared": by_shared,
+        "auc_at_focal_cell": {m: round(float(v), 4) for m, v in means.items()},
+        "focal_cell": {"pretrain_size": size, "shared_structure": s, "label_fraction": f},
+        "targets_met": bool(met),
+        "cohorts": cohorts,
+        "seeds": cfg["seeds"],
+        "draws": cfg["draws"],
+        "sizes": cfg["sizes"],
+        "shared": cfg["shared"],
+        "fractions": cfg["fractions"],
+        "n_rois": cfg["n_rois"],
+        "n_fits": len(fits),
+        "seconds": round(seconds, 1),
+        "quick": cfg["quick"],
+    }
+
+
+def plot(cells: pd.DataFrame, cfg: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    f = closest(cfg["fractions"], FOCAL["fraction"])
+    s = closest(cfg["shared"], FOCAL["shared"])
+    size = max(cfg["sizes"])
+    con = cells[(cells["kind"] == "contrast") & np.isclose(cells["label_fraction"], f)]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for (a, b), color in (
+        (("lcm", "lcm-scratch"), "C0"),
+        (("bei-linear", "logreg"), "C1"),
+        (("lcm", "lcm-no-pseudo"), "C2"),
+    ):
+        pair = con[(con["a"] == a) & (con["b"] == b)]
+        for ax, fixed, x in (
+            (axes[0], pair["pretrain_size"] == size, "shared_structure"),
+            (axes[1], np.isclose(pair["shared_structure"], s), "pretrain_size"),
+        ):
+            at = pair[fixed].sort_values(x)
+            if at.empty:
+                continue
+            ax.errorbar(
+                at[x],
+                at["mean"],
+                yerr=[at["mean"] - at["ci_low"], at["ci_high"] - at["mean"]],
+                marker="o",
+                color=color,
+                capsize=3,
+                label=f"{a} − {b}",
+            )
+    axes[0].set_xlabel("shared_structure")
+    axes[0].set_title(f"gain vs shared structure (n_pretrain {size}, labels {f:g})")
+    axes[1].set_xlabel("pretraining subjects")
+    axes[1].set_xscale("log")
+    axes[1].set_title(f"gain vs pretraining size (shared {s:g}, labels {f:g})")
+    for ax in axes:
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_ylabel("AUC difference (95% corrected resampled t)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="tiny version (< 2 min, make test)")
+    p.add_argument("--sizes", type=int, nargs="+", help="pretraining cohort sizes (subjects)")
+    p.add_argument("--shared", type=float, nargs="+", help="shared_structure values")
+    p.add_argument("--fractions", type=float, nargs="+", help="label fractions")
+    p.add_argument("--seeds", type=int, help="split seeds")
+    p.add_argument("--draws", type=int, help="label-subset / initialisation draws per seed")
+    p.add_argument("--n-downstream", type=int, help="subjects per downstream cohort")
+    p.add_argument("--n-rois", type=int, help="AAL regions used (evenly spaced subset)")
+    p.add_argument("--pretrain-samples", type=int, help="pretraining budget (samples seen)")
+    p.add_argument("--finetune-epochs", type=int)
+    p.add_argument("--models", nargs="+", help=f"subset of {[*LCM, *LINEAR]}")
+    p.add_argument("--lcm-cells", choices=("focal", "all", "none"), default="focal")
+    p.add_argument(
+        "--target-oracle",
+        type=float,
+        default=0.75,
+        help="finite-scan oracle AUC every downstream cohort is calibrated to",
+    )
+    p.add_argument(
+        "--keep-motion-coupling",
+        action="store_true",
+        help="keep patients moving 1.2x more (default: removed)",
+    )
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", default=str(ROOT / "results" / "benchmarks" / "transfer"))
+    args = p.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("lcm").setLevel(logging.WARNING)
+    try:
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        torch.set_num_threads(1)
+        threadpool_limits(1)
+    except ImportError:
+        pass
+    cfg = dict(QUICK if args.quick else FULL)
+    for key in (
+        "sizes",
+        "shared",
+        "fractions",
+        "seeds",
+        "draws",
+        "n_downstream",
+        "n_rois",
+        "pretrain_samples",
+        "finetune_epochs",
+        "models",
+    ):
+        value = getattr(args, key)
+        if value is not None:
+            cfg[key] = value
+    cfg.update(
+        lcm_cells=args.lcm_cells,
+        target_oracle=args.target_oracle,
+        seed=args.seed,
+        keep_motion_coupling=args.keep_motion_coupling,
+        quick=args.quick,
+    )
+    out = Path(args.out) if not args.quick else Path(tempfile.mkdtemp(prefix="transfer-quick-"))
+    result = run(cfg, out)
+    result["out"] = str(out)
+    print(json.dumps(result, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
