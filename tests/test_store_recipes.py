@@ -113,15 +113,6 @@ def test_duckdb_recipe_counts_every_atlas(two_atlas_store: Path) -> None:
     }
 
 
-_OLD_README = 'pd.read_parquet("results/store/connectomes")' in (ROOT / "README.md").read_text()
-
-
-@pytest.mark.xfail(
-    _OLD_README,
-    reason="README still reads every atlas in one pandas call (issue 18 item 6): replace its "
-    "recipes with those of docs/store_recipes.md",
-    strict=True,
-)
 def test_readme_recipes_run_on_two_atlases(two_atlas_store: Path) -> None:
     """The README's own blocks, exactly as written (they must not read two atlases at once)."""
     blocks = _readme_blocks()
