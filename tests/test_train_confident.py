@@ -160,3 +160,14 @@ def test_no_pseudo_switches_off_both_parts(checkpoint: Path, monkeypatch, name: 
     else:  # the full method fills them in: the checks above can fail
         assert model.pseudo_targets_ is not None and final["bmi"].present.numpy().all()
         assert final["age"].present.numpy().all() and len(calls) == 2
+
+
+def test_cap_keeps_the_most_confident_pseudo_labels_per_class():
+    from lcm.train.confident import cap_labels
+
+    proba = np.array([[0.99, 0.01], [0.97, 0.03], [0.96, 0.04], [0.02, 0.98], [0.5, 0.5]])
+    labels = np.array([0, 0, 0, 1, -1])
+    capped = cap_labels(labels, proba, {0: 2, 1: 3}, cap=1.0)
+    assert capped.tolist() == [0, 0, -1, 1, -1]
+    assert cap_labels(labels, proba, {0: 2, 1: 3}, cap=None).tolist() == labels.tolist()
+    assert (cap_labels(labels, proba, {0: 2, 1: 3}, cap=0) == -1).all()

@@ -107,3 +107,14 @@ def test_bad_settings_and_data_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InputDataError, match=r"1 connectome\(s\) contain NaN"):
         pretrain(cohort, catalogue, TINY, {"epochs": 1}, 0, tmp_path / "o")
     assert not (tmp_path / "o").exists()
+
+
+def test_heldout_epoch_selection_keeps_the_best_epoch(tmp_path: Path) -> None:
+    catalogue = make_catalogue(tmp_path)
+    cohort = pretrain_cohort(60)
+    settings = {**SETTINGS, "epochs": 6, "select_epoch": "heldout"}
+    pretrain(cohort, catalogue, TINY, settings, seed=3, out_dir=tmp_path / "sel")
+    meta = json.loads((tmp_path / "sel" / "model.json").read_text())
+    history = pd.read_csv(tmp_path / "sel" / "history.tsv", sep="\t")
+    best = int(history.loc[history["val_loss"].idxmin(), "epoch"])
+    assert meta["selected_epoch"] == best

@@ -37,6 +37,7 @@ from lcm.model.targets import (
 )
 from lcm.train.confident import (
     FALLBACK_THRESHOLD,
+    cap_labels,
     choose_threshold,
     confident_labels,
     threshold_plan,
@@ -198,6 +199,8 @@ class LCMClassifier(FinetunedLCM):
             threshold = FALLBACK_THRESHOLD
         unlabeled = np.flatnonzero(y < 0)
         labels = confident_labels(proba[unlabeled], threshold)
+        n_labelled = {c: int((y == c).sum()) for c in (0, 1)}
+        labels = cap_labels(labels, proba[unlabeled], n_labelled, settings["pseudo_label_cap"])
         filled = y.copy()
         filled[unlabeled] = labels
         self.diagnosis_pseudo_ = {
@@ -313,6 +316,8 @@ class _Finetuning:
         n_new = self.layout.n_queries - model.config.n_queries
         if n_new > 0:  # append the task's queries (the diagnosis pair, or one regression query)
             model.add_queries(n_new, generator=generator)
+        if self.settings.get("freeze_encoder") and self.init == "pretrained":
+            freeze_encoder(model)
         targets = self.targets(y)
         model = model.to(dev)
         x_all = torch.as_tensor(fc, dtype=torch.float32, device=dev)
@@ -358,6 +363,16 @@ class _Finetuning:
             onehot[y >= 0, y[y >= 0]] = 1.0
             task = Target(torch.from_numpy(onehot), torch.from_numpy(y >= 0))
         return {**self.bei, self.label: task}
+
+
+def freeze_encoder(model: LCM) -> None:
+    """Fix the pretrained ROI tokenizer and encoder: only decoder, queries and head learn.
+
+    The optimiser skips parameters without gradients (:func:`lcm.train.loop.make_optimizer`).
+    """
+    for module in (model.tokenizer, model.encoder, model.norm_memory, model.reconstruct_head):
+        for p in module.parameters():
+            p.requires_grad_(False)
 
 
 def bei_targets(

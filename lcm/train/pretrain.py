@@ -222,10 +222,20 @@ def pretrain(
         else None
     )
 
+    # Early stopping on the pretraining hold-out (never downstream data): keep the weights of
+    # the epoch with the lowest held-out BEI loss. Not for self-supervised-only pretraining,
+    # whose BEI heads are untrained. Only the main process selects; it alone writes.
+    select = settings["select_epoch"] == "heldout" and settings["bei_weight"] > 0
+    best: dict[str, Any] = {"loss": float("inf"), "epoch": None, "state": None}
+
     def on_epoch_end(epoch: int) -> dict[str, float]:
         if val_targets is None or not ctx.is_main:
             return {}
-        return {"val_loss": _mean_loss(model, val.fc, val_targets, layout, dev)}
+        loss = _mean_loss(model, val.fc, val_targets, layout, dev)
+        if select and np.isfinite(loss) and loss < best["loss"]:
+            state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            best.update(loss=loss, epoch=epoch, state=state)
+        return {"val_loss": loss}
 
     fingerprint = data_fingerprint(cohort.ids, cohort.fc)
     resumable = Resumable(
@@ -239,6 +249,10 @@ def pretrain(
         settings["lr"], settings["weight_decay"], generator, step, "pretrain", on_epoch_end,
         resumable=resumable, min_batch=ctx.world, quiet=not ctx.is_main,
     )  # fmt: skip
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+        log.info("pretraining: kept epoch %s (lowest held-out BEI loss %.4f)", best["epoch"],
+                 best["loss"])  # fmt: skip
     model.eval()
     weighting = objective.weighting
     if not ctx.is_main:
@@ -261,6 +275,7 @@ def pretrain(
         "model_settings": model_settings,
         "training": settings,
         "task_weights": weighting.weights(),
+        "selected_epoch": best["epoch"],
         "seed": seed,
         "world_size": ctx.world,
         "data_fingerprint": fingerprint,
