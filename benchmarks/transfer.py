@@ -200,14 +200,18 @@ def auc(y: np.ndarray, score: np.ndarray) -> float:
 def calibrated_scale(atlas, shared: float, target: float, n: int, seed: int, volumes) -> float:
     """Diagnosis effect scale giving a finite-scan oracle AUC of ``target`` at ``shared``.
 
-    Measured once at scale 1 on a calibration cohort (its own seed, never used downstream),
-    then ``d' = sqrt(2) * Phi^-1(AUC)`` taken as proportional to the effect size.
+    On a calibration cohort (its own seed, never used downstream): measured at scale 1, then
+    ``d' = sqrt(2) * Phi^-1(AUC)`` taken as proportional to the scale, and refined once more
+    at the scale found (the projection is not exactly linear in the effect size).
     """
     from scipy.stats import norm
 
-    cal = simulate("abide", "abidecal", n, seed + 1000, atlas, shared, volumes)
-    a = min(max(auc(cal["y"], cal["projection"]), 0.51), 0.99)
-    return float(norm.ppf(target) / norm.ppf(a))
+    scale = 1.0
+    for _ in range(2):
+        cal = simulate("abide", "abidecal", n, seed + 1000, atlas, shared, volumes, scale)
+        a = min(max(auc(cal["y"], cal["projection"]), 0.51), 0.99)
+        scale *= float(norm.ppf(target) / norm.ppf(a))
+    return scale
 
 
 def as_cohort(data: dict, dataset: str, rows: np.ndarray | None = None) -> Cohort:
@@ -264,6 +268,7 @@ def pretrain_checkpoints(cohort: Cohort, cfg: dict, out: Path, seed: int) -> dic
             "lr": 0.002,
             "bei_weight": bei_weight,
             "checkpoint_every": 10**9,
+            **cfg.get("pretrain_settings", {}),
         }
         started = time.perf_counter()
         pretrain(cohort, catalogue, {"preset": "tiny"}, settings, seed, out / name, device="cpu")
@@ -289,7 +294,12 @@ def make_model(name: str, seed: int, maps, ckpt: dict[str, Path] | None, cfg: di
         return BEILinear(maps, seed=seed)
     from lcm.train.finetune import LCMClassifier
 
-    settings = {"epochs": cfg["finetune_epochs"], "batch_size": 32, "lr": 0.001}
+    settings = {
+        "epochs": cfg["finetune_epochs"],
+        "batch_size": 32,
+        "lr": 0.001,
+        **cfg.get("finetune_settings", {}),
+    }
     if name in ("lcm-no-pseudo", "lcm-ssl"):
         settings.update(pseudo_labels=False, diagnosis_pseudo_labels=False)
     path = ckpt["ssl"] if name == "lcm-ssl" else ckpt["lcm"]
@@ -574,6 +584,9 @@ def summary(cells, cfg, cohorts, fits, seconds) -> dict:
         "n_fits": len(fits),
         "seconds": round(seconds, 1),
         "quick": cfg["quick"],
+        "pretrain_settings": cfg.get("pretrain_settings", {}),
+        "finetune_settings": cfg.get("finetune_settings", {}),
+        "target_oracle": cfg.get("target_oracle"),
     }
 
 
@@ -648,6 +661,16 @@ def main(argv: list[str] | None = None) -> int:
         "--keep-motion-coupling",
         action="store_true",
         help="keep patients moving 1.2x more (default: removed)",
+    )
+    p.add_argument(
+        "--pretrain-settings",
+        default="{}",
+        help="JSON merged into the pretrain settings (e.g. select_epoch)",
+    )
+    p.add_argument(
+        "--finetune-settings",
+        default="{}",
+        help="JSON merged into the finetune settings (e.g. freeze_encoder)",
     )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default=str(ROOT / "results" / "benchmarks" / "transfer"))
