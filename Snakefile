@@ -15,6 +15,10 @@ if not workflow.config_settings.configfiles:
 
     configfile: os.path.join(workflow.basedir, "config/config.yaml")
 
+    # The demo's catalogue ships beside the workflow: found from any folder.
+    if not os.path.exists(config["variables"]):
+        config["variables"] = os.path.join(workflow.basedir, config["variables"])
+
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/synth.smk"

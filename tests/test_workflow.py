@@ -98,7 +98,7 @@ def test_workflow_end_to_end(finished_run: Path) -> None:
         (results / "connectome" / "bidsdemo").rglob("*_stat-pearsoncorrelation_relmat.tsv")
     )
     assert len(relmats) == 2
-    assert (finished_run / "logs" / "pretrain" / "pretrain.log").is_file()
+    assert (results / "logs" / "pretrain" / "pretrain.log").is_file()
 
 
 @pytest.mark.slow

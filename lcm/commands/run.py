@@ -110,21 +110,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--cores", help="Cores Snakemake may use (default: the profile's).")
     p.add_argument("-n", "--dry-run", action="store_true", help="Show the plan; run nothing.")
-    p.add_argument(
-        "snakemake_args",
-        nargs="*",
-        metavar="-- SNAKEMAKE_ARGS",
-        help="Options handed to Snakemake unchanged (after `--`).",
-    )
-    p.set_defaults(func=run)
+    # Everything after `--` goes to Snakemake untouched (see _PassThroughParser).
+    p.__class__ = _PassThroughParser
+    p.set_defaults(func=run, snakemake_args=[])
+    p.usage = f"{p.format_usage().removeprefix('usage: ').rstrip()} [-- SNAKEMAKE_ARGS ...]"
+
+
+class _PassThroughParser(argparse.ArgumentParser):
+    """A parser that keeps the words after ``--`` as ``snakemake_args``, unparsed.
+
+    argparse alone gives them to no positional once BIDS_DIR, OUTPUT_DIR and the level are
+    matched, and rejects them.
+    """
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def, override]
+        words = list(sys.argv[1:] if args is None else args)
+        extra: list[str] = []
+        if "--" in words:
+            cut = words.index("--")
+            words, extra = words[:cut], words[cut + 1 :]
+        parsed, unknown = super().parse_known_args(words, namespace)
+        parsed.snakemake_args = extra
+        return parsed, unknown
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm run``; returns Snakemake's exit code."""
     if importlib.util.find_spec("snakemake") is None:
         raise ExternalToolError(
-            "lcm run needs Snakemake, which is not installed in this environment.",
-            hint="pip install 'lcm[workflow]'",
+            "lcm run needs Snakemake, which this environment lacks: pip install 'lcm[workflow]'",
+            hint="Snakemake is in the workflow (and dev) extras of lcm.",
         )
     out = Path(args.output_dir).resolve()
     config = build_config(args, Path.cwd(), out)
