@@ -179,3 +179,53 @@ def test_checkpoints_load_across_compiled_and_eager(tmp_path) -> None:
     loaded, _ = load_checkpoint(out)
     with torch.no_grad():
         torch.testing.assert_close(loaded(fc), expected)
+
+
+def test_device_connectomes_rebuild_the_matrices_exactly() -> None:
+    from lcm.train.loop import DeviceConnectomes
+
+    g = torch.Generator().manual_seed(6)
+    a = torch.randn(9, R, R, generator=g)
+    fc = (a + a.transpose(1, 2)) / 2
+    loader = DeviceConnectomes(fc.numpy(), torch.device("cpu"))
+    assert len(loader) == 9 and loader.triangles.shape == (9, R * (R + 1) // 2)
+    index = torch.tensor([4, 0, 7])
+    assert torch.equal(loader.take(index), fc[index])
+    loader.prefetch(torch.tensor([1, 2]))
+    assert torch.equal(loader.take(torch.tensor([1, 2])), fc[[1, 2]])  # the prefetched copy
+    loader.prefetch(torch.tensor([3]))
+    assert torch.equal(loader.take(torch.tensor([5])), fc[[5]])  # not the prefetched one
+
+
+def test_compile_setting() -> None:
+    from lcm.train.loop import compile_options
+    from lcm.train.settings import resolve_settings
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert compile_options("auto", cpu) is None and compile_options("auto", cuda) == {}
+    assert compile_options(False, cuda) is None and compile_options(True, cpu) == {}
+    assert compile_options("reduce-overhead", cpu) == {"mode": "reduce-overhead"}
+    assert resolve_settings("pretrain", {})["compile"] == "auto"  # configs without the key
+
+
+def test_loop_logs_losses_without_reading_them_each_step() -> None:
+    # The history equals the float sum of loss * batch size, as when it was read every step.
+    from lcm.train.loop import train_epochs
+
+    torch.manual_seed(0)
+    layer = nn.Linear(3, 1)
+    x, y = torch.randn(10, 3), torch.randn(10)
+    seen: list[tuple[float, int]] = []
+
+    def step(index):
+        loss = (layer(x[index]).squeeze(-1) - y[index]).square().mean()
+        seen.append((float(loss), len(index)))
+        return loss, {"loss_part": loss.detach() * 2}
+
+    history = train_epochs(
+        [layer], 10, 1, 4, 1e-2, 0.0, torch.Generator().manual_seed(1), step, "t", quiet=True
+    )
+    total = 0.0
+    for value, n in seen:
+        total = total + value * n
+    assert history[0]["loss_total"] == total / 10
