@@ -219,7 +219,7 @@ def test_loop_logs_losses_without_reading_them_each_step() -> None:
 
     def step(index):
         loss = (layer(x[index]).squeeze(-1) - y[index]).square().mean()
-        seen.append((float(loss), len(index)))
+        seen.append((float(loss.detach()), len(index)))
         return loss, {"loss_part": loss.detach() * 2}
 
     history = train_epochs(
