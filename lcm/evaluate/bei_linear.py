@@ -18,212 +18,23 @@ model, its pretraining buys nothing a ridge regression could not.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from lcm.evaluate.baselines import _TunedLinear, connectome_features
-from lcm.exceptions import ConfigError, InputDataError
+from lcm.evaluate.bei_maps import (  # noqa: F401 (re-exported: one import for users)
+    ALPHAS,
+    MAPS_FILE,
+    BEIMaps,
+    bei_target_matrix,
+    fit_bei_maps,
+)
+from lcm.exceptions import ConfigError
 
 log = logging.getLogger(__name__)
-
-MAPS_FILE = "bei_linear.npz"
-ALPHAS = tuple(float(a) for a in np.logspace(0, 6, 13))
-HOLDOUT_FRACTION = 0.15
-MIN_PRESENT = 10
-
-
-@dataclass
-class BEIMaps:
-    """Ridge maps from Fisher-z connectome features to BEI variables.
-
-    Attributes
-    ----------
-    names : list of str
-        One per output column (``age``, ``sex=M``, ``parkinsons=PD`` ...).
-    x_mean, x_scale : numpy.ndarray, shape (E,)
-        Feature standardisation (pretraining training part).
-    coef : numpy.ndarray, shape (E, V)
-    intercept : numpy.ndarray, shape (V,)
-    alpha : numpy.ndarray, shape (V,)
-        Penalty chosen per output on the pretraining hold-out.
-    heldout_r2 : numpy.ndarray, shape (V,)
-        Hold-out R² of each map at its penalty (how well the variable is read from FC).
-    """
-
-    names: list[str]
-    x_mean: np.ndarray
-    x_scale: np.ndarray
-    coef: np.ndarray
-    intercept: np.ndarray
-    alpha: np.ndarray
-    heldout_r2: np.ndarray
-
-    def transform(self, fc: np.ndarray) -> np.ndarray:
-        """Predicted variables ``(n, V)`` of connectomes ``(n, R, R)``."""
-        x = (connectome_features(fc) - self.x_mean) / self.x_scale
-        return x @ self.coef + self.intercept
-
-    def save(self, path: str | Path) -> Path:
-        """Write the maps as a ``.npz`` (no pickled objects)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(
-            tmp, names=np.array(self.names, dtype=str), x_mean=self.x_mean, x_scale=self.x_scale,
-            coef=self.coef, intercept=self.intercept, alpha=self.alpha,
-            heldout_r2=self.heldout_r2,
-        )  # fmt: skip
-        tmp.replace(path)
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> BEIMaps:
-        """Read maps written by :meth:`save`."""
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return cls(
-                    names=[str(n) for n in z["names"]], x_mean=z["x_mean"],
-                    x_scale=z["x_scale"], coef=z["coef"], intercept=z["intercept"],
-                    alpha=z["alpha"], heldout_r2=z["heldout_r2"],
-                )  # fmt: skip
-        except (OSError, KeyError, ValueError) as exc:
-            raise InputDataError(
-                f"Cannot read the BEI ridge maps {path}: {exc}",
-                hint="Rerun `lcm pretrain`, which writes them beside the checkpoint.",
-            ) from exc
-
-
-def bei_target_matrix(variables: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
-    """Targets ``(n, V)`` (NaN where missing) and their names, from catalogue-typed variables.
-
-    Numeric columns (float: continuous, ordinal) are kept as they are; object columns (levels of
-    binary and categorical variables) become one 0/1 indicator per level (a binary variable
-    keeps one). Columns with fewer than :data:`MIN_PRESENT` values, or constant, are dropped.
-    """
-    cols, names = [], []
-    for name in variables.columns:
-        col = variables[name]
-        if pd.api.types.is_numeric_dtype(col):
-            values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
-            cols.append(values)
-            names.append(str(name))
-            continue
-        present = col.notna().to_numpy()
-        levels = sorted({str(v) for v in col[present]})
-        for level in levels[1:] if len(levels) == 2 else levels:
-            values = np.where(present, (col.astype(str) == level).to_numpy(float), np.nan)
-            cols.append(values)
-            names.append(f"{name}={level}")
-    keep = [
-        i for i, c in enumerate(cols)
-        if np.isfinite(c).sum() >= MIN_PRESENT and np.nanstd(c) > 0
-    ]  # fmt: skip
-    if not keep:
-        return np.zeros((len(variables), 0)), []
-    return np.column_stack([cols[i] for i in keep]), [names[i] for i in keep]
-
-
-def _ridge_path(
-    x: np.ndarray, y: np.ndarray, x_val: np.ndarray, alphas: tuple[float, ...]
-) -> np.ndarray:
-    """Held-out predictions ``(A, n_val, V)`` of ridge (no intercept: centred data) per alpha.
-
-    One eigendecomposition serves every alpha and output: of ``X X^T`` when samples are fewer
-    than features, else of ``X^T X``.
-    """
-    n, p = x.shape
-    out = np.empty((len(alphas), len(x_val), y.shape[1]))
-    if n <= p:
-        evals, q = np.linalg.eigh(x @ x.T)
-        qty = q.T @ y  # (n, V)
-        kv = x_val @ x.T @ q  # (n_val, n)
-        for a, alpha in enumerate(alphas):
-            out[a] = kv @ (qty / (evals + alpha)[:, None])
-    else:
-        evals, v = np.linalg.eigh(x.T @ x)
-        vtxty = v.T @ (x.T @ y)  # (p, V)
-        xv = x_val @ v
-        for a, alpha in enumerate(alphas):
-            out[a] = xv @ (vtxty / (evals + alpha)[:, None])
-    return out
-
-
-def fit_bei_maps(
-    fc: np.ndarray,
-    variables: pd.DataFrame,
-    groups: np.ndarray,
-    seed: int = 0,
-    alphas: tuple[float, ...] = ALPHAS,
-) -> BEIMaps:
-    """Fit one ridge map per BEI variable on a pretraining cohort.
-
-    Parameters
-    ----------
-    fc : numpy.ndarray, shape (n, R, R)
-    variables : pandas.DataFrame
-        ``n`` rows of catalogue variables (the pretraining cohort's).
-    groups : numpy.ndarray, shape (n,)
-        Subject of each row: the hold-out choosing each penalty is subject-level.
-    seed : int
-    alphas : tuple of float
-        Candidate penalties (on standardised features).
-
-    Returns
-    -------
-    BEIMaps
-        Fitted on the training part with the penalty chosen on the held-out part; a missing
-        target is imputed by its training mean (which only shrinks its map).
-    """
-    y, names = bei_target_matrix(variables.reset_index(drop=True))
-    if not names:
-        raise InputDataError(
-            "bei-linear: the pretraining cohort has no BEI variable with enough values.",
-            hint="Check the pretraining datasets' phenotype files.",
-        )
-    feats = connectome_features(fc)
-    subjects = np.unique(groups)
-    rng = np.random.default_rng(seed)
-    n_out = max(1, round(HOLDOUT_FRACTION * len(subjects))) if len(subjects) >= 10 else 0
-    held = np.isin(groups, rng.permutation(subjects)[:n_out])
-    train = ~held if n_out else np.ones(len(groups), dtype=bool)
-    x_mean = feats[train].mean(axis=0)
-    x_scale = feats[train].std(axis=0)
-    x_scale[x_scale == 0] = 1.0
-    x = (feats - x_mean) / x_scale
-    y_mean = np.nanmean(y[train], axis=0)
-    y_c = np.where(np.isfinite(y), y - y_mean, 0.0)
-    alpha = np.full(len(names), 1e3)
-    r2 = np.full(len(names), np.nan)
-    if n_out:
-        pred = _ridge_path(x[train], y_c[train], x[held], alphas)
-        truth, present = y_c[held], np.isfinite(y[held])
-        for v in range(len(names)):
-            ok = present[:, v]
-            if ok.sum() < 3:
-                continue
-            sse = ((pred[:, ok, v] - truth[ok, v][None]) ** 2).sum(axis=1)
-            best = int(np.argmin(sse))
-            alpha[v] = alphas[best]
-            sst = ((truth[ok, v] - truth[ok, v].mean()) ** 2).sum()
-            r2[v] = 1.0 - sse[best] / sst if sst > 0 else np.nan
-    coef = np.empty((x.shape[1], len(names)))
-    for a in np.unique(alpha):  # one fit per distinct penalty, all its outputs at once
-        cols = np.flatnonzero(alpha == a)
-        model = Ridge(alpha=float(a), fit_intercept=False, solver="auto")
-        model.fit(x[train], y_c[train][:, cols])
-        coef[:, cols] = np.atleast_2d(model.coef_).T
-    log.info(
-        "bei-linear maps: %s",
-        ", ".join(
-            f"{n} (alpha {a:g}, held-out R2 {r:.2f})"
-            for n, a, r in zip(names, alpha, r2, strict=True)
-        ),
-    )
-    return BEIMaps(names, x_mean, x_scale, coef, y_mean, alpha, r2)
 
 
 class BEILinear(_TunedLinear):
