@@ -704,6 +704,8 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None:
             cfg[key] = value
     cfg.update(
+        pretrain_settings=json.loads(args.pretrain_settings),
+        finetune_settings=json.loads(args.finetune_settings),
         lcm_cells=args.lcm_cells,
         target_oracle=args.target_oracle,
         seed=args.seed,
