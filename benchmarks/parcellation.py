@@ -124,7 +124,7 @@ def make_inputs(
 def _confound_array(path: Path) -> np.ndarray:
     import pandas as pd
 
-    from lcm.connectome.denoise import strategy_columns
+    from lcm.connectome.confounds import strategy_columns
 
     table = pd.read_csv(path, sep="\t", na_values=["n/a"]).fillna(0.0)
     return table[strategy_columns(DENOISE["strategy"])].to_numpy()

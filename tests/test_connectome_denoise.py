@@ -16,12 +16,10 @@ from nilearn import signal
 from nilearn.interfaces.fmriprep import load_confounds_strategy
 
 from lcm.atlas import load_atlas
+from lcm.connectome.confounds import STRATEGIES, confound_columns, read_confounds_metadata
 from lcm.connectome.denoise import (
-    STRATEGIES,
     clean_signals,
-    confound_columns,
     read_confounds,
-    read_confounds_metadata,
     scrub_mask,
     short_segments,
     std_dvars,

@@ -26,7 +26,7 @@ from conftest_connectome import (
 
 from lcm.atlas import load_atlas
 from lcm.commands import connectome as connectome_cmd
-from lcm.connectome.denoise import confound_columns, strategy_columns
+from lcm.connectome.confounds import confound_columns, strategy_columns
 from lcm.connectome.qc import read_qc_table
 from lcm.connectome.relmat import read_relmat
 from lcm.connectome.settings import DenoiseSettings

@@ -1,189 +1,20 @@
-"""Confound selection, scrubbing and cleaning of parcel signals (nilearn.signal.clean)."""
+"""Scrubbing and cleaning of parcel signals (nilearn.signal.clean); the confound columns of each
+strategy are in :mod:`lcm.connectome.confounds`."""
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from lcm.connectome.confounds import DVARS_COLUMN, FD_COLUMN, STRATEGIES
 from lcm.connectome.settings import DenoiseSettings
 from lcm.exceptions import ExcludedRunError
 
 log = logging.getLogger(__name__)
-
-MOTION_6P = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
-PHYSIO_3P = ("csf", "white_matter", "global_signal")
-WM_CSF = ("csf", "white_matter")
-GS = ("global_signal",)
-FD_COLUMN = "framewise_displacement"
-DVARS_COLUMN = "std_dvars"
-N_ACOMPCOR = 5
-COSINE_PREFIX = "cosine"
-ACOMPCOR_PREFIX = "a_comp_cor_"
-# nilearn's scrub=5: continuous segments of kept volumes shorter than this are dropped too.
-NILEARN_MIN_SEGMENT = 5
-
-
-def _expand(base: tuple[str, ...]) -> list[str]:
-    """Each column, its derivative, its square and the derivative's square (Satterthwaite)."""
-    out = list(base)
-    for suffix in ("_derivative1", "_power2", "_derivative1_power2"):
-        out += [f"{c}{suffix}" for c in base]
-    return out
-
-
-def _motion_12p() -> list[str]:
-    return [*MOTION_6P, *(f"{c}_derivative1" for c in MOTION_6P)]
-
-
-@dataclass(frozen=True)
-class Strategy:
-    """A named denoising strategy.
-
-    Attributes
-    ----------
-    columns : tuple of str
-        Fixed fMRIPrep confound columns, all required.
-    cosines : bool
-        Add every ``cosine*`` column present (nilearn's ``high_pass`` component; optional).
-    compcor : str or None
-        ``"first5"``: ``a_comp_cor_00`` .. ``_04`` (required); ``"combined"``: every aCompCor
-        column of the combined WM+CSF mask (from the confounds JSON when present, else every
-        ``a_comp_cor_*`` column; at least one required).
-    min_segment : int
-        Kept segments shorter than this are scrubbed too (0: off).
-    """
-
-    columns: tuple[str, ...]
-    cosines: bool = False
-    compcor: str | None = None
-    min_segment: int = 0
-
-
-# XCP-D's names (24P, 27P, 36P, acompcor, acompcor_gsr) and the Ciric et al. 6P / 9P; the
-# nilearn ``load_confounds_strategy`` presets with their default parameters (motion "full";
-# simple: wm_csf "basic"; scrubbing: wm_csf "full", scrub 5; compcor: anat_combined, all).
-# XCP-D's acompcor takes 5 WM + 5 CSF components; ours take the 5 first combined-mask ones,
-# which every fMRIPrep version (and the synthetic confounds) writes.
-STRATEGIES: dict[str, Strategy] = {
-    "6P": Strategy(MOTION_6P),
-    "9P": Strategy((*MOTION_6P, *PHYSIO_3P)),
-    "24P": Strategy(tuple(_expand(MOTION_6P))),
-    "27P": Strategy((*_expand(MOTION_6P), *PHYSIO_3P)),
-    "36P": Strategy(tuple(_expand((*MOTION_6P, *PHYSIO_3P)))),
-    "acompcor": Strategy(tuple(_motion_12p()), compcor="first5"),
-    "acompcor_gsr": Strategy((*_motion_12p(), *GS), compcor="first5"),
-    "simple": Strategy((*_expand(MOTION_6P), *WM_CSF), cosines=True),
-    "simple_gsr": Strategy((*_expand(MOTION_6P), *WM_CSF, *GS), cosines=True),
-    "scrubbing": Strategy(
-        (*_expand(MOTION_6P), *_expand(WM_CSF)), cosines=True, min_segment=NILEARN_MIN_SEGMENT
-    ),
-    "scrubbing_gsr": Strategy(
-        (*_expand(MOTION_6P), *_expand((*WM_CSF, *GS))),
-        cosines=True,
-        min_segment=NILEARN_MIN_SEGMENT,
-    ),
-    "compcor": Strategy(tuple(_expand(MOTION_6P)), cosines=True, compcor="combined"),
-}
-
-
-def strategy_columns(strategy: str) -> list[str]:
-    """Fixed fMRIPrep confound columns of a denoising strategy (cosines and aCompCor aside).
-
-    ``6P`` = translations and rotations; ``9P`` = 6P + csf, white matter, global signal;
-    ``24P`` = 6P with derivatives, squares and squared derivatives; ``27P`` = 24P + csf, white
-    matter, global signal; ``36P`` = the expansion of 9P; ``acompcor`` = 6P + their derivatives
-    (+ ``a_comp_cor_00`` .. ``_04``); ``acompcor_gsr`` = acompcor + global signal. For the
-    nilearn presets see :data:`STRATEGIES`.
-    """
-    spec = _strategy(strategy)
-    extra = [f"{ACOMPCOR_PREFIX}{i:02d}" for i in range(N_ACOMPCOR)]
-    return [*spec.columns, *(extra if spec.compcor == "first5" else [])]
-
-
-def _strategy(strategy: str) -> Strategy:
-    if strategy not in STRATEGIES:
-        raise ValueError(
-            f"Unknown denoising strategy {strategy!r}; expected one of {sorted(STRATEGIES)}."
-        )
-    return STRATEGIES[strategy]
-
-
-def confound_columns(
-    strategy: str,
-    available_columns: list[str] | pd.Index,
-    metadata: dict[str, Any] | None = None,
-) -> list[str]:
-    """Columns of ``strategy``, checked against those a confounds table holds.
-
-    Parameters
-    ----------
-    strategy : str
-        A key of :data:`STRATEGIES`.
-    available_columns : sequence of str
-        Header of the fMRIPrep ``desc-confounds_timeseries.tsv``.
-    metadata : dict, optional
-        The confounds JSON (fMRIPrep's per-column metadata); picks the combined-mask aCompCor
-        components of the ``compcor`` preset.
-
-    Returns
-    -------
-    list of str
-        The strategy's columns, in a fixed order.
-
-    Raises
-    ------
-    ExcludedRunError
-        Naming every missing column.
-    """
-    spec = _strategy(strategy)
-    have = list(available_columns)
-    wanted = strategy_columns(strategy)
-    missing = [c for c in wanted if c not in set(have)]
-    if spec.compcor == "combined":
-        comps = _combined_compcor(have, metadata)
-        if not comps:
-            missing.append(f"{ACOMPCOR_PREFIX}* (combined mask)")
-        wanted += comps
-    if missing:
-        raise ExcludedRunError(
-            f"confounds lack the columns {missing} needed by strategy {strategy!r}",
-            hint="Use a strategy the confounds support (e.g. 6P), or regenerate them with "
-            "fMRIPrep.",
-        )
-    if spec.cosines:
-        wanted += [c for c in have if c.startswith(COSINE_PREFIX)]
-    return wanted
-
-
-def _combined_compcor(columns: list[str], metadata: dict[str, Any] | None) -> list[str]:
-    """aCompCor columns of the combined mask (all ``a_comp_cor_*`` without metadata)."""
-    comps = [c for c in columns if c.startswith(ACOMPCOR_PREFIX)]
-    if not metadata:
-        return comps
-    return [
-        c
-        for c in comps
-        if isinstance(metadata.get(c), dict)
-        and metadata[c].get("Mask") == "combined"
-        and metadata[c].get("Retained", True)
-    ]
-
-
-def read_confounds_metadata(path: str | Path) -> dict[str, Any] | None:
-    """The confounds JSON beside a confounds TSV (``None`` if absent or unreadable)."""
-    side = Path(path).with_name(Path(path).name.replace(".tsv", ".json"))
-    try:
-        value = json.loads(side.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def read_confounds(path: str | Path, n_volumes: int) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lcm.connectome.denoise import STRATEGIES, confound_columns, read_confounds_metadata
+from lcm.connectome.confounds import STRATEGIES, confound_columns, read_confounds_metadata
 from lcm.exceptions import ConfigError, ExcludedRunError
 
 log = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ import pandas as pd
 from lcm.bids.runs import RunIds
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.atomic import write_tsv
+from lcm.io.derivatives import exclusion_reasons, included_mask
 
 QC_COLUMNS = (
     "dataset", "subject", "session", "task", "run", "run_key", "included", "reason",
@@ -132,26 +133,6 @@ def collect_qc(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
     return df
 
 
-def exclusion_reasons(table: pd.DataFrame, limit: int = 3) -> str:
-    """Why the runs of ``table`` were excluded, in one line: counts per reason, examples.
-
-    ``table`` is a manifest (``reason_code``, ``reason``) or a QC table (``reason``); runs are
-    counted per code where there is one, else per reason text.
-    """
-    excluded = table[~table["included"].astype(str).str.lower().isin(["true", "1"])]
-    if excluded.empty:
-        return "no run listed"
-    reasons = excluded["reason"].fillna("").astype(str).str.replace("\n", " ")
-    codes = excluded["reason_code"].fillna("").astype(str) if "reason_code" in excluded else None
-    keys = codes.where(codes != "", reasons) if codes is not None else reasons
-    parts = []
-    for key, count in keys.value_counts().head(limit).items():
-        example = reasons[keys == key].iloc[0]
-        parts.append(f"{count} x {key}" + (f" (e.g. {example})" if example != key else ""))
-    more = keys.nunique() - limit
-    return "; ".join(parts) + (f"; and {more} other reason(s)" if more > 0 else "")
-
-
 def no_run_error(manifest: str | Path | None, out: str | Path) -> InputDataError:
     """The error of a dataset without any run to collect, naming the ingest's reasons.
 
@@ -235,5 +216,5 @@ def read_qc_table(path: str | Path) -> pd.DataFrame:
             df[col] = "" if col in _ID_COLUMNS else np.nan
     for col in _ID_COLUMNS:
         df[col] = df[col].fillna("")
-    df["included"] = df["included"].astype(str).str.lower().eq("true")
+    df["included"] = included_mask(df["included"], str(path))
     return df

@@ -22,9 +22,8 @@ from lcm.atlas import Atlas
 from lcm.bids.manifest import read_manifest
 from lcm.bids.runs import run_ids_from_key
 from lcm.bids.selection import select_parcellation
+from lcm.connectome.confounds import DVARS_COLUMN, FD_COLUMN
 from lcm.connectome.denoise import (
-    DVARS_COLUMN,
-    FD_COLUMN,
     clean_signals,
     fill_dropout,
     scrub_mask,

@@ -40,7 +40,7 @@ class DenoiseSettings:
     Attributes
     ----------
     strategy : str
-        Confound set (see :data:`lcm.connectome.denoise.STRATEGIES`).
+        Confound set (see :data:`lcm.connectome.confounds.STRATEGIES`).
     fd_threshold : float or None
         Volumes with framewise displacement above this (mm) are scrubbed; ``None`` disables.
     dvars_threshold : float or None

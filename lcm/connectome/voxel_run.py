@@ -15,17 +15,19 @@ from lcm.atlas import Atlas, resample_to
 from lcm.bids.runs import RunIds, run_ids_from_name
 from lcm.bids.timing import header_tr, tr_mismatch
 from lcm.connectome.bold_stream import read_bold_header
-from lcm.connectome.coverage import MIN_COVERAGE, empty_parcels, parcel_coverage
-from lcm.connectome.denoise import (
+from lcm.connectome.confounds import (
     DVARS_COLUMN,
     FD_COLUMN,
-    clean_signals,
     confound_columns,
+    read_confounds_metadata,
+)
+from lcm.connectome.coverage import MIN_COVERAGE, empty_parcels, parcel_coverage
+from lcm.connectome.denoise import (
+    clean_signals,
     confound_matrix,
     fill_dropout,
     framewise_displacement,
     read_confounds,
-    read_confounds_metadata,
     scrub_mask,
     std_dvars,
 )

@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import atomic_path, write_tsv
+from lcm.io.derivatives import exclusion_reasons, included_mask
 from lcm.io.provenance import environment
 from lcm.store.catalogue import Catalogue
 from lcm.store.commit import VARIABLES_ID_KEY, DatasetCommit
@@ -186,10 +187,8 @@ def stored_rows(qc: pd.DataFrame, dataset: str) -> pd.DataFrame:
     InputDataError
         No included run, or ``n_windows`` disagreeing with the files listed.
     """
-    runs = qc[qc["included"].astype(str).str.lower().isin(["true", "1"])].reset_index(drop=True)
+    runs = qc[included_mask(qc["included"], f"QC table of {dataset!r}")].reset_index(drop=True)
     if runs.empty:
-        from lcm.connectome.qc import exclusion_reasons
-
         why = exclusion_reasons(qc) if "reason" in qc.columns else "no reason recorded"
         raise InputDataError(
             f"Dataset {dataset!r}: no included run in its QC table ({len(qc)} run(s) "
