@@ -309,6 +309,14 @@ def pretrained_models(models: list[str]) -> list[str]:
 
 def _check_cross_references(config: dict[str, Any], source: str) -> None:
     datasets = config["datasets"]
+    atlas = config["atlas"]
+    voxel = sorted(n for n, ds in datasets.items() if ds["entry"] in ("bids", "fmriprep"))
+    if atlas["labels"] and not atlas["path"] and not atlas.get("templateflow") and voxel:
+        raise ConfigError(
+            f"{source}: atlas.labels is given without atlas.path, a labels-only atlas, but "
+            f"datasets {voxel} are voxel-level and need an atlas image to parcellate.",
+            hint="Set atlas.path to the atlas's label NIfTI, or use a registry atlas name.",
+        )
     for name, task in config.get("tasks", {}).items():
         ds = datasets.get(task["dataset"])
         if ds is None:

@@ -137,3 +137,16 @@ def test_received_value_is_a_bounded_excerpt(demo: dict) -> None:
     with pytest.raises(ConfigError, match="key 'seed'") as info:
         validate_config(bad)
     assert "\n" not in info.value.message and len(info.value.message) < 500
+
+
+def test_labels_only_atlas_is_for_roi_level_datasets(tmp_path) -> None:
+    """A labels TSV alone parcellates nothing: refused at load when a dataset is voxel-level."""
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["atlas"] = {"name": "aal2", "labels": str(tmp_path / "aal2.tsv"), "seg": "AAL2"}
+    with pytest.raises(ConfigError, match=r"labels-only atlas, but datasets \['bidsdemo'\]"):
+        validate_config(cfg)
+    cfg["datasets"] = {k: v for k, v in cfg["datasets"].items() if v["entry"] == "roi_timeseries"}
+    kept = cfg["datasets"]
+    cfg["synth"]["consortia"] = {k: v for k, v in cfg["synth"]["consortia"].items() if k in kept}
+    cfg["tasks"] = {k: v for k, v in cfg["tasks"].items() if v["dataset"] in kept}
+    assert validate_config(cfg)["atlas"]["seg"] == "AAL2"

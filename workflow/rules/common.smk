@@ -143,8 +143,17 @@ def ingest_options(wildcards):
     ingest = CFG["ingest"]
     opts = f"--select {as_json(ingest['select'].get(wildcards.dataset, {}))}"
     opts += "" if ingest["validate"] else " --no-validate"
-    tr = CFG["datasets"][wildcards.dataset].get("repetition_time")
+    dataset = CFG["datasets"][wildcards.dataset]
+    tr = dataset.get("repetition_time")
     opts += "" if tr is None else f" --repetition-time {quoted(float(tr))}"
+    if dataset["entry"] in ("roi_timeseries", "connectome"):
+        # Files of other parcellations (seg-) are left out at ingest, named in the summary.
+        opts += f" --atlas-name {quoted(CFG['atlas']['name'])}"
+        if CFG["atlas"].get("seg"):
+            opts += f" --atlas-seg {quoted(CFG['atlas']['seg'])}"
+    if dataset["entry"] == "fmriprep":
+        # The strategy's confound columns are checked on the first run, before any run starts.
+        opts += f" --denoise {as_json(CFG['denoise'])}"
     return opts + ("" if ingest["cache"] else " --no-cache")
 
 
@@ -397,12 +406,20 @@ def run_qc_files(wildcards):
     return list(_RUN_QC_FILES[ds])
 
 
-def atlas_args():
-    """Atlas options of `lcm connectome` (a user atlas by path, or a TemplateFlow query)."""
+def atlas_args(with_seg=True):
+    """Atlas options of `lcm connectome` and `lcm report`.
+
+    A user atlas by image and labels, by labels alone (ROI-level entries) or by a TemplateFlow
+    query; ``--atlas-seg`` (the seg- label of input files) only for the connectome verbs.
+    """
     atlas = CFG["atlas"]
     args = f"--atlas-name {quoted(atlas['name'])}"
     if atlas["path"]:
-        args += f" --atlas-path {quoted(atlas['path'])} --atlas-labels {quoted(atlas['labels'])}"
+        args += f" --atlas-path {quoted(atlas['path'])}"
+    if atlas["labels"]:
+        args += f" --atlas-labels {quoted(atlas['labels'])}"
+    if with_seg and atlas.get("seg"):
+        args += f" --atlas-seg {quoted(atlas['seg'])}"
     if atlas.get("templateflow"):
         args += f" --atlas-templateflow {as_json(atlas['templateflow'])}"
     return args
@@ -419,7 +436,7 @@ def connectome_options():
 def atlas_files():
     """A user atlas's files (tracked inputs); the registry atlases ship with the package."""
     atlas = CFG["atlas"]
-    return [atlas["path"], atlas["labels"]] if atlas["path"] else []
+    return [path for path in (atlas["path"], atlas["labels"]) if path]
 
 
 def phenotype_file(wildcards):

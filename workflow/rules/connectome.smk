@@ -55,7 +55,7 @@ rule connectome_collect:
         code=code_hash("connectome"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule connectome_collect connectome collect --qc'
-        " {input.qc:q} --out {output.table:q}"
+        " {input.qc:q} --manifest {input.manifest:q} --out {output.table:q}"
 
 
 rule connectome_timeseries:

@@ -48,7 +48,7 @@ rule report:
         ssl_history_arg=optional_arg("--ssl-history", "ssl_history"),
         truth_arg=optional_arg("--ground-truth", "truth"),
         attention_arg=optional_arg("--attention", "attention"),
-        atlas_args=atlas_args(),
+        atlas_args=atlas_args(with_seg=False),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule report report --metrics {input.metrics:q}'
         " --predictions {input.predictions:q} {params.history_arg} {params.bei_eval_arg} --qc"
