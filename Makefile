@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
-# Rules run `python -m lcm`: the virtualenv's python must come first on PATH.
+# Rules run lcm with the interpreter that runs Snakemake; PATH is set for tools the tests call.
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: demo test lint format venv clean
