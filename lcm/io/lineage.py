@@ -118,6 +118,8 @@ def verify(root: str | Path, base: str | Path = ".") -> list[str]:
     hashes = _Hashes()
     problems = []
     for side in sorted(Path(root).rglob("*.json")):
+        if any(part.startswith(".") for part in side.relative_to(root).parts[:-1]):
+            continue  # .snakemake/ and LCM's hidden bookkeeping hold no provenance sidecars
         try:
             record = json.loads(side.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError, OSError):
