@@ -299,12 +299,15 @@ def task_models(config: dict[str, Any], task: str) -> list[str]:
     return list(config["tasks"][task].get("models", config["evaluate"]["models"]))
 
 
-def pretrained_models(models: list[str]) -> list[str]:
-    """The models among ``models`` that start from a pretraining checkpoint (the LCM variants).
+# Models that read a pretraining checkpoint folder: the LCM variants (lcm-scratch borrows the
+# checkpoint's architecture and catalogue), their shuffled-label control, and bei-linear (the
+# BEI ridge maps fitted by lcm pretrain). lcm-ssl reads the self-supervised-only checkpoint.
+CHECKPOINT_MODELS = ("lcm", "lcm-no-pseudo", "lcm-ssl", "lcm-scratch", "shuffled-lcm", "bei-linear")
 
-    ``lcm-scratch`` is among them: it borrows the checkpoint's architecture and catalogue.
-    """
-    return [m for m in models if m.startswith("lcm")]
+
+def pretrained_models(models: list[str] | tuple[str, ...]) -> list[str]:
+    """The models among ``models`` that need a pretraining checkpoint (see CHECKPOINT_MODELS)."""
+    return [m for m in models if m in CHECKPOINT_MODELS]
 
 
 def _check_cross_references(config: dict[str, Any], source: str) -> None:

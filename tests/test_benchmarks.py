@@ -56,6 +56,10 @@ KEYS: dict[str, set[str]] = {
         "failures", "cohorts",
     },
     "synth_speed.py": {"benchmark", "cpus", "roi", "voxel", "all_targets_met"},
+    "transfer.py": {
+        "pretrain_gain", "pretrain_gain_ci_low", "linear_gap", "null_gain", "pseudo_gain",
+        "seeds",
+    },
     "evaluate_speed.py": {
         "ratio_default_vs_single", "single_s", "default_s", "default_threads", "target",
         "identical_metrics",

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from lcm.config import pretrained_models
 from lcm.evaluate.baselines import (
     ConnectomeLogReg,
     ConnectomeRidge,
@@ -35,8 +36,6 @@ from lcm.exceptions import ConfigError
 KINDS = ("binary", "continuous")
 LCM_MODELS = ("lcm", "lcm-no-pseudo", "lcm-ssl", "lcm-scratch")
 BASELINE_MODELS = ("logreg", "svm", "ridge", "tangent-logreg", "cpm", "bei-linear")
-# Baselines that read the pretraining checkpoint folder (the BEI ridge maps).
-CHECKPOINT_BASELINES = ("bei-linear",)
 CONTROL_MODELS = ("shuffled-labels", "shuffled-lcm")
 # shuffled-lcm is opt-in: each fit is two full finetunings.
 DEFAULT_MODELS = (*LCM_MODELS, *BASELINE_MODELS, "shuffled-labels")
@@ -165,11 +164,8 @@ def make_model(name: str, context: ModelContext) -> Model:
 
 
 def models_needing_checkpoint(models: list[str] | tuple[str, ...]) -> list[str]:
-    """The models among ``models`` that read a checkpoint: LCM variants, ``bei-linear``."""
-    return [
-        m for m in models
-        if m.startswith("lcm") or m in CHECKPOINT_BASELINES or m == "shuffled-lcm"
-    ]  # fmt: skip
+    """The models among ``models`` that read a checkpoint (one definition: lcm.config)."""
+    return pretrained_models(models)
 
 
 def _lcm_factory(init: str, pseudo_labels: bool | None, ssl_only: bool = False) -> ModelFactory:

@@ -2,7 +2,8 @@
 
 A glass-brain-like view without a template download: three orthogonal projections (sagittal,
 coronal, axial) of the ROI centroids in MNI millimetres, each ROI a disc whose colour and size
-grow with its mean attention. Centroids come from the atlas image (:func:`roi_centroids`).
+grow with its mean attention. Centroids come from the atlas (its labels' x, y, z, else its
+image: ``Atlas.centroids``).
 """
 
 from __future__ import annotations
@@ -24,18 +25,6 @@ from lcm.exceptions import InputDataError
 # (x-axis, y-axis) coordinate indices and axis labels of the three views.
 _VIEWS = (("sagittal", 1, 2, "y (mm)", "z (mm)"), ("coronal", 0, 2, "x (mm)", "z (mm)"),
           ("axial", 0, 1, "x (mm)", "y (mm)"))  # fmt: skip
-
-
-def roi_centroids(atlas: Atlas) -> np.ndarray:
-    """Centre of mass of each region in world (MNI mm) coordinates, ``[R, 3]``, labels order."""
-    data = np.asarray(atlas.img.dataobj)
-    centroids = np.full((atlas.n_rois, 3), np.nan)
-    for i, index in enumerate(atlas.labels["index"].to_numpy()):
-        voxels = np.argwhere(data == index)
-        if len(voxels):
-            ijk = np.r_[voxels.mean(axis=0), 1.0]  # homogeneous voxel coordinates
-            centroids[i] = (atlas.img.affine @ ijk)[:3]
-    return centroids
 
 
 def mean_query_attention(attention: pd.DataFrame, query: str, roi_names: list[str]) -> np.ndarray:
@@ -168,7 +157,7 @@ def attention_section(paths: list[str | Path], atlas: Atlas) -> str:
 
     if not paths:
         return ""
-    by_name = dict(zip(atlas.labels["name"].astype(str), roi_centroids(atlas), strict=True))
+    by_name = dict(zip(atlas.labels["name"].astype(str), atlas.centroids(), strict=True))
     parts = [
         '<h2 id="attention">Diagnosis queries: attention over ROIs</h2>',
         '<p class="note">Cross-attention of each diagnosis query of the finetuned model (last '

@@ -32,6 +32,11 @@ rule report:
             caption="../report/headline.rst",
             category="Metrics",
         ),
+        contrasts=report(
+            f"{RESULTS}/metrics/contrasts.tsv",
+            caption="../report/contrasts.rst",
+            category="Metrics",
+        ),
         html=report(
             f"{RESULTS}/report/index.html",
             caption="../report/index.rst",
@@ -55,4 +60,4 @@ rule report:
         " {input.qc:q} --ingest-summary {input.ingest:q} {params.ssl_history_arg}"
         " {params.truth_arg} {params.attention_arg} {params.atlas_args} --out-metrics"
         " {output.metrics:q} --out-summary {output.summary:q} --out-headline {output.headline:q}"
-        " --out-html {output.html:q}"
+        " --out-contrasts {output.contrasts:q} --out-html {output.html:q}"
