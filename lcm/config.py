@@ -167,20 +167,31 @@ def validate_partial(config: dict[str, Any], source: str = "--config-json") -> d
     return config
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML (or JSON) config file and return it validated, defaults filled."""
+def read_yaml_mapping(path: str | Path, what: str = "Config file") -> dict[str, Any]:
+    """Read a YAML (or JSON) file that must hold a mapping; one-line errors naming ``what``.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, not valid YAML, or not a mapping at top level.
+    """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(
-            f"Config file not found: {path}", hint="Pass --config config/config.yaml."
-        )
+        raise ConfigError(f"{what} not found: {path}", hint="Check the path.")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"{what} {path} is not valid YAML: {reason}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at top level, got {type(raw).__name__}.")
-    return validate_config(raw, source=str(path))
+        raise ConfigError(f"{what} {path}: expected a mapping at top level, got "
+                          f"{type(raw).__name__}.")  # fmt: skip
+    return raw
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML (or JSON) config file and return it validated, defaults filled."""
+    return validate_config(read_yaml_mapping(path, "Config file"), source=str(path))
 
 
 class _NonFinite:

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from lcm.config import validate_config
+from lcm.config import read_yaml_mapping, validate_config
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     """
     config: dict[str, Any] = {}
     if args.config_file:
-        config = _read_config(Path(cwd, args.config_file))
+        config = read_yaml_mapping(Path(cwd, args.config_file), "--config-file")
     config = _absolute_paths(copy.deepcopy(config), cwd)
     bids = _folder(cwd / args.bids_dir, "BIDS_DIR")
     name = args.dataset_name or _dataset_name(bids)
@@ -220,18 +220,6 @@ def snakemake_command(args: argparse.Namespace, config_path: Path, out: Path) ->
     if args.dry_run:
         cmd.append("--dry-run")
     return [*cmd, *args.snakemake_args, LEVELS[args.analysis_level]]
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"--config-file {path}: no such file.", hint="Check the path.")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--config-file {path} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"--config-file {path}: expected a mapping, got {type(raw).__name__}.")
-    return raw
 
 
 def _absolute_paths(config: dict[str, Any], cwd: Path) -> dict[str, Any]:
