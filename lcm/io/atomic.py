@@ -18,11 +18,14 @@ import os
 import re
 import secrets
 import socket
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from lcm.exceptions import OutputOwnershipError
 
 TMP_TAG = "lcmtmp"
 # Suffixes some writers infer the format or compression from (nibabel, pandas): a temporary file
@@ -47,6 +50,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         other temporary name ends in the random tag, never in ``.parquet`` or ``.tsv``.
     """
     path = Path(path)
+    _check_destination(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_temporaries(path)
     tmp_path = temporary_name(path)
@@ -61,6 +65,23 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _check_destination(path: Path) -> None:
+    """Refuse to replace what is not a regular file (``--out /dev/null`` once replaced the
+    machine's /dev/null with a file: a rename swaps any directory entry, devices included)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise OutputOwnershipError(f"Cannot write {path}: {exc.strerror}.") from None
+    if not stat.S_ISREG(mode):
+        raise OutputOwnershipError(
+            f"Output {path} exists and is not a regular file (a folder, device or pipe); "
+            "nothing was written.",
+            hint="Give a path of a new or regular file.",
+        )
 
 
 def temporary_name(path: str | os.PathLike[str], tag: str = TMP_TAG) -> Path:

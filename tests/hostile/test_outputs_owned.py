@@ -92,3 +92,29 @@ def test_lock_released_when_holder_is_killed(tmp_path: Path) -> None:
     holder.wait()
     with exclusive_lock(lock, "x"):
         pass
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "device"])
+def test_atomic_write_never_replaces_what_is_not_a_regular_file(tmp_path: Path, kind: str) -> None:
+    """`--out /dev/null` once turned the machine's /dev/null into a regular file (a rename swaps
+    any directory entry): such a destination is refused, and stays what it was."""
+    import os
+    import stat
+
+    from lcm.io.atomic import write_text
+
+    if kind == "folder":
+        target = tmp_path / "results"
+        target.mkdir()
+    elif kind == "fifo":
+        target = tmp_path / "pipe"
+        os.mkfifo(target)
+    else:
+        target = Path(os.devnull)
+    before = target.stat().st_mode
+    with pytest.raises(OutputOwnershipError, match="is not a regular file"):
+        write_text(target, "data")
+    assert target.stat().st_mode == before
+    if kind == "device":
+        assert stat.S_ISCHR(target.stat().st_mode)
+    assert not [p for p in target.parent.iterdir() if ".lcmtmp-" in p.name]
