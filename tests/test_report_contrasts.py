@@ -85,3 +85,14 @@ def test_motion_alone_auc_from_the_qc_table():
     assert auc == {"autism": pytest.approx(1.0)}
     assert "AUC 1.000" in motion_fragment(auc["autism"])
     assert motion_confound(None, predictions) == {}
+
+
+def test_first_sentence_names_each_metric_of_its_tasks():
+    """Binary tasks read in AUC and continuous ones in Pearson r: the sentence names both."""
+    metrics, predictions = _metrics(gain=-0.1)
+    table = contrast_table(metrics, predictions)
+    assert "in AUC," in pretraining_verdict(table, {})
+    mixed = table.copy()
+    mixed.loc[mixed["task"] == "autismnull", "metric"] = "pearson_r"
+    sentence = pretraining_verdict(mixed, {})
+    assert "in AUC (binary tasks) or Pearson r (continuous tasks)," in sentence

@@ -247,9 +247,14 @@ def pretraining_verdict(
             helped.append(text)
         else:
             not_helped.append(text)
-    metric = str(rows["metric"].iloc[0]).upper() if len(rows) else "AUC"
+    # Binary tasks are read in AUC, continuous ones in Pearson r: name each metric present.
+    names = {"auc": "AUC", "pearson_r": "Pearson r"}
+    metrics = sorted({names.get(str(m), str(m)) for m in rows["metric"]})
+    metric = " (binary tasks) or ".join(metrics[:2]) if len(metrics) > 1 else metrics[0]
+    if len(metrics) > 1:
+        metric += " (continuous tasks)"
     what = (
-        f"(LCM minus the same transformer trained from scratch, {metric}, "
+        f"(LCM minus the same transformer trained from scratch, in {metric}, "
         "95 % corrected-resampled-t interval over seeds &times; folds)"
     )
     if not helped:
