@@ -144,6 +144,19 @@ def test_empty_roi_rows_are_accepted() -> None:
     assert out[7, 7] == 0 and np.array_equal(out, out.T)
 
 
+def imported_qc(tmp_path: Path, manifest: Path, dataset: str = "pcp") -> pd.DataFrame:
+    """``lcm connectome import`` of a manifest (atlas aal116): its QC table, by subject."""
+    qc_path = tmp_path / "qc.tsv"
+    rc = cli(
+        connectome_cmd,
+        ["connectome", "import", "--dataset", dataset, "--manifest", str(manifest),
+         "--atlas-name", "aal116", "--out-dir", str(tmp_path / "conn"),
+         "--qc-table", str(qc_path)],
+    )  # fmt: skip
+    assert rc == 0
+    return read_qc_table(qc_path).set_index("subject")
+
+
 # -- ROI time-series datasets ----------------------------------------------------------------
 
 
@@ -285,15 +298,7 @@ def test_connectome_listing_to_store(tmp_path: Path, names) -> None:
     df = ingest("pcp", "connectome", listing, manifest)
     assert df["included"].all() and (tmp_path / "ingest" / "summary.tsv").is_file()
 
-    qc_path = tmp_path / "qc.tsv"
-    rc = cli(
-        connectome_cmd,
-        ["connectome", "import", "--dataset", "pcp", "--manifest", str(manifest),
-         "--atlas-name", "aal116", "--out-dir", str(tmp_path / "conn"),
-         "--qc-table", str(qc_path)],
-    )  # fmt: skip
-    assert rc == 0
-    qc = read_qc_table(qc_path).set_index("subject")
+    qc = imported_qc(tmp_path, manifest)
     assert qc["included"].to_dict() == {
         "01": True, "02": True, "03": True, "04": True,
         "05": False, "06": False, "07": False, "08": False,
@@ -312,7 +317,7 @@ def test_connectome_listing_to_store(tmp_path: Path, names) -> None:
     # The store takes these runs like computed ones.
     phenotype = pd.DataFrame({"subject": list(good), "site": ["s1"] * 4})
     out = write_connectomes(
-        tmp_path / "store", "aal116", "pcp", pd.read_csv(qc_path, sep="\t", dtype=str),
+        tmp_path / "store", "aal116", "pcp", pd.read_csv(tmp_path / "qc.tsv", sep="\t", dtype=str),
         phenotype,
     )  # fmt: skip
     stored = pq.read_table(out)

@@ -390,19 +390,6 @@ def _hide_unlabeled(variables: pd.DataFrame, label: str, labeled: np.ndarray) ->
     return out
 
 
-def _fit_predict(
-    name: str,
-    context: ModelContext,
-    fc_train: np.ndarray,
-    y_fit: np.ndarray,
-    variables: pd.DataFrame,
-    groups: np.ndarray,
-    fc_test: np.ndarray,
-) -> np.ndarray:
-    """Fit a fresh model ``name`` on the training fold; its test predictions ``(P, n_test)``."""
-    return _fit_predict_timed(name, context, fc_train, y_fit, variables, groups, fc_test)[0]
-
-
 def _fit_predict_timed(
     name: str,
     context: ModelContext,

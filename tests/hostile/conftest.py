@@ -13,3 +13,7 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parent.parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
+
+# The docker/apptainer stand-ins on PATH (fixture ``standins``, their argv log), shared with
+# tests/test_fmriprep_runner.py rather than written twice.
+from test_fmriprep_runner import standins  # noqa: E402, F401

@@ -25,6 +25,7 @@ from conftest_connectome import (
     write_confounds,
     write_json,
 )
+from test_entry_files import imported_qc
 
 from lcm.atlas import load_atlas
 from lcm.bids.ingest import ingest
@@ -265,15 +266,7 @@ def test_imported_r_outside_unit_range_excludes_that_run(tmp_path: Path, atlas) 
     )
     manifest = tmp_path / "ingest" / "manifest.parquet"
     ingest("pcp", "connectome", listing, manifest)
-    qc_path = tmp_path / "qc.tsv"
-    rc = cli(
-        connectome_cmd,
-        ["connectome", "import", "--dataset", "pcp", "--manifest", str(manifest),
-         "--atlas-name", "aal116", "--out-dir", str(tmp_path / "conn"),
-         "--qc-table", str(qc_path)],
-    )  # fmt: skip
-    assert rc == 0
-    qc = read_qc_table(qc_path).set_index("subject")
+    qc = imported_qc(tmp_path, manifest)
     assert qc["included"].to_dict() == {"01": True, "02": False, "03": True}
     assert "sub-02.npy has values outside [-1, 1] (max |r| = 5)" in qc.loc["02", "reason"]
     assert qc.loc["02", "relmat"] == ""

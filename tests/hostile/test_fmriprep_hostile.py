@@ -6,38 +6,19 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest_connectome import SPACE, make_raw_bids
-from test_fmriprep_runner import IMAGE, STANDIN, _calls, _request
+from test_fmriprep_runner import IMAGE, _calls, _request
 
 from lcm.exceptions import ConfigError
 from lcm.preprocess.container import FmriprepCall, apptainer_command
 from lcm.preprocess.fmriprep_run import run_fmriprep
 
 HOSTILE = 'we ir\'d "q" $(touch PWNED) `touch PWNED2`'
-
-
-@pytest.fixture
-def standins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The ``docker`` and ``apptainer`` stand-ins of tests/test_fmriprep_runner.py on PATH."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in ("docker", "apptainer"):
-        script = bin_dir / tool
-        script.write_text(f"#!{sys.executable}\n{STANDIN}")
-        script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    path = os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ["PATH"]])
-    monkeypatch.setenv("PATH", path)
-    monkeypatch.setenv("STANDIN_LOG", str(tmp_path / "calls.jsonl"))
-    monkeypatch.delenv("TEMPLATEFLOW_HOME", raising=False)
-    for name in ("SLURM_CPUS_PER_TASK", "SLURM_MEM_PER_NODE", "SLURM_MEM_PER_CPU"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path / "calls.jsonl"
 
 
 def _license(folder: Path) -> Path:
