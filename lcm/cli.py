@@ -37,8 +37,15 @@ VERBS = (
 log = logging.getLogger("lcm")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Parser with one sub-command per verb that is importable."""
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """Parser with one sub-command per verb, or only ``verb``'s.
+
+    Parameters
+    ----------
+    verb : str, optional
+        The verb this invocation runs: only its module is imported. Importing every verb costs
+        seconds (scikit-learn, matplotlib, torch), paid by each of a workflow's many jobs.
+    """
     parser = argparse.ArgumentParser(
         prog="lcm",
         description="Large Connectome Model workflow: from fMRI to a pretrained connectome model.",
@@ -51,10 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--rule", help="Workflow rule running this command (recorded in provenance sidecars)."
     )
     sub = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
-    for verb in VERBS:
-        module = importlib.import_module(f"lcm.commands.{verb}")
-        module.register(sub)
+    for name in VERBS if verb is None else (verb,):
+        importlib.import_module(f"lcm.commands.{name}").register(sub)
     return parser
+
+
+def requested_verb(argv: list[str]) -> str | None:
+    """The verb named on the command line after the global options, or None.
+
+    None (no verb, ``--help``, ``--version`` or an unknown word) builds the full parser, so
+    help lists every verb and argparse names the valid choices.
+    """
+    globals_only = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    globals_only.add_argument("-v", "--verbose", action="store_true")
+    globals_only.add_argument("--log-file")
+    globals_only.add_argument("--rule")
+    _, rest = globals_only.parse_known_args(argv)
+    module = rest[0].replace("-", "_") if rest else None  # `model-info` lives in model_info
+    return module if module in VERBS else None
 
 
 def setup_logging(verbose: bool = False, log_file: str | None = None) -> None:
@@ -72,8 +93,8 @@ def setup_logging(verbose: bool = False, log_file: str | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``lcm``; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(requested_verb(words)).parse_args(words)
     setup_logging(args.verbose, args.log_file)
     set_invocation(list(sys.argv[1:] if argv is None else argv), args)
     # Every verb runs within one thread budget (--threads, else SLURM's grant, else the CPUs

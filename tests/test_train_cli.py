@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ import pytest
 import torch
 from conftest_model import CATALOGUE, TINY, make_cohort, write_catalogue
 
-from lcm.cli import build_parser, main
+from lcm.cli import build_parser, main, requested_verb
 
 # The test catalogue, with a second (downstream) dataset coded like the first.
 CLI_CATALOGUE = (
@@ -117,3 +119,42 @@ def test_help_has_example(verb: str, capsys: pytest.CaptureFixture[str]) -> None
         build_parser().parse_args([verb, "--help"])
     text = capsys.readouterr().out
     assert "example" in text and f"lcm {verb}" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "verb"),
+    [
+        ([], None),
+        (["--help"], None),
+        (["--version"], None),
+        (["nope", "--x"], None),
+        (["-v", "--log-file", "a.log", "--rule", "r", "evaluate", "--task", "t"], "evaluate"),
+        (["--log-file=a.log", "model-info", "--checkpoint", "c"], "model_info"),
+    ],
+)
+def test_requested_verb(argv: list[str], verb: str | None) -> None:
+    assert requested_verb(argv) == verb
+
+
+def test_a_verb_imports_only_its_own_command_module() -> None:
+    """Each workflow job pays for its own verb's imports, not scikit-learn/matplotlib/torch."""
+    code = (
+        "import sys; from lcm import cli; "
+        "cli.build_parser(cli.requested_verb(['--rule', 'r', 'provenance', 'verify', 'x']));"
+        "print(sorted(m for m in sys.modules if m.startswith('lcm.commands.')"
+        " and not m.startswith('lcm.commands._')), 'torch' in sys.modules,"
+        " 'matplotlib' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["['lcm.commands.provenance']", "False", "False"]
+
+
+def test_an_unknown_verb_still_lists_the_choices(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main_exit(["nope"]) == 2
+    assert "model-info" in capsys.readouterr().err
+
+
+def main_exit(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    return int(exc.value.code)
