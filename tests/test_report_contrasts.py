@@ -6,8 +6,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lcm.evaluate.compare import contrast_table, corrected_t_interval, motion_confound
-from lcm.report.findings import contrast_section, motion_fragment, pretraining_verdict
+from lcm.evaluate.compare import (
+    HEADLINE_COLUMNS,
+    contrast_table,
+    corrected_t_interval,
+    motion_confound,
+)
+from lcm.report.findings import (
+    contrast_section,
+    motion_fragment,
+    pretraining_verdict,
+    science_statements,
+)
 
 
 def _metrics(gain: float, null_gain: float = 0.0, seeds: int = 3, folds: int = 5):
@@ -96,3 +106,33 @@ def test_first_sentence_names_each_metric_of_its_tasks():
     mixed.loc[mixed["task"] == "autismnull", "metric"] = "pearson_r"
     sentence = pretraining_verdict(mixed, {})
     assert "in AUC (binary tasks) or Pearson r (continuous tasks)," in sentence
+
+
+def _headline_row(fraction: float, model: str = "lcm", baseline: str = "logreg") -> dict:
+    own = 0.6 if model else np.nan
+    return {
+        "task": "dx", "label_fraction": fraction, "metric": "auc", "model": model,
+        "model_mean": own, "model_ci_low": own, "model_ci_high": own,
+        "best_baseline": baseline, "baseline_mean": 0.7, "baseline_ci_low": 0.6,
+        "baseline_ci_high": 0.8, "difference": np.nan, "difference_ci_low": np.nan,
+        "difference_ci_high": np.nan, "p_value": np.nan,
+        "verdict": "no clear difference" if model and fraction <= 0.1 else "not evaluated",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rows", "reason"),
+    [
+        # A binary task evaluated at 0.5 and 1.0 only (issue #18 item 9): it has an LCM model;
+        # the sentence said "a continuous target has no LCM model yet".
+        ([_headline_row(0.5), _headline_row(1.0)], "no label fraction &le; 0.1 was evaluated"),
+        ([_headline_row(0.1, model=""), _headline_row(1.0, model="")], "no LCM model"),
+        ([_headline_row(0.1, baseline="")], "no baseline"),
+    ],
+)
+def test_a_task_without_a_low_label_verdict_says_why(rows: list[dict], reason: str) -> None:
+    frame = pd.DataFrame(rows, columns=list(HEADLINE_COLUMNS))
+    frame.loc[frame["label_fraction"] <= 0.1, "verdict"] = "not evaluated"
+    (sentence,) = science_statements(frame, {"dx": None})
+    assert reason in sentence and "continuous" not in sentence
+    assert "0.5, 1" in sentence if rows[0]["label_fraction"] == 0.5 else True

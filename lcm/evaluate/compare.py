@@ -178,7 +178,7 @@ def headline_table(
     predictions : pandas.DataFrame
     model : str, default "lcm"
         Falls back to the best model of a task when ``model`` was not evaluated on it
-        (continuous tasks have no LCM yet): the row then compares nothing and says so.
+        (a baseline-only task): the row then compares nothing and says so.
 
     Returns
     -------

@@ -66,12 +66,17 @@ def science_statements(
         where = f" (synthetic, shared_structure = {knob:g})" if knob is not None else ""
         if at.empty:
             best = rows.sort_values("label_fraction").iloc[-1]
-            out.append(
-                f"<b>{html.escape(task)}</b>{html.escape(where)}: LCM was not evaluated at a "
-                f"label fraction &le; {low:g} (a continuous target has no LCM model yet); best "
-                f"baseline at {best['label_fraction']:g} of the labels: "
+            versus = (
+                f"; best baseline at {best['label_fraction']:g} of the labels: "
                 f"{html.escape(str(best['best_baseline']))} {best['metric']} "
-                f"{_ci(best['baseline_mean'], best['baseline_ci_low'], best['baseline_ci_high'])}."
+                f"{_ci(best['baseline_mean'], best['baseline_ci_low'], best['baseline_ci_high'])}"
+                if best["best_baseline"]
+                else ""
+            )
+            out.append(
+                f"<b>{html.escape(task)}</b>{html.escape(where)}: LCM was not compared with a "
+                f"baseline at a label fraction &le; {low:g} ({_not_compared_reason(rows, low)})"
+                f"{versus}."
             )
             continue
         parts = []
@@ -91,6 +96,19 @@ def science_statements(
             f"at &le; {low:g} of the labels; " + "; ".join(parts) + "."
         )
     return out
+
+
+def _not_compared_reason(rows: pd.DataFrame, low: float) -> str:
+    """Why a task's headline has no LCM-vs-baseline verdict at ``<= low`` labels, in words."""
+    at = rows[rows["label_fraction"] <= low + 1e-9]
+    if at.empty:
+        done = ", ".join(f"{f:g}" for f in sorted(rows["label_fraction"].unique()))
+        return f"no label fraction &le; {low:g} was evaluated; evaluate.label_fractions: {done}"
+    if not (at["model"].astype(str) != "").any():
+        return "the task evaluates no LCM model: its models are baselines only"
+    if not (at["best_baseline"].astype(str) != "").any():
+        return "the task evaluates no baseline to compare with"
+    return "the paired bootstrap of test subjects gave no interval: too few test subjects"
 
 
 def headline_section(
