@@ -15,7 +15,7 @@ from lcm.atlas import load_atlas
 from lcm.bids.ingest import ingest
 from lcm.commands import connectome as connectome_cmd
 from lcm.connectome.qc import read_qc_table
-from lcm.connectome.relmat import read_relmat, write_relmat
+from lcm.connectome.relmat import read_relmat, write_relmat, write_timeseries
 
 N_VOL = 57
 T_R = 0.72
@@ -145,6 +145,38 @@ def test_run_too_short_to_filter_is_excluded_not_fatal(tmp_path: Path, dataset, 
     assert "25 volumes are too few to band-pass filter" in qc.loc["07", "reason"]
     assert qc.loc["01", "included"] and Path(qc.loc["01", "relmat"]).is_file()
     assert not (tmp_path / "conn" / "sub-07").exists()
+
+
+def _pandas_tsv(path: Path, df: pd.DataFrame) -> bytes:
+    df.to_csv(path, sep="\t", index=False, na_rep="n/a")
+    return path.read_bytes()
+
+
+def test_relmat_and_timeseries_text_as_pandas_writes_it(tmp_path: Path) -> None:
+    # write_relmat/write_timeseries format floats themselves (pandas was a third of the
+    # ROI time-series job): the bytes must be what pandas' to_csv wrote.
+    rng = np.random.default_rng(5)
+    odd = [0.0, -0.0, 1.0, 1e-05, 1e16, 1.5e300, 5e-324, np.inf, -np.inf, 0.1, 123456.789]
+    a = rng.standard_normal((6, 6)) * 10.0 ** rng.integers(-20, 20, (6, 6))
+    a.flat[: len(odd)] = odd
+    sym = (a + a.T) / 2
+    sym[0, 1], sym[1, 0] = 0.0, -0.0  # equal as numbers, printed apart
+    names = [f"R{i}" for i in range(6)]
+    for i, m in enumerate([a, sym, (a + a.T) / 2, np.where(a > 1, np.nan, a)]):
+        path = tmp_path / f"m{i}_relmat.tsv"
+        write_relmat(path, names, m)
+        ref = pd.DataFrame(m, columns=names)
+        ref.insert(0, "Node", names)
+        assert path.read_bytes() == _pandas_tsv(tmp_path / "ref.tsv", ref), i
+    for odd_names in (["a b", "c"], ['q"uote', "x"], ["tab\tbed", "y"], ["", "z"]):  # quoted
+        write_relmat(tmp_path / "n_relmat.tsv", odd_names, np.eye(2))
+        ref = pd.DataFrame(np.eye(2), columns=odd_names)
+        ref.insert(0, "Node", odd_names)
+        assert (tmp_path / "n_relmat.tsv").read_bytes() == _pandas_tsv(tmp_path / "r.tsv", ref)
+    for signals in (a[:, :4], a[:, :4].astype(np.float32), np.zeros((0, 4))):
+        write_timeseries(tmp_path / "t_timeseries.tsv", names[:4], signals)
+        ref = pd.DataFrame(signals, columns=names[:4])
+        assert (tmp_path / "t_timeseries.tsv").read_bytes() == _pandas_tsv(tmp_path / "r.tsv", ref)
 
 
 def test_relmat_roundtrip_and_validation(tmp_path: Path) -> None:

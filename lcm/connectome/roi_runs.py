@@ -186,7 +186,7 @@ def _clean_series(
         )
     header = [str(c) for c in table.columns]
     check_roi_names(header, names, path.name, atlas.name)
-    raw = table.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    raw = _numeric(table)
     n_vol = raw.shape[0]
     facts["n_volumes"] = n_vol
     bad = ~np.isfinite(raw)
@@ -214,6 +214,13 @@ def _clean_series(
     )
     signals[:, empty] = 0.0
     return signals, empty
+
+
+def _numeric(table: pd.DataFrame) -> np.ndarray:
+    """The table as float64, non-numeric cells as NaN (columns already numeric as they are)."""
+    if all(pd.api.types.is_numeric_dtype(dtype) for dtype in table.dtypes):
+        return table.to_numpy(np.float64)  # what parsing every column again would give
+    return table.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
 
 
 def dropout_rows(raw: np.ndarray) -> np.ndarray:

@@ -135,10 +135,9 @@ def package_versions() -> dict[str, str]:
     versions: dict[str, str] = {}
     for name in sorted({m.split(".")[0] for m in list(sys.modules)}):
         for dist in dists.get(name, []):
-            try:
-                versions[dist] = importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                continue
+            version = _version(dist)
+            if version is not None:
+                versions[dist] = version
     versions.pop("lcm", None)
     return versions
 
@@ -146,6 +145,16 @@ def package_versions() -> dict[str, str]:
 @cache
 def _distributions() -> dict[str, list[str]]:
     return importlib.metadata.packages_distributions()
+
+
+@cache
+def _version(dist: str) -> str | None:
+    # Once per process: reading a distribution's metadata parses its METADATA file (~2 ms),
+    # and a verb writing one sidecar per run would otherwise parse every one of them per run.
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 @cache
