@@ -29,9 +29,11 @@ parcellations with the same ROI count never mix.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -219,6 +221,28 @@ def load_atlas(
         return _load_files(
             name, Path(img_path), Path(lab_path), space=space, drop_absent=name in _DROP_ABSENT
         )
+
+
+def atlas_from_settings(settings: Mapping[str, Any]) -> Atlas:
+    """The atlas of a config's ``atlas`` section (every verb's atlas goes through here).
+
+    Parameters
+    ----------
+    settings : mapping
+        ``name`` (default ``aal116``), and optionally ``path``, ``labels`` and
+        ``templateflow`` (other keys, such as ``seg`` or ``min_coverage``, are not about which
+        atlas it is).
+
+    Returns
+    -------
+    Atlas
+    """
+    return load_atlas(
+        settings.get("name") or "aal116",
+        settings.get("path"),
+        settings.get("labels"),
+        templateflow=settings.get("templateflow"),
+    )
 
 
 def labels_only_atlas(name: str, labels: str | Path) -> Atlas:

@@ -13,7 +13,7 @@ import pytest
 
 from lcm.atlas import atlas_files, available_atlases, load_atlas, mni_grid
 from lcm.atlas_spheres import build_coordinate_atlas, coordinate_table, sphere_labels
-from lcm.commands.connectome import _load_atlas
+from lcm.commands._atlas import atlas_from_args
 from lcm.config import validate_config
 from lcm.exceptions import AtlasError, ConfigError
 
@@ -87,9 +87,9 @@ def test_templateflow_query_by_config(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("TEMPLATEFLOW_HOME", str(_tf_tree(tmp_path / "tf")))
     atlas = load_atlas("schaefer100", templateflow=QUERY)
     assert atlas.name == "schaefer100" and atlas.n_rois == 3 and atlas.space == TPL
-    args = argparse.Namespace(atlas_name="schaefer100", atlas_path=None, atlas_labels=None,
+    args = argparse.Namespace(atlas="schaefer100", atlas_path=None, atlas_labels=None,
                               atlas_templateflow=json.dumps(QUERY))  # fmt: skip
-    assert _load_atlas(args).labels["name"].tolist() == ["Vis_1", "Vis_2", "DMN_1"]
+    assert atlas_from_args(args).labels["name"].tolist() == ["Vis_1", "Vis_2", "DMN_1"]
     with pytest.raises(AtlasError, match=r"both a path .* and a TemplateFlow query"):
         load_atlas("schaefer100", path="x.nii.gz", labels="x.tsv", templateflow=QUERY)
     with pytest.raises(AtlasError, match="found 0"):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from lcm.commands._atlas import add_atlas_arguments
+
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
     """An argparse ``type``: an integer >= ``minimum`` (argparse prints a one-line error)."""
@@ -25,7 +27,7 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 def add_store_arguments(p: argparse.ArgumentParser) -> None:
     """``--store``, ``--atlas``, ``--catalogue``: which feature store and variables to read."""
     p.add_argument("--store", required=True, help="Root of the feature store.")
-    p.add_argument("--atlas", required=True, help="Atlas name (store partition).")
+    add_atlas_arguments(p)
     p.add_argument("--catalogue", required=True, help="Variable catalogue YAML.")
 
 

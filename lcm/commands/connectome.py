@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from lcm.commands._atlas import add_atlas_arguments, atlas_from_args
 from lcm.io.provenance import write_sidecar
 
 EPILOG = """\
@@ -17,11 +18,11 @@ sub-commands:
 
 examples:
   lcm connectome run --dataset bidsdemo --fmriprep-record sub-01_fmriprep.json \\
-      --run-key sub-01_task-rest_run-1 --atlas-name aal116 \\
+      --run-key sub-01_task-rest_run-1 --atlas aal116 \\
       --denoise '{"strategy": "24P", "fd_threshold": 0.5}' \\
       --connectome '{"kinds": ["pearson", "partial"], "window": {"length": 500}}' \\
       --out-dir connectome/bidsdemo --qc-out qc/sub-01_task-rest_run-1.json
-  lcm connectome timeseries --dataset hcplike --manifest manifest.parquet --atlas-name aal116 \\
+  lcm connectome timeseries --dataset hcplike --manifest manifest.parquet --atlas aal116 \\
       --denoise '{"high_pass": 0.01, "low_pass": 0.1}' --out-dir connectome/hcplike \\
       --qc-table qc/hcplike.tsv
   lcm connectome collect --qc qc/*.json --out qc/bidsdemo.tsv
@@ -30,21 +31,21 @@ examples:
 RUN_EPILOG = """\
 example:
   lcm connectome run --dataset bidsdemo --fmriprep-record sub-01_fmriprep.json \\
-      --run-key sub-01_task-rest_run-1 --atlas-name aal116 --denoise '{"strategy": "24P"}' \\
+      --run-key sub-01_task-rest_run-1 --atlas aal116 --denoise '{"strategy": "24P"}' \\
       --out-dir connectome/bidsdemo --qc-out qc/sub-01_task-rest_run-1.json
 
 An unusable run (3D or corrupt BOLD, NaN values, TR mismatch, missing confound columns, too few
 volumes after scrubbing) is not an error: its QC JSON says included=false with the reason.
 
 TemplateFlow atlas (resolved offline in $TEMPLATEFLOW_HOME):
-  lcm connectome run ... --atlas-name schaefer100 \\
+  lcm connectome run ... --atlas schaefer100 \\
       --atlas-templateflow '{"template": "MNI152NLin2009cAsym", "atlas": "Schaefer2018",
                              "desc": "100Parcels7Networks", "resolution": 2}' ...
 """
 
 TIMESERIES_EPILOG = """\
 example:
-  lcm connectome timeseries --dataset hcplike --manifest manifest.parquet --atlas-name aal116 \\
+  lcm connectome timeseries --dataset hcplike --manifest manifest.parquet --atlas aal116 \\
       --denoise '{"high_pass": 0.01, "low_pass": 0.1}' --out-dir connectome/hcplike \\
       --qc-table qc/hcplike.tsv
 """
@@ -52,7 +53,7 @@ example:
 IMPORT_EPILOG = """\
 example:
   lcm connectome import --dataset pcp --manifest results/ingest/pcp/manifest.parquet \\
-      --atlas-name aal116 --out-dir connectome/pcp --qc-table qc/pcp.tsv
+      --atlas aal116 --out-dir connectome/pcp --qc-table qc/pcp.tsv
 
 Each matrix (.tsv relmat with a Node column, .csv, .npy, MATLAB .mat up to v7) must be square,
 the atlas's size, finite, symmetric, within [-1, 1] and 1 on the diagonal (0 only for an empty
@@ -95,7 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--dataset", required=True, help="Dataset name.")
     r.add_argument("--fmriprep-record", required=True, help="Record from 'lcm fmriprep'.")
     r.add_argument("--run-key", required=True, help="Run, e.g. sub-01_task-rest_run-1.")
-    _atlas_args(r)
+    add_atlas_arguments(r, files=True, seg=True)
     r.add_argument(
         "--min-coverage",
         type=float,
@@ -119,7 +120,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--dataset", required=True, help="Dataset name.")
     t.add_argument("--manifest", required=True, help="Manifest from 'lcm ingest'.")
-    _atlas_args(t)
+    add_atlas_arguments(t, files=True, seg=True)
     _denoise_arg(t)
     t.add_argument("--out-dir", required=True, help="Connectome derivatives folder.")
     t.add_argument("--qc-table", required=True, help="QC TSV, one row per manifest row.")
@@ -136,7 +137,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     m.add_argument("--dataset", required=True, help="Dataset name.")
     m.add_argument("--manifest", required=True, help="Manifest from 'lcm ingest'.")
-    _atlas_args(m)
+    add_atlas_arguments(m, files=True, seg=True)
     m.add_argument("--out-dir", required=True, help="Connectome derivatives folder.")
     m.add_argument("--qc-table", required=True, help="QC TSV, one row per manifest row.")
     m.set_defaults(func=run_import)
@@ -163,29 +164,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run_collect)
 
 
-def _atlas_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--atlas-name", required=True, help="Atlas name (e.g. aal116).")
-    p.add_argument("--atlas-path", help="Label NIfTI of a user atlas.")
-    p.add_argument(
-        "--atlas-labels",
-        help="Labels TSV (index, name) of a user atlas; without --atlas-path a labels-only "
-        "atlas (a 'name' column, optional index, x, y, z, network), enough for timeseries and "
-        "import.",
-    )
-    p.add_argument(
-        "--atlas-seg",
-        default=None,
-        help="The seg- label input files use for this atlas when it is not --atlas-name "
-        "(timeseries, import).",
-    )
-    p.add_argument(
-        "--atlas-templateflow",
-        default=None,
-        help="TemplateFlow query as JSON (template, atlas, desc, resolution), resolved in "
-        "$TEMPLATEFLOW_HOME; the atlas then takes --atlas-name.",
-    )
-
-
 def _denoise_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--denoise",
@@ -202,23 +180,12 @@ def _denoise_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _load_atlas(args: argparse.Namespace):
-    """The atlas named by the ``--atlas-*`` options."""
-    from lcm.atlas import load_atlas
-    from lcm.config import parse_settings
-
-    query = None
-    if args.atlas_templateflow:
-        query = parse_settings(args.atlas_templateflow, "atlas-templateflow")
-    return load_atlas(args.atlas_name, args.atlas_path, args.atlas_labels, templateflow=query)
-
-
 def _atlas_sources(args: argparse.Namespace, atlas) -> list[str]:
     from lcm.connectome.outputs import atlas_sources
 
     if args.atlas_templateflow:
         return []  # files live in TEMPLATEFLOW_HOME; the rule tracks the query as a param
-    return atlas_sources(args.atlas_name, args.atlas_path, args.atlas_labels)
+    return atlas_sources(args.atlas, args.atlas_path, args.atlas_labels)
 
 
 def run_voxel(args: argparse.Namespace) -> int:
@@ -239,7 +206,7 @@ def run_voxel(args: argparse.Namespace) -> int:
             f"--min-coverage must lie in [0, 1], received {min_coverage}.",
             hint="Set atlas.min_coverage to a fraction such as 0.5.",
         )
-    atlas = _load_atlas(args)
+    atlas = atlas_from_args(args)
     atlas.require_image("'lcm connectome run' (voxel-wise parcellation)")
     process_voxel_run(
         args.dataset,
@@ -270,7 +237,7 @@ def run_timeseries(args: argparse.Namespace) -> int:
 
     settings = DenoiseSettings.from_json(args.denoise)
     connectome = ConnectomeSettings.from_json(args.connectome)
-    atlas = _load_atlas(args)
+    atlas = atlas_from_args(args)
     process_timeseries_manifest(
         args.dataset, args.manifest, atlas, settings, args.out_dir, args.qc_table, connectome,
         seg=args.atlas_seg,
@@ -283,7 +250,7 @@ def run_import(args: argparse.Namespace) -> int:
     """Run ``lcm connectome import``."""
     from lcm.connectome.imported import process_connectome_manifest
 
-    atlas = _load_atlas(args)
+    atlas = atlas_from_args(args)
     process_connectome_manifest(
         args.dataset, args.manifest, atlas, args.out_dir, args.qc_table, seg=args.atlas_seg
     )

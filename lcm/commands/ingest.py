@@ -6,6 +6,7 @@ import argparse
 import json
 
 from lcm.bids.ingest import ENTRIES
+from lcm.commands._atlas import add_atlas_arguments
 from lcm.exceptions import ConfigError
 
 EPILOG = """\
@@ -33,8 +34,8 @@ or MATLAB .mat such as DPARSF's ROISignals_<id>.mat): --path is then a folder of
 sub-<label>[_ses-<label>][_run-<n>]... or ROISignals_<id>..., or a listing TSV with columns
 participant_id, path (relative to the listing), optional session, run, task, repetition_time,
 seg. Files of several parcellations (seg-<label> in their names, or the listing's seg column)
-are told apart; with --atlas-name only the configured atlas's are included:
-  lcm ingest --dataset xcpd --entry connectome --path xcpd/ --atlas-name 4S156Parcels \
+are told apart; with --atlas only the configured atlas's are included:
+  lcm ingest --dataset xcpd --entry connectome --path xcpd/ --atlas 4S156Parcels \
       --out manifest.parquet
 
 With --denoise (the config's denoise section as JSON), an fmriprep dataset's first included run's
@@ -97,16 +98,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="roi_timeseries: TR in seconds of runs without a sidecar RepetitionTime.",
     )
-    p.add_argument(
-        "--atlas-name",
-        default=None,
+    add_atlas_arguments(
+        p,
+        required=False,
+        seg=True,
         help="roi_timeseries / connectome: the configured atlas; files whose seg- entity names "
         "another parcellation are excluded (reason other_atlas). Default: keep every one.",
-    )
-    p.add_argument(
-        "--atlas-seg",
-        default=None,
-        help="The seg- label the files use for the configured atlas, when it is not its name.",
     )
     p.add_argument(
         "--denoise",
@@ -137,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         validate=args.validate,
         use_cache=args.cache,
         repetition_time=args.repetition_time,
-        atlas=args.atlas_name,
+        atlas=args.atlas,
         seg=args.atlas_seg,
     )
     if strategy is not None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lcm.commands._atlas import add_atlas_arguments, atlas_from_args
 from lcm.evaluate.compare import (
     contrast_table,
     control_table,
@@ -52,7 +53,7 @@ EXAMPLE = """example:
       --out-metrics results/metrics/metrics.parquet \\
       --out-summary results/metrics/summary.tsv --out-headline results/metrics/headline.tsv \\
       --out-html results/report/index.html \\
-      --attention results/embeddings/task-autism_attention.parquet --atlas-name aal116
+      --attention results/embeddings/task-autism_attention.parquet --atlas aal116
 
 outputs:
   --out-metrics  tidy Parquet: task, model, label_fraction, seed, fold, metric, value
@@ -109,14 +110,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Attention tables of the finetuned models, results/embeddings/task-<task>_attention"
         ".parquet (lcm embed --attention-out): brain maps of the diagnosis queries (optional).",
     )
-    p.add_argument(
-        "--atlas-name",
+    add_atlas_arguments(
+        p,
+        required=False,
         default="aal116",
+        files=True,
         help="Atlas of the ROIs (for --attention; default aal116).",
     )
-    p.add_argument("--atlas-path", help="Label NIfTI of a user atlas (with --atlas-labels).")
-    p.add_argument("--atlas-labels", help="Labels TSV (index, name) of a user atlas.")
-    p.add_argument("--atlas-templateflow", help="TemplateFlow query of the atlas, as JSON.")
     p.add_argument("--out-headline", help="Headline comparison TSV to write (optional).")
     p.add_argument(
         "--out-contrasts",
@@ -204,15 +204,9 @@ def _attention_html(args: argparse.Namespace) -> str:
     """The diagnosis queries' brain maps, or nothing when no attention table was given."""
     if not args.attention:
         return ""
-    from lcm.atlas import load_atlas
-    from lcm.config import parse_settings
     from lcm.report.attention import attention_section
 
-    query = None
-    if args.atlas_templateflow:
-        query = parse_settings(args.atlas_templateflow, "atlas-templateflow")
-    atlas = load_atlas(args.atlas_name, args.atlas_path, args.atlas_labels, templateflow=query)
-    return attention_section(list(args.attention), atlas)
+    return attention_section(list(args.attention), atlas_from_args(args))
 
 
 def read_ingest_summaries(paths: list[str]) -> pd.DataFrame | None:

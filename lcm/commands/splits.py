@@ -9,6 +9,7 @@ import logging
 import pandas as pd
 
 from lcm.commands._arguments import int_at_least
+from lcm.commands._atlas import add_atlas_arguments
 from lcm.exceptions import InputDataError
 from lcm.store.read import read_runs, read_schema, read_table
 from lcm.store.splits import SCHEMES, make_splits, write_splits
@@ -47,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--store", required=True, help="Root of the feature store.")
-    p.add_argument("--atlas", required=True, help="Atlas name (store partition).")
+    add_atlas_arguments(p)
     p.add_argument("--datasets", nargs="+", required=True, help="Downstream datasets.")
     p.add_argument("--n-folds", type=int_at_least(2), default=5, help="Folds (default 5).")
     p.add_argument(

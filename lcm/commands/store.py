@@ -9,6 +9,7 @@ import logging
 
 import pandas as pd
 
+from lcm.commands._atlas import add_atlas_arguments
 from lcm.exceptions import InputDataError
 from lcm.io.provenance import record_outputs, sha256_file, write_sidecar
 from lcm.store.catalogue import load_catalogue
@@ -49,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--qc-table", required=True, help="Connectome-stage QC table (TSV).")
     p.add_argument("--phenotype", required=True, help="Phenotype table (TSV or CSV).")
     p.add_argument("--catalogue", required=True, help="Variable catalogue YAML.")
-    p.add_argument("--atlas", required=True, help="Atlas name (partition key).")
+    add_atlas_arguments(p)
     p.add_argument("--store-dir", required=True, help="Root of the feature store.")
     p.set_defaults(func=run)
 

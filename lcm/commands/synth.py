@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from lcm.atlas import load_atlas
+from lcm.atlas import atlas_from_settings
 from lcm.config import load_config, parse_settings, validate_partial
 from lcm.exceptions import ConfigError
 
@@ -68,10 +68,8 @@ def run(args: argparse.Namespace) -> int:
             f"{args.config}: synth.consortia has no {args.consortium!r} (has {sorted(consortia)}).",
             hint="Pass one of the configured consortium names to --consortium.",
         )
-    atlas_cfg = config.get("atlas", {})
-    atlas = load_atlas(
-        atlas_cfg.get("name", "aal116"), atlas_cfg.get("path"), atlas_cfg.get("labels")
-    )
+    # The config's atlas as every verb reads it: registry, user files or TemplateFlow query.
+    atlas = atlas_from_settings(config.get("atlas", {}))
     common = {
         "out_dir": synth.get("out_dir", "results/synth"),
         "seed": int(config.get("seed", 0)),

@@ -1,0 +1,124 @@
+"""The atlas options of every verb that takes an atlas, defined and parsed once.
+
+One spelling everywhere: ``--atlas NAME`` (the store partition, the ``seg-`` label of outputs),
+with ``--atlas-path``, ``--atlas-labels`` and ``--atlas-templateflow`` where the verb loads the
+atlas itself, and ``--atlas-seg`` where input files are matched by their ``seg-`` label. The
+options map one to one onto the config's ``atlas`` section, and :func:`atlas_from_args` loads
+the atlas exactly as the config's section would be (:func:`lcm.atlas.atlas_from_settings`), the
+TemplateFlow query included. ``--atlas-name`` is a hidden, deprecated spelling of ``--atlas``
+(older rules and scripts used it in the connectome, ingest and report verbs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any
+
+# As the schema's atlas.name: it becomes a folder (atlas=<name>) and a file label (seg-<name>).
+_NAME_RE = re.compile(r"^[A-Za-z0-9]{1,64}$")
+
+
+def atlas_name(text: str) -> str:
+    """An argparse ``type``: an atlas name, letters and digits (argparse prints the error)."""
+    if not _NAME_RE.match(text):
+        raise argparse.ArgumentTypeError(
+            f"expected an atlas name of letters and digits (at most 64), got {text!r}"
+        )
+    return text
+
+
+atlas_name.__name__ = "atlas name"
+
+
+def add_atlas_arguments(
+    p: argparse.ArgumentParser,
+    *,
+    required: bool = True,
+    default: str | None = None,
+    files: bool = False,
+    seg: bool = False,
+    help: str = "Atlas name: a registry atlas (e.g. aal116) or the name given to a user or "
+    "TemplateFlow atlas; the store partition and the seg- label of outputs.",
+) -> None:
+    """Add ``--atlas`` (and, as asked, the options that say where the atlas comes from).
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The verb's parser.
+    required : bool, default True
+        Whether ``--atlas`` must be given.
+    default : str, optional
+        Atlas name when ``--atlas`` is not given (``required=False`` only).
+    files : bool, default False
+        Add ``--atlas-path``, ``--atlas-labels`` and ``--atlas-templateflow``: the verb loads
+        the atlas (:func:`atlas_from_args`), not only its name.
+    seg : bool, default False
+        Add ``--atlas-seg``: the ``seg-`` label input files use for this atlas.
+    help : str
+        Help text of ``--atlas``.
+    """
+    action = p.add_argument(
+        "--atlas", type=atlas_name, required=required, default=default, help=help
+    )
+    # The deprecated spelling, parsed as --atlas itself (one action: "required", messages and
+    # --help name --atlas only). argparse has no public hidden alias; this is its lookup table.
+    p._option_string_actions["--atlas-name"] = action
+    if files:
+        p.add_argument("--atlas-path", default=None, help="Label NIfTI of a user atlas.")
+        p.add_argument(
+            "--atlas-labels",
+            default=None,
+            help="Labels TSV (index, name) of a user atlas; without --atlas-path a labels-only "
+            "atlas (a 'name' column, optional index, x, y, z, network), enough for ROI time "
+            "series and connectomes.",
+        )
+        p.add_argument(
+            "--atlas-templateflow",
+            default=None,
+            help="TemplateFlow query as JSON (template, atlas, desc, resolution), resolved in "
+            "$TEMPLATEFLOW_HOME (never downloaded); the atlas then takes the name --atlas.",
+        )
+    if seg:
+        p.add_argument(
+            "--atlas-seg",
+            default=None,
+            help="The seg- label input files use for this atlas when it is not --atlas.",
+        )
+
+
+def atlas_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The options as the config's ``atlas`` section: name, path, labels, seg, templateflow.
+
+    Raises
+    ------
+    lcm.exceptions.ConfigError
+        When ``--atlas-templateflow`` is not a JSON object the schema's
+        ``atlas.templateflow`` accepts.
+    """
+    from lcm.config import parse_settings, validate_partial
+
+    query = getattr(args, "atlas_templateflow", None)
+    if query is not None:
+        query = parse_settings(query, "atlas-templateflow")
+        validate_partial({"atlas": {"templateflow": query}}, source="--atlas-templateflow")
+    return {
+        "name": args.atlas,
+        "path": getattr(args, "atlas_path", None),
+        "labels": getattr(args, "atlas_labels", None),
+        "seg": getattr(args, "atlas_seg", None),
+        "templateflow": query or None,
+    }
+
+
+def atlas_from_args(args: argparse.Namespace):
+    """The atlas the ``--atlas*`` options name (registry, user files or TemplateFlow).
+
+    Returns
+    -------
+    lcm.atlas.Atlas
+    """
+    from lcm.atlas import atlas_from_settings
+
+    return atlas_from_settings(atlas_settings(args))
