@@ -41,6 +41,26 @@ def test_binary_metrics_one_class_gives_nan_auc():
     assert m["sensitivity"] == pytest.approx(2 / 3)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_binary_metrics_equal_sklearn(seed: int) -> None:
+    """The counted metrics match sklearn's, ties in the scores (AUC's half credit) included."""
+    from sklearn import metrics as sk
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(4, 60))
+    y = rng.integers(0, 2, n)
+    y[:2] = [0, 1]
+    p = np.round(rng.random(n), 1)  # rounded: many ties, some exactly at the threshold
+    m = binary_metrics(y, p)
+    called = (p >= 0.5).astype(int)
+    assert m["auc"] == pytest.approx(sk.roc_auc_score(y, p), abs=1e-12)
+    assert m["balanced_accuracy"] == pytest.approx(sk.balanced_accuracy_score(y, called))
+    assert m["accuracy"] == pytest.approx(sk.accuracy_score(y, called))
+    assert m["f1"] == pytest.approx(sk.f1_score(y, called, zero_division=0.0))
+    assert m["sensitivity"] == pytest.approx(sk.recall_score(y, called, pos_label=1))
+    assert m["specificity"] == pytest.approx(sk.recall_score(y, called, pos_label=0))
+
+
 def test_bootstrap_ci_contains_mean_and_narrows():
     rng = np.random.default_rng(0)
     few = rng.normal(0.7, 0.05, size=6)

@@ -15,15 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy import stats
-from sklearn.metrics import (
-    accuracy_score,
-    balanced_accuracy_score,
-    f1_score,
-    mean_absolute_error,
-    r2_score,
-    recall_score,
-    roc_auc_score,
-)
+from sklearn.metrics import mean_absolute_error, r2_score
 
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import atomic_path
@@ -69,25 +61,34 @@ def binary_metrics(
         ``f1`` (of the positive class), ``sensitivity`` (recall of positives) and
         ``specificity`` (recall of negatives); NaN where a class is absent.
     """
+    # Counted here rather than with sklearn.metrics: its input validation made the report's
+    # per-site tables (hundreds of folds x models x sites) take most of the report's time.
+    # Same definitions; tests/test_evaluate_metrics.py checks them against sklearn.
     y_true = np.asarray(y_true, dtype=int)
     p_positive = np.asarray(p_positive, dtype=float)
-    y_pred = (p_positive >= threshold).astype(int)
-    both = len(np.unique(y_true)) == 2
-    has_pos, has_neg = bool((y_true == 1).any()), bool((y_true == 0).any())
+    pos, neg = y_true == 1, y_true == 0
+    called = p_positive >= threshold
+    tp, fn = int((called & pos).sum()), int((~called & pos).sum())
+    fp, tn = int((called & neg).sum()), int((~called & neg).sum())
+    n_pos, n_neg = tp + fn, fp + tn
+    nan = float("nan")
+    sensitivity = tp / n_pos if n_pos else nan
+    specificity = tn / n_neg if n_neg else nan
+    both = bool(n_pos and n_neg)
     return {
-        "auc": float(roc_auc_score(y_true, p_positive)) if both else float("nan"),
-        "balanced_accuracy": (
-            float(balanced_accuracy_score(y_true, y_pred)) if both else float("nan")
-        ),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "f1": float(f1_score(y_true, y_pred, pos_label=1, zero_division=0.0)),
-        "sensitivity": (
-            float(recall_score(y_true, y_pred, pos_label=1)) if has_pos else float("nan")
-        ),
-        "specificity": (
-            float(recall_score(y_true, y_pred, pos_label=0)) if has_neg else float("nan")
-        ),
+        "auc": _auc(p_positive, pos, n_pos, n_neg) if both else nan,
+        "balanced_accuracy": (sensitivity + specificity) / 2 if both else nan,
+        "accuracy": (tp + tn) / len(y_true) if len(y_true) else nan,
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0,
+        "sensitivity": sensitivity,
+        "specificity": specificity,
     }
+
+
+def _auc(score: np.ndarray, pos: np.ndarray, n_pos: int, n_neg: int) -> float:
+    """ROC AUC as the Mann-Whitney statistic: ties between classes count one half."""
+    ranks = stats.rankdata(score)  # average ranks of ties
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
