@@ -31,6 +31,8 @@ TMP_TAG = "lcmtmp"
 # Suffixes some writers infer the format or compression from (nibabel, pandas): a temporary file
 # keeps the longest of these that ends the destination's name, and no other.
 _FORMAT_SUFFIXES = (".nii.gz", ".nii", ".gz", ".bz2", ".xz", ".zst", ".zip")
+# What follows ``.<name>.<tag>-`` in a temporary name (see temporary_name).
+_TEMPORARY_TAIL = re.compile(r"(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]+(\..*)?$")
 
 
 @contextlib.contextmanager
@@ -125,14 +127,17 @@ def remove_dead_temporaries(path: str | os.PathLike[str], tag: str = TMP_TAG) ->
         The files removed.
     """
     path = Path(path)
-    pattern = re.compile(
-        rf"^\.{re.escape(path.name)}\.{re.escape(tag)}-(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]+(\..*)?$"
-    )
+    # A name prefix and one precompiled pattern for the rest: compiling a pattern per
+    # destination cost more than the write itself for small files.
+    prefix = f".{path.name}.{tag}-"
+    host = _host()
     removed = []
     with contextlib.suppress(OSError):
         for entry in os.scandir(path.parent):
-            m = pattern.match(entry.name)
-            if m and m["host"] == _host() and not pid_alive(int(m["pid"])):
+            if not entry.name.startswith(prefix):
+                continue
+            m = _TEMPORARY_TAIL.match(entry.name, len(prefix))
+            if m and m["host"] == host and not pid_alive(int(m["pid"])):
                 with contextlib.suppress(FileNotFoundError):  # another process removed it
                     os.unlink(entry.path)
                     removed.append(Path(entry.path))

@@ -42,8 +42,13 @@ and AUC achievable from the true covariance (:mod:`lcm.synth.oracle`).
 is reproducible byte for byte from the master seed (:mod:`lcm.synth.streams`).
 """
 
+from typing import Any
+
 from lcm.synth.plan import cohort_outputs, planned_runs, planned_subjects, subject_outputs
-from lcm.synth.write import subject_truth, write_cohort, write_subject
+
+# The writers (numpy/scipy/nibabel generation code) load on first use: the workflow's plan
+# only asks for output names.
+_WRITERS = ("subject_truth", "write_cohort", "write_subject")
 
 __all__ = [
     "cohort_outputs",
@@ -54,3 +59,11 @@ __all__ = [
     "write_cohort",
     "write_subject",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WRITERS:
+        from lcm.synth import write
+
+        return getattr(write, name)
+    raise AttributeError(f"module 'lcm.synth' has no attribute {name!r}")

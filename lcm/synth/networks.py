@@ -12,7 +12,6 @@ their centroid's y then z, which gives contiguous "networks" with a stable numbe
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from lcm.atlas import Atlas
 
@@ -113,6 +112,8 @@ def _aal_network(name: str) -> str | None:
 
 def roi_centroids(atlas: Atlas) -> np.ndarray:
     """Centroid of each region in millimetres, shape (n_rois, 3)."""
+    from scipy import ndimage  # only atlases whose names do not say the network
+
     data = np.asarray(atlas.img.dataobj)
     index = atlas.labels["index"].to_numpy()
     vox = np.array(ndimage.center_of_mass(np.ones_like(data), labels=data, index=index))

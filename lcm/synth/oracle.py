@@ -16,11 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from lcm.synth.connectivity import ENV_VARIABLES
 from lcm.synth.subject import Context, subject_stream
@@ -48,6 +43,13 @@ def oracle_metrics(ctx: Context) -> dict[str, Any] | None:
     dx = ctx.spec.preset.diagnosis
     if not dx:
         return None
+    # scikit-learn costs ~1 s of imports: only cohorts with a diagnosis pay for it.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     n = min(ctx.spec.n_subjects, MAX_SUBJECTS)
     y = ctx.latents["dx_class"].to_numpy()[:n]
     counts = np.bincount(y, minlength=len(ctx.spec.preset.classes))
