@@ -1,7 +1,11 @@
 """Configuration: load ``config.yaml``, fill defaults and validate against the JSON Schema.
 
 The schema (``lcm/schemas/config.schema.yaml``, linked from ``workflow/schemas/``) is the single
-source of truth; Snakemake's ``validate`` and the CLI use the same file.
+source of truth; Snakemake's ``validate`` and the CLI use the same file. Model names come from
+the model registry (:mod:`lcm.evaluate.registry`): the file lists them once (``$defs.model_name``)
+and :func:`schema` replaces that list with the registered names, so a model added with
+``register_model`` can be named in a config; a test keeps the file's list equal to the built-in
+registry's.
 """
 
 from __future__ import annotations
@@ -20,9 +24,18 @@ from lcm.exceptions import ConfigError
 
 
 def schema() -> dict[str, Any]:
-    """The configuration JSON Schema as a dict."""
+    """The configuration JSON Schema as a dict, its model names those of the model registry.
+
+    The file defines the model names once (``$defs.model_name``, a YAML anchor that every list
+    of models uses): they are replaced here by the registered names, the built-in ones first.
+    """
+    from lcm.evaluate.registry import model_names
+
     text = resources.files("lcm.schemas").joinpath("config.schema.yaml").read_text()
-    return yaml.safe_load(text)
+    tree = yaml.safe_load(text)
+    # One object, shared through the anchor by every place that names a model.
+    tree["$defs"]["model_name"]["enum"] = model_names()
+    return tree
 
 
 def _with_defaults(validator_class: type) -> type:
@@ -310,15 +323,23 @@ def task_models(config: dict[str, Any], task: str) -> list[str]:
     return list(config["tasks"][task].get("models", config["evaluate"]["models"]))
 
 
-# Models that read a pretraining checkpoint folder: the LCM variants (lcm-scratch borrows the
-# checkpoint's architecture and catalogue), their shuffled-label control, and bei-linear (the
-# BEI ridge maps fitted by lcm pretrain). lcm-ssl reads the self-supervised-only checkpoint.
-CHECKPOINT_MODELS = ("lcm", "lcm-no-pseudo", "lcm-ssl", "lcm-scratch", "shuffled-lcm", "bei-linear")
+def pretrained_models(
+    models: list[str] | tuple[str, ...], checkpoint: str | None = None
+) -> list[str]:
+    """The models among ``models`` that need a pretraining checkpoint (the registry says which).
 
+    Parameters
+    ----------
+    models : sequence of str
+        Model names.
+    checkpoint : {"bei", "ssl"}, optional
+        Only those reading the BEI pretraining's checkpoint (``bei``: the LCM variants but
+        lcm-ssl, their shuffled-label control, bei-linear) or the self-supervised-only one
+        (``ssl``: lcm-ssl); either when omitted.
+    """
+    from lcm.evaluate.registry import checkpoint_models
 
-def pretrained_models(models: list[str] | tuple[str, ...]) -> list[str]:
-    """The models among ``models`` that need a pretraining checkpoint (see CHECKPOINT_MODELS)."""
-    return [m for m in models if m in CHECKPOINT_MODELS]
+    return checkpoint_models(models, checkpoint)
 
 
 def _check_cross_references(config: dict[str, Any], source: str) -> None:

@@ -16,9 +16,9 @@ from lcm.evaluate.protocol import (
     EvaluationSettings,
     Task,
     evaluate_task,
-    models_needing_checkpoint,
     task_from_catalogue,
 )
+from lcm.evaluate.registry import checkpoint_models
 from lcm.exceptions import ConfigError
 from lcm.io.provenance import write_sidecar
 from lcm.store.catalogue import load_catalogue
@@ -92,20 +92,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm evaluate``."""
     settings = EvaluationSettings.from_dict(parse_settings(args.settings, "settings"))
-    # The LCM variants classify a binary task and regress a continuous one: both need weights.
-    need = models_needing_checkpoint(settings.models)
-    if [m for m in need if m != "lcm-ssl"] and not args.checkpoint:
+    # The registry says which pretraining each model reads (the BEI one, the SSL-only one).
+    bei = checkpoint_models(settings.models, "bei")
+    if bei and not args.checkpoint:
         raise ConfigError(
-            f"Models {[m for m in need if m != 'lcm-ssl']} need --checkpoint, which was not given.",
+            f"Models {bei} need --checkpoint, which was not given.",
             hint="Pass --checkpoint DIR (the pretrain stage's output) or drop them from "
             "evaluate.models.",
         )
-    if "lcm-ssl" in need and not args.ssl_checkpoint:
+    ssl = ", ".join(checkpoint_models(settings.models, "ssl"))
+    if ssl and not args.ssl_checkpoint:
         raise ConfigError(
-            "Model lcm-ssl needs --ssl-checkpoint, which was not given.",
-            hint="Pass the pretrain_ssl stage's output folder or drop lcm-ssl from "
-            "evaluate.models.",
+            f"Model {ssl} needs --ssl-checkpoint, which was not given.",
+            hint=f"Pass the pretrain_ssl stage's output folder or drop {ssl} from evaluate.models.",
         )
+    # The built-in models' factories: imported by the registry when first used, named here so
+    # that this verb's code hash (lcm.workflow_hash) follows them.
+    from lcm.evaluate import factories  # noqa: F401
+
     catalogue = load_catalogue(args.catalogue)
     task = task_from_catalogue(args.task, args.label, args.positive, catalogue)
     # Imported here: the store reader is only needed once the arguments are valid.

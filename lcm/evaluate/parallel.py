@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lcm.evaluate.registry import ModelContext, is_builtin_model
+from lcm.evaluate.registry import ModelContext, is_builtin_model, needs_torch
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def run_fits(
     list of (numpy.ndarray, float)
         One per job, in the order of ``jobs``.
     """
-    torch_needed = any(j.name.startswith("lcm") for j in jobs)
+    torch_needed = any(needs_torch(j.name) for j in jobs)
     pooled = [i for i, j in enumerate(jobs) if is_builtin_model(j.name)] if workers > 1 else []
     if len(pooled) < 2:
         pooled = []

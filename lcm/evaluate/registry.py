@@ -9,36 +9,35 @@ control through the LCM path, at the largest label fraction only). Each entry sa
 which target kinds it handles (``binary``, ``continuous``); a task evaluates the configured models
 of its kind and lists the others as skipped. A test or a user adds a model with
 :func:`register_model`.
+
+The registry is the one source of what a model is and needs: its entry says which target kinds
+it handles, its ``family`` (``LCM``, ``baseline``, ``control``, ``other``: how the report groups
+it), which pretraining ``checkpoint`` it reads (``bei``: the BEI pretraining folder, ``ssl``:
+the self-supervised-only one, or none), whether it ``needs_torch``, and whether it is in the
+``default`` model list. The config schema's model names are the registered ones
+(:func:`lcm.config.schema`), and :func:`lcm.config.pretrained_models` asks the entries here.
+Importing this module is cheap (no scikit-learn, no torch): the workflow and the config
+validation ask it.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-import pandas as pd
-
-from lcm.config import pretrained_models
-from lcm.evaluate.baselines import (
-    ConnectomeLogReg,
-    ConnectomeRidge,
-    ConnectomeRidgeClassifier,
-    ConnectomeSVM,
-    ShuffledLabels,
-    TangentLogReg,
-)
-from lcm.evaluate.cpm import CPM
 from lcm.exceptions import ConfigError
 
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
 KINDS = ("binary", "continuous")
-LCM_MODELS = ("lcm", "lcm-no-pseudo", "lcm-ssl", "lcm-scratch")
-BASELINE_MODELS = ("logreg", "svm", "ridge", "tangent-logreg", "cpm", "bei-linear")
-CONTROL_MODELS = ("shuffled-labels", "shuffled-lcm")
-# shuffled-lcm is opt-in: each fit is two full finetunings.
-DEFAULT_MODELS = (*LCM_MODELS, *BASELINE_MODELS, "shuffled-labels")
+FAMILIES = ("LCM", "baseline", "control", "other")
+# Pretraining checkpoints a model may read: the BEI pretraining's, the self-supervised-only one's.
+CHECKPOINTS = ("bei", "ssl")
 
 
 class Model(Protocol):
@@ -83,13 +82,19 @@ ModelFactory = Callable[[ModelContext], Model]
 
 
 @dataclass(frozen=True)
-class _Entry:
+class ModelEntry:
+    """A registered model: its factory and what it is and needs (see :func:`register_model`)."""
+
     factory: ModelFactory
     kinds: tuple[str, ...]
     largest_fraction_only: bool = False
+    family: str = "other"
+    checkpoint: str | None = None
+    needs_torch: bool = False
+    default: bool = False
 
 
-_REGISTRY: dict[str, _Entry] = {}
+_REGISTRY: dict[str, ModelEntry] = {}
 
 
 def register_model(
@@ -99,6 +104,10 @@ def register_model(
     kinds: tuple[str, ...] = ("binary",),
     replace: bool = False,
     largest_fraction_only: bool = False,
+    family: str = "other",
+    checkpoint: str | None = None,
+    needs_torch: bool = False,
+    default: bool = False,
 ) -> None:
     """Add a model factory under ``name``.
 
@@ -114,6 +123,16 @@ def register_model(
         Allow replacing an existing entry.
     largest_fraction_only : bool, default False
         Fit the model at the largest label fraction of a sweep only (an expensive control).
+    family : {"LCM", "baseline", "control", "other"}, default "other"
+        How the report groups the model (LCM variants, baselines, shuffled-label controls).
+    checkpoint : {"bei", "ssl"}, optional
+        The pretraining checkpoint the model reads (the workflow pretrains it first): ``bei``
+        the BEI pretraining folder (``--checkpoint``), ``ssl`` the self-supervised-only one
+        (``--ssl-checkpoint``).
+    needs_torch : bool, default False
+        The model trains with torch (fits then run with torch at one thread).
+    default : bool, default False
+        The model is in ``evaluate.models``'s default list.
     """
     if name in _REGISTRY and not replace:
         raise ConfigError(
@@ -123,7 +142,18 @@ def register_model(
     bad = [k for k in kinds if k not in KINDS]
     if bad or not kinds:
         raise ConfigError(f"register_model({name!r}): kinds must be among {KINDS}, got {kinds}.")
-    _REGISTRY[name] = _Entry(factory, tuple(kinds), largest_fraction_only)
+    if family not in FAMILIES:
+        raise ConfigError(
+            f"register_model({name!r}): family must be one of {FAMILIES}, got {family!r}."
+        )
+    if checkpoint is not None and checkpoint not in CHECKPOINTS:
+        raise ConfigError(
+            f"register_model({name!r}): checkpoint must be None or one of {CHECKPOINTS}, "
+            f"got {checkpoint!r}."
+        )
+    _REGISTRY[name] = ModelEntry(
+        factory, tuple(kinds), largest_fraction_only, family, checkpoint, needs_torch, default
+    )
 
 
 def unregister_model(name: str) -> None:
@@ -134,6 +164,44 @@ def unregister_model(name: str) -> None:
 def available_models() -> list[str]:
     """Registered model names."""
     return sorted(_REGISTRY)
+
+
+def model_names() -> list[str]:
+    """Registered model names in registration order (the built-in ones first)."""
+    return list(_REGISTRY)
+
+
+def model_entry(name: str) -> ModelEntry | None:
+    """The registry entry of ``name`` (None when not registered)."""
+    return _REGISTRY.get(name)
+
+
+def model_family(name: str) -> str:
+    """``LCM``, ``baseline``, ``control`` or ``other`` (also for an unregistered name)."""
+    entry = _REGISTRY.get(name)
+    return entry.family if entry else "other"
+
+
+def needs_torch(name: str) -> bool:
+    """Whether ``name`` trains with torch."""
+    entry = _REGISTRY.get(name)
+    return bool(entry and entry.needs_torch)
+
+
+def checkpoint_models(
+    models: list[str] | tuple[str, ...], checkpoint: str | None = None
+) -> list[str]:
+    """The models among ``models`` that read a pretraining checkpoint (``checkpoint``: that one).
+
+    Parameters
+    ----------
+    models : sequence of str
+        Model names (unregistered ones read none).
+    checkpoint : {"bei", "ssl"}, optional
+        Only the models reading this checkpoint; any checkpoint when omitted.
+    """
+    wanted = CHECKPOINTS if checkpoint is None else (checkpoint,)
+    return [m for m in models if (e := _REGISTRY.get(m)) and e.checkpoint in wanted]
 
 
 def model_kinds(name: str) -> tuple[str, ...]:
@@ -164,96 +232,61 @@ def make_model(name: str, context: ModelContext) -> Model:
 
 
 def models_needing_checkpoint(models: list[str] | tuple[str, ...]) -> list[str]:
-    """The models among ``models`` that read a checkpoint (one definition: lcm.config)."""
-    return pretrained_models(models)
+    """The models among ``models`` that read a checkpoint (either pretraining's)."""
+    return checkpoint_models(models)
 
 
-def _lcm_factory(init: str, pseudo_labels: bool | None, ssl_only: bool = False) -> ModelFactory:
-    """Factory of an LCM variant; ``pseudo_labels=None`` keeps the configured setting."""
+def _builtin_factory(name: str) -> ModelFactory:
+    """Built-in model ``name``'s factory, from :mod:`lcm.evaluate.factories` at first use."""
 
     def factory(context: ModelContext) -> Model:
-        checkpoint = context.ssl_checkpoint if ssl_only else context.checkpoint
-        if checkpoint is None:
-            which = "--ssl-checkpoint (self-supervised-only" if ssl_only else "--checkpoint ("
-            raise ConfigError(
-                f"LCM models need a pretrained checkpoint, but no {which} pretraining) was given.",
-                hint="Pass the checkpoint folder, or evaluate baselines only (evaluate.models).",
-            )
-        # Imported here so that baselines run (and tests pass) without the training stack.
-        try:
-            from lcm.train.finetune import LCMClassifier
-            from lcm.train.regress import LCMRegressor
-        except ImportError as exc:
-            raise ConfigError(
-                f"LCM models need lcm.train (LCMClassifier, LCMRegressor), which failed to "
-                f"import: {exc}",
-                hint="Install the complete lcm package, or evaluate baselines only.",
-            ) from exc
-        settings = dict(context.finetune)
-        if pseudo_labels is not None:
-            # One switch for both semi-supervised parts: (a) BEI soft pseudo-targets and
-            # (b) confident diagnosis pseudo-labels (an ablation leaving one on measures nothing).
-            settings["pseudo_labels"] = pseudo_labels
-            settings["diagnosis_pseudo_labels"] = pseudo_labels
-        if context.kind == "continuous":
-            return LCMRegressor(
-                checkpoint, context.label, settings=settings, seed=context.seed, init=init
-            )
-        return LCMClassifier(
-            checkpoint,
-            context.label,
-            levels=tuple(context.levels),
-            settings=settings,
-            seed=context.seed,
-            init=init,
-        )
+        module = importlib.import_module("lcm.evaluate.factories")
+        return module.FACTORIES[name](context)
 
     return factory
 
 
-def _ridge(context: ModelContext) -> Model:
-    if context.kind == "continuous":
-        return ConnectomeRidge(seed=context.seed)
-    return ConnectomeRidgeClassifier(seed=context.seed)
-
-
-def _bei_linear(context: ModelContext) -> Model:
-    from lcm.evaluate.bei_linear import BEILinear, load_maps
-
-    return BEILinear(load_maps(context.checkpoint), seed=context.seed,
-                     binary=context.kind != "continuous")  # fmt: skip
-
-
-# Permuted LCM refits per fit of the LCM-path control: each is a full finetuning (two with the
-# diagnosis pseudo-labels), so one per fold; the report averages it over folds and seeds.
-LCM_CONTROL_PERMUTATIONS = 1
-
-
-def _shuffled_lcm(context: ModelContext) -> Model:
-    inner = _lcm_factory("pretrained", None)(context)
-    return ShuffledLabels(inner, seed=context.seed, n_permutations=LCM_CONTROL_PERMUTATIONS)
-
-
-def _shuffled(context: ModelContext) -> Model:
-    inner = ConnectomeRidge if context.kind == "continuous" else ConnectomeLogReg
-    return ShuffledLabels(inner(seed=context.seed), seed=context.seed)
-
-
-register_model("logreg", lambda c: ConnectomeLogReg(seed=c.seed))
-register_model("svm", lambda c: ConnectomeSVM(seed=c.seed))
-register_model("ridge", _ridge, kinds=KINDS)
-register_model("tangent-logreg", lambda c: TangentLogReg(seed=c.seed))
-register_model("cpm", lambda c: CPM(), kinds=("continuous",))
-register_model("shuffled-labels", _shuffled, kinds=KINDS)
-register_model("bei-linear", _bei_linear, kinds=KINDS)
-# LCM variants classify a binary task (LCMClassifier) or regress a continuous one (LCMRegressor).
-register_model("lcm", _lcm_factory("pretrained", None), kinds=KINDS)
-register_model("lcm-no-pseudo", _lcm_factory("pretrained", False), kinds=KINDS)
-# Self-supervised-only pretraining carries no BEI heads worth trusting: no pseudo-labels.
-register_model("lcm-ssl", _lcm_factory("pretrained", False, ssl_only=True), kinds=KINDS)
-register_model("lcm-scratch", _lcm_factory("scratch", None), kinds=KINDS)
-# The shuffled-label control through the LCM path (pseudo-labels and all): permuted diagnosis
-# labels, same finetuning; at the largest label fraction only (each permutation is a finetuning).
-register_model("shuffled-lcm", _shuffled_lcm, kinds=("binary",), largest_fraction_only=True)
+# In the order of the schema's model lists: the method and its ablations, baselines, controls.
+# LCM variants classify a binary task (LCMClassifier) or regress a continuous one (LCMRegressor);
+# all but lcm-ssl read the BEI pretraining folder (lcm-scratch borrows its architecture and
+# catalogue), lcm-ssl the self-supervised-only one.
+_LCM = {"kinds": KINDS, "family": "LCM", "needs_torch": True, "default": True}
+_BASELINE = {"family": "baseline", "default": True}
+_BUILTIN_TRAITS: dict[str, dict[str, Any]] = {
+    "lcm": {**_LCM, "checkpoint": "bei"},
+    "lcm-no-pseudo": {**_LCM, "checkpoint": "bei"},
+    "lcm-ssl": {**_LCM, "checkpoint": "ssl"},
+    "lcm-scratch": {**_LCM, "checkpoint": "bei"},
+    "logreg": _BASELINE,
+    "svm": _BASELINE,
+    "ridge": {**_BASELINE, "kinds": KINDS},
+    "tangent-logreg": _BASELINE,
+    "cpm": {**_BASELINE, "kinds": ("continuous",)},
+    # The BEI ridge maps are fitted by lcm pretrain and stored in its checkpoint folder.
+    "bei-linear": {**_BASELINE, "kinds": KINDS, "checkpoint": "bei"},
+    "shuffled-labels": {"kinds": KINDS, "family": "control", "default": True},
+    # The shuffled-label control through the LCM path (pseudo-labels and all): permuted
+    # diagnosis labels, same finetuning; at the largest label fraction only (each permutation
+    # is a finetuning), hence opt-in (not a default model).
+    "shuffled-lcm": {
+        "kinds": ("binary",),
+        "largest_fraction_only": True,
+        "family": "control",
+        "checkpoint": "bei",
+        "needs_torch": True,
+    },
+}
+for _name, _traits in _BUILTIN_TRAITS.items():
+    register_model(_name, _builtin_factory(_name), **_traits)
 # As registered on import: what a fresh worker process builds (lcm.evaluate.parallel).
-_BUILTIN: dict[str, _Entry] = dict(_REGISTRY)
+_BUILTIN: dict[str, ModelEntry] = dict(_REGISTRY)
+
+
+def _builtin(family: str) -> tuple[str, ...]:
+    return tuple(name for name, entry in _BUILTIN.items() if entry.family == family)
+
+
+LCM_MODELS = _builtin("LCM")
+BASELINE_MODELS = _builtin("baseline")
+CONTROL_MODELS = _builtin("control")
+DEFAULT_MODELS = tuple(name for name, entry in _BUILTIN.items() if entry.default)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from lcm.evaluate.metrics import read_tidy_parquet
-from lcm.evaluate.registry import BASELINE_MODELS, CONTROL_MODELS
+from lcm.evaluate.registry import BASELINE_MODELS, CONTROL_MODELS, model_family
 from lcm.exceptions import InputDataError
 
 HISTORY_REQUIRED = ("epoch", "loss_total")
@@ -120,7 +120,7 @@ def model_kind(model: str) -> str:
         return "control"
     if model in BASELINE_MODELS:
         return "baseline"
-    return "LCM" if model.startswith("lcm") else "other"
+    return "LCM" if model_family(model) == "LCM" else "other"
 
 
 def _with_ci(row: pd.Series) -> str:

@@ -1,0 +1,131 @@
+"""The built-in models' factories (:mod:`lcm.evaluate.registry` names them and their traits).
+
+Kept apart from the registry so that importing the registry (the config validation and the
+workflow ask it what each model needs) pulls in neither scikit-learn nor torch, and so that the
+code hash of a workflow stage that only validates the config does not follow the training code.
+The registry imports this module when a built-in model is first built.
+"""
+
+from __future__ import annotations
+
+from lcm.evaluate.registry import Model, ModelContext, ModelFactory
+from lcm.exceptions import ConfigError
+
+
+def _lcm_factory(init: str, pseudo_labels: bool | None, ssl_only: bool = False) -> ModelFactory:
+    """Factory of an LCM variant; ``pseudo_labels=None`` keeps the configured setting."""
+
+    def factory(context: ModelContext) -> Model:
+        checkpoint = context.ssl_checkpoint if ssl_only else context.checkpoint
+        if checkpoint is None:
+            which = "--ssl-checkpoint (self-supervised-only" if ssl_only else "--checkpoint ("
+            raise ConfigError(
+                f"LCM models need a pretrained checkpoint, but no {which} pretraining) was given.",
+                hint="Pass the checkpoint folder, or evaluate baselines only (evaluate.models).",
+            )
+        # Imported here so that baselines run (and tests pass) without the training stack.
+        try:
+            from lcm.train.finetune import LCMClassifier
+            from lcm.train.regress import LCMRegressor
+        except ImportError as exc:
+            raise ConfigError(
+                f"LCM models need lcm.train (LCMClassifier, LCMRegressor), which failed to "
+                f"import: {exc}",
+                hint="Install the complete lcm package, or evaluate baselines only.",
+            ) from exc
+        settings = dict(context.finetune)
+        if pseudo_labels is not None:
+            # One switch for both semi-supervised parts: (a) BEI soft pseudo-targets and
+            # (b) confident diagnosis pseudo-labels (an ablation leaving one on measures nothing).
+            settings["pseudo_labels"] = pseudo_labels
+            settings["diagnosis_pseudo_labels"] = pseudo_labels
+        if context.kind == "continuous":
+            return LCMRegressor(
+                checkpoint, context.label, settings=settings, seed=context.seed, init=init
+            )
+        return LCMClassifier(
+            checkpoint,
+            context.label,
+            levels=tuple(context.levels),
+            settings=settings,
+            seed=context.seed,
+            init=init,
+        )
+
+    return factory
+
+
+def _logreg(context: ModelContext) -> Model:
+    from lcm.evaluate.baselines import ConnectomeLogReg
+
+    return ConnectomeLogReg(seed=context.seed)
+
+
+def _svm(context: ModelContext) -> Model:
+    from lcm.evaluate.baselines import ConnectomeSVM
+
+    return ConnectomeSVM(seed=context.seed)
+
+
+def _tangent(context: ModelContext) -> Model:
+    from lcm.evaluate.baselines import TangentLogReg
+
+    return TangentLogReg(seed=context.seed)
+
+
+def _cpm(context: ModelContext) -> Model:
+    from lcm.evaluate.cpm import CPM
+
+    return CPM()
+
+
+def _ridge(context: ModelContext) -> Model:
+    from lcm.evaluate.baselines import ConnectomeRidge, ConnectomeRidgeClassifier
+
+    if context.kind == "continuous":
+        return ConnectomeRidge(seed=context.seed)
+    return ConnectomeRidgeClassifier(seed=context.seed)
+
+
+def _bei_linear(context: ModelContext) -> Model:
+    from lcm.evaluate.bei_linear import BEILinear, load_maps
+
+    return BEILinear(load_maps(context.checkpoint), seed=context.seed,
+                     binary=context.kind != "continuous")  # fmt: skip
+
+
+# Permuted LCM refits per fit of the LCM-path control: each is a full finetuning (two with the
+# diagnosis pseudo-labels), so one per fold; the report averages it over folds and seeds.
+LCM_CONTROL_PERMUTATIONS = 1
+
+
+def _shuffled_lcm(context: ModelContext) -> Model:
+    from lcm.evaluate.baselines import ShuffledLabels
+
+    inner = _lcm_factory("pretrained", None)(context)
+    return ShuffledLabels(inner, seed=context.seed, n_permutations=LCM_CONTROL_PERMUTATIONS)
+
+
+def _shuffled(context: ModelContext) -> Model:
+    from lcm.evaluate.baselines import ConnectomeLogReg, ConnectomeRidge, ShuffledLabels
+
+    inner = ConnectomeRidge if context.kind == "continuous" else ConnectomeLogReg
+    return ShuffledLabels(inner(seed=context.seed), seed=context.seed)
+
+
+# name -> factory of every built-in model (registered with its traits in lcm.evaluate.registry).
+FACTORIES: dict[str, ModelFactory] = {
+    "lcm": _lcm_factory("pretrained", None),
+    "lcm-no-pseudo": _lcm_factory("pretrained", False),
+    # Self-supervised-only pretraining carries no BEI heads worth trusting: no pseudo-labels.
+    "lcm-ssl": _lcm_factory("pretrained", False, ssl_only=True),
+    "lcm-scratch": _lcm_factory("scratch", None),
+    "logreg": _logreg,
+    "svm": _svm,
+    "ridge": _ridge,
+    "tangent-logreg": _tangent,
+    "cpm": _cpm,
+    "bei-linear": _bei_linear,
+    "shuffled-labels": _shuffled,
+    "shuffled-lcm": _shuffled_lcm,
+}
