@@ -15,8 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest_hpc import copy_repo, planned_jobs, snakemake, write_config
 from test_workflow import small_config
+from test_workflow_ddp import tiny_pretraining_config
 
 SITE = ["--slurm-no-account", "--slurm-status-command", "squeue"]
 SITE += ["--slurm-init-seconds-before-status-checks", "5"]
@@ -123,3 +125,34 @@ def test_nothing_reruns_on_slurm(slurm_run: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert planned_jobs(proc) == {}
+
+
+def test_pretrain_runs_as_two_slurm_tasks(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Issue 17: the pretrain rule given two tasks (one torchrun each, started by srun inside the
+    # job, c10d rendezvous) on the one-node test cluster; on a real cluster tasks are nodes.
+    # The profile copied with the repository gets the resources a user would add to it.
+    base = tmp_path_factory.mktemp("slurm-ddp")
+    repo = copy_repo(base / "repo")
+    profile = repo / "profiles" / "slurm" / "config.yaml"
+    settings = yaml.safe_load(profile.read_text())
+    # CPU processes here (gloo): no GPU; 2 tasks of the rule's 8 threads each.
+    settings["set-resources"]["pretrain"] = {"tasks": 2, "mpi": "srun", "mem_mb": 4000}
+    profile.write_text(yaml.safe_dump(settings))
+    workdir = base / "work"
+    workdir.mkdir()
+    config = tiny_pretraining_config(workdir)
+    target = "results/models/pretrain/model.safetensors"
+    proc = snakemake(
+        repo, workdir, "--profile", str(profile.parent), "--configfile", str(config),
+        *SITE, "--jobs", "4", target, timeout=1200,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
+    sidecar = json.loads((workdir / f"{target}.prov.json").read_text())
+    parallel = sidecar["DataParallel"]
+    assert parallel["world_size"] == 2
+    # Both ranks ran, each in its own srun task of the same job.
+    assert [r["rank"] for r in parallel["ranks"]] == [0, 1]
+    assert sorted(r["slurm_task"] for r in parallel["ranks"]) == ["0", "1"], parallel
+    assert sidecar["Provenance"]["slurm_job_id"]
+    log = (workdir / "results/logs/pretrain/pretrain.log").read_text()
+    assert "rank 0 of 2" in log and "rank 1 of 2" in log, log[-3000:]

@@ -32,6 +32,31 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(str(folder / "model.safetensors"))
 
 
+def assert_same_training(
+    a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], d_model: int
+) -> None:
+    """Weights of one and of two processes on the same global batches: equal up to the order
+    of float summation (also used by tests/test_workflow_ddp.py)."""
+    assert a.keys() == b.keys()
+    for key in a:
+        x, y = a[key], b[key]
+        if key.endswith("in_proj_bias"):
+            # The key bias shifts every attention score of a query equally: its true gradient
+            # is 0, and Adam turns the float noise of either run into lr-sized steps.
+            keep = torch.ones_like(x, dtype=torch.bool)
+            keep[d_model : 2 * d_model] = False
+            x, y = x[keep], y[keep]
+        torch.testing.assert_close(y, x, rtol=1e-4, atol=2e-5, msg=key)
+
+
+def assert_same_history(one: Path, two: Path) -> None:
+    """Per-epoch losses of one and of two processes (the mean of the ranks' shares) agree."""
+    a, b = (pd.read_csv(d / "history.tsv", sep="\t") for d in (one, two))
+    losses = [c for c in a if c.startswith("loss_")]
+    assert "loss_total" in losses and len(losses) > 2
+    pd.testing.assert_frame_equal(a[losses], b[losses], rtol=1e-6, atol=1e-6)
+
+
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path: Path, monkeypatch) -> None:
     catalogue, cohort = make_catalogue(tmp_path), pretrain_cohort(50)
     pretrain(cohort, catalogue, TINY, SETTINGS, seed=4, out_dir=tmp_path / "whole")
@@ -75,6 +100,18 @@ def test_state_of_another_run_is_ignored(tmp_path: Path) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_batch_not_divisible_by_the_world_size_is_refused(tmp_path: Path, monkeypatch) -> None:
+    from lcm.exceptions import ConfigError
+    from lcm.train import distributed
+
+    # Three processes (as torchrun would describe them) cannot split a batch of 16 evenly.
+    monkeypatch.setattr(distributed, "setup", lambda dev: distributed.Distributed(0, 3, 0, dev))
+    catalogue, cohort = make_catalogue(tmp_path), pretrain_cohort(20)
+    with pytest.raises(ConfigError, match="batch_size 16 is not divisible by the 3 data parallel"):
+        pretrain(cohort, catalogue, TINY, SETTINGS, seed=1, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_two_process_ddp_equals_one_process(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
@@ -85,16 +122,7 @@ def test_two_process_ddp_equals_one_process(tmp_path: Path) -> None:
     two = subprocess.run(torchrun, env=env, timeout=180)
     assert one.returncode == 0 and two.returncode == 0
     a, b = _weights(tmp_path / "one" / "m"), _weights(tmp_path / "two" / "m")
-    assert a.keys() == b.keys()
-    d = TINY["overrides"]["d_model"]
-    for key in a:  # same global batches: equal up to the order of float summation
-        x, y = a[key], b[key]
-        if key.endswith("in_proj_bias"):
-            # The key bias shifts every attention score of a query equally: its true gradient
-            # is 0, and Adam turns the float noise of either run into lr-sized steps.
-            keep = torch.ones_like(x, dtype=torch.bool)
-            keep[d : 2 * d] = False
-            x, y = x[keep], y[keep]
-        torch.testing.assert_close(y, x, rtol=1e-4, atol=2e-5, msg=key)
+    assert_same_training(a, b, TINY["overrides"]["d_model"])
+    assert_same_history(tmp_path / "one" / "m", tmp_path / "two" / "m")
     meta = (tmp_path / "two" / "m" / "model.json").read_text()
     assert '"world_size": 2' in meta

@@ -74,5 +74,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("summary: %s", json.dumps(summary, default=str))
         if "rank" not in summary:  # data parallel ranks other than 0 write nothing
             sources = [*store_sources(args.store, args.atlas, list(args.datasets)), args.catalogue]
-            record_outputs(existing(args.out_dir, files), sources)
+            # Every process's host, pid and SLURM task: evidence that each rank took part.
+            parallel = summary["data_parallel"]
+            record_outputs(existing(args.out_dir, files), sources, DataParallel=parallel)
     return 0

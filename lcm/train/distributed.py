@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from dataclasses import dataclass, field
 
 import torch
@@ -75,6 +76,53 @@ def setup(device: torch.device) -> Distributed:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     log.info("data parallel process %d of %d on %s", rank, world, device)
     return Distributed(rank, world, local_rank, device)
+
+
+def gather_ranks(ctx: Distributed) -> list[dict[str, object]]:
+    """Where every process of the job runs, gathered on all of them (rank order).
+
+    Each process logs its own line; the list (rank, local rank, host, pid, device and the
+    SLURM task that started it, if any) is what rank 0 records in the outputs' provenance:
+    evidence that every rank took part.
+    """
+    me: dict[str, object] = {
+        "rank": ctx.rank,
+        "local_rank": ctx.local_rank,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "device": str(ctx.device),
+        "slurm_task": os.environ.get("SLURM_PROCID"),
+    }
+    log.info("rank %d of %d: host %s, pid %d, %s", ctx.rank, ctx.world, me["host"], me["pid"],
+             me["device"])  # fmt: skip
+    if not ctx.enabled:
+        return [me]
+    ranks: list[dict[str, object] | None] = [None] * ctx.world
+    dist.all_gather_object(ranks, me)
+    return [r for r in ranks if r is not None]
+
+
+def mean_over_ranks(
+    ctx: Distributed, history: list[dict[str, float]], prefix: str = "loss_"
+) -> list[dict[str, float]]:
+    """History rows with every ``prefix*`` value averaged over the processes.
+
+    Each process logs the loss of its share of every global batch, divided by the global
+    count over the world size (:func:`lcm.train.objective.shard_batch`): their mean is the loss
+    of the whole batch, so the averaged history is the one-process history (up to the order of
+    float summation). Every process must call this (a collective); others keys are kept.
+    """
+    if not ctx.enabled or not history:
+        return history
+    keys = sorted(k for k in history[0] if k.startswith(prefix))
+    values = torch.tensor(
+        [[row[k] for k in keys] for row in history], dtype=torch.float64, device=ctx.device
+    )
+    dist.all_reduce(values)
+    values = (values / ctx.world).cpu().tolist()
+    return [
+        {**row, **dict(zip(keys, v, strict=True))} for row, v in zip(history, values, strict=True)
+    ]
 
 
 def teardown(ctx: Distributed) -> None:

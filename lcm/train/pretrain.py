@@ -37,8 +37,10 @@ from lcm.store.cohort import Cohort
 from lcm.train import distributed
 from lcm.train.heldout import HOLDOUT_FRACTION, bei_metrics, holdout_split
 from lcm.train.loop import (
+    DeviceConnectomes,
     Resumable,
     autocast,
+    compile_model,
     history_frame,
     pick_device,
     seed_everything,
@@ -163,6 +165,13 @@ def pretrain(
     out = Path(out_dir)
     ctx = distributed.setup(pick_device(device))
     dev = ctx.device
+    if settings["batch_size"] % ctx.world:
+        raise ConfigError(
+            f"pretrain: batch_size {settings['batch_size']} is not divisible by the "
+            f"{ctx.world} data parallel processes (the global batch is split evenly).",
+            hint="Set pretrain.batch_size to a multiple of procs_per_node x tasks.",
+        )
+    ranks = distributed.gather_ranks(ctx)
     generator = seed_everything(seed)
 
     train_idx, val_idx = holdout_split(cohort.groups, HOLDOUT_FRACTION, seed)
@@ -185,11 +194,12 @@ def pretrain(
     objective = PretrainObjective(
         model, layout, settings["ssl_weight"], bei_weight=settings["bei_weight"]
     ).to(dev)
+    compile_model(objective, settings["compile"], dev)  # on CUDA by default; CPU stays eager
     trained: torch.nn.Module = objective
     if ctx.enabled:
         # Some task weights see no target in a batch: DDP must not wait for their gradients.
         trained = DistributedDataParallel(objective, find_unused_parameters=True)
-    fc = torch.as_tensor(train.fc, dtype=torch.float32, device=dev)
+    fc = DeviceConnectomes(train.fc, dev)  # upper triangles on the host, one batch on the device
     ssl_on = settings["ssl_weight"] > 0 and settings["ssl_mask_ratio"] > 0
     if not ssl_on and settings["bei_weight"] == 0:
         raise ConfigError(
@@ -210,9 +220,15 @@ def pretrain(
         if ssl_on:
             mask = sample_roi_mask(len(index), n_rois, settings["ssl_mask_ratio"], generator)
         shard = shard_batch(_take(targets, index), mask, n_rois, ctx.rank, ctx.world)
-        x = fc[index[shard.rows].to(dev)]  # [b, R, R]
+        x = fc.take(index[shard.rows])  # [b, R, R]
         with autocast(dev):
             return trained(x, shard)
+
+    # The next batch's rows of this process are copied while the current step runs.
+    def prefetch(index: torch.Tensor) -> None:
+        fc.prefetch(index.tensor_split(ctx.world)[ctx.rank])
+
+    step.prefetch = prefetch  # type: ignore[attr-defined]
 
     val_targets = (
         encode_targets(
@@ -249,6 +265,8 @@ def pretrain(
         settings["lr"], settings["weight_decay"], generator, step, "pretrain", on_epoch_end,
         resumable=resumable, min_batch=ctx.world, quiet=not ctx.is_main,
     )  # fmt: skip
+    # Each process logged its share of every batch: the history of the whole batches is the mean.
+    history = distributed.mean_over_ranks(ctx, history)
     if best["state"] is not None:
         model.load_state_dict(best["state"])
         log.info("pretraining: kept epoch %s (lowest held-out BEI loss %.4f)", best["epoch"],
@@ -301,6 +319,7 @@ def pretrain(
         "queries": layout.names,
         "final": {k: v for k, v in history[-1].items() if k != "epoch"},
         "data_fingerprint": fingerprint,
+        "data_parallel": {"world_size": ctx.world, "ranks": ranks},
         "seconds": round(time.perf_counter() - started, 2),
     }
     log.info("pretraining done in %.1f s: %s", summary["seconds"], out)

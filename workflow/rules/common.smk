@@ -100,6 +100,7 @@ SHELL_FRAGMENTS = (
     "bei_eval_arg",
     "checkpoint_arg",
     "history_arg",
+    "launcher",
     "options",
     "positive_arg",
     "ssl_arg",
@@ -481,3 +482,21 @@ def store_root(wildcards, output):
 def store_root_of_input(wildcards, input):
     """Root of the feature store, from the first partition file among the inputs."""
     return str(Path(input.store[0]).parents[3])
+
+
+# --- data parallel training (issue #17): how pretrain starts its processes -----------------
+from lcm.train.launch import launcher, threads_per_process
+
+
+def get_launcher(wildcards, threads, resources):
+    """Command prefix of a training rule: one process, torchrun, or srun + torchrun.
+
+    From the rule's resources ``procs_per_node`` and ``tasks`` (profiles/slurm/config.yaml);
+    every value in it is shell-quoted (lcm.train.launch).
+    """
+    return launcher(resources, threads)
+
+
+def get_process_threads(wildcards, threads, resources):
+    """``--threads`` of each training process: the rule's threads over its processes."""
+    return threads_per_process(resources, threads)

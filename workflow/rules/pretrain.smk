@@ -1,5 +1,7 @@
 # Stage 5: pretrain LCM on every dataset with role: pretrain (never on a downstream dataset, so
 # no task's test subject is ever seen). A GPU rule on clusters (see profiles/slurm).
+# More than one process (GPUs of a node, nodes of a SLURM job): the resources procs_per_node and
+# tasks, set in the profile; the launcher param starts them through torchrun (lcm.train.launch).
 
 
 rule pretrain:
@@ -17,6 +19,9 @@ rule pretrain:
         "../../envs/model.yaml"
     threads: 2
     params:
+        rule="pretrain",
+        launcher=get_launcher,
+        threads=get_process_threads,
         store=store_root_of_input,
         atlas=ATLAS,
         datasets=PLAN.by_role("pretrain"),
@@ -26,17 +31,14 @@ rule pretrain:
         out_dir=output_dir,
         code=code_hash("pretrain"),
     shell:
-        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule pretrain pretrain --store {params.store:q}'
+        "{params.launcher} --log-file {log:q} --rule {params.rule:q} pretrain --store {params.store:q}"
         " --atlas {params.atlas:q} --catalogue {input.catalogue:q} --datasets {params.datasets:q}"
         " --model {params.model:q} --settings {params.settings:q} --seed {params.seed:q} --threads"
-        " {threads:q} --out-dir {params.out_dir:q}"
+        " {params.threads:q} --out-dir {params.out_dir:q}"
 
 
 # The lcm-ssl ablation: the same pretraining with the BEI losses off (self-supervised only).
-rule pretrain_ssl:
-    input:
-        store=pretrain_inputs,
-        catalogue=CFG["variables"],
+use rule pretrain as pretrain_ssl with:
     output:
         weights=ssl_pretrained_model(),
         meta=f"{RESULTS}/models/pretrain-ssl/model.json",
@@ -44,20 +46,6 @@ rule pretrain_ssl:
         bei_eval=f"{RESULTS}/models/pretrain-ssl/bei_eval.tsv",
     log:
         log_file("pretrain/pretrain_ssl.log"),
-    conda:
-        "../../envs/model.yaml"
-    threads: 2
     params:
-        store=store_root_of_input,
-        atlas=ATLAS,
-        datasets=PLAN.by_role("pretrain"),
-        model=to_json(CFG["model"]),
+        rule="pretrain_ssl",
         settings=ssl_pretrain_settings(),
-        seed=CFG["seed"],
-        out_dir=output_dir,
-        code=code_hash("pretrain"),
-    shell:
-        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule pretrain_ssl pretrain --store'
-        " {params.store:q} --atlas {params.atlas:q} --catalogue {input.catalogue:q} --datasets"
-        " {params.datasets:q} --model {params.model:q} --settings {params.settings:q} --seed"
-        " {params.seed:q} --threads {threads:q} --out-dir {params.out_dir:q}"
