@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +89,9 @@ def process_timeseries_manifest(
     rows = manifest.to_dict("records")
     warned: set[str] = set()
     connectome = connectome or ConnectomeSettings()
+    facts = _AtlasFacts(atlas.name, atlas.n_rois, atlas.identity, atlas.labels["name"].tolist())
     for row in tqdm(rows, desc=f"{dataset} connectomes", disable=not sys.stderr.isatty()):
-        records.append(_process_row(dataset, row, atlas, settings, connectome, out_dir, warned))
+        records.append(_process_row(dataset, row, facts, settings, connectome, out_dir, warned))
     ensure_dataset_description(out_dir, dataset)
     table = qc_frame(records)
     check_windows(table, f"dataset {dataset!r}")
@@ -102,7 +104,7 @@ def process_timeseries_manifest(
 def _process_row(
     dataset: str,
     row: dict[str, Any],
-    atlas: Atlas,
+    atlas: _AtlasFacts,
     settings: DenoiseSettings,
     connectome: ConnectomeSettings,
     out_dir: str | Path,
@@ -137,13 +139,23 @@ def _process_row(
         "EmptyROIs": facts["empty_rois"],
     }
     mats = write_run_matrices(
-        out_dir, ids, space, atlas.name, atlas.labels["name"].tolist(), signals, empty,
+        out_dir, ids, space, atlas.name, atlas.names, signals, empty,
         connectome, sources, meta,
     )  # fmt: skip
     return new_qc(
         dataset, ids, applied, included=True, timeseries=str(path),
         **mats.qc_facts(), **facts,
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _AtlasFacts:
+    """What every run needs of the atlas, computed once per manifest (the identity is a hash)."""
+
+    name: str
+    n_rois: int
+    identity: str
+    names: list[str]
 
 
 def _applied(settings: DenoiseSettings) -> dict[str, Any]:
@@ -154,7 +166,7 @@ def _applied(settings: DenoiseSettings) -> dict[str, Any]:
 def _clean_series(
     path: Path,
     t_r: float | None,
-    atlas: Atlas,
+    atlas: _AtlasFacts,
     settings: DenoiseSettings,
     facts: dict[str, Any],
     warned: set[str],
@@ -165,7 +177,7 @@ def _clean_series(
     """
     if t_r is None:
         raise ExcludedRunError(f"no repetition time known for {path.name}")
-    table = read_roi_series(path, atlas.labels["name"].tolist())
+    table = read_roi_series(path, atlas.names)
     fd = None
     if FD_COLUMN in table.columns:
         fd = table.pop(FD_COLUMN).fillna(0.0).to_numpy(np.float64)
@@ -178,7 +190,7 @@ def _clean_series(
             "%s has no %r column: denoise.dvars_threshold cannot be applied to this "
             "dataset's ROI time series", path.name, DVARS_COLUMN,
         )  # fmt: skip
-    names = atlas.labels["name"].tolist()
+    names = atlas.names
     if table.shape[1] != atlas.n_rois:
         raise ExcludedRunError(
             f"{path.name} has {table.shape[1]} ROI columns but atlas {atlas.name!r} has "

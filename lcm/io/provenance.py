@@ -131,15 +131,24 @@ def config_hash(config: dict[str, Any]) -> str:
 
 def package_versions() -> dict[str, str]:
     """Versions of the third-party distributions this process has imported so far."""
+    modules = tuple(sys.modules)
+    if _LAST_VERSIONS and _LAST_VERSIONS[0] == modules:  # nothing imported since: same answer
+        return dict(_LAST_VERSIONS[1])
     dists = _distributions()
     versions: dict[str, str] = {}
-    for name in sorted({m.split(".")[0] for m in list(sys.modules)}):
+    for name in sorted({m.split(".")[0] for m in modules}):
         for dist in dists.get(name, []):
             version = _version(dist)
             if version is not None:
                 versions[dist] = version
     versions.pop("lcm", None)
+    _LAST_VERSIONS[:] = [modules, dict(versions)]
     return versions
+
+
+# The modules seen by the last package_versions call and its answer (a sidecar per run asks
+# again and again; the answer changes only when a module is imported or removed).
+_LAST_VERSIONS: list[Any] = []
 
 
 @cache
