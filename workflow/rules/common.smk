@@ -56,10 +56,8 @@ TASKS = sorted(CFG["tasks"])
 # Tasks evaluating an LCM variant that starts from the (BEI) pretrained checkpoint, and those
 # evaluating the self-supervised-only one: baseline-only tasks need no pretraining at all
 # (lcm.config refuses an LCM model without a role: pretrain dataset, in one line).
-CHECKPOINT_TASKS = [
-    t for t in TASKS if set(pretrained_models(task_models(CFG, t))) - {"lcm-ssl"}
-]
-SSL_TASKS = [t for t in TASKS if "lcm-ssl" in task_models(CFG, t)]
+CHECKPOINT_TASKS = [t for t in TASKS if pretrained_models(task_models(CFG, t), "bei")]
+SSL_TASKS = [t for t in TASKS if pretrained_models(task_models(CFG, t), "ssl")]
 # Binary tasks with an LCM model get the deliverable finetuned classifier.
 FINETUNE_TASKS = [t for t in CHECKPOINT_TASKS if "positive" in CFG["tasks"][t]]
 
@@ -149,7 +147,7 @@ def ingest_options(wildcards):
     opts += "" if tr is None else f" --repetition-time {quoted(float(tr))}"
     if dataset["entry"] in ("roi_timeseries", "connectome"):
         # Files of other parcellations (seg-) are left out at ingest, named in the summary.
-        opts += f" --atlas-name {quoted(CFG['atlas']['name'])}"
+        opts += f" --atlas {quoted(CFG['atlas']['name'])}"
         if CFG["atlas"].get("seg"):
             opts += f" --atlas-seg {quoted(CFG['atlas']['seg'])}"
     if dataset["entry"] == "fmriprep":
@@ -414,7 +412,7 @@ def atlas_args(with_seg=True):
     query; ``--atlas-seg`` (the seg- label of input files) only for the connectome verbs.
     """
     atlas = CFG["atlas"]
-    args = f"--atlas-name {quoted(atlas['name'])}"
+    args = f"--atlas {quoted(atlas['name'])}"
     if atlas["path"]:
         args += f" --atlas-path {quoted(atlas['path'])}"
     if atlas["labels"]:
