@@ -18,7 +18,9 @@ rule evaluate:
         log_file("evaluate/{task}.log"),
     conda:
         "../../envs/evaluate.yaml"
-    threads: 1
+    # Fits run across a pool of single-threaded processes (lcm.evaluate.parallel): two keep both
+    # cores of a small machine busy when one task is left; profiles raise it.
+    threads: 2
     params:
         checkpoint_arg=checkpoint_arg,
         store=store_root_of_input,
