@@ -116,10 +116,20 @@ class Atlas:
         if self.img is None:
             return out
         data = np.asarray(self.img.dataobj)
-        for i, index in enumerate(self.labels["index"].to_numpy()):
-            voxels = np.argwhere(data == index)
-            if len(voxels):
-                out[i] = (self.img.affine @ np.r_[voxels.mean(axis=0), 1.0])[:3]
+        # One pass over the image (a scan per label took seconds at 116 labels): voxel counts
+        # and coordinate sums per integer label, by bincount.
+        integral = (data == np.rint(data)) & (data > 0)
+        flat = np.where(integral, data, 0).astype(np.int64).ravel()
+        ids = self.labels["index"].to_numpy().astype(np.int64)
+        size = max(int(flat.max()), int(ids.max()) + 1 if len(ids) else 0) + 1
+        inside = np.flatnonzero(flat)
+        labels = flat[inside]
+        counts = np.bincount(labels, minlength=size)[ids]
+        grid = np.unravel_index(inside, data.shape[:3])
+        sums = np.stack([np.bincount(labels, weights=axis, minlength=size)[ids] for axis in grid])
+        found = counts > 0
+        mean_ijk = sums[:, found] / counts[found]  # [3, found]
+        out[found] = (self.img.affine @ np.vstack([mean_ijk, np.ones(found.sum())]))[:3].T
         return out
 
     def parcel_volumes_mm3(self) -> np.ndarray:

@@ -48,6 +48,17 @@ def test_user_atlas_by_path(tmp_path: Path) -> None:
     np.testing.assert_allclose(atlas.parcel_volumes_mm3(), [42.0, 42.0])
 
 
+def test_centroids_are_each_labels_centre_of_mass_in_world_mm() -> None:
+    """One bincount pass gives, per label, the mean voxel position (a scan per label did)."""
+    atlas = load_atlas("aal116")
+    data = np.asarray(atlas.img.dataobj)
+    expected = []
+    for index in atlas.labels["index"].to_numpy()[::23]:
+        ijk = np.argwhere(data == index).mean(axis=0)
+        expected.append((atlas.img.affine @ np.r_[ijk, 1.0])[:3])
+    np.testing.assert_allclose(atlas.centroids()[::23], expected, atol=1e-9)
+
+
 @pytest.mark.parametrize(("rows", "values", "message"), [
     ([(1, "a")], [1, 2], r"do not match image .* in the image only \[2\]"),
     ([(1, "a"), (2, "b"), (3, "c")], [1, 2], r"in the table only \[3\]"),
