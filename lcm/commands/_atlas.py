@@ -3,10 +3,11 @@
 One spelling everywhere: ``--atlas NAME`` (the store partition, the ``seg-`` label of outputs),
 with ``--atlas-path``, ``--atlas-labels`` and ``--atlas-templateflow`` where the verb loads the
 atlas itself, and ``--atlas-seg`` where input files are matched by their ``seg-`` label. The
-options map one to one onto the config's ``atlas`` section, and :func:`atlas_from_args` loads
-the atlas exactly as the config's section would be (:func:`lcm.atlas.atlas_from_settings`), the
-TemplateFlow query included. ``--atlas-name`` is a hidden, deprecated spelling of ``--atlas``
-(older rules and scripts used it in the connectome, ingest and report verbs).
+options map one to one onto the config's ``atlas`` section (:func:`atlas_settings`), and
+:func:`lcm.commands._atlas_load.atlas_from_args` loads the atlas exactly as the config's section
+would be (:func:`lcm.atlas.atlas_from_settings`), the TemplateFlow query included.
+``--atlas-name`` is a hidden, deprecated spelling of ``--atlas`` (older rules and scripts used it
+in the connectome, ingest and report verbs).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def add_atlas_arguments(
         Atlas name when ``--atlas`` is not given (``required=False`` only).
     files : bool, default False
         Add ``--atlas-path``, ``--atlas-labels`` and ``--atlas-templateflow``: the verb loads
-        the atlas (:func:`atlas_from_args`), not only its name.
+        the atlas (:func:`lcm.commands._atlas_load.atlas_from_args`), not only its name.
     seg : bool, default False
         Add ``--atlas-seg``: the ``seg-`` label input files use for this atlas.
     help : str
@@ -110,15 +111,3 @@ def atlas_settings(args: argparse.Namespace) -> dict[str, Any]:
         "seg": getattr(args, "atlas_seg", None),
         "templateflow": query or None,
     }
-
-
-def atlas_from_args(args: argparse.Namespace):
-    """The atlas the ``--atlas*`` options name (registry, user files or TemplateFlow).
-
-    Returns
-    -------
-    lcm.atlas.Atlas
-    """
-    from lcm.atlas import atlas_from_settings
-
-    return atlas_from_settings(atlas_settings(args))

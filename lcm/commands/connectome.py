@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from lcm.commands._atlas import add_atlas_arguments, atlas_from_args
+from lcm.commands._atlas import add_atlas_arguments
+from lcm.commands._atlas_load import atlas_from_args
 from lcm.io.provenance import write_sidecar
 
 EPILOG = """\

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from lcm.commands._atlas import add_atlas_arguments, atlas_from_args
+from lcm.commands._atlas import add_atlas_arguments
+from lcm.commands._atlas_load import atlas_from_args
 from lcm.evaluate.compare import (
     contrast_table,
     control_table,
