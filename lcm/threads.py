@@ -88,23 +88,38 @@ def resolve_thread_budget(
     threads : int, optional
         ``--threads`` (a rule's ``threads``); capped by the CPUs granted and available.
     env : mapping, optional
-        Environment holding the SLURM variables (default ``os.environ``).
+        Environment holding the SLURM variables and ``OMP_NUM_THREADS`` (default
+        ``os.environ``); without ``threads``, an ``OMP_NUM_THREADS`` set there (Snakemake sets
+        it to the rule's threads) is the budget.
     cpus : int, optional
         CPUs in the affinity mask (default :func:`available_cpus`).
 
     Returns
     -------
     int
-        ``min(threads, SLURM grant, affinity)`` over those that are known, at least 1.
+        ``min(threads or OMP_NUM_THREADS, SLURM grant, affinity)`` over those that are known,
+        at least 1.
     """
     cpus = available_cpus() if cpus is None else max(1, int(cpus))
     granted = slurm_cpus(env)
     limit = min(cpus, granted) if granted else cpus
     if threads is None:
-        return limit
+        # Snakemake exports a job's threads as OMP_NUM_THREADS (and the BLAS variables): a verb
+        # without --threads keeps to them rather than widening its pools to the whole machine
+        # (two BLAS threads made each ROI correlation 30x slower on a busy 2-core machine).
+        inherited = _positive_int((os.environ if env is None else env).get("OMP_NUM_THREADS"))
+        return min(inherited, limit) if inherited else limit
     if threads > limit:
         log.debug("--threads %d capped to the %d CPUs granted and available", threads, limit)
     return max(1, min(int(threads), limit))
+
+
+def _positive_int(text: str | None) -> int | None:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        return None
+    return value if value >= 1 else None
 
 
 def apply_thread_budget(threads: int, *, child_env: bool = True) -> int:

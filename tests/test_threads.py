@@ -115,6 +115,16 @@ def test_blas_openmp_and_torch_capped_inside_a_verb(extra, env):
     assert set(seen["env"].values()) == {"1"}  # for child processes
 
 
+def test_budget_keeps_to_the_threads_snakemake_exported():
+    """A rule's threads reach a verb without --threads as OMP_NUM_THREADS (Snakemake sets it)."""
+    assert resolve_thread_budget(None, env={"OMP_NUM_THREADS": "1"}, cpus=8) == 1
+    assert resolve_thread_budget(None, env={"OMP_NUM_THREADS": "16"}, cpus=8) == 8
+    assert resolve_thread_budget(None, env={"OMP_NUM_THREADS": "junk"}, cpus=8) == 8
+    assert resolve_thread_budget(4, env={"OMP_NUM_THREADS": "1"}, cpus=8) == 4  # --threads wins
+    seen = _probe([], {"OMP_NUM_THREADS": "1"})
+    assert seen["threads"] == 1 and set(seen["pools"]) == {1}
+
+
 def test_default_budget_is_the_cpus_available():
     seen = _probe([], {})
     assert seen["threads"] == len(os.sched_getaffinity(0))
