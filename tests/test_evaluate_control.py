@@ -127,3 +127,22 @@ def test_protocol_passes_subject_groups_to_every_fit_that_takes_them():
     assert accepts_groups(LCMClassifier(None, "dx", ("a", "b"), {}, 0, init="scratch"))
     assert accepts_groups(LCMRegressor(None, "age", {}, 0, init="scratch"))
     assert not accepts_groups(CPM())
+
+
+def test_control_permutations_setting_reaches_the_control() -> None:
+    from lcm.config import schema
+    from lcm.evaluate.registry import CONTROL_PERMUTATIONS, ModelContext, make_model
+    from lcm.exceptions import ConfigError
+
+    default = schema()["properties"]["evaluate"]["properties"]["control_permutations"]
+    assert default["default"] == CONTROL_PERMUTATIONS == EvaluationSettings().control_permutations
+    settings = EvaluationSettings.from_dict({"control_permutations": 7})
+    context = ModelContext(
+        label="dx", levels=("control", "patient"), finetune={}, seed=0,
+        control_permutations=settings.control_permutations,
+    )  # fmt: skip
+    control = make_model("shuffled-labels", context)
+    assert isinstance(control, ShuffledLabels) and control.n_permutations == 7
+    for bad in (0, True, 2.5):
+        with pytest.raises(ConfigError, match="control_permutations"):
+            EvaluationSettings.from_dict({"control_permutations": bad})

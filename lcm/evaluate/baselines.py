@@ -31,6 +31,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
+from lcm.evaluate.registry import CONTROL_PERMUTATIONS
 from lcm.evaluate.splits import subject_labels
 from lcm.evaluate.tangent import TangentSpace
 from lcm.exceptions import InputDataError
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 INNER_FOLDS = 3
 # Permuted refits per fit of the shuffled-label control (see ShuffledLabels).
-N_PERMUTATIONS = 20
+N_PERMUTATIONS = CONTROL_PERMUTATIONS
 
 
 def connectome_features(fc: np.ndarray) -> np.ndarray:

@@ -110,7 +110,9 @@ def _shuffled(context: ModelContext) -> Model:
     from lcm.evaluate.baselines import ConnectomeLogReg, ConnectomeRidge, ShuffledLabels
 
     inner = ConnectomeRidge if context.kind == "continuous" else ConnectomeLogReg
-    return ShuffledLabels(inner(seed=context.seed), seed=context.seed)
+    return ShuffledLabels(
+        inner(seed=context.seed), seed=context.seed, n_permutations=context.control_permutations
+    )
 
 
 # name -> factory of every built-in model (registered with its traits in lcm.evaluate.registry).

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from lcm.evaluate.baselines import strata
+from lcm.evaluate.baselines import N_PERMUTATIONS, strata
 from lcm.evaluate.metrics import (
     METRIC_COLUMNS,
     METRIC_DTYPES,
@@ -91,6 +91,8 @@ class EvaluationSettings:
     split : {"subject", "site"}
         Outer folds: stratified subject-level K-fold, or leave-one-site-out where every run
         names a site (else subject-level, with a warning).
+    control_permutations : int
+        Permuted refits per fit of the ``shuffled-labels`` control.
     """
 
     n_folds: int = 5
@@ -99,6 +101,7 @@ class EvaluationSettings:
     models: tuple[str, ...] = DEFAULT_MODELS
     finetune: dict[str, Any] = field(default_factory=dict)
     split: str = "subject"
+    control_permutations: int = N_PERMUTATIONS
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "--settings") -> EvaluationSettings:
@@ -109,7 +112,10 @@ class EvaluationSettings:
         ConfigError
             Naming the key, what was expected and what was received.
         """
-        allowed = {"n_folds", "seeds", "label_fractions", "models", "finetune", "split"}
+        allowed = {
+            "n_folds", "seeds", "label_fractions", "models", "finetune", "split",
+            "control_permutations",
+        }  # fmt: skip
         unknown = sorted(set(raw) - allowed)
         if unknown:
             raise ConfigError(
@@ -141,6 +147,11 @@ class EvaluationSettings:
         split = raw.get("split", cls.split)
         if split not in SPLITS:
             raise ConfigError(f"{source}: split must be one of {list(SPLITS)}, got {split!r}.")
+        permutations = raw.get("control_permutations", cls.control_permutations)
+        if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 1:
+            raise ConfigError(
+                f"{source}: control_permutations must be an integer >= 1, got {permutations!r}."
+            )
         return cls(
             n_folds=n_folds,
             seeds=tuple(seeds),
@@ -148,6 +159,7 @@ class EvaluationSettings:
             models=tuple(models),
             finetune=dict(finetune),
             split=split,
+            control_permutations=permutations,
         )
 
 
@@ -312,6 +324,7 @@ def evaluate_task(
                 levels=task.levels,
                 finetune=settings.finetune,
                 seed=derived_seed(master_seed, split_seed, fold, 1),
+                control_permutations=settings.control_permutations,
                 checkpoint=Path(checkpoint) if checkpoint is not None else None,
                 kind=task.kind,
                 ssl_checkpoint=Path(ssl_checkpoint) if ssl_checkpoint is not None else None,

@@ -47,6 +47,10 @@ class Model(Protocol):
         """Fit on ``fc (n, R, R)``; ``y`` 0/1 (-1 unlabeled) or float (NaN unlabeled)."""
 
 
+# Permuted refits per fit of the shuffled-labels control (evaluate.control_permutations).
+CONTROL_PERMUTATIONS = 20
+
+
 @dataclass(frozen=True)
 class ModelContext:
     """Everything a model factory may use to build one model for one fit.
@@ -67,6 +71,8 @@ class ModelContext:
         Kind of the task's target.
     ssl_checkpoint : pathlib.Path or None
         Checkpoint pretrained with the self-supervised loss only (``lcm-ssl``).
+    control_permutations : int
+        Permuted refits per fit of the ``shuffled-labels`` control.
     """
 
     label: str
@@ -76,6 +82,7 @@ class ModelContext:
     checkpoint: Path | None = None
     kind: str = "binary"
     ssl_checkpoint: Path | None = None
+    control_permutations: int = CONTROL_PERMUTATIONS
 
 
 ModelFactory = Callable[[ModelContext], Model]
