@@ -12,6 +12,9 @@ rule finetune:
         meta=f"{RESULTS}/models/finetune/{{task}}/model.json",
     log:
         log_file("finetune/{task}.log"),
+    # Ahead of the evaluate jobs that become ready with them: a short job left for the end
+    # keeps one core idle beside it.
+    priority: 1
     conda:
         "../../envs/model.yaml"
     threads: 1
@@ -46,6 +49,7 @@ rule embed:
         attention=task_attention("{task}"),
     log:
         log_file("embed/{task}.log"),
+    priority: 1
     conda:
         "../../envs/model.yaml"
     threads: 1
