@@ -1,5 +1,6 @@
 """Builders of tiny BIDS, fMRIPrep and ROI time-series datasets for the ingest, fmriprep and
-connectome tests (imported by tests/test_ingest_*, test_fmriprep_*, test_connectome_*).
+connectome tests (imported by tests/test_ingest_*, test_fmriprep_*, test_connectome_*), and
+:func:`read_qc_table`, which reads the QC tables the connectome stage writes from them.
 
 Grids are a crop of the fMRIPrep MNI152NLin2009cAsym 4 mm grid with distinct axis sizes, so
 an axis mix-up changes shapes; run lengths are 40-60 volumes.
@@ -16,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from lcm.atlas import load_atlas, mni_grid, resample_to
+from lcm.connectome.qc import QC_COLUMNS
+from lcm.io.derivatives import included_mask
 
 SPACE = "MNI152NLin2009cAsym"
 CROP_START = (12, 14, 12)  # voxel offset of the crop inside the 4 mm grid
@@ -203,3 +206,24 @@ def cli(module, argv: list[str]) -> int:
     module.register(parser.add_subparsers(dest="verb", required=True))
     args = parser.parse_args(argv)
     return args.func(args)
+
+
+# QC columns read as text: identifiers ("01" stays "01"), reasons, paths and lists.
+QC_TEXT = (
+    "dataset", "subject", "session", "task", "run", "run_key", "reason", "timeseries", "relmat",
+    "empty_rois", "strategy", "standardize", "window_note", "relmats", "window_relmats",
+)  # fmt: skip
+
+
+def read_qc_table(path: str | Path) -> pd.DataFrame:
+    """A QC TSV written by the connectome stage, checked to hold every ``QC_COLUMNS``: text
+    columns as strings (``n/a`` -> ""), numbers as floats (``n/a`` -> NaN), ``included`` bool."""
+    df = pd.read_csv(
+        path, sep="\t", dtype={c: str for c in QC_TEXT}, na_values=["n/a"], keep_default_na=False
+    )
+    missing = [c for c in QC_COLUMNS if c not in df.columns]
+    assert not missing, f"{path} lacks QC columns {missing}"
+    for col in QC_TEXT:
+        df[col] = df[col].fillna("")
+    df["included"] = included_mask(df["included"], str(path))
+    return df

@@ -15,7 +15,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest_connectome import cli
+from conftest_connectome import cli, read_qc_table
 
 from lcm.bids.ingest import ingest
 from lcm.cli import VERBS, build_parser
@@ -23,7 +23,6 @@ from lcm.commands import connectome as connectome_cmd
 from lcm.commands import synth as synth_cmd
 from lcm.commands._atlas import add_atlas_arguments, atlas_name
 from lcm.commands._atlas_load import atlas_from_args
-from lcm.connectome.qc import read_qc_table
 from lcm.connectome.relmat import read_relmat
 from lcm.exceptions import ConfigError
 

@@ -8,14 +8,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest_connectome import SPACE, cli, fmriprep_record, make_fmriprep_run, write_json
+from conftest_connectome import (
+    SPACE,
+    cli,
+    fmriprep_record,
+    make_fmriprep_run,
+    read_qc_table,
+    write_json,
+)
 from nilearn.connectome import ConnectivityMeasure
 from sklearn.covariance import LedoitWolf
 
 from lcm.atlas import load_atlas
 from lcm.bids.ingest import ingest
 from lcm.commands import connectome as connectome_cmd
-from lcm.connectome.qc import collect_qc, read_qc_table
+from lcm.connectome.qc import collect_qc
 from lcm.connectome.relmat import (
     fisher_z,
     ledoit_wolf_covariance,

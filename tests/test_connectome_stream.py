@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lcm.connectome.bold_stream import iter_volume_blocks, read_bold_header
-from lcm.connectome.parcellate import ParcelAccumulator, parcel_means, parcellate_file
+from lcm.connectome.parcellate import ParcelAccumulator, parcellate_file
 from lcm.exceptions import ExcludedRunError
 
 SHAPE = (7, 8, 9)  # distinct axis sizes: an axis mix-up changes the result
@@ -112,7 +112,11 @@ def test_dead_and_nonfinite_voxels(tmp_path: Path) -> None:
 def test_in_memory_parcel_means_agree() -> None:
     rng = np.random.default_rng(4)
     data, labels = _data(rng), _labels(rng)
-    signals, counts = parcel_means(data, labels, np.array([2, 1]))
+    acc = ParcelAccumulator(labels, np.array([2, 1]), N_VOL)
+    # (X, Y, Z, T) in Fortran order viewed as (T, X*Y*Z): volumes as rows, like the stream.
+    acc.add(0, data.reshape(-1, N_VOL, order="F").T)
+    stats = acc.result()
+    signals, counts = stats.signals, stats.voxel_counts
     np.testing.assert_allclose(signals, _reference(data, labels, [2, 1]), atol=1e-6)
     assert counts.tolist() == [(labels == 2).sum(), (labels == 1).sum()]
     acc = ParcelAccumulator(labels, np.array([1]), N_VOL)

@@ -8,13 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest_connectome import cli, write_json
+from conftest_connectome import cli, read_qc_table, write_json
 from nilearn import signal
 
 from lcm.atlas import load_atlas
 from lcm.bids.ingest import ingest
 from lcm.commands import connectome as connectome_cmd
-from lcm.connectome.qc import read_qc_table
 from lcm.connectome.relmat import read_relmat, write_relmat, write_timeseries
 
 N_VOL = 57

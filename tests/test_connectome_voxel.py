@@ -20,6 +20,7 @@ from conftest_connectome import (
     crop_labels,
     fmriprep_record,
     make_fmriprep_run,
+    read_qc_table,
     save_nifti,
     write_confounds,
 )
@@ -27,7 +28,6 @@ from conftest_connectome import (
 from lcm.atlas import load_atlas
 from lcm.commands import connectome as connectome_cmd
 from lcm.connectome.confounds import confound_columns, strategy_columns
-from lcm.connectome.qc import read_qc_table
 from lcm.connectome.relmat import read_relmat
 from lcm.connectome.settings import DenoiseSettings
 from lcm.connectome.voxel_run import process_voxel_run

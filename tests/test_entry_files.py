@@ -13,15 +13,14 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest_connectome import cli, write_json
+from conftest_connectome import cli, read_qc_table, write_json
 from scipy.io import savemat
 
 from lcm.atlas import load_atlas
-from lcm.bids.ingest import build_manifest, ingest
+from lcm.bids.ingest import ingest, ingest_dataset
 from lcm.cli import main
 from lcm.commands import connectome as connectome_cmd
 from lcm.connectome.imported import check_connectome
-from lcm.connectome.qc import read_qc_table
 from lcm.connectome.relmat import read_relmat, write_relmat
 from lcm.connectome.roi_formats import read_matrix, read_roi_series
 from lcm.exceptions import ExcludedRunError, InputDataError
@@ -230,9 +229,10 @@ def test_dataset_repetition_time_fills_xcpd_runs_without_sidecar(tmp_path: Path,
         pd.DataFrame(_series(seed=int(sub)), columns=names).to_csv(path, sep="\t", index=False)
     write_json(root / "sub-02" / "func" / "sub-02_task-rest_stat-mean_timeseries.json",
                {"RepetitionTime": 0.72})  # fmt: skip
-    without = build_manifest("x", "roi_timeseries", root).set_index("subject")
+    without = ingest_dataset("x", "roi_timeseries", root).manifest.set_index("subject")
     assert not without.loc["01", "included"] and "no JSON sidecar" in without.loc["01", "reason"]
-    filled = build_manifest("x", "roi_timeseries", root, repetition_time=T_R).set_index("subject")
+    filled = ingest_dataset("x", "roi_timeseries", root, repetition_time=T_R).manifest
+    filled = filled.set_index("subject")
     assert filled["included"].all()
     assert filled.loc["01", "t_r"] == T_R and filled.loc["02", "t_r"] == 0.72
 
@@ -249,7 +249,7 @@ def test_listing_maps_abide_names(tmp_path: Path) -> None:
         "A9\t\tabide/ROISignals_0050009.mat\t\n"
         "A10\t\tabide/ROISignals_0050010.mat\t2.0\n"
     )
-    manifest = build_manifest("abide", "roi_timeseries", listing, repetition_time=1.5)
+    manifest = ingest_dataset("abide", "roi_timeseries", listing, repetition_time=1.5).manifest
     rows = manifest.set_index("subject")
     assert rows.loc["A2", "session"] == "1" and rows.loc["A2", "t_r"] == 2.0
     assert rows.loc["A9", "t_r"] == 1.5  # the dataset TR fills the empty cell
@@ -261,7 +261,7 @@ def test_bad_listing_stops_with_the_file_named(tmp_path: Path) -> None:
     listing = tmp_path / "listing.tsv"
     listing.write_text("subject\tfile\n01\tx.npy\n")
     with pytest.raises(InputDataError, match=r"listing\.tsv lacks column\(s\) \['participant_id'"):
-        build_manifest("x", "connectome", listing)
+        ingest_dataset("x", "connectome", listing)
     rc = main(
         ["ingest", "--dataset", "x", "--entry", "connectome", "--path", str(listing),
          "--out", str(tmp_path / "m.parquet")],

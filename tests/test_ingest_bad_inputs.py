@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest_connectome import cli, make_raw_bids, save_nifti, write_json
 
-from lcm.bids.ingest import build_manifest, ingest
+from lcm.bids.ingest import ingest, ingest_dataset
 from lcm.commands import ingest as ingest_cmd
 from lcm.exceptions import BIDSError
 
@@ -36,13 +36,13 @@ def test_non_bids_names_fail_validation_with_the_validators_messages(tmp_path: P
     func = root / "sub-01" / "func"
     save_nifti(func / "sub-01_task-rest_bogus_bold.nii.gz", np.zeros((4, 5, 6, 7), np.int16))
     with pytest.raises(BIDSError, match=r"BIDS validator found \d+ error") as info:
-        build_manifest("tiny", "bids", root, validate=True)
+        ingest_dataset("tiny", "bids", root, validate=True)
     # The validator's own codes and file locations, e.g. "ENTITY_NOT_IN_RULE x1: ... [/sub-01/...]"
     assert re.search(r"\n  [A-Z_]{6,}.* x\d+: ", info.value.message)
     assert "/sub-01/func/sub-01_task-rest_bogus_bold.nii.gz" in info.value.message
     assert "ingest.validate: false" in info.value.hint
     # Trusted data (validator off): the file is listed as excluded, the rest goes on.
-    df = build_manifest("tiny", "bids", root, validate=False)
+    df = ingest_dataset("tiny", "bids", root, validate=False).manifest
     bad = _row(df, "bogus")
     assert not bad["included"] and bad["reason_code"] == "invalid_name"
     assert "not a valid BIDS file name" in bad["reason"]
@@ -54,7 +54,7 @@ def test_bold_without_repetition_time(tmp_path: Path) -> None:
     write_json(root / "task-rest_bold.json", {"TaskName": "rest"})  # no RepetitionTime anywhere
     write_json(root / "sub-02" / "func" / "sub-02_task-rest_run-1_bold.json",
                {"RepetitionTime": 2.0})  # fmt: skip
-    df = build_manifest("tiny", "bids", root)
+    df = ingest_dataset("tiny", "bids", root).manifest
     bad = _row(df, "sub-01_")
     assert not bad["included"] and bad["reason_code"] == "no_repetition_time"
     assert bad["reason"] == (
@@ -62,14 +62,14 @@ def test_bold_without_repetition_time(tmp_path: Path) -> None:
     )
     assert _row(df, "sub-02_")["included"]
     with pytest.raises(BIDSError, match=r"SIDECAR_KEY_REQUIRED \(RepetitionTime\)"):
-        build_manifest("tiny", "bids", root, validate=True)
+        ingest_dataset("tiny", "bids", root, validate=True)
 
 
 def test_same_run_as_nii_and_nii_gz(tmp_path: Path) -> None:
     root = make_raw_bids(tmp_path / "raw", subjects=("01",), t_r=2.0)
     save_nifti(root / "sub-01" / "func" / "sub-01_task-rest_run-1_bold.nii",
                np.zeros((4, 5, 6, 7), np.int16), t_r=2.0)  # fmt: skip
-    df = build_manifest("tiny", "bids", root)
+    df = ingest_dataset("tiny", "bids", root).manifest
     assert df["included"].tolist() == [True, False]
     dup = df.iloc[1]
     assert dup["path"].endswith(".nii.gz") and dup["reason_code"] == "duplicate"
@@ -89,7 +89,7 @@ def test_unsafe_labels_are_excluded_with_the_label_named(
     root = make_raw_bids(tmp_path / "raw", subjects=("02",), t_r=2.0)
     save_nifti(root / f"sub-{subject}" / "func" / f"sub-{subject}_task-rest_run-1_bold.nii.gz",
                np.zeros((4, 5, 6, 7), np.int16), t_r=2.0)  # fmt: skip
-    df = build_manifest("tiny", "bids", root)
+    df = ingest_dataset("tiny", "bids", root).manifest
     bad = df[~df["included"]]
     assert len(bad) == 1 and bad.iloc[0]["reason_code"] == "invalid_label"
     assert label in bad.iloc[0]["reason"] and bad.iloc[0]["run_key"] == ""

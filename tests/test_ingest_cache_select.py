@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest_connectome import make_raw_bids, write_json
 
-from lcm.bids.ingest import build_manifest, ingest
+from lcm.bids.ingest import ingest, ingest_dataset
 from lcm.bids.selection import Selection
 from lcm.exceptions import ConfigError
 
@@ -49,7 +49,7 @@ def test_cache_reuses_unchanged_subjects_and_sees_every_change(tmp_path: Path) -
     df, cache = _ingest(root, out)
     assert cache == {"subjects_reused": 0, "subjects_indexed": 3}
     assert df["t_r"].tolist() == [0.8, 0.8, 0.8]
-    assert build_manifest("tiny", "bids", root).equals(df)
+    assert ingest_dataset("tiny", "bids", root).manifest.equals(df)
 
 
 def test_cache_follows_symlinks_and_in_place_image_rewrites(tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ def test_selection_excludes_with_reasons(tmp_path: Path) -> None:
             "runs": {"include": ["1"]},  # run-01 is run 1
         }
     )
-    df = build_manifest("tiny", "bids", root, selection=sel)
+    df = ingest_dataset("tiny", "bids", root, selection=sel).manifest
     kept = df[df["included"]]
     assert kept["run_key"].tolist() == [
         "sub-01_ses-a_task-rest_run-01",
@@ -112,8 +112,8 @@ def test_entity_filters(tmp_path: Path) -> None:
     func = root / "sub-01" / "func"
     src = func / "sub-01_task-rest_run-1_bold.nii.gz"
     (func / "sub-01_task-rest_acq-mb8_run-1_bold.nii.gz").write_bytes(src.read_bytes())
-    df = build_manifest("tiny", "bids", root,
-                        selection=Selection.from_config({"acq": {"include": ["mb8"]}}))  # fmt: skip
+    sel = Selection.from_config({"acq": {"include": ["mb8"]}})
+    df = ingest_dataset("tiny", "bids", root, selection=sel).manifest
     assert df.loc[df["included"], "acq"].tolist() == ["mb8"]
 
 
@@ -177,5 +177,5 @@ def test_workflow_plan_lists_the_manifests_included_runs(tmp_path: Path) -> None
     runs = WorkflowPlan(cfg).runs("real")
     assert runs == [{"sub": "01", "ses": "a", "task": "rest", "run": "1"}]
     sel = Selection.from_config(cfg["ingest"]["select"]["real"])
-    df = build_manifest("real", "bids", root, selection=sel)
+    df = ingest_dataset("real", "bids", root, selection=sel).manifest
     assert df.loc[df["included"], "run_key"].tolist() == ["sub-01_ses-a_task-rest_run-1"]

@@ -15,9 +15,9 @@ from conftest_connectome import (
     save_nifti,
     write_json,
 )
+from conftest_pybids import index_bold_runs
 
-from lcm.bids.index_bold import index_bold_runs
-from lcm.bids.ingest import build_manifest
+from lcm.bids.ingest import ingest_dataset
 from lcm.bids.manifest import manifest_frame
 from lcm.bids.sidecars import Sidecar, SidecarReader
 
@@ -26,7 +26,7 @@ COMPARED = ["subject", "session", "task", "run", "run_key", "path", "t_r", "tr_c
 
 
 def _same_rows(root: Path, entry: str, **kwargs) -> pd.DataFrame:
-    fast = build_manifest("tiny", entry, root, **kwargs)
+    fast = ingest_dataset("tiny", entry, root, **kwargs).manifest
     ref = manifest_frame(index_bold_runs("tiny", root, entry, **kwargs))
     assert len(fast) > 0
     pd.testing.assert_frame_equal(fast[COMPARED], ref[COMPARED])
@@ -83,7 +83,7 @@ def test_inheritance_nearest_and_most_specific_wins(tmp_path: Path) -> None:
 def test_unreadable_sidecar_excludes_the_run(tmp_path: Path) -> None:
     root = make_raw_bids(tmp_path / "raw", subjects=("01",))
     (root / "sub-01" / "func" / "sub-01_task-rest_run-1_bold.json").write_text("{oops")
-    row = build_manifest("tiny", "bids", root).iloc[0]
+    row = ingest_dataset("tiny", "bids", root).manifest.iloc[0]
     assert not row["included"] and row["reason_code"] == "bad_sidecar"
     assert "not valid JSON" in row["reason"]
 
@@ -100,7 +100,7 @@ def test_sidecars_of_any_size_read_whole(tmp_path: Path, n_slices: int) -> None:
 def test_unreadable_header_is_recorded_not_excluded(tmp_path: Path, content: bytes) -> None:
     root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"), t_r=2.0)
     (root / "sub-02" / "func" / "sub-02_task-rest_run-1_bold.nii.gz").write_bytes(content)
-    df = build_manifest("tiny", "bids", root)
+    df = ingest_dataset("tiny", "bids", root).manifest
     assert df["included"].all()
     assert df["tr_check"].iloc[0] == "ok"
     assert df["tr_check"].iloc[1].startswith("not checked: NIfTI header unreadable")

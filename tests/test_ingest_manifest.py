@@ -18,7 +18,7 @@ from conftest_connectome import (
     write_json,
 )
 
-from lcm.bids.ingest import build_manifest, ingest
+from lcm.bids.ingest import ingest, ingest_dataset
 from lcm.bids.manifest import MANIFEST_COLUMNS, read_manifest
 from lcm.commands import ingest as ingest_cmd
 from lcm.exceptions import BIDSError
@@ -30,7 +30,7 @@ def _by_key(df: pd.DataFrame) -> dict[str, pd.Series]:
 
 def test_bids_inherited_sidecar_gives_tr(tmp_path: Path) -> None:
     root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"), n_vol=44, t_r=2.0)
-    df = build_manifest("tiny", "bids", root)
+    df = ingest_dataset("tiny", "bids", root).manifest
     assert list(df.columns) == list(MANIFEST_COLUMNS)
     assert df["run_key"].tolist() == ["sub-01_task-rest_run-1", "sub-02_task-rest_run-1"]
     assert df["included"].all() and (df["reason"] == "").all()
@@ -41,7 +41,7 @@ def test_bids_inherited_sidecar_gives_tr(tmp_path: Path) -> None:
 
 def test_bids_sessions_and_runs_are_keyed(tmp_path: Path) -> None:
     root = make_raw_bids(tmp_path / "raw", subjects=("01",), sessions=("a", "b"), runs=("1", "2"))
-    df = build_manifest("tiny", "bids", root)
+    df = ingest_dataset("tiny", "bids", root).manifest
     assert df["run_key"].tolist() == [
         "sub-01_ses-a_task-rest_run-1", "sub-01_ses-a_task-rest_run-2",
         "sub-01_ses-b_task-rest_run-1", "sub-01_ses-b_task-rest_run-2",
@@ -56,7 +56,7 @@ def test_bids_subject_sidecar_overrides_and_mismatch_excludes(tmp_path: Path) ->
     write_json(
         root / "sub-02" / "func" / "sub-02_task-rest_run-1_bold.json", {"RepetitionTime": 0.8}
     )
-    rows = _by_key(build_manifest("tiny", "bids", root))
+    rows = _by_key(ingest_dataset("tiny", "bids", root).manifest)
     assert rows["sub-01_task-rest_run-1"].included
     bad = rows["sub-02_task-rest_run-1"]
     assert not bad.included
@@ -69,7 +69,7 @@ def test_bids_3d_and_invalid_label_are_excluded_not_fatal(tmp_path: Path) -> Non
     func = root / "sub-01" / "func"
     save_nifti(func / "sub-01_task-rest_run-2_bold.nii.gz", np.zeros(CROP_SHAPE, np.int16))
     save_nifti(func / "sub-01_task-rest_run-x.y_bold.nii.gz", np.zeros((4, 5, 6, 7), np.int16))
-    df = build_manifest("tiny", "bids", root)
+    df = ingest_dataset("tiny", "bids", root).manifest
     assert len(df) == 3
     rows = _by_key(df)
     assert rows["sub-01_task-rest_run-1"].included
@@ -88,7 +88,7 @@ def test_invalid_label_in_derivatives_is_excluded(tmp_path: Path) -> None:
         np.zeros((4, 5, 6, 7), np.float32),
         t_r=2.0,
     )
-    df = build_manifest("fp", "fmriprep", deriv)
+    df = ingest_dataset("fp", "fmriprep", deriv).manifest
     assert sorted(df["included"].tolist()) == [False, True]
     bad = df[~df["included"]].iloc[0]
     assert "'run' label '1+2'" in bad["reason"] and bad["run_key"] == ""
@@ -98,7 +98,7 @@ def test_missing_dataset_description_names_folder(tmp_path: Path) -> None:
     root = make_raw_bids(tmp_path / "raw")
     (root / "dataset_description.json").unlink()
     with pytest.raises(BIDSError, match=r"raw has no dataset_description.json") as info:
-        build_manifest("tiny", "bids", root)
+        ingest_dataset("tiny", "bids", root)
     assert "BIDSVersion" in info.value.hint
 
 
@@ -106,7 +106,7 @@ def test_bids_entry_refuses_a_derivative_dataset(tmp_path: Path) -> None:
     deriv = tmp_path / "fmriprep"
     make_fmriprep_run(deriv, "sub-01_task-rest_run-1", n_vol=40)
     with pytest.raises(BIDSError, match="derivative dataset"):
-        build_manifest("tiny", "bids", deriv)
+        ingest_dataset("tiny", "bids", deriv)
 
 
 def test_fmriprep_entry_accepts_res_and_drops_duplicates(tmp_path: Path) -> None:
@@ -114,7 +114,7 @@ def test_fmriprep_entry_accepts_res_and_drops_duplicates(tmp_path: Path) -> None
     make_fmriprep_run(deriv, "sub-01_task-rest_run-1", n_vol=40, t_r=1.5)
     make_fmriprep_run(deriv, "sub-01_task-rest_run-1", n_vol=40, t_r=1.5, res="2")
     make_fmriprep_run(deriv, "sub-02_task-rest_run-1", n_vol=40, t_r=1.5, res="2")
-    df = build_manifest("fp", "fmriprep", tmp_path / "raw-unused", derivatives=deriv)
+    df = ingest_dataset("fp", "fmriprep", tmp_path / "raw-unused", derivatives=deriv).manifest
     assert len(df) == 3
     inc = df[df["included"]]
     assert inc["run_key"].tolist() == ["sub-01_task-rest_run-1", "sub-02_task-rest_run-1"]
@@ -123,7 +123,7 @@ def test_fmriprep_entry_accepts_res_and_drops_duplicates(tmp_path: Path) -> None
     np.testing.assert_allclose(inc["t_r"], 1.5)
     dup = df[~df["included"]].iloc[0]
     assert "duplicate" in dup["reason"] and "_res-2_" in dup["path"]
-    assert build_manifest("fp", "fmriprep", deriv, space="MNI152NLin6Asym").empty
+    assert ingest_dataset("fp", "fmriprep", deriv, space="MNI152NLin6Asym").manifest.empty
 
 
 def _roi_file(root: Path, run_key: str, space: str = SPACE, t_r: float | None = 0.72) -> Path:
@@ -148,7 +148,7 @@ def test_roi_timeseries_entry(tmp_path: Path) -> None:
     _roi_file(root, "sub-01_task-rest_run-1", space="fsLR")  # second space of the same run
     _roi_file(root, "sub-02_task-rest_run-1", t_r=None)  # no sidecar
     _roi_file(root, "sub-03_task-other_run-1")  # other task: not indexed
-    df = build_manifest("ts", "roi_timeseries", root)
+    df = ingest_dataset("ts", "roi_timeseries", root).manifest
     assert len(df) == 3
     rows = df.set_index("path")
     keep = df[df["included"]]
@@ -157,7 +157,7 @@ def test_roi_timeseries_entry(tmp_path: Path) -> None:
     reasons = " | ".join(df.loc[~df["included"], "reason"])
     assert "duplicate" in reasons and "no JSON sidecar" in reasons
     assert rows.index.str.contains("task-other").sum() == 0
-    only = build_manifest("ts", "roi_timeseries", root, space="fsLR")
+    only = ingest_dataset("ts", "roi_timeseries", root, space="fsLR").manifest
     assert only["included"].tolist() == [True]
 
 

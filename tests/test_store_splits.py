@@ -10,7 +10,7 @@ import pytest
 
 from lcm.cli import main
 from lcm.exceptions import InputDataError
-from lcm.store.catalogue import catalogue_from_dict, load_catalogue
+from lcm.store.catalogue import Catalogue, Variable, load_catalogue
 from lcm.store.layout import n_edges
 from lcm.store.loader import ConnectomeStream
 from lcm.store.read import load_cohort, read_runs
@@ -24,6 +24,9 @@ from lcm.store.splits import (
 from lcm.store.writer import write_connectome_arrays, write_variables
 
 ROIS = [f"roi{i}" for i in range(5)]
+DX = Catalogue(
+    variables={"dx": Variable("dx", "binary", "clinical", levels=("ctl", "pat"))}, datasets={}
+)
 
 
 def _subjects(n: int = 40, sites: int = 6) -> pd.DataFrame:
@@ -98,9 +101,6 @@ def _store(tmp_path: Path) -> Path:
     )
     vec = rng.uniform(-1, 1, (n, n_edges(len(ROIS)))).astype(np.float32)
     write_connectome_arrays(tmp_path, "toy", "cohort", runs, vec, ROIS, row_group_size=4)
-    catalogue = catalogue_from_dict(
-        {"dx": {"kind": "binary", "domain": "clinical", "levels": ["ctl", "pat"]}}
-    )
     labeled = pd.DataFrame(
         {
             "subject": [f"{i:03d}" for i in range(15)],
@@ -108,7 +108,7 @@ def _store(tmp_path: Path) -> Path:
             "dx": [("pat" if i % 2 else "ctl") if i < 9 else None for i in range(15)],
         }
     )
-    write_variables(tmp_path, "cohort", labeled, catalogue)
+    write_variables(tmp_path, "cohort", labeled, DX)
     return tmp_path
 
 
@@ -128,9 +128,7 @@ def test_no_downstream_test_subject_reaches_pretraining(tmp_path: Path) -> None:
     write_splits(tmp_path / "task.parquet", splits)
     test_keys = downstream_test_keys(read_splits(tmp_path / "task.parquet"))
     assert len(test_keys) == 9 and len(downstream_test_keys(every)) == 15
-    catalogue = catalogue_from_dict({"dx": {"kind": "binary", "domain": "clinical",
-                                            "levels": ["ctl", "pat"]}})  # fmt: skip
-    cohort = load_cohort(store, "toy", ["cohort"], catalogue, exclude=splits)
+    cohort = load_cohort(store, "toy", ["cohort"], DX, exclude=splits)
     seen = set(cohort.groups)
     assert seen and not seen & test_keys
     assert len(cohort) == 30 - 2 * 9
@@ -138,7 +136,7 @@ def test_no_downstream_test_subject_reaches_pretraining(tmp_path: Path) -> None:
     streamed = {f"cohort/{stream.runs['subject'][s['index']]}" for s in stream}
     assert streamed == seen
     # Without the exclusion the same call would have seen them: the test can fail.
-    assert test_keys <= set(load_cohort(store, "toy", ["cohort"], catalogue).groups)
+    assert test_keys <= set(load_cohort(store, "toy", ["cohort"], DX).groups)
 
 
 def test_task_table_from_the_cli_keeps_its_test_subjects_out_of_pretraining(tmp_path: Path) -> None:

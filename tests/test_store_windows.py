@@ -11,14 +11,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest_connectome import cli, write_json
+from conftest_connectome import cli, read_qc_table, write_json
 from sklearn.metrics import roc_auc_score
 
 from lcm.atlas import load_atlas
 from lcm.bids.ingest import ingest
 from lcm.commands import connectome as connectome_cmd
 from lcm.commands import store as store_cmd
-from lcm.connectome.qc import read_qc_table
 from lcm.connectome.relmat import read_relmat
 from lcm.evaluate.protocol import (
     EvaluationSettings,

@@ -23,13 +23,19 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest_connectome import cli, confounds_table, make_fmriprep_run, make_raw_bids, write_json
+from conftest_connectome import (
+    cli,
+    confounds_table,
+    make_fmriprep_run,
+    make_raw_bids,
+    read_qc_table,
+    write_json,
+)
 
 from lcm.atlas import load_atlas
 from lcm.bids.ingest import ingest
 from lcm.commands import connectome as connectome_cmd
 from lcm.commands import ingest as ingest_cmd
-from lcm.connectome.qc import read_qc_table
 from lcm.connectome.relmat import read_relmat, write_relmat
 from lcm.exceptions import AtlasError, ConfigError, InputDataError
 from lcm.store.writer import write_connectomes

@@ -5,7 +5,8 @@ workflow only needs one entry level's BOLD runs (or ROI time series) of one task
 walks ``sub-*/[ses-*/]func`` once, reads each sidecar once, checks each NIfTI header with a
 540-byte read, and reports per subject the files and folders it looked at (with sizes and
 mtimes) so that :mod:`lcm.bids.index_cache` can skip unchanged subjects next time.
-pybids stays the reference: on small trees both give the same rows (tests).
+pybids stays the reference: on small trees both give the same rows
+(tests/conftest_pybids.py, tests/test_ingest_fast_index.py).
 """
 
 from __future__ import annotations

@@ -46,10 +46,14 @@ from lcm.bids.rows import (
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import check_label, parse_entities, run_key
 
-FILE_ENTRIES = ("roi_timeseries", "connectome")
 EXTENSIONS = (".tsv", ".csv", ".npy", ".mat")
 LISTING_COLUMNS = ("participant_id", "path")
 LISTING_OPTIONAL = ("session", "run", "task", "repetition_time", "seg")
+# The listing's columns, in every hint that asks for one.
+_LISTING_HINT = (
+    f"a tab-separated listing with a header: {', '.join(LISTING_COLUMNS)} (relative to the "
+    f"listing), optional {', '.join(LISTING_OPTIONAL)}"
+)
 MISSING_FILE = "missing_file"
 # DPARSF / ABIDE-preprocessed names: ROISignals_<subject id>.mat
 _DPARSF_RE = re.compile(r"^ROISignals_(?:sub-)?(?P<sub>[A-Za-z0-9]+)$")
@@ -103,8 +107,7 @@ def index_files(
     else:
         raise InputDataError(
             f"Dataset {dataset!r}: {path} does not exist.",
-            hint="Set datasets.<name>.path to a folder of per-run files or to a listing TSV "
-            "(participant_id, path[, session, run, repetition_time]).",
+            hint=f"Set datasets.<name>.path to a folder of per-run files or to {_LISTING_HINT}.",
         )
     rows = [_row(dataset, entry, c, repetition_time) for c in candidates]
     hint = "list each run once (one file per run, parcellation and format)"
@@ -126,16 +129,14 @@ def read_listing(path: str | Path) -> pd.DataFrame:
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputDataError(
             f"Cannot read the listing {path}: {exc}",
-            hint="A tab-separated file with a header: participant_id, path[, session, run, "
-            "repetition_time].",
+            hint=f"Pass {_LISTING_HINT}.",
         ) from exc
     table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in LISTING_COLUMNS if c not in table.columns]
     if missing:
         raise InputDataError(
             f"The listing {path} lacks column(s) {missing} (has {list(table.columns)}).",
-            hint="Columns: participant_id, path (relative to the listing), optional session, "
-            "run, task, repetition_time.",
+            hint=f"Pass {_LISTING_HINT}.",
         )
     return table
 

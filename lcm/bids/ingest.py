@@ -195,30 +195,6 @@ def _ingest_files(
     return Ingested(manifest=manifest, summary=summary, index=index)
 
 
-def build_manifest(
-    dataset: str,
-    entry: str,
-    path: str | Path,
-    derivatives: str | Path | None = None,
-    task: str = "rest",
-    space: str | None = None,
-    selection: Selection | None = None,
-    validate: bool = False,
-    repetition_time: float | None = None,
-) -> pd.DataFrame:
-    """The manifest table of :func:`ingest_dataset` (no cache, validator off by default).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``lcm.bids.manifest.MANIFEST_COLUMNS``, one row per run.
-    """
-    return ingest_dataset(
-        dataset, entry, path, derivatives, task, space, selection=selection, validate=validate,
-        repetition_time=repetition_time,
-    ).manifest  # fmt: skip
-
-
 def ingest(
     dataset: str,
     entry: str,

@@ -1,7 +1,7 @@
 """Manifest rows: an empty row from a file name, and the checks that include or exclude a run.
 
-Both indexers (the fast scandir one and the pybids reference) build rows here, so a run gets
-the same verdict whichever found it.
+Both indexers (the fast scandir one and the tests' pybids reference) build rows here, so a run
+gets the same verdict whichever found it.
 """
 
 from __future__ import annotations

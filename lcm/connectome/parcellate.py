@@ -178,37 +178,6 @@ class ParcelAccumulator:
         )  # fmt: skip
 
 
-def parcel_means(
-    data: np.ndarray, labels: np.ndarray, label_ids: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean signal of each label's voxels, per volume, for an in-memory 4D array.
-
-    Equivalent to ``nilearn.maskers.NiftiLabelsMasker(strategy="mean")`` without cleaning;
-    labels without a voxel in the image get a column of 0.
-
-    Parameters
-    ----------
-    data : ndarray, shape (X, Y, Z, T)
-        BOLD data on the grid of ``labels``.
-    labels : ndarray of int, shape (X, Y, Z)
-        Label image; 0 is background.
-    label_ids : ndarray of int, shape (R,)
-        Label values, in output column order.
-
-    Returns
-    -------
-    signals : ndarray, shape (T, R)
-    voxel_counts : ndarray of int, shape (R,)
-    """
-    if data.ndim != 4 or data.shape[:3] != labels.shape:
-        raise ValueError(f"data {data.shape} and labels {labels.shape} grids differ")
-    acc = ParcelAccumulator(labels, label_ids, data.shape[3])
-    # (X, Y, Z, T) in Fortran order viewed as (T, X*Y*Z): volumes as rows, like the stream.
-    acc.add(0, np.asarray(data).reshape(-1, data.shape[3], order="F").T)
-    stats = acc.result()
-    return stats.signals, stats.voxel_counts
-
-
 def parcellate_file(
     path: str | Path,
     labels: np.ndarray,

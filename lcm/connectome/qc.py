@@ -13,7 +13,7 @@ import pandas as pd
 from lcm.bids.runs import RunIds
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.atomic import write_tsv
-from lcm.io.derivatives import exclusion_reasons, included_mask
+from lcm.io.derivatives import exclusion_reasons
 
 QC_COLUMNS = (
     "dataset", "subject", "session", "task", "run", "run_key", "included", "reason",
@@ -183,38 +183,3 @@ def check_windows(df: pd.DataFrame, source: str) -> None:
             hint="Lower connectome.window.length (it counts volumes, not seconds) or set it "
             "to null.",
         )
-
-
-_ID_COLUMNS = ("dataset", "subject", "session", "task", "run", "run_key", "reason", "timeseries",
-               "relmat", "empty_rois", "strategy", "standardize", "window_note", "relmats",
-               "window_relmats")  # fmt: skip
-
-
-def read_qc_table(path: str | Path) -> pd.DataFrame:
-    """Read a QC TSV with identifiers as strings (``"01"`` stays ``"01"``), ``n/a`` as NaN.
-
-    Raises
-    ------
-    InputDataError
-        If the file is missing or lacks QC columns.
-    """
-    path = Path(path)
-    try:
-        df = pd.read_csv(
-            path, sep="\t", dtype={c: str for c in _ID_COLUMNS}, na_values=["n/a"],
-            keep_default_na=False,
-        )  # fmt: skip
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputDataError(f"Cannot read QC table {path}: {exc}") from exc
-    missing = [c for c in QC_COLUMNS if c not in _OPTIONAL and c not in df.columns]
-    if missing:
-        raise InputDataError(
-            f"QC table {path} lacks columns {missing}.", hint="Rerun 'lcm connectome'."
-        )
-    for col in QC_COLUMNS:
-        if col not in df.columns:
-            df[col] = "" if col in _ID_COLUMNS else np.nan
-    for col in _ID_COLUMNS:
-        df[col] = df[col].fillna("")
-    df["included"] = included_mask(df["included"], str(path))
-    return df

@@ -21,7 +21,6 @@ from lcm.exceptions import InputDataError
 from lcm.io.atomic import atomic_path
 
 METRICS = ("auc", "balanced_accuracy", "accuracy", "f1", "sensitivity", "specificity")
-REGRESSION_METRICS = ("pearson_r", "mae", "r2")
 METRIC_COLUMNS = ("task", "model", "label_fraction", "seed", "fold", "metric", "value")
 # ``prediction``: P(positive) for a binary task, the predicted value for a continuous one.
 PREDICTION_COLUMNS = (

@@ -158,14 +158,6 @@ def validate_catalogue(raw: Any, source: str) -> None:
     )
 
 
-def catalogue_from_dict(variables: dict[str, Any]) -> Catalogue:
-    """Rebuild a catalogue's variables from :meth:`Catalogue.to_dict` (e.g. from a checkpoint)."""
-    parsed = {
-        name: _parse_variable(Path("<checkpoint>"), name, spec) for name, spec in variables.items()
-    }
-    return Catalogue(variables=parsed, datasets={}, path="<checkpoint>")
-
-
 def _mapping(path: Path, raw: dict, key: str) -> list[tuple[str, dict]]:
     value = raw.get(key)
     if not isinstance(value, dict) or not value:

@@ -215,11 +215,6 @@ def downstream_test_keys(splits: pd.DataFrame) -> set[str]:
     return set((splits["dataset"].astype(str) + "/" + splits["subject"].astype(str)).unique())
 
 
-def splits_path(store: str | Path) -> Path:
-    """Default location of the splits table in a store."""
-    return Path(store) / "splits" / "splits.parquet"
-
-
 def write_splits(path: str | Path, splits: pd.DataFrame, provenance: dict | None = None) -> Path:
     """Write a splits table as Parquet (atomically), provenance in the key-value metadata."""
     table = pa.Table.from_pandas(splits, preserve_index=False)

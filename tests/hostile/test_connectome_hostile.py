@@ -21,6 +21,7 @@ from conftest_connectome import (
     fmriprep_record,
     make_fmriprep_run,
     make_raw_bids,
+    read_qc_table,
     save_nifti,
     write_confounds,
     write_json,
@@ -33,7 +34,6 @@ from lcm.bids.nifti_header import read_bold_header as read_ingest_header
 from lcm.commands import connectome as connectome_cmd
 from lcm.connectome.bold_stream import read_bold_header
 from lcm.connectome.parcellate import parcellate_file
-from lcm.connectome.qc import read_qc_table
 from lcm.connectome.relmat import read_relmat, write_relmat
 from lcm.connectome.settings import DenoiseSettings
 from lcm.connectome.voxel_run import process_voxel_run
