@@ -323,25 +323,6 @@ def task_models(config: dict[str, Any], task: str) -> list[str]:
     return list(config["tasks"][task].get("models", config["evaluate"]["models"]))
 
 
-def pretrained_models(
-    models: list[str] | tuple[str, ...], checkpoint: str | None = None
-) -> list[str]:
-    """The models among ``models`` that need a pretraining checkpoint (the registry says which).
-
-    Parameters
-    ----------
-    models : sequence of str
-        Model names.
-    checkpoint : {"bei", "ssl"}, optional
-        Only those reading the BEI pretraining's checkpoint (``bei``: the LCM variants but
-        lcm-ssl, their shuffled-label control, bei-linear) or the self-supervised-only one
-        (``ssl``: lcm-ssl); either when omitted.
-    """
-    from lcm.evaluate.registry import checkpoint_models
-
-    return checkpoint_models(models, checkpoint)
-
-
 def _check_cross_references(config: dict[str, Any], source: str) -> None:
     datasets = config["datasets"]
     atlas = config["atlas"]
@@ -367,8 +348,10 @@ def _check_cross_references(config: dict[str, Any], source: str) -> None:
                 hint="Pretraining must never see a task's test subjects: set role: downstream.",
             )
     if not any(ds["role"] == "pretrain" for ds in datasets.values()):
+        from lcm.evaluate.registry import checkpoint_models
+
         for name in sorted(config.get("tasks", {})):
-            wanted = pretrained_models(task_models(config, name))
+            wanted = checkpoint_models(task_models(config, name))
             if wanted:
                 raise ConfigError(
                     f"{source}: tasks.{name} evaluates {wanted}, which need a pretrained "

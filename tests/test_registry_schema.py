@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from lcm.config import pretrained_models, schema, validate_config
+from lcm.config import schema, validate_config
 from lcm.evaluate import parallel
 from lcm.evaluate.registry import (
     BASELINE_MODELS,
@@ -24,6 +24,7 @@ from lcm.evaluate.registry import (
     DEFAULT_MODELS,
     LCM_MODELS,
     ModelContext,
+    checkpoint_models,
     is_builtin_model,
     model_entry,
     model_family,
@@ -91,14 +92,14 @@ def test_families_are_entry_attributes() -> None:
 
 def test_checkpoints_and_torch_are_entry_attributes() -> None:
     # As lcm.config.CHECKPOINT_MODELS listed them, now asked of the entries.
-    assert set(pretrained_models(BUILTIN)) == {
+    assert set(checkpoint_models(BUILTIN)) == {
         "lcm", "lcm-no-pseudo", "lcm-ssl", "lcm-scratch", "shuffled-lcm", "bei-linear",
     }  # fmt: skip
-    assert pretrained_models(BUILTIN, "ssl") == ["lcm-ssl"]
-    assert pretrained_models(BUILTIN, "bei") == [
+    assert checkpoint_models(BUILTIN, "ssl") == ["lcm-ssl"]
+    assert checkpoint_models(BUILTIN, "bei") == [
         "lcm", "lcm-no-pseudo", "lcm-scratch", "bei-linear", "shuffled-lcm",
     ]  # fmt: skip
-    assert pretrained_models(["nope", "logreg"]) == []
+    assert checkpoint_models(["nope", "logreg"]) == []
     assert [m for m in BUILTIN if needs_torch(m)] == [*LCM_MODELS, "shuffled-lcm"]
     entry = model_entry("cpm")
     assert entry is not None and entry.kinds == ("continuous",) and entry.checkpoint is None

@@ -15,7 +15,7 @@ it handles, its ``family`` (``LCM``, ``baseline``, ``control``, ``other``: how t
 it), which pretraining ``checkpoint`` it reads (``bei``: the BEI pretraining folder, ``ssl``:
 the self-supervised-only one, or none), whether it ``needs_torch``, and whether it is in the
 ``default`` model list. The config schema's model names are the registered ones
-(:func:`lcm.config.schema`), and :func:`lcm.config.pretrained_models` asks the entries here.
+(:func:`lcm.config.schema`); the workflow and :mod:`lcm.config` ask :func:`checkpoint_models`.
 Importing this module is cheap (no scikit-learn, no torch): the workflow and the config
 validation ask it.
 """
