@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from lcm.atlas import atlas_files, available_atlases
-from lcm.atlas_spheres import COORDINATE_ATLASES
+from lcm.atlas.spheres import COORDINATE_ATLASES
 from lcm.bids.ingest import ENTRIES
 from lcm.connectome.confounds import STRATEGIES
 from lcm.workflow_plan import WorkflowPlan
@@ -39,7 +39,7 @@ def _schema() -> dict:
 
 def test_the_doc_names_files_and_names() -> None:
     # The extraction itself works: an empty list would pass every test below.
-    assert "lcm/atlas.py" in PATHS and "lcm.evaluate.registry.register_model" in NAMES
+    assert "lcm/atlas/__init__.py" in PATHS and "lcm.evaluate.registry.register_model" in NAMES
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -89,7 +89,7 @@ def test_registry_atlases_are_the_schemas_and_have_their_sources() -> None:
     listed = re.search(r"Registry name \(([^)]*)\)", text)
     assert listed, text
     assert sorted(n.strip() for n in listed.group(1).split(",")) == available_atlases()
-    # lcm.atlas names the coordinate atlases that lcm.atlas_spheres builds: the same names.
+    # lcm.atlas names the coordinate atlases that lcm.atlas.spheres builds: the same names.
     assert set(COORDINATE_ATLASES) <= set(available_atlases())
     for name in available_atlases():
         files = atlas_files(name)

@@ -13,7 +13,7 @@ Nothing is downloaded. Registry atlases and where they come from:
   (97 x 115 x 97, :func:`mni_grid`); a voxel within several spheres goes to the nearest centre,
   so parcels never overlap. Their labels table adds a ``network`` column where the source gives
   one (Dosenbach, Seitzman). Built on first use, cached in memory (see
-  :mod:`lcm.atlas_spheres`). The coordinates are published facts; cite the papers.
+  :mod:`lcm.atlas.spheres`). The coordinates are published facts; cite the papers.
 
 A user atlas is a label NIfTI plus a TSV with columns ``index`` and ``name`` (one row per
 non-zero label). A TemplateFlow atlas is looked up in a local ``$TEMPLATEFLOW_HOME`` tree
@@ -55,7 +55,7 @@ _REGISTRY = {
 }
 # Registry atlases whose published table lists labels absent from the published image.
 _DROP_ABSENT = {"aal3"}
-# Coordinate atlases built from nilearn's tables (lcm.atlas_spheres).
+# Coordinate atlases built from nilearn's tables (lcm.atlas.spheres).
 _SPHERES = ("power264", "dosenbach160", "seitzman300")
 
 
@@ -157,7 +157,7 @@ def atlas_files(name: str) -> list[Path]:
     For a coordinate atlas: nilearn's coordinate tables it is built from.
     """
     if name in _SPHERES:
-        from lcm.atlas_spheres import coordinate_files
+        from lcm.atlas.spheres import coordinate_files
 
         return coordinate_files(name)
     if name not in _REGISTRY:
@@ -228,7 +228,7 @@ def load_atlas(
     if labels is not None:
         return labels_only_atlas(name, labels)
     if name in _SPHERES:
-        from lcm.atlas_spheres import SPACE, build_coordinate_atlas
+        from lcm.atlas.spheres import SPACE, build_coordinate_atlas
 
         img, table = build_coordinate_atlas(name)
         return Atlas(name=name, img=img, labels=table.copy(), space=SPACE)
