@@ -6,19 +6,27 @@ The model list has its own test (tests/test_registry_schema.py); the others are 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
+import tomllib
 from importlib import resources
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
-from lcm.atlas import atlas_files, available_atlases
-from lcm.atlas.spheres import COORDINATE_ATLASES
+from lcm.atlas import atlas_files, available_atlases, load_atlas
+from lcm.atlas import registry as atlas_registry
+from lcm.atlas.registry import ATLASES, CoordinateAtlas, PackagedAtlas
 from lcm.bids.ingest import ENTRIES
 from lcm.connectome.confounds import STRATEGIES
 from lcm.workflow_plan import WorkflowPlan
+
+from test_hpc_envs import env_packages, verb_modules, workflow_rules  # isort: skip
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "extending.md"
@@ -39,7 +47,7 @@ def _schema() -> dict:
 
 def test_the_doc_names_files_and_names() -> None:
     # The extraction itself works: an empty list would pass every test below.
-    assert "lcm/atlas/__init__.py" in PATHS and "lcm.evaluate.registry.register_model" in NAMES
+    assert "lcm/atlas/registry.py" in PATHS and "lcm.evaluate.registry.register_model" in NAMES
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -84,13 +92,65 @@ def test_entries_are_ingests_and_each_reaches_one_connectome_rule() -> None:
     assert set(re.findall(r"one_of\(PLAN\.(\w+_datasets)\(\)\)", rules)) == set(lists)
 
 
-def test_registry_atlases_are_the_schemas_and_have_their_sources() -> None:
-    text = _schema()["properties"]["atlas"]["properties"]["name"]["description"]
-    listed = re.search(r"Registry name \(([^)]*)\)", text)
-    assert listed, text
-    assert sorted(n.strip() for n in listed.group(1).split(",")) == available_atlases()
-    # lcm.atlas names the coordinate atlases that lcm.atlas.spheres builds: the same names.
-    assert set(COORDINATE_ATLASES) <= set(available_atlases())
+def test_registry_atlases_have_their_sources() -> None:
+    assert available_atlases() == sorted(ATLASES)
     for name in available_atlases():
         files = atlas_files(name)
         assert files and all(Path(f).is_file() for f in files), (name, files)
+    # The schema and the README do not list the names (nothing to keep in sync there).
+    text = _schema()["properties"]["atlas"]["properties"]["name"]["description"]
+    readme = (ROOT / "README.md").read_text()
+    assert not [n for n in ATLASES if n != "aal116" and (n in text or n in readme)]
+
+
+def test_registry_atlas_packages_are_dependencies_wherever_atlases_load() -> None:
+    # The data is read from the package's folder without importing it, so the envs' import
+    # walk (tests/test_hpc_envs.py) cannot see this dependency: the table says it instead.
+    wanted = {entry.distribution for entry in ATLASES.values()}
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    declared = {re.split(r"[<>=!~ ;\[]", d, maxsplit=1)[0].lower() for d in pyproject}
+    assert wanted <= declared, f"pyproject.toml lacks {sorted(wanted - declared)}"
+    envs = {
+        rule["env"]
+        for rule in workflow_rules().values()
+        if rule["verb"] and rule["env"] and "lcm.atlas.registry" in verb_modules(rule["verb"])
+    }
+    assert envs, "no stage loads a registry atlas: the walk or the rules' parsing broke"
+    for env in sorted(envs):
+        missing = wanted - set(env_packages(env))
+        assert not missing, f"{env} lacks {sorted(missing)}"
+
+
+def _write_label_image(folder: Path) -> None:
+    data = np.zeros((4, 4, 4), dtype=np.int16)
+    data[:2], data[2:] = 1, 2
+    nib.save(nib.Nifti1Image(data, np.eye(4)), folder / "tiny.nii.gz")
+    (folder / "tiny.tsv").write_text("index\tname\n1\tleft\n2\tright\n")
+    (folder / "tiny_coords.csv").write_text("x,y,z\n-40,-20,10\n40,-20,10\n")
+
+
+def test_a_new_registry_atlas_is_one_table_entry(tmp_path: Path, monkeypatch) -> None:
+    """Section 1 as a newcomer follows it: one entry in ATLASES per atlas, of either kind."""
+    package = tmp_path / "tinyatlases"
+    (package / "data").mkdir(parents=True)
+    _write_label_image(package / "data")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def read_tiny(files: list[Path]) -> pd.DataFrame:
+        xyz = pd.read_csv(files[0])
+        return pd.DataFrame({"name": ["L", "R"], "network": ["a", "b"], **xyz, "radius_mm": 5.0})
+
+    monkeypatch.setitem(ATLASES, "tiny", PackagedAtlas("tinyatlases.data", "tiny.nii.gz",
+                        "tiny.tsv", "MNI152NLin2009cAsym", "tinyatlases"))  # fmt: skip
+    monkeypatch.setitem(ATLASES, "tinyspheres", CoordinateAtlas(("tiny_coords.csv",),
+                        "A test", read_tiny, package="tinyatlases.data"))  # fmt: skip
+    # A cache of its own: the test's atlas does not outlive it.
+    build = functools.cache(atlas_registry.build_coordinate_atlas.__wrapped__)
+    monkeypatch.setattr(atlas_registry, "build_coordinate_atlas", build)
+    assert {"tiny", "tinyspheres"} <= set(available_atlases())
+    tiny = load_atlas("tiny")
+    assert tiny.roi_names == ["left", "right"] and tiny.space == "MNI152NLin2009cAsym"
+    assert atlas_files("tiny") == [package / "data" / "tiny.nii.gz", package / "data" / "tiny.tsv"]
+    spheres = load_atlas("tinyspheres")
+    assert spheres.roi_names == ["L", "R"] and list(spheres.labels["network"]) == ["a", "b"]
+    assert sorted(np.unique(np.asarray(spheres.img.dataobj)).tolist()) == [0, 1, 2]

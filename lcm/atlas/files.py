@@ -1,0 +1,292 @@
+"""Atlases given by files: a label image and its table, a labels table alone, a TemplateFlow tree.
+
+A user atlas is a label NIfTI plus a TSV with columns ``index`` and ``name`` (one row per
+non-zero label). A TemplateFlow atlas is looked up in a local ``$TEMPLATEFLOW_HOME`` tree
+(:func:`templateflow_atlas`). ROI time series and precomputed connectomes need no image: a
+labels table alone makes a *labels-only* atlas (:func:`labels_only_atlas`; names, optional
+``index``, ``x``/``y``/``z`` coordinates and ``network``), refused where voxels are parcellated.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from lcm.atlas.model import NO_SPACE, Atlas
+from lcm.exceptions import AtlasError
+
+log = logging.getLogger(__name__)
+
+
+def labels_only_atlas(name: str, labels: str | Path) -> Atlas:
+    """An atlas given by its labels table alone (no image), for ROI time series and connectomes.
+
+    Parameters
+    ----------
+    name : str
+        Atlas name (``seg-<name>`` of outputs).
+    labels : path-like
+        A TSV with a header naming a ``name`` column (optional ``index``, ``x``, ``y``, ``z``,
+        ``network``; other columns ignored), or headerless ``<index><TAB><name>`` rows, or one
+        name per line. ROIs keep the file's order when no ``index`` is given (1, 2, ...).
+
+    Returns
+    -------
+    Atlas
+        With ``img=None`` and space :data:`NO_SPACE`.
+
+    Raises
+    ------
+    AtlasError
+        Missing or unreadable file, no names, repeated names or indices, non-numeric
+        coordinates.
+    """
+    path = Path(labels)
+    if not path.is_file():
+        raise AtlasError(
+            f"Atlas {name!r}: labels file not found: {path}", hint="Check atlas.labels."
+        )
+    try:
+        raw = pd.read_csv(path, sep="\t", header=None, dtype=str, comment="#",
+                          keep_default_na=False, skip_blank_lines=True)  # fmt: skip
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise AtlasError(f"Cannot read atlas labels {path}: {exc}") from exc
+    head = [str(c).strip().lower() for c in raw.iloc[0]]
+    if "name" in head:
+        table = raw.iloc[1:].copy()
+        table.columns = head
+        return Atlas(name=name, img=None, labels=_named_columns(table, path), space=NO_SPACE)
+    if raw.shape[1] == 1 and not all(
+        len(v.split(None, 1)) == 2 and v.split(None, 1)[0].isdigit() for v in raw.iloc[:, 0]
+    ):
+        # One name per line (no index): the file's order is the ROI order.
+        table = pd.DataFrame({"name": raw.iloc[:, 0].str.strip()})
+        return Atlas(name=name, img=None, labels=_named_columns(table, path), space=NO_SPACE)
+    return Atlas(name=name, img=None, labels=read_labels(path), space=NO_SPACE)
+
+
+def _named_columns(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """A labels table with a header: ``name`` plus the optional columns we know, checked."""
+    names = table["name"].astype(str).str.strip()
+    if names.empty or (names == "").any():
+        raise AtlasError(
+            f"Labels table {path}: {int((names == '').sum())} row(s) without a name "
+            f"({len(names)} rows).",
+            hint="Give every ROI a name in the 'name' column.",
+        )
+    out = pd.DataFrame({"name": names.to_numpy()})
+    if "index" in table.columns:
+        index = pd.to_numeric(table["index"].str.strip(), errors="coerce")
+        if index.isna().any() or (index % 1 != 0).any():
+            raise AtlasError(
+                f"Labels table {path}: column 'index' holds non-integers "
+                f"{table['index'][index.isna()].tolist()[:3]}.",
+                hint="Give integer indices, or drop the column to number ROIs in file order.",
+            )
+        out.insert(0, "index", index.astype(int).to_numpy())
+    else:
+        out.insert(0, "index", np.arange(1, len(out) + 1))
+    for col in ("x", "y", "z"):
+        if col in table.columns:
+            values = pd.to_numeric(table[col].str.strip(), errors="coerce")
+            if values.isna().any():
+                raise AtlasError(
+                    f"Labels table {path}: column {col!r} holds non-numbers "
+                    f"{table[col][values.isna()].tolist()[:3]}.",
+                    hint="Write coordinates in mm, or drop the x, y, z columns.",
+                )
+            out[col] = values.to_numpy(np.float64)
+    if "network" in table.columns:
+        out["network"] = table["network"].astype(str).str.strip().to_numpy()
+    dup = out["index"].duplicated(keep=False) | out["name"].duplicated(keep=False)
+    if dup.any():
+        raise AtlasError(
+            f"Labels table {path} repeats an index or a name: "
+            f"{out.loc[dup, ['index', 'name']].values.tolist()[:4]}.",
+            hint="Each ROI needs a unique index and a unique name.",
+        )
+    return out.sort_values("index", kind="stable").reset_index(drop=True)
+
+
+def load_label_files(
+    name: str, img_path: Path, labels_path: Path, space: str, drop_absent: bool = False
+) -> Atlas:
+    """An atlas from a 3D label image and its labels table (:func:`read_labels`), checked.
+
+    Parameters
+    ----------
+    name : str
+        Atlas name (``seg-<name>`` of outputs).
+    img_path, labels_path : pathlib.Path
+        The label NIfTI and its table.
+    space : str
+        Template space of the image.
+    drop_absent : bool, default False
+        Drop table rows whose label the image lacks (a published table listing more labels
+        than its image) instead of refusing the pair.
+
+    Raises
+    ------
+    AtlasError
+        A missing or unreadable file, a non-3D image, labels that do not match the image.
+    """
+    for p in (img_path, labels_path):
+        if not p.is_file():
+            raise AtlasError(
+                f"Atlas {name!r}: file not found: {p}", hint="Check atlas.path and atlas.labels."
+            )
+    try:
+        img = nib.load(img_path)
+        data = np.asarray(img.dataobj)
+    except Exception as exc:  # nibabel raises many types for a broken file
+        raise AtlasError(f"Atlas {name!r}: cannot read {img_path}: {exc}") from exc
+    if data.ndim != 3:
+        raise AtlasError(f"Atlas image {img_path} is {data.ndim}D; a 3D label image is expected.")
+    table = read_labels(labels_path)
+    present = set(np.unique(data[data != 0]).astype(int).tolist())
+    declared = set(table["index"].tolist())
+    if drop_absent and declared - present:
+        log.info("Atlas %r: labels %s of %s are not in the image; dropped",
+                 name, sorted(declared - present), labels_path.name)  # fmt: skip
+        table = table[table["index"].isin(present)].reset_index(drop=True)
+        declared = present & declared
+    if present - declared or declared - present:
+        raise AtlasError(
+            f"Atlas labels {labels_path} do not match image {img_path}: "
+            f"in the image only {sorted(present - declared)[:10]}, "
+            f"in the table only {sorted(declared - present)[:10]}.",
+            hint="Every non-zero value of the image needs one row in the labels table.",
+        )
+    img = nib.Nifti1Image(data.astype(np.int16), img.affine)
+    return Atlas(name=name, img=img, labels=table, space=space)
+
+
+def read_labels(path: Path) -> pd.DataFrame:
+    """``index``, ``name`` of a labels table (tab- or space-separated, header optional), sorted.
+
+    Raises
+    ------
+    AtlasError
+        An unreadable table, rows without an integer index or a name, repeats.
+    """
+    try:
+        raw = pd.read_csv(path, sep="\t", header=None, dtype=str, comment="#")
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise AtlasError(f"Cannot read atlas labels {path}: {exc}") from exc
+    if raw.shape[1] == 1:
+        # "1 Precentral_L": the space-separated layout of the AAL3 and HCPEx tables.
+        raw = raw.iloc[:, 0].str.strip().str.split(n=1, expand=True)
+    # Accept a header row ("index<TAB>name") or none (the AAL.txt layout).
+    if not str(raw.iloc[0, 0]).strip().isdigit():
+        raw = raw.iloc[1:]
+    if raw.shape[1] < 2:
+        raise AtlasError(
+            f"Labels table {path} needs two tab-separated columns: index, name; "
+            f"received {raw.shape[1]} column(s).",
+            hint="Write one row per label: <index><TAB><name>.",
+        )
+    index = pd.to_numeric(raw.iloc[:, 0].str.strip(), errors="coerce")
+    if index.isna().any() or raw.iloc[:, 1].isna().any():
+        bad = raw[index.isna() | raw.iloc[:, 1].isna()].index[:5].tolist()
+        raise AtlasError(
+            f"Labels table {path}: rows {bad} lack an integer index or a name.",
+            hint="Write one row per label: <index><TAB><name>.",
+        )
+    table = pd.DataFrame({"index": index.astype(int), "name": raw.iloc[:, 1].str.strip()})
+    dup = table["index"].duplicated(keep=False) | table["name"].duplicated(keep=False)
+    if dup.any():
+        raise AtlasError(
+            f"Labels table {path} repeats an index or a name: {table[dup].values.tolist()[:4]}.",
+            hint="Each label needs a unique index and a unique name (names head the columns).",
+        )
+    return table.sort_values("index").reset_index(drop=True)
+
+
+TEMPLATEFLOW_ENV = "TEMPLATEFLOW_HOME"
+
+
+def templateflow_atlas(
+    template: str, atlas: str, desc: str | None = None, resolution: int | None = None,
+    home: str | Path | None = None,
+) -> Atlas:  # fmt: skip
+    """An atlas resolved in a local TemplateFlow tree, offline.
+
+    Looks for ``tpl-<template>/tpl-<template>[_res-<NN>]_atlas-<atlas>[_desc-<desc>]_dseg.nii.gz``
+    and its ``..._dseg.tsv`` (columns ``index`` and ``name``) under ``home``; nothing is
+    downloaded (set ``TEMPLATEFLOW_AUTOUPDATE=0`` for the ``templateflow`` client too).
+
+    Parameters
+    ----------
+    template : str
+        e.g. ``MNI152NLin2009cAsym``.
+    atlas : str
+        e.g. ``Schaefer2018``.
+    desc : str, optional
+        e.g. ``400Parcels7Networks``.
+    resolution : int, optional
+        ``res-`` entity (1 = ``res-01``); required when several resolutions exist.
+    home : path-like, optional
+        TemplateFlow root; default ``$TEMPLATEFLOW_HOME``.
+
+    Returns
+    -------
+    Atlas
+        Named ``<atlas><desc>`` (alphanumerics only), in space ``template``.
+
+    Raises
+    ------
+    AtlasError
+        If the root is unset or missing, no file or several files match, or a match is a
+        0-byte placeholder (left by an interrupted download).
+    """
+    import os
+
+    root = Path(home) if home is not None else None
+    if root is None:
+        if not os.environ.get(TEMPLATEFLOW_ENV):
+            raise AtlasError(
+                f"TemplateFlow atlas {atlas!r} requested but {TEMPLATEFLOW_ENV} is not set.",
+                hint="Point TEMPLATEFLOW_HOME at a pre-filled TemplateFlow folder.",
+            )
+        root = Path(os.environ[TEMPLATEFLOW_ENV])
+    folder = root / f"tpl-{template}"
+    if not folder.is_dir():
+        raise AtlasError(
+            f"TemplateFlow template folder {folder} not found.",
+            hint=f"Fetch tpl-{template} into {root} on a machine with internet access.",
+        )
+    parts = f"_atlas-{atlas}" + (f"_desc-{desc}" if desc else "")
+    wanted = f"{parts}_dseg.nii.gz"
+    images = []
+    for p in sorted(folder.glob(f"tpl-{template}*_dseg.nii.gz")):
+        ents = dict(e.split("-", 1) for e in p.name[: -len("_dseg.nii.gz")].split("_"))
+        res_ok = resolution is None or (
+            "res" in ents and ents["res"].isdigit() and int(ents["res"]) == resolution
+        )
+        if p.name.endswith(wanted) and ents.get("atlas") == atlas and res_ok:
+            if desc is None and "desc" in ents:
+                continue
+            images.append(p)
+    if len(images) != 1:
+        found = [p.name for p in folder.glob(f"*atlas-{atlas}*_dseg.nii.gz")][:6]
+        raise AtlasError(
+            f"TemplateFlow query template={template} atlas={atlas} desc={desc} "
+            f"res={resolution}: expected one image in {folder}, found {len(images)} "
+            f"(files of this atlas: {found}).",
+            hint="Set atlas.templateflow.desc / resolution to pick one file.",
+        )
+    labels = folder / f"tpl-{template}{parts}_dseg.tsv"
+    for p in (images[0], labels):
+        if not p.is_file():
+            raise AtlasError(f"TemplateFlow file {p} not found.", hint="Fetch it into the tree.")
+        if p.stat().st_size == 0:
+            raise AtlasError(
+                f"TemplateFlow file {p} is empty (0 bytes): a placeholder of a failed download.",
+                hint="Delete it and fetch the file again on a machine with internet access.",
+            )
+    name = "".join(ch for ch in f"{atlas}{desc or ''}" if ch.isalnum())
+    return load_label_files(name, images[0], labels, space=template)

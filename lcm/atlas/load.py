@@ -1,0 +1,82 @@
+"""Which atlas a name, files or a TemplateFlow query designate: the one entry point of loading."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from lcm.atlas.files import labels_only_atlas, load_label_files, templateflow_atlas
+from lcm.atlas.model import Atlas
+from lcm.atlas.registry import registry_atlas
+from lcm.exceptions import AtlasError
+
+
+def load_atlas(
+    name: str = "aal116",
+    path: str | None = None,
+    labels: str | None = None,
+    templateflow: dict | None = None,
+) -> Atlas:
+    """Load an atlas from the offline registry, a user's files or a local TemplateFlow tree.
+
+    Parameters
+    ----------
+    name : str
+        Registry name (see :func:`lcm.atlas.registry.available_atlases`) or, with ``path`` or
+        ``templateflow``, any alphanumeric name (the ``seg-`` label of outputs).
+    path : str, optional
+        Label NIfTI of a user atlas.
+    labels : str, optional
+        TSV with columns ``index`` and ``name`` for a user atlas. Without ``path`` (and without
+        ``templateflow``) it makes a labels-only atlas (:func:`labels_only_atlas`): enough for
+        ROI time series and precomputed connectomes, refused for voxel-wise runs.
+    templateflow : dict, optional
+        ``{template, atlas, desc, resolution}`` resolved by :func:`templateflow_atlas` in
+        ``$TEMPLATEFLOW_HOME``.
+
+    Returns
+    -------
+    Atlas
+    """
+    if templateflow:
+        if path is not None:
+            raise AtlasError(
+                f"Atlas {name!r}: both a path ({path}) and a TemplateFlow query are given.",
+                hint="Set either atlas.path (with atlas.labels) or atlas.templateflow.",
+            )
+        query = {k: templateflow.get(k) for k in ("template", "atlas", "desc", "resolution")}
+        found = templateflow_atlas(**query)
+        return Atlas(name=name, img=found.img, labels=found.labels, space=found.space)
+    if path is not None:
+        if labels is None:
+            raise AtlasError(
+                f"Atlas {name!r}: image {path} given without a labels table.",
+                hint="Set atlas.labels to a TSV with columns 'index' and 'name'.",
+            )
+        return load_label_files(name, Path(path), Path(labels), space="custom")
+    if labels is not None:
+        return labels_only_atlas(name, labels)
+    return registry_atlas(name)
+
+
+def atlas_from_settings(settings: Mapping[str, Any]) -> Atlas:
+    """The atlas of a config's ``atlas`` section (every verb's atlas goes through here).
+
+    Parameters
+    ----------
+    settings : mapping
+        ``name`` (default ``aal116``), and optionally ``path``, ``labels`` and
+        ``templateflow`` (other keys, such as ``seg`` or ``min_coverage``, are not about which
+        atlas it is).
+
+    Returns
+    -------
+    Atlas
+    """
+    return load_atlas(
+        settings.get("name") or "aal116",
+        settings.get("path"),
+        settings.get("labels"),
+        templateflow=settings.get("templateflow"),
+    )
