@@ -23,7 +23,10 @@ from lcm.atlas import atlas_files, available_atlases, load_atlas
 from lcm.atlas import registry as atlas_registry
 from lcm.atlas.registry import ATLASES, CoordinateAtlas, PackagedAtlas
 from lcm.bids.ingest import ENTRIES
-from lcm.connectome.confounds import STRATEGIES
+from lcm.connectome import settings as connectome_settings
+from lcm.connectome.confounds import MOTION_6P, STRATEGIES, Strategy, confound_columns
+from lcm.connectome.settings import DenoiseSettings
+from lcm.exceptions import ConfigError
 from lcm.workflow_plan import WorkflowPlan
 
 from test_hpc_envs import env_packages, verb_modules, workflow_rules  # isort: skip
@@ -73,6 +76,26 @@ def test_every_name_the_doc_gives_imports(name: str) -> None:
 def test_denoise_strategies_are_the_strategy_table() -> None:
     enum = _schema()["properties"]["denoise"]["properties"]["strategy"]["enum"]
     assert enum == list(STRATEGIES)
+
+
+def test_a_new_strategy_is_a_table_entry_and_its_schema_name(monkeypatch) -> None:
+    """Section 2 as a newcomer follows it: the table entry, the enum (here patched in)."""
+    motion_12p = (*MOTION_6P, *(f"{c}_derivative1" for c in MOTION_6P))
+    monkeypatch.setitem(STRATEGIES, "12P", Strategy(motion_12p))
+    monkeypatch.setitem(STRATEGIES, "12Pscrub", Strategy(motion_12p, scrubs=True))
+
+    def schema() -> dict:
+        tree = _schema()
+        tree["properties"]["denoise"]["properties"]["strategy"]["enum"] += ["12P", "12Pscrub"]
+        return tree
+
+    monkeypatch.setattr(connectome_settings, "schema", schema)
+    assert DenoiseSettings.from_dict({"strategy": "12P", "fd_threshold": None}).strategy == "12P"
+    assert confound_columns("12P", [*motion_12p, "csf"]) == list(motion_12p)
+    # A strategy that scrubs, whatever its name, needs a threshold.
+    with pytest.raises(ConfigError, match="both null"):
+        DenoiseSettings.from_dict({"strategy": "12Pscrub", "fd_threshold": None})
+    DenoiseSettings.from_dict({"strategy": "12Pscrub", "fd_threshold": 0.5})
 
 
 def test_entries_are_ingests_and_each_reaches_one_connectome_rule() -> None:

@@ -58,12 +58,17 @@ class Strategy:
         ``a_comp_cor_*`` column; at least one required).
     min_segment : int
         Kept segments shorter than this are scrubbed too (0: off).
+    scrubs : bool
+        Scrubbing is part of the strategy (nilearn's ``scrubbing`` presets): settings with
+        both ``fd_threshold`` and ``dvars_threshold`` null are refused
+        (:meth:`lcm.connectome.settings.DenoiseSettings.from_dict`).
     """
 
     columns: tuple[str, ...]
     cosines: bool = False
     compcor: str | None = None
     min_segment: int = 0
+    scrubs: bool = False
 
 
 # XCP-D's names (24P, 27P, 36P, acompcor, acompcor_gsr) and the Ciric et al. 6P / 9P; the
@@ -82,12 +87,16 @@ STRATEGIES: dict[str, Strategy] = {
     "simple": Strategy((*_expand(MOTION_6P), *WM_CSF), cosines=True),
     "simple_gsr": Strategy((*_expand(MOTION_6P), *WM_CSF, *GS), cosines=True),
     "scrubbing": Strategy(
-        (*_expand(MOTION_6P), *_expand(WM_CSF)), cosines=True, min_segment=NILEARN_MIN_SEGMENT
+        (*_expand(MOTION_6P), *_expand(WM_CSF)),
+        cosines=True,
+        min_segment=NILEARN_MIN_SEGMENT,
+        scrubs=True,
     ),
     "scrubbing_gsr": Strategy(
         (*_expand(MOTION_6P), *_expand((*WM_CSF, *GS))),
         cosines=True,
         min_segment=NILEARN_MIN_SEGMENT,
+        scrubs=True,
     ),
     "compcor": Strategy(tuple(_expand(MOTION_6P)), cosines=True, compcor="combined"),
 }

@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 
 from lcm.config import parse_settings, schema
+from lcm.connectome.confounds import STRATEGIES
 from lcm.exceptions import ConfigError
 
 
@@ -78,8 +79,10 @@ class DenoiseSettings:
                 f"({settings.low_pass} Hz).",
                 hint="Typical resting-state band: high_pass 0.01, low_pass 0.1.",
             )
+        strategy = STRATEGIES.get(settings.strategy)
         if (
-            settings.strategy.startswith("scrubbing")
+            strategy is not None
+            and strategy.scrubs
             and settings.fd_threshold is None
             and settings.dvars_threshold is None
         ):
