@@ -2,10 +2,9 @@
 
 The schema (``lcm/schemas/config.schema.yaml``, linked from ``workflow/schemas/``) is the single
 source of truth; Snakemake's ``validate`` and the CLI use the same file. Model names come from
-the model registry (:mod:`lcm.evaluate.registry`): the file lists them once (``$defs.model_name``)
-and :func:`schema` replaces that list with the registered names, so a model added with
-``register_model`` can be named in a config; a test keeps the file's list equal to the built-in
-registry's.
+the model registry (:mod:`lcm.evaluate.registry`): :func:`schema` fills them in (the file's
+``$defs.model_name``, which every list of models shares, and ``evaluate.models``'s default), so
+a model added to the registry, built in or with ``register_model``, can be named in a config.
 """
 
 from __future__ import annotations
@@ -26,15 +25,17 @@ from lcm.exceptions import ConfigError
 def schema() -> dict[str, Any]:
     """The configuration JSON Schema as a dict, its model names those of the model registry.
 
-    The file defines the model names once (``$defs.model_name``, a YAML anchor that every list
-    of models uses): they are replaced here by the registered names, the built-in ones first.
+    The file leaves the model names to the registry: ``$defs.model_name`` (a YAML anchor that
+    every list of models uses) gets the registered names as its enum, the built-in ones first,
+    and ``evaluate.models`` the registry's default models as its default.
     """
-    from lcm.evaluate.registry import model_names
+    from lcm.evaluate.registry import DEFAULT_MODELS, model_names
 
     text = resources.files("lcm.schemas").joinpath("config.schema.yaml").read_text()
     tree = yaml.safe_load(text)
     # One object, shared through the anchor by every place that names a model.
     tree["$defs"]["model_name"]["enum"] = model_names()
+    tree["properties"]["evaluate"]["properties"]["models"]["default"] = list(DEFAULT_MODELS)
     return tree
 
 

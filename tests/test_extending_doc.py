@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import re
+import subprocess
+import sys
+import textwrap
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -177,3 +181,81 @@ def test_a_new_registry_atlas_is_one_table_entry(tmp_path: Path, monkeypatch) ->
     spheres = load_atlas("tinyspheres")
     assert spheres.roi_names == ["L", "R"] and list(spheres.labels["network"]) == ["a", "b"]
     assert sorted(np.unique(np.asarray(spheres.img.dataobj)).tolist()) == [0, 1, 2]
+
+
+_LASSO = """
+from sklearn.linear_model import LogisticRegression
+
+from lcm.evaluate.baselines import _TunedClassifier
+
+
+class ConnectomeLassoLogReg(_TunedClassifier):
+    grid = (0.1, 1.0)
+    default = 1.0
+
+    def _estimator(self, value):
+        return LogisticRegression(C=value, penalty="l1", solver="liblinear",
+                                  random_state=self.seed)
+"""
+
+# Runs lcm with lcm/evaluate/registry.py as section 3 edits it (one row more), in a fresh process.
+_WITH_ROW = """
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import lcm.evaluate
+
+path = Path(lcm.evaluate.__file__).with_name("registry.py")
+row = ('    "lasso-logreg": {**_BASELINE, "default": False,'
+       ' "factory": "lasso:ConnectomeLassoLogReg"},\\n')
+anchor = '    "shuffled-labels": {'
+assert anchor in path.read_text()
+source = path.read_text().replace(anchor, row + anchor, 1)
+module = importlib.util.module_from_spec(
+    importlib.util.spec_from_loader("lcm.evaluate.registry", loader=None)
+)
+module.__file__ = str(path)
+sys.modules["lcm.evaluate.registry"] = lcm.evaluate.registry = module
+exec(compile(source, str(path), "exec"), module.__dict__)
+
+from lcm.config import validate_config
+from lcm.evaluate.registry import DEFAULT_MODELS, ModelContext, is_builtin_model, make_model
+from lcm.evaluate.registry import model_names
+
+names = model_names()
+assert names.index("lasso-logreg") == names.index("bei-linear") + 1, names
+assert is_builtin_model("lasso-logreg") and "lasso-logreg" not in DEFAULT_MODELS
+config = {
+    "datasets": {
+        "a": {"entry": "roi_timeseries", "path": "x", "phenotype": "p.tsv", "role": "downstream"},
+    },
+    "tasks": {"t": {"dataset": "a", "label": "dx", "positive": "yes",
+                    "models": ["lasso-logreg"]}},
+    "evaluate": {"models": ["lasso-logreg", "logreg"]},
+}
+checked = validate_config(config)
+assert checked["evaluate"]["models"] == ["lasso-logreg", "logreg"]
+rng = np.random.default_rng(0)
+fc = rng.normal(size=(24, 5, 5))
+fc = np.tanh((fc + fc.transpose(0, 2, 1)) / 4)
+y = np.tile([0, 1], 12)
+fc[y == 1, 0, 1] = fc[y == 1, 1, 0] = 0.9
+model = make_model("lasso-logreg", ModelContext(label="dx", levels=("no", "yes"), finetune={},
+                                                seed=0))
+proba = model.fit(fc, y, None, groups=np.arange(24)).predict_proba(fc)
+assert proba.shape == (24, 2) and type(model).__name__ == "ConnectomeLassoLogReg"
+print("ok")
+"""
+
+
+def test_a_new_builtin_model_is_its_class_and_one_registry_row(tmp_path: Path) -> None:
+    """Section 3 as a newcomer follows it, in a fresh process (as lcm evaluate would run it):
+    the class (here in its own module) and its row; the schema takes it without an edit."""
+    (tmp_path / "lasso.py").write_text(_LASSO)
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}:{ROOT}"}
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(_WITH_ROW)], env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]

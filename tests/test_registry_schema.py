@@ -1,14 +1,16 @@
 """Model names and capabilities have one owner, the registry (issue 16, item 4).
 
-The schema's model list is the registry's (the file's literal list is checked against it, and
-:func:`lcm.config.schema` fills it from the registry, so ``register_model`` reaches the config);
-"needs a checkpoint", "needs torch" and "is an LCM variant" are entry attributes, not name
-prefixes.
+The schema's model list and default model list are the registry's (:func:`lcm.config.schema`
+fills them in; the file lists no model), so a built-in row or ``register_model`` reaches the
+config; "needs a checkpoint", "needs torch" and "is an LCM variant" are entry attributes, not
+name prefixes. The literal lists below are the models LCM shipped with when this was written:
+checked as a subset and an order, so that adding a model needs no edit here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 from importlib import resources
 
 import numpy as np
@@ -19,6 +21,7 @@ import yaml
 from lcm.config import schema, validate_config
 from lcm.evaluate import parallel
 from lcm.evaluate.registry import (
+    _BUILTIN_TRAITS,
     BASELINE_MODELS,
     CONTROL_MODELS,
     DEFAULT_MODELS,
@@ -26,6 +29,7 @@ from lcm.evaluate.registry import (
     ModelContext,
     checkpoint_models,
     is_builtin_model,
+    make_model,
     model_entry,
     model_family,
     model_names,
@@ -38,10 +42,11 @@ from lcm.report.tables import model_kind
 
 from conftest_evaluate import PrevalenceModel  # isort: skip
 
-BUILTIN = [
+KNOWN = [
     "lcm", "lcm-no-pseudo", "lcm-ssl", "lcm-scratch", "logreg", "svm", "ridge", "tangent-logreg",
     "cpm", "bei-linear", "shuffled-labels", "shuffled-lcm",
 ]  # fmt: skip
+BUILTIN = [n for n in model_names() if is_builtin_model(n)]
 
 
 def _file() -> tuple[str, dict]:
@@ -61,25 +66,52 @@ def _config(models: list[str], role: str = "pretrain") -> dict:
     }  # fmt: skip
 
 
-def test_the_schema_file_lists_the_builtin_registry_once() -> None:
+def test_the_schema_takes_its_model_lists_from_the_registry() -> None:
     text, tree = _file()
-    assert model_names() == BUILTIN  # built-ins first, in the schema's order
-    assert tree["$defs"]["model_name"]["enum"] == model_names()
-    assert [n for n in model_names() if is_builtin_model(n)] == BUILTIN
-    # One definition: every list of models is the anchored $defs.model_name.
-    assert text.count("enum: [lcm,") == 1
-    evaluate = tree["properties"]["evaluate"]["properties"]["models"]
-    task = tree["properties"]["tasks"]["additionalProperties"]["properties"]["models"]
-    assert evaluate["items"] is tree["$defs"]["model_name"] is task["items"]
+    # The file names no model: the registry fills the one shared node and the default.
+    assert tree["$defs"]["model_name"] == {}
+    assert "shuffled-labels, shuffled-lcm" not in text and "default: [lcm" not in text
+    loaded = schema()
+    evaluate = loaded["properties"]["evaluate"]["properties"]["models"]
+    task = loaded["properties"]["tasks"]["additionalProperties"]["properties"]["models"]
+    assert evaluate["items"] is loaded["$defs"]["model_name"] is task["items"]
+    assert loaded["$defs"]["model_name"]["enum"] == model_names()
+    assert model_names()[: len(BUILTIN)] == BUILTIN  # built-ins first, in their rows' order
     # The default list is the entries marked default, in the registry's order.
     assert evaluate["default"] == list(DEFAULT_MODELS)
-    assert DEFAULT_MODELS == tuple(n for n in BUILTIN if n != "shuffled-lcm")
+    assert list(DEFAULT_MODELS) == [n for n in BUILTIN if model_entry(n).default]
+    assert validate_config(_config(["logreg"]))["evaluate"]["models"] == ["logreg"]
+    without = _config(["logreg"])
+    del without["evaluate"]["models"]
+    assert validate_config(without)["evaluate"]["models"] == list(DEFAULT_MODELS)
+
+
+def test_the_shipped_models_keep_their_order_and_defaults() -> None:
+    assert set(KNOWN) <= set(BUILTIN)
+    assert [n for n in BUILTIN if n in KNOWN] == KNOWN
+    assert [n for n in KNOWN if n in DEFAULT_MODELS] == [n for n in KNOWN if n != "shuffled-lcm"]
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_every_builtin_row_names_a_factory_that_imports(name: str) -> None:
+    row = _BUILTIN_TRAITS[name]
+    module, _, attribute = row["factory"].partition(":")
+    target = getattr(importlib.import_module(module), attribute)
+    assert callable(getattr(target, "from_context", target))
+    entry = model_entry(name)
+    if entry.checkpoint is None and not entry.needs_torch:
+        context = ModelContext(label="y", levels=("a", "b"), finetune={}, seed=3,
+                               kind=entry.kinds[0])  # fmt: skip
+        model = make_model(name, context)
+        assert hasattr(model, "fit") and getattr(model, "seed", 3) == 3
 
 
 def test_families_are_entry_attributes() -> None:
-    assert LCM_MODELS == ("lcm", "lcm-no-pseudo", "lcm-ssl", "lcm-scratch")
-    assert BASELINE_MODELS == ("logreg", "svm", "ridge", "tangent-logreg", "cpm", "bei-linear")
-    assert CONTROL_MODELS == ("shuffled-labels", "shuffled-lcm")
+    assert LCM_MODELS[:4] == ("lcm", "lcm-no-pseudo", "lcm-ssl", "lcm-scratch")
+    known = {"logreg", "svm", "ridge", "tangent-logreg", "cpm", "bei-linear"}
+    assert [m for m in BASELINE_MODELS if m in known] == [m for m in KNOWN if m in known]
+    assert {"shuffled-labels", "shuffled-lcm"} <= set(CONTROL_MODELS)
+    assert set(LCM_MODELS) | set(BASELINE_MODELS) | set(CONTROL_MODELS) == set(BUILTIN)
     assert [model_kind(m) for m in BUILTIN] == [model_family(m) for m in BUILTIN]
     # Not a name prefix: an unregistered "lcm..." is no LCM variant, a registered one may be.
     assert model_kind("lcm-unknown") == "other"
@@ -92,15 +124,15 @@ def test_families_are_entry_attributes() -> None:
 
 def test_checkpoints_and_torch_are_entry_attributes() -> None:
     # As lcm.config.CHECKPOINT_MODELS listed them, now asked of the entries.
-    assert set(checkpoint_models(BUILTIN)) == {
+    assert set(checkpoint_models(KNOWN)) == {
         "lcm", "lcm-no-pseudo", "lcm-ssl", "lcm-scratch", "shuffled-lcm", "bei-linear",
     }  # fmt: skip
-    assert checkpoint_models(BUILTIN, "ssl") == ["lcm-ssl"]
-    assert checkpoint_models(BUILTIN, "bei") == [
+    assert checkpoint_models(KNOWN, "ssl") == ["lcm-ssl"]
+    assert checkpoint_models(KNOWN, "bei") == [
         "lcm", "lcm-no-pseudo", "lcm-scratch", "bei-linear", "shuffled-lcm",
     ]  # fmt: skip
     assert checkpoint_models(["nope", "logreg"]) == []
-    assert [m for m in BUILTIN if needs_torch(m)] == [*LCM_MODELS, "shuffled-lcm"]
+    assert [m for m in KNOWN if needs_torch(m)] == [*KNOWN[:4], "shuffled-lcm"]
     entry = model_entry("cpm")
     assert entry is not None and entry.kinds == ("continuous",) and entry.checkpoint is None
     with pytest.raises(ConfigError, match="checkpoint must be None or one of"):

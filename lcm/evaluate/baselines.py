@@ -19,7 +19,7 @@ import copy
 import hashlib
 import logging
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from lcm.evaluate.registry import CONTROL_PERMUTATIONS
+from lcm.evaluate.registry import CONTROL_PERMUTATIONS, ModelContext
 from lcm.evaluate.splits import subject_labels
 from lcm.evaluate.tangent import TangentSpace
 from lcm.exceptions import InputDataError
@@ -126,6 +126,11 @@ class _TunedLinear:
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
+
+    @classmethod
+    def from_context(cls, context: ModelContext) -> Self:
+        """A fresh model for one fit, seeded by the fit's seed (the registry's factory)."""
+        return cls(seed=context.seed)
 
     def _estimator(self, value: float) -> Any:
         raise NotImplementedError

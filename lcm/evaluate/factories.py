@@ -1,9 +1,12 @@
-"""The built-in models' factories (:mod:`lcm.evaluate.registry` names them and their traits).
+"""Factories of the built-in models that need more than a seed (the registry's rows name them).
+
+A model class with a ``from_context`` classmethod (the tuned baselines of
+:mod:`lcm.evaluate.baselines`) needs no function here: its registry row names the class.
 
 Kept apart from the registry so that importing the registry (the config validation and the
 workflow ask it what each model needs) pulls in neither scikit-learn nor torch, and so that the
 code hash of a workflow stage that only validates the config does not follow the training code.
-The registry imports this module when a built-in model is first built.
+The registry imports this module when one of these models is first built.
 """
 
 from __future__ import annotations
@@ -55,31 +58,13 @@ def _lcm_factory(init: str, pseudo_labels: bool | None, ssl_only: bool = False) 
     return factory
 
 
-def _logreg(context: ModelContext) -> Model:
-    from lcm.evaluate.baselines import ConnectomeLogReg
-
-    return ConnectomeLogReg(seed=context.seed)
-
-
-def _svm(context: ModelContext) -> Model:
-    from lcm.evaluate.baselines import ConnectomeSVM
-
-    return ConnectomeSVM(seed=context.seed)
-
-
-def _tangent(context: ModelContext) -> Model:
-    from lcm.evaluate.baselines import TangentLogReg
-
-    return TangentLogReg(seed=context.seed)
-
-
-def _cpm(context: ModelContext) -> Model:
+def cpm(context: ModelContext) -> Model:
     from lcm.evaluate.cpm import CPM
 
     return CPM()
 
 
-def _ridge(context: ModelContext) -> Model:
+def ridge(context: ModelContext) -> Model:
     from lcm.evaluate.baselines import ConnectomeRidge, ConnectomeRidgeClassifier
 
     if context.kind == "continuous":
@@ -87,7 +72,7 @@ def _ridge(context: ModelContext) -> Model:
     return ConnectomeRidgeClassifier(seed=context.seed)
 
 
-def _bei_linear(context: ModelContext) -> Model:
+def bei_linear(context: ModelContext) -> Model:
     from lcm.evaluate.bei_linear import BEILinear, load_maps
 
     return BEILinear(load_maps(context.checkpoint), seed=context.seed,
@@ -99,14 +84,14 @@ def _bei_linear(context: ModelContext) -> Model:
 LCM_CONTROL_PERMUTATIONS = 1
 
 
-def _shuffled_lcm(context: ModelContext) -> Model:
+def shuffled_lcm(context: ModelContext) -> Model:
     from lcm.evaluate.baselines import ShuffledLabels
 
     inner = _lcm_factory("pretrained", None)(context)
     return ShuffledLabels(inner, seed=context.seed, n_permutations=LCM_CONTROL_PERMUTATIONS)
 
 
-def _shuffled(context: ModelContext) -> Model:
+def shuffled_labels(context: ModelContext) -> Model:
     from lcm.evaluate.baselines import ConnectomeLogReg, ConnectomeRidge, ShuffledLabels
 
     inner = ConnectomeRidge if context.kind == "continuous" else ConnectomeLogReg
@@ -115,19 +100,8 @@ def _shuffled(context: ModelContext) -> Model:
     )
 
 
-# name -> factory of every built-in model (registered with its traits in lcm.evaluate.registry).
-FACTORIES: dict[str, ModelFactory] = {
-    "lcm": _lcm_factory("pretrained", None),
-    "lcm-no-pseudo": _lcm_factory("pretrained", False),
-    # Self-supervised-only pretraining carries no BEI heads worth trusting: no pseudo-labels.
-    "lcm-ssl": _lcm_factory("pretrained", False, ssl_only=True),
-    "lcm-scratch": _lcm_factory("scratch", None),
-    "logreg": _logreg,
-    "svm": _svm,
-    "ridge": _ridge,
-    "tangent-logreg": _tangent,
-    "cpm": _cpm,
-    "bei-linear": _bei_linear,
-    "shuffled-labels": _shuffled,
-    "shuffled-lcm": _shuffled_lcm,
-}
+lcm_pretrained = _lcm_factory("pretrained", None)
+lcm_no_pseudo = _lcm_factory("pretrained", False)
+# Self-supervised-only pretraining carries no BEI heads worth trusting: no pseudo-labels.
+lcm_ssl = _lcm_factory("pretrained", False, ssl_only=True)
+lcm_scratch = _lcm_factory("scratch", None)

@@ -14,8 +14,10 @@ The registry is the one source of what a model is and needs: its entry says whic
 it handles, its ``family`` (``LCM``, ``baseline``, ``control``, ``other``: how the report groups
 it), which pretraining ``checkpoint`` it reads (``bei``: the BEI pretraining folder, ``ssl``:
 the self-supervised-only one, or none), whether it ``needs_torch``, and whether it is in the
-``default`` model list. The config schema's model names are the registered ones
-(:func:`lcm.config.schema`); the workflow and :mod:`lcm.config` ask :func:`checkpoint_models`.
+``default`` model list. A built-in model is one row of ``_BUILTIN_TRAITS`` (its factory named
+there, imported at first use). The config schema's model names and default model list are the
+registry's (:func:`lcm.config.schema` fills them in); the workflow and :mod:`lcm.config` ask
+:func:`checkpoint_models`.
 Importing this module is cheap (no scikit-learn, no torch): the workflow and the config
 validation ask it.
 """
@@ -243,35 +245,56 @@ def models_needing_checkpoint(models: list[str] | tuple[str, ...]) -> list[str]:
     return checkpoint_models(models)
 
 
-def _builtin_factory(name: str) -> ModelFactory:
-    """Built-in model ``name``'s factory, from :mod:`lcm.evaluate.factories` at first use."""
+def _builtin_factory(path: str) -> ModelFactory:
+    """The factory a built-in row names as ``"module:attribute"``, imported at first use.
+
+    The attribute is a callable ``f(ModelContext) -> model``, or a model class, whose
+    ``from_context`` classmethod is then the factory (the tuned baselines of
+    :mod:`lcm.evaluate.baselines` have one: a fresh model seeded by the fit's seed).
+    """
+    module_name, _, attribute = path.partition(":")
 
     def factory(context: ModelContext) -> Model:
-        module = importlib.import_module("lcm.evaluate.factories")
-        return module.FACTORIES[name](context)
+        target = getattr(importlib.import_module(module_name), attribute)
+        return getattr(target, "from_context", target)(context)
 
     return factory
 
 
-# In the order of the schema's model lists: the method and its ablations, baselines, controls.
-# LCM variants classify a binary task (LCMClassifier) or regress a continuous one (LCMRegressor);
-# all but lcm-ssl read the BEI pretraining folder (lcm-scratch borrows its architecture and
-# catalogue), lcm-ssl the self-supervised-only one.
+# The built-in models, one row each, in the order of every model list (the schema's included):
+# the method and its ablations, baselines, controls. ``factory`` is ``"module:attribute"``,
+# imported when the model is first built (:func:`_builtin_factory`) so that asking the registry
+# (the config validation, the workflow) needs neither scikit-learn nor torch; the other keys are
+# register_model's. LCM variants classify a binary task (LCMClassifier) or regress a continuous
+# one (LCMRegressor); all but lcm-ssl read the BEI pretraining folder (lcm-scratch borrows its
+# architecture and catalogue), lcm-ssl the self-supervised-only one.
 _LCM = {"kinds": KINDS, "family": "LCM", "needs_torch": True, "default": True}
 _BASELINE = {"family": "baseline", "default": True}
+_FACTORIES = "lcm.evaluate.factories"
+_BASELINES = "lcm.evaluate.baselines"
 _BUILTIN_TRAITS: dict[str, dict[str, Any]] = {
-    "lcm": {**_LCM, "checkpoint": "bei"},
-    "lcm-no-pseudo": {**_LCM, "checkpoint": "bei"},
-    "lcm-ssl": {**_LCM, "checkpoint": "ssl"},
-    "lcm-scratch": {**_LCM, "checkpoint": "bei"},
-    "logreg": _BASELINE,
-    "svm": _BASELINE,
-    "ridge": {**_BASELINE, "kinds": KINDS},
-    "tangent-logreg": _BASELINE,
-    "cpm": {**_BASELINE, "kinds": ("continuous",)},
+    "lcm": {**_LCM, "checkpoint": "bei", "factory": f"{_FACTORIES}:lcm_pretrained"},
+    "lcm-no-pseudo": {**_LCM, "checkpoint": "bei", "factory": f"{_FACTORIES}:lcm_no_pseudo"},
+    "lcm-ssl": {**_LCM, "checkpoint": "ssl", "factory": f"{_FACTORIES}:lcm_ssl"},
+    "lcm-scratch": {**_LCM, "checkpoint": "bei", "factory": f"{_FACTORIES}:lcm_scratch"},
+    "logreg": {**_BASELINE, "factory": f"{_BASELINES}:ConnectomeLogReg"},
+    "svm": {**_BASELINE, "factory": f"{_BASELINES}:ConnectomeSVM"},
+    "ridge": {**_BASELINE, "kinds": KINDS, "factory": f"{_FACTORIES}:ridge"},
+    "tangent-logreg": {**_BASELINE, "factory": f"{_BASELINES}:TangentLogReg"},
+    "cpm": {**_BASELINE, "kinds": ("continuous",), "factory": f"{_FACTORIES}:cpm"},
     # The BEI ridge maps are fitted by lcm pretrain and stored in its checkpoint folder.
-    "bei-linear": {**_BASELINE, "kinds": KINDS, "checkpoint": "bei"},
-    "shuffled-labels": {"kinds": KINDS, "family": "control", "default": True},
+    "bei-linear": {
+        **_BASELINE,
+        "kinds": KINDS,
+        "checkpoint": "bei",
+        "factory": f"{_FACTORIES}:bei_linear",
+    },
+    "shuffled-labels": {
+        "kinds": KINDS,
+        "family": "control",
+        "default": True,
+        "factory": f"{_FACTORIES}:shuffled_labels",
+    },
     # The shuffled-label control through the LCM path (pseudo-labels and all): permuted
     # diagnosis labels, same finetuning; at the largest label fraction only (each permutation
     # is a finetuning), hence opt-in (not a default model).
@@ -281,10 +304,12 @@ _BUILTIN_TRAITS: dict[str, dict[str, Any]] = {
         "family": "control",
         "checkpoint": "bei",
         "needs_torch": True,
+        "factory": f"{_FACTORIES}:shuffled_lcm",
     },
 }
 for _name, _traits in _BUILTIN_TRAITS.items():
-    register_model(_name, _builtin_factory(_name), **_traits)
+    _row = dict(_traits)
+    register_model(_name, _builtin_factory(_row.pop("factory")), **_row)
 # As registered on import: what a fresh worker process builds (lcm.evaluate.parallel).
 _BUILTIN: dict[str, ModelEntry] = dict(_REGISTRY)
 
