@@ -18,7 +18,7 @@ from lcm.atlas import atlas_files, available_atlases
 from lcm.atlas_spheres import COORDINATE_ATLASES
 from lcm.bids.ingest import ENTRIES
 from lcm.connectome.confounds import STRATEGIES
-from lcm.workflow_plan import WorkflowPlan
+from lcm.workflow.plan import WorkflowPlan
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "extending.md"

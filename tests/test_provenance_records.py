@@ -21,7 +21,7 @@ from lcm.io.provenance import (
     sha256_file,
     write_sidecar,
 )
-from lcm.workflow_hash import code_hash
+from lcm.workflow.hash import code_hash
 
 DIGEST = "sha256:" + "ab" * 32
 

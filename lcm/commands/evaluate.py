@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             hint=f"Pass the pretrain_ssl stage's output folder or drop {ssl} from evaluate.models.",
         )
     # The built-in models' factories: imported by the registry when first used, named here so
-    # that this verb's code hash (lcm.workflow_hash) follows them.
+    # that this verb's code hash (lcm.workflow.hash) follows them.
     from lcm.evaluate import factories  # noqa: F401
 
     catalogue = load_catalogue(args.catalogue)

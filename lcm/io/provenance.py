@@ -267,7 +267,7 @@ def _code_hash() -> str | None:
     verb = _INVOCATION.get("verb")
     if not verb:
         return None
-    from lcm.workflow_hash import code_hash
+    from lcm.workflow.hash import code_hash
 
     try:
         return code_hash(verb)
