@@ -6,11 +6,11 @@ import argparse
 import json
 import logging
 
+from lcm.catalogue import load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments
 from lcm.commands._sources import existing, store_sources
 from lcm.config import parse_settings
 from lcm.io.provenance import record_outputs
-from lcm.store.catalogue import load_catalogue
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from lcm.catalogue import Catalogue
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.atomic import write_tsv
 from lcm.model.checkpoint import data_fingerprint, save_checkpoint
@@ -32,7 +33,6 @@ from lcm.model.targets import (
     layout_from_catalogue,
     not_applicable,
 )
-from lcm.store.catalogue import Catalogue
 from lcm.store.cohort import Cohort
 from lcm.train import distributed
 from lcm.train.heldout import HOLDOUT_FRACTION, bei_metrics, holdout_split
