@@ -20,6 +20,7 @@ import re
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -102,7 +103,11 @@ def environment() -> dict[str, Any]:
     }
 
 
-def set_invocation(argv: list[str], args: argparse.Namespace) -> None:
+def set_invocation(
+    argv: list[str],
+    args: argparse.Namespace,
+    code_hash: Callable[[], str | None] | None = None,
+) -> None:
     """Remember what this ``lcm`` process runs, for every sidecar it writes.
 
     Parameters
@@ -111,6 +116,11 @@ def set_invocation(argv: list[str], args: argparse.Namespace) -> None:
         The command line after ``lcm`` (the rule's params as rendered into its shell command).
     args : argparse.Namespace
         The parsed options; ``rule``, ``verb`` and ``seed`` are picked out, the rest kept as params.
+    code_hash : callable, optional
+        Returns the hash of the LCM code the verb runs (the caller knows how it is computed;
+        :func:`lcm.cli.main` passes :func:`lcm.workflow.hash.code_hash` for its verb). Called
+        when the first sidecar is written, so a process that writes none never pays for it.
+        Without it, sidecars record ``code_sha256: null``.
     """
     params = {k: v for k, v in vars(args).items() if not callable(v)}
     _INVOCATION.clear()
@@ -120,6 +130,7 @@ def set_invocation(argv: list[str], args: argparse.Namespace) -> None:
         verb=params.get("verb"),
         seed=params.get("seed"),
         params=params,
+        code_hash=code_hash,
     )
 
 
@@ -264,15 +275,8 @@ def _container_in_use() -> str | None:
 
 
 def _code_hash() -> str | None:
-    verb = _INVOCATION.get("verb")
-    if not verb:
-        return None
-    from lcm.workflow.hash import code_hash
-
-    try:
-        return code_hash(verb)
-    except ValueError:
-        return None
+    code_hash = _INVOCATION.get("code_hash")
+    return code_hash() if code_hash else None
 
 
 def provenance(container: str | None = None) -> dict[str, Any]:
