@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     catalogue = load_catalogue(args.catalogue)
     cohort = load_cohort(args.store, args.atlas, list(args.datasets), catalogue)
     # Claimed (refused if it holds others' files) and locked against a concurrent run.
-    from lcm.evaluate.bei_maps import MAPS_FILE
+    from lcm.train.bei_maps import MAPS_FILE
 
     files = (*PRETRAIN_FILES, MAPS_FILE)  # the bei-linear baseline's ridge maps
     with training_out_dir(args.out_dir, "lcm pretrain", files, (STATE_DIR,)):

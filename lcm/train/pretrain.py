@@ -109,7 +109,7 @@ def _mean_loss(
 
 def _write_bei_linear_maps(cohort: Cohort, seed: int, out: Path) -> None:
     """The ``bei-linear`` baseline's ridge maps, fitted on the same pretraining cohort."""
-    from lcm.evaluate.bei_maps import MAPS_FILE, fit_bei_maps
+    from lcm.train.bei_maps import MAPS_FILE, fit_bei_maps
 
     try:
         maps = fit_bei_maps(cohort.fc, cohort.variables, cohort.groups, seed)
