@@ -128,3 +128,39 @@ def test_package_versions_name_distributions_of_imported_modules() -> None:
     versions = package_versions()
     assert versions["PyYAML"] == importlib.metadata.version("PyYAML")
     assert "yaml" not in versions and "lcm" not in versions
+
+
+def test_write_tsv_bytes_are_pandas_for_every_frame(tmp_path: Path) -> None:
+    # Float tables take lcm.io.tsv's fast path; its text must be what to_csv writes, and
+    # anything it cannot be sure of (NaN, ints, quoting, unnamed columns) goes to pandas.
+    import numpy as np
+    import pandas as pd
+
+    from lcm.io.atomic import write_tsv
+    from lcm.io.tsv import frame_tsv
+
+    rng = np.random.default_rng(2)
+    floats = rng.standard_normal((5, 3)) * 10.0 ** rng.integers(-30, 30, (5, 3))
+    floats[0] = [-0.0, np.inf, 5e-324]
+    names = pd.DataFrame({"roi": ["a", "b c", "d", "e", "f"]})
+    frames = {
+        "floats": (pd.DataFrame(floats, columns=["x", "y", "z"]), True),
+        "named rows": (names.join(pd.DataFrame(floats, columns=["x", "y", "z"])), True),
+        "object names": (
+            pd.DataFrame({"roi": np.array(list("vwxyz"), dtype=object), "x": 1.5}),
+            True,
+        ),
+        "no rows": (pd.DataFrame({"x": np.zeros(0)}), True),
+        "missing": (pd.DataFrame({"x": [1.0, np.nan]}), False),
+        "ints": (pd.DataFrame({"n": [1, 2], "x": [0.5, 0.25]}), False),
+        "float32": (pd.DataFrame({"x": np.ones(2, dtype=np.float32)}), False),
+        "quoted name": (pd.DataFrame({'q"x': [0.5]}), False),
+        "quoted row": (pd.DataFrame({"roi": ["a\tb"], "x": [0.5]}), False),
+        "unnamed": (pd.DataFrame(floats), False),
+        "strings only": (names, False),
+    }
+    for label, (df, fast) in frames.items():
+        assert (frame_tsv(df) is not None) == fast, label
+        write_tsv(tmp_path / "ours.tsv", df)
+        df.to_csv(tmp_path / "ref.tsv", sep="\t", index=False, na_rep="n/a")
+        assert (tmp_path / "ours.tsv").read_bytes() == (tmp_path / "ref.tsv").read_bytes(), label
