@@ -31,6 +31,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check lcm tests benchmarks
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint --cores 1
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format lcm tests benchmarks

@@ -66,6 +66,7 @@ import pandas as pd  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from lcm.catalogue import load_catalogue  # noqa: E402
 from lcm.evaluate.baselines import (  # noqa: E402
     ConnectomeLogReg,
     ConnectomeRidgeClassifier,
@@ -73,7 +74,6 @@ from lcm.evaluate.baselines import (  # noqa: E402
 )
 from lcm.evaluate.bei_linear import BEILinear, fit_bei_maps  # noqa: E402
 from lcm.evaluate.compare import corrected_t_interval  # noqa: E402
-from lcm.store.catalogue import load_catalogue  # noqa: E402
 from lcm.store.cohort import Cohort  # noqa: E402
 
 log = logging.getLogger("transfer")

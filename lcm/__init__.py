@@ -1,8 +1,7 @@
 """LCM: the Large Connectome Model workflow.
 
-Layers, bottom to top: ``lcm.io`` (files, names, provenance) and ``lcm.bids``;
-``lcm.synth``; ``lcm.preprocess`` and ``lcm.connectome``; ``lcm.store``; ``lcm.model``;
-``lcm.train`` and ``lcm.evaluate``; ``lcm.report``; ``lcm.commands`` and ``lcm.cli`` on top.
+Its layers, each importing only from those below, are named in README (Development) and
+checked by ``lint-imports`` against the contracts in ``pyproject.toml``.
 """
 
 __version__ = "0.1.0"

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import logging
 import sys
+from functools import partial
 
 import lcm
 from lcm.commands._labels import check_label_arguments
@@ -91,12 +92,22 @@ def setup_logging(verbose: bool = False, log_file: str | None = None) -> None:
     )
 
 
+def verb_code_hash(verb: str) -> str | None:
+    """Hash of the ``lcm`` code ``verb`` runs (recorded in sidecars), or None for no such verb."""
+    from lcm.workflow.hash import code_hash
+
+    try:
+        return code_hash(verb)
+    except ValueError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``lcm``; returns the exit code."""
     words = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(requested_verb(words)).parse_args(words)
     setup_logging(args.verbose, args.log_file)
-    set_invocation(list(sys.argv[1:] if argv is None else argv), args)
+    set_invocation(words, args, partial(verb_code_hash, args.verb))
     # Every verb runs within one thread budget (--threads, else SLURM's grant, else the CPUs
     # available): BLAS/OpenMP pools sized to the machine oversubscribe a shared node.
     budget = apply_thread_budget(resolve_thread_budget(getattr(args, "threads", None)))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lcm.store.catalogue import Catalogue, load_catalogue
+from lcm.catalogue import Catalogue, load_catalogue
 from lcm.store.cohort import Cohort
 
 N_ROIS = 13

@@ -125,12 +125,12 @@ def test_leave_site_out_folds_hold_out_whole_sites():
     cohort = _with_sites(make_cohort(n_subjects=24, n_unlabeled=0), 3)
     y = (cohort.variables["autism"] == "autism").to_numpy().astype(int)
     sites = cohort.ids["site"].to_numpy()
-    folds = site_folds(y, cohort.groups, sites)
+    folds = site_folds(y, cohort.groups, sites, seed=0)
     assert len(folds) == 3
     for train, test in folds:
         assert len(set(sites[test])) == 1 and not set(sites[train]) & set(sites[test])
     with pytest.raises(InputDataError, match="at least two sites"):
-        site_folds(y, cohort.groups, np.full(len(y), "A", dtype=object))
+        site_folds(y, cohort.groups, np.full(len(y), "A", dtype=object), seed=0)
     settings = EvaluationSettings.from_dict(
         {"split": "site", "seeds": [0], "label_fractions": [1.0], "models": ["logreg"]}
     )

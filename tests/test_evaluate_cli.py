@@ -11,10 +11,10 @@ import pytest
 import yaml
 from conftest_evaluate import prevalence_model  # noqa: F401 (fixture)
 
+from lcm.catalogue import load_catalogue
 from lcm.commands import evaluate as evaluate_cmd
 from lcm.evaluate.metrics import METRIC_COLUMNS, PREDICTION_COLUMNS
 from lcm.exceptions import ConfigError, InputDataError
-from lcm.store.catalogue import load_catalogue
 from lcm.store.writer import write_connectomes, write_variables
 
 N_ROIS = 7  # distinct from the subject and time-point counts

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from lcm.catalogue import Catalogue, Variable
 from lcm.evaluate.protocol import EvaluationSettings, evaluate_task
-from lcm.store.catalogue import Catalogue, Variable
 from lcm.train.pretrain import pretrain
 
 from test_evaluate_protocol import TASK, make_cohort  # isort: skip

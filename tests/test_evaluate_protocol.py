@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest_evaluate import PrevalenceModel
 
+from lcm.catalogue import Catalogue, Variable
 from lcm.commands import evaluate as evaluate_cmd
 from lcm.evaluate.metrics import METRIC_COLUMNS, PREDICTION_COLUMNS
 from lcm.evaluate.protocol import (
@@ -24,7 +25,6 @@ from lcm.evaluate.protocol import (
     unregister_model,
 )
 from lcm.exceptions import ConfigError, InputDataError
-from lcm.store.catalogue import Catalogue, Variable
 from lcm.store.cohort import Cohort
 
 N_ROIS = 9

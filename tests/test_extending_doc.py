@@ -31,7 +31,7 @@ from lcm.connectome import settings as connectome_settings
 from lcm.connectome.confounds import MOTION_6P, STRATEGIES, Strategy, confound_columns
 from lcm.connectome.settings import DenoiseSettings
 from lcm.exceptions import ConfigError
-from lcm.workflow_plan import WorkflowPlan
+from lcm.workflow.plan import WorkflowPlan
 
 from test_hpc_envs import env_packages, verb_modules, workflow_rules  # isort: skip
 

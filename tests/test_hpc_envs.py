@@ -1,7 +1,7 @@
 """Per-stage conda envs and code hashes: every rule's env holds what its verb imports.
 
 Static: the verb each rule runs is read from its shell command, the packages that verb's code
-imports from an AST walk of the ``lcm`` modules it reaches (:mod:`lcm.workflow_hash`). Conda
+imports from an AST walk of the ``lcm`` modules it reaches (:mod:`lcm.workflow.hash`). Conda
 channels cannot be reached here, so the envs are checked, not built.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lcm.workflow_hash import code_hash, third_party_imports, verb_modules
+from lcm.workflow.hash import code_hash, third_party_imports, verb_modules
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "workflow" / "rules"
@@ -110,7 +110,7 @@ def test_code_hash_covers_only_the_verbs_own_code() -> None:
 def test_code_hash_follows_an_edit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    import lcm.workflow_hash as wh
+    import lcm.workflow.hash as wh
 
     pkg = tmp_path / "lcm"
     shutil.copytree(ROOT / "lcm", pkg, ignore=shutil.ignore_patterns("__pycache__"))

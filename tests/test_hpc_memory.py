@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 from conftest_hpc import ROOT, placeholder_config, snakemake
 
-from lcm.workflow_resources import (
+from lcm.workflow.resources import (
     CONNECTOME_BASE_MB,
     connectome_mem_mb,
     file_size_mb,

@@ -118,30 +118,49 @@ def test_atomic_write_removes_temps_of_dead_writers_only(tmp_path: Path) -> None
     assert mine.exists() and other_host.exists() and not left.exists()
 
 
-def test_package_map_is_what_importlib_metadata_gives(tmp_path: Path, monkeypatch) -> None:
-    # provenance reads the module -> distribution map itself (the standard function cost
-    # ~0.3 s per job); it must be the same map, odd installations included.
+def test_package_versions_name_distributions_of_imported_modules() -> None:
     import importlib.metadata
 
-    from lcm.io import provenance
+    import yaml  # noqa: F401 (module yaml, distribution PyYAML)
 
-    (tmp_path / "declared-1.0.dist-info").mkdir()
-    (tmp_path / "declared-1.0.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: Declared\nVersion: 1.0\n\nName: not-this\n"
-    )
-    (tmp_path / "declared-1.0.dist-info" / "top_level.txt").write_text("decl\ndecl_two\n")
-    inferred = tmp_path / "inferred-2.0.dist-info"
-    inferred.mkdir()
-    (inferred / "METADATA").write_text("Name: inferred\r\nVersion: 2.0\r\n\r\nbody\r\n")
-    (inferred / "RECORD").write_text(
-        "inf/__init__.py,sha256=x,1\nsolo.py,,\n./dotted/a.py,,\nb.py/,,\n//two/x.py,,\n"
-        '"comma,pkg/x.py",,\ninf/__pycache__/a.cpython-311.pyc,,\ndata/.py,,\nREADME,,\n'
-    )
-    egg = tmp_path / "old.egg-info"
-    egg.mkdir()
-    (egg / "PKG-INFO").write_text("Name: old\n  folded\nVersion: 0.1\n")
-    (egg / "SOURCES.txt").write_text("setup.py\nold/core.py\nold, comma/x.py\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    ours = provenance._distributions.__wrapped__()  # uncached; the fast reading on 3.11
-    assert ours == importlib.metadata.packages_distributions()
-    assert ours["decl"] == ["Declared"] and ours["solo"] == ["inferred"]
+    from lcm.io.provenance import package_versions
+
+    versions = package_versions()
+    assert versions["PyYAML"] == importlib.metadata.version("PyYAML")
+    assert "yaml" not in versions and "lcm" not in versions
+
+
+def test_write_tsv_bytes_are_pandas_for_every_frame(tmp_path: Path) -> None:
+    # Float tables take lcm.io.tsv's fast path; its text must be what to_csv writes, and
+    # anything it cannot be sure of (NaN, ints, quoting, unnamed columns) goes to pandas.
+    import numpy as np
+    import pandas as pd
+
+    from lcm.io.atomic import write_tsv
+    from lcm.io.tsv import frame_tsv
+
+    rng = np.random.default_rng(2)
+    floats = rng.standard_normal((5, 3)) * 10.0 ** rng.integers(-30, 30, (5, 3))
+    floats[0] = [-0.0, np.inf, 5e-324]
+    names = pd.DataFrame({"roi": ["a", "b c", "d", "e", "f"]})
+    frames = {
+        "floats": (pd.DataFrame(floats, columns=["x", "y", "z"]), True),
+        "named rows": (names.join(pd.DataFrame(floats, columns=["x", "y", "z"])), True),
+        "object names": (
+            pd.DataFrame({"roi": np.array(list("vwxyz"), dtype=object), "x": 1.5}),
+            True,
+        ),
+        "no rows": (pd.DataFrame({"x": np.zeros(0)}), True),
+        "missing": (pd.DataFrame({"x": [1.0, np.nan]}), False),
+        "ints": (pd.DataFrame({"n": [1, 2], "x": [0.5, 0.25]}), False),
+        "float32": (pd.DataFrame({"x": np.ones(2, dtype=np.float32)}), False),
+        "quoted name": (pd.DataFrame({'q"x': [0.5]}), False),
+        "quoted row": (pd.DataFrame({"roi": ["a\tb"], "x": [0.5]}), False),
+        "unnamed": (pd.DataFrame(floats), False),
+        "strings only": (names, False),
+    }
+    for label, (df, fast) in frames.items():
+        assert (frame_tsv(df) is not None) == fast, label
+        write_tsv(tmp_path / "ours.tsv", df)
+        df.to_csv(tmp_path / "ref.tsv", sep="\t", index=False, na_rep="n/a")
+        assert (tmp_path / "ours.tsv").read_bytes() == (tmp_path / "ref.tsv").read_bytes(), label

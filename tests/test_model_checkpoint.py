@@ -10,12 +10,12 @@ import torch
 from conftest_model import make_catalogue
 from safetensors import safe_open
 
+from lcm.catalogue import load_catalogue
 from lcm.exceptions import CheckpointError
 from lcm.model.checkpoint import load_checkpoint, save_checkpoint
 from lcm.model.config import LCMConfig
 from lcm.model.lcm import LCM
 from lcm.model.targets import layout_from_catalogue
-from lcm.store.catalogue import load_catalogue
 
 
 @pytest.fixture

@@ -6,11 +6,13 @@ import argparse
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from lcm.cli import verb_code_hash
 from lcm.io.lineage import trace, verify
 from lcm.io.provenance import (
     CONFIG_HASH_ENV,
@@ -21,7 +23,7 @@ from lcm.io.provenance import (
     sha256_file,
     write_sidecar,
 )
-from lcm.workflow_hash import code_hash
+from lcm.workflow.hash import code_hash
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -41,7 +43,7 @@ def invoked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLURM_MEM_PER_NODE", "64000")
     monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     args = argparse.Namespace(rule="store", verb="store", seed=7, dataset="ds1", func=print)
-    set_invocation(["--rule", "store", "store", "--seed", "7"], args)
+    set_invocation(["--rule", "store", "store", "--seed", "7"], args, lambda: "d" * 64)
 
 
 def chain(tmp_path: Path) -> dict[str, Path]:
@@ -74,7 +76,7 @@ def test_sidecar_records_how_the_output_was_made(tmp_path: Path, invoked: None) 
     assert prov["command"] == ["lcm", "--rule", "store", "store", "--seed", "7"]
     assert prov["params"]["dataset"] == "ds1" and "func" not in prov["params"]
     assert prov["config_sha256"] == "c" * 64
-    assert prov["code_sha256"] == code_hash("store")
+    assert prov["code_sha256"] == "d" * 64
     assert prov["slurm_job_id"] == "4242" and prov["host"]
     assert prov["slurm_allocation"]["cpus_per_gpu"] == "8"
     assert prov["slurm_allocation"]["mem_per_node_mb"] == "64000"
@@ -153,3 +155,29 @@ def test_cli_verify_exit_codes(tmp_path: Path) -> None:
     assert traced.returncode == 0 and "raw.tsv [raw]" in traced.stdout
     missing = lcm_cli("provenance", "trace", str(tmp_path / "nope.tsv"), cwd=tmp_path)
     assert missing.returncode == 3 and "does not exist" in missing.stderr
+
+
+def test_cli_hands_provenance_its_verbs_code_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lcm.cli
+
+    seen: dict[str, object] = {}
+
+    def capture(argv: list[str], args: argparse.Namespace, code_hash: Callable) -> None:
+        seen.update(argv=argv, code_hash=code_hash)
+        set_invocation(argv, args, code_hash)
+
+    monkeypatch.setattr(lcm.cli, "set_invocation", capture)
+    assert lcm.cli.main(["provenance", "verify", str(tmp_path)]) == 0
+    assert seen["argv"] == ["provenance", "verify", str(tmp_path)]
+    assert callable(seen["code_hash"]) and seen["code_hash"]() == code_hash("provenance")
+    assert verb_code_hash("no_such_verb") is None
+
+
+def test_sidecar_without_a_code_hash_records_none(tmp_path: Path) -> None:
+    out = tmp_path / "out.tsv"
+    out.write_text("y\n2\n")
+    set_invocation(["--rule", "a"], argparse.Namespace(rule="a", verb="store"))
+    prov = json.loads(write_sidecar(out, []).read_text())["Provenance"]
+    assert prov["rule"] == "a" and prov["code_sha256"] is None

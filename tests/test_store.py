@@ -9,8 +9,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from lcm.catalogue import load_catalogue
 from lcm.exceptions import ConfigError, InputDataError
-from lcm.store.catalogue import load_catalogue
 from lcm.store.layout import matrix_to_vec, n_rois_from_edges, vec_to_matrix
 from lcm.store.phenotype import missingness, read_phenotype
 from lcm.store.read import load_cohort

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lcm.catalogue import load_catalogue
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.atomic import write_tsv
-from lcm.store.catalogue import load_catalogue
 from lcm.store.phenotype import missingness, read_phenotype
 from lcm.synth.latents import draw_latents
 from lcm.synth.phenotype import phenotype_table

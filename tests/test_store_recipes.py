@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lcm.store.catalogue import load_catalogue
+from lcm.catalogue import load_catalogue
 from lcm.store.layout import n_edges
 from lcm.store.writer import write_connectome_arrays, write_variables
 

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lcm.catalogue import Catalogue, Variable, load_catalogue
 from lcm.cli import main
 from lcm.exceptions import InputDataError
-from lcm.store.catalogue import Catalogue, Variable, load_catalogue
 from lcm.store.layout import n_edges
 from lcm.store.loader import ConnectomeStream
 from lcm.store.read import load_cohort, read_runs

@@ -16,6 +16,7 @@ from sklearn.metrics import roc_auc_score
 
 from lcm.atlas import load_atlas
 from lcm.bids.ingest import ingest
+from lcm.catalogue import load_catalogue
 from lcm.commands import connectome as connectome_cmd
 from lcm.commands import store as store_cmd
 from lcm.connectome.relmat import read_relmat
@@ -30,7 +31,6 @@ from lcm.evaluate.splits import outer_folds
 from lcm.evaluate.windows import mean_per_run, run_groups
 from lcm.exceptions import InputDataError
 from lcm.io.provenance import provenance_path
-from lcm.store.catalogue import load_catalogue
 from lcm.store.cohort import Cohort
 from lcm.store.layout import matrix_to_vec
 from lcm.store.loader import ConnectomeStream

@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from lcm.atlas import load_atlas
-from lcm.store.catalogue import load_catalogue
+from lcm.catalogue import load_catalogue
 from lcm.store.layout import fisher_z, matrix_to_vec
 from lcm.synth import planned_subjects, subject_outputs, subject_truth, write_cohort, write_subject
 from lcm.synth.connectivity import DIAGNOSES, ENV_VARIABLES, build_effect_model

@@ -55,10 +55,10 @@ def run(args: argparse.Namespace) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from lcm.catalogue import load_catalogue
     from lcm.io.atomic import atomic_path
     from lcm.model.checkpoint import checkpoint_layout, load_checkpoint
     from lcm.model.export import attention_frame, embedding_frame, embeddings, query_attention
-    from lcm.store.catalogue import load_catalogue
     from lcm.store.read import load_cohort
     from lcm.train.loop import pick_device
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lcm.catalogue import load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
 from lcm.config import parse_settings
 from lcm.evaluate.metrics import write_tidy_parquet
@@ -21,7 +22,6 @@ from lcm.evaluate.protocol import (
 from lcm.evaluate.registry import checkpoint_models
 from lcm.exceptions import ConfigError
 from lcm.io.provenance import write_sidecar
-from lcm.store.catalogue import load_catalogue
 from lcm.store.cohort import Cohort
 from lcm.threads import apply_thread_budget, resolve_thread_budget
 
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             hint=f"Pass the pretrain_ssl stage's output folder or drop {ssl} from evaluate.models.",
         )
     # The built-in models' factories: imported by the registry when first used, named here so
-    # that this verb's code hash (lcm.workflow_hash) follows them.
+    # that this verb's code hash (lcm.workflow.hash) follows them.
     from lcm.evaluate import factories  # noqa: F401
 
     catalogue = load_catalogue(args.catalogue)

@@ -7,12 +7,12 @@ import logging
 
 import numpy as np
 
+from lcm.catalogue import Variable, load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
 from lcm.commands._sources import existing, store_sources
 from lcm.config import parse_settings
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.provenance import record_outputs
-from lcm.store.catalogue import Variable, load_catalogue
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ import argparse
 import json
 import logging
 
+from lcm.catalogue import load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments
 from lcm.commands._sources import existing, store_sources
 from lcm.config import parse_settings
 from lcm.io.provenance import record_outputs
-from lcm.store.catalogue import load_catalogue
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     catalogue = load_catalogue(args.catalogue)
     cohort = load_cohort(args.store, args.atlas, list(args.datasets), catalogue)
     # Claimed (refused if it holds others' files) and locked against a concurrent run.
-    from lcm.evaluate.bei_maps import MAPS_FILE
+    from lcm.train.bei_maps import MAPS_FILE
 
     files = (*PRETRAIN_FILES, MAPS_FILE)  # the bei-linear baseline's ridge maps
     with training_out_dir(args.out_dir, "lcm pretrain", files, (STATE_DIR,)):

@@ -95,10 +95,10 @@ def run(args: argparse.Namespace) -> int:
 def _task_splits(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
     """The evaluation folds of one task: the runs with a target, stratified like evaluate."""
     # Imported here: the evaluate package is only needed for task tables.
+    from lcm.catalogue import load_catalogue
     from lcm.evaluate.baselines import strata
     from lcm.evaluate.splits import task_split_table
     from lcm.evaluate.tasks import target_values, task_from_catalogue
-    from lcm.store.catalogue import load_catalogue
     from lcm.store.read import read_run_variables
 
     if not args.label or not args.catalogue or len(args.datasets) != 1:

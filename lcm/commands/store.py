@@ -9,10 +9,10 @@ import logging
 
 import pandas as pd
 
+from lcm.catalogue import load_catalogue
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.exceptions import InputDataError
 from lcm.io.provenance import record_outputs, sha256_file, write_sidecar
-from lcm.store.catalogue import load_catalogue
 from lcm.store.commit import commit_dataset
 from lcm.store.phenotype import missingness, read_phenotype
 from lcm.store.writer import (

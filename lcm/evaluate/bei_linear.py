@@ -25,14 +25,14 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from lcm.evaluate.baselines import _TunedLinear, connectome_features
-from lcm.evaluate.bei_maps import (  # noqa: F401 (re-exported: one import for users)
+from lcm.exceptions import ConfigError
+from lcm.train.bei_maps import (  # noqa: F401 (re-exported: one import for users)
     ALPHAS,
     MAPS_FILE,
     BEIMaps,
     bei_target_matrix,
     fit_bei_maps,
 )
-from lcm.exceptions import ConfigError
 
 log = logging.getLogger(__name__)
 

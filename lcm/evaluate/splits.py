@@ -1,13 +1,13 @@
-"""Subject-level cross-validation folds and stratified label-fraction subsets.
+"""Outer folds as run indices, and stratified label-fraction subsets.
 
-The outer folds come from the one split definition of :mod:`lcm.store.splits`: stratified
-K-fold over subjects (:func:`~lcm.store.splits.subject_fold_ids`) or leave-one-site-out
-(:func:`~lcm.store.splits.site_fold_ids`), either read from the table that ``lcm splits``
-wrote for the task (:func:`folds_from_table`) or computed here from the same inputs
-(:func:`task_split_table` builds that table; :func:`outer_folds` picks). A subject's runs always
-fall in the same fold, and the labeled part of a training fold is chosen per subject, so no
-subject is half labeled. Subsets for increasing fractions are nested: the 10 % subset is part
-of the 50 % one, which keeps the label-fraction curve free of resampling noise between fractions.
+Folds are assigned in one place, :mod:`lcm.store.splits`; this module only turns a splits table
+into ``(train, test)`` run indices (:func:`folds_from_table`). The table is the one that
+``lcm splits`` wrote for the task (:func:`task_split_table` builds it), or, without one, the
+same table built here in memory for one scheme and seed (:func:`subject_folds`,
+:func:`site_folds`); :func:`outer_folds` picks. A subject's runs always fall in the same fold,
+and the labeled part of a training fold is chosen per subject, so no subject is half labeled.
+Subsets for increasing fractions are nested: the 10 % subset is part of the 50 % one, which
+keeps the label-fraction curve free of resampling noise between fractions.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from lcm.exceptions import InputDataError
-from lcm.store.splits import make_repeated_splits, site_fold_ids, subject_fold_ids
+from lcm.store.splits import make_repeated_splits, make_splits
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +54,11 @@ def subject_folds(
     y : numpy.ndarray of int, shape (n_runs,)
         Class per run (0 or 1).
     groups : numpy.ndarray, shape (n_runs,)
-        Subject key per run (:attr:`lcm.store.cohort.Cohort.groups`).
+        Subject key per run, ``dataset/subject`` (:attr:`lcm.store.cohort.Cohort.groups`).
     n_folds : int
         Number of folds (>= 2).
     seed : int
-        Seed of the shuffle.
+        Seed of the shuffle (the ``subject`` scheme of :func:`lcm.store.splits.make_splits`).
 
     Returns
     -------
@@ -71,11 +71,19 @@ def subject_folds(
         When a class has fewer subjects than folds.
     """
     y = np.asarray(y)
-    groups = np.asarray(groups)
+    groups = np.asarray(groups).astype(str)
     _check_classes(y, groups, n_folds)
     labels = subject_labels(y, groups)
-    fold_ids = subject_fold_ids(labels.index.to_numpy(), labels.to_numpy(), n_folds, seed)
-    return _run_folds(groups, dict(zip(labels.index, fold_ids, strict=True)), n_folds)
+    runs = _subjects_frame(groups).assign(label=labels.reindex(groups).to_numpy())
+    table = make_splits(runs, n_folds, seed, ("subject",), label="label")
+    return folds_from_table(table, groups, "subject", seed)
+
+
+def _subjects_frame(groups: np.ndarray, sites: np.ndarray | None = None) -> pd.DataFrame:
+    """``dataset``, ``subject`` (and ``site``) per run from ``dataset/subject`` keys."""
+    parts = pd.Series(groups, dtype=str).str.partition("/")
+    site = "" if sites is None else np.asarray(sites).astype(str)
+    return pd.DataFrame({"dataset": parts[0], "subject": parts[2], "site": site})
 
 
 def _check_classes(y: np.ndarray, groups: np.ndarray, n_folds: int) -> None:
@@ -167,8 +175,8 @@ def site_folds(
     y: np.ndarray,
     groups: np.ndarray,
     sites: np.ndarray,
+    seed: int,
     min_per_class: int = 2,
-    seed: int | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Leave-one-site-out folds: each site is the test fold once.
 
@@ -180,13 +188,13 @@ def site_folds(
     y : numpy.ndarray of int, shape (n_runs,)
         Class per run (0/1), or median-split strata of a continuous target.
     groups : numpy.ndarray, shape (n_runs,)
-        Subject key per run.
+        Subject key per run, ``dataset/subject``.
     sites : numpy.ndarray of str, shape (n_runs,)
         Site per run.
+    seed : int
+        Seed of the site order (the ``leave_site_out`` scheme of
+        :func:`lcm.store.splits.make_splits`).
     min_per_class : int, default 2
-    seed : int, optional
-        Seed of the site order, as in the ``leave_site_out`` scheme of ``lcm splits``
-        (:func:`lcm.store.splits.site_fold_ids`); sorted site order without it.
 
     Returns
     -------
@@ -213,18 +221,10 @@ def site_folds(
             "leave-site-out would split it across folds.",
             hint="Fix the site column, or set evaluate.split: subject.",
         )
-    if seed is None:
-        fold_ids, n_sites = np.searchsorted(named, sites.astype(str)), len(named)
-    else:
-        fold_ids, n_sites = site_fold_ids(_site_keys(groups, sites), None, seed)
-    folds = _run_folds(np.arange(len(sites)), dict(enumerate(fold_ids)), n_sites)
+    groups = np.asarray(groups).astype(str)
+    table = make_splits(_subjects_frame(groups, sites), seed=seed, schemes=("leave_site_out",))
+    folds = folds_from_table(table, groups, "leave_site_out", seed)
     return usable_site_folds(folds, y, groups, sites, min_per_class)
-
-
-def _site_keys(groups: np.ndarray, sites: np.ndarray) -> np.ndarray:
-    """``dataset/site`` per run (a group is ``dataset/subject``), as in the splits table."""
-    datasets = [str(g).split("/", 1)[0] for g in np.asarray(groups)]
-    return np.array([f"{d}/{s}" for d, s in zip(datasets, np.asarray(sites), strict=True)])
 
 
 def usable_site_folds(

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from lcm.catalogue import Catalogue
 from lcm.exceptions import ConfigError, InputDataError
-from lcm.store.catalogue import Catalogue
 from lcm.store.cohort import Cohort
 
 log = logging.getLogger(__name__)

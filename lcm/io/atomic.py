@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from lcm.exceptions import OutputOwnershipError
+from lcm.io.tsv import frame_tsv
 
 TMP_TAG = "lcmtmp"
 # Suffixes some writers infer the format or compression from (nibabel, pandas): a temporary file
@@ -189,9 +190,17 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
 
 
 def write_tsv(path: str | os.PathLike[str], df: pd.DataFrame, index: bool = False) -> None:
-    """Write a data frame as a tab-separated file with ``n/a`` for missing values, atomically."""
+    """Write a data frame as a tab-separated file with ``n/a`` for missing values, atomically.
+
+    Float tables (ROI time series, matrices) are formatted by :func:`lcm.io.tsv.frame_tsv`,
+    the same bytes as pandas at a tenth of its cost; the rest by ``DataFrame.to_csv``.
+    """
+    text = None if index else frame_tsv(df)
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, sep="\t", index=index, na_rep="n/a")
+        if text is not None:
+            tmp.write_text(text, encoding="utf-8")  # as pandas writes, whatever the locale
+        else:
+            df.to_csv(tmp, sep="\t", index=index, na_rep="n/a")
 
 
 def _json_default(obj: Any) -> Any:

@@ -20,6 +20,7 @@ import re
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -102,7 +103,11 @@ def environment() -> dict[str, Any]:
     }
 
 
-def set_invocation(argv: list[str], args: argparse.Namespace) -> None:
+def set_invocation(
+    argv: list[str],
+    args: argparse.Namespace,
+    code_hash: Callable[[], str | None] | None = None,
+) -> None:
     """Remember what this ``lcm`` process runs, for every sidecar it writes.
 
     Parameters
@@ -111,6 +116,11 @@ def set_invocation(argv: list[str], args: argparse.Namespace) -> None:
         The command line after ``lcm`` (the rule's params as rendered into its shell command).
     args : argparse.Namespace
         The parsed options; ``rule``, ``verb`` and ``seed`` are picked out, the rest kept as params.
+    code_hash : callable, optional
+        Returns the hash of the LCM code the verb runs (the caller knows how it is computed;
+        :func:`lcm.cli.main` passes :func:`lcm.workflow.hash.code_hash` for its verb). Called
+        when the first sidecar is written, so a process that writes none never pays for it.
+        Without it, sidecars record ``code_sha256: null``.
     """
     params = {k: v for k, v in vars(args).items() if not callable(v)}
     _INVOCATION.clear()
@@ -120,6 +130,7 @@ def set_invocation(argv: list[str], args: argparse.Namespace) -> None:
         verb=params.get("verb"),
         seed=params.get("seed"),
         params=params,
+        code_hash=code_hash,
     )
 
 
@@ -153,81 +164,8 @@ _LAST_VERSIONS: list[Any] = []
 
 @cache
 def _distributions() -> dict[str, list[str]]:
-    """``importlib.metadata.packages_distributions()``, at a third of its cost.
-
-    The standard function parses every distribution's whole METADATA (long description
-    included) once per top-level package, and makes a path object of every file its RECORD
-    lists: ~0.3 s of every job that writes a sidecar. The same mapping is read here from the
-    header block and from the RECORD's names; anything unexpected falls back to it.
-    """
-    if sys.version_info[:2] != (3, 11):  # the rules copied are Python 3.11's (3.12 changed them)
-        return importlib.metadata.packages_distributions()
-    try:
-        return _packages_distributions()
-    except Exception:  # an unusual installation: the standard (slower) reading
-        return importlib.metadata.packages_distributions()
-
-
-def _packages_distributions() -> dict[str, list[str]]:
-    pkg_to_dist: dict[str, list[str]] = {}
-    for dist in importlib.metadata.distributions():
-        declared = (dist.read_text("top_level.txt") or "").split()
-        packages = declared or _top_level_inferred(dist)
-        if not packages:
-            continue
-        name = _metadata_name(dist)
-        for pkg in packages:
-            pkg_to_dist.setdefault(pkg, []).append(name)
-    return pkg_to_dist
-
-
-_BLANK_LINE = re.compile(r"(?:\r\n|\r|\n)(?:\r\n|\r|\n)")
-
-
-def _metadata_name(dist: importlib.metadata.Distribution) -> str:
-    """``dist.metadata["Name"]``, parsing the header block only (it ends at a blank line)."""
-    import email.parser
-
-    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or dist.read_text("")
-    blank = _BLANK_LINE.search(text or "")
-    head = text[: blank.end()] if blank else text
-    value = email.parser.Parser().parsestr(head, headersonly=True)["Name"]
-    if not value or "\n" not in value:
-        return value
-    import textwrap
-
-    return textwrap.dedent(" " * 8 + value)  # importlib.metadata's RFC 822 "redent"
-
-
-def _top_level_inferred(dist: importlib.metadata.Distribution) -> set[str]:
-    """What ``importlib.metadata`` infers from a distribution's file list: the top folder or
-    module of every ``.py`` file (``PurePosixPath`` semantics; plain names parsed by hand)."""
-    import csv
-    from pathlib import PurePosixPath
-
-    text = dist.read_text("RECORD")
-    if text:
-        lines = text.splitlines()
-    else:
-        sources = dist.read_text("SOURCES.txt")
-        if not sources:
-            return set()
-        lines = [f'"{line}"' for line in sources.splitlines()]  # as importlib.metadata
-    found = set()
-    for row in csv.reader(lines):
-        name = row[0]
-        if ".py" not in name:
-            continue
-        parts = name.split("/")
-        if all(p and p != "." for p in parts):  # what PurePosixPath would split it into
-            last = parts[-1]
-            if last.endswith(".py") and last != ".py":
-                found.add(parts[0] if len(parts) > 1 else last[:-3])
-            continue
-        path = PurePosixPath(name)
-        if path.suffix == ".py":
-            found.add(path.parts[0] if len(path.parts) > 1 else path.with_suffix("").name)
-    return found
+    """Top-level module -> distributions providing it, read once per process."""
+    return importlib.metadata.packages_distributions()
 
 
 @cache
@@ -264,15 +202,8 @@ def _container_in_use() -> str | None:
 
 
 def _code_hash() -> str | None:
-    verb = _INVOCATION.get("verb")
-    if not verb:
-        return None
-    from lcm.workflow_hash import code_hash
-
-    try:
-        return code_hash(verb)
-    except ValueError:
-        return None
+    code_hash = _INVOCATION.get("code_hash")
+    return code_hash() if code_hash else None
 
 
 def provenance(container: str | None = None) -> dict[str, Any]:

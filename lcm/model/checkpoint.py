@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file
 
 import lcm
+from lcm.catalogue import Catalogue
 from lcm.exceptions import CheckpointError, ConfigError
 from lcm.io.atomic import write_json
 from lcm.io.provenance import git_commit, sha256_file
@@ -28,7 +29,6 @@ from lcm.model.config import LCMConfig
 from lcm.model.lcm import LCM
 from lcm.model.targets import QueryLayout
 from lcm.model.weights import check_shapes, read_header, save_tensors
-from lcm.store.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
 

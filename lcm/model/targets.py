@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lcm.catalogue import Catalogue, Variable
 from lcm.exceptions import CheckpointError, InputDataError
-from lcm.store.catalogue import Catalogue, Variable
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lcm.catalogue import Catalogue, ColumnCoding, Variable
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import check_label
-from lcm.store.catalogue import Catalogue, ColumnCoding, Variable
 
 log = logging.getLogger(__name__)
 

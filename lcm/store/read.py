@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lcm.catalogue import Catalogue
 from lcm.exceptions import InputDataError
-from lcm.store.catalogue import Catalogue
 from lcm.store.cohort import Cohort
 from lcm.store.commit import (
     COMMIT_KEY,

@@ -17,8 +17,9 @@ adding subjects may move others to another fold (stratified K-fold is not increm
 
 This module is the one definition of the folds: :func:`subject_fold_ids` and
 :func:`site_fold_ids` assign them, ``lcm splits`` writes them (per task, one repeat per
-evaluation seed: :func:`make_repeated_splits`), and :mod:`lcm.evaluate.splits` turns the same
-assignment, read from that table or computed in memory, into the outer folds of ``lcm evaluate``.
+evaluation seed: :func:`make_repeated_splits`), and :mod:`lcm.evaluate.splits` turns that table,
+read back or (without one) built in memory by :func:`make_splits`, into the outer folds of
+``lcm evaluate``.
 """
 
 from __future__ import annotations

@@ -34,11 +34,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lcm.catalogue import Catalogue
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import atomic_path, write_tsv
 from lcm.io.derivatives import exclusion_reasons, included_mask
 from lcm.io.provenance import environment
-from lcm.store.catalogue import Catalogue
 from lcm.store.commit import VARIABLES_ID_KEY, DatasetCommit
 from lcm.store.layout import labels_identity, matrix_to_vec, n_edges
 

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from lcm.catalogue import Catalogue
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.atomic import write_tsv
 from lcm.model.checkpoint import data_fingerprint, save_checkpoint
@@ -32,7 +33,6 @@ from lcm.model.targets import (
     layout_from_catalogue,
     not_applicable,
 )
-from lcm.store.catalogue import Catalogue
 from lcm.store.cohort import Cohort
 from lcm.train import distributed
 from lcm.train.heldout import HOLDOUT_FRACTION, bei_metrics, holdout_split
@@ -109,7 +109,7 @@ def _mean_loss(
 
 def _write_bei_linear_maps(cohort: Cohort, seed: int, out: Path) -> None:
     """The ``bei-linear`` baseline's ridge maps, fitted on the same pretraining cohort."""
-    from lcm.evaluate.bei_maps import MAPS_FILE, fit_bei_maps
+    from lcm.train.bei_maps import MAPS_FILE, fit_bei_maps
 
     try:
         maps = fit_bei_maps(cohort.fc, cohort.variables, cohort.groups, seed)

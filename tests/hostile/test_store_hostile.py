@@ -25,9 +25,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from lcm.catalogue import load_catalogue
 from lcm.cli import main
 from lcm.exceptions import InputDataError
-from lcm.store.catalogue import load_catalogue
 from lcm.store.commit import PAUSE_ENV, journal_path
 from lcm.store.loader import ConnectomeStream
 from lcm.store.read import load_cohort, read_runs

@@ -19,9 +19,9 @@ from lcm.config import task_models, validate_config
 from lcm.evaluate.registry import checkpoint_models
 from lcm.io.bids_names import derivative_path
 from lcm.io.provenance import CONFIG_HASH_ENV, config_hash
-from lcm.workflow_plan import WorkflowPlan
-from lcm.workflow_hash import code_hash
-from lcm.workflow_resources import connectome_mem_mb as connectome_memory
+from lcm.workflow.plan import WorkflowPlan
+from lcm.workflow.hash import code_hash
+from lcm.workflow.resources import connectome_mem_mb as connectome_memory
 
 # The one validation of the config (defaults filled; errors name the key in one line).
 CFG = validate_config(config, source="config")
@@ -390,7 +390,7 @@ def connectome_dir(wildcards):
 
 @per_job
 def connectome_mem_mb(wildcards, input, attempt):
-    """mem_mb of a connectome run from its BOLD size, per attempt (lcm.workflow_resources)."""
+    """mem_mb of a connectome run from its BOLD size, per attempt (lcm.workflow.resources)."""
     planned = PLAN.bold_path(wildcards.dataset, wildcards.run_key)
     return connectome_memory(input.record, wildcards.run_key, planned, attempt)
 
