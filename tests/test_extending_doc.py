@@ -16,8 +16,8 @@ import yaml
 
 from lcm.atlas import atlas_files, available_atlases
 from lcm.atlas_spheres import COORDINATE_ATLASES
-from lcm.bids.ingest import ENTRIES
 from lcm.connectome.confounds import STRATEGIES
+from lcm.entries import names
 from lcm.workflow_plan import WorkflowPlan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,14 +69,14 @@ def test_denoise_strategies_are_the_strategy_table() -> None:
 
 def test_entries_are_ingests_and_each_reaches_one_connectome_rule() -> None:
     enum = _schema()["properties"]["datasets"]["additionalProperties"]["properties"]["entry"]
-    assert enum["enum"] == list(ENTRIES)
+    assert enum["enum"] == names()
     config = {
-        "datasets": {f"d{i}": {"entry": e, "role": "pretrain"} for i, e in enumerate(ENTRIES)},
+        "datasets": {f"d{i}": {"entry": e, "role": "pretrain"} for i, e in enumerate(names())},
         "synth": {"enabled": False},
     }
     plan = WorkflowPlan(config)
     lists = sorted(m for m in dir(WorkflowPlan) if m.endswith("_datasets"))
-    for i, entry in enumerate(ENTRIES):
+    for i, entry in enumerate(names()):
         found = [m for m in lists if f"d{i}" in getattr(plan, m)()]
         assert len(found) == 1, f"entry {entry!r} is in the plan's lists {found}"
     # Each of those lists is some connectome rule's datasets.
