@@ -16,6 +16,7 @@ import yaml
 
 from lcm.atlas import atlas_files, available_atlases
 from lcm.atlas_spheres import COORDINATE_ATLASES
+from lcm.config import schema
 from lcm.connectome.confounds import STRATEGIES
 from lcm.entries import names
 from lcm.workflow_plan import WorkflowPlan
@@ -67,9 +68,12 @@ def test_denoise_strategies_are_the_strategy_table() -> None:
     assert enum == list(STRATEGIES)
 
 
-def test_entries_are_ingests_and_each_reaches_one_connectome_rule() -> None:
-    enum = _schema()["properties"]["datasets"]["additionalProperties"]["properties"]["entry"]
-    assert enum["enum"] == names()
+def test_entries_are_the_tables_and_each_reaches_one_connectome_rule() -> None:
+    # The file gives no enum: lcm.config.schema() fills it from the entry table.
+    raw = _schema()["properties"]["datasets"]["additionalProperties"]["properties"]["entry"]
+    assert "enum" not in raw
+    enum = schema()["properties"]["datasets"]["additionalProperties"]["properties"]["entry"]
+    assert enum["enum"] == names() == ["bids", "fmriprep", "roi_timeseries", "connectome"]
     config = {
         "datasets": {f"d{i}": {"entry": e, "role": "pretrain"} for i, e in enumerate(names())},
         "synth": {"enabled": False},
