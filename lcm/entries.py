@@ -83,8 +83,9 @@ class Entry:
         Ingest checks the denoising strategy's confound columns on the first run.
     process : str or None
         Parcellated entries: ``"module:function"`` writing the dataset's QC table from its
-        manifest, called as ``function(dataset, manifest_path, atlas, out_dir, qc_table,
-        seg=..., **settings)`` (see :meth:`processor`).
+        manifest, called as ``function(dataset, manifest_path, atlas, out_dir=...,
+        qc_table=..., seg=..., **settings)`` by ``lcm connectome dataset`` (see
+        :meth:`processor`).
     settings : tuple of str
         Config sections :attr:`process` reads (``denoise``, ``connectome``), passed as
         keyword arguments of those names; changing one reruns the dataset's job.
