@@ -6,6 +6,7 @@ The model list has its own test (tests/test_registry_schema.py); the others are 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import re
 from importlib import resources
@@ -18,7 +19,7 @@ from lcm.atlas import atlas_files, available_atlases
 from lcm.atlas_spheres import COORDINATE_ATLASES
 from lcm.config import schema
 from lcm.connectome.confounds import STRATEGIES
-from lcm.entries import names
+from lcm.entries import Entry, names
 from lcm.workflow_plan import WorkflowPlan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +87,14 @@ def test_entries_are_the_tables_and_each_reaches_one_connectome_rule() -> None:
     # Each of those lists is some connectome rule's datasets.
     rules = (ROOT / "workflow" / "rules" / "connectome.smk").read_text()
     assert set(re.findall(r"one_of\(PLAN\.(\w+_datasets)\(\)\)", rules)) == set(lists)
+
+
+def test_the_entry_section_names_every_trait_of_the_entry_table() -> None:
+    section = DOC.read_text().split("## 4.", 1)[1]
+    assert "takes two places" in section and "lcm/entries.py" in section
+    traits = [f.name for f in dataclasses.fields(Entry) if f.name != "name"]
+    assert len(traits) > 5 and [t for t in traits if f"`{t}`" not in section] == []
+    assert all(f"`{n}`" in section for n in names()), "each built-in entry is described"
 
 
 def test_registry_atlases_are_the_schemas_and_have_their_sources() -> None:
