@@ -1,7 +1,7 @@
 # Stage 3: connectomes. Voxel-level runs: confound regression, parcellation and FC matrices, one
 # job per run (grouped per subject on clusters); parcellated entries, ROI time series and
-# precomputed connectomes (checked, then rewritten as relmats): one job per dataset. Each dataset ends in one QC table
-# listing every run, included or excluded with its reason.
+# precomputed connectomes (checked, then rewritten as relmats): one job per dataset. Each
+# dataset ends in one QC table listing every run, included or excluded with its reason.
 
 
 # Gathering per-run QC JSONs is light: on clusters it runs on the submit host, not as a job.
