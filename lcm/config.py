@@ -19,6 +19,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from lcm.entries import entry_type, names
 from lcm.exceptions import ConfigError
 
 
@@ -36,6 +37,8 @@ def schema() -> dict[str, Any]:
     # One object, shared through the anchor by every place that names a model.
     tree["$defs"]["model_name"]["enum"] = model_names()
     tree["properties"]["evaluate"]["properties"]["models"]["default"] = list(DEFAULT_MODELS)
+    # The entry types are lcm.entries' table (the file gives none: one owner).
+    tree["properties"]["datasets"]["additionalProperties"]["properties"]["entry"]["enum"] = names()
     return tree
 
 
@@ -327,7 +330,7 @@ def task_models(config: dict[str, Any], task: str) -> list[str]:
 def _check_cross_references(config: dict[str, Any], source: str) -> None:
     datasets = config["datasets"]
     atlas = config["atlas"]
-    voxel = sorted(n for n, ds in datasets.items() if ds["entry"] in ("bids", "fmriprep"))
+    voxel = sorted(n for n, ds in datasets.items() if entry_type(ds["entry"]).voxel)
     if atlas["labels"] and not atlas["path"] and not atlas.get("templateflow") and voxel:
         raise ConfigError(
             f"{source}: atlas.labels is given without atlas.path, a labels-only atlas, but "
@@ -362,14 +365,15 @@ def _check_cross_references(config: dict[str, Any], source: str) -> None:
                 )
     runner = config["fmriprep"]["runner"]
     for name, ds in datasets.items():
-        if ds["entry"] == "bids" and runner == "existing" and not ds.get("derivatives"):
+        raw = entry_type(ds["entry"]).raw
+        if raw and runner == "existing" and not ds.get("derivatives"):
             raise ConfigError(
                 f"{source}: datasets.{name} enters as raw BIDS and fmriprep.runner is 'existing', "
                 "but datasets.{name}.derivatives is not set.".replace("{name}", name),
                 hint="Point derivatives at the fMRIPrep output, or set fmriprep.runner to "
                 "docker or apptainer to run fMRIPrep.",
             )
-        if runner != "existing" and ds["entry"] == "bids" and not config["fmriprep"]["fs_license"]:
+        if runner != "existing" and raw and not config["fmriprep"]["fs_license"]:
             raise ConfigError(
                 f"{source}: fmriprep.runner is {runner!r} but fmriprep.fs_license is not set.",
                 hint="fMRIPrep needs a FreeSurfer license file: set fmriprep.fs_license.",
@@ -378,8 +382,10 @@ def _check_cross_references(config: dict[str, Any], source: str) -> None:
     if synth.get("enabled"):
         for name, cons in synth.get("consortia", {}).items():
             entry = datasets.get(name, {}).get("entry")
-            want = {"roi": "roi_timeseries", "voxel": "bids"}[cons["tier"]]
-            if entry is not None and entry != want and not (want == "bids" and entry == "fmriprep"):
+            # The entries that read the tier's data; the first is the one to name.
+            readers = [e for e in names() if entry_type(e).synth_tier == cons["tier"]]
+            want = readers[0]
+            if entry is not None and entry not in readers:
                 raise ConfigError(
                     f"{source}: datasets.{name}.entry is {entry!r} but synth.consortia.{name} "
                     f"has tier {cons['tier']!r}, which writes {want!r} data.",

@@ -85,7 +85,7 @@ def test_every_verb_taking_an_atlas_uses_the_one_parser() -> None:
         assert "--atlas-name" not in parser.format_help(), command
     expected = {
         "ingest", "store", "splits", "pretrain", "finetune", "evaluate", "embed", "report",
-        "connectome run", "connectome timeseries", "connectome import",
+        "connectome run", "connectome timeseries", "connectome import", "connectome dataset",
     }  # fmt: skip
     assert set(takes_atlas) == expected
     assert set(VERBS) >= {c.split()[0] for c in takes_atlas}

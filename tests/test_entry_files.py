@@ -363,8 +363,8 @@ def test_workflow_routes_file_entries(tmp_path: Path, names) -> None:
     proc = run_snakemake(tmp_path, *stores, "--configfile", str(config), "-n", "-p")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
-    assert "connectome import --dataset pcpconn" in out
-    assert "connectome timeseries --dataset abidefiles" in out
+    assert "connectome dataset --entry connectome --dataset pcpconn" in out
+    assert "connectome dataset --entry roi_timeseries --dataset abidefiles" in out
     assert "--repetition-time 2.0" in out and "--entry connectome" in out
 
     # The ingest and connectome jobs of both datasets, run for real.

@@ -6,6 +6,7 @@ The model list has its own test (tests/test_registry_schema.py); the others are 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import os
@@ -26,10 +27,11 @@ import yaml
 from lcm.atlas import atlas_files, available_atlases, load_atlas
 from lcm.atlas import registry as atlas_registry
 from lcm.atlas.registry import ATLASES, CoordinateAtlas, PackagedAtlas
-from lcm.bids.ingest import ENTRIES
+from lcm.config import schema
 from lcm.connectome import settings as connectome_settings
 from lcm.connectome.confounds import MOTION_6P, STRATEGIES, Strategy, confound_columns
 from lcm.connectome.settings import DenoiseSettings
+from lcm.entries import Entry, names
 from lcm.exceptions import ConfigError
 from lcm.workflow.plan import WorkflowPlan
 
@@ -102,21 +104,32 @@ def test_a_new_strategy_is_a_table_entry_and_its_schema_name(monkeypatch) -> Non
     DenoiseSettings.from_dict({"strategy": "12Pscrub", "fd_threshold": 0.5})
 
 
-def test_entries_are_ingests_and_each_reaches_one_connectome_rule() -> None:
-    enum = _schema()["properties"]["datasets"]["additionalProperties"]["properties"]["entry"]
-    assert enum["enum"] == list(ENTRIES)
+def test_entries_are_the_tables_and_each_reaches_one_connectome_rule() -> None:
+    # The file gives no enum: lcm.config.schema() fills it from the entry table.
+    raw = _schema()["properties"]["datasets"]["additionalProperties"]["properties"]["entry"]
+    assert "enum" not in raw
+    enum = schema()["properties"]["datasets"]["additionalProperties"]["properties"]["entry"]
+    assert enum["enum"] == names() == ["bids", "fmriprep", "roi_timeseries", "connectome"]
     config = {
-        "datasets": {f"d{i}": {"entry": e, "role": "pretrain"} for i, e in enumerate(ENTRIES)},
+        "datasets": {f"d{i}": {"entry": e, "role": "pretrain"} for i, e in enumerate(names())},
         "synth": {"enabled": False},
     }
     plan = WorkflowPlan(config)
     lists = sorted(m for m in dir(WorkflowPlan) if m.endswith("_datasets"))
-    for i, entry in enumerate(ENTRIES):
+    for i, entry in enumerate(names()):
         found = [m for m in lists if f"d{i}" in getattr(plan, m)()]
         assert len(found) == 1, f"entry {entry!r} is in the plan's lists {found}"
     # Each of those lists is some connectome rule's datasets.
     rules = (ROOT / "workflow" / "rules" / "connectome.smk").read_text()
     assert set(re.findall(r"one_of\(PLAN\.(\w+_datasets)\(\)\)", rules)) == set(lists)
+
+
+def test_the_entry_section_names_every_trait_of_the_entry_table() -> None:
+    section = DOC.read_text().split("## 4.", 1)[1]
+    assert "takes two places" in section and "lcm/entries.py" in section
+    traits = [f.name for f in dataclasses.fields(Entry) if f.name != "name"]
+    assert len(traits) > 5 and [t for t in traits if f"`{t}`" not in section] == []
+    assert all(f"`{n}`" in section for n in names()), "each built-in entry is described"
 
 
 def test_registry_atlases_have_their_sources() -> None:

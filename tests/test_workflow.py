@@ -120,7 +120,7 @@ def test_demo_dry_run_plans_every_stage(tmp_path: Path) -> None:
         "ingest",
         "fmriprep",
         "connectome_run",
-        "connectome_timeseries",
+        "connectome_dataset",
         "store",
         "pretrain",
         "finetune",

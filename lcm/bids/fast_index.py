@@ -28,6 +28,7 @@ from lcm.bids.rows import (
 )
 from lcm.bids.runs import RUN_ENTITIES, RunIds, run_ids_from_name
 from lcm.bids.sidecars import Sidecar, SidecarReader, entities_of
+from lcm.entries import TreeIndex, entry_type
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import check_label
 
@@ -39,7 +40,6 @@ _RAW_BOLD_RE = re.compile(
     rf"(?:_rec-{_L})?(?:_dir-{_L})?(?:_run-[0-9]+)?(?:_echo-[0-9]+)?"
     r"(?:_part-(?:mag|phase|real|imag))?(?:_chunk-[0-9]+)?_bold\.nii(?:\.gz)?$"
 )
-TIMESERIES_SUFFIX = "_stat-mean_timeseries.tsv"
 DEFAULT_SPACE = "MNI152NLin2009cAsym"
 
 # A stat record: (path, size or -1 for a folder, mtime_ns).
@@ -54,14 +54,17 @@ class IndexSpec:
     ----------
     dataset : str
         Dataset name written in each row.
-    entry : {"bids", "fmriprep", "roi_timeseries"}
-        Raw BOLD runs, fMRIPrep ``desc-preproc`` runs in ``space``, or ROI time-series TSVs.
+    entry : str
+        An entry of :mod:`lcm.entries` with a tree index (raw BOLD runs, fMRIPrep
+        ``desc-preproc`` runs in ``space``, ROI time-series TSVs): its
+        :class:`lcm.entries.TreeIndex` says which files, suffix and entities.
     task : str
         Task label of the runs to index.
     space : str or None
-        Output space (fmriprep: default MNI152NLin2009cAsym; roi_timeseries: None keeps any).
+        Output space (a required space defaults to MNI152NLin2009cAsym; an optional one,
+        None, keeps any).
     repetition_time : float or None
-        roi_timeseries: TR (seconds) of runs whose sidecars give none.
+        Entries that need a TR from sidecars: TR (seconds) of runs whose sidecars give none.
     """
 
     dataset: str
@@ -71,32 +74,38 @@ class IndexSpec:
     repetition_time: float | None = None
 
     @property
+    def tree(self) -> TreeIndex:
+        """The entry's tree traits (:class:`lcm.entries.TreeIndex`)."""
+        tree = entry_type(self.entry).tree
+        if tree is None:
+            raise ValueError(f"entry {self.entry!r} is not indexed as a BIDS tree")
+        return tree
+
+    @property
     def suffix(self) -> str:
         """BIDS suffix of the data files (whose sidecars are inherited)."""
-        return "timeseries" if self.entry == "roi_timeseries" else "bold"
+        return self.tree.suffix
 
     def wants(self, name: str) -> dict[str, str] | None:
         """Entities of ``name`` when it is a data file of this spec, else ``None``."""
-        if self.entry == "roi_timeseries":
-            if not name.endswith(TIMESERIES_SUFFIX):
-                return None
-        elif not (name.endswith("_bold.nii.gz") or name.endswith("_bold.nii")):
+        tree = self.tree
+        if not name.endswith(tree.endings):
             return None
         ents = entities_of(name)
         if ents.get("task") != self.task:
             return None
-        if self.entry == "fmriprep":
-            if ents.get("desc") != "preproc" or ents.get("space") != (self.space or DEFAULT_SPACE):
+        if any(ents.get(k) != v for k, v in tree.entities):
+            return None
+        if tree.space == "required":
+            if ents.get("space") != (self.space or DEFAULT_SPACE):
                 return None
-        elif self.entry == "roi_timeseries" and self.space and ents.get("space") != self.space:
+        elif tree.space == "optional" and self.space and ents.get("space") != self.space:
             return None
         return ents
 
     def duplicate_hint(self) -> str:
         """How the user keeps one file per run, for the duplicate reason."""
-        if self.entry == "roi_timeseries":
-            return "several spaces or atlases: pass --space to choose"
-        return "keep one file per run: .nii or .nii.gz, one resolution, one echo"
+        return self.tree.duplicate_hint
 
 
 @dataclass
@@ -218,7 +227,8 @@ def _data_row(
         ids = _run_ids(name, ents)
     except InputDataError as exc:
         return excluded(row, INVALID_LABEL, exc.message)
-    if spec.entry == "bids" and not _valid_raw_name(path, name):
+    tree = spec.tree
+    if entry_type(spec.entry).raw and not _valid_raw_name(path, name):
         # Same verdict as pybids' validating index, which skips such files.
         row.update(subject=ids.subject, session=ids.session, task=ids.task, run=ids.run)
         return excluded(
@@ -232,11 +242,11 @@ def _data_row(
         return excluded(row, BAD_SIDECAR, problem)
     if spec.repetition_time is not None and metadata.get("RepetitionTime") is None:
         metadata = {**metadata, "RepetitionTime": spec.repetition_time}  # dataset-level TR
-    elif spec.entry == "roi_timeseries" and not sources:
-        side = name[: -len(".tsv")] + ".json"
+    elif not tree.images and not sources:
+        side = name.rsplit(".", 1)[0] + ".json"
         return excluded(row, BAD_SIDECAR, f"no JSON sidecar {side} (RepetitionTime needed)")
     row = check_repetition_time(row, metadata)
-    if row["included"] and spec.entry != "roi_timeseries":
+    if row["included"] and tree.images:
         row = check_bold_header(row, size=size)
     return row
 

@@ -43,6 +43,7 @@ from lcm.bids.rows import (
     base_row,
     excluded,
 )
+from lcm.entries import entry_type
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import check_label, parse_entities, run_key
 
@@ -62,14 +63,14 @@ _DPARSF_RE = re.compile(r"^ROISignals_(?:sub-)?(?P<sub>[A-Za-z0-9]+)$")
 def uses_file_index(entry: str, path: str | Path) -> bool:
     """Whether a dataset is indexed here rather than as a BIDS(-derivative) tree.
 
-    ``connectome`` datasets always are; ``roi_timeseries`` ones when ``path`` is a listing file
-    or a folder without ``dataset_description.json`` (not an XCP-D derivative).
+    The entry's :attr:`lcm.entries.Entry.files` says: never (``bids``, ``fmriprep``), always
+    (``connectome``), or when ``path`` is a listing file or a folder without
+    ``dataset_description.json``, not an XCP-D derivative (``roi_timeseries``).
     """
+    files = entry_type(entry).files
+    if files != "plain":
+        return files == "always"
     path = Path(path)
-    if entry == "connectome":
-        return True
-    if entry != "roi_timeseries":
-        return False
     return path.is_file() or (path.is_dir() and not (path / "dataset_description.json").is_file())
 
 
@@ -86,7 +87,9 @@ def index_files(
     ----------
     dataset : str
         Dataset name written in each row.
-    entry : {"roi_timeseries", "connectome"}
+    entry : str
+        An entry of :mod:`lcm.entries` with a file index (``roi_timeseries``, ``connectome``);
+        runs of one whose :attr:`lcm.entries.Entry.needs_tr` is false need no TR.
     path : path-like
         Listing TSV or folder.
     task : str
@@ -211,8 +214,8 @@ def _row(
         return excluded(
             row, MISSING_FILE, f"{file} listed in {cand['source']} does not exist (fix its path)"
         )
-    if entry == "connectome":
-        return {**row, "included": True, "tr_check": "not needed (connectome)"}
+    if not entry_type(entry).needs_tr:
+        return {**row, "included": True, "tr_check": f"not needed ({entry})"}
     t_r, where, problem = _repetition_time(file, cand["listing_tr"], repetition_time)
     if problem:
         code = BAD_SIDECAR if where == "sidecar" else NO_REPETITION_TIME

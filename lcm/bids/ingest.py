@@ -28,13 +28,13 @@ from lcm.bids.summary import (
     write_summary,
 )
 from lcm.bids.validator import validate_bids
+from lcm.entries import TABLE, entry_type
 from lcm.exceptions import BIDSError, ConfigError
 from lcm.io.bids_names import check_label
 from lcm.io.provenance import write_sidecar
 
 log = logging.getLogger(__name__)
 
-ENTRIES = ("bids", "fmriprep", "roi_timeseries", "connectome")
 MAX_LOGGED_EXCLUSIONS = 20
 
 
@@ -67,14 +67,17 @@ def ingest_dataset(
     ----------
     dataset : str
         Dataset name (alphanumeric).
-    entry : {"bids", "fmriprep", "roi_timeseries", "connectome"}
-        Level at which the dataset enters the workflow.
+    entry : str
+        Level at which the dataset enters the workflow, an entry of :mod:`lcm.entries`
+        (``bids``, ``fmriprep``, ``roi_timeseries``, ``connectome``): its row says how the
+        runs are indexed.
     path : path-like
         Raw BIDS root, fMRIPrep derivatives root, ROI time-series root (an XCP-D derivative
         folder, or a folder or listing TSV of per-run files), or connectome listing/folder
         (see :mod:`lcm.bids.file_entries`).
     derivatives : path-like, optional
-        For ``entry="fmriprep"``: the derivatives root when ``path`` is the raw dataset.
+        Entries with :attr:`lcm.entries.Entry.derivatives_root` (``fmriprep``): the
+        derivatives root when ``path`` is the raw dataset.
     task : str
         Task label of the runs to index.
     space : str, optional
@@ -83,14 +86,16 @@ def ingest_dataset(
     selection : Selection, optional
         Runs to keep (others are excluded with reason code ``not_selected``).
     validate : bool
-        Run the BIDS validator on a raw dataset (``entry="bids"``); its errors raise.
+        Run the BIDS validator on a raw dataset (``entry="bids"``, the raw entries); its
+        errors raise.
     cache_dir : path-like, optional
         Cache of an earlier run (read only here; see :mod:`lcm.bids.index_cache`).
     repetition_time : float, optional
-        ROI time series: TR (seconds) of runs whose sidecar gives none.
+        Entries whose runs need a TR from sidecars (ROI time series): TR (seconds) of runs
+        whose sidecar gives none.
     atlas : str, optional
-        ROI time series and connectomes: the configured atlas; files whose ``seg-`` names
-        another parcellation are excluded (``other_atlas``, see
+        Parcellated entries (ROI time series, connectomes): the configured atlas; files
+        whose ``seg-`` names another parcellation are excluded (``other_atlas``, see
         :func:`lcm.bids.selection.select_parcellation`). ``None`` keeps every parcellation
         (the connectome stage picks the atlas's files).
     seg : str, optional
@@ -104,31 +109,32 @@ def ingest_dataset(
     """
     check_label("dataset", dataset, source="--dataset")
     check_label("task", task, source="--task")
-    if entry not in ENTRIES:
+    if entry not in TABLE:
         raise ConfigError(
-            f"--entry: expected one of {list(ENTRIES)}, received {entry!r}.",
+            f"--entry: expected one of {list(TABLE)}, received {entry!r}.",
             hint="Set datasets.<name>.entry in config.yaml.",
         )
-    parcellation = (atlas, seg) if atlas and entry in ("roi_timeseries", "connectome") else None
+    kind = entry_type(entry)
+    parcellation = (atlas, seg) if atlas and kind.parcellated else None
     if uses_file_index(entry, path):
         return _ingest_files(
             dataset, entry, Path(path), task, selection, repetition_time, parcellation
         )
-    root = Path(derivatives) if entry == "fmriprep" and derivatives else Path(path)
+    root = index_root(entry, path, derivatives)
     desc = read_dataset_description(root)
-    if entry == "bids" and is_derivative(desc):
+    if kind.raw and is_derivative(desc):
         raise BIDSError(
-            f"{root} is a derivative dataset (DatasetType: derivative) but entry is 'bids'.",
+            f"{root} is a derivative dataset (DatasetType: derivative) but entry is {entry!r}.",
             hint="Use entry: fmriprep for fMRIPrep outputs, or point path at the raw dataset.",
         )
-    if entry == "fmriprep":
+    if kind.tree is not None and kind.tree.space == "required":
         space = space or DEFAULT_SPACE
     spec = IndexSpec(
         dataset=dataset, entry=entry, task=task, space=space,
-        repetition_time=repetition_time if entry == "roi_timeseries" else None,
+        repetition_time=repetition_time if kind.needs_tr else None,
     )  # fmt: skip
     index = index_dataset(spec, root, cache_dir=cache_dir)
-    validated = validate and entry == "bids"
+    validated = validate and kind.raw
     if validated and index.validation is None:
         index.validation = validate_bids(root).to_dict()
         index.changed = True  # the cache must now record the report
@@ -230,7 +236,7 @@ def ingest(
     write_summary(out, result.summary, summary_table(df, dataset))
     if cache_dir is not None and (result.index.changed or not cache_dir.is_dir()):
         save_cache(cache_dir, result.index)
-    root = Path(derivatives) if entry == "fmriprep" and derivatives else Path(path)
+    root = index_root(entry, path, derivatives)
     if files:
         sources = [root] if root.is_file() else []
     else:
@@ -252,6 +258,13 @@ def ingest(
         NumberOfIncludedRuns=int(df["included"].sum()),
     )
     return df
+
+
+def index_root(entry: str, path: str | Path, derivatives: str | Path | None) -> Path:
+    """The folder (or listing) indexed: ``derivatives`` where the entry reads it, else ``path``."""
+    if derivatives and entry_type(entry).derivatives_root:
+        return Path(derivatives)
+    return Path(path)
 
 
 def _log_exclusions(dataset: str, df: pd.DataFrame, root: Path, task: str) -> None:

@@ -8,14 +8,16 @@ from pathlib import Path
 
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.commands._atlas_load import atlas_from_args
+from lcm.entries import entry_type, names
 from lcm.io.provenance import write_sidecar
 
 EPILOG = """\
 sub-commands:
   run          one voxel-wise run of an fMRIPrep record (BOLD -> parcels -> clean -> FC)
-  timeseries   every run of an ROI time-series manifest (clean -> FC)
-  import       every precomputed connectome of a manifest (check -> relmat)
   collect      gather per-run QC JSONs into one QC table
+  dataset      every run of a parcellated dataset's manifest, as its entry says (--entry)
+  timeseries   = dataset --entry roi_timeseries (clean -> FC)
+  import       = dataset --entry connectome (check -> relmat)
 
 examples:
   lcm connectome run --dataset bidsdemo --fmriprep-record sub-01_fmriprep.json \\
@@ -23,10 +25,22 @@ examples:
       --denoise '{"strategy": "24P", "fd_threshold": 0.5}' \\
       --connectome '{"kinds": ["pearson", "partial"], "window": {"length": 500}}' \\
       --out-dir connectome/bidsdemo --qc-out qc/sub-01_task-rest_run-1.json
-  lcm connectome timeseries --dataset hcplike --manifest manifest.parquet --atlas aal116 \\
-      --denoise '{"high_pass": 0.01, "low_pass": 0.1}' --out-dir connectome/hcplike \\
-      --qc-table qc/hcplike.tsv
+  lcm connectome dataset --entry roi_timeseries --dataset hcplike --manifest manifest.parquet \\
+      --atlas aal116 --denoise '{"high_pass": 0.01, "low_pass": 0.1}' \\
+      --out-dir connectome/hcplike --qc-table qc/hcplike.tsv
   lcm connectome collect --qc qc/*.json --out qc/bidsdemo.tsv
+"""
+
+DATASET_EPILOG = """\
+examples:
+  lcm connectome dataset --entry roi_timeseries --dataset hcplike --manifest manifest.parquet \\
+      --atlas aal116 --denoise '{"high_pass": 0.01, "low_pass": 0.1}' \\
+      --out-dir connectome/hcplike --qc-table qc/hcplike.tsv
+  lcm connectome dataset --entry connectome --dataset pcp --manifest manifest.parquet \\
+      --atlas aal116 --out-dir connectome/pcp --qc-table qc/pcp.tsv
+
+Each entry's processing (lcm.entries) reads the settings it names: roi_timeseries reads
+--denoise and --connectome, connectome neither (giving one is refused).
 """
 
 RUN_EPILOG = """\
@@ -72,7 +86,11 @@ the dataset and the exclusion reasons the manifest gives.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``connectome`` and its ``run``, ``timeseries``, ``import`` and ``collect`` commands."""
+    """Add ``connectome`` and its ``run``, ``collect`` and ``dataset`` commands.
+
+    ``timeseries`` and ``import`` are ``dataset`` with ``--entry roi_timeseries`` and
+    ``--entry connectome``.
+    """
     raw = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser(
         "connectome",
@@ -110,9 +128,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--qc-out", required=True, help="QC JSON of the run.")
     r.set_defaults(func=run_voxel)
 
+    d = sub.add_parser(
+        "dataset",
+        help="Every run of a parcellated dataset's manifest, as its entry says.",
+        description="Turn a parcellated dataset's manifest (ROI time series, precomputed "
+        "connectomes) into relmats with sidecars and one QC table for all manifest rows, with "
+        "the processing its entry names in lcm.entries.",
+        epilog=DATASET_EPILOG,
+        formatter_class=raw,
+    )
+    d.add_argument(
+        "--entry", required=True, choices=names(voxel=False), help="The dataset's entry."
+    )
+    d.add_argument("--dataset", required=True, help="Dataset name.")
+    d.add_argument("--manifest", required=True, help="Manifest from 'lcm ingest'.")
+    add_atlas_arguments(d, files=True, seg=True)
+    _denoise_arg(d, default=None)
+    d.add_argument("--out-dir", required=True, help="Connectome derivatives folder.")
+    d.add_argument("--qc-table", required=True, help="QC TSV, one row per manifest row.")
+    d.set_defaults(func=run_dataset)
+
     t = sub.add_parser(
         "timeseries",
-        help="Every run of an ROI time-series manifest.",
+        help="Every run of an ROI time-series manifest (dataset --entry roi_timeseries).",
         description="Detrend, band-pass and standardise each included ROI time series of a "
         "manifest (no confound regression; scrubbing when a framewise_displacement or std_dvars "
         "column is present), write its matrices, and one QC table for all manifest rows.",
@@ -125,11 +163,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _denoise_arg(t)
     t.add_argument("--out-dir", required=True, help="Connectome derivatives folder.")
     t.add_argument("--qc-table", required=True, help="QC TSV, one row per manifest row.")
-    t.set_defaults(func=run_timeseries)
+    t.set_defaults(func=run_dataset, entry="roi_timeseries")
 
     m = sub.add_parser(
         "import",
-        help="Every precomputed connectome of a manifest.",
+        help="Every precomputed connectome of a manifest (dataset --entry connectome).",
         description="Check each precomputed connectivity matrix of a manifest (entry "
         "connectome) and write it as an XCP-D-style relmat TSV with a sidecar, and one QC "
         "table for all manifest rows.",
@@ -141,7 +179,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_atlas_arguments(m, files=True, seg=True)
     m.add_argument("--out-dir", required=True, help="Connectome derivatives folder.")
     m.add_argument("--qc-table", required=True, help="QC TSV, one row per manifest row.")
-    m.set_defaults(func=run_import)
+    m.set_defaults(func=run_dataset, entry="connectome")
 
     c = sub.add_parser(
         "collect",
@@ -165,17 +203,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run_collect)
 
 
-def _denoise_arg(p: argparse.ArgumentParser) -> None:
+def _denoise_arg(p: argparse.ArgumentParser, default: str | None = "{}") -> None:
     p.add_argument(
         "--denoise",
-        default="{}",
+        default=default,
         help="The config's denoise section as JSON (strategy, fd_threshold, "
         "dvars_threshold, high_pass, low_pass, detrend, standardize, min_volumes); missing "
         "keys take the schema defaults.",
     )
     p.add_argument(
         "--connectome",
-        default="{}",
+        default=default,
         help="The config's connectome section as JSON (kinds, fisher_z, window); missing "
         "keys take the schema defaults.",
     )
@@ -231,30 +269,27 @@ def run_voxel(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_timeseries(args: argparse.Namespace) -> int:
-    """Run ``lcm connectome timeseries``."""
-    from lcm.connectome.roi_runs import process_timeseries_manifest
+def run_dataset(args: argparse.Namespace) -> int:
+    """Run ``lcm connectome dataset`` (and its aliases ``timeseries`` and ``import``)."""
     from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
+    from lcm.exceptions import ConfigError
 
-    settings = DenoiseSettings.from_json(args.denoise)
-    connectome = ConnectomeSettings.from_json(args.connectome)
+    # The config sections an entry's processing may read, each with its parser.
+    sections = {"denoise": DenoiseSettings.from_json, "connectome": ConnectomeSettings.from_json}
+    kind = entry_type(args.entry)
+    unread = [s for s in sections if getattr(args, s, None) is not None and s not in kind.settings]
+    if unread:
+        raise ConfigError(
+            f"--{unread[0]}: entry {args.entry!r} reads no {unread[0]} settings (it reads "
+            f"{list(kind.settings) or 'none'}).",
+            hint=f"Leave --{unread[0]} out for {args.entry} datasets.",
+        )
+    settings = {s: sections[s](getattr(args, s, None) or "{}") for s in kind.settings}
     atlas = atlas_from_args(args)
-    process_timeseries_manifest(
-        args.dataset, args.manifest, atlas, settings, args.out_dir, args.qc_table, connectome,
-        seg=args.atlas_seg,
+    kind.processor()(
+        args.dataset, args.manifest, atlas, out_dir=args.out_dir, qc_table=args.qc_table,
+        seg=args.atlas_seg, **settings,
     )  # fmt: skip
-    write_sidecar(args.qc_table, [args.manifest, *_run_outputs(args.qc_table)])
-    return 0
-
-
-def run_import(args: argparse.Namespace) -> int:
-    """Run ``lcm connectome import``."""
-    from lcm.connectome.imported import process_connectome_manifest
-
-    atlas = atlas_from_args(args)
-    process_connectome_manifest(
-        args.dataset, args.manifest, atlas, args.out_dir, args.qc_table, seg=args.atlas_seg
-    )
     write_sidecar(args.qc_table, [args.manifest, *_run_outputs(args.qc_table)])
     return 0
 

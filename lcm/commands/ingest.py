@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from lcm.bids.ingest import ENTRIES
 from lcm.commands._atlas import add_atlas_arguments
+from lcm.entries import entry_type, names
 from lcm.exceptions import ConfigError
 
 EPILOG = """\
@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--dataset", required=True, help="Dataset name (letters and digits).")
-    p.add_argument("--entry", required=True, choices=ENTRIES, help="Entry level of the dataset.")
+    p.add_argument("--entry", required=True, choices=names(), help="Entry level of the dataset.")
     p.add_argument(
         "--path",
         required=True,
@@ -121,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     from lcm.bids.selection import Selection
 
     selection = Selection.from_config(_json_arg(args.select), source="--select")
-    strategy = _strategy(args.denoise) if args.entry == "fmriprep" else None
+    checks = entry_type(args.entry).ingest_checks_confounds
+    strategy = _strategy(args.denoise) if checks else None
     manifest = ingest(
         args.dataset,
         args.entry,

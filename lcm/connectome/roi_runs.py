@@ -48,7 +48,7 @@ def process_timeseries_manifest(
     dataset: str,
     manifest_path: str | Path,
     atlas: Atlas,
-    settings: DenoiseSettings,
+    denoise: DenoiseSettings,
     out_dir: str | Path,
     qc_table: str | Path,
     connectome: ConnectomeSettings | None = None,
@@ -68,8 +68,9 @@ def process_timeseries_manifest(
         Manifest written by ``lcm ingest --entry roi_timeseries``.
     atlas : Atlas
         The atlas the series were extracted with; its ROI count and names are enforced.
-    settings : DenoiseSettings
-        Scrubbing threshold, filter band, detrending, minimum volumes.
+    denoise : DenoiseSettings
+        Scrubbing threshold, filter band, detrending, minimum volumes (the config's
+        ``denoise`` section: the entry table names this function's settings by section).
     out_dir : path-like
         Receives ``sub-*/[ses-*/]func/*_stat-pearsoncorrelation_relmat.tsv`` + sidecars.
     qc_table : path-like
@@ -91,7 +92,7 @@ def process_timeseries_manifest(
     connectome = connectome or ConnectomeSettings()
     facts = _AtlasFacts(atlas.name, atlas.n_rois, atlas.identity, atlas.labels["name"].tolist())
     for row in tqdm(rows, desc=f"{dataset} connectomes", disable=not sys.stderr.isatty()):
-        records.append(_process_row(dataset, row, facts, settings, connectome, out_dir, warned))
+        records.append(_process_row(dataset, row, facts, denoise, connectome, out_dir, warned))
     ensure_dataset_description(out_dir, dataset)
     table = qc_frame(records)
     check_windows(table, f"dataset {dataset!r}")

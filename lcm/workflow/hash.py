@@ -8,7 +8,8 @@ a verb needs, which the tests compare against the stage's conda env.
 
 The walk is static (AST, no import), so it is fast at DAG-build time and sees imports inside
 functions too. It follows ``lcm.<module>`` imports from the verb's command module, plus the
-entry point (``lcm.cli``, ``lcm.__main__``) and the package ``__init__`` files on the way;
+entry point (``lcm.cli``, ``lcm.__main__``) and the package ``__init__`` files on the way,
+and the processing modules that ``lcm connectome dataset`` imports by name (:mod:`lcm.entries`);
 the other verbs' command modules, which the entry point imports only to register their
 options, are left out so that editing one verb never reruns another.
 """
@@ -98,7 +99,7 @@ def verb_modules(verb: str) -> tuple[str, ...]:
     if module_file(start) is None:
         raise ValueError(f"no lcm verb {verb!r}: {start} has no source file")
     seen: set[str] = set()
-    todo = [start, *_ENTRY]
+    todo = [start, *_ENTRY, *_dispatched(verb)]
     while todo:
         mod = todo.pop()
         if mod in seen:
@@ -112,6 +113,15 @@ def verb_modules(verb: str) -> tuple[str, ...]:
             if dep not in seen:
                 todo.append(dep)
     return tuple(sorted(seen))
+
+
+def _dispatched(verb: str) -> list[str]:
+    """Modules a verb imports by name, not by ``import``: the entry table's processing."""
+    if verb != "connectome":
+        return []
+    from lcm.entries import TABLE
+
+    return [e.process.partition(":")[0] for e in TABLE.values() if e.process]
 
 
 def _is_shared_command(module: str) -> bool:

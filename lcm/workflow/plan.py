@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-VOXEL_ENTRIES = ("bids", "fmriprep")
+from lcm.entries import entry_type, names
 
 
 class WorkflowPlan:
@@ -36,16 +36,14 @@ class WorkflowPlan:
 
     # -- datasets ---------------------------------------------------------------------------
     def voxel_datasets(self) -> list[str]:
-        """Datasets entering as images (raw BIDS or fMRIPrep derivatives)."""
-        return sorted(n for n, d in self.datasets.items() if d["entry"] in VOXEL_ENTRIES)
+        """Datasets entering as images (raw BIDS or fMRIPrep derivatives): one job per run."""
+        voxel = names(voxel=True)
+        return sorted(n for n, d in self.datasets.items() if d["entry"] in voxel)
 
-    def roi_datasets(self) -> list[str]:
-        """Datasets entering as ROI time series."""
-        return sorted(n for n, d in self.datasets.items() if d["entry"] == "roi_timeseries")
-
-    def connectome_datasets(self) -> list[str]:
-        """Datasets entering as precomputed connectomes."""
-        return sorted(n for n, d in self.datasets.items() if d["entry"] == "connectome")
+    def parcellated_datasets(self) -> list[str]:
+        """Datasets entering parcellated (ROI time series, connectomes): one job per dataset."""
+        parcellated = names(voxel=False)
+        return sorted(n for n, d in self.datasets.items() if d["entry"] in parcellated)
 
     def by_role(self, role: str) -> list[str]:
         """Datasets with ``role`` (pretrain or downstream)."""
@@ -89,7 +87,7 @@ class WorkflowPlan:
         ds = self.datasets[dataset]
         from lcm.bids.file_entries import listing_stats, uses_file_index
 
-        if ds["entry"] in VOXEL_ENTRIES:
+        if entry_type(ds["entry"]).listing == "runs":
             listing: list = self.runs(dataset)
         elif uses_file_index(ds["entry"], ds["path"]):
             listing = listing_stats(ds["path"])

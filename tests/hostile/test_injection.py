@@ -317,7 +317,7 @@ def test_real_run_with_a_payload_in_every_free_text_key(tmp_path: Path) -> None:
         for line in (proc.stdout + proc.stderr).splitlines()
         if line.startswith(("rule ", "localrule "))
     }
-    assert {"ingest", "fmriprep", "connectome_run", "connectome_timeseries", "store"} <= ran
+    assert {"ingest", "fmriprep", "connectome_run", "connectome_dataset", "store"} <= ran
     assert {"pretrain", "finetune", "embed", "splits", "evaluate", "report"} <= ran
     assert not list(markers.iterdir()), f"injected commands ran: {list(markers.iterdir())}"
     print(f"hostile real run: {elapsed:.0f} s")

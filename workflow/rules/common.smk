@@ -16,6 +16,7 @@ from snakemake.settings.types import DeploymentMethod
 
 import lcm
 from lcm.config import task_models, validate_config
+from lcm.entries import entry_type
 from lcm.evaluate.registry import checkpoint_models
 from lcm.io.bids_names import derivative_path
 from lcm.io.provenance import CONFIG_HASH_ENV, config_hash
@@ -146,12 +147,13 @@ def ingest_options(wildcards):
     dataset = CFG["datasets"][wildcards.dataset]
     tr = dataset.get("repetition_time")
     opts += "" if tr is None else f" --repetition-time {quoted(float(tr))}"
-    if dataset["entry"] in ("roi_timeseries", "connectome"):
+    kind = entry_type(dataset["entry"])
+    if kind.parcellated:
         # Files of other parcellations (seg-) are left out at ingest, named in the summary.
         opts += f" --atlas {quoted(CFG['atlas']['name'])}"
         if CFG["atlas"].get("seg"):
             opts += f" --atlas-seg {quoted(CFG['atlas']['seg'])}"
-    if dataset["entry"] == "fmriprep":
+    if kind.ingest_checks_confounds:
         # The strategy's confound columns are checked on the first run, before any run starts.
         opts += f" --denoise {as_json(CFG['denoise'])}"
     return opts + ("" if ingest["cache"] else " --no-cache")
@@ -338,10 +340,11 @@ def derivatives_arg(wildcards):
 def derivatives_dir(dataset):
     """fMRIPrep derivatives of a voxel-level dataset: configured, or written by the stage."""
     ds = CFG["datasets"][dataset]
-    if ds["entry"] == "fmriprep":
-        return ds["path"]
-    if ds["entry"] != "bids":
+    kind = entry_type(ds["entry"])
+    if not kind.voxel:
         return None
+    if not kind.raw:
+        return ds["path"]
     if CFG["fmriprep"]["runner"] == "existing":
         return ds["derivatives"]
     return ds["derivatives"] or f"{RESULTS}/fmriprep/{dataset}/derivatives"
@@ -431,6 +434,12 @@ def connectome_options():
         f"{atlas_args()} --min-coverage {quoted(CFG['atlas']['min_coverage'])}"
         f" --denoise {as_json(CFG['denoise'])} --connectome {as_json(CFG['connectome'])}"
     )
+
+
+def entry_settings(wildcards):
+    """The config sections a parcellated entry's processing reads, as options (lcm.entries)."""
+    names = entry_type(CFG["datasets"][wildcards.dataset]["entry"]).settings
+    return " ".join(f"--{name} {as_json(CFG[name])}" for name in names)
 
 
 def atlas_files():

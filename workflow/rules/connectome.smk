@@ -1,7 +1,7 @@
 # Stage 3: connectomes. Voxel-level runs: confound regression, parcellation and FC matrices, one
-# job per run (grouped per subject on clusters); ROI time series and precomputed connectomes
-# (checked, then rewritten as relmats): one job per dataset. Each dataset ends in one QC table
-# listing every run, included or excluded with its reason.
+# job per run (grouped per subject on clusters); parcellated entries, ROI time series and
+# precomputed connectomes (checked, then rewritten as relmats): one job per dataset. Each
+# dataset ends in one QC table listing every run, included or excluded with its reason.
 
 
 # Gathering per-run QC JSONs is light: on clusters it runs on the submit host, not as a job.
@@ -58,48 +58,27 @@ rule connectome_collect:
         " {input.qc:q} --manifest {input.manifest:q} --out {output.table:q}"
 
 
-rule connectome_timeseries:
+# Every parcellated entry (lcm.entries): the processing its row names, the settings it reads.
+rule connectome_dataset:
     input:
         manifest=f"{RESULTS}/ingest/{{dataset}}/manifest.parquet",
         atlas=atlas_files(),
     output:
         table=f"{RESULTS}/connectome/{{dataset}}/seg-{ATLAS}_qc.tsv",
     log:
-        log_file("connectome/{dataset}_timeseries.log"),
+        log_file("connectome/{dataset}_dataset.log"),
     wildcard_constraints:
-        dataset=one_of(PLAN.roi_datasets()),
+        dataset=one_of(PLAN.parcellated_datasets()),
     conda:
         "../../envs/connectome.yaml"
     params:
+        entry=dataset_value("entry"),
         atlas_args=atlas_args(),
-        denoise=to_json(CFG["denoise"]),
-        connectome=to_json(CFG["connectome"]),
+        settings=entry_settings,
         out_dir=connectome_dir,
         code=code_hash("connectome"),
     shell:
-        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule connectome_timeseries connectome timeseries'
-        " --dataset {wildcards.dataset:q} --manifest {input.manifest:q} {params.atlas_args}"
-        " --denoise {params.denoise:q} --connectome {params.connectome:q} --out-dir"
-        " {params.out_dir:q} --qc-table {output.table:q}"
-
-
-rule connectome_import:
-    input:
-        manifest=f"{RESULTS}/ingest/{{dataset}}/manifest.parquet",
-        atlas=atlas_files(),
-    output:
-        table=f"{RESULTS}/connectome/{{dataset}}/seg-{ATLAS}_qc.tsv",
-    log:
-        log_file("connectome/{dataset}_import.log"),
-    wildcard_constraints:
-        dataset=one_of(PLAN.connectome_datasets()),
-    conda:
-        "../../envs/connectome.yaml"
-    params:
-        atlas_args=atlas_args(),
-        out_dir=connectome_dir,
-        code=code_hash("connectome"),
-    shell:
-        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule connectome_import connectome import'
-        " --dataset {wildcards.dataset:q} --manifest {input.manifest:q} {params.atlas_args}"
-        " --out-dir {params.out_dir:q} --qc-table {output.table:q}"
+        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule connectome_dataset connectome dataset'
+        " --entry {params.entry:q} --dataset {wildcards.dataset:q} --manifest {input.manifest:q}"
+        " {params.atlas_args} {params.settings} --out-dir {params.out_dir:q} --qc-table"
+        " {output.table:q}"

@@ -1,0 +1,173 @@
+"""How a dataset enters the workflow (``datasets.<name>.entry``): one row per entry type.
+
+An entry is the level a dataset enters at: raw BIDS, fMRIPrep derivatives, ROI time series or
+precomputed connectomes. This table owns the entry names and what tells them apart; every place
+that treats entries differently reads it: the schema's enum (:func:`lcm.config.schema`),
+``lcm ingest --entry`` and its routing (:mod:`lcm.bids.ingest`, the fast index's
+:class:`lcm.bids.fast_index.IndexSpec`, the file index's
+:func:`lcm.bids.file_entries.uses_file_index`), the workflow plan's dataset lists and listing
+hash, the Snakemake rules' options, ``lcm connectome dataset`` and the config's
+cross-reference checks. Adding an entry is one row here plus, for a parcellated entry, the
+module that turns its manifest into the QC table (``docs/extending.md``, section 4).
+
+The module imports nothing from ``lcm``: every layer may read it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+_BOLD_HINT = "keep one file per run: .nii or .nii.gz, one resolution, one echo"
+
+
+@dataclass(frozen=True)
+class TreeIndex:
+    """How the fast index finds an entry's runs in a BIDS(-derivative) tree.
+
+    Parameters
+    ----------
+    suffix : str
+        BIDS suffix of the data files (sidecars of that suffix are inherited).
+    endings : tuple of str
+        File-name endings of the data files.
+    entities : tuple of (str, str)
+        Entities a data file must carry with these values (fMRIPrep: ``desc-preproc``).
+    space : {"ignored", "required", "optional"}
+        ``space-``: not looked at; must equal the space asked for (default
+        :data:`lcm.bids.fast_index.DEFAULT_SPACE`); kept only when a space is asked for.
+    images : bool
+        NIfTI images: each included run's header is checked (shape, TR).
+    duplicate_hint : str
+        How the user keeps one file per run, for the duplicate reason.
+    """
+
+    suffix: str
+    endings: tuple[str, ...]
+    entities: tuple[tuple[str, str], ...] = ()
+    space: Literal["ignored", "required", "optional"] = "ignored"
+    images: bool = True
+    duplicate_hint: str = _BOLD_HINT
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What one entry type is and needs.
+
+    Parameters
+    ----------
+    name : str
+        The ``datasets.<name>.entry`` value.
+    voxel : bool
+        Voxel level: one ``connectome_run`` job per run (confound regression, parcellation
+        with an atlas image), then ``connectome_collect``. Otherwise parcellated: one job per
+        dataset runs :attr:`process` (the atlas's labels suffice).
+    tree : TreeIndex or None
+        How a BIDS(-derivative) tree of this entry is indexed; ``None``: never a tree.
+    files : {"never", "always", "plain"}
+        When the plain-file index (:mod:`lcm.bids.file_entries`) is used instead: never,
+        always, or when ``path`` is a listing file or a folder without
+        ``dataset_description.json``.
+    needs_tr : bool
+        Runs need a repetition time from their sidecars; ``repetition_time`` (config,
+        ``--repetition-time``) fills in where sidecars give none.
+    raw : bool
+        Raw BIDS: validated, refused when the root is a derivative dataset, preprocessed by
+        the fmriprep stage (which needs ``derivatives`` with ``fmriprep.runner: existing``, a
+        FreeSurfer license otherwise).
+    derivatives_root : bool
+        ``path`` may be the raw dataset and ``derivatives`` the root to index (fMRIPrep).
+    ingest_checks_confounds : bool
+        Ingest checks the denoising strategy's confound columns on the first run.
+    process : str or None
+        Parcellated entries: ``"module:function"`` writing the dataset's QC table from its
+        manifest, called as ``function(dataset, manifest_path, atlas, out_dir=...,
+        qc_table=..., seg=..., **settings)`` by ``lcm connectome dataset`` (see
+        :meth:`processor`).
+    settings : tuple of str
+        Config sections :attr:`process` reads (``denoise``, ``connectome``), passed as
+        keyword arguments of those names; changing one reruns the dataset's job.
+    synth_tier : str or None
+        The synthetic consortium tier (``roi``, ``voxel``) whose data this entry reads; the
+        first entry of a tier is the one a consortium's dataset is told to use.
+    """
+
+    name: str
+    voxel: bool
+    tree: TreeIndex | None
+    files: Literal["never", "always", "plain"] = "never"
+    needs_tr: bool = False
+    raw: bool = False
+    derivatives_root: bool = False
+    ingest_checks_confounds: bool = False
+    process: str | None = None
+    settings: tuple[str, ...] = ()
+    synth_tier: str | None = None
+
+    @property
+    def parcellated(self) -> bool:
+        """Runs come parcellated: files of other atlases are left out at ingest."""
+        return not self.voxel
+
+    @property
+    def listing(self) -> Literal["runs", "files"]:
+        """What the workflow hashes to see runs added: the planned runs, or the file names."""
+        return "runs" if self.voxel else "files"
+
+    def processor(self) -> Callable[..., Any]:
+        """The function :attr:`process` names, imported now (not when the table loads)."""
+        if self.process is None:
+            raise ValueError(f"entry {self.name!r} is voxel-level: its runs are processed singly")
+        module, _, function = self.process.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+
+_TABLE = (
+    Entry(
+        "bids", voxel=True, raw=True, synth_tier="voxel",
+        tree=TreeIndex("bold", ("_bold.nii.gz", "_bold.nii")),
+    ),
+    Entry(
+        "fmriprep", voxel=True, derivatives_root=True, ingest_checks_confounds=True,
+        synth_tier="voxel",
+        tree=TreeIndex(
+            "bold", ("_bold.nii.gz", "_bold.nii"), entities=(("desc", "preproc"),),
+            space="required",
+        ),
+    ),
+    Entry(
+        "roi_timeseries", voxel=False, files="plain", needs_tr=True, synth_tier="roi",
+        tree=TreeIndex(
+            "timeseries", ("_stat-mean_timeseries.tsv",), space="optional", images=False,
+            duplicate_hint="several spaces or atlases: pass --space to choose",
+        ),
+        process="lcm.connectome.roi_runs:process_timeseries_manifest",
+        settings=("denoise", "connectome"),
+    ),
+    Entry(
+        "connectome", voxel=False, tree=None, files="always",
+        process="lcm.connectome.imported:process_connectome_manifest",
+    ),
+)  # fmt: skip
+
+# Read at call time (never copied into constants elsewhere), so that a row added here, or by a
+# test, reaches every consumer.
+TABLE: dict[str, Entry] = {e.name: e for e in _TABLE}
+
+
+def names(voxel: bool | None = None) -> list[str]:
+    """Entry names in table order: all, or only the voxel-level (or parcellated) ones."""
+    return [n for n, e in TABLE.items() if voxel is None or e.voxel == voxel]
+
+
+def entry_type(name: str) -> Entry:
+    """The row of entry ``name``.
+
+    Raises
+    ------
+    KeyError
+        ``name`` is no entry (the config schema and ``--entry`` refuse it earlier).
+    """
+    return TABLE[name]
