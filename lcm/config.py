@@ -1,10 +1,12 @@
 """Configuration: load ``config.yaml``, fill defaults and validate against the JSON Schema.
 
 The schema (``lcm/schemas/config.schema.yaml``, linked from ``workflow/schemas/``) is the single
-source of truth; Snakemake's ``validate`` and the CLI use the same file. Model names come from
-the model registry (:mod:`lcm.evaluate.registry`): :func:`schema` fills them in (the file's
-``$defs.model_name``, which every list of models shares, and ``evaluate.models``'s default), so
-a model added to the registry, built in or with ``register_model``, can be named in a config.
+source of truth; Snakemake's ``validate`` and the CLI use the same file. Model names are the
+model registry's (:mod:`lcm.evaluate.registry`), which sits above this module: :func:`schema`
+leaves them open, and :mod:`lcm.evaluate.config_schema` fills them in and validates a whole
+config as the workflow does. Code below the evaluation (connectome, synth, ingest, store,
+pretraining settings) reads its sections here, so that adding a model does not change its code
+(:func:`lcm.workflow.hash.code_hash`) and rerun it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import reprlib
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,21 +25,19 @@ import yaml
 from lcm.entries import entry_type, names
 from lcm.exceptions import ConfigError
 
+# ``checkpoint_models(models)``: those of ``models`` that read a pretraining checkpoint.
+CheckpointModels = Callable[[list[str]], list[str]]
+
 
 def schema() -> dict[str, Any]:
-    """The configuration JSON Schema as a dict, its model names those of the model registry.
+    """The configuration JSON Schema as a dict, its model names left open.
 
-    The file leaves the model names to the registry: ``$defs.model_name`` (a YAML anchor that
-    every list of models uses) gets the registered names as its enum, the built-in ones first,
-    and ``evaluate.models`` the registry's default models as its default.
+    Every key, default and check of the file. The model names are the registry's: here
+    ``$defs.model_name`` (a YAML anchor that every list of models uses) accepts any name and
+    ``evaluate.models`` has no default; :func:`lcm.evaluate.config_schema.schema` fills both in.
     """
-    from lcm.evaluate.registry import DEFAULT_MODELS, model_names
-
     text = resources.files("lcm.schemas").joinpath("config.schema.yaml").read_text()
     tree = yaml.safe_load(text)
-    # One object, shared through the anchor by every place that names a model.
-    tree["$defs"]["model_name"]["enum"] = model_names()
-    tree["properties"]["evaluate"]["properties"]["models"]["default"] = list(DEFAULT_MODELS)
     # The entry types are lcm.entries' table (the file gives none: one owner).
     tree["properties"]["datasets"]["additionalProperties"]["properties"]["entry"]["enum"] = names()
     return tree
@@ -149,8 +150,30 @@ def _check_size(config: Any, source: str) -> None:
     )
 
 
-def validate_config(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
-    """Validate ``config`` (a copy, defaults filled) and return it.
+def validate_base(
+    config: dict[str, Any],
+    source: str = "config",
+    *,
+    tree: dict[str, Any] | None = None,
+    checkpoint_models: CheckpointModels | None = None,
+) -> dict[str, Any]:
+    """Validate a whole ``config`` (a copy, defaults filled) and return it.
+
+    :func:`lcm.evaluate.config_schema.validate_config` is this with the registry's schema and
+    ``checkpoint_models``: the workflow's validation. Alone, it checks everything but the
+    model names.
+
+    Parameters
+    ----------
+    config : dict
+        The configuration as read.
+    source : str, default "config"
+        Where it comes from, for messages.
+    tree : dict, optional
+        The schema; :func:`schema` (model names open) when omitted.
+    checkpoint_models : callable, optional
+        ``checkpoint_models(models)``, those of ``models`` that read a pretraining checkpoint:
+        a task evaluating one needs a ``role: pretrain`` dataset. Not checked when omitted.
 
     Raises
     ------
@@ -159,23 +182,27 @@ def validate_config(config: dict[str, Any], source: str = "config") -> dict[str,
     """
     _check_size(config, source)
     config = copy.deepcopy(config)
-    validator = _Validator(schema())
+    validator = _Validator(schema() if tree is None else tree)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError(_describe(errors[0], source), hint=_hint(errors[0]))
-    _check_cross_references(config, source)
+    _check_cross_references(config, source, checkpoint_models)
     return config
 
 
-def validate_partial(config: dict[str, Any], source: str = "--config-json") -> dict[str, Any]:
+def validate_partial(
+    config: dict[str, Any], source: str = "--config-json", *, tree: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Validate a subset of the configuration (the sections one workflow job uses).
 
     Rules pass only the config values a job uses, so that changing any other value does not
-    rerun it; such a subset lacks the required top-level keys but must otherwise be valid.
+    rerun it; such a subset lacks the required top-level keys but must otherwise be valid
+    (against ``tree``, :func:`schema` when omitted).
     """
     _check_size(config, source)
     config = copy.deepcopy(config)
-    partial_schema = {k: v for k, v in schema().items() if k != "required"}
+    tree = schema() if tree is None else tree
+    partial_schema = {k: v for k, v in tree.items() if k != "required"}
     errors = sorted(
         _Validator(partial_schema).iter_errors(config), key=lambda e: list(e.absolute_path)
     )
@@ -204,11 +231,6 @@ def read_yaml_mapping(path: str | Path, what: str = "Config file") -> dict[str, 
         raise ConfigError(f"{what} {path}: expected a mapping at top level, got "
                           f"{type(raw).__name__}.")  # fmt: skip
     return raw
-
-
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML (or JSON) config file and return it validated, defaults filled."""
-    return validate_config(read_yaml_mapping(path, "Config file"), source=str(path))
 
 
 class _NonFinite:
@@ -327,7 +349,9 @@ def task_models(config: dict[str, Any], task: str) -> list[str]:
     return list(config["tasks"][task].get("models", config["evaluate"]["models"]))
 
 
-def _check_cross_references(config: dict[str, Any], source: str) -> None:
+def _check_cross_references(
+    config: dict[str, Any], source: str, checkpoint_models: CheckpointModels | None
+) -> None:
     datasets = config["datasets"]
     atlas = config["atlas"]
     voxel = sorted(n for n, ds in datasets.items() if entry_type(ds["entry"]).voxel)
@@ -351,9 +375,9 @@ def _check_cross_references(config: dict[str, Any], source: str) -> None:
                 f"{ds['role']!r}; a disease task needs role: downstream.",
                 hint="Pretraining must never see a task's test subjects: set role: downstream.",
             )
-    if not any(ds["role"] == "pretrain" for ds in datasets.values()):
-        from lcm.evaluate.registry import checkpoint_models
-
+    if checkpoint_models is not None and not any(
+        ds["role"] == "pretrain" for ds in datasets.values()
+    ):
         for name in sorted(config.get("tasks", {})):
             wanted = checkpoint_models(task_models(config, name))
             if wanted:

@@ -15,7 +15,7 @@ from lcm.atlas import atlas_files, available_atlases, load_atlas, mni_grid
 from lcm.atlas.registry import build_coordinate_atlas, coordinate_table
 from lcm.atlas.spheres import sphere_labels
 from lcm.commands._atlas_load import atlas_from_args
-from lcm.config import validate_config
+from lcm.evaluate.config_schema import validate_config
 from lcm.exceptions import AtlasError, ConfigError
 
 TPL = "MNI152NLin2009cAsym"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lcm.config import load_config, validate_config
+from lcm.evaluate.config_schema import load_config, validate_config
 from lcm.exceptions import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

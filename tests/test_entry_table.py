@@ -19,9 +19,9 @@ from conftest_connectome import cli
 import lcm.commands.connectome
 import lcm.commands.ingest
 from lcm.bids.manifest import read_manifest
-from lcm.config import validate_config
 from lcm.connectome.settings import ConnectomeSettings
 from lcm.entries import TABLE, Entry, entry_type, names
+from lcm.evaluate.config_schema import validate_config
 from lcm.exceptions import ConfigError
 from lcm.io.provenance import provenance_path
 from lcm.workflow.hash import verb_modules

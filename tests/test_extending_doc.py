@@ -234,7 +234,7 @@ module.__file__ = str(path)
 sys.modules["lcm.evaluate.registry"] = lcm.evaluate.registry = module
 exec(compile(source, str(path), "exec"), module.__dict__)
 
-from lcm.config import validate_config
+from lcm.evaluate.config_schema import validate_config
 from lcm.evaluate.registry import DEFAULT_MODELS, ModelContext, is_builtin_model, make_model
 from lcm.evaluate.registry import model_names
 

@@ -159,7 +159,7 @@ def test_validator_warnings_reach_the_summary_and_are_cached(tmp_path: Path) -> 
 
 
 def test_workflow_plan_lists_the_manifests_included_runs(tmp_path: Path) -> None:
-    from lcm.config import validate_config
+    from lcm.evaluate.config_schema import validate_config
     from lcm.workflow.plan import WorkflowPlan
 
     root = make_raw_bids(tmp_path / "raw", subjects=("01", "02", "03"), sessions=("a",))

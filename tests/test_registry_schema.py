@@ -1,25 +1,32 @@
 """Model names and capabilities have one owner, the registry (issue 16, item 4).
 
-The schema's model list and default model list are the registry's (:func:`lcm.config.schema`
-fills them in; the file lists no model), so a built-in row or ``register_model`` reaches the
-config; "needs a checkpoint", "needs torch" and "is an LCM variant" are entry attributes, not
-name prefixes. The literal lists below are the models LCM shipped with when this was written:
-checked as a subset and an order, so that adding a model needs no edit here.
+The schema's model list and default model list are the registry's
+(:func:`lcm.evaluate.config_schema.schema` fills them in; the file and :func:`lcm.config.schema`
+list no model), so a built-in row or ``register_model`` reaches the config; "needs a
+checkpoint", "needs torch" and "is an LCM variant" are entry attributes, not name prefixes. The
+literal lists below are the models LCM shipped with when this was written: checked as a subset
+and an order, so that adding a model needs no edit here. Only the stages that evaluate or report
+depend on the registry's code: adding a model reruns no connectome.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import shutil
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from lcm.config import schema, validate_config
+import lcm
+from lcm.config import schema as base_schema
+from lcm.config import validate_base
 from lcm.evaluate import parallel
+from lcm.evaluate.config_schema import schema, validate_config
 from lcm.evaluate.registry import (
     _BUILTIN_TRAITS,
     BASELINE_MODELS,
@@ -39,6 +46,7 @@ from lcm.evaluate.registry import (
 )
 from lcm.exceptions import ConfigError
 from lcm.report.tables import model_kind
+from lcm.workflow import hash as code
 
 from conftest_evaluate import PrevalenceModel  # isort: skip
 
@@ -123,7 +131,7 @@ def test_families_are_entry_attributes() -> None:
 
 
 def test_checkpoints_and_torch_are_entry_attributes() -> None:
-    # As lcm.config.CHECKPOINT_MODELS listed them, now asked of the entries.
+    # As the old lcm.config.CHECKPOINT_MODELS listed them, now asked of the entries.
     assert set(checkpoint_models(KNOWN)) == {
         "lcm", "lcm-no-pseudo", "lcm-ssl", "lcm-scratch", "shuffled-lcm", "bei-linear",
     }  # fmt: skip
@@ -184,3 +192,52 @@ def test_run_fits_asks_the_registry_whether_torch_is_needed(monkeypatch) -> None
     finally:
         unregister_model("torchy")
     assert seen == [True, False]
+
+
+def test_the_base_schema_leaves_model_names_to_the_evaluation() -> None:
+    # lcm.config, which the imaging and training settings read, knows no model name ...
+    base = base_schema()
+    assert base["$defs"]["model_name"] == {}
+    assert "default" not in base["properties"]["evaluate"]["properties"]["models"]
+    # ... and is otherwise the full schema (every section and default of the file).
+    full = schema()
+    full["$defs"]["model_name"].clear()  # the node every list of models shares
+    del full["properties"]["evaluate"]["properties"]["models"]["default"]
+    assert full == base
+    # Alone, it checks everything but the model names and what they need (a checkpoint).
+    assert validate_base(_config(["plug"], role="downstream"))["evaluate"]["models"] == ["plug"]
+    with pytest.raises(ConfigError, match=r"invalid value at key 'evaluate\.models'"):
+        validate_base(_config([]))
+
+
+# Verbs whose workflow stages must not rerun when a model is added or edited.
+BELOW_EVALUATION = ("synth", "ingest", "connectome", "store", "splits", "pretrain")
+
+
+def test_editing_the_registry_reruns_only_the_stages_that_evaluate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The code hash of each verb, over a copy of the package before and after an edit of the
+    # model rows (a new row is such an edit: the bytes of lcm/evaluate/registry.py change).
+    root = tmp_path / "lcm"
+    shutil.copytree(Path(lcm.__file__).parent, root,
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    monkeypatch.setattr(code, "PACKAGE_ROOT", root)
+    verbs = (*BELOW_EVALUATION, "evaluate", "report")
+
+    def hashes() -> dict[str, str]:
+        for cached in (code._imports, code.verb_modules, code.code_hash):
+            cached.cache_clear()
+        return {verb: code.code_hash(verb) for verb in verbs}
+
+    try:
+        before = hashes()
+        registry = root / "evaluate" / "registry.py"
+        registry.write_text(registry.read_text() + "\n# a new model row\n")
+        after = hashes()
+    finally:
+        monkeypatch.undo()
+        hashes()  # no cached walk over the copy outlives the test
+    assert {v: after[v] == before[v] for v in verbs} == {
+        **dict.fromkeys(BELOW_EVALUATION, True), "evaluate": False, "report": False,
+    }  # fmt: skip

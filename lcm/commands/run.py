@@ -20,7 +20,8 @@ from typing import Any
 
 import yaml
 
-from lcm.config import read_yaml_mapping, validate_config
+from lcm.config import read_yaml_mapping
+from lcm.evaluate.config_schema import validate_config
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from lcm.atlas import atlas_from_settings
-from lcm.config import load_config, parse_settings, validate_partial
+from lcm.config import parse_settings, read_yaml_mapping, validate_base, validate_partial
 from lcm.exceptions import ConfigError
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
         config = validate_partial(parse_settings(args.config_json, "config-json"))
         args.config = "--config-json"
     else:
-        config = load_config(args.config)
+        # Every check but the model names, the evaluation's (lcm.evaluate.config_schema).
+        config = validate_base(read_yaml_mapping(args.config), source=str(args.config))
     synth = config.get("synth", {})
     consortia = synth.get("consortia", {})
     if args.consortium not in consortia:

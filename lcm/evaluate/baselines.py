@@ -31,7 +31,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from lcm.evaluate.registry import CONTROL_PERMUTATIONS, ModelContext
+from lcm.evaluate.context import CONTROL_PERMUTATIONS, ModelContext
 from lcm.evaluate.splits import subject_labels
 from lcm.evaluate.tangent import TangentSpace
 from lcm.exceptions import InputDataError

@@ -11,7 +11,7 @@ The registry imports this module when one of these models is first built.
 
 from __future__ import annotations
 
-from lcm.evaluate.registry import Model, ModelContext, ModelFactory
+from lcm.evaluate.context import Model, ModelContext, ModelFactory
 from lcm.exceptions import ConfigError
 
 

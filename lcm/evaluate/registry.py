@@ -16,78 +16,29 @@ it), which pretraining ``checkpoint`` it reads (``bei``: the BEI pretraining fol
 the self-supervised-only one, or none), whether it ``needs_torch``, and whether it is in the
 ``default`` model list. A built-in model is one row of ``_BUILTIN_TRAITS`` (its factory named
 there, imported at first use). The config schema's model names and default model list are the
-registry's (:func:`lcm.config.schema` fills them in); the workflow and :mod:`lcm.config` ask
-:func:`checkpoint_models`.
-Importing this module is cheap (no scikit-learn, no torch): the workflow and the config
-validation ask it.
+registry's (:func:`lcm.evaluate.config_schema.schema` fills them in); the workflow and the
+config validation (:func:`lcm.evaluate.config_schema.validate_config`) ask
+:func:`checkpoint_models`. What a factory is given and returns (:class:`ModelContext`,
+:class:`Model`) is :mod:`lcm.evaluate.context`'s. Importing this module is cheap (no
+scikit-learn, no torch): the workflow and the config validation ask it. Only the verbs that
+evaluate, finetune or report reach it, so that editing a row reruns only those stages.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
+# What a factory is given and returns: lcm.evaluate.context owns them, re-exported here.
+from lcm.evaluate.context import CONTROL_PERMUTATIONS as CONTROL_PERMUTATIONS
+from lcm.evaluate.context import Model, ModelContext, ModelFactory
 from lcm.exceptions import ConfigError
-
-if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
 
 KINDS = ("binary", "continuous")
 FAMILIES = ("LCM", "baseline", "control", "other")
 # Pretraining checkpoints a model may read: the BEI pretraining's, the self-supervised-only one's.
 CHECKPOINTS = ("bei", "ssl")
-
-
-class Model(Protocol):
-    """What the protocol needs of a model (``predict_proba`` if binary, ``predict`` if not)."""
-
-    def fit(self, fc: np.ndarray, y: np.ndarray, variables: pd.DataFrame) -> Any:
-        """Fit on ``fc (n, R, R)``; ``y`` 0/1 (-1 unlabeled) or float (NaN unlabeled)."""
-
-
-# Permuted refits per fit of the shuffled-labels control (evaluate.control_permutations).
-CONTROL_PERMUTATIONS = 20
-
-
-@dataclass(frozen=True)
-class ModelContext:
-    """Everything a model factory may use to build one model for one fit.
-
-    Attributes
-    ----------
-    label : str
-        Catalogue variable of the task.
-    levels : tuple of str
-        ``(negative, positive)`` levels of ``label`` (empty for a continuous task).
-    finetune : dict
-        The ``evaluate.finetune`` settings.
-    seed : int
-        Seed of this fit (derived from the master seed, split seed and fold).
-    checkpoint : pathlib.Path or None
-        Pretrained LCM checkpoint folder (BEI + self-supervised pretraining).
-    kind : {"binary", "continuous"}
-        Kind of the task's target.
-    ssl_checkpoint : pathlib.Path or None
-        Checkpoint pretrained with the self-supervised loss only (``lcm-ssl``).
-    control_permutations : int
-        Permuted refits per fit of the ``shuffled-labels`` control.
-    """
-
-    label: str
-    levels: tuple[str, ...]
-    finetune: dict[str, Any]
-    seed: int
-    checkpoint: Path | None = None
-    kind: str = "binary"
-    ssl_checkpoint: Path | None = None
-    control_permutations: int = CONTROL_PERMUTATIONS
-
-
-ModelFactory = Callable[[ModelContext], Model]
 
 
 @dataclass(frozen=True)

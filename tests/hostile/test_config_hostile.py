@@ -16,13 +16,8 @@ import pytest
 import yaml
 
 from lcm.cli import main
-from lcm.config import (
-    MAX_CONFIG_VALUES,
-    expanded_size,
-    load_config,
-    parse_settings,
-    validate_config,
-)
+from lcm.config import MAX_CONFIG_VALUES, expanded_size, parse_settings
+from lcm.evaluate.config_schema import load_config, validate_config
 from lcm.exceptions import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

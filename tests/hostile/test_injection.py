@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from lcm.atlas import load_atlas
-from lcm.config import schema, validate_config
+from lcm.evaluate.config_schema import schema, validate_config
 from lcm.exceptions import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,8 +15,9 @@ from pathlib import Path
 from snakemake.settings.types import DeploymentMethod
 
 import lcm
-from lcm.config import task_models, validate_config
+from lcm.config import task_models
 from lcm.entries import entry_type
+from lcm.evaluate.config_schema import validate_config
 from lcm.evaluate.registry import checkpoint_models
 from lcm.io.bids_names import derivative_path
 from lcm.io.provenance import CONFIG_HASH_ENV, config_hash
@@ -56,7 +57,7 @@ SPACE = CFG["fmriprep"]["output_space"]
 TASKS = sorted(CFG["tasks"])
 # Tasks evaluating an LCM variant that starts from the (BEI) pretrained checkpoint, and those
 # evaluating the self-supervised-only one: baseline-only tasks need no pretraining at all
-# (lcm.config refuses an LCM model without a role: pretrain dataset, in one line).
+# (lcm.evaluate.config_schema refuses an LCM model without a role: pretrain dataset, in one line).
 CHECKPOINT_TASKS = [t for t in TASKS if checkpoint_models(task_models(CFG, t), "bei")]
 SSL_TASKS = [t for t in TASKS if checkpoint_models(task_models(CFG, t), "ssl")]
 # Binary tasks with an LCM model get the deliverable finetuned classifier.

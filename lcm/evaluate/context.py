@@ -1,0 +1,66 @@
+"""What a model factory is given and must return: :class:`ModelContext` and :class:`Model`.
+
+Apart from the model registry (:mod:`lcm.evaluate.registry`, the rows naming each model) so that
+code that builds or is a model (the baselines, whose helpers the ``splits`` verb also uses) does
+not depend on the list of models: adding a model then reruns only the workflow stages that
+evaluate, finetune or report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+
+class Model(Protocol):
+    """What the protocol needs of a model (``predict_proba`` if binary, ``predict`` if not)."""
+
+    def fit(self, fc: np.ndarray, y: np.ndarray, variables: pd.DataFrame) -> Any:
+        """Fit on ``fc (n, R, R)``; ``y`` 0/1 (-1 unlabeled) or float (NaN unlabeled)."""
+
+
+# Permuted refits per fit of the shuffled-labels control (evaluate.control_permutations).
+CONTROL_PERMUTATIONS = 20
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """Everything a model factory may use to build one model for one fit.
+
+    Attributes
+    ----------
+    label : str
+        Catalogue variable of the task.
+    levels : tuple of str
+        ``(negative, positive)`` levels of ``label`` (empty for a continuous task).
+    finetune : dict
+        The ``evaluate.finetune`` settings.
+    seed : int
+        Seed of this fit (derived from the master seed, split seed and fold).
+    checkpoint : pathlib.Path or None
+        Pretrained LCM checkpoint folder (BEI + self-supervised pretraining).
+    kind : {"binary", "continuous"}
+        Kind of the task's target.
+    ssl_checkpoint : pathlib.Path or None
+        Checkpoint pretrained with the self-supervised loss only (``lcm-ssl``).
+    control_permutations : int
+        Permuted refits per fit of the ``shuffled-labels`` control.
+    """
+
+    label: str
+    levels: tuple[str, ...]
+    finetune: dict[str, Any]
+    seed: int
+    checkpoint: Path | None = None
+    kind: str = "binary"
+    ssl_checkpoint: Path | None = None
+    control_permutations: int = CONTROL_PERMUTATIONS
+
+
+ModelFactory = Callable[[ModelContext], Model]
