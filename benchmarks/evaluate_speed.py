@@ -32,14 +32,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 1.0
 FULL = {
-    "n_subjects": 160, "n_rois": 116, "n_timepoints": 200, "n_folds": 5,
+    "n_subjects": 160,
+    "n_rois": 116,
+    "n_timepoints": 200,
+    "n_folds": 5,
     "label_fractions": [0.1, 1.0],
     "models": ["logreg", "svm", "ridge", "tangent-logreg", "shuffled-labels"],
-}  # fmt: skip
+}
 QUICK = {
-    "n_subjects": 30, "n_rois": 10, "n_timepoints": 60, "n_folds": 3,
-    "label_fractions": [1.0], "models": ["logreg", "tangent-logreg", "ridge"],
-}  # fmt: skip
+    "n_subjects": 30,
+    "n_rois": 10,
+    "n_timepoints": 60,
+    "n_folds": 3,
+    "label_fractions": [1.0],
+    "models": ["logreg", "tangent-logreg", "ridge"],
+}
 
 
 def make_cohort(n_subjects: int, n_rois: int, n_timepoints: int, seed: int = 0):
@@ -126,8 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         for name, threads in (("single", 1), ("default", None)):
             res = child(threads, spec)
             runs[name].append(res)
-            print(f"{name:8s} threads={res['threads']:2d} wall {res['wall_s']:8.2f} s  "
-                  f"BLAS {res['blas_threads']}", flush=True)  # fmt: skip
+            print(
+                f"{name:8s} threads={res['threads']:2d} wall {res['wall_s']:8.2f} s  "
+                f"BLAS {res['blas_threads']}",
+                flush=True,
+            )
     best = {name: min(r["wall_s"] for r in rs) for name, rs in runs.items()}
     digests = {r["metrics_sha256"] for rs in runs.values() for r in rs}
     result = {

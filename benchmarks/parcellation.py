@@ -38,9 +38,13 @@ import numpy as np
 SHAPE = (97, 115, 97)
 T_R = 2.0
 DENOISE = {
-    "strategy": "24P", "fd_threshold": None, "high_pass": 0.01, "low_pass": 0.1,
-    "detrend": True, "min_volumes": 50,
-}  # fmt: skip
+    "strategy": "24P",
+    "fd_threshold": None,
+    "high_pass": 0.01,
+    "low_pass": 0.1,
+    "detrend": True,
+    "min_volumes": 50,
+}
 MOTION = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 
 
@@ -137,9 +141,17 @@ def work_ours(files: dict[str, Path]) -> tuple[float, np.ndarray]:
     from lcm.preprocess.derivatives import RunDerivatives
 
     deriv = RunDerivatives(
-        run_key="sub-01_task-rest", sub="01", ses="", task="rest", run="",
-        bold=str(files["bold"]), mask="", confounds=str(files["confounds"]), sidecar="", t_r=T_R,
-    )  # fmt: skip
+        run_key="sub-01_task-rest",
+        sub="01",
+        ses="",
+        task="rest",
+        run="",
+        bold=str(files["bold"]),
+        mask="",
+        confounds=str(files["confounds"]),
+        sidecar="",
+        t_r=T_R,
+    )
     settings = DenoiseSettings.from_dict(DENOISE)
     # The nilearn modules our engine calls are imported before the clock starts, as
     # NiftiLabelsMasker is for the nilearn contender.
@@ -161,9 +173,13 @@ def work_nilearn(files: dict[str, Path]) -> tuple[float, np.ndarray]:
     warnings.filterwarnings("ignore", message=".*confounds will be standardized.*")
     t0 = time.perf_counter()
     masker = NiftiLabelsMasker(
-        labels_img=str(files["atlas"]), standardize="zscore_sample", detrend=True,
-        low_pass=DENOISE["low_pass"], high_pass=DENOISE["high_pass"], t_r=T_R,
-    )  # fmt: skip
+        labels_img=str(files["atlas"]),
+        standardize="zscore_sample",
+        detrend=True,
+        low_pass=DENOISE["low_pass"],
+        high_pass=DENOISE["high_pass"],
+        t_r=T_R,
+    )
     signals = masker.fit_transform(str(files["bold"]), confounds=confounds)
     return time.perf_counter() - t0, signals
 
@@ -192,8 +208,16 @@ def _worker(name: str, files_json: str, out: Path) -> None:
 
 
 def _spawn(name: str, files: dict[str, Path], out: Path) -> dict[str, float]:
-    argv = [sys.executable, __file__, "--worker", name, "--files", json.dumps(
-        {k: str(v) for k, v in files.items()}), "--out", str(out)]  # fmt: skip
+    argv = [
+        sys.executable,
+        __file__,
+        "--worker",
+        name,
+        "--files",
+        json.dumps({k: str(v) for k, v in files.items()}),
+        "--out",
+        str(out),
+    ]
     done = subprocess.run(argv, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 

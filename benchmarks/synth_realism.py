@@ -56,14 +56,22 @@ def voxel_statistics(preset: str, n: int, seed: int, atlas, out: Path) -> dict[s
     within = ctx.model.networks[iu[0]] == ctx.model.networks[iu[1]]
     fc, diff = [], []
     for subject in planned_subjects(name, cons)[:n]:
-        write_subject(name, cons, subject, out_dir=out, seed=seed, shared_structure=0.7,
-                      atlas=atlas)  # fmt: skip
+        write_subject(
+            name, cons, subject, out_dir=out, seed=seed, shared_structure=0.7, atlas=atlas
+        )
         f = subject_files(spec, out, subject)
         deriv = RunDerivatives(
-            run_key=f"sub-{subject}_task-rest_run-1", sub=subject, ses="", task="rest", run="1",
-            bold=str(f["preproc_bold"]), mask=str(f["mask"]), confounds=str(f["confounds"]),
-            sidecar=str(f["preproc_json"]), t_r=spec.tr,
-        )  # fmt: skip
+            run_key=f"sub-{subject}_task-rest_run-1",
+            sub=subject,
+            ses="",
+            task="rest",
+            run="1",
+            bold=str(f["preproc_bold"]),
+            mask=str(f["mask"]),
+            confounds=str(f["confounds"]),
+            sidecar=str(f["preproc_json"]),
+            t_r=spec.tr,
+        )
         # RunConnectome holds cleaned signals; FC is computed from them, as the workflow does.
         run = run_connectome(deriv, atlas, DenoiseSettings(), {})
         vec = pearson_fc(run.signals, run.empty)[iu]
@@ -98,11 +106,17 @@ def main() -> int:
         report[f"{preset}/roi"] = {
             "tr": spec.tr,
             "ok": not bad,
-            **{k: {"value": round(v, 4), "range": ranges[k], "position": position(v, ranges[k])}
-               for k, v in stats.items()},
-        }  # fmt: skip
-        print(f"{preset}/roi TR {spec.tr}: " + ", ".join(f"{k}={v:.3f}" for k, v in stats.items())
-              + (f"  OUT OF RANGE: {bad}" if bad else ""), file=sys.stderr)  # fmt: skip
+            **{
+                k: {"value": round(v, 4), "range": ranges[k], "position": position(v, ranges[k])}
+                for k, v in stats.items()
+            },
+        }
+        print(
+            f"{preset}/roi TR {spec.tr}: "
+            + ", ".join(f"{k}={v:.3f}" for k, v in stats.items())
+            + (f"  OUT OF RANGE: {bad}" if bad else ""),
+            file=sys.stderr,
+        )
     if args.voxel_subjects > 0:
         with tempfile.TemporaryDirectory(prefix="synth_realism_") as tmp:
             for preset in VOXEL_PRESETS:
@@ -113,11 +127,21 @@ def main() -> int:
                 report[f"{preset}/voxel-24P"] = {
                     "tr": PRESETS[preset].tr,
                     "ok": not bad,
-                    **{k: {"value": round(v, 4), "range": ranges[k],
-                           "position": position(v, ranges[k])} for k, v in stats.items()},
-                }  # fmt: skip
-                print(f"{preset}/voxel-24P: " + ", ".join(f"{k}={v:.3f}" for k, v in stats.items())
-                      + (f"  OUT OF RANGE: {bad}" if bad else ""), file=sys.stderr)  # fmt: skip
+                    **{
+                        k: {
+                            "value": round(v, 4),
+                            "range": ranges[k],
+                            "position": position(v, ranges[k]),
+                        }
+                        for k, v in stats.items()
+                    },
+                }
+                print(
+                    f"{preset}/voxel-24P: "
+                    + ", ".join(f"{k}={v:.3f}" for k, v in stats.items())
+                    + (f"  OUT OF RANGE: {bad}" if bad else ""),
+                    file=sys.stderr,
+                )
     result = {
         "benchmark": "synth_realism",
         "n_subjects": args.n_subjects,

@@ -40,8 +40,15 @@ def part_roi(n: int, workers: int, out: Path) -> dict:
 
     atlas = load_atlas("aal116")
     start = time.perf_counter()
-    write_cohort("ukblike", {"preset": "ukb", "n_subjects": n}, out_dir=out / "ours", seed=1,
-                 shared_structure=0.7, atlas=atlas, workers=workers)  # fmt: skip
+    write_cohort(
+        "ukblike",
+        {"preset": "ukb", "n_subjects": n},
+        out_dir=out / "ours",
+        seed=1,
+        shared_structure=0.7,
+        atlas=atlas,
+        workers=workers,
+    )
     ours = time.perf_counter() - start
     rss = peak_rss_mb()
     # Reference: the same files' worth of random numbers through numpy.savetxt, on a sample.
@@ -53,14 +60,26 @@ def part_roi(n: int, workers: int, out: Path) -> dict:
     ref_dir.mkdir()
     start = time.perf_counter()
     for i in range(sample):
-        np.savetxt(ref_dir / f"{i}.tsv", rng.standard_normal(shape), fmt="%.5f", delimiter="\t",
-                   header=header, comments="")  # fmt: skip
+        np.savetxt(
+            ref_dir / f"{i}.tsv",
+            rng.standard_normal(shape),
+            fmt="%.5f",
+            delimiter="\t",
+            header=header,
+            comments="",
+        )
         (ref_dir / f"{i}.json").write_text("{}")
     reference = (time.perf_counter() - start) * n / sample
-    return {"subjects": n, "workers": workers, "seconds": round(ours, 2),
-            "reference_seconds_single_core": round(reference, 2),
-            "ratio_vs_reference": round(ours / reference, 3), "peak_rss_mb": rss,
-            "target_seconds": ROI_TARGET_S, "meets_target": ours < ROI_TARGET_S}  # fmt: skip
+    return {
+        "subjects": n,
+        "workers": workers,
+        "seconds": round(ours, 2),
+        "reference_seconds_single_core": round(reference, 2),
+        "ratio_vs_reference": round(ours / reference, 3),
+        "peak_rss_mb": rss,
+        "target_seconds": ROI_TARGET_S,
+        "meets_target": ours < ROI_TARGET_S,
+    }
 
 
 def part_voxel(n_volumes: int, out: Path, resolution_mm: float = 2) -> dict:
@@ -73,8 +92,13 @@ def part_voxel(n_volumes: int, out: Path, resolution_mm: float = 2) -> dict:
     from lcm.synth.presets import resolve
 
     atlas = load_atlas("aal116")
-    cons = {"preset": "hcp", "tier": "voxel", "n_subjects": 2, "n_volumes": n_volumes,
-            "resolution_mm": resolution_mm}  # fmt: skip
+    cons = {
+        "preset": "hcp",
+        "tier": "voxel",
+        "n_subjects": 2,
+        "n_volumes": n_volumes,
+        "resolution_mm": resolution_mm,
+    }
     subject = planned_subjects("vox", cons)[0]
     start = time.perf_counter()  # includes resampling the atlas to the grid, as a job does
     write_subject("vox", cons, subject, out_dir=out, seed=1, shared_structure=0.7, atlas=atlas)
@@ -86,11 +110,16 @@ def part_voxel(n_volumes: int, out: Path, resolution_mm: float = 2) -> dict:
     start = time.perf_counter()
     nib.save(nib.Nifti1Image(data, img.affine, img.header), out / "reference_bold.nii.gz")
     reference = time.perf_counter() - start
-    return {"shape": list(img.shape), "seconds": round(ours, 2),
-            "reference_nibabel_save_seconds": round(reference, 2),
-            "ratio_vs_reference": round(ours / reference, 3),
-            "file_mb": round(bold.stat().st_size / 1e6, 1), "peak_rss_mb": rss,
-            "target_seconds": VOXEL_TARGET_S, "meets_target": ours < VOXEL_TARGET_S}  # fmt: skip
+    return {
+        "shape": list(img.shape),
+        "seconds": round(ours, 2),
+        "reference_nibabel_save_seconds": round(reference, 2),
+        "ratio_vs_reference": round(ours / reference, 3),
+        "file_mb": round(bold.stat().st_size / 1e6, 1),
+        "peak_rss_mb": rss,
+        "target_seconds": VOXEL_TARGET_S,
+        "meets_target": ours < VOXEL_TARGET_S,
+    }
 
 
 def peak_rss_mb() -> float:
@@ -131,13 +160,37 @@ def main() -> int:
         print(json.dumps(part_voxel(args.n_volumes, Path(args.out), args.resolution)))
         return 0
     with tempfile.TemporaryDirectory(prefix="synth_speed_") as tmp:
-        roi = run_child(["--part", "roi", "--n", str(args.n), "--workers", str(args.workers),
-                         "--out", f"{tmp}/roi"])  # fmt: skip
-        voxel = run_child(["--part", "voxel", "--n-volumes", str(args.n_volumes),
-                           "--resolution", str(args.resolution),
-                           "--out", f"{tmp}/voxel"])  # fmt: skip
-    result = {"benchmark": "synth_speed", "cpus": os.cpu_count(), "roi": roi, "voxel": voxel,
-              "all_targets_met": roi["meets_target"] and voxel["meets_target"]}  # fmt: skip
+        roi = run_child(
+            [
+                "--part",
+                "roi",
+                "--n",
+                str(args.n),
+                "--workers",
+                str(args.workers),
+                "--out",
+                f"{tmp}/roi",
+            ]
+        )
+        voxel = run_child(
+            [
+                "--part",
+                "voxel",
+                "--n-volumes",
+                str(args.n_volumes),
+                "--resolution",
+                str(args.resolution),
+                "--out",
+                f"{tmp}/voxel",
+            ]
+        )
+    result = {
+        "benchmark": "synth_speed",
+        "cpus": os.cpu_count(),
+        "roi": roi,
+        "voxel": voxel,
+        "all_targets_met": roi["meets_target"] and voxel["meets_target"],
+    }
     print(json.dumps(result))
     return 0 if result["all_targets_met"] else 1
 

@@ -228,8 +228,9 @@ def read_yaml_mapping(path: str | Path, what: str = "Config file") -> dict[str, 
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(f"{what} {path} is not valid YAML: {reason}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{what} {path}: expected a mapping at top level, got "
-                          f"{type(raw).__name__}.")  # fmt: skip
+        raise ConfigError(
+            f"{what} {path}: expected a mapping at top level, got {type(raw).__name__}."
+        )
     return raw
 
 

@@ -126,31 +126,49 @@ class Entry:
 
 _TABLE = (
     Entry(
-        "bids", voxel=True, raw=True, synth_tier="voxel",
+        "bids",
+        voxel=True,
+        raw=True,
+        synth_tier="voxel",
         tree=TreeIndex("bold", ("_bold.nii.gz", "_bold.nii")),
     ),
     Entry(
-        "fmriprep", voxel=True, derivatives_root=True, ingest_checks_confounds=True,
+        "fmriprep",
+        voxel=True,
+        derivatives_root=True,
+        ingest_checks_confounds=True,
         synth_tier="voxel",
         tree=TreeIndex(
-            "bold", ("_bold.nii.gz", "_bold.nii"), entities=(("desc", "preproc"),),
+            "bold",
+            ("_bold.nii.gz", "_bold.nii"),
+            entities=(("desc", "preproc"),),
             space="required",
         ),
     ),
     Entry(
-        "roi_timeseries", voxel=False, files="plain", needs_tr=True, synth_tier="roi",
+        "roi_timeseries",
+        voxel=False,
+        files="plain",
+        needs_tr=True,
+        synth_tier="roi",
         tree=TreeIndex(
-            "timeseries", ("_stat-mean_timeseries.tsv",), space="optional", images=False,
+            "timeseries",
+            ("_stat-mean_timeseries.tsv",),
+            space="optional",
+            images=False,
             duplicate_hint="several spaces or atlases: pass --space to choose",
         ),
         process="lcm.connectome.roi_runs:process_timeseries_manifest",
         settings=("denoise", "connectome"),
     ),
     Entry(
-        "connectome", voxel=False, tree=None, files="always",
+        "connectome",
+        voxel=False,
+        tree=None,
+        files="always",
         process="lcm.connectome.imported:process_connectome_manifest",
     ),
-)  # fmt: skip
+)
 
 # Read at call time (never copied into constants elsewhere), so that a row added here, or by a
 # test, reaches every consumer.

@@ -51,8 +51,15 @@ def labels_only_atlas(name: str, labels: str | Path) -> Atlas:
             f"Atlas {name!r}: labels file not found: {path}", hint="Check atlas.labels."
         )
     try:
-        raw = pd.read_csv(path, sep="\t", header=None, dtype=str, comment="#",
-                          keep_default_na=False, skip_blank_lines=True)  # fmt: skip
+        raw = pd.read_csv(
+            path,
+            sep="\t",
+            header=None,
+            dtype=str,
+            comment="#",
+            keep_default_na=False,
+            skip_blank_lines=True,
+        )
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise AtlasError(f"Cannot read atlas labels {path}: {exc}") from exc
     head = [str(c).strip().lower() for c in raw.iloc[0]]
@@ -150,8 +157,12 @@ def load_label_files(
     present = set(np.unique(data[data != 0]).astype(int).tolist())
     declared = set(table["index"].tolist())
     if drop_absent and declared - present:
-        log.info("Atlas %r: labels %s of %s are not in the image; dropped",
-                 name, sorted(declared - present), labels_path.name)  # fmt: skip
+        log.info(
+            "Atlas %r: labels %s of %s are not in the image; dropped",
+            name,
+            sorted(declared - present),
+            labels_path.name,
+        )
         table = table[table["index"].isin(present)].reset_index(drop=True)
         declared = present & declared
     if present - declared or declared - present:
@@ -210,9 +221,12 @@ TEMPLATEFLOW_ENV = "TEMPLATEFLOW_HOME"
 
 
 def templateflow_atlas(
-    template: str, atlas: str, desc: str | None = None, resolution: int | None = None,
+    template: str,
+    atlas: str,
+    desc: str | None = None,
+    resolution: int | None = None,
     home: str | Path | None = None,
-) -> Atlas:  # fmt: skip
+) -> Atlas:
     """An atlas resolved in a local TemplateFlow tree, offline.
 
     Looks for ``tpl-<template>/tpl-<template>[_res-<NN>]_atlas-<atlas>[_desc-<desc>]_dseg.nii.gz``

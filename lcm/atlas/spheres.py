@@ -86,8 +86,9 @@ def sphere_atlas(name: str, table: pd.DataFrame) -> tuple[nib.Nifti1Image, pd.Da
         If a ROI ends up without any voxel.
     """
     shape, affine = mni_grid(RESOLUTION_MM)
-    data = sphere_labels(table[["x", "y", "z"]].to_numpy(), table["radius_mm"].to_numpy(),
-                         shape, affine)  # fmt: skip
+    data = sphere_labels(
+        table[["x", "y", "z"]].to_numpy(), table["radius_mm"].to_numpy(), shape, affine
+    )
     present = np.unique(data[data > 0])
     if present.size != len(table):
         lost = sorted(set(table["index"]) - set(present.tolist()))[:10]

@@ -161,8 +161,9 @@ def _from_listing(listing: Path, task: str) -> list[dict[str, Any]]:
             continue  # another task's run
         tr = str(rec.get("repetition_time", "")).strip()
         seg = str(rec.get("seg", "")).strip()
-        out.append({"path": file, "ents": ents, "listing_tr": tr, "source": listing.name,
-                    "seg": seg})  # fmt: skip
+        out.append(
+            {"path": file, "ents": ents, "listing_tr": tr, "source": listing.name, "seg": seg}
+        )
     return out
 
 
@@ -177,8 +178,14 @@ def _from_folder(root: Path, task: str) -> list[dict[str, Any]]:
             ents = _name_entities(stem)
             if ents is None or ents["task"] not in ("", task):
                 continue
-            out.append({"path": Path(folder, name), "ents": {**ents, "task": task},
-                        "listing_tr": "", "source": name})  # fmt: skip
+            out.append(
+                {
+                    "path": Path(folder, name),
+                    "ents": {**ents, "task": task},
+                    "listing_tr": "",
+                    "source": name,
+                }
+            )
     return out
 
 
@@ -207,9 +214,12 @@ def _row(
     except InputDataError as exc:
         return excluded(row, INVALID_LABEL, exc.message)
     row.update(
-        subject=labels["sub"], session=labels.get("ses", ""), task=labels.get("task", ""),
-        run=labels.get("run", ""), run_key=run_key(labels),
-    )  # fmt: skip
+        subject=labels["sub"],
+        session=labels.get("ses", ""),
+        task=labels.get("task", ""),
+        run=labels.get("run", ""),
+        run_key=run_key(labels),
+    )
     if not file.is_file():
         return excluded(
             row, MISSING_FILE, f"{file} listed in {cand['source']} does not exist (fix its path)"

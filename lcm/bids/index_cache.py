@@ -150,8 +150,11 @@ def _index(
         rows, stats, changed, validation = fresh_rows, fresh_stats, True, None
     log.info(
         "%s: %d subject folder(s): %d reused from the cache, %d indexed",
-        spec.dataset, len(subjects), len(keep), rescanned,
-    )  # fmt: skip
+        spec.dataset,
+        len(subjects),
+        len(keep),
+        rescanned,
+    )
     return IndexResult(
         rows=rows,
         stats=stats,
@@ -238,10 +241,13 @@ def save_cache(cache_dir: str | Path, result: IndexResult) -> None:
 
 def _spec_dict(spec: IndexSpec, root: str) -> dict[str, Any]:
     return {
-        "dataset": spec.dataset, "entry": spec.entry, "task": spec.task, "space": spec.space,
+        "dataset": spec.dataset,
+        "entry": spec.entry,
+        "task": spec.task,
+        "space": spec.space,
         "repetition_time": spec.repetition_time,
         "root": os.path.abspath(root),
-    }  # fmt: skip
+    }
 
 
 def _load(

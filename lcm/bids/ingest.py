@@ -130,9 +130,12 @@ def ingest_dataset(
     if kind.tree is not None and kind.tree.space == "required":
         space = space or DEFAULT_SPACE
     spec = IndexSpec(
-        dataset=dataset, entry=entry, task=task, space=space,
+        dataset=dataset,
+        entry=entry,
+        task=task,
+        space=space,
         repetition_time=repetition_time if kind.needs_tr else None,
-    )  # fmt: skip
+    )
     index = index_dataset(spec, root, cache_dir=cache_dir)
     validated = validate and kind.raw
     if validated and index.validation is None:
@@ -228,9 +231,19 @@ def ingest(
     files = uses_file_index(entry, path)
     cache_dir = cache_dir_for(out) if use_cache and not files else None
     result = ingest_dataset(
-        dataset, entry, path, derivatives, task, space, selection, validate, cache_dir,
-        repetition_time=repetition_time, atlas=atlas, seg=seg,
-    )  # fmt: skip
+        dataset,
+        entry,
+        path,
+        derivatives,
+        task,
+        space,
+        selection,
+        validate,
+        cache_dir,
+        repetition_time=repetition_time,
+        atlas=atlas,
+        seg=seg,
+    )
     df = result.manifest
     write_manifest(out, df)
     write_summary(out, result.summary, summary_table(df, dataset))
@@ -275,8 +288,9 @@ def _log_exclusions(dataset: str, df: pd.DataFrame, root: Path, task: str) -> No
     if len(excluded) > MAX_LOGGED_EXCLUSIONS:
         log.warning(
             "%s: ... and %d more excluded run(s) (see the manifest and summary.tsv)",
-            dataset, len(excluded) - MAX_LOGGED_EXCLUSIONS,
-        )  # fmt: skip
+            dataset,
+            len(excluded) - MAX_LOGGED_EXCLUSIONS,
+        )
     if n_in == 0:
         log.warning("%s: no usable run of task %r found under %s", dataset, task, root)
     log.info("%s: %d run(s), %d included", dataset, len(df), n_in)

@@ -10,14 +10,39 @@ from lcm.exceptions import InputDataError
 from lcm.io.atomic import atomic_path
 
 MANIFEST_COLUMNS = (
-    "dataset", "subject", "session", "task", "run", "acq", "dir", "echo", "space", "seg",
-    "run_key", "entry", "path", "t_r", "tr_check", "included", "reason_code", "reason",
-)  # fmt: skip
+    "dataset",
+    "subject",
+    "session",
+    "task",
+    "run",
+    "acq",
+    "dir",
+    "echo",
+    "space",
+    "seg",
+    "run_key",
+    "entry",
+    "path",
+    "t_r",
+    "tr_check",
+    "included",
+    "reason_code",
+    "reason",
+)
 # Columns a manifest must have to be read (manifests from before acq..tr_check still load).
 REQUIRED_COLUMNS = (
-    "dataset", "subject", "session", "task", "run", "run_key", "entry", "path", "t_r",
-    "included", "reason",
-)  # fmt: skip
+    "dataset",
+    "subject",
+    "session",
+    "task",
+    "run",
+    "run_key",
+    "entry",
+    "path",
+    "t_r",
+    "included",
+    "reason",
+)
 _STRING_COLUMNS = tuple(c for c in MANIFEST_COLUMNS if c not in ("t_r", "included"))
 
 

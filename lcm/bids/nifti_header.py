@@ -135,9 +135,13 @@ def parse_header(raw: bytes) -> BoldHeader:
     # Data cannot overlap the header of a one-file NIfTI (some writers leave 0 here).
     offset = int(offset) if math.isfinite(offset) and offset > 0 else 0
     return BoldHeader(
-        ndim=ndim, shape=shape, t_r=t_r, bitpix=max(int(bitpix), 0),
-        vox_offset=max(offset, minimum), single_file=single,
-    )  # fmt: skip
+        ndim=ndim,
+        shape=shape,
+        t_r=t_r,
+        bitpix=max(int(bitpix), 0),
+        vox_offset=max(offset, minimum),
+        single_file=single,
+    )
 
 
 def dimension_problem(shape: tuple[int, ...]) -> str | None:

@@ -38,12 +38,25 @@ def base_row(
     if ents is None:
         ents = parse_entities(os.path.basename(path))
     return {
-        "dataset": dataset, "subject": ents.get("sub", ""), "session": ents.get("ses", ""),
-        "task": ents.get("task", ""), "run": ents.get("run", ""), "acq": ents.get("acq", ""),
-        "dir": ents.get("dir", ""), "echo": ents.get("echo", ""), "space": ents.get("space", ""),
-        "seg": ents.get("seg") or "", "run_key": "", "entry": entry, "path": str(path),
-        "t_r": None, "tr_check": "", "included": False, "reason_code": "", "reason": "",
-    }  # fmt: skip
+        "dataset": dataset,
+        "subject": ents.get("sub", ""),
+        "session": ents.get("ses", ""),
+        "task": ents.get("task", ""),
+        "run": ents.get("run", ""),
+        "acq": ents.get("acq", ""),
+        "dir": ents.get("dir", ""),
+        "echo": ents.get("echo", ""),
+        "space": ents.get("space", ""),
+        "seg": ents.get("seg") or "",
+        "run_key": "",
+        "entry": entry,
+        "path": str(path),
+        "t_r": None,
+        "tr_check": "",
+        "included": False,
+        "reason_code": "",
+        "reason": "",
+    }
 
 
 def excluded(row: dict[str, Any], code: str, reason: str) -> dict[str, Any]:

@@ -95,15 +95,17 @@ class Selection:
             if key in self.include:
                 out = ~values.isin(self.include[key]) & (reason == "")
                 reason[out] = (
-                    f"not selected: {column} " + df.loc[out, column].astype(str)
+                    f"not selected: {column} "
+                    + df.loc[out, column].astype(str)
                     + f" is not in ingest.select {key}.include"
-                )  # fmt: skip
+                )
             if key in self.exclude:
                 out = values.isin(self.exclude[key]) & (reason == "")
                 reason[out] = (
-                    f"not selected: {column} " + df.loc[out, column].astype(str)
+                    f"not selected: {column} "
+                    + df.loc[out, column].astype(str)
                     + f" is in ingest.select {key}.exclude"
-                )  # fmt: skip
+                )
         hit = reason != ""
         df.loc[hit, "included"] = False
         df.loc[hit, "reason_code"] = NOT_SELECTED
@@ -158,9 +160,11 @@ def select_parcellation(manifest: pd.DataFrame, atlas: str, seg: str | None = No
     df.loc[other, "included"] = False
     df.loc[other, "reason_code"] = OTHER_ATLAS
     df.loc[other, "reason"] = (
-        names[other] + " is of parcellation seg-" + labels[other]
+        names[other]
+        + " is of parcellation seg-"
+        + labels[other]
         + f", not of the configured atlas {atlas!r}: {fix}"
-    )  # fmt: skip
+    )
     # A run with a file of the configured atlas drops its files without seg- (ambiguous).
     matched = df["included"] & (labels != "")
     keys = set(df.loc[matched, "run_key"])

@@ -287,9 +287,14 @@ def run_dataset(args: argparse.Namespace) -> int:
     settings = {s: sections[s](getattr(args, s, None) or "{}") for s in kind.settings}
     atlas = atlas_from_args(args)
     kind.processor()(
-        args.dataset, args.manifest, atlas, out_dir=args.out_dir, qc_table=args.qc_table,
-        seg=args.atlas_seg, **settings,
-    )  # fmt: skip
+        args.dataset,
+        args.manifest,
+        atlas,
+        out_dir=args.out_dir,
+        qc_table=args.qc_table,
+        seg=args.atlas_seg,
+        **settings,
+    )
     write_sidecar(args.qc_table, [args.manifest, *_run_outputs(args.qc_table)])
     return 0
 

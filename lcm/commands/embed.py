@@ -66,9 +66,12 @@ def run(args: argparse.Namespace) -> int:
     cohort = load_cohort(args.store, args.atlas, list(args.datasets), catalogue)
     device = pick_device(args.device)
     model, meta = load_checkpoint(
-        args.checkpoint, atlas=args.atlas, n_rois=cohort.fc.shape[1], catalogue=catalogue,
+        args.checkpoint,
+        atlas=args.atlas,
+        n_rois=cohort.fc.shape[1],
+        catalogue=catalogue,
         device=device,
-    )  # fmt: skip
+    )
     metadata = {
         b"lcm.checkpoint": str(args.checkpoint).encode(),
         b"lcm.weights_sha256": str(meta.get("weights_sha256", "")).encode(),

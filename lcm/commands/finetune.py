@@ -115,6 +115,9 @@ def run(args: argparse.Namespace) -> int:
         record_outputs(existing(out, CHECKPOINT_FILES), sources)
     log.info(
         "finetuned %s on %d runs (%d labelled) -> %s",
-        args.label, len(y), int((y >= 0).sum()), out,
-    )  # fmt: skip
+        args.label,
+        len(y),
+        int((y >= 0).sum()),
+        out,
+    )
     return 0

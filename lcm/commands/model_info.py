@@ -36,9 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--n-rois", type=int_at_least(2), default=116, help="Atlas regions (default 116, AAL)."
     )
     p.add_argument(
-        "--n-queries", type=int, default=DEFAULT_N_QUERIES,
+        "--n-queries",
+        type=int,
+        default=DEFAULT_N_QUERIES,
         help=f"Query tokens (default {DEFAULT_N_QUERIES}).",
-    )  # fmt: skip
+    )
     p.add_argument("--overrides", default="{}", help="JSON of model config fields to replace.")
     p.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
     p.set_defaults(func=run)

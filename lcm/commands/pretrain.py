@@ -68,9 +68,14 @@ def run(args: argparse.Namespace) -> int:
     files = (*PRETRAIN_FILES, MAPS_FILE)  # the bei-linear baseline's ridge maps
     with training_out_dir(args.out_dir, "lcm pretrain", files, (STATE_DIR,)):
         summary = pretrain(
-            cohort, catalogue, model_settings, settings, args.seed, args.out_dir,
+            cohort,
+            catalogue,
+            model_settings,
+            settings,
+            args.seed,
+            args.out_dir,
             device=args.device,
-        )  # fmt: skip
+        )
         log.info("summary: %s", json.dumps(summary, default=str))
         if "rank" not in summary:  # data parallel ranks other than 0 write nothing
             sources = [*store_sources(args.store, args.atlas, list(args.datasets)), args.catalogue]

@@ -155,11 +155,18 @@ def run(args: argparse.Namespace) -> int:
     inputs = [
         Path(p)
         for p in (
-            *args.metrics, *args.predictions, args.history, args.ssl_history, args.bei_eval,
-            *args.qc, *args.ingest_summary, *args.ground_truth, *args.attention,
+            *args.metrics,
+            *args.predictions,
+            args.history,
+            args.ssl_history,
+            args.bei_eval,
+            *args.qc,
+            *args.ingest_summary,
+            *args.ground_truth,
+            *args.attention,
         )
         if p
-    ]  # fmt: skip
+    ]
     write_tidy_parquet(args.out_metrics, metrics, {"sources": [str(p) for p in args.metrics]})
     write_tsv(args.out_summary, summary)
     if args.out_headline:
@@ -196,8 +203,12 @@ def run(args: argparse.Namespace) -> int:
     write_sidecar(args.out_html, inputs)
     log.info(
         "report: %d tasks, %d metric rows -> %s, %s, %s",
-        metrics["task"].nunique(), len(metrics), args.out_metrics, args.out_summary, args.out_html,
-    )  # fmt: skip
+        metrics["task"].nunique(),
+        len(metrics),
+        args.out_metrics,
+        args.out_summary,
+        args.out_html,
+    )
     return 0
 
 

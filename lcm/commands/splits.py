@@ -114,10 +114,15 @@ def _task_splits(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
     ids = runs[present].reset_index(drop=True)
     splits = task_split_table(ids, strata(y), args.n_folds, args.seed, list(args.repeats))
     settings = {
-        "task": args.task, "atlas": args.atlas, "datasets": args.datasets, "label": args.label,
-        "positive": args.positive, "n_folds": args.n_folds, "master_seed": args.seed,
+        "task": args.task,
+        "atlas": args.atlas,
+        "datasets": args.datasets,
+        "label": args.label,
+        "positive": args.positive,
+        "n_folds": args.n_folds,
+        "master_seed": args.seed,
         "repeats": list(args.repeats),
-    }  # fmt: skip
+    }
     return splits, settings
 
 

@@ -128,9 +128,14 @@ def _parse_header(raw: bytes, source: str) -> BoldHeader:
         # Data cannot overlap the header of a one-file NIfTI (some writers leave 0 here).
         offset = max(offset, header.single_vox_offset)
     return BoldHeader(
-        shape=shape, affine=affine, dtype=dtype, slope=slope, inter=inter, vox_offset=offset,
+        shape=shape,
+        affine=affine,
+        dtype=dtype,
+        slope=slope,
+        inter=inter,
+        vox_offset=offset,
         header=header,
-    )  # fmt: skip
+    )
 
 
 def available_memory() -> int:

@@ -234,8 +234,10 @@ def clean_signals(
         log.warning(
             "low_pass %.3g Hz is at or above the Nyquist frequency %.3g Hz (TR %.3g s): "
             "low-pass filtering skipped",
-            low_pass, nyquist, t_r,
-        )  # fmt: skip
+            low_pass,
+            nyquist,
+            t_r,
+        )
         low_pass = None
     with warnings.catch_warnings():
         # constant (empty) parcels trigger a division warning; they are handled by the caller.

@@ -173,9 +173,13 @@ class ParcelAccumulator:
             tsnr = np.bincount(column, weights=vox_tsnr, minlength=len(counts)) / live_counts
         tsnr[live_counts == 0] = np.nan
         return ParcelStats(
-            signals=signals, voxel_counts=counts, live_counts=live_counts, tsnr=tsnr,
-            n_nonfinite_voxels=int(np.count_nonzero(~finite)), dropout=self._dropout.copy(),
-        )  # fmt: skip
+            signals=signals,
+            voxel_counts=counts,
+            live_counts=live_counts,
+            tsnr=tsnr,
+            n_nonfinite_voxels=int(np.count_nonzero(~finite)),
+            dropout=self._dropout.copy(),
+        )
 
 
 def parcellate_file(

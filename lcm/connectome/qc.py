@@ -16,19 +16,51 @@ from lcm.io.atomic import write_tsv
 from lcm.io.derivatives import exclusion_reasons
 
 QC_COLUMNS = (
-    "dataset", "subject", "session", "task", "run", "run_key", "included", "reason",
-    "n_volumes", "n_volumes_kept", "mean_fd", "t_r", "n_rois", "timeseries", "relmat",
-    "empty_rois", "strategy", "fd_threshold", "dvars_threshold", "standardize", "n_windows",
-    "window_note", "relmats", "window_relmats", "pct_scrubbed", "median_tsnr", "mean_coverage",
+    "dataset",
+    "subject",
+    "session",
+    "task",
+    "run",
+    "run_key",
+    "included",
+    "reason",
+    "n_volumes",
+    "n_volumes_kept",
+    "mean_fd",
+    "t_r",
+    "n_rois",
+    "timeseries",
+    "relmat",
+    "empty_rois",
+    "strategy",
+    "fd_threshold",
+    "dvars_threshold",
+    "standardize",
+    "n_windows",
+    "window_note",
+    "relmats",
+    "window_relmats",
+    "pct_scrubbed",
+    "median_tsnr",
+    "mean_coverage",
     "n_dropout_volumes",
-)  # fmt: skip
+)
 # Columns older QC records may lack (filled with their empty value when read).
 _OPTIONAL = {
-    "empty_rois": [], "strategy": "", "fd_threshold": None, "dvars_threshold": None,
-    "standardize": "", "n_windows": None, "window_note": "", "relmats": [],
-    "window_relmats": [], "pct_scrubbed": None, "median_tsnr": None, "mean_coverage": None,
+    "empty_rois": [],
+    "strategy": "",
+    "fd_threshold": None,
+    "dvars_threshold": None,
+    "standardize": "",
+    "n_windows": None,
+    "window_note": "",
+    "relmats": [],
+    "window_relmats": [],
+    "pct_scrubbed": None,
+    "median_tsnr": None,
+    "mean_coverage": None,
     "n_dropout_volumes": None,
-}  # fmt: skip
+}
 # List columns are lists in QC.json and comma-separated strings in QC.tsv.
 _LIST_COLUMNS = ("empty_rois", "relmats", "window_relmats")
 _LIST_SEPARATOR = ","
@@ -43,16 +75,31 @@ def new_qc(
     ``dvars_threshold`` and ``standardize``.
     """
     record: dict[str, Any] = {
-        "dataset": dataset, "subject": "", "session": "", "task": "", "run": "",
-        "run_key": "", "included": False, "reason": "", "n_volumes": None,
-        "n_volumes_kept": None, "mean_fd": None, "t_r": None, "n_rois": None,
-        "timeseries": "", "relmat": "", **copy.deepcopy(_OPTIONAL),
-    }  # fmt: skip
+        "dataset": dataset,
+        "subject": "",
+        "session": "",
+        "task": "",
+        "run": "",
+        "run_key": "",
+        "included": False,
+        "reason": "",
+        "n_volumes": None,
+        "n_volumes_kept": None,
+        "mean_fd": None,
+        "t_r": None,
+        "n_rois": None,
+        "timeseries": "",
+        "relmat": "",
+        **copy.deepcopy(_OPTIONAL),
+    }
     if ids is not None:
         record.update(
-            subject=ids.subject, session=ids.session, task=ids.task, run=ids.run,
+            subject=ids.subject,
+            session=ids.session,
+            task=ids.task,
+            run=ids.run,
             run_key=ids.run_key,
-        )  # fmt: skip
+        )
     if denoise:
         record.update({k: denoise.get(k) for k in _DENOISE_COLUMNS})
     record.update(values)

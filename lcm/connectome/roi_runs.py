@@ -115,8 +115,7 @@ def _process_row(
     t_r = float(row["t_r"]) if pd.notna(row["t_r"]) else None
     applied = _applied(settings)
     if not row["included"]:
-        return new_qc(dataset, None, applied, t_r=t_r, reason=row["reason"],
-                      **ids_values)  # fmt: skip
+        return new_qc(dataset, None, applied, t_r=t_r, reason=row["reason"], **ids_values)
     ids = run_ids_from_key(str(row["run_key"]))  # listed files need no BIDS name
     facts: dict[str, Any] = {"t_r": t_r, "n_rois": atlas.n_rois}
     try:
@@ -140,13 +139,26 @@ def _process_row(
         "EmptyROIs": facts["empty_rois"],
     }
     mats = write_run_matrices(
-        out_dir, ids, space, atlas.name, atlas.names, signals, empty,
-        connectome, sources, meta,
-    )  # fmt: skip
+        out_dir,
+        ids,
+        space,
+        atlas.name,
+        atlas.names,
+        signals,
+        empty,
+        connectome,
+        sources,
+        meta,
+    )
     return new_qc(
-        dataset, ids, applied, included=True, timeseries=str(path),
-        **mats.qc_facts(), **facts,
-    )  # fmt: skip
+        dataset,
+        ids,
+        applied,
+        included=True,
+        timeseries=str(path),
+        **mats.qc_facts(),
+        **facts,
+    )
 
 
 @dataclass(frozen=True)
@@ -189,8 +201,10 @@ def _clean_series(
         warned.add("dvars")
         log.warning(
             "%s has no %r column: denoise.dvars_threshold cannot be applied to this "
-            "dataset's ROI time series", path.name, DVARS_COLUMN,
-        )  # fmt: skip
+            "dataset's ROI time series",
+            path.name,
+            DVARS_COLUMN,
+        )
     names = atlas.names
     if table.shape[1] != atlas.n_rois:
         raise ExcludedRunError(

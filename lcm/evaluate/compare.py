@@ -28,10 +28,23 @@ log = logging.getLogger(__name__)
 HEADLINE_METRIC = {"binary": "auc", "continuous": "pearson_r"}
 CHANCE = {"auc": 0.5, "pearson_r": 0.0}
 HEADLINE_COLUMNS = (
-    "task", "label_fraction", "metric", "model", "model_mean", "model_ci_low", "model_ci_high",
-    "best_baseline", "baseline_mean", "baseline_ci_low", "baseline_ci_high", "difference",
-    "difference_ci_low", "difference_ci_high", "p_value", "verdict",
-)  # fmt: skip
+    "task",
+    "label_fraction",
+    "metric",
+    "model",
+    "model_mean",
+    "model_ci_low",
+    "model_ci_high",
+    "best_baseline",
+    "baseline_mean",
+    "baseline_ci_low",
+    "baseline_ci_high",
+    "difference",
+    "difference_ci_low",
+    "difference_ci_high",
+    "p_value",
+    "verdict",
+)
 
 
 def task_kind(predictions: pd.DataFrame) -> str:
@@ -203,9 +216,12 @@ def headline_table(
             own = _summary_row(summary, task, model, fraction, metric)
             base = _summary_row(summary, task, best, fraction, metric) if best else None
             row: dict[str, Any] = {
-                "task": task, "label_fraction": float(fraction), "metric": metric,
-                "model": model if own is not None else "", "best_baseline": best or "",
-            }  # fmt: skip
+                "task": task,
+                "label_fraction": float(fraction),
+                "metric": metric,
+                "model": model if own is not None else "",
+                "best_baseline": best or "",
+            }
             for prefix, r in (("model", own), ("baseline", base)):
                 row[f"{prefix}_mean"] = r["mean"] if r is not None else np.nan
                 row[f"{prefix}_ci_low"] = r["ci_low"] if r is not None else np.nan
@@ -221,9 +237,12 @@ def headline_table(
                 )
             else:
                 row.update(
-                    difference=np.nan, difference_ci_low=np.nan, difference_ci_high=np.nan,
-                    p_value=np.nan, verdict="not evaluated",
-                )  # fmt: skip
+                    difference=np.nan,
+                    difference_ci_low=np.nan,
+                    difference_ci_high=np.nan,
+                    p_value=np.nan,
+                    verdict="not evaluated",
+                )
             rows.append(row)
     return pd.DataFrame(rows, columns=list(HEADLINE_COLUMNS))
 
@@ -255,12 +274,16 @@ def control_table(summary: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
             chance = CHANCE[metric]
             rows.append(
                 {
-                    "task": task, "label_fraction": float(r["label_fraction"]), "metric": metric,
-                    "mean": r["mean"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+                    "task": task,
+                    "label_fraction": float(r["label_fraction"]),
+                    "metric": metric,
+                    "mean": r["mean"],
+                    "ci_low": r["ci_low"],
+                    "ci_high": r["ci_high"],
                     "chance": chance,
                     "at_chance": bool(r["ci_low"] <= chance <= r["ci_high"]),
                 }
-            )  # fmt: skip
+            )
     columns = ["task", "label_fraction", "metric", "mean", "ci_low", "ci_high", "chance"]
     return pd.DataFrame(rows, columns=[*columns, "at_chance"])
 
@@ -291,18 +314,24 @@ def site_table(predictions: pd.DataFrame, fraction: float | None = None) -> pd.D
             values = []
             for _, by_seed in group.groupby("seed"):
                 y, p = by_seed["y_true"].to_numpy(), by_seed["prediction"].to_numpy()
-                scores = binary_metrics(y.astype(int), p) if kind == "binary" else (
-                    regression_metrics(y, p)
-                )  # fmt: skip
+                scores = (
+                    binary_metrics(y.astype(int), p)
+                    if kind == "binary"
+                    else (regression_metrics(y, p))
+                )
                 values.append(scores[metric])
             finite = [v for v in values if np.isfinite(v)]
             rows.append(
                 {
-                    "task": task, "label_fraction": float(frac), "site": site, "model": model,
-                    "metric": metric, "value": float(np.mean(finite)) if finite else np.nan,
+                    "task": task,
+                    "label_fraction": float(frac),
+                    "site": site,
+                    "model": model,
+                    "metric": metric,
+                    "value": float(np.mean(finite)) if finite else np.nan,
                     "n_runs": int(len(group) / max(1, group["seed"].nunique())),
                 }
-            )  # fmt: skip
+            )
     return pd.DataFrame(
         rows, columns=["task", "label_fraction", "site", "model", "metric", "value", "n_runs"]
     )
@@ -349,9 +378,19 @@ CONTRASTS = (
     ("BEI over self-supervised pretraining", "lcm", "lcm-ssl"),
 )
 CONTRAST_COLUMNS = (
-    "task", "label_fraction", "contrast", "model_a", "model_b", "metric", "difference",
-    "ci_low", "ci_high", "p_value", "n", "verdict",
-)  # fmt: skip
+    "task",
+    "label_fraction",
+    "contrast",
+    "model_a",
+    "model_b",
+    "metric",
+    "difference",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "n",
+    "verdict",
+)
 
 
 def corrected_t_interval(
@@ -441,12 +480,20 @@ def contrast_table(metrics: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataF
                     verdict = "no clear difference"
                 rows.append(
                     {
-                        "task": task, "label_fraction": float(fraction), "contrast": name,
-                        "model_a": a, "model_b": b, "metric": metric, "difference": mean,
-                        "ci_low": low, "ci_high": high, "p_value": p,
-                        "n": int(np.isfinite(d).sum()), "verdict": verdict,
+                        "task": task,
+                        "label_fraction": float(fraction),
+                        "contrast": name,
+                        "model_a": a,
+                        "model_b": b,
+                        "metric": metric,
+                        "difference": mean,
+                        "ci_low": low,
+                        "ci_high": high,
+                        "p_value": p,
+                        "n": int(np.isfinite(d).sum()),
+                        "verdict": verdict,
                     }
-                )  # fmt: skip
+                )
     return pd.DataFrame(rows, columns=list(CONTRAST_COLUMNS))
 
 

@@ -63,8 +63,10 @@ class CPM:
             self.slope_, self.intercept_ = 0.0, float(y_lab.mean())
         log.debug(
             "CPM: %d positive and %d negative edges at p < %g",
-            int(self.positive_.sum()), int(self.negative_.sum()), self.p_threshold,
-        )  # fmt: skip
+            int(self.positive_.sum()),
+            int(self.negative_.sum()),
+            self.p_threshold,
+        )
         return self
 
     def _strength(self, feats: np.ndarray) -> np.ndarray:

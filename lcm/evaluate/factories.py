@@ -75,8 +75,9 @@ def ridge(context: ModelContext) -> Model:
 def bei_linear(context: ModelContext) -> Model:
     from lcm.evaluate.bei_linear import BEILinear, load_maps
 
-    return BEILinear(load_maps(context.checkpoint), seed=context.seed,
-                     binary=context.kind != "continuous")  # fmt: skip
+    return BEILinear(
+        load_maps(context.checkpoint), seed=context.seed, binary=context.kind != "continuous"
+    )
 
 
 # Permuted LCM refits per fit of the LCM-path control: each is a full finetuning (two with the

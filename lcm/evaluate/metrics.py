@@ -24,19 +24,40 @@ METRICS = ("auc", "balanced_accuracy", "accuracy", "f1", "sensitivity", "specifi
 METRIC_COLUMNS = ("task", "model", "label_fraction", "seed", "fold", "metric", "value")
 # ``prediction``: P(positive) for a binary task, the predicted value for a continuous one.
 PREDICTION_COLUMNS = (
-    "task", "model", "label_fraction", "seed", "fold", "dataset", "subject", "site", "y_true",
+    "task",
+    "model",
+    "label_fraction",
+    "seed",
+    "fold",
+    "dataset",
+    "subject",
+    "site",
+    "y_true",
     "prediction",
-)  # fmt: skip
+)
 SUMMARY_COLUMNS = ("task", "model", "label_fraction", "metric", "mean", "ci_low", "ci_high", "n")
 # Column dtypes of the tidy tables, so every writer produces the same Parquet schema.
 METRIC_DTYPES = {
-    "task": "str", "model": "str", "label_fraction": "float64", "seed": "int64",
-    "fold": "int64", "metric": "str", "value": "float64",
-}  # fmt: skip
+    "task": "str",
+    "model": "str",
+    "label_fraction": "float64",
+    "seed": "int64",
+    "fold": "int64",
+    "metric": "str",
+    "value": "float64",
+}
 PREDICTION_DTYPES = {
-    "task": "str", "model": "str", "label_fraction": "float64", "seed": "int64", "fold": "int64",
-    "dataset": "str", "subject": "str", "site": "str", "y_true": "float64", "prediction": "float64",
-}  # fmt: skip
+    "task": "str",
+    "model": "str",
+    "label_fraction": "float64",
+    "seed": "int64",
+    "fold": "int64",
+    "dataset": "str",
+    "subject": "str",
+    "site": "str",
+    "y_true": "float64",
+    "prediction": "float64",
+}
 
 
 def binary_metrics(

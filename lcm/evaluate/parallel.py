@@ -179,8 +179,10 @@ def _run_pool(
                 raise
     log.info(
         "%d fits on %d single-threaded worker processes in %.1f s",
-        len(indices), workers, time.perf_counter() - start,
-    )  # fmt: skip
+        len(indices),
+        workers,
+        time.perf_counter() - start,
+    )
 
 
 def _init_worker(fc_path: str, torch_needed: bool) -> None:

@@ -66,11 +66,24 @@ log = logging.getLogger(__name__)
 SPLITS = ("subject", "site")
 # Re-exported: the protocol's public names in one place.
 __all__ = [
-    "BASELINE_MODELS", "CONTROL_MODELS", "DEFAULT_MODELS", "LCM_MODELS", "SPLITS",
-    "EvaluationResult", "EvaluationSettings", "ModelContext", "Task", "available_models",
-    "evaluate_task", "make_model", "models_needing_checkpoint", "register_model",
-    "task_from_catalogue", "task_targets", "unregister_model",
-]  # fmt: skip
+    "BASELINE_MODELS",
+    "CONTROL_MODELS",
+    "DEFAULT_MODELS",
+    "LCM_MODELS",
+    "SPLITS",
+    "EvaluationResult",
+    "EvaluationSettings",
+    "ModelContext",
+    "Task",
+    "available_models",
+    "evaluate_task",
+    "make_model",
+    "models_needing_checkpoint",
+    "register_model",
+    "task_from_catalogue",
+    "task_targets",
+    "unregister_model",
+]
 
 
 @dataclass(frozen=True)
@@ -113,9 +126,14 @@ class EvaluationSettings:
             Naming the key, what was expected and what was received.
         """
         allowed = {
-            "n_folds", "seeds", "label_fractions", "models", "finetune", "split",
+            "n_folds",
+            "seeds",
+            "label_fractions",
+            "models",
+            "finetune",
+            "split",
             "control_permutations",
-        }  # fmt: skip
+        }
         unknown = sorted(set(raw) - allowed)
         if unknown:
             raise ConfigError(
@@ -309,9 +327,14 @@ def evaluate_task(
     keys: list[dict[str, Any]] = []
     for split_seed in settings.seeds:
         split_used, folds = choose_folds(
-            y_strata, groups, sites, settings, derived_seed(master_seed, split_seed),
-            splits, split_seed,
-        )  # fmt: skip
+            y_strata,
+            groups,
+            sites,
+            settings,
+            derived_seed(master_seed, split_seed),
+            splits,
+            split_seed,
+        )
         for fold, (train, test) in enumerate(folds):
             masks = labeled_subsets(
                 y_strata[train],
@@ -334,21 +357,35 @@ def evaluate_task(
                 variables = _hide_unlabeled(cohort.variables.iloc[train], task.label, mask)
                 log.debug(
                     "seed %d fold %d fraction %g: %d of %d training runs labeled",
-                    split_seed, fold, fraction, int(mask.sum()), len(mask),
-                )  # fmt: skip
+                    split_seed,
+                    fold,
+                    fraction,
+                    int(mask.sum()),
+                    len(mask),
+                )
                 for name in models:
                     if largest_fraction_only(name) and fraction < max(masks):
                         continue  # an expensive control, fitted at the largest fraction only
                     jobs.append(
-                        FitJob(name, context, np.asarray(train), np.asarray(test), y_fit,
-                               variables, groups[train])
-                    )  # fmt: skip
+                        FitJob(
+                            name,
+                            context,
+                            np.asarray(train),
+                            np.asarray(test),
+                            y_fit,
+                            variables,
+                            groups[train],
+                        )
+                    )
                     keys.append(
                         {
-                            "task": task.name, "model": name, "label_fraction": fraction,
-                            "seed": split_seed, "fold": fold,
+                            "task": task.name,
+                            "model": name,
+                            "label_fraction": fraction,
+                            "seed": split_seed,
+                            "fold": fold,
                         }
-                    )  # fmt: skip
+                    )
     bar = tqdm(total=len(jobs), desc=f"evaluate {task.name}", disable=not sys.stderr.isatty())
     with bar:
         fitted = run_fits(jobs, cohort.fc, _fit_predict_timed, workers, lambda _: bar.update(1))
@@ -481,5 +518,9 @@ def _log_overview(task: Task, metrics: pd.DataFrame) -> None:
     for (model, fraction), value in means.mean().items():
         log.info(
             "task %s: %s at label fraction %g: mean %s %.3f",
-            task.name, model, fraction, main, value,
-        )  # fmt: skip
+            task.name,
+            model,
+            fraction,
+            main,
+            value,
+        )

@@ -250,8 +250,9 @@ def usable_site_folds(
         if len(counts) < 2 or int(counts.min()) < min_per_class:
             log.warning(
                 "leave-site-out: skipping site %s, its training part has subjects per class %s",
-                sorted({str(s) for s in sites[test]}), counts.to_dict(),
-            )  # fmt: skip
+                sorted({str(s) for s in sites[test]}),
+                counts.to_dict(),
+            )
             continue
         usable.append((train, test))
     folds = usable
@@ -312,9 +313,13 @@ def task_split_table(
     _check_classes(y_strata, groups, n_folds)
     labels = subject_labels(np.asarray(y_strata), groups)
     frame = pd.DataFrame(
-        {"dataset": ids["dataset"].astype(str), "subject": ids["subject"].astype(str),
-         "site": sites, "group": groups}
-    ).drop_duplicates("group")  # fmt: skip
+        {
+            "dataset": ids["dataset"].astype(str),
+            "subject": ids["subject"].astype(str),
+            "site": sites,
+            "group": groups,
+        }
+    ).drop_duplicates("group")
     frame["label"] = frame["group"].map(labels).to_numpy()
     one_site = pd.Series(sites).groupby(groups).nunique().le(1).all()
     schemes = ["subject"]

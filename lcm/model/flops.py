@@ -49,11 +49,16 @@ def forward_flops(config: LCMConfig, ssl: bool = True) -> dict[str, int]:
     """
     r, q, d, f = config.n_rois, config.n_queries, config.d_model, config.d_ffn
     per_layer = (
-        _linear(q, d, 3 * d) + _attention(q, q, d) + _linear(q, d, d)  # query self-attention
-        + _linear(q, d, d) + _linear(r, d, 2 * d)  # cross-attention projections (k, v of ROIs)
-        + _attention(q, r, d) + _linear(q, d, d)
-        + _linear(q, d, f) + _linear(q, f, d)  # feed-forward
-    )  # fmt: skip
+        _linear(q, d, 3 * d)
+        + _attention(q, q, d)
+        + _linear(q, d, d)  # query self-attention
+        + _linear(q, d, d)
+        + _linear(r, d, 2 * d)  # cross-attention projections (k, v of ROIs)
+        + _attention(q, r, d)
+        + _linear(q, d, d)
+        + _linear(q, d, f)
+        + _linear(q, f, d)  # feed-forward
+    )
     supervised = config.n_layers if config.deep_supervision else 1
     enc = encode_flops(config)
     counts = {

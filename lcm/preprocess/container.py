@@ -134,15 +134,23 @@ def check_mount_paths(
 def docker_command(call: FmriprepCall, executable: str = "fmriprep-docker") -> list[str]:
     """``fmriprep-docker`` argv for one subject (the wrapper builds the ``docker run``)."""
     return [
-        executable, str(call.bids), str(call.derivatives), "participant",
-        "--participant-label", call.subject,
-        "--output-spaces", call.output_space,
-        "--fs-license-file", str(call.fs_license),
-        "-w", str(call.subject_work_dir),
+        executable,
+        str(call.bids),
+        str(call.derivatives),
+        "participant",
+        "--participant-label",
+        call.subject,
+        "--output-spaces",
+        call.output_space,
+        "--fs-license-file",
+        str(call.fs_license),
+        "-w",
+        str(call.subject_work_dir),
         "--no-tty",
-        "-i", call.image,
+        "-i",
+        call.image,
         *call.extra_args,
-    ]  # fmt: skip
+    ]
 
 
 def apptainer_command(
@@ -185,10 +193,16 @@ def apptainer_command(
     for bind in binds:
         argv += ["-B", bind]
     argv += [
-        call.image, "/data", "/out", "participant",
-        "--participant-label", call.subject,
-        "--output-spaces", call.output_space,
-        "-w", "/work",
+        call.image,
+        "/data",
+        "/out",
+        "participant",
+        "--participant-label",
+        call.subject,
+        "--output-spaces",
+        call.output_space,
+        "-w",
+        "/work",
         *call.extra_args,
-    ]  # fmt: skip
+    ]
     return argv, env

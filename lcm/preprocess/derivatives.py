@@ -100,9 +100,17 @@ def find_run_derivatives(
     if missing or t_r is None:
         return None, missing
     found = RunDerivatives(
-        run_key=ids.run_key, sub=ids.subject, ses=ids.session, task=ids.task, run=ids.run,
-        bold=str(bold), mask=str(mask), confounds=str(confounds), sidecar=str(side), t_r=t_r,
-    )  # fmt: skip
+        run_key=ids.run_key,
+        sub=ids.subject,
+        ses=ids.session,
+        task=ids.task,
+        run=ids.run,
+        bold=str(bold),
+        mask=str(mask),
+        confounds=str(confounds),
+        sidecar=str(side),
+        t_r=t_r,
+    )
     return found, []
 
 

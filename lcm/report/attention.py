@@ -23,8 +23,11 @@ from lcm.atlas import Atlas
 from lcm.exceptions import InputDataError
 
 # (x-axis, y-axis) coordinate indices and axis labels of the three views.
-_VIEWS = (("sagittal", 1, 2, "y (mm)", "z (mm)"), ("coronal", 0, 2, "x (mm)", "z (mm)"),
-          ("axial", 0, 1, "x (mm)", "y (mm)"))  # fmt: skip
+_VIEWS = (
+    ("sagittal", 1, 2, "y (mm)", "z (mm)"),
+    ("coronal", 0, 2, "x (mm)", "z (mm)"),
+    ("axial", 0, 1, "x (mm)", "y (mm)"),
+)
 
 
 def mean_query_attention(attention: pd.DataFrame, query: str, roi_names: list[str]) -> np.ndarray:
@@ -78,8 +81,15 @@ def attention_brain_figure(
     fig = Figure(figsize=(10, 3.6))
     axes = fig.subplots(1, 3)
     for ax, (name, a, b, xlabel, ylabel) in zip(axes, _VIEWS, strict=True):
-        points = ax.scatter(xyz[:, a], xyz[:, b], c=w / uniform, s=size, cmap="magma_r",
-                            edgecolors="0.3", linewidths=0.3)  # fmt: skip
+        points = ax.scatter(
+            xyz[:, a],
+            xyz[:, b],
+            c=w / uniform,
+            s=size,
+            cmap="magma_r",
+            edgecolors="0.3",
+            linewidths=0.3,
+        )
         ax.set_title(name, fontsize=9)
         ax.set_xlabel(xlabel, fontsize=8)
         ax.set_ylabel(ylabel, fontsize=8)
@@ -189,6 +199,7 @@ def attention_section(paths: list[str | Path], atlas: Atlas) -> str:
             parts.append(img_tag(figure_png(fig), f"{task} attention of {query}"))
             top = np.argsort(weights)[::-1][:5]
             listed = ", ".join(f"{rois[i]} ({weights[i] * len(rois):.1f}x)" for i in top)
-            parts.append(f'<p class="note">Top ROIs of {html.escape(query)}: '
-                         f"{html.escape(listed)}.</p>")  # fmt: skip
+            parts.append(
+                f'<p class="note">Top ROIs of {html.escape(query)}: {html.escape(listed)}.</p>'
+            )
     return "\n".join(parts)

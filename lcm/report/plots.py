@@ -166,8 +166,13 @@ def fd_histogram(qc: pd.DataFrame) -> Figure:
     data = [fd[included & finite].to_numpy(), fd[~included & finite].to_numpy()]
     if finite.any():
         bins = np.histogram_bin_edges(fd[finite].to_numpy(), bins=20)
-        ax.hist(data, bins=bins, stacked=True, label=["included", "excluded"],
-                color=["tab:blue", "tab:red"])  # fmt: skip
+        ax.hist(
+            data,
+            bins=bins,
+            stacked=True,
+            label=["included", "excluded"],
+            color=["tab:blue", "tab:red"],
+        )
         ax.legend(fontsize=7)
     ax.set(xlabel="mean framewise displacement (mm)", ylabel="runs", title="head motion")
     return fig
@@ -192,8 +197,7 @@ def scrubbing_figure(scrub: pd.DataFrame) -> Figure:
         values = [scrub.loc[scrub["dataset"] == d, col].to_numpy(float) for d in datasets]
         ax.boxplot(values, showfliers=False, widths=0.6)
         for i, v in enumerate(values, start=1):
-            ax.scatter(i + jitter.uniform(-0.18, 0.18, v.size), v, s=6, alpha=0.5,
-                       color="tab:blue")  # fmt: skip
+            ax.scatter(i + jitter.uniform(-0.18, 0.18, v.size), v, s=6, alpha=0.5, color="tab:blue")
         ax.set_xticks(range(1, len(datasets) + 1), datasets, rotation=30, ha="right")
         ax.set(ylabel=label, title=label + " per run")
     ax_pct.set_ylim(bottom=0)
@@ -219,11 +223,13 @@ def parcel_figure(emptiness: pd.DataFrame, top: int = 25) -> Figure:
     y = np.arange(len(parcels))
     for k, dataset in enumerate(datasets):
         share = emptiness[emptiness["dataset"] == dataset].set_index("parcel")["share"]
-        ax.barh(y + k * height, [share.get(p, 0.0) for p in parcels], height=height,
-                label=dataset)  # fmt: skip
+        ax.barh(y + k * height, [share.get(p, 0.0) for p in parcels], height=height, label=dataset)
     ax.set_yticks(y + 0.4 - height / 2, parcels, fontsize=7)
-    ax.set(xlabel="share of included runs where the parcel is empty", xlim=(0, 1),
-           title="parcel coverage: most often empty parcels")  # fmt: skip
+    ax.set(
+        xlabel="share of included runs where the parcel is empty",
+        xlim=(0, 1),
+        title="parcel coverage: most often empty parcels",
+    )
     if len(datasets) > 1:
         ax.legend(fontsize=7)
     return fig

@@ -255,9 +255,14 @@ def parcel_emptiness(qc: pd.DataFrame) -> pd.DataFrame:
         names = pd.Series([n for cell in lists for n in cell.split(",") if n])
         for parcel, count in names.value_counts().items():
             rows.append(
-                {"dataset": dataset, "parcel": parcel, "runs_empty": int(count),
-                 "runs": len(group), "share": count / len(group)}
-            )  # fmt: skip
+                {
+                    "dataset": dataset,
+                    "parcel": parcel,
+                    "runs_empty": int(count),
+                    "runs": len(group),
+                    "share": count / len(group),
+                }
+            )
     table = pd.DataFrame(rows, columns=columns)
     return table.sort_values(["share", "dataset", "parcel"], ascending=[False, True, True])
 

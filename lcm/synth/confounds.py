@@ -37,8 +37,10 @@ def cosine_basis(n_volumes: int, tr: float) -> np.ndarray:
     """DCT-II regressors below 1/128 Hz (as fMRIPrep), shape (n_volumes, n), constant excluded."""
     n = int(np.floor(2 * n_volumes * tr / HIGH_PASS_PERIOD_S))
     t = np.arange(n_volumes)
-    basis = [np.sqrt(2.0 / n_volumes) * np.cos(np.pi * (t + 0.5) * k / n_volumes)
-             for k in range(1, n + 1)]  # fmt: skip
+    basis = [
+        np.sqrt(2.0 / n_volumes) * np.cos(np.pi * (t + 0.5) * k / n_volumes)
+        for k in range(1, n + 1)
+    ]
     return np.array(basis).T if basis else np.zeros((n_volumes, 0))
 
 

@@ -156,10 +156,16 @@ def build_effect_model(
         }
         sizes[dx] = DIAGNOSIS_SIZE
     return EffectModel(
-        networks=networks, partners=partners, loadings=loadings, network_corr=network_corr,
-        patterns=patterns, blocks=blocks, env_mix=env_mix, shared_structure=float(shared_structure),
+        networks=networks,
+        partners=partners,
+        loadings=loadings,
+        network_corr=network_corr,
+        patterns=patterns,
+        blocks=blocks,
+        env_mix=env_mix,
+        shared_structure=float(shared_structure),
         sizes=sizes,
-    )  # fmt: skip
+    )
 
 
 def site_offset(model: EffectModel, seed: int, consortium: str, site: str) -> np.ndarray:

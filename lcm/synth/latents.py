@@ -16,8 +16,14 @@ from lcm.synth.presets import ConsortiumSpec
 from lcm.synth.streams import rng_for
 
 # Female fraction, mean BMI and motion factor of patients (relative to controls), per preset.
-FEMALE_FRACTION = {"hcp": 0.54, "ukb": 0.52, "abide": 0.2, "ppmi": 0.38, "adni": 0.47,
-                   "cobre": 0.22}  # fmt: skip
+FEMALE_FRACTION = {
+    "hcp": 0.54,
+    "ukb": 0.52,
+    "abide": 0.2,
+    "ppmi": 0.38,
+    "adni": 0.47,
+    "cobre": 0.22,
+}
 BMI_MEAN = {"hcp": 26.5, "ukb": 27.4, "abide": 21.0, "ppmi": 27.0, "adni": 26.8, "cobre": 28.5}
 PATIENT_MOTION = {"autism": 1.2, "parkinsons": 1.3, "alzheimers": 1.2, "schizophrenia": 1.3}
 # Score used by the connectivity model: (value - centre) / scale, shared by every consortium so

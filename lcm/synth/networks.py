@@ -16,9 +16,14 @@ import numpy as np
 from lcm.atlas import Atlas
 
 NETWORKS = (
-    "Visual", "Somatomotor", "DorsalAttention", "VentralAttention", "Limbic", "Frontoparietal",
+    "Visual",
+    "Somatomotor",
+    "DorsalAttention",
+    "VentralAttention",
+    "Limbic",
+    "Frontoparietal",
     "Default",
-)  # fmt: skip
+)
 
 # AAL name prefix -> network; the first matching prefix wins, so longer prefixes come first.
 _AAL_PREFIXES = (

@@ -91,8 +91,9 @@ def write_bold_stream(
     flat = np.ravel_multi_index(np.nonzero(mask), mask.shape, order="F")
     volume = np.zeros(mask.size, dtype=np.int16)
     with atomic_path(path) as tmp, open(tmp, "wb") as raw:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=compresslevel,
-                           mtime=0) as gz:  # fmt: skip
+        with gzip.GzipFile(
+            filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0
+        ) as gz:
             header.write_to(gz)  # 348 bytes, then nibabel's 4-byte "no extension" flag
             gz.write(b"\0" * (VOX_OFFSET - gz.tell()))
             for t in range(voxels.shape[0]):

@@ -61,9 +61,14 @@ def oracle_metrics(ctx: Context) -> dict[str, Any] | None:
         "classes": [c[0] for c in ctx.spec.preset.classes],
     }
     if folds < 2 or np.count_nonzero(counts) < 2:
-        return {**result, "accuracy": None, "balanced_accuracy": None, "auc": None,
-                "auc_patient_vs_control": None,
-                "note": "too few subjects per class for cross-validation"}  # fmt: skip
+        return {
+            **result,
+            "accuracy": None,
+            "balanced_accuracy": None,
+            "auc": None,
+            "auc_patient_vs_control": None,
+            "note": "too few subjects per class for cross-validation",
+        }
     features = pattern_projections(ctx, n, [*ENV_VARIABLES, dx])
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
     cv = StratifiedKFold(folds, shuffle=True, random_state=ctx.seed % (2**32))

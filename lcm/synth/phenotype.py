@@ -36,9 +36,13 @@ def phenotype_table(spec: ConsortiumSpec, latents: pd.DataFrame, seed: int) -> p
         table, keep = _bids_participants(spec, latents, rng)
     else:
         table, keep = {
-            "hcp": _hcp, "ukb": _ukb, "abide": _abide, "ppmi": _ppmi, "adni": _adni,
+            "hcp": _hcp,
+            "ukb": _ukb,
+            "abide": _abide,
+            "ppmi": _ppmi,
+            "adni": _adni,
             "cobre": _cobre,
-        }[spec.preset.name](latents, rng)  # fmt: skip
+        }[spec.preset.name](latents, rng)
     df = pd.DataFrame(table)
     for column in df.columns:
         if column in keep:
@@ -54,24 +58,38 @@ def participants_sidecar(spec: ConsortiumSpec, columns: list[str]) -> dict[str, 
     descriptions: dict[str, Any] = {
         "participant_id": {"Description": "Participant label, 'sub-' followed by the label."},
         # No "Units": the validator would then require numbers, and "26-30" is a label.
-        "age_range": {"Description": "Age at scan in years, as a five-year range such as "
-                                     "26-30 (HCP open-access style)."},
+        "age_range": {
+            "Description": "Age at scan in years, as a five-year range such as "
+            "26-30 (HCP open-access style)."
+        },
         "sex": {"Description": "Sex", "Levels": {"F": "female", "M": "male"}},
         "site": {"Description": "Acquisition site."},
-        "fluid_intelligence": {"Description": "Penn matrix reasoning, correct responses.",
-                               "Units": "correct responses"},
+        "fluid_intelligence": {
+            "Description": "Penn matrix reasoning, correct responses.",
+            "Units": "correct responses",
+        },
         "working_memory": {"Description": "List sorting, unadjusted standard score."},
         "bmi": {"Description": "Body-mass index.", "Units": "kg/m^2"},
         "education": {"Description": "Education level (1 = primary ... 5 = postgraduate)."},
         "autism": {"Description": "Diagnosis", "Levels": {"control": "typical", "autism": "ASD"}},
-        "alzheimers": {"Description": "Diagnosis", "Levels": {"CN": "cognitively normal",
-                                                              "AD": "Alzheimer's disease"}},
-        "parkinsons": {"Description": "Enrolment cohort", "Levels": {
-            "control": "healthy control", "PD": "Parkinson's disease",
-            "prodromal": "prodromal", "SWEDD": "scan without evidence of dopaminergic deficit"}},
-        "schizophrenia": {"Description": "Diagnosis", "Levels": {
-            "control": "healthy control", "schizophrenia": "schizophrenia"}},
-    }  # fmt: skip
+        "alzheimers": {
+            "Description": "Diagnosis",
+            "Levels": {"CN": "cognitively normal", "AD": "Alzheimer's disease"},
+        },
+        "parkinsons": {
+            "Description": "Enrolment cohort",
+            "Levels": {
+                "control": "healthy control",
+                "PD": "Parkinson's disease",
+                "prodromal": "prodromal",
+                "SWEDD": "scan without evidence of dopaminergic deficit",
+            },
+        },
+        "schizophrenia": {
+            "Description": "Diagnosis",
+            "Levels": {"control": "healthy control", "schizophrenia": "schizophrenia"},
+        },
+    }
     return {c: descriptions[c] for c in columns if c in descriptions}
 
 

@@ -127,8 +127,10 @@ def write_subject(
     if output_space != DEFAULT_SPACE:
         log.warning(
             "synth %s: data are on the %s grid but named space-%s as requested",
-            name, DEFAULT_SPACE, output_space,
-        )  # fmt: skip
+            name,
+            DEFAULT_SPACE,
+            output_space,
+        )
     ctx = prepare(spec, seed, atlas, shared_structure)
     draw = simulate_subject(ctx, index)
     run = simulate_voxels(ctx, index, draw)
@@ -158,9 +160,14 @@ def write_subject(
 
 
 def subject_truth(
-    name: str, consortium: dict[str, Any], subject: str, *, seed: int,
-    shared_structure: float, atlas: Atlas,
-) -> np.ndarray:  # fmt: skip
+    name: str,
+    consortium: dict[str, Any],
+    subject: str,
+    *,
+    seed: int,
+    shared_structure: float,
+    atlas: Atlas,
+) -> np.ndarray:
     """Intended (ground-truth) correlation matrix of one subject, shape (n_rois, n_rois)."""
     spec = resolve(name, consortium)
     index = roster_of(spec).subjects.index(subject.removeprefix("sub-"))
@@ -179,8 +186,9 @@ def _write_roi_runs(ctx: Context, ts_root: Path, workers: int = 1) -> list[Path]
     ]
     runs = runs_of(spec)
     if workers <= 1 or len(runs) < 2 * workers:
-        bar = tqdm(range(len(runs)), desc=f"synth {spec.name}", unit="run",
-                   disable=not sys.stderr.isatty())  # fmt: skip
+        bar = tqdm(
+            range(len(runs)), desc=f"synth {spec.name}", unit="run", disable=not sys.stderr.isatty()
+        )
         for index in bar:
             written += _write_roi_run(ctx, ts_root, runs[index], index)
         return written
@@ -234,8 +242,9 @@ def write_matrix_tsv(path: Path, values: np.ndarray, columns: list[str]) -> None
     numpy's formatter is several times faster than pandas' for the many ROI time series.
     """
     buffer = io.StringIO()
-    np.savetxt(buffer, values, fmt=f"%.{DECIMALS}f", delimiter="\t", comments="",
-               header="\t".join(columns))  # fmt: skip
+    np.savetxt(
+        buffer, values, fmt=f"%.{DECIMALS}f", delimiter="\t", comments="", header="\t".join(columns)
+    )
     write_text(path, buffer.getvalue())
 
 
@@ -250,8 +259,9 @@ def _write_bids_skeleton(ctx: Context, root: Path, pheno: pd.DataFrame) -> list[
             "DatasetType": "raw",
             "License": "CC0",
             "Authors": ["LCM synthetic data generator", "LCM contributors"],
-            "GeneratedBy": [{"Name": "lcm synth", "Version": lcm.__version__,
-                             "CodeURL": lcm.CODE_URL}],
+            "GeneratedBy": [
+                {"Name": "lcm synth", "Version": lcm.__version__, "CodeURL": lcm.CODE_URL}
+            ],
         },
         raw / "participants.json": participants_sidecar(spec, list(pheno.columns)),
         raw / f"task-{TASK}_bold.json": {"RepetitionTime": spec.tr, "TaskName": TASK},
@@ -270,7 +280,7 @@ def _write_bids_skeleton(ctx: Context, root: Path, pheno: pd.DataFrame) -> list[
             ],
             "SourceDatasets": [{"URL": "bids:raw:"}],
         },
-    }  # fmt: skip
+    }
     for path, content in files.items():
         write_json(path, content)
     write_tsv(raw / "participants.tsv", pheno)
@@ -335,11 +345,15 @@ def _write_ground_truth(ctx: Context, path: Path) -> Path:
         "sites": {str(k): int(v) for k, v in lat["site"].value_counts().sort_index().items()},
         "n_patients": int(lat["diagnosis"].sum()),
         "diagnosis_classes": [
-            {"level": level, "probability": prob, "dose": dose,
-             "n_subjects": int((lat["dx_class"] == k).sum())}
+            {
+                "level": level,
+                "probability": prob,
+                "dose": dose,
+                "n_subjects": int((lat["dx_class"] == k).sum()),
+            }
             for k, (level, prob, dose) in enumerate(spec.preset.classes)
         ],
         "oracle": oracle_metrics(ctx),
-    }  # fmt: skip
+    }
     write_json(path, truth)
     return path

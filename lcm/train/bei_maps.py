@@ -67,10 +67,15 @@ class BEIMaps:
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(
-            tmp, names=np.array(self.names, dtype=str), x_mean=self.x_mean, x_scale=self.x_scale,
-            coef=self.coef, intercept=self.intercept, alpha=self.alpha,
+            tmp,
+            names=np.array(self.names, dtype=str),
+            x_mean=self.x_mean,
+            x_scale=self.x_scale,
+            coef=self.coef,
+            intercept=self.intercept,
+            alpha=self.alpha,
             heldout_r2=self.heldout_r2,
-        )  # fmt: skip
+        )
         tmp.replace(path)
         return path
 
@@ -80,10 +85,14 @@ class BEIMaps:
         try:
             with np.load(path, allow_pickle=False) as z:
                 return cls(
-                    names=[str(n) for n in z["names"]], x_mean=z["x_mean"],
-                    x_scale=z["x_scale"], coef=z["coef"], intercept=z["intercept"],
-                    alpha=z["alpha"], heldout_r2=z["heldout_r2"],
-                )  # fmt: skip
+                    names=[str(n) for n in z["names"]],
+                    x_mean=z["x_mean"],
+                    x_scale=z["x_scale"],
+                    coef=z["coef"],
+                    intercept=z["intercept"],
+                    alpha=z["alpha"],
+                    heldout_r2=z["heldout_r2"],
+                )
         except (OSError, KeyError, ValueError) as exc:
             raise InputDataError(
                 f"Cannot read the BEI ridge maps {path}: {exc}",
@@ -113,9 +122,8 @@ def bei_target_matrix(variables: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
             cols.append(values)
             names.append(f"{name}={level}")
     keep = [
-        i for i, c in enumerate(cols)
-        if np.isfinite(c).sum() >= MIN_PRESENT and np.nanstd(c) > 0
-    ]  # fmt: skip
+        i for i, c in enumerate(cols) if np.isfinite(c).sum() >= MIN_PRESENT and np.nanstd(c) > 0
+    ]
     if not keep:
         return np.zeros((len(variables), 0)), []
     return np.column_stack([cols[i] for i in keep]), [names[i] for i in keep]

@@ -79,8 +79,11 @@ def threshold_plan(
     n_val = 0 if split is None else len(np.unique(groups[split[1]]))
     log.info(
         "diagnosis pseudo-labels: %d inner validation subject(s) (< %d with both classes): "
-        "fixed confidence threshold %.2f", n_val, MIN_VALIDATION_SUBJECTS, FALLBACK_THRESHOLD,
-    )  # fmt: skip
+        "fixed confidence threshold %.2f",
+        n_val,
+        MIN_VALIDATION_SUBJECTS,
+        FALLBACK_THRESHOLD,
+    )
     return ThresholdPlan("fixed", np.array([], dtype=np.int64))
 
 

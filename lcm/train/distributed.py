@@ -93,8 +93,14 @@ def gather_ranks(ctx: Distributed) -> list[dict[str, object]]:
         "device": str(ctx.device),
         "slurm_task": os.environ.get("SLURM_PROCID"),
     }
-    log.info("rank %d of %d: host %s, pid %d, %s", ctx.rank, ctx.world, me["host"], me["pid"],
-             me["device"])  # fmt: skip
+    log.info(
+        "rank %d of %d: host %s, pid %d, %s",
+        ctx.rank,
+        ctx.world,
+        me["host"],
+        me["pid"],
+        me["device"],
+    )
     if not ctx.enabled:
         return [me]
     ranks: list[dict[str, object] | None] = [None] * ctx.world

@@ -192,9 +192,10 @@ class LCMClassifier(FinetunedLCM):
         proba = torch.softmax(logits.double(), dim=-1).numpy()
         if plan.source == "inner":
             threshold = choose_threshold(
-                proba[plan.validation_rows], y[plan.validation_rows],
+                proba[plan.validation_rows],
+                y[plan.validation_rows],
                 settings["pseudo_label_accuracy"],
-            )  # fmt: skip
+            )
         else:
             threshold = FALLBACK_THRESHOLD
         unlabeled = np.flatnonzero(y < 0)
@@ -212,9 +213,13 @@ class LCMClassifier(FinetunedLCM):
         }
         log.info(
             "diagnosis pseudo-labels: threshold %s (%s, %d inner validation rows); %d of %d "
-            "unlabeled rows labelled", threshold, plan.source, len(plan.validation_rows),
-            int((labels >= 0).sum()), len(unlabeled),
-        )  # fmt: skip
+            "unlabeled rows labelled",
+            threshold,
+            plan.source,
+            len(plan.validation_rows),
+            int((labels >= 0).sum()),
+            len(unlabeled),
+        )
         return filled
 
     n_task_queries = 2  # the two diagnosis logits
@@ -246,8 +251,12 @@ class LCMClassifier(FinetunedLCM):
         known = {name: int(t.present.sum()) for name, t in bei.items()}
         log.info(
             "finetuning %s: %d labelled (%d positive), %d unlabeled; BEI targets per variable: %s",
-            self.label, int((y >= 0).sum()), int((y == 1).sum()), int((y < 0).sum()), known,
-        )  # fmt: skip
+            self.label,
+            int((y >= 0).sum()),
+            int((y == 1).sum()),
+            int((y < 0).sum()),
+            known,
+        )
 
     # -- prediction -----------------------------------------------------------------------
 
@@ -343,9 +352,16 @@ class _Finetuning:
 
         s = self.settings
         history = train_epochs(
-            [model], len(y), s["epochs"], s["batch_size"], s["lr"], WEIGHT_DECAY, generator,
-            step, f"finetune {label}",
-        )  # fmt: skip
+            [model],
+            len(y),
+            s["epochs"],
+            s["batch_size"],
+            s["lr"],
+            WEIGHT_DECAY,
+            generator,
+            step,
+            f"finetune {label}",
+        )
         return model.eval(), history
 
     def targets(self, y: np.ndarray) -> Targets:

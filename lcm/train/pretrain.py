@@ -210,9 +210,13 @@ def pretrain(
         )
     log.info(
         "pretraining %s (%d parameters) on %d runs (%d held out), %d queries: %s",
-        "LCM", sum(p.numel() for p in model.parameters()), len(train), len(val),
-        layout.n_queries, layout.names,
-    )  # fmt: skip
+        "LCM",
+        sum(p.numel() for p in model.parameters()),
+        len(train),
+        len(val),
+        layout.n_queries,
+        layout.names,
+    )
 
     def step(index: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         # ``index`` is the global batch: every process draws the same mask, then takes its rows.
@@ -261,16 +265,29 @@ def pretrain(
         writer=ctx.is_main,
     )
     history = train_epochs(
-        [trained], len(train), settings["epochs"], settings["batch_size"],
-        settings["lr"], settings["weight_decay"], generator, step, "pretrain", on_epoch_end,
-        resumable=resumable, min_batch=ctx.world, quiet=not ctx.is_main,
-    )  # fmt: skip
+        [trained],
+        len(train),
+        settings["epochs"],
+        settings["batch_size"],
+        settings["lr"],
+        settings["weight_decay"],
+        generator,
+        step,
+        "pretrain",
+        on_epoch_end,
+        resumable=resumable,
+        min_batch=ctx.world,
+        quiet=not ctx.is_main,
+    )
     # Each process logged its share of every batch: the history of the whole batches is the mean.
     history = distributed.mean_over_ranks(ctx, history)
     if best["state"] is not None:
         model.load_state_dict(best["state"])
-        log.info("pretraining: kept epoch %s (lowest held-out BEI loss %.4f)", best["epoch"],
-                 best["loss"])  # fmt: skip
+        log.info(
+            "pretraining: kept epoch %s (lowest held-out BEI loss %.4f)",
+            best["epoch"],
+            best["loss"],
+        )
     model.eval()
     weighting = objective.weighting
     if not ctx.is_main:

@@ -124,8 +124,12 @@ class LCMRegressor(FinetunedLCM):
         )
         log.info(
             "finetuning %s (continuous): %d labelled, %d unlabeled; mean %.3g, sd %.3g",
-            self.label, len(labelled), int(len(y) - len(labelled)), self.mean_, self.scale_,
-        )  # fmt: skip
+            self.label,
+            len(labelled),
+            int(len(y) - len(labelled)),
+            self.mean_,
+            self.scale_,
+        )
         train = _Finetuning(base, self.init, bei, layout, self.label, settings, self.seed, dev)
         self.model_, self.history_ = train(fc, (y - self.mean_) / self.scale_)
         self.layout_ = layout
