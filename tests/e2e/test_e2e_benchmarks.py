@@ -170,9 +170,9 @@ def test_every_benchmark_is_covered() -> None:
         and p.name not in SCRIPTS
         and p.name not in NOT_BENCHMARKS
     ]
-    assert not unknown, f"benchmarks without a quick run in tests/test_benchmarks.py: {unknown}"
+    assert not unknown, f"benchmarks without a quick run in {Path(__file__).name}: {unknown}"
     no_quick = [n for n in python_benchmarks() if "--quick" not in (BENCHMARKS / n).read_text()]
     assert not no_quick, f"benchmarks without a --quick mode: {no_quick}"
     # A key list for a benchmark that no longer exists is stale.
     stale = set(KEYS) - set(python_benchmarks()) - set(SCRIPTS)
-    assert not stale, f"tests/test_benchmarks.py lists removed benchmarks: {sorted(stale)}"
+    assert not stale, f"{Path(__file__).name} lists removed benchmarks: {sorted(stale)}"

@@ -1,4 +1,4 @@
-"""benchmarks/transfer.py: the pieces behind its JSON keys (--quick runs in test_benchmarks)."""
+"""benchmarks/transfer.py: the pieces behind its JSON keys (--quick runs in test_e2e_benchmarks)."""
 
 from __future__ import annotations
 

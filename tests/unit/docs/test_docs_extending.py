@@ -1,7 +1,8 @@
 """docs/extending.md stays true: its files exist, its names import, and the lists it says must
 agree do (the schema's enums and the package's tables).
 
-The model list has its own test (tests/test_registry_schema.py); the others are here.
+The model list has its own test (tests/unit/evaluate/test_evaluate_registry.py); the others
+are here.
 """
 
 from __future__ import annotations
