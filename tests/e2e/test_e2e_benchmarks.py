@@ -26,47 +26,107 @@ TIMEOUT_S = 300  # a hung benchmark fails the test instead of the suite
 BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 TRAIN_KEYS = {
-    "preset", "device", "batch", "threads", "gradient_checkpointing", "parameters",
-    "train_flops_per_sample", "samples_s", "model_flops_s", "matmul_flops_s", "mfu",
-}  # fmt: skip
+    "preset",
+    "device",
+    "batch",
+    "threads",
+    "gradient_checkpointing",
+    "parameters",
+    "train_flops_per_sample",
+    "samples_s",
+    "model_flops_s",
+    "matmul_flops_s",
+    "mfu",
+}
 
 # Keys each benchmark's last line documents (its docstring / benchmarks/README.md). A benchmark
 # absent here (e.g. one just added) is still run; its last line need only be a JSON object.
 KEYS: dict[str, set[str]] = {
     "dag_scale.py": {
-        "n", "t_dryrun_s", "t_reference_s", "ratio", "cpu_dryrun_s", "cpu_reference_s",
-        "cpu_ratio", "jobs", "submissions", "per_run_jobs", "per_run_submissions",
-        "reference_jobs", "growth_vs_linear", "runs",
+        "n",
+        "t_dryrun_s",
+        "t_reference_s",
+        "ratio",
+        "cpu_dryrun_s",
+        "cpu_reference_s",
+        "cpu_ratio",
+        "jobs",
+        "submissions",
+        "per_run_jobs",
+        "per_run_submissions",
+        "reference_jobs",
+        "growth_vs_linear",
+        "runs",
     },
     "ingest_scale.py": {
-        "n", "t_ingest_s", "t_walk_s", "ratio", "t_second_s", "second_ratio", "t_touch_s",
+        "n",
+        "t_ingest_s",
+        "t_walk_s",
+        "ratio",
+        "t_second_s",
+        "second_ratio",
+        "t_touch_s",
     },
     "parcellation.py": {
-        "t_ours", "t_nilearn", "t_decompress", "ratio_vs_nilearn", "ratio_vs_decompress",
-        "max_abs_diff_vs_nilearn", "rss_ours_mb", "rss_nilearn_mb", "rss_decompress_mb",
-        "shape", "n_labels",
+        "t_ours",
+        "t_nilearn",
+        "t_decompress",
+        "ratio_vs_nilearn",
+        "ratio_vs_decompress",
+        "max_abs_diff_vs_nilearn",
+        "rss_ours_mb",
+        "rss_nilearn_mb",
+        "rss_decompress_mb",
+        "shape",
+        "n_labels",
     },
     "store.py": {
-        "n", "n_rois", "gb", "workers", "samples_read", "write_mb_s", "raw_write_mb_s",
-        "write_ratio", "read_samples_s", "read_mb_s", "raw_read_mb_s", "read_ratio",
-        "peak_rss_mb", "write_peak_rss_mb", "targets_met",
+        "n",
+        "n_rois",
+        "gb",
+        "workers",
+        "samples_read",
+        "write_mb_s",
+        "raw_write_mb_s",
+        "write_ratio",
+        "read_samples_s",
+        "read_mb_s",
+        "raw_read_mb_s",
+        "read_ratio",
+        "peak_rss_mb",
+        "write_peak_rss_mb",
+        "targets_met",
     },
     "synth_realism.py": {
-        "benchmark", "n_subjects", "voxel_subjects", "seed", "seconds", "all_in_range",
-        "failures", "cohorts",
+        "benchmark",
+        "n_subjects",
+        "voxel_subjects",
+        "seed",
+        "seconds",
+        "all_in_range",
+        "failures",
+        "cohorts",
     },
     "synth_speed.py": {"benchmark", "cpus", "roi", "voxel", "all_targets_met"},
     "transfer.py": {
-        "pretrain_gain", "pretrain_gain_ci_low", "linear_gap", "null_gain", "pseudo_gain",
+        "pretrain_gain",
+        "pretrain_gain_ci_low",
+        "linear_gap",
+        "null_gain",
+        "pseudo_gain",
         "seeds",
     },
     "evaluate_speed.py": {
-        "ratio_default_vs_single", "single_s", "default_s", "default_threads", "target",
+        "ratio_default_vs_single",
+        "single_s",
+        "default_s",
+        "default_threads",
+        "target",
         "identical_metrics",
     },
     "train_throughput.py": TRAIN_KEYS,
     "gpu_smoke.sh": TRAIN_KEYS,
-}  # fmt: skip
+}
 
 
 def _dag(result: dict[str, Any]) -> None:
@@ -143,9 +203,14 @@ def quick_env(tmp: Path) -> dict[str, str]:
 def test_quick_run(name: str, tmp_path: Path) -> None:
     """``--quick`` exits 0 and its last line is JSON with the documented keys."""
     proc = subprocess.run(
-        command(name), cwd=tmp_path, env=quick_env(tmp_path), capture_output=True, text=True,
-        timeout=TIMEOUT_S, check=False,
-    )  # fmt: skip
+        command(name),
+        cwd=tmp_path,
+        env=quick_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
     output = proc.stdout[-2000:] + proc.stderr[-4000:]
     assert proc.returncode == 0, f"{name} --quick failed (status {proc.returncode}):\n{output}"
     lines = proc.stdout.strip().splitlines()

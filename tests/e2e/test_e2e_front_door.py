@@ -96,10 +96,20 @@ def test_lcm_run_from_any_folder_through_a_baseline_evaluation(tmp_path: Path) -
     cwd = tmp_path / "elsewhere"
     cwd.mkdir()
     args = [
-        str(LCM), "run", "../synth/study/rawdata", "../out", "group",
-        "--derivatives", "../synth/study/derivatives/fmriprep", "--dataset-name", "study",
-        "--config-file", "../tasks.yaml", "--cores", "2",
-    ]  # fmt: skip
+        str(LCM),
+        "run",
+        "../synth/study/rawdata",
+        "../out",
+        "group",
+        "--derivatives",
+        "../synth/study/derivatives/fmriprep",
+        "--dataset-name",
+        "study",
+        "--config-file",
+        "../tasks.yaml",
+        "--cores",
+        "2",
+    ]
     start = time.monotonic()
     proc = subprocess.run(args, cwd=cwd, env=BARE_ENV, capture_output=True, text=True, timeout=900)
     elapsed = time.monotonic() - start
@@ -133,9 +143,17 @@ def test_build_config_adds_the_dataset_and_resolves_paths(tmp_path: Path) -> Non
     )
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump({"atlas": {"name": "aal116"}}))
     args = parse(
-        "my-study", "out", "participant", "--derivatives", "my-study/derivatives",
-        "--participant-label", "sub-01", "02", "--config-file", "mine.yaml",
-    )  # fmt: skip
+        "my-study",
+        "out",
+        "participant",
+        "--derivatives",
+        "my-study/derivatives",
+        "--participant-label",
+        "sub-01",
+        "02",
+        "--config-file",
+        "mine.yaml",
+    )
     config = run_cmd.build_config(args, tmp_path, tmp_path / "out")
     ds = config["datasets"]["mystudy"]
     assert ds == {**ds, "entry": "bids", "path": str(bids), "role": "downstream"}

@@ -212,9 +212,22 @@ def cli(module, argv: list[str]) -> int:
 
 # QC columns read as text: identifiers ("01" stays "01"), reasons, paths and lists.
 QC_TEXT = (
-    "dataset", "subject", "session", "task", "run", "run_key", "reason", "timeseries", "relmat",
-    "empty_rois", "strategy", "standardize", "window_note", "relmats", "window_relmats",
-)  # fmt: skip
+    "dataset",
+    "subject",
+    "session",
+    "task",
+    "run",
+    "run_key",
+    "reason",
+    "timeseries",
+    "relmat",
+    "empty_rois",
+    "strategy",
+    "standardize",
+    "window_note",
+    "relmats",
+    "window_relmats",
+)
 
 
 def read_qc_table(path: str | Path) -> pd.DataFrame:
@@ -236,10 +249,21 @@ def imported_qc(tmp_path: Path, manifest: Path, dataset: str = "pcp") -> pd.Data
     qc_path = tmp_path / "qc.tsv"
     rc = cli(
         connectome_cmd,
-        ["connectome", "import", "--dataset", dataset, "--manifest", str(manifest),
-         "--atlas-name", "aal116", "--out-dir", str(tmp_path / "conn"),
-         "--qc-table", str(qc_path)],
-    )  # fmt: skip
+        [
+            "connectome",
+            "import",
+            "--dataset",
+            dataset,
+            "--manifest",
+            str(manifest),
+            "--atlas-name",
+            "aal116",
+            "--out-dir",
+            str(tmp_path / "conn"),
+            "--qc-table",
+            str(qc_path),
+        ],
+    )
     assert rc == 0
     return read_qc_table(qc_path).set_index("subject")
 

@@ -93,13 +93,15 @@ def make_cohort(
             np.fill_diagonal(fc, 1.0)
             fcs.append(fc.astype(np.float32))
             ids.append([dataset, f"s{i:03d}", "", "rest", str(r + 1), "site1"])
-            rows.append({
-                "age": age[i],
-                "sex": ["F", "M"][sex[i]],
-                "handedness": ["left", "right", "mixed"][hand[i]],
-                "bmi": np.nan if rng.random() < bmi_missing else bmi[i],
-                "dx": ["control", "patient"][dx[i]],
-            })  # fmt: skip
+            rows.append(
+                {
+                    "age": age[i],
+                    "sex": ["F", "M"][sex[i]],
+                    "handedness": ["left", "right", "mixed"][hand[i]],
+                    "bmi": np.nan if rng.random() < bmi_missing else bmi[i],
+                    "dx": ["control", "patient"][dx[i]],
+                }
+            )
     frame = pd.DataFrame(ids, columns=["dataset", "subject", "session", "task", "run", "site"])
     variables = pd.DataFrame(rows)
     variables[["sex", "handedness", "dx"]] = variables[["sex", "handedness", "dx"]].astype(object)
@@ -157,8 +159,9 @@ CLI_CATALOGUE = (
 )
 
 
-def add_store_dataset(tmp: Path, store: Path, catalogue: Path, dataset: str, atlas: str, n: int,
-                 seed: int) -> None:  # fmt: skip
+def add_store_dataset(
+    tmp: Path, store: Path, catalogue: Path, dataset: str, atlas: str, n: int, seed: int
+) -> None:
     """Write relmat TSVs, a QC table and a phenotype file, then run `lcm store` on them."""
     cohort = make_cohort(n, seed=seed)
     folder = tmp / f"{dataset}-{atlas}"
@@ -168,18 +171,45 @@ def add_store_dataset(tmp: Path, store: Path, catalogue: Path, dataset: str, atl
         path = folder / f"sub-{subject}_relmat.tsv"
         index = pd.Index(cohort.roi_names, name="Node")
         pd.DataFrame(cohort.fc[i], index=index, columns=cohort.roi_names).to_csv(path, sep="\t")
-        qc_rows.append({"subject": subject, "session": "", "task": "rest", "run": "1",
-                        "run_key": f"sub-{subject}_task-rest_run-1", "included": "True",
-                        "reason": "", "n_volumes": "100", "n_volumes_kept": "98",
-                        "mean_fd": "0.1", "t_r": "2.0", "relmat": str(path)})  # fmt: skip
+        qc_rows.append(
+            {
+                "subject": subject,
+                "session": "",
+                "task": "rest",
+                "run": "1",
+                "run_key": f"sub-{subject}_task-rest_run-1",
+                "included": "True",
+                "reason": "",
+                "n_volumes": "100",
+                "n_volumes_kept": "98",
+                "mean_fd": "0.1",
+                "t_r": "2.0",
+                "relmat": str(path),
+            }
+        )
     pd.DataFrame(qc_rows).to_csv(folder / "qc.tsv", sep="\t", index=False)
-    pheno = pheno.rename(columns={"age": "AGE", "sex": "SEX", "handedness": "HAND", "bmi": "BMI",
-                                  "dx": "DX"})  # fmt: skip
+    pheno = pheno.rename(
+        columns={"age": "AGE", "sex": "SEX", "handedness": "HAND", "bmi": "BMI", "dx": "DX"}
+    )
     pheno.insert(0, "SUB_ID", cohort.ids["subject"])
     if dataset == "alpha":
         pheno["DX"] = "n/a"  # pretraining datasets carry no diagnosis
     pheno.to_csv(folder / "pheno.tsv", sep="\t", index=False, na_rep="n/a")
-    code = main(["store", "--dataset", dataset, "--qc-table", str(folder / "qc.tsv"),
-                 "--phenotype", str(folder / "pheno.tsv"), "--catalogue", str(catalogue),
-                 "--atlas", atlas, "--store-dir", str(store)])  # fmt: skip
+    code = main(
+        [
+            "store",
+            "--dataset",
+            dataset,
+            "--qc-table",
+            str(folder / "qc.tsv"),
+            "--phenotype",
+            str(folder / "pheno.tsv"),
+            "--catalogue",
+            str(catalogue),
+            "--atlas",
+            atlas,
+            "--store-dir",
+            str(store),
+        ]
+    )
     assert code == 0

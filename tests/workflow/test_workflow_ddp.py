@@ -31,9 +31,14 @@ def test_workflow_rule_runs_two_processes_equal_to_one(tmp_path: Path) -> None:
     config = tiny_pretraining_config(tmp_path, D_MODEL)
     target = f"{MODEL}/model.json"
     two = user_snakemake(
-        tmp_path, target, "--configfile", str(config),
-        "--set-resources", "pretrain:procs_per_node=2", "-p",
-    )  # fmt: skip
+        tmp_path,
+        target,
+        "--configfile",
+        str(config),
+        "--set-resources",
+        "pretrain:procs_per_node=2",
+        "-p",
+    )
     assert two.returncode == 0, log_text(two)
     assert "torch.distributed.run --standalone --nnodes 1 --nproc-per-node 2" in two.stderr
     # Both ranks ran: each logged its line, and rank 0 recorded both in the provenance.

@@ -32,11 +32,16 @@ def test_workflow_routes_file_entries(tmp_path: Path) -> None:
     cfg = small_config(tmp_path)
     common = {"phenotype": str(pheno), "role": "pretrain"}
     cfg["datasets"]["abidefiles"] = {
-        "entry": "roi_timeseries", "path": str(abide / "listing.tsv"), "repetition_time": 2.0,
+        "entry": "roi_timeseries",
+        "path": str(abide / "listing.tsv"),
+        "repetition_time": 2.0,
         **common,
-    }  # fmt: skip
-    cfg["datasets"]["pcpconn"] = {"entry": "connectome", "path": str(conn / "listing.tsv"),
-                                  **common}  # fmt: skip
+    }
+    cfg["datasets"]["pcpconn"] = {
+        "entry": "connectome",
+        "path": str(conn / "listing.tsv"),
+        **common,
+    }
     config = write_config(tmp_path, cfg)
     stores = [
         f"results/store/connectomes/atlas=aal116/dataset={d}/part-0.parquet"

@@ -37,11 +37,24 @@ def test_cli_refuses_bad_subject_and_dataset(
 
 def test_cli_refuses_a_run_key_with_dots(tmp_path: Path, capsys, monkeypatch) -> None:
     code, err = lcm_cli(
-        "connectome", "run", "--dataset", "ds", "--fmriprep-record", "r.json",
-        "--run-key", "sub-01_task-rest_run-1/../../x", "--atlas-name", "aal116",
-        "--out-dir", "out", "--qc-out", "qc.json",
-        cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch,
-    )  # fmt: skip
+        "connectome",
+        "run",
+        "--dataset",
+        "ds",
+        "--fmriprep-record",
+        "r.json",
+        "--run-key",
+        "sub-01_task-rest_run-1/../../x",
+        "--atlas-name",
+        "aal116",
+        "--out-dir",
+        "out",
+        "--qc-out",
+        "qc.json",
+        cwd=tmp_path,
+        capsys=capsys,
+        monkeypatch=monkeypatch,
+    )
     assert code == 2
     assert "Invalid --run-key 'sub-01_task-rest_run-1/../../x'" in err
 

@@ -35,9 +35,11 @@ def test_mem_grows_with_the_bold_named_in_the_record(tmp_path: Path) -> None:
     big = _write_mb(tmp_path / "big_bold.nii.gz", 40)
     record = _record(
         tmp_path / "sub-01_fmriprep.json",
-        [{"run_key": "sub-01_task-rest_run-1", "bold": str(small)},
-         {"run_key": "sub-01_task-rest_run-2", "bold": str(big)}],
-    )  # fmt: skip
+        [
+            {"run_key": "sub-01_task-rest_run-1", "bold": str(small)},
+            {"run_key": "sub-01_task-rest_run-2", "bold": str(big)},
+        ],
+    )
     mem1 = connectome_mem_mb(record, "sub-01_task-rest_run-1", None)
     mem2 = connectome_mem_mb(record, "sub-01_task-rest_run-2", None)
     assert mem1 == CONNECTOME_BASE_MB + 3
@@ -87,9 +89,15 @@ def test_dry_run_asks_more_memory_for_a_larger_bold(tmp_path: Path) -> None:
     _big_bold(big, (64, 64, 40, 30))  # about 9 MB on disk
     small = raw / "sub-00000" / "func" / "sub-00000_task-rest_run-1_bold.nii.gz"
     proc = snakemake(
-        ROOT, tmp_path, "--configfile", str(config), "--profile", str(ROOT / "profiles" / "slurm"),
-        "-n", "--forceall",
-    )  # fmt: skip
+        ROOT,
+        tmp_path,
+        "--configfile",
+        str(config),
+        "--profile",
+        str(ROOT / "profiles" / "slurm"),
+        "-n",
+        "--forceall",
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     mem = _planned_mem(out)

@@ -70,9 +70,17 @@ def slurm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg["evaluate"]["label_fractions"] = [1.0]
     config = write_config(workdir, cfg)
     proc = snakemake(
-        repo, workdir, "--profile", str(repo / "profiles" / "slurm"), "--configfile", str(config),
-        *SITE, "--jobs", "8", timeout=1500,
-    )  # fmt: skip
+        repo,
+        workdir,
+        "--profile",
+        str(repo / "profiles" / "slurm"),
+        "--configfile",
+        str(config),
+        *SITE,
+        "--jobs",
+        "8",
+        timeout=1500,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
     return workdir
 
@@ -115,8 +123,11 @@ def test_provenance_verifies_and_traces_after_slurm(slurm_run: Path) -> None:
     assert verify.returncode == 0, verify.stdout[-3000:]
     trace = subprocess.run(
         [*lcm, "trace", "results/metrics/task-autism_metrics.parquet"],
-        cwd=slurm_run, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=slurm_run,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert trace.returncode == 0
     assert "rule=evaluate" in trace.stdout and "rule=pretrain" in trace.stdout
     assert "[raw]" in trace.stdout and "CHANGED" not in trace.stdout
@@ -125,9 +136,15 @@ def test_provenance_verifies_and_traces_after_slurm(slurm_run: Path) -> None:
 def test_nothing_reruns_on_slurm(slurm_run: Path) -> None:
     repo = slurm_run.parent / "repo"
     proc = snakemake(
-        repo, slurm_run, "--profile", str(repo / "profiles" / "slurm"),
-        "--configfile", str(slurm_run / "config.yaml"), *SITE, "-n",
-    )  # fmt: skip
+        repo,
+        slurm_run,
+        "--profile",
+        str(repo / "profiles" / "slurm"),
+        "--configfile",
+        str(slurm_run / "config.yaml"),
+        *SITE,
+        "-n",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert planned_jobs(proc) == {}
 
@@ -148,9 +165,18 @@ def test_pretrain_runs_as_two_slurm_tasks(tmp_path_factory: pytest.TempPathFacto
     config = tiny_pretraining_config(workdir)
     target = "results/models/pretrain/model.safetensors"
     proc = snakemake(
-        repo, workdir, "--profile", str(profile.parent), "--configfile", str(config),
-        *SITE, "--jobs", "4", target, timeout=1200,
-    )  # fmt: skip
+        repo,
+        workdir,
+        "--profile",
+        str(profile.parent),
+        "--configfile",
+        str(config),
+        *SITE,
+        "--jobs",
+        "4",
+        target,
+        timeout=1200,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
     sidecar = json.loads((workdir / f"{target}.prov.json").read_text())
     parallel = sidecar["DataParallel"]

@@ -18,11 +18,14 @@ from lcm.exceptions import AtlasError
 TPL = "MNI152NLin2009cAsym"
 
 
-@pytest.mark.parametrize(("name", "n_rois", "first"), [
-    ("aal116", 116, "Precentral_L"),
-    ("aal3", 166, "Precentral_L"),
-    ("hcpex", 426, "Primary_Visual_Cortex_L"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "n_rois", "first"),
+    [
+        ("aal116", 116, "Precentral_L"),
+        ("aal3", 166, "Precentral_L"),
+        ("hcpex", 426, "Primary_Visual_Cortex_L"),
+    ],
+)
 def test_registry_atlases(name: str, n_rois: int, first: str) -> None:
     atlas = load_atlas(name)
     assert name in available_atlases() and atlas.n_rois == n_rois
@@ -61,11 +64,14 @@ def test_centroids_are_each_labels_centre_of_mass_in_world_mm() -> None:
     np.testing.assert_allclose(atlas.centroids()[::23], expected, atol=1e-9)
 
 
-@pytest.mark.parametrize(("rows", "values", "message"), [
-    ([(1, "a")], [1, 2], r"do not match image .* in the image only \[2\]"),
-    ([(1, "a"), (2, "b"), (3, "c")], [1, 2], r"in the table only \[3\]"),
-    ([(1, "a"), (2, "a")], [1, 2], r"repeats an index or a name"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("rows", "values", "message"),
+    [
+        ([(1, "a")], [1, 2], r"do not match image .* in the image only \[2\]"),
+        ([(1, "a"), (2, "b"), (3, "c")], [1, 2], r"in the table only \[3\]"),
+        ([(1, "a"), (2, "a")], [1, 2], r"repeats an index or a name"),
+    ],
+)
 def test_user_atlas_labels_not_matching(tmp_path: Path, rows, values, message: str) -> None:
     img, tsv = _label_files(tmp_path, rows, values)
     with pytest.raises(AtlasError, match=message):

@@ -63,8 +63,9 @@ def test_sphere_overlap_goes_to_nearest_centre() -> None:
     assert labels[6, 5, 5] == 1 and labels[7, 5, 5] == 2 and labels[2, 5, 5] == 1
     assert labels[11, 5, 5] == 2 and labels[0, 0, 0] == 0
     assert labels[5, 5, 5] == 1 and (labels == 1).sum() > 0 and (labels == 2).sum() > 0
-    tie = sphere_labels(np.array([[5.0, 5, 5], [7.0, 5, 5]]), np.array([3.0, 3.0]),
-                        (12, 12, 12), affine)  # fmt: skip
+    tie = sphere_labels(
+        np.array([[5.0, 5, 5], [7.0, 5, 5]]), np.array([3.0, 3.0]), (12, 12, 12), affine
+    )
     assert tie[6, 5, 5] == 1  # equidistant: the lower ROI number keeps it
 
 
@@ -87,8 +88,12 @@ def test_templateflow_query_by_config(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("TEMPLATEFLOW_HOME", str(_tf_tree(tmp_path / "tf")))
     atlas = load_atlas("schaefer100", templateflow=QUERY)
     assert atlas.name == "schaefer100" and atlas.n_rois == 3 and atlas.space == TPL
-    args = argparse.Namespace(atlas="schaefer100", atlas_path=None, atlas_labels=None,
-                              atlas_templateflow=json.dumps(QUERY))  # fmt: skip
+    args = argparse.Namespace(
+        atlas="schaefer100",
+        atlas_path=None,
+        atlas_labels=None,
+        atlas_templateflow=json.dumps(QUERY),
+    )
     assert atlas_from_args(args).labels["name"].tolist() == ["Vis_1", "Vis_2", "DMN_1"]
     with pytest.raises(AtlasError, match=r"both a path .* and a TemplateFlow query"):
         load_atlas("schaefer100", path="x.nii.gz", labels="x.tsv", templateflow=QUERY)
@@ -121,8 +126,10 @@ def test_config_keys_of_the_connectome_stage() -> None:
     assert cfg["atlas"]["min_coverage"] == 0.5 and cfg["atlas"]["templateflow"] == QUERY
     assert cfg["denoise"]["dvars_threshold"] is None and cfg["denoise"]["standardize"] == "zscore"
     assert cfg["connectome"] == {
-        "kinds": ["pearson"], "fisher_z": False, "window": {"length": None, "step": None},
-    }  # fmt: skip
+        "kinds": ["pearson"],
+        "fisher_z": False,
+        "window": {"length": None, "step": None},
+    }
     for bad, key in [
         ({"atlas": {"name": "x", "templateflow": {"atlas": "Schaefer2018"}}}, "atlas.templateflow"),
         ({"atlas": {"name": "x", "min_coverage": 1.5}}, "atlas.min_coverage"),

@@ -27,23 +27,53 @@ def _fits(gain: float, null_gain: float) -> pd.DataFrame:
         for seed in range(5):
             for draw in range(3):
                 base = 0.65 + rng.normal(0, 0.02)
-                aucs = {"lcm": base + g, "lcm-scratch": base, "lcm-no-pseudo": base + g - 0.01,
-                        "lcm-ssl": base, "logreg": base + 0.01, "ridge": base,
-                        "tangent-logreg": base, "bei-linear": base + 0.02}  # fmt: skip
+                aucs = {
+                    "lcm": base + g,
+                    "lcm-scratch": base,
+                    "lcm-no-pseudo": base + g - 0.01,
+                    "lcm-ssl": base,
+                    "logreg": base + 0.01,
+                    "ridge": base,
+                    "tangent-logreg": base,
+                    "bei-linear": base + 0.02,
+                }
                 for model, value in aucs.items():
-                    rows.append({"pretrain_size": 800, "shared_structure": shared,
-                                 "label_fraction": 0.1, "seed": seed, "draw": draw,
-                                 "model": model, "auc": value + rng.normal(0, 0.005)})  # fmt: skip
+                    rows.append(
+                        {
+                            "pretrain_size": 800,
+                            "shared_structure": shared,
+                            "label_fraction": 0.1,
+                            "seed": seed,
+                            "draw": draw,
+                            "model": model,
+                            "auc": value + rng.normal(0, 0.005),
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
 def test_summary_keys_and_the_done_criterion(transfer):
-    cfg = {"sizes": [800], "shared": [0.0, 0.7], "fractions": [0.1], "seeds": 5, "draws": 3,
-           "n_rois": 20, "quick": False}  # fmt: skip
+    cfg = {
+        "sizes": [800],
+        "shared": [0.0, 0.7],
+        "fractions": [0.1],
+        "seeds": 5,
+        "draws": 3,
+        "n_rois": 20,
+        "quick": False,
+    }
     cells = transfer.cell_table(_fits(gain=0.08, null_gain=0.0), n_train=140, n_test=60)
     out = transfer.summary(cells, cfg, [], _fits(0.08, 0.0), 1.0)
-    for key in ("pretrain_gain", "pretrain_gain_ci_low", "linear_gap", "null_gain",
-                "pseudo_gain", "seeds", "bei_linear_gain", "targets_met"):  # fmt: skip
+    for key in (
+        "pretrain_gain",
+        "pretrain_gain_ci_low",
+        "linear_gap",
+        "null_gain",
+        "pseudo_gain",
+        "seeds",
+        "bei_linear_gain",
+        "targets_met",
+    ):
         assert key in out
     assert out["pretrain_gain"] == pytest.approx(0.08, abs=0.01)
     assert out["pretrain_gain_ci_low"] > 0
@@ -73,8 +103,12 @@ def test_labelled_subsets_and_focal_cells(transfer):
     y = np.array([0] * 30 + [1] * 20)
     mask = transfer.labelled_subset(y, 0.1, np.random.default_rng(0))
     assert (y[mask] == 0).sum() == 3 and (y[mask] == 1).sum() == 2
-    cfg = {"lcm_cells": "focal", "fractions": [0.05, 0.1, 1.0], "shared": [0.0, 0.7, 1.0],
-           "sizes": [500, 2000]}  # fmt: skip
+    cfg = {
+        "lcm_cells": "focal",
+        "fractions": [0.05, 0.1, 1.0],
+        "shared": [0.0, 0.7, 1.0],
+        "sizes": [500, 2000],
+    }
     assert transfer.lcm_wanted(cfg, 2000, 0.0, 0.1)
     assert transfer.lcm_wanted(cfg, 500, 0.7, 0.1)
     assert not transfer.lcm_wanted(cfg, 500, 0.0, 0.1)

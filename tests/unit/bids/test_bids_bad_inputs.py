@@ -52,8 +52,9 @@ def test_non_bids_names_fail_validation_with_the_validators_messages(tmp_path: P
 def test_bold_without_repetition_time(tmp_path: Path) -> None:
     root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"))
     write_json(root / "task-rest_bold.json", {"TaskName": "rest"})  # no RepetitionTime anywhere
-    write_json(root / "sub-02" / "func" / "sub-02_task-rest_run-1_bold.json",
-               {"RepetitionTime": 2.0})  # fmt: skip
+    write_json(
+        root / "sub-02" / "func" / "sub-02_task-rest_run-1_bold.json", {"RepetitionTime": 2.0}
+    )
     df = ingest_dataset("tiny", "bids", root).manifest
     bad = _row(df, "sub-01_")
     assert not bad["included"] and bad["reason_code"] == "no_repetition_time"
@@ -67,8 +68,11 @@ def test_bold_without_repetition_time(tmp_path: Path) -> None:
 
 def test_same_run_as_nii_and_nii_gz(tmp_path: Path) -> None:
     root = make_raw_bids(tmp_path / "raw", subjects=("01",), t_r=2.0)
-    save_nifti(root / "sub-01" / "func" / "sub-01_task-rest_run-1_bold.nii",
-               np.zeros((4, 5, 6, 7), np.int16), t_r=2.0)  # fmt: skip
+    save_nifti(
+        root / "sub-01" / "func" / "sub-01_task-rest_run-1_bold.nii",
+        np.zeros((4, 5, 6, 7), np.int16),
+        t_r=2.0,
+    )
     df = ingest_dataset("tiny", "bids", root).manifest
     assert df["included"].tolist() == [True, False]
     dup = df.iloc[1]
@@ -80,15 +84,22 @@ def test_same_run_as_nii_and_nii_gz(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("subject", "label"),
-    [("01;rm", "'sub' label '01;rm'"), ("01 x", "'sub' label '01 x'"),
-     ("01..x", "'sub' label '01..x'"), ("01$(id)", "'sub' label '01$(id)'")],
-)  # fmt: skip
+    [
+        ("01;rm", "'sub' label '01;rm'"),
+        ("01 x", "'sub' label '01 x'"),
+        ("01..x", "'sub' label '01..x'"),
+        ("01$(id)", "'sub' label '01$(id)'"),
+    ],
+)
 def test_unsafe_labels_are_excluded_with_the_label_named(
     tmp_path: Path, subject: str, label: str
 ) -> None:
     root = make_raw_bids(tmp_path / "raw", subjects=("02",), t_r=2.0)
-    save_nifti(root / f"sub-{subject}" / "func" / f"sub-{subject}_task-rest_run-1_bold.nii.gz",
-               np.zeros((4, 5, 6, 7), np.int16), t_r=2.0)  # fmt: skip
+    save_nifti(
+        root / f"sub-{subject}" / "func" / f"sub-{subject}_task-rest_run-1_bold.nii.gz",
+        np.zeros((4, 5, 6, 7), np.int16),
+        t_r=2.0,
+    )
     df = ingest_dataset("tiny", "bids", root).manifest
     bad = df[~df["included"]]
     assert len(bad) == 1 and bad.iloc[0]["reason_code"] == "invalid_label"
@@ -100,11 +111,26 @@ def test_participants_tsv_mismatch_is_reported_not_fatal(tmp_path: Path) -> None
     root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"))
     (root / "participants.tsv").write_text("participant_id\tage\nsub-01\t30\nsub-09\t41\n")
     out = tmp_path / "out" / "manifest.parquet"
-    rc = cli(ingest_cmd, ["ingest", "--dataset", "tiny", "--entry", "bids", "--path", str(root),
-                          "--out", str(out), "--no-validate"])  # fmt: skip
+    rc = cli(
+        ingest_cmd,
+        [
+            "ingest",
+            "--dataset",
+            "tiny",
+            "--entry",
+            "bids",
+            "--path",
+            str(root),
+            "--out",
+            str(out),
+            "--no-validate",
+        ],
+    )
     assert rc == 0
     summary = json.loads((out.parent / "summary.json").read_text())
     assert summary["participants"] == {
-        "participants_tsv": True, "without_data": ["09"], "not_listed": ["02"]
-    }  # fmt: skip
+        "participants_tsv": True,
+        "without_data": ["09"],
+        "not_listed": ["02"],
+    }
     assert summary["n_included"] == 2

@@ -84,8 +84,9 @@ def test_damaged_cache_only_costs_a_full_run(tmp_path: Path) -> None:
 
 
 def test_selection_excludes_with_reasons(tmp_path: Path) -> None:
-    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02", "03"), sessions=("a", "b"),
-                         runs=("01", "2"))  # fmt: skip
+    root = make_raw_bids(
+        tmp_path / "raw", subjects=("01", "02", "03"), sessions=("a", "b"), runs=("01", "2")
+    )
     sel = Selection.from_config(
         {
             "participants": {"exclude": ["sub-03"]},
@@ -119,10 +120,12 @@ def test_entity_filters(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("config", "match"),
-    [({"task": {"include": ["rest"]}}, "unknown selection key 'task'"),
-     ({"participants": ["01"]}, r"expected \{include: \[...\], exclude: \[...\]\}"),
-     ({"runs": {"include": "1"}}, "expected a list of labels")],
-)  # fmt: skip
+    [
+        ({"task": {"include": ["rest"]}}, "unknown selection key 'task'"),
+        ({"participants": ["01"]}, r"expected \{include: \[...\], exclude: \[...\]\}"),
+        ({"runs": {"include": "1"}}, "expected a list of labels"),
+    ],
+)
 def test_bad_selection_config_names_the_key(config: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         Selection.from_config(config, source="ingest.select.tiny")
@@ -163,17 +166,25 @@ def test_workflow_plan_lists_the_manifests_included_runs(tmp_path: Path) -> None
     from lcm.workflow_plan import WorkflowPlan
 
     root = make_raw_bids(tmp_path / "raw", subjects=("01", "02", "03"), sessions=("a",))
-    write_json(root / "sub-02" / "ses-a" / "func" / "sub-02_ses-a_task-rest_run-1_bold.json",
-               {"RepetitionTime": 0.5})  # fmt: skip
+    write_json(
+        root / "sub-02" / "ses-a" / "func" / "sub-02_ses-a_task-rest_run-1_bold.json",
+        {"RepetitionTime": 0.5},
+    )
     cfg = validate_config(
         {
             "results_dir": str(tmp_path / "results"),
             "fmriprep": {"runner": "docker", "fs_license": "license.txt"},
-            "datasets": {"real": {"entry": "bids", "path": str(root), "phenotype": "p.tsv",
-                                  "role": "pretrain"}},
+            "datasets": {
+                "real": {
+                    "entry": "bids",
+                    "path": str(root),
+                    "phenotype": "p.tsv",
+                    "role": "pretrain",
+                }
+            },
             "ingest": {"select": {"real": {"participants": {"exclude": ["03"]}}}},
         }
-    )  # fmt: skip
+    )
     runs = WorkflowPlan(cfg).runs("real")
     assert runs == [{"sub": "01", "ses": "a", "task": "rest", "run": "1"}]
     sel = Selection.from_config(cfg["ingest"]["select"]["real"])

@@ -21,8 +21,19 @@ from lcm.bids.ingest import ingest_dataset
 from lcm.bids.manifest import manifest_frame
 from lcm.bids.sidecars import Sidecar, SidecarReader
 
-COMPARED = ["subject", "session", "task", "run", "run_key", "path", "t_r", "tr_check",
-            "included", "reason_code", "reason"]  # fmt: skip
+COMPARED = [
+    "subject",
+    "session",
+    "task",
+    "run",
+    "run_key",
+    "path",
+    "t_r",
+    "tr_check",
+    "included",
+    "reason_code",
+    "reason",
+]
 
 
 def _same_rows(root: Path, entry: str, **kwargs) -> pd.DataFrame:
@@ -34,13 +45,15 @@ def _same_rows(root: Path, entry: str, **kwargs) -> pd.DataFrame:
 
 
 def test_raw_layouts_match_pybids(tmp_path: Path) -> None:
-    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"), sessions=("a", "b"),
-                         runs=("1", "02"), t_r=2.0)  # fmt: skip
+    root = make_raw_bids(
+        tmp_path / "raw", subjects=("01", "02"), sessions=("a", "b"), runs=("1", "02"), t_r=2.0
+    )
     func = root / "sub-01" / "ses-a" / "func"
     # overrides at session and run level, a 3D image, a bad name. (Labels with dots are not
     # compared: pybids cuts such names at the first dot, the fast index names the label.)
-    write_json(root / "sub-02" / "ses-b" / "sub-02_ses-b_task-rest_bold.json",
-               {"RepetitionTime": 3.0})  # fmt: skip
+    write_json(
+        root / "sub-02" / "ses-b" / "sub-02_ses-b_task-rest_bold.json", {"RepetitionTime": 3.0}
+    )
     write_json(func / "sub-01_ses-a_task-rest_run-02_bold.json", {"RepetitionTime": 1.0})
     save_nifti(func / "sub-01_ses-a_task-rest_run-3_bold.nii.gz", np.zeros(CROP_SHAPE, np.int16))
     save_nifti(func / "sub-01_ses-a_task-rest_bogus_bold.nii.gz", np.zeros((4, 5, 6, 7), np.int16))
@@ -64,14 +77,27 @@ def test_derivatives_match_pybids(tmp_path: Path) -> None:
 
 def test_inheritance_nearest_and_most_specific_wins(tmp_path: Path) -> None:
     levels = [
-        [Sidecar.from_path(str(write_json(tmp_path / "task-rest_bold.json",
-                                          {"RepetitionTime": 2, "A": "top", "B": "top"})))],
-        [Sidecar.from_path(str(write_json(tmp_path / "sub-1_task-rest_bold.json", {"A": "sub"}))),
-         Sidecar.from_path(str(write_json(tmp_path / "sub-1_task-rest_run-2_bold.json",
-                                          {"B": "run2"}))),
-         Sidecar.from_path(str(write_json(tmp_path / "sub-1_task-rest_sbref.json", {"A": "x"}))),
-         Sidecar.from_path(str(write_json(tmp_path / "sub-1_task-other_bold.json", {"A": "y"})))],
-    ]  # fmt: skip
+        [
+            Sidecar.from_path(
+                str(
+                    write_json(
+                        tmp_path / "task-rest_bold.json",
+                        {"RepetitionTime": 2, "A": "top", "B": "top"},
+                    )
+                )
+            )
+        ],
+        [
+            Sidecar.from_path(
+                str(write_json(tmp_path / "sub-1_task-rest_bold.json", {"A": "sub"}))
+            ),
+            Sidecar.from_path(
+                str(write_json(tmp_path / "sub-1_task-rest_run-2_bold.json", {"B": "run2"}))
+            ),
+            Sidecar.from_path(str(write_json(tmp_path / "sub-1_task-rest_sbref.json", {"A": "x"}))),
+            Sidecar.from_path(str(write_json(tmp_path / "sub-1_task-other_bold.json", {"A": "y"}))),
+        ],
+    ]
     ents = {"sub": "1", "task": "rest", "run": "1"}
     meta, sources, problem = SidecarReader().resolve(levels, ents, "bold")
     assert problem == "" and meta == {"RepetitionTime": 2, "A": "sub", "B": "top"}

@@ -43,9 +43,11 @@ def test_bids_sessions_and_runs_are_keyed(tmp_path: Path) -> None:
     root = make_raw_bids(tmp_path / "raw", subjects=("01",), sessions=("a", "b"), runs=("1", "2"))
     df = ingest_dataset("tiny", "bids", root).manifest
     assert df["run_key"].tolist() == [
-        "sub-01_ses-a_task-rest_run-1", "sub-01_ses-a_task-rest_run-2",
-        "sub-01_ses-b_task-rest_run-1", "sub-01_ses-b_task-rest_run-2",
-    ]  # fmt: skip
+        "sub-01_ses-a_task-rest_run-1",
+        "sub-01_ses-a_task-rest_run-2",
+        "sub-01_ses-b_task-rest_run-1",
+        "sub-01_ses-b_task-rest_run-2",
+    ]
     assert df["session"].tolist() == ["a", "a", "b", "b"]
     assert df["run"].tolist() == ["1", "2", "1", "2"]
 

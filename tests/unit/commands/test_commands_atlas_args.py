@@ -84,17 +84,37 @@ def test_every_verb_taking_an_atlas_uses_the_one_parser() -> None:
         assert parser._option_string_actions["--atlas-name"] is action, command
         assert "--atlas-name" not in parser.format_help(), command
     expected = {
-        "ingest", "store", "splits", "pretrain", "finetune", "evaluate", "embed", "report",
-        "connectome run", "connectome timeseries", "connectome import",
-    }  # fmt: skip
+        "ingest",
+        "store",
+        "splits",
+        "pretrain",
+        "finetune",
+        "evaluate",
+        "embed",
+        "report",
+        "connectome run",
+        "connectome timeseries",
+        "connectome import",
+    }
     assert set(takes_atlas) == expected
     assert set(VERBS) >= {c.split()[0] for c in takes_atlas}
 
 
 def test_both_spellings_parse_to_one_value_and_bad_names_are_refused(capsys) -> None:
     parser = build_parser("store")
-    base = ["store", "--dataset", "d", "--qc-table", "q", "--phenotype", "p", "--catalogue",
-            "c", "--store-dir", "s"]  # fmt: skip
+    base = [
+        "store",
+        "--dataset",
+        "d",
+        "--qc-table",
+        "q",
+        "--phenotype",
+        "p",
+        "--catalogue",
+        "c",
+        "--store-dir",
+        "s",
+    ]
     assert parser.parse_args([*base, "--atlas", "aal116"]).atlas == "aal116"
     assert parser.parse_args([*base, "--atlas-name", "aal116"]).atlas == "aal116"
     with pytest.raises(SystemExit):
@@ -134,10 +154,23 @@ def test_templateflow_atlas_for_a_connectome_entry_import(tmp_path, tf_home) -> 
     qc_path = tmp_path / "qc.tsv"
     rc = cli(
         connectome_cmd,
-        ["connectome", "import", "--dataset", "tfdata", "--manifest", str(manifest),
-         "--atlas", "toy12", "--atlas-templateflow", json.dumps(QUERY),
-         "--out-dir", str(tmp_path / "conn"), "--qc-table", str(qc_path)],
-    )  # fmt: skip
+        [
+            "connectome",
+            "import",
+            "--dataset",
+            "tfdata",
+            "--manifest",
+            str(manifest),
+            "--atlas",
+            "toy12",
+            "--atlas-templateflow",
+            json.dumps(QUERY),
+            "--out-dir",
+            str(tmp_path / "conn"),
+            "--qc-table",
+            str(qc_path),
+        ],
+    )
     assert rc == 0
     qc = read_qc_table(qc_path)
     assert qc["included"].all() and len(qc) == 2

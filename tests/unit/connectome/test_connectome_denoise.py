@@ -58,10 +58,13 @@ def run_files(tmp_path: Path) -> dict[str, Path]:
     write_confounds(files["confounds"], table)
     # Four combined-mask components and two of the WM mask: the compcor preset takes the former.
     meta = {
-        f"a_comp_cor_{i:02d}": {"Method": "aCompCor", "Mask": "combined" if i < 4 else "WM",
-                                "Retained": True}
+        f"a_comp_cor_{i:02d}": {
+            "Method": "aCompCor",
+            "Mask": "combined" if i < 4 else "WM",
+            "Retained": True,
+        }
         for i in range(6)
-    }  # fmt: skip
+    }
     files["confounds"].with_suffix(".json").write_text(json.dumps(meta))
     return files
 
@@ -94,9 +97,11 @@ def test_presets_agree_with_nilearn_load_confounds(run_files, strategy: str) -> 
         {"strategy": strategy, "fd_threshold": 0.5, "dvars_threshold": 1.5, "min_volumes": 10}
     )
     keep = scrub_mask(
-        table["framewise_displacement"].to_numpy(), settings, N_VOL,
+        table["framewise_displacement"].to_numpy(),
+        settings,
+        N_VOL,
         dvars=table["std_dvars"].to_numpy(),
-    )  # fmt: skip
+    )
     if strategy.startswith("scrubbing"):
         np.testing.assert_array_equal(keep, ref_mask)
         assert {0, 1, 11, 12, 25}.isdisjoint(keep)  # short segments and the DVARS spike
@@ -132,9 +137,8 @@ def test_missing_std_dvars_excludes_run(tmp_path: Path, run_files) -> None:
         {"strategy": "27P", "dvars_threshold": 1.5, "min_volumes": 20}
     )
     qc = process_voxel_run(
-        "tiny", record, RUN, load_atlas("aal116"), settings, tmp_path / "conn",
-        tmp_path / "qc.json",
-    )  # fmt: skip
+        "tiny", record, RUN, load_atlas("aal116"), settings, tmp_path / "conn", tmp_path / "qc.json"
+    )
     assert not qc["included"] and "std_dvars" in qc["reason"]
     saved = json.loads((tmp_path / "qc.json").read_text())
     assert saved["strategy"] == "27P" and saved["dvars_threshold"] == 1.5
@@ -157,16 +161,22 @@ def _signals(seed: int = 0) -> np.ndarray:
     )
 
 
-@pytest.mark.parametrize(("ours", "theirs"), [("zscore", "zscore_sample"), ("psc", "psc"),
-                                              ("none", None)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("ours", "theirs"), [("zscore", "zscore_sample"), ("psc", "psc"), ("none", None)]
+)
 def test_standardize_matches_nilearn_clean(ours: str, theirs) -> None:
     x = _signals()
     settings = DenoiseSettings.from_dict({"standardize": ours, "low_pass": 0.2})
     got = clean_signals(x, 1.5, settings)
     ref = signal.clean(
-        x, detrend=True, standardize=theirs, filter="butterworth", low_pass=0.2,
-        high_pass=0.01, t_r=1.5,
-    )  # fmt: skip
+        x,
+        detrend=True,
+        standardize=theirs,
+        filter="butterworth",
+        low_pass=0.2,
+        high_pass=0.01,
+        t_r=1.5,
+    )
     np.testing.assert_allclose(got, ref, atol=1e-10)
 
 
@@ -182,10 +192,16 @@ def test_clean_signals_equal_nilearn_bit_for_bit() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ref = signal.clean(
-                x.copy(), detrend=True, standardize="zscore_sample", filter="butterworth",
-                low_pass=0.2, high_pass=0.01, t_r=1.5, confounds=confounds,
+                x.copy(),
+                detrend=True,
+                standardize="zscore_sample",
+                filter="butterworth",
+                low_pass=0.2,
+                high_pass=0.01,
+                t_r=1.5,
+                confounds=confounds,
                 sample_mask=None if sample_mask is None else sample_mask.copy(),
-            )  # fmt: skip
+            )
         assert got.tobytes() == ref.tobytes()
 
 

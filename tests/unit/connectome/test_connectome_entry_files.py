@@ -151,11 +151,22 @@ def _timeseries_qc(tmp_path: Path, source: Path, **ingest_kw) -> pd.DataFrame:
     rc = cli(
         connectome_cmd,
         [
-            "connectome", "timeseries", "--dataset", "files", "--manifest", str(manifest),
-            "--atlas-name", "aal116", "--denoise", json.dumps(DENOISE),
-            "--out-dir", str(tmp_path / "conn"), "--qc-table", str(qc_path),
+            "connectome",
+            "timeseries",
+            "--dataset",
+            "files",
+            "--manifest",
+            str(manifest),
+            "--atlas-name",
+            "aal116",
+            "--denoise",
+            json.dumps(DENOISE),
+            "--out-dir",
+            str(tmp_path / "conn"),
+            "--qc-table",
+            str(qc_path),
         ],
-    )  # fmt: skip
+    )
     assert rc == 0
     return read_qc_table(qc_path).set_index("subject")
 
@@ -176,8 +187,13 @@ def test_folder_of_series_files(tmp_path: Path, names) -> None:
 
     assert sorted(qc.index) == ["0050003", "0050004", "01", "02", "05", "06"]
     assert qc["included"].to_dict() == {
-        "0050003": True, "0050004": False, "01": True, "02": False, "05": True, "06": True,
-    }  # fmt: skip
+        "0050003": True,
+        "0050004": False,
+        "01": True,
+        "02": False,
+        "05": True,
+        "06": True,
+    }
     assert "sub-02.csv has 100 ROI columns" in qc.loc["02", "reason"]
     assert "ROISignals_0050004.mat is a MATLAB v7.3" in qc.loc["0050004", "reason"]
     assert qc.loc["06", "t_r"] == 0.8 and qc.loc["01", "t_r"] == T_R
@@ -212,8 +228,10 @@ def test_dataset_repetition_time_fills_xcpd_runs_without_sidecar(tmp_path: Path,
         path = root / f"sub-{sub}" / "func" / f"sub-{sub}_task-rest_stat-mean_timeseries.tsv"
         path.parent.mkdir(parents=True)
         pd.DataFrame(roi_series(seed=int(sub)), columns=names).to_csv(path, sep="\t", index=False)
-    write_json(root / "sub-02" / "func" / "sub-02_task-rest_stat-mean_timeseries.json",
-               {"RepetitionTime": 0.72})  # fmt: skip
+    write_json(
+        root / "sub-02" / "func" / "sub-02_task-rest_stat-mean_timeseries.json",
+        {"RepetitionTime": 0.72},
+    )
     without = ingest_dataset("x", "roi_timeseries", root).manifest.set_index("subject")
     assert not without.loc["01", "included"] and "no JSON sidecar" in without.loc["01", "reason"]
     filled = ingest_dataset("x", "roi_timeseries", root, repetition_time=T_R).manifest
@@ -248,9 +266,18 @@ def test_bad_listing_stops_with_the_file_named(tmp_path: Path) -> None:
     with pytest.raises(InputDataError, match=r"listing\.tsv lacks column\(s\) \['participant_id'"):
         ingest_dataset("x", "connectome", listing)
     rc = main(
-        ["ingest", "--dataset", "x", "--entry", "connectome", "--path", str(listing),
-         "--out", str(tmp_path / "m.parquet")],
-    )  # fmt: skip
+        [
+            "ingest",
+            "--dataset",
+            "x",
+            "--entry",
+            "connectome",
+            "--path",
+            str(listing),
+            "--out",
+            str(tmp_path / "m.parquet"),
+        ]
+    )
     assert rc == InputDataError.exit_code and not (tmp_path / "m.parquet").exists()
 
 
@@ -273,10 +300,17 @@ def test_connectome_listing_to_store(tmp_path: Path, names) -> None:
     _v73(mats / "sub-08.mat")
     lines = ["participant_id\trun\tpath"] + [
         f"sub-{s}\t1\tmats/{f}"
-        for s, f in [("01", "sub-01.tsv"), ("02", "sub-02.csv"), ("03", "sub-03.npy"),
-                     ("04", "sub-04.mat"), ("05", "sub-05.npy"), ("06", "sub-06.npy"),
-                     ("07", "sub-07.npy"), ("08", "sub-08.mat")]
-    ]  # fmt: skip
+        for s, f in [
+            ("01", "sub-01.tsv"),
+            ("02", "sub-02.csv"),
+            ("03", "sub-03.npy"),
+            ("04", "sub-04.mat"),
+            ("05", "sub-05.npy"),
+            ("06", "sub-06.npy"),
+            ("07", "sub-07.npy"),
+            ("08", "sub-08.mat"),
+        ]
+    ]
     listing = tmp_path / "listing.tsv"
     listing.write_text("\n".join(lines) + "\n")
     manifest = tmp_path / "ingest" / "manifest.parquet"
@@ -285,9 +319,15 @@ def test_connectome_listing_to_store(tmp_path: Path, names) -> None:
 
     qc = imported_qc(tmp_path, manifest)
     assert qc["included"].to_dict() == {
-        "01": True, "02": True, "03": True, "04": True,
-        "05": False, "06": False, "07": False, "08": False,
-    }  # fmt: skip
+        "01": True,
+        "02": True,
+        "03": True,
+        "04": True,
+        "05": False,
+        "06": False,
+        "07": False,
+        "08": False,
+    }
     assert "sub-05.npy is 116 x 115" in qc.loc["05", "reason"]
     assert "sub-06.npy is not symmetric" in qc.loc["06", "reason"]
     assert "sub-07.npy holds 2 NaN" in qc.loc["07", "reason"]
@@ -302,9 +342,12 @@ def test_connectome_listing_to_store(tmp_path: Path, names) -> None:
     # The store takes these runs like computed ones.
     phenotype = pd.DataFrame({"subject": list(good), "site": ["s1"] * 4})
     out = write_connectomes(
-        tmp_path / "store", "aal116", "pcp", pd.read_csv(tmp_path / "qc.tsv", sep="\t", dtype=str),
+        tmp_path / "store",
+        "aal116",
+        "pcp",
+        pd.read_csv(tmp_path / "qc.tsv", sep="\t", dtype=str),
         phenotype,
-    )  # fmt: skip
+    )
     stored = pq.read_table(out)
     subjects = stored["subject"].to_pylist()
     assert sorted(subjects) == ["01", "02", "03", "04"]

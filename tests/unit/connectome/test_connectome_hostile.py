@@ -43,9 +43,13 @@ pytestmark = pytest.mark.hostile
 
 T_R = 2.0
 DENOISE = {
-    "strategy": "24P", "fd_threshold": 0.5, "high_pass": 0.01, "low_pass": 0.1,
-    "detrend": True, "min_volumes": 40,
-}  # fmt: skip
+    "strategy": "24P",
+    "fd_threshold": 0.5,
+    "high_pass": 0.01,
+    "low_pass": 0.1,
+    "detrend": True,
+    "min_volumes": 40,
+}
 HUGE = (30000, 30000, 30000, 10)  # 24.6 TiB of float32 per the header
 
 
@@ -109,19 +113,30 @@ def test_huge_header_excludes_the_run_and_the_cohort_continues(tmp_path: Path, a
     bad = make_fmriprep_run(deriv, "sub-02_task-rest_run-1", n_vol=48, t_r=T_R, seed=1)
     _huge_header(bad["bold"])
     record = fmriprep_record(
-        tmp_path / "rec.json", "tiny", [("sub-01_task-rest_run-1", good),
-                                         ("sub-02_task-rest_run-1", bad)],
-    )  # fmt: skip
+        tmp_path / "rec.json",
+        "tiny",
+        [("sub-01_task-rest_run-1", good), ("sub-02_task-rest_run-1", bad)],
+    )
     settings = DenoiseSettings.from_dict(DENOISE)
     qc_good = process_voxel_run(
-        "tiny", record, "sub-01_task-rest_run-1", atlas, settings, tmp_path / "conn",
+        "tiny",
+        record,
+        "sub-01_task-rest_run-1",
+        atlas,
+        settings,
+        tmp_path / "conn",
         tmp_path / "qc" / "sub-01.json",
-    )  # fmt: skip
+    )
     began = time.perf_counter()
     qc_bad = process_voxel_run(
-        "tiny", record, "sub-02_task-rest_run-1", atlas, settings, tmp_path / "conn",
+        "tiny",
+        record,
+        "sub-02_task-rest_run-1",
+        atlas,
+        settings,
+        tmp_path / "conn",
         tmp_path / "qc" / "sub-02.json",
-    )  # fmt: skip
+    )
     assert time.perf_counter() - began < 5
     assert qc_good["included"] and Path(qc_good["relmat"]).is_file()
     assert not qc_bad["included"]
@@ -140,10 +155,25 @@ def test_huge_header_dims_excluded_at_ingest(tmp_path: Path, ext: str) -> None:
     assert read_ingest_header(func / f"sub-02_task-rest_run-1_bold{ext}").shape == HUGE
     out = tmp_path / "out" / "manifest.parquet"
     proc = subprocess.run(
-        [sys.executable, "-m", "lcm", "ingest", "--dataset", "tiny", "--entry", "bids",
-         "--path", str(root), "--out", str(out), "--no-validate"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "lcm",
+            "ingest",
+            "--dataset",
+            "tiny",
+            "--entry",
+            "bids",
+            "--path",
+            str(root),
+            "--out",
+            str(out),
+            "--no-validate",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     df = pd.read_parquet(out).set_index("subject")
@@ -175,9 +205,14 @@ def _voxel_fc(tmp_path: Path, atlas, name: str, files: dict[str, Path]) -> tuple
     run = "sub-01_task-rest_run-1"
     record = fmriprep_record(tmp_path / f"{name}.json", "tiny", [(run, files)])
     qc = process_voxel_run(
-        "tiny", record, run, atlas, DenoiseSettings.from_dict(DENOISE), tmp_path / name,
+        "tiny",
+        record,
+        run,
+        atlas,
+        DenoiseSettings.from_dict(DENOISE),
+        tmp_path / name,
         tmp_path / "qc" / f"{name}.json",
-    )  # fmt: skip
+    )
     assert qc["included"], qc["reason"]
     return qc, read_relmat(qc["relmat"])[1]
 
@@ -231,10 +266,23 @@ def test_dropout_volume_is_scrubbed_in_roi_timeseries(tmp_path: Path, atlas) -> 
     denoise = {"high_pass": 0.01, "low_pass": 0.1, "detrend": True, "min_volumes": 40}
     rc = cli(
         connectome_cmd,
-        ["connectome", "timeseries", "--dataset", "files", "--manifest", str(manifest),
-         "--atlas-name", "aal116", "--denoise", json.dumps(denoise),
-         "--out-dir", str(tmp_path / "conn"), "--qc-table", str(qc_path)],
-    )  # fmt: skip
+        [
+            "connectome",
+            "timeseries",
+            "--dataset",
+            "files",
+            "--manifest",
+            str(manifest),
+            "--atlas-name",
+            "aal116",
+            "--denoise",
+            json.dumps(denoise),
+            "--out-dir",
+            str(tmp_path / "conn"),
+            "--qc-table",
+            str(qc_path),
+        ],
+    )
     assert rc == 0
     qc = read_qc_table(qc_path).set_index("subject")
     assert qc["included"].all()

@@ -51,9 +51,10 @@ def _signals(n_vol: int = 90, n_rois: int = 12, seed: int = 0) -> np.ndarray:
 def test_partial_correlation_matches_nilearn(n_vol: int) -> None:
     x = _signals(n_vol)
     measure = ConnectivityMeasure(
-        kind="partial correlation", cov_estimator=LedoitWolf(store_precision=False),
+        kind="partial correlation",
+        cov_estimator=LedoitWolf(store_precision=False),
         standardize=False,
-    )  # fmt: skip
+    )
     ref = measure.fit_transform([x])[0]
     np.testing.assert_allclose(partial_correlation(x), ref, atol=1e-10)
     cov = ledoit_wolf_covariance(x)
@@ -91,8 +92,10 @@ def test_connectome_settings() -> None:
     s = ConnectomeSettings.from_json('{"kinds": ["covariance"], "window": {"length": 30}}')
     assert s.kinds == ("pearson", "covariance") and s.window_length == 30 and s.window_step is None
     assert ConnectomeSettings.from_dict({}).to_dict() == {
-        "kinds": ["pearson"], "fisher_z": False, "window": {"length": None, "step": None},
-    }  # fmt: skip
+        "kinds": ["pearson"],
+        "fisher_z": False,
+        "window": {"length": None, "step": None},
+    }
     for bad, message in [
         ({"kinds": ["tangent"]}, "invalid connectome setting at 'kinds.0'"),
         ({"window": {"step": 5}}, "window.step .* window.length is null"),
@@ -111,16 +114,23 @@ def _voxel_run(tmp_path: Path, atlas, connectome: dict) -> dict:
     files = make_fmriprep_run(tmp_path / "fmriprep", RUN, n_vol=N_VOL)
     record = fmriprep_record(tmp_path / "rec.json", "tiny", [(RUN, files)])
     return process_voxel_run(
-        "tiny", record, RUN, atlas, DenoiseSettings.from_dict(DENOISE), tmp_path / "conn",
-        tmp_path / "qc" / f"{RUN}.json", connectome=ConnectomeSettings.from_dict(connectome),
-    )  # fmt: skip
+        "tiny",
+        record,
+        RUN,
+        atlas,
+        DenoiseSettings.from_dict(DENOISE),
+        tmp_path / "conn",
+        tmp_path / "qc" / f"{RUN}.json",
+        connectome=ConnectomeSettings.from_dict(connectome),
+    )
 
 
 def test_voxel_run_writes_kinds_fisher_z_and_windows(tmp_path: Path, atlas) -> None:
     connectome = {
-        "kinds": ["pearson", "partial", "covariance"], "fisher_z": True,
+        "kinds": ["pearson", "partial", "covariance"],
+        "fisher_z": True,
         "window": {"length": 30, "step": 15},
-    }  # fmt: skip
+    }
     qc = _voxel_run(tmp_path, atlas, connectome)
     assert qc["included"] and qc["n_windows"] == 3 and qc["window_note"] == ""
     func = tmp_path / "conn" / "sub-01" / "func"
@@ -184,12 +194,27 @@ def test_timeseries_cli_kinds_and_too_long_window(tmp_path: Path, atlas) -> None
     ingest("ts", "roi_timeseries", root, manifest)
 
     def run(connectome: dict) -> int:
-        return cli(connectome_cmd, [
-            "connectome", "timeseries", "--dataset", "ts", "--manifest", str(manifest),
-            "--atlas-name", "aal116", "--denoise", json.dumps({"min_volumes": 20}),
-            "--connectome", json.dumps(connectome), "--out-dir", str(tmp_path / "conn"),
-            "--qc-table", str(tmp_path / "qc.tsv"),
-        ])  # fmt: skip
+        return cli(
+            connectome_cmd,
+            [
+                "connectome",
+                "timeseries",
+                "--dataset",
+                "ts",
+                "--manifest",
+                str(manifest),
+                "--atlas-name",
+                "aal116",
+                "--denoise",
+                json.dumps({"min_volumes": 20}),
+                "--connectome",
+                json.dumps(connectome),
+                "--out-dir",
+                str(tmp_path / "conn"),
+                "--qc-table",
+                str(tmp_path / "qc.tsv"),
+            ],
+        )
 
     assert run({"kinds": ["partial"], "window": {"length": 60}}) == 0
     qc = read_qc_table(tmp_path / "qc.tsv").set_index("subject")
@@ -206,12 +231,31 @@ def test_cli_run_min_coverage_and_kinds(tmp_path: Path) -> None:
 
     def run(min_coverage: str, tag: str) -> dict:
         qc_out = tmp_path / tag / "qc.json"
-        rc = cli(connectome_cmd, [
-            "connectome", "run", "--dataset", "tiny", "--fmriprep-record", str(record),
-            "--run-key", RUN, "--atlas-name", "aal116", "--min-coverage", min_coverage,
-            "--denoise", json.dumps(DENOISE), "--connectome", '{"kinds": ["covariance"]}',
-            "--out-dir", str(tmp_path / tag), "--qc-out", str(qc_out),
-        ])  # fmt: skip
+        rc = cli(
+            connectome_cmd,
+            [
+                "connectome",
+                "run",
+                "--dataset",
+                "tiny",
+                "--fmriprep-record",
+                str(record),
+                "--run-key",
+                RUN,
+                "--atlas-name",
+                "aal116",
+                "--min-coverage",
+                min_coverage,
+                "--denoise",
+                json.dumps(DENOISE),
+                "--connectome",
+                '{"kinds": ["covariance"]}',
+                "--out-dir",
+                str(tmp_path / tag),
+                "--qc-out",
+                str(qc_out),
+            ],
+        )
         assert rc == 0
         return json.loads(qc_out.read_text())
 

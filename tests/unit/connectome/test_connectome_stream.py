@@ -135,11 +135,13 @@ def _save(tmp_path: Path, data: np.ndarray) -> Path:
     [
         (lambda raw: raw[: len(raw) // 2], r"cannot read the data of BOLD bold.nii.gz"),
         (lambda raw: raw[:30], r"cannot read BOLD bold.nii.gz"),
-        (lambda raw: raw[:200] + bytes(b ^ 0x5A for b in raw[200:400]) + raw[400:],
-         r"cannot read (the data of )?BOLD bold.nii.gz"),
+        (
+            lambda raw: raw[:200] + bytes(b ^ 0x5A for b in raw[200:400]) + raw[400:],
+            r"cannot read (the data of )?BOLD bold.nii.gz",
+        ),
         (lambda raw: gzip.compress(b"\x00" * 400), r"not a NIfTI-1/2 file"),
     ],
-)  # fmt: skip
+)
 def test_damaged_file_is_excluded(tmp_path: Path, damage, message: str) -> None:
     rng = np.random.default_rng(5)
     path = _save(tmp_path, _data(rng))

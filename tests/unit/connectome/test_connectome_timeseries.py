@@ -34,9 +34,11 @@ def _series(n_vol: int, n_rois: int, seed: int) -> np.ndarray:
 
 def _write_run(root: Path, sub: str, table: pd.DataFrame, meta: dict | None = None) -> Path:
     path = (
-        root / f"sub-{sub}" / "func"
+        root
+        / f"sub-{sub}"
+        / "func"
         / f"sub-{sub}_task-rest_space-MNI152NLin6Asym_seg-aal116_stat-mean_timeseries.tsv"
-    )  # fmt: skip
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(path, sep="\t", index=False, na_rep="n/a")
     write_json(path.with_suffix(".json"), {"RepetitionTime": T_R, **(meta or {})})
@@ -50,9 +52,11 @@ def dataset(tmp_path: Path, atlas) -> tuple[Path, dict[str, Path]]:
     names = atlas.labels["name"].tolist()
     paths = {}
     paths["01"] = _write_run(
-        root, "01", pd.DataFrame(_series(N_VOL, 116, 1), columns=names),
+        root,
+        "01",
+        pd.DataFrame(_series(N_VOL, 116, 1), columns=names),
         {"MeanFramewiseDisplacement": 0.12},
-    )  # fmt: skip
+    )
     paths["02"] = _write_run(root, "02", pd.DataFrame(_series(N_VOL, 100, 2)))  # wrong atlas
     with_fd = pd.DataFrame(_series(N_VOL, 116, 3), columns=names)
     fd = np.full(N_VOL, 0.1)
@@ -77,11 +81,22 @@ def _run(tmp_path: Path, root: Path, denoise: dict | None = None) -> pd.DataFram
     rc = cli(
         connectome_cmd,
         [
-            "connectome", "timeseries", "--dataset", "ts", "--manifest", str(manifest),
-            "--atlas-name", "aal116", "--denoise", json.dumps(denoise or DENOISE),
-            "--out-dir", str(tmp_path / "conn"), "--qc-table", str(qc_path),
+            "connectome",
+            "timeseries",
+            "--dataset",
+            "ts",
+            "--manifest",
+            str(manifest),
+            "--atlas-name",
+            "aal116",
+            "--denoise",
+            json.dumps(denoise or DENOISE),
+            "--out-dir",
+            str(tmp_path / "conn"),
+            "--qc-table",
+            str(qc_path),
         ],
-    )  # fmt: skip
+    )
     assert rc == 0
     return read_qc_table(qc_path)
 
@@ -91,8 +106,13 @@ def test_timeseries_manifest_to_relmats(tmp_path: Path, dataset, atlas) -> None:
     qc = _run(tmp_path, root).set_index("subject")
     assert list(qc.index) == ["01", "02", "03", "04", "05", "06"]
     assert qc["included"].to_dict() == {
-        "01": True, "02": False, "03": True, "04": False, "05": False, "06": False
-    }  # fmt: skip
+        "01": True,
+        "02": False,
+        "03": True,
+        "04": False,
+        "05": False,
+        "06": False,
+    }
     assert "100 ROI columns but atlas 'aal116' has 116" in qc.loc["02", "reason"]
     assert "missing or non-numeric" in qc.loc["04", "reason"]
     assert "only 30 of 30 volumes" in qc.loc["05", "reason"]
@@ -124,9 +144,14 @@ def test_timeseries_manifest_to_relmats(tmp_path: Path, dataset, atlas) -> None:
     fd = table.pop("framewise_displacement").fillna(0).to_numpy()
     keep = np.flatnonzero(fd <= 0.5)
     ref3 = signal.clean(
-        table.to_numpy(), detrend=True, standardize="zscore_sample", low_pass=0.1,
-        high_pass=0.01, t_r=T_R, sample_mask=keep,
-    )  # fmt: skip
+        table.to_numpy(),
+        detrend=True,
+        standardize="zscore_sample",
+        low_pass=0.1,
+        high_pass=0.01,
+        t_r=T_R,
+        sample_mask=keep,
+    )
     ok = np.arange(116) != 4
     np.testing.assert_allclose(fc3[np.ix_(ok, ok)], np.corrcoef(ref3[:, ok].T), atol=1e-10)
     assert not (tmp_path / "conn" / "sub-02").exists()

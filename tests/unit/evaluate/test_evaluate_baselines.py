@@ -82,8 +82,9 @@ def test_tangent_reference_is_fitted_on_training_matrices_only():
     np.testing.assert_allclose(reference, expected, atol=1e-6)
     assert vectors.shape == (5, N_ROIS * (N_ROIS + 1) // 2)
     # at the reference itself the tangent vector is zero
-    np.testing.assert_allclose(tangent.transform(((reference - 0.1 * np.eye(N_ROIS)) / 0.9)[None]),
-                               0.0, atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        tangent.transform(((reference - 0.1 * np.eye(N_ROIS)) / 0.9)[None]), 0.0, atol=1e-6
+    )
     with pytest.raises(InputDataError, match=r"expected matrices of shape \(n, R, R\)"):
         tangent.transform(test[0])
 
@@ -163,9 +164,12 @@ def test_continuous_task_runs_regressors_and_skips_classifiers():
     cohort = Cohort(ids, fc, variables, [f"r{i}" for i in range(N_ROIS)], "toy")
     task = Task(name="score", label="score", kind="continuous")
     settings = EvaluationSettings.from_dict(
-        {"n_folds": 3, "label_fractions": [1.0], "models": ["logreg", "ridge", "cpm",
-                                                            "shuffled-labels"]}
-    )  # fmt: skip
+        {
+            "n_folds": 3,
+            "label_fractions": [1.0],
+            "models": ["logreg", "ridge", "cpm", "shuffled-labels"],
+        }
+    )
     result = evaluate_task(cohort, task, settings, master_seed=0)
     assert result.models == ["ridge", "cpm", "shuffled-labels"]
     assert result.skipped == {"logreg": "does not handle continuous targets"}

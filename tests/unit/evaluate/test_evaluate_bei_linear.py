@@ -33,9 +33,12 @@ def _pretraining(n: int = 120, seed: int = 3):
         ts[:, 3] += (0.8 if sex[i] == "M" else -0.8) * ts[:, 2]
         fc[i] = np.corrcoef(ts.T)
     variables = pd.DataFrame(
-        {"age": age, "sex": pd.Series(sex, dtype=object),
-         "group": pd.Series(rng.choice(["a", "b", "c"], n), dtype=object)}
-    )  # fmt: skip
+        {
+            "age": age,
+            "sex": pd.Series(sex, dtype=object),
+            "group": pd.Series(rng.choice(["a", "b", "c"], n), dtype=object),
+        }
+    )
     variables.loc[::7, "age"] = np.nan  # missing values are allowed
     return fc, variables, np.array([f"p/{i}" for i in range(n)])
 

@@ -59,10 +59,20 @@ def store(tmp_path):
             relmat, sep="\t"
         )
         qc_rows.append(
-            {"subject": f"{s:02d}", "session": "", "task": "rest", "run": "1",
-             "run_key": f"sub-{s:02d}_task-rest", "included": True, "relmat": str(relmat),
-             "n_volumes": 45, "n_volumes_kept": 45, "mean_fd": 0.1, "t_r": 2.0}
-        )  # fmt: skip
+            {
+                "subject": f"{s:02d}",
+                "session": "",
+                "task": "rest",
+                "run": "1",
+                "run_key": f"sub-{s:02d}_task-rest",
+                "included": True,
+                "relmat": str(relmat),
+                "n_volumes": 45,
+                "n_volumes_kept": 45,
+                "mean_fd": 0.1,
+                "t_r": 2.0,
+            }
+        )
         label = None if s == 23 else ("control", "autism")[cls]
         pheno.append({"subject": f"{s:02d}", "site": "A", "autism": label, "age": 20.0 + s})
     phenotype = pd.DataFrame(pheno)
@@ -80,14 +90,39 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def test_evaluate_command_end_to_end(store, tmp_path):
     out, pred = tmp_path / "out" / "m.parquet", tmp_path / "out" / "p.parquet"
-    settings = {"n_folds": 3, "seeds": [0, 2], "label_fractions": [0.5, 1.0],
-                "models": ["logreg", "shuffled-labels"]}  # fmt: skip
+    settings = {
+        "n_folds": 3,
+        "seeds": [0, 2],
+        "label_fractions": [0.5, 1.0],
+        "models": ["logreg", "shuffled-labels"],
+    }
     args = _parse(
-        ["evaluate", "--store", str(store["root"]), "--atlas", "toy",
-         "--catalogue", str(store["catalogue"]), "--task", "asd", "--dataset", "toyds",
-         "--label", "autism", "--positive", "autism", "--settings", json.dumps(settings),
-         "--seed", "3", "--out", str(out), "--predictions", str(pred)]
-    )  # fmt: skip
+        [
+            "evaluate",
+            "--store",
+            str(store["root"]),
+            "--atlas",
+            "toy",
+            "--catalogue",
+            str(store["catalogue"]),
+            "--task",
+            "asd",
+            "--dataset",
+            "toyds",
+            "--label",
+            "autism",
+            "--positive",
+            "autism",
+            "--settings",
+            json.dumps(settings),
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            "--predictions",
+            str(pred),
+        ]
+    )
     assert args.func(args) == 0
     metrics, predictions = pd.read_parquet(out), pd.read_parquet(pred)
     assert tuple(metrics.columns) == METRIC_COLUMNS
@@ -106,11 +141,30 @@ def test_evaluate_command_end_to_end(store, tmp_path):
 
 def test_evaluate_command_rejects_bad_positive(store, tmp_path):
     args = _parse(
-        ["evaluate", "--store", str(store["root"]), "--atlas", "toy",
-         "--catalogue", str(store["catalogue"]), "--task", "asd", "--dataset", "toyds",
-         "--label", "autism", "--positive", "ASD", "--settings", '{"models": ["logreg"]}',
-         "--out", str(tmp_path / "m.parquet"), "--predictions", str(tmp_path / "p.parquet")]
-    )  # fmt: skip
+        [
+            "evaluate",
+            "--store",
+            str(store["root"]),
+            "--atlas",
+            "toy",
+            "--catalogue",
+            str(store["catalogue"]),
+            "--task",
+            "asd",
+            "--dataset",
+            "toyds",
+            "--label",
+            "autism",
+            "--positive",
+            "ASD",
+            "--settings",
+            '{"models": ["logreg"]}',
+            "--out",
+            str(tmp_path / "m.parquet"),
+            "--predictions",
+            str(tmp_path / "p.parquet"),
+        ]
+    )
     with pytest.raises(ConfigError, match=r"levels \['control', 'autism'\]"):
         args.func(args)
     assert not (tmp_path / "m.parquet").exists()
@@ -129,11 +183,32 @@ def test_evaluate_uses_the_folds_of_lcm_splits(store, tmp_path, prevalence_model
         "--catalogue",
         str(store["catalogue"]),
     ]
-    assert main(
-        ["splits", *common, "--datasets", "toyds", "--task", "asd", "--label", "autism",
-         "--positive", "autism", "--n-folds", "3", "--seed", "3", "--repeats", "0", "2",
-         "--out", str(table)]
-    ) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "splits",
+                *common,
+                "--datasets",
+                "toyds",
+                "--task",
+                "asd",
+                "--label",
+                "autism",
+                "--positive",
+                "autism",
+                "--n-folds",
+                "3",
+                "--seed",
+                "3",
+                "--repeats",
+                "0",
+                "2",
+                "--out",
+                str(table),
+            ]
+        )
+        == 0
+    )
     out, pred = tmp_path / "m.parquet", tmp_path / "p.parquet"
     settings = {
         "n_folds": 3,
@@ -141,9 +216,26 @@ def test_evaluate_uses_the_folds_of_lcm_splits(store, tmp_path, prevalence_model
         "label_fractions": [1.0],
         "models": [prevalence_model],
     }
-    argv = ["evaluate", *common, "--task", "asd", "--dataset", "toyds", "--label", "autism",
-            "--positive", "autism", "--seed", "3", "--splits", str(table),
-            "--out", str(out), "--predictions", str(pred)]  # fmt: skip
+    argv = [
+        "evaluate",
+        *common,
+        "--task",
+        "asd",
+        "--dataset",
+        "toyds",
+        "--label",
+        "autism",
+        "--positive",
+        "autism",
+        "--seed",
+        "3",
+        "--splits",
+        str(table),
+        "--out",
+        str(out),
+        "--predictions",
+        str(pred),
+    ]
     args = _parse([*argv, "--settings", json.dumps(settings)])
     assert args.func(args) == 0
     folds = pd.read_parquet(table).query("scheme == 'subject'")

@@ -98,8 +98,12 @@ def test_read_oracle(tmp_path):
     truth = {"consortium": "abidelike", "shared_structure": 0.0, "oracle": oracle}
     path.write_text(json.dumps(truth))
     oracle = read_oracle(path)
-    assert oracle == {"consortium": "abidelike", "shared_structure": 0.0, "auc": 0.81,
-                      "accuracy": None}  # fmt: skip
+    assert oracle == {
+        "consortium": "abidelike",
+        "shared_structure": 0.0,
+        "auc": 0.81,
+        "accuracy": None,
+    }
     path.write_text(json.dumps({"consortium": "x"}))
     assert read_oracle(path) is None
     with pytest.raises(InputDataError, match="Cannot read ground truth"):

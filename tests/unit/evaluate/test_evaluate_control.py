@@ -137,9 +137,12 @@ def test_control_permutations_setting_reaches_the_control() -> None:
     assert default["default"] == CONTROL_PERMUTATIONS == EvaluationSettings().control_permutations
     settings = EvaluationSettings.from_dict({"control_permutations": 7})
     context = ModelContext(
-        label="dx", levels=("control", "patient"), finetune={}, seed=0,
+        label="dx",
+        levels=("control", "patient"),
+        finetune={},
+        seed=0,
         control_permutations=settings.control_permutations,
-    )  # fmt: skip
+    )
     control = make_model("shuffled-labels", context)
     assert isinstance(control, ShuffledLabels) and control.n_permutations == 7
     for bad in (0, True, 2.5):

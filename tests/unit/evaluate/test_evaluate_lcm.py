@@ -79,9 +79,13 @@ def test_lcm_variants_run_in_protocol(checkpoint, ssl_checkpoint):
         }
     )
     result = evaluate_task(
-        make_cohort(), TASK, settings, master_seed=1, checkpoint=checkpoint,
+        make_cohort(),
+        TASK,
+        settings,
+        master_seed=1,
+        checkpoint=checkpoint,
         ssl_checkpoint=ssl_checkpoint,
-    )  # fmt: skip
+    )
     assert set(result.metrics["model"]) == set(models)
     p = result.predictions
     assert p["prediction"].between(0, 1).all()

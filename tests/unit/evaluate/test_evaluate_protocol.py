@@ -209,9 +209,29 @@ def test_command_help_and_checkpoint_guard(capsys):
         parser.parse_args(["evaluate", "--help"])
     assert "example:" in capsys.readouterr().out
     args = parser.parse_args(
-        ["evaluate", "--store", "s", "--atlas", "a", "--catalogue", "c.yaml", "--task", "t",
-         "--dataset", "d", "--label", "autism", "--positive", "autism",
-         "--settings", '{"models": ["logreg", "lcm"]}', "--out", "m", "--predictions", "p"]
-    )  # fmt: skip
+        [
+            "evaluate",
+            "--store",
+            "s",
+            "--atlas",
+            "a",
+            "--catalogue",
+            "c.yaml",
+            "--task",
+            "t",
+            "--dataset",
+            "d",
+            "--label",
+            "autism",
+            "--positive",
+            "autism",
+            "--settings",
+            '{"models": ["logreg", "lcm"]}',
+            "--out",
+            "m",
+            "--predictions",
+            "p",
+        ]
+    )
     with pytest.raises(ConfigError, match=r"\['lcm'\] need --checkpoint"):
         args.func(args)

@@ -38,9 +38,19 @@ from lcm.exceptions import ConfigError
 from lcm.report.tables import model_kind
 
 BUILTIN = [
-    "lcm", "lcm-no-pseudo", "lcm-ssl", "lcm-scratch", "logreg", "svm", "ridge", "tangent-logreg",
-    "cpm", "bei-linear", "shuffled-labels", "shuffled-lcm",
-]  # fmt: skip
+    "lcm",
+    "lcm-no-pseudo",
+    "lcm-ssl",
+    "lcm-scratch",
+    "logreg",
+    "svm",
+    "ridge",
+    "tangent-logreg",
+    "cpm",
+    "bei-linear",
+    "shuffled-labels",
+    "shuffled-lcm",
+]
 
 
 def _file() -> tuple[str, dict]:
@@ -52,12 +62,16 @@ def _config(models: list[str], role: str = "pretrain") -> dict:
     return {
         "datasets": {
             "a": {"entry": "roi_timeseries", "path": "x", "phenotype": "p.tsv", "role": role},
-            "b": {"entry": "roi_timeseries", "path": "y", "phenotype": "q.tsv",
-                  "role": "downstream"},
+            "b": {
+                "entry": "roi_timeseries",
+                "path": "y",
+                "phenotype": "q.tsv",
+                "role": "downstream",
+            },
         },
         "tasks": {"t": {"dataset": "b", "label": "autism", "positive": "autism"}},
         "evaluate": {"models": models},
-    }  # fmt: skip
+    }
 
 
 def test_the_schema_file_lists_the_builtin_registry_once() -> None:
@@ -92,12 +106,21 @@ def test_families_are_entry_attributes() -> None:
 def test_checkpoints_and_torch_are_entry_attributes() -> None:
     # As lcm.config.CHECKPOINT_MODELS listed them, now asked of the entries.
     assert set(checkpoint_models(BUILTIN)) == {
-        "lcm", "lcm-no-pseudo", "lcm-ssl", "lcm-scratch", "shuffled-lcm", "bei-linear",
-    }  # fmt: skip
+        "lcm",
+        "lcm-no-pseudo",
+        "lcm-ssl",
+        "lcm-scratch",
+        "shuffled-lcm",
+        "bei-linear",
+    }
     assert checkpoint_models(BUILTIN, "ssl") == ["lcm-ssl"]
     assert checkpoint_models(BUILTIN, "bei") == [
-        "lcm", "lcm-no-pseudo", "lcm-scratch", "bei-linear", "shuffled-lcm",
-    ]  # fmt: skip
+        "lcm",
+        "lcm-no-pseudo",
+        "lcm-scratch",
+        "bei-linear",
+        "shuffled-lcm",
+    ]
     assert checkpoint_models(["nope", "logreg"]) == []
     assert [m for m in BUILTIN if needs_torch(m)] == [*LCM_MODELS, "shuffled-lcm"]
     entry = model_entry("cpm")

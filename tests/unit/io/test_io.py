@@ -106,8 +106,12 @@ def test_atomic_write_removes_temps_of_dead_writers_only(tmp_path: Path) -> None
     from lcm.io.atomic import temporary_name
 
     out = tmp_path / "part-0.parquet"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     pid = int(dead.stdout)
     mine = temporary_name(out)  # this process: alive
     left = mine.with_name(mine.name.replace(f"-{os.getpid()}-", f"-{pid}-"))

@@ -29,12 +29,14 @@ STATS = {"age": {"mean": 40.0, "std": 10.0}, "bmi": {"mean": 25.0, "std": 5.0}}
 
 
 def _variables() -> pd.DataFrame:
-    return pd.DataFrame({
-        "sex": pd.Series(["M", None, "F", "F", "M"], dtype=object),
-        "age": [30.0, 50.0, float("nan"), 40.0, 60.0],
-        "hand": pd.Series([None] * B, dtype=object),  # absent from the batch
-        "bmi": [20.0, float("nan"), 30.0, float("nan"), 25.0],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "sex": pd.Series(["M", None, "F", "F", "M"], dtype=object),
+            "age": [30.0, 50.0, float("nan"), 40.0, 60.0],
+            "hand": pd.Series([None] * B, dtype=object),  # absent from the batch
+            "bmi": [20.0, float("nan"), 30.0, float("nan"), 25.0],
+        }
+    )
 
 
 def test_values_match_reference_formulas() -> None:

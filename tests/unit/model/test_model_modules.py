@@ -75,8 +75,12 @@ def test_add_queries_keeps_old_embeddings() -> None:
 def test_presets_and_overrides() -> None:
     cfg = config_from_settings({"preset": "tiny"}, n_rois=R, n_queries=Q)
     assert (cfg.d_model, cfg.n_heads, cfg.d_ffn, cfg.n_layers, cfg.n_encoder_layers) == (
-        64, 4, 128, 2, 1,
-    )  # fmt: skip
+        64,
+        4,
+        128,
+        2,
+        1,
+    )
     assert PRESETS["big"]["d_model"] == 2048 and PRESETS["big"]["n_layers"] == 32
     cfg = config_from_settings({"preset": "small", "overrides": {"n_layers": 3}}, R, Q)
     assert cfg.n_layers == 3 and cfg.d_model == 256

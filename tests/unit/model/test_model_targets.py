@@ -26,8 +26,12 @@ def test_layout_queries_per_kind(tmp_path: Path) -> None:
     layout = layout_from_catalogue(catalogue)
     sizes = {g.name: (g.start, g.size) for g in layout.groups}
     assert sizes == {
-        "age": (0, 1), "sex": (1, 2), "handedness": (3, 4), "bmi": (7, 1), "dx": (8, 3),
-    }  # fmt: skip
+        "age": (0, 1),
+        "sex": (1, 2),
+        "handedness": (3, 4),
+        "bmi": (7, 1),
+        "dx": (8, 3),
+    }
     assert layout.n_queries == 11
     # categorical and clinical groups end with a "not applicable" class; sex keeps two
     assert layout["handedness"].levels == ("left", "right", "mixed", "n/a")

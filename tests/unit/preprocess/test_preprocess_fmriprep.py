@@ -47,12 +47,27 @@ def test_existing_derivatives_recorded(tmp_path: Path) -> None:
     rc = cli(
         fmriprep_cmd,
         [
-            "fmriprep", "--dataset", "tiny", "--bids", str(tmp_path / "raw"), "--subject", "01",
-            "--runner", "existing", "--image", IMAGE, "--output-space", SPACE,
-            "--derivatives", str(tmp_path / "deriv"), "--work-dir", str(tmp_path / "work"),
-            "--out", str(out),
+            "fmriprep",
+            "--dataset",
+            "tiny",
+            "--bids",
+            str(tmp_path / "raw"),
+            "--subject",
+            "01",
+            "--runner",
+            "existing",
+            "--image",
+            IMAGE,
+            "--output-space",
+            SPACE,
+            "--derivatives",
+            str(tmp_path / "deriv"),
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--out",
+            str(out),
         ],
-    )  # fmt: skip
+    )
     assert rc == 0
     rec = json.loads(out.read_text())
     assert rec["runner"] == "existing" and rec["command"] is None and rec["subject"] == "01"
@@ -63,8 +78,10 @@ def test_existing_derivatives_recorded(tmp_path: Path) -> None:
     for r in rec["runs"]:
         f = files[r["run"]]
         assert (r["bold"], r["mask"], r["confounds"]) == (
-            str(f["bold"]), str(f["mask"]), str(f["confounds"])
-        )  # fmt: skip
+            str(f["bold"]),
+            str(f["mask"]),
+            str(f["confounds"]),
+        )
         assert r["sidecar"] == str(f["sidecar"]) and r["t_r"] == 2.0
         assert (r["sub"], r["ses"], r["task"]) == ("01", "", "rest")
 
@@ -107,12 +124,31 @@ def test_docker_runs_real_wrapper(
     rc = cli(
         fmriprep_cmd,
         [
-            "fmriprep", "--dataset", "tiny", "--bids", str(tmp_path / "raw"), "--subject", "01",
-            "--runner", "docker", "--image", IMAGE, "--output-space", SPACE,
-            "--derivatives", str(tmp_path / "deriv"), "--work-dir", str(tmp_path / "work"),
-            "--fs-license", str(lic), "--extra-args", '["--nthreads", "2"]', "--out", str(out),
+            "fmriprep",
+            "--dataset",
+            "tiny",
+            "--bids",
+            str(tmp_path / "raw"),
+            "--subject",
+            "01",
+            "--runner",
+            "docker",
+            "--image",
+            IMAGE,
+            "--output-space",
+            SPACE,
+            "--derivatives",
+            str(tmp_path / "deriv"),
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--fs-license",
+            str(lic),
+            "--extra-args",
+            '["--nthreads", "2"]',
+            "--out",
+            str(out),
         ],
-    )  # fmt: skip
+    )
     assert rc == 0
     calls = read_calls(standins)
     assert [c[:3] for c in calls[:4]] == [
@@ -126,11 +162,24 @@ def test_docker_runs_real_wrapper(
     assert f"{tmp_path / 'raw'}:/data:ro" in calls[4]
     rec = json.loads(out.read_text())
     assert rec["command"] == [
-        "fmriprep-docker", str(tmp_path / "raw"), str(tmp_path / "deriv"), "participant",
-        "--participant-label", "01", "--output-spaces", SPACE,
-        "--fs-license-file", str(lic), "-w", str(tmp_path / "work" / "sub-01"), "--no-tty",
-        "-i", IMAGE, "--nthreads", "2",
-    ]  # fmt: skip
+        "fmriprep-docker",
+        str(tmp_path / "raw"),
+        str(tmp_path / "deriv"),
+        "participant",
+        "--participant-label",
+        "01",
+        "--output-spaces",
+        SPACE,
+        "--fs-license-file",
+        str(lic),
+        "-w",
+        str(tmp_path / "work" / "sub-01"),
+        "--no-tty",
+        "-i",
+        IMAGE,
+        "--nthreads",
+        "2",
+    ]
     assert len(rec["runs"]) == 2
     assert all("_res-2_desc-preproc_bold.nii.gz" in r["bold"] for r in rec["runs"])
 
@@ -197,20 +246,43 @@ def test_apptainer_missing_image(tmp_path: Path, standins: Path, monkeypatch) ->
 
 def test_command_builders_are_argv_lists(tmp_path: Path) -> None:
     call = FmriprepCall(
-        bids=Path("/b"), derivatives=Path("/d"), subject="01", image="img",
-        output_space=SPACE, work_dir=Path("/w"), fs_license=Path("/l.txt"),
+        bids=Path("/b"),
+        derivatives=Path("/d"),
+        subject="01",
+        image="img",
+        output_space=SPACE,
+        work_dir=Path("/w"),
+        fs_license=Path("/l.txt"),
         extra_args=["--skip-bids-validation"],
-    )  # fmt: skip
+    )
     argv = docker_command(call)
     assert argv[:4] == ["fmriprep-docker", "/b", "/d", "participant"]
     assert argv[argv.index("-w") + 1] == "/w/sub-01" and argv[-1] == "--skip-bids-validation"
     app, env = apptainer_command(call)
     assert app == [
-        "apptainer", "run", "--cleanenv", "-B", "/b:/data:ro", "-B", "/d:/out",
-        "-B", "/w/sub-01:/work", "-B", "/l.txt:/opt/freesurfer/license.txt:ro", "img",
-        "/data", "/out", "participant", "--participant-label", "01", "--output-spaces", SPACE,
-        "-w", "/work", "--skip-bids-validation",
-    ]  # fmt: skip
+        "apptainer",
+        "run",
+        "--cleanenv",
+        "-B",
+        "/b:/data:ro",
+        "-B",
+        "/d:/out",
+        "-B",
+        "/w/sub-01:/work",
+        "-B",
+        "/l.txt:/opt/freesurfer/license.txt:ro",
+        "img",
+        "/data",
+        "/out",
+        "participant",
+        "--participant-label",
+        "01",
+        "--output-spaces",
+        SPACE,
+        "-w",
+        "/work",
+        "--skip-bids-validation",
+    ]
     assert env == {}
 
 

@@ -50,9 +50,13 @@ def _expect(monkeypatch: pytest.MonkeyPatch, base: Path, lic: Path, image: str =
     ],
 )
 def test_unmountable_host_path_is_one_line_error(
-    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch, runner: str, folder: str,
+    tmp_path: Path,
+    standins: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    runner: str,
+    folder: str,
     bad: str,
-) -> None:  # fmt: skip
+) -> None:
     base = tmp_path / folder
     make_raw_bids(base / "raw", subjects=("01",))
     lic = _license(tmp_path)
@@ -60,9 +64,13 @@ def test_unmountable_host_path_is_one_line_error(
     sif.write_bytes(b"SIF")
     image = str(sif) if runner == "apptainer" else IMAGE
     req = fmriprep_request(
-        tmp_path, runner, bids=base / "raw", derivatives=tmp_path / "deriv", fs_license=lic,
+        tmp_path,
+        runner,
+        bids=base / "raw",
+        derivatives=tmp_path / "deriv",
+        fs_license=lic,
         image=image,
-    )  # fmt: skip
+    )
     with pytest.raises(ConfigError, match=rf"BIDS folder '.*{folder}/raw' contains {bad}") as err:
         run_fmriprep(req, tmp_path / "rec.json")
     assert "\n" not in err.value.message
@@ -74,9 +82,14 @@ def test_unmountable_host_path_is_one_line_error(
 
 def test_comma_in_work_dir_or_templateflow_refused_by_the_builder(tmp_path: Path) -> None:
     call = FmriprepCall(
-        bids=Path("/data/raw"), derivatives=Path("/data/deriv"), subject="01", image=IMAGE,
-        output_space=SPACE, work_dir=Path("/scratch/a,b"), fs_license=Path("/l/license.txt"),
-    )  # fmt: skip
+        bids=Path("/data/raw"),
+        derivatives=Path("/data/deriv"),
+        subject="01",
+        image=IMAGE,
+        output_space=SPACE,
+        work_dir=Path("/scratch/a,b"),
+        fs_license=Path("/l/license.txt"),
+    )
     with pytest.raises(ConfigError, match=r"work folder .*'/scratch/a,b/sub-01' contains ','"):
         apptainer_command(call)
     ok = FmriprepCall(**{**call.__dict__, "work_dir": Path("/scratch/w")})
@@ -117,9 +130,14 @@ def test_spaces_quotes_and_substitutions_pass_as_single_arguments(
     image = str(sif) if runner == "apptainer" else IMAGE
     _expect(monkeypatch, base, lic, image=image)
     req = fmriprep_request(
-        base, runner, bids=base / "raw", derivatives=base / "deriv", work_dir=base / "work",
-        fs_license=lic, image=image,
-    )  # fmt: skip
+        base,
+        runner,
+        bids=base / "raw",
+        derivatives=base / "deriv",
+        work_dir=base / "work",
+        fs_license=lic,
+        image=image,
+    )
     monkeypatch.chdir(tmp_path)  # where a shell would have run the substitutions
     rec = run_fmriprep(req, base / "rec.json")
     calls = read_calls(standins)
@@ -145,13 +163,37 @@ def test_fmriprep_cli_unmountable_path_has_no_traceback(tmp_path: Path) -> None:
     sif.write_bytes(b"SIF")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     proc = subprocess.run(
-        [sys.executable, "-m", "lcm", "fmriprep", "--dataset", "tiny",
-         "--bids", str(tmp_path / "a,b" / "raw"), "--subject", "01", "--runner", "apptainer",
-         "--image", str(sif), "--output-space", SPACE, "--derivatives", str(tmp_path / "deriv"),
-         "--work-dir", str(tmp_path / "work"), "--fs-license", str(lic),
-         "--out", str(tmp_path / "rec.json")],
-        capture_output=True, text=True, timeout=120, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "lcm",
+            "fmriprep",
+            "--dataset",
+            "tiny",
+            "--bids",
+            str(tmp_path / "a,b" / "raw"),
+            "--subject",
+            "01",
+            "--runner",
+            "apptainer",
+            "--image",
+            str(sif),
+            "--output-space",
+            SPACE,
+            "--derivatives",
+            str(tmp_path / "deriv"),
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--fs-license",
+            str(lic),
+            "--out",
+            str(tmp_path / "rec.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode == ConfigError.exit_code
     assert "Traceback" not in proc.stderr
     assert "contains ','" in proc.stderr and "symlink" in proc.stderr

@@ -82,8 +82,9 @@ def test_report_embeds_the_brain_maps(inputs, tmp_path, atlas):
     assert 'id="attention"' in page and "autism=autism" in page
     from matplotlib.image import imread
 
-    maps = re.findall(r'<img alt="autism attention of [^"]*" src="data:image/png;base64,([^"]+)"',
-                      page)  # fmt: skip
+    maps = re.findall(
+        r'<img alt="autism attention of [^"]*" src="data:image/png;base64,([^"]+)"', page
+    )
     assert len(maps) == 2
     for data in maps:
         pixels = imread(io.BytesIO(base64.b64decode(data)), format="png")

@@ -19,10 +19,17 @@ pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)"
 )
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-    "--enable-logging=stderr", "--v=0", "--window-size=1200,3000",
-)  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--enable-logging=stderr",
+    "--v=0",
+    "--window-size=1200,3000",
+)
 # Chromium's own start-up noise (no D-Bus, no GPU in a container) is not the page's fault.
 _BENIGN = re.compile(r"dbus|bus\.cc|gpu|viz|Fontconfig|sandbox|gcm|ozone|vaapi|crashpad", re.I)
 

@@ -85,9 +85,13 @@ def test_motion_alone_auc_from_the_qc_table():
     subjects = [f"s{i}" for i in range(20)]
     y = np.array([i % 2 for i in range(20)], dtype=float)
     qc = pd.DataFrame(
-        {"dataset": "abide", "subject": subjects, "included": True,
-         "mean_fd": 0.1 + 0.1 * y + np.linspace(0, 0.01, 20)}
-    )  # fmt: skip
+        {
+            "dataset": "abide",
+            "subject": subjects,
+            "included": True,
+            "mean_fd": 0.1 + 0.1 * y + np.linspace(0, 0.01, 20),
+        }
+    )
     predictions = pd.DataFrame(
         {"task": "autism", "dataset": "abide", "subject": subjects, "y_true": y}
     )
@@ -111,13 +115,23 @@ def test_first_sentence_names_each_metric_of_its_tasks():
 def _headline_row(fraction: float, model: str = "lcm", baseline: str = "logreg") -> dict:
     own = 0.6 if model else np.nan
     return {
-        "task": "dx", "label_fraction": fraction, "metric": "auc", "model": model,
-        "model_mean": own, "model_ci_low": own, "model_ci_high": own,
-        "best_baseline": baseline, "baseline_mean": 0.7, "baseline_ci_low": 0.6,
-        "baseline_ci_high": 0.8, "difference": np.nan, "difference_ci_low": np.nan,
-        "difference_ci_high": np.nan, "p_value": np.nan,
+        "task": "dx",
+        "label_fraction": fraction,
+        "metric": "auc",
+        "model": model,
+        "model_mean": own,
+        "model_ci_low": own,
+        "model_ci_high": own,
+        "best_baseline": baseline,
+        "baseline_mean": 0.7,
+        "baseline_ci_low": 0.6,
+        "baseline_ci_high": 0.8,
+        "difference": np.nan,
+        "difference_ci_low": np.nan,
+        "difference_ci_high": np.nan,
+        "p_value": np.nan,
         "verdict": "no clear difference" if model and fraction <= 0.1 else "not evaluated",
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize(

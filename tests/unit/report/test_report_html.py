@@ -125,10 +125,21 @@ def test_report_is_reproducible(report, inputs, tmp_path):
 
 def test_task_passed_twice_is_refused(inputs, tmp_path):
     args = report_parser().parse_args(
-        ["report", "--metrics", str(inputs["metrics"][0]), str(inputs["metrics"][0]),
-         "--predictions", str(inputs["predictions"][0]), "--out-metrics", str(tmp_path / "m"),
-         "--out-summary", str(tmp_path / "s"), "--out-html", str(tmp_path / "h")]
-    )  # fmt: skip
+        [
+            "report",
+            "--metrics",
+            str(inputs["metrics"][0]),
+            str(inputs["metrics"][0]),
+            "--predictions",
+            str(inputs["predictions"][0]),
+            "--out-metrics",
+            str(tmp_path / "m"),
+            "--out-summary",
+            str(tmp_path / "s"),
+            "--out-html",
+            str(tmp_path / "h"),
+        ]
+    )
     with pytest.raises(InputDataError, match="appears in more than one file"):
         args.func(args)
     assert not (tmp_path / "h").exists()

@@ -48,9 +48,14 @@ def test_parcel_emptiness_shares() -> None:
 def test_exclusion_list_names_each_run_and_reason() -> None:
     listed = exclusion_list(_qc())
     assert listed.to_dict("records") == [
-        {"dataset": "a", "subject": "3", "session": "", "run_key": "sub-3",
-         "reason": "only 10 of 100 volumes left"}
-    ]  # fmt: skip
+        {
+            "dataset": "a",
+            "subject": "3",
+            "session": "",
+            "run_key": "sub-3",
+            "reason": "only 10 of 100 volumes left",
+        }
+    ]
 
 
 def test_qc_figures_render_png() -> None:

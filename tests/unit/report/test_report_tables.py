@@ -22,15 +22,23 @@ def _summary(models: list[str]) -> pd.DataFrame:
 def test_task_table_orders_lcm_before_baselines():
     table = task_table(_summary(["shuffled-labels", "logreg", "lcm-scratch", "lcm"]), "t")
     assert list(table.columns) == [
-        "label fraction", "model", "kind", "AUC [95% CI]", "balanced accuracy [95% CI]", "n",
-    ]  # fmt: skip
+        "label fraction",
+        "model",
+        "kind",
+        "AUC [95% CI]",
+        "balanced accuracy [95% CI]",
+        "n",
+    ]
     assert list(table["label fraction"]) == ["0.1"] * 4 + ["1"] * 4
     assert list(table["model"][:4]) == ["lcm", "lcm-scratch", "logreg", "shuffled-labels"]
     assert table.loc[0, "AUC [95% CI]"] == "0.800 [0.750, 0.840]"
     assert table.loc[0, "balanced accuracy [95% CI]"] == "0.700 [0.650, 0.740]"
     assert [model_kind(m) for m in ("lcm-no-pseudo", "logreg", "shuffled-labels", "x")] == [
-        "LCM", "baseline", "control", "other",
-    ]  # fmt: skip
+        "LCM",
+        "baseline",
+        "control",
+        "other",
+    ]
 
 
 def test_lcm_alone_is_flagged():

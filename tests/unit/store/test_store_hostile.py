@@ -65,9 +65,16 @@ def _inputs(root: Path, version: tuple[int, float]) -> tuple[Path, Path]:
     pd.DataFrame(mat, index=pd.Index(names, name="Node"), columns=names).to_csv(relmat, sep="\t")
     ids = [f"{i:04d}" for i in range(n)]
     qc = pd.DataFrame(
-        {"subject": ids, "session": "", "task": "rest", "run": "1", "included": "True",
-         "run_key": [f"sub-{s}_task-rest_run-1" for s in ids], "relmat": str(relmat)}
-    )  # fmt: skip
+        {
+            "subject": ids,
+            "session": "",
+            "task": "rest",
+            "run": "1",
+            "included": "True",
+            "run_key": [f"sub-{s}_task-rest_run-1" for s in ids],
+            "relmat": str(relmat),
+        }
+    )
     qc.to_csv(root / "qc.tsv", sep="\t", index=False)
     pheno = pd.DataFrame({"participant_id": ids, "site": "S1", "age": age0 + np.arange(n) % 30})
     pheno.to_csv(root / "pheno.tsv", sep="\t", index=False)
@@ -80,14 +87,31 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (root / "variables.yaml").write_text(CATALOGUE)
     old_qc, old_pheno = _inputs(root / "old", OLD)
     new_qc, new_pheno = _inputs(root / "new", NEW)
-    return {"catalogue": root / "variables.yaml", "old_qc": old_qc, "old_pheno": old_pheno,
-            "new_qc": new_qc, "new_pheno": new_pheno}  # fmt: skip
+    return {
+        "catalogue": root / "variables.yaml",
+        "old_qc": old_qc,
+        "old_pheno": old_pheno,
+        "new_qc": new_qc,
+        "new_pheno": new_pheno,
+    }
 
 
 def _args(world: dict[str, Path], store: Path, which: str, dataset: str = "alpha") -> list[str]:
-    return ["store", "--dataset", dataset, "--qc-table", str(world[f"{which}_qc"]),
-            "--phenotype", str(world[f"{which}_pheno"]), "--catalogue", str(world["catalogue"]),
-            "--atlas", ATLAS, "--store-dir", str(store)]  # fmt: skip
+    return [
+        "store",
+        "--dataset",
+        dataset,
+        "--qc-table",
+        str(world[f"{which}_qc"]),
+        "--phenotype",
+        str(world[f"{which}_pheno"]),
+        "--catalogue",
+        str(world["catalogue"]),
+        "--atlas",
+        ATLAS,
+        "--store-dir",
+        str(store),
+    ]
 
 
 def _store(world: dict[str, Path], store: Path, which: str, dataset: str = "alpha") -> None:

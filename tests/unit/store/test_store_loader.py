@@ -91,9 +91,13 @@ def test_matrices_and_mismatched_atlases(store, tmp_path: Path) -> None:
     np.testing.assert_array_equal(first["connectome"].numpy(), vec_to_matrix(vec[23], 6))
     other = [f"r{i}" for i in range(5)]
     write_connectome_arrays(
-        tmp_path, "toy", "c", pd.DataFrame({"subject": ["x"]}),
-        np.zeros((1, n_edges(5)), np.float32), other,
-    )  # fmt: skip
+        tmp_path,
+        "toy",
+        "c",
+        pd.DataFrame({"subject": ["x"]}),
+        np.zeros((1, n_edges(5)), np.float32),
+        other,
+    )
     for ds in ("a", "b"):
         (tmp_path / "connectomes" / "atlas=toy" / f"dataset={ds}").symlink_to(
             root / "connectomes" / "atlas=toy" / f"dataset={ds}"
@@ -138,8 +142,9 @@ def test_batches_mix_row_groups_and_hold_every_run_once(store) -> None:
 def test_schema_version_1_list_partitions_still_stream(tmp_path: Path) -> None:
     """Stores written before the fixed-size binary layout (a float32 list column) still read."""
     vec = np.random.default_rng(4).uniform(-1, 1, (9, n_edges(6))).astype(np.float32)
-    write_connectome_arrays(tmp_path, "toy", "old", pd.DataFrame({"subject": list("abcdefghi")}),
-                            vec, ROIS)  # fmt: skip
+    write_connectome_arrays(
+        tmp_path, "toy", "old", pd.DataFrame({"subject": list("abcdefghi")}), vec, ROIS
+    )
     path = tmp_path / "connectomes" / "atlas=toy" / "dataset=old" / "part-0.parquet"
     table = pq.read_table(path)
     as_list = pa.FixedSizeListArray.from_arrays(pa.array(vec.ravel()), vec.shape[1])

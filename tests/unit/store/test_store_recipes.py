@@ -95,8 +95,9 @@ def test_recipes_file_runs_on_two_atlases(two_atlas_store: Path) -> None:
     # The per-atlas recipe read aal116 only; the cross-atlas one every atlas, separately.
     by_atlas = namespace["by_atlas"]
     assert {a: e.shape for a, (_, e, _) in by_atlas.items()} == {
-        "aal116": (3, n_edges(116)), "schaefer100": (6, n_edges(100)),
-    }  # fmt: skip
+        "aal116": (3, n_edges(116)),
+        "schaefer100": (6, n_edges(100)),
+    }
     assert len(by_atlas["aal116"][2]) == 116
     assert len(namespace["all_runs"]) == 9 and set(namespace["all_runs"]["atlas"]) == set(ATLASES)
 

@@ -116,9 +116,22 @@ def test_no_downstream_test_subject_reaches_pretraining(tmp_path: Path) -> None:
     store = _store(tmp_path)
     out = tmp_path / "splits.parquet"
     code = main(
-        ["splits", "--store", str(store), "--atlas", "toy", "--datasets", "cohort",
-         "--n-folds", "3", "--seed", "4", "--out", str(out)]
-    )  # fmt: skip
+        [
+            "splits",
+            "--store",
+            str(store),
+            "--atlas",
+            "toy",
+            "--datasets",
+            "cohort",
+            "--n-folds",
+            "3",
+            "--seed",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     every = read_splits(out)
     # The downstream task is the labeled subjects only: their splits are what pretraining avoids.
@@ -149,10 +162,32 @@ def test_task_table_from_the_cli_keeps_its_test_subjects_out_of_pretraining(tmp_
         "datasets:\n  cohort: {id_column: participant_id, columns: {dx: {column: dx}}}\n"
     )
     out = tmp_path / "splits" / "task-dx_splits.parquet"
-    args = ["splits", "--store", str(store), "--atlas", "toy", "--datasets", "cohort",
-            "--task", "dx", "--label", "dx", "--positive", "pat", "--catalogue",
-            str(catalogue_path), "--n-folds", "3", "--seed", "4", "--repeats", "0", "1",
-            "--out", str(out)]  # fmt: skip
+    args = [
+        "splits",
+        "--store",
+        str(store),
+        "--atlas",
+        "toy",
+        "--datasets",
+        "cohort",
+        "--task",
+        "dx",
+        "--label",
+        "dx",
+        "--positive",
+        "pat",
+        "--catalogue",
+        str(catalogue_path),
+        "--n-folds",
+        "3",
+        "--seed",
+        "4",
+        "--repeats",
+        "0",
+        "1",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     table = read_splits(out)
     # Only the 9 subjects with a diagnosis are the task's; each once per scheme and repeat.

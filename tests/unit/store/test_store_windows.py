@@ -80,21 +80,56 @@ def windowed_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     manifest = tmp / "manifest.parquet"
     ingest("ts", "roi_timeseries", root, manifest)
     qc = tmp / "qc.tsv"
-    assert cli(connectome_cmd, [
-        "connectome", "timeseries", "--dataset", "ts", "--manifest", str(manifest),
-        "--atlas-name", "aal116", "--denoise", json.dumps({"min_volumes": 20}),
-        "--connectome", json.dumps({"fisher_z": True, "window": {"length": WINDOW}}),
-        "--out-dir", str(tmp / "conn"), "--qc-table", str(qc),
-    ]) == 0  # fmt: skip
+    assert (
+        cli(
+            connectome_cmd,
+            [
+                "connectome",
+                "timeseries",
+                "--dataset",
+                "ts",
+                "--manifest",
+                str(manifest),
+                "--atlas-name",
+                "aal116",
+                "--denoise",
+                json.dumps({"min_volumes": 20}),
+                "--connectome",
+                json.dumps({"fisher_z": True, "window": {"length": WINDOW}}),
+                "--out-dir",
+                str(tmp / "conn"),
+                "--qc-table",
+                str(qc),
+            ],
+        )
+        == 0
+    )
     pheno = tmp / "participants.tsv"
     pheno.write_text("participant_id\tsite\tsex\nsub-01\tA\tF\nsub-02\tA\tM\nsub-03\tB\tF\n")
     catalogue = tmp / "variables.yaml"
     catalogue.write_text(CATALOGUE)
     store = tmp / "store"
-    assert cli(store_cmd, [
-        "store", "--dataset", "ts", "--qc-table", str(qc), "--phenotype", str(pheno),
-        "--catalogue", str(catalogue), "--atlas", "aal116", "--store-dir", str(store),
-    ]) == 0  # fmt: skip
+    assert (
+        cli(
+            store_cmd,
+            [
+                "store",
+                "--dataset",
+                "ts",
+                "--qc-table",
+                str(qc),
+                "--phenotype",
+                str(pheno),
+                "--catalogue",
+                str(catalogue),
+                "--atlas",
+                "aal116",
+                "--store-dir",
+                str(store),
+            ],
+        )
+        == 0
+    )
     return {"qc": qc, "store": store, "catalogue": catalogue}
 
 
@@ -107,8 +142,13 @@ def test_store_has_one_row_per_window(windowed_store: dict[str, Path]) -> None:
     assert table.schema.metadata[b"lcm.schema_version"] == b"3"
     frame = table.to_pandas()
     assert list(zip(frame["subject"], frame["window"], strict=True)) == [
-        ("01", 0), ("01", 1), ("01", 2), ("02", 0), ("02", 1), ("03", -1),
-    ]  # fmt: skip
+        ("01", 0),
+        ("01", 1),
+        ("01", 2),
+        ("02", 0),
+        ("02", 1),
+        ("03", -1),
+    ]
     edges = np.frombuffer(b"".join(frame["connectome"]), "<f4").reshape(len(frame), -1)
     expected = []
     for sub, window in zip(frame["subject"], frame["window"], strict=True):
@@ -158,9 +198,13 @@ def test_readers_expose_window(windowed_store: dict[str, Path]) -> None:
 def test_store_without_window_column_reads_as_whole_runs(tmp_path: Path) -> None:
     rois = [f"r{i}" for i in range(5)]
     out = write_connectome_arrays(
-        tmp_path, "toy", "old", pd.DataFrame({"subject": ["a", "b"]}),
-        np.zeros((2, 10), np.float32), rois,
-    )  # fmt: skip
+        tmp_path,
+        "toy",
+        "old",
+        pd.DataFrame({"subject": ["a", "b"]}),
+        np.zeros((2, 10), np.float32),
+        rois,
+    )
     table = pq.read_table(out)
     pq.write_table(table.drop(["window"]).replace_schema_metadata(table.schema.metadata), out)
     runs = read_runs(tmp_path, "toy", ["old"])
@@ -199,10 +243,12 @@ def _windowed_cohort(n_subjects: int = 24, n_windows: int = 3, seed: int = 0) ->
             labels.append(("control", "autism")[cls])
     columns = ["dataset", "subject", "session", "task", "run", "site", "window"]
     return Cohort(
-        pd.DataFrame(ids, columns=columns), np.stack(fcs),
+        pd.DataFrame(ids, columns=columns),
+        np.stack(fcs),
         pd.DataFrame({"autism": pd.Series(labels, dtype=object)}),
-        [f"roi{i}" for i in range(6)], "toy",
-    )  # fmt: skip
+        [f"roi{i}" for i in range(6)],
+        "toy",
+    )
 
 
 def test_windows_of_a_subject_never_straddle_folds() -> None:
@@ -226,11 +272,14 @@ def test_windows_of_a_subject_never_straddle_folds() -> None:
 def test_mean_per_run_averages_windows_only() -> None:
     ids = pd.DataFrame(
         {
-            "dataset": "d", "subject": ["a", "a", "a", "b", "b", "c"], "session": "",
-            "task": "rest", "run": ["1", "1", "1", "1", "2", "1"],
+            "dataset": "d",
+            "subject": ["a", "a", "a", "b", "b", "c"],
+            "session": "",
+            "task": "rest",
+            "run": ["1", "1", "1", "1", "2", "1"],
             "window": [0, 1, 2, -1, -1, 0],
         }
-    )  # fmt: skip
+    )
     codes = run_groups(ids)
     assert len(set(codes)) == 4  # a's three windows merge; b's two whole runs stay apart
     preds = np.array([[0.1, 0.2, 0.6, 0.7, 0.8, 0.9], [1, 2, 3, 4, 5, 6.0]])

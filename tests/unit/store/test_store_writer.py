@@ -38,9 +38,15 @@ def test_blocks_become_row_groups_and_read_back(tmp_path: Path) -> None:
     vec = _vectors(23, 0)
     blocks = (vec[i : i + 4] for i in range(0, 23, 4))  # 4-row blocks, 10-row groups
     out = write_connectome_arrays(
-        tmp_path, "toy", "a", _runs(23), blocks, ROIS, provenance={"config_sha256": "abc"},
+        tmp_path,
+        "toy",
+        "a",
+        _runs(23),
+        blocks,
+        ROIS,
+        provenance={"config_sha256": "abc"},
         row_group_size=10,
-    )  # fmt: skip
+    )
     f = pq.ParquetFile(out)
     assert [f.metadata.row_group(g).num_rows for g in range(f.num_row_groups)] == [10, 10, 3]
     table = f.read()

@@ -88,18 +88,28 @@ def test_derivative_names_follow_fmriprep(dataset):
         for pattern in FMRIPREP_PATTERNS.values():
             hits = [n for n in names if re.fullmatch(pattern, n)]
             assert len(hits) == 1 and subject in hits[0], (pattern, names)
-    table = pd.read_csv(next(deriv.rglob("*desc-confounds_timeseries.tsv")), sep="\t",
-                        na_values=["n/a"])  # fmt: skip
-    fixed = ["global_signal", "csf", "white_matter", "framewise_displacement", "std_dvars",
-             "dvars", *(f"a_comp_cor_{i:02d}" for i in range(6))]  # fmt: skip
+    table = pd.read_csv(
+        next(deriv.rglob("*desc-confounds_timeseries.tsv")), sep="\t", na_values=["n/a"]
+    )
+    fixed = [
+        "global_signal",
+        "csf",
+        "white_matter",
+        "framewise_displacement",
+        "std_dvars",
+        "dvars",
+        *(f"a_comp_cor_{i:02d}" for i in range(6)),
+    ]
     for base in ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"):
         fixed += [base, f"{base}_derivative1", f"{base}_power2", f"{base}_derivative1_power2"]
     assert set(fixed) <= set(table.columns)
     assert any(c.startswith("cosine_") for c in table.columns)
     pattern = re.compile(r"(motion_outlier|cosine|a_comp_cor)_\d{2}")
     extra = set(table.columns) - set(fixed)
-    assert all(pattern.fullmatch(c) or c.endswith(("_derivative1", "_power2",
-               "_derivative1_power2")) for c in extra), extra  # fmt: skip
+    assert all(
+        pattern.fullmatch(c) or c.endswith(("_derivative1", "_power2", "_derivative1_power2"))
+        for c in extra
+    ), extra
 
 
 def test_same_seed_same_bytes_other_seed_other_data(dataset, tmp_path, atlas):
@@ -137,11 +147,15 @@ def test_streamed_bold_reads_back_exactly_on_the_2mm_grid(tmp_path):
 
 
 def test_voxel_subject_on_the_2mm_grid(tmp_path, atlas):
-    cons = {"preset": "cobre", "tier": "voxel", "n_subjects": 2, "n_volumes": 20,
-            "resolution_mm": 2}  # fmt: skip
+    cons = {
+        "preset": "cobre",
+        "tier": "voxel",
+        "n_subjects": 2,
+        "n_volumes": 20,
+        "resolution_mm": 2,
+    }
     subject = planned_subjects("cob", cons)[0]
-    write_subject("cob", cons, subject, out_dir=tmp_path, seed=1, shared_structure=0.7,
-                  atlas=atlas)  # fmt: skip
+    write_subject("cob", cons, subject, out_dir=tmp_path, seed=1, shared_structure=0.7, atlas=atlas)
     bold = [p for p in subject_outputs("cob", cons, tmp_path, subject) if "preproc_bold.nii" in p]
     img = nib.load(bold[0])
     assert img.shape == (97, 115, 97, 20)

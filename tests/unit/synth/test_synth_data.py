@@ -56,10 +56,13 @@ def _apply(raw: pd.Series, coding, numeric: bool) -> pd.Series:
         ("adnilike", {"preset": "adni", "n_subjects": 83, "n_volumes": 20}, "phenotype.tsv"),
         ("ppmilike", {"preset": "ppmi", "n_subjects": 83, "n_volumes": 20}, "phenotype.tsv"),
         ("cobrelike", {"preset": "cobre", "n_subjects": 83, "n_volumes": 20}, "phenotype.tsv"),
-        ("bidsdemo", {"preset": "hcp", "tier": "voxel", "n_subjects": 83},
-         "rawdata/participants.tsv"),
+        (
+            "bidsdemo",
+            {"preset": "hcp", "tier": "voxel", "n_subjects": 83},
+            "rawdata/participants.tsv",
+        ),
     ],
-)  # fmt: skip
+)
 def test_phenotype_round_trips_through_catalogue(tmp_path, atlas, name, cons, table):
     write_cohort(name, cons, out_dir=tmp_path, seed=SEED, shared_structure=0.7, atlas=atlas)
     raw = pd.read_csv(tmp_path / name / table, sep="\t", dtype=str, na_values=["n/a"])
@@ -137,8 +140,13 @@ def _read_tsv_text(path: Path) -> list[list[str]]:
 @pytest.fixture(scope="module")
 def voxel_subject(tmp_path_factory, atlas):
     out = tmp_path_factory.mktemp("voxel")
-    cons = {"preset": "abide", "tier": "voxel", "n_subjects": 2, "n_volumes": 200,
-            "resolution_mm": 4}  # fmt: skip
+    cons = {
+        "preset": "abide",
+        "tier": "voxel",
+        "n_subjects": 2,
+        "n_volumes": 200,
+        "resolution_mm": 4,
+    }
     subject = planned_subjects("vox", cons)[0]
     kw = {"seed": SEED, "shared_structure": 0.7, "atlas": atlas}
     write_subject("vox", cons, subject, out_dir=out, **kw)
@@ -155,20 +163,32 @@ def test_confounds_have_fmriprep_columns_and_na_first_rows(voxel_subject):
     header, first, second = rows[0], rows[1], rows[2]
     assert len(rows) == 201
     expected = ["framewise_displacement", "std_dvars", "dvars", "cosine_00", "cosine_01"]
-    for base in ("global_signal", "csf", "white_matter", "trans_x", "trans_y", "trans_z",
-                 "rot_x", "rot_y", "rot_z"):  # fmt: skip
+    for base in (
+        "global_signal",
+        "csf",
+        "white_matter",
+        "trans_x",
+        "trans_y",
+        "trans_z",
+        "rot_x",
+        "rot_y",
+        "rot_z",
+    ):
         expected += [base, f"{base}_derivative1", f"{base}_power2", f"{base}_derivative1_power2"]
     expected += [f"a_comp_cor_{i:02d}" for i in range(6)]
     assert set(expected) <= set(header)
     col = dict(zip(header, first, strict=True))
     for name in header:
         na_first = name.endswith(("_derivative1", "_derivative1_power2")) or name in (
-            "framewise_displacement", "std_dvars", "dvars",
-        )  # fmt: skip
+            "framewise_displacement",
+            "std_dvars",
+            "dvars",
+        )
         assert (col[name] == "n/a") == na_first, name
     assert "n/a" not in second
-    df = pd.read_csv(files["task-rest_run-1_desc-confounds_timeseries.tsv"], sep="\t",
-                     na_values=["n/a"])  # fmt: skip
+    df = pd.read_csv(
+        files["task-rest_run-1_desc-confounds_timeseries.tsv"], sep="\t", na_values=["n/a"]
+    )
     fd = df["framewise_displacement"]
     outliers = [c for c in df.columns if c.startswith("motion_outlier_")]
     assert len(outliers) == int((fd > 0.5).sum())
@@ -192,11 +212,16 @@ def test_bold_header_and_recovered_connectivity(voxel_subject, atlas):
     data = np.asarray(img.dataobj, dtype=np.float64)[mask > 0]  # (voxels, T)
     region = labels[mask > 0]
     counts = np.bincount(region, minlength=atlas.n_rois + 1)[1:]
-    sums = np.stack([np.bincount(region, weights=data[:, t], minlength=atlas.n_rois + 1)[1:]
-                     for t in range(data.shape[1])])  # fmt: skip
+    sums = np.stack(
+        [
+            np.bincount(region, weights=data[:, t], minlength=atlas.n_rois + 1)[1:]
+            for t in range(data.shape[1])
+        ]
+    )
     parcels = sums / counts  # (T, R)
-    conf = pd.read_csv(files["task-rest_run-1_desc-confounds_timeseries.tsv"], sep="\t",
-                       na_values=["n/a"]).fillna(0.0)  # fmt: skip
+    conf = pd.read_csv(
+        files["task-rest_run-1_desc-confounds_timeseries.tsv"], sep="\t", na_values=["n/a"]
+    ).fillna(0.0)
     motion = [c for c in conf.columns if c.startswith(("trans_", "rot_"))]
     assert len(motion) == 24
     kw = {

@@ -119,12 +119,15 @@ def test_cli_writes_cohort_and_subject(tmp_path, capsys):
         "seed": 2,
         "synth": {"enabled": True, "out_dir": str(out), "consortia": {"demo": VOXEL}},
         "datasets": {
-            "demo": {"entry": "bids", "path": str(out / "demo" / "rawdata"),
-                     "phenotype": str(out / "demo" / "rawdata" / "participants.tsv"),
-                     "derivatives": str(out / "demo" / "derivatives" / "fmriprep"),
-                     "role": "pretrain"},
+            "demo": {
+                "entry": "bids",
+                "path": str(out / "demo" / "rawdata"),
+                "phenotype": str(out / "demo" / "rawdata" / "participants.tsv"),
+                "derivatives": str(out / "demo" / "derivatives" / "fmriprep"),
+                "role": "pretrain",
+            }
         },
-    }  # fmt: skip
+    }
     cfg = tmp_path / "config.yaml"
     cfg.write_text(yaml.safe_dump(config))
     parser = _parser()

@@ -64,8 +64,9 @@ def _dx_auc_from_env_residuals(atlas, shared: float) -> float:
     resid = proj - design @ np.linalg.lstsq(design, proj, rcond=None)[0]
     y = ctx.latents["diagnosis"].to_numpy()
     cv = StratifiedKFold(5, shuffle=True, random_state=0)
-    p = cross_val_predict(LogisticRegression(max_iter=2000), resid, y, cv=cv,
-                          method="predict_proba")[:, 1]  # fmt: skip
+    p = cross_val_predict(
+        LogisticRegression(max_iter=2000), resid, y, cv=cv, method="predict_proba"
+    )[:, 1]
     return float(roc_auc_score(y, p))
 
 
@@ -84,11 +85,18 @@ def test_roi_tier_statistics_are_in_the_real_ranges(atlas, preset):
 
 
 def test_check_reports_out_of_range_statistics():
-    stats = {"mean_fc": 0.5, "within_minus_between_fc": -0.1, "lag1_autocorrelation": 0.3,
-             "median_fd_mm": 0.2, "other": 9.0}  # fmt: skip
+    stats = {
+        "mean_fc": 0.5,
+        "within_minus_between_fc": -0.1,
+        "lag1_autocorrelation": 0.3,
+        "median_fd_mm": 0.2,
+        "other": 9.0,
+    }
     failures = check(stats, 2.0)
     assert [f.split("=")[0] for f in failures] == [
-        "mean_fc", "within_minus_between_fc", "lag1_autocorrelation",
-    ]  # fmt: skip
+        "mean_fc",
+        "within_minus_between_fc",
+        "lag1_autocorrelation",
+    ]
     assert lag1_range(0.72)[0] == lag1_range(2.0)[0] == 0.5
     assert lag1_range(3.0)[0] < 0.5

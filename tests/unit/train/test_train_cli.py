@@ -31,25 +31,73 @@ def test_pretrain_then_finetune_from_the_command_line(tmp_path: Path) -> None:
     add_store_dataset(tmp_path, store, catalogue, "beta", "toy", 20, seed=1)
     add_store_dataset(tmp_path, store, catalogue, "beta", "toy2", 20, seed=1)
     pre = tmp_path / "pretrained"
-    code = main(["pretrain", "--store", str(store), "--atlas", "toy", "--catalogue",
-                 str(catalogue), "--datasets", "alpha", "--model", json.dumps(TINY),
-                 "--settings", '{"epochs": 3, "batch_size": 8}', "--seed", "4",
-                 "--out-dir", str(pre), "--threads", "1"])  # fmt: skip
+    code = main(
+        [
+            "pretrain",
+            "--store",
+            str(store),
+            "--atlas",
+            "toy",
+            "--catalogue",
+            str(catalogue),
+            "--datasets",
+            "alpha",
+            "--model",
+            json.dumps(TINY),
+            "--settings",
+            '{"epochs": 3, "batch_size": 8}',
+            "--seed",
+            "4",
+            "--out-dir",
+            str(pre),
+            "--threads",
+            "1",
+        ]
+    )
     assert code == 0
     meta = json.loads((pre / "model.json").read_text())
     assert meta["data"]["datasets"] == ["alpha"] and meta["data"]["n_runs"] == 30
     assert "dx" not in [g["name"] for g in meta["query_layout"]]  # never seen in pretraining
 
-    finetune = ["finetune", "--checkpoint", str(pre), "--store", str(store), "--catalogue",
-                str(catalogue), "--dataset", "beta", "--label", "dx", "--positive", "patient",
-                "--settings", '{"epochs": 2, "batch_size": 8}', "--seed", "0",
-                "--threads", "1"]  # fmt: skip
+    finetune = [
+        "finetune",
+        "--checkpoint",
+        str(pre),
+        "--store",
+        str(store),
+        "--catalogue",
+        str(catalogue),
+        "--dataset",
+        "beta",
+        "--label",
+        "dx",
+        "--positive",
+        "patient",
+        "--settings",
+        '{"epochs": 2, "batch_size": 8}',
+        "--seed",
+        "0",
+        "--threads",
+        "1",
+    ]
     out = tmp_path / "finetuned"
     assert main([*finetune, "--atlas", "toy", "--out-dir", str(out)]) == 0
     meta = json.loads((out / "model.json").read_text())
     assert meta["label"]["positive"] == "patient" and meta["query_layout"][-1]["name"] == "dx"
-    assert main([*finetune, "--atlas", "toy", "--init", "scratch", "--out-dir",
-                 str(tmp_path / "scratch")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                *finetune,
+                "--atlas",
+                "toy",
+                "--init",
+                "scratch",
+                "--out-dir",
+                str(tmp_path / "scratch"),
+            ]
+        )
+        == 0
+    )
     # A checkpoint of another atlas is refused (CheckpointError: exit code 5) before training.
     assert main([*finetune, "--atlas", "toy2", "--out-dir", str(tmp_path / "x")]) == 5
     assert not (tmp_path / "x").exists()
@@ -59,9 +107,28 @@ def test_pretrain_then_finetune_from_the_command_line(tmp_path: Path) -> None:
 
     # Embeddings and query attention of the finetuned model, as Parquet tables.
     emb, att = tmp_path / "emb.parquet", tmp_path / "att.parquet"
-    assert main(["embed", "--checkpoint", str(out), "--store", str(store), "--atlas", "toy",
-                 "--catalogue", str(catalogue), "--datasets", "beta", "--out", str(emb),
-                 "--attention-out", str(att)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "embed",
+                "--checkpoint",
+                str(out),
+                "--store",
+                str(store),
+                "--atlas",
+                "toy",
+                "--catalogue",
+                str(catalogue),
+                "--datasets",
+                "beta",
+                "--out",
+                str(emb),
+                "--attention-out",
+                str(att),
+            ]
+        )
+        == 0
+    )
     table = pd.read_parquet(emb)
     assert len(table) == 20 and table.filter(like="emb_").shape[1] == TINY["overrides"]["d_model"]
     assert {"dataset", "subject"} <= set(table.columns)

@@ -85,9 +85,12 @@ def test_fit_chooses_threshold_on_inner_validation_not_test(checkpoint: Path) ->
     y = y_all[fit_rows].copy()
     y[32:] = -1  # a third of the training fold unlabeled
     settings = {
-        "epochs": 8, "batch_size": 8, "lr": 0.003, "pseudo_label_accuracy": 0.6,
+        "epochs": 8,
+        "batch_size": 8,
+        "lr": 0.003,
+        "pseudo_label_accuracy": 0.6,
         "inner_validation_fraction": 0.3,
-    }  # fmt: skip
+    }
     clf = LCMClassifier(checkpoint, "dx", LEVELS, settings, seed=0)
     clf.fit(cohort.fc[fit_rows], y)
     info = clf.diagnosis_pseudo_
@@ -142,8 +145,9 @@ def test_no_pseudo_switches_off_both_parts(checkpoint: Path, monkeypatch, name: 
     variables.loc[30:, "age"] = np.nan  # rows lacking a BEI variable
     calls = _spy_targets(monkeypatch)
     settings = {"epochs": 2, "batch_size": 8, "pseudo_label_accuracy": 0.6}
-    context = ModelContext(label="dx", levels=LEVELS, finetune=settings, seed=0,
-                           checkpoint=checkpoint)  # fmt: skip
+    context = ModelContext(
+        label="dx", levels=LEVELS, finetune=settings, seed=0, checkpoint=checkpoint
+    )
     model = make_model(name, context)
     model.fit(cohort.fc, y, variables, groups=cohort.groups)
     final = calls[-1]

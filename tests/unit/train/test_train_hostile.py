@@ -63,10 +63,29 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _pretrain(store: tuple[Path, Path], out: Path, settings: str = SETTINGS) -> int:
-    return main(["pretrain", "--store", str(store[0]), "--atlas", "toy", "--catalogue",
-                 str(store[1]), "--datasets", "alpha", "--model", json.dumps(TINY),
-                 "--settings", settings, "--seed", "1", "--out-dir", str(out),
-                 "--threads", "1"])  # fmt: skip
+    return main(
+        [
+            "pretrain",
+            "--store",
+            str(store[0]),
+            "--atlas",
+            "toy",
+            "--catalogue",
+            str(store[1]),
+            "--datasets",
+            "alpha",
+            "--model",
+            json.dumps(TINY),
+            "--settings",
+            settings,
+            "--seed",
+            "1",
+            "--out-dir",
+            str(out),
+            "--threads",
+            "1",
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +121,31 @@ def test_finetune_refuses_out_dir_with_user_files(store, pretrained, tmp_path, c
     out = tmp_path / "mine"
     out.mkdir()
     (out / "data.csv").write_text("1,2,3")
-    code = main(["finetune", "--checkpoint", str(pretrained), "--store", str(store[0]),
-                 "--atlas", "toy", "--catalogue", str(store[1]), "--dataset", "beta",
-                 "--label", "dx", "--positive", "patient", "--settings", '{"epochs": 1}',
-                 "--out-dir", str(out), "--threads", "1"])  # fmt: skip
+    code = main(
+        [
+            "finetune",
+            "--checkpoint",
+            str(pretrained),
+            "--store",
+            str(store[0]),
+            "--atlas",
+            "toy",
+            "--catalogue",
+            str(store[1]),
+            "--dataset",
+            "beta",
+            "--label",
+            "dx",
+            "--positive",
+            "patient",
+            "--settings",
+            '{"epochs": 1}',
+            "--out-dir",
+            str(out),
+            "--threads",
+            "1",
+        ]
+    )
     assert code == 6
     assert "holds files LCM did not write (data.csv)" in _lines(capfd, "ERROR")[0]
     assert [p.name for p in out.iterdir()] == ["data.csv"]
@@ -186,8 +226,9 @@ def test_pickle_named_train_state_safetensors_is_refused(tmp_path: Path) -> None
 
 
 def _tiny_checkpoint(out: Path) -> Path:
-    layout = QueryLayout.from_list([{"name": "age", "kind": "continuous", "levels": [],
-                                     "start": 0}])  # fmt: skip
+    layout = QueryLayout.from_list(
+        [{"name": "age", "kind": "continuous", "levels": [], "start": 0}]
+    )
     model = LCM(LCMConfig(n_rois=5, n_queries=1, d_model=8, n_heads=2, d_ffn=8))
     return save_checkpoint(out, model, layout, {"atlas": "toy", "n_rois": 5})
 
@@ -245,9 +286,28 @@ def test_edited_embeddings_fail_provenance_verify(store, pretrained, tmp_path: P
     out = tmp_path / "emb"
     out.mkdir()
     emb, att = out / "emb.parquet", out / "att.parquet"
-    assert main(["embed", "--checkpoint", str(pretrained), "--store", str(store[0]),
-                 "--atlas", "toy", "--catalogue", str(store[1]), "--datasets", "beta",
-                 "--out", str(emb), "--attention-out", str(att)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "embed",
+                "--checkpoint",
+                str(pretrained),
+                "--store",
+                str(store[0]),
+                "--atlas",
+                "toy",
+                "--catalogue",
+                str(store[1]),
+                "--datasets",
+                "beta",
+                "--out",
+                str(emb),
+                "--attention-out",
+                str(att),
+            ]
+        )
+        == 0
+    )
     assert (out / "emb.json").is_file() and (out / "att.json").is_file()
     assert main(["provenance", "verify", str(out)]) == 0
     data = bytearray(emb.read_bytes())

@@ -41,8 +41,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
 def test_outputs_and_formats(trained) -> None:
     out, summary, catalogue, cohort = trained
     assert {p.name for p in out.iterdir()} == {
-        "model.safetensors", "model.json", "history.tsv", "bei_eval.tsv", "bei_linear.npz",
-    }  # fmt: skip
+        "model.safetensors",
+        "model.json",
+        "history.tsv",
+        "bei_eval.tsv",
+        "bei_linear.npz",
+    }
     meta = json.loads((out / "model.json").read_text())
     assert meta["atlas"] == "toy" and meta["n_rois"] == 13 and meta["seed"] == 7
     assert meta["roi_names"] == cohort.roi_names
@@ -53,9 +57,16 @@ def test_outputs_and_formats(trained) -> None:
     assert [g["name"] for g in meta["query_layout"]] == ["age", "sex", "handedness", "bmi"]
     history = pd.read_csv(out / "history.tsv", sep="\t")
     assert list(history.columns) == [
-        "epoch", "loss_total", "loss_age", "loss_sex", "loss_handedness", "loss_bmi",
-        "loss_ssl", "val_loss", "lr",
-    ]  # fmt: skip
+        "epoch",
+        "loss_total",
+        "loss_age",
+        "loss_sex",
+        "loss_handedness",
+        "loss_bmi",
+        "loss_ssl",
+        "val_loss",
+        "lr",
+    ]
     assert history["epoch"].tolist() == list(range(1, 26))
     evaluation = pd.read_csv(out / "bei_eval.tsv", sep="\t")
     assert list(evaluation.columns) == ["variable", "kind", "metric", "model", "baseline", "n"]

@@ -98,8 +98,16 @@ def test_two_process_ddp_equals_one_process(tmp_path: Path) -> None:
     env.pop("WORLD_SIZE", None)
     worker = str(HERE / "ddp_pretrain_worker.py")
     one = subprocess.run([sys.executable, worker, str(tmp_path / "one")], env=env, timeout=120)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                "--nproc_per_node", "2", worker, str(tmp_path / "two")]  # fmt: skip
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        worker,
+        str(tmp_path / "two"),
+    ]
     two = subprocess.run(torchrun, env=env, timeout=180)
     assert one.returncode == 0 and two.returncode == 0
     a, b = _weights(tmp_path / "one" / "m"), _weights(tmp_path / "two" / "m")
