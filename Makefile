@@ -27,9 +27,9 @@ demo: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/pytest -q
 
-# Tests only, no lint: the package's unit tests, under 2 minutes on 2 cores.
+# Tests only, no lint: the package's unit tests less those marked slow, under 2 minutes on 2 cores.
 test-fast: $(STAMP)
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q tests/unit -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check lcm tests benchmarks

@@ -22,6 +22,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("argv", "flag"), CASES, ids=[f"{c[0][0]} {c[1]}" for c in CASES])
 def test_out_of_range_number_is_one_line(argv: list[str], flag: str) -> None:
     proc = subprocess.run(

@@ -79,6 +79,7 @@ def _outputs(tmp_path: Path) -> tuple[Path, Path]:
     )
 
 
+@pytest.mark.slow
 def test_matches_nilearn_labels_masker(tmp_path: Path, run_files, atlas) -> None:
     """Our parcel means + cleaning agree with NiftiLabelsMasker doing both itself."""
     from nilearn.maskers import NiftiLabelsMasker

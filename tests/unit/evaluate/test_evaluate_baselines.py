@@ -153,6 +153,7 @@ def test_site_split_falls_back_without_sites(caplog):
         EvaluationSettings.from_dict({"split": "scanner"})
 
 
+@pytest.mark.slow
 def test_continuous_task_runs_regressors_and_skips_classifiers():
     rng = np.random.default_rng(3)
     cohort = make_cohort(n_subjects=30, n_unlabeled=0)

@@ -88,6 +88,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@pytest.mark.slow
 def test_evaluate_command_end_to_end(store, tmp_path):
     out, pred = tmp_path / "out" / "m.parquet", tmp_path / "out" / "p.parquet"
     settings = {

@@ -72,6 +72,7 @@ def test_expanded_bootstrap_covers_at_nominal_rate_with_five_values():
     assert hi - lo == pytest.approx(2 * half, rel=0.15)
 
 
+@pytest.mark.slow
 def test_control_sits_at_chance_on_synthetic_data_with_signal():
     """Real signal (logreg far above chance), yet the control's CI covers 0.5 at each fraction."""
     cohort = make_cohort(n_subjects=60, n_unlabeled=0, seed=4)

@@ -69,6 +69,7 @@ def result(cohort, settings):
     return evaluate_task(cohort, TASK, settings, master_seed=7)
 
 
+@pytest.mark.slow
 def test_tables_are_tidy_and_complete(result, settings):
     m, p = result.metrics, result.predictions
     assert tuple(m.columns) == METRIC_COLUMNS
@@ -86,6 +87,7 @@ def test_tables_are_tidy_and_complete(result, settings):
     assert set(p["y_true"]) == {0, 1}
 
 
+@pytest.mark.slow
 def test_logreg_beats_shuffled_control(result):
     auc = result.metrics.query("metric == 'auc'").groupby(["model", "label_fraction"])["value"]
     mean = auc.mean()

@@ -129,6 +129,7 @@ def test_state_dict_of_the_previous_model_loads_strictly() -> None:
         torch.testing.assert_close(fresh.eval()(fc), model.eval()(fc))
 
 
+@pytest.mark.slow
 def test_compiled_blocks_keep_keys_and_outputs() -> None:
     model = _model(dropout=0.0)
     keys = list(model.state_dict())

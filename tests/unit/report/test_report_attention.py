@@ -72,6 +72,7 @@ def test_rois_outside_the_atlas_give_a_warning_not_a_crash(tmp_path, atlas):
         read_attention(embeddings)
 
 
+@pytest.mark.slow
 def test_report_embeds_the_brain_maps(inputs, tmp_path, atlas):
     path = tmp_path / "task-autism_attention.parquet"
     _attention_table(path, atlas.labels["name"].astype(str).tolist())

@@ -45,6 +45,7 @@ def _chromium(page, tmp_path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_report_renders_in_chromium(inputs, tmp_path):
     out = run_report(inputs, tmp_path / "report")
     page = out["html"]

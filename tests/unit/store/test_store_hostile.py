@@ -175,6 +175,7 @@ class _Writer:
         self.thread.join(timeout=5)
 
 
+@pytest.mark.slow
 def test_kill_9_mid_write_leaves_old_or_new_store_never_a_mix(world, tmp_path: Path) -> None:
     store, snapshot = tmp_path / "store", tmp_path / "old_store"
     _store(world, snapshot, "old")

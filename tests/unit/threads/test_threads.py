@@ -97,6 +97,7 @@ def _probe(extra: list[str], env: dict[str, str]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("extra", "env"),
     [
@@ -113,6 +114,7 @@ def test_blas_openmp_and_torch_capped_inside_a_verb(extra, env):
     assert set(seen["env"].values()) == {"1"}  # for child processes
 
 
+@pytest.mark.slow
 def test_budget_keeps_to_the_threads_snakemake_exported():
     """A rule's threads reach a verb without --threads as OMP_NUM_THREADS (Snakemake sets it)."""
     assert resolve_thread_budget(None, env={"OMP_NUM_THREADS": "1"}, cpus=8) == 1
@@ -123,12 +125,14 @@ def test_budget_keeps_to_the_threads_snakemake_exported():
     assert seen["threads"] == 1 and set(seen["pools"]) == {1}
 
 
+@pytest.mark.slow
 def test_default_budget_is_the_cpus_available():
     seen = _probe([], {})
     assert seen["threads"] == len(os.sched_getaffinity(0))
     assert set(seen["pools"]) == {seen["threads"]}
 
 
+@pytest.mark.slow
 def test_results_identical_at_one_and_two_workers():
     cohort = make_cohort(n_subjects=24, n_unlabeled=2)
     settings = EvaluationSettings(

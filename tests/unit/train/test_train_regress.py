@@ -78,6 +78,7 @@ def test_regressor_rejects_bad_targets(checkpoint: Path) -> None:
         LCMRegressor(checkpoint, "sex", {"epochs": 1}, 0).fit(fc, np.arange(6.0))
 
 
+@pytest.mark.slow
 def test_continuous_task_gets_lcm_rows_beside_baselines(checkpoint: Path) -> None:
     cohort = make_cohort(30, seed=4)
     cohort.ids["dataset"] = "beta"  # not the pretraining dataset

@@ -93,6 +93,7 @@ def test_batch_not_divisible_by_the_world_size_is_refused(tmp_path: Path, monkey
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_two_process_ddp_equals_one_process(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
