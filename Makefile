@@ -1,5 +1,6 @@
 # Two commands from a fresh clone: `make demo` runs the whole workflow on the embedded synthetic
-# consortia; `make test` runs the test suite and the quality gates. Both create .venv first.
+# consortia; `make test` runs the test suite (every tier) and the quality gates; `make test-fast`
+# runs the unit tier alone (tests/README.md). All create .venv first.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ CORES ?= 2
 # Rules run lcm with the interpreter that runs Snakemake; PATH is set for tools the tests call.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo test lint format venv clean
+.PHONY: demo test test-fast lint format venv clean
 
 venv: $(STAMP)
 
@@ -25,6 +26,10 @@ demo: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/pytest -q
+
+# Tests only, no lint: the package's unit tests less those marked slow, under 2 minutes on 2 cores.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q tests/unit -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check lcm tests benchmarks

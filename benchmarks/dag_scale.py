@@ -34,7 +34,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest_hpc import add_subject, placeholder_config  # noqa: E402
+from helpers.workflow import add_subject, placeholder_config  # noqa: E402
 
 PROFILE = ROOT / "profiles" / "slurm"
 DOWNSTREAM_SUBJECTS = 20  # the autism task's dataset; the N subjects are for pretraining

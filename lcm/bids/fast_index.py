@@ -6,7 +6,7 @@ walks ``sub-*/[ses-*/]func`` once, reads each sidecar once, checks each NIfTI he
 540-byte read, and reports per subject the files and folders it looked at (with sizes and
 mtimes) so that :mod:`lcm.bids.index_cache` can skip unchanged subjects next time.
 pybids stays the reference: on small trees both give the same rows
-(tests/conftest_pybids.py, tests/test_ingest_fast_index.py).
+(tests/helpers/pybids_index.py, tests/unit/bids/test_bids_fast_index.py).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Reading the first 540 bytes with ``struct`` is ~20x cheaper than ``nibabel.load`` and matters
 when a dataset has tens of thousands of runs. NIfTI-1 and NIfTI-2, either byte order, plain or
-gzipped. Results agree with nibabel (``tests/test_ingest_header.py``).
+gzipped. Results agree with nibabel (``tests/unit/bids/test_bids_nifti_header.py``).
 
 :func:`header_problem` checks a header against sane bounds and its file's size, so that a
 corrupt header excludes its run at ingestion instead of sizing arrays downstream.

@@ -4,7 +4,7 @@ A data file's metadata is the merge of every ``*_<suffix>.json`` in its folder a
 above it (up to the dataset root) whose entities are a subset of the file's: a top-level
 ``task-rest_bold.json`` applies to every subject, and a sidecar closer to the file (or naming
 more entities) overrides keys of a farther one. This is how pybids' ``get_metadata`` resolves
-metadata (``tests/test_ingest_fast_index.py`` checks both agree).
+metadata (``tests/unit/bids/test_bids_fast_index.py`` checks both agree).
 """
 
 from __future__ import annotations

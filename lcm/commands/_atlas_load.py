@@ -2,7 +2,7 @@
 
 Apart from the option definitions so that verbs which only name an atlas (the store partition of
 evaluate, pretrain, ingest ...) do not reach nibabel and nilearn: each stage's conda env holds
-what its verb's modules import (tests/test_hpc_envs.py).
+what its verb's modules import (tests/workflow/test_workflow_envs.py).
 """
 
 from __future__ import annotations

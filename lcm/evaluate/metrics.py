@@ -83,7 +83,7 @@ def binary_metrics(
     """
     # Counted here rather than with sklearn.metrics: its input validation made the report's
     # per-site tables (hundreds of folds x models x sites) take most of the report's time.
-    # Same definitions; tests/test_evaluate_metrics.py checks them against sklearn.
+    # Same definitions; tests/unit/evaluate/test_evaluate_metrics.py checks them against sklearn.
     y_true = np.asarray(y_true, dtype=int)
     p_positive = np.asarray(p_positive, dtype=float)
     pos, neg = y_true == 1, y_true == 0

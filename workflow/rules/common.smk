@@ -1,7 +1,7 @@
 # Helpers shared by the rules: paths, run lists and parameter rendering. No domain logic here:
 # everything below asks the `lcm` package.
 #
-# Shell quoting, one convention (checked by tests/hostile/test_injection.py): params hold raw
+# Shell quoting, one convention (tests/workflow/test_workflow_injection_hostile.py): params hold raw
 # values and every field of a `shell:` command is `:q`-quoted ({input.x:q}, {params.x:q}, ...),
 # except the option fragments named in SHELL_FRAGMENTS below, whose functions build them with
 # `quoted`/`as_json` around every value they insert. No config value reaches a shell unquoted.

@@ -1,0 +1,243 @@
+"""Every benchmark runs: each script's ``--quick`` mode, as a subprocess, with its last-line JSON.
+
+Benchmarks are run by hand, rarely; without this test a refactor of the package can break one
+unseen (``synth_realism.py`` once crashed on a renamed attribute). Each ``benchmarks/*.py`` is
+found on disk and run with ``--quick`` (seconds, tiny inputs, the same code path), so a new
+benchmark is covered the moment it lands and must have a ``--quick`` mode. The JSON is checked for
+the keys each benchmark documents, never for timings: performance is judged by reading the
+ratios of the full runs, not by a test on a shared machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import ROOT
+
+BENCHMARKS = ROOT / "benchmarks"
+TIMEOUT_S = 300  # a hung benchmark fails the test instead of the suite
+BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+TRAIN_KEYS = {
+    "preset",
+    "device",
+    "batch",
+    "threads",
+    "gradient_checkpointing",
+    "parameters",
+    "train_flops_per_sample",
+    "samples_s",
+    "model_flops_s",
+    "matmul_flops_s",
+    "mfu",
+}
+
+# Keys each benchmark's last line documents (its docstring / benchmarks/README.md). A benchmark
+# absent here (e.g. one just added) is still run; its last line need only be a JSON object.
+KEYS: dict[str, set[str]] = {
+    "dag_scale.py": {
+        "n",
+        "t_dryrun_s",
+        "t_reference_s",
+        "ratio",
+        "cpu_dryrun_s",
+        "cpu_reference_s",
+        "cpu_ratio",
+        "jobs",
+        "submissions",
+        "per_run_jobs",
+        "per_run_submissions",
+        "reference_jobs",
+        "growth_vs_linear",
+        "runs",
+    },
+    "ingest_scale.py": {
+        "n",
+        "t_ingest_s",
+        "t_walk_s",
+        "ratio",
+        "t_second_s",
+        "second_ratio",
+        "t_touch_s",
+    },
+    "parcellation.py": {
+        "t_ours",
+        "t_nilearn",
+        "t_decompress",
+        "ratio_vs_nilearn",
+        "ratio_vs_decompress",
+        "max_abs_diff_vs_nilearn",
+        "rss_ours_mb",
+        "rss_nilearn_mb",
+        "rss_decompress_mb",
+        "shape",
+        "n_labels",
+    },
+    "store.py": {
+        "n",
+        "n_rois",
+        "gb",
+        "workers",
+        "samples_read",
+        "write_mb_s",
+        "raw_write_mb_s",
+        "write_ratio",
+        "read_samples_s",
+        "read_mb_s",
+        "raw_read_mb_s",
+        "read_ratio",
+        "peak_rss_mb",
+        "write_peak_rss_mb",
+        "targets_met",
+    },
+    "synth_realism.py": {
+        "benchmark",
+        "n_subjects",
+        "voxel_subjects",
+        "seed",
+        "seconds",
+        "all_in_range",
+        "failures",
+        "cohorts",
+    },
+    "synth_speed.py": {"benchmark", "cpus", "roi", "voxel", "all_targets_met"},
+    "transfer.py": {
+        "pretrain_gain",
+        "pretrain_gain_ci_low",
+        "linear_gap",
+        "null_gain",
+        "pseudo_gain",
+        "seeds",
+    },
+    "evaluate_speed.py": {
+        "ratio_default_vs_single",
+        "single_s",
+        "default_s",
+        "default_threads",
+        "target",
+        "identical_metrics",
+    },
+    "train_throughput.py": TRAIN_KEYS,
+    "gpu_smoke.sh": TRAIN_KEYS,
+}
+
+
+def _dag(result: dict[str, Any]) -> None:
+    # Both sizes were planned, and the connectome jobs were grouped into few submissions.
+    assert [r["n"] for r in result["runs"]] == [10, 20]
+    assert 0 < result["per_run_submissions"] < result["per_run_jobs"]
+
+
+def _parcellation(result: dict[str, Any]) -> None:
+    # Our engine and nilearn agree (the benchmark's target is 1e-4 at full size).
+    assert result["max_abs_diff_vs_nilearn"] < 1e-3
+
+
+def _store(result: dict[str, Any]) -> None:
+    assert result["samples_read"] == result["n"]
+
+
+def _realism(result: dict[str, Any]) -> None:
+    # Every preset's ROI tier and the voxel tier ran.
+    assert {k.split("/")[1] for k in result["cohorts"]} == {"roi", "voxel-24P"}
+
+
+def _gpu_smoke(lines: list[str]) -> None:
+    # Three runs, one JSON line each; the last with gradient checkpointing.
+    runs = [json.loads(line) for line in lines[-3:]]
+    assert [r["gradient_checkpointing"] for r in runs] == [False, False, True]
+
+
+def _evaluate_speed(result: dict[str, Any]) -> None:
+    # Same metrics at the default thread budget and at one thread; a ratio was measured.
+    assert result["identical_metrics"]
+    assert result["ratio_default_vs_single"] > 0
+
+
+# Checks of a benchmark's non-timing output beyond its keys (given the last line's JSON).
+CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "dag_scale.py": _dag,
+    "evaluate_speed.py": _evaluate_speed,
+    "parcellation.py": _parcellation,
+    "store.py": _store,
+    "synth_realism.py": _realism,
+}
+
+# Non-Python benchmarks, each with the command that runs its quick mode. A new one must be added.
+SCRIPTS = {"gpu_smoke.sh": ["bash", str(BENCHMARKS / "gpu_smoke.sh"), "--quick"]}
+NOT_BENCHMARKS = {"README.md"}
+
+
+def python_benchmarks() -> list[str]:
+    """Every ``benchmarks/*.py`` on disk (a new one is run without editing this file)."""
+    return sorted(p.name for p in BENCHMARKS.glob("*.py"))
+
+
+def command(name: str) -> list[str]:
+    """The command that runs ``name``'s quick mode with this interpreter."""
+    if name in SCRIPTS:
+        return SCRIPTS[name]
+    return [sys.executable, str(BENCHMARKS / name), "--quick"]
+
+
+def quick_env(tmp: Path) -> dict[str, str]:
+    """Environment of a quick run: one BLAS thread, scratch files under ``tmp``."""
+    env = dict(os.environ)
+    # Several BLAS threads per process on a shared 2-core machine only wait on each other.
+    for var in BLAS_THREADS:
+        env[var] = "1"
+    env["TMPDIR"] = str(tmp)  # every benchmark writes through tempfile
+    env["PYTHON"] = sys.executable  # gpu_smoke.sh's interpreter
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+@pytest.mark.parametrize("name", python_benchmarks() + sorted(SCRIPTS))
+def test_quick_run(name: str, tmp_path: Path) -> None:
+    """``--quick`` exits 0 and its last line is JSON with the documented keys."""
+    proc = subprocess.run(
+        command(name),
+        cwd=tmp_path,
+        env=quick_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+    output = proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert proc.returncode == 0, f"{name} --quick failed (status {proc.returncode}):\n{output}"
+    lines = proc.stdout.strip().splitlines()
+    assert lines, f"{name} --quick printed nothing"
+    result = json.loads(lines[-1])
+    assert isinstance(result, dict)
+    missing = KEYS.get(name, set()) - set(result)
+    assert not missing, f"{name}: last line lacks documented keys {sorted(missing)}"
+    if name in CHECKS:
+        CHECKS[name](result)
+    if name == "gpu_smoke.sh":
+        _gpu_smoke(lines)
+
+
+def test_every_benchmark_is_covered() -> None:
+    """Every file in benchmarks/ is run above, and every Python benchmark has ``--quick``."""
+    unknown = [
+        p.name
+        for p in BENCHMARKS.iterdir()
+        if p.is_file()
+        and p.suffix != ".py"
+        and p.name not in SCRIPTS
+        and p.name not in NOT_BENCHMARKS
+    ]
+    assert not unknown, f"benchmarks without a quick run in {Path(__file__).name}: {unknown}"
+    no_quick = [n for n in python_benchmarks() if "--quick" not in (BENCHMARKS / n).read_text()]
+    assert not no_quick, f"benchmarks without a --quick mode: {no_quick}"
+    # A key list for a benchmark that no longer exists is stale.
+    stale = set(KEYS) - set(python_benchmarks()) - set(SCRIPTS)
+    assert not stale, f"{Path(__file__).name} lists removed benchmarks: {sorted(stale)}"

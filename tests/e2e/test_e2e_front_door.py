@@ -1,0 +1,208 @@
+"""``lcm run BIDS_DIR OUTPUT_DIR participant|group`` (issue 18, item 10): the BIDS-App front door.
+
+The real run calls the installed ``lcm`` by absolute path, PATH left bare, from a folder outside
+the repository, on a tiny BIDS dataset with fMRIPrep-style derivatives (``lcm synth``'s voxel
+tier), through the store, a baseline-only evaluation and the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from helpers import ROOT
+from helpers.workflow import BARE_ENV
+
+from lcm.cli import build_parser, main
+from lcm.commands import run as run_cmd
+from lcm.exceptions import ConfigError, InputDataError
+from lcm.synth import planned_runs
+
+LCM = Path(sys.executable).parent / "lcm"
+
+
+def synth_study(base: Path, n_subjects: int = 8) -> Path:
+    """A voxel-tier ABIDE-like BIDS dataset with derivatives under ``base/synth/study``."""
+    cfg = {
+        "variables": str(run_cmd.workflow_files() / "config" / "variables.yaml"),
+        "synth": {
+            "enabled": True,
+            "out_dir": str(base / "synth"),
+            "consortia": {
+                "study": {
+                    "preset": "abide",
+                    "tier": "voxel",
+                    "n_subjects": n_subjects,
+                    "n_volumes": 40,
+                    "resolution_mm": 4,
+                }
+            },
+        },
+        "datasets": {
+            "study": {
+                "entry": "bids",
+                "path": str(base / "synth" / "study" / "rawdata"),
+                "derivatives": str(base / "synth" / "study" / "derivatives" / "fmriprep"),
+                "phenotype": str(base / "synth" / "study" / "rawdata" / "participants.tsv"),
+                "role": "downstream",
+            }
+        },
+    }
+    path = base / "synth.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["synth", "--config", str(path), "--consortium", "study"]) == 0
+    spec = cfg["synth"]["consortia"]["study"]
+    for sub in sorted({r["sub"] for r in planned_runs("study", spec, 1)}):
+        assert (
+            main(["synth", "--config", str(path), "--consortium", "study", "--subject", sub]) == 0
+        )
+    # Balanced diagnoses, so that 2-fold training folds hold two subjects of each class.
+    participants = base / "synth" / "study" / "rawdata" / "participants.tsv"
+    table = pd.read_csv(participants, sep="\t", dtype=str, keep_default_na=False)
+    table["autism"] = ["autism", "control"] * (len(table) // 2)
+    table.to_csv(participants, sep="\t", index=False)
+    return base / "synth" / "study"
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["run", *argv])
+
+
+@pytest.mark.slow
+def test_lcm_run_from_any_folder_through_a_baseline_evaluation(tmp_path: Path) -> None:
+    study = synth_study(tmp_path)
+    (tmp_path / "tasks.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "tasks": {
+                    "autism": {
+                        "dataset": "study",
+                        "label": "autism",
+                        "positive": "autism",
+                        "models": ["logreg"],
+                    }
+                },
+                "evaluate": {"n_folds": 2, "label_fractions": [1.0]},
+                "denoise": {"min_volumes": 20},
+            }
+        )
+    )
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    args = [
+        str(LCM),
+        "run",
+        "../synth/study/rawdata",
+        "../out",
+        "group",
+        "--derivatives",
+        "../synth/study/derivatives/fmriprep",
+        "--dataset-name",
+        "study",
+        "--config-file",
+        "../tasks.yaml",
+        "--cores",
+        "2",
+    ]
+    start = time.monotonic()
+    proc = subprocess.run(args, cwd=cwd, env=BARE_ENV, capture_output=True, text=True, timeout=900)
+    elapsed = time.monotonic() - start
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-6000:]
+    out = tmp_path / "out"
+    # The resolved config beside the outputs, with absolute paths and the BIDS dataset.
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["results_dir"] == str(out)
+    assert config["datasets"]["study"]["path"] == str(study / "rawdata")
+    assert config["fmriprep"]["runner"] == "existing"
+    store = pd.read_parquet(out / "store" / "connectomes")
+    assert set(store["dataset"].astype(str)) == {"study"} and len(store) == 8
+    metrics = pd.read_parquet(out / "metrics" / "metrics.parquet")
+    assert set(metrics["model"]) == {"logreg"}
+    assert (out / "report" / "index.html").is_file()
+    assert (out / "logs" / "store" / "study.log").is_file()
+    assert f"--work-dir {out}/work/fmriprep" in text  # item 9: under results_dir
+    assert not list(cwd.iterdir())  # nothing written where lcm run was called
+    # The same command again: nothing to do.
+    proc = subprocess.run([*args, "-n"], cwd=cwd, env=BARE_ENV, capture_output=True, text=True)
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    print(f"lcm run (8 subjects, group): {elapsed:.0f} s")
+
+
+def test_build_config_adds_the_dataset_and_resolves_paths(tmp_path: Path) -> None:
+    bids = tmp_path / "my-study"
+    (bids / "derivatives").mkdir(parents=True)
+    (bids / "participants.tsv").write_text(
+        "participant_id\tage\tsex\tdiagnosis\nsub-01\t30\tF\tx\n"
+    )
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({"atlas": {"name": "aal116"}}))
+    args = parse(
+        "my-study",
+        "out",
+        "participant",
+        "--derivatives",
+        "my-study/derivatives",
+        "--participant-label",
+        "sub-01",
+        "02",
+        "--config-file",
+        "mine.yaml",
+    )
+    config = run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    ds = config["datasets"]["mystudy"]
+    assert ds == {**ds, "entry": "bids", "path": str(bids), "role": "downstream"}
+    assert ds["derivatives"] == str(bids / "derivatives")
+    assert config["ingest"]["select"]["mystudy"]["participants"]["include"] == ["01", "02"]
+    # The packaged catalogue has no coding for the dataset: one is added, beside the outputs.
+    catalogue = yaml.safe_load(Path(config["variables"]).read_text())
+    assert Path(config["variables"]) == tmp_path / "out" / "variables.yaml"
+    assert catalogue["datasets"]["mystudy"] == {
+        "id_column": "participant_id",
+        "columns": {"age": {"column": "age"}, "sex": {"column": "sex"}},
+    }
+
+
+def test_snakemake_command_runs_the_packaged_workflow(tmp_path: Path) -> None:
+    args = parse("bids", "out", "participant", "--profile", "slurm", "-n", "--", "--forceall")
+    cmd = run_cmd.snakemake_command(args, tmp_path / "config.yaml", tmp_path)
+    files = run_cmd.workflow_files()
+    assert cmd[:5] == [sys.executable, "-m", "snakemake", "--snakefile", str(files / "Snakefile")]
+    assert cmd[cmd.index("--profile") + 1] == str(files / "profiles" / "slurm")
+    assert cmd[-3:] == ["--dry-run", "--forceall", "participant"]
+    # The packaged files are the repository's own (a wheel holds copies).
+    for part in ("Snakefile", "workflow/rules/common.smk", "config/variables.yaml", "envs"):
+        assert (files / part).resolve() == (ROOT / part).resolve()
+
+
+def test_missing_bids_dir_and_bad_config_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputDataError, match=r"BIDS_DIR .* is not a folder"):
+        run_cmd.build_config(parse("nope", "out", "participant"), tmp_path, tmp_path / "out")
+    (tmp_path / "bids").mkdir()
+    (tmp_path / "bad.yaml").write_text("denoise: {strategy: 99P}\n")
+    args = parse("bids", "out", "participant", "--config-file", "bad.yaml")
+    with pytest.raises(ConfigError, match=r"denoise\.strategy"):
+        run_cmd.build_config(args, tmp_path, tmp_path / "out")
+
+
+def test_without_snakemake_the_error_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    real = run_cmd.importlib.util.find_spec
+    monkeypatch.setattr(
+        run_cmd.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "snakemake" else real(name, *a),
+    )
+    (tmp_path / "bids").mkdir()
+    code = main(["run", str(tmp_path / "bids"), str(tmp_path / "out"), "participant"])
+    assert code == 4
+    line = next(x for x in capsys.readouterr().err.splitlines() if "ERROR" in x)
+    assert line.endswith(
+        "lcm run needs Snakemake, which this environment lacks: pip install 'lcm[workflow]'"
+    )

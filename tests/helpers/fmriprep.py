@@ -1,0 +1,125 @@
+"""Stand-ins for docker and apptainer that behave like fMRIPrep, and requests to run them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from helpers.connectome import SPACE
+from lcm.preprocess.fmriprep_run import FmriprepRequest
+
+IMAGE = "nipreps/fmriprep:25.2.7"
+
+# One stand-in for both tools: it logs its argv, answers fmriprep-docker's probes, checks the
+# final command against STANDIN_EXPECT and writes fMRIPrep-named outputs into the /out mount.
+STANDIN = r"""
+import json, os, shutil, sys
+from pathlib import Path
+
+tool = Path(sys.argv[0]).name
+argv = sys.argv[1:]
+with open(os.environ["STANDIN_LOG"], "a") as fh:
+    fh.write(json.dumps([tool, *argv]) + "\n")
+expect = json.loads(os.environ["STANDIN_EXPECT"])
+
+def fail(msg):
+    sys.stderr.write(f"stand-in {tool}: {msg}\n")
+    sys.exit(2)
+
+def value_after(flag):
+    if flag not in argv:
+        fail(f"missing {flag}")
+    return argv[argv.index(flag) + 1]
+
+if tool == "docker":
+    if argv == ["version"]:
+        print("Client: Docker Engine\n Version: 27.0.0\nServer: Docker Engine\n Version: 27.0.0")
+        sys.exit(0)
+    if argv[:2] == ["images", "-q"]:
+        print("0123456789ab")
+        sys.exit(0)
+    if argv[:3] == ["run", "--rm", "--entrypoint=free"]:
+        print("               total        used        free")
+        print("Mem:           64000        1000       63000")
+        sys.exit(0)
+    if argv[:2] == ["version", "--format"]:
+        print("27.0.0")
+        sys.exit(0)
+    if argv[:2] != ["run", "--rm"]:
+        fail(f"unexpected call {argv}")
+    if "-it" in argv:
+        fail("a TTY was requested in a batch job")
+    mounts = {}
+    for i, a in enumerate(argv):
+        if a == "-v":
+            host, target = argv[i + 1].split(":")[:2]
+            mounts[target] = host
+    if mounts.get("/opt/freesurfer/license.txt") != expect["license"]:
+        fail(f"license mount {mounts.get('/opt/freesurfer/license.txt')}")
+    if mounts.get("/scratch") != expect["work"] or value_after("-w") != "/scratch":
+        fail(f"work dir mount {mounts.get('/scratch')}")
+    start = argv.index(expect["image"])
+    if argv[start + 1 : start + 4] != ["/data", "/out", "participant"]:
+        fail(f"positional arguments {argv[start + 1 : start + 4]}")
+    bids, out = mounts["/data"], mounts["/out"]
+else:
+    if argv[:2] != ["run", "--cleanenv"]:
+        fail(f"unexpected call {argv}")
+    binds = {}
+    for i, a in enumerate(argv):
+        if a == "-B":
+            host, target = argv[i + 1].split(":")[:2]
+            binds[target] = host
+    if binds.get("/opt/freesurfer/license.txt") != expect["license"]:
+        fail("license bind")
+    if binds.get("/work") != expect["work"] or value_after("-w") != "/work":
+        fail("work bind")
+    tf = expect.get("templateflow")
+    if tf and (binds.get("/templateflow") != tf
+               or os.environ.get("APPTAINERENV_TEMPLATEFLOW_HOME") != "/templateflow"):
+        fail("templateflow bind or APPTAINERENV_TEMPLATEFLOW_HOME")
+    start = argv.index(expect["image"])
+    if argv[start + 1 : start + 4] != ["/data", "/out", "participant"]:
+        fail("positional arguments")
+    bids, out = binds["/data"], binds["/out"]
+
+subject = value_after("--participant-label")
+space = value_after("--output-spaces")
+if subject != expect["subject"] or space != expect["space"]:
+    fail(f"subject {subject} / space {space}")
+extra = expect.get("extra", [])
+# the docker wrapper moves its own options (-w, --output-spaces) after the pass-through ones
+if extra and not any(argv[i : i + len(extra)] == extra for i in range(len(argv))):
+    fail(f"extra args {extra} not passed")
+out = Path(out)
+(out / "dataset_description.json").write_text('{"Name": "fMRIPrep", "DatasetType": "derivative"}')
+for raw in sorted(Path(bids).glob(f"sub-{subject}/**/func/*_bold.nii.gz")):
+    key = raw.name[: -len("_bold.nii.gz")]
+    func = out / raw.parent.relative_to(bids)
+    func.mkdir(parents=True, exist_ok=True)
+    stem = f"{key}_space-{space}_res-2"
+    shutil.copy(raw, func / f"{stem}_desc-preproc_bold.nii.gz")
+    shutil.copy(raw, func / f"{stem}_desc-brain_mask.nii.gz")
+    (func / f"{stem}_desc-preproc_bold.json").write_text('{"RepetitionTime": 2.0}')
+    (func / f"{key}_desc-confounds_timeseries.tsv").write_text("trans_x\n0\n")
+"""
+
+
+def read_calls(log: Path) -> list[list[str]]:
+    """The stand-ins' calls so far, one argv (tool first) each."""
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def fmriprep_request(tmp_path: Path, runner: str, **kw) -> FmriprepRequest:
+    """A request for subject 01 of ``tmp_path/raw``, every folder under ``tmp_path``."""
+    defaults = dict(
+        dataset="tiny",
+        bids=tmp_path / "raw",
+        subject="01",
+        runner=runner,
+        image=IMAGE,
+        output_space=SPACE,
+        derivatives=tmp_path / "deriv",
+        work_dir=tmp_path / "work",
+    )
+    return FmriprepRequest(**{**defaults, **kw})

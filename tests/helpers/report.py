@@ -1,0 +1,137 @@
+"""Tables the report reads, written small and with known signal, and the report verb run on them."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lcm.commands import report as report_cmd
+from lcm.evaluate.metrics import (
+    METRIC_COLUMNS,
+    METRIC_DTYPES,
+    PREDICTION_COLUMNS,
+    PREDICTION_DTYPES,
+    binary_metrics,
+    write_tidy_parquet,
+)
+from lcm.io.atomic import write_tsv
+
+TASKS = {"autism": ("abidelike", 26), "alzheimers": ("adnilike", 22)}
+MODELS = {"lcm": 1.2, "logreg": 1.5, "shuffled-labels": 0.0}  # signal strength per model
+FRACTIONS = (0.1, 1.0)
+SEEDS = (0, 1)
+N_FOLDS = 3
+
+
+def _task_tables(task: str, dataset: str, n_subjects: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predictions with model-dependent signal, and the fold metrics computed from them."""
+    rng = np.random.default_rng(len(task))
+    y = np.arange(n_subjects) % 2
+    preds, metrics = [], []
+    for model, signal in MODELS.items():
+        for fraction in FRACTIONS:
+            for seed in SEEDS:
+                folds = rng.permutation(n_subjects) % N_FOLDS
+                score = signal * fraction * (y - 0.5) + rng.normal(size=n_subjects)
+                p = 1 / (1 + np.exp(-score))
+                for fold in range(N_FOLDS):
+                    at = folds == fold
+                    key = (task, model, fraction, seed, fold)
+                    for s in np.flatnonzero(at):
+                        preds.append((*key, dataset, f"s{s:02d}", f"site{s % 3}", y[s], p[s]))
+                    for metric, value in binary_metrics(y[at], p[at]).items():
+                        metrics.append((*key, metric, value))
+    return (
+        pd.DataFrame(metrics, columns=list(METRIC_COLUMNS)).astype(METRIC_DTYPES),
+        pd.DataFrame(preds, columns=list(PREDICTION_COLUMNS)).astype(PREDICTION_DTYPES),
+    )
+
+
+def write_report_inputs(root: Path) -> dict:
+    """Write two tasks' metrics and predictions, a history, BEI and QC tables under ``root``."""
+    files: dict = {"metrics": [], "predictions": [], "qc": []}
+    for task, (dataset, n) in TASKS.items():
+        m, p = _task_tables(task, dataset, n)
+        write_tidy_parquet(root / f"{task}_metrics.parquet", m)
+        write_tidy_parquet(root / f"{task}_predictions.parquet", p)
+        files["metrics"].append(root / f"{task}_metrics.parquet")
+        files["predictions"].append(root / f"{task}_predictions.parquet")
+    epochs = np.arange(1, 13)
+    history = pd.DataFrame(
+        {
+            "epoch": epochs,
+            "loss_total": 3.0 / epochs,
+            "loss_age": 1.0 / epochs,
+            "loss_sex": 0.7 / np.sqrt(epochs),
+            "loss_ssl": 0.5 / epochs,
+            "val_loss": 3.2 / np.sqrt(epochs),
+            "lr": 0.002 * np.cos(epochs / 13),
+        }
+    )
+    write_tsv(root / "history.tsv", history)
+    files["history"] = root / "history.tsv"
+    bei = pd.DataFrame(
+        {
+            "variable": ["age", "sex", "fluid_intelligence"],
+            "kind": ["continuous", "binary", "continuous"],
+            "metric": ["pearson_r", "auc", "pearson_r"],
+            "model": [0.61, 0.83, 0.22],
+            "baseline": [0.55, 0.80, 0.18],
+        }
+    )
+    write_tsv(root / "bei_eval.tsv", bei)
+    files["bei_eval"] = root / "bei_eval.tsv"
+    rng = np.random.default_rng(5)
+    for dataset, n_runs in (("abidelike", 17), ("adnilike", 13)):
+        fd = rng.gamma(2.0, 0.1, size=n_runs)
+        included = fd < 0.35
+        qc = pd.DataFrame(
+            {
+                "dataset": dataset,
+                "subject": [f"s{i // 2:02d}" for i in range(n_runs)],
+                "run_key": [f"run-{i % 2 + 1}" for i in range(n_runs)],
+                "included": included,
+                "reason": np.where(included, None, "mean FD above 0.35 mm"),
+                "n_volumes": 200,
+                "n_volumes_kept": np.where(included, 190, 80),
+                "mean_fd": fd,
+            }
+        )
+        qc.loc[0, ["included", "reason", "mean_fd"]] = [False, "too few volumes", np.nan]
+        write_tsv(root / f"{dataset}_qc.tsv", qc)
+        files["qc"].append(root / f"{dataset}_qc.tsv")
+    return files
+
+
+def report_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lcm")
+    report_cmd.register(parser.add_subparsers())
+    return parser
+
+
+def run_report(inputs: dict, out: Path, extra: list[str] | None = None) -> dict:
+    """Run ``lcm report`` on ``inputs`` (as :func:`write_report_inputs` gives) into ``out``."""
+    outputs = {
+        "metrics": out / "metrics" / "metrics.parquet",
+        "summary": out / "metrics" / "summary.tsv",
+        "html": out / "report" / "index.html",
+    }
+    argv = [
+        "report",
+        "--metrics", *map(str, inputs["metrics"]),
+        "--predictions", *map(str, inputs["predictions"]),
+        "--history", str(inputs["history"]),
+        "--bei-eval", str(inputs["bei_eval"]),
+        "--qc", *map(str, inputs["qc"]),
+        "--out-metrics", str(outputs["metrics"]),
+        "--out-summary", str(outputs["summary"]),
+        "--out-html", str(outputs["html"]),
+        "--n-boot", "300",
+        *(extra or []),
+    ]  # fmt: skip
+    args = report_parser().parse_args(argv)
+    assert args.func(args) == 0
+    return outputs

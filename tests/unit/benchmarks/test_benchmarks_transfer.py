@@ -1,0 +1,128 @@
+"""benchmarks/transfer.py: the pieces behind its JSON keys (--quick runs in test_e2e_benchmarks)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import ROOT
+
+
+@pytest.fixture(scope="module")
+def transfer():
+    spec = importlib.util.spec_from_file_location("transfer_bench", ROOT / "benchmarks/transfer.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["transfer_bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fits(gain: float, null_gain: float) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for shared, g in ((0.0, null_gain), (0.7, gain)):
+        for seed in range(5):
+            for draw in range(3):
+                base = 0.65 + rng.normal(0, 0.02)
+                aucs = {
+                    "lcm": base + g,
+                    "lcm-scratch": base,
+                    "lcm-no-pseudo": base + g - 0.01,
+                    "lcm-ssl": base,
+                    "logreg": base + 0.01,
+                    "ridge": base,
+                    "tangent-logreg": base,
+                    "bei-linear": base + 0.02,
+                }
+                for model, value in aucs.items():
+                    rows.append(
+                        {
+                            "pretrain_size": 800,
+                            "shared_structure": shared,
+                            "label_fraction": 0.1,
+                            "seed": seed,
+                            "draw": draw,
+                            "model": model,
+                            "auc": value + rng.normal(0, 0.005),
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def test_summary_keys_and_the_done_criterion(transfer):
+    cfg = {
+        "sizes": [800],
+        "shared": [0.0, 0.7],
+        "fractions": [0.1],
+        "seeds": 5,
+        "draws": 3,
+        "n_rois": 20,
+        "quick": False,
+    }
+    cells = transfer.cell_table(_fits(gain=0.08, null_gain=0.0), n_train=140, n_test=60)
+    out = transfer.summary(cells, cfg, [], _fits(0.08, 0.0), 1.0)
+    for key in (
+        "pretrain_gain",
+        "pretrain_gain_ci_low",
+        "linear_gap",
+        "null_gain",
+        "pseudo_gain",
+        "seeds",
+        "bei_linear_gain",
+        "targets_met",
+    ):
+        assert key in out
+    assert out["pretrain_gain"] == pytest.approx(0.08, abs=0.01)
+    assert out["pretrain_gain_ci_low"] > 0
+    assert out["best_linear"] == "bei-linear"
+    assert out["linear_gap"] == pytest.approx(0.06, abs=0.01)
+    assert abs(out["null_gain"]) < 0.01
+    assert out["pseudo_gain"] == pytest.approx(0.01, abs=0.01)
+    assert out["targets_met"] is True
+    cells = transfer.cell_table(_fits(gain=0.0, null_gain=0.0), n_train=140, n_test=60)
+    assert transfer.summary(cells, cfg, [], _fits(0, 0), 1.0)["targets_met"] is False
+
+
+def test_intervals_include_training_variance(transfer):
+    fits = _fits(gain=0.05, null_gain=0.0)
+    noisy = fits.copy()
+    lcm = noisy["model"] == "lcm"
+    noisy.loc[lcm, "auc"] += np.random.default_rng(1).normal(0, 0.05, lcm.sum())
+    width = {}
+    for name, frame in (("calm", fits), ("noisy", noisy)):
+        cells = transfer.cell_table(frame, 140, 60)
+        row = cells[(cells["a"] == "lcm") & (cells["b"] == "lcm-scratch")].iloc[-1]
+        width[name] = row["ci_high"] - row["ci_low"]
+    assert width["noisy"] > 3 * width["calm"]
+
+
+def test_labelled_subsets_and_focal_cells(transfer):
+    y = np.array([0] * 30 + [1] * 20)
+    mask = transfer.labelled_subset(y, 0.1, np.random.default_rng(0))
+    assert (y[mask] == 0).sum() == 3 and (y[mask] == 1).sum() == 2
+    cfg = {
+        "lcm_cells": "focal",
+        "fractions": [0.05, 0.1, 1.0],
+        "shared": [0.0, 0.7, 1.0],
+        "sizes": [500, 2000],
+    }
+    assert transfer.lcm_wanted(cfg, 2000, 0.0, 0.1)
+    assert transfer.lcm_wanted(cfg, 500, 0.7, 0.1)
+    assert not transfer.lcm_wanted(cfg, 500, 0.0, 0.1)
+    assert not transfer.lcm_wanted(cfg, 2000, 0.7, 1.0)
+
+
+def test_downstream_cohort_without_motion_coupling(transfer):
+    atlas = transfer.benchmark_atlas(20)
+    assert atlas.n_rois == 20
+    coupled = transfer.simulate("abide", "abidelike", 40, 3, atlas, 0.7, 40, 1.0, False)
+    plain = transfer.simulate("abide", "abidelike", 40, 3, atlas, 0.7, 40, 1.0, True)
+    y = plain["y"]
+    assert plain["fc"].shape == (40, 20, 20) and plain["projection"].shape == (40,)
+    assert set(plain["variables"].columns) >= {"age", "sex", "autism"}
+    ratio_coupled = coupled["fd"][y == 1].mean() / coupled["fd"][y == 0].mean()
+    ratio_plain = plain["fd"][y == 1].mean() / plain["fd"][y == 0].mean()
+    assert ratio_plain < ratio_coupled

@@ -1,0 +1,136 @@
+"""Bad inputs, each with a clear message: what stops a dataset, what excludes a run, what is
+only reported. The BIDS validator runs for real (bids-validator-deno)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers.connectome import cli, make_raw_bids, save_nifti, write_json
+
+from lcm.bids.ingest import ingest, ingest_dataset
+from lcm.commands import ingest as ingest_cmd
+from lcm.exceptions import BIDSError
+
+
+def _row(df, name_part: str):
+    hit = df[df["path"].str.contains(name_part, regex=False)]
+    assert len(hit) == 1, hit
+    return hit.iloc[0]
+
+
+def test_no_dataset_description_stops_the_dataset(tmp_path: Path) -> None:
+    root = make_raw_bids(tmp_path / "raw")
+    (root / "dataset_description.json").unlink()
+    with pytest.raises(BIDSError, match=r"raw has no dataset_description\.json") as info:
+        ingest("tiny", "bids", root, tmp_path / "out" / "manifest.parquet")
+    assert "BIDSVersion" in info.value.hint
+    assert not (tmp_path / "out" / "manifest.parquet").exists()
+
+
+def test_non_bids_names_fail_validation_with_the_validators_messages(tmp_path: Path) -> None:
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",))
+    func = root / "sub-01" / "func"
+    save_nifti(func / "sub-01_task-rest_bogus_bold.nii.gz", np.zeros((4, 5, 6, 7), np.int16))
+    with pytest.raises(BIDSError, match=r"BIDS validator found \d+ error") as info:
+        ingest_dataset("tiny", "bids", root, validate=True)
+    # The validator's own codes and file locations, e.g. "ENTITY_NOT_IN_RULE x1: ... [/sub-01/...]"
+    assert re.search(r"\n  [A-Z_]{6,}.* x\d+: ", info.value.message)
+    assert "/sub-01/func/sub-01_task-rest_bogus_bold.nii.gz" in info.value.message
+    assert "ingest.validate: false" in info.value.hint
+    # Trusted data (validator off): the file is listed as excluded, the rest goes on.
+    df = ingest_dataset("tiny", "bids", root, validate=False).manifest
+    bad = _row(df, "bogus")
+    assert not bad["included"] and bad["reason_code"] == "invalid_name"
+    assert "not a valid BIDS file name" in bad["reason"]
+    assert _row(df, "run-1")["included"]
+
+
+def test_bold_without_repetition_time(tmp_path: Path) -> None:
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"))
+    write_json(root / "task-rest_bold.json", {"TaskName": "rest"})  # no RepetitionTime anywhere
+    write_json(
+        root / "sub-02" / "func" / "sub-02_task-rest_run-1_bold.json", {"RepetitionTime": 2.0}
+    )
+    df = ingest_dataset("tiny", "bids", root).manifest
+    bad = _row(df, "sub-01_")
+    assert not bad["included"] and bad["reason_code"] == "no_repetition_time"
+    assert bad["reason"] == (
+        "RepetitionTime missing from the JSON sidecar of sub-01_task-rest_run-1_bold.nii.gz"
+    )
+    assert _row(df, "sub-02_")["included"]
+    with pytest.raises(BIDSError, match=r"SIDECAR_KEY_REQUIRED \(RepetitionTime\)"):
+        ingest_dataset("tiny", "bids", root, validate=True)
+
+
+def test_same_run_as_nii_and_nii_gz(tmp_path: Path) -> None:
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",), t_r=2.0)
+    save_nifti(
+        root / "sub-01" / "func" / "sub-01_task-rest_run-1_bold.nii",
+        np.zeros((4, 5, 6, 7), np.int16),
+        t_r=2.0,
+    )
+    df = ingest_dataset("tiny", "bids", root).manifest
+    assert df["included"].tolist() == [True, False]
+    dup = df.iloc[1]
+    assert dup["path"].endswith(".nii.gz") and dup["reason_code"] == "duplicate"
+    assert dup["reason"].startswith(
+        "duplicate of sub-01_task-rest_run-1_bold.nii for run sub-01_task-rest_run-1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("subject", "label"),
+    [
+        ("01;rm", "'sub' label '01;rm'"),
+        ("01 x", "'sub' label '01 x'"),
+        ("01..x", "'sub' label '01..x'"),
+        ("01$(id)", "'sub' label '01$(id)'"),
+    ],
+)
+def test_unsafe_labels_are_excluded_with_the_label_named(
+    tmp_path: Path, subject: str, label: str
+) -> None:
+    root = make_raw_bids(tmp_path / "raw", subjects=("02",), t_r=2.0)
+    save_nifti(
+        root / f"sub-{subject}" / "func" / f"sub-{subject}_task-rest_run-1_bold.nii.gz",
+        np.zeros((4, 5, 6, 7), np.int16),
+        t_r=2.0,
+    )
+    df = ingest_dataset("tiny", "bids", root).manifest
+    bad = df[~df["included"]]
+    assert len(bad) == 1 and bad.iloc[0]["reason_code"] == "invalid_label"
+    assert label in bad.iloc[0]["reason"] and bad.iloc[0]["run_key"] == ""
+    assert df["included"].sum() == 1
+
+
+def test_participants_tsv_mismatch_is_reported_not_fatal(tmp_path: Path) -> None:
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"))
+    (root / "participants.tsv").write_text("participant_id\tage\nsub-01\t30\nsub-09\t41\n")
+    out = tmp_path / "out" / "manifest.parquet"
+    rc = cli(
+        ingest_cmd,
+        [
+            "ingest",
+            "--dataset",
+            "tiny",
+            "--entry",
+            "bids",
+            "--path",
+            str(root),
+            "--out",
+            str(out),
+            "--no-validate",
+        ],
+    )
+    assert rc == 0
+    summary = json.loads((out.parent / "summary.json").read_text())
+    assert summary["participants"] == {
+        "participants_tsv": True,
+        "without_data": ["09"],
+        "not_listed": ["02"],
+    }
+    assert summary["n_included"] == 2

@@ -1,0 +1,192 @@
+"""Incremental re-indexing from the cache, selection from config, and the summary files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from helpers.connectome import make_raw_bids, write_json
+
+from lcm.bids.ingest import ingest, ingest_dataset
+from lcm.bids.selection import Selection
+from lcm.exceptions import ConfigError
+
+
+def _ingest(root: Path, out: Path, **kwargs) -> tuple[pd.DataFrame, dict]:
+    df = ingest("tiny", "bids", root, out, validate=False, **kwargs)
+    return df, json.loads((out.parent / "summary.json").read_text())["cache"]
+
+
+def test_cache_reuses_unchanged_subjects_and_sees_every_change(tmp_path: Path) -> None:
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02", "03"), t_r=2.0)
+    out = tmp_path / "out" / "manifest.parquet"
+    first, cache = _ingest(root, out)
+    assert cache == {"subjects_reused": 0, "subjects_indexed": 3}
+    again, cache = _ingest(root, out)
+    assert cache == {"subjects_reused": 3, "subjects_indexed": 0}
+    pd.testing.assert_frame_equal(again, first)
+    # An in-place edit of one subject's sidecar: only that subject is indexed again.
+    side = root / "sub-02" / "func" / "sub-02_task-rest_run-1_bold.json"
+    side.write_text(json.dumps({"RepetitionTime": 0.8}))
+    df, cache = _ingest(root, out)
+    assert cache == {"subjects_reused": 2, "subjects_indexed": 1}
+    assert df.set_index("subject").loc["02", "reason_code"] == "tr_mismatch"
+    # A new subject is indexed, a removed one disappears.
+    (root / "sub-04" / "func").mkdir(parents=True)
+    src = root / "sub-01" / "func" / "sub-01_task-rest_run-1_bold.nii.gz"
+    (root / "sub-04" / "func" / "sub-04_task-rest_run-1_bold.nii.gz").write_bytes(src.read_bytes())
+    for f in (root / "sub-03" / "func").iterdir():
+        f.unlink()
+    (root / "sub-03" / "func").rmdir()
+    (root / "sub-03").rmdir()
+    df, cache = _ingest(root, out)
+    assert df["subject"].tolist() == ["01", "02", "04"]
+    assert cache == {"subjects_reused": 2, "subjects_indexed": 1}
+    # A changed top-level (inherited) sidecar re-indexes everyone.
+    write_json(root / "task-rest_bold.json", {"RepetitionTime": 0.8, "TaskName": "rest"})
+    df, cache = _ingest(root, out)
+    assert cache == {"subjects_reused": 0, "subjects_indexed": 3}
+    assert df["t_r"].tolist() == [0.8, 0.8, 0.8]
+    assert ingest_dataset("tiny", "bids", root).manifest.equals(df)
+
+
+def test_cache_follows_symlinks_and_in_place_image_rewrites(tmp_path: Path) -> None:
+    # DataLad/git-annex datasets hold images as symlinks: their targets' stats are recorded,
+    # so nothing is re-indexed while nothing changed; an image rewritten in place is seen.
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"), t_r=2.0)
+    image = root / "sub-01" / "func" / "sub-01_task-rest_run-1_bold.nii.gz"
+    annexed = tmp_path / "annex" / "object.nii.gz"
+    annexed.parent.mkdir()
+    image.rename(annexed)
+    image.symlink_to(annexed)
+    out = tmp_path / "out" / "manifest.parquet"
+    _ingest(root, out)
+    _, cache = _ingest(root, out)
+    assert cache == {"subjects_reused": 2, "subjects_indexed": 0}
+    other = root / "sub-02" / "func" / "sub-02_task-rest_run-1_bold.nii.gz"
+    with open(other, "r+b") as fh:  # in place: the folder's mtime does not change
+        fh.truncate(0)
+    df, cache = _ingest(root, out)
+    assert cache == {"subjects_reused": 1, "subjects_indexed": 1}
+    assert "empty file" in df.set_index("subject").loc["02", "tr_check"]
+
+
+def test_damaged_cache_only_costs_a_full_run(tmp_path: Path) -> None:
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",))
+    out = tmp_path / "out" / "manifest.parquet"
+    first, _ = _ingest(root, out)
+    (out.parent / "manifest.parquet.cache" / "stats.parquet").write_bytes(b"garbage")
+    df, cache = _ingest(root, out)
+    assert cache == {"subjects_reused": 0, "subjects_indexed": 1}
+    pd.testing.assert_frame_equal(df, first)
+
+
+def test_selection_excludes_with_reasons(tmp_path: Path) -> None:
+    root = make_raw_bids(
+        tmp_path / "raw", subjects=("01", "02", "03"), sessions=("a", "b"), runs=("01", "2")
+    )
+    sel = Selection.from_config(
+        {
+            "participants": {"exclude": ["sub-03"]},
+            "sessions": {"include": ["a"]},
+            "runs": {"include": ["1"]},  # run-01 is run 1
+        }
+    )
+    df = ingest_dataset("tiny", "bids", root, selection=sel).manifest
+    kept = df[df["included"]]
+    assert kept["run_key"].tolist() == [
+        "sub-01_ses-a_task-rest_run-01",
+        "sub-02_ses-a_task-rest_run-01",
+    ]
+    out = df[~df["included"]]
+    assert (out["reason_code"] == "not_selected").all() and len(out) == 10
+    reasons = set(out["reason"])
+    assert "not selected: subject 03 is in ingest.select participants.exclude" in reasons
+    assert "not selected: session b is not in ingest.select sessions.include" in reasons
+    assert "not selected: run 2 is not in ingest.select runs.include" in reasons
+
+
+def test_entity_filters(tmp_path: Path) -> None:
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",))
+    func = root / "sub-01" / "func"
+    src = func / "sub-01_task-rest_run-1_bold.nii.gz"
+    (func / "sub-01_task-rest_acq-mb8_run-1_bold.nii.gz").write_bytes(src.read_bytes())
+    sel = Selection.from_config({"acq": {"include": ["mb8"]}})
+    df = ingest_dataset("tiny", "bids", root, selection=sel).manifest
+    assert df.loc[df["included"], "acq"].tolist() == ["mb8"]
+
+
+@pytest.mark.parametrize(
+    ("config", "match"),
+    [
+        ({"task": {"include": ["rest"]}}, "unknown selection key 'task'"),
+        ({"participants": ["01"]}, r"expected \{include: \[...\], exclude: \[...\]\}"),
+        ({"runs": {"include": "1"}}, "expected a list of labels"),
+    ],
+)
+def test_bad_selection_config_names_the_key(config: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        Selection.from_config(config, source="ingest.select.tiny")
+
+
+def test_summary_files_say_what_was_kept_and_why(tmp_path: Path) -> None:
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02", "03"), t_r=2.0)
+    (root / "sub-02" / "func" / "sub-02_task-rest_run-1_bold.nii.gz").write_bytes(b"")
+    out = tmp_path / "out" / "manifest.parquet"
+    sel = Selection.from_config({"participants": {"exclude": ["03"]}})
+    ingest("tiny", "bids", root, out, selection=sel, validate=False)
+    summary = json.loads((out.parent / "summary.json").read_text())
+    assert summary["n_runs"] == 3 and summary["n_included"] == 2
+    assert summary["excluded_by_reason"] == {"not_selected": 1}
+    assert summary["n_tr_not_checked"] == 1
+    assert summary["selection"] == {"participants": {"include": [], "exclude": ["03"]}}
+    table = pd.read_csv(out.parent / "summary.tsv", sep="\t", keep_default_na=False)
+    assert table["reason_code"].tolist() == ["included", "not_selected"]
+    assert table["n_runs"].tolist() == [2, 1]
+    assert not summary["validator"]["ran"]
+
+
+def test_validator_warnings_reach_the_summary_and_are_cached(tmp_path: Path) -> None:
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",), t_r=2.0)
+    out = tmp_path / "out" / "manifest.parquet"
+    ingest("tiny", "bids", root, out, validate=True)
+    summary = json.loads((out.parent / "summary.json").read_text())
+    assert summary["validator"]["ran"] and summary["validator"]["n_warnings"] > 0
+    assert "README_FILE_MISSING" in {w["code"] for w in summary["validator"]["warnings"]}
+    meta = json.loads((out.parent / "manifest.parquet.cache" / "meta.json").read_text())
+    assert meta["validation"]["warnings"] == summary["validator"]["warnings"]
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["Validated"] is True and side["NumberOfIncludedRuns"] == 1
+
+
+def test_workflow_plan_lists_the_manifests_included_runs(tmp_path: Path) -> None:
+    from lcm.evaluate.config_schema import validate_config
+    from lcm.workflow.plan import WorkflowPlan
+
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02", "03"), sessions=("a",))
+    write_json(
+        root / "sub-02" / "ses-a" / "func" / "sub-02_ses-a_task-rest_run-1_bold.json",
+        {"RepetitionTime": 0.5},
+    )
+    cfg = validate_config(
+        {
+            "results_dir": str(tmp_path / "results"),
+            "fmriprep": {"runner": "docker", "fs_license": "license.txt"},
+            "datasets": {
+                "real": {
+                    "entry": "bids",
+                    "path": str(root),
+                    "phenotype": "p.tsv",
+                    "role": "pretrain",
+                }
+            },
+            "ingest": {"select": {"real": {"participants": {"exclude": ["03"]}}}},
+        }
+    )
+    runs = WorkflowPlan(cfg).runs("real")
+    assert runs == [{"sub": "01", "ses": "a", "task": "rest", "run": "1"}]
+    sel = Selection.from_config(cfg["ingest"]["select"]["real"])
+    df = ingest_dataset("real", "bids", root, selection=sel).manifest
+    assert df.loc[df["included"], "run_key"].tolist() == ["sub-01_ses-a_task-rest_run-1"]

@@ -1,0 +1,133 @@
+"""The fast scandir indexer gives the same rows as the pybids reference on small trees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers.connectome import (
+    CROP_SHAPE,
+    SPACE,
+    make_fmriprep_run,
+    make_raw_bids,
+    save_nifti,
+    write_json,
+)
+from helpers.pybids_index import index_bold_runs
+
+from lcm.bids.ingest import ingest_dataset
+from lcm.bids.manifest import manifest_frame
+from lcm.bids.sidecars import Sidecar, SidecarReader
+
+COMPARED = [
+    "subject",
+    "session",
+    "task",
+    "run",
+    "run_key",
+    "path",
+    "t_r",
+    "tr_check",
+    "included",
+    "reason_code",
+    "reason",
+]
+
+
+def _same_rows(root: Path, entry: str, **kwargs) -> pd.DataFrame:
+    fast = ingest_dataset("tiny", entry, root, **kwargs).manifest
+    ref = manifest_frame(index_bold_runs("tiny", root, entry, **kwargs))
+    assert len(fast) > 0
+    pd.testing.assert_frame_equal(fast[COMPARED], ref[COMPARED])
+    return fast
+
+
+def test_raw_layouts_match_pybids(tmp_path: Path) -> None:
+    root = make_raw_bids(
+        tmp_path / "raw", subjects=("01", "02"), sessions=("a", "b"), runs=("1", "02"), t_r=2.0
+    )
+    func = root / "sub-01" / "ses-a" / "func"
+    # overrides at session and run level, a 3D image, a bad name. (Labels with dots are not
+    # compared: pybids cuts such names at the first dot, the fast index names the label.)
+    write_json(
+        root / "sub-02" / "ses-b" / "sub-02_ses-b_task-rest_bold.json", {"RepetitionTime": 3.0}
+    )
+    write_json(func / "sub-01_ses-a_task-rest_run-02_bold.json", {"RepetitionTime": 1.0})
+    save_nifti(func / "sub-01_ses-a_task-rest_run-3_bold.nii.gz", np.zeros(CROP_SHAPE, np.int16))
+    save_nifti(func / "sub-01_ses-a_task-rest_bogus_bold.nii.gz", np.zeros((4, 5, 6, 7), np.int16))
+    df = _same_rows(root, "bids")
+    codes = dict(zip(df["path"].map(lambda p: Path(p).name), df["reason_code"], strict=True))
+    assert codes["sub-01_ses-a_task-rest_run-02_bold.nii.gz"] == "tr_mismatch"
+    assert codes["sub-01_ses-a_task-rest_run-3_bold.nii.gz"] == "not_4d"
+    assert codes["sub-01_ses-a_task-rest_bogus_bold.nii.gz"] == "invalid_name"
+    assert codes["sub-02_ses-b_task-rest_run-1_bold.nii.gz"] == "tr_mismatch"  # 3.0 vs 2.0
+    assert df["included"].sum() == 5
+
+
+def test_derivatives_match_pybids(tmp_path: Path) -> None:
+    deriv = tmp_path / "fmriprep"
+    make_fmriprep_run(deriv, "sub-01_task-rest_run-1", n_vol=40, t_r=1.5)
+    make_fmriprep_run(deriv, "sub-01_task-rest_run-1", n_vol=40, t_r=1.5, res="2")
+    make_fmriprep_run(deriv, "sub-02_ses-x_task-rest_run-1", n_vol=40, t_r=1.5)
+    df = _same_rows(deriv, "fmriprep", space=SPACE)
+    assert df["reason_code"].tolist().count("duplicate") == 1
+
+
+def test_inheritance_nearest_and_most_specific_wins(tmp_path: Path) -> None:
+    levels = [
+        [
+            Sidecar.from_path(
+                str(
+                    write_json(
+                        tmp_path / "task-rest_bold.json",
+                        {"RepetitionTime": 2, "A": "top", "B": "top"},
+                    )
+                )
+            )
+        ],
+        [
+            Sidecar.from_path(
+                str(write_json(tmp_path / "sub-1_task-rest_bold.json", {"A": "sub"}))
+            ),
+            Sidecar.from_path(
+                str(write_json(tmp_path / "sub-1_task-rest_run-2_bold.json", {"B": "run2"}))
+            ),
+            Sidecar.from_path(str(write_json(tmp_path / "sub-1_task-rest_sbref.json", {"A": "x"}))),
+            Sidecar.from_path(str(write_json(tmp_path / "sub-1_task-other_bold.json", {"A": "y"}))),
+        ],
+    ]
+    ents = {"sub": "1", "task": "rest", "run": "1"}
+    meta, sources, problem = SidecarReader().resolve(levels, ents, "bold")
+    assert problem == "" and meta == {"RepetitionTime": 2, "A": "sub", "B": "top"}
+    assert [Path(s).name for s in sources] == ["task-rest_bold.json", "sub-1_task-rest_bold.json"]
+    meta, _, _ = SidecarReader().resolve(levels, {**ents, "run": "2"}, "bold")
+    assert meta["B"] == "run2"
+
+
+def test_unreadable_sidecar_excludes_the_run(tmp_path: Path) -> None:
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",))
+    (root / "sub-01" / "func" / "sub-01_task-rest_run-1_bold.json").write_text("{oops")
+    row = ingest_dataset("tiny", "bids", root).manifest.iloc[0]
+    assert not row["included"] and row["reason_code"] == "bad_sidecar"
+    assert "not valid JSON" in row["reason"]
+
+
+@pytest.mark.parametrize("n_slices", [0, 5, 8000, 20000])
+def test_sidecars_of_any_size_read_whole(tmp_path: Path, n_slices: int) -> None:
+    # Sidecars are read in 64 KiB chunks: sizes around and beyond one chunk come back whole.
+    content = {"RepetitionTime": 2.0, "SliceTiming": [i / 7 for i in range(n_slices)]}
+    path = write_json(tmp_path / "task-rest_bold.json", content)
+    assert SidecarReader().read(str(path)) == content
+
+
+@pytest.mark.parametrize("content", [b"", b"\x1f\x8b\x08\x00 truncated"])
+def test_unreadable_header_is_recorded_not_excluded(tmp_path: Path, content: bytes) -> None:
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"), t_r=2.0)
+    (root / "sub-02" / "func" / "sub-02_task-rest_run-1_bold.nii.gz").write_bytes(content)
+    df = ingest_dataset("tiny", "bids", root).manifest
+    assert df["included"].all()
+    assert df["tr_check"].iloc[0] == "ok"
+    assert df["tr_check"].iloc[1].startswith("not checked: NIfTI header unreadable")
+    assert df["t_r"].tolist() == [2.0, 2.0]

@@ -1,0 +1,151 @@
+"""Configuration schema: defaults, clear errors naming the key, cross-references."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import ROOT
+
+from lcm.evaluate.config_schema import load_config, validate_config
+from lcm.exceptions import ConfigError
+
+
+@pytest.fixture
+def demo() -> dict:
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def test_demo_config_is_valid_and_defaults_are_filled(demo: dict) -> None:
+    cfg = validate_config(demo)
+    assert cfg["fmriprep"]["runner"] == "existing"
+    assert cfg["datasets"]["hcplike"]["task"] == "rest"  # default filled
+    assert cfg["evaluate"]["finetune"]["pseudo_labels"] is True
+    assert "lcm" in cfg["evaluate"]["models"]
+
+
+def test_minimal_config_gets_every_section() -> None:
+    cfg = validate_config(
+        {
+            "datasets": {
+                "a": {
+                    "entry": "roi_timeseries",
+                    "path": "x",
+                    "phenotype": "p.tsv",
+                    "role": "pretrain",
+                }
+            }
+        }
+    )
+    assert cfg["denoise"]["strategy"] == "24P"
+    assert cfg["model"]["preset"] == "tiny"
+    assert cfg["synth"]["enabled"] is False
+
+
+def test_wrong_type_names_key_and_expectation(demo: dict) -> None:
+    bad = copy.deepcopy(demo)
+    bad["pretrain"]["epochs"] = "ten"
+    with pytest.raises(ConfigError, match=r"key 'pretrain\.epochs'.*not of type 'integer'"):
+        validate_config(bad)
+
+
+def test_unknown_key_lists_allowed_keys(demo: dict) -> None:
+    bad = copy.deepcopy(demo)
+    bad["denoise"]["stratgey"] = "36P"
+    with pytest.raises(ConfigError, match="stratgey") as info:
+        validate_config(bad)
+    assert "strategy" in (info.value.hint or "")
+
+
+def test_enum_error_lists_choices(demo: dict) -> None:
+    bad = copy.deepcopy(demo)
+    bad["denoise"]["strategy"] = "99P"
+    with pytest.raises(ConfigError, match=r"denoise\.strategy") as info:
+        validate_config(bad)
+    assert "36P" in (info.value.hint or "")
+
+
+def test_dataset_name_with_shell_characters_is_refused(demo: dict) -> None:
+    bad = copy.deepcopy(demo)
+    bad["datasets"]["evil; rm -rf"] = bad["datasets"]["hcplike"]
+    with pytest.raises(ConfigError, match="evil"):
+        validate_config(bad)
+
+
+def test_task_on_pretrain_dataset_is_refused(demo: dict) -> None:
+    bad = copy.deepcopy(demo)
+    bad["tasks"]["autism"]["dataset"] = "hcplike"
+    with pytest.raises(ConfigError, match=r"role: downstream"):
+        validate_config(bad)
+
+
+def test_task_on_unknown_dataset_is_refused(demo: dict) -> None:
+    bad = copy.deepcopy(demo)
+    bad["tasks"]["autism"]["dataset"] = "nope"
+    with pytest.raises(ConfigError, match="'nope'"):
+        validate_config(bad)
+
+
+def test_bids_without_derivatives_needs_a_runner(demo: dict) -> None:
+    bad = copy.deepcopy(demo)
+    bad["datasets"]["bidsdemo"]["derivatives"] = None
+    with pytest.raises(ConfigError, match="derivatives"):
+        validate_config(bad)
+
+
+def test_container_runner_requires_license(demo: dict) -> None:
+    bad = copy.deepcopy(demo)
+    bad["fmriprep"]["runner"] = "docker"
+    with pytest.raises(ConfigError, match="fs_license"):
+        validate_config(bad)
+
+
+def test_load_config_reports_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_load_config_reports_yaml_syntax(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("datasets: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(p)
+
+
+@pytest.mark.parametrize("key", ["results_dir", "variables"])
+def test_braces_in_workflow_paths_are_refused(demo: dict, key: str) -> None:
+    # Snakemake would read {x} in an output path as a wildcard.
+    bad = copy.deepcopy(demo)
+    bad[key] = "results/{x}"
+    with pytest.raises(ConfigError, match=rf"key '{key}': expected a value matching"):
+        validate_config(bad)
+
+
+def test_free_paths_accept_spaces_and_quotes(demo: dict) -> None:
+    cfg = copy.deepcopy(demo)
+    cfg["results_dir"] = 'my results/it\'s "here"'
+    cfg["tasks"]["autism"]["positive"] = "autism spectrum"  # a level with an inner space
+    assert validate_config(cfg)["results_dir"] == cfg["results_dir"]
+
+
+def test_received_value_is_a_bounded_excerpt(demo: dict) -> None:
+    bad = copy.deepcopy(demo)
+    bad["seed"] = {"k": list(range(100_000))}
+    with pytest.raises(ConfigError, match="key 'seed'") as info:
+        validate_config(bad)
+    assert "\n" not in info.value.message and len(info.value.message) < 500
+
+
+def test_labels_only_atlas_is_for_roi_level_datasets(tmp_path) -> None:
+    """A labels TSV alone parcellates nothing: refused at load when a dataset is voxel-level."""
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["atlas"] = {"name": "aal2", "labels": str(tmp_path / "aal2.tsv"), "seg": "AAL2"}
+    with pytest.raises(ConfigError, match=r"labels-only atlas, but datasets \['bidsdemo'\]"):
+        validate_config(cfg)
+    cfg["datasets"] = {k: v for k, v in cfg["datasets"].items() if v["entry"] == "roi_timeseries"}
+    kept = cfg["datasets"]
+    cfg["synth"]["consortia"] = {k: v for k, v in cfg["synth"]["consortia"].items() if k in kept}
+    cfg["tasks"] = {k: v for k, v in cfg["tasks"].items() if v["dataset"] in kept}
+    assert validate_config(cfg)["atlas"]["seg"] == "AAL2"

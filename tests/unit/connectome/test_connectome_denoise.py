@@ -1,0 +1,238 @@
+"""Denoising strategies (XCP-D names, nilearn presets), FD + DVARS scrubbing, standardisation.
+
+nilearn's ``load_confounds_strategy`` and ``signal.clean`` are the references.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers.connectome import confounds_table, fmriprep_record, make_fmriprep_run, write_confounds
+from nilearn import signal
+from nilearn.interfaces.fmriprep import load_confounds_strategy
+
+from lcm.atlas import load_atlas
+from lcm.connectome.confounds import STRATEGIES, confound_columns, read_confounds_metadata
+from lcm.connectome.denoise import (
+    clean_signals,
+    read_confounds,
+    scrub_mask,
+    short_segments,
+    std_dvars,
+)
+from lcm.connectome.settings import DenoiseSettings
+from lcm.connectome.voxel_run import process_voxel_run
+from lcm.exceptions import ConfigError, ExcludedRunError
+
+RUN = "sub-01_task-rest_run-1"
+N_VOL = 60
+FD_HIGH = (2, 10, 13, 40)  # leaves kept segments of 2 volumes at the start and after 10
+DVARS_HIGH = (25,)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "n", "has", "lacks"),
+    [
+        ("27P", 27, "global_signal", "global_signal_derivative1"),
+        ("36P", 36, "global_signal_derivative1_power2", "a_comp_cor_00"),
+        ("acompcor", 17, "a_comp_cor_04", "global_signal"),
+        ("acompcor_gsr", 18, "global_signal", "a_comp_cor_05"),
+    ],
+)
+def test_xcpd_strategies(strategy: str, n: int, has: str, lacks: str) -> None:
+    cols = confound_columns(strategy, confounds_table(40).columns)
+    assert len(cols) == len(set(cols)) == n and has in cols and lacks not in cols
+    assert "trans_x" in cols and "framewise_displacement" not in cols
+
+
+@pytest.fixture
+def run_files(tmp_path: Path) -> dict[str, Path]:
+    files = make_fmriprep_run(tmp_path / "fmriprep", RUN, n_vol=N_VOL, fd_high=FD_HIGH)
+    table = read_confounds(files["confounds"], N_VOL)
+    table.loc[list(DVARS_HIGH), "std_dvars"] = 2.5
+    table.loc[0, ["std_dvars", "framewise_displacement"]] = np.nan  # as fMRIPrep writes
+    write_confounds(files["confounds"], table)
+    # Four combined-mask components and two of the WM mask: the compcor preset takes the former.
+    meta = {
+        f"a_comp_cor_{i:02d}": {
+            "Method": "aCompCor",
+            "Mask": "combined" if i < 4 else "WM",
+            "Retained": True,
+        }
+        for i in range(6)
+    }
+    files["confounds"].with_suffix(".json").write_text(json.dumps(meta))
+    return files
+
+
+# Our preset name -> nilearn's preset and the extra arguments it stands for.
+NILEARN_PRESETS = {
+    "simple": ("simple", {}),
+    "simple_gsr": ("simple", {"global_signal": "basic"}),
+    "scrubbing": ("scrubbing", {}),
+    "scrubbing_gsr": ("scrubbing", {"global_signal": "full"}),
+    "compcor": ("compcor", {}),
+}
+
+
+@pytest.mark.parametrize("strategy", sorted(NILEARN_PRESETS))
+def test_presets_agree_with_nilearn_load_confounds(run_files, strategy: str) -> None:
+    preset, extra = NILEARN_PRESETS[strategy]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref, ref_mask = load_confounds_strategy(
+            str(run_files["bold"]), denoise_strategy=preset, **extra
+        )
+    table = read_confounds(run_files["confounds"], N_VOL)
+    meta = read_confounds_metadata(run_files["confounds"])
+    ours = confound_columns(strategy, table.columns, meta)
+    assert sorted(ours) == sorted(ref.columns)
+    if strategy == "compcor":
+        assert "a_comp_cor_03" in ours and "a_comp_cor_04" not in ours
+    settings = DenoiseSettings.from_dict(
+        {"strategy": strategy, "fd_threshold": 0.5, "dvars_threshold": 1.5, "min_volumes": 10}
+    )
+    keep = scrub_mask(
+        table["framewise_displacement"].to_numpy(),
+        settings,
+        N_VOL,
+        dvars=table["std_dvars"].to_numpy(),
+    )
+    if strategy.startswith("scrubbing"):
+        np.testing.assert_array_equal(keep, ref_mask)
+        assert {0, 1, 11, 12, 25}.isdisjoint(keep)  # short segments and the DVARS spike
+    else:
+        assert ref_mask is None and 11 in keep and 25 not in keep
+
+
+def test_short_segments() -> None:
+    kept = np.array([1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 0, 1], dtype=bool)
+    got = short_segments(kept, 5)
+    np.testing.assert_array_equal(np.flatnonzero(got), [0, 1, 3, 4, 5, 14])
+
+
+def test_dvars_scrubbing_excludes_below_min_volumes() -> None:
+    dvars = np.r_[0.0, np.full(29, 1.0)]
+    dvars[5:20] = 3.0
+    settings = DenoiseSettings.from_dict(
+        {"fd_threshold": None, "dvars_threshold": 1.5, "min_volumes": 20}
+    )
+    with pytest.raises(ExcludedRunError, match=r"only 15 of 30 .*std_dvars > 1.5"):
+        scrub_mask(None, settings, 30, dvars=dvars)
+    loose = DenoiseSettings.from_dict({"dvars_threshold": 1.5, "min_volumes": 10})
+    assert scrub_mask(None, loose, 30, dvars=dvars).size == 15
+
+
+def test_missing_std_dvars_excludes_run(tmp_path: Path, run_files) -> None:
+    table = read_confounds(run_files["confounds"], N_VOL).drop(columns="std_dvars")
+    with pytest.raises(ExcludedRunError, match="lack the column 'std_dvars'"):
+        std_dvars(table, "x.tsv")
+    write_confounds(run_files["confounds"], table)
+    record = fmriprep_record(tmp_path / "rec.json", "tiny", [(RUN, run_files)])
+    settings = DenoiseSettings.from_dict(
+        {"strategy": "27P", "dvars_threshold": 1.5, "min_volumes": 20}
+    )
+    qc = process_voxel_run(
+        "tiny", record, RUN, load_atlas("aal116"), settings, tmp_path / "conn", tmp_path / "qc.json"
+    )
+    assert not qc["included"] and "std_dvars" in qc["reason"]
+    saved = json.loads((tmp_path / "qc.json").read_text())
+    assert saved["strategy"] == "27P" and saved["dvars_threshold"] == 1.5
+    assert saved["fd_threshold"] == 0.5
+
+
+def test_strategy_lacking_columns_excludes(run_files) -> None:
+    table = read_confounds(run_files["confounds"], N_VOL)
+    no_compcor = [c for c in table.columns if not c.startswith("a_comp_cor")]
+    with pytest.raises(ExcludedRunError, match=r"a_comp_cor_\* \(combined mask\)"):
+        confound_columns("compcor", no_compcor)
+    with pytest.raises(ExcludedRunError, match="needed by strategy 'acompcor_gsr'"):
+        confound_columns("acompcor_gsr", [c for c in table.columns if c != "global_signal"])
+
+
+def _signals(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (
+        100 + rng.standard_normal((80, 7)) * [1, 2, 3, 4, 5, 6, 7] + np.arange(80)[:, None] * 0.02
+    )
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"), [("zscore", "zscore_sample"), ("psc", "psc"), ("none", None)]
+)
+def test_standardize_matches_nilearn_clean(ours: str, theirs) -> None:
+    x = _signals()
+    settings = DenoiseSettings.from_dict({"standardize": ours, "low_pass": 0.2})
+    got = clean_signals(x, 1.5, settings)
+    ref = signal.clean(
+        x,
+        detrend=True,
+        standardize=theirs,
+        filter="butterworth",
+        low_pass=0.2,
+        high_pass=0.01,
+        t_r=1.5,
+    )
+    np.testing.assert_allclose(got, ref, atol=1e-10)
+
+
+def test_clean_signals_equal_nilearn_bit_for_bit() -> None:
+    # clean_signals filters every column at once (butterworth__copy); nilearn's default filters
+    # column by column in place. Same numbers, to the last bit, with and without scrubbing.
+    x = _signals(3)
+    conf = np.random.default_rng(4).standard_normal((80, 3))
+    settings = DenoiseSettings.from_dict({"low_pass": 0.2})
+    mask = np.flatnonzero(np.arange(80) % 9 != 4)
+    for confounds, sample_mask in [(None, None), (None, mask), (conf, mask)]:
+        got = clean_signals(x, 1.5, settings, confounds=confounds, sample_mask=sample_mask)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = signal.clean(
+                x.copy(),
+                detrend=True,
+                standardize="zscore_sample",
+                filter="butterworth",
+                low_pass=0.2,
+                high_pass=0.01,
+                t_r=1.5,
+                confounds=confounds,
+                sample_mask=None if sample_mask is None else sample_mask.copy(),
+            )
+        assert got.tobytes() == ref.tobytes()
+
+
+def test_standardize_semantics() -> None:
+    x = _signals(1)
+    plain = {"detrend": False, "high_pass": None, "low_pass": None}
+    z = clean_signals(x, 2.0, DenoiseSettings.from_dict({**plain, "standardize": "zscore"}))
+    np.testing.assert_allclose(z.std(axis=0, ddof=1), 1.0)
+    psc = clean_signals(x, 2.0, DenoiseSettings.from_dict({**plain, "standardize": "psc"}))
+    np.testing.assert_allclose(psc, 100 * (x - x.mean(0)) / x.mean(0), rtol=1e-10)
+    raw = clean_signals(x, 2.0, DenoiseSettings.from_dict({**plain, "standardize": "none"}))
+    np.testing.assert_allclose(raw, x)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"strategy": "scrubbing", "fd_threshold": None}, "both null"),
+        ({"strategy": "aroma"}, "invalid denoise setting at 'strategy'"),
+        ({"standardize": "robust"}, "invalid denoise setting at 'standardize'"),
+        ({"dvars_threshold": 0}, "invalid denoise setting at 'dvars_threshold'"),
+    ],
+)
+def test_bad_denoise_settings(value: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        DenoiseSettings.from_dict(value)
+
+
+def test_every_strategy_resolves_on_fmriprep_like_confounds(run_files) -> None:
+    table = read_confounds(run_files["confounds"], N_VOL)
+    meta = read_confounds_metadata(run_files["confounds"])
+    for name in STRATEGIES:
+        cols = confound_columns(name, table.columns, meta)
+        assert len(cols) == len(set(cols)) >= 6, name

@@ -1,0 +1,355 @@
+"""Runs brought as plain files: ROI time series (.tsv/.csv/.npy/.mat) and precomputed connectomes.
+
+Each format round-trips its values; each bad file excludes only its own run, with a reason that
+names the file and the fix, while the other runs still produce their outputs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from helpers.connectome import (
+    ROI_VOLUMES,
+    cli,
+    imported_qc,
+    read_qc_table,
+    roi_fc,
+    roi_series,
+    write_json,
+)
+from scipy.io import savemat
+
+from lcm.atlas import load_atlas
+from lcm.bids.ingest import ingest, ingest_dataset
+from lcm.cli import main
+from lcm.commands import connectome as connectome_cmd
+from lcm.connectome.imported import check_connectome
+from lcm.connectome.relmat import read_relmat, write_relmat
+from lcm.connectome.roi_formats import read_matrix, read_roi_series
+from lcm.exceptions import ExcludedRunError, InputDataError
+from lcm.store.read import connectome_values
+from lcm.store.writer import write_connectomes
+
+N_VOL, T_R = ROI_VOLUMES, 2.0
+DENOISE = {"high_pass": 0.01, "low_pass": 0.1, "detrend": True, "min_volumes": 40}
+
+
+@pytest.fixture(scope="module")
+def atlas():
+    return load_atlas("aal116")
+
+
+@pytest.fixture(scope="module")
+def names(atlas) -> list[str]:
+    return atlas.labels["name"].tolist()
+
+
+def _v73(path: Path) -> Path:
+    """A file with the 128-byte text header MATLAB writes in front of a v7.3 (HDF5) file."""
+    head = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5"
+    path.write_bytes(head.ljust(128, b" ") + b"\x89HDF\r\n\x1a\n" + bytes(400))
+    return path
+
+
+# -- readers ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ext", [".tsv", ".csv", ".npy", ".mat"])
+def test_series_formats_round_trip(tmp_path: Path, names, ext: str) -> None:
+    data = roi_series(seed=1)
+    path = tmp_path / f"sub-01{ext}"
+    if ext == ".tsv":
+        pd.DataFrame(data, columns=names).to_csv(path, sep="\t", index=False)
+    elif ext == ".csv":
+        np.savetxt(path, data, delimiter=",", fmt="%.17g")
+    elif ext == ".npy":
+        np.save(path, data)
+    else:
+        savemat(path, {"ROISignals": data, "other": np.arange(3.0)[None]})
+    table = read_roi_series(path, names)
+    assert list(table.columns) == names and table.shape == (N_VOL, 116)
+    np.testing.assert_array_equal(table.to_numpy(np.float64), data)
+
+
+@pytest.mark.parametrize("layout", ["relmat", "csv_header", "csv_plain", "npy", "mat"])
+def test_matrix_formats_round_trip(tmp_path: Path, names, layout: str) -> None:
+    fc = roi_fc(seed=2)
+    if layout == "relmat":
+        path = tmp_path / "m.tsv"
+        write_relmat(path, names, fc)
+    elif layout == "csv_header":
+        path = tmp_path / "m.csv"
+        pd.DataFrame(fc, index=names, columns=names).to_csv(path, float_format="%.17g")
+    elif layout == "csv_plain":
+        path = tmp_path / "m.csv"
+        np.savetxt(path, fc, delimiter=",", fmt="%.17g")
+    elif layout == "npy":
+        path = tmp_path / "m.npy"
+        np.save(path, fc)
+    else:
+        path = tmp_path / "m.mat"
+        savemat(path, {"connectivity": fc})
+    found, matrix = read_matrix(path)
+    assert found == (names if layout in ("relmat", "csv_header") else None)
+    np.testing.assert_allclose(matrix, fc, rtol=0, atol=1e-15)
+
+
+def test_series_bad_files_name_the_file_and_fix(tmp_path: Path, names) -> None:
+    wrong = tmp_path / "sub-02.npy"
+    np.save(wrong, roi_series(100))
+    with pytest.raises(ExcludedRunError, match=r"sub-02\.npy has 100 ROI columns .* 116 ROIs"):
+        read_roi_series(wrong, names)
+    transposed = tmp_path / "sub-03.csv"
+    np.savetxt(transposed, roi_series().T, delimiter=",")
+    with pytest.raises(ExcludedRunError, match=r"sub-03\.csv .*looks transposed"):
+        read_roi_series(transposed, names)
+    with pytest.raises(ExcludedRunError, match=r"sub-04\.mat is a MATLAB v7\.3 .*'-v7'"):
+        read_roi_series(_v73(tmp_path / "sub-04.mat"), names)
+    two = tmp_path / "sub-05.mat"
+    savemat(two, {"a": roi_series(), "b": roi_series(seed=3)})
+    with pytest.raises(ExcludedRunError, match=r"sub-05\.mat: cannot tell which variable.*"):
+        read_roi_series(two, names)
+
+
+@pytest.mark.parametrize(
+    ("make", "pattern"),
+    [
+        (lambda m: m[:, :-1], r"is 116 x 115, not a square"),
+        (lambda m: m[:100, :100], r"has 100 ROIs but atlas 'aal116' has 116"),
+        (lambda m: np.where(np.eye(116, k=3) > 0, np.nan, m), r"3 ?|NaN or infinite"),
+        (lambda m: m + np.triu(np.full_like(m, 0.05), 1), r"not symmetric"),
+        (lambda m: np.arctanh(np.clip(m, -0.999, 0.999)) * 3, r"outside \[-1, 1\].*tanh"),
+        (lambda m: m - np.eye(116), r"diagonal value 0.*fill_diagonal"),
+    ],
+    ids=["non-square", "wrong-size", "nan", "asymmetric", "fisher-z", "zero-diagonal"],
+)
+def test_bad_connectomes_are_refused_with_the_fix(make, pattern: str) -> None:
+    with pytest.raises(ExcludedRunError, match=r"m\.npy") as err:
+        check_connectome(make(roi_fc()), "m.npy", 116, "aal116")
+    assert err.match(pattern)
+
+
+def test_empty_roi_rows_are_accepted() -> None:
+    fc = roi_fc()
+    fc[7, :] = fc[:, 7] = 0.0
+    out = check_connectome(fc, "m.npy", 116, "aal116")
+    assert out[7, 7] == 0 and np.array_equal(out, out.T)
+
+
+# -- ROI time-series datasets ----------------------------------------------------------------
+
+
+def _timeseries_qc(tmp_path: Path, source: Path, **ingest_kw) -> pd.DataFrame:
+    manifest = tmp_path / "ingest" / "manifest.parquet"
+    ingest("files", "roi_timeseries", source, manifest, **ingest_kw)
+    qc_path = tmp_path / "qc.tsv"
+    rc = cli(
+        connectome_cmd,
+        [
+            "connectome",
+            "timeseries",
+            "--dataset",
+            "files",
+            "--manifest",
+            str(manifest),
+            "--atlas-name",
+            "aal116",
+            "--denoise",
+            json.dumps(DENOISE),
+            "--out-dir",
+            str(tmp_path / "conn"),
+            "--qc-table",
+            str(qc_path),
+        ],
+    )
+    assert rc == 0
+    return read_qc_table(qc_path).set_index("subject")
+
+
+def test_folder_of_series_files(tmp_path: Path, names) -> None:
+    root = tmp_path / "series"
+    root.mkdir()
+    data = roi_series(seed=5)
+    np.save(root / "sub-01_ses-1_run-1.npy", data)
+    pd.DataFrame(data, columns=names).to_csv(root / "sub-05.tsv", sep="\t", index=False)
+    np.savetxt(root / "sub-02.csv", roi_series(100), delimiter=",")  # wrong atlas
+    savemat(root / "ROISignals_0050003.mat", {"ROISignals": roi_series(seed=6)})
+    _v73(root / "ROISignals_0050004.mat")
+    write_json(root / "sub-06.json", {"RepetitionTime": 0.8})  # sidecar beats the dataset TR
+    np.save(root / "sub-06.npy", roi_series(seed=7))
+    (root / "participants.tsv").write_text("participant_id\nsub-01\n")  # not a run: ignored
+    qc = _timeseries_qc(tmp_path, root, repetition_time=T_R)
+
+    assert sorted(qc.index) == ["0050003", "0050004", "01", "02", "05", "06"]
+    assert qc["included"].to_dict() == {
+        "0050003": True,
+        "0050004": False,
+        "01": True,
+        "02": False,
+        "05": True,
+        "06": True,
+    }
+    assert "sub-02.csv has 100 ROI columns" in qc.loc["02", "reason"]
+    assert "ROISignals_0050004.mat is a MATLAB v7.3" in qc.loc["0050004", "reason"]
+    assert qc.loc["06", "t_r"] == 0.8 and qc.loc["01", "t_r"] == T_R
+    assert qc.loc["01", "run_key"] == "sub-01_ses-1_task-rest_run-1"
+    # The .npy run and the .tsv run hold the same numbers: the same connectome.
+    names01, fc01 = read_relmat(qc.loc["01", "relmat"])
+    _, fc05 = read_relmat(qc.loc["05", "relmat"])
+    assert names01 == names
+    np.testing.assert_allclose(fc01, fc05, atol=1e-12)
+    assert Path(qc.loc["0050003", "relmat"]).name == (
+        "sub-0050003_task-rest_seg-aal116_stat-pearsoncorrelation_relmat.tsv"
+    )
+
+
+def test_missing_repetition_time_excludes_only_that_run(tmp_path: Path) -> None:
+    root = tmp_path / "series"
+    root.mkdir()
+    np.save(root / "sub-01.npy", roi_series(seed=1))
+    np.save(root / "sub-02.npy", roi_series(seed=2))
+    write_json(root / "sub-02.json", {"RepetitionTime": T_R})
+    qc = _timeseries_qc(tmp_path, root)
+    assert not qc.loc["01", "included"] and qc.loc["02", "included"]
+    reason = qc.loc["01", "reason"]
+    assert "sub-01.npy" in reason and "repetition_time" in reason and "sub-01.json" in reason
+    assert Path(qc.loc["02", "relmat"]).is_file()
+
+
+def test_dataset_repetition_time_fills_xcpd_runs_without_sidecar(tmp_path: Path, names) -> None:
+    root = tmp_path / "xcpd"
+    write_json(root / "dataset_description.json", {"Name": "x", "BIDSVersion": "1.10.0"})
+    for sub in ("01", "02"):
+        path = root / f"sub-{sub}" / "func" / f"sub-{sub}_task-rest_stat-mean_timeseries.tsv"
+        path.parent.mkdir(parents=True)
+        pd.DataFrame(roi_series(seed=int(sub)), columns=names).to_csv(path, sep="\t", index=False)
+    write_json(
+        root / "sub-02" / "func" / "sub-02_task-rest_stat-mean_timeseries.json",
+        {"RepetitionTime": 0.72},
+    )
+    without = ingest_dataset("x", "roi_timeseries", root).manifest.set_index("subject")
+    assert not without.loc["01", "included"] and "no JSON sidecar" in without.loc["01", "reason"]
+    filled = ingest_dataset("x", "roi_timeseries", root, repetition_time=T_R).manifest
+    filled = filled.set_index("subject")
+    assert filled["included"].all()
+    assert filled.loc["01", "t_r"] == T_R and filled.loc["02", "t_r"] == 0.72
+
+
+def test_listing_maps_abide_names(tmp_path: Path) -> None:
+    files = tmp_path / "abide"
+    files.mkdir()
+    savemat(files / "ROISignals_0050002.mat", {"ROISignals": roi_series(seed=1)})
+    savemat(files / "ROISignals_0050009.mat", {"ROISignals": roi_series(seed=2)})
+    listing = tmp_path / "listing.tsv"
+    listing.write_text(
+        "participant_id\tsession\tpath\trepetition_time\n"
+        "sub-A2\t1\tabide/ROISignals_0050002.mat\t2.0\n"
+        "A9\t\tabide/ROISignals_0050009.mat\t\n"
+        "A10\t\tabide/ROISignals_0050010.mat\t2.0\n"
+    )
+    manifest = ingest_dataset("abide", "roi_timeseries", listing, repetition_time=1.5).manifest
+    rows = manifest.set_index("subject")
+    assert rows.loc["A2", "session"] == "1" and rows.loc["A2", "t_r"] == 2.0
+    assert rows.loc["A9", "t_r"] == 1.5  # the dataset TR fills the empty cell
+    assert not rows.loc["A10", "included"] and rows.loc["A10", "reason_code"] == "missing_file"
+    assert "ROISignals_0050010.mat" in rows.loc["A10", "reason"]
+
+
+def test_bad_listing_stops_with_the_file_named(tmp_path: Path) -> None:
+    listing = tmp_path / "listing.tsv"
+    listing.write_text("subject\tfile\n01\tx.npy\n")
+    with pytest.raises(InputDataError, match=r"listing\.tsv lacks column\(s\) \['participant_id'"):
+        ingest_dataset("x", "connectome", listing)
+    rc = main(
+        [
+            "ingest",
+            "--dataset",
+            "x",
+            "--entry",
+            "connectome",
+            "--path",
+            str(listing),
+            "--out",
+            str(tmp_path / "m.parquet"),
+        ]
+    )
+    assert rc == InputDataError.exit_code and not (tmp_path / "m.parquet").exists()
+
+
+# -- precomputed connectomes -----------------------------------------------------------------
+
+
+def test_connectome_listing_to_store(tmp_path: Path, names) -> None:
+    mats = tmp_path / "mats"
+    mats.mkdir()
+    good = {"01": roi_fc(seed=1), "02": roi_fc(seed=2), "03": roi_fc(seed=3), "04": roi_fc(seed=4)}
+    write_relmat(mats / "sub-01.tsv", names, good["01"])
+    np.savetxt(mats / "sub-02.csv", good["02"], delimiter=",", fmt="%.17g")
+    np.save(mats / "sub-03.npy", good["03"])
+    savemat(mats / "sub-04.mat", {"FC": good["04"]})
+    np.save(mats / "sub-05.npy", roi_fc()[:, :-1])  # non-square
+    np.save(mats / "sub-06.npy", roi_fc() + np.triu(np.full((116, 116), 0.1), 1))  # asymmetric
+    nan = roi_fc()
+    nan[3, 4] = nan[4, 3] = np.nan
+    np.save(mats / "sub-07.npy", nan)
+    _v73(mats / "sub-08.mat")
+    lines = ["participant_id\trun\tpath"] + [
+        f"sub-{s}\t1\tmats/{f}"
+        for s, f in [
+            ("01", "sub-01.tsv"),
+            ("02", "sub-02.csv"),
+            ("03", "sub-03.npy"),
+            ("04", "sub-04.mat"),
+            ("05", "sub-05.npy"),
+            ("06", "sub-06.npy"),
+            ("07", "sub-07.npy"),
+            ("08", "sub-08.mat"),
+        ]
+    ]
+    listing = tmp_path / "listing.tsv"
+    listing.write_text("\n".join(lines) + "\n")
+    manifest = tmp_path / "ingest" / "manifest.parquet"
+    df = ingest("pcp", "connectome", listing, manifest)
+    assert df["included"].all() and (tmp_path / "ingest" / "summary.tsv").is_file()
+
+    qc = imported_qc(tmp_path, manifest)
+    assert qc["included"].to_dict() == {
+        "01": True,
+        "02": True,
+        "03": True,
+        "04": True,
+        "05": False,
+        "06": False,
+        "07": False,
+        "08": False,
+    }
+    assert "sub-05.npy is 116 x 115" in qc.loc["05", "reason"]
+    assert "sub-06.npy is not symmetric" in qc.loc["06", "reason"]
+    assert "sub-07.npy holds 2 NaN" in qc.loc["07", "reason"]
+    assert "sub-08.mat is a MATLAB v7.3" in qc.loc["08", "reason"]
+    for sub, fc in good.items():
+        got_names, got = read_relmat(qc.loc[sub, "relmat"])
+        assert got_names == names
+        np.testing.assert_allclose(got, fc, atol=1e-12)
+    side = json.loads(Path(qc.loc["03", "relmat"]).with_suffix(".json").read_text())
+    assert side["Sources"] == [str(mats / "sub-03.npy")]
+
+    # The store takes these runs like computed ones.
+    phenotype = pd.DataFrame({"subject": list(good), "site": ["s1"] * 4})
+    out = write_connectomes(
+        tmp_path / "store",
+        "aal116",
+        "pcp",
+        pd.read_csv(tmp_path / "qc.tsv", sep="\t", dtype=str),
+        phenotype,
+    )
+    stored = pq.read_table(out)
+    subjects = stored["subject"].to_pylist()
+    assert sorted(subjects) == ["01", "02", "03", "04"]
+    row = connectome_values(stored["connectome"], out)[subjects.index("03")]
+    np.testing.assert_array_equal(row, good["03"][np.triu_indices(116, k=1)].astype(np.float32))

@@ -1,0 +1,219 @@
+"""lcm connectome timeseries: ROI time-series datasets from a manifest to relmats and QC."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers.connectome import cli, read_qc_table, write_json
+from nilearn import signal
+
+from lcm.atlas import load_atlas
+from lcm.bids.ingest import ingest
+from lcm.commands import connectome as connectome_cmd
+from lcm.connectome.relmat import read_relmat, write_relmat, write_timeseries
+
+N_VOL = 57
+T_R = 0.72
+DENOISE = {"high_pass": 0.01, "low_pass": 0.1, "detrend": True, "min_volumes": 45}
+
+
+@pytest.fixture(scope="module")
+def atlas():
+    return load_atlas("aal116")
+
+
+def _series(n_vol: int, n_rois: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    shared = rng.standard_normal((n_vol, 1))
+    return 50 + shared * rng.uniform(0.5, 1.5, n_rois) + rng.standard_normal((n_vol, n_rois))
+
+
+def _write_run(root: Path, sub: str, table: pd.DataFrame, meta: dict | None = None) -> Path:
+    path = (
+        root
+        / f"sub-{sub}"
+        / "func"
+        / f"sub-{sub}_task-rest_space-MNI152NLin6Asym_seg-aal116_stat-mean_timeseries.tsv"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, sep="\t", index=False, na_rep="n/a")
+    write_json(path.with_suffix(".json"), {"RepetitionTime": T_R, **(meta or {})})
+    return path
+
+
+@pytest.fixture
+def dataset(tmp_path: Path, atlas) -> tuple[Path, dict[str, Path]]:
+    root = tmp_path / "ts"
+    write_json(root / "dataset_description.json", {"Name": "ts", "BIDSVersion": "1.10.0"})
+    names = atlas.labels["name"].tolist()
+    paths = {}
+    paths["01"] = _write_run(
+        root,
+        "01",
+        pd.DataFrame(_series(N_VOL, 116, 1), columns=names),
+        {"MeanFramewiseDisplacement": 0.12},
+    )
+    paths["02"] = _write_run(root, "02", pd.DataFrame(_series(N_VOL, 100, 2)))  # wrong atlas
+    with_fd = pd.DataFrame(_series(N_VOL, 116, 3), columns=names)
+    fd = np.full(N_VOL, 0.1)
+    fd[[5, 6, 30]] = 0.8
+    fd[0] = np.nan
+    with_fd["framewise_displacement"] = fd
+    with_fd[names[4]] = 7.0  # a flat parcel
+    paths["03"] = _write_run(root, "03", with_fd)
+    nan = pd.DataFrame(_series(N_VOL, 116, 4), columns=names)
+    nan.iloc[10, 3] = np.nan
+    paths["04"] = _write_run(root, "04", nan)
+    paths["05"] = _write_run(root, "05", pd.DataFrame(_series(30, 116, 5), columns=names))
+    paths["06"] = _write_run(root, "06", pd.DataFrame(_series(N_VOL, 116, 6), columns=names))
+    paths["06"].with_suffix(".json").unlink()  # no TR: excluded by ingest already
+    return root, paths
+
+
+def _run(tmp_path: Path, root: Path, denoise: dict | None = None) -> pd.DataFrame:
+    manifest = tmp_path / "manifest.parquet"
+    ingest("ts", "roi_timeseries", root, manifest)
+    qc_path = tmp_path / "qc" / "ts.tsv"
+    rc = cli(
+        connectome_cmd,
+        [
+            "connectome",
+            "timeseries",
+            "--dataset",
+            "ts",
+            "--manifest",
+            str(manifest),
+            "--atlas-name",
+            "aal116",
+            "--denoise",
+            json.dumps(denoise or DENOISE),
+            "--out-dir",
+            str(tmp_path / "conn"),
+            "--qc-table",
+            str(qc_path),
+        ],
+    )
+    assert rc == 0
+    return read_qc_table(qc_path)
+
+
+def test_timeseries_manifest_to_relmats(tmp_path: Path, dataset, atlas) -> None:
+    root, paths = dataset
+    qc = _run(tmp_path, root).set_index("subject")
+    assert list(qc.index) == ["01", "02", "03", "04", "05", "06"]
+    assert qc["included"].to_dict() == {
+        "01": True,
+        "02": False,
+        "03": True,
+        "04": False,
+        "05": False,
+        "06": False,
+    }
+    assert "100 ROI columns but atlas 'aal116' has 116" in qc.loc["02", "reason"]
+    assert "missing or non-numeric" in qc.loc["04", "reason"]
+    assert "only 30 of 30 volumes" in qc.loc["05", "reason"]
+    assert "no JSON sidecar" in qc.loc["06", "reason"]
+    assert qc.loc["01", "mean_fd"] == pytest.approx(0.12)
+    assert qc.loc["01", "timeseries"] == str(paths["01"])
+    assert qc.loc["03", "n_volumes_kept"] == N_VOL - 3 and qc.loc["01", "n_volumes_kept"] == N_VOL
+    assert qc.loc["03", "empty_rois"] == atlas.labels["name"][4]
+
+    # Subject 01: FC is Pearson of nilearn's cleaned signals (no confounds, no scrubbing).
+    names, fc = read_relmat(qc.loc["01", "relmat"])
+    assert names == atlas.labels["name"].tolist()
+    raw = pd.read_csv(paths["01"], sep="\t").to_numpy()
+    ref = signal.clean(
+        raw, detrend=True, standardize="zscore_sample", low_pass=0.1, high_pass=0.01, t_r=T_R
+    )
+    np.testing.assert_allclose(fc, np.corrcoef(ref.T), atol=1e-10)
+    rel = Path(qc.loc["01", "relmat"])
+    assert rel.name == (
+        "sub-01_task-rest_space-MNI152NLin6Asym_seg-aal116_stat-pearsoncorrelation_relmat.tsv"
+    )
+    side = json.loads(rel.with_suffix(".json").read_text())
+    assert side["Sources"][0] == str(paths["01"]) and side["RepetitionTime"] == T_R
+
+    # Subject 03: volumes with FD > 0.5 are scrubbed; the flat parcel's row and column are 0.
+    names, fc3 = read_relmat(qc.loc["03", "relmat"])
+    assert (fc3[4] == 0).all() and (fc3[:, 4] == 0).all() and fc3[5, 5] == 1.0
+    table = pd.read_csv(paths["03"], sep="\t", na_values=["n/a"])
+    fd = table.pop("framewise_displacement").fillna(0).to_numpy()
+    keep = np.flatnonzero(fd <= 0.5)
+    ref3 = signal.clean(
+        table.to_numpy(),
+        detrend=True,
+        standardize="zscore_sample",
+        low_pass=0.1,
+        high_pass=0.01,
+        t_r=T_R,
+        sample_mask=keep,
+    )
+    ok = np.arange(116) != 4
+    np.testing.assert_allclose(fc3[np.ix_(ok, ok)], np.corrcoef(ref3[:, ok].T), atol=1e-10)
+    assert not (tmp_path / "conn" / "sub-02").exists()
+    assert (tmp_path / "conn" / "dataset_description.json").is_file()
+
+
+def test_run_too_short_to_filter_is_excluded_not_fatal(tmp_path: Path, dataset, atlas) -> None:
+    # 25 volumes pass min_volumes=10 but not scipy's filtfilt padding: that run is excluded
+    # with the reason and the fix; the other runs still get their matrices.
+    root, _ = dataset
+    names = atlas.labels["name"].tolist()
+    _write_run(root, "07", pd.DataFrame(_series(25, 116, 7), columns=names))
+    qc = _run(tmp_path, root, {**DENOISE, "min_volumes": 10}).set_index("subject")
+    assert not qc.loc["07", "included"]
+    assert "25 volumes are too few to band-pass filter" in qc.loc["07", "reason"]
+    assert qc.loc["01", "included"] and Path(qc.loc["01", "relmat"]).is_file()
+    assert not (tmp_path / "conn" / "sub-07").exists()
+
+
+def _pandas_tsv(path: Path, df: pd.DataFrame) -> bytes:
+    df.to_csv(path, sep="\t", index=False, na_rep="n/a")
+    return path.read_bytes()
+
+
+def test_relmat_and_timeseries_text_as_pandas_writes_it(tmp_path: Path) -> None:
+    # write_relmat/write_timeseries format floats themselves (pandas was a third of the
+    # ROI time-series job): the bytes must be what pandas' to_csv wrote.
+    rng = np.random.default_rng(5)
+    odd = [0.0, -0.0, 1.0, 1e-05, 1e16, 1.5e300, 5e-324, np.inf, -np.inf, 0.1, 123456.789]
+    a = rng.standard_normal((6, 6)) * 10.0 ** rng.integers(-20, 20, (6, 6))
+    a.flat[: len(odd)] = odd
+    sym = (a + a.T) / 2
+    sym[0, 1], sym[1, 0] = 0.0, -0.0  # equal as numbers, printed apart
+    names = [f"R{i}" for i in range(6)]
+    for i, m in enumerate([a, sym, (a + a.T) / 2, np.where(a > 1, np.nan, a)]):
+        path = tmp_path / f"m{i}_relmat.tsv"
+        write_relmat(path, names, m)
+        ref = pd.DataFrame(m, columns=names)
+        ref.insert(0, "Node", names)
+        assert path.read_bytes() == _pandas_tsv(tmp_path / "ref.tsv", ref), i
+    for odd_names in (["a b", "c"], ['q"uote', "x"], ["tab\tbed", "y"], ["", "z"]):  # quoted
+        write_relmat(tmp_path / "n_relmat.tsv", odd_names, np.eye(2))
+        ref = pd.DataFrame(np.eye(2), columns=odd_names)
+        ref.insert(0, "Node", odd_names)
+        assert (tmp_path / "n_relmat.tsv").read_bytes() == _pandas_tsv(tmp_path / "r.tsv", ref)
+    for signals in (a[:, :4], a[:, :4].astype(np.float32), np.zeros((0, 4))):
+        write_timeseries(tmp_path / "t_timeseries.tsv", names[:4], signals)
+        ref = pd.DataFrame(signals, columns=names[:4])
+        assert (tmp_path / "t_timeseries.tsv").read_bytes() == _pandas_tsv(tmp_path / "r.tsv", ref)
+
+
+def test_relmat_roundtrip_and_validation(tmp_path: Path) -> None:
+    names = ["Precentral_L", "Precentral_R", "Frontal_Sup_L"]
+    m = np.array([[1.0, 0.25, -0.5], [0.25, 1.0, 0.125], [-0.5, 0.125, 1.0]])
+    path = tmp_path / "x_relmat.tsv"
+    write_relmat(path, names, m)
+    assert path.read_text().splitlines()[0].split("\t") == ["Node", *names]
+    got_names, got = read_relmat(path)
+    assert got_names == names
+    np.testing.assert_array_equal(got, m)
+    pd.DataFrame(m, columns=names).to_csv(path, sep="\t", index=False)
+    with pytest.raises(Exception, match="first column must be 'Node'"):
+        read_relmat(path)
+    with pytest.raises(ValueError, match="does not match 2 ROI names"):
+        write_relmat(path, names[:2], m)

@@ -1,0 +1,368 @@
+"""lcm connectome run: one voxel-wise run, checked against nilearn, and its failure paths."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+from helpers.connectome import (
+    CROP_SHAPE,
+    SPACE,
+    cli,
+    confounds_table,
+    crop_affine,
+    crop_labels,
+    fmriprep_record,
+    make_fmriprep_run,
+    read_qc_table,
+    save_nifti,
+    write_confounds,
+)
+
+from lcm.atlas import load_atlas
+from lcm.commands import connectome as connectome_cmd
+from lcm.connectome.confounds import confound_columns, strategy_columns
+from lcm.connectome.relmat import read_relmat
+from lcm.connectome.settings import DenoiseSettings
+from lcm.connectome.voxel_run import process_voxel_run
+from lcm.exceptions import ConfigError, ExcludedRunError, InputDataError
+
+RUN = "sub-01_task-rest_run-1"
+N_VOL = 52
+T_R = 2.0
+DENOISE = {
+    "strategy": "24P",
+    "fd_threshold": 0.5,
+    "high_pass": 0.01,
+    "low_pass": 0.1,
+    "detrend": True,
+    "min_volumes": 40,
+}
+HIGH_FD = (7, 20, 33)  # scrubbed volumes
+
+
+@pytest.fixture(scope="module")
+def atlas():
+    return load_atlas("aal116")
+
+
+@pytest.fixture
+def run_files(tmp_path: Path) -> dict[str, Path]:
+    return make_fmriprep_run(tmp_path / "fmriprep", RUN, n_vol=N_VOL, t_r=T_R, fd_high=HIGH_FD)
+
+
+def _process(tmp_path: Path, files: dict[str, Path], atlas, denoise: dict = DENOISE) -> dict:
+    record = fmriprep_record(tmp_path / "rec.json", "tiny", [(RUN, files)])
+    return process_voxel_run(
+        "tiny",
+        record,
+        RUN,
+        atlas,
+        DenoiseSettings.from_dict(denoise),
+        tmp_path / "conn",
+        tmp_path / "qc" / f"{RUN}.json",
+    )
+
+
+def _outputs(tmp_path: Path) -> tuple[Path, Path]:
+    func = tmp_path / "conn" / "sub-01" / "func"
+    stem = f"{RUN}_space-{SPACE}_seg-aal116"
+    return (
+        func / f"{stem}_stat-mean_timeseries.tsv",
+        func / f"{stem}_stat-pearsoncorrelation_relmat.tsv",
+    )
+
+
+@pytest.mark.slow
+def test_matches_nilearn_labels_masker(tmp_path: Path, run_files, atlas) -> None:
+    """Our parcel means + cleaning agree with NiftiLabelsMasker doing both itself."""
+    from nilearn.maskers import NiftiLabelsMasker
+
+    qc = _process(tmp_path, run_files, atlas)
+    assert qc["included"], qc["reason"]
+    ts_path, _ = _outputs(tmp_path)
+    ours = pd.read_csv(ts_path, sep="\t")
+    assert list(ours.columns) == atlas.labels["name"].tolist()
+
+    labels_img = nib.Nifti1Image(crop_labels().astype(np.int16), crop_affine())
+    masker = NiftiLabelsMasker(
+        labels_img=labels_img,
+        standardize="zscore_sample",
+        detrend=True,
+        low_pass=0.1,
+        high_pass=0.01,
+        t_r=T_R,
+    )
+    table = confounds_table(N_VOL, seed=0, fd_high=HIGH_FD).fillna(0.0)
+    keep = np.flatnonzero(table["framewise_displacement"].to_numpy() <= 0.5)
+    ref = masker.fit_transform(
+        str(run_files["bold"]),
+        confounds=table[strategy_columns("24P")].to_numpy(),
+        sample_mask=keep,
+    )
+    assert ref.shape == (N_VOL - len(HIGH_FD), masker.n_elements_)
+    name_of = dict(zip(atlas.labels["index"], atlas.labels["name"], strict=True))
+    ref_names = [
+        name_of[int(i)] for i in masker.region_ids_.values() if i != 0 and i != "background"
+    ]
+    assert len(ref_names) == ref.shape[1] > 20
+    # Parcels cut by the crop below the coverage threshold are 0 by policy; the rest agree.
+    covered = [n for n in ref_names if n not in qc["empty_rois"]]
+    assert len(covered) > 20 and len(qc["empty_rois"]) > 0
+    cols = [ref_names.index(n) for n in covered]
+    np.testing.assert_allclose(ours[covered].to_numpy(), ref[:, cols], atol=1e-4)
+    assert (ours[qc["empty_rois"]].to_numpy() == 0).all()
+    assert qc["n_volumes"] == N_VOL and qc["n_volumes_kept"] == N_VOL - len(HIGH_FD)
+    assert qc["pct_scrubbed"] == round(100 * len(HIGH_FD) / N_VOL, 2)
+    live = [t for t in qc["tsnr"] if t is not None]
+    assert qc["median_tsnr"] == round(float(np.median(live)), 3) > 0
+    assert 0 < qc["mean_coverage"] < 1  # the crop leaves some parcels partly covered
+
+
+def test_outputs_relmat_sidecars_and_qc(tmp_path: Path, run_files, atlas) -> None:
+    qc = _process(tmp_path, run_files, atlas)
+    ts_path, rm_path = _outputs(tmp_path)
+    names, fc = read_relmat(rm_path)
+    assert names == atlas.labels["name"].tolist() and fc.shape == (116, 116)
+    np.testing.assert_allclose(fc, fc.T)
+    ts = pd.read_csv(ts_path, sep="\t").to_numpy()
+    empty = np.isin(names, qc["empty_rois"])
+    assert 0 < empty.sum() < 116  # the crop leaves some parcels outside the field of view
+    np.testing.assert_allclose(fc[~empty][:, ~empty], np.corrcoef(ts[:, ~empty].T), atol=1e-6)
+    assert (fc[empty] == 0).all() and (fc[:, empty] == 0).all()
+    np.testing.assert_allclose(np.diag(fc)[~empty], 1.0)
+
+    with_qc = json.loads((tmp_path / "qc" / f"{RUN}.json").read_text())
+    assert with_qc == json.loads(json.dumps(qc))
+    assert qc["relmat"] == str(rm_path) and qc["timeseries"] == str(ts_path)
+    assert qc["t_r"] == T_R and qc["n_rois"] == 116 and qc["reason"] == ""
+    fd = confounds_table(N_VOL, seed=0, fd_high=HIGH_FD)["framewise_displacement"].to_numpy()
+    assert qc["mean_fd"] == pytest.approx(np.mean(fd[1:]))
+    for out in (ts_path, rm_path):
+        side = json.loads(out.with_suffix(".json").read_text())
+        assert side["Sources"][:2] == [str(run_files["bold"]), str(run_files["confounds"])]
+        assert side["RepetitionTime"] == T_R and side["Denoise"]["strategy"] == "24P"
+        assert len(side["ConfoundColumns"]) == 24
+    desc = json.loads((tmp_path / "conn" / "dataset_description.json").read_text())
+    assert desc["GeneratedBy"][0]["Name"] == "LCM"
+
+
+def _make_3d(files: dict[str, Path]) -> None:
+    save_nifti(files["bold"], np.ones(CROP_SHAPE, np.float32))
+
+
+def _make_nan(files: dict[str, Path]) -> None:
+    img = nib.load(files["bold"])
+    data = np.asarray(img.dataobj)
+    data[3, 4, 5, 6] = np.nan
+    save_nifti(files["bold"], data, t_r=T_R)
+
+
+def _make_inf(files: dict[str, Path]) -> None:
+    data = np.asarray(nib.load(files["bold"]).dataobj)
+    data[3, 4, 5, 0] = np.inf
+    data[10, 12, 10, -1] = -np.inf
+    save_nifti(files["bold"], data, t_r=T_R)
+
+
+def _make_far_affine(files: dict[str, Path]) -> None:
+    """A BOLD whose header puts it 400 mm away (e.g. scanner space labelled as MNI)."""
+    img = nib.load(files["bold"])
+    affine = img.affine.copy()
+    affine[:3, 3] += 400.0
+    out = nib.Nifti1Image(np.asarray(img.dataobj), affine, img.header)
+    nib.save(out, files["bold"])
+
+
+def _make_tr_mismatch(files: dict[str, Path]) -> None:
+    files["sidecar"].write_text(json.dumps({"RepetitionTime": 0.8}))
+
+
+def _make_missing_columns(files: dict[str, Path]) -> None:
+    table = pd.read_csv(files["confounds"], sep="\t")
+    write_confounds(files["confounds"], table.drop(columns=["rot_z_power2", "trans_x"]))
+
+
+def _make_short_confounds(files: dict[str, Path]) -> None:
+    table = pd.read_csv(files["confounds"], sep="\t")
+    write_confounds(files["confounds"], table.iloc[:-3])
+
+
+def _make_high_motion(files: dict[str, Path]) -> None:
+    table = pd.read_csv(files["confounds"], sep="\t")
+    table.loc[1:20, "framewise_displacement"] = 2.0
+    write_confounds(files["confounds"], table)
+
+
+def _make_corrupt(files: dict[str, Path]) -> None:
+    raw = files["bold"].read_bytes()
+    files["bold"].write_bytes(raw[: len(raw) // 2])  # truncated gzip stream
+
+
+def _make_not_gzip(files: dict[str, Path]) -> None:
+    files["bold"].write_bytes(gzip.compress(b"not a nifti at all"))
+
+
+@pytest.mark.parametrize(
+    ("breaker", "reason"),
+    [
+        (_make_3d, r"is 3D .* a 4D series is expected"),
+        (_make_nan, r"holds NaN/Inf values in 1 voxel\(s\) inside the atlas"),
+        (_make_inf, r"holds NaN/Inf values in 2 voxel\(s\)"),
+        (_make_far_affine, r"no atlas parcel is covered .* affine places the image outside"),
+        (_make_tr_mismatch, r"TR mismatch .* 0.8 s .* 2 s"),
+        (_make_missing_columns, r"lack the columns \['trans_x', 'rot_z_power2'\]"),
+        (_make_short_confounds, rf"have {N_VOL - 3} rows but the BOLD series has {N_VOL}"),
+        (_make_high_motion, r"only \d+ of 52 volumes left after scrubbing .* at least 40"),
+        (_make_corrupt, r"cannot read (the data of )?BOLD"),
+        (_make_not_gzip, r"cannot read BOLD"),
+    ],
+)
+def test_bad_run_is_excluded_with_reason(
+    tmp_path: Path, run_files, atlas, breaker, reason, caplog
+) -> None:
+    breaker(run_files)
+    qc = _process(tmp_path, run_files, atlas)
+    assert qc["included"] is False
+    assert re.search(reason, qc["reason"]), qc["reason"]
+    assert qc["timeseries"] == "" and qc["relmat"] == ""
+    assert json.loads((tmp_path / "qc" / f"{RUN}.json").read_text())["included"] is False
+    assert not (tmp_path / "conn" / "sub-01").exists()
+    assert "excluded" in caplog.text
+
+
+def test_cli_run_and_collect(tmp_path: Path, atlas) -> None:
+    deriv = tmp_path / "fmriprep"
+    good = make_fmriprep_run(deriv, RUN, n_vol=N_VOL, seed=1)
+    short_key = "sub-02_ses-b_task-rest_run-1"
+    short = make_fmriprep_run(deriv, short_key, n_vol=30, seed=2)
+    qcs = []
+    for key, files in ((RUN, good), (short_key, short)):
+        record = fmriprep_record(tmp_path / f"{key}.json", "tiny", [(key, files)])
+        qc = tmp_path / "qc" / f"{key}.json"
+        rc = cli(
+            connectome_cmd,
+            [
+                "connectome",
+                "run",
+                "--dataset",
+                "tiny",
+                "--fmriprep-record",
+                str(record),
+                "--run-key",
+                key,
+                "--atlas-name",
+                "aal116",
+                "--denoise",
+                json.dumps({**DENOISE, "strategy": "acompcor", "fd_threshold": None}),
+                "--out-dir",
+                str(tmp_path / "conn"),
+                "--qc-out",
+                str(qc),
+            ],
+        )
+        assert rc == 0
+        qcs.append(str(qc))
+    table_path = tmp_path / "qc.tsv"
+    assert (
+        cli(connectome_cmd, ["connectome", "collect", "--qc", *qcs, "--out", str(table_path)]) == 0
+    )
+    table = read_qc_table(table_path)
+    assert table["run_key"].tolist() == [RUN, short_key]
+    assert table["included"].tolist() == [True, False]
+    assert table.loc[1, "session"] == "b" and "only 30 of 30 volumes" in table.loc[1, "reason"]
+    assert table.loc[0, "n_volumes_kept"] == N_VOL  # fd_threshold null: nothing scrubbed
+    assert table.loc[0, "empty_rois"].count(",") >= 1
+
+
+def test_run_key_not_in_record(tmp_path: Path, run_files, atlas) -> None:
+    record = fmriprep_record(tmp_path / "rec.json", "tiny", [(RUN, run_files)])
+    with pytest.raises(InputDataError, match=r"sub-01_task-rest_run-9.* is not in fMRIPrep record"):
+        process_voxel_run(
+            "tiny",
+            record,
+            "sub-01_task-rest_run-9",
+            atlas,
+            DenoiseSettings(),
+            tmp_path / "conn",
+            tmp_path / "qc.json",
+        )
+
+
+@pytest.mark.parametrize(
+    ("strategy", "n", "some"),
+    [
+        ("6P", 6, "rot_z"),
+        ("9P", 9, "global_signal"),
+        ("24P", 24, "trans_x_derivative1_power2"),
+        ("36P", 36, "white_matter_derivative1_power2"),
+        ("acompcor", 17, "a_comp_cor_04"),
+    ],
+)
+def test_confound_columns(strategy: str, n: int, some: str) -> None:
+    available = confounds_table(40).columns
+    cols = confound_columns(strategy, available)
+    assert len(cols) == len(set(cols)) == n and some in cols
+    assert "a_comp_cor_05" not in cols and "framewise_displacement" not in cols
+    with pytest.raises(ExcludedRunError, match=f"needed by strategy '{strategy}'"):
+        confound_columns(strategy, [c for c in available if c != some])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ['{"strategy": "99P"}', '{"high_pass": 0.2, "low_pass": 0.1}', '{"fd": 1}', "[1]"],
+)
+def test_denoise_settings_rejected(bad: str) -> None:
+    with pytest.raises(ConfigError, match="--denoise"):
+        DenoiseSettings.from_json(bad)
+
+
+def test_denoise_defaults_from_schema() -> None:
+    s = DenoiseSettings.from_json('{"strategy": "9P"}')
+    assert s.strategy == "9P" and s.fd_threshold == 0.5 and s.min_volumes == 50
+
+
+def test_all_zero_parcel_is_empty_by_policy(tmp_path: Path, run_files, atlas) -> None:
+    """A parcel whose voxels are all 0 (outside the brain mask) is kept as an empty ROI."""
+    img = nib.load(run_files["bold"])
+    data = np.asarray(img.dataobj)
+    labels = crop_labels()
+    covered = [i for i in np.unique(labels[labels > 0]) if (labels == i).sum() > 30]
+    target = int(covered[0])
+    data[labels == target] = 0.0
+    save_nifti(run_files["bold"], data, t_r=T_R)
+    qc = _process(tmp_path, run_files, atlas)
+    name = atlas.labels.set_index("index").loc[target, "name"]
+    assert qc["included"] and name in qc["empty_rois"]
+    row = atlas.labels["index"].tolist().index(target)
+    assert qc["coverage"][row] == 0.0 and qc["tsnr"][row] is None
+    _, fc = read_relmat(_outputs(tmp_path)[1])
+    assert (fc[row] == 0).all() and (fc[:, row] == 0).all()
+    others = [c for c, t in zip(qc["coverage"], qc["tsnr"], strict=True) if c >= 0.5]
+    assert others and all(t is not None and t > 10 for t in qc["tsnr"] if t is not None)
+
+
+def test_bold_in_another_space_than_the_atlas(tmp_path: Path, run_files, atlas) -> None:
+    record = fmriprep_record(tmp_path / "rec.json", "tiny", [(RUN, run_files)])
+    rec = json.loads(record.read_text())
+    rec["output_space"] = "MNI152NLin6Asym"
+    record.write_text(json.dumps(rec))
+    qc = process_voxel_run(
+        "tiny",
+        record,
+        RUN,
+        atlas,
+        DenoiseSettings.from_dict(DENOISE),
+        tmp_path / "conn",
+        tmp_path / "qc.json",
+    )
+    assert not qc["included"]
+    assert re.search(
+        r"space 'MNI152NLin6Asym' but atlas 'aal116' is in 'MNI152NLin2009c", qc["reason"]
+    )

@@ -1,0 +1,187 @@
+"""Baselines (SVM, ridge, tangent + logreg, CPM), continuous tasks and leave-site-out splits."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from helpers.evaluate import TASK, make_cohort
+
+from lcm.evaluate.baselines import (
+    ConnectomeLogReg,
+    ConnectomeRidge,
+    ConnectomeSVM,
+    TangentLogReg,
+    inner_splits,
+)
+from lcm.evaluate.cpm import CPM
+from lcm.evaluate.metrics import regression_metrics
+from lcm.evaluate.protocol import (
+    EvaluationSettings,
+    check_pretraining_excludes,
+    evaluate_task,
+)
+from lcm.evaluate.splits import site_folds
+from lcm.evaluate.tangent import TangentSpace, geometric_mean
+from lcm.evaluate.tasks import Task
+from lcm.exceptions import ConfigError, InputDataError
+from lcm.store.cohort import Cohort
+
+N_ROIS = 8
+
+
+def _fc(rng: np.random.Generator, n: int, strength: np.ndarray) -> np.ndarray:
+    """Correlation matrices whose ROIs 0-2 share a latent signal of the given strengths."""
+    out = []
+    for s in strength:
+        ts = rng.normal(size=(50, N_ROIS))
+        ts[:, :3] += s * rng.normal(size=(50, 1))
+        out.append(np.corrcoef(ts.T))
+    return np.stack(out).astype(np.float32)
+
+
+def test_classifiers_learn_and_tune_on_training_runs_only():
+    rng = np.random.default_rng(0)
+    y = np.arange(40) % 2
+    fc = _fc(rng, 40, 0.2 + 0.9 * y)
+    train, test = np.arange(30), np.arange(30, 40)
+    groups = np.array([f"s{i}" for i in range(40)])
+    for cls in (ConnectomeLogReg, ConnectomeSVM, TangentLogReg):
+        model = cls(seed=1).fit(fc[train], y[train], None, groups=groups[train])
+        p = model.predict_proba(fc[test])[:, 1]
+        assert p.shape == (10,) and np.all((p >= 0) & (p <= 1))
+        assert p[y[test] == 1].mean() > p[y[test] == 0].mean()
+        assert model.best_param_ in cls.grid  # chosen by inner CV
+    # unlabeled runs (-1) are not used as labels
+    y_fit = y[train].copy()
+    y_fit[:20] = -1
+    model = ConnectomeLogReg(seed=1).fit(fc[train], y_fit, None, groups=groups[train])
+    assert model.n_train_ == 10
+
+
+def test_inner_splits_keep_subjects_together_and_need_two_per_class():
+    y = np.array([0, 0, 1, 1, 0, 0, 1, 1, 0, 1, 0, 1])
+    groups = np.array(["a", "a", "b", "b", "c", "c", "d", "d", "e", "f", "g", "h"])
+    splits = inner_splits(y, groups, seed=0)
+    assert splits is not None and len(splits) == 3
+    for train, val in splits:
+        assert not set(groups[train]) & set(groups[val])
+    assert inner_splits(np.array([0, 0, 1]), np.array(["a", "b", "c"]), seed=0) is None
+
+
+def test_tangent_reference_is_fitted_on_training_matrices_only():
+    rng = np.random.default_rng(1)
+    train = _fc(rng, 12, np.full(12, 0.5)).astype(float)
+    test = _fc(rng, 5, np.full(5, 2.0)).astype(float)
+    tangent = TangentSpace(shrinkage=0.1).fit(train)
+    reference = tangent.reference_.copy()
+    vectors = tangent.transform(test)
+    np.testing.assert_array_equal(tangent.reference_, reference)  # transform learns nothing
+    expected = geometric_mean(0.9 * train + 0.1 * np.eye(N_ROIS))
+    np.testing.assert_allclose(reference, expected, atol=1e-6)
+    assert vectors.shape == (5, N_ROIS * (N_ROIS + 1) // 2)
+    # at the reference itself the tangent vector is zero
+    np.testing.assert_allclose(
+        tangent.transform(((reference - 0.1 * np.eye(N_ROIS)) / 0.9)[None]), 0.0, atol=1e-6
+    )
+    with pytest.raises(InputDataError, match=r"expected matrices of shape \(n, R, R\)"):
+        tangent.transform(test[0])
+
+
+def test_cpm_and_ridge_predict_a_continuous_target():
+    rng = np.random.default_rng(2)
+    score = rng.normal(size=60)
+    fc = _fc(rng, 60, 0.8 + 0.4 * score)
+    y = score.astype(float)
+    train, test = np.arange(45), np.arange(45, 60)
+    cpm = CPM().fit(fc[train], y[train])
+    assert cpm.positive_.any()
+    r_cpm = regression_metrics(y[test], cpm.predict(fc[test]))["pearson_r"]
+    ridge = ConnectomeRidge(seed=0).fit(fc[train], y[train], None, groups=None)
+    r_ridge = regression_metrics(y[test], ridge.predict(fc[test]))["pearson_r"]
+    assert r_cpm > 0.4 and r_ridge > 0.4
+    # NaN marks unlabeled runs
+    y_fit = y[train].copy()
+    y_fit[::2] = np.nan
+    assert ConnectomeRidge(seed=0).fit(fc[train], y_fit).n_train_ == 22
+
+
+def test_regression_metrics_by_hand():
+    out = regression_metrics(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 2.0, 3.0, 5.0]))
+    assert out["mae"] == pytest.approx(0.25)
+    assert out["r2"] == pytest.approx(1 - 1 / 5)
+    assert out["pearson_r"] == pytest.approx(np.corrcoef([1, 2, 3, 4], [1, 2, 3, 5])[0, 1])
+    assert np.isnan(regression_metrics(np.ones(4), np.arange(4.0))["pearson_r"])
+
+
+def _with_sites(cohort: Cohort, n_sites: int) -> Cohort:
+    ids = cohort.ids.copy()
+    subject_index = ids["subject"].str[1:].astype(int)
+    ids["site"] = [f"site{i % n_sites}" for i in subject_index]
+    return Cohort(ids, cohort.fc, cohort.variables, cohort.roi_names, cohort.atlas)
+
+
+def test_leave_site_out_folds_hold_out_whole_sites():
+    cohort = _with_sites(make_cohort(n_subjects=24, n_unlabeled=0), 3)
+    y = (cohort.variables["autism"] == "autism").to_numpy().astype(int)
+    sites = cohort.ids["site"].to_numpy()
+    folds = site_folds(y, cohort.groups, sites, seed=0)
+    assert len(folds) == 3
+    for train, test in folds:
+        assert len(set(sites[test])) == 1 and not set(sites[train]) & set(sites[test])
+    with pytest.raises(InputDataError, match="at least two sites"):
+        site_folds(y, cohort.groups, np.full(len(y), "A", dtype=object), seed=0)
+    settings = EvaluationSettings.from_dict(
+        {"split": "site", "seeds": [0], "label_fractions": [1.0], "models": ["logreg"]}
+    )
+    result = evaluate_task(cohort, TASK, settings, master_seed=0)
+    assert result.split == "site"
+    assert sorted(result.predictions["site"].unique()) == ["site0", "site1", "site2"]
+    per_fold = result.predictions.groupby("fold")["site"].nunique()
+    assert (per_fold == 1).all()
+
+
+def test_site_split_falls_back_without_sites(caplog):
+    cohort = make_cohort(n_subjects=16, n_unlabeled=0)  # every run at siteA
+    settings = EvaluationSettings.from_dict(
+        {"split": "site", "n_folds": 2, "label_fractions": [1.0], "models": ["logreg"]}
+    )
+    assert evaluate_task(cohort, TASK, settings, master_seed=0).split == "subject"
+    assert "fewer than two sites" in caplog.text
+    with pytest.raises(ConfigError, match="split must be one of"):
+        EvaluationSettings.from_dict({"split": "scanner"})
+
+
+@pytest.mark.slow
+def test_continuous_task_runs_regressors_and_skips_classifiers():
+    rng = np.random.default_rng(3)
+    cohort = make_cohort(n_subjects=30, n_unlabeled=0)
+    score = rng.normal(size=len(cohort))
+    ts_strength = 0.8 + 0.4 * score
+    fc = _fc(rng, len(cohort), ts_strength)[:, :, :]
+    variables = cohort.variables.assign(score=score)
+    ids = cohort.ids
+    cohort = Cohort(ids, fc, variables, [f"r{i}" for i in range(N_ROIS)], "toy")
+    task = Task(name="score", label="score", kind="continuous")
+    settings = EvaluationSettings.from_dict(
+        {
+            "n_folds": 3,
+            "label_fractions": [1.0],
+            "models": ["logreg", "ridge", "cpm", "shuffled-labels"],
+        }
+    )
+    result = evaluate_task(cohort, task, settings, master_seed=0)
+    assert result.models == ["ridge", "cpm", "shuffled-labels"]
+    assert result.skipped == {"logreg": "does not handle continuous targets"}
+    assert set(result.metrics["metric"]) == {"pearson_r", "mae", "r2"}
+    r = result.metrics.query("metric == 'pearson_r'").groupby("model")["value"].mean()
+    assert r["ridge"] > 0.3 and r["cpm"] > 0.3
+    assert r["shuffled-labels"] < r["ridge"] - 0.2
+
+
+def test_checkpoint_pretrained_on_the_task_dataset_is_refused(tmp_path):
+    (tmp_path / "model.json").write_text(json.dumps({"data": {"datasets": ["abidelike", "x"]}}))
+    with pytest.raises(ConfigError, match=r"pretrained on \['abidelike'\]"):
+        check_pretraining_excludes(tmp_path, ["abidelike"])
+    check_pretraining_excludes(tmp_path, ["adnilike"])  # no overlap: fine

@@ -1,0 +1,104 @@
+"""``bei-linear``: ridge maps from FC to BEI variables (pretraining cohort), then a linear model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers.evaluate import TASK, PrevalenceModel, make_cohort
+
+from lcm.evaluate.bei_linear import MAPS_FILE, BEILinear, BEIMaps, fit_bei_maps, load_maps
+from lcm.evaluate.protocol import EvaluationSettings, evaluate_task
+from lcm.evaluate.registry import (
+    BASELINE_MODELS,
+    largest_fraction_only,
+    models_needing_checkpoint,
+    register_model,
+    unregister_model,
+)
+from lcm.exceptions import ConfigError
+
+N_ROIS = 9
+
+
+def _pretraining(n: int = 120, seed: int = 3):
+    """FC whose edge (0, 1) carries 'age' and edge (2, 3) carries 'sex'; a categorical too."""
+    rng = np.random.default_rng(seed)
+    age = rng.normal(40, 10, n)
+    sex = rng.choice(["F", "M"], n)
+    fc = np.empty((n, N_ROIS, N_ROIS), dtype=np.float32)
+    for i in range(n):
+        ts = rng.normal(size=(200, N_ROIS))
+        ts[:, 1] += (age[i] - 40) / 15 * ts[:, 0]
+        ts[:, 3] += (0.8 if sex[i] == "M" else -0.8) * ts[:, 2]
+        fc[i] = np.corrcoef(ts.T)
+    variables = pd.DataFrame(
+        {
+            "age": age,
+            "sex": pd.Series(sex, dtype=object),
+            "group": pd.Series(rng.choice(["a", "b", "c"], n), dtype=object),
+        }
+    )
+    variables.loc[::7, "age"] = np.nan  # missing values are allowed
+    return fc, variables, np.array([f"p/{i}" for i in range(n)])
+
+
+def test_maps_read_the_variables_on_held_out_subjects(tmp_path):
+    fc, variables, groups = _pretraining()
+    maps = fit_bei_maps(fc, variables, groups, seed=0)
+    assert maps.names == ["age", "sex=M", "group=a", "group=b", "group=c"]
+    r2 = dict(zip(maps.names, maps.heldout_r2, strict=True))
+    assert r2["age"] > 0.5 and r2["sex=M"] > 0.5
+    assert r2["group=a"] < 0.3  # noise stays noise
+    again = BEIMaps.load(maps.save(tmp_path / MAPS_FILE))
+    np.testing.assert_allclose(again.transform(fc[:5]), maps.transform(fc[:5]))
+    predicted = maps.transform(fc)
+    ok = variables["age"].notna().to_numpy()
+    assert np.corrcoef(predicted[ok, 0], variables["age"][ok])[0, 1] > 0.8
+
+
+def test_bei_linear_in_the_protocol_reads_the_checkpoint_maps(tmp_path):
+    cohort = make_cohort(n_subjects=40, n_unlabeled=0)
+    # Maps fitted on a separate 'pretraining' cohort of the same ROI count.
+    rng = np.random.default_rng(0)
+    pre = make_cohort(n_subjects=40, n_unlabeled=0, seed=7)
+    pre_vars = pd.DataFrame({"score": rng.normal(size=len(pre))})
+    pre_vars["score"] += 3 * pre.fc[:, 0, 1]
+    fit_bei_maps(pre.fc, pre_vars, pre.groups).save(tmp_path / MAPS_FILE)
+    settings = EvaluationSettings(n_folds=3, label_fractions=(1.0,), models=("bei-linear",))
+    result = evaluate_task(cohort, TASK, settings, master_seed=0, checkpoint=tmp_path)
+    auc = result.metrics.query("metric == 'auc'")["value"]
+    assert len(auc) == 3 and auc.mean() > 0.6
+    assert "bei-linear" in BASELINE_MODELS
+    assert models_needing_checkpoint(["bei-linear", "logreg"]) == ["bei-linear"]
+
+
+def test_bei_linear_without_maps_says_what_to_do(tmp_path):
+    with pytest.raises(ConfigError, match=r"bei_linear\.npz is missing"):
+        load_maps(tmp_path)
+    with pytest.raises(ConfigError, match="needs the pretraining checkpoint"):
+        load_maps(None)
+
+
+def test_bei_linear_regresses_a_continuous_target():
+    fc, variables, groups = _pretraining()
+    maps = fit_bei_maps(fc, variables, groups)
+    y = variables["age"].fillna(40.0).to_numpy()
+    model = BEILinear(maps, binary=False).fit(fc, y, None, groups=groups)
+    assert np.corrcoef(model.predict(fc), y)[0, 1] > 0.7
+
+
+def test_a_largest_fraction_only_model_is_fitted_there_only():
+    register_model(
+        "cheap-control", lambda c: PrevalenceModel(), replace=True, largest_fraction_only=True
+    )
+    try:
+        assert largest_fraction_only("cheap-control")
+        settings = EvaluationSettings(
+            n_folds=2, label_fractions=(0.5, 1.0), models=("cheap-control",)
+        )
+        result = evaluate_task(make_cohort(), TASK, settings, master_seed=0)
+        assert set(result.metrics["label_fraction"]) == {1.0}
+    finally:
+        unregister_model("cheap-control")
+    assert largest_fraction_only("shuffled-lcm")

@@ -1,0 +1,252 @@
+"""``lcm evaluate`` end to end: a tiny feature store on disk -> metrics and predictions Parquet."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from lcm.catalogue import load_catalogue
+from lcm.commands import evaluate as evaluate_cmd
+from lcm.evaluate.metrics import METRIC_COLUMNS, PREDICTION_COLUMNS
+from lcm.exceptions import ConfigError, InputDataError
+from lcm.store.writer import write_connectomes, write_variables
+
+N_ROIS = 7  # distinct from the subject and time-point counts
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A store holding 24 subjects of 'toyds' (one run each) with an autism label."""
+    catalogue_path = tmp_path / "variables.yaml"
+    catalogue_path.write_text(
+        yaml.safe_dump(
+            {
+                "schema_version": 1,
+                "variables": {
+                    "autism": {
+                        "kind": "binary",
+                        "domain": "clinical",
+                        "levels": ["control", "autism"],
+                    },
+                    "age": {
+                        "kind": "continuous",
+                        "domain": "sociodemographic",
+                        "units": "years",
+                        "range": [5, 100],
+                    },
+                },
+                "datasets": {
+                    "toyds": {"id_column": "SUB_ID", "columns": {"autism": "DX", "age": "AGE"}}
+                },
+            }
+        )
+    )
+    catalogue = load_catalogue(catalogue_path)
+    rng = np.random.default_rng(0)
+    names = [f"R{i}" for i in range(N_ROIS)]
+    qc_rows, pheno = [], []
+    for s in range(24):
+        cls = s % 2
+        ts = rng.normal(size=(45, N_ROIS))
+        ts[:, :3] += (1.0 if cls else 0.2) * rng.normal(size=(45, 1))
+        relmat = tmp_path / f"sub-{s:02d}_relmat.tsv"
+        pd.DataFrame(np.corrcoef(ts.T), index=pd.Index(names, name="Node"), columns=names).to_csv(
+            relmat, sep="\t"
+        )
+        qc_rows.append(
+            {
+                "subject": f"{s:02d}",
+                "session": "",
+                "task": "rest",
+                "run": "1",
+                "run_key": f"sub-{s:02d}_task-rest",
+                "included": True,
+                "relmat": str(relmat),
+                "n_volumes": 45,
+                "n_volumes_kept": 45,
+                "mean_fd": 0.1,
+                "t_r": 2.0,
+            }
+        )
+        label = None if s == 23 else ("control", "autism")[cls]
+        pheno.append({"subject": f"{s:02d}", "site": "A", "autism": label, "age": 20.0 + s})
+    phenotype = pd.DataFrame(pheno)
+    root = tmp_path / "store"
+    write_connectomes(root, "toy", "toyds", pd.DataFrame(qc_rows), phenotype)
+    write_variables(root, "toyds", phenotype, catalogue)
+    return {"root": root, "catalogue": catalogue_path}
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="lcm")
+    evaluate_cmd.register(parser.add_subparsers())
+    return parser.parse_args(argv)
+
+
+@pytest.mark.slow
+def test_evaluate_command_end_to_end(store, tmp_path):
+    out, pred = tmp_path / "out" / "m.parquet", tmp_path / "out" / "p.parquet"
+    settings = {
+        "n_folds": 3,
+        "seeds": [0, 2],
+        "label_fractions": [0.5, 1.0],
+        "models": ["logreg", "shuffled-labels"],
+    }
+    args = _parse(
+        [
+            "evaluate",
+            "--store",
+            str(store["root"]),
+            "--atlas",
+            "toy",
+            "--catalogue",
+            str(store["catalogue"]),
+            "--task",
+            "asd",
+            "--dataset",
+            "toyds",
+            "--label",
+            "autism",
+            "--positive",
+            "autism",
+            "--settings",
+            json.dumps(settings),
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            "--predictions",
+            str(pred),
+        ]
+    )
+    assert args.func(args) == 0
+    metrics, predictions = pd.read_parquet(out), pd.read_parquet(pred)
+    assert tuple(metrics.columns) == METRIC_COLUMNS
+    assert tuple(predictions.columns) == PREDICTION_COLUMNS
+    assert set(metrics["task"]) == {"asd"}
+    assert len(metrics) == 2 * 3 * 2 * 2 * 6
+    # the unlabeled subject 23 is dropped; the 23 others are predicted once per fit setting
+    assert "23" not in set(predictions["subject"])
+    assert len(predictions) == 23 * 2 * 2 * 2
+    auc = metrics.query("metric == 'auc' and label_fraction == 1.0").groupby("model")["value"]
+    assert auc.mean()["logreg"] > 0.8
+    sidecar = json.loads((tmp_path / "out" / "m.json").read_text())
+    assert sidecar["settings"]["seeds"] == [0, 2] and sidecar["master_seed"] == 3
+    assert str(store["catalogue"]) in sidecar["Sources"]
+
+
+def test_evaluate_command_rejects_bad_positive(store, tmp_path):
+    args = _parse(
+        [
+            "evaluate",
+            "--store",
+            str(store["root"]),
+            "--atlas",
+            "toy",
+            "--catalogue",
+            str(store["catalogue"]),
+            "--task",
+            "asd",
+            "--dataset",
+            "toyds",
+            "--label",
+            "autism",
+            "--positive",
+            "ASD",
+            "--settings",
+            '{"models": ["logreg"]}',
+            "--out",
+            str(tmp_path / "m.parquet"),
+            "--predictions",
+            str(tmp_path / "p.parquet"),
+        ]
+    )
+    with pytest.raises(ConfigError, match=r"levels \['control', 'autism'\]"):
+        args.func(args)
+    assert not (tmp_path / "m.parquet").exists()
+
+
+def test_evaluate_uses_the_folds_of_lcm_splits(store, tmp_path, prevalence_model):
+    """As in the workflow: `lcm splits --task` writes folds that `lcm evaluate --splits` reads."""
+    from lcm.cli import main
+
+    table = tmp_path / "splits" / "task-asd_splits.parquet"
+    common = [
+        "--store",
+        str(store["root"]),
+        "--atlas",
+        "toy",
+        "--catalogue",
+        str(store["catalogue"]),
+    ]
+    assert (
+        main(
+            [
+                "splits",
+                *common,
+                "--datasets",
+                "toyds",
+                "--task",
+                "asd",
+                "--label",
+                "autism",
+                "--positive",
+                "autism",
+                "--n-folds",
+                "3",
+                "--seed",
+                "3",
+                "--repeats",
+                "0",
+                "2",
+                "--out",
+                str(table),
+            ]
+        )
+        == 0
+    )
+    out, pred = tmp_path / "m.parquet", tmp_path / "p.parquet"
+    settings = {
+        "n_folds": 3,
+        "seeds": [0, 2],
+        "label_fractions": [1.0],
+        "models": [prevalence_model],
+    }
+    argv = [
+        "evaluate",
+        *common,
+        "--task",
+        "asd",
+        "--dataset",
+        "toyds",
+        "--label",
+        "autism",
+        "--positive",
+        "autism",
+        "--seed",
+        "3",
+        "--splits",
+        str(table),
+        "--out",
+        str(out),
+        "--predictions",
+        str(pred),
+    ]
+    args = _parse([*argv, "--settings", json.dumps(settings)])
+    assert args.func(args) == 0
+    folds = pd.read_parquet(table).query("scheme == 'subject'")
+    predictions = pd.read_parquet(pred)
+    merged = predictions.merge(folds, on=["subject", "seed"], suffixes=("", "_table"))
+    assert len(merged) == len(predictions) == 23 * 2
+    assert (merged["fold"] == merged["fold_table"]).all()
+    sidecar = json.loads((tmp_path / "m.json").read_text())
+    assert str(table) in sidecar["Sources"] and sidecar["splits_table"] == str(table)
+    # Settings that disagree with the table are refused, naming the table and the fix.
+    args = _parse([*argv, "--settings", json.dumps({**settings, "n_folds": 4})])
+    with pytest.raises(InputDataError, match=r"task-asd_splits\.parquet: 3 subject-level"):
+        args.func(args)

@@ -1,0 +1,110 @@
+"""Paired comparison of LCM with the best baseline, the control check, per-site table, oracle."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lcm.evaluate.compare import (
+    control_table,
+    headline_table,
+    paired_bootstrap,
+    read_oracle,
+    site_table,
+)
+from lcm.evaluate.metrics import (
+    METRIC_COLUMNS,
+    PREDICTION_COLUMNS,
+    PREDICTION_DTYPES,
+    binary_metrics,
+    summarise,
+)
+from lcm.exceptions import InputDataError
+
+SIGNAL = {"lcm": 3.0, "logreg": 1.0, "svm": 0.8, "shuffled-labels": 0.0}
+
+
+def _tables(signal: dict[str, float], n: int = 60, seeds=(0, 1)) -> tuple:
+    """Predictions of 3 folds x ``seeds`` with model-dependent signal, and their metrics."""
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % 2
+    preds, metrics = [], []
+    for seed in seeds:
+        folds = rng.permutation(n) % 3
+        noise = rng.normal(size=n)  # shared by models: the pairing the test exploits
+        for model, s in signal.items():
+            p = 1 / (1 + np.exp(-(s * (y - 0.5) + noise + 0.3 * rng.normal(size=n))))
+            for fold in range(3):
+                at = np.flatnonzero(folds == fold)
+                key = ("autism", model, 0.1, seed, fold)
+                preds += [(*key, "ds", f"s{i:02d}", f"site{i % 3}", y[i], p[i]) for i in at]
+                metrics += [(*key, m, v) for m, v in binary_metrics(y[at], p[at]).items()]
+    pred = pd.DataFrame(preds, columns=list(PREDICTION_COLUMNS)).astype(PREDICTION_DTYPES)
+    return pred, pd.DataFrame(metrics, columns=list(METRIC_COLUMNS))
+
+
+def test_paired_bootstrap_finds_a_real_difference_and_none_for_a_copy():
+    pred, _ = _tables(SIGNAL)
+    better = paired_bootstrap(pred, "autism", 0.1, "lcm", "logreg", n_boot=500)
+    assert better.difference > 0.1 and better.ci_low > 0 and better.p_value < 0.01
+    assert better.n_folds == 6
+    copy = pred[pred["model"] == "logreg"].assign(model="twin")
+    same = paired_bootstrap(pd.concat([pred, copy]), "autism", 0.1, "twin", "logreg", 300)
+    assert same.difference == 0 and same.ci_low == 0 == same.ci_high and same.p_value == 1.0
+    missing = paired_bootstrap(pred, "autism", 0.1, "lcm", "absent", 100)
+    assert missing.n_folds == 0 and np.isnan(missing.difference)
+
+
+def test_headline_picks_best_baseline_and_states_verdict():
+    pred, metrics = _tables(SIGNAL)
+    summary = summarise(metrics, n_boot=300)
+    head = headline_table(summary, pred, n_boot=300)
+    row = head.iloc[0]
+    assert row["best_baseline"] == "logreg" and row["verdict"] == "better"
+    assert row["model_mean"] == pytest.approx(
+        metrics.query("model == 'lcm' and metric == 'auc'")["value"].mean()
+    )
+    null_pred, null_metrics = _tables({**SIGNAL, "lcm": 1.0})
+    null = headline_table(summarise(null_metrics, n_boot=300), null_pred, n_boot=300)
+    assert null.iloc[0]["verdict"] in ("no clear difference", "worse")
+
+
+def test_control_table_checks_chance():
+    pred, metrics = _tables(SIGNAL)
+    control = control_table(summarise(metrics, n_boot=300), pred)
+    assert list(control["task"]) == ["autism"] and bool(control.iloc[0]["at_chance"])
+    leaky = metrics.copy()
+    leaky.loc[leaky["model"] == "shuffled-labels", "value"] = 0.9
+    assert not bool(control_table(summarise(leaky, n_boot=300), pred).iloc[0]["at_chance"])
+
+
+def test_site_table_per_site_and_model():
+    pred, _ = _tables(SIGNAL, seeds=(0,))
+    sites = site_table(pred)
+    assert set(sites["site"]) == {"site0", "site1", "site2"}
+    assert (sites["n_runs"] == 20).all()
+    lcm0 = sites.query("model == 'lcm' and site == 'site0'")["value"].iloc[0]
+    at = pred.query("model == 'lcm' and site == 'site0'")
+    assert lcm0 == pytest.approx(binary_metrics(at["y_true"].astype(int), at["prediction"])["auc"])
+
+
+def test_read_oracle(tmp_path):
+    path = tmp_path / "abidelike" / "ground_truth.json"
+    path.parent.mkdir()
+    oracle = {"auc": 0.8, "auc_patient_vs_control": 0.81}
+    truth = {"consortium": "abidelike", "shared_structure": 0.0, "oracle": oracle}
+    path.write_text(json.dumps(truth))
+    oracle = read_oracle(path)
+    assert oracle == {
+        "consortium": "abidelike",
+        "shared_structure": 0.0,
+        "auc": 0.81,
+        "accuracy": None,
+    }
+    path.write_text(json.dumps({"consortium": "x"}))
+    assert read_oracle(path) is None
+    with pytest.raises(InputDataError, match="Cannot read ground truth"):
+        read_oracle(tmp_path / "missing.json")

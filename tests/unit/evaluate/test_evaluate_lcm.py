@@ -1,0 +1,93 @@
+"""The LCM variants through the protocol, with the real LCMClassifier and a tiny checkpoint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers.evaluate import TASK, make_cohort
+
+from lcm.catalogue import Catalogue, Variable
+from lcm.evaluate.protocol import EvaluationSettings, evaluate_task
+from lcm.train.pretrain import pretrain
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models on a busy 2-core machine: one thread avoids oversubscription (10x here)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _pretrain(out, bei_weight: float = 1.0, dataset: str = "pretrainds"):
+    """A 2-epoch tiny LCM pretrained on a separate cohort (another dataset) with an age variable."""
+    catalogue = Catalogue(
+        variables={"age": Variable("age", "continuous", "sociodemographic", "years", (5, 100))},
+        datasets={},
+        path="<test>",
+    )
+    cohort = make_cohort(n_subjects=30, n_unlabeled=0, seed=5)
+    cohort.ids["dataset"] = dataset
+    cohort.variables = cohort.variables[["age"]].assign(age=20.0 + np.arange(len(cohort)) % 30)
+    settings = {"epochs": 2, "batch_size": 8, "bei_weight": bei_weight}
+    pretrain(cohort, catalogue, {"preset": "tiny"}, settings, 0, out, device="cpu")
+    return out
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return _pretrain(tmp_path_factory.mktemp("ckpt"))
+
+
+@pytest.fixture(scope="module")
+def ssl_checkpoint(tmp_path_factory):
+    """The same pretraining with the BEI losses off (the lcm-ssl ablation)."""
+    return _pretrain(tmp_path_factory.mktemp("ckpt_ssl"), bei_weight=0.0)
+
+
+def test_ssl_only_pretraining_leaves_bei_heads_untrained(checkpoint, ssl_checkpoint):
+    import pandas as pd
+
+    full = pd.read_csv(checkpoint / "history.tsv", sep="\t")
+    ssl = pd.read_csv(ssl_checkpoint / "history.tsv", sep="\t")
+    assert "loss_ssl" in ssl and (ssl["loss_ssl"] > 0).all()
+    # with bei_weight 0 the total is the weighted SSL loss alone
+    np.testing.assert_allclose(ssl["loss_total"], 0.5 * ssl["loss_ssl"], rtol=1e-4)
+    assert not np.allclose(full["loss_total"], 0.5 * full["loss_ssl"], rtol=1e-4)
+
+
+def test_checkpoint_pretrained_on_task_dataset_is_refused(tmp_path):
+    from lcm.exceptions import ConfigError
+
+    leaky = _pretrain(tmp_path / "leaky", dataset="abidelike")
+    settings = EvaluationSettings.from_dict({"n_folds": 2, "models": ["lcm", "logreg"]})
+    with pytest.raises(ConfigError, match=r"pretrained on \['abidelike'\]"):
+        evaluate_task(make_cohort(n_subjects=8), TASK, settings, master_seed=1, checkpoint=leaky)
+
+
+def test_lcm_variants_run_in_protocol(checkpoint, ssl_checkpoint):
+    models = ["lcm", "lcm-no-pseudo", "lcm-ssl", "lcm-scratch", "logreg"]
+    settings = EvaluationSettings.from_dict(
+        {
+            "n_folds": 2,
+            "seeds": [0],
+            "label_fractions": [0.5],
+            "models": models,
+            "finetune": {"epochs": 2, "batch_size": 8},
+        }
+    )
+    result = evaluate_task(
+        make_cohort(),
+        TASK,
+        settings,
+        master_seed=1,
+        checkpoint=checkpoint,
+        ssl_checkpoint=ssl_checkpoint,
+    )
+    assert set(result.metrics["model"]) == set(models)
+    p = result.predictions
+    assert p["prediction"].between(0, 1).all()
+    per_model = p.groupby("model")["subject"].count()
+    assert (per_model == per_model.iloc[0]).all()

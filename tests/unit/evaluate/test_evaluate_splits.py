@@ -1,0 +1,194 @@
+"""Subject-level folds, label-fraction subsets, and the splits table evaluate reads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lcm.evaluate.protocol import EvaluationSettings, derived_seed, evaluate_task
+from lcm.evaluate.splits import (
+    folds_from_table,
+    labeled_subsets,
+    outer_folds,
+    subject_folds,
+    subject_labels,
+    task_split_table,
+)
+from lcm.evaluate.tasks import Task, task_targets
+from lcm.exceptions import InputDataError
+from lcm.store.cohort import Cohort
+from lcm.store.splits import read_splits, split_seed, write_splits
+
+
+@pytest.fixture
+def runs() -> tuple[np.ndarray, np.ndarray]:
+    """37 subjects (21 negative, 16 positive) with 1-3 runs each."""
+    rng = np.random.default_rng(3)
+    y_subj = np.array([0] * 21 + [1] * 16)
+    n_runs = rng.integers(1, 4, size=len(y_subj))
+    groups = np.repeat([f"ds/{i:02d}" for i in range(len(y_subj))], n_runs)
+    y = np.repeat(y_subj, n_runs)
+    order = rng.permutation(len(y))  # runs of a subject need not be adjacent
+    return y[order], groups[order]
+
+
+def test_subject_never_straddles_folds(runs):
+    y, groups = runs
+    folds = subject_folds(y, groups, n_folds=4, seed=11)
+    assert len(folds) == 4
+    seen_in_test = np.concatenate([test for _, test in folds])
+    assert np.array_equal(np.sort(seen_in_test), np.arange(len(y)))  # each run tested once
+    for train, test in folds:
+        assert not set(groups[train]) & set(groups[test])
+        assert len(np.intersect1d(train, test)) == 0
+        # stratified: both classes in every test fold
+        assert set(y[test]) == {0, 1}
+
+
+def test_folds_depend_on_seed(runs):
+    y, groups = runs
+    a = subject_folds(y, groups, 4, seed=1)
+    b = subject_folds(y, groups, 4, seed=2)
+    assert any(not np.array_equal(ta, tb) for (_, ta), (_, tb) in zip(a, b, strict=True))
+    again = subject_folds(y, groups, 4, seed=1)
+    assert all(np.array_equal(ta, tb) for (_, ta), (_, tb) in zip(a, again, strict=True))
+
+
+def test_too_few_subjects_per_class_raises(runs):
+    y, groups = runs
+    with pytest.raises(InputDataError, match=r"each class needs at least 20 subjects"):
+        subject_folds(y, groups, n_folds=20, seed=0)
+    with pytest.raises(InputDataError, match="subjects per class"):
+        subject_folds(np.zeros_like(y), groups, n_folds=2, seed=0)
+
+
+def test_labeled_subsets_stratified_nested_whole_subjects(runs):
+    y, groups = runs
+    fractions = [0.1, 0.5, 1.0]
+    masks = labeled_subsets(y, groups, fractions, seed=5)
+    labels = subject_labels(y, groups)
+    per_class = labels.value_counts()
+    for f, mask in masks.items():
+        kept = subject_labels(y[mask], groups[mask])
+        # whole subjects: a labeled subject has all its runs labeled
+        assert set(groups[mask]).isdisjoint(set(groups[~mask]))
+        for cls in (0, 1):
+            want = min(per_class[cls], max(2, round(f * per_class[cls])))
+            assert (kept == cls).sum() == want
+    assert masks[1.0].all()
+    assert not (masks[0.1] & ~masks[0.5]).any()  # nested
+    assert not (masks[0.5] & ~masks[1.0]).any()
+
+
+def test_labeled_subsets_minimum_two_per_class(runs):
+    y, groups = runs
+    mask = labeled_subsets(y, groups, [0.01], seed=0)[0.01]
+    kept = subject_labels(y[mask], groups[mask])
+    assert kept.value_counts().to_dict() == {0: 2, 1: 2}
+    one_positive = np.isin(groups, groups[y == 0]) | (groups == groups[y == 1][0])
+    with pytest.raises(InputDataError, match="1 subject"):
+        labeled_subsets(y[one_positive], groups[one_positive], [0.5], seed=0)
+
+
+# --- one split definition: the `lcm splits` table and evaluate's own folds agree ---------------
+
+
+def _ids(n_subjects: int = 30, n_sites: int = 3) -> tuple[pd.DataFrame, np.ndarray]:
+    """Runs (1-2 per subject) at ``n_sites`` sites, listed out of subject order, with classes."""
+    rng = np.random.default_rng(8)
+    rows, y = [], []
+    for s in rng.permutation(n_subjects):
+        for run in range(1 + s % 2):
+            rows.append(("ds", f"sub{s:02d}", str(run + 1), f"site{s % n_sites}"))
+            y.append(int(s % 3 == 0))
+    return pd.DataFrame(rows, columns=["dataset", "subject", "run", "site"]), np.array(y)
+
+
+def _same(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(
+        np.array_equal(ta, tb) and np.array_equal(ea, eb)
+        for (ta, ea), (tb, eb) in zip(a, b, strict=True)
+    )
+
+
+@pytest.mark.parametrize("split", ["subject", "site"])
+def test_table_folds_are_the_folds_evaluate_computes(split):
+    ids, y = _ids()
+    groups = (ids["dataset"] + "/" + ids["subject"]).to_numpy()
+    sites = ids["site"].to_numpy()
+    table = task_split_table(ids, y, n_folds=3, master_seed=5, repeats=[0, 1])
+    assert set(table["scheme"]) == {"subject", "leave_site_out"}
+    assert set(table["seed"]) == {0, 1}
+    assert (table.groupby(["scheme", "seed", "subject"]).size() == 1).all()
+    folds_by_repeat = []
+    for repeat in (0, 1):
+        seed = split_seed(5, repeat)
+        assert seed == derived_seed(5, repeat)  # evaluate's seed derivation
+        used, computed = outer_folds(y, groups, sites, split, 3, seed)
+        used_t, from_table = outer_folds(y, groups, sites, split, 3, seed, table, repeat)
+        assert used == used_t == split
+        assert _same(computed, from_table)
+        for train, test in from_table:
+            assert not set(groups[train]) & set(groups[test])  # no subject straddles folds
+            if split == "site":
+                assert len(set(sites[test])) == 1 and not set(sites[train]) & set(sites[test])
+            else:
+                assert set(y[test]) == {0, 1}  # stratified
+        folds_by_repeat.append(from_table)
+    if split == "subject":  # repeats are different cross-validations
+        assert not _same(folds_by_repeat[0], folds_by_repeat[1])
+
+
+def test_table_errors_name_the_file_and_the_fix():
+    ids, y = _ids()
+    groups = (ids["dataset"] + "/" + ids["subject"]).to_numpy()
+    sites = ids["site"].to_numpy()
+    table = task_split_table(ids, y, n_folds=3, master_seed=5, repeats=[0])
+    with pytest.raises(InputDataError, match=r"t\.parquet: no 'subject' folds for seed 2"):
+        folds_from_table(table, groups, "subject", 2, "t.parquet")
+    with pytest.raises(InputDataError, match=r"t\.parquet: 1 subject\(s\) of the task have no"):
+        folds_from_table(table[table["subject"] != "sub04"], groups, "subject", 0, "t.parquet")
+    with pytest.raises(InputDataError, match=r"3 subject-level folds, but evaluate.n_folds is 4"):
+        outer_folds(y, groups, sites, "subject", 4, 0, table, 0, "t.parquet")
+    # Without sites there is no leave-site-out scheme, and "site" falls back to subject folds.
+    no_site = task_split_table(ids.assign(site=""), y, 3, 5, [0])
+    assert set(no_site["scheme"]) == {"subject"}
+    used, _ = outer_folds(y, groups, np.full(len(y), ""), "site", 3, 0, no_site, 0)
+    assert used == "subject"
+
+
+def test_evaluate_reads_its_folds_from_the_table(tmp_path, prevalence_model):
+    """evaluate_task with the table tests each subject in the table's fold, and nowhere else."""
+    ids, y = _ids(24)
+    levels = np.where(y == 1, "autism", "control").astype(object)
+    levels[:2] = None  # runs without a target are dropped before the folds
+    n = len(ids)
+    cohort = Cohort(
+        ids.assign(session="", task="rest"),
+        np.repeat(np.eye(4, dtype=np.float32)[None], n, axis=0),
+        pd.DataFrame({"autism": pd.Series(levels, dtype=object)}),
+        [f"roi{i}" for i in range(4)],
+        "toy",
+    )
+    task = Task(name="autism", label="autism", negative="control", positive="autism")
+    settings = EvaluationSettings.from_dict(
+        {"n_folds": 3, "seeds": [0, 1], "label_fractions": [1.0], "models": [prevalence_model]}
+    )
+    kept, target = task_targets(cohort, task)
+    table = task_split_table(kept.ids, target, 3, master_seed=2, repeats=[0, 1])
+    path = write_splits(tmp_path / "task-autism_splits.parquet", table)
+    stored = read_splits(path)
+    with_table = evaluate_task(cohort, task, settings, 2, splits=stored).predictions
+    without = evaluate_task(cohort, task, settings, 2).predictions
+    pd.testing.assert_frame_equal(with_table, without)
+    fold_of = stored[stored["scheme"] == "subject"].set_index(["seed", "subject"])["fold"]
+    tested = with_table.set_index(["seed", "subject"])["fold"]
+    assert (tested.to_numpy() == fold_of.loc[tested.index].to_numpy()).all()
+    # A table of other subjects is refused rather than silently re-split.
+    other = stored.assign(subject=stored["subject"] + "x")
+    other.attrs["source"] = str(path)
+    with pytest.raises(
+        InputDataError, match=r"task-autism_splits\.parquet: 23 subject\(s\) .* e\.g\. \['ds/sub00'"
+    ):
+        evaluate_task(cohort, task, settings, 2, splits=other)

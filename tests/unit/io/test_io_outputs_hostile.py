@@ -1,0 +1,122 @@
+"""Owned output folders and one writer at a time (lcm.io.ownership, lcm.io.lock)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lcm.exceptions import OutputBusyError, OutputOwnershipError
+from lcm.io.lock import exclusive_lock
+from lcm.io.ownership import MARKER_NAME, claim_out_dir, remove_owned
+
+pytestmark = pytest.mark.hostile
+
+
+def test_claim_refuses_folder_with_foreign_files(tmp_path: Path) -> None:
+    out = tmp_path / "thesis"
+    out.mkdir()
+    (out / "chapter1.tex").write_text("years of work")
+    with pytest.raises(OutputOwnershipError, match=r"thesis holds files LCM did not write"):
+        claim_out_dir(out, "lcm pretrain", outputs=["model.*", "history.tsv"])
+    assert (out / "chapter1.tex").read_text() == "years of work"
+    assert not (out / MARKER_NAME).exists()
+
+
+def test_claim_takes_new_empty_or_own_folders(tmp_path: Path) -> None:
+    claim_out_dir(tmp_path / "new", "lcm pretrain")
+    assert (tmp_path / "new" / MARKER_NAME).is_file()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    claim_out_dir(empty, "lcm pretrain")
+    # An earlier LCM's outputs (no marker) are recognised by name.
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "model.safetensors").write_bytes(b"x")
+    claim_out_dir(old, "lcm pretrain", outputs=["model.*"])
+    # Once claimed, the folder stays LCM's.
+    (old / "notes.txt").write_text("mine")
+    claim_out_dir(old, "lcm pretrain", outputs=["model.*"])
+
+
+def test_remove_owned_keeps_user_files(tmp_path: Path) -> None:
+    state = tmp_path / "train_state"
+    state.mkdir()
+    (state / "train_state.json").write_text("{}")
+    (state / "precious.npy").write_bytes(b"data")
+    remove_owned(state, ["train_state.json", "train_state.safetensors"])
+    assert (state / "precious.npy").read_bytes() == b"data"
+    assert not (state / "train_state.json").exists()
+    (state / "precious.npy").unlink()
+    (state / "train_state.json").write_text("{}")
+    remove_owned(state, ["train_state.json"])
+    assert not state.exists()
+
+
+def test_second_writer_refused_while_first_holds_lock(tmp_path: Path) -> None:
+    lock = tmp_path / "out" / ".lcm.lock"
+    with exclusive_lock(lock, "lcm pretrain"):
+        # Another process, as a concurrent run would be.
+        code = (
+            "import sys; from lcm.io.lock import exclusive_lock\n"
+            "from lcm.exceptions import OutputBusyError\n"
+            f"try:\n    exclusive_lock({str(lock)!r}, 'lcm pretrain').__enter__()\n"
+            "except OutputBusyError as e:\n    print(e); sys.exit(6)\n"
+        )
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert proc.returncode == 6, proc.stderr
+        assert "being written by another lcm pretrain (pid" in proc.stdout
+        assert len(proc.stdout.strip().splitlines()) == 2  # message + hint
+    # Released: the next writer gets it.
+    with exclusive_lock(lock, "lcm pretrain"):
+        pass
+
+
+def test_lock_released_when_holder_is_killed(tmp_path: Path) -> None:
+    lock = tmp_path / ".lcm.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from lcm.io.lock import exclusive_lock\n"
+            f"with exclusive_lock({str(lock)!r}, 'x'):\n"
+            "    print('held', flush=True); time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(OutputBusyError), exclusive_lock(lock, "x"):
+        pass
+    holder.kill()  # SIGKILL: no cleanup code runs
+    holder.wait()
+    with exclusive_lock(lock, "x"):
+        pass
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "device"])
+def test_atomic_write_never_replaces_what_is_not_a_regular_file(tmp_path: Path, kind: str) -> None:
+    """`--out /dev/null` once turned the machine's /dev/null into a regular file (a rename swaps
+    any directory entry): such a destination is refused, and stays what it was."""
+    import os
+    import stat
+
+    from lcm.io.atomic import write_text
+
+    if kind == "folder":
+        target = tmp_path / "results"
+        target.mkdir()
+    elif kind == "fifo":
+        target = tmp_path / "pipe"
+        os.mkfifo(target)
+    else:
+        target = Path(os.devnull)
+    before = target.stat().st_mode
+    with pytest.raises(OutputOwnershipError, match="is not a regular file"):
+        write_text(target, "data")
+    assert target.stat().st_mode == before
+    if kind == "device":
+        assert stat.S_ISCHR(target.stat().st_mode)
+    assert not [p for p in target.parent.iterdir() if ".lcmtmp-" in p.name]

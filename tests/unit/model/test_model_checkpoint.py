@@ -1,0 +1,91 @@
+"""Checkpoint round trip (safetensors + JSON, no pickle) and refusal of mismatching checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from helpers.model import make_catalogue
+from safetensors import safe_open
+
+from lcm.catalogue import load_catalogue
+from lcm.exceptions import CheckpointError
+from lcm.model.checkpoint import load_checkpoint, save_checkpoint
+from lcm.model.config import LCMConfig
+from lcm.model.lcm import LCM
+from lcm.model.targets import layout_from_catalogue
+
+
+@pytest.fixture
+def saved(tmp_path: Path):
+    catalogue = make_catalogue(tmp_path)
+    layout = layout_from_catalogue(catalogue)
+    torch.manual_seed(0)
+    model = LCM(LCMConfig(n_rois=11, n_queries=layout.n_queries, d_model=16, n_heads=2, d_ffn=24))
+    meta = {"atlas": "toy", "n_rois": 11, "catalogue": catalogue.to_dict(), "seed": 3}
+    out = save_checkpoint(tmp_path / "ckpt", model, layout, meta)
+    return out, model.eval(), catalogue
+
+
+def test_round_trip(saved) -> None:
+    out, model, catalogue = saved
+    loaded, meta = load_checkpoint(out, atlas="toy", n_rois=11, catalogue=catalogue)
+    fc = torch.rand(4, 11, 11)
+    torch.testing.assert_close(loaded.predict(fc), model.predict(fc))
+    assert meta["seed"] == 3 and meta["config"]["d_model"] == 16
+    assert {"torch", "lcm", "safetensors"} <= set(meta["versions"])
+    with safe_open(str(out / "model.safetensors"), "pt") as fh:  # plain safetensors, no pickle
+        assert fh.metadata()["format"] == "lcm"
+        assert "queries" in fh.keys()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"atlas": "aal116"}, r"trained on atlas 'toy', the data use 'aal116'"),
+        ({"n_rois": 116}, r"expects 11 ROIs, the data have 116"),
+    ],
+)
+def test_refuses_other_atlas_or_size(saved, kwargs: dict, match: str) -> None:
+    with pytest.raises(CheckpointError, match=match) as info:
+        load_checkpoint(saved[0], **kwargs)
+    assert info.value.hint
+
+
+def test_refuses_changed_catalogue(saved, tmp_path: Path) -> None:
+    text = (tmp_path / "variables.yaml").read_text()
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    (changed / "variables.yaml").write_text(text.replace("levels: [F, M]", "levels: [M, F]"))
+    with pytest.raises(CheckpointError, match=r"variable 'sex' differs.*levels: checkpoint"):
+        load_checkpoint(saved[0], catalogue=load_catalogue(changed / "variables.yaml"))
+    bmi_lines = [line for line in text.splitlines(keepends=True) if "bmi" not in line]
+    (changed / "variables.yaml").write_text("".join(bmi_lines))
+    with pytest.raises(CheckpointError, match=r"queries for variable 'bmi', absent from"):
+        load_checkpoint(saved[0], catalogue=load_catalogue(changed / "variables.yaml"))
+
+
+def test_refuses_tampered_or_incomplete_checkpoint(saved) -> None:
+    out = saved[0]
+    weights = out / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="sha256 differs"):
+        load_checkpoint(out)
+    meta = json.loads((out / "model.json").read_text())
+    (out / "model.json").write_text(json.dumps({**meta, "format_version": 99}))
+    with pytest.raises(CheckpointError, match="format_version 99"):
+        load_checkpoint(out)
+    weights.unlink()
+    with pytest.raises(CheckpointError, match=r"lacks model\.safetensors"):
+        load_checkpoint(out)
+
+
+def test_save_refuses_layout_model_mismatch(saved, tmp_path: Path) -> None:
+    _, model, catalogue = saved
+    model.add_queries(2)
+    with pytest.raises(CheckpointError, match="layout has 11 queries but the model 13"):
+        save_checkpoint(tmp_path / "bad", model, layout_from_catalogue(catalogue), {})

@@ -1,0 +1,232 @@
+"""The fast model of issue 17 against the one before it: same weights, same numbers (fp32, CPU).
+
+The reference is the previous implementation rebuilt around the same weights:
+``nn.MultiheadAttention`` in every block and the head applied to each decoder layer apart.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from lcm.model.config import LCMConfig
+from lcm.model.lcm import LCM, Attention
+
+R, B, Q, D, H = 13, 5, 7, 24, 3
+TOL = {"rtol": 1e-5, "atol": 1e-5}
+
+
+class _MHA(nn.Module):
+    """``nn.MultiheadAttention`` behind the call signature of :class:`Attention`."""
+
+    def __init__(self, attention: Attention) -> None:
+        super().__init__()
+        d = attention.in_proj_weight.shape[1]
+        self.mha = nn.MultiheadAttention(d, attention.n_heads, batch_first=True)
+        self.mha.load_state_dict(attention.state_dict(), strict=True)
+
+    def forward(self, x, memory=None, need_weights=False):
+        kv = x if memory is None else memory
+        return self.mha(x, kv, kv, need_weights=need_weights)
+
+
+def _reference(model: LCM) -> LCM:
+    """The same weights in the previous layout (``nn.MultiheadAttention`` modules)."""
+    ref = copy.deepcopy(model)
+    for block in [*ref.encoder, *ref.decoder]:
+        for name in ("attn", "self_attn", "cross_attn"):
+            if hasattr(block, name):
+                setattr(block, name, _MHA(getattr(block, name)))
+    return ref
+
+
+def _reference_forward(ref: LCM, fc: torch.Tensor) -> torch.Tensor:
+    """The previous ``LCM.forward``: the head applied layer by layer."""
+    memory = ref.encode(fc)
+    q = ref.queries.unsqueeze(0).expand(fc.shape[0], -1, -1)
+    outputs = []
+    for i, block in enumerate(ref.decoder):
+        q = block(q, memory)
+        if ref.config.deep_supervision or i == len(ref.decoder) - 1:
+            outputs.append(ref.head(ref.norm_out(q)).squeeze(-1))
+    return torch.stack(outputs)
+
+
+def _model(**changes) -> LCM:
+    torch.manual_seed(0)
+    cfg = LCMConfig(n_rois=R, n_queries=Q, d_model=D, n_heads=H, d_ffn=40, n_layers=3, **changes)
+    return LCM(cfg)
+
+
+def _fc(seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(B, R, R, generator=g).tanh()
+    return (a + a.transpose(1, 2)) / 2
+
+
+def test_attention_initialises_like_multihead_attention() -> None:
+    # Same seed, same draws: a run seeded as before starts from the same weights.
+    torch.manual_seed(3)
+    new = Attention(D, H).state_dict()
+    torch.manual_seed(3)
+    old = nn.MultiheadAttention(D, H, batch_first=True).state_dict()
+    assert new.keys() == old.keys()
+    assert all(torch.equal(new[k], old[k]) for k in new)
+
+
+@pytest.mark.parametrize("deep_supervision", [True, False])
+def test_outputs_equal_the_previous_model(deep_supervision: bool) -> None:
+    model = _model(deep_supervision=deep_supervision).eval()
+    ref = _reference(model).eval()
+    fc = _fc()
+    with torch.no_grad():
+        out, expected = model(fc), _reference_forward(ref, fc)
+        torch.testing.assert_close(out, expected, **TOL)
+        mask = torch.zeros(B, R, dtype=torch.bool)
+        mask[:, [1, 6]] = True
+        torch.testing.assert_close(model.reconstruct(fc, mask), ref.reconstruct(fc, mask), **TOL)
+        torch.testing.assert_close(model.embed(fc), ref.embed(fc), **TOL)
+
+
+def test_attention_maps_equal_the_previous_model() -> None:
+    model = _model().eval()
+    ref = _reference(model).eval()
+    fc = _fc(1)
+    with torch.no_grad():
+        memory = ref.encode(fc)
+        q = ref.queries.unsqueeze(0).expand(B, -1, -1)
+        maps = []
+        for block in ref.decoder:
+            q, weights = block.forward_with_attention(q, memory)
+            maps.append(weights)
+        torch.testing.assert_close(model.attention(fc), torch.stack(maps), **TOL)
+
+
+def test_gradients_equal_the_previous_model() -> None:
+    model = _model(dropout=0.0).train()
+    ref = _reference(model).train()
+    fc = _fc(2)
+    model(fc).square().mean().backward()
+    _reference_forward(ref, fc).square().mean().backward()
+    grads = {k: p.grad for k, p in ref.named_parameters()}
+    for name, p in model.named_parameters():
+        ref_name = name.replace("attn.in_", "attn.mha.in_").replace("attn.out_", "attn.mha.out_")
+        torch.testing.assert_close(p.grad, grads[ref_name], **TOL, msg=name)
+
+
+def test_state_dict_of_the_previous_model_loads_strictly() -> None:
+    # Checkpoints written before issue 17 hold nn.MultiheadAttention keys: they load as they are.
+    model = _model()
+    old = {k.replace(".mha.", "."): v for k, v in _reference(model).state_dict().items()}
+    fresh = LCM(model.config)
+    fresh.load_state_dict(old, strict=True)
+    fc = _fc(3)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.eval()(fc), model.eval()(fc))
+
+
+@pytest.mark.slow
+def test_compiled_blocks_keep_keys_and_outputs() -> None:
+    model = _model(dropout=0.0)
+    keys = list(model.state_dict())
+    fc = _fc(4)
+    with torch.no_grad():
+        eager = model.eval()(fc)
+    model.compile_blocks(backend="aot_eager")  # graph capture without a C compiler
+    assert list(model.state_dict()) == keys  # no _orig_mod. prefixes
+    with torch.no_grad():
+        torch.testing.assert_close(model(fc), eager, **TOL)
+    model.train()
+    model(fc).sum().backward()
+    assert all(p.grad is not None for p in model.decoder.parameters())
+
+
+def test_checkpoints_load_across_compiled_and_eager(tmp_path) -> None:
+    from helpers.model import make_catalogue
+    from safetensors.torch import load_file
+
+    from lcm.io.provenance import sha256_file
+    from lcm.model.checkpoint import load_checkpoint, save_checkpoint
+    from lcm.model.targets import layout_from_catalogue
+    from lcm.model.weights import save_tensors
+
+    layout = layout_from_catalogue(make_catalogue(tmp_path))
+    torch.manual_seed(0)
+    cfg = LCMConfig(n_rois=R, n_queries=layout.n_queries, d_model=D, n_heads=H, d_ffn=40)
+    model = LCM(cfg).eval()
+    fc = _fc(5)
+    with torch.no_grad():
+        expected = model(fc)
+    # A module compiled whole has "_orig_mod." keys: saved without them.
+    whole = torch.compile(model, backend="eager")
+    assert all(k.startswith("_orig_mod.") for k in whole.state_dict())
+    out = save_checkpoint(tmp_path / "a", whole, layout, {"n_rois": R})
+    assert set(load_file(str(out / "model.safetensors"))) == set(model.state_dict())
+    loaded, _ = load_checkpoint(out)
+    loaded.compile_blocks(backend="eager")  # an eager checkpoint into a compiled model
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(fc), expected)
+    # Weights written with the prefixes by other tools load too.
+    weights = out / "model.safetensors"
+    state = {f"_orig_mod.{k}": v for k, v in load_file(str(weights)).items()}
+    save_tensors(state, weights, {"format": "lcm", "format_version": "1"})
+    meta = json.loads((out / "model.json").read_text())
+    meta["weights_sha256"] = sha256_file(weights)
+    (out / "model.json").write_text(json.dumps(meta))
+    loaded, _ = load_checkpoint(out)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(fc), expected)
+
+
+def test_device_connectomes_rebuild_the_matrices_exactly() -> None:
+    from lcm.train.loop import DeviceConnectomes
+
+    g = torch.Generator().manual_seed(6)
+    a = torch.randn(9, R, R, generator=g)
+    fc = (a + a.transpose(1, 2)) / 2
+    loader = DeviceConnectomes(fc.numpy(), torch.device("cpu"))
+    assert len(loader) == 9 and loader.triangles.shape == (9, R * (R + 1) // 2)
+    index = torch.tensor([4, 0, 7])
+    assert torch.equal(loader.take(index), fc[index])
+    loader.prefetch(torch.tensor([1, 2]))
+    assert torch.equal(loader.take(torch.tensor([1, 2])), fc[[1, 2]])  # the prefetched copy
+    loader.prefetch(torch.tensor([3]))
+    assert torch.equal(loader.take(torch.tensor([5])), fc[[5]])  # not the prefetched one
+
+
+def test_compile_setting() -> None:
+    from lcm.train.loop import compile_options
+    from lcm.train.settings import resolve_settings
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert compile_options("auto", cpu) is None and compile_options("auto", cuda) == {}
+    assert compile_options(False, cuda) is None and compile_options(True, cpu) == {}
+    assert compile_options("reduce-overhead", cpu) == {"mode": "reduce-overhead"}
+    assert resolve_settings("pretrain", {})["compile"] == "auto"  # configs without the key
+
+
+def test_loop_logs_losses_without_reading_them_each_step() -> None:
+    # The history equals the float sum of loss * batch size, as when it was read every step.
+    from lcm.train.loop import train_epochs
+
+    torch.manual_seed(0)
+    layer = nn.Linear(3, 1)
+    x, y = torch.randn(10, 3), torch.randn(10)
+    seen: list[tuple[float, int]] = []
+
+    def step(index):
+        loss = (layer(x[index]).squeeze(-1) - y[index]).square().mean()
+        seen.append((float(loss.detach()), len(index)))
+        return loss, {"loss_part": loss.detach() * 2}
+
+    history = train_epochs(
+        [layer], 10, 1, 4, 1e-2, 0.0, torch.Generator().manual_seed(1), step, "t", quiet=True
+    )
+    total = 0.0
+    for value, n in seen:
+        total = total + value * n
+    assert history[0]["loss_total"] == total / 10

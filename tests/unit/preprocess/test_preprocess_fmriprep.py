@@ -1,0 +1,346 @@
+"""lcm fmriprep: existing derivatives, the real fmriprep-docker wrapper against a docker
+stand-in, and apptainer against a stand-in; both stand-ins check the command they receive and
+write the derivatives fMRIPrep would, so the post-run check is exercised."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers.connectome import SPACE, cli, make_fmriprep_run, make_raw_bids
+from helpers.fmriprep import IMAGE, fmriprep_request, read_calls
+
+from lcm.commands import fmriprep as fmriprep_cmd
+from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
+from lcm.preprocess.container import (
+    FmriprepCall,
+    allocation_args,
+    apptainer_command,
+    docker_command,
+)
+from lcm.preprocess.fmriprep_run import run_fmriprep
+
+
+def _expect(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **extra) -> Path:
+    lic = tmp_path / "license.txt"
+    lic.write_text("fake license\n")
+    expect = {
+        "license": str(lic.resolve()),
+        "work": str((tmp_path / "work" / "sub-01").resolve()),
+        "subject": "01",
+        "space": SPACE,
+        "image": IMAGE,
+        **extra,
+    }
+    monkeypatch.setenv("STANDIN_EXPECT", json.dumps(expect))
+    return lic
+
+
+def test_existing_derivatives_recorded(tmp_path: Path) -> None:
+    make_raw_bids(tmp_path / "raw", subjects=("01", "02"), runs=("1", "2"))
+    files = {
+        run: make_fmriprep_run(tmp_path / "deriv", f"sub-01_task-rest_run-{run}", n_vol=40, res=r)
+        for run, r in (("1", None), ("2", "2"))
+    }
+    out = tmp_path / "rec" / "sub-01.json"
+    rc = cli(
+        fmriprep_cmd,
+        [
+            "fmriprep",
+            "--dataset",
+            "tiny",
+            "--bids",
+            str(tmp_path / "raw"),
+            "--subject",
+            "01",
+            "--runner",
+            "existing",
+            "--image",
+            IMAGE,
+            "--output-space",
+            SPACE,
+            "--derivatives",
+            str(tmp_path / "deriv"),
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--out",
+            str(out),
+        ],
+    )
+    assert rc == 0
+    rec = json.loads(out.read_text())
+    assert rec["runner"] == "existing" and rec["command"] is None and rec["subject"] == "01"
+    assert [r["run_key"] for r in rec["runs"]] == [
+        "sub-01_task-rest_run-1",
+        "sub-01_task-rest_run-2",
+    ]
+    for r in rec["runs"]:
+        f = files[r["run"]]
+        assert (r["bold"], r["mask"], r["confounds"]) == (
+            str(f["bold"]),
+            str(f["mask"]),
+            str(f["confounds"]),
+        )
+        assert r["sidecar"] == str(f["sidecar"]) and r["t_r"] == 2.0
+        assert (r["sub"], r["ses"], r["task"]) == ("01", "", "rest")
+
+
+def test_existing_missing_files_named(tmp_path: Path) -> None:
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1", "2"))
+    files = make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-1", n_vol=40)
+    files["confounds"].unlink()
+    files["mask"].unlink()
+    with pytest.raises(InputDataError) as info:
+        run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
+    msg = str(info.value)
+    assert "sub-01_task-rest_run-1_desc-confounds_timeseries.tsv" in msg
+    assert "sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_desc-brain_mask.nii.gz" in msg
+    assert "sub-01_task-rest_run-2_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz" in msg
+    assert "--output-spaces" in info.value.hint
+    assert not (tmp_path / "rec.json").exists()
+
+
+def test_existing_sidecar_without_tr_is_missing(tmp_path: Path) -> None:
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    files = make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-1", n_vol=40)
+    files["sidecar"].write_text("{}")
+    with pytest.raises(InputDataError, match="RepetitionTime missing"):
+        run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
+
+
+def test_unknown_subject(tmp_path: Path) -> None:
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    with pytest.raises(InputDataError, match="sub-09 has no BOLD run"):
+        run_fmriprep(fmriprep_request(tmp_path, "existing", subject="09"), tmp_path / "rec.json")
+
+
+def test_docker_runs_real_wrapper(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_raw_bids(tmp_path / "raw", subjects=("01", "02"), runs=("1", "2"))
+    lic = _expect(monkeypatch, tmp_path, extra=["--nthreads", "2"])
+    out = tmp_path / "rec.json"
+    rc = cli(
+        fmriprep_cmd,
+        [
+            "fmriprep",
+            "--dataset",
+            "tiny",
+            "--bids",
+            str(tmp_path / "raw"),
+            "--subject",
+            "01",
+            "--runner",
+            "docker",
+            "--image",
+            IMAGE,
+            "--output-space",
+            SPACE,
+            "--derivatives",
+            str(tmp_path / "deriv"),
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--fs-license",
+            str(lic),
+            "--extra-args",
+            '["--nthreads", "2"]',
+            "--out",
+            str(out),
+        ],
+    )
+    assert rc == 0
+    calls = read_calls(standins)
+    assert [c[:3] for c in calls[:4]] == [
+        ["docker", "version"],
+        ["docker", "images", "-q"],
+        ["docker", "run", "--rm"],
+        ["docker", "version", "--format"],
+    ]
+    assert calls[2][3:] == ["--entrypoint=free", IMAGE, "-m"]
+    assert len(calls) == 5 and calls[4][:3] == ["docker", "run", "--rm"]
+    assert f"{tmp_path / 'raw'}:/data:ro" in calls[4]
+    rec = json.loads(out.read_text())
+    assert rec["command"] == [
+        "fmriprep-docker",
+        str(tmp_path / "raw"),
+        str(tmp_path / "deriv"),
+        "participant",
+        "--participant-label",
+        "01",
+        "--output-spaces",
+        SPACE,
+        "--fs-license-file",
+        str(lic),
+        "-w",
+        str(tmp_path / "work" / "sub-01"),
+        "--no-tty",
+        "-i",
+        IMAGE,
+        "--nthreads",
+        "2",
+    ]
+    assert len(rec["runs"]) == 2
+    assert all("_res-2_desc-preproc_bold.nii.gz" in r["bold"] for r in rec["runs"])
+
+
+def test_missing_license_fails_before_docker(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    _expect(monkeypatch, tmp_path)
+    req = fmriprep_request(tmp_path, "docker", fs_license=tmp_path / "nope" / "license.txt")
+    with pytest.raises(InputDataError, match=r"licence file not found: .*nope/license.txt"):
+        run_fmriprep(req, tmp_path / "rec.json")
+    with pytest.raises(ConfigError, match="needs a FreeSurfer licence"):
+        run_fmriprep(fmriprep_request(tmp_path, "docker"), tmp_path / "rec.json")
+    assert read_calls(standins) == []
+
+
+def test_docker_failure_is_external_tool_error(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    lic = _expect(monkeypatch, tmp_path, subject="02")  # the stand-in will refuse sub-01
+    with pytest.raises(ExternalToolError, match="exit code"):
+        run_fmriprep(fmriprep_request(tmp_path, "docker", fs_license=lic), tmp_path / "rec.json")
+    assert not (tmp_path / "rec.json").exists()
+
+
+def test_work_dir_inside_bids_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    lic = _expect(monkeypatch, tmp_path)
+    req = fmriprep_request(tmp_path, "docker", fs_license=lic, work_dir=tmp_path / "raw" / "work")
+    with pytest.raises(ConfigError, match="lies inside the BIDS folder"):
+        run_fmriprep(req, tmp_path / "rec.json")
+
+
+def test_apptainer_with_templateflow(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_raw_bids(tmp_path / "raw", subjects=("01",), sessions=("a",))
+    tf = tmp_path / "templateflow"
+    tf.mkdir()
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(tf))
+    sif = tmp_path / "fmriprep.sif"
+    sif.write_bytes(b"SIF")
+    lic = _expect(monkeypatch, tmp_path, image=str(sif), templateflow=str(tf.resolve()))
+    req = fmriprep_request(tmp_path, "apptainer", image=str(sif), fs_license=lic)
+    rec = run_fmriprep(req, tmp_path / "rec.json")
+    calls = read_calls(standins)
+    assert len(calls) == 1 and calls[0][:3] == ["apptainer", "run", "--cleanenv"]
+    assert rec["command"][0] == "apptainer" and rec["command"][1:] == calls[0][1:]
+    assert f"{tf.resolve()}:/templateflow" in rec["command"]
+    assert [r["run_key"] for r in rec["runs"]] == ["sub-01_ses-a_task-rest_run-1"]
+    assert rec["runs"][0]["ses"] == "a"
+
+
+def test_apptainer_missing_image(tmp_path: Path, standins: Path, monkeypatch) -> None:
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    lic = _expect(monkeypatch, tmp_path)
+    req = fmriprep_request(tmp_path, "apptainer", image=str(tmp_path / "none.sif"), fs_license=lic)
+    with pytest.raises(InputDataError, match="Apptainer image not found"):
+        run_fmriprep(req, tmp_path / "rec.json")
+    assert read_calls(standins) == []
+
+
+def test_command_builders_are_argv_lists(tmp_path: Path) -> None:
+    call = FmriprepCall(
+        bids=Path("/b"),
+        derivatives=Path("/d"),
+        subject="01",
+        image="img",
+        output_space=SPACE,
+        work_dir=Path("/w"),
+        fs_license=Path("/l.txt"),
+        extra_args=["--skip-bids-validation"],
+    )
+    argv = docker_command(call)
+    assert argv[:4] == ["fmriprep-docker", "/b", "/d", "participant"]
+    assert argv[argv.index("-w") + 1] == "/w/sub-01" and argv[-1] == "--skip-bids-validation"
+    app, env = apptainer_command(call)
+    assert app == [
+        "apptainer",
+        "run",
+        "--cleanenv",
+        "-B",
+        "/b:/data:ro",
+        "-B",
+        "/d:/out",
+        "-B",
+        "/w/sub-01:/work",
+        "-B",
+        "/l.txt:/opt/freesurfer/license.txt:ro",
+        "img",
+        "/data",
+        "/out",
+        "participant",
+        "--participant-label",
+        "01",
+        "--output-spaces",
+        SPACE,
+        "-w",
+        "/work",
+        "--skip-bids-validation",
+    ]
+    assert env == {}
+
+
+@pytest.mark.parametrize("text", ["not json", '{"a": 1}', '["--n", 8]'])
+def test_extra_args_must_be_json_list_of_strings(text: str) -> None:
+    with pytest.raises(ConfigError, match="--extra-args"):
+        fmriprep_cmd.parse_extra_args(text)
+
+
+def test_existing_derivatives_only_dataset(tmp_path: Path) -> None:
+    """Datasets entering as fMRIPrep derivatives pass the derivatives folder as --bids."""
+    deriv = tmp_path / "deriv"
+    make_fmriprep_run(deriv, "sub-01_ses-x_task-rest_run-1", n_vol=40)
+    make_fmriprep_run(deriv, "sub-01_ses-x_task-rest_run-2", n_vol=40, res="2")
+    req = fmriprep_request(tmp_path, "existing", bids=deriv)
+    rec = run_fmriprep(req, tmp_path / "rec.json")
+    assert [r["run_key"] for r in rec["runs"]] == [
+        "sub-01_ses-x_task-rest_run-1",
+        "sub-01_ses-x_task-rest_run-2",
+    ]
+    assert rec["runs"][1]["mask"].endswith("_res-2_desc-brain_mask.nii.gz")
+
+
+@pytest.mark.parametrize(
+    ("env", "extra", "expected"),
+    [
+        ({}, [], []),  # a workstation: fMRIPrep sizes itself
+        (
+            {"SLURM_CPUS_PER_TASK": "8", "SLURM_MEM_PER_NODE": "16000"},
+            [],
+            ["--nthreads", "8", "--mem-mb", "14400"],
+        ),
+        (
+            {"SLURM_CPUS_PER_TASK": "4", "SLURM_MEM_PER_CPU": "2000"},
+            [],
+            ["--nthreads", "4", "--mem-mb", "7200"],
+        ),
+        # the user's own options win, in either spelling
+        (
+            {"SLURM_CPUS_PER_TASK": "8", "SLURM_MEM_PER_NODE": "16000"},
+            ["--nprocs=2", "--mem", "4000"],
+            [],
+        ),
+        ({"SLURM_CPUS_PER_TASK": "x", "SLURM_MEM_PER_NODE": "0"}, [], []),
+    ],
+)
+def test_allocation_args_follow_the_slurm_job(env: dict, extra: list, expected: list) -> None:
+    assert allocation_args(extra, env) == expected
+
+
+def test_docker_run_inside_slurm_job_gets_its_cpus_and_memory(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
+    lic = _expect(monkeypatch, tmp_path, extra=["--nthreads", "8", "--mem-mb", "14400"])
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
+    monkeypatch.setenv("SLURM_MEM_PER_NODE", "16000")
+    monkeypatch.delenv("SLURM_MEM_PER_CPU", raising=False)
+    rec = run_fmriprep(fmriprep_request(tmp_path, "docker", fs_license=lic), tmp_path / "rec.json")
+    assert rec["command"][-4:] == ["--nthreads", "8", "--mem-mb", "14400"]
+    assert len(read_calls(standins)) == 5  # the wrapper's probes, then the run itself

@@ -1,0 +1,94 @@
+"""The report's brain maps of the diagnosis queries' attention (tables as ``lcm embed`` writes)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from helpers.report import run_report
+
+from lcm.atlas import load_atlas
+from lcm.exceptions import InputDataError
+from lcm.report.attention import attention_section, read_attention
+
+LABEL = {"name": "autism", "levels": ["control", "autism"], "positive": "autism"}
+
+
+def _attention_table(path, roi_names, label=LABEL, hot=(0, 5)) -> None:
+    """Runs x queries rows, one column per ROI; the positive query attends to ``hot`` ROIs."""
+    rng = np.random.default_rng(0)
+    queries = ["age", "sex=F", "sex=M"] + [f"{label['name']}={lv}" for lv in label["levels"]]
+    rows = []
+    for run in range(7):
+        for query in queries:
+            w = rng.random(len(roi_names))
+            if query.endswith("=autism"):
+                w[list(hot)] += 20.0
+            weights = dict(zip(roi_names, w / w.sum(), strict=True))
+            ids = {"dataset": "abidelike", "subject": f"s{run}", "task": "rest", "query": query}
+            rows.append({**ids, **weights})
+    table = pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False)
+    meta = {**(table.schema.metadata or {}), b"lcm.label": json.dumps(label).encode()}
+    pq.write_table(table.replace_schema_metadata(meta), path)
+
+
+@pytest.fixture(scope="module")
+def atlas():
+    return load_atlas("aal116")
+
+
+def test_section_maps_each_diagnosis_query(tmp_path, atlas):
+    names = atlas.labels["name"].astype(str).tolist()
+    path = tmp_path / "task-autism_attention.parquet"
+    _attention_table(path, names)
+    frame, rois, label = read_attention(path)
+    assert rois == names and label == LABEL and len(frame) == 35
+    section = attention_section([path], atlas)
+    assert "Task: autism" in section
+    images = re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,([^"]+)"', section)
+    assert [alt for alt, _ in images] == [
+        "autism attention of autism=control",
+        "autism attention of autism=autism",
+    ]
+    # The strongly attended ROIs are named first among the top ROIs of the positive query.
+    assert f"{names[0]} (" in section and f"{names[5]} (" in section
+
+
+def test_rois_outside_the_atlas_give_a_warning_not_a_crash(tmp_path, atlas):
+    path = tmp_path / "task-toy_attention.parquet"
+    _attention_table(path, [f"roi{i}" for i in range(9)])
+    section = attention_section([path], atlas)
+    assert "not regions of atlas aal116" in section and "<img" not in section
+    embeddings = tmp_path / "emb.parquet"
+    pq.write_table(pa.table({"subject": ["a"], "emb_000": [0.1]}), embeddings)
+    with pytest.raises(InputDataError, match="no 'query' column"):
+        read_attention(embeddings)
+
+
+@pytest.mark.slow
+def test_report_embeds_the_brain_maps(inputs, tmp_path, atlas):
+    path = tmp_path / "task-autism_attention.parquet"
+    _attention_table(path, atlas.labels["name"].astype(str).tolist())
+    out = run_report(
+        inputs, tmp_path / "report", ["--attention", str(path), "--atlas-name", "aal116"]
+    )
+    page = out["html"].read_text()
+    assert 'id="attention"' in page and "autism=autism" in page
+    from matplotlib.image import imread
+
+    maps = re.findall(
+        r'<img alt="autism attention of [^"]*" src="data:image/png;base64,([^"]+)"', page
+    )
+    assert len(maps) == 2
+    for data in maps:
+        pixels = imread(io.BytesIO(base64.b64decode(data)), format="png")
+        assert pixels.shape[0] > 100 and pixels.std() > 0
+    without = run_report(inputs, tmp_path / "plain")["html"].read_text()
+    assert 'id="attention"' not in without

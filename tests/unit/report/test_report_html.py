@@ -1,0 +1,178 @@
+"""``lcm report`` on tiny synthetic tables: outputs, HTML structure and self-containment."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pandas as pd
+import pytest
+from helpers.report import FRACTIONS, MODELS, N_FOLDS, SEEDS, TASKS, report_parser, run_report
+
+import lcm
+from lcm.evaluate.metrics import (
+    METRIC_COLUMNS,
+    SUMMARY_COLUMNS,
+)
+from lcm.exceptions import InputDataError
+from lcm.io.atomic import write_tsv
+
+
+class _Collector(HTMLParser):
+    """Tags, attributes and table cells of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.tables: list[list[list[str]]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+@pytest.fixture(scope="module")
+def report(inputs, tmp_path_factory) -> dict:
+    out = run_report(inputs, tmp_path_factory.mktemp("report_out"))
+    page = out["html"].read_text()
+    parsed = _Collector()
+    parsed.feed(page)
+    return {"out": out, "page": page, "parsed": parsed}
+
+
+def test_metrics_concatenated_and_summary_cis(report, inputs):
+    merged = pd.read_parquet(report["out"]["metrics"])
+    assert tuple(merged.columns) == METRIC_COLUMNS
+    expected = sum(len(pd.read_parquet(p)) for p in inputs["metrics"])
+    assert len(merged) == expected
+    assert set(merged["task"]) == set(TASKS)
+    summary = pd.read_csv(report["out"]["summary"], sep="\t", na_values="n/a")
+    assert tuple(summary.columns) == SUMMARY_COLUMNS
+    # 2 tasks x 3 models x 2 fractions x 6 metrics
+    assert len(summary) == 2 * 3 * 2 * 6
+    finite = summary.dropna(subset=["mean"])
+    assert ((finite["ci_low"] <= finite["mean"]) & (finite["mean"] <= finite["ci_high"])).all()
+    auc = summary.query("metric == 'auc'")
+    assert (auc["n"] == len(SEEDS) * N_FOLDS).all()
+    one = merged.query("task == 'autism' and model == 'logreg' and label_fraction == 1.0")
+    row = auc.query("task == 'autism' and model == 'logreg' and label_fraction == 1.0").iloc[0]
+    assert row["mean"] == pytest.approx(one.query("metric == 'auc'")["value"].mean())
+    assert (report["out"]["metrics"].parent / "summary.json").is_file()  # sidecar
+
+
+def test_html_tables_and_figures(report):
+    parsed = report["parsed"]
+    imgs = [a for t, a in parsed.tags if t == "img"]
+    # per task: AUC-vs-fraction + ROC; then loss curves, FD histogram and scrubbing (no
+    # parcel was empty in these QC tables: no coverage figure)
+    assert len(imgs) == 2 * len(TASKS) + 3
+    assert all(a["src"].startswith("data:image/png;base64,") for a in imgs)
+    headers = [table[0] for table in parsed.tables]
+    task_tables = [t for t, h in zip(parsed.tables, headers, strict=True) if "AUC [95% CI]" in h]
+    assert len(task_tables) == len(TASKS)
+    for table in task_tables:
+        rows = table[1:]
+        assert len(rows) == len(MODELS) * len(FRACTIONS)
+        models = {r[1] for r in rows}
+        assert models == set(MODELS)  # baselines beside LCM
+        assert all(re.fullmatch(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]", r[3]) for r in rows)
+    bei = next(t for t in parsed.tables if t[0][:2] == ["variable", "kind"])
+    assert [r[0] for r in bei[1:]] == ["age", "sex", "fluid_intelligence"]
+    counts = next(t for t in parsed.tables if "excluded" in t[0])
+    by_dataset = {r[0]: dict(zip(counts[0], r, strict=True)) for r in counts[1:]}
+    assert set(by_dataset) == {"abidelike", "adnilike"}
+    assert by_dataset["abidelike"]["runs"] == "17"
+    assert int(by_dataset["adnilike"]["included"]) + int(by_dataset["adnilike"]["excluded"]) == 13
+    reasons = next(t for t in parsed.tables if t[0][:2] == ["dataset", "reason"])
+    assert {r[1] for r in reasons[1:]} >= {"too few volumes"}
+    assert "pretraining" in report["page"] and "12 epochs" in report["page"]
+    assert "validation loss" in report["page"]
+
+
+def test_html_is_self_contained(report):
+    page = report["page"]
+    tags = {t for t, _ in report["parsed"].tags}
+    assert not tags & {"script", "link", "iframe", "object"}
+    # base64 image data may contain "http" by chance: scan the page without it
+    text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page)
+    links = re.findall(r"https?://[^\s\"'<]+", text)
+    # the one link is the project's code URL in the provenance footer (a text link, not loaded)
+    assert set(links) == {lcm.CODE_URL}
+    hrefs = [a.get("href", "") for t, a in report["parsed"].tags if t == "a"]
+    assert [h for h in hrefs if not h.startswith("#")] == [lcm.CODE_URL]
+    assert f"LCM {lcm.__version__}" in page and "inputs dated" in page
+
+
+def test_report_is_reproducible(report, inputs, tmp_path):
+    again = run_report(inputs, tmp_path)
+    assert again["html"].read_text() == report["page"]
+
+
+def test_task_passed_twice_is_refused(inputs, tmp_path):
+    args = report_parser().parse_args(
+        [
+            "report",
+            "--metrics",
+            str(inputs["metrics"][0]),
+            str(inputs["metrics"][0]),
+            "--predictions",
+            str(inputs["predictions"][0]),
+            "--out-metrics",
+            str(tmp_path / "m"),
+            "--out-summary",
+            str(tmp_path / "s"),
+            "--out-html",
+            str(tmp_path / "h"),
+        ]
+    )
+    with pytest.raises(InputDataError, match="appears in more than one file"):
+        args.func(args)
+    assert not (tmp_path / "h").exists()
+
+
+def test_bad_qc_table_is_refused(inputs, tmp_path):
+    bad = pd.read_csv(inputs["qc"][0], sep="\t").drop(columns="mean_fd")
+    write_tsv(tmp_path / "bad_qc.tsv", bad)
+    with pytest.raises(InputDataError, match=r"bad_qc\.tsv: missing columns \['mean_fd'\]"):
+        run_report({**inputs, "qc": [tmp_path / "bad_qc.tsv"]}, tmp_path)
+    bad = pd.read_csv(inputs["qc"][0], sep="\t")
+    bad["included"] = "maybe"
+    write_tsv(tmp_path / "bad_qc2.tsv", bad)
+    with pytest.raises(InputDataError, match=r"'included' must be true/false, got \['maybe'\]"):
+        run_report({**inputs, "qc": [tmp_path / "bad_qc2.tsv"]}, tmp_path)
+
+
+def test_help_has_example(capsys):
+    with pytest.raises(SystemExit):
+        report_parser().parse_args(["report", "--help"])
+    assert "example:" in capsys.readouterr().out
+
+
+def test_ingestion_summary_is_shown(inputs, tmp_path):
+    summary = tmp_path / "summary.tsv"
+    summary.write_text(
+        "dataset\tincluded\treason_code\tn_runs\texample_path\texample\n"
+        "mystudy\tTrue\tincluded\t11\tsub-01_task-rest_run-1_bold.nii.gz\tok\n"
+        "mystudy\tFalse\tmissing_tr\t2\tsub-07_task-rest_run-1_bold.nii.gz\tno RepetitionTime\n"
+    )
+    out = run_report(inputs, tmp_path / "out", ["--ingest-summary", str(summary)])
+    parsed = _Collector()
+    parsed.feed(out["html"].read_text())
+    table = next(t for t in parsed.tables if t[0][:3] == ["dataset", "included", "reason_code"])
+    assert [r[2] for r in table[1:]] == ["included", "missing_tr"]
+    assert table[2][5] == "no RepetitionTime"

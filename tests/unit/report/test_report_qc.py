@@ -1,0 +1,75 @@
+"""QC part of the report: scrubbing and parcel-coverage summaries, the exclusion list, figures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from lcm.report.html import qc_section
+from lcm.report.plots import figure_png, parcel_figure, scrubbing_figure
+from lcm.report.tables import exclusion_list, parcel_emptiness, qc_counts, scrubbing_table
+
+
+def _qc() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "dataset": ["a", "a", "a", "b", "b", "c"],
+            "subject": ["1", "2", "3", "1", "2", "1"],
+            "session": ["", "", "", "", "", ""],
+            "run_key": ["sub-1", "sub-2", "sub-3", "sub-1", "sub-2", "sub-1"],
+            "included": [True, True, False, True, True, True],
+            "reason": ["", "", "only 10 of 100 volumes left", "", "", ""],
+            "mean_fd": [0.1, 0.2, 0.9, 0.15, np.nan, np.nan],
+            "n_volumes": [100, 200, 100, 50, 50, np.nan],  # c: a precomputed connectome
+            "n_volumes_kept": [90, 200, 10, 25, 50, np.nan],
+            "empty_rois": ["L_Amyg,R_Amyg", "L_Amyg", "", "", np.nan, "X"],
+        }
+    )
+
+
+def test_scrubbing_table_counts_included_runs_with_volumes() -> None:
+    scrub = scrubbing_table(_qc())
+    assert scrub["dataset"].tolist() == ["a", "a", "b", "b"]
+    np.testing.assert_allclose(scrub["pct_scrubbed"], [10.0, 0.0, 50.0, 0.0])
+    np.testing.assert_allclose(scrub["retained"], [90, 200, 25, 50])
+    counts = qc_counts(_qc()).set_index("dataset")
+    assert counts.loc["a", "median % scrubbed"] == 5.0 and counts.loc["b", "runs"] == 2
+    assert np.isnan(counts.loc["c", "median % scrubbed"])
+
+
+def test_parcel_emptiness_shares() -> None:
+    table = parcel_emptiness(_qc())
+    got = {(r.dataset, r.parcel): (r.runs_empty, r.runs) for r in table.itertuples()}
+    # The excluded run of "a" does not count; b has no empty parcel.
+    assert got == {("a", "L_Amyg"): (2, 2), ("a", "R_Amyg"): (1, 2), ("c", "X"): (1, 1)}
+    assert table.iloc[0]["share"] == 1.0 and table.iloc[-1]["parcel"] == "R_Amyg"
+
+
+def test_exclusion_list_names_each_run_and_reason() -> None:
+    listed = exclusion_list(_qc())
+    assert listed.to_dict("records") == [
+        {
+            "dataset": "a",
+            "subject": "3",
+            "session": "",
+            "run_key": "sub-3",
+            "reason": "only 10 of 100 volumes left",
+        }
+    ]
+
+
+def test_qc_figures_render_png() -> None:
+    for fig in (scrubbing_figure(scrubbing_table(_qc())), parcel_figure(parcel_emptiness(_qc()))):
+        png = figure_png(fig)
+        assert png.startswith(b"\x89PNG") and len(png) > 2000
+
+
+def test_qc_section_embeds_figures_and_exclusions() -> None:
+    html = qc_section(_qc())
+    assert html.count("<img") == 3 and "data:image/png;base64," in html
+    assert "Excluded runs (1)" in html and "only 10 of 100 volumes left" in html
+    # QC tables without volume counts or parcel lists (older tables): notes, no crash.
+    bare = _qc().drop(columns=["n_volumes", "n_volumes_kept", "empty_rois"])
+    html = qc_section(bare)
+    assert html.count("<img") == 1 and "No volume counts" in html
+    assert "http" not in html  # self-contained

@@ -1,0 +1,68 @@
+"""Report tables: per-task summary, QC counts, and the LCM-without-baseline warning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from lcm.evaluate.metrics import SUMMARY_COLUMNS
+from lcm.report.html import ReportData, task_section
+from lcm.report.tables import model_kind, qc_counts, qc_reasons, task_table
+
+
+def _summary(models: list[str]) -> pd.DataFrame:
+    rows = []
+    for fraction in (1.0, 0.1):
+        for model in models:
+            for metric, mean in (("auc", 0.8), ("balanced_accuracy", 0.7), ("f1", 0.6)):
+                rows.append(("t", model, fraction, metric, mean, mean - 0.05, mean + 0.04, 6))
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+def test_task_table_orders_lcm_before_baselines():
+    table = task_table(_summary(["shuffled-labels", "logreg", "lcm-scratch", "lcm"]), "t")
+    assert list(table.columns) == [
+        "label fraction",
+        "model",
+        "kind",
+        "AUC [95% CI]",
+        "balanced accuracy [95% CI]",
+        "n",
+    ]
+    assert list(table["label fraction"]) == ["0.1"] * 4 + ["1"] * 4
+    assert list(table["model"][:4]) == ["lcm", "lcm-scratch", "logreg", "shuffled-labels"]
+    assert table.loc[0, "AUC [95% CI]"] == "0.800 [0.750, 0.840]"
+    assert table.loc[0, "balanced accuracy [95% CI]"] == "0.700 [0.650, 0.740]"
+    assert [model_kind(m) for m in ("lcm-no-pseudo", "logreg", "shuffled-labels", "x")] == [
+        "LCM",
+        "baseline",
+        "control",
+        "other",
+    ]
+
+
+def test_lcm_alone_is_flagged():
+    summary = _summary(["lcm"])
+    empty = pd.DataFrame({"task": pd.Series([], dtype=str)})
+    section = task_section(ReportData(pd.DataFrame(), empty, summary), "t")
+    assert "No baseline was evaluated" in section
+    beside = task_section(ReportData(pd.DataFrame(), empty, _summary(["lcm", "logreg"])), "t")
+    assert "No baseline was evaluated" not in beside
+    assert beside.count("<img") == 1  # no predictions: ROC omitted, fraction curve kept
+
+
+def test_qc_counts_and_reasons():
+    qc = pd.DataFrame(
+        {
+            "dataset": ["a", "a", "a", "b", "b"],
+            "subject": ["1", "1", "2", "1", "2"],
+            "included": [True, False, False, True, True],
+            "reason": [None, "high motion", "high motion", None, None],
+            "mean_fd": [0.1, 0.6, np.nan, 0.2, 0.3],
+        }
+    )
+    counts = qc_counts(qc).set_index("dataset")
+    assert counts.loc["a", "runs"] == 3 and counts.loc["a", "excluded"] == 2
+    assert counts.loc["b", "subjects included"] == 2 and counts.loc["a", "subjects included"] == 1
+    reasons = qc_reasons(qc)
+    assert reasons.to_dict("records") == [{"dataset": "a", "reason": "high motion", "runs": 2}]

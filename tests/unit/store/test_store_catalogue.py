@@ -1,0 +1,117 @@
+"""The variable catalogue: its schema, and every synthetic consortium's quirks read through it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import ROOT
+
+from lcm.catalogue import load_catalogue
+from lcm.exceptions import ConfigError, InputDataError
+from lcm.io.atomic import write_tsv
+from lcm.store.phenotype import missingness, read_phenotype
+from lcm.synth.latents import draw_latents
+from lcm.synth.phenotype import phenotype_table
+from lcm.synth.presets import resolve
+
+CATALOGUE = ROOT / "config" / "variables.yaml"
+
+
+@pytest.mark.parametrize(
+    ("name", "consortium"),
+    [
+        ("hcplike", {"preset": "hcp"}),  # Gender M/F, SSAGA_Educ 11-17 mapped to levels
+        ("ukblike", {"preset": "ukb"}),  # numeric column names, sex 0/1, score x3
+        ("abidelike", {"preset": "abide"}),  # DX_GROUP and SEX coded 1/2, sites
+        ("adnilike", {"preset": "adni"}),  # age in months, Female/Male
+        ("bidsdemo", {"preset": "hcp", "tier": "voxel"}),  # sub- prefixed IDs, "26-30" ages
+    ],
+)
+def test_catalogue_maps_each_synthetic_consortium(tmp_path: Path, name, consortium) -> None:
+    catalogue = load_catalogue(CATALOGUE)
+    spec = resolve(name, {**consortium, "n_subjects": 60})
+    latents = draw_latents(spec, seed=3).set_index("subject")
+    path = tmp_path / "phenotype.tsv"
+    write_tsv(path, phenotype_table(spec, latents.reset_index(), seed=3))
+    got = read_phenotype(path, name, catalogue).set_index("subject")
+    assert got.index.tolist() == latents.index.tolist()
+    coding = catalogue.coding(name)
+    assert coding.columns, name
+    for var, col in coding.columns.items():
+        values, want = got[var], latents.loc[got.index, var]
+        present = values.notna()
+        assert 0.5 < present.mean() <= 1.0, (var, present.mean())
+        if catalogue.variables[var].is_numeric:
+            tol = 2.5 if col.range_midpoint else 0.05  # "26-30" -> 28; months rounded
+            np.testing.assert_allclose(values[present], want[present].astype(float), atol=tol)
+        else:
+            assert (values[present] == want[present].astype(str)).all(), var
+    for var in set(catalogue.variables) - set(coding.columns):
+        assert got[var].isna().all(), var
+    if coding.site_column:
+        assert (got["site"] == latents.loc[got.index, "site"].astype(str)).all()
+    report = missingness(got.reset_index(), name, catalogue)
+    assert len(report) == len(catalogue.variables)
+    assert report.loc[~report["provided"], "fraction_missing"].eq(1.0).all()
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "variables.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (
+            "variables:\n  age: {kind: numeric, domain: sociodemographic}\n"
+            "datasets:\n  a: {id_column: id}\n",
+            r"variables\.age\.kind: 'numeric' is not one of",
+        ),
+        (
+            "variables:\n  dx: {kind: categorical, domain: clinical}\n"
+            "datasets:\n  a: {id_column: id}\n",
+            r"variables\.dx: 'levels' is a required property",
+        ),
+        (
+            "variables:\n  age: {kind: continuous, domain: sociodemographic}\n"
+            "datasets:\n  a: {id_column: id, columns: {age: {column: AGE, scale: -1}}}\n",
+            r"datasets\.a\.columns\.age",
+        ),
+        (
+            "variables:\n  age: {kind: continuous, domain: sociodemographic, unit: years}\n"
+            "datasets:\n  a: {id_column: id}\n",
+            r"variables\.age: Additional properties.*'unit' was unexpected",
+        ),
+        (
+            "variables: {}\ndatasets:\n  a: {id_column: id}\n",
+            r"variables: \{\} should be non-empty",
+        ),
+    ],
+)
+def test_catalogue_schema_errors_name_the_key(tmp_path: Path, text: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match) as info:
+        load_catalogue(_write(tmp_path, text))
+    assert "variables.yaml" in str(info.value)
+
+
+def test_unknown_category_level_is_refused(tmp_path: Path) -> None:
+    catalogue = load_catalogue(
+        _write(
+            tmp_path,
+            "variables:\n  hand: {kind: categorical, domain: behavioural, levels: [L, R, A]}\n"
+            "datasets:\n  a: {id_column: id, columns: {hand: HAND}}\n",
+        )
+    )
+    table = tmp_path / "p.csv"
+    table.write_text("id,HAND\n1,L\n2,Ambi\n")
+    with pytest.raises(InputDataError, match=r"row 3, column 'HAND', value 'Ambi'.*unknown level"):
+        read_phenotype(table, "a", catalogue)
+    table.write_text("id,HAND\n1,L\n2,n/a\n")
+    frame = read_phenotype(table, "a", catalogue)
+    assert frame["hand"].tolist() == ["L", None]
+    assert pd.isna(frame["hand"].iloc[1])

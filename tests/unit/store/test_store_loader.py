@@ -1,0 +1,160 @@
+"""ConnectomeStream: every run once per epoch, shuffled, sharded over workers and DDP ranks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from lcm.exceptions import InputDataError
+from lcm.store.layout import n_edges, vec_to_matrix
+from lcm.store.loader import ConnectomeStream
+from lcm.store.writer import write_connectome_arrays
+
+ROIS = [f"roi{i}" for i in range(6)]  # 15 edges
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """Two datasets (23 + 14 runs) in row groups of 5: partial groups at both ends."""
+    root = tmp_path_factory.mktemp("store")
+    vecs = []
+    for dataset, n, seed in (("a", 23, 0), ("b", 14, 1)):
+        vec = np.random.default_rng(seed).uniform(-1, 1, (n, n_edges(6))).astype(np.float32)
+        runs = pd.DataFrame({"subject": [f"{dataset}{i:02d}" for i in range(n)]})
+        write_connectome_arrays(root, "toy", dataset, runs, vec, ROIS, row_group_size=5)
+        vecs.append(vec)
+    return root, np.concatenate(vecs)
+
+
+def _epoch(stream) -> tuple[list[int], np.ndarray]:
+    samples = list(stream)
+    return [s["index"] for s in samples], np.stack([s["connectome"].numpy() for s in samples])
+
+
+def test_one_epoch_yields_every_run_once_with_its_values(store) -> None:
+    root, vec = store
+    stream = ConnectomeStream(root, "toy", ["a", "b"], shuffle_buffer=8, seed=3)
+    assert len(stream) == 37 and stream.runs["subject"].iloc[23] == "b00"
+    index, values = _epoch(stream)
+    assert sorted(index) == list(range(37))
+    assert index != sorted(index)  # shuffled
+    np.testing.assert_array_equal(values, vec[index])
+    again, _ = _epoch(stream)
+    assert again == index  # deterministic for a seed and epoch
+    stream.set_epoch(1)
+    assert _epoch(stream)[0] != index
+    plain = ConnectomeStream(root, "toy", ["a", "b"], shuffle=False)
+    assert _epoch(plain)[0] == list(range(37))
+
+
+def test_ddp_ranks_get_disjoint_equal_shards(store) -> None:
+    root, _ = store
+    shards = [
+        _epoch(ConnectomeStream(root, "toy", ["a", "b"], rank=r, world_size=3, seed=5))[0]
+        for r in range(3)
+    ]
+    assert [len(s) for s in shards] == [12, 12, 12]  # 37 // 3: every rank runs the same steps
+    flat = [i for s in shards for i in s]
+    assert len(set(flat)) == 36 and set(flat) <= set(range(37))
+    with pytest.raises(InputDataError, match=r"rank 3 is not in \[0, world_size=3\)"):
+        ConnectomeStream(root, "toy", ["a"], rank=3, world_size=3)
+
+
+def test_dataloader_workers_share_the_epoch(store) -> None:
+    root, vec = store
+    stream = ConnectomeStream(root, "toy", ["a", "b"], seed=2, rank=1, world_size=2)
+    loader = DataLoader(stream, batch_size=4, num_workers=2)
+    index, values = [], []
+    for batch in loader:
+        assert batch["connectome"].shape[1:] == (15,) and batch["connectome"].dtype == torch.float32
+        index += batch["index"].tolist()
+        values.append(batch["connectome"].numpy())
+    # 2 ranks x 2 workers = 4 shards of 37 // 4 runs; this rank holds two of them.
+    assert len(index) == 18 and len(set(index)) == 18
+    np.testing.assert_array_equal(np.concatenate(values), vec[index])
+    other = ConnectomeStream(root, "toy", ["a", "b"], seed=2, rank=0, world_size=2)
+    other_index = [b["index"] for b in DataLoader(other, batch_size=None, num_workers=2)]
+    assert not set(index) & {int(i) for i in other_index}
+
+
+def test_matrices_and_mismatched_atlases(store, tmp_path: Path) -> None:
+    root, vec = store
+    stream = ConnectomeStream(root, "toy", ["b"], shuffle=False, matrix=True)
+    first = next(iter(stream))
+    np.testing.assert_array_equal(first["connectome"].numpy(), vec_to_matrix(vec[23], 6))
+    other = [f"r{i}" for i in range(5)]
+    write_connectome_arrays(
+        tmp_path,
+        "toy",
+        "c",
+        pd.DataFrame({"subject": ["x"]}),
+        np.zeros((1, n_edges(5)), np.float32),
+        other,
+    )
+    for ds in ("a", "b"):
+        (tmp_path / "connectomes" / "atlas=toy" / f"dataset={ds}").symlink_to(
+            root / "connectomes" / "atlas=toy" / f"dataset={ds}"
+        )
+    with pytest.raises(InputDataError, match=r"5 ROIs differ from the 6 ROIs"):
+        ConnectomeStream(tmp_path, "toy", ["a", "c"])
+    with pytest.raises(InputDataError, match=r"no connectomes for 'z'"):
+        ConnectomeStream(root, "toy", ["z"])
+
+
+def test_batches_mix_row_groups_and_hold_every_run_once(store) -> None:
+    root, vec = store
+
+    def epoch(stream: ConnectomeStream) -> list[list[int]]:
+        batches = list(DataLoader(stream, batch_size=None))
+        for b in batches:  # values travel with their index
+            np.testing.assert_array_equal(b["connectome"].numpy(), vec[b["index"].numpy()])
+        return [b["index"].tolist() for b in batches]
+
+    stream = ConnectomeStream(root, "toy", ["a", "b"], seed=9, shuffle_buffer=12, batch_size=8)
+    batches = epoch(stream)
+    assert [len(b) for b in batches] == [8, 8, 8, 8, 5]
+    assert sorted(i for b in batches for i in b) == list(range(37))
+    assert epoch(stream) == batches  # deterministic for a seed and epoch
+    # Windows of >= 12 runs span several 5-run row groups, so batches mix them.
+    row_group = stream.runs.index.to_numpy() // 5  # dataset a: 23 runs, groups 0..4; b follows
+    row_group[23:] = 5 + (np.arange(14) // 5)
+    assert max(len({row_group[i] for i in b}) for b in batches) >= 2
+    stream.set_epoch(1)
+    assert {frozenset(b) for b in epoch(stream)} != {frozenset(b) for b in batches}
+    plain = ConnectomeStream(root, "toy", ["a", "b"], shuffle=False, batch_size=10)
+    assert [i for b in epoch(plain) for i in b] == list(range(37))
+    # A cohort larger than half the memory is dropped from the page cache as it is read; the
+    # same runs come out either way.
+    assert stream.keep_cache  # a tiny store stays cached for the next epoch
+    dropped = ConnectomeStream(
+        root, "toy", ["a", "b"], seed=9, shuffle_buffer=12, batch_size=8, keep_cache=False
+    )
+    assert epoch(dropped) == batches
+
+
+def test_schema_version_1_list_partitions_still_stream(tmp_path: Path) -> None:
+    """Stores written before the fixed-size binary layout (a float32 list column) still read."""
+    vec = np.random.default_rng(4).uniform(-1, 1, (9, n_edges(6))).astype(np.float32)
+    write_connectome_arrays(
+        tmp_path, "toy", "old", pd.DataFrame({"subject": list("abcdefghi")}), vec, ROIS
+    )
+    path = tmp_path / "connectomes" / "atlas=toy" / "dataset=old" / "part-0.parquet"
+    table = pq.read_table(path)
+    as_list = pa.FixedSizeListArray.from_arrays(pa.array(vec.ravel()), vec.shape[1])
+    column = table.schema.get_field_index("connectome")
+    old = table.set_column(column, "connectome", as_list)
+    pq.write_table(old.replace_schema_metadata(table.schema.metadata), path, row_group_size=4)
+    stream = ConnectomeStream(tmp_path, "toy", ["old"], shuffle=False, batch_size=4)
+    got = np.concatenate([b["connectome"].numpy() for b in stream])
+    np.testing.assert_array_equal(got, vec)
+    bad = old.set_column(column, "connectome", pa.array([b"x"] * 9, pa.binary(1)))
+    pq.write_table(bad.replace_schema_metadata(table.schema.metadata), path)
+    with pytest.raises(InputDataError, match=r"part-0.parquet: column 'connectome' has type"):
+        list(ConnectomeStream(tmp_path, "toy", ["old"], batch_size=4))

@@ -1,0 +1,213 @@
+"""Splits as data: one fold per subject and scheme, deterministic, and honoured by pretraining."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lcm.catalogue import Catalogue, Variable, load_catalogue
+from lcm.cli import main
+from lcm.exceptions import InputDataError
+from lcm.store.layout import n_edges
+from lcm.store.loader import ConnectomeStream
+from lcm.store.read import load_cohort, read_runs
+from lcm.store.splits import (
+    downstream_test_keys,
+    make_splits,
+    read_splits,
+    split_seed,
+    write_splits,
+)
+from lcm.store.writer import write_connectome_arrays, write_variables
+
+ROIS = [f"roi{i}" for i in range(5)]
+DX = Catalogue(
+    variables={"dx": Variable("dx", "binary", "clinical", levels=("ctl", "pat"))}, datasets={}
+)
+
+
+def _subjects(n: int = 40, sites: int = 6) -> pd.DataFrame:
+    """Two runs per subject, sites of unequal size, a binary label."""
+    subj = [f"{i:03d}" for i in range(n)]
+    frame = pd.DataFrame(
+        {
+            "dataset": "abide",
+            "subject": subj,
+            "site": [f"S{min(i % 9, sites - 1)}" for i in range(n)],
+            "dx": ["asd" if i % 3 == 0 else "ctl" for i in range(n)],
+        }
+    )
+    return pd.concat([frame, frame], ignore_index=True)  # runs, not subjects
+
+
+def test_every_subject_in_exactly_one_fold_per_scheme() -> None:
+    splits = make_splits(_subjects(), n_folds=4, seed=7, label="dx")
+    assert set(splits["scheme"]) == {"subject", "site", "leave_site_out"}
+    per = splits.groupby(["scheme", "dataset", "subject"]).size()
+    assert (per == 1).all() and len(per) == 3 * 40
+    for scheme, group in splits.groupby("scheme"):
+        folds = group["fold"].to_numpy()
+        assert set(folds) == set(range(int(group["n_folds"].iloc[0]))), scheme
+    site = splits[splits["scheme"] == "site"]
+    assert (site.groupby("site")["fold"].nunique() == 1).all()  # a site never straddles folds
+    lso = splits[splits["scheme"] == "leave_site_out"]
+    assert lso.groupby("fold")["site"].nunique().eq(1).all() and lso["n_folds"].iloc[0] == 6
+    # Stratified: each subject-level fold has both classes in about the overall ratio.
+    subj = splits[splits["scheme"] == "subject"].merge(_subjects().drop_duplicates("subject"))
+    ratio = subj.groupby("fold")["dx"].apply(lambda s: (s == "asd").mean())
+    assert ratio.between(0.2, 0.5).all(), ratio
+
+
+def test_splits_are_deterministic_by_seed() -> None:
+    runs = _subjects()
+    a = make_splits(runs, n_folds=4, seed=1)
+    b = make_splits(runs.sample(frac=1.0, random_state=3), n_folds=4, seed=1)  # other run order
+    pd.testing.assert_frame_equal(a, b)
+    c = make_splits(runs, n_folds=4, seed=2)
+    assert not a["fold"].equals(c["fold"])
+
+
+@pytest.mark.parametrize(
+    ("runs", "kwargs", "match"),
+    [
+        (_subjects(3), {"n_folds": 5, "schemes": ["subject"]}, "Cannot split 3 subjects"),
+        (_subjects(sites=2), {"n_folds": 3, "schemes": ["site"]}, r"2 site\(s\)"),
+        (_subjects(), {"schemes": ["kfold"]}, r"Unknown split scheme\(s\) \['kfold'\]"),
+        (
+            _subjects().assign(site=["A"] * 40 + ["B"] * 40),
+            {},
+            "has runs at 2 sites",
+        ),
+    ],
+)
+def test_impossible_splits_are_refused(runs, kwargs, match) -> None:
+    with pytest.raises(InputDataError, match=match):
+        make_splits(runs, **kwargs)
+
+
+def _store(tmp_path: Path) -> Path:
+    """One dataset whose labeled subjects are a downstream task and the rest pretrain."""
+    n = 30
+    rng = np.random.default_rng(0)
+    runs = pd.DataFrame(
+        {
+            "subject": [f"{i // 2:03d}" for i in range(n)],
+            "run": [str(1 + i % 2) for i in range(n)],
+            "site": [f"S{(i // 2) % 3}" for i in range(n)],
+        }
+    )
+    vec = rng.uniform(-1, 1, (n, n_edges(len(ROIS)))).astype(np.float32)
+    write_connectome_arrays(tmp_path, "toy", "cohort", runs, vec, ROIS, row_group_size=4)
+    labeled = pd.DataFrame(
+        {
+            "subject": [f"{i:03d}" for i in range(15)],
+            "site": [f"S{i % 3}" for i in range(15)],
+            "dx": [("pat" if i % 2 else "ctl") if i < 9 else None for i in range(15)],
+        }
+    )
+    write_variables(tmp_path, "cohort", labeled, DX)
+    return tmp_path
+
+
+def test_no_downstream_test_subject_reaches_pretraining(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    out = tmp_path / "splits.parquet"
+    code = main(
+        [
+            "splits",
+            "--store",
+            str(store),
+            "--atlas",
+            "toy",
+            "--datasets",
+            "cohort",
+            "--n-folds",
+            "3",
+            "--seed",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    every = read_splits(out)
+    # The downstream task is the labeled subjects only: their splits are what pretraining avoids.
+    runs = read_runs(store, "toy", ["cohort"])
+    labeled = runs[runs["subject"].astype(int) < 9]
+    splits = make_splits(labeled, n_folds=3, seed=4)
+    write_splits(tmp_path / "task.parquet", splits)
+    test_keys = downstream_test_keys(read_splits(tmp_path / "task.parquet"))
+    assert len(test_keys) == 9 and len(downstream_test_keys(every)) == 15
+    cohort = load_cohort(store, "toy", ["cohort"], DX, exclude=splits)
+    seen = set(cohort.groups)
+    assert seen and not seen & test_keys
+    assert len(cohort) == 30 - 2 * 9
+    stream = ConnectomeStream(store, "toy", ["cohort"], exclude=splits, shuffle_buffer=3)
+    streamed = {f"cohort/{stream.runs['subject'][s['index']]}" for s in stream}
+    assert streamed == seen
+    # Without the exclusion the same call would have seen them: the test can fail.
+    assert test_keys <= set(load_cohort(store, "toy", ["cohort"], DX).groups)
+
+
+def test_task_table_from_the_cli_keeps_its_test_subjects_out_of_pretraining(tmp_path: Path) -> None:
+    """`lcm splits --task`: the evaluation folds of the labeled subjects, and the exclusion list."""
+    store = _store(tmp_path)
+    catalogue_path = tmp_path / "variables.yaml"
+    catalogue_path.write_text(
+        "schema_version: 1\n"
+        "variables:\n  dx: {kind: binary, domain: clinical, levels: [ctl, pat]}\n"
+        "datasets:\n  cohort: {id_column: participant_id, columns: {dx: {column: dx}}}\n"
+    )
+    out = tmp_path / "splits" / "task-dx_splits.parquet"
+    args = [
+        "splits",
+        "--store",
+        str(store),
+        "--atlas",
+        "toy",
+        "--datasets",
+        "cohort",
+        "--task",
+        "dx",
+        "--label",
+        "dx",
+        "--positive",
+        "pat",
+        "--catalogue",
+        str(catalogue_path),
+        "--n-folds",
+        "3",
+        "--seed",
+        "4",
+        "--repeats",
+        "0",
+        "1",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    table = read_splits(out)
+    # Only the 9 subjects with a diagnosis are the task's; each once per scheme and repeat.
+    assert set(table["subject"]) == {f"{i:03d}" for i in range(9)}
+    assert set(table["scheme"]) == {"subject", "leave_site_out"} and set(table["seed"]) == {0, 1}
+    assert (table.groupby(["scheme", "seed", "subject"]).size() == 1).all()
+    subj = table[(table["scheme"] == "subject") & (table["seed"] == 0)]
+    assert sorted(subj["fold"].value_counts()) == [3, 3, 3]
+    # The repeats are the evaluate seeds: the same folds evaluate derives from the workflow seed.
+    dx = subj.assign(dx=subj["subject"].astype(int) % 2)  # pat for odd subjects (_store)
+    again = make_splits(dx, 3, seed=split_seed(4, 0), schemes=["subject"], label="dx")
+    assert again["fold"].tolist() == subj["fold"].tolist()
+    other = make_splits(dx, 3, seed=split_seed(4, 1), schemes=["subject"], label="dx")
+    assert (
+        other["fold"].tolist()
+        == table[table["seed"] == 1].query("scheme == 'subject'")["fold"].tolist()
+    )
+    catalogue = load_catalogue(catalogue_path)
+    cohort = load_cohort(store, "toy", ["cohort"], catalogue, exclude=table)
+    assert len(cohort) == 30 - 2 * 9 and not set(cohort.groups) & downstream_test_keys(table)
+    # A continuous or unlabeled task needs its label; a binary one its positive level.
+    bad = [a for a in args if a not in ("--positive", "pat")]
+    assert main(bad) != 0

@@ -1,0 +1,150 @@
+"""lcm synth: planned subjects and outputs match what the jobs write, byte-for-byte reruns."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lcm.atlas import load_atlas
+from lcm.commands import synth as synth_cmd
+from lcm.exceptions import ConfigError, InputDataError
+from lcm.synth import (
+    cohort_outputs,
+    planned_runs,
+    planned_subjects,
+    subject_outputs,
+    write_cohort,
+    write_subject,
+)
+
+ROI = {"preset": "adni", "tier": "roi", "n_subjects": 7, "n_volumes": 23}
+VOXEL = {"preset": "hcp", "tier": "voxel", "n_subjects": 3, "n_volumes": 21, "resolution_mm": 4}
+
+
+@pytest.fixture(scope="module")
+def atlas():
+    return load_atlas("aal116")
+
+
+def _files(root: Path) -> set[str]:
+    return {str(p) for p in root.rglob("*") if p.is_file()}
+
+
+def _gen(out: Path, atlas, name: str, cons: dict, subject: str | None = None) -> None:
+    kw = {"out_dir": out, "seed": 3, "shared_structure": 0.5, "atlas": atlas}
+    if subject:
+        write_subject(name, cons, subject, **kw)
+    else:
+        write_cohort(name, cons, **kw)
+
+
+@pytest.mark.parametrize(
+    ("preset", "pattern"),
+    [("hcp", r"^\d{6}$"), ("ukb", r"^\d{7}$"), ("abide", r"^\d{5}$"), ("adni", r"^\d{3}S\d{4}$")],
+)
+def test_planned_subjects_are_unique_alphanumeric_ids(preset, pattern):
+    cons = {"preset": preset, "n_subjects": 37}
+    subjects = planned_subjects("x", cons, 0)
+    assert len(subjects) == 37 == len(set(subjects))
+    assert all(re.match(pattern, s) for s in subjects)
+    assert subjects == planned_subjects("x", cons, 99)  # paths do not move with the seed
+    assert subjects != planned_subjects("y", cons, 0)
+    runs = planned_runs("x", cons, 0)
+    assert runs[0] == {"sub": subjects[0], "ses": None, "task": "rest", "run": "1"}
+
+
+def test_roi_cohort_writes_exactly_its_outputs_and_reruns_identically(tmp_path, atlas):
+    a, b = tmp_path / "a", tmp_path / "b"
+    _gen(a, atlas, "adnilike", ROI)
+    _gen(b, atlas, "adnilike", ROI)
+    assert _files(a) == set(cohort_outputs("adnilike", ROI, a))
+    assert len(cohort_outputs("adnilike", ROI, a)) == 3 + 2 * 7
+    for path in a.rglob("*"):
+        if path.is_file():
+            assert path.read_bytes() == (b / path.relative_to(a)).read_bytes(), path
+
+
+def test_workers_write_the_same_bytes(tmp_path, atlas):
+    kw = {"seed": 3, "shared_structure": 0.5, "atlas": atlas}
+    cons = {"preset": "ppmi", "n_subjects": 9, "n_volumes": 21}
+    write_cohort("ppmilike", cons, out_dir=tmp_path / "one", **kw)
+    written = write_cohort("ppmilike", cons, out_dir=tmp_path / "two", workers=2, **kw)
+    assert {str(p) for p in written} == set(cohort_outputs("ppmilike", cons, tmp_path / "two"))
+    for path in (tmp_path / "one").rglob("*"):
+        if path.is_file():
+            twin = tmp_path / "two" / path.relative_to(tmp_path / "one")
+            assert path.read_bytes() == twin.read_bytes(), path
+
+
+def test_voxel_subject_job_alone_writes_exactly_its_outputs(tmp_path, atlas):
+    subject = planned_subjects("demo", VOXEL)[1]
+    a, b = tmp_path / "a", tmp_path / "b"
+    _gen(a, atlas, "demo", VOXEL, subject)  # no cohort job before it
+    _gen(b, atlas, "demo", VOXEL, "sub-" + subject)
+    assert _files(a) == set(subject_outputs("demo", VOXEL, a, subject))
+    for path in a.rglob("*"):
+        if path.is_file():
+            assert path.read_bytes() == (b / path.relative_to(a)).read_bytes(), path
+    cohort = tmp_path / "c"
+    _gen(cohort, atlas, "demo", VOXEL)
+    assert _files(cohort) == set(cohort_outputs("demo", VOXEL, cohort))
+    spaced = subject_outputs("demo", VOXEL, a, subject, output_space="MNI152NLin6Asym")
+    assert sum("space-MNI152NLin6Asym" in p for p in spaced) == 3
+
+
+def test_subject_errors_name_the_problem(tmp_path):
+    with pytest.raises(InputDataError, match="not on the roster"):
+        subject_outputs("demo", VOXEL, tmp_path, "000001")
+    with pytest.raises(InputDataError, match="tier 'roi'"):
+        subject_outputs("adnilike", ROI, tmp_path, planned_subjects("adnilike", ROI)[0])
+    with pytest.raises(InputDataError, match="Invalid BIDS 'sub' label"):
+        subject_outputs("demo", VOXEL, tmp_path, "../x")
+    with pytest.raises(ConfigError, match=r"synth.consortia.demo.preset.*'hpc'"):
+        planned_subjects("demo", {"preset": "hpc"})
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lcm")
+    synth_cmd.register(parser.add_subparsers(dest="verb"))
+    return parser
+
+
+def test_cli_writes_cohort_and_subject(tmp_path, capsys):
+    out = tmp_path / "synth"
+    config = {
+        "seed": 2,
+        "synth": {"enabled": True, "out_dir": str(out), "consortia": {"demo": VOXEL}},
+        "datasets": {
+            "demo": {
+                "entry": "bids",
+                "path": str(out / "demo" / "rawdata"),
+                "phenotype": str(out / "demo" / "rawdata" / "participants.tsv"),
+                "derivatives": str(out / "demo" / "derivatives" / "fmriprep"),
+                "role": "pretrain",
+            }
+        },
+    }
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    parser = _parser()
+    args = parser.parse_args(["synth", "--config", str(cfg), "--consortium", "demo"])
+    assert args.func(args) == 0
+    subject = planned_subjects("demo", VOXEL)[0]
+    args = parser.parse_args(
+        ["synth", "--config", str(cfg), "--consortium", "demo", "--subject", subject]
+    )
+    assert args.func(args) == 0
+    expected = set(cohort_outputs("demo", VOXEL, out)) | set(
+        subject_outputs("demo", VOXEL, out, subject)
+    )
+    assert _files(out) == expected
+    args = parser.parse_args(["synth", "--config", str(cfg), "--consortium", "nope"])
+    with pytest.raises(ConfigError, match="has no 'nope'"):
+        args.func(args)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["synth", "--help"])
+    assert "lcm synth --config config/config.yaml --consortium" in capsys.readouterr().out

@@ -1,0 +1,187 @@
+"""`lcm pretrain` and `lcm finetune` end to end on a real (tiny) Parquet feature store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+from helpers.model import CLI_CATALOGUE, TINY, add_store_dataset, write_catalogue
+
+from lcm.cli import build_parser, main, requested_verb
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_pretrain_then_finetune_from_the_command_line(tmp_path: Path) -> None:
+    catalogue = write_catalogue(tmp_path, CLI_CATALOGUE)
+    store = tmp_path / "store"
+    add_store_dataset(tmp_path, store, catalogue, "alpha", "toy", 30, seed=0)
+    add_store_dataset(tmp_path, store, catalogue, "beta", "toy", 20, seed=1)
+    add_store_dataset(tmp_path, store, catalogue, "beta", "toy2", 20, seed=1)
+    pre = tmp_path / "pretrained"
+    code = main(
+        [
+            "pretrain",
+            "--store",
+            str(store),
+            "--atlas",
+            "toy",
+            "--catalogue",
+            str(catalogue),
+            "--datasets",
+            "alpha",
+            "--model",
+            json.dumps(TINY),
+            "--settings",
+            '{"epochs": 3, "batch_size": 8}',
+            "--seed",
+            "4",
+            "--out-dir",
+            str(pre),
+            "--threads",
+            "1",
+        ]
+    )
+    assert code == 0
+    meta = json.loads((pre / "model.json").read_text())
+    assert meta["data"]["datasets"] == ["alpha"] and meta["data"]["n_runs"] == 30
+    assert "dx" not in [g["name"] for g in meta["query_layout"]]  # never seen in pretraining
+
+    finetune = [
+        "finetune",
+        "--checkpoint",
+        str(pre),
+        "--store",
+        str(store),
+        "--catalogue",
+        str(catalogue),
+        "--dataset",
+        "beta",
+        "--label",
+        "dx",
+        "--positive",
+        "patient",
+        "--settings",
+        '{"epochs": 2, "batch_size": 8}',
+        "--seed",
+        "0",
+        "--threads",
+        "1",
+    ]
+    out = tmp_path / "finetuned"
+    assert main([*finetune, "--atlas", "toy", "--out-dir", str(out)]) == 0
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["label"]["positive"] == "patient" and meta["query_layout"][-1]["name"] == "dx"
+    assert (
+        main(
+            [
+                *finetune,
+                "--atlas",
+                "toy",
+                "--init",
+                "scratch",
+                "--out-dir",
+                str(tmp_path / "scratch"),
+            ]
+        )
+        == 0
+    )
+    # A checkpoint of another atlas is refused (CheckpointError: exit code 5) before training.
+    assert main([*finetune, "--atlas", "toy2", "--out-dir", str(tmp_path / "x")]) == 5
+    assert not (tmp_path / "x").exists()
+    bad = [*finetune, "--atlas", "toy", "--out-dir", str(tmp_path / "y")]
+    bad[bad.index("--positive") + 1] = "sick"
+    assert main(bad) == 2  # ConfigError naming the levels
+
+    # Embeddings and query attention of the finetuned model, as Parquet tables.
+    emb, att = tmp_path / "emb.parquet", tmp_path / "att.parquet"
+    assert (
+        main(
+            [
+                "embed",
+                "--checkpoint",
+                str(out),
+                "--store",
+                str(store),
+                "--atlas",
+                "toy",
+                "--catalogue",
+                str(catalogue),
+                "--datasets",
+                "beta",
+                "--out",
+                str(emb),
+                "--attention-out",
+                str(att),
+            ]
+        )
+        == 0
+    )
+    table = pd.read_parquet(emb)
+    assert len(table) == 20 and table.filter(like="emb_").shape[1] == TINY["overrides"]["d_model"]
+    assert {"dataset", "subject"} <= set(table.columns)
+    attention = pd.read_parquet(att)
+    n_queries = json.loads((out / "model.json").read_text())["config"]["n_queries"]
+    assert len(attention) == 20 * n_queries and "dx=patient" in set(attention["query"])
+    rois = [c for c in attention.columns if c.startswith("roi")]
+    np.testing.assert_allclose(attention[rois].sum(axis=1), 1.0, rtol=1e-5)
+    assert b"lcm.weights_sha256" in pq.read_schema(att).metadata
+
+
+@pytest.mark.parametrize("verb", ["pretrain", "finetune", "model-info", "embed"])
+def test_help_has_example(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([verb, "--help"])
+    text = capsys.readouterr().out
+    assert "example" in text and f"lcm {verb}" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "verb"),
+    [
+        ([], None),
+        (["--help"], None),
+        (["--version"], None),
+        (["nope", "--x"], None),
+        (["-v", "--log-file", "a.log", "--rule", "r", "evaluate", "--task", "t"], "evaluate"),
+        (["--log-file=a.log", "model-info", "--checkpoint", "c"], "model_info"),
+    ],
+)
+def test_requested_verb(argv: list[str], verb: str | None) -> None:
+    assert requested_verb(argv) == verb
+
+
+def test_a_verb_imports_only_its_own_command_module() -> None:
+    """Each workflow job pays for its own verb's imports, not scikit-learn/matplotlib/torch."""
+    code = (
+        "import sys; from lcm import cli; "
+        "cli.build_parser(cli.requested_verb(['--rule', 'r', 'provenance', 'verify', 'x']));"
+        "print(sorted(m for m in sys.modules if m.startswith('lcm.commands.')"
+        " and not m.startswith('lcm.commands._')), 'torch' in sys.modules,"
+        " 'matplotlib' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["['lcm.commands.provenance']", "False", "False"]
+
+
+def test_an_unknown_verb_still_lists_the_choices(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main_exit(["nope"]) == 2
+    assert "model-info" in capsys.readouterr().err
+
+
+def main_exit(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    return int(exc.value.code)

@@ -1,0 +1,177 @@
+"""Diagnosis pseudo-labels: inner split, threshold choice, and their use in LCMClassifier.fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers.model import TINY, make_catalogue, make_cohort, pretrain_cohort
+
+from lcm.evaluate.registry import ModelContext, make_model
+from lcm.train import finetune as finetune_mod
+from lcm.train.confident import (
+    FALLBACK_THRESHOLD,
+    MIN_VALIDATION_SUBJECTS,
+    choose_threshold,
+    confident_labels,
+    inner_split,
+    threshold_plan,
+)
+from lcm.train.finetune import LCMClassifier
+from lcm.train.pretrain import pretrain
+
+LEVELS = ("control", "patient")
+
+
+def test_inner_split_uses_labelled_training_rows_only() -> None:
+    y = np.array([0, 1, -1, 0, 1, 0, 1, -1, 0, 1, 0, 1, 1, 0])
+    groups = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 11, 3])  # subjects 3, 11: 2 runs
+    train, val = inner_split(y, groups, 0.25, seed=3)
+    assert set(train) | set(val) == set(np.flatnonzero(y >= 0))
+    assert not set(groups[train]) & set(groups[val])  # a subject's runs stay together
+    assert set(y[val]) == {0, 1}  # stratified: both classes validated
+    assert inner_split(y[:5], groups[:5], 0.25, seed=3) is None  # too few subjects
+
+
+def test_threshold_is_the_lowest_reaching_the_target() -> None:
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.45, 0.55], [0.4, 0.6], [0.05, 0.95]])
+    y = np.array([0, 1, 0, 0, 1])  # the two least confident are wrong
+    assert choose_threshold(proba, y, 0.9) == pytest.approx(0.8)
+    assert choose_threshold(proba, y, 0.6) == pytest.approx(0.55)  # 3 of 5 right at 0.55
+    assert choose_threshold(proba, np.array([1, 0, 0, 0, 0]), 0.9) is None
+    labels = confident_labels(np.array([[0.85, 0.15], [0.3, 0.7]]), 0.8)
+    np.testing.assert_array_equal(labels, [0, -1])
+    np.testing.assert_array_equal(confident_labels(proba, None), [-1] * 5)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("conf")
+    settings = {"epochs": 6, "batch_size": 16, "lr": 0.003}
+    pretrain(pretrain_cohort(40, seed=1), make_catalogue(tmp), TINY, settings, 3, tmp / "ckpt")
+    return tmp / "ckpt"
+
+
+def test_threshold_plan_needs_enough_validation_subjects(caplog) -> None:
+    groups = np.arange(60)
+    y = np.tile([0, 1], 30)
+    y[40:] = -1  # 40 labelled subjects: 0.25 of each class -> 10 validation subjects
+    plan = threshold_plan(y, groups, 0.25, seed=0)
+    assert plan.source == "inner" and len(plan.validation_rows) >= MIN_VALIDATION_SUBJECTS
+    assert set(y[plan.validation_rows]) == {0, 1} and (y[plan.validation_rows] >= 0).all()
+    # A 10 % label fraction: 6 labelled subjects would put 2 rows in validation -> fixed.
+    small = np.full(60, -1)
+    small[:6] = [0, 1, 0, 1, 0, 1]
+    with caplog.at_level("INFO", logger="lcm.train.confident"):
+        fixed = threshold_plan(small, groups, 0.25, seed=0)
+    assert fixed.source == "fixed" and len(fixed.validation_rows) == 0
+    assert "fixed confidence threshold 0.95" in caplog.text
+    # Just below and at the minimum number of validation subjects.
+    seven = np.full(60, -1)
+    seven[:28] = np.tile([0, 1], 14)  # 14 per class: 0.2 -> 3 + 3 = 6, 0.25 -> 4 + 4 = 8
+    assert threshold_plan(seven, groups, 0.2, seed=0).source == "fixed"
+    assert threshold_plan(seven, groups, 0.25, seed=0).source == "inner"
+    one_class = np.where(np.arange(60) < 20, 0, -1)
+    assert threshold_plan(one_class, groups, 0.25, seed=0) is None
+
+
+def test_fit_chooses_threshold_on_inner_validation_not_test(checkpoint: Path) -> None:
+    cohort = make_cohort(60, seed=5)
+    y_all = (cohort.variables["dx"] == "patient").to_numpy().astype(np.int64)
+    fit_rows, test_rows = np.arange(48), np.arange(48, 60)  # the outer test fold
+    y = y_all[fit_rows].copy()
+    y[32:] = -1  # a third of the training fold unlabeled
+    settings = {
+        "epochs": 8,
+        "batch_size": 8,
+        "lr": 0.003,
+        "pseudo_label_accuracy": 0.6,
+        "inner_validation_fraction": 0.3,
+    }
+    clf = LCMClassifier(checkpoint, "dx", LEVELS, settings, seed=0)
+    clf.fit(cohort.fc[fit_rows], y)
+    info = clf.diagnosis_pseudo_
+    val = np.array(info["inner_validation_rows"])
+    # The threshold was chosen on labelled training rows only: never unlabeled, never test.
+    assert info["threshold_source"] == "inner"
+    assert len(val) >= MIN_VALIDATION_SUBJECTS and (y[val] >= 0).all()
+    assert val.max() < len(fit_rows) and set(y[val]) == {0, 1}
+    assert info["n_unlabeled"] == 16
+    assert info["threshold"] is None or 0.5 <= info["threshold"] <= 1.0
+    assert clf.predict_proba(cohort.fc[test_rows]).shape == (12, 2)
+
+    # Switched off (the ablation): no first model, no diagnosis pseudo-labels.
+    off = LCMClassifier(checkpoint, "dx", LEVELS, {**settings, "diagnosis_pseudo_labels": False}, 0)
+    assert off.fit(cohort.fc[fit_rows], y).diagnosis_pseudo_ is None
+
+
+def test_small_label_fraction_falls_back_to_fixed_threshold(checkpoint: Path, caplog) -> None:
+    cohort = make_cohort(40, seed=6)
+    y = (cohort.variables["dx"] == "patient").to_numpy().astype(np.int64)
+    y[8:] = -1  # 8 labelled subjects: an inner split would validate on 2
+    assert set(y[:8]) == {0, 1}
+    settings = {"epochs": 3, "batch_size": 8, "lr": 0.003}
+    with caplog.at_level("INFO"):
+        clf = LCMClassifier(checkpoint, "dx", LEVELS, settings, seed=0).fit(cohort.fc, y)
+    info = clf.diagnosis_pseudo_
+    assert info["threshold_source"] == "fixed" and info["threshold"] == FALLBACK_THRESHOLD
+    assert info["inner_validation_rows"] == []
+    assert "fixed confidence threshold" in caplog.text
+    assert info["n_unlabeled"] == 32 and 0 <= info["n_pseudo_labelled"] <= 32
+
+
+def _spy_targets(monkeypatch) -> list:
+    """Record the targets of every finetuning run (the first model of part b included)."""
+    calls: list = []
+    original = finetune_mod._Finetuning.__call__
+
+    def spy(self, fc, y):
+        calls.append(self.targets(y))
+        return original(self, fc, y)
+
+    monkeypatch.setattr(finetune_mod._Finetuning, "__call__", spy)
+    return calls
+
+
+@pytest.mark.parametrize("name", ["lcm-no-pseudo", "lcm"])
+def test_no_pseudo_switches_off_both_parts(checkpoint: Path, monkeypatch, name: str) -> None:
+    cohort = make_cohort(40, seed=7, bmi_missing=0.5)
+    y = (cohort.variables["dx"] == "patient").to_numpy().astype(np.int64)
+    y[20:] = -1
+    variables = cohort.variables.drop(columns="dx")
+    variables.loc[30:, "age"] = np.nan  # rows lacking a BEI variable
+    calls = _spy_targets(monkeypatch)
+    settings = {"epochs": 2, "batch_size": 8, "pseudo_label_accuracy": 0.6}
+    context = ModelContext(
+        label="dx", levels=LEVELS, finetune=settings, seed=0, checkpoint=checkpoint
+    )
+    model = make_model(name, context)
+    model.fit(cohort.fc, y, variables, groups=cohort.groups)
+    final = calls[-1]
+    own_bmi = variables["bmi"].notna().to_numpy()
+    own_age = variables["age"].notna().to_numpy()
+    if name == "lcm-no-pseudo":
+        # (b) off: one run only, and no unlabeled row carries a diagnosis target.
+        assert len(calls) == 1 and model.diagnosis_pseudo_ is None
+        np.testing.assert_array_equal(final["dx"].present.numpy(), y >= 0)
+        # (a) off: a BEI target is present exactly where the subject has its own value.
+        assert model.pseudo_targets_ is None
+        np.testing.assert_array_equal(final["bmi"].present.numpy(), own_bmi)
+        np.testing.assert_array_equal(final["age"].present.numpy(), own_age)
+    else:  # the full method fills them in: the checks above can fail
+        assert model.pseudo_targets_ is not None and final["bmi"].present.numpy().all()
+        assert final["age"].present.numpy().all() and len(calls) == 2
+
+
+def test_cap_keeps_the_most_confident_pseudo_labels_per_class():
+    from lcm.train.confident import cap_labels
+
+    proba = np.array([[0.99, 0.01], [0.97, 0.03], [0.96, 0.04], [0.02, 0.98], [0.5, 0.5]])
+    labels = np.array([0, 0, 0, 1, -1])
+    capped = cap_labels(labels, proba, {0: 2, 1: 3}, cap=1.0)
+    assert capped.tolist() == [0, 0, -1, 1, -1]
+    assert cap_labels(labels, proba, {0: 2, 1: 3}, cap=None).tolist() == labels.tolist()
+    assert (cap_labels(labels, proba, {0: 2, 1: 3}, cap=0) == -1).all()

@@ -1,0 +1,152 @@
+"""LCMClassifier: fitting, pseudo-labels from fit() data only, unlabeled subjects, save/load."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers.model import TINY, make_catalogue, make_cohort, pretrain_cohort
+from safetensors.torch import load_file
+
+from lcm.exceptions import CheckpointError, ConfigError, InputDataError
+from lcm.model.checkpoint import load_checkpoint
+from lcm.model.targets import QueryLayout, targets_from_outputs
+from lcm.train.finetune import LCMClassifier
+from lcm.train.pretrain import predict_outputs, pretrain
+
+LEVELS = ("control", "patient")
+FT = {"epochs": 12, "batch_size": 8, "lr": 0.003, "pseudo_labels": True, "pseudo_weight": 0.5}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models gain nothing from intra-op threads, and lose badly on a busy 2-core machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("ft")
+    settings = {"epochs": 10, "batch_size": 16, "lr": 0.003}
+    pretrain(pretrain_cohort(60, seed=1), make_catalogue(tmp), TINY, settings, 3, tmp / "ckpt")
+    return tmp / "ckpt"
+
+
+@pytest.fixture(scope="module")
+def downstream():
+    cohort = make_cohort(48, seed=5)
+    y = (cohort.variables["dx"] == "patient").to_numpy().astype(np.int64)
+    return cohort, y
+
+
+def test_fit_predict_and_learning(checkpoint: Path, downstream) -> None:
+    cohort, y = downstream
+    train, test = np.arange(36), np.arange(36, 48)
+    clf = LCMClassifier(checkpoint, "dx", LEVELS, {**FT, "epochs": 25}, seed=0)
+    clf.fit(cohort.fc[train], y[train], cohort.variables.iloc[train].drop(columns=["dx"]))
+    proba = clf.predict_proba(cohort.fc[test])
+    assert proba.shape == (12, 2)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    assert set(clf.predict(cohort.fc[test])) <= {0, 1}
+    assert clf.layout_.names[-1] == "dx" and clf.layout_["dx"].slice == slice(8, 10)
+    assert clf.model_.config.n_queries == 10
+    losses = [row["loss_dx"] for row in clf.history_]
+    assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3])
+    assert np.mean(clf.predict(cohort.fc[train]) == y[train]) > 0.8
+
+
+def test_pseudo_labels_come_from_fit_data_only(checkpoint: Path, downstream) -> None:
+    cohort, y = downstream
+    fit_rows = np.arange(0, 30)
+    variables = cohort.variables.iloc[fit_rows].drop(columns=["dx", "bmi"]).reset_index(drop=True)
+    clf = LCMClassifier(checkpoint, "dx", LEVELS, {**FT, "epochs": 1}, seed=0)
+    clf.fit(cohort.fc[fit_rows], y[fit_rows], variables)
+    pretrained, _ = load_checkpoint(checkpoint)
+    expected = targets_from_outputs(
+        predict_outputs(pretrained, cohort.fc[fit_rows], torch.device("cpu")),
+        QueryLayout(clf.layout_.groups[:-1]),
+    )
+    assert set(clf.pseudo_targets_) == {"age", "sex", "handedness", "bmi"}
+    for name, target in expected.items():
+        assert clf.pseudo_targets_[name].values.shape[0] == len(fit_rows)
+        torch.testing.assert_close(clf.pseudo_targets_[name].values, target.values)
+    # Predicting other subjects afterwards does not touch the pseudo-labels or the model.
+    before = {k: v.clone() for k, v in clf.model_.state_dict().items()}
+    clf.predict_proba(cohort.fc[30:])
+    assert all(torch.equal(before[k], v) for k, v in clf.model_.state_dict().items())
+    torch.testing.assert_close(clf.pseudo_targets_["age"].values, expected["age"].values)
+
+
+def test_unlabeled_subjects_only_feed_the_bei_loss(checkpoint: Path, downstream) -> None:
+    cohort, y = downstream
+    y = y[:24].copy()
+    y[::3] = -1  # a third unlabeled
+    changed = cohort.fc[:24].copy()
+    changed[y == -1] = cohort.fc[24:32]  # other connectomes for the unlabeled subjects
+    no_bei = {**FT, "epochs": 3, "pseudo_weight": 0.0}
+
+    def weights(fc: np.ndarray, settings: dict) -> dict:
+        clf = LCMClassifier(checkpoint, "dx", LEVELS, settings, seed=2).fit(fc, y, None)
+        return {k: v.clone() for k, v in clf.model_.state_dict().items()}
+
+    a, b = weights(cohort.fc[:24], no_bei), weights(changed, no_bei)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # without BEI loss they contribute nothing
+    with_bei = {**FT, "epochs": 3}
+    c, d = weights(cohort.fc[:24], with_bei), weights(changed, with_bei)
+    assert not all(torch.equal(c[k], d[k]) for k in c)  # with it, their pseudo-labels count
+
+
+def test_scratch_init_and_save_round_trip(checkpoint: Path, downstream, tmp_path: Path) -> None:
+    cohort, y = downstream
+    pre = load_file(checkpoint / "model.safetensors")
+    scratch = LCMClassifier(checkpoint, "dx", LEVELS, {**FT, "epochs": 1}, seed=0, init="scratch")
+    scratch.fit(cohort.fc[:20], y[:20])
+    assert scratch.pseudo_targets_ is None
+    assert not torch.equal(
+        scratch.model_.tokenizer.proj.weight.detach(), pre["tokenizer.proj.weight"]
+    )
+    clf = LCMClassifier(checkpoint, "dx", LEVELS, {**FT, "epochs": 2}, seed=0)
+    clf.fit(cohort.fc[:20], y[:20])
+    out = clf.save(tmp_path / "finetuned")
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["kind"] == "finetuned" and meta["init"] == "pretrained"
+    assert meta["label"] == {"name": "dx", "levels": list(LEVELS), "positive": "patient"}
+    assert meta["atlas"] == "toy" and meta["standardisation"]
+    assert (out / "history.tsv").read_text().startswith("epoch\tloss_total")
+    model, _ = load_checkpoint(out, atlas="toy", n_rois=13)
+    logits = predict_outputs(model, cohort.fc[20:25], torch.device("cpu"))[:, 8:10]
+    np.testing.assert_allclose(
+        torch.softmax(logits.double(), -1).numpy(), clf.predict_proba(cohort.fc[20:25]), atol=1e-6
+    )
+
+
+def test_invalid_inputs_are_refused(checkpoint: Path, downstream) -> None:
+    cohort, y = downstream
+    fc = cohort.fc[:10]
+    with pytest.raises(InputDataError, match=r"expected 10 integers in \{-1, 0, 1\}"):
+        LCMClassifier(checkpoint, "dx", LEVELS, FT, 0).fit(fc, np.full(10, 2))
+    with pytest.raises(InputDataError, match="no labelled subject"):
+        LCMClassifier(checkpoint, "dx", LEVELS, FT, 0).fit(fc, np.full(10, -1))
+    with pytest.raises(ConfigError, match="checkpoint is None but init is 'pretrained'"):
+        LCMClassifier(None, "dx", LEVELS, FT, 0).fit(fc, y[:10])
+    with pytest.raises(ConfigError, match=r"evaluate.finetune: Additional properties"):
+        LCMClassifier(checkpoint, "dx", LEVELS, {"epoch": 1}, 0).fit(fc, y[:10])
+    with pytest.raises(CheckpointError, match="expects 13 ROIs, the data have 11"):
+        LCMClassifier(checkpoint, "dx", LEVELS, FT, 0).fit(fc[:, :11, :11], y[:10])
+    with pytest.raises(InputDataError, match="'age' is already a query group"):
+        LCMClassifier(checkpoint, "age", LEVELS, FT, 0).fit(fc, y[:10])
+    with pytest.raises(InputDataError, match="not fitted"):
+        LCMClassifier(checkpoint, "dx", LEVELS, FT, 0).predict(fc)
+
+
+def test_scratch_without_checkpoint(downstream) -> None:
+    cohort, y = downstream
+    clf = LCMClassifier(None, "dx", LEVELS, {**FT, "epochs": 1}, 0, init="scratch")
+    proba = clf.fit(cohort.fc[:16], y[:16]).predict_proba(cohort.fc[16:20])
+    assert proba.shape == (4, 2) and clf.layout_.names == ["dx"]

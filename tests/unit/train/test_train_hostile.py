@@ -1,0 +1,317 @@
+"""Hostile and careless input to training and checkpoints (issue 14).
+
+Each test feeds one bad input: an out-dir holding a user's files, a second run into a busy
+out-dir, a user's file in the training-state folder, an edited training state, edited
+embeddings, a model.json claiming a huge model, a pickle named ``.safetensors``, and checks a
+one-line error (or warning) with nothing written or lost; weights files follow the umask.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from helpers.model import CLI_CATALOGUE, TINY, add_store_dataset
+
+from lcm.cli import main
+from lcm.exceptions import CheckpointError
+from lcm.io.lock import exclusive_lock
+from lcm.io.ownership import MARKER_NAME
+from lcm.io.provenance import sha256_file
+from lcm.model.checkpoint import load_checkpoint, save_checkpoint
+from lcm.model.config import LCMConfig
+from lcm.model.lcm import LCM
+from lcm.model.targets import QueryLayout
+from lcm.train.loop import make_optimizer, warmup_cosine
+from lcm.train.state import (
+    DIGEST_KEY,
+    META_NAME,
+    TENSORS_NAME,
+    LoopPosition,
+    content_digest,
+    load_state,
+    save_state,
+)
+
+pytestmark = pytest.mark.hostile
+
+SETTINGS = '{"epochs": 1, "batch_size": 8, "checkpoint_every": 1}'
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny feature store (alpha: pretraining, beta: downstream) and its catalogue."""
+    tmp = tmp_path_factory.mktemp("store")
+    catalogue = tmp / "variables.yaml"
+    catalogue.write_text(CLI_CATALOGUE)
+    add_store_dataset(tmp, tmp / "store", catalogue, "alpha", "toy", 24, seed=0)
+    add_store_dataset(tmp, tmp / "store", catalogue, "beta", "toy", 12, seed=1)
+    return tmp / "store", catalogue
+
+
+def _pretrain(store: tuple[Path, Path], out: Path, settings: str = SETTINGS) -> int:
+    return main(
+        [
+            "pretrain",
+            "--store",
+            str(store[0]),
+            "--atlas",
+            "toy",
+            "--catalogue",
+            str(store[1]),
+            "--datasets",
+            "alpha",
+            "--model",
+            json.dumps(TINY),
+            "--settings",
+            settings,
+            "--seed",
+            "1",
+            "--out-dir",
+            str(out),
+            "--threads",
+            "1",
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def pretrained(store, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pre") / "model"
+    assert _pretrain(store, out) == 0
+    return out
+
+
+def _lines(capfd: pytest.CaptureFixture[str], level: str) -> list[str]:
+    """Log lines of ``level`` written to stderr (the CLI's handler; ``lcm`` does not propagate)."""
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    return [line for line in err.splitlines() if f" {level} " in line]
+
+
+# -- out-dir ownership, locking, state folder --------------------------------------------------
+
+
+def test_pretrain_refuses_out_dir_with_user_files(store, tmp_path: Path, capfd) -> None:
+    out = tmp_path / "thesis"
+    out.mkdir()
+    (out / "history.tsv").write_text("my own history")  # an output name, but not LCM's folder
+    (out / "chapter1.tex").write_text("years of work")
+    assert _pretrain(store, out) == 6
+    (message,) = _lines(capfd, "ERROR")
+    assert "holds files LCM did not write (chapter1.tex)" in message and "Traceback" not in message
+    assert sorted(p.name for p in out.iterdir()) == ["chapter1.tex", "history.tsv"]
+    assert (out / "history.tsv").read_text() == "my own history"
+
+
+def test_finetune_refuses_out_dir_with_user_files(store, pretrained, tmp_path, capfd) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "data.csv").write_text("1,2,3")
+    code = main(
+        [
+            "finetune",
+            "--checkpoint",
+            str(pretrained),
+            "--store",
+            str(store[0]),
+            "--atlas",
+            "toy",
+            "--catalogue",
+            str(store[1]),
+            "--dataset",
+            "beta",
+            "--label",
+            "dx",
+            "--positive",
+            "patient",
+            "--settings",
+            '{"epochs": 1}',
+            "--out-dir",
+            str(out),
+            "--threads",
+            "1",
+        ]
+    )
+    assert code == 6
+    assert "holds files LCM did not write (data.csv)" in _lines(capfd, "ERROR")[0]
+    assert [p.name for p in out.iterdir()] == ["data.csv"]
+
+
+def test_second_concurrent_pretrain_is_refused(store, tmp_path: Path, capfd) -> None:
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / MARKER_NAME).write_text("claimed by a first run\n")
+    with exclusive_lock(out / ".lcm.lock", "lcm pretrain"):  # the first run, still training
+        assert _pretrain(store, out) == 6
+    (message,) = _lines(capfd, "ERROR")
+    assert "being written by another lcm pretrain (pid" in message
+    assert not (out / "model.json").exists() and not (out / "train_state").exists()
+
+
+def test_user_file_in_state_folder_survives(store, tmp_path: Path, capfd) -> None:
+    out = tmp_path / "run"
+    (out / "train_state").mkdir(parents=True)
+    (out / "train_state" / "notes.txt").write_text("keep me")
+    stale = out / "train_state" / ".train_state.json.lcmtmp-elsewhere-1-ab"  # a killed writer's
+    stale.write_text("{")
+    assert _pretrain(store, out) == 0
+    assert (out / "model.json").is_file()
+    assert (out / "train_state" / "notes.txt").read_text() == "keep me"
+    assert not (out / "train_state" / META_NAME).exists()
+    assert not (out / "train_state" / TENSORS_NAME).exists() and not stale.exists()
+    assert any("notes.txt" in line for line in _lines(capfd, "WARNING"))
+    # A rerun replaces its own outputs, and says so.
+    assert _pretrain(store, out) == 0
+    assert any("replacing model.safetensors" in line for line in _lines(capfd, "WARNING"))
+
+
+# -- training-state integrity --------------------------------------------------------------------
+
+
+def _training_objects(seed: int = 0):
+    torch.manual_seed(seed)
+    module = torch.nn.Linear(3, 2)
+    optimizer = make_optimizer([module], 0.01, 0.0)
+    scheduler = warmup_cosine(optimizer, 10)
+    generator = torch.Generator().manual_seed(seed)
+    return module, optimizer, scheduler, generator
+
+
+def _saved_state(folder: Path) -> None:
+    module, optimizer, scheduler, generator = _training_objects()
+    module(torch.ones(4, 3)).sum().backward()
+    optimizer.step()
+    scheduler.step()
+    save_state(folder, "fp", module, optimizer, scheduler, generator, LoopPosition(step=150))
+
+
+def test_edited_state_json_is_refused(tmp_path: Path) -> None:
+    _saved_state(tmp_path)
+    assert load_state(tmp_path, "fp", *_training_objects()).step == 150  # untouched: resumes
+    path = tmp_path / META_NAME
+    path.write_text(path.read_text().replace('"step": 150', '"step": 720'))
+    with pytest.raises(CheckpointError, match=r"train_state\.json: content differs") as info:
+        load_state(tmp_path, "fp", *_training_objects())
+    assert f"delete {tmp_path}" in info.value.hint and "\n" not in info.value.message
+
+
+def test_pickle_named_train_state_safetensors_is_refused(tmp_path: Path) -> None:
+    _saved_state(tmp_path)
+    tensors = tmp_path / TENSORS_NAME
+    tensors.write_bytes(pickle.dumps({"module.weight": torch.zeros(2, 3)}))
+    # Even with the recorded hashes made consistent, the pickle is never read as weights.
+    meta = json.loads((tmp_path / META_NAME).read_text())
+    meta["tensors_sha256"] = sha256_file(tensors)
+    meta[DIGEST_KEY] = content_digest(meta)
+    (tmp_path / META_NAME).write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"train_state\.safetensors: not a safetensors"):
+        load_state(tmp_path, "fp", *_training_objects())
+
+
+# -- checkpoints: bounds, format, mode ---------------------------------------------------------
+
+
+def _tiny_checkpoint(out: Path) -> Path:
+    layout = QueryLayout.from_list(
+        [{"name": "age", "kind": "continuous", "levels": [], "start": 0}]
+    )
+    model = LCM(LCMConfig(n_rois=5, n_queries=1, d_model=8, n_heads=2, d_ffn=8))
+    return save_checkpoint(out, model, layout, {"atlas": "toy", "n_rois": 5})
+
+
+def _edit_meta(folder: Path, **config: int) -> None:
+    meta = json.loads((folder / "model.json").read_text())
+    meta["config"].update(config)
+    (folder / "model.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("d_model", [65536, 4096])
+def test_huge_config_is_refused_before_allocation(tmp_path: Path, d_model: int) -> None:
+    folder = _tiny_checkpoint(tmp_path / "ckpt")
+    _edit_meta(folder, d_model=d_model, d_ffn=d_model)
+    started = time.perf_counter()
+    match = r"above the limit" if d_model > 16384 else r"weights do not match the config"
+    with pytest.raises(CheckpointError, match=match) as info:
+        load_checkpoint(folder)
+    assert time.perf_counter() - started < 2.0  # no 51 GB model was built first
+    assert "model" in info.value.message and "\n" not in info.value.message
+
+
+def test_pickle_named_model_safetensors_is_refused(tmp_path: Path) -> None:
+    folder = _tiny_checkpoint(tmp_path / "ckpt")
+    weights = folder / "model.safetensors"
+    state = LCM(LCMConfig(n_rois=5, n_queries=1, d_model=8, n_heads=2, d_ffn=8)).state_dict()
+    torch.save(state, weights)  # a zip of pickles
+    meta = json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({**meta, "weights_sha256": sha256_file(weights)}))
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: not a safetensors file"):
+        load_checkpoint(folder)
+    weights.write_bytes(pickle.dumps(state))  # a bare pickle
+    meta["weights_sha256"] = sha256_file(weights)
+    (folder / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: not a safetensors file"):
+        load_checkpoint(folder)
+
+
+def test_weights_follow_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        folder = _tiny_checkpoint(tmp_path / "ckpt")
+        _saved_state(tmp_path / "state")
+    finally:
+        os.umask(old)
+    for path in (folder / "model.safetensors", tmp_path / "state" / TENSORS_NAME):
+        assert path.stat().st_mode & 0o777 == 0o644, path
+    assert (folder / "model.json").stat().st_mode & 0o777 == 0o644
+
+
+# -- embeddings provenance ----------------------------------------------------------------------
+
+
+def test_edited_embeddings_fail_provenance_verify(store, pretrained, tmp_path: Path) -> None:
+    out = tmp_path / "emb"
+    out.mkdir()
+    emb, att = out / "emb.parquet", out / "att.parquet"
+    assert (
+        main(
+            [
+                "embed",
+                "--checkpoint",
+                str(pretrained),
+                "--store",
+                str(store[0]),
+                "--atlas",
+                "toy",
+                "--catalogue",
+                str(store[1]),
+                "--datasets",
+                "beta",
+                "--out",
+                str(emb),
+                "--attention-out",
+                str(att),
+            ]
+        )
+        == 0
+    )
+    assert (out / "emb.json").is_file() and (out / "att.json").is_file()
+    assert main(["provenance", "verify", str(out)]) == 0
+    data = bytearray(emb.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    emb.write_bytes(bytes(data))
+    assert main(["provenance", "verify", str(out)]) == 1
+    shutil.rmtree(out)

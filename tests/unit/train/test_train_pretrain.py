@@ -1,0 +1,131 @@
+"""Pretraining: outputs and their formats, learning, determinism, hold-out and settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from helpers.model import TINY, make_catalogue, pretrain_cohort
+from safetensors.torch import load_file
+
+from lcm.exceptions import ConfigError, InputDataError
+from lcm.model.checkpoint import load_checkpoint
+from lcm.train.heldout import holdout_split
+from lcm.train.pretrain import pretrain
+
+SETTINGS = {"epochs": 25, "batch_size": 16, "lr": 0.003}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models gain nothing from intra-op threads, and lose badly on a busy 2-core machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("pretrain")
+    catalogue = make_catalogue(tmp)
+    cohort = pretrain_cohort(80)
+    summary = pretrain(cohort, catalogue, TINY, SETTINGS, seed=7, out_dir=tmp / "out")
+    return tmp / "out", summary, catalogue, cohort
+
+
+def test_outputs_and_formats(trained) -> None:
+    out, summary, catalogue, cohort = trained
+    assert {p.name for p in out.iterdir()} == {
+        "model.safetensors",
+        "model.json",
+        "history.tsv",
+        "bei_eval.tsv",
+        "bei_linear.npz",
+    }
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["atlas"] == "toy" and meta["n_rois"] == 13 and meta["seed"] == 7
+    assert meta["roi_names"] == cohort.roi_names
+    assert meta["catalogue"] == catalogue.to_dict()
+    assert set(meta["standardisation"]) == {"age", "bmi"}  # fit on numeric variables only
+    assert meta["training"]["ssl_mask_ratio"] == 0.15  # schema default filled in
+    assert len(meta["data_fingerprint"]) == 64 and summary["n_runs_heldout"] == 8
+    assert [g["name"] for g in meta["query_layout"]] == ["age", "sex", "handedness", "bmi"]
+    history = pd.read_csv(out / "history.tsv", sep="\t")
+    assert list(history.columns) == [
+        "epoch",
+        "loss_total",
+        "loss_age",
+        "loss_sex",
+        "loss_handedness",
+        "loss_bmi",
+        "loss_ssl",
+        "val_loss",
+        "lr",
+    ]
+    assert history["epoch"].tolist() == list(range(1, 26))
+    evaluation = pd.read_csv(out / "bei_eval.tsv", sep="\t")
+    assert list(evaluation.columns) == ["variable", "kind", "metric", "model", "baseline", "n"]
+    assert {"mse_standardised", "r2", "accuracy", "balanced_accuracy", "auc"} <= set(
+        evaluation["metric"]
+    )
+    model, _ = load_checkpoint(out, atlas="toy", n_rois=13, catalogue=catalogue)
+    assert model.config.n_queries == 8  # age 1, sex 2, handedness 3 + n/a, bmi 1
+
+
+def test_loss_falls_and_held_out_beats_baseline(trained) -> None:
+    out = trained[0]
+    history = pd.read_csv(out / "history.tsv", sep="\t")
+    first, last = history.iloc[:3].mean(), history.iloc[-3:].mean()
+    assert last["loss_age"] < 0.5 * first["loss_age"]
+    assert last["loss_ssl"] < first["loss_ssl"]
+    evaluation = pd.read_csv(out / "bei_eval.tsv", sep="\t").set_index(["variable", "metric"])
+    age = evaluation.loc[("age", "mse_standardised")]
+    assert age["model"] < 0.6 * age["baseline"]
+
+
+def test_same_seed_same_weights(trained, tmp_path: Path) -> None:
+    _, _, catalogue, cohort = trained
+    short = {**SETTINGS, "epochs": 3}
+    for name, seed in (("a", 8), ("b", 8), ("c", 9)):
+        pretrain(cohort, catalogue, TINY, short, seed=seed, out_dir=tmp_path / name)
+    a, b, c = (load_file(tmp_path / n / "model.safetensors") for n in "abc")
+    assert all(bool((a[k] == b[k]).all()) for k in a)
+    assert not bool((a["queries"] == c["queries"]).all())
+    assert (tmp_path / "a/history.tsv").read_text() == (tmp_path / "b/history.tsv").read_text()
+
+
+def test_holdout_keeps_subjects_together() -> None:
+    groups = np.repeat([f"d/s{i}" for i in range(30)], 3)  # 3 runs per subject
+    train, held = holdout_split(groups, 0.1, seed=0)
+    assert len(held) == 9 and len(train) == 81
+    assert not set(groups[train]) & set(groups[held])
+    assert len(holdout_split(groups[:27], 0.1, seed=0)[1]) == 0  # 9 subjects: no hold-out
+
+
+def test_bad_settings_and_data_are_refused(tmp_path: Path) -> None:
+    catalogue = make_catalogue(tmp_path)
+    cohort = pretrain_cohort(12)
+    with pytest.raises(ConfigError, match=r"pretrain: Additional properties.*'epoch'"):
+        pretrain(cohort, catalogue, TINY, {"epoch": 3}, 0, tmp_path / "o")
+    with pytest.raises(ConfigError, match=r"pretrain.lr: .*received -1"):
+        pretrain(cohort, catalogue, TINY, {"lr": -1}, 0, tmp_path / "o")
+    cohort.fc[2, 0, 1] = np.nan
+    with pytest.raises(InputDataError, match=r"1 connectome\(s\) contain NaN"):
+        pretrain(cohort, catalogue, TINY, {"epochs": 1}, 0, tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_heldout_epoch_selection_keeps_the_best_epoch(tmp_path: Path) -> None:
+    catalogue = make_catalogue(tmp_path)
+    cohort = pretrain_cohort(60)
+    settings = {**SETTINGS, "epochs": 6, "select_epoch": "heldout"}
+    pretrain(cohort, catalogue, TINY, settings, seed=3, out_dir=tmp_path / "sel")
+    meta = json.loads((tmp_path / "sel" / "model.json").read_text())
+    history = pd.read_csv(tmp_path / "sel" / "history.tsv", sep="\t")
+    best = int(history.loc[history["val_loss"].idxmin(), "epoch"])
+    assert meta["selected_epoch"] == best

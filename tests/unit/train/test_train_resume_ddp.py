@@ -1,0 +1,118 @@
+"""Exact resumption after a kill, and two-process data parallel training equal to one process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from helpers.model import (
+    TINY,
+    assert_same_history,
+    assert_same_training,
+    make_catalogue,
+    pretrain_cohort,
+)
+from safetensors.torch import load_file
+
+from lcm.train import objective
+from lcm.train.pretrain import STATE_DIR, pretrain
+
+SETTINGS = {"epochs": 4, "batch_size": 16, "lr": 0.003, "checkpoint_every": 3}
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_killed_and_resumed_run_equals_uninterrupted(tmp_path: Path, monkeypatch) -> None:
+    catalogue, cohort = make_catalogue(tmp_path), pretrain_cohort(50)
+    pretrain(cohort, catalogue, TINY, SETTINGS, seed=4, out_dir=tmp_path / "whole")
+    assert not (tmp_path / "whole" / STATE_DIR).exists()  # removed once the checkpoint exists
+
+    # Kill the second run inside its 8th step (the last state was saved after step 6).
+    original, calls = objective.PretrainObjective.forward, []
+
+    def dying_forward(self, fc, shard):
+        calls.append(1)
+        if len(calls) == 8:
+            raise KeyboardInterrupt("killed")
+        return original(self, fc, shard)
+
+    monkeypatch.setattr(objective.PretrainObjective, "forward", dying_forward)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(cohort, catalogue, TINY, SETTINGS, seed=4, out_dir=tmp_path / "resumed")
+    state = tmp_path / "resumed" / STATE_DIR
+    assert (state / "train_state.json").is_file() and not (tmp_path / "resumed/model.json").exists()
+    monkeypatch.setattr(objective.PretrainObjective, "forward", original)
+
+    pretrain(cohort, catalogue, TINY, SETTINGS, seed=4, out_dir=tmp_path / "resumed")
+    whole, resumed = _weights(tmp_path / "whole"), _weights(tmp_path / "resumed")
+    assert whole.keys() == resumed.keys()
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)  # bitwise, dropout included
+    history = [pd.read_csv(tmp_path / d / "history.tsv", sep="\t") for d in ("whole", "resumed")]
+    pd.testing.assert_frame_equal(*history)
+
+
+def test_state_of_another_run_is_ignored(tmp_path: Path) -> None:
+    catalogue, cohort = make_catalogue(tmp_path), pretrain_cohort(30)
+    short = {**SETTINGS, "epochs": 1, "checkpoint_every": 1}
+    # A stale state (other settings) in the folder must not be resumed.
+    state = tmp_path / "out" / STATE_DIR
+    state.mkdir(parents=True)
+    (state / "train_state.json").write_text('{"format_version": 1, "fingerprint": "other"}')
+    (state / "train_state.safetensors").write_bytes(b"")
+    pretrain(cohort, catalogue, TINY, short, seed=1, out_dir=tmp_path / "out")
+    pretrain(cohort, catalogue, TINY, short, seed=1, out_dir=tmp_path / "fresh")
+    a, b = _weights(tmp_path / "out"), _weights(tmp_path / "fresh")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_batch_not_divisible_by_the_world_size_is_refused(tmp_path: Path, monkeypatch) -> None:
+    from lcm.exceptions import ConfigError
+    from lcm.train import distributed
+
+    # Three processes (as torchrun would describe them) cannot split a batch of 16 evenly.
+    monkeypatch.setattr(distributed, "setup", lambda dev: distributed.Distributed(0, 3, 0, dev))
+    catalogue, cohort = make_catalogue(tmp_path), pretrain_cohort(20)
+    with pytest.raises(ConfigError, match="batch_size 16 is not divisible by the 3 data parallel"):
+        pretrain(cohort, catalogue, TINY, SETTINGS, seed=1, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_two_process_ddp_equals_one_process(tmp_path: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    worker = str(HERE / "ddp_pretrain_worker.py")
+    one = subprocess.run([sys.executable, worker, str(tmp_path / "one")], env=env, timeout=120)
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        worker,
+        str(tmp_path / "two"),
+    ]
+    two = subprocess.run(torchrun, env=env, timeout=180)
+    assert one.returncode == 0 and two.returncode == 0
+    a, b = _weights(tmp_path / "one" / "m"), _weights(tmp_path / "two" / "m")
+    assert_same_training(a, b, TINY["overrides"]["d_model"])
+    assert_same_history(tmp_path / "one" / "m", tmp_path / "two" / "m")
+    meta = (tmp_path / "two" / "m" / "model.json").read_text()
+    assert '"world_size": 2' in meta

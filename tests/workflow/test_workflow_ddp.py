@@ -1,0 +1,67 @@
+"""Issue 17, part 2: the workflow's pretrain rule starts two data parallel processes itself.
+
+The rule is given two processes the way a profile gives them (``procs_per_node: 2`` in
+set-resources); it runs them through ``torchrun`` (gloo on CPU here), both ranks leave their mark
+(a log line each, and rank 0 records every rank's host and pid in the outputs' provenance), and
+the result equals the one-process run's: the same global batches, so the same training up to
+the order of float summation.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers.model import assert_same_history, assert_same_training
+from helpers.workflow import tiny_pretraining_config, user_snakemake
+from safetensors.torch import load_file
+
+MODEL = "results/models/pretrain"
+D_MODEL = 16
+
+
+def log_text(proc) -> str:
+    return proc.stdout[-4000:] + proc.stderr[-6000:]
+
+
+@pytest.mark.slow
+def test_workflow_rule_runs_two_processes_equal_to_one(tmp_path: Path) -> None:
+    config = tiny_pretraining_config(tmp_path, D_MODEL)
+    target = f"{MODEL}/model.json"
+    two = user_snakemake(
+        tmp_path,
+        target,
+        "--configfile",
+        str(config),
+        "--set-resources",
+        "pretrain:procs_per_node=2",
+        "-p",
+    )
+    assert two.returncode == 0, log_text(two)
+    assert "torch.distributed.run --standalone --nnodes 1 --nproc-per-node 2" in two.stderr
+    # Both ranks ran: each logged its line, and rank 0 recorded both in the provenance.
+    log = (tmp_path / "results/logs/pretrain/pretrain.log").read_text()
+    assert "rank 0 of 2" in log and "rank 1 of 2" in log, log[-3000:]
+    sidecar = json.loads((tmp_path / f"{MODEL}/model.safetensors.prov.json").read_text())
+    parallel = sidecar["DataParallel"]
+    assert parallel["world_size"] == 2
+    assert [r["rank"] for r in parallel["ranks"]] == [0, 1]
+    assert len({r["pid"] for r in parallel["ranks"]}) == 2
+    assert json.loads((tmp_path / target).read_text())["world_size"] == 2
+    shutil.copytree(tmp_path / MODEL, tmp_path / "two")
+
+    # The same rule with the profile's default (one process) on the same store.
+    one = user_snakemake(
+        tmp_path, target, "--configfile", str(config), "--forcerun", "pretrain", "-p"
+    )
+    assert one.returncode == 0, log_text(one)
+    assert "torch.distributed.run" not in one.stderr
+    assert json.loads((tmp_path / target).read_text())["world_size"] == 1
+    a, b = (
+        load_file(str(tmp_path / MODEL / "model.safetensors")),
+        load_file(str(tmp_path / "two/model.safetensors")),
+    )
+    assert_same_training(a, b, D_MODEL)
+    assert_same_history(tmp_path / MODEL, tmp_path / "two")

@@ -1,0 +1,68 @@
+"""The workflow routes runs brought as plain files (ROI time series, connectomes) to their rules.
+
+The file formats themselves are tested in tests/unit/connectome/test_connectome_entry_files.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from helpers.connectome import read_qc_table, roi_fc, roi_series
+from helpers.workflow import run_snakemake, small_config, write_config
+from scipy.io import savemat
+
+
+def test_workflow_routes_file_entries(tmp_path: Path) -> None:
+    abide = tmp_path / "abide"
+    abide.mkdir()
+    savemat(abide / "ROISignals_0050002.mat", {"ROISignals": roi_series(seed=1)})
+    np.save(abide / "ROISignals_0050003.npy", roi_series(seed=2))
+    (abide / "listing.tsv").write_text(
+        "participant_id\tpath\n0050002\tROISignals_0050002.mat\n0050003\tROISignals_0050003.npy\n"
+    )
+    conn = tmp_path / "conn"
+    conn.mkdir()
+    np.save(conn / "sub-01.npy", roi_fc(seed=1))
+    np.save(conn / "sub-02.npy", roi_fc(seed=2)[:, :-1])  # bad: excluded, the other goes on
+    (conn / "listing.tsv").write_text("participant_id\tpath\n01\tsub-01.npy\n02\tsub-02.npy\n")
+    pheno = tmp_path / "phenotype.tsv"
+    pheno.write_text("participant_id\tage\n0050002\t20\n0050003\t30\n01\t40\n02\t50\n")
+    cfg = small_config(tmp_path)
+    common = {"phenotype": str(pheno), "role": "pretrain"}
+    cfg["datasets"]["abidefiles"] = {
+        "entry": "roi_timeseries",
+        "path": str(abide / "listing.tsv"),
+        "repetition_time": 2.0,
+        **common,
+    }
+    cfg["datasets"]["pcpconn"] = {
+        "entry": "connectome",
+        "path": str(conn / "listing.tsv"),
+        **common,
+    }
+    config = write_config(tmp_path, cfg)
+    stores = [
+        f"results/store/connectomes/atlas=aal116/dataset={d}/part-0.parquet"
+        for d in ("abidefiles", "pcpconn")
+    ]
+    proc = run_snakemake(tmp_path, *stores, "--configfile", str(config), "-n", "-p")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert "connectome dataset --entry connectome --dataset pcpconn" in out
+    assert "connectome dataset --entry roi_timeseries --dataset abidefiles" in out
+    assert "--repetition-time 2.0" in out and "--entry connectome" in out
+
+    # The ingest and connectome jobs of both datasets, run for real.
+    tables = [f"results/connectome/{d}/seg-aal116_qc.tsv" for d in ("abidefiles", "pcpconn")]
+    proc = run_snakemake(tmp_path, *tables, "--configfile", str(config))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    abide_qc = read_qc_table(tmp_path / tables[0]).set_index("subject")
+    assert abide_qc["included"].all() and abide_qc["t_r"].eq(2.0).all()
+    conn_qc = read_qc_table(tmp_path / tables[1]).set_index("subject")
+    assert conn_qc["included"].to_dict() == {"01": True, "02": False}
+    assert "sub-02.npy is 116 x 115" in conn_qc.loc["02", "reason"]
+    assert (tmp_path / conn_qc.loc["01", "relmat"]).is_file()
+    summary = pd.read_csv(tmp_path / "results/ingest/pcpconn/summary.tsv", sep="\t")
+    assert summary["n_runs"].sum() == 2

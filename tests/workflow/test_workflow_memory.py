@@ -1,0 +1,108 @@
+"""The connectome stage asks memory in proportion to the run's BOLD file, not a constant."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from helpers.workflow import ROOT, placeholder_config, snakemake
+
+from lcm.workflow.resources import (
+    CONNECTOME_BASE_MB,
+    connectome_mem_mb,
+    file_size_mb,
+    record_bold,
+)
+
+
+def _write_mb(path: Path, mb: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\0" * int(mb * 2**20))
+    return path
+
+
+def _record(path: Path, runs: list[dict]) -> Path:
+    path.write_text(json.dumps({"output_space": "MNI152NLin2009cAsym", "runs": runs}))
+    return path
+
+
+def test_mem_grows_with_the_bold_named_in_the_record(tmp_path: Path) -> None:
+    small = _write_mb(tmp_path / "small_bold.nii.gz", 3)
+    big = _write_mb(tmp_path / "big_bold.nii.gz", 40)
+    record = _record(
+        tmp_path / "sub-01_fmriprep.json",
+        [
+            {"run_key": "sub-01_task-rest_run-1", "bold": str(small)},
+            {"run_key": "sub-01_task-rest_run-2", "bold": str(big)},
+        ],
+    )
+    mem1 = connectome_mem_mb(record, "sub-01_task-rest_run-1", None)
+    mem2 = connectome_mem_mb(record, "sub-01_task-rest_run-2", None)
+    assert mem1 == CONNECTOME_BASE_MB + 3
+    assert mem2 == CONNECTOME_BASE_MB + 40
+    # A job killed for memory is resubmitted with more.
+    assert connectome_mem_mb(record, "sub-01_task-rest_run-2", None, attempt=2) == 2 * mem2
+    # The record's preprocessed BOLD wins over the planned (raw) one.
+    assert connectome_mem_mb(record, "sub-01_task-rest_run-1", str(big)) == mem1
+
+
+def test_mem_falls_back_to_the_planned_bold_then_to_the_base(tmp_path: Path) -> None:
+    raw = _write_mb(tmp_path / "raw_bold.nii.gz", 10)
+    missing = tmp_path / "not-yet_fmriprep.json"  # fMRIPrep has not run
+    assert record_bold(missing, "sub-01_task-rest_run-1") is None
+    assert connectome_mem_mb(missing, "sub-01_task-rest_run-1", str(raw)) == 1510
+    assert connectome_mem_mb(missing, "sub-01_task-rest_run-1", None) == CONNECTOME_BASE_MB
+    broken = tmp_path / "broken_fmriprep.json"
+    broken.write_text("{not json")
+    assert connectome_mem_mb(broken, "sub-01_task-rest_run-1", str(raw)) == 1510
+    assert file_size_mb(tmp_path / "nothing") == 0.0
+
+
+def _big_bold(path: Path, shape: tuple[int, ...]) -> None:
+    """A valid 4D .nii.gz of random int16 (it barely compresses: large on disk)."""
+    data = np.random.default_rng(0).integers(-3000, 3000, shape, dtype=np.int16)
+    img = nib.Nifti1Image(data, np.eye(4))
+    img.header.set_xyzt_units("mm", "sec")
+    img.header["pixdim"][4] = 2.0
+    path.write_bytes(gzip.compress(img.to_bytes(), compresslevel=1, mtime=0))
+
+
+def _planned_mem(out: str) -> dict[str, int]:
+    """sub-<label> -> mem_mb of each planned connectome_run job, from a dry run's job listing."""
+    mem = {}
+    for block in out.split("rule connectome_run:")[1:]:
+        subject = re.search(r"\bsubject=([A-Za-z0-9]+)", block)
+        value = re.search(r"\bmem_mb=(\d+)", block)
+        if subject and value:
+            mem[f"sub-{subject.group(1)}"] = int(value.group(1))
+    return mem
+
+
+def test_dry_run_asks_more_memory_for_a_larger_bold(tmp_path: Path) -> None:
+    _, config = placeholder_config(tmp_path, {"hcplike": 2, "abidelike": 1})
+    raw = tmp_path / "data" / "hcplike" / "rawdata"
+    big = raw / "sub-00001" / "func" / "sub-00001_task-rest_run-1_bold.nii.gz"
+    _big_bold(big, (64, 64, 40, 30))  # about 9 MB on disk
+    small = raw / "sub-00000" / "func" / "sub-00000_task-rest_run-1_bold.nii.gz"
+    proc = snakemake(
+        ROOT,
+        tmp_path,
+        "--configfile",
+        str(config),
+        "--profile",
+        str(ROOT / "profiles" / "slurm"),
+        "-n",
+        "--forceall",
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    mem = _planned_mem(out)
+    assert set(mem) == {"sub-00000", "sub-00001"}, out[-3000:]
+    assert mem["sub-00001"] > mem["sub-00000"] >= CONNECTOME_BASE_MB
+    # The difference is the files' size difference, in MB (1 MB per MB).
+    expected = file_size_mb(big) - file_size_mb(small)
+    assert abs((mem["sub-00001"] - mem["sub-00000"]) - expected) <= 1

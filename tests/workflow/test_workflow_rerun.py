@@ -1,0 +1,114 @@
+"""Reruns: after a change, Snakemake plans exactly the jobs the change can affect.
+
+One placeholder workflow is "run" with ``--touch`` (every job recorded as done, with its params
+and code), then each change is made and a dry run lists the jobs that would rerun. The workflow
+is a copy of the repository, so editing ``lcm`` code cannot disturb the working tree.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers.workflow import (
+    add_subject,
+    copy_repo,
+    placeholder_config,
+    planned_jobs,
+    snakemake,
+    touch_all,
+    write_config,
+)
+
+# Rules upstream of a change must not rerun; those that consume its outputs must.
+PER_SUBJECT = {"ingest", "fmriprep"}
+CONNECTOME = {"connectome_run", "connectome_collect"}
+AFTER_STORE = {"store", "pretrain", "finetune", "evaluate", "report", "all"}
+AFTER_PRETRAIN = {"pretrain", "finetune", "evaluate", "report", "all"}
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """(repo copy, work dir, config) of a workflow whose every job is recorded as done."""
+    base = tmp_path_factory.mktemp("rerun")
+    repo = copy_repo(base / "repo")
+    workdir = base / "work"
+    workdir.mkdir()
+    cfg, config = placeholder_config(workdir, {"hcplike": 3, "abidelike": 3}, repo=repo)
+    touch_all(repo, workdir, config)
+    return repo, workdir, cfg
+
+
+def plan(repo: Path, workdir: Path, cfg: dict) -> dict[str, int]:
+    config = write_config(workdir, cfg)
+    proc = snakemake(repo, workdir, "--configfile", str(config), "-n", "--cores", "1")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return planned_jobs(proc)
+
+
+def with_change(cfg: dict, section: str, key: str, value: object) -> dict:
+    changed = yaml.safe_load(yaml.safe_dump(cfg))
+    changed[section][key] = value
+    return changed
+
+
+def test_nothing_changed_nothing_runs(done: tuple[Path, Path, dict]) -> None:
+    repo, workdir, cfg = done
+    assert plan(repo, workdir, cfg) == {}
+
+
+def test_denoise_change_reruns_connectomes_and_what_follows(done) -> None:
+    repo, workdir, cfg = done
+    jobs = plan(repo, workdir, with_change(cfg, "denoise", "strategy", "36P"))
+    assert CONNECTOME | AFTER_STORE <= set(jobs) and not PER_SUBJECT & set(jobs)
+    assert jobs["connectome_run"] == 6  # every run of both datasets
+
+
+def test_model_hyperparameter_reruns_pretraining_and_downstream(done) -> None:
+    repo, workdir, cfg = done
+    jobs = plan(repo, workdir, with_change(cfg, "pretrain", "lr", 0.001))
+    assert AFTER_PRETRAIN <= set(jobs)
+    assert not (PER_SUBJECT | CONNECTOME | {"store"}) & set(jobs)
+
+
+def test_code_edit_reruns_the_rules_that_run_it(done) -> None:
+    repo, workdir, cfg = done
+    module = repo / "lcm" / "connectome" / "denoise.py"
+    original = module.read_text()
+    module.write_text(original + "\n# a behaviour-neutral edit still counts as new code\n")
+    try:
+        jobs = plan(repo, workdir, cfg)
+    finally:
+        module.write_text(original)
+    assert CONNECTOME | AFTER_STORE <= set(jobs) and not PER_SUBJECT & set(jobs)
+    assert plan(repo, workdir, cfg) == {}  # reverted: the same code hash as recorded
+
+
+def test_added_subject_reruns_only_its_jobs_and_aggregates(done) -> None:
+    repo, workdir, cfg = done
+    raw = Path(cfg["datasets"]["hcplike"]["path"])
+    add_subject(raw, "99999")
+    try:
+        jobs = plan(repo, workdir, cfg)
+    finally:
+        shutil.rmtree(raw / "sub-99999")
+    # The new subject's own jobs, and the aggregates (one job each); no other subject's.
+    assert {k: jobs.get(k) for k in ("fmriprep", "connectome_run")} == dict.fromkeys(
+        ("fmriprep", "connectome_run"), 1
+    )
+    assert {"ingest", "connectome_collect", *AFTER_STORE} <= set(jobs)
+    assert all(n == 1 for n in jobs.values()), jobs
+
+
+def test_snakemake_report_carries_the_captions(done) -> None:
+    repo, workdir, cfg = done
+    config = write_config(workdir, cfg)
+    html = workdir / "report.html"
+    proc = snakemake(repo, workdir, "--configfile", str(config), "--report", str(html))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = html.read_text()
+    for caption in ("index.rst", "summary.rst", "metrics.rst"):
+        first_line = (repo / "workflow" / "report" / caption).read_text().splitlines()[0]
+        assert first_line.split(":")[0][:40] in text, f"caption {caption} not in the report"
