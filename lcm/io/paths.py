@@ -170,6 +170,22 @@ def store_dir(results: str) -> str:
     return f"{results}/store"
 
 
+# The store's top-level folders, one per table (see the three functions below).
+STORE_TABLES = ("connectomes", "variables", "reports")
+
+
+def store_root(file: str | Path) -> str:
+    """Root of the feature store holding ``file`` (a path built by the functions below).
+
+    Rules pass the store root derived from their input or output files (not from the config),
+    so that it follows those files when Snakemake relocates them (remote storage).
+    """
+    for folder in Path(file).parents:
+        if folder.name in STORE_TABLES:
+            return str(folder.parent)
+    raise ValueError(f"{file} is not inside a feature store (no {STORE_TABLES} folder above it)")
+
+
 def connectome_path(store: str | Path, atlas: str, dataset: str) -> Path:
     """Parquet file holding ``dataset``'s connectomes for ``atlas``."""
     return Path(store) / "connectomes" / f"atlas={atlas}" / f"dataset={dataset}" / "part-0.parquet"

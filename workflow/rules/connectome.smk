@@ -11,25 +11,25 @@ localrules:
 
 rule connectome_run:
     input:
-        record=fmriprep_record("{dataset}", "{subject}"),
-        atlas=atlas_files(),
+        record=paths.fmriprep_record(RESULTS, "{dataset}", "{subject}"),
+        atlas=get_atlas_files(),
     output:
-        qc=f"{RESULTS}/connectome/{{dataset}}/sub-{{subject}}/{{func_dir}}{{run_key}}_space-{SPACE}_seg-{ATLAS}_qc.json",
+        qc=paths.run_qc_json(RESULTS, "{dataset}", paths.RUN_WILDCARDS, SPACE, ATLAS),
     log:
-        log_file("connectome/{dataset}/sub-{subject}/{func_dir}{run_key}.log"),
+        get_log("connectome/{dataset}/sub-{subject}/{func_dir}{run_key}.log"),
     wildcard_constraints:
-        dataset=one_of(PLAN.voxel_datasets()),
+        dataset=get_names_regex(PLAN.voxel_datasets()),
     group:
         "connectome"
     conda:
         "../../envs/connectome.yaml"
     # Memory grows with the run's BOLD file (profiles/slurm sets runtime; see config/README.md).
     resources:
-        mem_mb=connectome_mem_mb,
-    # One job per run: few params and command fields (see `fmriprep_dataset_args`).
+        mem_mb=get_connectome_mem_mb,
+    # One job per run: few params and command fields (see `get_fmriprep_dataset_args`).
     params:
-        options=connectome_options(),
-        out_dir=f"{RESULTS}/connectome/{{dataset}}",
+        options=get_connectome_options(),
+        out_dir=paths.connectome_dir(RESULTS, "{dataset}"),
         code=code_hash("connectome"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule connectome_run connectome run --dataset'
@@ -39,16 +39,16 @@ rule connectome_run:
 
 rule connectome_collect:
     input:
-        qc=run_qc_files,
+        qc=get_run_qc_files,
         # Not read, but a rewritten manifest (a subject added) must reach the dataset's
         # aggregates: fMRIPrep reads it as ancient, so this is the path Snakemake follows.
-        manifest=f"{RESULTS}/ingest/{{dataset}}/manifest.parquet",
+        manifest=paths.ingest_manifest(RESULTS, "{dataset}"),
     output:
-        table=f"{RESULTS}/connectome/{{dataset}}/seg-{ATLAS}_qc.tsv",
+        table=paths.qc_table(RESULTS, "{dataset}", ATLAS),
     log:
-        log_file("connectome/{dataset}_collect.log"),
+        get_log("connectome/{dataset}_collect.log"),
     wildcard_constraints:
-        dataset=one_of(PLAN.voxel_datasets()),
+        dataset=get_names_regex(PLAN.voxel_datasets()),
     conda:
         "../../envs/connectome.yaml"
     params:
@@ -60,21 +60,21 @@ rule connectome_collect:
 
 rule connectome_timeseries:
     input:
-        manifest=f"{RESULTS}/ingest/{{dataset}}/manifest.parquet",
-        atlas=atlas_files(),
+        manifest=paths.ingest_manifest(RESULTS, "{dataset}"),
+        atlas=get_atlas_files(),
     output:
-        table=f"{RESULTS}/connectome/{{dataset}}/seg-{ATLAS}_qc.tsv",
+        table=paths.qc_table(RESULTS, "{dataset}", ATLAS),
     log:
-        log_file("connectome/{dataset}_timeseries.log"),
+        get_log("connectome/{dataset}_timeseries.log"),
     wildcard_constraints:
-        dataset=one_of(PLAN.roi_datasets()),
+        dataset=get_names_regex(PLAN.roi_datasets()),
     conda:
         "../../envs/connectome.yaml"
     params:
-        atlas_args=atlas_args(),
+        atlas_args=get_atlas_args(),
         denoise=to_json(CFG["denoise"]),
         connectome=to_json(CFG["connectome"]),
-        out_dir=connectome_dir,
+        out_dir=paths.connectome_dir(RESULTS, "{dataset}"),
         code=code_hash("connectome"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule connectome_timeseries connectome timeseries'
@@ -85,19 +85,19 @@ rule connectome_timeseries:
 
 rule connectome_import:
     input:
-        manifest=f"{RESULTS}/ingest/{{dataset}}/manifest.parquet",
-        atlas=atlas_files(),
+        manifest=paths.ingest_manifest(RESULTS, "{dataset}"),
+        atlas=get_atlas_files(),
     output:
-        table=f"{RESULTS}/connectome/{{dataset}}/seg-{ATLAS}_qc.tsv",
+        table=paths.qc_table(RESULTS, "{dataset}", ATLAS),
     log:
-        log_file("connectome/{dataset}_import.log"),
+        get_log("connectome/{dataset}_import.log"),
     wildcard_constraints:
-        dataset=one_of(PLAN.connectome_datasets()),
+        dataset=get_names_regex(PLAN.connectome_datasets()),
     conda:
         "../../envs/connectome.yaml"
     params:
-        atlas_args=atlas_args(),
-        out_dir=connectome_dir,
+        atlas_args=get_atlas_args(),
+        out_dir=paths.connectome_dir(RESULTS, "{dataset}"),
         code=code_hash("connectome"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule connectome_import connectome import'
