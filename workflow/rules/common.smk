@@ -72,7 +72,7 @@ wildcard_constraints:
     task="[A-Za-z0-9]+",
 
 
-def get_names_regex(names):
+def one_of(names):
     """Regex matching exactly these names (and nothing when the list is empty)."""
     return "|".join(names) if names else "(?!x)x"
 

@@ -9,6 +9,11 @@ localrules:
     connectome_collect,
 
 
+# The QC JSON stands for the run: it is written last, once the run's time series and matrices
+# are in place (each atomically), so a run with a QC JSON is complete. Those files cannot be
+# declared: an excluded run writes none, and the number of window matrices depends on the
+# volumes kept; Snakemake 9 has no optional outputs. The QC JSON lists them (`timeseries`,
+# `relmats`) and its provenance sidecar names them as its sources.
 rule connectome_run:
     input:
         record=paths.fmriprep_record(RESULTS, "{dataset}", "{subject}"),
@@ -18,7 +23,7 @@ rule connectome_run:
     log:
         get_log("connectome/{dataset}/sub-{subject}/{func_dir}{run_key}.log"),
     wildcard_constraints:
-        dataset=get_names_regex(PLAN.voxel_datasets()),
+        dataset=one_of(PLAN.voxel_datasets()),
     group:
         "connectome"
     conda:
@@ -48,7 +53,7 @@ rule connectome_collect:
     log:
         get_log("connectome/{dataset}_collect.log"),
     wildcard_constraints:
-        dataset=get_names_regex(PLAN.voxel_datasets()),
+        dataset=one_of(PLAN.voxel_datasets()),
     conda:
         "../../envs/connectome.yaml"
     params:
@@ -67,7 +72,7 @@ rule connectome_timeseries:
     log:
         get_log("connectome/{dataset}_timeseries.log"),
     wildcard_constraints:
-        dataset=get_names_regex(PLAN.roi_datasets()),
+        dataset=one_of(PLAN.roi_datasets()),
     conda:
         "../../envs/connectome.yaml"
     params:
@@ -92,7 +97,7 @@ rule connectome_import:
     log:
         get_log("connectome/{dataset}_import.log"),
     wildcard_constraints:
-        dataset=get_names_regex(PLAN.connectome_datasets()),
+        dataset=one_of(PLAN.connectome_datasets()),
     conda:
         "../../envs/connectome.yaml"
     params:

@@ -10,6 +10,7 @@ rule finetune:
     output:
         weights=paths.model_file(RESULTS, "finetune/{task}", "model.safetensors"),
         meta=paths.model_file(RESULTS, "finetune/{task}", "model.json"),
+        history=paths.model_file(RESULTS, "finetune/{task}", "history.tsv"),
     log:
         get_log("finetune/{task}.log"),
     # Ahead of the evaluate jobs that become ready with them: a short job left for the end

@@ -15,7 +15,7 @@ rule fmriprep:
     log:
         get_log("fmriprep/{dataset}_sub-{subject}.log"),
     wildcard_constraints:
-        dataset=get_names_regex(PLAN.voxel_datasets()),
+        dataset=one_of(PLAN.voxel_datasets()),
     conda:
         "../../envs/fmriprep.yaml"
     # One job per subject: its command has few fields, since a dry run formats each job's

@@ -11,7 +11,7 @@ rule synth_roi_cohort:
     log:
         get_log("synth/{consortium}.log"),
     wildcard_constraints:
-        consortium=get_names_regex(PLAN.synth_consortia("roi")),
+        consortium=one_of(PLAN.synth_consortia("roi")),
     conda:
         "../../envs/synth.yaml"
     params:
@@ -35,7 +35,7 @@ rule synth_voxel_cohort:
     log:
         get_log("synth/{consortium}.log"),
     wildcard_constraints:
-        consortium=get_names_regex(PLAN.synth_consortia("voxel")),
+        consortium=one_of(PLAN.synth_consortia("voxel")),
     conda:
         "../../envs/synth.yaml"
     params:
@@ -58,7 +58,7 @@ rule synth_voxel_subject:
     log:
         get_log("synth/{consortium}_sub-{subject}.log"),
     wildcard_constraints:
-        consortium=get_names_regex(PLAN.synth_consortia("voxel")),
+        consortium=one_of(PLAN.synth_consortia("voxel")),
     group:
         "synth_subjects"
     conda:
