@@ -36,10 +36,10 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        default_targets(),
+        get_default_targets(),
 
 
 # `lcm run BIDS OUT participant` (BIDS-App style): every dataset up to the feature store.
 rule participant:
     input:
-        participant_targets(),
+        get_participant_targets(),

@@ -15,6 +15,7 @@ import pandas as pd
 
 from lcm.bids.rows import TR_NOT_CHECKED
 from lcm.io.atomic import write_json, write_tsv
+from lcm.io.paths import ingest_summary
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,7 @@ SUMMARY_TSV_COLUMNS = ("dataset", "included", "reason_code", "n_runs", "example_
 
 def summary_paths(manifest: str | Path) -> tuple[Path, Path]:
     """``summary.json`` and ``summary.tsv`` beside a manifest."""
-    folder = Path(manifest).parent
-    return folder / "summary.json", folder / "summary.tsv"
+    return Path(ingest_summary(manifest, ".json")), Path(ingest_summary(manifest, ".tsv"))
 
 
 def participants_mismatch(root: str | Path, subjects_with_data: list[str]) -> dict[str, Any]:

@@ -28,12 +28,13 @@ from lcm.atlas import Atlas
 from lcm.bids.manifest import read_manifest
 from lcm.bids.runs import run_ids_from_key
 from lcm.bids.selection import select_parcellation
-from lcm.connectome.outputs import ensure_dataset_description, relmat_path
+from lcm.connectome.outputs import ensure_dataset_description
 from lcm.connectome.qc import new_qc, qc_frame
 from lcm.connectome.relmat import write_relmat
 from lcm.connectome.roi_formats import check_roi_names, read_matrix
 from lcm.exceptions import ExcludedRunError
 from lcm.io.atomic import write_tsv
+from lcm.io.paths import run_location, run_relmat
 from lcm.io.provenance import write_sidecar
 
 log = logging.getLogger(__name__)
@@ -180,7 +181,7 @@ def _import_row(
             path.name, atlas.n_rois, atlas.name,
         )  # fmt: skip
     empty = [names[i] for i in np.flatnonzero(~matrix.any(axis=1))]
-    out = relmat_path(out_dir, ids, row.get("space") or None, atlas.name)
+    out = run_relmat(out_dir, run_location(ids.entities), row.get("space") or None, atlas.name)
     write_relmat(out, names, matrix)
     write_sidecar(
         out, [path], Atlas=atlas.name, AtlasIdentity=atlas.identity, ImportedFrom=str(path),

@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 
 from lcm.bids.runs import RunIds
-from lcm.connectome.outputs import relmat_path
 from lcm.connectome.relmat import (
     fisher_z,
     ledoit_wolf_covariance,
@@ -42,6 +41,7 @@ from lcm.connectome.relmat import (
     write_relmat,
 )
 from lcm.connectome.settings import ConnectomeSettings
+from lcm.io.paths import run_location, run_relmat
 from lcm.io.provenance import write_sidecar
 
 _CORRELATIONS = ("pearson", "partial")
@@ -121,7 +121,7 @@ def write_run_matrices(
     files: list[Path] = []
 
     def emit(kind: str, matrix: np.ndarray, desc: str | None, **extra: Any) -> Path:
-        path = relmat_path(out_dir, ids, space, atlas, kind=kind, desc=desc)
+        path = run_relmat(out_dir, run_location(ids.entities), space, atlas, kind=kind, desc=desc)
         write_relmat(path, names, matrix)
         write_sidecar(path, sources, **common, Statistic=kind, **extra)
         files.append(path)

@@ -1,42 +1,10 @@
-"""Output paths and provenance of the connectome stage."""
+"""Provenance of the connectome stage's outputs (their paths come from :mod:`lcm.io.paths`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from lcm.bids.runs import RunIds
-from lcm.io.bids_names import derivative_path
 from lcm.io.provenance import write_dataset_description
-
-
-def timeseries_path(out_dir: str | Path, ids: RunIds, space: str | None, atlas: str) -> Path:
-    """``OUTDIR/sub-X/[ses-Y/]func/<run_key>_space-S_seg-A_stat-mean_timeseries.tsv``."""
-    ents = {**ids.entities, "space": space, "seg": atlas, "stat": "mean"}
-    return derivative_path(out_dir, ents, "timeseries", ".tsv")
-
-
-# connectome.kinds -> XCP-D's ``stat-`` label of the matrix file.
-STAT_LABELS = {
-    "pearson": "pearsoncorrelation",
-    "partial": "partialcorrelation",
-    "covariance": "covariance",
-}
-
-
-def relmat_path(
-    out_dir: str | Path,
-    ids: RunIds,
-    space: str | None,
-    atlas: str,
-    kind: str = "pearson",
-    desc: str | None = None,
-) -> Path:
-    """``..._space-S_seg-A[_desc-D]_stat-<kind>_relmat.tsv`` beside the time series.
-
-    ``desc`` marks derived matrices: ``win000`` (first window), ``fisherz``, ``win000fisherz``.
-    """
-    ents = {**ids.entities, "space": space, "seg": atlas, "desc": desc, "stat": STAT_LABELS[kind]}
-    return derivative_path(out_dir, ents, "relmat", ".tsv")
 
 
 def ensure_dataset_description(out_dir: str | Path, dataset: str) -> None:

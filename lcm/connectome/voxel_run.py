@@ -32,13 +32,14 @@ from lcm.connectome.denoise import (
     std_dvars,
 )
 from lcm.connectome.matrices import write_run_matrices
-from lcm.connectome.outputs import ensure_dataset_description, timeseries_path
+from lcm.connectome.outputs import ensure_dataset_description
 from lcm.connectome.parcellate import parcellate_file
 from lcm.connectome.qc import new_qc
 from lcm.connectome.relmat import write_timeseries
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
 from lcm.exceptions import ExcludedRunError, InputDataError
 from lcm.io.atomic import write_json
+from lcm.io.paths import run_location, run_timeseries
 from lcm.io.provenance import write_sidecar
 from lcm.preprocess.derivatives import RunDerivatives
 
@@ -275,7 +276,7 @@ def _write_outputs(
     min_coverage: float = MIN_COVERAGE,
 ) -> dict[str, Any]:
     names = atlas.labels["name"].tolist()
-    ts_path = timeseries_path(out_dir, ids, space, atlas.name)
+    ts_path = run_timeseries(out_dir, run_location(ids.entities), space, atlas.name)
     sources = [deriv.bold, deriv.confounds, *(atlas_files or [])]
     meta = {
         "RepetitionTime": deriv.t_r,

@@ -1,8 +1,9 @@
 """BIDS-derivative file names, built in one place.
 
-Every output path in LCM comes from :func:`derivative_path`, so names are always valid BIDS-style
-and follow XCP-D's convention for connectivity outputs, e.g.
+File names come from :func:`build_name`, so they are always valid BIDS-style and follow XCP-D's
+convention for connectivity outputs, e.g.
 ``sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_seg-aal116_stat-pearsoncorrelation_relmat.tsv``.
+Where the workflow's outputs live (folders and these names together) is :mod:`lcm.io.paths`.
 """
 
 from __future__ import annotations

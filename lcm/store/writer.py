@@ -38,6 +38,7 @@ from lcm.catalogue import Catalogue
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import atomic_path, write_tsv
 from lcm.io.derivatives import exclusion_reasons, included_mask
+from lcm.io.paths import connectome_path, missingness_path, variables_path
 from lcm.io.provenance import environment
 from lcm.store.commit import VARIABLES_ID_KEY, DatasetCommit
 from lcm.store.layout import labels_identity, matrix_to_vec, n_edges
@@ -58,16 +59,6 @@ LAYOUT = (
     "strict upper triangle (numpy.triu_indices(R, k=1)) of Pearson r, little-endian float32, "
     "as fixed-size binary (numpy.frombuffer(value, '<f4'))"
 )
-
-
-def connectome_path(store: str | Path, atlas: str, dataset: str) -> Path:
-    """Parquet file holding ``dataset``'s connectomes for ``atlas``."""
-    return Path(store) / "connectomes" / f"atlas={atlas}" / f"dataset={dataset}" / "part-0.parquet"
-
-
-def variables_path(store: str | Path, dataset: str) -> Path:
-    """Parquet file holding ``dataset``'s brain–environment variables."""
-    return Path(store) / "variables" / f"dataset={dataset}" / "part-0.parquet"
 
 
 def read_relmat(path: str | Path) -> tuple[list[str], np.ndarray]:
@@ -516,11 +507,6 @@ def write_variables(
     with _destination(out, commit) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     return out
-
-
-def missingness_path(store: str | Path, dataset: str) -> Path:
-    """The per-variable missingness report of ``dataset``."""
-    return Path(store) / "reports" / f"missingness_dataset-{dataset}.tsv"
 
 
 def write_missingness(

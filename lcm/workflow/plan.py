@@ -143,10 +143,11 @@ class WorkflowPlan:
         from lcm.bids.index_cache import cache_dir_for
         from lcm.bids.ingest import included_runs
         from lcm.bids.selection import Selection
+        from lcm.io.paths import ingest_manifest
 
         ingest = self.config.get("ingest", {})
         selection = ingest.get("select", {}).get(dataset)
-        manifest = Path(self.config["results_dir"]) / "ingest" / dataset / "manifest.parquet"
+        manifest = ingest_manifest(self.config["results_dir"], dataset)
         runs = included_runs(
             dataset,
             ds["entry"],

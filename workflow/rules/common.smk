@@ -1,5 +1,6 @@
-# Helpers shared by the rules: paths, run lists and parameter rendering. No domain logic here:
-# everything below asks the `lcm` package.
+# Helpers shared by the rules: small `get_*` functions over the `lcm` package (run lists, params,
+# option fragments) on Snakemake's public API. No domain logic and no path spelled here: every
+# output path comes from `lcm.io.paths` (imported as `paths`, called by the rules too).
 #
 # Shell quoting, one convention (tests/workflow/test_workflow_injection_hostile.py): params hold raw
 # values and every field of a `shell:` command is `:q`-quoted ({input.x:q}, {params.x:q}, ...),
@@ -7,7 +8,6 @@
 # `quoted`/`as_json` around every value they insert. No config value reaches a shell unquoted.
 import inspect
 import json
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -19,7 +19,7 @@ from lcm.config import task_models
 from lcm.entries import entry_type
 from lcm.evaluate.config_schema import validate_config
 from lcm.evaluate.registry import checkpoint_models
-from lcm.io.bids_names import derivative_path
+from lcm.io import paths
 from lcm.io.provenance import CONFIG_HASH_ENV, config_hash
 from lcm.workflow.plan import WorkflowPlan
 from lcm.workflow.hash import code_hash
@@ -29,7 +29,7 @@ from lcm.workflow.resources import connectome_mem_mb as connectome_memory
 CFG = validate_config(config, source="config")
 
 
-def rule_python():
+def get_rule_python():
     """The interpreter rules run ``-m lcm`` with, as one shell word.
 
     The one running Snakemake, so that ``.venv/bin/snakemake`` works with a bare PATH; under
@@ -45,13 +45,14 @@ def rule_python():
 # (recorded in its sidecars). The prefix is not part of a rule's code: it triggers no rerun.
 # (Snakemake formats the prefix once, hence the doubled braces.)
 shell.prefix(
-    f"export LCM_PYTHON={rule_python()}; export PYTHONPATH="
+    f"export LCM_PYTHON={get_rule_python()}; export PYTHONPATH="
     + shlex.quote(str(Path(lcm.__file__).resolve().parent.parent))
     + "${{PYTHONPATH:+:$PYTHONPATH}}; "
     + f"export {CONFIG_HASH_ENV}={config_hash(CFG)}; "
 )
 PLAN = WorkflowPlan(CFG)
 RESULTS = CFG["results_dir"]
+STORE = paths.store_dir(RESULTS)
 ATLAS = CFG["atlas"]["name"]
 SPACE = CFG["fmriprep"]["output_space"]
 TASKS = sorted(CFG["tasks"])
@@ -75,12 +76,12 @@ wildcard_constraints:
 
 
 def per_job(func):
-    """Mark a function Snakemake calls for every job (input, param, resource).
+    """Mark a function Snakemake calls for every job of a per-subject or per-run rule.
 
-    Snakemake inspects such a function's signature about three times per call; at 10,000
-    subjects that is a noticeable share of planning. ``inspect.signature`` returns a function's
-    ``__signature__`` when it has one (plain Python, no Snakemake internals): computed once here.
-    Behaviour is unchanged.
+    Snakemake inspects such a function's signature about three times per call;
+    ``inspect.signature`` returns a function's ``__signature__`` when it has one (plain Python,
+    no Snakemake internals): computed once here. benchmarks/dag_scale.py at 3,000 subjects: the
+    dry run's CPU time is 21.3 s with it, 23.7 s without (about 10%; wall time within noise).
     """
     func.__signature__ = inspect.signature(func)
     return func
@@ -104,6 +105,7 @@ SHELL_FRAGMENTS = (
     "launcher",
     "options",
     "positive_arg",
+    "settings_args",
     "ssl_arg",
     "ssl_history_arg",
     "truth_arg",
@@ -125,12 +127,42 @@ def quoted(value):
     return shlex.quote(str(value))
 
 
-def synth_inputs(wildcards):
+def get_log(name):
+    """A rule's log file (``lcm.io.paths.log_file``)."""
+    return paths.log_file(RESULTS, name)
+
+
+def get_dataset_value(key):
+    """A param: ``datasets.<dataset>.<key>`` of the job's dataset."""
+    return lookup(dpath=f"datasets/{{dataset}}/{key}", within=CFG)
+
+
+def get_task_value(key):
+    """A param: ``tasks.<task>.<key>`` of the job's task."""
+    return lookup(dpath=f"tasks/{{task}}/{key}", within=CFG)
+
+
+# --- synth and ingest -----------------------------------------------------------------------
+
+
+def get_synth_settings(wildcards):
+    """The config values one synth job uses, as a JSON param (a change reruns only that job)."""
+    name = wildcards.consortium
+    subset = {
+        "seed": CFG["seed"],
+        "atlas": CFG["atlas"],
+        "fmriprep": {"output_space": SPACE},
+        "synth": {**CFG["synth"], "consortia": {name: CFG["synth"]["consortia"][name]}},
+    }
+    return to_json(subset)
+
+
+def get_synth_files(wildcards):
     """Files the synth stage writes for this dataset (empty for real data)."""
     return PLAN.synth_files(wildcards.dataset)
 
 
-def dataset_listing(wildcards):
+def get_listing_hash(wildcards):
     """Hash of a dataset's file listing, found at parse time (a param of ingest).
 
     Real datasets are not produced by a rule, so Snakemake cannot see a subject being added:
@@ -140,7 +172,7 @@ def dataset_listing(wildcards):
     return PLAN.listing_hash(wildcards.dataset)
 
 
-def ingest_options(wildcards):
+def get_ingest_options(wildcards):
     """``lcm ingest`` options: the dataset's selection and TR fallback, validator, cache."""
     ingest = CFG["ingest"]
     opts = f"--select {as_json(ingest['select'].get(wildcards.dataset, {}))}"
@@ -160,185 +192,7 @@ def ingest_options(wildcards):
     return opts + ("" if ingest["cache"] else " --no-cache")
 
 
-def fmriprep_record(dataset, subject):
-    """fMRIPrep record of a subject (also the rule pattern, given "{dataset}", "{subject}")."""
-    return f"{RESULTS}/fmriprep/{dataset}/sub-{subject}_fmriprep.json"
-
-
-def run_qc_json(dataset, run):
-    ents = {**run, "space": SPACE, "seg": ATLAS}
-    return str(derivative_path(f"{RESULTS}/connectome/{dataset}", ents, "qc", ".json"))
-
-
-def qc_table(dataset):
-    return f"{RESULTS}/connectome/{dataset}/seg-{ATLAS}_qc.tsv"
-
-
-def store_files(dataset):
-    return [
-        f"{RESULTS}/store/connectomes/atlas={ATLAS}/dataset={dataset}/part-0.parquet",
-        f"{RESULTS}/store/variables/dataset={dataset}/part-0.parquet",
-    ]
-
-
-def pretrained_model():
-    return f"{RESULTS}/models/pretrain/model.safetensors"
-
-
-def ssl_pretrained_model():
-    return f"{RESULTS}/models/pretrain-ssl/model.safetensors"
-
-
-def ssl_pretrain_settings():
-    """The pretrain settings with the BEI losses off: the lcm-ssl ablation's checkpoint."""
-    return to_json({**CFG["pretrain"], "bei_weight": 0})
-
-
-def evaluate_settings(wildcards):
-    """The evaluate section for one task (its model list applied), as a JSON param."""
-    return to_json({**CFG["evaluate"], "models": task_models(CFG, wildcards.task)})
-
-
-def checkpoint_input(wildcards):
-    """The pretrained checkpoint, where the task evaluates an LCM model that needs it."""
-    return [pretrained_model()] if wildcards.task in CHECKPOINT_TASKS else []
-
-
-def checkpoint_arg(wildcards, input):
-    """``--checkpoint DIR`` when the task needs the pretrained checkpoint, else nothing."""
-    if not input.checkpoint:
-        return ""
-    return f"--checkpoint {quoted(Path(input.checkpoint[0]).parent)}"
-
-
-def ssl_checkpoint_input(wildcards):
-    return [ssl_pretrained_model()] if wildcards.task in SSL_TASKS else []
-
-
-def ssl_checkpoint_arg(wildcards, input):
-    """``--ssl-checkpoint DIR`` when lcm-ssl is evaluated on this task, else nothing."""
-    if not input.ssl:
-        return ""
-    return f"--ssl-checkpoint {quoted(Path(input.ssl[0]).parent)}"
-
-
-def ssl_history_input():
-    """History of the self-supervised-only pretraining, when lcm-ssl is evaluated."""
-    if not SSL_TASKS:
-        return []
-    return [f"{RESULTS}/models/pretrain-ssl/history.tsv"]
-
-
-def pretrain_report_input(name):
-    """A pretraining output the report reads (``history``, ``bei_eval``), when pretraining runs."""
-    return [f"{RESULTS}/models/pretrain/{name}.tsv"] if CHECKPOINT_TASKS else []
-
-
-def ground_truth_inputs():
-    """ground_truth.json of the synthetic task datasets (their oracle ceilings)."""
-    datasets = sorted({CFG["tasks"][t]["dataset"] for t in TASKS})
-    return [
-        f"{CFG['synth']['out_dir']}/{d}/ground_truth.json"
-        for d in datasets
-        if d in PLAN.consortia
-    ]
-
-
-def optional_arg(flag, name):
-    """A param function: ``flag`` followed by the rule's input ``name`` files, or nothing."""
-
-    def arg(wildcards, input):
-        files = list(getattr(input, name))
-        return " ".join([flag, *(quoted(f) for f in files)]) if files else ""
-
-    return arg
-
-
-def positive_arg(wildcards):
-    """``--positive LEVEL`` for a binary task; nothing for a continuous one."""
-    positive = CFG["tasks"][wildcards.task].get("positive")
-    return "" if positive is None else f"--positive {quoted(positive)}"
-
-
-def finetuned_model(task):
-    return f"{RESULTS}/models/finetune/{task}/model.safetensors"
-
-
-def task_embeddings(task):
-    return f"{RESULTS}/embeddings/task-{task}_embeddings.parquet"
-
-
-def task_attention(task):
-    return f"{RESULTS}/embeddings/task-{task}_attention.parquet"
-
-
-def task_splits(task):
-    """The outer folds of ``task`` (``lcm splits --task``), read by its evaluate job."""
-    return f"{RESULTS}/splits/task-{task}_splits.parquet"
-
-
-def task_metrics(task):
-    return f"{RESULTS}/metrics/task-{task}_metrics.parquet"
-
-
-def task_predictions(task):
-    return f"{RESULTS}/metrics/task-{task}_predictions.parquet"
-
-
-def report_outputs():
-    return [
-        f"{RESULTS}/report/index.html",
-        f"{RESULTS}/metrics/metrics.parquet",
-        f"{RESULTS}/metrics/summary.tsv",
-    ]
-
-
-def participant_targets():
-    """Every dataset up to the feature store (``lcm run ... participant``)."""
-    return [f for ds in sorted(CFG["datasets"]) for f in store_files(ds)]
-
-
-def default_targets():
-    """The default target: the report and the finetuned models, or the store if no task."""
-    if not TASKS:
-        return participant_targets()
-    return [*report_outputs(), *(finetuned_model(t) for t in FINETUNE_TASKS)]
-
-
-def log_file(name):
-    """A rule's log file, beside the results of its config: ``<results_dir>/logs/<name>``."""
-    return f"{RESULTS}/logs/{name}"
-
-
-def synth_params(wildcards):
-    """The config values one synth job uses, as a JSON param (a change reruns only that job)."""
-    name = wildcards.consortium
-    subset = {
-        "seed": CFG["seed"],
-        "atlas": CFG["atlas"],
-        "fmriprep": {"output_space": SPACE},
-        "synth": {**CFG["synth"], "consortia": {name: CFG["synth"]["consortia"][name]}},
-    }
-    return to_json(subset)
-
-
-def dataset_value(key):
-    """A param function returning ``datasets.<dataset>.<key>``."""
-
-    @per_job
-    def value(wildcards):
-        return CFG["datasets"][wildcards.dataset][key]
-
-    return value
-
-
-def derivatives_arg(wildcards):
-    """``--derivatives DIR`` where the dataset has (or fMRIPrep will write) derivatives."""
-    path = derivatives_dir(wildcards.dataset)
-    return f"--derivatives {quoted(path)}" if path else ""
-
-
-def derivatives_dir(dataset):
+def get_derivatives_dir(dataset):
     """fMRIPrep derivatives of a voxel-level dataset: configured, or written by the stage."""
     ds = CFG["datasets"][dataset]
     kind = entry_type(ds["entry"])
@@ -348,69 +202,67 @@ def derivatives_dir(dataset):
         return ds["path"]
     if CFG["fmriprep"]["runner"] == "existing":
         return ds["derivatives"]
-    return ds["derivatives"] or f"{RESULTS}/fmriprep/{dataset}/derivatives"
+    return ds["derivatives"] or paths.fmriprep_derivatives(RESULTS, dataset)
+
+
+def get_derivatives_arg(wildcards):
+    """``--derivatives DIR`` where the dataset has (or fMRIPrep will write) derivatives."""
+    path = get_derivatives_dir(wildcards.dataset)
+    return f"--derivatives {quoted(path)}" if path else ""
+
+
+# --- fMRIPrep and connectomes ---------------------------------------------------------------
 
 
 @per_job
-def fmriprep_inputs(wildcards):
+def get_fmriprep_inputs(wildcards):
     """Raw (and, for synthetic data, derivative) files of one subject."""
     return PLAN.synth_subject_files(wildcards.dataset, wildcards.subject)
 
 
-_FMRIPREP_DATASET_ARGS = {}
-
-
 @per_job
-def fmriprep_dataset_args(wildcards):
+def get_fmriprep_dataset_args(wildcards):
     """``lcm fmriprep`` options of the job's dataset: name, BIDS path, task, derivatives.
 
-    One param for the four (built once per dataset): a per-job rule pays for every param and
-    every field of its command, 10,000 times over (benchmarks/dag_scale.py).
+    One param for the four: a per-job rule pays for every param and every field of its
+    command, 10,000 times over (benchmarks/dag_scale.py).
     """
     ds = wildcards.dataset
-    if ds not in _FMRIPREP_DATASET_ARGS:
-        _FMRIPREP_DATASET_ARGS[ds] = (
-            f"--dataset {quoted(ds)} --bids {quoted(CFG['datasets'][ds]['path'])}"
-            f" --task {quoted(CFG['datasets'][ds]['task'])}"
-            f" --derivatives {quoted(derivatives_dir(ds))}"
-        )
-    return _FMRIPREP_DATASET_ARGS[ds]
+    return (
+        f"--dataset {quoted(ds)} --bids {quoted(CFG['datasets'][ds]['path'])}"
+        f" --task {quoted(CFG['datasets'][ds]['task'])}"
+        f" --derivatives {quoted(get_derivatives_dir(ds))}"
+    )
 
 
-def fmriprep_options():
+def get_fmriprep_options():
     """The fmriprep section as ``lcm fmriprep`` options (the same for every subject)."""
     fmriprep = CFG["fmriprep"]
     args = f"--runner {quoted(fmriprep['runner'])} --image {quoted(fmriprep['image'])}"
-    work_dir = fmriprep["work_dir"] or f"{RESULTS}/work/fmriprep"
+    work_dir = fmriprep["work_dir"] or paths.fmriprep_work_dir(RESULTS)
     args += f" --output-space {quoted(SPACE)} --work-dir {quoted(work_dir)}"
     if fmriprep["fs_license"]:
         args += f" --fs-license {quoted(fmriprep['fs_license'])}"
     return args + f" --extra-args {as_json(fmriprep['extra_args'])}"
 
 
-def connectome_dir(wildcards):
-    return f"{RESULTS}/connectome/{wildcards.dataset}"
-
-
 @per_job
-def connectome_mem_mb(wildcards, input, attempt):
+def get_connectome_mem_mb(wildcards, input, attempt):
     """mem_mb of a connectome run from its BOLD size, per attempt (lcm.workflow.resources)."""
     planned = PLAN.bold_path(wildcards.dataset, wildcards.run_key)
     return connectome_memory(input.record, wildcards.run_key, planned, attempt)
 
 
-_RUN_QC_FILES = {}
-
-
-def run_qc_files(wildcards):
-    """Every run's QC JSON of a dataset (built once: Snakemake asks more than once)."""
+def get_run_qc_files(wildcards):
+    """Every run's QC JSON of a dataset, the inputs of its QC table."""
     ds = wildcards.dataset
-    if ds not in _RUN_QC_FILES:
-        _RUN_QC_FILES[ds] = [run_qc_json(ds, run) for run in PLAN.runs(ds)]
-    return list(_RUN_QC_FILES[ds])
+    return [
+        paths.run_qc_json(RESULTS, ds, paths.run_location(run), SPACE, ATLAS)
+        for run in PLAN.runs(ds)
+    ]
 
 
-def atlas_args(with_seg=True):
+def get_atlas_args(with_seg=True):
     """Atlas options of `lcm connectome` and `lcm report`.
 
     A user atlas by image and labels, by labels alone (ROI-level entries) or by a TemplateFlow
@@ -429,68 +281,163 @@ def atlas_args(with_seg=True):
     return args
 
 
-def connectome_options():
+def get_connectome_options():
     """Atlas, coverage, denoising and connectome options of ``lcm connectome run``."""
     return (
-        f"{atlas_args()} --min-coverage {quoted(CFG['atlas']['min_coverage'])}"
+        f"{get_atlas_args()} --min-coverage {quoted(CFG['atlas']['min_coverage'])}"
         f" --denoise {as_json(CFG['denoise'])} --connectome {as_json(CFG['connectome'])}"
     )
 
 
-def entry_settings(wildcards):
+def get_entry_settings(wildcards):
     """The config sections a parcellated entry's processing reads, as options (lcm.entries)."""
     names = entry_type(CFG["datasets"][wildcards.dataset]["entry"]).settings
     return " ".join(f"--{name} {as_json(CFG[name])}" for name in names)
 
 
-def atlas_files():
+def get_atlas_files():
     """A user atlas's files (tracked inputs); the registry atlases ship with the package."""
     atlas = CFG["atlas"]
     return [path for path in (atlas["path"], atlas["labels"]) if path]
 
 
-def phenotype_file(wildcards):
-    return CFG["datasets"][wildcards.dataset]["phenotype"]
+# --- store and models -----------------------------------------------------------------------
 
 
-def pretrain_inputs(wildcards):
-    return [f for ds in PLAN.by_role("pretrain") for f in store_files(ds)]
+def get_store_files(dataset):
+    """The feature-store partitions of ``dataset``."""
+    return [
+        str(paths.connectome_path(STORE, ATLAS, dataset)),
+        str(paths.variables_path(STORE, dataset)),
+    ]
 
 
-def task_value(key):
-    def value(wildcards):
-        return CFG["tasks"][wildcards.task][key]
-
-    return value
+def get_store_root(wildcards, input):
+    """Root of the feature store, from the job's first input partition."""
+    return paths.store_root(input.store[0])
 
 
-def task_store_files(wildcards):
-    return store_files(CFG["tasks"][wildcards.task]["dataset"])
+def get_written_store_root(wildcards, output):
+    """Root of the feature store, from the partition the job writes."""
+    return paths.store_root(output.connectomes)
 
 
-def evaluate_repeats():
+def get_pretrain_store_files():
+    """The partitions of every dataset with ``role: pretrain``."""
+    return [f for ds in PLAN.by_role("pretrain") for f in get_store_files(ds)]
+
+
+def get_task_store_files(wildcards):
+    """The partitions of the task's dataset."""
+    return get_store_files(CFG["tasks"][wildcards.task]["dataset"])
+
+
+def get_pretrained_model(name="pretrain"):
+    """Weights of the pretrained checkpoint: ``pretrain`` (BEI) or ``pretrain-ssl``."""
+    return paths.model_file(RESULTS, name, "model.safetensors")
+
+
+def get_ssl_pretrain_settings():
+    """The pretrain settings with the BEI losses off: the lcm-ssl ablation's checkpoint."""
+    return to_json({**CFG["pretrain"], "bei_weight": 0})
+
+
+def get_checkpoint(wildcards):
+    """The pretrained checkpoint, where the task evaluates an LCM model that needs it."""
+    return [get_pretrained_model()] if wildcards.task in CHECKPOINT_TASKS else []
+
+
+def get_checkpoint_arg(wildcards, input):
+    """``--checkpoint DIR`` when the task needs the pretrained checkpoint, else nothing."""
+    if not input.checkpoint:
+        return ""
+    return f"--checkpoint {quoted(Path(input.checkpoint[0]).parent)}"
+
+
+def get_ssl_checkpoint(wildcards):
+    """The self-supervised-only checkpoint, where the task evaluates lcm-ssl."""
+    return [get_pretrained_model("pretrain-ssl")] if wildcards.task in SSL_TASKS else []
+
+
+def get_ssl_checkpoint_arg(wildcards, input):
+    """``--ssl-checkpoint DIR`` when lcm-ssl is evaluated on this task, else nothing."""
+    if not input.ssl:
+        return ""
+    return f"--ssl-checkpoint {quoted(Path(input.ssl[0]).parent)}"
+
+
+# --- splits, evaluation and report ----------------------------------------------------------
+
+
+def get_evaluate_settings(wildcards):
+    """The evaluate section for one task (its model list applied), as a JSON param."""
+    return to_json({**CFG["evaluate"], "models": task_models(CFG, wildcards.task)})
+
+
+def get_positive_arg(wildcards):
+    """``--positive LEVEL`` for a binary task; nothing for a continuous one."""
+    positive = CFG["tasks"][wildcards.task].get("positive")
+    return "" if positive is None else f"--positive {quoted(positive)}"
+
+
+def get_evaluate_repeats():
     """``evaluate.seeds``, the ``--repeats`` of ``lcm splits`` (a list: one word per seed)."""
     return [str(seed) for seed in CFG["evaluate"]["seeds"]]
 
 
-def checkpoint_dir(wildcards, input):
-    """Folder of the checkpoint (derived from the tracked weights file)."""
-    return str(Path(input.checkpoint).parent)
+def get_pretrain_output(file):
+    """A pretraining output the report reads (``history.tsv``, ``bei_eval.tsv``), if it runs."""
+    return [paths.model_file(RESULTS, "pretrain", file)] if CHECKPOINT_TASKS else []
 
 
-def output_dir(wildcards, output):
-    """Folder of a rule's first output."""
-    return str(Path(output[0]).parent)
+def get_ssl_history():
+    """History of the self-supervised-only pretraining, when lcm-ssl is evaluated."""
+    return (
+        [paths.model_file(RESULTS, "pretrain-ssl", "history.tsv")] if SSL_TASKS else []
+    )
 
 
-def store_root(wildcards, output):
-    """Root of the feature store, from a partition file <root>/connectomes/atlas=/dataset=/part."""
-    return str(Path(output.connectomes).parents[3])
+def get_ground_truth_files():
+    """ground_truth.json of the synthetic task datasets (their oracle ceilings)."""
+    datasets = sorted({CFG["tasks"][t]["dataset"] for t in TASKS})
+    return [
+        f"{CFG['synth']['out_dir']}/{d}/ground_truth.json"
+        for d in datasets
+        if d in PLAN.consortia
+    ]
 
 
-def store_root_of_input(wildcards, input):
-    """Root of the feature store, from the first partition file among the inputs."""
-    return str(Path(input.store[0]).parents[3])
+def get_optional_arg(flag, name):
+    """A param function: ``flag`` followed by the rule's input ``name`` files, or nothing."""
+
+    def arg(wildcards, input):
+        files = list(getattr(input, name))
+        return " ".join([flag, *(quoted(f) for f in files)]) if files else ""
+
+    return arg
+
+
+# --- targets --------------------------------------------------------------------------------
+
+
+def get_participant_targets():
+    """Every dataset up to the feature store (``lcm run ... participant``)."""
+    return [f for ds in sorted(CFG["datasets"]) for f in get_store_files(ds)]
+
+
+def get_default_targets():
+    """The default target: the report and the finetuned models, or the store if no task."""
+    if not TASKS:
+        return get_participant_targets()
+    return [
+        paths.report_html(RESULTS),
+        paths.metrics_file(RESULTS, "metrics.parquet"),
+        paths.metrics_file(RESULTS, "summary.tsv"),
+        *(
+            paths.model_file(RESULTS, f"finetune/{t}", "model.safetensors")
+            for t in FINETUNE_TASKS
+        ),
+    ]
 
 
 # --- data parallel training (issue #17): how pretrain starts its processes -----------------

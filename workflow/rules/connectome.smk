@@ -9,14 +9,19 @@ localrules:
     connectome_collect,
 
 
+# The QC JSON stands for the run: it is written last, once the run's time series and matrices
+# are in place (each atomically), so a run with a QC JSON is complete. Those files cannot be
+# declared: an excluded run writes none, and the number of window matrices depends on the
+# volumes kept; Snakemake 9 has no optional outputs. The QC JSON lists them (`timeseries`,
+# `relmats`) and its provenance sidecar names them as its sources.
 rule connectome_run:
     input:
-        record=fmriprep_record("{dataset}", "{subject}"),
-        atlas=atlas_files(),
+        record=paths.fmriprep_record(RESULTS, "{dataset}", "{subject}"),
+        atlas=get_atlas_files(),
     output:
-        qc=f"{RESULTS}/connectome/{{dataset}}/sub-{{subject}}/{{func_dir}}{{run_key}}_space-{SPACE}_seg-{ATLAS}_qc.json",
+        qc=paths.run_qc_json(RESULTS, "{dataset}", paths.RUN_WILDCARDS, SPACE, ATLAS),
     log:
-        log_file("connectome/{dataset}/sub-{subject}/{func_dir}{run_key}.log"),
+        get_log("connectome/{dataset}/sub-{subject}/{func_dir}{run_key}.log"),
     wildcard_constraints:
         dataset=one_of(PLAN.voxel_datasets()),
     group:
@@ -25,11 +30,11 @@ rule connectome_run:
         "../../envs/connectome.yaml"
     # Memory grows with the run's BOLD file (profiles/slurm sets runtime; see config/README.md).
     resources:
-        mem_mb=connectome_mem_mb,
-    # One job per run: few params and command fields (see `fmriprep_dataset_args`).
+        mem_mb=get_connectome_mem_mb,
+    # One job per run: few params and command fields (see `get_fmriprep_dataset_args`).
     params:
-        options=connectome_options(),
-        out_dir=f"{RESULTS}/connectome/{{dataset}}",
+        options=get_connectome_options(),
+        out_dir=paths.connectome_dir(RESULTS, "{dataset}"),
         code=code_hash("connectome"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule connectome_run connectome run --dataset'
@@ -39,14 +44,14 @@ rule connectome_run:
 
 rule connectome_collect:
     input:
-        qc=run_qc_files,
+        qc=get_run_qc_files,
         # Not read, but a rewritten manifest (a subject added) must reach the dataset's
         # aggregates: fMRIPrep reads it as ancient, so this is the path Snakemake follows.
-        manifest=f"{RESULTS}/ingest/{{dataset}}/manifest.parquet",
+        manifest=paths.ingest_manifest(RESULTS, "{dataset}"),
     output:
-        table=f"{RESULTS}/connectome/{{dataset}}/seg-{ATLAS}_qc.tsv",
+        table=paths.qc_table(RESULTS, "{dataset}", ATLAS),
     log:
-        log_file("connectome/{dataset}_collect.log"),
+        get_log("connectome/{dataset}_collect.log"),
     wildcard_constraints:
         dataset=one_of(PLAN.voxel_datasets()),
     conda:
@@ -61,24 +66,24 @@ rule connectome_collect:
 # Every parcellated entry (lcm.entries): the processing its row names, the settings it reads.
 rule connectome_dataset:
     input:
-        manifest=f"{RESULTS}/ingest/{{dataset}}/manifest.parquet",
-        atlas=atlas_files(),
+        manifest=paths.ingest_manifest(RESULTS, "{dataset}"),
+        atlas=get_atlas_files(),
     output:
-        table=f"{RESULTS}/connectome/{{dataset}}/seg-{ATLAS}_qc.tsv",
+        table=paths.qc_table(RESULTS, "{dataset}", ATLAS),
     log:
-        log_file("connectome/{dataset}_dataset.log"),
+        get_log("connectome/{dataset}_dataset.log"),
     wildcard_constraints:
         dataset=one_of(PLAN.parcellated_datasets()),
     conda:
         "../../envs/connectome.yaml"
     params:
-        entry=dataset_value("entry"),
-        atlas_args=atlas_args(),
-        settings=entry_settings,
-        out_dir=connectome_dir,
+        entry=get_dataset_value("entry"),
+        atlas_args=get_atlas_args(),
+        settings_args=get_entry_settings,
+        out_dir=paths.connectome_dir(RESULTS, "{dataset}"),
         code=code_hash("connectome"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule connectome_dataset connectome dataset'
         " --entry {params.entry:q} --dataset {wildcards.dataset:q} --manifest {input.manifest:q}"
-        " {params.atlas_args} {params.settings} --out-dir {params.out_dir:q} --qc-table"
+        " {params.atlas_args} {params.settings_args} --out-dir {params.out_dir:q} --qc-table"
         " {output.table:q}"

@@ -6,30 +6,30 @@
 
 rule evaluate:
     input:
-        checkpoint=checkpoint_input,
-        ssl=ssl_checkpoint_input,
-        store=task_store_files,
+        checkpoint=get_checkpoint,
+        ssl=get_ssl_checkpoint,
+        store=get_task_store_files,
         catalogue=CFG["variables"],
-        splits=task_splits("{task}"),
+        splits=paths.task_splits(RESULTS, "{task}"),
     output:
-        metrics=task_metrics("{task}"),
-        predictions=task_predictions("{task}"),
+        metrics=paths.task_metrics(RESULTS, "{task}"),
+        predictions=paths.task_metrics(RESULTS, "{task}", "predictions"),
     log:
-        log_file("evaluate/{task}.log"),
+        get_log("evaluate/{task}.log"),
     conda:
         "../../envs/evaluate.yaml"
     # Fits run across a pool of single-threaded processes (lcm.evaluate.parallel): two keep both
     # cores of a small machine busy when one task is left; profiles raise it.
     threads: 2
     params:
-        checkpoint_arg=checkpoint_arg,
-        store=store_root_of_input,
+        checkpoint_arg=get_checkpoint_arg,
+        store=get_store_root,
         atlas=ATLAS,
-        dataset=task_value("dataset"),
-        label=task_value("label"),
-        positive_arg=positive_arg,
-        ssl_arg=ssl_checkpoint_arg,
-        settings=evaluate_settings,
+        dataset=get_task_value("dataset"),
+        label=get_task_value("label"),
+        positive_arg=get_positive_arg,
+        ssl_arg=get_ssl_checkpoint_arg,
+        settings=get_evaluate_settings,
         seed=CFG["seed"],
         code=code_hash("evaluate"),
     shell:

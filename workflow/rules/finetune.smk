@@ -4,14 +4,15 @@
 
 rule finetune:
     input:
-        checkpoint=pretrained_model(),
-        store=task_store_files,
+        checkpoint=get_pretrained_model(),
+        store=get_task_store_files,
         catalogue=CFG["variables"],
     output:
-        weights=finetuned_model("{task}"),
-        meta=f"{RESULTS}/models/finetune/{{task}}/model.json",
+        weights=paths.model_file(RESULTS, "finetune/{task}", "model.safetensors"),
+        meta=paths.model_file(RESULTS, "finetune/{task}", "model.json"),
+        history=paths.model_file(RESULTS, "finetune/{task}", "history.tsv"),
     log:
-        log_file("finetune/{task}.log"),
+        get_log("finetune/{task}.log"),
     # Ahead of the evaluate jobs that become ready with them: a short job left for the end
     # keeps one core idle beside it.
     priority: 1
@@ -19,15 +20,15 @@ rule finetune:
         "../../envs/model.yaml"
     threads: 1
     params:
-        checkpoint=checkpoint_dir,
-        store=store_root_of_input,
+        checkpoint=subpath(input.checkpoint, parent=True),
+        store=get_store_root,
         atlas=ATLAS,
-        dataset=task_value("dataset"),
-        label=task_value("label"),
-        positive=task_value("positive"),
+        dataset=get_task_value("dataset"),
+        label=get_task_value("label"),
+        positive=get_task_value("positive"),
         settings=to_json(CFG["evaluate"]["finetune"]),
         seed=CFG["seed"],
-        out_dir=output_dir,
+        out_dir=subpath(output.weights, parent=True),
         code=code_hash("finetune"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule finetune finetune --checkpoint'
@@ -41,23 +42,23 @@ rule finetune:
 # (the diagnosis pair included) over the ROIs, for the task's runs; the report maps the latter.
 rule embed:
     input:
-        checkpoint=finetuned_model("{task}"),
-        store=task_store_files,
+        checkpoint=paths.model_file(RESULTS, "finetune/{task}", "model.safetensors"),
+        store=get_task_store_files,
         catalogue=CFG["variables"],
     output:
-        embeddings=task_embeddings("{task}"),
-        attention=task_attention("{task}"),
+        embeddings=paths.task_embeddings(RESULTS, "{task}"),
+        attention=paths.task_embeddings(RESULTS, "{task}", "attention"),
     log:
-        log_file("embed/{task}.log"),
+        get_log("embed/{task}.log"),
     priority: 1
     conda:
         "../../envs/model.yaml"
     threads: 1
     params:
-        checkpoint=checkpoint_dir,
-        store=store_root_of_input,
+        checkpoint=subpath(input.checkpoint, parent=True),
+        store=get_store_root,
         atlas=ATLAS,
-        dataset=task_value("dataset"),
+        dataset=get_task_value("dataset"),
         code=code_hash("embed"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule embed embed --checkpoint'

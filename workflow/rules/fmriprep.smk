@@ -6,23 +6,23 @@
 rule fmriprep:
     input:
         # Real data has no per-subject inputs: a constant spares 10,000 function calls.
-        raw=fmriprep_inputs if PLAN.consortia else [],
+        raw=get_fmriprep_inputs if PLAN.consortia else [],
         # Ingest first (it validates the dataset), but a manifest rewritten because a subject
         # was added must not rerun every other subject.
-        manifest=ancient(f"{RESULTS}/ingest/{{dataset}}/manifest.parquet"),
+        manifest=ancient(paths.ingest_manifest(RESULTS, "{dataset}")),
     output:
-        record=fmriprep_record("{dataset}", "{subject}"),
+        record=paths.fmriprep_record(RESULTS, "{dataset}", "{subject}"),
     log:
-        log_file("fmriprep/{dataset}_sub-{subject}.log"),
+        get_log("fmriprep/{dataset}_sub-{subject}.log"),
     wildcard_constraints:
         dataset=one_of(PLAN.voxel_datasets()),
     conda:
         "../../envs/fmriprep.yaml"
     # One job per subject: its command has few fields, since a dry run formats each job's
-    # command three times (see `fmriprep_dataset_args` in common.smk).
+    # command three times (see `get_fmriprep_dataset_args` in common.smk).
     params:
-        dataset_args=fmriprep_dataset_args,
-        options=fmriprep_options(),
+        dataset_args=get_fmriprep_dataset_args,
+        options=get_fmriprep_options(),
         code=code_hash("fmriprep"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule fmriprep fmriprep {params.dataset_args}'

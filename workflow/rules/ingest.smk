@@ -5,23 +5,27 @@
 
 rule ingest:
     input:
-        synth_inputs,
+        get_synth_files,
     output:
-        manifest=f"{RESULTS}/ingest/{{dataset}}/manifest.parquet",
-        summary=f"{RESULTS}/ingest/{{dataset}}/summary.json",
-        summary_table=f"{RESULTS}/ingest/{{dataset}}/summary.tsv",
+        manifest=paths.ingest_manifest(RESULTS, "{dataset}"),
+        summary=paths.ingest_summary(
+            paths.ingest_manifest(RESULTS, "{dataset}"), ".json"
+        ),
+        summary_table=paths.ingest_summary(
+            paths.ingest_manifest(RESULTS, "{dataset}"), ".tsv"
+        ),
     log:
-        log_file("ingest/{dataset}.log"),
+        get_log("ingest/{dataset}.log"),
     conda:
         "../../envs/ingest.yaml"
     params:
-        entry=dataset_value("entry"),
-        path=dataset_value("path"),
-        derivatives_arg=derivatives_arg,
-        task=dataset_value("task"),
+        entry=get_dataset_value("entry"),
+        path=get_dataset_value("path"),
+        derivatives_arg=get_derivatives_arg,
+        task=get_dataset_value("task"),
         space=SPACE,
-        listing=dataset_listing,
-        options=ingest_options,
+        listing=get_listing_hash,
+        options=get_ingest_options,
         code=code_hash("ingest"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule ingest ingest --dataset'

@@ -6,15 +6,15 @@
 
 rule pretrain:
     input:
-        store=pretrain_inputs,
+        store=get_pretrain_store_files(),
         catalogue=CFG["variables"],
     output:
-        weights=pretrained_model(),
-        meta=f"{RESULTS}/models/pretrain/model.json",
-        history=f"{RESULTS}/models/pretrain/history.tsv",
-        bei_eval=f"{RESULTS}/models/pretrain/bei_eval.tsv",
+        weights=get_pretrained_model(),
+        meta=paths.model_file(RESULTS, "pretrain", "model.json"),
+        history=paths.model_file(RESULTS, "pretrain", "history.tsv"),
+        bei_eval=paths.model_file(RESULTS, "pretrain", "bei_eval.tsv"),
     log:
-        log_file("pretrain/pretrain.log"),
+        get_log("pretrain/pretrain.log"),
     conda:
         "../../envs/model.yaml"
     threads: 2
@@ -22,13 +22,13 @@ rule pretrain:
         rule="pretrain",
         launcher=get_launcher,
         threads=get_process_threads,
-        store=store_root_of_input,
+        store=get_store_root,
         atlas=ATLAS,
         datasets=PLAN.by_role("pretrain"),
         model=to_json(CFG["model"]),
         settings=to_json(CFG["pretrain"]),
         seed=CFG["seed"],
-        out_dir=output_dir,
+        out_dir=subpath(output.weights, parent=True),
         code=code_hash("pretrain"),
     shell:
         "{params.launcher} --log-file {log:q} --rule {params.rule:q} pretrain --store {params.store:q}"
@@ -40,12 +40,12 @@ rule pretrain:
 # The lcm-ssl ablation: the same pretraining with the BEI losses off (self-supervised only).
 use rule pretrain as pretrain_ssl with:
     output:
-        weights=ssl_pretrained_model(),
-        meta=f"{RESULTS}/models/pretrain-ssl/model.json",
-        history=f"{RESULTS}/models/pretrain-ssl/history.tsv",
-        bei_eval=f"{RESULTS}/models/pretrain-ssl/bei_eval.tsv",
+        weights=get_pretrained_model("pretrain-ssl"),
+        meta=paths.model_file(RESULTS, "pretrain-ssl", "model.json"),
+        history=paths.model_file(RESULTS, "pretrain-ssl", "history.tsv"),
+        bei_eval=paths.model_file(RESULTS, "pretrain-ssl", "bei_eval.tsv"),
     log:
-        log_file("pretrain/pretrain_ssl.log"),
+        get_log("pretrain/pretrain_ssl.log"),
     params:
         rule="pretrain_ssl",
-        settings=ssl_pretrain_settings(),
+        settings=get_ssl_pretrain_settings(),

@@ -7,53 +7,60 @@ localrules:
 
 rule report:
     input:
-        metrics=expand(task_metrics("{task}"), task=TASKS),
-        predictions=expand(task_predictions("{task}"), task=TASKS),
-        history=pretrain_report_input("history"),
-        ssl_history=ssl_history_input(),
-        truth=ground_truth_inputs(),
-        bei_eval=pretrain_report_input("bei_eval"),
-        qc=[qc_table(ds) for ds in sorted(CFG["datasets"])],
-        ingest=[f"{RESULTS}/ingest/{ds}/summary.tsv" for ds in sorted(CFG["datasets"])],
-        attention=expand(task_attention("{task}"), task=FINETUNE_TASKS),
+        metrics=expand(paths.task_metrics(RESULTS, "{task}"), task=TASKS),
+        predictions=expand(
+            paths.task_metrics(RESULTS, "{task}", "predictions"), task=TASKS
+        ),
+        history=get_pretrain_output("history.tsv"),
+        ssl_history=get_ssl_history(),
+        truth=get_ground_truth_files(),
+        bei_eval=get_pretrain_output("bei_eval.tsv"),
+        qc=[paths.qc_table(RESULTS, ds, ATLAS) for ds in sorted(CFG["datasets"])],
+        ingest=[
+            paths.ingest_summary(paths.ingest_manifest(RESULTS, ds), ".tsv")
+            for ds in sorted(CFG["datasets"])
+        ],
+        attention=expand(
+            paths.task_embeddings(RESULTS, "{task}", "attention"), task=FINETUNE_TASKS
+        ),
     output:
         metrics=report(
-            f"{RESULTS}/metrics/metrics.parquet",
+            paths.metrics_file(RESULTS, "metrics.parquet"),
             caption="../report/metrics.rst",
             category="Metrics",
         ),
         summary=report(
-            f"{RESULTS}/metrics/summary.tsv",
+            paths.metrics_file(RESULTS, "summary.tsv"),
             caption="../report/summary.rst",
             category="Metrics",
         ),
         headline=report(
-            f"{RESULTS}/metrics/headline.tsv",
+            paths.metrics_file(RESULTS, "headline.tsv"),
             caption="../report/headline.rst",
             category="Metrics",
         ),
         contrasts=report(
-            f"{RESULTS}/metrics/contrasts.tsv",
+            paths.metrics_file(RESULTS, "contrasts.tsv"),
             caption="../report/contrasts.rst",
             category="Metrics",
         ),
         html=report(
-            f"{RESULTS}/report/index.html",
+            paths.report_html(RESULTS),
             caption="../report/index.rst",
             category="Report",
         ),
     log:
-        log_file("report/report.log"),
+        get_log("report/report.log"),
     conda:
         "../../envs/report.yaml"
     params:
         code=code_hash("report"),
-        history_arg=optional_arg("--history", "history"),
-        bei_eval_arg=optional_arg("--bei-eval", "bei_eval"),
-        ssl_history_arg=optional_arg("--ssl-history", "ssl_history"),
-        truth_arg=optional_arg("--ground-truth", "truth"),
-        attention_arg=optional_arg("--attention", "attention"),
-        atlas_args=atlas_args(with_seg=False),
+        history_arg=get_optional_arg("--history", "history"),
+        bei_eval_arg=get_optional_arg("--bei-eval", "bei_eval"),
+        ssl_history_arg=get_optional_arg("--ssl-history", "ssl_history"),
+        truth_arg=get_optional_arg("--ground-truth", "truth"),
+        attention_arg=get_optional_arg("--attention", "attention"),
+        atlas_args=get_atlas_args(with_seg=False),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule report report --metrics {input.metrics:q}'
         " --predictions {input.predictions:q} {params.history_arg} {params.bei_eval_arg} --qc"

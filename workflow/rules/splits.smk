@@ -6,22 +6,22 @@
 
 rule splits:
     input:
-        store=task_store_files,
+        store=get_task_store_files,
         catalogue=CFG["variables"],
     output:
-        task_splits("{task}"),
+        paths.task_splits(RESULTS, "{task}"),
     log:
-        log_file("splits/{task}.log"),
+        get_log("splits/{task}.log"),
     conda:
         "../../envs/evaluate.yaml"
     params:
-        store=store_root_of_input,
+        store=get_store_root,
         atlas=ATLAS,
-        dataset=task_value("dataset"),
-        label=task_value("label"),
-        positive_arg=positive_arg,
+        dataset=get_task_value("dataset"),
+        label=get_task_value("label"),
+        positive_arg=get_positive_arg,
         n_folds=CFG["evaluate"]["n_folds"],
-        repeats=evaluate_repeats(),
+        repeats=get_evaluate_repeats(),
         seed=CFG["seed"],
         code=code_hash("splits"),
     shell:

@@ -4,20 +4,20 @@
 
 rule store:
     input:
-        qc=qc_table("{dataset}"),
-        phenotype=phenotype_file,
+        qc=paths.qc_table(RESULTS, "{dataset}", ATLAS),
+        phenotype=get_dataset_value("phenotype"),
         catalogue=CFG["variables"],
     output:
-        connectomes=f"{RESULTS}/store/connectomes/atlas={ATLAS}/dataset={{dataset}}/part-0.parquet",
-        variables=f"{RESULTS}/store/variables/dataset={{dataset}}/part-0.parquet",
-        missingness=f"{RESULTS}/store/reports/missingness_dataset-{{dataset}}.tsv",
+        connectomes=str(paths.connectome_path(STORE, ATLAS, "{dataset}")),
+        variables=str(paths.variables_path(STORE, "{dataset}")),
+        missingness=str(paths.missingness_path(STORE, "{dataset}")),
     log:
-        log_file("store/{dataset}.log"),
+        get_log("store/{dataset}.log"),
     conda:
         "../../envs/store.yaml"
     params:
         atlas=ATLAS,
-        store=store_root,
+        store=get_written_store_root,
         code=code_hash("store"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule store store --dataset {wildcards.dataset:q}'

@@ -9,13 +9,13 @@ rule synth_roi_cohort:
         truth=f"{SYNTH}/{{consortium}}/ground_truth.json",
         description=f"{SYNTH}/{{consortium}}/timeseries/dataset_description.json",
     log:
-        log_file("synth/{consortium}.log"),
+        get_log("synth/{consortium}.log"),
     wildcard_constraints:
         consortium=one_of(PLAN.synth_consortia("roi")),
     conda:
         "../../envs/synth.yaml"
     params:
-        settings=synth_params,
+        settings=get_synth_settings,
         code=code_hash("synth"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule synth_roi_cohort synth --config-json'
@@ -33,13 +33,13 @@ rule synth_voxel_cohort:
         changes=f"{SYNTH}/{{consortium}}/rawdata/CHANGES",
         derivatives=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/dataset_description.json",
     log:
-        log_file("synth/{consortium}.log"),
+        get_log("synth/{consortium}.log"),
     wildcard_constraints:
         consortium=one_of(PLAN.synth_consortia("voxel")),
     conda:
         "../../envs/synth.yaml"
     params:
-        settings=synth_params,
+        settings=get_synth_settings,
         code=code_hash("synth"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule synth_voxel_cohort synth --config-json'
@@ -56,7 +56,7 @@ rule synth_voxel_subject:
         confounds=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/sub-{{subject}}/func/sub-{{subject}}_task-rest_run-1_desc-confounds_timeseries.tsv",
         confounds_json=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/sub-{{subject}}/func/sub-{{subject}}_task-rest_run-1_desc-confounds_timeseries.json",
     log:
-        log_file("synth/{consortium}_sub-{subject}.log"),
+        get_log("synth/{consortium}_sub-{subject}.log"),
     wildcard_constraints:
         consortium=one_of(PLAN.synth_consortia("voxel")),
     group:
@@ -64,7 +64,7 @@ rule synth_voxel_subject:
     conda:
         "../../envs/synth.yaml"
     params:
-        settings=synth_params,
+        settings=get_synth_settings,
         code=code_hash("synth"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule synth_voxel_subject synth --config-json'

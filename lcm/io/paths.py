@@ -1,0 +1,244 @@
+"""Where every output of the workflow lives: the one module that spells output paths.
+
+The Snakemake rules (through ``workflow/rules/common.smk``) and the package's writers both call
+these functions, so a rule's pattern and the file the package writes cannot drift apart.
+
+Functions of ``results`` (the config's ``results_dir``) return ``str``; given Snakemake wildcards
+as values (``dataset="{dataset}"``) they return the rule's pattern, e.g.
+``ingest_manifest("results", "{dataset}") == "results/ingest/{dataset}/manifest.parquet"``.
+Functions of a folder the package writes into (a connectome folder, the store root) return a
+``Path``, as the package's readers and writers use them. File names inside BIDS-style folders
+come from :mod:`lcm.io.bids_names`.
+
+Layout under ``results``::
+
+    ingest/<dataset>/manifest.parquet, summary.json, summary.tsv
+    fmriprep/<dataset>/sub-<subject>_fmriprep.json, derivatives/
+    connectome/<dataset>/seg-<atlas>_qc.tsv
+    connectome/<dataset>/sub-<sub>/[ses-<ses>/]func/<run_key>_space-<space>_seg-<atlas>_qc.json
+                                                  ..._stat-mean_timeseries.tsv, ..._relmat.tsv
+    store/connectomes/atlas=<atlas>/dataset=<dataset>/part-0.parquet
+    store/variables/dataset=<dataset>/part-0.parquet
+    store/reports/missingness_dataset-<dataset>.tsv
+    models/<pretrain|pretrain-ssl|finetune/<task>>/model.safetensors, model.json, history.tsv, ...
+    splits/task-<task>_splits.parquet
+    embeddings/task-<task>_embeddings.parquet, task-<task>_attention.parquet
+    metrics/task-<task>_metrics.parquet, task-<task>_predictions.parquet, metrics.parquet, ...
+    report/index.html
+    logs/<stage>/...
+    work/fmriprep/
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from lcm.io.bids_names import build_name, check_label, run_key
+
+# --- ingest ---------------------------------------------------------------------------------
+
+
+def ingest_manifest(results: str, dataset: str) -> str:
+    """The manifest of ``dataset`` (one row per run), written by ``lcm ingest``."""
+    return f"{results}/ingest/{dataset}/manifest.parquet"
+
+
+def ingest_summary(manifest: str | Path, extension: str) -> str:
+    """``summary.json`` or ``summary.tsv`` (``extension``) beside a manifest."""
+    return os.path.join(os.path.dirname(manifest), f"summary{extension}")
+
+
+# --- fMRIPrep -------------------------------------------------------------------------------
+
+
+def fmriprep_record(results: str, dataset: str, subject: str) -> str:
+    """The record of one subject's fMRIPrep outputs (its runs' BOLD, mask, confounds)."""
+    return f"{results}/fmriprep/{dataset}/sub-{subject}_fmriprep.json"
+
+
+def fmriprep_derivatives(results: str, dataset: str) -> str:
+    """Where the fMRIPrep stage writes a dataset's derivatives when the config names none."""
+    return f"{results}/fmriprep/{dataset}/derivatives"
+
+
+def fmriprep_work_dir(results: str) -> str:
+    """fMRIPrep's working folder when the config names none."""
+    return f"{results}/work/fmriprep"
+
+
+# --- connectomes ----------------------------------------------------------------------------
+
+# The connectome rule's wildcards naming one run: ``sub-{subject}/{func_dir}{run_key}_...``.
+RUN_WILDCARDS: dict[str, str] = {
+    "subject": "{subject}",
+    "func_dir": "{func_dir}",
+    "run_key": "{run_key}",
+}
+
+# connectome.kinds -> XCP-D's ``stat-`` label of the matrix file.
+STAT_LABELS = {
+    "pearson": "pearsoncorrelation",
+    "partial": "partialcorrelation",
+    "covariance": "covariance",
+}
+
+
+def run_location(entities: Mapping[str, object]) -> dict[str, str]:
+    """Where a run's files sit: the values of :data:`RUN_WILDCARDS` for this run.
+
+    Parameters
+    ----------
+    entities : mapping
+        Acquisition entities of the run (``sub``, ``ses``, ``task``, ``run``, ...); absent ones
+        are ``None`` or ``""``.
+
+    Returns
+    -------
+    dict
+        ``subject`` (label), ``func_dir`` (``func/`` or ``ses-<label>/func/``) and ``run_key``.
+    """
+    ses = entities.get("ses")
+    func_dir = "func/" if ses in (None, "") else f"ses-{check_label('ses', ses)}/func/"
+    return {
+        "subject": check_label("sub", entities["sub"]),
+        "func_dir": func_dir,
+        "run_key": run_key(dict(entities)),
+    }
+
+
+def _run_file(
+    root: str | Path,
+    location: Mapping[str, str],
+    entities: dict[str, object],
+    suffix: str,
+    extension: str,
+) -> str:
+    """``root/sub-S/<func_dir><run_key>_<entities>_<suffix><ext>``; patterns stay patterns."""
+    name = build_name(entities, suffix, extension)
+    return f"{root}/sub-{location['subject']}/{location['func_dir']}{location['run_key']}_{name}"
+
+
+def connectome_dir(results: str, dataset: str) -> str:
+    """The connectome stage's BIDS-derivative folder of ``dataset``."""
+    return f"{results}/connectome/{dataset}"
+
+
+def qc_table(results: str, dataset: str, atlas: str) -> str:
+    """The QC table of ``dataset`` (one row per run, included or excluded with its reason)."""
+    return f"{connectome_dir(results, dataset)}/seg-{atlas}_qc.tsv"
+
+
+def run_qc_json(
+    results: str, dataset: str, location: Mapping[str, str], space: str | None, atlas: str
+) -> str:
+    """The QC JSON of one voxel-level run (``location``: :func:`run_location` or wildcards)."""
+    root = connectome_dir(results, dataset)
+    return _run_file(root, location, {"space": space, "seg": atlas}, "qc", ".json")
+
+
+def run_timeseries(
+    out_dir: str | Path, location: Mapping[str, str], space: str | None, atlas: str
+) -> Path:
+    """``OUTDIR/sub-X/[ses-Y/]func/<run_key>_space-S_seg-A_stat-mean_timeseries.tsv``."""
+    ents = {"space": space, "seg": atlas, "stat": "mean"}
+    return Path(_run_file(out_dir, location, ents, "timeseries", ".tsv"))
+
+
+def run_relmat(
+    out_dir: str | Path,
+    location: Mapping[str, str],
+    space: str | None,
+    atlas: str,
+    kind: str = "pearson",
+    desc: str | None = None,
+) -> Path:
+    """``..._space-S_seg-A[_desc-D]_stat-<kind>_relmat.tsv`` beside the time series.
+
+    ``desc`` marks derived matrices: ``win000`` (first window), ``fisherz``, ``win000fisherz``.
+    """
+    ents = {"space": space, "seg": atlas, "desc": desc, "stat": STAT_LABELS[kind]}
+    return Path(_run_file(out_dir, location, ents, "relmat", ".tsv"))
+
+
+# --- feature store --------------------------------------------------------------------------
+
+
+def store_dir(results: str) -> str:
+    """Root of the feature store."""
+    return f"{results}/store"
+
+
+# The store's top-level folders, one per table (see the three functions below).
+STORE_TABLES = ("connectomes", "variables", "reports")
+
+
+def store_root(file: str | Path) -> str:
+    """Root of the feature store holding ``file`` (a path built by the functions below).
+
+    Rules pass the store root derived from their input or output files (not from the config),
+    so that it follows those files when Snakemake relocates them (remote storage).
+    """
+    for folder in Path(file).parents:
+        if folder.name in STORE_TABLES:
+            return str(folder.parent)
+    raise ValueError(f"{file} is not inside a feature store (no {STORE_TABLES} folder above it)")
+
+
+def connectome_path(store: str | Path, atlas: str, dataset: str) -> Path:
+    """Parquet file holding ``dataset``'s connectomes for ``atlas``."""
+    return Path(store) / "connectomes" / f"atlas={atlas}" / f"dataset={dataset}" / "part-0.parquet"
+
+
+def variables_path(store: str | Path, dataset: str) -> Path:
+    """Parquet file holding ``dataset``'s brain–environment variables."""
+    return Path(store) / "variables" / f"dataset={dataset}" / "part-0.parquet"
+
+
+def missingness_path(store: str | Path, dataset: str) -> Path:
+    """The per-variable missingness report of ``dataset``."""
+    return Path(store) / "reports" / f"missingness_dataset-{dataset}.tsv"
+
+
+# --- models, splits, evaluation, report -----------------------------------------------------
+
+
+def model_dir(results: str, name: str) -> str:
+    """Folder of a checkpoint: ``pretrain``, ``pretrain-ssl`` or ``finetune/<task>``."""
+    return f"{results}/models/{name}"
+
+
+def model_file(results: str, name: str, file: str) -> str:
+    """A file of a checkpoint folder (``model.safetensors``, ``model.json``, ``history.tsv``)."""
+    return f"{model_dir(results, name)}/{file}"
+
+
+def task_splits(results: str, task: str) -> str:
+    """The outer folds of ``task`` (``lcm splits --task``)."""
+    return f"{results}/splits/task-{task}_splits.parquet"
+
+
+def task_embeddings(results: str, task: str, kind: str = "embeddings") -> str:
+    """Embeddings (``kind="embeddings"``) or attention maps (``"attention"``) of a task's runs."""
+    return f"{results}/embeddings/task-{task}_{kind}.parquet"
+
+
+def task_metrics(results: str, task: str, kind: str = "metrics") -> str:
+    """Cross-validated ``metrics`` or ``predictions`` of one task."""
+    return f"{results}/metrics/task-{task}_{kind}.parquet"
+
+
+def metrics_file(results: str, name: str) -> str:
+    """A table of the report stage: ``metrics.parquet``, ``summary.tsv``, ``headline.tsv``, ..."""
+    return f"{results}/metrics/{name}"
+
+
+def report_html(results: str) -> str:
+    """The HTML report."""
+    return f"{results}/report/index.html"
+
+
+def log_file(results: str, name: str) -> str:
+    """A rule's log file, beside the results of its config: ``<results>/logs/<name>``."""
+    return f"{results}/logs/{name}"

@@ -1,0 +1,87 @@
+"""lcm.io.paths: the rules' patterns and the package's writers name the same files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from helpers import ROOT
+from snakemake.io import apply_wildcards, regex_from_filepattern, update_wildcard_constraints
+
+from lcm.bids.summary import summary_paths
+from lcm.io import paths
+from lcm.io.bids_names import derivative_path
+
+COMMON_SMK = ROOT / "workflow" / "rules" / "common.smk"
+RUNS = [
+    {"sub": "01", "task": "rest", "run": "1"},
+    {"sub": "02", "ses": "b", "task": "rest", "acq": "mb", "run": None},
+]
+
+
+def wildcard_constraints() -> dict[str, str]:
+    """The workflow's global wildcard constraints, as common.smk declares them."""
+    block = COMMON_SMK.read_text().split("wildcard_constraints:", 1)[1].split("\n\n", 1)[0]
+    return dict(re.findall(r'^\s+(\w+)="(.*)",$', block, re.MULTILINE))
+
+
+@pytest.mark.parametrize("entities", RUNS)
+def test_connectome_rule_pattern_matches_the_qc_json_collect_reads(entities) -> None:
+    pattern = paths.run_qc_json("res", "{dataset}", paths.RUN_WILDCARDS, "MNI", "aal116")
+    constraints = wildcard_constraints()
+    assert {"dataset", "subject", "func_dir", "run_key"} <= set(constraints)
+    regex = regex_from_filepattern(update_wildcard_constraints(pattern, {}, constraints))
+    location = paths.run_location(entities)
+    concrete = paths.run_qc_json("res", "abide", location, "MNI", "aal116")
+    match = re.match(regex, concrete)
+    assert match, f"{concrete} does not match the rule's pattern {pattern}"
+    assert match.groupdict() == {"dataset": "abide", **location}
+    assert apply_wildcards(pattern, match.groupdict()) == concrete
+    # The BIDS-derivative name the package has always written.
+    ents = {**entities, "space": "MNI", "seg": "aal116"}
+    assert concrete == str(derivative_path("res/connectome/abide", ents, "qc", ".json"))
+
+
+@pytest.mark.parametrize("entities", RUNS)
+def test_run_files_sit_beside_their_qc_json_with_xcpd_names(entities) -> None:
+    location = paths.run_location(entities)
+    out = paths.connectome_dir("res", "abide")
+    ts = paths.run_timeseries(out, location, "MNI", "aal116")
+    mat = paths.run_relmat(out, location, "MNI", "aal116", kind="partial", desc="fisherz")
+    qc = Path(paths.run_qc_json("res", "abide", location, "MNI", "aal116"))
+    assert ts.parent == mat.parent == qc.parent
+    base = {**entities, "space": "MNI", "seg": "aal116"}
+    assert ts == derivative_path(out, {**base, "stat": "mean"}, "timeseries", ".tsv")
+    stat = {"desc": "fisherz", "stat": "partialcorrelation"}
+    assert mat == derivative_path(out, {**base, **stat}, "relmat", ".tsv")
+    assert mat.name.endswith(
+        "_space-MNI_seg-aal116_desc-fisherz_stat-partialcorrelation_relmat.tsv"
+    )
+
+
+def test_run_location_refuses_labels_that_are_not_bids() -> None:
+    with pytest.raises(Exception, match="Invalid BIDS 'sub' label"):
+        paths.run_location({"sub": "0 1", "task": "rest"})
+
+
+def test_ingest_rule_outputs_are_the_summaries_the_writer_puts_beside_the_manifest() -> None:
+    manifest = paths.ingest_manifest("res", "{dataset}")
+    rule_outputs = [paths.ingest_summary(manifest, ext) for ext in (".json", ".tsv")]
+    written = summary_paths(paths.ingest_manifest("res", "abide"))
+    assert [apply_wildcards(p, {"dataset": "abide"}) for p in rule_outputs] == [
+        str(p) for p in written
+    ]
+
+
+def test_store_root_is_found_from_every_store_file() -> None:
+    store = paths.store_dir("some/results")
+    for file in (
+        paths.connectome_path(store, "aal116", "abide"),
+        paths.variables_path(store, "abide"),
+        paths.missingness_path(store, "abide"),
+    ):
+        assert paths.store_root(file) == store
+        assert paths.store_root(str(file)) == store
+    with pytest.raises(ValueError, match="not inside a feature store"):
+        paths.store_root("some/results/metrics/metrics.parquet")
