@@ -52,13 +52,17 @@ def participants_mismatch(root: str | Path, subjects_with_data: list[str]) -> di
     if without:
         log.warning(
             "%s lists %d participant(s) with no data folder: %s",
-            path, len(without), ", ".join(f"sub-{s}" for s in without[:10]),
-        )  # fmt: skip
+            path,
+            len(without),
+            ", ".join(f"sub-{s}" for s in without[:10]),
+        )
     if not_listed:
         log.warning(
             "%d subject folder(s) are not in %s: %s",
-            len(not_listed), path, ", ".join(f"sub-{s}" for s in not_listed[:10]),
-        )  # fmt: skip
+            len(not_listed),
+            path,
+            ", ".join(f"sub-{s}" for s in not_listed[:10]),
+        )
     return {"participants_tsv": True, "without_data": without, "not_listed": not_listed}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lcm.store.writer import connectome_path, variables_path
+from lcm.io.paths import connectome_path, variables_path
 
 
 def store_sources(store: str | Path, atlas: str, datasets: list[str]) -> list[Path]:

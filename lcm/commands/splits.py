@@ -11,9 +11,9 @@ import pandas as pd
 from lcm.commands._arguments import int_at_least
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.exceptions import InputDataError
+from lcm.io.paths import variables_path
 from lcm.store.read import read_runs, read_schema, read_table
 from lcm.store.splits import SCHEMES, make_splits, write_splits
-from lcm.store.writer import variables_path
 
 log = logging.getLogger(__name__)
 

@@ -178,17 +178,28 @@ def _import_row(
         warned.add("unnamed")
         log.info(
             "%s carries no ROI names: its %d rows are taken as atlas %r's labels in order",
-            path.name, atlas.n_rois, atlas.name,
-        )  # fmt: skip
+            path.name,
+            atlas.n_rois,
+            atlas.name,
+        )
     empty = [names[i] for i in np.flatnonzero(~matrix.any(axis=1))]
     out = run_relmat(out_dir, run_location(ids.entities), row.get("space") or None, atlas.name)
     write_relmat(out, names, matrix)
     write_sidecar(
-        out, [path], Atlas=atlas.name, AtlasIdentity=atlas.identity, ImportedFrom=str(path),
+        out,
+        [path],
+        Atlas=atlas.name,
+        AtlasIdentity=atlas.identity,
+        ImportedFrom=str(path),
         SourceROINames="matched" if file_names is not None else "none (atlas order assumed)",
         EmptyROIs=empty,
-    )  # fmt: skip
+    )
     return new_qc(
-        dataset, ids, included=True, relmat=str(out), n_rois=atlas.n_rois, empty_rois=empty,
+        dataset,
+        ids,
+        included=True,
+        relmat=str(out),
+        n_rois=atlas.n_rois,
+        empty_rois=empty,
         t_r=float(row["t_r"]) if pd.notna(row.get("t_r")) else None,
-    )  # fmt: skip
+    )

@@ -135,9 +135,19 @@ def process_voxel_run(
         qc = new_qc(dataset, ids, settings.to_dict(), included=False, reason=exc.message, **facts)
     else:
         qc = _write_outputs(
-            dataset, ids, space, deriv, atlas, settings, out_dir, result, facts, atlas_files,
-            connectome, min_coverage,
-        )  # fmt: skip
+            dataset,
+            ids,
+            space,
+            deriv,
+            atlas,
+            settings,
+            out_dir,
+            result,
+            facts,
+            atlas_files,
+            connectome,
+            min_coverage,
+        )
     ensure_dataset_description(out_dir, dataset)
     write_json(qc_out, qc)
     return qc
@@ -217,8 +227,9 @@ def run_connectome(
         facts["n_volumes_kept"] = int(keep.size)
         log.warning(
             "BOLD %s: %d volume(s) constant across the atlas (dropout) scrubbed",
-            bold.name, facts["n_dropout_volumes"],
-        )  # fmt: skip
+            bold.name,
+            facts["n_dropout_volumes"],
+        )
     coverage = parcel_coverage(stats.live_counts, atlas, hdr.affine)
     facts["coverage"] = [round(float(c), 4) for c in coverage]
     facts["tsnr"] = [None if not np.isfinite(t) else round(float(t), 3) for t in stats.tsnr]
@@ -234,9 +245,12 @@ def run_connectome(
             "the one fMRIPrep wrote.",
         )
     signals = clean_signals(
-        fill_dropout(stats.signals, stats.dropout), deriv.t_r, settings, confounds=confounds,
+        fill_dropout(stats.signals, stats.dropout),
+        deriv.t_r,
+        settings,
+        confounds=confounds,
         sample_mask=keep,
-    )  # fmt: skip
+    )
     signals[:, empty] = 0.0
     return RunConnectome(signals, empty, columns)
 
@@ -297,15 +311,34 @@ def _write_outputs(
     write_timeseries(ts_path, names, result.signals)
     write_sidecar(ts_path, sources, **meta)
     mats = write_run_matrices(
-        out_dir, ids, space, atlas.name, names, result.signals, result.empty,
-        connectome or ConnectomeSettings(), sources, meta,
-    )  # fmt: skip
+        out_dir,
+        ids,
+        space,
+        atlas.name,
+        names,
+        result.signals,
+        result.empty,
+        connectome or ConnectomeSettings(),
+        sources,
+        meta,
+    )
     log.info(
         "%s %s: %d/%d volumes kept, %d empty ROI(s), %d matrices -> %s",
-        dataset, ids.run_key, facts["n_volumes_kept"], facts["n_volumes"],
-        len(facts["empty_rois"]), len(mats.files), mats.relmat,
-    )  # fmt: skip
+        dataset,
+        ids.run_key,
+        facts["n_volumes_kept"],
+        facts["n_volumes"],
+        len(facts["empty_rois"]),
+        len(mats.files),
+        mats.relmat,
+    )
     return new_qc(
-        dataset, ids, settings.to_dict(), included=True, reason="", timeseries=str(ts_path),
-        **mats.qc_facts(), **facts,
-    )  # fmt: skip
+        dataset,
+        ids,
+        settings.to_dict(),
+        included=True,
+        reason="",
+        timeseries=str(ts_path),
+        **mats.qc_facts(),
+        **facts,
+    )

@@ -39,10 +39,10 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from lcm.exceptions import InputDataError
+from lcm.io.paths import connectome_path
 from lcm.store.commit import COMMIT_KEY
 from lcm.store.read import connectome_values, read_runs_stamped, roi_names_of, unreadable
 from lcm.store.splits import downstream_test_keys
-from lcm.store.writer import connectome_path
 
 log = logging.getLogger(__name__)
 

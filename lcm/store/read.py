@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from lcm.catalogue import Catalogue
 from lcm.exceptions import InputDataError
+from lcm.io.paths import connectome_path, variables_path
 from lcm.store.cohort import Cohort
 from lcm.store.commit import (
     COMMIT_KEY,
@@ -36,7 +37,7 @@ from lcm.store.commit import (
 )
 from lcm.store.layout import vec_to_matrix
 from lcm.store.splits import downstream_test_keys
-from lcm.store.writer import WHOLE_RUN, WINDOW, connectome_path, variables_path
+from lcm.store.writer import WHOLE_RUN, WINDOW
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

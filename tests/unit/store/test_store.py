@@ -11,10 +11,11 @@ import pytest
 
 from lcm.catalogue import load_catalogue
 from lcm.exceptions import ConfigError, InputDataError
+from lcm.io.paths import connectome_path
 from lcm.store.layout import matrix_to_vec, n_rois_from_edges, vec_to_matrix
 from lcm.store.phenotype import missingness, read_phenotype
 from lcm.store.read import load_cohort
-from lcm.store.writer import connectome_path, write_connectomes, write_variables
+from lcm.store.writer import write_connectomes, write_variables
 
 CATALOGUE = """
 variables:

@@ -28,10 +28,10 @@ import pytest
 from lcm.catalogue import load_catalogue
 from lcm.cli import main
 from lcm.exceptions import InputDataError
+from lcm.io.paths import connectome_path, variables_path
 from lcm.store.commit import PAUSE_ENV, journal_path
 from lcm.store.loader import ConnectomeStream
 from lcm.store.read import load_cohort, read_runs
-from lcm.store.writer import connectome_path, variables_path
 
 pytestmark = pytest.mark.hostile
 

@@ -30,13 +30,14 @@ from lcm.evaluate.protocol import (
 from lcm.evaluate.splits import outer_folds
 from lcm.evaluate.windows import mean_per_run, run_groups
 from lcm.exceptions import InputDataError
+from lcm.io.paths import connectome_path
 from lcm.io.provenance import provenance_path
 from lcm.store.cohort import Cohort
 from lcm.store.layout import matrix_to_vec
 from lcm.store.loader import ConnectomeStream
 from lcm.store.read import load_cohort, read_runs
 from lcm.store.splits import make_splits
-from lcm.store.writer import connectome_path, write_connectome_arrays
+from lcm.store.writer import write_connectome_arrays
 
 WINDOW = 40
 # Kept volumes per subject -> full windows of 40: 130 -> 3, 85 -> 2, 36 -> none (whole run).

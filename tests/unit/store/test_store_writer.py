@@ -12,8 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from lcm.exceptions import InputDataError
+from lcm.io.paths import connectome_path
 from lcm.store.layout import matrix_to_vec, n_edges
-from lcm.store.writer import connectome_path, write_connectome_arrays
+from lcm.store.writer import write_connectome_arrays
 
 ROIS = [f"roi{i}" for i in range(7)]  # 21 edges
 
