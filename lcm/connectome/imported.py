@@ -30,12 +30,12 @@ from lcm.bids.runs import run_ids_from_key
 from lcm.bids.selection import select_parcellation
 from lcm.connectome.outputs import ensure_dataset_description
 from lcm.connectome.qc import new_qc, qc_frame
-from lcm.connectome.relmat import write_relmat
 from lcm.connectome.roi_formats import check_roi_names, read_matrix
 from lcm.exceptions import ExcludedRunError
 from lcm.io.atomic import write_tsv
 from lcm.io.paths import run_location, run_relmat
 from lcm.io.provenance import write_sidecar
+from lcm.io.relmat import write_relmat
 
 log = logging.getLogger(__name__)
 

@@ -33,16 +33,16 @@ import numpy as np
 
 from lcm.bids.runs import RunIds
 from lcm.connectome.relmat import (
-    fisher_z,
+    fisher_z_matrix,
     ledoit_wolf_covariance,
     partial_correlation,
     pearson_fc,
     window_starts,
-    write_relmat,
 )
 from lcm.connectome.settings import ConnectomeSettings
 from lcm.io.paths import run_location, run_relmat
 from lcm.io.provenance import write_sidecar
+from lcm.io.relmat import write_relmat
 
 _CORRELATIONS = ("pearson", "partial")
 
@@ -133,7 +133,7 @@ def write_run_matrices(
         path = emit(kind, matrix, None, FisherZ=False)
         pearson_path = path if kind == "pearson" else pearson_path
         if settings.fisher_z and kind in _CORRELATIONS:
-            emit(kind, fisher_z(matrix), "fisherz", FisherZ=True)
+            emit(kind, fisher_z_matrix(matrix), "fisherz", FisherZ=True)
 
     windows: list[Path] = []
     note = ""
@@ -152,5 +152,10 @@ def write_run_matrices(
             fc = pearson_fc(window, empty)
             windows.append(emit("pearson", fc, f"win{i:03d}", **extra))
             if settings.fisher_z:
-                emit("pearson", fisher_z(fc), f"win{i:03d}fisherz", **{**extra, "FisherZ": True})
+                emit(
+                    "pearson",
+                    fisher_z_matrix(fc),
+                    f"win{i:03d}fisherz",
+                    **{**extra, "FisherZ": True},
+                )
     return RunMatrices(pearson_path, files, windows, note)  # type: ignore[arg-type]

@@ -1,17 +1,13 @@
-"""Connectivity (Pearson, Ledoit-Wolf partial correlation and covariance, Fisher z, windows)
-and the XCP-D-style TSV files that hold time series and matrices."""
+"""Connectivity: Pearson, Ledoit-Wolf partial correlation and covariance, Fisher z, windows.
+
+The TSV files that hold time series and matrices are :mod:`lcm.io.relmat`'s.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 
-from lcm.exceptions import InputDataError
-from lcm.io.atomic import write_tsv
-
-NODE_COLUMN = "Node"
+from lcm.store.layout import fisher_z
 
 
 def pearson_fc(signals: np.ndarray, empty: np.ndarray | None = None) -> np.ndarray:
@@ -110,9 +106,12 @@ def partial_correlation(signals: np.ndarray, empty: np.ndarray | None = None) ->
     return _embed(partial, keep, n)
 
 
-def fisher_z(matrix: np.ndarray, clip: float = 0.999999) -> np.ndarray:
-    """Fisher z ``arctanh(r)`` of a correlation matrix; the (infinite) diagonal is set to 0."""
-    z = np.arctanh(np.clip(np.asarray(matrix, dtype=np.float64), -clip, clip))
+def fisher_z_matrix(matrix: np.ndarray) -> np.ndarray:
+    """Fisher z of a correlation matrix (:func:`lcm.store.layout.fisher_z`), diagonal set to 0.
+
+    The diagonal (r = 1) would be infinite; a relmat keeps it at 0, as XCP-D does.
+    """
+    z = fisher_z(matrix)
     np.fill_diagonal(z, 0.0)
     return z
 
@@ -129,65 +128,3 @@ def window_starts(n_volumes: int, length: int, step: int | None = None) -> list[
 
 def _empty_mask(empty: np.ndarray | None, n: int) -> np.ndarray:
     return np.zeros(n, dtype=bool) if empty is None else np.asarray(empty, dtype=bool)
-
-
-def write_relmat(path: str | Path, names: list[str], matrix: np.ndarray) -> None:
-    """Write a connectivity matrix: first column ``Node`` (ROI names), then one per ROI.
-
-    Parameters
-    ----------
-    path : path-like
-        ``..._stat-<statistic>_relmat.tsv``; written atomically.
-    names : list of str
-        ROI names, in matrix order.
-    matrix : ndarray, shape (R, R)
-    """
-    matrix = np.asarray(matrix)
-    if matrix.shape != (len(names), len(names)):
-        raise ValueError(f"matrix {matrix.shape} does not match {len(names)} ROI names")
-    df = pd.DataFrame(matrix, columns=list(names))
-    df.insert(0, NODE_COLUMN, list(names))
-    write_tsv(path, df)  # float tables: lcm.io.tsv's fast, pandas-identical text
-
-
-def read_relmat(path: str | Path) -> tuple[list[str], np.ndarray]:
-    """Read a matrix written by :func:`write_relmat` (or XCP-D).
-
-    Returns
-    -------
-    names : list of str
-    matrix : ndarray, shape (R, R), float64
-
-    Raises
-    ------
-    InputDataError
-        If the file is missing, lacks the ``Node`` column, is not square, or its row and
-        column names differ.
-    """
-    path = Path(path)
-    try:
-        df = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputDataError(f"Cannot read connectivity matrix {path}: {exc}") from exc
-    if df.columns[0] != NODE_COLUMN:
-        raise InputDataError(
-            f"{path}: first column must be {NODE_COLUMN!r}, received {df.columns[0]!r}.",
-            hint="Relmat files list ROI names in a first 'Node' column (XCP-D layout).",
-        )
-    names = df[NODE_COLUMN].astype(str).tolist()
-    columns = [str(c) for c in df.columns[1:]]
-    if columns != names:
-        raise InputDataError(
-            f"{path}: row names {names[:3]}... and column names {columns[:3]}... differ "
-            f"({len(names)} rows, {len(columns)} columns); a square matrix is expected.",
-            hint="Rewrite the matrix with write_relmat.",
-        )
-    return names, df.iloc[:, 1:].to_numpy(np.float64)
-
-
-def write_timeseries(path: str | Path, names: list[str], signals: np.ndarray) -> None:
-    """Write ROI time series: header = ROI names, one row per volume (atomically)."""
-    signals = np.asarray(signals)
-    if signals.ndim != 2 or signals.shape[1] != len(names):
-        raise ValueError(f"signals {signals.shape} do not match {len(names)} ROI names")
-    write_tsv(path, pd.DataFrame(signals, columns=list(names)))

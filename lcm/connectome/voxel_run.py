@@ -35,12 +35,12 @@ from lcm.connectome.matrices import write_run_matrices
 from lcm.connectome.outputs import ensure_dataset_description
 from lcm.connectome.parcellate import parcellate_file
 from lcm.connectome.qc import new_qc
-from lcm.connectome.relmat import write_timeseries
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
 from lcm.exceptions import ExcludedRunError, InputDataError
 from lcm.io.atomic import write_json
 from lcm.io.paths import run_location, run_timeseries
 from lcm.io.provenance import write_sidecar
+from lcm.io.relmat import write_timeseries
 from lcm.preprocess.derivatives import RunDerivatives
 
 log = logging.getLogger(__name__)

@@ -58,5 +58,9 @@ def vec_to_matrix(vec: np.ndarray, n_rois: int | None = None, diagonal: float = 
 
 
 def fisher_z(r: np.ndarray, clip: float = 0.999999) -> np.ndarray:
-    """Fisher z-transform ``arctanh(r)``, clipping ``|r|`` below 1 to keep it finite."""
-    return np.arctanh(np.clip(r, -clip, clip))
+    """Fisher z-transform ``arctanh(r)`` in float64, clipping ``|r|`` below 1 to keep it finite.
+
+    The one implementation: edge vectors here, whole matrices through
+    :func:`lcm.connectome.relmat.fisher_z_matrix` (which zeroes the diagonal).
+    """
+    return np.arctanh(np.clip(np.asarray(r, dtype=np.float64), -clip, clip))

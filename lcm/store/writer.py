@@ -40,6 +40,7 @@ from lcm.io.atomic import atomic_path, write_tsv
 from lcm.io.derivatives import exclusion_reasons, included_mask
 from lcm.io.paths import connectome_path, missingness_path, variables_path
 from lcm.io.provenance import environment
+from lcm.io.relmat import read_relmat
 from lcm.store.commit import VARIABLES_ID_KEY, DatasetCommit
 from lcm.store.layout import labels_identity, matrix_to_vec, n_edges
 
@@ -59,21 +60,6 @@ LAYOUT = (
     "strict upper triangle (numpy.triu_indices(R, k=1)) of Pearson r, little-endian float32, "
     "as fixed-size binary (numpy.frombuffer(value, '<f4'))"
 )
-
-
-def read_relmat(path: str | Path) -> tuple[list[str], np.ndarray]:
-    """Read an XCP-D-style ``relmat.tsv`` (first column ``Node``) -> (ROI names, matrix)."""
-    try:
-        df = pd.read_csv(path, sep="\t", index_col=0)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputDataError(
-            f"Cannot read connectivity matrix {path}: {exc}",
-            hint="Re-run the connectome stage of this dataset; its QC table lists this file.",
-        ) from exc
-    names = [str(c) for c in df.columns]
-    if [str(i) for i in df.index] != names:
-        raise InputDataError(f"{path}: row and column ROI names differ; not a relmat table.")
-    return names, df.to_numpy(dtype=np.float64)
 
 
 def connectome_schema(n_rois: int) -> pa.Schema:

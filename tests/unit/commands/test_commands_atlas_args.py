@@ -23,8 +23,8 @@ from lcm.commands import connectome as connectome_cmd
 from lcm.commands import synth as synth_cmd
 from lcm.commands._atlas import add_atlas_arguments, atlas_name
 from lcm.commands._atlas_load import atlas_from_args
-from lcm.connectome.relmat import read_relmat
 from lcm.exceptions import ConfigError
+from lcm.io.relmat import read_relmat
 
 TPL = "MNI152NLin2009cAsym"
 QUERY = {"template": TPL, "atlas": "Toy2024", "desc": "12Parcels", "resolution": 2}

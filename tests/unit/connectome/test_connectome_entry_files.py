@@ -29,9 +29,9 @@ from lcm.bids.ingest import ingest, ingest_dataset
 from lcm.cli import main
 from lcm.commands import connectome as connectome_cmd
 from lcm.connectome.imported import check_connectome
-from lcm.connectome.relmat import read_relmat, write_relmat
 from lcm.connectome.roi_formats import read_matrix, read_roi_series
 from lcm.exceptions import ExcludedRunError, InputDataError
+from lcm.io.relmat import read_relmat, write_relmat
 from lcm.store.read import connectome_values
 from lcm.store.writer import write_connectomes
 

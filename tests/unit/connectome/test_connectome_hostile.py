@@ -34,10 +34,10 @@ from lcm.bids.nifti_header import read_bold_header as read_ingest_header
 from lcm.commands import connectome as connectome_cmd
 from lcm.connectome.bold_stream import read_bold_header
 from lcm.connectome.parcellate import parcellate_file
-from lcm.connectome.relmat import read_relmat, write_relmat
 from lcm.connectome.settings import DenoiseSettings
 from lcm.connectome.voxel_run import process_voxel_run
 from lcm.exceptions import ExcludedRunError
+from lcm.io.relmat import read_relmat, write_relmat
 
 pytestmark = pytest.mark.hostile
 

@@ -24,16 +24,16 @@ from lcm.bids.ingest import ingest
 from lcm.commands import connectome as connectome_cmd
 from lcm.connectome.qc import collect_qc
 from lcm.connectome.relmat import (
-    fisher_z,
+    fisher_z_matrix,
     ledoit_wolf_covariance,
     partial_correlation,
     pearson_fc,
-    read_relmat,
     window_starts,
 )
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
 from lcm.connectome.voxel_run import process_voxel_run
 from lcm.exceptions import ConfigError
+from lcm.io.relmat import read_relmat
 
 RUN = "sub-01_task-rest_run-1"
 N_VOL = 64
@@ -78,7 +78,7 @@ def test_empty_parcels_are_zero_in_every_kind() -> None:
 
 def test_fisher_z_and_windows() -> None:
     r = pearson_fc(_signals())
-    z = fisher_z(r)
+    z = fisher_z_matrix(r)
     assert np.all(np.diag(z) == 0) and np.isfinite(z).all()
     iu = np.triu_indices(12, 1)
     np.testing.assert_allclose(np.tanh(z[iu]), r[iu])

@@ -14,7 +14,7 @@ from nilearn import signal
 from lcm.atlas import load_atlas
 from lcm.bids.ingest import ingest
 from lcm.commands import connectome as connectome_cmd
-from lcm.connectome.relmat import read_relmat, write_relmat, write_timeseries
+from lcm.io.relmat import read_relmat, write_relmat, write_timeseries
 
 N_VOL = 57
 T_R = 0.72

@@ -36,8 +36,8 @@ from lcm.atlas import load_atlas
 from lcm.bids.ingest import ingest
 from lcm.commands import connectome as connectome_cmd
 from lcm.commands import ingest as ingest_cmd
-from lcm.connectome.relmat import read_relmat, write_relmat
 from lcm.exceptions import AtlasError, ConfigError, InputDataError
+from lcm.io.relmat import read_relmat, write_relmat
 from lcm.store.writer import write_connectomes
 
 SPACE = "MNI152NLin2009cAsym"

@@ -28,10 +28,10 @@ from helpers.connectome import (
 from lcm.atlas import load_atlas
 from lcm.commands import connectome as connectome_cmd
 from lcm.connectome.confounds import confound_columns, strategy_columns
-from lcm.connectome.relmat import read_relmat
 from lcm.connectome.settings import DenoiseSettings
 from lcm.connectome.voxel_run import process_voxel_run
 from lcm.exceptions import ConfigError, ExcludedRunError, InputDataError
+from lcm.io.relmat import read_relmat
 
 RUN = "sub-01_task-rest_run-1"
 N_VOL = 52

@@ -19,7 +19,6 @@ from lcm.bids.ingest import ingest
 from lcm.catalogue import load_catalogue
 from lcm.commands import connectome as connectome_cmd
 from lcm.commands import store as store_cmd
-from lcm.connectome.relmat import read_relmat
 from lcm.evaluate.protocol import (
     EvaluationSettings,
     Task,
@@ -32,6 +31,7 @@ from lcm.evaluate.windows import mean_per_run, run_groups
 from lcm.exceptions import InputDataError
 from lcm.io.paths import connectome_path
 from lcm.io.provenance import provenance_path
+from lcm.io.relmat import read_relmat
 from lcm.store.cohort import Cohort
 from lcm.store.layout import matrix_to_vec
 from lcm.store.loader import ConnectomeStream
