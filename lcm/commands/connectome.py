@@ -312,11 +312,11 @@ def run_collect(args: argparse.Namespace) -> int:
 
 def _run_outputs(qc_table: str) -> list[str]:
     """Time series and matrices listed in a QC table (the runs' outputs, with sidecars)."""
-    import pandas as pd
+    from lcm.io.derivatives import list_cell, read_qc_table
 
-    qc = pd.read_csv(qc_table, sep="\t", dtype=str, keep_default_na=False)
+    qc = read_qc_table(qc_table)
     cols = [c for c in ("timeseries", "relmats") if c in qc.columns]
     if "relmats" not in qc.columns and "relmat" in qc.columns:
         cols.append("relmat")
-    paths = [p for c in cols for cell in qc[c] for p in str(cell).split(",")]
-    return [p for p in paths if p and Path(p).is_file()]
+    paths = [p for c in cols for cell in qc[c] for p in list_cell(cell)]
+    return [p for p in paths if Path(p).is_file()]

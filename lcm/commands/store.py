@@ -7,11 +7,9 @@ import hashlib
 import json
 import logging
 
-import pandas as pd
-
 from lcm.catalogue import load_catalogue
 from lcm.commands._atlas import add_atlas_arguments
-from lcm.exceptions import InputDataError
+from lcm.io.derivatives import read_qc_table
 from lcm.io.provenance import record_outputs, sha256_file, write_sidecar
 from lcm.store.commit import commit_dataset
 from lcm.store.phenotype import missingness, read_phenotype
@@ -59,19 +57,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``lcm store``."""
     catalogue = load_catalogue(args.catalogue)
     phenotype = read_phenotype(args.phenotype, args.dataset, catalogue)
-    try:
-        qc = pd.read_csv(args.qc_table, sep="\t", dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputDataError(
-            f"Cannot read QC table {args.qc_table}: {str(exc).splitlines()[0]}",
-            hint="Pass the connectome stage's QC table (UTF-8 TSV); rerun that stage if damaged.",
-        ) from None
-    lacking = [c for c in ("subject", "included", "relmat") if c not in qc.columns]
-    if lacking:
-        raise InputDataError(
-            f"QC table {args.qc_table} lacks column(s) {lacking} (has {list(qc.columns)[:12]}).",
-            hint="Pass the QC table written by `lcm connectome` for this dataset and atlas.",
-        )
+    qc = read_qc_table(args.qc_table, required=("subject", "included", "relmat"))
     scanned = set(qc["subject"])
     no_pheno = sorted(scanned - set(phenotype["subject"]))
     if no_pheno:

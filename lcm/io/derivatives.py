@@ -1,12 +1,17 @@
-"""Derivative tables shared by several stages: what "included" means and why runs were left out.
+"""Derivative tables shared by several stages: reading a QC table, what "included" means, the
+file lists in its cells and why runs were left out.
 
 The connectome stage writes a QC table per dataset (and ingest a manifest), the store reads it
 to pick the runs it keeps, and the report and error messages summarise the runs left out. They
-parse the ``included`` column and phrase the exclusion reasons here, once, so that a run the
-report calls included is a run the store keeps.
+read the table, parse the ``included`` column and its comma-separated cells and phrase the
+exclusion reasons here, once, so that a run the report calls included is a run the store keeps.
 """
 
 from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -59,3 +64,49 @@ def exclusion_reasons(table: pd.DataFrame, limit: int = 3) -> str:
         parts.append(f"{count} x {key}" + (f" (e.g. {example})" if example != key else ""))
     more = keys.nunique() - limit
     return "; ".join(parts) + (f"; and {more} other reason(s)" if more > 0 else "")
+
+
+def read_qc_table(path: str | os.PathLike[str], required: Sequence[str] = ()) -> pd.DataFrame:
+    """A connectome QC table as text cells (``keep_default_na=False``: ``n/a`` stays text).
+
+    Parameters
+    ----------
+    path : path-like
+        ``<results>/connectome/<dataset>/seg-<atlas>_qc.tsv``.
+    required : sequence of str
+        Columns the caller needs.
+
+    Raises
+    ------
+    InputDataError
+        The file cannot be read as a UTF-8 TSV, or lacks a ``required`` column.
+    """
+    try:
+        qc = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputDataError(
+            f"Cannot read QC table {path}: {str(exc).splitlines()[0]}",
+            hint="Pass the connectome stage's QC table (UTF-8 TSV); rerun that stage if damaged.",
+        ) from None
+    lacking = [c for c in required if c not in qc.columns]
+    if lacking:
+        raise InputDataError(
+            f"QC table {path} lacks column(s) {lacking} (has {list(qc.columns)[:12]}).",
+            hint="Pass the QC table written by `lcm connectome` for this dataset and atlas.",
+        )
+    return qc
+
+
+def list_cell(value: object) -> list[str]:
+    """The items of a list cell: a list (QC JSON) or comma-separated text (QC TSV).
+
+    Empty, missing (None, NaN) and ``n/a`` cells give ``[]``.
+    """
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value if str(v)]
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    text = str(value).strip()
+    if text in ("", "n/a"):
+        return []
+    return [item for item in text.split(",") if item]

@@ -16,12 +16,11 @@ import pandas as pd
 from lcm.evaluate.metrics import read_tidy_parquet
 from lcm.evaluate.registry import BASELINE_MODELS, CONTROL_MODELS, model_family
 from lcm.exceptions import InputDataError
+from lcm.io.derivatives import included_mask, list_cell
 
 HISTORY_REQUIRED = ("epoch", "loss_total")
 BEI_COLUMNS = ("variable", "kind", "metric", "model", "baseline")
 QC_REQUIRED = ("dataset", "subject", "run_key", "included", "reason", "mean_fd")
-_TRUE = {"true", "1", "yes", "y", "t"}
-_FALSE = {"false", "0", "no", "n", "f"}
 
 
 def concat_tidy(
@@ -101,14 +100,7 @@ def read_qc(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
     frames = []
     for path in paths:
         frame = read_tsv(path, QC_REQUIRED, "QC")
-        raw = frame["included"].astype(str).str.strip().str.lower()
-        bad = sorted(set(raw) - _TRUE - _FALSE)
-        if bad:
-            raise InputDataError(
-                f"QC table {path}: column 'included' must be true/false, got {bad}.",
-                hint="Pass the QC table written by 'lcm connectome'.",
-            )
-        frame["included"] = raw.isin(_TRUE)
+        frame["included"] = included_mask(frame["included"], f"QC table {path}")
         frame["dataset"] = frame["dataset"].astype(str)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
@@ -252,7 +244,7 @@ def parcel_emptiness(qc: pd.DataFrame) -> pd.DataFrame:
     included = qc[qc["included"].to_numpy(dtype=bool)]
     for dataset, group in included.groupby("dataset", sort=True):
         lists = group["empty_rois"].fillna("").astype(str)
-        names = pd.Series([n for cell in lists for n in cell.split(",") if n])
+        names = pd.Series([n for cell in lists for n in list_cell(cell)])
         for parcel, count in names.value_counts().items():
             rows.append(
                 {

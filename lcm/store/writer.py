@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from lcm.catalogue import Catalogue
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import atomic_path, write_tsv
-from lcm.io.derivatives import exclusion_reasons, included_mask
+from lcm.io.derivatives import exclusion_reasons, included_mask, list_cell
 from lcm.io.paths import connectome_path, missingness_path, variables_path
 from lcm.io.provenance import environment
 from lcm.io.relmat import read_relmat
@@ -181,7 +181,7 @@ def stored_rows(qc: pd.DataFrame, dataset: str) -> pd.DataFrame:
     )
     rows = []
     for i, run in runs.iterrows():
-        files = _window_files(listed.iloc[i])
+        files = list_cell(listed.iloc[i])
         if pd.notna(counts.iloc[i]) and int(counts.iloc[i]) != len(files):
             raise InputDataError(
                 f"Dataset {dataset!r}: run {run.get('run_key', i)} has n_windows = "
@@ -193,18 +193,6 @@ def stored_rows(qc: pd.DataFrame, dataset: str) -> pd.DataFrame:
         else:
             rows.append({**run, WINDOW: WHOLE_RUN, "matrix": run["relmat"]})
     return pd.DataFrame(rows)
-
-
-def _window_files(value: object) -> list[str]:
-    """Window relmat paths from a QC cell: a list (QC.json) or comma-separated (QC.tsv)."""
-    if isinstance(value, list | tuple):
-        return [str(v) for v in value if str(v)]
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return []
-    text = str(value).strip()
-    if text in ("", "n/a"):
-        return []
-    return [p for p in text.split(",") if p]
 
 
 def write_connectome_arrays(

@@ -153,7 +153,10 @@ def test_bad_qc_table_is_refused(inputs, tmp_path):
     bad = pd.read_csv(inputs["qc"][0], sep="\t")
     bad["included"] = "maybe"
     write_tsv(tmp_path / "bad_qc2.tsv", bad)
-    with pytest.raises(InputDataError, match=r"'included' must be true/false, got \['maybe'\]"):
+    with pytest.raises(
+        InputDataError,
+        match=r"bad_qc2\.tsv: column 'included' must be true or false, got \['maybe'\]",
+    ):
         run_report({**inputs, "qc": [tmp_path / "bad_qc2.tsv"]}, tmp_path)
 
 

@@ -1,0 +1,43 @@
+"""The QC table's one reader: its cells, its ``included`` column, its errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lcm.exceptions import InputDataError
+from lcm.io.derivatives import included_mask, list_cell, read_qc_table
+from lcm.report.tables import read_qc
+
+
+def test_list_cell_reads_json_lists_and_tsv_text() -> None:
+    assert list_cell(["a.tsv", "", "b.tsv"]) == ["a.tsv", "b.tsv"]
+    assert list_cell("a.tsv,b.tsv,,c.tsv") == ["a.tsv", "b.tsv", "c.tsv"]
+    assert list_cell(" n/a ") == list_cell("") == list_cell(None) == list_cell(float("nan")) == []
+
+
+def test_read_qc_table_keeps_text_and_names_the_missing_column(tmp_path: Path) -> None:
+    path = tmp_path / "seg-x_qc.tsv"
+    path.write_text("subject\tincluded\trelmats\n01\ttrue\tn/a\n02\tfalse\ta.tsv,b.tsv\n")
+    qc = read_qc_table(path, required=("subject", "included"))
+    assert qc["subject"].tolist() == ["01", "02"] and qc["relmats"].tolist()[0] == "n/a"
+    with pytest.raises(InputDataError, match=r"seg-x_qc\.tsv lacks column\(s\) \['relmat'\]"):
+        read_qc_table(path, required=("relmat",))
+    with pytest.raises(InputDataError, match="Cannot read QC table"):
+        read_qc_table(tmp_path / "absent.tsv")
+
+
+def test_report_and_store_agree_on_included(tmp_path: Path) -> None:
+    # A hand-edited "yes" was once reported as included but never stored: now both refuse it.
+    values = pd.Series(["true", "1", "False", "0"])
+    assert included_mask(values, "t").tolist() == [True, True, False, False]
+    path = tmp_path / "qc.tsv"
+    row = "d\t01\tr\t{}\t\t0.1\n"
+    header = "dataset\tsubject\trun_key\tincluded\treason\tmean_fd\n"
+    path.write_text(header + row.format("true") + row.format("yes"))
+    with pytest.raises(InputDataError, match=r"must be true or false, got \['yes'\]"):
+        included_mask(read_qc_table(path)["included"], str(path))
+    with pytest.raises(InputDataError, match=r"must be true or false, got \['yes'\]"):
+        read_qc([path])
