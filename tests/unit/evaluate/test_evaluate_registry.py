@@ -265,3 +265,12 @@ def test_editing_the_registry_reruns_only_the_stages_that_evaluate(
         "evaluate": False,
         "report": False,
     }
+
+
+def test_every_builtin_factory_module_is_in_the_evaluate_code_hash() -> None:
+    # Factories are imported by name ("module:attribute"), which the static walk does not
+    # follow; the evaluate verb imports both modules too. Without that, editing a baseline's
+    # code would not rerun the evaluate jobs: this test says so if it ever stops being true.
+    factories = {row["factory"].partition(":")[0] for row in _BUILTIN_TRAITS.values()}
+    assert factories == {"lcm.evaluate.factories", "lcm.evaluate.baselines"}
+    assert factories <= set(code.verb_modules("evaluate"))
