@@ -12,12 +12,12 @@ predicted variables, :mod:`lcm.evaluate.bei_linear`).
 Honesty built in:
 
 * **Matched scan-level difficulty.** At ``shared_structure`` s the diagnosis pattern is
-  ``s * M + sqrt(1 - s^2) * I``; its scan-level detectability varies with s. For each s a
-  calibration cohort (another seed) measures the *finite-scan oracle* (AUC of the true
-  diagnosis pattern projected on each subject's own connectome, no fitting) and the
-  diagnosis effect size is rescaled so that this oracle is ``--target-oracle``; the oracle of
-  each downstream cohort is then measured and reported, beside the oracle of ``ground_truth``
-  style (true matrices) being no ceiling for scans.
+  ``s * M + sqrt(1 - s^2) * I``; its scan-level detectability varies with s. For each s the
+  *finite-scan oracle* (AUC of the true diagnosis pattern projected on each subject's own
+  connectome, no fitting) is measured on the downstream cohort and its diagnosis effect size
+  rescaled (same subjects and noise, three steps) until the oracle is ``--target-oracle``;
+  the oracle reached is reported per cohort. The oracle of ``ground_truth`` (true matrices)
+  is no ceiling for scans.
 * **No motion shortcut.** Patients move 1.2x more in the synthetic ABIDE; here the coupling is
   removed (motion drawn alike for both groups) and the mean-FD-only AUC is reported per cohort.
 * **Training variance in the intervals.** Each contrast (``lcm - lcm-scratch`` ...) is a paired
@@ -79,7 +79,7 @@ from lcm.store.cohort import Cohort  # noqa: E402
 log = logging.getLogger("transfer")
 
 LINEAR = ("logreg", "ridge", "tangent-logreg", "bei-linear")
-LCM = ("lcm", "lcm-no-pseudo", "lcm-ssl", "lcm-scratch")
+LCM = ("lcm", "lcm-no-pseudo", "lcm-ssl", "lcm-scratch", "lcm-finetune")
 PRETRAIN_VARIABLES = ("age", "sex", "fluid_intelligence", "working_memory", "bmi", "education")
 FULL = {
     "sizes": [500, 2000, 8000],
@@ -93,8 +93,8 @@ FULL = {
     "pretrain_samples": 60000,
     "pretrain_max_epochs": 40,
     "finetune_epochs": 20,
-    "calibration_n": 300,
     "models": [*LCM, *LINEAR],
+    "jobs": 2,
 }
 QUICK = {
     "sizes": [120, 240],
@@ -108,10 +108,11 @@ QUICK = {
     "pretrain_samples": 600,
     "pretrain_max_epochs": 3,
     "finetune_epochs": 2,
-    "calibration_n": 60,
     "models": [*LCM, *LINEAR],
+    "jobs": 1,
 }
 FOCAL = {"shared": 0.7, "fraction": 0.1}
+SIZE_FREE = ("lcm-scratch", "logreg", "ridge", "tangent-logreg")  # never see pretraining data
 TEST_FRACTION = 0.3
 
 
@@ -197,18 +198,32 @@ def auc(y: np.ndarray, score: np.ndarray) -> float:
     return float(roc_auc_score(y, score))
 
 
-def calibrated_scale(atlas, shared: float, target: float, n: int, seed: int, volumes) -> float:
-    """Diagnosis effect scale giving a finite-scan oracle AUC of ``target`` at ``shared``.
+def calibrated_scale(
+    atlas, shared: float, target: float, n: int, seed: int, keep_motion: bool, steps: int = 3
+) -> float:
+    """Diagnosis effect scale giving the downstream cohort a finite-scan oracle AUC of ``target``.
 
-    On a calibration cohort (its own seed, never used downstream): measured at scale 1, then
-    ``d' = sqrt(2) * Phi^-1(AUC)`` taken as proportional to the scale, and refined once more
-    at the scale found (the projection is not exactly linear in the effect size).
+    The cohort is simulated again with the same seed (the same subjects, noise and effect
+    patterns; only the diagnosis effect's size changes): measured at scale 1, then
+    ``d' = sqrt(2) * Phi^-1(AUC)`` taken as proportional to the scale, refined ``steps`` times
+    (the projection is not exactly linear in the effect size). A cohort of another seed would
+    draw other effect patterns, whose detectability differs by +-0.1 AUC at 200 subjects.
     """
     from scipy.stats import norm
 
     scale = 1.0
-    for _ in range(2):
-        cal = simulate("abide", "abidecal", n, seed + 1000, atlas, shared, volumes, scale)
+    for _ in range(steps):
+        cal = simulate(
+            "abide",
+            "abidelike",
+            n,
+            seed,
+            atlas,
+            shared,
+            None,
+            scale,
+            decouple_motion=not keep_motion,
+        )
         a = min(max(auc(cal["y"], cal["projection"]), 0.51), 0.99)
         scale *= float(norm.ppf(target) / norm.ppf(a))
     return scale
@@ -252,35 +267,37 @@ def pretraining_cohort(hcp: dict, ukb: dict, size: int) -> Cohort:
 # -- models ------------------------------------------------------------------------------------
 
 
-def pretrain_checkpoints(cohort: Cohort, cfg: dict, out: Path, seed: int) -> dict[str, Path]:
-    """LCM (BEI + masked ROI) and SSL-only checkpoints for one pretraining cohort."""
+def pretrain_checkpoint(cohort: Cohort, cfg: dict, out: Path, seed: int, kind: str) -> Path:
+    """One pretraining run: ``kind`` "lcm" (BEI + masked ROI) or "ssl" (masked ROI only)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
     from lcm.train.pretrain import pretrain
 
+    torch.set_num_threads(1)
+    threadpool_limits(1)
     catalogue = load_catalogue(ROOT / "config" / "variables.yaml")
     epochs = int(
         np.clip(cfg["pretrain_samples"] // max(1, len(cohort)), 1, cfg["pretrain_max_epochs"])
     )
-    paths = {}
-    for name, bei_weight in (("lcm", 1.0), ("ssl", 0.0)):
-        settings = {
-            "epochs": epochs,
-            "batch_size": 32,
-            "lr": 0.002,
-            "bei_weight": bei_weight,
-            "checkpoint_every": 10**9,
-            **cfg.get("pretrain_settings", {}),
-        }
-        started = time.perf_counter()
-        pretrain(cohort, catalogue, {"preset": "tiny"}, settings, seed, out / name, device="cpu")
-        log.info(
-            "pretrained %s on %d subjects (%d epochs) in %.0f s",
-            name,
-            len(cohort),
-            epochs,
-            time.perf_counter() - started,
-        )
-        paths[name] = out / name
-    return paths
+    settings = {
+        "epochs": epochs,
+        "batch_size": 32,
+        "lr": 0.002,
+        "bei_weight": 1.0 if kind == "lcm" else 0.0,
+        "checkpoint_every": 10**9,
+        **cfg.get("pretrain_settings", {}),
+    }
+    started = time.perf_counter()
+    pretrain(cohort, catalogue, {"preset": "tiny"}, settings, seed, out, device="cpu")
+    log.info(
+        "pretrained %s on %d subjects (%d epochs) in %.0f s",
+        kind,
+        len(cohort),
+        epochs,
+        time.perf_counter() - started,
+    )
+    return out
 
 
 def make_model(name: str, seed: int, maps, ckpt: dict[str, Path] | None, cfg: dict):
@@ -302,6 +319,8 @@ def make_model(name: str, seed: int, maps, ckpt: dict[str, Path] | None, cfg: di
     }
     if name in ("lcm-no-pseudo", "lcm-ssl"):
         settings.update(pseudo_labels=False, diagnosis_pseudo_labels=False)
+    if name == "lcm-finetune":  # the whole transformer trained, whatever lcm's method is
+        settings["method"] = "finetune"
     path = ckpt["ssl"] if name == "lcm-ssl" else ckpt["lcm"]
     init = "scratch" if name == "lcm-scratch" else "pretrained"
     return LCMClassifier(path, "autism", ("control", "autism"), settings, seed, init)
@@ -344,7 +363,6 @@ def closest(values: list[float], target: float) -> float:
 
 
 def run(cfg: dict, out: Path) -> dict:
-    from lcm.synth.presets import PRESETS
 
     started = time.perf_counter()
     atlas = benchmark_atlas(cfg["n_rois"])
@@ -357,7 +375,7 @@ def run(cfg: dict, out: Path) -> dict:
     downstream, cohorts = {}, []
     for s in cfg["shared"]:
         scale = calibrated_scale(
-            atlas, s, cfg["target_oracle"], cfg["calibration_n"], seed, PRESETS["abide"].n_volumes
+            atlas, s, cfg["target_oracle"], cfg["n_downstream"], seed, cfg["keep_motion_coupling"]
         )
         data = simulate(
             "abide",
@@ -382,69 +400,37 @@ def run(cfg: dict, out: Path) -> dict:
             }
         )
         log.info("downstream cohort %s", cohorts[-1])
-    rows = []
     tmp = Path(tempfile.mkdtemp(prefix="lcm-transfer-"))
     models = cfg["models"]
-    scratch_cache: dict[tuple, float] = {}
+    maps, ckpts = {}, {}
     for size in sorted(cfg["sizes"]):
         pre = pretraining_cohort(hcp, ukb, size)
-        maps = (
-            fit_bei_maps(pre.fc, pre.variables, pre.groups, seed)
-            if "bei-linear" in models
-            else None
-        )
+        if "bei-linear" in models:
+            maps[size] = fit_bei_maps(pre.fc, pre.variables, pre.groups, seed)
         need_lcm = any(m in LCM for m in models) and any(
             lcm_wanted(cfg, size, s, f) for s in cfg["shared"] for f in cfg["fractions"]
         )
-        ckpt = pretrain_checkpoints(pre, cfg, tmp / f"n{size}", seed) if need_lcm else None
-        for s, data in downstream.items():
-            y = data["y"]
-            for split_seed in range(cfg["seeds"]):
-                train, test = split(y, split_seed)
-                for fraction in cfg["fractions"]:
-                    for draw in range(cfg["draws"]):
-                        rng = np.random.default_rng([seed, split_seed, draw, int(fraction * 1e4)])
-                        mask = labelled_subset(y[train], fraction, rng)
-                        y_fit = np.where(mask, y[train], -1)
-                        variables = data["variables"].iloc[train].reset_index(drop=True).copy()
-                        variables["autism"] = variables["autism"].where(mask, None)
-                        fit_seed = int(rng.integers(2**31))
-                        for name in models:
-                            if name in LCM and not lcm_wanted(cfg, size, s, fraction):
-                                continue
-                            key = (s, split_seed, fraction, draw)
-                            if name == "lcm-scratch" and key in scratch_cache:
-                                value = scratch_cache[key]  # no pretraining: size-independent
-                                fit_s = 0.0
-                            else:
-                                t = time.perf_counter()
-                                model = make_model(name, fit_seed, maps, ckpt, cfg)
-                                model.fit(
-                                    data["fc"][train],
-                                    y_fit,
-                                    variables,
-                                    groups=np.arange(len(train)),
-                                )
-                                value = auc(y[test], model.predict_proba(data["fc"][test])[:, 1])
-                                fit_s = time.perf_counter() - t
-                                if name == "lcm-scratch":
-                                    scratch_cache[key] = value
-                            rows.append(
-                                {
-                                    "pretrain_size": size,
-                                    "shared_structure": s,
-                                    "label_fraction": fraction,
-                                    "seed": split_seed,
-                                    "draw": draw,
-                                    "model": name,
-                                    "auc": value,
-                                    "fit_s": fit_s,
-                                    "n_labelled": int(mask.sum()),
-                                }
-                            )
-            log.info(
-                "size %d shared %g done (%.0f s so far)", size, s, time.perf_counter() - started
-            )
+        if need_lcm:
+            ckpts[size] = pre
+    from joblib import Parallel, delayed
+
+    # Pretraining runs (size x BEI / SSL-only) in parallel, then the downstream fits.
+    todo = [(size, kind) for size in ckpts for kind in ("lcm", "ssl")]
+    done = Parallel(n_jobs=cfg["jobs"])(
+        delayed(pretrain_checkpoint)(ckpts[size], cfg, tmp / f"n{size}" / kind, seed, kind)
+        for size, kind in todo
+    )
+    ckpts = {size: {} for size in ckpts}
+    for (size, kind), path in zip(todo, done, strict=True):
+        ckpts[size][kind] = path
+
+    jobs = [(s, split_seed) for s in downstream for split_seed in range(cfg["seeds"])]
+    parts = Parallel(n_jobs=cfg["jobs"], verbose=0)(
+        delayed(fit_split)(downstream[s], s, split_seed, maps, ckpts, cfg) for s, split_seed in jobs
+    )
+    rows = [row for part in parts for row in part]
+    train, test = split(downstream[cfg["shared"][0]]["y"], 0)
+    log.info("%d fits in %.0f s", len(rows), time.perf_counter() - started)
     fits = pd.DataFrame(rows)
     cells = cell_table(fits, len(train), len(test))
     out.mkdir(parents=True, exist_ok=True)
@@ -453,6 +439,63 @@ def run(cfg: dict, out: Path) -> dict:
     pd.DataFrame(cohorts).to_csv(out / "transfer_cohorts.tsv", sep="\t", index=False)
     plot(cells, cfg, out / "transfer.png")
     return summary(cells, cfg, cohorts, fits, time.perf_counter() - started)
+
+
+def fit_split(
+    data: dict, s: float, split_seed: int, maps: dict, ckpts: dict, cfg: dict
+) -> list[dict]:
+    """Every fit of one downstream cohort's split (all sizes, fractions, draws and models).
+
+    One job of the parallel run: single-threaded inside (BLAS and torch), so ``--jobs``
+    workers fill the cores without oversubscription.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+    logging.getLogger("lcm").setLevel(logging.WARNING)
+    seed, y, rows = cfg["seed"], data["y"], []
+    train, test = split(y, split_seed)
+    cache: dict[tuple, float] = {}  # models that use no pretraining: one fit serves every size
+    for size in sorted(cfg["sizes"]):
+        for fraction in cfg["fractions"]:
+            for draw in range(cfg["draws"]):
+                rng = np.random.default_rng([seed, split_seed, draw, int(fraction * 1e4)])
+                mask = labelled_subset(y[train], fraction, rng)
+                y_fit = np.where(mask, y[train], -1)
+                variables = data["variables"].iloc[train].reset_index(drop=True).copy()
+                variables["autism"] = variables["autism"].where(mask, None)
+                fit_seed = int(rng.integers(2**31))
+                for name in cfg["models"]:
+                    if name in LCM and not lcm_wanted(cfg, size, s, fraction):
+                        continue
+                    key = (name, fraction, draw)
+                    t = time.perf_counter()
+                    if key in cache:
+                        value, fit_s = cache[key], 0.0
+                    else:
+                        model = make_model(name, fit_seed, maps.get(size), ckpts.get(size), cfg)
+                        model.fit(data["fc"][train], y_fit, variables, groups=np.arange(len(train)))
+                        value = auc(y[test], model.predict_proba(data["fc"][test])[:, 1])
+                        fit_s = time.perf_counter() - t
+                        if name in SIZE_FREE:
+                            cache[key] = value
+                    rows.append(
+                        {
+                            "pretrain_size": size,
+                            "shared_structure": s,
+                            "label_fraction": fraction,
+                            "seed": split_seed,
+                            "draw": draw,
+                            "model": name,
+                            "auc": value,
+                            "fit_s": fit_s,
+                            "n_labelled": int(mask.sum()),
+                        }
+                    )
+    log.info("shared %g split %d: %d fits", s, split_seed, len(rows))
+    return rows
 
 
 def cell_table(fits: pd.DataFrame, n_train: int, n_test: int) -> pd.DataFrame:
@@ -482,6 +525,7 @@ def cell_table(fits: pd.DataFrame, n_train: int, n_test: int) -> pd.DataFrame:
             ("lcm", "lcm-scratch"),
             ("lcm", "lcm-no-pseudo"),
             ("lcm", "lcm-ssl"),
+            ("lcm", "lcm-finetune"),
             ("bei-linear", "logreg"),
         ] + ([("lcm", best)] if best else [])
         for a, b in pairs:
@@ -539,6 +583,7 @@ def summary(cells, cfg, cohorts, fits, seconds) -> dict:
     null = _contrast(cells, "lcm", "lcm-scratch", size, s0, f)
     pseudo = _contrast(cells, "lcm", "lcm-no-pseudo", size, s, f)
     bei = _contrast(cells, "bei-linear", "logreg", size, s, f)
+    method = _contrast(cells, "lcm", "lcm-finetune", size, s, f)
     by_size = {
         int(n): _contrast(cells, "lcm", "lcm-scratch", n, s, f)["mean"] for n in cfg["sizes"]
     }
@@ -567,6 +612,9 @@ def summary(cells, cfg, cohorts, fits, seconds) -> dict:
         "pseudo_gain": pseudo["mean"],
         "pseudo_gain_ci_low": pseudo["ci_low"],
         "pseudo_gain_ci_high": pseudo["ci_high"],
+        "method_gain": method["mean"],
+        "method_gain_ci_low": method["ci_low"],
+        "method_gain_ci_high": method["ci_high"],
         "bei_linear_gain": bei["mean"],
         "bei_linear_gain_ci_low": bei["ci_low"],
         "pretrain_gain_by_size": by_size,
@@ -651,6 +699,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--finetune-epochs", type=int)
     p.add_argument("--models", nargs="+", help=f"subset of {[*LCM, *LINEAR]}")
     p.add_argument("--lcm-cells", choices=("focal", "all", "none"), default="focal")
+    p.add_argument("--jobs", type=int, help="parallel worker processes (one thread each)")
     p.add_argument(
         "--target-oracle",
         type=float,
@@ -699,6 +748,7 @@ def main(argv: list[str] | None = None) -> int:
         "pretrain_samples",
         "finetune_epochs",
         "models",
+        "jobs",
     ):
         value = getattr(args, key)
         if value is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from lcm.train.confident import (
 from lcm.train.finetuned import FinetunedLCM
 from lcm.train.loop import autocast, history_frame, pick_device, seed_everything, train_epochs
 from lcm.train.pretrain import predict_outputs
+from lcm.train.probe import LinearProbe, fit_probe, probe_features, reads_bei
 from lcm.train.settings import resolve_settings
 
 log = logging.getLogger(__name__)
@@ -84,7 +86,10 @@ class LCMClassifier(FinetunedLCM):
     pseudo_targets_ : dict of Target or None
         Pseudo-labels computed on the ``fit`` data (None when not used).
     history_ : list of dict
-        One row per epoch.
+        One row per epoch (``method: probe``: one row, the training log-loss and ``C``).
+    probe_ : LinearProbe or None
+        ``method: probe``: the logistic regression on the frozen model's readouts
+        (:mod:`lcm.train.probe`); ``model_`` is then the pretrained model itself.
     classes_ : numpy.ndarray
         ``[0, 1]``.
     """
@@ -148,6 +153,9 @@ class LCMClassifier(FinetunedLCM):
                 f"Label {self.label!r} is already a query group of checkpoint {self.checkpoint}.",
                 hint="Finetune from the pretrained checkpoint, not from a finetuned one.",
             )
+        self.probe_ = None
+        if settings["method"] == "probe" and self.init == "pretrained":
+            return self._fit_probe(base.to(dev), meta, bei_layout, fc, y, groups, settings)
         layout = bei_layout.append(self.label, "binary", tuple(self.levels))
         use_pseudo = settings["pseudo_labels"] and self.init == "pretrained"
         bei, self.pseudo_targets_ = bei_targets(
@@ -161,7 +169,9 @@ class LCMClassifier(FinetunedLCM):
         self.diagnosis_pseudo_ = None
         y_final = y
         if settings["diagnosis_pseudo_labels"] and self.init == "pretrained" and (y < 0).any():
-            y_final = self._confident_pseudo_labels(fc, y, groups, train, settings)
+            y_final = self._confident_pseudo_labels(
+                y, groups, settings, lambda hidden: self._finetuned_proba(train, fc, hidden)
+            )
         self.model_, self.history_ = train(fc, y_final)
         self.layout_ = layout
         self.meta_ = meta
@@ -170,15 +180,68 @@ class LCMClassifier(FinetunedLCM):
         self.classes_ = np.array([0, 1])
         return self
 
-    def _confident_pseudo_labels(
+    def _fit_probe(
         self,
+        base: LCM,
+        meta: dict[str, Any],
+        bei_layout: QueryLayout,
         fc: np.ndarray,
         y: np.ndarray,
         groups: np.ndarray | None,
-        train: _Finetuning,
         settings: dict[str, Any],
+    ) -> LCMClassifier:
+        """``method: probe``: a logistic regression on the frozen model's readouts
+        (:mod:`lcm.train.probe`); diagnosis pseudo-labels as in finetuning (self-training)."""
+        groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+        features = probe_features(base, meta, fc)
+        kind = "bei" if reads_bei(meta) else "embedding"
+
+        def fit(labels: np.ndarray) -> LinearProbe:
+            rows = np.flatnonzero(labels >= 0)
+            return fit_probe(
+                features, labels, rows, groups, binary=True, seed=self.seed, feature_kind=kind
+            )
+
+        self.diagnosis_pseudo_ = self.pseudo_targets_ = None
+        y_final = y
+        if settings["diagnosis_pseudo_labels"] and (y < 0).any():
+            y_final = self._confident_pseudo_labels(
+                y, groups, settings, lambda hidden: fit(hidden).predict_proba(features)
+            )
+        self.probe_ = fit(y_final)
+        labelled = y >= 0
+        proba = self.probe_.predict_proba(features[labelled])[:, 1].clip(1e-12, 1 - 1e-12)
+        truth = y[labelled]
+        loss = -np.mean(truth * np.log(proba) + (1 - truth) * np.log(1 - proba))
+        self.history_ = [{"epoch": 0, "loss_total": float(loss), "penalty": self.probe_.penalty}]
+        self.model_ = base.eval()
+        self.layout_ = bei_layout
+        self.meta_ = meta
+        self.settings_ = settings
+        self.fingerprint_ = data_fingerprint(pd.DataFrame({"y": y}), fc)
+        self.classes_ = np.array([0, 1])
+        log.info(
+            "probe %s: logistic regression on %d %s features, C %s, %d labelled rows",
+            self.label,
+            features.shape[1],
+            kind,
+            self.probe_.penalty,
+            int((y_final >= 0).sum()),
+        )
+        return self
+
+    def _confident_pseudo_labels(
+        self,
+        y: np.ndarray,
+        groups: np.ndarray | None,
+        settings: dict[str, Any],
+        first_model: Callable[[np.ndarray], np.ndarray],
     ) -> np.ndarray:
-        """``y`` with confident predictions filled in for unlabeled rows (part b)."""
+        """``y`` with confident predictions filled in for unlabeled rows (part b).
+
+        ``first_model(hidden)`` fits on ``hidden`` (the labels with the inner validation rows
+        hidden) and returns class probabilities ``[n, 2]`` of every row.
+        """
         groups = np.arange(len(y)) if groups is None else np.asarray(groups)
         plan = threshold_plan(y, groups, settings["inner_validation_fraction"], self.seed)
         if plan is None:
@@ -186,10 +249,7 @@ class LCMClassifier(FinetunedLCM):
             return y
         hidden = y.copy()
         hidden[plan.validation_rows] = -1  # the first model never sees the inner validation labels
-        first, _ = train(fc, hidden)
-        dev = next(first.parameters()).device
-        logits = predict_outputs(first, fc, dev)[:, train.layout[self.label].slice]
-        proba = torch.softmax(logits.double(), dim=-1).numpy()
+        proba = first_model(hidden)
         if plan.source == "inner":
             threshold = choose_threshold(
                 proba[plan.validation_rows],
@@ -221,6 +281,12 @@ class LCMClassifier(FinetunedLCM):
             len(unlabeled),
         )
         return filled
+
+    def _finetuned_proba(self, train: _Finetuning, fc: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Class probabilities ``[n, 2]`` of a model finetuned on ``y`` (the first model)."""
+        first, _ = train(fc, y)
+        logits = predict_outputs(first, fc, next(first.parameters()).device)
+        return torch.softmax(logits[:, train.layout[self.label].slice].double(), dim=-1).numpy()
 
     n_task_queries = 2  # the two diagnosis logits
 
@@ -262,6 +328,8 @@ class LCMClassifier(FinetunedLCM):
 
     def predict_proba(self, fc: np.ndarray) -> np.ndarray:
         """Class probabilities ``[n, 2]`` (columns: ``levels[0]``, ``levels[1]``)."""
+        if getattr(self, "probe_", None) is not None:
+            return self.probe_.predict_proba(self._probe_features(fc))
         logits = self._outputs(fc)[:, self.layout_[self.label].slice]
         return torch.softmax(logits.double(), dim=-1).numpy()
 
@@ -291,6 +359,8 @@ class LCMClassifier(FinetunedLCM):
             seed=self.seed,
             data_fingerprint=self.fingerprint_,
         )
+        if self.probe_ is not None:  # the model is the pretrained one; the probe reads it
+            meta["probe"] = self.probe_.to_dict()
         out = save_checkpoint(out_dir, self.model_.to("cpu"), self.layout_, meta)
         write_tsv(out / "history.tsv", history_frame(self.history_))
         return out

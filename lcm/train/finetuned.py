@@ -18,6 +18,7 @@ from lcm.model.checkpoint import load_checkpoint
 from lcm.model.config import LCMConfig
 from lcm.model.lcm import LCM
 from lcm.train.pretrain import check_connectomes, predict_outputs
+from lcm.train.probe import probe_features
 
 INITS = ("pretrained", "scratch")
 
@@ -57,6 +58,15 @@ class FinetunedLCM:
 
     def _outputs(self, fc: np.ndarray) -> torch.Tensor:
         """The fitted model's outputs on ``fc`` ``[n, n_outputs]``, after checking ``fc``."""
+        self._check_predict(fc)
+        return predict_outputs(self.model_, fc, next(self.model_.parameters()).device)
+
+    def _probe_features(self, fc: np.ndarray) -> np.ndarray:
+        """Features of the fitted linear probe on ``fc`` (``method: probe``), after checks."""
+        self._check_predict(fc)
+        return probe_features(self.model_, self.meta_, fc)
+
+    def _check_predict(self, fc: np.ndarray) -> None:
         if not hasattr(self, "model_"):
             raise InputDataError(
                 f"{type(self).__name__} is not fitted.", hint="Call fit() before predicting."
@@ -68,4 +78,3 @@ class FinetunedLCM:
                 f"{self.model_.config.n_rois}.",
                 hint="Use connectomes of the atlas the model was trained on.",
             )
-        return predict_outputs(self.model_, fc, next(self.model_.parameters()).device)

@@ -22,10 +22,12 @@ import pandas as pd
 
 from lcm.exceptions import InputDataError
 from lcm.model.checkpoint import checkpoint_layout
+from lcm.model.lcm import LCM
 from lcm.model.targets import QueryLayout
 from lcm.train.finetune import _Finetuning, bei_targets
 from lcm.train.finetuned import FinetunedLCM
 from lcm.train.loop import pick_device
+from lcm.train.probe import fit_probe, probe_features, reads_bei
 from lcm.train.settings import resolve_settings
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,9 @@ class LCMRegressor(FinetunedLCM):
         Standardisation of the target, fitted on the labelled ``fit`` rows.
     pseudo_targets_ : dict of Target or None
     history_ : list of dict
+    probe_ : LinearProbe or None
+        ``method: probe``: the ridge regression on the frozen model's readouts; ``model_`` is
+        then the pretrained model itself.
     """
 
     uses_groups = True
@@ -108,6 +113,9 @@ class LCMRegressor(FinetunedLCM):
         dev = pick_device(self.device)
         base, meta = self._base_model(fc.shape[1])
         bei_layout = checkpoint_layout(meta) if meta else QueryLayout()
+        self.probe_ = None
+        if settings["method"] == "probe" and self.init == "pretrained":
+            return self._fit_probe(base.to(dev), meta, bei_layout, fc, y, groups, settings)
         if self.label in bei_layout:
             if not bei_layout[self.label].is_numeric:
                 raise InputDataError(
@@ -136,6 +144,41 @@ class LCMRegressor(FinetunedLCM):
         self.settings_ = settings
         return self
 
+    def _fit_probe(
+        self,
+        base: LCM,
+        meta: dict[str, Any],
+        bei_layout: QueryLayout,
+        fc: np.ndarray,
+        y: np.ndarray,
+        groups: np.ndarray | None,
+        settings: dict[str, Any],
+    ) -> LCMRegressor:
+        """``method: probe``: ridge regression (alpha by inner CV) on the frozen model's
+        readouts (:mod:`lcm.train.probe`)."""
+        groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+        features = probe_features(base, meta, fc)
+        z = (y - self.mean_) / self.scale_
+        rows = np.flatnonzero(np.isfinite(y))
+        kind = "bei" if reads_bei(meta) else "embedding"
+        self.probe_ = fit_probe(
+            features, z, rows, groups, binary=False, seed=self.seed, feature_kind=kind
+        )
+        error = float(np.mean((self.probe_.decision(features[rows]) - z[rows]) ** 2))
+        self.history_ = [{"epoch": 0, "loss_total": error, "penalty": self.probe_.penalty}]
+        self.model_, self.meta_ = base.eval(), meta
+        self.layout_, self.settings_ = bei_layout, settings
+        self.pseudo_targets_ = None
+        log.info(
+            "probe %s: ridge on %d %s features, alpha %s, %d labelled rows",
+            self.label,
+            features.shape[1],
+            kind,
+            self.probe_.penalty,
+            len(rows),
+        )
+        return self
+
     def _check_fit_inputs(
         self, fc: np.ndarray, y: np.ndarray, variables: pd.DataFrame | None
     ) -> np.ndarray:
@@ -156,5 +199,7 @@ class LCMRegressor(FinetunedLCM):
 
     def predict(self, fc: np.ndarray) -> np.ndarray:
         """Predicted target ``[n]`` in the original units."""
+        if getattr(self, "probe_", None) is not None:
+            return self.probe_.decision(self._probe_features(fc)) * self.scale_ + self.mean_
         out = self._outputs(fc)[:, self.layout_[self.label].start]
         return out.double().numpy() * self.scale_ + self.mean_

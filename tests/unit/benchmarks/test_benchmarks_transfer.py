@@ -126,3 +126,23 @@ def test_downstream_cohort_without_motion_coupling(transfer):
     ratio_coupled = coupled["fd"][y == 1].mean() / coupled["fd"][y == 0].mean()
     ratio_plain = plain["fd"][y == 1].mean() / plain["fd"][y == 0].mean()
     assert ratio_plain < ratio_coupled
+
+
+def test_calibration_reaches_the_target_oracle_on_the_cohort_itself(transfer):
+    atlas = transfer.benchmark_atlas(20)
+    for target in (0.7, 0.8):
+        scale = transfer.calibrated_scale(atlas, 0.7, target, 80, 3, keep_motion=False)
+        cohort = transfer.simulate("abide", "abidelike", 80, 3, atlas, 0.7, None, scale)
+        assert transfer.auc(cohort["y"], cohort["projection"]) == pytest.approx(target, abs=0.02)
+
+
+def test_the_method_contrast_is_in_the_summary(transfer):
+    fits = _fits(gain=0.05, null_gain=0.0)
+    extra = fits[fits["model"] == "lcm"].assign(model="lcm-finetune")
+    extra["auc"] -= 0.04
+    fits = pd.concat([fits, extra], ignore_index=True)
+    cfg = {"sizes": [800], "shared": [0.0, 0.7], "fractions": [0.1], "seeds": 5, "draws": 3}
+    cfg.update(n_rois=20, quick=False)
+    out = transfer.summary(transfer.cell_table(fits, 140, 60), cfg, [], fits, 1.0)
+    assert out["method_gain"] == pytest.approx(0.04, abs=0.005)
+    assert out["method_gain_ci_low"] > 0
