@@ -400,7 +400,25 @@ def run(cfg: dict, out: Path) -> dict:
             }
         )
         log.info("downstream cohort %s", cohorts[-1])
-    tmp = Path(tempfile.mkdtemp(prefix="lcm-transfer-"))
+    with tempfile.TemporaryDirectory(prefix="lcm-transfer-") as folder:
+        rows = fit_everything(cfg, hcp, ukb, downstream, Path(folder))
+    train, test = split(downstream[cfg["shared"][0]]["y"], 0)
+    log.info("%d fits in %.0f s", len(rows), time.perf_counter() - started)
+    fits = pd.DataFrame(rows)
+    cells = cell_table(fits, len(train), len(test))
+    out.mkdir(parents=True, exist_ok=True)
+    fits.to_parquet(out / "transfer_fits.parquet", index=False)
+    cells.to_parquet(out / "transfer_cells.parquet", index=False)
+    pd.DataFrame(cohorts).to_csv(out / "transfer_cohorts.tsv", sep="\t", index=False)
+    plot(cells, cfg, out / "transfer.png")
+    return summary(cells, cfg, cohorts, fits, time.perf_counter() - started)
+
+
+def fit_everything(cfg: dict, hcp: dict, ukb: dict, downstream: dict, tmp: Path) -> list[dict]:
+    """Pretrain per size (checkpoints under ``tmp``), then every downstream fit: one row each."""
+    from joblib import Parallel, delayed
+
+    seed = cfg["seed"]
     models = cfg["models"]
     maps, ckpts = {}, {}
     for size in sorted(cfg["sizes"]):
@@ -412,10 +430,9 @@ def run(cfg: dict, out: Path) -> dict:
         )
         if need_lcm:
             ckpts[size] = pre
-    from joblib import Parallel, delayed
-
     # Pretraining runs (size x BEI / SSL-only) in parallel, then the downstream fits.
-    todo = [(size, kind) for size in ckpts for kind in ("lcm", "ssl")]
+    kinds = ("lcm", "ssl") if "lcm-ssl" in models else ("lcm",)
+    todo = [(size, kind) for size in ckpts for kind in kinds]
     done = Parallel(n_jobs=cfg["jobs"])(
         delayed(pretrain_checkpoint)(ckpts[size], cfg, tmp / f"n{size}" / kind, seed, kind)
         for size, kind in todo
@@ -428,17 +445,7 @@ def run(cfg: dict, out: Path) -> dict:
     parts = Parallel(n_jobs=cfg["jobs"], verbose=0)(
         delayed(fit_split)(downstream[s], s, split_seed, maps, ckpts, cfg) for s, split_seed in jobs
     )
-    rows = [row for part in parts for row in part]
-    train, test = split(downstream[cfg["shared"][0]]["y"], 0)
-    log.info("%d fits in %.0f s", len(rows), time.perf_counter() - started)
-    fits = pd.DataFrame(rows)
-    cells = cell_table(fits, len(train), len(test))
-    out.mkdir(parents=True, exist_ok=True)
-    fits.to_parquet(out / "transfer_fits.parquet", index=False)
-    cells.to_parquet(out / "transfer_cells.parquet", index=False)
-    pd.DataFrame(cohorts).to_csv(out / "transfer_cohorts.tsv", sep="\t", index=False)
-    plot(cells, cfg, out / "transfer.png")
-    return summary(cells, cfg, cohorts, fits, time.perf_counter() - started)
+    return [row for part in parts for row in part]
 
 
 def fit_split(

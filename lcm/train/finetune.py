@@ -44,7 +44,14 @@ from lcm.train.confident import (
     threshold_plan,
 )
 from lcm.train.finetuned import FinetunedLCM
-from lcm.train.loop import autocast, history_frame, pick_device, seed_everything, train_epochs
+from lcm.train.loop import (
+    autocast,
+    history_frame,
+    layer_lr_scales,
+    pick_device,
+    seed_everything,
+    train_epochs,
+)
 from lcm.train.pretrain import predict_outputs
 from lcm.train.probe import LinearProbe, fit_probe, probe_features, reads_bei
 from lcm.train.settings import resolve_settings
@@ -431,6 +438,7 @@ class _Finetuning:
             generator,
             step,
             f"finetune {label}",
+            lr_scales=layer_lr_scales(model, float(s["layer_decay"])),
         )
         return model.eval(), history
 

@@ -72,26 +72,65 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def make_optimizer(modules: list[nn.Module], lr: float, weight_decay: float) -> torch.optim.AdamW:
+def make_optimizer(
+    modules: list[nn.Module],
+    lr: float,
+    weight_decay: float,
+    lr_scales: dict[int, float] | None = None,
+) -> torch.optim.AdamW:
     """AdamW with decay on weight matrices only (not biases, norms, embeddings, task weights).
 
+    ``lr_scales`` maps ``id(parameter)`` to a factor of ``lr`` (layer-wise learning-rate
+    decay, :func:`layer_lr_scales`); parameters not in it, or without it, learn at ``lr``.
     Fused (one kernel for all parameters) when they are all on CUDA; on CPU the default
     implementation, which keeps CPU runs bit-identical to earlier versions.
     """
-    decay, no_decay = [], []
+    grouped: dict[tuple[bool, float], list[nn.Parameter]] = {(True, 1.0): [], (False, 1.0): []}
     for module in modules:
         for name, p in module.named_parameters():
             if not p.requires_grad:
                 continue
             leaf = name.rsplit(".", 1)[-1]
             is_embedding = any(part in _NO_DECAY_NAMES for part in name.split("."))
-            (decay if p.dim() >= 2 and not is_embedding and leaf != "bias" else no_decay).append(p)
+            decays = p.dim() >= 2 and not is_embedding and leaf != "bias"
+            scale = (lr_scales or {}).get(id(p), 1.0)
+            grouped.setdefault((decays, scale), []).append(p)
     groups = [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": params, "weight_decay": weight_decay if decays else 0.0, "lr": lr * scale}
+        for (decays, scale), params in grouped.items()
+        if params or scale == 1.0
     ]
-    on_cuda = all(p.is_cuda for group in groups for p in group["params"])
-    return torch.optim.AdamW(groups, lr=lr, fused=True if on_cuda and decay + no_decay else None)
+    params = [p for group in groups for p in group["params"]]
+    on_cuda = all(p.is_cuda for p in params)
+    return torch.optim.AdamW(groups, lr=lr, fused=True if on_cuda and params else None)
+
+
+def layer_lr_scales(model: nn.Module, decay: float) -> dict[int, float]:
+    """Layer-wise learning-rate decay of an LCM: ``decay ** (top - depth)`` per parameter.
+
+    Depths: the ROI tokenizer 0, encoder block ``i`` ``i + 1``, then the memory norm and the
+    reconstruction head, decoder block ``j`` one deeper each, and the queries, output norm and
+    head on top (factor 1). With ``decay`` < 1 the early, general layers move least while few
+    labels finetune the model; ``decay`` 1 changes nothing.
+    """
+    n_enc = len(model.encoder)
+    top = n_enc + 1 + len(model.decoder)
+    depth: dict[str, int] = {
+        "tokenizer": 0,
+        "norm_memory": n_enc + 1,
+        "reconstruct_head": n_enc + 1,
+    }
+    scales = {}
+    for name, p in model.named_parameters():
+        parts = name.split(".")
+        if parts[0] == "encoder":
+            d = int(parts[1]) + 1
+        elif parts[0] == "decoder":
+            d = n_enc + 1 + int(parts[1])
+        else:
+            d = depth.get(parts[0], top)
+        scales[id(p)] = float(decay ** (top - d))
+    return scales
 
 
 # Values of the ``compile`` training setting besides the torch.compile modes.
@@ -267,6 +306,7 @@ def train_epochs(
     resumable: Resumable | None = None,
     min_batch: int = 1,
     quiet: bool = False,
+    lr_scales: dict[int, float] | None = None,
 ) -> list[dict[str, float]]:
     """Run the optimisation and return one history row per epoch.
 
@@ -293,6 +333,8 @@ def train_epochs(
         Drop a last batch with fewer samples (data parallel: the number of processes).
     quiet : bool
         No progress bar (data parallel processes other than rank 0).
+    lr_scales : dict, optional
+        Per-parameter factors of ``lr`` (:func:`layer_lr_scales`).
 
     Returns
     -------
@@ -301,7 +343,7 @@ def train_epochs(
     """
     if resumable is not None and len(modules) != 1:
         raise ValueError("train_epochs: resumable training takes exactly one module")
-    optimizer = make_optimizer(modules, lr, weight_decay)
+    optimizer = make_optimizer(modules, lr, weight_decay, lr_scales)
     steps_per_epoch = len(split_order(torch.arange(n_samples), batch_size, min_batch))
     scheduler = warmup_cosine(optimizer, epochs * steps_per_epoch)
     params = [p for m in modules for p in m.parameters() if p.requires_grad]
