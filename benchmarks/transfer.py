@@ -112,6 +112,9 @@ QUICK = {
     "jobs": 1,
 }
 FOCAL = {"shared": 0.7, "fraction": 0.1}
+# Finetuned with the schema's defaults whatever --finetune-settings says (lcm-finetune: the
+# pretrained transformer finetuned whole; lcm-scratch: the same from a fresh initialisation).
+REFERENCES = ("lcm-finetune", "lcm-scratch")
 SIZE_FREE = ("lcm-scratch", "logreg", "ridge", "tangent-logreg")  # never see pretraining data
 TEST_FRACTION = 0.3
 
@@ -311,16 +314,13 @@ def make_model(name: str, seed: int, maps, ckpt: dict[str, Path] | None, cfg: di
         return BEILinear(maps, seed=seed)
     from lcm.train.finetune import LCMClassifier
 
-    settings = {
-        "epochs": cfg["finetune_epochs"],
-        "batch_size": 32,
-        "lr": 0.001,
-        **cfg.get("finetune_settings", {}),
-    }
+    settings = {"epochs": cfg["finetune_epochs"], "batch_size": 32, "lr": 0.001}
+    if name in REFERENCES:  # fixed references: the whole transformer, the schema's defaults
+        settings["method"] = "finetune"
+    else:  # the variants judged take --finetune-settings
+        settings.update(cfg.get("finetune_settings", {}))
     if name in ("lcm-no-pseudo", "lcm-ssl"):
         settings.update(pseudo_labels=False, diagnosis_pseudo_labels=False)
-    if name == "lcm-finetune":  # the whole transformer trained, whatever lcm's method is
-        settings["method"] = "finetune"
     path = ckpt["ssl"] if name == "lcm-ssl" else ckpt["lcm"]
     init = "scratch" if name == "lcm-scratch" else "pretrained"
     return LCMClassifier(path, "autism", ("control", "autism"), settings, seed, init)
@@ -726,7 +726,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--finetune-settings",
         default="{}",
-        help="JSON merged into the finetune settings (e.g. freeze_encoder)",
+        help="JSON merged into the finetune settings of lcm, lcm-no-pseudo and lcm-ssl (e.g. "
+        "method, layer_decay); lcm-finetune and lcm-scratch keep the defaults",
     )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default=str(ROOT / "results" / "benchmarks" / "transfer"))
