@@ -47,6 +47,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def probe_label(meta: dict) -> dict | None:
+    """The checkpoint's ``label``, with its probe's coefficient per BEI query when it has one."""
+    from lcm.model.checkpoint import checkpoint_layout
+    from lcm.model.export import query_names
+
+    label, probe = meta.get("label"), meta.get("probe")
+    if not label or not probe:
+        return label
+    if probe["features"] != "bei":
+        return {**label, "probe": {"features": probe["features"]}}
+    names = query_names(checkpoint_layout(meta))
+    coef = dict(zip(names, probe["coef"], strict=True))
+    return {**label, "probe": {"features": "bei", "coef": coef}}
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm embed``."""
     # Imported here: every `lcm` call builds all parsers, and torch takes seconds to import.
@@ -76,8 +91,9 @@ def run(args: argparse.Namespace) -> int:
         b"lcm.checkpoint": str(args.checkpoint).encode(),
         b"lcm.weights_sha256": str(meta.get("weights_sha256", "")).encode(),
         b"lcm.atlas": args.atlas.encode(),
-        # A finetuned checkpoint names its diagnosis (the report maps that query's attention).
-        b"lcm.label": json.dumps(meta.get("label")).encode(),
+        # A finetuned checkpoint names its diagnosis (the report maps that query's attention,
+        # or, for a linear probe, the BEI queries it reads, weighted by its coefficients).
+        b"lcm.label": json.dumps(probe_label(meta)).encode(),
     }
 
     def write(frame, path: str) -> None:

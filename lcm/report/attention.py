@@ -190,6 +190,9 @@ def attention_section(paths: list[str | Path], atlas: Atlas) -> str:
             )
             continue
         centroids = np.array([by_name[r] for r in rois])
+        if label.get("probe"):
+            parts.extend(_probe_map(frame, rois, centroids, task, label["probe"]))
+            continue
         for level in label["levels"]:
             query = f"{label['name']}={level}"
             weights = mean_query_attention(frame, query, rois)
@@ -203,3 +206,41 @@ def attention_section(paths: list[str | Path], atlas: Atlas) -> str:
                 f'<p class="note">Top ROIs of {html.escape(query)}: {html.escape(listed)}.</p>'
             )
     return "\n".join(parts)
+
+
+def _probe_map(
+    frame: pd.DataFrame,
+    rois: list[str],
+    centroids: np.ndarray,
+    task: str,
+    probe: dict[str, Any],
+) -> list[str]:
+    """HTML parts for a linear-probe model: its BEI queries' attention weighted by |coefficient|.
+
+    A probe has no diagnosis query: it reads the pretrained BEI heads (``method: probe``), so
+    where it looks is where the queries it leans on look, in proportion to their weights.
+    """
+    from lcm.report.html import img_tag
+    from lcm.report.plots import figure_png
+
+    if probe.get("features") != "bei" or not probe.get("coef"):
+        return [
+            '<p class="note">This model is a linear probe of the subject embedding (no BEI '
+            "heads were pretrained): it has no query, so no attention map.</p>"
+        ]
+    coef = {q: float(c) for q, c in probe["coef"].items() if (frame["query"] == q).any()}
+    total = sum(abs(c) for c in coef.values())
+    if total == 0:
+        return ['<p class="note">The probe gives every BEI query a weight of 0: no map.</p>']
+    weights = sum(abs(c) * mean_query_attention(frame, q, rois) for q, c in coef.items()) / total
+    title = f"{task}: BEI queries weighted by |probe coefficient|"
+    fig = attention_brain_figure(weights, centroids, title, roi_names=rois)
+    listed = ", ".join(f"{q} {c:+.2f}" for q, c in sorted(coef.items(), key=lambda kv: -abs(kv[1])))
+    top = np.argsort(weights)[::-1][:5]
+    rois_listed = ", ".join(f"{rois[i]} ({weights[i] * len(rois):.1f}x)" for i in top)
+    return [
+        img_tag(figure_png(fig), f"{task} attention of the probe's BEI queries"),
+        f'<p class="note">The diagnosis is a linear probe of the pretrained BEI heads '
+        f"(standardised coefficients: {html.escape(listed)}); the map averages those queries' "
+        f"attention in proportion to |coefficient|. Top ROIs: {html.escape(rois_listed)}.</p>",
+    ]

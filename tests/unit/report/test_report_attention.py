@@ -92,3 +92,40 @@ def test_report_embeds_the_brain_maps(inputs, tmp_path, atlas):
         assert pixels.shape[0] > 100 and pixels.std() > 0
     without = run_report(inputs, tmp_path / "plain")["html"].read_text()
     assert 'id="attention"' not in without
+
+
+def test_a_probe_model_maps_the_bei_queries_it_reads(tmp_path, atlas):
+    names = atlas.labels["name"].astype(str).tolist()
+    # A probe's attention table has no diagnosis query: only the pretrained BEI queries.
+    probe = {"features": "bei", "coef": {"age": 2.0, "sex=F": 0.0, "sex=M": -0.5}}
+    path = tmp_path / "task-autism_attention.parquet"
+    _attention_table(path, names, label={**LABEL, "levels": []})
+    table = pq.read_table(path)
+    meta = {**table.schema.metadata, b"lcm.label": json.dumps({**LABEL, "probe": probe}).encode()}
+    pq.write_table(table.replace_schema_metadata(meta), path)
+    frame, rois, _ = read_attention(path)
+    section = attention_section([path], atlas)
+    assert section.count("<img") == 1
+    assert (
+        "autism attention of the probe" in section and "linear probe of the pretrained" in section
+    )
+    assert "age +2.00, sex=M -0.50, sex=F +0.00" in section
+    # The map is the |coefficient|-weighted mean of the queries' attention (age 0.8, sex=M 0.2).
+    from lcm.report.attention import mean_query_attention
+
+    expected = 0.8 * mean_query_attention(frame, "age", rois) + 0.2 * mean_query_attention(
+        frame, "sex=M", rois
+    )
+    top = names[int(np.argmax(expected))]
+    assert f"{top} (" in section
+
+
+def test_an_embedding_probe_says_it_has_no_map(tmp_path, atlas):
+    path = tmp_path / "task-autism_attention.parquet"
+    label = {**LABEL, "probe": {"features": "embedding"}}
+    _attention_table(path, atlas.labels["name"].astype(str).tolist(), label={**LABEL, "levels": []})
+    table = pq.read_table(path)
+    meta = {**table.schema.metadata, b"lcm.label": json.dumps(label).encode()}
+    pq.write_table(table.replace_schema_metadata(meta), path)
+    section = attention_section([path], atlas)
+    assert "<img" not in section and "no attention map" in section

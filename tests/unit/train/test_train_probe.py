@@ -158,3 +158,21 @@ def test_unknown_method_is_refused(checkpoints, downstream) -> None:
     clf = LCMClassifier(checkpoints["bei"], "dx", LEVELS, {"method": "linear"}, seed=0)
     with pytest.raises(ConfigError, match=r"evaluate\.finetune\.method"):
         clf.fit(cohort.fc[:20], y[:20])
+
+
+def test_embed_names_each_probe_coefficient_by_its_query(checkpoints, downstream, tmp_path):
+    from lcm.commands.embed import probe_label
+    from lcm.model.checkpoint import checkpoint_layout
+    from lcm.model.export import query_names
+
+    cohort, y = downstream
+    clf = LCMClassifier(checkpoints["bei"], "dx", LEVELS, PROBE, seed=0).fit(cohort.fc[:40], y[:40])
+    _, meta = load_checkpoint(clf.save(tmp_path / "probe"))
+    label = probe_label(meta)
+    assert label["name"] == "dx" and label["probe"]["features"] == "bei"
+    names = query_names(checkpoint_layout(meta))
+    assert list(label["probe"]["coef"]) == names
+    assert list(label["probe"]["coef"].values()) == pytest.approx(clf.probe_.coef)
+    plain = LCMClassifier(checkpoints["bei"], "dx", LEVELS, {"epochs": 1}, seed=0)
+    _, meta = load_checkpoint(plain.fit(cohort.fc[:20], y[:20]).save(tmp_path / "ft"))
+    assert probe_label(meta) == meta["label"]  # a finetuned model: its own diagnosis queries
