@@ -442,7 +442,7 @@ def fit_everything(cfg: dict, hcp: dict, ukb: dict, downstream: dict, tmp: Path)
         ckpts[size][kind] = path
 
     jobs = [(s, split_seed) for s in downstream for split_seed in range(cfg["seeds"])]
-    parts = Parallel(n_jobs=cfg["jobs"], verbose=0)(
+    parts = Parallel(n_jobs=cfg["jobs"], verbose=0 if cfg["quick"] else 10)(
         delayed(fit_split)(downstream[s], s, split_seed, maps, ckpts, cfg) for s, split_seed in jobs
     )
     return [row for part in parts for row in part]
