@@ -75,10 +75,15 @@ from lcm.evaluate.baselines import (  # noqa: E402
 from lcm.evaluate.bei_linear import BEILinear, fit_bei_maps  # noqa: E402
 from lcm.evaluate.compare import corrected_t_interval  # noqa: E402
 from lcm.store.cohort import Cohort  # noqa: E402
+from lcm.store.layout import fisher_z  # noqa: E402
 
 log = logging.getLogger("transfer")
 
 LINEAR = ("logreg", "ridge", "tangent-logreg", "bei-linear")
+# Diagnostic contender, outside linear_gap: bei-linear with each dataset's connectomes centred
+# (pretraining: per consortium; downstream: on the training fold). Is the readouts' weakness
+# the consortium differences they learn (HCP 22-37 vs UKB 45-82 years: age readout ~ cohort)?
+DIAGNOSTIC = ("bei-linear-centred",)
 LCM = ("lcm", "lcm-no-pseudo", "lcm-ssl", "lcm-scratch", "lcm-finetune")
 PRETRAIN_VARIABLES = ("age", "sex", "fluid_intelligence", "working_memory", "bmi", "education")
 FULL = {
@@ -93,7 +98,7 @@ FULL = {
     "pretrain_samples": 60000,
     "pretrain_max_epochs": 40,
     "finetune_epochs": 20,
-    "models": [*LCM, *LINEAR],
+    "models": [*LCM, *LINEAR, *DIAGNOSTIC],
     "jobs": 2,
 }
 QUICK = {
@@ -108,14 +113,15 @@ QUICK = {
     "pretrain_samples": 600,
     "pretrain_max_epochs": 3,
     "finetune_epochs": 2,
-    "models": [*LCM, *LINEAR],
+    "models": [*LCM, *LINEAR, *DIAGNOSTIC],
     "jobs": 1,
 }
 FOCAL = {"shared": 0.7, "fraction": 0.1}
 # Finetuned with the schema's defaults whatever --finetune-settings says (lcm-finetune: the
 # pretrained transformer finetuned whole; lcm-scratch: the same from a fresh initialisation).
 REFERENCES = ("lcm-finetune", "lcm-scratch")
-SIZE_FREE = ("lcm-scratch", "logreg", "ridge", "tangent-logreg")  # never see pretraining data
+SIZE_FREE = ("lcm-scratch", "logreg", "ridge", "tangent-logreg")
+ALL_MODELS = (*LCM, *LINEAR, *DIAGNOSTIC)  # never see pretraining data
 TEST_FRACTION = 0.3
 
 
@@ -311,7 +317,9 @@ def make_model(name: str, seed: int, maps, ckpt: dict[str, Path] | None, cfg: di
     if name == "tangent-logreg":
         return TangentLogReg(seed=seed)
     if name == "bei-linear":
-        return BEILinear(maps, seed=seed)
+        return BEILinear(maps["raw"], seed=seed)
+    if name == "bei-linear-centred":
+        return CentredBEILinear(maps["centred"], seed=seed)
     from lcm.train.finetune import LCMClassifier
 
     settings = {"epochs": cfg["finetune_epochs"], "batch_size": 32, "lr": 0.001}
@@ -324,6 +332,34 @@ def make_model(name: str, seed: int, maps, ckpt: dict[str, Path] | None, cfg: di
     path = ckpt["ssl"] if name == "lcm-ssl" else ckpt["lcm"]
     init = "scratch" if name == "lcm-scratch" else "pretrained"
     return LCMClassifier(path, "autism", ("control", "autism"), settings, seed, init)
+
+
+def centre_connectomes(fc: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``fc`` with the mean Fisher-z connectome of ``reference`` removed (back through tanh).
+
+    The Fisher-z features of the result are those of ``fc`` minus the reference mean, so the
+    ridge maps and the classifier of ``bei-linear`` see connectomes centred per dataset.
+    """
+    z = fisher_z(fc)
+    out = np.tanh(z - fisher_z(reference).mean(axis=0))
+    idx = np.arange(fc.shape[1])
+    out[:, idx, idx] = 1.0
+    return out.astype(fc.dtype)
+
+
+class CentredBEILinear:
+    """``bei-linear`` on connectomes centred on the training fold's mean (fit rows only)."""
+
+    def __init__(self, maps, seed: int) -> None:
+        self.inner = BEILinear(maps, seed=seed)
+
+    def fit(self, fc, y, variables=None, groups=None):
+        self.reference_ = fc
+        self.inner.fit(centre_connectomes(fc, fc), y, variables, groups=groups)
+        return self
+
+    def predict_proba(self, fc):
+        return self.inner.predict_proba(centre_connectomes(fc, self.reference_))
 
 
 def labelled_subset(y: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -423,8 +459,15 @@ def fit_everything(cfg: dict, hcp: dict, ukb: dict, downstream: dict, tmp: Path)
     maps, ckpts = {}, {}
     for size in sorted(cfg["sizes"]):
         pre = pretraining_cohort(hcp, ukb, size)
+        maps[size] = {}
         if "bei-linear" in models:
-            maps[size] = fit_bei_maps(pre.fc, pre.variables, pre.groups, seed)
+            maps[size]["raw"] = fit_bei_maps(pre.fc, pre.variables, pre.groups, seed)
+        if "bei-linear-centred" in models:
+            centred = pre.fc.copy()
+            for dataset in pre.ids["dataset"].unique():
+                rows = np.flatnonzero(pre.ids["dataset"].to_numpy() == dataset)
+                centred[rows] = centre_connectomes(pre.fc[rows], pre.fc[rows])
+            maps[size]["centred"] = fit_bei_maps(centred, pre.variables, pre.groups, seed)
         need_lcm = any(m in LCM for m in models) and any(
             lcm_wanted(cfg, size, s, f) for s in cfg["shared"] for f in cfg["fractions"]
         )
@@ -534,6 +577,7 @@ def cell_table(fits: pd.DataFrame, n_train: int, n_test: int) -> pd.DataFrame:
             ("lcm", "lcm-ssl"),
             ("lcm", "lcm-finetune"),
             ("bei-linear", "logreg"),
+            ("bei-linear-centred", "bei-linear"),
         ] + ([("lcm", best)] if best else [])
         for a, b in pairs:
             if a in wide.columns and b in wide.columns:
@@ -591,6 +635,7 @@ def summary(cells, cfg, cohorts, fits, seconds) -> dict:
     pseudo = _contrast(cells, "lcm", "lcm-no-pseudo", size, s, f)
     bei = _contrast(cells, "bei-linear", "logreg", size, s, f)
     method = _contrast(cells, "lcm", "lcm-finetune", size, s, f)
+    centring = _contrast(cells, "bei-linear-centred", "bei-linear", size, s, f)
     by_size = {
         int(n): _contrast(cells, "lcm", "lcm-scratch", n, s, f)["mean"] for n in cfg["sizes"]
     }
@@ -624,6 +669,9 @@ def summary(cells, cfg, cohorts, fits, seconds) -> dict:
         "method_gain_ci_high": method["ci_high"],
         "bei_linear_gain": bei["mean"],
         "bei_linear_gain_ci_low": bei["ci_low"],
+        "centring_gain": centring["mean"],
+        "centring_gain_ci_low": centring["ci_low"],
+        "centring_gain_ci_high": centring["ci_high"],
         "pretrain_gain_by_size": by_size,
         "pretrain_gain_by_shared": by_shared,
         "auc_at_focal_cell": {m: round(float(v), 4) for m, v in means.items()},
@@ -704,7 +752,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-rois", type=int, help="AAL regions used (evenly spaced subset)")
     p.add_argument("--pretrain-samples", type=int, help="pretraining budget (samples seen)")
     p.add_argument("--finetune-epochs", type=int)
-    p.add_argument("--models", nargs="+", help=f"subset of {[*LCM, *LINEAR]}")
+    p.add_argument("--models", nargs="+", choices=ALL_MODELS, help="subset of the contenders")
     p.add_argument("--lcm-cells", choices=("focal", "all", "none"), default="focal")
     p.add_argument("--jobs", type=int, help="parallel worker processes (one thread each)")
     p.add_argument(

@@ -146,3 +146,15 @@ def test_the_method_contrast_is_in_the_summary(transfer):
     out = transfer.summary(transfer.cell_table(fits, 140, 60), cfg, [], fits, 1.0)
     assert out["method_gain"] == pytest.approx(0.04, abs=0.005)
     assert out["method_gain_ci_low"] > 0
+
+
+def test_centred_connectomes_have_the_reference_mean_removed_in_fisher_z(transfer):
+    from lcm.train.bei_maps import connectome_features
+
+    atlas = transfer.benchmark_atlas(12)
+    fc = transfer.simulate("abide", "abidelike", 20, 3, atlas, 0.7, 40)["fc"]
+    centred = transfer.centre_connectomes(fc[5:], fc[:10])
+    expected = connectome_features(fc[5:]) - connectome_features(fc[:10]).mean(axis=0)
+    np.testing.assert_allclose(connectome_features(centred), expected, atol=1e-4)
+    assert np.allclose(centred[:, np.arange(12), np.arange(12)], 1.0)
+    assert np.allclose(centred, centred.transpose(0, 2, 1))
