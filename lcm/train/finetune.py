@@ -53,7 +53,7 @@ from lcm.train.loop import (
     train_epochs,
 )
 from lcm.train.pretrain import predict_outputs
-from lcm.train.probe import LinearProbe, fit_probe, probe_features, reads_bei
+from lcm.train.probe import LinearProbe, fit_probe
 from lcm.train.settings import resolve_settings
 
 log = logging.getLogger(__name__)
@@ -199,9 +199,7 @@ class LCMClassifier(FinetunedLCM):
     ) -> LCMClassifier:
         """``method: probe``: a logistic regression on the frozen model's readouts
         (:mod:`lcm.train.probe`); diagnosis pseudo-labels as in finetuning (self-training)."""
-        groups = np.arange(len(y)) if groups is None else np.asarray(groups)
-        features = probe_features(base, meta, fc)
-        kind = "bei" if reads_bei(meta) else "embedding"
+        features, groups, kind = self._probe_inputs(base, meta, fc, groups)
 
         def fit(labels: np.ndarray) -> LinearProbe:
             rows = np.flatnonzero(labels >= 0)

@@ -18,7 +18,7 @@ from lcm.model.checkpoint import load_checkpoint
 from lcm.model.config import LCMConfig
 from lcm.model.lcm import LCM
 from lcm.train.pretrain import check_connectomes, predict_outputs
-from lcm.train.probe import probe_features
+from lcm.train.probe import probe_features, reads_bei
 
 INITS = ("pretrained", "scratch")
 
@@ -60,6 +60,15 @@ class FinetunedLCM:
         """The fitted model's outputs on ``fc`` ``[n, n_outputs]``, after checking ``fc``."""
         self._check_predict(fc)
         return predict_outputs(self.model_, fc, next(self.model_.parameters()).device)
+
+    def _probe_inputs(
+        self, base: LCM, meta: dict[str, Any], fc: np.ndarray, groups: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, str]:
+        """``method: probe``: the probe's features of the ``fit`` rows, their subjects (one per
+        row when not given) and the kind of features (``"bei"`` or ``"embedding"``)."""
+        groups = np.arange(len(fc)) if groups is None else np.asarray(groups)
+        kind = "bei" if reads_bei(meta) else "embedding"
+        return probe_features(base, meta, fc), groups, kind
 
     def _probe_features(self, fc: np.ndarray) -> np.ndarray:
         """Features of the fitted linear probe on ``fc`` (``method: probe``), after checks."""

@@ -27,7 +27,7 @@ from lcm.model.targets import QueryLayout
 from lcm.train.finetune import _Finetuning, bei_targets
 from lcm.train.finetuned import FinetunedLCM
 from lcm.train.loop import pick_device
-from lcm.train.probe import fit_probe, probe_features, reads_bei
+from lcm.train.probe import fit_probe
 from lcm.train.settings import resolve_settings
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,8 @@ class LCMRegressor(FinetunedLCM):
         bei_layout = checkpoint_layout(meta) if meta else QueryLayout()
         self.probe_ = None
         if settings["method"] == "probe" and self.init == "pretrained":
-            return self._fit_probe(base.to(dev), meta, bei_layout, fc, y, groups, settings)
+            self.layout_, self.settings_ = bei_layout, settings
+            return self._fit_probe(base.to(dev), meta, fc, y, groups)
         if self.label in bei_layout:
             if not bei_layout[self.label].is_numeric:
                 raise InputDataError(
@@ -145,29 +146,19 @@ class LCMRegressor(FinetunedLCM):
         return self
 
     def _fit_probe(
-        self,
-        base: LCM,
-        meta: dict[str, Any],
-        bei_layout: QueryLayout,
-        fc: np.ndarray,
-        y: np.ndarray,
-        groups: np.ndarray | None,
-        settings: dict[str, Any],
+        self, base: LCM, meta: dict[str, Any], fc: np.ndarray, y: np.ndarray, groups: Any
     ) -> LCMRegressor:
         """``method: probe``: ridge regression (alpha by inner CV) on the frozen model's
         readouts (:mod:`lcm.train.probe`)."""
-        groups = np.arange(len(y)) if groups is None else np.asarray(groups)
-        features = probe_features(base, meta, fc)
+        features, groups, kind = self._probe_inputs(base, meta, fc, groups)
         z = (y - self.mean_) / self.scale_
         rows = np.flatnonzero(np.isfinite(y))
-        kind = "bei" if reads_bei(meta) else "embedding"
         self.probe_ = fit_probe(
             features, z, rows, groups, binary=False, seed=self.seed, feature_kind=kind
         )
         error = float(np.mean((self.probe_.decision(features[rows]) - z[rows]) ** 2))
         self.history_ = [{"epoch": 0, "loss_total": error, "penalty": self.probe_.penalty}]
         self.model_, self.meta_ = base.eval(), meta
-        self.layout_, self.settings_ = bei_layout, settings
         self.pseudo_targets_ = None
         log.info(
             "probe %s: ridge on %d %s features, alpha %s, %d labelled rows",

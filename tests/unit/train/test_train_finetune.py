@@ -21,13 +21,7 @@ LEVELS = ("control", "patient")
 FT = {"epochs": 12, "batch_size": 8, "lr": 0.003, "pseudo_labels": True, "pseudo_weight": 0.5}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models gain nothing from intra-op threads, and lose badly on a busy 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from helpers.model import TINY, make_catalogue, pretrain_cohort
 from safetensors.torch import load_file
 
@@ -20,13 +19,7 @@ from lcm.train.pretrain import pretrain
 SETTINGS = {"epochs": 25, "batch_size": 16, "lr": 0.003}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models gain nothing from intra-op threads, and lose badly on a busy 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -23,12 +23,7 @@ LEVELS = ("control", "patient")
 PROBE = {"method": "probe", "diagnosis_pseudo_labels": False}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
