@@ -80,10 +80,12 @@ from lcm.store.layout import fisher_z  # noqa: E402
 log = logging.getLogger("transfer")
 
 LINEAR = ("logreg", "ridge", "tangent-logreg", "bei-linear")
-# Diagnostic contender, outside linear_gap: bei-linear with each dataset's connectomes centred
-# (pretraining: per consortium; downstream: on the training fold). Is the readouts' weakness
-# the consortium differences they learn (HCP 22-37 vs UKB 45-82 years: age readout ~ cohort)?
-DIAGNOSTIC = ("bei-linear-centred",)
+# Diagnostic contenders, outside linear_gap and pretrain_gain: bei-linear and LCM (pretrained,
+# and from scratch) on connectomes centred per dataset (pretraining: per consortium, in Fisher
+# z; downstream: on the training fold's mean). Are the readouts weak because they learn the
+# consortium differences (HCP 22-37 vs UKB 45-82 years: an age readout reads the consortium)?
+CENTRED_LCM = ("lcm-centred", "lcm-scratch-centred")
+DIAGNOSTIC = ("bei-linear-centred", *CENTRED_LCM)
 LCM = ("lcm", "lcm-no-pseudo", "lcm-ssl", "lcm-scratch", "lcm-finetune")
 PRETRAIN_VARIABLES = ("age", "sex", "fluid_intelligence", "working_memory", "bmi", "education")
 FULL = {
@@ -119,9 +121,10 @@ QUICK = {
 FOCAL = {"shared": 0.7, "fraction": 0.1}
 # Finetuned with the schema's defaults whatever --finetune-settings says (lcm-finetune: the
 # pretrained transformer finetuned whole; lcm-scratch: the same from a fresh initialisation).
-REFERENCES = ("lcm-finetune", "lcm-scratch")
-SIZE_FREE = ("lcm-scratch", "logreg", "ridge", "tangent-logreg")
-ALL_MODELS = (*LCM, *LINEAR, *DIAGNOSTIC)  # never see pretraining data
+REFERENCES = ("lcm-finetune", "lcm-scratch", "lcm-scratch-centred")
+# Never see pretraining data: one fit serves every pretraining size.
+SIZE_FREE = ("lcm-scratch", "lcm-scratch-centred", "logreg", "ridge", "tangent-logreg")
+ALL_MODELS = (*LCM, *LINEAR, *DIAGNOSTIC)
 TEST_FRACTION = 0.3
 
 
@@ -293,7 +296,7 @@ def pretrain_checkpoint(cohort: Cohort, cfg: dict, out: Path, seed: int, kind: s
         "epochs": epochs,
         "batch_size": 32,
         "lr": 0.002,
-        "bei_weight": 1.0 if kind == "lcm" else 0.0,
+        "bei_weight": 0.0 if kind == "ssl" else 1.0,
         "checkpoint_every": 10**9,
         **cfg.get("pretrain_settings", {}),
     }
@@ -319,7 +322,7 @@ def make_model(name: str, seed: int, maps, ckpt: dict[str, Path] | None, cfg: di
     if name == "bei-linear":
         return BEILinear(maps["raw"], seed=seed)
     if name == "bei-linear-centred":
-        return CentredBEILinear(maps["centred"], seed=seed)
+        return Centred(BEILinear(maps["centred"], seed=seed))
     from lcm.train.finetune import LCMClassifier
 
     settings = {"epochs": cfg["finetune_epochs"], "batch_size": 32, "lr": 0.001}
@@ -329,9 +332,10 @@ def make_model(name: str, seed: int, maps, ckpt: dict[str, Path] | None, cfg: di
         settings.update(cfg.get("finetune_settings", {}))
     if name in ("lcm-no-pseudo", "lcm-ssl"):
         settings.update(pseudo_labels=False, diagnosis_pseudo_labels=False)
-    path = ckpt["ssl"] if name == "lcm-ssl" else ckpt["lcm"]
-    init = "scratch" if name == "lcm-scratch" else "pretrained"
-    return LCMClassifier(path, "autism", ("control", "autism"), settings, seed, init)
+    path = {"lcm-ssl": "ssl", "lcm-centred": "centred"}.get(name, "lcm")
+    init = "scratch" if name in ("lcm-scratch", "lcm-scratch-centred") else "pretrained"
+    model = LCMClassifier(ckpt.get(path), "autism", ("control", "autism"), settings, seed, init)
+    return Centred(model) if name in CENTRED_LCM else model
 
 
 def centre_connectomes(fc: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -347,11 +351,11 @@ def centre_connectomes(fc: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return out.astype(fc.dtype)
 
 
-class CentredBEILinear:
-    """``bei-linear`` on connectomes centred on the training fold's mean (fit rows only)."""
+class Centred:
+    """A contender on connectomes centred on the training fold's mean (fit rows only)."""
 
-    def __init__(self, maps, seed: int) -> None:
-        self.inner = BEILinear(maps, seed=seed)
+    def __init__(self, inner) -> None:
+        self.inner = inner
 
     def fit(self, fc, y, variables=None, groups=None):
         self.reference_ = fc
@@ -360,6 +364,16 @@ class CentredBEILinear:
 
     def predict_proba(self, fc):
         return self.inner.predict_proba(centre_connectomes(fc, self.reference_))
+
+
+def centred_cohort(cohort: Cohort) -> Cohort:
+    """``cohort`` with each dataset's connectomes centred on that dataset's mean (Fisher z)."""
+    fc = cohort.fc.copy()
+    datasets = cohort.ids["dataset"].to_numpy()
+    for dataset in np.unique(datasets):
+        rows = np.flatnonzero(datasets == dataset)
+        fc[rows] = centre_connectomes(cohort.fc[rows], cohort.fc[rows])
+    return Cohort(cohort.ids, fc, cohort.variables, cohort.roi_names, cohort.atlas)
 
 
 def labelled_subset(y: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -463,21 +477,25 @@ def fit_everything(cfg: dict, hcp: dict, ukb: dict, downstream: dict, tmp: Path)
         if "bei-linear" in models:
             maps[size]["raw"] = fit_bei_maps(pre.fc, pre.variables, pre.groups, seed)
         if "bei-linear-centred" in models:
-            centred = pre.fc.copy()
-            for dataset in pre.ids["dataset"].unique():
-                rows = np.flatnonzero(pre.ids["dataset"].to_numpy() == dataset)
-                centred[rows] = centre_connectomes(pre.fc[rows], pre.fc[rows])
-            maps[size]["centred"] = fit_bei_maps(centred, pre.variables, pre.groups, seed)
-        need_lcm = any(m in LCM for m in models) and any(
+            centred = centred_cohort(pre)
+            maps[size]["centred"] = fit_bei_maps(centred.fc, pre.variables, pre.groups, seed)
+        need_lcm = any(m in (*LCM, *CENTRED_LCM) for m in models) and any(
             lcm_wanted(cfg, size, s, f) for s in cfg["shared"] for f in cfg["fractions"]
         )
         if need_lcm:
             ckpts[size] = pre
     # Pretraining runs (size x BEI / SSL-only) in parallel, then the downstream fits.
-    kinds = ("lcm", "ssl") if "lcm-ssl" in models else ("lcm",)
+    kinds = ["lcm", *(["ssl"] if "lcm-ssl" in models else [])]
+    kinds += ["centred"] if "lcm-centred" in models else []
     todo = [(size, kind) for size in ckpts for kind in kinds]
     done = Parallel(n_jobs=cfg["jobs"])(
-        delayed(pretrain_checkpoint)(ckpts[size], cfg, tmp / f"n{size}" / kind, seed, kind)
+        delayed(pretrain_checkpoint)(
+            centred_cohort(ckpts[size]) if kind == "centred" else ckpts[size],
+            cfg,
+            tmp / f"n{size}" / kind,
+            seed,
+            kind,
+        )
         for size, kind in todo
     )
     ckpts = {size: {} for size in ckpts}
@@ -518,7 +536,7 @@ def fit_split(
                 variables["autism"] = variables["autism"].where(mask, None)
                 fit_seed = int(rng.integers(2**31))
                 for name in cfg["models"]:
-                    if name in LCM and not lcm_wanted(cfg, size, s, fraction):
+                    if name in (*LCM, *CENTRED_LCM) and not lcm_wanted(cfg, size, s, fraction):
                         continue
                     key = (name, fraction, draw)
                     t = time.perf_counter()
@@ -578,7 +596,9 @@ def cell_table(fits: pd.DataFrame, n_train: int, n_test: int) -> pd.DataFrame:
             ("lcm", "lcm-finetune"),
             ("bei-linear", "logreg"),
             ("bei-linear-centred", "bei-linear"),
-        ] + ([("lcm", best)] if best else [])
+            ("lcm-centred", "lcm-scratch-centred"),
+            ("lcm-centred", "lcm"),
+        ] + ([("lcm", best), ("lcm-centred", best)] if best else [])
         for a, b in pairs:
             if a in wide.columns and b in wide.columns:
                 d = (wide[a] - wide[b]).to_numpy()
@@ -636,6 +656,9 @@ def summary(cells, cfg, cohorts, fits, seconds) -> dict:
     bei = _contrast(cells, "bei-linear", "logreg", size, s, f)
     method = _contrast(cells, "lcm", "lcm-finetune", size, s, f)
     centring = _contrast(cells, "bei-linear-centred", "bei-linear", size, s, f)
+    c_pre = _contrast(cells, "lcm-centred", "lcm-scratch-centred", size, s, f)
+    c_null = _contrast(cells, "lcm-centred", "lcm-scratch-centred", size, s0, f)
+    c_gap = _contrast(cells, "lcm-centred", best, size, s, f) if best else {"mean": None}
     by_size = {
         int(n): _contrast(cells, "lcm", "lcm-scratch", n, s, f)["mean"] for n in cfg["sizes"]
     }
@@ -672,6 +695,16 @@ def summary(cells, cfg, cohorts, fits, seconds) -> dict:
         "centring_gain": centring["mean"],
         "centring_gain_ci_low": centring["ci_low"],
         "centring_gain_ci_high": centring["ci_high"],
+        "centred_pretrain_gain": c_pre["mean"],
+        "centred_pretrain_gain_ci_low": c_pre["ci_low"],
+        "centred_pretrain_gain_ci_high": c_pre["ci_high"],
+        "centred_null_gain": c_null["mean"],
+        "centred_linear_gap": c_gap["mean"],
+        "centred_linear_gap_ci_low": c_gap.get("ci_low"),
+        "centred_pretrain_gain_by_shared": {
+            float(x): _contrast(cells, "lcm-centred", "lcm-scratch-centred", size, x, f)["mean"]
+            for x in cfg["shared"]
+        },
         "pretrain_gain_by_size": by_size,
         "pretrain_gain_by_shared": by_shared,
         "auc_at_focal_cell": {m: round(float(v), 4) for m, v in means.items()},
