@@ -451,7 +451,7 @@ def run(cfg: dict, out: Path) -> dict:
         )
         log.info("downstream cohort %s", cohorts[-1])
     with tempfile.TemporaryDirectory(prefix="lcm-transfer-") as folder:
-        rows = fit_everything(cfg, hcp, ukb, downstream, Path(folder))
+        rows, readouts = fit_everything(cfg, hcp, ukb, downstream, Path(folder))
     train, test = split(downstream[cfg["shared"][0]]["y"], 0)
     log.info("%d fits in %.0f s", len(rows), time.perf_counter() - started)
     fits = pd.DataFrame(rows)
@@ -461,7 +461,9 @@ def run(cfg: dict, out: Path) -> dict:
     cells.to_parquet(out / "transfer_cells.parquet", index=False)
     pd.DataFrame(cohorts).to_csv(out / "transfer_cohorts.tsv", sep="\t", index=False)
     plot(cells, cfg, out / "transfer.png")
-    return summary(cells, cfg, cohorts, fits, time.perf_counter() - started)
+    result = summary(cells, cfg, cohorts, fits, time.perf_counter() - started)
+    result["readout_heldout_r2"] = readouts
+    return result
 
 
 def fit_everything(cfg: dict, hcp: dict, ukb: dict, downstream: dict, tmp: Path) -> list[dict]:
@@ -506,7 +508,28 @@ def fit_everything(cfg: dict, hcp: dict, ukb: dict, downstream: dict, tmp: Path)
     parts = Parallel(n_jobs=cfg["jobs"], verbose=0 if cfg["quick"] else 10)(
         delayed(fit_split)(downstream[s], s, split_seed, maps, ckpts, cfg) for s, split_seed in jobs
     )
-    return [row for part in parts for row in part]
+    return [row for part in parts for row in part], readout_r2(maps, ckpts)
+
+
+def readout_r2(maps: dict, ckpts: dict) -> dict:
+    """Hold-out R² of each BEI readout per pretraining size: LCM's heads (its ``bei_eval.tsv``)
+    and the ridge maps of bei-linear (raw and centred), each on its own pretraining hold-out."""
+    out: dict = {}
+    for size in sorted(set(maps) | set(ckpts)):
+        entry = {
+            f"bei-linear{'' if kind == 'raw' else '-' + kind}": {
+                n: round(float(r), 3) for n, r in zip(m.names, m.heldout_r2, strict=True)
+            }
+            for kind, m in maps.get(size, {}).items()
+        }
+        for kind, folder in ckpts.get(size, {}).items():
+            evaluation = pd.read_csv(Path(folder) / "bei_eval.tsv", sep="\t")
+            r2 = evaluation[evaluation["metric"] == "r2"]
+            entry[kind] = {
+                v: round(float(m), 3) for v, m in zip(r2["variable"], r2["model"], strict=True)
+            }
+        out[int(size)] = entry
+    return out
 
 
 def fit_split(
