@@ -41,8 +41,8 @@ best of logreg, ridge, tangent-logreg, bei-linear, same cell), ``null_gain`` (lc
 at shared 0, same fraction and size), ``pseudo_gain`` (lcm - lcm-no-pseudo), ``bei_linear_gain``
 (bei-linear - logreg), the oracles, settings and ``seconds``.
 
-    python benchmarks/transfer.py --quick      # < 2 min on 2 cores (make test)
-    python benchmarks/transfer.py              # the full run (see docs/transfer.md)
+    python benchmarks/transfer.py --quick      # ~20 s on 2 cores (make test)
+    python benchmarks/transfer.py              # the reference run of docs/transfer.md
 """
 
 from __future__ import annotations
@@ -88,6 +88,8 @@ CENTRED_LCM = ("lcm-centred", "lcm-scratch-centred")
 DIAGNOSTIC = ("bei-linear-centred", *CENTRED_LCM)
 LCM = ("lcm", "lcm-no-pseudo", "lcm-ssl", "lcm-scratch", "lcm-finetune")
 PRETRAIN_VARIABLES = ("age", "sex", "fluid_intelligence", "working_memory", "bmi", "education")
+# The reference run of docs/transfer.md (12-24 min on 2 cores). On a GPU: --n-rois 116
+# --finetune-epochs 20; --models adds lcm-finetune (with --finetune-settings) and the centred LCM.
 FULL = {
     "sizes": [500, 2000, 8000],
     "shared": [0.0, 0.35, 0.7, 1.0],
@@ -95,12 +97,12 @@ FULL = {
     "seeds": 5,
     "draws": 3,
     "n_downstream": 200,
-    "n_rois": 116,
+    "n_rois": 58,
     "pretrain_volumes": 300,
     "pretrain_samples": 60000,
     "pretrain_max_epochs": 40,
-    "finetune_epochs": 20,
-    "models": [*LCM, *LINEAR, *DIAGNOSTIC],
+    "finetune_epochs": 10,
+    "models": ["lcm", "lcm-no-pseudo", "lcm-ssl", "lcm-scratch", *LINEAR, "bei-linear-centred"],
     "jobs": 2,
 }
 QUICK = {
