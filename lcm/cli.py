@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from functools import partial
 
@@ -31,6 +32,7 @@ VERBS = (
     "report",
     "provenance",
     "model_info",
+    "atlases",
     "embed",
     "run",
 )
@@ -123,3 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
+    except BrokenPipeError:
+        # The reader went away (`lcm atlases --atlas x | head`): stop quietly, as `cat` does;
+        # stdout goes to devnull so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

