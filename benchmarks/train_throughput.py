@@ -1,7 +1,8 @@
 """Training throughput and model-FLOP utilisation (MFU) of an LCM preset.
 
-Trains a fixed number of steps of the real pretraining objective (BEI losses with learned task
-weights, masked-ROI reconstruction, AdamW, gradient clipping; bf16 autocast on CUDA) on
+Trains a fixed number of steps of the real pretraining step (:class:`PretrainStep`: connectome
+triangles expanded on the device with the next batch prefetched, BEI losses with learned task
+weights, masked-ROI reconstruction; then AdamW and gradient clipping; bf16 autocast on CUDA) on
 synthetic connectomes, and measures in the same run the device's dense matmul throughput
 (square fp32 matmuls on CPU, bf16 on CUDA). Rounds of both alternate, and each side keeps its
 best round, so a busy shared machine slows both alike. Model FLOPs per sample are analytic
@@ -35,10 +36,9 @@ import torch
 from lcm.model.config import PRESETS, LCMConfig
 from lcm.model.flops import train_flops_per_sample
 from lcm.model.lcm import LCM
-from lcm.model.losses import sample_roi_mask
 from lcm.model.targets import QueryLayout, Target
-from lcm.train.loop import GRAD_CLIP_NORM, autocast, compile_options, make_optimizer
-from lcm.train.objective import PretrainObjective, shard_batch
+from lcm.train.loop import GRAD_CLIP_NORM, DeviceConnectomes, compile_options, make_optimizer
+from lcm.train.objective import PretrainObjective, PretrainStep
 
 # The demo catalogue's pretraining queries: sex (2 classes), five numeric variables.
 LAYOUT = (
@@ -50,6 +50,9 @@ LAYOUT = (
     .append("bmi", "continuous")
     .append("education", "ordinal")
 )
+
+
+MASK_RATIO = 0.15  # the pretrain section's default ssl_mask_ratio
 
 
 def synthetic_batch(batch: int, n_rois: int, generator: torch.Generator):
@@ -111,19 +114,27 @@ class Bench:
 
     def set_batch(self, batch: int) -> None:
         self.batch = batch
-        fc, self.targets = synthetic_batch(batch, self.args.n_rois, self.generator)
-        self.fc = fc.to(self.device)
+        fc, targets = synthetic_batch(batch, self.args.n_rois, self.generator)
+        # The step as pretraining runs it: upper triangles on the host, expanded on the device,
+        # the next batch copied while this one trains; targets and masks copied by the losses.
+        self.fc = DeviceConnectomes(fc, self.device)
+        self.index = torch.arange(batch)
+        self.pretrain_step = PretrainStep(
+            self.objective, self.fc, targets, MASK_RATIO, self.generator
+        )
+        self.pretrain_step.prefetch(self.index)
 
     def step(self) -> None:
-        n_rois = self.args.n_rois
-        mask = sample_roi_mask(self.batch, n_rois, 0.15, self.generator)
-        shard = shard_batch(self.targets, mask, n_rois)
-        with autocast(self.device):
-            loss, _ = self.objective(self.fc, shard)
+        loss, _ = self.pretrain_step(self.index)
+        self.pretrain_step.prefetch(self.index)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, GRAD_CLIP_NORM)
         self.optimizer.step()
+
+    def release(self) -> None:
+        """Drop the batch's device memory."""
+        self.fc = self.pretrain_step = None
 
     def fits(self, batch: int) -> bool:
         """Whether one training step at ``batch`` runs without exhausting device memory."""
@@ -135,7 +146,7 @@ class Bench:
         except torch.OutOfMemoryError:
             return False
         finally:
-            self.fc = None
+            self.release()
             self.optimizer.zero_grad(set_to_none=True)
             gc.collect()
             if self.device.type == "cuda":
@@ -243,7 +254,7 @@ def main() -> None:
         if device.type == "cuda":
             result["max_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
         print(json.dumps(result), flush=True)
-        bench.fc = None
+        bench.release()
     sys.stdout.flush()
 
 

@@ -6,6 +6,8 @@ from a batch is left out of the dictionary altogether, so it adds neither loss n
 
 Absent samples are zeroed with ``torch.where`` rather than removed by boolean indexing: the
 losses never wait for the device (no data-dependent shapes), which keeps GPU steps asynchronous.
+Targets stay on the host until a loss needs them: present counts are taken there, and the copy
+to the device does not wait (:func:`lcm.model.transfer.to_device`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lcm.model.targets import QueryLayout, Targets
+from lcm.model.transfer import to_device
 
 
 def variable_losses(
@@ -47,17 +50,17 @@ def variable_losses(
     """
     losses = {}
     for name, target in targets.items():
-        present = target.present.to(outputs.device)  # [B]
         if denominators is not None:
             if name not in denominators:
                 continue
             denominator = float(denominators[name])
-        elif bool(present.any()):
-            denominator = float(present.sum())
+        elif bool(target.present.any()):  # counted where the targets are: on the host
+            denominator = float(target.present.sum())
         else:
             continue
+        present = to_device(target.present, outputs.device)  # [B]
         block = outputs[:, :, layout[name].slice].float()  # [L, B, K]
-        values = target.values.to(outputs.device)
+        values = to_device(target.values, outputs.device)
         if layout[name].is_numeric:
             per_sample = (block[..., 0] - values) ** 2  # [L, B]
         else:

@@ -36,6 +36,7 @@ from lcm.model.targets import (
     fill_missing,
     targets_from_outputs,
 )
+from lcm.model.transfer import to_device
 from lcm.train.confident import (
     FALLBACK_THRESHOLD,
     cap_labels,
@@ -411,7 +412,7 @@ class _Finetuning:
         def step(index: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
             batch = {name: t.take(index) for name, t in targets.items()}
             with autocast(dev):
-                losses = variable_losses(model(x_all[index.to(dev)]), batch, layout)
+                losses = variable_losses(model(x_all[to_device(index, dev)]), batch, layout)
             dx = losses.pop(label, None)
             parts = {f"loss_{k}": v for k, v in losses.items()}
             terms = []

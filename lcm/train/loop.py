@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from lcm.model.transfer import to_device
 from lcm.train.state import LoopPosition, load_state, save_state
 
 log = logging.getLogger(__name__)
@@ -243,7 +244,7 @@ class DeviceConnectomes:
     def _copy(self, index: torch.Tensor) -> torch.Tensor:
         rows = self.triangles[index]  # [b, R (R + 1) / 2], host
         if self.stream is None:
-            return rows.to(self.device)
+            return to_device(rows, self.device)
         rows = rows.pin_memory()
         with torch.cuda.stream(self.stream):
             return rows.to(self.device, non_blocking=True)
@@ -412,7 +413,8 @@ class _DeviceSums:
             value = value.detach()
             if name not in self.sums:
                 start = self.position.sums.get(name, 0.0)
-                self.sums[name] = torch.tensor(start, dtype=torch.float64, device=value.device)
+                # Filled on the device: torch.tensor(start, device=...) would be a host copy.
+                self.sums[name] = torch.full((), start, dtype=torch.float64, device=value.device)
             self.sums[name] += value.to(torch.float64) * n
             self.position.counts[name] = self.position.counts.get(name, 0) + n
 

@@ -15,8 +15,15 @@ import torch
 from torch import nn
 
 from lcm.model.lcm import LCM
-from lcm.model.losses import UncertaintyWeighting, masked_roi_loss, variable_losses
+from lcm.model.losses import (
+    UncertaintyWeighting,
+    masked_roi_loss,
+    sample_roi_mask,
+    variable_losses,
+)
 from lcm.model.targets import QueryLayout, Targets
+from lcm.model.transfer import to_device
+from lcm.train.loop import DeviceConnectomes, autocast
 
 
 @dataclass
@@ -110,8 +117,64 @@ class PretrainObjective(nn.Module):
         total = self.bei_weight * self.weighting(losses).to(fc.device)
         parts = {f"loss_{k}": v for k, v in losses.items()}
         if shard.roi_mask is not None and self.ssl_weight > 0:
-            mask = shard.roi_mask.to(fc.device)
+            mask = to_device(shard.roi_mask, fc.device)
             ssl = masked_roi_loss(self.model.reconstruct(fc, mask), fc, mask, shard.ssl_denominator)
             total = total + self.ssl_weight * ssl
             parts["loss_ssl"] = ssl
         return total, parts
+
+
+class PretrainStep:
+    """One pretraining step on a global batch of sample indices: ``step(index) -> (loss, parts)``.
+
+    Every process draws the same ROI mask for the whole batch (one host generator), takes its
+    rows (:func:`shard_batch`) and runs ``objective`` on their connectomes. Nothing here waits
+    for the device: targets and masks stay on the host until a loss copies them
+    (:func:`lcm.model.transfer.to_device`), present counts are host arithmetic, and the
+    connectomes come from :class:`lcm.train.loop.DeviceConnectomes`, whose next batch
+    :meth:`prefetch` starts copying while the current one trains.
+
+    Parameters
+    ----------
+    objective : nn.Module
+        A :class:`PretrainObjective` (or its data parallel wrapper).
+    fc : DeviceConnectomes
+        The training connectomes.
+    targets : dict of Target
+        Targets of every training sample, on the host.
+    mask_ratio : float
+        Fraction of ROIs hidden for reconstruction; 0 draws no mask (no self-supervised loss).
+    generator : torch.Generator
+        Host generator of the masks (part of the exact-resume state).
+    rank, world : int
+        This process and the number of data parallel processes.
+    """
+
+    def __init__(
+        self,
+        objective: nn.Module,
+        fc: DeviceConnectomes,
+        targets: Targets,
+        mask_ratio: float,
+        generator: torch.Generator,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
+        self.objective, self.fc, self.targets = objective, fc, targets
+        self.mask_ratio, self.generator = mask_ratio, generator
+        self.rank, self.world = rank, world
+
+    def __call__(self, index: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        n_rois = self.fc.n_rois
+        mask = None
+        if self.mask_ratio > 0:
+            mask = sample_roi_mask(len(index), n_rois, self.mask_ratio, self.generator)
+        targets = {name: t.take(index) for name, t in self.targets.items()}
+        shard = shard_batch(targets, mask, n_rois, self.rank, self.world)
+        x = self.fc.take(index[shard.rows])  # [b, R, R]
+        with autocast(self.fc.device):
+            return self.objective(x, shard)
+
+    def prefetch(self, index: torch.Tensor) -> None:
+        """Start copying this process's rows of the next global batch ``index``."""
+        self.fc.prefetch(index.tensor_split(self.world)[self.rank])

@@ -24,7 +24,7 @@ from lcm.io.atomic import write_tsv
 from lcm.model.checkpoint import data_fingerprint, save_checkpoint
 from lcm.model.config import config_from_settings
 from lcm.model.lcm import LCM
-from lcm.model.losses import sample_roi_mask, variable_losses
+from lcm.model.losses import variable_losses
 from lcm.model.targets import (
     QueryLayout,
     Targets,
@@ -46,7 +46,7 @@ from lcm.train.loop import (
     seed_everything,
     train_epochs,
 )
-from lcm.train.objective import PretrainObjective, shard_batch
+from lcm.train.objective import PretrainObjective, PretrainStep
 from lcm.train.outputs import STATE_DIR
 from lcm.train.settings import resolve_settings
 from lcm.train.state import remove_state
@@ -92,10 +92,6 @@ def predict_outputs(model: LCM, fc: np.ndarray, device: torch.device) -> torch.T
             x = torch.as_tensor(fc[start : start + EVAL_BATCH], dtype=torch.float32, device=device)
             parts.append(model.predict(x).float().cpu())
     return torch.cat(parts)
-
-
-def _take(targets: Targets, index: torch.Tensor) -> Targets:
-    return {name: t.take(index) for name, t in targets.items()}
 
 
 def _mean_loss(
@@ -218,21 +214,15 @@ def pretrain(
         layout.names,
     )
 
-    def step(index: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        # ``index`` is the global batch: every process draws the same mask, then takes its rows.
-        mask = None
-        if ssl_on:
-            mask = sample_roi_mask(len(index), n_rois, settings["ssl_mask_ratio"], generator)
-        shard = shard_batch(_take(targets, index), mask, n_rois, ctx.rank, ctx.world)
-        x = fc.take(index[shard.rows])  # [b, R, R]
-        with autocast(dev):
-            return trained(x, shard)
-
-    # The next batch's rows of this process are copied while the current step runs.
-    def prefetch(index: torch.Tensor) -> None:
-        fc.prefetch(index.tensor_split(ctx.world)[ctx.rank])
-
-    step.prefetch = prefetch  # type: ignore[attr-defined]
+    step = PretrainStep(
+        trained,
+        fc,
+        targets,
+        settings["ssl_mask_ratio"] if ssl_on else 0.0,
+        generator,
+        rank=ctx.rank,
+        world=ctx.world,
+    )
 
     val_targets = (
         encode_targets(
