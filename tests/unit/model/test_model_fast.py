@@ -129,6 +129,28 @@ def test_state_dict_of_the_previous_model_loads_strictly() -> None:
         torch.testing.assert_close(fresh.eval()(fc), model.eval()(fc))
 
 
+def test_each_compiled_region_is_one_graph_without_breaks() -> None:
+    """CUDA graphs (``reduce-overhead``) replay a block whole only if dynamo captures it whole:
+    a graph break splits it into pieces with eager launches between them."""
+    import torch._dynamo as dynamo
+
+    model = _model().train()
+    fc = _fc(5)
+    with torch.no_grad():
+        tokens = model.tokenizer(fc)
+        memory = model.encode(fc)
+    queries = model.queries.unsqueeze(0).expand(B, -1, -1)
+    regions = [(model.tokenizer, (fc,)), (model.encoder[0], (tokens,))]
+    regions.append((model.decoder[0], (queries, memory)))
+    assert len(regions) == len({type(m) for m in [model.tokenizer, *model.encoder, *model.decoder]})
+    for module, inputs in regions:
+        found = dynamo.explain(module)(*inputs)
+        # torch 2.13 may count a break in break_reasons only: both must be empty.
+        reasons = [str(b.reason)[:200] for b in found.break_reasons]
+        assert reasons == [] and found.graph_break_count == 0, type(module)
+        assert found.graph_count == 1, type(module)
+
+
 @pytest.mark.slow
 def test_compiled_blocks_keep_keys_and_outputs() -> None:
     model = _model(dropout=0.0)
