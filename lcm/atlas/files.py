@@ -152,7 +152,12 @@ def load_label_files(
     except Exception as exc:  # nibabel raises many types for a broken file
         raise AtlasError(f"Atlas {name!r}: cannot read {img_path}: {exc}") from exc
     if data.ndim != 3:
-        raise AtlasError(f"Atlas image {img_path} is {data.ndim}D; a 3D label image is expected.")
+        raise AtlasError(
+            f"Atlas image {img_path} is {data.ndim}D; a 3D label image is expected.",
+            hint="A 4D image is usually a probabilistic atlas (one map per region): use the "
+            "atlas's deterministic (label) version.",
+        )
+    _check_label_values(data, img_path)
     table = read_labels(labels_path)
     present = set(np.unique(data[data != 0]).astype(int).tolist())
     declared = set(table["index"].tolist())
@@ -172,8 +177,28 @@ def load_label_files(
             f"in the table only {sorted(declared - present)[:10]}.",
             hint="Every non-zero value of the image needs one row in the labels table.",
         )
-    img = nib.Nifti1Image(data.astype(np.int16), img.affine)
+    # int32: labels above 32767 (some atlases number regions 1001-2035 or 10001-...) stay whole.
+    img = nib.Nifti1Image(data.astype(np.int32), img.affine)
     return Atlas(name=name, img=img, labels=table, space=space)
+
+
+def _check_label_values(data: np.ndarray, img_path: Path) -> None:
+    """Refuse an image whose values are not labels: fractions, NaN, or beyond int32."""
+    if np.issubdtype(data.dtype, np.floating):
+        odd = data[~np.isfinite(data) | (data != np.round(data))]
+        if odd.size:
+            raise AtlasError(
+                f"Atlas image {img_path} holds {odd.size} voxel values that are not whole "
+                f"numbers (e.g. {odd[0]:g}); a label image has one integer per region.",
+                hint="Use the atlas's deterministic (label) version, not a probabilistic map; "
+                "if you resampled it, resample with nearest-neighbour interpolation.",
+            )
+    if data.size and (data.min() < 0 or data.max() > np.iinfo(np.int32).max):
+        raise AtlasError(
+            f"Atlas image {img_path} holds labels from {data.min():g} to {data.max():g}; "
+            "labels are 0 (background) or positive integers below 2^31.",
+            hint="Renumber the regions (and the labels table's index) to positive integers.",
+        )
 
 
 def read_labels(path: Path) -> pd.DataFrame:

@@ -78,6 +78,45 @@ def test_user_atlas_labels_not_matching(tmp_path: Path, rows, values, message: s
         load_atlas("mine", str(img), str(tsv))
 
 
+def _image(root: Path, data: np.ndarray, labels: str) -> tuple[str, str]:
+    nib.save(nib.Nifti1Image(data, np.eye(4)), root / "my atlas.nii.gz")
+    (root / "my atlas.tsv").write_text(labels)
+    return str(root / "my atlas.nii.gz"), str(root / "my atlas.tsv")
+
+
+def test_labels_above_int16_stay_whole(tmp_path: Path) -> None:
+    """Region 40001 of an int32 image kept its voxels (they wrapped to -25535 before)."""
+    data = np.zeros((4, 4, 4), dtype=np.int32)
+    data[:2], data[2:] = 40001, 2
+    atlas = load_atlas("big", *_image(tmp_path, data, "index\tname\n2\tB\n40001\tA\n"))
+    assert atlas.labels["index"].tolist() == [2, 40001]
+    np.testing.assert_allclose(atlas.parcel_volumes_mm3(), [32.0, 32.0])
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ((0.4, 1.0), r"values that are not whole numbers \(e.g. 0.4\).*"),
+        ((np.nan, 1.0), r"not whole numbers \(e.g. nan\)"),
+        ((-3, 1), r"labels from -3 to 1"),
+    ],
+)
+def test_an_image_that_is_not_a_label_image_is_refused(tmp_path, values, message) -> None:
+    data = np.zeros((4, 4, 4), dtype=np.float32)
+    data[:2], data[2:] = values
+    files = _image(tmp_path, data, "index\tname\n1\tA\n")
+    with pytest.raises(AtlasError, match=message) as refused:
+        load_atlas("prob", *files)
+    assert "my atlas.nii.gz" in str(refused.value)
+
+
+def test_a_probabilistic_4d_atlas_is_refused_with_the_fix(tmp_path: Path) -> None:
+    files = _image(tmp_path, np.zeros((4, 4, 4, 3), dtype=np.float32), "index\tname\n1\tA\n")
+    with pytest.raises(AtlasError, match="is 4D") as refused:
+        load_atlas("prob", *files)
+    assert "deterministic" in refused.value.hint
+
+
 def _tf_tree(home: Path, size: int | None = None) -> Path:
     folder = home / f"tpl-{TPL}"
     folder.mkdir(parents=True)
