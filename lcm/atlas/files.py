@@ -214,8 +214,7 @@ def read_labels(path: Path) -> pd.DataFrame:
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise AtlasError(f"Cannot read atlas labels {path}: {exc}") from exc
     if raw.shape[1] == 1:
-        # "1 Precentral_L": the space-separated layout of the AAL3 and HCPEx tables.
-        raw = raw.iloc[:, 0].str.strip().str.split(n=1, expand=True)
+        raw = _space_separated(raw.iloc[:, 0])
     # Accept a header row ("index<TAB>name") or none (the AAL.txt layout).
     if not str(raw.iloc[0, 0]).strip().isdigit():
         raw = raw.iloc[1:]
@@ -233,6 +232,14 @@ def read_labels(path: Path) -> pd.DataFrame:
             hint="Write one row per label: <index><TAB><name>.",
         )
     table = pd.DataFrame({"index": index.astype(int), "name": raw.iloc[:, 1].str.strip()})
+    background = table["index"] == 0
+    if background.any():  # FreeSurfer colour tables and nilearn's label lists name it
+        log.info(
+            "Labels table %s: index 0 (%s) is the background; not a region",
+            path.name,
+            table.loc[background, "name"].iloc[0],
+        )
+        table = table[~background]
     dup = table["index"].duplicated(keep=False) | table["name"].duplicated(keep=False)
     if dup.any():
         raise AtlasError(
@@ -240,6 +247,22 @@ def read_labels(path: Path) -> pd.DataFrame:
             hint="Each label needs a unique index and a unique name (names head the columns).",
         )
     return table.sort_values("index").reset_index(drop=True)
+
+
+def _space_separated(lines: pd.Series) -> pd.DataFrame:
+    """Rows of a space-separated labels table as ``index, name`` columns.
+
+    ``1 Precentral_L`` (the AAL3 and HCPEx tables): the name is the rest of the line, spaces
+    included. ``1 Left-Thalamus 0 118 14 0`` (a FreeSurfer colour table: index, name, R, G,
+    B, A on every line): the name is the second field.
+    """
+    fields = lines.str.strip().str.split()
+    widths = fields.str.len()
+    if len(fields) and widths.min() == widths.max() == 6:
+        colours = pd.DataFrame(fields.str[2:].tolist())
+        if colours.apply(lambda c: c.str.fullmatch(r"\d+")).all().all():
+            return pd.DataFrame({0: fields.str[0], 1: fields.str[1]})
+    return lines.str.strip().str.split(n=1, expand=True)
 
 
 TEMPLATEFLOW_ENV = "TEMPLATEFLOW_HOME"

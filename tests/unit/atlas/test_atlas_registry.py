@@ -117,6 +117,28 @@ def test_a_probabilistic_4d_atlas_is_refused_with_the_fix(tmp_path: Path) -> Non
     assert "deterministic" in refused.value.hint
 
 
+@pytest.mark.parametrize(
+    ("table", "names"),
+    [
+        # A FreeSurfer colour table: comments, a background row, RGBA after the name.
+        (
+            "# LUT\n#No. Label Name: R G B A\n0  Unknown 0 0 0 0\n"
+            "1  Left-A   70 130 180 0\n2  Right-B  245 245 245 0\n",
+            ["Left-A", "Right-B"],
+        ),
+        # nilearn's label lists start with the background.
+        ("index\tname\n0\tBackground\n1\tA\n2\tB\n", ["A", "B"]),
+        # Space-separated without colours: the name is the rest of the line.
+        ("1 left amygdala\n2 right amygdala\n", ["left amygdala", "right amygdala"]),
+    ],
+)
+def test_common_label_table_layouts(tmp_path: Path, table: str, names: list[str]) -> None:
+    data = np.zeros((4, 4, 4), dtype=np.int16)
+    data[:2], data[2:] = 1, 2
+    atlas = load_atlas("mine", *_image(tmp_path, data, table))
+    assert atlas.roi_names == names and atlas.labels["index"].tolist() == [1, 2]
+
+
 def _tf_tree(home: Path, size: int | None = None) -> Path:
     folder = home / f"tpl-{TPL}"
     folder.mkdir(parents=True)
