@@ -14,15 +14,14 @@ import pandas as pd
 
 from lcm.connectome.confounds import STRATEGIES, confound_columns, read_confounds_metadata
 from lcm.exceptions import ConfigError, ExcludedRunError
+from lcm.preprocess.derivatives import confounds_file
 
 log = logging.getLogger(__name__)
-
-CONFOUNDS_SUFFIX = "_desc-confounds_timeseries.tsv"
 
 
 def confounds_of(bold: str | Path, run_key: str) -> Path:
     """fMRIPrep's confounds table of a preprocessed BOLD run (beside it, named by the run)."""
-    return Path(bold).parent / f"{run_key}{CONFOUNDS_SUFFIX}"
+    return confounds_file(Path(bold).parent, run_key)
 
 
 def check_strategy(dataset: str, manifest: pd.DataFrame, strategy: str) -> Path | None:

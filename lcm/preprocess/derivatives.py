@@ -38,6 +38,23 @@ class RunDerivatives:
         return cls(**{k: record[k] for k in cls.__dataclass_fields__})
 
 
+# fMRIPrep 20.2 and later name a run's confounds table ``_desc-confounds_timeseries.tsv``;
+# 1.4 to 20.1 named the same table (same columns, same JSON beside it) ``_regressors.tsv``.
+CONFOUNDS_SUFFIXES = ("_desc-confounds_timeseries.tsv", "_desc-confounds_regressors.tsv")
+
+
+def confounds_file(func: str | Path, run_key: str) -> Path:
+    """A run's fMRIPrep confounds table in ``func``: the current name, else the pre-20.2 one.
+
+    Returns the current name when neither exists (the file a missing-file message names).
+    """
+    for suffix in CONFOUNDS_SUFFIXES:
+        path = Path(func) / f"{run_key}{suffix}"
+        if path.is_file():
+            return path
+    return Path(func) / f"{run_key}{CONFOUNDS_SUFFIXES[0]}"
+
+
 def _bold_pattern(run_key: str, space: str) -> re.Pattern[str]:
     # fMRIPrep may insert cohort/res/den between space and desc (e.g. res-2).
     return re.compile(
@@ -81,10 +98,12 @@ def find_run_derivatives(
     stem = f"{ids.run_key}_space-{space}{middle}"
     mask = func / f"{stem}_desc-brain_mask.nii.gz"
     side = func / f"{stem}_desc-preproc_bold.json"
-    confounds = func / f"{ids.run_key}_desc-confounds_timeseries.tsv"
-    for path in (mask, side, confounds):
+    confounds = confounds_file(func, ids.run_key)
+    for path in (mask, side):
         if not path.is_file():
             missing.append(str(path))
+    if not confounds.is_file():
+        missing.append(f"{confounds} (or {CONFOUNDS_SUFFIXES[1][1:]} of fMRIPrep < 20.2)")
     t_r = None
     if side.is_file():
         try:

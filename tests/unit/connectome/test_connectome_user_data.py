@@ -369,13 +369,17 @@ def test_collect_with_every_run_excluded_names_dataset_and_reasons(tmp_path: Pat
         )
 
 
-def test_strategy_checked_on_the_first_confounds_before_any_run(tmp_path: Path) -> None:
+# fMRIPrep 20.2+ names the table _timeseries.tsv; 1.4-20.1 named it _regressors.tsv.
+@pytest.mark.parametrize("suffix", ["timeseries", "regressors"])
+def test_strategy_checked_on_the_first_confounds_before_any_run(tmp_path: Path, suffix) -> None:
     deriv = tmp_path / "fmriprep"
     for sub in ("01", "02"):
         files = make_fmriprep_run(deriv, f"sub-{sub}_task-rest", n_vol=20, seed=int(sub))
         table = confounds_table(20, int(sub))
         table = table[[c for c in table.columns if not c.startswith("global_signal")]]
-        table.to_csv(files["confounds"], sep="\t", index=False, na_rep="n/a")
+        files["confounds"].unlink()
+        path = files["confounds"].with_name(f"sub-{sub}_task-rest_desc-confounds_{suffix}.tsv")
+        table.to_csv(path, sep="\t", index=False, na_rep="n/a")
     out = tmp_path / "manifest.parquet"
     base = [
         "ingest",
@@ -394,7 +398,7 @@ def test_strategy_checked_on_the_first_confounds_before_any_run(tmp_path: Path) 
     message = err.value.message
     assert "\n" not in message
     assert "denoise.strategy '36P' cannot be applied" in message
-    assert "sub-01_task-rest_desc-confounds_timeseries.tsv" in message
+    assert f"sub-01_task-rest_desc-confounds_{suffix}.tsv" in message
     assert "global_signal" in message and "24P" in err.value.hint
     assert cli(ingest_cmd, [*base, "--denoise", '{"strategy": "24P"}']) == 0
 

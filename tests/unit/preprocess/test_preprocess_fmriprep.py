@@ -86,6 +86,24 @@ def test_existing_derivatives_recorded(tmp_path: Path) -> None:
         assert (r["sub"], r["ses"], r["task"]) == ("01", "", "rest")
 
 
+def test_confounds_of_fmriprep_before_20_2_are_found(tmp_path: Path) -> None:
+    """fMRIPrep 1.4-20.1 named the table _desc-confounds_regressors.tsv; the run is not missing."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
+    files = make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-1", n_vol=40)
+    old = files["confounds"].with_name("sub-01_task-rest_run-1_desc-confounds_regressors.tsv")
+    files["confounds"].rename(old)
+    json_file = files["confounds"].with_suffix(".json")
+    if json_file.exists():
+        json_file.rename(old.with_suffix(".json"))
+    run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
+    (run,) = json.loads((tmp_path / "rec.json").read_text())["runs"]
+    assert run["confounds"] == str(old)
+    # Neither name: the message names the current one and the old one.
+    old.unlink()
+    with pytest.raises(InputDataError, match=r"confounds_timeseries\.tsv \(or .*regressors\.tsv"):
+        run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec2.json")
+
+
 def test_existing_missing_files_named(tmp_path: Path) -> None:
     make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1", "2"))
     files = make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-1", n_vol=40)
