@@ -21,7 +21,7 @@ from lcm.model.losses import (
     sample_roi_mask,
     variable_losses,
 )
-from lcm.model.targets import QueryLayout, Targets
+from lcm.model.targets import QueryLayout, Target, Targets
 from lcm.model.transfer import to_device
 from lcm.train.loop import DeviceConnectomes, autocast
 
@@ -148,6 +148,11 @@ class PretrainStep:
         Host generator of the masks (part of the exact-resume state).
     rank, world : int
         This process and the number of data parallel processes.
+    pad_to : int, optional
+        Pad a smaller global batch (an epoch's last) to this many samples: rows that repeat
+        the first sample with no target and no masked ROI, so the losses and gradients are
+        those of the real rows while every step has one shape. Compiled blocks replay their
+        CUDA graphs instead of capturing new ones for the odd size.
     """
 
     def __init__(
@@ -159,17 +164,24 @@ class PretrainStep:
         generator: torch.Generator,
         rank: int = 0,
         world: int = 1,
+        pad_to: int | None = None,
     ) -> None:
         self.objective, self.fc, self.targets = objective, fc, targets
         self.mask_ratio, self.generator = mask_ratio, generator
-        self.rank, self.world = rank, world
+        self.rank, self.world, self.pad_to = rank, world, pad_to
 
     def __call__(self, index: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        n_rois = self.fc.n_rois
+        n_rois, real = self.fc.n_rois, len(index)
         mask = None
-        if self.mask_ratio > 0:
-            mask = sample_roi_mask(len(index), n_rois, self.mask_ratio, self.generator)
+        if self.mask_ratio > 0:  # drawn for the real rows: padding leaves the draws unchanged
+            mask = sample_roi_mask(real, n_rois, self.mask_ratio, self.generator)
         targets = {name: t.take(index) for name, t in self.targets.items()}
+        index = self._padded(index)
+        extra = len(index) - real
+        if extra:
+            targets = {name: _pad_target(t, extra) for name, t in targets.items()}
+            if mask is not None:
+                mask = torch.cat([mask, mask.new_zeros(extra, n_rois)])
         shard = shard_batch(targets, mask, n_rois, self.rank, self.world)
         x = self.fc.take(index[shard.rows])  # [b, R, R]
         with autocast(self.fc.device):
@@ -177,4 +189,16 @@ class PretrainStep:
 
     def prefetch(self, index: torch.Tensor) -> None:
         """Start copying this process's rows of the next global batch ``index``."""
-        self.fc.prefetch(index.tensor_split(self.world)[self.rank])
+        self.fc.prefetch(self._padded(index).tensor_split(self.world)[self.rank])
+
+    def _padded(self, index: torch.Tensor) -> torch.Tensor:
+        if self.pad_to is None or len(index) >= self.pad_to:
+            return index
+        return torch.cat([index, index[:1].expand(self.pad_to - len(index))])
+
+
+def _pad_target(target: Target, extra: int) -> Target:
+    """``target`` with ``extra`` absent rows appended (zero values, not present)."""
+    values = torch.cat([target.values, target.values.new_zeros(extra, *target.values.shape[1:])])
+    present = torch.cat([target.present, target.present.new_zeros(extra)])
+    return Target(values, present)

@@ -190,7 +190,8 @@ def pretrain(
     objective = PretrainObjective(
         model, layout, settings["ssl_weight"], bei_weight=settings["bei_weight"]
     ).to(dev)
-    compile_model(objective, settings["compile"], dev)  # on CUDA by default; CPU stays eager
+    # On CUDA by default; CPU stays eager. Compiled, every step has the batch's shape.
+    compiled = compile_model(objective, settings["compile"], dev)
     trained: torch.nn.Module = objective
     if ctx.enabled:
         # Some task weights see no target in a batch: DDP must not wait for their gradients.
@@ -222,6 +223,7 @@ def pretrain(
         generator,
         rank=ctx.rank,
         world=ctx.world,
+        pad_to=settings["batch_size"] if compiled else None,
     )
 
     val_targets = (
