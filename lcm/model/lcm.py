@@ -201,6 +201,11 @@ class LCM(nn.Module):
             return checkpoint(block, *args, use_reentrant=False)
         return block(*args)
 
+    def _query_tokens(self, batch: int) -> torch.Tensor:
+        # Materialised, not a stride-0 view: every decoder layer then sees q with the same
+        # strides, and the compiled decoder block has one graph for all layers, not two.
+        return self.queries.unsqueeze(0).expand(batch, -1, -1).contiguous()
+
     def encode(self, fc: torch.Tensor, roi_mask: torch.Tensor | None = None) -> torch.Tensor:
         """ROI tokens after the mixer: ``fc [B, R, R]`` -> ``memory [B, R, d]``."""
         x = self.tokenizer(fc, roi_mask)
@@ -221,7 +226,7 @@ class LCM(nn.Module):
             ``L = n_layers`` with deep supervision, else 1 (the last layer).
         """
         memory = self.encode(fc)  # [B, R, d]
-        q = self.queries.unsqueeze(0).expand(fc.shape[0], -1, -1)  # [B, Q, d]
+        q = self._query_tokens(fc.shape[0])  # [B, Q, d]
         supervised = []
         for i, block in enumerate(self.decoder):
             q = self._run(block, q, memory)
@@ -258,7 +263,7 @@ class LCM(nn.Module):
             Rows sum to 1 over the ROIs; ``L = n_layers``.
         """
         memory = self.encode(fc)
-        q = self.queries.unsqueeze(0).expand(fc.shape[0], -1, -1)
+        q = self._query_tokens(fc.shape[0])
         maps = []
         for block in self.decoder:
             q, weights = block.forward_with_attention(q, memory)
