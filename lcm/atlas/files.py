@@ -95,6 +95,7 @@ def _named_columns(table: pd.DataFrame, path: Path) -> pd.DataFrame:
                 hint="Give integer indices, or drop the column to number ROIs in file order.",
             )
         out.insert(0, "index", index.astype(int).to_numpy())
+        out = _without_background(out, path)
     else:
         out.insert(0, "index", np.arange(1, len(out) + 1))
     for col in ("x", "y", "z"):
@@ -232,14 +233,7 @@ def read_labels(path: Path) -> pd.DataFrame:
             hint="Write one row per label: <index><TAB><name>.",
         )
     table = pd.DataFrame({"index": index.astype(int), "name": raw.iloc[:, 1].str.strip()})
-    background = table["index"] == 0
-    if background.any():  # FreeSurfer colour tables and nilearn's label lists name it
-        log.info(
-            "Labels table %s: index 0 (%s) is the background; not a region",
-            path.name,
-            table.loc[background, "name"].iloc[0],
-        )
-        table = table[~background]
+    table = _without_background(table, path)
     dup = table["index"].duplicated(keep=False) | table["name"].duplicated(keep=False)
     if dup.any():
         raise AtlasError(
@@ -247,6 +241,20 @@ def read_labels(path: Path) -> pd.DataFrame:
             hint="Each label needs a unique index and a unique name (names head the columns).",
         )
     return table.sort_values("index").reset_index(drop=True)
+
+
+def _without_background(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``table`` without its index 0 row: the background (FreeSurfer colour tables and nilearn's
+    label lists name it), never a region."""
+    background = table["index"] == 0
+    if not background.any():
+        return table
+    log.info(
+        "Labels table %s: index 0 (%s) is the background; not a region",
+        path.name,
+        table.loc[background, "name"].iloc[0],
+    )
+    return table[~background].reset_index(drop=True)
 
 
 def _space_separated(lines: pd.Series) -> pd.DataFrame:

@@ -252,6 +252,10 @@ def test_labels_only_atlas_tables(tmp_path: Path) -> None:
     assert atlas.labels["network"].tolist() == ["SMN", "SMN"]
     with pytest.raises(AtlasError, match=r"given by its labels only; .*needs its label image"):
         atlas.require_image("'lcm connectome run' (voxel-wise parcellation)")
+    # An index 0 row is the background, in a labels-only table as beside an image.
+    background = tmp_path / "dseg.tsv"
+    background.write_text("index\tname\tcolor\n0\tBackground\t#000\n1\tA\t#fff\n2\tB\t#0f0\n")
+    assert load_atlas("bg", labels=str(background)).labels["index"].tolist() == [1, 2]
     dup = tmp_path / "dup.tsv"
     dup.write_text("name\nA\nA\n")
     with pytest.raises(AtlasError, match="repeats an index or a name"):
