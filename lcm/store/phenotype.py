@@ -51,7 +51,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
             hint=fix,
         )
     try:
-        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
     except UnicodeDecodeError as exc:
         raise InputDataError(
             f"Phenotype file {path} is not UTF-8 text (byte {exc.object[exc.start : exc.end]!r}: "
@@ -64,6 +64,26 @@ def read_table(path: str | Path) -> pd.DataFrame:
             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}.",
             hint=fix + " One header row, one row per participant.",
         ) from None
+    _check_separator(table, path, sep)
+    return table
+
+
+_SEPARATORS = {",": "a comma", ";": "a semicolon", "\t": "a tab"}
+
+
+def _check_separator(table: pd.DataFrame, path: Path, sep: str) -> None:
+    """Refuse a table read as one column whose header holds another separator (a semicolon CSV
+    from a spreadsheet set to a European locale, a TSV saved as .csv)."""
+    if table.shape[1] != 1:
+        return
+    header = str(table.columns[0])
+    other = next((c for c in _SEPARATORS if c != sep and c in header), None)
+    if other is not None:
+        raise InputDataError(
+            f"Phenotype file {path} reads as one column {header[:80]!r}: its separator is "
+            f"{_SEPARATORS[other]}, not {_SEPARATORS[sep]} as its extension says.",
+            hint="Save it with tabs as .tsv or with commas as .csv (a spreadsheet's 'CSV UTF-8').",
+        )
 
 
 def read_phenotype(path: str | Path, dataset: str, catalogue: Catalogue) -> pd.DataFrame:

@@ -297,6 +297,12 @@ def test_truncated_partition_is_one_line_error(
     [
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", r"is binary \(NUL byte at offset 8\)"),
         (b"participant_id\tsite\tage\n\xff\xfe01\tS1\t20\n", r"is not UTF-8 text"),
+        # A comma-separated table saved as .tsv: one column, its separator named.
+        (
+            b"participant_id,site,age\n01,S1,20\n",
+            r"reads as one column .*: its separator is a "
+            r"comma, not a tab",
+        ),
     ],
 )
 def test_binary_phenotype_is_one_line_error(
@@ -310,5 +316,5 @@ def test_binary_phenotype_is_one_line_error(
     assert main(args) == 3
     err = capsys.readouterr().err
     assert re.search(re.escape(f"Phenotype file {pheno} ") + match, err), err
-    assert "hint: Save it as a UTF-8 text table" in err and "Traceback" not in err
+    assert "hint: Save it " in err and "Traceback" not in err
     assert not (tmp_path / "store" / "connectomes").exists()
