@@ -306,7 +306,9 @@ def included_runs(
     cache_dir: str | Path | None = None,
     with_path: bool = False,
 ) -> list[dict[str, str | None]]:
-    """Included runs of a real dataset as ``{sub, ses, task, run}`` (``None`` when absent).
+    """Included runs of a real dataset as ``{sub, ses, task, run}`` (``None`` when absent),
+    plus any other acquisition entity the run's key holds (``acq``, ``ce``, ``rec``, ``dir``,
+    ``echo``): runs told apart only by those (``dir-AP`` and ``dir-PA``) get outputs of their own.
 
     What the workflow plan lists at parse time, from the same index as the manifest (and its
     cache, read only), so that the DAG and the manifest agree. No validator run here.
@@ -322,5 +324,7 @@ def included_runs(
     runs = []
     for r in keep.itertuples(index=False):
         run = {"sub": r.subject, "ses": r.session or None, "task": r.task, "run": r.run or None}
+        others = dict(part.split("-", 1) for part in str(r.run_key).split("_"))
+        run.update({k: v for k, v in others.items() if k not in ("sub", "ses", "task", "run")})
         runs.append({**run, "run_key": r.run_key, "path": str(r.path)} if with_path else run)
     return runs

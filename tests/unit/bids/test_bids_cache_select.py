@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from helpers.connectome import make_raw_bids, write_json
@@ -190,3 +191,31 @@ def test_workflow_plan_lists_the_manifests_included_runs(tmp_path: Path) -> None
     sel = Selection.from_config(cfg["ingest"]["select"]["real"])
     df = ingest_dataset("real", "bids", root, selection=sel).manifest
     assert df.loc[df["included"], "run_key"].tolist() == ["sub-01_ses-a_task-rest_run-1"]
+
+
+def test_runs_told_apart_by_dir_or_acq_get_outputs_of_their_own(tmp_path: Path) -> None:
+    """dir-AP and dir-PA of run 1 (an HCP-style pair) are two runs, not one output path."""
+    from helpers.connectome import CROP_SHAPE, save_nifti
+
+    from lcm.bids.ingest import included_runs
+    from lcm.io.paths import run_location, run_qc_json
+
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",))
+    func = root / "sub-01" / "func"
+    (func / "sub-01_task-rest_run-1_bold.nii.gz").unlink()
+    data = np.zeros((*CROP_SHAPE[:2], 3, 44), dtype=np.int16)
+    names = ["dir-AP_run-1", "dir-PA_run-1", "acq-mb4_run-2"]
+    for name in names:
+        save_nifti(func / f"sub-01_task-rest_{name}_bold.nii.gz", data, t_r=2.0)
+    runs = included_runs("tiny", "bids", root, with_path=True)
+    keys = [r["run_key"] for r in runs]
+    assert sorted(keys) == sorted(f"sub-01_task-rest_{n}" for n in names)
+    # Each run's output location is its own key (the plan, the QC JSON, the fMRIPrep record).
+    assert [run_location(r)["run_key"] for r in runs] == keys
+    qc = {run_qc_json("res", "tiny", run_location(r), "MNI", "aal116") for r in runs}
+    assert len(qc) == 3
+    # A dataset without such entities lists the same dicts as before (same listing hash).
+    plain = make_raw_bids(tmp_path / "plain", subjects=("01",))
+    assert included_runs("tiny", "bids", plain) == [
+        {"sub": "01", "ses": None, "task": "rest", "run": "1"}
+    ]
