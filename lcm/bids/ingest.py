@@ -20,7 +20,7 @@ from lcm.bids.fast_index import DEFAULT_SPACE, IndexSpec
 from lcm.bids.file_entries import index_files, uses_file_index
 from lcm.bids.index_cache import IndexResult, cache_dir_for, index_dataset, save_cache
 from lcm.bids.manifest import manifest_frame, write_manifest
-from lcm.bids.selection import Selection, select_parcellation
+from lcm.bids.selection import Selection, combine_echoes, select_parcellation
 from lcm.bids.summary import (
     build_summary,
     participants_mismatch,
@@ -145,6 +145,8 @@ def ingest_dataset(
         index.validation = None
     selection = selection or Selection()
     manifest = selection.apply(manifest_frame(index.rows))
+    if kind.voxel:  # fMRIPrep makes one series of a multi-echo run's echoes
+        manifest = combine_echoes(manifest, derivatives=not kind.raw)
     if parcellation is not None:
         manifest = select_parcellation(manifest, *parcellation)
     _log_exclusions(dataset, manifest, root, task)

@@ -25,6 +25,7 @@ TR_MISMATCH = "tr_mismatch"
 DUPLICATE = "duplicate"
 NOT_SELECTED = "not_selected"
 OTHER_ATLAS = "other_atlas"
+OTHER_ECHO = "other_echo"
 
 # tr_check values of included runs.
 TR_CHECKED = "ok"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from lcm.bids.rows import DUPLICATE, NOT_SELECTED, OTHER_ATLAS
+from lcm.bids.rows import DUPLICATE, NOT_SELECTED, OTHER_ATLAS, OTHER_ECHO
 from lcm.exceptions import ConfigError
 
 # Selection key -> (manifest column, BIDS entity prefix that may be written before labels).
@@ -177,4 +177,63 @@ def select_parcellation(manifest: pd.DataFrame, atlas: str, seg: str | None = No
             f"duplicate of {chosen[k]} for run {k} (that file names the atlas: seg-)"
             for k in df.loc[loose, "run_key"]
         ]
+    return df
+
+
+def without_echo(key: str) -> str:
+    """A run key without its ``echo-`` entity (always the key's last one)."""
+    head, sep, last = key.rpartition("_")
+    return head if sep and last.startswith("echo-") else key
+
+
+def combine_echoes(manifest: pd.DataFrame, derivatives: bool) -> pd.DataFrame:
+    """One row per multi-echo run: the series fMRIPrep makes of all its echoes.
+
+    fMRIPrep preprocesses a run's echoes together and writes one optimally combined series,
+    named without ``echo-``. In a raw dataset the first included echo's row stands for the run
+    (its ``run_key`` and ``echo`` without the echo); the other echoes are excluded
+    (``other_echo``). In fMRIPrep derivatives the per-echo series (``--me-output-echos``) are
+    excluded; the combined series is the run.
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        Manifest rows with ``echo`` and ``run_key`` columns.
+    derivatives : bool
+        Whether the rows are fMRIPrep outputs (else raw BOLD files).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy; unchanged when no included row has an echo.
+    """
+    if manifest.empty or "echo" not in manifest.columns:
+        return manifest
+    echo = manifest["included"] & (manifest["echo"].fillna("").astype(str) != "")
+    if not echo.any():
+        return manifest
+    df = manifest.copy()
+    runs = df.loc[echo, "run_key"].astype(str).map(without_echo)
+    if derivatives:
+        drop = echo
+        df.loc[drop, "reason"] = [
+            f"per-echo series of {run} (fMRIPrep --me-output-echos): the combined series "
+            f"{run}_space-..._desc-preproc_bold is the run"
+            for run in runs
+        ]
+    else:
+        number = pd.to_numeric(df.loc[echo, "echo"], errors="coerce")
+        first = number.groupby(runs).transform("min") == number
+        keep = first[first].index
+        first_of = dict(zip(runs[keep], df.loc[keep, "echo"], strict=True))
+        df.loc[keep, "run_key"] = runs[keep]
+        df.loc[keep, "echo"] = ""
+        drop = echo & ~df.index.isin(keep)
+        df.loc[drop, "reason"] = [
+            f"echo {e} of multi-echo run {run}: fMRIPrep combines the echoes into one series "
+            f"(the run is listed by echo {first_of[run]})"
+            for e, run in zip(df.loc[drop, "echo"], runs[drop], strict=True)
+        ]
+    df.loc[drop, "included"] = False
+    df.loc[drop, "reason_code"] = OTHER_ECHO
     return df

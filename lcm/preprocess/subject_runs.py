@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 
 from lcm.bids.dataset import is_derivative, read_dataset_description
-from lcm.bids.runs import RunIds, run_ids_from_name
+from lcm.bids.runs import RunIds, run_ids_from_key, run_ids_from_name
+from lcm.bids.selection import without_echo
 from lcm.exceptions import BIDSError, InputDataError
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,11 @@ def subject_runs(
         except InputDataError as exc:
             log.warning("sub-%s: skipping %s: %s", subject, Path(f.path).name, exc.message)
             continue
+        if "echo" in ids.entities:
+            if is_derivative(desc):
+                continue  # a per-echo series; the combined one is listed without echo-
+            # fMRIPrep makes one series of a run's echoes, named without echo-.
+            ids = run_ids_from_key(without_echo(ids.run_key))
         runs.setdefault(ids.run_key, ids)
     if not runs:
         raise BIDSError(

@@ -219,3 +219,51 @@ def test_runs_told_apart_by_dir_or_acq_get_outputs_of_their_own(tmp_path: Path) 
     assert included_runs("tiny", "bids", plain) == [
         {"sub": "01", "ses": None, "task": "rest", "run": "1"}
     ]
+
+
+def _multi_echo_raw(root: Path) -> Path:
+    """Raw BIDS whose run 1 has three echoes."""
+    from helpers.connectome import CROP_SHAPE, save_nifti
+
+    make_raw_bids(root, subjects=("01",))
+    func = root / "sub-01" / "func"
+    (func / "sub-01_task-rest_run-1_bold.nii.gz").unlink()
+    data = np.zeros((*CROP_SHAPE[:2], 3, 44), dtype=np.int16)
+    for echo in (3, 1, 2):
+        save_nifti(func / f"sub-01_task-rest_run-1_echo-{echo}_bold.nii.gz", data, t_r=2.0)
+    return root
+
+
+def test_a_multi_echo_raw_run_is_one_run_as_fmriprep_combines_it(tmp_path: Path) -> None:
+    from lcm.bids.ingest import included_runs
+
+    root = _multi_echo_raw(tmp_path / "raw")
+    df = ingest_dataset("me", "bids", root).manifest.set_index("path")
+    kept = df[df["included"]]
+    assert kept["run_key"].tolist() == ["sub-01_task-rest_run-1"] and kept["echo"].tolist() == [""]
+    assert Path(kept.index[0]).name == "sub-01_task-rest_run-1_echo-1_bold.nii.gz"
+    others = df[~df["included"]]
+    assert set(others["reason_code"]) == {"other_echo"} and len(others) == 2
+    assert all("fMRIPrep combines the echoes" in r for r in others["reason"])
+    assert included_runs("me", "bids", root) == [
+        {"sub": "01", "ses": None, "task": "rest", "run": "1"}
+    ]
+
+
+def test_per_echo_fmriprep_outputs_leave_the_combined_series_as_the_run(tmp_path: Path) -> None:
+    from helpers.connectome import SPACE, make_fmriprep_run, save_nifti
+
+    deriv = tmp_path / "deriv"
+    files = make_fmriprep_run(deriv, "sub-01_task-rest_run-1", n_vol=40)
+    func = files["bold"].parent
+    for echo in (1, 2):  # fMRIPrep --me-output-echos
+        name = f"sub-01_task-rest_run-1_echo-{echo}_space-{SPACE}_desc-preproc_bold"
+        save_nifti(func / f"{name}.nii.gz", np.zeros((4, 4, 3, 40), dtype=np.int16), t_r=2.0)
+        write_json(func / f"{name}.json", {"RepetitionTime": 2.0})
+    df = ingest_dataset("me", "fmriprep", deriv).manifest
+    kept = df[df["included"]]
+    assert kept["path"].tolist() == [str(files["bold"])]
+    assert kept["run_key"].tolist() == ["sub-01_task-rest_run-1"]
+    others = df[~df["included"]]
+    assert set(others["reason_code"]) == {"other_echo"} and len(others) == 2
+    assert all("per-echo series" in r for r in others["reason"])

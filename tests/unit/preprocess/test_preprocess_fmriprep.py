@@ -104,6 +104,23 @@ def test_confounds_of_fmriprep_before_20_2_are_found(tmp_path: Path) -> None:
         run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec2.json")
 
 
+def test_a_multi_echo_run_is_the_combined_series(tmp_path: Path) -> None:
+    """fMRIPrep writes one series of a run's echoes, named without echo-: that is the run."""
+    import numpy as np
+    from helpers.connectome import CROP_SHAPE, save_nifti
+
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
+    func = tmp_path / "raw" / "sub-01" / "func"
+    (func / "sub-01_task-rest_run-1_bold.nii.gz").unlink()
+    for echo in (1, 2, 3):
+        data = np.zeros((*CROP_SHAPE[:2], 3, 40), dtype=np.int16)
+        save_nifti(func / f"sub-01_task-rest_run-1_echo-{echo}_bold.nii.gz", data, t_r=2.0)
+    files = make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-1", n_vol=40)
+    run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
+    (run,) = json.loads((tmp_path / "rec.json").read_text())["runs"]
+    assert run["run_key"] == "sub-01_task-rest_run-1" and run["bold"] == str(files["bold"])
+
+
 def test_existing_missing_files_named(tmp_path: Path) -> None:
     make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1", "2"))
     files = make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-1", n_vol=40)
