@@ -81,3 +81,23 @@ def test_workflow_refuses_a_dataset_name_with_shell_characters(name: str, tmp_pa
     proc = snakemake(ROOT, tmp_path, "--configfile", str(config), "-n", "--cores", "1")
     assert proc.returncode != 0
     assert name in proc.stdout + proc.stderr and "datasets" in proc.stdout + proc.stderr
+
+
+def test_dir_acq_and_echo_runs_are_planned_as_the_runs_they_are(tmp_path: Path) -> None:
+    """dir-AP and dir-PA of run 1 are two connectome jobs; run 2's three echoes are one."""
+    from helpers.workflow import planned_jobs, tiny_bold
+
+    _, config = placeholder_config(tmp_path, {"hcplike": 1, "abidelike": 1})
+    func = tmp_path / "data" / "hcplike" / "rawdata" / "sub-00000" / "func"
+    (func / "sub-00000_task-rest_run-1_bold.nii.gz").unlink()
+    names = ["dir-AP_run-1", "dir-PA_run-1", *(f"run-2_echo-{e}" for e in (1, 2, 3))]
+    for name in names:
+        (func / f"sub-00000_task-rest_{name}_bold.nii.gz").write_bytes(tiny_bold())
+    proc = snakemake(ROOT, tmp_path, "--configfile", str(config), "-n", "-p", "--cores", "1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # hcplike: three runs; abidelike: one.
+    assert planned_jobs(proc)["connectome_run"] == 4
+    out = proc.stdout + proc.stderr
+    for key in ("dir-AP_run-1", "dir-PA_run-1", "run-2"):
+        assert f"--run-key sub-00000_task-rest_{key} " in out, key
+    assert "--run-key sub-00000_task-rest_run-2_echo" not in out
