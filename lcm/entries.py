@@ -20,7 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-_BOLD_HINT = "keep one file per run: .nii or .nii.gz, one resolution, one echo"
+# The echoes of a multi-echo run are not duplicates: they are combined (lcm.bids.selection).
+_BOLD_HINT = (
+    "keep one file per run: .nii or .nii.gz, one resolution, the magnitude of a "
+    "part-mag/part-phase pair"
+)
 
 
 @dataclass(frozen=True)

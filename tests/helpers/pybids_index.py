@@ -71,9 +71,11 @@ def index_bold_runs(
     rows = [_bold_row(dataset, entry, Path(f.path), f.get_metadata()) for f in files]
     indexed = {Path(f.path).resolve() for f in files}
     rows += _unindexed_rows(dataset, entry, root, task, space, indexed)
-    rows = exclude_duplicates(
-        rows, hint="keep one file per run: .nii or .nii.gz, one resolution, one echo"
+    hint = (
+        "keep one file per run: .nii or .nii.gz, one resolution, the magnitude of a "
+        "part-mag/part-phase pair"
     )
+    rows = exclude_duplicates(rows, hint=hint)
     log.info("%s: indexed %d %s run(s) under %s", dataset, len(rows), entry, root)
     return rows
 
