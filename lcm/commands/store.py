@@ -12,7 +12,7 @@ from lcm.commands._atlas import add_atlas_arguments
 from lcm.io.derivatives import read_qc_table
 from lcm.io.provenance import record_outputs, sha256_file, write_sidecar
 from lcm.store.commit import commit_dataset
-from lcm.store.phenotype import missingness, read_phenotype
+from lcm.store.phenotype import match_scanned_subjects, missingness, read_phenotype
 from lcm.store.writer import (
     stored_rows,
     variables_id,
@@ -59,14 +59,32 @@ def run(args: argparse.Namespace) -> int:
     phenotype = read_phenotype(args.phenotype, args.dataset, catalogue)
     qc = read_qc_table(args.qc_table, required=("subject", "included", "relmat"))
     scanned = set(qc["subject"])
+    phenotype, renamed = match_scanned_subjects(phenotype, scanned)
+    if renamed:
+        first = next(iter(renamed.items()))
+        log.info(
+            "%s: %d phenotype subject(s) matched to their files by number, leading zeros aside "
+            "(%s in %s is %s in the file names)",
+            args.dataset,
+            len(renamed),
+            first[0],
+            args.phenotype,
+            first[1],
+        )
     no_pheno = sorted(scanned - set(phenotype["subject"]))
     if no_pheno:
+        unscanned = sorted(set(phenotype["subject"]) - scanned)
         log.warning(
-            "%s: %d scanned subject(s) absent from %s (their variables are missing): %s",
+            "%s: %d scanned subject(s) absent from %s (their variables are missing): %s%s",
             args.dataset,
             len(no_pheno),
             args.phenotype,
             no_pheno[:10],
+            f"; its labels without files: {unscanned[:5]} (if these are the same people, the "
+            f"catalogue's id_column for {args.dataset} names the wrong column, or the table "
+            "writes the labels otherwise)"
+            if unscanned
+            else "",
         )
     # The settings this partition depends on, hashed: a changed catalogue or atlas shows up here.
     settings = {

@@ -138,6 +138,54 @@ def read_phenotype(path: str | Path, dataset: str, catalogue: Catalogue) -> pd.D
     return out.reset_index(drop=True)
 
 
+def match_scanned_subjects(
+    phenotype: pd.DataFrame, scanned: set[str]
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Relabel phenotype subjects that name a scanned subject by number, leading zeros aside.
+
+    Releases number subjects differently in file names and tables: ABIDE's files say
+    ``0050002`` (``ROISignals_0050002.mat``, ``Pitt_0050002_rois_aal.1D``) where its phenotype's
+    ``SUB_ID`` says ``50002``. A scanned label absent from the table takes the table's row whose
+    label is the same number, when exactly one unmatched label on each side has that number.
+    Labels that match as written are never touched.
+
+    Parameters
+    ----------
+    phenotype : pandas.DataFrame
+        Output of :func:`read_phenotype` (column ``subject``).
+    scanned : set of str
+        Subject labels of the dataset's runs (file names, listing).
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        The table with those rows relabelled (a copy when any is), and ``{phenotype label:
+        scanned label}`` of the relabelled rows.
+    """
+    labels = set(phenotype["subject"])
+    pending_scans = _by_number(scanned - labels)
+    pending_rows = _by_number(labels - scanned)
+    mapping = {
+        rows[0]: scans[0]
+        for number, scans in pending_scans.items()
+        if len(scans) == 1 and len(rows := pending_rows.get(number, [])) == 1
+    }
+    if not mapping:
+        return phenotype, {}
+    out = phenotype.copy()
+    out["subject"] = out["subject"].map(lambda s: mapping.get(s, s))
+    return out, mapping
+
+
+def _by_number(labels: set[str]) -> dict[str, list[str]]:
+    """Digit-only labels grouped by their number (``"0050002"`` and ``"50002"`` together)."""
+    groups: dict[str, list[str]] = {}
+    for label in sorted(labels):
+        if label.isascii() and label.isdigit():
+            groups.setdefault(label.lstrip("0") or "0", []).append(label)
+    return groups
+
+
 def missingness(table: pd.DataFrame, dataset: str, catalogue: Catalogue) -> pd.DataFrame:
     """Per-variable missingness of one dataset: ``dataset, variable, n, n_missing, fraction``."""
     coding = catalogue.coding(dataset)

@@ -10,10 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from lcm.catalogue import load_catalogue
+from lcm.cli import main
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.paths import connectome_path
 from lcm.store.layout import matrix_to_vec, n_rois_from_edges, vec_to_matrix
-from lcm.store.phenotype import missingness, read_phenotype
+from lcm.store.phenotype import match_scanned_subjects, missingness, read_phenotype
 from lcm.store.read import load_cohort
 from lcm.store.writer import write_connectomes, write_variables
 
@@ -186,3 +187,63 @@ def test_store_refuses_dataset_with_other_rois(tmp_path: Path, catalogue) -> Non
     with pytest.raises(InputDataError, match="differ from the 5 ROIs stored"):
         write_connectomes(store, "toy", "beta", other, pheno)
     assert not connectome_path(store, "toy", "beta").exists()
+
+
+# Phenotype rows find their files when the release numbers subjects with leading zeros.
+def _table(labels: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({"subject": labels, "age": range(len(labels))})
+
+
+def test_zero_padded_file_labels_take_the_tables_row() -> None:
+    table, mapping = match_scanned_subjects(_table(["50002", "50003", "7"]), {"0050002", "0050003"})
+    assert mapping == {"50002": "0050002", "50003": "0050003"}
+    assert table["subject"].tolist() == ["0050002", "0050003", "7"]
+    assert table["age"].tolist() == [0, 1, 2]
+
+
+def test_labels_matching_as_written_are_kept() -> None:
+    original = _table(["101", "0101", "abc"])
+    table, mapping = match_scanned_subjects(original, {"101", "0101", "abc"})
+    assert mapping == {} and table is original
+
+
+@pytest.mark.parametrize(
+    ("labels", "scanned"),
+    [
+        (["50002", "050002"], {"0050002"}),  # two table rows are the number: ambiguous
+        (["50002"], {"0050002", "00050002"}),  # two scans are the number: ambiguous
+        (["A50002"], {"0050002"}),  # not digits only
+        (["500020"], {"0050002"}),  # another number
+    ],
+)
+def test_ambiguous_or_other_labels_stay_unmatched(labels: list[str], scanned: set[str]) -> None:
+    table, mapping = match_scanned_subjects(_table(labels), scanned)
+    assert mapping == {} and table["subject"].tolist() == labels
+
+
+def test_lcm_store_joins_abide_style_ids(tmp_path: Path, capsys) -> None:
+    """ABIDE: files say 0000101, the phenotype's SUB_ID 101 (every subject's variables were
+    missing before, and the task had no labelled subject)."""
+    catalogue = tmp_path / "variables.yaml"
+    catalogue.write_text(CATALOGUE)
+    qc = _relmats(tmp_path, 3, [f"roi{i}" for i in range(6)], seed=1)
+    qc["subject"] = qc["subject"].str.zfill(7)
+    qc_path = tmp_path / "qc.tsv"
+    qc.to_csv(qc_path, sep="\t", index=False)
+    pheno = _pheno(tmp_path, ["101\tNYU\t240\t1\t1\t3", "102\tNYU\t300\t2\t2\t4"])
+    args = ["store", "--dataset", "alpha", "--qc-table", str(qc_path), "--phenotype", str(pheno)]
+    args += ["--catalogue", str(catalogue), "--atlas", "toy", "--store-dir", str(tmp_path / "s")]
+    assert main(args) == 0
+    log = capsys.readouterr().err
+    assert "2 phenotype subject(s) matched to their files by number" in log
+    assert "absent from" in log and "'0000103'" in log  # the subject without a row is named
+    assert "labels without files" not in log  # every row found its files
+    cohort = load_cohort(tmp_path / "s", "toy", ["alpha"], load_catalogue(catalogue))
+    assert cohort.ids["subject"].tolist() == ["0000101", "0000102", "0000103"]
+    assert cohort.variables["dx"].tolist() == ["patient", "control", None]
+    assert cohort.ids["site"].tolist() == ["NYU", "NYU", ""]
+    # The table itself is read as written.
+    assert read_phenotype(pheno, "alpha", load_catalogue(catalogue))["subject"].tolist() == [
+        "101",
+        "102",
+    ]
