@@ -49,7 +49,8 @@ def check_connectome(matrix: np.ndarray, name: str, n_rois: int, atlas: str) -> 
 
     Square, ``R`` = the atlas's ROI count, finite, symmetric within
     :data:`SYMMETRY_TOLERANCE`, values in [-1, 1], and 1 on the diagonal except for empty ROIs
-    (a row and column of zeros, as the connectome stage writes them).
+    (a row and column of zeros, as the connectome stage writes them; a row and column of NaN,
+    as XCP-D writes a parcel below its coverage threshold, becomes one).
 
     Parameters
     ----------
@@ -64,7 +65,7 @@ def check_connectome(matrix: np.ndarray, name: str, n_rois: int, atlas: str) -> 
     Returns
     -------
     ndarray, shape (R, R)
-        The matrix made exactly symmetric, float64.
+        The matrix made exactly symmetric, float64, its NaN ROIs zero.
 
     Raises
     ------
@@ -82,6 +83,7 @@ def check_connectome(matrix: np.ndarray, name: str, n_rois: int, atlas: str) -> 
             f"{name} has {m.shape[0]} ROIs but atlas {atlas!r} has {n_rois}; set atlas to the "
             "one the connectomes were computed with"
         )
+    m = _zero_missing_rois(m)
     bad = ~np.isfinite(m)
     if bad.any():
         i, j = np.argwhere(bad)[0]
@@ -112,6 +114,23 @@ def check_connectome(matrix: np.ndarray, name: str, n_rois: int, atlas: str) -> 
             "numpy.fill_diagonal(matrix, 1)"
         )
     return (m + m.T) / 2
+
+
+def _zero_missing_rois(m: np.ndarray) -> np.ndarray:
+    """Rows and columns that are NaN throughout as empty ROIs (zeros), as the stage writes them.
+
+    XCP-D writes a parcel covered less than its ``--min-coverage`` as a NaN row and column;
+    NaN anywhere else is left for :func:`check_connectome` to refuse.
+    """
+    nan = np.isnan(m)
+    off = nan | np.eye(len(m), dtype=bool)
+    missing = off.all(axis=1) & off.all(axis=0)
+    if not missing.any() or missing.all():
+        return m
+    out = m.copy()
+    out[missing, :] = 0.0
+    out[:, missing] = 0.0
+    return out
 
 
 def process_connectome_manifest(

@@ -216,6 +216,12 @@ def _clean_series(
     raw = _numeric(table)
     n_vol = raw.shape[0]
     facts["n_volumes"] = n_vol
+    # XCP-D writes a parcel covered less than its --min-coverage as n/a throughout: an empty
+    # ROI (zeros, found constant below), as this stage writes its own uncovered parcels.
+    missing = table.isna().all(axis=0).to_numpy()
+    if missing.any() and not missing.all():
+        raw = raw.copy()
+        raw[:, missing] = 0.0
     bad = ~np.isfinite(raw)
     if bad.any():
         cols = [header[j] for j in np.flatnonzero(bad.any(axis=0))][:5]

@@ -141,6 +141,26 @@ def test_empty_roi_rows_are_accepted() -> None:
     assert out[7, 7] == 0 and np.array_equal(out, out.T)
 
 
+def test_xcpd_nan_parcels_become_empty_rois() -> None:
+    """XCP-D writes a parcel below its coverage threshold as a NaN row and column (the
+    diagonal NaN or 1): an empty ROI, as the connectome stage writes them (excluded before)."""
+    fc = roi_fc()
+    fc[7, :] = fc[:, 7] = np.nan
+    fc[20, :] = fc[:, 20] = np.nan
+    fc[20, 20] = 1.0
+    out = check_connectome(fc, "m.npy", 116, "aal116")
+    assert np.isfinite(out).all() and not out[[7, 20]].any() and not out[:, [7, 20]].any()
+    np.testing.assert_allclose(
+        np.delete(out, [7, 20], 0)[:, 0], np.delete(roi_fc()[:, 0], [7, 20])
+    )
+    half = roi_fc()
+    half[7, :] = np.nan  # a row without its column: not a parcel XCP-D left out
+    with pytest.raises(ExcludedRunError, match="NaN or infinite"):
+        check_connectome(half, "m.npy", 116, "aal116")
+    with pytest.raises(ExcludedRunError, match="NaN or infinite"):
+        check_connectome(np.full((116, 116), np.nan), "m.npy", 116, "aal116")
+
+
 # -- ROI time-series datasets ----------------------------------------------------------------
 
 

@@ -217,3 +217,26 @@ def test_relmat_roundtrip_and_validation(tmp_path: Path) -> None:
         read_relmat(path)
     with pytest.raises(ValueError, match="does not match 2 ROI names"):
         write_relmat(path, names[:2], m)
+
+
+def test_xcpd_uncovered_parcel_is_an_empty_roi(tmp_path: Path, atlas) -> None:
+    """XCP-D writes a parcel below its --min-coverage as n/a throughout: the run stays, the
+    parcel is empty (its FC row 0), as this stage writes its own (the run was excluded for its
+    'missing or non-numeric values' before). A parcel with one n/a volume still excludes."""
+    root = tmp_path / "ts"
+    write_json(root / "dataset_description.json", {"Name": "ts", "BIDSVersion": "1.10.0"})
+    names = atlas.labels["name"].tolist()
+    uncovered = pd.DataFrame(_series(N_VOL, 116, 1), columns=names)
+    uncovered[[names[9], names[70]]] = np.nan
+    _write_run(root, "01", uncovered)
+    holed = pd.DataFrame(_series(N_VOL, 116, 2), columns=names)
+    holed.iloc[3, 9] = np.nan
+    _write_run(root, "02", holed)
+    assert next(root.glob("sub-01/func/*.tsv")).read_text().splitlines()[1].count("n/a") == 2
+    qc = _run(tmp_path, root).set_index("subject")
+    assert qc["included"].to_dict() == {"01": True, "02": False}
+    assert qc.loc["01", "empty_rois"] == f"{names[9]},{names[70]}"
+    assert "missing or non-numeric" in qc.loc["02", "reason"]
+    _, fc = read_relmat(qc.loc["01", "relmat"])
+    assert not fc[[9, 70]].any() and not fc[:, [9, 70]].any()
+    assert np.isfinite(fc).all() and np.abs(fc[0, 1:9]).max() > 0
