@@ -7,9 +7,11 @@ Two ways to point a dataset at its files (``datasets.<name>.path``):
   (the parcellation, when the file name does not carry a ``seg-`` entity). This is
   how ABIDE-style releases (``ROISignals_0050002.mat``) or any other naming get mapped to
   subjects;
-- a **folder**, scanned recursively for ``.tsv``, ``.csv``, ``.npy`` and ``.mat`` files named
-  BIDS-like (``sub-<label>[_ses-<label>][_task-<label>][_run-<n>]...``) or DPARSF-style
-  (``ROISignals_<subject>.<ext>``); other files (``participants.tsv`` ...) are ignored.
+- a **folder**, scanned recursively for ``.tsv``, ``.csv``, ``.npy``, ``.mat`` and ``.1D``
+  files named BIDS-like (``sub-<label>[_ses-<label>][_task-<label>][_run-<n>]...``),
+  DPARSF-style (``ROISignals_<subject>.<ext>``) or as ABIDE Preprocessed names its ROI time
+  series (``<site>_<subject>_rois_<atlas>.1D``, the atlas becoming the file's ``seg``);
+  other files (``participants.tsv`` ...) are ignored.
 
 A folder holding ``dataset_description.json`` and XCP-D time series is a BIDS derivative and is
 indexed by :mod:`lcm.bids.fast_index` instead (see :func:`uses_file_index`).
@@ -47,7 +49,8 @@ from lcm.entries import entry_type
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import check_label, parse_entities, run_key
 
-EXTENSIONS = (".tsv", ".csv", ".npy", ".mat")
+# Lower case: names compare lower-cased (ABIDE writes ``.1D``).
+EXTENSIONS = (".tsv", ".csv", ".npy", ".mat", ".1d")
 LISTING_COLUMNS = ("participant_id", "path")
 LISTING_OPTIONAL = ("session", "run", "task", "repetition_time", "seg")
 # The listing's columns, in every hint that asks for one.
@@ -58,6 +61,11 @@ _LISTING_HINT = (
 MISSING_FILE = "missing_file"
 # DPARSF / ABIDE-preprocessed names: ROISignals_<subject id>.mat
 _DPARSF_RE = re.compile(r"^ROISignals_(?:sub-)?(?P<sub>[A-Za-z0-9]+)$")
+# ABIDE Preprocessed (C-PAC, DPARSF, ... pipelines): <FILE_ID>_rois_<atlas>, FILE_ID being
+# <site>_<zero-padded SUB_ID> (Pitt_0050002, Leuven_1_0050682, MaxMun_a_0051606).
+_PCP_RE = re.compile(
+    r"^(?P<site>[A-Za-z][A-Za-z0-9_]*?)_(?P<sub>[0-9]+)_rois_(?P<seg>[A-Za-z0-9]+)$"
+)
 
 
 def uses_file_index(entry: str, path: str | Path) -> bool:
@@ -178,22 +186,28 @@ def _from_folder(root: Path, task: str) -> list[dict[str, Any]]:
             ents = _name_entities(stem)
             if ents is None or ents["task"] not in ("", task):
                 continue
+            seg = ents.pop("seg", "")
             out.append(
                 {
                     "path": Path(folder, name),
                     "ents": {**ents, "task": task},
                     "listing_tr": "",
                     "source": name,
+                    "seg": seg,
                 }
             )
     return out
 
 
 def _name_entities(stem: str) -> dict[str, str] | None:
-    """Run entities of a BIDS-like or DPARSF-style file stem, ``None`` for other files."""
+    """Run entities of a BIDS-like, DPARSF- or ABIDE-Preprocessed-style file stem (ABIDE's
+    with its atlas as ``seg``), ``None`` for other files."""
     match = _DPARSF_RE.match(stem)
     if match:
         return {"sub": match["sub"], "ses": "", "task": "", "run": ""}
+    match = _PCP_RE.match(stem)
+    if match:
+        return {"sub": match["sub"], "ses": "", "task": "", "run": "", "seg": match["seg"]}
     if not stem.startswith("sub-"):
         return None
     ents = parse_entities(stem)

@@ -156,14 +156,18 @@ def select_parcellation(manifest: pd.DataFrame, atlas: str, seg: str | None = No
     labels = df["seg"].fillna("").astype(str)
     other = df["included"] & (labels != "") & ~labels.map(seg_label).isin(wanted)
     names = df["path"].astype(str).map(lambda p: p.replace("\\", "/").rsplit("/", 1)[-1])
-    fix = "set atlas.name to the files' seg- label, or pass that label as --atlas-seg"
     df.loc[other, "included"] = False
     df.loc[other, "reason_code"] = OTHER_ATLAS
     df.loc[other, "reason"] = (
         names[other]
         + " is of parcellation seg-"
         + labels[other]
-        + f", not of the configured atlas {atlas!r}: {fix}"
+        + f", not of the configured atlas {atlas!r}: if it is that atlas under another name, "
+        + "set atlas.seg: "
+        + labels[other]
+        + " (--atlas-seg "
+        + labels[other]
+        + "); else set atlas to the files' parcellation"
     )
     # A run with a file of the configured atlas drops its files without seg- (ambiguous).
     matched = df["included"] & (labels != "")

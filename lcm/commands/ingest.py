@@ -30,8 +30,9 @@ participants.tsv mismatches) and the cache folder <out>.cache (unchanged subject
 re-indexed next time).
 
 roi_timeseries and connectome datasets may also be plain files, one per run (.tsv, .csv, .npy,
-or MATLAB .mat such as DPARSF's ROISignals_<id>.mat): --path is then a folder of files named
-sub-<label>[_ses-<label>][_run-<n>]... or ROISignals_<id>..., or a listing TSV with columns
+MATLAB .mat such as DPARSF's ROISignals_<id>.mat, AFNI .1D): --path is then a folder of files
+named sub-<label>[_ses-<label>][_run-<n>]..., ROISignals_<id>... or as ABIDE Preprocessed names
+them, <site>_<id>_rois_<atlas>.1D (the atlas is the file's seg), or a listing TSV with columns
 participant_id, path (relative to the listing), optional session, run, task, repetition_time,
 seg. Files of several parcellations (seg-<label> in their names, or the listing's seg column)
 are told apart; with --atlas only the configured atlas's are included:

@@ -2,9 +2,10 @@
 
 Time series ``T x R``: XCP-D TSV (header = ROI names, optional ``framewise_displacement``),
 headerless CSV, NumPy ``.npy``, MATLAB ``.mat`` (DPARSF / ABIDE-preprocessed: variable
-``ROISignals``). Matrices ``R x R``: our relmat TSV (``Node`` column), CSV or TSV with or
-without names, ``.npy``, ``.mat``. Formats without ROI names take the atlas's labels, so their
-column count must equal the atlas's ROI count.
+``ROISignals``), AFNI ``.1D`` (ABIDE Preprocessed's ``<FILE_ID>_rois_<atlas>.1D``: whitespace
+columns under a ``#`` line of ROI codes). Matrices ``R x R``: our relmat TSV (``Node`` column),
+CSV or TSV with or without names, ``.npy``, ``.mat``, ``.1D``. Formats without ROI names take
+the atlas's labels, so their column count must equal the atlas's ROI count.
 
 Every problem with one file raises :class:`~lcm.exceptions.ExcludedRunError` whose message names
 the file and the fix: the run is excluded, the cohort goes on.
@@ -31,7 +32,7 @@ def read_roi_series(path: str | Path, names: list[str]) -> pd.DataFrame:
     Parameters
     ----------
     path : path-like
-        ``.tsv`` (header required), ``.csv``, ``.npy`` or ``.mat``.
+        ``.tsv`` (header required), ``.csv``, ``.npy``, ``.mat`` or ``.1D``.
     names : list of str
         Atlas ROI names, used as columns for formats without a header.
 
@@ -60,9 +61,13 @@ def read_roi_series(path: str | Path, names: list[str]) -> pd.DataFrame:
         values = _load_npy(path)
     elif ext == ".mat":
         values = load_mat_array(path, SERIES_MAT_VARIABLES)
+    elif ext == ".1d":
+        header, values = read_afni_1d(path)
+        if header is not None:
+            return pd.DataFrame(values, columns=header)
     else:
         raise ExcludedRunError(
-            f"{path.name}: unknown time-series format {ext!r}; use .tsv, .csv, .npy or .mat"
+            f"{path.name}: unknown time-series format {ext!r}; use .tsv, .csv, .npy, .mat or .1D"
         )
     _check_series_shape(path, values, len(names))
     return pd.DataFrame(values, columns=list(names))
@@ -90,9 +95,11 @@ def read_matrix(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
         names, values = None, _load_npy(path)
     elif ext == ".mat":
         names, values = None, load_mat_array(path, MATRIX_MAT_VARIABLES)
+    elif ext == ".1d":
+        names, values = read_afni_1d(path)
     else:
         raise ExcludedRunError(
-            f"{path.name}: unknown connectome format {ext!r}; use .tsv, .csv, .npy or .mat"
+            f"{path.name}: unknown connectome format {ext!r}; use .tsv, .csv, .npy, .mat or .1D"
         )
     return names, values
 
@@ -211,6 +218,59 @@ def load_mat_array(path: str | Path, preferred: tuple[str, ...]) -> np.ndarray:
         f"{path.name}: cannot tell which variable holds the data (2D numeric variables: "
         f"{sorted(arrays)}, all: {found}); save it alone or as {preferred[0]!r}"
     )
+
+
+def read_afni_1d(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
+    """An AFNI ``.1D`` table: whitespace-separated numbers, ``#`` lines are comments.
+
+    The first ``#`` line above the numbers names the columns when it has one word per column
+    (ABIDE Preprocessed writes ``#2001  #2002 ...``, the AAL codes). Words that are all numbers
+    are codes of the parcellation's labels, not names: ``None`` is returned, and the columns
+    take the atlas's labels in order like any file without names.
+
+    Returns
+    -------
+    (list of str or None, ndarray)
+        Column names (``None`` when absent or numeric) and the ``rows x columns`` values.
+
+    Raises
+    ------
+    ExcludedRunError
+        Unreadable, empty, ragged or non-numeric.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExcludedRunError(f"cannot read {path.name}: {exc}") from exc
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if text.startswith("#"):
+            if header is None and not rows:
+                header = text.replace("#", " ").split()
+            continue
+        if not text:
+            continue
+        cells = text.split()
+        if rows and len(cells) != len(rows[0]):
+            raise ExcludedRunError(
+                f"{path.name}: line {number} has {len(cells)} values, the first row "
+                f"{len(rows[0])}; write one row of the same length per volume"
+            )
+        rows.append(cells)
+    if not rows:
+        raise ExcludedRunError(f"{path.name} holds no rows of numbers")
+    try:
+        values = np.array(rows, dtype=np.float64)
+    except ValueError as exc:
+        raise ExcludedRunError(
+            f"{path.name}: {exc}; write numbers only (an AFNI .1D table)"
+        ) from exc
+    if header is not None and (len(header) != values.shape[1] or all(map(_is_number, header))):
+        header = None
+    return header, values
 
 
 def _load_npy(path: Path) -> np.ndarray:

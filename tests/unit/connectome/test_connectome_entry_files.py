@@ -1,4 +1,4 @@
-"""Runs brought as plain files: ROI time series (.tsv/.csv/.npy/.mat) and precomputed connectomes.
+"""Runs brought as plain files: ROI time series (.tsv .csv .npy .mat .1D), precomputed connectomes.
 
 Each format round-trips its values; each bad file excludes only its own run, with a reason that
 names the file and the fix, while the other runs still produce their outputs.
@@ -59,7 +59,17 @@ def _v73(path: Path) -> Path:
 # -- readers ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ext", [".tsv", ".csv", ".npy", ".mat"])
+def _abide_1d(path: Path, data: np.ndarray) -> Path:
+    """As ABIDE Preprocessed writes ``<FILE_ID>_rois_aal.1D``: a ``#`` line of the AAL codes
+    (2001, 2002, 2101, ...), then one tab-separated row of values per volume."""
+    codes = [2001 + 100 * (i // 2) + i % 2 for i in range(data.shape[1])]
+    head = "\t".join(f"#{c}" for c in codes)
+    body = "\n".join("\t".join(f"{v:.17g}" for v in row) for row in data)
+    path.write_text(f"{head}\n{body}\n")
+    return path
+
+
+@pytest.mark.parametrize("ext", [".tsv", ".csv", ".npy", ".mat", ".1D"])
 def test_series_formats_round_trip(tmp_path: Path, names, ext: str) -> None:
     data = roi_series(seed=1)
     path = tmp_path / f"sub-01{ext}"
@@ -69,6 +79,8 @@ def test_series_formats_round_trip(tmp_path: Path, names, ext: str) -> None:
         np.savetxt(path, data, delimiter=",", fmt="%.17g")
     elif ext == ".npy":
         np.save(path, data)
+    elif ext == ".1D":
+        _abide_1d(path, data)
     else:
         savemat(path, {"ROISignals": data, "other": np.arange(3.0)[None]})
     table = read_roi_series(path, names)
@@ -97,6 +109,33 @@ def test_matrix_formats_round_trip(tmp_path: Path, names, layout: str) -> None:
     found, matrix = read_matrix(path)
     assert found == (names if layout in ("relmat", "csv_header") else None)
     np.testing.assert_allclose(matrix, fc, rtol=0, atol=1e-15)
+
+
+def test_afni_1d_names_and_faults(tmp_path: Path, names) -> None:
+    """A ``#`` line of words names the columns (checked against the atlas by the caller); a
+    line of another length is ignored as a comment; ragged or non-numeric rows are refused."""
+    data = roi_series(seed=2)[:, :3]
+    named = tmp_path / "sub-01.1D"
+    named.write_text(
+        "# Precentral_L  Precentral_R  Frontal_Sup_L\n"
+        + "\n".join(" ".join(map(str, row)) for row in data)
+    )
+    assert list(read_roi_series(named, names).columns) == names[:3]
+    comment = tmp_path / "sub-02.1D"
+    comment.write_text("# made by 3dmaskave\n# two lines\n1 2\n3 4\n")
+    header, values = read_matrix(comment)
+    assert header is None and values.tolist() == [[1, 2], [3, 4]]
+    ragged = tmp_path / "sub-03.1D"
+    ragged.write_text("1 2 3\n4 5\n")
+    with pytest.raises(ExcludedRunError, match=r"sub-03\.1D: line 2 has 2 values, the first row 3"):
+        read_roi_series(ragged, names)
+    text = tmp_path / "sub-04.1D"
+    text.write_text("1 2\n3 x\n")
+    with pytest.raises(ExcludedRunError, match=r"sub-04\.1D: .*numbers only"):
+        read_roi_series(text, names)
+    (tmp_path / "sub-05.1D").write_text("# only a comment\n")
+    with pytest.raises(ExcludedRunError, match=r"sub-05\.1D holds no rows"):
+        read_roi_series(tmp_path / "sub-05.1D", names)
 
 
 def test_series_bad_files_name_the_file_and_fix(tmp_path: Path, names) -> None:
@@ -150,9 +189,7 @@ def test_xcpd_nan_parcels_become_empty_rois() -> None:
     fc[20, 20] = 1.0
     out = check_connectome(fc, "m.npy", 116, "aal116")
     assert np.isfinite(out).all() and not out[[7, 20]].any() and not out[:, [7, 20]].any()
-    np.testing.assert_allclose(
-        np.delete(out, [7, 20], 0)[:, 0], np.delete(roi_fc()[:, 0], [7, 20])
-    )
+    np.testing.assert_allclose(np.delete(out, [7, 20], 0)[:, 0], np.delete(roi_fc()[:, 0], [7, 20]))
     half = roi_fc()
     half[7, :] = np.nan  # a row without its column: not a parcel XCP-D left out
     with pytest.raises(ExcludedRunError, match="NaN or infinite"):
@@ -185,6 +222,7 @@ def _timeseries_qc(tmp_path: Path, source: Path, **ingest_kw) -> pd.DataFrame:
             str(tmp_path / "conn"),
             "--qc-table",
             str(qc_path),
+            *(["--atlas-seg", ingest_kw["seg"]] if ingest_kw.get("seg") else []),
         ],
     )
     assert rc == 0
@@ -226,6 +264,30 @@ def test_folder_of_series_files(tmp_path: Path, names) -> None:
     assert Path(qc.loc["0050003", "relmat"]).name == (
         "sub-0050003_task-rest_seg-aal116_stat-pearsoncorrelation_relmat.tsv"
     )
+
+
+def test_folder_of_abide_preprocessed_files(tmp_path: Path, names) -> None:
+    """ABIDE Preprocessed as nilearn's fetch_abide_pcp saves it: <FILE_ID>_rois_<atlas>.1D
+    for several atlases in one folder. The files' atlas is their seg: with atlas.seg aal the
+    AAL files are the runs, the CC200 ones other_atlas (the folder was ignored before)."""
+    root = tmp_path / "ABIDE_pcp" / "cpac" / "filt_noglobal"
+    root.mkdir(parents=True)
+    _abide_1d(root / "Pitt_0050002_rois_aal.1D", roi_series(seed=1))
+    _abide_1d(root / "Leuven_1_0050682_rois_aal.1D", roi_series(seed=2))
+    _abide_1d(root / "Pitt_0050002_rois_cc200.1D", roi_series(200, seed=3))
+    qc = _timeseries_qc(tmp_path, root, repetition_time=T_R, atlas="aal116", seg="aal")
+    assert qc.loc["0050682", "included"] and qc.loc["0050682", "t_r"] == T_R
+    runs = qc.loc["0050002"]
+    assert runs["included"].tolist().count(True) == 1
+    other = runs.loc[~runs["included"], "reason"].iloc[0]
+    assert "Pitt_0050002_rois_cc200.1D is of parcellation seg-cc200" in other
+    assert "set atlas.seg: cc200" in other
+    got, fc = read_relmat(runs.loc[runs["included"], "relmat"].iloc[0])
+    assert got == names and np.isfinite(fc).all()
+    # Without atlas.seg, the reason says what to set.
+    qc = _timeseries_qc(tmp_path / "noseg", root, repetition_time=T_R, atlas="aal116")
+    assert not qc["included"].any()
+    assert "set atlas.seg: aal (--atlas-seg aal)" in " ".join(qc["reason"])
 
 
 def test_missing_repetition_time_excludes_only_that_run(tmp_path: Path) -> None:
