@@ -20,6 +20,7 @@ from lcm.bids.fast_index import DEFAULT_SPACE, IndexSpec
 from lcm.bids.file_entries import index_files, uses_file_index
 from lcm.bids.index_cache import IndexResult, cache_dir_for, index_dataset, save_cache
 from lcm.bids.manifest import manifest_frame, write_manifest
+from lcm.bids.rows import OTHER_ATLAS
 from lcm.bids.selection import Selection, combine_echoes, select_parcellation
 from lcm.bids.summary import (
     build_summary,
@@ -284,7 +285,19 @@ def index_root(entry: str, path: str | Path, derivatives: str | Path | None) -> 
 
 def _log_exclusions(dataset: str, df: pd.DataFrame, root: Path, task: str) -> None:
     n_in = int(df["included"].sum())
-    excluded = df.loc[~df["included"] & (df["reason_code"] != "not_selected")]
+    # Files of other parcellations are expected beside the atlas's (XCP-D, ABIDE Preprocessed
+    # ship several): one line per parcellation, not one warning per file.
+    other = ~df["included"] & (df["reason_code"] == OTHER_ATLAS)
+    for seg, rows in df.loc[other].groupby("seg", sort=True) if other.any() else []:
+        log.log(
+            logging.INFO if n_in else logging.WARNING,
+            "%s: %d file(s) of parcellation seg-%s left out (%s)",
+            dataset,
+            len(rows),
+            seg,
+            rows["reason"].iloc[0],
+        )
+    excluded = df.loc[~df["included"] & ~df["reason_code"].isin(["not_selected", OTHER_ATLAS])]
     for row in excluded.head(MAX_LOGGED_EXCLUSIONS).itertuples():
         log.warning("%s: excluded %s: %s", dataset, Path(row.path).name, row.reason)
     if len(excluded) > MAX_LOGGED_EXCLUSIONS:

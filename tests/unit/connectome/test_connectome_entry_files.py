@@ -7,6 +7,7 @@ names the file and the fix, while the other runs still produce their outputs.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -266,7 +267,7 @@ def test_folder_of_series_files(tmp_path: Path, names) -> None:
     )
 
 
-def test_folder_of_abide_preprocessed_files(tmp_path: Path, names) -> None:
+def test_folder_of_abide_preprocessed_files(tmp_path: Path, names, caplog) -> None:
     """ABIDE Preprocessed as nilearn's fetch_abide_pcp saves it: <FILE_ID>_rois_<atlas>.1D
     for several atlases in one folder. The files' atlas is their seg: with atlas.seg aal the
     AAL files are the runs, the CC200 ones other_atlas (the folder was ignored before)."""
@@ -275,10 +276,16 @@ def test_folder_of_abide_preprocessed_files(tmp_path: Path, names) -> None:
     _abide_1d(root / "Pitt_0050002_rois_aal.1D", roi_series(seed=1))
     _abide_1d(root / "Leuven_1_0050682_rois_aal.1D", roi_series(seed=2))
     _abide_1d(root / "Pitt_0050002_rois_cc200.1D", roi_series(200, seed=3))
-    qc = _timeseries_qc(tmp_path, root, repetition_time=T_R, atlas="aal116", seg="aal")
-    assert qc.loc["0050682", "included"] and qc.loc["0050682", "t_r"] == T_R
+    _abide_1d(root / "Leuven_1_0050682_rois_cc200.1D", roi_series(200, seed=4))
+    with caplog.at_level(logging.INFO, logger="lcm.bids.ingest"):
+        qc = _timeseries_qc(tmp_path, root, repetition_time=T_R, atlas="aal116", seg="aal")
+    # One line for the other parcellation's files, not a warning per file.
+    other_lines = [r for r in caplog.records if "seg-cc200" in r.getMessage()]
+    assert len(other_lines) == 1 and other_lines[0].levelno == logging.INFO
+    assert "2 file(s) of parcellation seg-cc200 left out" in other_lines[0].getMessage()
+    assert qc.groupby(level=0)["included"].sum().to_dict() == {"0050002": 1, "0050682": 1}
+    assert (qc.loc[qc["included"], "t_r"] == T_R).all()
     runs = qc.loc["0050002"]
-    assert runs["included"].tolist().count(True) == 1
     other = runs.loc[~runs["included"], "reason"].iloc[0]
     assert "Pitt_0050002_rois_cc200.1D is of parcellation seg-cc200" in other
     assert "set atlas.seg: cc200" in other
