@@ -7,6 +7,7 @@ functions of data frames so they are tested without rendering anything.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -179,11 +180,37 @@ def qc_counts(qc: pd.DataFrame) -> pd.DataFrame:
 
 
 def qc_reasons(qc: pd.DataFrame) -> pd.DataFrame:
-    """Exclusion reasons and their run counts, per dataset."""
+    """Exclusion reasons and their run counts, per dataset.
+
+    A reason names its run's files (``Pitt_0050002_rois_cc200.1D is of parcellation ...``):
+    those words read ``<file>`` here, so that one reason of many runs is one row (with the
+    first run as ``example``) instead of one row per run; the excluded-runs list keeps them.
+    """
     excluded = qc[~qc["included"]].copy()
-    excluded["reason"] = excluded["reason"].fillna("unspecified").astype(str)
-    counts = excluded.groupby(["dataset", "reason"], sort=True).size()
-    return counts.rename("runs").reset_index().sort_values(["dataset", "runs"], ascending=[1, 0])
+    text = excluded["reason"].fillna("unspecified").astype(str)
+    subjects = excluded["subject"].fillna("").astype(str) if "subject" in excluded else None
+    excluded["reason"] = [
+        _without_run_files(r, subjects.iloc[i] if subjects is not None else "")
+        for i, r in enumerate(text)
+    ]
+    grouped = excluded.groupby(["dataset", "reason"], sort=True)
+    counts = grouped.size().rename("runs").to_frame()
+    if "run_key" in excluded:
+        counts["example"] = grouped["run_key"].first()
+    return counts.reset_index().sort_values(["dataset", "runs"], ascending=[1, 0])
+
+
+def _without_run_files(reason: str, subject: str) -> str:
+    """``reason`` with each word that names a file of ``subject``'s (``sub-01.csv``,
+    ``ROISignals_0050002.mat``, ``Pitt_0050002_rois_aal.1D``) as ``<file>``."""
+    if not subject:
+        return reason
+    own = re.compile(rf"(?:^|[-_]){re.escape(subject)}(?:[-_.]|$)")
+    words = reason.split(" ")
+    return " ".join(
+        "<file>" + w[len(w.rstrip(",:;)'\"")) :] if own.search(w.strip(",:;()'\"")) else w
+        for w in words
+    )
 
 
 def newest_mtime(paths: Sequence[str | os.PathLike[str]]) -> float | None:

@@ -66,3 +66,38 @@ def test_qc_counts_and_reasons():
     assert counts.loc["b", "subjects included"] == 2 and counts.loc["a", "subjects included"] == 1
     reasons = qc_reasons(qc)
     assert reasons.to_dict("records") == [{"dataset": "a", "reason": "high motion", "runs": 2}]
+
+
+def test_qc_reasons_group_one_reason_of_many_files():
+    """A reason naming each run's file is one row (30 files of another atlas were 30 rows)."""
+    subjects = [f"{50002 + i:07d}" for i in range(30)] + ["01", "02", "03"]
+    reasons = [
+        f"Pitt_{s}_rois_cc200.1D is of parcellation seg-cc200, not of the configured atlas"
+        for s in subjects[:30]
+    ] + [
+        "sub-01.csv has 100 ROI columns (57 rows) but the atlas has 116 ROIs",
+        "duplicate of sub-02_task-rest_bold.nii.gz for run sub-02_task-rest (0.01 s apart)",
+        "high motion",
+    ]
+    qc = pd.DataFrame(
+        {
+            "dataset": "a",
+            "subject": subjects,
+            "run_key": [f"sub-{s}_task-rest" for s in subjects],
+            "included": False,
+            "reason": reasons,
+            "mean_fd": np.nan,
+        }
+    )
+    rows = qc_reasons(qc).to_dict("records")
+    assert rows[0] == {
+        "dataset": "a",
+        "reason": "<file> is of parcellation seg-cc200, not of the configured atlas",
+        "runs": 30,
+        "example": "sub-0050002_task-rest",
+    }
+    assert [r["reason"] for r in rows[1:]] == [
+        "<file> has 100 ROI columns (57 rows) but the atlas has 116 ROIs",
+        "duplicate of <file> for run <file> (0.01 s apart)",
+        "high motion",
+    ]
