@@ -22,6 +22,8 @@ from lcm.io.derivatives import included_mask, list_cell
 HISTORY_REQUIRED = ("epoch", "loss_total")
 BEI_COLUMNS = ("variable", "kind", "metric", "model", "baseline")
 QC_REQUIRED = ("dataset", "subject", "run_key", "included", "reason", "mean_fd")
+# Labels, read as written: subject 0050002 is not 50002, nor run 01 run 1.
+QC_LABELS = ("dataset", "subject", "session", "task", "run", "run_key")
 
 
 def concat_tidy(
@@ -64,10 +66,20 @@ def concat_tidy(
     return table.drop(columns="_source").reset_index(drop=True)
 
 
-def read_tsv(path: str | os.PathLike[str], required: Sequence[str], what: str) -> pd.DataFrame:
-    """Read a TSV (``n/a`` = missing) and check it has the ``required`` columns."""
+def read_tsv(
+    path: str | os.PathLike[str],
+    required: Sequence[str],
+    what: str,
+    text: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Read a TSV (``n/a`` = missing) and check it has the ``required`` columns.
+
+    Columns named in ``text`` stay text (labels such as subject ``0050002`` or ``01``).
+    """
     try:
-        frame = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=True)
+        frame = pd.read_csv(
+            path, sep="\t", na_values=["n/a"], keep_default_na=True, dtype=dict.fromkeys(text, str)
+        )
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputDataError(f"Cannot read {what} table {path}: {exc}") from exc
     missing = [c for c in required if c not in frame.columns]
@@ -100,7 +112,7 @@ def read_qc(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
     """
     frames = []
     for path in paths:
-        frame = read_tsv(path, QC_REQUIRED, "QC")
+        frame = read_tsv(path, QC_REQUIRED, "QC", text=QC_LABELS)
         frame["included"] = included_mask(frame["included"], f"QC table {path}")
         frame["dataset"] = frame["dataset"].astype(str)
         frames.append(frame)

@@ -7,7 +7,7 @@ import pandas as pd
 
 from lcm.evaluate.metrics import SUMMARY_COLUMNS
 from lcm.report.html import ReportData, task_section
-from lcm.report.tables import model_kind, qc_counts, qc_reasons, task_table
+from lcm.report.tables import model_kind, qc_counts, qc_reasons, read_qc, task_table
 
 
 def _summary(models: list[str]) -> pd.DataFrame:
@@ -101,3 +101,18 @@ def test_qc_reasons_group_one_reason_of_many_files():
         "duplicate of <file> for run <file> (0.01 s apart)",
         "high motion",
     ]
+
+
+def test_read_qc_keeps_labels_as_written(tmp_path):
+    """Subject 0050002 (ABIDE) and run 01 stay as written (read as 50002 and 1 before)."""
+    path = tmp_path / "qc.tsv"
+    path.write_text(
+        "dataset\tsubject\tsession\trun\trun_key\tincluded\treason\tmean_fd\n"
+        "abide\t0050002\t01\t01\tsub-0050002_ses-01_run-01\tTrue\t\t0.1\n"
+        "abide\t1\tn/a\t1\tsub-1_run-1\tFalse\tsub-1.npy is bad\t0.2\n"
+    )
+    qc = read_qc([path])
+    assert qc["subject"].tolist() == ["0050002", "1"]
+    assert qc["run"].tolist() == ["01", "1"] and qc["session"].iloc[0] == "01"
+    assert qc["mean_fd"].tolist() == [0.1, 0.2]
+    assert qc_reasons(qc)["reason"].tolist() == ["<file> is bad"]
