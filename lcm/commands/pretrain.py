@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "pretrain",
         help="Pretrain an LCM on brain-environment variables and masked-ROI reconstruction.",
         description="Load the datasets' connectomes and variables from the feature store, hold "
-        "out 10%% of subjects for reporting, and train the model's BEI queries (cross-entropy / "
+        "out 10% of subjects for reporting, and train the model's BEI queries (cross-entropy / "
         "standardised MSE, masked where missing, learned task weights) together with masked-ROI "
         "reconstruction. Writes a checkpoint that `lcm finetune` starts from.",
         epilog=EXAMPLE,

@@ -15,6 +15,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from helpers.cli import verb_parsers
 from helpers.connectome import cli, read_qc_table
 
 from lcm.bids.ingest import ingest
@@ -55,24 +56,9 @@ def tf_home(tmp_path: Path, monkeypatch) -> Path:
     return home
 
 
-def _verb_parsers() -> dict[str, argparse.ArgumentParser]:
-    """Every verb's parser and every sub-command's, by command line (``connectome import``)."""
-    found: dict[str, argparse.ArgumentParser] = {}
-
-    def walk(parser: argparse.ArgumentParser, prefix: str) -> None:
-        found[prefix] = parser
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                for name, child in action.choices.items():
-                    walk(child, f"{prefix} {name}".strip())
-
-    walk(build_parser(), "")
-    return {k: v for k, v in found.items() if k}
-
-
 def test_every_verb_taking_an_atlas_uses_the_one_parser() -> None:
     takes_atlas = {}
-    for command, parser in _verb_parsers().items():
+    for command, parser in verb_parsers().items():
         options = {s for a in parser._actions for s in a.option_strings if "atlas" in s}
         if not options:
             continue
