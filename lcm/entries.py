@@ -96,6 +96,11 @@ class Entry:
     synth_tier : str or None
         The synthetic consortium tier (``roi``, ``voxel``) whose data this entry reads; the
         first entry of a tier is the one a consortium's dataset is told to use.
+    file_suffixes : tuple of str
+        Plain-file index: the BIDS suffixes of this entry's files in a folder of BIDS-named
+        files (XCP-D writes ``_timeseries``, ``_relmat``, ``_bold`` coverage and ``_motion``
+        beside each other); files with another suffix are not runs. Names without a suffix
+        (``sub-01_run-1.npy``) always are.
     """
 
     name: str
@@ -109,6 +114,7 @@ class Entry:
     process: str | None = None
     settings: tuple[str, ...] = ()
     synth_tier: str | None = None
+    file_suffixes: tuple[str, ...] = ()
 
     @property
     def parcellated(self) -> bool:
@@ -164,6 +170,7 @@ _TABLE = (
         ),
         process="lcm.connectome.roi_runs:process_timeseries_manifest",
         settings=("denoise", "connectome"),
+        file_suffixes=("timeseries",),
     ),
     Entry(
         "connectome",
@@ -171,6 +178,8 @@ _TABLE = (
         tree=None,
         files="always",
         process="lcm.connectome.imported:process_connectome_manifest",
+        # XCP-D's relmat; its versions before 0.7 wrote conmat.
+        file_suffixes=("relmat", "conmat"),
     ),
 )
 

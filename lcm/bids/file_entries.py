@@ -11,7 +11,9 @@ Two ways to point a dataset at its files (``datasets.<name>.path``):
   files named BIDS-like (``sub-<label>[_ses-<label>][_task-<label>][_run-<n>]...``),
   DPARSF-style (``ROISignals_<subject>.<ext>``) or as ABIDE Preprocessed names its ROI time
   series (``<site>_<subject>_rois_<atlas>.1D``, the atlas becoming the file's ``seg``);
-  other files (``participants.tsv`` ...) are ignored.
+  other files (``participants.tsv`` ...) are ignored, and so are BIDS-named files whose suffix
+  is not the entry's (:attr:`lcm.entries.Entry.file_suffixes`: XCP-D's ``_stat-coverage_bold``
+  and ``_motion`` beside its ``_timeseries`` and ``_relmat``).
 
 A folder holding ``dataset_description.json`` and XCP-D time series is a BIDS derivative and is
 indexed by :mod:`lcm.bids.fast_index` instead (see :func:`uses_file_index`).
@@ -29,6 +31,7 @@ only those of the configured atlas go on (:func:`lcm.bids.selection.select_parce
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -48,6 +51,8 @@ from lcm.bids.rows import (
 from lcm.entries import entry_type
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import check_label, parse_entities, run_key
+
+log = logging.getLogger(__name__)
 
 # Lower case: names compare lower-cased (ABIDE writes ``.1D``).
 EXTENSIONS = (".tsv", ".csv", ".npy", ".mat", ".1d")
@@ -114,7 +119,7 @@ def index_files(
     if path.is_file():
         candidates = _from_listing(path, task)
     elif path.is_dir():
-        candidates = _from_folder(path, task)
+        candidates = _from_folder(path, task, entry_type(entry).file_suffixes, dataset)
     else:
         raise InputDataError(
             f"Dataset {dataset!r}: {path} does not exist.",
@@ -175,8 +180,11 @@ def _from_listing(listing: Path, task: str) -> list[dict[str, Any]]:
     return out
 
 
-def _from_folder(root: Path, task: str) -> list[dict[str, Any]]:
+def _from_folder(
+    root: Path, task: str, suffixes: tuple[str, ...], dataset: str
+) -> list[dict[str, Any]]:
     out = []
+    ignored: dict[str, int] = {}
     for folder, dirs, files in os.walk(root):
         dirs.sort()
         for name in sorted(files):
@@ -186,6 +194,10 @@ def _from_folder(root: Path, task: str) -> list[dict[str, Any]]:
             ents = _name_entities(stem)
             if ents is None or ents["task"] not in ("", task):
                 continue
+            suffix = ents.pop("suffix", "")
+            if suffix and suffix not in suffixes:
+                ignored[suffix] = ignored.get(suffix, 0) + 1
+                continue  # another output beside the runs (XCP-D's coverage, motion)
             seg = ents.pop("seg", "")
             out.append(
                 {
@@ -196,12 +208,21 @@ def _from_folder(root: Path, task: str) -> list[dict[str, Any]]:
                     "seg": seg,
                 }
             )
+    if ignored:
+        log.info(
+            "%s: %s under %s are not runs (run files end _%s, or name no suffix)",
+            dataset,
+            ", ".join(f"{n} _{k} file(s)" for k, n in sorted(ignored.items())),
+            root,
+            " or _".join(suffixes),
+        )
     return out
 
 
 def _name_entities(stem: str) -> dict[str, str] | None:
     """Run entities of a BIDS-like, DPARSF- or ABIDE-Preprocessed-style file stem (ABIDE's
-    with its atlas as ``seg``), ``None`` for other files."""
+    with its atlas as ``seg``; BIDS-like with its ``suffix``, ``""`` when the last word is an
+    entity), ``None`` for other files."""
     match = _DPARSF_RE.match(stem)
     if match:
         return {"sub": match["sub"], "ses": "", "task": "", "run": ""}
@@ -211,7 +232,11 @@ def _name_entities(stem: str) -> dict[str, str] | None:
     if not stem.startswith("sub-"):
         return None
     ents = parse_entities(stem)
-    return {k: ents.get(k, "") for k in ("sub", "ses", "task", "run")}
+    last = stem.rsplit("_", 1)[-1]
+    return {
+        **{k: ents.get(k, "") for k in ("sub", "ses", "task", "run")},
+        "suffix": "" if "-" in last else last,
+    }
 
 
 def _row(

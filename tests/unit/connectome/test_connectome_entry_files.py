@@ -373,6 +373,38 @@ def test_bad_listing_stops_with_the_file_named(tmp_path: Path) -> None:
 # -- precomputed connectomes -----------------------------------------------------------------
 
 
+def _xcpd_outputs(func: Path, names: list[str]) -> None:
+    """What XCP-D writes per run and atlas: series, relmat, coverage, and the run's motion."""
+    func.mkdir(parents=True)
+    stem = "sub-01_task-rest_space-MNI152NLin2009cAsym_seg-aal116"
+    pd.DataFrame(roi_series(seed=1), columns=names).to_csv(
+        func / f"{stem}_stat-mean_timeseries.tsv", sep="\t", index=False
+    )
+    write_relmat(func / f"{stem}_stat-pearsoncorrelation_relmat.tsv", names, roi_fc(seed=1))
+    pd.DataFrame([np.ones(len(names))], columns=names).to_csv(
+        func / f"{stem}_stat-coverage_bold.tsv", sep="\t", index=False
+    )
+    pd.DataFrame({"framewise_displacement": np.full(N_VOL, 0.1)}).to_csv(
+        func / "sub-01_task-rest_desc-filtered_motion.tsv", sep="\t", index=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry", "kept"),
+    [("connectome", "_relmat.tsv"), ("roi_timeseries", "_timeseries.tsv")],
+)
+def test_folder_of_xcpd_outputs_keeps_the_entrys_files(
+    tmp_path: Path, names, entry: str, kept: str
+) -> None:
+    """XCP-D's outputs without dataset_description.json: the entry's own file is the run, the
+    coverage and motion files beside it are no runs (the coverage file, first by name, was the
+    run and the relmat its 'duplicate' before)."""
+    _xcpd_outputs(tmp_path / "xcpd" / "sub-01" / "func", names)
+    manifest = ingest_dataset("x", entry, tmp_path / "xcpd", repetition_time=T_R).manifest
+    assert len(manifest) == 1 and manifest["included"].all()
+    assert manifest["path"].iloc[0].endswith(kept)
+
+
 def test_connectome_listing_to_store(tmp_path: Path, names) -> None:
     mats = tmp_path / "mats"
     mats.mkdir()
