@@ -310,16 +310,42 @@ def _positive(value: object, what: str, where: str) -> tuple[float | None, str, 
 def listing_stats(path: str | Path) -> list[str]:
     """What a file-entry dataset holds, for the workflow's change detection.
 
-    The listing's own bytes (a file) or the relative names of the folder's run files.
+    Each run file (and sidecar) as ``name<TAB>size<TAB>mtime_ns``: a file added, removed,
+    replaced or edited (a sidecar given the missing ``RepetitionTime``) changes the list. For
+    a listing, its own bytes and the files it lists; for a folder, its run files by relative
+    name. Only names were listed before: a fixed file was not read again.
     """
     path = Path(path)
     if path.is_file():
-        return [path.read_text(errors="replace")]
+        listed = []
+        try:
+            table = read_listing(path)
+        except InputDataError:
+            table = None  # ingest reports it; the listing's bytes still change when fixed
+        for cell in [] if table is None else table["path"]:
+            file = Path(str(cell).strip())
+            file = file if file.is_absolute() else path.parent / file
+            listed += [file, file.with_suffix(".json")]
+        return [path.read_text(errors="replace"), *filter(None, map(file_stat, listed))]
     if not path.is_dir():
         return []
-    return sorted(
-        str(Path(d, f).relative_to(path))
-        for d, _, files in os.walk(path)
-        for f in files
+    files = sorted(
+        Path(d, f)
+        for d, _, names in os.walk(path)
+        for f in names
         if os.path.splitext(f)[1].lower() in (*EXTENSIONS, ".json")
     )
+    return [s for f in files if (s := file_stat(f, path))]
+
+
+def file_stat(file: Path, root: Path | None = None) -> str:
+    """``name<TAB>size<TAB>mtime_ns`` of a file (relative to ``root``), ``""`` if absent.
+
+    What the workflow hashes to see a data file changed (:func:`listing_stats`).
+    """
+    try:
+        st = file.stat()
+    except OSError:
+        return ""
+    name = file.relative_to(root) if root is not None else file
+    return f"{name}\t{st.st_size}\t{st.st_mtime_ns}"

@@ -77,25 +77,26 @@ class WorkflowPlan:
         return self._bold.get(dataset, {}).get(run_key)
 
     def listing_hash(self, dataset: str) -> str:
-        """sha256 of what a real dataset holds (its runs, or its file names), "" if synthetic.
+        """sha256 of what a real dataset holds, "" if synthetic.
 
-        A rule param: it changes when a subject or run is added or removed, which Snakemake
-        cannot otherwise see for data that no rule produces.
+        Voxel-level datasets: their runs (a run added or removed). Parcellated ones (ROI time
+        series, connectomes: one job reads every file): each file's name, size and
+        modification time, so that a file added, replaced or edited reruns the dataset. A rule
+        param: Snakemake cannot otherwise see changes to data that no rule produces.
         """
         if dataset in self.consortia:
             return ""
         ds = self.datasets[dataset]
-        from lcm.bids.file_entries import listing_stats, uses_file_index
+        from lcm.bids.file_entries import file_stat, listing_stats, uses_file_index
 
         if entry_type(ds["entry"]).listing == "runs":
             listing: list = self.runs(dataset)
         elif uses_file_index(ds["entry"], ds["path"]):
             listing = listing_stats(ds["path"])
-        else:
+        else:  # a derivative tree (XCP-D): its files, by name, size and modification time
             root = Path(ds["path"])
-            listing = sorted(
-                str(Path(d, f).relative_to(root)) for d, _, files in os.walk(root) for f in files
-            )
+            stats = (file_stat(Path(d, f), root) for d, _, files in os.walk(root) for f in files)
+            listing = sorted(filter(None, stats))
         return hashlib.sha256(json.dumps(listing, sort_keys=True).encode()).hexdigest()
 
     def synth_files(self, dataset: str) -> list[str]:
