@@ -166,7 +166,8 @@ _TABLE = (
             ("_stat-mean_timeseries.tsv",),
             space="optional",
             images=False,
-            duplicate_hint="several spaces or atlases: pass --space to choose",
+            duplicate_hint="several spaces or atlases: choose one with ingest.select.<dataset>.space "
+            "(--select) and atlas.seg (--atlas-seg)",
         ),
         process="lcm.connectome.roi_runs:process_timeseries_manifest",
         settings=("denoise", "connectome"),

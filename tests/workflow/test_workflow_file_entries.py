@@ -13,6 +13,8 @@ from helpers.connectome import read_qc_table, roi_fc, roi_series
 from helpers.workflow import run_snakemake, small_config, write_config
 from scipy.io import savemat
 
+from lcm.atlas import load_atlas
+
 
 def test_workflow_routes_file_entries(tmp_path: Path) -> None:
     abide = tmp_path / "abide"
@@ -66,3 +68,56 @@ def test_workflow_routes_file_entries(tmp_path: Path) -> None:
     assert (tmp_path / conn_qc.loc["01", "relmat"]).is_file()
     summary = pd.read_csv(tmp_path / "results/ingest/pcpconn/summary.tsv", sep="\t")
     assert summary["n_runs"].sum() == 2
+
+
+def _xcpd_cifti_tree(root: Path, subjects: list[str]) -> None:
+    """XCP-D's CIFTI outputs (space-fsLR, den-91k), one sidecar without a TR."""
+    root.mkdir(parents=True)
+    (root / "dataset_description.json").write_text(
+        '{"Name": "xcpd", "BIDSVersion": "1.9.0", "DatasetType": "derivative"}'
+    )
+    names = load_atlas("aal116").labels["name"].tolist()
+    for i, sub in enumerate(subjects):
+        func = root / f"sub-{sub}" / "func"
+        func.mkdir(parents=True)
+        stem = f"sub-{sub}_task-rest_space-fsLR_seg-aal116_den-91k_stat-mean_timeseries"
+        pd.DataFrame(roi_series(seed=i), columns=names).to_csv(
+            func / f"{stem}.tsv", sep="\t", index=False
+        )
+        (func / f"{stem}.json").write_text("{}" if i == 0 else '{"RepetitionTime": 2.0}')
+
+
+def test_xcpd_cifti_runs_are_found_and_a_fixed_sidecar_reruns(tmp_path: Path) -> None:
+    """fMRIPrep's output space is not passed to ROI time series (XCP-D's space-fsLR runs were
+    left out without a reason), and a sidecar given its missing TR reruns the dataset (the
+    listing hash held file names only)."""
+    root = tmp_path / "xcpd"
+    _xcpd_cifti_tree(root, ["01", "02", "03"])
+    pheno = tmp_path / "phenotype.tsv"
+    pheno.write_text("participant_id\tage\n01\t20\n02\t30\n03\t40\n")
+    cfg = small_config(tmp_path)
+    cfg["datasets"]["xcpd"] = {
+        "entry": "roi_timeseries",
+        "path": str(root),
+        "phenotype": str(pheno),
+        "role": "pretrain",
+    }
+    config = write_config(tmp_path, cfg)
+    table = "results/connectome/xcpd/seg-aal116_qc.tsv"
+    proc = run_snakemake(tmp_path, table, "--configfile", str(config), "-n", "-p")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ingest_cmd = next(x for x in proc.stdout.splitlines() if "--rule ingest ingest" in x)
+    assert "--space" not in ingest_cmd
+    proc = run_snakemake(tmp_path, table, "--configfile", str(config))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    qc = read_qc_table(tmp_path / table).set_index("subject")
+    assert qc["included"].to_dict() == {"01": False, "02": True, "03": True}
+    assert "RepetitionTime" in qc.loc["01", "reason"]
+
+    proc = run_snakemake(tmp_path, table, "--configfile", str(config), "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    sidecar = next(root.glob("sub-01/func/*.json"))
+    sidecar.write_text('{"RepetitionTime": 2.0}')  # the fix the reason asks for
+    proc = run_snakemake(tmp_path, table, "--configfile", str(config))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert read_qc_table(tmp_path / table)["included"].all()

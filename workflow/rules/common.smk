@@ -172,6 +172,16 @@ def get_listing_hash(wildcards):
     return PLAN.listing_hash(wildcards.dataset)
 
 
+def get_ingest_space_arg(wildcards):
+    """``--space`` (fMRIPrep's output space), except for entries whose space is optional.
+
+    ROI time series of any space are runs: passing fMRIPrep's space left XCP-D's CIFTI
+    outputs (space-fsLR) out without a reason; ``ingest.select.<dataset>.space`` chooses.
+    """
+    tree = entry_type(CFG["datasets"][wildcards.dataset]["entry"]).tree
+    return "" if tree and tree.space == "optional" else f"--space {quoted(SPACE)}"
+
+
 def get_ingest_options(wildcards):
     """``lcm ingest`` options: the dataset's selection and TR fallback, validator, cache."""
     ingest = CFG["ingest"]

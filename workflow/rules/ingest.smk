@@ -23,12 +23,12 @@ rule ingest:
         path=get_dataset_value("path"),
         derivatives_arg=get_derivatives_arg,
         task=get_dataset_value("task"),
-        space=SPACE,
+        space_arg=get_ingest_space_arg,
         listing=get_listing_hash,
         options=get_ingest_options,
         code=code_hash("ingest"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule ingest ingest --dataset'
         " {wildcards.dataset:q} --entry {params.entry:q} --path {params.path:q}"
-        " {params.derivatives_arg} --task {params.task:q} --space {params.space:q} {params.options}"
+        " {params.derivatives_arg} --task {params.task:q} {params.space_arg} {params.options}"
         " --out {output.manifest:q}"
