@@ -36,6 +36,7 @@ from lcm.connectome.roi_formats import check_roi_names, read_roi_series
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
 from lcm.exceptions import ExcludedRunError
 from lcm.io.atomic import write_tsv
+from lcm.io.bids_names import parse_entities
 from lcm.io.provenance import sidecar_path
 
 log = logging.getLogger(__name__)
@@ -232,6 +233,8 @@ def _clean_series(
         facts["mean_fd"] = float(np.mean(fd[1:]))
     else:
         facts["mean_fd"] = _sidecar_mean_fd(path)
+        if facts["mean_fd"] is None:
+            facts["mean_fd"] = motion_file_mean_fd(path)
     dropout = dropout_rows(raw)
     facts["n_dropout_volumes"] = int(dropout.sum())
     keep = scrub_mask(fd, settings, n_vol, dvars=dvars, dropout=dropout)
@@ -279,6 +282,39 @@ def dropout_rows(raw: np.ndarray) -> np.ndarray:
     rows = (varying == varying[:, :1]).all(axis=1)
     # Equal at every volume: duplicated columns, not dropouts (the FC shows them as r = 1).
     return rows if not rows.all() else np.zeros_like(rows)
+
+
+# Entities that tell one run's files from another's (space, seg, stat, desc do not).
+_RUN_ENTITIES = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo")
+
+
+def motion_file_mean_fd(path: Path) -> float | None:
+    """Mean framewise displacement of the run's XCP-D motion file beside its series.
+
+    XCP-D writes ``<run>_desc-filtered_motion.tsv`` (``framewise_displacement``) beside
+    ``<run>_space-..._seg-..._stat-mean_timeseries.tsv``: the run's mean FD for QC and the
+    report's motion checks. The series themselves are already denoised and censored by XCP-D,
+    so nothing is scrubbed from them here. ``None`` when no single motion file is found.
+    """
+    ents = parse_entities(path.name)
+    if "sub" not in ents:
+        return None
+    run = {k: ents.get(k) for k in _RUN_ENTITIES}
+    found = sorted(
+        f
+        for f in path.parent.glob(f"sub-{ents['sub']}_*_motion.tsv")
+        if {k: parse_entities(f.name).get(k) for k in _RUN_ENTITIES} == run
+    )
+    filtered = [f for f in found if parse_entities(f.name).get("desc") == "filtered"]
+    chosen = filtered or found
+    if len(chosen) != 1:
+        return None
+    try:
+        fd = pd.read_csv(chosen[0], sep="\t", usecols=[FD_COLUMN], na_values=["n/a"])[FD_COLUMN]
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    values = pd.to_numeric(fd.iloc[1:], errors="coerce").dropna()
+    return float(values.mean()) if len(values) else None
 
 
 def _sidecar_mean_fd(path: Path) -> float | None:

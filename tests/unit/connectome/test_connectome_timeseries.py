@@ -240,3 +240,27 @@ def test_xcpd_uncovered_parcel_is_an_empty_roi(tmp_path: Path, atlas) -> None:
     _, fc = read_relmat(qc.loc["01", "relmat"])
     assert not fc[[9, 70]].any() and not fc[:, [9, 70]].any()
     assert np.isfinite(fc).all() and np.abs(fc[0, 1:9]).max() > 0
+
+
+def test_xcpd_motion_file_gives_the_runs_mean_fd(tmp_path: Path, atlas) -> None:
+    """XCP-D keeps FD in <run>_desc-filtered_motion.tsv beside the series: its mean is the run's
+    mean_fd (none was known before: the report's motion checks had no XCP-D run)."""
+    root = tmp_path / "ts"
+    write_json(root / "dataset_description.json", {"Name": "ts", "BIDSVersion": "1.10.0"})
+    names = atlas.labels["name"].tolist()
+    series = _write_run(root, "01", pd.DataFrame(_series(N_VOL, 116, 1), columns=names))
+    fd = np.r_[np.nan, np.linspace(0.1, 0.3, N_VOL - 1)]
+    motion = pd.DataFrame({"trans_x": 0.0, "framewise_displacement": fd})
+    motion.to_csv(
+        series.parent / "sub-01_task-rest_desc-filtered_motion.tsv",
+        sep="\t",
+        index=False,
+        na_rep="n/a",
+    )
+    other = motion.assign(framewise_displacement=5.0)  # another run's: not this one's
+    other.to_csv(series.parent / "sub-01_task-rest_run-2_desc-filtered_motion.tsv", sep="\t")
+    _write_run(root, "02", pd.DataFrame(_series(N_VOL, 116, 2), columns=names))
+    qc = _run(tmp_path, root).set_index("subject")
+    assert qc.loc["01", "mean_fd"] == pytest.approx(0.2)
+    assert np.isnan(qc.loc["02", "mean_fd"])  # no motion file, no FD column, no sidecar value
+    assert qc.loc["01", "n_volumes_kept"] == N_VOL  # XCP-D censored already: nothing scrubbed
