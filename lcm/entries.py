@@ -39,6 +39,9 @@ class TreeIndex:
         File-name endings of the data files.
     entities : tuple of (str, str)
         Entities a data file must carry with these values (fMRIPrep: ``desc-preproc``).
+    one_of : tuple of str
+        Entities of which a data file must carry at least one (XCP-D's ``stat-`` and
+        parcellation: ``seg-``, or ``atlas-`` before its version 0.7).
     space : {"ignored", "required", "optional"}
         ``space-``: not looked at; must equal the space asked for (default
         :data:`lcm.bids.fast_index.DEFAULT_SPACE`); kept only when a space is asked for.
@@ -51,6 +54,7 @@ class TreeIndex:
     suffix: str
     endings: tuple[str, ...]
     entities: tuple[tuple[str, str], ...] = ()
+    one_of: tuple[str, ...] = ()
     space: Literal["ignored", "required", "optional"] = "ignored"
     images: bool = True
     duplicate_hint: str = _BOLD_HINT
@@ -163,11 +167,14 @@ _TABLE = (
         synth_tier="roi",
         tree=TreeIndex(
             "timeseries",
-            ("_stat-mean_timeseries.tsv",),
+            # XCP-D >= 0.7: ..._seg-X_stat-mean_timeseries.tsv; before: ..._atlas-X_timeseries.tsv
+            ("_timeseries.tsv",),
+            # Not fMRIPrep's _desc-confounds_timeseries.tsv, which a tree may hold too.
+            one_of=("seg", "atlas", "stat"),
             space="optional",
             images=False,
-            duplicate_hint="several spaces or atlases: choose one with ingest.select.<dataset>.space "
-            "(--select) and atlas.seg (--atlas-seg)",
+            duplicate_hint="several spaces or atlases: choose one with "
+            "ingest.select.<dataset>.space (--select) and atlas.seg (--atlas-seg)",
         ),
         process="lcm.connectome.roi_runs:process_timeseries_manifest",
         settings=("denoise", "connectome"),

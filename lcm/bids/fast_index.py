@@ -96,6 +96,8 @@ class IndexSpec:
             return None
         if any(ents.get(k) != v for k, v in tree.entities):
             return None
+        if tree.one_of and not any(ents.get(k) for k in tree.one_of):
+            return None
         if tree.space == "required":
             if ents.get("space") != (self.space or DEFAULT_SPACE):
                 return None

@@ -245,7 +245,7 @@ def _row(
     file: Path = cand["path"]
     ents = {k: v for k, v in cand["ents"].items() if v}
     named = parse_entities(file.name)
-    seg = cand.get("seg") or named.get("seg") or ""
+    seg = cand.get("seg") or named.get("seg") or named.get("atlas") or ""
     row = base_row(dataset, entry, file, {**ents, "space": named.get("space"), "seg": seg})
     row["space"] = row["space"] or ""
     try:

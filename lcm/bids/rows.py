@@ -48,7 +48,8 @@ def base_row(
         "dir": ents.get("dir", ""),
         "echo": ents.get("echo", ""),
         "space": ents.get("space", ""),
-        "seg": ents.get("seg") or "",
+        # XCP-D before 0.7 named the parcellation atlas-, not seg-.
+        "seg": ents.get("seg") or ents.get("atlas") or "",
         "run_key": "",
         "entry": entry,
         "path": str(path),

@@ -405,6 +405,33 @@ def test_folder_of_xcpd_outputs_keeps_the_entrys_files(
     assert manifest["path"].iloc[0].endswith(kept)
 
 
+def test_xcpd_before_0_7_names_its_atlas_atlas(tmp_path: Path, names) -> None:
+    """XCP-D 0.4-0.6: ..._atlas-X_timeseries.tsv and ..._atlas-X_measure-..._conmat.tsv. The
+    atlas- entity is the file's parcellation (such trees gave no run, such files 'duplicates').
+    fMRIPrep's confounds (a _timeseries.tsv too) are no run."""
+    func = tmp_path / "xcpd" / "sub-01" / "func"
+    func.mkdir(parents=True)
+    write_json(tmp_path / "xcpd" / "dataset_description.json", {"Name": "x", "BIDSVersion": "1.8"})
+    stem = "sub-01_task-rest_space-MNI152NLin2009cAsym"
+    for atlas, n in (("aal116", 116), ("Glasser", 360)):
+        table = pd.DataFrame(roi_series(n, seed=1), columns=[*names, *range(n - 116)][:n])
+        table.to_csv(func / f"{stem}_atlas-{atlas}_timeseries.tsv", sep="\t", index=False)
+        np.savetxt(func / f"{stem}_atlas-{atlas}_measure-pearsoncorrelation_conmat.tsv", np.eye(n))
+    write_json(func / f"{stem}_atlas-aal116_timeseries.json", {"RepetitionTime": T_R})
+    pd.DataFrame({"csf": np.ones(N_VOL)}).to_csv(
+        func / "sub-01_task-rest_desc-confounds_timeseries.tsv", sep="\t", index=False
+    )
+    for entry, kept in (("roi_timeseries", "_timeseries.tsv"), ("connectome", "_conmat.tsv")):
+        rows = ingest_dataset("x", entry, tmp_path / "xcpd", atlas="aal116", repetition_time=T_R)
+        rows = rows.manifest
+        assert sorted(rows["seg"]) == ["Glasser", "aal116"], entry
+        chosen = rows.loc[rows["included"], "path"].tolist()
+        assert len(chosen) == 1 and "atlas-aal116" in chosen[0], (entry, chosen)
+        assert chosen[0].endswith(kept), (entry, chosen)
+        other = rows.loc[~rows["included"]]
+        assert other["reason_code"].tolist() == ["other_atlas"], entry
+
+
 def test_connectome_listing_to_store(tmp_path: Path, names) -> None:
     mats = tmp_path / "mats"
     mats.mkdir()
