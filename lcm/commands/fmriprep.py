@@ -35,7 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Run or check fMRIPrep for one subject and record its derivatives.",
         description="Obtain fMRIPrep derivatives of one subject (existing folder, "
         "fmriprep-docker, or apptainer run of a pinned image), check that every BOLD run has "
-        "its preprocessed BOLD, mask, TR and confounds, and write a JSON record.",
+        "its preprocessed BOLD, mask, TR and confounds, and write a JSON record: a run that "
+        "lacks any is recorded as excluded, naming the files, and the connectome stage "
+        "excludes it (the other runs and subjects go on).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

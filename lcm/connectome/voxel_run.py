@@ -60,6 +60,8 @@ def load_run_from_record(record_path: str | Path, run_key: str) -> tuple[RunDeri
 
     Raises
     ------
+    ExcludedRunError
+        The record excludes the run (its fMRIPrep outputs are incomplete), with the reason.
     InputDataError
         If the record is unreadable or does not list the run.
     """
@@ -67,12 +69,15 @@ def load_run_from_record(record_path: str | Path, run_key: str) -> tuple[RunDeri
     try:
         record = json.loads(record_path.read_text())
         runs = {r["run_key"]: r for r in record["runs"]}
+        excluded = {r["run_key"]: str(r["reason"]) for r in record.get("excluded", [])}
         space = str(record["output_space"])
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise InputDataError(
             f"Cannot read fMRIPrep record {record_path}: {exc!r}",
             hint="Regenerate it with 'lcm fmriprep ... --out'.",
         ) from exc
+    if run_key in excluded:
+        raise ExcludedRunError(excluded[run_key])
     if run_key not in runs:
         raise InputDataError(
             f"Run {run_key!r} is not in fMRIPrep record {record_path} (it lists {sorted(runs)}).",
@@ -124,11 +129,12 @@ def process_voxel_run(
     dict
         The QC record (see ``lcm.connectome.qc.QC_COLUMNS``).
     """
-    deriv, space = load_run_from_record(record_path, run_key)
     ids = run_ids_from_name(run_key)
     connectome = connectome or ConnectomeSettings()
-    facts: dict[str, Any] = {"t_r": deriv.t_r, "n_rois": atlas.n_rois}
+    facts: dict[str, Any] = {"n_rois": atlas.n_rois}
     try:
+        deriv, space = load_run_from_record(record_path, run_key)
+        facts["t_r"] = deriv.t_r
         result = run_connectome(deriv, atlas, settings, facts, space, min_coverage)
     except ExcludedRunError as exc:
         log.warning("%s %s excluded: %s", dataset, run_key, exc.message)

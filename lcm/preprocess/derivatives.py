@@ -9,7 +9,6 @@ from pathlib import Path
 
 from lcm.bids.runs import RunIds
 from lcm.bids.timing import sidecar_tr
-from lcm.exceptions import InputDataError
 from lcm.io.bids_names import subject_dir
 
 
@@ -135,29 +134,29 @@ def find_run_derivatives(
 
 def check_subject_derivatives(
     deriv_root: str | Path, runs: list[RunIds], space: str
-) -> list[RunDerivatives]:
-    """Derivatives of every run, or an error naming every missing file.
+) -> tuple[list[RunDerivatives], dict[str, str]]:
+    """Derivatives of every run, and why each run without complete ones is excluded.
 
-    Raises
-    ------
-    InputDataError
-        Listing each missing file (all runs at once), with the fix.
+    A subject whose fMRIPrep failed for a run (or for every run) is common in a cohort: its
+    runs are excluded with the files they lack, the other runs and subjects go on.
+
+    Returns
+    -------
+    (list of RunDerivatives, dict)
+        The complete runs, and ``{run_key: reason}`` of the others (each reason names the
+        missing files and the fixes).
     """
     found: list[RunDerivatives] = []
-    missing: list[str] = []
+    excluded: dict[str, str] = {}
     for ids in runs:
         deriv, lacking = find_run_derivatives(deriv_root, ids, space)
-        if deriv is None:
-            missing.extend(lacking)
-        else:
+        if deriv is not None:
             found.append(deriv)
-    if missing:
-        listing = "\n    ".join(missing)
-        raise InputDataError(
-            f"fMRIPrep derivatives in {deriv_root} are incomplete for space {space!r}; "
-            f"missing:\n    {listing}",
-            hint="Run fMRIPrep for this subject with --output-spaces "
-            f"{space} (fmriprep.runner: docker or apptainer), or point "
-            "datasets.<name>.derivatives at the folder that holds these files.",
+            continue
+        excluded[ids.run_key] = (
+            f"fMRIPrep outputs for space {space!r} missing in {deriv_root}: "
+            f"{'; '.join(lacking)}. Run fMRIPrep for this run with --output-spaces {space}, "
+            "point the dataset's derivatives at the folder that holds them, or leave the "
+            "subject out (ingest.select.<dataset>.participants.exclude)"
         )
-    return found
+    return found, excluded

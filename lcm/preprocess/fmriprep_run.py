@@ -55,7 +55,8 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
     out : path-like
         Record JSON to write (atomically): ``{dataset, subject, runner, command, image,
         output_space, runs: [{run_key, sub, ses, task, run, bold, mask, confounds, sidecar,
-        t_r}]}``.
+        t_r}], excluded: [{run_key, reason}]}``; a run whose derivatives are incomplete is
+        excluded with the files it lacks (the connectome stage records it so).
 
     Returns
     -------
@@ -69,7 +70,7 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         a mounted host path the container's mount option cannot hold (``:``, or ``,`` for
         apptainer).
     InputDataError
-        Missing licence/image file, or derivatives missing after the run.
+        Missing licence/image file.
     ExternalToolError
         The container tool is not installed or fMRIPrep failed.
     """
@@ -84,7 +85,9 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
     if req.runner != "existing":
         call = _prepare_call(req, subject)
         command = _launch(req.runner, call)
-    derivs = check_subject_derivatives(req.derivatives, runs, req.output_space)
+    derivs, excluded = check_subject_derivatives(req.derivatives, runs, req.output_space)
+    for run_key, reason in excluded.items():
+        log.warning("%s %s excluded: %s", req.dataset, run_key, reason)
     record = {
         "dataset": req.dataset,
         "subject": subject,
@@ -93,10 +96,15 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         "image": req.image,
         "output_space": req.output_space,
         "runs": [d.to_record() for d in derivs],
+        "excluded": [{"run_key": k, "reason": v} for k, v in excluded.items()],
     }
     write_json(out, record)
     log.info(
-        "sub-%s: %d run(s) with fMRIPrep derivatives recorded in %s", subject, len(derivs), out
+        "sub-%s: %d run(s) with fMRIPrep derivatives recorded in %s (%d excluded)",
+        subject,
+        len(derivs),
+        out,
+        len(excluded),
     )
     return record
 

@@ -295,6 +295,27 @@ def test_run_key_not_in_record(tmp_path: Path, run_files, atlas) -> None:
         )
 
 
+def test_run_the_record_excludes_gets_an_excluded_qc(tmp_path: Path, run_files, atlas) -> None:
+    """A run whose fMRIPrep outputs were incomplete is in the record's excluded list: its QC
+    record says why and the job succeeds (the subject's fmriprep job failed before)."""
+    record = fmriprep_record(tmp_path / "rec.json", "tiny", [(RUN, run_files)])
+    content = json.loads(record.read_text())
+    content["excluded"] = [{"run_key": "sub-01_task-rest_run-2", "reason": "no confounds.tsv"}]
+    record.write_text(json.dumps(content))
+    qc = process_voxel_run(
+        "tiny",
+        record,
+        "sub-01_task-rest_run-2",
+        atlas,
+        DenoiseSettings(),
+        tmp_path / "conn",
+        tmp_path / "qc.json",
+    )
+    assert qc["included"] is False and qc["reason"] == "no confounds.tsv"
+    assert json.loads((tmp_path / "qc.json").read_text())["run_key"] == "sub-01_task-rest_run-2"
+    assert not (tmp_path / "conn" / "sub-01").exists()
+
+
 @pytest.mark.parametrize(
     ("strategy", "n", "some"),
     [

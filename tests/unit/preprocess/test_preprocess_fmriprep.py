@@ -5,6 +5,7 @@ write the derivatives fMRIPrep would, so the post-run check is exercised."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -98,10 +99,13 @@ def test_confounds_of_fmriprep_before_20_2_are_found(tmp_path: Path) -> None:
     run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
     (run,) = json.loads((tmp_path / "rec.json").read_text())["runs"]
     assert run["confounds"] == str(old)
-    # Neither name: the message names the current one and the old one.
+    # Neither name: the run is excluded, its reason names the current one and the old one.
     old.unlink()
-    with pytest.raises(InputDataError, match=r"confounds_timeseries\.tsv \(or .*regressors\.tsv"):
-        run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec2.json")
+    rec = run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec2.json")
+    assert rec["runs"] == []
+    assert re.search(
+        r"confounds_timeseries\.tsv \(or .*regressors\.tsv", rec["excluded"][0]["reason"]
+    )
 
 
 def test_a_multi_echo_run_is_the_combined_series(tmp_path: Path) -> None:
@@ -121,27 +125,32 @@ def test_a_multi_echo_run_is_the_combined_series(tmp_path: Path) -> None:
     assert run["run_key"] == "sub-01_task-rest_run-1" and run["bold"] == str(files["bold"])
 
 
-def test_existing_missing_files_named(tmp_path: Path) -> None:
-    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1", "2"))
+def test_existing_missing_files_exclude_their_runs(tmp_path: Path) -> None:
+    """A run whose fMRIPrep outputs are incomplete is excluded with the files it lacks; the
+    subject's other runs are recorded (the whole subject failed, and the cohort with it)."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1", "2", "3"))
     files = make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-1", n_vol=40)
     files["confounds"].unlink()
     files["mask"].unlink()
-    with pytest.raises(InputDataError) as info:
-        run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
-    msg = str(info.value)
-    assert "sub-01_task-rest_run-1_desc-confounds_timeseries.tsv" in msg
-    assert "sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_desc-brain_mask.nii.gz" in msg
-    assert "sub-01_task-rest_run-2_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz" in msg
-    assert "--output-spaces" in info.value.hint
-    assert not (tmp_path / "rec.json").exists()
+    make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-3", n_vol=40)
+    rec = run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
+    assert json.loads((tmp_path / "rec.json").read_text()) == rec
+    assert [r["run_key"] for r in rec["runs"]] == ["sub-01_task-rest_run-3"]
+    reasons = {r["run_key"]: r["reason"] for r in rec["excluded"]}
+    assert sorted(reasons) == ["sub-01_task-rest_run-1", "sub-01_task-rest_run-2"]
+    one, two = reasons["sub-01_task-rest_run-1"], reasons["sub-01_task-rest_run-2"]
+    assert "sub-01_task-rest_run-1_desc-confounds_timeseries.tsv" in one
+    assert "sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_desc-brain_mask.nii.gz" in one
+    assert "sub-01_task-rest_run-2_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz" in two
+    assert "--output-spaces" in one and "participants.exclude" in one
 
 
-def test_existing_sidecar_without_tr_is_missing(tmp_path: Path) -> None:
+def test_existing_sidecar_without_tr_excludes_the_run(tmp_path: Path) -> None:
     make_raw_bids(tmp_path / "raw", subjects=("01",))
     files = make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-1", n_vol=40)
     files["sidecar"].write_text("{}")
-    with pytest.raises(InputDataError, match="RepetitionTime missing"):
-        run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
+    rec = run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
+    assert rec["runs"] == [] and "RepetitionTime missing" in rec["excluded"][0]["reason"]
 
 
 def test_unknown_subject(tmp_path: Path) -> None:
