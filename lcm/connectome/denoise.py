@@ -132,6 +132,11 @@ def scrub_mask(
         rules.append(f"kept segments under {min_segment} volumes")
     keep = np.flatnonzero(~flagged)
     if keep.size < settings.min_volumes:
+        if keep.size == n_volumes:  # a short run: nothing was scrubbed
+            raise ExcludedRunError(
+                f"the run has {n_volumes} volumes; at least {settings.min_volumes} are "
+                "required (denoise.min_volumes)"
+            )
         detail = f" after scrubbing ({', '.join(rules)})" if rules else ""
         raise ExcludedRunError(
             f"only {keep.size} of {n_volumes} volumes left{detail}; at least "

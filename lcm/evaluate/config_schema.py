@@ -15,9 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lcm.catalogue import load_catalogue
 from lcm.config import read_yaml_mapping, validate_base
 from lcm.config import schema as base_schema
 from lcm.evaluate.registry import DEFAULT_MODELS, checkpoint_models, model_names
+from lcm.evaluate.tasks import task_from_catalogue
+from lcm.exceptions import ConfigError
 
 
 def schema() -> dict[str, Any]:
@@ -32,9 +35,10 @@ def schema() -> dict[str, Any]:
 def validate_config(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
     """Validate a whole ``config`` (a copy, defaults filled) and return it.
 
-    Every check of :func:`lcm.config.validate_base`, with the registered model names and the
+    Every check of :func:`lcm.config.validate_base`, with the registered model names, the
     check that a task evaluating a model that reads a pretraining checkpoint has a
-    ``role: pretrain`` dataset.
+    ``role: pretrain`` dataset, and each task's label checked against the variable catalogue
+    (a variable its dataset codes; ``positive`` one of its levels).
 
     Parameters
     ----------
@@ -52,7 +56,37 @@ def validate_config(config: dict[str, Any], source: str = "config") -> dict[str,
     ConfigError
         Naming the offending key, what was expected and what was received.
     """
-    return validate_base(config, source, tree=schema(), checkpoint_models=checkpoint_models)
+    config = validate_base(config, source, tree=schema(), checkpoint_models=checkpoint_models)
+    _check_tasks_against_catalogue(config, source)
+    return config
+
+
+def _check_tasks_against_catalogue(config: dict[str, Any], source: str) -> None:
+    """Each task's label is a catalogue variable its dataset codes, its positive a level.
+
+    Checked when the config loads (and so in ``snakemake -n``), not hours later in the splits
+    job after connectomes and store. A catalogue that cannot be read is left to the jobs that
+    read it, which name it.
+    """
+    tasks = config.get("tasks") or {}
+    path = Path(config["variables"])
+    if not tasks or not path.is_file():
+        return
+    catalogue = load_catalogue(path)
+    for name, task in sorted(tasks.items()):
+        try:
+            task_from_catalogue(name, task["label"], task.get("positive"), catalogue)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc.message}", hint=exc.hint) from None
+        coding = catalogue.datasets.get(task["dataset"])
+        if coding is not None and task["label"] not in coding.columns:
+            raise ConfigError(
+                f"{source}: tasks.{name} predicts {task['label']!r}, but the catalogue {path} "
+                f"codes no {task['label']!r} column for dataset {task['dataset']!r} (it codes "
+                f"{sorted(coding.columns)}): no subject would have a label.",
+                hint=f"Add {task['label']}: {{column: <its phenotype column>}} under "
+                f"datasets.{task['dataset']}.columns in {path}.",
+            )
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -100,11 +100,11 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
     }
     write_json(out, record)
     log.info(
-        "sub-%s: %d run(s) with fMRIPrep derivatives recorded in %s (%d excluded)",
+        "sub-%s: %d run(s) with fMRIPrep derivatives recorded in %s%s",
         subject,
         len(derivs),
         out,
-        len(excluded),
+        f" ({len(excluded)} excluded)" if excluded else "",
     )
     return record
 

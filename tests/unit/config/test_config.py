@@ -123,10 +123,15 @@ def test_braces_in_workflow_paths_are_refused(demo: dict, key: str) -> None:
         validate_config(bad)
 
 
-def test_free_paths_accept_spaces_and_quotes(demo: dict) -> None:
+def test_free_paths_accept_spaces_and_quotes(demo: dict, tmp_path) -> None:
     cfg = copy.deepcopy(demo)
     cfg["results_dir"] = 'my results/it\'s "here"'
-    cfg["tasks"]["autism"]["positive"] = "autism spectrum"  # a level with an inner space
+    for task in ("autism", "autismnull"):
+        cfg["tasks"][task]["positive"] = "autism spectrum"  # a level with an inner space
+    catalogue = tmp_path / "it's variables.yaml"
+    text = (ROOT / "config" / "variables.yaml").read_text()
+    catalogue.write_text(text.replace("[control, autism]", "[control, autism spectrum]"))
+    cfg["variables"] = str(catalogue)
     assert validate_config(cfg)["results_dir"] == cfg["results_dir"]
 
 
@@ -149,3 +154,35 @@ def test_labels_only_atlas_is_for_roi_level_datasets(tmp_path) -> None:
     cfg["synth"]["consortia"] = {k: v for k, v in cfg["synth"]["consortia"].items() if k in kept}
     cfg["tasks"] = {k: v for k, v in cfg["tasks"].items() if v["dataset"] in kept}
     assert validate_config(cfg)["atlas"]["seg"] == "AAL2"
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"label": "diagnosis"}, r"tasks.autism|Task 'autism': label 'diagnosis' is not in"),
+        ({"positive": "ASD"}, r"Task 'autism'.*'ASD' among its levels"),
+    ],
+)
+def test_task_labels_are_checked_against_the_catalogue_at_load(
+    demo: dict, change: dict, match: str
+) -> None:
+    """A task whose label the catalogue lacks failed in the splits job, after connectomes and
+    store had run (`snakemake -n` passed); now the config is refused when it loads."""
+    cfg = copy.deepcopy(demo)
+    cfg["tasks"]["autism"].update(change)
+    with pytest.raises(ConfigError, match=match) as info:
+        validate_config(cfg)
+    assert "tasks." in (info.value.hint or "")
+
+
+def test_task_dataset_must_code_the_label(demo: dict, tmp_path) -> None:
+    cfg = copy.deepcopy(demo)
+    text = (ROOT / "config" / "variables.yaml").read_text()
+    catalogue = tmp_path / "variables.yaml"
+    marker = "  abidelike:\n    id_column: SUB_ID\n    site_column: SITE_ID\n    columns:\n"
+    row = '      autism: {column: DX_GROUP, map: {"1": autism, "2": control}}\n'
+    assert marker + row in text
+    catalogue.write_text(text.replace(marker + row, marker))
+    cfg["variables"] = str(catalogue)
+    with pytest.raises(ConfigError, match=r"codes no 'autism' column for dataset 'abidelike'"):
+        validate_config(cfg)

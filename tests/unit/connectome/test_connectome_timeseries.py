@@ -115,7 +115,7 @@ def test_timeseries_manifest_to_relmats(tmp_path: Path, dataset, atlas) -> None:
     }
     assert "100 ROI columns but atlas 'aal116' has 116" in qc.loc["02", "reason"]
     assert "missing or non-numeric" in qc.loc["04", "reason"]
-    assert "only 30 of 30 volumes" in qc.loc["05", "reason"]
+    assert "the run has 30 volumes; at least 45" in qc.loc["05", "reason"]
     assert "no JSON sidecar" in qc.loc["06", "reason"]
     assert qc.loc["01", "mean_fd"] == pytest.approx(0.12)
     assert qc.loc["01", "timeseries"] == str(paths["01"])

@@ -276,7 +276,7 @@ def test_cli_run_and_collect(tmp_path: Path, atlas) -> None:
     table = read_qc_table(table_path)
     assert table["run_key"].tolist() == [RUN, short_key]
     assert table["included"].tolist() == [True, False]
-    assert table.loc[1, "session"] == "b" and "only 30 of 30 volumes" in table.loc[1, "reason"]
+    assert table.loc[1, "session"] == "b" and "the run has 30 volumes" in table.loc[1, "reason"]
     assert table.loc[0, "n_volumes_kept"] == N_VOL  # fd_threshold null: nothing scrubbed
     assert table.loc[0, "empty_rois"].count(",") >= 1
 
