@@ -395,8 +395,8 @@ def _check_cross_references(
             raise ConfigError(
                 f"{source}: datasets.{name} enters as raw BIDS and fmriprep.runner is 'existing', "
                 "but datasets.{name}.derivatives is not set.".replace("{name}", name),
-                hint="Point derivatives at the fMRIPrep output, or set fmriprep.runner to "
-                "docker or apptainer to run fMRIPrep.",
+                hint="Point derivatives at the fMRIPrep output (lcm run: --derivatives DIR), "
+                "or set fmriprep.runner to docker or apptainer to run fMRIPrep.",
             )
         if runner != "existing" and raw and not config["fmriprep"]["fs_license"]:
             raise ConfigError(

@@ -18,11 +18,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
-from lcm.config import read_yaml_mapping
+from lcm.config import read_yaml_mapping, validate_base
 from lcm.evaluate.config_schema import validate_config
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
+from lcm.io.atomic import write_text
+from lcm.store.phenotype import NA_VALUES
 
 log = logging.getLogger(__name__)
 
@@ -196,16 +199,50 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
         dataset["derivatives"] = str(_folder(cwd / args.derivatives, "--derivatives"))
         fmriprep["runner"] = "existing"
     config.setdefault("datasets", {})[name] = dataset
+    _check_output_dir(bids, out)
     config["results_dir"] = str(out)
     if args.participant_label:
         labels = [label.removeprefix("sub-") for label in args.participant_label]
+        _check_participant_labels(bids, labels)
         select = config.setdefault("ingest", {}).setdefault("select", {})
         select.setdefault(name, {})["participants"] = {"include": labels}
     packaged = workflow_files() / "config"
     config.setdefault("variables", str(packaged / "variables.yaml"))
-    config = validate_config(config, source="lcm run")
-    config["variables"] = _catalogue_with(config["variables"], name, dataset["phenotype"], out)
-    return config
+    config = validate_base(config, source="lcm run")  # the shape, before a file is written
+    tasks = {k: v for k, v in (config.get("tasks") or {}).items() if v["dataset"] == name}
+    config["variables"] = _catalogue_with(
+        config["variables"], name, dataset["phenotype"], out, tasks
+    )
+    return validate_config(config, source="lcm run")
+
+
+def _check_output_dir(bids: Path, out: Path) -> None:
+    """Refuse an OUTPUT_DIR inside BIDS_DIR but outside its ``derivatives/``.
+
+    The BIDS validator reads everything under BIDS_DIR but ``derivatives/``: LCM's outputs
+    there made the dataset invalid (its own ingest failed, and every later run until the
+    folder was removed by hand).
+    """
+    resolved = out.resolve()
+    if resolved.is_relative_to(bids) and not resolved.is_relative_to(bids / "derivatives"):
+        raise ConfigError(
+            f"OUTPUT_DIR {out} is inside BIDS_DIR {bids}, where the BIDS validator would "
+            "read LCM's outputs as part of the dataset.",
+            hint=f"Use {bids / 'derivatives' / 'lcm'} or a folder outside BIDS_DIR.",
+        )
+
+
+def _check_participant_labels(bids: Path, labels: list[str]) -> None:
+    """Refuse --participant-label values that name no ``sub-<label>`` folder of BIDS_DIR."""
+    present = sorted(p.name.removeprefix("sub-") for p in bids.glob("sub-*") if p.is_dir())
+    unknown = [label for label in labels if label not in present]
+    if unknown:
+        shown = ", ".join(present[:20]) + (" ..." if len(present) > 20 else "")
+        raise ConfigError(
+            f"--participant-label {' '.join(unknown)}: no such subject in {bids} "
+            f"(it has {len(present)}: {shown}).",
+            hint="Pass labels of sub-<label> folders of BIDS_DIR, with or without 'sub-'.",
+        )
 
 
 def snakemake_command(args: argparse.Namespace, config_path: Path, out: Path) -> list[str]:
@@ -255,12 +292,21 @@ def _dataset_name(bids: Path) -> str:
     return name or "bids"
 
 
-def _catalogue_with(catalogue: str, dataset: str, phenotype: str, out: Path) -> str:
+def _catalogue_with(
+    catalogue: str,
+    dataset: str,
+    phenotype: str,
+    out: Path,
+    tasks: dict[str, dict[str, Any]] | None = None,
+) -> str:
     """The variable catalogue, with a coding for ``dataset`` added when it has none.
 
     The added coding reads ``participant_id`` and each catalogue variable whose name is a
-    column of ``participants.tsv``, unchanged; it is written to ``OUTPUT_DIR/variables.yaml``
-    (the given catalogue is never modified). A catalogue that codes the dataset is used as is.
+    column of ``participants.tsv``, unchanged. A task of ``dataset`` whose label is a
+    ``participants.tsv`` column but no catalogue variable (``diagnosis``, say) adds it: a
+    binary clinical variable of the column's two values, when it has two and ``positive`` is
+    one. It is written to ``OUTPUT_DIR/variables.yaml`` (the given catalogue is never
+    modified). A catalogue that codes the dataset is used as is.
     """
     path = Path(catalogue)
     try:
@@ -269,20 +315,38 @@ def _catalogue_with(catalogue: str, dataset: str, phenotype: str, out: Path) -> 
         raise ConfigError(f"variables: cannot read the catalogue {path}: {exc}") from None
     if dataset in (raw.get("datasets") or {}):
         return str(path)
-    columns: list[str] = []
-    if Path(phenotype).is_file():
-        columns = Path(phenotype).read_text().splitlines()[0].split("\t")
+    table = _participants(phenotype)
+    variables = raw.setdefault("variables", {})
+    for task in (tasks or {}).values():
+        label, positive = task["label"], task.get("positive")
+        if label in variables or label not in table.columns or positive is None:
+            continue
+        levels = sorted(set(table[label]) - set(NA_VALUES))
+        if len(levels) == 2 and positive in levels:
+            negative = next(level for level in levels if level != positive)
+            variables[label] = {"kind": "binary", "domain": "clinical"}
+            variables[label]["levels"] = [negative, positive]
+            log.info("task label %r: binary variable of %s, levels %s", label, phenotype, levels)
     coding = {
         "id_column": "participant_id",
-        "columns": {v: {"column": v} for v in raw.get("variables", {}) if v in columns},
+        "columns": {v: {"column": v} for v in variables if v in table.columns},
     }
     raw.setdefault("datasets", {})[dataset] = coding
     target = out / "variables.yaml"
     out.mkdir(parents=True, exist_ok=True)
-    target.write_text(
+    write_text(
+        target,
         f"# Written by `lcm run`: {path} with a coding for dataset {dataset!r} (the "
-        "participants.tsv columns named like catalogue variables).\n"
-        + yaml.safe_dump(raw, sort_keys=False)
+        "participants.tsv columns named like catalogue variables, and task labels).\n"
+        + yaml.safe_dump(raw, sort_keys=False),
     )
     log.info("catalogue %s has no coding for %s: wrote %s", path, dataset, target)
     return str(target)
+
+
+def _participants(path: str) -> pd.DataFrame:
+    """``participants.tsv`` as text (empty when absent or unreadable: ingest reports it)."""
+    try:
+        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return pd.DataFrame()

@@ -138,6 +138,8 @@ def test_lcm_run_from_any_folder_through_a_baseline_evaluation(tmp_path: Path) -
 def test_build_config_adds_the_dataset_and_resolves_paths(tmp_path: Path) -> None:
     bids = tmp_path / "my-study"
     (bids / "derivatives").mkdir(parents=True)
+    for sub in ("01", "02"):
+        (bids / f"sub-{sub}").mkdir()
     (bids / "participants.tsv").write_text(
         "participant_id\tage\tsex\tdiagnosis\nsub-01\t30\tF\tx\n"
     )
@@ -166,6 +168,67 @@ def test_build_config_adds_the_dataset_and_resolves_paths(tmp_path: Path) -> Non
         "id_column": "participant_id",
         "columns": {"age": {"column": "age"}, "sex": {"column": "sex"}},
     }
+
+
+DERIVATIVES = ("--derivatives", "study/derivatives/fmriprep")
+
+
+def _study(tmp_path: Path) -> Path:
+    bids = tmp_path / "study"
+    (bids / "derivatives" / "fmriprep").mkdir(parents=True)
+    for sub in ("01", "02", "03", "04"):
+        (bids / f"sub-{sub}").mkdir(parents=True)
+    (bids / "participants.tsv").write_text(
+        "participant_id\tage\tdiagnosis\n"
+        "sub-01\t30\tpatient\nsub-02\t31\tcontrol\nsub-03\t32\tn/a\nsub-04\t33\tpatient\n"
+    )
+    return bids
+
+
+def test_a_task_label_of_participants_tsv_becomes_a_variable(tmp_path: Path) -> None:
+    """config/README's `label: diagnosis` under lcm run: a participants.tsv column that is no
+    catalogue variable (it failed in the splits job, after the participant stage)."""
+    _study(tmp_path)
+    task = {"dataset": "study", "label": "diagnosis", "positive": "patient", "models": ["logreg"]}
+    (tmp_path / "tasks.yaml").write_text(yaml.safe_dump({"tasks": {"dx": task}}))
+    args = parse("study", "out", "group", "--config-file", "tasks.yaml", *DERIVATIVES)
+    config = run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    catalogue = yaml.safe_load(Path(config["variables"]).read_text())
+    assert catalogue["variables"]["diagnosis"] == {
+        "kind": "binary",
+        "domain": "clinical",
+        "levels": ["control", "patient"],
+    }
+    assert catalogue["datasets"]["study"]["columns"]["diagnosis"] == {"column": "diagnosis"}
+    # A positive level the column does not hold: refused when the config loads.
+    task["positive"] = "ASD"
+    (tmp_path / "tasks.yaml").write_text(yaml.safe_dump({"tasks": {"dx": task}}))
+    with pytest.raises(ConfigError, match=r"label 'diagnosis' is not in the variable catalogue"):
+        run_cmd.build_config(args, tmp_path, tmp_path / "out2")
+
+
+def test_unknown_participant_labels_are_refused(tmp_path: Path) -> None:
+    _study(tmp_path)
+    args = parse("study", "out", "participant", "--participant-label", "01", "sub-99", "7")
+    with pytest.raises(ConfigError, match=r"--participant-label 99 7: no such subject") as info:
+        run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    assert "it has 4: 01, 02, 03, 04" in info.value.message
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_dir_inside_bids_dir_is_refused_but_derivatives_is_fine(tmp_path: Path) -> None:
+    """LCM's outputs inside BIDS_DIR made the validator fail the dataset's own ingest."""
+    bids = _study(tmp_path)
+    args = parse("study", "study/lcm_out", "participant", *DERIVATIVES)
+    with pytest.raises(ConfigError, match=r"OUTPUT_DIR .*lcm_out is inside BIDS_DIR") as info:
+        run_cmd.build_config(args, tmp_path, bids / "lcm_out")
+    assert "derivatives/lcm" in (info.value.hint or "")
+    assert not (bids / "lcm_out").exists()
+    out = bids / "derivatives" / "lcm"
+    config = run_cmd.build_config(
+        parse("study", str(out), "participant", *DERIVATIVES), tmp_path, out
+    )
+    assert config["results_dir"] == str(out)
 
 
 def test_snakemake_command_runs_the_packaged_workflow(tmp_path: Path) -> None:
