@@ -10,6 +10,7 @@ import pandas as pd
 
 from lcm.catalogue import load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
+from lcm.commands._sources import store_sources
 from lcm.config import parse_settings
 from lcm.evaluate.metrics import write_tidy_parquet
 from lcm.evaluate.protocol import (
@@ -147,6 +148,7 @@ def _evaluate(
         predictions=args.predictions,
         splits=splits,
         sources=[
+            *store_sources(args.store, args.atlas, [args.dataset]),
             args.catalogue,
             *([args.splits] if args.splits else []),
             *_checkpoint_files(args.checkpoint),

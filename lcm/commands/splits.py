@@ -10,8 +10,10 @@ import pandas as pd
 
 from lcm.commands._arguments import int_at_least
 from lcm.commands._atlas import add_atlas_arguments
+from lcm.commands._sources import store_sources
 from lcm.exceptions import InputDataError
 from lcm.io.paths import variables_path
+from lcm.io.provenance import write_sidecar
 from lcm.store.read import read_runs, read_schema, read_table
 from lcm.store.splits import SCHEMES, make_splits, write_splits
 
@@ -86,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
         splits = make_splits(runs, args.n_folds, args.seed, tuple(args.schemes), label=args.label)
         settings = {k: getattr(args, k) for k in ("atlas", "datasets", "n_folds", "seed", "label")}
     write_splits(args.out, splits, provenance={"settings": settings})
+    # A sidecar as every other output has: `lcm provenance trace` of the metrics reaches the
+    # store (and the raw files) through it.
+    sources = [*store_sources(args.store, args.atlas, list(args.datasets))]
+    write_sidecar(args.out, [*sources, *([args.catalogue] if args.catalogue else [])])
     counts = splits.groupby("scheme")["fold"].nunique().to_dict()
     n_subjects = len(splits[["dataset", "subject"]].drop_duplicates())
     log.info("wrote %s: %d subjects, folds per scheme %s", args.out, n_subjects, json.dumps(counts))

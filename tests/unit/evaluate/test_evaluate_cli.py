@@ -246,6 +246,13 @@ def test_evaluate_uses_the_folds_of_lcm_splits(store, tmp_path, prevalence_model
     assert (merged["fold"] == merged["fold_table"]).all()
     sidecar = json.loads((tmp_path / "m.json").read_text())
     assert str(table) in sidecar["Sources"] and sidecar["splits_table"] == str(table)
+    # The metrics' lineage reaches the store, through their sidecar and the splits table's
+    # (trace stopped at the splits table, which had none, and never named the store).
+    partition = str(
+        store["root"] / "connectomes" / "atlas=toy" / "dataset=toyds" / "part-0.parquet"
+    )
+    assert partition in sidecar["Sources"]
+    assert partition in json.loads(table.with_suffix(".json").read_text())["Sources"]
     # Settings that disagree with the table are refused, naming the table and the fix.
     args = _parse([*argv, "--settings", json.dumps({**settings, "n_folds": 4})])
     with pytest.raises(InputDataError, match=r"task-asd_splits\.parquet: 3 subject-level"):
