@@ -242,12 +242,18 @@ def _data_row(
     metadata, sources, problem = reader.resolve(levels, ents, spec.suffix)
     if problem:
         return excluded(row, BAD_SIDECAR, problem)
+    fix = "; or set datasets.<name>.repetition_time (lcm ingest --repetition-time)"
     if spec.repetition_time is not None and metadata.get("RepetitionTime") is None:
         metadata = {**metadata, "RepetitionTime": spec.repetition_time}  # dataset-level TR
+        row["tr_check"] = "from dataset repetition_time"
     elif not tree.images and not sources:
         side = name.rsplit(".", 1)[0] + ".json"
-        return excluded(row, BAD_SIDECAR, f"no JSON sidecar {side} (RepetitionTime needed)")
+        return excluded(
+            row, BAD_SIDECAR, f"no JSON sidecar {side} (RepetitionTime needed): add one{fix}"
+        )
     row = check_repetition_time(row, metadata)
+    if not row["included"] and not tree.images:  # ROI series: the dataset's TR is a fix too
+        row["reason"] += fix
     if row["included"] and tree.images:
         row = check_bold_header(row, size=size)
     return row

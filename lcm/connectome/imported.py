@@ -30,7 +30,7 @@ from lcm.bids.runs import run_ids_from_key
 from lcm.bids.selection import select_parcellation
 from lcm.connectome.outputs import ensure_dataset_description
 from lcm.connectome.qc import new_qc, qc_frame
-from lcm.connectome.roi_formats import check_roi_names, read_matrix
+from lcm.connectome.roi_formats import atlas_order, check_roi_names, read_matrix
 from lcm.exceptions import ExcludedRunError
 from lcm.io.atomic import write_tsv
 from lcm.io.paths import run_location, run_relmat
@@ -188,8 +188,11 @@ def _import_row(
     names = atlas.labels["name"].tolist()
     try:
         file_names, matrix = read_matrix(path)
-        matrix = check_connectome(matrix, path.name, atlas.n_rois, atlas.name)
+        order = atlas_order(file_names, names)
+        if order is not None:  # the atlas's ROIs sorted otherwise: rows and columns by name
+            matrix, file_names = np.asarray(matrix)[np.ix_(order, order)], list(names)
         check_roi_names(file_names, names, path.name, atlas.name)
+        matrix = check_connectome(matrix, path.name, atlas.n_rois, atlas.name)
     except ExcludedRunError as exc:
         log.warning("%s %s excluded: %s", dataset, ids.run_key, exc.message)
         return new_qc(dataset, ids, reason=exc.message, n_rois=atlas.n_rois)

@@ -104,6 +104,24 @@ def read_matrix(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
     return names, values
 
 
+def atlas_order(names: list[str] | None, atlas_names: list[str]) -> list[int] | None:
+    """Where each atlas ROI is among a file's ``names``, when they are the atlas's in another
+    order (each once; names compare after stripping spaces); ``None`` otherwise, and when the
+    order is already the atlas's.
+
+    A table is read by its names, as nilearn and XCP-D write them: a file whose columns are
+    sorted otherwise (alphabetically, by network) is the same parcellation.
+    """
+    if names is None:
+        return None
+    got = [str(n).strip() for n in names]
+    want = [str(n).strip() for n in atlas_names]
+    if got == want or len(set(got)) != len(got) or sorted(got) != sorted(want):
+        return None
+    where = {n: i for i, n in enumerate(got)}
+    return [where[n] for n in want]
+
+
 def check_roi_names(names: list[str] | None, atlas_names: list[str], file: str, atlas: str) -> None:
     """Refuse a file whose ROI names say it is of another parcellation than the atlas.
 
@@ -136,9 +154,17 @@ def check_roi_names(names: list[str] | None, atlas_names: list[str], file: str, 
             "names (atlas labels), or save the series as a headerless .csv"
         )
     if len(got) != len(want):
+        missing = [n for n in want if n not in set(got)]
+        extra = [n for n in got if n not in set(want)]
+        detail = "; ".join(
+            f"{what} {len(items)}: {_few(items)}"
+            for what, items in (("lacks", missing), ("adds", extra))
+            if items
+        )
         raise ExcludedRunError(
-            f"{file} names {len(got)} ROIs but atlas {atlas!r} has {len(want)}: another "
-            "parcellation; set atlas to the one the file was computed with"
+            f"{file} names {len(got)} ROIs but atlas {atlas!r} has {len(want)} ({detail}): "
+            "another parcellation, or ROIs dropped; set atlas to the one the file was "
+            "computed with"
         )
     if sorted(got) == sorted(want):
         i = next(k for k, (a, b) in enumerate(zip(got, want, strict=True)) if a != b)
@@ -152,6 +178,11 @@ def check_roi_names(names: list[str] | None, atlas_names: list[str], file: str, 
         f"{len(got)} ROI names are not atlas labels (first: {unknown[0]!r}; atlas's first: "
         f"{want[0]!r}); set atlas to the one the file was computed with, or give its labels"
     )
+
+
+def _few(items: list[str], n: int = 5) -> str:
+    """The first ``n`` items quoted, ``...`` when there are more."""
+    return ", ".join(map(repr, items[:n])) + (", ..." if len(items) > n else "")
 
 
 def _is_number(text: str) -> bool:

@@ -32,7 +32,7 @@ from lcm.connectome.denoise import (
 from lcm.connectome.matrices import write_run_matrices
 from lcm.connectome.outputs import ensure_dataset_description
 from lcm.connectome.qc import check_windows, new_qc, qc_frame
-from lcm.connectome.roi_formats import check_roi_names, read_roi_series
+from lcm.connectome.roi_formats import atlas_order, check_roi_names, read_roi_series
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
 from lcm.exceptions import ExcludedRunError
 from lcm.io.atomic import write_tsv
@@ -207,13 +207,20 @@ def _clean_series(
             DVARS_COLUMN,
         )
     names = atlas.names
+    table = _without_index_column(table, path, atlas.n_rois)
+    header = [str(c) for c in table.columns]
+    order = atlas_order(header, names)
+    if order is not None:  # the atlas's ROIs, sorted otherwise: read by name
+        table, header = table.iloc[:, order], list(names)
+        if "order" not in warned:
+            warned.add("order")
+            log.info("%s: ROI columns in another order than the atlas's, read by name", path.name)
+    check_roi_names(header, names, path.name, atlas.name)
     if table.shape[1] != atlas.n_rois:
         raise ExcludedRunError(
             f"{path.name} has {table.shape[1]} ROI columns but atlas {atlas.name!r} has "
             f"{atlas.n_rois} ROIs"
         )
-    header = [str(c) for c in table.columns]
-    check_roi_names(header, names, path.name, atlas.name)
     raw = _numeric(table)
     n_vol = raw.shape[0]
     facts["n_volumes"] = n_vol
@@ -250,6 +257,19 @@ def _clean_series(
     )
     signals[:, empty] = 0.0
     return signals, empty
+
+
+def _without_index_column(table: pd.DataFrame, path: Path, n_rois: int) -> pd.DataFrame:
+    """The table less a first column pandas wrote for its index (unnamed, 0..T-1), when the
+    others are the atlas's ROI count (``to_csv`` without ``index=False``)."""
+    first = str(table.columns[0]) if table.shape[1] else ""
+    if table.shape[1] != n_rois + 1 or not (first == "" or first.startswith("Unnamed: 0")):
+        return table
+    values = pd.to_numeric(table.iloc[:, 0], errors="coerce")
+    if not values.equals(pd.Series(np.arange(len(table)), index=table.index, dtype=values.dtype)):
+        return table
+    log.info("%s: first column %r is the row index pandas wrote: left out", path.name, first)
+    return table.iloc[:, 1:]
 
 
 def _numeric(table: pd.DataFrame) -> np.ndarray:

@@ -323,10 +323,12 @@ def test_dataset_repetition_time_fills_xcpd_runs_without_sidecar(tmp_path: Path,
     )
     without = ingest_dataset("x", "roi_timeseries", root).manifest.set_index("subject")
     assert not without.loc["01", "included"] and "no JSON sidecar" in without.loc["01", "reason"]
+    assert "datasets.<name>.repetition_time" in without.loc["01", "reason"]  # the fixes named
     filled = ingest_dataset("x", "roi_timeseries", root, repetition_time=T_R).manifest
     filled = filled.set_index("subject")
     assert filled["included"].all()
     assert filled.loc["01", "t_r"] == T_R and filled.loc["02", "t_r"] == 0.72
+    assert filled.loc["01", "tr_check"] == "from dataset repetition_time"
 
 
 def test_listing_maps_abide_names(tmp_path: Path) -> None:

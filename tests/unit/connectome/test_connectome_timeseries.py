@@ -264,3 +264,25 @@ def test_xcpd_motion_file_gives_the_runs_mean_fd(tmp_path: Path, atlas) -> None:
     assert qc.loc["01", "mean_fd"] == pytest.approx(0.2)
     assert np.isnan(qc.loc["02", "mean_fd"])  # no motion file, no FD column, no sidecar value
     assert qc.loc["01", "n_volumes_kept"] == N_VOL  # XCP-D censored already: nothing scrubbed
+
+
+def test_series_columns_are_read_by_name(tmp_path: Path, atlas) -> None:
+    """Columns sorted otherwise are the atlas's ROIs read by name (refused before); the index
+    column of pandas' to_csv is left out (157 columns before); a file lacking ROIs names them."""
+    root = tmp_path / "ts"
+    write_json(root / "dataset_description.json", {"Name": "ts", "BIDSVersion": "1.10.0"})
+    names = atlas.labels["name"].tolist()
+    data = pd.DataFrame(_series(N_VOL, 116, 1), columns=names)
+    _write_run(root, "01", data)
+    _write_run(root, "02", data[sorted(names)])
+    indexed = _write_run(root, "03", data)
+    data.to_csv(indexed, sep="\t")  # with its index, as pandas writes by default
+    _write_run(root, "04", data.drop(columns=names[:2]))
+    qc = _run(tmp_path, root).set_index("subject")
+    assert qc["included"].to_dict() == {"01": True, "02": True, "03": True, "04": False}
+    _, fc01 = read_relmat(qc.loc["01", "relmat"])
+    for sub in ("02", "03"):
+        got, fc = read_relmat(qc.loc[sub, "relmat"])
+        assert got == names
+        np.testing.assert_allclose(fc, fc01, atol=1e-10)
+    assert f"lacks 2: {names[0]!r}, {names[1]!r}" in qc.loc["04", "reason"]

@@ -170,11 +170,14 @@ def test_matrix_of_another_parcellation_with_the_same_roi_count_is_refused(
         "01": True,
         "02": False,
         "03": False,
-        "04": False,
+        "04": True,
         "05": True,
     }
     assert "sub-02.tsv is of another parcellation than atlas 'myatlas'" in qc.loc["02", "reason"]
-    assert "another order" in qc.loc["04", "reason"]
+    # The atlas's ROIs in another order are read by name (refused before): rows and columns.
+    names04, fc04 = read_relmat(qc.loc["04", "relmat"])
+    assert names04 == MINE
+    np.testing.assert_allclose(fc04, _fc(N_ROI, 4)[::-1, ::-1], atol=1e-12)
 
     # The store keeps the atlas's identity beside its ROI names.
     out = write_connectomes(
