@@ -112,7 +112,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="local",
         help="Snakemake profile: local (default), slurm, or a profile folder of your own.",
     )
-    p.add_argument("--cores", help="Cores Snakemake may use (default: the profile's).")
+    p.add_argument(
+        "--cores", type=_cores, help="Cores Snakemake may use: N or all (default: the profile's)."
+    )
     p.add_argument("-n", "--dry-run", action="store_true", help="Show the plan; run nothing.")
     # Everything after `--` goes to Snakemake untouched (see _PassThroughParser).
     p.__class__ = _PassThroughParser
@@ -138,6 +140,13 @@ class _PassThroughParser(argparse.ArgumentParser):
         return parsed, unknown
 
 
+def _cores(value: str) -> str:
+    """``--cores``: a positive integer or ``all``, as Snakemake takes it."""
+    if value == "all" or (value.isdigit() and int(value) > 0):
+        return value
+    raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {value!r}")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm run``; returns Snakemake's exit code."""
     if importlib.util.find_spec("snakemake") is None:
@@ -146,14 +155,19 @@ def run(args: argparse.Namespace) -> int:
             hint="Snakemake is in the workflow (and dev) extras of lcm.",
         )
     out = Path(args.output_dir).resolve()
+    cmd = snakemake_command(args, out / "config.yaml", out)  # checks the profile, first
     config = build_config(args, Path.cwd(), out)
+    if args.analysis_level == "group" and not config.get("tasks"):
+        log.warning(
+            "group: the config has no tasks, so only the participant stage runs (no evaluation, "
+            "no report); give them with --config-file (tasks: ..., see config/README.md)"
+        )
     out.mkdir(parents=True, exist_ok=True)
-    config_path = out / "config.yaml"
-    config_path.write_text(
+    write_text(
+        out / "config.yaml",
         "# Written by `lcm run`: the resolved configuration of the runs in this folder.\n"
-        + yaml.safe_dump(config, sort_keys=False)
+        + yaml.safe_dump(config, sort_keys=False),
     )
-    cmd = snakemake_command(args, config_path, out)
     log.info("running: %s", " ".join(cmd))
     return subprocess.run(cmd, check=False).returncode
 
@@ -196,7 +210,9 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     }
     fmriprep = config.setdefault("fmriprep", {})
     if args.derivatives:
-        dataset["derivatives"] = str(_folder(cwd / args.derivatives, "--derivatives"))
+        derivatives = _folder(cwd / args.derivatives, "--derivatives")
+        _check_derivatives(derivatives, bids)
+        dataset["derivatives"] = str(derivatives)
         fmriprep["runner"] = "existing"
     config.setdefault("datasets", {})[name] = dataset
     _check_output_dir(bids, out)
@@ -214,6 +230,26 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
         config["variables"], name, dataset["phenotype"], out, tasks
     )
     return validate_config(config, source="lcm run")
+
+
+def _check_derivatives(derivatives: Path, bids: Path) -> None:
+    """Refuse a --derivatives folder that holds no fMRIPrep subject folders, naming the one
+    inside it that does (``derivatives/`` for ``derivatives/fmriprep``): each subject's
+    fMRIPrep job reported its files missing instead."""
+    if derivatives == bids:
+        raise ConfigError(
+            f"--derivatives {derivatives} is BIDS_DIR itself, not fMRIPrep's output folder.",
+            hint=f"Pass the fMRIPrep output folder, e.g. {bids / 'derivatives' / 'fmriprep'}.",
+        )
+    if any(p.is_dir() for p in derivatives.glob("sub-*")):
+        return
+    inner = sorted(p.parent for p in derivatives.glob("*/sub-*") if p.is_dir())
+    hint = (
+        f"Pass {inner[0]}, which holds subject folders."
+        if inner
+        else "Pass the folder fMRIPrep wrote (dataset_description.json and sub-*/ in it)."
+    )
+    raise ConfigError(f"--derivatives {derivatives} holds no sub-* folder.", hint=hint)
 
 
 def _check_output_dir(bids: Path, out: Path) -> None:
@@ -251,6 +287,13 @@ def snakemake_command(args: argparse.Namespace, config_path: Path, out: Path) ->
     profile = files / "profiles" / args.profile
     if not profile.is_dir():
         profile = Path(args.profile).resolve()
+    if not (profile / "config.yaml").is_file():
+        shipped = sorted(p.name for p in (files / "profiles").iterdir() if p.is_dir())
+        raise ConfigError(
+            f"--profile {args.profile}: neither a shipped profile ({', '.join(shipped)}) nor a "
+            "folder holding a Snakemake profile's config.yaml.",
+            hint="Pass local, slurm, or your profile's folder.",
+        )
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(files / "Snakefile")]
     cmd += ["--directory", str(out), "--configfile", str(config_path), "--profile", str(profile)]
     if args.cores:

@@ -137,9 +137,9 @@ def test_lcm_run_from_any_folder_through_a_baseline_evaluation(tmp_path: Path) -
 
 def test_build_config_adds_the_dataset_and_resolves_paths(tmp_path: Path) -> None:
     bids = tmp_path / "my-study"
-    (bids / "derivatives").mkdir(parents=True)
     for sub in ("01", "02"):
-        (bids / f"sub-{sub}").mkdir()
+        (bids / f"sub-{sub}").mkdir(parents=True)
+        (bids / "derivatives" / f"sub-{sub}").mkdir(parents=True)
     (bids / "participants.tsv").write_text(
         "participant_id\tage\tsex\tdiagnosis\nsub-01\t30\tF\tx\n"
     )
@@ -175,9 +175,9 @@ DERIVATIVES = ("--derivatives", "study/derivatives/fmriprep")
 
 def _study(tmp_path: Path) -> Path:
     bids = tmp_path / "study"
-    (bids / "derivatives" / "fmriprep").mkdir(parents=True)
     for sub in ("01", "02", "03", "04"):
         (bids / f"sub-{sub}").mkdir(parents=True)
+        (bids / "derivatives" / "fmriprep" / f"sub-{sub}").mkdir(parents=True)
     (bids / "participants.tsv").write_text(
         "participant_id\tage\tdiagnosis\n"
         "sub-01\t30\tpatient\nsub-02\t31\tcontrol\nsub-03\t32\tn/a\nsub-04\t33\tpatient\n"
@@ -214,6 +214,24 @@ def test_unknown_participant_labels_are_refused(tmp_path: Path) -> None:
         run_cmd.build_config(args, tmp_path, tmp_path / "out")
     assert "it has 4: 01, 02, 03, 04" in info.value.message
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("derivatives", "match", "hint"),
+    [
+        ("study/derivatives", "holds no sub-\\* folder", "derivatives/fmriprep, which holds"),
+        ("study", "is BIDS_DIR itself", "derivatives/fmriprep"),
+    ],
+)
+def test_derivatives_without_subjects_are_refused(
+    tmp_path: Path, derivatives: str, match: str, hint: str
+) -> None:
+    """--derivatives one folder too high (or BIDS_DIR) failed each subject's fmriprep job."""
+    _study(tmp_path)
+    args = parse("study", "out", "participant", "--derivatives", derivatives)
+    with pytest.raises(ConfigError, match=match) as info:
+        run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    assert hint in (info.value.hint or "")
 
 
 def test_output_dir_inside_bids_dir_is_refused_but_derivatives_is_fine(tmp_path: Path) -> None:
@@ -269,3 +287,22 @@ def test_without_snakemake_the_error_names_the_extra(
     assert line.endswith(
         "lcm run needs Snakemake, which this environment lacks: pip install 'lcm[workflow]'"
     )
+
+
+def test_bad_profile_or_cores_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """A mistyped --profile reached Snakemake after config.yaml was written in OUTPUT_DIR."""
+    args = parse("bids", "out", "participant", "--profile", "slurmm")
+    with pytest.raises(ConfigError, match=r"--profile slurmm: neither a shipped profile"):
+        run_cmd.snakemake_command(args, tmp_path / "out" / "config.yaml", tmp_path / "out")
+    mine = tmp_path / "myprofile"
+    mine.mkdir()
+    (mine / "config.yaml").write_text("cores: 1\n")
+    cmd = run_cmd.snakemake_command(
+        parse("bids", "out", "participant", "--profile", str(mine), "--cores", "all"),
+        tmp_path / "config.yaml",
+        tmp_path,
+    )
+    assert cmd[cmd.index("--profile") + 1] == str(mine) and "all" in cmd
+    with pytest.raises(SystemExit):
+        parse("bids", "out", "participant", "--cores", "abc")
+    assert not (tmp_path / "out").exists()
