@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from lcm.catalogue import load_catalogue
-from lcm.config import read_yaml_mapping, validate_base
+from lcm.config import read_yaml_mapping, task_models, validate_base
 from lcm.config import schema as base_schema
-from lcm.evaluate.registry import DEFAULT_MODELS, checkpoint_models, model_names
+from lcm.evaluate.registry import DEFAULT_MODELS, checkpoint_models, model_family, model_names
 from lcm.evaluate.tasks import task_from_catalogue
 from lcm.exceptions import ConfigError
 
@@ -78,6 +78,30 @@ def _check_tasks_against_catalogue(config: dict[str, Any], source: str) -> None:
             task_from_catalogue(name, task["label"], task.get("positive"), catalogue)
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc.message}", hint=exc.hint) from None
+        # A binary diagnosis gets a head of its own at finetuning, which needs the checkpoint
+        # not to predict it already (a continuous target is read from the pretrained head).
+        binary = catalogue.variables[task["label"]].kind == "binary"
+        pretrained_on = sorted(
+            n
+            for n, ds in config["datasets"].items()
+            if binary
+            and ds["role"] == "pretrain"
+            and task["label"] in getattr(catalogue.datasets.get(n), "columns", {})
+        )
+        reading = [
+            m
+            for m in checkpoint_models(task_models(config, name))
+            if model_family(m) != "baseline"  # bei-linear reads the maps, finetunes nothing
+        ]
+        if pretrained_on and reading:
+            raise ConfigError(
+                f"{source}: tasks.{name} finetunes {reading} for {task['label']!r}, but the "
+                f"pretraining datasets {pretrained_on} code {task['label']!r} in {path}: the "
+                "checkpoint would hold it as a brain-environment variable, and finetuning "
+                "refuses a diagnosis the checkpoint already predicts.",
+                hint=f"Remove {task['label']} from datasets.<name>.columns of {pretrained_on} in "
+                f"{path}, or evaluate baselines only for tasks.{name}.",
+            )
         coding = catalogue.datasets.get(task["dataset"])
         if coding is not None and task["label"] not in coding.columns:
             raise ConfigError(

@@ -157,6 +157,14 @@ class LCMClassifier(FinetunedLCM):
         base, meta = self._base_model(fc.shape[1])
         bei_layout = checkpoint_layout(meta) if meta else QueryLayout()
         if self.label in bei_layout:
+            if meta.get("kind") == "pretrained":
+                raise InputDataError(
+                    f"Checkpoint {self.checkpoint} was pretrained with {self.label!r} as a "
+                    "brain-environment variable (a pretraining dataset's catalogue coding "
+                    "maps it): finetuning cannot add it as the diagnosis.",
+                    hint=f"Pretrain without it: remove {self.label} from datasets.<name>.columns "
+                    "of the pretraining datasets in the catalogue.",
+                )
             raise InputDataError(
                 f"Label {self.label!r} is already a query group of checkpoint {self.checkpoint}.",
                 hint="Finetune from the pretrained checkpoint, not from a finetuned one.",

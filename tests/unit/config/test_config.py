@@ -186,3 +186,23 @@ def test_task_dataset_must_code_the_label(demo: dict, tmp_path) -> None:
     cfg["variables"] = str(catalogue)
     with pytest.raises(ConfigError, match=r"codes no 'autism' column for dataset 'abidelike'"):
         validate_config(cfg)
+
+
+def test_a_binary_task_label_coded_for_pretraining_is_refused_for_lcm_models(
+    demo: dict, tmp_path
+) -> None:
+    """The checkpoint would predict the diagnosis as a BEI variable and finetuning refuses it,
+    after pretraining (hours on a GPU): refused at load. Baselines only, or a continuous label
+    (age, read from the pretrained head), are fine."""
+    text = (ROOT / "config" / "variables.yaml").read_text()
+    marker = "  hcplike:\n    id_column: Subject\n    columns:\n"
+    assert marker in text
+    catalogue = tmp_path / "variables.yaml"
+    catalogue.write_text(text.replace(marker, marker + "      autism: {column: ASD}\n"))
+    cfg = copy.deepcopy(demo)
+    cfg["variables"] = str(catalogue)
+    with pytest.raises(ConfigError, match=r"pretraining datasets \['hcplike'\] code 'autism'"):
+        validate_config(cfg)
+    for task in ("autism", "autismnull"):
+        cfg["tasks"][task]["models"] = ["logreg", "bei-linear"]
+    assert validate_config(cfg)["tasks"]["age"]["label"] == "age"

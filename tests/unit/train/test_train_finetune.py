@@ -133,8 +133,11 @@ def test_invalid_inputs_are_refused(checkpoint: Path, downstream) -> None:
         LCMClassifier(checkpoint, "dx", LEVELS, {"epoch": 1}, 0).fit(fc, y[:10])
     with pytest.raises(CheckpointError, match="expects 13 ROIs, the data have 11"):
         LCMClassifier(checkpoint, "dx", LEVELS, FT, 0).fit(fc[:, :11, :11], y[:10])
-    with pytest.raises(InputDataError, match="'age' is already a query group"):
+    # A label the checkpoint was pretrained on says so (it said 'finetune from the pretrained
+    # checkpoint, not from a finetuned one' of a pretrained one).
+    with pytest.raises(InputDataError, match="pretrained with 'age' as a brain-environment") as e:
         LCMClassifier(checkpoint, "age", LEVELS, FT, 0).fit(fc, y[:10])
+    assert "remove age from datasets.<name>.columns" in (e.value.hint or "")
     with pytest.raises(InputDataError, match="not fitted"):
         LCMClassifier(checkpoint, "dx", LEVELS, FT, 0).predict(fc)
 
