@@ -254,7 +254,7 @@ config = {
     "datasets": {
         "a": {"entry": "roi_timeseries", "path": "x", "phenotype": "p.tsv", "role": "downstream"},
     },
-    "tasks": {"t": {"dataset": "a", "label": "dx", "positive": "yes",
+    "tasks": {"t": {"dataset": "a", "label": "autism", "positive": "autism",
                     "models": ["lasso-logreg"]}},
     "evaluate": {"models": ["lasso-logreg", "logreg"]},
 }
