@@ -182,7 +182,8 @@ def _import_row(
 ) -> dict[str, Any]:
     ids_values = {k: str(row[k]) for k in ("subject", "session", "task", "run", "run_key")}
     if not row["included"]:
-        return new_qc(dataset, reason=row["reason"], **ids_values)
+        code = str(row.get("reason_code") or "")
+        return new_qc(dataset, reason=row["reason"], reason_code=code, **ids_values)
     ids = run_ids_from_key(str(row["run_key"]))
     path = Path(row["path"])
     names = atlas.labels["name"].tolist()

@@ -24,6 +24,7 @@ QC_COLUMNS = (
     "run_key",
     "included",
     "reason",
+    "reason_code",
     "n_volumes",
     "n_volumes_kept",
     "mean_fd",
@@ -47,6 +48,9 @@ QC_COLUMNS = (
 )
 # Columns older QC records may lack (filled with their empty value when read).
 _OPTIONAL = {
+    # The manifest's code of a run excluded at ingest (other_atlas, duplicate, ...): the
+    # report counts the files of other parcellations apart from the runs.
+    "reason_code": "",
     "empty_rois": [],
     "strategy": "",
     "fd_threshold": None,

@@ -116,7 +116,10 @@ def _process_row(
     t_r = float(row["t_r"]) if pd.notna(row["t_r"]) else None
     applied = _applied(settings)
     if not row["included"]:
-        return new_qc(dataset, None, applied, t_r=t_r, reason=row["reason"], **ids_values)
+        code = str(row.get("reason_code") or "")
+        return new_qc(
+            dataset, None, applied, t_r=t_r, reason=row["reason"], reason_code=code, **ids_values
+        )
     ids = run_ids_from_key(str(row["run_key"]))  # listed files need no BIDS name
     facts: dict[str, Any] = {"t_r": t_r, "n_rois": atlas.n_rois}
     try:

@@ -23,7 +23,7 @@ HISTORY_REQUIRED = ("epoch", "loss_total")
 BEI_COLUMNS = ("variable", "kind", "metric", "model", "baseline")
 QC_REQUIRED = ("dataset", "subject", "run_key", "included", "reason", "mean_fd")
 # Labels, read as written: subject 0050002 is not 50002, nor run 01 run 1.
-QC_LABELS = ("dataset", "subject", "session", "task", "run", "run_key")
+QC_LABELS = ("dataset", "subject", "session", "task", "run", "run_key", "reason_code")
 
 
 def concat_tidy(
@@ -171,7 +171,29 @@ def task_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
 
 
 def qc_counts(qc: pd.DataFrame) -> pd.DataFrame:
-    """Runs and subjects included and excluded, motion and scrubbing medians, per dataset."""
+    """Runs and subjects included and excluded, motion and scrubbing medians, per dataset.
+
+    Files of other parcellations beside the atlas's (XCP-D, ABIDE Preprocessed ship several)
+    are no runs: counted apart, in ``other-atlas files``, when there are any.
+    """
+    other = _other_atlas(qc)
+    runs = qc.loc[~other]
+    counts = _run_counts(runs if len(runs) else qc)
+    if other.any():
+        counts["other-atlas files"] = (
+            qc.loc[other].groupby("dataset").size().reindex(counts["dataset"]).fillna(0).astype(int)
+        ).to_numpy()
+    return counts
+
+
+def _other_atlas(qc: pd.DataFrame) -> pd.Series:
+    """Rows of files left out at ingest as of another parcellation (``reason_code``)."""
+    if "reason_code" not in qc:
+        return pd.Series(False, index=qc.index)
+    return qc["reason_code"].fillna("").astype(str).eq("other_atlas") & ~qc["included"]
+
+
+def _run_counts(qc: pd.DataFrame) -> pd.DataFrame:
     grouped = qc.groupby("dataset", sort=True)
     counts = pd.DataFrame(
         {

@@ -116,3 +116,22 @@ def test_read_qc_keeps_labels_as_written(tmp_path):
     assert qc["run"].tolist() == ["01", "1"] and qc["session"].iloc[0] == "01"
     assert qc["mean_fd"].tolist() == [0.1, 0.2]
     assert qc_reasons(qc)["reason"].tolist() == ["<file> is bad"]
+
+
+def test_files_of_other_atlases_are_no_runs():
+    """XCP-D ships several parcellations: 'runs 38, excluded 21' counted 18 Glasser files of
+    included runs among the exclusions."""
+    qc = pd.DataFrame(
+        {
+            "dataset": ["x"] * 5,
+            "subject": ["1", "1", "2", "2", "3"],
+            "included": [True, False, True, False, False],
+            "reason": ["", "a.tsv is of parcellation seg-Glasser", "", "b.tsv ...", "short"],
+            "reason_code": ["", "other_atlas", "", "other_atlas", ""],
+            "mean_fd": [0.1, np.nan, 0.2, np.nan, 0.3],
+        }
+    )
+    row = qc_counts(qc).iloc[0].to_dict()
+    assert (row["runs"], row["included"], row["excluded"]) == (3, 2, 1)
+    assert row["other-atlas files"] == 2
+    assert "other-atlas files" not in qc_counts(qc.drop(columns="reason_code")).columns
