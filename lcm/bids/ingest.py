@@ -19,7 +19,7 @@ from lcm.bids.dataset import is_derivative, read_dataset_description
 from lcm.bids.fast_index import DEFAULT_SPACE, IndexSpec
 from lcm.bids.file_entries import index_files, uses_file_index
 from lcm.bids.index_cache import IndexResult, cache_dir_for, index_dataset, save_cache
-from lcm.bids.manifest import manifest_frame, write_manifest
+from lcm.bids.manifest import exclude_space_duplicates, manifest_frame, write_manifest
 from lcm.bids.rows import OTHER_ATLAS
 from lcm.bids.selection import Selection, combine_echoes, select_parcellation
 from lcm.bids.summary import (
@@ -35,6 +35,9 @@ from lcm.io.bids_names import check_label
 from lcm.io.provenance import write_sidecar
 
 log = logging.getLogger(__name__)
+
+# A run of a parcellated dataset in several spaces (XCP-D's MNI152NLin6Asym and fsLR outputs).
+SPACE_HINT = "several spaces: choose one with ingest.select.<dataset>.space (--select)"
 
 MAX_LOGGED_EXCLUSIONS = 20
 
@@ -150,6 +153,7 @@ def ingest_dataset(
         manifest = combine_echoes(manifest, derivatives=not kind.raw)
     if parcellation is not None:
         manifest = select_parcellation(manifest, *parcellation)
+    manifest = exclude_space_duplicates(manifest, hint=SPACE_HINT)
     _log_exclusions(dataset, manifest, root, task)
     warnings = (index.validation or {}).get("warnings", [])
     summary = build_summary(
@@ -187,6 +191,7 @@ def _ingest_files(
     manifest = selection.apply(manifest_frame(rows))
     if parcellation is not None:
         manifest = select_parcellation(manifest, *parcellation)
+    manifest = exclude_space_duplicates(manifest, hint=SPACE_HINT)
     folder = path if path.is_dir() else path.parent
     _log_exclusions(dataset, manifest, path, task)
     subjects = sorted({f"sub-{s}" for s in manifest["subject"] if s})

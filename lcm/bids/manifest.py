@@ -95,12 +95,15 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def exclude_duplicates(rows: list[dict], hint: str) -> list[dict]:
+def exclude_duplicates(rows: list[dict], hint: str, by_space: bool = True) -> list[dict]:
     """Exclude every included row whose ``run_key`` an earlier row (by path) already holds.
 
     Rows of different parcellations (``seg`` entity: ``..._seg-Schaefer100_...`` beside
     ``..._seg-Gordon_...``) are not duplicates of each other: the connectome stage keeps the
-    configured atlas's (:func:`lcm.bids.selection.select_parcellation`).
+    configured atlas's (:func:`lcm.bids.selection.select_parcellation`). Nor, with
+    ``by_space``, are rows of different spaces: ``ingest.select.<dataset>.space`` chooses among
+    them, and :func:`exclude_space_duplicates` excludes what is left after it (marking one
+    space a duplicate first could leave the space the selection keeps excluded).
 
     Parameters
     ----------
@@ -108,13 +111,16 @@ def exclude_duplicates(rows: list[dict], hint: str) -> list[dict]:
         Manifest rows; modified copies are returned.
     hint : str
         How the user picks one file, appended to the reason.
+    by_space : bool
+        Tell rows apart by ``space`` too.
     """
-    seen: dict[tuple[str, str], str] = {}
+    seen: dict[tuple[str, ...], str] = {}
     out = []
     for row in sorted(rows, key=lambda r: r["path"]):
         row = dict(row)
         if row["included"]:
             key = (row["run_key"], str(row.get("seg") or ""))
+            key += (str(row.get("space") or ""),) if by_space else ()
             if key in seen:
                 row["included"] = False
                 row["reason_code"] = "duplicate"
@@ -125,3 +131,12 @@ def exclude_duplicates(rows: list[dict], hint: str) -> list[dict]:
                 seen[key] = row["path"]
         out.append(row)
     return out
+
+
+def exclude_space_duplicates(manifest: pd.DataFrame, hint: str) -> pd.DataFrame:
+    """After the selection: a run still included in several spaces keeps its first file (by
+    path), the others are duplicates with ``hint`` (see :func:`exclude_duplicates`)."""
+    if manifest.empty or "space" not in manifest:
+        return manifest
+    rows = exclude_duplicates(manifest.to_dict("records"), hint=hint, by_space=False)
+    return manifest_frame(rows)

@@ -27,6 +27,7 @@ from scipy.io import savemat
 
 from lcm.atlas import load_atlas
 from lcm.bids.ingest import ingest, ingest_dataset
+from lcm.bids.selection import Selection
 from lcm.cli import main
 from lcm.commands import connectome as connectome_cmd
 from lcm.connectome.imported import check_connectome
@@ -405,6 +406,29 @@ def test_folder_of_xcpd_outputs_keeps_the_entrys_files(
     manifest = ingest_dataset("x", entry, tmp_path / "xcpd", repetition_time=T_R).manifest
     assert len(manifest) == 1 and manifest["included"].all()
     assert manifest["path"].iloc[0].endswith(kept)
+
+
+@pytest.mark.parametrize("tree", [True, False], ids=["xcpd_tree", "plain_folder"])
+def test_the_space_the_selection_keeps_is_the_run(tmp_path: Path, names, tree: bool) -> None:
+    """A run in two spaces: ingest.select.<dataset>.space keeps the one it names (the other
+    was marked a duplicate first, before the selection, and the run could be lost)."""
+    root = tmp_path / "xcpd"
+    func = root / "sub-01" / "func"
+    func.mkdir(parents=True)
+    if tree:
+        write_json(root / "dataset_description.json", {"Name": "x", "BIDSVersion": "1.9"})
+    for space in ("MNI152NLin2009cAsym", "MNI152NLin6Asym"):
+        stem = f"sub-01_task-rest_space-{space}_seg-aal116_stat-mean_timeseries"
+        pd.DataFrame(roi_series(seed=1), columns=names).to_csv(
+            func / f"{stem}.tsv", sep="\t", index=False
+        )
+    kept = Selection.from_config({"space": {"include": ["MNI152NLin6Asym"]}})
+    rows = ingest_dataset("x", "roi_timeseries", root, selection=kept, repetition_time=T_R)
+    chosen = rows.manifest.loc[rows.manifest["included"], "path"].tolist()
+    assert len(chosen) == 1 and "space-MNI152NLin6Asym" in chosen[0]
+    rows = ingest_dataset("x", "roi_timeseries", root, repetition_time=T_R).manifest
+    assert rows["included"].sum() == 1
+    assert "ingest.select.<dataset>.space" in rows.loc[~rows["included"], "reason"].iloc[0]
 
 
 def test_xcpd_before_0_7_names_its_atlas_atlas(tmp_path: Path, names) -> None:
