@@ -133,6 +133,13 @@ def ingest_dataset(
         )
     if kind.tree is not None and kind.tree.space == "required":
         space = space or DEFAULT_SPACE
+    elif kind.tree is not None and kind.tree.space == "optional" and space:
+        # Kept as a selection: runs of other spaces stay in the manifest, not_selected.
+        selection = selection or Selection()
+        if "space" not in selection.include:
+            include = {**selection.include, "space": (space,)}
+            selection = Selection(include=include, exclude=selection.exclude)
+        space = None
     spec = IndexSpec(
         dataset=dataset,
         entry=entry,

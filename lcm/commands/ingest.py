@@ -73,7 +73,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--space",
         default=None,
         help="Output space of preprocessed runs (default MNI152NLin2009cAsym); for "
-        "roi_timeseries, keep only this space (default: any).",
+        "roi_timeseries, keep only this space (default: any; the others stay in the manifest as "
+        "not_selected).",
     )
     p.add_argument(
         "--select",

@@ -160,7 +160,12 @@ def test_roi_timeseries_entry(tmp_path: Path) -> None:
     assert "duplicate" in reasons and "no JSON sidecar" in reasons
     assert rows.index.str.contains("task-other").sum() == 0
     only = ingest_dataset("ts", "roi_timeseries", root, space="fsLR").manifest
-    assert only["included"].tolist() == [True]
+    assert (
+        only["included"].sum() == 1 and "space-fsLR" in only.loc[only["included"], "path"].iloc[0]
+    )
+    # The other space's file stays in the manifest, saying why (it vanished before).
+    other = only.loc[only["path"].str.contains("MNI152"), ["reason_code", "reason"]].iloc[0]
+    assert other["reason_code"] == "not_selected" and "space" in other["reason"]
 
 
 def test_ingest_cli_writes_parquet_and_sidecar(tmp_path: Path) -> None:
