@@ -49,6 +49,7 @@ FRAGMENTS = {
     "options",
     "positive_arg",
     "settings_args",
+    "space_arg",
     "ssl_arg",
     "ssl_history_arg",
     "truth_arg",

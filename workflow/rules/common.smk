@@ -106,6 +106,7 @@ SHELL_FRAGMENTS = (
     "options",
     "positive_arg",
     "settings_args",
+    "space_arg",
     "ssl_arg",
     "ssl_history_arg",
     "truth_arg",
