@@ -72,6 +72,7 @@ def label_levels(catalogue_path: str, variable: Variable, positive: str) -> tupl
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm finetune``."""
     # Imported here: every `lcm` call builds all parsers, and torch takes seconds to import.
+    from lcm.evaluate.tasks import Task, target_values
     from lcm.model.checkpoint import load_checkpoint
     from lcm.store.read import load_cohort
     from lcm.train.finetune import LCMClassifier
@@ -93,12 +94,25 @@ def run(args: argparse.Namespace) -> int:
     load_checkpoint(
         args.checkpoint, atlas=args.atlas, n_rois=cohort.fc.shape[1], catalogue=catalogue
     )
-    raw = cohort.variables[args.label]
-    y = np.where(raw.isna(), -1, (raw.astype(str) == levels[1]).astype(int)).astype(np.int64)
+    # The task's own checks: every stored value a level (a store written with another map,
+    # or a level renamed since, would otherwise turn into the negative class).
+    task = Task(name=args.label, label=args.label, negative=levels[0], positive=levels[1])
+    present, labelled = target_values(cohort.variables, task)
+    y = np.full(len(present), -1, dtype=np.int64)
+    y[present] = labelled
     if not (y >= 0).any():
         raise InputDataError(
             f"Dataset {args.dataset!r} has no subject with {args.label!r} in the store.",
             hint="Check the phenotype file and the catalogue's column for this variable.",
+        )
+    missing = [levels[k] for k in (0, 1) if not (y == k).any()]
+    if missing:
+        raise InputDataError(
+            f"Dataset {args.dataset!r}: no labelled subject is {missing[0]!r} "
+            f"({int((y >= 0).sum())} labelled, all {levels[1 - levels.index(missing[0])]!r}); "
+            "a diagnosis is learnt from both classes.",
+            hint=f"Add {missing[0]!r} subjects to the dataset, or check the catalogue's map of "
+            f"{args.label!r} for it.",
         )
     clf = LCMClassifier(
         args.checkpoint, args.label, levels, settings, args.seed, args.init, device=args.device

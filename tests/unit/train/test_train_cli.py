@@ -24,7 +24,7 @@ def restore_threads():
     torch.set_num_threads(before)
 
 
-def test_pretrain_then_finetune_from_the_command_line(tmp_path: Path) -> None:
+def test_pretrain_then_finetune_from_the_command_line(tmp_path: Path, capsys) -> None:
     catalogue = write_catalogue(tmp_path, CLI_CATALOGUE)
     store = tmp_path / "store"
     add_store_dataset(tmp_path, store, catalogue, "alpha", "toy", 30, seed=0)
@@ -104,6 +104,29 @@ def test_pretrain_then_finetune_from_the_command_line(tmp_path: Path) -> None:
     bad = [*finetune, "--atlas", "toy", "--out-dir", str(tmp_path / "y")]
     bad[bad.index("--positive") + 1] = "sick"
     assert main(bad) == 2  # ConfigError naming the levels
+    # A catalogue whose levels are not the stored values: refused, not every 'control' a
+    # negative of 'HC' (it trained on 0 positives of a renamed level and said nothing).
+    renamed = tmp_path / "renamed.yaml"
+    renamed.write_text(catalogue.read_text().replace("[control, patient]", "[HC, patient]"))
+    bad = [*finetune, "--atlas", "toy", "--out-dir", str(tmp_path / "z")]
+    bad[bad.index("--catalogue") + 1] = str(renamed)
+    assert main(bad) == 3  # InputDataError: 'dx' holds ['control'], expected only HC, patient
+    assert not (tmp_path / "z").exists()
+    # Every labelled subject of one class: refused (it trained, exit 0).
+    (tmp_path / "one").mkdir()
+    one = write_catalogue(
+        tmp_path / "one",
+        CLI_CATALOGUE.replace(
+            "      dx: {column: DX}\n",
+            "      dx: {column: DX, map: {control: patient, patient: patient}}\n",
+        ),
+    )
+    add_store_dataset(tmp_path / "one", tmp_path / "one" / "store", one, "beta", "toy", 20, seed=1)
+    bad = [*finetune, "--atlas", "toy", "--out-dir", str(tmp_path / "w")]
+    bad[bad.index("--catalogue") + 1] = str(one)
+    bad[bad.index("--store") + 1] = str(tmp_path / "one" / "store")
+    assert main(bad) == 3
+    assert "no labelled subject is 'control'" in capsys.readouterr().err
 
     # Embeddings and query attention of the finetuned model, as Parquet tables.
     emb, att = tmp_path / "emb.parquet", tmp_path / "att.parquet"
