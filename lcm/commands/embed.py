@@ -77,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
     from lcm.store.read import load_cohort
     from lcm.train.loop import pick_device
 
+    device = pick_device(args.device)  # a device this machine lacks, refused first
     catalogue = load_catalogue(args.catalogue)
     cohort = load_cohort(args.store, args.atlas, list(args.datasets), catalogue)
-    device = pick_device(args.device)
     model, meta = load_checkpoint(
         args.checkpoint,
         atlas=args.atlas,

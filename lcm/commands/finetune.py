@@ -76,11 +76,12 @@ def run(args: argparse.Namespace) -> int:
     from lcm.model.checkpoint import load_checkpoint
     from lcm.store.read import load_cohort
     from lcm.train.finetune import LCMClassifier
-    from lcm.train.loop import set_threads
+    from lcm.train.loop import pick_device, set_threads
     from lcm.train.outputs import CHECKPOINT_FILES, training_out_dir
 
     settings = parse_settings(args.settings, "settings")
     set_threads(args.threads)
+    pick_device(args.device)  # a device this machine lacks, refused before the data load
     catalogue = load_catalogue(args.catalogue)
     if args.label not in catalogue.variables:
         raise ConfigError(

@@ -53,13 +53,14 @@ def run(args: argparse.Namespace) -> int:
     """Run ``lcm pretrain``."""
     # Imported here: every `lcm` call builds all parsers, and torch takes seconds to import.
     from lcm.store.read import load_cohort
-    from lcm.train.loop import set_threads
+    from lcm.train.loop import pick_device, set_threads
     from lcm.train.outputs import PRETRAIN_FILES, STATE_DIR, training_out_dir
     from lcm.train.pretrain import pretrain
 
     model_settings = parse_settings(args.model, "model")
     settings = parse_settings(args.settings, "settings")
     set_threads(args.threads)
+    pick_device(args.device)  # a device this machine lacks, refused before the data load
     catalogue = load_catalogue(args.catalogue)
     cohort = load_cohort(args.store, args.atlas, list(args.datasets), catalogue)
     # Claimed (refused if it holds others' files) and locked against a concurrent run.

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from lcm.exceptions import ConfigError
 from lcm.model.transfer import to_device
 from lcm.train.state import LoopPosition, load_state, save_state
 
@@ -60,10 +61,35 @@ def set_threads(threads: int | None) -> int:
 
 
 def pick_device(device: str | None) -> torch.device:
-    """``device`` if given, else CUDA when available, else CPU."""
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """``device`` if given, else CUDA when available, else CPU.
+
+    Raises
+    ------
+    ConfigError
+        ``device`` is no torch device, or names one this machine lacks (``cuda`` where torch
+        has no CUDA or sees no GPU, ``cuda:3`` on a two-GPU node, ``mps`` off Apple silicon):
+        a traceback from deep in training, after the data had loaded, before.
+    """
+    if not device:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    fix = "use --device cpu, or leave it out (CUDA when there is one, else the CPU)"
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(
+            f"--device {device!r} is not a torch device (cpu, cuda, cuda:N, mps).", hint=fix
+        ) from None
+    if chosen.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (chosen.index or 0) >= count:
+            raise ConfigError(
+                f"--device {device}: this machine has {count} CUDA device(s) usable by torch "
+                f"{torch.__version__}.",
+                hint=fix,
+            )
+    if chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {device}: no MPS device on this machine.", hint=fix)
+    return chosen
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:

@@ -208,3 +208,20 @@ def main_exit(argv: list[str]) -> int:
     with pytest.raises(SystemExit) as exc:
         main(argv)
     return int(exc.value.code)
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        "gpu0",
+        pytest.param(
+            "cuda", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="has CUDA")
+        ),
+    ],
+)
+def test_a_device_this_machine_lacks_is_refused_first(tmp_path: Path, capsys, device: str) -> None:
+    """A traceback after the data loaded, and an empty output folder, before."""
+    args = ["pretrain", "--store", str(tmp_path / "nostore"), "--atlas", "toy", "--catalogue"]
+    args += [str(tmp_path / "none.yaml"), "--datasets", "alpha", "--device", device]
+    assert main([*args, "--out-dir", str(tmp_path / "out")]) == 2
+    assert "--device" in capsys.readouterr().err and not (tmp_path / "out").exists()
