@@ -10,7 +10,7 @@ import pandas as pd
 
 from lcm.catalogue import load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
-from lcm.commands._sources import store_sources
+from lcm.commands._sources import existing, store_sources
 from lcm.config import parse_settings
 from lcm.evaluate.metrics import write_tidy_parquet
 from lcm.evaluate.protocol import (
@@ -25,6 +25,7 @@ from lcm.exceptions import ConfigError
 from lcm.io.provenance import write_sidecar
 from lcm.store.cohort import Cohort
 from lcm.threads import apply_thread_budget, resolve_thread_budget
+from lcm.train.outputs import MODEL_FILES
 
 log = logging.getLogger(__name__)
 
@@ -238,8 +239,12 @@ def evaluate_and_write(
 
 
 def _checkpoint_files(checkpoint: str | None) -> list[Path]:
-    """Files of the checkpoint folder, recorded as sources of the metrics."""
+    """The checkpoint's model files, recorded as sources of the metrics.
+
+    Not the whole folder: its lock holds the last writer's pid, its sidecars and history
+    change with every run, and ``provenance verify`` reported them as changed inputs.
+    """
     if not checkpoint:
         return []
     path = Path(checkpoint)
-    return sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    return existing(path, MODEL_FILES) if path.is_dir() else [path]

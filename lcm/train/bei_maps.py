@@ -16,6 +16,7 @@ from sklearn.linear_model import Ridge
 
 from lcm.exceptions import InputDataError
 from lcm.store.layout import fisher_z, matrix_to_vec
+from lcm.train.outputs import MAPS_FILE  # noqa: F401  (re-exported: the maps' file name)
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,6 @@ def connectome_features(fc: np.ndarray) -> np.ndarray:
     return fisher_z(matrix_to_vec(np.asarray(fc, dtype=np.float64)))
 
 
-MAPS_FILE = "bei_linear.npz"
 ALPHAS = tuple(float(a) for a in np.logspace(0, 6, 13))
 HOLDOUT_FRACTION = 0.15
 MIN_PRESENT = 10

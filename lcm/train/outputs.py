@@ -21,6 +21,11 @@ from lcm.io.provenance import provenance_path
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILES = ("model.safetensors", "model.json", "history.tsv")
+# The bei-linear baseline's ridge maps, beside a pretrained checkpoint.
+MAPS_FILE = "bei_linear.npz"
+# What a model's predictions depend on: the inputs an evaluation records (not the folder's
+# lock, ownership mark, histories or sidecars, which change with every run).
+MODEL_FILES = ("model.safetensors", "model.json", MAPS_FILE)
 PRETRAIN_FILES = (*CHECKPOINT_FILES, "bei_eval.tsv")
 STATE_DIR = "train_state"
 

@@ -257,3 +257,17 @@ def test_evaluate_uses_the_folds_of_lcm_splits(store, tmp_path, prevalence_model
     args = _parse([*argv, "--settings", json.dumps({**settings, "n_folds": 4})])
     with pytest.raises(InputDataError, match=r"task-asd_splits\.parquet: 3 subject-level"):
         args.func(args)
+
+
+def test_metrics_record_the_checkpoints_model_files_only(tmp_path):
+    """The folder's lock (the writer's pid), ownership mark, sidecars and history changed
+    with every pretraining run, and `provenance verify` reported the metrics stale."""
+    from lcm.commands.evaluate import _checkpoint_files
+
+    names = ["model.safetensors", "model.json", "bei_linear.npz", "history.tsv", ".lcm.lock"]
+    names += [".lcm-owned", "model.safetensors.prov.json", "bei_eval.tsv"]
+    for name in names:
+        (tmp_path / name).write_text("x")
+    got = [p.name for p in _checkpoint_files(str(tmp_path))]
+    assert got == ["model.safetensors", "model.json", "bei_linear.npz"]
+    assert _checkpoint_files(None) == []
