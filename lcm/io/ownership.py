@@ -10,12 +10,14 @@ removes only names LCM knows it wrote, never a whole tree.
 from __future__ import annotations
 
 import fnmatch
+import json
 import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from lcm.exceptions import OutputOwnershipError
+from lcm.io.provenance import provenance_path
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,10 @@ def claim_out_dir(folder: str | os.PathLike[str], verb: str, outputs: Iterable[s
         The command claiming it, for messages (e.g. ``"lcm pretrain"``).
     outputs : iterable of str
         Names or glob patterns of the verb's own outputs. In a folder without the marker (one
-        written by an LCM version without markers, or by Snakemake creating it) entries
-        matching these are taken as LCM's; anything else makes the folder someone else's.
+        written by an LCM version without markers, or by Snakemake creating it) an entry
+        matching these is taken as LCM's when LCM's provenance says so (its sidecar records
+        it, or it is such a sidecar); anything else makes the folder someone else's: a user's
+        ``model.json`` is not replaced because LCM would write one of that name.
 
     Returns
     -------
@@ -56,11 +60,14 @@ def claim_out_dir(folder: str | os.PathLike[str], verb: str, outputs: Iterable[s
             f"{verb}: output folder {path} exists and is not a folder.",
             hint="Choose another --out-dir.",
         )
-    patterns = (*_ALWAYS_OURS, *outputs)
+    outputs = tuple(outputs)
     foreign = sorted(
         entry.name
         for entry in (path.iterdir() if path.is_dir() else ())
-        if not any(fnmatch.fnmatchcase(entry.name, p) for p in patterns)
+        if not any(fnmatch.fnmatchcase(entry.name, p) for p in _ALWAYS_OURS)
+        and not (
+            any(fnmatch.fnmatchcase(entry.name, p) for p in outputs) and _written_by_lcm(entry)
+        )
     )
     if foreign:
         shown = ", ".join(foreign[:3]) + (
@@ -74,6 +81,24 @@ def claim_out_dir(folder: str | os.PathLike[str], verb: str, outputs: Iterable[s
     path.mkdir(parents=True, exist_ok=True)
     (path / MARKER_NAME).write_text(f"Written by {verb}: LCM may replace its outputs here.\n")
     return path
+
+
+def _written_by_lcm(entry: Path) -> bool:
+    """Whether LCM's provenance vouches for ``entry`` of an unmarked folder: a folder (a
+    training state), a file whose sidecar names it, or such a sidecar itself."""
+    if entry.is_dir():
+        return True
+    for record_path in (provenance_path(entry), entry):
+        if record_path.suffix != ".json" or not record_path.is_file():
+            continue
+        try:
+            record = json.loads(record_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(record, dict) and "Provenance" in record and "Output" in record:
+            if record_path == entry or record["Output"] == entry.name:
+                return True
+    return False
 
 
 def remove_owned(folder: str | os.PathLike[str], names: Iterable[str]) -> None:

@@ -11,6 +11,7 @@ import pytest
 from lcm.exceptions import OutputBusyError, OutputOwnershipError
 from lcm.io.lock import exclusive_lock
 from lcm.io.ownership import MARKER_NAME, claim_out_dir, remove_owned
+from lcm.io.provenance import write_sidecar
 
 pytestmark = pytest.mark.hostile
 
@@ -31,14 +32,27 @@ def test_claim_takes_new_empty_or_own_folders(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     claim_out_dir(empty, "lcm pretrain")
-    # An earlier LCM's outputs (no marker) are recognised by name.
+    # An earlier LCM's outputs (no marker) are recognised by their provenance sidecars.
     old = tmp_path / "old"
     old.mkdir()
     (old / "model.safetensors").write_bytes(b"x")
+    write_sidecar(old / "model.safetensors", [])
     claim_out_dir(old, "lcm pretrain", outputs=["model.*"])
     # Once claimed, the folder stays LCM's.
     (old / "notes.txt").write_text("mine")
     claim_out_dir(old, "lcm pretrain", outputs=["model.*"])
+
+
+def test_a_users_file_with_an_output_name_is_not_taken(tmp_path: Path) -> None:
+    """A user's model.json in an unmarked folder was taken as an earlier LCM run's and
+    replaced; without LCM's provenance record for it, it is the user's."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "model.json").write_text('{"my": "notes"}')
+    with pytest.raises(OutputOwnershipError, match=r"did not write \(model.json\)"):
+        claim_out_dir(mine, "lcm pretrain", outputs=["model.json", "model.prov.json"])
+    assert (mine / "model.json").read_text() == '{"my": "notes"}'
+    assert not (mine / MARKER_NAME).exists()
 
 
 def test_remove_owned_keeps_user_files(tmp_path: Path) -> None:

@@ -112,7 +112,8 @@ def test_pretrain_refuses_out_dir_with_user_files(store, tmp_path: Path, capfd) 
     (out / "chapter1.tex").write_text("years of work")
     assert _pretrain(store, out) == 6
     (message,) = _lines(capfd, "ERROR")
-    assert "holds files LCM did not write (chapter1.tex)" in message and "Traceback" not in message
+    # Both named: history.tsv has an output's name but no LCM provenance record.
+    assert "did not write (chapter1.tex, history.tsv)" in message and "Traceback" not in message
     assert sorted(p.name for p in out.iterdir()) == ["chapter1.tex", "history.tsv"]
     assert (out / "history.tsv").read_text() == "my own history"
 
