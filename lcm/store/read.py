@@ -189,7 +189,8 @@ def load_cohort(
     atlas : str
     datasets : list of str
     catalogue : Catalogue
-        Variables to return (columns absent from a dataset's partition come back missing).
+        Variables to return (columns absent from a dataset's partition, or that it does not map
+        for the dataset, come back missing).
     exclude : pandas.DataFrame, optional
         A splits table (:mod:`lcm.store.splits`) or any table with ``dataset`` and ``subject``:
         the runs of these subjects are left out. Pretraining passes the downstream splits here
@@ -358,8 +359,12 @@ def _variables_for(
         table = pd.DataFrame({"subject": []})
     merged = runs[["subject"]].merge(table, on="subject", how="left")
     out = pd.DataFrame(index=merged.index)
+    # A variable the given catalogue does not map for this dataset is not its data, whatever
+    # a store written with another catalogue holds (a diagnosis dropped from a pretraining
+    # dataset's coding was still pretrained on).
+    coding = catalogue.datasets.get(dataset)
     for name, var in catalogue.variables.items():
-        if name in merged:
+        if name in merged and (coding is None or name in coding.columns):
             col = merged[name]
             out[name] = (
                 col.astype("float64")

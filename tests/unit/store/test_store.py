@@ -247,3 +247,23 @@ def test_lcm_store_joins_abide_style_ids(tmp_path: Path, capsys) -> None:
         "101",
         "102",
     ]
+
+
+def test_variables_the_catalogue_does_not_map_are_missing(tmp_path: Path, catalogue) -> None:
+    """A store written with a catalogue mapping dx, read with one that does not map it for the
+    dataset: dx is missing (pretraining used it as a target before)."""
+    names = [f"roi{i}" for i in range(6)]
+    qc = _relmats(tmp_path, 2, names, seed=1)
+    pheno = read_phenotype(
+        _pheno(tmp_path, ["101\tNYU\t240\t1\t1\t3", "102\tNYU\t300\t2\t2\t4"]), "alpha", catalogue
+    )
+    store = tmp_path / "store"
+    write_connectomes(store, "toy", "alpha", qc, pheno)
+    write_variables(store, "alpha", pheno, catalogue)
+    assert load_cohort(store, "toy", ["alpha"], catalogue).variables["dx"].notna().sum() == 2
+    without = tmp_path / "without.yaml"
+    without.write_text(
+        CATALOGUE.replace('      dx: {column: DX, map: {"1": patient, "2": control}}\n', "")
+    )
+    fewer = load_cohort(store, "toy", ["alpha"], load_catalogue(without))
+    assert fewer.variables["dx"].isna().all() and fewer.variables["sex"].notna().sum() == 2
