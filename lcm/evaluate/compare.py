@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 HEADLINE_METRIC = {"binary": "auc", "continuous": "pearson_r"}
 CHANCE = {"auc": 0.5, "pearson_r": 0.0}
+# How far apart two models' values of a headline metric can be.
+DIFFERENCE_BOUND = {"auc": 1.0, "pearson_r": 2.0}
 HEADLINE_COLUMNS = (
     "task",
     "label_fraction",
@@ -97,6 +99,11 @@ class PairedResult:
     n_folds: int
 
 
+# Distinct test subjects per class (per fold, for a continuous task) below which a fold's
+# bootstrap cannot vary (see paired_bootstrap).
+MIN_BOOTSTRAP_SUBJECTS = 3
+
+
 def paired_bootstrap(
     predictions: pd.DataFrame,
     task: str,
@@ -145,12 +152,18 @@ def paired_bootstrap(
         else:
             strata = np.zeros(len(y), dtype=int)
             stat = _weighted_r
+        # Resampling one or two subjects of a class always draws them again: a zero-width
+        # interval and p = 1/n_boot, a 'worse' verdict from 6 subjects. Such folds are left
+        # out; with none left, no verdict (too few test subjects).
+        per_class = pd.Series(subjects).groupby(strata).nunique()
+        if per_class.min() < MIN_BOOTSTRAP_SUBJECTS:
+            continue
         weights = _subject_weights(subjects, strata, n_boot, rng)
         ones = np.ones((1, len(y)))
         sa, sb = a["prediction"].to_numpy(), b["prediction"].to_numpy()
         observed.append(float(stat(sa, y, ones)[0] - stat(sb, y, ones)[0]))
         diffs.append(stat(sa, y, weights) - stat(sb, y, weights))
-    if not diffs:
+    if not diffs:  # no fold with two classes and enough subjects to resample
         nan = float("nan")
         return PairedResult(nan, nan, nan, nan, 0)
     boot = np.nanmean(np.stack(diffs), axis=0)
@@ -470,6 +483,10 @@ def contrast_table(metrics: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataF
                     continue
                 d = (wide[a] - wide[b]).to_numpy()
                 mean, low, high, p = corrected_t_interval(d, ratio)
+                # A difference of two metrics in [-1, 1] (AUC, r: [-2, 2]) cannot leave that
+                # range; with few folds the t interval does (an AUC gain 'up to +1.6').
+                bound = DIFFERENCE_BOUND[metric]
+                low, high = max(low, -bound), min(high, bound)
                 if not np.isfinite(low):
                     verdict = "not evaluated"
                 elif low > 0:

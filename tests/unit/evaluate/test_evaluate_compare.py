@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from lcm.evaluate.compare import (
+    contrast_table,
     control_table,
     headline_table,
     paired_bootstrap,
@@ -56,6 +57,30 @@ def test_paired_bootstrap_finds_a_real_difference_and_none_for_a_copy():
     assert same.difference == 0 and same.ci_low == 0 == same.ci_high and same.p_value == 1.0
     missing = paired_bootstrap(pred, "autism", 0.1, "lcm", "absent", 100)
     assert missing.n_folds == 0 and np.isnan(missing.difference)
+
+
+def test_folds_too_small_to_resample_give_no_verdict():
+    """6 test subjects in 3 folds (one per class per fold): the bootstrap redrew the same two,
+    a zero-width interval and p = 0.005 made a 'worse' verdict."""
+    pred, metrics = _tables(SIGNAL, n=6, seeds=(0,))
+    tiny = paired_bootstrap(pred, "autism", 0.1, "lcm", "logreg", n_boot=500)
+    assert tiny.n_folds == 0 and np.isnan(tiny.ci_low)
+    row = headline_table(summarise(metrics), pred).iloc[0]
+    assert row["verdict"] == "not evaluated" and np.isnan(row["p_value"])
+
+
+def test_contrast_intervals_stay_within_the_metrics_range():
+    """Three folds of wildly different AUC gaps: the t interval ran to -2.9 .. +1.6."""
+    rows = [
+        ("autism", model, 1.0, 0, fold, "auc", value)
+        for fold, (a, b) in enumerate([(0.9, 0.1), (0.1, 0.9), (0.95, 0.2)])
+        for model, value in (("lcm", a), ("lcm-scratch", b))
+    ]
+    metrics = pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
+    pred, _ = _tables({"lcm": 1.0}, n=12, seeds=(0,))
+    table = contrast_table(metrics, pred)
+    assert len(table) == 1 and table["ci_low"].iloc[0] == -1.0 and table["ci_high"].iloc[0] == 1.0
+    assert table["verdict"].iloc[0] == "no clear difference"
 
 
 def test_headline_picks_best_baseline_and_states_verdict():
