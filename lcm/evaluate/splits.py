@@ -167,6 +167,17 @@ def labeled_subsets(
         for subjects in order.values():
             k = min(len(subjects), max(min_per_class, round(fraction * len(subjects))))
             kept.append(subjects[:k])
+        whole = all(len(k) == len(s) for k, s in zip(kept, order.values(), strict=True))
+        if fraction < 1 and whole:
+            # Tiny folds: the minimum per class is every labelled subject, and this fraction's
+            # results are those of fraction 1 (they were reported as a point of their own).
+            log.warning(
+                "label fraction %g keeps every labelled subject of a training fold (%s per "
+                "class, at least %d kept): its results repeat those of all labels",
+                fraction,
+                "/".join(str(len(s)) for s in order.values()),
+                min_per_class,
+            )
         masks[fraction] = np.isin(groups, np.concatenate(kept))
     return masks
 

@@ -192,3 +192,18 @@ def test_evaluate_reads_its_folds_from_the_table(tmp_path, prevalence_model):
         InputDataError, match=r"task-autism_splits\.parquet: 23 subject\(s\) .* e\.g\. \['ds/sub00'"
     ):
         evaluate_task(cohort, task, settings, 2, splits=other)
+
+
+def test_a_fraction_that_keeps_every_label_says_so(caplog):
+    """3 subjects per class, fraction 0.5, at least 3 kept: every label, silently reported as
+    a label fraction of its own before."""
+    y = np.array([0, 0, 0, 1, 1, 1])
+    groups = np.array([f"s{i}" for i in range(6)])
+    with caplog.at_level("WARNING", logger="lcm.evaluate.splits"):
+        masks = labeled_subsets(y, groups, [0.5, 1.0], seed=0, min_per_class=3)
+    assert masks[0.5].all() and masks[1.0].all()
+    assert "label fraction 0.5 keeps every labelled subject" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="lcm.evaluate.splits"):
+        labeled_subsets(np.tile([0, 1], 10), np.arange(20), [0.5, 1.0], seed=0)
+    assert caplog.text == ""
