@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 
@@ -94,7 +95,29 @@ def read_qc_table(path: str | os.PathLike[str], required: Sequence[str] = ()) ->
             f"QC table {path} lacks column(s) {lacking} (has {list(qc.columns)[:12]}).",
             hint="Pass the QC table written by `lcm connectome` for this dataset and atlas.",
         )
+    table = Path(path)
+    if "relmat" in qc:
+        qc["relmat"] = [_found(cell, table) if cell else cell for cell in qc["relmat"]]
+    for column in ("relmats", "window_relmats"):  # comma-separated lists
+        if column in qc:
+            qc[column] = [
+                ",".join(_found(c, table) for c in items) if (items := list_cell(v)) else v
+                for v in qc[column]
+            ]
     return qc
+
+
+def _found(item: str, table: Path) -> str:
+    """An output path of a QC table, found from any folder: a relative path that does not
+    exist from here is looked up from the table's folders upwards.
+
+    A stage writes its paths as given, relative to where it ran (``--out-dir out/...``);
+    `lcm store` run from another folder could not find them, and blamed the stage.
+    """
+    path = Path(item)
+    if path.is_absolute() or path.exists():
+        return item
+    return next((str(a / item) for a in table.resolve().parents if (a / item).exists()), item)
 
 
 def list_cell(value: object) -> list[str]:

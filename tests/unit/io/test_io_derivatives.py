@@ -41,3 +41,27 @@ def test_report_and_store_agree_on_included(tmp_path: Path) -> None:
         included_mask(read_qc_table(path)["included"], str(path))
     with pytest.raises(InputDataError, match=r"must be true or false, got \['yes'\]"):
         read_qc([path])
+
+
+def test_relative_output_paths_are_found_from_any_folder(tmp_path: Path, monkeypatch) -> None:
+    """`lcm connectome import --out-dir out/conn` run in /study writes out/conn/... paths;
+    `lcm store` run elsewhere said 'Cannot read connectivity matrix ... Re-run the stage'."""
+    study = tmp_path / "study"
+    (study / "out" / "conn").mkdir(parents=True)
+    for name in ("a.tsv", "w0.tsv", "w1.tsv"):
+        (study / "out" / "conn" / name).write_text("x")
+    table = study / "out" / "conn" / "qc.tsv"
+    table.write_text(
+        "subject\tincluded\trelmat\twindow_relmats\n"
+        "01\ttrue\tout/conn/a.tsv\tout/conn/w0.tsv,out/conn/w1.tsv\n"
+        "02\tfalse\t\tn/a\n"
+        "03\ttrue\tout/conn/gone.tsv\t\n"
+    )
+    monkeypatch.chdir(tmp_path)  # not the folder the stage ran in
+    qc = read_qc_table(table)
+    conn = study / "out" / "conn"
+    assert qc["relmat"].tolist() == [str(conn / "a.tsv"), "", "out/conn/gone.tsv"]
+    assert qc["window_relmats"].tolist()[0] == f"{conn / 'w0.tsv'},{conn / 'w1.tsv'}"
+    assert qc["window_relmats"].tolist()[1:] == ["n/a", ""]
+    monkeypatch.chdir(study)  # from where it ran: as written
+    assert read_qc_table(table)["relmat"].tolist()[0] == "out/conn/a.tsv"
