@@ -84,6 +84,13 @@ def test_pretrain_then_finetune_from_the_command_line(tmp_path: Path, capsys) ->
     assert main([*finetune, "--atlas", "toy", "--out-dir", str(out)]) == 0
     meta = json.loads((out / "model.json").read_text())
     assert meta["label"]["positive"] == "patient" and meta["query_layout"][-1]["name"] == "dx"
+    # What a checkpoint is, from the command line (model-info read presets only).
+    capsys.readouterr()
+    assert main(["model-info", "--checkpoint", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["kind"], info["label"], info["positive"]) == ("finetuned", "dx", "patient")
+    assert info["atlas"] == "toy" and info["queries"][-1] == "dx"
+    assert info["parameters"]["total"] > 0
     assert (
         main(
             [
