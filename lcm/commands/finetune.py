@@ -92,9 +92,17 @@ def run(args: argparse.Namespace) -> int:
     levels = label_levels(args.catalogue, catalogue.variables[args.label], args.positive)
     cohort = load_cohort(args.store, args.atlas, [args.dataset], catalogue)
     # Refuse a checkpoint of another atlas, ROI count or catalogue before any training.
-    load_checkpoint(
+    _, meta = load_checkpoint(
         args.checkpoint, atlas=args.atlas, n_rois=cohort.fc.shape[1], catalogue=catalogue
     )
+    if args.dataset in ((meta.get("data") or {}).get("datasets") or []):
+        log.warning(
+            "checkpoint %s was pretrained on %s: its subjects were seen in pretraining, so no "
+            "result of this model on %s is independent of it (lcm evaluate refuses the pair)",
+            args.checkpoint,
+            args.dataset,
+            args.dataset,
+        )
     # The task's own checks: every stored value a level (a store written with another map,
     # or a level renamed since, would otherwise turn into the negative class).
     task = Task(name=args.label, label=args.label, negative=levels[0], positive=levels[1])

@@ -84,6 +84,12 @@ def test_pretrain_then_finetune_from_the_command_line(tmp_path: Path, capsys) ->
     assert main([*finetune, "--atlas", "toy", "--out-dir", str(out)]) == 0
     meta = json.loads((out / "model.json").read_text())
     assert meta["label"]["positive"] == "patient" and meta["query_layout"][-1]["name"] == "dx"
+    # Finetuning on a pretraining dataset is said to be no independent result (said nothing).
+    capsys.readouterr()
+    on_alpha = [*finetune, "--atlas", "toy", "--out-dir", str(tmp_path / "a")]
+    on_alpha[on_alpha.index("--dataset") + 1] = "alpha"
+    main(on_alpha)  # alpha has no diagnosis: refused after the warning
+    assert "was pretrained on alpha" in capsys.readouterr().err
     # What a checkpoint is, from the command line (model-info read presets only).
     capsys.readouterr()
     assert main(["model-info", "--checkpoint", str(out), "--json"]) == 0
