@@ -90,10 +90,20 @@ def _check_classes(y: np.ndarray, groups: np.ndarray, n_folds: int) -> None:
     """Refuse stratified subject folds when a class has fewer subjects than folds."""
     per_class = subject_labels(np.asarray(y), np.asarray(groups)).value_counts()
     smallest = int(per_class.min()) if len(per_class) else 0
-    if len(per_class) < 2 or smallest < n_folds:
+    if len(per_class) < 2:
+        # Lowering n_folds cannot help: one class is absent (0 is the negative level).
+        raise InputDataError(
+            f"Cannot split into subject-level folds: the labelled subjects are of one class "
+            f"only (class index: subjects {per_class.sort_index().to_dict()}; 1 is the task's "
+            "positive level, 0 the other).",
+            hint="Check the task's positive level and the catalogue's map of its label for "
+            "this dataset; a diagnosis needs subjects of both classes.",
+        )
+    if smallest < n_folds:
         raise InputDataError(
             f"Cannot split into {n_folds} subject-level folds: subjects per class are "
-            f"{per_class.sort_index().to_dict()}; each class needs at least {n_folds} subjects.",
+            f"{per_class.sort_index().to_dict()} (1: the positive level, 0: the other); each "
+            f"class needs at least {n_folds} subjects.",
             hint="Lower evaluate.n_folds or add labeled subjects to the task's dataset.",
         )
 

@@ -59,7 +59,7 @@ def test_too_few_subjects_per_class_raises(runs):
     y, groups = runs
     with pytest.raises(InputDataError, match=r"each class needs at least 20 subjects"):
         subject_folds(y, groups, n_folds=20, seed=0)
-    with pytest.raises(InputDataError, match="subjects per class"):
+    with pytest.raises(InputDataError, match="of one class only"):
         subject_folds(np.zeros_like(y), groups, n_folds=2, seed=0)
 
 
@@ -207,3 +207,14 @@ def test_a_fraction_that_keeps_every_label_says_so(caplog):
     with caplog.at_level("WARNING", logger="lcm.evaluate.splits"):
         labeled_subsets(np.tile([0, 1], 10), np.arange(20), [0.5, 1.0], seed=0)
     assert caplog.text == ""
+
+
+def test_one_class_and_small_class_are_told_apart():
+    """One class only was told to lower evaluate.n_folds, which cannot help."""
+    groups = np.array([f"d/s{i}" for i in range(12)])
+    with pytest.raises(InputDataError, match="of one class only") as info:
+        subject_folds(np.ones(12, dtype=int), groups, 3, seed=0)
+    assert "n_folds" not in (info.value.hint or "")
+    y = np.array([1] * 10 + [0] * 2)
+    with pytest.raises(InputDataError, match=r"\{0: 2, 1: 10\} \(1: the positive level"):
+        subject_folds(y, groups, 3, seed=0)
