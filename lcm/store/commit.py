@@ -68,11 +68,18 @@ def lock_path(store: str | Path, dataset: str) -> Path:
     return state_dir(store, dataset) / ".lcm.lock"
 
 
-def rerun_hint(dataset: str) -> str:
-    """How to rewrite ``dataset``'s partitions."""
+def rerun_hint(dataset: str, atlas: str | None = None) -> str:
+    """How to rewrite ``dataset``'s partitions (of ``atlas``, when one is stale).
+
+    The variables partition is shared by a dataset's atlases: storing the dataset for one
+    atlas leaves its other atlases' connectomes paired with the old variables until they are
+    stored again too.
+    """
+    which = f" --atlas {atlas}" if atlas else ""
     return (
-        f"Rerun `lcm store --dataset {dataset} ...` (the workflow's store rule for {dataset}) "
-        "to rewrite its partitions."
+        f"Rerun `lcm store --dataset {dataset}{which} ...` (the workflow's store rule for "
+        f"{dataset}) to rewrite its partitions; storing a dataset for one atlas leaves its "
+        "other atlases to be stored again."
     )
 
 

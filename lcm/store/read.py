@@ -154,8 +154,14 @@ def _check_pair(dataset: str, connectomes: Stamp, variables: tuple[Path, dict | 
             f"{c_path} (lcm store commit {commit}) and {v_path} (commit {other}) come from "
             f"different `lcm store` runs of dataset {dataset!r} (variables "
             f"{want.decode()[:12]} vs {(have or b'none').decode()[:12]}); refusing to mix them.",
-            hint=rerun_hint(dataset),
+            hint=rerun_hint(dataset, _atlas_of(c_path)),
         )
+
+
+def _atlas_of(partition: Path) -> str | None:
+    """The atlas of a connectome partition, from its ``atlas=<name>`` folder."""
+    folder = partition.parent.parent.name
+    return folder.split("=", 1)[1] if folder.startswith("atlas=") else None
 
 
 def _consistent(read: Callable[[], T], store: str | Path, datasets: list[str]) -> T:

@@ -229,7 +229,7 @@ def test_mixed_store_is_refused_by_pretrain_reader(world, tmp_path: Path) -> Non
     with pytest.raises(InputDataError, match=one_line) as info:
         load_cohort(store, ATLAS, ["alpha"], catalogue)
     assert str(connectome_path(store, ATLAS, "alpha")) in info.value.message
-    assert "lcm store --dataset alpha" in (info.value.hint or "")
+    assert f"lcm store --dataset alpha --atlas {ATLAS}" in (info.value.hint or "")  # which
     with pytest.raises(InputDataError, match=one_line):
         ConnectomeStream(store, ATLAS, ["alpha"])
     # Stores written before commit ids (none in either file) still read, mixed or not.
@@ -278,7 +278,7 @@ def test_truncated_partition_is_one_line_error(
         with pytest.raises(InputDataError, match="not a readable Parquet file") as info:
             read()
         assert info.value.message.startswith(str(conn)) and "\n" not in info.value.message
-        assert "lcm store --dataset alpha" in (info.value.hint or "")
+        assert f"lcm store --dataset alpha --atlas {ATLAS}" in (info.value.hint or "")  # which
     conn.write_bytes(data)
     variables = variables_path(store, "alpha")
     variables.write_bytes(variables.read_bytes()[:100])
