@@ -278,7 +278,7 @@ def test_truncated_partition_is_one_line_error(
         with pytest.raises(InputDataError, match="not a readable Parquet file") as info:
             read()
         assert info.value.message.startswith(str(conn)) and "\n" not in info.value.message
-        assert f"lcm store --dataset alpha --atlas {ATLAS}" in (info.value.hint or "")  # which
+        assert "lcm store --dataset alpha" in (info.value.hint or "")
     conn.write_bytes(data)
     variables = variables_path(store, "alpha")
     variables.write_bytes(variables.read_bytes()[:100])
