@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_text(
         out / "config.yaml",
-        "# Written by `lcm run`: the resolved configuration of the runs in this folder.\n"
+        f"{RUN_MARK}: the resolved configuration of the runs in this folder.\n"
         + yaml.safe_dump(config, sort_keys=False),
     )
     log.info("running: %s", " ".join(cmd))
@@ -216,6 +216,8 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
         fmriprep["runner"] = "existing"
     config.setdefault("datasets", {})[name] = dataset
     _check_output_dir(bids, out)
+    for written in ("config.yaml", "variables.yaml"):
+        _check_own_file(out / written)
     config["results_dir"] = str(out)
     if args.participant_label:
         labels = [label.removeprefix("sub-") for label in args.participant_label]
@@ -250,6 +252,29 @@ def _check_derivatives(derivatives: Path, bids: Path) -> None:
         else "Pass the folder fMRIPrep wrote (dataset_description.json and sub-*/ in it)."
     )
     raise ConfigError(f"--derivatives {derivatives} holds no sub-* folder.", hint=hint)
+
+
+RUN_MARK = "# Written by `lcm run`"
+
+
+def _check_own_file(path: Path) -> None:
+    """Refuse to replace a file at ``path`` that ``lcm run`` did not write (its first line).
+
+    OUTPUT_DIR's ``config.yaml`` and ``variables.yaml`` are rewritten by every ``lcm run``;
+    a user's own files of those names were replaced, even by a dry run.
+    """
+    if not path.exists():
+        return
+    try:
+        with path.open(errors="replace") as handle:
+            first = handle.readline()
+    except OSError:
+        first = ""
+    if not first.startswith(RUN_MARK):
+        raise ConfigError(
+            f"{path} exists and was not written by lcm run; nothing was written.",
+            hint="Choose a new OUTPUT_DIR (or one an earlier lcm run wrote), or move the file.",
+        )
 
 
 def _check_output_dir(bids: Path, out: Path) -> None:
@@ -379,7 +404,7 @@ def _catalogue_with(
     out.mkdir(parents=True, exist_ok=True)
     write_text(
         target,
-        f"# Written by `lcm run`: {path} with a coding for dataset {dataset!r} (the "
+        f"{RUN_MARK}: {path} with a coding for dataset {dataset!r} (the "
         "participants.tsv columns named like catalogue variables, and task labels).\n"
         + yaml.safe_dump(raw, sort_keys=False),
     )

@@ -306,3 +306,18 @@ def test_bad_profile_or_cores_are_refused_before_anything_is_written(tmp_path: P
     with pytest.raises(SystemExit):
         parse("bids", "out", "participant", "--cores", "abc")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_users_config_in_output_dir_is_not_replaced(tmp_path: Path) -> None:
+    """OUTPUT_DIR/config.yaml and variables.yaml of the user's were replaced, even by -n."""
+    _study(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "config.yaml").write_text("# my analysis\n")
+    with pytest.raises(ConfigError, match=r"config.yaml exists and was not written by lcm run"):
+        run_cmd.build_config(parse("study", "out", "participant", *DERIVATIVES), tmp_path, out)
+    assert (out / "config.yaml").read_text() == "# my analysis\n"
+    assert not (out / "variables.yaml").exists()
+    (out / "config.yaml").write_text(f"{run_cmd.RUN_MARK}: an earlier run's\n")
+    config = run_cmd.build_config(parse("study", "out", "participant", *DERIVATIVES), tmp_path, out)
+    assert Path(config["variables"]).read_text().startswith(run_cmd.RUN_MARK)
