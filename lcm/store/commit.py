@@ -297,15 +297,22 @@ def _remove_leftovers(store: str | Path, dataset: str) -> list[Path]:
 
     Under the lock no other ``lcm store`` writes these destinations, and a pending journal was
     just rolled forward, so every such file is left over from a killed writer (including the
-    ``.<name>.XXXX.tmp.parquet`` files of LCM versions before the staged commit).
+    ``.part-0.parquet.XXXX.tmp.parquet`` files of LCM versions before the staged commit);
+    nothing else is touched.
     """
     store = Path(store)
     folders = [
         *sorted((store / "connectomes").glob(f"atlas=*/dataset={dataset}")),
         store / "variables" / f"dataset={dataset}",
     ]
-    leftover = re.compile(rf"^\..+\.({TMP_TAG}|{STAGED_TAG})-|^\..+\.tmp(\.[A-Za-z0-9.]*)?$")
-    own_report = re.compile(rf"^\.missingness_dataset-{re.escape(dataset)}\.(tsv|json)\.")
+    # Only LCM's own names: its tags, or the partition temporaries of older versions; a user's
+    # ".notes.tmp" beside a partition was deleted on every run.
+    leftover = re.compile(
+        rf"^\..+\.({TMP_TAG}|{STAGED_TAG})-|^\.part-0\.parquet\.[A-Za-z0-9_]+\.tmp\.parquet$"
+    )
+    own_report = re.compile(
+        rf"^\.missingness_dataset-{re.escape(dataset)}\.(tsv|json)\.({TMP_TAG}|{STAGED_TAG})-"
+    )
     candidates = [p for folder in folders if folder.is_dir() for p in folder.iterdir()]
     reports = store / "reports"
     if reports.is_dir():

@@ -217,6 +217,19 @@ def test_kill_9_mid_write_leaves_old_or_new_store_never_a_mix(world, tmp_path: P
         assert _duckdb_runs(store) == NEW[0]
 
 
+def test_users_hidden_tmp_files_beside_partitions_are_kept(world, tmp_path: Path) -> None:
+    """Every `lcm store` deleted any hidden '.tmp' file in its partition folders as a killed
+    writer's leftover; only LCM's own temporary names are removed."""
+    store = tmp_path / "store"
+    _store(world, store, "old")
+    folder = connectome_path(store, ATLAS, "alpha").parent
+    mine = [folder / ".notes.tmp", folder / ".my-edits.tmp.bak", folder / ".old.tmp"]
+    for path in mine:
+        path.write_text("mine")
+    _store(world, store, "new")
+    assert all(p.read_text() == "mine" for p in mine)
+
+
 def test_mixed_store_is_refused_by_pretrain_reader(world, tmp_path: Path) -> None:
     store = tmp_path / "store"
     _store(world, store, "old")
