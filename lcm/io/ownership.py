@@ -84,10 +84,14 @@ def claim_out_dir(folder: str | os.PathLike[str], verb: str, outputs: Iterable[s
 
 
 def _written_by_lcm(entry: Path) -> bool:
-    """Whether LCM's provenance vouches for ``entry`` of an unmarked folder: a folder (a
-    training state), a file whose sidecar names it, or such a sidecar itself."""
+    """Whether LCM's provenance vouches for ``entry`` of an unmarked folder: a folder holding
+    a training state LCM wrote (its JSON carries LCM's content digest), a file whose sidecar
+    names it, or such a sidecar itself."""
     if entry.is_dir():
-        return True
+        return any(
+            isinstance(record := _json(p), dict) and "content_sha256" in record
+            for p in entry.glob("*.json")
+        )
     for record_path in (provenance_path(entry), entry):
         if record_path.suffix != ".json" or not record_path.is_file():
             continue
@@ -99,6 +103,14 @@ def _written_by_lcm(entry: Path) -> bool:
             if record_path == entry or record["Output"] == entry.name:
                 return True
     return False
+
+
+def _json(path: Path) -> object:
+    """A JSON file's content, ``None`` when unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
 
 
 def remove_owned(folder: str | os.PathLike[str], names: Iterable[str]) -> None:

@@ -55,6 +55,19 @@ def test_a_users_file_with_an_output_name_is_not_taken(tmp_path: Path) -> None:
     assert not (mine / MARKER_NAME).exists()
 
 
+def test_a_users_folder_with_a_state_folders_name_is_not_taken(tmp_path: Path) -> None:
+    """A user's train_state/ was taken by name and its train_state.json deleted."""
+    out = tmp_path / "out"
+    (out / "train_state").mkdir(parents=True)
+    (out / "train_state" / "train_state.json").write_text("mine")
+    with pytest.raises(OutputOwnershipError, match=r"did not write \(train_state\)"):
+        claim_out_dir(out, "lcm pretrain", outputs=["train_state"])
+    assert (out / "train_state" / "train_state.json").read_text() == "mine"
+    # A state LCM wrote (its JSON carries LCM's content digest) is recognised.
+    (out / "train_state" / "train_state.json").write_text('{"content_sha256": "ab"}')
+    claim_out_dir(out, "lcm pretrain", outputs=["train_state"])
+
+
 def test_remove_owned_keeps_user_files(tmp_path: Path) -> None:
     state = tmp_path / "train_state"
     state.mkdir()

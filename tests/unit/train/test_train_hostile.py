@@ -163,9 +163,20 @@ def test_second_concurrent_pretrain_is_refused(store, tmp_path: Path, capfd) -> 
     assert not (out / "model.json").exists() and not (out / "train_state").exists()
 
 
-def test_user_file_in_state_folder_survives(store, tmp_path: Path, capfd) -> None:
+def test_unmarked_folder_with_a_users_state_folder_is_refused(store, tmp_path: Path) -> None:
+    """No marker, and a train_state/ LCM's provenance does not vouch for: someone else's."""
     out = tmp_path / "run"
     (out / "train_state").mkdir(parents=True)
+    (out / "train_state" / "train_state.json").write_text("mine")
+    assert _pretrain(store, out) == 6
+    assert (out / "train_state" / "train_state.json").read_text() == "mine"
+
+
+def test_user_file_in_state_folder_survives(store, tmp_path: Path, capfd) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lcm-owned").write_text("an earlier lcm pretrain's folder\n")
+    (out / "train_state").mkdir()
     (out / "train_state" / "notes.txt").write_text("keep me")
     stale = out / "train_state" / ".train_state.json.lcmtmp-elsewhere-1-ab"  # a killed writer's
     stale.write_text("{")
