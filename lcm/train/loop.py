@@ -303,7 +303,7 @@ class Resumable:
     Attributes
     ----------
     folder : pathlib.Path
-        State folder (``train_state.safetensors`` + ``train_state.json``).
+        State folder (``train_state.step-<N>.safetensors`` + ``train_state.json``).
     every : int
         Save after every ``every`` optimiser steps (0: never).
     fingerprint : str

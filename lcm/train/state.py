@@ -1,11 +1,13 @@
 """Training state for exact resumption: written every N optimiser steps, read on restart.
 
-Two files in the state folder: ``train_state.safetensors`` (weights, AdamW moments, random
-generator states, the current epoch's sample order) and ``train_state.json`` (step counters,
-scheduler, optimiser hyper-parameters, partial epoch sums, history, the sha256 of the
-tensors file, and the sha256 of its own canonical content). As with checkpoints nothing is
-unpickled. The JSON is written last and marks a complete state; a ``fingerprint`` (settings,
-seed, data) must match, or the state is ignored; an edited JSON or tensors file is refused.
+Two files in the state folder: ``train_state.step-<N>.safetensors`` (weights, AdamW moments,
+random generator states, the current epoch's sample order) and ``train_state.json`` (step
+counters, scheduler, optimiser hyper-parameters, partial epoch sums, history, the name and
+sha256 of the tensors file, and the sha256 of its own canonical content). As with checkpoints
+nothing is unpickled. The JSON is written last and marks a complete state: a run killed after
+writing a step's tensors but before its JSON resumes from the previous step, whose tensors are
+removed only once the new JSON names the new file. A ``fingerprint`` (settings, seed, data)
+must match, or the state is ignored; an edited JSON or tensors file is refused.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,9 @@ from lcm.model.weights import check_shapes, read_header, save_tensors
 log = logging.getLogger(__name__)
 
 TENSORS_NAME = "train_state.safetensors"
+# The tensors of one saved step (train_state.step-<N>.safetensors), or of a state written
+# before steps named them (TENSORS_NAME).
+_TENSORS_RE = re.compile(r"train_state(\.step-\d+)?\.safetensors")
 META_NAME = "train_state.json"
 # 2: the JSON carries the digest of its own content (states of version 1 are ignored).
 FORMAT_VERSION = 2
@@ -97,7 +103,11 @@ def save_state(
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
     if position.order is not None:
         tensors["loop.order"] = position.order.clone()
-    save_tensors(tensors, folder / TENSORS_NAME)
+    # A file of this step's own: the JSON written last names it, so a run killed between the
+    # two still has the previous pair to resume from (the tensors used to replace the file the
+    # previous JSON described, and every rerun failed on the sha256).
+    tensors_file = f"train_state.step-{position.step}.safetensors"
+    save_tensors(tensors, folder / tensors_file)
     scheduler_state = {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
     meta = {
         "format_version": FORMAT_VERSION,
@@ -112,11 +122,15 @@ def save_state(
         "param_groups": opt["param_groups"],
         "optim_slots": {str(i): sorted(s) for i, s in opt["state"].items()},
         "scheduler": scheduler_state,
-        "tensors_sha256": sha256_file(folder / TENSORS_NAME),
+        "tensors_file": tensors_file,
+        "tensors_sha256": sha256_file(folder / tensors_file),
     }
     meta = _plain(meta)
     meta[DIGEST_KEY] = content_digest(meta)
     write_json(folder / META_NAME, meta)
+    for name in os.listdir(folder):  # the previous steps' tensors, now superseded
+        if name != tensors_file and _TENSORS_RE.fullmatch(name):
+            (folder / name).unlink(missing_ok=True)
     log.info("training state saved at step %d (epoch %d)", position.step, position.epoch)
 
 
@@ -138,8 +152,8 @@ def load_state(
     CheckpointError
         The state files are inconsistent (tensors replaced or truncated after saving).
     """
-    meta_path, tensors_path = folder / META_NAME, folder / TENSORS_NAME
-    if not meta_path.is_file() or not tensors_path.is_file():
+    meta_path = folder / META_NAME
+    if not meta_path.is_file():
         return None
     fix = f"delete {folder} to restart training from step 0"
     try:
@@ -160,6 +174,14 @@ def load_state(
             folder,
         )
         return None
+    # States written before step-named tensors used one file name.
+    tensors_path = folder / str(meta.get("tensors_file", TENSORS_NAME))
+    if not _TENSORS_RE.fullmatch(tensors_path.name) or not tensors_path.is_file():
+        if meta.get(DIGEST_KEY) == content_digest(meta):
+            raise CheckpointError(
+                f"{meta_path} names {tensors_path.name}, which is missing.",
+                hint=f"The state is incomplete; {fix}.",
+            )
     if meta.get(DIGEST_KEY) != content_digest(meta):
         # Resuming an edited state (a step moved from 150 to 720) would silently skip training.
         raise CheckpointError(
@@ -239,12 +261,13 @@ def _plain(meta: dict[str, Any]) -> dict[str, Any]:
 
 def _is_ours(name: str) -> bool:
     # The state files, and atomic-write temporaries of them left by a killed run.
-    if name in (TENSORS_NAME, META_NAME):
+    if name == META_NAME or _TENSORS_RE.fullmatch(name):
         return True
     # (".<name>.<random>.tmp..." or ".<name>.lcmtmp-...", whichever lcm.io.atomic names them).
-    return any(
-        name.startswith(f".{n}.") and "tmp" in name[len(n) + 2 :] for n in (TENSORS_NAME, META_NAME)
-    )
+    if name.startswith(".") and _TENSORS_RE.match(name[1:]):
+        rest = name[1 + _TENSORS_RE.match(name[1:]).end() :]
+        return rest.startswith(".") and "tmp" in rest
+    return name.startswith(f".{META_NAME}.") and "tmp" in name[len(META_NAME) + 2 :]
 
 
 def remove_state(folder: Path) -> None:

@@ -32,7 +32,6 @@ from lcm.train.loop import make_optimizer, warmup_cosine
 from lcm.train.state import (
     DIGEST_KEY,
     META_NAME,
-    TENSORS_NAME,
     LoopPosition,
     content_digest,
     load_state,
@@ -184,7 +183,7 @@ def test_user_file_in_state_folder_survives(store, tmp_path: Path, capfd) -> Non
     assert (out / "model.json").is_file()
     assert (out / "train_state" / "notes.txt").read_text() == "keep me"
     assert not (out / "train_state" / META_NAME).exists()
-    assert not (out / "train_state" / TENSORS_NAME).exists() and not stale.exists()
+    assert not list((out / "train_state").glob("*.safetensors")) and not stale.exists()
     assert any("notes.txt" in line for line in _lines(capfd, "WARNING"))
     # A rerun replaces its own outputs, and says so.
     assert _pretrain(store, out) == 0
@@ -221,16 +220,31 @@ def test_edited_state_json_is_refused(tmp_path: Path) -> None:
     assert f"delete {tmp_path}" in info.value.hint and "\n" not in info.value.message
 
 
+def test_a_kill_between_tensors_and_json_resumes_from_the_previous_step(tmp_path: Path) -> None:
+    """Each step's tensors have a file of their own, named by the JSON written last: a run
+    killed after writing step 151's tensors resumes from step 150 (the tensors replaced the
+    file step 150's JSON described, and every rerun failed on the sha256)."""
+    _saved_state(tmp_path)
+    (tmp_path / "train_state.step-151.safetensors").write_bytes(b"half-written")
+    assert load_state(tmp_path, "fp", *_training_objects()).step == 150
+    module, optimizer, scheduler, generator = _training_objects()
+    save_state(tmp_path, "fp", module, optimizer, scheduler, generator, LoopPosition(step=151))
+    assert sorted(p.name for p in tmp_path.glob("*.safetensors")) == [
+        "train_state.step-151.safetensors"
+    ]
+    assert load_state(tmp_path, "fp", *_training_objects()).step == 151
+
+
 def test_pickle_named_train_state_safetensors_is_refused(tmp_path: Path) -> None:
     _saved_state(tmp_path)
-    tensors = tmp_path / TENSORS_NAME
+    tensors = tmp_path / "train_state.step-150.safetensors"
     tensors.write_bytes(pickle.dumps({"module.weight": torch.zeros(2, 3)}))
     # Even with the recorded hashes made consistent, the pickle is never read as weights.
     meta = json.loads((tmp_path / META_NAME).read_text())
     meta["tensors_sha256"] = sha256_file(tensors)
     meta[DIGEST_KEY] = content_digest(meta)
     (tmp_path / META_NAME).write_text(json.dumps(meta))
-    with pytest.raises(CheckpointError, match=r"train_state\.safetensors: not a safetensors"):
+    with pytest.raises(CheckpointError, match=r"train_state\.step-150\.safetensors: not a safe"):
         load_state(tmp_path, "fp", *_training_objects())
 
 
@@ -286,7 +300,10 @@ def test_weights_follow_the_umask(tmp_path: Path) -> None:
         _saved_state(tmp_path / "state")
     finally:
         os.umask(old)
-    for path in (folder / "model.safetensors", tmp_path / "state" / TENSORS_NAME):
+    for path in (
+        folder / "model.safetensors",
+        tmp_path / "state" / "train_state.step-150.safetensors",
+    ):
         assert path.stat().st_mode & 0o777 == 0o644, path
     assert (folder / "model.json").stat().st_mode & 0o777 == 0o644
 
