@@ -46,9 +46,27 @@ def save_tensors(
     """
     with atomic_path(path) as tmp:
         save_file(dict(tensors), str(tmp), metadata=metadata)
+        _canonical_header(tmp)
         # safetensors recreates the file with mode 0600; shared project folders need the
         # umask-governed mode (e.g. 0644) so that group members can read the weights.
         os.chmod(tmp, 0o666 & ~_umask())
+
+
+def _canonical_header(path: str | os.PathLike[str]) -> None:
+    """Rewrite a safetensors header with its keys sorted, in place (same length).
+
+    safetensors writes the metadata map in hash order, so two identical runs gave weights
+    files of different sha256 (``{"format", "format_version"}`` or the reverse): provenance
+    could not tell a rerun's weights equal. The tensor data and offsets are untouched.
+    """
+    with open(path, "r+b") as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(length))
+        text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+        if len(text) > length:  # never: the same content, differently ordered
+            return
+        handle.seek(8)
+        handle.write(text.ljust(length, b" "))
 
 
 def _umask() -> int:

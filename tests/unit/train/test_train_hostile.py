@@ -344,3 +344,17 @@ def test_edited_embeddings_fail_provenance_verify(store, pretrained, tmp_path: P
     emb.write_bytes(bytes(data))
     assert main(["provenance", "verify", str(out)]) == 1
     shutil.rmtree(out)
+
+
+def test_weights_files_are_byte_identical_across_saves(tmp_path: Path) -> None:
+    """safetensors wrote its metadata map in hash order: two identical runs gave weights of
+    different sha256, which provenance reads as different weights."""
+    from lcm.model.weights import save_tensors
+
+    tensors = {"b": torch.ones(3), "a": torch.arange(4.0)}
+    metadata = {"format": "pt", "format_version": "1", "zeta": "z", "alpha": "a"}
+    digests = set()
+    for i in range(8):
+        save_tensors(tensors, tmp_path / f"w{i}.safetensors", metadata=metadata)
+        digests.add(sha256_file(tmp_path / f"w{i}.safetensors"))
+    assert len(digests) == 1
