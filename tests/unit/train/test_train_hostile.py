@@ -12,6 +12,8 @@ import json
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -347,14 +349,16 @@ def test_edited_embeddings_fail_provenance_verify(store, pretrained, tmp_path: P
 
 
 def test_weights_files_are_byte_identical_across_saves(tmp_path: Path) -> None:
-    """safetensors wrote its metadata map in hash order: two identical runs gave weights of
-    different sha256, which provenance reads as different weights."""
-    from lcm.model.weights import save_tensors
-
-    tensors = {"b": torch.ones(3), "a": torch.arange(4.0)}
-    metadata = {"format": "pt", "format_version": "1", "zeta": "z", "alpha": "a"}
+    """safetensors wrote its metadata map in hash order, which differs between processes: two
+    identical runs gave weights of different sha256, which provenance reads as different."""
+    code = (
+        "import sys, torch; from lcm.model.weights import save_tensors; "
+        "save_tensors({'b': torch.ones(3), 'a': torch.arange(4.0)}, sys.argv[1], "
+        "metadata={'format': 'pt', 'format_version': '1', 'zeta': 'z', 'alpha': 'a'})"
+    )
     digests = set()
-    for i in range(8):
-        save_tensors(tensors, tmp_path / f"w{i}.safetensors", metadata=metadata)
-        digests.add(sha256_file(tmp_path / f"w{i}.safetensors"))
+    for i in range(4):  # a process each: the hash order is per process
+        out = tmp_path / f"w{i}.safetensors"
+        subprocess.run([sys.executable, "-c", code, str(out)], check=True, timeout=120)
+        digests.add(sha256_file(out))
     assert len(digests) == 1
