@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from lcm.exceptions import OutputBusyError
+from lcm.exceptions import OutputBusyError, OutputOwnershipError
 
 LOCK_NAME = ".lcm.lock"
 
@@ -41,10 +41,18 @@ def exclusive_lock(lock_path: str | os.PathLike[str], what: str) -> Iterator[Pat
     ------
     OutputBusyError
         Another process holds the lock.
+    OutputOwnershipError
+        The folder cannot be written (read-only, no permission).
     """
     path = Path(lock_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:  # a read-only folder: one line, before any work (a traceback)
+        raise OutputOwnershipError(
+            f"{what}: cannot write in {path.parent} ({exc.strerror}); nothing was written.",
+            hint="Use a folder this user can write to, or fix its permissions.",
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

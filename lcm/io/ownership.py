@@ -78,8 +78,14 @@ def claim_out_dir(folder: str | os.PathLike[str], verb: str, outputs: Iterable[s
             "nothing was written.",
             hint="Choose a new or empty --out-dir, or move those files elsewhere.",
         )
-    path.mkdir(parents=True, exist_ok=True)
-    (path / MARKER_NAME).write_text(f"Written by {verb}: LCM may replace its outputs here.\n")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / MARKER_NAME).write_text(f"Written by {verb}: LCM may replace its outputs here.\n")
+    except OSError as exc:  # a read-only parent or folder: one line, not a traceback
+        raise OutputOwnershipError(
+            f"{verb}: cannot write in {path} ({exc.strerror}); nothing was written.",
+            hint="Choose an --out-dir this user can write to, or fix its permissions.",
+        ) from None
     return path
 
 

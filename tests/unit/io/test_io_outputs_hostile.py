@@ -147,3 +147,16 @@ def test_atomic_write_never_replaces_what_is_not_a_regular_file(tmp_path: Path, 
     if kind == "device":
         assert stat.S_ISCHR(target.stat().st_mode)
     assert not [p for p in target.parent.iterdir() if ".lcmtmp-" in p.name]
+
+
+def test_an_unwritable_destination_is_one_line(tmp_path: Path) -> None:
+    """A read-only or impossible destination gave a PermissionError traceback (after training,
+    for the state folder); now one line before anything runs. A file stands in the path here:
+    as root, permission bits would not stop the write."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(OutputOwnershipError, match=r"cannot write in .*a-file/out"):
+        claim_out_dir(blocker / "out", "lcm pretrain")
+    with pytest.raises(OutputOwnershipError, match=r"lcm store: cannot write in .*a-file"):
+        with exclusive_lock(blocker / ".lcm.lock", "lcm store"):
+            pass
