@@ -24,6 +24,10 @@ outputs in --out-dir: model.safetensors, model.json (config, catalogue, atlas, s
 settings, seed, data fingerprint, versions), history.tsv (per-epoch losses), bei_eval.tsv
 (held-out metrics of every variable beside its baseline), bei_linear.npz (ridge maps from
 FC to every BEI variable: the bei-linear baseline of lcm evaluate).
+
+resuming: with "checkpoint_every": N in --settings the training state is saved every N
+optimiser steps in --out-dir/train_state/; the same command after a kill resumes from it,
+exactly (the same weights as an uninterrupted run), and removes it once the model is written.
 """
 
 
