@@ -12,6 +12,7 @@ A changed top-level sidecar or index spec re-indexes everything.
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import logging
 import os
@@ -61,6 +62,9 @@ class IndexResult:
     changed: bool = True
     validation: dict[str, Any] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    # Subject folders whose files changed since the cache was written (new ones included);
+    # None when that is unknown (no cache, or one for other settings).
+    changed_units: set[str] | None = None
 
 
 def cache_dir_for(manifest: str | Path) -> Path:
@@ -103,7 +107,34 @@ def index_dataset(
     }
     cached = _load(cache_dir, meta) if cache_dir is not None else None
     with _without_cyclic_gc():
-        return _index(spec, root, top, subjects, meta, cached, threads)
+        result = _index(spec, root, top, subjects, meta, cached, threads)
+    if cache_dir is not None and cached is None:
+        result.changed_units = _changed_at_top(Path(cache_dir), meta, subjects)
+    return result
+
+
+def _changed_at_top(cache_dir: Path, meta: dict[str, Any], subjects: list[str]) -> set[str] | None:
+    """Changed subject folders when the cache was set aside for its top-level files.
+
+    An inherited sidecar (``task-rest_bold.json``) edited changes every subject's runs; an
+    edited ``dataset_description.json`` changes none of them, so only subjects whose own files
+    changed count. ``None`` when the cache is missing, damaged or for other settings.
+    """
+    try:
+        old = json.loads((cache_dir / "meta.json").read_text())
+        if any(old.get(k) != meta[k] for k in ("version", "spec")):
+            return None
+
+        def inherited(stats: list) -> list:
+            return [s for s in stats if not str(s[0]).endswith("dataset_description.json")]
+
+        if inherited(old.get("root_stats", [])) != inherited(meta["root_stats"]):
+            return set(subjects)
+        stats = pq.read_table(cache_dir / "stats.parquet", schema=_STATS_SCHEMA)
+    except Exception:  # no usable cache: unknown, as without one
+        return None
+    units = set(pc.unique(stats[UNIT]).to_pylist())
+    return (_stale_units(stats) & set(subjects)) | (set(subjects) - units)
 
 
 def _index(
@@ -164,6 +195,7 @@ def _index(
         changed=changed,
         validation=validation,
         meta=meta,
+        changed_units=set(todo) if cached is not None else None,
     )
 
 
@@ -214,6 +246,31 @@ def _index_blocks(
     blocks = [todo[i : i + step] for i in range(0, len(todo), step)]
     with ThreadPoolExecutor(threads) as pool:
         yield from pool.map(lambda subs: _index_block(spec, root, subs, top, reader), blocks)
+
+
+def unit_digests(result: IndexResult) -> dict[str, str]:
+    """sha256 of each subject folder's recorded stats (path, size, mtime), by folder name.
+
+    What the workflow hashes to rerun one subject whose files changed: a BOLD file or sidecar
+    replaced or edited, a run added or removed (its folder's mtime), a top-level sidecar its
+    runs inherit. Empty without stats (runs brought as plain files).
+    """
+    stats = result.stats
+    if stats.num_rows == 0 or UNIT not in stats.column_names:
+        return {}
+    top = [
+        "\t".join(map(str, s))
+        for s in result.meta.get("root_stats", [])
+        if not str(s[0]).endswith("dataset_description.json")
+    ]
+    frame = stats.to_pandas()
+    frame["line"] = (
+        frame["path"] + "\t" + frame["size"].astype(str) + "\t" + frame["mtime_ns"].astype(str)
+    )
+    return {
+        str(unit): hashlib.sha256("\n".join([*top, *sorted(lines)]).encode()).hexdigest()
+        for unit, lines in frame.groupby(UNIT, sort=False)["line"]
+    }
 
 
 def save_cache(cache_dir: str | Path, result: IndexResult) -> None:

@@ -18,7 +18,13 @@ import pyarrow as pa
 from lcm.bids.dataset import is_derivative, read_dataset_description
 from lcm.bids.fast_index import DEFAULT_SPACE, IndexSpec
 from lcm.bids.file_entries import index_files, uses_file_index
-from lcm.bids.index_cache import IndexResult, cache_dir_for, index_dataset, save_cache
+from lcm.bids.index_cache import (
+    IndexResult,
+    cache_dir_for,
+    index_dataset,
+    save_cache,
+    unit_digests,
+)
 from lcm.bids.manifest import exclude_space_duplicates, manifest_frame, write_manifest
 from lcm.bids.rows import OTHER_ATLAS
 from lcm.bids.selection import Selection, combine_echoes, select_parcellation
@@ -332,6 +338,7 @@ def included_runs(
     selection: Selection | None = None,
     cache_dir: str | Path | None = None,
     with_path: bool = False,
+    with_sources: bool = False,
 ) -> list[dict[str, str | None]]:
     """Included runs of a real dataset as ``{sub, ses, task, run}`` (``None`` when absent),
     plus any other acquisition entity the run's key holds (``acq``, ``ce``, ``rec``, ``dir``,
@@ -339,13 +346,19 @@ def included_runs(
 
     What the workflow plan lists at parse time, from the same index as the manifest (and its
     cache, read only), so that the DAG and the manifest agree. No validator run here.
-    ``with_path`` adds each run's ``run_key`` and source file ``path`` (for job resources).
+    ``with_path`` adds each run's ``run_key`` and source file ``path`` (for job resources);
+    ``with_sources`` adds ``sources``, a digest of its subject folder's files (sizes and
+    modification times, :func:`lcm.bids.index_cache.unit_digests`; ``""`` without a BIDS index),
+    and ``changed``: whether they changed since ``cache_dir`` was written (False if unknown).
     """
     if not (Path(path) / "dataset_description.json").is_file():
         return []  # not there yet: `lcm ingest` will say why
-    manifest = ingest_dataset(
+    ingested = ingest_dataset(
         dataset, entry, path, task=task, space=space, selection=selection, cache_dir=cache_dir
-    ).manifest
+    )
+    manifest = ingested.manifest
+    digests = unit_digests(ingested.index) if with_sources else {}
+    changed = ingested.index.changed_units or set()
     columns = ["subject", "session", "task", "run", "run_key", "path"]
     keep = manifest.loc[manifest["included"], columns]
     runs = []
@@ -353,5 +366,10 @@ def included_runs(
         run = {"sub": r.subject, "ses": r.session or None, "task": r.task, "run": r.run or None}
         others = dict(part.split("-", 1) for part in str(r.run_key).split("_"))
         run.update({k: v for k, v in others.items() if k not in ("sub", "ses", "task", "run")})
-        runs.append({**run, "run_key": r.run_key, "path": str(r.path)} if with_path else run)
+        if with_path:
+            run.update(run_key=r.run_key, path=str(r.path))
+        if with_sources:
+            run["sources"] = digests.get(f"sub-{r.subject}", "")
+            run["changed"] = f"sub-{r.subject}" in changed
+        runs.append(run)
     return runs

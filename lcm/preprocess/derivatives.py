@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -52,6 +53,32 @@ def confounds_file(func: str | Path, run_key: str) -> Path:
         if path.is_file():
             return path
     return Path(func) / f"{run_key}{CONFOUNDS_SUFFIXES[0]}"
+
+
+def subject_derivative_stats(deriv_root: str | Path, subject: str) -> list[str]:
+    """``name<TAB>size<TAB>mtime_ns`` of a subject's fMRIPrep ``func`` files, and its folders'.
+
+    What the workflow hashes to rerun a subject whose existing derivatives changed (a rerun
+    of fMRIPrep, a confounds table replaced): preprocessed BOLD, masks, sidecars and
+    confounds, in ``sub-<label>/func`` and ``sub-<label>/ses-*/func``. Empty when absent.
+    """
+    found: list[str] = []
+    folders = [os.path.join(deriv_root, f"sub-{subject}")]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+            found.append(f"{folder}\t-1\t{os.stat(folder).st_mtime_ns}")
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir() and (entry.name == "func" or entry.name.startswith("ses-")):
+                folders.append(entry.path)
+            elif os.path.basename(folder) == "func" and entry.is_file():
+                st = entry.stat()
+                found.append(f"{entry.path}\t{st.st_size}\t{st.st_mtime_ns}")
+    return sorted(found)
 
 
 def _bold_pattern(run_key: str, space: str) -> re.Pattern[str]:

@@ -33,6 +33,8 @@ class WorkflowPlan:
         self.consortia: dict[str, dict] = synth["consortia"] if synth["enabled"] else {}
         self._runs: dict[str, list[dict]] = {}
         self._bold: dict[str, dict[str, str]] = {}  # dataset -> run_key -> source BOLD
+        self._sources: dict[str, dict[str, str]] = {}  # dataset -> subject -> files' digest
+        self._changed: dict[str, set[str]] = {}  # dataset -> subjects changed since ingest
 
     # -- datasets ---------------------------------------------------------------------------
     def voxel_datasets(self) -> list[str]:
@@ -76,10 +78,44 @@ class WorkflowPlan:
         self.runs(dataset)
         return self._bold.get(dataset, {}).get(run_key)
 
+    def subject_sources(self, dataset: str, subject: str) -> str:
+        """Digest of a real subject's indexed files (BOLD, sidecars, folders), "" if synthetic.
+
+        An fMRIPrep job's param: a BOLD file or sidecar replaced or edited in place reruns
+        that subject (and, through its record, its connectomes), not the cohort; with
+        ``fmriprep.runner: existing`` its derivatives count too. Snakemake
+        cannot see it otherwise: the job's inputs are the manifest, read as ancient.
+        """
+        if dataset in self.consortia:
+            return ""  # its files are outputs of the synth rule, which Snakemake follows
+        self.runs(dataset)
+        digest = self._sources.get(dataset, {}).get(subject, "")
+        ds = self.datasets[dataset]
+        if entry_type(ds["entry"]).raw and self.config["fmriprep"]["runner"] == "existing":
+            # The subject's existing derivatives are what its job reads.
+            from lcm.preprocess.derivatives import subject_derivative_stats
+
+            stats = subject_derivative_stats(ds["derivatives"], subject)
+            digest = hashlib.sha256(json.dumps([digest, stats]).encode()).hexdigest()
+        return digest
+
+    def subject_changed(self, dataset: str, subject: str) -> bool:
+        """Whether a real subject's indexed files changed since the last ingest wrote its cache.
+
+        Snakemake does not check the params of a job downstream of one that reruns (ingest,
+        when any file changed) if all its inputs from that job are ancient: such a subject's
+        fMRIPrep job takes the manifest as a plain input instead, so it reruns with ingest.
+        False when unknown (no ingest cache): its ``sources`` param then reruns it once ingest
+        is done, in the next invocation.
+        """
+        self.runs(dataset)
+        return subject in self._changed.get(dataset, set())
+
     def listing_hash(self, dataset: str) -> str:
         """sha256 of what a real dataset holds, "" if synthetic.
 
-        Voxel-level datasets: their runs (a run added or removed). Parcellated ones (ROI time
+        Voxel-level datasets: their runs and each subject's files (a run added or removed,
+        a file or sidecar edited: :meth:`subject_sources`). Parcellated ones (ROI time
         series, connectomes: one job reads every file): each file's name, size and
         modification time, so that a file added, replaced or edited reruns the dataset. A rule
         param: Snakemake cannot otherwise see changes to data that no rule produces.
@@ -90,7 +126,7 @@ class WorkflowPlan:
         from lcm.bids.file_entries import file_stat, listing_stats, uses_file_index
 
         if entry_type(ds["entry"]).listing == "runs":
-            listing: list = self.runs(dataset)
+            listing: list = [self.runs(dataset), self._sources.get(dataset, {})]
         elif uses_file_index(ds["entry"], ds["path"]):
             listing = listing_stats(ds["path"])
         else:  # a derivative tree (XCP-D): its files, by name, size and modification time
@@ -158,7 +194,10 @@ class WorkflowPlan:
             selection=Selection.from_config(selection, source=f"ingest.select.{dataset}"),
             cache_dir=cache_dir_for(manifest) if ingest.get("cache", True) else None,
             with_path=True,
+            with_sources=True,
         )
-        # Paths stay out of the run dicts: those name outputs and make the listing hash.
+        # Paths and digests stay out of the run dicts: those name outputs.
+        self._sources[dataset] = {str(r["sub"]): str(r.pop("sources")) for r in runs}
+        self._changed[dataset] = {str(r["sub"]) for r in runs if r.pop("changed")}
         self._bold[dataset] = {str(r.pop("run_key")): str(r.pop("path")) for r in runs}
         return runs

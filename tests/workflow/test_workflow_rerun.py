@@ -7,6 +7,7 @@ is a copy of the repository, so editing ``lcm`` code cannot disturb the working 
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -37,6 +38,9 @@ def done(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
     workdir = base / "work"
     workdir.mkdir()
     cfg, config = placeholder_config(workdir, {"hcplike": 3, "abidelike": 3}, repo=repo)
+    # Ingest for real (its manifest and index cache: what the plan compares files against).
+    proc = snakemake(repo, workdir, "--configfile", str(config), "--until", "ingest", "-c1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
     touch_all(repo, workdir, config)
     return repo, workdir, cfg
 
@@ -100,6 +104,38 @@ def test_added_subject_reruns_only_its_jobs_and_aggregates(done) -> None:
     )
     assert {"ingest", "connectome_collect", *AFTER_STORE} <= set(jobs)
     assert all(n == 1 for n in jobs.values()), jobs
+
+
+def test_an_edited_bold_or_derivative_reruns_only_its_subject(done) -> None:
+    """A file replaced in place (same name) reruns its subject; nothing else per subject."""
+    repo, workdir, cfg = done
+    dataset = cfg["datasets"]["hcplike"]
+    bold = Path(dataset["path"], "sub-00001", "func", "sub-00001_task-rest_run-1_bold.nii.gz")
+    st = bold.stat()
+    os.utime(bold, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    try:
+        edited = plan(repo, workdir, cfg)
+    finally:
+        os.utime(bold, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert plan(repo, workdir, cfg) == {}  # the recorded stats again: nothing to do
+    # fMRIPrep reads the existing derivatives (fmriprep.runner: existing): those count too.
+    derivatives = Path(dataset["derivatives"])
+    assert not derivatives.exists()  # placeholders: the fixture wrote none
+    func = derivatives / "sub-00002" / "func"
+    func.mkdir(parents=True)
+    (func / "sub-00002_task-rest_run-1_desc-confounds_timeseries.tsv").write_text("a\n1\n")
+    try:
+        rerun = plan(repo, workdir, cfg)
+    finally:
+        shutil.rmtree(derivatives)
+    assert cfg["fmriprep"]["runner"] == "existing"
+    for jobs in (edited, rerun):
+        assert {k: jobs.get(k) for k in ("fmriprep", "connectome_run")} == dict.fromkeys(
+            ("fmriprep", "connectome_run"), 1
+        )
+        assert {"connectome_collect", *AFTER_STORE} <= set(jobs)
+        assert all(n == 1 for n in jobs.values()), jobs
+    assert "ingest" in edited and "ingest" not in rerun  # ingest indexes the raw data
 
 
 def test_snakemake_report_carries_the_captions(done) -> None:

@@ -232,6 +232,23 @@ def get_fmriprep_inputs(wildcards):
 
 
 @per_job
+def get_fmriprep_manifest(wildcards):
+    """The dataset's manifest: ancient (a subject added reruns no other subject's job) unless
+    this subject's files changed since the last ingest (see `WorkflowPlan.subject_changed`).
+    """
+    manifest = paths.ingest_manifest(RESULTS, wildcards.dataset)
+    if PLAN.subject_changed(wildcards.dataset, wildcards.subject):
+        return manifest
+    return ancient(manifest)
+
+
+@per_job
+def get_subject_sources(wildcards):
+    """Digest of one real subject's files (a param of fmriprep): an edited BOLD reruns it."""
+    return PLAN.subject_sources(wildcards.dataset, wildcards.subject)
+
+
+@per_job
 def get_fmriprep_dataset_args(wildcards):
     """``lcm fmriprep`` options of the job's dataset: name, BIDS path, task, derivatives.
 

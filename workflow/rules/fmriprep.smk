@@ -8,8 +8,8 @@ rule fmriprep:
         # Real data has no per-subject inputs: a constant spares 10,000 function calls.
         raw=get_fmriprep_inputs if PLAN.consortia else [],
         # Ingest first (it validates the dataset), but a manifest rewritten because a subject
-        # was added must not rerun every other subject.
-        manifest=ancient(paths.ingest_manifest(RESULTS, "{dataset}")),
+        # was added must not rerun every other subject: ancient, but for a changed subject.
+        manifest=get_fmriprep_manifest,
     output:
         record=paths.fmriprep_record(RESULTS, "{dataset}", "{subject}"),
     log:
@@ -23,6 +23,8 @@ rule fmriprep:
     params:
         dataset_args=get_fmriprep_dataset_args,
         options=get_fmriprep_options(),
+        # Not used by the command: a BOLD file or sidecar edited in place reruns the subject.
+        sources=get_subject_sources,
         code=code_hash("fmriprep"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule fmriprep fmriprep {params.dataset_args}'

@@ -267,3 +267,40 @@ def test_per_echo_fmriprep_outputs_leave_the_combined_series_as_the_run(tmp_path
     others = df[~df["included"]]
     assert set(others["reason_code"]) == {"other_echo"} and len(others) == 2
     assert all("per-echo series" in r for r in others["reason"])
+
+
+def test_subjects_changed_since_the_cache_are_told_apart(tmp_path: Path) -> None:
+    """What the workflow plan reruns with ingest: the subjects whose files changed since it ran.
+
+    An edited BOLD marks its subject; a top-level sidecar (inherited by every run) marks all;
+    an edited dataset_description.json marks none; without a cache nothing is known.
+    """
+    import os
+
+    from lcm.bids.index_cache import cache_dir_for
+    from lcm.bids.ingest import included_runs
+
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02", "03"))
+    out = tmp_path / "out" / "manifest.parquet"
+
+    def changed(cache: bool = True) -> dict[str, bool]:
+        cache_dir = cache_dir_for(out) if cache else None
+        runs = included_runs("tiny", "bids", root, cache_dir=cache_dir, with_sources=True)
+        return {str(r["sub"]): bool(r["changed"]) for r in runs}
+
+    def later(file: Path) -> None:
+        st = file.stat()
+        os.utime(file, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+    _ingest(root, out)
+    assert changed() == {"01": False, "02": False, "03": False}
+    later(root / "sub-02" / "func" / "sub-02_task-rest_run-1_bold.nii.gz")
+    assert changed() == {"01": False, "02": True, "03": False}
+    assert changed(cache=False) == {"01": False, "02": False, "03": False}  # unknown
+    _ingest(root, out)  # ingest reruns: its cache now holds the edit
+    later(root / "dataset_description.json")
+    assert changed() == {"01": False, "02": False, "03": False}
+    later(root / "sub-03" / "func" / "sub-03_task-rest_run-1_bold.nii.gz")
+    assert changed() == {"01": False, "02": False, "03": True}  # the cache set aside still tells
+    later(root / "task-rest_bold.json")
+    assert changed() == {"01": True, "02": True, "03": True}
