@@ -115,3 +115,14 @@ def test_unknown_category_level_is_refused(tmp_path: Path) -> None:
     frame = read_phenotype(table, "a", catalogue)
     assert frame["hand"].tolist() == ["L", None]
     assert pd.isna(frame["hand"].iloc[1])
+
+
+def test_the_catalogue_header_lists_every_missing_code() -> None:
+    """config/variables.yaml tells users which phenotype codes read as missing: all of them."""
+    from lcm.store.phenotype import NA_VALUES
+
+    lines = (ROOT / "config" / "variables.yaml").read_text().splitlines()
+    said = " ".join(line for line in lines if line.startswith("#") and "missing" in line.lower())
+    words = {w.strip(",.()") for w in said.replace("#", " ").split()}
+    assert {v for v in NA_VALUES if v} <= words
+    assert "an empty cell" in said
