@@ -13,7 +13,7 @@ import fnmatch
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from lcm.exceptions import OutputOwnershipError
@@ -78,6 +78,11 @@ def claim_out_dir(folder: str | os.PathLike[str], verb: str, outputs: Iterable[s
             "nothing was written.",
             hint="Choose a new or empty --out-dir, or move those files elsewhere.",
         )
+    return _mark(path, verb)
+
+
+def _mark(path: Path, verb: str) -> Path:
+    """Create ``path`` if needed and write its marker."""
     try:
         path.mkdir(parents=True, exist_ok=True)
         (path / MARKER_NAME).write_text(f"Written by {verb}: LCM may replace its outputs here.\n")
@@ -87,6 +92,42 @@ def claim_out_dir(folder: str | os.PathLike[str], verb: str, outputs: Iterable[s
             hint="Choose an --out-dir this user can write to, or fix its permissions.",
         ) from None
     return path
+
+
+def claim_tree(
+    folder: str | os.PathLike[str], verb: str, vouch: Callable[[Path], bool] | None = None
+) -> Path:
+    """Make ``folder`` an LCM-owned tree, or refuse it if any file below it is someone else's.
+
+    For writers that fill a whole tree of fixed names (a synthetic consortium's ``rawdata/``,
+    ``derivatives/``): a marked folder is LCM's; an absent one, or one holding only empty
+    folders (made by Snakemake before a job), is claimed by writing the marker before any
+    file. Any file below an unmarked folder (a real dataset at that path) refuses it. Jobs
+    filling one tree at once each claim it: the marker, written first, is looked for again
+    before refusing. ``vouch(folder)`` may take an unmarked tree as LCM's (one written before
+    LCM marked trees) from a file only LCM writes there.
+
+    Raises
+    ------
+    OutputOwnershipError
+        The folder lacks the marker and holds files.
+    """
+    path = Path(folder)
+    if (path / MARKER_NAME).is_file():
+        return path
+    if path.exists() and not path.is_dir():
+        raise OutputOwnershipError(
+            f"{verb}: output folder {path} exists and is not a folder.",
+            hint="Choose another output folder.",
+        )
+    found = next((Path(d, f) for d, _, files in os.walk(path) for f in files), None)
+    mine = (path / MARKER_NAME).is_file() or (vouch is not None and vouch(path))
+    if found is not None and not mine:
+        raise OutputOwnershipError(
+            f"{verb}: {path} holds files LCM did not write (e.g. {found}); nothing was written.",
+            hint="Point synth.out_dir at a new or empty folder, or move those files elsewhere.",
+        )
+    return _mark(path, verb)
 
 
 def _written_by_lcm(entry: Path) -> bool:

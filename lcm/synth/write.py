@@ -7,6 +7,7 @@ the seed: no timestamps, host names or absolute paths go into them.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import multiprocessing
 import shutil
@@ -23,6 +24,7 @@ from tqdm import tqdm
 import lcm
 from lcm.atlas import Atlas
 from lcm.io.atomic import atomic_path, write_json, write_text, write_tsv
+from lcm.io.ownership import claim_tree
 from lcm.io.provenance import write_dataset_description
 from lcm.synth.confounds import N_ACOMPCOR, confounds_sidecar
 from lcm.synth.networks import NETWORKS
@@ -92,7 +94,7 @@ def write_cohort(
     """
     spec = resolve(name, consortium)
     ctx = prepare(spec, seed, atlas, shared_structure)
-    root = consortium_root(out_dir, name)
+    root = claim_tree(consortium_root(out_dir, name), "lcm synth", vouch=_synth_tree)
     written = [_write_ground_truth(ctx, root / "ground_truth.json")]
     pheno = phenotype_table(spec, ctx.latents, seed)
     if spec.tier == "roi":
@@ -131,6 +133,7 @@ def write_subject(
             DEFAULT_SPACE,
             output_space,
         )
+    claim_tree(consortium_root(out_dir, name), "lcm synth", vouch=_synth_tree)
     ctx = prepare(spec, seed, atlas, shared_structure)
     draw = simulate_subject(ctx, index)
     run = simulate_voxels(ctx, index, draw)
@@ -302,6 +305,20 @@ def _readme(ctx: Context) -> str:
         f"MNI152NLin2009cAsym {spec.resolution_mm:g} mm grid. No real person was scanned.\n\n"
         "The generative model and the ground truth (`../ground_truth.json`) are described in "
         "docs/synth.md of the LCM repository.\n"
+    )
+
+
+def _synth_tree(root: Path) -> bool:
+    """Whether ``root`` holds the ground truth of a synthetic consortium of its name (trees
+    written before they were marked)."""
+    try:
+        truth = json.loads((root / "ground_truth.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return (
+        isinstance(truth, dict)
+        and truth.get("consortium") == root.name
+        and "network_assignment" in truth
     )
 
 

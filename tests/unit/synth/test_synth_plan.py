@@ -11,7 +11,8 @@ import yaml
 
 from lcm.atlas import load_atlas
 from lcm.commands import synth as synth_cmd
-from lcm.exceptions import ConfigError, InputDataError
+from lcm.exceptions import ConfigError, InputDataError, OutputOwnershipError
+from lcm.io.ownership import MARKER_NAME
 from lcm.synth import (
     cohort_outputs,
     planned_runs,
@@ -31,7 +32,8 @@ def atlas():
 
 
 def _files(root: Path) -> set[str]:
-    return {str(p) for p in root.rglob("*") if p.is_file()}
+    """Files written, but the ownership markers (not outputs: see lcm.io.ownership)."""
+    return {str(p) for p in root.rglob("*") if p.is_file() and p.name != MARKER_NAME}
 
 
 def _gen(out: Path, atlas, name: str, cons: dict, subject: str | None = None) -> None:
@@ -148,3 +150,32 @@ def test_cli_writes_cohort_and_subject(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["synth", "--help"])
     assert "lcm synth --config config/config.yaml --consortium" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("subject", [None, "first"])
+def test_a_folder_with_files_lcm_did_not_write_is_refused(tmp_path, atlas, subject):
+    """synth.out_dir/NAME holding a real dataset is never written into (cohort or subject job)."""
+    cons = ROI if subject is None else VOXEL
+    name = "adnilike" if subject is None else "hcplike"
+    root = tmp_path / name
+    theirs = root / "rawdata" / "participants.tsv"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_text("participant_id\nsub-real\n")
+    label = planned_subjects(name, cons, 3)[0] if subject else None
+    with pytest.raises(OutputOwnershipError, match="holds files LCM did not write"):
+        _gen(tmp_path, atlas, name, cons, label)
+    assert theirs.read_text() == "participant_id\nsub-real\n"
+    assert {p.name for p in root.rglob("*")} == {"rawdata", "participants.tsv"}
+
+
+def test_empty_folders_and_trees_written_before_markers_are_ours(tmp_path, atlas):
+    """Folders Snakemake made before a job are claimed; an unmarked tree LCM wrote is reused."""
+    (tmp_path / "adnilike" / "timeseries").mkdir(parents=True)
+    _gen(tmp_path, atlas, "adnilike", ROI)
+    assert (tmp_path / "adnilike" / MARKER_NAME).is_file()
+    (tmp_path / "adnilike" / MARKER_NAME).unlink()  # as written by an LCM without markers
+    _gen(tmp_path, atlas, "adnilike", ROI)  # its ground truth vouches for it
+    label = planned_subjects("hcplike", VOXEL, 3)[0]
+    _gen(tmp_path, atlas, "hcplike", VOXEL, label)  # a subject job first, then the cohort's
+    _gen(tmp_path, atlas, "hcplike", VOXEL)
+    assert _files(tmp_path / "hcplike") >= set(cohort_outputs("hcplike", VOXEL, tmp_path))
