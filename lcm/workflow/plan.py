@@ -35,6 +35,7 @@ class WorkflowPlan:
         self._bold: dict[str, dict[str, str]] = {}  # dataset -> run_key -> source BOLD
         self._sources: dict[str, dict[str, str]] = {}  # dataset -> subject -> files' digest
         self._changed: dict[str, set[str]] = {}  # dataset -> subjects changed since ingest
+        self._derivative_digests: dict[tuple[str, str], str] = {}
 
     # -- datasets ---------------------------------------------------------------------------
     def voxel_datasets(self) -> list[str]:
@@ -92,11 +93,16 @@ class WorkflowPlan:
         digest = self._sources.get(dataset, {}).get(subject, "")
         ds = self.datasets[dataset]
         if entry_type(ds["entry"]).raw and self.config["fmriprep"]["runner"] == "existing":
-            # The subject's existing derivatives are what its job reads.
-            from lcm.preprocess.derivatives import subject_derivative_stats
+            # The subject's existing derivatives are what its job reads (listed once: Snakemake
+            # asks for a job's params several times).
+            key = (dataset, subject)
+            if key not in self._derivative_digests:
+                from lcm.preprocess.derivatives import subject_derivative_stats
 
-            stats = subject_derivative_stats(ds["derivatives"], subject)
-            digest = hashlib.sha256(json.dumps([digest, stats]).encode()).hexdigest()
+                stats = subject_derivative_stats(ds["derivatives"], subject)
+                text = json.dumps([digest, stats]).encode()
+                self._derivative_digests[key] = hashlib.sha256(text).hexdigest()
+            digest = self._derivative_digests[key]
         return digest
 
     def subject_changed(self, dataset: str, subject: str) -> bool:
