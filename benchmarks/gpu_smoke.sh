@@ -6,7 +6,8 @@
 # (bf16 matmul reference of the same run), compile_s (compiling and CUDA graph capture).
 #   bash benchmarks/gpu_smoke.sh            (from the repository root, package installed;
 #                                            PYTHON=python3 where `python` is not the one;
-#                                            COMPILE_MODE=default: compile without CUDA graphs)
+#                                            COMPILE_MODE=default: compile without CUDA graphs;
+#                                            PROFILE_DIR=DIR: each case's log and profile there)
 #   bash benchmarks/gpu_smoke.sh --quick    (seconds, on CPU, no GPU needed: the same runs
 #                                            with train_throughput.py --quick; run by make test)
 set -euo pipefail
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 quick=()
 case "${1:-}" in
   -h | --help)
-    sed -n '2,11s/^# \{0,1\}//p' "$0"
+    sed -n '2,12s/^# \{0,1\}//p' "$0"
     exit 0
     ;;
   --quick)
@@ -44,9 +45,20 @@ run() {
     echo "{\"args\": \"$*\", \"error\": \"skipped: the time budget is spent\"}"
     return 1
   fi
-  local status=0
+  local status=0 profile=()
+  if [[ -n "${PROFILE_DIR:-}" ]]; then
+    mkdir -p "$PROFILE_DIR"
+    profile=(--profile "$PROFILE_DIR")
+  fi
   timeout "$limit" "$py" benchmarks/train_throughput.py --device cuda --rounds 2 "$@" \
-    ${quick[@]+"${quick[@]}"} 2>"$out.err" | grep '^{' | tee "$out" || status=$?
+    ${profile[@]+"${profile[@]}"} ${quick[@]+"${quick[@]}"} 2>"$out.err" | grep '^{' |
+    tee "$out" || status=$?
+  if [[ -n "${PROFILE_DIR:-}" ]]; then # the whole log of the case, named by its arguments
+    local name
+    name="$(tr -cs 'a-zA-Z0-9,.' '_' <<<"$*")"
+    name="${name#_}"
+    cp "$out.err" "$PROFILE_DIR/${name%_}.log"
+  fi
   if ((status != 0)); then
     local why="exit status $status"
     ((status == 124)) && why="timed out after ${limit}s"

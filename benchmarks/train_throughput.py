@@ -13,8 +13,12 @@ multiple of the first batch that trains without running out of memory, found eag
 any compiling), with ``preset, device, samples_s, model_flops_s, matmul_flops_s, mfu`` and the
 settings (batch, threads, gradient_checkpointing, parameters, train_flops_per_sample, compile,
 matmul_dtype), ``compile_s`` (warm-up time beyond three steady steps: compiling and CUDA graph
-capture), and on CUDA ``max_memory_gib``. ``--compile`` takes a ``torch.compile`` mode (blocks
-compiled in place, as training does) or ``off``; ``auto`` (default) compiles on CUDA only.
+capture), and on CUDA ``max_memory_gib``. ``--profile DIR`` then profiles the first batch size's
+steps once more (``torch.profiler``) and writes ``DIR/<preset>-b<batch>-<compile>.txt``: wall and
+kernel time per step, kernel launches per step, and the operators by device time (where a step
+is host-bound: few busy milliseconds of many, thousands of launches). ``--compile`` takes a
+``torch.compile`` mode (blocks compiled in place, as training does) or ``off``; ``auto``
+(default) compiles on CUDA only.
 
     python benchmarks/train_throughput.py --preset small --batch 64
     python benchmarks/train_throughput.py --preset big --batch 128,max --device cuda --steps 10
@@ -30,6 +34,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -153,6 +158,37 @@ class Bench:
                 torch.cuda.empty_cache()
 
 
+def profile_steps(bench: Bench, steps: int, path: Path) -> None:
+    """Profile ``steps`` steps at the current batch; write their summary and operator table."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = bench.device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    sync(bench.device)
+    with profile(activities=activities) as prof:
+        start = time.perf_counter()
+        for _ in range(steps):
+            bench.step()
+        sync(bench.device)
+        wall = time.perf_counter() - start
+    kernels = [e for e in prof.events() if e.device_type == DeviceType.CUDA]
+    kernel_us = sum(e.time_range.elapsed_us() for e in kernels)
+    summary = {
+        "steps": steps,
+        "wall_ms_per_step": round(1e3 * wall / steps, 3),
+        # On CUDA: GPU kernel time (summed: streams that overlap count twice) and launches.
+        "kernel_ms_per_step": round(kernel_us / 1e3 / steps, 3) if cuda else None,
+        "kernels_per_step": round(len(kernels) / steps, 1) if cuda else None,
+        "device_busy": round(kernel_us / 1e6 / wall, 3) if cuda and wall else None,
+    }
+    sort = "self_device_time_total" if cuda else "self_cpu_time_total"
+    table = prof.key_averages().table(sort_by=sort, row_limit=40, max_name_column_width=80)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary) + "\n" + table)
+    print(f"profile: {json.dumps(summary)} -> {path}", file=sys.stderr, flush=True)
+
+
 def largest_batch(bench: Bench, start: int, cap: int) -> int:
     """The largest ``start * 2**k <= cap`` that trains (``start`` itself if nothing larger)."""
     batch = start
@@ -186,6 +222,9 @@ def main() -> None:
     parser.add_argument("--compile-backend", default=None, help="torch.compile backend")
     parser.add_argument("--matmul-size", type=int, default=None)
     parser.add_argument("--matmul-seconds", type=float, default=1.0, help="per round")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="folder for the profile of the first batch"
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -254,6 +293,13 @@ def main() -> None:
         if device.type == "cuda":
             result["max_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
         print(json.dumps(result), flush=True)
+        if args.profile is not None and batch == batches[0]:
+            tag = "-gc" if args.gradient_checkpointing else ""
+            name = f"{args.preset}-b{batch}-{result['compile']}{tag}.txt"
+            try:  # diagnostics: a profiler failure leaves the measurement above standing
+                profile_steps(bench, args.steps, args.profile / name)
+            except Exception as error:
+                print(f"profile failed: {error!r}", file=sys.stderr, flush=True)
         bench.release()
     sys.stdout.flush()
 
