@@ -9,6 +9,8 @@ Data flow (B subjects, R ROIs, Q queries, d = d_model, L decoder layers)::
 Masked-ROI reconstruction reads the ROI tokens after the encoder: ``Linear(d, R)`` predicts each
 masked ROI's FC row.
 
+Under bf16 autocast (GPUs) the ROI tokens enter the decoder in bf16, cast once for all layers.
+
 Attention uses fused projections (one matmul for q, k, v; one for k, v of the ROIs) and
 ``scaled_dot_product_attention`` (flash / memory-efficient kernels on GPUs), with the parameter
 layout of ``nn.MultiheadAttention``, so checkpoints written before (and after) load unchanged.
@@ -25,6 +27,20 @@ from lcm.model.config import LCMConfig
 
 # Initial scale of learned embeddings (queries, ROI positions, mask token), as in GPT-2.
 _EMBED_STD = 0.02
+
+
+def _in_autocast_dtype(memory: torch.Tensor) -> torch.Tensor:
+    """``memory`` cast once to the autocast dtype where autocast is on (else unchanged).
+
+    Every decoder layer projects the same ROI tokens to keys and values, and autocast would
+    cast them to bf16 in each of those projections: one cast here replaces L casts forward and
+    L casts back, and the layers' gradients sum in bf16 (half the traffic) before one cast
+    back. The forward values are the same; CPU runs, without autocast, are unchanged.
+    """
+    device = memory.device.type
+    if torch.is_autocast_enabled(device):
+        return memory.to(torch.get_autocast_dtype(device))
+    return memory
 
 
 class ROITokenizer(nn.Module):
@@ -225,7 +241,7 @@ class LCM(nn.Module):
         torch.Tensor, shape (L, B, Q)
             ``L = n_layers`` with deep supervision, else 1 (the last layer).
         """
-        memory = self.encode(fc)  # [B, R, d]
+        memory = _in_autocast_dtype(self.encode(fc))  # [B, R, d]
         q = self._query_tokens(fc.shape[0])  # [B, Q, d]
         supervised = []
         for i, block in enumerate(self.decoder):
@@ -262,7 +278,7 @@ class LCM(nn.Module):
         torch.Tensor, shape (L, B, Q, R)
             Rows sum to 1 over the ROIs; ``L = n_layers``.
         """
-        memory = self.encode(fc)
+        memory = _in_autocast_dtype(self.encode(fc))
         q = self._query_tokens(fc.shape[0])
         maps = []
         for block in self.decoder:

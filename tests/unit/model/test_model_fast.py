@@ -119,6 +119,50 @@ def test_gradients_equal_the_previous_model() -> None:
         torch.testing.assert_close(p.grad, grads[ref_name], **TOL, msg=name)
 
 
+def _per_layer_cast_forward(model: LCM, fc: torch.Tensor) -> torch.Tensor:
+    """``LCM.forward`` as before the single cast: fp32 ROI tokens into every decoder layer."""
+    memory = model.encode(fc)
+    q = model._query_tokens(fc.shape[0])
+    layers = []
+    for block in model.decoder:
+        q = block(q, memory)
+        layers.append(q)
+    return model.head(model.norm_out(torch.stack(layers))).squeeze(-1)
+
+
+def test_under_autocast_the_decoder_takes_bf16_roi_tokens_cast_once() -> None:
+    # bf16 autocast on the CPU stands in for a GPU's: the ROI tokens reach every decoder layer
+    # in bf16 (one cast, not one per layer's projection); the forward values are the same and
+    # the gradients, summed over layers in bf16, stay within bf16 rounding (0.4% measured).
+    model = _model(dropout=0.0, n_layers=4).train()
+    fc = _fc(5)
+    seen = []
+    hooks = [
+        block.register_forward_pre_hook(lambda _, args: seen.append(args[1].dtype))
+        for block in model.decoder
+    ]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(fc)
+    for hook in hooks:
+        hook.remove()
+    assert seen == [torch.bfloat16] * 4
+    out.float().square().mean().backward()
+    grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+    assert "encoder.0.attn.in_proj_weight" in grads
+    model.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = _per_layer_cast_forward(model, fc)
+    assert torch.equal(out, expected)
+    expected.float().square().mean().backward()
+    assert grads.keys() == {k for k, p in model.named_parameters() if p.grad is not None}
+    for name, p in model.named_parameters():  # a few bf16 roundings (2**-8 each) apart
+        if name in grads:
+            error = float((grads[name] - p.grad).norm() / p.grad.norm())
+            assert error < 2e-2, f"{name}: relative gradient difference {error:.3g}"
+    with torch.no_grad():  # without autocast nothing is cast
+        assert model(fc).dtype == torch.float32
+
+
 def test_state_dict_of_the_previous_model_loads_strictly() -> None:
     # Checkpoints written before issue 17 hold nn.MultiheadAttention keys: they load as they are.
     model = _model()
