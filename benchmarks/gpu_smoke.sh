@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU measurements of issues 6 and 17, under 8 minutes on one GPU: LCM-Base and LCM-Big training
 # in bf16 autocast at batch 128 and at the largest power-of-two batch that fits, eager and with
-# torch.compile, then LCM-Big at batch 128 with gradient checkpointing (targets: mfu >= 0.4).
+# torch.compile, then LCM-Big at batch 128 with gradient checkpointing (targets: mfu >= 0.4),
+# then, in what is left of the budget, variants of compiled LCM-Base at batch 128.
 # One JSON line per case (train_throughput.py): samples_s, mfu, max_memory_gib, matmul_flops_s
 # (bf16 matmul reference of the same run), compile_s (compiling and CUDA graph capture).
 #   bash benchmarks/gpu_smoke.sh            (from the repository root, package installed;
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 quick=()
 case "${1:-}" in
   -h | --help)
-    sed -n '2,12s/^# \{0,1\}//p' "$0"
+    sed -n '2,13s/^# \{0,1\}//p' "$0"
     exit 0
     ;;
   --quick)
@@ -88,5 +89,11 @@ run 60 --preset base --batch 128,max --max-batch 4096 --steps 10 --compile off |
 compiled base 10 "$(largest || echo 128)"
 run 75 --preset big --batch 128,max --max-batch 1024 --steps 4 --compile off || true
 compiled big 4 "$(largest || echo 128)"
-# Memory head-room: the same batch with gradient checkpointing (last line: read by the tests).
+# Memory head-room: the same batch with gradient checkpointing.
 run 45 --preset big --batch 128 --steps 2 --gradient-checkpointing --compile off || true
+# With what is left of the budget, variants of the compiled LCM-Base step at batch 128 (the case
+# farthest from its target): inductor's combo kernels (fewer launches), then each attention
+# backend (7 queries attend to 7 queries and to 116 ROIs: short rows for fused kernels).
+run 60 --preset base --batch 128 --steps 10 --compile "$mode" --inductor combo_kernels=True || true
+run 60 --preset base --batch 128 --steps 10 --compile "$mode" --sdp math || true
+run 60 --preset base --batch 128 --steps 10 --compile "$mode" --sdp flash || true

@@ -18,7 +18,9 @@ steps once more (``torch.profiler``) and writes ``DIR/<preset>-b<batch>-<compile
 kernel time per step, kernel launches per step, and the operators by device time (where a step
 is host-bound: few busy milliseconds of many, thousands of launches). ``--compile`` takes a
 ``torch.compile`` mode (blocks compiled in place, as training does) or ``off``; ``auto``
-(default) compiles on CUDA only.
+(default) compiles on CUDA only; ``--sdp`` keeps one attention backend (``math``, ``flash``,
+``cudnn``, ``mem_efficient``) and ``--inductor KEY=VALUE`` sets an option of torch's compiler,
+for comparisons of the same step (both echoed in the JSON line).
 
     python benchmarks/train_throughput.py --preset small --batch 64
     python benchmarks/train_throughput.py --preset big --batch 128,max --device cuda --steps 10
@@ -29,6 +31,7 @@ is host-bound: few busy milliseconds of many, thousands of launches). ``--compil
 from __future__ import annotations
 
 import argparse
+import ast
 import gc
 import json
 import os
@@ -57,6 +60,7 @@ LAYOUT = (
 )
 
 
+SDP_BACKENDS = ("cudnn", "flash", "mem_efficient", "math")
 MASK_RATIO = 0.15  # the pretrain section's default ssl_mask_ratio
 
 
@@ -189,6 +193,23 @@ def profile_steps(bench: Bench, steps: int, path: Path) -> None:
     print(f"profile: {json.dumps(summary)} -> {path}", file=sys.stderr, flush=True)
 
 
+def set_kernels(sdp: str, inductor: list[str]) -> None:
+    """Keep only the ``sdp`` attention backend (``auto``: all) and set ``KEY=VALUE`` options."""
+    if sdp != "auto":
+        for name in SDP_BACKENDS:
+            getattr(torch.backends.cuda, f"enable_{name}_sdp")(name == sdp)
+    if inductor:
+        import torch._inductor.config as inductor_config
+
+        for item in inductor:
+            key, _, value = item.partition("=")
+            if not value or not hasattr(inductor_config, key):
+                raise SystemExit(
+                    f"--inductor: expected KEY=VALUE, KEY in torch._inductor.config, got {item!r}"
+                )
+            setattr(inductor_config, key, ast.literal_eval(value))
+
+
 def largest_batch(bench: Bench, start: int, cap: int) -> int:
     """The largest ``start * 2**k <= cap`` that trains (``start`` itself if nothing larger)."""
     batch = start
@@ -220,6 +241,8 @@ def main() -> None:
         "--compile", default="auto", help="off, auto (CUDA only), default, reduce-overhead, ..."
     )
     parser.add_argument("--compile-backend", default=None, help="torch.compile backend")
+    parser.add_argument("--sdp", choices=["auto", *SDP_BACKENDS], default="auto")
+    parser.add_argument("--inductor", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--matmul-size", type=int, default=None)
     parser.add_argument("--matmul-seconds", type=float, default=1.0, help="per round")
     parser.add_argument(
@@ -241,6 +264,7 @@ def main() -> None:
     batches = parse_batches(args.batch)
 
     torch.set_num_threads(args.threads)
+    set_kernels(args.sdp, args.inductor)
     device = torch.device(args.device)
     config = LCMConfig(n_rois=args.n_rois, n_queries=LAYOUT.n_queries, **PRESETS[args.preset])
     bench = Bench(args, config, device)
@@ -281,6 +305,8 @@ def main() -> None:
             "threads": args.threads,
             "gradient_checkpointing": args.gradient_checkpointing,
             "compile": "off" if options is None else options.get("mode", "default"),
+            "sdp": args.sdp,
+            "inductor": args.inductor,
             "parameters": sum(p.numel() for p in bench.model.parameters()),
             "train_flops_per_sample": flops,
             "samples_s": round(samples_s, 2),
@@ -294,8 +320,9 @@ def main() -> None:
             result["max_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
         print(json.dumps(result), flush=True)
         if args.profile is not None and batch == batches[0]:
-            tag = "-gc" if args.gradient_checkpointing else ""
-            name = f"{args.preset}-b{batch}-{result['compile']}{tag}.txt"
+            tags = ["gc"] * args.gradient_checkpointing + [f"sdp_{args.sdp}"] * (args.sdp != "auto")
+            tags += [item.replace("=", "_") for item in args.inductor]
+            name = "-".join([args.preset, f"b{batch}", result["compile"], *tags]) + ".txt"
             try:  # diagnostics: a profiler failure leaves the measurement above standing
                 profile_steps(bench, args.steps, args.profile / name)
             except Exception as error:

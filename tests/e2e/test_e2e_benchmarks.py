@@ -31,6 +31,9 @@ TRAIN_KEYS = {
     "batch",
     "threads",
     "gradient_checkpointing",
+    "compile",
+    "sdp",
+    "inductor",
     "parameters",
     "train_flops_per_sample",
     "samples_s",
@@ -150,9 +153,18 @@ def _realism(result: dict[str, Any]) -> None:
 
 
 def _gpu_smoke(lines: list[str]) -> None:
-    # Three runs, one JSON line each; the last with gradient checkpointing.
-    runs = [json.loads(line) for line in lines[-3:]]
-    assert [r["gradient_checkpointing"] for r in runs] == [False, False, True]
+    # Every case ran (none reports an error): eager and compiled, LCM-Big with gradient
+    # checkpointing once, then the three variants of the compiled LCM-Base step.
+    runs = [json.loads(line) for line in lines]
+    assert not [r for r in runs if "error" in r]
+    assert {r["compile"] for r in runs} == {"off", "reduce-overhead"}
+    assert [r["gradient_checkpointing"] for r in runs].count(True) == 1
+    variants = [(r["compile"], r["sdp"], r["inductor"]) for r in runs[-3:]]
+    assert variants == [
+        ("reduce-overhead", "auto", ["combo_kernels=True"]),
+        ("reduce-overhead", "math", []),
+        ("reduce-overhead", "flash", []),
+    ]
 
 
 def _evaluate_speed(result: dict[str, Any]) -> None:
