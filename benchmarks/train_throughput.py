@@ -20,7 +20,9 @@ is host-bound: few busy milliseconds of many, thousands of launches). ``--compil
 ``torch.compile`` mode (blocks compiled in place, as training does) or ``off``; ``auto``
 (default) compiles on CUDA only; ``--sdp`` keeps one attention backend (``math``, ``flash``,
 ``cudnn``, ``mem_efficient``) and ``--inductor KEY=VALUE`` sets an option of torch's compiler,
-for comparisons of the same step (both echoed in the JSON line).
+and ``--mark-step`` starts each step with ``zero_grad`` and
+``torch.compiler.cudagraph_mark_step_begin()`` (CUDA graph trees then know a new iteration
+begins), for comparisons of the same step (each echoed in the JSON line).
 
     python benchmarks/train_throughput.py --preset small --batch 64
     python benchmarks/train_throughput.py --preset big --batch 128,max --device cuda --steps 10
@@ -134,6 +136,9 @@ class Bench:
         self.pretrain_step.prefetch(self.index)
 
     def step(self) -> None:
+        if self.args.mark_step:  # grads of the last step dropped before graphs replay anew
+            self.optimizer.zero_grad(set_to_none=True)
+            torch.compiler.cudagraph_mark_step_begin()
         loss, _ = self.pretrain_step(self.index)
         self.pretrain_step.prefetch(self.index)
         self.optimizer.zero_grad(set_to_none=True)
@@ -242,6 +247,7 @@ def main() -> None:
     )
     parser.add_argument("--compile-backend", default=None, help="torch.compile backend")
     parser.add_argument("--sdp", choices=["auto", *SDP_BACKENDS], default="auto")
+    parser.add_argument("--mark-step", action="store_true", help="mark each step's start")
     parser.add_argument("--inductor", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--matmul-size", type=int, default=None)
     parser.add_argument("--matmul-seconds", type=float, default=1.0, help="per round")
@@ -306,6 +312,7 @@ def main() -> None:
             "gradient_checkpointing": args.gradient_checkpointing,
             "compile": "off" if options is None else options.get("mode", "default"),
             "sdp": args.sdp,
+            "mark_step": args.mark_step,
             "inductor": args.inductor,
             "parameters": sum(p.numel() for p in bench.model.parameters()),
             "train_flops_per_sample": flops,
@@ -321,7 +328,7 @@ def main() -> None:
         print(json.dumps(result), flush=True)
         if args.profile is not None and batch == batches[0]:
             tags = ["gc"] * args.gradient_checkpointing + [f"sdp_{args.sdp}"] * (args.sdp != "auto")
-            tags += [item.replace("=", "_") for item in args.inductor]
+            tags += ["mark_step"] * args.mark_step + [i.replace("=", "_") for i in args.inductor]
             name = "-".join([args.preset, f"b{batch}", result["compile"], *tags]) + ".txt"
             try:  # diagnostics: a profiler failure leaves the measurement above standing
                 profile_steps(bench, args.steps, args.profile / name)

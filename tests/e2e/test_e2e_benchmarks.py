@@ -33,6 +33,7 @@ TRAIN_KEYS = {
     "gradient_checkpointing",
     "compile",
     "sdp",
+    "mark_step",
     "inductor",
     "parameters",
     "train_flops_per_sample",
@@ -154,16 +155,17 @@ def _realism(result: dict[str, Any]) -> None:
 
 def _gpu_smoke(lines: list[str]) -> None:
     # Every case ran (none reports an error): eager and compiled, LCM-Big with gradient
-    # checkpointing once, then the three variants of the compiled LCM-Base step.
+    # checkpointing once, then the four variants of the compiled LCM-Base step.
     runs = [json.loads(line) for line in lines]
     assert not [r for r in runs if "error" in r]
     assert {r["compile"] for r in runs} == {"off", "reduce-overhead"}
     assert [r["gradient_checkpointing"] for r in runs].count(True) == 1
-    variants = [(r["compile"], r["sdp"], r["inductor"]) for r in runs[-3:]]
+    variants = [(r["compile"], r["mark_step"], r["sdp"], r["inductor"]) for r in runs[-4:]]
     assert variants == [
-        ("reduce-overhead", "auto", ["combo_kernels=True"]),
-        ("reduce-overhead", "math", []),
-        ("reduce-overhead", "flash", []),
+        ("reduce-overhead", True, "auto", []),
+        ("reduce-overhead", False, "auto", ["combo_kernels=True"]),
+        ("reduce-overhead", False, "math", []),
+        ("reduce-overhead", False, "flash", []),
     ]
 
 
