@@ -38,7 +38,7 @@ def _in_autocast_dtype(memory: torch.Tensor) -> torch.Tensor:
     back. The forward values are the same; CPU runs, without autocast, are unchanged.
     """
     device = memory.device.type
-    if torch.is_autocast_enabled(device):
+    if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device):
         return memory.to(torch.get_autocast_dtype(device))
     return memory
 
