@@ -93,9 +93,11 @@ compiled big 4 "$(largest || echo 128)"
 run 45 --preset big --batch 128 --steps 2 --gradient-checkpointing --compile off || true
 # With what is left of the budget, variants of the compiled LCM-Base step at batch 128 (the case
 # farthest from its target): each step marked as one for CUDA graph trees (whose warning said
-# their fast path was missed), inductor's combo kernels (fewer launches), then each attention
-# backend (7 queries attend to 7 queries and to 116 ROIs: short rows for fused kernels).
+# their fast path was missed), the model compiled whole (one CUDA graph per call instead of one
+# per block), inductor's combo kernels (fewer launches), then each attention backend (7 queries
+# attend to 7 queries and to 116 ROIs: short rows for fused kernels).
 run 60 --preset base --batch 128 --steps 10 --compile "$mode" --mark-step || true
+run 100 --preset base --batch 128 --steps 10 --compile "$mode" --compile-scope model || true
 run 60 --preset base --batch 128 --steps 10 --compile "$mode" --inductor combo_kernels=True || true
 run 60 --preset base --batch 128 --steps 10 --compile "$mode" --sdp math || true
 run 60 --preset base --batch 128 --steps 10 --compile "$mode" --sdp flash || true

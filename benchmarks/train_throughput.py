@@ -22,7 +22,9 @@ is host-bound: few busy milliseconds of many, thousands of launches). ``--compil
 ``cudnn``, ``mem_efficient``) and ``--inductor KEY=VALUE`` sets an option of torch's compiler,
 and ``--mark-step`` starts each step with ``zero_grad`` and
 ``torch.compiler.cudagraph_mark_step_begin()`` (CUDA graph trees then know a new iteration
-begins), for comparisons of the same step (each echoed in the JSON line).
+begins) and ``--compile-scope model`` compiles ``LCM.forward`` and ``LCM.reconstruct`` whole
+(one graph each, every layer unrolled) instead of each block, for comparisons of the same
+step (each echoed in the JSON line).
 
     python benchmarks/train_throughput.py --preset small --batch 64
     python benchmarks/train_throughput.py --preset big --batch 128,max --device cuda --steps 10
@@ -248,6 +250,7 @@ def main() -> None:
     parser.add_argument("--compile-backend", default=None, help="torch.compile backend")
     parser.add_argument("--sdp", choices=["auto", *SDP_BACKENDS], default="auto")
     parser.add_argument("--mark-step", action="store_true", help="mark each step's start")
+    parser.add_argument("--compile-scope", choices=["blocks", "model"], default="blocks")
     parser.add_argument("--inductor", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--matmul-size", type=int, default=None)
     parser.add_argument("--matmul-seconds", type=float, default=1.0, help="per round")
@@ -282,7 +285,12 @@ def main() -> None:
     if options is not None:
         if args.compile_backend:
             options["backend"] = args.compile_backend
-        bench.model.compile_blocks(**options)
+        if args.compile_scope == "model":  # the variant: one graph per model call
+            model = bench.model
+            model.forward = torch.compile(model.forward, **options)
+            model.reconstruct = torch.compile(model.reconstruct, **options)
+        else:  # as training compiles: each block in place
+            bench.model.compile_blocks(**options)
     size = args.matmul_size or (8192 if device.type == "cuda" else 2048)
     flops = train_flops_per_sample(config, ssl=True)
     for batch in dict.fromkeys(batches):  # in order, once each
@@ -311,6 +319,7 @@ def main() -> None:
             "threads": args.threads,
             "gradient_checkpointing": args.gradient_checkpointing,
             "compile": "off" if options is None else options.get("mode", "default"),
+            "compile_scope": args.compile_scope,
             "sdp": args.sdp,
             "mark_step": args.mark_step,
             "inductor": args.inductor,
@@ -328,7 +337,8 @@ def main() -> None:
         print(json.dumps(result), flush=True)
         if args.profile is not None and batch == batches[0]:
             tags = ["gc"] * args.gradient_checkpointing + [f"sdp_{args.sdp}"] * (args.sdp != "auto")
-            tags += ["mark_step"] * args.mark_step + [i.replace("=", "_") for i in args.inductor]
+            tags += ["mark_step"] * args.mark_step + ["whole"] * (args.compile_scope == "model")
+            tags += [i.replace("=", "_") for i in args.inductor]
             name = "-".join([args.preset, f"b{batch}", result["compile"], *tags]) + ".txt"
             try:  # diagnostics: a profiler failure leaves the measurement above standing
                 profile_steps(bench, args.steps, args.profile / name)

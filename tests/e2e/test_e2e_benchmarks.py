@@ -32,6 +32,7 @@ TRAIN_KEYS = {
     "threads",
     "gradient_checkpointing",
     "compile",
+    "compile_scope",
     "sdp",
     "mark_step",
     "inductor",
@@ -155,17 +156,21 @@ def _realism(result: dict[str, Any]) -> None:
 
 def _gpu_smoke(lines: list[str]) -> None:
     # Every case ran (none reports an error): eager and compiled, LCM-Big with gradient
-    # checkpointing once, then the four variants of the compiled LCM-Base step.
+    # checkpointing once, then the five variants of the compiled LCM-Base step.
     runs = [json.loads(line) for line in lines]
     assert not [r for r in runs if "error" in r]
     assert {r["compile"] for r in runs} == {"off", "reduce-overhead"}
     assert [r["gradient_checkpointing"] for r in runs].count(True) == 1
-    variants = [(r["compile"], r["mark_step"], r["sdp"], r["inductor"]) for r in runs[-4:]]
+    variants = [
+        (r["compile"], r["mark_step"], r["compile_scope"], r["sdp"], r["inductor"])
+        for r in runs[-5:]
+    ]
     assert variants == [
-        ("reduce-overhead", True, "auto", []),
-        ("reduce-overhead", False, "auto", ["combo_kernels=True"]),
-        ("reduce-overhead", False, "math", []),
-        ("reduce-overhead", False, "flash", []),
+        ("reduce-overhead", True, "blocks", "auto", []),
+        ("reduce-overhead", False, "model", "auto", []),
+        ("reduce-overhead", False, "blocks", "auto", ["combo_kernels=True"]),
+        ("reduce-overhead", False, "blocks", "math", []),
+        ("reduce-overhead", False, "blocks", "flash", []),
     ]
 
 
