@@ -166,11 +166,11 @@ def _gpu_smoke(lines: list[str]) -> None:
         for r in runs[-5:]
     ]
     assert variants == [
-        ("reduce-overhead", True, "blocks", "auto", []),
         ("reduce-overhead", False, "model", "auto", []),
         ("reduce-overhead", False, "blocks", "auto", ["combo_kernels=True"]),
         ("reduce-overhead", False, "blocks", "math", []),
         ("reduce-overhead", False, "blocks", "flash", []),
+        ("reduce-overhead", True, "blocks", "auto", []),
     ]
 
 
