@@ -167,14 +167,8 @@ def run(args: argparse.Namespace) -> int:
         )
         if p
     ]
-    write_tidy_parquet(args.out_metrics, metrics, {"sources": [str(p) for p in args.metrics]})
-    write_tsv(args.out_summary, summary)
-    if args.out_headline:
-        write_tsv(args.out_headline, headline)
-        write_sidecar(args.out_headline, list(args.predictions), n_boot=args.n_boot)
-    if args.out_contrasts:
-        write_tsv(args.out_contrasts, contrasts)
-        write_sidecar(args.out_contrasts, list(args.metrics), method="corrected resampled t")
+    # Everything is computed before the first output is written: a failure or a kill while
+    # rendering leaves the last report whole, never new tables beside an old page.
     page = render_report(
         ReportData(
             metrics=metrics,
@@ -197,6 +191,14 @@ def run(args: argparse.Namespace) -> int:
             motion=motion_confound(qc, predictions),
         )
     )
+    write_tidy_parquet(args.out_metrics, metrics, {"sources": [str(p) for p in args.metrics]})
+    write_tsv(args.out_summary, summary)
+    if args.out_headline:
+        write_tsv(args.out_headline, headline)
+        write_sidecar(args.out_headline, list(args.predictions), n_boot=args.n_boot)
+    if args.out_contrasts:
+        write_tsv(args.out_contrasts, contrasts)
+        write_sidecar(args.out_contrasts, list(args.metrics), method="corrected resampled t")
     write_text(args.out_html, page)
     write_sidecar(args.out_metrics, list(args.metrics))
     write_sidecar(args.out_summary, list(args.metrics), n_boot=args.n_boot, level=0.95)

@@ -10,6 +10,7 @@ import pytest
 from helpers.report import FRACTIONS, MODELS, N_FOLDS, SEEDS, TASKS, report_parser, run_report
 
 import lcm
+from lcm.commands import report as report_cmd
 from lcm.evaluate.metrics import (
     METRIC_COLUMNS,
     SUMMARY_COLUMNS,
@@ -121,6 +122,23 @@ def test_html_is_self_contained(report):
 def test_report_is_reproducible(report, inputs, tmp_path):
     again = run_report(inputs, tmp_path)
     assert again["html"].read_text() == report["page"]
+
+
+def test_a_failed_render_leaves_the_last_report_whole(inputs, tmp_path, monkeypatch):
+    # The page is rendered before any output is written: new tables never sit beside an old
+    # page (a rerun with other settings that fails, or is killed, while rendering).
+    out = run_report(inputs, tmp_path)
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+
+    def broken(data):
+        raise RuntimeError("rendering failed")
+
+    monkeypatch.setattr(report_cmd, "render_report", broken)
+    with pytest.raises(RuntimeError, match="rendering failed"):
+        run_report(inputs, tmp_path, ["--n-boot", "200"])
+    after = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    assert after == before
+    assert out["summary"] in after
 
 
 def test_task_passed_twice_is_refused(inputs, tmp_path):
