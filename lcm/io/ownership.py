@@ -53,13 +53,8 @@ def claim_out_dir(folder: str | os.PathLike[str], verb: str, outputs: Iterable[s
         The folder exists, lacks the marker and holds entries that are not the verb's outputs.
     """
     path = Path(folder)
-    if (path / MARKER_NAME).is_file():
+    if _is_marked(path, verb, hint="Choose another --out-dir."):
         return path
-    if path.exists() and not path.is_dir():
-        raise OutputOwnershipError(
-            f"{verb}: output folder {path} exists and is not a folder.",
-            hint="Choose another --out-dir.",
-        )
     outputs = tuple(outputs)
     foreign = sorted(
         entry.name
@@ -79,6 +74,17 @@ def claim_out_dir(folder: str | os.PathLike[str], verb: str, outputs: Iterable[s
             hint="Choose a new or empty --out-dir, or move those files elsewhere.",
         )
     return _mark(path, verb)
+
+
+def _is_marked(path: Path, verb: str, hint: str) -> bool:
+    """Whether ``path`` carries LCM's marker; a file (not a folder) there is refused."""
+    if (path / MARKER_NAME).is_file():
+        return True
+    if path.exists() and not path.is_dir():
+        raise OutputOwnershipError(
+            f"{verb}: output folder {path} exists and is not a folder.", hint=hint
+        )
+    return False
 
 
 def _mark(path: Path, verb: str) -> Path:
@@ -113,13 +119,8 @@ def claim_tree(
         The folder lacks the marker and holds files.
     """
     path = Path(folder)
-    if (path / MARKER_NAME).is_file():
+    if _is_marked(path, verb, hint="Choose another output folder."):
         return path
-    if path.exists() and not path.is_dir():
-        raise OutputOwnershipError(
-            f"{verb}: output folder {path} exists and is not a folder.",
-            hint="Choose another output folder.",
-        )
     found = next((Path(d, f) for d, _, files in os.walk(path) for f in files), None)
     mine = (path / MARKER_NAME).is_file() or (vouch is not None and vouch(path))
     if found is not None and not mine:
