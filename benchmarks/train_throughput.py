@@ -13,18 +13,19 @@ multiple of the first batch that trains without running out of memory, found eag
 any compiling), with ``preset, device, samples_s, model_flops_s, matmul_flops_s, mfu`` and the
 settings (batch, threads, gradient_checkpointing, parameters, train_flops_per_sample, compile,
 matmul_dtype), ``compile_s`` (warm-up time beyond three steady steps: compiling and CUDA graph
-capture), and on CUDA ``max_memory_gib``. ``--profile DIR`` then profiles the first batch size's
-steps once more (``torch.profiler``) and writes ``DIR/<preset>-b<batch>-<compile>.txt``: wall and
-kernel time per step, kernel launches per step, and the operators by device time (where a step
-is host-bound: few busy milliseconds of many, thousands of launches). ``--compile`` takes a
-``torch.compile`` mode (blocks compiled in place, as training does) or ``off``; ``auto``
-(default) compiles on CUDA only; ``--sdp`` keeps one attention backend (``math``, ``flash``,
-``cudnn``, ``mem_efficient``) and ``--inductor KEY=VALUE`` sets an option of torch's compiler,
-and ``--mark-step`` starts each step with ``zero_grad`` and
-``torch.compiler.cudagraph_mark_step_begin()`` (CUDA graph trees then know a new iteration
-begins) and ``--compile-scope model`` compiles ``LCM.forward`` and ``LCM.reconstruct`` whole
-(one graph each, every layer unrolled) instead of each block, for comparisons of the same
-step (each echoed in the JSON line).
+capture), and on CUDA ``max_memory_gib``. ``--compile`` takes a ``torch.compile`` mode (blocks
+compiled in place, as training does) or ``off``; ``auto`` (default) compiles on CUDA only.
+
+``--profile DIR`` then profiles the first batch size's steps once more (``torch.profiler``) and
+writes ``DIR/<preset>-b<batch>-<compile>[-<variant>...].txt``: wall and kernel time per step,
+kernel launches per step, and the operators by device time (a host-bound step shows few busy
+milliseconds of many, and thousands of launches).
+
+Variants of the step, for comparisons (each echoed in the JSON line): ``--compile-scope model``
+compiles ``LCM.forward`` and ``LCM.reconstruct`` whole (one graph each, every layer unrolled)
+instead of each block; ``--inductor KEY=VALUE`` sets an option of torch's compiler; ``--sdp``
+keeps one attention backend; ``--mark-step`` drops the gradients and calls
+``torch.compiler.cudagraph_mark_step_begin()`` at the start of each step.
 
     python benchmarks/train_throughput.py --preset small --batch 64
     python benchmarks/train_throughput.py --preset big --batch 128,max --device cuda --steps 10
@@ -143,7 +144,8 @@ class Bench:
             torch.compiler.cudagraph_mark_step_begin()
         loss, _ = self.pretrain_step(self.index)
         self.pretrain_step.prefetch(self.index)
-        self.optimizer.zero_grad(set_to_none=True)
+        if not self.args.mark_step:  # as the training loop: after the next batch's copy starts
+            self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, GRAD_CLIP_NORM)
         self.optimizer.step()
@@ -248,10 +250,30 @@ def main() -> None:
         "--compile", default="auto", help="off, auto (CUDA only), default, reduce-overhead, ..."
     )
     parser.add_argument("--compile-backend", default=None, help="torch.compile backend")
-    parser.add_argument("--sdp", choices=["auto", *SDP_BACKENDS], default="auto")
-    parser.add_argument("--mark-step", action="store_true", help="mark each step's start")
-    parser.add_argument("--compile-scope", choices=["blocks", "model"], default="blocks")
-    parser.add_argument("--inductor", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--sdp",
+        choices=["auto", *SDP_BACKENDS],
+        default="auto",
+        help="the only attention backend allowed (auto: torch chooses)",
+    )
+    parser.add_argument(
+        "--mark-step",
+        action="store_true",
+        help="drop gradients and mark each step's start for CUDA graph trees",
+    )
+    parser.add_argument(
+        "--compile-scope",
+        choices=["blocks", "model"],
+        default="blocks",
+        help="blocks: each block compiled, as training does; model: the model compiled whole",
+    )
+    parser.add_argument(
+        "--inductor",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a torch._inductor.config option, e.g. combo_kernels=True (repeatable)",
+    )
     parser.add_argument("--matmul-size", type=int, default=None)
     parser.add_argument("--matmul-seconds", type=float, default=1.0, help="per round")
     parser.add_argument(
