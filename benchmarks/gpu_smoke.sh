@@ -9,26 +9,34 @@
 #                                            PYTHON=python3 where `python` is not the one;
 #                                            COMPILE_MODE=default: compile without CUDA graphs;
 #                                            PROFILE_DIR=DIR: each case's log and profile there)
+#   bash benchmarks/gpu_smoke.sh --variants (only compiled LCM-Base at batch 128 as training
+#                                            compiles it, then every variant of it, each given
+#                                            the time it needs: to choose between them)
 #   bash benchmarks/gpu_smoke.sh --quick    (seconds, on CPU, no GPU needed: the same runs
-#                                            with train_throughput.py --quick; run by make test)
+#                                            with train_throughput.py --quick; run by make test;
+#                                            --quick --variants likewise)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=()
-case "${1:-}" in
-  -h | --help)
-    sed -n '2,13s/^# \{0,1\}//p' "$0"
-    exit 0
-    ;;
-  --quick)
-    # Later options win in argparse: the tiny preset on CPU replaces each run's preset and device.
-    quick=(--quick --device cpu)
-    ;;
-  "") nvidia-smi --query-gpu=name,memory.total --format=csv,noheader ;;
-  *)
-    echo "usage: bash benchmarks/gpu_smoke.sh [--quick | --help]" >&2
-    exit 2
-    ;;
-esac
+only_variants=false
+for arg in "$@"; do
+  case "$arg" in
+    -h | --help)
+      sed -n '2,17s/^# \{0,1\}//p' "$0"
+      exit 0
+      ;;
+    --quick)
+      # Later options win in argparse: the tiny preset on CPU replaces each run's preset and device.
+      quick=(--quick --device cpu)
+      ;;
+    --variants) only_variants=true ;;
+    *)
+      echo "usage: bash benchmarks/gpu_smoke.sh [--quick] [--variants] | --help" >&2
+      exit 2
+      ;;
+  esac
+done
+((${#quick[@]})) || nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 py="${PYTHON:-python}"
 mode="${COMPILE_MODE:-reduce-overhead}"
 # Every case gets at most its own limit and never more than what is left of the whole budget.
@@ -85,21 +93,34 @@ compiled() {
   fi
 }
 
+# variants LIMIT_S: the compiled LCM-Base step at batch 128 in other forms, most promising first,
+# each given at most LIMIT_S: the model compiled whole (one CUDA graph per call instead of one
+# per block: its profile spent ~0.2 ms of host time per block call, and a copy of the ROI tokens
+# into each decoder block's graph), each attention backend (7 queries attend to 7 queries and to
+# 116 ROIs: short rows for fused kernels; cuDNN's took ~80 us per call, forward and backward),
+# the best guesses of both together, inductor's combo kernels (fewer launches), then each step
+# marked as one for CUDA graph trees (their warning of a missed fast path reads repeated calls of
+# one block as a loop).
+variants() {
+  local limit=$1 base=(--preset base --batch 128 --steps 10 --compile "$mode")
+  run "$limit" "${base[@]}" --compile-scope model || true
+  run "$limit" "${base[@]}" --sdp math || true
+  run "$limit" "${base[@]}" --sdp flash || true
+  run "$limit" "${base[@]}" --compile-scope model --sdp math || true
+  run "$limit" "${base[@]}" --sdp mem_efficient || true
+  run "$limit" "${base[@]}" --inductor combo_kernels=True || true
+  run "$limit" "${base[@]}" --mark-step || true
+}
+
+if $only_variants; then # the reference first: the same step as training compiles it
+  run 90 --preset base --batch 128 --steps 10 --compile "$mode" || true
+  variants 90
+  exit 0
+fi
 run 60 --preset base --batch 128,max --max-batch 4096 --steps 10 --compile off || true
 compiled base 10 "$(largest || echo 128)"
 run 75 --preset big --batch 128,max --max-batch 1024 --steps 4 --compile off || true
 compiled big 4 "$(largest || echo 128)"
 # Memory head-room: the same batch with gradient checkpointing.
 run 45 --preset big --batch 128 --steps 2 --gradient-checkpointing --compile off || true
-# With what is left of the budget, variants of the compiled LCM-Base step at batch 128 (the case
-# farthest from its target), most promising first: the model compiled whole (one CUDA graph per
-# call instead of one per block: its profile spent ~0.2 ms of host time per block call, and a
-# copy of the ROI tokens into each decoder block's graph), inductor's combo kernels (fewer
-# launches), each attention backend (7 queries attend to 7 queries and to 116 ROIs: short rows
-# for fused kernels), then each step marked as one for CUDA graph trees (their warning of a
-# missed fast path reads repeated calls of one block as a loop).
-run 100 --preset base --batch 128 --steps 10 --compile "$mode" --compile-scope model || true
-run 60 --preset base --batch 128 --steps 10 --compile "$mode" --inductor combo_kernels=True || true
-run 60 --preset base --batch 128 --steps 10 --compile "$mode" --sdp math || true
-run 60 --preset base --batch 128 --steps 10 --compile "$mode" --sdp flash || true
-run 60 --preset base --batch 128 --steps 10 --compile "$mode" --mark-step || true
+variants 60 # with what is left of the budget

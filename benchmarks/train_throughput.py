@@ -16,10 +16,11 @@ matmul_dtype), ``compile_s`` (warm-up time beyond three steady steps: compiling 
 capture), and on CUDA ``max_memory_gib``. ``--compile`` takes a ``torch.compile`` mode (blocks
 compiled in place, as training does) or ``off``; ``auto`` (default) compiles on CUDA only.
 
-``--profile DIR`` then profiles the first batch size's steps once more (``torch.profiler``) and
+``--profile DIR`` then profiles three of the first batch size's steps (``torch.profiler``) and
 writes ``DIR/<preset>-b<batch>-<compile>[-<variant>...].txt``: wall and kernel time per step,
-kernel launches per step, and the operators by device time (a host-bound step shows few busy
-milliseconds of many, and thousands of launches).
+kernel launches per step, and every operator and kernel by device time (a host-bound step shows
+few busy milliseconds of many, and thousands of launches); beside it ``.trace.json.gz``, the
+timeline of those steps (chrome://tracing, Perfetto).
 
 Variants of the step, for comparisons (each echoed in the JSON line): ``--compile-scope model``
 compiles ``LCM.forward`` and ``LCM.reconstruct`` whole (one graph each, every layer unrolled)
@@ -38,8 +39,10 @@ from __future__ import annotations
 import argparse
 import ast
 import gc
+import gzip
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -108,6 +111,8 @@ def sync(device: torch.device) -> None:
 
 
 WARMUP_STEPS = 3  # CUDA graphs are recorded at the second or third call
+# Profiled steps: a few show the pattern, and keep the timeline small enough to bring back.
+PROFILE_STEPS = 3
 
 
 class Bench:
@@ -196,17 +201,36 @@ def profile_steps(bench: Bench, steps: int, path: Path) -> None:
         "device_busy": round(kernel_us / 1e6 / wall, 3) if cuda and wall else None,
     }
     sort = "self_device_time_total" if cuda else "self_cpu_time_total"
-    table = prof.key_averages().table(sort_by=sort, row_limit=40, max_name_column_width=80)
+    # Every operator and kernel, not the first rows: small kernels are the point.
+    table = prof.key_averages().table(sort_by=sort, row_limit=-1, max_name_column_width=120)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary) + "\n" + table)
+    # The timeline, for the order of a block's kernels and the gaps between them.
+    trace = path.with_suffix(".trace.json")
+    prof.export_chrome_trace(str(trace))
+    with trace.open("rb") as raw, gzip.open(f"{trace}.gz", "wb") as packed:
+        shutil.copyfileobj(raw, packed)
+    trace.unlink()
     print(f"profile: {json.dumps(summary)} -> {path}", file=sys.stderr, flush=True)
 
 
-def set_kernels(sdp: str, inductor: list[str]) -> None:
-    """Keep only the ``sdp`` attention backend (``auto``: all) and set ``KEY=VALUE`` options."""
+# Attention backends with a CPU kernel; the others exist on CUDA only.
+CPU_SDP_BACKENDS = ("flash", "math")
+
+
+def set_kernels(sdp: str, inductor: list[str], device: torch.device) -> None:
+    """Keep only the ``sdp`` attention backend (``auto``: all) and set ``KEY=VALUE`` options.
+
+    On CPU a CUDA-only backend keeps the math one beside it (said on stderr), so that a quick
+    run on CPU goes through the same code as the GPU case it stands for.
+    """
     if sdp != "auto":
+        fallback = device.type == "cpu" and sdp not in CPU_SDP_BACKENDS
+        if fallback:
+            print(f"--sdp {sdp}: no CPU kernel; math kept beside it", file=sys.stderr)
         for name in SDP_BACKENDS:
-            getattr(torch.backends.cuda, f"enable_{name}_sdp")(name == sdp)
+            allowed = name == sdp or (fallback and name == "math")
+            getattr(torch.backends.cuda, f"enable_{name}_sdp")(allowed)
     if inductor:
         import torch._inductor.config as inductor_config
 
@@ -295,8 +319,8 @@ def main() -> None:
     batches = parse_batches(args.batch)
 
     torch.set_num_threads(args.threads)
-    set_kernels(args.sdp, args.inductor)
     device = torch.device(args.device)
+    set_kernels(args.sdp, args.inductor, device)
     config = LCMConfig(n_rois=args.n_rois, n_queries=LAYOUT.n_queries, **PRESETS[args.preset])
     bench = Bench(args, config, device)
     if "max" in batches:  # before compiling: each trial size would compile anew
@@ -363,7 +387,7 @@ def main() -> None:
             tags += [i.replace("=", "_") for i in args.inductor]
             name = "-".join([args.preset, f"b{batch}", result["compile"], *tags]) + ".txt"
             try:  # diagnostics: a profiler failure leaves the measurement above standing
-                profile_steps(bench, args.steps, args.profile / name)
+                profile_steps(bench, min(args.steps, PROFILE_STEPS), args.profile / name)
             except Exception as error:
                 print(f"profile failed: {error!r}", file=sys.stderr, flush=True)
         bench.release()

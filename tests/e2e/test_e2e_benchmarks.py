@@ -10,6 +10,7 @@ ratios of the full runs, not by a test on a shared machine.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -154,24 +155,33 @@ def _realism(result: dict[str, Any]) -> None:
     assert {k.split("/")[1] for k in result["cohorts"]} == {"roi", "voxel-24P"}
 
 
+# The variants of the compiled LCM-Base step (compile, mark_step, compile_scope, sdp, inductor),
+# in the order gpu_smoke.sh runs them.
+VARIANTS = [
+    ("reduce-overhead", False, "model", "auto", []),
+    ("reduce-overhead", False, "blocks", "math", []),
+    ("reduce-overhead", False, "blocks", "flash", []),
+    ("reduce-overhead", False, "model", "math", []),
+    ("reduce-overhead", False, "blocks", "mem_efficient", []),
+    ("reduce-overhead", False, "blocks", "auto", ["combo_kernels=True"]),
+    ("reduce-overhead", True, "blocks", "auto", []),
+]
+
+
+def _variants(runs: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [
+        (r["compile"], r["mark_step"], r["compile_scope"], r["sdp"], r["inductor"]) for r in runs
+    ]
+
+
 def _gpu_smoke(lines: list[str]) -> None:
     # Every case ran (none reports an error): eager and compiled, LCM-Big with gradient
-    # checkpointing once, then the five variants of the compiled LCM-Base step.
+    # checkpointing once, then the variants of the compiled LCM-Base step.
     runs = [json.loads(line) for line in lines]
     assert not [r for r in runs if "error" in r]
     assert {r["compile"] for r in runs} == {"off", "reduce-overhead"}
     assert [r["gradient_checkpointing"] for r in runs].count(True) == 1
-    variants = [
-        (r["compile"], r["mark_step"], r["compile_scope"], r["sdp"], r["inductor"])
-        for r in runs[-5:]
-    ]
-    assert variants == [
-        ("reduce-overhead", False, "model", "auto", []),
-        ("reduce-overhead", False, "blocks", "auto", ["combo_kernels=True"]),
-        ("reduce-overhead", False, "blocks", "math", []),
-        ("reduce-overhead", False, "blocks", "flash", []),
-        ("reduce-overhead", True, "blocks", "auto", []),
-    ]
+    assert _variants(runs[-len(VARIANTS) :]) == VARIANTS
 
 
 def _evaluate_speed(result: dict[str, Any]) -> None:
@@ -214,6 +224,7 @@ def quick_env(tmp: Path) -> dict[str, str]:
         env[var] = "1"
     env["TMPDIR"] = str(tmp)  # every benchmark writes through tempfile
     env["PYTHON"] = sys.executable  # gpu_smoke.sh's interpreter
+    env["PROFILE_DIR"] = str(tmp / "profiles")  # gpu_smoke.sh: each case profiled there
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
 
@@ -242,6 +253,44 @@ def test_quick_run(name: str, tmp_path: Path) -> None:
         CHECKS[name](result)
     if name == "gpu_smoke.sh":
         _gpu_smoke(lines)
+        _gpu_smoke_profiles(tmp_path / "profiles")
+
+
+def _gpu_smoke_profiles(folder: Path) -> None:
+    # Each case (one process, one or two batch sizes) left its log, the operator table and the
+    # timeline of its first batch size; the fourteen lines came from twelve cases. (Quick runs
+    # of base and big are both the tiny model: their tables share a name.)
+    logs = sorted(folder.glob("*.log"))
+    tables = sorted(folder.glob("*.txt"))
+    traces = sorted(folder.glob("*.trace.json.gz"))
+    assert len(logs) == 12
+    assert [t.name.removesuffix(".txt") for t in tables] == [
+        t.name.removesuffix(".trace.json.gz") for t in traces
+    ]
+    assert len(tables) == 10
+    for table, trace in zip(tables, traces, strict=True):
+        assert json.loads(table.read_text().splitlines()[0])["steps"] >= 1
+        with gzip.open(trace, "rt") as events:
+            assert json.load(events)["traceEvents"], trace.name
+
+
+def test_gpu_smoke_variants(tmp_path: Path) -> None:
+    """``gpu_smoke.sh --quick --variants``: the reference compiled step, then every variant."""
+    proc = subprocess.run(
+        [*SCRIPTS["gpu_smoke.sh"], "--variants"],
+        cwd=tmp_path,
+        env=quick_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    runs = [json.loads(line) for line in proc.stdout.strip().splitlines()]
+    assert not [r for r in runs if "error" in r]
+    reference = ("reduce-overhead", False, "blocks", "auto", [])
+    assert _variants(runs) == [reference, *VARIANTS]
+    assert {r["preset"] for r in runs} == {"tiny"}  # --quick's model replaced base
 
 
 def test_every_benchmark_is_covered() -> None:
