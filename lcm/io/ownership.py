@@ -13,7 +13,7 @@ import fnmatch
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from lcm.exceptions import OutputOwnershipError
@@ -129,6 +129,66 @@ def claim_tree(
             hint="Point synth.out_dir at a new or empty folder, or move those files elsewhere.",
         )
     return _mark(path, verb)
+
+
+def claim_results(folder: str | os.PathLike[str], verb: str, entries: Iterable[str]) -> Path:
+    """Make the workflow's results folder LCM's, or refuse one with others' files at LCM's paths.
+
+    The workflow writes only below ``entries`` of ``folder`` (:data:`lcm.io.paths.RESULTS_ENTRIES`)
+    and replaces what it finds at its output paths. A marked folder is LCM's; an absent one, or
+    one with nothing below those entries, is claimed by writing the marker; one whose files there
+    include an output LCM's provenance vouches for is the results of an earlier LCM (before
+    markers) and is claimed too. Files below those entries and none of LCM's refuse the folder:
+    a ``results_dir`` pointed at a user's own ``models/`` or ``report/`` leaves them untouched.
+    Other entries (a BIDS ``derivatives/`` folder's other pipelines) are never looked at.
+
+    Parameters
+    ----------
+    folder : path-like
+        The ``results_dir``.
+    verb : str
+        Who claims it, for messages.
+    entries : iterable of str
+        Names below ``folder`` that LCM writes into.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    OutputOwnershipError
+        ``folder`` is a file, or holds others' files below ``entries`` and none of LCM's.
+    """
+    path = Path(folder)
+    hint = "Set results_dir to a new or empty folder (or one LCM wrote), or move those files."
+    if _is_marked(path, verb, hint=hint):
+        return path
+    first = None
+    for found in _files_below(path / name for name in entries):
+        if _written_by_lcm(found):
+            log.info("%s: taking %s as the results of an earlier LCM run", verb, path)
+            return _mark(path, verb)
+        first = first or found
+    if first is not None:
+        raise OutputOwnershipError(
+            f"{verb}: results folder {path} holds files LCM did not write where LCM writes "
+            f"its outputs (e.g. {first}); nothing was written.",
+            hint=hint,
+        )
+    return _mark(path, verb)
+
+
+def _files_below(tops: Iterable[Path]) -> Iterator[Path]:
+    """Every file (or link) at or below each of ``tops``, in a stable order."""
+    for top in tops:
+        if top.is_symlink() or top.is_file():
+            yield top
+        elif top.is_dir():
+            for folder, dirs, files in os.walk(top):
+                dirs.sort()
+                for name in sorted(files):
+                    yield Path(folder, name)
 
 
 def _written_by_lcm(entry: Path) -> bool:

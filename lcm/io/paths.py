@@ -37,6 +37,22 @@ from pathlib import Path
 
 from lcm.io.bids_names import build_name, check_label, run_key
 
+# The entries of ``results`` that the functions below write into (the layout above): the
+# workflow's ownership check (:func:`lcm.io.ownership.claim_results`) looks at these alone.
+RESULTS_ENTRIES = (
+    "connectome",
+    "embeddings",
+    "fmriprep",
+    "ingest",
+    "logs",
+    "metrics",
+    "models",
+    "report",
+    "splits",
+    "store",
+    "work",
+)
+
 # --- ingest ---------------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -85,3 +86,22 @@ def test_store_root_is_found_from_every_store_file() -> None:
         assert paths.store_root(str(file)) == store
     with pytest.raises(ValueError, match="not inside a feature store"):
         paths.store_root("some/results/metrics/metrics.parquet")
+
+
+def test_results_entries_are_where_every_results_path_goes() -> None:
+    """``RESULTS_ENTRIES`` (what the workflow's ownership check looks at) is exactly the set of
+    first folders of every path function of ``results``: a new one cannot escape the check."""
+    firsts = set()
+    for name, func in inspect.getmembers(paths, inspect.isfunction):
+        params = inspect.signature(func).parameters
+        if func.__module__ != paths.__name__ or next(iter(params), None) != "results":
+            continue
+        args = [
+            paths.run_location(RUNS[0]) if "Mapping" in str(p.annotation) else "x"
+            for p in list(params.values())[1:]
+            if p.default is inspect.Parameter.empty
+        ]
+        path = Path(func("R", *args))
+        assert path.parts[0] == "R", name
+        firsts.add(path.parts[1])
+    assert firsts == set(paths.RESULTS_ENTRIES)

@@ -20,6 +20,7 @@ from lcm.entries import entry_type
 from lcm.evaluate.config_schema import validate_config
 from lcm.evaluate.registry import checkpoint_models
 from lcm.io import paths
+from lcm.io.ownership import claim_results
 from lcm.io.provenance import CONFIG_HASH_ENV, config_hash
 from lcm.workflow.plan import WorkflowPlan
 from lcm.workflow.hash import code_hash
@@ -63,6 +64,14 @@ CHECKPOINT_TASKS = [t for t in TASKS if checkpoint_models(task_models(CFG, t), "
 SSL_TASKS = [t for t in TASKS if checkpoint_models(task_models(CFG, t), "ssl")]
 # Binary tasks with an LCM model get the deliverable finetuned classifier.
 FINETUNE_TASKS = [t for t in CHECKPOINT_TASKS if "positive" in CFG["tasks"][t]]
+
+
+# Before the first job: results_dir is LCM's, or the run stops with nothing written. Snakemake
+# replaces whatever sits at an output path; a user's own models/ or report/ under a mistyped
+# results_dir must not be it. (Dry runs and --touch, which only dates files, write nothing.)
+onstart:
+    if not workflow.touch:
+        claim_results(RESULTS, "the LCM workflow", paths.RESULTS_ENTRIES)
 
 
 wildcard_constraints:

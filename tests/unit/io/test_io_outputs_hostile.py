@@ -10,7 +10,8 @@ import pytest
 
 from lcm.exceptions import OutputBusyError, OutputOwnershipError
 from lcm.io.lock import exclusive_lock
-from lcm.io.ownership import MARKER_NAME, claim_out_dir, remove_owned
+from lcm.io.ownership import MARKER_NAME, claim_out_dir, claim_results, remove_owned
+from lcm.io.paths import RESULTS_ENTRIES
 from lcm.io.provenance import write_sidecar
 
 pytestmark = pytest.mark.hostile
@@ -66,6 +67,50 @@ def test_a_users_folder_with_a_state_folders_name_is_not_taken(tmp_path: Path) -
     # A state LCM wrote (its JSON carries LCM's content digest) is recognised.
     (out / "train_state" / "train_state.json").write_text('{"content_sha256": "ab"}')
     claim_out_dir(out, "lcm pretrain", outputs=["train_state"])
+
+
+def test_results_with_a_users_files_at_lcm_paths_are_refused(tmp_path: Path) -> None:
+    """Snakemake replaces what sits at an output path: a results_dir holding a user's own
+    report/ (or a file named like one of LCM's folders) is refused before any job runs."""
+    results = tmp_path / "results"
+    (results / "report").mkdir(parents=True)
+    (results / "report" / "index.html").write_text("my report")
+    with pytest.raises(OutputOwnershipError, match=r"report/index.html\); nothing was written"):
+        claim_results(results, "the LCM workflow", RESULTS_ENTRIES)
+    assert (results / "report" / "index.html").read_text() == "my report"
+    assert not (results / MARKER_NAME).exists()
+    (results / "report" / "index.html").unlink()
+    (results / "models").write_text("a file, not a folder")
+    with pytest.raises(OutputOwnershipError, match=r"results/models\)"):
+        claim_results(results, "the LCM workflow", RESULTS_ENTRIES)
+    with pytest.raises(OutputOwnershipError, match="is not a folder"):
+        claim_results(results / "models", "the LCM workflow", RESULTS_ENTRIES)
+
+
+def test_results_new_shared_or_earlier_lcm_are_claimed(tmp_path: Path) -> None:
+    # New; then a BIDS derivatives/ folder shared with other pipelines (their entries are never
+    # looked at) whose LCM entries are empty folders (Snakemake makes them before jobs).
+    claim_results(tmp_path / "new", "the LCM workflow", RESULTS_ENTRIES)
+    assert (tmp_path / "new" / MARKER_NAME).is_file()
+    shared = tmp_path / "derivatives"
+    (shared / "fmriprep" / "sub-01").mkdir(parents=True)
+    (shared / "fmriprep" / "sub-01" / "anat.nii.gz").write_bytes(b"x")
+    (shared / "logs" / "pretrain").mkdir(parents=True)
+    claim_results(shared, "the LCM workflow", ["logs", "models"])
+    assert (shared / MARKER_NAME).is_file()
+    # An earlier LCM's results (no marker): a file there with LCM's provenance vouches.
+    old = tmp_path / "old"
+    (old / "logs").mkdir(parents=True)
+    (old / "logs" / "ingest.log").write_text("log")
+    (old / "store").mkdir()
+    (old / "store" / "part-0.parquet").write_bytes(b"x")
+    write_sidecar(old / "store" / "part-0.parquet", [])
+    claim_results(old, "the LCM workflow", RESULTS_ENTRIES)
+    assert (old / MARKER_NAME).is_file()
+    # Once claimed, it stays LCM's: the workflow replaces its own outputs there.
+    (old / "report").mkdir()
+    (old / "report" / "index.html").write_text("an LCM report")
+    claim_results(old, "the LCM workflow", RESULTS_ENTRIES)
 
 
 def test_remove_owned_keeps_user_files(tmp_path: Path) -> None:
