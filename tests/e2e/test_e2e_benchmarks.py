@@ -229,18 +229,23 @@ def quick_env(tmp: Path) -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("name", python_benchmarks() + sorted(SCRIPTS))
-def test_quick_run(name: str, tmp_path: Path) -> None:
-    """``--quick`` exits 0 and its last line is JSON with the documented keys."""
-    proc = subprocess.run(
-        command(name),
-        cwd=tmp_path,
-        env=quick_env(tmp_path),
+def run_quick(cmd: list[str], tmp: Path) -> subprocess.CompletedProcess:
+    """``cmd`` run in ``tmp`` with :func:`quick_env`, its output captured."""
+    return subprocess.run(
+        cmd,
+        cwd=tmp,
+        env=quick_env(tmp),
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
         check=False,
     )
+
+
+@pytest.mark.parametrize("name", python_benchmarks() + sorted(SCRIPTS))
+def test_quick_run(name: str, tmp_path: Path) -> None:
+    """``--quick`` exits 0 and its last line is JSON with the documented keys."""
+    proc = run_quick(command(name), tmp_path)
     output = proc.stdout[-2000:] + proc.stderr[-4000:]
     assert proc.returncode == 0, f"{name} --quick failed (status {proc.returncode}):\n{output}"
     lines = proc.stdout.strip().splitlines()
@@ -276,15 +281,7 @@ def _gpu_smoke_profiles(folder: Path) -> None:
 
 def test_gpu_smoke_variants(tmp_path: Path) -> None:
     """``gpu_smoke.sh --quick --variants``: the reference compiled step, then every variant."""
-    proc = subprocess.run(
-        [*SCRIPTS["gpu_smoke.sh"], "--variants"],
-        cwd=tmp_path,
-        env=quick_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
+    proc = run_quick([*SCRIPTS["gpu_smoke.sh"], "--variants"], tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     runs = [json.loads(line) for line in proc.stdout.strip().splitlines()]
     assert not [r for r in runs if "error" in r]
