@@ -9,7 +9,8 @@ Data flow (B subjects, R ROIs, Q queries, d = d_model, L decoder layers)::
 Masked-ROI reconstruction reads the ROI tokens after the encoder: ``Linear(d, R)`` predicts each
 masked ROI's FC row.
 
-Under bf16 autocast (GPUs) the ROI tokens enter the decoder in bf16, cast once for all layers.
+Under bf16 autocast (GPUs) the ROI tokens enter the decoder in bf16, cast once for all layers
+by the memory norm (:class:`MemoryNorm`).
 
 Attention uses fused projections (one matmul for q, k, v; one for k, v of the ROIs) and
 ``scaled_dot_product_attention`` (flash / memory-efficient kernels on GPUs), with the parameter
@@ -41,6 +42,20 @@ def _in_autocast_dtype(memory: torch.Tensor) -> torch.Tensor:
     if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device):
         return memory.to(torch.get_autocast_dtype(device))
     return memory
+
+
+class MemoryNorm(nn.LayerNorm):
+    """The LayerNorm closing the ROI mixer; its output in the autocast dtype where autocast is on.
+
+    A module (a ``LayerNorm`` with its parameter names: checkpoints load unchanged) so that it
+    is compiled with the blocks: under CUDA graphs the ROI tokens are then an output of a graph,
+    held in the graphs' memory pool, which every decoder block's graph reads in place, where an
+    eager norm's output was copied into each of them (``[B, R, d]`` per layer and step).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[..., d]`` normalised, then cast once for every decoder layer where autocast is on."""
+        return _in_autocast_dtype(super().forward(x))
 
 
 class ROITokenizer(nn.Module):
@@ -202,7 +217,7 @@ class LCM(nn.Module):
         d = config.d_model
         self.tokenizer = ROITokenizer(config.n_rois, d)
         self.encoder = nn.ModuleList(EncoderBlock(config) for _ in range(config.n_encoder_layers))
-        self.norm_memory = nn.LayerNorm(d)
+        self.norm_memory = MemoryNorm(d)
         self.reconstruct_head = nn.Linear(d, config.n_rois)
         self.queries = nn.Parameter(torch.randn(config.n_queries, d) * _EMBED_STD)
         self.decoder = nn.ModuleList(DecoderBlock(config) for _ in range(config.n_layers))
@@ -223,7 +238,8 @@ class LCM(nn.Module):
         return self.queries.unsqueeze(0).expand(batch, -1, -1).contiguous()
 
     def encode(self, fc: torch.Tensor, roi_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """ROI tokens after the mixer: ``fc [B, R, R]`` -> ``memory [B, R, d]``."""
+        """ROI tokens after the mixer: ``fc [B, R, R]`` -> ``memory [B, R, d]`` (in the autocast
+        dtype under autocast, see :class:`MemoryNorm`)."""
         x = self.tokenizer(fc, roi_mask)
         for block in self.encoder:
             x = self._run(block, x)
@@ -241,7 +257,7 @@ class LCM(nn.Module):
         torch.Tensor, shape (L, B, Q)
             ``L = n_layers`` with deep supervision, else 1 (the last layer).
         """
-        memory = _in_autocast_dtype(self.encode(fc))  # [B, R, d]
+        memory = self.encode(fc)  # [B, R, d]
         q = self._query_tokens(fc.shape[0])  # [B, Q, d]
         supervised = []
         for i, block in enumerate(self.decoder):
@@ -252,14 +268,14 @@ class LCM(nn.Module):
         return self.head(self.norm_out(torch.stack(supervised))).squeeze(-1)  # [L, B, Q]
 
     def compile_blocks(self, **options: object) -> None:
-        """``torch.compile`` the tokenizer and every encoder / decoder block, in place.
+        """``torch.compile`` the tokenizer, every encoder / decoder block and the norm between.
 
         Regional compilation: blocks of one kind share their code, so LCM-Big's 32 decoder
         layers compile once, not as one 32-layer graph. ``nn.Module.compile`` keeps the state
         dict keys (no ``_orig_mod.`` prefix): checkpoints stay loadable compiled or eager.
         ``options`` go to ``torch.compile`` (``mode="reduce-overhead"``: CUDA graphs).
         """
-        for block in [self.tokenizer, *self.encoder, *self.decoder]:
+        for block in [self.tokenizer, *self.encoder, self.norm_memory, *self.decoder]:
             block.compile(**options)
 
     def predict(self, fc: torch.Tensor) -> torch.Tensor:
@@ -278,7 +294,7 @@ class LCM(nn.Module):
         torch.Tensor, shape (L, B, Q, R)
             Rows sum to 1 over the ROIs; ``L = n_layers``.
         """
-        memory = _in_autocast_dtype(self.encode(fc))
+        memory = self.encode(fc)
         q = self._query_tokens(fc.shape[0])
         maps = []
         for block in self.decoder:

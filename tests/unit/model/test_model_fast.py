@@ -121,7 +121,11 @@ def test_gradients_equal_the_previous_model() -> None:
 
 def _per_layer_cast_forward(model: LCM, fc: torch.Tensor) -> torch.Tensor:
     """``LCM.forward`` as before the single cast: fp32 ROI tokens into every decoder layer."""
-    memory = model.encode(fc)
+    x = model.tokenizer(fc)
+    for block in model.encoder:
+        x = block(x)
+    memory = torch.nn.LayerNorm.forward(model.norm_memory, x)  # the norm without the cast
+    assert memory.dtype == torch.float32
     q = model._query_tokens(fc.shape[0])
     layers = []
     for block in model.decoder:
@@ -186,14 +190,17 @@ def test_each_compiled_region_is_one_graph_without_breaks() -> None:
         memory = model.encode(fc)
     queries = model.queries.unsqueeze(0).expand(B, -1, -1)
     regions = [(model.tokenizer, (fc,)), (model.encoder[0], (tokens,))]
-    regions.append((model.decoder[0], (queries, memory)))
-    assert len(regions) == len({type(m) for m in [model.tokenizer, *model.encoder, *model.decoder]})
+    regions += [(model.norm_memory, (tokens,)), (model.decoder[0], (queries, memory))]
+    compiled = [model.tokenizer, *model.encoder, model.norm_memory, *model.decoder]
+    assert len(regions) == len({type(m) for m in compiled})
     for module, inputs in regions:
-        found = dynamo.explain(module)(*inputs)
-        # torch 2.13 may count a break in break_reasons only: both must be empty.
-        reasons = [str(b.reason)[:200] for b in found.break_reasons]
-        assert reasons == [] and found.graph_break_count == 0, type(module)
-        assert found.graph_count == 1, type(module)
+        for cast in (False, True):  # and under autocast (the memory norm casts its output)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cast):
+                found = dynamo.explain(module)(*inputs)
+            # torch 2.13 may count a break in break_reasons only: both must be empty.
+            reasons = [str(b.reason)[:200] for b in found.break_reasons]
+            assert reasons == [] and found.graph_break_count == 0, (type(module), cast)
+            assert found.graph_count == 1, (type(module), cast)
 
 
 @pytest.mark.slow
@@ -213,9 +220,9 @@ def test_compiling_costs_one_graph_per_block_kind_however_deep() -> None:
         model.reconstruct(fc, torch.zeros(B, R, dtype=torch.bool)).sum().backward()
         return counters["stats"]["unique_graphs"]
 
-    # Tokenizer without and with a mask, encoder, decoder (its first layer's queries were a
-    # stride-0 view once: a second decoder graph).
-    assert graphs(3) == graphs(12) == 4
+    # Tokenizer without and with a mask, encoder, memory norm, decoder (its first layer's
+    # queries were a stride-0 view once: a second decoder graph).
+    assert graphs(3) == graphs(12) == 5
     dynamo.reset()
 
 
@@ -233,6 +240,21 @@ def test_compiled_blocks_keep_keys_and_outputs() -> None:
     model.train()
     model(fc).sum().backward()
     assert all(p.grad is not None for p in model.decoder.parameters())
+
+
+@pytest.mark.slow
+def test_the_compiled_memory_norm_casts_only_under_autocast() -> None:
+    # Compiled once without autocast, the norm must not keep that choice (dynamo guards on the
+    # autocast state): bf16 under autocast, float32 again after.
+    model = _model()
+    norm = model.norm_memory
+    norm.compile(backend="aot_eager")
+    x = model.tokenizer(_fc(3)).detach()
+    eager = torch.nn.LayerNorm.forward(norm, x)
+    assert torch.equal(norm(x), eager)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(norm(x), eager.to(torch.bfloat16))
+    assert norm(x).dtype == torch.float32
 
 
 def test_checkpoints_load_across_compiled_and_eager(tmp_path) -> None:
