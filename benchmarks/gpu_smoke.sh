@@ -96,11 +96,11 @@ compiled() {
 # variants LIMIT_S: the compiled LCM-Base step at batch 128 in other forms, most promising first,
 # each given at most LIMIT_S: the model compiled whole (one CUDA graph per call instead of one
 # per block: its profile spent ~0.2 ms of host time per block call, and a copy of the ROI tokens
-# into each decoder block's graph), each attention backend (7 queries attend to 7 queries and to
-# 116 ROIs: short rows for fused kernels; cuDNN's took ~80 us per call, forward and backward),
-# the best guesses of both together, inductor's combo kernels (fewer launches), then each step
-# marked as one for CUDA graph trees (their warning of a missed fast path reads repeated calls of
-# one block as a loop).
+# into each decoder block's graph), each attention backend of the self-attention (7 queries
+# attend to each other: short rows for fused kernels; cuDNN's took ~80 us per call, forward and
+# backward, at 8fb7f3e; the cross-attention is bmm), the best guesses of both together,
+# inductor's combo kernels (fewer launches), then each step marked as one for CUDA graph trees
+# (their warning of a missed fast path reads repeated calls of one block as a loop).
 variants() {
   local limit=$1 base=(--preset base --batch 128 --steps 10 --compile "$mode")
   run "$limit" "${base[@]}" --compile-scope model || true

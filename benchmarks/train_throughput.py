@@ -6,15 +6,18 @@ weights, masked-ROI reconstruction; then AdamW and gradient clipping; bf16 autoc
 synthetic connectomes, and measures in the same run the device's dense matmul throughput
 (square fp32 matmuls on CPU, bf16 on CUDA). Rounds of both alternate, and each side keeps its
 best round, so a busy shared machine slows both alike. Model FLOPs per sample are analytic
-(``lcm.model.flops``: matmuls only, backward = 2 x forward).
+(``lcm.model.flops``: matmuls only, backward = 2 x forward): ``mfu`` counts the architecture's
+(the decoder's cross-attention in its standard form, as MFU always has), ``hfu`` the FLOPs LCM
+executes (that cross-attention computed with its key and value projections absorbed: fewer).
 
 One JSON line per batch size (``--batch 128,max``; ``max`` is the largest power-of-two
 multiple of the first batch that trains without running out of memory, found eagerly before
-any compiling), with ``preset, device, samples_s, model_flops_s, matmul_flops_s, mfu`` and the
-settings (batch, threads, gradient_checkpointing, parameters, train_flops_per_sample, compile,
-matmul_dtype), ``compile_s`` (warm-up time beyond three steady steps: compiling and CUDA graph
-capture), and on CUDA ``max_memory_gib``. ``--compile`` takes a ``torch.compile`` mode (blocks
-compiled in place, as training does) or ``off``; ``auto`` (default) compiles on CUDA only.
+any compiling), with ``preset, device, samples_s, model_flops_s, matmul_flops_s, mfu, hfu`` and
+the settings (batch, threads, gradient_checkpointing, parameters, train_flops_per_sample,
+executed_flops_per_sample, compile, matmul_dtype), ``compile_s`` (warm-up time beyond three
+steady steps: compiling and CUDA graph capture), and on CUDA ``max_memory_gib``. ``--compile``
+takes a ``torch.compile`` mode (blocks compiled in place, as training does) or ``off``;
+``auto`` (default) compiles on CUDA only.
 
 ``--profile DIR`` then profiles three of the first batch size's steps (``torch.profiler``) and
 writes ``DIR/<preset>-b<batch>-<compile>[-<variant>...].txt``: wall and kernel time per step,
@@ -339,6 +342,7 @@ def main() -> None:
             bench.model.compile_blocks(**options)
     size = args.matmul_size or (8192 if device.type == "cuda" else 2048)
     flops = train_flops_per_sample(config, ssl=True)
+    executed = train_flops_per_sample(config, ssl=True, executed=True)
     for batch in dict.fromkeys(batches):  # in order, once each
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -376,6 +380,9 @@ def main() -> None:
             "matmul_flops_s": best_matmul,
             "matmul_dtype": "bfloat16" if device.type == "cuda" else "float32",
             "mfu": round(samples_s * flops / best_matmul, 3),
+            # The FLOPs executed (the cross-attention absorbed): the hardware's utilisation.
+            "executed_flops_per_sample": executed,
+            "hfu": round(samples_s * executed / best_matmul, 3),
             "compile_s": round(max(0.0, warmup_s - WARMUP_STEPS * best_train / args.steps), 1),
         }
         if device.type == "cuda":

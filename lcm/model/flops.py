@@ -4,6 +4,12 @@ Only matmuls are counted (a multiply-add = 2 FLOPs), as in the usual MFU convent
 activations, softmax and the optimiser are overhead that the measured throughput has to carry.
 Backward costs twice the forward (gradients of inputs and of weights), except for the ROI
 tokenizer's projection, whose input (the connectome) needs no gradient.
+
+Two counts: the architecture's (``executed=False``, the default): the decoder's cross-attention
+in its standard form, keys and values of every ROI in every layer; that is what MFU counts,
+whatever the implementation. And the FLOPs LCM executes (``executed=True``): the cross-attention
+as :meth:`lcm.model.lcm.Attention._cross` computes the same function, with the key and value
+projections moved to the queries' side; their ratio is the hardware's share of MFU.
 """
 
 from __future__ import annotations
@@ -33,7 +39,17 @@ def encode_flops(config: LCMConfig) -> dict[str, int]:
     return {"tokenizer": _linear(r, r, d), "encoder": config.n_encoder_layers * per_layer}
 
 
-def forward_flops(config: LCMConfig, ssl: bool = True) -> dict[str, int]:
+def _cross_attention(config: LCMConfig, executed: bool) -> int:
+    """One decoder layer's cross-attention of the queries to the ROIs (see the module note)."""
+    r, q, d, h = config.n_rois, config.n_queries, config.d_model, config.n_heads
+    if not executed:  # q of the queries, k and v of every ROI, attention, output projection
+        return _linear(q, d, d) + _linear(r, d, 2 * d) + _attention(q, r, d) + _linear(q, d, d)
+    # q; each head's query to the ROIs' width; scores and weighted sums of every head over the
+    # full width; each head's values from those sums; output projection.
+    return _linear(q, d, d) * 4 + _attention(h * q, r, d)
+
+
+def forward_flops(config: LCMConfig, ssl: bool = True, executed: bool = False) -> dict[str, int]:
     """Forward FLOPs of one training sample, per part, and their ``total``.
 
     Parameters
@@ -41,6 +57,8 @@ def forward_flops(config: LCMConfig, ssl: bool = True) -> dict[str, int]:
     config : LCMConfig
     ssl : bool
         Include the masked-ROI reconstruction pass (a second encoding plus its head).
+    executed : bool
+        The FLOPs LCM's implementation executes instead of the architecture's (module note).
 
     Returns
     -------
@@ -52,10 +70,7 @@ def forward_flops(config: LCMConfig, ssl: bool = True) -> dict[str, int]:
         _linear(q, d, 3 * d)
         + _attention(q, q, d)
         + _linear(q, d, d)  # query self-attention
-        + _linear(q, d, d)
-        + _linear(r, d, 2 * d)  # cross-attention projections (k, v of ROIs)
-        + _attention(q, r, d)
-        + _linear(q, d, d)
+        + _cross_attention(config, executed)
         + _linear(q, d, f)
         + _linear(q, f, d)  # feed-forward
     )
@@ -71,8 +86,8 @@ def forward_flops(config: LCMConfig, ssl: bool = True) -> dict[str, int]:
     return counts
 
 
-def train_flops_per_sample(config: LCMConfig, ssl: bool = True) -> int:
+def train_flops_per_sample(config: LCMConfig, ssl: bool = True, executed: bool = False) -> int:
     """FLOPs of one sample's forward and backward pass (see the module note)."""
-    fwd = forward_flops(config, ssl)
+    fwd = forward_flops(config, ssl, executed)
     tokenizer = fwd["tokenizer"] * (2 if ssl else 1)
     return 3 * (fwd["total"] - tokenizer) + 2 * tokenizer

@@ -12,9 +12,12 @@ masked ROI's FC row.
 Under bf16 autocast (GPUs) the ROI tokens enter the decoder in bf16, cast once for all layers
 by the memory norm (:class:`MemoryNorm`).
 
-Attention uses fused projections (one matmul for q, k, v; one for k, v of the ROIs) and
-``scaled_dot_product_attention`` (flash / memory-efficient kernels on GPUs), with the parameter
-layout of ``nn.MultiheadAttention``, so checkpoints written before (and after) load unchanged.
+Self-attention uses fused projections (one matmul for q, k, v) and
+``scaled_dot_product_attention`` (flash / memory-efficient kernels on GPUs); the decoder's
+cross-attention moves the ROIs' key and value projections to the queries' side
+(:meth:`Attention._cross`: the same function, several times fewer FLOPs). Both keep the
+parameter layout of ``nn.MultiheadAttention``, so checkpoints written before (and after) load
+unchanged.
 """
 
 from __future__ import annotations
@@ -112,6 +115,10 @@ class Attention(nn.Module):
     W_v]``, ``in_proj_bias``, ``out_proj``), initialised with the same random draws in the same
     order: a seed builds the same model as before, and state dicts of either load into the
     other. No attention dropout (none was used).
+
+    Cross-attention of a few queries to many memory tokens is computed with the key and value
+    projections absorbed into the queries' side (:meth:`_cross`): the same function, without
+    projecting every memory token to keys and values.
     """
 
     def __init__(self, d_model: int, n_heads: int) -> None:
@@ -136,22 +143,48 @@ class Attention(nn.Module):
         Returns ``([B, T, d], weights)``; ``weights [B, T, S]`` (mean over heads) only when
         ``need_weights`` (explicit softmax then; the fused kernels never form the matrix).
         """
-        d = x.shape[-1]
-        if memory is None:  # one [d, 3d] matmul for q, k and v
-            q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
-        else:  # queries from x; k and v of the memory in one [d, 2d] matmul
-            q = F.linear(x, self.in_proj_weight[:d], self.in_proj_bias[:d])
-            kv = F.linear(memory, self.in_proj_weight[d:], self.in_proj_bias[d:])
-            k, v = kv.chunk(2, dim=-1)
-        q, k, v = self._split(q), self._split(k), self._split(v)  # [B, H, T|S, d/H]
+        if memory is not None:
+            return self._cross(x, memory, need_weights)
+        q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = self._split(q), self._split(k), self._split(v)  # [B, H, T, d/H]
         weights = None
         if need_weights:
             probs = (q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5).softmax(dim=-1)
             out = probs @ v  # [B, H, T, d/H]
-            weights = probs.mean(dim=1)  # [B, T, S]
+            weights = probs.mean(dim=1)  # [B, T, T]
         else:
             out = F.scaled_dot_product_attention(q, k, v)  # [B, H, T, d/H]
         return self.out_proj(out.transpose(1, 2).flatten(-2)), weights  # [B, T, d]
+
+    def _cross(
+        self, x: torch.Tensor, memory: torch.Tensor, need_weights: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Cross-attention with the memory's key and value projections moved to the queries.
+
+        Head ``h``'s score of memory token ``m`` is ``q_h . (W_k,h m + b_k,h)``, which equals
+        ``(W_k,h^T q_h) . m`` plus a term constant over the tokens that the softmax removes;
+        its output ``sum_m p_m (W_v,h m + b_v,h)`` equals ``W_v,h (sum_m p_m m) + b_v,h``, the
+        weights summing to 1. The queries are brought to the memory's width instead of every
+        memory token to the keys' and values': with T = 7 queries per subject, 8 heads and
+        S = 116 ROIs, LCM-Base's cross-attention costs 5.5 times fewer FLOPs, and no ``[B, S,
+        2d]`` keys and values are written per layer. The same function up to rounding (float64:
+        1e-15; float32: 1e-6). The scores are those of unfused attention: under bf16 autocast
+        they are bf16 (fused kernels keep them in float32).
+        """
+        b, t, d = x.shape
+        h, width = self.n_heads, d // self.n_heads
+        w, bias = self.in_proj_weight, self.in_proj_bias
+        q = F.linear(x, w[:d], bias[:d]).view(b * t, h, width).transpose(0, 1)  # [H, B T, d/H]
+        # Each head's query in the memory's space, scaled as in attention: [H, B T, d].
+        q = torch.bmm(q, w[d : 2 * d].view(h, width, d)) * width**-0.5
+        q = q.view(h, b, t, d).transpose(0, 1).reshape(b, h * t, d)  # [B, H T, d]
+        probs = torch.bmm(q, memory.transpose(1, 2)).softmax(dim=-1)  # [B, H T, S]
+        mixed = torch.bmm(probs.to(memory.dtype), memory)  # [B, H T, d]: weighted memory
+        mixed = mixed.view(b, h, t, d).transpose(0, 1).reshape(h, b * t, d)  # [H, B T, d]
+        out = torch.bmm(mixed, w[2 * d :].view(h, width, d).transpose(1, 2))  # [H, B T, d/H]
+        out = out.view(h, b, t, width).permute(1, 2, 0, 3).reshape(b, t, d) + bias[2 * d :]
+        weights = probs.view(b, h, t, -1).mean(dim=1) if need_weights else None  # [B, T, S]
+        return self.out_proj(out), weights
 
 
 class EncoderBlock(nn.Module):

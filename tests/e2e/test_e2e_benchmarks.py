@@ -43,6 +43,8 @@ TRAIN_KEYS = {
     "model_flops_s",
     "matmul_flops_s",
     "mfu",
+    "executed_flops_per_sample",
+    "hfu",
 }
 
 # Keys each benchmark's last line documents (its docstring / benchmarks/README.md). A benchmark

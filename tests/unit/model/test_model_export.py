@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from lcm.model.config import LCMConfig
+from lcm.model.config import PRESETS, LCMConfig
 from lcm.model.export import attention_frame, embedding_frame, embeddings, query_names
-from lcm.model.flops import forward_flops
+from lcm.model.flops import forward_flops, train_flops_per_sample
 from lcm.model.lcm import LCM
 from lcm.model.targets import QueryLayout
 from lcm.report.attention import attention_brain_figure, mean_query_attention
@@ -56,11 +56,31 @@ def test_analytic_flops_match_torch_counter() -> None:
     counter = FlopCounterMode(display=False)
     with counter:
         model(_fc(1))
-    analytic = forward_flops(model.config, ssl=False)["total"]
-    # torch's counter skips the fused CPU attention kernel (scores Q K^T and A V): add them.
-    r, q, d = 11, 5, 24
-    scores = 2 * (2 * r * r * d) * 2 + (2 * (2 * q * q * d) + 2 * (2 * q * r * d)) * 2
-    assert counter.get_total_flops() + scores == analytic
+    executed = forward_flops(model.config, ssl=False, executed=True)["total"]
+    # torch's counter skips the fused CPU attention kernel of the self-attention (scores Q K^T
+    # and A V) of 2 encoder and 2 decoder layers: add them.
+    r, q, d, h = 11, 5, 24, 4
+    scores = 2 * (2 * r * r * d) * 2 + 2 * (2 * q * q * d) * 2
+    assert counter.get_total_flops() + scores == executed
+    # The architecture's count has each decoder layer's cross-attention in its standard form:
+    # q (2 q d^2), k and v of every ROI (2 r d 2d), scores and sums (2 x 2 q r d), output
+    # (2 q d^2); LCM computes q, each head's query at width d, scores and sums over the full
+    # width for every head (2 x 2 h q r d), the values from them, output (4 x 2 q d^2).
+    standard = 2 * q * d * d + 2 * r * d * 2 * d + 2 * 2 * q * r * d + 2 * q * d * d
+    absorbed = 4 * 2 * q * d * d + 2 * 2 * h * q * r * d
+    architecture = forward_flops(model.config, ssl=False)["total"]
+    assert architecture - executed == 2 * (standard - absorbed)
+
+
+def test_lcm_presets_execute_fewer_flops_than_their_architecture() -> None:
+    # The demo's 7 BEI queries over 116 ROIs: per training sample, LCM executes fewer FLOPs
+    # than the architecture's count (which MFU uses), the more so the wider the model.
+    ratios = []
+    for preset in ("tiny", "small", "base", "big"):
+        config = LCMConfig(n_rois=116, n_queries=7, **PRESETS[preset])
+        executed = train_flops_per_sample(config, executed=True)
+        ratios.append(executed / train_flops_per_sample(config))
+    assert ratios == sorted(ratios, reverse=True) and ratios[0] < 1, ratios
 
 
 def test_tables_and_brain_map() -> None:

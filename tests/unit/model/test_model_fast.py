@@ -342,3 +342,32 @@ def test_loop_logs_losses_without_reading_them_each_step() -> None:
     for value, n in seen:
         total = total + value * n
     assert history[0]["loss_total"] == total / 10
+
+
+def test_cross_attention_with_absorbed_projections_is_the_standard_one() -> None:
+    """The decoder's cross-attention never forms the ROIs' keys and values: in float64, with
+    every bias non-zero (the keys' bias only shifts each query's scores, which the softmax
+    removes), outputs, attention weights and gradients are those of ``nn.MultiheadAttention``."""
+    torch.manual_seed(3)
+    attention = Attention(D, H)
+    with torch.no_grad():
+        attention.in_proj_bias.normal_()
+        attention.out_proj.bias.normal_()
+    reference = _MHA(attention).double()  # the same float32 weights, then both in float64
+    attention.double()
+    x = torch.randn(B, Q, D, dtype=torch.float64, requires_grad=True)
+    memory = torch.randn(B, R, D, dtype=torch.float64, requires_grad=True)
+    ours, weights = attention(x, memory, need_weights=True)
+    theirs, their_weights = reference(x, memory, need_weights=True)
+    close = {"rtol": 1e-12, "atol": 1e-12}
+    torch.testing.assert_close(ours, theirs, **close)
+    torch.testing.assert_close(weights, their_weights, **close)
+    grads = [
+        torch.autograd.grad(out.square().sum(), [x, memory, *module.parameters()])
+        for out, module in ((ours, attention), (theirs, reference))
+    ]
+    names = ["x", "memory", *(name for name, _ in attention.named_parameters())]
+    for name, a, b in zip(names, *grads, strict=True):
+        torch.testing.assert_close(a, b, **close, msg=name)
+    # The keys' bias has no effect: no gradient (exactly, here; ~1e-15 the standard way).
+    assert names[3] == "in_proj_bias" and not grads[0][3][D : 2 * D].any()
