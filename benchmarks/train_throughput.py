@@ -26,10 +26,10 @@ few busy milliseconds of many, and thousands of launches); beside it ``.trace.js
 timeline of those steps (chrome://tracing, Perfetto).
 
 Variants of the step, for comparisons (each echoed in the JSON line): ``--compile-scope model``
-compiles ``LCM.forward`` and ``LCM.reconstruct`` whole (one graph each, every layer unrolled)
-instead of each block; ``--inductor KEY=VALUE`` sets an option of torch's compiler; ``--sdp``
-keeps one attention backend; ``--mark-step`` drops the gradients and calls
-``torch.compiler.cudagraph_mark_step_begin()`` at the start of each step.
+compiles the forward pass whole (every layer unrolled: ``LCM.compile_whole``, as the pretrain
+setting ``compile_scope: model`` does) besides each block; ``--inductor KEY=VALUE`` sets an
+option of torch's compiler; ``--sdp`` keeps one attention backend; ``--mark-step`` drops the
+gradients and calls ``torch.compiler.cudagraph_mark_step_begin()`` at the start of each step.
 
     python benchmarks/train_throughput.py --preset small --batch 64
     python benchmarks/train_throughput.py --preset big --batch 128,max --device cuda --steps 10
@@ -56,7 +56,13 @@ from lcm.model.config import PRESETS, LCMConfig
 from lcm.model.flops import train_flops_per_sample
 from lcm.model.lcm import LCM
 from lcm.model.targets import QueryLayout, Target
-from lcm.train.loop import GRAD_CLIP_NORM, DeviceConnectomes, compile_options, make_optimizer
+from lcm.train.loop import (
+    GRAD_CLIP_NORM,
+    DeviceConnectomes,
+    compile_model,
+    compile_options,
+    make_optimizer,
+)
 from lcm.train.objective import PretrainObjective, PretrainStep
 
 # The demo catalogue's pretraining queries: sex (2 classes), five numeric variables.
@@ -330,16 +336,8 @@ def main() -> None:
         found = largest_batch(bench, batches[0], args.max_batch)
         batches = [found if b == "max" else b for b in batches]
     setting = {"off": False, "on": True}.get(args.compile, args.compile)
-    options = compile_options(setting, device)
-    if options is not None:
-        if args.compile_backend:
-            options["backend"] = args.compile_backend
-        if args.compile_scope == "model":  # the variant: one graph per model call
-            model = bench.model
-            model.forward = torch.compile(model.forward, **options)
-            model.reconstruct = torch.compile(model.reconstruct, **options)
-        else:  # as training compiles: each block in place
-            bench.model.compile_blocks(**options)
+    options = compile_options(setting, device)  # for the JSON line; compiled as training does
+    compile_model(bench.objective, setting, device, args.compile_scope, args.compile_backend)
     size = args.matmul_size or (8192 if device.type == "cuda" else 2048)
     flops = train_flops_per_sample(config, ssl=True)
     executed = train_flops_per_sample(config, ssl=True, executed=True)

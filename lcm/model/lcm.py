@@ -311,6 +311,18 @@ class LCM(nn.Module):
         for block in [self.tokenizer, *self.encoder, self.norm_memory, *self.decoder]:
             block.compile(**options)
 
+    def compile_whole(self, **options: object) -> None:
+        """``torch.compile`` the forward pass as one graph (every layer unrolled), in place.
+
+        Fewer graph boundaries than :meth:`compile_blocks` (each a guard check, and under CUDA
+        graphs a replay with its own host work per block and step), at a compile time that
+        grows with the depth. The blocks are compiled too, for the other entry points
+        (:meth:`reconstruct`, :meth:`encode`); inside the forward graph they are inlined.
+        ``nn.Module.compile`` keeps the state dict keys.
+        """
+        self.compile_blocks(**options)
+        self.compile(**options)
+
     def predict(self, fc: torch.Tensor) -> torch.Tensor:
         """Last decoder layer's outputs ``[B, Q]`` (what inference uses)."""
         return self(fc)[-1]

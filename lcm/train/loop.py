@@ -184,19 +184,43 @@ def compile_options(setting: bool | str | None, device: torch.device) -> dict[st
     return {"mode": str(setting)}
 
 
-def compile_model(module: nn.Module, setting: bool | str | None, device: torch.device) -> bool:
-    """Compile the blocks of every LCM inside ``module`` (an objective, a DDP wrapper) in place.
+# Values of the ``compile_scope`` training setting: what one compiled graph holds.
+COMPILE_SCOPES = ("blocks", "model")
 
-    State dict keys do not change, so checkpoints and training states written by a compiled
-    run load into an eager one and back. Returns whether anything was compiled.
+
+def compile_model(
+    module: nn.Module,
+    setting: bool | str | None,
+    device: torch.device,
+    scope: str = "blocks",
+    backend: str | None = None,
+) -> bool:
+    """Compile every LCM inside ``module`` (an objective, a DDP wrapper) in place.
+
+    ``setting`` as :func:`compile_options`; ``scope`` ``"blocks"``: each block its own graph
+    (:meth:`LCM.compile_blocks`), ``"model"``: the forward pass one graph as well
+    (:meth:`LCM.compile_whole`); ``backend``: ``torch.compile``'s (tests and benchmarks on CPU
+    without a C compiler: ``"aot_eager"``). State dict keys do not change, so checkpoints and
+    training states written by a compiled run load into an eager one and back. Returns whether
+    anything was compiled.
     """
-    options = compile_options(setting, device)
+    if scope not in COMPILE_SCOPES:
+        raise ConfigError(
+            f"compile_scope: expected one of {list(COMPILE_SCOPES)}, got {scope!r}.",
+            hint="blocks (the default) or model.",
+        )
+    options: dict[str, str] | None = compile_options(setting, device)
     if options is None:
         return False
+    if backend:
+        options["backend"] = backend
     models = [m for m in module.modules() if hasattr(m, "compile_blocks")]
     for model in models:
-        model.compile_blocks(**options)
-    log.info("compiled the blocks of %d model(s) (%s)", len(models), options or "default mode")
+        if scope == "model":
+            model.compile_whole(**options)
+        else:
+            model.compile_blocks(**options)
+    log.info("compiled %d model(s), scope %s (%s)", len(models), scope, options or "default mode")
     return bool(models)
 
 

@@ -191,7 +191,7 @@ def pretrain(
         model, layout, settings["ssl_weight"], bei_weight=settings["bei_weight"]
     ).to(dev)
     # On CUDA by default; CPU stays eager. Compiled, every step has the batch's shape.
-    compiled = compile_model(objective, settings["compile"], dev)
+    compiled = compile_model(objective, settings["compile"], dev, settings["compile_scope"])
     trained: torch.nn.Module = objective
     if ctx.enabled:
         # Some task weights see no target in a batch: DDP must not wait for their gradients.

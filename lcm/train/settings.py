@@ -22,8 +22,9 @@ SECTIONS = {
 
 # Defaults of settings the code reads before the schema declares them (a config without the
 # key works either way; once the schema has the key, its default and its checks apply).
-# ``compile``: torch.compile of the model's blocks, "auto" = on CUDA only (lcm.train.loop).
-CODE_DEFAULTS: dict[str, Any] = {"compile": "auto"}
+# ``compile``: torch.compile of the model's blocks, "auto" = on CUDA only (lcm.train.loop);
+# ``compile_scope``: what one compiled graph holds.
+CODE_DEFAULTS: dict[str, Any] = {"compile": "auto", "compile_scope": "blocks"}
 
 
 def section_schema(section: str) -> dict[str, Any]:

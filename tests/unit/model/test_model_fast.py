@@ -319,6 +319,53 @@ def test_compile_setting() -> None:
     assert compile_options(False, cuda) is None and compile_options(True, cpu) == {}
     assert compile_options("reduce-overhead", cpu) == {"mode": "reduce-overhead"}
     assert resolve_settings("pretrain", {})["compile"] == "auto"  # configs without the key
+    assert resolve_settings("pretrain", {})["compile_scope"] == "blocks"
+
+
+def test_compile_scope_setting_compiles_blocks_or_the_whole_forward() -> None:
+    from lcm.exceptions import ConfigError
+    from lcm.model.targets import QueryLayout
+    from lcm.train.loop import compile_model
+    from lcm.train.objective import PretrainObjective
+
+    layout = QueryLayout().append("age", "continuous")
+    cpu = torch.device("cpu")
+    for scope, whole in (("blocks", False), ("model", True)):
+        model = LCM(LCMConfig(n_rois=R, n_queries=1, d_model=D, n_heads=H, d_ffn=8))
+        objective = PretrainObjective(model, layout, ssl_weight=0.5)
+        assert compile_model(objective, True, cpu, scope, backend="eager")
+        # nn.Module.compile sets the compiled call in place (compiling happens at the call).
+        assert (model._compiled_call_impl is not None) == whole
+        assert all(b._compiled_call_impl is not None for b in [*model.encoder, *model.decoder])
+    assert not compile_model(objective, "auto", cpu, "model")  # CPU: eager
+    with pytest.raises(ConfigError, match="compile_scope: expected one of"):
+        compile_model(objective, True, cpu, "layers")
+
+
+@pytest.mark.slow
+def test_the_forward_pass_compiles_whole_without_breaks() -> None:
+    """``compile_scope: model`` compiles ``LCM.forward`` as one graph: a break would split it,
+    with eager launches between the pieces (and one CUDA graph per piece)."""
+    import torch._dynamo as dynamo
+
+    model = _model(dropout=0.0).train()
+    fc = _fc(5)
+    for cast in (False, True):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cast):
+            found = dynamo.explain(model)(fc)
+        reasons = [str(b.reason)[:200] for b in found.break_reasons]
+        assert reasons == [] and found.graph_break_count == 0 and found.graph_count == 1, cast
+    keys = list(model.state_dict())
+    with torch.no_grad():
+        eager = model.eval()(fc)
+    model.compile_whole(backend="aot_eager")
+    assert list(model.state_dict()) == keys
+    with torch.no_grad():
+        torch.testing.assert_close(model(fc), eager, **TOL)
+    model.train()
+    model(fc).sum().backward()
+    model.reconstruct(fc, torch.zeros(B, R, dtype=torch.bool)).sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
 
 
 def test_loop_logs_losses_without_reading_them_each_step() -> None:
