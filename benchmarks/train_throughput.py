@@ -298,7 +298,7 @@ def main() -> None:
         "--compile-scope",
         choices=["blocks", "model"],
         default="blocks",
-        help="blocks: each block compiled, as training does; model: the model compiled whole",
+        help="pretrain.compile_scope: blocks (each block, the default) or model (forward whole)",
     )
     parser.add_argument(
         "--inductor",
