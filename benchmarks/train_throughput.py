@@ -42,10 +42,8 @@ from __future__ import annotations
 import argparse
 import ast
 import gc
-import gzip
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -57,6 +55,7 @@ from lcm.model.flops import train_flops_per_sample
 from lcm.model.lcm import LCM
 from lcm.model.targets import QueryLayout, Target
 from lcm.train.loop import (
+    COMPILE_SCOPES,
     GRAD_CLIP_NORM,
     DeviceConnectomes,
     compile_model,
@@ -215,11 +214,7 @@ def profile_steps(bench: Bench, steps: int, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary) + "\n" + table)
     # The timeline, for the order of a block's kernels and the gaps between them.
-    trace = path.with_suffix(".trace.json")
-    prof.export_chrome_trace(str(trace))
-    with trace.open("rb") as raw, gzip.open(f"{trace}.gz", "wb") as packed:
-        shutil.copyfileobj(raw, packed)
-    trace.unlink()
+    prof.export_chrome_trace(str(path.with_suffix(".trace.json.gz")))  # gzipped by torch
     print(f"profile: {json.dumps(summary)} -> {path}", file=sys.stderr, flush=True)
 
 
@@ -296,8 +291,8 @@ def main() -> None:
     )
     parser.add_argument(
         "--compile-scope",
-        choices=["blocks", "model"],
-        default="blocks",
+        choices=COMPILE_SCOPES,
+        default=COMPILE_SCOPES[0],
         help="pretrain.compile_scope: blocks (each block, the default) or model (forward whole)",
     )
     parser.add_argument(
