@@ -161,6 +161,7 @@ def _realism(result: dict[str, Any]) -> None:
 # in the order gpu_smoke.sh runs them.
 VARIANTS = [
     ("reduce-overhead", False, "model", "auto", []),
+    ("reduce-overhead", False, "model", "auto", []),  # LCM-Big
     ("reduce-overhead", False, "blocks", "math", []),
     ("reduce-overhead", False, "blocks", "flash", []),
     ("reduce-overhead", False, "model", "math", []),
@@ -265,12 +266,12 @@ def test_quick_run(name: str, tmp_path: Path) -> None:
 
 def _gpu_smoke_profiles(folder: Path) -> None:
     # Each case (one process, one or two batch sizes) left its log, the operator table and the
-    # timeline of its first batch size; the fourteen lines came from twelve cases. (Quick runs
-    # of base and big are both the tiny model: their tables share a name.)
+    # timeline of its first batch size; the fifteen lines came from thirteen cases. (Quick runs
+    # of base and big are both the tiny model: their tables share a name: 13 cases, 10 tables.)
     logs = sorted(folder.glob("*.log"))
     tables = sorted(folder.glob("*.txt"))
     traces = sorted(folder.glob("*.trace.json.gz"))
-    assert len(logs) == 12
+    assert len(logs) == 13
     assert [t.name.removesuffix(".txt") for t in tables] == [
         t.name.removesuffix(".trace.json.gz") for t in traces
     ]
