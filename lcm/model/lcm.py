@@ -290,8 +290,37 @@ class LCM(nn.Module):
         torch.Tensor, shape (L, B, Q)
             ``L = n_layers`` with deep supervision, else 1 (the last layer).
         """
-        memory = self.encode(fc)  # [B, R, d]
-        q = self._query_tokens(fc.shape[0])  # [B, Q, d]
+        return self._decode(self.encode(fc))
+
+    def forward_and_reconstruct(
+        self, fc: torch.Tensor, roi_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(self(fc), self.reconstruct(fc, roi_mask))`` from one pass of the ROI mixer.
+
+        Pretraining needs both: the intact connectomes and the masked ones go through the
+        tokenizer and encoder as one batch of ``2B`` (a row with nothing hidden is tokenized
+        exactly as without a mask), twice the rows per matmul and half the kernel launches of
+        two passes. The same values up to the rounding of larger matmuls.
+
+        Parameters
+        ----------
+        fc : torch.Tensor, shape (B, R, R)
+        roi_mask : torch.Tensor, shape (B, R), bool
+            True for the ROIs hidden from the reconstruction.
+
+        Returns
+        -------
+        outputs : torch.Tensor, shape (L, B, Q)
+        reconstructed : torch.Tensor, shape (B, R, R)
+        """
+        b = fc.shape[0]
+        hidden = torch.cat([torch.zeros_like(roi_mask), roi_mask])  # [2B, R]
+        memory = self.encode(torch.cat([fc, fc]), hidden)  # [2B, R, d]
+        return self._decode(memory[:b]), self.reconstruct_head(memory[b:])
+
+    def _decode(self, memory: torch.Tensor) -> torch.Tensor:
+        """ROI tokens ``[B, R, d]`` -> query outputs ``[L, B, Q]`` (see :meth:`forward`)."""
+        q = self._query_tokens(memory.shape[0])  # [B, Q, d]
         supervised = []
         for i, block in enumerate(self.decoder):
             q = self._run(block, q, memory)
@@ -312,7 +341,8 @@ class LCM(nn.Module):
             block.compile(**options)
 
     def compile_whole(self, **options: object) -> None:
-        """``torch.compile`` the forward pass as one graph (every layer unrolled), in place.
+        """``torch.compile`` the forward pass (and :meth:`forward_and_reconstruct`) as one graph
+        each (every layer unrolled), in place.
 
         Fewer graph boundaries than :meth:`compile_blocks` (each a guard check, and under CUDA
         graphs a replay with its own host work per block and step), at a compile time that
@@ -322,6 +352,9 @@ class LCM(nn.Module):
         """
         self.compile_blocks(**options)
         self.compile(**options)
+        # Pretraining's entry point, one graph too (an attribute of this instance: the state
+        # dict is unchanged).
+        self.forward_and_reconstruct = torch.compile(self.forward_and_reconstruct, **options)
 
     def predict(self, fc: torch.Tensor) -> torch.Tensor:
         """Last decoder layer's outputs ``[B, Q]`` (what inference uses)."""

@@ -6,7 +6,8 @@ per step, gradient clipping, and no epoch selection (the last weights are the re
 On GPUs the step never waits for the device: logged losses are summed on the device and read
 back only when the state is saved and at the end of an epoch; AdamW is the fused kernel; the
 model's blocks may be compiled (:func:`compile_model`); :class:`DeviceConnectomes` expands
-upper triangles on the device with the next batch's copy in flight.
+upper triangles on the device, kept there where they fit, else with the next batch's copy in
+flight.
 """
 
 from __future__ import annotations
@@ -257,23 +258,35 @@ def split_order(order: torch.Tensor, batch_size: int, min_size: int = 1) -> list
     return [c for c in chunks if len(c) >= min_size]
 
 
-class DeviceConnectomes:
-    """Connectomes kept as upper triangles on the host, expanded to full matrices on the device.
+# Connectomes whose upper triangles take at most this share of the GPU's memory stay on it.
+RESIDENT_SHARE = 0.25
 
-    A batch travels as ``R (R + 1) / 2`` values per sample (half the bytes of the full matrix),
-    staged in pinned memory and copied without blocking; one gather on the device rebuilds the
-    symmetric ``[b, R, R]`` matrices. :meth:`prefetch` starts the next batch's copy (on a side
-    stream on CUDA) while the current step runs; :meth:`take` uses it when asked for the same
-    indices. The values equal ``fc[index]`` exactly (a copy, no arithmetic).
+
+class DeviceConnectomes:
+    """Connectomes kept as upper triangles, expanded to full matrices on the device.
+
+    Where the triangles of every sample fit in :data:`RESIDENT_SHARE` of the GPU's memory (116
+    ROIs: 27 kB a sample, a million samples in 27 GB) they are copied to it once, and a batch
+    is two gathers there: the host neither copies nor stages a batch (its gather and staging
+    took ~1 ms a step of a host-bound LCM-Base step). Otherwise they stay on the host: a batch
+    travels as ``R (R + 1) / 2`` values per sample (half the bytes of the full matrix), staged
+    in pinned memory and copied without blocking, and :meth:`prefetch` starts the next
+    batch's copy (on a side stream on CUDA) while the current step runs; :meth:`take` uses it
+    when asked for the same indices. Either way one gather on the device rebuilds the
+    symmetric ``[b, R, R]`` matrices, equal to ``fc[index]`` exactly (copies, no arithmetic).
 
     Parameters
     ----------
     fc : numpy.ndarray or torch.Tensor, shape (n, R, R)
         Symmetric matrices (only the upper triangle, diagonal included, is read).
     device : torch.device
+    resident : bool, optional
+        Keep every triangle on ``device``; by default on a GPU where they fit (see above).
     """
 
-    def __init__(self, fc: np.ndarray | torch.Tensor, device: torch.device) -> None:
+    def __init__(
+        self, fc: np.ndarray | torch.Tensor, device: torch.device, resident: bool | None = None
+    ) -> None:
         fc = torch.as_tensor(fc, dtype=torch.float32)
         n_rois = fc.shape[-1]
         rows, cols = torch.triu_indices(n_rois, n_rois)
@@ -285,13 +298,22 @@ class DeviceConnectomes:
         lookup[rows, cols] = torch.arange(len(rows))
         lookup[cols, rows] = torch.arange(len(rows))
         self.lookup = lookup.flatten().to(device)  # [R * R]
-        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        if resident is None:
+            resident = device.type == "cuda" and self.triangles.nbytes <= RESIDENT_SHARE * (
+                torch.cuda.get_device_properties(device).total_memory
+            )
+        self.resident = resident
+        if resident:
+            self.triangles = to_device(self.triangles, device)
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" and not resident else None
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.triangles)
 
     def _copy(self, index: torch.Tensor) -> torch.Tensor:
+        if self.resident:  # a gather queued on the device; only the indices travel
+            return self.triangles[to_device(index, self.device)]
         rows = self.triangles[index]  # [b, R (R + 1) / 2], host
         if self.stream is None:
             return to_device(rows, self.device)
@@ -300,8 +322,12 @@ class DeviceConnectomes:
             return rows.to(self.device, non_blocking=True)
 
     def prefetch(self, index: torch.Tensor) -> None:
-        """Start copying the triangles of ``index`` (CPU indices) to the device."""
-        self._pending = (index.clone(), self._copy(index))
+        """Start copying the triangles of ``index`` (CPU indices) to the device.
+
+        Nothing to start where they are resident: :meth:`take` gathers them on the device.
+        """
+        if not self.resident:
+            self._pending = (index.clone(), self._copy(index))
 
     def take(self, index: torch.Tensor) -> torch.Tensor:
         """Symmetric matrices ``[b, R, R]`` of the samples ``index`` on the device."""

@@ -113,12 +113,17 @@ class PretrainObjective(nn.Module):
         self, fc: torch.Tensor, shard: Shard
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Total loss and its logged parts for ``fc [b, R, R]``, the rows of ``shard``."""
-        losses = variable_losses(self.model(fc), shard.targets, self.layout, shard.denominators)
-        total = self.bei_weight * self.weighting(losses).to(fc.device)
-        parts = {f"loss_{k}": v for k, v in losses.items()}
+        reconstructed = mask = None
         if shard.roi_mask is not None and self.ssl_weight > 0:
             mask = to_device(shard.roi_mask, fc.device)
-            ssl = masked_roi_loss(self.model.reconstruct(fc, mask), fc, mask, shard.ssl_denominator)
+            outputs, reconstructed = self.model.forward_and_reconstruct(fc, mask)
+        else:
+            outputs = self.model(fc)
+        losses = variable_losses(outputs, shard.targets, self.layout, shard.denominators)
+        total = self.bei_weight * self.weighting(losses).to(fc.device)
+        parts = {f"loss_{k}": v for k, v in losses.items()}
+        if reconstructed is not None:
+            ssl = masked_roi_loss(reconstructed, fc, mask, shard.ssl_denominator)
             total = total + self.ssl_weight * ssl
             parts["loss_ssl"] = ssl
         return total, parts

@@ -196,7 +196,7 @@ def pretrain(
     if ctx.enabled:
         # Some task weights see no target in a batch: DDP must not wait for their gradients.
         trained = DistributedDataParallel(objective, find_unused_parameters=True)
-    fc = DeviceConnectomes(train.fc, dev)  # upper triangles on the host, one batch on the device
+    fc = DeviceConnectomes(train.fc, dev)  # upper triangles; on a GPU, kept there where they fit
     ssl_on = settings["ssl_weight"] > 0 and settings["ssl_mask_ratio"] > 0
     if not ssl_on and settings["bei_weight"] == 0:
         raise ConfigError(

@@ -167,6 +167,30 @@ def test_under_autocast_the_decoder_takes_bf16_roi_tokens_cast_once() -> None:
         assert model(fc).dtype == torch.float32
 
 
+def test_one_mixer_pass_gives_the_outputs_and_reconstruction_of_two() -> None:
+    """``forward_and_reconstruct`` (pretraining's entry) equals ``forward`` and ``reconstruct``
+    called apart: values and every parameter's gradient, float64 to 1e-12."""
+    model = _model(dropout=0.0).double()
+    fc = _fc(3).double()
+    mask = torch.rand(B, R, generator=torch.Generator().manual_seed(4)) < 0.3
+    mask[0] = False  # a row with nothing hidden
+    weights = torch.randn(3, B, Q, dtype=torch.float64), torch.randn(B, R, R, dtype=torch.float64)
+
+    def grads(joint: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        model.zero_grad(set_to_none=False)
+        if joint:
+            outputs, rebuilt = model.forward_and_reconstruct(fc, mask)
+        else:
+            outputs, rebuilt = model(fc), model.reconstruct(fc, mask)
+        ((outputs * weights[0]).sum() + (rebuilt * weights[1]).sum()).backward()
+        return [outputs.detach(), rebuilt.detach()], [p.grad.clone() for p in model.parameters()]
+
+    (values, grad), (apart, grad_apart) = grads(True), grads(False)
+    for got, want in zip(values + grad, apart + grad_apart, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    assert all(g.abs().sum() > 0 for g in grad[:3])  # tokenizer weights: both passes reach them
+
+
 def test_state_dict_of_the_previous_model_loads_strictly() -> None:
     # Checkpoints written before issue 17 hold nn.MultiheadAttention keys: they load as they are.
     model = _model()
@@ -308,6 +332,11 @@ def test_device_connectomes_rebuild_the_matrices_exactly() -> None:
     assert torch.equal(loader.take(torch.tensor([1, 2])), fc[[1, 2]])  # the prefetched copy
     loader.prefetch(torch.tensor([3]))
     assert torch.equal(loader.take(torch.tensor([5])), fc[[5]])  # not the prefetched one
+    assert not loader.resident  # the host's triangles are used in place on the CPU
+    resident = DeviceConnectomes(fc.numpy(), torch.device("cpu"), resident=True)
+    resident.prefetch(torch.tensor([1, 2]))  # nothing to start: gathered where they are
+    assert resident._pending is None
+    assert torch.equal(resident.take(index), fc[index]) and len(resident) == 9
 
 
 def test_compile_setting() -> None:
@@ -358,10 +387,18 @@ def test_the_forward_pass_compiles_whole_without_breaks() -> None:
     keys = list(model.state_dict())
     with torch.no_grad():
         eager = model.eval()(fc)
+    mask = torch.zeros(B, R, dtype=torch.bool)
+    mask[:, 2] = True
+    with torch.no_grad():
+        joint = model.forward_and_reconstruct(fc, mask)
+    found = dynamo.explain(model.forward_and_reconstruct)(fc, mask)  # pretraining's entry
+    assert found.graph_break_count == 0 and found.graph_count == 1
     model.compile_whole(backend="aot_eager")
     assert list(model.state_dict()) == keys
     with torch.no_grad():
         torch.testing.assert_close(model(fc), eager, **TOL)
+        for got, want in zip(model.forward_and_reconstruct(fc, mask), joint, strict=True):
+            torch.testing.assert_close(got, want, **TOL)
     model.train()
     model(fc).sum().backward()
     model.reconstruct(fc, torch.zeros(B, R, dtype=torch.bool)).sum().backward()

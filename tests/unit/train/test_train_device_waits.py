@@ -100,11 +100,12 @@ def _meta_model() -> LCM:
         return LCM(config)
 
 
-def _pretrain_waits(steps: int) -> tuple[list[str], list[dict[str, float]]]:
+def _pretrain_waits(steps: int, resident: bool = False) -> tuple[list[str], list[dict[str, float]]]:
     fc, targets = _host_data(BATCH * steps)
     objective = PretrainObjective(_meta_model(), LAYOUT, ssl_weight=0.5).to(DEVICE)
     generator = torch.Generator().manual_seed(0)
-    step = PretrainStep(objective, DeviceConnectomes(fc, DEVICE), targets, 0.15, generator)
+    connectomes = DeviceConnectomes(fc, DEVICE, resident=resident)
+    step = PretrainStep(objective, connectomes, targets, 0.15, generator)
     with DeviceWaits() as audit:
         history = train_epochs(
             [objective], BATCH * steps, 1, BATCH, 1e-3, 0.01, generator, step, "t", quiet=True
@@ -112,9 +113,11 @@ def _pretrain_waits(steps: int) -> tuple[list[str], list[dict[str, float]]]:
     return audit.waits, history
 
 
-def test_a_pretraining_step_never_waits_for_the_device() -> None:
-    two, history = _pretrain_waits(2)
-    six, _ = _pretrain_waits(6)
+@pytest.mark.parametrize("resident", [False, True], ids=["host", "resident"])
+def test_a_pretraining_step_never_waits_for_the_device(resident: bool) -> None:
+    """Connectomes staged from the host each step, or kept on the device and gathered there."""
+    two, history = _pretrain_waits(2, resident)
+    six, _ = _pretrain_waits(6, resident)
     # Only the epoch's end reads the device: one value per logged loss, however many steps.
     logged = [k for k in history[0] if k.startswith("loss_")]
     assert "loss_ssl" in logged and "loss_age" in logged

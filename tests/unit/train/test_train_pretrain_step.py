@@ -36,7 +36,8 @@ def _step(pad_to: int | None) -> tuple[torch.Tensor, dict, dict, list[int]]:
     config = LCMConfig(n_rois=R, n_queries=LAYOUT.n_queries, **{**PRESETS["tiny"], "dropout": 0})
     objective = PretrainObjective(LCM(config), LAYOUT, ssl_weight=0.5)
     sizes: list[int] = []
-    objective.model.register_forward_pre_hook(lambda _, args: sizes.append(len(args[0])))
+    # The decoder's rows (the ROI mixer takes intact and masked connectomes as one batch).
+    objective.model.decoder[0].register_forward_pre_hook(lambda _, a: sizes.append(len(a[0])))
     step = PretrainStep(
         objective,
         DeviceConnectomes(fc, torch.device("cpu")),
