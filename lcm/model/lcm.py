@@ -31,6 +31,8 @@ from lcm.model.config import LCMConfig
 
 # Initial scale of learned embeddings (queries, ROI positions, mask token), as in GPT-2.
 _EMBED_STD = 0.02
+# Device types whose autocast state :func:`_in_autocast_dtype` reads (others have none).
+_AUTOCAST_DEVICES = ("cuda", "cpu")
 
 
 def _in_autocast_dtype(memory: torch.Tensor) -> torch.Tensor:
@@ -42,7 +44,9 @@ def _in_autocast_dtype(memory: torch.Tensor) -> torch.Tensor:
     back. The forward values are the same; CPU runs, without autocast, are unchanged.
     """
     device = memory.device.type
-    if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device):
+    # A string test, not torch.amp.is_autocast_available: torch 2.11's dynamo cannot trace
+    # that builtin, and broke the compiled graphs there (issue 17's H200 runs).
+    if device in _AUTOCAST_DEVICES and torch.is_autocast_enabled(device):
         return memory.to(torch.get_autocast_dtype(device))
     return memory
 
