@@ -223,11 +223,21 @@ CPU_SDP_BACKENDS = ("flash", "math")
 
 
 def set_kernels(sdp: str, inductor: list[str], device: torch.device) -> None:
-    """Keep only the ``sdp`` attention backend (``auto``: all) and set ``KEY=VALUE`` options.
+    """Keep only the ``sdp`` attention backend (``auto``: all) and set ``KEY=VALUE`` options,
+    compiling afresh for either (no cached graphs).
 
     On CPU a CUDA-only backend keeps the math one beside it (said on stderr), so that a quick
     run on CPU goes through the same code as the GPU case it stands for.
     """
+    import torch._functorch.config as functorch_config
+    import torch._inductor.config as inductor_config
+
+    if sdp != "auto" or inductor:
+        # Compiled graphs are cached on disk under keys that leave out the attention backends:
+        # a variant would replay the graph an earlier run compiled with another backend (the
+        # H200 run at 73c518e did: cuDNN kernels under --sdp math, compiled in 4.6 s).
+        inductor_config.fx_graph_cache = False
+        functorch_config.enable_autograd_cache = False
     if sdp != "auto":
         fallback = device.type == "cpu" and sdp not in CPU_SDP_BACKENDS
         if fallback:
@@ -235,16 +245,13 @@ def set_kernels(sdp: str, inductor: list[str], device: torch.device) -> None:
         for name in SDP_BACKENDS:
             allowed = name == sdp or (fallback and name == "math")
             getattr(torch.backends.cuda, f"enable_{name}_sdp")(allowed)
-    if inductor:
-        import torch._inductor.config as inductor_config
-
-        for item in inductor:
-            key, _, value = item.partition("=")
-            if not value or not hasattr(inductor_config, key):
-                raise SystemExit(
-                    f"--inductor: expected KEY=VALUE, KEY in torch._inductor.config, got {item!r}"
-                )
-            setattr(inductor_config, key, ast.literal_eval(value))
+    for item in inductor:
+        key, _, value = item.partition("=")
+        if not value or not hasattr(inductor_config, key):
+            raise SystemExit(
+                f"--inductor: expected KEY=VALUE, KEY in torch._inductor.config, got {item!r}"
+            )
+        setattr(inductor_config, key, ast.literal_eval(value))
 
 
 def largest_batch(bench: Bench, start: int, cap: int) -> int:

@@ -1,0 +1,54 @@
+"""benchmarks/train_throughput.py: kernel choices of a variant (quick runs: test_e2e_benchmarks)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+import torch
+import torch._functorch.config as functorch_config
+import torch._inductor.config as inductor_config
+from helpers import ROOT
+
+SDP_BACKENDS = ("cudnn", "flash", "mem_efficient", "math")
+
+
+@pytest.fixture
+def throughput(monkeypatch):
+    spec = importlib.util.spec_from_file_location(
+        "train_throughput_bench", ROOT / "benchmarks/train_throughput.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "train_throughput_bench", module)
+    spec.loader.exec_module(module)
+    # Process-wide switches: whatever a test sets is put back (config modules are saved and
+    # loaded whole: their options are not plain attributes for monkeypatch).
+    saved = inductor_config.save_config(), functorch_config.save_config()
+    enabled = {n: getattr(torch.backends.cuda, f"{n}_sdp_enabled")() for n in SDP_BACKENDS}
+    yield module
+    inductor_config.load_config(saved[0])
+    functorch_config.load_config(saved[1])
+    for name, on in enabled.items():
+        getattr(torch.backends.cuda, f"enable_{name}_sdp")(on)
+
+
+def test_the_plain_step_keeps_the_compile_caches(throughput) -> None:
+    throughput.set_kernels("auto", [], torch.device("cuda"))
+    assert inductor_config.fx_graph_cache and functorch_config.enable_autograd_cache
+
+
+@pytest.mark.parametrize(
+    ("sdp", "inductor"), [("math", []), ("auto", ["combo_kernels=True"])], ids=["sdp", "inductor"]
+)
+def test_a_variant_compiles_afresh(throughput, sdp, inductor) -> None:
+    """A cached graph of another variant (or of the plain step) is never replayed for it: the
+    caches' keys leave the attention backends out."""
+    throughput.set_kernels(sdp, inductor, torch.device("cuda"))
+    assert not inductor_config.fx_graph_cache and not functorch_config.enable_autograd_cache
+    if sdp == "math":
+        assert (
+            torch.backends.cuda.math_sdp_enabled() and not torch.backends.cuda.cudnn_sdp_enabled()
+        )
+    else:
+        assert inductor_config.combo_kernels is True
