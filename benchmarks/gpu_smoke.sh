@@ -8,7 +8,8 @@
 #   bash benchmarks/gpu_smoke.sh            (from the repository root, package installed;
 #                                            PYTHON=python3 where `python` is not the one;
 #                                            COMPILE_MODE=default: compile without CUDA graphs;
-#                                            PROFILE_DIR=DIR: each case's log and profile there)
+#                                            PROFILE_DIR=DIR: each case's log and profile there;
+#                                            BUDGET_S=SECONDS: the whole run's cap, 460 s)
 #   bash benchmarks/gpu_smoke.sh --variants (only compiled LCM-Base at batch 128 as training
 #                                            compiles it, then every variant of it, each given
 #                                            the time it needs: to choose between them)
@@ -22,7 +23,7 @@ only_variants=false
 for arg in "$@"; do
   case "$arg" in
     -h | --help)
-      sed -n '2,17s/^# \{0,1\}//p' "$0"
+      sed -n '2,18s/^# \{0,1\}//p' "$0"
       exit 0
       ;;
     --quick)
