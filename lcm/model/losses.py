@@ -7,7 +7,9 @@ from a batch is left out of the dictionary altogether, so it adds neither loss n
 Absent samples are zeroed with ``torch.where`` rather than removed by boolean indexing: the
 losses never wait for the device (no data-dependent shapes), which keeps GPU steps asynchronous.
 Targets stay on the host until a loss needs them: present counts are taken there, and the copy
-to the device does not wait (:func:`lcm.model.transfer.to_device`).
+to the device does not wait (:func:`lcm.model.transfer.to_device`). The BEI losses of all
+variables are computed together (one tensor per input, a few kernels): a small model's GPU step
+is bound by the host's launches, and one launch per variable and operation added up.
 """
 
 from __future__ import annotations
@@ -48,26 +50,42 @@ def variable_losses(
         Cross-entropy (soft targets allowed) for binary/categorical groups, MSE on standardised
         values for continuous/ordinal ones; only variables with at least one present sample.
     """
-    losses = {}
+    names, counts = [], []
     for name, target in targets.items():
         if denominators is not None:
             if name not in denominators:
                 continue
-            denominator = float(denominators[name])
+            counts.append(float(denominators[name]))
         elif bool(target.present.any()):  # counted where the targets are: on the host
-            denominator = float(target.present.sum())
+            counts.append(float(target.present.sum()))
         else:
             continue
-        present = to_device(target.present, outputs.device)  # [B]
-        block = outputs[:, :, layout[name].slice].float()  # [L, B, K]
-        values = to_device(target.values, outputs.device)
-        if layout[name].is_numeric:
-            per_sample = (block[..., 0] - values) ** 2  # [L, B]
-        else:
-            per_sample = -(values * F.log_softmax(block, dim=-1)).sum(-1)  # [L, B]
-        per_sample = torch.where(present, per_sample, 0.0)  # absent rows add exact zeros
-        losses[name] = per_sample.sum(dim=1).mean() / denominator
-    return losses
+        names.append(name)
+    if not names:
+        return {}
+    # All variables at once, numeric ones first: a handful of kernels and four copies to the
+    # device whatever the number of variables (one per variable and input before).
+    groups = sorted((layout[n] for n in names), key=lambda g: not g.is_numeric)
+    n_numeric = sum(g.is_numeric for g in groups)
+    device = outputs.device
+    queries = torch.tensor([q for g in groups for q in range(g.slice.start, g.slice.stop)])
+    block = outputs.float().index_select(-1, to_device(queries, device))  # [L, B, C]
+    rows = len(targets[names[0]].present)
+    columns = torch.cat([targets[g.name].values.reshape(rows, -1) for g in groups], 1)
+    values = to_device(columns, device)  # [B, C]: numeric values, then class probabilities
+    present = to_device(torch.stack([targets[g.name].present for g in groups], 1), device)
+    per_sample = [(block[..., :n_numeric] - values[:, :n_numeric]) ** 2]  # [L, B, numeric]
+    start = n_numeric
+    for group in groups[n_numeric:]:  # cross-entropy, soft targets allowed: [L, B, 1] each
+        end = start + group.size
+        log_probs = F.log_softmax(block[..., start:end], dim=-1)
+        per_sample.append(-(values[:, start:end] * log_probs).sum(-1, keepdim=True))
+        start = end
+    per_group = torch.where(present, torch.cat(per_sample, -1), 0.0)  # absent rows: exact zeros
+    count = to_device(torch.tensor([counts[names.index(g.name)] for g in groups]), device)
+    losses = (per_group.sum(dim=1).mean(dim=0) / count).unbind()  # [G]
+    position = {g.name: i for i, g in enumerate(groups)}
+    return {name: losses[position[name]] for name in names}  # in the targets' order
 
 
 def masked_roi_loss(
@@ -127,11 +145,10 @@ class UncertaintyWeighting(nn.Module):
 
     def forward(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
         """Weighted sum of ``losses`` (only the tasks present; zero when none)."""
-        terms = []
-        for name, loss in losses.items():
-            s = self.log_vars[name].clamp(-4.0, 4.0)
-            terms.append(torch.exp(-s) * loss + s)
-        return torch.stack(terms).sum() if terms else torch.zeros(())
+        if not losses:
+            return torch.zeros(())
+        s = torch.stack([self.log_vars[name] for name in losses]).clamp(-4.0, 4.0)
+        return (torch.exp(-s) * torch.stack(list(losses.values())) + s).sum()
 
     def weights(self) -> dict[str, float]:
         """Current weight ``exp(-s_t)`` of each task."""

@@ -15,7 +15,7 @@ from lcm.model.losses import (
     sample_roi_mask,
     variable_losses,
 )
-from lcm.model.targets import QueryLayout, encode_targets
+from lcm.model.targets import QueryLayout, Target, encode_targets
 
 L, B = 3, 5
 LAYOUT = (
@@ -98,3 +98,109 @@ def test_uncertainty_weighting_form() -> None:
     assert float(total.detach()) == pytest.approx(4.0 / 2.0 + math.log(2.0))
     assert weighting.weights()["a"] == pytest.approx(0.5)
     assert float(weighting({})) == 0.0
+
+
+def _per_variable_losses(outputs, targets, layout, denominators=None):
+    """The implementation before the losses were computed for all variables at once."""
+    losses = {}
+    for name, target in targets.items():
+        if denominators is not None:
+            if name not in denominators:
+                continue
+            denominator = float(denominators[name])
+        elif bool(target.present.any()):
+            denominator = float(target.present.sum())
+        else:
+            continue
+        block = outputs[:, :, layout[name].slice].float()
+        if layout[name].is_numeric:
+            per_sample = (block[..., 0] - target.values) ** 2
+        else:
+            per_sample = -(target.values * F.log_softmax(block, dim=-1)).sum(-1)
+        per_sample = torch.where(target.present, per_sample, 0.0)
+        losses[name] = per_sample.sum(dim=1).mean() / denominator
+    return losses
+
+
+def _interleaved() -> tuple[QueryLayout, dict]:
+    """Numeric and categorical groups interleaved, soft targets, a group absent from the batch."""
+    layout = QueryLayout()
+    for name, kind, levels in [
+        ("site", "categorical", ("a", "b", "c", "d")),
+        ("age", "continuous", ()),
+        ("sex", "binary", ("F", "M")),
+        ("score", "ordinal", ()),
+        ("hand", "categorical", ("left", "right", "mixed")),
+        ("bmi", "continuous", ()),
+    ]:
+        layout = layout.append(name, kind, levels)
+    g = torch.Generator().manual_seed(5)
+    targets = {}
+    for group in reversed(layout.groups):  # not the layout's order
+        present = torch.rand(B, generator=g, dtype=torch.float64) < 0.7
+        if group.name == "hand":
+            present[:] = False
+        if group.is_numeric:
+            values = torch.randn(B, generator=g, dtype=torch.float64)
+        else:
+            values = torch.rand(B, group.size, generator=g, dtype=torch.float64).softmax(-1)
+        targets[group.name] = Target(values, present)
+    return layout, targets
+
+
+@pytest.mark.parametrize("distributed", [False, True], ids=["counts", "denominators"])
+def test_all_variables_at_once_equal_one_at_a_time(distributed: bool) -> None:
+    """Values and gradients (float64, 1e-12) of every variable, in the targets' order; an absent
+    variable is left out, as before (its task weight then gets no gradient at all)."""
+    layout, targets = _interleaved()
+    outputs = torch.randn(L, B, layout.n_queries, dtype=torch.float64, requires_grad=True)
+    denominators = None
+    if distributed:  # global counts / world size; 'score' absent from this shard's dictionary
+        denominators = {n: 1.5 + i for i, n in enumerate(targets) if n not in ("hand", "score")}
+    got = variable_losses(outputs, targets, layout, denominators)
+    want = _per_variable_losses(outputs, targets, layout, denominators)
+    assert list(got) == list(want) and "hand" not in got and len(got) >= 4
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-12, atol=0)
+    weights = torch.arange(1.0, len(got) + 1, dtype=torch.float64)
+    total = (torch.stack(list(got.values())) * weights).sum()
+    (grad,) = torch.autograd.grad(total, outputs, retain_graph=True)
+    (ref,) = torch.autograd.grad((torch.stack(list(want.values())) * weights).sum(), outputs)
+    torch.testing.assert_close(grad, ref, rtol=1e-12, atol=1e-15)
+    weighting = UncertaintyWeighting(layout.names)
+    weighting(got).backward()
+    assert weighting.log_vars["hand"].grad is None
+    assert all(weighting.log_vars[n].grad is not None for n in got)
+
+
+def test_the_copies_to_the_device_do_not_grow_with_the_variables() -> None:
+    """Targets travel to the device as one tensor per input (values, presence, denominators,
+    query positions), not one per variable: a GPU step is short of host time, not of copies."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Copies(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func.overloadpacket is torch.ops.aten._to_copy and kwargs.get("device"):
+                self.count += args[0].device.type == "cpu" and kwargs["device"].type == "meta"
+            return func(*args, **kwargs)
+
+    def copies(n_variables: int) -> int:
+        layout = QueryLayout()
+        targets = {}
+        for i in range(n_variables):
+            numeric = i % 3 != 0
+            layout = layout.append(f"v{i}", "continuous" if numeric else "binary", ("a", "b"))
+            values = torch.randn(B) if numeric else torch.eye(2)[torch.arange(B) % 2]
+            targets[f"v{i}"] = Target(values, torch.ones(B, dtype=torch.bool))
+        outputs = torch.zeros(L, B, layout.n_queries, device="meta")
+        with Copies() as seen:
+            losses = variable_losses(outputs, targets, layout)
+        assert len(losses) == n_variables
+        return seen.count
+
+    assert copies(2) == copies(9) == 4
