@@ -95,26 +95,26 @@ compiled() {
 }
 
 # variants LIMIT_S: the compiled LCM-Base step at batch 128 in other forms, most promising first,
-# each given at most LIMIT_S (twice that where it compiles whole): the model compiled whole (one
-# CUDA graph per call instead of one per block: its profile spent ~0.2 ms of host time per block
-# call, and a copy of the ROI tokens into each decoder block's graph), LCM-Big compiled whole
-# (whether one scope can serve every preset), each attention backend of the self-attention (7
-# queries attend to each other: short rows for fused kernels; cuDNN's took ~80 us per call,
-# forward and backward, at 8fb7f3e; the cross-attention is bmm), the best guesses of both
-# together, inductor's combo kernels (fewer launches), then each step marked as one for CUDA
-# graph trees (their warning of a missed fast path reads repeated calls of one block as a loop).
+# each given at most LIMIT_S (twice that where it compiles whole or afresh): the model compiled
+# whole (one CUDA graph per call instead of one per block: at 8fb7f3e its profile spent ~0.2 ms
+# of host time per block call), then so with each step marked as one for CUDA graph trees (their
+# fast path was missed for "pending, uninvoked backwards"), the self-attention's math backend
+# (7 queries attend to each other: short rows; cuDNN's kernels took ~75 us a layer at 73c518e),
+# alone and with the whole model, the other backends, LCM-Big compiled whole (whether one scope
+# can serve every preset; 127 s of compiling at 158038e), inductor's combo kernels (fewer
+# launches) and the marked steps by blocks. A variant of the attention backend or of inductor
+# compiles afresh (train_throughput.py: no cached graphs), hence its longer limit.
 variants() {
   local limit=$1 base=(--preset base --batch 128 --steps 10 --compile "$mode")
-  # One graph of all 12 layers compiles for longer than the blocks' ~17 s (8fb7f3e): twice the time.
   run $((2 * limit)) "${base[@]}" --compile-scope model || true
-  # LCM-Big whole (32 layers in one graph): whether training may compile every preset whole.
+  run $((2 * limit)) "${base[@]}" --compile-scope model --mark-step || true
+  run $((2 * limit)) "${base[@]}" --sdp math || true
+  run $((2 * limit)) "${base[@]}" --compile-scope model --sdp math || true
+  run $((2 * limit)) "${base[@]}" --sdp flash || true
   run $((2 * limit)) --preset big --batch 128 --steps 4 --compile "$mode" --compile-scope model ||
     true
-  run "$limit" "${base[@]}" --sdp math || true
-  run "$limit" "${base[@]}" --sdp flash || true
-  run $((2 * limit)) "${base[@]}" --compile-scope model --sdp math || true
-  run "$limit" "${base[@]}" --sdp mem_efficient || true
-  run "$limit" "${base[@]}" --inductor combo_kernels=True || true
+  run $((2 * limit)) "${base[@]}" --sdp mem_efficient || true
+  run $((2 * limit)) "${base[@]}" --inductor combo_kernels=True || true
   run "$limit" "${base[@]}" --mark-step || true
 }
 
