@@ -303,8 +303,8 @@ class DeviceConnectomes:
                 torch.cuda.get_device_properties(device).total_memory
             )
         self.resident = resident
-        if resident:
-            self.triangles = to_device(self.triangles, device)
+        if resident:  # once, before training: a plain copy, not a pinned staging of all of it
+            self.triangles = self.triangles.to(device)
         self.stream = torch.cuda.Stream(device) if device.type == "cuda" and not resident else None
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
 
