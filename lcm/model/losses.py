@@ -82,7 +82,8 @@ def variable_losses(
         per_sample.append(-(values[:, start:end] * log_probs).sum(-1, keepdim=True))
         start = end
     per_group = torch.where(present, torch.cat(per_sample, -1), 0.0)  # absent rows: exact zeros
-    count = to_device(torch.tensor([counts[names.index(g.name)] for g in groups]), device)
+    count_of = dict(zip(names, counts, strict=True))
+    count = to_device(torch.tensor([count_of[g.name] for g in groups]), device)
     losses = (per_group.sum(dim=1).mean(dim=0) / count).unbind()  # [G]
     position = {g.name: i for i, g in enumerate(groups)}
     return {name: losses[position[name]] for name in names}  # in the targets' order
