@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from lcm.model.config import LCMConfig
-from lcm.model.lcm import LCM, Attention
+from lcm.model.lcm import LCM, Attention, aligned_memory
 
 R, B, Q, D, H = 13, 5, 7, 24, 3
 TOL = {"rtol": 1e-5, "atol": 1e-5}
@@ -29,7 +29,8 @@ class _MHA(nn.Module):
         self.mha = nn.MultiheadAttention(d, attention.n_heads, batch_first=True)
         self.mha.load_state_dict(attention.state_dict(), strict=True)
 
-    def forward(self, x, memory=None, need_weights=False):
+    def forward(self, x, memory=None, need_weights=False, memory_bias=None):
+        assert memory_bias is None  # the reference runs on unpadded ROI tokens (CPU)
         kv = x if memory is None else memory
         return self.mha(x, kv, kv, need_weights=need_weights)
 
@@ -486,3 +487,54 @@ def test_cross_attention_with_absorbed_projections_is_the_standard_one() -> None
         torch.testing.assert_close(a, b, **close, msg=name)
     # The keys' bias has no effect: no gradient (exactly, here; ~1e-15 the standard way).
     assert names[3] == "in_proj_bias" and not grads[0][3][D : 2 * D].any()
+
+
+def test_aligned_memory_pads_with_hidden_zero_tokens() -> None:
+    memory = torch.randn(B, R, D)
+    padded, bias = aligned_memory(memory, 8)
+    assert padded.shape == (B, 16, D) and torch.equal(padded[:, :R], memory)
+    assert not padded[:, R:].any()
+    assert torch.equal(bias, torch.tensor([0.0] * R + [float("-inf")] * 3))
+    same, none = aligned_memory(memory, 13)  # already a multiple: nothing padded, no bias
+    assert same is memory and none is None
+    assert aligned_memory(memory, 1) == (memory, None)
+
+
+def test_decoder_on_padded_roi_tokens_is_the_same_function() -> None:
+    """GPUs pad the ROI tokens to a multiple of 8 for the decoder (13 -> 16 here); in float64
+    the outputs, the reconstruction and every gradient equal those without padding, and the
+    hidden tokens take no attention at all."""
+    model = _model(dropout=0.0).double().train()
+    padded = copy.deepcopy(model)
+    model.memory_align, padded.memory_align = 1, 8
+    fc = _fc(4).double()
+    mask = torch.zeros(B, R, dtype=torch.bool)
+    mask[:, [0, 5, 9]] = True
+    results = []
+    for m in (model, padded):
+        outputs, reconstructed = m.forward_and_reconstruct(fc, mask)
+        (outputs.square().mean() + reconstructed.square().mean()).backward()
+        results.append((outputs, reconstructed, {k: p.grad for k, p in m.named_parameters()}))
+    close = {"rtol": 1e-12, "atol": 1e-12}
+    torch.testing.assert_close(results[1][0], results[0][0], **close)
+    torch.testing.assert_close(results[1][1], results[0][1], **close)
+    for name, grad in results[0][2].items():
+        torch.testing.assert_close(results[1][2][name], grad, **close, msg=name)
+    # The padding's probabilities are exact zeros.
+    memory, bias = aligned_memory(padded.encode(fc), 8)
+    q = padded._query_tokens(B)
+    block = padded.decoder[0]
+    _, weights = block.cross_attn(block.norm_cross(q), memory, True, bias)
+    assert weights.shape == (B, Q, 16) and not weights[..., R:].any()
+    torch.testing.assert_close(weights.sum(-1), torch.ones(B, Q, dtype=torch.float64))
+
+
+def test_cpu_decoder_does_not_pad_by_default() -> None:
+    # Padding pays on GPUs' matmul kernels only; CPU runs stay bit-identical to before.
+    model = _model().eval()
+    assert model.memory_align is None
+    fc = _fc(5)
+    with torch.no_grad():
+        default = model(fc)
+        model.memory_align = 1
+        assert torch.equal(model(fc), default)
