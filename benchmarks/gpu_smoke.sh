@@ -95,7 +95,9 @@ compiled() {
 }
 
 # variants LIMIT_S: the compiled LCM-Base step at batch 128 in other forms, most promising first,
-# each given at most LIMIT_S (twice that where it compiles whole or afresh): the model compiled
+# each given at most LIMIT_S (twice that where it compiles whole or afresh): the whole training
+# step as one CUDA graph (forward, backward, clipping, AdamW: --compile-scope step; at 73c518e
+# the step was ~21 ms for ~12 ms of kernels, the rest launches), the model compiled
 # whole (one CUDA graph per call instead of one per block: at 8fb7f3e its profile spent ~0.2 ms
 # of host time per block call), then so with each step marked as one for CUDA graph trees (their
 # fast path was missed for "pending, uninvoked backwards"), the self-attention's math backend
@@ -106,6 +108,7 @@ compiled() {
 # compiles afresh (train_throughput.py: no cached graphs), hence its longer limit.
 variants() {
   local limit=$1 base=(--preset base --batch 128 --steps 10 --compile "$mode")
+  run $((2 * limit)) "${base[@]}" --compile-scope step || true
   run $((2 * limit)) "${base[@]}" --compile-scope model || true
   run $((2 * limit)) "${base[@]}" --compile-scope model --mark-step || true
   run $((2 * limit)) "${base[@]}" --sdp math || true

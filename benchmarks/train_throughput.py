@@ -27,7 +27,9 @@ timeline of those steps (chrome://tracing, Perfetto).
 
 Variants of the step, for comparisons (each echoed in the JSON line): ``--compile-scope model``
 compiles the forward pass whole (every layer unrolled: ``LCM.compile_whole``, as the pretrain
-setting ``compile_scope: model`` does) besides each block; ``--inductor KEY=VALUE`` sets an
+setting ``compile_scope: model`` does) besides each block, ``--compile-scope step`` so too
+without CUDA graphs of its own, inside the whole training step captured as one CUDA graph
+(:class:`lcm.train.graphed.GraphedPretrainStep`); ``--inductor KEY=VALUE`` sets an
 option of torch's compiler; ``--sdp`` keeps one attention backend; ``--mark-step`` drops the
 gradients and calls ``torch.compiler.cudagraph_mark_step_begin()`` at the start of each step.
 
@@ -54,6 +56,8 @@ from lcm.model.config import PRESETS, LCMConfig
 from lcm.model.flops import train_flops_per_sample
 from lcm.model.lcm import LCM
 from lcm.model.targets import QueryLayout, Target
+from lcm.train.graphed import WARMUP_STEPS as GRAPH_WARMUP_STEPS
+from lcm.train.graphed import GraphedPretrainStep
 from lcm.train.loop import (
     COMPILE_SCOPES,
     GRAD_CLIP_NORM,
@@ -146,12 +150,25 @@ class Bench:
         # the next batch copied while this one trains; targets and masks copied by the losses.
         self.fc = DeviceConnectomes(fc, self.device)
         self.index = torch.arange(batch)
+        if self.graphed:  # forward, backward, clipping and AdamW: one CUDA graph
+            self.pretrain_step = GraphedPretrainStep(
+                self.objective, self.fc, targets, MASK_RATIO, self.generator, batch
+            )
+            self.pretrain_step.bind(self.optimizer)
+            return
         self.pretrain_step = PretrainStep(
             self.objective, self.fc, targets, MASK_RATIO, self.generator
         )
         self.pretrain_step.prefetch(self.index)
 
+    @property
+    def graphed(self) -> bool:
+        return self.args.compile_scope == "step"
+
     def step(self) -> None:
+        if self.graphed:
+            self.pretrain_step(self.index)
+            return
         if self.args.mark_step:  # grads of the last step dropped before graphs replay anew
             self.optimizer.zero_grad(set_to_none=True)
             torch.compiler.cudagraph_mark_step_begin()
@@ -300,7 +317,8 @@ def main() -> None:
         "--compile-scope",
         choices=COMPILE_SCOPES,
         default=COMPILE_SCOPES[0],
-        help="pretrain.compile_scope: blocks (each block, the default) or model (forward whole)",
+        help="pretrain.compile_scope: blocks (each block, the default), model (forward whole) "
+        "or step (forward whole, and the training step one CUDA graph)",
     )
     parser.add_argument(
         "--inductor",
@@ -349,10 +367,13 @@ def main() -> None:
         bench.set_batch(batch)
         sync(device)
         start = time.perf_counter()
-        for _ in range(WARMUP_STEPS):  # allocator, kernels, optimiser state, compiling
+        # Allocator, kernels, optimiser state, compiling; the graphed step's capture follows
+        # its eager steps.
+        for _ in range(WARMUP_STEPS + bench.graphed * GRAPH_WARMUP_STEPS):
             bench.step()
         sync(device)
         warmup_s = time.perf_counter() - start
+        warmup = WARMUP_STEPS + bench.graphed * GRAPH_WARMUP_STEPS
         best_train, best_matmul = float("inf"), 0.0
         for _ in range(args.rounds):
             best_matmul = max(best_matmul, matmul_flops_s(device, size, args.matmul_seconds))
@@ -383,7 +404,7 @@ def main() -> None:
             # The FLOPs executed (the cross-attention absorbed): the hardware's utilisation.
             "executed_flops_per_sample": executed,
             "hfu": round(samples_s * executed / best_matmul, 3),
-            "compile_s": round(max(0.0, warmup_s - WARMUP_STEPS * best_train / args.steps), 1),
+            "compile_s": round(max(0.0, warmup_s - warmup * best_train / args.steps), 1),
         }
         if device.type == "cuda":
             result["max_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
@@ -391,6 +412,7 @@ def main() -> None:
         if args.profile is not None and batch == batches[0]:
             tags = ["gc"] * args.gradient_checkpointing + [f"sdp_{args.sdp}"] * (args.sdp != "auto")
             tags += ["mark_step"] * args.mark_step + ["whole"] * (args.compile_scope == "model")
+            tags += ["step"] * bench.graphed
             tags += [i.replace("=", "_") for i in args.inductor]
             name = "-".join([args.preset, f"b{batch}", result["compile"], *tags]) + ".txt"
             try:  # diagnostics: a profiler failure leaves the measurement above standing

@@ -14,12 +14,79 @@ is bound by the host's launches, and one launch per variable and operation added
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lcm.model.targets import QueryLayout, Targets
+from lcm.model.targets import QueryGroup, QueryLayout, Targets
 from lcm.model.transfer import to_device
+
+
+@dataclass(frozen=True)
+class LossPlan:
+    """Where the BEI losses of a set of variables read: numeric groups first, then the others.
+
+    Attributes
+    ----------
+    groups : tuple of QueryGroup
+        The variables' query groups in the order of the losses.
+    n_numeric : int
+        How many of them (the first) are numeric.
+    queries : torch.Tensor
+        ``[C]`` long: the query of each column of :meth:`pack`'s values.
+    """
+
+    groups: tuple[QueryGroup, ...]
+    n_numeric: int
+    queries: torch.Tensor
+
+    @classmethod
+    def of(cls, layout: QueryLayout, names: list[str]) -> LossPlan:
+        """The plan of the variables ``names`` of ``layout``."""
+        groups = tuple(sorted((layout[n] for n in names), key=lambda g: not g.is_numeric))
+        queries = torch.tensor([q for g in groups for q in range(g.slice.start, g.slice.stop)])
+        return cls(groups, sum(g.is_numeric for g in groups), queries)
+
+    @property
+    def names(self) -> list[str]:
+        """The variables in the order of the losses."""
+        return [g.name for g in self.groups]
+
+    def pack(self, targets: Targets) -> tuple[torch.Tensor, torch.Tensor]:
+        """``targets`` as one block: values ``[B, C]`` (numeric values, then class
+        probabilities) and present ``[B, G]`` (bool), where they are (the host)."""
+        rows = len(targets[self.groups[0].name].present)
+        values = torch.cat([targets[g.name].values.reshape(rows, -1) for g in self.groups], 1)
+        present = torch.stack([targets[g.name].present for g in self.groups], 1)
+        return values, present
+
+    def losses(
+        self,
+        outputs: torch.Tensor,
+        queries: torch.Tensor,
+        values: torch.Tensor,
+        present: torch.Tensor,
+        count: torch.Tensor,
+    ) -> torch.Tensor:
+        """Every group's summed loss divided by ``count [G]``: ``[G]``, on the outputs' device.
+
+        ``outputs [L, B, Q]``; ``queries``, ``values``, ``present`` as :attr:`queries` and
+        :meth:`pack` gives them, on that device. A few kernels whatever the number of
+        variables; absent rows add exact zeros.
+        """
+        block = outputs.float().index_select(-1, queries)  # [L, B, C]
+        n_numeric = self.n_numeric
+        per_sample = [(block[..., :n_numeric] - values[:, :n_numeric]) ** 2]  # [L, B, numeric]
+        start = n_numeric
+        for group in self.groups[n_numeric:]:  # cross-entropy, soft targets: [L, B, 1] each
+            end = start + group.size
+            log_probs = F.log_softmax(block[..., start:end], dim=-1)
+            per_sample.append(-(values[:, start:end] * log_probs).sum(-1, keepdim=True))
+            start = end
+        per_group = torch.where(present, torch.cat(per_sample, -1), 0.0)  # [L, B, G]
+        return per_group.sum(dim=1).mean(dim=0) / count
 
 
 def variable_losses(
@@ -63,29 +130,21 @@ def variable_losses(
         names.append(name)
     if not names:
         return {}
-    # All variables at once, numeric ones first: a handful of kernels and four copies to the
-    # device whatever the number of variables (one per variable and input before).
-    groups = sorted((layout[n] for n in names), key=lambda g: not g.is_numeric)
-    n_numeric = sum(g.is_numeric for g in groups)
+    # All variables at once: a handful of kernels and four copies to the device whatever the
+    # number of variables (one per variable and input before).
+    plan = LossPlan.of(layout, names)
     device = outputs.device
-    queries = torch.tensor([q for g in groups for q in range(g.slice.start, g.slice.stop)])
-    block = outputs.float().index_select(-1, to_device(queries, device))  # [L, B, C]
-    rows = len(targets[names[0]].present)
-    columns = torch.cat([targets[g.name].values.reshape(rows, -1) for g in groups], 1)
-    values = to_device(columns, device)  # [B, C]: numeric values, then class probabilities
-    present = to_device(torch.stack([targets[g.name].present for g in groups], 1), device)
-    per_sample = [(block[..., :n_numeric] - values[:, :n_numeric]) ** 2]  # [L, B, numeric]
-    start = n_numeric
-    for group in groups[n_numeric:]:  # cross-entropy, soft targets allowed: [L, B, 1] each
-        end = start + group.size
-        log_probs = F.log_softmax(block[..., start:end], dim=-1)
-        per_sample.append(-(values[:, start:end] * log_probs).sum(-1, keepdim=True))
-        start = end
-    per_group = torch.where(present, torch.cat(per_sample, -1), 0.0)  # absent rows: exact zeros
+    values, present = plan.pack(targets)
     count_of = dict(zip(names, counts, strict=True))
-    count = to_device(torch.tensor([count_of[g.name] for g in groups]), device)
-    losses = (per_group.sum(dim=1).mean(dim=0) / count).unbind()  # [G]
-    position = {g.name: i for i, g in enumerate(groups)}
+    count = torch.tensor([count_of[name] for name in plan.names])
+    losses = plan.losses(
+        outputs,
+        to_device(plan.queries, device),
+        to_device(values, device),
+        to_device(present, device),
+        to_device(count, device),
+    ).unbind()  # [G]
+    position = {name: i for i, name in enumerate(plan.names)}
     return {name: losses[position[name]] for name in names}  # in the targets' order
 
 

@@ -185,8 +185,12 @@ def compile_options(setting: bool | str | None, device: torch.device) -> dict[st
     return {"mode": str(setting)}
 
 
-# Values of the ``compile_scope`` training setting: what one compiled graph holds.
-COMPILE_SCOPES = ("blocks", "model")
+# Values of the ``compile_scope`` training setting: what one compiled graph holds ("step":
+# the forward pass compiled whole, and the training step captured as one CUDA graph around it,
+# lcm.train.graphed).
+COMPILE_SCOPES = ("blocks", "model", "step")
+# torch.compile modes without CUDA graphs of their own, for a model inside the step's graph.
+_WITHOUT_GRAPHS = {"reduce-overhead": "default", "max-autotune": "max-autotune-no-cudagraphs"}
 
 
 def compile_model(
@@ -200,7 +204,9 @@ def compile_model(
 
     ``setting`` as :func:`compile_options`; ``scope`` ``"blocks"``: each block its own graph
     (:meth:`LCM.compile_blocks`), ``"model"``: the forward pass one graph as well
-    (:meth:`LCM.compile_whole`); ``backend``: ``torch.compile``'s (tests and benchmarks on CPU
+    (:meth:`LCM.compile_whole`), ``"step"``: as ``"model"``, in a mode without CUDA graphs of
+    its own (the training step is captured whole around it: :mod:`lcm.train.graphed`);
+    ``backend``: ``torch.compile``'s (tests and benchmarks on CPU
     without a C compiler: ``"aot_eager"``). State dict keys do not change, so checkpoints and
     training states written by a compiled run load into an eager one and back. Returns whether
     anything was compiled.
@@ -208,16 +214,18 @@ def compile_model(
     if scope not in COMPILE_SCOPES:
         raise ConfigError(
             f"compile_scope: expected one of {list(COMPILE_SCOPES)}, got {scope!r}.",
-            hint="blocks (the default) or model.",
+            hint="blocks (the default), model or step.",
         )
     options: dict[str, str] | None = compile_options(setting, device)
     if options is None:
         return False
+    if scope == "step" and options.get("mode") in _WITHOUT_GRAPHS:
+        options["mode"] = _WITHOUT_GRAPHS[options["mode"]]
     if backend:
         options["backend"] = backend
     models = [m for m in module.modules() if hasattr(m, "compile_blocks")]
     for model in models:
-        if scope == "model":
+        if scope in ("model", "step"):
             model.compile_whole(**options)
         else:
             model.compile_blocks(**options)
@@ -338,7 +346,11 @@ class DeviceConnectomes:
         if self.stream is not None:  # compute waits for the copy; memory kept until it is done
             torch.cuda.current_stream(self.device).wait_stream(self.stream)
             rows.record_stream(torch.cuda.current_stream(self.device))
-        return rows[:, self.lookup].view(len(index), self.n_rois, self.n_rois)
+        return self.expand(rows)
+
+    def expand(self, rows: torch.Tensor) -> torch.Tensor:
+        """Upper triangles ``[b, R (R + 1) / 2]`` on the device -> symmetric ``[b, R, R]``."""
+        return rows[:, self.lookup].view(len(rows), self.n_rois, self.n_rois)
 
 
 def progress(iterable: range, desc: str, disable: bool = False) -> tqdm:
@@ -398,7 +410,9 @@ def train_epochs(
     step : callable
         ``step(index) -> (loss, parts)`` for one batch of sample indices; ``parts`` are logged
         (mean over the batches where a part appears, weighted by batch size). A step with a
-        ``prefetch(index)`` attribute is told the next batch after the current one's forward.
+        ``prefetch(index)`` attribute is told the next batch after the current one's forward;
+        one whose ``updates_parameters`` is true is given the optimiser (``step.bind``) and
+        does backward, clipping and the update itself (:mod:`lcm.train.graphed`).
     desc : str
         Progress bar label.
     on_epoch_end : callable, optional
@@ -429,6 +443,11 @@ def train_epochs(
     if resumable is not None:
         args = (resumable.fingerprint, modules[0], optimizer, scheduler, generator)
         pos = load_state(resumable.folder, *args) or pos
+    # A step that updates the parameters itself (GraphedPretrainStep: its update is part of
+    # one CUDA graph) takes the optimiser; the loop then only advances the schedule.
+    updates = getattr(step, "updates_parameters", False)
+    if updates:
+        step.bind(optimizer)
     for epoch in progress(range(pos.epoch, epochs + 1), desc, quiet):
         for module in modules:
             module.train()
@@ -442,7 +461,7 @@ def train_epochs(
             loss, parts = step(index)
             if prefetch is not None and i + 1 < len(todo):  # copy while backward runs
                 prefetch(todo[i + 1])
-            if loss.requires_grad:  # False only for a batch with no target at all
+            if loss.requires_grad and not updates:  # False for a batch with no target at all
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(params, GRAD_CLIP_NORM)

@@ -35,6 +35,7 @@ from lcm.model.targets import (
 )
 from lcm.store.cohort import Cohort
 from lcm.train import distributed
+from lcm.train.graphed import GraphedPretrainStep
 from lcm.train.heldout import HOLDOUT_FRACTION, bei_metrics, holdout_split
 from lcm.train.loop import (
     DeviceConnectomes,
@@ -167,6 +168,13 @@ def pretrain(
             f"{ctx.world} data parallel processes (the global batch is split evenly).",
             hint="Set pretrain.batch_size to a multiple of procs_per_node x tasks.",
         )
+    if ctx.enabled and settings["compile_scope"] == "step":
+        raise ConfigError(
+            f"pretrain.compile_scope: step captures one process's whole training step, and "
+            f"this run has {ctx.world} data parallel processes (their gradients are averaged "
+            "between backward and the update).",
+            hint="Use compile_scope: model (or blocks) for data parallel pretraining.",
+        )
     ranks = distributed.gather_ranks(ctx)
     generator = seed_everything(seed)
 
@@ -215,16 +223,23 @@ def pretrain(
         layout.names,
     )
 
-    step = PretrainStep(
-        trained,
-        fc,
-        targets,
-        settings["ssl_mask_ratio"] if ssl_on else 0.0,
-        generator,
-        rank=ctx.rank,
-        world=ctx.world,
-        pad_to=settings["batch_size"] if compiled else None,
-    )
+    mask_ratio = settings["ssl_mask_ratio"] if ssl_on else 0.0
+    step: PretrainStep | GraphedPretrainStep
+    if settings["compile_scope"] == "step":  # the update too: one CUDA graph on a GPU
+        step = GraphedPretrainStep(
+            objective, fc, targets, mask_ratio, generator, settings["batch_size"]
+        )
+    else:
+        step = PretrainStep(
+            trained,
+            fc,
+            targets,
+            mask_ratio,
+            generator,
+            rank=ctx.rank,
+            world=ctx.world,
+            pad_to=settings["batch_size"] if compiled else None,
+        )
 
     val_targets = (
         encode_targets(

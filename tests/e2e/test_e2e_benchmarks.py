@@ -160,6 +160,7 @@ def _realism(result: dict[str, Any]) -> None:
 # The variants of the compiled LCM-Base step (compile, mark_step, compile_scope, sdp, inductor),
 # in the order gpu_smoke.sh runs them.
 VARIANTS = [
+    ("reduce-overhead", False, "step", "auto", []),
     ("reduce-overhead", False, "model", "auto", []),
     ("reduce-overhead", True, "model", "auto", []),
     ("reduce-overhead", False, "blocks", "math", []),
@@ -267,16 +268,16 @@ def test_quick_run(name: str, tmp_path: Path) -> None:
 
 def _gpu_smoke_profiles(folder: Path) -> None:
     # Each case (one process, one or two batch sizes) left its log, the operator table and the
-    # timeline of its first batch size; the sixteen lines came from fourteen cases. (Quick runs
-    # of base and big are both the tiny model: their tables share a name: 14 cases, 11 tables.)
+    # timeline of its first batch size; the seventeen lines came from fifteen cases. (Quick runs
+    # of base and big are both the tiny model: their tables share a name: 15 cases, 12 tables.)
     logs = sorted(folder.glob("*.log"))
     tables = sorted(folder.glob("*.txt"))
     traces = sorted(folder.glob("*.trace.json.gz"))
-    assert len(logs) == 14
+    assert len(logs) == 15
     assert [t.name.removesuffix(".txt") for t in tables] == [
         t.name.removesuffix(".trace.json.gz") for t in traces
     ]
-    assert len(tables) == 11
+    assert len(tables) == 12
     for table, trace in zip(tables, traces, strict=True):
         assert json.loads(table.read_text().splitlines()[0])["steps"] >= 1
         with gzip.open(trace, "rt") as events:

@@ -22,6 +22,7 @@ from lcm.model.lcm import LCM
 from lcm.model.losses import variable_losses
 from lcm.model.targets import QueryLayout, Target
 from lcm.model.transfer import to_device
+from lcm.train.graphed import GraphedPretrainStep
 from lcm.train.loop import DeviceConnectomes, train_epochs
 from lcm.train.objective import PretrainObjective, PretrainStep
 
@@ -100,12 +101,17 @@ def _meta_model() -> LCM:
         return LCM(config)
 
 
-def _pretrain_waits(steps: int, resident: bool = False) -> tuple[list[str], list[dict[str, float]]]:
+def _pretrain_waits(
+    steps: int, resident: bool = False, graphed: bool = False
+) -> tuple[list[str], list[dict[str, float]]]:
     fc, targets = _host_data(BATCH * steps)
     objective = PretrainObjective(_meta_model(), LAYOUT, ssl_weight=0.5).to(DEVICE)
     generator = torch.Generator().manual_seed(0)
     connectomes = DeviceConnectomes(fc, DEVICE, resident=resident)
-    step = PretrainStep(objective, connectomes, targets, 0.15, generator)
+    if graphed:  # the work a CUDA graph captures, run eagerly
+        step = GraphedPretrainStep(objective, connectomes, targets, 0.15, generator, BATCH, False)
+    else:
+        step = PretrainStep(objective, connectomes, targets, 0.15, generator)
     with DeviceWaits() as audit:
         history = train_epochs(
             [objective], BATCH * steps, 1, BATCH, 1e-3, 0.01, generator, step, "t", quiet=True
@@ -113,11 +119,13 @@ def _pretrain_waits(steps: int, resident: bool = False) -> tuple[list[str], list
     return audit.waits, history
 
 
+@pytest.mark.parametrize("graphed", [False, True], ids=["eager", "graphed"])
 @pytest.mark.parametrize("resident", [False, True], ids=["host", "resident"])
-def test_a_pretraining_step_never_waits_for_the_device(resident: bool) -> None:
-    """Connectomes staged from the host each step, or kept on the device and gathered there."""
-    two, history = _pretrain_waits(2, resident)
-    six, _ = _pretrain_waits(6, resident)
+def test_a_pretraining_step_never_waits_for_the_device(resident: bool, graphed: bool) -> None:
+    """Connectomes staged from the host each step, or kept on the device and gathered there;
+    the step as PretrainStep runs it, or as GraphedPretrainStep captures it."""
+    two, history = _pretrain_waits(2, resident, graphed)
+    six, _ = _pretrain_waits(6, resident, graphed)
     # Only the epoch's end reads the device: one value per logged loss, however many steps.
     logged = [k for k in history[0] if k.startswith("loss_")]
     assert "loss_ssl" in logged and "loss_age" in logged
