@@ -97,18 +97,19 @@ compiled() {
 # variants LIMIT_S: the compiled LCM-Base step at batch 128 in other forms, most promising first,
 # each given at most LIMIT_S (twice that where it compiles whole or afresh): the whole training
 # step as one CUDA graph (forward, backward, clipping, AdamW: --compile-scope step; at 73c518e
-# the step was ~21 ms for ~12 ms of kernels, the rest launches), the model compiled
-# whole (one CUDA graph per call instead of one per block: at 8fb7f3e its profile spent ~0.2 ms
-# of host time per block call), then so with each step marked as one for CUDA graph trees (their
-# fast path was missed for "pending, uninvoked backwards"), the self-attention's math backend
-# (7 queries attend to each other: short rows; cuDNN's kernels took ~75 us a layer at 73c518e),
-# alone and with the whole model, the other backends, LCM-Big compiled whole (whether one scope
+# the step was ~21 ms for ~12 ms of kernels, the rest launches), so with the attention's math
+# backend (7 queries attend to each other: short rows; cuDNN's kernels took ~75 us a layer at
+# 73c518e), the model compiled whole (one CUDA graph per call instead of one per block: at
+# 8fb7f3e its profile spent ~0.2 ms of host time per block call), then so with each step marked
+# as one for CUDA graph trees (their fast path was missed for "pending, uninvoked backwards"),
+# the math backend alone and with the whole model, the other backends, LCM-Big compiled whole (whether one scope
 # can serve every preset; 127 s of compiling at 158038e), inductor's combo kernels (fewer
 # launches) and the marked steps by blocks. A variant of the attention backend or of inductor
 # compiles afresh (train_throughput.py: no cached graphs), hence its longer limit.
 variants() {
   local limit=$1 base=(--preset base --batch 128 --steps 10 --compile "$mode")
   run $((2 * limit)) "${base[@]}" --compile-scope step || true
+  run $((2 * limit)) "${base[@]}" --compile-scope step --sdp math || true
   run $((2 * limit)) "${base[@]}" --compile-scope model || true
   run $((2 * limit)) "${base[@]}" --compile-scope model --mark-step || true
   run $((2 * limit)) "${base[@]}" --sdp math || true

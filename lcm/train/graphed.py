@@ -244,7 +244,10 @@ class GraphedPretrainStep:
         fc = self.fc.expand(rows)  # [B, R, R]
         mask = inputs["mask"] if self.mask_ratio > 0 else None
         active = None
-        with autocast(self.device):
+        # No cast cache where a graph is captured, in the eager steps before it too: one
+        # autocast state for every call of the compiled model (dynamo guards on it; a
+        # recompilation during the capture would fail it).
+        with autocast(self.device, cache=not self.capture):
             if mask is not None:
                 outputs, reconstructed = objective.model.forward_and_reconstruct(fc, mask)
             else:

@@ -93,10 +93,14 @@ def pick_device(device: str | None) -> torch.device:
     return chosen
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on GPUs; full precision on CPU (keeps CPU runs bit-reproducible)."""
+def autocast(device: torch.device, cache: bool = True) -> contextlib.AbstractContextManager:
+    """bf16 autocast on GPUs; full precision on CPU (keeps CPU runs bit-reproducible).
+
+    ``cache=False`` for work captured as a CUDA graph: autocast's cache of cast weights must
+    not outlive the capture (torch's CUDA graphs notes).
+    """
     if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache)
     return contextlib.nullcontext()
 
 

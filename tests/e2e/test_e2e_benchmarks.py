@@ -161,6 +161,7 @@ def _realism(result: dict[str, Any]) -> None:
 # in the order gpu_smoke.sh runs them.
 VARIANTS = [
     ("reduce-overhead", False, "step", "auto", []),
+    ("reduce-overhead", False, "step", "math", []),
     ("reduce-overhead", False, "model", "auto", []),
     ("reduce-overhead", True, "model", "auto", []),
     ("reduce-overhead", False, "blocks", "math", []),
@@ -268,16 +269,16 @@ def test_quick_run(name: str, tmp_path: Path) -> None:
 
 def _gpu_smoke_profiles(folder: Path) -> None:
     # Each case (one process, one or two batch sizes) left its log, the operator table and the
-    # timeline of its first batch size; the seventeen lines came from fifteen cases. (Quick runs
-    # of base and big are both the tiny model: their tables share a name: 15 cases, 12 tables.)
+    # timeline of its first batch size; the eighteen lines came from sixteen cases. (Quick runs
+    # of base and big are both the tiny model: their tables share a name: 16 cases, 13 tables.)
     logs = sorted(folder.glob("*.log"))
     tables = sorted(folder.glob("*.txt"))
     traces = sorted(folder.glob("*.trace.json.gz"))
-    assert len(logs) == 15
+    assert len(logs) == 16
     assert [t.name.removesuffix(".txt") for t in tables] == [
         t.name.removesuffix(".trace.json.gz") for t in traces
     ]
-    assert len(tables) == 12
+    assert len(tables) == 13
     for table, trace in zip(tables, traces, strict=True):
         assert json.loads(table.read_text().splitlines()[0])["steps"] >= 1
         with gzip.open(trace, "rt") as events:
