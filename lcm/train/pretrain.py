@@ -168,6 +168,13 @@ def pretrain(
             f"{ctx.world} data parallel processes (the global batch is split evenly).",
             hint="Set pretrain.batch_size to a multiple of procs_per_node x tasks.",
         )
+    if settings["compile_scope"] == "step" and settings["gradient_checkpointing"]:
+        raise ConfigError(
+            "pretrain.compile_scope: step does not combine with gradient_checkpointing: the "
+            "recomputation saves and restores the GPU's random state, which a captured CUDA "
+            "graph cannot do.",
+            hint="Use compile_scope: blocks (or model) with gradient_checkpointing: true.",
+        )
     if ctx.enabled and settings["compile_scope"] == "step":
         raise ConfigError(
             f"pretrain.compile_scope: step captures one process's whole training step, and "

@@ -233,3 +233,16 @@ def test_the_step_scope_is_refused_for_data_parallel_runs(tmp_path, monkeypatch)
         pretrain(cohort, catalogue, TINY, settings, seed=1, out_dir=tmp_path / "out")
     assert "compile_scope: model" in error.value.hint
     assert not (tmp_path / "out").exists()
+
+
+def test_the_step_scope_is_refused_with_gradient_checkpointing(tmp_path) -> None:
+    from helpers.model import TINY, make_catalogue, pretrain_cohort
+
+    from lcm.train.pretrain import pretrain
+
+    catalogue, cohort = make_catalogue(tmp_path), pretrain_cohort(20)
+    settings = {"epochs": 1, "batch_size": 8, "compile_scope": "step"}
+    settings["gradient_checkpointing"] = True
+    with pytest.raises(ConfigError, match="does not combine with gradient_checkpointing"):
+        pretrain(cohort, catalogue, TINY, settings, seed=1, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
