@@ -65,6 +65,7 @@ from lcm.train.loop import (
     compile_model,
     compile_options,
     make_optimizer,
+    scope_options,
 )
 from lcm.train.objective import PretrainObjective, PretrainStep
 
@@ -142,6 +143,7 @@ class Bench:
         self.optimizer = make_optimizer([self.objective], lr=1e-4, weight_decay=0.01)
         self.params = [p for p in self.objective.parameters() if p.requires_grad]
         self.batch = 0
+        self.options: dict[str, str] | None = None  # the graphed step's losses: compiled so
 
     def set_batch(self, batch: int) -> None:
         self.batch = batch
@@ -152,7 +154,14 @@ class Bench:
         self.index = torch.arange(batch)
         if self.graphed:  # forward, backward, clipping and AdamW: one CUDA graph
             self.pretrain_step = GraphedPretrainStep(
-                self.objective, self.fc, targets, MASK_RATIO, self.generator, batch
+                self.objective,
+                self.fc,
+                targets,
+                MASK_RATIO,
+                self.generator,
+                batch,
+                None,
+                self.options,
             )
             self.pretrain_step.bind(self.optimizer)
             return
@@ -358,6 +367,7 @@ def main() -> None:
     setting = {"off": False, "on": True}.get(args.compile, args.compile)
     options = compile_options(setting, device)  # for the JSON line; compiled as training does
     compile_model(bench.objective, setting, device, args.compile_scope, args.compile_backend)
+    bench.options = scope_options(setting, device, args.compile_scope, args.compile_backend)
     size = args.matmul_size or (8192 if device.type == "cuda" else 2048)
     flops = train_flops_per_sample(config, ssl=True)
     executed = train_flops_per_sample(config, ssl=True, executed=True)

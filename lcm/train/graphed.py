@@ -122,6 +122,9 @@ class GraphedPretrainStep:
         Every batch is padded to this many samples.
     capture : bool, optional
         Capture and replay a CUDA graph; by default where ``fc`` is on CUDA.
+    compile_options : dict, optional
+        ``torch.compile`` options for the losses (their few dozen small operations fused, as
+        the model's are; :func:`lcm.train.loop.scope_options`); ``None``: eager.
     """
 
     updates_parameters = True
@@ -135,6 +138,7 @@ class GraphedPretrainStep:
         generator: torch.Generator,
         batch_size: int,
         capture: bool | None = None,
+        compile_options: dict[str, str] | None = None,
     ) -> None:
         self.objective, self.fc, self.generator = objective, fc, generator
         self.batch_size = batch_size
@@ -151,6 +155,9 @@ class GraphedPretrainStep:
             self.values, self.present = values.float(), present  # [n, C], [n, G] on the host
             self.position = {name: i for i, name in enumerate(self.plan.names)}
             self.queries = self.plan.queries.to(self.device)
+        self.terms = self._terms
+        if compile_options is not None:
+            self.terms = torch.compile(self._terms, **compile_options)
         # Outputs of the step (the graph's, when captured): the total and each group's loss.
         self.total: torch.Tensor | None = None
         self.losses: torch.Tensor | None = None
@@ -243,35 +250,53 @@ class GraphedPretrainStep:
             rows = inputs["rows"]
         fc = self.fc.expand(rows)  # [B, R, R]
         mask = inputs["mask"] if self.mask_ratio > 0 else None
-        active = None
         # No cast cache where a graph is captured, in the eager steps before it too: one
         # autocast state for every call of the compiled model (dynamo guards on it; a
         # recompilation during the capture would fail it).
         with autocast(self.device, cache=not self.capture):
+            reconstructed = None
             if mask is not None:
                 outputs, reconstructed = objective.model.forward_and_reconstruct(fc, mask)
             else:
                 outputs = objective.model(fc)
-            total = torch.zeros((), device=self.device)
-            if self.plan is not None:
-                present = inputs["present"]
-                count = present.sum(0)  # [G]
-                active = count > 0
-                values = inputs["values"]
-                losses = self.plan.losses(outputs, self.queries, values, present, count.clamp(1))
-                s = torch.stack(self.task_params).clamp(-4.0, 4.0)
-                weighted = torch.where(active, torch.exp(-s) * losses + s, 0.0)
-                total = objective.bei_weight * weighted.sum()
-                self.losses = losses.detach()
-            if mask is not None:
-                ssl = masked_roi_loss(reconstructed, fc, mask, inputs["ssl_denominator"])
-                total = total + objective.ssl_weight * ssl
-                self.ssl = ssl.detach()
+            present = inputs["present"] if self.plan is not None else None
+            values = inputs["values"] if self.plan is not None else None
+            total, losses, active, ssl = self.terms(
+                outputs, reconstructed, fc, mask, values, present, inputs["ssl_denominator"]
+            )
         self.total = total.detach()
+        self.losses = losses.detach() if losses is not None else None
+        self.ssl = ssl.detach() if ssl is not None else None
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         nn.utils.clip_grad_norm_(self.params, GRAD_CLIP_NORM)
         self._update(active, captured)
+
+    def _terms(
+        self,
+        outputs: torch.Tensor,
+        reconstructed: torch.Tensor | None,
+        fc: torch.Tensor,
+        mask: torch.Tensor | None,
+        values: torch.Tensor | None,
+        present: torch.Tensor | None,
+        ssl_denominator: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """The objective on the static inputs: ``(total, losses [G], active [G], ssl)``."""
+        objective = self.objective
+        total = torch.zeros((), device=outputs.device)
+        losses = active = ssl = None
+        if present is not None and values is not None:
+            count = present.sum(0)  # [G]
+            active = count > 0
+            losses = self.plan.losses(outputs, self.queries, values, present, count.clamp(1))
+            s = torch.stack(self.task_params).clamp(-4.0, 4.0)
+            weighted = torch.where(active, torch.exp(-s) * losses + s, 0.0)
+            total = objective.bei_weight * weighted.sum()
+        if reconstructed is not None and mask is not None:
+            ssl = masked_roi_loss(reconstructed, fc, mask, ssl_denominator)
+            total = total + objective.ssl_weight * ssl
+        return total, losses, active, ssl
 
     def _update(self, active: torch.Tensor | None, captured: bool) -> None:
         """AdamW, then the task weights of absent variables (and their state) put back."""

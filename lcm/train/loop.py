@@ -197,6 +197,27 @@ COMPILE_SCOPES = ("blocks", "model", "step")
 _WITHOUT_GRAPHS = {"reduce-overhead": "default", "max-autotune": "max-autotune-no-cudagraphs"}
 
 
+def scope_options(
+    setting: bool | str | None, device: torch.device, scope: str, backend: str | None = None
+) -> dict[str, str] | None:
+    """``torch.compile`` options of ``scope``'s graphs (``None``: eager), as :func:`compile_model`
+    compiles with them: :func:`compile_options`, without CUDA graphs of their own for the
+    ``"step"`` scope (whose whole step is one), with ``backend`` where given."""
+    if scope not in COMPILE_SCOPES:
+        raise ConfigError(
+            f"compile_scope: expected one of {list(COMPILE_SCOPES)}, got {scope!r}.",
+            hint="blocks (the default), model or step.",
+        )
+    options: dict[str, str] | None = compile_options(setting, device)
+    if options is None:
+        return None
+    if scope == "step" and options.get("mode") in _WITHOUT_GRAPHS:
+        options["mode"] = _WITHOUT_GRAPHS[options["mode"]]
+    if backend:
+        options["backend"] = backend
+    return options
+
+
 def compile_model(
     module: nn.Module,
     setting: bool | str | None,
@@ -215,18 +236,9 @@ def compile_model(
     training states written by a compiled run load into an eager one and back. Returns whether
     anything was compiled.
     """
-    if scope not in COMPILE_SCOPES:
-        raise ConfigError(
-            f"compile_scope: expected one of {list(COMPILE_SCOPES)}, got {scope!r}.",
-            hint="blocks (the default), model or step.",
-        )
-    options: dict[str, str] | None = compile_options(setting, device)
+    options = scope_options(setting, device, scope, backend)
     if options is None:
         return False
-    if scope == "step" and options.get("mode") in _WITHOUT_GRAPHS:
-        options["mode"] = _WITHOUT_GRAPHS[options["mode"]]
-    if backend:
-        options["backend"] = backend
     models = [m for m in module.modules() if hasattr(m, "compile_blocks")]
     for model in models:
         if scope in ("model", "step"):

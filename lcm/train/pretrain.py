@@ -44,6 +44,7 @@ from lcm.train.loop import (
     compile_model,
     history_frame,
     pick_device,
+    scope_options,
     seed_everything,
     train_epochs,
 )
@@ -233,8 +234,9 @@ def pretrain(
     mask_ratio = settings["ssl_mask_ratio"] if ssl_on else 0.0
     step: PretrainStep | GraphedPretrainStep
     if settings["compile_scope"] == "step":  # the update too: one CUDA graph on a GPU
+        options = scope_options(settings["compile"], dev, "step")
         step = GraphedPretrainStep(
-            objective, fc, targets, mask_ratio, generator, settings["batch_size"]
+            objective, fc, targets, mask_ratio, generator, settings["batch_size"], None, options
         )
     else:
         step = PretrainStep(

@@ -246,3 +246,42 @@ def test_the_step_scope_is_refused_with_gradient_checkpointing(tmp_path) -> None
     with pytest.raises(ConfigError, match="does not combine with gradient_checkpointing"):
         pretrain(cohort, catalogue, TINY, settings, seed=1, out_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_losses_compile_as_one_graph_and_train_the_same() -> None:
+    """With compile options the graphed step's losses (BEI losses, task weighting, masked-ROI
+    loss: a few dozen small operations) are one dynamo graph, and training is unchanged."""
+    import torch._dynamo as dynamo
+
+    def run(options):
+        fc, targets = _data()
+        objective = _objective()
+        connectomes = DeviceConnectomes(fc, torch.device("cpu"), resident=True)
+        generator = torch.Generator().manual_seed(1)
+        torch.manual_seed(2)
+        step = GraphedPretrainStep(
+            objective, connectomes, targets, 0.2, generator, BATCH, False, options
+        )
+        train_epochs([objective], N, 1, BATCH, 3e-3, 0.01, generator, step, "t", quiet=True)
+        return objective.state_dict(), step
+
+    dynamo.reset()
+    compiled, step = run({"backend": "aot_eager"})
+    eager, _ = run(None)
+    for name, value in compiled.items():
+        if not name.endswith("attn.in_proj_bias"):  # the keys' bias: see above
+            torch.testing.assert_close(value, eager[name], rtol=1e-5, atol=1e-6, msg=name)
+    inputs = step.inputs
+    outputs, reconstructed = step.objective.model.forward_and_reconstruct(
+        step.fc.expand(step.fc.triangles[:BATCH]), inputs["mask"]
+    )
+    found = dynamo.explain(step._terms)(
+        outputs,
+        reconstructed,
+        step.fc.expand(step.fc.triangles[:BATCH]),
+        inputs["mask"],
+        inputs["values"],
+        inputs["present"],
+        inputs["ssl_denominator"],
+    )
+    assert found.graph_count == 1 and found.graph_break_count == 0, found.break_reasons
