@@ -30,7 +30,9 @@ compiles the forward pass whole (every layer unrolled: ``LCM.compile_whole``, as
 setting ``compile_scope: model`` does) besides each block, ``--compile-scope step`` so too
 without CUDA graphs of its own, inside the whole training step captured as one CUDA graph
 (:class:`lcm.train.graphed.GraphedPretrainStep`); ``--inductor KEY=VALUE`` sets an
-option of torch's compiler; ``--sdp`` keeps one attention backend; ``--mark-step`` drops the
+option of torch's compiler; ``--sdp`` keeps one attention backend, ``--math-attention N`` the
+math backend for self-attention over at most N tokens (the queries: ``LCM.use_math_attention``);
+``--mark-step`` drops the
 gradients and calls ``torch.compiler.cudagraph_mark_step_begin()`` at the start of each step.
 
     python benchmarks/train_throughput.py --preset small --batch 64
@@ -330,6 +332,13 @@ def main() -> None:
         "or step (forward whole, and the training step one CUDA graph)",
     )
     parser.add_argument(
+        "--math-attention",
+        type=int,
+        default=0,
+        metavar="TOKENS",
+        help="self-attention over at most TOKENS tokens (the queries) on the math backend",
+    )
+    parser.add_argument(
         "--inductor",
         action="append",
         default=[],
@@ -361,6 +370,7 @@ def main() -> None:
     set_kernels(args.sdp, args.inductor, device)
     config = LCMConfig(n_rois=args.n_rois, n_queries=LAYOUT.n_queries, **PRESETS[args.preset])
     bench = Bench(args, config, device)
+    bench.model.use_math_attention(args.math_attention)
     if "max" in batches:  # before compiling: each trial size would compile anew
         found = largest_batch(bench, batches[0], args.max_batch)
         batches = [found if b == "max" else b for b in batches]
@@ -404,6 +414,7 @@ def main() -> None:
             "sdp": args.sdp,
             "mark_step": args.mark_step,
             "inductor": args.inductor,
+            "math_attention": args.math_attention,
             "parameters": sum(p.numel() for p in bench.model.parameters()),
             "train_flops_per_sample": flops,
             "samples_s": round(samples_s, 2),
@@ -422,7 +433,9 @@ def main() -> None:
         if args.profile is not None and batch == batches[0]:
             tags = ["gc"] * args.gradient_checkpointing + [f"sdp_{args.sdp}"] * (args.sdp != "auto")
             tags += ["mark_step"] * args.mark_step + ["whole"] * (args.compile_scope == "model")
-            tags += ["step"] * bench.graphed
+            tags += ["step"] * bench.graphed + [f"math{args.math_attention}"] * (
+                args.math_attention > 0
+            )
             tags += [i.replace("=", "_") for i in args.inductor]
             name = "-".join([args.preset, f"b{batch}", result["compile"], *tags]) + ".txt"
             try:  # diagnostics: a profiler failure leaves the measurement above standing

@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.checkpoint import checkpoint
 
 from lcm.model.config import LCMConfig
@@ -150,6 +151,9 @@ class Attention(nn.Module):
     def __init__(self, d_model: int, n_heads: int) -> None:
         super().__init__()
         self.n_heads = n_heads
+        # Self-attention over at most this many tokens takes torch's math backend (see
+        # LCM.use_math_attention); 0: the fused kernels always.
+        self.math_max_tokens = 0
         self.in_proj_weight = nn.Parameter(torch.empty(3 * d_model, d_model))
         self.in_proj_bias = nn.Parameter(torch.empty(3 * d_model))
         self.out_proj = nn.Linear(d_model, d_model)  # draws its own init first, as in MHA
@@ -184,6 +188,9 @@ class Attention(nn.Module):
             probs = (q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5).softmax(dim=-1)
             out = probs @ v  # [B, H, T, d/H]
             weights = probs.mean(dim=1)  # [B, T, T]
+        elif q.shape[-2] <= self.math_max_tokens:
+            with sdpa_kernel(SDPBackend.MATH):  # traced by dynamo: plain matmuls and a softmax
+                out = F.scaled_dot_product_attention(q, k, v)
         else:
             out = F.scaled_dot_product_attention(q, k, v)  # [B, H, T, d/H]
         return self.out_proj(out.transpose(1, 2).flatten(-2)), weights  # [B, T, d]
@@ -408,6 +415,19 @@ class LCM(nn.Module):
         # Pretraining's entry point, one graph too (an attribute of this instance: the state
         # dict is unchanged).
         self.forward_and_reconstruct = torch.compile(self.forward_and_reconstruct, **options)
+
+    def use_math_attention(self, max_tokens: int) -> None:
+        """Self-attention over at most ``max_tokens`` tokens (the decoder's queries, not the
+        ROIs) computed by torch's math backend instead of a fused kernel; 0 turns it off.
+
+        The same function. Fused attention kernels tile 64-128 queries: for a handful of queries
+        per subject most of each tile is empty (cuDNN's took ~75 us a layer for LCM-Base's 7
+        queries at batch 128 on an H200), where compiled, the math backend is a few small
+        matmuls and one fused softmax. A switch of the computation, not of the architecture.
+        """
+        for module in self.modules():
+            if isinstance(module, Attention):
+                module.math_max_tokens = max_tokens
 
     def predict(self, fc: torch.Tensor) -> torch.Tensor:
         """Last decoder layer's outputs ``[B, Q]`` (what inference uses)."""

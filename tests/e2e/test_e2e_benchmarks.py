@@ -36,6 +36,7 @@ TRAIN_KEYS = {
     "compile_scope",
     "sdp",
     "mark_step",
+    "math_attention",
     "inductor",
     "parameters",
     "train_flops_per_sample",
@@ -157,26 +158,34 @@ def _realism(result: dict[str, Any]) -> None:
     assert {k.split("/")[1] for k in result["cohorts"]} == {"roi", "voxel-24P"}
 
 
-# The variants of the compiled LCM-Base step (compile, mark_step, compile_scope, sdp, inductor),
-# in the order gpu_smoke.sh runs them.
+# The variants of the compiled LCM-Base step (compile, mark_step, compile_scope, sdp, inductor,
+# math_attention), in the order gpu_smoke.sh runs them.
 VARIANTS = [
-    ("reduce-overhead", False, "step", "auto", []),
-    ("reduce-overhead", False, "step", "math", []),
-    ("reduce-overhead", False, "model", "auto", []),
-    ("reduce-overhead", True, "model", "auto", []),
-    ("reduce-overhead", False, "blocks", "math", []),
-    ("reduce-overhead", False, "model", "math", []),
-    ("reduce-overhead", False, "blocks", "flash", []),
-    ("reduce-overhead", False, "model", "auto", []),  # LCM-Big
-    ("reduce-overhead", False, "blocks", "mem_efficient", []),
-    ("reduce-overhead", False, "blocks", "auto", ["combo_kernels=True"]),
-    ("reduce-overhead", True, "blocks", "auto", []),
+    ("reduce-overhead", False, "step", "auto", [], 0),
+    ("reduce-overhead", False, "step", "auto", [], 16),
+    ("reduce-overhead", False, "model", "auto", [], 0),
+    ("reduce-overhead", True, "model", "auto", [], 0),
+    ("reduce-overhead", False, "blocks", "math", [], 0),
+    ("reduce-overhead", False, "model", "math", [], 0),
+    ("reduce-overhead", False, "blocks", "flash", [], 0),
+    ("reduce-overhead", False, "model", "auto", [], 0),  # LCM-Big
+    ("reduce-overhead", False, "blocks", "mem_efficient", [], 0),
+    ("reduce-overhead", False, "blocks", "auto", ["combo_kernels=True"], 0),
+    ("reduce-overhead", True, "blocks", "auto", [], 0),
 ]
 
 
 def _variants(runs: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [
-        (r["compile"], r["mark_step"], r["compile_scope"], r["sdp"], r["inductor"]) for r in runs
+        (
+            r["compile"],
+            r["mark_step"],
+            r["compile_scope"],
+            r["sdp"],
+            r["inductor"],
+            r["math_attention"],
+        )
+        for r in runs
     ]
 
 
@@ -291,7 +300,7 @@ def test_gpu_smoke_variants(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     runs = [json.loads(line) for line in proc.stdout.strip().splitlines()]
     assert not [r for r in runs if "error" in r]
-    reference = ("reduce-overhead", False, "blocks", "auto", [])
+    reference = ("reduce-overhead", False, "blocks", "auto", [], 0)
     assert _variants(runs) == [reference, *VARIANTS]
     assert {r["preset"] for r in runs} == {"tiny"}  # --quick's model replaced base
 

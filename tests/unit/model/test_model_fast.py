@@ -538,3 +538,50 @@ def test_cpu_decoder_does_not_pad_by_default() -> None:
         default = model(fc)
         model.memory_align = 1
         assert torch.equal(model(fc), default)
+
+
+def test_math_attention_for_the_queries_is_the_same_function_in_one_graph() -> None:
+    """``use_math_attention(n)``: the decoder's self-attention over its 7 queries runs on torch's
+    math backend (the ROI mixer's 13 tokens keep the fused kernels); outputs and gradients as
+    before, and a decoder block is still one dynamo graph."""
+    import torch._dynamo as dynamo
+
+    model = _model(dropout=0.0).train()
+    math = copy.deepcopy(model)
+    math.use_math_attention(Q)
+    assert [a.math_max_tokens for a in math.modules() if isinstance(a, Attention)] == [Q] * 7
+    fc = _fc(6)
+    results = []
+    for m in (model, math):
+        out = m(fc)
+        out.square().mean().backward()
+        results.append((out, {k: p.grad for k, p in m.named_parameters()}))
+    torch.testing.assert_close(results[1][0], results[0][0], **TOL)
+    for name, grad in results[0][1].items():
+        torch.testing.assert_close(results[1][1][name], grad, **TOL, msg=name)
+    # The fused kernel runs for the ROI mixer only (1 layer), not for the 3 decoder layers.
+    fused = [_fused_attention_calls(m, fc) for m in (model, math)]
+    assert fused == [4, 1]
+    with torch.no_grad():
+        memory = math.encode(fc)
+    found = dynamo.explain(math.decoder[0])(math._query_tokens(B), memory)
+    assert found.graph_count == 1 and found.graph_break_count == 0, found.break_reasons
+    model.use_math_attention(0)
+    assert all(a.math_max_tokens == 0 for a in model.modules() if isinstance(a, Attention))
+
+
+def _fused_attention_calls(model: LCM, fc: torch.Tensor) -> int:
+    """How many fused attention kernels (CPU's flash kernel) one forward pass calls."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        calls = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket is torch.ops.aten._scaled_dot_product_flash_attention_for_cpu:
+                Count.calls += 1
+            return func(*args, **(kwargs or {}))
+
+    with torch.no_grad(), Count():
+        model(fc)
+    return Count.calls
