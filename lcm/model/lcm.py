@@ -74,6 +74,31 @@ def aligned_memory(memory: torch.Tensor, multiple: int) -> tuple[torch.Tensor, t
     return F.pad(memory, (0, 0, 0, pad)), bias
 
 
+class MemoryPadding(nn.Module):
+    """The decoder's ROI tokens, padded (:func:`aligned_memory`): a module without parameters
+    (state dicts unchanged), compiled as a region of its own with the blocks, so that under
+    CUDA graphs the padded tokens are a graph's output that every decoder block's graph reads
+    in place (an eager pad's output was copied into each of them).
+
+    Attributes
+    ----------
+    multiple : int or None
+        Pad to a multiple of this; ``None``: :data:`MEMORY_ALIGN` on CUDA, 1 (nothing)
+        elsewhere. A switch of the computation, not of the architecture.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.multiple: int | None = None
+
+    def forward(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``[B, S, d]`` -> ``([B, S', d], bias [S'] or None)``."""
+        multiple = self.multiple
+        if multiple is None:
+            multiple = MEMORY_ALIGN if memory.is_cuda else 1
+        return aligned_memory(memory, multiple)
+
+
 class MemoryNorm(nn.LayerNorm):
     """The LayerNorm closing the ROI mixer; its output in the autocast dtype where autocast is on.
 
@@ -312,9 +337,7 @@ class LCM(nn.Module):
         # Recompute each block's activations in the backward pass instead of storing them:
         # a training-time switch (memory for compute), not part of the architecture.
         self.gradient_checkpointing = False
-        # ROI tokens padded to a multiple of this for the decoder (aligned_memory); None: by
-        # device. A switch of the computation, not of the architecture.
-        self.memory_align: int | None = None
+        self.memory_padding = MemoryPadding()  # no parameters: state dicts unchanged
 
     def _run(self, block: nn.Module, *args: torch.Tensor | None) -> torch.Tensor:
         if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
@@ -377,10 +400,7 @@ class LCM(nn.Module):
     def _decode(self, memory: torch.Tensor) -> torch.Tensor:
         """ROI tokens ``[B, R, d]`` -> query outputs ``[L, B, Q]`` (see :meth:`forward`)."""
         q = self._query_tokens(memory.shape[0])  # [B, Q, d]
-        align = self.memory_align
-        if align is None:
-            align = MEMORY_ALIGN if memory.is_cuda else 1
-        memory, bias = aligned_memory(memory, align)  # once for every decoder layer
+        memory, bias = self.memory_padding(memory)  # once for every decoder layer
         supervised = []
         for i, block in enumerate(self.decoder):
             q = self._run(block, q, memory, bias)
@@ -390,14 +410,16 @@ class LCM(nn.Module):
         return self.head(self.norm_out(torch.stack(supervised))).squeeze(-1)  # [L, B, Q]
 
     def compile_blocks(self, **options: object) -> None:
-        """``torch.compile`` the tokenizer, every encoder / decoder block and the norm between.
+        """``torch.compile`` the tokenizer, every encoder / decoder block and the norm and the
+        padding between.
 
         Regional compilation: blocks of one kind share their code, so LCM-Big's 32 decoder
         layers compile once, not as one 32-layer graph. ``nn.Module.compile`` keeps the state
         dict keys (no ``_orig_mod.`` prefix): checkpoints stay loadable compiled or eager.
         ``options`` go to ``torch.compile`` (``mode="reduce-overhead"``: CUDA graphs).
         """
-        for block in [self.tokenizer, *self.encoder, self.norm_memory, *self.decoder]:
+        regions = [self.tokenizer, *self.encoder, self.norm_memory, self.memory_padding]
+        for block in [*regions, *self.decoder]:
             block.compile(**options)
 
     def compile_whole(self, **options: object) -> None:

@@ -216,7 +216,10 @@ def test_each_compiled_region_is_one_graph_without_breaks() -> None:
     queries = model.queries.unsqueeze(0).expand(B, -1, -1)
     regions = [(model.tokenizer, (fc,)), (model.encoder[0], (tokens,))]
     regions += [(model.norm_memory, (tokens,)), (model.decoder[0], (queries, memory))]
-    compiled = [model.tokenizer, *model.encoder, model.norm_memory, *model.decoder]
+    model.memory_padding.multiple = 8  # as on a GPU: 13 ROI tokens padded to 16
+    regions += [(model.memory_padding, (memory,))]
+    compiled = [model.tokenizer, *model.encoder, model.norm_memory, model.memory_padding]
+    compiled += [*model.decoder]
     assert len(regions) == len({type(m) for m in compiled})
     for module, inputs in regions:
         for cast in (False, True):  # and under autocast (the memory norm casts its output)
@@ -506,7 +509,7 @@ def test_decoder_on_padded_roi_tokens_is_the_same_function() -> None:
     hidden tokens take no attention at all."""
     model = _model(dropout=0.0).double().train()
     padded = copy.deepcopy(model)
-    model.memory_align, padded.memory_align = 1, 8
+    model.memory_padding.multiple, padded.memory_padding.multiple = 1, 8
     fc = _fc(4).double()
     mask = torch.zeros(B, R, dtype=torch.bool)
     mask[:, [0, 5, 9]] = True
@@ -532,11 +535,11 @@ def test_decoder_on_padded_roi_tokens_is_the_same_function() -> None:
 def test_cpu_decoder_does_not_pad_by_default() -> None:
     # Padding pays on GPUs' matmul kernels only; CPU runs stay bit-identical to before.
     model = _model().eval()
-    assert model.memory_align is None
+    assert model.memory_padding.multiple is None
     fc = _fc(5)
     with torch.no_grad():
         default = model(fc)
-        model.memory_align = 1
+        model.memory_padding.multiple = 1
         assert torch.equal(model(fc), default)
 
 
