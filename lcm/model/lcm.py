@@ -22,6 +22,8 @@ unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -338,6 +340,8 @@ class LCM(nn.Module):
         # a training-time switch (memory for compute), not part of the architecture.
         self.gradient_checkpointing = False
         self.memory_padding = MemoryPadding()  # no parameters: state dicts unchanged
+        # forward_and_reconstruct compiled (compile_whole); None: eager.
+        self._compiled_joint: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def _run(self, block: nn.Module, *args: torch.Tensor | None) -> torch.Tensor:
         if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
@@ -392,6 +396,11 @@ class LCM(nn.Module):
         outputs : torch.Tensor, shape (L, B, Q)
         reconstructed : torch.Tensor, shape (B, R, R)
         """
+        if self._compiled_joint is not None:  # compile_whole: one graph
+            return self._compiled_joint(self, fc, roi_mask)
+        return self._joint(fc, roi_mask)
+
+    def _joint(self, fc: torch.Tensor, roi_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b = fc.shape[0]
         hidden = torch.cat([torch.zeros_like(roi_mask), roi_mask])  # [2B, R]
         memory = self.encode(torch.cat([fc, fc]), hidden)  # [2B, R, d]
@@ -434,9 +443,9 @@ class LCM(nn.Module):
         """
         self.compile_blocks(**options)
         self.compile(**options)
-        # Pretraining's entry point, one graph too (an attribute of this instance: the state
-        # dict is unchanged).
-        self.forward_and_reconstruct = torch.compile(self.forward_and_reconstruct, **options)
+        # Pretraining's entry point, one graph too: the function compiled, not a method bound
+        # to this instance, so that a deep copy of the model runs on its own parameters.
+        self._compiled_joint = torch.compile(LCM._joint, **options)
 
     def use_math_attention(self, max_tokens: int) -> None:
         """Self-attention over at most ``max_tokens`` tokens (the decoder's queries, not the

@@ -440,6 +440,26 @@ def test_the_forward_pass_compiles_whole_without_breaks() -> None:
     assert all(p.grad is not None for p in model.parameters())
 
 
+def test_a_deep_copy_of_a_model_compiled_whole_runs_on_its_own_parameters() -> None:
+    # The compiled joint pass was a method bound to the original: a copy computed with the
+    # original's weights (and trained them).
+    model = _model(dropout=0.0).eval()
+    model.compile_whole(backend="eager")
+    clone = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in clone.parameters():
+            p.add_(0.5)
+    fc, mask = _fc(7), torch.zeros(B, R, dtype=torch.bool)
+    mask[:, 3] = True
+    with torch.no_grad():
+        ours = clone.forward_and_reconstruct(fc, mask)
+        theirs = model.forward_and_reconstruct(fc, mask)
+        near = {"rtol": 1e-4, "atol": 1e-4}  # one pass of 2B rows vs two: matmul rounding
+        torch.testing.assert_close(ours[0], clone(fc), **near)
+        torch.testing.assert_close(ours[1], clone.reconstruct(fc, mask), **near)
+        assert not torch.allclose(ours[0], theirs[0])
+
+
 def test_loop_logs_losses_without_reading_them_each_step() -> None:
     # The history equals the float sum of loss * batch size, as when it was read every step.
     from lcm.train.loop import train_epochs
