@@ -207,8 +207,18 @@ class UncertaintyWeighting(nn.Module):
         """Weighted sum of ``losses`` (only the tasks present; zero when none)."""
         if not losses:
             return torch.zeros(())
-        s = torch.stack([self.log_vars[name] for name in losses]).clamp(-4.0, 4.0)
-        return (torch.exp(-s) * torch.stack(list(losses.values())) + s).sum()
+        return self.masked(torch.stack(list(losses.values())), list(losses))
+
+    def masked(
+        self, losses: torch.Tensor, names: list[str], active: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Weighted sum of ``losses [G]`` of the tasks ``names``, those with ``active`` false
+        left out (a fixed set of tasks every step, as a captured CUDA graph needs)."""
+        s = torch.stack([self.log_vars[name] for name in names]).clamp(-4.0, 4.0)
+        weighted = torch.exp(-s) * losses + s
+        if active is not None:
+            weighted = torch.where(active, weighted, 0.0)
+        return weighted.sum()
 
     def weights(self) -> dict[str, float]:
         """Current weight ``exp(-s_t)`` of each task."""

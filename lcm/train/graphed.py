@@ -290,9 +290,8 @@ class GraphedPretrainStep:
             count = present.sum(0)  # [G]
             active = count > 0
             losses = self.plan.losses(outputs, self.queries, values, present, count.clamp(1))
-            s = torch.stack(self.task_params).clamp(-4.0, 4.0)
-            weighted = torch.where(active, torch.exp(-s) * losses + s, 0.0)
-            total = objective.bei_weight * weighted.sum()
+            weighted = objective.weighting.masked(losses, self.plan.names, active)
+            total = objective.bei_weight * weighted
         if reconstructed is not None and mask is not None:
             ssl = masked_roi_loss(reconstructed, fc, mask, ssl_denominator)
             total = total + objective.ssl_weight * ssl
@@ -301,16 +300,17 @@ class GraphedPretrainStep:
     def _update(self, active: torch.Tensor | None, captured: bool) -> None:
         """AdamW, then the task weights of absent variables (and their state) put back."""
         optimizer, params = self.optimizer, self.task_params
-        tensors: list[torch.Tensor] = []
+        kept: list[tuple[int, torch.Tensor]] = []  # (task, tensor) to put back where absent
         if active is not None:
             _ensure_state(optimizer, params)
             keys = ("exp_avg", "exp_avg_sq", "step")
-            tensors = [*params, *(optimizer.state[p][k] for k in keys for p in params)]
+            kept = [(i, p) for i, p in enumerate(params)]
+            kept += [(i, optimizer.state[p][k]) for k in keys for i, p in enumerate(params)]
             # Step counts kept on the host (an AdamW that is not fused) are put back there.
-            here = [t for t in tensors if t.device == active.device]
-            there = [t for t in tensors if t.device != active.device]
-            before_here = torch._foreach_mul(here, 1.0)
-            before_there = [t.clone() for t in there]
+            here = [(i, t) for i, t in kept if t.device == active.device]
+            there = [(i, t) for i, t in kept if t.device != active.device]
+            before_here = torch._foreach_mul([t for _, t in here], 1.0)
+            before_there = [t.clone() for _, t in there]
         groups = optimizer.param_groups
         saved = [(g["lr"], g.get("capturable", False)) for g in groups]
         if captured:  # the graph reads the learning rates from its inputs at each replay
@@ -321,19 +321,15 @@ class GraphedPretrainStep:
         finally:
             for group, (rate, capturable) in zip(groups, saved, strict=True):
                 group["lr"], group["capturable"] = rate, capturable
-        if not tensors:
+        if not kept:
             return
         with torch.no_grad():
             # lerp with weight 1 gives its end exactly, with weight 0 its start.
             undo = (~active).to(torch.float32)
-            weights = [
-                undo[i % len(params)] for i, t in enumerate(tensors) if t.device == active.device
-            ]
-            torch._foreach_lerp_(here, before_here, weights)
-            absent = [i for i, on in enumerate(self.active) if not on]
-            for t, old in zip(there, before_there, strict=True):
-                i = next(j for j, u in enumerate(tensors) if u is t) % len(params)
-                if i in absent:
+            weights = [undo[i] for i, _ in here]
+            torch._foreach_lerp_([t for _, t in here], before_here, weights)
+            for (i, t), old in zip(there, before_there, strict=True):
+                if not self.active[i]:
                     t.copy_(old)
 
 
