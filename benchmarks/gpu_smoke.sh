@@ -4,7 +4,8 @@
 # torch.compile, then LCM-Big at batch 128 with gradient checkpointing (targets: mfu >= 0.4),
 # then, in what is left of the budget, variants of compiled LCM-Base at batch 128.
 # One JSON line per case (train_throughput.py): samples_s, mfu, hfu, max_memory_gib, matmul_flops_s
-# (bf16 matmul reference of the same run), compile_s (compiling and CUDA graph capture).
+# (bf16 matmul reference of the same run), compile_s (compiling and CUDA graph capture), loss;
+# last, the spread of the losses of the cases that trained the same steps (loss_agreement).
 #   bash benchmarks/gpu_smoke.sh            (from the repository root, package installed;
 #                                            PYTHON=python3 where `python` is not the one;
 #                                            COMPILE_MODE=default: compile without CUDA graphs;
@@ -23,7 +24,7 @@ only_variants=false
 for arg in "$@"; do
   case "$arg" in
     -h | --help)
-      sed -n '2,18s/^# \{0,1\}//p' "$0"
+      sed -n '2,19s/^# \{0,1\}//p' "$0"
       exit 0
       ;;
     --quick)
@@ -43,7 +44,8 @@ mode="${COMPILE_MODE:-reduce-overhead}"
 # Every case gets at most its own limit and never more than what is left of the whole budget.
 deadline=$((SECONDS + ${BUDGET_S:-460}))
 out="$(mktemp)"
-trap 'rm -f "$out"' EXIT
+all="$(mktemp)" # every case's lines, for the agreement of their losses at the end
+trap 'rm -f "$out" "$all"' EXIT
 
 # run LIMIT_S ARGS...: one train_throughput.py process; its JSON lines are printed as they come
 # (a case cut short keeps the lines it finished), and a failure prints a JSON line saying so.
@@ -63,6 +65,7 @@ run() {
   timeout "$limit" "$py" benchmarks/train_throughput.py --device cuda --rounds 2 "$@" \
     ${profile[@]+"${profile[@]}"} ${quick[@]+"${quick[@]}"} 2>"$out.err" | grep '^{' |
     tee "$out" || status=$?
+  cat "$out" >>"$all"
   if [[ -n "${PROFILE_DIR:-}" ]]; then # the whole log of the case, named by its arguments
     local name
     name="$(tr -cs 'a-zA-Z0-9,.' '_' <<<"$*")"
@@ -78,6 +81,27 @@ run() {
   fi
   rm -f "$out.err"
   return "$status"
+}
+
+# One JSON line: the cases that trained the same steps on the same data (preset, batch,
+# steps_trained) grouped, with the spread of their final losses; a variant that trains wrongly
+# (a replayed graph that misses an update, streams that race) stands out of its group.
+agreement() {
+  "$py" - "$all" <<'EOF'
+import json, sys
+groups = {}
+for line in open(sys.argv[1]):
+    run = json.loads(line)
+    if "loss" in run:
+        key = (run["preset"], run["batch"], run["steps_trained"])
+        groups.setdefault(key, []).append(run["loss"])
+rows = [
+    {"preset": p, "batch": b, "steps_trained": s, "cases": len(v), "loss_min": min(v),
+     "loss_max": max(v), "rel_spread": round((max(v) - min(v)) / abs(min(v)), 6)}
+    for (p, b, s), v in groups.items() if len(v) > 1
+]
+print(json.dumps({"loss_agreement": rows}))
+EOF
 }
 
 # The largest batch an eager run found (its last line), for the compiled run of that model.
@@ -125,6 +149,7 @@ variants() {
 if $only_variants; then # the reference first: the same step as training compiles it
   run 90 --preset base --batch 128 --steps 10 --compile "$mode" || true
   variants 90
+  agreement
   exit 0
 fi
 run 60 --preset base --batch 128,max --max-batch 4096 --steps 10 --compile off || true
@@ -134,3 +159,4 @@ compiled big 4 "$(largest || echo 128)"
 # Memory head-room: the same batch with gradient checkpointing.
 run 45 --preset big --batch 128 --steps 2 --gradient-checkpointing --compile off || true
 variants 75 # with what is left of the budget
+agreement

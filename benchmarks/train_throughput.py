@@ -14,8 +14,11 @@ One JSON line per batch size (``--batch 128,max``; ``max`` is the largest power-
 multiple of the first batch that trains without running out of memory, found eagerly before
 any compiling), with ``preset, device, samples_s, model_flops_s, matmul_flops_s, mfu, hfu`` and
 the settings (batch, threads, gradient_checkpointing, parameters, train_flops_per_sample,
-executed_flops_per_sample, compile, matmul_dtype), ``compile_s`` (warm-up time beyond three
-steady steps: compiling and CUDA graph capture), and on CUDA ``max_memory_gib``. ``--compile``
+executed_flops_per_sample, compile, matmul_dtype), ``compile_s`` (warm-up time beyond six
+steady steps: compiling and CUDA graph capture), ``loss`` (the last step's total loss) after
+``steps_trained`` optimiser steps, and on CUDA ``max_memory_gib``. Every variant trains the
+same steps on the same data from the same weights: where their ``steps_trained`` are equal,
+their losses agree up to rounding (a variant that trains wrongly shows). ``--compile``
 takes a ``torch.compile`` mode (blocks compiled in place, as training does) or ``off``;
 ``auto`` (default) compiles on CUDA only.
 
@@ -145,6 +148,8 @@ class Bench:
         self.optimizer = make_optimizer([self.objective], lr=1e-4, weight_decay=0.01)
         self.params = [p for p in self.objective.parameters() if p.requires_grad]
         self.batch = 0
+        self.loss: torch.Tensor | None = None  # the last step's total loss (read once timed)
+        self.steps = 0  # optimiser steps the model took, the search for 'max' included
         self.options: dict[str, str] | None = None  # the graphed step's losses: compiled so
 
     def set_batch(self, batch: int) -> None:
@@ -177,13 +182,15 @@ class Bench:
         return self.args.compile_scope == "step"
 
     def step(self) -> None:
+        self.steps += 1
         if self.graphed:
-            self.pretrain_step(self.index)
+            self.loss, _ = self.pretrain_step(self.index)
             return
         if self.args.mark_step:  # grads of the last step dropped before graphs replay anew
             self.optimizer.zero_grad(set_to_none=True)
             torch.compiler.cudagraph_mark_step_begin()
         loss, _ = self.pretrain_step(self.index)
+        self.loss = loss.detach()
         self.pretrain_step.prefetch(self.index)
         if not self.args.mark_step:  # as the training loop: after the next batch's copy starts
             self.optimizer.zero_grad(set_to_none=True)
@@ -388,12 +395,12 @@ def main() -> None:
         sync(device)
         start = time.perf_counter()
         # Allocator, kernels, optimiser state, compiling; the graphed step's capture follows
-        # its eager steps.
-        for _ in range(WARMUP_STEPS + bench.graphed * GRAPH_WARMUP_STEPS):
+        # its eager steps. As many steps in every variant: the same training, the same loss.
+        warmup = WARMUP_STEPS + GRAPH_WARMUP_STEPS
+        for _ in range(warmup):
             bench.step()
         sync(device)
         warmup_s = time.perf_counter() - start
-        warmup = WARMUP_STEPS + bench.graphed * GRAPH_WARMUP_STEPS
         best_train, best_matmul = float("inf"), 0.0
         for _ in range(args.rounds):
             best_matmul = max(best_matmul, matmul_flops_s(device, size, args.matmul_seconds))
@@ -426,6 +433,10 @@ def main() -> None:
             "executed_flops_per_sample": executed,
             "hfu": round(samples_s * executed / best_matmul, 3),
             "compile_s": round(max(0.0, warmup_s - warmup * best_train / args.steps), 1),
+            # The same steps on the same data in every variant with the same steps_trained:
+            # their losses agree up to rounding, or a variant trains wrongly.
+            "steps_trained": bench.steps,
+            "loss": round(float(bench.loss), 6),
         }
         if device.type == "cuda":
             result["max_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)

@@ -46,7 +46,12 @@ TRAIN_KEYS = {
     "mfu",
     "executed_flops_per_sample",
     "hfu",
+    "steps_trained",
+    "loss",
 }
+# The losses of runs that trained the same steps agree to this on CPU (float32; fused or math
+# attention, graphed or not): quick runs compile with aot_eager, the same kernels as eager.
+LOSS_RTOL = 1e-4
 
 # Keys each benchmark's last line documents (its docstring / benchmarks/README.md). A benchmark
 # absent here (e.g. one just added) is still run; its last line need only be a JSON object.
@@ -134,7 +139,7 @@ KEYS: dict[str, set[str]] = {
         "identical_metrics",
     },
     "train_throughput.py": TRAIN_KEYS,
-    "gpu_smoke.sh": TRAIN_KEYS,
+    "gpu_smoke.sh": {"loss_agreement"},
 }
 
 
@@ -189,10 +194,21 @@ def _variants(runs: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     ]
 
 
+def _agreement(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """gpu_smoke.sh's last line: the runs that trained the same steps ended on the same loss."""
+    groups = result["loss_agreement"]
+    assert groups
+    for group in groups:
+        assert group["cases"] >= 2
+        assert group["rel_spread"] <= LOSS_RTOL, group
+    return groups
+
+
 def _gpu_smoke(lines: list[str]) -> None:
     # Every case ran (none reports an error): eager and compiled, LCM-Big with gradient
-    # checkpointing once, then the variants of the compiled LCM-Base step.
-    runs = [json.loads(line) for line in lines]
+    # checkpointing once, then the variants of the compiled LCM-Base step; then the agreement.
+    runs = [json.loads(line) for line in lines[:-1]]
+    assert all(set(TRAIN_KEYS) <= set(r) for r in runs)
     assert not [r for r in runs if "error" in r]
     assert {r["compile"] for r in runs} == {"off", "reduce-overhead"}
     assert [r["gradient_checkpointing"] for r in runs].count(True) == 1
@@ -209,6 +225,7 @@ def _evaluate_speed(result: dict[str, Any]) -> None:
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "dag_scale.py": _dag,
     "evaluate_speed.py": _evaluate_speed,
+    "gpu_smoke.sh": _agreement,
     "parcellation.py": _parcellation,
     "store.py": _store,
     "synth_realism.py": _realism,
@@ -298,11 +315,16 @@ def test_gpu_smoke_variants(tmp_path: Path) -> None:
     """``gpu_smoke.sh --quick --variants``: the reference compiled step, then every variant."""
     proc = run_quick([*SCRIPTS["gpu_smoke.sh"], "--variants"], tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    runs = [json.loads(line) for line in proc.stdout.strip().splitlines()]
+    *lines, last = proc.stdout.strip().splitlines()
+    runs = [json.loads(line) for line in lines]
     assert not [r for r in runs if "error" in r]
     reference = ("reduce-overhead", False, "blocks", "auto", [], 0)
     assert _variants(runs) == [reference, *VARIANTS]
     assert {r["preset"] for r in runs} == {"tiny"}  # --quick's model replaced base
+    # The same steps from the same weights in every case (LCM-Big's too: tiny here): one
+    # group, every case in it, the graphed step's included.
+    (group,) = _agreement(json.loads(last))
+    assert group["cases"] == len(runs)
 
 
 def test_every_benchmark_is_covered() -> None:
