@@ -18,7 +18,9 @@ executed_flops_per_sample, compile, matmul_dtype), ``compile_s`` (warm-up time b
 steady steps: compiling and CUDA graph capture), ``loss`` (the last step's total loss) after
 ``steps_trained`` optimiser steps, and on CUDA ``max_memory_gib``. Every variant trains the
 same steps on the same data from the same weights: where their ``steps_trained`` are equal,
-their losses agree up to rounding (a variant that trains wrongly shows). ``--compile``
+their losses agree up to rounding and, with dropout, the noise of its masks (compiled graphs
+and split passes draw them in other orders; ``--quick`` runs have no dropout: exact), so a
+variant that trains wrongly shows. ``--compile``
 takes a ``torch.compile`` mode (blocks compiled in place, as training does) or ``off``;
 ``auto`` (default) compiles on CUDA only.
 
@@ -34,7 +36,9 @@ setting ``compile_scope: model`` does) besides each block, ``--compile-scope ste
 without CUDA graphs of its own, inside the whole training step captured as one CUDA graph
 (:class:`lcm.train.graphed.GraphedPretrainStep`); ``--inductor KEY=VALUE`` sets an
 option of torch's compiler; ``--sdp`` keeps one attention backend, ``--math-attention N`` the
-math backend for self-attention over at most N tokens (the queries: ``LCM.use_math_attention``);
+math backend for self-attention over at most N tokens (the queries: ``LCM.use_math_attention``),
+``--overlap`` the masked-ROI reconstruction on a CUDA stream of its own beside the decoder
+(``LCM.overlap_reconstruction``; with ``--compile-scope step`` or without CUDA graphs);
 ``--mark-step`` drops the
 gradients and calls ``torch.compiler.cudagraph_mark_step_begin()`` at the start of each step.
 
@@ -253,6 +257,9 @@ def profile_steps(bench: Bench, steps: int, path: Path) -> None:
     print(f"profile: {json.dumps(summary)} -> {path}", file=sys.stderr, flush=True)
 
 
+# torch.compile modes whose compiled regions are CUDA graph trees.
+TREE_MODES = ("reduce-overhead", "max-autotune")
+
 # Attention backends with a CPU kernel; the others exist on CUDA only.
 CPU_SDP_BACKENDS = ("flash", "math")
 
@@ -346,6 +353,12 @@ def main() -> None:
         help="self-attention over at most TOKENS tokens (the queries) on the math backend",
     )
     parser.add_argument(
+        "--overlap",
+        action="store_true",
+        help="the masked-ROI reconstruction on its own CUDA stream beside the decoder "
+        "(LCM.overlap_reconstruction; not with CUDA graph trees: --compile-scope step)",
+    )
+    parser.add_argument(
         "--inductor",
         action="append",
         default=[],
@@ -375,9 +388,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     set_kernels(args.sdp, args.inductor, device)
-    config = LCMConfig(n_rois=args.n_rois, n_queries=LAYOUT.n_queries, **PRESETS[args.preset])
+    # Quick runs without dropout: every variant then trains exactly the same function (a pass
+    # split in two, --overlap, draws its dropout masks in another order), and the test suite
+    # checks that their losses agree to rounding.
+    dropout = {"dropout": 0.0} if args.quick else {}
+    config = LCMConfig(
+        n_rois=args.n_rois, n_queries=LAYOUT.n_queries, **PRESETS[args.preset], **dropout
+    )
     bench = Bench(args, config, device)
     bench.model.use_math_attention(args.math_attention)
+    bench.model.overlap_reconstruction = args.overlap
     if "max" in batches:  # before compiling: each trial size would compile anew
         found = largest_batch(bench, batches[0], args.max_batch)
         batches = [found if b == "max" else b for b in batches]
@@ -385,6 +405,13 @@ def main() -> None:
     options = compile_options(setting, device)  # for the JSON line; compiled as training does
     compile_model(bench.objective, setting, device, args.compile_scope, args.compile_backend)
     bench.options = scope_options(setting, device, args.compile_scope, args.compile_backend)
+    scoped = scope_options(setting, device, args.compile_scope) or {}
+    if args.overlap and scoped.get("mode") in TREE_MODES:
+        # CUDA graph trees record and replay on a stream of their own.
+        raise SystemExit(
+            f"--overlap: not with --compile {args.compile} by {args.compile_scope} (CUDA graph "
+            "trees); use --compile-scope step, or a mode without CUDA graphs"
+        )
     size = args.matmul_size or (8192 if device.type == "cuda" else 2048)
     flops = train_flops_per_sample(config, ssl=True)
     executed = train_flops_per_sample(config, ssl=True, executed=True)
@@ -422,6 +449,7 @@ def main() -> None:
             "mark_step": args.mark_step,
             "inductor": args.inductor,
             "math_attention": args.math_attention,
+            "overlap": args.overlap,
             "parameters": sum(p.numel() for p in bench.model.parameters()),
             "train_flops_per_sample": flops,
             "samples_s": round(samples_s, 2),
@@ -447,7 +475,7 @@ def main() -> None:
             tags += ["step"] * bench.graphed + [f"math{args.math_attention}"] * (
                 args.math_attention > 0
             )
-            tags += [i.replace("=", "_") for i in args.inductor]
+            tags += ["overlap"] * args.overlap + [i.replace("=", "_") for i in args.inductor]
             name = "-".join([args.preset, f"b{batch}", result["compile"], *tags]) + ".txt"
             try:  # diagnostics: a profiler failure leaves the measurement above standing
                 profile_steps(bench, min(args.steps, PROFILE_STEPS), args.profile / name)

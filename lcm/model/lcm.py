@@ -22,6 +22,7 @@ unchanged.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -39,6 +40,9 @@ _EMBED_STD = 0.02
 MEMORY_ALIGN = 8
 # Device types whose autocast state :func:`_in_autocast_dtype` reads (others have none).
 _AUTOCAST_DEVICES = ("cuda", "cpu")
+# The high-priority CUDA stream of each device that LCM.overlap_reconstruction puts the intact
+# connectomes' pass on: one per process and device (a stream is not the model's state).
+_PRIORITY_STREAMS: dict[int, torch.cuda.Stream] = {}
 
 
 def _in_autocast_dtype(memory: torch.Tensor) -> torch.Tensor:
@@ -342,6 +346,10 @@ class LCM(nn.Module):
         self.memory_padding = MemoryPadding()  # no parameters: state dicts unchanged
         # forward_and_reconstruct compiled (compile_whole); None: eager.
         self._compiled_joint: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._compiled_reconstruct: Callable[..., torch.Tensor] | None = None
+        # forward_and_reconstruct as two passes on two CUDA streams: a switch of the
+        # computation (see there), not of the architecture.
+        self.overlap_reconstruction = False
 
     def _run(self, block: nn.Module, *args: torch.Tensor | None) -> torch.Tensor:
         if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
@@ -385,6 +393,14 @@ class LCM(nn.Module):
         exactly as without a mask), twice the rows per matmul and half the kernel launches of
         two passes. The same values up to the rounding of larger matmuls.
 
+        With :attr:`overlap_reconstruction` the two are computed apart instead, on CUDA
+        concurrently: the intact connectomes' pass (encoder, then the decoder's chain of small
+        kernels: ``B x Q`` rows, too few to fill a large GPU) on a high-priority stream, the
+        masked ones' (encoder and reconstruction head: large matmuls) on the current one, and
+        each pass's backward on its forward's stream (autograd's rule), so the reconstruction
+        fills the SMs the decoder leaves idle. The same values as the joint pass up to
+        rounding; without CUDA the two passes run one after the other.
+
         Parameters
         ----------
         fc : torch.Tensor, shape (B, R, R)
@@ -396,9 +412,36 @@ class LCM(nn.Module):
         outputs : torch.Tensor, shape (L, B, Q)
         reconstructed : torch.Tensor, shape (B, R, R)
         """
+        if self.overlap_reconstruction:
+            return self._overlapped(fc, roi_mask)
         if self._compiled_joint is not None:  # compile_whole: one graph
             return self._compiled_joint(self, fc, roi_mask)
         return self._joint(fc, roi_mask)
+
+    def _overlapped(
+        self, fc: torch.Tensor, roi_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward_and_reconstruct` as two passes, on CUDA on two streams (see there)."""
+        if self._compiled_reconstruct is not None:
+            reconstruct = functools.partial(self._compiled_reconstruct, self)
+        else:
+            reconstruct = self.reconstruct
+        if not fc.is_cuda:
+            return self(fc), reconstruct(fc, roi_mask)
+        current = torch.cuda.current_stream(fc.device)
+        index = fc.device.index if fc.device.index is not None else torch.cuda.current_device()
+        if index not in _PRIORITY_STREAMS:
+            high = torch.cuda.Stream.priority_range()[1]  # the lower number, the higher priority
+            _PRIORITY_STREAMS[index] = torch.cuda.Stream(fc.device, priority=high)
+        priority = _PRIORITY_STREAMS[index]
+        priority.wait_stream(current)  # fc and the weights are ready
+        with torch.cuda.stream(priority):
+            outputs = self(fc)
+        reconstructed = reconstruct(fc, roi_mask)
+        current.wait_stream(priority)  # the caller's stream sees the outputs
+        fc.record_stream(priority)  # read there: not reused before that stream's work is done
+        outputs.record_stream(current)  # allocated there, used here
+        return outputs, reconstructed
 
     def _joint(self, fc: torch.Tensor, roi_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b = fc.shape[0]
@@ -443,9 +486,11 @@ class LCM(nn.Module):
         """
         self.compile_blocks(**options)
         self.compile(**options)
-        # Pretraining's entry point, one graph too: the function compiled, not a method bound
-        # to this instance, so that a deep copy of the model runs on its own parameters.
+        # Pretraining's entry point, one graph too (and the reconstruction for its overlapped
+        # form): functions compiled, not methods bound to this instance, so that a deep copy of
+        # the model runs on its own parameters.
         self._compiled_joint = torch.compile(LCM._joint, **options)
+        self._compiled_reconstruct = torch.compile(LCM.reconstruct, **options)
 
     def use_math_attention(self, max_tokens: int) -> None:
         """Self-attention over at most ``max_tokens`` tokens (the decoder's queries, not the

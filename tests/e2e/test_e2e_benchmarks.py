@@ -37,6 +37,7 @@ TRAIN_KEYS = {
     "sdp",
     "mark_step",
     "math_attention",
+    "overlap",
     "inductor",
     "parameters",
     "train_flops_per_sample",
@@ -164,19 +165,20 @@ def _realism(result: dict[str, Any]) -> None:
 
 
 # The variants of the compiled LCM-Base step (compile, mark_step, compile_scope, sdp, inductor,
-# math_attention), in the order gpu_smoke.sh runs them.
+# math_attention, overlap), in the order gpu_smoke.sh runs them.
 VARIANTS = [
-    ("reduce-overhead", False, "step", "auto", [], 0),
-    ("reduce-overhead", False, "step", "auto", [], 16),
-    ("reduce-overhead", False, "model", "auto", [], 0),
-    ("reduce-overhead", True, "model", "auto", [], 0),
-    ("reduce-overhead", False, "blocks", "math", [], 0),
-    ("reduce-overhead", False, "model", "math", [], 0),
-    ("reduce-overhead", False, "blocks", "flash", [], 0),
-    ("reduce-overhead", False, "model", "auto", [], 0),  # LCM-Big
-    ("reduce-overhead", False, "blocks", "mem_efficient", [], 0),
-    ("reduce-overhead", False, "blocks", "auto", ["combo_kernels=True"], 0),
-    ("reduce-overhead", True, "blocks", "auto", [], 0),
+    ("reduce-overhead", False, "step", "auto", [], 0, False),
+    ("reduce-overhead", False, "step", "auto", [], 0, True),
+    ("reduce-overhead", False, "step", "auto", [], 16, False),
+    ("reduce-overhead", False, "model", "auto", [], 0, False),
+    ("reduce-overhead", True, "model", "auto", [], 0, False),
+    ("reduce-overhead", False, "blocks", "math", [], 0, False),
+    ("reduce-overhead", False, "model", "math", [], 0, False),
+    ("reduce-overhead", False, "blocks", "flash", [], 0, False),
+    ("reduce-overhead", False, "model", "auto", [], 0, False),  # LCM-Big
+    ("reduce-overhead", False, "blocks", "mem_efficient", [], 0, False),
+    ("reduce-overhead", False, "blocks", "auto", ["combo_kernels=True"], 0, False),
+    ("reduce-overhead", True, "blocks", "auto", [], 0, False),
 ]
 
 
@@ -189,6 +191,7 @@ def _variants(runs: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
             r["sdp"],
             r["inductor"],
             r["math_attention"],
+            r["overlap"],
         )
         for r in runs
     ]
@@ -295,16 +298,16 @@ def test_quick_run(name: str, tmp_path: Path) -> None:
 
 def _gpu_smoke_profiles(folder: Path) -> None:
     # Each case (one process, one or two batch sizes) left its log, the operator table and the
-    # timeline of its first batch size; the eighteen lines came from sixteen cases. (Quick runs
-    # of base and big are both the tiny model: their tables share a name: 16 cases, 13 tables.)
+    # timeline of its first batch size; the nineteen lines came from seventeen cases. (Quick runs
+    # of base and big are both the tiny model: their tables share a name: 17 cases, 14 tables.)
     logs = sorted(folder.glob("*.log"))
     tables = sorted(folder.glob("*.txt"))
     traces = sorted(folder.glob("*.trace.json.gz"))
-    assert len(logs) == 16
+    assert len(logs) == 17
     assert [t.name.removesuffix(".txt") for t in tables] == [
         t.name.removesuffix(".trace.json.gz") for t in traces
     ]
-    assert len(tables) == 13
+    assert len(tables) == 14
     for table, trace in zip(tables, traces, strict=True):
         assert json.loads(table.read_text().splitlines()[0])["steps"] >= 1
         with gzip.open(trace, "rt") as events:
@@ -318,7 +321,7 @@ def test_gpu_smoke_variants(tmp_path: Path) -> None:
     *lines, last = proc.stdout.strip().splitlines()
     runs = [json.loads(line) for line in lines]
     assert not [r for r in runs if "error" in r]
-    reference = ("reduce-overhead", False, "blocks", "auto", [], 0)
+    reference = ("reduce-overhead", False, "blocks", "auto", [], 0, False)
     assert _variants(runs) == [reference, *VARIANTS]
     assert {r["preset"] for r in runs} == {"tiny"}  # --quick's model replaced base
     # The same steps from the same weights in every case (LCM-Big's too: tiny here): one

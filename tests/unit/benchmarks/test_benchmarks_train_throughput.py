@@ -52,3 +52,17 @@ def test_a_variant_compiles_afresh(throughput, sdp, inductor) -> None:
         )
     else:
         assert inductor_config.combo_kernels is True
+
+
+@pytest.mark.parametrize("scope", ["blocks", "model"])
+def test_overlap_is_refused_with_cuda_graph_trees(throughput, monkeypatch, scope) -> None:
+    """``--overlap`` puts a pass on a stream of its own: CUDA graph trees record and replay on
+    theirs, so it runs only inside the graphed step or without CUDA graphs."""
+    argv = ["train_throughput.py", "--quick", "--overlap", "--compile", "reduce-overhead"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--compile-scope", scope])
+    threads = torch.get_num_threads()  # main() sets the process's
+    try:
+        with pytest.raises(SystemExit, match="--overlap: not with --compile reduce-overhead"):
+            throughput.main()
+    finally:
+        torch.set_num_threads(threads)

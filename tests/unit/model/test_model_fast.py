@@ -192,6 +192,42 @@ def test_one_mixer_pass_gives_the_outputs_and_reconstruction_of_two() -> None:
     assert all(g.abs().sum() > 0 for g in grad[:3])  # tokenizer weights: both passes reach them
 
 
+def test_overlapped_passes_give_the_joint_pass_values_and_gradients() -> None:
+    """``overlap_reconstruction`` (two passes, on two CUDA streams where there is CUDA): the
+    joint pass's outputs, reconstruction and every gradient, float64 to 1e-12; compiled whole,
+    its reconstruction pass is a compiled function of the model (a copy runs its own weights)."""
+    model = _model(dropout=0.0).double()
+    overlapped = copy.deepcopy(model)
+    overlapped.overlap_reconstruction = True
+    fc = _fc(8).double()
+    mask = torch.rand(B, R, generator=torch.Generator().manual_seed(9)) < 0.3
+    weights = torch.randn(3, B, Q, dtype=torch.float64), torch.randn(B, R, R, dtype=torch.float64)
+    results = []
+    for m in (model, overlapped):
+        outputs, rebuilt = m.forward_and_reconstruct(fc, mask)
+        ((outputs * weights[0]).sum() + (rebuilt * weights[1]).sum()).backward()
+        results.append([outputs, rebuilt, *(p.grad for p in m.parameters())])
+    for got, want in zip(results[1], results[0], strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+    calls = []
+    overlapped.compile_whole(backend="eager")
+    compiled = overlapped._compiled_reconstruct
+    overlapped._compiled_reconstruct = lambda *args: calls.append(args) or compiled(*args)
+    clone = copy.deepcopy(overlapped)
+    with torch.no_grad():
+        for p in clone.parameters():
+            p.add_(0.5)
+        ours = clone.forward_and_reconstruct(fc, mask)
+        assert calls and calls[-1][0] is clone
+        torch.testing.assert_close(ours[0], clone(fc), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(ours[1], clone.reconstruct(fc, mask), rtol=1e-12, atol=1e-12)
+        theirs = overlapped.forward_and_reconstruct(fc, mask)
+        assert calls[-1][0] is overlapped
+        torch.testing.assert_close(theirs[1], results[0][1].detach(), rtol=1e-12, atol=1e-12)
+        assert not torch.allclose(ours[1], theirs[1])
+
+
 def test_state_dict_of_the_previous_model_loads_strictly() -> None:
     # Checkpoints written before issue 17 hold nn.MultiheadAttention keys: they load as they are.
     model = _model()

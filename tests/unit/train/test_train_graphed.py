@@ -59,9 +59,16 @@ def _objective(ssl_weight: float = 0.5) -> PretrainObjective:
     return PretrainObjective(LCM(config), LAYOUT, ssl_weight=ssl_weight)
 
 
-def _train(graphed: bool, mask_ratio: float = 0.2, epochs: int = 2, ssl_weight: float = 0.5):
+def _train(
+    graphed: bool,
+    mask_ratio: float = 0.2,
+    epochs: int = 2,
+    ssl_weight: float = 0.5,
+    overlap: bool = False,
+):
     fc, targets = _data()
     objective = _objective(ssl_weight)
+    objective.model.overlap_reconstruction = overlap
     connectomes = DeviceConnectomes(fc, torch.device("cpu"), resident=True)
     generator = torch.Generator().manual_seed(1)
     torch.manual_seed(2)  # dropout
@@ -77,10 +84,15 @@ def _train(graphed: bool, mask_ratio: float = 0.2, epochs: int = 2, ssl_weight: 
     return objective, history
 
 
-@pytest.mark.parametrize("mask_ratio", [0.2, 0.0], ids=["with-ssl", "bei-only"])
-def test_the_graphed_step_trains_as_the_eager_step(mask_ratio: float) -> None:
-    eager, eager_history = _train(False, mask_ratio)
-    graphed, graphed_history = _train(True, mask_ratio)
+@pytest.mark.parametrize(
+    ("mask_ratio", "overlap"),
+    [(0.2, False), (0.0, False), (0.2, True)],
+    ids=["with-ssl", "bei-only", "with-ssl-overlapped"],
+)
+def test_the_graphed_step_trains_as_the_eager_step(mask_ratio: float, overlap: bool) -> None:
+    # Overlapped: the reconstruction as a pass of its own (on CUDA on its own stream), in both.
+    eager, eager_history = _train(False, mask_ratio, overlap=overlap)
+    graphed, graphed_history = _train(True, mask_ratio, overlap=overlap)
     reference = eager.state_dict()
     d = 16  # d_model
     for name, value in graphed.state_dict().items():
