@@ -123,7 +123,8 @@ compiled() {
 # step as one CUDA graph (forward, backward, clipping, AdamW: --compile-scope step; at 73c518e
 # the step was ~21 ms for ~12 ms of kernels, the rest launches), so with the masked-ROI
 # reconstruction on a stream of its own beside the decoder (whose 896-row matmuls leave most
-# SMs idle: LCM.overlap_reconstruction), so with the math backend for
+# SMs idle: LCM.overlap_reconstruction; first with the next one too, then alone), so with the
+# math backend for
 # the queries' self-attention (7 queries attend to each other: short rows; cuDNN's kernels took
 # ~75 us a layer at 73c518e), the model compiled whole (one CUDA graph per call instead of one per block: at
 # 8fb7f3e its profile spent ~0.2 ms of host time per block call), then so with each step marked
@@ -135,6 +136,7 @@ compiled() {
 variants() {
   local limit=$1 base=(--preset base --batch 128 --steps 10 --compile "$mode")
   run $((2 * limit)) "${base[@]}" --compile-scope step || true
+  run $((2 * limit)) "${base[@]}" --compile-scope step --overlap --math-attention 16 || true
   run $((2 * limit)) "${base[@]}" --compile-scope step --overlap || true
   run $((2 * limit)) "${base[@]}" --compile-scope step --math-attention 16 || true
   run $((2 * limit)) "${base[@]}" --compile-scope model || true
