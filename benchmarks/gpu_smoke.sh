@@ -119,26 +119,29 @@ compiled() {
 }
 
 # variants LIMIT_S: the compiled LCM-Base step at batch 128 in other forms, most promising first,
-# each given at most LIMIT_S (twice that where it compiles whole or afresh): the whole training
-# step as one CUDA graph (forward, backward, clipping, AdamW: --compile-scope step; at 73c518e
-# the step was ~21 ms for ~12 ms of kernels, the rest launches), so with the masked-ROI
-# reconstruction on a stream of its own beside the decoder (whose 896-row matmuls leave most
-# SMs idle: LCM.overlap_reconstruction; first with the next one too, then alone), so with the
-# math backend for
-# the queries' self-attention (7 queries attend to each other: short rows; cuDNN's kernels took
-# ~75 us a layer at 73c518e), the model compiled whole (one CUDA graph per call instead of one per block: at
-# 8fb7f3e its profile spent ~0.2 ms of host time per block call), then so with each step marked
-# as one for CUDA graph trees (their fast path was missed for "pending, uninvoked backwards"),
-# the math backend alone and with the whole model, the other backends, LCM-Big compiled whole (whether one scope
-# can serve every preset; 127 s of compiling at 158038e), inductor's combo kernels (fewer
-# launches) and the marked steps by blocks. A variant of the attention backend or of inductor
-# compiles afresh (train_throughput.py: no cached graphs), hence its longer limit.
+# each given at most LIMIT_S (twice that where it compiles whole or afresh):
+# - the whole training step as one CUDA graph (forward, backward, clipping, AdamW:
+#   --compile-scope step; at 73c518e the step was ~21 ms for ~12 ms of kernels, the rest launches);
+# - so with the masked-ROI reconstruction on a stream of its own beside the decoder, whose
+#   896-row matmuls leave most SMs idle (--overlap), and the math backend for the queries'
+#   self-attention (7 queries: short rows; cuDNN's kernels took ~75 us a layer at 73c518e), then
+#   each of the two alone, then both with inductor's autotuned matmuls (max-autotune);
+# - the model compiled whole (one CUDA graph per call instead of one per block: at 8fb7f3e its
+#   profile spent ~0.2 ms of host time per block call), so with each step marked as one for CUDA
+#   graph trees (their fast path was missed for "pending, uninvoked backwards");
+# - the math backend alone and with the whole model, the other backends, LCM-Big compiled whole
+#   (whether one scope can serve every preset; 127 s of compiling at 158038e), inductor's combo
+#   kernels (fewer launches) and the marked steps by blocks.
+# A variant of the attention backend or of inductor compiles afresh (train_throughput.py: no
+# cached graphs), hence its longer limit.
 variants() {
   local limit=$1 base=(--preset base --batch 128 --steps 10 --compile "$mode")
   run $((2 * limit)) "${base[@]}" --compile-scope step || true
   run $((2 * limit)) "${base[@]}" --compile-scope step --overlap --math-attention 16 || true
   run $((2 * limit)) "${base[@]}" --compile-scope step --overlap || true
   run $((2 * limit)) "${base[@]}" --compile-scope step --math-attention 16 || true
+  run $((2 * limit)) --preset base --batch 128 --steps 10 --compile max-autotune \
+    --compile-scope step --overlap --math-attention 16 || true
   run $((2 * limit)) "${base[@]}" --compile-scope model || true
   run $((2 * limit)) "${base[@]}" --compile-scope model --mark-step || true
   run $((2 * limit)) "${base[@]}" --sdp math || true

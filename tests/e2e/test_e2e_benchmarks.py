@@ -171,6 +171,7 @@ VARIANTS = [
     ("reduce-overhead", False, "step", "auto", [], 16, True),
     ("reduce-overhead", False, "step", "auto", [], 0, True),
     ("reduce-overhead", False, "step", "auto", [], 16, False),
+    ("max-autotune", False, "step", "auto", [], 16, True),
     ("reduce-overhead", False, "model", "auto", [], 0, False),
     ("reduce-overhead", True, "model", "auto", [], 0, False),
     ("reduce-overhead", False, "blocks", "math", [], 0, False),
@@ -214,7 +215,7 @@ def _gpu_smoke(lines: list[str]) -> None:
     runs = [json.loads(line) for line in lines[:-1]]
     assert all(set(TRAIN_KEYS) <= set(r) for r in runs)
     assert not [r for r in runs if "error" in r]
-    assert {r["compile"] for r in runs} == {"off", "reduce-overhead"}
+    assert {r["compile"] for r in runs} == {"off", "reduce-overhead", "max-autotune"}
     assert [r["gradient_checkpointing"] for r in runs].count(True) == 1
     assert _variants(runs[-len(VARIANTS) :]) == VARIANTS
 
@@ -299,17 +300,17 @@ def test_quick_run(name: str, tmp_path: Path) -> None:
 
 def _gpu_smoke_profiles(folder: Path) -> None:
     # Each case (one process, one or two batch sizes) left its log, the operator table and the
-    # timeline of its first batch size; the twenty lines before the agreement came from eighteen
-    # cases. (Quick runs of base and big are both the tiny model: their tables share a name: 18
-    # cases, 15 tables.)
+    # timeline of its first batch size; the 21 lines before the agreement came from 19 cases.
+    # (Quick runs of base and big are both the tiny model: their tables share a name: 19 cases,
+    # 16 tables.)
     logs = sorted(folder.glob("*.log"))
     tables = sorted(folder.glob("*.txt"))
     traces = sorted(folder.glob("*.trace.json.gz"))
-    assert len(logs) == 18
+    assert len(logs) == 19
     assert [t.name.removesuffix(".txt") for t in tables] == [
         t.name.removesuffix(".trace.json.gz") for t in traces
     ]
-    assert len(tables) == 15
+    assert len(tables) == 16
     for table, trace in zip(tables, traces, strict=True):
         assert json.loads(table.read_text().splitlines()[0])["steps"] >= 1
         with gzip.open(trace, "rt") as events:
