@@ -14,17 +14,19 @@
 #   bash benchmarks/gpu_smoke.sh --variants (only compiled LCM-Base at batch 128 as training
 #                                            compiles it, then every variant of it, each given
 #                                            the time it needs: to choose between them)
+#   bash benchmarks/gpu_smoke.sh --no-variants (the cases before the variants only)
 #   bash benchmarks/gpu_smoke.sh --quick    (seconds, on CPU, no GPU needed: the same runs
-#                                            with train_throughput.py --quick; run by make test;
-#                                            --quick --variants likewise)
+#                                            with train_throughput.py --quick; make test runs
+#                                            --quick --no-variants and --quick --variants)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=()
 only_variants=false
+with_variants=true
 for arg in "$@"; do
   case "$arg" in
     -h | --help)
-      sed -n '2,19s/^# \{0,1\}//p' "$0"
+      sed -n '2,20s/^# \{0,1\}//p' "$0"
       exit 0
       ;;
     --quick)
@@ -32,12 +34,17 @@ for arg in "$@"; do
       quick=(--quick --device cpu)
       ;;
     --variants) only_variants=true ;;
+    --no-variants) with_variants=false ;;
     *)
-      echo "usage: bash benchmarks/gpu_smoke.sh [--quick] [--variants] | --help" >&2
+      echo "usage: bash benchmarks/gpu_smoke.sh [--quick] [--variants | --no-variants] | --help" >&2
       exit 2
       ;;
   esac
 done
+if $only_variants && ! $with_variants; then
+  echo "gpu_smoke.sh: --variants and --no-variants exclude each other" >&2
+  exit 2
+fi
 ((${#quick[@]})) || nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 py="${PYTHON:-python}"
 mode="${COMPILE_MODE:-reduce-overhead}"
@@ -166,5 +173,7 @@ run 75 --preset big --batch 128,max --max-batch 1024 --steps 4 --compile off || 
 compiled big 4 "$(largest || echo 128)"
 # Memory head-room: the same batch with gradient checkpointing.
 run 45 --preset big --batch 128 --steps 2 --gradient-checkpointing --compile off || true
-variants 75 # with what is left of the budget
+if $with_variants; then
+  variants 75 # with what is left of the budget
+fi
 agreement
