@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from lcm.exceptions import ConfigError
 from lcm.model.losses import LossPlan, masked_roi_loss, sample_roi_mask
 from lcm.model.targets import Targets
 from lcm.train.loop import GRAD_CLIP_NORM, DeviceConnectomes, autocast
@@ -236,8 +237,17 @@ class GraphedPretrainStep:
         """Capture the step; its first replay is this step's update."""
         log.info("capturing the pretraining step as a CUDA graph (batch %d)", self.batch_size)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self._body(captured=True)
+        try:
+            with torch.cuda.graph(graph):
+                self._body(captured=True)
+        except RuntimeError as error:  # an operation that a graph cannot hold, named by torch
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise ConfigError(
+                f"pretrain.compile_scope: step: capturing the training step as a CUDA graph "
+                f"failed after {self.steps} eager steps: {reason}",
+                hint="Use compile_scope: model (or blocks), which compile the model without "
+                "capturing the whole step.",
+            ) from error
         self.graph = graph
         graph.replay()
 

@@ -137,6 +137,35 @@ def test_a_batch_with_nothing_to_learn_makes_no_update() -> None:
     assert all(torch.equal(after[k], v) for k, v in before.items())
 
 
+def test_a_step_that_a_graph_cannot_hold_stops_with_the_setting_to_change(monkeypatch) -> None:
+    """torch's capture error (an operation not permitted while capturing) becomes a
+    ConfigError naming ``compile_scope: step`` and the scopes that work instead."""
+    import contextlib
+
+    fc, targets = _data()
+    objective = _objective()
+    connectomes = DeviceConnectomes(fc, torch.device("cpu"), resident=True)
+    step = GraphedPretrainStep(
+        objective, connectomes, targets, 0.2, torch.Generator(), BATCH, capture=True
+    )
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: object())
+    monkeypatch.setattr(torch.cuda, "graph", lambda graph: contextlib.nullcontext())
+
+    def body(captured: bool) -> None:
+        assert captured
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore")
+
+    monkeypatch.setattr(step, "_body", body)
+    step.steps = 3
+    with pytest.raises(ConfigError) as caught:
+        step._capture()
+    text = str(caught.value)
+    assert "compile_scope: step" in text and "after 3 eager steps" in text
+    assert "operation not permitted when stream is capturing" in text and "more" not in text
+    assert "compile_scope: model (or blocks)" in text
+    assert step.graph is None
+
+
 def test_host_connectomes_give_the_same_training_as_resident_ones() -> None:
     runs = []
     for resident in (True, False):
