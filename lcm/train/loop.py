@@ -18,6 +18,7 @@ import math
 import os
 import random
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -396,6 +397,10 @@ class Resumable:
     writer: bool = True
 
 
+# torch's warning of a learning-rate schedule advanced before the optimiser's first update.
+_SCHEDULE_FIRST = r"Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step\(\)`"
+
+
 def train_epochs(
     modules: list[nn.Module],
     n_samples: int,
@@ -482,7 +487,11 @@ def train_epochs(
                 loss.backward()
                 nn.utils.clip_grad_norm_(params, GRAD_CLIP_NORM)
                 optimizer.step()
-            scheduler.step()
+            with warnings.catch_warnings():
+                # A batch with nothing to learn advances the schedule without an update, on
+                # purpose (the schedule counts batches); torch warns of that as of a misuse.
+                warnings.filterwarnings("ignore", message=_SCHEDULE_FIRST)
+                scheduler.step()
             sums.add({"loss_total": loss, **parts}, len(index))
             pos.step += 1
             pos.batches_done += 1
