@@ -20,15 +20,15 @@ steady steps: compiling and CUDA graph capture), ``loss`` (the last step's total
 same steps on the same data from the same weights: where their ``steps_trained`` are equal,
 their losses agree up to rounding and, with dropout, the noise of its masks (compiled graphs
 and split passes draw them in other orders; ``--quick`` runs have no dropout: exact), so a
-variant that trains wrongly shows. ``--compile``
-takes a ``torch.compile`` mode (blocks compiled in place, as training does) or ``off``;
-``auto`` (default) compiles on CUDA only.
+variant that trains wrongly shows. ``--compile`` takes a ``torch.compile`` mode (blocks
+compiled in place, as training does) or ``off``; ``auto`` (default) compiles on CUDA only.
 
 ``--profile DIR`` then profiles three of the first batch size's steps (``torch.profiler``) and
-writes ``DIR/<preset>-b<batch>-<compile>[-<variant>...].txt``: wall and kernel time per step,
-kernel launches per step, and every operator and kernel by device time (a host-bound step shows
-few busy milliseconds of many, and thousands of launches); beside it ``.trace.json.gz``, the
-timeline of those steps (chrome://tracing, Perfetto).
+writes ``DIR/<preset>-b<batch>-<compile>[-<variant>...].txt``: wall and kernel time per step
+(summed, and busy: the time some kernel ran, so that kernels of two streams that overlap, as
+``--overlap`` wants, count once), kernel launches per step, and every operator and kernel by
+device time (a host-bound step shows few busy milliseconds of many, and thousands of launches);
+beside it ``.trace.json.gz``, the timeline of those steps (chrome://tracing, Perfetto).
 
 Variants of the step, for comparisons (each echoed in the JSON line): ``--compile-scope model``
 compiles the forward pass whole (every layer unrolled: ``LCM.compile_whole``, as the pretrain
@@ -39,8 +39,8 @@ option of torch's compiler; ``--sdp`` keeps one attention backend, ``--math-atte
 math backend for self-attention over at most N tokens (the queries: ``LCM.use_math_attention``),
 ``--overlap`` the masked-ROI reconstruction on a CUDA stream of its own beside the decoder
 (``LCM.overlap_reconstruction``; with ``--compile-scope step`` or without CUDA graphs);
-``--mark-step`` drops the
-gradients and calls ``torch.compiler.cudagraph_mark_step_begin()`` at the start of each step.
+``--mark-step`` drops the gradients and calls ``torch.compiler.cudagraph_mark_step_begin()``
+at the start of each step.
 
     python benchmarks/train_throughput.py --preset small --batch 64
     python benchmarks/train_throughput.py --preset big --batch 128,max --device cuda --steps 10
@@ -223,6 +223,17 @@ class Bench:
                 torch.cuda.empty_cache()
 
 
+def covered_us(intervals: list[tuple[float, float]]) -> float:
+    """Length of the union of ``(start, end)`` intervals: time in which at least one kernel ran
+    (kernels of two streams that overlap count once)."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
+
+
 def profile_steps(bench: Bench, steps: int, path: Path) -> None:
     """Profile ``steps`` steps at the current batch; write their summary and operator table."""
     from torch.autograd import DeviceType
@@ -239,13 +250,16 @@ def profile_steps(bench: Bench, steps: int, path: Path) -> None:
         wall = time.perf_counter() - start
     kernels = [e for e in prof.events() if e.device_type == DeviceType.CUDA]
     kernel_us = sum(e.time_range.elapsed_us() for e in kernels)
+    busy_us = covered_us([(e.time_range.start, e.time_range.end) for e in kernels])
     summary = {
         "steps": steps,
         "wall_ms_per_step": round(1e3 * wall / steps, 3),
-        # On CUDA: GPU kernel time (summed: streams that overlap count twice) and launches.
+        # On CUDA: GPU kernel time (summed: streams that overlap count twice), the time some
+        # kernel ran (overlaps once), and launches.
         "kernel_ms_per_step": round(kernel_us / 1e3 / steps, 3) if cuda else None,
+        "busy_ms_per_step": round(busy_us / 1e3 / steps, 3) if cuda else None,
         "kernels_per_step": round(len(kernels) / steps, 1) if cuda else None,
-        "device_busy": round(kernel_us / 1e6 / wall, 3) if cuda and wall else None,
+        "device_busy": round(busy_us / 1e6 / wall, 3) if cuda and wall else None,
     }
     sort = "self_device_time_total" if cuda else "self_cpu_time_total"
     # Every operator and kernel, not the first rows: small kernels are the point.

@@ -66,3 +66,12 @@ def test_overlap_is_refused_with_cuda_graph_trees(throughput, monkeypatch, scope
             throughput.main()
     finally:
         torch.set_num_threads(threads)
+
+
+def test_busy_time_counts_overlapping_kernels_once(throughput) -> None:
+    # Two streams: [0, 4) and [2, 5) overlap (busy 5 of 7 summed); [7, 8) and [7.5, 7.6)
+    # nested; [10, 10) empty.
+    kernels = [(2.0, 5.0), (0.0, 4.0), (7.5, 7.6), (7.0, 8.0), (10.0, 10.0)]
+    assert throughput.covered_us(kernels) == pytest.approx(6.0)
+    assert throughput.covered_us([]) == 0.0
+    assert throughput.covered_us([(1.0, 3.0), (3.0, 4.0)]) == pytest.approx(3.0)
