@@ -380,6 +380,63 @@ class LCMClassifier(FinetunedLCM):
         return out
 
 
+class FinetuneStep:
+    """One finetuning batch: ``step(index) -> (total, parts)`` for
+    :func:`lcm.train.loop.train_epochs`.
+
+    The total is the task's loss on the batch's labelled rows plus ``pseudo_weight`` times the
+    mean of the BEI losses (pseudo-labels included) present in the batch; ``parts`` are each
+    variable's loss and ``loss_bei``. Nothing waits for the device: the connectomes are there
+    already, the targets stay on the host until the losses copy them without waiting.
+
+    Parameters
+    ----------
+    model : LCM
+        On the device, its queries already extended for the task.
+    fc : torch.Tensor, shape (n, R, R)
+        Every training connectome, on the model's device.
+    targets : dict of Target
+        Every training sample's targets, on the host: the BEI ones and the task's.
+    layout : QueryLayout
+    label : str
+        The task's variable.
+    pseudo_weight : float
+        Weight of the BEI losses; 0 trains on the task alone.
+    """
+
+    def __init__(
+        self,
+        model: LCM,
+        fc: torch.Tensor,
+        targets: Targets,
+        layout: QueryLayout,
+        label: str,
+        pseudo_weight: float,
+    ) -> None:
+        self.model, self.fc, self.targets, self.layout = model, fc, targets, layout
+        self.label, self.pseudo_weight = label, pseudo_weight
+
+    def __call__(self, index: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Losses of the samples ``index`` (host indices)."""
+        dev, label = self.fc.device, self.label
+        batch = {name: t.take(index) for name, t in self.targets.items()}
+        with autocast(dev):
+            outputs = self.model(self.fc[to_device(index, dev)])
+            losses = variable_losses(outputs, batch, self.layout)
+        dx = losses.pop(label, None)
+        parts = {f"loss_{k}": v for k, v in losses.items()}
+        terms = []
+        if dx is not None:
+            terms.append(dx)
+            parts[f"loss_{label}"] = dx
+        if losses and self.pseudo_weight > 0:
+            bei_loss = torch.stack(list(losses.values())).mean()
+            terms.append(self.pseudo_weight * bei_loss)
+            parts["loss_bei"] = bei_loss
+        total = torch.stack(terms).sum() if terms else torch.zeros((), device=dev)
+        return total, parts
+
+
 class _Finetuning:
     """One finetuning run from the base model: ``train(fc, y) -> (model, history)``.
 
@@ -411,29 +468,15 @@ class _Finetuning:
             model.add_queries(n_new, generator=generator)
         if self.settings.get("freeze_encoder") and self.init == "pretrained":
             freeze_encoder(model)
-        targets = self.targets(y)
         model = model.to(dev)
-        x_all = torch.as_tensor(fc, dtype=torch.float32, device=dev)
-        weight = float(self.settings["pseudo_weight"])
-        layout = self.layout
-
-        def step(index: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-            batch = {name: t.take(index) for name, t in targets.items()}
-            with autocast(dev):
-                losses = variable_losses(model(x_all[to_device(index, dev)]), batch, layout)
-            dx = losses.pop(label, None)
-            parts = {f"loss_{k}": v for k, v in losses.items()}
-            terms = []
-            if dx is not None:
-                terms.append(dx)
-                parts[f"loss_{label}"] = dx
-            if losses and weight > 0:
-                bei_loss = torch.stack(list(losses.values())).mean()
-                terms.append(weight * bei_loss)
-                parts["loss_bei"] = bei_loss
-            total = torch.stack(terms).sum() if terms else torch.zeros((), device=dev)
-            return total, parts
-
+        step = FinetuneStep(
+            model,
+            torch.as_tensor(fc, dtype=torch.float32, device=dev),
+            self.targets(y),
+            self.layout,
+            label,
+            float(self.settings["pseudo_weight"]),
+        )
         s = self.settings
         history = train_epochs(
             [model],

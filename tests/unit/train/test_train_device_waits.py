@@ -22,6 +22,7 @@ from lcm.model.lcm import LCM
 from lcm.model.losses import variable_losses
 from lcm.model.targets import QueryLayout, Target
 from lcm.model.transfer import to_device
+from lcm.train.finetune import FinetuneStep
 from lcm.train.graphed import GraphedPretrainStep
 from lcm.train.loop import DeviceConnectomes, train_epochs
 from lcm.train.objective import PretrainObjective, PretrainStep
@@ -132,23 +133,21 @@ def test_a_pretraining_step_never_waits_for_the_device(resident: bool, graphed: 
     assert six == two == ["read a device value"] * len(logged)
 
 
-def test_a_finetuning_step_never_waits_for_the_device() -> None:
-    """The finetuning step's parts: device-resident inputs, host targets (as finetune does)."""
+@pytest.mark.parametrize("pseudo_weight", [0.5, 0.0], ids=["with-bei", "task-only"])
+def test_a_finetuning_step_never_waits_for_the_device(pseudo_weight: float) -> None:
+    """Finetuning's own step (``FinetuneStep``, as finetune builds it: device-resident
+    connectomes, host targets), the task's loss with or without the BEI losses."""
     n, steps = BATCH * 5, 5
     fc, targets = _host_data(n)
     model = _meta_model()
     x_all = torch.as_tensor(fc, device=DEVICE)
-
-    def step(index: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        batch = {name: t.take(index) for name, t in targets.items()}
-        losses = variable_losses(model(x_all[to_device(index, DEVICE)]), batch, LAYOUT)
-        total = torch.stack(list(losses.values())).sum()
-        return total, {f"loss_{k}": v for k, v in losses.items()}
-
+    step = FinetuneStep(model, x_all, targets, LAYOUT, "sex", pseudo_weight)
     generator = torch.Generator().manual_seed(0)
     with DeviceWaits() as audit:
         history = train_epochs([model], n, 1, BATCH, 1e-3, 0.01, generator, step, "t", quiet=True)
-    assert steps > 1 and audit.waits == ["read a device value"] * (len(history[0]) - 2)
+    logged = [k for k in history[0] if k.startswith("loss_")]
+    assert ("loss_bei" in logged) == (pseudo_weight > 0) and "loss_sex" in logged
+    assert steps > 1 and audit.waits == ["read a device value"] * len(logged)
 
 
 def test_the_audit_sees_what_waits() -> None:
