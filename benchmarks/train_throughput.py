@@ -419,8 +419,7 @@ def main() -> None:
     options = compile_options(setting, device)  # for the JSON line; compiled as training does
     compile_model(bench.objective, setting, device, args.compile_scope, args.compile_backend)
     bench.options = scope_options(setting, device, args.compile_scope, args.compile_backend)
-    scoped = scope_options(setting, device, args.compile_scope) or {}
-    if args.overlap and scoped.get("mode") in TREE_MODES:
+    if args.overlap and (bench.options or {}).get("mode") in TREE_MODES:
         # CUDA graph trees record and replay on a stream of their own.
         raise SystemExit(
             f"--overlap: not with --compile {args.compile} by {args.compile_scope} (CUDA graph "
