@@ -98,8 +98,11 @@ agreement() {
 import json, sys
 groups = {}
 for line in open(sys.argv[1]):
-    run = json.loads(line)
-    if "loss" in run:
+    try:
+        run = json.loads(line)
+    except ValueError:  # a line of some library's output that merely starts with "{"
+        continue
+    if isinstance(run, dict) and "loss" in run:
         key = (run["preset"], run["batch"], run["steps_trained"])
         groups.setdefault(key, []).append(run["loss"])
 rows = [
