@@ -161,41 +161,60 @@ def short_segments(kept: np.ndarray, min_length: int) -> np.ndarray:
 _STANDARDIZE = {"zscore": "zscore_sample", "psc": "psc", "none": None}
 
 
-def fill_dropout(signals: np.ndarray, dropout: np.ndarray) -> np.ndarray:
-    """Parcel signals with dropout volumes replaced by a cubic spline through the others.
+def fill_censored(signals: np.ndarray, censored: np.ndarray) -> np.ndarray:
+    """Signals with censored volumes replaced by a cubic spline through the kept ones.
 
-    Dropout volumes are scrubbed, but scrubbed volumes still pass through the band-pass
-    filter, and nilearn 0.13's interpolation of them before filtering misses some (it
-    indexes with ``~sample_mask`` on indices): a dropout left there would smear its spike
-    over its neighbours. Volumes before the first or after the last normal one take the
-    nearest normal value.
+    Censored volumes still pass through the band-pass filter before they are dropped, so
+    what they hold reaches their kept neighbours; in their place the filter sees the spline
+    (Power et al. 2014; nilearn's ``clean`` means to do the same, but 0.13 indexes with
+    ``~sample_mask`` on indices and fills a censored volume only when its mirror image,
+    volume ``T - 1 - t``, is kept). Volumes before the first or after the last kept one take
+    the nearest kept value (:func:`clean_signals` cuts them off first).
 
     Parameters
     ----------
     signals : ndarray, shape (T, R)
-    dropout : ndarray of bool, shape (T,)
+    censored : ndarray of bool, shape (T,)
 
     Returns
     -------
     ndarray, shape (T, R)
-        A float64 copy (``signals`` itself when no volume is a dropout).
+        A float64 copy (``signals`` itself when no volume is censored).
     """
-    dropout = np.asarray(dropout, dtype=bool)
-    if not dropout.any():
+    censored = np.asarray(censored, dtype=bool)
+    if not censored.any():
         return signals
     from scipy.interpolate import CubicSpline
 
     out = np.array(signals, dtype=np.float64, copy=True)
-    good = np.flatnonzero(~dropout)
+    good = np.flatnonzero(~censored)
     if good.size == 0:
         return out
-    bad = np.flatnonzero(dropout)
+    bad = np.flatnonzero(censored)
     clipped = np.clip(bad, good[0], good[-1])
     if good.size >= 2:
         out[bad] = CubicSpline(good, out[good], axis=0)(clipped)
     else:
         out[bad] = out[good[0]]
     return out
+
+
+def _censored_run(
+    signals: np.ndarray, confounds: np.ndarray | None, sample_mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """The run from its first to its last kept volume, censored volumes filled
+    (:func:`fill_censored`), and the kept indices within it: what the filter sees depends on
+    the kept volumes alone."""
+    keep = np.asarray(sample_mask, dtype=np.int64)
+    if keep.size == 0:  # nilearn names this case (AllVolumesRemovedError)
+        return signals, confounds, keep
+    first, stop = int(keep.min()), int(keep.max()) + 1
+    censored = np.ones(len(signals), dtype=bool)
+    censored[keep] = False
+    signals = fill_censored(signals, censored)[first:stop]
+    if confounds is not None:
+        confounds = fill_censored(np.asarray(confounds, dtype=np.float64), censored)[first:stop]
+    return signals, confounds, keep - first
 
 
 def clean_signals(
@@ -208,7 +227,10 @@ def clean_signals(
     """Detrend, regress confounds, band-pass and standardise parcel signals.
 
     Uses ``nilearn.signal.clean``: scrubbed volumes are interpolated before filtering and
-    dropped after, so the output has ``len(sample_mask)`` rows.
+    dropped after, so the output has ``len(sample_mask)`` rows. Those before the first and
+    after the last kept volume are cut off before filtering, and the others replaced by a
+    cubic spline through the kept ones (:func:`fill_censored`), in the signals and the
+    confounds: the output depends on the kept volumes alone.
 
     Parameters
     ----------
@@ -221,7 +243,7 @@ def clean_signals(
     confounds : ndarray, shape (T, C), optional
         Nuisance regressors (standardised by nilearn before regression).
     sample_mask : ndarray of int, optional
-        Volumes to keep.
+        Volumes to keep (indices).
 
     Returns
     -------
@@ -232,6 +254,8 @@ def clean_signals(
     """
     from nilearn import signal
 
+    if sample_mask is not None:
+        signals, confounds, sample_mask = _censored_run(signals, confounds, sample_mask)
     low_pass = settings.low_pass
     nyquist = 0.5 / t_r
     if low_pass is not None and low_pass >= nyquist:

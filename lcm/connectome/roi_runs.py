@@ -26,7 +26,6 @@ from lcm.bids.selection import select_parcellation
 from lcm.connectome.confounds import DVARS_COLUMN, FD_COLUMN
 from lcm.connectome.denoise import (
     clean_signals,
-    fill_dropout,
     scrub_mask,
 )
 from lcm.connectome.matrices import write_run_matrices
@@ -255,9 +254,7 @@ def _clean_series(
     if empty.all():
         raise ExcludedRunError(f"every ROI of {path.name} is constant")
     scrubbed = fd is not None or dvars is not None or bool(dropout.any())
-    signals = clean_signals(
-        fill_dropout(raw, dropout), t_r, settings, sample_mask=keep if scrubbed else None
-    )
+    signals = clean_signals(raw, t_r, settings, sample_mask=keep if scrubbed else None)
     signals[:, empty] = 0.0
     return signals, empty
 

@@ -25,7 +25,6 @@ from lcm.connectome.coverage import MIN_COVERAGE, empty_parcels, parcel_coverage
 from lcm.connectome.denoise import (
     clean_signals,
     confound_matrix,
-    fill_dropout,
     framewise_displacement,
     read_confounds,
     scrub_mask,
@@ -251,7 +250,7 @@ def run_connectome(
             "the one fMRIPrep wrote.",
         )
     signals = clean_signals(
-        fill_dropout(stats.signals, stats.dropout),
+        stats.signals,
         deriv.t_r,
         settings,
         confounds=confounds,

@@ -180,6 +180,27 @@ def test_standardize_matches_nilearn_clean(ours: str, theirs) -> None:
     np.testing.assert_allclose(got, ref, atol=1e-10)
 
 
+def test_censored_volumes_never_reach_the_kept_ones() -> None:
+    """Whatever a scrubbed volume holds (a motion spike), the cleaned kept volumes are the same:
+    the band-pass filter sees a spline through the kept volumes in its place, in signals and
+    confounds. Censored here: both ends of the run, and volumes whose mirror image (T-1-t) is
+    censored too, which nilearn 0.13's own interpolation leaves as they are."""
+    x = _signals(5)
+    conf = np.random.default_rng(6).standard_normal((80, 3))
+    censored = np.zeros(80, dtype=bool)
+    censored[[0, 1, 10, 39, 40, 69, 78, 79]] = True
+    keep = np.flatnonzero(~censored)
+    spiked_x, spiked_conf = x.copy(), conf.copy()
+    spiked_x[censored] += 500.0
+    spiked_conf[censored] -= 50.0
+    settings = DenoiseSettings.from_dict({"low_pass": 0.1})
+    for confounds, spiked in [(None, None), (conf, spiked_conf)]:
+        clean = clean_signals(x, 2.0, settings, confounds=confounds, sample_mask=keep)
+        dirty = clean_signals(spiked_x, 2.0, settings, confounds=spiked, sample_mask=keep)
+        assert clean.shape == (keep.size, 7)
+        np.testing.assert_allclose(dirty, clean, rtol=0, atol=1e-9)
+
+
 def test_clean_signals_equal_nilearn_bit_for_bit() -> None:
     # clean_signals filters every column at once (butterworth__copy); nilearn's default filters
     # column by column in place. Same numbers, to the last bit, with and without scrubbing.
