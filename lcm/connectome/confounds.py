@@ -23,6 +23,10 @@ WM_CSF = ("csf", "white_matter")
 GS = ("global_signal",)
 FD_COLUMN = "framewise_displacement"
 DVARS_COLUMN = "std_dvars"
+# fMRIPrep's one-hot ``non_steady_state_outlierXX`` columns: the first volumes, before the
+# magnetisation reached steady state. fMRIPrep keeps them in the BOLD; nilearn's
+# ``load_confounds`` (every strategy) and XCP-D's ``--dummy-scans auto`` leave them out.
+NON_STEADY_PREFIX = "non_steady_state"
 N_ACOMPCOR = 5
 COSINE_PREFIX = "cosine"
 ACOMPCOR_PREFIX = "a_comp_cor_"

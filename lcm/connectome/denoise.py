@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lcm.connectome.confounds import DVARS_COLUMN, FD_COLUMN, STRATEGIES
+from lcm.connectome.confounds import DVARS_COLUMN, FD_COLUMN, NON_STEADY_PREFIX, STRATEGIES
 from lcm.connectome.settings import DenoiseSettings
 from lcm.exceptions import ExcludedRunError
 
@@ -75,12 +75,22 @@ def std_dvars(table: pd.DataFrame, source: str) -> np.ndarray:
     return confound_matrix(table, [DVARS_COLUMN], source)[:, 0]
 
 
+def non_steady_volumes(table: pd.DataFrame, source: str) -> np.ndarray:
+    """Volumes fMRIPrep flagged as non-steady-state (its ``non_steady_state_outlierXX``
+    columns, one per flagged volume); all ``False`` when the table has none."""
+    columns = [c for c in table.columns if str(c).startswith(NON_STEADY_PREFIX)]
+    if not columns:
+        return np.zeros(len(table), dtype=bool)
+    return (confound_matrix(table, columns, source) != 0).any(axis=1)
+
+
 def scrub_mask(
     fd: np.ndarray | None,
     settings: DenoiseSettings,
     n_volumes: int,
     dvars: np.ndarray | None = None,
     dropout: np.ndarray | None = None,
+    non_steady: np.ndarray | None = None,
 ) -> np.ndarray:
     """Indices of the volumes kept, or an error when too few remain.
 
@@ -88,7 +98,9 @@ def scrub_mask(
     above ``settings.dvars_threshold`` (each only when both the threshold and the series are
     given), or when it is a dropout volume (whatever the thresholds). The ``scrubbing``
     presets then also drop kept segments shorter than 5 volumes, as nilearn's
-    ``load_confounds`` (``scrub=5``) does when any volume was flagged.
+    ``load_confounds`` (``scrub=5``) does when any volume was flagged. Non-steady-state
+    volumes are left out last, whatever the strategy, as ``load_confounds`` does (its
+    ``scrub=5`` rule looks at the motion outliers only).
 
     Parameters
     ----------
@@ -102,6 +114,8 @@ def scrub_mask(
         Standardised DVARS.
     dropout : ndarray of bool, shape (T,), optional
         Dropout volumes (constant across the brain or the ROIs), always scrubbed.
+    non_steady : ndarray of bool, shape (T,), optional
+        fMRIPrep's non-steady-state volumes (:func:`non_steady_volumes`), always left out.
 
     Returns
     -------
@@ -130,6 +144,9 @@ def scrub_mask(
     if min_segment and flagged.any():
         flagged |= short_segments(~flagged, min_segment)
         rules.append(f"kept segments under {min_segment} volumes")
+    if non_steady is not None and np.any(non_steady):
+        flagged |= np.asarray(non_steady, dtype=bool)
+        rules.append(f"{int(np.count_nonzero(non_steady))} non-steady-state volume(s)")
     keep = np.flatnonzero(~flagged)
     if keep.size < settings.min_volumes:
         if keep.size == n_volumes:  # a short run: nothing was scrubbed

@@ -45,6 +45,7 @@ QC_COLUMNS = (
     "median_tsnr",
     "mean_coverage",
     "n_dropout_volumes",
+    "n_non_steady_volumes",
 )
 # Columns older QC records may lack (filled with their empty value when read).
 _OPTIONAL = {
@@ -64,6 +65,7 @@ _OPTIONAL = {
     "median_tsnr": None,
     "mean_coverage": None,
     "n_dropout_volumes": None,
+    "n_non_steady_volumes": None,
 }
 # List columns are lists in QC.json and comma-separated strings in QC.tsv.
 _LIST_COLUMNS = ("empty_rois", "relmats", "window_relmats")

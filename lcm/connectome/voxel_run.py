@@ -26,6 +26,7 @@ from lcm.connectome.denoise import (
     clean_signals,
     confound_matrix,
     framewise_displacement,
+    non_steady_volumes,
     read_confounds,
     scrub_mask,
     std_dvars,
@@ -175,7 +176,7 @@ def run_connectome(
         dimensions or too big for the file or the memory, NaN/Inf, TR mismatch, space other
         than the atlas's, no parcel covered, missing confound columns, confounds of the wrong
         length, ``std_dvars`` missing when DVARS scrubbing is on, too few volumes once
-        high-motion and dropout volumes are scrubbed).
+        high-motion, dropout and non-steady-state volumes are left out).
     """
     bold = Path(deriv.bold)
     hdr = read_bold_header(bold)
@@ -207,14 +208,18 @@ def run_connectome(
         fd = framewise_displacement(table, source)
     elif FD_COLUMN in table.columns:
         fd = confound_matrix(table, [FD_COLUMN], source)[:, 0]
-    if fd is not None and n_vol > 1:
-        facts["mean_fd"] = float(np.mean(fd[1:]))  # the first volume has no FD
+    non_steady = non_steady_volumes(table, source)
+    facts["n_non_steady_volumes"] = int(non_steady.sum())
+    # The first volume has no FD; non-steady-state volumes are not part of the run's data.
+    steady = ~non_steady[1:]
+    if fd is not None and steady.any():
+        facts["mean_fd"] = float(np.mean(fd[1:][steady]))
     dvars = None
     if settings.dvars_threshold is not None:
         dvars = std_dvars(table, source)
     elif DVARS_COLUMN in table.columns:
         dvars = confound_matrix(table, [DVARS_COLUMN], source)[:, 0]
-    keep = scrub_mask(fd, settings, n_vol, dvars=dvars)
+    keep = scrub_mask(fd, settings, n_vol, dvars=dvars, non_steady=non_steady)
     facts["n_volumes_kept"] = int(keep.size)
 
     labels = _labels_on_grid(atlas, hdr.shape[:3], hdr.affine)
@@ -228,7 +233,9 @@ def run_connectome(
     facts["n_dropout_volumes"] = int(stats.dropout.sum())
     if stats.dropout.any():
         # Dropout volumes are only known once the BOLD is read: scrub them too.
-        keep = scrub_mask(fd, settings, n_vol, dvars=dvars, dropout=stats.dropout)
+        keep = scrub_mask(
+            fd, settings, n_vol, dvars=dvars, dropout=stats.dropout, non_steady=non_steady
+        )
         facts["n_volumes_kept"] = int(keep.size)
         log.warning(
             "BOLD %s: %d volume(s) constant across the atlas (dropout) scrubbed",

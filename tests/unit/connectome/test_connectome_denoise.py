@@ -9,7 +9,9 @@ import json
 import warnings
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 from helpers.connectome import confounds_table, fmriprep_record, make_fmriprep_run, write_confounds
 from nilearn import signal
@@ -19,6 +21,7 @@ from lcm.atlas import load_atlas
 from lcm.connectome.confounds import STRATEGIES, confound_columns, read_confounds_metadata
 from lcm.connectome.denoise import (
     clean_signals,
+    non_steady_volumes,
     read_confounds,
     scrub_mask,
     short_segments,
@@ -107,6 +110,82 @@ def test_presets_agree_with_nilearn_load_confounds(run_files, strategy: str) -> 
         assert {0, 1, 11, 12, 25}.isdisjoint(keep)  # short segments and the DVARS spike
     else:
         assert ref_mask is None and 11 in keep and 25 not in keep
+
+
+NON_STEADY = (0, 1, 2)  # volume 2 is an FD outlier too
+
+
+def _with_non_steady(confounds: Path) -> pd.DataFrame:
+    """Add fMRIPrep's one-hot ``non_steady_state_outlierXX`` columns for :data:`NON_STEADY`."""
+    table = read_confounds(confounds, N_VOL)
+    for i, t in enumerate(NON_STEADY):
+        table[f"non_steady_state_outlier{i:02d}"] = (np.arange(N_VOL) == t).astype(float)
+    write_confounds(confounds, table)
+    return read_confounds(confounds, N_VOL)
+
+
+@pytest.mark.parametrize("strategy", sorted(NILEARN_PRESETS))
+def test_non_steady_volumes_are_left_out_as_nilearn_does(run_files, strategy: str) -> None:
+    table = _with_non_steady(run_files["confounds"])
+    preset, extra = NILEARN_PRESETS[strategy]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref, ref_mask = load_confounds_strategy(
+            str(run_files["bold"]), denoise_strategy=preset, **extra
+        )
+    meta = read_confounds_metadata(run_files["confounds"])
+    ours = confound_columns(strategy, table.columns, meta)
+    assert sorted(ours) == sorted(ref.columns)  # flags of volumes, not regressors
+    scrubs = strategy.startswith("scrubbing")
+    settings = DenoiseSettings.from_dict(
+        {
+            "strategy": strategy,
+            "fd_threshold": 0.5 if scrubs else None,
+            "dvars_threshold": 1.5 if scrubs else None,
+            "min_volumes": 10,
+        }
+    )
+    keep = scrub_mask(
+        table["framewise_displacement"].to_numpy(),
+        settings,
+        N_VOL,
+        dvars=table["std_dvars"].to_numpy(),
+        non_steady=non_steady_volumes(table, "x.tsv"),
+    )
+    np.testing.assert_array_equal(keep, ref_mask)
+    assert set(NON_STEADY).isdisjoint(keep)
+
+
+def test_non_steady_volumes_never_reach_the_connectome(tmp_path: Path) -> None:
+    """A run whose first volumes are still saturating (twice as bright) gives the same series as
+    the run with ordinary first volumes; QC counts them and mean FD leaves them out."""
+    series = {}
+    for name, transient in [("plain", 0.0), ("bright", 100.0)]:
+        files = make_fmriprep_run(tmp_path / name, RUN, n_vol=N_VOL, fd_high=FD_HIGH)
+        table = _with_non_steady(files["confounds"])
+        table.loc[list(NON_STEADY), "framewise_displacement"] = 3.0
+        write_confounds(files["confounds"], table)
+        img = nib.load(files["bold"])
+        data = np.asarray(img.dataobj, dtype=np.float32)
+        data[..., list(NON_STEADY)] += transient * (data[..., :1] != 0)
+        nib.save(nib.Nifti1Image(data, img.affine, img.header), files["bold"])
+        record = fmriprep_record(tmp_path / name / "rec.json", "tiny", [(RUN, files)])
+        qc = process_voxel_run(
+            "tiny",
+            record,
+            RUN,
+            load_atlas("aal116"),
+            DenoiseSettings.from_dict({"strategy": "24P", "fd_threshold": None}),
+            tmp_path / name / "conn",
+            tmp_path / name / "qc.json",
+        )
+        assert qc["included"], qc["reason"]
+        assert qc["n_non_steady_volumes"] == 3 and qc["n_volumes_kept"] == N_VOL - 3
+        fd = table["framewise_displacement"].to_numpy()
+        assert qc["mean_fd"] == pytest.approx(fd[3:].mean())
+        series[name] = pd.read_csv(qc["timeseries"], sep="\t").to_numpy()
+    assert series["plain"].shape[0] == N_VOL - 3
+    np.testing.assert_allclose(series["bright"], series["plain"], rtol=0, atol=1e-4)
 
 
 def test_short_segments() -> None:
