@@ -25,7 +25,7 @@ from lcm.config import read_yaml_mapping, validate_base
 from lcm.evaluate.config_schema import validate_config
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
 from lcm.io.atomic import write_text
-from lcm.store.phenotype import NA_VALUES
+from lcm.store.phenotype import is_missing
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +389,7 @@ def _catalogue_with(
         label, positive = task["label"], task.get("positive")
         if label in variables or label not in table.columns or positive is None:
             continue
-        levels = sorted(set(table[label]) - set(NA_VALUES))
+        levels = sorted(v for v in set(table[label]) if not is_missing(str(v)))
         if len(levels) == 2 and positive in levels:
             negative = next(level for level in levels if level != positive)
             variables[label] = {"kind": "binary", "domain": "clinical"}

@@ -6,8 +6,10 @@ the atlas image, capped at 1. A parcel outside the field of view, cut off by the
 all zero therefore has a low coverage.
 
 Policy (as XCP-D's ``--min-coverage``): a parcel whose coverage is below the config's
-``atlas.min_coverage`` (default ``MIN_COVERAGE`` = 0.5), or whose mean signal is constant, is
-*empty*. Its time series column is 0,
+``atlas.min_coverage`` (default ``MIN_COVERAGE`` = 0.5), or whose mean signal is constant over
+the volumes kept after scrubbing (or whose cleaned signal is), is *empty*: one that varies only
+in scrubbed volumes has no signal left, and its correlations would be NaN. Its time series
+column is 0,
 its row and column of every connectivity matrix are 0 (diagonal included), it is listed in the
 QC record's ``empty_rois`` and the sidecars' ``EmptyROIs``, and its coverage is reported. The
 run is kept, so that every run of a cohort has the same ROIs in the same order; a run without
@@ -19,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from lcm.atlas import Atlas
+from lcm.exceptions import ExcludedRunError
 
 MIN_COVERAGE = 0.5
 
@@ -48,7 +51,10 @@ def parcel_coverage(live_counts: np.ndarray, atlas: Atlas, bold_affine: np.ndarr
 
 
 def empty_parcels(
-    coverage: np.ndarray, signals: np.ndarray, min_coverage: float = MIN_COVERAGE
+    coverage: np.ndarray,
+    signals: np.ndarray,
+    min_coverage: float = MIN_COVERAGE,
+    sample_mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Parcels treated as empty: coverage below ``min_coverage`` or a constant mean signal.
 
@@ -60,9 +66,75 @@ def empty_parcels(
         Raw parcel means.
     min_coverage : float
         Threshold in [0, 1].
+    sample_mask : ndarray of int, optional
+        Kept volumes (:func:`lcm.connectome.denoise.scrub_mask`); constancy is judged on them
+        alone (default: every volume).
 
     Returns
     -------
     ndarray of bool, shape (R,)
     """
-    return (np.asarray(coverage) < min_coverage) | (np.ptp(signals, axis=0) == 0)
+    return (np.asarray(coverage) < min_coverage) | constant_columns(signals, sample_mask)
+
+
+def constant_columns(signals: np.ndarray, sample_mask: np.ndarray | None = None) -> np.ndarray:
+    """Columns of ``signals`` constant over the volumes of ``sample_mask`` (default: all).
+
+    A column that varies only in scrubbed volumes is constant over the kept ones: cleaned, it
+    is flat, and every correlation with it NaN. With no volume kept, every column is constant.
+
+    Parameters
+    ----------
+    signals : ndarray, shape (T, R)
+    sample_mask : ndarray of int or bool, optional
+        The kept volumes.
+
+    Returns
+    -------
+    ndarray of bool, shape (R,)
+    """
+    signals = np.asarray(signals)
+    kept = signals if sample_mask is None else signals[np.asarray(sample_mask)]
+    if not kept.shape[0]:
+        return np.ones(signals.shape[1], dtype=bool)
+    return np.ptp(kept, axis=0) == 0
+
+
+def cleaned_empty(
+    signals: np.ndarray, empty: np.ndarray, names: list[str], source: str
+) -> np.ndarray:
+    """``empty`` plus the parcels whose *cleaned* signal is flat; non-finite signals refused.
+
+    The last guard before correlation: a flat column (zero spread) is empty whatever made it
+    so, and a NaN or infinite value would make NaN correlations, which the feature store
+    refuses for the whole dataset; here only the run is excluded.
+
+    Parameters
+    ----------
+    signals : ndarray, shape (T_kept, R)
+        Cleaned signals.
+    empty : ndarray of bool, shape (R,)
+        Parcels already found empty (their values are ignored).
+    names : list of str
+        Parcel names, for the error.
+    source : str
+        The run's input file, for the error.
+
+    Returns
+    -------
+    ndarray of bool, shape (R,)
+
+    Raises
+    ------
+    ExcludedRunError
+        A non-empty parcel's cleaned signal holds NaN or infinite values.
+    """
+    empty = np.asarray(empty, dtype=bool)
+    bad = ~empty & ~np.isfinite(signals).all(axis=0)
+    if bad.any():
+        rois = [names[i] for i in np.flatnonzero(bad)][:5]
+        raise ExcludedRunError(
+            f"cleaning {source} gave NaN or infinite values in {int(bad.sum())} ROI(s) {rois}",
+            hint="Check the run's time series and the denoise settings.",
+        )
+    return empty | constant_columns(signals)

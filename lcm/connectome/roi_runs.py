@@ -24,6 +24,7 @@ from lcm.bids.manifest import read_manifest
 from lcm.bids.runs import run_ids_from_key
 from lcm.bids.selection import select_parcellation
 from lcm.connectome.confounds import DVARS_COLUMN, FD_COLUMN
+from lcm.connectome.coverage import cleaned_empty, constant_columns
 from lcm.connectome.denoise import (
     clean_signals,
     scrub_mask,
@@ -31,6 +32,7 @@ from lcm.connectome.denoise import (
 from lcm.connectome.matrices import write_run_matrices
 from lcm.connectome.outputs import ensure_dataset_description
 from lcm.connectome.qc import check_windows, new_qc, qc_frame
+from lcm.connectome.relmat import window_starts
 from lcm.connectome.roi_formats import atlas_order, check_roi_names, read_roi_series
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
 from lcm.exceptions import ExcludedRunError
@@ -59,6 +61,8 @@ def process_timeseries_manifest(
     No confound regression is possible (none ship with ROI time series); signals are
     detrended, band-passed and standardised, and scrubbed only when the TSV carries a
     ``framewise_displacement`` (and, for ``dvars_threshold``, a ``std_dvars``) column.
+    An ROI constant over the kept volumes, or flat once cleaned, is empty (0, listed in
+    ``EmptyROIs``); a run whose matrices would hold NaN is excluded with its reason.
 
     Parameters
     ----------
@@ -123,6 +127,7 @@ def _process_row(
     facts: dict[str, Any] = {"t_r": t_r, "n_rois": atlas.n_rois}
     try:
         signals, empty = _clean_series(Path(row["path"]), t_r, atlas, settings, facts, warned)
+        _check_windows_vary(signals, empty, connectome, atlas.names)
     except ExcludedRunError as exc:
         log.warning("%s %s excluded: %s", dataset, ids.run_key, exc.message)
         return new_qc(dataset, ids, applied, reason=exc.message, **facts)
@@ -248,15 +253,41 @@ def _clean_series(
     facts["n_dropout_volumes"] = int(dropout.sum())
     keep = scrub_mask(fd, settings, n_vol, dvars=dvars, dropout=dropout)
     facts["n_volumes_kept"] = int(keep.size)
-    # An ROI is empty when constant over the volumes that are not dropouts.
-    empty = np.ptp(raw[~dropout], axis=0) == 0 if (~dropout).any() else np.ones(raw.shape[1], bool)
+    # An ROI is empty when constant over the kept volumes (dropouts are never kept): one that
+    # varies only in scrubbed volumes is flat once cleaned, and its correlations NaN.
+    empty = constant_columns(raw, keep)
     facts["empty_rois"] = [names[i] for i in np.flatnonzero(empty)]
     if empty.all():
         raise ExcludedRunError(f"every ROI of {path.name} is constant")
     scrubbed = fd is not None or dvars is not None or bool(dropout.any())
     signals = clean_signals(raw, t_r, settings, sample_mask=keep if scrubbed else None)
+    empty = cleaned_empty(signals, empty, names, path.name)
+    facts["empty_rois"] = [names[i] for i in np.flatnonzero(empty)]
+    if empty.all():
+        raise ExcludedRunError(f"every ROI of {path.name} is flat once cleaned")
     signals[:, empty] = 0.0
     return signals, empty
+
+
+def _check_windows_vary(
+    signals: np.ndarray, empty: np.ndarray, connectome: ConnectomeSettings, names: list[str]
+) -> None:
+    """Refuse a run with a window in which a non-empty ROI is flat: its r would be NaN there.
+
+    Whole-run flat ROIs are empty already (:func:`lcm.connectome.coverage.cleaned_empty`).
+    """
+    if not connectome.window_length:
+        return
+    length = connectome.window_length
+    for i, start in enumerate(window_starts(len(signals), length, connectome.window_step)):
+        flat = ~empty & constant_columns(signals[start : start + length])
+        if flat.any():
+            rois = [names[j] for j in np.flatnonzero(flat)][:5]
+            raise ExcludedRunError(
+                f"ROI(s) {rois} are constant in window {i} (kept volumes {start} to "
+                f"{start + length - 1}): their correlations there are undefined",
+                hint="Check these ROIs' time series, or change connectome.window.",
+            )
 
 
 def _without_index_column(table: pd.DataFrame, path: Path, n_rois: int) -> pd.DataFrame:

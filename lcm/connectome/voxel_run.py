@@ -21,7 +21,12 @@ from lcm.connectome.confounds import (
     confound_columns,
     read_confounds_metadata,
 )
-from lcm.connectome.coverage import MIN_COVERAGE, empty_parcels, parcel_coverage
+from lcm.connectome.coverage import (
+    MIN_COVERAGE,
+    cleaned_empty,
+    empty_parcels,
+    parcel_coverage,
+)
 from lcm.connectome.denoise import (
     clean_signals,
     confound_matrix,
@@ -245,9 +250,16 @@ def run_connectome(
     coverage = parcel_coverage(stats.live_counts, atlas, hdr.affine)
     facts["coverage"] = [round(float(c), 4) for c in coverage]
     facts["tsnr"] = [None if not np.isfinite(t) else round(float(t), 3) for t in stats.tsnr]
-    empty = empty_parcels(coverage, stats.signals, min_coverage)
+    # Constancy is judged on the kept volumes: a parcel that varies only in scrubbed ones has
+    # no signal left, and its correlations would be NaN.
+    empty = empty_parcels(coverage, stats.signals, min_coverage, sample_mask=keep)
     names = atlas.labels["name"].tolist()
     facts["empty_rois"] = [names[i] for i in np.flatnonzero(empty)]
+    if empty.all() and (coverage >= min_coverage).any():
+        raise ExcludedRunError(
+            f"every parcel covered by BOLD {bold.name} is constant over the "
+            f"{facts['n_volumes_kept']} volumes kept"
+        )
     if empty.all():
         raise ExcludedRunError(
             f"no atlas parcel is covered by BOLD {bold.name} (best coverage "
@@ -263,6 +275,10 @@ def run_connectome(
         confounds=confounds,
         sample_mask=keep,
     )
+    empty = cleaned_empty(signals, empty, names, bold.name)
+    facts["empty_rois"] = [names[i] for i in np.flatnonzero(empty)]
+    if empty.all():
+        raise ExcludedRunError(f"every parcel of BOLD {bold.name} is flat once cleaned")
     signals[:, empty] = 0.0
     return RunConnectome(signals, empty, columns)
 
@@ -314,6 +330,7 @@ def _write_outputs(
         "NumberOfVolumes": facts["n_volumes"],
         "NumberOfVolumesKept": facts["n_volumes_kept"],
         "NumberOfDropoutVolumes": facts.get("n_dropout_volumes", 0),
+        "NumberOfNonSteadyVolumes": facts.get("n_non_steady_volumes", 0),
         "MeanFramewiseDisplacement": facts.get("mean_fd"),
         "EmptyROIs": facts["empty_rois"],
         "EmptyROIPolicy": f"coverage below {min_coverage} or constant signal: set to 0",

@@ -52,7 +52,11 @@ def read_relmat(path: str | Path) -> tuple[list[str], np.ndarray]:
     """
     path = Path(path)
     try:
-        df = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
+        # ROI names are text: "001" stays "001" (read as the integer 1 before, so that the
+        # row names no longer matched the header's).
+        df = pd.read_csv(
+            path, sep="\t", na_values=["n/a"], keep_default_na=False, dtype={NODE_COLUMN: str}
+        )
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputDataError(
             f"Cannot read connectivity matrix {path}: {exc}",

@@ -2,15 +2,15 @@
 
 :class:`ConnectomeStream` is a :class:`torch.utils.data.IterableDataset` over the row groups of
 the store's connectome partitions. Each epoch it shuffles the row groups (seed + epoch), lays
-their runs end to end and cuts that sequence into equal contiguous shards, one per
-``(DDP rank, DataLoader worker)``; every shard reads only its own row groups, reading the next
-ones on background threads, and shuffles its runs within windows of at least ``shuffle_buffer``
-runs. Batches are built in numpy straight from the decoded row groups (one copy per run, no
-per-run Python work), so hand them to ``DataLoader(stream, batch_size=None)``; on a few cores
-keep ``num_workers=0``: the stream already reads on its own threads, and a worker adds a copy of
-every batch into shared memory (twice slower on 2 cores, benchmarks/store.py). Memory per shard
-is one window plus ``read_ahead`` row groups in flight (~32 MiB each, about twice that while
-read), whatever the cohort size.
+their runs end to end in a circle and cuts it into equal contiguous shards from a random start,
+one per ``(DDP rank, DataLoader worker)``; every shard reads only its own row groups, reading
+the next ones on background threads, and shuffles its runs within windows of at least
+``shuffle_buffer`` runs. Batches are built in numpy straight from the decoded row groups (one
+copy per run, no per-run Python work), so hand them to ``DataLoader(stream, batch_size=None)``;
+on a few cores keep ``num_workers=0``: the stream already reads on its own threads, and a worker
+adds a copy of every batch into shared memory (twice slower on 2 cores, benchmarks/store.py).
+Memory per shard is one window plus ``read_ahead`` row groups in flight (~32 MiB each, about
+twice that while read), whatever the cohort size.
 
 Only identifiers are read up front (to know every run and to leave out excluded subjects);
 a batch is ``{"index": (B,), "connectome": (B, E)}`` (a sample, without ``batch_size``,
@@ -227,23 +227,35 @@ class ConnectomeStream(IterableDataset):
         workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
         return self.rank * workers + worker, self.world_size * workers
 
-    def shard_units(self, shard: int, n_shards: int) -> list[tuple[_Unit, int, int]]:
-        """The row groups of one shard this epoch, each with the slice of its kept rows."""
+    def shard_units(self, shard: int, n_shards: int) -> list[tuple[_Unit, np.ndarray]]:
+        """The row groups of one shard this epoch, each with the positions of its kept rows.
+
+        The runs of the row groups, laid end to end in this epoch's order, form a circle; the
+        shards are consecutive arcs of ``len(self) // n_shards`` runs from a start drawn each
+        epoch when shuffling (0 otherwise). The ``len(self) % n_shards`` runs left over are
+        therefore others each epoch, not always the tail of the last row group.
+        """
+        total = len(self.runs)
         order = np.arange(len(self.units))
+        start = 0
         if self.shuffle:
-            order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.units))
-        per = len(self.runs) // n_shards
-        lo, hi = shard * per, (shard + 1) * per
-        out, pos = [], 0
-        for u in order:
-            unit = self.units[u]
-            a, b = max(lo - pos, 0), min(hi - pos, len(unit.local))
-            if a < b:
-                out.append((unit, a, b))
-            pos += len(unit.local)
+            rng = np.random.default_rng([self.seed, self.epoch])
+            order = rng.permutation(len(self.units))
+            start = int(rng.integers(total)) if total else 0
+        per = total // n_shards
+        lo = start + shard * per
+        hi = lo + per  # < 2 * total: at most one lap past the end of the circle
+        rows: dict[int, list[np.ndarray]] = {}  # unit -> positions, in reading order
+        pos = 0
+        for u in np.concatenate([order, order]):
             if pos >= hi:
                 break
-        return out
+            n = len(self.units[u].local)
+            a, b = max(lo - pos, 0), min(hi - pos, n)
+            if a < b:  # an arc crossing the end of the circle may take two pieces of a unit
+                rows.setdefault(int(u), []).append(np.arange(a, b))
+            pos += n
+        return [(self.units[u], np.concatenate(pieces)) for u, pieces in rows.items()]
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor | int]]:
         shard, n_shards = self.shard()
@@ -292,15 +304,15 @@ class ConnectomeStream(IterableDataset):
         index, rest = _gather(window, starts, order[full:], self.n_edges)
         return _Segment(rest, np.arange(len(rest)), index)
 
-    def _read(self, units: list[tuple[_Unit, int, int]]) -> Iterator[_Segment]:
+    def _read(self, units: list[tuple[_Unit, np.ndarray]]) -> Iterator[_Segment]:
         """The kept runs of each of ``units``, in order, reading row groups ahead on threads."""
         # One set of open files per reader thread: a ParquetFile must not be read from two
         # threads at once (shared, it deadlocked at cohort scale).
         local = threading.local()
         opened: list[int] = []  # descriptors for posix_fadvise, closed when the epoch ends
 
-        def load(item: tuple[_Unit, int, int]) -> _Segment:
-            unit, a, b = item
+        def load(item: tuple[_Unit, np.ndarray]) -> _Segment:
+            unit, rows = item
             if not hasattr(local, "files"):
                 local.files, local.fds = {}, {}
             if unit.file not in local.files:
@@ -328,7 +340,7 @@ class ConnectomeStream(IterableDataset):
                 os.posix_fadvise(
                     local.fds[unit.file], unit.start, unit.length, os.POSIX_FADV_DONTNEED
                 )
-            return _Segment(block, unit.local[a:b], unit.index[a:b])
+            return _Segment(block, unit.local[rows], unit.index[rows])
 
         try:
             with ThreadPoolExecutor(max_workers=max(1, self.read_ahead)) as pool:

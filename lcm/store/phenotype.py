@@ -21,6 +21,8 @@ from lcm.io.bids_names import check_label
 log = logging.getLogger(__name__)
 
 NA_VALUES = ("", "n/a", "N/A", "NA", "na", "nan", "NaN", "None", "-999", "-9999")
+# The numeric missing codes of NA_VALUES, matched by value: "-999.0" and "-9999.00" too.
+_NA_NUMBERS = (-999.0, -9999.0)
 _RANGE_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*-\s*(-?\d+(?:\.\d+)?)\s*$")
 _PLUS_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*\+\s*$")
 
@@ -134,7 +136,8 @@ def read_phenotype(path: str | Path, dataset: str, catalogue: Catalogue) -> pd.D
         if col is None:
             out[name] = np.nan if var.is_numeric else None
         else:
-            out[name] = _convert(raw[col.column], var, col, path)
+            fix = f"{catalogue.path} (datasets.{dataset}.columns.{name})"
+            out[name] = _convert(raw[col.column], var, col, path, fix)
     return out.reset_index(drop=True)
 
 
@@ -205,8 +208,20 @@ def missingness(table: pd.DataFrame, dataset: str, catalogue: Catalogue) -> pd.D
     return pd.DataFrame(rows)
 
 
+def is_missing(text: str) -> bool:
+    """Whether a phenotype cell marks a missing value: one of :data:`NA_VALUES`, the numeric
+    codes compared as numbers (``-999.0`` is ``-999``)."""
+    text = text.strip()
+    if text in NA_VALUES:
+        return True
+    try:
+        return float(text) in _NA_NUMBERS
+    except ValueError:
+        return False
+
+
 def _subject_label(value: str, path: str | Path, row: int, column: str) -> str:
-    if value.strip() in NA_VALUES:
+    if is_missing(value):
         raise InputDataError(
             f"Phenotype file {path}, row {row + 2}, column {column!r}: empty participant ID.",
             hint="Every row needs a participant ID.",
@@ -217,12 +232,15 @@ def _subject_label(value: str, path: str | Path, row: int, column: str) -> str:
         raise InputDataError(exc.message, exc.hint) from None
 
 
-def _convert(values: pd.Series, var: Variable, col: ColumnCoding, path: str | Path) -> pd.Series:
+def _convert(
+    values: pd.Series, var: Variable, col: ColumnCoding, path: str | Path, coding: str = ""
+) -> pd.Series:
+    """``values`` typed as ``var`` by its column coding ``col`` (named by ``coding`` in errors)."""
     out: list[object] = []
     for row, raw in enumerate(values):
         text = str(raw).strip()
         where = f"Phenotype file {path}, row {row + 2}, column {col.column!r}, value {raw!r}"
-        if text in NA_VALUES:
+        if is_missing(text):
             out.append(np.nan if var.is_numeric else None)
             continue
         value: object = text
@@ -232,7 +250,8 @@ def _convert(values: pd.Series, var: Variable, col: ColumnCoding, path: str | Pa
                 raise InputDataError(
                     f"{where}: code not in the catalogue map for {var.name!r} "
                     f"(known codes {sorted(col.map)}).",
-                    hint="Add the code to the map in the catalogue, or fix the value.",
+                    hint=f"Add the code to the map in {coding or 'the catalogue'}, or fix the "
+                    "value (a code is matched as written, or as an integer: 1.0 is 1, 1.9 none).",
                 )
             value = col.map[key]
         if var.is_numeric:
@@ -250,12 +269,19 @@ def _convert(values: pd.Series, var: Variable, col: ColumnCoding, path: str | Pa
 
 
 def _map_key(text: str, mapping: dict) -> str | None:
+    """The map's code ``text`` names: itself, or the integer code of an integral number.
+
+    "1.0" in a file and 1 in YAML name the same code; "1.9" names none (never code 1).
+    """
     if text in mapping:
         return text
-    try:  # "1.0" in a file and 1 in YAML name the same code
-        as_int = str(int(float(text)))
+    try:
+        number = float(text)
     except ValueError:
         return None
+    if not number.is_integer():  # also inf and nan
+        return None
+    as_int = str(int(number))
     return as_int if as_int in mapping else None
 
 

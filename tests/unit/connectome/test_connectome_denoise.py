@@ -13,7 +13,13 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-from helpers.connectome import confounds_table, fmriprep_record, make_fmriprep_run, write_confounds
+from helpers.connectome import (
+    confounds_table,
+    crop_labels,
+    fmriprep_record,
+    make_fmriprep_run,
+    write_confounds,
+)
 from nilearn import signal
 from nilearn.interfaces.fmriprep import load_confounds_strategy
 
@@ -30,6 +36,7 @@ from lcm.connectome.denoise import (
 from lcm.connectome.settings import DenoiseSettings
 from lcm.connectome.voxel_run import process_voxel_run
 from lcm.exceptions import ConfigError, ExcludedRunError
+from lcm.io.relmat import read_relmat
 
 RUN = "sub-01_task-rest_run-1"
 N_VOL = 60
@@ -186,6 +193,37 @@ def test_non_steady_volumes_never_reach_the_connectome(tmp_path: Path) -> None:
         series[name] = pd.read_csv(qc["timeseries"], sep="\t").to_numpy()
     assert series["plain"].shape[0] == N_VOL - 3
     np.testing.assert_allclose(series["bright"], series["plain"], rtol=0, atol=1e-4)
+
+
+def test_parcel_varying_only_in_scrubbed_volumes_is_empty(run_files, tmp_path: Path) -> None:
+    """A parcel whose mean changes only at high-motion volumes has no signal once they are
+    scrubbed: it is empty (zero row, listed), not a NaN row that the store would refuse."""
+    labels = crop_labels()
+    ids, counts = np.unique(labels[labels > 0], return_counts=True)
+    target = int(ids[np.argmax(counts)])  # well inside the cropped grid: covered
+    img = nib.load(run_files["bold"])
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    data[labels == target] = 100.0
+    data[labels == target, FD_HIGH[-1]] = 130.0  # changes only at a scrubbed volume
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), run_files["bold"])
+    record = fmriprep_record(tmp_path / "rec.json", "tiny", [(RUN, run_files)])
+    atlas = load_atlas("aal116")
+    qc = process_voxel_run(
+        "tiny",
+        record,
+        RUN,
+        atlas,
+        DenoiseSettings.from_dict({"strategy": "24P", "fd_threshold": 0.5}),
+        tmp_path / "conn",
+        tmp_path / "qc.json",
+    )
+    assert qc["included"], qc["reason"]
+    name = atlas.labels.set_index("index").loc[target, "name"]
+    assert name in qc["empty_rois"]
+    names, matrix = read_relmat(qc["relmat"])
+    assert np.isfinite(matrix).all()
+    row = matrix[names.index(name)]
+    assert not row.any()
 
 
 def test_short_segments() -> None:

@@ -13,8 +13,14 @@ from nilearn import signal
 
 from lcm.atlas import load_atlas
 from lcm.bids.ingest import ingest
+from lcm.catalogue import load_catalogue
 from lcm.commands import connectome as connectome_cmd
+from lcm.commands import store as store_cmd
+from lcm.connectome.coverage import cleaned_empty, constant_columns, empty_parcels
+from lcm.exceptions import ExcludedRunError
+from lcm.io.paths import connectome_path
 from lcm.io.relmat import read_relmat, write_relmat, write_timeseries
+from lcm.store.read import load_cohort
 
 N_VOL = 57
 T_R = 0.72
@@ -74,7 +80,9 @@ def dataset(tmp_path: Path, atlas) -> tuple[Path, dict[str, Path]]:
     return root, paths
 
 
-def _run(tmp_path: Path, root: Path, denoise: dict | None = None) -> pd.DataFrame:
+def _run(
+    tmp_path: Path, root: Path, denoise: dict | None = None, connectome: dict | None = None
+) -> pd.DataFrame:
     manifest = tmp_path / "manifest.parquet"
     ingest("ts", "roi_timeseries", root, manifest)
     qc_path = tmp_path / "qc" / "ts.tsv"
@@ -91,6 +99,7 @@ def _run(tmp_path: Path, root: Path, denoise: dict | None = None) -> pd.DataFram
             "aal116",
             "--denoise",
             json.dumps(denoise or DENOISE),
+            *(["--connectome", json.dumps(connectome)] if connectome else []),
             "--out-dir",
             str(tmp_path / "conn"),
             "--qc-table",
@@ -99,6 +108,22 @@ def _run(tmp_path: Path, root: Path, denoise: dict | None = None) -> pd.DataFram
     )
     assert rc == 0
     return read_qc_table(qc_path)
+
+
+def _store(tmp_path: Path, subjects: list[str]) -> Path:
+    """``lcm store`` of the QC table :func:`_run` wrote; the store's root."""
+    pheno = tmp_path / "participants.tsv"
+    pheno.write_text("participant_id\tsex\n" + "".join(f"sub-{s}\tF\n" for s in subjects))
+    catalogue = tmp_path / "variables.yaml"
+    catalogue.write_text(
+        "variables:\n  sex: {kind: binary, domain: sociodemographic, levels: [F, M]}\n"
+        "datasets:\n  ts:\n    id_column: participant_id\n    columns: {sex: {column: sex}}\n"
+    )
+    store = tmp_path / "store"
+    args = ["--qc-table", str(tmp_path / "qc" / "ts.tsv"), "--phenotype", str(pheno)]
+    args += ["--catalogue", str(catalogue), "--atlas", "aal116", "--store-dir", str(store)]
+    assert cli(store_cmd, ["store", "--dataset", "ts", *args]) == 0
+    return store
 
 
 def test_timeseries_manifest_to_relmats(tmp_path: Path, dataset, atlas) -> None:
@@ -286,3 +311,84 @@ def test_series_columns_are_read_by_name(tmp_path: Path, atlas) -> None:
         assert got == names
         np.testing.assert_allclose(fc, fc01, atol=1e-10)
     assert f"lacks 2: {names[0]!r}, {names[1]!r}" in qc.loc["04", "reason"]
+
+
+def test_roi_varying_only_in_scrubbed_volumes_is_empty_and_stored(tmp_path: Path, atlas) -> None:
+    """An ROI constant over the kept volumes, varying only in scrubbed (high-FD) ones, is an
+    empty ROI (its FC row 0, listed in EmptyROIs). It was judged constant over every volume
+    before: not empty, its cleaned signal 0, its FC row NaN, and `lcm store` refused the whole
+    dataset for that one included run."""
+    root = tmp_path / "ts"
+    write_json(root / "dataset_description.json", {"Name": "ts", "BIDSVersion": "1.10.0"})
+    names = atlas.labels["name"].tolist()
+    for sub, seed in (("01", 1), ("02", 2)):
+        table = pd.DataFrame(_series(N_VOL, 116, seed), columns=names)
+        fd = np.full(N_VOL, 0.1)
+        if sub == "02":
+            fd[[5, 6, 30]] = 0.8
+            table[names[7]] = 48.0
+            table.loc[[5, 6, 30], names[7]] = [30.0, 70.0, 10.0]  # only where scrubbed
+        table["framewise_displacement"] = fd
+        _write_run(root, sub, table)
+    qc = _run(tmp_path, root).set_index("subject")
+    assert qc["included"].to_dict() == {"01": True, "02": True}
+    assert qc.loc["02", "n_volumes_kept"] == N_VOL - 3
+    assert qc.loc["02", "empty_rois"] == names[7]
+    _, fc = read_relmat(qc.loc["02", "relmat"])
+    assert np.isfinite(fc).all()
+    assert not fc[7].any() and not fc[:, 7].any() and fc[8, 8] == 1.0
+    side = json.loads(Path(qc.loc["02", "relmat"]).with_suffix(".json").read_text())
+    assert side["EmptyROIs"] == [names[7]]
+
+    store = _store(tmp_path, ["01", "02"])
+    assert connectome_path(store, "aal116", "ts").is_file()
+    cohort = load_cohort(store, "aal116", ["ts"], load_catalogue(tmp_path / "variables.yaml"))
+    assert list(cohort.ids["subject"]) == ["01", "02"] and np.isfinite(cohort.fc).all()
+
+
+def test_window_with_a_flat_roi_excludes_the_run_not_the_dataset(tmp_path: Path, atlas) -> None:
+    """Unfiltered, unstandardised series keep an ROI constant over one window but not the run:
+    that window's r is undefined. The run is excluded with the reason; the dataset is stored
+    (the run was included before, with NaN in its window matrix, and `lcm store` refused)."""
+    root = tmp_path / "ts"
+    write_json(root / "dataset_description.json", {"Name": "ts", "BIDSVersion": "1.10.0"})
+    names = atlas.labels["name"].tolist()
+    _write_run(root, "01", pd.DataFrame(_series(N_VOL, 116, 1), columns=names))
+    flat = pd.DataFrame(_series(N_VOL, 116, 2), columns=names)
+    flat.loc[:19, names[3]] = 50.0  # constant over the first window of 20 volumes
+    _write_run(root, "02", flat)
+    raw = {"high_pass": None, "low_pass": None, "detrend": False, "standardize": "none"}
+    qc = _run(tmp_path, root, {**raw, "min_volumes": 45}, {"window": {"length": 20}})
+    qc = qc.set_index("subject")
+    assert qc["included"].to_dict() == {"01": True, "02": False}
+    assert f"ROI(s) [{names[3]!r}] are constant in window 0" in qc.loc["02", "reason"]
+    store = _store(tmp_path, ["01", "02"])
+    cohort = load_cohort(store, "aal116", ["ts"], load_catalogue(tmp_path / "variables.yaml"))
+    assert set(cohort.ids["subject"]) == {"01"} and np.isfinite(cohort.fc).all()
+    assert list(cohort.ids["window"]) == [0, 1]  # 57 volumes: two windows of 20
+
+
+def test_constancy_is_judged_on_kept_volumes_and_cleaned_signals() -> None:
+    """The one empty-parcel policy: constant over the kept volumes (for voxel runs too, given
+    their mask), flat once cleaned; a NaN left after cleaning excludes the run."""
+    signals = np.tile(np.arange(6.0)[:, None], (1, 3))
+    signals[:, 1:] = 2.0
+    signals[[0, 5], 2] = [9.0, -9.0]  # varies only in volumes 0 and 5
+    kept = np.arange(1, 5)
+    assert constant_columns(signals).tolist() == [False, True, False]
+    assert constant_columns(signals, kept).tolist() == [False, True, True]
+    assert constant_columns(signals[:0]).tolist() == [True, True, True]
+    cover = np.ones(3)
+    assert empty_parcels(cover, signals).tolist() == [False, True, False]
+    assert empty_parcels(cover, signals, sample_mask=kept).tolist() == [False, True, True]
+    cleaned = np.c_[np.linspace(-1, 1, 4), np.zeros(4), np.full(4, 1e-3)]
+    empty = np.array([False, True, False])
+    assert cleaned_empty(cleaned, empty, ["a", "b", "c"], "x.tsv").tolist() == [
+        False,
+        True,
+        True,
+    ]
+    cleaned[2, 0] = np.nan
+    cleaned[1, 1] = np.nan  # an empty parcel's values do not matter
+    with pytest.raises(ExcludedRunError, match=r"cleaning x.tsv gave NaN .* 1 ROI\(s\) \['a'\]"):
+        cleaned_empty(cleaned, empty, ["a", "b", "c"], "x.tsv")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lcm.exceptions import InputDataError
@@ -11,6 +12,7 @@ from lcm.io.atomic import atomic_path, write_json
 from lcm.io.bids_names import build_name, check_label, derivative_path, parse_entities, run_key
 from lcm.io.lineage import trace, verify
 from lcm.io.provenance import sidecar_path, write_sidecar
+from lcm.io.relmat import read_relmat, write_relmat
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path) -> None:
@@ -168,3 +170,15 @@ def test_write_tsv_bytes_are_pandas_for_every_frame(tmp_path: Path) -> None:
         write_tsv(tmp_path / "ours.tsv", df)
         df.to_csv(tmp_path / "ref.tsv", sep="\t", index=False, na_rep="n/a")
         assert (tmp_path / "ours.tsv").read_bytes() == (tmp_path / "ref.tsv").read_bytes(), label
+
+
+@pytest.mark.parametrize("names", [["001", "002"], ["1", "2.0"]])
+def test_relmat_roi_names_are_read_as_written(tmp_path: Path, names: list[str]) -> None:
+    """ROI names are text: '001' and '002' stay so in the Node column as in the header (the
+    Node column was parsed as the integers 1 and 2, and the file refused as not square)."""
+    path = tmp_path / "sub-01_stat-pearsoncorrelation_relmat.tsv"
+    matrix = np.array([[1.0, 0.25], [0.25, 1.0]])
+    write_relmat(path, names, matrix)
+    got, values = read_relmat(path)
+    assert got == names
+    np.testing.assert_array_equal(values, matrix)

@@ -126,3 +126,50 @@ def test_the_catalogue_header_lists_every_missing_code() -> None:
     words = {w.strip(",.()") for w in said.replace("#", " ").split()}
     assert {v for v in NA_VALUES if v} <= words
     assert "an empty cell" in said
+
+
+PHENOTYPE_CATALOGUE = """
+variables:
+  iq: {kind: continuous, domain: behavioural, units: points}
+  sex: {kind: binary, domain: sociodemographic, levels: [F, M]}
+datasets:
+  d:
+    id_column: participant_id
+    columns:
+      iq: FIQ
+      sex: {column: SEX, map: {0: F, 1: M}}
+"""
+
+
+def test_numeric_missing_codes_are_missing_however_written(tmp_path: Path) -> None:
+    """-999 and -9999 are missing codes as numbers: -999.0 and -9999.00 too (read as the
+    numbers -999 and -9999 before), in numeric and mapped columns; -999.5 is a number."""
+    catalogue_path = tmp_path / "variables.yaml"
+    catalogue_path.write_text(PHENOTYPE_CATALOGUE)
+    table = tmp_path / "p.tsv"
+    table.write_text(
+        "participant_id\tFIQ\tSEX\n"
+        "sub-01\t-999.0\t1\n02\t-9999.00\t-999.0\n03\t -999 \t0\n04\t-999.5\t-9999.0\n"
+    )
+    got = read_phenotype(table, "d", load_catalogue(catalogue_path))
+    assert got["iq"].isna().tolist() == [True, True, True, False]
+    assert got["iq"].iloc[3] == -999.5
+    assert got["sex"].tolist() == ["M", None, "F", None]
+
+
+@pytest.mark.parametrize("code", ["1.9", "-0.5", "0.5", "inf"])
+def test_a_fractional_code_matches_no_integer_code(tmp_path: Path, code: str) -> None:
+    """ "1.0" names code 1, but "1.9" and "-0.5" name none: they were truncated to codes 1 and
+    0 (and "inf" crashed with an OverflowError). The error names the file, the value and the
+    catalogue entry to fix."""
+    catalogue_path = tmp_path / "variables.yaml"
+    catalogue_path.write_text(PHENOTYPE_CATALOGUE)
+    catalogue = load_catalogue(catalogue_path)
+    table = tmp_path / "p.tsv"
+    table.write_text(f"participant_id\tFIQ\tSEX\n01\t100\t1.0\n02\t100\t{code}\n")
+    with pytest.raises(InputDataError, match=r"code not in the catalogue map") as err:
+        read_phenotype(table, "d", catalogue)
+    assert f"{table}, row 3, column 'SEX', value '{code}'" in err.value.message
+    assert f"{catalogue_path} (datasets.d.columns.sex)" in err.value.hint
+    table.write_text("participant_id\tFIQ\tSEX\n01\t100\t1.0\n02\t100\t0\n")
+    assert read_phenotype(table, "d", catalogue)["sex"].tolist() == ["M", "F"]

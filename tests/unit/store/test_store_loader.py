@@ -67,6 +67,40 @@ def test_ddp_ranks_get_disjoint_equal_shards(store) -> None:
         ConnectomeStream(root, "toy", ["a"], rank=3, world_size=3)
 
 
+def test_runs_left_over_change_from_epoch_to_epoch(tmp_path: Path) -> None:
+    """10 runs in one row group over 3 ranks: 9 streamed per epoch, 3 per rank, and the run left
+    out differs between epochs. It was always the tail of the last row group (run 9 was never
+    streamed in any epoch)."""
+    runs = pd.DataFrame({"subject": [f"s{i:02d}" for i in range(10)]})
+    vec = np.random.default_rng(0).uniform(-1, 1, (10, n_edges(6))).astype(np.float32)
+    write_connectome_arrays(tmp_path, "toy", "one", runs, vec, ROIS)
+    left_out = set()
+    for epoch in range(12):
+        shards = []
+        for rank in range(3):
+            stream = ConnectomeStream(tmp_path, "toy", ["one"], rank=rank, world_size=3, seed=4)
+            stream.set_epoch(epoch)
+            index, values = _epoch(stream)
+            np.testing.assert_array_equal(values, vec[index])
+            shards.append(index)
+        assert [len(s) for s in shards] == [3, 3, 3]
+        flat = [i for s in shards for i in s]
+        assert len(set(flat)) == 9
+        left_out |= set(range(10)) - set(flat)
+    assert len(left_out) >= 5  # the run left out moves; every run is streamed in some epoch
+    # Divisible: every run exactly once per epoch, each row group read once per shard even
+    # when the shard's runs wrap around the end of the epoch's sequence.
+    for epoch in range(5):
+        halves = []
+        for rank in range(2):
+            stream = ConnectomeStream(tmp_path, "toy", ["one"], rank=rank, world_size=2, seed=4)
+            stream.set_epoch(epoch)
+            halves.append(_epoch(stream)[0])
+        assert len(halves[0]) == 5 and sorted(halves[0] + halves[1]) == list(range(10))
+        units = stream.shard_units(0, 1)
+        assert len(units) == 1 and sorted(units[0][1]) == list(range(10))
+
+
 def test_dataloader_workers_share_the_epoch(store) -> None:
     root, vec = store
     stream = ConnectomeStream(root, "toy", ["a", "b"], seed=2, rank=1, world_size=2)
