@@ -5,6 +5,9 @@ workflow only needs one entry level's BOLD runs (or ROI time series) of one task
 walks ``sub-*/[ses-*/]func`` once, reads each sidecar once, checks each NIfTI header with a
 540-byte read, and reports per subject the files and folders it looked at (with sizes and
 mtimes) so that :mod:`lcm.bids.index_cache` can skip unchanged subjects next time.
+In DataLad (git-annex) datasets, files whose content was not fetched are symlinks to absent
+targets: such a data file is an excluded row (``not_fetched``, naming ``datalad get``), and
+so is every run such a sidecar applies to, never a run with a farther sidecar's metadata.
 pybids stays the reference: on small trees both give the same rows
 (tests/helpers/pybids_index.py, tests/unit/bids/test_bids_fast_index.py).
 """
@@ -21,16 +24,18 @@ from lcm.bids.rows import (
     BAD_SIDECAR,
     INVALID_LABEL,
     INVALID_NAME,
+    NOT_FETCHED,
     base_row,
     check_bold_header,
     check_repetition_time,
     excluded,
+    not_fetched_reason,
 )
 from lcm.bids.runs import RUN_ENTITIES, RunIds, run_ids_from_name
 from lcm.bids.sidecars import Sidecar, SidecarReader, entities_of
 from lcm.entries import TreeIndex, entry_type
 from lcm.exceptions import InputDataError
-from lcm.io.bids_names import check_label
+from lcm.io.bids_names import check_name_label
 
 _L = r"[a-zA-Z0-9]+"
 _LABEL_RE = re.compile(r"[A-Za-z0-9]+")
@@ -42,8 +47,11 @@ _RAW_BOLD_RE = re.compile(
 )
 DEFAULT_SPACE = "MNI152NLin2009cAsym"
 
-# A stat record: (path, size or -1 for a folder, mtime_ns).
+# A stat record: (path, size or -1 for a folder or ABSENT for a dangling link, mtime_ns).
 Stat = tuple[str, int, int]
+# Size recorded for a symlink whose target is absent (DataLad/git-annex content not fetched),
+# with the link's own mtime: the cache sees the subject changed once the content is there.
+ABSENT = -2
 
 
 @dataclass(frozen=True)
@@ -135,6 +143,10 @@ def root_sidecars(root: str) -> tuple[list[Sidecar], list[str], list[Stat]]:
                 stats.append((entry.path, st.st_size, st.st_mtime_ns))
                 if name != "dataset_description.json":
                     sidecars.append(Sidecar.from_path(entry.path))
+            elif name.endswith(".json") and _dangling(entry):
+                stats.append(_absent_stat(entry))
+                if name != "dataset_description.json":
+                    sidecars.append(Sidecar.from_name(entry.path, name, present=False))
     subjects.sort()
     return sidecars, subjects, sorted(stats)
 
@@ -175,8 +187,10 @@ def index_subject(
                 folders.append((os.path.join(ses_path, "func"), [*sub_levels, ses_json]))
     for func_path, levels in folders:
         func_json, data = _list_folder(func_path, out.stats, spec=spec)
+        levels = [*levels, func_json]
+        absent = [side for level in levels for side in level if not side.present]
         for path, name, ents, size in data:
-            out.rows.append(_data_row(spec, path, name, ents, size, [*levels, func_json], reader))
+            out.rows.append(_data_row(spec, path, name, ents, size, levels, absent, reader))
     if len(out.rows) > 1:
         out.rows = exclude_duplicates(out.rows, hint=spec.duplicate_hint())
     return out
@@ -185,7 +199,10 @@ def index_subject(
 def _list_folder(
     folder: str, stats: list[Stat], want_dirs: bool = False, spec: IndexSpec | None = None
 ) -> tuple[list[Sidecar], list[Any]]:
-    """Sidecars of ``folder`` and either its sub-folder names or its data files of ``spec``."""
+    """Sidecars of ``folder`` and either its sub-folder names or its data files of ``spec``.
+
+    Data files are ``(path, name, entities, size)``, size ``None`` for a dangling symlink.
+    """
     sidecars: list[Sidecar] = []
     found: list[Any] = []
     try:
@@ -197,22 +214,38 @@ def _list_folder(
         for entry in it:
             name = entry.name
             if name.endswith(".json"):
-                if not entry.is_file():
-                    continue
-                est = entry.stat()
-                stats.append((entry.path, est.st_size, est.st_mtime_ns))
-                sidecars.append(Sidecar.from_name(entry.path, name))
+                if entry.is_file():
+                    est = entry.stat()
+                    stats.append((entry.path, est.st_size, est.st_mtime_ns))
+                    sidecars.append(Sidecar.from_name(entry.path, name))
+                elif _dangling(entry):
+                    stats.append(_absent_stat(entry))
+                    sidecars.append(Sidecar.from_name(entry.path, name, present=False))
             elif want_dirs:
                 if (name == "func" or name.startswith("ses-")) and entry.is_dir():
                     found.append(name)
             elif spec is not None:
                 ents = spec.wants(name)
-                if ents is not None and entry.is_file():
+                if ents is None:
+                    continue
+                if entry.is_file():
                     est = entry.stat()
                     stats.append((entry.path, est.st_size, est.st_mtime_ns))
                     found.append((entry.path, name, ents, est.st_size))
-    found.sort()
+                elif _dangling(entry):
+                    stats.append(_absent_stat(entry))
+                    found.append((entry.path, name, ents, None))
+    found.sort()  # unique names and paths: data tuples never compare beyond the path
     return sidecars, found
+
+
+def _dangling(entry: os.DirEntry) -> bool:
+    """Whether ``entry`` is a symlink to nothing (``is_file`` is False for it, like a folder)."""
+    return entry.is_symlink() and not os.path.exists(entry.path)
+
+
+def _absent_stat(entry: os.DirEntry) -> Stat:
+    return (entry.path, ABSENT, entry.stat(follow_symlinks=False).st_mtime_ns)
 
 
 def _data_row(
@@ -220,10 +253,13 @@ def _data_row(
     path: str,
     name: str,
     ents: dict[str, str],
-    size: int,
+    size: int | None,
     levels: list[list[Sidecar]],
+    absent: list[Sidecar],
     reader: SidecarReader,
 ) -> dict[str, Any]:
+    """The row of one data file (``size`` ``None``: a dangling symlink); ``absent``: the
+    dangling sidecars of ``levels``."""
     row = base_row(spec.dataset, spec.entry, path, ents)
     try:
         ids = _run_ids(name, ents)
@@ -239,6 +275,11 @@ def _data_row(
     row.update(
         subject=ids.subject, session=ids.session, task=ids.task, run=ids.run, run_key=ids.run_key
     )
+    if size is None:
+        return excluded(row, NOT_FETCHED, not_fetched_reason(path))
+    for side in absent:  # before resolving: never a farther sidecar's TR in its place
+        if side.applies_to(ents, spec.suffix):
+            return excluded(row, NOT_FETCHED, not_fetched_reason(side.path, "its sidecar "))
     metadata, sources, problem = reader.resolve(levels, ents, spec.suffix)
     if problem:
         return excluded(row, BAD_SIDECAR, problem)
@@ -266,7 +307,7 @@ def _run_ids(name: str, ents: dict[str, str]) -> RunIds:
         return run_ids_from_name(name)  # raises: no sub- entity
     for key, value in run_ents.items():
         if not _LABEL_RE.fullmatch(value):
-            check_label(key, value, source=name)  # raises, naming the label
+            check_name_label(key, value, source=name)  # raises, naming the label
     return RunIds(entities=run_ents, run_key="_".join(f"{k}-{v}" for k, v in run_ents.items()))
 
 

@@ -50,7 +50,7 @@ from lcm.bids.rows import (
 )
 from lcm.entries import entry_type
 from lcm.exceptions import InputDataError
-from lcm.io.bids_names import check_label, parse_entities, run_key
+from lcm.io.bids_names import check_label, check_name_label, parse_entities, run_key
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +206,7 @@ def _from_folder(
                     "listing_tr": "",
                     "source": name,
                     "seg": seg,
+                    "from_name": True,
                 }
             )
     if ignored:
@@ -249,7 +250,9 @@ def _row(
     row = base_row(dataset, entry, file, {**ents, "space": named.get("space"), "seg": seg})
     row["space"] = row["space"] or ""
     try:
-        labels = {k: check_label(k, v, source=cand["source"]) for k, v in ents.items()}
+        # A listing's participant_id may read sub-01; a file name's label is taken as written.
+        check = check_name_label if cand.get("from_name") else check_label
+        labels = {k: check(k, v, source=cand["source"]) for k, v in ents.items()}
     except InputDataError as exc:
         return excluded(row, INVALID_LABEL, exc.message)
     row.update(

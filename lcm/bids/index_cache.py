@@ -6,7 +6,9 @@ and folder each subject's rows were derived from (``stats.parquet``), and what t
 on beyond the subjects (``meta.json``: the index spec, the top-level sidecars' stats, the
 validator report). A subject is re-indexed when any of its recorded stats changed: a file
 added, removed or renamed changes its folder's mtime, an edit in place changes the file's own.
-A changed top-level sidecar or index spec re-indexes everything.
+A changed top-level sidecar or index spec re-indexes everything. A dangling symlink (DataLad
+content not fetched) is recorded as absent: its subject is re-indexed once the content is there
+(``datalad get`` changes no folder's mtime).
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from lcm.bids.fast_index import IndexSpec, SubjectIndex, index_subject, root_sidecars
+from lcm.bids.fast_index import ABSENT, IndexSpec, SubjectIndex, index_subject, root_sidecars
 from lcm.bids.sidecars import SidecarReader
 
 log = logging.getLogger(__name__)
 
-# Raised when a run's verdict can change for the same files (2: header bounds, bad_header).
-CACHE_VERSION = 3
+# Raised when a run's verdict can change for the same files (2: header bounds, bad_header;
+# 4: dangling symlinks are rows, not_fetched, where version 3 dropped them unseen).
+CACHE_VERSION = 4
 # Indexing threads. On a local disk the metadata is in the page cache and indexing is
 # CPU-bound Python: one thread is fastest (more only contend for the GIL). On network
 # filesystems every stat and open waits on a metadata server: LCM_INGEST_THREADS=8 there.
@@ -327,7 +330,8 @@ def _load(
 
 
 def _stale_units(stats: pa.Table, threads: int = STAT_THREADS) -> set[str]:
-    """Subject folders with a recorded file or folder whose size or mtime changed (or is gone).
+    """Subject folders with a recorded file or folder whose size or mtime changed (or is gone),
+    or with a recorded dangling symlink (size ``ABSENT``) whose target is now there.
 
     The stats are taken by Arrow's filesystem layer (``stat``, following symlinks as
     ``os.stat`` does), which runs without the GIL: contiguous chunks in ``threads`` threads
@@ -347,9 +351,11 @@ def _stale_units(stats: pa.Table, threads: int = STAT_THREADS) -> set[str]:
     mtime = np.array([-1 if m is None else m for m in mtimes], dtype=np.int64)
     size = np.array([-1 if (n := info.size) is None else n for info in infos], dtype=np.int64)
     recorded_size = stats["size"].to_numpy()
-    changed = (
+    changed = np.where(
+        recorded_size == ABSENT,
+        ~gone,  # still dangling: unchanged (a link removed or replaced changes its folder)
         gone
         | (mtime != stats["mtime_ns"].to_numpy())
-        | ((recorded_size >= 0) & (size != recorded_size))
+        | ((recorded_size >= 0) & (size != recorded_size)),
     )
     return set(stats[UNIT].filter(pa.array(changed)).to_pylist())

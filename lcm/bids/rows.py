@@ -26,6 +26,7 @@ DUPLICATE = "duplicate"
 NOT_SELECTED = "not_selected"
 OTHER_ATLAS = "other_atlas"
 OTHER_ECHO = "other_echo"
+NOT_FETCHED = "not_fetched"
 
 # tr_check values of included runs.
 TR_CHECKED = "ok"
@@ -64,6 +65,14 @@ def base_row(
 def excluded(row: dict[str, Any], code: str, reason: str) -> dict[str, Any]:
     """``row`` excluded with a reason code and message."""
     return {**row, "included": False, "reason_code": code, "reason": reason}
+
+
+def not_fetched_reason(path: str | Path, what: str = "") -> str:
+    """Why a run whose file (``what``: e.g. ``"its sidecar "``) is a dangling symlink is out."""
+    return (
+        f"{what}{path} is a symlink to content that is not present (a DataLad/git-annex file "
+        f"not fetched): run `datalad get {path}` and ingest again"
+    )
 
 
 def check_repetition_time(row: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lcm.exceptions import InputDataError
-from lcm.io.bids_names import check_label, parse_entities, run_key
+from lcm.io.bids_names import check_name_label, parse_entities, run_key
 
 # Entities that identify an acquisition (the ones lcm.io.bids_names.run_key joins).
 RUN_ENTITIES = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo")
@@ -49,7 +49,8 @@ def run_ids_from_name(path: str | Path) -> RunIds:
     Raises
     ------
     InputDataError
-        When ``sub`` is missing or a label is not alphanumeric (see ``check_label``).
+        When ``sub`` is missing or a label is not alphanumeric (``sub-sub-01`` included: see
+        ``check_name_label``).
     """
     name = Path(path).name
     parsed = parse_entities(name)
@@ -58,7 +59,7 @@ def run_ids_from_name(path: str | Path) -> RunIds:
             f"{name}: no 'sub-<label>' entity in the file name.",
             hint="BIDS file names start with sub-<label>.",
         )
-    entities = {k: check_label(k, parsed[k], source=name) for k in RUN_ENTITIES if k in parsed}
+    entities = {k: check_name_label(k, parsed[k], source=name) for k in RUN_ENTITIES if k in parsed}
     return RunIds(entities=entities, run_key=run_key(entities))
 
 

@@ -26,6 +26,8 @@ class Sidecar:
     path: str
     entities: dict[str, str]
     suffix: str
+    # False for a dangling symlink (an annexed file not fetched): its runs cannot be resolved.
+    present: bool = True
 
     @classmethod
     def from_path(cls, path: str) -> Sidecar:
@@ -33,10 +35,12 @@ class Sidecar:
         return cls.from_name(path, os.path.basename(path))
 
     @classmethod
-    def from_name(cls, path: str, name: str) -> Sidecar:
+    def from_name(cls, path: str, name: str, present: bool = True) -> Sidecar:
         """:meth:`from_path` when the caller already has the file name (indexing hot path)."""
         stem = name[: -len(".json")]
-        return cls(path=path, entities=entities_of(stem), suffix=stem.rsplit("_", 1)[-1])
+        return cls(
+            path=path, entities=entities_of(stem), suffix=stem.rsplit("_", 1)[-1], present=present
+        )
 
     def applies_to(self, entities: dict[str, str], suffix: str) -> bool:
         """Whether this sidecar's suffix matches and its entities are a subset of ``entities``."""

@@ -39,8 +39,9 @@ _ENTITY_RE = re.compile(r"(?:^|_)([a-zA-Z]+)-([^_/]+)")
 def check_label(entity: str, value: object, source: str = "") -> str:
     """Return ``value`` as a BIDS label, or raise if it is not alphanumeric.
 
-    Labels reach file names and shell commands, so anything but ``[A-Za-z0-9]`` (spaces, ``..``,
-    ``;``, ``$``) is refused.
+    For labels a user types (config keys, command-line options, ``participants.tsv``), where
+    ``sub-01`` means ``01``: a leading ``<entity>-`` is stripped, then the rest is checked as
+    :func:`check_name_label` does. Labels read from file names go to that function directly.
 
     Parameters
     ----------
@@ -54,7 +55,30 @@ def check_label(entity: str, value: object, source: str = "") -> str:
     label = str(value)
     if label.startswith(f"{entity}-"):
         label = label[len(entity) + 1 :]
-    if not _LABEL_RE.match(label):
+    return _checked(entity, label, value, source)
+
+
+def check_name_label(entity: str, value: object, source: str = "") -> str:
+    """Return ``value`` as a BIDS label as written in a file or folder name, or raise.
+
+    Labels reach file names and shell commands, so anything but ``[A-Za-z0-9]`` (spaces, ``..``,
+    ``;``, ``$``) is refused. Nothing is stripped: ``sub-sub-01`` has the label ``sub-01``,
+    refused, not the subject ``01`` of another folder.
+
+    Parameters
+    ----------
+    entity : str
+        Entity name, for the message (``sub``, ``ses``, ...).
+    value : object
+        The label.
+    source : str, optional
+        File the label came from, for the message.
+    """
+    return _checked(entity, str(value), value, source)
+
+
+def _checked(entity: str, label: str, value: object, source: str) -> str:
+    if not _LABEL_RE.fullmatch(label):  # fullmatch: '$' alone lets a final newline in
         where = f" in {source}" if source else ""
         raise InputDataError(
             f"Invalid BIDS {entity!r} label {value!r}{where}: expected letters and digits only.",
@@ -86,7 +110,7 @@ def build_name(entities: dict[str, object], suffix: str, extension: str) -> str:
     if unknown:
         raise ValueError(f"Unknown BIDS entities {sorted(unknown)}; known: {ENTITY_ORDER}")
     parts = [
-        f"{key}-{check_label(key, entities[key])}"
+        f"{key}-{check_name_label(key, entities[key])}"
         for key in ENTITY_ORDER
         if entities.get(key) not in (None, "")
     ]
@@ -95,9 +119,9 @@ def build_name(entities: dict[str, object], suffix: str, extension: str) -> str:
 
 def subject_dir(entities: dict[str, object]) -> Path:
     """Folder of a run inside a BIDS tree: ``sub-X[/ses-Y]``."""
-    path = Path(f"sub-{check_label('sub', entities['sub'])}")
+    path = Path(f"sub-{check_name_label('sub', entities['sub'])}")
     if entities.get("ses") not in (None, ""):
-        path = path / f"ses-{check_label('ses', entities['ses'])}"
+        path = path / f"ses-{check_name_label('ses', entities['ses'])}"
     return path
 
 
@@ -116,5 +140,5 @@ def run_key(entities: dict[str, object]) -> str:
     """Identifier of one run, e.g. ``sub-01_ses-1_task-rest_run-1`` (acquisition entities only)."""
     keys = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo")
     return "_".join(
-        f"{k}-{check_label(k, entities[k])}" for k in keys if entities.get(k) not in (None, "")
+        f"{k}-{check_name_label(k, entities[k])}" for k in keys if entities.get(k) not in (None, "")
     )

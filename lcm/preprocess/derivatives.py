@@ -10,6 +10,7 @@ from pathlib import Path
 
 from lcm.bids.runs import RunIds
 from lcm.bids.timing import sidecar_tr
+from lcm.exceptions import InputDataError
 from lcm.io.bids_names import subject_dir
 
 
@@ -60,7 +61,8 @@ def subject_derivative_stats(deriv_root: str | Path, subject: str) -> list[str]:
 
     What the workflow hashes to rerun a subject whose existing derivatives changed (a rerun
     of fMRIPrep, a confounds table replaced): preprocessed BOLD, masks, sidecars and
-    confounds, in ``sub-<label>/func`` and ``sub-<label>/ses-*/func``. Empty when absent.
+    confounds, in ``sub-<label>/func`` and ``sub-<label>/ses-*/func``; a dangling symlink
+    (DataLad content not fetched) with size ``absent``. Empty without the subject's folder.
     """
     found: list[str] = []
     folders = [os.path.join(deriv_root, f"sub-{subject}")]
@@ -78,6 +80,11 @@ def subject_derivative_stats(deriv_root: str | Path, subject: str) -> list[str]:
             elif os.path.basename(folder) == "func" and entry.is_file():
                 st = entry.stat()
                 found.append(f"{entry.path}\t{st.st_size}\t{st.st_mtime_ns}")
+            elif os.path.basename(folder) == "func" and not os.path.exists(entry.path):
+                # Not fetched (DataLad): listed as absent, so that `datalad get` reruns the subject.
+                found.append(
+                    f"{entry.path}\tabsent\t{entry.stat(follow_symlinks=False).st_mtime_ns}"
+                )
     return sorted(found)
 
 
@@ -89,10 +96,57 @@ def _bold_pattern(run_key: str, space: str) -> re.Pattern[str]:
     )
 
 
+# Index entities compared as numbers: fMRIPrep 20.2.x writes run-1 for a raw run-01
+# (nipreps/fmriprep#2666), as pybids and ingest.select compare them.
+_INDEX_ENTITIES = ("run", "echo")
+
+
+class AmbiguousDerivativesError(InputDataError):
+    """Derivatives of one run exist under two spellings of its index (``run-1``, ``run-01``)."""
+
+
+def derivative_run_key(func: str | Path, ids: RunIds) -> str:
+    """The run key as fMRIPrep spelled it in ``func``: the raw one up to index zero padding.
+
+    ``run-01`` and ``run-1`` are the same run; the raw key stays the run's identity, this one
+    only names its derivative files. The raw key when ``func`` holds no file of the run.
+
+    Raises
+    ------
+    AmbiguousDerivativesError
+        When files of the run exist under more than one spelling (a choice would be a guess).
+    """
+    parts = [
+        f"{key}-0*{int(value)}"
+        if key in _INDEX_ENTITIES and value.isdigit()
+        else f"{key}-{re.escape(value)}"
+        for key, value in ids.entities.items()
+    ]
+    # Only the run's own files: its key followed by space- (BOLD, mask, sidecar) or the
+    # confounds, not the files of a run whose key merely starts the same.
+    pattern = re.compile(rf"^({'_'.join(parts)})_(?:space-|desc-confounds_)")
+    try:
+        names = os.listdir(func)
+    except OSError:
+        return ids.run_key
+    keys = sorted({m.group(1) for name in names if (m := pattern.match(name))})
+    if len(keys) > 1:
+        raise AmbiguousDerivativesError(
+            f"fMRIPrep outputs of run {ids.run_key} are ambiguous in {func}: files named "
+            f"{' and '.join(repr(k + '_*') for k in keys)} are the same run (the index is "
+            "compared as a number) and only one set can be used.",
+            hint="Remove or move away the stale set (e.g. from an older fMRIPrep version).",
+        )
+    return keys[0] if keys else ids.run_key
+
+
 def find_run_derivatives(
     deriv_root: str | Path, ids: RunIds, space: str
 ) -> tuple[RunDerivatives | None, list[str]]:
     """Find the preprocessed BOLD, mask, sidecar and confounds of one run.
+
+    The run index is matched as a number (:func:`derivative_run_key`): a raw ``run-01`` is
+    found as fMRIPrep 20.2.x's ``run-1``; the record keeps the raw run key.
 
     Parameters
     ----------
@@ -108,28 +162,36 @@ def find_run_derivatives(
     (RunDerivatives or None, list of str)
         The run's files, or ``None`` and the list of what is missing (each entry names the
         expected file and, for a sidecar, the missing key).
+
+    Raises
+    ------
+    AmbiguousDerivativesError
+        When the run's files exist under two spellings of its index.
     """
     func = Path(deriv_root) / subject_dir(ids.entities) / "func"
-    pattern = _bold_pattern(ids.run_key, space)
-    candidates = sorted(p for p in func.glob(f"{ids.run_key}_space-*") if pattern.match(p.name))
+    key = derivative_run_key(func, ids)
+    pattern = _bold_pattern(key, space)
+    candidates = sorted(p for p in func.glob(f"{key}_space-*") if pattern.match(p.name))
     missing: list[str] = []
     if not candidates:
-        expected = func / f"{ids.run_key}_space-{space}_desc-preproc_bold.nii.gz"
+        expected = func / f"{key}_space-{space}_desc-preproc_bold.nii.gz"
         missing.append(str(expected))
         middle = ""
     else:
         # Prefer the file without res/den entities, then the first by name.
         bold = min(candidates, key=lambda p: (len(p.name), p.name))
         middle = pattern.match(bold.name).group(1)  # type: ignore[union-attr]
-    stem = f"{ids.run_key}_space-{space}{middle}"
+        if not bold.is_file():  # listed, but a dangling symlink
+            missing.append(_lacking(bold))
+    stem = f"{key}_space-{space}{middle}"
     mask = func / f"{stem}_desc-brain_mask.nii.gz"
     side = func / f"{stem}_desc-preproc_bold.json"
-    confounds = confounds_file(func, ids.run_key)
+    confounds = confounds_file(func, key)
     for path in (mask, side):
         if not path.is_file():
-            missing.append(str(path))
+            missing.append(_lacking(path))
     if not confounds.is_file():
-        missing.append(f"{confounds} (or {CONFOUNDS_SUFFIXES[1][1:]} of fMRIPrep < 20.2)")
+        missing.append(f"{_lacking(confounds)} (or {CONFOUNDS_SUFFIXES[1][1:]} of fMRIPrep < 20.2)")
     t_r = None
     if side.is_file():
         try:
@@ -159,6 +221,13 @@ def find_run_derivatives(
     return found, []
 
 
+def _lacking(path: Path) -> str:
+    """A missing file for the reason; a dangling symlink is DataLad content not fetched."""
+    if path.is_symlink():
+        return f"{path} (a symlink to absent content: run `datalad get {path}`)"
+    return str(path)
+
+
 def check_subject_derivatives(
     deriv_root: str | Path, runs: list[RunIds], space: str
 ) -> tuple[list[RunDerivatives], dict[str, str]]:
@@ -176,7 +245,11 @@ def check_subject_derivatives(
     found: list[RunDerivatives] = []
     excluded: dict[str, str] = {}
     for ids in runs:
-        deriv, lacking = find_run_derivatives(deriv_root, ids, space)
+        try:
+            deriv, lacking = find_run_derivatives(deriv_root, ids, space)
+        except AmbiguousDerivativesError as exc:
+            excluded[ids.run_key] = f"{exc.message} {exc.hint}"
+            continue
         if deriv is not None:
             found.append(deriv)
             continue

@@ -89,6 +89,8 @@ def test_same_run_as_nii_and_nii_gz(tmp_path: Path) -> None:
         ("01 x", "'sub' label '01 x'"),
         ("01..x", "'sub' label '01..x'"),
         ("01$(id)", "'sub' label '01$(id)'"),
+        # Not subject 02 (the real one beside it): a prefix is stripped only from config.
+        ("sub-02", "'sub' label 'sub-02'"),
     ],
 )
 def test_unsafe_labels_are_excluded_with_the_label_named(
@@ -105,6 +107,29 @@ def test_unsafe_labels_are_excluded_with_the_label_named(
     assert len(bad) == 1 and bad.iloc[0]["reason_code"] == "invalid_label"
     assert label in bad.iloc[0]["reason"] and bad.iloc[0]["run_key"] == ""
     assert df["included"].sum() == 1
+
+
+@pytest.mark.parametrize("entry", ["fmriprep", "roi_timeseries"])
+def test_a_doubled_entity_prefix_is_an_invalid_label_not_another_subject(
+    tmp_path: Path, entry: str
+) -> None:
+    """``sub-sub-01`` has the label ``sub-01``: refused, never a second ``sub-01``."""
+    from helpers.connectome import SPACE, make_fmriprep_run
+
+    root = tmp_path / "deriv"
+    for sub in ("01", "sub-01"):
+        if entry == "fmriprep":
+            make_fmriprep_run(root, f"sub-{sub}_task-rest_run-1", n_vol=40)
+        else:
+            write_json(root / f"sub-{sub}_task-rest_run-1_timeseries.json", {"RepetitionTime": 2})
+            (root / f"sub-{sub}_task-rest_run-1_timeseries.tsv").write_text("a\tb\n1\t2\n")
+    df = ingest_dataset("tiny", entry, root, space=SPACE if entry == "fmriprep" else None).manifest
+    good = df[df["included"]]
+    assert good["run_key"].tolist() == ["sub-01_task-rest_run-1"]
+    assert "sub-sub-01" not in good["path"].iloc[0]
+    (bad,) = df[~df["included"]].itertuples()
+    assert bad.reason_code == "invalid_label" and "'sub' label 'sub-01'" in bad.reason
+    assert bad.run_key == "" and "sub-sub-01_task-rest_run-1" in bad.reason
 
 
 def test_participants_tsv_mismatch_is_reported_not_fatal(tmp_path: Path) -> None:

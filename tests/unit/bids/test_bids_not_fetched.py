@@ -1,0 +1,96 @@
+"""DataLad (git-annex) datasets whose content is not fetched: files are dangling symlinks.
+
+Such a BOLD file or sidecar is no silent gap: its runs are excluded, the reason names the file
+and ``datalad get``, and the cache indexes the subject again once the content is there (a
+``datalad get`` changes no folder's modification time).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+from helpers.connectome import make_raw_bids, write_json
+
+from lcm.bids.ingest import ingest
+
+
+def _ingest(root: Path, out: Path) -> tuple[pd.DataFrame, dict]:
+    df = ingest("tiny", "bids", root, out, validate=False)
+    return df.set_index("subject"), json.loads((out.parent / "summary.json").read_text())["cache"]
+
+
+def _annex(file: Path, root: Path) -> tuple[Path, bytes]:
+    """Replace ``file`` by a relative link to an absent annex object, as a clone of a DataLad
+    dataset holds it; return the object and the content :func:`_fetch` puts there."""
+    key = f"MD5E-s{file.stat().st_size}--{file.name}"
+    obj = root / ".git" / "annex" / "objects" / "Xx" / "Yy" / key / key
+    content = file.read_bytes()
+    file.unlink()
+    file.symlink_to(os.path.relpath(obj, file.parent))
+    return obj, content
+
+
+def _fetch(annexed: tuple[Path, bytes]) -> None:
+    """What ``datalad get`` does: the object appears, the link and its folder stay as they are."""
+    obj, content = annexed
+    obj.parent.mkdir(parents=True)
+    obj.write_bytes(content)
+
+
+def test_unfetched_bold_is_excluded_then_indexed_once_fetched(tmp_path: Path) -> None:
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"), t_r=2.0)
+    bold = root / "sub-02" / "func" / "sub-02_task-rest_run-1_bold.nii.gz"
+    obj = _annex(bold, root)
+    out = tmp_path / "out" / "manifest.parquet"
+    df, _ = _ingest(root, out)
+    row = df.loc["02"]
+    assert not row["included"] and row["reason_code"] == "not_fetched"
+    assert str(bold) in row["reason"] and f"datalad get {bold}" in row["reason"]
+    assert row["run_key"] == "sub-02_task-rest_run-1" and df.loc["01", "included"]
+    # Still not fetched: nothing changed, the cache is reused as it is.
+    again, cache = _ingest(root, out)
+    assert cache == {"subjects_reused": 2, "subjects_indexed": 0}
+    pd.testing.assert_frame_equal(again, df)
+    _fetch(obj)
+    df, cache = _ingest(root, out)
+    assert cache == {"subjects_reused": 1, "subjects_indexed": 1}
+    assert df["included"].all() and df.loc["02", "t_r"] == 2.0
+
+
+def test_unfetched_sidecar_excludes_its_runs_not_a_farther_tr(tmp_path: Path) -> None:
+    """The run's own sidecar says TR 1.5: without it, the top-level 2.0 would be a wrong TR."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"), t_r=1.5)
+    write_json(root / "task-rest_bold.json", {"RepetitionTime": 2.0, "TaskName": "rest"})
+    for sub in ("01", "02"):
+        write_json(
+            root / f"sub-{sub}" / "func" / f"sub-{sub}_task-rest_run-1_bold.json",
+            {"RepetitionTime": 1.5},
+        )
+    side = root / "sub-02" / "func" / "sub-02_task-rest_run-1_bold.json"
+    obj = _annex(side, root)
+    out = tmp_path / "out" / "manifest.parquet"
+    df, _ = _ingest(root, out)
+    row = df.loc["02"]
+    assert not row["included"] and row["reason_code"] == "not_fetched"
+    assert f"its sidecar {side}" in row["reason"] and f"datalad get {side}" in row["reason"]
+    assert df.loc["01", "included"] and df.loc["01", "t_r"] == 1.5
+    _fetch(obj)
+    df, cache = _ingest(root, out)
+    assert cache == {"subjects_reused": 1, "subjects_indexed": 1}
+    assert df["included"].all() and df["t_r"].tolist() == [1.5, 1.5]
+
+
+def test_unfetched_top_level_sidecar_excludes_every_run(tmp_path: Path) -> None:
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"), t_r=2.0)
+    obj = _annex(root / "task-rest_bold.json", root)
+    out = tmp_path / "out" / "manifest.parquet"
+    df, _ = _ingest(root, out)
+    assert (df["reason_code"] == "not_fetched").all()
+    assert df["reason"].str.contains("datalad get .*task-rest_bold.json", regex=True).all()
+    _fetch(obj)
+    df, cache = _ingest(root, out)
+    assert cache == {"subjects_reused": 0, "subjects_indexed": 2}
+    assert df["included"].all()

@@ -1,0 +1,66 @@
+"""fMRIPrep derivatives of a run found by its index as a number: ``run-01`` is ``run-1``.
+
+fMRIPrep 20.2.x drops the zero padding of raw run indices (nipreps/fmriprep#2666), so the
+derivatives of ``sub-01_task-rest_run-01_bold.nii.gz`` are named ``..._run-1_...``. The record
+keeps the raw run key (the run's identity) and the paths of the files found; two spellings of
+one run's derivatives are refused, not chosen between.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers.connectome import make_fmriprep_run, make_raw_bids
+from helpers.fmriprep import fmriprep_request
+
+from lcm.preprocess.fmriprep_run import run_fmriprep
+
+
+@pytest.mark.parametrize(
+    ("raw", "written"),
+    [(("01", "10"), ("1", "10")), (("1", "10"), ("01", "10"))],
+    ids=["raw-padded", "derivatives-padded"],
+)
+def test_padded_and_unpadded_run_indices_are_one_run(
+    tmp_path: Path, raw: tuple[str, ...], written: tuple[str, ...]
+) -> None:
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=raw)
+    files = {
+        run: make_fmriprep_run(tmp_path / "deriv", f"sub-01_task-rest_run-{w}", n_vol=40, res=r)
+        for run, w, r in zip(raw, written, ("2", None), strict=True)
+    }
+    rec = run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
+    assert rec["excluded"] == []
+    assert [r["run_key"] for r in rec["runs"]] == [f"sub-01_task-rest_run-{r}" for r in raw]
+    for r in rec["runs"]:
+        f = files[r["run"]]  # run-1 is not taken for run-10, nor the reverse
+        assert [r[k] for k in ("bold", "mask", "sidecar", "confounds")] == [
+            str(f[k]) for k in ("bold", "mask", "sidecar", "confounds")
+        ]
+
+
+def test_both_spellings_of_one_run_are_refused_as_ambiguous(tmp_path: Path) -> None:
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("01", "2"))
+    make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-1", n_vol=40)
+    make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-01", n_vol=40)
+    make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-2", n_vol=40)
+    rec = run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
+    assert [r["run_key"] for r in rec["runs"]] == ["sub-01_task-rest_run-2"]
+    (out,) = rec["excluded"]
+    assert out["run_key"] == "sub-01_task-rest_run-01"
+    assert "ambiguous" in out["reason"]
+    assert "'sub-01_task-rest_run-01_*' and 'sub-01_task-rest_run-1_*'" in out["reason"]
+    assert json.loads((tmp_path / "rec.json").read_text()) == rec
+
+
+def test_unfetched_derivative_bold_is_missing_with_the_fix(tmp_path: Path) -> None:
+    """A DataLad derivatives clone: the BOLD is a link to absent content, not a run to record."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
+    files = make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-1", n_vol=40)
+    files["bold"].unlink()
+    files["bold"].symlink_to(tmp_path / "deriv" / ".git" / "annex" / "objects" / "absent")
+    rec = run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
+    assert rec["runs"] == []
+    assert f"datalad get {files['bold']}" in rec["excluded"][0]["reason"]
