@@ -59,9 +59,11 @@ EXAMPLE = """example:
 outputs:
   --out-metrics  tidy Parquet: task, model, label_fraction, seed, fold, metric, value
   --out-summary  TSV: task, model, label_fraction, metric, mean, ci_low, ci_high, n
-                 (95 % expanded percentile bootstrap over folds x seeds)
+                 (95 % corrected resampled t interval over folds x seeds: training
+                 variance included, not narrowed by adding seeds)
   --out-headline TSV: per task and label fraction, LCM against the best baseline with the
-                 paired-bootstrap difference, its CI, p and a verdict
+                 paired bootstrap of test subjects (one draw per subject across seeds
+                 and folds): difference, its CI, p and a verdict
   --out-contrasts TSV: per task and label fraction, LCM against lcm-scratch (pretraining
                  gain), lcm-no-pseudo (pseudo-label gain) and lcm-ssl, with corrected
                  resampled t intervals over seeds x folds (training variance included)
@@ -78,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "report",
         help="Summarise evaluation metrics and write the HTML report.",
         description="Concatenate the tasks' tidy metrics, summarise every task, model, label "
-        "fraction and metric with a 95 % bootstrap confidence interval over folds x seeds, "
+        "fraction and metric with a 95 % corrected resampled t interval over folds x seeds, "
         "and write a self-contained HTML report with ROC curves, label-fraction curves, "
         "pretraining loss curves, the BEI held-out table, QC counts and provenance.",
         epilog=EXAMPLE,
@@ -129,7 +131,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out-html", required=True, help="HTML report to write.")
     p.add_argument("--title", default="LCM evaluation report", help="Title of the page.")
     p.add_argument(
-        "--n-boot", type=int, default=2000, help="Bootstrap resamples per CI (default 2000)."
+        "--n-boot",
+        type=int,
+        default=2000,
+        help="Resamples of the headline's paired bootstrap (default 2000).",
     )
     p.set_defaults(func=run)
 
@@ -142,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     bei_eval = read_bei_eval(args.bei_eval) if args.bei_eval else None
     qc = read_qc(args.qc) if args.qc else None
     ingest = read_ingest_summaries(args.ingest_summary)
-    summary = summarise(metrics, n_boot=args.n_boot)
+    summary = summarise(metrics)
     headline = headline_table(summary, predictions, n_boot=args.n_boot)
     contrasts = contrast_table(metrics, predictions)
     task_meta = read_task_meta(args.metrics)
@@ -201,7 +206,9 @@ def run(args: argparse.Namespace) -> int:
         write_sidecar(args.out_contrasts, list(args.metrics), method="corrected resampled t")
     write_text(args.out_html, page)
     write_sidecar(args.out_metrics, list(args.metrics))
-    write_sidecar(args.out_summary, list(args.metrics), n_boot=args.n_boot, level=0.95)
+    write_sidecar(
+        args.out_summary, list(args.metrics), interval="corrected resampled t", level=0.95
+    )
     write_sidecar(args.out_html, inputs)
     log.info(
         "report: %d tasks, %d metric rows -> %s, %s, %s",

@@ -2,6 +2,6 @@
 baselines beside LCM, and fold metrics in one tidy table.
 
 Modules: :mod:`~lcm.evaluate.splits` (folds and labeled subsets), :mod:`~lcm.evaluate.metrics`
-(fold metrics and bootstrap summaries), :mod:`~lcm.evaluate.baselines` (logistic regression and
+(fold metrics and their summaries), :mod:`~lcm.evaluate.baselines` (logistic regression and
 the shuffled-label control), :mod:`~lcm.evaluate.protocol` (model registry and the protocol).
 """

@@ -1,9 +1,10 @@
 """Comparisons the report states: LCM against the best baseline, the control against chance,
 and the oracle ceiling of synthetic cohorts.
 
-The paired test resamples test *subjects* within each outer fold (stratified by class for a
-binary task), recomputes both models' fold metric on the same resample, and averages the
-difference over folds and seeds — the same statistic as the headline table's mean. The best
+The paired test resamples test *subjects* (stratified by class for a binary task), one draw per
+subject shared by every seed and fold that tests it, recomputes both models' fold metric on the
+same resample, and averages the difference over folds and seeds — the same statistic as the
+headline table's mean. The best
 baseline is the one with the highest mean at that label fraction, chosen after the fact, which
 favours the baselines: a win of LCM against it is a win against each.
 """
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lcm.evaluate.metrics import corrected_t_interval, fold_test_train_ratio
 from lcm.evaluate.registry import BASELINE_MODELS, CONTROL_MODELS
 from lcm.exceptions import InputDataError
 
@@ -74,18 +76,17 @@ def _weighted_r(pred: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndar
     return np.divide(cov, var, out=np.full(len(w), np.nan), where=var > 0)
 
 
-def _subject_weights(
-    subjects: np.ndarray, strata: np.ndarray, n_boot: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Row weights ``(n_boot, n_rows)``: how often each row's subject is drawn, per stratum."""
-    codes, first = np.unique(subjects, return_index=True)
-    index = np.searchsorted(codes, subjects)
-    counts = np.zeros((n_boot, len(codes)))
-    for stratum in np.unique(strata[first]):
-        members = np.flatnonzero(strata[first] == stratum)
+def _subject_weights(strata: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Subject weights ``(n_boot, n_subjects)``: how often each subject is drawn, per stratum.
+
+    ``strata`` holds one stratum per subject; each stratum keeps its size in every replicate.
+    """
+    counts = np.zeros((n_boot, len(strata)))
+    for stratum in np.unique(strata):
+        members = np.flatnonzero(strata == stratum)
         draws = rng.integers(0, len(members), size=(n_boot, len(members)))
         np.add.at(counts, (np.arange(n_boot)[:, None], members[draws]), 1.0)
-    return counts[:, index]
+    return counts
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,14 @@ def paired_bootstrap(
 ) -> PairedResult:
     """Paired bootstrap of ``metric(model_a) - metric(model_b)`` over test subjects.
 
+    Each replicate draws every test subject once, with replacement (within its class for a
+    binary task), and that one weight serves every seed and fold that tests the subject: the
+    seeds re-test the same subjects, so drawing them again per seed would count each subject
+    as several independent ones and narrow the interval as seeds are added. Both models' fold
+    metric is recomputed under the weights and the difference averaged over seeds x folds,
+    the statistic of the headline table's mean. The fitted models are held fixed: the
+    interval is over test subjects only.
+
     Parameters
     ----------
     predictions : pandas.DataFrame
@@ -129,14 +138,15 @@ def paired_bootstrap(
     Returns
     -------
     PairedResult
-        NaN everywhere when the two models share no fold.
+        NaN everywhere when the two models share no fold with enough test subjects
+        (:data:`MIN_BOOTSTRAP_SUBJECTS` per class).
     """
     rows = predictions[
         (predictions["task"] == task) & np.isclose(predictions["label_fraction"], fraction)
     ]
     kind = task_kind(rows) if len(rows) else "binary"
-    rng = np.random.default_rng(seed)
-    diffs, observed = [], []
+    stat = _weighted_auc if kind == "binary" else _weighted_r
+    fits, observed = [], []  # per usable (seed, fold): its subjects, labels and both scores
     for _, fold in rows.groupby(["seed", "fold"], sort=True):
         a = fold[fold["model"] == model_a].reset_index(drop=True)
         b = fold[fold["model"] == model_b].reset_index(drop=True)
@@ -144,37 +154,46 @@ def paired_bootstrap(
             continue
         y = a["y_true"].to_numpy()
         subjects = (a["dataset"] + "/" + a["subject"]).to_numpy()
-        if kind == "binary":
-            if len(np.unique(y)) < 2:
-                continue  # AUC undefined on a one-class fold (leave-site-out)
-            strata = y.astype(int)
-            stat = _weighted_auc
-        else:
-            strata = np.zeros(len(y), dtype=int)
-            stat = _weighted_r
+        if kind == "binary" and len(np.unique(y)) < 2:
+            continue  # AUC undefined on a one-class fold (leave-site-out)
+        strata = y.astype(int) if kind == "binary" else np.zeros(len(y), dtype=int)
         # Resampling one or two subjects of a class always draws them again: a zero-width
         # interval and p = 1/n_boot, a 'worse' verdict from 6 subjects. Such folds are left
         # out; with none left, no verdict (too few test subjects).
         per_class = pd.Series(subjects).groupby(strata).nunique()
         if per_class.min() < MIN_BOOTSTRAP_SUBJECTS:
             continue
-        weights = _subject_weights(subjects, strata, n_boot, rng)
-        ones = np.ones((1, len(y)))
         sa, sb = a["prediction"].to_numpy(), b["prediction"].to_numpy()
+        ones = np.ones((1, len(y)))
         observed.append(float(stat(sa, y, ones)[0] - stat(sb, y, ones)[0]))
-        diffs.append(stat(sa, y, weights) - stat(sb, y, weights))
-    if not diffs:  # no fold with two classes and enough subjects to resample
+        fits.append((subjects, strata, y, sa, sb))
+    if not fits:  # no fold with two classes and enough subjects to resample
         nan = float("nan")
         return PairedResult(nan, nan, nan, nan, 0)
-    boot = np.nanmean(np.stack(diffs), axis=0)
-    low, high = np.nanquantile(boot, [0.025, 0.975])
+    every = np.concatenate([f[0] for f in fits])
+    codes, first = np.unique(every, return_index=True)
+    weights = _subject_weights(
+        np.concatenate([f[1] for f in fits])[first], n_boot, np.random.default_rng(seed)
+    )
+    diffs = []
+    with np.errstate(invalid="ignore", divide="ignore"):  # a class drawn 0 times in a fold
+        for subjects, _, y, sa, sb in fits:
+            w = weights[:, np.searchsorted(codes, subjects)]
+            diffs.append(stat(sa, y, w) - stat(sb, y, w))
+    stacked = np.stack(diffs)
+    usable = np.isfinite(stacked).any(axis=0)  # a replicate with every fold undefined: dropped
+    if not usable.any():
+        nan = float("nan")
+        return PairedResult(float(np.mean(observed)), nan, nan, nan, len(fits))
+    boot = np.nanmean(stacked[:, usable], axis=0)
+    low, high = np.quantile(boot, [0.025, 0.975])
     p = 2.0 * min(float(np.mean(boot <= 0)), float(np.mean(boot >= 0)))
     return PairedResult(
         difference=float(np.mean(observed)),
         ci_low=float(low),
         ci_high=float(high),
         p_value=float(min(1.0, max(p, 1.0 / n_boot))),
-        n_folds=len(diffs),
+        n_folds=len(fits),
     )
 
 
@@ -406,47 +425,6 @@ CONTRAST_COLUMNS = (
 )
 
 
-def corrected_t_interval(
-    differences: np.ndarray, test_train_ratio: float, level: float = 0.95
-) -> tuple[float, float, float, float]:
-    """Mean, CI and two-sided p of paired fold differences, corrected resampled t.
-
-    Nadeau & Bengio (2003): the folds of a cross-validation share training subjects, so their
-    differences are correlated; the variance of the mean is ``(1/J + n_test/n_train) s^2``
-    rather than ``s^2 / J``. The differences are over seeds x folds (each a different
-    training set and initialisation), so the interval includes training variance, unlike a
-    bootstrap of test subjects with the fitted models held fixed.
-
-    Parameters
-    ----------
-    differences : numpy.ndarray
-        One ``metric(a) - metric(b)`` per fit (seed x fold x draw).
-    test_train_ratio : float
-        ``n_test / n_train`` of one fit (``1 / (K - 1)`` for K-fold).
-    level : float, default 0.95
-
-    Returns
-    -------
-    (mean, low, high, p)
-        NaN when fewer than two finite differences.
-    """
-    from scipy import stats
-
-    d = np.asarray(differences, dtype=float)
-    d = d[np.isfinite(d)]
-    if len(d) < 2:
-        nan = float("nan")
-        return (float(d.mean()) if len(d) else nan), nan, nan, nan
-    mean = float(d.mean())
-    var = float(d.var(ddof=1)) * (1.0 / len(d) + test_train_ratio)
-    if var <= 0:
-        return mean, mean, mean, (1.0 if mean == 0 else 0.0)
-    se = np.sqrt(var)
-    q = float(stats.t.ppf(0.5 + level / 2, len(d) - 1))
-    p = float(2 * stats.t.sf(abs(mean) / se, len(d) - 1))
-    return mean, mean - q * se, mean + q * se, p
-
-
 def contrast_table(metrics: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
     """LCM against its ablations per task and label fraction, with training variance.
 
@@ -462,9 +440,9 @@ def contrast_table(metrics: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataF
     pandas.DataFrame
         Columns :data:`CONTRAST_COLUMNS`: the mean paired difference of the headline metric
         over seeds x folds, its corrected-resampled-t 95 % interval (see
-        :func:`corrected_t_interval`), p, the number of paired fits and a verdict (``gain``:
-        interval above 0, ``loss``: below 0, ``no clear difference``). A contrast is listed only
-        where both models were evaluated.
+        :func:`lcm.evaluate.metrics.corrected_t_interval`), p, the number of paired fits and a
+        verdict (``gain``: interval above 0, ``loss``: below 0, ``no clear difference``). A
+        contrast is listed only where both models were evaluated.
     """
     rows = []
     for task, at_task in metrics.groupby("task", sort=True):
@@ -476,8 +454,7 @@ def contrast_table(metrics: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataF
             wide = here.pivot_table(index=["seed", "fold"], columns="model", values="value")
             if wide.empty:
                 continue
-            k = int(here.groupby("seed")["fold"].nunique().max())
-            ratio = 1.0 / max(1, k - 1)
+            ratio = fold_test_train_ratio(here)
             for name, a, b in CONTRASTS:
                 if a not in wide.columns or b not in wide.columns:
                     continue

@@ -122,11 +122,12 @@ def headline_section(
         parts.append('<p class="note">No comparison could be made.</p>')
         return "\n".join(parts)
     parts.append(
-        '<p class="note">Mean over folds &times; seeds with 95 % bootstrap intervals. The '
-        "best baseline is the one with the highest mean at that fraction (picked after the "
-        "fact, which favours the baselines). The difference and its interval come from a "
-        "paired bootstrap of test subjects within folds; <i>better</i> means the whole "
-        "interval is above 0.</p>"
+        '<p class="note">Mean over folds &times; seeds with 95 % corrected resampled t '
+        "intervals (Nadeau &amp; Bengio; they include training variance). The best baseline is "
+        "the one with the highest mean at that fraction (picked after the fact, which favours "
+        "the baselines). The difference and its interval come from a paired bootstrap of test "
+        "subjects (one draw per subject, shared by every seed and fold that tests it; the "
+        "fitted models held fixed); <i>better</i> means the whole interval is above 0.</p>"
     )
     parts.append("<ul>")
     parts.extend(f"<li>{s}</li>" for s in science_statements(headline, shared))

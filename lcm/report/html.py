@@ -60,7 +60,7 @@ class ReportData:
         Out-of-fold predictions (``task, model, label_fraction, seed, fold, dataset, subject,
         site, y_true, prediction``).
     summary : pandas.DataFrame
-        Bootstrap summary (:func:`lcm.evaluate.metrics.summarise`).
+        Summary with corrected resampled t intervals (:func:`lcm.evaluate.metrics.summarise`).
     history : pandas.DataFrame or None
         Pretraining history (``epoch, loss_total, loss_<var>..., loss_ssl, lr``).
     bei_eval : pandas.DataFrame or None
@@ -158,8 +158,10 @@ def task_section(data: ReportData, task: str) -> str:
         parts.append(findings.oracle_fragment(data.oracles.get(task)))
         parts.append(findings.motion_fragment(data.motion.get(task)))
     parts.append(
-        '<p class="note">Mean over folds &times; seeds with 95 % expanded percentile-bootstrap '
-        "confidence intervals; <i>n</i> = number of fold &times; seed values.</p>"
+        '<p class="note">Mean over folds &times; seeds with 95 % corrected resampled t '
+        "confidence intervals (Nadeau &amp; Bengio: the folds and seeds re-test the same "
+        "subjects, so the interval does not shrink as seeds are added; one value: no interval); "
+        "<i>n</i> = number of fold &times; seed values.</p>"
     )
     parts.append(table_html(table, [f"kind-{k}" for k in table["kind"]]))
     metric = "auc" if binary else "pearson_r"

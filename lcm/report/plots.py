@@ -97,7 +97,7 @@ def roc_figure(predictions: pd.DataFrame, task: str) -> Figure:
 
 
 def fraction_figure(summary: pd.DataFrame, task: str, metric: str = "auc") -> Figure:
-    """``metric`` against label fraction per model, with its 95 % bootstrap band.
+    """``metric`` against label fraction per model, with its 95 % interval band.
 
     Parameters
     ----------

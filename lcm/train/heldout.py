@@ -1,6 +1,8 @@
 """Pretraining's internal validation: a subject-level hold-out and per-variable metrics.
 
-The hold-out is for reporting only (``bei_eval.tsv``); no epoch or setting is chosen on it.
+The subjects reported in ``bei_eval.tsv`` choose nothing. By default the whole hold-out is for
+reporting only; with ``pretrain.select_epoch: heldout`` it is split by subject
+(:func:`selection_split`): one half chooses the epoch, the other half alone is reported.
 Every metric sits beside the baseline a model must beat: the training majority class for
 binary/categorical variables, the training mean for continuous/ordinal ones.
 """
@@ -17,6 +19,8 @@ from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from lcm.model.targets import QueryLayout, Targets
 
 HOLDOUT_FRACTION = 0.1
+# Random stream of selection_split (any constant other than the hold-out's plain seed).
+SELECTION_STREAM = 1
 COLUMNS = ["variable", "kind", "metric", "model", "baseline", "n"]
 
 
@@ -32,6 +36,20 @@ def holdout_split(groups: np.ndarray, fraction: float, seed: int) -> tuple[np.nd
     held = set(rng.permutation(unique)[:n_out])
     is_held = np.array([g in held for g in groups], dtype=bool)
     return np.flatnonzero(~is_held), np.flatnonzero(is_held)
+
+
+def selection_split(groups: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of the held-out subjects that choose the epoch, and of those reported.
+
+    A subject-level split of the hold-out (``groups`` of its rows): ``n_subjects // 2``
+    subjects select, the rest (never fewer) are reported. Deterministic in ``seed``, and drawn
+    from a stream of its own, so the hold-out itself is that of :func:`holdout_split`.
+    """
+    unique = np.unique(groups)
+    rng = np.random.default_rng([seed, SELECTION_STREAM])
+    chosen = set(rng.permutation(unique)[: len(unique) // 2])
+    selects = np.array([g in chosen for g in groups], dtype=bool)
+    return np.flatnonzero(selects), np.flatnonzero(~selects)
 
 
 def bei_metrics(

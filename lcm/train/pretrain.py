@@ -1,7 +1,9 @@
 """Pretraining: BEI multitask learning plus masked-ROI reconstruction on the pretraining cohort.
 
 Outputs in ``out_dir``: ``model.safetensors`` + ``model.json`` (the checkpoint), ``history.tsv``
-(one row per epoch) and ``bei_eval.tsv`` (held-out metrics beside baselines).
+(one row per epoch) and ``bei_eval.tsv`` (held-out metrics beside baselines). With
+``select_epoch: heldout`` the epoch is chosen on half the held-out subjects and ``bei_eval.tsv``
+reports the other half only (:func:`lcm.train.heldout.selection_split`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from lcm.model.targets import (
 from lcm.store.cohort import Cohort
 from lcm.train import distributed
 from lcm.train.graphed import GraphedPretrainStep
-from lcm.train.heldout import HOLDOUT_FRACTION, bei_metrics, holdout_split
+from lcm.train.heldout import HOLDOUT_FRACTION, bei_metrics, holdout_split, selection_split
 from lcm.train.loop import (
     DeviceConnectomes,
     Resumable,
@@ -188,6 +190,20 @@ def pretrain(
 
     train_idx, val_idx = holdout_split(cohort.groups, HOLDOUT_FRACTION, seed)
     train, val = cohort.subset(train_idx), cohort.subset(val_idx)
+    # Early stopping on the pretraining hold-out (never downstream data): keep the weights of
+    # the epoch with the lowest held-out BEI loss. Not for self-supervised-only pretraining,
+    # whose BEI heads are untrained. The subjects that choose the epoch are not those that
+    # bei_eval.tsv reports on: the hold-out is split by subject, half and half.
+    select = settings["select_epoch"] == "heldout" and settings["bei_weight"] > 0
+    choose = val  # the subjects of history's val_loss (and of the choice)
+    if select:
+        choose_idx, report_idx = selection_split(val.groups, seed)
+        choose, val = val.subset(choose_idx), val.subset(report_idx)
+        if len(val) and not len(choose):
+            log.warning(
+                "pretrain.select_epoch: heldout: one held-out subject, kept for reporting; "
+                "no epoch is selected (the last is kept)."
+            )
     layout = layout_from_catalogue(catalogue, train.variables)
     stats = fit_standardisation(train.variables, layout)
     targets = encode_targets(
@@ -250,24 +266,22 @@ def pretrain(
             pad_to=settings["batch_size"] if compiled else None,
         )
 
-    val_targets = (
-        encode_targets(
-            val.variables, layout, stats, not_applicable(val.ids["dataset"], catalogue, layout)
-        )
-        if len(val)
-        else None
-    )
+    def held_targets(part: Cohort) -> Targets | None:
+        if not len(part):
+            return None
+        absent = not_applicable(part.ids["dataset"], catalogue, layout)
+        return encode_targets(part.variables, layout, stats, absent)
 
-    # Early stopping on the pretraining hold-out (never downstream data): keep the weights of
-    # the epoch with the lowest held-out BEI loss. Not for self-supervised-only pretraining,
-    # whose BEI heads are untrained. Only the main process selects; it alone writes.
-    select = settings["select_epoch"] == "heldout" and settings["bei_weight"] > 0
+    val_targets = held_targets(val)
+    choose_targets = held_targets(choose) if select else val_targets
+
+    # Only the main process selects; it alone writes.
     best: dict[str, Any] = {"loss": float("inf"), "epoch": None, "state": None}
 
     def on_epoch_end(epoch: int) -> dict[str, float]:
-        if val_targets is None or not ctx.is_main:
+        if choose_targets is None or not ctx.is_main:
             return {}
-        loss = _mean_loss(model, val.fc, val_targets, layout, dev)
+        loss = _mean_loss(model, choose.fc, choose_targets, layout, dev)
         if select and np.isfinite(loss) and loss < best["loss"]:
             state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             best.update(loss=loss, epoch=epoch, state=state)
@@ -337,6 +351,8 @@ def pretrain(
             "heldout_subjects": sorted(np.unique(val.groups).tolist()),
         },
     }
+    if select:  # bei_eval.tsv reports on heldout_subjects; these chose the epoch
+        meta["data"]["selection_subjects"] = sorted(np.unique(choose.groups).tolist())
     model_cpu = model.to("cpu")
     save_checkpoint(out, model_cpu, layout, meta)
     write_tsv(out / "history.tsv", history_frame(history, parts))
@@ -348,6 +364,7 @@ def pretrain(
         "out_dir": str(out),
         "n_runs_train": len(train),
         "n_runs_heldout": len(val),
+        **({"n_runs_selection": len(choose)} if select else {}),
         "n_parameters": sum(p.numel() for p in model_cpu.parameters()),
         "queries": layout.names,
         "final": {k: v for k, v in history[-1].items() if k != "epoch"},

@@ -1,10 +1,11 @@
-"""Fold metrics, bootstrap intervals and the tidy table helpers."""
+"""Fold metrics, their summary intervals and the tidy table helpers."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from lcm.evaluate.metrics import (
     METRIC_COLUMNS,
@@ -12,7 +13,9 @@ from lcm.evaluate.metrics import (
     METRICS,
     SUMMARY_COLUMNS,
     binary_metrics,
-    bootstrap_ci,
+    corrected_t_interval,
+    fold_test_train_ratio,
+    mean_ci,
     read_tidy_parquet,
     summarise,
     write_tidy_parquet,
@@ -61,19 +64,47 @@ def test_binary_metrics_equal_sklearn(seed: int) -> None:
     assert m["specificity"] == pytest.approx(sk.recall_score(y, called, pos_label=0))
 
 
-def test_bootstrap_ci_contains_mean_and_narrows():
+def test_mean_ci_is_the_corrected_t_interval():
     rng = np.random.default_rng(0)
     few = rng.normal(0.7, 0.05, size=6)
-    many = rng.normal(0.7, 0.05, size=200)
-    mean, low, high = bootstrap_ci(few)
+    mean, low, high = mean_ci(few, 0.25)
     assert low <= mean <= high and low < high
     assert mean == pytest.approx(few.mean())
-    _, low2, high2 = bootstrap_ci(many)
-    assert high2 - low2 < high - low
-    assert bootstrap_ci(np.array([0.5])) == (0.5, 0.5, 0.5)
-    assert all(np.isnan(bootstrap_ci(np.array([np.nan]))))
-    # NaN folds are ignored, not propagated
-    assert bootstrap_ci(np.array([0.6, np.nan, 0.8]))[0] == pytest.approx(0.7)
+    # By hand: t quantile x sqrt((1/J + n_test/n_train) s^2).
+    half = stats.t.ppf(0.975, 5) * np.sqrt((1 / 6 + 0.25) * few.var(ddof=1))
+    assert (low, high) == pytest.approx((mean - half, mean + half))
+    assert (mean, low, high) == pytest.approx(corrected_t_interval(few, 0.25)[:3])
+    # Correlated folds: more values of the same spread do not shrink it below the floor
+    # 2 z sqrt(n_test / n_train) s that s^2 / J would.
+    many = rng.normal(0.7, 0.05, size=200)
+    _, low2, high2 = mean_ci(many, 0.25)
+    assert high2 - low2 == pytest.approx(2 * 1.96 * np.sqrt(0.25) * many.std(ddof=1), rel=0.03)
+    # One value: a degenerate interval on it; no finite value: NaN; NaN values are ignored.
+    assert mean_ci(np.array([0.5]), 0.25) == (0.5, 0.5, 0.5)
+    assert all(np.isnan(mean_ci(np.array([np.nan]), 0.25)))
+    assert mean_ci(np.array([0.6, np.nan, 0.8]), 0.25)[0] == pytest.approx(0.7)
+    # Clipped to the metric's range: an AUC interval does not reach past 1.
+    assert mean_ci(np.array([0.99, 0.6, 1.0]), 0.25, metric="auc")[2] == 1.0
+    assert mean_ci(np.array([0.99, 0.6, 1.0]), 0.25)[2] > 1.0
+
+
+def test_summary_interval_covers_the_true_auc_however_many_seeds():
+    """Every seed re-tests the same 80 subjects: the seeds x folds AUCs are not independent.
+    A plain bootstrap of them covered the true AUC 43 % of the time at 10 seeds."""
+    true_auc = stats.norm.cdf(1 / np.sqrt(2))  # score = y + N(0, 1)
+    rng = np.random.default_rng(2)
+    y = np.repeat([0, 1], 40)
+    rows = []
+    for rep in range(100):
+        score = y + rng.normal(size=80)
+        for seed in range(10):
+            folds = rng.permutation(80) % 5
+            for fold in range(5):
+                auc = binary_metrics(y[folds == fold], score[folds == fold])["auc"]
+                rows.append((f"t{rep:03d}", "m", 1.0, seed, fold, "auc", auc))
+    summary = summarise(pd.DataFrame(rows, columns=list(METRIC_COLUMNS)))
+    covered = (summary["ci_low"] <= true_auc) & (true_auc <= summary["ci_high"])
+    assert covered.mean() >= 0.88, covered.mean()
 
 
 def _metrics_table() -> pd.DataFrame:
@@ -88,13 +119,18 @@ def _metrics_table() -> pd.DataFrame:
 
 
 def test_summarise_columns_and_counts():
-    summary = summarise(_metrics_table(), n_boot=500)
+    summary = summarise(_metrics_table())
     assert tuple(summary.columns) == SUMMARY_COLUMNS
     assert len(summary) == 4
     assert (summary["n"] == 6).all()
     assert ((summary["ci_low"] <= summary["mean"]) & (summary["mean"] <= summary["ci_high"])).all()
     row = summary.query("model == 'logreg' and metric == 'auc'").iloc[0]
     assert row["mean"] == pytest.approx(0.8 + 0.01 - 0.01)
+    # 3 folds per seed: n_test / n_train = 1/2, the ratio the contrasts use too.
+    values = _metrics_table().query("model == 'logreg' and metric == 'auc'")
+    assert fold_test_train_ratio(values) == 0.5
+    _, low, high, _ = corrected_t_interval(values["value"].to_numpy(), 0.5)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high))
 
 
 def test_tidy_parquet_round_trip_and_column_check(tmp_path):
