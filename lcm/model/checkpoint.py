@@ -68,11 +68,25 @@ def canonical_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {canonical_key(k): v for k, v in state.items()}
 
 
-def data_fingerprint(ids: pd.DataFrame, fc: np.ndarray) -> str:
-    """sha256 of the run identifiers (as CSV) and the float32 FC bytes."""
+def data_fingerprint(
+    ids: pd.DataFrame,
+    fc: np.ndarray,
+    variables: pd.DataFrame | None = None,
+    catalogue: dict[str, Any] | None = None,
+) -> str:
+    """sha256 of the run identifiers (as CSV), the float32 FC bytes and, when given, the
+    environmental variables (as CSV) and the catalogue that types them.
+
+    The targets are data too: a corrected phenotype file or a recoded variable is another
+    training set, so a saved training state of the old one is not resumed.
+    """
     digest = hashlib.sha256()
     digest.update(ids.to_csv(index=False).encode())
     digest.update(np.ascontiguousarray(fc, dtype=np.float32).tobytes())
+    if variables is not None:
+        digest.update(b"variables\0" + variables.to_csv(index=False).encode())
+    if catalogue is not None:
+        digest.update(b"catalogue\0" + json.dumps(catalogue, sort_keys=True, default=str).encode())
     return digest.hexdigest()
 
 

@@ -287,7 +287,9 @@ def pretrain(
             best.update(loss=loss, epoch=epoch, state=state)
         return {"val_loss": loss}
 
-    fingerprint = data_fingerprint(cohort.ids, cohort.fc)
+    fingerprint = data_fingerprint(
+        cohort.ids, cohort.fc, variables=cohort.variables, catalogue=catalogue.to_dict()
+    )
     resumable = Resumable(
         out / STATE_DIR,
         settings["checkpoint_every"],

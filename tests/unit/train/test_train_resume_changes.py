@@ -1,0 +1,51 @@
+"""What a resumed pretraining run must not carry over: a state saved for other data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from helpers.model import TINY, make_catalogue, pretrain_cohort
+from safetensors.torch import load_file
+
+from lcm.train import objective
+from lcm.train.pretrain import STATE_DIR, pretrain
+
+SETTINGS = {"epochs": 4, "batch_size": 16, "lr": 0.003, "checkpoint_every": 3}
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def _killed_in_step(monkeypatch, step: int) -> None:
+    original, calls = objective.PretrainObjective.forward, []
+
+    def dying_forward(self, fc, shard):
+        calls.append(1)
+        if len(calls) == step:
+            raise KeyboardInterrupt("killed")
+        return original(self, fc, shard)
+
+    monkeypatch.setattr(objective.PretrainObjective, "forward", dying_forward)
+
+
+def test_a_state_saved_for_other_variables_is_not_resumed(tmp_path: Path, monkeypatch) -> None:
+    """A corrected phenotype file (same connectomes, same settings) is another training set:
+    the rerun starts afresh instead of mixing the old targets' state with the new ones."""
+    catalogue, old = make_catalogue(tmp_path), pretrain_cohort(50)
+    new = pretrain_cohort(50)
+    # Ages that were read into the wrong rows, corrected (a shift would standardise away).
+    new.variables["age"] = new.variables["age"].to_numpy()[::-1]
+    _killed_in_step(monkeypatch, 8)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(old, catalogue, TINY, SETTINGS, seed=4, out_dir=tmp_path / "run")
+    assert (tmp_path / "run" / STATE_DIR / "train_state.json").is_file()
+    monkeypatch.undo()
+    pretrain(new, catalogue, TINY, SETTINGS, seed=4, out_dir=tmp_path / "run")
+    pretrain(new, catalogue, TINY, SETTINGS, seed=4, out_dir=tmp_path / "fresh")
+    rerun, fresh = _weights(tmp_path / "run"), _weights(tmp_path / "fresh")
+    assert all(torch.equal(rerun[k], fresh[k]) for k in fresh)
