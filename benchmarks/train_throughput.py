@@ -201,6 +201,7 @@ class Bench:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, GRAD_CLIP_NORM)
         self.optimizer.step()
+        self.objective.weighting.project_()  # as the training loop and the graphed step
 
     def release(self) -> None:
         """Drop the batch's device memory."""

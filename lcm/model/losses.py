@@ -184,6 +184,10 @@ def sample_roi_mask(
     return mask
 
 
+# Bound of each task's log-variance s_t: weights exp(-s_t) between e^-4 and e^4 (~54.6).
+LOG_VAR_BOUND = 4.0
+
+
 class UncertaintyWeighting(nn.Module):
     """Learned task weights of Kendall, Gal & Cipolla (CVPR 2018), homoscedastic uncertainty.
 
@@ -191,7 +195,10 @@ class UncertaintyWeighting(nn.Module):
     ``exp(-s_t) * L_t + s_t``: a noisy or hard task earns a smaller weight, and the ``+ s_t``
     term stops all weights collapsing to zero. This is the common simplified form for both
     classification and regression. ``s_t`` is clamped to [-4, 4] so that a task whose loss
-    reaches ~0 cannot take an unbounded weight.
+    reaches ~0 cannot take an unbounded weight, and projected into that range after every
+    optimiser step (:meth:`project_`): outside it the clamp passes no gradient, so a
+    parameter that AdamW's momentum carried past a bound would stay there, its weight fixed
+    at ``e^4`` even once its task's loss rose again.
 
     Parameters
     ----------
@@ -214,12 +221,30 @@ class UncertaintyWeighting(nn.Module):
     ) -> torch.Tensor:
         """Weighted sum of ``losses [G]`` of the tasks ``names``, those with ``active`` false
         left out (a fixed set of tasks every step, as a captured CUDA graph needs)."""
-        s = torch.stack([self.log_vars[name] for name in names]).clamp(-4.0, 4.0)
+        bound = LOG_VAR_BOUND
+        s = torch.stack([self.log_vars[name] for name in names]).clamp(-bound, bound)
         weighted = torch.exp(-s) * losses + s
         if active is not None:
             weighted = torch.where(active, weighted, 0.0)
         return weighted.sum()
 
+    @torch.no_grad()
+    def project_(self) -> None:
+        """Clamp every ``s_t`` into [-4, 4] in place; call after each optimiser step.
+
+        The clamp in the forward pass passes the gradient at a bound (its range is closed), so
+        a parameter put back on the bound learns again; one inside the range is left
+        unchanged, bit for bit. In-place on the device, without a host sync: it can be part
+        of a captured CUDA graph (:mod:`lcm.train.graphed`).
+        """
+        params = list(self.log_vars.values())
+        if params:
+            torch._foreach_clamp_min_(params, -LOG_VAR_BOUND)
+            torch._foreach_clamp_max_(params, LOG_VAR_BOUND)
+
     def weights(self) -> dict[str, float]:
         """Current weight ``exp(-s_t)`` of each task."""
-        return {n: float(torch.exp(-p.detach().clamp(-4.0, 4.0))) for n, p in self.log_vars.items()}
+        bound = LOG_VAR_BOUND
+        return {
+            n: float(torch.exp(-p.detach().clamp(-bound, bound))) for n, p in self.log_vars.items()
+        }

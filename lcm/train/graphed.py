@@ -308,7 +308,8 @@ class GraphedPretrainStep:
         return total, losses, active, ssl
 
     def _update(self, active: torch.Tensor | None, captured: bool) -> None:
-        """AdamW, then the task weights of absent variables (and their state) put back."""
+        """AdamW, then the task weights of absent variables (and their state) put back, then
+        every task weight projected into its bounds (as the eager loop does after AdamW)."""
         optimizer, params = self.optimizer, self.task_params
         kept: list[tuple[int, torch.Tensor]] = []  # (task, tensor) to put back where absent
         if active is not None:
@@ -331,16 +332,17 @@ class GraphedPretrainStep:
         finally:
             for group, (rate, capturable) in zip(groups, saved, strict=True):
                 group["lr"], group["capturable"] = rate, capturable
-        if not kept:
-            return
-        with torch.no_grad():
-            # lerp with weight 1 gives its end exactly, with weight 0 its start.
-            undo = (~active).to(torch.float32)
-            weights = [undo[i] for i, _ in here]
-            torch._foreach_lerp_([t for _, t in here], before_here, weights)
-            for (i, t), old in zip(there, before_there, strict=True):
-                if not self.active[i]:
-                    t.copy_(old)
+        if kept:
+            with torch.no_grad():
+                # lerp with weight 1 gives its end exactly, with weight 0 its start.
+                undo = (~active).to(torch.float32)
+                weights = [undo[i] for i, _ in here]
+                torch._foreach_lerp_([t for _, t in here], before_here, weights)
+                for (i, t), old in zip(there, before_there, strict=True):
+                    if not self.active[i]:
+                        t.copy_(old)
+        # In place on the device: captured with the rest of the step, replayed every step.
+        self.objective.weighting.project_()
 
 
 def _ensure_state(optimizer: torch.optim.Optimizer, params: list[nn.Parameter]) -> None:

@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -30,8 +31,9 @@ from torch import nn
 from tqdm import tqdm
 
 from lcm.exceptions import ConfigError
+from lcm.model.losses import UncertaintyWeighting
 from lcm.model.transfer import to_device
-from lcm.train.state import LoopPosition, load_state, save_state
+from lcm.train.state import LoopPosition, gather_processes, load_state, save_state
 
 log = logging.getLogger(__name__)
 
@@ -375,6 +377,23 @@ def progress(iterable: range, desc: str, disable: bool = False) -> tqdm:
     return tqdm(iterable, desc=desc, disable=disable or not sys.stderr.isatty(), leave=False)
 
 
+class Carried(Protocol):
+    """What a caller keeps across epochs, saved and restored with the training state.
+
+    :func:`train_epochs` asks for its tensors at every save and gives them back on resume,
+    so that a resumed run continues with it as an uninterrupted one would (e.g. the best
+    epoch so far of ``pretrain.select_epoch: heldout``).
+    """
+
+    def carried_tensors(self) -> dict[str, torch.Tensor]:
+        """The tensors to save (names without dots at either end)."""
+        ...
+
+    def restore_carried(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Take back the tensors of a saved state."""
+        ...
+
+
 @dataclass
 class Resumable:
     """Where and how often :func:`train_epochs` saves its state for exact resumption.
@@ -389,12 +408,15 @@ class Resumable:
         Identity of the run (settings, seed, data); a saved state with another is ignored.
     writer : bool
         Whether this process writes the state (rank 0 in data parallel training).
+    carry : Carried, optional
+        The writer's state besides the loop's, saved and restored with it.
     """
 
     folder: Path
     every: int
     fingerprint: str
     writer: bool = True
+    carry: Carried | None = None
 
 
 # torch's warning of a learning-rate schedule advanced before the optimiser's first update.
@@ -433,14 +455,17 @@ def train_epochs(
         (mean over the batches where a part appears, weighted by batch size). A step with a
         ``prefetch(index)`` attribute is told the next batch after the current one's forward;
         one whose ``updates_parameters`` is true is given the optimiser (``step.bind``) and
-        does backward, clipping and the update itself (:mod:`lcm.train.graphed`).
+        does backward, clipping, the update and the projection of the task weights
+        (:meth:`UncertaintyWeighting.project_`) itself (:mod:`lcm.train.graphed`).
     desc : str
         Progress bar label.
     on_epoch_end : callable, optional
         ``f(epoch) -> dict`` of extra columns (e.g. a validation loss).
     resumable : Resumable, optional
         Save the state every ``resumable.every`` steps, and continue from a saved state of the
-        same run: the result is then bitwise identical to an uninterrupted run on CPU.
+        same run: the result is then bitwise identical to an uninterrupted run on CPU. In data
+        parallel training (the module a ``DistributedDataParallel``) every process calls this
+        in step, and each one's random generator states and logs are saved and restored.
     min_batch : int
         Drop a last batch with fewer samples (data parallel: the number of processes).
     quiet : bool
@@ -459,11 +484,15 @@ def train_epochs(
     steps_per_epoch = len(split_order(torch.arange(n_samples), batch_size, min_batch))
     scheduler = warmup_cosine(optimizer, epochs * steps_per_epoch)
     params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    # Task weights whose log-variances are projected into their bounds after every update.
+    bounded = [w for m in modules for w in m.modules() if isinstance(w, UncertaintyWeighting)]
     pos = LoopPosition()
     prefetch = getattr(step, "prefetch", None)
     if resumable is not None:
         args = (resumable.fingerprint, modules[0], optimizer, scheduler, generator)
         pos = load_state(resumable.folder, *args) or pos
+        if resumable.carry is not None and pos.carried:
+            resumable.carry.restore_carried(pos.carried)
     # A step that updates the parameters itself (GraphedPretrainStep: its update is part of
     # one CUDA graph) takes the optimiser; the loop then only advances the schedule.
     updates = getattr(step, "updates_parameters", False)
@@ -487,6 +516,8 @@ def train_epochs(
                 loss.backward()
                 nn.utils.clip_grad_norm_(params, GRAD_CLIP_NORM)
                 optimizer.step()
+                for weighting in bounded:
+                    weighting.project_()
             with warnings.catch_warnings():
                 # A batch with nothing to learn advances the schedule without an update, on
                 # purpose (the schedule counts batches); torch warns of that as of a misuse.
@@ -496,9 +527,14 @@ def train_epochs(
             pos.step += 1
             pos.batches_done += 1
             if resumable is not None and resumable.every and pos.step % resumable.every == 0:
+                # Every process's generators and logs (a collective: all of them call it at
+                # this step), so that each resumes with its own dropout stream, not rank 0's.
+                sums.flush()
+                processes = gather_processes(modules[0], generator, pos)
                 if resumable.writer:
-                    sums.flush()
-                    save_state(resumable.folder, *args[:-1], generator, pos)
+                    if resumable.carry is not None:
+                        pos.carried = resumable.carry.carried_tensors()
+                    save_state(resumable.folder, *args[:-1], generator, pos, processes)
         sums.flush()
         row = {
             "epoch": epoch,

@@ -69,6 +69,44 @@ def run_fingerprint(
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 
 
+class BestEpoch:
+    """The epoch with the lowest held-out loss so far and its weights (``select_epoch``).
+
+    Carried with the training state (:class:`lcm.train.loop.Carried`): a run resumed after a
+    kill chooses among every epoch, as the uninterrupted run does, not only those after it.
+    """
+
+    def __init__(self) -> None:
+        self.loss = float("inf")
+        self.epoch: int | None = None
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def offer(self, loss: float, epoch: int, model: torch.nn.Module) -> None:
+        """Keep ``model``'s weights (a copy on the CPU) if ``loss`` is the lowest so far."""
+        if np.isfinite(loss) and loss < self.loss:
+            state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            self.loss, self.epoch, self.state = loss, epoch, state
+
+    def carried_tensors(self) -> dict[str, torch.Tensor]:
+        """The selection as tensors (none before the first epoch ends)."""
+        if self.state is None or self.epoch is None:
+            return {}
+        return {
+            "best.loss": torch.tensor(self.loss, dtype=torch.float64),
+            "best.epoch": torch.tensor(self.epoch, dtype=torch.int64),
+            **{f"best.weights.{k}": v for k, v in self.state.items()},
+        }
+
+    def restore_carried(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Take back a selection saved by :meth:`carried_tensors`."""
+        if "best.loss" not in tensors:
+            return
+        prefix = "best.weights."
+        self.loss = float(tensors["best.loss"])
+        self.epoch = int(tensors["best.epoch"])
+        self.state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
 def check_connectomes(fc: np.ndarray, what: str) -> None:
     """Raise :class:`InputDataError` unless ``fc`` is a finite ``[n, R, R]`` array with n >= 1."""
     if not isinstance(fc, np.ndarray) or fc.ndim != 3 or fc.shape[1] != fc.shape[2]:
@@ -275,16 +313,15 @@ def pretrain(
     val_targets = held_targets(val)
     choose_targets = held_targets(choose) if select else val_targets
 
-    # Only the main process selects; it alone writes.
-    best: dict[str, Any] = {"loss": float("inf"), "epoch": None, "state": None}
+    # Only the main process selects; it alone writes (and saves the selection with its state).
+    best = BestEpoch()
 
     def on_epoch_end(epoch: int) -> dict[str, float]:
         if choose_targets is None or not ctx.is_main:
             return {}
         loss = _mean_loss(model, choose.fc, choose_targets, layout, dev)
-        if select and np.isfinite(loss) and loss < best["loss"]:
-            state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            best.update(loss=loss, epoch=epoch, state=state)
+        if select:
+            best.offer(loss, epoch, model)
         return {"val_loss": loss}
 
     fingerprint = data_fingerprint(
@@ -295,6 +332,7 @@ def pretrain(
         settings["checkpoint_every"],
         run_fingerprint(fingerprint, model_settings, settings, seed, ctx.world),
         writer=ctx.is_main,
+        carry=best if select else None,
     )
     history = train_epochs(
         [trained],
@@ -313,12 +351,10 @@ def pretrain(
     )
     # Each process logged its share of every batch: the history of the whole batches is the mean.
     history = distributed.mean_over_ranks(ctx, history)
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
+    if best.state is not None:
+        model.load_state_dict(best.state)
         log.info(
-            "pretraining: kept epoch %s (lowest held-out BEI loss %.4f)",
-            best["epoch"],
-            best["loss"],
+            "pretraining: kept epoch %s (lowest held-out BEI loss %.4f)", best.epoch, best.loss
         )
     model.eval()
     weighting = objective.weighting
@@ -342,7 +378,7 @@ def pretrain(
         "model_settings": model_settings,
         "training": settings,
         "task_weights": weighting.weights(),
-        "selected_epoch": best["epoch"],
+        "selected_epoch": best.epoch,
         "seed": seed,
         "world_size": ctx.world,
         "data_fingerprint": fingerprint,

@@ -1,13 +1,19 @@
 """Training state for exact resumption: written every N optimiser steps, read on restart.
 
 Two files in the state folder: ``train_state.step-<N>.safetensors`` (weights, AdamW moments,
-random generator states, the current epoch's sample order) and ``train_state.json`` (step
-counters, scheduler, optimiser hyper-parameters, partial epoch sums, history, the name and
-sha256 of the tensors file, and the sha256 of its own canonical content). As with checkpoints
+random generator states of every data parallel process, the current epoch's sample order, what
+the caller carries across epochs) and ``train_state.json`` (step counters, scheduler, optimiser
+hyper-parameters, partial epoch sums, history, the name and sha256 of the tensors file, and the
+sha256 of its own canonical content). As with checkpoints
 nothing is unpickled. The JSON is written last and marks a complete state: a run killed after
 writing a step's tensors but before its JSON resumes from the previous step, whose tensors are
 removed only once the new JSON names the new file. A ``fingerprint`` (settings, seed, data)
 must match, or the state is ignored; an edited JSON or tensors file is refused.
+
+Data parallel processes draw different random numbers (dropout on shards of different sizes)
+and log the losses of different shares of each batch, so each one's generators and logs are
+saved (:func:`gather_processes`, on every process at the same step) and each resumes with its
+own; a state of another number of processes is ignored.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from safetensors.torch import load_file
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from lcm.exceptions import CheckpointError
 from lcm.io.atomic import write_json
@@ -63,6 +71,9 @@ class LoopPosition:
         Learning rate at the start of the current epoch (logged in the history).
     history : list of dict
         Rows of the finished epochs.
+    carried : dict of torch.Tensor
+        What the caller keeps across epochs besides the loop (e.g. the weights of the best
+        epoch so far, :class:`lcm.train.loop.Carried`), saved as ``carry.<key>`` tensors.
     """
 
     step: int = 0
@@ -73,10 +84,81 @@ class LoopPosition:
     counts: dict[str, int] = field(default_factory=dict)
     lr_epoch: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
+    carried: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+# Tensors the caller carries across epochs (LoopPosition.carried).
+CARRY_PREFIX = "carry."
 
 
 def _unwrap(module: nn.Module) -> nn.Module:
     return getattr(module, "module", module)  # DistributedDataParallel keeps the model in .module
+
+
+def _ranks(module: nn.Module) -> tuple[int, int]:
+    """``(rank, world)`` of the processes training ``module`` together (``(0, 1)``: alone)."""
+    if isinstance(module, DistributedDataParallel):
+        return dist.get_rank(module.process_group), dist.get_world_size(module.process_group)
+    return 0, 1
+
+
+def _rng_key(rank: int, name: str) -> str:
+    # Rank 0's (and a single process's) keys are those of states written before ranks had
+    # their own: such a state still resumes.
+    return f"rng.{name}" if rank == 0 else f"rng.rank-{rank}.{name}"
+
+
+@dataclass
+class ProcessState:
+    """What one data parallel process keeps of its own: random generators and its logs.
+
+    Attributes
+    ----------
+    rng : dict of torch.Tensor
+        ``generator`` (shuffling and masks), ``torch`` (CPU: dropout) and, where there is CUDA,
+        ``cuda`` (the current device's) generator states.
+    sums, counts, history
+        As :class:`LoopPosition`'s: each process logs its share of every batch.
+    """
+
+    rng: dict[str, torch.Tensor]
+    sums: dict[str, float]
+    counts: dict[str, int]
+    history: list[dict[str, float]]
+
+
+def gather_processes(
+    module: nn.Module, generator: torch.Generator, position: LoopPosition
+) -> list[ProcessState]:
+    """The :class:`ProcessState` of every process training ``module``, in rank order.
+
+    In data parallel training (``module`` a ``DistributedDataParallel``) a collective: every
+    process calls it at the same step (its ``position`` sums read already), and each gets
+    every state.
+
+    Parameters
+    ----------
+    module : nn.Module
+        The trained module.
+    generator : torch.Generator
+    position : LoopPosition
+        This process's.
+
+    Returns
+    -------
+    list of ProcessState
+        One per process (one alone).
+    """
+    rng = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state()
+    own = ProcessState(rng, dict(position.sums), dict(position.counts), list(position.history))
+    _, world = _ranks(module)
+    if world == 1:
+        return [own]
+    states: list[ProcessState | None] = [None] * world
+    dist.all_gather_object(states, own, group=module.process_group)
+    return [s for s in states if s is not None]
 
 
 def save_state(
@@ -87,8 +169,21 @@ def save_state(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     generator: torch.Generator,
     position: LoopPosition,
+    processes: list[ProcessState] | None = None,
 ) -> None:
-    """Write the training state atomically (tensors first, then the JSON that completes it)."""
+    """Write the training state atomically (tensors first, then the JSON that completes it).
+
+    ``processes``: every process's generators and logs (:func:`gather_processes`, called by
+    all of them); required in data parallel training, where only one process writes. By
+    default this process's own. ``position`` is the writer's (rank 0's).
+    """
+    if processes is None:
+        if _ranks(module)[1] > 1:
+            raise ValueError(
+                "save_state: in data parallel training pass processes, the states that every "
+                "process gathered with gather_processes"
+            )
+        processes = gather_processes(module, generator, position)
     tensors: dict[str, torch.Tensor] = {
         f"module.{k}": v.detach().cpu().contiguous()
         for k, v in _unwrap(module).state_dict().items()
@@ -97,12 +192,13 @@ def save_state(
     for index, slots in opt["state"].items():
         for key, value in slots.items():
             tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).detach().cpu().clone()
-    tensors["rng.generator"] = generator.get_state()
-    tensors["rng.torch"] = torch.get_rng_state()
-    if torch.cuda.is_available():
-        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    for rank, process in enumerate(processes):
+        for name, value in process.rng.items():
+            tensors[_rng_key(rank, name)] = value
     if position.order is not None:
         tensors["loop.order"] = position.order.clone()
+    for key, value in position.carried.items():
+        tensors[f"{CARRY_PREFIX}{key}"] = value.detach().cpu().contiguous()
     # A file of this step's own: the JSON written last names it, so a run killed between the
     # two still has the previous pair to resume from (the tensors used to replace the file the
     # previous JSON described, and every rerun failed on the sha256).
@@ -124,6 +220,11 @@ def save_state(
         "scheduler": scheduler_state,
         "tensors_file": tensors_file,
         "tensors_sha256": sha256_file(folder / tensors_file),
+        "processes": len(processes),
+        # The logs of the other processes (rank 0's are sums, counts and history above).
+        "other_processes": [
+            {"sums": p.sums, "counts": p.counts, "history": p.history} for p in processes[1:]
+        ],
     }
     meta = _plain(meta)
     meta[DIGEST_KEY] = content_digest(meta)
@@ -145,7 +246,10 @@ def load_state(
     """Restore a saved state into the given objects; ``None`` when there is none to resume.
 
     A state of another run (different fingerprint) is ignored with a warning, so a changed
-    configuration starts afresh instead of silently continuing an unrelated run.
+    configuration starts afresh instead of silently continuing an unrelated run; so is one
+    written by another number of data parallel processes (a state of an older version that
+    kept rank 0's generators and logs only, too). Each process restores its own generator
+    states and logs.
 
     Raises
     ------
@@ -194,6 +298,16 @@ def load_state(
             f"{tensors_path}: sha256 differs from the one recorded in {META_NAME}.",
             hint=f"The state is corrupted; {fix}.",
         )
+    rank, world = _ranks(module)
+    if meta.get("processes", 1) != world:
+        log.warning(
+            "ignoring training state in %s: it holds the random generators and logs of %s "
+            "process(es), this run has %d; training starts from step 0",
+            folder,
+            meta.get("processes", 1),
+            world,
+        )
+        return None
     # Header first: a non-safetensors file is refused and shapes checked before any allocation.
     header = read_header(tensors_path)
     expected = {f"module.{k}": tuple(v.shape) for k, v in _unwrap(module).state_dict().items()}
@@ -211,20 +325,24 @@ def load_state(
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     lambdas = [None] * len(meta["param_groups"])
     scheduler.load_state_dict({**meta["scheduler"], "lr_lambdas": lambdas})
-    generator.set_state(tensors["rng.generator"])
-    torch.set_rng_state(tensors["rng.torch"])
-    if "rng.cuda" in tensors and torch.cuda.is_available():
-        torch.cuda.set_rng_state(tensors["rng.cuda"])
+    generator.set_state(tensors[_rng_key(rank, "generator")])
+    torch.set_rng_state(tensors[_rng_key(rank, "torch")])
+    if _rng_key(rank, "cuda") in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors[_rng_key(rank, "cuda")])
+    logs = meta if rank == 0 else meta["other_processes"][rank - 1]
     log.info("resuming from step %d (epoch %d) of %s", meta["step"], meta["epoch"], folder)
     return LoopPosition(
         step=meta["step"],
         epoch=meta["epoch"],
         batches_done=meta["batches_done"],
         order=tensors.get("loop.order"),
-        sums=meta["sums"],
-        counts=meta["counts"],
+        sums=logs["sums"],
+        counts=logs["counts"],
         lr_epoch=meta["lr_epoch"],
-        history=meta["history"],
+        history=logs["history"],
+        carried={
+            k[len(CARRY_PREFIX) :]: v for k, v in tensors.items() if k.startswith(CARRY_PREFIX)
+        },
     )
 
 

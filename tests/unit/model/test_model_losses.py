@@ -100,6 +100,26 @@ def test_uncertainty_weighting_form() -> None:
     assert float(weighting({})) == 0.0
 
 
+def test_projection_puts_a_log_variance_back_on_its_bound_where_it_learns_again() -> None:
+    """Past a bound the clamp passes no gradient (the weight would stay at e^4 for good);
+    projected onto it, the gradient passes again. Values inside are left bit for bit."""
+    weighting = UncertaintyWeighting(["low", "high", "inside"])
+    with torch.no_grad():
+        for name, value in (("low", -4.5), ("high", 7.0), ("inside", -3.9999)):
+            weighting.log_vars[name].fill_(value)
+    inside = weighting.log_vars["inside"].detach().clone()
+    weighting({"low": torch.tensor(5.0)}).backward()
+    assert float(weighting.log_vars["low"].grad) == 0.0  # stuck: why the projection exists
+    weighting.project_()
+    projected = {n: float(p.detach()) for n, p in weighting.log_vars.items()}
+    assert projected["low"] == -4.0 and projected["high"] == 4.0
+    assert torch.equal(weighting.log_vars["inside"].detach(), inside)
+    weighting.log_vars["low"].grad = None
+    weighting({"low": torch.tensor(5.0)}).backward()
+    # d/ds (e^-s L + s) = 1 - e^4 * 5 < 0: the task's weight falls as its loss rises.
+    assert float(weighting.log_vars["low"].grad) == pytest.approx(1.0 - math.exp(4.0) * 5.0)
+
+
 def _per_variable_losses(outputs, targets, layout, denominators=None):
     """The implementation before the losses were computed for all variables at once."""
     losses = {}

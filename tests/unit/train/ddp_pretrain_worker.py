@@ -2,10 +2,16 @@
 
 Usage: ``python ddp_pretrain_worker.py OUT_DIR`` (one process), or
 ``python -m torch.distributed.run --standalone --nproc_per_node 2 ddp_pretrain_worker.py OUT``.
+Options (for exact resumption): ``--runs N`` (cohort size), ``--dropout P``, ``--every K``
+(save the training state every K steps) and ``--kill-at C`` (every process exits with status 3
+in its C-th forward pass, as a job killed mid-step).
 """
 
 from __future__ import annotations
 
+import argparse
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -15,14 +21,40 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from helpers.model import TINY, make_catalogue, pretrain_cohort
 
+from lcm.train import objective
 from lcm.train.pretrain import pretrain
 
-# Dropout draws differ between one and two processes; without it the runs must agree.
-MODEL = {**TINY, "overrides": {**TINY["overrides"], "dropout": 0.0}}
 SETTINGS = {"epochs": 3, "batch_size": 16, "lr": 0.003, "checkpoint_every": 0}
+KILLED = 3  # exit status of a process killed by --kill-at
+
+
+def _die_in_forward(call: int) -> None:
+    original, calls = objective.PretrainObjective.forward, []
+
+    def dying(self, fc, shard):
+        calls.append(1)
+        if len(calls) == call:
+            os._exit(KILLED)
+        return original(self, fc, shard)
+
+    objective.PretrainObjective.forward = dying
+
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--runs", type=int, default=44)
+    # Dropout draws differ between one and two processes; without it the runs must agree.
+    parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--every", type=int, default=0)
+    parser.add_argument("--kill-at", type=int, default=0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(name)s %(message)s")  # tests read it
     torch.set_num_threads(1)
-    out = Path(sys.argv[1])
-    out.mkdir(parents=True, exist_ok=True)
-    pretrain(pretrain_cohort(44), make_catalogue(out), MODEL, SETTINGS, seed=5, out_dir=out / "m")
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.kill_at:
+        _die_in_forward(args.kill_at)
+    model = {**TINY, "overrides": {**TINY["overrides"], "dropout": args.dropout}}
+    settings = {**SETTINGS, "checkpoint_every": args.every}
+    cohort, catalogue = pretrain_cohort(args.runs), make_catalogue(args.out)
+    pretrain(cohort, catalogue, model, settings, seed=5, out_dir=args.out / "m")

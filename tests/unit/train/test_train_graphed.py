@@ -66,10 +66,14 @@ def _train(
     epochs: int = 2,
     ssl_weight: float = 0.5,
     overlap: bool = False,
+    log_vars: dict[str, float] | None = None,
 ):
     fc, targets = _data()
     objective = _objective(ssl_weight)
     objective.model.overlap_reconstruction = overlap
+    with torch.no_grad():  # task weights set before training
+        for name, value in (log_vars or {}).items():
+            objective.weighting.log_vars[name].fill_(value)
     connectomes = DeviceConnectomes(fc, torch.device("cpu"), resident=True)
     generator = torch.Generator().manual_seed(1)
     torch.manual_seed(2)  # dropout
@@ -122,6 +126,22 @@ def test_absent_variables_keep_their_task_weight_and_its_optimiser_state() -> No
     log_vars = graphed.weighting.log_vars
     assert log_vars["education"].item() == 0.0
     assert all(log_vars[name].item() != 0.0 for name in ("sex", "age", "site"))
+
+
+def test_task_weights_past_their_bounds_are_projected_back_as_in_the_eager_step() -> None:
+    """Inside the step (the captured work on CUDA), after AdamW, as the loop does after the
+    eager step: a log-variance past a bound, where it has no gradient, is put back on it and
+    learns again; the never observed ``education`` too, its update undone first."""
+    past = {"sex": -6.0, "site": 5.0, "education": -7.0}
+    eager, _ = _train(False, log_vars=past)
+    graphed, _ = _train(True, log_vars=past)
+    for name, value in graphed.weighting.log_vars.items():
+        expected = eager.weighting.log_vars[name]
+        torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6, msg=name)
+        assert -4.0 <= value.item() <= 4.0, name
+    assert graphed.weighting.log_vars["education"].item() == -4.0  # projected, never trained
+    assert -4.0 < graphed.weighting.log_vars["sex"].item() < 4.0  # off the bound: it learned
+    assert -4.0 < graphed.weighting.log_vars["site"].item() < 4.0
 
 
 def test_a_batch_with_nothing_to_learn_makes_no_update() -> None:

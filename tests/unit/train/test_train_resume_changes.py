@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from helpers.model import TINY, make_catalogue, pretrain_cohort
@@ -49,3 +51,28 @@ def test_a_state_saved_for_other_variables_is_not_resumed(tmp_path: Path, monkey
     pretrain(new, catalogue, TINY, SETTINGS, seed=4, out_dir=tmp_path / "fresh")
     rerun, fresh = _weights(tmp_path / "run"), _weights(tmp_path / "fresh")
     assert all(torch.equal(rerun[k], fresh[k]) for k in fresh)
+
+
+def test_a_resumed_run_selects_among_the_epochs_before_the_kill(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """``select_epoch: heldout``: the best epoch so far is part of the saved state, so a run
+    killed after it (and resumed) keeps the same epoch and weights as the uninterrupted run."""
+    settings = {**SETTINGS, "epochs": 8, "lr": 0.03, "select_epoch": "heldout"}
+    catalogue, cohort = make_catalogue(tmp_path), pretrain_cohort(60)
+    pretrain(cohort, catalogue, TINY, settings, seed=3, out_dir=tmp_path / "whole")
+    _killed_in_step(monkeypatch, 29)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(cohort, catalogue, TINY, settings, seed=3, out_dir=tmp_path / "resumed")
+    monkeypatch.undo()
+    pretrain(cohort, catalogue, TINY, settings, seed=3, out_dir=tmp_path / "resumed")
+    whole, resumed = (
+        json.loads((tmp_path / d / "model.json").read_text()) for d in ("whole", "resumed")
+    )
+    # The lowest held-out loss (epoch 2) came long before the state the rerun resumed from
+    # (step 27, in epoch 7): without it in the state, the rerun chose among epochs 7 and 8.
+    history = pd.read_csv(tmp_path / "whole" / "history.tsv", sep="\t")
+    assert whole["selected_epoch"] == 2, history["val_loss"].tolist()
+    assert resumed["selected_epoch"] == 2
+    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "resumed")
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -93,6 +93,51 @@ def test_batch_not_divisible_by_the_world_size_is_refused(tmp_path: Path, monkey
     assert not (tmp_path / "out").exists()
 
 
+def test_each_process_resumes_with_its_own_generators_and_logs(tmp_path: Path, monkeypatch) -> None:
+    """A state saved by rank 0 holds every process's generators and logs; each process (here
+    told its rank) restores its own, and one of another number of processes is ignored."""
+    from lcm.train import state as state_module
+    from lcm.train.loop import make_optimizer, warmup_cosine
+    from lcm.train.state import LoopPosition, ProcessState, load_state, save_state
+
+    def objects():
+        torch.manual_seed(0)
+        module = torch.nn.Linear(3, 2)
+        optimizer = make_optimizer([module], 0.01, 0.0)
+        return module, optimizer, warmup_cosine(optimizer, 10), torch.Generator().manual_seed(0)
+
+    def process(seed: int, loss: float) -> ProcessState:
+        rng = {
+            "generator": torch.Generator().manual_seed(seed).get_state(),
+            "torch": torch.Generator().manual_seed(seed + 1).get_state(),
+        }
+        history = [{"epoch": 1, "loss_total": loss, "lr": 0.01}]
+        return ProcessState(rng, {"loss_total": loss * 3}, {"loss_total": 3}, history)
+
+    processes = [process(10, 1.5), process(20, 2.5)]  # shards of different sizes: they differ
+    monkeypatch.setattr(state_module, "_ranks", lambda module: (0, 2))
+    position = LoopPosition(step=4, epoch=2, sums={"loss_total": 4.5}, counts={"loss_total": 3})
+    position.history = processes[0].history
+    save_state(tmp_path, "fp", *objects(), position, processes)
+    for rank in (0, 1):
+        monkeypatch.setattr(state_module, "_ranks", lambda module, rank=rank: (rank, 2))
+        module, optimizer, scheduler, generator = objects()
+        with torch.random.fork_rng(devices=[]):  # the test session's generator kept
+            resumed = load_state(tmp_path, "fp", module, optimizer, scheduler, generator)
+            assert torch.equal(torch.get_rng_state(), processes[rank].rng["torch"])
+        assert resumed is not None and resumed.step == 4
+        assert torch.equal(generator.get_state(), processes[rank].rng["generator"])
+        assert resumed.sums == processes[rank].sums
+        assert resumed.history == processes[rank].history
+    # Three processes (or one) cannot resume two processes' streams: start afresh, as a state
+    # of another fingerprint does.
+    for world in (1, 3):
+        monkeypatch.setattr(state_module, "_ranks", lambda module, world=world: (0, world))
+        assert load_state(tmp_path, "fp", *objects()) is None
+    with pytest.raises(ValueError, match="pass processes"):  # rank 0 alone cannot gather them
+        save_state(tmp_path, "fp", *objects(), position)
+
+
 @pytest.mark.slow
 def test_two_process_ddp_equals_one_process(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -116,3 +161,40 @@ def test_two_process_ddp_equals_one_process(tmp_path: Path) -> None:
     assert_same_history(tmp_path / "one" / "m", tmp_path / "two" / "m")
     meta = (tmp_path / "two" / "m" / "model.json").read_text()
     assert '"world_size": 2' in meta
+
+
+def _torchrun(worker: str, out: Path, *options: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", "2", worker, str(out), *options]
+    return subprocess.run(command, env=env, timeout=180, capture_output=True, text=True)
+
+
+@pytest.mark.slow
+def test_two_process_run_killed_and_resumed_equals_uninterrupted(tmp_path: Path) -> None:
+    """Each process resumes with its own random generators, not rank 0's.
+
+    Dropout on, and 45 training runs in batches of 16: the last batch of each epoch (13) splits
+    into shards of 7 and 6, so the two processes draw different numbers of dropout values and
+    their generators differ at every later save.
+    """
+    worker = str(HERE / "ddp_pretrain_worker.py")
+    options = ("--runs", "50", "--dropout", "0.1", "--every", "4")
+    whole = _torchrun(worker, tmp_path / "whole", *options)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    # 3 steps an epoch; the state is saved after step 4 (epoch 2); killed inside step 6.
+    killed = _torchrun(worker, tmp_path / "resumed", *options, "--kill-at", "6")
+    assert killed.returncode != 0
+    state = tmp_path / "resumed" / "m" / STATE_DIR
+    assert '"step": 4' in (state / "train_state.json").read_text()
+    resumed = _torchrun(worker, tmp_path / "resumed", *options)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stderr.count("resuming from step 4") == 2  # each process
+    a, b = _weights(tmp_path / "whole" / "m"), _weights(tmp_path / "resumed" / "m")
+    assert a.keys() == b.keys()
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []  # bitwise, dropout included
+    history = [
+        pd.read_csv(tmp_path / d / "m" / "history.tsv", sep="\t") for d in ("whole", "resumed")
+    ]
+    pd.testing.assert_frame_equal(*history)
