@@ -14,8 +14,8 @@ EPILOG = """\
 examples:
   # derivatives already exist: only check them
   lcm fmriprep --dataset bidsdemo --bids rawdata --subject 01 --runner existing \\
-      --image nipreps/fmriprep:25.2.7 --output-space MNI152NLin2009cAsym \\
-      --derivatives derivatives/fmriprep --work-dir work --out sub-01_fmriprep.json
+      --output-space MNI152NLin2009cAsym --derivatives derivatives/fmriprep \\
+      --out sub-01_fmriprep.json
   # run the fmriprep-docker wrapper
   lcm fmriprep --dataset ds --bids rawdata --subject 01 --runner docker \\
       --image nipreps/fmriprep:25.2.7 --output-space MNI152NLin2009cAsym \\
@@ -45,10 +45,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bids", required=True, help="Raw BIDS root of the dataset.")
     p.add_argument("--subject", required=True, help="Subject label (without sub-).")
     p.add_argument("--runner", required=True, choices=RUNNERS, help="How to obtain derivatives.")
-    p.add_argument("--image", required=True, help="Docker image, or .sif for apptainer.")
+    p.add_argument(
+        "--image", help="Docker image, or .sif for apptainer (docker, apptainer: required)."
+    )
     p.add_argument("--output-space", required=True, help="fMRIPrep --output-spaces value.")
     p.add_argument("--derivatives", required=True, help="fMRIPrep output folder.")
-    p.add_argument("--work-dir", required=True, help="Work folder (sub-<label> inside).")
+    p.add_argument(
+        "--work-dir", help="Work folder, sub-<label> inside (docker, apptainer: required)."
+    )
     p.add_argument("--fs-license", help="FreeSurfer license file (docker, apptainer).")
     p.add_argument(
         "--extra-args", default="[]", help="Further fMRIPrep arguments as a JSON list of strings."
@@ -87,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         image=args.image,
         output_space=args.output_space,
         derivatives=Path(args.derivatives),
-        work_dir=Path(args.work_dir),
+        work_dir=Path(args.work_dir) if args.work_dir else None,
         fs_license=Path(args.fs_license) if args.fs_license else None,
         extra_args=parse_extra_args(args.extra_args),
         task=args.task,

@@ -36,10 +36,11 @@ class FmriprepRequest:
     bids: Path
     subject: str
     runner: str
-    image: str
     output_space: str
     derivatives: Path
-    work_dir: Path
+    # A container run's (docker, apptainer); runner existing reads none of them.
+    image: str | None = None
+    work_dir: Path | None = None
     fs_license: Path | None = None
     extra_args: list[str] = field(default_factory=list)
     task: str = "rest"
@@ -56,7 +57,8 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         Record JSON to write (atomically): ``{dataset, subject, runner, command, image,
         output_space, runs: [{run_key, sub, ses, task, run, bold, mask, confounds, sidecar,
         t_r}], excluded: [{run_key, reason}]}``; a run whose derivatives are incomplete is
-        excluded with the files it lacks (the connectome stage records it so).
+        excluded with the files it lacks (the connectome stage records it so). With runner
+        ``existing`` the record has no ``image`` (and ``command`` is null): no container ran.
 
     Returns
     -------
@@ -66,7 +68,8 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
     Raises
     ------
     ConfigError
-        Unknown runner, invalid label, missing licence setting, work dir inside the BIDS folder,
+        Unknown runner, invalid label, a container run without image, work dir or licence
+        setting, work dir inside the BIDS folder,
         a mounted host path the container's mount option cannot hold (``:``, or ``,`` for
         apptainer).
     InputDataError
@@ -93,7 +96,8 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         "subject": subject,
         "runner": req.runner,
         "command": command,
-        "image": req.image,
+        # The image that produced the derivatives: none when they were only checked.
+        **({} if req.runner == "existing" else {"image": req.image}),
         "output_space": req.output_space,
         "runs": [d.to_record() for d in derivs],
         "excluded": [{"run_key": k, "reason": v} for k, v in excluded.items()],
@@ -111,6 +115,12 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
 
 def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
     """Check everything a container run needs, before anything is launched."""
+    for option, value in (("--image", req.image), ("--work-dir", req.work_dir)):
+        if value is None:
+            raise ConfigError(
+                f"fMRIPrep runner {req.runner!r} needs {option}; none was given.",
+                hint="Set fmriprep.image (and fmriprep.work_dir, or leave it to the workflow).",
+            )
     if req.fs_license is None:
         raise ConfigError(
             f"fMRIPrep runner {req.runner!r} needs a FreeSurfer licence; none was given.",

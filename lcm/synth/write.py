@@ -6,6 +6,7 @@ the seed: no timestamps, host names or absolute paths go into them.
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import json
 import logging
@@ -23,8 +24,8 @@ from tqdm import tqdm
 
 import lcm
 from lcm.atlas import Atlas
-from lcm.io.atomic import atomic_path, write_json, write_text, write_tsv
-from lcm.io.ownership import claim_tree
+from lcm.io.atomic import TMP_TAG, atomic_path, write_json, write_text, write_tsv
+from lcm.io.ownership import claim_tree, remove_owned
 from lcm.io.provenance import write_dataset_description
 from lcm.synth.confounds import N_ACOMPCOR, confounds_sidecar
 from lcm.synth.networks import NETWORKS
@@ -33,6 +34,7 @@ from lcm.synth.oracle import oracle_metrics
 from lcm.synth.phenotype import participants_sidecar, phenotype_table
 from lcm.synth.plan import (
     DEFAULT_SPACE,
+    RUN,
     TASK,
     check_subject,
     consortium_root,
@@ -50,6 +52,26 @@ log = logging.getLogger(__name__)
 
 FMRIPREP_VERSION = "25.2.7"
 DECIMALS = 5  # ROI time series precision: far below the signal's noise, keeps files small
+
+# The files `lcm synth` writes below a subject's folder, by datatype folder: the part of each
+# name after ``sub-<label>_`` (any atlas, any output space: whichever the earlier run used).
+_RUN = f"task-{TASK}_run-{RUN}"
+ROI_FILES = {
+    "func": (
+        f"{_RUN}_space-*_seg-*_stat-mean_timeseries.tsv",
+        f"{_RUN}_space-*_seg-*_stat-mean_timeseries.json",
+    )
+}
+RAW_FILES = {"anat": ("T1w.nii.gz",), "func": (f"{_RUN}_bold.nii.gz",)}
+DERIVATIVE_FILES = {
+    "func": (
+        f"{_RUN}_space-*_desc-preproc_bold.nii.gz",
+        f"{_RUN}_space-*_desc-preproc_bold.json",
+        f"{_RUN}_space-*_desc-brain_mask.nii.gz",
+        f"{_RUN}_desc-confounds_timeseries.tsv",
+        f"{_RUN}_desc-confounds_timeseries.json",
+    )
+}
 
 
 # The generator multiplies small matrices (regions x regions): BLAS threads only add spinning
@@ -69,6 +91,9 @@ def write_cohort(
     workers: int = 1,
 ) -> list[Path]:
     """Write the cohort-level files of consortium ``name`` (see :func:`cohort_outputs`).
+
+    Files written for subjects of an earlier roster (another ``n_subjects``) are removed first
+    (:func:`remove_departed`): the folder then holds the configured cohort only.
 
     Parameters
     ----------
@@ -95,6 +120,14 @@ def write_cohort(
     spec = resolve(name, consortium)
     ctx = prepare(spec, seed, atlas, shared_structure)
     root = claim_tree(consortium_root(out_dir, name), "lcm synth", vouch=_synth_tree)
+    # Another n_subjects draws another roster: the files of subjects no longer on it go first,
+    # or ingest would take them into the dataset beside the configured cohort.
+    roster = set(roster_of(spec).subjects)
+    if spec.tier == "roi":
+        remove_departed(root / "timeseries", roster, ROI_FILES)
+    else:
+        remove_departed(root / "rawdata", roster, RAW_FILES)
+        remove_departed(root / "derivatives" / "fmriprep", roster, DERIVATIVE_FILES)
     written = [_write_ground_truth(ctx, root / "ground_truth.json")]
     pheno = phenotype_table(spec, ctx.latents, seed)
     if spec.tier == "roi":
@@ -176,6 +209,56 @@ def subject_truth(
     index = roster_of(spec).subjects.index(subject.removeprefix("sub-"))
     ctx = prepare(spec, seed, atlas, shared_structure)
     return simulate_subject(ctx, index).corr
+
+
+def remove_departed(top: Path, roster: set[str], owned: dict[str, tuple[str, ...]]) -> list[str]:
+    """Remove what ``lcm synth`` wrote below ``top`` for subjects that are not on ``roster``.
+
+    Parameters
+    ----------
+    top : pathlib.Path
+        A folder of ``sub-<label>`` folders (``timeseries/``, ``rawdata/``,
+        ``derivatives/fmriprep/`` of a consortium LCM owns).
+    roster : set of str
+        The labels of the cohort as now configured: their folders are left alone.
+    owned : dict
+        Datatype folder -> patterns of the names ``lcm synth`` writes there, after
+        ``sub-<label>_`` (:data:`ROI_FILES`, :data:`RAW_FILES`, :data:`DERIVATIVE_FILES`).
+
+    Returns
+    -------
+    list of str
+        The labels whose files were removed. Only those files (and interrupted writes of them)
+        are deleted; a folder that holds anything else is kept, with a warning naming it.
+    """
+    departed = []
+    for folder in sorted(top.glob("sub-*")) if top.is_dir() else ():
+        label = folder.name.removeprefix("sub-")
+        if label in roster or folder.is_symlink() or not folder.is_dir():
+            continue
+        for datatype, patterns in owned.items():
+            sub = folder / datatype
+            if sub.is_dir() and not sub.is_symlink():
+                mine = [p.name for p in sub.iterdir() if _written_for(p.name, label, patterns)]
+                remove_owned(sub, mine)
+        remove_owned(folder, [])
+        departed.append(label)
+    if departed:
+        log.info(
+            "synth: removed the files of %d subject(s) no longer in the cohort under %s",
+            len(departed),
+            top,
+        )
+    return departed
+
+
+def _written_for(name: str, label: str, patterns: tuple[str, ...]) -> bool:
+    """Whether ``name`` is one of subject ``label``'s files (or an interrupted write of one)."""
+    if name.startswith(".") and f".{TMP_TAG}-" in name:
+        name = name[1:].split(f".{TMP_TAG}-", 1)[0]
+    prefix = f"sub-{label}_"
+    rest = name.removeprefix(prefix)
+    return name.startswith(prefix) and any(fnmatch.fnmatchcase(rest, p) for p in patterns)
 
 
 def _write_roi_runs(ctx: Context, ts_root: Path, workers: int = 1) -> list[Path]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import yaml
 from helpers.workflow import ROOT, placeholder_config, snakemake
 
 from lcm.workflow.resources import (
@@ -106,3 +107,16 @@ def test_dry_run_asks_more_memory_for_a_larger_bold(tmp_path: Path) -> None:
     # The difference is the files' size difference, in MB (1 MB per MB).
     expected = file_size_mb(big) - file_size_mb(small)
     assert abs((mem["sub-00001"] - mem["sub-00000"]) - expected) <= 1
+
+
+def test_slurm_profile_memory_grows_with_each_retry() -> None:
+    """A job killed for memory is resubmitted (retries): every rule's mem_mb is per attempt."""
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    assert profile["retries"] >= 1
+    fixed = {
+        rule: res["mem_mb"]
+        for rule, res in profile["set-resources"].items()
+        if "mem_mb" in res and not re.search(r"\battempt\b", str(res["mem_mb"]))
+    }
+    assert fixed == {}, f"mem_mb that does not grow with the attempt: {fixed}"
+    assert {"finetune", "evaluate", "pretrain", "fmriprep"} <= set(profile["set-resources"])

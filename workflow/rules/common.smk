@@ -18,7 +18,7 @@ import lcm
 from lcm.config import task_models
 from lcm.entries import entry_type
 from lcm.evaluate.config_schema import validate_config
-from lcm.evaluate.registry import checkpoint_models
+from lcm.evaluate.registry import checkpoint_models, model_family, needs_torch
 from lcm.io import paths
 from lcm.io.ownership import claim_results
 from lcm.io.provenance import CONFIG_HASH_ENV, config_hash
@@ -155,16 +155,39 @@ def get_task_value(key):
 # --- synth and ingest -----------------------------------------------------------------------
 
 
-def get_synth_settings(wildcards):
-    """The config values one synth job uses, as a JSON param (a change reruns only that job)."""
-    name = wildcards.consortium
-    subset = {
-        "seed": CFG["seed"],
-        "atlas": CFG["atlas"],
-        "fmriprep": {"output_space": SPACE},
-        "synth": {**CFG["synth"], "consortia": {name: CFG["synth"]["consortia"][name]}},
+# The atlas keys that say which atlas it is (lcm.atlas.atlas_from_settings): all `lcm synth`
+# reads of the section (min_coverage and seg are the connectome and ingest stages').
+ATLAS_IDENTITY = ("name", "path", "labels", "templateflow")
+
+
+def synth_settings(name):
+    """What ``lcm synth --consortium NAME`` reads of the config, and nothing else.
+
+    The consortium carries its effective shared_structure (its own, else the global one), so
+    the global value reruns only the consortia that use it (not a null cohort's override).
+    """
+    synth = CFG["synth"]
+    consortium = {
+        "shared_structure": synth["shared_structure"],
+        **synth["consortia"][name],
     }
-    return to_json(subset)
+    return {
+        "seed": CFG["seed"],
+        "atlas": {key: CFG["atlas"].get(key) for key in ATLAS_IDENTITY},
+        "synth": {"out_dir": synth["out_dir"], "consortia": {name: consortium}},
+    }
+
+
+def get_synth_settings(wildcards):
+    """A synth cohort job's settings, as a JSON param (a change reruns only that job)."""
+    return to_json(synth_settings(wildcards.consortium))
+
+
+@per_job
+def get_synth_subject_settings(wildcards):
+    """A synth subject job's settings: the cohort's and fMRIPrep's output space (its names)."""
+    settings = synth_settings(wildcards.consortium)
+    return to_json({**settings, "fmriprep": {"output_space": SPACE}})
 
 
 def get_synth_files(wildcards):
@@ -273,11 +296,18 @@ def get_fmriprep_dataset_args(wildcards):
 
 
 def get_fmriprep_options():
-    """The fmriprep section as ``lcm fmriprep`` options (the same for every subject)."""
+    """The fmriprep section as ``lcm fmriprep`` options (the same for every subject).
+
+    ``runner: existing`` only checks derivatives already there: the image, work folder,
+    licence and extra arguments are a container run's, left out (a change to them reruns no
+    subject, and the record names no image that did not produce the derivatives).
+    """
     fmriprep = CFG["fmriprep"]
-    args = f"--runner {quoted(fmriprep['runner'])} --image {quoted(fmriprep['image'])}"
+    args = f"--runner {quoted(fmriprep['runner'])} --output-space {quoted(SPACE)}"
+    if fmriprep["runner"] == "existing":
+        return args
     work_dir = fmriprep["work_dir"] or paths.fmriprep_work_dir(RESULTS)
-    args += f" --output-space {quoted(SPACE)} --work-dir {quoted(work_dir)}"
+    args += f" --image {quoted(fmriprep['image'])} --work-dir {quoted(work_dir)}"
     if fmriprep["fs_license"]:
         args += f" --fs-license {quoted(fmriprep['fs_license'])}"
     return args + f" --extra-args {as_json(fmriprep['extra_args'])}"
@@ -407,8 +437,24 @@ def get_ssl_checkpoint_arg(wildcards, input):
 
 
 def get_evaluate_settings(wildcards):
-    """The evaluate section for one task (its model list applied), as a JSON param."""
-    return to_json({**CFG["evaluate"], "models": task_models(CFG, wildcards.task)})
+    """What one task's evaluation reads of the evaluate section (its model list applied).
+
+    Every task reads the folds, seeds, label fractions and split; ``finetune`` only where a
+    model finetunes LCM (the LCM family and shuffled-lcm, lcm.evaluate.factories),
+    ``control_permutations`` only where ``shuffled-labels`` runs: changing either reruns only
+    those tasks. ``lcm evaluate`` takes the defaults for keys left out; none is used then.
+    """
+    evaluate = CFG["evaluate"]
+    models = task_models(CFG, wildcards.task)
+    settings = {
+        key: evaluate[key] for key in ("n_folds", "seeds", "label_fractions", "split")
+    }
+    settings["models"] = models
+    if any(model_family(m) == "LCM" or needs_torch(m) for m in models):
+        settings["finetune"] = evaluate["finetune"]
+    if "shuffled-labels" in models:
+        settings["control_permutations"] = evaluate["control_permutations"]
+    return to_json(settings)
 
 
 def get_positive_arg(wildcards):

@@ -64,7 +64,7 @@ rule synth_voxel_subject:
     conda:
         "../../envs/synth.yaml"
     params:
-        settings=get_synth_settings,
+        settings=get_synth_subject_settings,
         code=code_hash("synth"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule synth_voxel_subject synth --config-json'

@@ -87,6 +87,36 @@ def test_existing_derivatives_recorded(tmp_path: Path) -> None:
         assert (r["sub"], r["ses"], r["task"]) == ("01", "", "rest")
 
 
+def test_existing_asks_for_no_image_and_records_none(tmp_path: Path) -> None:
+    """runner existing only checks derivatives: no image or work folder is needed, and the
+    record names no image (none produced the derivatives)."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
+    make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-1", n_vol=40)
+    out = tmp_path / "rec.json"
+    argv = ["fmriprep", "--dataset", "tiny", "--bids", str(tmp_path / "raw"), "--subject", "01"]
+    argv += ["--runner", "existing", "--output-space", SPACE]
+    rc = cli(fmriprep_cmd, [*argv, "--derivatives", str(tmp_path / "deriv"), "--out", str(out)])
+    rec = json.loads(out.read_text())
+    assert rc == 0 and rec["runner"] == "existing" and rec["command"] is None
+    assert "image" not in rec and len(rec["runs"]) == 1
+    # An image given all the same is not what made them either.
+    rec = run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec2.json")
+    assert "image" not in rec and "image" not in json.loads(out.read_text())
+
+
+@pytest.mark.parametrize("missing", ["image", "work_dir"])
+def test_container_runner_needs_image_and_work_dir(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    lic = _expect(monkeypatch, tmp_path)
+    req = fmriprep_request(tmp_path, "docker", fs_license=lic, **{missing: None})
+    option = "--" + missing.replace("_", "-")
+    with pytest.raises(ConfigError, match=f"runner 'docker' needs {option}; none was given"):
+        run_fmriprep(req, tmp_path / "rec.json")
+    assert read_calls(standins) == []
+
+
 def test_confounds_of_fmriprep_before_20_2_are_found(tmp_path: Path) -> None:
     """fMRIPrep 1.4-20.1 named the table _desc-confounds_regressors.tsv; the run is not missing."""
     make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
@@ -224,7 +254,7 @@ def test_docker_runs_real_wrapper(
         "--nthreads",
         "2",
     ]
-    assert len(rec["runs"]) == 2
+    assert len(rec["runs"]) == 2 and rec["image"] == IMAGE
     assert all("_res-2_desc-preproc_bold.nii.gz" in r["bold"] for r in rec["runs"])
 
 

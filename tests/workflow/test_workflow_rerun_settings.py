@@ -1,0 +1,99 @@
+"""Reruns on the demo workflow: a setting reruns the jobs that read it, and no other.
+
+The demo config (synthetic consortia, four tasks) is "run" with ``--touch`` (every job recorded
+as done, with its params), then each change is made and a dry run lists the jobs that would
+rerun. Each change is one a job's params used to carry without the job reading it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import ROOT
+from helpers.workflow import planned_jobs, snakemake, touch_all, write_config
+
+SYNTH_RULES = {"synth_roi_cohort", "synth_voxel_cohort", "synth_voxel_subject"}
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """(work dir, config) of the demo workflow with every job recorded as done."""
+    workdir = tmp_path_factory.mktemp("rerun-settings")
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["variables"] = str(ROOT / "config" / "variables.yaml")
+    # A task of baselines only: it finetunes nothing.
+    autism = cfg["tasks"]["autism"]
+    cfg["tasks"]["autismbase"] = {**autism, "models": ["logreg", "svm"]}
+    touch_all(ROOT, workdir, write_config(workdir, cfg))
+    return workdir, cfg
+
+
+def plan(workdir: Path, cfg: dict) -> tuple[dict[str, int], set[tuple[str, str]]]:
+    """Rule -> job count of a dry run, and the (rule, wildcards) of each planned job."""
+    config = write_config(workdir, cfg)
+    proc = snakemake(ROOT, workdir, "--configfile", str(config), "-n", "--cores", "1")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    text = proc.stdout + proc.stderr
+    jobs = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    wildcards: (.*)$", text, re.MULTILINE)
+    return planned_jobs(proc), set(jobs)
+
+
+def changed(cfg: dict, *keys: str, value: object) -> dict:
+    """A copy of ``cfg`` with ``value`` at the key path ``keys``."""
+    new = yaml.safe_load(yaml.safe_dump(cfg))
+    node = new
+    for key in keys[:-1]:
+        node = node[key]
+    node[keys[-1]] = value
+    return new
+
+
+def test_nothing_changed_nothing_runs(done) -> None:
+    workdir, cfg = done
+    assert plan(workdir, cfg)[0] == {}
+
+
+def test_min_coverage_reruns_connectomes_not_the_synthetic_data(done) -> None:
+    workdir, cfg = done
+    counts, _ = plan(workdir, changed(cfg, "atlas", "min_coverage", value=0.3))
+    assert counts["connectome_run"] == 3  # the voxel-level runs: they parcellate images
+    assert not SYNTH_RULES & set(counts), counts
+
+
+def test_shared_structure_reruns_only_the_consortia_that_use_it(done) -> None:
+    workdir, cfg = done
+    assert cfg["synth"]["consortia"]["abidenull"]["shared_structure"] == 0
+    counts, jobs = plan(workdir, changed(cfg, "synth", "shared_structure", value=0.5))
+    rerun = {w.removeprefix("consortium=") for rule, w in jobs if rule == "synth_roi_cohort"}
+    roi = {n for n, c in cfg["synth"]["consortia"].items() if c.get("tier", "roi") == "roi"}
+    assert rerun == roi - {"abidenull"}
+    assert counts["synth_voxel_cohort"] == 1 and counts["synth_voxel_subject"] == 3
+    # Its own override changed: the null cohort (only) reruns.
+    null = ("synth", "consortia", "abidenull", "shared_structure")
+    counts, jobs = plan(workdir, changed(cfg, *null, value=0.1))
+    assert counts["synth_roi_cohort"] == 1 and ("synth_roi_cohort", "consortium=abidenull") in jobs
+
+
+def test_control_permutations_rerun_only_the_tasks_with_the_control(done) -> None:
+    workdir, cfg = done
+    models = {t: task.get("models", cfg["evaluate"]["models"]) for t, task in cfg["tasks"].items()}
+    with_control = {t for t, names in models.items() if "shuffled-labels" in names}
+    assert with_control == {"autism"} and len(cfg["tasks"]) == 5
+    counts, jobs = plan(workdir, changed(cfg, "evaluate", "control_permutations", value=5))
+    assert {w for rule, w in jobs if rule == "evaluate"} == {"task=autism"}
+    assert set(counts) == {"evaluate", "report", "all"}, counts
+    # The finetuning settings: read by the tasks with an LCM model, not by autismbase's.
+    counts, jobs = plan(workdir, changed(cfg, "evaluate", "finetune", "epochs", value=3))
+    evaluated = {w.removeprefix("task=") for rule, w in jobs if rule == "evaluate"}
+    assert evaluated == set(cfg["tasks"]) - {"autismbase"}
+
+
+def test_container_settings_rerun_nothing_with_existing_derivatives(done) -> None:
+    workdir, cfg = done
+    assert cfg["fmriprep"]["runner"] == "existing"
+    new = changed(cfg, "fmriprep", "image", value="nipreps/fmriprep:24.1.0")
+    new["fmriprep"].update(work_dir="/scratch/fmriprep", extra_args=["--nthreads", "4"])
+    assert plan(workdir, new)[0] == {}
