@@ -290,34 +290,50 @@ def _verdict(paired: PairedResult) -> str:
 
 
 def control_table(summary: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
-    """The shuffled-label control per task and label fraction, and whether it sits at chance.
+    """Each shuffled-label control per task and label fraction, and whether it sits at chance.
 
     Returns
     -------
     pandas.DataFrame
-        ``task, label_fraction, metric, mean, ci_low, ci_high, chance, at_chance`` where
-        ``at_chance`` means the 95 % CI contains the chance level.
+        ``task, label_fraction, model, metric, mean, ci_low, ci_high, n, chance, verdict,
+        at_chance``, one row per control model (``shuffled-labels``, ``shuffled-lcm``, ...):
+        ``n`` counts its fits (seeds x folds) and ``verdict`` is ``at chance`` (the 95 % CI
+        contains the chance level), ``above chance``, ``below chance`` or ``too few fits``
+        (fewer than 2: the interval has no width, so nothing is judged); ``at_chance`` is
+        ``verdict == "at chance"``.
     """
     rows = []
     for task, at_task in summary.groupby("task", sort=True):
         metric = HEADLINE_METRIC[task_kind(predictions[predictions["task"] == task])]
         control = at_task[at_task["model"].isin(CONTROL_MODELS) & (at_task["metric"] == metric)]
-        for _, r in control.sort_values("label_fraction").iterrows():
+        for _, r in control.sort_values(["label_fraction", "model"]).iterrows():
             chance = CHANCE[metric]
+            n = int(r["n"])
+            if n < 2 or not (np.isfinite(r["ci_low"]) and np.isfinite(r["ci_high"])):
+                verdict = "too few fits"
+            elif r["ci_low"] > chance:
+                verdict = "above chance"
+            elif r["ci_high"] < chance:
+                verdict = "below chance"
+            else:
+                verdict = "at chance"
             rows.append(
                 {
                     "task": task,
                     "label_fraction": float(r["label_fraction"]),
+                    "model": str(r["model"]),
                     "metric": metric,
                     "mean": r["mean"],
                     "ci_low": r["ci_low"],
                     "ci_high": r["ci_high"],
+                    "n": n,
                     "chance": chance,
-                    "at_chance": bool(r["ci_low"] <= chance <= r["ci_high"]),
+                    "verdict": verdict,
+                    "at_chance": verdict == "at chance",
                 }
             )
-    columns = ["task", "label_fraction", "metric", "mean", "ci_low", "ci_high", "chance"]
-    return pd.DataFrame(rows, columns=[*columns, "at_chance"])
+    columns = ["task", "label_fraction", "model", "metric", "mean", "ci_low", "ci_high", "n"]
+    return pd.DataFrame(rows, columns=[*columns, "chance", "verdict", "at_chance"])
 
 
 def site_table(predictions: pd.DataFrame, fraction: float | None = None) -> pd.DataFrame:
@@ -494,9 +510,13 @@ def contrast_table(metrics: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataF
 def motion_confound(qc: pd.DataFrame | None, predictions: pd.DataFrame) -> dict[str, float]:
     """AUC of mean framewise displacement alone for each binary task's diagnosis.
 
-    A confound check: where patients move more, a model can reach this AUC by reading motion.
-    Each subject's mean FD is the mean over its included runs; each task's subjects and labels
-    are those of its predictions table. Tasks without QC rows for their subjects are left out.
+    A confound check: where one class moves more, a model can separate the classes by reading
+    motion. The AUC scores higher FD as label 1, so it keeps the direction: above 0.5 the
+    label-1 subjects (patients, for a diagnosis) move more, below 0.5 they move less, and
+    ``max(auc, 1 - auc)`` is how far motion alone separates the classes either way (what
+    :func:`lcm.report.findings.motion_fragment` reports). Each subject's mean FD is the mean
+    over its included runs; each task's subjects and labels are those of its predictions
+    table. Tasks without QC rows for their subjects are left out.
     """
     from sklearn.metrics import roc_auc_score
 

@@ -137,21 +137,24 @@ def headline_section(
 
 
 def control_fragment(control: pd.DataFrame, task: str) -> str:
-    """The shuffled-label control of one task, and whether it sits at chance."""
+    """The shuffled-label controls of one task, each named, and whether each sits at chance."""
     rows = control[control["task"] == task]
     if rows.empty:
         return '<p class="warn">No shuffled-label control was evaluated for this task.</p>'
+    states = {
+        "at chance": "at chance",
+        "above chance": "ABOVE chance: check for leakage",
+        # anti-learning of permuted labels in small folds; leakage would lift it
+        "below chance": "below chance (a small-sample cross-validation artefact, not leakage)",
+        "too few fits": "too few fits to judge",
+    }
     items = []
     for r in rows.itertuples(index=False):
-        if r.at_chance:
-            state = "at chance"
-        elif r.ci_low > r.chance:
-            state = "ABOVE chance: check for leakage"
-        else:  # anti-learning of permuted labels in small folds; leakage would lift it
-            state = "below chance (a small-sample cross-validation artefact, not leakage)"
+        fits = "fit" if r.n == 1 else "fits"
         items.append(
-            f"label fraction {r.label_fraction:g}: {r.metric} "
-            f"{_ci(r.mean, r.ci_low, r.ci_high)} (chance {r.chance:g}) &mdash; {state}"
+            f"{html.escape(str(r.model))} at label fraction {r.label_fraction:g}: {r.metric} "
+            f"{_ci(r.mean, r.ci_low, r.ci_high)} over {r.n} {fits} (chance {r.chance:g}) "
+            f"&mdash; {states[r.verdict]}"
         )
     cls = "note" if rows["at_chance"].all() else "warn"
     return (
@@ -236,67 +239,154 @@ def _gain(r: Any) -> str:
     return f"{_ci(r.difference, r.ci_low, r.ci_high, signed=True)}"
 
 
+def _quote(task: str, rows: pd.DataFrame) -> str:
+    """A task and the rows quoted for it: difference [interval] at each label fraction."""
+    cited = " and ".join(
+        f"{_gain(r)} at {r.label_fraction:g}"
+        for r in rows.sort_values("label_fraction").itertuples(index=False)
+    )
+    return f"{html.escape(str(task))} {cited}"
+
+
+_SCRATCH = "lcm-scratch (the same transformer trained from scratch)"
+
+
+def _unmeasured_reason(
+    task: str, contrasts: pd.DataFrame, summary: pd.DataFrame | None, low: float
+) -> str:
+    """Why a task has no pretraining gain at ``<= low`` labels, in words."""
+    pre = contrasts[(contrasts["task"] == task) & (contrasts["contrast"] == "pretraining gain")]
+    if summary is not None and (summary["task"] == task).any():
+        at = summary[summary["task"] == task]
+        models = set(at["model"].astype(str))
+        if "lcm" not in models and "lcm-scratch" not in models:
+            return f"neither lcm nor {_SCRATCH} was evaluated"
+        if "lcm" not in models:
+            return "lcm was not evaluated"
+        if "lcm-scratch" not in models:
+            return f"{_SCRATCH} was not evaluated"
+        fractions = sorted(
+            set(at.loc[at["model"] == "lcm", "label_fraction"])
+            & set(at.loc[at["model"] == "lcm-scratch", "label_fraction"])
+        )
+    elif pre.empty:
+        return f"lcm or {_SCRATCH} was not evaluated"
+    else:
+        fractions = sorted(pre["label_fraction"].unique())
+    if not any(f <= low + 1e-9 for f in fractions):
+        done = ", ".join(f"{f:g}" for f in fractions) or "none"
+        return (
+            f"no label fraction &le; {low:g} was evaluated with both lcm and lcm-scratch "
+            f"(label fractions: {done})"
+        )
+    return "too few paired fits (seeds &times; folds) for an interval"
+
+
 def pretraining_verdict(
-    contrasts: pd.DataFrame | None, shared: dict[str, float | None], low: float = LOW_LABELS
+    contrasts: pd.DataFrame | None,
+    shared: dict[str, float | None],
+    low: float = LOW_LABELS,
+    summary: pd.DataFrame | None = None,
 ) -> str:
     """The report's first sentence: did pretraining help (lcm − lcm-scratch) at few labels?
 
     A task counts as helped when the interval of its pretraining gain (training variance
-    included) lies above 0 at some label fraction ``<= low``. Tasks whose synthetic cohort
-    shares no structure with the environmental effects (``shared_structure`` 0) are the null:
-    there a gain is not expected, and one is flagged.
+    included) lies above 0 at some label fraction ``<= low``, and as hurt when it lies below 0
+    at one. The sentence quotes the rows it rests on: the gains where it says "helped", every
+    loss (first when pretraining did not help), both where a gain and a loss meet ("mixed"),
+    and every row of a task with neither. Tasks whose synthetic cohort shares no structure
+    with the environmental effects (``shared_structure`` 0) are the null: there a gain is not
+    expected, and one is flagged. A task without a pretraining gain at ``<= low`` labels is
+    named with the reason, so the sentence exists even when no gain was measured.
+
+    Parameters
+    ----------
+    contrasts : pandas.DataFrame or None
+        :func:`lcm.evaluate.compare.contrast_table` (None: none was computed).
+    shared : dict
+        ``task -> shared_structure`` of its synthetic cohort (None when not synthetic).
+    low : float, default LOW_LABELS
+        The largest label fraction read.
+    summary : pandas.DataFrame, optional
+        :func:`lcm.evaluate.metrics.summarise`: the tasks, models and label fractions that
+        were evaluated, to say which ablation or fraction a task without a gain lacks.
     """
-    if contrasts is None or contrasts.empty:
-        return ""
+    if contrasts is None:
+        contrasts = pd.DataFrame(columns=["task", "label_fraction", "contrast", "verdict"])
     rows = contrasts[
         (contrasts["contrast"] == "pretraining gain")
         & (contrasts["label_fraction"] <= low + 1e-9)
         & (contrasts["verdict"] != "not evaluated")
     ]
-    if rows.empty:
-        return ""
     null = {t for t, s in shared.items() if s is not None and float(s) == 0.0}
-    helped, not_helped, null_gain = [], [], []
+    helped, hurt, flat, null_gain = [], [], [], []
     for task, at in rows.groupby("task", sort=True):
-        best = at.sort_values("difference").iloc[-1]
-        text = f"{html.escape(str(task))} {_gain(best)} at {best.label_fraction:g}"
-        if task in null:
-            (null_gain if (at["verdict"] == "gain").any() else not_helped).append(text)
-        elif (at["verdict"] == "gain").any():
-            helped.append(text)
-        else:
-            not_helped.append(text)
-    # Binary tasks are read in AUC, continuous ones in Pearson r: name each metric present.
-    names = {"auc": "AUC", "pearson_r": "Pearson r"}
-    metrics = sorted({names.get(str(m), str(m)) for m in rows["metric"]})
-    metric = " (binary tasks) or ".join(metrics[:2]) if len(metrics) > 1 else metrics[0]
-    if len(metrics) > 1:
-        metric += " (continuous tasks)"
-    what = (
-        f"(LCM minus the same transformer trained from scratch, in {metric}, "
-        "95 % corrected-resampled-t interval over seeds &times; folds)"
-    )
-    if not helped:
+        gains, losses = at[at["verdict"] == "gain"], at[at["verdict"] == "loss"]
+        if len(gains):
+            (null_gain if task in null else helped).append(_quote(task, gains))
+        if len(losses):
+            hurt.append(_quote(task, losses))
+        if gains.empty and losses.empty:
+            flat.append(_quote(task, at))
+    tasks = set(contrasts["task"]) | (set(summary["task"]) if summary is not None else set())
+    reasons: dict[str, list[str]] = {}
+    for task in sorted(tasks - set(rows["task"]), key=str):
+        reason = _unmeasured_reason(task, contrasts, summary, low)
+        reasons.setdefault(reason, []).append(html.escape(str(task)))
+    unmeasured = "; ".join(f"{', '.join(t)}: {reason}" for reason, t in reasons.items())
+    what = "(LCM minus the same transformer trained from scratch"
+    if len(rows):
+        # Binary tasks are read in AUC, continuous ones in Pearson r: name each metric present.
+        names = {"auc": "AUC", "pearson_r": "Pearson r"}
+        metrics = sorted({names.get(str(m), str(m)) for m in rows["metric"]})
+        metric = " (binary tasks) or ".join(metrics[:2]) if len(metrics) > 1 else metrics[0]
+        if len(metrics) > 1:
+            metric += " (continuous tasks)"
+        what += f", in {metric}, 95 % corrected-resampled-t interval over seeds &times; folds"
+    what += ")"
+    at_low = f"at &le; {low:g} of the labels"
+    if helped and hurt:
         sentence = (
-            f"<b>Pretraining did not help</b> at &le; {low:g} of the labels on any task {what}: "
-            + "; ".join(not_helped)
+            f"<b>Pretraining's effect was mixed</b> {at_low} {what}: it <b>hurt</b> on "
+            + "; ".join(hurt)
+            + "; it helped on "
+            + "; ".join(helped)
+            + ("; no clear difference on " + "; ".join(flat) if flat else "")
             + "."
         )
-    else:
+    elif helped:
         sentence = (
-            f"<b>Pretraining helped</b> at &le; {low:g} of the labels on "
+            f"<b>Pretraining helped</b> {at_low} on "
             + "; ".join(helped)
             + f" {what}"
-            + ("; it did <b>not</b> help on " + "; ".join(not_helped) if not_helped else "")
+            + ("; it did <b>not</b> help on " + "; ".join(flat) if flat else "")
             + "."
         )
+    elif hurt or flat:
+        anywhere = "on any task where it was measured" if unmeasured else "on any task"
+        said = (["it <b>hurt</b> on " + "; ".join(hurt)] if hurt else []) + (
+            ["no clear difference on " + "; ".join(flat)] if flat else []
+        )
+        sentence = f"<b>Pretraining did not help</b> {at_low} {anywhere} {what}: "
+        sentence += "; ".join(said) + "."
+    elif null_gain:
+        sentence = f"<b>The pretraining gain was measured on the null cohort(s) only</b> {at_low}"
+        sentence += f" {what}" + (f"; it was not measured on {unmeasured}" if unmeasured else "")
+        sentence += "."
+        unmeasured = ""
+    else:
+        sentence = f"<b>The pretraining gain was not measured</b> {at_low} {what}: "
+        sentence += (unmeasured or "no task was evaluated") + "."
+        unmeasured = ""
     if null_gain:
         sentence += (
             " On the null cohort(s), where pretraining cannot carry information about the "
             "diagnosis, it still 'gained' (" + "; ".join(null_gain) + "): read every gain with "
             "suspicion."
         )
-    cls = "note" if helped and not null_gain else "warn"
+    if unmeasured:
+        sentence += f" The pretraining gain was not measured on {unmeasured}."
+    cls = "note" if helped and not hurt and not null_gain else "warn"
     return f'<p class="{cls}" id="verdict">{sentence}</p>'
 
 
@@ -341,12 +431,26 @@ def contrast_section(
 
 
 def motion_fragment(fd_auc: float | None) -> str:
-    """Mean-FD-only AUC beside the oracle: how far motion alone separates the classes."""
+    """Mean-FD-only separability beside the oracle: how far motion alone separates the classes.
+
+    ``fd_auc`` is :func:`lcm.evaluate.compare.motion_confound`'s AUC, which scores higher FD as
+    label 1: 0 separates as perfectly as 1, with the label-1 class moving less. The fragment
+    reports the direction-free ``max(AUC, 1 - AUC)`` and says which class moves more.
+    """
     if fd_auc is None or not np.isfinite(fd_auc):
         return ""
+    separability = max(fd_auc, 1.0 - fd_auc)
+    if fd_auc > 0.5:
+        who = "the label-1 subjects (patients, for a diagnosis) move more"
+    elif fd_auc < 0.5:
+        who = "the label-0 subjects (controls, for a diagnosis) move more"
+    else:
+        who = "neither class moves more"
     return (
         f'<p class="note"><b>Motion confound check</b>: mean framewise displacement alone '
-        f"separates the classes with AUC {fd_auc:.3f} (the subjects of this task; all runs). "
-        "Models near or below this value may be reading motion rather than connectivity; "
-        "compare difficulty across cohorts with it in mind.</p>"
+        f"separates the classes with AUC {separability:.3f} (direction-free: max(AUC, "
+        f"1 &minus; AUC), the AUC of higher FD for label 1 being {fd_auc:.3f}): {who}. Each "
+        "subject's mean FD is averaged over its included runs; the subjects are those of this "
+        "task's predictions. Models near or below this value may be reading motion rather "
+        "than connectivity; compare difficulty across cohorts with it in mind.</p>"
     )

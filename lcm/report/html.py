@@ -83,9 +83,11 @@ class ReportData:
     attention_html : str
         Fragment with the attention of the diagnosis queries (empty: section omitted).
     contrasts : pandas.DataFrame or None
-        LCM against its ablations (:func:`lcm.evaluate.compare.contrast_table`).
+        LCM against its ablations (:func:`lcm.evaluate.compare.contrast_table`); None or
+        empty: the report says that the ablations and the pretraining gain were not measured.
     motion : dict
-        ``task -> AUC of mean FD alone`` (:func:`lcm.evaluate.compare.motion_confound`).
+        ``task -> AUC of mean FD alone for label 1`` (below 0.5: label 1 moves less;
+        :func:`lcm.evaluate.compare.motion_confound`).
     """
 
     metrics: pd.DataFrame
@@ -333,11 +335,11 @@ def render_report(data: ReportData) -> str:
     )
     body = [
         f"<h1>{html.escape(data.title)}</h1>",
-        findings.pretraining_verdict(data.contrasts, _shared_structure(data)),
+        findings.pretraining_verdict(data.contrasts, _shared_structure(data), summary=data.summary),
         f"<nav>{nav}</nav>",
         intro,
         findings.headline_section(data.headline, _shared_structure(data), table_html),
-        findings.contrast_section(data.contrasts, table_html) if data.contrasts is not None else "",
+        findings.contrast_section(data.contrasts, table_html),
         *(task_section(data, t) for t in tasks),
         pretraining_section(data.history, data.ssl_history),
         data.attention_html,

@@ -158,3 +158,23 @@ def test_read_oracle(tmp_path):
     assert read_oracle(path) is None
     with pytest.raises(InputDataError, match="Cannot read ground truth"):
         read_oracle(tmp_path / "missing.json")
+
+
+def test_control_table_names_each_control_and_gives_no_verdict_from_one_fit():
+    """Two controls at one fraction are two named rows; one fit has no interval to judge."""
+    summary = pd.DataFrame(
+        [
+            ("t", "shuffled-labels", 1.0, "auc", 0.50, 0.45, 0.55, 10),
+            ("t", "shuffled-lcm", 1.0, "auc", 0.70, 0.65, 0.75, 10),
+            ("t", "shuffled-labels", 0.1, "auc", 0.52, 0.52, 0.52, 1),
+        ],
+        columns=["task", "model", "label_fraction", "metric", "mean", "ci_low", "ci_high", "n"],
+    )
+    control = control_table(summary, pd.DataFrame({"task": "t", "y_true": [0.0, 1.0]}))
+    by_model = control.set_index(["model", "label_fraction"])["verdict"].to_dict()
+    assert by_model == {
+        ("shuffled-labels", 0.1): "too few fits",
+        ("shuffled-labels", 1.0): "at chance",
+        ("shuffled-lcm", 1.0): "above chance",
+    }
+    assert list(control["at_chance"]) == [False, True, False]

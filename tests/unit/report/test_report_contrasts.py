@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,11 +11,13 @@ import pytest
 from lcm.evaluate.compare import (
     HEADLINE_COLUMNS,
     contrast_table,
+    control_table,
     corrected_t_interval,
     motion_confound,
 )
 from lcm.report.findings import (
     contrast_section,
+    control_fragment,
     motion_fragment,
     pretraining_verdict,
     science_statements,
@@ -150,3 +154,149 @@ def test_a_task_without_a_low_label_verdict_says_why(rows: list[dict], reason: s
     (sentence,) = science_statements(frame, {"dx": None})
     assert reason in sentence and "continuous" not in sentence
     assert "0.5, 1" in sentence if rows[0]["label_fraction"] == 0.5 else True
+
+
+def _gain_row(task: str, fraction: float, d: float, low: float, high: float) -> dict:
+    verdict = "gain" if low > 0 else "loss" if high < 0 else "no clear difference"
+    return {
+        "task": task,
+        "label_fraction": fraction,
+        "contrast": "pretraining gain",
+        "model_a": "lcm",
+        "model_b": "lcm-scratch",
+        "metric": "auc",
+        "difference": d,
+        "ci_low": low,
+        "ci_high": high,
+        "p_value": 0.01,
+        "n": 10,
+        "verdict": verdict,
+    }
+
+
+@pytest.mark.parametrize(
+    ("rows", "said", "unsaid"),
+    [
+        # A gain at 0.05; a larger difference at 0.1 whose interval holds 0: quote the gain.
+        (
+            [(0.05, 0.03, 0.01, 0.05), (0.1, 0.06, -0.04, 0.16)],
+            ["<b>Pretraining helped</b>", "autism +0.030 [+0.010, +0.050] at 0.05"],
+            ["+0.060", "mixed"],
+        ),
+        # A loss at 0.05 behind a favourable (non-significant) row at 0.1: the loss is said.
+        (
+            [(0.05, -0.10, -0.15, -0.05), (0.1, 0.01, -0.05, 0.07)],
+            ["<b>Pretraining did not help</b>", "<b>hurt</b> on autism -0.100 [-0.150, -0.050]"],
+            ["+0.010"],
+        ),
+        # A gain at one fraction and a loss at another: mixed, the loss first.
+        (
+            [(0.05, 0.02, 0.01, 0.03), (0.1, -0.08, -0.12, -0.04)],
+            ["<b>Pretraining's effect was mixed</b>", "hurt</b> on autism -0.080"],
+            ["<b>Pretraining helped</b>"],
+        ),
+    ],
+)
+def test_first_sentence_quotes_the_rows_its_verdict_rests_on(rows, said, unsaid):
+    table = pd.DataFrame([_gain_row("autism", *r) for r in rows])
+    sentence = pretraining_verdict(table, {"autism": 0.7})
+    assert all(s in sentence for s in said), sentence
+    assert not any(s in sentence for s in unsaid), sentence
+    if "mixed" in said[0]:
+        assert sentence.index("-0.080") < sentence.index("+0.020 [+0.010, +0.030] at 0.05")
+
+
+def test_first_sentence_when_only_the_null_cohort_gains_lists_no_empty_task():
+    table = pd.DataFrame([_gain_row("autismnull", 0.1, 0.05, 0.01, 0.09)])
+    sentence = pretraining_verdict(table, {"autismnull": 0.0})
+    assert "): ." not in sentence and ": ." not in sentence
+    assert "null cohort(s) only" in sentence and "autismnull +0.050" in sentence
+    assert "suspicion" in sentence and 'class="warn"' in sentence
+
+
+def _summary(models: dict[str, tuple[float, ...]], task: str = "autism") -> pd.DataFrame:
+    rows = [(task, m, f, "auc") for m, fractions in models.items() for f in fractions]
+    return pd.DataFrame(rows, columns=["task", "model", "label_fraction", "metric"])
+
+
+@pytest.mark.parametrize(
+    ("contrasts", "summary", "reason"),
+    [
+        # lcm-scratch not evaluated: no contrast at all (the report passed None).
+        (
+            None,
+            _summary({"lcm": (0.1, 1.0), "logreg": (0.1, 1.0)}),
+            "lcm-scratch (the same transformer trained from scratch) was not evaluated",
+        ),
+        # A regression-only run whose models hold no LCM.
+        (
+            None,
+            _summary({"ridge": (0.1,), "cpm": (0.1,)}, task="age"),
+            "neither lcm nor lcm-scratch",
+        ),
+        # Both ablations, but no label fraction <= 0.1.
+        (
+            pd.DataFrame([_gain_row("autism", 0.5, 0.02, -0.01, 0.05)]),
+            _summary({"lcm": (0.5, 1.0), "lcm-scratch": (0.5, 1.0)}),
+            "no label fraction &le; 0.1 was evaluated with both lcm and lcm-scratch "
+            "(label fractions: 0.5, 1)",
+        ),
+    ],
+)
+def test_first_sentence_says_the_gain_was_not_measured_and_why(contrasts, summary, reason):
+    sentence = pretraining_verdict(contrasts, {}, summary=summary)
+    assert sentence.startswith('<p class="warn" id="verdict">'), sentence
+    assert "<b>The pretraining gain was not measured</b>" in sentence and reason in sentence
+    assert str(summary["task"].iloc[0]) in sentence
+
+
+def test_first_sentence_names_the_tasks_whose_gain_was_not_measured():
+    table = pd.DataFrame([_gain_row("autism", 0.1, 0.05, 0.01, 0.09)])
+    summary = pd.concat(
+        [
+            _summary({"lcm": (0.1,), "lcm-scratch": (0.1,)}),
+            _summary({"lcm": (0.1,), "ridge": (0.1,)}, task="age"),
+        ]
+    )
+    sentence = pretraining_verdict(table, {}, summary=summary)
+    assert "<b>Pretraining helped</b>" in sentence
+    assert "not measured on age: lcm-scratch" in sentence
+
+
+def test_motion_check_is_direction_free_and_names_the_class_that_moves_more():
+    """Patients moving less separate the classes as well as patients moving more."""
+    subjects = [f"s{i}" for i in range(20)]
+    y = np.array([i % 2 for i in range(20)], dtype=float)
+    qc = pd.DataFrame(
+        {"dataset": "d", "subject": subjects, "included": True, "mean_fd": 0.3 - 0.1 * y}
+    )
+    predictions = pd.DataFrame({"task": "t", "dataset": "d", "subject": subjects, "y_true": y})
+    text = motion_fragment(motion_confound(qc, predictions)["t"])
+    assert "AUC 1.000" in text and "label-0 subjects (controls, for a diagnosis) move more" in text
+    assert "included runs" in text and "all runs" not in text
+    assert "label-1 subjects (patients, for a diagnosis) move more" in motion_fragment(0.8)
+
+
+def test_control_fragment_names_each_control_and_judges_none_from_one_fit():
+    summary = pd.DataFrame(
+        [
+            ("t", "shuffled-labels", 1.0, "auc", 0.50, 0.45, 0.55, 10),
+            ("t", "shuffled-lcm", 1.0, "auc", 0.70, 0.65, 0.75, 10),
+            ("t", "shuffled-labels", 0.1, "auc", 0.52, 0.52, 0.52, 1),
+        ],
+        columns=["task", "model", "label_fraction", "metric", "mean", "ci_low", "ci_high", "n"],
+    )
+    text = control_fragment(
+        control_table(summary, pd.DataFrame({"task": "t", "y_true": [0.0, 1.0]})), "t"
+    )
+    items = {i.split(": ", 1)[0]: i for i in re.split(r"; (?=shuffled)", text.split("): ", 1)[1])}
+    assert set(items) == {
+        "shuffled-labels at label fraction 0.1",
+        "shuffled-labels at label fraction 1",
+        "shuffled-lcm at label fraction 1",
+    }
+    assert "auc 0.700" in items["shuffled-lcm at label fraction 1"]
+    assert "ABOVE chance" in items["shuffled-lcm at label fraction 1"]
+    assert "at chance" in items["shuffled-labels at label fraction 1"]
+    one = items["shuffled-labels at label fraction 0.1"]
+    assert "too few fits to judge" in one and "ABOVE" not in one

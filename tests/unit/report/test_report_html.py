@@ -119,6 +119,16 @@ def test_html_is_self_contained(report):
     assert f"LCM {lcm.__version__}" in page and "inputs dated" in page
 
 
+def test_without_ablations_the_first_sentence_says_the_gain_was_not_measured(report):
+    """No lcm-scratch among the models: the page still opens with the pretraining verdict."""
+    page = report["page"]
+    verdict = page.split('id="verdict">', 1)[1].split("</p>", 1)[0]
+    assert page.index('id="verdict"') < page.index("<nav>")
+    assert "<b>The pretraining gain was not measured</b>" in verdict
+    assert "alzheimers, autism: lcm-scratch (the same transformer" in verdict
+    assert "LCM was not evaluated beside its ablations" in page
+
+
 def test_report_is_reproducible(report, inputs, tmp_path):
     again = run_report(inputs, tmp_path)
     assert again["html"].read_text() == report["page"]
