@@ -5,10 +5,15 @@ non-zero label). A TemplateFlow atlas is looked up in a local ``$TEMPLATEFLOW_HO
 (:func:`templateflow_atlas`). ROI time series and precomputed connectomes need no image: a
 labels table alone makes a *labels-only* atlas (:func:`labels_only_atlas`; names, optional
 ``index``, ``x``/``y``/``z`` coordinates and ``network``), refused where voxels are parcellated.
+
+Tables are tab-separated (or space-separated: ``index name`` rows, FreeSurfer colour tables);
+a line starting with ``#`` is a comment, and cells are read as written (a region named ``NA``,
+``None`` or ``ROI #1`` keeps its name). A comma-separated table is refused with the fix.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
@@ -20,6 +25,11 @@ from lcm.atlas.model import NO_SPACE, Atlas
 from lcm.exceptions import AtlasError
 
 log = logging.getLogger(__name__)
+
+# Voxel values this close to an integer are that label: a float32 image or a scaled integer
+# one (scl_slope 1.0000001) holds 1.0000001 for label 1, which nilearn's maskers take as 1.
+LABEL_ATOL = 1e-4
+LABEL_RTOL = 1e-6
 
 
 def labels_only_atlas(name: str, labels: str | Path) -> Atlas:
@@ -50,18 +60,7 @@ def labels_only_atlas(name: str, labels: str | Path) -> Atlas:
         raise AtlasError(
             f"Atlas {name!r}: labels file not found: {path}", hint="Check atlas.labels."
         )
-    try:
-        raw = pd.read_csv(
-            path,
-            sep="\t",
-            header=None,
-            dtype=str,
-            comment="#",
-            keep_default_na=False,
-            skip_blank_lines=True,
-        )
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise AtlasError(f"Cannot read atlas labels {path}: {exc}") from exc
+    raw = _read_table(path)
     head = [str(c).strip().lower() for c in raw.iloc[0]]
     if "name" in head:
         table = raw.iloc[1:].copy()
@@ -152,13 +151,15 @@ def load_label_files(
         data = np.asarray(img.dataobj)
     except Exception as exc:  # nibabel raises many types for a broken file
         raise AtlasError(f"Atlas {name!r}: cannot read {img_path}: {exc}") from exc
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]  # (X, Y, Z, 1): one volume, a 3D image (as nilearn reads it)
     if data.ndim != 3:
         raise AtlasError(
             f"Atlas image {img_path} is {data.ndim}D; a 3D label image is expected.",
             hint="A 4D image is usually a probabilistic atlas (one map per region): use the "
             "atlas's deterministic (label) version.",
         )
-    _check_label_values(data, img_path)
+    data = _label_values(data, img_path)
     table = read_labels(labels_path)
     present = set(np.unique(data[data != 0]).astype(int).tolist())
     declared = set(table["index"].tolist())
@@ -183,22 +184,76 @@ def load_label_files(
     return Atlas(name=name, img=img, labels=table, space=space)
 
 
-def _check_label_values(data: np.ndarray, img_path: Path) -> None:
-    """Refuse an image whose values are not labels: fractions, NaN, or beyond int32."""
+def _label_values(data: np.ndarray, img_path: Path) -> np.ndarray:
+    """The image's labels: float values within :data:`LABEL_ATOL` (or :data:`LABEL_RTOL`) of an
+    integer rounded to it; refused when they are not labels: fractions, NaN, or beyond int32."""
     if np.issubdtype(data.dtype, np.floating):
-        odd = data[~np.isfinite(data) | (data != np.round(data))]
+        whole = np.round(data)
+        odd = data[~np.isclose(data, whole, rtol=LABEL_RTOL, atol=LABEL_ATOL)]
         if odd.size:
+            # str() of a NumPy float: the shortest digits that give back the value (1.0001 as
+            # 1.0001, not 1 as :g writes it).
             raise AtlasError(
                 f"Atlas image {img_path} holds {odd.size} voxel values that are not whole "
-                f"numbers (e.g. {odd[0]:g}); a label image has one integer per region.",
+                f"numbers (e.g. {odd[0]!s}); a label image has one integer per region.",
                 hint="Use the atlas's deterministic (label) version, not a probabilistic map; "
                 "if you resampled it, resample with nearest-neighbour interpolation.",
             )
+        data = whole
     if data.size and (data.min() < 0 or data.max() > np.iinfo(np.int32).max):
         raise AtlasError(
             f"Atlas image {img_path} holds labels from {data.min():g} to {data.max():g}; "
             "labels are 0 (background) or positive integers below 2^31.",
             hint="Renumber the regions (and the labels table's index) to positive integers.",
+        )
+    return data
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """The rows of a labels table as tab-separated string cells, kept as written.
+
+    Blank lines and lines starting with ``#`` (FreeSurfer's comments) are left out; a ``#``
+    inside a row and cells such as ``NA`` or ``None`` are text (region names).
+
+    Raises
+    ------
+    AtlasError
+        An unreadable or empty file, or a comma-separated table (refused with the fix).
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AtlasError(f"Cannot read atlas labels {path}: {exc}") from exc
+    lines = [
+        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+    if not lines:
+        raise AtlasError(f"Labels table {path} holds no rows.", hint="Write one row per region.")
+    _refuse_comma_separated(lines, path)
+    try:
+        return pd.read_csv(
+            io.StringIO("\n".join(lines)), sep="\t", header=None, dtype=str, keep_default_na=False
+        )
+    except pd.errors.ParserError as exc:
+        raise AtlasError(f"Cannot read atlas labels {path}: {exc}") from exc
+
+
+def _refuse_comma_separated(lines: list[str], path: Path) -> None:
+    """Refuse a comma-separated table: rows without a tab, each with the same number of commas,
+    and a header naming ``name`` or ``index`` or integer first fields (``1,A``). A list of
+    names some of which hold a comma (``Frontal Pole``, ``Insular Cortex, anterior``) is not."""
+    if any("\t" in line for line in lines):
+        return
+    fields = [line.split(",") for line in lines]
+    if len({len(f) for f in fields}) != 1 or len(fields[0]) < 2:
+        return
+    header = bool({f.strip().lower() for f in fields[0]} & {"name", "index", "label"})
+    if header or all(f[0].strip().isdigit() for f in fields):
+        raise AtlasError(
+            f"Labels table {path} is comma-separated (first line {lines[0]!r}); labels "
+            "tables are tab-separated.",
+            hint="Save it with tabs between the columns, e.g. pandas' "
+            "to_csv(path, sep='\\t', index=False).",
         )
 
 
@@ -210,10 +265,7 @@ def read_labels(path: Path) -> pd.DataFrame:
     AtlasError
         An unreadable table, rows without an integer index or a name, repeats.
     """
-    try:
-        raw = pd.read_csv(path, sep="\t", header=None, dtype=str, comment="#")
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise AtlasError(f"Cannot read atlas labels {path}: {exc}") from exc
+    raw = _read_table(path)
     if raw.shape[1] == 1:
         raw = _space_separated(raw.iloc[:, 0])
     # Accept a header row ("index<TAB>name") or none (the AAL.txt layout).
@@ -226,8 +278,9 @@ def read_labels(path: Path) -> pd.DataFrame:
             hint="Write one row per label: <index><TAB><name>.",
         )
     index = pd.to_numeric(raw.iloc[:, 0].str.strip(), errors="coerce")
-    if index.isna().any() or raw.iloc[:, 1].isna().any():
-        bad = raw[index.isna() | raw.iloc[:, 1].isna()].index[:5].tolist()
+    unnamed = raw.iloc[:, 1].isna() | (raw.iloc[:, 1].str.strip() == "")
+    if index.isna().any() or unnamed.any():
+        bad = raw[index.isna() | unnamed].index[:5].tolist()
         raise AtlasError(
             f"Labels table {path}: rows {bad} lack an integer index or a name.",
             hint="Write one row per label: <index><TAB><name>.",
@@ -261,16 +314,23 @@ def _space_separated(lines: pd.Series) -> pd.DataFrame:
     """Rows of a space-separated labels table as ``index, name`` columns.
 
     ``1 Precentral_L`` (the AAL3 and HCPEx tables): the name is the rest of the line, spaces
-    included. ``1 Left-Thalamus 0 118 14 0`` (a FreeSurfer colour table: index, name, R, G,
-    B, A on every line): the name is the second field.
+    included. ``1 Left-Thalamus 0 118 14 0`` (a FreeSurfer colour table: index, name, then R,
+    G, B and optionally A, each 0-255, on every line; a trailing ``# ...`` ignored): the name
+    is the second field.
     """
     fields = lines.str.strip().str.split()
-    widths = fields.str.len()
-    if len(fields) and widths.min() == widths.max() == 6:
-        colours = pd.DataFrame(fields.str[2:].tolist())
-        if colours.apply(lambda c: c.str.fullmatch(r"\d+")).all().all():
-            return pd.DataFrame({0: fields.str[0], 1: fields.str[1]})
+    if len(fields) and fields.map(_is_colour_row).all():
+        return pd.DataFrame({0: fields.str[0], 1: fields.str[1]})
     return lines.str.strip().str.split(n=1, expand=True)
+
+
+def _is_colour_row(fields: list[str]) -> bool:
+    """Whether ``fields`` are a colour table's ``index name R G B [A]`` (each colour 0-255)."""
+    end = next((i for i, f in enumerate(fields) if i >= 2 and f.startswith("#")), len(fields))
+    colours = fields[2:end]
+    return len(colours) in (3, 4) and all(
+        c.isascii() and c.isdigit() and int(c) <= 255 for c in colours
+    )
 
 
 TEMPLATEFLOW_ENV = "TEMPLATEFLOW_HOME"

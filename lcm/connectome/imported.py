@@ -42,6 +42,13 @@ log = logging.getLogger(__name__)
 SYMMETRY_TOLERANCE = 1e-4
 DIAGONAL_TOLERANCE = 1e-3
 RANGE_TOLERANCE = 1e-6
+# Fisher z (arctanh r) stored instead of r: its diagonal is arctanh(1) = inf, or NaN (CONN), or
+# set to 0; numpy.tanh gives r back, and the diagonal is then set to 1.
+FISHER_Z_FIX = (
+    "it looks like a Fisher z matrix; convert it with numpy.tanh, then set the diagonal to 1 "
+    "with numpy.fill_diagonal(matrix, 1)"
+)
+R_ALREADY = " (if it holds r already, only set the diagonal)"
 
 
 def check_connectome(matrix: np.ndarray, name: str, n_rois: int, atlas: str) -> np.ndarray:
@@ -85,6 +92,14 @@ def check_connectome(matrix: np.ndarray, name: str, n_rois: int, atlas: str) -> 
         )
     m = _zero_missing_rois(m)
     bad = ~np.isfinite(m)
+    if bad.any() and not (bad & ~np.eye(len(m), dtype=bool)).any():
+        i = int(np.flatnonzero(np.diag(bad))[0])
+        # arctanh(1) is inf: z for sure; a NaN diagonal (CONN's z) may also be r's left out.
+        raise ExcludedRunError(
+            f"{name}: its diagonal holds {int(bad.sum())} NaN or infinite value(s) (first "
+            f"{m[i, i]} at ROI {i + 1}) and nothing else does: {FISHER_Z_FIX}"
+            + (R_ALREADY if np.isnan(np.diag(m)).any() else "")
+        )
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise ExcludedRunError(
@@ -102,16 +117,23 @@ def check_connectome(matrix: np.ndarray, name: str, n_rois: int, atlas: str) -> 
     if peak > 1 + RANGE_TOLERANCE:
         raise ExcludedRunError(
             f"{name} has values outside [-1, 1] (max |r| = {peak:.3g}); Pearson correlations "
-            "are expected: if these are Fisher z values, convert them with numpy.tanh"
+            "are expected: if these are Fisher z values, convert them with numpy.tanh, then "
+            "set the diagonal to 1 with numpy.fill_diagonal(matrix, 1)"
         )
     empty = ~m.any(axis=1)
     off = np.abs(np.diag(m) - 1) > DIAGONAL_TOLERANCE
     if (off & ~empty).any():
         i = int(np.flatnonzero(off & ~empty)[0])
+        # A zero diagonal is how Fisher z matrices are often stored (arctanh(1) is infinite):
+        # setting it to 1 alone would take z for r.
+        fix = (
+            FISHER_Z_FIX + R_ALREADY
+            if abs(m[i, i]) <= DIAGONAL_TOLERANCE
+            else "set it with numpy.fill_diagonal(matrix, 1)"
+        )
         raise ExcludedRunError(
             f"{name}: diagonal value {m[i, i]:.3g} at ROI {i + 1}; a correlation matrix has 1 "
-            "on the diagonal (0 only for an empty ROI whose whole row is 0): set it with "
-            "numpy.fill_diagonal(matrix, 1)"
+            f"on the diagonal (0 only for an empty ROI whose whole row is 0): {fix}"
         )
     return (m + m.T) / 2
 

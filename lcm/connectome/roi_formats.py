@@ -24,6 +24,8 @@ SERIES_MAT_VARIABLES = ("ROISignals", "ROISignal", "timeseries", "ts")
 MATRIX_MAT_VARIABLES = ("connectome", "connectivity", "FC", "R", "r", "corr")
 _V73_SIGNATURE = b"MATLAB 7.3"
 _TEXT_SEPARATORS = {".tsv": "\t", ".csv": ","}
+# Cells that are a missing value, not text: NumPy's 'nan', XCP-D's 'n/a', pandas' blank.
+_MISSING = ("nan", "n/a", "")
 
 
 def read_roi_series(path: str | Path, names: list[str]) -> pd.DataFrame:
@@ -85,7 +87,7 @@ def read_matrix(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
     ext = path.suffix.lower()
     if ext in _TEXT_SEPARATORS:
         header, index, values = _read_text_table(path, _TEXT_SEPARATORS[ext])
-        if header is not None and index is not None and index != header:
+        if header is not None and index is not None and index != header and not _numbering(index):
             raise ExcludedRunError(
                 f"{path.name}: row names {index[:3]}... differ from column names {header[:3]}...; "
                 "write the matrix with the same ROI order on both axes"
@@ -322,23 +324,24 @@ def _load_npy(path: Path) -> np.ndarray:
 def _read_text_table(path: Path, sep: str) -> tuple[list[str] | None, list[str] | None, np.ndarray]:
     """``(column names, row names, values)`` of a delimited table, names ``None`` when absent.
 
-    A first row with any non-numeric cell is a header; a first column named ``Node`` (or
-    left blank, as pandas writes an index) holds row names.
+    A first row with a text cell (neither a number nor missing: ``nan``, ``n/a``, blank) is a
+    header, and so is pandas' ``,0,1,...`` (a blank cell, then the column numbers). Under a
+    header, a first column named ``Node`` (our relmat, XCP-D's) or left blank (pandas' index)
+    holds row names, whatever they are (``001``, ``0``).
     """
     try:
         raw = pd.read_csv(path, sep=sep, header=None, dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ExcludedRunError(f"cannot read {path.name}: {exc}") from exc
     header = index = None
-    if raw.shape[0] and not _numeric(raw.iloc[0]).notna().all():
+    if raw.shape[0] and _is_header(raw.iloc[0]):
         header = [str(c).strip() for c in raw.iloc[0]]
         raw = raw.iloc[1:]
-        if header[0] in ("Node", "") and not _numeric(raw.iloc[:, 0]).notna().all():
+        if header[0] in ("Node", ""):
             index = [str(c).strip() for c in raw.iloc[:, 0]]
             header, raw = header[1:], raw.iloc[:, 1:]
     values = raw.apply(_numeric).to_numpy(np.float64)
-    missing = raw.apply(lambda c: c.str.strip().str.lower().isin(["nan", "n/a", ""]))
-    bad = np.isnan(values) & ~missing.to_numpy()
+    bad = raw.apply(_is_text).to_numpy()
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise ExcludedRunError(
@@ -350,6 +353,20 @@ def _read_text_table(path: Path, sep: str) -> tuple[list[str] | None, list[str] 
 
 def _numeric(cells: pd.Series) -> pd.Series:
     return pd.to_numeric(cells.str.strip().replace({"n/a": "nan"}), errors="coerce")
+
+
+def _is_text(cells: pd.Series) -> pd.Series:
+    """Cells that are neither a number nor a missing value (:data:`_MISSING`, any case)."""
+    return _numeric(cells).isna() & ~cells.str.strip().str.lower().isin(_MISSING)
+
+
+def _is_header(first: pd.Series) -> bool:
+    """Whether a table's first row names its columns: a text cell (a NaN cell is a value: a
+    headerless file's first row may hold one), or pandas' blank cell then ``0, 1, ...``."""
+    if _is_text(first).any():
+        return True
+    cells = [str(c).strip() for c in first]
+    return len(cells) > 1 and cells[0] == "" and _numbering(cells[1:])
 
 
 def _check_series_shape(path: Path, values: np.ndarray, n_rois: int) -> None:

@@ -1,0 +1,122 @@
+"""User atlas files as tools write them: label images nilearn reads, tables as written.
+
+A label image nilearn's ``NiftiLabelsMasker`` takes (one volume in a 4D file, labels stored as
+1.0000001) is an atlas here too; a labels table keeps every name as written (``NA``,
+``ROI #1``); a table whose layout is not ours is refused with the fix, never read as other
+regions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from lcm.atlas import load_atlas
+from lcm.exceptions import AtlasError
+
+TABLE = "index\tname\n1\tA\n7\tB\n42\tC\n"
+
+
+def _labels() -> np.ndarray:
+    """Labels 1, 7 and 42 on a (5, 6, 7) grid (distinct axis sizes), 0 elsewhere."""
+    data = np.zeros((5, 6, 7), dtype=np.int16)
+    data[:2], data[2:4, :3], data[4] = 1, 7, 42
+    return data
+
+
+def _files(root: Path, img: nib.Nifti1Image, table: str = TABLE) -> tuple[str, str]:
+    nib.save(img, root / "atlas.nii.gz")
+    (root / "atlas.tsv").write_text(table)
+    return str(root / "atlas.nii.gz"), str(root / "atlas.tsv")
+
+
+def test_a_label_image_saved_with_one_volume_is_3d(tmp_path: Path) -> None:
+    """(X, Y, Z, 1), as nilearn's check_niimg_3d reads it, not a 4D probabilistic atlas."""
+    img = nib.Nifti1Image(_labels()[..., None], np.eye(4))
+    atlas = load_atlas("mine", *_files(tmp_path, img))
+    assert atlas.labels["index"].tolist() == [1, 7, 42]
+    assert np.array_equal(np.asarray(atlas.img.dataobj), _labels())
+
+
+def _scaled(slope: float) -> nib.Nifti1Image:
+    img = nib.Nifti1Image(_labels(), np.eye(4))
+    img.header.set_slope_inter(slope, 0)
+    return img
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: nib.Nifti1Image(
+            np.where(_labels() == 1, np.float32(1.0000001), _labels()).astype(np.float32),
+            np.eye(4),
+        ),
+        lambda: _scaled(1.0000001),
+    ],
+    ids=["float32", "int16-scl_slope"],
+)
+def test_labels_stored_a_rounding_error_off_are_the_labels(tmp_path: Path, make) -> None:
+    """1.0000001 (float32, or int16 times scl_slope 1.0000001) is label 1, as for nilearn."""
+    atlas = load_atlas("mine", *_files(tmp_path, make()))
+    assert atlas.labels["index"].tolist() == [1, 7, 42]
+    assert np.array_equal(np.asarray(atlas.img.dataobj), _labels())
+
+
+def test_a_fraction_is_refused_with_its_exact_value(tmp_path: Path) -> None:
+    """Beyond the rounding tolerance a value is no label, and is shown as stored (100000.4
+    was shown as 100000, a whole number)."""
+    for value, shown in ((100000.4, r"100000\.4"), (1.001, r"1\.001")):
+        data = np.where(_labels() == 1, value, _labels()).astype(np.float32)
+        with pytest.raises(AtlasError, match=rf"not whole numbers \(e\.g\. {shown}\)"):
+            load_atlas("mine", *_files(tmp_path, nib.Nifti1Image(data, np.eye(4))))
+
+
+def test_colour_tables_with_or_without_alpha(tmp_path: Path) -> None:
+    """``index name R G B`` (no alpha) is a colour table as ``index name R G B A`` is."""
+    img = nib.Nifti1Image(_labels(), np.eye(4))
+    rgb = "0 Unknown 0 0 0\n1 Left-A 70 130 180\n7 Right-B 245 245 245\n42 C 0 118 14\n"
+    assert load_atlas("mine", *_files(tmp_path, img, rgb)).roi_names == ["Left-A", "Right-B", "C"]
+    rgba = (
+        "#No. Label R G B A\n1 Left-A 70 130 180 0\n7 Right-B 245 245 245 0  # note\n"
+        "42 C 0 118 14 0\n"
+    )
+    assert load_atlas("mine", *_files(tmp_path, img, rgba)).roi_names == ["Left-A", "Right-B", "C"]
+    # Numbers beyond a colour's 0-255 are words of a name, read as the rest of the line.
+    names = "1 Area 7 300 2\n7 B\n42 C\n"
+    assert load_atlas("mine", *_files(tmp_path, img, names)).roi_names == ["Area 7 300 2", "B", "C"]
+
+
+def test_names_are_read_as_written(tmp_path: Path) -> None:
+    """'NA', 'None', 'null' are names, not missing values; '#' inside a name is part of it,
+    and only a line starting with '#' is a comment."""
+    table = "# regions\nindex\tname\n1\tNA\n7\tROI #7\n42\tNone\n"
+    atlas = load_atlas("mine", *_files(tmp_path, nib.Nifti1Image(_labels(), np.eye(4)), table))
+    assert atlas.roi_names == ["NA", "ROI #7", "None"]
+    (tmp_path / "only.tsv").write_text("name\tnetwork\nnull\tVis\nROI #2\tnan\n")
+    atlas = load_atlas("mine", labels=str(tmp_path / "only.tsv"))
+    assert atlas.roi_names == ["null", "ROI #2"] and atlas.labels["network"].tolist() == [
+        "Vis",
+        "nan",
+    ]
+
+
+@pytest.mark.parametrize(
+    "table",
+    ["index,name,x,y,z\n1,A,0,0,0\n2,B,1,1,1\n", "1,A\n2,B\n", "name,network\nA,Vis\nB,DMN\n"],
+    ids=["header", "headerless", "name-first"],
+)
+def test_a_comma_separated_labels_table_is_refused_with_the_fix(tmp_path: Path, table) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_text(table)
+    with pytest.raises(AtlasError, match=r"labels\.csv is comma-separated") as refused:
+        load_atlas("mine", labels=str(path))
+    assert "sep='\\t'" in refused.value.hint
+    # A list of names, some of them with a comma, is a list of names.
+    path.write_text("Frontal Pole\nInsular Cortex, anterior\n")
+    assert load_atlas("mine", labels=str(path)).roi_names == [
+        "Frontal Pole",
+        "Insular Cortex, anterior",
+    ]
