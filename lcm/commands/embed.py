@@ -7,7 +7,7 @@ import logging
 
 from lcm.commands._arguments import add_store_arguments
 from lcm.commands._sources import existing, store_sources
-from lcm.io.provenance import record_outputs
+from lcm.io.provenance import check_distinct_sidecars, record_outputs
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     from lcm.store.read import load_cohort
     from lcm.train.loop import pick_device
 
+    outputs = [p for p in (args.out, args.attention_out) if p]
+    check_distinct_sidecars(outputs)  # before the model runs, not after
     device = pick_device(args.device)  # a device this machine lacks, refused first
     catalogue = load_catalogue(args.catalogue)
     cohort = load_cohort(args.store, args.atlas, list(args.datasets), catalogue)
@@ -118,5 +120,5 @@ def run(args: argparse.Namespace) -> int:
         *store_sources(args.store, args.atlas, list(args.datasets)),
         args.catalogue,
     ]
-    record_outputs([p for p in (args.out, args.attention_out) if p], sources)
+    record_outputs(outputs, sources)
     return 0

@@ -29,10 +29,19 @@ class _Hashes:
         return self._known[key]
 
 
+def source_path(source: str | Path, base: str | Path = ".") -> Path:
+    """Where a recorded source lies: a relative path is relative to ``base``, not the cwd."""
+    path = Path(source)
+    return path if path.is_absolute() else Path(base) / path
+
+
 def read_record(artifact: str | Path) -> tuple[Path, dict[str, Any]] | None:
     """The provenance sidecar of ``artifact`` and its content, or None when it has none."""
     path = Path(artifact)
-    for side in (provenance_path(path), sidecar_path(path)):
+    # Last, the name older LCM gave, cut at the first dot (emb.attn.parquet -> emb.json); the
+    # record's Output says whether it describes this file.
+    legacy = path.with_name(path.name.split(".")[0] + ".json")
+    for side in (provenance_path(path), sidecar_path(path), legacy):
         if side == path or not side.is_file():
             continue
         try:
@@ -45,35 +54,41 @@ def read_record(artifact: str | Path) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
-def trace(
-    artifact: str | Path,
-    base: str | Path = ".",
-    _depth: int = 0,
-    _seen: set | None = None,
-    _expected: str | None = None,
-    _hashes: _Hashes | None = None,
-) -> Iterator[str]:
+def trace(artifact: str | Path, base: str | Path = ".") -> Iterator[str]:
     """Yield indented lines: ``artifact``, then its sources from sidecars, recursively.
 
     Each line is ``path [status] sha256=<first 12> rule=<rule>``; status is ``ok`` (the file
     still has the recorded hash), ``CHANGED since recorded``, ``missing``, ``raw`` (a file
-    without a sidecar: a lineage root) or ``dir``. A source already shown is not expanded again.
+    without a sidecar: a lineage root) or ``dir``. ``artifact`` is judged against its own
+    sidecar; each source against the sha256 its consumer recorded when it used it (as
+    :func:`verify` does), so a source rebuilt after its consumer was made shows as changed.
+    A source already shown is not expanded again.
 
     Parameters
     ----------
     artifact : path-like
-        Any LCM output with a provenance sidecar.
+        Any LCM output with a provenance sidecar (a relative path is relative to the cwd).
     base : path-like
         Folder that relative source paths are relative to (where the workflow ran).
     """
-    seen = _seen if _seen is not None else set()
-    hashes = _hashes or _Hashes()
-    path = Path(artifact)
-    if not path.is_absolute() and not path.exists():
-        path = Path(base) / path
+    yield from _trace(str(artifact), Path(artifact), base, None, 0, set(), _Hashes())
+
+
+def _trace(
+    label: str,
+    path: Path,
+    base: str | Path,
+    expected: str | None,
+    depth: int,
+    seen: set[Path],
+    hashes: _Hashes,
+) -> Iterator[str]:
+    """Lines of :func:`trace` for ``path``, which its consumer recorded with ``expected``."""
     found = read_record(path) if path.is_file() else None
     record = found[1] if found else {}
-    recorded = record.get("Sha256") or _expected
+    # A source's own sidecar describes its current build; what matters is whether it is still
+    # the file its consumer used. Its own record is the fallback when the consumer has none.
+    recorded = expected or record.get("Sha256")
     if not path.exists():
         status = "missing"
     elif path.is_dir():
@@ -85,7 +100,7 @@ def trace(
         if not found and status == "ok":
             status = "raw"
     rule = (record.get("Provenance") or {}).get("rule")
-    line = f"{'  ' * _depth}{artifact} [{status}]"
+    line = f"{'  ' * depth}{label} [{status}]"
     line += f" sha256={recorded[:12]}" if recorded else ""
     line += f" rule={rule}" if rule else ""
     key = path.resolve()
@@ -96,7 +111,9 @@ def trace(
     seen.add(key)
     digests = record.get("SourcesSha256", {})
     for src in record.get("Sources", []):
-        yield from trace(src, base, _depth + 1, seen, digests.get(src), hashes)
+        yield from _trace(
+            src, source_path(src, base), base, digests.get(src), depth + 1, seen, hashes
+        )
 
 
 def verify(root: str | Path, base: str | Path = ".") -> list[str]:
@@ -137,7 +154,7 @@ def verify(root: str | Path, base: str | Path = ".") -> list[str]:
             elif hashes(out) != record["Sha256"]:
                 problems.append(f"{out}: sha256 differs from {side}")
         for src, digest in record.get("SourcesSha256", {}).items():
-            path = Path(src) if Path(src).is_absolute() else Path(base) / src
+            path = source_path(src, base)
             if not path.is_file():
                 problems.append(f"{src}: input of {side} is missing")
             elif hashes(path) != digest:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import lcm
+from lcm.exceptions import ConfigError
 from lcm.io.atomic import write_json
 
 _CHUNK = 1 << 20
@@ -246,10 +247,27 @@ def write_dataset_description(
     return path
 
 
+# Extensions of more than one suffix that LCM reads or writes (BIDS images, gzipped BIDS tables):
+# a sidecar replaces them whole. Any other name loses its last suffix only, so the dots of a
+# name a user chose stay (``emb.attn.parquet`` -> ``emb.attn.json``, not ``emb.json``).
+COMPOUND_EXTENSIONS = (".nii.gz", ".tsv.gz")
+
+
+def file_stem(name: str) -> str:
+    """``name`` without its extension: a known compound one (``.nii.gz``) or the last suffix."""
+    for ext in COMPOUND_EXTENSIONS:
+        if name.lower().endswith(ext) and len(name) > len(ext):
+            return name[: -len(ext)]
+    return Path(name).stem
+
+
 def sidecar_path(path: str | Path) -> Path:
-    """``a/b/name.tsv`` (or ``.nii.gz``) -> ``a/b/name.json``."""
+    """``a/b/name.tsv`` (or ``.nii.gz``) -> ``a/b/name.json``; ``a/b/x.y.tsv`` -> ``a/b/x.y.json``.
+
+    Used both for the sidecar of an LCM output and for the BIDS sidecar of an input.
+    """
     path = Path(path)
-    return path.with_name(path.name.split(".")[0] + ".json")
+    return path.with_name(file_stem(path.name) + ".json")
 
 
 def provenance_path(output: str | Path) -> Path:
@@ -261,7 +279,7 @@ def provenance_path(output: str | Path) -> Path:
     ``key=value`` Parquet partition, where readers (pyarrow, pandas, DuckDB) skip ``_`` files.
     """
     path = Path(output)
-    stem = path.name.split(".")[0]
+    stem = file_stem(path.name)
     if "=" in path.parent.name:
         return path.with_name(f"_{stem}.prov.json")
     if path.suffix == ".json":
@@ -295,7 +313,15 @@ def write_sidecar(
     -------
     Path
         The sidecar written (see :func:`provenance_path`).
+
+    Raises
+    ------
+    ConfigError
+        When that sidecar is the record of another output still beside it (both names differ
+        only in their extension); nothing is overwritten.
     """
+    side = provenance_path(output)
+    _check_sidecar_free(side, Path(output))
     record = {
         **metadata,
         "Output": Path(output).name,
@@ -304,13 +330,62 @@ def write_sidecar(
         "Sha256": sha256_file(output),
         "Provenance": provenance(container),
     }
-    side = provenance_path(output)
     write_json(side, record)
     return side
+
+
+def check_distinct_sidecars(outputs: list[str | Path]) -> None:
+    """Refuse ``outputs`` of which two would have the same provenance sidecar.
+
+    A verb calls it with its output paths before it computes anything, so a collision
+    (``x.parquet`` and ``x.tsv`` -> ``x.json``) is refused before hours of work, not after.
+
+    Raises
+    ------
+    ConfigError
+        Naming both outputs and the sidecar they would share.
+    """
+    seen: dict[Path, Path] = {}
+    for out in map(Path, outputs):
+        side = provenance_path(out)
+        first = seen.setdefault(side, out)
+        if first != out:
+            raise _collision(side, first, out)
+
+
+def _check_sidecar_free(side: Path, output: Path) -> None:
+    """Refuse to overwrite ``side`` when it is the provenance record of another output.
+
+    A record of a file that no longer exists, or of a file whose sidecar is now named
+    differently (written by an LCM version that cut names at their first dot), is replaced.
+    """
+    try:
+        described = json.loads(side.read_text()).get("Output")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return
+    if not isinstance(described, str) or described == output.name:
+        return
+    other = side.parent / described
+    if other.is_file() and provenance_path(other) == side:
+        raise _collision(side, other, output)
+
+
+def _collision(side: Path, first: Path, second: Path) -> ConfigError:
+    return ConfigError(
+        f"Outputs {first} and {second} would share the provenance sidecar {side}; "
+        "the second would overwrite the record of the first.",
+        hint="Name the outputs so that they differ before their extension "
+        "(e.g. emb.parquet and emb.attn.parquet, not emb.parquet and emb.tsv).",
+    )
 
 
 def record_outputs(
     outputs: list[str | Path], sources: list[str | Path], **metadata: Any
 ) -> list[Path]:
-    """Write a provenance sidecar for each of a verb's ``outputs`` (same ``sources``)."""
+    """Write a provenance sidecar for each of a verb's ``outputs`` (same ``sources``).
+
+    Outputs that would share a sidecar are refused (:func:`check_distinct_sidecars`) before
+    any sidecar is written.
+    """
+    check_distinct_sidecars(outputs)
     return [write_sidecar(out, sources, **metadata) for out in outputs]

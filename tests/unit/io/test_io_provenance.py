@@ -13,12 +13,15 @@ import pandas as pd
 import pytest
 
 from lcm.cli import verb_code_hash
+from lcm.exceptions import ConfigError
+from lcm.io import paths
 from lcm.io.lineage import trace, verify
 from lcm.io.provenance import (
     CONFIG_HASH_ENV,
     config_hash,
     container_digest,
     provenance_path,
+    record_outputs,
     set_invocation,
     sha256_file,
     write_sidecar,
@@ -181,3 +184,122 @@ def test_sidecar_without_a_code_hash_records_none(tmp_path: Path) -> None:
     set_invocation(["--rule", "a"], argparse.Namespace(rule="a", verb="store"))
     prov = json.loads(write_sidecar(out, []).read_text())["Provenance"]
     assert prov["rule"] == "a" and prov["code_sha256"] is None
+
+
+def test_sidecar_names_replace_only_the_extension() -> None:
+    # Names LCM writes today keep their sidecar (compound extensions replaced whole) ...
+    loc = paths.run_location({"sub": "01", "task": "rest"})
+    written = {
+        paths.ingest_manifest("r", "ds"): "r/ingest/ds/manifest.json",
+        paths.fmriprep_record("r", "ds", "01"): "r/fmriprep/ds/sub-01_fmriprep.prov.json",
+        paths.qc_table("r", "ds", "aal"): "r/connectome/ds/seg-aal_qc.json",
+        paths.run_qc_json("r", "ds", loc, "MNI", "aal"): "r/connectome/ds/sub-01/func/"
+        "sub-01_task-rest_space-MNI_seg-aal_qc.prov.json",
+        str(paths.run_relmat("c", loc, "MNI", "aal")): "c/sub-01/func/"
+        "sub-01_task-rest_space-MNI_seg-aal_stat-pearsoncorrelation_relmat.json",
+        str(paths.connectome_path("s", "aal", "ds")): "s/connectomes/atlas=aal/dataset=ds/"
+        "_part-0.prov.json",
+        str(paths.missingness_path("s", "ds")): "s/reports/missingness_dataset-ds.json",
+        paths.model_file("r", "pretrain", "model.safetensors"): "r/models/pretrain/"
+        "model.safetensors.prov.json",
+        paths.model_file("r", "pretrain", "model.json"): "r/models/pretrain/model.prov.json",
+        paths.model_file("r", "pretrain", "bei_linear.npz"): "r/models/pretrain/bei_linear.json",
+        paths.task_embeddings("r", "a", "attention"): "r/embeddings/task-a_attention.json",
+        paths.report_html("r"): "r/report/index.json",
+        "f/sub-01_task-rest_desc-preproc_bold.nii.gz": "f/sub-01_task-rest_desc-preproc_bold.json",
+        "f/sub-01_desc-confounds_timeseries.tsv.gz": "f/sub-01_desc-confounds_timeseries.json",
+    }
+    # ... and a name with dots of its own keeps them (it shared emb.json with emb.parquet).
+    dotted = {
+        "e/emb.attn.parquet": "e/emb.attn.json",
+        "e/emb.v2.nii.gz": "e/emb.v2.json",
+        "e/qc.run1.json": "e/qc.run1.prov.json",
+        "s/dataset=ds/part-0.v2.parquet": "s/dataset=ds/_part-0.v2.prov.json",
+    }
+    expected = {name: Path(side) for name, side in {**written, **dotted}.items()}
+    assert {name: provenance_path(name) for name in expected} == expected
+
+
+def test_dotted_output_names_keep_separate_records(tmp_path: Path) -> None:
+    src, emb, attn = tmp_path / "in.tsv", tmp_path / "emb.parquet", tmp_path / "emb.attn.parquet"
+    for path, text in ((src, "x\n1\n"), (emb, "E"), (attn, "A")):
+        path.write_text(text)
+    sides = record_outputs([emb, attn], [src])
+    assert sides == [tmp_path / "emb.json", tmp_path / "emb.attn.json"]
+    assert next(trace(emb)).startswith(f"{emb} [ok]")  # was [raw]: its record overwritten
+    emb.write_text("edited")
+    assert verify(tmp_path) == [f"{emb}: sha256 differs from {tmp_path / 'emb.json'}"]
+
+
+def test_outputs_sharing_a_sidecar_are_refused(tmp_path: Path) -> None:
+    table, text = tmp_path / "x.parquet", tmp_path / "x.tsv"
+    table.write_text("P")
+    text.write_text("T")
+    with pytest.raises(ConfigError, match=r"x\.parquet and .*x\.tsv would share .*x\.json"):
+        record_outputs([table, text], [])
+    assert not (tmp_path / "x.json").exists()  # refused before any sidecar was written
+    write_sidecar(table, [])
+    with pytest.raises(ConfigError, match="would share the provenance sidecar"):
+        write_sidecar(text, [])  # a later call of the same verb, or another verb
+    assert json.loads((tmp_path / "x.json").read_text())["Output"] == "x.parquet"
+    table.unlink()  # a record of a file that is gone is replaced
+    assert json.loads(write_sidecar(text, []).read_text())["Output"] == "x.tsv"
+    # emb.json written by LCM cutting names at the first dot, for emb.attn.parquet: replaced,
+    # since emb.attn.parquet's sidecar is now emb.attn.json.
+    (tmp_path / "emb.attn.parquet").write_text("A")
+    (tmp_path / "emb.parquet").write_text("E")
+    (tmp_path / "emb.json").write_text(json.dumps({"Output": "emb.attn.parquet", "Sha256": "0"}))
+    assert json.loads(write_sidecar(tmp_path / "emb.parquet", []).read_text())["Output"] == (
+        "emb.parquet"
+    )
+
+
+def test_embed_refuses_outputs_sharing_a_sidecar_before_running(tmp_path: Path) -> None:
+    from lcm.commands import embed
+
+    args = argparse.Namespace(
+        checkpoint=str(tmp_path / "ckpt"),
+        datasets=["ds"],
+        out=str(tmp_path / "emb.parquet"),
+        attention_out=str(tmp_path / "emb.tsv"),
+        device=None,
+        store=str(tmp_path),
+        atlas="aal116",
+        catalogue=str(tmp_path / "variables.yaml"),  # absent: read only after the check
+    )
+    with pytest.raises(ConfigError, match="would share the provenance sidecar"):
+        embed.run(args)
+
+
+def test_trace_judges_a_source_by_the_hash_its_consumer_recorded(tmp_path: Path) -> None:
+    files = chain(tmp_path)
+    files["mid"].write_text("a\n5\n")  # mid rebuilt (new sidecar), final not
+    write_sidecar(files["mid"], [files["raw"]])
+    problems = verify(tmp_path)
+    assert problems == [
+        f"{files['mid']}: input of {tmp_path / 'out' / 'final.json'} changed since it was used"
+    ]
+    lines = list(trace(files["final"]))
+    assert lines[1].startswith(f"  {files['mid']} [CHANGED since recorded]")  # was [ok]
+
+
+def test_trace_resolves_sources_against_base_like_verify(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run, elsewhere = tmp_path / "archive", tmp_path / "elsewhere"
+    for folder, text in ((run, "orig\n"), (elsewhere, "unrelated\n")):
+        (folder / "results").mkdir(parents=True)
+        (folder / "results" / "in.tsv").write_text(text)
+    out = run / "results" / "out.tsv"
+    out.write_text("y\n")
+    monkeypatch.chdir(run)
+    write_sidecar(out, ["results/in.tsv"])
+    monkeypatch.chdir(elsewhere)  # holds a results/in.tsv of its own
+    assert verify(run / "results", base=run) == []
+    lines = list(trace(out, base=run))
+    assert lines[1].startswith("  results/in.tsv [raw]"), lines
+    monkeypatch.chdir(tmp_path)  # and a source missing under base is missing, wherever we are
+    (run / "results" / "in.tsv").unlink()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "in.tsv").write_text("orig\n")
+    assert list(trace(out, base=run))[1].startswith("  results/in.tsv [missing]")
