@@ -335,18 +335,27 @@ def write_sidecar(
 
 
 def check_distinct_sidecars(outputs: list[str | Path]) -> None:
-    """Refuse ``outputs`` of which two would have the same provenance sidecar.
+    """Refuse ``outputs`` of which two are one file or would have the same provenance sidecar.
 
     A verb calls it with its output paths before it computes anything, so a collision
-    (``x.parquet`` and ``x.tsv`` -> ``x.json``) is refused before hours of work, not after.
+    (``x.parquet`` and ``x.tsv`` -> ``x.json``, or one path given for two outputs) is refused
+    before hours of work, not after.
 
     Raises
     ------
     ConfigError
-        Naming both outputs and the sidecar they would share.
+        Naming both outputs and the file or sidecar they would share.
     """
     seen: dict[Path, Path] = {}
+    files: set[Path] = set()
     for out in map(Path, outputs):
+        same = out.resolve()
+        if same in files:
+            raise ConfigError(
+                f"The file {out} is given for two outputs; the second would overwrite the first.",
+                hint="Give each output its own path.",
+            )
+        files.add(same)
         side = provenance_path(out)
         first = seen.setdefault(side, out)
         if first != out:

@@ -252,6 +252,8 @@ def test_outputs_sharing_a_sidecar_are_refused(tmp_path: Path) -> None:
     assert json.loads(write_sidecar(tmp_path / "emb.parquet", []).read_text())["Output"] == (
         "emb.parquet"
     )
+    with pytest.raises(ConfigError, match="given for two outputs"):  # one file, two outputs
+        record_outputs([tmp_path / "emb.parquet", tmp_path / "sub" / ".." / "emb.parquet"], [])
 
 
 def test_embed_refuses_outputs_sharing_a_sidecar_before_running(tmp_path: Path) -> None:
