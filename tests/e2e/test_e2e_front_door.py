@@ -127,7 +127,8 @@ def test_lcm_run_from_any_folder_through_a_baseline_evaluation(tmp_path: Path) -
     assert set(metrics["model"]) == {"logreg"}
     assert (out / "report" / "index.html").is_file()
     assert (out / "logs" / "store" / "study.log").is_file()
-    assert f"--work-dir {out}/work/fmriprep" in text  # item 9: under results_dir
+    # Existing derivatives: no container setting reaches the command (and none reruns it).
+    assert "--runner existing --output-space" in text and "--work-dir" not in text
     assert not list(cwd.iterdir())  # nothing written where lcm run was called
     # The same command again: nothing to do.
     proc = subprocess.run([*args, "-n"], cwd=cwd, env=BARE_ENV, capture_output=True, text=True)

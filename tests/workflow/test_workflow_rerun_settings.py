@@ -97,3 +97,18 @@ def test_container_settings_rerun_nothing_with_existing_derivatives(done) -> Non
     new = changed(cfg, "fmriprep", "image", value="nipreps/fmriprep:24.1.0")
     new["fmriprep"].update(work_dir="/scratch/fmriprep", extra_args=["--nthreads", "4"])
     assert plan(workdir, new)[0] == {}
+
+
+def test_a_container_run_reruns_fmriprep_with_its_work_folder_under_the_results(done) -> None:
+    """Switching from existing derivatives to docker is a change fMRIPrep's jobs read; the work
+    folder is then ``<results_dir>/work/fmriprep`` unless the config names one."""
+    workdir, cfg = done
+    new = changed(cfg, "fmriprep", "runner", value="docker")
+    (workdir / "license.txt").write_text("FreeSurfer licence\n")
+    new["fmriprep"]["fs_license"] = str(workdir / "license.txt")
+    config = write_config(workdir, new)
+    proc = snakemake(ROOT, workdir, "--configfile", str(config), "-n", "-p", "--cores", "1")
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-3000:]
+    assert planned_jobs(proc).get("fmriprep", 0) > 0
+    assert f"--work-dir {cfg['results_dir']}/work/fmriprep" in text
