@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 
+import numpy as np
 import pandas as pd
 
 from lcm.commands._arguments import int_at_least
@@ -15,7 +16,7 @@ from lcm.exceptions import InputDataError
 from lcm.io.paths import variables_path
 from lcm.io.provenance import write_sidecar
 from lcm.store.read import read_runs, read_schema, read_table
-from lcm.store.splits import SCHEMES, make_splits, write_splits
+from lcm.store.splits import COLUMNS, SCHEMES, make_splits, write_splits
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,10 @@ EXAMPLE = """examples:
 
 The table (dataset, subject, site, scheme, seed, n_folds, fold) is plain Parquet. With --task it
 holds the runs that have the task's target, stratified as `lcm evaluate` stratifies (the class,
-or above/below the median of a continuous label), schemes subject and (where every run names one
-of two or more sites) leave_site_out, and `seed` is the repeat. Pretraining can leave out every
+or the lower/upper half by rank of a continuous label), schemes subject and (where every run
+names one of two or more sites) leave_site_out, and `seed` is the repeat. Without --task, --label
+stratifies the subject folds by the labelled subjects' level (or half of a continuous label);
+subjects without it are dealt over the folds and still listed. Pretraining can leave out every
 subject it lists: load_cohort(..., exclude=read_splits(path)).
 """
 
@@ -85,7 +88,9 @@ def run(args: argparse.Namespace) -> int:
         runs = read_runs(args.store, args.atlas, list(args.datasets))
         if args.label:
             runs = _with_label(runs, args.store, args.label)
-        splits = make_splits(runs, args.n_folds, args.seed, tuple(args.schemes), label=args.label)
+            splits = _labelled_splits(runs, args.label, args.n_folds, args.seed, args.schemes)
+        else:
+            splits = make_splits(runs, args.n_folds, args.seed, tuple(args.schemes))
         settings = {k: getattr(args, k) for k in ("atlas", "datasets", "n_folds", "seed", "label")}
     write_splits(args.out, splits, provenance={"settings": settings})
     # A sidecar as every other output has: `lcm provenance trace` of the metrics reaches the
@@ -143,6 +148,57 @@ def _with_label(runs: pd.DataFrame, store: str, label: str) -> pd.DataFrame:
                 hint="Name a catalogue variable the dataset provides, or drop --label.",
             )
         values = read_table(path, str(dataset), columns=["subject", label]).to_pandas()
-        merged = group.merge(values, on="subject", how="left")
-        frames.append(merged.assign(**{label: merged[label].astype(object).fillna("missing")}))
+        frames.append(group.merge(values, on="subject", how="left"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _labelled_splits(
+    runs: pd.DataFrame, label: str, n_folds: int, seed: int, schemes: list[str]
+) -> pd.DataFrame:
+    """:func:`make_splits` with the subject folds stratified by ``label``'s labelled subjects.
+
+    A subject without the label is no stratum of its own (it was one, "missing"): the labelled
+    subjects are stratified by their level, or by the lower/upper half of a continuous label
+    (:func:`lcm.evaluate.baselines.strata`, as ``--task`` stratifies), and the unlabelled ones
+    are dealt over the folds in a seeded order. They stay in the table, so pretraining still
+    leaves them out; no task tests them (a task's folds hold its labelled runs only).
+    """
+    from lcm.evaluate.baselines import strata
+
+    subjects = runs.drop_duplicates(["dataset", "subject"]).reset_index(drop=True)
+    values = subjects[label]
+    labelled = values.notna().to_numpy()
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if numeric and values[labelled].nunique() > 2:
+        # A continuous label: its raw values made one stratum each (one subject per level).
+        stratum = strata(values[labelled].to_numpy(dtype=float)).astype(str)
+    else:
+        stratum = values[labelled].astype(str).to_numpy()
+    tables = []
+    others = [s for s in schemes if s != "subject"]
+    if others:
+        tables.append(make_splits(runs, n_folds, seed, tuple(others)))
+    if "subject" in schemes:
+        tables.append(_subject_scheme(subjects, labelled, stratum, n_folds, seed))
+    out = pd.concat(tables, ignore_index=True)
+    out = out.sort_values(["scheme", "dataset", "subject"], kind="stable")
+    return out.reset_index(drop=True)[list(COLUMNS)]
+
+
+def _subject_scheme(
+    subjects: pd.DataFrame, labelled: np.ndarray, stratum: np.ndarray, n_folds: int, seed: int
+) -> pd.DataFrame:
+    """Subject folds: the labelled subjects stratified, the others dealt round the folds."""
+    frames = []
+    if labelled.any():
+        with_stratum = subjects[labelled].assign(stratum=stratum)
+        frames.append(make_splits(with_stratum, n_folds, seed, ("subject",), label="stratum"))
+    rest = subjects[~labelled][["dataset", "subject", "site"]]
+    rest = rest.assign(site=rest["site"].fillna("")).astype(str)
+    if len(rest):
+        rest = rest.sort_values(["dataset", "subject"], kind="stable").reset_index(drop=True)
+        order = np.random.default_rng(seed).permutation(len(rest))
+        fold = np.empty(len(rest), dtype=np.int64)
+        fold[order] = np.arange(len(rest)) % n_folds
+        frames.append(rest.assign(scheme="subject", seed=seed, n_folds=n_folds, fold=fold))
     return pd.concat(frames, ignore_index=True)

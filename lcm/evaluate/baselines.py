@@ -56,10 +56,21 @@ def is_labeled(y: np.ndarray) -> np.ndarray:
 
 
 def strata(y: np.ndarray) -> np.ndarray:
-    """Classes to stratify on: the labels themselves, or above/below the median if continuous."""
+    """Classes to stratify on: the labels themselves, or the lower/upper half if continuous.
+
+    A continuous target is split by rank, not by ``y > median``: ties at the median (ages
+    30 x 9 among 12) put nearly every run in one half and made an evaluable task look like a
+    single class. Runs are ordered by value, ties by position, and the first ``ceil(n / 2)``
+    finite values are stratum 0 (the same halves as the median split when no value repeats);
+    non-finite (unlabeled) runs are stratum 0.
+    """
     y = np.asarray(y)
     if np.issubdtype(y.dtype, np.floating):
-        return (y > np.median(y)).astype(int)
+        out = np.zeros(len(y), dtype=int)
+        finite = np.flatnonzero(np.isfinite(y))
+        order = finite[np.argsort(y[finite], kind="stable")]
+        out[order[(len(order) + 1) // 2 :]] = 1
+        return out
     return y.astype(int)
 
 

@@ -145,6 +145,15 @@ class EvaluationSettings:
         seeds = _sequence(raw, "seeds", cls.seeds, source)
         if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
             raise ConfigError(f"{source}: seeds must be integers >= 0, got {list(seeds)}.")
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:
+            # A repeated seed re-runs the same cross-validation: its fits are copies, and the
+            # summary would count them as new evidence and narrow its intervals.
+            raise ConfigError(
+                f"{source}: evaluate.seeds must be distinct, got {list(seeds)} "
+                f"(repeated: {repeated}).",
+                hint="List each seed once; add different seeds for more repeats.",
+            )
         fractions = _sequence(raw, "label_fractions", cls.label_fractions, source)
         if not all(
             isinstance(f, int | float) and not isinstance(f, bool) and 0 < f <= 1 for f in fractions
@@ -201,6 +210,14 @@ class EvaluationResult:
         Outer split actually used (``subject`` or ``site``).
     models : list of str
         Models evaluated; ``skipped`` maps the others to the reason.
+    n_runs_tested : int
+        Runs in a test fold of at least one seed (leave-site-out may skip a site).
+    sites_not_tested : dict
+        ``site -> {"subjects": n, "runs": n}`` of the sites no fold tested (leave-site-out
+        skips a site whose removal leaves a class without training subjects).
+    n_fits_not_repeated : int
+        Fits left out because an earlier seed had the same training fold, test fold and
+        labelled subset (leave-site-out folds do not change with the seed).
     """
 
     metrics: pd.DataFrame
@@ -209,6 +226,9 @@ class EvaluationResult:
     split: str = "subject"
     models: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    n_runs_tested: int = 0
+    sites_not_tested: dict[str, dict[str, int]] = field(default_factory=dict)
+    n_fits_not_repeated: int = 0
 
 
 def derived_seed(*parts: int) -> int:
@@ -325,6 +345,12 @@ def evaluate_task(
     # how the fits were scheduled.
     jobs: list[FitJob] = []
     keys: list[dict[str, Any]] = []
+    tested = np.zeros(len(cohort), dtype=bool)
+    # (train, test, labelled) of every fit scheduled: a seed that changes none of them (the
+    # leave-site-out folds at a fraction keeping every label) would only copy earlier fits,
+    # which the summary would count as new evidence.
+    seen: set[tuple[bytes, bytes, bytes]] = set()
+    n_repeated = 0
     for split_seed in settings.seeds:
         split_used, folds = choose_folds(
             y_strata,
@@ -336,6 +362,7 @@ def evaluate_task(
             split_seed,
         )
         for fold, (train, test) in enumerate(folds):
+            tested[test] = True
             masks = labeled_subsets(
                 y_strata[train],
                 groups[train],
@@ -353,6 +380,13 @@ def evaluate_task(
                 ssl_checkpoint=Path(ssl_checkpoint) if ssl_checkpoint is not None else None,
             )
             for fraction, mask in masks.items():
+                data_key = (np.asarray(train).tobytes(), np.asarray(test).tobytes(), mask.tobytes())
+                if data_key in seen:
+                    n_repeated += sum(
+                        not (largest_fraction_only(m) and fraction < max(masks)) for m in models
+                    )
+                    continue
+                seen.add(data_key)
                 y_fit = np.where(mask, y[train], -1 if binary else np.nan)
                 variables = _hide_unlabeled(cohort.variables.iloc[train], task.label, mask)
                 log.debug(
@@ -386,6 +420,14 @@ def evaluate_task(
                             "fold": fold,
                         }
                     )
+    if n_repeated:
+        log.warning(
+            "task %s: %d fit(s) not repeated: an earlier seed had the same training fold, test "
+            "fold and labelled subset (with split: site, the folds do not change with the seed; "
+            "only label fractions below 1 draw new subsets per seed)",
+            task.name,
+            n_repeated,
+        )
     bar = tqdm(total=len(jobs), desc=f"evaluate {task.name}", disable=not sys.stderr.isatty())
     with bar:
         fitted = run_fits(jobs, cohort.fc, _fit_predict_timed, workers, lambda _: bar.update(1))
@@ -427,7 +469,19 @@ def evaluate_task(
         split=split_used,
         models=models,
         skipped=skipped,
+        n_runs_tested=int(tested.sum()),
+        sites_not_tested=_untested_sites(sites[~tested], groups[~tested]),
+        n_fits_not_repeated=n_repeated,
     )
+
+
+def _untested_sites(sites: np.ndarray, groups: np.ndarray) -> dict[str, dict[str, int]]:
+    """``site -> {"subjects": n, "runs": n}`` of runs that no test fold held."""
+    frame = pd.DataFrame({"site": np.asarray(sites).astype(str), "group": groups})
+    return {
+        str(site): {"subjects": int(part["group"].nunique()), "runs": len(part)}
+        for site, part in frame.groupby("site", sort=True)
+    }
 
 
 def _hide_unlabeled(variables: pd.DataFrame, label: str, labeled: np.ndarray) -> pd.DataFrame:

@@ -94,18 +94,25 @@ def _check_classes(y: np.ndarray, groups: np.ndarray, n_folds: int) -> None:
         # Lowering n_folds cannot help: one class is absent (0 is the negative level).
         raise InputDataError(
             f"Cannot split into subject-level folds: the labelled subjects are of one class "
-            f"only (class index: subjects {per_class.sort_index().to_dict()}; 1 is the task's "
-            "positive level, 0 the other).",
-            hint="Check the task's positive level and the catalogue's map of its label for "
-            "this dataset; a diagnosis needs subjects of both classes.",
+            f"only (class index: subjects {per_class.sort_index().to_dict()}; {_STRATA}).",
+            hint="Binary task: check its positive level and the catalogue's map of its label "
+            "for this dataset (a diagnosis needs subjects of both classes). Continuous target: "
+            "it needs labelled subjects of different values.",
         )
     if smallest < n_folds:
         raise InputDataError(
             f"Cannot split into {n_folds} subject-level folds: subjects per class are "
-            f"{per_class.sort_index().to_dict()} (1: the positive level, 0: the other); each "
-            f"class needs at least {n_folds} subjects.",
+            f"{per_class.sort_index().to_dict()} ({_STRATA}); each class needs at least "
+            f"{n_folds} subjects.",
             hint="Lower evaluate.n_folds or add labeled subjects to the task's dataset.",
         )
+
+
+# The classes of :func:`lcm.evaluate.baselines.strata`, named in messages.
+_STRATA = (
+    "1: the positive level, 0: the other; for a continuous target, 1: the upper half of its "
+    "values by rank, 0: the lower"
+)
 
 
 def _run_folds(

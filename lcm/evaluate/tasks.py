@@ -126,7 +126,14 @@ def target_values(variables: pd.DataFrame, task: Task) -> tuple[np.ndarray, np.n
     kept = values[present]
     if task.kind == "binary":
         return present, (kept == task.positive).to_numpy().astype(int)
-    return present, kept.to_numpy(dtype=float)
+    y = kept.to_numpy(dtype=float)
+    if len(y) and np.unique(y).size < 2:
+        raise InputDataError(
+            f"Task {task.name!r}: the continuous target {task.label!r} is constant ({y[0]:g} "
+            f"in all {len(y)} labelled runs); there is nothing to predict.",
+            hint=f"Check the catalogue's map of {task.label!r} for this dataset, or drop the task.",
+        )
+    return present, y
 
 
 def _is_number(value: object) -> bool:

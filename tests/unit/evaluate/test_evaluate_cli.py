@@ -271,3 +271,23 @@ def test_metrics_record_the_checkpoints_model_files_only(tmp_path):
     got = [p.name for p in _checkpoint_files(str(tmp_path))]
     assert got == ["model.safetensors", "model.json", "bei_linear.npz"]
     assert _checkpoint_files(None) == []
+
+
+@pytest.mark.parametrize("label", ["autism", "age"])
+def test_lcm_splits_label_stratifies_labelled_subjects_only(store, tmp_path, label):
+    """`lcm splits --label` made unlabelled subjects a stratum ("missing"; subject 23 here)
+    and every value of a continuous label a level of its own; both refused 3 folds."""
+    from lcm.cli import main
+
+    table = tmp_path / "splits.parquet"
+    argv = ["splits", "--store", str(store["root"]), "--atlas", "toy", "--datasets", "toyds"]
+    argv += ["--n-folds", "3", "--schemes", "subject", "--label", label, "--out", str(table)]
+    assert main(argv) == 0
+    folds = pd.read_parquet(table).set_index("subject")["fold"]
+    # Every subject is listed (pretraining leaves them all out), the unlabelled one too.
+    assert sorted(folds.index) == [f"{s:02d}" for s in range(24)]
+    labelled = [f"{s:02d}" for s in range(23)]
+    # autism: subjects alternate control/autism; age 20 + s: the lower half is 00 to 11.
+    upper = [s for s in labelled if (int(s) % 2 if label == "autism" else int(s) >= 12)]
+    per_fold = folds[upper].value_counts().sort_index().tolist()
+    assert max(per_fold) - min(per_fold) <= 1 and sum(per_fold) == len(upper)

@@ -1,0 +1,107 @@
+"""Edge cases of the protocol: repeated seeds, seed-invariant folds, skipped sites, ties."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers.evaluate import TASK, make_cohort
+
+from lcm.commands.evaluate import evaluate_and_write
+from lcm.config import validate_partial
+from lcm.evaluate.baselines import strata
+from lcm.evaluate.protocol import EvaluationSettings, evaluate_task
+from lcm.evaluate.splits import subject_folds
+from lcm.evaluate.tasks import Task, target_values
+from lcm.exceptions import ConfigError, InputDataError
+from lcm.store.cohort import Cohort
+
+
+def _with_sites(cohort: Cohort, site_of: dict[int, str]) -> Cohort:
+    ids = cohort.ids.copy()
+    ids["site"] = [site_of[int(s[1:])] for s in ids["subject"]]
+    return Cohort(ids, cohort.fc, cohort.variables, cohort.roi_names, cohort.atlas)
+
+
+def test_repeated_seeds_are_refused():
+    """seeds [0, 0] ran every fit twice, and the summary counted the copies as evidence."""
+    with pytest.raises(ConfigError, match=r"evaluate\.seeds must be distinct.*repeated: \[0\]"):
+        EvaluationSettings.from_dict({"seeds": [0, 1, 0]})
+    with pytest.raises(ConfigError, match=r"evaluate\.seeds"):
+        validate_partial({"evaluate": {"seeds": [0, 0]}})
+    assert EvaluationSettings.from_dict({"seeds": [1, 0]}).seeds == (1, 0)
+
+
+def test_site_split_runs_seed_invariant_fits_once(prevalence_model):
+    """Leave-site-out folds do not change with the seed: at label fraction 1 the fits repeat."""
+    cohort = _with_sites(
+        make_cohort(n_subjects=24, n_unlabeled=0), {i: f"site{i % 3}" for i in range(24)}
+    )
+    settings = EvaluationSettings.from_dict(
+        {
+            "split": "site",
+            "seeds": [0, 1, 2],
+            "label_fractions": [0.5, 1.0],
+            "models": [prevalence_model],
+        }
+    )
+    result = evaluate_task(cohort, TASK, settings, master_seed=0)
+    m = result.metrics
+    # Fraction 1: one set of fits (seed 0); fraction 0.5 draws a new subset per seed.
+    assert sorted(m.loc[m["label_fraction"] == 1.0, "seed"].unique()) == [0]
+    assert sorted(m.loc[m["label_fraction"] == 0.5, "seed"].unique()) == [0, 1, 2]
+    assert result.n_fits_not_repeated == 2 * 3  # seeds 1 and 2 x three sites
+
+
+def test_skipped_site_is_recorded_in_the_result_and_sidecar(tmp_path, caplog):
+    """Leaving site A out leaves one control to train on: A was skipped with a log line only."""
+    # Controls are the even subjects; A holds 0, 2, 4, 6, 8 (0, 4, 8 have two runs each).
+    site_of = {
+        i: "siteA" if i % 2 == 0 and i < 10 else ("siteB" if i < 7 else "siteC") for i in range(12)
+    }
+    site_of[10] = "siteB"
+    cohort = _with_sites(make_cohort(n_subjects=12, n_unlabeled=0), site_of)
+    settings = EvaluationSettings.from_dict(
+        {"split": "site", "seeds": [0], "label_fractions": [1.0], "models": ["logreg"]}
+    )
+    with caplog.at_level("WARNING"):
+        result = evaluate_and_write(
+            cohort,
+            TASK,
+            settings,
+            master_seed=0,
+            checkpoint=None,
+            out=tmp_path / "m.parquet",
+            predictions=tmp_path / "p.parquet",
+        )
+    assert "skipping site ['siteA']" in caplog.text
+    assert "siteA" not in set(result.predictions["site"])
+    assert result.sites_not_tested == {"siteA": {"subjects": 5, "runs": 8}}
+    assert result.n_runs_tested == len(cohort) - 8
+    sidecar = json.loads((tmp_path / "m.json").read_text())
+    assert sidecar["n_runs"] == len(cohort)
+    assert sidecar["n_runs_tested"] == len(cohort) - 8
+    assert sidecar["sites_not_tested"] == {"siteA": {"subjects": 5, "runs": 8}}
+
+
+def test_continuous_strata_survive_ties_at_the_median():
+    """Ages 30 x 9, 28, 29, 31: `y > median` gave strata {0: 11, 1: 1} and a refused task."""
+    y = np.array([30.0] * 9 + [28.0, 29.0, 31.0])
+    s = strata(y)
+    assert np.bincount(s).tolist() == [6, 6]
+    assert s[9] == s[10] == 0 and s[11] == 1  # the lowest in the lower half, the highest upper
+    groups = np.array([f"d/s{i:02d}" for i in range(12)])
+    assert len(subject_folds(s, groups, 3, seed=0)) == 3
+    # Without ties the halves are the median split's.
+    distinct = np.array([5.0, 1.0, 4.0, 2.0, 3.0])
+    assert strata(distinct).tolist() == (distinct > np.median(distinct)).astype(int).tolist()
+
+
+def test_constant_continuous_target_is_named():
+    """A constant age was told to check 'the task's positive level'."""
+    task = Task(name="age", label="age", kind="continuous")
+    variables = pd.DataFrame({"age": [30.0] * 6 + [None]})
+    with pytest.raises(InputDataError, match=r"continuous target 'age' is constant \(30 in all 6"):
+        target_values(variables, task)
