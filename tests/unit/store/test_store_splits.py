@@ -211,3 +211,6 @@ def test_task_table_from_the_cli_keeps_its_test_subjects_out_of_pretraining(tmp_
     # A continuous or unlabeled task needs its label; a binary one its positive level.
     bad = [a for a in args if a not in ("--positive", "pat")]
     assert main(bad) != 0
+    # The repeats are evaluate.seeds: listed twice, the same folds would be written twice.
+    twice = [a if a != "1" else "0" for a in args]
+    assert main(twice) == 2
