@@ -15,7 +15,6 @@ from lcm.evaluate.compare import (
     control_table,
     headline_table,
     motion_confound,
-    read_oracle,
     site_table,
 )
 from lcm.evaluate.metrics import (
@@ -107,6 +106,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="ground_truth.json of synthetic task datasets: oracle ceilings (optional).",
     )
     p.add_argument(
+        "--store",
+        help="Feature store holding the synthetic task datasets (with --ground-truth): the "
+        "oracle's readout on the pipeline's own connectomes beside the ceiling (optional).",
+    )
+    p.add_argument(
         "--attention",
         nargs="*",
         default=[],
@@ -151,12 +155,7 @@ def run(args: argparse.Namespace) -> int:
     headline = headline_table(summary, predictions, n_boot=args.n_boot)
     contrasts = contrast_table(metrics, predictions)
     task_meta = read_task_meta(args.metrics)
-    truths = {Path(p).parent.name: read_oracle(p) for p in args.ground_truth}
-    oracles = {
-        task: truths[meta["dataset"]]
-        for task, meta in task_meta.items()
-        if truths.get(meta.get("dataset", ""))
-    }
+    oracles, oracle_inputs = _oracles(args, task_meta, predictions)
     inputs = [
         Path(p)
         for p in (
@@ -168,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
             *args.qc,
             *args.ingest_summary,
             *args.ground_truth,
+            *oracle_inputs,
             *args.attention,
         )
         if p
@@ -219,6 +219,60 @@ def run(args: argparse.Namespace) -> int:
         args.out_html,
     )
     return 0
+
+
+def _oracles(
+    args: argparse.Namespace, task_meta: dict[str, dict], predictions: pd.DataFrame
+) -> tuple[dict[str, dict], list[Path]]:
+    """The oracle of each binary task on a synthetic cohort whose classes it separates.
+
+    Returns
+    -------
+    oracles : dict
+        ``task -> ceiling`` (:func:`lcm.synth.oracle.ceiling`) with ``scan``: the same readout
+        on the store's connectomes of the subjects the task tested
+        (:func:`lcm.synth.oracle.scan_oracle`) when ``--store`` was given.
+    inputs : list of Path
+        The connectome partitions read.
+    """
+    if not args.ground_truth:
+        return {}, []
+    from lcm.synth.oracle import ceiling, read_ground_truth
+
+    truths = {Path(p).parent.name: (read_ground_truth(p), p) for p in args.ground_truth}
+    oracles: dict[str, dict] = {}
+    inputs: list[Path] = []
+    for task, meta in task_meta.items():
+        truth, path = truths.get(str(meta.get("dataset", "")), (None, ""))
+        found = ceiling(truth, path) if truth is not None else None
+        # The diagnosis's ceiling says nothing of a task on another variable (sex, ...).
+        levels = [str(v) for v in meta.get("levels") or []]
+        if not found or meta.get("kind", "binary") != "binary":
+            continue
+        if not levels or not set(levels) <= set(found["levels"]):
+            continue
+        if args.store:
+            found["scan"], read = _scan_oracle(args.store, task, meta, truth, predictions)
+            inputs.extend(read)
+        oracles[task] = found
+    return oracles, inputs
+
+
+def _scan_oracle(
+    store: str, task: str, meta: dict, truth: dict, predictions: pd.DataFrame
+) -> tuple[dict, list[Path]]:
+    """The oracle's readout on the store's connectomes of the subjects ``task`` tested."""
+    from lcm.io.paths import connectome_path
+    from lcm.store.read import read_connectomes
+    from lcm.synth.oracle import scan_oracle
+
+    dataset, atlas = str(meta["dataset"]), str(meta.get("atlas", ""))
+    tested = predictions[(predictions["task"] == task) & (predictions["dataset"] == dataset)]
+    labels = tested.groupby("subject", sort=True)["y_true"].first().round().astype(int)
+    ids, fc, names = read_connectomes(store, atlas, dataset)
+    result = scan_oracle(truth, fc, names, ids["subject"].astype(str).to_numpy(), labels.to_dict())
+    log.info("oracle of %s on the pipeline's connectomes: %s", task, result)
+    return result, [connectome_path(store, atlas, dataset)]
 
 
 def _attention_html(args: argparse.Namespace) -> str:

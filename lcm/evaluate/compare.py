@@ -1,5 +1,5 @@
 """Comparisons the report states: LCM against the best baseline, the control against chance,
-and the oracle ceiling of synthetic cohorts.
+the ablation contrasts, per-site performance and the motion confound check.
 
 The paired test resamples test *subjects* (stratified by class for a binary task), one draw per
 subject shared by every seed and fold that tests it, recomputes both models' fold metric on the
@@ -11,11 +11,8 @@ favours the baselines: a win of LCM against it is a win against each.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +20,6 @@ import pandas as pd
 
 from lcm.evaluate.metrics import corrected_t_interval, fold_test_train_ratio
 from lcm.evaluate.registry import BASELINE_MODELS, CONTROL_MODELS
-from lcm.exceptions import InputDataError
 
 log = logging.getLogger(__name__)
 
@@ -383,39 +379,6 @@ def site_table(predictions: pd.DataFrame, fraction: float | None = None) -> pd.D
     return pd.DataFrame(
         rows, columns=["task", "label_fraction", "site", "model", "metric", "value", "n_runs"]
     )
-
-
-def read_oracle(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The oracle ceiling recorded in a synthetic cohort's ``ground_truth.json``.
-
-    Returns
-    -------
-    dict or None
-        ``consortium``, ``shared_structure``, ``auc`` (patient vs control when recorded, else
-        the task's AUC), ``accuracy``; ``None`` when the file records no oracle.
-
-    Raises
-    ------
-    InputDataError
-        When the file is missing or not JSON.
-    """
-    try:
-        truth = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputDataError(
-            f"Cannot read ground truth {path}: {exc}",
-            hint="Pass the ground_truth.json written by 'lcm synth'.",
-        ) from exc
-    oracle = truth.get("oracle")
-    if not isinstance(oracle, dict):
-        return None
-    auc = oracle.get("auc_patient_vs_control")
-    return {
-        "consortium": truth.get("consortium", Path(path).parent.name),
-        "shared_structure": truth.get("shared_structure"),
-        "auc": auc if auc is not None else oracle.get("auc"),
-        "accuracy": oracle.get("accuracy"),
-    }
 
 
 # The contrasts that are evidence for LCM's claim (DESIGN.md section 5): each against its own

@@ -73,7 +73,8 @@ class ReportData:
     headline, control, sites : pandas.DataFrame or None
         :func:`lcm.evaluate.compare.headline_table`, ``control_table``, ``site_table``.
     oracles : dict
-        ``task -> oracle`` (:func:`lcm.evaluate.compare.read_oracle`) of synthetic tasks.
+        ``task -> oracle`` (:func:`lcm.synth.oracle.ceiling`, with ``scan``: its readout on the
+        pipeline's connectomes) of binary tasks on synthetic cohorts.
     task_meta : dict
         ``task -> protocol metadata`` stored by ``lcm evaluate``.
     ssl_history : pandas.DataFrame or None

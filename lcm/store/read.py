@@ -254,6 +254,32 @@ def _load_cohort(
     return Cohort(ids=id_frame, fc=fc, variables=var_frame, roi_names=roi_names, atlas=atlas)
 
 
+def read_connectomes(
+    store: str | Path, atlas: str, dataset: str
+) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """One dataset's runs, their correlation matrices and ROI names, without its variables.
+
+    Returns
+    -------
+    ids : pandas.DataFrame
+        The stored identifier, ``window`` and QC columns, one row per run (or window).
+    fc : numpy.ndarray, shape (n_runs, n_rois, n_rois), float32
+        Pearson correlation matrices, diagonal 1.
+    roi_names : list of str
+
+    Raises
+    ------
+    InputDataError
+        As :func:`read_runs`.
+    """
+    path = _partition(store, atlas, dataset)  # a killed writer's commit finished first
+    table = read_table(path, dataset)
+    names = roi_names_of(table.schema.metadata, path, dataset)
+    vecs = connectome_values(table.column("connectome"), path)
+    frame = with_window(table.drop(["connectome"]).to_pandas())
+    return frame, vec_to_matrix(vecs.astype(np.float32), len(names), diagonal=1.0), names
+
+
 def roi_names_of(meta: dict[bytes, bytes] | None, path: str | Path, dataset: str) -> list[str]:
     """ROI names from a connectome partition's metadata; one-line error when absent."""
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 from pathlib import Path
 
@@ -27,6 +28,16 @@ def test_workflow_end_to_end(finished_run: Path) -> None:
     results = finished_run / "results"
     html = (results / "report" / "index.html").read_text()
     assert "<img" in html and "autism" in html
+    # The synthetic task's oracle: the ceiling from the true matrices, and the same readout on
+    # the pipeline's own connectomes of the tested subjects, which scanning noise lowers.
+    oracle = re.search(
+        r"AUC (\d\.\d{3}) from the true connectivity matrices.*?pipeline's own connectomes of the "
+        r"(\d+) tested subjects: AUC (\d\.\d{3})",
+        html,
+    )
+    assert oracle, html[html.find("Oracle") :][:800]
+    ceiling, n_tested, scan = float(oracle[1]), int(oracle[2]), float(oracle[3])
+    assert 40 <= n_tested <= 60 and 0.5 < scan < ceiling
     metrics = pd.read_parquet(results / "metrics" / "metrics.parquet")
     assert list(metrics.columns) == [
         "task",

@@ -47,6 +47,7 @@ FRAGMENTS = {
     "history_arg",
     "launcher",
     "options",
+    "oracle_store_arg",
     "positive_arg",
     "settings_args",
     "space_arg",

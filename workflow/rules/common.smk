@@ -113,6 +113,7 @@ SHELL_FRAGMENTS = (
     "history_arg",
     "launcher",
     "options",
+    "oracle_store_arg",
     "positive_arg",
     "settings_args",
     "space_arg",
@@ -480,14 +481,31 @@ def get_ssl_history():
     )
 
 
+def get_synthetic_task_datasets():
+    """The task datasets that ``lcm synth`` simulates (they have a ground truth)."""
+    return sorted({CFG["tasks"][t]["dataset"] for t in TASKS} & set(PLAN.consortia))
+
+
 def get_ground_truth_files():
     """ground_truth.json of the synthetic task datasets (their oracle ceilings)."""
-    datasets = sorted({CFG["tasks"][t]["dataset"] for t in TASKS})
     return [
         f"{CFG['synth']['out_dir']}/{d}/ground_truth.json"
-        for d in datasets
-        if d in PLAN.consortia
+        for d in get_synthetic_task_datasets()
     ]
+
+
+def get_oracle_store_files():
+    """Connectomes of the synthetic task datasets: the oracle's readout on them."""
+    return [
+        str(paths.connectome_path(STORE, ATLAS, d))
+        for d in get_synthetic_task_datasets()
+    ]
+
+
+def get_oracle_store_arg(wildcards, input):
+    """``--store`` with the root of the oracle's connectomes, or nothing."""
+    files = list(input.oracle_store)
+    return f"--store {quoted(str(paths.store_root(files[0])))}" if files else ""
 
 
 def get_optional_arg(flag, name):

@@ -14,6 +14,7 @@ rule report:
         history=get_pretrain_output("history.tsv"),
         ssl_history=get_ssl_history(),
         truth=get_ground_truth_files(),
+        oracle_store=get_oracle_store_files(),
         bei_eval=get_pretrain_output("bei_eval.tsv"),
         qc=[paths.qc_table(RESULTS, ds, ATLAS) for ds in sorted(CFG["datasets"])],
         ingest=[
@@ -59,12 +60,13 @@ rule report:
         bei_eval_arg=get_optional_arg("--bei-eval", "bei_eval"),
         ssl_history_arg=get_optional_arg("--ssl-history", "ssl_history"),
         truth_arg=get_optional_arg("--ground-truth", "truth"),
+        oracle_store_arg=get_oracle_store_arg,
         attention_arg=get_optional_arg("--attention", "attention"),
         atlas_args=get_atlas_args(with_seg=False),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule report report --metrics {input.metrics:q}'
         " --predictions {input.predictions:q} {params.history_arg} {params.bei_eval_arg} --qc"
         " {input.qc:q} --ingest-summary {input.ingest:q} {params.ssl_history_arg}"
-        " {params.truth_arg} {params.attention_arg} {params.atlas_args} --out-metrics"
-        " {output.metrics:q} --out-summary {output.summary:q} --out-headline {output.headline:q}"
+        " {params.truth_arg} {params.oracle_store_arg} {params.attention_arg} {params.atlas_args}"
+        " --out-metrics {output.metrics:q} --out-summary {output.summary:q} --out-headline {output.headline:q}"
         " --out-contrasts {output.contrasts:q} --out-html {output.html:q}"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +11,6 @@ from lcm.evaluate.compare import (
     control_table,
     headline_table,
     paired_bootstrap,
-    read_oracle,
     site_table,
 )
 from lcm.evaluate.metrics import (
@@ -23,7 +20,6 @@ from lcm.evaluate.metrics import (
     binary_metrics,
     summarise,
 )
-from lcm.exceptions import InputDataError
 
 SIGNAL = {"lcm": 3.0, "logreg": 1.0, "svm": 0.8, "shuffled-labels": 0.0}
 
@@ -139,25 +135,6 @@ def test_site_table_per_site_and_model():
     lcm0 = sites.query("model == 'lcm' and site == 'site0'")["value"].iloc[0]
     at = pred.query("model == 'lcm' and site == 'site0'")
     assert lcm0 == pytest.approx(binary_metrics(at["y_true"].astype(int), at["prediction"])["auc"])
-
-
-def test_read_oracle(tmp_path):
-    path = tmp_path / "abidelike" / "ground_truth.json"
-    path.parent.mkdir()
-    oracle = {"auc": 0.8, "auc_patient_vs_control": 0.81}
-    truth = {"consortium": "abidelike", "shared_structure": 0.0, "oracle": oracle}
-    path.write_text(json.dumps(truth))
-    oracle = read_oracle(path)
-    assert oracle == {
-        "consortium": "abidelike",
-        "shared_structure": 0.0,
-        "auc": 0.81,
-        "accuracy": None,
-    }
-    path.write_text(json.dumps({"consortium": "x"}))
-    assert read_oracle(path) is None
-    with pytest.raises(InputDataError, match="Cannot read ground truth"):
-        read_oracle(tmp_path / "missing.json")
 
 
 def test_control_table_names_each_control_and_gives_no_verdict_from_one_fit():
