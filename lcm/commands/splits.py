@@ -12,7 +12,7 @@ import pandas as pd
 from lcm.commands._arguments import int_at_least
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.commands._sources import store_sources
-from lcm.exceptions import ConfigError, InputDataError
+from lcm.exceptions import InputDataError
 from lcm.io.paths import variables_path
 from lcm.io.provenance import write_sidecar
 from lcm.store.read import read_runs, read_schema, read_table
@@ -108,17 +108,15 @@ def _task_splits(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
     # Imported here: the evaluate package is only needed for task tables.
     from lcm.catalogue import load_catalogue
     from lcm.evaluate.baselines import strata
-    from lcm.evaluate.splits import task_split_table
+    from lcm.evaluate.splits import check_distinct_repeats, task_split_table
     from lcm.evaluate.tasks import target_values, task_from_catalogue
     from lcm.store.read import read_run_variables
 
-    repeated = sorted({r for r in args.repeats if args.repeats.count(r) > 1})
-    if repeated:  # as evaluate.seeds: a repeat listed twice is the same cross-validation twice
-        raise ConfigError(
-            f"lcm splits --task {args.task}: --repeats must be distinct, got "
-            f"{list(args.repeats)} (repeated: {repeated}).",
-            hint="List each evaluate.seeds entry once.",
-        )
+    check_distinct_repeats(
+        args.repeats,
+        f"lcm splits --task {args.task}: --repeats",
+        hint="List each evaluate.seeds entry once.",
+    )
     if not args.label or not args.catalogue or len(args.datasets) != 1:
         raise InputDataError(
             f"lcm splits --task {args.task}: needs --label, --catalogue and exactly one dataset "

@@ -55,7 +55,7 @@ from lcm.evaluate.registry import (
     register_model,
     unregister_model,
 )
-from lcm.evaluate.splits import labeled_subsets, outer_folds
+from lcm.evaluate.splits import check_distinct_repeats, labeled_subsets, outer_folds
 from lcm.evaluate.tasks import Task, task_from_catalogue, task_targets
 from lcm.evaluate.windows import mean_per_run, run_groups
 from lcm.exceptions import ConfigError, LCMError
@@ -145,15 +145,11 @@ class EvaluationSettings:
         seeds = _sequence(raw, "seeds", cls.seeds, source)
         if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
             raise ConfigError(f"{source}: seeds must be integers >= 0, got {list(seeds)}.")
-        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
-        if repeated:
-            # A repeated seed re-runs the same cross-validation: its fits are copies, and the
-            # summary would count them as new evidence and narrow its intervals.
-            raise ConfigError(
-                f"{source}: evaluate.seeds must be distinct, got {list(seeds)} "
-                f"(repeated: {repeated}).",
-                hint="List each seed once; add different seeds for more repeats.",
-            )
+        check_distinct_repeats(
+            seeds,
+            f"{source}: evaluate.seeds",
+            hint="List each seed once; add different seeds for more repeats.",
+        )
         fractions = _sequence(raw, "label_fractions", cls.label_fractions, source)
         if not all(
             isinstance(f, int | float) and not isinstance(f, bool) and 0 < f <= 1 for f in fractions

@@ -13,15 +13,43 @@ keeps the label-fraction curve free of resampling noise between fractions.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lcm.exceptions import InputDataError
+from lcm.exceptions import ConfigError, InputDataError
 from lcm.store.splits import make_repeated_splits, make_splits
 
 log = logging.getLogger(__name__)
+
+
+def check_distinct_repeats(repeats: Sequence[int], what: str, hint: str) -> None:
+    """Refuse a repeat (an ``evaluate.seeds`` entry) listed more than once.
+
+    A repeat listed twice is the same cross-validation twice: its fits are copies, which the
+    summary would count as new evidence, narrowing its intervals.
+
+    Parameters
+    ----------
+    repeats : sequence of int
+    what : str
+        Where they were given, e.g. ``"config.yaml: evaluate.seeds"``.
+    hint : str
+        The fix, for the error.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``what``, the values and those repeated.
+    """
+    values = list(repeats)
+    repeated = sorted({r for r in values if values.count(r) > 1})
+    if repeated:
+        raise ConfigError(
+            f"{what} must be distinct, got {values} (repeated: {repeated}).", hint=hint
+        )
 
 
 def subject_labels(y: np.ndarray, groups: np.ndarray) -> pd.Series:
