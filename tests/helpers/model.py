@@ -159,6 +159,24 @@ CLI_CATALOGUE = (
 )
 
 
+def relmat_qc_row(subject: str, relmat: Path) -> dict[str, str]:
+    """The QC row of an included resting-state run whose matrix is the TSV ``relmat``."""
+    return {
+        "subject": subject,
+        "session": "",
+        "task": "rest",
+        "run": "1",
+        "run_key": f"sub-{subject}_task-rest_run-1",
+        "included": "True",
+        "reason": "",
+        "n_volumes": "100",
+        "n_volumes_kept": "98",
+        "mean_fd": "0.1",
+        "t_r": "2.0",
+        "relmat": str(relmat),
+    }
+
+
 def add_store_dataset(
     tmp: Path, store: Path, catalogue: Path, dataset: str, atlas: str, n: int, seed: int
 ) -> None:
@@ -171,22 +189,7 @@ def add_store_dataset(
         path = folder / f"sub-{subject}_relmat.tsv"
         index = pd.Index(cohort.roi_names, name="Node")
         pd.DataFrame(cohort.fc[i], index=index, columns=cohort.roi_names).to_csv(path, sep="\t")
-        qc_rows.append(
-            {
-                "subject": subject,
-                "session": "",
-                "task": "rest",
-                "run": "1",
-                "run_key": f"sub-{subject}_task-rest_run-1",
-                "included": "True",
-                "reason": "",
-                "n_volumes": "100",
-                "n_volumes_kept": "98",
-                "mean_fd": "0.1",
-                "t_r": "2.0",
-                "relmat": str(path),
-            }
-        )
+        qc_rows.append(relmat_qc_row(subject, path))
     pd.DataFrame(qc_rows).to_csv(folder / "qc.tsv", sep="\t", index=False)
     pheno = pheno.rename(
         columns={"age": "AGE", "sex": "SEX", "handedness": "HAND", "bmi": "BMI", "dx": "DX"}

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.model import relmat_qc_row
 from helpers.report import report_parser
 
 from lcm.atlas import load_atlas
@@ -90,18 +91,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         path = root / "relmats" / f"sub-{subject}_relmat.tsv"
         corr = subject_stream(ctx, i)[0]
         pd.DataFrame(corr, index=pd.Index(names, name="Node"), columns=names).to_csv(path, sep="\t")
-        qc.append(
-            {
-                "subject": subject,
-                "session": "",
-                "task": "rest",
-                "run": "1",
-                "run_key": f"sub-{subject}_task-rest_run-1",
-                "included": "True",
-                "reason": "",
-                "relmat": str(path),
-            }
-        )
+        qc.append(relmat_qc_row(subject, path))
     pd.DataFrame(qc).to_csv(root / "qc.tsv", sep="\t", index=False)
     pheno = pd.DataFrame(
         {
