@@ -106,6 +106,19 @@ def write_report_inputs(root: Path) -> dict:
     return files
 
 
+def control_summary() -> pd.DataFrame:
+    """Summary rows of two shuffled-label controls of task ``t``: at chance and above it over
+    10 fits at fraction 1, and one fit (no interval to judge) at 0.1."""
+    return pd.DataFrame(
+        [
+            ("t", "shuffled-labels", 1.0, "auc", 0.50, 0.45, 0.55, 10),
+            ("t", "shuffled-lcm", 1.0, "auc", 0.70, 0.65, 0.75, 10),
+            ("t", "shuffled-labels", 0.1, "auc", 0.52, 0.52, 0.52, 1),
+        ],
+        columns=["task", "model", "label_fraction", "metric", "mean", "ci_low", "ci_high", "n"],
+    )
+
+
 def report_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lcm")
     report_cmd.register(parser.add_subparsers())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.report import control_summary
 
 from lcm.evaluate.compare import (
     contrast_table,
@@ -139,14 +140,7 @@ def test_site_table_per_site_and_model():
 
 def test_control_table_names_each_control_and_gives_no_verdict_from_one_fit():
     """Two controls at one fraction are two named rows; one fit has no interval to judge."""
-    summary = pd.DataFrame(
-        [
-            ("t", "shuffled-labels", 1.0, "auc", 0.50, 0.45, 0.55, 10),
-            ("t", "shuffled-lcm", 1.0, "auc", 0.70, 0.65, 0.75, 10),
-            ("t", "shuffled-labels", 0.1, "auc", 0.52, 0.52, 0.52, 1),
-        ],
-        columns=["task", "model", "label_fraction", "metric", "mean", "ci_low", "ci_high", "n"],
-    )
+    summary = control_summary()
     control = control_table(summary, pd.DataFrame({"task": "t", "y_true": [0.0, 1.0]}))
     by_model = control.set_index(["model", "label_fraction"])["verdict"].to_dict()
     assert by_model == {

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.report import control_summary
 
 from lcm.evaluate.compare import (
     HEADLINE_COLUMNS,
@@ -278,14 +279,7 @@ def test_motion_check_is_direction_free_and_names_the_class_that_moves_more():
 
 
 def test_control_fragment_names_each_control_and_judges_none_from_one_fit():
-    summary = pd.DataFrame(
-        [
-            ("t", "shuffled-labels", 1.0, "auc", 0.50, 0.45, 0.55, 10),
-            ("t", "shuffled-lcm", 1.0, "auc", 0.70, 0.65, 0.75, 10),
-            ("t", "shuffled-labels", 0.1, "auc", 0.52, 0.52, 0.52, 1),
-        ],
-        columns=["task", "model", "label_fraction", "metric", "mean", "ci_low", "ci_high", "n"],
-    )
+    summary = control_summary()
     text = control_fragment(
         control_table(summary, pd.DataFrame({"task": "t", "y_true": [0.0, 1.0]})), "t"
     )
