@@ -318,7 +318,7 @@ def write_sidecar(
     ------
     ConfigError
         When that sidecar is the record of another output still beside it (both names differ
-        only in their extension); nothing is overwritten.
+        only in their extension), or a file that is no LCM record; nothing is overwritten.
     """
     side = provenance_path(output)
     _check_sidecar_free(side, Path(output))
@@ -347,7 +347,7 @@ def check_distinct_sidecars(outputs: list[str | Path]) -> None:
         Naming both outputs and the file or sidecar they would share.
     """
     seen: dict[Path, Path] = {}
-    files: set[Path] = set()
+    files: dict[Path, Path] = {}
     for out in map(Path, outputs):
         same = out.resolve()
         if same in files:
@@ -355,24 +355,42 @@ def check_distinct_sidecars(outputs: list[str | Path]) -> None:
                 f"The file {out} is given for two outputs; the second would overwrite the first.",
                 hint="Give each output its own path.",
             )
-        files.add(same)
+        files[same] = out
         side = provenance_path(out)
         first = seen.setdefault(side, out)
         if first != out:
             raise _collision(side, first, out)
+    for side, out in seen.items():  # a.tsv's record a.json would overwrite the output a.json
+        other = files.get(side.resolve())
+        if other is not None:
+            raise ConfigError(
+                f"The provenance sidecar of {out} would be {other}, another output of the same "
+                "command; writing it would overwrite that output.",
+                hint=f"Name {out} or {other} differently before the extension.",
+            )
 
 
 def _check_sidecar_free(side: Path, output: Path) -> None:
-    """Refuse to overwrite ``side`` when it is the provenance record of another output.
+    """Refuse to overwrite ``side`` when it is the provenance record of another output, or a
+    file LCM did not write (no provenance record at all: a user's or a tool's JSON).
 
     A record of a file that no longer exists, or of a file whose sidecar is now named
     differently (written by an LCM version that cut names at their first dot), is replaced.
     """
-    try:
-        described = json.loads(side.read_text()).get("Output")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+    if not side.exists():
         return
-    if not isinstance(described, str) or described == output.name:
+    try:
+        record = json.loads(side.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        record = None
+    described = record.get("Output") if isinstance(record, dict) else None
+    if not isinstance(described, str) or "Sha256" not in record:
+        raise ConfigError(
+            f"{side} exists and is not an LCM provenance record, so it was not written by LCM; "
+            f"the record of {output} would overwrite it.",
+            hint=f"Move or rename {side}, or write {output.name} to another folder.",
+        )
+    if described == output.name:
         return
     other = side.parent / described
     if other.is_file() and provenance_path(other) == side:

@@ -256,6 +256,28 @@ def test_outputs_sharing_a_sidecar_are_refused(tmp_path: Path) -> None:
         record_outputs([tmp_path / "emb.parquet", tmp_path / "sub" / ".." / "emb.parquet"], [])
 
 
+def test_a_sidecar_that_is_another_output_or_not_lcms_is_never_overwritten(
+    tmp_path: Path,
+) -> None:
+    # a.tsv's record would be a.json, itself an output of the same command.
+    table, qc = tmp_path / "a.tsv", tmp_path / "a.json"
+    table.write_text("x\n1\n")
+    qc.write_text('{"n_runs": 3}')
+    with pytest.raises(ConfigError, match=r"sidecar of .*a\.tsv would be .*a\.json"):
+        record_outputs([table, qc], [])
+    assert json.loads(qc.read_text()) == {"n_runs": 3}
+    # A JSON LCM did not write (no record: a user's notes, a tool's sidecar) where the record
+    # of an output would go: refused, the file kept as it was.
+    for text in ('{"RepetitionTime": 2.0}', "not json", "[1, 2]"):
+        qc.write_text(text)
+        with pytest.raises(ConfigError, match=r"a\.json exists and is not an LCM provenance"):
+            write_sidecar(table, [])
+        assert qc.read_text() == text
+    qc.unlink()
+    assert json.loads(write_sidecar(table, []).read_text())["Output"] == "a.tsv"
+    assert json.loads(write_sidecar(table, []).read_text())["Output"] == "a.tsv"  # its own: kept
+
+
 def test_embed_refuses_outputs_sharing_a_sidecar_before_running(tmp_path: Path) -> None:
     from lcm.commands import embed
 
