@@ -169,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
             *args.ground_truth,
             *oracle_inputs,
             *args.attention,
+            *_atlas_inputs(args),
         )
         if p
     ]
@@ -273,6 +274,16 @@ def _scan_oracle(
     result = scan_oracle(truth, fc, names, ids["subject"].astype(str).to_numpy(), labels.to_dict())
     log.info("oracle of %s on the pipeline's connectomes: %s", task, result)
     return result, [connectome_path(store, atlas, dataset)]
+
+
+def _atlas_inputs(args: argparse.Namespace) -> list[str]:
+    """The atlas files the brain maps were drawn from (none without attention tables; a
+    TemplateFlow atlas's files live in TEMPLATEFLOW_HOME and the query is the rule's param)."""
+    if not args.attention or args.atlas_templateflow:
+        return []
+    from lcm.connectome.outputs import atlas_sources
+
+    return atlas_sources(args.atlas, args.atlas_path, args.atlas_labels)
 
 
 def _attention_html(args: argparse.Namespace) -> str:

@@ -24,6 +24,8 @@ rule report:
         attention=expand(
             paths.task_embeddings(RESULTS, "{task}", "attention"), task=FINETUNE_TASKS
         ),
+        # The brain maps are drawn on a user atlas's image: its files are tracked.
+        atlas=get_atlas_files(),
     output:
         metrics=report(
             paths.metrics_file(RESULTS, "metrics.parquet"),

@@ -14,8 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 from helpers.report import run_report
 
-from lcm.atlas import load_atlas
+from lcm.atlas import atlas_files, load_atlas
 from lcm.exceptions import InputDataError
+from lcm.io.provenance import provenance_path
 from lcm.report.attention import attention_section, read_attention
 
 LABEL = {"name": "autism", "levels": ["control", "autism"], "positive": "autism"}
@@ -90,8 +91,13 @@ def test_report_embeds_the_brain_maps(inputs, tmp_path, atlas):
     for data in maps:
         pixels = imread(io.BytesIO(base64.b64decode(data)), format="png")
         assert pixels.shape[0] > 100 and pixels.std() > 0
-    without = run_report(inputs, tmp_path / "plain")["html"].read_text()
-    assert 'id="attention"' not in without
+    # The atlas files the maps were drawn from are among the page's recorded inputs.
+    sources = json.loads(provenance_path(out["html"]).read_text())["Sources"]
+    atlas_inputs = {str(p) for p in atlas_files("aal116")}
+    assert atlas_inputs and atlas_inputs <= set(sources)
+    plain = run_report(inputs, tmp_path / "plain")["html"]
+    assert 'id="attention"' not in plain.read_text()
+    assert not atlas_inputs & set(json.loads(provenance_path(plain).read_text())["Sources"])
 
 
 def test_a_probe_model_maps_the_bei_queries_it_reads(tmp_path, atlas):
