@@ -128,7 +128,9 @@ def run(args: argparse.Namespace) -> int:
     )
     # Claimed (refused if it holds others' files) and locked against a concurrent run.
     with training_out_dir(args.out_dir, "lcm finetune", CHECKPOINT_FILES):
-        clf.fit(cohort.fc, y, cohort.variables.drop(columns=[args.label]))
+        # Subjects, not rows: the pseudo-label threshold and the probe's penalty are chosen on
+        # validation subjects none of whose runs or windows trained the first model.
+        clf.fit(cohort.fc, y, cohort.variables.drop(columns=[args.label]), groups=cohort.groups)
         out = clf.save(args.out_dir)
         sources = [
             *existing(args.checkpoint, ("model.safetensors", "model.json")),

@@ -176,6 +176,35 @@ def test_pretrain_then_finetune_from_the_command_line(tmp_path: Path, capsys) ->
     assert b"lcm.weights_sha256" in pq.read_schema(att).metadata
 
 
+def test_finetune_splits_by_subject_not_by_row(tmp_path: Path, monkeypatch) -> None:
+    """lcm finetune hands the classifier each run's subject, as lcm evaluate does: its inner
+    validation split (pseudo-label threshold, probe penalty) never splits a subject's runs."""
+    from lcm.train.finetune import LCMClassifier
+
+    seen: list = []
+    original = LCMClassifier.fit
+
+    def spy(self, fc, y, variables=None, groups=None):
+        seen.append(groups)
+        return original(self, fc, y, variables, groups)
+
+    monkeypatch.setattr(LCMClassifier, "fit", spy)
+    catalogue = write_catalogue(tmp_path, CLI_CATALOGUE)
+    store = tmp_path / "store"
+    add_store_dataset(tmp_path, store, catalogue, "alpha", "toy", 30, seed=0)
+    add_store_dataset(tmp_path, store, catalogue, "beta", "toy", 20, seed=1)
+    common = ["--store", str(store), "--catalogue", str(catalogue), "--atlas", "toy"]
+    common += ["--settings", '{"epochs": 1, "batch_size": 8}', "--threads", "1"]
+    pre = ["pretrain", *common, "--datasets", "alpha", "--model", json.dumps(TINY)]
+    assert main([*pre, "--out-dir", str(tmp_path / "pre")]) == 0
+    argv = ["finetune", *common, "--checkpoint", str(tmp_path / "pre"), "--dataset", "beta"]
+    argv += ["--label", "dx", "--positive", "patient", "--out-dir", str(tmp_path / "ft")]
+    assert main(argv) == 0
+    (groups,) = seen
+    assert groups is not None and len(groups) == 20
+    assert all(str(g).startswith("beta/") for g in groups)
+
+
 @pytest.mark.parametrize("verb", ["pretrain", "finetune", "model-info", "embed"])
 def test_help_has_example(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
