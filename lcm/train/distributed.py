@@ -120,14 +120,24 @@ def mean_over_ranks(
     """
     if not ctx.enabled or not history:
         return history
-    keys = sorted(k for k in history[0] if k.startswith(prefix))
+    # Every key of every row: a variable whose labelled rows all fell in an epoch's dropped
+    # last batch has no loss that epoch (the row lacks the key; it is not a KeyError).
+    keys = sorted({k for row in history for k in row if k.startswith(prefix)})
     values = torch.tensor(
-        [[row[k] for k in keys] for row in history], dtype=torch.float64, device=ctx.device
+        [[row.get(k, 0.0) for k in keys] for row in history],
+        dtype=torch.float64,
+        device=ctx.device,
+    )
+    present = torch.tensor(
+        [[k in row for k in keys] for row in history], dtype=torch.float64, device=ctx.device
     )
     dist.all_reduce(values)
+    dist.all_reduce(present)
     values = (values / ctx.world).cpu().tolist()
+    seen = (present > 0).cpu().tolist()
     return [
-        {**row, **dict(zip(keys, v, strict=True))} for row, v in zip(history, values, strict=True)
+        {**row, **{k: x for k, x, there in zip(keys, v, s, strict=True) if there}}
+        for row, v, s in zip(history, values, seen, strict=True)
     ]
 
 
