@@ -26,7 +26,10 @@ from helpers.workflow import (
 )
 
 SITE = ["--slurm-no-account", "--slurm-status-command", "squeue"]
-SITE += ["--slurm-init-seconds-before-status-checks", "5"]
+# A dependent job starts once its input's job is seen finished. The plugin checks first after
+# this many seconds, then waits 10 s longer after each check that finds nothing finished: at
+# 1 s, a job of a few seconds is seen at 11 s (at 5 s: 5 + 15 = 20 s), twelve levels of jobs.
+SITE += ["--slurm-init-seconds-before-status-checks", "1"]
 
 
 def slurm_unavailable() -> str | None:
