@@ -23,6 +23,7 @@ a sample of its own, as the official LCM code trains on windows.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import threading
 from collections import deque
@@ -156,7 +157,9 @@ class ConnectomeStream(IterableDataset):
             size = sum(os.path.getsize(f) for f in self.files)
             keep_cache = size <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
         self.keep_cache = keep_cache or not hasattr(os, "posix_fadvise")  # not on macOS
-        self.epoch = 0
+        # In shared memory: DataLoader's persistent workers keep their own copy of the stream,
+        # and see set_epoch only through it (else every epoch replays epoch 0's shuffle).
+        self._epoch = multiprocessing.RawValue("q", 0)
         self._iu: torch.Tensor | None = None
 
     def _plan(self, keep: np.ndarray) -> tuple[list[str], list[_Unit]]:
@@ -217,9 +220,15 @@ class ConnectomeStream(IterableDataset):
         """Runs per epoch over all shards."""
         return len(self.runs)
 
+    @property
+    def epoch(self) -> int:
+        """The epoch whose shuffle the next iteration uses (:meth:`set_epoch`)."""
+        return int(self._epoch.value)
+
     def set_epoch(self, epoch: int) -> None:
-        """Use a new shuffle for ``epoch`` (call before each epoch, as with DistributedSampler)."""
-        self.epoch = epoch
+        """Use a new shuffle for ``epoch`` (call before each epoch, as with DistributedSampler;
+        DataLoader workers, persistent ones included, use it from their next iteration)."""
+        self._epoch.value = int(epoch)
 
     def shard(self) -> tuple[int, int]:
         """``(shard, n_shards)`` of the calling process: DDP rank x DataLoader worker."""

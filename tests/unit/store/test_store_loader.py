@@ -118,6 +118,27 @@ def test_dataloader_workers_share_the_epoch(store) -> None:
     assert not set(index) & {int(i) for i in other_index}
 
 
+def test_persistent_workers_follow_set_epoch(store) -> None:
+    """Persistent DataLoader workers keep their copy of the stream: set_epoch still reaches
+    them, and each epoch is the one a fresh loader gives for it."""
+    root, _ = store
+
+    def order(loader: DataLoader) -> list[int]:
+        return [int(item["index"]) for item in loader]
+
+    stream = ConnectomeStream(root, "toy", ["a", "b"], seed=5, shuffle_buffer=4)
+    persistent = DataLoader(stream, batch_size=None, num_workers=1, persistent_workers=True)
+    seen = []
+    for epoch in range(3):
+        stream.set_epoch(epoch)
+        seen.append(order(persistent))
+    assert seen[0] != seen[1] != seen[2]
+    for epoch, got in enumerate(seen):
+        fresh = ConnectomeStream(root, "toy", ["a", "b"], seed=5, shuffle_buffer=4)
+        fresh.set_epoch(epoch)
+        assert order(DataLoader(fresh, batch_size=None, num_workers=1)) == got
+
+
 def test_matrices_and_mismatched_atlases(store, tmp_path: Path) -> None:
     root, vec = store
     stream = ConnectomeStream(root, "toy", ["b"], shuffle=False, matrix=True)
