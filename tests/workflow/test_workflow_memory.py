@@ -120,3 +120,16 @@ def test_slurm_profile_memory_grows_with_each_retry() -> None:
     }
     assert fixed == {}, f"mem_mb that does not grow with the attempt: {fixed}"
     assert {"finetune", "evaluate", "pretrain", "fmriprep"} <= set(profile["set-resources"])
+
+
+def test_every_rule_that_loads_a_model_asks_for_a_gpu_on_slurm() -> None:
+    """Pretraining, finetuning, evaluation and embeddings load LCM's weights: each gets a GPU
+    and its own memory on SLURM, not the 4 GB default (LCM-Big's weights alone are ~4.6 GB)."""
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    text = "".join(p.read_text() for p in sorted((ROOT / "workflow" / "rules").glob("*.smk")))
+    loading = {"pretrain", "pretrain_ssl", "finetune", "embed", "evaluate"}
+    assert loading <= set(re.findall(r"^(?:use )?rule (?:\w+ as )?(\w+)", text, re.MULTILINE))
+    lacking = sorted(
+        r for r in loading if not {"gpu", "mem_mb"} <= set(profile["set-resources"].get(r, {}))
+    )
+    assert lacking == [], f"rules loading a model without a GPU and memory on SLURM: {lacking}"

@@ -7,6 +7,7 @@ rerun. Each change is one a job's params used to carry without the job reading i
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -31,10 +32,10 @@ def done(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return workdir, cfg
 
 
-def plan(workdir: Path, cfg: dict) -> tuple[dict[str, int], set[tuple[str, str]]]:
+def plan(workdir: Path, cfg: dict, *extra: str) -> tuple[dict[str, int], set[tuple[str, str]]]:
     """Rule -> job count of a dry run, and the (rule, wildcards) of each planned job."""
     config = write_config(workdir, cfg)
-    proc = snakemake(ROOT, workdir, "--configfile", str(config), "-n", "--cores", "1")
+    proc = snakemake(ROOT, workdir, "--configfile", str(config), "-n", "--cores", "1", *extra)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     text = proc.stdout + proc.stderr
     jobs = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    wildcards: (.*)$", text, re.MULTILINE)
@@ -112,3 +113,37 @@ def test_a_container_run_reruns_fmriprep_with_its_work_folder_under_the_results(
     assert proc.returncode == 0, text[-3000:]
     assert planned_jobs(proc).get("fmriprep", 0) > 0
     assert f"--work-dir {cfg['results_dir']}/work/fmriprep" in text
+
+
+def test_the_seg_label_of_input_files_reruns_no_voxel_run(done) -> None:
+    """atlas.seg names the seg- label of parcellated inputs: the voxel runs never read it."""
+    workdir, cfg = done
+    counts, _ = plan(workdir, changed(cfg, "atlas", "seg", value="AAL"))
+    assert counts.get("connectome_dataset") and "connectome_run" not in counts, counts
+
+
+def test_a_task_of_baselines_and_bei_linear_finetunes_nothing(done) -> None:
+    """bei-linear reads the pretraining's ridge maps: its task gets no finetuned classifier."""
+    workdir, cfg = done
+    new = yaml.safe_load(yaml.safe_dump(cfg))
+    new["tasks"]["autismlin"] = {**cfg["tasks"]["autism"], "models": ["logreg", "bei-linear"]}
+    _, jobs = plan(workdir, new)
+    assert ("evaluate", "task=autismlin") in jobs
+    assert not [(r, w) for r, w in jobs if w == "task=autismlin" and r in ("finetune", "embed")]
+
+
+def test_the_ridge_maps_are_an_output_of_pretraining_and_an_input_of_bei_linear(done) -> None:
+    """bei_linear.npz gone (an intermediate file, as Snakemake sees it): an evaluation of
+    bei-linear run again has pretraining make it first, instead of failing for want of it."""
+    workdir, cfg = done
+    maps = workdir / "results" / "models" / "pretrain" / "bei_linear.npz"
+    stat = maps.stat()
+    maps.unlink()
+    target = "results/metrics/task-autism_metrics.parquet"
+    try:
+        counts, _ = plan(workdir, cfg, "--forcerun", "evaluate", "--", target)
+    finally:  # as it was, for the module's other tests
+        maps.touch()
+        os.utime(maps, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert "bei-linear" in cfg["tasks"]["autism"].get("models", cfg["evaluate"]["models"])
+    assert counts.get("pretrain") == 1 and counts.get("evaluate") == 1, counts

@@ -9,6 +9,7 @@ here: no account (the test cluster has no accounting database), job status from 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -108,14 +109,23 @@ def test_workflow_runs_on_slurm(slurm_run: Path) -> None:
 
 
 def test_per_run_connectome_jobs_share_one_submission(slurm_run: Path) -> None:
-    # group-components batches up to 50 runs into one SLURM job that runs them one after the
-    # other (Snakemake sizes the group to the workflow's one core): one job id, one CPU.
+    # group-components batches up to 50 runs into one SLURM job, which runs them side by side
+    # up to the profile's `cores` (16): one job id; the job holds one CPU per run here (2 runs),
+    # each run's job step one of them.
     sidecars = sorted((slurm_run / "results" / "connectome" / "bidsdemo").rglob("*_qc.prov.json"))
-    assert len(sidecars) >= 2, sidecars
+    assert len(sidecars) == 2, sidecars
     provs = [json.loads(p.read_text())["Provenance"] for p in sidecars]
     assert {p["rule"] for p in provs} == {"connectome_run"}
     assert len({p["slurm_job_id"] for p in provs}) == 1, [p["slurm_job_id"] for p in provs]
-    assert {p["slurm_allocation"]["cpus_on_node"] for p in provs} == {"1"}
+    assert {p["slurm_allocation"]["cpus_on_node"] for p in provs} == {"1"}  # each run's step
+    # What the job asked, from the controller (finished jobs stay listed for MinJobAge, 300 s).
+    job = subprocess.run(
+        ["scontrol", "show", "job", provs[0]["slurm_job_id"]],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert re.search(r"\bNumCPUs=2\b", job.stdout), job.stdout + job.stderr
 
 
 def test_provenance_verifies_and_traces_after_slurm(slurm_run: Path) -> None:

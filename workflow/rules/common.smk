@@ -62,8 +62,25 @@ TASKS = sorted(CFG["tasks"])
 # (lcm.evaluate.config_schema refuses an LCM model without a role: pretrain dataset, in one line).
 CHECKPOINT_TASKS = [t for t in TASKS if checkpoint_models(task_models(CFG, t), "bei")]
 SSL_TASKS = [t for t in TASKS if checkpoint_models(task_models(CFG, t), "ssl")]
-# Binary tasks with an LCM model get the deliverable finetuned classifier.
-FINETUNE_TASKS = [t for t in CHECKPOINT_TASKS if "positive" in CFG["tasks"][t]]
+# Binary tasks with an LCM model get the deliverable finetuned classifier (not those whose only
+# checkpoint reader is bei-linear: it reads the ridge maps and finetunes nothing).
+FINETUNE_TASKS = [
+    t
+    for t in CHECKPOINT_TASKS
+    if "positive" in CFG["tasks"][t]
+    and any(
+        model_family(m) == "LCM" for m in checkpoint_models(task_models(CFG, t), "bei")
+    )
+]
+# Tasks whose bei-linear baseline reads the pretraining's ridge maps (bei_linear.npz).
+BEI_MAPS_TASKS = [
+    t
+    for t in CHECKPOINT_TASKS
+    if any(
+        model_family(m) == "baseline"
+        for m in checkpoint_models(task_models(CFG, t), "bei")
+    )
+]
 
 
 # Before the first job: results_dir is LCM's, or the run stops with nothing written. Snakemake
@@ -350,9 +367,11 @@ def get_atlas_args(with_seg=True):
 
 
 def get_connectome_options():
-    """Atlas, coverage, denoising and connectome options of ``lcm connectome run``."""
+    """Atlas, coverage, denoising and connectome options of ``lcm connectome run`` (a voxel run
+    is parcellated with the atlas itself: no ``--atlas-seg``, which would rerun every run).
+    """
     return (
-        f"{get_atlas_args()} --min-coverage {quoted(CFG['atlas']['min_coverage'])}"
+        f"{get_atlas_args(with_seg=False)} --min-coverage {quoted(CFG['atlas']['min_coverage'])}"
         f" --denoise {as_json(CFG['denoise'])} --connectome {as_json(CFG['connectome'])}"
     )
 
@@ -398,6 +417,17 @@ def get_pretrain_store_files():
 def get_task_store_files(wildcards):
     """The partitions of the task's dataset."""
     return get_store_files(CFG["tasks"][wildcards.task]["dataset"])
+
+
+def get_bei_maps():
+    """The ridge maps pretraining writes for bei-linear, when a task evaluates it."""
+    maps = paths.model_file(RESULTS, "pretrain", "bei_linear.npz")
+    return [maps] if BEI_MAPS_TASKS else []
+
+
+def get_task_bei_maps(wildcards):
+    """The ridge maps the task's bei-linear baseline reads, or nothing."""
+    return get_bei_maps() if wildcards.task in BEI_MAPS_TASKS else []
 
 
 def get_pretrained_model(name="pretrain"):

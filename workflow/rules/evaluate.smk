@@ -8,6 +8,7 @@ rule evaluate:
     input:
         checkpoint=get_checkpoint,
         ssl=get_ssl_checkpoint,
+        maps=get_task_bei_maps,
         store=get_task_store_files,
         catalogue=CFG["variables"],
         splits=paths.task_splits(RESULTS, "{task}"),

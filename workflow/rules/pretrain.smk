@@ -13,6 +13,7 @@ rule pretrain:
         meta=paths.model_file(RESULTS, "pretrain", "model.json"),
         history=paths.model_file(RESULTS, "pretrain", "history.tsv"),
         bei_eval=paths.model_file(RESULTS, "pretrain", "bei_eval.tsv"),
+        maps=get_bei_maps(),
     log:
         get_log("pretrain/pretrain.log"),
     conda:
