@@ -140,3 +140,11 @@ def test_without_a_store_only_the_ceiling(inputs, tmp_path):
     page = _report(inputs, tmp_path)
     assert len(re.findall(r"from the true connectivity matrices", page)) == 1
     assert "pipeline's own connectomes" not in page
+
+
+def test_a_store_without_the_cohort_is_named_not_a_failure(inputs, tmp_path):
+    page = _report(inputs, tmp_path, "--store", str(tmp_path / "empty store"))
+    assert len(re.findall(r"from the true connectivity matrices", page)) == 1
+    assert "On the pipeline's own connectomes: not computed: Feature store has no connectomes" in (
+        page
+    )
