@@ -243,6 +243,7 @@ def _oracles(
     truths = {Path(p).parent.name: (read_ground_truth(p), p) for p in args.ground_truth}
     oracles: dict[str, dict] = {}
     inputs: list[Path] = []
+    read: dict[tuple[str, str], tuple] = {}  # each dataset's connectomes read once for its tasks
     for task, meta in task_meta.items():
         truth, path = truths.get(str(meta.get("dataset", "")), (None, ""))
         found = ceiling(truth, path) if truth is not None else None
@@ -253,16 +254,17 @@ def _oracles(
         if not levels or not set(levels) <= set(found["levels"]):
             continue
         if args.store:
-            found["scan"], read = _scan_oracle(args.store, task, meta, truth, predictions)
-            inputs.extend(read)
+            found["scan"], files = _scan_oracle(args.store, task, meta, truth, predictions, read)
+            inputs.extend(f for f in files if f not in inputs)
         oracles[task] = found
     return oracles, inputs
 
 
 def _scan_oracle(
-    store: str, task: str, meta: dict, truth: dict, predictions: pd.DataFrame
+    store: str, task: str, meta: dict, truth: dict, predictions: pd.DataFrame, read: dict
 ) -> tuple[dict, list[Path]]:
-    """The oracle's readout on the store's connectomes of the subjects ``task`` tested."""
+    """The oracle's readout on the store's connectomes of the subjects ``task`` tested
+    (``read``: connectomes already read, by dataset and atlas; filled here)."""
     from lcm.io.paths import connectome_path
     from lcm.store.read import read_connectomes
     from lcm.synth.oracle import scan_oracle
@@ -271,7 +273,9 @@ def _scan_oracle(
     tested = predictions[(predictions["task"] == task) & (predictions["dataset"] == dataset)]
     labels = tested.groupby("subject", sort=True)["y_true"].first().round().astype(int)
     try:
-        ids, fc, names = read_connectomes(store, atlas, dataset)
+        if (dataset, atlas) not in read:
+            read[dataset, atlas] = read_connectomes(store, atlas, dataset)
+        ids, fc, names = read[dataset, atlas]
     except InputDataError as exc:  # the page is still written, saying why
         log.warning("oracle of %s on the pipeline's connectomes not computed: %s", task, exc)
         return {"auc": None, "n_subjects": len(labels), "note": f"not computed: {exc}"}, []
