@@ -48,6 +48,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--settings", default="{}", help="JSON of the config 'pretrain' section.")
     p.add_argument("--out-dir", required=True, help="Checkpoint folder to write.")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available).")
+    p.add_argument(
+        "--bei-maps",
+        choices=("yes", "no"),
+        default="yes",
+        help="Also write bei_linear.npz, the bei-linear baseline's ridge maps (default yes; "
+        "with no, an earlier run's maps in --out-dir are removed).",
+    )
     add_store_arguments(p)
     add_seed_and_threads(p)
     p.set_defaults(func=run)
@@ -80,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
             args.seed,
             args.out_dir,
             device=args.device,
+            bei_maps=args.bei_maps == "yes",
         )
         log.info("summary: %s", json.dumps(summary, default=str))
         if "rank" not in summary:  # data parallel ranks other than 0 write nothing

@@ -23,6 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from lcm.catalogue import Catalogue
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.atomic import write_tsv
+from lcm.io.provenance import provenance_path
 from lcm.model.checkpoint import data_fingerprint, save_checkpoint
 from lcm.model.config import config_from_settings
 from lcm.model.lcm import LCM
@@ -157,6 +158,16 @@ def _write_bei_linear_maps(cohort: Cohort, seed: int, out: Path) -> None:
     maps.save(out / MAPS_FILE)
 
 
+def _remove_bei_linear_maps(out: Path) -> None:
+    """Remove an earlier run's ridge maps (and record) from this training verb's own folder."""
+    from lcm.train.bei_maps import MAPS_FILE
+
+    for name in (MAPS_FILE, provenance_path(MAPS_FILE).name):
+        if (out / name).is_file():
+            log.info("removing %s from an earlier run (--bei-maps no)", out / name)
+            (out / name).unlink()
+
+
 def pretrain(
     cohort: Cohort,
     catalogue: Catalogue,
@@ -166,6 +177,7 @@ def pretrain(
     out_dir: str | Path,
     *,
     device: str | None = None,
+    bei_maps: bool = True,
 ) -> dict[str, Any]:
     """Pretrain an LCM on ``cohort`` and write its checkpoint, history and held-out metrics.
 
@@ -185,6 +197,9 @@ def pretrain(
     out_dir : path-like
     device : str, optional
         ``"cpu"``, ``"cuda"`` ...; default CUDA when available.
+    bei_maps : bool
+        Also fit the ``bei-linear`` baseline's ridge maps (``bei_linear.npz``); without them,
+        an earlier run's maps in ``out_dir`` are removed, since they describe other data.
 
     Returns
     -------
@@ -395,7 +410,10 @@ def pretrain(
     save_checkpoint(out, model_cpu, layout, meta)
     write_tsv(out / "history.tsv", history_frame(history, parts))
     write_tsv(out / "bei_eval.tsv", evaluation)
-    _write_bei_linear_maps(cohort, seed, out)
+    if bei_maps:
+        _write_bei_linear_maps(cohort, seed, out)
+    else:
+        _remove_bei_linear_maps(out)
     remove_state(out / STATE_DIR)
     distributed.teardown(ctx)
     summary = {

@@ -147,3 +147,21 @@ def test_the_ridge_maps_are_an_output_of_pretraining_and_an_input_of_bei_linear(
         os.utime(maps, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert "bei-linear" in cfg["tasks"]["autism"].get("models", cfg["evaluate"]["models"])
     assert counts.get("pretrain") == 1 and counts.get("evaluate") == 1, counts
+
+
+def test_only_the_bei_pretraining_writes_ridge_maps(done) -> None:
+    """pretrain_ssl declares no bei_linear.npz, so it is told not to write one."""
+    workdir, cfg = done
+    new = yaml.safe_load(yaml.safe_dump(cfg))
+    new["tasks"]["autism"]["models"] = [*cfg["tasks"]["autism"]["models"], "lcm-ssl"]
+    config = write_config(workdir, new)
+    proc = snakemake(ROOT, workdir, "--configfile", str(config), "-n", "-p", "--cores", "1")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    commands = [line for line in proc.stdout.splitlines() if " pretrain --store " in line]
+    assert len(commands) == 1 and "--rule pretrain_ssl" in commands[0], commands
+    assert commands[0].endswith("--bei-maps no"), commands[0]
+    config = write_config(workdir, cfg)
+    forced = ["-n", "-p", "--forcerun", "pretrain", "--cores", "1"]
+    proc = snakemake(ROOT, workdir, "--configfile", str(config), *forced)
+    line = next(x for x in proc.stdout.splitlines() if " pretrain --store " in x)
+    assert "--rule pretrain " in line and line.endswith("--bei-maps yes"), line

@@ -30,12 +30,13 @@ rule pretrain:
         settings=to_json(CFG["pretrain"]),
         seed=CFG["seed"],
         out_dir=subpath(output.weights, parent=True),
+        bei_maps="yes" if get_bei_maps() else "no",
         code=code_hash("pretrain"),
     shell:
         "{params.launcher} --log-file {log:q} --rule {params.rule:q} pretrain --store {params.store:q}"
         " --atlas {params.atlas:q} --catalogue {input.catalogue:q} --datasets {params.datasets:q}"
         " --model {params.model:q} --settings {params.settings:q} --seed {params.seed:q} --threads"
-        " {params.threads:q} --out-dir {params.out_dir:q}"
+        " {params.threads:q} --out-dir {params.out_dir:q} --bei-maps {params.bei_maps:q}"
 
 
 # The lcm-ssl ablation: the same pretraining with the BEI losses off (self-supervised only).
@@ -50,3 +51,4 @@ use rule pretrain as pretrain_ssl with:
     params:
         rule="pretrain_ssl",
         settings=get_ssl_pretrain_settings(),
+        bei_maps="no",  # bei-linear reads the BEI pretraining's maps only

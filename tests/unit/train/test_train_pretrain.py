@@ -122,3 +122,21 @@ def test_heldout_epoch_selection_keeps_the_best_epoch(tmp_path: Path) -> None:
     history = pd.read_csv(tmp_path / "sel" / "history.tsv", sep="\t")
     best = int(history.loc[history["val_loss"].idxmin(), "epoch"])
     assert meta["selected_epoch"] == best
+
+
+def test_without_bei_maps_an_earlier_runs_maps_are_removed(trained, tmp_path: Path) -> None:
+    """The lcm-ssl ablation writes no ridge maps, and keeps none from an earlier run: maps
+    beside a checkpoint must come from that checkpoint's data."""
+    _, _, catalogue, cohort = trained
+    out = tmp_path / "ssl"
+    short = {**SETTINGS, "epochs": 1}
+    pretrain(cohort, catalogue, TINY, short, seed=1, out_dir=out)
+    (out / "bei_linear.json").write_text('{"Output": "bei_linear.npz", "Sha256": "0"}')
+    assert (out / "bei_linear.npz").is_file()
+    pretrain(cohort, catalogue, TINY, {**short, "bei_weight": 0}, 1, out, bei_maps=False)
+    assert {p.name for p in out.iterdir()} == {
+        "model.safetensors",
+        "model.json",
+        "history.tsv",
+        "bei_eval.tsv",
+    }
