@@ -16,7 +16,7 @@ from functools import partial
 import lcm
 from lcm.commands._labels import check_label_arguments
 from lcm.exceptions import LCMError
-from lcm.io.provenance import set_invocation
+from lcm.io.provenance import check_recordable, set_invocation
 from lcm.threads import apply_thread_budget, resolve_thread_budget
 
 VERBS = (
@@ -118,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     log.debug("thread budget %d", budget)
     try:
         check_label_arguments(args)
+        # A verb's files get provenance records: a record that could not be written (a
+        # user's JSON in its place) is refused now, before any output is.
+        recorded = [getattr(args, o, None) for o in getattr(args, "recorded", ())]
+        check_recordable([path for path in recorded if path])
         return int(args.func(args) or 0)
     except LCMError as exc:
         log.error("%s", exc)

@@ -126,7 +126,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _denoise_arg(r)
     r.add_argument("--out-dir", required=True, help="Connectome derivatives folder.")
     r.add_argument("--qc-out", required=True, help="QC JSON of the run.")
-    r.set_defaults(func=run_voxel)
+    r.set_defaults(func=run_voxel, recorded=("qc_out",))
 
     d = sub.add_parser(
         "dataset",
@@ -146,7 +146,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _denoise_arg(d, default=None)
     d.add_argument("--out-dir", required=True, help="Connectome derivatives folder.")
     d.add_argument("--qc-table", required=True, help="QC TSV, one row per manifest row.")
-    d.set_defaults(func=run_dataset)
+    d.set_defaults(func=run_dataset, recorded=("qc_table",))
 
     t = sub.add_parser(
         "timeseries",
@@ -163,7 +163,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _denoise_arg(t)
     t.add_argument("--out-dir", required=True, help="Connectome derivatives folder.")
     t.add_argument("--qc-table", required=True, help="QC TSV, one row per manifest row.")
-    t.set_defaults(func=run_dataset, entry="roi_timeseries")
+    t.set_defaults(func=run_dataset, entry="roi_timeseries", recorded=("qc_table",))
 
     m = sub.add_parser(
         "import",
@@ -179,7 +179,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_atlas_arguments(m, files=True, seg=True)
     m.add_argument("--out-dir", required=True, help="Connectome derivatives folder.")
     m.add_argument("--qc-table", required=True, help="QC TSV, one row per manifest row.")
-    m.set_defaults(func=run_dataset, entry="connectome")
+    m.set_defaults(func=run_dataset, entry="connectome", recorded=("qc_table",))
 
     c = sub.add_parser(
         "collect",
@@ -200,7 +200,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="The dataset's manifest: its exclusion reasons are named when no run is left.",
     )
     c.add_argument("--out", required=True, help="QC TSV to write.")
-    c.set_defaults(func=run_collect)
+    c.set_defaults(func=run_collect, recorded=("out",))
 
 
 def _denoise_arg(p: argparse.ArgumentParser, default: str | None = "{}") -> None:

@@ -88,7 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_store_arguments(p)
     add_task_arguments(p, continuous=True)
     add_seed_and_threads(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, recorded=("out", "predictions"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--task", default="rest", help="BIDS task label (default: rest).")
     p.add_argument("--out", required=True, help="Record to write (.json).")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, recorded=("out",))
 
 
 def parse_extra_args(text: str) -> list[str]:

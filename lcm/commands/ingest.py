@@ -114,7 +114,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "are checked in the first included run's confounds (refused at once, not per run).",
     )
     p.add_argument("--out", required=True, help="Manifest to write (.parquet).")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, recorded=("out",))
 
 
 def run(args: argparse.Namespace) -> int:

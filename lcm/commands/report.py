@@ -39,6 +39,9 @@ from lcm.report.tables import (
 
 log = logging.getLogger(__name__)
 
+# The options naming files the report writes, each with a provenance sidecar.
+REPORT_OUTPUTS = ("out_metrics", "out_summary", "out_headline", "out_contrasts", "out_html")
+
 EXAMPLE = """example:
   lcm report --metrics results/metrics/task-autism_metrics.parquet \\
                        results/metrics/task-alzheimers_metrics.parquet \\
@@ -140,7 +143,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=2000,
         help="Resamples of the headline's paired bootstrap (default 2000).",
     )
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, recorded=REPORT_OUTPUTS)
 
 
 def run(args: argparse.Namespace) -> int:

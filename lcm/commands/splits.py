@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="With --task: the evaluate.seeds entries, one cross-validation each (default 0).",
     )
     p.add_argument("--out", required=True, help="Parquet file to write.")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, recorded=("out",))
 
 
 def run(args: argparse.Namespace) -> int:

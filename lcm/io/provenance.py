@@ -370,6 +370,24 @@ def check_distinct_sidecars(outputs: list[str | Path]) -> None:
             )
 
 
+def check_recordable(outputs: list[str | Path]) -> None:
+    """Refuse, before anything is computed, ``outputs`` whose provenance records cannot be
+    written: two of them one file or sharing a sidecar (:func:`check_distinct_sidecars`), or a
+    sidecar's place taken by a file LCM did not write, or by another output's record.
+
+    :func:`write_sidecar` refuses the same at the end; called first, a verb fails before it
+    writes any output, so none is left without its record.
+
+    Raises
+    ------
+    ConfigError
+        Naming the output and the file in the way.
+    """
+    check_distinct_sidecars(outputs)
+    for out in map(Path, outputs):
+        _check_sidecar_free(provenance_path(out), out)
+
+
 def _check_sidecar_free(side: Path, output: Path) -> None:
     """Refuse to overwrite ``side`` when it is the provenance record of another output, or a
     file LCM did not write (no provenance record at all: a user's or a tool's JSON).
@@ -411,8 +429,8 @@ def record_outputs(
 ) -> list[Path]:
     """Write a provenance sidecar for each of a verb's ``outputs`` (same ``sources``).
 
-    Outputs that would share a sidecar are refused (:func:`check_distinct_sidecars`) before
-    any sidecar is written.
+    Outputs that would share a sidecar, or whose sidecar's place holds a file LCM did not
+    write, are refused (:func:`check_recordable`) before any sidecar is written.
     """
-    check_distinct_sidecars(outputs)
+    check_recordable(outputs)
     return [write_sidecar(out, sources, **metadata) for out in outputs]

@@ -327,3 +327,15 @@ def test_trace_resolves_sources_against_base_like_verify(
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "in.tsv").write_text("orig\n")
     assert list(trace(out, base=run))[1].startswith("  results/in.tsv [missing]")
+
+
+def test_outputs_get_all_their_records_or_none(tmp_path: Path) -> None:
+    """A user's JSON where the second record goes: the first output gets no record either."""
+    first, second = tmp_path / "emb.parquet", tmp_path / "att.parquet"
+    for path in (first, second):
+        path.write_bytes(b"x")
+    (tmp_path / "att.json").write_text('{"note": "mine"}')
+    with pytest.raises(ConfigError, match=r"att\.json exists and is not an LCM provenance"):
+        record_outputs([first, second], [])
+    assert not (tmp_path / "emb.json").exists()
+    assert (tmp_path / "att.json").read_text() == '{"note": "mine"}'
