@@ -87,13 +87,17 @@ def _subject_weights(strata: np.ndarray, n_boot: int, rng: np.random.Generator) 
 
 @dataclass(frozen=True)
 class PairedResult:
-    """Mean difference ``a - b`` of a fold metric, its 95 % bootstrap CI and two-sided p."""
+    """Mean difference ``a - b`` of a fold metric, its 95 % bootstrap CI and two-sided p.
+
+    ``fold_differences`` holds the observed difference of each fold used (seed x fold).
+    """
 
     difference: float
     ci_low: float
     ci_high: float
     p_value: float
     n_folds: int
+    fold_differences: tuple[float, ...] = ()
 
 
 # Distinct test subjects per class (per fold, for a continuous task) below which a fold's
@@ -180,7 +184,7 @@ def paired_bootstrap(
     usable = np.isfinite(stacked).any(axis=0)  # a replicate with every fold undefined: dropped
     if not usable.any():
         nan = float("nan")
-        return PairedResult(float(np.mean(observed)), nan, nan, nan, len(fits))
+        return PairedResult(float(np.mean(observed)), nan, nan, nan, len(fits), tuple(observed))
     boot = np.nanmean(stacked[:, usable], axis=0)
     low, high = np.quantile(boot, [0.025, 0.975])
     p = 2.0 * min(float(np.mean(boot <= 0)), float(np.mean(boot >= 0)))
@@ -190,6 +194,46 @@ def paired_bootstrap(
         ci_high=float(high),
         p_value=float(min(1.0, max(p, 1.0 / n_boot))),
         n_folds=len(fits),
+        fold_differences=tuple(observed),
+    )
+
+
+def headline_difference(
+    predictions: pd.DataFrame,
+    task: str,
+    fraction: float,
+    model_a: str,
+    model_b: str,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> PairedResult:
+    """``metric(model_a) - metric(model_b)`` with an interval for both sources of variance.
+
+    The paired bootstrap (:func:`paired_bootstrap`) holds the fitted models fixed: with
+    models whose quality varies from fit to fit, its interval alone called a difference
+    between equally good models in a quarter to a half of null simulations. The corrected
+    resampled t over the same folds' differences (:func:`corrected_t_interval`) includes
+    that training variance. The interval returned spans both (the lower of the two lows, the
+    higher of the two highs) and ``p`` is the larger p, so a verdict needs both to agree.
+    Without a t interval (fewer than two folds, or folds all equal) there is no interval.
+    """
+    boot = paired_bootstrap(predictions, task, fraction, model_a, model_b, n_boot, seed)
+    rows = predictions[
+        (predictions["task"] == task) & np.isclose(predictions["label_fraction"], fraction)
+    ]
+    _, t_low, t_high, t_p = corrected_t_interval(
+        np.asarray(boot.fold_differences, dtype=float), fold_test_train_ratio(rows)
+    )
+    nan = float("nan")
+    if not (np.isfinite(t_low) and np.isfinite(boot.ci_low)):
+        return PairedResult(boot.difference, nan, nan, nan, boot.n_folds, boot.fold_differences)
+    return PairedResult(
+        difference=boot.difference,
+        ci_low=float(min(boot.ci_low, t_low)),
+        ci_high=float(max(boot.ci_high, t_high)),
+        p_value=float(max(boot.p_value, t_p)),
+        n_folds=boot.n_folds,
+        fold_differences=boot.fold_differences,
     )
 
 
@@ -224,8 +268,10 @@ def headline_table(
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`HEADLINE_COLUMNS`; ``verdict`` is ``better`` (difference CI above 0),
-        ``worse`` (below 0), ``no clear difference`` or ``not evaluated``.
+        Columns :data:`HEADLINE_COLUMNS`; the difference's interval and p are those of
+        :func:`headline_difference` (test subjects and training variance); ``verdict`` is
+        ``better`` (difference CI above 0), ``worse`` (below 0), ``no clear difference`` or
+        ``not evaluated``.
     """
     rows = []
     for task, at_task in summary.groupby("task", sort=True):
@@ -255,7 +301,7 @@ def headline_table(
                 row[f"{prefix}_ci_low"] = r["ci_low"] if r is not None else np.nan
                 row[f"{prefix}_ci_high"] = r["ci_high"] if r is not None else np.nan
             if own is not None and best is not None:
-                paired = paired_bootstrap(predictions, task, fraction, model, best, n_boot, seed)
+                paired = headline_difference(predictions, task, fraction, model, best, n_boot, seed)
                 row.update(
                     difference=paired.difference,
                     difference_ci_low=paired.ci_low,

@@ -168,8 +168,10 @@ def corrected_t_interval(
     Returns
     -------
     (mean, low, high, p)
-        NaN when fewer than two finite values (the mean of a single value is returned); a
-        zero-width interval when the values are all equal.
+        ``low``, ``high`` and ``p`` are NaN when fewer than two finite values are given, or
+        when they are all equal (the mean is still returned): values without spread (two
+        folds whose AUC differences, quantised by small test folds, happen to match) estimate
+        no variance, and a zero-width interval would read as certainty.
     """
     d = np.asarray(differences, dtype=float)
     d = d[np.isfinite(d)]
@@ -179,7 +181,8 @@ def corrected_t_interval(
     mean = float(d.mean())
     var = float(d.var(ddof=1)) * (1.0 / len(d) + test_train_ratio)
     if var <= 0:
-        return mean, mean, mean, (1.0 if mean == 0 else 0.0)
+        nan = float("nan")
+        return mean, nan, nan, nan
     se = np.sqrt(var)
     q = float(stats.t.ppf(0.5 + level / 2, len(d) - 1))
     p = float(2 * stats.t.sf(abs(mean) / se, len(d) - 1))
@@ -216,9 +219,9 @@ def mean_ci(
     -------
     (mean, ci_low, ci_high)
         See :func:`corrected_t_interval`. NaN for all three when no finite value is given. A
-        single value gives a degenerate interval on the mean (``ci_low == ci_high == mean``):
-        one fit has no spread to estimate, so the interval states no uncertainty at all and
-        must not be read as a precise value.
+        single value, or values all equal, give a degenerate interval on the mean
+        (``ci_low == ci_high == mean``): they have no spread to estimate, so the interval
+        states no uncertainty at all and must not be read as a precise value.
     """
     finite = np.asarray(values, dtype=float)
     finite = finite[np.isfinite(finite)]
@@ -228,6 +231,8 @@ def mean_ci(
         mean = float(finite[0])
         return mean, mean, mean
     mean, low, high, _ = corrected_t_interval(finite, test_train_ratio, level)
+    if not np.isfinite(low):  # values all equal: no spread
+        return mean, mean, mean
     lowest, highest = METRIC_RANGE.get(metric or "", (-np.inf, np.inf))
     return mean, float(max(low, lowest)), float(min(high, highest))
 

@@ -108,7 +108,10 @@ def _not_compared_reason(rows: pd.DataFrame, low: float) -> str:
         return "the task evaluates no LCM model: its models are baselines only"
     if not (at["best_baseline"].astype(str) != "").any():
         return "the task evaluates no baseline to compare with"
-    return "the paired bootstrap of test subjects gave no interval: too few test subjects"
+    return (
+        "no interval: too few test subjects for the paired bootstrap, or too few folds "
+        "(or folds with equal differences) for the corrected resampled t"
+    )
 
 
 def headline_section(
@@ -125,9 +128,11 @@ def headline_section(
         '<p class="note">Mean over folds &times; seeds with 95 % corrected resampled t '
         "intervals (Nadeau &amp; Bengio; they include training variance). The best baseline is "
         "the one with the highest mean at that fraction (picked after the fact, which favours "
-        "the baselines). The difference and its interval come from a paired bootstrap of test "
+        "the baselines). The difference's interval spans two: a paired bootstrap of test "
         "subjects (one draw per subject, shared by every seed and fold that tests it; the "
-        "fitted models held fixed); <i>better</i> means the whole interval is above 0.</p>"
+        "fitted models held fixed) and the corrected resampled t of the folds' differences "
+        "(training variance); p is the larger of their two. <i>better</i> means the whole "
+        "interval is above 0, so both agree.</p>"
     )
     parts.append("<ul>")
     parts.extend(f"<li>{s}</li>" for s in science_statements(headline, shared))
@@ -291,7 +296,7 @@ def _unmeasured_reason(
             f"no label fraction &le; {low:g} was evaluated with both lcm and lcm-scratch "
             f"(label fractions: {done})"
         )
-    return "too few paired fits (seeds &times; folds) for an interval"
+    return "too few paired fits (seeds &times; folds), or fits all equal, for an interval"
 
 
 def pretraining_verdict(

@@ -149,3 +149,63 @@ def test_control_table_names_each_control_and_gives_no_verdict_from_one_fit():
         ("shuffled-lcm", 1.0): "above chance",
     }
     assert list(control["at_chance"]) == [False, True, False]
+
+
+def _null_with_training_variance(rng: np.random.Generator, fit_sd: float) -> pd.DataFrame:
+    """Two equally good models on 160 subjects, 4 folds, 1 seed; each fit's signal strength
+    varies around the same mean (training variance), as refits of a network do."""
+    n, y = 160, np.arange(160) % 2
+    folds = rng.permutation(n) % 4
+    rows = []
+    for model in ("lcm", "logreg"):
+        for fold in range(4):
+            at = np.flatnonzero(folds == fold)
+            strength = 1.0 + fit_sd * rng.normal()
+            score = strength * (y[at] - 0.5) + rng.normal(size=len(at))
+            key = ("autism", model, 0.1, 0, fold)
+            rows += [(*key, "ds", f"s{i:03d}", "a", y[i], s) for i, s in zip(at, score)]
+    return pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS)).astype(PREDICTION_DTYPES)
+
+
+def test_the_headline_verdict_includes_training_variance():
+    """Equally good models whose fits vary: the paired bootstrap alone (models held fixed)
+    called a difference in about a quarter of such cohorts; the headline must stay near 5 %."""
+    rng = np.random.default_rng(11)
+    boot_calls = headline_calls = 0
+    for _ in range(40):
+        pred = _null_with_training_variance(rng, fit_sd=0.8)
+        boot = paired_bootstrap(pred, "autism", 0.1, "lcm", "logreg", n_boot=300)
+        boot_calls += bool(boot.ci_low > 0 or boot.ci_high < 0)
+        pred = pred.assign(label_fraction=0.1)
+        summary = summarise(_fold_metrics(pred))
+        row = headline_table(summary, pred, n_boot=300).iloc[0]
+        assert row["best_baseline"] == "logreg"
+        assert row["difference_ci_low"] <= min(boot.ci_low, row["difference"])
+        headline_calls += row["verdict"] in ("better", "worse")
+    assert boot_calls >= 8  # the case is one where the bootstrap alone over-calls
+    assert headline_calls <= 3, headline_calls
+
+
+def _fold_metrics(pred: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (task, model, frac, seed, fold), g in pred.groupby(
+        ["task", "model", "label_fraction", "seed", "fold"]
+    ):
+        scores = binary_metrics(g["y_true"].to_numpy().astype(int), g["prediction"].to_numpy())
+        rows += [(task, model, frac, seed, fold, m, v) for m, v in scores.items()]
+    return pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
+
+
+def test_folds_with_equal_differences_give_no_verdict():
+    """Two folds whose AUC differences are equal (small test folds quantise AUC): no spread is
+    no evidence, not a gain with p = 0."""
+    rows = []
+    for fold in range(2):
+        for model, value in (("lcm", 0.8), ("lcm-scratch", 0.8 - 1 / 9)):
+            rows.append(("autism", model, 0.1, 0, fold, "auc", value))
+    metrics = pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
+    pred = _tables({"lcm": 1.0})[0]
+    table = contrast_table(metrics, pred)
+    row = table[table["contrast"] == "pretraining gain"].iloc[0]
+    assert row["difference"] == pytest.approx(1 / 9)
+    assert row["verdict"] == "not evaluated" and np.isnan(row["p_value"])
