@@ -44,7 +44,8 @@ outputs:
   --out          tidy Parquet: task, model, label_fraction, seed, fold, metric, value
   --predictions  Parquet: task, model, label_fraction, seed, fold, dataset, subject, site,
                  y_true, prediction (P(positive), or the predicted value of a continuous
-                 target; one row per test run and fit)
+                 target; one row per test subject and fit: the mean over its runs and
+                 windows)
 
 A continuous --label (age, a score) takes no --positive; the LCM variants regress it (a
 continuous query, MSE on the target standardised on each training fold) beside ridge and cpm;

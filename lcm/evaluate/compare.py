@@ -379,7 +379,7 @@ def control_table(summary: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
 
 
 def site_table(predictions: pd.DataFrame, fraction: float | None = None) -> pd.DataFrame:
-    """Per-site performance: the headline metric of each model on each site's test runs.
+    """Per-site performance: the headline metric of each model on each site's test subjects.
 
     Out-of-fold predictions of a site are pooled over its folds (subject-level split: several
     folds; leave-site-out: its own fold), then averaged over seeds.
@@ -387,7 +387,7 @@ def site_table(predictions: pd.DataFrame, fraction: float | None = None) -> pd.D
     Returns
     -------
     pandas.DataFrame
-        ``task, label_fraction, site, model, metric, value, n_runs``; NaN where a site holds
+        ``task, label_fraction, site, model, metric, value, n_subjects``; NaN where a site holds
         one class only.
     """
     from lcm.evaluate.metrics import binary_metrics, regression_metrics
@@ -419,11 +419,11 @@ def site_table(predictions: pd.DataFrame, fraction: float | None = None) -> pd.D
                     "model": model,
                     "metric": metric,
                     "value": float(np.mean(finite)) if finite else np.nan,
-                    "n_runs": int(len(group) / max(1, group["seed"].nunique())),
+                    "n_subjects": int(len(group) / max(1, group["seed"].nunique())),
                 }
             )
     return pd.DataFrame(
-        rows, columns=["task", "label_fraction", "site", "model", "metric", "value", "n_runs"]
+        rows, columns=["task", "label_fraction", "site", "model", "metric", "value", "n_subjects"]
     )
 
 

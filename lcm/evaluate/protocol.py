@@ -8,10 +8,10 @@ fold only — its own hyper-parameters chosen by inner cross-validation inside t
 scored on the test fold. Nothing about the test fold — rows, labels, statistics — reaches
 ``fit``, and an LCM checkpoint pretrained on the task's dataset is refused.
 
-Windowed stores (one row per window of a run): every training window is a sample, and the
-test predictions of a run's windows are averaged (:mod:`~lcm.evaluate.windows`) so that each
-test run counts once in the metrics and the predictions table. Folds are subject-level, so a
-subject's windows never straddle them.
+Windowed stores (one row per window of a run) and subjects with several runs: every training
+window and run is a sample, and the test predictions of a subject's windows and runs are
+averaged (:mod:`~lcm.evaluate.windows`) so that each test subject counts once in the metrics
+and the predictions table. Folds are subject-level, so a subject's rows never straddle them.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from lcm.evaluate.registry import (
 )
 from lcm.evaluate.splits import check_distinct_repeats, labeled_subsets, outer_folds
 from lcm.evaluate.tasks import Task, task_from_catalogue, task_targets
-from lcm.evaluate.windows import mean_per_run, run_groups
+from lcm.evaluate.windows import mean_per_run, run_groups, subject_groups
 from lcm.exceptions import ConfigError, LCMError
 from lcm.store.cohort import Cohort
 
@@ -430,9 +430,12 @@ def evaluate_task(
     fit_seconds: dict[str, float] = {}
     for job, key, (preds, fit_s) in zip(jobs, keys, fitted, strict=True):
         fit_seconds[job.name] = fit_seconds.get(job.name, 0.0) + fit_s
-        # One prediction per test run: the mean over its windows.
+        # One prediction per test subject: the mean over its runs, each the mean over its
+        # windows. Labels, sites and subjects are per subject, so these are the subject's.
         first, preds = mean_per_run(run_groups(cohort.ids.iloc[job.test]), preds)
         rows = job.test[first]
+        first, preds = mean_per_run(subject_groups(cohort.ids.iloc[rows]), preds)
+        rows = rows[first]
         scores = _fold_scores(y[rows], preds, binary)
         # The predictions table keeps one genuine fit (a control's first permutation); the fold
         # metrics average all of them.

@@ -177,8 +177,8 @@ def site_fragment(sites: pd.DataFrame, task: str, table_html: Callable[[pd.DataF
     parts = [f"<h3>Per-site performance ({html.escape(str(rows['metric'].iloc[0]))})</h3>"]
     for fraction, at in rows.groupby("label_fraction", sort=True):
         wide = at.pivot_table(index="site", columns="model", values="value", aggfunc="first")
-        runs = at.groupby("site")["n_runs"].max()
-        wide.insert(0, "test runs", runs)
+        subjects = at.groupby("site")["n_subjects"].max()
+        wide.insert(0, "test subjects", subjects)
         wide = wide.reset_index()
         wide.columns.name = None
         parts.append(f"<p>label fraction {fraction:g}</p>")

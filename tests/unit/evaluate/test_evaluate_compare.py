@@ -132,7 +132,7 @@ def test_site_table_per_site_and_model():
     pred, _ = _tables(SIGNAL, seeds=(0,))
     sites = site_table(pred)
     assert set(sites["site"]) == {"site0", "site1", "site2"}
-    assert (sites["n_runs"] == 20).all()
+    assert (sites["n_subjects"] == 20).all()
     lcm0 = sites.query("model == 'lcm' and site == 'site0'")["value"].iloc[0]
     at = pred.query("model == 'lcm' and site == 'site0'")
     assert lcm0 == pytest.approx(binary_metrics(at["y_true"].astype(int), at["prediction"])["auc"])
@@ -163,7 +163,7 @@ def _null_with_training_variance(rng: np.random.Generator, fit_sd: float) -> pd.
             strength = 1.0 + fit_sd * rng.normal()
             score = strength * (y[at] - 0.5) + rng.normal(size=len(at))
             key = ("autism", model, 0.1, 0, fold)
-            rows += [(*key, "ds", f"s{i:03d}", "a", y[i], s) for i, s in zip(at, score)]
+            rows += [(*key, "ds", f"s{i:03d}", "a", y[i], score[j]) for j, i in enumerate(at)]
     return pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS)).astype(PREDICTION_DTYPES)
 
 

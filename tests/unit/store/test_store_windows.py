@@ -336,3 +336,44 @@ def test_evaluation_trains_on_windows_and_scores_each_run_once(edge_model) -> No
     fold0 = pred[(pred["model"] == "edge") & (pred["fold"] == 0)]
     auc = result.metrics.query("model == 'edge' and fold == 0 and metric == 'auc'")["value"]
     assert auc.item() == pytest.approx(roc_auc_score(fold0["y_true"], fold0["prediction"]))
+
+
+def test_a_subject_with_several_runs_counts_once(edge_model) -> None:
+    """Metrics are per subject: a subject's four runs are one test observation, not four
+    (per run, the many-run positives outvoted the rest: AUC 0.80 where per subject it is 0.50)."""
+    rng = np.random.default_rng(4)
+    ids, fcs, labels = [], [], []
+    for s in range(24):
+        cls = s % 2
+        # Positives alternate: four runs that look positive, or one that looks negative.
+        n_runs, r01 = (4, 0.8) if s % 4 == 1 else (1, -0.6 if cls else rng.uniform(-0.2, 0.2))
+        for run in range(n_runs):
+            fc = np.eye(6, dtype=np.float32)
+            fc[0, 1] = fc[1, 0] = r01 + 0.01 * run
+            fcs.append(fc)
+            ids.append(("ds", f"s{s:02d}", "", "rest", str(run + 1), f"site{s % 3}"))
+            labels.append(("control", "autism")[cls])
+    columns = ["dataset", "subject", "session", "task", "run", "site"]
+    cohort = Cohort(
+        pd.DataFrame(ids, columns=columns),
+        np.stack(fcs),
+        pd.DataFrame({"autism": pd.Series(labels, dtype=object)}),
+        [f"roi{i}" for i in range(6)],
+        "toy",
+    )
+    task = Task(name="autism", label="autism", negative="control", positive="autism")
+    settings = EvaluationSettings(n_folds=3, label_fractions=(1.0,), models=("edge", "logreg"))
+    result = evaluate_task(cohort, task, settings, master_seed=0)
+    pred = result.predictions
+    edge = pred[pred["model"] == "edge"].set_index("subject")
+    assert len(edge) == 24  # 42 runs, one row per subject
+    p_run = (cohort.fc[:, 0, 1].astype(float) + 1) / 2
+    expected = pd.Series(p_run).groupby(cohort.ids["subject"].to_numpy()).mean()
+    np.testing.assert_allclose(edge["prediction"], expected[edge.index], rtol=1e-6)
+    aucs = result.metrics.query("model == 'edge' and metric == 'auc'").set_index("fold")["value"]
+    for fold, rows in edge.groupby("fold"):
+        assert aucs[fold] == pytest.approx(roc_auc_score(rows["y_true"], rows["prediction"]))
+    # Per run, the many-run positives would have counted several times over.
+    per_run = roc_auc_score((cohort.variables["autism"] == "autism").astype(int), p_run)
+    per_subject = roc_auc_score(edge["y_true"], edge["prediction"])
+    assert per_run > per_subject + 0.1
