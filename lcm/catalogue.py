@@ -16,6 +16,7 @@ import jsonschema
 import yaml
 
 from lcm.exceptions import ConfigError
+from lcm.io.store_columns import reserved_names
 
 Kind = Literal["continuous", "binary", "categorical", "ordinal"]
 KINDS = ("continuous", "binary", "categorical", "ordinal")
@@ -167,6 +168,24 @@ def _mapping(path: Path, raw: dict, key: str) -> list[tuple[str, dict]]:
 
 def _parse_variable(path: Path, name: str, spec: dict) -> Variable:
     where = f"{path}: variables.{name}"
+    # A variable is a column of the store's variables table, beside its own columns and the
+    # partition keys that readers of the folders add: a clash duplicates a column (Arrow refuses
+    # to write it), overwrites the participant IDs, or shadows the partition. DuckDB matches
+    # column names without case, so "Site" clashes as well as "site".
+    reserved = {r.lower(): r for r in reserved_names()}
+    if name.lower() in reserved:
+        raise ConfigError(
+            f"{where}: the name {name!r} is taken by the feature store's column "
+            f"{reserved[name.lower()]!r}; a variable may not be named like a store column "
+            f"({', '.join(reserved_names())}).",
+            hint=f"Rename variables.{name} in {path}, and its entries under datasets.*.columns "
+            f"(e.g. to {name.lower()}_1)."
+            + (
+                " A dataset's acquisition site is stored from its site_column, not a variable."
+                if name.lower() == "site"
+                else ""
+            ),
+        )
     if not isinstance(spec, dict):
         raise ConfigError(f"{where}: expected a mapping, got {spec!r}.")
     unknown = set(spec) - {"kind", "domain", "units", "range", "levels"}

@@ -41,6 +41,14 @@ from lcm.io.derivatives import exclusion_reasons, included_mask, list_cell
 from lcm.io.paths import connectome_path, missingness_path, variables_path
 from lcm.io.provenance import environment
 from lcm.io.relmat import read_relmat
+from lcm.io.store_columns import (
+    CONNECTOME,
+    ID_COLUMNS,
+    QC_COLUMNS,
+    VARIABLES_KEYS,
+    WHOLE_RUN,
+    WINDOW,
+)
 from lcm.store.commit import VARIABLES_ID_KEY, DatasetCommit
 from lcm.store.layout import labels_identity, matrix_to_vec, n_edges
 
@@ -49,10 +57,8 @@ log = logging.getLogger(__name__)
 # 3: an int32 ``window`` column (-1: the whole run). 2: ``connectome`` is a fixed-size binary
 # of little-endian float32 (1: a fixed-size list).
 SCHEMA_VERSION = "3"
-ID_COLUMNS = ("subject", "session", "task", "run", "run_key", "site")
-WINDOW = "window"
-WHOLE_RUN = -1
-QC_COLUMNS = ("n_volumes", "n_volumes_kept", "mean_fd", "t_r")
+# The column names (ID_COLUMNS, WINDOW, QC_COLUMNS, ...) live in lcm.io.store_columns, where the
+# catalogue, a layer below the store, reads them to refuse variables named like a column.
 # Row groups of ~32 MiB: reads large enough for full disk speed, while a streaming reader holds
 # about twice that per group in flight (the file bytes and the decoded column).
 ROW_GROUP_BYTES = 32 << 20
@@ -76,7 +82,7 @@ def connectome_schema(n_rois: int) -> pa.Schema:
         [pa.field(k, pa.string(), nullable=False) for k in ID_COLUMNS]
         + [pa.field(WINDOW, pa.int32(), nullable=False)]
         + [pa.field(k, pa.float64()) for k in QC_COLUMNS]
-        + [pa.field("connectome", pa.binary(4 * n_edges(n_rois)), nullable=False)]
+        + [pa.field(CONNECTOME, pa.binary(4 * n_edges(n_rois)), nullable=False)]
     )
 
 
@@ -272,10 +278,10 @@ def write_connectome_arrays(
             schema,
             # Connectomes are noise-like floats: compression costs CPU and saves under 10 %;
             # PLAIN without dictionary or statistics keeps their pages a straight copy.
-            compression={c: ("none" if c == "connectome" else "zstd") for c in schema.names},
+            compression={c: ("none" if c == CONNECTOME else "zstd") for c in schema.names},
             use_dictionary=[*ID_COLUMNS],
             write_statistics=[*ID_COLUMNS, WINDOW, *QC_COLUMNS],
-            column_encoding={"connectome": "PLAIN"},
+            column_encoding={CONNECTOME: "PLAIN"},
         )
         try:
             pending: list[pa.Array] = []
@@ -409,7 +415,7 @@ def _destination(out: Path, commit: DatasetCommit | None) -> contextlib.Abstract
 
 
 def _variables_schema(catalogue: Catalogue) -> pa.Schema:
-    fields = [pa.field("subject", pa.string()), pa.field("site", pa.string())]
+    fields = [pa.field(k, pa.string()) for k in VARIABLES_KEYS]
     for name, var in catalogue.variables.items():
         fields.append(pa.field(name, pa.float64() if var.is_numeric else pa.string()))
     return pa.schema(fields)

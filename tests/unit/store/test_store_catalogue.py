@@ -173,3 +173,32 @@ def test_a_fractional_code_matches_no_integer_code(tmp_path: Path, code: str) ->
     assert f"{catalogue_path} (datasets.d.columns.sex)" in err.value.hint
     table.write_text("participant_id\tFIQ\tSEX\n01\t100\t1.0\n02\t100\t0\n")
     assert read_phenotype(table, "d", catalogue)["sex"].tolist() == ["M", "F"]
+
+
+@pytest.mark.parametrize(
+    "name", ["subject", "site", "dataset", "atlas", "session", "window", "mean_fd", "Site"]
+)
+def test_a_variable_named_like_a_store_column_is_refused(tmp_path: Path, name: str) -> None:
+    """A variable `site` crashed `lcm store` with Arrow's "Duplicate column names found",
+    `subject` overwrote the participant IDs, `dataset` clashed with the hive partition key on
+    reading: the catalogue refuses them, naming the file, the variable and the fix."""
+    path = _write(
+        tmp_path,
+        f"variables:\n  {name}: {{kind: categorical, domain: sociodemographic, levels: [a, b]}}\n"
+        f"datasets:\n  d: {{id_column: id, columns: {{{name}: SITE}}}}\n",
+    )
+    with pytest.raises(ConfigError, match=rf"variables\.{name}: the name '{name}' is taken") as err:
+        load_catalogue(path)
+    assert str(path) in err.value.message
+    assert err.value.hint.startswith(f"Rename variables.{name} in {path}")
+
+
+def test_reserved_names_cover_every_column_the_writer_writes(tmp_path: Path) -> None:
+    """The catalogue's list of taken names is the writer's own: every column of both tables and
+    the partition keys."""
+    from lcm.io.store_columns import PARTITION_KEYS, reserved_names
+    from lcm.store.writer import _variables_schema, connectome_schema
+
+    catalogue = load_catalogue(_write(tmp_path, PHENOTYPE_CATALOGUE))
+    written = {*connectome_schema(4).names, *_variables_schema(catalogue).names}
+    assert written - set(catalogue.variables) | set(PARTITION_KEYS) <= set(reserved_names())

@@ -1,0 +1,38 @@
+"""The feature store's column names: the one module that spells them.
+
+The writer (:mod:`lcm.store.writer`) builds its Arrow schemas from these names, and the variable
+catalogue (:mod:`lcm.catalogue`, a layer below the store) refuses a variable named like one of
+them: a variable ``site`` would duplicate the variables table's ``site`` column, ``subject`` would
+overwrite the participant IDs, and ``dataset`` would clash with the hive partition key that
+pandas, pyarrow and DuckDB add when they read the folders.
+"""
+
+from __future__ import annotations
+
+# Hive partition keys, folder names rather than file columns (``atlas=<a>/dataset=<d>``);
+# readers of the folders add them as columns.
+PARTITION_KEYS = ("atlas", "dataset")
+# Identifier columns of a connectome partition, one row per run (or window).
+ID_COLUMNS = ("subject", "session", "task", "run", "run_key", "site")
+# int32 window index of a row; -1 (WHOLE_RUN) marks a whole-run row.
+WINDOW = "window"
+WHOLE_RUN = -1
+# QC columns of a connectome partition (float64, missing allowed).
+QC_COLUMNS = ("n_volumes", "n_volumes_kept", "mean_fd", "t_r")
+# The upper triangle of one run's connectome (fixed-size binary).
+CONNECTOME = "connectome"
+# The columns a variables partition holds before the catalogue's variables.
+VARIABLES_KEYS = ("subject", "site")
+
+
+def reserved_names() -> tuple[str, ...]:
+    """Every column or partition key of the store's tables, which no variable may be named.
+
+    Returns
+    -------
+    tuple of str
+        Partition keys, identifier, window, QC and connectome columns, and the variables
+        table's own keys, each once, in that order.
+    """
+    names = (*PARTITION_KEYS, *ID_COLUMNS, WINDOW, *QC_COLUMNS, CONNECTOME, *VARIABLES_KEYS)
+    return tuple(dict.fromkeys(names))
