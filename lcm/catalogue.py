@@ -122,6 +122,7 @@ def load_catalogue(path: str | Path) -> Catalogue:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    _refuse_booleans(path, raw)
     validate_catalogue(raw, str(path))
     variables = {
         name: _parse_variable(path, name, spec) for name, spec in _mapping(path, raw, "variables")
@@ -157,6 +158,44 @@ def validate_catalogue(raw: Any, source: str) -> None:
         f"{source}: {where}: {err.message} (rule: {err.validator} {err.validator_value!r})"[:600],
         hint="See the comments at the top of config/variables.yaml for each key.",
     )
+
+
+def _refuse_booleans(path: Path, raw: Any) -> None:
+    """Refuse YAML booleans among levels and map codes, before the schema names them vaguely.
+
+    YAML 1.1 (PyYAML) reads unquoted yes/no/on/off/true/false as booleans: ``levels: [no, yes]``
+    became the levels "False" and "True", and ``map: {"1": yes}`` mapped code 1 to "True", so
+    that no phenotype value matched what the user wrote. Malformed parts are left to the schema.
+    """
+    fix = "Quote them: 'yes', 'no' (YAML reads unquoted yes/no/on/off/true/false as booleans)."
+    for name, spec in _items(raw, "variables"):
+        levels = spec.get("levels")
+        if isinstance(levels, list) and any(isinstance(x, bool) for x in levels):
+            raise ConfigError(
+                f"{path}: variables.{name}.levels: {levels!r} holds YAML booleans, not the "
+                "levels as written.",
+                hint=fix,
+            )
+    for dataset, spec in _items(raw, "datasets"):
+        for var, col in _items(spec, "columns"):
+            mapping = col.get("map")
+            if not isinstance(mapping, dict):
+                continue
+            bad = {k: v for k, v in mapping.items() if isinstance(k, bool) or isinstance(v, bool)}
+            if bad:
+                raise ConfigError(
+                    f"{path}: datasets.{dataset}.columns.{var}.map: {bad!r} holds YAML "
+                    "booleans, not the codes or levels as written.",
+                    hint=fix,
+                )
+
+
+def _items(raw: Any, key: str) -> list[tuple[Any, dict]]:
+    """The entries of ``raw[key]`` that are mappings (none when either is not one)."""
+    value = raw.get(key) if isinstance(raw, dict) else None
+    if not isinstance(value, dict):
+        return []
+    return [(k, v) for k, v in value.items() if isinstance(v, dict)]
 
 
 def _mapping(path: Path, raw: dict, key: str) -> list[tuple[str, dict]]:

@@ -202,3 +202,43 @@ def test_reserved_names_cover_every_column_the_writer_writes(tmp_path: Path) -> 
     catalogue = load_catalogue(_write(tmp_path, PHENOTYPE_CATALOGUE))
     written = {*connectome_schema(4).names, *_variables_schema(catalogue).names}
     assert written - set(catalogue.variables) | set(PARTITION_KEYS) <= set(reserved_names())
+
+
+@pytest.mark.parametrize(
+    ("variable", "coding", "where"),
+    [
+        ("{kind: binary, domain: clinical, levels: [no, yes]}", "DX", r"variables\.dx\.levels"),
+        (
+            "{kind: binary, domain: clinical, levels: ['no', 'yes']}",
+            "{column: DX, map: {'1': yes, '0': 'no'}}",
+            r"datasets\.d\.columns\.dx\.map",
+        ),
+        (
+            "{kind: binary, domain: clinical, levels: ['0', '1']}",
+            "{column: DX, map: {yes: '1', no: '0'}}",
+            r"datasets\.d\.columns\.dx\.map",
+        ),
+    ],
+)
+def test_yaml_booleans_in_levels_and_maps_are_refused(
+    tmp_path: Path, variable: str, coding: str, where: str
+) -> None:
+    """Unquoted yes/no are YAML booleans: `levels: [no, yes]` became ["False", "True"] and a
+    map's yes became "True", silently; the catalogue refuses them and says to quote them."""
+    path = _write(
+        tmp_path,
+        f"variables:\n  dx: {variable}\ndatasets:\n  d: {{id_column: id, columns: "
+        f"{{dx: {coding}}}}}\n",
+    )
+    with pytest.raises(ConfigError, match=rf"{where}: .* holds YAML booleans") as err:
+        load_catalogue(path)
+    assert str(path) in err.value.message
+    assert "Quote them: 'yes', 'no'" in err.value.hint
+    path.write_text(
+        "variables:\n  dx: {kind: binary, domain: clinical, levels: ['no', 'yes']}\n"
+        "datasets:\n  d:\n    id_column: id\n"
+        "    columns: {dx: {column: DX, map: {'1': 'yes', 'no': 'no'}}}\n"
+    )
+    quoted = load_catalogue(path)
+    assert quoted.variables["dx"].levels == ("no", "yes")
+    assert quoted.datasets["d"].columns["dx"].map == {"1": "yes", "no": "no"}
