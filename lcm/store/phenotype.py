@@ -102,7 +102,8 @@ def read_phenotype(path: str | Path, dataset: str, catalogue: Catalogue) -> pd.D
     Returns
     -------
     pandas.DataFrame
-        Columns ``subject`` (BIDS label), ``site`` (str, "" if none) and one column per catalogue
+        Columns ``subject`` (BIDS label), ``site`` (str, stripped; "" without a site column or
+        where the cell is empty or a missing code, logged) and one column per catalogue
         variable: float64 for continuous/ordinal, object (level or None) for binary/categorical.
         Variables the dataset does not provide are all missing.
     """
@@ -130,7 +131,7 @@ def read_phenotype(path: str | Path, dataset: str, catalogue: Catalogue) -> pd.D
             f"{dup[:10]}.",
             hint="Keep one row per participant (merge sessions or visits first).",
         )
-    out["site"] = raw[coding.site_column].astype(str) if coding.site_column else ""
+    out["site"] = _sites(raw, coding.site_column, path, dataset) if coding.site_column else ""
     for name, var in catalogue.variables.items():
         col = coding.columns.get(name)
         if col is None:
@@ -218,6 +219,28 @@ def is_missing(text: str) -> bool:
         return float(text) in _NA_NUMBERS
     except ValueError:
         return False
+
+
+def _sites(raw: pd.DataFrame, column: str, path: str | Path, dataset: str) -> pd.Series:
+    """The site column read by the rule of every other column: stripped, missing codes "".
+
+    A missing site is stored as "" (the store's "no site", as for a dataset without a site
+    column), never as a site named "n/a" or "-9999" that leave-site-out would make a fold of;
+    " NYU" and "NYU" are one site.
+    """
+    sites = raw[column].map(lambda v: "" if is_missing(v) else v.strip())
+    n_missing = int((sites == "").sum())
+    if n_missing:
+        log.warning(
+            "%s: %d of %d participant(s) have no site in column %r of %s (empty or a missing "
+            "code); stored without one, so this dataset's tasks have no leave-site-out folds",
+            dataset,
+            n_missing,
+            len(sites),
+            column,
+            path,
+        )
+    return sites
 
 
 def _subject_label(value: str, path: str | Path, row: int, column: str) -> str:

@@ -9,8 +9,10 @@ import pytest
 from lcm.evaluate.protocol import EvaluationSettings, derived_seed, evaluate_task
 from lcm.evaluate.splits import (
     folds_from_table,
+    has_sites,
     labeled_subsets,
     outer_folds,
+    site_folds,
     subject_folds,
     subject_labels,
     task_split_table,
@@ -218,3 +220,18 @@ def test_one_class_and_small_class_are_told_apart():
     y = np.array([1] * 10 + [0] * 2)
     with pytest.raises(InputDataError, match=r"\{0: 2, 1: 10\} \(1: the positive level"):
         subject_folds(y, groups, 3, seed=0)
+
+
+def test_a_run_without_a_site_gets_no_leave_site_out_fold():
+    """A missing site is stored as "" (lcm.store.phenotype): leave-site-out never makes it a
+    site of its own. The task's table has no leave_site_out scheme, and asking for site folds
+    directly is refused with the fix."""
+    ids, y = _ids()
+    ids.loc[ids["subject"] == "sub04", "site"] = ""
+    groups = (ids["dataset"] + "/" + ids["subject"]).to_numpy()
+    sites = ids["site"].to_numpy()
+    assert not has_sites(sites)
+    table = task_split_table(ids, y, 3, 5, [0])
+    assert set(table["scheme"]) == {"subject"}
+    with pytest.raises(InputDataError, match=r"every run to name a site.*''"):
+        site_folds(y, groups, sites, seed=0)

@@ -242,3 +242,25 @@ def test_yaml_booleans_in_levels_and_maps_are_refused(
     quoted = load_catalogue(path)
     assert quoted.variables["dx"].levels == ("no", "yes")
     assert quoted.datasets["d"].columns["dx"].map == {"1": "yes", "no": "no"}
+
+
+def test_missing_codes_and_whitespace_in_the_site_column_are_no_sites(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The site column was stored as written: "n/a", "-9999", " " and "NA" became sites (a
+    leave-site-out fold of their own) and " NYU" another site than "NYU". It follows the rule
+    of every other column: stripped, missing codes stored as "" (no site), counted in the log."""
+    path = _write(
+        tmp_path, PHENOTYPE_CATALOGUE.replace("    columns:", "    site_column: SITE\n    columns:")
+    )
+    catalogue = load_catalogue(path)
+    table = tmp_path / "p.tsv"
+    sites = ["NYU", " NYU", "n/a", "-9999", " ", "NA", "UCLA ", "-999.0"]
+    table.write_text(
+        "participant_id\tFIQ\tSEX\tSITE\n"
+        + "".join(f"{i:02d}\t100\t1\t{s}\n" for i, s in enumerate(sites))
+    )
+    with caplog.at_level("WARNING", logger="lcm.store.phenotype"):
+        got = read_phenotype(table, "d", catalogue)
+    assert got["site"].tolist() == ["NYU", "NYU", "", "", "", "", "UCLA", ""]
+    assert "d: 5 of 8 participant(s) have no site in column 'SITE'" in caplog.text
