@@ -9,7 +9,7 @@ import logging
 
 from lcm.catalogue import load_catalogue
 from lcm.commands._atlas import add_atlas_arguments
-from lcm.io.derivatives import read_qc_table
+from lcm.io.derivatives import included_mask, read_qc_table
 from lcm.io.provenance import record_outputs, sha256_file, write_sidecar
 from lcm.store.commit import commit_dataset
 from lcm.store.phenotype import match_scanned_subjects, missingness, read_phenotype
@@ -56,9 +56,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm store``."""
     catalogue = load_catalogue(args.catalogue)
-    phenotype = read_phenotype(args.phenotype, args.dataset, catalogue)
     qc = read_qc_table(args.qc_table, required=("subject", "included", "relmat"))
     scanned = set(qc["subject"])
+    # A bad phenotype value stops the store only in the row of a participant whose connectomes
+    # this run stores (an included run); other rows' bad values read as missing, logged.
+    stored = set(qc.loc[included_mask(qc["included"], f"QC table {args.qc_table}"), "subject"])
+    phenotype = read_phenotype(args.phenotype, args.dataset, catalogue, scanned=stored)
     phenotype, renamed = match_scanned_subjects(phenotype, scanned)
     if renamed:
         first = next(iter(renamed.items()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,30 @@ NA_VALUES = ("", "n/a", "N/A", "NA", "na", "nan", "NaN", "None", "-999", "-9999"
 _NA_NUMBERS = (-999.0, -9999.0)
 _RANGE_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*-\s*(-?\d+(?:\.\d+)?)\s*$")
 _PLUS_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*\+\s*$")
+# Bad cells listed in one error; the rest are counted.
+MAX_LISTED = 10
+
+
+class BadCell(NamedTuple):
+    """One phenotype value the catalogue cannot read."""
+
+    row: int  # line of the file (the header is line 1)
+    column: str
+    value: str
+    reason: str
+    hint: str
+
+    def describe(self) -> str:
+        return f"row {self.row}, column {self.column!r}, value {self.value!r}: {self.reason}"
+
+
+class _BadValue(ValueError):
+    """Raised inside the conversion of one cell; collected as a :class:`BadCell`."""
+
+    def __init__(self, reason: str, hint: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.hint = hint
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -88,8 +113,13 @@ def _check_separator(table: pd.DataFrame, path: Path, sep: str) -> None:
         )
 
 
-def read_phenotype(path: str | Path, dataset: str, catalogue: Catalogue) -> pd.DataFrame:
+def read_phenotype(
+    path: str | Path, dataset: str, catalogue: Catalogue, scanned: set[str] | None = None
+) -> pd.DataFrame:
     """Read ``dataset``'s phenotype file and return typed catalogue variables.
+
+    Every value the catalogue cannot read is collected, and one error lists them all (the
+    first :data:`MAX_LISTED`, then a count), so that a file is fixed in one pass.
 
     Parameters
     ----------
@@ -98,6 +128,11 @@ def read_phenotype(path: str | Path, dataset: str, catalogue: Catalogue) -> pd.D
     dataset : str
         Dataset name (its coding is looked up in ``catalogue``).
     catalogue : Catalogue
+    scanned : set of str, optional
+        Subject labels of the dataset's connectomes in this store run. A bad value in the row
+        of a participant without one (matched as :func:`match_scanned_subjects` matches) stops
+        nothing: it reads as missing, logged, as that row feeds no stored run. Without
+        ``scanned``, every row counts.
 
     Returns
     -------
@@ -106,6 +141,12 @@ def read_phenotype(path: str | Path, dataset: str, catalogue: Catalogue) -> pd.D
         where the cell is empty or a missing code, logged) and one column per catalogue
         variable: float64 for continuous/ordinal, object (level or None) for binary/categorical.
         Variables the dataset does not provide are all missing.
+
+    Raises
+    ------
+    InputDataError
+        A missing column, an empty, invalid or duplicate participant ID, or values the catalogue
+        cannot read in the rows that count (file, row, column, value and rule of each).
     """
     coding = catalogue.coding(dataset)
     raw = read_table(path)
@@ -132,14 +173,58 @@ def read_phenotype(path: str | Path, dataset: str, catalogue: Catalogue) -> pd.D
             hint="Keep one row per participant (merge sessions or visits first).",
         )
     out["site"] = _sites(raw, coding.site_column, path, dataset) if coding.site_column else ""
+    bad: list[BadCell] = []
     for name, var in catalogue.variables.items():
         col = coding.columns.get(name)
         if col is None:
             out[name] = np.nan if var.is_numeric else None
         else:
             fix = f"{catalogue.path} (datasets.{dataset}.columns.{name})"
-            out[name] = _convert(raw[col.column], var, col, path, fix)
+            out[name], cells = _convert(raw[col.column], var, col, fix)
+            bad += cells
+    if scanned is not None and bad:
+        bad = _drop_unscanned(bad, out["subject"], scanned, path, dataset)
+    if bad:
+        raise _bad_cells_error(bad, path)
     return out.reset_index(drop=True)
+
+
+def _drop_unscanned(
+    bad: list[BadCell], subjects: pd.Series, scanned: set[str], path: str | Path, dataset: str
+) -> list[BadCell]:
+    """The bad cells of scanned participants' rows; the others (read as missing) logged."""
+    _, renamed = match_scanned_subjects(subjects.to_frame(), scanned)
+    counted = (subjects.isin(scanned) | subjects.isin(list(renamed))).to_numpy()
+    # BadCell.row is the file's line: data row i is line i + 2.
+    keep = [c for c in bad if counted[c.row - 2]]
+    skipped = [c for c in bad if not counted[c.row - 2]]
+    if skipped:
+        log.warning(
+            "%s: %d unreadable value(s) in %s, in the rows of %d participant(s) without "
+            "connectomes in this store run, read as missing (first: %s)",
+            dataset,
+            len(skipped),
+            path,
+            len({c.row for c in skipped}),
+            skipped[0].describe(),
+        )
+    return keep
+
+
+def _bad_cells_error(bad: list[BadCell], path: str | Path) -> InputDataError:
+    """One error listing the first :data:`MAX_LISTED` bad cells and counting the rest."""
+    bad = sorted(bad, key=lambda c: c.row)
+    hint = " ".join(dict.fromkeys(c.hint for c in bad))
+    if len(bad) == 1:
+        return InputDataError(f"Phenotype file {path}, {bad[0].describe()}", hint=hint)
+    lines = [c.describe() for c in bad[:MAX_LISTED]]
+    if len(bad) > MAX_LISTED:
+        lines.append(f"... and {len(bad) - MAX_LISTED} more")
+    return InputDataError(
+        f"Phenotype file {path}: {len(bad)} value(s) the catalogue cannot read:\n  "
+        + "\n  ".join(lines),
+        hint=hint,
+    )
 
 
 def match_scanned_subjects(
@@ -256,39 +341,50 @@ def _subject_label(value: str, path: str | Path, row: int, column: str) -> str:
 
 
 def _convert(
-    values: pd.Series, var: Variable, col: ColumnCoding, path: str | Path, coding: str = ""
-) -> pd.Series:
-    """``values`` typed as ``var`` by its column coding ``col`` (named by ``coding`` in errors)."""
+    values: pd.Series, var: Variable, col: ColumnCoding, coding: str = ""
+) -> tuple[pd.Series, list[BadCell]]:
+    """``values`` typed as ``var`` by its column coding ``col`` (named by ``coding`` in hints).
+
+    Returns the typed column, a bad cell read as missing, and every bad cell.
+    """
     out: list[object] = []
+    bad: list[BadCell] = []
     for row, raw in enumerate(values):
         text = str(raw).strip()
-        where = f"Phenotype file {path}, row {row + 2}, column {col.column!r}, value {raw!r}"
         if is_missing(text):
             out.append(np.nan if var.is_numeric else None)
             continue
-        value: object = text
-        if col.map:
-            key = _map_key(text, col.map)
-            if key is None:
-                raise InputDataError(
-                    f"{where}: code not in the catalogue map for {var.name!r} "
-                    f"(known codes {sorted(col.map)}).",
-                    hint=f"Add the code to the map in {coding or 'the catalogue'}, or fix the "
-                    "value (a code is matched as written, or as an integer: 1.0 is 1, 1.9 none).",
-                )
-            value = col.map[key]
-        if var.is_numeric:
-            out.append(_numeric(value, var, col, where))
-        else:
-            level = str(value)
-            if level not in var.levels:
-                raise InputDataError(
-                    f"{where}: unknown level {level!r} for {var.kind} variable {var.name!r} "
-                    f"(allowed {list(var.levels)}).",
-                    hint="Map the dataset's codes to the catalogue levels with `map:`.",
-                )
-            out.append(level)
-    return pd.Series(out, index=values.index, dtype="float64" if var.is_numeric else "object")
+        try:
+            out.append(_value(text, var, col, coding))
+        except _BadValue as exc:
+            bad.append(BadCell(row + 2, col.column, str(raw), exc.reason, exc.hint))
+            out.append(np.nan if var.is_numeric else None)
+    typed = pd.Series(out, index=values.index, dtype="float64" if var.is_numeric else "object")
+    return typed, bad
+
+
+def _value(text: str, var: Variable, col: ColumnCoding, coding: str) -> object:
+    """One non-missing cell typed as ``var``; :class:`_BadValue` saying why it cannot be."""
+    value: object = text
+    if col.map:
+        key = _map_key(text, col.map)
+        if key is None:
+            raise _BadValue(
+                f"code not in the catalogue map for {var.name!r} (known codes {sorted(col.map)}).",
+                f"Add the code to the map in {coding or 'the catalogue'}, or fix the "
+                "value (a code is matched as written, or as an integer: 1.0 is 1, 1.9 none).",
+            )
+        value = col.map[key]
+    if var.is_numeric:
+        return _numeric(value, var, col)
+    level = str(value)
+    if level not in var.levels:
+        raise _BadValue(
+            f"unknown level {level!r} for {var.kind} variable {var.name!r} "
+            f"(allowed {list(var.levels)}).",
+            "Map the dataset's codes to the catalogue levels with `map:`.",
+        )
+    return level
 
 
 def _map_key(text: str, mapping: dict) -> str | None:
@@ -308,7 +404,7 @@ def _map_key(text: str, mapping: dict) -> str | None:
     return as_int if as_int in mapping else None
 
 
-def _numeric(value: object, var: Variable, col: ColumnCoding, where: str) -> float:
+def _numeric(value: object, var: Variable, col: ColumnCoding) -> float:
     text = str(value)
     number: float | None = None
     if col.range_midpoint:
@@ -320,18 +416,20 @@ def _numeric(value: object, var: Variable, col: ColumnCoding, where: str) -> flo
         try:
             number = float(text)
         except ValueError:
-            raise InputDataError(
-                f"{where}: not a number for {var.kind} variable {var.name!r}.",
-                hint="Fix the value, mark it missing (n/a), or set range_midpoint for ranges.",
+            raise _BadValue(
+                f"not a number for {var.kind} variable {var.name!r}.",
+                "Fix the value, mark it missing (n/a), or set range_midpoint for ranges.",
             ) from None
     if not np.isfinite(number):
-        raise InputDataError(f"{where}: not a finite number for {var.name!r}.")
+        raise _BadValue(
+            f"not a finite number for {var.name!r}.", "Fix the value, or mark it missing (n/a)."
+        )
     if col.scale is not None:
         number *= col.scale
     if var.range is not None and not (var.range[0] <= number <= var.range[1]):
-        raise InputDataError(
-            f"{where}: {number:g} {var.units} is outside the allowed range "
+        raise _BadValue(
+            f"{number:g} {var.units} is outside the allowed range "
             f"[{var.range[0]:g}, {var.range[1]:g}] of {var.name!r}.",
-            hint="Check the units (scale:) and the value; out-of-range values are not clipped.",
+            "Check the units (scale:) and the value; out-of-range values are not clipped.",
         )
     return number

@@ -267,3 +267,49 @@ def test_variables_the_catalogue_does_not_map_are_missing(tmp_path: Path, catalo
     )
     fewer = load_cohort(store, "toy", ["alpha"], load_catalogue(without))
     assert fewer.variables["dx"].isna().all() and fewer.variables["sex"].notna().sum() == 2
+
+
+def test_every_bad_value_is_listed_in_one_error(tmp_path: Path, catalogue) -> None:
+    """The reader stopped at the first bad cell: a file with 13 needed 13 runs to fix. One
+    error lists the first 10 (row, column, value, rule) and counts the rest."""
+    rows = [f"{101 + i}\tNYU\tabc\t7\t1\t3" for i in range(6)] + ["200\tNYU\t2400\t1\t1\t3"]
+    p = _pheno(tmp_path, rows)
+    with pytest.raises(InputDataError) as info:
+        read_phenotype(p, "alpha", catalogue)
+    message = info.value.message
+    assert message.startswith(f"Phenotype file {p}: 13 value(s) the catalogue cannot read:")
+    assert "row 2, column 'AGE_MONTHS', value 'abc': not a number" in message
+    assert "row 2, column 'SEX', value '7': code not in the catalogue map" in message
+    assert "row 6, column 'SEX', value '7'" in message  # rows in file order, 10 listed
+    assert "row 7," not in message and "row 8," not in message
+    assert message.endswith("... and 3 more")
+    assert "range_midpoint" in info.value.hint and "Add the code to the map" in info.value.hint
+
+
+def test_bad_values_of_participants_without_connectomes_do_not_stop_the_store(
+    tmp_path: Path, capsys
+) -> None:
+    """`lcm store` failed on a bad value in the row of a participant it stores nothing for (not
+    scanned, or every run excluded): those read as missing, logged; a stored participant's bad
+    value still stops it, also when the row matches its files by number (101 for 0000101)."""
+    catalogue = tmp_path / "variables.yaml"
+    catalogue.write_text(CATALOGUE)
+    qc = _relmats(tmp_path, 2, [f"roi{i}" for i in range(6)], seed=1)  # 101, 102; 999 excluded
+    qc_path = tmp_path / "qc.tsv"
+    qc.to_csv(qc_path, sep="\t", index=False)
+    rows = ["101\tNYU\t240\t1\t1\t3", "102\tNYU\t300\t2\t2\t4", "500\tNYU\t240\t7\t1\t3"]
+    pheno = _pheno(tmp_path, [*rows, "999\tNYU\tabc\t1\t1\t3"])
+    args = ["store", "--dataset", "alpha", "--qc-table", str(qc_path), "--phenotype", str(pheno)]
+    args += ["--catalogue", str(catalogue), "--atlas", "toy", "--store-dir", str(tmp_path / "s")]
+    assert main(args) == 0
+    log = capsys.readouterr().err
+    assert "2 unreadable value(s)" in log and "rows of 2 participant(s) without connectomes" in log
+    cohort = load_cohort(tmp_path / "s", "toy", ["alpha"], load_catalogue(catalogue))
+    assert cohort.variables["sex"].tolist() == ["M", "F"]
+    # A stored participant's bad value stops it, naming the row.
+    pheno = _pheno(tmp_path, ["101\tNYU\t240\t7\t1\t3", *rows[1:]], name="bad.tsv")
+    args[args.index("--phenotype") + 1] = str(pheno)
+    assert main(args) == 3
+    assert "row 2, column 'SEX', value '7'" in capsys.readouterr().err
+    with pytest.raises(InputDataError, match=r"row 2, column 'SEX', value '7'"):
+        read_phenotype(pheno, "alpha", load_catalogue(catalogue), scanned={"0000101"})
