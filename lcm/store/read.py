@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lcm.catalogue import Catalogue
+from lcm.catalogue import Catalogue, Variable
 from lcm.exceptions import InputDataError
 from lcm.io.paths import connectome_path, variables_path
 from lcm.store.cohort import Cohort
@@ -382,9 +382,12 @@ def _variables_for(
     connectomes: Stamp,
 ) -> pd.DataFrame:
     path = variables_path(store, dataset)
+    written_with: dict = {}
     if path.is_file():
         stored = read_table(path, dataset)
-        _check_pair(dataset, connectomes, (path, stored.schema.metadata or {}))
+        meta = stored.schema.metadata or {}
+        _check_pair(dataset, connectomes, (path, meta))
+        written_with = _stored_catalogue(meta, path, dataset)
         table = stored.to_pandas()
     else:
         _check_pair(dataset, connectomes, (path, None))
@@ -398,6 +401,9 @@ def _variables_for(
     for name, var in catalogue.variables.items():
         if name in merged and (coding is None or name in coding.columns):
             col = merged[name]
+            check_stored_variable(
+                var, written_with.get(name), table[name], path, dataset, catalogue
+            )
             out[name] = (
                 col.astype("float64")
                 if var.is_numeric
@@ -406,3 +412,78 @@ def _variables_for(
         else:
             out[name] = np.nan if var.is_numeric else None
     return out
+
+
+def _stored_catalogue(meta: dict[bytes, bytes], path: Path, dataset: str) -> dict:
+    """The variables a partition was written with (``lcm.catalogue``); {} when it has none."""
+    raw = meta.get(b"lcm.catalogue")
+    if raw is None:  # written without `lcm store`: its columns' types are all there is
+        return {}
+    try:
+        stored = json.loads(raw)
+    except ValueError:
+        stored = None
+    if not isinstance(stored, dict):
+        raise InputDataError(
+            f"{path}: its catalogue (lcm.catalogue in the Parquet metadata) is not a JSON "
+            "mapping of variables.",
+            hint=rerun_hint(dataset),
+        )
+    return stored
+
+
+def check_stored_variable(
+    var: Variable,
+    stored: dict | None,
+    column: pd.Series,
+    path: Path,
+    dataset: str,
+    catalogue: Catalogue,
+) -> None:
+    """Refuse a stored variable that the given catalogue defines otherwise.
+
+    The variables partition holds the catalogue it was written with (``lcm.catalogue``). A
+    variable read with another kind, or with levels other than the stored ones, would be
+    misread: a categorical column cast to numbers, or levels renamed in the catalogue that
+    the stored values no longer name. Levels are compared as sets: their order is the
+    catalogue's choice (the positive class of a binary variable), not the data's.
+
+    Parameters
+    ----------
+    var : Variable
+        The variable as the given catalogue defines it.
+    stored : dict or None
+        Its entry in the partition's ``lcm.catalogue`` (None when the partition has none:
+        then the column's type alone is checked).
+    column : pandas.Series
+        The stored column.
+    path : pathlib.Path
+        The variables partition, named in the error.
+    dataset : str
+    catalogue : Catalogue
+        The given catalogue (its path is named in the error).
+
+    Raises
+    ------
+    InputDataError
+        Stored and given kind or levels differ, naming both and the fix.
+    """
+    if stored is None:
+        numeric = pd.api.types.is_numeric_dtype(column) or column.isna().all()
+        if var.is_numeric == numeric:
+            return
+        have = f"a {'numeric' if numeric else 'text'} column ({column.dtype})"
+    else:
+        same_kind = stored.get("kind") == var.kind
+        same_levels = set(map(str, stored.get("levels") or [])) == set(var.levels)
+        if same_kind and same_levels:
+            return
+        have = f"kind {stored.get('kind')!r}, levels {list(stored.get('levels') or [])}"
+    raise InputDataError(
+        f"{path}: variable {var.name!r} of dataset {dataset!r} was stored as {have}; the "
+        f"catalogue {catalogue.path or '(given)'} defines kind {var.kind!r}, levels "
+        f"{list(var.levels)}.",
+        hint=f"The store was written with another catalogue. {rerun_hint(dataset)} Pass "
+        f"--catalogue {catalogue.path or '<this catalogue>'}, or read with the catalogue the "
+        "store was written with.",
+    )

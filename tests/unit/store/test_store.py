@@ -313,3 +313,77 @@ def test_bad_values_of_participants_without_connectomes_do_not_stop_the_store(
     assert "row 2, column 'SEX', value '7'" in capsys.readouterr().err
     with pytest.raises(InputDataError, match=r"row 2, column 'SEX', value '7'"):
         read_phenotype(pheno, "alpha", load_catalogue(catalogue), scanned={"0000101"})
+
+
+@pytest.mark.parametrize(
+    ("given", "stored_as"),
+    [
+        # A kind changed to numbers: a bare "could not convert string to float" before.
+        (
+            "sex: {kind: continuous, domain: sociodemographic}",
+            r"kind 'binary', levels \['F', 'M'\]; the catalogue .* defines kind "
+            r"'continuous', levels \[\]",
+        ),
+        # Levels renamed: the stored "F"/"M" were read as levels the catalogue no longer has.
+        (
+            "sex: {kind: binary, domain: sociodemographic, levels: [female, male]}",
+            r"kind 'binary', levels \['F', 'M'\]; the catalogue .* defines kind 'binary', "
+            r"levels \['female', 'male'\]",
+        ),
+    ],
+)
+def test_stored_variables_are_checked_against_the_given_catalogue(
+    tmp_path: Path, catalogue, given: str, stored_as: str
+) -> None:
+    """The variables partition holds the catalogue it was written with: read with a catalogue
+    that gives a variable another kind or other levels, the reader refuses, naming the
+    partition, the variable, both definitions and the fix."""
+    qc = _relmats(tmp_path, 2, [f"roi{i}" for i in range(6)], seed=1)
+    pheno = read_phenotype(
+        _pheno(tmp_path, ["101\tNYU\t240\t1\t1\t3", "102\tNYU\t300\t2\t2\t4"]), "alpha", catalogue
+    )
+    store = tmp_path / "store"
+    write_connectomes(store, "toy", "alpha", qc, pheno)
+    out = write_variables(store, "alpha", pheno, catalogue)
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        CATALOGUE.replace(
+            "sex: {kind: binary, domain: sociodemographic, levels: [F, M]}", given
+        ).replace('sex: {column: SEX, map: {"1": M, "2": F}}', "sex: SEX")
+    )
+    with pytest.raises(
+        InputDataError, match=rf"variable 'sex' of dataset 'alpha' .*{stored_as}"
+    ) as e:
+        load_cohort(store, "toy", ["alpha"], load_catalogue(other))
+    assert e.value.message.startswith(f"{out}: ")
+    assert f"--catalogue {other}" in e.value.hint and "lcm store --dataset alpha" in e.value.hint
+    # Reordered levels are the same levels: the stored values read as before.
+    reordered = tmp_path / "reordered.yaml"
+    reordered.write_text(CATALOGUE.replace("levels: [F, M]", "levels: [M, F]"))
+    got = load_cohort(store, "toy", ["alpha"], load_catalogue(reordered))
+    assert got.variables["sex"].tolist() == ["M", "F"]
+
+
+def test_a_partition_without_its_catalogue_is_checked_by_column_type(
+    tmp_path: Path, catalogue
+) -> None:
+    """A variables partition written without LCM has no `lcm.catalogue`: a text column read as
+    a numeric variable is refused by its type (a bare float conversion error before)."""
+    qc = _relmats(tmp_path, 2, [f"roi{i}" for i in range(6)], seed=1)
+    pheno = read_phenotype(
+        _pheno(tmp_path, ["101\tNYU\t240\t1\t1\t3", "102\tNYU\t300\t2\t2\t4"]), "alpha", catalogue
+    )
+    store = tmp_path / "store"
+    write_connectomes(store, "toy", "alpha", qc, pheno)
+    out = write_variables(store, "alpha", pheno, catalogue)
+    pq.write_table(pq.read_table(out).replace_schema_metadata(None), out)
+    assert load_cohort(store, "toy", ["alpha"], catalogue).variables["sex"].tolist() == ["M", "F"]
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        CATALOGUE.replace(
+            "sex: {kind: binary, domain: sociodemographic, levels: [F, M]}",
+            "sex: {kind: continuous, domain: sociodemographic}",
+        ).replace('sex: {column: SEX, map: {"1": M, "2": F}}', "sex: SEX")
+    )
+    with pytest.raises(InputDataError, match=r"'sex' of dataset 'alpha' was stored as a text"):
+        load_cohort(store, "toy", ["alpha"], load_catalogue(other))
