@@ -40,6 +40,7 @@ class BadCell(NamedTuple):
     hint: str
 
     def describe(self) -> str:
+        """``row R, column 'C', value 'V': reason``, as listed in the error."""
         return f"row {self.row}, column {self.column!r}, value {self.value!r}: {self.reason}"
 
 
