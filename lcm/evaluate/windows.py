@@ -13,7 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-RUN_COLUMNS = ("dataset", "subject", "session", "task", "run")
+# run_key tells apart runs that differ in acq-, dir-, rec- or ce- only (stores written by
+# `lcm store` hold it; a table without it is keyed by the other columns).
+RUN_COLUMNS = ("dataset", "subject", "session", "task", "run", "run_key")
 
 
 def run_groups(ids: pd.DataFrame) -> np.ndarray:

@@ -338,14 +338,16 @@ def _run_table(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
     table[WINDOW] = WHOLE_RUN if window is None else window.astype(np.int32)
     for key in QC_COLUMNS:
         table[key] = pd.to_numeric(runs[key], errors="coerce") if key in runs else np.nan
-    keys = ["subject", "session", "task", "run", WINDOW]
+    # run_key, not (session, task, run): runs told apart by acq-, dir-, rec-, ce- only (an
+    # AP and a PA run of the same run number) are runs of their own.
+    keys = ["subject", "run_key", WINDOW]
     dup = table.duplicated(keys)
     if dup.any():
         first = table.loc[dup, keys].iloc[0].to_dict()
         raise InputDataError(
             f"Dataset {dataset!r}: {int(dup.sum())} duplicate run(s) in the runs table, e.g. "
             f"{first}.",
-            hint="Each (subject, session, task, run, window) may appear once; check the QC table.",
+            hint="Each (subject, run_key, window) may appear once; check the QC table.",
         )
     return table.reset_index(drop=True)
 

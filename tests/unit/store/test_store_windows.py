@@ -212,6 +212,20 @@ def test_store_without_window_column_reads_as_whole_runs(tmp_path: Path) -> None
     assert runs["window"].tolist() == [-1, -1] and runs["window"].dtype == np.int32
 
 
+def test_runs_told_apart_by_acq_or_dir_only_are_runs_of_their_own(tmp_path: Path) -> None:
+    """An AP and a PA run (same subject, task and run number) are two runs, stored and then
+    scored as two, not a duplicate that stopped the dataset's store."""
+    rois = [f"r{i}" for i in range(5)]
+    keys = ["sub-03_task-rest_dir-AP_run-01", "sub-03_task-rest_dir-PA_run-01"]
+    runs = pd.DataFrame(
+        {"subject": "03", "task": "rest", "run": "01", "run_key": keys * 2, "window": [0, 0, 1, 1]}
+    )
+    write_connectome_arrays(tmp_path, "toy", "d", runs, np.zeros((4, 10), np.float32), rois)
+    stored = read_runs(tmp_path, "toy", ["d"])
+    assert sorted(stored["run_key"].unique()) == keys and len(stored) == 4
+    assert len(set(run_groups(stored))) == 2  # each run's two windows, not one run of four
+
+
 def test_writer_refuses_bad_or_duplicate_windows(tmp_path: Path) -> None:
     rois = [f"r{i}" for i in range(5)]
     vec = np.zeros((2, 10), np.float32)
