@@ -104,8 +104,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--role",
         choices=("downstream", "pretrain"),
-        default="downstream",
-        help="Role of the dataset (default downstream: tasks; pretrain: pretraining only).",
+        help="Role of the dataset (default: the config file's datasets.<name>.role, else "
+        "downstream: tasks; pretrain: pretraining only).",
+    )
+    p.add_argument(
+        "--task",
+        help="BIDS task of the resting-state runs (default: the config file's "
+        "datasets.<name>.task, else rest): task-restingstate -> --task restingstate.",
     )
     p.add_argument(
         "--profile",
@@ -202,12 +207,9 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     config = _absolute_paths(copy.deepcopy(config), cwd)
     bids = _folder(cwd / args.bids_dir, "BIDS_DIR")
     name = args.dataset_name or _dataset_name(bids)
-    dataset: dict[str, Any] = {
-        "entry": "bids",
-        "path": str(bids),
-        "phenotype": str(bids / "participants.tsv"),
-        "role": args.role,
-    }
+    # The config file's entry for this dataset (its task, repetition time, phenotype, site
+    # column ...) is kept; BIDS_DIR and the options given here set the rest.
+    dataset = _dataset_entry(config, name, bids, args)
     fmriprep = config.setdefault("fmriprep", {})
     if args.derivatives:
         derivatives = _folder(cwd / args.derivatives, "--derivatives")
@@ -223,7 +225,8 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
         labels = [label.removeprefix("sub-") for label in args.participant_label]
         _check_participant_labels(bids, labels)
         select = config.setdefault("ingest", {}).setdefault("select", {})
-        select.setdefault(name, {})["participants"] = {"include": labels}
+        chosen = select.setdefault(name, {}).setdefault("participants", {})
+        chosen["include"] = labels  # the config file's exclude list still applies
     packaged = workflow_files() / "config"
     config.setdefault("variables", str(packaged / "variables.yaml"))
     config = validate_base(config, source="lcm run")  # the shape, before a file is written
@@ -232,6 +235,47 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
         config["variables"], name, dataset["phenotype"], out, tasks
     )
     return validate_config(config, source="lcm run")
+
+
+def _dataset_entry(
+    config: dict[str, Any], name: str, bids: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The config's ``datasets.<name>`` for BIDS_DIR: the config file's entry, if any, with
+    ``entry: bids`` and ``path`` set, and ``--task`` / ``--role`` where given.
+
+    Raises
+    ------
+    ConfigError
+        When the config file's entry reads another folder, or no phenotype table exists.
+    """
+    given = (config.get("datasets") or {}).get(name)
+    dataset: dict[str, Any] = dict(given) if isinstance(given, dict) else {}
+    if dataset.get("path") and Path(dataset["path"]).resolve() != bids:
+        raise ConfigError(
+            f"--config-file: datasets.{name}.path is {dataset['path']}, but BIDS_DIR is {bids}.",
+            hint=f"Remove datasets.{name}.path from the config file (BIDS_DIR sets it), or "
+            "pass --dataset-name to add BIDS_DIR under another name.",
+        )
+    if dataset.get("entry", "bids") != "bids":
+        raise ConfigError(
+            f"--config-file: datasets.{name}.entry is {dataset['entry']!r}; lcm run reads "
+            "BIDS_DIR as raw BIDS (entry: bids).",
+            hint="Pass --dataset-name to add BIDS_DIR under another name.",
+        )
+    dataset.update(entry="bids", path=str(bids))
+    dataset.setdefault("phenotype", str(bids / "participants.tsv"))
+    dataset["role"] = args.role or dataset.get("role", "downstream")
+    if args.task:
+        dataset["task"] = args.task
+    phenotype = Path(dataset["phenotype"])
+    if not phenotype.is_file():
+        raise ConfigError(
+            f"No phenotype table: {phenotype} does not exist (BIDS only recommends "
+            "participants.tsv, and the feature store reads each subject's row of it).",
+            hint=f"Write {bids / 'participants.tsv'} (a participant_id column: sub-01, ...), or "
+            f"give datasets.{name}.phenotype in a --config-file.",
+        )
+    return dataset
 
 
 def _check_derivatives(derivatives: Path, bids: Path) -> None:
@@ -285,6 +329,12 @@ def _check_output_dir(bids: Path, out: Path) -> None:
     folder was removed by hand).
     """
     resolved = out.resolve()
+    if resolved == bids / "derivatives":
+        raise ConfigError(
+            f"OUTPUT_DIR {out} is BIDS_DIR's derivatives folder itself, which holds other "
+            "pipelines' outputs (fMRIPrep's).",
+            hint=f"Use a folder of its own, e.g. {bids / 'derivatives' / 'lcm'}.",
+        )
     if resolved.is_relative_to(bids) and not resolved.is_relative_to(bids / "derivatives"):
         raise ConfigError(
             f"OUTPUT_DIR {out} is inside BIDS_DIR {bids}, where the BIDS validator would "

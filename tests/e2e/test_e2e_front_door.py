@@ -248,6 +248,55 @@ def test_output_dir_inside_bids_dir_is_refused_but_derivatives_is_fine(tmp_path:
         parse("study", str(out), "participant", *DERIVATIVES), tmp_path, out
     )
     assert config["results_dir"] == str(out)
+    # derivatives/ itself holds fMRIPrep's outputs: refused before anything is written.
+    whole = bids / "derivatives"
+    before = sorted(p.name for p in whole.iterdir())
+    with pytest.raises(ConfigError, match=r"is BIDS_DIR's derivatives folder itself"):
+        run_cmd.build_config(
+            parse("study", str(whole), "participant", *DERIVATIVES), tmp_path, whole
+        )
+    assert sorted(p.name for p in whole.iterdir()) == before
+
+
+def test_the_config_files_entry_of_the_dataset_is_kept(tmp_path: Path) -> None:
+    """A study whose rest runs are task-restingstate: its config file's task, repetition time
+    and participant exclusions were replaced by lcm run's defaults (task rest: no run found)."""
+    bids = _study(tmp_path)
+    entry = {"task": "restingstate", "repetition_time": 2.0, "role": "pretrain"}
+    select = {"study": {"participants": {"exclude": ["04"]}}}
+    mine = {"datasets": {"study": entry}, "ingest": {"select": select}}
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(mine))
+    argv = ("study", "out", "participant", "--config-file", "mine.yaml", *DERIVATIVES)
+    config = run_cmd.build_config(
+        parse(*argv, "--participant-label", "01", "04"), tmp_path, tmp_path / "out"
+    )
+    ds = config["datasets"]["study"]
+    assert (ds["task"], ds["repetition_time"], ds["role"]) == ("restingstate", 2.0, "pretrain")
+    assert ds["entry"] == "bids" and ds["path"] == str(bids)
+    chosen = config["ingest"]["select"]["study"]["participants"]
+    assert chosen == {"exclude": ["04"], "include": ["01", "04"]}
+    # The command line's --task and --role win over the file's.
+    args = parse(*argv, "--task", "rest", "--role", "downstream")
+    ds = run_cmd.build_config(args, tmp_path, tmp_path / "out")["datasets"]["study"]
+    assert (ds["task"], ds["role"]) == ("rest", "downstream")
+    # An entry of the same name that reads another folder is refused, naming both.
+    entry["path"] = str(tmp_path / "elsewhere")
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(mine))
+    with pytest.raises(ConfigError, match=r"datasets.study.path is .*elsewhere, but BIDS_DIR"):
+        run_cmd.build_config(parse(*argv), tmp_path, tmp_path / "out")
+
+
+def test_a_dataset_without_participants_tsv_is_refused_first(tmp_path: Path) -> None:
+    """BIDS only recommends participants.tsv: without one, the store rule's missing input
+    stopped Snakemake's plan with a MissingInputException."""
+    bids = _study(tmp_path)
+    (bids / "participants.tsv").unlink()
+    with pytest.raises(ConfigError, match=r"No phenotype table: .*participants.tsv") as info:
+        run_cmd.build_config(
+            parse("study", "out", "participant", *DERIVATIVES), tmp_path, tmp_path / "out"
+        )
+    assert "datasets.study.phenotype" in (info.value.hint or "")
+    assert not (tmp_path / "out").exists()
 
 
 def test_snakemake_command_runs_the_packaged_workflow(tmp_path: Path) -> None:
@@ -266,6 +315,7 @@ def test_missing_bids_dir_and_bad_config_are_one_line_errors(tmp_path: Path) -> 
     with pytest.raises(InputDataError, match=r"BIDS_DIR .* is not a folder"):
         run_cmd.build_config(parse("nope", "out", "participant"), tmp_path, tmp_path / "out")
     (tmp_path / "bids").mkdir()
+    (tmp_path / "bids" / "participants.tsv").write_text("participant_id\n")
     (tmp_path / "bad.yaml").write_text("denoise: {strategy: 99P}\n")
     args = parse("bids", "out", "participant", "--config-file", "bad.yaml")
     with pytest.raises(ConfigError, match=r"denoise\.strategy"):
