@@ -238,12 +238,22 @@ def check_pretraining_excludes(checkpoint: str | Path, datasets: list[str]) -> N
     Raises
     ------
     ConfigError
-        When ``model.json`` lists one of ``datasets`` among its training datasets.
+        When ``model.json`` lists one of ``datasets`` among its training datasets, or when it
+        is missing or names no datasets: what the checkpoint saw cannot be told, and its
+        ridge maps (``bei-linear``) were used without the check.
     """
     meta_path = Path(checkpoint) / "model.json"
-    if not meta_path.is_file():
-        return  # the LCM loader reports a missing or broken checkpoint with its own message
-    seen = json.loads(meta_path.read_text()).get("data", {}).get("datasets", [])
+    try:
+        meta = json.loads(meta_path.read_text())
+        seen = meta["data"]["datasets"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        raise ConfigError(
+            f"Checkpoint {checkpoint}: {meta_path} is missing, unreadable or names no "
+            "pretraining datasets, so it cannot be checked that pretraining never saw this "
+            "task's test subjects.",
+            hint="Use the folder `lcm pretrain` wrote (model.json beside model.safetensors "
+            "and bei_linear.npz).",
+        ) from None
     overlap = sorted(set(seen) & set(datasets))
     if overlap:
         raise ConfigError(

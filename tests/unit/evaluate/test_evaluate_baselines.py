@@ -185,3 +185,14 @@ def test_checkpoint_pretrained_on_the_task_dataset_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"pretrained on \['abidelike'\]"):
         check_pretraining_excludes(tmp_path, ["abidelike"])
     check_pretraining_excludes(tmp_path, ["adnilike"])  # no overlap: fine
+
+
+@pytest.mark.parametrize("meta", [None, "{", '{"data": {}}', "[1]"])
+def test_a_checkpoint_that_cannot_say_what_it_saw_is_refused(tmp_path, meta):
+    """A folder of ridge maps alone (bei-linear) skipped the check: maps fitted on the task's
+    own subjects were evaluated on them."""
+    (tmp_path / "bei_linear.npz").write_bytes(b"")
+    if meta is not None:
+        (tmp_path / "model.json").write_text(meta)
+    with pytest.raises(ConfigError, match=r"cannot be checked that pretraining never saw"):
+        check_pretraining_excludes(tmp_path, ["abidelike"])
