@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from helpers.connectome import read_qc_table, roi_fc, roi_series
 from helpers.workflow import run_snakemake, small_config, write_config
 from scipy.io import savemat
@@ -44,6 +45,10 @@ def test_workflow_routes_file_entries(tmp_path: Path) -> None:
         "path": str(conn / "listing.tsv"),
         **common,
     }
+    catalogue = yaml.safe_load(Path(cfg["variables"]).read_text())
+    catalogue["datasets"]["pcpconn"] = {"id_column": "participant_id", "columns": {"age": "age"}}
+    cfg["variables"] = str(tmp_path / "variables.yaml")
+    Path(cfg["variables"]).write_text(yaml.safe_dump(catalogue))
     config = write_config(tmp_path, cfg)
     stores = [
         f"results/store/connectomes/atlas=aal116/dataset={d}/part-0.parquet"
@@ -68,6 +73,19 @@ def test_workflow_routes_file_entries(tmp_path: Path) -> None:
     assert (tmp_path / conn_qc.loc["01", "relmat"]).is_file()
     summary = pd.read_csv(tmp_path / "results/ingest/pcpconn/summary.tsv", sep="\t")
     assert summary["n_runs"].sum() == 2
+
+    # The store, then a rerun that fails (a phenotype value out of range): the dataset's
+    # partitions stay as they were. Snakemake deleted them before the job ran.
+    proc = run_snakemake(tmp_path, stores[1], "--configfile", str(config))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    partition = (tmp_path / stores[1]).parent
+    before = {p.name: p.read_bytes() for p in partition.iterdir()}
+    pheno.write_text("participant_id\tage\n0050002\t20\n0050003\t30\n01\t2200\n02\t50\n")
+    proc = run_snakemake(tmp_path, stores[1], "--configfile", str(config))
+    assert (
+        proc.returncode != 0 and "2200" in (tmp_path / "results/logs/store/pcpconn.log").read_text()
+    )
+    assert {p.name: p.read_bytes() for p in partition.iterdir()} == before
 
 
 def _xcpd_cifti_tree(root: Path, subjects: list[str]) -> None:

@@ -1,5 +1,7 @@
 # Stage 4: the Parquet feature store. One job per dataset writes that dataset's partitions only,
-# so adding a dataset never rewrites the others.
+# so adding a dataset never rewrites the others. The partitions are update() outputs: Snakemake
+# would otherwise delete them before a rerun, and a failed rerun (a bad phenotype value) then
+# left the dataset out of the store, where `lcm store` itself keeps the old partitions whole.
 
 
 rule store:
@@ -8,9 +10,9 @@ rule store:
         phenotype=get_dataset_value("phenotype"),
         catalogue=CFG["variables"],
     output:
-        connectomes=str(paths.connectome_path(STORE, ATLAS, "{dataset}")),
-        variables=str(paths.variables_path(STORE, "{dataset}")),
-        missingness=str(paths.missingness_path(STORE, "{dataset}")),
+        connectomes=update(str(paths.connectome_path(STORE, ATLAS, "{dataset}"))),
+        variables=update(str(paths.variables_path(STORE, "{dataset}"))),
+        missingness=update(str(paths.missingness_path(STORE, "{dataset}"))),
     log:
         get_log("store/{dataset}.log"),
     conda:
