@@ -234,6 +234,7 @@ def evaluate_and_write(
         "n_runs_tested": result.n_runs_tested,
         "sites_not_tested": result.sites_not_tested,
         "n_fits_not_repeated": result.n_fits_not_repeated,
+        "folds_one_class": result.folds_one_class,
         **(extra or {}),
     }
     write_tidy_parquet(out, result.metrics, meta)

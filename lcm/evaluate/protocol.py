@@ -214,6 +214,10 @@ class EvaluationResult:
     n_fits_not_repeated : int
         Fits left out because an earlier seed had the same training fold, test fold and
         labelled subset (leave-site-out folds do not change with the seed).
+    folds_one_class : list of dict
+        ``{"seed", "fold", "sites", "subjects", "label"}`` of each test fold of a binary task
+        that holds one class only: its AUC is undefined, so summaries average the AUC of the
+        other folds (a leave-site-out site of controls only).
     """
 
     metrics: pd.DataFrame
@@ -225,6 +229,7 @@ class EvaluationResult:
     n_runs_tested: int = 0
     sites_not_tested: dict[str, dict[str, int]] = field(default_factory=dict)
     n_fits_not_repeated: int = 0
+    folds_one_class: list[dict[str, Any]] = field(default_factory=list)
 
 
 def derived_seed(*parts: int) -> int:
@@ -481,7 +486,32 @@ def evaluate_task(
         n_runs_tested=int(tested.sum()),
         sites_not_tested=_untested_sites(sites[~tested], groups[~tested]),
         n_fits_not_repeated=n_repeated,
+        folds_one_class=_one_class_folds(predictions) if binary else [],
     )
+
+
+def _one_class_folds(predictions: pd.DataFrame) -> list[dict[str, Any]]:
+    """Test folds whose subjects hold one class (AUC undefined), with their sites; logged."""
+    out = []
+    for (seed, fold), rows in predictions.groupby(["seed", "fold"], sort=True):
+        if rows["y_true"].nunique() < 2:
+            entry = {
+                "seed": int(seed),
+                "fold": int(fold),
+                "sites": sorted(rows["site"].astype(str).unique().tolist()),
+                "subjects": int(rows.drop_duplicates(["dataset", "subject"]).shape[0]),
+                "label": int(rows["y_true"].iloc[0]),
+            }
+            log.warning(
+                "seed %d fold %d (sites %s): its %d test subject(s) hold one class only: no "
+                "AUC; summaries average the other folds'",
+                entry["seed"],
+                entry["fold"],
+                ", ".join(entry["sites"]) or "none",
+                entry["subjects"],
+            )
+            out.append(entry)
+    return out
 
 
 def _untested_sites(sites: np.ndarray, groups: np.ndarray) -> dict[str, dict[str, int]]:

@@ -214,6 +214,23 @@ def oracle_fragment(oracle: dict[str, Any] | None) -> str:
     return text + "</p>"
 
 
+def _not_scored(meta: dict[str, Any]) -> str:
+    """What the task's means leave out: sites no fold tested, test folds of one class (no
+    AUC: the mean is over the other folds)."""
+    parts = [
+        f"site {site} not tested ({counts.get('subjects', '?')} subjects)"
+        for site, counts in sorted((meta.get("sites_not_tested") or {}).items())
+    ]
+    one_class = meta.get("folds_one_class") or []
+    if one_class:
+        sites = sorted({site for f in one_class for site in f.get("sites", [])})
+        parts.append(
+            f"{len(one_class)} test fold(s) of one class, no AUC"
+            + (f" (sites {', '.join(sites)})" if sites else "")
+        )
+    return "; ".join(parts) or "none"
+
+
 def provenance_summary(
     task_meta: dict[str, dict[str, Any]], table_html: Callable[[pd.DataFrame], str]
 ) -> str:
@@ -238,6 +255,7 @@ def provenance_summary(
                 "models": ", ".join(meta.get("models_evaluated", settings.get("models", []))),
                 "skipped": ", ".join(sorted(skipped)) or "none",
                 "runs": meta.get("n_runs", "n/a"),
+                "not scored": _not_scored(meta),
                 "checkpoint": meta.get("checkpoint") or "n/a",
             }
         )

@@ -86,6 +86,39 @@ def test_skipped_site_is_recorded_in_the_result_and_sidecar(tmp_path, caplog):
     assert sidecar["sites_not_tested"] == {"siteA": {"subjects": 5, "runs": 8}}
 
 
+def test_a_test_fold_of_one_class_is_named_in_the_result_sidecar_and_report(tmp_path, caplog):
+    """Leave-site-out with a site of controls only: its AUC is undefined and the summary's mean
+    is over the other sites; that was said nowhere (only n in the summary table)."""
+    from lcm.report.findings import provenance_summary
+    from lcm.report.tables import read_task_meta
+
+    # siteC: controls 12, 14, 16, 18 only; siteA and siteB hold both classes.
+    site_of = {
+        i: "siteC" if i in (12, 14, 16, 18) else f"site{'AB'[i % 4 // 2]}" for i in range(20)
+    }
+    cohort = _with_sites(make_cohort(n_subjects=20, n_unlabeled=0), site_of)
+    settings = EvaluationSettings.from_dict(
+        {"split": "site", "seeds": [0], "label_fractions": [1.0], "models": ["logreg"]}
+    )
+    with caplog.at_level("WARNING"):
+        result = evaluate_and_write(
+            cohort,
+            TASK,
+            settings,
+            master_seed=0,
+            checkpoint=None,
+            out=tmp_path / "m.parquet",
+            predictions=tmp_path / "p.parquet",
+        )
+    assert "(sites siteC): its 4 test subject(s) hold one class only" in caplog.text
+    assert [(f["sites"], f["subjects"], f["label"]) for f in result.folds_one_class] == [
+        (["siteC"], 4, 0)
+    ]
+    meta = read_task_meta([tmp_path / "m.parquet"])
+    page = provenance_summary(meta, lambda frame: frame.to_html())
+    assert "1 test fold(s) of one class, no AUC (sites siteC)" in page
+
+
 def test_continuous_strata_survive_ties_at_the_median():
     """Ages 30 x 9, 28, 29, 31: `y > median` gave strata {0: 11, 1: 1} and a refused task."""
     y = np.array([30.0] * 9 + [28.0, 29.0, 31.0])
