@@ -1,8 +1,9 @@
 """Build and write the manifest of one dataset, whatever its entry level.
 
 Order of work: dataset description -> fast index (cached per subject) -> BIDS validator (raw
-datasets, rerun only when something changed) -> selection -> participants check -> manifest,
-summary and cache written next to each other.
+datasets, selected participants only, rerun only when something changed) -> selection ->
+validator exclusions -> participants check -> manifest, summary and cache written next to each
+other.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from lcm.bids.summary import (
     summary_table,
     write_summary,
 )
-from lcm.bids.validator import validate_bids
+from lcm.bids.validator import ValidationReport, exclude_invalid_runs, validate_bids
 from lcm.entries import TABLE, entry_type
 from lcm.exceptions import BIDSError, ConfigError
 from lcm.io.bids_names import check_label
@@ -70,6 +71,7 @@ def ingest_dataset(
     repetition_time: float | None = None,
     atlas: str | None = None,
     seg: str | None = None,
+    cached_validation: bool = False,
 ) -> Ingested:
     """Index a dataset into its manifest and summary (nothing is written).
 
@@ -96,8 +98,10 @@ def ingest_dataset(
     selection : Selection, optional
         Runs to keep (others are excluded with reason code ``not_selected``).
     validate : bool
-        Run the BIDS validator on a raw dataset (``entry="bids"``, the raw entries); its
-        errors raise.
+        Run the BIDS validator on a raw dataset (``entry="bids"``, the raw entries), on the
+        participants ``selection`` keeps: errors at the dataset level raise, errors inside a
+        subject folder exclude its runs (``validator:<CODE>``, see
+        :func:`lcm.bids.validator.exclude_invalid_runs`).
     cache_dir : path-like, optional
         Cache of an earlier run (read only here; see :mod:`lcm.bids.index_cache`).
     repetition_time : float, optional
@@ -110,12 +114,16 @@ def ingest_dataset(
         (the connectome stage picks the atlas's files).
     seg : str, optional
         The files' ``seg-`` label of that atlas, when it differs from ``atlas``.
+    cached_validation : bool
+        With ``validate`` off: still apply the validator errors of the report ``cache_dir``
+        holds, when it is current (what :func:`included_runs` does, so that the workflow plans
+        the runs the manifest includes without running the validator at parse time).
 
     Raises
     ------
     BIDSError
         No ``dataset_description.json``, a derivative dataset given as raw, or validator
-        errors.
+        errors at the dataset level.
     """
     check_label("dataset", dataset, source="--dataset")
     check_label("task", task, source="--task")
@@ -154,14 +162,21 @@ def ingest_dataset(
         repetition_time=repetition_time if kind.needs_tr else None,
     )
     index = index_dataset(spec, root, cache_dir=cache_dir)
-    validated = validate and kind.raw
-    if validated and index.validation is None:
-        index.validation = validate_bids(root).to_dict()
-        index.changed = True  # the cache must now record the report
-    elif not validated:
-        index.validation = None
     selection = selection or Selection()
+    # Like fMRIPrep, validate the selected participants only: an unselected subject's broken
+    # file (a git-annex link not fetched) must not stop the others.
+    ignored = selection.subjects_left_out(index.subjects)
+    current = index.validation is not None and index.validation.get("ignored_subjects") == ignored
+    validated = validate and kind.raw
+    if validated and not current:
+        index.validation = validate_bids(root, ignore_subjects=ignored).to_dict()
+        index.changed = True  # the cache must now record the report
+    elif not validated and not (cached_validation and kind.raw and current):
+        index.validation = None
     manifest = selection.apply(manifest_frame(index.rows))
+    if index.validation is not None:
+        report = ValidationReport.from_dict(index.validation)
+        manifest = exclude_invalid_runs(manifest, report, root)
     if kind.voxel:  # fMRIPrep makes one series of a multi-echo run's echoes
         manifest = combine_echoes(manifest, derivatives=not kind.raw)
     if parcellation is not None:
@@ -169,6 +184,7 @@ def ingest_dataset(
     manifest = exclude_space_duplicates(manifest, hint=SPACE_HINT)
     _log_exclusions(dataset, manifest, root, task)
     warnings = (index.validation or {}).get("warnings", [])
+    errors = (index.validation or {}).get("errors", [])
     summary = build_summary(
         manifest,
         dataset=dataset,
@@ -182,6 +198,10 @@ def ingest_dataset(
             "schema_version": (index.validation or {}).get("version", ""),
             "n_warnings": sum(w["count"] for w in warnings),
             "warnings": warnings,
+            # Errors inside subject folders (dataset-level ones raise): their runs are excluded.
+            "n_errors": sum(e["count"] for e in errors),
+            "errors": errors,
+            "subjects_not_validated": (index.validation or {}).get("ignored_subjects", []),
         },
         participants=participants_mismatch(root, index.subjects),
         cache={"subjects_reused": index.reused, "subjects_indexed": index.rescanned},
@@ -217,7 +237,15 @@ def _ingest_files(
         space=None,
         repetition_time=repetition_time,
         selection=selection.to_dict(),
-        validator={"ran": False, "schema_version": "", "n_warnings": 0, "warnings": []},
+        validator={
+            "ran": False,
+            "schema_version": "",
+            "n_warnings": 0,
+            "warnings": [],
+            "n_errors": 0,
+            "errors": [],
+            "subjects_not_validated": [],
+        },
         participants=participants_mismatch(folder, subjects),
         cache={"subjects_reused": 0, "subjects_indexed": len(subjects)},
     )
@@ -339,13 +367,16 @@ def included_runs(
     cache_dir: str | Path | None = None,
     with_path: bool = False,
     with_sources: bool = False,
+    validated: bool = False,
 ) -> list[dict[str, str | None]]:
     """Included runs of a real dataset as ``{sub, ses, task, run}`` (``None`` when absent),
     plus any other acquisition entity the run's key holds (``acq``, ``ce``, ``rec``, ``dir``,
     ``echo``): runs told apart only by those (``dir-AP`` and ``dir-PA``) get outputs of their own.
 
     What the workflow plan lists at parse time, from the same index as the manifest (and its
-    cache, read only), so that the DAG and the manifest agree. No validator run here.
+    cache, read only), so that the DAG and the manifest agree. No validator run here: with
+    ``validated`` (the ingest stage validates), runs a current validator report in the cache
+    excludes are left out too; before the first ingest there is none.
     ``with_path`` adds each run's ``run_key`` and source file ``path`` (for job resources);
     ``with_sources`` adds ``sources``, a digest of its subject folder's files (sizes and
     modification times, :func:`lcm.bids.index_cache.unit_digests`; ``""`` without a BIDS index),
@@ -354,7 +385,14 @@ def included_runs(
     if not (Path(path) / "dataset_description.json").is_file():
         return []  # not there yet: `lcm ingest` will say why
     ingested = ingest_dataset(
-        dataset, entry, path, task=task, space=space, selection=selection, cache_dir=cache_dir
+        dataset,
+        entry,
+        path,
+        task=task,
+        space=space,
+        selection=selection,
+        cache_dir=cache_dir,
+        cached_validation=validated,
     )
     manifest = ingested.manifest
     digests = unit_digests(ingested.index) if with_sources else {}

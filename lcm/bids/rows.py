@@ -27,6 +27,8 @@ NOT_SELECTED = "not_selected"
 OTHER_ATLAS = "other_atlas"
 OTHER_ECHO = "other_echo"
 NOT_FETCHED = "not_fetched"
+# Prefix of the codes of runs excluded by a BIDS validator error: "validator:SYMLINK_BROKEN".
+VALIDATOR = "validator"
 
 # tr_check values of included runs.
 TR_CHECKED = "ok"

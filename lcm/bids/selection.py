@@ -76,6 +76,18 @@ class Selection:
         """Whether the selection keeps every run."""
         return not self.include and not self.exclude
 
+    def subjects_left_out(self, folders: list[str]) -> list[str]:
+        """The subject folders (``sub-<label>``) of ``folders`` that the participant selection
+        leaves out: none without one. What the BIDS validator is told to ignore."""
+        include = self.include.get("participants")
+        exclude = self.exclude.get("participants", ())
+        out = []
+        for folder in folders:
+            label = _normal("participants", folder.removeprefix("sub-"))
+            if (include is not None and label not in include) or label in exclude:
+                out.append(folder)
+        return out
+
     def to_dict(self) -> dict[str, dict[str, list[str]]]:
         """JSON-ready form, for the summary."""
         keys = sorted(set(self.include) | set(self.exclude))

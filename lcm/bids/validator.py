@@ -1,21 +1,34 @@
 """The real BIDS validator (``bids-validator-deno``, the schema-based TypeScript validator).
 
-It runs once per raw dataset; its errors stop that dataset with the validator's own codes and
-messages, its warnings are kept for the ingestion summary. ``ingest.validate: false`` skips it
-for trusted data.
+It runs once per raw dataset, on the selected participants only: like fMRIPrep, the subject
+folders a participant selection leaves out are ignored through a temporary validator config (never
+a file written into the dataset). An error located inside one subject folder (``/sub-XX/...``)
+excludes that subject's runs, or only the run whose file it names (reason code
+``validator:<CODE>``); errors at the dataset level (``dataset_description.json``,
+``participants.tsv``, other root files) stop the dataset with the validator's own codes and
+messages. Warnings are kept for the ingestion summary. ``ingest.validate: false`` (``lcm run
+--skip-bids-validation``, ``lcm ingest --no-validate``) skips it for trusted data.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import subprocess
 import sys
+import tempfile
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from lcm.bids.rows import VALIDATOR
+from lcm.bids.selection import without_echo
 from lcm.exceptions import BIDSError, ExternalToolError
 
 log = logging.getLogger(__name__)
@@ -24,6 +37,13 @@ log = logging.getLogger(__name__)
 # finds the copy installed beside lcm, whatever PATH says.
 _VALIDATOR = "from bids_validator_deno import cli; cli()"
 MAX_LISTED = 20  # issue codes listed in an error message
+# How to skip the validator, in every hint that offers it (lcm run, the workflow, lcm ingest).
+SKIP_HINT = (
+    "set ingest.validate: false (lcm run --skip-bids-validation, lcm ingest --no-validate) "
+    "for trusted data"
+)
+# A location inside one subject folder: "/sub-06/func/..." (or the folder itself).
+_SUBJECT_LOCATION = re.compile(r"^/(sub-[^/]+)(?:/|$)")
 
 
 @dataclass
@@ -33,47 +53,88 @@ class ValidationReport:
     version: str = ""
     errors: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    # Every error inside a subject folder, one per issue ({code, sub_code, location, message}):
+    # what excludes runs (``errors`` keeps five locations per code, for people to read).
+    subject_errors: list[dict[str, str]] = field(default_factory=list)
+    # Subject folders left out of the run (a participant selection): a report is reused only
+    # for the same ones.
+    ignored_subjects: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (stored in the summary and the ingest cache)."""
-        return {"version": self.version, "errors": self.errors, "warnings": self.warnings}
+        return {
+            "version": self.version,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "subject_errors": self.subject_errors,
+            "ignored_subjects": self.ignored_subjects,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ValidationReport:
         """Inverse of :meth:`to_dict`."""
-        return cls(data.get("version", ""), data.get("errors", []), data.get("warnings", []))
+        return cls(
+            data.get("version", ""),
+            data.get("errors", []),
+            data.get("warnings", []),
+            data.get("subject_errors", []),
+            data.get("ignored_subjects", []),
+        )
 
 
-def validate_bids(root: str | Path, timeout_s: float = 3600) -> ValidationReport:
-    """Run the BIDS validator on ``root``.
+def validate_bids(
+    root: str | Path, timeout_s: float = 3600, ignore_subjects: Iterable[str] = ()
+) -> ValidationReport:
+    """Run the BIDS validator on ``root``, leaving out the subject folders ``ignore_subjects``.
+
+    Parameters
+    ----------
+    root : path-like
+        Raw BIDS dataset root.
+    timeout_s : float
+        Seconds the validator may run.
+    ignore_subjects : iterable of str
+        Subject folder names (``sub-06``) not to validate: those a participant selection
+        leaves out. They are ignored as fMRIPrep does, through a validator config written to a
+        temporary file (never into the dataset), and their issues are dropped from the report.
 
     Returns
     -------
     ValidationReport
         Issues grouped by code (``code``, ``sub_code``, ``severity``, ``count``, ``message``,
-        ``locations`` (first five)).
+        ``locations`` (first five)); errors inside subject folders also one by one
+        (``subject_errors``, see :func:`exclude_invalid_runs`).
 
     Raises
     ------
     BIDSError
-        When the validator reports errors; the message lists each error code with the
-        validator's explanation and the first files concerned.
+        When the validator reports errors outside the subject folders (the dataset level:
+        ``dataset_description.json``, ``participants.tsv``, root files); the message lists each
+        such error code with the validator's explanation and the first files concerned.
     ExternalToolError
         When the validator is not installed or its output cannot be read.
     """
     root = Path(root)
-    cmd = [sys.executable, "-c", _VALIDATOR, str(root), "--format", "json"]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise ExternalToolError(
-            f"BIDS validator did not finish on {root} within {timeout_s:g} s.",
-            hint="Set ingest.validate: false for trusted data, or validate it once by hand.",
-        ) from exc
+    ignored = sorted(set(ignore_subjects))
+    with tempfile.TemporaryDirectory(prefix="lcm-bids-validator-") as tmp:
+        cmd = [sys.executable, "-c", _VALIDATOR, str(root), "--format", "json"]
+        if ignored:
+            config = Path(tmp, "config.json")
+            config.write_text(json.dumps(_ignore_config(ignored)))
+            cmd += ["--config", str(config)]
+        try:
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout_s, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ExternalToolError(
+                f"BIDS validator did not finish on {root} within {timeout_s:g} s.",
+                hint=f"Validate it once by hand, or {SKIP_HINT}.",
+            ) from exc
     if "ModuleNotFoundError" in proc.stderr and "bids_validator_deno" in proc.stderr:
         raise ExternalToolError(
             "The BIDS validator is not installed (Python package bids-validator-deno).",
-            hint="pip install bids-validator-deno, or set ingest.validate: false for trusted data.",
+            hint=f"pip install bids-validator-deno, or {SKIP_HINT}.",
         )
     try:
         output = json.loads(proc.stdout)
@@ -85,22 +146,130 @@ def validate_bids(root: str | Path, timeout_s: float = 3600) -> ValidationReport
             f"{(proc.stderr or proc.stdout).strip()[-500:]}",
             hint="Run 'bids-validator-deno <dataset>' by hand to see what fails.",
         ) from exc
+    # The config already hides them; dropped here too, whatever the validator's glob rules.
+    issues = [i for i in issues if _subject_of(i) not in ignored]
+    dataset_level = [i for i in issues if _subject_of(i) is None]
     report = ValidationReport(
         version=str(output.get("summary", {}).get("schemaVersion", "")),
         errors=_grouped(issues, messages, "error"),
         warnings=_grouped(issues, messages, "warning"),
+        subject_errors=[
+            {
+                "code": str(i.get("code", "")),
+                "sub_code": str(i.get("subCode", "") or ""),
+                "location": str(i["location"]),
+                "message": _first_line(messages.get(str(i.get("code", "")), "")),
+            }
+            for i in issues
+            if i.get("severity") == "error" and _subject_of(i) is not None
+        ],
+        ignored_subjects=ignored,
     )
     n_warn = sum(w["count"] for w in report.warnings)
-    if report.errors:
-        raise BIDSError(_error_message(root, report), hint=_ERROR_HINT)
-    log.info("BIDS validator: %s is valid (%d warning(s))", root, n_warn)
+    top = _grouped(dataset_level, messages, "error")
+    if top:
+        shown = ValidationReport(report.version, errors=top)
+        raise BIDSError(_error_message(root, shown), hint=_ERROR_HINT)
+    n_sub = len({_SUBJECT_LOCATION.match(e["location"])[1] for e in report.subject_errors})
+    log.info(
+        "BIDS validator: %s: %d warning(s), errors in %d subject folder(s) (their runs are "
+        "excluded)%s",
+        root,
+        n_warn,
+        n_sub,
+        f"; {len(ignored)} unselected subject folder(s) not validated" if ignored else "",
+    )
     return report
 
 
 _ERROR_HINT = (
     "Fix the dataset (see https://bids-specification.readthedocs.io), drop the offending "
-    "subjects from the dataset, or set ingest.validate: false if you trust the data as it is."
+    f"files from the dataset, or {SKIP_HINT} as it is."
 )
+
+
+def _ignore_config(subjects: list[str]) -> dict[str, Any]:
+    """Validator config ignoring every issue inside ``subjects`` (fMRIPrep's way to validate
+    selected participants only). bids-validator-deno matches ``sub-06/**`` (its locations
+    start with ``/``, which it strips before matching); both forms are listed for versions
+    that do not strip it."""
+    ignore = [{"location": f"{prefix}{sub}/**"} for sub in subjects for prefix in ("", "/")]
+    return {"ignore": ignore}
+
+
+def _subject_of(issue: dict[str, Any]) -> str | None:
+    """The subject folder (``sub-06``) an issue is located in; ``None`` at the dataset level."""
+    match = _SUBJECT_LOCATION.match(str(issue.get("location") or ""))
+    return match[1] if match else None
+
+
+def _stem(location: str) -> str:
+    """A data file's location without its extension: the same for its own JSON sidecar."""
+    for ext in (".nii.gz", ".nii", ".json"):
+        if location.endswith(ext):
+            return location[: -len(ext)]
+    return location
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def exclude_invalid_runs(
+    manifest: pd.DataFrame, report: ValidationReport, root: str | Path
+) -> pd.DataFrame:
+    """Exclude the runs that the validator's errors inside subject folders concern.
+
+    An error naming a run's file (its BOLD file or its own JSON sidecar, of any echo) excludes
+    that run; any other
+    error inside a subject folder (a sidecar, an anatomical image, ``sessions.tsv``) excludes
+    every run of the subject, since fMRIPrep reads them all. The reason code is
+    ``validator:<CODE>``; runs already excluded keep their own, more specific reason
+    (``not_fetched`` names ``datalad get``).
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        Manifest rows (``path``, ``subject``, ``run_key``, ``included``, ``reason_code``,
+        ``reason``).
+    report : ValidationReport
+        The validator's report of the dataset.
+    root : path-like
+        The dataset root the rows' paths and the report's locations are relative to.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy (``manifest`` itself when no error concerns a subject).
+    """
+    if not report.subject_errors or manifest.empty:
+        return manifest
+    df = manifest.copy()
+    location = df["path"].map(lambda p: _stem("/" + os.path.relpath(p, root).replace(os.sep, "/")))
+    run = df["run_key"].astype(str).map(without_echo)
+    folder = "sub-" + df["subject"].astype(str)
+    out = pd.Series("", index=df.index, dtype=object)
+    code = pd.Series("", index=df.index, dtype=object)
+    for err in report.subject_errors:
+        named = location == _stem(err["location"])
+        if named.any():  # the runs of the named file, all their echoes
+            hit = df["included"] & run.isin(set(run[named]))
+        else:
+            hit = df["included"] & (folder == _SUBJECT_LOCATION.match(err["location"])[1])
+        hit &= out == ""  # the first error stands
+        what = err["code"] + (f" ({err['sub_code']})" if err["sub_code"] else "")
+        out[hit] = (
+            f"BIDS validator error {what} at {err['location']}"
+            + (f": {err['message']}" if err["message"] else "")
+            + (" (this run's file)" if named.any() else " (in this subject's folder)")
+            + f"; fix it, or {SKIP_HINT}"
+        )
+        code[hit] = f"{VALIDATOR}:{err['code']}"
+    hit = out != ""
+    df.loc[hit, "included"] = False
+    df.loc[hit, "reason_code"] = code[hit]
+    df.loc[hit, "reason"] = out[hit]
+    return df
 
 
 def _grouped(

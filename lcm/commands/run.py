@@ -92,6 +92,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Participants to process ('sub-' optional); default all.",
     )
     p.add_argument(
+        "--skip-bids-validation",
+        action="store_true",
+        help="Do not run the BIDS validator on BIDS_DIR (trusted data; sets ingest.validate: "
+        "false). By default it runs on the selected participants: errors in a subject's folder "
+        "exclude its runs, errors at the dataset level stop the run.",
+    )
+    p.add_argument(
         "--config-file",
         help="A config of your own (tasks, models, denoising ...): the BIDS dataset is added to "
         "it and results_dir set to OUTPUT_DIR. Relative paths in it are read from this folder.",
@@ -227,6 +234,8 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
         select = config.setdefault("ingest", {}).setdefault("select", {})
         chosen = select.setdefault(name, {}).setdefault("participants", {})
         chosen["include"] = labels  # the config file's exclude list still applies
+    if args.skip_bids_validation:  # fMRIPrep's flag of the same name
+        config.setdefault("ingest", {})["validate"] = False
     packaged = workflow_files() / "config"
     config.setdefault("variables", str(packaged / "variables.yaml"))
     config = validate_base(config, source="lcm run")  # the shape, before a file is written

@@ -201,6 +201,7 @@ class WorkflowPlan:
             cache_dir=cache_dir_for(manifest) if ingest.get("cache", True) else None,
             with_path=True,
             with_sources=True,
+            validated=bool(ingest.get("validate", True)),
         )
         # Paths and digests stay out of the run dicts: those name outputs.
         self._sources[dataset] = {str(r["sub"]): str(r.pop("sources")) for r in runs}

@@ -186,6 +186,15 @@ def _study(tmp_path: Path) -> Path:
     return bids
 
 
+def test_skip_bids_validation_turns_the_validator_off(tmp_path: Path) -> None:
+    """fMRIPrep's flag of the same name: ingest.validate false in the written config."""
+    _study(tmp_path)
+    args = parse("study", "out", "participant", *DERIVATIVES)
+    assert run_cmd.build_config(args, tmp_path, tmp_path / "o")["ingest"]["validate"] is True
+    args = parse("study", "out", "participant", *DERIVATIVES, "--skip-bids-validation")
+    assert run_cmd.build_config(args, tmp_path, tmp_path / "out")["ingest"]["validate"] is False
+
+
 def test_a_task_label_of_participants_tsv_becomes_a_variable(tmp_path: Path) -> None:
     """config/README's `label: diagnosis` under lcm run: a participants.tsv column that is no
     catalogue variable (it failed in the splits job, after the participant stage)."""

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from helpers.connectome import cli, make_raw_bids, save_nifti, write_json
 
@@ -31,22 +32,38 @@ def test_no_dataset_description_stops_the_dataset(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "manifest.parquet").exists()
 
 
-def test_non_bids_names_fail_validation_with_the_validators_messages(tmp_path: Path) -> None:
+def test_non_bids_names_get_the_validators_messages_and_exclude_only_that_file(
+    tmp_path: Path,
+) -> None:
     root = make_raw_bids(tmp_path / "raw", subjects=("01",))
     func = root / "sub-01" / "func"
     save_nifti(func / "sub-01_task-rest_bogus_bold.nii.gz", np.zeros((4, 5, 6, 7), np.int16))
-    with pytest.raises(BIDSError, match=r"BIDS validator found \d+ error") as info:
-        ingest_dataset("tiny", "bids", root, validate=True)
-    # The validator's own codes and file locations, e.g. "ENTITY_NOT_IN_RULE x1: ... [/sub-01/...]"
-    assert re.search(r"\n  [A-Z_]{6,}.* x\d+: ", info.value.message)
-    assert "/sub-01/func/sub-01_task-rest_bogus_bold.nii.gz" in info.value.message
-    assert "ingest.validate: false" in info.value.hint
-    # Trusted data (validator off): the file is listed as excluded, the rest goes on.
-    df = ingest_dataset("tiny", "bids", root, validate=False).manifest
+    result = ingest_dataset("tiny", "bids", root, validate=True)
+    # The validator's own codes and file locations, e.g. ENTITY_NOT_IN_RULE at /sub-01/...
+    errors = result.summary["validator"]["errors"]
+    assert "ENTITY_NOT_IN_RULE" in {e["code"] for e in errors}
+    assert all(
+        e["locations"] == ["/sub-01/func/sub-01_task-rest_bogus_bold.nii.gz"] for e in errors
+    )
+    # The error names the bogus file, which keeps its own reason; the subject's run goes on.
+    df = result.manifest
     bad = _row(df, "bogus")
     assert not bad["included"] and bad["reason_code"] == "invalid_name"
     assert "not a valid BIDS file name" in bad["reason"]
     assert _row(df, "run-1")["included"]
+    # Trusted data (validator off): the same verdicts.
+    df = ingest_dataset("tiny", "bids", root, validate=False).manifest
+    assert _row(df, "bogus")["reason_code"] == "invalid_name" and _row(df, "run-1")["included"]
+
+
+def test_dataset_level_validator_errors_stop_the_dataset(tmp_path: Path) -> None:
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"))
+    (root / "participants.tsv").write_text("participant_id\tage\nsub-01\t30\n")  # no sub-02
+    with pytest.raises(BIDSError, match=r"BIDS validator found \d+ error") as info:
+        ingest_dataset("tiny", "bids", root, validate=True)
+    assert re.search(r"\n  PARTICIPANT_ID_MISMATCH x\d+: .*\[/participants\.tsv\]", str(info.value))
+    assert "ingest.validate: false" in info.value.hint
+    assert "lcm run --skip-bids-validation" in info.value.hint
 
 
 def test_bold_without_repetition_time(tmp_path: Path) -> None:
@@ -62,8 +79,12 @@ def test_bold_without_repetition_time(tmp_path: Path) -> None:
         "RepetitionTime missing from the JSON sidecar of sub-01_task-rest_run-1_bold.nii.gz"
     )
     assert _row(df, "sub-02_")["included"]
-    with pytest.raises(BIDSError, match=r"SIDECAR_KEY_REQUIRED \(RepetitionTime\)"):
-        ingest_dataset("tiny", "bids", root, validate=True)
+    result = ingest_dataset("tiny", "bids", root, validate=True)
+    errors = result.summary["validator"]["errors"]
+    assert ("SIDECAR_KEY_REQUIRED", "RepetitionTime") in {
+        (e["code"], e["sub_code"]) for e in errors
+    }
+    pd.testing.assert_frame_equal(result.manifest, df)  # sub-01 keeps its own reason
 
 
 def test_same_run_as_nii_and_nii_gz(tmp_path: Path) -> None:
@@ -159,3 +180,14 @@ def test_participants_tsv_mismatch_is_reported_not_fatal(tmp_path: Path) -> None
         "not_listed": ["02"],
     }
     assert summary["n_included"] == 2
+
+
+def test_a_validator_error_in_a_runs_own_sidecar_excludes_that_run_only(tmp_path: Path) -> None:
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"), runs=("1", "2"))
+    side = root / "sub-01" / "func" / "sub-01_task-rest_run-2_bold.json"
+    write_json(side, {"RepetitionTime": 2.0, "EchoTime": "thirty"})  # a number is required
+    df = ingest_dataset("tiny", "bids", root, validate=True).manifest
+    bad = _row(df, "sub-01_task-rest_run-2")
+    assert not bad["included"] and bad["reason_code"] == "validator:JSON_SCHEMA_VALIDATION_ERROR"
+    assert "(EchoTime) at /sub-01/func/sub-01_task-rest_run-2_bold.json" in bad["reason"]
+    assert df["included"].sum() == 3 and _row(df, "sub-01_task-rest_run-1")["included"]

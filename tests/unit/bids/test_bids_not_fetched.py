@@ -2,19 +2,24 @@
 
 Such a BOLD file or sidecar is no silent gap: its runs are excluded, the reason names the file
 and ``datalad get``, and the cache indexes the subject again once the content is there (a
-``datalad get`` changes no folder's modification time).
+``datalad get`` changes no folder's modification time). The BIDS validator runs for real
+(bids-validator-deno): an unfetched file of one subject excludes that subject, never the cohort.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from helpers.connectome import make_raw_bids, write_json
 
-from lcm.bids.ingest import ingest
+from lcm.bids.index_cache import cache_dir_for
+from lcm.bids.ingest import included_runs, ingest
+from lcm.bids.selection import Selection
 
 
 def _ingest(root: Path, out: Path) -> tuple[pd.DataFrame, dict]:
@@ -93,4 +98,68 @@ def test_unfetched_top_level_sidecar_excludes_every_run(tmp_path: Path) -> None:
     _fetch(obj)
     df, cache = _ingest(root, out)
     assert cache == {"subjects_reused": 0, "subjects_indexed": 2}
+    assert df["included"].all()
+
+
+def _listing(root: Path) -> list[tuple[str, int]]:
+    return sorted((str(p.relative_to(root)), p.lstat().st_mtime_ns) for p in root.rglob("*"))
+
+
+def test_an_unselected_subjects_unfetched_file_does_not_stop_the_validated_cohort(
+    tmp_path: Path,
+) -> None:
+    """A partly fetched OpenNeuro dataset: sub-06's BOLD is a dangling annex link (the
+    validator's SYMLINK_BROKEN). Selected participants are validated alone, as fMRIPrep does,
+    and without a selection the error only excludes sub-06."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02", "06"), t_r=2.0)
+    bold = root / "sub-06" / "func" / "sub-06_task-rest_run-1_bold.nii.gz"
+    _annex(bold, root)
+    before = _listing(root)
+    out = tmp_path / "out" / "manifest.parquet"
+    selection = Selection.from_config({"participants": {"include": ["01", "02"]}})
+    df = ingest("tiny", "bids", root, out, selection=selection, validate=True)
+    assert df.set_index("subject")["included"].to_dict() == {"01": True, "02": True, "06": False}
+    assert df.set_index("subject").loc["06", "reason_code"] == "not_selected"
+    validator = json.loads((out.parent / "summary.json").read_text())["validator"]
+    assert validator["ran"] and validator["subjects_not_validated"] == ["sub-06"]
+    assert validator["n_errors"] == 0
+    assert _listing(root) == before  # nothing written into the dataset (no .bidsignore)
+    # Every participant: the report of the selection is not reused; sub-06's error excludes
+    # its run only, which keeps the indexer's more specific reason (datalad get).
+    df = ingest("tiny", "bids", root, out, validate=True).set_index("subject")
+    assert df["included"].to_dict() == {"01": True, "02": True, "06": False}
+    assert df.loc["06", "reason_code"] == "not_fetched" and "datalad get" in df.loc["06", "reason"]
+    validator = json.loads((out.parent / "summary.json").read_text())["validator"]
+    assert [(e["code"], e["locations"]) for e in validator["errors"]] == [
+        ("SYMLINK_BROKEN", ["/sub-06/func/sub-06_task-rest_run-1_bold.nii.gz"])
+    ]
+    assert validator["subjects_not_validated"] == []
+
+
+def test_a_validator_error_in_a_subject_folder_excludes_that_subjects_runs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unfetched anatomical image: the indexer reads func/ only, the validator sees it."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02", "06"), t_r=2.0)
+    anat = root / "sub-06" / "anat" / "sub-06_T1w.nii.gz"
+    anat.parent.mkdir()
+    anat.write_bytes(b"not fetched")
+    _annex(anat, root)
+    out = tmp_path / "out" / "manifest.parquet"
+    with caplog.at_level(logging.WARNING, logger="lcm.bids.ingest"):
+        df = ingest("tiny", "bids", root, out, validate=True).set_index("subject")
+    assert df["included"].to_dict() == {"01": True, "02": True, "06": False}
+    assert df.loc["06", "reason_code"] == "validator:SYMLINK_BROKEN"
+    reason = df.loc["06", "reason"]
+    assert "SYMLINK_BROKEN at /sub-06/anat/sub-06_T1w.nii.gz" in reason
+    assert "lcm run --skip-bids-validation" in reason
+    assert f"excluded sub-06_task-rest_run-1_bold.nii.gz: {reason}" in caplog.text
+    summary = json.loads((out.parent / "summary.json").read_text())
+    assert summary["excluded_by_reason"] == {"validator:SYMLINK_BROKEN": 1}
+    # The workflow plan reads the validator's verdicts from the cache: the DAG holds no
+    # sub-06 job the manifest excludes.
+    runs = included_runs("tiny", "bids", root, cache_dir=cache_dir_for(out), validated=True)
+    assert [r["sub"] for r in runs] == ["01", "02"]
+    # Validation off (trusted data): the run is included.
+    df = ingest("tiny", "bids", root, out, validate=False)
     assert df["included"].all()
