@@ -126,19 +126,24 @@ class SubjectIndex:
     stats: list[Stat] = field(default_factory=list)
 
 
-def root_sidecars(root: str) -> tuple[list[Sidecar], list[str], list[Stat]]:
-    """Top-level JSON sidecars, subject folder names and the root's own stats.
+def root_sidecars(root: str) -> tuple[list[Sidecar], list[str], list[Stat], list[Stat]]:
+    """Top-level JSON sidecars, subject folder names, the root's own stats and its listing.
 
     The root's stats are its JSON files (inherited by everyone); adding a subject changes the
-    listing, which is re-read every time anyway.
+    listing, which is re-read every time anyway. The listing is every other root entry too
+    (``participants.tsv``, ``README``, ``.bidsignore``, ``CHANGES``, folders such as
+    ``phenotype/`` or ``derivatives/``), with size and mtime: the BIDS validator reads them, so
+    a change reruns it (:mod:`lcm.bids.index_cache`). Subject folders are not in it: their
+    names are ``subjects`` and their files the subjects' own stats.
     """
-    sidecars, subjects, stats = [], [], []
+    sidecars, subjects, stats, listing = [], [], [], []
     with os.scandir(root) as it:
         for entry in it:
             name = entry.name
             if name.startswith("sub-") and entry.is_dir():
                 subjects.append(name)
-            elif name.endswith(".json") and entry.is_file():
+                continue
+            if name.endswith(".json") and entry.is_file():
                 st = entry.stat()
                 stats.append((entry.path, st.st_size, st.st_mtime_ns))
                 if name != "dataset_description.json":
@@ -147,8 +152,17 @@ def root_sidecars(root: str) -> tuple[list[Sidecar], list[str], list[Stat]]:
                 stats.append(_absent_stat(entry))
                 if name != "dataset_description.json":
                     sidecars.append(Sidecar.from_name(entry.path, name, present=False))
+            listing.append(_root_entry_stat(entry))
     subjects.sort()
-    return sidecars, subjects, sorted(stats)
+    return sidecars, subjects, sorted(stats), sorted(listing)
+
+
+def _root_entry_stat(entry: os.DirEntry) -> Stat:
+    """A root entry's stat record: a folder's size is -1, a dangling link's ``ABSENT``."""
+    if _dangling(entry):
+        return _absent_stat(entry)
+    st = entry.stat()
+    return (entry.path, -1 if entry.is_dir() else st.st_size, st.st_mtime_ns)
 
 
 def index_subject(

@@ -4,11 +4,13 @@ The cache is a folder next to the manifest (``manifest.parquet.cache/``) holding
 the last indexing run per subject folder (``rows.parquet``), the size and mtime of every file
 and folder each subject's rows were derived from (``stats.parquet``), and what the rows depend
 on beyond the subjects (``meta.json``: the index spec, the top-level sidecars' stats, the
-validator report). A subject is re-indexed when any of its recorded stats changed: a file
-added, removed or renamed changes its folder's mtime, an edit in place changes the file's own.
-A changed top-level sidecar or index spec re-indexes everything. A dangling symlink (DataLad
-content not fetched) is recorded as absent: its subject is re-indexed once the content is there
-(``datalad get`` changes no folder's mtime).
+validator report and the root listing it was made with). A subject is re-indexed when any of
+its recorded stats changed: a file added, removed or renamed changes its folder's mtime, an edit
+in place changes the file's own. A changed top-level sidecar or index spec re-indexes
+everything; any other change at the root (``participants.tsv``, ``.bidsignore``, ``README``, a
+folder added or removed) keeps the rows but not the validator report. A dangling symlink
+(DataLad content not fetched) is recorded as absent: its subject is re-indexed once the content
+is there (``datalad get`` changes no folder's mtime).
 """
 
 from __future__ import annotations
@@ -102,11 +104,13 @@ def index_dataset(
         ``changed`` is False when every subject was reused and none was added or removed.
     """
     root = str(root)
-    top, subjects, root_stats = root_sidecars(root)
+    top, subjects, root_stats, listing = root_sidecars(root)
     meta = {
         "version": CACHE_VERSION,
         "spec": _spec_dict(spec, root),
         "root_stats": [list(s) for s in root_stats],
+        # Not a key of the rows (participants.tsv changes no run) but of the validator report.
+        "root_listing": [list(s) for s in listing],
     }
     cached = _load(cache_dir, meta) if cache_dir is not None else None
     with _without_cyclic_gc():
@@ -172,6 +176,8 @@ def _index(
     if cached is not None and keep == cached_units == set(subjects):
         rows, stats, old_meta = cached  # nothing changed: the cached rows as they are
         changed, validation = False, old_meta.get("validation")
+        if old_meta.get("root_listing") != meta["root_listing"]:
+            validation = None  # the validator reads the root's files: it runs again
     elif cached is not None and keep:
         old_rows, old_stats, _ = cached
         kept = pa.array(sorted(keep))

@@ -12,7 +12,7 @@ from helpers.connectome import make_raw_bids, write_json
 
 from lcm.bids.ingest import ingest, ingest_dataset
 from lcm.bids.selection import Selection
-from lcm.exceptions import ConfigError
+from lcm.exceptions import BIDSError, ConfigError
 
 
 def _ingest(root: Path, out: Path, **kwargs) -> tuple[pd.DataFrame, dict]:
@@ -304,3 +304,30 @@ def test_subjects_changed_since_the_cache_are_told_apart(tmp_path: Path) -> None
     assert changed() == {"01": False, "02": False, "03": True}  # the cache set aside still tells
     later(root / "task-rest_bold.json")
     assert changed() == {"01": True, "02": True, "03": True}
+
+
+def test_a_change_at_the_root_reruns_the_validator_not_the_indexing(tmp_path: Path) -> None:
+    """participants.tsv, a root file, .bidsignore, README: none changes a run, all change what
+    the validator says; the cached report was reused after each."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"), t_r=2.0)
+    out = tmp_path / "out" / "manifest.parquet"
+
+    def validator() -> dict:
+        ingest("tiny", "bids", root, out, validate=True)
+        summary = json.loads((out.parent / "summary.json").read_text())
+        assert summary["cache"]["subjects_indexed"] == 0  # the rows are reused
+        return summary["validator"]
+
+    ingest("tiny", "bids", root, out, validate=True)
+    participants = (root / "participants.tsv").read_text()
+    (root / "participants.tsv").write_text("participant_id\nsub-01\n")  # sub-02 missing
+    with pytest.raises(BIDSError, match=r"PARTICIPANT_ID_MISMATCH .*\[/participants\.tsv\]"):
+        validator()
+    (root / "participants.tsv").write_text(participants)
+    (root / "notes.txt").write_text("not a BIDS file\n")
+    with pytest.raises(BIDSError, match=r"NOT_INCLUDED .*\[/notes\.txt\]"):
+        validator()
+    (root / ".bidsignore").write_text("notes.txt\n")
+    assert "README_FILE_MISSING" in {w["code"] for w in validator()["warnings"]}
+    (root / "README.md").write_text("A tiny dataset.\n")
+    assert "README_FILE_MISSING" not in {w["code"] for w in validator()["warnings"]}
