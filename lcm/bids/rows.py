@@ -7,6 +7,7 @@ gets the same verdict whichever found it.
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +71,13 @@ def excluded(row: dict[str, Any], code: str, reason: str) -> dict[str, Any]:
 
 
 def not_fetched_reason(path: str | Path, what: str = "") -> str:
-    """Why a run whose file (``what``: e.g. ``"its sidecar "``) is a dangling symlink is out."""
+    """Why a run whose file (``what``: e.g. ``"its sidecar "``) is a dangling symlink is out.
+
+    The ``datalad get`` command is shell-quoted: paste it as it is, whatever the path holds.
+    """
     return (
         f"{what}{path} is a symlink to content that is not present (a DataLad/git-annex file "
-        f"not fetched): run `datalad get {path}` and ingest again"
+        f"not fetched): run `datalad get {shlex.quote(str(path))}` and ingest again"
     )
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import shlex
 from pathlib import Path
 
 import pandas as pd
@@ -163,3 +165,13 @@ def test_a_validator_error_in_a_subject_folder_excludes_that_subjects_runs(
     # Validation off (trusted data): the run is included.
     df = ingest("tiny", "bids", root, out, validate=False)
     assert df["included"].all()
+
+
+def test_the_datalad_get_command_is_shell_quoted(tmp_path: Path) -> None:
+    """A dataset folder with a space and a quote: the command pastes as one path."""
+    root = make_raw_bids(tmp_path / "my study's data", subjects=("01", "02"), t_r=2.0)
+    bold = root / "sub-02" / "func" / "sub-02_task-rest_run-1_bold.nii.gz"
+    _annex(bold, root)
+    df, _ = _ingest(root, tmp_path / "out" / "manifest.parquet")
+    command = re.search(r"`(datalad get [^`]*)`", df.loc["02", "reason"])[1]
+    assert shlex.split(command) == ["datalad", "get", str(bold)]
