@@ -27,7 +27,7 @@ from lcm.bids.index_cache import (
     unit_digests,
 )
 from lcm.bids.manifest import exclude_space_duplicates, manifest_frame, write_manifest
-from lcm.bids.rows import OTHER_ATLAS
+from lcm.bids.rows import OTHER_ATLAS, TR_NOT_CHECKED, UNREADABLE
 from lcm.bids.selection import Selection, combine_echoes, select_parcellation
 from lcm.bids.summary import (
     build_summary,
@@ -351,6 +351,23 @@ def _log_exclusions(dataset: str, df: pd.DataFrame, root: Path, task: str) -> No
             "%s: ... and %d more excluded run(s) (see the manifest and summary.tsv)",
             dataset,
             len(excluded) - MAX_LOGGED_EXCLUSIONS,
+        )
+    # Included on the sidecar's TR alone: the image may be a download in progress, or broken.
+    prefix = f"{TR_NOT_CHECKED}: {UNREADABLE} "
+    checks = df["tr_check"].fillna("").astype(str)
+    unread = df.loc[df["included"] & checks.str.startswith(prefix)]
+    if len(unread):
+        shown = [
+            f"{path} {check.removeprefix(prefix)}"
+            for path, check in zip(unread["path"][:3], checks[unread.index][:3], strict=True)
+        ]
+        log.warning(
+            "%s: %d included run(s) whose NIfTI header could not be read (TR and dimensions not "
+            "checked; fMRIPrep will fail on a broken image): %s%s",
+            dataset,
+            len(unread),
+            "; ".join(shown),
+            " ..." if len(unread) > len(shown) else "",
         )
     if n_in == 0:
         log.warning("%s: no usable run of task %r found under %s", dataset, task, root)

@@ -34,6 +34,46 @@ class UnreadableHeader(ValueError):
     """The file is empty, truncated or not a NIfTI image."""
 
 
+# What an unlocked git-annex file holds until its content is fetched: one line naming its key,
+# "/annex/objects/MD5E-s123--abc.nii.gz" (a locked one is a symlink, caught by the indexer).
+ANNEX_POINTER_MARK = b"/annex/objects/"
+_MAX_POINTER_BYTES = 4096
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def sniff_image(path: str | Path) -> str:
+    """What a file whose header could not be read holds, from its first bytes.
+
+    Returns
+    -------
+    str
+        ``"empty"``; ``"annex_pointer"`` (a short text file naming ``/annex/objects/``: a
+        git-annex file whose content is not fetched); ``"gzip"`` (a gzip stream, corrupt or
+        truncated); ``"nifti"`` (starts with a NIfTI-1 or NIfTI-2 ``sizeof_hdr``, truncated);
+        ``"other"`` (neither: not an image at all); ``"unreadable"`` when it cannot be opened.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_MAX_POINTER_BYTES + 1)
+    except OSError:
+        return "unreadable"
+    if not head:
+        return "empty"
+    if head.startswith(_GZIP_MAGIC):
+        return "gzip"
+    if len(head) >= 4 and any(
+        struct.unpack(order + "i", head[:4])[0] in (348, 540) for order in "<>"
+    ):
+        return "nifti"
+    if (
+        len(head) <= _MAX_POINTER_BYTES
+        and b"\0" not in head
+        and ANNEX_POINTER_MARK in head.splitlines()[0]
+    ):
+        return "annex_pointer"
+    return "other"
+
+
 @dataclass(frozen=True)
 class BoldHeader:
     """Dimensions and repetition time of a NIfTI image.

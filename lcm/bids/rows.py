@@ -11,7 +11,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from lcm.bids.nifti_header import UnreadableHeader, header_problem, read_bold_header
+from lcm.bids.nifti_header import UnreadableHeader, header_problem, read_bold_header, sniff_image
 from lcm.bids.timing import sidecar_tr, tr_mismatch
 from lcm.io.bids_names import parse_entities
 
@@ -34,6 +34,7 @@ VALIDATOR = "validator"
 # tr_check values of included runs.
 TR_CHECKED = "ok"
 TR_NOT_CHECKED = "not checked"
+UNREADABLE = "NIfTI header unreadable"  # tr_check of an included run whose header was not read
 
 
 def base_row(
@@ -70,15 +71,19 @@ def excluded(row: dict[str, Any], code: str, reason: str) -> dict[str, Any]:
     return {**row, "included": False, "reason_code": code, "reason": reason}
 
 
-def not_fetched_reason(path: str | Path, what: str = "") -> str:
-    """Why a run whose file (``what``: e.g. ``"its sidecar "``) is a dangling symlink is out.
+def not_fetched_reason(path: str | Path, what: str = "", pointer: bool = False) -> str:
+    """Why a run whose file (``what``: e.g. ``"its sidecar "``) is not fetched is out: a
+    dangling symlink (a locked git-annex file), or with ``pointer`` an unlocked file's pointer.
 
     The ``datalad get`` command is shell-quoted: paste it as it is, whatever the path holds.
     """
-    return (
-        f"{what}{path} is a symlink to content that is not present (a DataLad/git-annex file "
-        f"not fetched): run `datalad get {shlex.quote(str(path))}` and ingest again"
+    state = (
+        "a git-annex pointer file, not the image (an unlocked DataLad/git-annex file "
+        if pointer
+        else "a symlink to content that is not present (a DataLad/git-annex file "
     )
+    get = f"datalad get {shlex.quote(str(path))}"
+    return f"{what}{path} is {state}not fetched): run `{get}` and ingest again"
 
 
 def check_repetition_time(row: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
@@ -92,22 +97,37 @@ def check_repetition_time(row: dict[str, Any], metadata: dict[str, Any]) -> dict
 def check_bold_header(row: dict[str, Any], size: int | None = None) -> dict[str, Any]:
     """Cross-check an included BOLD row's TR and dimensions with its NIfTI header.
 
-    A header that cannot be read (empty placeholder, truncated download) does not exclude the
-    run: the sidecar TR stands, ``tr_check`` records why it was not checked, and fMRIPrep
-    will report a broken image. A readable header that is not 4D or disagrees on the TR
-    excludes the run, and so do absurd dimensions or a file too small for the data its header
-    claims (:func:`lcm.bids.nifti_header.header_problem`): a corrupt header would otherwise
+    A file that is no image at all excludes the run: a git-annex pointer (an unlocked file
+    not fetched) as ``not_fetched`` with its ``datalad get``, anything else that is neither
+    gzip nor NIfTI (for its name) as ``bad_header``. A header that cannot be read but may be
+    later (an empty placeholder, a truncated gzip or NIfTI: a download in progress) does not
+    exclude the run: the sidecar TR stands, ``tr_check`` records why it was not checked (the
+    ingest log warns about such runs), and fMRIPrep will report a broken image. A readable
+    header that is not 4D or disagrees on the TR excludes the run, and so do absurd dimensions
+    or a file too small for the data its header claims
+    (:func:`lcm.bids.nifti_header.header_problem`): a corrupt header would otherwise
     size arrays of terabytes downstream. ``size`` (bytes, when the caller has it) spares
     opening empty files and a second ``stat``.
     """
     path = row["path"]
     name = os.path.basename(path)
     if size == 0:
-        return {**row, "tr_check": f"{TR_NOT_CHECKED}: NIfTI header unreadable (empty file)"}
+        return {**row, "tr_check": f"{TR_NOT_CHECKED}: {UNREADABLE} (empty file)"}
     try:
         header = read_bold_header(path)
     except UnreadableHeader as exc:
-        return {**row, "tr_check": f"{TR_NOT_CHECKED}: NIfTI header unreadable ({exc})"}
+        content = sniff_image(path)
+        if content == "annex_pointer":
+            return excluded(row, NOT_FETCHED, not_fetched_reason(path, pointer=True))
+        expected = "gzip" if name.endswith(".gz") else "nifti"
+        if content == "other" or (content in ("gzip", "nifti") and content != expected):
+            what = "gzip-compressed NIfTI" if expected == "gzip" else "NIfTI"
+            return excluded(
+                row,
+                BAD_HEADER,
+                f"{name} is not a {what} image ({exc}): replace it with the real image",
+            )
+        return {**row, "tr_check": f"{TR_NOT_CHECKED}: {UNREADABLE} ({exc})"}
     if header.ndim != 4:
         return excluded(row, NOT_4D, f"{name} is {header.ndim}D; a 4D BOLD series is expected")
     problem = header_problem(path, header, size)

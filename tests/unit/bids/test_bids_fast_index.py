@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +132,43 @@ def test_unreadable_header_is_recorded_not_excluded(tmp_path: Path, content: byt
     assert df["tr_check"].iloc[0] == "ok"
     assert df["tr_check"].iloc[1].startswith("not checked: NIfTI header unreadable")
     assert df["t_r"].tolist() == [2.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("content", "code", "reason"),
+    [
+        # An unlocked git-annex file not fetched: its pointer, in place of the image.
+        (b"/annex/objects/MD5E-s1234--0a1b.nii.gz\n", "not_fetched", "a git-annex pointer file"),
+        (b"<html><body>404 Not Found</body></html>\n", "bad_header", "is not a gzip-compressed"),
+        (b"\x00" * 600, "bad_header", "incorrect header check"),
+    ],
+)
+def test_a_file_that_is_no_image_excludes_its_run(
+    tmp_path: Path, content: bytes, code: str, reason: str
+) -> None:
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"), t_r=2.0)
+    bold = root / "sub-02" / "func" / "sub-02_task-rest_run-1_bold.nii.gz"
+    bold.write_bytes(content)
+    df = ingest_dataset("tiny", "bids", root).manifest.set_index("subject")
+    assert df.loc["01", "included"] and not df.loc["02", "included"]
+    assert df.loc["02", "reason_code"] == code and reason in df.loc["02", "reason"]
+    if code == "not_fetched":
+        assert f"`datalad get {bold}`" in df.loc["02", "reason"]
+
+
+def test_runs_whose_header_was_not_read_are_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A truncated gzip (a download in progress) stays included, but not silently."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02", "03"), t_r=2.0)
+    for sub in ("02", "03"):
+        bold = root / f"sub-{sub}" / "func" / f"sub-{sub}_task-rest_run-1_bold.nii.gz"
+        bold.write_bytes(bold.read_bytes()[:20])
+    with caplog.at_level(logging.WARNING, logger="lcm.bids.ingest"):
+        df = ingest_dataset("tiny", "bids", root).manifest
+    assert df["included"].all()
+    (record,) = [r for r in caplog.records if "could not be read" in r.getMessage()]
+    message = record.getMessage()
+    assert record.levelno == logging.WARNING
+    assert "tiny: 2 included run(s) whose NIfTI header could not be read" in message
+    assert str(root / "sub-02" / "func" / "sub-02_task-rest_run-1_bold.nii.gz") in message
