@@ -39,8 +39,33 @@ def schema() -> dict[str, Any]:
     text = resources.files("lcm.schemas").joinpath("config.schema.yaml").read_text()
     tree = yaml.safe_load(text)
     # The entry types are lcm.entries' table (the file gives none: one owner).
-    tree["properties"]["datasets"]["additionalProperties"]["properties"]["entry"]["enum"] = names()
+    dataset = tree["properties"]["datasets"]["additionalProperties"]["properties"]
+    dataset["entry"]["enum"] = names()
+    # A dataset's denoise overrides: the denoise section's keys and checks, without its
+    # defaults (filled in, they would replace the section's values the dataset leaves alone).
+    dataset["denoise"] = {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "Keys of the denoise section that differ for this dataset's ROI time "
+        "series (entry roi_timeseries): XCP-D's are already filtered and censored, so "
+        "{high_pass: null, low_pass: null, detrend: false} leaves them as they are.",
+        "properties": _without_defaults(tree["properties"]["denoise"]["properties"]),
+    }
     return tree
+
+
+def _without_defaults(node: Any) -> Any:
+    """``node`` (a schema fragment) with every ``default`` key removed, at any depth."""
+    if isinstance(node, dict):
+        return {k: _without_defaults(v) for k, v in node.items() if k != "default"}
+    if isinstance(node, list):
+        return [_without_defaults(v) for v in node]
+    return node
+
+
+def dataset_denoise(config: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """The denoise settings of ``dataset``: the config's section with the dataset's overrides."""
+    return {**config["denoise"], **(config["datasets"][dataset].get("denoise") or {})}
 
 
 def _with_defaults(validator_class: type) -> type:
@@ -388,6 +413,19 @@ def _check_cross_references(
                     hint=f"Add a dataset with role: pretrain, or evaluate baselines only, e.g. "
                     f"tasks.{name}.models: [logreg, svm] (or evaluate.models for every task).",
                 )
+    for name, ds in datasets.items():
+        kind = entry_type(ds["entry"])
+        if ds.get("denoise") and (kind.voxel or "denoise" not in kind.settings):
+            raise ConfigError(
+                f"{source}: datasets.{name}.denoise is given, but entry {ds['entry']!r} "
+                + (
+                    "is voxel-level: its runs are denoised with the denoise section, the same "
+                    "for every such dataset."
+                    if kind.voxel
+                    else "reads no denoise settings."
+                ),
+                hint=f"Remove datasets.{name}.denoise (it applies to entry roi_timeseries).",
+            )
     runner = config["fmriprep"]["runner"]
     for name, ds in datasets.items():
         raw = entry_type(ds["entry"]).raw

@@ -5,6 +5,8 @@ The file formats themselves are tested in tests/unit/connectome/test_connectome_
 
 from __future__ import annotations
 
+import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,8 @@ def test_workflow_routes_file_entries(tmp_path: Path) -> None:
         "entry": "roi_timeseries",
         "path": str(abide / "listing.tsv"),
         "repetition_time": 2.0,
+        # Already filtered (as XCP-D's are): no second band-pass for this dataset.
+        "denoise": {"high_pass": None, "low_pass": None},
         **common,
     }
     cfg["datasets"]["pcpconn"] = {
@@ -60,6 +64,9 @@ def test_workflow_routes_file_entries(tmp_path: Path) -> None:
     assert "connectome dataset --entry connectome --dataset pcpconn" in out
     assert "connectome dataset --entry roi_timeseries --dataset abidefiles" in out
     assert "--repetition-time 2.0" in out and "--entry connectome" in out
+    line = next(x for x in out.splitlines() if "--dataset abidefiles" in x and "--denoise" in x)
+    denoise = json.loads(shlex.split(line.split("--denoise ", 1)[1])[0])
+    assert denoise == {**cfg["denoise"], "high_pass": None, "low_pass": None}
 
     # The ingest and connectome jobs of both datasets, run for real.
     tables = [f"results/connectome/{d}/seg-aal116_qc.tsv" for d in ("abidefiles", "pcpconn")]

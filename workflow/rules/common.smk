@@ -15,7 +15,7 @@ from pathlib import Path
 from snakemake.settings.types import DeploymentMethod
 
 import lcm
-from lcm.config import task_models
+from lcm.config import dataset_denoise, task_models
 from lcm.entries import entry_type
 from lcm.evaluate.config_schema import validate_config
 from lcm.evaluate.registry import checkpoint_models, model_family, needs_torch
@@ -377,9 +377,13 @@ def get_connectome_options():
 
 
 def get_entry_settings(wildcards):
-    """The config sections a parcellated entry's processing reads, as options (lcm.entries)."""
+    """The config sections a parcellated entry's processing reads, as options (lcm.entries);
+    denoise with the dataset's own overrides (datasets.<name>.denoise)."""
     names = entry_type(CFG["datasets"][wildcards.dataset]["entry"]).settings
-    return " ".join(f"--{name} {as_json(CFG[name])}" for name in names)
+    values = {"denoise": dataset_denoise(CFG, wildcards.dataset)}
+    return " ".join(
+        f"--{name} {as_json(values.get(name, CFG[name]))}" for name in names
+    )
 
 
 def get_atlas_files():

@@ -206,3 +206,31 @@ def test_a_binary_task_label_coded_for_pretraining_is_refused_for_lcm_models(
     for task in ("autism", "autismnull"):
         cfg["tasks"][task]["models"] = ["logreg", "bei-linear"]
     assert validate_config(cfg)["tasks"]["age"]["label"] == "age"
+
+
+def test_a_roi_timeseries_dataset_may_change_denoise_keys_for_itself(demo: dict) -> None:
+    """XCP-D time series are already filtered: denoising them again with the section's band-pass
+    gave other connectomes than XCP-D's relmats of the same series."""
+    from lcm.config import dataset_denoise
+
+    demo["denoise"] = {"strategy": "36P", "high_pass": 0.009}
+    demo["datasets"]["hcplike"]["denoise"] = {"high_pass": None, "low_pass": None}
+    cfg = validate_config(demo)
+    # Only the keys given: the section's values (and defaults) fill the rest.
+    assert cfg["datasets"]["hcplike"]["denoise"] == {"high_pass": None, "low_pass": None}
+    own = dataset_denoise(cfg, "hcplike")
+    assert own == {**cfg["denoise"], "high_pass": None, "low_pass": None}
+    assert own["strategy"] == "36P" and own["detrend"] == cfg["denoise"]["detrend"]
+    assert dataset_denoise(cfg, "ukblike") == cfg["denoise"]
+    # Checked like the section's keys.
+    demo["datasets"]["hcplike"]["denoise"] = {"high_pass": "x"}
+    with pytest.raises(ConfigError, match=r"datasets\.hcplike\.denoise\.high_pass"):
+        validate_config(demo)
+    demo["datasets"]["hcplike"]["denoise"] = {"strategy": "99P"}
+    with pytest.raises(ConfigError, match=r"datasets\.hcplike\.denoise\.strategy"):
+        validate_config(demo)
+    # Voxel-level datasets take the section as it is.
+    demo["datasets"]["hcplike"]["denoise"] = {}
+    demo["datasets"]["bidsdemo"]["denoise"] = {"high_pass": None}
+    with pytest.raises(ConfigError, match=r"datasets\.bidsdemo\.denoise is given.*voxel-level"):
+        validate_config(demo)
