@@ -1,9 +1,16 @@
 """Parcel coverage and the one policy for empty or poorly covered parcels.
 
-Coverage of a parcel = the volume of its voxels on the BOLD grid that carry a signal (vary over
-time; fMRIPrep writes a constant 0 outside its brain mask), divided by the parcel's volume in
-the atlas image, capped at 1. A parcel outside the field of view, cut off by the brain mask or
-all zero therefore has a low coverage.
+Coverage of a parcel = the volume of its covered voxels on the BOLD grid, divided by the
+parcel's volume in the atlas image, capped at 1. With the run's brain mask (fMRIPrep's
+``desc-brain_mask``, always in its record) a voxel is covered when it lies inside the mask and
+its signal varies over time: fMRIPrep's ``desc-preproc_bold`` is not masked
+(nipreps/fmriprep#1999), so background voxels vary too, and only the mask tells them apart
+(XCP-D's ``--min-coverage`` counts the same way). Voxels outside the mask are left out of the
+parcel's mean signal as well, as ``NiftiLabelsMasker(mask_img=...)`` does. Without a mask a
+voxel is covered when its signal varies (a masked series holds a constant 0 outside the
+brain); the QC record's ``coverage_rule`` names the rule used (:data:`COVERAGE_RULES`). A
+parcel outside the field of view, outside the brain mask or all zero therefore has a low
+coverage.
 
 Policy (as XCP-D's ``--min-coverage``): a parcel whose coverage is below the config's
 ``atlas.min_coverage`` (default ``MIN_COVERAGE`` = 0.5), or whose mean signal is constant over
@@ -25,6 +32,12 @@ from lcm.exceptions import ExcludedRunError
 
 MIN_COVERAGE = 0.5
 
+# QC ``coverage_rule`` -> what the sidecars' ``ParcelCoverageRule`` says was counted.
+COVERAGE_RULES = {
+    "brain_mask": "voxels inside the run's brain mask whose signal varies over time",
+    "live_voxels": "voxels whose signal varies over time (the run has no brain mask)",
+}
+
 
 def parcel_coverage(live_counts: np.ndarray, atlas: Atlas, bold_affine: np.ndarray) -> np.ndarray:
     """Fraction of each parcel's atlas volume covered by live BOLD voxels.
@@ -32,7 +45,8 @@ def parcel_coverage(live_counts: np.ndarray, atlas: Atlas, bold_affine: np.ndarr
     Parameters
     ----------
     live_counts : ndarray of int, shape (R,)
-        Voxels of each parcel on the BOLD grid with a varying signal.
+        Covered voxels of each parcel on the BOLD grid (inside the brain mask, when there is
+        one, with a varying signal).
     atlas : Atlas
         The atlas (its own grid gives each parcel's volume).
     bold_affine : ndarray, shape (4, 4)

@@ -36,8 +36,8 @@ class ParcelStats:
     voxel_counts : ndarray of int, shape (R,)
         Voxels of each parcel on the BOLD grid.
     live_counts : ndarray of int, shape (R,)
-        Of those, voxels whose signal varies over time (fMRIPrep sets voxels outside its
-        brain mask to a constant 0).
+        Of those, voxels whose signal varies over time (the caller leaves voxels outside the
+        brain mask out of ``labels``: fMRIPrep's BOLD is not masked, its background varies).
     tsnr : ndarray, shape (R,)
         Mean over the parcel's live voxels of voxel tSNR (temporal mean / temporal standard
         deviation); NaN for a parcel without live voxels.
@@ -163,7 +163,8 @@ class ParcelAccumulator:
         var = np.maximum(self._vox_sq / n - dev_mean**2, 0.0) * self.slope**2
         mean = self.slope * (ref + dev_mean) + self.inter
         finite = np.isfinite(mean) & np.isfinite(var)
-        # Constant voxels (outside fMRIPrep's mask) are dead; relative threshold for rounding.
+        # Constant voxels (all zero, or outside the mask of a masked series) are dead; relative
+        # threshold for rounding.
         live = finite & (var > 1e-10 * np.maximum(mean**2, 1.0))
         column = np.repeat(np.arange(len(counts)), counts)
         live_counts = np.bincount(column[live], minlength=len(counts))

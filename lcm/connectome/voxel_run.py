@@ -22,6 +22,7 @@ from lcm.connectome.confounds import (
     read_confounds_metadata,
 )
 from lcm.connectome.coverage import (
+    COVERAGE_RULES,
     MIN_COVERAGE,
     cleaned_empty,
     empty_parcels,
@@ -228,6 +229,19 @@ def run_connectome(
     facts["n_volumes_kept"] = int(keep.size)
 
     labels = _labels_on_grid(atlas, hdr.shape[:3], hdr.affine)
+    brain = _brain_mask(deriv.mask, hdr.shape[:3], hdr.affine, bold.name)
+    facts["coverage_rule"] = "live_voxels" if brain is None else "brain_mask"
+    if brain is None:
+        log.warning(
+            "%s: no brain mask in the fMRIPrep record; parcel coverage counts the voxels whose "
+            "signal varies over time",
+            bold.name,
+        )
+    else:
+        # fMRIPrep's desc-preproc_bold is not masked (nipreps/fmriprep#1999): background voxels
+        # vary too. As NiftiLabelsMasker(mask_img=...) and XCP-D, voxels outside the brain mask
+        # leave their parcel, for its mean signal and for its coverage.
+        labels = np.where(brain, labels, 0)
     stats = parcellate_file(bold, labels, atlas.labels["index"].to_numpy(), header=hdr)
     if stats.n_nonfinite_voxels:
         raise ExcludedRunError(
@@ -259,6 +273,13 @@ def run_connectome(
         raise ExcludedRunError(
             f"every parcel covered by BOLD {bold.name} is constant over the "
             f"{facts['n_volumes_kept']} volumes kept"
+        )
+    if empty.all() and brain is not None and (stats.voxel_counts > 0).any():
+        raise ExcludedRunError(
+            f"no atlas parcel is covered by BOLD {bold.name} within its brain mask "
+            f"{Path(deriv.mask).name} (best coverage {float(coverage.max(initial=0.0)):.2f}, "
+            f"{min_coverage} required)",
+            hint=f"Check the brain mask and that the BOLD is in the atlas's space {atlas.space}.",
         )
     if empty.all():
         raise ExcludedRunError(
@@ -294,6 +315,66 @@ def _labels_on_grid(atlas: Atlas, shape: tuple[int, ...], affine: np.ndarray) ->
         return np.asarray(resample_to(atlas, reference).dataobj).astype(np.int64)
     except BoundingBoxError:
         return np.zeros(shape, dtype=np.int64)
+
+
+def _brain_mask(
+    path: str, shape: tuple[int, ...], affine: np.ndarray, bold_name: str
+) -> np.ndarray | None:
+    """The run's brain mask as booleans on the BOLD grid; ``None`` when the record has none.
+
+    fMRIPrep writes the mask on the BOLD grid. A mask on another grid (a file replaced by
+    hand) is resampled to it by nearest neighbour, as NiftiLabelsMasker does with its
+    ``mask_img``, and a warning says so.
+
+    Raises
+    ------
+    ExcludedRunError
+        The record names a mask that is missing, unreadable or not a 3D image.
+    """
+    if not path:
+        return None
+    mask_path = Path(path)
+    try:
+        img = nib.load(mask_path)
+        while len(img.shape) > 3 and img.shape[-1] == 1:  # (X, Y, Z, 1): one 3D volume
+            img = img.slicer[..., 0]
+        data = np.asarray(img.dataobj)
+    except Exception as exc:  # nibabel raises many types for a missing or broken file
+        raise ExcludedRunError(
+            f"cannot read brain mask {mask_path} of BOLD {bold_name}: {exc}",
+            hint="Rerun 'lcm fmriprep' for this subject to refresh its record.",
+        ) from exc
+    if data.ndim != 3:
+        raise ExcludedRunError(
+            f"brain mask {mask_path.name} of BOLD {bold_name} has shape {data.shape}; a 3D "
+            "image is expected"
+        )
+    mask = np.isfinite(data) & (data != 0)
+    if mask.shape == tuple(shape) and np.allclose(img.affine, affine, atol=1e-4):
+        return mask
+    from nilearn.image import resample_img
+    from nilearn.image.resampling import BoundingBoxError
+
+    log.warning(
+        "brain mask %s (shape %s) is not on the grid of BOLD %s (shape %s): resampled by "
+        "nearest neighbour",
+        mask_path.name,
+        mask.shape,
+        bold_name,
+        tuple(shape),
+    )
+    try:
+        mask_img = resample_img(
+            nib.Nifti1Image(mask.astype(np.uint8), img.affine),
+            target_affine=affine,
+            target_shape=tuple(shape),
+            interpolation="nearest",
+            force_resample=True,
+            copy_header=True,
+        )
+    except BoundingBoxError:  # the mask misses the BOLD grid: no voxel is in the brain
+        return np.zeros(shape, dtype=bool)
+    return np.asarray(mask_img.dataobj) != 0
 
 
 @dataclass(frozen=True)
@@ -335,6 +416,7 @@ def _write_outputs(
         "EmptyROIs": facts["empty_rois"],
         "EmptyROIPolicy": f"coverage below {min_coverage} or constant signal: set to 0",
         "ParcelCoverage": facts.get("coverage"),
+        "ParcelCoverageRule": COVERAGE_RULES[facts["coverage_rule"]],
         "ParcelTSNR": facts.get("tsnr"),
     }
     write_timeseries(ts_path, names, result.signals)

@@ -35,8 +35,11 @@ class RunDerivatives:
 
     @classmethod
     def from_record(cls, record: dict) -> RunDerivatives:
-        """Inverse of :meth:`to_record`."""
-        return cls(**{k: record[k] for k in cls.__dataclass_fields__})
+        """Inverse of :meth:`to_record`; a record without ``mask`` (a run without a brain mask)
+        gets ``""``, and parcel coverage falls back on live voxels."""
+        return cls(
+            **{k: record.get(k, "") if k == "mask" else record[k] for k in cls.__dataclass_fields__}
+        )
 
 
 # fMRIPrep 20.2 and later name a run's confounds table ``_desc-confounds_timeseries.tsv``;

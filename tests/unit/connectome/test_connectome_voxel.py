@@ -79,20 +79,17 @@ def _outputs(tmp_path: Path) -> tuple[Path, Path]:
     )
 
 
-@pytest.mark.slow
-def test_matches_nilearn_labels_masker(tmp_path: Path, run_files, atlas) -> None:
-    """Our parcel means + cleaning agree with NiftiLabelsMasker doing both itself."""
+def _nilearn_reference(
+    files: dict[str, Path], atlas, mask_img: nib.Nifti1Image | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """What NiftiLabelsMasker gives for the run of ``files`` cleaned as :data:`DENOISE` says
+    (24P, FD scrubbing): its time series and their ROI names."""
     from nilearn.maskers import NiftiLabelsMasker
-
-    qc = _process(tmp_path, run_files, atlas)
-    assert qc["included"], qc["reason"]
-    ts_path, _ = _outputs(tmp_path)
-    ours = pd.read_csv(ts_path, sep="\t")
-    assert list(ours.columns) == atlas.labels["name"].tolist()
 
     labels_img = nib.Nifti1Image(crop_labels().astype(np.int16), crop_affine())
     masker = NiftiLabelsMasker(
         labels_img=labels_img,
+        mask_img=mask_img,
         standardize="zscore_sample",
         detrend=True,
         low_pass=0.1,
@@ -102,15 +99,26 @@ def test_matches_nilearn_labels_masker(tmp_path: Path, run_files, atlas) -> None
     table = confounds_table(N_VOL, seed=0, fd_high=HIGH_FD).fillna(0.0)
     keep = np.flatnonzero(table["framewise_displacement"].to_numpy() <= 0.5)
     ref = masker.fit_transform(
-        str(run_files["bold"]),
+        str(files["bold"]),
         confounds=table[strategy_columns("24P")].to_numpy(),
         sample_mask=keep,
     )
     assert ref.shape == (N_VOL - len(HIGH_FD), masker.n_elements_)
     name_of = dict(zip(atlas.labels["index"], atlas.labels["name"], strict=True))
-    ref_names = [
-        name_of[int(i)] for i in masker.region_ids_.values() if i != 0 and i != "background"
-    ]
+    names = [name_of[int(i)] for i in masker.region_ids_.values() if i != 0 and i != "background"]
+    return ref, names
+
+
+@pytest.mark.slow
+def test_matches_nilearn_labels_masker(tmp_path: Path, run_files, atlas) -> None:
+    """Our parcel means + cleaning agree with NiftiLabelsMasker doing both itself."""
+    qc = _process(tmp_path, run_files, atlas)
+    assert qc["included"], qc["reason"]
+    ts_path, _ = _outputs(tmp_path)
+    ours = pd.read_csv(ts_path, sep="\t")
+    assert list(ours.columns) == atlas.labels["name"].tolist()
+
+    ref, ref_names = _nilearn_reference(run_files, atlas)
     assert len(ref_names) == ref.shape[1] > 20
     # Parcels cut by the crop below the coverage threshold are 0 by policy; the rest agree.
     covered = [n for n in ref_names if n not in qc["empty_rois"]]
@@ -123,6 +131,85 @@ def test_matches_nilearn_labels_masker(tmp_path: Path, run_files, atlas) -> None
     live = [t for t in qc["tsnr"] if t is not None]
     assert qc["median_tsnr"] == round(float(np.median(live)), 3) > 0
     assert 0 < qc["mean_coverage"] < 1  # the crop leaves some parcels partly covered
+
+
+def _cut_by_mask(files: dict[str, Path], atlas) -> tuple[int, int, np.ndarray]:
+    """Brain mask of ``files`` without parcel ``out`` and without a quarter of parcel ``cut``,
+    whose left-out voxels get a signal of their own (fMRIPrep's BOLD is not masked: the
+    background varies). Returns ``out``, ``cut`` and the mask."""
+    labels = crop_labels()
+    ids, sizes = np.unique(labels[labels > 0], return_counts=True)
+    out, cut = (int(i) for i in ids[np.argsort(sizes)[-2:]])  # the two largest parcels
+    mask = labels > 0
+    mask[labels == out] = False
+    cut_voxels = np.argwhere(labels == cut)
+    gone = tuple(cut_voxels[: len(cut_voxels) // 4].T)
+    mask[gone] = False
+    data = np.asarray(nib.load(files["bold"]).dataobj)
+    rng = np.random.default_rng(5)
+    data[gone] += 5.0 * rng.standard_normal(data.shape[-1])[None, :]
+    save_nifti(files["bold"], data, t_r=T_R)
+    save_nifti(files["mask"], mask.astype(np.uint8))
+    return out, cut, mask
+
+
+def test_brain_mask_sets_coverage_and_parcel_means(tmp_path: Path, run_files, atlas) -> None:
+    """fMRIPrep's BOLD varies outside its brain mask: a parcel outside the mask has coverage
+    0 and is empty, and the voxels of a parcel outside the mask stay out of its mean, as in
+    NiftiLabelsMasker(mask_img=...)."""
+    out, cut, mask = _cut_by_mask(run_files, atlas)
+    qc = _process(tmp_path, run_files, atlas)
+    assert qc["included"], qc["reason"]
+    rows = atlas.labels["index"].tolist()
+    name_of = dict(zip(atlas.labels["index"], atlas.labels["name"], strict=True))
+    assert qc["coverage"][rows.index(out)] == 0.0 and name_of[out] in qc["empty_rois"]
+    assert qc["coverage"][rows.index(cut)] >= 0.5 and name_of[cut] not in qc["empty_rois"]
+    ts_path, _ = _outputs(tmp_path)
+    ours = pd.read_csv(ts_path, sep="\t")
+    ref, ref_names = _nilearn_reference(
+        run_files, atlas, nib.Nifti1Image(mask.astype(np.uint8), crop_affine())
+    )
+    j = ref_names.index(name_of[cut])
+    np.testing.assert_allclose(ours[name_of[cut]].to_numpy(), ref[:, j], atol=1e-4)
+    assert qc["coverage_rule"] == "brain_mask"
+    side = json.loads(ts_path.with_suffix(".json").read_text())
+    assert side["ParcelCoverageRule"].startswith("voxels inside the run's brain mask")
+
+
+def test_brain_mask_on_another_grid_is_resampled(tmp_path: Path, run_files, atlas) -> None:
+    """A mask on a 2 mm grid (each 4 mm BOLD voxel centre on one of its voxels) is resampled
+    by nearest neighbour: the same coverage as the mask on the BOLD grid."""
+    _, _, mask = _cut_by_mask(run_files, atlas)
+    on_grid = _process(tmp_path / "on", run_files, atlas)
+    fine = np.repeat(np.repeat(np.repeat(mask, 2, 0), 2, 1), 2, 2).astype(np.uint8)
+    affine = crop_affine()
+    affine[:3, :3] /= 2.0
+    nib.save(nib.Nifti1Image(fine, affine), run_files["mask"])
+    resampled = _process(tmp_path / "fine", run_files, atlas)
+    assert resampled["coverage"] == on_grid["coverage"]
+    assert resampled["empty_rois"] == on_grid["empty_rois"]
+
+
+def test_run_without_brain_mask_counts_live_voxels(tmp_path: Path, run_files, atlas) -> None:
+    """A record without a mask: coverage counts the voxels that vary, and QC says so."""
+    out, _, _ = _cut_by_mask(run_files, atlas)
+    record = fmriprep_record(tmp_path / "rec.json", "tiny", [(RUN, run_files)])
+    rec = json.loads(record.read_text())
+    del rec["runs"][0]["mask"]
+    record.write_text(json.dumps(rec))
+    qc = process_voxel_run(
+        "tiny",
+        record,
+        RUN,
+        atlas,
+        DenoiseSettings.from_dict(DENOISE),
+        tmp_path / "conn",
+        tmp_path / "qc.json",
+    )
+    assert qc["included"]
+    row = atlas.labels["index"].tolist().index(out)
+    assert qc["coverage"][row] > 0.5  # live, though outside the (unknown) brain
+    assert qc["coverage_rule"] == "live_voxels"
 
 
 def test_outputs_relmat_sidecars_and_qc(tmp_path: Path, run_files, atlas) -> None:
@@ -180,6 +267,10 @@ def _make_far_affine(files: dict[str, Path]) -> None:
     nib.save(out, files["bold"])
 
 
+def _make_mask_unreadable(files: dict[str, Path]) -> None:
+    files["mask"].write_bytes(b"not a nifti")
+
+
 def _make_tr_mismatch(files: dict[str, Path]) -> None:
     files["sidecar"].write_text(json.dumps({"RepetitionTime": 0.8}))
 
@@ -216,6 +307,7 @@ def _make_not_gzip(files: dict[str, Path]) -> None:
         (_make_nan, r"holds NaN/Inf values in 1 voxel\(s\) inside the atlas"),
         (_make_inf, r"holds NaN/Inf values in 2 voxel\(s\)"),
         (_make_far_affine, r"no atlas parcel is covered .* affine places the image outside"),
+        (_make_mask_unreadable, r"cannot read brain mask .*desc-brain_mask.nii.gz of BOLD"),
         (_make_tr_mismatch, r"TR mismatch .* 0.8 s .* 2 s"),
         (_make_missing_columns, r"lack the columns \['trans_x', 'rot_z_power2'\]"),
         (_make_short_confounds, rf"have {N_VOL - 3} rows but the BOLD series has {N_VOL}"),
