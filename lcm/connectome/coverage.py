@@ -1,7 +1,11 @@
 """Parcel coverage and the one policy for empty or poorly covered parcels.
 
-Coverage of a parcel = the volume of its covered voxels on the BOLD grid, divided by the
-parcel's volume in the atlas image, capped at 1. With the run's brain mask (fMRIPrep's
+Coverage of a parcel = the fraction of its voxels on the BOLD grid (the atlas resampled to it
+by nearest neighbour) that are covered; 0 for a parcel without a voxel there (outside the field
+of view, or too small for the BOLD voxels). Voxels are counted on the one grid: the volume of a
+parcel in the atlas image would compare nearest-neighbour rounding with itself (a 5 mm sphere
+falls on 1 to 7 voxels of 3.5 mm), and empty whole small parcels of which every voxel carries a
+signal. With the run's brain mask (fMRIPrep's
 ``desc-brain_mask``, always in its record) a voxel is covered when it lies inside the mask and
 its signal varies over time: fMRIPrep's ``desc-preproc_bold`` is not masked
 (nipreps/fmriprep#1999), so background voxels vary too, and only the mask tells them apart
@@ -27,7 +31,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from lcm.atlas import Atlas
 from lcm.exceptions import ExcludedRunError
 
 MIN_COVERAGE = 0.5
@@ -39,29 +42,45 @@ COVERAGE_RULES = {
 }
 
 
-def parcel_coverage(live_counts: np.ndarray, atlas: Atlas, bold_affine: np.ndarray) -> np.ndarray:
-    """Fraction of each parcel's atlas volume covered by live BOLD voxels.
+def parcel_voxel_counts(labels: np.ndarray, label_ids: np.ndarray) -> np.ndarray:
+    """Voxels of each label of ``label_ids`` in the label image ``labels`` (0 when absent).
 
     Parameters
     ----------
-    live_counts : ndarray of int, shape (R,)
+    labels : ndarray of int, shape (X, Y, Z)
+        Label image on the BOLD grid, before the brain mask is applied.
+    label_ids : ndarray of int, shape (R,)
+        Label values, in output column order.
+
+    Returns
+    -------
+    ndarray of int, shape (R,)
+    """
+    values, counts = np.unique(np.asarray(labels), return_counts=True)
+    found = dict(zip(values.tolist(), counts.tolist(), strict=True))
+    return np.array([found.get(int(i), 0) for i in np.asarray(label_ids)], dtype=np.int64)
+
+
+def parcel_coverage(covered_counts: np.ndarray, grid_counts: np.ndarray) -> np.ndarray:
+    """Fraction of each parcel's voxels on the BOLD grid that are covered.
+
+    Parameters
+    ----------
+    covered_counts : ndarray of int, shape (R,)
         Covered voxels of each parcel on the BOLD grid (inside the brain mask, when there is
         one, with a varying signal).
-    atlas : Atlas
-        The atlas (its own grid gives each parcel's volume).
-    bold_affine : ndarray, shape (4, 4)
-        Affine of the BOLD grid (its voxel volume).
+    grid_counts : ndarray of int, shape (R,)
+        All voxels of each parcel on the BOLD grid (:func:`parcel_voxel_counts`).
 
     Returns
     -------
     ndarray, shape (R,)
-        Values in [0, 1], in the atlas's label order.
+        Values in [0, 1], in the atlas's label order; 0 for a parcel without BOLD voxels.
     """
-    voxel_mm3 = abs(float(np.linalg.det(np.asarray(bold_affine)[:3, :3])))
-    parcel_mm3 = atlas.parcel_volumes_mm3()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cover = np.asarray(live_counts, dtype=np.float64) * voxel_mm3 / parcel_mm3
-    return np.clip(np.nan_to_num(cover, nan=0.0, posinf=0.0), 0.0, 1.0)
+    covered = np.asarray(covered_counts, dtype=np.float64)
+    total = np.asarray(grid_counts, dtype=np.float64)
+    cover = np.divide(covered, total, out=np.zeros_like(covered), where=total > 0)
+    return np.clip(cover, 0.0, 1.0)
 
 
 def empty_parcels(

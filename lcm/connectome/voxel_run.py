@@ -27,6 +27,7 @@ from lcm.connectome.coverage import (
     cleaned_empty,
     empty_parcels,
     parcel_coverage,
+    parcel_voxel_counts,
 )
 from lcm.connectome.denoise import (
     clean_signals,
@@ -229,6 +230,9 @@ def run_connectome(
     facts["n_volumes_kept"] = int(keep.size)
 
     labels = _labels_on_grid(atlas, hdr.shape[:3], hdr.affine)
+    label_ids = atlas.labels["index"].to_numpy()
+    # Coverage's denominator: each parcel's voxels on the BOLD grid, inside the mask or not.
+    grid_counts = parcel_voxel_counts(labels, label_ids)
     brain = _brain_mask(deriv.mask, hdr.shape[:3], hdr.affine, bold.name)
     facts["coverage_rule"] = "live_voxels" if brain is None else "brain_mask"
     if brain is None:
@@ -242,7 +246,7 @@ def run_connectome(
         # vary too. As NiftiLabelsMasker(mask_img=...) and XCP-D, voxels outside the brain mask
         # leave their parcel, for its mean signal and for its coverage.
         labels = np.where(brain, labels, 0)
-    stats = parcellate_file(bold, labels, atlas.labels["index"].to_numpy(), header=hdr)
+    stats = parcellate_file(bold, labels, label_ids, header=hdr)
     if stats.n_nonfinite_voxels:
         raise ExcludedRunError(
             f"BOLD {bold.name} holds NaN/Inf values in {stats.n_nonfinite_voxels} voxel(s) "
@@ -261,7 +265,7 @@ def run_connectome(
             bold.name,
             facts["n_dropout_volumes"],
         )
-    coverage = parcel_coverage(stats.live_counts, atlas, hdr.affine)
+    coverage = parcel_coverage(stats.live_counts, grid_counts)
     facts["coverage"] = [round(float(c), 4) for c in coverage]
     facts["tsnr"] = [None if not np.isfinite(t) else round(float(t), 3) for t in stats.tsnr]
     # Constancy is judged on the kept volumes: a parcel that varies only in scrubbed ones has
@@ -274,7 +278,7 @@ def run_connectome(
             f"every parcel covered by BOLD {bold.name} is constant over the "
             f"{facts['n_volumes_kept']} volumes kept"
         )
-    if empty.all() and brain is not None and (stats.voxel_counts > 0).any():
+    if empty.all() and brain is not None and (grid_counts > 0).any():
         raise ExcludedRunError(
             f"no atlas parcel is covered by BOLD {bold.name} within its brain mask "
             f"{Path(deriv.mask).name} (best coverage {float(coverage.max(initial=0.0)):.2f}, "

@@ -12,7 +12,12 @@ import pandas as pd
 import pytest
 
 from lcm.atlas import available_atlases, load_atlas, templateflow_atlas
-from lcm.connectome.coverage import MIN_COVERAGE, empty_parcels, parcel_coverage
+from lcm.connectome.coverage import (
+    MIN_COVERAGE,
+    empty_parcels,
+    parcel_coverage,
+    parcel_voxel_counts,
+)
 from lcm.exceptions import AtlasError
 
 TPL = "MNI152NLin2009cAsym"
@@ -184,12 +189,15 @@ def test_templateflow_home_unset(monkeypatch) -> None:
         templateflow_atlas(TPL, "Schaefer2018")
 
 
-def test_coverage_policy(tmp_path: Path) -> None:
-    img, tsv = _label_files(tmp_path, [(1, "a"), (2, "b"), (3, "c")], [1, 2, 3])
-    atlas = load_atlas("mine", str(img), str(tsv))  # 42 mm^3 per parcel
-    affine = np.diag([2.0, 1.0, 1.0, 1.0])  # BOLD voxels of 2 mm^3
-    cover = parcel_coverage(np.array([21, 10, 0]), atlas, affine)
-    np.testing.assert_allclose(cover, [1.0, 20 / 42, 0.0])
+def test_coverage_policy() -> None:
+    labels = np.zeros((5, 6, 7), dtype=np.int64)
+    labels[0], labels[1, :2], labels[2, 0, 0] = 1, 2, 3  # 42, 14 and 1 voxels; 4 absent
+    grid = parcel_voxel_counts(labels, np.array([1, 2, 3, 4]))
+    assert grid.tolist() == [42, 14, 1, 0]
+    # Covered voxels over the parcel's voxels on the same grid; 0 without voxels there.
+    cover = parcel_coverage(np.array([42, 6, 1, 0]), grid)
+    np.testing.assert_allclose(cover, [1.0, 6 / 14, 1.0, 0.0])
+    cover = cover[:3]
     signals = np.ones((5, 3))
     signals[:, 0] = np.arange(5)
     assert empty_parcels(cover, signals).tolist() == [False, True, True]

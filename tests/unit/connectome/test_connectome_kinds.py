@@ -9,11 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers.connectome import (
+    CROP_SHAPE,
     SPACE,
     cli,
+    crop_labels,
     fmriprep_record,
     make_fmriprep_run,
     read_qc_table,
+    save_nifti,
     write_json,
 )
 from nilearn.connectome import ConnectivityMeasure
@@ -227,6 +230,10 @@ def test_timeseries_cli_kinds_and_too_long_window(tmp_path: Path, atlas) -> None
 
 def test_cli_run_min_coverage_and_kinds(tmp_path: Path) -> None:
     files = make_fmriprep_run(tmp_path / "fmriprep", RUN, n_vol=N_VOL)
+    # A brain mask cut at a z plane: parcels across it are partly covered.
+    mask = crop_labels() > 0
+    mask[:, :, : CROP_SHAPE[2] // 2] = False
+    save_nifti(files["mask"], mask.astype(np.uint8))
     record = fmriprep_record(tmp_path / "rec.json", "tiny", [(RUN, files)])
 
     def run(min_coverage: str, tag: str) -> dict:

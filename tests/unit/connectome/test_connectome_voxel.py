@@ -25,7 +25,7 @@ from helpers.connectome import (
     write_confounds,
 )
 
-from lcm.atlas import load_atlas
+from lcm.atlas import load_atlas, resample_to
 from lcm.commands import connectome as connectome_cmd
 from lcm.connectome.confounds import confound_columns, strategy_columns
 from lcm.connectome.settings import DenoiseSettings
@@ -188,6 +188,24 @@ def test_brain_mask_on_another_grid_is_resampled(tmp_path: Path, run_files, atla
     resampled = _process(tmp_path / "fine", run_files, atlas)
     assert resampled["coverage"] == on_grid["coverage"]
     assert resampled["empty_rois"] == on_grid["empty_rois"]
+
+
+def test_small_parcels_are_covered_by_every_bold_voxel(tmp_path: Path, run_files) -> None:
+    """power264's 5 mm spheres fall on 1 to 7 voxels of the 4 mm grid: with every voxel in the
+    brain mask and varying, each parcel on the grid is fully covered (coverage counts voxels
+    on the BOLD grid, never against the sphere's volume in the atlas), and a parcel outside
+    the field of view has coverage 0 and is empty."""
+    atlas = load_atlas("power264")
+    save_nifti(run_files["mask"], np.ones(CROP_SHAPE, np.uint8))
+    qc = _process(tmp_path, run_files, atlas)
+    assert qc["included"], qc["reason"]
+    ref = nib.Nifti1Image(np.zeros(CROP_SHAPE, np.uint8), crop_affine())
+    on_grid = np.isin(atlas.labels["index"], np.asarray(resample_to(atlas, ref).dataobj))
+    assert 50 < on_grid.sum() < len(on_grid)  # the crop leaves some spheres out
+    coverage = np.array(qc["coverage"])
+    assert (coverage[on_grid] == 1.0).all() and (coverage[~on_grid] == 0.0).all()
+    empty = np.isin(atlas.labels["name"], qc["empty_rois"])
+    np.testing.assert_array_equal(empty, ~on_grid)
 
 
 def test_run_without_brain_mask_counts_live_voxels(tmp_path: Path, run_files, atlas) -> None:
