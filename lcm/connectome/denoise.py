@@ -20,7 +20,11 @@ log = logging.getLogger(__name__)
 def read_confounds(path: str | Path, n_volumes: int) -> pd.DataFrame:
     """Read an fMRIPrep confounds TSV and check it covers every volume.
 
-    ``n/a`` in the first row (derivatives and FD have no value there) becomes 0.
+    ``n/a`` in the first row (derivatives, FD and DVARS have no value there) takes the second
+    row's value, as nilearn's ``load_confounds`` fills it: a 0 would be a step at volume 0 in
+    every derivative regressor, which regression then imprints on the kept volume 0. FD and
+    ``std_dvars`` are scrubbing measures, not regressors: theirs becomes 0 (no motion before the
+    first volume), so volume 0 is never scrubbed for its neighbour's motion.
 
     Raises
     ------
@@ -38,7 +42,13 @@ def read_confounds(path: str | Path, n_volumes: int) -> pd.DataFrame:
             f"{n_volumes} volumes"
         )
     if len(table):
-        table.iloc[0] = table.iloc[0].fillna(0.0)
+        first = table.iloc[0].copy()
+        for column in (FD_COLUMN, DVARS_COLUMN):
+            if column in table.columns and pd.isna(first[column]):
+                first[column] = 0.0
+        if len(table) > 1:
+            first = first.fillna(table.iloc[1])
+        table.iloc[0] = first.fillna(0.0)
     return table
 
 

@@ -21,12 +21,13 @@ from helpers.connectome import (
     write_confounds,
 )
 from nilearn import signal
-from nilearn.interfaces.fmriprep import load_confounds_strategy
+from nilearn.interfaces.fmriprep import load_confounds, load_confounds_strategy
 
 from lcm.atlas import load_atlas
 from lcm.connectome.confounds import STRATEGIES, confound_columns, read_confounds_metadata
 from lcm.connectome.denoise import (
     clean_signals,
+    confound_matrix,
     non_steady_volumes,
     read_confounds,
     scrub_mask,
@@ -117,6 +118,38 @@ def test_presets_agree_with_nilearn_load_confounds(run_files, strategy: str) -> 
         assert {0, 1, 11, 12, 25}.isdisjoint(keep)  # short segments and the DVARS spike
     else:
         assert ref_mask is None and 11 in keep and 25 not in keep
+
+
+# Our XCP-D strategy -> the arguments of nilearn's load_confounds that select its columns.
+NILEARN_XCPD = {
+    "24P": {"strategy": ("motion",), "motion": "full"},
+    "36P": {
+        "strategy": ("motion", "wm_csf", "global_signal"),
+        "motion": "full",
+        "wm_csf": "full",
+        "global_signal": "full",
+    },
+}
+
+
+@pytest.mark.parametrize("strategy", sorted(NILEARN_XCPD))
+def test_first_row_filled_as_nilearn_load_confounds(tmp_path: Path, strategy: str) -> None:
+    """fMRIPrep's derivative columns are n/a at volume 0; with no non-steady-state volume
+    flagged, volume 0 is kept, and its confounds are nilearn's: the second row's values."""
+    files = make_fmriprep_run(tmp_path / "fmriprep", RUN, n_vol=N_VOL, fd_high=FD_HIGH)
+    raw = pd.read_csv(files["confounds"], sep="\t", na_values=["n/a"], keep_default_na=False)
+    assert raw.iloc[0].isna().sum() >= 12 and not raw.iloc[1:].isna().any().any()
+    assert not [c for c in raw.columns if c.startswith("non_steady_state_outlier")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref, ref_mask = load_confounds(str(files["bold"]), demean=False, **NILEARN_XCPD[strategy])
+    table = read_confounds(files["confounds"], N_VOL)
+    columns = confound_columns(strategy, table.columns)
+    assert ref_mask is None and sorted(columns) == sorted(ref.columns)
+    ours = confound_matrix(table, columns, "x.tsv")
+    np.testing.assert_allclose(ours, ref[columns].to_numpy(), rtol=0, atol=1e-12)
+    # Scrubbing measures are no regressors: no motion before the first volume.
+    assert table.loc[0, "framewise_displacement"] == 0 and table.loc[0, "std_dvars"] == 0
 
 
 NON_STEADY = (0, 1, 2)  # volume 2 is an FD outlier too

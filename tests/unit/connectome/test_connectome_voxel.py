@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -84,6 +85,7 @@ def _nilearn_reference(
 ) -> tuple[np.ndarray, list[str]]:
     """What NiftiLabelsMasker gives for the run of ``files`` cleaned as :data:`DENOISE` says
     (24P, FD scrubbing): its time series and their ROI names."""
+    from nilearn.interfaces.fmriprep import load_confounds
     from nilearn.maskers import NiftiLabelsMasker
 
     labels_img = nib.Nifti1Image(crop_labels().astype(np.int16), crop_affine())
@@ -96,11 +98,18 @@ def _nilearn_reference(
         high_pass=0.01,
         t_r=T_R,
     )
-    table = confounds_table(N_VOL, seed=0, fd_high=HIGH_FD).fillna(0.0)
-    keep = np.flatnonzero(table["framewise_displacement"].to_numpy() <= 0.5)
+    # nilearn's own reading of the confounds: volume 0 (kept) has n/a derivatives, which
+    # load_confounds fills from volume 1.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        confounds, _ = load_confounds(
+            str(files["bold"]), strategy=("motion",), motion="full", demean=False
+        )
+    fd = confounds_table(N_VOL, seed=0, fd_high=HIGH_FD)["framewise_displacement"]
+    keep = np.flatnonzero(~(fd.to_numpy() > 0.5))
     ref = masker.fit_transform(
         str(files["bold"]),
-        confounds=table[strategy_columns("24P")].to_numpy(),
+        confounds=confounds[strategy_columns("24P")].to_numpy(),
         sample_mask=keep,
     )
     assert ref.shape == (N_VOL - len(HIGH_FD), masker.n_elements_)
