@@ -278,6 +278,13 @@ def clean_signals(
         Cleaned signals, scaled as ``settings.standardize`` says: ``zscore`` uses the sample
         standard deviation (ddof=1); ``psc`` is the percent change from each signal's mean
         before cleaning (nilearn adds the mean back after detrending); ``none`` leaves them.
+
+    Raises
+    ------
+    ExcludedRunError
+        ``high_pass`` at or above the Nyquist frequency ``0.5 / t_r`` (a ``low_pass`` there
+        is skipped with a warning: no low-pass filter is what it would leave), or a run too
+        short to band-pass filter.
     """
     from nilearn import signal
 
@@ -285,6 +292,16 @@ def clean_signals(
         signals, confounds, sample_mask = _censored_run(signals, confounds, sample_mask)
     low_pass = settings.low_pass
     nyquist = 0.5 / t_r
+    if settings.high_pass is not None and settings.high_pass >= nyquist:
+        # Every frequency the run can hold lies below the cut-off: the filter would leave
+        # all-zero signals, and the run would be excluded as flat for no visible reason.
+        raise ExcludedRunError(
+            f"denoise.high_pass {settings.high_pass:g} Hz is at or above the Nyquist frequency "
+            f"{nyquist:g} Hz of this run (TR {t_r:g} s): the high-pass filter would remove "
+            "every frequency of the signals",
+            hint=f"Set denoise.high_pass below {nyquist:g} Hz (0.008-0.01 Hz is usual for "
+            "resting state), or to null to skip high-pass filtering.",
+        )
     if low_pass is not None and low_pass >= nyquist:
         # nilearn would silently move the cut-off to just under Nyquist; no filter is honest.
         log.warning(

@@ -488,6 +488,17 @@ def test_all_zero_parcel_is_empty_by_policy(tmp_path: Path, run_files, atlas) ->
     assert others and all(t is not None and t > 10 for t in qc["tsnr"] if t is not None)
 
 
+def test_high_pass_above_nyquist_is_the_reason(tmp_path: Path, run_files, atlas) -> None:
+    """high_pass at or above Nyquist (0.25 Hz at TR 2 s) would zero every signal: the run is
+    excluded for that reason, not as "every parcel flat once cleaned"."""
+    denoise = {**DENOISE, "high_pass": 0.3, "low_pass": None}
+    qc = _process(tmp_path, run_files, atlas, denoise)
+    assert qc["included"] is False
+    assert re.search(
+        r"high_pass 0.3 Hz is at or above the Nyquist frequency 0.25 Hz .*TR 2 s", qc["reason"]
+    ), qc["reason"]
+
+
 def test_bold_in_another_space_than_the_atlas(tmp_path: Path, run_files, atlas) -> None:
     record = fmriprep_record(tmp_path / "rec.json", "tiny", [(RUN, run_files)])
     rec = json.loads(record.read_text())
