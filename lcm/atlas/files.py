@@ -173,11 +173,22 @@ def load_label_files(
         table = table[table["index"].isin(present)].reset_index(drop=True)
         declared = present & declared
     if present - declared or declared - present:
+        hints = []
+        if present - declared:
+            hints.append("Every non-zero value of the image needs one row in the labels table.")
+        if declared - present:
+            # A table row whose label no voxel carries: a region lost when the image was
+            # cropped or resampled, or a table of another version of the atlas.
+            hints.append(
+                f"Remove the rows of labels {sorted(declared - present)[:10]} from "
+                f"{labels_path.name}, or use the image that table belongs to (a region can "
+                "vanish when an image is cropped or resampled)."
+            )
         raise AtlasError(
             f"Atlas labels {labels_path} do not match image {img_path}: "
             f"in the image only {sorted(present - declared)[:10]}, "
             f"in the table only {sorted(declared - present)[:10]}.",
-            hint="Every non-zero value of the image needs one row in the labels table.",
+            hint=" ".join(hints),
         )
     # int32: labels above 32767 (some atlases number regions 1001-2035 or 10001-...) stay whole.
     img = nib.Nifti1Image(data.astype(np.int32), img.affine)

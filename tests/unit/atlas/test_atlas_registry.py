@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,17 +71,31 @@ def test_centroids_are_each_labels_centre_of_mass_in_world_mm() -> None:
 
 
 @pytest.mark.parametrize(
-    ("rows", "values", "message"),
+    ("rows", "values", "message", "hint"),
     [
-        ([(1, "a")], [1, 2], r"do not match image .* in the image only \[2\]"),
-        ([(1, "a"), (2, "b"), (3, "c")], [1, 2], r"in the table only \[3\]"),
-        ([(1, "a"), (2, "a")], [1, 2], r"repeats an index or a name"),
+        (
+            [(1, "a")],
+            [1, 2],
+            r"do not match image .* in the image only \[2\]",
+            r"^Every non-zero value of the image needs one row in the labels table\.$",
+        ),
+        (
+            [(1, "a"), (2, "b"), (3, "c")],
+            [1, 2],
+            r"in the table only \[3\]",
+            r"^Remove the rows of labels \[3\] from atlas\.tsv, or use the image",
+        ),
+        ([(1, "a"), (2, "a")], [1, 2], r"repeats an index or a name", None),
     ],
 )
-def test_user_atlas_labels_not_matching(tmp_path: Path, rows, values, message: str) -> None:
+def test_user_atlas_labels_not_matching(
+    tmp_path: Path, rows, values, message: str, hint: str | None
+) -> None:
     img, tsv = _label_files(tmp_path, rows, values)
-    with pytest.raises(AtlasError, match=message):
+    with pytest.raises(AtlasError, match=message) as info:
         load_atlas("mine", str(img), str(tsv))
+    if hint:
+        assert re.search(hint, info.value.hint), info.value.hint
 
 
 def _image(root: Path, data: np.ndarray, labels: str) -> tuple[str, str]:
