@@ -13,6 +13,7 @@ import copy
 import importlib.util
 import logging
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -180,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         f"{RUN_MARK}: the resolved configuration of the runs in this folder.\n"
         + yaml.safe_dump(config, sort_keys=False),
     )
-    log.info("running: %s", " ".join(cmd))
+    log.info("running: %s", shlex.join(cmd))
     return subprocess.run(cmd, check=False).returncode
 
 

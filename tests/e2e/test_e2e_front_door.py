@@ -8,6 +8,7 @@ tier), through the store, a baseline-only evaluation and the report.
 from __future__ import annotations
 
 import argparse
+import shlex
 import subprocess
 import sys
 import time
@@ -347,6 +348,28 @@ def test_without_snakemake_the_error_names_the_extra(
     assert line.endswith(
         "lcm run needs Snakemake, which this environment lacks: pip install 'lcm[workflow]'"
     )
+
+
+def test_the_logged_snakemake_command_pastes_back_as_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Paths with spaces and quotes: the logged command was joined with spaces, unquoted."""
+    base = tmp_path / "my 'q' dir"
+    base.mkdir()
+    _study(base)
+    ran: list[list[str]] = []
+    monkeypatch.setattr(
+        run_cmd.subprocess,
+        "run",
+        lambda cmd, check: ran.append(cmd) or argparse.Namespace(returncode=0),
+    )
+    out = base / "out put"
+    derivatives = str(base / "study" / "derivatives" / "fmriprep")
+    argv = ["run", str(base / "study"), str(out), "participant", "--derivatives", derivatives]
+    assert main([*argv, "-n"]) == 0
+    err = capsys.readouterr().err
+    logged = next(x for x in err.splitlines() if "running: " in x).split("running: ", 1)[1]
+    assert shlex.split(logged) == ran[0]
 
 
 def test_bad_profile_or_cores_are_refused_before_anything_is_written(tmp_path: Path) -> None:
