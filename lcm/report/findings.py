@@ -150,7 +150,9 @@ def control_fragment(control: pd.DataFrame, task: str) -> str:
         "at chance": "at chance",
         "above chance": "ABOVE chance: check for leakage",
         # anti-learning of permuted labels in small folds; leakage would lift it
-        "below chance": "below chance (a small-sample cross-validation artefact, not leakage)",
+        "below chance": "below chance (expected of permuted labels in small folds, where "
+        "the training fold leans against the test fold's classes; leakage would lift it "
+        "instead, but a large dip is worth a look)",
         "too few fits": "too few fits to judge",
     }
     items = []
@@ -358,7 +360,12 @@ def pretraining_verdict(
     for task, at in rows.groupby("task", sort=True):
         gains, losses = at[at["verdict"] == "gain"], at[at["verdict"] == "loss"]
         if len(gains):
-            (null_gain if task in null else helped).append(_quote(task, gains))
+            # The task's other fractions are named too: a gain at one of several is weaker.
+            quoted = _quote(task, gains)
+            others = at[~at["verdict"].isin(["gain", "loss"])]["label_fraction"]
+            if len(others):
+                quoted += f" (no clear difference at {', '.join(f'{f:g}' for f in sorted(others))})"
+            (null_gain if task in null else helped).append(quoted)
         if len(losses):
             hurt.append(_quote(task, losses))
         if gains.empty and losses.empty:
@@ -390,12 +397,14 @@ def pretraining_verdict(
             + "."
         )
     elif helped:
+        n_gain = int((rows["verdict"] == "gain").sum())
         sentence = (
             f"<b>Pretraining helped</b> {at_low} on "
             + "; ".join(helped)
             + f" {what}"
             + ("; it did <b>not</b> help on " + "; ".join(flat) if flat else "")
-            + "."
+            + f". A gain in {n_gain} of the {len(rows)} comparisons (task &times; label "
+            "fraction), each interval at 95 % with no correction for their number."
         )
     elif hurt or flat:
         anywhere = "on any task where it was measured" if unmeasured else "on any task"
