@@ -80,10 +80,18 @@ def check_name_label(entity: str, value: object, source: str = "") -> str:
 def _checked(entity: str, label: str, value: object, source: str) -> str:
     if not _LABEL_RE.fullmatch(label):  # fullmatch: '$' alone lets a final newline in
         where = f" in {source}" if source else ""
+        hint = (
+            "Rename the participant/session/task/run so its label is alphanumeric "
+            "(no spaces, '_', '-', '..' or shell characters)."
+        )
+        if re.fullmatch(r"[0-9]+\.0+", label):  # a spreadsheet wrote the number as a float
+            hint = (
+                f"{label} is the number {label.split('.')[0]} written as a decimal (a "
+                "spreadsheet saved the column as numbers): save it as text, without '.0'."
+            )
         raise InputDataError(
             f"Invalid BIDS {entity!r} label {value!r}{where}: expected letters and digits only.",
-            hint="Rename the participant/session/task/run so its label is alphanumeric "
-            "(no spaces, '_', '-', '..' or shell characters).",
+            hint=hint,
         )
     return label
 

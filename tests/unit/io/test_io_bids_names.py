@@ -24,3 +24,14 @@ def test_a_prefix_is_stripped_from_typed_labels_only() -> None:
 def test_a_trailing_newline_is_not_a_label(label: str) -> None:
     with pytest.raises(InputDataError, match="letters and digits"):
         check_label("sub", label)
+
+
+def test_a_number_saved_as_a_decimal_gets_its_own_hint() -> None:
+    """A participant column saved from a spreadsheet as numbers (50002.0): the hint said to
+    rename the participant, where the fix is to save the column as text."""
+    with pytest.raises(InputDataError, match=r"label '50002\.0'") as info:
+        check_label("sub", "50002.0", source="pheno.csv row 2 column 'SUB_ID'")
+    assert "the number 50002 written as a decimal" in (info.value.hint or "")
+    with pytest.raises(InputDataError) as info:
+        check_label("sub", "50 002")
+    assert "Rename" in (info.value.hint or "")
