@@ -31,6 +31,7 @@ from lcm.bids.rows import OTHER_ATLAS, TR_NOT_CHECKED, UNREADABLE
 from lcm.bids.selection import Selection, combine_echoes, select_parcellation
 from lcm.bids.summary import (
     build_summary,
+    check_summary_files_own,
     participants_mismatch,
     summary_table,
     write_summary,
@@ -277,6 +278,7 @@ def ingest(
     run counts and arguments are recorded. File-entry datasets keep no cache. ``atlas`` and
     ``seg``: see :func:`ingest_dataset`.
     """
+    check_summary_files_own(out)  # a user's summary.json in --out's folder: refused first
     files = uses_file_index(entry, path)
     cache_dir = cache_dir_for(out) if use_cache and not files else None
     result = ingest_dataset(

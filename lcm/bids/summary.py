@@ -7,6 +7,7 @@ example) are written next to the manifest for the report.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from lcm.bids.rows import TR_NOT_CHECKED
+from lcm.exceptions import ConfigError
 from lcm.io.atomic import write_json, write_tsv
 from lcm.io.paths import ingest_summary
 
@@ -103,6 +105,46 @@ def summary_table(manifest: pd.DataFrame, dataset: str) -> pd.DataFrame:
         )
     table = pd.DataFrame(rows, columns=list(SUMMARY_TSV_COLUMNS))
     return table.sort_values(["included", "n_runs"], ascending=[False, False])
+
+
+# Keys every summary.json that write_summary wrote holds: how an earlier one is told from a
+# file of the same name that LCM did not write.
+_SUMMARY_KEYS = ("n_runs", "n_included", "n_excluded", "excluded_by_reason")
+
+
+def check_summary_files_own(manifest_path: str | Path) -> None:
+    """Refuse, before ingesting, to replace a ``summary.json``/``.tsv`` beside the manifest
+    that an earlier ingest did not write (a user's file of that name in ``--out``'s folder).
+
+    Raises
+    ------
+    ConfigError
+        Naming the file and the fix.
+    """
+    json_path, tsv_path = summary_paths(manifest_path)
+    ours = True
+    if json_path.exists():
+        try:
+            record = json.loads(json_path.read_text())
+            ours = isinstance(record, dict) and all(k in record for k in _SUMMARY_KEYS)
+        except (OSError, UnicodeDecodeError, ValueError):
+            ours = False
+        if not ours:
+            bad = json_path
+    if ours and tsv_path.exists():
+        try:
+            with tsv_path.open(errors="replace") as handle:
+                ours = handle.readline().rstrip("\r\n").split("\t") == list(SUMMARY_TSV_COLUMNS)
+        except OSError:
+            ours = False
+        if not ours:
+            bad = tsv_path
+    if not ours:
+        raise ConfigError(
+            f"{bad} exists and was not written by lcm ingest; the ingest summary of "
+            f"{Path(manifest_path).name} would replace it.",
+            hint=f"Move or rename {bad}, or write the manifest to a folder of its own.",
+        )
 
 
 def write_summary(manifest_path: str | Path, summary: dict[str, Any], table: pd.DataFrame) -> None:

@@ -331,3 +331,23 @@ def test_a_change_at_the_root_reruns_the_validator_not_the_indexing(tmp_path: Pa
     assert "README_FILE_MISSING" in {w["code"] for w in validator()["warnings"]}
     (root / "README.md").write_text("A tiny dataset.\n")
     assert "README_FILE_MISSING" not in {w["code"] for w in validator()["warnings"]}
+
+
+@pytest.mark.parametrize("name", ["summary.json", "summary.tsv"])
+def test_a_users_summary_file_beside_the_manifest_is_never_replaced(
+    tmp_path: Path, name: str
+) -> None:
+    """--out in a folder of the user's: its own summary.json/.tsv were replaced, unasked."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",), t_r=2.0)
+    out = tmp_path / "mine" / "manifest.parquet"
+    out.parent.mkdir()
+    mine = out.parent / name
+    mine.write_text("my notes\n")
+    with pytest.raises(ConfigError, match=rf"{name} exists and was not written by lcm ingest"):
+        _ingest(root, out)
+    assert mine.read_text() == "my notes\n"
+    assert sorted(p.name for p in out.parent.iterdir()) == [name]  # nothing written
+    # The files of an earlier ingest are its own: replaced.
+    mine.unlink()
+    _ingest(root, out)
+    _ingest(root, out)
