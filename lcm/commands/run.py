@@ -450,11 +450,20 @@ def _catalogue_with(
         if label in variables or label not in table.columns or positive is None:
             continue
         levels = sorted(v for v in set(table[label]) if not is_missing(str(v)))
-        if len(levels) == 2 and positive in levels:
-            negative = next(level for level in levels if level != positive)
-            variables[label] = {"kind": "binary", "domain": "clinical"}
-            variables[label]["levels"] = [negative, positive]
-            log.info("task label %r: binary variable of %s, levels %s", label, phenotype, levels)
+        if len(levels) != 2 or positive not in levels:
+            # Said here, before variables.yaml is written: the catalogue check would only
+            # say the label is no variable.
+            shown = ", ".join(repr(v) for v in levels[:8]) + (" ..." if len(levels) > 8 else "")
+            raise ConfigError(
+                f"Task label {label!r} is a column of {phenotype} with {len(levels)} value(s) "
+                f"({shown}); a binary task needs two, one of them positive: {positive!r}.",
+                hint=f"Code the column with two values (e.g. fix case: 'control' vs 'Control'),"
+                f" or add {label!r} to a catalogue of your own (variables: in --config-file).",
+            )
+        negative = next(level for level in levels if level != positive)
+        variables[label] = {"kind": "binary", "domain": "clinical"}
+        variables[label]["levels"] = [negative, positive]
+        log.info("task label %r: binary variable of %s, levels %s", label, phenotype, levels)
     coding = {
         "id_column": "participant_id",
         "columns": {v: {"column": v} for v in variables if v in table.columns},

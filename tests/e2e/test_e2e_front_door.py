@@ -211,11 +211,21 @@ def test_a_task_label_of_participants_tsv_becomes_a_variable(tmp_path: Path) -> 
         "levels": ["control", "patient"],
     }
     assert catalogue["datasets"]["study"]["columns"]["diagnosis"] == {"column": "diagnosis"}
-    # A positive level the column does not hold: refused when the config loads.
+    # A positive level the column does not hold, or a column of three values ('Control' and
+    # 'control'): refused, saying what the column holds, before variables.yaml is written.
     task["positive"] = "ASD"
     (tmp_path / "tasks.yaml").write_text(yaml.safe_dump({"tasks": {"dx": task}}))
-    with pytest.raises(ConfigError, match=r"label 'diagnosis' is not in the variable catalogue"):
+    with pytest.raises(
+        ConfigError, match=r"'diagnosis' is a column .* with 2 value\(s\) \('control'"
+    ):
         run_cmd.build_config(args, tmp_path, tmp_path / "out2")
+    assert not (tmp_path / "out2").exists()
+    pheno = tmp_path / "study" / "participants.tsv"
+    pheno.write_text(pheno.read_text().replace("sub-03\t32\tn/a", "sub-03\t32\tControl"))
+    task["positive"] = "patient"
+    (tmp_path / "tasks.yaml").write_text(yaml.safe_dump({"tasks": {"dx": task}}))
+    with pytest.raises(ConfigError, match=r"with 3 value\(s\) \('Control', 'control', 'patient'\)"):
+        run_cmd.build_config(args, tmp_path, tmp_path / "out3")
 
 
 def test_unknown_participant_labels_are_refused(tmp_path: Path) -> None:
