@@ -39,7 +39,7 @@ from lcm.bids.summary import (
 from lcm.bids.validator import ValidationReport, exclude_invalid_runs, validate_bids
 from lcm.entries import TABLE, entry_type
 from lcm.exceptions import BIDSError, ConfigError
-from lcm.io.bids_names import check_label
+from lcm.io.bids_names import check_label, parse_entities
 from lcm.io.provenance import write_sidecar
 
 log = logging.getLogger(__name__)
@@ -372,8 +372,33 @@ def _log_exclusions(dataset: str, df: pd.DataFrame, root: Path, task: str) -> No
             " ..." if len(unread) > len(shown) else "",
         )
     if n_in == 0:
-        log.warning("%s: no usable run of task %r found under %s", dataset, task, root)
+        others = _tasks_present(root)
+        log.warning(
+            "%s: no usable run of task %r found under %s%s",
+            dataset,
+            task,
+            root,
+            f" (its files name the task(s) {', '.join(others)}: set datasets.{dataset}.task, or "
+            "lcm run --task)"
+            if others and task not in others
+            else "",
+        )
     log.info("%s: %d run(s), %d included", dataset, len(df), n_in)
+
+
+def _tasks_present(root: Path, limit: int = 20000) -> list[str]:
+    """The ``task-`` labels of files under ``root``'s subject folders (at most ``limit`` files
+    looked at): named when no run of the configured task was found."""
+    if not root.is_dir():
+        return []
+    found: set[str] = set()
+    for i, path in enumerate(root.glob("sub-*/**/*_task-*")):
+        if i >= limit:
+            break
+        label = parse_entities(path.name).get("task")
+        if label:
+            found.add(label)
+    return sorted(found)
 
 
 def included_runs(

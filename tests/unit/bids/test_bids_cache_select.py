@@ -351,3 +351,18 @@ def test_a_users_summary_file_beside_the_manifest_is_never_replaced(
     mine.unlink()
     _ingest(root, out)
     _ingest(root, out)
+
+
+def test_no_run_of_the_task_names_the_tasks_the_files_have(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """task-restingstate datasets (common on OpenNeuro) under the default task rest: the
+    warning said no run was found, not which tasks there are."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",), t_r=2.0)
+    for path in root.glob("sub-01/func/*task-rest_*"):
+        path.rename(path.with_name(path.name.replace("task-rest_", "task-restingstate_")))
+    with caplog.at_level("WARNING"):
+        df, _ = _ingest(root, tmp_path / "out" / "manifest.parquet")
+    assert not df["included"].any()
+    assert "no usable run of task 'rest'" in caplog.text
+    assert "its files name the task(s) restingstate: set datasets.tiny.task" in caplog.text
