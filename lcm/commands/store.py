@@ -7,6 +7,8 @@ import hashlib
 import json
 import logging
 
+import pandas as pd
+
 from lcm.catalogue import load_catalogue
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.io.derivatives import included_mask, read_qc_table
@@ -100,7 +102,11 @@ def run(args: argparse.Namespace) -> int:
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     provenance = {"settings": settings, "config_sha256": digest}
     sources = [args.qc_table, args.phenotype, args.catalogue]
-    report = missingness(phenotype, args.dataset, catalogue)
+    # Completeness of the stored participants' variables: a scanned subject without a
+    # phenotype row is missing every variable; a row without connectomes is not stored.
+    rows = phenotype[phenotype["subject"].isin(stored)]
+    absent = pd.DataFrame({"subject": sorted(stored - set(phenotype["subject"]))})
+    report = missingness(pd.concat([rows, absent], ignore_index=True), args.dataset, catalogue)
     identity = variables_id(phenotype, catalogue)
     # One commit: the three files become visible together, under the dataset's lock.
     with commit_dataset(args.store_dir, args.dataset, identity) as commit:

@@ -242,6 +242,10 @@ def test_lcm_store_joins_abide_style_ids(tmp_path: Path, capsys) -> None:
     assert cohort.ids["subject"].tolist() == ["0000101", "0000102", "0000103"]
     assert cohort.variables["dx"].tolist() == ["patient", "control", None]
     assert cohort.ids["site"].tolist() == ["NYU", "NYU", ""]
+    # The missingness report counts the stored subjects, the one without a row as missing.
+    report = pd.read_csv(tmp_path / "s" / "reports" / "missingness_dataset-alpha.tsv", sep="\t")
+    dx = report.set_index("variable").loc["dx"]
+    assert (dx["n"], dx["n_missing"]) == (3, 1)
     # The table itself is read as written.
     assert read_phenotype(pheno, "alpha", load_catalogue(catalogue))["subject"].tolist() == [
         "101",
