@@ -59,6 +59,7 @@ from lcm.evaluate.splits import check_distinct_repeats, labeled_subsets, outer_f
 from lcm.evaluate.tasks import Task, task_from_catalogue, task_targets
 from lcm.evaluate.windows import mean_per_run, run_groups, subject_groups
 from lcm.exceptions import ConfigError, LCMError
+from lcm.io.run_digests import connectome_digests, decode_digests
 from lcm.store.cohort import Cohort
 
 log = logging.getLogger(__name__)
@@ -237,8 +238,11 @@ def derived_seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0] & 0x7FFFFFFF)
 
 
-def check_pretraining_excludes(checkpoint: str | Path, datasets: list[str]) -> None:
-    """Refuse a checkpoint whose pretraining data include a downstream dataset.
+def check_pretraining_excludes(
+    checkpoint: str | Path, datasets: list[str], cohort: Cohort | None = None
+) -> None:
+    """Refuse a checkpoint whose pretraining data include a downstream dataset, or (given the
+    task's ``cohort``) any of its runs, found by content whatever the dataset was called.
 
     Raises
     ------
@@ -265,6 +269,20 @@ def check_pretraining_excludes(checkpoint: str | Path, datasets: list[str]) -> N
             f"Checkpoint {checkpoint} was pretrained on {overlap}, the dataset of this task: "
             "its test subjects were seen in pretraining.",
             hint="Give the task's dataset role: downstream, so pretraining never reads it.",
+        )
+    recorded = meta["data"].get("run_digests") if isinstance(meta["data"], dict) else None
+    if cohort is None or not recorded:  # checkpoints before run digests: the names only
+        return
+    seen_runs = decode_digests(recorded)
+    shared = np.isin(connectome_digests(cohort.fc), seen_runs)
+    if shared.any():
+        subjects = sorted(set(cohort.groups[shared].tolist()))
+        raise ConfigError(
+            f"Checkpoint {checkpoint} was pretrained on {int(shared.sum())} run(s) of this "
+            f"task's {len(subjects)} subject(s) (e.g. {subjects[:3]}): the same connectomes, "
+            f"under the dataset name(s) {seen}.",
+            hint="A dataset is in the config twice (under two names, or two paths to the same "
+            "files): keep the task's copy role: downstream only, and pretrain again.",
         )
 
 
@@ -342,7 +360,7 @@ def evaluate_task(
     datasets = sorted(cohort.ids["dataset"].unique().tolist())
     for ckpt_path in (checkpoint, ssl_checkpoint):
         if ckpt_path is not None and models_needing_checkpoint(models):
-            check_pretraining_excludes(ckpt_path, datasets)
+            check_pretraining_excludes(ckpt_path, datasets, cohort)
     groups = cohort.groups
     sites = cohort.ids["site"].astype(str).to_numpy() if "site" in cohort.ids else None
     sites = sites if sites is not None else np.full(len(cohort), "", dtype=object)

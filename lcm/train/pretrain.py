@@ -24,6 +24,7 @@ from lcm.catalogue import Catalogue
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.atomic import write_tsv
 from lcm.io.provenance import provenance_path
+from lcm.io.run_digests import connectome_digests, encode_digests
 from lcm.model.checkpoint import data_fingerprint, save_checkpoint
 from lcm.model.config import config_from_settings
 from lcm.model.lcm import LCM
@@ -402,6 +403,8 @@ def pretrain(
             "n_runs": len(cohort),
             "n_subjects": len(np.unique(cohort.groups)),
             "heldout_subjects": sorted(np.unique(val.groups).tolist()),
+            # Every run this checkpoint saw, by content: evaluate refuses to test on one.
+            "run_digests": encode_digests(connectome_digests(cohort.fc)),
         },
     }
     if select:  # bei_eval.tsv reports on heldout_subjects; these chose the epoch

@@ -187,6 +187,25 @@ def test_checkpoint_pretrained_on_the_task_dataset_is_refused(tmp_path):
     check_pretraining_excludes(tmp_path, ["adnilike"])  # no overlap: fine
 
 
+def test_a_checkpoint_that_saw_the_tasks_runs_under_another_name_is_refused(tmp_path):
+    """The same data configured twice (role pretrain as 'abidecopy', downstream as
+    'abidelike'): the dataset names differ, the connectomes do not."""
+    from helpers.evaluate import make_cohort
+
+    from lcm.io.run_digests import connectome_digests, encode_digests
+
+    cohort = make_cohort(n_subjects=12, n_unlabeled=0)
+    other = make_cohort(n_subjects=12, n_unlabeled=0, seed=5)
+    seen = np.concatenate([connectome_digests(other.fc), connectome_digests(cohort.fc[:3])])
+    meta = {"data": {"datasets": ["abidecopy"], "run_digests": encode_digests(seen)}}
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match=r"pretrained on 3 run\(s\) of this task's 2 subj"):
+        check_pretraining_excludes(tmp_path, ["abidelike"], cohort)
+    meta["data"]["run_digests"] = encode_digests(connectome_digests(other.fc))
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    check_pretraining_excludes(tmp_path, ["abidelike"], cohort)  # other data: fine
+
+
 @pytest.mark.parametrize("meta", [None, "{", '{"data": {}}', "[1]"])
 def test_a_checkpoint_that_cannot_say_what_it_saw_is_refused(tmp_path, meta):
     """A folder of ridge maps alone (bei-linear) skipped the check: maps fitted on the task's

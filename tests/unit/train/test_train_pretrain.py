@@ -12,6 +12,7 @@ from helpers.model import TINY, make_catalogue, pretrain_cohort
 from safetensors.torch import load_file
 
 from lcm.exceptions import ConfigError, InputDataError
+from lcm.io.run_digests import connectome_digests, decode_digests
 from lcm.model.checkpoint import load_checkpoint
 from lcm.train.heldout import holdout_split
 from lcm.train.pretrain import pretrain
@@ -47,6 +48,9 @@ def test_outputs_and_formats(trained) -> None:
     assert set(meta["standardisation"]) == {"age", "bmi"}  # fit on numeric variables only
     assert meta["training"]["ssl_mask_ratio"] == 0.15  # schema default filled in
     assert len(meta["data_fingerprint"]) == 64 and summary["n_runs_heldout"] == 8
+    # Every run it saw, by content (held-out ones too), for evaluate's leakage check.
+    seen = decode_digests(meta["data"]["run_digests"])
+    assert np.array_equal(seen, np.unique(connectome_digests(cohort.fc))) and len(seen) == 80
     assert [g["name"] for g in meta["query_layout"]] == ["age", "sex", "handedness", "bmi"]
     history = pd.read_csv(out / "history.tsv", sep="\t")
     assert list(history.columns) == [
