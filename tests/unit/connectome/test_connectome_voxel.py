@@ -217,22 +217,22 @@ def test_small_parcels_are_covered_by_every_bold_voxel(tmp_path: Path, run_files
     np.testing.assert_array_equal(empty, ~on_grid)
 
 
+def _run_edited_record(tmp_path: Path, run_files, atlas, edit) -> dict:
+    """QC of the run processed from its fMRIPrep record after ``edit(record)``."""
+    record = fmriprep_record(tmp_path / "rec.json", "tiny", [(RUN, run_files)])
+    rec = json.loads(record.read_text())
+    edit(rec)
+    record.write_text(json.dumps(rec))
+    denoise = DenoiseSettings.from_dict(DENOISE)
+    return process_voxel_run(
+        "tiny", record, RUN, atlas, denoise, tmp_path / "conn", tmp_path / "qc.json"
+    )
+
+
 def test_run_without_brain_mask_counts_live_voxels(tmp_path: Path, run_files, atlas) -> None:
     """A record without a mask: coverage counts the voxels that vary, and QC says so."""
     out, _, _ = _cut_by_mask(run_files, atlas)
-    record = fmriprep_record(tmp_path / "rec.json", "tiny", [(RUN, run_files)])
-    rec = json.loads(record.read_text())
-    del rec["runs"][0]["mask"]
-    record.write_text(json.dumps(rec))
-    qc = process_voxel_run(
-        "tiny",
-        record,
-        RUN,
-        atlas,
-        DenoiseSettings.from_dict(DENOISE),
-        tmp_path / "conn",
-        tmp_path / "qc.json",
-    )
+    qc = _run_edited_record(tmp_path, run_files, atlas, lambda rec: rec["runs"][0].pop("mask"))
     assert qc["included"]
     row = atlas.labels["index"].tolist().index(out)
     assert qc["coverage"][row] > 0.5  # live, though outside the (unknown) brain
@@ -500,18 +500,8 @@ def test_high_pass_above_nyquist_is_the_reason(tmp_path: Path, run_files, atlas)
 
 
 def test_bold_in_another_space_than_the_atlas(tmp_path: Path, run_files, atlas) -> None:
-    record = fmriprep_record(tmp_path / "rec.json", "tiny", [(RUN, run_files)])
-    rec = json.loads(record.read_text())
-    rec["output_space"] = "MNI152NLin6Asym"
-    record.write_text(json.dumps(rec))
-    qc = process_voxel_run(
-        "tiny",
-        record,
-        RUN,
-        atlas,
-        DenoiseSettings.from_dict(DENOISE),
-        tmp_path / "conn",
-        tmp_path / "qc.json",
+    qc = _run_edited_record(
+        tmp_path, run_files, atlas, lambda rec: rec.update(output_space="MNI152NLin6Asym")
     )
     assert not qc["included"]
     assert re.search(

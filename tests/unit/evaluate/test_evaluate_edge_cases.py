@@ -55,6 +55,22 @@ def test_site_split_runs_seed_invariant_fits_once(prevalence_model):
     assert result.n_fits_not_repeated == 2 * 3  # seeds 1 and 2 x three sites
 
 
+def _leave_site_out(cohort: Cohort, tmp_path):
+    """logreg by leave-site-out, one seed, every label; tables written to ``tmp_path``."""
+    settings = EvaluationSettings.from_dict(
+        {"split": "site", "seeds": [0], "label_fractions": [1.0], "models": ["logreg"]}
+    )
+    return evaluate_and_write(
+        cohort,
+        TASK,
+        settings,
+        master_seed=0,
+        checkpoint=None,
+        out=tmp_path / "m.parquet",
+        predictions=tmp_path / "p.parquet",
+    )
+
+
 def test_skipped_site_is_recorded_in_the_result_and_sidecar(tmp_path, caplog):
     """Leaving site A out leaves one control to train on: A was skipped with a log line only."""
     # Controls are the even subjects; A holds 0, 2, 4, 6, 8 (0, 4, 8 have two runs each).
@@ -63,19 +79,8 @@ def test_skipped_site_is_recorded_in_the_result_and_sidecar(tmp_path, caplog):
     }
     site_of[10] = "siteB"
     cohort = _with_sites(make_cohort(n_subjects=12, n_unlabeled=0), site_of)
-    settings = EvaluationSettings.from_dict(
-        {"split": "site", "seeds": [0], "label_fractions": [1.0], "models": ["logreg"]}
-    )
     with caplog.at_level("WARNING"):
-        result = evaluate_and_write(
-            cohort,
-            TASK,
-            settings,
-            master_seed=0,
-            checkpoint=None,
-            out=tmp_path / "m.parquet",
-            predictions=tmp_path / "p.parquet",
-        )
+        result = _leave_site_out(cohort, tmp_path)
     assert "skipping site ['siteA']" in caplog.text
     assert "siteA" not in set(result.predictions["site"])
     assert result.sites_not_tested == {"siteA": {"subjects": 5, "runs": 8}}
@@ -97,19 +102,8 @@ def test_a_test_fold_of_one_class_is_named_in_the_result_sidecar_and_report(tmp_
         i: "siteC" if i in (12, 14, 16, 18) else f"site{'AB'[i % 4 // 2]}" for i in range(20)
     }
     cohort = _with_sites(make_cohort(n_subjects=20, n_unlabeled=0), site_of)
-    settings = EvaluationSettings.from_dict(
-        {"split": "site", "seeds": [0], "label_fractions": [1.0], "models": ["logreg"]}
-    )
     with caplog.at_level("WARNING"):
-        result = evaluate_and_write(
-            cohort,
-            TASK,
-            settings,
-            master_seed=0,
-            checkpoint=None,
-            out=tmp_path / "m.parquet",
-            predictions=tmp_path / "p.parquet",
-        )
+        result = _leave_site_out(cohort, tmp_path)
     assert "(sites siteC): its 4 test subject(s) hold one class only" in caplog.text
     assert [(f["sites"], f["subjects"], f["label"]) for f in result.folds_one_class] == [
         (["siteC"], 4, 0)

@@ -319,6 +319,15 @@ def test_bad_values_of_participants_without_connectomes_do_not_stop_the_store(
         read_phenotype(pheno, "alpha", load_catalogue(catalogue), scanned={"0000101"})
 
 
+def _two_subject_store(tmp_path: Path, store: Path, catalogue) -> Path:
+    """Dataset alpha of two subjects written to ``store``; its variables partition."""
+    qc = _relmats(tmp_path, 2, [f"roi{i}" for i in range(6)], seed=1)
+    rows = ["101\tNYU\t240\t1\t1\t3", "102\tNYU\t300\t2\t2\t4"]
+    pheno = read_phenotype(_pheno(tmp_path, rows), "alpha", catalogue)
+    write_connectomes(store, "toy", "alpha", qc, pheno)
+    return write_variables(store, "alpha", pheno, catalogue)
+
+
 @pytest.mark.parametrize(
     ("given", "stored_as"),
     [
@@ -342,13 +351,8 @@ def test_stored_variables_are_checked_against_the_given_catalogue(
     """The variables partition holds the catalogue it was written with: read with a catalogue
     that gives a variable another kind or other levels, the reader refuses, naming the
     partition, the variable, both definitions and the fix."""
-    qc = _relmats(tmp_path, 2, [f"roi{i}" for i in range(6)], seed=1)
-    pheno = read_phenotype(
-        _pheno(tmp_path, ["101\tNYU\t240\t1\t1\t3", "102\tNYU\t300\t2\t2\t4"]), "alpha", catalogue
-    )
     store = tmp_path / "store"
-    write_connectomes(store, "toy", "alpha", qc, pheno)
-    out = write_variables(store, "alpha", pheno, catalogue)
+    out = _two_subject_store(tmp_path, store, catalogue)
     other = tmp_path / "other.yaml"
     other.write_text(
         CATALOGUE.replace(
@@ -373,13 +377,8 @@ def test_a_partition_without_its_catalogue_is_checked_by_column_type(
 ) -> None:
     """A variables partition written without LCM has no `lcm.catalogue`: a text column read as
     a numeric variable is refused by its type (a bare float conversion error before)."""
-    qc = _relmats(tmp_path, 2, [f"roi{i}" for i in range(6)], seed=1)
-    pheno = read_phenotype(
-        _pheno(tmp_path, ["101\tNYU\t240\t1\t1\t3", "102\tNYU\t300\t2\t2\t4"]), "alpha", catalogue
-    )
     store = tmp_path / "store"
-    write_connectomes(store, "toy", "alpha", qc, pheno)
-    out = write_variables(store, "alpha", pheno, catalogue)
+    out = _two_subject_store(tmp_path, store, catalogue)
     pq.write_table(pq.read_table(out).replace_schema_metadata(None), out)
     assert load_cohort(store, "toy", ["alpha"], catalogue).variables["sex"].tolist() == ["M", "F"]
     other = tmp_path / "other.yaml"
