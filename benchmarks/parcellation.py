@@ -130,7 +130,9 @@ def _confound_array(path: Path) -> np.ndarray:
 
     from lcm.connectome.confounds import strategy_columns
 
-    table = pd.read_csv(path, sep="\t", na_values=["n/a"]).fillna(0.0)
+    # The first row's n/a (derivatives) takes the second row's value, as nilearn's
+    # load_confounds fills it (and LCM does).
+    table = pd.read_csv(path, sep="\t", na_values=["n/a"]).bfill(limit=1).fillna(0.0)
     return table[strategy_columns(DENOISE["strategy"])].to_numpy()
 
 
