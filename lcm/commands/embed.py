@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         args.checkpoint,
         atlas=args.atlas,
         n_rois=cohort.fc.shape[1],
+        roi_names=list(cohort.roi_names),
         catalogue=catalogue,
         device=device,
     )

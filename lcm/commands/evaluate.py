@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lcm.catalogue import load_catalogue
+from lcm.catalogue import Catalogue, load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
 from lcm.commands._sources import existing, store_sources
 from lcm.config import parse_settings
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     # The budget buys fits side by side, each single-threaded (lcm.evaluate.parallel): threads
     # inside each fit (OpenBLAS, torch) slowed them 30x on a shared node.
     workers = apply_thread_budget(resolve_thread_budget(args.threads))
-    _evaluate(args, cohort, task, settings, workers)
+    _evaluate(args, cohort, task, settings, workers, catalogue)
     return 0
 
 
@@ -132,6 +132,7 @@ def _evaluate(
     task: Task,
     settings: EvaluationSettings,
     workers: int = 1,
+    catalogue: Catalogue | None = None,
 ) -> None:
     splits = None
     if args.splits:
@@ -158,6 +159,7 @@ def _evaluate(
         ],
         extra={"store": args.store, "atlas": args.atlas, "dataset": args.dataset},
         workers=workers,
+        catalogue=catalogue,
     )
 
 
@@ -175,6 +177,7 @@ def evaluate_and_write(
     extra: dict | None = None,
     splits: pd.DataFrame | None = None,
     workers: int = 1,
+    catalogue: Catalogue | None = None,
 ) -> EvaluationResult:
     """Evaluate ``task`` on ``cohort`` and write the metrics and predictions tables atomically.
 
@@ -192,6 +195,9 @@ def evaluate_and_write(
         The task's splits table, passed to :func:`~lcm.evaluate.protocol.evaluate_task`.
     workers : int, default 1
         Single-threaded processes fitting side by side (results do not depend on it).
+    catalogue : Catalogue, optional
+        The catalogue the cohort was loaded with; a checkpoint whose variables it defines
+        otherwise is refused (:func:`~lcm.evaluate.protocol.evaluate_task`).
 
     Returns
     -------
@@ -206,6 +212,7 @@ def evaluate_and_write(
         ssl_checkpoint,
         splits=splits,
         workers=workers,
+        catalogue=catalogue,
     )
     meta = {
         "task": task.name,

@@ -91,9 +91,13 @@ def run(args: argparse.Namespace) -> int:
         )
     levels = label_levels(args.catalogue, catalogue.variables[args.label], args.positive)
     cohort = load_cohort(args.store, args.atlas, [args.dataset], catalogue)
-    # Refuse a checkpoint of another atlas, ROI count or catalogue before any training.
+    # Refuse a checkpoint of another atlas, ROI count, ROI order or catalogue before any training.
     _, meta = load_checkpoint(
-        args.checkpoint, atlas=args.atlas, n_rois=cohort.fc.shape[1], catalogue=catalogue
+        args.checkpoint,
+        atlas=args.atlas,
+        n_rois=cohort.fc.shape[1],
+        roi_names=list(cohort.roi_names),
+        catalogue=catalogue,
     )
     if args.dataset in ((meta.get("data") or {}).get("datasets") or []):
         log.warning(
@@ -124,7 +128,15 @@ def run(args: argparse.Namespace) -> int:
             f"{args.label!r} for it.",
         )
     clf = LCMClassifier(
-        args.checkpoint, args.label, levels, settings, args.seed, args.init, device=args.device
+        args.checkpoint,
+        args.label,
+        levels,
+        settings,
+        args.seed,
+        args.init,
+        device=args.device,
+        atlas=args.atlas,
+        roi_names=list(cohort.roi_names),
     )
     # Claimed (refused if it holds others' files) and locked against a concurrent run.
     with training_out_dir(args.out_dir, "lcm finetune", CHECKPOINT_FILES):

@@ -51,6 +51,10 @@ class ModelContext:
         Checkpoint pretrained with the self-supervised loss only (``lcm-ssl``).
     control_permutations : int
         Permuted refits per fit of the ``shuffled-labels`` control.
+    atlas : str or None
+        Atlas of the task's connectomes: a model reading a checkpoint refuses one of another.
+    roi_names : tuple of str or None
+        Their ROI names in row order: a checkpoint or maps of another order are refused.
     """
 
     label: str
@@ -61,6 +65,8 @@ class ModelContext:
     kind: str = "binary"
     ssl_checkpoint: Path | None = None
     control_permutations: int = CONTROL_PERMUTATIONS
+    atlas: str | None = None
+    roi_names: tuple[str, ...] | None = None
 
 
 ModelFactory = Callable[[ModelContext], Model]

@@ -42,9 +42,14 @@ def _lcm_factory(init: str, pseudo_labels: bool | None, ssl_only: bool = False) 
             # (b) confident diagnosis pseudo-labels (an ablation leaving one on measures nothing).
             settings["pseudo_labels"] = pseudo_labels
             settings["diagnosis_pseudo_labels"] = pseudo_labels
+        # The task's atlas and ROI order: each fit refuses a checkpoint of others.
+        data = {
+            "atlas": context.atlas,
+            "roi_names": None if context.roi_names is None else list(context.roi_names),
+        }
         if context.kind == "continuous":
             return LCMRegressor(
-                checkpoint, context.label, settings=settings, seed=context.seed, init=init
+                checkpoint, context.label, settings=settings, seed=context.seed, init=init, **data
             )
         return LCMClassifier(
             checkpoint,
@@ -53,6 +58,7 @@ def _lcm_factory(init: str, pseudo_labels: bool | None, ssl_only: bool = False) 
             settings=settings,
             seed=context.seed,
             init=init,
+            **data,
         )
 
     return factory

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from lcm.catalogue import Catalogue
 from lcm.evaluate.baselines import N_PERMUTATIONS, strata
 from lcm.evaluate.metrics import (
     METRIC_COLUMNS,
@@ -286,6 +287,42 @@ def check_pretraining_excludes(
         )
 
 
+def check_checkpoint_fits(
+    checkpoint: str | Path, cohort: Cohort, catalogue: Catalogue | None = None
+) -> None:
+    """Refuse, before any fit, a checkpoint of another atlas, ROI count, ROI order or catalogue.
+
+    The checks are :func:`lcm.model.checkpoint.check_fits`, the same as ``lcm finetune`` and
+    ``lcm embed`` run; only ``model.json`` is read (not the weights).
+
+    Parameters
+    ----------
+    checkpoint : path-like
+        A pretraining checkpoint folder.
+    cohort : Cohort
+        The task's runs: its ``atlas``, ROI count and ``roi_names``.
+    catalogue : Catalogue, optional
+        The task's catalogue: each variable the checkpoint has queries for must mean the same
+        there (kind, levels, units). Not checked when omitted.
+
+    Raises
+    ------
+    CheckpointError
+        A mismatch, or a ``model.json`` that cannot be read.
+    """
+    # Imported here: the baselines run without torch, which the checkpoint module imports.
+    from lcm.model.checkpoint import check_fits, read_meta
+
+    check_fits(
+        checkpoint,
+        read_meta(checkpoint),
+        atlas=cohort.atlas,
+        n_rois=cohort.fc.shape[1],
+        roi_names=list(cohort.roi_names),
+        catalogue=catalogue,
+    )
+
+
 def choose_folds(
     y_strata: np.ndarray,
     groups: np.ndarray,
@@ -315,6 +352,7 @@ def evaluate_task(
     ssl_checkpoint: str | Path | None = None,
     splits: pd.DataFrame | None = None,
     workers: int = 1,
+    catalogue: Catalogue | None = None,
 ) -> EvaluationResult:
     """Run the protocol on one task.
 
@@ -336,6 +374,9 @@ def evaluate_task(
     workers : int, default 1
         Processes fitting models side by side (:func:`lcm.evaluate.parallel.run_fits`); each
         fit is single-threaded, so the results do not depend on ``workers``.
+    catalogue : Catalogue, optional
+        The catalogue the cohort was loaded with: a checkpoint whose variables mean something
+        else there (kind, levels, units) is refused before any fit. Not checked when omitted.
 
     Returns
     -------
@@ -361,6 +402,7 @@ def evaluate_task(
     for ckpt_path in (checkpoint, ssl_checkpoint):
         if ckpt_path is not None and models_needing_checkpoint(models):
             check_pretraining_excludes(ckpt_path, datasets, cohort)
+            check_checkpoint_fits(ckpt_path, cohort, catalogue)
     groups = cohort.groups
     sites = cohort.ids["site"].astype(str).to_numpy() if "site" in cohort.ids else None
     sites = sites if sites is not None else np.full(len(cohort), "", dtype=object)
@@ -407,6 +449,8 @@ def evaluate_task(
                 checkpoint=Path(checkpoint) if checkpoint is not None else None,
                 kind=task.kind,
                 ssl_checkpoint=Path(ssl_checkpoint) if ssl_checkpoint is not None else None,
+                atlas=cohort.atlas,
+                roi_names=tuple(cohort.roi_names),
             )
             for fraction, mask in masks.items():
                 data_key = (np.asarray(train).tobytes(), np.asarray(test).tobytes(), mask.tobytes())

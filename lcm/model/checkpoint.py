@@ -29,6 +29,7 @@ from lcm.model.config import LCMConfig
 from lcm.model.lcm import LCM
 from lcm.model.targets import QueryLayout
 from lcm.model.weights import check_shapes, read_header, save_tensors
+from lcm.store.layout import roi_names_difference
 
 log = logging.getLogger(__name__)
 
@@ -240,11 +241,65 @@ def checkpoint_layout(meta: dict[str, Any]) -> QueryLayout:
         ) from exc
 
 
+def check_fits(
+    checkpoint: str | Path,
+    meta: dict[str, Any],
+    *,
+    atlas: str | None = None,
+    n_rois: int | None = None,
+    roi_names: list[str] | None = None,
+    catalogue: Catalogue | None = None,
+) -> None:
+    """Refuse a checkpoint that does not fit the caller's data (its metadata only, no weights).
+
+    The one owner of these checks: :func:`load_checkpoint` runs them, and so does a caller
+    that must refuse a checkpoint before it trains anything (``lcm evaluate``).
+
+    Parameters
+    ----------
+    checkpoint : path-like
+        The checkpoint folder (named in errors).
+    meta : dict
+        Its parsed ``model.json`` (:func:`read_meta`).
+    atlas, n_rois : optional
+        What the caller's connectomes use; a different value raises.
+    roi_names : list of str, optional
+        The caller's ROI names in the order of its connectomes' rows: any difference from the
+        checkpoint's ``roi_names`` raises (same names in another order give every token another
+        region, silently). A checkpoint that predates the record is not checked.
+    catalogue : Catalogue, optional
+        The caller's catalogue: every variable the model has queries for must exist there with
+        the same kind, levels and units (extra variables are fine).
+
+    Raises
+    ------
+    CheckpointError
+        A mismatch with ``atlas``, ``n_rois``, ``roi_names`` or ``catalogue``.
+    """
+    folder = Path(checkpoint)
+    if atlas is not None and meta.get("atlas") != atlas:
+        raise CheckpointError(
+            f"Checkpoint {folder} was trained on atlas {meta.get('atlas')!r}, "
+            f"the data use {atlas!r}.",
+            hint="Use a checkpoint pretrained on the same atlas, or re-extract with its atlas.",
+        )
+    if n_rois is not None and meta.get("n_rois") != n_rois:
+        raise CheckpointError(
+            f"Checkpoint {folder} expects {meta.get('n_rois')} ROIs, the data have {n_rois}.",
+            hint="Connectomes must come from the checkpoint's atlas with all its ROIs.",
+        )
+    if roi_names is not None:
+        _check_roi_names(folder, meta, roi_names)
+    if catalogue is not None:
+        _check_catalogue(folder, meta, checkpoint_layout(meta), catalogue)
+
+
 def load_checkpoint(
     checkpoint: str | Path,
     *,
     atlas: str | None = None,
     n_rois: int | None = None,
+    roi_names: list[str] | None = None,
     catalogue: Catalogue | None = None,
     device: str | torch.device = "cpu",
 ) -> tuple[LCM, dict[str, Any]]:
@@ -254,11 +309,8 @@ def load_checkpoint(
     ----------
     checkpoint : path-like
         Folder with ``model.safetensors`` and ``model.json``.
-    atlas, n_rois : optional
-        What the caller's connectomes use; a different value raises.
-    catalogue : Catalogue, optional
-        The caller's catalogue: every variable the model has queries for must exist there with
-        the same kind, levels and units (extra variables are fine).
+    atlas, n_rois, roi_names, catalogue : optional
+        What the caller's data use, checked by :func:`check_fits`.
     device : str or torch.device
 
     Returns
@@ -271,24 +323,13 @@ def load_checkpoint(
     Raises
     ------
     CheckpointError
-        Missing or corrupted files, or a mismatch with ``atlas``, ``n_rois`` or ``catalogue``.
+        Missing or corrupted files, or a mismatch with ``atlas``, ``n_rois``, ``roi_names`` or
+        ``catalogue``.
     """
     folder = Path(checkpoint)
     meta = read_meta(folder)
-    if atlas is not None and meta.get("atlas") != atlas:
-        raise CheckpointError(
-            f"Checkpoint {folder} was trained on atlas {meta.get('atlas')!r}, "
-            f"the data use {atlas!r}.",
-            hint="Use a checkpoint pretrained on the same atlas, or re-extract with its atlas.",
-        )
-    if n_rois is not None and meta.get("n_rois") != n_rois:
-        raise CheckpointError(
-            f"Checkpoint {folder} expects {meta.get('n_rois')} ROIs, the data have {n_rois}.",
-            hint="Connectomes must come from the checkpoint's atlas with all its ROIs.",
-        )
+    check_fits(folder, meta, atlas=atlas, n_rois=n_rois, roi_names=roi_names, catalogue=catalogue)
     layout = checkpoint_layout(meta)
-    if catalogue is not None:
-        _check_catalogue(folder, meta, layout, catalogue)
     weights = folder / WEIGHTS_NAME
     if sha256_file(weights) != meta.get("weights_sha256"):
         raise CheckpointError(
@@ -317,6 +358,26 @@ def load_checkpoint(
             hint="model.json is inconsistent; use the original checkpoint.",
         )
     return model.to(device).eval(), meta
+
+
+def _check_roi_names(folder: Path, meta: dict[str, Any], roi_names: list[str]) -> None:
+    stored = meta.get("roi_names")
+    if stored is None:
+        log.debug("checkpoint %s records no roi_names: the ROI order is not checked", folder)
+        return
+    if not isinstance(stored, list):
+        raise CheckpointError(
+            f"{folder / META_NAME}: roi_names is {type(stored).__name__}, expected a list.",
+            hint="model.json was edited or comes from elsewhere; use the original checkpoint.",
+        )
+    difference = roi_names_difference(stored, list(roi_names), f"its {META_NAME} roi_names")
+    if difference is not None:
+        raise CheckpointError(
+            f"Checkpoint {folder} was trained on other ROIs than the data's: {difference}.",
+            hint="Each token would stand for another region: rebuild the store with the "
+            "checkpoint's atlas and its labels order (model.json roi_names), or use a checkpoint "
+            "pretrained on this store's ROIs.",
+        )
 
 
 def _check_catalogue(

@@ -24,6 +24,38 @@ def labels_identity(names: list[str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def roi_names_difference(expected: list[str], given: list[str], source: str) -> str | None:
+    """Where two ordered ROI name lists differ, in words; ``None`` when they are the same.
+
+    Names compare as :func:`labels_identity` reads them (stripped strings). A model or map
+    fitted on one ROI order reads another order's connectomes without any error, each token
+    or edge then standing for the wrong region: the order matters, not only the set.
+
+    Parameters
+    ----------
+    expected : list of str
+        The ROI names a model was fitted on (its checkpoint or maps file records them).
+    given : list of str
+        The ROI names of the data it is to read.
+    source : str
+        Where ``expected`` come from, in words (``"the checkpoint"``).
+
+    Returns
+    -------
+    str or None
+        E.g. ``"ROI 0 is 'roi12' in the checkpoint, 'roi0' in the data (same names in another
+        order)"``.
+    """
+    a, b = [str(n).strip() for n in expected], [str(n).strip() for n in given]
+    if a == b:
+        return None
+    if len(a) != len(b):
+        return f"{len(a)} ROI names in {source}, {len(b)} in the data"
+    i = next(k for k, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
+    same_set = "same names in another order" if sorted(a) == sorted(b) else "other names"
+    return f"ROI {i} is {a[i]!r} in {source}, {b[i]!r} in the data ({same_set})"
+
+
 def n_edges(n_rois: int) -> int:
     """Number of stored entries for ``n_rois`` regions."""
     return n_rois * (n_rois - 1) // 2

@@ -84,6 +84,11 @@ class LCMClassifier(FinetunedLCM):
         which would carry pretrained knowledge).
     device : str, optional
         Default CUDA when available, else CPU.
+    atlas : str, optional
+        Atlas of the connectomes ``fit`` gets; a checkpoint of another atlas is refused.
+    roi_names : list of str, optional
+        Their ROI names in row order; a checkpoint of other ROIs or another order is refused
+        (``None``: only the ROI count is checked).
 
     Attributes
     ----------
@@ -115,6 +120,8 @@ class LCMClassifier(FinetunedLCM):
         init: str = "pretrained",
         *,
         device: str | None = None,
+        atlas: str | None = None,
+        roi_names: list[str] | None = None,
     ) -> None:
         self.checkpoint = checkpoint
         self.label = label
@@ -123,6 +130,8 @@ class LCMClassifier(FinetunedLCM):
         self.seed = seed
         self.init = init
         self.device = device
+        self.atlas = atlas
+        self.roi_names = roi_names
 
     # -- fitting --------------------------------------------------------------------------
 

@@ -24,13 +24,18 @@ INITS = ("pretrained", "scratch")
 
 
 class FinetunedLCM:
-    """Mixin of the finetuned estimators (needs ``checkpoint``, ``init``, ``seed``).
+    """Mixin of the finetuned estimators (needs ``checkpoint``, ``init``, ``seed``, ``atlas``,
+    ``roi_names``).
 
     ``n_task_queries`` is the number of queries a model trained from scratch starts with (the
-    task head: two diagnosis logits, or one continuous value).
+    task head: two diagnosis logits, or one continuous value). ``atlas`` and ``roi_names``
+    (``None``: not checked) describe the connectomes ``fit`` gets: the checkpoint is refused
+    when it was pretrained on another atlas or ROI order, which a ROI count cannot tell.
     """
 
     n_task_queries = 1
+    atlas: str | None = None
+    roi_names: list[str] | None = None
 
     def _check_setup(self, fc: np.ndarray, variables: pd.DataFrame | None) -> None:
         """Raise on an unknown init, a missing checkpoint, bad connectomes or variables."""
@@ -54,7 +59,10 @@ class FinetunedLCM:
         if self.checkpoint is None:
             torch.manual_seed(self.seed)
             return LCM(LCMConfig(n_rois=n_rois, n_queries=self.n_task_queries)), {}
-        return load_checkpoint(self.checkpoint, n_rois=n_rois)
+        roi_names = None if self.roi_names is None else list(self.roi_names)
+        return load_checkpoint(
+            self.checkpoint, atlas=self.atlas, n_rois=n_rois, roi_names=roi_names
+        )
 
     def _outputs(self, fc: np.ndarray) -> torch.Tensor:
         """The fitted model's outputs on ``fc`` ``[n, n_outputs]``, after checking ``fc``."""

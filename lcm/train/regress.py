@@ -48,6 +48,10 @@ class LCMRegressor(FinetunedLCM):
     seed : int
     init : {"pretrained", "scratch"}
     device : str, optional
+    atlas : str, optional
+        Atlas of the connectomes ``fit`` gets; a checkpoint of another atlas is refused.
+    roi_names : list of str, optional
+        Their ROI names in row order; a checkpoint of other ROIs or another order is refused.
 
     Attributes
     ----------
@@ -73,6 +77,8 @@ class LCMRegressor(FinetunedLCM):
         init: str = "pretrained",
         *,
         device: str | None = None,
+        atlas: str | None = None,
+        roi_names: list[str] | None = None,
     ) -> None:
         self.checkpoint = checkpoint
         self.label = label
@@ -80,6 +86,8 @@ class LCMRegressor(FinetunedLCM):
         self.seed = seed
         self.init = init
         self.device = device
+        self.atlas = atlas
+        self.roi_names = roi_names
 
     def fit(
         self,

@@ -178,17 +178,30 @@ def relmat_qc_row(subject: str, relmat: Path) -> dict[str, str]:
 
 
 def add_store_dataset(
-    tmp: Path, store: Path, catalogue: Path, dataset: str, atlas: str, n: int, seed: int
+    tmp: Path,
+    store: Path,
+    catalogue: Path,
+    dataset: str,
+    atlas: str,
+    n: int,
+    seed: int,
+    order: list[int] | None = None,
 ) -> None:
-    """Write relmat TSVs, a QC table and a phenotype file, then run `lcm store` on them."""
+    """Write relmat TSVs, a QC table and a phenotype file, then run `lcm store` on them.
+
+    ``order`` permutes the ROIs (names and matrix rows alike: the same connectomes stored in
+    another ROI order, as another labels file of the same atlas would give).
+    """
     cohort = make_cohort(n, seed=seed)
     folder = tmp / f"{dataset}-{atlas}"
     folder.mkdir()
+    order = list(range(len(cohort.roi_names))) if order is None else order
+    names = [cohort.roi_names[j] for j in order]
     qc_rows, pheno = [], cohort.variables.copy()
     for i, subject in enumerate(cohort.ids["subject"]):
         path = folder / f"sub-{subject}_relmat.tsv"
-        index = pd.Index(cohort.roi_names, name="Node")
-        pd.DataFrame(cohort.fc[i], index=index, columns=cohort.roi_names).to_csv(path, sep="\t")
+        fc = cohort.fc[i][np.ix_(order, order)]
+        pd.DataFrame(fc, index=pd.Index(names, name="Node"), columns=names).to_csv(path, sep="\t")
         qc_rows.append(relmat_qc_row(subject, path))
     pd.DataFrame(qc_rows).to_csv(folder / "qc.tsv", sep="\t", index=False)
     pheno = pheno.rename(

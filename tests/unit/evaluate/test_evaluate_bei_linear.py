@@ -67,8 +67,12 @@ def test_bei_linear_in_the_protocol_reads_the_checkpoint_maps(tmp_path):
     pre_vars = pd.DataFrame({"score": rng.normal(size=len(pre))})
     pre_vars["score"] += 3 * pre.fc[:, 0, 1]
     fit_bei_maps(pre.fc, pre_vars, pre.groups).save(tmp_path / MAPS_FILE)
-    # What the checkpoint was pretrained on, as lcm pretrain records it beside the maps.
-    (tmp_path / "model.json").write_text(json.dumps({"data": {"datasets": ["pretraining"]}}))
+    # What the checkpoint was pretrained on (datasets, atlas, ROIs), as lcm pretrain records it
+    # beside the maps; the protocol reads model.json only (an empty weights file does).
+    meta = {"format_version": 1, "data": {"datasets": ["pretraining"]}, "atlas": "toy"}
+    meta.update(n_rois=len(cohort.roi_names), roi_names=cohort.roi_names)
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    (tmp_path / "model.safetensors").touch()
     settings = EvaluationSettings(n_folds=3, label_fractions=(1.0,), models=("bei-linear",))
     result = evaluate_task(cohort, TASK, settings, master_seed=0, checkpoint=tmp_path)
     auc = result.metrics.query("metric == 'auc'")["value"]

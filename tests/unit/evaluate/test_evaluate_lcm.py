@@ -67,6 +67,65 @@ def test_checkpoint_pretrained_on_task_dataset_is_refused(tmp_path):
         evaluate_task(make_cohort(n_subjects=8), TASK, settings, master_seed=1, checkpoint=leaky)
 
 
+def _age_catalogue(units: str) -> Catalogue:
+    return Catalogue(
+        variables={"age": Variable("age", "continuous", "sociodemographic", units, (5, 100))},
+        datasets={},
+        path="<months>",
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"atlas": "toy2"}, r"trained on atlas 'toy', the data use 'toy2'"),
+        ({"roi_names": "reversed"}, r"ROI 0 is 'roi0' in its model.json roi_names, 'roi\d+' in"),
+        ({"catalogue": "months"}, r"variable 'age' differs .*\(units: checkpoint 'years'"),
+    ],
+)
+def test_a_checkpoint_of_other_rois_or_catalogue_is_refused_before_any_fit(
+    checkpoint, monkeypatch, change: dict, match: str
+):
+    """The evaluation path refuses what lcm finetune refuses (one check, lcm.model.checkpoint)."""
+    from lcm.evaluate import protocol
+    from lcm.exceptions import CheckpointError
+
+    cohort = make_cohort(n_subjects=8)
+    if "atlas" in change:
+        cohort.atlas = change["atlas"]
+    if "roi_names" in change:
+        cohort.roi_names = cohort.roi_names[::-1]
+    catalogue = _age_catalogue(change.get("catalogue", "years"))
+    monkeypatch.setattr(protocol, "run_fits", lambda *a, **k: pytest.fail("a model was fitted"))
+    settings = EvaluationSettings.from_dict({"n_folds": 2, "models": ["lcm", "logreg"]})
+    with pytest.raises(CheckpointError, match=match):
+        evaluate_task(
+            cohort, TASK, settings, master_seed=1, checkpoint=checkpoint, catalogue=catalogue
+        )
+
+
+@pytest.mark.parametrize("estimator", ["classifier", "regressor"])
+def test_the_finetuned_estimators_refuse_other_rois(checkpoint, estimator: str):
+    """Given the data's ROI names, LCMClassifier and LCMRegressor refuse another order too."""
+    from lcm.exceptions import CheckpointError
+    from lcm.train.finetune import LCMClassifier
+    from lcm.train.regress import LCMRegressor
+
+    cohort = make_cohort(n_subjects=8)
+    names = cohort.roi_names[::-1]
+    if estimator == "classifier":
+        model = LCMClassifier(checkpoint, "dx", ("control", "case"), {}, 0, roi_names=names)
+        y = np.arange(len(cohort)) % 2
+    else:
+        model = LCMRegressor(checkpoint, "score", {}, 0, roi_names=names)
+        y = np.linspace(0.0, 1.0, len(cohort))
+    with pytest.raises(CheckpointError, match=r"ROI 0 is 'roi0' in its model.json roi_names"):
+        model.fit(cohort.fc, y)
+    other = LCMRegressor(checkpoint, "score", {}, 0, atlas="toy2")
+    with pytest.raises(CheckpointError, match=r"trained on atlas 'toy', the data use 'toy2'"):
+        other.fit(cohort.fc, np.linspace(0.0, 1.0, len(cohort)))
+
+
 def test_lcm_variants_run_in_protocol(checkpoint, ssl_checkpoint):
     models = ["lcm", "lcm-no-pseudo", "lcm-ssl", "lcm-scratch", "logreg"]
     settings = EvaluationSettings.from_dict(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from lcm.model.config import LCMConfig
 from lcm.model.lcm import LCM
 from lcm.model.targets import layout_from_catalogue
 
+ROIS = [f"r{i}" for i in range(11)]
+
 
 @pytest.fixture
 def saved(tmp_path: Path):
@@ -24,7 +27,13 @@ def saved(tmp_path: Path):
     layout = layout_from_catalogue(catalogue)
     torch.manual_seed(0)
     model = LCM(LCMConfig(n_rois=11, n_queries=layout.n_queries, d_model=16, n_heads=2, d_ffn=24))
-    meta = {"atlas": "toy", "n_rois": 11, "catalogue": catalogue.to_dict(), "seed": 3}
+    meta = {
+        "atlas": "toy",
+        "n_rois": 11,
+        "roi_names": ROIS,
+        "catalogue": catalogue.to_dict(),
+        "seed": 3,
+    }
     out = save_checkpoint(tmp_path / "ckpt", model, layout, meta)
     return out, model.eval(), catalogue
 
@@ -52,6 +61,31 @@ def test_refuses_other_atlas_or_size(saved, kwargs: dict, match: str) -> None:
     with pytest.raises(CheckpointError, match=match) as info:
         load_checkpoint(saved[0], **kwargs)
     assert info.value.hint
+
+
+@pytest.mark.parametrize(
+    ("names", "match"),
+    [
+        (ROIS[::-1], r"ROI 0 is 'r0' in its model.json roi_names, 'r10' in the data \(same names"),
+        ([*ROIS[:4], "x", *ROIS[5:]], r"ROI 4 is 'r4' in its model.json roi_names, 'x' in the "),
+    ],
+)
+def test_refuses_other_roi_order_or_names(saved, names: list[str], match: str) -> None:
+    """Same count, another order or other names: every token would be another region."""
+    load_checkpoint(saved[0], atlas="toy", n_rois=11, roi_names=ROIS)
+    with pytest.raises(CheckpointError, match=match) as info:
+        load_checkpoint(saved[0], atlas="toy", n_rois=11, roi_names=names)
+    assert str(saved[0]) in info.value.message and "labels order" in info.value.hint
+
+
+def test_a_checkpoint_without_roi_names_is_checked_for_count_only(saved, caplog) -> None:
+    meta_path = saved[0] / "model.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["roi_names"]  # written before the ROI names were recorded
+    meta_path.write_text(json.dumps(meta))
+    caplog.set_level(logging.DEBUG, logger="lcm.model.checkpoint")
+    load_checkpoint(saved[0], n_rois=11, roi_names=ROIS[::-1])
+    assert "records no roi_names" in caplog.text
 
 
 def test_refuses_changed_catalogue(saved, tmp_path: Path) -> None:

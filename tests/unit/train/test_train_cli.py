@@ -205,6 +205,59 @@ def test_finetune_splits_by_subject_not_by_row(tmp_path: Path, monkeypatch) -> N
     assert all(str(g).startswith("beta/") for g in groups)
 
 
+def test_every_verb_refuses_a_checkpoint_of_other_rois_or_catalogue(tmp_path: Path, capsys) -> None:
+    """evaluate, finetune and embed refuse, before any fit, a checkpoint of (a) another atlas of
+    the same ROI count, (b) the same ROI names in another order, (c) a catalogue in which a
+    variable of its queries has other levels. Each ran to exit 0 on wrong tokens before."""
+    catalogue = write_catalogue(tmp_path, CLI_CATALOGUE)
+    store, reversed_store = tmp_path / "store", tmp_path / "reversed"
+    add_store_dataset(tmp_path, store, catalogue, "alpha", "toy", 30, seed=0)
+    add_store_dataset(tmp_path, store, catalogue, "beta", "toy", 20, seed=1)
+    add_store_dataset(tmp_path, store, catalogue, "beta", "toy2", 20, seed=1)
+    (tmp_path / "r").mkdir()
+    order = list(range(13))[::-1]
+    add_store_dataset(tmp_path / "r", reversed_store, catalogue, "beta", "toy", 20, 1, order)
+    common = ["--catalogue", str(catalogue), "--threads", "1"]
+    pre = tmp_path / "pre"
+    pretrain = ["pretrain", "--store", str(store), *common, "--atlas", "toy", "--datasets"]
+    pretrain += ["alpha", "--model", json.dumps(TINY), "--settings", '{"epochs": 1}']
+    assert main([*pretrain, "--out-dir", str(pre)]) == 0
+    settings = {"n_folds": 2, "seeds": [0], "models": ["lcm"], "finetune": {"epochs": 1}}
+    task = ["--dataset", "beta", "--label", "dx", "--positive", "patient", "--seed", "1"]
+
+    def run(verb: str, store_dir: Path, atlas: str, cat: Path = catalogue) -> str:
+        out = tmp_path / f"{verb}-{store_dir.name}-{atlas}-{cat.stem}"
+        argv = [verb, "--store", str(store_dir), "--atlas", atlas, "--checkpoint", str(pre)]
+        argv += ["--catalogue", str(cat)]
+        if verb != "embed":
+            argv += ["--threads", "1"]
+        if verb == "evaluate":
+            argv += [*task, "--task", "dx", "--settings", json.dumps(settings)]
+            argv += ["--out", f"{out}.parquet", "--predictions", f"{out}-p.parquet"]
+        elif verb == "finetune":
+            argv += [*task, "--settings", '{"epochs": 1}', "--out-dir", str(out)]
+        else:
+            argv += ["--datasets", "beta", "--out", f"{out}.parquet"]
+        capsys.readouterr()
+        assert main(argv) == 5, verb  # CheckpointError
+        assert not list(tmp_path.glob(f"{out.name}*")), "refused after writing"
+        err = capsys.readouterr().err
+        assert "fit lcm" not in err and str(pre) in err
+        return err
+
+    for verb in ("evaluate", "finetune", "embed"):
+        assert "trained on atlas 'toy', the data use 'toy2'" in run(verb, store, "toy2")
+        err = run(verb, reversed_store, "toy")
+        assert "ROI 0 is 'roi0' in its model.json roi_names, 'roi12' in the data" in err
+        assert "labels order" in err
+    (tmp_path / "levels").mkdir()
+    flipped = write_catalogue(
+        tmp_path / "levels", catalogue.read_text().replace("[F, M]", "[M, F]")
+    )
+    err = run("evaluate", store, "toy", flipped)
+    assert "variable 'sex' differs" in err and "levels: checkpoint ['F', 'M']" in err
+
+
 @pytest.mark.parametrize("verb", ["pretrain", "finetune", "model-info", "embed"])
 def test_help_has_example(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
