@@ -89,13 +89,29 @@ class BEILinear(_TunedLinear):
         return np.asarray(self.model_.predict(self._features(fc)), dtype=float)
 
 
-def load_maps(checkpoint: str | Path | None) -> BEIMaps:
-    """The maps saved beside a pretraining checkpoint (:data:`MAPS_FILE`).
+def load_maps(
+    checkpoint: str | Path | None,
+    atlas: str | None = None,
+    roi_names: list[str] | tuple[str, ...] | None = None,
+) -> BEIMaps:
+    """The maps saved beside a pretraining checkpoint (:data:`MAPS_FILE`), checked against the
+    data they are to read.
+
+    Parameters
+    ----------
+    checkpoint : path-like or None
+        The pretraining checkpoint folder.
+    atlas : str, optional
+        Atlas of the task's connectomes.
+    roi_names : sequence of str, optional
+        Their ROI names in row order (:meth:`BEIMaps.check_fits`).
 
     Raises
     ------
     ConfigError
         Without a checkpoint, or when the checkpoint predates the maps.
+    CheckpointError
+        Maps of another atlas, ROI count or ROI order than ``atlas`` and ``roi_names``.
     """
     if checkpoint is None:
         raise ConfigError(
@@ -110,4 +126,6 @@ def load_maps(checkpoint: str | Path | None) -> BEIMaps:
             f"bei-linear: {path} is missing (checkpoint written before the maps existed).",
             hint="Rerun `lcm pretrain` (it writes the maps), or drop bei-linear.",
         )
-    return BEIMaps.load(path)
+    maps = BEIMaps.load(path)
+    maps.check_fits(path, atlas, None if roi_names is None else list(roi_names))
+    return maps

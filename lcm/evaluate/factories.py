@@ -81,9 +81,8 @@ def ridge(context: ModelContext) -> Model:
 def bei_linear(context: ModelContext) -> Model:
     from lcm.evaluate.bei_linear import BEILinear, load_maps
 
-    return BEILinear(
-        load_maps(context.checkpoint), seed=context.seed, binary=context.kind != "continuous"
-    )
+    maps = load_maps(context.checkpoint, atlas=context.atlas, roi_names=context.roi_names)
+    return BEILinear(maps, seed=context.seed, binary=context.kind != "continuous")
 
 
 # Permuted LCM refits per fit of the LCM-path control: each is a full finetuning (two with the

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import Ridge
 
-from lcm.exceptions import InputDataError
-from lcm.store.layout import fisher_z, matrix_to_vec
+from lcm.exceptions import CheckpointError, InputDataError
+from lcm.store.layout import fisher_z, matrix_to_vec, n_edges, roi_names_difference
 from lcm.train.outputs import MAPS_FILE  # noqa: F401  (re-exported: the maps' file name)
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,12 @@ class BEIMaps:
         Penalty chosen per output on the pretraining hold-out.
     heldout_r2 : numpy.ndarray, shape (V,)
         Hold-out R² of each map at its penalty (how well the variable is read from FC).
+    atlas : str or None
+        Atlas of the connectomes the maps were fitted on (``None``: maps written before it was
+        recorded).
+    roi_names : list of str or None
+        Their ROI names in row order: each feature is the edge of two of them, so connectomes
+        of another order would be read through the wrong edges (``None``: not recorded).
     """
 
     names: list[str]
@@ -56,6 +62,8 @@ class BEIMaps:
     intercept: np.ndarray
     alpha: np.ndarray
     heldout_r2: np.ndarray
+    atlas: str | None = None
+    roi_names: list[str] | None = None
 
     def transform(self, fc: np.ndarray) -> np.ndarray:
         """Predicted variables ``(n, V)`` of connectomes ``(n, R, R)``."""
@@ -66,6 +74,9 @@ class BEIMaps:
         """Write the maps as a ``.npz`` (no pickled objects)."""
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp.npz")
+        data = {} if self.atlas is None else {"atlas": np.array(self.atlas, dtype=str)}
+        if self.roi_names is not None:
+            data["roi_names"] = np.array(self.roi_names, dtype=str)
         np.savez(
             tmp,
             names=np.array(self.names, dtype=str),
@@ -75,6 +86,7 @@ class BEIMaps:
             intercept=self.intercept,
             alpha=self.alpha,
             heldout_r2=self.heldout_r2,
+            **data,
         )
         tmp.replace(path)
         return path
@@ -92,12 +104,63 @@ class BEIMaps:
                     intercept=z["intercept"],
                     alpha=z["alpha"],
                     heldout_r2=z["heldout_r2"],
+                    # Absent from maps written before they were recorded.
+                    atlas=str(z["atlas"]) if "atlas" in z.files else None,
+                    roi_names=[str(n) for n in z["roi_names"]] if "roi_names" in z.files else None,
                 )
         except (OSError, KeyError, ValueError) as exc:
             raise InputDataError(
                 f"Cannot read the BEI ridge maps {path}: {exc}",
                 hint="Rerun `lcm pretrain`, which writes them beside the checkpoint.",
             ) from exc
+
+    def check_fits(
+        self, source: str | Path, atlas: str | None = None, roi_names: list[str] | None = None
+    ) -> None:
+        """Refuse connectomes of another atlas, ROI count or ROI order than the maps'.
+
+        Parameters
+        ----------
+        source : path-like
+            Where the maps come from (named in errors).
+        atlas : str, optional
+            Atlas of the data the maps are to read.
+        roi_names : list of str, optional
+            Their ROI names in row order. Maps that record none (written before the record)
+            are checked for the ROI count only.
+
+        Raises
+        ------
+        CheckpointError
+            A mismatch: the maps would read every edge as another pair of regions.
+        """
+        hint = (
+            "Rerun `lcm pretrain` on this store's atlas, or rebuild the store with the maps' "
+            "atlas and its labels order."
+        )
+        if atlas is not None and self.atlas is not None and atlas != self.atlas:
+            raise CheckpointError(
+                f"BEI ridge maps {source} were fitted on atlas {self.atlas!r}, the data use "
+                f"{atlas!r}.",
+                hint=hint,
+            )
+        if roi_names is None:
+            return
+        if self.roi_names is None:
+            log.debug("maps %s record no ROI names: only the ROI count is checked", source)
+            if len(self.x_mean) != n_edges(len(roi_names)):
+                raise CheckpointError(
+                    f"BEI ridge maps {source} read {len(self.x_mean)} edges, the data's "
+                    f"{len(roi_names)} ROIs have {n_edges(len(roi_names))}.",
+                    hint=hint,
+                )
+            return
+        difference = roi_names_difference(self.roi_names, list(roi_names), "the maps")
+        if difference is not None:
+            raise CheckpointError(
+                f"BEI ridge maps {source} were fitted on other ROIs than the data's: {difference}.",
+                hint=hint,
+            )
 
 
 def bei_target_matrix(variables: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
@@ -160,6 +223,9 @@ def fit_bei_maps(
     groups: np.ndarray,
     seed: int = 0,
     alphas: tuple[float, ...] = ALPHAS,
+    *,
+    atlas: str | None = None,
+    roi_names: list[str] | None = None,
 ) -> BEIMaps:
     """Fit one ridge map per BEI variable on a pretraining cohort.
 
@@ -173,6 +239,10 @@ def fit_bei_maps(
     seed : int
     alphas : tuple of float
         Candidate penalties (on standardised features).
+    atlas : str, optional
+    roi_names : list of str, optional
+        The atlas and ROI order of ``fc``, recorded in the maps so that they refuse
+        connectomes of others (:meth:`BEIMaps.check_fits`).
 
     Returns
     -------
@@ -225,4 +295,5 @@ def fit_bei_maps(
             for n, a, r in zip(names, alpha, r2, strict=True)
         ),
     )
-    return BEIMaps(names, x_mean, x_scale, coef, y_mean, alpha, r2)
+    roi_names = None if roi_names is None else [str(n) for n in roi_names]
+    return BEIMaps(names, x_mean, x_scale, coef, y_mean, alpha, r2, atlas, roi_names)

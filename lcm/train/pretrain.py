@@ -152,7 +152,14 @@ def _write_bei_linear_maps(cohort: Cohort, seed: int, out: Path) -> None:
     from lcm.train.bei_maps import MAPS_FILE, fit_bei_maps
 
     try:
-        maps = fit_bei_maps(cohort.fc, cohort.variables, cohort.groups, seed)
+        maps = fit_bei_maps(
+            cohort.fc,
+            cohort.variables,
+            cohort.groups,
+            seed,
+            atlas=cohort.atlas,
+            roi_names=list(cohort.roi_names),
+        )
     except InputDataError as exc:  # no variable to map: the baseline is then unavailable
         log.warning("bei-linear maps not written: %s", exc)
         return

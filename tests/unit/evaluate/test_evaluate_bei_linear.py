@@ -18,7 +18,7 @@ from lcm.evaluate.registry import (
     register_model,
     unregister_model,
 )
-from lcm.exceptions import ConfigError
+from lcm.exceptions import CheckpointError, ConfigError
 
 N_ROIS = 9
 
@@ -66,7 +66,8 @@ def test_bei_linear_in_the_protocol_reads_the_checkpoint_maps(tmp_path):
     pre = make_cohort(n_subjects=40, n_unlabeled=0, seed=7)
     pre_vars = pd.DataFrame({"score": rng.normal(size=len(pre))})
     pre_vars["score"] += 3 * pre.fc[:, 0, 1]
-    fit_bei_maps(pre.fc, pre_vars, pre.groups).save(tmp_path / MAPS_FILE)
+    maps = fit_bei_maps(pre.fc, pre_vars, pre.groups, atlas="toy", roi_names=cohort.roi_names)
+    maps.save(tmp_path / MAPS_FILE)
     # What the checkpoint was pretrained on (datasets, atlas, ROIs), as lcm pretrain records it
     # beside the maps; the protocol reads model.json only (an empty weights file does).
     meta = {"format_version": 1, "data": {"datasets": ["pretraining"]}, "atlas": "toy"}
@@ -79,6 +80,27 @@ def test_bei_linear_in_the_protocol_reads_the_checkpoint_maps(tmp_path):
     assert len(auc) == 3 and auc.mean() > 0.6
     assert "bei-linear" in BASELINE_MODELS
     assert models_needing_checkpoint(["bei-linear", "logreg"]) == ["bei-linear"]
+
+
+def test_maps_refuse_connectomes_of_another_atlas_or_roi_order(tmp_path):
+    """The maps read each edge as a pair of ROIs: they record which, and refuse others."""
+    fc, variables, groups = _pretraining()
+    names = [f"r{i}" for i in range(N_ROIS)]
+    fit_bei_maps(fc, variables, groups, atlas="toy", roi_names=names).save(tmp_path / MAPS_FILE)
+    maps = load_maps(tmp_path, atlas="toy", roi_names=names)
+    assert maps.atlas == "toy" and maps.roi_names == names
+    with pytest.raises(CheckpointError, match=r"fitted on atlas 'toy', the data use 'toy2'"):
+        load_maps(tmp_path, atlas="toy2", roi_names=names)
+    with pytest.raises(
+        CheckpointError, match=r"ROI 0 is 'r0' in the maps, 'r8' in the data \(same"
+    ):
+        load_maps(tmp_path, atlas="toy", roi_names=names[::-1])
+    # Maps written before the record: the ROI count only, as before.
+    fit_bei_maps(fc, variables, groups).save(tmp_path / MAPS_FILE)
+    assert load_maps(tmp_path, atlas="toy2", roi_names=names[::-1]).roi_names is None
+    with pytest.raises(CheckpointError, match=r"read 36 edges, the data's 10 ROIs have 45") as info:
+        load_maps(tmp_path, atlas="toy", roi_names=[*names, "extra"])
+    assert str(tmp_path / MAPS_FILE) in info.value.message and "pretrain" in info.value.hint
 
 
 def test_bei_linear_without_maps_says_what_to_do(tmp_path):

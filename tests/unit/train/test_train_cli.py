@@ -15,6 +15,7 @@ import torch
 from helpers.model import CLI_CATALOGUE, TINY, add_store_dataset, write_catalogue
 
 from lcm.cli import build_parser, main, requested_verb
+from lcm.train.bei_maps import MAPS_FILE, BEIMaps
 
 
 @pytest.fixture(autouse=True)
@@ -222,6 +223,9 @@ def test_every_verb_refuses_a_checkpoint_of_other_rois_or_catalogue(tmp_path: Pa
     pretrain = ["pretrain", "--store", str(store), *common, "--atlas", "toy", "--datasets"]
     pretrain += ["alpha", "--model", json.dumps(TINY), "--settings", '{"epochs": 1}']
     assert main([*pretrain, "--out-dir", str(pre)]) == 0
+    # The ridge maps of bei-linear record what they read too.
+    maps = BEIMaps.load(pre / MAPS_FILE)
+    assert maps.atlas == "toy" and maps.roi_names == [f"roi{i}" for i in range(13)]
     settings = {"n_folds": 2, "seeds": [0], "models": ["lcm"], "finetune": {"epochs": 1}}
     task = ["--dataset", "beta", "--label", "dx", "--positive", "patient", "--seed", "1"]
 
