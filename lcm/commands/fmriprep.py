@@ -23,7 +23,7 @@ examples:
       --extra-args '["--nthreads", "8"]' --out sub-01_fmriprep.json
 
 The record lists, per run: run_key, sub, ses, task, run, bold, mask, confounds, sidecar, t_r.
-Inside a SLURM job, docker and apptainer runs get --nthreads (the job's CPUs) and --mem-mb (90 %
+Inside a SLURM job, docker and apptainer runs get --nthreads (the job's CPUs) and --mem_mb (90 %
 of its memory) unless --extra-args already sets them.
 """
 

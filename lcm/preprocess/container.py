@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,14 @@ CONTAINER_TEMPLATEFLOW = "/templateflow"
 # fMRIPrep's spellings of its CPU and memory options (any one given by the user wins).
 _CPU_OPTIONS = ("--nthreads", "--nprocs", "--n_cpus", "--n-cpus")
 _MEM_OPTIONS = ("--mem", "--mem-mb", "--mem_mb")
+# The one spelling of the memory option LCM emits: fMRIPrep takes all three, but the
+# fmriprep-docker wrapper skips its "Continue anyway? [y/N]" prompt (Docker reports < 8 GB)
+# only when the exact word ``--mem_mb`` is on its command line; a batch job has no stdin to
+# answer it, so any other spelling fails every subject on such a machine.
+MEM_OPTION = "--mem_mb"
+# fMRIPrep's memory values: digits and an optional unit (its ``_to_gb``: M when none).
+_MEMORY = re.compile(r"(\d+)([KMGTB]?)\w*")
+_MB_PER_UNIT = {"K": 1e-3, "M": 1.0, "G": 1e3, "T": 1e6, "B": 1e-6}
 # Share of the job's memory handed to fMRIPrep: the container runtime and nipype's own
 # bookkeeping live outside its budget, and SLURM kills the whole job at the limit.
 FMRIPREP_MEM_SHARE = 0.9
@@ -42,6 +51,75 @@ def _given(args: list[str], options: tuple[str, ...]) -> bool:
     return any(a.split("=", 1)[0] in options for a in args)
 
 
+def take_option(args: list[str], names: tuple[str, ...]) -> tuple[str | None, list[str]]:
+    """The value of the last of ``names`` in ``args``, and ``args`` without any of them.
+
+    Parameters
+    ----------
+    args : list of str
+        fMRIPrep arguments (``fmriprep.extra_args``), each option ``--opt V`` or ``--opt=V``.
+    names : tuple of str
+        The spellings of one option.
+
+    Returns
+    -------
+    (str or None, list of str)
+        Its value (the last one given wins, as in fMRIPrep's argparse) and the other
+        arguments in their order.
+
+    Raises
+    ------
+    ConfigError
+        An option of ``names`` that ends the list without its value.
+    """
+    value: str | None = None
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        name, sep, inline = args[i].partition("=")
+        if name not in names:
+            rest.append(args[i])
+            i += 1
+        elif sep:
+            value, i = inline, i + 1
+        elif i + 1 < len(args):
+            value, i = args[i + 1], i + 2
+        else:
+            raise ConfigError(
+                f"fmriprep.extra_args: {args[i]!r} is last, without its value.",
+                hint=f"Write it with its value, e.g. [{args[i]!r}, '8'].",
+            )
+    return value, rest
+
+
+def memory_mb(value: str) -> int:
+    """An fMRIPrep memory value (``16000``, ``16G``, ``16GB``) in MB, as fMRIPrep reads it.
+
+    Raises
+    ------
+    ConfigError
+        A value fMRIPrep would refuse.
+    """
+    match = _MEMORY.fullmatch(value.strip())
+    if not match:
+        raise ConfigError(
+            f"fmriprep.extra_args: expected a memory size such as 16000 (MB) or 16G after "
+            f"--mem_mb, received {value!r}.",
+            hint="Write the memory in MB: ['--mem_mb', '16000'].",
+        )
+    return int(int(match.group(1)) * _MB_PER_UNIT[match.group(2) or "M"])
+
+
+def memory_args(extra_args: list[str]) -> list[str]:
+    """``extra_args`` with the user's memory option, in any spelling, written ``--mem_mb N``.
+
+    One option, as its own word, in MB: the spelling the docker wrapper looks for (see
+    ``MEM_OPTION``), never two memory options (the last would silently win).
+    """
+    value, rest = take_option(extra_args, _MEM_OPTIONS)
+    return rest if value is None else [*rest, MEM_OPTION, str(memory_mb(value))]
+
+
 def _positive_int(value: str | None) -> int | None:
     try:
         number = int(value) if value else 0
@@ -55,7 +133,7 @@ def allocation_args(extra_args: list[str], env: Mapping[str, str]) -> list[str]:
 
     Left alone, fMRIPrep sizes itself from the node (all its CPUs, no memory bound), which on
     a shared node oversubscribes the job's share and gets it killed. Inside a SLURM job this
-    returns ``--nthreads <SLURM_CPUS_PER_TASK> --mem-mb <90 % of the job's memory>``; outside
+    returns ``--nthreads <SLURM_CPUS_PER_TASK> --mem_mb <90 % of the job's memory>``; outside
     one (a workstation), nothing. An option the user already passes in ``extra_args`` wins.
 
     Parameters
@@ -80,7 +158,7 @@ def allocation_args(extra_args: list[str], env: Mapping[str, str]) -> list[str]:
     if mem is None and per_cpu and cpus:
         mem = per_cpu * cpus
     if mem and not _given(extra_args, _MEM_OPTIONS):
-        args += ["--mem-mb", str(int(mem * FMRIPREP_MEM_SHARE))]
+        args += [MEM_OPTION, str(int(mem * FMRIPREP_MEM_SHARE))]
     return args
 
 

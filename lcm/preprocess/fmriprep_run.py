@@ -19,6 +19,7 @@ from lcm.preprocess.container import (
     apptainer_command,
     check_mount_paths,
     docker_command,
+    memory_args,
 )
 from lcm.preprocess.derivatives import check_subject_derivatives
 from lcm.preprocess.subject_runs import subject_runs
@@ -150,7 +151,7 @@ def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
         work_dir=work,
         fs_license=license_path,
         # Inside a SLURM job, fMRIPrep is told the job's CPUs and memory.
-        extra_args=allocation_args(req.extra_args, os.environ) + list(req.extra_args),
+        extra_args=allocation_args(req.extra_args, os.environ) + memory_args(req.extra_args),
     )
     # Before any folder is made: a path the container cannot mount stops here.
     check_mount_paths(call, req.runner, os.environ.get("TEMPLATEFLOW_HOME"))

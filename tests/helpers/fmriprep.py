@@ -12,6 +12,9 @@ IMAGE = "nipreps/fmriprep:25.2.7"
 
 # One stand-in for both tools: it logs its argv, answers fmriprep-docker's probes, checks the
 # final command against STANDIN_EXPECT and writes fMRIPrep-named outputs into the /out mount.
+# STANDIN_EXPECT may also set "docker_mem" (the MB Docker reports: under 8000 the wrapper asks
+# "Continue anyway?" unless --mem_mb is given) and "exit" (fMRIPrep fails with that code, after
+# a line on stderr, as a crashed nipype node or an OOM kill would).
 STANDIN = r"""
 import json, os, shutil, sys
 from pathlib import Path
@@ -40,7 +43,8 @@ if tool == "docker":
         sys.exit(0)
     if argv[:3] == ["run", "--rm", "--entrypoint=free"]:
         print("               total        used        free")
-        print("Mem:           64000        1000       63000")
+        mem = expect.get("docker_mem", 64000)
+        print(f"Mem:           {mem}        1000       {mem}")
         sys.exit(0)
     if argv[:2] == ["version", "--format"]:
         print("27.0.0")
@@ -83,6 +87,9 @@ else:
         fail("positional arguments")
     bids, out = binds["/data"], binds["/out"]
 
+if expect.get("exit"):
+    sys.stderr.write("stand-in fMRIPrep: nipype node failed\n")
+    sys.exit(expect["exit"])
 subject = value_after("--participant-label")
 space = value_after("--output-spaces")
 if subject != expect["subject"] or space != expect["space"]:

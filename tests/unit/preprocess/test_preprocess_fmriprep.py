@@ -387,12 +387,12 @@ def test_existing_derivatives_only_dataset(tmp_path: Path) -> None:
         (
             {"SLURM_CPUS_PER_TASK": "8", "SLURM_MEM_PER_NODE": "16000"},
             [],
-            ["--nthreads", "8", "--mem-mb", "14400"],
+            ["--nthreads", "8", "--mem_mb", "14400"],
         ),
         (
             {"SLURM_CPUS_PER_TASK": "4", "SLURM_MEM_PER_CPU": "2000"},
             [],
-            ["--nthreads", "4", "--mem-mb", "7200"],
+            ["--nthreads", "4", "--mem_mb", "7200"],
         ),
         # the user's own options win, in either spelling
         (
@@ -411,10 +411,27 @@ def test_docker_run_inside_slurm_job_gets_its_cpus_and_memory(
     tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
-    lic = _expect(monkeypatch, tmp_path, extra=["--nthreads", "8", "--mem-mb", "14400"])
+    lic = _expect(monkeypatch, tmp_path, extra=["--nthreads", "8", "--mem_mb", "14400"])
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
     monkeypatch.setenv("SLURM_MEM_PER_NODE", "16000")
     monkeypatch.delenv("SLURM_MEM_PER_CPU", raising=False)
     rec = run_fmriprep(fmriprep_request(tmp_path, "docker", fs_license=lic), tmp_path / "rec.json")
-    assert rec["command"][-4:] == ["--nthreads", "8", "--mem-mb", "14400"]
+    assert rec["command"][-4:] == ["--nthreads", "8", "--mem_mb", "14400"]
     assert len(read_calls(standins)) == 5  # the wrapper's probes, then the run itself
+
+
+@pytest.mark.parametrize("given", [["--mem-mb", "6000"], ["--mem=6G"], ["--mem_mb", "6000"]])
+def test_docker_reporting_under_8_gb_runs_without_a_prompt(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch, given: list[str]
+) -> None:
+    """Docker reports 4 GB: the wrapper would ask "Continue anyway?" on a closed stdin unless
+    the exact word --mem_mb is on its command line; the user's memory option, in any spelling,
+    is passed so, once."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
+    lic = _expect(monkeypatch, tmp_path, docker_mem=4000, extra=["--mem_mb", "6000"])
+    req = fmriprep_request(tmp_path, "docker", fs_license=lic, extra_args=given)
+    rec = run_fmriprep(req, tmp_path / "rec.json")
+    assert len(rec["runs"]) == 1
+    memory = [a for a in rec["command"] if a.split("=")[0] in ("--mem", "--mem-mb", "--mem_mb")]
+    assert memory == ["--mem_mb"]
+    assert rec["command"][-2:] == ["--mem_mb", "6000"]
