@@ -70,7 +70,7 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
     ------
     ConfigError
         Unknown runner, invalid label, a container run without image, work dir or licence
-        setting, work dir inside the BIDS folder,
+        setting, work dir inside the BIDS folder, derivatives folder that is the BIDS folder,
         a mounted host path the container's mount option cannot hold (``:``, or ``,`` for
         apptainer).
     InputDataError
@@ -137,6 +137,15 @@ def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
         )
     bids = Path(os.path.abspath(req.bids))
     work = Path(os.path.abspath(req.work_dir))
+    derivatives = Path(os.path.abspath(req.derivatives))
+    if derivatives.resolve() == bids.resolve():
+        # A dataset that enters as fMRIPrep derivatives: fMRIPrep would take its outputs as
+        # raw input and write over them.
+        raise ConfigError(
+            f"fMRIPrep runner {req.runner!r} would read and write the same folder {bids}.",
+            hint="A dataset of existing fMRIPrep derivatives (entry: fmriprep) is only checked: "
+            "run it with --runner existing.",
+        )
     if work.resolve() == bids.resolve() or bids.resolve() in work.resolve().parents:
         raise ConfigError(
             f"fmriprep.work_dir {work} lies inside the BIDS folder {bids}.",
@@ -144,7 +153,7 @@ def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
         )
     call = FmriprepCall(
         bids=bids,
-        derivatives=Path(os.path.abspath(req.derivatives)),
+        derivatives=derivatives,
         subject=subject,
         image=req.image,
         output_space=req.output_space,

@@ -298,37 +298,49 @@ def get_subject_sources(wildcards):
     return PLAN.subject_sources(wildcards.dataset, wildcards.subject)
 
 
-@per_job
-def get_fmriprep_dataset_args(wildcards):
-    """``lcm fmriprep`` options of the job's dataset: name, BIDS path, task, derivatives.
-
-    One param for the four: a per-job rule pays for every param and every field of its
-    command, 10,000 times over (benchmarks/dag_scale.py).
-    """
-    ds = wildcards.dataset
-    return (
-        f"--dataset {quoted(ds)} --bids {quoted(CFG['datasets'][ds]['path'])}"
-        f" --task {quoted(CFG['datasets'][ds]['task'])}"
-        f" --derivatives {quoted(get_derivatives_dir(ds))}"
-    )
-
-
-def get_fmriprep_options():
-    """The fmriprep section as ``lcm fmriprep`` options (the same for every subject).
+def fmriprep_runner_options(runner):
+    """The fmriprep section as ``lcm fmriprep`` options for ``runner``, the same for every subject.
 
     ``runner: existing`` only checks derivatives already there: the image, work folder,
     licence and extra arguments are a container run's, left out (a change to them reruns no
     subject, and the record names no image that did not produce the derivatives).
     """
     fmriprep = CFG["fmriprep"]
-    args = f"--runner {quoted(fmriprep['runner'])} --output-space {quoted(SPACE)}"
-    if fmriprep["runner"] == "existing":
+    args = f"--runner {quoted(runner)} --output-space {quoted(SPACE)}"
+    if runner == "existing":
         return args
     work_dir = fmriprep["work_dir"] or paths.fmriprep_work_dir(RESULTS)
     args += f" --image {quoted(fmriprep['image'])} --work-dir {quoted(work_dir)}"
     if fmriprep["fs_license"]:
         args += f" --fs-license {quoted(fmriprep['fs_license'])}"
     return args + f" --extra-args {as_json(fmriprep['extra_args'])}"
+
+
+# Built once: fmriprep.runner applies to raw BIDS datasets only. A dataset that enters as
+# fMRIPrep derivatives is always read as they are: a container run would take its derivatives
+# folder as input and output at once.
+FMRIPREP_OPTIONS = {
+    raw: fmriprep_runner_options(CFG["fmriprep"]["runner"] if raw else "existing")
+    for raw in (True, False)
+}
+
+
+@per_job
+def get_fmriprep_dataset_args(wildcards):
+    """``lcm fmriprep`` options of the job's dataset: name, BIDS path, task, derivatives, and
+    the runner options its entry takes (`FMRIPREP_OPTIONS`).
+
+    One param for them all: a per-job rule pays for every param and every field of its
+    command, 10,000 times over (benchmarks/dag_scale.py).
+    """
+    ds = wildcards.dataset
+    dataset = CFG["datasets"][ds]
+    return (
+        f"--dataset {quoted(ds)} --bids {quoted(dataset['path'])}"
+        f" --task {quoted(dataset['task'])}"
+        f" --derivatives {quoted(get_derivatives_dir(ds))}"
+        f" {FMRIPREP_OPTIONS[entry_type(dataset['entry']).raw]}"
+    )
 
 
 @per_job

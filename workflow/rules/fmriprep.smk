@@ -22,10 +22,9 @@ rule fmriprep:
     # command three times (see `get_fmriprep_dataset_args` in common.smk).
     params:
         dataset_args=get_fmriprep_dataset_args,
-        options=get_fmriprep_options(),
         # Not used by the command: a BOLD file or sidecar edited in place reruns the subject.
         sources=get_subject_sources,
         code=code_hash("fmriprep"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule fmriprep fmriprep {params.dataset_args}'
-        " --subject {wildcards.subject:q} {params.options} --out {output.record:q}"
+        " --subject {wildcards.subject:q} --out {output.record:q}"

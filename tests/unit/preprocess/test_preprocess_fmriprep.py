@@ -289,6 +289,20 @@ def test_work_dir_inside_bids_refused(tmp_path: Path, monkeypatch: pytest.Monkey
         run_fmriprep(req, tmp_path / "rec.json")
 
 
+def test_container_run_on_its_own_derivatives_refused(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dataset of fMRIPrep derivatives (its --bids is its derivatives folder) is never given
+    to fMRIPrep: it would read its outputs as raw data and write over them."""
+    deriv = tmp_path / "deriv"
+    make_fmriprep_run(deriv, "sub-01_task-rest_run-1", n_vol=40)
+    lic = _expect(monkeypatch, tmp_path)
+    req = fmriprep_request(tmp_path, "docker", bids=deriv, derivatives=deriv, fs_license=lic)
+    with pytest.raises(ConfigError, match="read and write the same folder"):
+        run_fmriprep(req, tmp_path / "rec.json")
+    assert read_calls(standins) == []
+
+
 def test_apptainer_with_templateflow(
     tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

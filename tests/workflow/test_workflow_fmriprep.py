@@ -1,0 +1,45 @@
+"""The fMRIPrep stage as the workflow plans it: which runner each dataset gets, and the
+options its jobs hand ``lcm fmriprep``."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from helpers import ROOT
+from helpers.connectome import make_fmriprep_run
+from helpers.workflow import placeholder_config, snakemake, write_config
+
+
+def fmriprep_commands(workdir: Path, cfg: dict, *extra: str) -> dict[str, list[str]]:
+    """Dataset -> argv of its first planned fMRIPrep job, from a dry run's printed commands."""
+    config = write_config(workdir, cfg)
+    proc = snakemake(ROOT, workdir, "--configfile", str(config), "-n", "-p", "--cores", "4", *extra)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-3000:]
+    commands: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if "--rule fmriprep fmriprep" in line:
+            argv = shlex.split(line.split("; ")[-1])
+            commands.setdefault(argv[argv.index("--dataset") + 1], argv)
+    return commands
+
+
+def test_derivatives_datasets_are_read_as_they_are_whatever_the_runner(tmp_path: Path) -> None:
+    """fmriprep.runner: docker runs fMRIPrep on raw BIDS datasets only; a dataset entering as
+    fMRIPrep derivatives is checked (runner existing), never given to fMRIPrep as input and
+    output at once."""
+    cfg, _ = placeholder_config(tmp_path, {"hcplike": 1, "abidelike": 1})
+    deriv = tmp_path / "data" / "abidelike" / "fmriprep"
+    make_fmriprep_run(deriv, "sub-00000_task-rest_run-1", n_vol=20)
+    cfg["datasets"]["abidelike"].update(entry="fmriprep", path=str(deriv))
+    cfg["datasets"]["abidelike"].pop("derivatives")
+    (tmp_path / "license.txt").write_text("licence\n")
+    cfg["fmriprep"].update(runner="docker", fs_license=str(tmp_path / "license.txt"))
+    commands = fmriprep_commands(tmp_path, cfg)
+    raw, derivs = commands["hcplike"], commands["abidelike"]
+    assert raw[raw.index("--runner") + 1] == "docker" and "--image" in raw
+    assert derivs[derivs.index("--runner") + 1] == "existing"
+    assert not {"--image", "--work-dir", "--extra-args"} & set(derivs)
+    assert derivs[derivs.index("--bids") + 1] == str(deriv)
+    assert derivs[derivs.index("--subject") + 1] == "00000"
