@@ -37,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "fmriprep-docker, or apptainer run of a pinned image), check that every BOLD run has "
         "its preprocessed BOLD, mask, TR and confounds, and write a JSON record: a run that "
         "lacks any is recorded as excluded, naming the files, and the connectome stage "
-        "excludes it (the other runs and subjects go on).",
+        "excludes it (the other runs and subjects go on). fMRIPrep exiting non-zero writes a "
+        "failure record, every run excluded with the exit code and the log to read, and exits "
+        "0; fMRIPrep killed (a signal, exit status 137 or 143) fails.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -95,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         fs_license=Path(args.fs_license) if args.fs_license else None,
         extra_args=parse_extra_args(args.extra_args),
         task=args.task,
+        log_file=Path(args.log_file) if getattr(args, "log_file", None) else None,
     )
     record = run_fmriprep(req, args.out)
     # Provenance: the derivatives each run's connectome will read, and the container that made

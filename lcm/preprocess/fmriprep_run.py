@@ -27,6 +27,11 @@ from lcm.preprocess.subject_runs import subject_runs
 log = logging.getLogger(__name__)
 
 RUNNERS = ("existing", "docker", "apptainer")
+# Exit statuses of a container killed from outside (SIGKILL, SIGTERM: 128 + signal, as docker
+# and shells report them), e.g. for memory: the job fails, so that Snakemake and SLURM retry it
+# (with more memory per attempt). Any other non-zero exit is fMRIPrep failing on this
+# subject's data: recorded as the subject's exclusion, the cohort goes on.
+KILLED_EXIT_CODES = (137, 143)
 
 
 @dataclass
@@ -45,6 +50,9 @@ class FmriprepRequest:
     fs_license: Path | None = None
     extra_args: list[str] = field(default_factory=list)
     task: str = "rest"
+    # The job's log (``lcm --log-file``): fMRIPrep's output is appended to it too, so that a
+    # failure record can name the file to read.
+    log_file: Path | None = None
 
 
 def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
@@ -57,9 +65,12 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
     out : path-like
         Record JSON to write (atomically): ``{dataset, subject, runner, command, image,
         output_space, runs: [{run_key, sub, ses, task, run, bold, mask, confounds, sidecar,
-        t_r}], excluded: [{run_key, reason}]}``; a run whose derivatives are incomplete is
-        excluded with the files it lacks (the connectome stage records it so). With runner
-        ``existing`` the record has no ``image`` (and ``command`` is null): no container ran.
+        t_r}], excluded: [{run_key, reason}], failure}``; a run whose derivatives are
+        incomplete is excluded with the files it lacks (the connectome stage records it so).
+        With runner ``existing`` the record has no ``image`` (and ``command`` is null): no
+        container ran. ``failure`` is null, or, when fMRIPrep exited non-zero on its own,
+        ``{exit_code, log, reason}``: a failure record, with every run excluded for that reason
+        (the subject is retried by removing the record or ``snakemake --forcerun`` of it).
 
     Returns
     -------
@@ -76,7 +87,8 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
     InputDataError
         Missing licence/image file.
     ExternalToolError
-        The container tool is not installed or fMRIPrep failed.
+        The container tool is not installed, or fMRIPrep was killed (a signal, exit status
+        137 or 143: out of memory or time), so that the job is retried.
     """
     subject = check_label("sub", req.subject, source="--subject")
     if req.runner not in RUNNERS:
@@ -86,10 +98,17 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         )
     runs = subject_runs(req.bids, subject, task=req.task, space=req.output_space)
     command: list[str] | None = None
+    failure: dict | None = None
     if req.runner != "existing":
         call = _prepare_call(req, subject)
-        command = _launch(req.runner, call)
-    derivs, excluded = check_subject_derivatives(req.derivatives, runs, req.output_space)
+        command, code = _launch(req.runner, call, req.log_file)
+        if code != 0:
+            failure = _failure(code, call, req.log_file)
+    if failure is None:
+        derivs, excluded = check_subject_derivatives(req.derivatives, runs, req.output_space)
+    else:
+        # Derivatives a failed run left behind (or older ones) are not this run's: none is used.
+        derivs, excluded = [], {ids.run_key: failure["reason"] for ids in runs}
     for run_key, reason in excluded.items():
         log.warning("%s %s excluded: %s", req.dataset, run_key, reason)
     record = {
@@ -102,6 +121,7 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         "output_space": req.output_space,
         "runs": [d.to_record() for d in derivs],
         "excluded": [{"run_key": k, "reason": v} for k, v in excluded.items()],
+        "failure": failure,
     }
     write_json(out, record)
     log.info(
@@ -169,8 +189,8 @@ def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
     return call
 
 
-def _launch(runner: str, call: FmriprepCall) -> list[str]:
-    """Run the container command; return the argv recorded in the fMRIPrep record."""
+def _launch(runner: str, call: FmriprepCall, log_file: Path | None) -> tuple[list[str], int]:
+    """Run the container command; return the argv recorded in the record and its exit code."""
     env = dict(os.environ)
     if runner == "docker":
         executable = _find_tool(
@@ -191,18 +211,68 @@ def _launch(runner: str, call: FmriprepCall) -> list[str]:
         env.update(extra_env)
         run_argv = [executable, *argv[1:]]
     log.info("sub-%s: running %s", call.subject, " ".join(argv))
-    # stdin closed: the docker wrapper asks questions (low memory) that a batch job can't answer.
     try:
-        proc = subprocess.run(run_argv, stdin=subprocess.DEVNULL, env=env, check=False)
+        code = _run_teed(run_argv, env, log_file)
     except OSError as exc:
         raise ExternalToolError(f"Cannot start {argv[0]}: {exc}") from exc
-    if proc.returncode != 0:
+    return argv, code
+
+
+def _run_teed(argv: list[str], env: dict[str, str], log_file: Path | None) -> int:
+    """Run ``argv``; its output goes to stderr, as before, and is appended to ``log_file``.
+
+    stdin is closed: the docker wrapper asks questions (low memory) that a batch job can't
+    answer. Without the copy in the job's log, a failure record could only point at the
+    scheduler's output file, which Snakemake does not keep.
+    """
+    if log_file is None:
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, env=env, check=False).returncode
+    err = getattr(sys.stderr, "buffer", None)
+    with (
+        open(log_file, "ab") as copy,
+        subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+        ) as proc,
+    ):
+        assert proc.stdout is not None  # stdout=PIPE
+        for chunk in iter(lambda: proc.stdout.read1(1 << 16), b""):
+            copy.write(chunk)
+            copy.flush()
+            if err is not None:
+                err.write(chunk)
+                err.flush()
+            else:
+                sys.stderr.write(chunk.decode(errors="replace"))
+    return proc.returncode
+
+
+def _failure(code: int, call: FmriprepCall, log_file: Path | None) -> dict:
+    """The failure part of a record for fMRIPrep's non-zero ``code``, or raise when it was
+    killed (the job then fails and is retried).
+    """
+    where = str(log_file) if log_file else "the job's output"
+    if code < 0 or code in KILLED_EXIT_CODES:
         raise ExternalToolError(
-            f"{argv[0]} failed for sub-{call.subject} with exit code {proc.returncode}.",
-            hint=f"Read the fMRIPrep log above and the work folder {call.subject_work_dir}; "
-            "reruns resume from it.",
+            f"fMRIPrep was killed for sub-{call.subject} (exit status {code}): out of memory "
+            "or time, or stopped.",
+            hint=f"See {where}. Snakemake retries the job (with more memory per attempt under "
+            f"profiles/slurm); the work folder {call.subject_work_dir} lets it resume.",
         )
-    return argv
+    reason = f"fMRIPrep exited {code}; see {where}"
+    log.error(
+        "sub-%s: %s (and fMRIPrep's crash files under %s/sub-%s/log). Every run of the "
+        "subject is excluded; the cohort goes on. Once fixed, remove this subject's record "
+        "or rerun with snakemake --forcerun <record>.",
+        call.subject,
+        reason,
+        call.derivatives,
+        call.subject,
+    )
+    return {"exit_code": code, "log": str(log_file) if log_file else None, "reason": reason}
 
 
 def _find_tool(name: str, hint: str) -> str:

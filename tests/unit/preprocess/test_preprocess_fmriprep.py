@@ -12,6 +12,7 @@ import pytest
 from helpers.connectome import SPACE, cli, make_fmriprep_run, make_raw_bids
 from helpers.fmriprep import IMAGE, fmriprep_request, read_calls
 
+from lcm.cli import main
 from lcm.commands import fmriprep as fmriprep_cmd
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
 from lcm.preprocess.container import (
@@ -271,12 +272,45 @@ def test_missing_license_fails_before_docker(
     assert read_calls(standins) == []
 
 
-def test_docker_failure_is_external_tool_error(
+def _cli_args(tmp_path: Path, lic: Path, runner: str = "docker") -> list[str]:
+    return [
+        *("--dataset", "tiny", "--bids", str(tmp_path / "raw"), "--subject", "01"),
+        *("--runner", runner, "--image", IMAGE, "--output-space", SPACE),
+        *("--derivatives", str(tmp_path / "deriv"), "--work-dir", str(tmp_path / "work")),
+        *("--fs-license", str(lic), "--out", str(tmp_path / "rec.json")),
+    ]
+
+
+def test_fmriprep_failing_on_a_subject_writes_its_failure_record(
     tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """fMRIPrep exits 1 on sub-01: the job succeeds with a record excluding every run with the
+    exit code and the log to read, which holds fMRIPrep's own output too; the cohort goes on."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1", "2"))
+    lic = _expect(monkeypatch, tmp_path, exit=1)
+    log_file = tmp_path / "logs" / "sub-01.log"
+    log_file.parent.mkdir()
+    rc = main(["--log-file", str(log_file), "fmriprep", *_cli_args(tmp_path, lic)])
+    assert rc == 0
+    rec = json.loads((tmp_path / "rec.json").read_text())
+    reason = f"fMRIPrep exited 1; see {log_file}"
+    assert rec["runs"] == []
+    assert rec["excluded"] == [
+        {"run_key": f"sub-01_task-rest_run-{r}", "reason": reason} for r in ("1", "2")
+    ]
+    assert rec["failure"] == {"exit_code": 1, "log": str(log_file), "reason": reason}
+    text = log_file.read_text()
+    assert "stand-in fMRIPrep: nipype node failed" in text and "ERROR" in text
+
+
+@pytest.mark.parametrize("code", [137, 143])
+def test_fmriprep_killed_fails_the_job_for_a_retry(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    """Killed (out of memory or time): no record, the job fails and Snakemake retries it."""
     make_raw_bids(tmp_path / "raw", subjects=("01",))
-    lic = _expect(monkeypatch, tmp_path, subject="02")  # the stand-in will refuse sub-01
-    with pytest.raises(ExternalToolError, match="exit code"):
+    lic = _expect(monkeypatch, tmp_path, exit=code)
+    with pytest.raises(ExternalToolError, match=f"killed for sub-01 \\(exit status {code}\\)"):
         run_fmriprep(fmriprep_request(tmp_path, "docker", fs_license=lic), tmp_path / "rec.json")
     assert not (tmp_path / "rec.json").exists()
 
