@@ -23,8 +23,9 @@ examples:
       --extra-args '["--nthreads", "8"]' --out sub-01_fmriprep.json
 
 The record lists, per run: run_key, sub, ses, task, run, bold, mask, confounds, sidecar, t_r.
-Inside a SLURM job, docker and apptainer runs get --nthreads (the job's CPUs) and --mem_mb (90 %
-of its memory) unless --extra-args already sets them.
+Docker and apptainer runs get --nthreads and --omp-nthreads (the job's --nthreads; at most 8
+per process) and --mem_mb (90 % of the job's --mem-mb); a larger value in --extra-args is
+capped to them, with a warning.
 """
 
 
@@ -60,8 +61,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--extra-args", default="[]", help="Further fMRIPrep arguments as a JSON list of strings."
     )
     p.add_argument("--task", default="rest", help="BIDS task label (default: rest).")
+    p.add_argument(
+        "--nthreads",
+        type=positive_int,
+        help="CPUs of the job (docker, apptainer): fMRIPrep's --nthreads and --omp-nthreads.",
+    )
+    p.add_argument(
+        "--mem-mb",
+        type=positive_int,
+        help="Memory of the job in MB (docker, apptainer): fMRIPrep gets --mem_mb 90 %% of it.",
+    )
     p.add_argument("--out", required=True, help="Record to write (.json).")
     p.set_defaults(func=run, recorded=("out",))
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, received {text!r}")
+    return value
 
 
 def parse_extra_args(text: str) -> list[str]:
@@ -71,12 +93,12 @@ def parse_extra_args(text: str) -> list[str]:
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"--extra-args: not valid JSON ({exc}): {text[:200]!r}",
-            hint='Pass a JSON list, e.g. \'["--nthreads", "8"]\'.',
+            hint="Pass a JSON list, e.g. '[\"--low-mem\"]'.",
         ) from exc
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(
             f"--extra-args: expected a JSON list of strings, received {value!r}.",
-            hint="Write numbers as strings too: fmriprep.extra_args: ['--nthreads', '8'].",
+            hint="Write numbers as strings too: fmriprep.extra_args: ['--dummy-scans', '4'].",
         )
     return value
 
@@ -97,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         fs_license=Path(args.fs_license) if args.fs_license else None,
         extra_args=parse_extra_args(args.extra_args),
         task=args.task,
+        nthreads=args.nthreads,
+        mem_mb=args.mem_mb,
         log_file=Path(args.log_file) if getattr(args, "log_file", None) else None,
     )
     record = run_fmriprep(req, args.out)

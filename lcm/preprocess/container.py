@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lcm.exceptions import ConfigError
+
+log = logging.getLogger(__name__)
 
 # Where the TemplateFlow cache is mounted inside an apptainer container.
 CONTAINER_TEMPLATEFLOW = "/templateflow"
@@ -23,6 +25,9 @@ MEM_OPTION = "--mem_mb"
 # fMRIPrep's memory values: digits and an optional unit (its ``_to_gb``: M when none).
 _MEMORY = re.compile(r"(\d+)([KMGTB]?)\w*")
 _MB_PER_UNIT = {"K": 1e-3, "M": 1.0, "G": 1e3, "T": 1e6, "B": 1e-6}
+# fMRIPrep's own ceiling on threads per process: left to itself with --nthreads 1 it takes every
+# CPU of the node for each process (its default is min(nthreads - 1, 8), or all when nthreads 1).
+OMP_MAX_THREADS = 8
 # Share of the job's memory handed to fMRIPrep: the container runtime and nipype's own
 # bookkeeping live outside its budget, and SLURM kills the whole job at the limit.
 FMRIPREP_MEM_SHARE = 0.9
@@ -45,10 +50,6 @@ class FmriprepCall:
     def subject_work_dir(self) -> Path:
         """Per-subject work folder, so concurrent subjects never share nipype caches."""
         return self.work_dir / f"sub-{self.subject}"
-
-
-def _given(args: list[str], options: tuple[str, ...]) -> bool:
-    return any(a.split("=", 1)[0] in options for a in args)
 
 
 def take_option(args: list[str], names: tuple[str, ...]) -> tuple[str | None, list[str]]:
@@ -110,56 +111,89 @@ def memory_mb(value: str) -> int:
     return int(int(match.group(1)) * _MB_PER_UNIT[match.group(2) or "M"])
 
 
-def memory_args(extra_args: list[str]) -> list[str]:
-    """``extra_args`` with the user's memory option, in any spelling, written ``--mem_mb N``.
-
-    One option, as its own word, in MB: the spelling the docker wrapper looks for (see
-    ``MEM_OPTION``), never two memory options (the last would silently win).
-    """
-    value, rest = take_option(extra_args, _MEM_OPTIONS)
-    return rest if value is None else [*rest, MEM_OPTION, str(memory_mb(value))]
-
-
-def _positive_int(value: str | None) -> int | None:
+def _count(value: str, option: str) -> int:
+    """A positive thread count given after ``option``."""
     try:
-        number = int(value) if value else 0
+        number = int(value)
     except ValueError:
-        return None
-    return number if number > 0 else None
+        number = 0
+    if number < 1:
+        raise ConfigError(
+            f"fmriprep.extra_args: expected a positive whole number after {option}, "
+            f"received {value!r}.",
+            hint=f"E.g. ['{option}', '8'].",
+        )
+    return number
 
 
-def allocation_args(extra_args: list[str], env: Mapping[str, str]) -> list[str]:
-    """fMRIPrep CPU and memory options from the SLURM allocation the job runs in.
+def _capped(given: int | None, job: int | None, what: str) -> int | None:
+    """The user's value, at most the job's (with a warning); the job's when none is given."""
+    if given is None:
+        return job
+    if job is not None and given > job:
+        log.warning(
+            "fmriprep.extra_args asks %s %d, more than the job's %d: %d is used (a job that "
+            "takes more than it was granted slows its neighbours or is killed).",
+            what,
+            given,
+            job,
+            job,
+        )
+        return job
+    return given
 
-    Left alone, fMRIPrep sizes itself from the node (all its CPUs, no memory bound), which on
-    a shared node oversubscribes the job's share and gets it killed. Inside a SLURM job this
-    returns ``--nthreads <SLURM_CPUS_PER_TASK> --mem_mb <90 % of the job's memory>``; outside
-    one (a workstation), nothing. An option the user already passes in ``extra_args`` wins.
+
+def resource_args(
+    extra_args: list[str], nthreads: int | None = None, mem_mb: int | None = None
+) -> list[str]:
+    """fMRIPrep's arguments: its CPU and memory options sized to the job, then ``extra_args``.
+
+    Left alone, fMRIPrep sizes itself from the node (all its CPUs, no memory bound), which
+    oversubscribes a shared node, and a workstation running one fMRIPrep per subject side by
+    side. The job's threads and memory come from the Snakemake rule (``threads``,
+    ``resources.mem_mb``), not from SLURM variables, which the job step does not see.
 
     Parameters
     ----------
     extra_args : list of str
-        The user's further fMRIPrep arguments (``fmriprep.extra_args``).
-    env : mapping
-        The job's environment (``SLURM_CPUS_PER_TASK``, ``SLURM_MEM_PER_NODE`` or
-        ``SLURM_MEM_PER_CPU``, in MB).
+        The user's further fMRIPrep arguments (``fmriprep.extra_args``). Its CPU, OpenMP and
+        memory options, in any spelling, are taken out and given once, at most the job's.
+    nthreads : int, optional
+        CPUs of the job: ``--nthreads``, and ``--omp-nthreads`` (at most ``nthreads`` and 8).
+    mem_mb : int, optional
+        Memory of the job in MB: fMRIPrep gets ``--mem_mb`` 90 % of it (the container runtime
+        and nipype's bookkeeping live outside its budget).
 
     Returns
     -------
     list of str
-        Arguments to add before ``extra_args``.
+        ``--nthreads N --omp-nthreads M --mem_mb X`` (each where known), then the other
+        arguments of ``extra_args`` in their order.
+
+    Raises
+    ------
+    ConfigError
+        A thread count or memory size in ``extra_args`` that fMRIPrep would refuse.
     """
+    cpus, rest = take_option(extra_args, _CPU_OPTIONS)
+    omp, rest = take_option(rest, ("--omp-nthreads",))
+    memory, rest = take_option(rest, _MEM_OPTIONS)
     args: list[str] = []
-    cpus = _positive_int(env.get("SLURM_CPUS_PER_TASK"))
-    if cpus and not _given(extra_args, _CPU_OPTIONS):
-        args += ["--nthreads", str(cpus)]
-    mem = _positive_int(env.get("SLURM_MEM_PER_NODE"))
-    per_cpu = _positive_int(env.get("SLURM_MEM_PER_CPU"))
-    if mem is None and per_cpu and cpus:
-        mem = per_cpu * cpus
-    if mem and not _given(extra_args, _MEM_OPTIONS):
-        args += [MEM_OPTION, str(int(mem * FMRIPREP_MEM_SHARE))]
-    return args
+    threads = _capped(None if cpus is None else _count(cpus, "--nthreads"), nthreads, "--nthreads")
+    if threads:
+        args += ["--nthreads", str(threads)]
+    omp_threads = _capped(
+        None if omp is None else _count(omp, "--omp-nthreads"), threads, "--omp-nthreads"
+    )
+    if omp is None and threads:
+        omp_threads = min(threads, OMP_MAX_THREADS)
+    if omp_threads:
+        args += ["--omp-nthreads", str(omp_threads)]
+    budget = int(mem_mb * FMRIPREP_MEM_SHARE) if mem_mb else None
+    memory_value = _capped(None if memory is None else memory_mb(memory), budget, MEM_OPTION)
+    if memory_value:
+        args += [MEM_OPTION, str(memory_value)]
+    return args + rest
 
 
 def check_mount_paths(

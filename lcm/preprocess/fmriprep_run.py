@@ -15,11 +15,10 @@ from lcm.io.atomic import write_json
 from lcm.io.bids_names import check_label
 from lcm.preprocess.container import (
     FmriprepCall,
-    allocation_args,
     apptainer_command,
     check_mount_paths,
     docker_command,
-    memory_args,
+    resource_args,
 )
 from lcm.preprocess.derivatives import check_subject_derivatives
 from lcm.preprocess.subject_runs import subject_runs
@@ -50,6 +49,9 @@ class FmriprepRequest:
     fs_license: Path | None = None
     extra_args: list[str] = field(default_factory=list)
     task: str = "rest"
+    # The job's CPUs and memory (MB), from the Snakemake rule: fMRIPrep is sized to them.
+    nthreads: int | None = None
+    mem_mb: int | None = None
     # The job's log (``lcm --log-file``): fMRIPrep's output is appended to it too, so that a
     # failure record can name the file to read.
     log_file: Path | None = None
@@ -179,8 +181,8 @@ def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
         output_space=req.output_space,
         work_dir=work,
         fs_license=license_path,
-        # Inside a SLURM job, fMRIPrep is told the job's CPUs and memory.
-        extra_args=allocation_args(req.extra_args, os.environ) + memory_args(req.extra_args),
+        # fMRIPrep is told the job's CPUs and memory (a user's larger values are capped).
+        extra_args=resource_args(req.extra_args, req.nthreads, req.mem_mb),
     )
     # Before any folder is made: a path the container cannot mount stops here.
     check_mount_paths(call, req.runner, os.environ.get("TEMPLATEFLOW_HOME"))

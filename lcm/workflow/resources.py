@@ -18,6 +18,26 @@ import math
 import os
 from pathlib import Path
 
+# An fMRIPrep job (the rule's threads and mem_mb, the one place they are set; a profile's
+# set-threads / set-resources may override them): fMRIPrep's documented needs for one subject,
+# 8 CPUs and 16 GB (more per attempt, for a job killed for memory). A dataset that is only
+# checked (runner existing, or existing derivatives) hashes files: 1 CPU, 2 GB.
+FMRIPREP_THREADS = 8
+FMRIPREP_MEM_MB = 16000
+FMRIPREP_CHECK_THREADS = 1
+FMRIPREP_CHECK_MEM_MB = 2000
+
+
+def fmriprep_threads(runs_container: bool) -> int:
+    """Threads of an fMRIPrep job: fMRIPrep's when a container runs, else one."""
+    return FMRIPREP_THREADS if runs_container else FMRIPREP_CHECK_THREADS
+
+
+def fmriprep_mem_mb(runs_container: bool, attempt: int) -> int:
+    """mem_mb of an fMRIPrep job, growing with each attempt (a job killed for memory)."""
+    return (FMRIPREP_MEM_MB if runs_container else FMRIPREP_CHECK_MEM_MB) * max(1, attempt)
+
+
 # Fixed part of a connectome job (MB): the engine peaks well under 500 MB on a 2 mm MNI run of
 # 300 volumes (benchmarks/parcellation.py); the rest is headroom for the cluster's accounting.
 CONNECTOME_BASE_MB = 1500

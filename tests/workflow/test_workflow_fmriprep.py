@@ -43,3 +43,18 @@ def test_derivatives_datasets_are_read_as_they_are_whatever_the_runner(tmp_path:
     assert not {"--image", "--work-dir", "--extra-args"} & set(derivs)
     assert derivs[derivs.index("--bids") + 1] == str(deriv)
     assert derivs[derivs.index("--subject") + 1] == "00000"
+
+
+def test_fmriprep_jobs_hand_their_threads_and_memory_to_lcm(tmp_path: Path) -> None:
+    """The rule's threads and mem_mb (capped to --cores) reach ``lcm fmriprep``: a container
+    run is sized to fMRIPrep's needs, a dataset only checked to one CPU."""
+    cfg, _ = placeholder_config(tmp_path, {"hcplike": 1, "abidelike": 1})
+    (tmp_path / "license.txt").write_text("licence\n")
+    cfg["fmriprep"].update(runner="docker", fs_license=str(tmp_path / "license.txt"))
+    argv = fmriprep_commands(tmp_path, cfg)["hcplike"]
+    assert argv[argv.index("--nthreads") + 1] == "4"  # 8, capped to --cores 4
+    assert argv[argv.index("--mem-mb") + 1] == "16000"
+    cfg["fmriprep"]["runner"] = "existing"
+    argv = fmriprep_commands(tmp_path, cfg)["hcplike"]
+    assert argv[argv.index("--nthreads") + 1] == "1"
+    assert argv[argv.index("--mem-mb") + 1] == "2000"

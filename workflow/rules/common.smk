@@ -25,6 +25,7 @@ from lcm.io.provenance import CONFIG_HASH_ENV, config_hash
 from lcm.workflow.plan import WorkflowPlan
 from lcm.workflow.hash import code_hash
 from lcm.workflow.resources import connectome_mem_mb as connectome_memory
+from lcm.workflow.resources import fmriprep_mem_mb, fmriprep_threads
 
 # The one validation of the config (defaults filled; errors name the key in one line).
 CFG = validate_config(config, source="config")
@@ -323,6 +324,24 @@ FMRIPREP_OPTIONS = {
     raw: fmriprep_runner_options(CFG["fmriprep"]["runner"] if raw else "existing")
     for raw in (True, False)
 }
+
+
+def runs_fmriprep(dataset):
+    """Whether the dataset's fMRIPrep jobs run a container (raw BIDS, runner not existing)."""
+    raw = entry_type(CFG["datasets"][dataset]["entry"]).raw
+    return raw and CFG["fmriprep"]["runner"] != "existing"
+
+
+@per_job
+def get_fmriprep_threads(wildcards):
+    """threads of an fMRIPrep job (lcm.workflow.resources): 8 for a container run, else 1."""
+    return fmriprep_threads(runs_fmriprep(wildcards.dataset))
+
+
+@per_job
+def get_fmriprep_mem_mb(wildcards, attempt):
+    """mem_mb of an fMRIPrep job per attempt (lcm.workflow.resources)."""
+    return fmriprep_mem_mb(runs_fmriprep(wildcards.dataset), attempt)
 
 
 @per_job

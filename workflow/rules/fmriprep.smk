@@ -18,6 +18,11 @@ rule fmriprep:
         dataset=one_of(PLAN.voxel_datasets()),
     conda:
         "../../envs/fmriprep.yaml"
+    # fMRIPrep is sized to the job (--nthreads, --mem-mb): without them it takes the whole
+    # machine, once per subject running side by side.
+    threads: get_fmriprep_threads
+    resources:
+        mem_mb=get_fmriprep_mem_mb,
     # One job per subject: its command has few fields, since a dry run formats each job's
     # command three times (see `get_fmriprep_dataset_args` in common.smk).
     params:
@@ -27,4 +32,5 @@ rule fmriprep:
         code=code_hash("fmriprep"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule fmriprep fmriprep {params.dataset_args}'
-        " --subject {wildcards.subject:q} --out {output.record:q}"
+        " --subject {wildcards.subject:q} --nthreads {threads:q} --mem-mb {resources.mem_mb:q}"
+        " --out {output.record:q}"

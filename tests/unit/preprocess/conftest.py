@@ -26,7 +26,7 @@ def standins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PATH", path)
     monkeypatch.setenv("STANDIN_LOG", str(log))
     monkeypatch.delenv("TEMPLATEFLOW_HOME", raising=False)
-    # Not inside a SLURM job unless a test says so (fMRIPrep would get its allocation).
+    # Not inside a SLURM job: fMRIPrep's size comes from the job's options, never from these.
     for name in ("SLURM_CPUS_PER_TASK", "SLURM_MEM_PER_NODE", "SLURM_MEM_PER_CPU"):
         monkeypatch.delenv(name, raising=False)
     return log

@@ -17,9 +17,9 @@ from lcm.commands import fmriprep as fmriprep_cmd
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
 from lcm.preprocess.container import (
     FmriprepCall,
-    allocation_args,
     apptainer_command,
     docker_command,
+    resource_args,
 )
 from lcm.preprocess.fmriprep_run import run_fmriprep
 
@@ -254,6 +254,8 @@ def test_docker_runs_real_wrapper(
         IMAGE,
         "--nthreads",
         "2",
+        "--omp-nthreads",
+        "2",
     ]
     assert len(rec["runs"]) == 2 and rec["image"] == IMAGE
     assert all("_res-2_desc-preproc_bold.nii.gz" in r["bold"] for r in rec["runs"])
@@ -429,42 +431,65 @@ def test_existing_derivatives_only_dataset(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("env", "extra", "expected"),
+    ("job", "extra", "expected"),
     [
-        ({}, [], []),  # a workstation: fMRIPrep sizes itself
+        ({}, [], []),  # no job size given: fMRIPrep sizes itself
         (
-            {"SLURM_CPUS_PER_TASK": "8", "SLURM_MEM_PER_NODE": "16000"},
-            [],
-            ["--nthreads", "8", "--mem_mb", "14400"],
+            {"nthreads": 8, "mem_mb": 16000},
+            ["--low-mem"],
+            ["--nthreads", "8", "--omp-nthreads", "8", "--mem_mb", "14400", "--low-mem"],
         ),
+        # OpenMP threads per process: at most 8, fMRIPrep's own ceiling
         (
-            {"SLURM_CPUS_PER_TASK": "4", "SLURM_MEM_PER_CPU": "2000"},
+            {"nthreads": 16, "mem_mb": 32000},
             [],
-            ["--nthreads", "4", "--mem_mb", "7200"],
+            ["--nthreads", "16", "--omp-nthreads", "8", "--mem_mb", "28800"],
         ),
-        # the user's own options win, in either spelling
+        # the user's smaller values win, in any spelling, given once
         (
-            {"SLURM_CPUS_PER_TASK": "8", "SLURM_MEM_PER_NODE": "16000"},
-            ["--nprocs=2", "--mem", "4000"],
-            [],
+            {"nthreads": 8, "mem_mb": 16000},
+            ["--nprocs=2", "--mem", "4G", "--omp-nthreads", "1"],
+            ["--nthreads", "2", "--omp-nthreads", "1", "--mem_mb", "4000"],
         ),
-        ({"SLURM_CPUS_PER_TASK": "x", "SLURM_MEM_PER_NODE": "0"}, [], []),
+        # larger ones are capped to the job's
+        (
+            {"nthreads": 4, "mem_mb": 8000},
+            ["--n_cpus", "32", "--omp-nthreads=16", "--mem-mb", "64000"],
+            ["--nthreads", "4", "--omp-nthreads", "4", "--mem_mb", "7200"],
+        ),
+        ({}, ["--nthreads", "32"], ["--nthreads", "32", "--omp-nthreads", "8"]),
     ],
 )
-def test_allocation_args_follow_the_slurm_job(env: dict, extra: list, expected: list) -> None:
-    assert allocation_args(extra, env) == expected
+def test_resource_args_follow_the_job(job: dict, extra: list, expected: list) -> None:
+    assert resource_args(extra, **job) == expected
 
 
-def test_docker_run_inside_slurm_job_gets_its_cpus_and_memory(
+def test_a_larger_nthreads_in_extra_args_is_capped_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("WARNING"):
+        assert resource_args(["--nthreads", "64"], nthreads=8)[:2] == ["--nthreads", "8"]
+    assert "asks --nthreads 64, more than the job's 8: 8 is used" in caplog.text
+
+
+@pytest.mark.parametrize("extra", [["--nthreads", "many"], ["--mem", "lots"], ["--mem_mb"]])
+def test_resource_values_fmriprep_would_refuse_are_config_errors(extra: list) -> None:
+    with pytest.raises(ConfigError, match=r"fmriprep\.extra_args"):
+        resource_args(extra, nthreads=8, mem_mb=16000)
+
+
+def test_docker_run_gets_the_jobs_cpus_and_memory(
     tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The job's size reaches fMRIPrep through the CLI (--nthreads, --mem-mb), not through
+    SLURM variables, which a Snakemake job step does not see."""
     make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
-    lic = _expect(monkeypatch, tmp_path, extra=["--nthreads", "8", "--mem_mb", "14400"])
-    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
-    monkeypatch.setenv("SLURM_MEM_PER_NODE", "16000")
-    monkeypatch.delenv("SLURM_MEM_PER_CPU", raising=False)
-    rec = run_fmriprep(fmriprep_request(tmp_path, "docker", fs_license=lic), tmp_path / "rec.json")
-    assert rec["command"][-4:] == ["--nthreads", "8", "--mem_mb", "14400"]
+    sized = ["--nthreads", "8", "--omp-nthreads", "8", "--mem_mb", "14400"]
+    lic = _expect(monkeypatch, tmp_path, extra=sized)
+    args = ["fmriprep", *_cli_args(tmp_path, lic), "--nthreads", "8", "--mem-mb", "16000"]
+    assert cli(fmriprep_cmd, args) == 0
+    rec = json.loads((tmp_path / "rec.json").read_text())
+    assert rec["command"][-6:] == sized
     assert len(read_calls(standins)) == 5  # the wrapper's probes, then the run itself
 
 
