@@ -23,9 +23,9 @@ examples:
       --extra-args '["--nthreads", "8"]' --out sub-01_fmriprep.json
 
 The record lists, per run: run_key, sub, ses, task, run, bold, mask, confounds, sidecar, t_r.
-Docker and apptainer runs get --nthreads and --omp-nthreads (the job's --nthreads; at most 8
-per process) and --mem_mb (90 % of the job's --mem-mb); a larger value in --extra-args is
-capped to them, with a warning.
+Docker and apptainer runs get --task-id (--task), --nthreads and --omp-nthreads (the job's
+--nthreads; at most 8 per process) and --mem_mb (90 % of the job's --mem-mb); a larger value
+in --extra-args is capped to them, with a warning.
 """
 
 
@@ -70,6 +70,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--mem-mb",
         type=positive_int,
         help="Memory of the job in MB (docker, apptainer): fMRIPrep gets --mem_mb 90 %% of it.",
+    )
+    p.add_argument(
+        "--skip-bids-validation",
+        action="store_true",
+        help="The dataset passed the BIDS validator at ingest: fMRIPrep skips its own "
+        "(docker, apptainer).",
     )
     p.add_argument("--out", required=True, help="Record to write (.json).")
     p.set_defaults(func=run, recorded=("out",))
@@ -121,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         task=args.task,
         nthreads=args.nthreads,
         mem_mb=args.mem_mb,
+        skip_bids_validation=args.skip_bids_validation,
         log_file=Path(args.log_file) if getattr(args, "log_file", None) else None,
     )
     record = run_fmriprep(req, args.out)

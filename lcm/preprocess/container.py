@@ -45,6 +45,17 @@ class FmriprepCall:
     work_dir: Path
     fs_license: Path
     extra_args: list[str] = field(default_factory=list)
+    # The dataset's task (fMRIPrep --task-id): left out, fMRIPrep processes every task.
+    task: str | None = None
+    # Set when LCM's ingest ran the BIDS validator on the dataset (fMRIPrep's own run of it
+    # would stop the whole subject for an error ingest excluded one run for).
+    skip_bids_validation: bool = False
+
+    @property
+    def selection_args(self) -> list[str]:
+        """``--task-id`` and ``--skip-bids-validation``, where they apply."""
+        args = ["--task-id", self.task] if self.task else []
+        return args + (["--skip-bids-validation"] if self.skip_bids_validation else [])
 
     @property
     def subject_work_dir(self) -> Path:
@@ -261,6 +272,7 @@ def docker_command(call: FmriprepCall, executable: str = "fmriprep-docker") -> l
         "--no-tty",
         "-i",
         call.image,
+        *call.selection_args,
         *call.extra_args,
     ]
 
@@ -315,6 +327,7 @@ def apptainer_command(
         call.output_space,
         "-w",
         "/work",
+        *call.selection_args,
         *call.extra_args,
     ]
     return argv, env

@@ -52,6 +52,8 @@ class FmriprepRequest:
     # The job's CPUs and memory (MB), from the Snakemake rule: fMRIPrep is sized to them.
     nthreads: int | None = None
     mem_mb: int | None = None
+    # The dataset passed LCM's BIDS validation at ingest: fMRIPrep skips its own.
+    skip_bids_validation: bool = False
     # The job's log (``lcm --log-file``): fMRIPrep's output is appended to it too, so that a
     # failure record can name the file to read.
     log_file: Path | None = None
@@ -183,6 +185,8 @@ def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
         fs_license=license_path,
         # fMRIPrep is told the job's CPUs and memory (a user's larger values are capped).
         extra_args=resource_args(req.extra_args, req.nthreads, req.mem_mb),
+        task=req.task,
+        skip_bids_validation=req.skip_bids_validation,
     )
     # Before any folder is made: a path the container cannot mount stops here.
     check_mount_paths(call, req.runner, os.environ.get("TEMPLATEFLOW_HOME"))

@@ -90,6 +90,10 @@ else:
 if expect.get("exit"):
     sys.stderr.write("stand-in fMRIPrep: nipype node failed\n")
     sys.exit(expect["exit"])
+if value_after("--task-id") != expect.get("task", "rest"):
+    fail(f"task {value_after('--task-id')}")
+if ("--skip-bids-validation" in argv) != expect.get("skip_validation", False):
+    fail("--skip-bids-validation")
 subject = value_after("--participant-label")
 space = value_after("--output-spaces")
 if subject != expect["subject"] or space != expect["space"]:

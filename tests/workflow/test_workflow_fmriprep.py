@@ -58,3 +58,14 @@ def test_fmriprep_jobs_hand_their_threads_and_memory_to_lcm(tmp_path: Path) -> N
     argv = fmriprep_commands(tmp_path, cfg)["hcplike"]
     assert argv[argv.index("--nthreads") + 1] == "1"
     assert argv[argv.index("--mem-mb") + 1] == "2000"
+
+
+def test_container_runs_skip_the_validation_ingest_did(tmp_path: Path) -> None:
+    """ingest.validate (the default) ran the BIDS validator: fMRIPrep is told to skip its own;
+    with ingest.validate false fMRIPrep's is the only one, and runs."""
+    cfg, _ = placeholder_config(tmp_path, {"hcplike": 1, "abidelike": 1})
+    (tmp_path / "license.txt").write_text("licence\n")
+    cfg["fmriprep"].update(runner="docker", fs_license=str(tmp_path / "license.txt"))
+    assert "--skip-bids-validation" in fmriprep_commands(tmp_path, cfg)["hcplike"]
+    cfg["ingest"]["validate"] = False
+    assert "--skip-bids-validation" not in fmriprep_commands(tmp_path, cfg)["hcplike"]

@@ -314,6 +314,10 @@ def fmriprep_runner_options(runner):
     args += f" --image {quoted(fmriprep['image'])} --work-dir {quoted(work_dir)}"
     if fmriprep["fs_license"]:
         args += f" --fs-license {quoted(fmriprep['fs_license'])}"
+    if CFG["ingest"]["validate"]:
+        # Ingest validated the dataset and excluded the runs it faults: fMRIPrep's validator
+        # would stop a whole subject for an error in one run.
+        args += " --skip-bids-validation"
     return args + f" --extra-args {as_json(fmriprep['extra_args'])}"
 
 

@@ -4,6 +4,7 @@ write the derivatives fMRIPrep would, so the post-run check is exercised."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -194,7 +195,7 @@ def test_docker_runs_real_wrapper(
     tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make_raw_bids(tmp_path / "raw", subjects=("01", "02"), runs=("1", "2"))
-    lic = _expect(monkeypatch, tmp_path, extra=["--nthreads", "2"])
+    lic = _expect(monkeypatch, tmp_path, extra=["--nthreads", "2"], skip_validation=True)
     out = tmp_path / "rec.json"
     rc = cli(
         fmriprep_cmd,
@@ -220,6 +221,7 @@ def test_docker_runs_real_wrapper(
             str(lic),
             "--extra-args",
             '["--nthreads", "2"]',
+            "--skip-bids-validation",
             "--out",
             str(out),
         ],
@@ -252,6 +254,9 @@ def test_docker_runs_real_wrapper(
         "--no-tty",
         "-i",
         IMAGE,
+        "--task-id",
+        "rest",
+        "--skip-bids-validation",
         "--nthreads",
         "2",
         "--omp-nthreads",
@@ -408,6 +413,11 @@ def test_command_builders_are_argv_lists(tmp_path: Path) -> None:
         "--skip-bids-validation",
     ]
     assert env == {}
+    # The dataset's task and the validation ingest did: before the user's arguments.
+    call = dataclasses.replace(call, task="rest", skip_bids_validation=True)
+    expected = ["--task-id", "rest", "--skip-bids-validation", "--skip-bids-validation"]
+    assert docker_command(call)[-4:] == expected
+    assert apptainer_command(call)[0][-4:] == expected
 
 
 @pytest.mark.parametrize("text", ["not json", '{"a": 1}', '["--n", 8]'])
