@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -216,7 +217,8 @@ def _launch(runner: str, call: FmriprepCall, log_file: Path | None) -> tuple[lis
         argv, extra_env = apptainer_command(call, os.environ.get("TEMPLATEFLOW_HOME"))
         env.update(extra_env)
         run_argv = [executable, *argv[1:]]
-    log.info("sub-%s: running %s", call.subject, " ".join(argv))
+    # Pasteable: a path with a space or quote stays one word.
+    log.info("sub-%s: running %s", call.subject, shlex.join(argv))
     try:
         code = _run_teed(run_argv, env, log_file)
     except OSError as exc:

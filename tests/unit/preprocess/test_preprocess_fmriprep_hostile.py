@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -121,6 +122,7 @@ def test_spaces_quotes_and_substitutions_pass_as_single_arguments(
     standins: Path,
     monkeypatch: pytest.MonkeyPatch,
     runner: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     base = tmp_path / HOSTILE
     make_raw_bids(base / "raw", subjects=("01",))
@@ -139,7 +141,11 @@ def test_spaces_quotes_and_substitutions_pass_as_single_arguments(
         image=image,
     )
     monkeypatch.chdir(tmp_path)  # where a shell would have run the substitutions
-    rec = run_fmriprep(req, base / "rec.json")
+    with caplog.at_level("INFO"):
+        rec = run_fmriprep(req, base / "rec.json")
+    # The logged command can be pasted into a shell: it splits back into the argv that ran.
+    logged = next(r.getMessage() for r in caplog.records if "running" in r.getMessage())
+    assert shlex.split(logged.split(": running ", 1)[1]) == rec["command"]
     calls = read_calls(standins)
     final = calls[-1]
     flag = "-v" if runner == "docker" else "-B"
