@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from dataclasses import asdict, dataclass
@@ -12,6 +13,8 @@ from lcm.bids.runs import RunIds
 from lcm.bids.timing import sidecar_tr
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import subject_dir
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,16 @@ def find_run_derivatives(
         # Prefer the file without res/den entities, then the first by name.
         bold = min(candidates, key=lambda p: (len(p.name), p.name))
         middle = pattern.match(bold.name).group(1)  # type: ignore[union-attr]
+        if len(candidates) > 1:  # several resolutions of one space: the choice is said
+            log.warning(
+                "%s: fMRIPrep wrote %d versions of space %s (%s); using %s. Keep one in the "
+                "derivatives folder if another is wanted, the same for every run.",
+                ids.run_key,
+                len(candidates),
+                space,
+                ", ".join(p.name for p in candidates),
+                bold.name,
+            )
         if not bold.is_file():  # listed, but a dangling symlink
             missing.append(_lacking(bold))
     stem = f"{key}_space-{space}{middle}"

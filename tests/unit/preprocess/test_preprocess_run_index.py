@@ -64,3 +64,19 @@ def test_unfetched_derivative_bold_is_missing_with_the_fix(tmp_path: Path) -> No
     rec = run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
     assert rec["runs"] == []
     assert f"datalad get {files['bold']}" in rec["excluded"][0]["reason"]
+
+
+def test_several_resolutions_of_one_run_are_said_not_chosen_silently(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """fMRIPrep asked for a space at two resolutions (res-1 and res-2): the shortest name was
+    taken without a word, and could differ between runs of one subject."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
+    for res in ("1", "2"):
+        make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-1", n_vol=40, res=res)
+    with caplog.at_level("WARNING"):
+        rec = run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
+    (run,) = rec["runs"]
+    assert "_res-1_desc-preproc_bold" in run["bold"]
+    assert "fMRIPrep wrote 2 versions of space" in caplog.text
+    assert f"using {Path(run['bold']).name}" in caplog.text
