@@ -105,6 +105,13 @@ class PairedResult:
 MIN_BOOTSTRAP_SUBJECTS = 3
 
 
+def _rows_at(predictions: pd.DataFrame, task: str, fraction: float) -> pd.DataFrame:
+    """The predictions of one task at one label fraction."""
+    return predictions[
+        (predictions["task"] == task) & np.isclose(predictions["label_fraction"], fraction)
+    ]
+
+
 def paired_bootstrap(
     predictions: pd.DataFrame,
     task: str,
@@ -141,9 +148,7 @@ def paired_bootstrap(
         NaN everywhere when the two models share no fold with enough test subjects
         (:data:`MIN_BOOTSTRAP_SUBJECTS` per class).
     """
-    rows = predictions[
-        (predictions["task"] == task) & np.isclose(predictions["label_fraction"], fraction)
-    ]
+    rows = _rows_at(predictions, task, fraction)
     kind = task_kind(rows) if len(rows) else "binary"
     stat = _weighted_auc if kind == "binary" else _weighted_r
     fits, observed = [], []  # per usable (seed, fold): its subjects, labels and both scores
@@ -218,9 +223,7 @@ def headline_difference(
     Without a t interval (fewer than two folds, or folds all equal) there is no interval.
     """
     boot = paired_bootstrap(predictions, task, fraction, model_a, model_b, n_boot, seed)
-    rows = predictions[
-        (predictions["task"] == task) & np.isclose(predictions["label_fraction"], fraction)
-    ]
+    rows = _rows_at(predictions, task, fraction)
     _, t_low, t_high, t_p = corrected_t_interval(
         np.asarray(boot.fold_differences, dtype=float), fold_test_train_ratio(rows)
     )
