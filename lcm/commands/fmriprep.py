@@ -77,6 +77,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="The dataset passed the BIDS validator at ingest: fMRIPrep skips its own "
         "(docker, apptainer).",
     )
+    p.add_argument(
+        "--manifest",
+        help="The dataset's manifest of 'lcm ingest': its included runs of the subject are "
+        "the runs expected (default: index the --bids folder).",
+    )
     p.add_argument("--out", required=True, help="Record to write (.json).")
     p.set_defaults(func=run, recorded=("out",))
 
@@ -128,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         nthreads=args.nthreads,
         mem_mb=args.mem_mb,
         skip_bids_validation=args.skip_bids_validation,
+        manifest=Path(args.manifest) if args.manifest else None,
         log_file=Path(args.log_file) if getattr(args, "log_file", None) else None,
     )
     record = run_fmriprep(req, args.out)

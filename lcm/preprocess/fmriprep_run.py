@@ -22,7 +22,7 @@ from lcm.preprocess.container import (
     resource_args,
 )
 from lcm.preprocess.derivatives import check_subject_derivatives
-from lcm.preprocess.subject_runs import subject_runs
+from lcm.preprocess.subject_runs import runs_from_manifest, subject_runs
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,9 @@ class FmriprepRequest:
     mem_mb: int | None = None
     # The dataset passed LCM's BIDS validation at ingest: fMRIPrep skips its own.
     skip_bids_validation: bool = False
+    # The dataset's ingest manifest: its included runs of the subject are the runs expected
+    # (None: the BIDS folder is indexed, as for a call outside the workflow).
+    manifest: Path | None = None
     # The job's log (``lcm --log-file``): fMRIPrep's output is appended to it too, so that a
     # failure record can name the file to read.
     log_file: Path | None = None
@@ -101,7 +104,10 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
             f"--runner: expected one of {list(RUNNERS)}, received {req.runner!r}.",
             hint="Set fmriprep.runner in config.yaml.",
         )
-    runs = subject_runs(req.bids, subject, task=req.task, space=req.output_space)
+    if req.manifest is not None:
+        runs = runs_from_manifest(req.manifest, subject, task=req.task)
+    else:
+        runs = subject_runs(req.bids, subject, task=req.task, space=req.output_space)
     command: list[str] | None = None
     failure: dict | None = None
     if req.runner != "existing":

@@ -70,3 +70,47 @@ def subject_runs(
             "with valid BIDS names.",
         )
     return [runs[k] for k in sorted(runs)]
+
+
+def runs_from_manifest(manifest: str | Path, subject: str, task: str = "rest") -> list[RunIds]:
+    """The included runs of ``subject`` and ``task`` in the dataset's ingest manifest.
+
+    What the workflow's fMRIPrep job reads instead of :func:`subject_runs`: the manifest was
+    written by ``lcm ingest`` from the same files, with the selection and the validator's
+    exclusions applied and multi-echo runs already combined, so the runs expected from fMRIPrep
+    are the runs the rest of the workflow plans for. Building a BIDS index of the whole dataset
+    in every subject's job cost seconds per thousand subjects, once per subject.
+
+    Parameters
+    ----------
+    manifest : path-like
+        ``manifest.parquet`` of ``lcm ingest``.
+    subject : str
+        Subject label without ``sub-``.
+    task : str
+        Task label.
+
+    Returns
+    -------
+    list of RunIds
+        Sorted by run key.
+
+    Raises
+    ------
+    InputDataError
+        When the manifest is missing or unreadable.
+    BIDSError
+        When it includes no run of the subject and task.
+    """
+    from lcm.bids.manifest import read_manifest
+
+    df = read_manifest(manifest)
+    rows = df[df["included"] & (df["subject"] == subject) & (df["task"] == task)]
+    keys = sorted(set(rows["run_key"].astype(str)))
+    if not keys:
+        raise BIDSError(
+            f"sub-{subject} has no included BOLD run of task {task!r} in {manifest}.",
+            hint="Read the manifest's reason column for its runs, or rerun 'lcm ingest' if "
+            "the subject's files were added since.",
+        )
+    return [run_ids_from_key(key) for key in keys]

@@ -81,6 +81,8 @@ KEYS: dict[str, set[str]] = {
         "t_second_s",
         "second_ratio",
         "t_touch_s",
+        "t_job_runs_s",
+        "job_ratio",
     },
     "parcellation.py": {
         "t_ours",

@@ -1,0 +1,59 @@
+"""The workflow's fMRIPrep job expects the runs of the ingest manifest, without a BIDS index.
+
+Each subject's job used to index the whole dataset with pybids to list the subject's runs:
+seconds per thousand subjects, once per subject, and a listing that ignored what ingest had
+decided (the selection, the validator's exclusions). With ``--manifest`` the job reads the
+subject's included runs from the manifest ingest wrote.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers.connectome import make_fmriprep_run, make_raw_bids
+from helpers.fmriprep import fmriprep_request
+
+from lcm.bids.ingest import ingest_dataset
+from lcm.bids.manifest import write_manifest
+from lcm.bids.selection import Selection
+from lcm.exceptions import BIDSError
+from lcm.preprocess.fmriprep_run import run_fmriprep
+
+
+def _manifest(tmp_path: Path, selection: Selection | None = None) -> Path:
+    ingested = ingest_dataset("tiny", "bids", tmp_path / "raw", selection=selection)
+    write_manifest(tmp_path / "manifest.parquet", ingested.manifest)
+    return tmp_path / "manifest.parquet"
+
+
+def test_the_runs_expected_are_the_manifests_and_no_bids_index_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_raw_bids(tmp_path / "raw", subjects=("01", "02"), runs=("1", "2"))
+    make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-1", n_vol=40)
+    manifest = _manifest(tmp_path, Selection.from_config({"runs": {"exclude": ["2"]}}))
+    # Without the manifest the unselected run is expected and excluded as lacking derivatives.
+    rec = run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "all.json")
+    assert [e["run_key"] for e in rec["excluded"]] == ["sub-01_task-rest_run-2"]
+
+    import bids
+
+    def no_index(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a BIDS index was built")
+
+    monkeypatch.setattr(bids, "BIDSLayout", no_index)
+    req = fmriprep_request(tmp_path, "existing", manifest=manifest)
+    rec = run_fmriprep(req, tmp_path / "rec.json")
+    assert [r["run_key"] for r in rec["runs"]] == ["sub-01_task-rest_run-1"]
+    assert rec["excluded"] == []
+
+
+def test_a_subject_without_included_run_in_the_manifest_is_named(tmp_path: Path) -> None:
+    make_raw_bids(tmp_path / "raw", subjects=("01", "02"), runs=("1",))
+    manifest = _manifest(tmp_path, Selection.from_config({"participants": {"exclude": ["01"]}}))
+    req = fmriprep_request(tmp_path, "existing", manifest=manifest)
+    with pytest.raises(BIDSError, match="sub-01 has no included BOLD run of task 'rest'") as err:
+        run_fmriprep(req, tmp_path / "rec.json")
+    assert str(manifest) in err.value.message
+    assert not (tmp_path / "rec.json").exists()
