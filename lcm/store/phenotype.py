@@ -119,8 +119,9 @@ def read_phenotype(
 ) -> pd.DataFrame:
     """Read ``dataset``'s phenotype file and return typed catalogue variables.
 
-    Every value the catalogue cannot read is collected, and one error lists them all (the
-    first :data:`MAX_LISTED`, then a count), so that a file is fixed in one pass.
+    Every bad participant ID (empty, invalid or duplicate) and every value the catalogue
+    cannot read is collected, and one error lists them all (IDs first; the first
+    :data:`MAX_LISTED`, then a count), so that a file is fixed in one pass.
 
     Parameters
     ----------
@@ -146,8 +147,9 @@ def read_phenotype(
     Raises
     ------
     InputDataError
-        A missing column, an empty, invalid or duplicate participant ID, or values the catalogue
-        cannot read in the rows that count (file, row, column, value and rule of each).
+        A missing column, or empty, invalid or duplicate participant IDs (every row) and
+        values the catalogue cannot read (in the rows that count), in one error: file, row,
+        column, value and rule of each.
     """
     coding = catalogue.coding(dataset)
     raw = read_table(path)
@@ -162,17 +164,7 @@ def read_phenotype(
             hint=f"Fix the column names in {catalogue.path} (datasets.{dataset}) or in the file.",
         )
     out = pd.DataFrame(index=raw.index)
-    out["subject"] = [
-        _subject_label(v, path, row, coding.id_column)
-        for row, v in enumerate(raw[coding.id_column])
-    ]
-    dup = out["subject"][out["subject"].duplicated()].unique().tolist()
-    if dup:
-        raise InputDataError(
-            f"Phenotype file {path}: duplicate participant IDs in column {coding.id_column!r}: "
-            f"{dup[:10]}.",
-            hint="Keep one row per participant (merge sessions or visits first).",
-        )
+    out["subject"], bad_ids = _subject_labels(raw[coding.id_column], coding.id_column)
     out["site"] = _sites(raw, coding.site_column, path, dataset) if coding.site_column else ""
     bad: list[BadCell] = []
     for name, var in catalogue.variables.items():
@@ -185,8 +177,9 @@ def read_phenotype(
             bad += cells
     if scanned is not None and bad:
         bad = _drop_unscanned(bad, out["subject"], scanned, path, dataset)
-    if bad:
-        raise _bad_cells_error(bad, path)
+    if bad_ids or bad:
+        # IDs and values in one error: a file with several bad IDs took one run per ID.
+        raise _bad_cells_error(bad, path, bad_ids)
     return out.reset_index(drop=True)
 
 
@@ -194,8 +187,10 @@ def _drop_unscanned(
     bad: list[BadCell], subjects: pd.Series, scanned: set[str], path: str | Path, dataset: str
 ) -> list[BadCell]:
     """The bad cells of scanned participants' rows; the others (read as missing) logged."""
-    _, renamed = match_scanned_subjects(subjects.to_frame(), scanned)
-    counted = (subjects.isin(scanned) | subjects.isin(list(renamed))).to_numpy()
+    labelled = subjects.dropna()
+    _, renamed = match_scanned_subjects(labelled.to_frame(), scanned)
+    # A row whose ID is bad (None) counts: once its ID is fixed it may name a scanned subject.
+    counted = (subjects.isna() | subjects.isin(scanned) | subjects.isin(list(renamed))).to_numpy()
     # BadCell.row is the file's line: data row i is line i + 2.
     keep = [c for c in bad if counted[c.row - 2]]
     skipped = [c for c in bad if not counted[c.row - 2]]
@@ -212,18 +207,28 @@ def _drop_unscanned(
     return keep
 
 
-def _bad_cells_error(bad: list[BadCell], path: str | Path) -> InputDataError:
-    """One error listing the first :data:`MAX_LISTED` bad cells and counting the rest."""
-    bad = sorted(bad, key=lambda c: c.row)
-    hint = " ".join(dict.fromkeys(c.hint for c in bad))
-    if len(bad) == 1:
-        return InputDataError(f"Phenotype file {path}, {bad[0].describe()}", hint=hint)
-    lines = [c.describe() for c in bad[:MAX_LISTED]]
-    if len(bad) > MAX_LISTED:
-        lines.append(f"... and {len(bad) - MAX_LISTED} more")
+def _bad_cells_error(
+    bad: list[BadCell], path: str | Path, bad_ids: list[BadCell] | None = None
+) -> InputDataError:
+    """One error listing the first :data:`MAX_LISTED` bad cells and counting the rest.
+
+    Bad participant IDs (``bad_ids``) come first, in file order, then the bad values.
+    """
+    bad_ids = sorted(bad_ids or [], key=lambda c: c.row)
+    cells = bad_ids + sorted(bad, key=lambda c: c.row)
+    hint = " ".join(dict.fromkeys(c.hint for c in cells))
+    if len(cells) == 1:
+        return InputDataError(f"Phenotype file {path}, {cells[0].describe()}", hint=hint)
+    lines = [c.describe() for c in cells[:MAX_LISTED]]
+    if len(cells) > MAX_LISTED:
+        lines.append(f"... and {len(cells) - MAX_LISTED} more")
+    counts = []
+    if bad_ids:
+        counts.append(f"{len(bad_ids)} bad participant ID(s) in column {bad_ids[0].column!r}")
+    if bad:
+        counts.append(f"{len(bad)} value(s) the catalogue cannot read")
     return InputDataError(
-        f"Phenotype file {path}: {len(bad)} value(s) the catalogue cannot read:\n  "
-        + "\n  ".join(lines),
+        f"Phenotype file {path}: {' and '.join(counts)}:\n  " + "\n  ".join(lines),
         hint=hint,
     )
 
@@ -329,16 +334,51 @@ def _sites(raw: pd.DataFrame, column: str, path: str | Path, dataset: str) -> pd
     return sites
 
 
-def _subject_label(value: str, path: str | Path, row: int, column: str) -> str:
-    if is_missing(value):
-        raise InputDataError(
-            f"Phenotype file {path}, row {row + 2}, column {column!r}: empty participant ID.",
-            hint="Every row needs a participant ID.",
+def _subject_labels(values: pd.Series, column: str) -> tuple[list[str | None], list[BadCell]]:
+    """The BIDS subject label of each participant ID, and every bad ID.
+
+    Every row is read, so that one error lists every empty, invalid and duplicate ID (a
+    duplicate names the row it repeats: ``sub-01`` and ``01`` are one participant). A bad ID's
+    label is None.
+    """
+    labels: list[str | None] = []
+    bad: list[BadCell] = []
+    first: dict[str, tuple[int, str]] = {}  # label -> (file line, value) of its first row
+    for index, raw in enumerate(values):
+        row, value = index + 2, str(raw)
+        if is_missing(value):
+            reason = "empty participant ID (or a missing-value code)."
+            bad.append(BadCell(row, column, value, reason, "Every row needs a participant ID."))
+            labels.append(None)
+            continue
+        try:
+            label = check_label("sub", value.strip())
+        except InputDataError as exc:
+            bad.append(BadCell(row, column, value, *_invalid_id(value.strip(), exc.hint)))
+            labels.append(None)
+            continue
+        if label in first:
+            line, seen = first[label]
+            same = f" ({seen!r} and {value!r} name one participant)" if seen != value else ""
+            reason = f"duplicate participant ID: row {line} has it{same}."
+            hint = "Keep one row per participant (merge sessions or visits first)."
+            bad.append(BadCell(row, column, value, reason, hint))
+            labels.append(None)
+            continue
+        first[label] = (row, value)
+        labels.append(label)
+    return labels, bad
+
+
+def _invalid_id(value: str, hint: str) -> tuple[str, str]:
+    """Why ``value`` is no BIDS subject label, and the fix (one hint for every decimal ID)."""
+    if re.fullmatch(r"[0-9]+\.0+", value.removeprefix("sub-")):
+        return (
+            "invalid BIDS 'sub' label: a number written as a decimal.",
+            "A spreadsheet saved the ID column as numbers (1.0 for 1): save it as text, "
+            "without '.0'.",
         )
-    try:
-        return check_label("sub", value.strip(), source=f"{path} row {row + 2} column {column!r}")
-    except InputDataError as exc:
-        raise InputDataError(exc.message, exc.hint) from None
+    return ("invalid BIDS 'sub' label: expected letters and digits only.", hint)
 
 
 def _convert(

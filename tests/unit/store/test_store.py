@@ -68,7 +68,7 @@ def test_phenotype_codings_are_applied(tmp_path: Path, catalogue) -> None:
         ("101\tNYU\t2400\t1\t1\t3", r"row 2, column 'AGE_MONTHS'.*outside the allowed range"),
         ("101\tNYU\t240\t7\t1\t3", r"column 'SEX', value '7'.*not in the catalogue map"),
         ("101\tNYU\tabc\t1\t1\t3", r"column 'AGE_MONTHS', value 'abc'.*not a number"),
-        ("1 01\tNYU\t240\t1\t1\t3", r"Invalid BIDS 'sub' label"),
+        ("1 01\tNYU\t240\t1\t1\t3", r"value '1 01': invalid BIDS 'sub' label"),
     ],
 )
 def test_bad_phenotype_values_name_file_row_column(tmp_path: Path, catalogue, row, match) -> None:
@@ -80,7 +80,7 @@ def test_bad_phenotype_values_name_file_row_column(tmp_path: Path, catalogue, ro
 
 def test_duplicate_ids_and_missing_columns(tmp_path: Path, catalogue) -> None:
     p = _pheno(tmp_path, ["101\tA\t240\t1\t1\t3", "101\tA\t250\t1\t1\t3"])
-    with pytest.raises(InputDataError, match="duplicate participant IDs"):
+    with pytest.raises(InputDataError, match=r"row 3, .*duplicate participant ID: row 2 has it"):
         read_phenotype(p, "alpha", catalogue)
     q = tmp_path / "noid.tsv"
     q.write_text("ID\tAGE_MONTHS\n1\t240\n")
@@ -288,6 +288,43 @@ def test_every_bad_value_is_listed_in_one_error(tmp_path: Path, catalogue) -> No
     assert "row 7," not in message and "row 8," not in message
     assert message.endswith("... and 3 more")
     assert "range_midpoint" in info.value.hint and "Add the code to the map" in info.value.hint
+
+
+def test_every_bad_participant_id_is_listed_in_one_error(tmp_path: Path, catalogue) -> None:
+    """The reader stopped at the first bad participant ID: a table with several (spaces, a
+    number a spreadsheet saved as 3.0, sub-01 beside 01, an empty cell) took one run each. One
+    error lists every bad ID (row, value, what is wrong) before the bad values, with the fixes."""
+    ids = ["sub-01", "1 02", "3.0", "01", "", "05", "sub 06", "05"]
+    rows = [f"{i}\tNYU\t240\t1\t1\t3" for i in ids] + ["07\tNYU\tabc\t1\t1\t3"]
+    p = _pheno(tmp_path, rows)
+    with pytest.raises(
+        InputDataError, match=r"6 bad participant ID\(s\) in column 'SUB_ID' and 1 value\(s\)"
+    ) as info:
+        read_phenotype(p, "alpha", catalogue, scanned={"01", "05", "07"})
+    message = info.value.message
+    assert message.startswith(f"Phenotype file {p}: ")
+    listed = [line.strip() for line in message.splitlines()[1:]]
+    assert listed == [
+        "row 3, column 'SUB_ID', value '1 02': invalid BIDS 'sub' label: expected letters and "
+        "digits only.",
+        "row 4, column 'SUB_ID', value '3.0': invalid BIDS 'sub' label: a number written as a "
+        "decimal.",
+        "row 5, column 'SUB_ID', value '01': duplicate participant ID: row 2 has it ('sub-01' "
+        "and '01' name one participant).",
+        "row 6, column 'SUB_ID', value '': empty participant ID (or a missing-value code).",
+        "row 8, column 'SUB_ID', value 'sub 06': invalid BIDS 'sub' label: expected letters and "
+        "digits only.",
+        "row 9, column 'SUB_ID', value '05': duplicate participant ID: row 7 has it.",
+        "row 10, column 'AGE_MONTHS', value 'abc': not a number for continuous variable 'age'.",
+    ]
+    for fix in ("alphanumeric", "save it as text", "one row per participant", "needs a partic"):
+        assert fix in info.value.hint
+    # Capped as bad values are: the first MAX_LISTED, then a count.
+    many = _pheno(tmp_path, [f"s {i}\tNYU\t240\t1\t1\t3" for i in range(13)], "many.tsv")
+    with pytest.raises(InputDataError, match=r"13 bad participant ID\(s\)") as info:
+        read_phenotype(many, "alpha", catalogue)
+    assert info.value.message.endswith("... and 3 more") and "row 11," in info.value.message
+    assert "row 12," not in info.value.message
 
 
 def test_bad_values_of_participants_without_connectomes_do_not_stop_the_store(
