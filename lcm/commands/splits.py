@@ -16,7 +16,14 @@ from lcm.exceptions import InputDataError
 from lcm.io.paths import variables_path
 from lcm.io.provenance import write_sidecar
 from lcm.store.read import read_runs, read_schema, read_table
-from lcm.store.splits import COLUMNS, SCHEMES, make_splits, write_splits
+from lcm.store.splits import (
+    COLUMNS,
+    SCHEMES,
+    SITE_SCHEMES,
+    make_splits,
+    unsited_subjects,
+    write_splits,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +42,9 @@ holds the runs that have the task's target, stratified as `lcm evaluate` stratif
 or the lower/upper half by rank of a continuous label), schemes subject and (where every run
 names one of two or more sites) leave_site_out, and `seed` is the repeat. Without --task, --label
 stratifies the subject folds by the labelled subjects' level (or half of a continuous label);
-subjects without it are dealt over the folds and still listed. Pretraining can leave out every
-subject it lists: load_cohort(..., exclude=read_splits(path)).
+subjects without it are dealt over the folds and still listed. The schemes are subject, site and
+leave_site_out, the last two only when every subject has a site (never a site ""). Pretraining
+can leave out every subject it lists: load_cohort(..., exclude=read_splits(path)).
 """
 
 
@@ -63,7 +71,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Seed of the shuffles (default 0); with --task, the workflow seed.",
     )
     p.add_argument(
-        "--schemes", nargs="+", choices=SCHEMES, default=list(SCHEMES), help="Split schemes."
+        "--schemes",
+        nargs="+",
+        choices=SCHEMES,
+        help="Split schemes (default: subject, and site and leave_site_out when every subject "
+        "has a site; named here, a site-level scheme refuses subjects without one).",
     )
     p.add_argument("--label", help="Variable to stratify the subject-level folds by.")
     p.add_argument("--task", help="Task name: write that task's evaluation folds.")
@@ -86,12 +98,14 @@ def run(args: argparse.Namespace) -> int:
         splits, settings = _task_splits(args)
     else:
         runs = read_runs(args.store, args.atlas, list(args.datasets))
+        schemes = args.schemes or _default_schemes(runs)
         if args.label:
             runs = _with_label(runs, args.store, args.label)
-            splits = _labelled_splits(runs, args.label, args.n_folds, args.seed, args.schemes)
+            splits = _labelled_splits(runs, args.label, args.n_folds, args.seed, schemes)
         else:
-            splits = make_splits(runs, args.n_folds, args.seed, tuple(args.schemes))
+            splits = make_splits(runs, args.n_folds, args.seed, tuple(schemes))
         settings = {k: getattr(args, k) for k in ("atlas", "datasets", "n_folds", "seed", "label")}
+        settings["schemes"] = list(schemes)
     write_splits(args.out, splits, provenance={"settings": settings})
     # A sidecar as every other output has: `lcm provenance trace` of the metrics reaches the
     # store (and the raw files) through it.
@@ -101,6 +115,24 @@ def run(args: argparse.Namespace) -> int:
     n_subjects = len(splits[["dataset", "subject"]].drop_duplicates())
     log.info("wrote %s: %d subjects, folds per scheme %s", args.out, n_subjects, json.dumps(counts))
     return 0
+
+
+def _default_schemes(runs: pd.DataFrame) -> list[str]:
+    """Every scheme, less the site-level ones when a subject has no site (logged).
+
+    The store's ``""`` ("no site": a dataset without a site column, an empty cell) made a
+    site of its own: one leave-site-out fold testing every site-less subject together.
+    """
+    missing = unsited_subjects(runs)
+    if not missing:
+        return list(SCHEMES)
+    log.warning(
+        "subject scheme only, no site-level folds: subjects without a site in %s (no site "
+        "column in the catalogue, or empty cells); name datasets.<name>.site_column in the "
+        "catalogue and rerun lcm store for them",
+        ", ".join(f"{d} ({n} subjects)" for d, n in missing.items()),
+    )
+    return [s for s in SCHEMES if s not in SITE_SCHEMES]
 
 
 def _task_splits(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:

@@ -41,6 +41,8 @@ from lcm.io.provenance import environment
 log = logging.getLogger(__name__)
 
 SCHEMES = ("subject", "site", "leave_site_out")
+# The schemes whose folds are whole sites: every subject must name one.
+SITE_SCHEMES = ("site", "leave_site_out")
 COLUMNS = ("dataset", "subject", "site", "scheme", "seed", "n_folds", "fold")
 
 
@@ -75,7 +77,8 @@ def make_splits(
     Raises
     ------
     InputDataError
-        Unknown scheme, a subject with two sites, fewer subjects (or sites) than folds.
+        Unknown scheme, a subject with two sites, a subject without a site (``""``, the
+        store's "no site") under a site-level scheme, fewer subjects (or sites) than folds.
     """
     unknown = sorted(set(schemes) - set(SCHEMES))
     if unknown:
@@ -84,6 +87,9 @@ def make_splits(
             hint="Use subject, site or leave_site_out.",
         )
     table = _one_row_per_subject(subjects, label)
+    site_schemes = [s for s in schemes if s in SITE_SCHEMES]
+    if site_schemes:
+        _check_sites(table, site_schemes)
     keys = (table["dataset"] + "/" + table["subject"]).to_numpy()
     site_keys = (table["dataset"] + "/" + table["site"]).to_numpy()
     frames = []
@@ -264,6 +270,47 @@ def _one_row_per_subject(subjects: pd.DataFrame, label: str | None) -> pd.DataFr
     frame = frame.drop_duplicates(["dataset", "subject"])
     # Sorting first makes the table independent of the order the runs were listed in.
     return frame.sort_values(["dataset", "subject"], kind="stable").reset_index(drop=True)
+
+
+def unsited_subjects(subjects: pd.DataFrame) -> dict[str, int]:
+    """Subjects without a site per dataset (site ``""``, missing, or absent), datasets sorted.
+
+    The store writes ``""`` where a dataset has no site column or a participant's site cell is
+    empty; such a subject can be in no site-level fold.
+
+    Parameters
+    ----------
+    subjects : pandas.DataFrame
+        One row per run or per subject with ``dataset`` and ``subject`` (and ``site``).
+
+    Returns
+    -------
+    dict of str to int
+        Dataset name to its number of subjects without a site; datasets with none left out.
+    """
+    site = subjects["site"] if "site" in subjects else pd.Series("", index=subjects.index)
+    frame = subjects[["dataset", "subject"]].astype(str).assign(site=site.fillna("").astype(str))
+    missing = frame[frame["site"].str.strip() == ""].drop_duplicates(["dataset", "subject"])
+    return {str(k): int(v) for k, v in missing.groupby("dataset").size().sort_index().items()}
+
+
+def _check_sites(table: pd.DataFrame, schemes: list[str]) -> None:
+    """Refuse site-level schemes where a subject has no site: ``""`` would become a site of its
+    own (one fold testing every site-less subject, or a whole site-less dataset)."""
+    missing = unsited_subjects(table)
+    if not missing:
+        return
+    counts = ", ".join(
+        f"{dataset!r} ({n} of {int((table['dataset'] == dataset).sum())})"
+        for dataset, n in missing.items()
+    )
+    raise InputDataError(
+        f"Split scheme(s) {schemes} need every subject's site; subjects without one in "
+        f"dataset(s) {counts}.",
+        hint="Name the dataset's site column in the variable catalogue (datasets.<name>."
+        "site_column), fill its empty cells and rerun `lcm store`, or use the subject scheme "
+        "alone (lcm splits --schemes subject).",
+    )
 
 
 def site_fold_ids(site_keys: np.ndarray, n_folds: int | None, seed: int) -> tuple[np.ndarray, int]:

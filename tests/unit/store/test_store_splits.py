@@ -15,6 +15,7 @@ from lcm.store.layout import n_edges
 from lcm.store.loader import ConnectomeStream
 from lcm.store.read import load_cohort, read_runs
 from lcm.store.splits import (
+    SCHEMES,
     downstream_test_keys,
     make_splits,
     read_splits,
@@ -86,6 +87,46 @@ def test_splits_are_deterministic_by_seed() -> None:
 def test_impossible_splits_are_refused(runs, kwargs, match) -> None:
     with pytest.raises(InputDataError, match=match):
         make_splits(runs, **kwargs)
+
+
+@pytest.mark.parametrize("scheme", ["leave_site_out", "site"])
+def test_a_subject_without_a_site_is_no_site_of_its_own(scheme: str) -> None:
+    """The store's "" (no site column, an empty site cell) was a site: leave-site-out tested
+    every site-less subject in one fold of site "", trained on the named sites."""
+    runs = _subjects(sites=4)
+    runs.loc[runs["subject"].astype(int) >= 30, "site"] = ""
+    with pytest.raises(
+        InputDataError, match=r"need every subject's site; .* 'abide' \(10 of 40\)"
+    ) as info:
+        make_splits(runs, n_folds=3, schemes=[scheme])
+    assert "site_column" in info.value.hint and "--schemes subject" in info.value.hint
+    assert set(make_splits(runs, n_folds=3, schemes=["subject"])["site"]) >= {"", "S0"}
+
+
+def test_lcm_splits_without_task_gives_site_less_datasets_subject_folds(tmp_path: Path) -> None:
+    """`lcm splits` without --task on a dataset without sites made "" a site: its default
+    schemes failed (site folds of one site "nosite/") and leave-site-out was one fold of every
+    subject. Now the site-level schemes are left out, logged; asked for, they are refused."""
+    n = 12
+    runs = pd.DataFrame({"subject": [f"{i:02d}" for i in range(n)], "run": "1", "site": ""})
+    vec = np.zeros((n, n_edges(len(ROIS))), dtype=np.float32)
+    write_connectome_arrays(tmp_path, "toy", "nosite", runs, vec, ROIS)
+    some = runs.assign(site=[f"S{i % 3}" if i < 9 else "" for i in range(n)])
+    write_connectome_arrays(tmp_path, "toy", "somesite", some, vec, ROIS)
+    base = ["splits", "--store", str(tmp_path), "--atlas", "toy", "--n-folds", "3"]
+    for dataset in ("nosite", "somesite"):
+        out = tmp_path / f"{dataset}.parquet"
+        assert main([*base, "--datasets", dataset, "--out", str(out)]) == 0
+        table = read_splits(out)
+        assert set(table["scheme"]) == {"subject"} and len(table) == n
+        assert sorted(table["fold"].value_counts()) == [4, 4, 4]
+    refused = tmp_path / "refused.parquet"
+    asked = ["--schemes", "subject", "leave_site_out", "--out", str(refused)]
+    assert main([*base, "--datasets", "nosite", *asked]) == 3 and not refused.exists()
+    sited = runs.assign(site=[f"S{i % 3}" for i in range(n)])
+    write_connectome_arrays(tmp_path, "toy", "sited", sited, vec, ROIS)
+    assert main([*base, "--datasets", "sited", "--out", str(refused)]) == 0
+    assert set(read_splits(refused)["scheme"]) == set(SCHEMES)
 
 
 def _store(tmp_path: Path) -> Path:
