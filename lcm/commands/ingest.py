@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.entries import entry_type, names
 from lcm.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from lcm.connectome.settings import DenoiseSettings
 
 EPILOG = """\
 examples:
@@ -111,7 +115,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--denoise",
         default=None,
         help="fmriprep: the config's denoise section as JSON; its strategy's confound columns "
-        "are checked in the first included run's confounds (refused at once, not per run).",
+        "(with high_pass: an aCompCor strategy needs cosine_XX columns or a high_pass) are "
+        "checked in the first included run's confounds (refused at once, not per run).",
     )
     p.add_argument("--out", required=True, help="Manifest to write (.parquet).")
     p.set_defaults(func=run, recorded=("out",))
@@ -124,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
 
     selection = Selection.from_config(_json_arg(args.select), source="--select")
     checks = entry_type(args.entry).ingest_checks_confounds
-    strategy = _strategy(args.denoise) if checks else None
+    denoise = _denoise(args.denoise) if checks else None
     manifest = ingest(
         args.dataset,
         args.entry,
@@ -140,20 +145,20 @@ def run(args: argparse.Namespace) -> int:
         atlas=args.atlas,
         seg=args.atlas_seg,
     )
-    if strategy is not None:
+    if denoise is not None:
         from lcm.connectome.precheck import check_strategy
 
-        check_strategy(args.dataset, manifest, strategy)
+        check_strategy(args.dataset, manifest, denoise.strategy, denoise.high_pass)
     return 0
 
 
-def _strategy(text: str | None) -> str | None:
-    """The denoising strategy of ``--denoise`` (schema-checked), ``None`` without it."""
+def _denoise(text: str | None) -> DenoiseSettings | None:
+    """The denoising settings of ``--denoise`` (schema-checked), ``None`` without it."""
     if text is None:
         return None
     from lcm.connectome.settings import DenoiseSettings
 
-    return DenoiseSettings.from_json(text).strategy
+    return DenoiseSettings.from_json(text)
 
 
 def _json_arg(text: str | None) -> dict | None:

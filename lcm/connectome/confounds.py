@@ -55,7 +55,9 @@ class Strategy:
     columns : tuple of str
         Fixed fMRIPrep confound columns, all required.
     cosines : bool
-        Add every ``cosine*`` column present (nilearn's ``high_pass`` component; optional).
+        Add every ``cosine*`` column present: fMRIPrep's discrete-cosine high-pass basis
+        (nilearn's ``high_pass`` component, XCP-D's ``^cosine_\\d+$``). Optional, as in
+        nilearn, except with ``compcor`` and no ``high_pass`` filter (:func:`confound_columns`).
     compcor : str or None
         ``"first5"``: ``a_comp_cor_00`` .. ``_04`` (required); ``"combined"``: every aCompCor
         column of the combined WM+CSF mask (from the confounds JSON when present, else every
@@ -79,15 +81,17 @@ class Strategy:
 # nilearn ``load_confounds_strategy`` presets with their default parameters (motion "full";
 # simple: wm_csf "basic"; scrubbing: wm_csf "full", scrub 5; compcor: anat_combined, all).
 # XCP-D's acompcor takes 5 WM + 5 CSF components; ours take the 5 first combined-mask ones,
-# which every fMRIPrep version (and the synthetic confounds) writes.
+# which every fMRIPrep version (and the synthetic confounds) writes. fMRIPrep computes aCompCor
+# after a discrete-cosine high-pass filter, so every aCompCor strategy takes the cosine_XX
+# columns too, as XCP-D's acompcor and nilearn's compcor (which requires high_pass) do.
 STRATEGIES: dict[str, Strategy] = {
     "6P": Strategy(MOTION_6P),
     "9P": Strategy((*MOTION_6P, *PHYSIO_3P)),
     "24P": Strategy(tuple(_expand(MOTION_6P))),
     "27P": Strategy((*_expand(MOTION_6P), *PHYSIO_3P)),
     "36P": Strategy(tuple(_expand((*MOTION_6P, *PHYSIO_3P)))),
-    "acompcor": Strategy(tuple(_motion_12p()), compcor="first5"),
-    "acompcor_gsr": Strategy((*_motion_12p(), *GS), compcor="first5"),
+    "acompcor": Strategy(tuple(_motion_12p()), cosines=True, compcor="first5"),
+    "acompcor_gsr": Strategy((*_motion_12p(), *GS), cosines=True, compcor="first5"),
     "simple": Strategy((*_expand(MOTION_6P), *WM_CSF), cosines=True),
     "simple_gsr": Strategy((*_expand(MOTION_6P), *WM_CSF, *GS), cosines=True),
     "scrubbing": Strategy(
@@ -112,8 +116,8 @@ def strategy_columns(strategy: str) -> list[str]:
     ``6P`` = translations and rotations; ``9P`` = 6P + csf, white matter, global signal;
     ``24P`` = 6P with derivatives, squares and squared derivatives; ``27P`` = 24P + csf, white
     matter, global signal; ``36P`` = the expansion of 9P; ``acompcor`` = 6P + their derivatives
-    (+ ``a_comp_cor_00`` .. ``_04``); ``acompcor_gsr`` = acompcor + global signal. For the
-    nilearn presets see :data:`STRATEGIES`.
+    (+ ``a_comp_cor_00`` .. ``_04``, + the ``cosine_XX`` present); ``acompcor_gsr`` = acompcor +
+    global signal. For the nilearn presets see :data:`STRATEGIES`.
     """
     spec = _strategy(strategy)
     extra = [f"{ACOMPCOR_PREFIX}{i:02d}" for i in range(N_ACOMPCOR)]
@@ -132,8 +136,17 @@ def confound_columns(
     strategy: str,
     available_columns: list[str] | pd.Index,
     metadata: dict[str, Any] | None = None,
+    *,
+    high_pass: float | None = None,
 ) -> list[str]:
     """Columns of ``strategy``, checked against those a confounds table holds.
+
+    A strategy's fixed and aCompCor columns are required. Its ``cosine*`` columns are taken
+    when present; a table without any is accepted (as nilearn's ``load_confounds`` does) unless
+    the strategy regresses aCompCor components and ``high_pass`` is ``None``: fMRIPrep computes
+    those components after a discrete-cosine high-pass filter, and then nothing would remove
+    the slow drifts they were made blind to (fMRIPrep's documentation; nilearn refuses
+    ``compcor`` without ``high_pass``).
 
     Parameters
     ----------
@@ -144,6 +157,9 @@ def confound_columns(
     metadata : dict, optional
         The confounds JSON (fMRIPrep's per-column metadata); picks the combined-mask aCompCor
         components of the ``compcor`` preset.
+    high_pass : float or None, optional
+        ``denoise.high_pass`` (Hz): the temporal filter that stands in for missing cosines.
+        ``None`` (the default) means no high-pass filter, the strictest check.
 
     Returns
     -------
@@ -164,15 +180,25 @@ def confound_columns(
         if not comps:
             missing.append(f"{ACOMPCOR_PREFIX}* (combined mask)")
         wanted += comps
+    cosines = [c for c in have if c.startswith(COSINE_PREFIX)] if spec.cosines else []
+    if spec.compcor is not None and spec.cosines and not cosines and high_pass is None:
+        # fMRIPrep's aCompCor components are blind to what its cosine high-pass removed.
+        missing.append(f"{COSINE_PREFIX}_XX")
+        raise ExcludedRunError(
+            f"confounds lack the columns {missing} needed by strategy {strategy!r} with "
+            "denoise.high_pass null: fMRIPrep computed the aCompCor components after a "
+            "high-pass filter (its cosine_XX columns), and nothing else would remove those "
+            "frequencies",
+            hint="Set denoise.high_pass (e.g. 0.01 Hz), or use a strategy without aCompCor "
+            "(e.g. 24P).",
+        )
     if missing:
         raise ExcludedRunError(
             f"confounds lack the columns {missing} needed by strategy {strategy!r}",
             hint="Use a strategy the confounds support (e.g. 6P), or regenerate them with "
             "fMRIPrep.",
         )
-    if spec.cosines:
-        wanted += [c for c in have if c.startswith(COSINE_PREFIX)]
-    return wanted
+    return wanted + cosines
 
 
 def _combined_compcor(columns: list[str], metadata: dict[str, Any] | None) -> list[str]:

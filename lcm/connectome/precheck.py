@@ -24,7 +24,9 @@ def confounds_of(bold: str | Path, run_key: str) -> Path:
     return confounds_file(Path(bold).parent, run_key)
 
 
-def check_strategy(dataset: str, manifest: pd.DataFrame, strategy: str) -> Path | None:
+def check_strategy(
+    dataset: str, manifest: pd.DataFrame, strategy: str, high_pass: float | None = None
+) -> Path | None:
     """Refuse ``strategy`` when the first included run's confounds lack its columns.
 
     Parameters
@@ -35,6 +37,9 @@ def check_strategy(dataset: str, manifest: pd.DataFrame, strategy: str) -> Path 
         The dataset's manifest (entry ``fmriprep``: ``path`` is the preprocessed BOLD).
     strategy : str
         ``denoise.strategy``.
+    high_pass : float or None
+        ``denoise.high_pass``: an aCompCor strategy on confounds without ``cosine_XX``
+        columns needs it (:func:`lcm.connectome.confounds.confound_columns`).
 
     Returns
     -------
@@ -59,9 +64,9 @@ def check_strategy(dataset: str, manifest: pd.DataFrame, strategy: str) -> Path 
         return None  # the run's own check says why
     metadata = read_confounds_metadata(path)
     try:
-        confound_columns(strategy, columns, metadata)
+        confound_columns(strategy, columns, metadata, high_pass=high_pass)
     except ExcludedRunError as exc:
-        usable = [s for s in STRATEGIES if _supports(s, columns, metadata)]
+        usable = [s for s in STRATEGIES if _supports(s, columns, metadata, high_pass)]
         raise ConfigError(
             f"Dataset {dataset!r}: denoise.strategy {strategy!r} cannot be applied: {path} "
             f"(first run, {first['run_key']}): {exc.message}.",
@@ -73,9 +78,11 @@ def check_strategy(dataset: str, manifest: pd.DataFrame, strategy: str) -> Path 
     return path
 
 
-def _supports(strategy: str, columns: list[str], metadata: dict | None) -> bool:
+def _supports(
+    strategy: str, columns: list[str], metadata: dict | None, high_pass: float | None
+) -> bool:
     try:
-        confound_columns(strategy, columns, metadata)
+        confound_columns(strategy, columns, metadata, high_pass=high_pass)
     except ExcludedRunError:
         return False
     return True

@@ -47,7 +47,10 @@ class DenoiseSettings:
     dvars_threshold : float or None
         Volumes with fMRIPrep ``std_dvars`` above this are scrubbed too; ``None`` disables.
     high_pass, low_pass : float or None
-        Band-pass cut-offs in Hz; ``None`` disables each side.
+        Band-pass cut-offs in Hz (Butterworth, nilearn's order 5, forward-backward); ``None``
+        disables each side. aCompCor strategies also regress fMRIPrep's ``cosine_XX``
+        high-pass basis; without those columns they need ``high_pass`` (see
+        :func:`lcm.connectome.confounds.confound_columns`).
     detrend : bool
         Remove linear trends.
     standardize : str

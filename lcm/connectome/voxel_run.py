@@ -16,8 +16,10 @@ from lcm.bids.runs import RunIds, run_ids_from_name
 from lcm.bids.timing import header_tr, tr_mismatch
 from lcm.connectome.bold_stream import read_bold_header
 from lcm.connectome.confounds import (
+    COSINE_PREFIX,
     DVARS_COLUMN,
     FD_COLUMN,
+    STRATEGIES,
     confound_columns,
     read_confounds_metadata,
 )
@@ -208,7 +210,25 @@ def run_connectome(
     table = read_confounds(deriv.confounds, n_vol)
     source = Path(deriv.confounds).name
     metadata = read_confounds_metadata(deriv.confounds)
-    columns = confound_columns(settings.strategy, table.columns, metadata)
+    columns = confound_columns(
+        settings.strategy, table.columns, metadata, high_pass=settings.high_pass
+    )
+    if STRATEGIES[settings.strategy].cosines:
+        facts["n_cosine_regressors"] = sum(c.startswith(COSINE_PREFIX) for c in columns)
+        if not facts["n_cosine_regressors"]:
+            # Accepted as nilearn accepts it (the high_pass filter, if any, stands in); said.
+            drifts = (
+                f"slow drifts are left to denoise.high_pass ({settings.high_pass:g} Hz)"
+                if settings.high_pass is not None
+                else "denoise.high_pass is null: slow drifts stay (linear trends aside)"
+            )
+            log.warning(
+                "confounds %s have no cosine_XX columns (fMRIPrep's high-pass basis) for "
+                "strategy %r: %s",
+                source,
+                settings.strategy,
+                drifts,
+            )
     confounds = confound_matrix(table, columns, source)
     fd = None
     if settings.fd_threshold is not None:

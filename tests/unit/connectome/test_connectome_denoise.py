@@ -50,8 +50,8 @@ DVARS_HIGH = (25,)
     [
         ("27P", 27, "global_signal", "global_signal_derivative1"),
         ("36P", 36, "global_signal_derivative1_power2", "a_comp_cor_00"),
-        ("acompcor", 17, "a_comp_cor_04", "global_signal"),
-        ("acompcor_gsr", 18, "global_signal", "a_comp_cor_05"),
+        ("acompcor", 20, "a_comp_cor_04", "global_signal"),  # 12 + 5 + 3 cosines
+        ("acompcor_gsr", 21, "global_signal", "a_comp_cor_05"),
     ],
 )
 def test_xcpd_strategies(strategy: str, n: int, has: str, lacks: str) -> None:
@@ -150,6 +150,105 @@ def test_first_row_filled_as_nilearn_load_confounds(tmp_path: Path, strategy: st
     np.testing.assert_allclose(ours, ref[columns].to_numpy(), rtol=0, atol=1e-12)
     # Scrubbing measures are no regressors: no motion before the first volume.
     assert table.loc[0, "framewise_displacement"] == 0 and table.loc[0, "std_dvars"] == 0
+
+
+# Our aCompCor strategy -> nilearn's load_confounds arguments selecting the same columns.
+NILEARN_ACOMPCOR = {
+    "acompcor": {"strategy": ("motion", "high_pass", "compcor"), "motion": "derivatives"},
+    "acompcor_gsr": {
+        "strategy": ("motion", "high_pass", "compcor", "global_signal"),
+        "motion": "derivatives",
+        "global_signal": "basic",
+    },
+}
+
+
+def _combined_mask_metadata(confounds: Path) -> None:
+    """fMRIPrep's confounds JSON: every a_comp_cor_XX of the combined mask, retained."""
+    meta = {
+        f"a_comp_cor_{i:02d}": {"Method": "aCompCor", "Mask": "combined", "Retained": True}
+        for i in range(6)
+    }
+    confounds.with_suffix(".json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("strategy", sorted(NILEARN_ACOMPCOR))
+def test_acompcor_takes_the_cosines_as_xcpd_and_nilearn(tmp_path: Path, strategy: str) -> None:
+    """fMRIPrep computes aCompCor after its cosine high-pass: XCP-D's acompcor regresses the
+    cosine_XX columns with the components, and nilearn's load_confounds refuses compcor
+    without high_pass. Ours select what nilearn selects for 5 combined-mask components."""
+    files = make_fmriprep_run(tmp_path / "fmriprep", RUN, n_vol=N_VOL)
+    _combined_mask_metadata(files["confounds"])
+    kwargs = {**NILEARN_ACOMPCOR[strategy], "compcor": "anat_combined", "n_compcor": 5}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref, _ = load_confounds(str(files["bold"]), **kwargs)
+        no_cosines = [c for c in kwargs["strategy"] if c != "high_pass"]
+        with pytest.raises(ValueError, match="high_pass"):
+            load_confounds(str(files["bold"]), **{**kwargs, "strategy": tuple(no_cosines)})
+    table = read_confounds(files["confounds"], N_VOL)
+    ours = confound_columns(strategy, table.columns, read_confounds_metadata(files["confounds"]))
+    assert sorted(ours) == sorted(ref.columns)
+    assert {"cosine00", "cosine01", "cosine02"} <= set(ours)
+
+
+@pytest.mark.parametrize("strategy", ["acompcor", "acompcor_gsr", "compcor"])
+def test_acompcor_without_cosines_needs_the_high_pass_filter(strategy: str) -> None:
+    """Confounds without cosine_XX columns (hand-made, stripped): with denoise.high_pass null
+    nothing would remove the frequencies fMRIPrep filtered out before aCompCor, so the run is
+    excluded naming the setting; with a high_pass filter the run goes on without cosines."""
+    columns = [c for c in confounds_table(40).columns if not c.startswith("cosine")]
+    with pytest.raises(ExcludedRunError, match=r"denoise\.high_pass null") as err:
+        confound_columns(strategy, columns)
+    assert "cosine_XX" in err.value.message and "denoise.high_pass" in (err.value.hint or "")
+    got = confound_columns(strategy, columns, high_pass=0.01)
+    assert "a_comp_cor_00" in got and not [c for c in got if c.startswith("cosine")]
+
+
+def test_acompcor_run_regresses_the_cosines_or_is_excluded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With high_pass null, an acompcor run regresses fMRIPrep's cosines (sidecar and QC say
+    so); without them it is excluded naming the setting. A preset without aCompCor goes on
+    without cosines, as nilearn's (whose high_pass component is optional), with a warning and
+    QC's count at 0."""
+    atlas = load_atlas("aal116")
+    settings = {"fd_threshold": None, "high_pass": None, "low_pass": None, "min_volumes": 10}
+    qcs, runs = {}, {}
+    for name, strategy, strip in [
+        ("with", "acompcor", False),
+        ("without", "acompcor", True),
+        ("simple", "simple", True),
+    ]:
+        files = runs[name] = make_fmriprep_run(tmp_path / name, RUN, n_vol=N_VOL)
+        if strip:
+            table = read_confounds(files["confounds"], N_VOL)
+            kept = [c for c in table.columns if not c.startswith("cosine")]
+            write_confounds(files["confounds"], table[kept])
+        record = fmriprep_record(tmp_path / name / "rec.json", "tiny", [(RUN, files)])
+        qcs[name] = process_voxel_run(
+            "tiny",
+            record,
+            RUN,
+            atlas,
+            DenoiseSettings.from_dict({**settings, "strategy": strategy}),
+            tmp_path / name / "conn",
+            tmp_path / name / "qc.json",
+        )
+    assert qcs["with"]["included"] and qcs["with"]["n_cosine_regressors"] == 3
+    sidecar = json.loads(Path(qcs["with"]["timeseries"]).with_suffix(".json").read_text())
+    assert {"cosine00", "cosine01", "cosine02"} <= set(sidecar["ConfoundColumns"])
+    assert sidecar["Denoise"]["high_pass"] is None
+    assert not qcs["without"]["included"]
+    assert "cosine_XX" in qcs["without"]["reason"]
+    assert "denoise.high_pass null" in qcs["without"]["reason"]
+    assert qcs["simple"]["included"] and qcs["simple"]["n_cosine_regressors"] == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref, _ = load_confounds_strategy(str(runs["simple"]["bold"]), denoise_strategy="simple")
+    sidecar = json.loads(Path(qcs["simple"]["timeseries"]).with_suffix(".json").read_text())
+    assert sorted(sidecar["ConfoundColumns"]) == sorted(ref.columns)
+    assert "have no cosine_XX columns" in caplog.text and "'simple'" in caplog.text
 
 
 NON_STEADY = (0, 1, 2)  # volume 2 is an FD outlier too

@@ -410,6 +410,29 @@ def test_strategy_checked_on_the_first_confounds_before_any_run(tmp_path: Path, 
     assert cli(ingest_cmd, [*base, "--denoise", '{"strategy": "24P"}']) == 0
 
 
+def test_acompcor_without_cosines_refused_at_ingest_when_high_pass_is_null(
+    tmp_path: Path,
+) -> None:
+    """Confounds without cosine_XX columns cannot serve aCompCor with denoise.high_pass null:
+    ingest says so once, naming the setting and the strategies that still apply."""
+    deriv = tmp_path / "fmriprep"
+    files = make_fmriprep_run(deriv, "sub-01_task-rest", n_vol=20)
+    table = confounds_table(20)
+    table[[c for c in table.columns if not c.startswith("cosine")]].to_csv(
+        files["confounds"], sep="\t", index=False, na_rep="n/a"
+    )
+    out = tmp_path / "manifest.parquet"
+    base = ["ingest", "--dataset", "noCos", "--entry", "fmriprep", "--path", str(deriv)]
+    base += ["--no-cache", "--out", str(out)]
+    with pytest.raises(ConfigError) as err:
+        cli(ingest_cmd, [*base, "--denoise", '{"strategy": "acompcor", "high_pass": null}'])
+    assert "denoise.strategy 'acompcor' cannot be applied" in err.value.message
+    assert "cosine_XX" in err.value.message and "denoise.high_pass null" in err.value.message
+    usable = err.value.hint.split("(", 1)[1]
+    assert "24P" in usable and "simple" in usable and "compcor" not in usable
+    assert cli(ingest_cmd, [*base, "--denoise", '{"strategy": "acompcor"}']) == 0
+
+
 # -- real data from PyPI wheels (optional) --------------------------------------------------
 
 

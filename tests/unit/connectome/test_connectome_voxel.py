@@ -442,7 +442,7 @@ def test_run_the_record_excludes_gets_an_excluded_qc(tmp_path: Path, run_files, 
         ("9P", 9, "global_signal"),
         ("24P", 24, "trans_x_derivative1_power2"),
         ("36P", 36, "white_matter_derivative1_power2"),
-        ("acompcor", 17, "a_comp_cor_04"),
+        ("acompcor", 20, "a_comp_cor_04"),  # 12 motion + 5 aCompCor + 3 cosines
     ],
 )
 def test_confound_columns(strategy: str, n: int, some: str) -> None:
