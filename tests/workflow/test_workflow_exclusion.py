@@ -1,0 +1,95 @@
+"""One bad subject is excluded with a logged reason; it does not crash the cohort.
+
+The workflow runs for real, up to the splits of a task (the cheapest stage that reads the
+store), on a dataset entering as fMRIPrep derivatives: four good subjects, one whose confounds
+lack the motion columns the strategy needs (excluded by the connectome stage) and one whose
+brain mask fMRIPrep did not write (excluded by the fMRIPrep stage). Unit tests cover each
+exclusion; this one checks that the workflow as a whole lets the cohort through.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from helpers import ROOT
+from helpers.connectome import (
+    confounds_table,
+    make_fmriprep_run,
+    read_qc_table,
+    write_confounds,
+)
+from helpers.workflow import snakemake, write_config
+
+from lcm.io import paths
+
+GOOD = ("01", "02", "04", "05")
+BAD_CONFOUNDS = "03"  # its confounds TSV lacks the rotation columns 24P needs
+BAD_FMRIPREP = "06"  # fMRIPrep wrote no brain mask for its run
+
+
+def _dataset(root: Path) -> tuple[Path, Path]:
+    """fMRIPrep derivatives of six subjects (two broken) and their ABIDE-style phenotype."""
+    deriv = root / "fmriprep"
+    for i, sub in enumerate((*GOOD, BAD_CONFOUNDS, BAD_FMRIPREP)):
+        files = make_fmriprep_run(deriv, f"sub-{sub}_task-rest_run-1", seed=i)
+        if sub == BAD_CONFOUNDS:
+            table = confounds_table(48, seed=i)
+            write_confounds(files["confounds"], table.drop(columns=table.filter(like="rot_")))
+        if sub == BAD_FMRIPREP:
+            files["mask"].unlink()
+    pheno = root / "phenotype.tsv"
+    rows = [f"{sub}\tA\t{1 + k % 2}\t{20 + k}\t1" for k, sub in enumerate(sorted(GOOD))]
+    rows += [f"{sub}\tA\t1\t30\t2" for sub in (BAD_CONFOUNDS, BAD_FMRIPREP)]
+    pheno.write_text("SUB_ID\tSITE_ID\tDX_GROUP\tAGE_AT_SCAN\tSEX\n" + "\n".join(rows) + "\n")
+    return deriv, pheno
+
+
+@pytest.mark.slow
+def test_a_broken_subject_is_excluded_with_its_reason_and_the_cohort_finishes(
+    tmp_path: Path,
+) -> None:
+    deriv, pheno = _dataset(tmp_path / "data")
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["variables"] = str(ROOT / "config" / "variables.yaml")
+    cfg["synth"]["enabled"] = False
+    cfg["datasets"] = {
+        "abidelike": {
+            "entry": "fmriprep",
+            "path": str(deriv),
+            "phenotype": str(pheno),
+            "role": "downstream",
+        }
+    }
+    cfg["tasks"] = {"autism": {**cfg["tasks"]["autism"], "models": ["logreg"]}}
+    cfg["denoise"]["min_volumes"] = 30  # the runs have 48 volumes
+    cfg["evaluate"]["n_folds"] = 2
+    config = write_config(tmp_path, cfg)
+    splits = paths.task_splits("results", "autism")
+    proc = snakemake(ROOT, tmp_path, splits, "--configfile", str(config), "--cores", "2")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    # The QC table lists every run, the broken ones excluded with what is wrong.
+    qc = read_qc_table(tmp_path / paths.qc_table("results", "abidelike", "aal116"))
+    qc = qc.set_index("subject")
+    assert sorted(qc.index) == sorted((*GOOD, BAD_CONFOUNDS, BAD_FMRIPREP))
+    assert qc.loc[list(GOOD), "included"].all()
+    assert not qc.loc[BAD_CONFOUNDS, "included"] and not qc.loc[BAD_FMRIPREP, "included"]
+    assert "confounds lack the columns" in qc.loc[BAD_CONFOUNDS, "reason"]
+    assert "rot_x" in qc.loc[BAD_CONFOUNDS, "reason"]
+    assert "desc-brain_mask" in qc.loc[BAD_FMRIPREP, "reason"]
+    # ... and each job's log says so.
+    logs = tmp_path / "results" / "logs"
+    (log,) = (logs / "connectome" / "abidelike").glob(f"sub-{BAD_CONFOUNDS}/**/*.log")
+    assert "excluded: confounds lack the columns" in log.read_text()
+    fmriprep_log = "\n".join(p.read_text() for p in (logs / "fmriprep").rglob("*.log"))
+    assert f"sub-{BAD_FMRIPREP}_task-rest_run-1 excluded" in fmriprep_log
+
+    # The store holds the good subjects only; the splits, read from it, too.
+    store = paths.store_dir(str(tmp_path / "results"))
+    runs = pd.read_parquet(paths.connectome_path(store, "aal116", "abidelike"))
+    assert sorted(runs["subject"]) == sorted(GOOD)
+    folds = pd.read_parquet(tmp_path / splits)
+    assert set(folds["subject"]) == set(GOOD)
