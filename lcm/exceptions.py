@@ -64,7 +64,23 @@ class CheckpointError(LCMError):
 
 
 class ExcludedRunError(InputDataError):
-    """One run is unusable; the cohort continues and the run is listed with this reason."""
+    """One run is unusable; the cohort continues and the run is listed with this reason.
+
+    Parameters
+    ----------
+    message : str
+        Why the run is excluded (the QC table's ``reason``).
+    hint : str, optional
+        How to fix it.
+    code : str, optional
+        A short name of the kind of problem (the QC table's ``reason_code``, e.g.
+        ``confounds_missing_columns``): summaries count the runs of a dataset per code, where
+        the messages differ by file name.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, *, code: str = "") -> None:
+        super().__init__(message, hint)
+        self.code = code
 
 
 class OutputBusyError(LCMError):

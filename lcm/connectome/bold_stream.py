@@ -112,6 +112,7 @@ def _parse_header(raw: bytes, source: str) -> BoldHeader:
         raise ExcludedRunError(
             f"cannot read BOLD {source}: not a NIfTI-1/2 file (sizeof_hdr {size_le})",
             hint="Check that the file is the preprocessed BOLD written by fMRIPrep.",
+            code="bold_unreadable",
         )
     try:
         header = klass.from_fileobj(io.BytesIO(raw[: klass.template_dtype.itemsize]))
@@ -120,7 +121,9 @@ def _parse_header(raw: bytes, source: str) -> BoldHeader:
         slope, inter = header.get_slope_inter()
         affine = header.get_best_affine()
     except Exception as exc:  # nibabel raises many types for a broken header
-        raise ExcludedRunError(f"cannot read BOLD {source}: bad NIfTI header: {exc}") from exc
+        raise ExcludedRunError(
+            f"cannot read BOLD {source}: bad NIfTI header: {exc}", code="bold_unreadable"
+        ) from exc
     slope = 1.0 if slope is None or not math.isfinite(slope) or slope == 0 else float(slope)
     inter = 0.0 if inter is None or not math.isfinite(inter) else float(inter)
     offset = int(header["vox_offset"])
@@ -185,13 +188,17 @@ def check_bold_size(hdr: BoldHeader, path: Path, memory: int | None = None) -> N
         try:
             size = path.stat().st_size
         except OSError as exc:
-            raise ExcludedRunError(f"cannot read BOLD {path.name}: {exc}") from exc
+            raise ExcludedRunError(
+                f"cannot read BOLD {path.name}: {exc}", code="bold_unreadable"
+            ) from exc
         with path.open("rb") as probe:
             compressed = probe.read(2) == _GZIP_MAGIC
         data = volume_bytes * hdr.n_volumes
         problem = size_problem(data, hdr.vox_offset, size, compressed, volume_bytes)
     if problem:
-        raise ExcludedRunError(f"BOLD {path.name}: {problem}", hint=_BAD_HEADER_HINT)
+        raise ExcludedRunError(
+            f"BOLD {path.name}: {problem}", hint=_BAD_HEADER_HINT, code="bold_unreadable"
+        )
     # Grid-sized arrays (labels, voxel maps) plus the read buffer (at least one volume).
     need = hdr.n_voxels * BYTES_PER_GRID_VOXEL + max(volume_bytes, DEFAULT_BLOCK_BYTES)
     budget = int(MEMORY_SHARE * (available_memory() if memory is None else memory))
@@ -202,6 +209,7 @@ def check_bold_size(hdr: BoldHeader, path: Path, memory: int | None = None) -> N
             "GiB this job can use",
             hint="Give the connectome job more memory (its mem_mb resource), "
             "or resample the BOLD to a coarser grid.",
+            code="bold_too_large",
         )
 
 
@@ -221,10 +229,13 @@ def read_bold_header(path: str | Path) -> BoldHeader:
         with _open(path, threaded=False) as handle:
             raw = handle.read(540)
     except (OSError, EOFError, zlib.error, _isal_error()) as exc:
-        raise ExcludedRunError(f"cannot read BOLD {path.name}: {exc}") from exc
+        raise ExcludedRunError(
+            f"cannot read BOLD {path.name}: {exc}", code="bold_unreadable"
+        ) from exc
     if len(raw) < 348:
         raise ExcludedRunError(
-            f"cannot read BOLD {path.name}: {len(raw)} bytes, shorter than a NIfTI header"
+            f"cannot read BOLD {path.name}: {len(raw)} bytes, shorter than a NIfTI header",
+            code="bold_unreadable",
         )
     hdr = _parse_header(raw, path.name)
     check_bold_size(hdr, path)
@@ -258,7 +269,9 @@ def iter_volume_blocks(
             head = handle.read(540)
             hdr = _parse_header(head, name) if len(head) >= 348 else None
             if hdr is None:
-                raise ExcludedRunError(f"cannot read BOLD {name}: shorter than a NIfTI header")
+                raise ExcludedRunError(
+                    f"cannot read BOLD {name}: shorter than a NIfTI header", code="bold_unreadable"
+                )
             check_bold_size(hdr, path)  # before the buffer is sized from the header
             _skip(handle, hdr.vox_offset - len(head), name)
             volume_bytes = hdr.n_voxels * hdr.dtype.itemsize
@@ -281,11 +294,14 @@ def iter_volume_blocks(
                             f"cannot read the data of BOLD {name}: the file ends in volume "
                             f"{start + got // volume_bytes} of {hdr.n_volumes} (truncated?)",
                             hint="Re-copy or regenerate the file; its size is wrong.",
+                            code="bold_unreadable",
                         )
                     got += n
                 yield start, flat[:k]
     except (OSError, EOFError, zlib.error, _isal_error()) as exc:
-        raise ExcludedRunError(f"cannot read the data of BOLD {name}: {exc}") from exc
+        raise ExcludedRunError(
+            f"cannot read the data of BOLD {name}: {exc}", code="bold_unreadable"
+        ) from exc
 
 
 def _skip(handle: BinaryIO, n: int, name: str) -> None:
@@ -293,5 +309,7 @@ def _skip(handle: BinaryIO, n: int, name: str) -> None:
     while n > 0:
         chunk = handle.read(min(n, 2**20))
         if not chunk:
-            raise ExcludedRunError(f"cannot read BOLD {name}: the file ends before its data")
+            raise ExcludedRunError(
+                f"cannot read BOLD {name}: the file ends before its data", code="bold_unreadable"
+            )
         n -= len(chunk)

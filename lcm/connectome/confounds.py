@@ -197,6 +197,7 @@ def confound_columns(
             f"confounds lack the columns {missing} needed by strategy {strategy!r}",
             hint="Use a strategy the confounds support (e.g. 6P), or regenerate them with "
             "fMRIPrep.",
+            code="confounds_missing_columns",
         )
     return wanted + cosines
 

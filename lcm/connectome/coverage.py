@@ -169,5 +169,6 @@ def cleaned_empty(
         raise ExcludedRunError(
             f"cleaning {source} gave NaN or infinite values in {int(bad.sum())} ROI(s) {rois}",
             hint="Check the run's time series and the denoise settings.",
+            code="cleaned_nonfinite",
         )
     return empty | constant_columns(signals)

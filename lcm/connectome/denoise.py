@@ -35,11 +35,14 @@ def read_confounds(path: str | Path, n_volumes: int) -> pd.DataFrame:
     try:
         table = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ExcludedRunError(f"cannot read confounds {path.name}: {exc}") from exc
+        raise ExcludedRunError(
+            f"cannot read confounds {path.name}: {exc}", code="confounds_unreadable"
+        ) from exc
     if len(table) != n_volumes:
         raise ExcludedRunError(
             f"confounds {path.name} have {len(table)} rows but the BOLD series has "
-            f"{n_volumes} volumes"
+            f"{n_volumes} volumes",
+            code="confounds_length",
         )
     if len(table):
         first = table.iloc[0].copy()
@@ -60,7 +63,9 @@ def confound_matrix(table: pd.DataFrame, columns: list[str], source: str) -> np.
         cols = sorted({columns[j] for j in np.flatnonzero(bad.any(axis=0))})
         rows = np.flatnonzero(bad.any(axis=1))[:5].tolist()
         raise ExcludedRunError(
-            f"confounds {source}: missing or non-numeric values in columns {cols} (rows {rows} ...)"
+            f"confounds {source}: missing or non-numeric values in columns {cols} "
+            f"(rows {rows} ...)",
+            code="confounds_non_numeric",
         )
     return values
 
@@ -71,6 +76,7 @@ def framewise_displacement(table: pd.DataFrame, source: str) -> np.ndarray:
         raise ExcludedRunError(
             f"confounds {source} lack the column {FD_COLUMN!r} needed for scrubbing",
             hint="Set denoise.fd_threshold: null to disable scrubbing.",
+            code="confounds_missing_columns",
         )
     return confound_matrix(table, [FD_COLUMN], source)[:, 0]
 
@@ -81,6 +87,7 @@ def std_dvars(table: pd.DataFrame, source: str) -> np.ndarray:
         raise ExcludedRunError(
             f"confounds {source} lack the column {DVARS_COLUMN!r} needed for DVARS scrubbing",
             hint="Set denoise.dvars_threshold: null to scrub by framewise displacement only.",
+            code="confounds_missing_columns",
         )
     return confound_matrix(table, [DVARS_COLUMN], source)[:, 0]
 
@@ -162,12 +169,14 @@ def scrub_mask(
         if keep.size == n_volumes:  # a short run: nothing was scrubbed
             raise ExcludedRunError(
                 f"the run has {n_volumes} volumes; at least {settings.min_volumes} are "
-                "required (denoise.min_volumes)"
+                "required (denoise.min_volumes)",
+                code="too_few_volumes",
             )
         detail = f" after scrubbing ({', '.join(rules)})" if rules else ""
         raise ExcludedRunError(
             f"only {keep.size} of {n_volumes} volumes left{detail}; at least "
-            f"{settings.min_volumes} are required (denoise.min_volumes)"
+            f"{settings.min_volumes} are required (denoise.min_volumes)",
+            code="too_few_volumes",
         )
     return keep
 
@@ -301,6 +310,7 @@ def clean_signals(
             "every frequency of the signals",
             hint=f"Set denoise.high_pass below {nyquist:g} Hz (0.008-0.01 Hz is usual for "
             "resting state), or to null to skip high-pass filtering.",
+            code="high_pass_above_nyquist",
         )
     if low_pass is not None and low_pass >= nyquist:
         # nilearn would silently move the cut-off to just under Nyquist; no filter is honest.
@@ -342,4 +352,5 @@ def clean_signals(
                 f"{len(signals)} volumes are too few to band-pass filter ({exc})",
                 hint="Raise denoise.min_volumes above this length to exclude such runs up "
                 "front, or set denoise.high_pass and low_pass to null to keep them unfiltered.",
+                code="too_few_volumes",
             ) from exc

@@ -218,7 +218,7 @@ def _import_row(
         matrix = check_connectome(matrix, path.name, atlas.n_rois, atlas.name)
     except ExcludedRunError as exc:
         log.warning("%s %s excluded: %s", dataset, ids.run_key, exc.message)
-        return new_qc(dataset, ids, reason=exc.message, n_rois=atlas.n_rois)
+        return new_qc(dataset, ids, reason=exc.message, reason_code=exc.code, n_rois=atlas.n_rois)
     if file_names is None and "unnamed" not in warned:
         warned.add("unnamed")
         log.info(

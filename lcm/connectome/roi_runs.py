@@ -130,7 +130,7 @@ def _process_row(
         _check_windows_vary(signals, empty, connectome, atlas.names)
     except ExcludedRunError as exc:
         log.warning("%s %s excluded: %s", dataset, ids.run_key, exc.message)
-        return new_qc(dataset, ids, applied, reason=exc.message, **facts)
+        return new_qc(dataset, ids, applied, reason=exc.message, reason_code=exc.code, **facts)
     path = Path(row["path"])
     space = row.get("space") or None
     sources = [path, *(p for p in [sidecar_path(path)] if p.is_file())]

@@ -78,7 +78,11 @@ def load_run_from_record(record_path: str | Path, run_key: str) -> tuple[RunDeri
     try:
         record = json.loads(record_path.read_text())
         runs = {r["run_key"]: r for r in record["runs"]}
-        excluded = {r["run_key"]: str(r["reason"]) for r in record.get("excluded", [])}
+        # Records written before reason codes get a code that still says where it came from.
+        excluded = {
+            r["run_key"]: (str(r.get("reason_code") or "fmriprep_excluded"), str(r["reason"]))
+            for r in record.get("excluded", [])
+        }
         space = str(record["output_space"])
     except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise InputDataError(
@@ -86,7 +90,8 @@ def load_run_from_record(record_path: str | Path, run_key: str) -> tuple[RunDeri
             hint="Regenerate it with 'lcm fmriprep ... --out'.",
         ) from exc
     if run_key in excluded:
-        raise ExcludedRunError(excluded[run_key])
+        code, reason = excluded[run_key]
+        raise ExcludedRunError(reason, code=code)
     if run_key not in runs:
         raise InputDataError(
             f"Run {run_key!r} is not in fMRIPrep record {record_path} (it lists {sorted(runs)}).",
@@ -147,7 +152,15 @@ def process_voxel_run(
         result = run_connectome(deriv, atlas, settings, facts, space, min_coverage)
     except ExcludedRunError as exc:
         log.warning("%s %s excluded: %s", dataset, run_key, exc.message)
-        qc = new_qc(dataset, ids, settings.to_dict(), included=False, reason=exc.message, **facts)
+        qc = new_qc(
+            dataset,
+            ids,
+            settings.to_dict(),
+            included=False,
+            reason=exc.message,
+            reason_code=exc.code,
+            **facts,
+        )
     else:
         qc = _write_outputs(
             dataset,
@@ -191,19 +204,22 @@ def run_connectome(
     hdr = read_bold_header(bold)
     if len(hdr.shape) != 4:
         raise ExcludedRunError(
-            f"BOLD {bold.name} is {len(hdr.shape)}D with shape {hdr.shape}; a 4D series is expected"
+            f"BOLD {bold.name} is {len(hdr.shape)}D with shape {hdr.shape}; a 4D series is "
+            "expected",
+            code="bold_not_4d",
         )
     n_vol = hdr.n_volumes
     facts["n_volumes"] = n_vol
     reason = tr_mismatch(deriv.t_r, header_tr(_HeaderOnly(hdr.header)), bold.name)
     if reason:
-        raise ExcludedRunError(reason)
+        raise ExcludedRunError(reason, code="tr_mismatch")
     if space and atlas.space not in ("custom", space):
         raise ExcludedRunError(
             f"BOLD {bold.name} is in space {space!r} but atlas {atlas.name!r} is in "
             f"{atlas.space!r}",
             hint="Use an atlas in the BOLD's space (e.g. from TemplateFlow) or set "
             "fmriprep.output_space to the atlas's space.",
+            code="space_mismatch",
         )
 
     # Confounds first: they are cheap and exclude a run before the BOLD is decompressed.
@@ -272,6 +288,7 @@ def run_connectome(
             f"BOLD {bold.name} holds NaN/Inf values in {stats.n_nonfinite_voxels} voxel(s) "
             "inside the atlas",
             hint="Check the preprocessing of this run; fMRIPrep never writes NaN.",
+            code="bold_nonfinite",
         )
     facts["n_dropout_volumes"] = int(stats.dropout.sum())
     if stats.dropout.any():
@@ -296,7 +313,8 @@ def run_connectome(
     if empty.all() and (coverage >= min_coverage).any():
         raise ExcludedRunError(
             f"every parcel covered by BOLD {bold.name} is constant over the "
-            f"{facts['n_volumes_kept']} volumes kept"
+            f"{facts['n_volumes_kept']} volumes kept",
+            code="flat_signals",
         )
     if empty.all() and brain is not None and (grid_counts > 0).any():
         raise ExcludedRunError(
@@ -304,6 +322,7 @@ def run_connectome(
             f"{Path(deriv.mask).name} (best coverage {float(coverage.max(initial=0.0)):.2f}, "
             f"{min_coverage} required)",
             hint=f"Check the brain mask and that the BOLD is in the atlas's space {atlas.space}.",
+            code="no_coverage",
         )
     if empty.all():
         raise ExcludedRunError(
@@ -312,6 +331,7 @@ def run_connectome(
             f"places the image outside atlas {atlas.name!r}",
             hint=f"Check that the image is in space {atlas.space} and its header affine is "
             "the one fMRIPrep wrote.",
+            code="no_coverage",
         )
     signals = clean_signals(
         stats.signals,
@@ -323,7 +343,9 @@ def run_connectome(
     empty = cleaned_empty(signals, empty, names, bold.name)
     facts["empty_rois"] = [names[i] for i in np.flatnonzero(empty)]
     if empty.all():
-        raise ExcludedRunError(f"every parcel of BOLD {bold.name} is flat once cleaned")
+        raise ExcludedRunError(
+            f"every parcel of BOLD {bold.name} is flat once cleaned", code="flat_signals"
+        )
     signals[:, empty] = 0.0
     return RunConnectome(signals, empty, columns)
 
@@ -367,11 +389,13 @@ def _brain_mask(
         raise ExcludedRunError(
             f"cannot read brain mask {mask_path} of BOLD {bold_name}: {exc}",
             hint="Rerun 'lcm fmriprep' for this subject to refresh its record.",
+            code="mask_unreadable",
         ) from exc
     if data.ndim != 3:
         raise ExcludedRunError(
             f"brain mask {mask_path.name} of BOLD {bold_name} has shape {data.shape}; a 3D "
-            "image is expected"
+            "image is expected",
+            code="mask_unreadable",
         )
     mask = np.isfinite(data) & (data != 0)
     if mask.shape == tuple(shape) and np.allclose(img.affine, affine, atol=1e-4):

@@ -49,6 +49,12 @@ class RunDerivatives:
 # 1.4 to 20.1 named the same table (same columns, same JSON beside it) ``_regressors.tsv``.
 CONFOUNDS_SUFFIXES = ("_desc-confounds_timeseries.tsv", "_desc-confounds_regressors.tsv")
 
+# Reason codes of the runs an fMRIPrep record excludes (its ``excluded[].reason_code``); the
+# connectome stage copies them to its QC table, where summaries count runs per code.
+OUTPUTS_MISSING = "fmriprep_outputs_missing"
+OUTPUTS_AMBIGUOUS = "fmriprep_outputs_ambiguous"
+FMRIPREP_FAILED = "fmriprep_failed"
+
 
 def confounds_file(func: str | Path, run_key: str) -> Path:
     """A run's fMRIPrep confounds table in ``func``: the current name, else the pre-20.2 one.
@@ -246,7 +252,7 @@ def _lacking(path: Path) -> str:
 
 def check_subject_derivatives(
     deriv_root: str | Path, runs: list[RunIds], space: str
-) -> tuple[list[RunDerivatives], dict[str, str]]:
+) -> tuple[list[RunDerivatives], dict[str, tuple[str, str]]]:
     """Derivatives of every run, and why each run without complete ones is excluded.
 
     A subject whose fMRIPrep failed for a run (or for every run) is common in a cohort: its
@@ -255,24 +261,26 @@ def check_subject_derivatives(
     Returns
     -------
     (list of RunDerivatives, dict)
-        The complete runs, and ``{run_key: reason}`` of the others (each reason names the
-        missing files and the fixes).
+        The complete runs, and ``{run_key: (reason_code, reason)}`` of the others (the code
+        :data:`OUTPUTS_MISSING` or :data:`OUTPUTS_AMBIGUOUS`; each reason names the files and
+        the fixes).
     """
     found: list[RunDerivatives] = []
-    excluded: dict[str, str] = {}
+    excluded: dict[str, tuple[str, str]] = {}
     for ids in runs:
         try:
             deriv, lacking = find_run_derivatives(deriv_root, ids, space)
         except AmbiguousDerivativesError as exc:
-            excluded[ids.run_key] = f"{exc.message} {exc.hint}"
+            excluded[ids.run_key] = (OUTPUTS_AMBIGUOUS, f"{exc.message} {exc.hint}")
             continue
         if deriv is not None:
             found.append(deriv)
             continue
         excluded[ids.run_key] = (
+            OUTPUTS_MISSING,
             f"fMRIPrep outputs for space {space!r} missing in {deriv_root}: "
             f"{'; '.join(lacking)}. Run fMRIPrep for this run with --output-spaces {space}, "
             "point the dataset's derivatives at the folder that holds them, or leave the "
-            "subject out (ingest.select.<dataset>.participants.exclude)"
+            "subject out (ingest.select.<dataset>.participants.exclude)",
         )
     return found, excluded

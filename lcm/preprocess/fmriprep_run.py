@@ -21,7 +21,7 @@ from lcm.preprocess.container import (
     docker_command,
     resource_args,
 )
-from lcm.preprocess.derivatives import check_subject_derivatives
+from lcm.preprocess.derivatives import FMRIPREP_FAILED, check_subject_derivatives
 from lcm.preprocess.subject_runs import runs_from_manifest, subject_runs
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
     out : path-like
         Record JSON to write (atomically): ``{dataset, subject, runner, command, image,
         output_space, runs: [{run_key, sub, ses, task, run, bold, mask, confounds, sidecar,
-        t_r}], excluded: [{run_key, reason}], failure}``; a run whose derivatives are
+        t_r}], excluded: [{run_key, reason_code, reason}], failure}``; a run whose derivatives are
         incomplete is excluded with the files it lacks (the connectome stage records it so).
         With runner ``existing`` the record has no ``image`` (and ``command`` is null): no
         container ran. ``failure`` is null, or, when fMRIPrep exited non-zero on its own,
@@ -119,8 +119,8 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         derivs, excluded = check_subject_derivatives(req.derivatives, runs, req.output_space)
     else:
         # Derivatives a failed run left behind (or older ones) are not this run's: none is used.
-        derivs, excluded = [], {ids.run_key: failure["reason"] for ids in runs}
-    for run_key, reason in excluded.items():
+        derivs, excluded = [], {ids.run_key: (FMRIPREP_FAILED, failure["reason"]) for ids in runs}
+    for run_key, (_, reason) in excluded.items():
         log.warning("%s %s excluded: %s", req.dataset, run_key, reason)
     record = {
         "dataset": req.dataset,
@@ -131,7 +131,10 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         **({} if req.runner == "existing" else {"image": req.image}),
         "output_space": req.output_space,
         "runs": [d.to_record() for d in derivs],
-        "excluded": [{"run_key": k, "reason": v} for k, v in excluded.items()],
+        "excluded": [
+            {"run_key": k, "reason_code": code, "reason": reason}
+            for k, (code, reason) in excluded.items()
+        ],
         "failure": failure,
     }
     write_json(out, record)

@@ -219,6 +219,7 @@ QC_TEXT = (
     "run",
     "run_key",
     "reason",
+    "reason_code",
     "timeseries",
     "relmat",
     "empty_rois",

@@ -80,6 +80,8 @@ def test_a_broken_subject_is_excluded_with_its_reason_and_the_cohort_finishes(
     assert "confounds lack the columns" in qc.loc[BAD_CONFOUNDS, "reason"]
     assert "rot_x" in qc.loc[BAD_CONFOUNDS, "reason"]
     assert "desc-brain_mask" in qc.loc[BAD_FMRIPREP, "reason"]
+    assert qc.loc[BAD_CONFOUNDS, "reason_code"] == "confounds_missing_columns"
+    assert qc.loc[BAD_FMRIPREP, "reason_code"] == "fmriprep_outputs_missing"
     # ... and each job's log says so.
     logs = tmp_path / "results" / "logs"
     (log,) = (logs / "connectome" / "abidelike").glob(f"sub-{BAD_CONFOUNDS}/**/*.log")

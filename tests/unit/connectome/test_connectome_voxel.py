@@ -431,6 +431,8 @@ def test_run_the_record_excludes_gets_an_excluded_qc(tmp_path: Path, run_files, 
         tmp_path / "qc.json",
     )
     assert qc["included"] is False and qc["reason"] == "no confounds.tsv"
+    # A record written before reason codes: the run is counted under the stage that left it out.
+    assert qc["reason_code"] == "fmriprep_excluded"
     assert json.loads((tmp_path / "qc.json").read_text())["run_key"] == "sub-01_task-rest_run-2"
     assert not (tmp_path / "conn" / "sub-01").exists()
 

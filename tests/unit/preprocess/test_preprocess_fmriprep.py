@@ -170,6 +170,7 @@ def test_existing_missing_files_exclude_their_runs(tmp_path: Path) -> None:
     assert [r["run_key"] for r in rec["runs"]] == ["sub-01_task-rest_run-3"]
     reasons = {r["run_key"]: r["reason"] for r in rec["excluded"]}
     assert sorted(reasons) == ["sub-01_task-rest_run-1", "sub-01_task-rest_run-2"]
+    assert {r["reason_code"] for r in rec["excluded"]} == {"fmriprep_outputs_missing"}
     one, two = reasons["sub-01_task-rest_run-1"], reasons["sub-01_task-rest_run-2"]
     assert "sub-01_task-rest_run-1_desc-confounds_timeseries.tsv" in one
     assert "sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_desc-brain_mask.nii.gz" in one
@@ -303,7 +304,8 @@ def test_fmriprep_failing_on_a_subject_writes_its_failure_record(
     reason = f"fMRIPrep exited 1; see {log_file}"
     assert rec["runs"] == []
     assert rec["excluded"] == [
-        {"run_key": f"sub-01_task-rest_run-{r}", "reason": reason} for r in ("1", "2")
+        {"run_key": f"sub-01_task-rest_run-{r}", "reason_code": "fmriprep_failed", "reason": reason}
+        for r in ("1", "2")
     ]
     assert rec["failure"] == {"exit_code": 1, "log": str(log_file), "reason": reason}
     text = log_file.read_text()

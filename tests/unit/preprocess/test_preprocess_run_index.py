@@ -50,7 +50,7 @@ def test_both_spellings_of_one_run_are_refused_as_ambiguous(tmp_path: Path) -> N
     assert [r["run_key"] for r in rec["runs"]] == ["sub-01_task-rest_run-2"]
     (out,) = rec["excluded"]
     assert out["run_key"] == "sub-01_task-rest_run-01"
-    assert "ambiguous" in out["reason"]
+    assert "ambiguous" in out["reason"] and out["reason_code"] == "fmriprep_outputs_ambiguous"
     assert "'sub-01_task-rest_run-01_*' and 'sub-01_task-rest_run-1_*'" in out["reason"]
     assert json.loads((tmp_path / "rec.json").read_text()) == rec
 
