@@ -59,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     """Run ``lcm store``."""
     catalogue = load_catalogue(args.catalogue)
     qc = read_qc_table(args.qc_table, required=("subject", "included", "relmat"))
+    # A dataset without a run to store stops here, naming the QC table and the runs' reasons,
+    # before its phenotype is read.
+    stored_rows(qc, args.dataset, source=args.qc_table)
     scanned = set(qc["subject"])
     # A bad phenotype value stops the store only in the row of a participant whose connectomes
     # this run stores (an included run); other rows' bad values read as missing, logged.

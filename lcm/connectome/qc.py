@@ -208,9 +208,10 @@ def no_run_error(manifest: str | Path | None, out: str | Path) -> InputDataError
     names = sorted(set(table["dataset"].astype(str))) or [Path(manifest).parent.name]
     return InputDataError(
         f"Dataset {names[0]!r}: no included run (all {len(table)} run(s) of {manifest} "
-        f"excluded: {exclusion_reasons(table)}).",
-        hint="Fix the inputs named, or drop the dataset from the config; "
-        f"{Path(manifest).with_name('summary.tsv')} lists every reason.",
+        f"excluded at ingest: {exclusion_reasons(table)}).",
+        hint=f"{Path(manifest).with_name('summary.tsv')} counts the runs per reason (the "
+        "manifest gives each run's). Fix the files or settings these name and rerun, or drop "
+        "the dataset from the config's datasets.",
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,24 +48,73 @@ def included_mask(values: pd.Series, source: str) -> pd.Series:
     return text.isin(_TRUE)
 
 
-def exclusion_reasons(table: pd.DataFrame, limit: int = 3) -> str:
-    """Why the runs of ``table`` were excluded, in one line: counts per reason, examples.
+def exclusion_reasons(table: pd.DataFrame, limit: int = 3, named: int = 3) -> str:
+    """Why the runs of ``table`` were excluded, in one line: runs counted per reason.
 
-    ``table`` is a manifest (``reason_code``, ``reason``) or a QC table (``reason``); runs are
-    counted per code where there is one, else per reason text.
+    ``table`` is a manifest or a QC table (``included``, ``reason``; optional ``reason_code``,
+    ``run_key``, ``subject``). Runs are counted per code where there is one, else per reason
+    text; each reason names its first runs and gives an example message (absolute paths
+    shortened to file names when it is long), e.g. ``confounds_missing_columns: 3 runs
+    (sub-01_task-rest_run-1, sub-02_task-rest_run-1, +1 more), e.g. "confounds lack ..."``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per run.
+    limit : int
+        Reasons detailed; the others are counted.
+    named : int
+        Runs named per reason; the others are counted.
     """
-    excluded = table[~included_mask(table["included"], "table")]
+    left_out = ~included_mask(table["included"], "table")
+    excluded = table[left_out]
     if excluded.empty:
         return "no run listed"
     reasons = excluded["reason"].fillna("").astype(str).str.replace("\n", " ")
     codes = excluded["reason_code"].fillna("").astype(str) if "reason_code" in excluded else None
     keys = codes.where(codes != "", reasons) if codes is not None else reasons
+    keys = keys.where(keys != "", "no reason recorded")
+    labels = _run_labels(table)[left_out]
+    counts = keys.value_counts()
     parts = []
-    for key, count in keys.value_counts().head(limit).items():
-        example = reasons[keys == key].iloc[0]
-        parts.append(f"{count} x {key}" + (f" (e.g. {example})" if example != key else ""))
-    more = keys.nunique() - limit
-    return "; ".join(parts) + (f"; and {more} other reason(s)" if more > 0 else "")
+    for key, count in counts.head(limit).items():
+        hit = keys == key
+        runs = labels[hit].tolist()
+        more = f", +{len(runs) - named} more" if len(runs) > named else ""
+        listed = ", ".join(runs[:named]) + more
+        part = f"{_short(key)}: {count} run{'' if count == 1 else 's'} ({listed})"
+        example = reasons[hit].iloc[0]
+        if example not in ("", key):
+            part += f', e.g. "{_short(example)}"'
+        parts.append(part)
+    rest = counts.iloc[limit:]
+    if len(rest):
+        parts.append(f"and {len(rest)} other reason(s) for {int(rest.sum())} run(s)")
+    return "; ".join(parts)
+
+
+# A reason longer than this is shortened in one-line summaries (the table keeps it whole).
+_SHORT_REASON = 160
+# An absolute path: its folders are dropped from a long reason, its file name kept.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/:;,'\"()\[\]]+/)+(?=[^\s/])")
+
+
+def _short(text: str) -> str:
+    """``text``, or, when longer than :data:`_SHORT_REASON`, without the folders of its
+    absolute paths and cut to that length."""
+    if len(text) <= _SHORT_REASON:
+        return text
+    text = _ABSOLUTE_PATH.sub("", text)
+    return text if len(text) <= _SHORT_REASON else text[: _SHORT_REASON - 3].rstrip() + "..."
+
+
+def _run_labels(table: pd.DataFrame) -> pd.Series:
+    """A name per run: its ``run_key``, else ``sub-<subject>``, else its row number (from 1)."""
+    empty = pd.Series("", index=table.index)
+    keys = table["run_key"].fillna("").astype(str) if "run_key" in table else empty
+    subjects = table["subject"].fillna("").astype(str) if "subject" in table else empty
+    rows = pd.Series([f"row {i + 1}" for i in range(len(table))], index=table.index)
+    return keys.where(keys != "", ("sub-" + subjects).where(subjects != "", rows))
 
 
 def read_qc_table(path: str | os.PathLike[str], required: Sequence[str] = ()) -> pd.DataFrame:

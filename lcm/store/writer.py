@@ -148,16 +148,19 @@ def write_connectomes(
     )
 
 
-def stored_rows(qc: pd.DataFrame, dataset: str) -> pd.DataFrame:
+def stored_rows(qc: pd.DataFrame, dataset: str, source: str | Path | None = None) -> pd.DataFrame:
     """The included runs of a QC table, one row per stored matrix.
 
     Parameters
     ----------
     qc : pandas.DataFrame
         Connectome-stage QC table (``included``, ``relmat``; optional ``window_relmats``, a
-        comma-separated list as written in ``QC.tsv`` or a list, and ``n_windows``).
+        comma-separated list as written in ``QC.tsv`` or a list, ``n_windows``, and
+        ``reason_code``, ``reason``, ``run_key`` of the excluded runs).
     dataset : str
         Named in errors.
+    source : path-like, optional
+        The QC table's file, named in errors (the user reads every run's reason there).
 
     Returns
     -------
@@ -168,16 +171,19 @@ def stored_rows(qc: pd.DataFrame, dataset: str) -> pd.DataFrame:
     Raises
     ------
     InputDataError
-        No included run, or ``n_windows`` disagreeing with the files listed.
+        No included run (counting the runs per reason), or ``n_windows`` disagreeing with the
+        files listed.
     """
     runs = qc[included_mask(qc["included"], f"QC table of {dataset!r}")].reset_index(drop=True)
     if runs.empty:
         why = exclusion_reasons(qc) if "reason" in qc.columns else "no reason recorded"
+        table = f"QC table {source}" if source else "connectome QC table"
         raise InputDataError(
-            f"Dataset {dataset!r}: no included run in its QC table ({len(qc)} run(s) "
-            f"excluded: {why}); nothing to store.",
-            hint="Fix the inputs named, or drop the dataset from the config; the connectome "
-            "QC table lists every run's reason.",
+            f"Dataset {dataset!r}: no included run in its {table}, nothing to store; all "
+            f"{len(qc)} run(s) excluded: {why}.",
+            hint=f"The {table} gives every run's reason (columns reason_code, reason). Fix "
+            "the files or settings these name and rerun the connectome stage, or drop the "
+            f"dataset {dataset!r} from the config's datasets.",
         )
     listed = runs["window_relmats"] if "window_relmats" in runs else pd.Series("", index=runs.index)
     counts = (

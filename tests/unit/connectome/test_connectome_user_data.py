@@ -356,7 +356,8 @@ def test_collect_with_every_run_excluded_names_dataset_and_reasons(tmp_path: Pat
     message = err.value.message
     assert "\n" not in message
     assert message.startswith("Dataset 'tiny': no included run (all 2 run(s)")
-    assert "2 x tr_mismatch" in message and "1.5" in message
+    assert "tr_mismatch: 2 runs (sub-01_task-rest_run-1, sub-02_task-rest_run-1)" in message
+    assert "1.5" in message and "summary.tsv counts the runs per reason" in err.value.hint
     # The store says why too, when a QC table lists only excluded runs.
     qc = pd.DataFrame(
         {
@@ -366,7 +367,7 @@ def test_collect_with_every_run_excluded_names_dataset_and_reasons(tmp_path: Pat
             "reason": ["too few volumes left (12 < 40)"],
         }
     )
-    with pytest.raises(InputDataError, match=r"1 x too few volumes left \(12 < 40\)"):
+    with pytest.raises(InputDataError, match=r"too few volumes left \(12 < 40\): 1 run \(sub-01\)"):
         write_connectomes(
             tmp_path / "store",
             "aal116",

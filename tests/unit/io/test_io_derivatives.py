@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from lcm.exceptions import InputDataError
-from lcm.io.derivatives import included_mask, list_cell, read_qc_table
+from lcm.io.derivatives import exclusion_reasons, included_mask, list_cell, read_qc_table
 from lcm.report.tables import read_qc
 
 
@@ -65,3 +65,34 @@ def test_relative_output_paths_are_found_from_any_folder(tmp_path: Path, monkeyp
     assert qc["window_relmats"].tolist()[1:] == ["n/a", ""]
     monkeypatch.chdir(study)  # from where it ran: as written
     assert read_qc_table(table)["relmat"].tolist()[0] == "out/conn/a.tsv"
+
+
+def test_exclusion_reasons_count_runs_per_code_and_cap_the_listing() -> None:
+    """Runs counted per reason code (per text where a run has none), the first runs named,
+    the other reasons counted; a long reason loses its folders, not its file names."""
+    deriv = "/project/derivatives/fmriprep"
+    missing = [
+        f"fMRIPrep outputs missing in {deriv}: {deriv}/sub-{s}/func/sub-{s}_desc-brain_mask.nii.gz."
+        " Run fMRIPrep for this run with --output-spaces MNI152NLin2009cAsym, point the "
+        "dataset's derivatives at the folder that holds them, or leave the subject out"
+        for s in ("01", "02", "03", "04", "05")
+    ]
+    table = pd.DataFrame(
+        {
+            "subject": ["01", "02", "03", "04", "05", "06", "07", "08", "09"],
+            "run_key": [f"sub-0{i}_task-rest" for i in range(1, 10)],
+            "included": ["false"] * 8 + ["true"],
+            "reason_code": ["fmriprep_outputs_missing"] * 5 + ["", "", "tr_mismatch", ""],
+            "reason": [*missing, "too short", "bad header", "TR 1.5 s vs 2 s", ""],
+        }
+    )
+    why = exclusion_reasons(table, limit=2, named=2)
+    assert why.startswith(
+        "fmriprep_outputs_missing: 5 runs (sub-01_task-rest, sub-02_task-rest, +3 more), "
+        'e.g. "fMRIPrep outputs missing in fmriprep: sub-01_desc-brain_mask.nii.gz. Run '
+    )
+    assert deriv not in why and len(why) < 400
+    # Three reasons of one run each: one detailed, two counted.
+    assert why.endswith("; and 2 other reason(s) for 2 run(s)")
+    assert "sub-09" not in why  # the included run
+    assert exclusion_reasons(table.assign(included="true")) == "no run listed"
