@@ -191,6 +191,7 @@ def confound_columns(
             "frequencies",
             hint="Set denoise.high_pass (e.g. 0.01 Hz), or use a strategy without aCompCor "
             "(e.g. 24P).",
+            code="confounds_missing_columns",
         )
     if missing:
         raise ExcludedRunError(

@@ -201,6 +201,7 @@ def test_acompcor_without_cosines_needs_the_high_pass_filter(strategy: str) -> N
     with pytest.raises(ExcludedRunError, match=r"denoise\.high_pass null") as err:
         confound_columns(strategy, columns)
     assert "cosine_XX" in err.value.message and "denoise.high_pass" in (err.value.hint or "")
+    assert err.value.code == "confounds_missing_columns"  # counted with the QC table's kind
     got = confound_columns(strategy, columns, high_pass=0.01)
     assert "a_comp_cor_00" in got and not [c for c in got if c.startswith("cosine")]
 
