@@ -22,7 +22,8 @@ from typing import Any, Literal
 
 # The echoes of a multi-echo run are not duplicates: they are combined (lcm.bids.selection).
 _BOLD_HINT = (
-    "keep one file per run: .nii or .nii.gz, one resolution, the magnitude of a "
+    "keep one file per run: .nii or .nii.gz, one resolution (of fMRIPrep's: name it in "
+    "fmriprep.output_space, e.g. MNI152NLin2009cAsym:res-2), the magnitude of a "
     "part-mag/part-phase pair"
 )
 

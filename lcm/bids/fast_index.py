@@ -36,6 +36,7 @@ from lcm.bids.sidecars import Sidecar, SidecarReader, entities_of
 from lcm.entries import TreeIndex, entry_type
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import check_name_label
+from lcm.io.output_space import parse_output_space
 
 _L = r"[a-zA-Z0-9]+"
 _LABEL_RE = re.compile(r"[A-Za-z0-9]+")
@@ -69,8 +70,9 @@ class IndexSpec:
     task : str
         Task label of the runs to index.
     space : str or None
-        Output space (a required space defaults to MNI152NLin2009cAsym; an optional one,
-        None, keeps any).
+        Output space (a required space defaults to MNI152NLin2009cAsym, and may name a
+        resolution, ``MNI152NLin2009cAsym:res-2``: :mod:`lcm.io.output_space`; an optional
+        one, None, keeps any).
     repetition_time : float or None
         Entries that need a TR from sidecars: TR (seconds) of runs whose sidecars give none.
     """
@@ -107,7 +109,7 @@ class IndexSpec:
         if tree.one_of and not any(ents.get(k) for k in tree.one_of):
             return None
         if tree.space == "required":
-            if ents.get("space") != (self.space or DEFAULT_SPACE):
+            if not parse_output_space(self.space or DEFAULT_SPACE).selects(ents):
                 return None
         elif tree.space == "optional" and self.space and ents.get("space") != self.space:
             return None

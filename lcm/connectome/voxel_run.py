@@ -47,6 +47,7 @@ from lcm.connectome.qc import new_qc
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
 from lcm.exceptions import ExcludedRunError, InputDataError
 from lcm.io.atomic import write_json
+from lcm.io.output_space import parse_output_space
 from lcm.io.paths import run_location, run_timeseries
 from lcm.io.provenance import write_sidecar
 from lcm.io.relmat import write_timeseries
@@ -213,7 +214,7 @@ def run_connectome(
     reason = tr_mismatch(deriv.t_r, header_tr(_HeaderOnly(hdr.header)), bold.name)
     if reason:
         raise ExcludedRunError(reason, code="tr_mismatch")
-    if space and atlas.space not in ("custom", space):
+    if space and atlas.space not in ("custom", parse_output_space(space).label):
         raise ExcludedRunError(
             f"BOLD {bold.name} is in space {space!r} but atlas {atlas.name!r} is in "
             f"{atlas.space!r}",

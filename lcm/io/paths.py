@@ -15,7 +15,7 @@ Layout under ``results``::
     ingest/<dataset>/manifest.parquet, summary.json, summary.tsv
     fmriprep/<dataset>/sub-<subject>_fmriprep.json, derivatives/
     connectome/<dataset>/seg-<atlas>_qc.tsv
-    connectome/<dataset>/sub-<sub>/[ses-<ses>/]func/<run_key>_space-<space>_seg-<atlas>_qc.json
+    connectome/<dataset>/sub-<sub>/[ses-<ses>/]func/<run_key>_space-<space>[_res-<n>]_seg-<atlas>_qc.json
                                                   ..._stat-mean_timeseries.tsv, ..._relmat.tsv
     store/connectomes/atlas=<atlas>/dataset=<dataset>/part-0.parquet
     store/variables/dataset=<dataset>/part-0.parquet
@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from lcm.io.bids_names import build_name, check_label, run_key
+from lcm.io.output_space import space_entities
 
 # The entries of ``results`` that the functions below write into (the layout above): the
 # workflow's ownership check (:func:`lcm.io.ownership.claim_results`) looks at these alone.
@@ -151,14 +152,14 @@ def run_qc_json(
 ) -> str:
     """The QC JSON of one voxel-level run (``location``: :func:`run_location` or wildcards)."""
     root = connectome_dir(results, dataset)
-    return _run_file(root, location, {"space": space, "seg": atlas}, "qc", ".json")
+    return _run_file(root, location, {**space_entities(space), "seg": atlas}, "qc", ".json")
 
 
 def run_timeseries(
     out_dir: str | Path, location: Mapping[str, str], space: str | None, atlas: str
 ) -> Path:
     """``OUTDIR/sub-X/[ses-Y/]func/<run_key>_space-S_seg-A_stat-mean_timeseries.tsv``."""
-    ents = {"space": space, "seg": atlas, "stat": "mean"}
+    ents = {**space_entities(space), "seg": atlas, "stat": "mean"}
     return Path(_run_file(out_dir, location, ents, "timeseries", ".tsv"))
 
 
@@ -174,7 +175,7 @@ def run_relmat(
 
     ``desc`` marks derived matrices: ``win000`` (first window), ``fisherz``, ``win000fisherz``.
     """
-    ents = {"space": space, "seg": atlas, "desc": desc, "stat": STAT_LABELS[kind]}
+    ents = {**space_entities(space), "seg": atlas, "desc": desc, "stat": STAT_LABELS[kind]}
     return Path(_run_file(out_dir, location, ents, "relmat", ".tsv"))
 
 

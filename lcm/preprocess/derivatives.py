@@ -10,9 +10,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lcm.bids.runs import RunIds
+from lcm.bids.sidecars import entities_of
 from lcm.bids.timing import sidecar_tr
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import subject_dir
+from lcm.io.output_space import parse_output_space
 
 log = logging.getLogger(__name__)
 
@@ -182,30 +184,37 @@ def find_run_derivatives(
     """
     func = Path(deriv_root) / subject_dir(ids.entities) / "func"
     key = derivative_run_key(func, ids)
-    pattern = _bold_pattern(key, space)
-    candidates = sorted(p for p in func.glob(f"{key}_space-*") if pattern.match(p.name))
+    wanted = parse_output_space(space)
+    pattern = _bold_pattern(key, wanted.label)
+    # The versions of the space fMRIPrep wrote; with :res-<n> (or :cohort-<n>) only that one.
+    candidates = sorted(
+        p
+        for p in func.glob(f"{key}_space-*")
+        if pattern.match(p.name) and wanted.selects(entities_of(p.name))
+    )
     missing: list[str] = []
     if not candidates:
-        expected = func / f"{key}_space-{space}_desc-preproc_bold.nii.gz"
+        expected = func / f"{key}_{wanted.name_part}_desc-preproc_bold.nii.gz"
         missing.append(str(expected))
-        middle = ""
+        middle = "".join(f"_{k}-{v}" for k, v in wanted.modifiers)
     else:
         # Prefer the file without res/den entities, then the first by name.
         bold = min(candidates, key=lambda p: (len(p.name), p.name))
         middle = pattern.match(bold.name).group(1)  # type: ignore[union-attr]
         if len(candidates) > 1:  # several resolutions of one space: the choice is said
             log.warning(
-                "%s: fMRIPrep wrote %d versions of space %s (%s); using %s. Keep one in the "
-                "derivatives folder if another is wanted, the same for every run.",
+                "%s: fMRIPrep wrote %d versions of space %s (%s); using %s. Name the one "
+                "wanted in fmriprep.output_space (e.g. %s:res-2), the same for every run.",
                 ids.run_key,
                 len(candidates),
                 space,
                 ", ".join(p.name for p in candidates),
                 bold.name,
+                wanted.label,
             )
         if not bold.is_file():  # listed, but a dangling symlink
             missing.append(_lacking(bold))
-    stem = f"{key}_space-{space}{middle}"
+    stem = f"{key}_space-{wanted.label}{middle}"
     mask = func / f"{stem}_desc-brain_mask.nii.gz"
     side = func / f"{stem}_desc-preproc_bold.json"
     confounds = confounds_file(func, key)

@@ -8,7 +8,9 @@ from pathlib import Path
 from lcm.bids.dataset import is_derivative, read_dataset_description
 from lcm.bids.runs import RunIds, run_ids_from_key, run_ids_from_name
 from lcm.bids.selection import without_echo
+from lcm.bids.sidecars import entities_of
 from lcm.exceptions import BIDSError, InputDataError
+from lcm.io.output_space import parse_output_space
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,12 @@ def subject_runs(
     query = {"subject": subject, "task": task, "suffix": "bold", "extension": [".nii", ".nii.gz"]}
     if is_derivative(desc):
         layout = BIDSLayout(bids_root, validate=False, is_derivative=True)
-        files = layout.get(desc="preproc", space=space, **query)
+        wanted = parse_output_space(space)
+        files = [
+            f
+            for f in layout.get(desc="preproc", space=wanted.label, **query)
+            if wanted.selects(entities_of(Path(f.path).name))
+        ]
     else:
         layout = BIDSLayout(bids_root, validate=True)
         files = layout.get(**query)

@@ -16,6 +16,7 @@ import numpy as np
 
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import build_name, derivative_path
+from lcm.io.output_space import parse_output_space
 from lcm.synth.presets import ConsortiumSpec, resolve
 from lcm.synth.streams import rng_for
 
@@ -181,7 +182,7 @@ def subject_files(
     root = consortium_root(out_dir, spec.name)
     raw, deriv = root / "rawdata", root / "derivatives" / "fmriprep"
     run = {"sub": subject, "task": TASK, "run": RUN}
-    spaced = {**run, "space": output_space}
+    spaced = {**run, **parse_output_space(output_space).entities}
     return {
         "t1w": derivative_path(raw, {"sub": subject}, "T1w", ".nii.gz", datatype="anat"),
         "raw_bold": derivative_path(raw, run, "bold", ".nii.gz"),

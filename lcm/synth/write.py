@@ -159,7 +159,7 @@ def write_subject(
     spec = resolve(name, consortium)
     index = check_subject(spec, consortium, subject)
     label = subject.removeprefix("sub-")
-    if output_space != DEFAULT_SPACE:
+    if output_space != DEFAULT_SPACE:  # another template, or a resolution of it
         log.warning(
             "synth %s: data are on the %s grid but named space-%s as requested",
             name,

@@ -20,6 +20,7 @@ from lcm.entries import entry_type
 from lcm.evaluate.config_schema import validate_config
 from lcm.evaluate.registry import checkpoint_models, model_family, needs_torch
 from lcm.io import paths
+from lcm.io.output_space import parse_output_space
 from lcm.io.ownership import claim_results
 from lcm.io.provenance import CONFIG_HASH_ENV, config_hash
 from lcm.workflow.plan import WorkflowPlan
@@ -57,6 +58,8 @@ RESULTS = CFG["results_dir"]
 STORE = paths.store_dir(RESULTS)
 ATLAS = CFG["atlas"]["name"]
 SPACE = CFG["fmriprep"]["output_space"]
+# The space as fMRIPrep names files: space-<label>[_cohort-<n>][_res-<n>].
+SPACE_NAME = parse_output_space(SPACE).name_part
 TASKS = sorted(CFG["tasks"])
 # Tasks evaluating an LCM variant that starts from the (BEI) pretrained checkpoint, and those
 # evaluating the self-supervised-only one: baseline-only tasks need no pretraining at all

@@ -50,9 +50,9 @@ rule synth_voxel_subject:
     output:
         raw_bold=f"{SYNTH}/{{consortium}}/rawdata/sub-{{subject}}/func/sub-{{subject}}_task-rest_run-1_bold.nii.gz",
         t1w=f"{SYNTH}/{{consortium}}/rawdata/sub-{{subject}}/anat/sub-{{subject}}_T1w.nii.gz",
-        bold=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/sub-{{subject}}/func/sub-{{subject}}_task-rest_run-1_space-{SPACE}_desc-preproc_bold.nii.gz",
-        bold_json=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/sub-{{subject}}/func/sub-{{subject}}_task-rest_run-1_space-{SPACE}_desc-preproc_bold.json",
-        mask=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/sub-{{subject}}/func/sub-{{subject}}_task-rest_run-1_space-{SPACE}_desc-brain_mask.nii.gz",
+        bold=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/sub-{{subject}}/func/sub-{{subject}}_task-rest_run-1_{SPACE_NAME}_desc-preproc_bold.nii.gz",
+        bold_json=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/sub-{{subject}}/func/sub-{{subject}}_task-rest_run-1_{SPACE_NAME}_desc-preproc_bold.json",
+        mask=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/sub-{{subject}}/func/sub-{{subject}}_task-rest_run-1_{SPACE_NAME}_desc-brain_mask.nii.gz",
         confounds=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/sub-{{subject}}/func/sub-{{subject}}_task-rest_run-1_desc-confounds_timeseries.tsv",
         confounds_json=f"{SYNTH}/{{consortium}}/derivatives/fmriprep/sub-{{subject}}/func/sub-{{subject}}_task-rest_run-1_desc-confounds_timeseries.json",
     log:

@@ -59,7 +59,8 @@ def test_300_character_dataset_name_is_refused_in_one_line() -> None:
     [
         (("tasks", "autism", "label"), "x" * 65),
         (("atlas", "name"), "a" * 100),
-        (("fmriprep", "output_space"), "MNI152NLin2009cAsym:res-2"),
+        (("fmriprep", "output_space"), "MNI152NLin2009cAsym:res-2/../x"),
+        (("fmriprep", "output_space"), "MNI152NLin2009cAsym:res-2:res-1"),
     ],
 )
 def test_long_or_odd_names_are_refused(key: tuple[str, ...], value: str) -> None:

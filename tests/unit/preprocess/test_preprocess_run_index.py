@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers.connectome import make_fmriprep_run, make_raw_bids
+from helpers.connectome import SPACE, make_fmriprep_run, make_raw_bids
 from helpers.fmriprep import fmriprep_request
 
 from lcm.preprocess.fmriprep_run import run_fmriprep
@@ -80,3 +80,26 @@ def test_several_resolutions_of_one_run_are_said_not_chosen_silently(
     assert "_res-1_desc-preproc_bold" in run["bold"]
     assert "fMRIPrep wrote 2 versions of space" in caplog.text
     assert f"using {Path(run['bold']).name}" in caplog.text
+
+
+@pytest.mark.parametrize("wanted", ["2", "02"])
+def test_a_resolution_named_in_the_output_space_is_the_one_read(
+    tmp_path: Path, wanted: str
+) -> None:
+    """fmriprep.output_space takes fMRIPrep's own spelling, MNI152NLin2009cAsym:res-2: of the
+    two resolutions fMRIPrep wrote, the run's BOLD, mask and sidecar are res-2's. Before, the
+    setting was refused and res-1 (the shorter name) was read; a missing res-2 names the file
+    with its res entity."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1", "2"))
+    for res in ("1", wanted):
+        make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-1", n_vol=40, res=res)
+    make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-2", n_vol=40, res="1")
+    req = fmriprep_request(tmp_path, "existing", output_space=f"{SPACE}:res-2")
+    rec = run_fmriprep(req, tmp_path / "rec.json")
+    (run,) = rec["runs"]
+    for key in ("bold", "mask", "sidecar"):
+        assert f"_space-{SPACE}_res-{wanted}_desc-" in run[key], run[key]
+    (out,) = rec["excluded"]
+    assert out["run_key"] == "sub-01_task-rest_run-2"
+    assert f"sub-01_task-rest_run-2_space-{SPACE}_res-2_desc-preproc_bold.nii.gz" in out["reason"]
+    assert f"--output-spaces {SPACE}:res-2" in out["reason"]

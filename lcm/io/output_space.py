@@ -1,0 +1,88 @@
+"""The output space of fMRIPrep derivatives, as fMRIPrep's ``--output-spaces`` spells it.
+
+``MNI152NLin2009cAsym`` names a template; ``MNI152NLin2009cAsym:res-2`` one of its
+resolutions, ``MNIPediatricAsym:cohort-1:res-2`` a cohort too. fMRIPrep writes such a space as
+entities of the file name (``space-MNI152NLin2009cAsym_res-2_desc-preproc_bold.nii.gz``). This
+module is the one that parses the setting (``fmriprep.output_space``) and says which file names
+it selects; the config schema checks its form, the fMRIPrep stage, ingest and the output paths
+call it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+# fMRIPrep's spatial modifiers of a volumetric template that reach file names, cohort and res
+# (``res-native`` writes no res entity: only numbered ones are modifiers here).
+# The schema's (kept equal by a test): each modifier once, cohort first, as in file names.
+PATTERN = r"^[A-Za-z0-9]+(:cohort-[0-9]+)?(:res-[0-9]+)?$"
+_PATTERN = re.compile(PATTERN)
+
+
+@dataclass(frozen=True)
+class OutputSpace:
+    """A template label and the modifiers fMRIPrep names its files with.
+
+    Attributes
+    ----------
+    label : str
+        The ``space-`` label (e.g. ``MNI152NLin2009cAsym``).
+    modifiers : tuple of (str, str)
+        ``(entity, value)`` pairs, in BIDS entity order (``cohort`` before ``res``).
+    """
+
+    label: str
+    modifiers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def entities(self) -> dict[str, str]:
+        """``space`` and the modifiers as file-name entities."""
+        return {"space": self.label, **dict(self.modifiers)}
+
+    @property
+    def name_part(self) -> str:
+        """The file-name fragment, e.g. ``space-MNI152NLin2009cAsym_res-2``."""
+        return "_".join(f"{key}-{value}" for key, value in self.entities.items())
+
+    def selects(self, entities: dict[str, str]) -> bool:
+        """Whether a file with these entities is in this space.
+
+        Without modifiers every version of the template's space is (fMRIPrep's resolutions of
+        it: the caller chooses); a modifier must be there with the same number (``res-02`` is
+        ``res-2``).
+        """
+        if entities.get("space") != self.label:
+            return False
+        for key, value in self.modifiers:
+            found = entities.get(key, "")
+            if not found.isdigit() or int(found) != int(value):
+                return False
+        return True
+
+    def __str__(self) -> str:
+        return ":".join([self.label, *(f"{k}-{v}" for k, v in self.modifiers)])
+
+
+@functools.lru_cache(maxsize=64)  # asked once per file by the index
+def parse_output_space(text: str) -> OutputSpace:
+    """Parse ``fmriprep.output_space`` (``label[:cohort-<n>][:res-<n>]``).
+
+    Raises
+    ------
+    ValueError
+        When ``text`` is not of that form (the config schema refuses it first).
+    """
+    if not _PATTERN.fullmatch(text):
+        raise ValueError(
+            f"output space {text!r}: expected a template label, then optionally :cohort-<n>, "
+            "then optionally :res-<n>, e.g. MNI152NLin2009cAsym:res-2"
+        )
+    label, *parts = text.split(":")
+    return OutputSpace(label, tuple(tuple(part.split("-", 1)) for part in parts))  # type: ignore[misc]
+
+
+def space_entities(space: str | None) -> dict[str, str | None]:
+    """File-name entities of an output space setting (``{"space": None}`` for none)."""
+    return {"space": None} if not space else dict(parse_output_space(space).entities)

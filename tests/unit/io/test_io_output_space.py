@@ -1,0 +1,63 @@
+"""``fmriprep.output_space`` as fMRIPrep spells it: a template, one resolution or cohort of it."""
+
+from __future__ import annotations
+
+import pytest
+
+from lcm.config import schema
+from lcm.io import paths
+from lcm.io.output_space import PATTERN, parse_output_space, space_entities
+
+
+def test_the_schema_checks_the_form_this_module_parses() -> None:
+    assert schema()["properties"]["fmriprep"]["properties"]["output_space"]["pattern"] == PATTERN
+
+
+@pytest.mark.parametrize(
+    ("text", "entities", "name"),
+    [
+        ("MNI152NLin2009cAsym", {"space": "MNI152NLin2009cAsym"}, "space-MNI152NLin2009cAsym"),
+        (
+            "MNI152NLin6Asym:res-2",
+            {"space": "MNI152NLin6Asym", "res": "2"},
+            "space-MNI152NLin6Asym_res-2",
+        ),
+        (
+            "MNIPediatricAsym:cohort-1:res-2",
+            {"space": "MNIPediatricAsym", "cohort": "1", "res": "2"},
+            "space-MNIPediatricAsym_cohort-1_res-2",
+        ),
+    ],
+)
+def test_a_setting_names_files_as_fmriprep_does(text: str, entities: dict, name: str) -> None:
+    space = parse_output_space(text)
+    assert space.entities == entities and space.name_part == name and str(space) == text
+
+
+@pytest.mark.parametrize(
+    "text", ["MNI152NLin2009cAsym:res-2:res-1", "X:res-native", "X:res-2:cohort-1", "X:den-91k"]
+)
+def test_other_forms_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="expected a template label"):
+        parse_output_space(text)
+
+
+def test_a_resolution_selects_its_files_only() -> None:
+    space = parse_output_space("MNI152NLin2009cAsym:res-2")
+    assert space.selects({"space": "MNI152NLin2009cAsym", "res": "02"})
+    assert not space.selects({"space": "MNI152NLin2009cAsym"})
+    assert not space.selects({"space": "MNI152NLin2009cAsym", "res": "1"})
+    assert not space.selects({"space": "MNI152NLin6Asym", "res": "2"})
+    bare = parse_output_space("MNI152NLin2009cAsym")
+    assert bare.selects({"space": "MNI152NLin2009cAsym", "res": "1"})  # the caller chooses
+
+
+def test_outputs_of_a_resolution_carry_it_in_their_names() -> None:
+    """LCM's per-run outputs of res-2 data are named ..._space-X_res-2_seg-..., never with the
+    setting's colon."""
+    location = paths.run_location({"sub": "01", "task": "rest", "run": "1"})
+    qc = paths.run_qc_json("results", "ds", location, "MNI152NLin2009cAsym:res-2", "aal116")
+    assert qc.endswith("sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_res-2_seg-aal116_qc.json")
+    ts = paths.run_timeseries("out", location, "MNI152NLin2009cAsym:res-2", "aal116")
+    assert "_space-MNI152NLin2009cAsym_res-2_seg-aal116_stat-mean_" in ts.name
+    assert space_entities(None) == {"space": None}
