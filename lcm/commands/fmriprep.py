@@ -141,5 +141,7 @@ def run(args: argparse.Namespace) -> int:
     # them (none when existing derivatives are only checked).
     sources = [run[k] for run in record["runs"] for k in ("bold", "mask", "confounds", "sidecar")]
     container = None if args.runner == "existing" else args.image
-    write_sidecar(args.out, [s for s in sources if s], container=container)
+    # The digest resolved after the run: a .sif is not read again, a tag gets its registry one.
+    digest = (record.get("image_digest") or {}).get("digest")
+    write_sidecar(args.out, [s for s in sources if s], container=container, image_digest=digest)
     return 0

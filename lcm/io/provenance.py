@@ -207,9 +207,14 @@ def _code_hash() -> str | None:
     return code_hash() if code_hash else None
 
 
-def provenance(container: str | None = None) -> dict[str, Any]:
-    """The ``Provenance`` block of a sidecar: environment plus how this process was invoked."""
+def provenance(container: str | None = None, image_digest: str | None = None) -> dict[str, Any]:
+    """The ``Provenance`` block of a sidecar: environment plus how this process was invoked.
+
+    ``image_digest``, the digest of ``container`` when the caller resolved it (see
+    :func:`lcm.preprocess.image_digest.resolve_image_digest`), else :func:`container_digest`.
+    """
     image = container or _container_in_use()
+    digest = (image_digest or container_digest(image)) if image else None
     return {
         **environment(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -219,7 +224,7 @@ def provenance(container: str | None = None) -> dict[str, Any]:
         "seed": _INVOCATION.get("seed"),
         "config_sha256": os.environ.get(CONFIG_HASH_ENV),
         "code_sha256": _code_hash(),
-        "container": {"image": image, "digest": container_digest(image)} if image else None,
+        "container": {"image": image, "digest": digest} if image else None,
         "packages": package_versions(),
     }
 
@@ -294,6 +299,7 @@ def write_sidecar(
     sources: list[str | Path],
     *,
     container: str | None = None,
+    image_digest: str | None = None,
     **metadata: Any,
 ) -> Path:
     """Write the JSON sidecar of ``output`` listing ``sources`` with their sha256.
@@ -306,6 +312,9 @@ def write_sidecar(
         Direct inputs of ``output``.
     container : str, optional
         Container image that produced ``output`` (its digest is recorded when known).
+    image_digest : str, optional
+        That image's digest (``sha256:...``) when the caller resolved it; else it is taken
+        from the reference (``name@sha256:...``) or a ``.sif`` file's content.
     **metadata
         Any further keys (settings, QC values, ``RepetitionTime`` ...).
 
@@ -328,7 +337,7 @@ def write_sidecar(
         "Sources": [str(s) for s in sources],
         "SourcesSha256": {str(s): sha256_file(s) for s in sources if Path(s).is_file()},
         "Sha256": sha256_file(output),
-        "Provenance": provenance(container),
+        "Provenance": provenance(container, image_digest),
     }
     write_json(side, record)
     return side

@@ -22,6 +22,7 @@ from lcm.preprocess.container import (
     resource_args,
 )
 from lcm.preprocess.derivatives import FMRIPREP_FAILED, check_subject_derivatives
+from lcm.preprocess.image_digest import ImageDigest, resolve_image_digest
 from lcm.preprocess.subject_runs import runs_from_manifest, subject_runs
 
 log = logging.getLogger(__name__)
@@ -72,13 +73,17 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         Subject, runner and paths.
     out : path-like
         Record JSON to write (atomically): ``{dataset, subject, runner, command, image,
-        output_space, runs: [{run_key, sub, ses, task, run, bold, mask, confounds, sidecar,
-        t_r}], excluded: [{run_key, reason_code, reason}], failure}``; a run whose derivatives are
-        incomplete is excluded with the files it lacks (the connectome stage records it so).
-        With runner ``existing`` the record has no ``image`` (and ``command`` is null): no
-        container ran. ``failure`` is null, or, when fMRIPrep exited non-zero on its own,
-        ``{exit_code, log, reason}``: a failure record, with every run excluded for that reason
-        (the subject is retried by removing the record or ``snakemake --forcerun`` of it).
+        image_digest, output_space, runs: [{run_key, sub, ses, task, run, bold, mask,
+        confounds, sidecar, t_r}], excluded: [{run_key, reason_code, reason}], failure}``; a
+        run whose derivatives are incomplete is excluded with the files it lacks (the connectome stage
+        records it so). ``image_digest`` is ``{digest, method, reference, image_id, reason}``
+        (:func:`lcm.preprocess.image_digest.resolve_image_digest`): the content of the image
+        that ran, ``digest`` null with its ``reason`` when it cannot be resolved (the subject
+        goes on). With runner ``existing`` the record has no ``image`` nor ``image_digest``
+        (and ``command`` is null): no container ran. ``failure`` is null, or, when fMRIPrep
+        exited non-zero on its own, ``{exit_code, log, reason}``: a failure record, with every
+        run excluded for that reason (the subject is retried by removing the record or
+        ``snakemake --forcerun`` of it).
 
     Returns
     -------
@@ -110,11 +115,15 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         runs = subject_runs(req.bids, subject, task=req.task, space=req.output_space)
     command: list[str] | None = None
     failure: dict | None = None
+    digest: ImageDigest | None = None
     if req.runner != "existing":
         call = _prepare_call(req, subject)
         command, code = _launch(req.runner, call, req.log_file)
         if code != 0:
             failure = _failure(code, call, req.log_file)
+        # After the run: the image it used is now local (fmriprep-docker pulls a missing one),
+        # and a tag can be pushed again later, so its digest is what says which one it was.
+        digest = resolve_image_digest(req.runner, call.image, cache_dir=call.work_dir)
     if failure is None:
         derivs, excluded = check_subject_derivatives(req.derivatives, runs, req.output_space)
     else:
@@ -128,7 +137,7 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         "runner": req.runner,
         "command": command,
         # The image that produced the derivatives: none when they were only checked.
-        **({} if req.runner == "existing" else {"image": req.image}),
+        **({} if digest is None else {"image": req.image, "image_digest": digest.to_record()}),
         "output_space": req.output_space,
         "runs": [d.to_record() for d in derivs],
         "excluded": [

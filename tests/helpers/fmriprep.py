@@ -9,12 +9,19 @@ from helpers.connectome import SPACE
 from lcm.preprocess.fmriprep_run import FmriprepRequest
 
 IMAGE = "nipreps/fmriprep:25.2.7"
+# What the docker stand-in's `docker image inspect` answers for any image (unless STANDIN_EXPECT
+# sets "repo_digests" or "inspect_exit"): the registry digest of the tag when it was pulled.
+IMAGE_DIGEST = "sha256:" + "5e" * 32
+IMAGE_ID = "sha256:" + "1d" * 32
 
 # One stand-in for both tools: it logs its argv, answers fmriprep-docker's probes, checks the
 # final command against STANDIN_EXPECT and writes fMRIPrep-named outputs into the /out mount.
 # STANDIN_EXPECT may also set "docker_mem" (the MB Docker reports: under 8000 the wrapper asks
 # "Continue anyway?" unless --mem_mb is given) and "exit" (fMRIPrep fails with that code, after
-# a line on stderr, as a crashed nipype node or an OOM kill would).
+# a line on stderr, as a crashed nipype node or an OOM kill would). `docker image inspect`
+# renders the {{json .RepoDigests}} and {{json .Id}} actions of its --format as docker does, from
+# STANDIN_EXPECT's "repo_digests" (default: IMAGE's name at IMAGE_DIGEST) or exits
+# "inspect_exit" (no such image).
 STANDIN = r"""
 import json, os, shutil, sys
 from pathlib import Path
@@ -48,6 +55,15 @@ if tool == "docker":
         sys.exit(0)
     if argv[:2] == ["version", "--format"]:
         print("27.0.0")
+        sys.exit(0)
+    if argv[:2] == ["image", "inspect"]:
+        if expect.get("inspect_exit"):
+            fail(f"Error: No such image: {argv[-1]}")
+        name = argv[-1].split(":")[0]
+        digests = expect.get("repo_digests", [f"{name}@__IMAGE_DIGEST__"])
+        fmt = value_after("--format")
+        fmt = fmt.replace("{{json .RepoDigests}}", json.dumps(digests))
+        print(fmt.replace("{{json .Id}}", json.dumps("__IMAGE_ID__")))
         sys.exit(0)
     if argv[:2] != ["run", "--rm"]:
         fail(f"unexpected call {argv}")
@@ -113,7 +129,7 @@ for raw in sorted(Path(bids).glob(f"sub-{subject}/**/func/*_bold.nii.gz")):
     shutil.copy(raw, func / f"{stem}_desc-brain_mask.nii.gz")
     (func / f"{stem}_desc-preproc_bold.json").write_text('{"RepetitionTime": 2.0}')
     (func / f"{key}_desc-confounds_timeseries.tsv").write_text("trans_x\n0\n")
-"""
+""".replace("__IMAGE_DIGEST__", IMAGE_DIGEST).replace("__IMAGE_ID__", IMAGE_ID)
 
 
 def read_calls(log: Path) -> list[list[str]]:

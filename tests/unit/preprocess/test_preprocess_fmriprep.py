@@ -236,7 +236,9 @@ def test_docker_runs_real_wrapper(
         ["docker", "version", "--format"],
     ]
     assert calls[2][3:] == ["--entrypoint=free", IMAGE, "-m"]
-    assert len(calls) == 5 and calls[4][:3] == ["docker", "run", "--rm"]
+    # fMRIPrep's run, then the digest of the image it used (test_preprocess_image_digest.py)
+    assert len(calls) == 6 and calls[4][:3] == ["docker", "run", "--rm"]
+    assert calls[5][:3] == ["docker", "image", "inspect"]
     assert f"{tmp_path / 'raw'}:/data:ro" in calls[4]
     rec = json.loads(out.read_text())
     assert rec["command"] == [
@@ -502,7 +504,8 @@ def test_docker_run_gets_the_jobs_cpus_and_memory(
     assert cli(fmriprep_cmd, args) == 0
     rec = json.loads((tmp_path / "rec.json").read_text())
     assert rec["command"][-6:] == sized
-    assert len(read_calls(standins)) == 5  # the wrapper's probes, then the run itself
+    # the wrapper's probes, the run itself, then the digest of its image
+    assert len(read_calls(standins)) == 6
 
 
 @pytest.mark.parametrize("given", [["--mem-mb", "6000"], ["--mem=6G"], ["--mem_mb", "6000"]])

@@ -147,7 +147,7 @@ def test_spaces_quotes_and_substitutions_pass_as_single_arguments(
     logged = next(r.getMessage() for r in caplog.records if "running" in r.getMessage())
     assert shlex.split(logged.split(": running ", 1)[1]) == rec["command"]
     calls = read_calls(standins)
-    final = calls[-1]
+    final = [c for c in calls if c[1] == "run"][-1]  # fMRIPrep's run (then docker's inspect)
     flag = "-v" if runner == "docker" else "-B"
     mounts = [final[i + 1] for i, a in enumerate(final) if a == flag]
     assert f"{base / 'raw'}:/data:ro" in mounts
