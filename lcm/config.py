@@ -22,7 +22,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from lcm.entries import entry_type, names
+from lcm.entries import entry_type, is_surface_space, names, surface_space_fix
 from lcm.exceptions import ConfigError
 
 # ``checkpoint_models(models)``: those of ``models`` that read a pretraining checkpoint.
@@ -386,6 +386,16 @@ def _check_cross_references(
             f"{source}: atlas.labels is given without atlas.path, a labels-only atlas, but "
             f"datasets {voxel} are voxel-level and need an atlas image to parcellate.",
             hint="Set atlas.path to the atlas's label NIfTI, or use a registry atlas name.",
+        )
+    space = config["fmriprep"]["output_space"]
+    if voxel and is_surface_space(space):
+        # Found here, before fMRIPrep runs for hours: the connectome stage would exclude every
+        # run (no volumetric BOLD in that space, an atlas image in another).
+        raise ConfigError(
+            f"{source}: fmriprep.output_space is {space!r}, a surface space, but datasets "
+            f"{voxel} are voxel-level: their runs are parcellated in a volume with the atlas "
+            "image, so none of them could give a connectome.",
+            hint=surface_space_fix(space),
         )
     for name, task in config.get("tasks", {}).items():
         ds = datasets.get(task["dataset"])

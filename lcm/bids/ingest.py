@@ -37,7 +37,7 @@ from lcm.bids.summary import (
     write_summary,
 )
 from lcm.bids.validator import ValidationReport, exclude_invalid_runs, validate_bids
-from lcm.entries import TABLE, entry_type
+from lcm.entries import TABLE, entry_type, is_surface_space, surface_space_fix
 from lcm.exceptions import BIDSError, ConfigError
 from lcm.io.bids_names import check_label, parse_entities
 from lcm.io.provenance import write_sidecar
@@ -125,6 +125,9 @@ def ingest_dataset(
     BIDSError
         No ``dataset_description.json``, a derivative dataset given as raw, or validator
         errors at the dataset level.
+    ConfigError
+        An unknown entry, or a voxel-level entry asked for a surface ``space`` (fsLR,
+        fsaverage ...), which no run of it could be parcellated in.
     """
     check_label("dataset", dataset, source="--dataset")
     check_label("task", task, source="--task")
@@ -134,6 +137,12 @@ def ingest_dataset(
             hint="Set datasets.<name>.entry in config.yaml.",
         )
     kind = entry_type(entry)
+    if kind.voxel and space and is_surface_space(space):
+        raise ConfigError(
+            f"--space {space!r} is a surface space, but entry {entry!r} is voxel-level: its runs "
+            "are parcellated in a volume with the atlas image, so none could give a connectome.",
+            hint=surface_space_fix(space),
+        )
     parcellation = (atlas, seg) if atlas and kind.parcellated else None
     if uses_file_index(entry, path):
         return _ingest_files(

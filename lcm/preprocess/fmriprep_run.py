@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lcm.entries import is_surface_space, surface_space_fix
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
 from lcm.io.atomic import write_json
 from lcm.io.bids_names import check_label
@@ -93,7 +94,8 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
     Raises
     ------
     ConfigError
-        Unknown runner, invalid label, a container run without image, work dir or licence
+        Unknown runner, a surface output space (fsLR, fsaverage ...: no volumetric derivatives
+        for the atlas), invalid label, a container run without image, work dir or licence
         setting, work dir inside the BIDS folder, derivatives folder that is the BIDS folder,
         a mounted host path the container's mount option cannot hold (``:``, or ``,`` for
         apptainer).
@@ -108,6 +110,13 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         raise ConfigError(
             f"--runner: expected one of {list(RUNNERS)}, received {req.runner!r}.",
             hint="Set fmriprep.runner in config.yaml.",
+        )
+    if is_surface_space(req.output_space):
+        # Before fMRIPrep runs for hours: no run could be recorded in a surface space.
+        raise ConfigError(
+            f"--output-space {req.output_space!r} is a surface space: LCM records volumetric "
+            "derivatives (desc-preproc_bold.nii.gz) for the atlas image, none in that space.",
+            hint=surface_space_fix(req.output_space),
         )
     if req.manifest is not None:
         runs = runs_from_manifest(req.manifest, subject, task=req.task)

@@ -14,7 +14,7 @@ from helpers.connectome import cli, make_raw_bids, save_nifti, write_json
 
 from lcm.bids.ingest import ingest, ingest_dataset
 from lcm.commands import ingest as ingest_cmd
-from lcm.exceptions import BIDSError
+from lcm.exceptions import BIDSError, ConfigError
 
 
 def _row(df, name_part: str):
@@ -151,6 +151,28 @@ def test_a_doubled_entity_prefix_is_an_invalid_label_not_another_subject(
     (bad,) = df[~df["included"]].itertuples()
     assert bad.reason_code == "invalid_label" and "'sub' label 'sub-01'" in bad.reason
     assert bad.run_key == "" and "sub-sub-01_task-rest_run-1" in bad.reason
+
+
+@pytest.mark.parametrize("entry", ["bids", "fmriprep"])
+def test_a_surface_space_is_refused_for_a_voxel_entry(tmp_path: Path, entry: str) -> None:
+    """fMRIPrep's CIFTI output (space-fsLR .dtseries.nii) beside its volumes: a voxel-level
+    entry asked for fsLR is refused at ingest, naming the setting, instead of every run being
+    excluded later (after fMRIPrep, for raw BIDS)."""
+    from helpers.connectome import make_fmriprep_run
+
+    if entry == "bids":
+        root = make_raw_bids(tmp_path / "raw", subjects=("01",))
+    else:
+        root = tmp_path / "deriv"
+        make_fmriprep_run(root, "sub-01_task-rest_run-1", n_vol=40)
+        func = root / "sub-01" / "func"
+        (func / "sub-01_task-rest_run-1_space-fsLR_den-91k_bold.dtseries.nii").write_bytes(b"")
+        write_json(
+            func / "sub-01_task-rest_run-1_space-fsLR_den-91k_bold.json", {"RepetitionTime": 2}
+        )
+    with pytest.raises(ConfigError, match=r"--space 'fsLR' is a surface space") as caught:
+        ingest_dataset("tiny", entry, root, space="fsLR")
+    assert "fmriprep.output_space" in caught.value.hint
 
 
 def test_participants_tsv_mismatch_is_reported_not_fatal(tmp_path: Path) -> None:

@@ -156,6 +156,33 @@ def test_labels_only_atlas_is_for_roi_level_datasets(tmp_path) -> None:
     assert validate_config(cfg)["atlas"]["seg"] == "AAL2"
 
 
+@pytest.mark.parametrize("space", ["fsLR", "fsaverage5", "fsnative"])
+def test_a_surface_output_space_is_refused_for_voxel_datasets(demo: dict, space: str) -> None:
+    """fMRIPrep's surface outputs cannot be parcellated with an atlas image: refused at load,
+    naming the setting and the fix, not found run by run after fMRIPrep ran for hours."""
+    bad = copy.deepcopy(demo)
+    bad["fmriprep"]["output_space"] = space
+    match = rf"fmriprep.output_space is '{space}', a surface space, but datasets \['bidsdemo'\]"
+    with pytest.raises(ConfigError, match=match) as caught:
+        validate_config(bad)
+    assert "volumetric template" in caught.value.hint and "roi_timeseries" in caught.value.hint
+    # A volumetric space other than the default stays accepted.
+    bad["fmriprep"]["output_space"] = "MNI152NLin6Asym"
+    assert validate_config(bad)["fmriprep"]["output_space"] == "MNI152NLin6Asym"
+
+
+def test_a_surface_space_is_free_for_roi_level_datasets(demo: dict) -> None:
+    """XCP-D's surface time series (space-fsLR) enter as roi_timeseries: no voxel dataset, no
+    refusal."""
+    cfg = copy.deepcopy(demo)
+    cfg["datasets"] = {k: v for k, v in cfg["datasets"].items() if v["entry"] == "roi_timeseries"}
+    kept = cfg["datasets"]
+    cfg["synth"]["consortia"] = {k: v for k, v in cfg["synth"]["consortia"].items() if k in kept}
+    cfg["tasks"] = {k: v for k, v in cfg["tasks"].items() if v["dataset"] in kept}
+    cfg["fmriprep"]["output_space"] = "fsLR"
+    assert validate_config(cfg)["fmriprep"]["output_space"] == "fsLR"
+
+
 @pytest.mark.parametrize(
     ("change", "match"),
     [

@@ -326,6 +326,18 @@ def test_fmriprep_killed_fails_the_job_for_a_retry(
     assert not (tmp_path / "rec.json").exists()
 
 
+def test_a_surface_output_space_is_refused_before_fmriprep_runs(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fMRIPrep would run for hours to write surface outputs no run can be recorded from."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    lic = _expect(monkeypatch, tmp_path, space="fsLR")
+    req = fmriprep_request(tmp_path, "docker", fs_license=lic, output_space="fsLR")
+    with pytest.raises(ConfigError, match="--output-space 'fsLR' is a surface space"):
+        run_fmriprep(req, tmp_path / "rec.json")
+    assert read_calls(standins) == [] and not (tmp_path / "rec.json").exists()
+
+
 def test_work_dir_inside_bids_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_raw_bids(tmp_path / "raw", subjects=("01",))
     lic = _expect(monkeypatch, tmp_path)
