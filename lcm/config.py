@@ -22,8 +22,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-from lcm.entries import entry_type, is_surface_space, names, surface_space_fix
+from lcm.entries import entry_type, names
 from lcm.exceptions import ConfigError
+from lcm.io.output_space import is_surface_space, surface_space_fix
 
 # ``checkpoint_models(models)``: those of ``models`` that read a pretraining checkpoint.
 CheckpointModels = Callable[[list[str]], list[str]]

@@ -196,31 +196,6 @@ _TABLE = (
 # test, reaches every consumer.
 TABLE: dict[str, Entry] = {e.name: e for e in _TABLE}
 
-# Spaces sampled on a cortical surface, as niworkflows (fMRIPrep's spaces) tells them apart:
-# fsnative, fsaverage[3-6], fsLR (CIFTI .dtseries.nii and GIFTI .func.gii outputs).
-SURFACE_SPACE_PREFIX = "fs"
-
-
-def is_surface_space(space: str) -> bool:
-    """Whether ``space`` is a surface space (fsLR, fsaverage, fsnative ...).
-
-    A voxel-level entry parcellates volumetric BOLD (``desc-preproc_bold.nii.gz``) with an
-    atlas image, so a surface space can never give it a connectome; surface-parcellated data
-    (XCP-D's ``space-fsLR`` time series) enters as ``roi_timeseries``, whose space is free.
-    """
-    return space.startswith(SURFACE_SPACE_PREFIX)
-
-
-def surface_space_fix(space: str) -> str:
-    """The hint given when a voxel-level dataset is asked for surface space ``space``."""
-    return (
-        "Set fmriprep.output_space (lcm ingest --space, lcm fmriprep --output-space) to a "
-        "volumetric template, the atlas's (MNI152NLin2009cAsym, the default, for the registry "
-        f"atlases). Data already parcellated on the surface ({space} time series from XCP-D) "
-        "enter as entry: roi_timeseries, which keeps any space (ingest.select.<dataset>.space "
-        "chooses one)."
-    )
-
 
 def names(voxel: bool | None = None) -> list[str]:
     """Entry names in table order: all, or only the voxel-level (or parcellated) ones."""

@@ -37,9 +37,10 @@ from lcm.bids.summary import (
     write_summary,
 )
 from lcm.bids.validator import ValidationReport, exclude_invalid_runs, validate_bids
-from lcm.entries import TABLE, entry_type, is_surface_space, surface_space_fix
+from lcm.entries import TABLE, entry_type
 from lcm.exceptions import BIDSError, ConfigError
 from lcm.io.bids_names import check_label, parse_entities
+from lcm.io.output_space import check_output_space, is_surface_space, surface_space_fix
 from lcm.io.provenance import write_sidecar
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,8 @@ def ingest_dataset(
             hint="Set datasets.<name>.entry in config.yaml.",
         )
     kind = entry_type(entry)
+    if kind.voxel and space:
+        check_output_space(space, "--space")
     if kind.voxel and space and is_surface_space(space):
         raise ConfigError(
             f"--space {space!r} is a surface space, but entry {entry!r} is voxel-level: its runs "

@@ -14,6 +14,8 @@ import functools
 import re
 from dataclasses import dataclass
 
+from lcm.exceptions import ConfigError
+
 # fMRIPrep's spatial modifiers of a volumetric template that reach file names, cohort and res
 # (``res-native`` writes no res entity: only numbered ones are modifiers here).
 # The schema's (kept equal by a test): each modifier once, cohort first, as in file names.
@@ -86,3 +88,47 @@ def parse_output_space(text: str) -> OutputSpace:
 def space_entities(space: str | None) -> dict[str, str | None]:
     """File-name entities of an output space setting (``{"space": None}`` for none)."""
     return {"space": None} if not space else dict(parse_output_space(space).entities)
+
+
+# Spaces sampled on a cortical surface, as niworkflows (fMRIPrep's spaces) tells them apart:
+# fsnative, fsaverage[3-6], fsLR (CIFTI .dtseries.nii and GIFTI .func.gii outputs).
+SURFACE_SPACE_PREFIX = "fs"
+
+
+def is_surface_space(space: str) -> bool:
+    """Whether ``space`` is a surface space (fsLR, fsaverage, fsnative ...).
+
+    A voxel-level entry parcellates volumetric BOLD (``desc-preproc_bold.nii.gz``) with an
+    atlas image, so a surface space can never give it a connectome; surface-parcellated data
+    (XCP-D's ``space-fsLR`` time series) enters as ``roi_timeseries``, whose space is free.
+    """
+    return space.startswith(SURFACE_SPACE_PREFIX)
+
+
+def surface_space_fix(space: str) -> str:
+    """The hint given when a voxel-level dataset is asked for surface space ``space``."""
+    return (
+        "Set fmriprep.output_space (lcm ingest --space, lcm fmriprep --output-space) to a "
+        "volumetric template, the atlas's (MNI152NLin2009cAsym, the default, for the registry "
+        f"atlases). Data already parcellated on the surface ({space} time series from XCP-D) "
+        "enter as entry: roi_timeseries, which keeps any space (ingest.select.<dataset>.space "
+        "chooses one)."
+    )
+
+
+def check_output_space(text: str, option: str = "--output-space") -> OutputSpace:
+    """Parse an output space given on the command line (the config schema checks its own).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``option`` and the expected form.
+    """
+    try:
+        return parse_output_space(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{option}: {exc}.",
+            hint="Write it as fMRIPrep's --output-spaces does: MNI152NLin2009cAsym, or "
+            "MNI152NLin2009cAsym:res-2 for one resolution.",
+        ) from exc

@@ -11,10 +11,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lcm.entries import is_surface_space, surface_space_fix
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
 from lcm.io.atomic import write_json
 from lcm.io.bids_names import check_label
+from lcm.io.output_space import check_output_space, is_surface_space, surface_space_fix
 from lcm.preprocess.container import (
     FmriprepCall,
     apptainer_command,
@@ -74,17 +74,17 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         Subject, runner and paths.
     out : path-like
         Record JSON to write (atomically): ``{dataset, subject, runner, command, image,
-        image_digest, output_space, runs: [{run_key, sub, ses, task, run, bold, mask,
-        confounds, sidecar, t_r}], excluded: [{run_key, reason_code, reason}], failure}``; a
-        run whose derivatives are incomplete is excluded with the files it lacks (the connectome stage
+        image_digest, output_space, runs: [{run_key, sub, ses, task, run, bold, mask, confounds,
+        sidecar, t_r}], excluded: [{run_key, reason_code, reason}], failure}``; a run whose
+        derivatives are incomplete is excluded with the files it lacks (the connectome stage
         records it so). ``image_digest`` is ``{digest, method, reference, image_id, reason}``
         (:func:`lcm.preprocess.image_digest.resolve_image_digest`): the content of the image
         that ran, ``digest`` null with its ``reason`` when it cannot be resolved (the subject
-        goes on). With runner ``existing`` the record has no ``image`` nor ``image_digest``
-        (and ``command`` is null): no container ran. ``failure`` is null, or, when fMRIPrep
-        exited non-zero on its own, ``{exit_code, log, reason}``: a failure record, with every
-        run excluded for that reason (the subject is retried by removing the record or
-        ``snakemake --forcerun`` of it).
+        goes on). With runner ``existing`` the record has no ``image`` nor ``image_digest`` (and
+        ``command`` is null): no container ran. ``failure`` is null, or, when fMRIPrep exited
+        non-zero on its own, ``{exit_code, log, reason}``: a failure record, with every run
+        excluded for that reason (the subject is retried by removing the record or ``snakemake
+        --forcerun`` of it).
 
     Returns
     -------
@@ -111,6 +111,7 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
             f"--runner: expected one of {list(RUNNERS)}, received {req.runner!r}.",
             hint="Set fmriprep.runner in config.yaml.",
         )
+    check_output_space(req.output_space)
     if is_surface_space(req.output_space):
         # Before fMRIPrep runs for hours: no run could be recorded in a surface space.
         raise ConfigError(

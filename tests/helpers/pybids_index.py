@@ -20,6 +20,7 @@ from lcm.bids.rows import (
     excluded,
 )
 from lcm.bids.runs import run_ids_from_name
+from lcm.entries import entry_type
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import parse_entities
 
@@ -71,11 +72,8 @@ def index_bold_runs(
     rows = [_bold_row(dataset, entry, Path(f.path), f.get_metadata()) for f in files]
     indexed = {Path(f.path).resolve() for f in files}
     rows += _unindexed_rows(dataset, entry, root, task, space, indexed)
-    hint = (
-        "keep one file per run: .nii or .nii.gz, one resolution, the magnitude of a "
-        "part-mag/part-phase pair"
-    )
-    rows = exclude_duplicates(rows, hint=hint)
+    # The reason's wording is the entry's (compared as text, not re-derived here).
+    rows = exclude_duplicates(rows, hint=entry_type(entry).tree.duplicate_hint)
     log.info("%s: indexed %d %s run(s) under %s", dataset, len(rows), entry, root)
     return rows
 

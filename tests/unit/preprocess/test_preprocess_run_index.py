@@ -103,3 +103,15 @@ def test_a_resolution_named_in_the_output_space_is_the_one_read(
     assert out["run_key"] == "sub-01_task-rest_run-2"
     assert f"sub-01_task-rest_run-2_space-{SPACE}_res-2_desc-preproc_bold.nii.gz" in out["reason"]
     assert f"--output-spaces {SPACE}:res-2" in out["reason"]
+
+
+def test_an_output_space_of_another_form_is_refused_naming_the_option(tmp_path: Path) -> None:
+    """`lcm fmriprep` is called outside the workflow too (the schema checks the config's)."""
+    from lcm.exceptions import ConfigError
+
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
+    req = fmriprep_request(tmp_path, "existing", output_space=f"{SPACE}:res-native")
+    with pytest.raises(ConfigError, match=r"--output-space: output space .*res-native") as err:
+        run_fmriprep(req, tmp_path / "rec.json")
+    assert f"{SPACE}:res-2" in (err.value.hint or "")
+    assert not (tmp_path / "rec.json").exists()
