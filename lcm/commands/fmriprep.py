@@ -51,7 +51,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--image", help="Docker image, or .sif for apptainer (docker, apptainer: required)."
     )
-    p.add_argument("--output-space", required=True, help="fMRIPrep --output-spaces value.")
+    p.add_argument(
+        "--output-space",
+        required=True,
+        help="fMRIPrep --output-spaces value, also the space of the derivatives checked "
+        "(MNI152NLin2009cAsym, or MNI152NLin2009cAsym:res-2 for one resolution).",
+    )
     p.add_argument("--derivatives", required=True, help="fMRIPrep output folder.")
     p.add_argument(
         "--work-dir", help="Work folder, sub-<label> inside (docker, apptainer: required)."
