@@ -251,6 +251,14 @@ def atlas_files(name: str) -> list[Path]:
     return [Path(str(root / f)) for f in names]
 
 
+def registry_space(name: str) -> str | None:
+    """The template space of registry atlas ``name`` (``None`` for a name not in it)."""
+    entry = ATLASES.get(name)
+    if entry is None:
+        return None
+    return SPACE if isinstance(entry, CoordinateAtlas) else entry.space
+
+
 def registry_atlas(name: str) -> Atlas:
     """The registry atlas ``name``.
 

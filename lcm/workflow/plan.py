@@ -14,7 +14,46 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lcm.atlas.registry import registry_space
 from lcm.entries import entry_type, names
+from lcm.exceptions import ConfigError
+from lcm.io.output_space import parse_output_space
+
+
+def check_atlas_space(config: dict[str, Any], source: str = "config") -> None:
+    """Voxel-level datasets are read in the atlas's template space, or refused at parse time.
+
+    The connectome stage excludes every run of another space (an atlas image of one template
+    does not parcellate BOLD registered to another): said when the workflow loads, before
+    fMRIPrep runs for hours. A user atlas given by path has no known space and is not checked.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``fmriprep.output_space``, the atlas's space and the fix.
+    """
+    voxel = names(voxel=True)
+    datasets = sorted(n for n, d in config["datasets"].items() if d["entry"] in voxel)
+    atlas = config.get("atlas") or {}
+    setting = (config.get("fmriprep") or {}).get("output_space")  # filled in by validation
+    if not datasets or not setting or atlas.get("path"):
+        return
+    if atlas.get("templateflow"):
+        space, what = atlas["templateflow"]["template"], "atlas.templateflow.template"
+    else:
+        space, what = (
+            registry_space(str(atlas.get("name"))),
+            f"registry atlas {atlas.get('name')!r}",
+        )
+    wanted = parse_output_space(setting).label
+    if space is None or space == wanted:
+        return
+    raise ConfigError(
+        f"{source}: fmriprep.output_space is {wanted!r} but the {what} is in {space!r}: no run "
+        f"of the voxel-level datasets {datasets} could be parcellated with it.",
+        hint=f"Set fmriprep.output_space to {space} (fMRIPrep's --output-spaces, and the space "
+        "of the derivatives read), or use an atlas in that space.",
+    )
 
 
 class WorkflowPlan:
@@ -36,6 +75,7 @@ class WorkflowPlan:
         self._sources: dict[str, dict[str, str]] = {}  # dataset -> subject -> files' digest
         self._changed: dict[str, set[str]] = {}  # dataset -> subjects changed since ingest
         self._derivative_digests: dict[tuple[str, str], str] = {}
+        check_atlas_space(config)
 
     # -- datasets ---------------------------------------------------------------------------
     def voxel_datasets(self) -> list[str]:

@@ -261,3 +261,51 @@ def test_a_roi_timeseries_dataset_may_change_denoise_keys_for_itself(demo: dict)
     demo["datasets"]["bidsdemo"]["denoise"] = {"high_pass": None}
     with pytest.raises(ConfigError, match=r"datasets\.bidsdemo\.denoise is given.*voxel-level"):
         validate_config(demo)
+
+
+@pytest.mark.parametrize(
+    ("atlas", "space", "refused"),
+    [
+        (
+            {"name": "aal116"},
+            "MNI152NLin6Asym",
+            "registry atlas 'aal116' is in 'MNI152NLin2009cAsym'",
+        ),
+        ({"name": "aal116"}, "MNI152NLin2009cAsym:res-2", None),
+        ({"name": "power264"}, "MNI152NLin6Asym", "registry atlas 'power264'"),
+        (
+            {
+                "name": "schaefer",
+                "templateflow": {"template": "MNI152NLin6Asym", "atlas": "Schaefer2018"},
+            },
+            "MNI152NLin2009cAsym",
+            "atlas.templateflow.template is in 'MNI152NLin6Asym'",
+        ),
+        (
+            {
+                "name": "schaefer",
+                "templateflow": {"template": "MNI152NLin6Asym", "atlas": "Schaefer2018"},
+            },
+            "MNI152NLin6Asym:res-2",
+            None,
+        ),
+    ],
+)
+def test_voxel_datasets_in_another_space_than_the_atlas_are_refused_when_the_workflow_loads(
+    demo: dict, atlas: dict, space: str, refused: str | None
+) -> None:
+    """The connectome stage excluded every run of another space, one by one, after fMRIPrep;
+    the workflow's plan refuses the pair when it loads, naming the setting and the fix."""
+    from lcm.workflow.plan import WorkflowPlan
+
+    cfg = copy.deepcopy(demo)
+    cfg["atlas"] = atlas
+    cfg["fmriprep"]["output_space"] = space
+    cfg = validate_config(cfg)
+    if refused is None:
+        WorkflowPlan(cfg)
+        return
+    with pytest.raises(ConfigError, match=rf"fmriprep.output_space is '\w+' but the {refused}"):
+        WorkflowPlan(cfg)
+    cfg["datasets"] = {k: v for k, v in cfg["datasets"].items() if v["entry"] == "roi_timeseries"}
+    WorkflowPlan(cfg)  # no voxel dataset: the space is not read
