@@ -242,6 +242,8 @@ def evaluate_and_write(
         "sites_not_tested": result.sites_not_tested,
         "n_fits_not_repeated": result.n_fits_not_repeated,
         "folds_one_class": result.folds_one_class,
+        # What each fold value of a control averages: the report says "4 folds x 10 permutations".
+        "control_permutations": result.control_permutations,
         **(extra or {}),
     }
     write_tidy_parquet(out, result.metrics, meta)

@@ -220,6 +220,10 @@ class EvaluationResult:
         ``{"seed", "fold", "sites", "subjects", "label"}`` of each test fold of a binary task
         that holds one class only: its AUC is undefined, so summaries average the AUC of the
         other folds (a leave-site-out site of controls only).
+    control_permutations : dict
+        ``model -> n`` of each shuffled-label control: the permutations whose metrics each
+        of its fold values averages (counted from its fits' prediction rows), while the
+        predictions table keeps the first only.
     """
 
     metrics: pd.DataFrame
@@ -232,6 +236,7 @@ class EvaluationResult:
     sites_not_tested: dict[str, dict[str, int]] = field(default_factory=dict)
     n_fits_not_repeated: int = 0
     folds_one_class: list[dict[str, Any]] = field(default_factory=list)
+    control_permutations: dict[str, int] = field(default_factory=dict)
 
 
 def derived_seed(*parts: int) -> int:
@@ -505,6 +510,7 @@ def evaluate_task(
     with bar:
         fitted = run_fits(jobs, cohort.fc, _fit_predict_timed, workers, lambda _: bar.update(1))
     fit_seconds: dict[str, float] = {}
+    permutations: dict[str, int] = {}
     for job, key, (preds, fit_s) in zip(jobs, keys, fitted, strict=True):
         fit_seconds[job.name] = fit_seconds.get(job.name, 0.0) + fit_s
         # One prediction per test subject: the mean over its runs, each the mean over its
@@ -515,8 +521,10 @@ def evaluate_task(
         rows = rows[first]
         scores = _fold_scores(y[rows], preds, binary)
         # The predictions table keeps one genuine fit (a control's first permutation); the fold
-        # metrics average all of them.
+        # metrics average all of them, and the report says how many (control_permutations).
         pred = preds[0]
+        if job.name in CONTROL_MODELS:
+            permutations[job.name] = max(permutations.get(job.name, 0), len(preds))
         for metric, value in scores.items():
             metric_rows.append({**key, "metric": metric, "value": value})
         pred_frames.append(
@@ -549,6 +557,7 @@ def evaluate_task(
         sites_not_tested=_untested_sites(sites[~tested], groups[~tested]),
         n_fits_not_repeated=n_repeated,
         folds_one_class=_one_class_folds(predictions) if binary else [],
+        control_permutations=permutations,
     )
 
 
