@@ -63,9 +63,11 @@ outputs:
   --out-summary  TSV: task, model, label_fraction, metric, mean, ci_low, ci_high, n
                  (95 % corrected resampled t interval over folds x seeds: training
                  variance included, not narrowed by adding seeds)
-  --out-headline TSV: per task and label fraction, LCM against the best baseline with the
-                 paired bootstrap of test subjects (one draw per subject across seeds
-                 and folds): difference, its CI, p and a verdict
+  --out-headline TSV: per task and label fraction, LCM against the best baseline:
+                 difference, its CI (spanning the paired bootstrap of test subjects, one
+                 draw per subject across seeds and folds, and the corrected resampled t
+                 of the folds' differences), p (the larger of the two p values) and a
+                 verdict
   --out-contrasts TSV: per task and label fraction, LCM against lcm-scratch (pretraining
                  gain), lcm-no-pseudo (pseudo-label gain) and lcm-ssl, with corrected
                  resampled t intervals over seeds x folds (training variance included)
@@ -127,7 +129,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         files=True,
         help="Atlas of the ROIs (for --attention; default aal116).",
     )
-    p.add_argument("--out-headline", help="Headline comparison TSV to write (optional).")
+    p.add_argument(
+        "--out-headline",
+        help="Headline comparison TSV to write: LCM against the best baseline, the interval "
+        "spanning the paired bootstrap and the corrected resampled t, p the larger of their "
+        "two (optional).",
+    )
     p.add_argument(
         "--out-contrasts",
         help="TSV of LCM against its ablations (pretraining and pseudo-label gains, with "
@@ -204,7 +211,8 @@ def run(args: argparse.Namespace) -> int:
     write_tsv(args.out_summary, summary)
     if args.out_headline:
         write_tsv(args.out_headline, headline)
-        write_sidecar(args.out_headline, list(args.predictions), n_boot=args.n_boot)
+        # The means and their intervals come from the metrics, the difference from both.
+        write_sidecar(args.out_headline, [*args.metrics, *args.predictions], n_boot=args.n_boot)
     if args.out_contrasts:
         write_tsv(args.out_contrasts, contrasts)
         write_sidecar(args.out_contrasts, list(args.metrics), method="corrected resampled t")
