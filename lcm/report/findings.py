@@ -14,13 +14,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lcm.report.tables import first_permutation
+
 LOW_LABELS = 0.1  # "≤ 10 % labels": where pretraining and pseudo-labels are meant to help
+SENS_SPEC = ("sensitivity", "specificity")
+
+
+# The headline's p: the larger of the paired bootstrap's and the corrected resampled t's
+# (lcm.evaluate.compare.headline_difference), so both must agree for a small one.
+P_HEADLINE = "p (larger of bootstrap and corrected t)"
 
 
 def _ci(mean: float, low: float, high: float, signed: bool = False) -> str:
+    """``mean [low, high]``; a mean without spread (one fold, or all folds equal) is said to
+    have no interval rather than shown with a zero-width one, which would read as certainty."""
     if not np.isfinite(mean):
         return "n/a"
     fmt = "{:+.3f}" if signed else "{:.3f}"
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return f"{fmt.format(mean)}, no interval"
+    if low == high:
+        return f"{fmt.format(mean)}, no interval (one fold, or all folds equal)"
     return f"{fmt.format(mean)} [{fmt.format(low)}, {fmt.format(high)}]"
 
 
@@ -40,7 +54,7 @@ def headline_display(headline: pd.DataFrame) -> pd.DataFrame:
                 "difference [95% CI]": _ci(
                     r.difference, r.difference_ci_low, r.difference_ci_high, signed=True
                 ),
-                "p (paired bootstrap)": f"{r.p_value:.3f}" if np.isfinite(r.p_value) else "n/a",
+                P_HEADLINE: f"{r.p_value:.3f}" if np.isfinite(r.p_value) else "n/a",
                 "verdict": r.verdict,
             }
         )
@@ -141,8 +155,37 @@ def headline_section(
     return "\n".join(parts)
 
 
-def control_fragment(control: pd.DataFrame, task: str) -> str:
-    """The shuffled-label controls of one task, each named, and whether each sits at chance."""
+def _control_fits(n: int, model: str, meta: dict[str, Any]) -> str:
+    """What a control's mean averages, from the task's metadata: ``4 folds × 10
+    permutations`` (one split seed), ``8 fits (seeds × folds) × 10 permutations`` (several);
+    the fits alone when ``lcm evaluate`` did not record the permutations (older metrics)."""
+    seeds = meta.get("settings", {}).get("seeds")
+    if seeds is not None and len(seeds) == 1:
+        fits = f"{n} fold" + ("" if n == 1 else "s")
+    else:
+        fits = f"{n} fit" + ("" if n == 1 else "s") + " (seeds &times; folds)"
+    permutations = (meta.get("control_permutations") or {}).get(model)
+    if permutations is None:
+        return (
+            f"{fits}, each the mean of its permutations (their number is not recorded in "
+            "these metrics)"
+        )
+    return f"{fits} &times; {permutations} permutation" + ("" if permutations == 1 else "s")
+
+
+def control_fragment(control: pd.DataFrame, task: str, meta: dict[str, Any] | None = None) -> str:
+    """The shuffled-label controls of one task, each named, and whether each sits at chance.
+
+    Parameters
+    ----------
+    control : pandas.DataFrame
+        :func:`lcm.evaluate.compare.control_table`.
+    task : str
+    meta : dict, optional
+        The task's ``lcm evaluate`` metadata: its ``settings.seeds`` and
+        ``control_permutations`` (``model -> permutations per fit``) say what each mean
+        averages.
+    """
     rows = control[control["task"] == task]
     if rows.empty:
         return '<p class="warn">No shuffled-label control was evaluated for this task.</p>'
@@ -157,10 +200,10 @@ def control_fragment(control: pd.DataFrame, task: str) -> str:
     }
     items = []
     for r in rows.itertuples(index=False):
-        fits = "fit" if r.n == 1 else "fits"
+        fits = _control_fits(int(r.n), str(r.model), meta or {})
         items.append(
             f"{html.escape(str(r.model))} at label fraction {r.label_fraction:g}: {r.metric} "
-            f"{_ci(r.mean, r.ci_low, r.ci_high)} over {r.n} {fits} (chance {r.chance:g}) "
+            f"{_ci(r.mean, r.ci_low, r.ci_high)} over {fits} (chance {r.chance:g}) "
             f"&mdash; {states[r.verdict]}"
         )
     cls = "note" if rows["at_chance"].all() else "warn"
@@ -171,8 +214,55 @@ def control_fragment(control: pd.DataFrame, task: str) -> str:
     )
 
 
+def collapse_fragment(metrics: pd.DataFrame, task: str) -> str:
+    """A warning naming each model of a binary task that called no test subject positive (or
+    every one) in every fold, or ``""``.
+
+    Such a classifier scores balanced accuracy 0.5 on every fold (shown without interval):
+    that is the threshold's collapse, not chance-level discrimination, and its AUC ranks
+    scores that never cross the threshold.
+    """
+    if not {"task", "metric"} <= set(metrics.columns):  # no metrics table (tests, old data)
+        return ""
+    rows = metrics[(metrics["task"] == task) & metrics["metric"].isin(SENS_SPEC)]
+    if rows.empty:
+        return ""
+    wide = rows.pivot_table(
+        index=["model", "label_fraction", "seed", "fold"], columns="metric", values="value"
+    )
+    if not set(SENS_SPEC) <= set(wide.columns):
+        return ""
+    wide = wide.dropna()  # a test fold of one class says nothing of the other's calls
+    found = []
+    for (model, fraction), at in wide.groupby(level=["model", "label_fraction"], sort=True):
+        sens, spec = at["sensitivity"], at["specificity"]
+        if (sens == 0).all() and (spec == 1).all():
+            calls = "called no test subject positive"
+        elif (sens == 1).all() and (spec == 0).all():
+            calls = "called every test subject positive"
+        else:
+            continue
+        found.append(
+            f"{html.escape(str(model))} at label fraction {fraction:g} {calls} in any of its "
+            f"{len(at)} fit(s) (seeds &times; folds)"
+        )
+    if not found:
+        return ""
+    return (
+        '<p class="warn"><b>Collapsed classifier</b>: '
+        + "; ".join(found)
+        + ". Such a classifier's balanced accuracy is 0.5 by construction (no interval), not "
+        "chance-level discrimination; its AUC ranks scores that never cross the 0.5 "
+        "threshold.</p>"
+    )
+
+
 def site_fragment(sites: pd.DataFrame, task: str, table_html: Callable[[pd.DataFrame], str]) -> str:
-    """Per-site performance of one task: sites x models at each label fraction."""
+    """Per-site performance of one task: sites x models at each label fraction.
+
+    A shuffled-label control's column is labelled ``(first permutation)``: the predictions
+    table keeps one permutation per fit (:func:`lcm.evaluate.protocol.evaluate_task`).
+    """
     rows = sites[sites["task"] == task]
     if rows.empty or rows["site"].nunique() < 2:
         return '<p class="note">Per-site performance: the dataset names fewer than two sites.</p>'
@@ -181,7 +271,7 @@ def site_fragment(sites: pd.DataFrame, task: str, table_html: Callable[[pd.DataF
         wide = at.pivot_table(index="site", columns="model", values="value", aggfunc="first")
         subjects = at.groupby("site")["n_subjects"].max()
         wide.insert(0, "test subjects", subjects)
-        wide = wide.reset_index()
+        wide = wide.rename(columns=first_permutation).reset_index()
         wide.columns.name = None
         parts.append(f"<p>label fraction {fraction:g}</p>")
         parts.append(table_html(wide))
@@ -285,7 +375,43 @@ def _quote(task: str, rows: pd.DataFrame) -> str:
     return f"{html.escape(str(task))} {cited}"
 
 
+def _quote_open(task: str, rows: pd.DataFrame) -> str:
+    """Rows whose interval crosses 0, each with its width and the largest gain it leaves
+    open: an interval of +-0.4 AUC is no evidence that pretraining does nothing."""
+    cited = " and ".join(
+        f"{_gain(r)} at {r.label_fraction:g} (width {r.ci_high - r.ci_low:.3f}: a gain up to "
+        f"{r.ci_high:+.3f} is not ruled out)"
+        if np.isfinite(r.ci_low) and np.isfinite(r.ci_high)
+        else f"{_gain(r)} at {r.label_fraction:g}"
+        for r in rows.sort_values("label_fraction").itertuples(index=False)
+    )
+    return f"{html.escape(str(task))} {cited}"
+
+
+def _one_seed_warning(tasks: list[str], task_meta: dict[str, dict[str, Any]]) -> str:
+    """A sentence naming the measured tasks evaluated with a single split seed, or ``""``.
+
+    One seed is one partition into folds: its intervals rest on a handful of correlated
+    fits, and DESIGN asks for several split seeds before a gain or its absence is read.
+    """
+    single = {}
+    for task in tasks:
+        seeds = (task_meta.get(task) or {}).get("settings", {}).get("seeds")
+        if seeds is not None and len(seeds) == 1:
+            single[task] = seeds
+    if not single:
+        return ""
+    named = ", ".join(html.escape(str(t)) for t in sorted(single, key=str))
+    values = sorted({str(list(v)) for v in single.values()})
+    return (
+        f" <b>Only one split seed was run</b> on {named} (evaluate.seeds: "
+        f"{html.escape(', '.join(values))}): each interval rests on the folds of a single "
+        "partition; evaluate several split seeds before reading these intervals as a result."
+    )
+
+
 _SCRATCH = "lcm-scratch (the same transformer trained from scratch)"
+_OPEN = "inconclusive: the interval crosses 0"
 
 
 def _unmeasured_reason(
@@ -324,17 +450,23 @@ def pretraining_verdict(
     shared: dict[str, float | None],
     low: float = LOW_LABELS,
     summary: pd.DataFrame | None = None,
+    task_meta: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """The report's first sentence: did pretraining help (lcm − lcm-scratch) at few labels?
 
     A task counts as helped when the interval of its pretraining gain (training variance
-    included) lies above 0 at some label fraction ``<= low``, and as hurt when it lies below 0
-    at one. The sentence quotes the rows it rests on: the gains where it says "helped", every
-    loss (first when pretraining did not help), both where a gain and a loss meet ("mixed"),
-    and every row of a task with neither. Tasks whose synthetic cohort shares no structure
-    with the environmental effects (``shared_structure`` 0) are the null: there a gain is not
-    expected, and one is flagged. A task without a pretraining gain at ``<= low`` labels is
-    named with the reason, so the sentence exists even when no gain was measured.
+    included) lies above 0 at some label fraction ``<= low``, as hurt when it lies below 0
+    at one, and as inconclusive when every interval crosses 0. The sentence quotes the rows
+    it rests on: the gains where it says "helped", every loss (first when pretraining did not
+    help), both where a gain and a loss meet ("mixed"), and every row of an inconclusive task
+    with its interval's width and the largest gain not ruled out. When no task gained, the
+    sentence opens with that ("did not help" when one was hurt; "no gain was shown" and
+    "inconclusive" when every interval crosses 0, which is no evidence of absence). Tasks
+    whose synthetic cohort shares no structure with the environmental effects
+    (``shared_structure`` 0) are the null: there a gain is not expected, and one is flagged.
+    A task without a pretraining gain at ``<= low`` labels is named with the reason, so the
+    sentence exists even when no gain was measured. Measured tasks run with one split seed
+    are named in a warning in the same paragraph.
 
     Parameters
     ----------
@@ -347,6 +479,9 @@ def pretraining_verdict(
     summary : pandas.DataFrame, optional
         :func:`lcm.evaluate.metrics.summarise`: the tasks, models and label fractions that
         were evaluated, to say which ablation or fraction a task without a gain lacks.
+    task_meta : dict, optional
+        ``task -> metadata`` of ``lcm evaluate`` (:func:`lcm.report.tables.read_task_meta`):
+        its ``settings.seeds`` say which measured tasks ran a single split seed.
     """
     if contrasts is None:
         contrasts = pd.DataFrame(columns=["task", "label_fraction", "contrast", "verdict"])
@@ -369,7 +504,7 @@ def pretraining_verdict(
         if len(losses):
             hurt.append(_quote(task, losses))
         if gains.empty and losses.empty:
-            flat.append(_quote(task, at))
+            flat.append(_quote_open(task, at))
     tasks = set(contrasts["task"]) | (set(summary["task"]) if summary is not None else set())
     reasons: dict[str, list[str]] = {}
     for task in sorted(tasks - set(rows["task"]), key=str):
@@ -393,7 +528,7 @@ def pretraining_verdict(
             + "; ".join(hurt)
             + "; it helped on "
             + "; ".join(helped)
-            + ("; no clear difference on " + "; ".join(flat) if flat else "")
+            + (f"; {_OPEN} on " + "; ".join(flat) if flat else "")
             + "."
         )
     elif helped:
@@ -402,17 +537,26 @@ def pretraining_verdict(
             f"<b>Pretraining helped</b> {at_low} on "
             + "; ".join(helped)
             + f" {what}"
-            + ("; it did <b>not</b> help on " + "; ".join(flat) if flat else "")
+            + (f"; <b>no gain was shown</b> ({_OPEN}) on " + "; ".join(flat) if flat else "")
             + f". A gain in {n_gain} of the {len(rows)} comparisons (task &times; label "
             "fraction), each interval at 95 % with no correction for their number."
         )
-    elif hurt or flat:
+    elif hurt:
         anywhere = "on any task where it was measured" if unmeasured else "on any task"
-        said = (["it <b>hurt</b> on " + "; ".join(hurt)] if hurt else []) + (
-            ["no clear difference on " + "; ".join(flat)] if flat else []
-        )
         sentence = f"<b>Pretraining did not help</b> {at_low} {anywhere} {what}: "
-        sentence += "; ".join(said) + "."
+        sentence += "it <b>hurt</b> on " + "; ".join(hurt)
+        sentence += (f"; {_OPEN} on " + "; ".join(flat) if flat else "") + "."
+    elif flat:
+        # Every interval crosses 0: neither a gain nor its absence was shown, and saying
+        # "did not help" would read a wide interval as evidence of no effect.
+        anywhere = "on any task where it was measured" if unmeasured else "on any task"
+        sentence = (
+            f"<b>No gain from pretraining was shown</b> {at_low} {anywhere} {what}: "
+            "<b>inconclusive</b>, every interval crosses 0, on "
+            + "; ".join(flat)
+            + ". An interval that crosses 0 is no evidence that pretraining does not help: "
+            "read the largest gain it leaves open."
+        )
     elif null_gain:
         sentence = f"<b>The pretraining gain was measured on the null cohort(s) only</b> {at_low}"
         sentence += f" {what}" + (f"; it was not measured on {unmeasured}" if unmeasured else "")
@@ -430,7 +574,9 @@ def pretraining_verdict(
         )
     if unmeasured:
         sentence += f" The pretraining gain was not measured on {unmeasured}."
-    cls = "note" if helped and not hurt and not null_gain else "warn"
+    one_seed = _one_seed_warning(sorted(set(rows["task"]), key=str), task_meta or {})
+    sentence += one_seed
+    cls = "note" if helped and not hurt and not null_gain and not one_seed else "warn"
     return f'<p class="{cls}" id="verdict">{sentence}</p>'
 
 

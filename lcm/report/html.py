@@ -156,7 +156,8 @@ def task_section(data: ReportData, task: str) -> str:
         and ((data.summary["task"] == task) & (data.summary["metric"] == "auc")).any()
     )
     if data.control is not None:
-        parts.append(findings.control_fragment(data.control, task))
+        parts.append(findings.control_fragment(data.control, task, meta))
+    parts.append(findings.collapse_fragment(data.metrics, task))
     if binary:  # the oracle is the diagnosis's ceiling
         parts.append(findings.oracle_fragment(data.oracles.get(task)))
         parts.append(findings.motion_fragment(data.motion.get(task)))
@@ -336,7 +337,9 @@ def render_report(data: ReportData) -> str:
     )
     body = [
         f"<h1>{html.escape(data.title)}</h1>",
-        findings.pretraining_verdict(data.contrasts, _shared_structure(data), summary=data.summary),
+        findings.pretraining_verdict(
+            data.contrasts, _shared_structure(data), summary=data.summary, task_meta=data.task_meta
+        ),
         f"<nav>{nav}</nav>",
         intro,
         findings.headline_section(data.headline, _shared_structure(data), table_html),

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from lcm.evaluate.registry import BASELINE_MODELS
+from lcm.report.tables import first_permutation
 
 _FPR_GRID = np.linspace(0.0, 1.0, 101)
 _METRIC_NAMES = {"auc": "AUC", "balanced_accuracy": "balanced accuracy", "f1": "F1"}
@@ -81,7 +82,8 @@ def roc_figure(predictions: pd.DataFrame, task: str) -> Figure:
         at = rows[rows["label_fraction"] == fraction]
         for model, group in at.groupby("model", sort=True):
             tpr, auc = mean_roc(group)
-            ax.plot(_FPR_GRID, tpr, label=f"{model} (pooled AUC {auc:.2f})", **_style(model))
+            name = first_permutation(str(model))
+            ax.plot(_FPR_GRID, tpr, label=f"{name} (pooled AUC {auc:.2f})", **_style(model))
         ax.plot([0, 1], [0, 1], color="0.8", linewidth=0.8)
         ax.set(
             title=f"label fraction {fraction:g}",

@@ -128,10 +128,29 @@ def model_kind(model: str) -> str:
     return "LCM" if model_family(model) == "LCM" else "other"
 
 
+def first_permutation(model: str) -> str:
+    """``model`` as named beside out-of-fold predictions (ROC curves, per-site tables).
+
+    The predictions table keeps a control's first permutation only, while its fold metrics
+    average every permutation: a control's curve or site value is labelled as that one
+    permutation. It is kept rather than left out because it is a genuine fit on permuted
+    labels (averaging the permutations' predictions would be none), and its curve on the
+    diagonal is the visual leakage check.
+    """
+    return f"{model} (first permutation)" if model in CONTROL_MODELS else model
+
+
 def _with_ci(row: pd.Series) -> str:
+    """``mean [ci_low, ci_high]`` of a summary row. A degenerate interval (one value, or
+    values all equal: :func:`lcm.evaluate.metrics.mean_ci`) is named, not drawn with zero width:
+    ``0.500 [0.500, 0.500]`` read as a precise value where nothing was estimated."""
     if not np.isfinite(row["mean"]):
         return "n/a"
-    return f"{row['mean']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+    low, high = row["ci_low"], row["ci_high"]
+    if not (np.isfinite(low) and np.isfinite(high)) or low == high:
+        why = "one value" if int(row.get("n", 0)) < 2 else "all folds equal"
+        return f"{row['mean']:.3f}, no interval ({why})"
+    return f"{row['mean']:.3f} [{low:.3f}, {high:.3f}]"
 
 
 TABLE_METRICS = {
@@ -208,9 +227,16 @@ def _run_counts(qc: pd.DataFrame) -> pd.DataFrame:
     )
     scrub = scrubbing_table(qc).groupby("dataset")
     if len(scrub):  # runs with volume counts (precomputed connectomes have none)
-        counts["median volumes retained"] = scrub["retained"].median()
-        counts["median % scrubbed"] = scrub["pct_scrubbed"].median().round(1)
+        counts["median volumes retained"] = _whole(scrub["retained"].median())
+        counts["median % scrubbed"] = _whole(scrub["pct_scrubbed"].median().round(1))
     return counts.reset_index()
+
+
+def _whole(values: pd.Series) -> pd.Series:
+    """``values`` with each whole number as an int: a count's median reads 200, not 200.000
+    (the report prints floats to 3 decimals); others (97.5, NaN) stay floats."""
+    whole = [int(v) if float(v).is_integer() else float(v) for v in values]
+    return pd.Series(whole, index=values.index, dtype=object)  # object: 200 beside 97.5
 
 
 def qc_reasons(qc: pd.DataFrame) -> pd.DataFrame:

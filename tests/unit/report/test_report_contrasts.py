@@ -78,7 +78,10 @@ def test_first_sentence_when_pretraining_helps_and_the_null_stays_flat():
     sentence = pretraining_verdict(
         contrast_table(metrics, predictions), {"autism": 0.7, "autismnull": 0.0}
     )
-    assert sentence.count("Pretraining helped") == 1 and "not</b> help on autismnull" in sentence
+    assert sentence.count("Pretraining helped") == 1
+    assert "<b>no gain was shown</b> (inconclusive: the interval crosses 0) on autismnull" in (
+        sentence
+    )
     metrics, predictions = _metrics(gain=0.1, null_gain=0.1)
     sentence = pretraining_verdict(
         contrast_table(metrics, predictions), {"autism": 0.7, "autismnull": 0.0}
