@@ -78,7 +78,8 @@ def new_qc(
     """A QC record with every column, unknown numbers ``None`` and paths ``""``.
 
     ``denoise`` (the run's denoising settings) fills ``strategy``, ``fd_threshold``,
-    ``dvars_threshold`` and ``standardize``.
+    ``dvars_threshold`` and ``standardize``. ``pct_scrubbed`` is computed from the volume
+    counts unless given in ``values`` (``None``: no scrubbing could apply, n/a).
     """
     record: dict[str, Any] = {
         "dataset": dataset,
@@ -109,7 +110,7 @@ def new_qc(
     if denoise:
         record.update({k: denoise.get(k) for k in _DENOISE_COLUMNS})
     record.update(values)
-    record.update(_summaries(record))
+    record.update({k: v for k, v in _summaries(record).items() if k not in values})
     return record
 
 

@@ -3,7 +3,10 @@
 Only files of the configured parcellation are read (``seg-`` entity,
 :func:`lcm.bids.selection.select_parcellation`); a file whose ROI names differ from the atlas's
 labels is excluded (:func:`lcm.connectome.roi_formats.check_roi_names`). No confound regression
-is applied to ROI time series: the QC table's ``strategy`` says ``none``.
+is applied to ROI time series: the QC table's ``strategy`` says ``none``. Its ``fd_threshold``
+and ``dvars_threshold`` are those that were applied (n/a when the file has no such column), and
+``pct_scrubbed`` is n/a when nothing could be scrubbed: series denoised elsewhere (XCP-D) are
+not scrubbed again, and 0 % would claim a censoring that never ran.
 """
 
 from __future__ import annotations
@@ -139,7 +142,7 @@ def _process_row(
         "Atlas": atlas.name,
         "AtlasIdentity": atlas.identity,
         "Space": space,
-        "Denoise": applied,
+        "Denoise": {**applied, **{k: facts[k] for k in _THRESHOLDS}},
         "ConfoundColumns": [],
         "NumberOfVolumes": facts["n_volumes"],
         "NumberOfVolumesKept": facts["n_volumes_kept"],
@@ -179,9 +182,17 @@ class _AtlasFacts:
     names: list[str]
 
 
+# Thresholds that apply only where the file carries the series they threshold.
+_THRESHOLDS = ("fd_threshold", "dvars_threshold")
+
+
 def _applied(settings: DenoiseSettings) -> dict[str, Any]:
-    """The denoising settings as applied to ROI time series: no confound strategy."""
-    return {**settings.to_dict(), "strategy": NO_REGRESSION}
+    """The denoising settings as applied to ROI time series: no confound strategy.
+
+    The thresholds are ``None`` here: :func:`_clean_series` records each one that applied (its
+    column present) once the file is read; a run excluded before that had none applied.
+    """
+    return {**settings.to_dict(), "strategy": NO_REGRESSION, **dict.fromkeys(_THRESHOLDS)}
 
 
 def _clean_series(
@@ -194,7 +205,8 @@ def _clean_series(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cleaned signals ``[T_kept, R]`` and empty ROIs of one ROI time-series file.
 
-    ``facts`` collects QC values as they are known.
+    ``facts`` collects QC values as they are known, among them the thresholds that applied
+    and, when nothing could be scrubbed, ``pct_scrubbed`` ``None`` (n/a, not 0 %).
     """
     if t_r is None:
         raise ExcludedRunError(f"no repetition time known for {path.name}")
@@ -251,6 +263,13 @@ def _clean_series(
             facts["mean_fd"] = motion_file_mean_fd(path)
     dropout = dropout_rows(raw)
     facts["n_dropout_volumes"] = int(dropout.sum())
+    # A threshold applies only where its series is in the file (XCP-D's are denoised already
+    # and carry none): one that applied is recorded, else n/a, and with no rule that could drop
+    # a volume, % scrubbed is n/a rather than 0.
+    facts["fd_threshold"] = settings.fd_threshold if fd is not None else None
+    facts["dvars_threshold"] = settings.dvars_threshold if dvars is not None else None
+    if all(facts[k] is None for k in _THRESHOLDS) and not dropout.any():
+        facts["pct_scrubbed"] = None
     keep = scrub_mask(fd, settings, n_vol, dvars=dvars, dropout=dropout)
     facts["n_volumes_kept"] = int(keep.size)
     # An ROI is empty when constant over the kept volumes (dropouts are never kept): one that

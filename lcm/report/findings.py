@@ -637,10 +637,12 @@ def motion_fragment(fd_auc: float | None) -> str:
     else:
         who = "neither class moves more"
     return (
-        f'<p class="note"><b>Motion confound check</b>: mean framewise displacement alone '
-        f"separates the classes with AUC {separability:.3f} (direction-free: max(AUC, "
-        f"1 &minus; AUC), the AUC of higher FD for label 1 being {fd_auc:.3f}): {who}. Each "
-        "subject's mean FD is averaged over its included runs; the subjects are those of this "
-        "task's predictions. Models near or below this value may be reading motion rather "
-        "than connectivity; compare difficulty across cohorts with it in mind.</p>"
+        f'<p class="note"><b>Motion confound check</b>: a motion-only classifier, mean '
+        f"framewise displacement alone, reaches AUC {separability:.3f} on this task "
+        f"(direction-free: max(AUC, 1 &minus; AUC), the AUC of higher FD for label 1 being "
+        f"{fd_auc:.3f}): {who}. Each subject's mean FD is averaged over its included runs; the "
+        "subjects are those of this task's predictions. A model whose AUC is at or below "
+        f"{separability:.3f} does no better than motion alone and may be reading motion rather "
+        "than connectivity; only a model clearly above it shows more than motion. Compare "
+        "difficulty across cohorts with it in mind.</p>"
     )

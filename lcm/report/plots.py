@@ -187,6 +187,8 @@ def scrubbing_figure(scrub: pd.DataFrame) -> Figure:
     ----------
     scrub : pandas.DataFrame
         :func:`lcm.report.tables.scrubbing_table` (``dataset, retained, pct_scrubbed``).
+        A run's n/a ``pct_scrubbed`` (nothing could be scrubbed) is no point; a dataset
+        without any is marked n/a.
     """
     datasets = sorted(scrub["dataset"].unique())
     fig = Figure(figsize=(max(5.2, 1.1 * len(datasets) + 3.0), 3.6), layout="constrained")
@@ -197,9 +199,12 @@ def scrubbing_figure(scrub: pd.DataFrame) -> Figure:
         (ax_kept, "retained", "volumes retained"),
     ):
         values = [scrub.loc[scrub["dataset"] == d, col].to_numpy(float) for d in datasets]
+        values = [v[np.isfinite(v)] for v in values]
         ax.boxplot(values, showfliers=False, widths=0.6)
         for i, v in enumerate(values, start=1):
             ax.scatter(i + jitter.uniform(-0.18, 0.18, v.size), v, s=6, alpha=0.5, color="tab:blue")
+            if not v.size:  # not scrubbed (ROI series denoised elsewhere): no 0 % to plot
+                ax.text(i, 0.5, "n/a", transform=ax.get_xaxis_transform(), ha="center")
         ax.set_xticks(range(1, len(datasets) + 1), datasets, rotation=30, ha="right")
         ax.set(ylabel=label, title=label + " per run")
     ax_pct.set_ylim(bottom=0)

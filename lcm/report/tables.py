@@ -298,19 +298,25 @@ def read_task_meta(paths: Sequence[str | os.PathLike[str]]) -> dict[str, dict]:
 def scrubbing_table(qc: pd.DataFrame) -> pd.DataFrame:
     """Included runs with known volume counts: ``dataset, n_volumes, retained, pct_scrubbed``.
 
-    Empty when the QC tables carry no volume counts (precomputed connectomes have none).
+    ``pct_scrubbed`` is the QC table's own where it has the column: NaN (n/a) for a run that no
+    scrubbing could apply to (ROI time series denoised elsewhere), which a share computed from
+    the counts would show as 0 %. Empty when the QC tables carry no volume counts
+    (precomputed connectomes have none).
     """
     if not {"n_volumes", "n_volumes_kept"} <= set(qc.columns):
         return pd.DataFrame(columns=["dataset", "n_volumes", "retained", "pct_scrubbed"])
     total = pd.to_numeric(qc["n_volumes"], errors="coerce")
     kept = pd.to_numeric(qc["n_volumes_kept"], errors="coerce")
     ok = qc["included"].to_numpy(dtype=bool) & (total > 0).to_numpy() & kept.notna().to_numpy()
+    pct = 100.0 * (1.0 - kept / total)
+    if "pct_scrubbed" in qc.columns:  # older tables lack it: computed from the counts
+        pct = pd.to_numeric(qc["pct_scrubbed"], errors="coerce")
     return pd.DataFrame(
         {
             "dataset": qc.loc[ok, "dataset"].astype(str).to_numpy(),
             "n_volumes": total[ok].to_numpy(),
             "retained": kept[ok].to_numpy(),
-            "pct_scrubbed": (100.0 * (1.0 - kept[ok] / total[ok])).to_numpy(),
+            "pct_scrubbed": pct[ok].to_numpy(dtype=float),
         }
     )
 

@@ -183,6 +183,23 @@ def test_timeseries_manifest_to_relmats(tmp_path: Path, dataset, atlas) -> None:
     assert (tmp_path / "conn" / "dataset_description.json").is_file()
 
 
+def test_qc_records_the_scrubbing_that_applied(tmp_path: Path, dataset) -> None:
+    """A series without an FD column (denoised elsewhere, XCP-D) is not scrubbed: its QC row
+    and sidecar say fd_threshold n/a and % scrubbed n/a, not 0.5 and 0 %."""
+    root, _ = dataset
+    qc = _run(tmp_path, root).set_index("subject")
+    assert qc.loc["01", "strategy"] == "none"
+    assert np.isnan(qc.loc["01", "fd_threshold"]) and np.isnan(qc.loc["01", "pct_scrubbed"])
+    side = json.loads(Path(qc.loc["01", "relmat"]).with_suffix(".json").read_text())
+    assert side["Denoise"]["fd_threshold"] is None
+    # Subject 03 carries framewise_displacement: scrubbed at 0.5 mm, 3 of its volumes.
+    assert qc.loc["03", "fd_threshold"] == 0.5
+    assert qc.loc["03", "pct_scrubbed"] == pytest.approx(round(300 / N_VOL, 2))
+    side = json.loads(Path(qc.loc["03", "relmat"]).with_suffix(".json").read_text())
+    assert side["Denoise"]["fd_threshold"] == 0.5
+    assert np.isnan(qc.loc["02", "fd_threshold"])  # excluded before any scrubbing
+
+
 def test_run_too_short_to_filter_is_excluded_not_fatal(tmp_path: Path, dataset, atlas) -> None:
     # 25 volumes pass min_volumes=10 but not scipy's filtfilt padding: that run is excluded
     # with the reason and the fix; the other runs still get their matrices.

@@ -285,6 +285,15 @@ def test_motion_check_is_direction_free_and_names_the_class_that_moves_more():
     assert "label-1 subjects (patients, for a diagnosis) move more" in motion_fragment(0.8)
 
 
+def test_motion_check_says_a_motion_only_classifier_bounds_the_models():
+    """Motion alone reaching AUC 0.693 is stated plainly, and the models at or below that
+    value (not those near it) are the ones that may be reading motion."""
+    text = motion_fragment(0.307)
+    assert "motion-only classifier" in text and "reaches AUC 0.693" in text
+    assert "at or below 0.693 does no better than motion alone" in text
+    assert "near or below" not in text
+
+
 def test_control_fragment_names_each_control_and_judges_none_from_one_fit():
     summary = control_summary()
     text = control_fragment(

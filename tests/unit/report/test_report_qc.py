@@ -37,6 +37,22 @@ def test_scrubbing_table_counts_included_runs_with_volumes() -> None:
     assert np.isnan(counts.loc["c", "median % scrubbed"])
 
 
+def test_runs_that_no_scrubbing_applied_to_read_na_not_zero() -> None:
+    """ROI time series denoised elsewhere carry pct_scrubbed n/a: the median is n/a, not 0,
+    and the figure draws no 0 % for them."""
+    qc = _qc()
+    qc["pct_scrubbed"] = [10.0, 0.0, np.nan, np.nan, np.nan, np.nan]  # b: not scrubbed
+    scrub = scrubbing_table(qc)
+    np.testing.assert_allclose(scrub["pct_scrubbed"], [10.0, 0.0, np.nan, np.nan])
+    np.testing.assert_allclose(scrub["retained"], [90, 200, 25, 50])
+    counts = qc_counts(qc).set_index("dataset")
+    assert counts.loc["a", "median % scrubbed"] == 5.0
+    assert np.isnan(counts.loc["b", "median % scrubbed"])
+    fig = scrubbing_figure(scrub)
+    assert "n/a" in [t.get_text() for t in fig.axes[0].texts]
+    assert figure_png(fig).startswith(b"\x89PNG")
+
+
 def test_parcel_emptiness_shares() -> None:
     table = parcel_emptiness(_qc())
     got = {(r.dataset, r.parcel): (r.runs_empty, r.runs) for r in table.itertuples()}
