@@ -22,8 +22,10 @@ EXAMPLE = """example:
 
 outputs in --out-dir: model.safetensors, model.json (config, catalogue, atlas, standardisation,
 settings, seed, data fingerprint, versions), history.tsv (per-epoch losses), bei_eval.tsv
-(held-out metrics of every variable beside its baseline), bei_linear.npz (ridge maps from
-FC to every BEI variable: the bei-linear baseline of lcm evaluate).
+(held-out metrics of every variable, scored on the runs whose dataset records it, beside its
+training baseline, the chance level of a constant guess and a 95 % bootstrap interval over
+held-out subjects, with n runs and n_subjects), bei_linear.npz (ridge maps from FC to every
+BEI variable: the bei-linear baseline of lcm evaluate).
 
 resuming: with "checkpoint_every": N in --settings the training state is saved every N
 optimiser steps in --out-dir/train_state/; the same command after a kill resumes from it,

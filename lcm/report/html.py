@@ -220,8 +220,11 @@ def bei_section(bei_eval: pd.DataFrame | None) -> str:
         parts.append('<p class="note">No BEI held-out evaluation was given.</p>')
         return "\n".join(parts)
     parts.append(
-        '<p class="note">Pretrained heads on held-out subjects (<i>model</i>) beside a '
-        "baseline fitted on the same training subjects (<i>baseline</i>).</p>"
+        '<p class="note">Pretrained heads on held-out subjects (<i>model</i>, 95 % bootstrap '
+        "interval over subjects <i>ci_low</i>&ndash;<i>ci_high</i>) beside a baseline fitted "
+        "on the training subjects (<i>baseline</i>) and the best a constant guess reaches on "
+        "these subjects (<i>chance</i>). Each variable is scored only on the <i>n</i> runs "
+        "(<i>n_subjects</i> subjects) whose dataset records it.</p>"
     )
     parts.append(table_html(bei_eval))
     return "\n".join(parts)

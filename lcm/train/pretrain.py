@@ -40,7 +40,13 @@ from lcm.model.targets import (
 from lcm.store.cohort import Cohort
 from lcm.train import distributed
 from lcm.train.graphed import GraphedPretrainStep
-from lcm.train.heldout import HOLDOUT_FRACTION, bei_metrics, holdout_split, selection_split
+from lcm.train.heldout import COLUMNS as BEI_COLUMNS
+from lcm.train.heldout import (
+    HOLDOUT_FRACTION,
+    bei_metrics,
+    holdout_split,
+    selection_split,
+)
 from lcm.train.loop import (
     DeviceConnectomes,
     Resumable,
@@ -387,9 +393,11 @@ def pretrain(
 
     parts = [*[f"loss_{n}" for n in layout.names], "loss_ssl", "val_loss"]
     evaluation = (
-        bei_metrics(predict_outputs(model, val.fc, dev), val_targets, targets, layout)
+        bei_metrics(
+            predict_outputs(model, val.fc, dev), val_targets, targets, layout, val.groups, seed
+        )
         if val_targets is not None
-        else pd.DataFrame(columns=["variable", "kind", "metric", "model", "baseline", "n"])
+        else pd.DataFrame(columns=BEI_COLUMNS)
     )
     meta = {
         "kind": "pretrained",

@@ -66,7 +66,18 @@ def test_outputs_and_formats(trained) -> None:
     ]
     assert history["epoch"].tolist() == list(range(1, 26))
     evaluation = pd.read_csv(out / "bei_eval.tsv", sep="\t")
-    assert list(evaluation.columns) == ["variable", "kind", "metric", "model", "baseline", "n"]
+    assert list(evaluation.columns) == [
+        "variable",
+        "kind",
+        "metric",
+        "model",
+        "baseline",
+        "chance",
+        "ci_low",
+        "ci_high",
+        "n",
+        "n_subjects",
+    ]
     assert {"mse_standardised", "r2", "accuracy", "balanced_accuracy", "auc"} <= set(
         evaluation["metric"]
     )
