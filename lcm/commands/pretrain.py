@@ -21,11 +21,14 @@ EXAMPLE = """example:
       --out-dir results/models/pretrained
 
 outputs in --out-dir: model.safetensors, model.json (config, catalogue, atlas, standardisation,
-settings, seed, data fingerprint, versions), history.tsv (per-epoch losses), bei_eval.tsv
-(held-out metrics of every variable, scored on the runs whose dataset records it, beside its
-training baseline, the chance level of a constant guess and a 95 % bootstrap interval over
-held-out subjects, with n runs and n_subjects), bei_linear.npz (ridge maps from FC to every
-BEI variable: the bei-linear baseline of lcm evaluate).
+settings, seed, data fingerprint, versions), history.tsv (per epoch: loss_total, the weighted
+training objective, with its parts loss_<variable> and loss_ssl; train_eval_loss and val_loss,
+the unweighted mean of the per-variable BEI losses in eval mode on training and on held-out
+runs: the pair to compare), bei_eval.tsv (held-out metrics of every variable, scored on the
+runs whose dataset records it, beside its training baseline, the chance level of a constant
+guess and a 95 % bootstrap interval over held-out subjects, with n runs and n_subjects),
+bei_linear.npz (ridge maps from FC to every BEI variable: the bei-linear baseline of lcm
+evaluate).
 
 resuming: with "checkpoint_every": N in --settings the training state is saved every N
 optimiser steps in --out-dir/train_state/; the same command after a kill resumes from it,

@@ -205,9 +205,16 @@ def pretraining_section(
         )
         parts.append("<h3>BEI + self-supervised pretraining (lcm)</h3>")
     last = history.iloc[-1]
-    val = f", validation loss {float(last['val_loss']):.4f}" if "val_loss" in history else ""
+    # val_loss is the mean per-variable BEI loss, not the weighted objective: set it beside
+    # the same quantity on training runs (histories before train_eval_loss have none).
+    val = ""
+    if "val_loss" in history:
+        train = history["train_eval_loss"] if "train_eval_loss" in history else None
+        on_train = f"training runs {float(train.iloc[-1]):.4f}, " if train is not None else ""
+        val = f"; mean BEI loss: {on_train}held-out runs {float(last['val_loss']):.4f}"
     parts.append(
-        f"<p>{len(history)} epochs; final total loss {float(last['loss_total']):.4f}{val}.</p>"
+        f"<p>{len(history)} epochs; final training objective (weighted, with the "
+        f"self-supervised term) {float(last['loss_total']):.4f}{val}.</p>"
     )
     parts.append(img_tag(plots.figure_png(plots.loss_figure(history)), "pretraining losses"))
     return "\n".join(parts)

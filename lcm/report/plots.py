@@ -134,16 +134,30 @@ def fraction_figure(summary: pd.DataFrame, task: str, metric: str = "auc") -> Fi
 
 
 def loss_figure(history: pd.DataFrame) -> Figure:
-    """Pretraining loss curves (``loss_*`` columns, ``val_loss`` dashed) and the learning rate."""
+    """Pretraining loss curves (``loss_*`` columns) and the learning rate.
+
+    ``train_eval_loss`` (solid) and ``val_loss`` (dashed) are one quantity, the mean
+    per-variable BEI loss, on training and held-out runs, drawn alike; ``loss_total`` is the
+    weighted training objective (with the self-supervised term), labelled as such.
+    """
     fig = Figure(figsize=(9.0, 3.8), layout="constrained")
     ax_loss, ax_lr = fig.subplots(1, 2, width_ratios=[2, 1])
     epoch = history["epoch"].to_numpy()
-    losses = [c for c in history.columns if c.startswith("loss_") or c == "val_loss"]
+    monitored = {
+        "train_eval_loss": ("-", "mean BEI loss, training runs"),
+        "val_loss": ("--", "mean BEI loss, held-out runs"),
+    }
+    losses = [c for c in history.columns if c.startswith("loss_") or c in monitored]
     for col in losses:
         if col == "loss_total":
-            style: dict = {"linewidth": 2.2, "color": "black", "label": "total (train)"}
-        elif col == "val_loss":
-            style = {"linewidth": 2.2, "color": "black", "linestyle": "--", "label": "validation"}
+            style: dict = {
+                "linewidth": 2.2,
+                "color": "black",
+                "label": "training objective (weighted, + SSL)",
+            }
+        elif col in monitored:
+            line, label = monitored[col]
+            style = {"linewidth": 2.2, "color": "crimson", "linestyle": line, "label": label}
         else:
             style = {"linewidth": 1, "label": col.removeprefix("loss_")}
         ax_loss.plot(epoch, history[col], **style)

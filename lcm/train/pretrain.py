@@ -1,7 +1,12 @@
 """Pretraining: BEI multitask learning plus masked-ROI reconstruction on the pretraining cohort.
 
 Outputs in ``out_dir``: ``model.safetensors`` + ``model.json`` (the checkpoint), ``history.tsv``
-(one row per epoch) and ``bei_eval.tsv`` (held-out metrics beside baselines). With
+(one row per epoch) and ``bei_eval.tsv`` (held-out metrics beside baselines). In the history,
+``loss_total`` is the training objective (uncertainty-weighted BEI losses plus the weighted
+self-supervised loss, on masked batches in train mode) and ``loss_<variable>``, ``loss_ssl`` its
+parts; ``train_eval_loss`` and ``val_loss`` are one other quantity, the unweighted mean of the
+last layer's per-variable BEI losses in eval mode, on a fixed sample of training runs and on the
+held-out runs: these two are the curves to compare, not ``val_loss`` and ``loss_total``. With
 ``select_epoch: heldout`` the epoch is chosen on half the held-out subjects and ``bei_eval.tsv``
 reports the other half only (:func:`lcm.train.heldout.selection_split`).
 """
@@ -66,6 +71,10 @@ from lcm.train.state import remove_state
 log = logging.getLogger(__name__)
 
 EVAL_BATCH = 256
+# Training runs of history's train_eval_loss (at least; as many as the hold-out when it is
+# larger), drawn from a random stream of their own.
+MONITOR_RUNS = 256
+MONITOR_STREAM = 2
 
 
 def run_fingerprint(
@@ -151,6 +160,17 @@ def _mean_loss(
     outputs = predict_outputs(model, fc, device).unsqueeze(0)  # [1, n, Q]
     losses = variable_losses(outputs, targets, layout)
     return float(np.mean([float(v) for v in losses.values()])) if losses else float("nan")
+
+
+def _monitor_sample(n_train: int, n_held: int, seed: int) -> np.ndarray:
+    """Training rows on which history's ``train_eval_loss`` is computed every epoch.
+
+    As many as the held-out runs of ``val_loss``, at least :data:`MONITOR_RUNS` (fewer only
+    when training has fewer), drawn once from a stream of their own and sorted.
+    """
+    size = min(n_train, max(n_held, MONITOR_RUNS))
+    rng = np.random.default_rng([seed, MONITOR_STREAM])
+    return np.sort(rng.choice(n_train, size=size, replace=False))
 
 
 def _write_bei_linear_maps(cohort: Cohort, seed: int, out: Path) -> None:
@@ -341,6 +361,13 @@ def pretrain(
 
     val_targets = held_targets(val)
     choose_targets = held_targets(choose) if select else val_targets
+    # val_loss's very quantity on training runs (eval mode, unmasked, unweighted mean of the
+    # last layer's per-variable losses): the training objective (weighted sum + SSL, on
+    # masked batches in train mode) is no curve to set a validation loss beside. A fixed
+    # sample bounds the cost; its own random stream leaves training's draws as they were.
+    sample = _monitor_sample(len(train), len(choose), seed)
+    monitor = train.subset(sample)
+    monitor_targets = {k: t.take(torch.from_numpy(sample)) for k, t in targets.items()}
 
     # Only the main process selects; it alone writes (and saves the selection with its state).
     best = BestEpoch()
@@ -351,7 +378,8 @@ def pretrain(
         loss = _mean_loss(model, choose.fc, choose_targets, layout, dev)
         if select:
             best.offer(loss, epoch, model)
-        return {"val_loss": loss}
+        train_loss = _mean_loss(model, monitor.fc, monitor_targets, layout, dev)
+        return {"train_eval_loss": train_loss, "val_loss": loss}
 
     fingerprint = data_fingerprint(
         cohort.ids, cohort.fc, variables=cohort.variables, catalogue=catalogue.to_dict()
@@ -391,7 +419,7 @@ def pretrain(
         distributed.teardown(ctx)
         return {"rank": ctx.rank, "final": history[-1]}
 
-    parts = [*[f"loss_{n}" for n in layout.names], "loss_ssl", "val_loss"]
+    parts = [*[f"loss_{n}" for n in layout.names], "loss_ssl", "train_eval_loss", "val_loss"]
     evaluation = (
         bei_metrics(
             predict_outputs(model, val.fc, dev), val_targets, targets, layout, val.groups, seed

@@ -8,14 +8,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from helpers.model import TINY, make_catalogue, pretrain_cohort
 from safetensors.torch import load_file
 
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.run_digests import connectome_digests, decode_digests
-from lcm.model.checkpoint import load_checkpoint
-from lcm.train.heldout import holdout_split
-from lcm.train.pretrain import pretrain
+from lcm.model.checkpoint import checkpoint_layout, load_checkpoint
+from lcm.model.targets import encode_targets, not_applicable
+from lcm.train.heldout import HOLDOUT_FRACTION, holdout_split
+from lcm.train.pretrain import _mean_loss, _monitor_sample, pretrain
 
 SETTINGS = {"epochs": 25, "batch_size": 16, "lr": 0.003}
 
@@ -61,6 +63,7 @@ def test_outputs_and_formats(trained) -> None:
         "loss_handedness",
         "loss_bmi",
         "loss_ssl",
+        "train_eval_loss",
         "val_loss",
         "lr",
     ]
@@ -94,6 +97,30 @@ def test_loss_falls_and_held_out_beats_baseline(trained) -> None:
     evaluation = pd.read_csv(out / "bei_eval.tsv", sep="\t").set_index(["variable", "metric"])
     age = evaluation.loc[("age", "mse_standardised")]
     assert age["model"] < 0.6 * age["baseline"]
+
+
+def test_history_sets_val_loss_beside_its_own_quantity_on_training_runs(trained) -> None:
+    """train_eval_loss and val_loss are one quantity (the unweighted mean of the last
+    layer's per-variable losses, eval mode) on training and held-out runs; loss_total, the
+    weighted objective with the self-supervised term, is another."""
+    out, _, catalogue, cohort = trained
+    history = pd.read_csv(out / "history.tsv", sep="\t")
+    model, meta = load_checkpoint(out, atlas="toy", n_rois=13, catalogue=catalogue)
+    layout = checkpoint_layout(meta)
+    train_idx, val_idx = holdout_split(cohort.groups, HOLDOUT_FRACTION, 7)
+    train, val = cohort.subset(train_idx), cohort.subset(val_idx)
+    stats = meta["standardisation"]
+
+    def mean_loss(part) -> float:
+        absent = not_applicable(part.ids["dataset"], catalogue, layout)
+        targets = encode_targets(part.variables, layout, stats, absent)
+        return _mean_loss(model, part.fc, targets, layout, torch.device("cpu"))
+
+    sample = train.subset(_monitor_sample(len(train), len(val), 7))
+    last = history.iloc[-1]  # the saved weights are the last epoch's (select_epoch: last)
+    assert last["train_eval_loss"] == pytest.approx(mean_loss(sample), rel=1e-4)
+    assert last["val_loss"] == pytest.approx(mean_loss(val), rel=1e-4)
+    assert last["train_eval_loss"] != pytest.approx(last["loss_total"], rel=0.05)
 
 
 def test_same_seed_same_weights(trained, tmp_path: Path) -> None:
