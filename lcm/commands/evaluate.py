@@ -236,6 +236,7 @@ def evaluate_and_write(
         "ssl_checkpoint": str(ssl_checkpoint) if ssl_checkpoint else None,
         "n_runs": len(cohort) - result.n_dropped,
         "n_runs_dropped_no_label": result.n_dropped,
+        "runs_dropped": result.runs_dropped,
         # Leave-site-out skips a site that would leave a class without training subjects:
         # the runs tested can be fewer than the cohort's labelled runs.
         "n_runs_tested": result.n_runs_tested,

@@ -57,7 +57,13 @@ from lcm.evaluate.registry import (
     unregister_model,
 )
 from lcm.evaluate.splits import check_distinct_repeats, labeled_subsets, outer_folds
-from lcm.evaluate.tasks import Task, task_from_catalogue, task_targets
+from lcm.evaluate.tasks import (
+    Task,
+    target_values,
+    task_from_catalogue,
+    task_targets,
+    unlabelled_runs,
+)
 from lcm.evaluate.windows import mean_per_run, run_groups, subject_groups
 from lcm.exceptions import ConfigError, LCMError
 from lcm.io.run_digests import connectome_digests, decode_digests
@@ -204,6 +210,9 @@ class EvaluationResult:
     metrics, predictions : pandas.DataFrame
     n_dropped : int
         Runs dropped for a missing target.
+    runs_dropped : list of dict
+        The runs and subjects dropped before any split, by reason
+        (:func:`lcm.evaluate.tasks.unlabelled_runs`): counts and IDs.
     split : str
         Outer split actually used (``subject`` or ``site``).
     models : list of str
@@ -229,6 +238,7 @@ class EvaluationResult:
     metrics: pd.DataFrame
     predictions: pd.DataFrame
     n_dropped: int = 0
+    runs_dropped: list[dict[str, Any]] = field(default_factory=list)
     split: str = "subject"
     models: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
@@ -390,7 +400,10 @@ def evaluate_task(
         :data:`~lcm.evaluate.metrics.PREDICTION_COLUMNS`.
     """
     n_before = len(cohort)
-    cohort, y = task_targets(cohort, task)
+    present, y = target_values(cohort.variables, task)
+    # Named, not only counted: the report lists the runs no label let in.
+    dropped = [unlabelled_runs(cohort.ids, present, task)] if not present.all() else []
+    cohort = cohort.subset(present)
     models = [m for m in settings.models if task.kind in model_kinds(m)]
     skipped = {
         m: f"does not handle {task.kind} targets" for m in settings.models if m not in models
@@ -550,6 +563,7 @@ def evaluate_task(
         metrics,
         predictions,
         n_dropped=n_before - len(cohort),
+        runs_dropped=dropped,
         split=split_used,
         models=models,
         skipped=skipped,

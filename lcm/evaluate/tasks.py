@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -85,6 +86,51 @@ def task_targets(cohort: Cohort, task: Task) -> tuple[Cohort, np.ndarray]:
     """
     present, y = target_values(cohort.variables, task)
     return cohort.subset(present), y
+
+
+# Run and subject IDs kept in a task's metadata per reason: enough to name them on the page
+# (which lists fewer); the counts stay exact beyond it.
+MAX_RECORDED_IDS = 1000
+
+
+def unlabelled_runs(ids: pd.DataFrame, present: np.ndarray, task: Task) -> dict[str, Any]:
+    """The runs ``present`` leaves out (no value of ``task.label``), named for the report.
+
+    Parameters
+    ----------
+    ids : pandas.DataFrame
+        Run IDs (:attr:`lcm.store.cohort.Cohort.ids`), one row per sample: a run cut into
+        windows has a row per window, counted here once.
+    present : numpy.ndarray of bool
+        Which rows have a target (:func:`target_values`).
+    task : Task
+
+    Returns
+    -------
+    dict
+        ``{"reason_code": "no_label", "reason", "n_runs", "n_subjects", "runs", "subjects"}``;
+        ``runs`` (``dataset/sub-X_ses-Y_task-Z_run-N``) and ``subjects`` (``dataset/subject``)
+        sorted, the first :data:`MAX_RECORDED_IDS` of each.
+    """
+    gone = ids.loc[~np.asarray(present, dtype=bool)]
+    runs = sorted({f"{r['dataset']}/{_run_name(r)}" for _, r in gone.iterrows()})
+    subjects = sorted(set((gone["dataset"] + "/" + gone["subject"]).tolist()))
+    return {
+        "reason_code": "no_label",
+        "reason": f"no {task.label!r} value",
+        "n_runs": len(runs),
+        "n_subjects": len(subjects),
+        "runs": runs[:MAX_RECORDED_IDS],
+        "subjects": subjects[:MAX_RECORDED_IDS],
+    }
+
+
+def _run_name(row: pd.Series) -> str:
+    """``sub-X[_ses-Y][_task-Z][_run-N]`` of one row of run IDs (empty entities left out)."""
+    parts = [("sub", row["subject"])] + [
+        (key, row.get(col)) for key, col in (("ses", "session"), ("task", "task"), ("run", "run"))
+    ]
+    return "_".join(f"{k}-{v}" for k, v in parts if v not in (None, "") and v == v)
 
 
 def target_values(variables: pd.DataFrame, task: Task) -> tuple[np.ndarray, np.ndarray]:

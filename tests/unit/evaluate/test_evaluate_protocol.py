@@ -205,6 +205,34 @@ def test_command_writes_parquet_and_sidecars(tmp_path, cohort):
     assert not list(tmp_path.glob(".*tmp*"))  # atomic writes left no temporaries
 
 
+def test_the_runs_dropped_for_a_missing_label_are_named(tmp_path, cohort):
+    """The metadata names the runs and subjects without a label, not only their count."""
+    settings = EvaluationSettings.from_dict(
+        {"n_folds": 3, "seeds": [0], "label_fractions": [1.0], "models": ["logreg"]}
+    )
+    out, pred = tmp_path / "m.parquet", tmp_path / "p.parquet"
+    evaluate_cmd.evaluate_and_write(
+        cohort, TASK, settings, master_seed=1, checkpoint=None, out=out, predictions=pred
+    )
+    meta = json.loads(pq.read_table(out).schema.metadata[b"lcm"])
+    assert meta["runs_dropped"] == [
+        {
+            "reason_code": "no_label",
+            "reason": "no 'autism' value",
+            "n_runs": 4,
+            "n_subjects": 3,
+            "runs": [
+                "abidelike/sub-s040_task-rest_run-1",
+                "abidelike/sub-s040_task-rest_run-2",
+                "abidelike/sub-s041_task-rest_run-1",
+                "abidelike/sub-s042_task-rest_run-1",
+            ],
+            "subjects": ["abidelike/s040", "abidelike/s041", "abidelike/s042"],
+        }
+    ]
+    assert json.loads((tmp_path / "m.json").read_text())["runs_dropped"] == meta["runs_dropped"]
+
+
 def test_command_help_and_checkpoint_guard(capsys):
     parser = argparse.ArgumentParser(prog="lcm")
     evaluate_cmd.register(parser.add_subparsers())
