@@ -25,6 +25,7 @@ Layout under ``results``::
     embeddings/task-<task>_embeddings.parquet, task-<task>_attention.parquet
     metrics/task-<task>_metrics.parquet, task-<task>_predictions.parquet, metrics.parquet, ...
     report/index.html
+    configs/<sha256>.json   (each validated config a run was built from, named by its hash)
     logs/<stage>/...
     work/fmriprep/
 """
@@ -41,6 +42,7 @@ from lcm.io.output_space import space_entities
 # The entries of ``results`` that the functions below write into (the layout above): the
 # workflow's ownership check (:func:`lcm.io.ownership.claim_results`) looks at these alone.
 RESULTS_ENTRIES = (
+    "configs",
     "connectome",
     "embeddings",
     "fmriprep",
@@ -254,6 +256,16 @@ def metrics_file(results: str, name: str) -> str:
 def report_html(results: str) -> str:
     """The HTML report."""
     return f"{results}/report/index.html"
+
+
+def config_dir(results: str) -> str:
+    """The folder of the validated configs the workflow ran under (``lcm report --configs``)."""
+    return f"{results}/configs"
+
+
+def config_copy(results: str, sha256: str) -> str:
+    """The validated config whose :func:`lcm.io.provenance.config_hash` is ``sha256``."""
+    return f"{config_dir(results)}/{sha256}.json"
 
 
 def log_file(results: str, name: str) -> str:

@@ -20,6 +20,7 @@ from lcm.entries import entry_type
 from lcm.evaluate.config_schema import validate_config
 from lcm.evaluate.registry import checkpoint_models, model_family, needs_torch
 from lcm.io import paths
+from lcm.io.config_copy import write_config_copy
 from lcm.io.output_space import parse_output_space
 from lcm.io.ownership import claim_results
 from lcm.io.provenance import CONFIG_HASH_ENV, config_hash
@@ -89,10 +90,12 @@ BEI_MAPS_TASKS = [
 
 # Before the first job: results_dir is LCM's, or the run stops with nothing written. Snakemake
 # replaces whatever sits at an output path; a user's own models/ or report/ under a mistyped
-# results_dir must not be it. (Dry runs and --touch, which only dates files, write nothing.)
+# results_dir must not be it. Then the validated config is kept as configs/<sha256>.json: the
+# sidecars record only its hash. (Dry runs and --touch, which only dates files, write nothing.)
 onstart:
     if not workflow.touch:
         claim_results(RESULTS, "the LCM workflow", paths.RESULTS_ENTRIES)
+        write_config_copy(RESULTS, CFG)
 
 
 wildcard_constraints:

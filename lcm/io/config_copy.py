@@ -1,0 +1,57 @@
+"""The validated config of each workflow run, kept under ``results/configs/<sha256>.json``.
+
+Every sidecar records ``config_sha256`` (:data:`lcm.io.provenance.CONFIG_HASH_ENV`), the hash of
+the validated config (defaults filled) its job was built from; the file named by that hash is the
+config itself, so a hash on the report or in a sidecar leads to the settings. The copy is written
+as canonical JSON: re-hashing the file's content gives its name back.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lcm.io import paths
+from lcm.io.atomic import write_text
+from lcm.io.provenance import config_hash
+
+
+def config_text(config: dict[str, Any]) -> str:
+    """``config`` as the JSON text kept on disk: :func:`config_hash` of its parse is its hash."""
+    return json.dumps(config, sort_keys=True, default=str, indent=1) + "\n"
+
+
+def write_config_copy(results: str, config: dict[str, Any]) -> Path:
+    """Write ``results/configs/<sha256>.json`` of ``config`` unless it is there already.
+
+    Named by its content, so it never goes stale and is never rewritten: a run under another
+    config writes another file. The write is atomic (no half-written copy after a kill).
+
+    Parameters
+    ----------
+    results : str
+        The workflow's results folder (claimed by :func:`lcm.io.ownership.claim_results`).
+    config : dict
+        The validated config.
+
+    Returns
+    -------
+    pathlib.Path
+        The copy.
+    """
+    path = Path(paths.config_copy(results, config_hash(config)))
+    if not path.is_file():
+        write_text(path, config_text(config))
+    return path
+
+
+def read_config_copy(path: str | Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The config in ``path`` and its :func:`config_hash`; ``(None, None)`` when unreadable."""
+    try:
+        config = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None, None
+    if not isinstance(config, dict):
+        return None, None
+    return config, config_hash(config)
