@@ -29,6 +29,7 @@ from lcm.exceptions import InputDataError
 from lcm.io.atomic import write_text, write_tsv
 from lcm.io.provenance import write_sidecar
 from lcm.report.html import ReportData, render_report
+from lcm.report.provenance_section import checkpoint_file, collect_provenance
 from lcm.report.tables import (
     concat_tidy,
     read_bei_eval,
@@ -56,7 +57,8 @@ EXAMPLE = """example:
       --out-metrics results/metrics/metrics.parquet \\
       --out-summary results/metrics/summary.tsv --out-headline results/metrics/headline.tsv \\
       --out-html results/report/index.html \\
-      --attention results/embeddings/task-autism_attention.parquet --atlas aal116
+      --attention results/embeddings/task-autism_attention.parquet --atlas aal116 \\
+      --checkpoint results/models/pretrain --configs results/configs
 
 outputs:
   --out-metrics  tidy Parquet: task, model, label_fraction, seed, fold, metric, value
@@ -130,6 +132,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Atlas of the ROIs (for --attention; default aal116).",
     )
     p.add_argument(
+        "--checkpoint",
+        nargs="*",
+        default=[],
+        help="Checkpoints the tasks were evaluated with (folders or their model.json): the "
+        "Provenance section gives their weights' sha256 and pretraining data (optional).",
+    )
+    p.add_argument(
+        "--configs",
+        help="Folder of the validated configs the workflow ran under, results/configs: the "
+        "config each input's sidecar names by its sha256 is shown (optional).",
+    )
+    p.add_argument(
         "--out-headline",
         help="Headline comparison TSV to write: LCM against the best baseline, the interval "
         "spanning the paired bootstrap and the corrected resampled t, p the larger of their "
@@ -180,9 +194,18 @@ def run(args: argparse.Namespace) -> int:
             *oracle_inputs,
             *args.attention,
             *_atlas_inputs(args),
+            *map(checkpoint_file, args.checkpoint),
         )
         if p
     ]
+    provenance = collect_provenance(
+        inputs,
+        args.checkpoint,
+        args.configs,
+        report_log=getattr(args, "log_file", None),
+        trace_target=args.metrics[0],  # an input: the page names nothing of where it is written
+    )
+    inputs.extend(provenance.config_files)
     # Everything is computed before the first output is written: a failure or a kill while
     # rendering leaves the last report whole, never new tables beside an old page.
     page = render_report(
@@ -205,6 +228,7 @@ def run(args: argparse.Namespace) -> int:
             attention_html=_attention_html(args),
             contrasts=contrasts if len(contrasts) else None,
             motion=motion_confound(qc, predictions),
+            provenance=provenance,
         )
     )
     write_tidy_parquet(args.out_metrics, metrics, {"sources": [str(p) for p in args.metrics]})

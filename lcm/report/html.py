@@ -19,6 +19,8 @@ import pandas as pd
 import lcm
 from lcm.io.provenance import environment, sha256_file
 from lcm.report import findings, plots
+from lcm.report.dropped import dropped_section
+from lcm.report.provenance_section import ProvenanceFacts, provenance_section
 from lcm.report.tables import (
     exclusion_list,
     model_kind,
@@ -89,6 +91,9 @@ class ReportData:
     motion : dict
         ``task -> AUC of mean FD alone for label 1`` (below 0.5: label 1 moves less;
         :func:`lcm.evaluate.compare.motion_confound`).
+    provenance : ProvenanceFacts
+        What the inputs' sidecars, the checkpoints' ``model.json`` and the config copies
+        record (:func:`lcm.report.provenance_section.collect_provenance`).
     """
 
     metrics: pd.DataFrame
@@ -109,6 +114,7 @@ class ReportData:
     ingest: pd.DataFrame | None = None
     contrasts: pd.DataFrame | None = None
     motion: dict[str, float] = field(default_factory=dict)
+    provenance: ProvenanceFacts = field(default_factory=ProvenanceFacts)
 
 
 def img_tag(png: bytes, alt: str) -> str:
@@ -337,7 +343,7 @@ def render_report(data: ReportData) -> str:
     nav += " ".join(f'<a href="#{_anchor(t)}">{html.escape(t)}</a>' for t in tasks)
     nav += ' <a href="#pretraining">pretraining</a> <a href="#bei">BEI</a> <a href="#qc">QC</a>'
     nav += ' <a href="#attention">attention</a>' if data.attention_html else ""
-    nav += ' <a href="#protocol">protocol</a>'
+    nav += ' <a href="#protocol">protocol</a> <a href="#provenance">provenance</a>'
     intro = (
         f"<p>{len(tasks)} task(s); models: {html.escape(', '.join(models))}. "
         "Every split is subject-level (or site-level); pretraining never saw a downstream "
@@ -361,6 +367,8 @@ def render_report(data: ReportData) -> str:
         qc_section(data.qc),
         ingest_section(data.ingest),
         findings.provenance_summary(data.task_meta, table_html),
+        dropped_section(data.task_meta, table_html),
+        provenance_section(data.provenance, data.task_meta, table_html),
         provenance_footer(data.inputs),
     ]
     return (

@@ -549,6 +549,12 @@ def get_pretrain_output(file):
     return [paths.model_file(RESULTS, "pretrain", file)] if CHECKPOINT_TASKS else []
 
 
+def get_checkpoint_metadata():
+    """``model.json`` of each checkpoint the tasks were evaluated with (the report's Provenance)."""
+    names = {"pretrain": CHECKPOINT_TASKS, "pretrain-ssl": SSL_TASKS}
+    return [paths.model_file(RESULTS, n, "model.json") for n, used in names.items() if used]
+
+
 def get_ssl_history():
     """History of the self-supervised-only pretraining, when lcm-ssl is evaluated."""
     return (

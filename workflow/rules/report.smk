@@ -26,6 +26,7 @@ rule report:
         ),
         # The brain maps are drawn on a user atlas's image: its files are tracked.
         atlas=get_atlas_files(),
+        checkpoints=get_checkpoint_metadata(),
     output:
         metrics=report(
             paths.metrics_file(RESULTS, "metrics.parquet"),
@@ -65,10 +66,13 @@ rule report:
         oracle_store_arg=get_oracle_store_arg,
         attention_arg=get_optional_arg("--attention", "attention"),
         atlas_args=get_atlas_args(with_seg=False),
+        # Written before the first job and named by their content: read, never rerun for.
+        configs=paths.config_dir(RESULTS),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule report report --metrics {input.metrics:q}'
         " --predictions {input.predictions:q} {params.history_arg} {params.bei_eval_arg} --qc"
         " {input.qc:q} --ingest-summary {input.ingest:q} {params.ssl_history_arg}"
         " {params.truth_arg} {params.oracle_store_arg} {params.attention_arg} {params.atlas_args}"
+        " --checkpoint {input.checkpoints:q} --configs {params.configs:q}"
         " --out-metrics {output.metrics:q} --out-summary {output.summary:q} --out-headline {output.headline:q}"
         " --out-contrasts {output.contrasts:q} --out-html {output.html:q}"

@@ -1,0 +1,80 @@
+"""The runs each task left out before evaluation, with the reason, counts and IDs.
+
+``lcm evaluate`` records them in the metrics' metadata (``runs_dropped``: a run without a value
+of the task's label never enters a fold); metrics written before the IDs were recorded give
+only ``n_runs_dropped_no_label``, shown as a count.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+# IDs shown per task and reason; the rest are counted ("and N more").
+MAX_LISTED_IDS = 20
+_NOT_RECORDED = "not recorded (metrics of an older LCM: rerun lcm evaluate to name them)"
+
+
+def _ids(ids: list[str], total: int) -> str:
+    """The first :data:`MAX_LISTED_IDS` of ``ids``, then how many more there are of ``total``."""
+    shown = ", ".join(ids[:MAX_LISTED_IDS])
+    more = total - min(len(ids), MAX_LISTED_IDS)
+    return shown + (f" and {more} more" if more > 0 else "") if shown else _NOT_RECORDED
+
+
+def dropped_rows(task_meta: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per task and reason: ``task, reason, runs, subjects, subject IDs, run IDs``."""
+    rows = []
+    for task, meta in sorted(task_meta.items()):
+        entries = meta.get("runs_dropped")
+        if entries is None and meta.get("n_runs_dropped_no_label"):
+            # Metrics of an older LCM: the count alone.
+            entries = [
+                {
+                    "reason": f"no {meta.get('label', 'label')!r} value",
+                    "n_runs": meta["n_runs_dropped_no_label"],
+                }
+            ]
+        for entry in entries or []:
+            n_subjects = entry.get("n_subjects")
+            rows.append(
+                {
+                    "task": task,
+                    "reason": entry.get("reason") or entry.get("reason_code") or "n/a",
+                    "runs": entry.get("n_runs", "n/a"),
+                    "subjects": n_subjects if n_subjects is not None else "n/a",
+                    "subject IDs": _ids(list(entry.get("subjects") or []), n_subjects or 0),
+                    "run IDs": "one run per subject"
+                    if entry.get("runs") and entry.get("n_runs") == n_subjects
+                    else _ids(list(entry.get("runs") or []), entry.get("n_runs") or 0),
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["task", "reason", "runs", "subjects", "subject IDs", "run IDs"]
+    )
+
+
+def dropped_section(
+    task_meta: dict[str, dict[str, Any]], table_html: Callable[[pd.DataFrame], str]
+) -> str:
+    """The runs and subjects each task dropped before its splits, and why."""
+    parts = ['<h3 id="dropped">Runs dropped before evaluation</h3>']
+    if not task_meta:
+        return ""
+    rows = dropped_rows(task_meta)
+    clean = sorted(set(task_meta) - set(rows["task"]))
+    if len(rows):
+        parts.append(
+            '<p class="note">Runs of the task\'s dataset that passed QC but entered no fold: '
+            "they count in no metric. (Runs excluded by ingestion or QC are listed under "
+            "Quality control.)</p>"
+        )
+        parts.append(table_html(rows))
+    if clean:
+        parts.append(
+            f"<p>No run was dropped before evaluation in {html.escape(', '.join(clean))}.</p>"
+        )
+    return "\n".join(parts)

@@ -1,0 +1,343 @@
+"""The report's "Provenance" section: what made the numbers, read from the inputs' own records.
+
+Every LCM output has a provenance sidecar (:mod:`lcm.io.provenance`) recording the LCM version,
+git commit and config hash of the job that wrote it; a checkpoint's ``model.json`` records its
+weights' sha256 and the data it was pretrained on. The section says what those records hold
+(and whether the inputs agree), where the validated config and the logs are, and how to trace
+any output back to raw files. Nothing here depends on when the report runs.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lcm.exceptions import InputDataError
+from lcm.io.config_copy import read_config_copy
+from lcm.io.lineage import read_record
+
+# Inputs named per differing value before "and N more": enough to find them, short on the page.
+MAX_NAMED = 5
+
+
+@dataclass
+class ProvenanceFacts:
+    """What the report's inputs record about how they were made.
+
+    Attributes
+    ----------
+    records : dict
+        ``input path -> its provenance sidecar`` (inputs LCM wrote).
+    unrecorded : list of str
+        Inputs without an LCM provenance record (an atlas file, a user's table).
+    checkpoints : list of dict
+        One summary per ``model.json`` given (:func:`checkpoint_summary`).
+    configs : dict
+        ``config sha256 -> (path of its copy, validated config)``, for the hashes whose copy
+        was found and re-hashes to its name.
+    config_dir : str or None
+        Where the copies were looked for (``results/configs``).
+    report_log : str or None
+        The report's own log file.
+    trace_target : str or None
+        A file named in the ``lcm provenance trace`` example (an input: the page never names
+        where it is written, so the same inputs give the same page).
+    """
+
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unrecorded: list[str] = field(default_factory=list)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    configs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    config_dir: str | None = None
+    report_log: str | None = None
+    trace_target: str | None = None
+
+    @property
+    def config_files(self) -> list[Path]:
+        """The config copies read (inputs of the page)."""
+        return [Path(path) for path, _ in self.configs.values()]
+
+
+def checkpoint_file(path: str | os.PathLike[str]) -> Path:
+    """``model.json`` of a checkpoint given as its folder or as that file."""
+    path = Path(path)
+    return path / "model.json" if path.is_dir() else path
+
+
+def checkpoint_summary(model_json: str | os.PathLike[str]) -> dict[str, Any]:
+    """What a checkpoint's ``model.json`` says of its weights and pretraining data.
+
+    Returns
+    -------
+    dict
+        ``folder, kind, weights_sha256, datasets, n_subjects, n_runs, n_heldout, git_commit``
+        (None where the file lacks it).
+
+    Raises
+    ------
+    InputDataError
+        When the file cannot be read as JSON.
+    """
+    path = Path(model_json)
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputDataError(
+            f"Cannot read checkpoint metadata {path}: {exc}",
+            hint="Pass the model.json (or folder) written by `lcm pretrain`.",
+        ) from exc
+    data = meta.get("data") or {}
+    heldout = data.get("heldout_subjects")
+    return {
+        "folder": str(path.parent),
+        "kind": meta.get("kind"),
+        "weights_sha256": meta.get("weights_sha256"),
+        "datasets": list(data.get("datasets") or []),
+        "n_subjects": data.get("n_subjects"),
+        "n_runs": data.get("n_runs"),
+        "n_heldout": len(heldout) if isinstance(heldout, list) else None,
+        "git_commit": (meta.get("versions") or {}).get("git_commit"),
+    }
+
+
+def collect_provenance(
+    inputs: Sequence[str | os.PathLike[str]],
+    checkpoints: Sequence[str | os.PathLike[str]] = (),
+    config_dir: str | os.PathLike[str] | None = None,
+    report_log: str | None = None,
+    trace_target: str | None = None,
+) -> ProvenanceFacts:
+    """Read the inputs' provenance sidecars, the checkpoints' ``model.json`` and config copies.
+
+    Parameters
+    ----------
+    inputs : sequence of path-like
+        The report's input files.
+    checkpoints : sequence of path-like
+        Checkpoint folders or their ``model.json``.
+    config_dir : path-like, optional
+        Folder of the validated configs (``results/configs/<sha256>.json``); a copy counts
+        only when its content re-hashes to its name.
+    report_log, trace_target : str, optional
+        The report's log file; an output to name in the trace example.
+
+    Returns
+    -------
+    ProvenanceFacts
+    """
+    facts = ProvenanceFacts(
+        config_dir=str(config_dir) if config_dir else None,
+        report_log=report_log,
+        trace_target=trace_target,
+    )
+    for path in map(str, inputs):
+        found = read_record(path)
+        if found is None:
+            facts.unrecorded.append(path)
+        else:
+            facts.records[path] = found[1]
+    facts.checkpoints = [checkpoint_summary(checkpoint_file(p)) for p in checkpoints]
+    if config_dir:
+        for sha in sorted({h for h in _values(facts, "config_sha256") if h}):
+            copy = Path(config_dir) / f"{sha}.json"
+            config, actual = read_config_copy(copy) if copy.is_file() else (None, None)
+            if config is not None and actual == sha:
+                facts.configs[sha] = (str(copy), config)
+    return facts
+
+
+def _values(facts: ProvenanceFacts, key: str) -> list[Any]:
+    return [(r.get("Provenance") or {}).get(key) for r in facts.records.values()]
+
+
+def _by_value(facts: ProvenanceFacts, value: Callable[[dict[str, Any]], Any]) -> dict[Any, list]:
+    """Inputs grouped by what ``value`` reads of their ``Provenance`` block, in input order."""
+    groups: dict[Any, list[str]] = {}
+    for path, record in facts.records.items():
+        groups.setdefault(value(record.get("Provenance") or {}), []).append(path)
+    return groups
+
+
+def _named(paths: list[str]) -> str:
+    shown = ", ".join(paths[:MAX_NAMED])
+    more = len(paths) - MAX_NAMED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _code(prov: dict[str, Any]) -> str:
+    commit = prov.get("git_commit") or "unknown commit"
+    dirty = " (uncommitted changes)" if prov.get("git_dirty") else ""
+    return f"LCM {prov.get('lcm_version') or '?'}, git {commit}{dirty}"
+
+
+def _agreement(groups: dict[Any, list[str]], what: str, shown: Callable[[Any], str]) -> str:
+    """One line when every input agrees on ``what``; else a warning listing each value."""
+    n = sum(len(v) for v in groups.values())
+    if len(groups) == 1:
+        value = next(iter(groups))
+        agreed = html.escape(shown(value))
+        return f"<li>{what}: {agreed} &mdash; all {n} recorded inputs agree.</li>"
+    items = "".join(
+        f"<li>{html.escape(shown(value))}: {len(paths)} input(s): {html.escape(_named(paths))}</li>"
+        for value, paths in groups.items()
+    )
+    return (
+        f'<li><div class="warn">{what}: the {n} recorded inputs do <b>not</b> agree; they were '
+        f"made under {len(groups)} different values (a job reruns only when a setting it reads "
+        f"changes, so older outputs keep the value they were made under):<ul>{items}</ul></div>"
+        "</li>"
+    )
+
+
+def _config_line(facts: ProvenanceFacts) -> str:
+    groups = _by_value(facts, lambda p: p.get("config_sha256"))
+    line = _agreement(
+        groups, "Config sha256", lambda h: h or "none recorded (made outside the workflow)"
+    )
+    where: list[str] = []
+    for sha in (h for h in groups if h):
+        if sha in facts.configs:
+            path, config = facts.configs[sha]
+            text = json.dumps(config, sort_keys=True, indent=1, default=str)
+            where.append(
+                f"<details><summary>Config {html.escape(sha[:12])}&hellip;: "
+                f"<code>{html.escape(path)}</code> (its content re-hashes to this sha256)"
+                f"</summary><pre>{html.escape(text)}</pre></details>"
+            )
+        elif facts.config_dir:
+            where.append(
+                f'<p class="note">No copy of config {html.escape(sha[:12])}&hellip; in '
+                f"<code>{html.escape(facts.config_dir)}</code> (outputs of a workflow run before "
+                "LCM kept the validated config there).</p>"
+            )
+    return line + (f"<li>{''.join(where)}</li>" if where else "")
+
+
+def _log_line(facts: ProvenanceFacts) -> str:
+    logs: set[str] = set()
+    for record in facts.records.values():
+        params = (record.get("Provenance") or {}).get("params") or {}
+        if isinstance(params, dict) and params.get("log_file"):
+            logs.add(str(Path(params["log_file"]).parent) + "/")
+    logs_shown = sorted(logs)
+    parts = []
+    if logs_shown:
+        parts.append(
+            "one log per job, named in each output's sidecar (<code>params.log_file</code>), in "
+            + ", ".join(f"<code>{html.escape(d)}</code>" for d in logs_shown)
+        )
+    if facts.report_log:
+        parts.append(f"this report's: <code>{html.escape(facts.report_log)}</code>")
+    if not parts:
+        return "<li>Logs: none recorded (the inputs were made outside the workflow).</li>"
+    return "<li>Logs: " + "; ".join(parts) + ".</li>"
+
+
+def _trace_line(facts: ProvenanceFacts) -> str:
+    target = html.escape(facts.trace_target or "<output file>")
+    return (
+        f"<li>Trace any output back to the raw files: <code>lcm provenance trace {target}</code> "
+        "(each input with its sha256 and the rule that made it, recursively); "
+        "<code>lcm provenance verify &lt;results folder&gt;</code> re-hashes every recorded file "
+        "and reports any that changed.</li>"
+    )
+
+
+def _checkpoint_rows(facts: ProvenanceFacts, task_meta: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per checkpoint: weights, pretraining data, and the tasks evaluated with it."""
+    rows = []
+    for ckpt in facts.checkpoints:
+        folder = os.path.normpath(ckpt["folder"])
+        tasks = sorted(
+            t
+            for t, m in task_meta.items()
+            if any(os.path.normpath(str(m.get(k) or "")) == folder
+                   for k in ("checkpoint", "ssl_checkpoint"))
+        )  # fmt: skip
+        rows.append(
+            {
+                "checkpoint": ckpt["folder"],
+                "kind": ckpt["kind"] or "n/a",
+                "weights sha256": ckpt["weights_sha256"] or "n/a",
+                "pretrained on": ", ".join(ckpt["datasets"]) or "n/a",
+                "subjects": ckpt["n_subjects"] if ckpt["n_subjects"] is not None else "n/a",
+                "runs": ckpt["n_runs"] if ckpt["n_runs"] is not None else "n/a",
+                "held out": ckpt["n_heldout"] if ckpt["n_heldout"] is not None else "n/a",
+                "tasks": ", ".join(tasks) or "none",
+                "weights in the tasks' records": _weights_check(facts, folder, ckpt),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _weights_check(facts: ProvenanceFacts, folder: str, ckpt: dict[str, Any]) -> str:
+    """Whether the metrics' sidecars recorded these weights' sha256 for the file they read."""
+    weights = os.path.join(folder, "model.safetensors")
+    seen = {
+        sha
+        for record in facts.records.values()
+        for src, sha in (record.get("SourcesSha256") or {}).items()
+        if os.path.normpath(src) == weights
+    }
+    if not seen:
+        return "not recorded by the inputs"
+    if seen == {ckpt["weights_sha256"]}:
+        return "same sha256"
+    return "DIFFERENT sha256: the checkpoint changed after these metrics were computed"
+
+
+def provenance_section(
+    facts: ProvenanceFacts,
+    task_meta: dict[str, dict[str, Any]],
+    table_html: Callable[[pd.DataFrame], str],
+) -> str:
+    """The "Provenance" section: code, config, checkpoints, logs and how to trace an output."""
+    parts = ['<h2 id="provenance">Provenance</h2>']
+    items: list[str] = []
+    if facts.records:
+        items.append(_agreement(_by_value(facts, _code), "Code", str))
+        items.append(_config_line(facts))
+    else:
+        items.append("<li>None of the inputs carries an LCM provenance record.</li>")
+    if facts.unrecorded:
+        items.append(
+            "<li>Inputs with no provenance sidecar of their own (a table written beside a "
+            "recorded output, such as an ingestion summary, or a file from outside LCM, such as "
+            f"an atlas; their sha256 is in the footer): {html.escape(_named(facts.unrecorded))}."
+            "</li>"
+        )
+    items.append(_log_line(facts))
+    items.append(_trace_line(facts))
+    parts.append(f"<ul>{''.join(items)}</ul>")
+    parts.append("<h3>Checkpoints</h3>")
+    if facts.checkpoints:
+        parts.append(
+            '<p class="note">From each checkpoint\'s <code>model.json</code>: the sha256 of its '
+            "weights (<code>model.safetensors</code>) and the data it was pretrained on; "
+            "<i>held out</i>: pretraining subjects kept out of its training for the BEI "
+            "evaluation.</p>"
+        )
+        parts.append(table_html(_checkpoint_rows(facts, task_meta)))
+    else:
+        named = sorted(
+            {str(m[k]) for m in task_meta.values() for k in ("checkpoint", "ssl_checkpoint")
+             if m.get(k)}
+        )  # fmt: skip
+        parts.append(
+            "<p>No checkpoint was given to the report"
+            + (
+                f" (the tasks name {html.escape(', '.join(named))}: pass "
+                "<code>--checkpoint</code> to show its weights and pretraining data)."
+                if named
+                else "; no task used one."
+            )
+            + "</p>"
+        )
+    return "\n".join(parts)

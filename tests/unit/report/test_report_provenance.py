@@ -1,0 +1,204 @@
+"""The report's Provenance section and its list of runs dropped before evaluation: what the
+inputs' sidecars, the checkpoint's model.json and the task metadata hold is on the page."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from helpers.report import run_report
+
+from lcm.evaluate.metrics import write_tidy_parquet
+from lcm.io.config_copy import read_config_copy, write_config_copy
+from lcm.io.provenance import config_hash, sha256_file
+from lcm.report.dropped import MAX_LISTED_IDS, dropped_rows
+from lcm.report.html import table_html
+from lcm.report.provenance_section import collect_provenance, provenance_section
+
+CONFIG = {"results_dir": "results", "atlas": {"name": "aal116"}, "evaluate": {"n_folds": 4}}
+WEIGHTS = "ab" * 32
+HELDOUT = [f"hcplike/{i}" for i in range(46)]
+
+
+def _checkpoint(root: Path) -> Path:
+    """A checkpoint folder: weights and the model.json lcm pretrain writes (the fields read)."""
+    folder = root / "models" / "pretrain"
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"weights")
+    meta = {
+        "kind": "pretrained",
+        "weights_sha256": WEIGHTS,
+        "data": {
+            "datasets": ["bidsdemo", "hcplike", "ppmilike", "ukblike"],
+            "n_subjects": 463,
+            "n_runs": 470,
+            "heldout_subjects": HELDOUT,
+        },
+        "versions": {"git_commit": "c0ffee"},
+    }
+    (folder / "model.json").write_text(json.dumps(meta))
+    return folder
+
+
+def _record(output: Path, config_sha: str | None, log_file: str, sources: dict) -> None:
+    """The provenance sidecar an LCM job writes beside ``output`` (the fields read)."""
+    record = {
+        "Output": output.name,
+        "Sources": list(sources),
+        "SourcesSha256": sources,
+        "Sha256": sha256_file(output),
+        "Provenance": {
+            "lcm_version": "0.1.0",
+            "git_commit": "c0ffee",
+            "git_dirty": False,
+            "config_sha256": config_sha,
+            "params": {"log_file": log_file},
+        },
+    }
+    output.with_name(output.stem + ".json").write_text(json.dumps(record))
+
+
+@pytest.fixture
+def recorded(inputs: dict, tmp_path: Path) -> dict:
+    """The report inputs, each metrics table with its sidecar and the checkpoint's metadata."""
+    folder = _checkpoint(tmp_path)
+    sha = config_hash(CONFIG)
+    write_config_copy(str(tmp_path / "results"), CONFIG)
+    tasks = []
+    for path in inputs["metrics"]:
+        task = Path(path).name.split("_")[0]
+        table = pd.read_parquet(path)
+        own = tmp_path / Path(path).name
+        meta = {"task": task, "label": task, "checkpoint": str(folder)}
+        write_tidy_parquet(own, table, meta)
+        weights = {str(folder / "model.safetensors"): WEIGHTS}
+        _record(own, sha, f"results/logs/evaluate/{task}.log", weights)
+        tasks.append(own)
+    return {
+        "inputs": {**inputs, "metrics": tasks},
+        "checkpoint": folder,
+        "configs": tmp_path / "results" / "configs",
+        "sha": sha,
+    }
+
+
+def test_the_page_says_what_the_inputs_record(recorded: dict, tmp_path: Path) -> None:
+    out = run_report(
+        recorded["inputs"],
+        tmp_path / "out",
+        ["--checkpoint", str(recorded["checkpoint"]), "--configs", str(recorded["configs"])],
+    )
+    page = out["html"].read_text()
+    section = page.split('<h2 id="provenance">', 1)[1].split("<footer>", 1)[0]
+    assert '<a href="#provenance">' in page
+    assert "LCM 0.1.0, git c0ffee &mdash; all 2 recorded inputs agree" in section
+    assert f"Config sha256: {recorded['sha']} &mdash; all 2 recorded inputs agree" in section
+    # The config itself, from its copy, which re-hashes to the recorded sha256.
+    assert f"{recorded['sha']}.json</code> (its content re-hashes" in section
+    assert "&quot;n_folds&quot;: 4" in section
+    assert "<code>results/logs/evaluate/</code>" in section
+    assert f"lcm provenance trace {recorded['inputs']['metrics'][0]}" in section
+    cells = [
+        str(recorded["checkpoint"]),
+        "pretrained",
+        WEIGHTS,
+        "bidsdemo, hcplike, ppmilike, ukblike",
+        "463",
+        "470",
+        "46",
+        "alzheimers, autism",
+        "same sha256",
+    ]
+    assert "<tr><td>" + "</td><td>".join(cells) + "</td></tr>" in section
+    # model.json and the config copy are inputs of the page: in its sidecar.
+    sources = json.loads(out["html"].with_suffix(".json").read_text())["Sources"]
+    assert str(recorded["checkpoint"] / "model.json") in sources
+    assert str(recorded["configs"] / f"{recorded['sha']}.json") in sources
+
+
+def test_inputs_made_under_other_configs_are_named(recorded: dict) -> None:
+    first, second = recorded["inputs"]["metrics"]
+    _record(second, "f" * 64, "results/logs/evaluate/autism.log", {})
+    facts = collect_provenance([first, second], [], recorded["configs"])
+    section = provenance_section(facts, {}, table_html)
+    assert 'class="warn">Config sha256: the 2 recorded inputs do <b>not</b> agree' in section
+    assert f"<li>{recorded['sha']}: 1 input(s): {first}</li>" in section
+    assert f"<li>{'f' * 64}: 1 input(s): {second}</li>" in section
+    assert f"No copy of config {'f' * 12}" in section
+    assert "No checkpoint was given to the report" in section
+
+
+def test_a_checkpoint_changed_after_the_metrics_is_flagged(recorded: dict) -> None:
+    meta = json.loads((recorded["checkpoint"] / "model.json").read_text())
+    meta["weights_sha256"] = "cd" * 32
+    (recorded["checkpoint"] / "model.json").write_text(json.dumps(meta))
+    metrics = recorded["inputs"]["metrics"]
+    facts = collect_provenance(metrics, [recorded["checkpoint"] / "model.json"])
+    task_meta = {"autism": {"checkpoint": str(recorded["checkpoint"])}}
+    assert "DIFFERENT sha256" in provenance_section(facts, task_meta, table_html)
+
+
+def test_the_config_copy_rehashes_to_its_name_and_is_never_rewritten(tmp_path: Path) -> None:
+    path = write_config_copy(str(tmp_path), CONFIG)
+    assert path == tmp_path / "configs" / f"{config_hash(CONFIG)}.json"
+    assert read_config_copy(path) == (CONFIG, config_hash(CONFIG))
+    path.write_text("kept\n")  # a file already at that name is left alone
+    assert write_config_copy(str(tmp_path), CONFIG) == path and path.read_text() == "kept\n"
+
+
+def _meta(n: int) -> dict:
+    subjects = [f"abidelike/s{i:03d}" for i in range(n)]
+    return {
+        "label": "age",
+        "runs_dropped": [
+            {
+                "reason_code": "no_label",
+                "reason": "no 'age' value",
+                "n_runs": n + 1,
+                "n_subjects": n,
+                "runs": [f"{s}/run-1" for s in subjects] + [f"{subjects[0]}/run-2"],
+                "subjects": subjects,
+            }
+        ],
+    }
+
+
+def test_runs_dropped_for_a_missing_label_are_listed_with_their_ids() -> None:
+    n = MAX_LISTED_IDS + 7
+    rows = dropped_rows({"age": _meta(n), "autism": {"n_runs_dropped_no_label": 0}})
+    assert len(rows) == 1
+    row = rows.iloc[0]
+    assert (row["task"], row["reason"], row["runs"], row["subjects"]) == (
+        "age",
+        "no 'age' value",
+        n + 1,
+        n,
+    )
+    assert row["subject IDs"].startswith("abidelike/s000, abidelike/s001")
+    assert row["subject IDs"].endswith(f"abidelike/s{MAX_LISTED_IDS - 1:03d} and 7 more")
+    assert row["run IDs"].endswith(" and 8 more")
+
+
+def test_the_page_lists_dropped_runs_in_the_protocol_part(inputs: dict, tmp_path: Path) -> None:
+    """The demo's age task: 27 runs without an age, and metrics of an older LCM (count only)."""
+    metrics = []
+    for path, meta in zip(
+        inputs["metrics"], [_meta(3), {"task": "x", "n_runs_dropped_no_label": 27}], strict=True
+    ):
+        task = Path(path).name.split("_")[0]
+        own = tmp_path / Path(path).name
+        write_tidy_parquet(own, pd.read_parquet(path), {**meta, "task": task, "label": "age"})
+        metrics.append(own)
+    assert json.loads(pq.read_schema(metrics[1]).metadata[b"lcm"])["task"] == "alzheimers"
+    page = run_report({**inputs, "metrics": metrics}, tmp_path / "out")["html"].read_text()
+    part = page.split('id="protocol"', 1)[1].split('<h2 id="provenance">', 1)[0]
+    assert "Runs dropped before evaluation" in part
+    assert (
+        "<tr><td>autism</td><td>no &#x27;age&#x27; value</td><td>4</td><td>3</td>"
+        "<td>abidelike/s000, abidelike/s001, abidelike/s002</td>"
+    ) in part
+    assert "<tr><td>alzheimers</td><td>no &#x27;age&#x27; value</td><td>27</td><td>n/a</td>" in part
+    assert "not recorded (metrics of an older LCM" in part
