@@ -552,7 +552,9 @@ def get_pretrain_output(file):
 def get_checkpoint_metadata():
     """``model.json`` of each checkpoint the tasks were evaluated with (the report's Provenance)."""
     names = {"pretrain": CHECKPOINT_TASKS, "pretrain-ssl": SSL_TASKS}
-    return [paths.model_file(RESULTS, n, "model.json") for n, used in names.items() if used]
+    return [
+        paths.model_file(RESULTS, n, "model.json") for n, used in names.items() if used
+    ]
 
 
 def get_ssl_history():
