@@ -54,7 +54,9 @@ def read_roi_series(path: str | Path, names: list[str]) -> pd.DataFrame:
         try:
             return pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
         except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-            raise ExcludedRunError(f"cannot read ROI time series {path.name}: {e}") from e
+            raise ExcludedRunError(
+                f"cannot read ROI time series {path.name}: {e}", code="file_unreadable"
+            ) from e
     if ext == ".csv":
         header, _, values = _read_text_table(path, ",")
         if header is not None:
@@ -69,7 +71,8 @@ def read_roi_series(path: str | Path, names: list[str]) -> pd.DataFrame:
             return pd.DataFrame(values, columns=header)
     else:
         raise ExcludedRunError(
-            f"{path.name}: unknown time-series format {ext!r}; use .tsv, .csv, .npy, .mat or .1D"
+            f"{path.name}: unknown time-series format {ext!r}; use .tsv, .csv, .npy, .mat or .1D",
+            code="unknown_format",
         )
     _check_series_shape(path, values, len(names))
     return pd.DataFrame(values, columns=list(names))
@@ -90,7 +93,8 @@ def read_matrix(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
         if header is not None and index is not None and index != header and not _numbering(index):
             raise ExcludedRunError(
                 f"{path.name}: row names {index[:3]}... differ from column names {header[:3]}...; "
-                "write the matrix with the same ROI order on both axes"
+                "write the matrix with the same ROI order on both axes",
+                code="row_column_names_differ",
             )
         names = header
     elif ext == ".npy":
@@ -101,7 +105,8 @@ def read_matrix(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
         names, values = read_afni_1d(path)
     else:
         raise ExcludedRunError(
-            f"{path.name}: unknown connectome format {ext!r}; use .tsv, .csv, .npy, .mat or .1D"
+            f"{path.name}: unknown connectome format {ext!r}; use .tsv, .csv, .npy, .mat or .1D",
+            code="unknown_format",
         )
     return names, values
 
@@ -153,7 +158,8 @@ def check_roi_names(names: list[str] | None, atlas_names: list[str], file: str, 
     if all(_is_number(n) for n in got):
         raise ExcludedRunError(
             f"{file}: its first row holds numbers, not ROI names; give the TSV a header of ROI "
-            "names (atlas labels), or save the series as a headerless .csv"
+            "names (atlas labels), or save the series as a headerless .csv",
+            code="roi_header_missing",
         )
     if len(got) != len(want):
         missing = [n for n in want if n not in set(got)]
@@ -166,19 +172,22 @@ def check_roi_names(names: list[str] | None, atlas_names: list[str], file: str, 
         raise ExcludedRunError(
             f"{file} names {len(got)} ROIs but atlas {atlas!r} has {len(want)} ({detail}): "
             "another parcellation, or ROIs dropped; set atlas to the one the file was "
-            "computed with"
+            "computed with",
+            code="roi_count_mismatch",
         )
     if sorted(got) == sorted(want):
         i = next(k for k, (a, b) in enumerate(zip(got, want, strict=True)) if a != b)
         raise ExcludedRunError(
             f"{file} has atlas {atlas!r}'s ROIs in another order (ROI {i + 1} is {got[i]!r}, "
-            f"the atlas's is {want[i]!r}); write the ROIs in the order of the atlas's labels"
+            f"the atlas's is {want[i]!r}); write the ROIs in the order of the atlas's labels",
+            code="roi_order_mismatch",
         )
     unknown = [n for n in got if n not in set(want)]
     raise ExcludedRunError(
         f"{file} is of another parcellation than atlas {atlas!r}: {len(unknown)} of its "
         f"{len(got)} ROI names are not atlas labels (first: {unknown[0]!r}; atlas's first: "
-        f"{want[0]!r}); set atlas to the one the file was computed with, or give its labels"
+        f"{want[0]!r}); set atlas to the one the file was computed with, or give its labels",
+        code="roi_names_mismatch",
     )
 
 
@@ -221,17 +230,18 @@ def load_mat_array(path: str | Path, preferred: tuple[str, ...]) -> np.ndarray:
         with path.open("rb") as handle:
             head = handle.read(128)
     except OSError as exc:
-        raise ExcludedRunError(f"cannot read {path.name}: {exc}") from exc
+        raise ExcludedRunError(f"cannot read {path.name}: {exc}", code="file_unreadable") from exc
     if head.startswith(_V73_SIGNATURE):
-        raise ExcludedRunError(v73_fix)
+        raise ExcludedRunError(v73_fix, code="mat_v73")
     try:
         content = loadmat(path)
     except NotImplementedError as exc:  # scipy's answer to HDF5-based files
-        raise ExcludedRunError(v73_fix) from exc
+        raise ExcludedRunError(v73_fix, code="mat_v73") from exc
     except (MatReadError, OSError, ValueError, TypeError) as exc:
         raise ExcludedRunError(
             f"cannot read MATLAB file {path.name}: {exc}; re-save it with save(file, var, '-v7') "
-            "or convert it to .npy or .csv"
+            "or convert it to .npy or .csv",
+            code="file_unreadable",
         ) from exc
     arrays = {
         k: v
@@ -249,7 +259,8 @@ def load_mat_array(path: str | Path, preferred: tuple[str, ...]) -> np.ndarray:
     found = sorted(k for k in content if not k.startswith("__"))
     raise ExcludedRunError(
         f"{path.name}: cannot tell which variable holds the data (2D numeric variables: "
-        f"{sorted(arrays)}, all: {found}); save it alone or as {preferred[0]!r}"
+        f"{sorted(arrays)}, all: {found}); save it alone or as {preferred[0]!r}",
+        code="mat_variable_ambiguous",
     )
 
 
@@ -275,7 +286,7 @@ def read_afni_1d(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
     try:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ExcludedRunError(f"cannot read {path.name}: {exc}") from exc
+        raise ExcludedRunError(f"cannot read {path.name}: {exc}", code="file_unreadable") from exc
     header: list[str] | None = None
     rows: list[list[str]] = []
     for number, line in enumerate(lines, 1):
@@ -290,16 +301,17 @@ def read_afni_1d(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
         if rows and len(cells) != len(rows[0]):
             raise ExcludedRunError(
                 f"{path.name}: line {number} has {len(cells)} values, the first row "
-                f"{len(rows[0])}; write one row of the same length per volume"
+                f"{len(rows[0])}; write one row of the same length per volume",
+                code="ragged_rows",
             )
         rows.append(cells)
     if not rows:
-        raise ExcludedRunError(f"{path.name} holds no rows of numbers")
+        raise ExcludedRunError(f"{path.name} holds no rows of numbers", code="file_empty")
     try:
         values = np.array(rows, dtype=np.float64)
     except ValueError as exc:
         raise ExcludedRunError(
-            f"{path.name}: {exc}; write numbers only (an AFNI .1D table)"
+            f"{path.name}: {exc}; write numbers only (an AFNI .1D table)", code="non_numeric_values"
         ) from exc
     if header is not None and (len(header) != values.shape[1] or all(map(_is_number, header))):
         header = None
@@ -311,12 +323,14 @@ def _load_npy(path: Path) -> np.ndarray:
         values = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise ExcludedRunError(
-            f"cannot read {path.name} as a NumPy array: {exc}; save it with numpy.save"
+            f"cannot read {path.name} as a NumPy array: {exc}; save it with numpy.save",
+            code="file_unreadable",
         ) from exc
     if values.ndim != 2 or not np.issubdtype(values.dtype, np.number):
         raise ExcludedRunError(
             f"{path.name} holds a {values.ndim}D {values.dtype} array; a 2D numeric array is "
-            "expected (one run per file)"
+            "expected (one run per file)",
+            code="not_2d",
         )
     return values.astype(np.float64, copy=False)
 
@@ -332,7 +346,7 @@ def _read_text_table(path: Path, sep: str) -> tuple[list[str] | None, list[str] 
     try:
         raw = pd.read_csv(path, sep=sep, header=None, dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ExcludedRunError(f"cannot read {path.name}: {exc}") from exc
+        raise ExcludedRunError(f"cannot read {path.name}: {exc}", code="file_unreadable") from exc
     header = index = None
     if raw.shape[0] and _is_header(raw.iloc[0]):
         header = [str(c).strip() for c in raw.iloc[0]]
@@ -346,7 +360,8 @@ def _read_text_table(path: Path, sep: str) -> tuple[list[str] | None, list[str] 
         i, j = np.argwhere(bad)[0]
         raise ExcludedRunError(
             f"{path.name}: cell (row {i + 1}, column {j + 1}) is not a number "
-            f"({raw.iat[i, j]!r}); write numbers only (NaN as 'nan')"
+            f"({raw.iat[i, j]!r}); write numbers only (NaN as 'nan')",
+            code="non_numeric_values",
         )
     return header, index, values
 
@@ -371,7 +386,7 @@ def _is_header(first: pd.Series) -> bool:
 
 def _check_series_shape(path: Path, values: np.ndarray, n_rois: int) -> None:
     if values.ndim != 2:
-        raise ExcludedRunError(f"{path.name}: a 2D volumes x ROIs table is expected")
+        raise ExcludedRunError(f"{path.name}: a 2D volumes x ROIs table is expected", code="not_2d")
     n_vol, n_col = values.shape
     if n_col == n_rois:
         return
@@ -381,5 +396,6 @@ def _check_series_shape(path: Path, values: np.ndarray, n_rois: int) -> None:
         fix = "extract the series with the configured atlas, or set atlas to the one used"
     raise ExcludedRunError(
         f"{path.name} has {n_col} ROI columns ({n_vol} rows) but the atlas has {n_rois} ROIs; "
-        f"files without a header take the atlas's labels in order: {fix}"
+        f"files without a header take the atlas's labels in order: {fix}",
+        code="roi_count_mismatch",
     )

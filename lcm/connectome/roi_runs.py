@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from lcm.atlas import Atlas
 from lcm.bids.manifest import read_manifest
+from lcm.bids.rows import NO_REPETITION_TIME
 from lcm.bids.runs import run_ids_from_key
 from lcm.bids.selection import select_parcellation
 from lcm.connectome.confounds import DVARS_COLUMN, FD_COLUMN
@@ -209,7 +210,7 @@ def _clean_series(
     and, when nothing could be scrubbed, ``pct_scrubbed`` ``None`` (n/a, not 0 %).
     """
     if t_r is None:
-        raise ExcludedRunError(f"no repetition time known for {path.name}")
+        raise ExcludedRunError(f"no repetition time known for {path.name}", code=NO_REPETITION_TIME)
     table = read_roi_series(path, atlas.names)
     fd = None
     if FD_COLUMN in table.columns:
@@ -238,7 +239,8 @@ def _clean_series(
     if table.shape[1] != atlas.n_rois:
         raise ExcludedRunError(
             f"{path.name} has {table.shape[1]} ROI columns but atlas {atlas.name!r} has "
-            f"{atlas.n_rois} ROIs"
+            f"{atlas.n_rois} ROIs",
+            code="roi_count_mismatch",
         )
     raw = _numeric(table)
     n_vol = raw.shape[0]
@@ -253,7 +255,8 @@ def _clean_series(
     if bad.any():
         cols = [header[j] for j in np.flatnonzero(bad.any(axis=0))][:5]
         raise ExcludedRunError(
-            f"{path.name} holds {int(bad.sum())} missing or non-numeric values (columns {cols})"
+            f"{path.name} holds {int(bad.sum())} missing or non-numeric values (columns {cols})",
+            code="timeseries_nonfinite",
         )
     if fd is not None and n_vol > 1:
         facts["mean_fd"] = float(np.mean(fd[1:]))
@@ -277,13 +280,15 @@ def _clean_series(
     empty = constant_columns(raw, keep)
     facts["empty_rois"] = [names[i] for i in np.flatnonzero(empty)]
     if empty.all():
-        raise ExcludedRunError(f"every ROI of {path.name} is constant")
+        raise ExcludedRunError(f"every ROI of {path.name} is constant", code="flat_signals")
     scrubbed = fd is not None or dvars is not None or bool(dropout.any())
     signals = clean_signals(raw, t_r, settings, sample_mask=keep if scrubbed else None)
     empty = cleaned_empty(signals, empty, names, path.name)
     facts["empty_rois"] = [names[i] for i in np.flatnonzero(empty)]
     if empty.all():
-        raise ExcludedRunError(f"every ROI of {path.name} is flat once cleaned")
+        raise ExcludedRunError(
+            f"every ROI of {path.name} is flat once cleaned", code="flat_signals"
+        )
     signals[:, empty] = 0.0
     return signals, empty
 
@@ -306,6 +311,7 @@ def _check_windows_vary(
                 f"ROI(s) {rois} are constant in window {i} (kept volumes {start} to "
                 f"{start + length - 1}): their correlations there are undefined",
                 hint="Check these ROIs' time series, or change connectome.window.",
+                code="window_flat_signals",
             )
 
 
