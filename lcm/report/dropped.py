@@ -15,6 +15,8 @@ import pandas as pd
 
 # IDs shown per task and reason; the rest are counted ("and N more").
 MAX_LISTED_IDS = 20
+# The section's heading, which the protocol table's "not scored" cell points to.
+DROPPED_TITLE = "Runs dropped before evaluation"
 _NOT_RECORDED = "not recorded (metrics of an older LCM: rerun lcm evaluate to name them)"
 
 
@@ -57,11 +59,39 @@ def dropped_rows(task_meta: dict[str, dict[str, Any]]) -> pd.DataFrame:
     )
 
 
+def dropped_note(meta: dict[str, Any]) -> str:
+    """What one task dropped before evaluation, in a few words for the protocol table.
+
+    Parameters
+    ----------
+    meta : dict
+        The task's metrics metadata (``runs_dropped``, or an older LCM's
+        ``n_runs_dropped_no_label``).
+
+    Returns
+    -------
+    str
+        ``""`` when no run was dropped, else the runs (and subjects, where recorded) per
+        reason, pointing to the section that names them, e.g. ``4 runs of 3 subjects (no 'age'
+        value) dropped before evaluation (see Runs dropped before evaluation)``.
+    """
+    rows = dropped_rows({"": meta})
+    if rows.empty:
+        return ""
+    counts = []
+    for row in rows.itertuples(index=False):
+        runs = f"{row.runs} run{'' if row.runs == 1 else 's'}"
+        if row.subjects != "n/a":
+            runs += f" of {row.subjects} subject{'' if row.subjects == 1 else 's'}"
+        counts.append(f"{runs} ({row.reason})")
+    return f"{', '.join(counts)} dropped before evaluation (see {DROPPED_TITLE})"
+
+
 def dropped_section(
     task_meta: dict[str, dict[str, Any]], table_html: Callable[[pd.DataFrame], str]
 ) -> str:
     """The runs and subjects each task dropped before its splits, and why."""
-    parts = ['<h3 id="dropped">Runs dropped before evaluation</h3>']
+    parts = [f'<h3 id="dropped">{DROPPED_TITLE}</h3>']
     if not task_meta:
         return ""
     rows = dropped_rows(task_meta)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lcm.report.dropped import dropped_note
 from lcm.report.tables import first_permutation
 
 LOW_LABELS = 0.1  # "≤ 10 % labels": where pretraining and pseudo-labels are meant to help
@@ -307,9 +308,12 @@ def oracle_fragment(oracle: dict[str, Any] | None) -> str:
 
 
 def _not_scored(meta: dict[str, Any]) -> str:
-    """What the task's means leave out: sites no fold tested, test folds of one class (no
-    AUC: the mean is over the other folds)."""
-    parts = [
+    """What the task's means leave out: runs dropped before any fold (a missing label), sites
+    no fold tested, test folds of one class (no AUC: the mean is over the other folds)."""
+    # "none" beside a dropped-runs table would say every run was scored.
+    dropped = dropped_note(meta)
+    parts = [dropped] if dropped else []
+    parts += [
         f"site {site} not tested ({counts.get('subjects', '?')} subjects)"
         for site, counts in sorted((meta.get("sites_not_tested") or {}).items())
     ]

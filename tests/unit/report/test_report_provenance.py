@@ -15,6 +15,7 @@ from lcm.evaluate.metrics import write_tidy_parquet
 from lcm.io.config_copy import read_config_copy, write_config_copy
 from lcm.io.provenance import config_hash, sha256_file
 from lcm.report.dropped import MAX_LISTED_IDS, dropped_rows
+from lcm.report.findings import provenance_summary
 from lcm.report.html import table_html
 from lcm.report.provenance_section import collect_provenance, provenance_section
 
@@ -202,3 +203,28 @@ def test_the_page_lists_dropped_runs_in_the_protocol_part(inputs: dict, tmp_path
     ) in part
     assert "<tr><td>alzheimers</td><td>no &#x27;age&#x27; value</td><td>27</td><td>n/a</td>" in part
     assert "not recorded (metrics of an older LCM" in part
+
+
+def test_the_protocol_table_counts_the_dropped_runs_where_it_said_none() -> None:
+    """ "not scored: none" beside a table of dropped runs read as if every run was scored."""
+    tasks = {
+        "age": _meta(3),
+        "old": {"label": "age", "n_runs_dropped_no_label": 27},
+        "clean": {"label": "age", "runs_dropped": []},
+        "older": {"label": "age", "n_runs_dropped_no_label": 0},
+        "site": {**_meta(1), "sites_not_tested": {"NYU": {"subjects": 5}}},
+    }
+    page = provenance_summary(tasks, table_html)
+    cells = {
+        row.split("</td>", 1)[0]: row.rsplit("<td>", 2)[1].split("</td>", 1)[0]
+        for row in page.split("<tr><td>")[1:]
+    }
+    see = " dropped before evaluation (see Runs dropped before evaluation)"
+    assert cells == {
+        "age": f"4 runs of 3 subjects (no &#x27;age&#x27; value){see}",
+        "old": f"27 runs (no &#x27;age&#x27; value){see}",
+        "clean": "none",
+        "older": "none",
+        "site": f"2 runs of 1 subject (no &#x27;age&#x27; value){see}; site NYU not tested "
+        "(5 subjects)",
+    }
