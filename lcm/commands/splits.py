@@ -21,6 +21,7 @@ from lcm.store.splits import (
     SCHEMES,
     SITE_SCHEMES,
     make_splits,
+    too_few_sites,
     unsited_subjects,
     write_splits,
 )
@@ -43,7 +44,9 @@ or the lower/upper half by rank of a continuous label), schemes subject and (whe
 names one of two or more sites) leave_site_out, and `seed` is the repeat. Without --task, --label
 stratifies the subject folds by the labelled subjects' level (or half of a continuous label);
 subjects without it are dealt over the folds and still listed. The schemes are subject, site and
-leave_site_out, the last two only when every subject has a site (never a site ""). Pretraining
+leave_site_out, the last two only when every subject has a site (never a site ""); by default
+site needs at least --n-folds sites and leave_site_out two (else left out, with a warning),
+and named in --schemes they refuse fewer. Pretraining
 can leave out every subject it lists: load_cohort(..., exclude=read_splits(path)).
 """
 
@@ -74,8 +77,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--schemes",
         nargs="+",
         choices=SCHEMES,
-        help="Split schemes (default: subject, and site and leave_site_out when every subject "
-        "has a site; named here, a site-level scheme refuses subjects without one).",
+        help="Split schemes (default: subject, and, when every subject has a site, site with "
+        "--n-folds sites or more and leave_site_out with two or more; named here, a site-level "
+        "scheme refuses subjects without a site and too few sites).",
     )
     p.add_argument("--label", help="Variable to stratify the subject-level folds by.")
     p.add_argument("--task", help="Task name: write that task's evaluation folds.")
@@ -98,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         splits, settings = _task_splits(args)
     else:
         runs = read_runs(args.store, args.atlas, list(args.datasets))
-        schemes = args.schemes or _default_schemes(runs)
+        schemes = args.schemes or _default_schemes(runs, args.n_folds)
         if args.label:
             runs = _with_label(runs, args.store, args.label)
             splits = _labelled_splits(runs, args.label, args.n_folds, args.seed, schemes)
@@ -117,22 +121,32 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_schemes(runs: pd.DataFrame) -> list[str]:
-    """Every scheme, less the site-level ones when a subject has no site (logged).
+def _default_schemes(runs: pd.DataFrame, n_folds: int) -> list[str]:
+    """Every scheme, less the site-level ones these runs cannot have (each logged).
 
     The store's ``""`` ("no site": a dataset without a site column, an empty cell) made a
-    site of its own: one leave-site-out fold testing every site-less subject together.
+    site of its own: one leave-site-out fold testing every site-less subject together. A
+    default ``site`` scheme with fewer sites than ``n_folds``, or ``leave_site_out`` with one
+    site, failed the whole command; named in ``--schemes``, they are still refused.
     """
     missing = unsited_subjects(runs)
-    if not missing:
-        return list(SCHEMES)
-    log.warning(
-        "subject scheme only, no site-level folds: subjects without a site in %s (no site "
-        "column in the catalogue, or empty cells); name datasets.<name>.site_column in the "
-        "catalogue and rerun lcm store for them",
-        ", ".join(f"{d} ({n} subjects)" for d, n in missing.items()),
-    )
-    return [s for s in SCHEMES if s not in SITE_SCHEMES]
+    if missing:
+        log.warning(
+            "subject scheme only, no site-level folds: subjects without a site in %s (no site "
+            "column in the catalogue, or empty cells); name datasets.<name>.site_column in the "
+            "catalogue and rerun lcm store for them",
+            ", ".join(f"{d} ({n} subjects)" for d, n in missing.items()),
+        )
+        return [s for s in SCHEMES if s not in SITE_SCHEMES]
+    schemes = []
+    for scheme in SCHEMES:
+        problem = too_few_sites(runs, scheme, n_folds)
+        if problem:
+            # Not fewer site folds: with as many folds as sites, 'site' is leave_site_out.
+            log.warning("scheme %r left out of the default schemes: %s", scheme, problem)
+        else:
+            schemes.append(scheme)
+    return schemes
 
 
 def _task_splits(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:

@@ -8,7 +8,8 @@ A splits table has one row per (scheme, dataset, subject)::
     abide    0051     NYU   leave_site_out   0     17       9
 
 ``subject`` folds put each subject in one test fold (stratified by ``label`` when given);
-``site`` folds put each whole site in one test fold; ``leave_site_out`` has one fold per site.
+``site`` folds put each whole site in one test fold (``n_folds`` sites or more);
+``leave_site_out`` has one fold per site (two sites or more).
 Every subject listed is a downstream *test* subject of exactly one fold per scheme, so
 pretraining must never see any of them: :func:`downstream_test_keys` gives the keys to exclude,
 and :func:`lcm.store.read.load_cohort` and :class:`lcm.store.loader.ConnectomeStream` take the
@@ -78,7 +79,9 @@ def make_splits(
     ------
     InputDataError
         Unknown scheme, a subject with two sites, a subject without a site (``""``, the
-        store's "no site") under a site-level scheme, fewer subjects (or sites) than folds.
+        store's "no site") under a site-level scheme, fewer subjects than folds, fewer sites
+        than ``n_folds`` under ``site`` or fewer than two under ``leave_site_out``
+        (:func:`too_few_sites`).
     """
     unknown = sorted(set(schemes) - set(SCHEMES))
     if unknown:
@@ -90,6 +93,13 @@ def make_splits(
     site_schemes = [s for s in schemes if s in SITE_SCHEMES]
     if site_schemes:
         _check_sites(table, site_schemes)
+    for scheme in site_schemes:
+        problem = too_few_sites(table, scheme, n_folds)
+        if problem:
+            n_sites = sum(site_counts(table).values())
+            # With one site no site-level scheme works: only the subject scheme is left.
+            fix = _TOO_FEW_SITES_FIX[scheme if n_sites >= 2 else "leave_site_out"]
+            raise InputDataError(problem, hint=fix.format(n=n_sites))
     keys = (table["dataset"] + "/" + table["subject"]).to_numpy()
     site_keys = (table["dataset"] + "/" + table["site"]).to_numpy()
     frames = []
@@ -292,6 +302,73 @@ def unsited_subjects(subjects: pd.DataFrame) -> dict[str, int]:
     frame = subjects[["dataset", "subject"]].astype(str).assign(site=site.fillna("").astype(str))
     missing = frame[frame["site"].str.strip() == ""].drop_duplicates(["dataset", "subject"])
     return {str(k): int(v) for k, v in missing.groupby("dataset").size().sort_index().items()}
+
+
+def site_counts(subjects: pd.DataFrame) -> dict[str, int]:
+    """Named sites per dataset (a site ``""`` is none), datasets sorted.
+
+    Parameters
+    ----------
+    subjects : pandas.DataFrame
+        One row per run or per subject with ``dataset`` and ``site``.
+
+    Returns
+    -------
+    dict of str to int
+        Dataset name to its number of distinct named sites (0 for a dataset without any).
+    """
+    frame = subjects[["dataset", "site"]].astype({"dataset": str})
+    frame = frame.assign(site=frame["site"].fillna("").astype(str).str.strip())
+    named = frame[frame["site"] != ""].groupby("dataset")["site"].nunique()
+    return {str(d): int(named.get(d, 0)) for d in sorted(frame["dataset"].unique())}
+
+
+# How to get past too few sites when a site-level scheme was asked for ({n}: the sites).
+_TOO_FEW_SITES_FIX = {
+    "site": "Lower --n-folds to {n} or fewer (one fold per site at most), use the "
+    "leave_site_out scheme (one fold per site) or the subject scheme (lcm splits --schemes "
+    "subject leave_site_out), or add datasets with sites.",
+    "leave_site_out": "Use the subject scheme (lcm splits --schemes subject), or add datasets "
+    "or sites (datasets.<name>.site_column in the variable catalogue, then rerun lcm store).",
+}
+
+
+def too_few_sites(subjects: pd.DataFrame, scheme: str, n_folds: int) -> str:
+    """Why a site-level scheme cannot be built on these subjects' sites, or ``""``.
+
+    Like scikit-learn's ``GroupKFold``, ``site`` needs at least ``n_folds`` sites (each whole
+    site in one fold, no fold empty); ``leave_site_out`` needs two (one site alone leaves no
+    training part). Sites are counted over all datasets (a site is ``dataset/site``).
+
+    Parameters
+    ----------
+    subjects : pandas.DataFrame
+        One row per run or per subject with ``dataset`` and ``site``.
+    scheme : str
+        ``"site"`` or ``"leave_site_out"`` (other schemes need no site: ``""``).
+    n_folds : int
+        Folds of the ``site`` scheme.
+
+    Returns
+    -------
+    str
+        One sentence naming the scheme, the sites per dataset and the folds asked for.
+    """
+    needed = {"site": n_folds, "leave_site_out": 2}.get(scheme)
+    counts = site_counts(subjects)
+    total = sum(counts.values())
+    if needed is None or total >= needed:
+        return ""
+    per = ", ".join(f"{d!r}: {n} site{'' if n == 1 else 's'}" for d, n in counts.items())
+    if scheme == "site":
+        return (
+            f"Cannot split {total} site(s) into {n_folds} site-level folds (scheme 'site', "
+            f"n_folds {n_folds}; dataset(s) {per}): each fold is one or more whole sites."
+        )
+    return (
+        f"Cannot leave one site out of {total} site(s) (scheme 'leave_site_out'; dataset(s) "
+        f"{per}): with one site, its only fold leaves nothing to train on."
+    )
 
 
 def _check_sites(table: pd.DataFrame, schemes: list[str]) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from lcm.catalogue import Catalogue, Variable, load_catalogue
 from lcm.cli import main
+from lcm.evaluate.splits import folds_from_table
 from lcm.exceptions import InputDataError
 from lcm.store.layout import n_edges
 from lcm.store.loader import ConnectomeStream
@@ -255,3 +256,73 @@ def test_task_table_from_the_cli_keeps_its_test_subjects_out_of_pretraining(tmp_
     # The repeats are evaluate.seeds: listed twice, the same folds would be written twice.
     twice = [a if a != "1" else "0" for a in args]
     assert main(twice) == 2
+
+
+def _sited_store(tmp_path: Path, sites: dict[str, int]) -> Path:
+    """One dataset per entry, its 10 subjects spread over that many named sites."""
+    vec = np.zeros((10, n_edges(len(ROIS))), dtype=np.float32)
+    for dataset, n_sites in sites.items():
+        runs = pd.DataFrame({"subject": [f"{i:02d}" for i in range(10)], "run": "1"}).assign(
+            site=[f"S{i % n_sites}" for i in range(10)]
+        )
+        write_connectome_arrays(tmp_path, "toy", dataset, runs, vec, ROIS)
+    return tmp_path
+
+
+def test_default_schemes_leave_out_what_too_few_sites_cannot_split(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """2 named sites and 5 folds: the default `site` scheme failed the whole `lcm splits`
+    (GroupKFold needs a group per fold). Left out now, with the dataset and counts logged; the
+    leave-site-out folds are there, and read back as `lcm evaluate` reads them."""
+    store = _sited_store(tmp_path, {"two": 2, "one": 1})
+    base = ["splits", "--store", str(store), "--atlas", "toy", "--n-folds", "5"]
+    out = tmp_path / "two.parquet"
+    assert main([*base, "--datasets", "two", "--out", str(out)]) == 0
+    logged = capfd.readouterr().err
+    assert "scheme 'site' left out of the default schemes: Cannot split 2 site(s) into 5" in (
+        logged
+    )
+    assert "dataset(s) 'two': 2 sites" in logged
+    table = read_splits(out)
+    assert table.groupby("scheme")["n_folds"].first().to_dict() == {
+        "leave_site_out": 2,
+        "subject": 5,
+    }
+    groups = ("two/" + table.loc[table["scheme"] == "subject", "subject"]).to_numpy()
+    folds = folds_from_table(table, groups, "leave_site_out", 0)
+    assert [len(test) for _, test in folds] == [5, 5]
+    refused = tmp_path / "refused.parquet"
+    asked = ["--datasets", "two", "--schemes", "site", "--out", str(refused)]
+    assert main([*base, *asked]) == 3 and not refused.exists()  # asked for: an error
+    assert "hint: Lower --n-folds to 2 or fewer" in capfd.readouterr().err
+    # One site: no site-level scheme at all, each left out with its reason.
+    assert main([*base, "--datasets", "one", "--out", str(out)]) == 0
+    logged = capfd.readouterr().err
+    assert set(read_splits(out)["scheme"]) == {"subject"}
+    assert "'leave_site_out' left out of the default schemes: Cannot leave one site out of 1" in (
+        logged
+    )
+    # Two datasets pool their sites (a site is dataset/site): 3 sites, 3 folds.
+    both = ["--datasets", "two", "one", "--n-folds", "3", "--out", str(out)]
+    assert main([*base[:-2], *both]) == 0
+    assert set(read_splits(out)["scheme"]) == set(SCHEMES)
+
+
+@pytest.mark.parametrize(
+    ("sites", "scheme", "message", "fix"),
+    [
+        (2, "site", r"Cannot split 2 site\(s\) into 5 site-level folds", "--n-folds to 2 or fewer"),
+        (1, "site", r"Cannot split 1 site\(s\) into 5", "--schemes subject"),
+        (1, "leave_site_out", "Cannot leave one site out of 1 site", "--schemes subject"),
+    ],
+)
+def test_site_schemes_asked_for_with_too_few_sites_are_refused(
+    sites: int, scheme: str, message: str, fix: str
+) -> None:
+    """Named in --schemes, a site-level scheme the sites cannot give is an error, as
+    GroupKFold's; leave-site-out of one site was one fold with nothing to train on."""
+    runs = _subjects(n=20, sites=sites)
+    with pytest.raises(InputDataError, match=rf"{message}.*'abide': {sites} site") as err:
+        make_splits(runs, n_folds=5, schemes=["subject", scheme])
+    assert fix in err.value.hint
