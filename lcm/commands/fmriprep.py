@@ -46,7 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dataset", required=True, help="Dataset name.")
     p.add_argument("--bids", required=True, help="Raw BIDS root of the dataset.")
-    p.add_argument("--subject", required=True, help="Subject label (without sub-).")
+    p.add_argument(
+        "--subject", help="Subject label (without sub-); required but with --settings-only."
+    )
     p.add_argument("--runner", required=True, choices=RUNNERS, help="How to obtain derivatives.")
     p.add_argument(
         "--image", help="Docker image, or .sif for apptainer (docker, apptainer: required)."
@@ -87,6 +89,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="The dataset's manifest of 'lcm ingest': its included runs of the subject are "
         "the runs expected (default: index the --bids folder).",
     )
+    p.add_argument(
+        "--settings-only",
+        action="store_true",
+        help="Write to --out the options every subject's job of the dataset runs with, checked, "
+        "and exit: no subject, nothing launched (the workflow's settings stamp).",
+    )
     p.add_argument("--out", required=True, help="Record to write (.json).")
     p.set_defaults(func=run, recorded=("out",))
 
@@ -121,12 +129,18 @@ def parse_extra_args(text: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm fmriprep``."""
-    from lcm.preprocess.fmriprep_run import FmriprepRequest, run_fmriprep
+    from lcm.preprocess.fmriprep_run import FmriprepRequest, run_fmriprep, write_settings
+
+    if args.subject is None and not args.settings_only:
+        raise ConfigError(
+            "lcm fmriprep needs --subject (or --settings-only).",
+            hint="Pass the subject's label without sub-, e.g. --subject 01.",
+        )
 
     req = FmriprepRequest(
         dataset=args.dataset,
         bids=Path(args.bids),
-        subject=args.subject,
+        subject=args.subject or "",
         runner=args.runner,
         image=args.image,
         output_space=args.output_space,
@@ -141,6 +155,10 @@ def run(args: argparse.Namespace) -> int:
         manifest=Path(args.manifest) if args.manifest else None,
         log_file=Path(args.log_file) if getattr(args, "log_file", None) else None,
     )
+    if args.settings_only:
+        write_settings(req, args.out)
+        write_sidecar(args.out, [])
+        return 0
     record = run_fmriprep(req, args.out)
     # Provenance: the derivatives each run's connectome will read, and the container that made
     # them (none when existing derivatives are only checked).

@@ -13,7 +13,7 @@ come from :mod:`lcm.io.bids_names`.
 Layout under ``results``::
 
     ingest/<dataset>/manifest.parquet, summary.json, summary.tsv
-    fmriprep/<dataset>/sub-<subject>_fmriprep.json, derivatives/
+    fmriprep/<dataset>/sub-<subject>_fmriprep.json, settings.json, derivatives/
     connectome/<dataset>/seg-<atlas>_qc.tsv
     connectome/<dataset>/sub-<sub>/[ses-<ses>/]func/<run_key>_space-<space>[_res-<n>]_seg-<atlas>_qc.json
                                                   ..._stat-mean_timeseries.tsv, ..._relmat.tsv
@@ -75,6 +75,11 @@ def ingest_summary(manifest: str | Path, extension: str) -> str:
 def fmriprep_record(results: str, dataset: str, subject: str) -> str:
     """The record of one subject's fMRIPrep outputs (its runs' BOLD, mask, confounds)."""
     return f"{results}/fmriprep/{dataset}/sub-{subject}_fmriprep.json"
+
+
+def fmriprep_settings(results: str, dataset: str) -> str:
+    """The options every fMRIPrep job of ``dataset`` runs with (the rule's settings stamp)."""
+    return f"{results}/fmriprep/{dataset}/settings.json"
 
 
 def fmriprep_derivatives(results: str, dataset: str) -> str:

@@ -106,19 +106,7 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         137 or 143: out of memory or time), so that the job is retried.
     """
     subject = check_label("sub", req.subject, source="--subject")
-    if req.runner not in RUNNERS:
-        raise ConfigError(
-            f"--runner: expected one of {list(RUNNERS)}, received {req.runner!r}.",
-            hint="Set fmriprep.runner in config.yaml.",
-        )
-    check_output_space(req.output_space)
-    if is_surface_space(req.output_space):
-        # Before fMRIPrep runs for hours: no run could be recorded in a surface space.
-        raise ConfigError(
-            f"--output-space {req.output_space!r} is a surface space: LCM records volumetric "
-            "derivatives (desc-preproc_bold.nii.gz) for the atlas image, none in that space.",
-            hint=surface_space_fix(req.output_space),
-        )
+    _check_request(req)
     if req.manifest is not None:
         runs = runs_from_manifest(req.manifest, subject, task=req.task)
     else:
@@ -165,6 +153,63 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         f" ({len(excluded)} excluded)" if excluded else "",
     )
     return record
+
+
+def write_settings(req: FmriprepRequest, out: str | Path) -> dict:
+    """Write the options every subject's job of ``req.dataset`` runs with (no subject).
+
+    The workflow's settings stamp: a rule of its own whose params are the subjects' jobs'
+    options, an input of each of them. Snakemake does not check the params of a job downstream
+    of one that reruns through an input it reads as ``ancient`` (the subjects' jobs read the
+    manifest so, that an added subject reruns no other): when a setting changes ingest's
+    params too (``fmriprep.output_space``), the subjects' own param change went unseen and
+    they were rerun only by the next invocation. The stamp reruns on its own params and
+    reruns them with it.
+
+    Raises
+    ------
+    ConfigError
+        An unknown runner, or an output space of another form or a surface one.
+    """
+    _check_request(req)
+    settings = {
+        "dataset": req.dataset,
+        "runner": req.runner,
+        "output_space": req.output_space,
+        "bids": str(req.bids),
+        "derivatives": str(req.derivatives),
+        "task": req.task,
+        **(
+            {}
+            if req.runner == "existing"
+            else {
+                "image": req.image,
+                "work_dir": str(req.work_dir) if req.work_dir else None,
+                "fs_license": str(req.fs_license) if req.fs_license else None,
+                "extra_args": req.extra_args,
+                "skip_bids_validation": req.skip_bids_validation,
+            }
+        ),
+    }
+    write_json(out, settings)
+    return settings
+
+
+def _check_request(req: FmriprepRequest) -> None:
+    """The checks of a request that need no subject: runner and output space."""
+    if req.runner not in RUNNERS:
+        raise ConfigError(
+            f"--runner: expected one of {list(RUNNERS)}, received {req.runner!r}.",
+            hint="Set fmriprep.runner in config.yaml.",
+        )
+    check_output_space(req.output_space)
+    if is_surface_space(req.output_space):
+        # Before fMRIPrep runs for hours: no run could be recorded in a surface space.
+        raise ConfigError(
+            f"--output-space {req.output_space!r} is a surface space: LCM records volumetric "
+            "derivatives (desc-preproc_bold.nii.gz) for the atlas image, none in that space.",
+            hint=surface_space_fix(req.output_space),
+        )
 
 
 def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:

@@ -23,6 +23,7 @@ from helpers.workflow import (
     write_config,
 )
 
+SPACE = "MNI152NLin2009cAsym"
 # Rules upstream of a change must not rerun; those that consume its outputs must.
 PER_SUBJECT = {"ingest", "fmriprep"}
 CONNECTOME = {"connectome_run", "connectome_collect"}
@@ -88,6 +89,21 @@ def test_code_edit_reruns_the_rules_that_run_it(done) -> None:
         module.write_text(original)
     assert CONNECTOME | AFTER_STORE <= set(jobs) and not PER_SUBJECT & set(jobs)
     assert plan(repo, workdir, cfg) == {}  # reverted: the same code hash as recorded
+
+
+def test_a_setting_of_ingest_and_fmriprep_reruns_both_in_one_invocation(done) -> None:
+    """fmriprep.output_space is a param of ingest and of every subject's fMRIPrep job. Snakemake
+    skipped the subjects' own param check once ingest reran (they read its manifest as
+    ancient): the connectome jobs read the old records, and only the next invocation reran
+    fMRIPrep. The settings stamp reruns them with ingest."""
+    repo, workdir, cfg = done
+    jobs = plan(repo, workdir, with_change(cfg, "fmriprep", "output_space", f"{SPACE}:res-2"))
+    assert {k: jobs.get(k) for k in ("ingest", "fmriprep_settings", "fmriprep")} == {
+        "ingest": 2,
+        "fmriprep_settings": 2,
+        "fmriprep": 6,  # every subject of both datasets
+    }
+    assert jobs["connectome_run"] == 6 and CONNECTOME | AFTER_STORE <= set(jobs)
 
 
 def test_added_subject_reruns_only_its_jobs_and_aggregates(done) -> None:

@@ -3,6 +3,30 @@
 # each run's preprocessed BOLD, mask and confounds for the connectome stage.
 
 
+localrules:
+    fmriprep_settings,
+
+
+# The options every subject's job of a dataset runs with, as a file of their own: Snakemake does
+# not check the params of a job downstream of one that reruns (ingest) through an ancient input
+# (the manifest), so a setting both read (fmriprep.output_space) reruns the subjects through this.
+rule fmriprep_settings:
+    output:
+        settings=paths.fmriprep_settings(RESULTS, "{dataset}"),
+    log:
+        get_log("fmriprep/{dataset}_settings.log"),
+    wildcard_constraints:
+        dataset=one_of(PLAN.voxel_datasets()),
+    conda:
+        "../../envs/fmriprep.yaml"
+    params:
+        dataset_args=get_fmriprep_dataset_args,
+        code=code_hash("fmriprep"),
+    shell:
+        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule fmriprep_settings fmriprep'
+        " {params.dataset_args} --settings-only --out {output.settings:q}"
+
+
 rule fmriprep:
     input:
         # Real data has no per-subject inputs: a constant spares 10,000 function calls.
@@ -10,6 +34,7 @@ rule fmriprep:
         # Ingest first (it validates the dataset), but a manifest rewritten because a subject
         # was added must not rerun every other subject: ancient, but for a changed subject.
         manifest=get_fmriprep_manifest,
+        settings=paths.fmriprep_settings(RESULTS, "{dataset}"),
     output:
         record=paths.fmriprep_record(RESULTS, "{dataset}", "{subject}"),
     log:

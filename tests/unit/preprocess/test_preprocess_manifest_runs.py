@@ -8,6 +8,7 @@ subject's included runs from the manifest ingest wrote.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,23 @@ def test_a_subject_without_included_run_in_the_manifest_is_named(tmp_path: Path)
         run_fmriprep(req, tmp_path / "rec.json")
     assert str(manifest) in err.value.message
     assert not (tmp_path / "rec.json").exists()
+
+
+def test_the_settings_stamp_holds_the_options_and_needs_no_subject(tmp_path: Path) -> None:
+    """`lcm fmriprep --settings-only`: the workflow's per-dataset stamp of the options its
+    subjects' jobs run with (checked, nothing launched); without it --subject is required."""
+    from lcm.cli import main
+
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
+    out = tmp_path / "settings.json"
+    common = ["fmriprep", "--dataset", "tiny", "--bids", str(tmp_path / "raw"), "--runner"]
+    common += ["existing", "--derivatives", str(tmp_path / "deriv"), "--out", str(out)]
+    space = ["--output-space", "MNI152NLin2009cAsym:res-2"]
+    assert main([*common, *space, "--settings-only"]) == 0
+    settings = json.loads(out.read_text())
+    assert settings["output_space"] == "MNI152NLin2009cAsym:res-2"
+    assert settings["runner"] == "existing" and "image" not in settings
+    assert not (tmp_path / "deriv").exists()  # nothing launched, no folder made
+    assert main([*common, "--output-space", "fsLR", "--settings-only"]) != 0
+    assert json.loads(out.read_text())["output_space"] == "MNI152NLin2009cAsym:res-2"
+    assert main([*common, *space]) != 0  # a subject's job without --subject
