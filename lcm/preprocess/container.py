@@ -31,6 +31,10 @@ OMP_MAX_THREADS = 8
 # Share of the job's memory handed to fMRIPrep: the container runtime and nipype's own
 # bookkeeping live outside its budget, and SLURM kills the whole job at the limit.
 FMRIPREP_MEM_SHARE = 0.9
+# fMRIPrep's option of the output spaces (several values, nargs="*"). argparse also takes a
+# unique prefix of it; ``--output-layout`` shares ``--output-``, so one reaches ``--output-s``.
+SPACES_OPTION = "--output-spaces"
+_SPACES_PREFIX = "--output-s"
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,80 @@ def take_option(args: list[str], names: tuple[str, ...]) -> tuple[str | None, li
                 hint=f"Write it with its value, e.g. [{args[i]!r}, '8'].",
             )
     return value, rest
+
+
+def _is_spaces_option(word: str) -> bool:
+    """Whether ``word`` is fMRIPrep's ``--output-spaces`` (or a prefix argparse takes for it)."""
+    name = word.partition("=")[0]
+    return name.startswith(_SPACES_PREFIX) and SPACES_OPTION.startswith(name)
+
+
+def take_output_spaces(args: list[str]) -> tuple[list[str] | None, list[str]]:
+    """The spaces of the last ``--output-spaces`` in ``args``, and ``args`` without any.
+
+    Parameters
+    ----------
+    args : list of str
+        fMRIPrep arguments (``fmriprep.extra_args``). ``--output-spaces`` takes the words up to
+        the next option (``--output-spaces MNI152NLin6Asym:res-2 T1w --cifti-output 91k``), or
+        the one value of ``--output-spaces=V``; argparse's prefixes (``--output-space``) too.
+
+    Returns
+    -------
+    (list of str or None, list of str)
+        The spaces (None when no ``--output-spaces`` is given; the last one wins, as in
+        fMRIPrep's argparse) and the other arguments in their order.
+    """
+    spaces: list[str] | None = None
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        if not _is_spaces_option(args[i]):
+            rest.append(args[i])
+            i += 1
+            continue
+        _, sep, inline = args[i].partition("=")
+        i += 1
+        if sep:
+            spaces = [inline]
+            continue
+        spaces = []
+        while i < len(args) and not args[i].startswith("-"):
+            spaces.append(args[i])
+            i += 1
+    return spaces, rest
+
+
+def output_space_args(output_space: str, extra_args: list[str]) -> tuple[list[str], list[str]]:
+    """One ``--output-spaces``: ``output_space`` first, then the user's other spaces.
+
+    fMRIPrep (and the fmriprep-docker wrapper) keeps only the last ``--output-spaces`` it is
+    given: one in ``fmriprep.extra_args`` (``MNI152NLin6Asym:res-2 T1w`` before XCP-D, say)
+    replaced ``fmriprep.output_space``, and every run lacked its outputs. They are merged.
+
+    Parameters
+    ----------
+    output_space : str
+        ``fmriprep.output_space``, the space LCM reads.
+    extra_args : list of str
+        The user's further fMRIPrep arguments.
+
+    Returns
+    -------
+    (list of str, list of str)
+        ``["--output-spaces", output_space, *others]`` (each space once) and ``extra_args``
+        without its ``--output-spaces``.
+    """
+    given, rest = take_output_spaces(extra_args)
+    spaces = list(dict.fromkeys([output_space, *(given or [])]))
+    if given:
+        log.info(
+            "fmriprep.extra_args asks --output-spaces %s: passed with fmriprep.output_space as "
+            "one --output-spaces %s (fMRIPrep keeps only the last one it is given)",
+            " ".join(given),
+            " ".join(spaces),
+        )
+    return [SPACES_OPTION, *spaces], rest
 
 
 def memory_mb(value: str) -> int:
@@ -255,7 +333,12 @@ def check_mount_paths(
 
 
 def docker_command(call: FmriprepCall, executable: str = "fmriprep-docker") -> list[str]:
-    """``fmriprep-docker`` argv for one subject (the wrapper builds the ``docker run``)."""
+    """``fmriprep-docker`` argv for one subject (the wrapper builds the ``docker run``).
+
+    A ``--output-spaces`` of ``call.extra_args`` is merged into the one given here (see
+    :func:`output_space_args`).
+    """
+    spaces, extra = output_space_args(call.output_space, call.extra_args)
     return [
         executable,
         str(call.bids),
@@ -263,8 +346,7 @@ def docker_command(call: FmriprepCall, executable: str = "fmriprep-docker") -> l
         "participant",
         "--participant-label",
         call.subject,
-        "--output-spaces",
-        call.output_space,
+        *spaces,
         "--fs-license-file",
         str(call.fs_license),
         "-w",
@@ -273,7 +355,7 @@ def docker_command(call: FmriprepCall, executable: str = "fmriprep-docker") -> l
         "-i",
         call.image,
         *call.selection_args,
-        *call.extra_args,
+        *extra,
     ]
 
 
@@ -295,7 +377,8 @@ def apptainer_command(
     Returns
     -------
     (list of str, dict)
-        argv and the extra environment for the subprocess.
+        argv and the extra environment for the subprocess. A ``--output-spaces`` of
+        ``call.extra_args`` is merged into the one given here (see :func:`output_space_args`).
 
     Raises
     ------
@@ -313,6 +396,7 @@ def apptainer_command(
     if templateflow_home:
         binds.append(f"{os.path.abspath(templateflow_home)}:{CONTAINER_TEMPLATEFLOW}")
         env["APPTAINERENV_TEMPLATEFLOW_HOME"] = CONTAINER_TEMPLATEFLOW
+    spaces, extra = output_space_args(call.output_space, call.extra_args)
     argv = [executable, "run", "--cleanenv"]
     for bind in binds:
         argv += ["-B", bind]
@@ -323,11 +407,10 @@ def apptainer_command(
         "participant",
         "--participant-label",
         call.subject,
-        "--output-spaces",
-        call.output_space,
+        *spaces,
         "-w",
         "/work",
         *call.selection_args,
-        *call.extra_args,
+        *extra,
     ]
     return argv, env

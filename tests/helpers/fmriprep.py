@@ -16,12 +16,13 @@ IMAGE_ID = "sha256:" + "1d" * 32
 
 # One stand-in for both tools: it logs its argv, answers fmriprep-docker's probes, checks the
 # final command against STANDIN_EXPECT and writes fMRIPrep-named outputs into the /out mount.
-# STANDIN_EXPECT may also set "docker_mem" (the MB Docker reports: under 8000 the wrapper asks
-# "Continue anyway?" unless --mem_mb is given) and "exit" (fMRIPrep fails with that code, after
-# a line on stderr, as a crashed nipype node or an OOM kill would). `docker image inspect`
-# renders the {{json .RepoDigests}} and {{json .Id}} actions of its --format as docker does, from
-# STANDIN_EXPECT's "repo_digests" (default: IMAGE's name at IMAGE_DIGEST) or exits
-# "inspect_exit" (no such image).
+# fMRIPrep reads the last --output-spaces: its words must be STANDIN_EXPECT's "spaces" (default:
+# "space" alone). STANDIN_EXPECT may also set "docker_mem" (the MB Docker reports: under 8000
+# the wrapper asks "Continue anyway?" unless --mem_mb is given) and "exit" (fMRIPrep fails with
+# that code, after a line on stderr, as a crashed nipype node or an OOM kill would).
+# `docker image inspect` renders the {{json .RepoDigests}} and {{json .Id}} actions of its
+# --format as docker does, from STANDIN_EXPECT's "repo_digests" (default: IMAGE's name at
+# IMAGE_DIGEST) or exits "inspect_exit" (no such image).
 STANDIN = r"""
 import json, os, shutil, sys
 from pathlib import Path
@@ -111,9 +112,16 @@ if value_after("--task-id") != expect.get("task", "rest"):
 if ("--skip-bids-validation" in argv) != expect.get("skip_validation", False):
     fail("--skip-bids-validation")
 subject = value_after("--participant-label")
-space = value_after("--output-spaces")
-if subject != expect["subject"] or space != expect["space"]:
-    fail(f"subject {subject} / space {space}")
+# fMRIPrep's argparse keeps the last --output-spaces, with every word up to the next option
+value_after("--output-spaces")
+at = len(argv) - argv[::-1].index("--output-spaces")
+spaces = []
+while at < len(argv) and not argv[at].startswith("-"):
+    spaces.append(argv[at])
+    at += 1
+space = expect["space"]
+if subject != expect["subject"] or spaces != expect.get("spaces", [space]):
+    fail(f"subject {subject} / spaces {spaces}")
 extra = expect.get("extra", [])
 # the docker wrapper moves its own options (-w, --output-spaces) after the pass-through ones
 if extra and not any(argv[i : i + len(extra)] == extra for i in range(len(argv))):

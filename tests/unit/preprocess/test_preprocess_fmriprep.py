@@ -535,3 +535,58 @@ def test_docker_reporting_under_8_gb_runs_without_a_prompt(
     memory = [a for a in rec["command"] if a.split("=")[0] in ("--mem", "--mem-mb", "--mem_mb")]
     assert memory == ["--mem_mb"]
     assert rec["command"][-2:] == ["--mem_mb", "6000"]
+
+
+# fMRIPrep's argparse keeps the last --output-spaces: one in extra_args (common before XCP-D)
+# replaced fmriprep.output_space, and every run lacked its outputs.
+XCPD_ARGS = ["--output-spaces", "MNI152NLin6Asym:res-2", "T1w", SPACE, "--cifti-output", "91k"]
+
+
+def test_output_spaces_in_extra_args_are_merged_with_the_configured_one(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
+    merged = [SPACE, "MNI152NLin6Asym:res-2", "T1w"]
+    lic = _expect(monkeypatch, tmp_path, spaces=merged, extra=["--cifti-output", "91k"])
+    req = fmriprep_request(tmp_path, "docker", fs_license=lic, extra_args=XCPD_ARGS)
+    with caplog.at_level("INFO", logger="lcm.preprocess.container"):
+        rec = run_fmriprep(req, tmp_path / "rec.json")
+    assert len(rec["runs"]) == 1
+    command = rec["command"]
+    assert command.count("--output-spaces") == 1
+    at = command.index("--output-spaces")
+    assert command[at + 1 : at + 5] == [*merged, "--fs-license-file"]
+    assert command[-2:] == ["--cifti-output", "91k"]
+    # what reached docker run, after the wrapper's own argparse
+    (run,) = [c for c in read_calls(standins) if c[:3] == ["docker", "run", "--rm"] and SPACE in c]
+    at = run.index("--output-spaces")
+    assert run.count("--output-spaces") == 1 and run[at + 1 : at + 4] == merged
+    assert "one --output-spaces MNI152NLin2009cAsym MNI152NLin6Asym:res-2 T1w" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("given", "spaces"),
+    [
+        (["--output-space=T1w"], [SPACE, "T1w"]),  # argparse's prefix, one inline value
+        (["--output-spaces", "T1w", "--output-spaces", "fsLR"], [SPACE, "fsLR"]),  # last wins
+        (["--output-spaces", "--cifti-output", "91k"], [SPACE]),  # no value
+    ],
+)
+def test_apptainer_run_gets_one_output_spaces(
+    tmp_path: Path,
+    standins: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    given: list[str],
+    spaces: list[str],
+) -> None:
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
+    sif = tmp_path / "fmriprep.sif"
+    sif.write_bytes(b"SIF")
+    lic = _expect(monkeypatch, tmp_path, image=str(sif), spaces=spaces)
+    req = fmriprep_request(tmp_path, "apptainer", image=str(sif), fs_license=lic, extra_args=given)
+    rec = run_fmriprep(req, tmp_path / "rec.json")
+    (call,) = read_calls(standins)
+    assert len(rec["runs"]) == 1 and rec["command"][1:] == call[1:]
+    assert sum(a.startswith("--output-s") for a in call) == 1
+    at = call.index("--output-spaces")
+    assert call[at + 1 : at + 1 + len(spaces) + 1] == [*spaces, "-w"]
