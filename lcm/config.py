@@ -25,6 +25,7 @@ import yaml
 from lcm.entries import entry_type, names
 from lcm.exceptions import ConfigError
 from lcm.io.output_space import is_surface_space, surface_space_fix
+from lcm.io.paths import fmriprep_work_dir
 
 # ``checkpoint_models(models)``: those of ``models`` that read a pretraining checkpoint.
 CheckpointModels = Callable[[list[str]], list[str]]
@@ -359,6 +360,33 @@ def _hint(error: jsonschema.ValidationError) -> str:
     return desc or "See workflow/schemas/config.schema.yaml for the expected form."
 
 
+def _check_work_dir_outside(config: dict[str, Any], name: str, source: str) -> None:
+    """Refuse a container run whose fMRIPrep work folder lies inside dataset ``name``.
+
+    fmriprep-docker refuses such a folder (and LCM's fMRIPrep job, for apptainer too): each
+    subject failed at its fMRIPrep job, after ingest, although the default work folder,
+    ``<results_dir>/work/fmriprep``, is inside the BIDS folder only because results_dir is
+    (``lcm run BIDS BIDS/derivatives/lcm``). Said here, when the config loads.
+    """
+    given = config["fmriprep"].get("work_dir")
+    work = Path(given or fmriprep_work_dir(config.get("results_dir") or "results")).resolve()
+    bids = Path(config["datasets"][name]["path"]).resolve()
+    if work != bids and bids not in work.parents:
+        return
+    what = (
+        f"fmriprep.work_dir {work}"
+        if given
+        else f"fMRIPrep's work folder {work} (fmriprep.work_dir unset: <results_dir>/work/fmriprep)"
+    )
+    raise ConfigError(
+        f"{source}: {what} lies inside datasets.{name}.path {bids}, the BIDS folder fMRIPrep "
+        f"reads (fmriprep.runner {config['fmriprep']['runner']!r}): fMRIPrep refuses a work "
+        "folder there, so every subject would fail.",
+        hint=f"Set fmriprep.work_dir (lcm run: -w DIR, as fMRIPrep's -w) to a folder outside "
+        f"{bids}, e.g. on scratch space; or put results_dir (lcm run's OUTPUT_DIR) outside it.",
+    )
+
+
 def task_models(config: dict[str, Any], task: str) -> list[str]:
     """The models evaluated on ``task``: its own ``models``, else ``evaluate.models``.
 
@@ -452,6 +480,8 @@ def _check_cross_references(
                 f"{source}: fmriprep.runner is {runner!r} but fmriprep.fs_license is not set.",
                 hint="fMRIPrep needs a FreeSurfer license file: set fmriprep.fs_license.",
             )
+        if runner != "existing" and raw:
+            _check_work_dir_outside(config, name, source)
     synth = config.get("synth", {})
     if synth.get("enabled"):
         for name, cons in synth.get("consortia", {}).items():

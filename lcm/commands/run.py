@@ -100,6 +100,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "exclude its runs, errors at the dataset level stop the run.",
     )
     p.add_argument(
+        "-w",
+        "--work-dir",
+        help="fMRIPrep's work folder (sets fmriprep.work_dir; docker and apptainer runners), as "
+        "fMRIPrep's -w: outside BIDS_DIR, which fMRIPrep refuses to hold it. Default "
+        "OUTPUT_DIR/work/fmriprep; with OUTPUT_DIR inside BIDS_DIR (derivatives/<name>) a "
+        "container run needs it.",
+    )
+    p.add_argument(
         "--config-file",
         help="A config of your own (tasks, models, denoising ...): the BIDS dataset is added to "
         "it and results_dir set to OUTPUT_DIR. Relative paths in it are read from this folder.",
@@ -235,6 +243,8 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
         select = config.setdefault("ingest", {}).setdefault("select", {})
         chosen = select.setdefault(name, {}).setdefault("participants", {})
         chosen["include"] = labels  # the config file's exclude list still applies
+    if args.work_dir:  # fMRIPrep's -w
+        fmriprep["work_dir"] = str(Path(cwd, args.work_dir))
     if args.skip_bids_validation:  # fMRIPrep's flag of the same name
         config.setdefault("ingest", {})["validate"] = False
     packaged = workflow_files() / "config"

@@ -278,6 +278,30 @@ def test_output_dir_inside_bids_dir_is_refused_but_derivatives_is_fine(tmp_path:
     assert sorted(p.name for p in whole.iterdir()) == before
 
 
+def test_a_container_run_into_bids_derivatives_needs_a_work_folder_outside(
+    tmp_path: Path,
+) -> None:
+    """`lcm run raw raw/derivatives/lcm` with docker: the default work folder,
+    OUTPUT_DIR/work/fmriprep, is inside BIDS_DIR, which fMRIPrep refuses; every subject
+    failed at its fMRIPrep job. Refused before anything is written; -w (fMRIPrep's) sets it."""
+    bids = _study(tmp_path)
+    (tmp_path / "license.txt").write_text("fake\n")
+    fmriprep = {"runner": "docker", "image": "nipreps/fmriprep:25.2.7"}
+    fmriprep["fs_license"] = "license.txt"
+    (tmp_path / "docker.yaml").write_text(yaml.safe_dump({"fmriprep": fmriprep}))
+    out = bids / "derivatives" / "lcm"
+    argv = ("study", "study/derivatives/lcm", "participant", "--config-file", "docker.yaml")
+    with pytest.raises(ConfigError, match=r"work folder .*lcm/work/fmriprep") as info:
+        run_cmd.build_config(parse(*argv), tmp_path, out)
+    assert "lies inside datasets.study.path" in str(info.value)
+    assert "fmriprep.work_dir (lcm run: -w DIR" in (info.value.hint or "")
+    assert not out.exists()
+    config = run_cmd.build_config(parse(*argv, "-w", "scratch/work"), tmp_path, out)
+    assert config["fmriprep"]["work_dir"] == str(tmp_path / "scratch" / "work")
+    assert config["results_dir"] == str(out)
+    assert not (tmp_path / "scratch").exists()  # fMRIPrep's job makes it, not lcm run
+
+
 def test_the_config_files_entry_of_the_dataset_is_kept(tmp_path: Path) -> None:
     """A study whose rest runs are task-restingstate: its config file's task, repetition time
     and participant exclusions were replaced by lcm run's defaults (task rest: no run found)."""

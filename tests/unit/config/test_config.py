@@ -102,6 +102,33 @@ def test_container_runner_requires_license(demo: dict) -> None:
         validate_config(bad)
 
 
+@pytest.mark.parametrize("runner", ["docker", "apptainer"])
+def test_a_container_work_folder_inside_the_bids_folder_is_refused_at_load(
+    demo: dict, tmp_path: Path, runner: str
+) -> None:
+    """results_dir in BIDS/derivatives put the default work folder inside the BIDS folder:
+    each subject failed at its fMRIPrep job instead (fmriprep-docker refuses it)."""
+    bids = tmp_path / "raw study's"
+    cfg = copy.deepcopy(demo)
+    cfg["datasets"]["bidsdemo"]["path"] = str(bids)
+    cfg["fmriprep"].update(runner=runner, fs_license=str(tmp_path / "license.txt"))
+    cfg["results_dir"] = str(bids / "derivatives" / "lcm")
+    with pytest.raises(
+        ConfigError, match=r"work folder .*work/fmriprep \(fmriprep\.work_dir unset"
+    ) as info:
+        validate_config(cfg)
+    assert "lies inside datasets.bidsdemo.path" in str(info.value)
+    assert "Set fmriprep.work_dir" in (info.value.hint or "")
+    cfg["fmriprep"]["work_dir"] = str(bids / "code" / "work")
+    with pytest.raises(ConfigError, match=r"fmriprep\.work_dir .*code/work lies inside"):
+        validate_config(cfg)
+    cfg["fmriprep"]["work_dir"] = str(tmp_path / "scratch" / "work")
+    assert validate_config(cfg)["fmriprep"]["work_dir"] == cfg["fmriprep"]["work_dir"]
+    # An existing runner only reads derivatives: no work folder.
+    cfg["fmriprep"].update(runner="existing", work_dir=None)
+    validate_config(cfg)
+
+
 def test_load_config_reports_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
