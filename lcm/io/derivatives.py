@@ -95,17 +95,44 @@ def exclusion_reasons(table: pd.DataFrame, limit: int = 3, named: int = 3) -> st
 
 # A reason longer than this is shortened in one-line summaries (the table keeps it whole).
 _SHORT_REASON = 160
-# An absolute path: its folders are dropped from a long reason, its file name kept.
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/:;,'\"()\[\]]+/)+(?=[^\s/])")
+# A cut is moved past the last file name that ends before this: the names of a run's missing
+# files are the useful part of a long reason.
+_LONGEST_REASON = 360
+# One character of a file or folder name in free text: a separator (";", ":", ",") only when
+# it does not end a clause, and no bracket or double quote (a quote as in "study's" is one).
+_NAME_CHAR = r"""(?:[^\s/;:,"()\[\]<>|]|[;:,](?=[^\s/]))"""
+# A name: words, a space between two when the next one reaches a "/" ("raw study's/"), so that
+# a folder with a space stays one name while a sentence after a path does not join it.
+_NAME = rf"{_NAME_CHAR}+(?:\s(?={_NAME_CHAR}+/){_NAME_CHAR}+)*"
+# An absolute path in free text, whole: "/" after no word character, names joined by "/".
+ABSOLUTE_PATH = re.compile(rf"(?<![\w.~/])/(?:{_NAME}/)*{_NAME}")
+
+
+def path_name(path: str) -> str:
+    """The last name of an absolute path found in text (``/a/b c/x.tsv`` -> ``x.tsv``); a path
+    of one name (``/tmp``) is kept whole."""
+    head, _, name = path.rpartition("/")
+    return name if head else path
 
 
 def _short(text: str) -> str:
-    """``text``, or, when longer than :data:`_SHORT_REASON`, without the folders of its
-    absolute paths and cut to that length."""
+    """``text``, or, when longer than :data:`_SHORT_REASON`, with its absolute paths by their
+    file names (folders with spaces and quotes included) and, still too long, cut there, or
+    after its last file name when that ends later (before :data:`_LONGEST_REASON`)."""
     if len(text) <= _SHORT_REASON:
         return text
-    text = _ABSOLUTE_PATH.sub("", text)
-    return text if len(text) <= _SHORT_REASON else text[: _SHORT_REASON - 3].rstrip() + "..."
+    short, names_end, start = "", 0, 0
+    for match in ABSOLUTE_PATH.finditer(text):
+        short += text[start : match.start()] + path_name(match.group())
+        start = match.end()
+        if len(short) <= _LONGEST_REASON:
+            names_end = len(short)
+    short += text[start:]
+    if len(short) <= _SHORT_REASON:
+        return short
+    if names_end > _SHORT_REASON - 3:
+        return short[:names_end] + " ..."
+    return short[: _SHORT_REASON - 3].rstrip() + "..."
 
 
 def _run_labels(table: pd.DataFrame) -> pd.Series:

@@ -17,7 +17,7 @@ import pandas as pd
 from lcm.evaluate.metrics import read_tidy_parquet
 from lcm.evaluate.registry import BASELINE_MODELS, CONTROL_MODELS, model_family
 from lcm.exceptions import InputDataError
-from lcm.io.derivatives import included_mask, list_cell
+from lcm.io.derivatives import ABSOLUTE_PATH, included_mask, list_cell, path_name
 
 HISTORY_REQUIRED = ("epoch", "loss_total")
 BEI_COLUMNS = ("variable", "kind", "metric", "model", "baseline")
@@ -261,15 +261,35 @@ def qc_reasons(qc: pd.DataFrame) -> pd.DataFrame:
 
 
 def _without_run_files(reason: str, subject: str) -> str:
-    """``reason`` with each word that names a file of ``subject``'s (``sub-01.csv``,
-    ``ROISignals_0050002.mat``, ``Pitt_0050002_rois_aal.1D``) as ``<file>``."""
+    """``reason`` with each word or absolute path that names a file of ``subject``'s
+    (``sub-01.csv``, ``ROISignals_0050002.mat``, ``/data/my study/sub-01/func/sub-01_bold.nii.gz``)
+    as ``<file>``.
+
+    Paths are found whole (:data:`lcm.io.derivatives.ABSOLUTE_PATH`), spaces and quotes in
+    their folders included: split into words, ``/tmp/user S'1/raw study's/...`` left
+    ``/tmp/user S'1/raw <file>``.
+    """
     if not subject:
         return reason
     own = re.compile(rf"(?:^|[-_]){re.escape(subject)}(?:[-_.]|$)")
-    words = reason.split(" ")
+    parts: list[str] = []
+    start = 0
+    for match in ABSOLUTE_PATH.finditer(reason):
+        parts.append(_without_file_words(reason[start : match.start()], own))
+        path = match.group()
+        core = path.rstrip(".'\"")  # a closing quote or full stop is the sentence's
+        named = own.search(path_name(core))
+        parts.append("<file>" + path[len(core) :] if named else path)
+        start = match.end()
+    parts.append(_without_file_words(reason[start:], own))
+    return "".join(parts)
+
+
+def _without_file_words(text: str, own: re.Pattern[str]) -> str:
+    """``text`` with each space-separated word that ``own`` finds as ``<file>``."""
     return " ".join(
         "<file>" + w[len(w.rstrip(",:;)'\"")) :] if own.search(w.strip(",:;()'\"")) else w
-        for w in words
+        for w in text.split(" ")
     )
 
 

@@ -96,3 +96,38 @@ def test_exclusion_reasons_count_runs_per_code_and_cap_the_listing() -> None:
     assert why.endswith("; and 2 other reason(s) for 2 run(s)")
     assert "sub-09" not in why  # the included run
     assert exclusion_reasons(table.assign(included="true")) == "no run listed"
+
+
+# fMRIPrep's reason for a run without outputs, under a folder with spaces and quotes.
+ROOT_WITH_SPACES = "/tmp/user S'1/data/raw study's/derivatives/fmriprep"
+NAMES = (
+    "sub-04_task-rest_space-MNI152NLin2009cAsym_res-2_desc-preproc_bold.nii.gz",
+    "sub-04_task-rest_space-MNI152NLin2009cAsym_res-2_desc-preproc_bold.json",
+    "sub-04_task-rest_desc-confounds_timeseries.tsv",
+)
+MISSING_WITH_SPACES = (
+    f"fMRIPrep outputs for space 'MNI152NLin2009cAsym:res-2' missing in {ROOT_WITH_SPACES}: "
+    + "; ".join(f"{ROOT_WITH_SPACES}/sub-04/func/{n}" for n in NAMES)
+    + " (or desc-confounds_regressors.tsv of fMRIPrep < 20.2). Run fMRIPrep for this run with "
+    "--output-spaces MNI152NLin2009cAsym:res-2, point the dataset's derivatives at the folder "
+    "that holds them, or leave the subject out (ingest.select.<dataset>.participants.exclude)"
+)
+
+
+def test_a_long_reason_keeps_the_names_of_files_under_folders_with_spaces() -> None:
+    """Paths were cut at their first space ('/tmp/' dropped, 'user S'1/data/raw study's/...'
+    left, as if relative), and the cut fell before the missing files' names."""
+    table = pd.DataFrame(
+        {
+            "run_key": ["sub-04_task-rest"],
+            "included": ["false"],
+            "reason_code": ["fmriprep_outputs_missing"],
+            "reason": [MISSING_WITH_SPACES],
+        }
+    )
+    why = exclusion_reasons(table)
+    assert why == (
+        'fmriprep_outputs_missing: 1 run (sub-04_task-rest), e.g. "fMRIPrep outputs for space '
+        "'MNI152NLin2009cAsym:res-2' missing in fmriprep: " + "; ".join(NAMES) + ' ..."'
+    )
+    assert "user S'1" not in why and "study's" not in why

@@ -103,6 +103,27 @@ def test_qc_reasons_group_one_reason_of_many_files():
     ]
 
 
+def test_qc_reasons_keep_paths_with_spaces_and_quotes_whole():
+    """A path split into words at its spaces read '/tmp/user S'1/data/raw <file>': the run's
+    files are <file>, the folder they are missing in stays whole."""
+    root = "/tmp/user S'1/data/raw study's/derivatives/fmriprep"
+    reasons = [
+        f"outputs missing in {root}: {root}/sub-{s}/func/sub-{s}_task-rest_bold.nii.gz; "
+        f"'{root}/sub-{s}/func/sub-{s}_task-rest_bold.json'. Run fMRIPrep"
+        for s in ("04", "05")
+    ]
+    qc = pd.DataFrame(
+        {"dataset": "a", "subject": ["04", "05"], "included": False, "reason": reasons}
+    )
+    assert qc_reasons(qc).to_dict("records") == [
+        {
+            "dataset": "a",
+            "reason": f"outputs missing in {root}: <file>; '<file>'. Run fMRIPrep",
+            "runs": 2,
+        }
+    ]
+
+
 def test_read_qc_keeps_labels_as_written(tmp_path):
     """Subject 0050002 (ABIDE) and run 01 stay as written (read as 50002 and 1 before)."""
     path = tmp_path / "qc.tsv"
