@@ -457,6 +457,10 @@ def evaluate_task(
                 groups[train],
                 list(settings.label_fractions),
                 seed=derived_seed(master_seed, split_seed, fold, 0),
+                task=task.name,
+                class_names=task.levels
+                or (f"lower half of {task.label}", f"upper half of {task.label}"),
+                n_folds=settings.n_folds if split_used == "subject" else None,
             )
             context = ModelContext(
                 label=task.label,

@@ -162,6 +162,10 @@ def labeled_subsets(
     fractions: list[float],
     seed: int,
     min_per_class: int = 2,
+    *,
+    task: str = "",
+    class_names: Sequence[str] = (),
+    n_folds: int | None = None,
 ) -> dict[float, np.ndarray]:
     """Which training runs keep their label, for each label fraction.
 
@@ -181,6 +185,14 @@ def labeled_subsets(
         Seed of the subject shuffle.
     min_per_class : int, default 2
         Smallest number of labeled subjects per class.
+    task : str, optional
+        The task's name, for messages.
+    class_names : sequence of str, optional
+        What each class is (``class_names[cls]``: a binary task's level, a continuous one's
+        half), for messages.
+    n_folds : int, optional
+        The subject-level folds' ``evaluate.n_folds`` (None for leave-site-out folds): fewer
+        folds give a training fold more subjects, a fix the message offers while above 2.
 
     Returns
     -------
@@ -190,7 +202,8 @@ def labeled_subsets(
     Raises
     ------
     InputDataError
-        When a class has fewer than ``min_per_class`` subjects in the training fold.
+        When a class has fewer than ``min_per_class`` subjects in the training fold and a
+        fraction below 1 asks for a subset (at 1 every labelled subject is kept, none chosen).
     """
     y = np.asarray(y)
     groups = np.asarray(groups)
@@ -199,11 +212,18 @@ def labeled_subsets(
     order: dict[int, np.ndarray] = {}
     for cls in sorted(labels.unique()):
         subjects = labels.index[labels == cls].to_numpy()
-        if len(subjects) < min_per_class:
+        subsets = sorted(f for f in fractions if f < 1)
+        if len(subjects) < min_per_class and subsets:
+            name = class_names[cls] if 0 <= cls < len(class_names) else str(cls)
+            fixes = [f"add labelled subjects of {name!r} to the task's dataset"]
+            if n_folds is not None and n_folds > 2:
+                fixes.insert(0, f"lower evaluate.n_folds (now {n_folds}; 2 at least)")
+            fixes.append("evaluate with every label only (evaluate.label_fractions: [1.0])")
             raise InputDataError(
-                f"Training fold has {len(subjects)} subject(s) of class {cls}; a label-fraction "
-                f"subset needs at least {min_per_class} per class.",
-                hint="Lower evaluate.n_folds or add labeled subjects to the task's dataset.",
+                f"Task {task or '?'!r}: a training fold has {len(subjects)} subject(s) of class "
+                f"{name!r}; label fraction(s) {subsets} keep at least {min_per_class} labelled "
+                "subjects per class.",
+                hint=(hint := ", or ".join(fixes))[0].upper() + hint[1:] + ".",
             )
         order[cls] = rng.permutation(subjects)
     masks: dict[float, np.ndarray] = {}

@@ -132,3 +132,30 @@ def test_constant_continuous_target_is_named():
     variables = pd.DataFrame({"age": [30.0] * 6 + [None]})
     with pytest.raises(InputDataError, match=r"continuous target 'age' is constant \(30 in all 6"):
         target_values(variables, task)
+
+
+def test_six_subjects_in_two_folds_are_evaluated_with_every_label(prevalence_model):
+    """6 subjects, 2 folds, label_fractions [1.0]: a training fold holds 1 subject of a class,
+    and the evaluation stopped asking for 2 per class of a label-fraction subset, which
+    fraction 1 never draws ('hint: Lower evaluate.n_folds', already at its minimum)."""
+    cohort = make_cohort(n_subjects=6, n_unlabeled=0)
+    settings = EvaluationSettings.from_dict(
+        {"n_folds": 2, "seeds": [0], "label_fractions": [1.0], "models": [prevalence_model]}
+    )
+    result = evaluate_task(cohort, TASK, settings, master_seed=0)
+    assert set(result.metrics["label_fraction"]) == {1.0}
+    assert result.n_runs_tested == len(cohort)  # every subject tested once
+    # A subset below 1 does need two per class: the message names the task, the class and
+    # fixes that exist (n_folds is at its minimum already).
+    settings = EvaluationSettings.from_dict(
+        {"n_folds": 2, "seeds": [0], "label_fractions": [0.5, 1.0], "models": [prevalence_model]}
+    )
+    with pytest.raises(
+        InputDataError,
+        match=r"Task 'autism': a training fold has 1 subject\(s\) "
+        r"of class '(control|autism)'; label fraction\(s\) \[0\.5\]",
+    ) as info:
+        evaluate_task(cohort, TASK, settings, master_seed=0)
+    hint = info.value.hint or ""
+    assert "n_folds" not in hint and "evaluate.label_fractions: [1.0]" in hint
+    assert "Add labelled subjects of" in hint

@@ -235,3 +235,14 @@ def test_a_run_without_a_site_gets_no_leave_site_out_fold():
     assert set(table["scheme"]) == {"subject"}
     with pytest.raises(InputDataError, match=r"every run to name a site.*''"):
         site_folds(y, groups, sites, seed=0)
+
+
+def test_label_fraction_one_draws_no_subset_and_asks_for_none():
+    """One subject of a class is enough for every label: the subset check is a fraction's."""
+    y = np.array([0, 0, 0, 1])
+    groups = np.array(["a", "b", "c", "d"])
+    assert labeled_subsets(y, groups, [1.0], seed=0)[1.0].all()
+    levels = ("lower half of age", "upper half of age")
+    with pytest.raises(InputDataError, match=r"class 'upper half of age'") as info:
+        labeled_subsets(y, groups, [0.2, 1.0], seed=0, task="age", class_names=levels, n_folds=5)
+    assert info.value.hint.startswith("Lower evaluate.n_folds (now 5; 2 at least)")
