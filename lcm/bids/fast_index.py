@@ -14,6 +14,7 @@ pybids stays the reference: on small trees both give the same rows
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from lcm.bids.rows import (
     INVALID_LABEL,
     INVALID_NAME,
     NOT_FETCHED,
+    NOT_IN_SPACE,
+    OUTPUTS_MISSING,
     base_row,
     check_bold_header,
     check_repetition_time,
@@ -36,7 +39,7 @@ from lcm.bids.sidecars import Sidecar, SidecarReader, entities_of
 from lcm.entries import TreeIndex, entry_type
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import check_name_label
-from lcm.io.output_space import parse_output_space
+from lcm.io.output_space import parse_output_space, space_of
 
 _L = r"[a-zA-Z0-9]+"
 _LABEL_RE = re.compile(r"[A-Za-z0-9]+")
@@ -47,6 +50,9 @@ _RAW_BOLD_RE = re.compile(
     r"(?:_part-(?:mag|phase|real|imag))?(?:_chunk-[0-9]+)?_bold\.nii(?:\.gz)?$"
 )
 DEFAULT_SPACE = "MNI152NLin2009cAsym"
+# fMRIPrep outputs of a run that tell it was processed (BOLD of every space, masks, boldrefs,
+# confounds): a run with some of them but no data file in the asked space is a row, excluded.
+_OUTPUT_ENDINGS = (".nii.gz", ".nii", ".tsv")
 
 # A stat record: (path, size or -1 for a folder or ABSENT for a dangling link, mtime_ns).
 Stat = tuple[str, int, int]
@@ -114,6 +120,23 @@ class IndexSpec:
         elif tree.space == "optional" and self.space and ents.get("space") != self.space:
             return None
         return ents
+
+    @functools.cached_property
+    def _task_part(self) -> str:
+        return f"_task-{self.task}_"
+
+    def other_output(self, name: str) -> dict[str, str] | None:
+        """Entities of ``name`` when it is another output of a run of this task, else ``None``.
+
+        Asked for a required space only (fMRIPrep derivatives): its preprocessed BOLD in other
+        spaces or resolutions, its masks and confounds, which :meth:`wants` leaves out; a run
+        with these alone is excluded with the spaces found, never dropped unseen.
+        """
+        # Asked of every file a folder's data files leave, so plain string tests first.
+        if not name.endswith(_OUTPUT_ENDINGS) or self._task_part not in name:
+            return None
+        ents = entities_of(name)
+        return ents if ents.get("task") == self.task and "sub" in ents else None
 
     def duplicate_hint(self) -> str:
         """How the user keeps one file per run, for the duplicate reason."""
@@ -201,23 +224,36 @@ def index_subject(
             ses_json, ses_children = _list_folder(ses_path, out.stats, want_dirs=True)
             if "func" in ses_children:
                 folders.append((os.path.join(ses_path, "func"), [*sub_levels, ses_json]))
+    others: list[tuple[str, str, dict[str, str]]] | None = (
+        [] if spec.tree.space == "required" else None
+    )
     for func_path, levels in folders:
-        func_json, data = _list_folder(func_path, out.stats, spec=spec)
+        func_json, data = _list_folder(func_path, out.stats, spec=spec, others=others)
         levels = [*levels, func_json]
         absent = [side for level in levels for side in level if not side.present]
         for path, name, ents, size in data:
             out.rows.append(_data_row(spec, path, name, ents, size, levels, absent, reader))
+        if others:
+            out.rows += _runs_not_in_space(spec, others, data)
+            others.clear()
     if len(out.rows) > 1:
         out.rows = exclude_duplicates(out.rows, hint=spec.duplicate_hint())
     return out
 
 
 def _list_folder(
-    folder: str, stats: list[Stat], want_dirs: bool = False, spec: IndexSpec | None = None
+    folder: str,
+    stats: list[Stat],
+    want_dirs: bool = False,
+    spec: IndexSpec | None = None,
+    others: list[tuple[str, str, dict[str, str]]] | None = None,
 ) -> tuple[list[Sidecar], list[Any]]:
     """Sidecars of ``folder`` and either its sub-folder names or its data files of ``spec``.
 
     Data files are ``(path, name, entities, size)``, size ``None`` for a dangling symlink.
+    ``others`` receives ``(path, name, entities)`` of the other outputs of runs
+    (:meth:`IndexSpec.other_output`); their names alone matter, so they add no stats (the
+    folder's mtime changes when one is added or removed).
     """
     sidecars: list[Sidecar] = []
     found: list[Any] = []
@@ -243,6 +279,8 @@ def _list_folder(
             elif spec is not None:
                 ents = spec.wants(name)
                 if ents is None:
+                    if others is not None and (other := spec.other_output(name)) is not None:
+                        others.append((entry.path, name, other))
                     continue
                 if entry.is_file():
                     est = entry.stat()
@@ -253,6 +291,87 @@ def _list_folder(
                     found.append((entry.path, name, ents, None))
     found.sort()  # unique names and paths: data tuples never compare beyond the path
     return sidecars, found
+
+
+_WROTE = "wrote this run's in "
+
+
+def spaces_found(reason: str) -> list[str]:
+    """The spaces a ``not_in_space`` reason names (those of the run's preprocessed BOLD)."""
+    tail = reason.partition(_WROTE)[2]
+    return tail.split(". ", 1)[0].split(", ") if tail else []
+
+
+def _run_stem(ents: dict[str, str]) -> tuple[str, ...]:
+    """A run's acquisition entities, echo aside (per-echo outputs belong to the run)."""
+    return tuple(ents.get(k, "") for k in RUN_ENTITIES if k != "echo")
+
+
+def _runs_not_in_space(
+    spec: IndexSpec, others: list[tuple[str, str, dict[str, str]]], data: list[Any]
+) -> list[dict[str, Any]]:
+    """Excluded rows of the runs of one folder with fMRIPrep outputs but no data file.
+
+    ``not_in_space`` when the run's preprocessed BOLD is there in other spaces or resolutions
+    (named, with the setting that reads one), ``fmriprep_outputs_missing`` when there is none
+    in any space (fMRIPrep stopped before writing it): the same code as a raw dataset's run.
+    """
+    have = {_run_stem(ents) for _, _, ents, _ in data}
+    runs: dict[tuple[str, ...], list[tuple[str, str, dict[str, str]]]] = {}
+    for item in others:
+        stem = _run_stem(item[2])
+        if stem not in have:
+            runs.setdefault(stem, []).append(item)
+    wanted = spec.space or DEFAULT_SPACE
+    rows = []
+    for stem in sorted(runs):
+        files = sorted(runs[stem])
+        bold = [
+            f
+            for f in files
+            if f[2].get("desc") == "preproc"
+            and f[1].endswith(spec.tree.endings)
+            and "space" in f[2]
+        ]
+        path, name, ents = (bold or files)[0]
+        ents = {k: v for k, v in ents.items() if k != "echo"}
+        row = base_row(spec.dataset, spec.entry, path, ents)
+        try:
+            ids = _run_ids(name, ents)
+        except InputDataError as exc:
+            rows.append(excluded(row, INVALID_LABEL, exc.message))
+            continue
+        row.update(
+            subject=ids.subject,
+            session=ids.session,
+            task=ids.task,
+            run=ids.run,
+            run_key=ids.run_key,
+        )
+        if bold:
+            spaces = sorted({space_of(f[2]) for f in bold})
+            rows.append(
+                excluded(
+                    row,
+                    NOT_IN_SPACE,
+                    f"no preprocessed BOLD in space {wanted} (fmriprep.output_space); fMRIPrep "
+                    f"{_WROTE}{', '.join(spaces)}. Set fmriprep.output_space (lcm "
+                    f"ingest --space) to the one to read, e.g. {spaces[0]}, the same for every "
+                    f"run, or run fMRIPrep with --output-spaces {wanted}",
+                )
+            )
+        else:
+            shown = ", ".join(f[1] for f in files[:3]) + (" ..." if len(files) > 3 else "")
+            rows.append(
+                excluded(
+                    row,
+                    OUTPUTS_MISSING,
+                    f"fMRIPrep's outputs of this run are incomplete: no preprocessed BOLD "
+                    f"(*_desc-preproc_bold.nii.gz) in any space, only {shown}. Rerun fMRIPrep "
+                    f"on sub-{ids.subject} (its log says why it stopped)",
+                )
+            )
+    return rows
 
 
 def _dangling(entry: os.DirEntry) -> bool:

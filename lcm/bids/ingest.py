@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from lcm.bids.dataset import is_derivative, read_dataset_description
-from lcm.bids.fast_index import DEFAULT_SPACE, IndexSpec
+from lcm.bids.fast_index import DEFAULT_SPACE, IndexSpec, spaces_found
 from lcm.bids.file_entries import index_files, uses_file_index
 from lcm.bids.index_cache import (
     IndexResult,
@@ -27,7 +27,7 @@ from lcm.bids.index_cache import (
     unit_digests,
 )
 from lcm.bids.manifest import exclude_space_duplicates, manifest_frame, write_manifest
-from lcm.bids.rows import OTHER_ATLAS, TR_NOT_CHECKED, UNREADABLE
+from lcm.bids.rows import NOT_IN_SPACE, OTHER_ATLAS, TR_NOT_CHECKED, UNREADABLE
 from lcm.bids.selection import Selection, combine_echoes, select_parcellation
 from lcm.bids.summary import (
     build_summary,
@@ -383,7 +383,18 @@ def _log_exclusions(dataset: str, df: pd.DataFrame, root: Path, task: str) -> No
             "; ".join(shown),
             " ..." if len(unread) > len(shown) else "",
         )
-    if n_in == 0:
+    elsewhere = df.loc[~df["included"] & (df["reason_code"] == NOT_IN_SPACE), "reason"]
+    if n_in == 0 and len(elsewhere):
+        # Every run is in other spaces: which ones, so that the fix is one setting away.
+        spaces = elsewhere.map(spaces_found).explode().value_counts()
+        log.warning(
+            "%s: no run has preprocessed BOLD in the configured space; fMRIPrep's of %d run(s) "
+            "are in %s. Set fmriprep.output_space (lcm ingest --space) to one of these.",
+            dataset,
+            len(elsewhere),
+            ", ".join(f"{space} ({n} run(s))" for space, n in spaces.items()),
+        )
+    elif n_in == 0:
         others = _tasks_present(root)
         log.warning(
             "%s: no usable run of task %r found under %s%s",

@@ -28,6 +28,10 @@ NOT_SELECTED = "not_selected"
 OTHER_ATLAS = "other_atlas"
 OTHER_ECHO = "other_echo"
 NOT_FETCHED = "not_fetched"
+# fMRIPrep derivatives (entry fmriprep): a run whose preprocessed BOLD is in other spaces or
+# resolutions only, and one with fMRIPrep outputs (mask, confounds) but no preprocessed BOLD.
+NOT_IN_SPACE = "not_in_space"
+OUTPUTS_MISSING = "fmriprep_outputs_missing"
 # Prefix of the codes of runs excluded by a BIDS validator error: "validator:SYMLINK_BROKEN".
 VALIDATOR = "validator"
 

@@ -85,6 +85,17 @@ def parse_output_space(text: str) -> OutputSpace:
     return OutputSpace(label, tuple(tuple(part.split("-", 1)) for part in parts))  # type: ignore[misc]
 
 
+def space_of(entities: dict[str, str]) -> str:
+    """The space of a file's entities, spelled as ``fmriprep.output_space`` takes it.
+
+    ``space-MNI152NLin2009cAsym_res-2`` is ``MNI152NLin2009cAsym:res-2``; a file without
+    ``res-`` (fMRIPrep's native resolution) is the bare label.
+    """
+    parts = [entities.get("space", "")]
+    parts += [f"{key}-{entities[key]}" for key in ("cohort", "res") if entities.get(key)]
+    return ":".join(parts)
+
+
 def space_entities(space: str | None) -> dict[str, str | None]:
     """File-name entities of an output space setting (``{"space": None}`` for none)."""
     return {"space": None} if not space else dict(parse_output_space(space).entities)

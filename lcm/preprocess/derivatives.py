@@ -9,6 +9,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from lcm.bids.rows import OUTPUTS_MISSING
 from lcm.bids.runs import RunIds
 from lcm.bids.sidecars import entities_of
 from lcm.bids.timing import sidecar_tr
@@ -52,8 +53,8 @@ class RunDerivatives:
 CONFOUNDS_SUFFIXES = ("_desc-confounds_timeseries.tsv", "_desc-confounds_regressors.tsv")
 
 # Reason codes of the runs an fMRIPrep record excludes (its ``excluded[].reason_code``); the
-# connectome stage copies them to its QC table, where summaries count runs per code.
-OUTPUTS_MISSING = "fmriprep_outputs_missing"
+# connectome stage copies them to its QC table, where summaries count runs per code
+# (OUTPUTS_MISSING is shared with ingest's rows of fMRIPrep derivatives, lcm.bids.rows).
 OUTPUTS_AMBIGUOUS = "fmriprep_outputs_ambiguous"
 FMRIPREP_FAILED = "fmriprep_failed"
 

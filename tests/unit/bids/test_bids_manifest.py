@@ -125,7 +125,9 @@ def test_fmriprep_entry_accepts_res_and_drops_duplicates(tmp_path: Path) -> None
     np.testing.assert_allclose(inc["t_r"], 1.5)
     dup = df[~df["included"]].iloc[0]
     assert "duplicate" in dup["reason"] and "_res-2_" in dup["path"]
-    assert ingest_dataset("fp", "fmriprep", deriv, space="MNI152NLin6Asym").manifest.empty
+    # Another template: no run included, each a row saying which spaces there are.
+    other = ingest_dataset("fp", "fmriprep", deriv, space="MNI152NLin6Asym").manifest
+    assert not other["included"].any() and set(other["reason_code"]) == {"not_in_space"}
     assert "fmriprep.output_space" in dup["reason"]  # how to keep the other one
 
 
@@ -134,14 +136,18 @@ def test_fmriprep_entry_reads_the_resolution_the_output_space_names(
     tmp_path: Path, res: str
 ) -> None:
     """fmriprep.output_space MNI152NLin2009cAsym:res-2: every run's res-2 file is the run
-    (res-02 too: the index is a number), the native one of the same run no duplicate of it."""
+    (res-02 too: the index is a number), the native one of the same run no duplicate of it; a
+    run with res-1 only is excluded, not_in_space."""
     deriv = tmp_path / "fmriprep"
     make_fmriprep_run(deriv, "sub-01_task-rest_run-1", n_vol=40, t_r=1.5)
     make_fmriprep_run(deriv, "sub-01_task-rest_run-1", n_vol=40, t_r=1.5, res=res)
     make_fmriprep_run(deriv, "sub-02_task-rest_run-1", n_vol=40, t_r=1.5, res="1")
     df = ingest_dataset("fp", "fmriprep", deriv, space=f"{SPACE}:res-2").manifest
-    assert df["included"].all()
-    assert df["path"].str.contains(f"_space-{SPACE}_res-{res}_desc-preproc").tolist() == [True]
+    assert df["reason_code"].tolist() == ["", "not_in_space"]
+    assert df["path"].str.contains(f"_space-{SPACE}_res-{res}_desc-preproc").tolist() == [
+        True,
+        False,
+    ]
 
 
 def _roi_file(root: Path, run_key: str, space: str = SPACE, t_r: float | None = 0.72) -> Path:
