@@ -124,22 +124,33 @@ class WorkflowPlan:
 
         An fMRIPrep job's param: a BOLD file or sidecar replaced or edited in place reruns
         that subject (and, through its record, its connectomes), not the cohort; with
-        ``fmriprep.runner: existing`` its derivatives count too. Snakemake
-        cannot see it otherwise: the job's inputs are the manifest, read as ancient.
+        ``fmriprep.runner: existing``, and for a dataset entering as fMRIPrep derivatives
+        (``entry: fmriprep``), its derivatives count too (BOLD, mask, sidecars, confounds by
+        size and modification time). Snakemake cannot see it otherwise: the job's inputs are
+        the manifest, read as ancient.
         """
         if dataset in self.consortia:
             return ""  # its files are outputs of the synth rule, which Snakemake follows
         self.runs(dataset)
         digest = self._sources.get(dataset, {}).get(subject, "")
         ds = self.datasets[dataset]
-        if entry_type(ds["entry"]).raw and self.config["fmriprep"]["runner"] == "existing":
+        kind = entry_type(ds["entry"])
+        if kind.raw and self.config["fmriprep"]["runner"] == "existing":
+            deriv_root = ds["derivatives"]
+        elif kind.derivatives_root:
+            # The index digest covers the preprocessed BOLD and its sidecars only: the mask and
+            # confounds the job also reads are listed here.
+            deriv_root = ds.get("derivatives") or ds["path"]
+        else:
+            return digest
+        if deriv_root:
             # The subject's existing derivatives are what its job reads (listed once: Snakemake
             # asks for a job's params several times).
             key = (dataset, subject)
             if key not in self._derivative_digests:
                 from lcm.preprocess.derivatives import subject_derivative_stats
 
-                stats = subject_derivative_stats(ds["derivatives"], subject)
+                stats = subject_derivative_stats(deriv_root, subject)
                 text = json.dumps([digest, stats]).encode()
                 self._derivative_digests[key] = hashlib.sha256(text).hexdigest()
             digest = self._derivative_digests[key]
