@@ -57,7 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--output-space",
         required=True,
         help="fMRIPrep --output-spaces value, also the space of the derivatives checked "
-        "(MNI152NLin2009cAsym, or MNI152NLin2009cAsym:res-2 for one resolution).",
+        "(MNI152NLin2009cAsym, or MNI152NLin2009cAsym:res-2 for one resolution, "
+        ":res-native for the file without res-).",
     )
     p.add_argument("--derivatives", required=True, help="fMRIPrep output folder.")
     p.add_argument(

@@ -77,7 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--space",
         default=None,
         help="Output space of preprocessed runs (default MNI152NLin2009cAsym; "
-        "MNI152NLin2009cAsym:res-2 for one resolution, as fMRIPrep's --output-spaces); for "
+        "MNI152NLin2009cAsym:res-2 for one resolution, :res-native for the file without res-, "
+        "as fMRIPrep's --output-spaces); for "
         "roi_timeseries, keep only this space (default: any; the others stay in the manifest as "
         "not_selected).",
     )

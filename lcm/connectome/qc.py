@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from lcm.bids.runs import RunIds
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.atomic import write_tsv
 from lcm.io.derivatives import exclusion_reasons
+
+log = logging.getLogger(__name__)
 
 QC_COLUMNS = (
     "dataset",
@@ -46,6 +49,7 @@ QC_COLUMNS = (
     "mean_coverage",
     "n_dropout_volumes",
     "n_non_steady_volumes",
+    "space_read",
 )
 # Columns older QC records may lack (filled with their empty value when read).
 _OPTIONAL = {
@@ -66,6 +70,8 @@ _OPTIONAL = {
     "mean_coverage": None,
     "n_dropout_volumes": None,
     "n_non_steady_volumes": None,
+    # The space and resolution of the BOLD a voxel run read (its fMRIPrep record's).
+    "space_read": "",
 }
 # List columns are lists in QC.json and comma-separated strings in QC.tsv.
 _LIST_COLUMNS = ("empty_rois", "relmats", "window_relmats")
@@ -183,8 +189,38 @@ def collect_qc(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
     """
     df = qc_frame([read_qc_json(p) for p in paths])
     check_windows(df, str(out))
+    warn_mixed_resolutions(df)
     write_tsv(out, df)
     return df
+
+
+def warn_mixed_resolutions(df: pd.DataFrame) -> dict[str, int]:
+    """Warn when the included runs of a dataset were read at different resolutions.
+
+    A bare ``fmriprep.output_space`` reads, per run, the file without ``res-`` where there is
+    one, else the resolution fMRIPrep wrote: one subject's sessions can end up at two
+    resolutions, under one output name. Returns the runs per ``space_read`` (empty when one).
+    """
+    included = df[df["included"].fillna(False).astype(bool)]
+    spaces = included["space_read"].fillna("").astype(str)
+    counts = spaces[spaces != ""].value_counts().sort_index()
+    if len(counts) < 2:
+        return {}
+    names = sorted(set(included["dataset"].astype(str)))
+    numbered = [s for s in counts.index if not s.endswith(":res-native")]
+    example = (numbered or list(counts.index))[0]
+    log.warning(
+        "%s: the included runs were read at %d resolutions (%s): their connectomes are named "
+        "and stored alike. Set fmriprep.output_space to one of these, e.g. %s (:res-native "
+        "reads the files without res-), to read one resolution in every run (runs without it "
+        "are then excluded, naming the ones they have); each run's space_read in the QC table "
+        "says which it read.",
+        ", ".join(names),
+        len(counts),
+        ", ".join(f"{space}: {n} run(s)" for space, n in counts.items()),
+        example,
+    )
+    return {str(k): int(v) for k, v in counts.items()}
 
 
 def no_run_error(manifest: str | Path | None, out: str | Path) -> InputDataError:

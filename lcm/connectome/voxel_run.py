@@ -150,6 +150,7 @@ def process_voxel_run(
     try:
         deriv, space = load_run_from_record(record_path, run_key)
         facts["t_r"] = deriv.t_r
+        facts["space_read"] = deriv.space_read
         result = run_connectome(deriv, atlas, settings, facts, space, min_coverage)
     except ExcludedRunError as exc:
         log.warning("%s %s excluded: %s", dataset, run_key, exc.message)
@@ -455,6 +456,8 @@ def _write_outputs(
         "Atlas": atlas.name,
         "AtlasIdentity": atlas.identity,
         "Space": space,
+        # The resolution read: a bare space names none, and runs may differ in it.
+        **({"SpaceRead": deriv.space_read} if deriv.space_read else {}),
         "Denoise": settings.to_dict(),
         "ConfoundColumns": result.confound_columns,
         "NumberOfVolumes": facts["n_volumes"],

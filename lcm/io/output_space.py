@@ -1,7 +1,8 @@
 """The output space of fMRIPrep derivatives, as fMRIPrep's ``--output-spaces`` spells it.
 
 ``MNI152NLin2009cAsym`` names a template; ``MNI152NLin2009cAsym:res-2`` one of its
-resolutions, ``MNIPediatricAsym:cohort-1:res-2`` a cohort too. fMRIPrep writes such a space as
+resolutions, ``MNI152NLin2009cAsym:res-native`` the BOLD's own (the file without ``res-``),
+``MNIPediatricAsym:cohort-1:res-2`` a cohort too. fMRIPrep writes such a space as
 entities of the file name (``space-MNI152NLin2009cAsym_res-2_desc-preproc_bold.nii.gz``). This
 module is the one that parses the setting (``fmriprep.output_space``) and says which file names
 it selects; the config schema checks its form, the fMRIPrep stage, ingest and the output paths
@@ -17,9 +18,10 @@ from dataclasses import dataclass
 from lcm.exceptions import ConfigError
 
 # fMRIPrep's spatial modifiers of a volumetric template that reach file names, cohort and res
-# (``res-native`` writes no res entity: only numbered ones are modifiers here).
+# (``res-native``, fMRIPrep's spelling of the BOLD's own resolution, writes no res entity).
 # The schema's (kept equal by a test): each modifier once, cohort first, as in file names.
-PATTERN = r"^[A-Za-z0-9]+(:cohort-[0-9]+)?(:res-[0-9]+)?$"
+PATTERN = r"^[A-Za-z0-9]+(:cohort-[0-9]+)?(:res-([0-9]+|native))?$"
+NATIVE = "native"
 _PATTERN = re.compile(PATTERN)
 
 
@@ -32,16 +34,22 @@ class OutputSpace:
     label : str
         The ``space-`` label (e.g. ``MNI152NLin2009cAsym``).
     modifiers : tuple of (str, str)
-        ``(entity, value)`` pairs, in BIDS entity order (``cohort`` before ``res``).
+        ``(entity, value)`` pairs, in BIDS entity order (``cohort`` before ``res``), as
+        written in the setting (``("res", "native")`` too).
     """
 
     label: str
     modifiers: tuple[tuple[str, str], ...] = ()
 
     @property
+    def native(self) -> bool:
+        """``:res-native``: the file without a ``res`` entity, only."""
+        return ("res", NATIVE) in self.modifiers
+
+    @property
     def entities(self) -> dict[str, str]:
-        """``space`` and the modifiers as file-name entities."""
-        return {"space": self.label, **dict(self.modifiers)}
+        """``space`` and the modifiers as file-name entities (``res-native`` names none)."""
+        return {"space": self.label, **{k: v for k, v in self.modifiers if v != NATIVE}}
 
     @property
     def name_part(self) -> str:
@@ -53,12 +61,16 @@ class OutputSpace:
 
         Without modifiers every version of the template's space is (fMRIPrep's resolutions of
         it: the caller chooses); a modifier must be there with the same number (``res-02`` is
-        ``res-2``).
+        ``res-2``); ``res-native`` selects the files without ``res``.
         """
         if entities.get("space") != self.label:
             return False
         for key, value in self.modifiers:
             found = entities.get(key, "")
+            if value == NATIVE:
+                if found:
+                    return False
+                continue
             if not found.isdigit() or int(found) != int(value):
                 return False
         return True
@@ -69,7 +81,7 @@ class OutputSpace:
 
 @functools.lru_cache(maxsize=64)  # asked once per file by the index
 def parse_output_space(text: str) -> OutputSpace:
-    """Parse ``fmriprep.output_space`` (``label[:cohort-<n>][:res-<n>]``).
+    """Parse ``fmriprep.output_space`` (``label[:cohort-<n>][:res-<n>|:res-native]``).
 
     Raises
     ------
@@ -79,7 +91,7 @@ def parse_output_space(text: str) -> OutputSpace:
     if not _PATTERN.fullmatch(text):
         raise ValueError(
             f"output space {text!r}: expected a template label, then optionally :cohort-<n>, "
-            "then optionally :res-<n>, e.g. MNI152NLin2009cAsym:res-2"
+            "then optionally :res-<n> or :res-native, e.g. MNI152NLin2009cAsym:res-2"
         )
     label, *parts = text.split(":")
     return OutputSpace(label, tuple(tuple(part.split("-", 1)) for part in parts))  # type: ignore[misc]
@@ -89,10 +101,13 @@ def space_of(entities: dict[str, str]) -> str:
     """The space of a file's entities, spelled as ``fmriprep.output_space`` takes it.
 
     ``space-MNI152NLin2009cAsym_res-2`` is ``MNI152NLin2009cAsym:res-2``; a file without
-    ``res-`` (fMRIPrep's native resolution) is the bare label.
+    ``res-`` (fMRIPrep's native resolution) is ``MNI152NLin2009cAsym:res-native``: a bare
+    label would read any resolution.
     """
     parts = [entities.get("space", "")]
-    parts += [f"{key}-{entities[key]}" for key in ("cohort", "res") if entities.get(key)]
+    if entities.get("cohort"):
+        parts.append(f"cohort-{entities['cohort']}")
+    parts.append(f"res-{entities.get('res') or NATIVE}")
     return ":".join(parts)
 
 
@@ -141,5 +156,5 @@ def check_output_space(text: str, option: str = "--output-space") -> OutputSpace
         raise ConfigError(
             f"{option}: {exc}.",
             hint="Write it as fMRIPrep's --output-spaces does: MNI152NLin2009cAsym, or "
-            "MNI152NLin2009cAsym:res-2 for one resolution.",
+            "MNI152NLin2009cAsym:res-2 for one resolution (:res-native for the BOLD's own).",
         ) from exc

@@ -15,7 +15,7 @@ from lcm.bids.sidecars import entities_of
 from lcm.bids.timing import sidecar_tr
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import subject_dir
-from lcm.io.output_space import parse_output_space
+from lcm.io.output_space import parse_output_space, space_of
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,10 @@ class RunDerivatives:
     confounds: str
     sidecar: str
     t_r: float
+    # The space of the BOLD read, as fmriprep.output_space spells it, its resolution always
+    # named (MNI152NLin2009cAsym:res-2, or :res-native for the file without res-): a bare
+    # setting may read different resolutions in different runs.
+    space_read: str = ""
 
     def to_record(self) -> dict:
         """JSON-ready dict."""
@@ -42,9 +46,14 @@ class RunDerivatives:
     @classmethod
     def from_record(cls, record: dict) -> RunDerivatives:
         """Inverse of :meth:`to_record`; a record without ``mask`` (a run without a brain mask)
-        gets ``""``, and parcel coverage falls back on live voxels."""
+        gets ``""``, and parcel coverage falls back on live voxels; one written before
+        ``space_read`` gets ``""``."""
+        optional = ("mask", "space_read")
         return cls(
-            **{k: record.get(k, "") if k == "mask" else record[k] for k in cls.__dataclass_fields__}
+            **{
+                k: record.get(k, "") if k in optional else record[k]
+                for k in cls.__dataclass_fields__
+            }
         )
 
 
@@ -197,7 +206,7 @@ def find_run_derivatives(
     if not candidates:
         expected = func / f"{key}_{wanted.name_part}_desc-preproc_bold.nii.gz"
         missing.append(str(expected))
-        middle = "".join(f"_{k}-{v}" for k, v in wanted.modifiers)
+        middle = "".join(f"_{k}-{v}" for k, v in wanted.entities.items() if k != "space")
     else:
         # Prefer the file without res/den entities, then the first by name.
         bold = min(candidates, key=lambda p: (len(p.name), p.name))
@@ -205,12 +214,14 @@ def find_run_derivatives(
         if len(candidates) > 1:  # several resolutions of one space: the choice is said
             log.warning(
                 "%s: fMRIPrep wrote %d versions of space %s (%s); using %s. Name the one "
-                "wanted in fmriprep.output_space (e.g. %s:res-2), the same for every run.",
+                "wanted in fmriprep.output_space (e.g. %s:res-2, or %s:res-native for the file "
+                "without res-), the same for every run.",
                 ids.run_key,
                 len(candidates),
                 space,
                 ", ".join(p.name for p in candidates),
                 bold.name,
+                wanted.label,
                 wanted.label,
             )
         if not bold.is_file():  # listed, but a dangling symlink
@@ -249,6 +260,7 @@ def find_run_derivatives(
         confounds=str(confounds),
         sidecar=str(side),
         t_r=t_r,
+        space_read=space_of(entities_of(bold.name)),
     )
     return found, []
 

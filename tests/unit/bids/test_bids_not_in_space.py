@@ -56,7 +56,7 @@ def test_runs_of_another_resolution_or_incomplete_are_excluded_with_a_code(
     row = df.set_index("run_key").loc["sub-03_task-rest_run-1"]
     assert (row["subject"], row["run"], bool(row["included"])) == ("03", "1", False)
     # The space fMRIPrep wrote, spelled as the setting takes it, and the setting to change.
-    assert f"fMRIPrep wrote this run's in {SPACE}." in row["reason"]
+    assert f"fMRIPrep wrote this run's in {SPACE}:res-native." in row["reason"]
     assert "fmriprep.output_space" in row["reason"]
     missing = df.set_index("run_key").loc["sub-04_task-rest", "reason"]
     assert "no preprocessed BOLD" in missing and "desc-brain_mask" in missing
@@ -77,6 +77,25 @@ def test_a_space_nobody_has_names_the_spaces_there_are(
         "fmriprep_outputs_missing": 1,
     }
     row = ingested.manifest.set_index("run_key").loc["sub-01_task-rest"]
-    assert f"in {SPACE}, {SPACE}:res-2." in row["reason"]
+    assert f"in {SPACE}:res-2, {SPACE}:res-native." in row["reason"]
     said = caplog.text
-    assert f"{SPACE}:res-2 (3 run(s))" in said and f"{SPACE} (2 run(s))" in said
+    assert f"{SPACE}:res-2 (3 run(s))" in said and f"{SPACE}:res-native (2 run(s))" in said
+
+
+def test_res_native_reads_the_file_without_res_and_excludes_runs_without_one(
+    tmp_path: Path,
+) -> None:
+    deriv = tmp_path / "fmriprep"
+    _tree(deriv)
+    df = ingest_dataset("ds", "fmriprep", deriv, space=f"{SPACE}:res-native").manifest
+    assert _codes(df) == {
+        "sub-01_task-rest": "",
+        "sub-02_ses-1_task-rest": "not_in_space",
+        "sub-03_task-rest_run-1": "",
+        "sub-03_task-rest_run-2": "not_in_space",
+        "sub-04_task-rest": "fmriprep_outputs_missing",
+    }
+    included = df.loc[df["included"], "path"]
+    assert not included.str.contains("_res-").any() and len(included) == 2
+    row = df.set_index("run_key").loc["sub-02_ses-1_task-rest"]
+    assert f"in {SPACE}:res-2." in row["reason"]

@@ -110,8 +110,8 @@ def test_an_output_space_of_another_form_is_refused_naming_the_option(tmp_path: 
     from lcm.exceptions import ConfigError
 
     make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
-    req = fmriprep_request(tmp_path, "existing", output_space=f"{SPACE}:res-native")
-    with pytest.raises(ConfigError, match=r"--output-space: output space .*res-native") as err:
+    req = fmriprep_request(tmp_path, "existing", output_space=f"{SPACE}:res-nat")
+    with pytest.raises(ConfigError, match=r"--output-space: output space .*res-nat") as err:
         run_fmriprep(req, tmp_path / "rec.json")
     assert f"{SPACE}:res-2" in (err.value.hint or "")
     assert not (tmp_path / "rec.json").exists()
