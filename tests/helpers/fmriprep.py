@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from helpers.connectome import SPACE
 from lcm.preprocess.fmriprep_run import FmriprepRequest
 
@@ -158,3 +160,19 @@ def fmriprep_request(tmp_path: Path, runner: str, **kw) -> FmriprepRequest:
         work_dir=tmp_path / "work",
     )
     return FmriprepRequest(**{**defaults, **kw})
+
+
+def expect_standin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **extra) -> Path:
+    """Tell the container stand-ins what subject 01's run must pass; returns the licence."""
+    lic = tmp_path / "license.txt"
+    lic.write_text("fake license\n")
+    expect = {
+        "license": str(lic.resolve()),
+        "work": str((tmp_path / "work" / "sub-01").resolve()),
+        "subject": "01",
+        "space": SPACE,
+        "image": IMAGE,
+        **extra,
+    }
+    monkeypatch.setenv("STANDIN_EXPECT", json.dumps(expect))
+    return lic

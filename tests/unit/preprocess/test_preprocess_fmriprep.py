@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from helpers.connectome import SPACE, cli, make_fmriprep_run, make_raw_bids
-from helpers.fmriprep import IMAGE, fmriprep_request, read_calls
+from helpers.fmriprep import IMAGE, expect_standin, fmriprep_request, read_calls
 
 from lcm.cli import main
 from lcm.commands import fmriprep as fmriprep_cmd
@@ -23,21 +23,6 @@ from lcm.preprocess.container import (
     resource_args,
 )
 from lcm.preprocess.fmriprep_run import run_fmriprep
-
-
-def _expect(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **extra) -> Path:
-    lic = tmp_path / "license.txt"
-    lic.write_text("fake license\n")
-    expect = {
-        "license": str(lic.resolve()),
-        "work": str((tmp_path / "work" / "sub-01").resolve()),
-        "subject": "01",
-        "space": SPACE,
-        "image": IMAGE,
-        **extra,
-    }
-    monkeypatch.setenv("STANDIN_EXPECT", json.dumps(expect))
-    return lic
 
 
 def test_existing_derivatives_recorded(tmp_path: Path) -> None:
@@ -111,7 +96,7 @@ def test_container_runner_needs_image_and_work_dir(
     tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch, missing: str
 ) -> None:
     make_raw_bids(tmp_path / "raw", subjects=("01",))
-    lic = _expect(monkeypatch, tmp_path)
+    lic = expect_standin(monkeypatch, tmp_path)
     req = fmriprep_request(tmp_path, "docker", fs_license=lic, **{missing: None})
     option = "--" + missing.replace("_", "-")
     with pytest.raises(ConfigError, match=f"runner 'docker' needs {option}; none was given"):
@@ -196,7 +181,7 @@ def test_docker_runs_real_wrapper(
     tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make_raw_bids(tmp_path / "raw", subjects=("01", "02"), runs=("1", "2"))
-    lic = _expect(monkeypatch, tmp_path, extra=["--nthreads", "2"], skip_validation=True)
+    lic = expect_standin(monkeypatch, tmp_path, extra=["--nthreads", "2"], skip_validation=True)
     out = tmp_path / "rec.json"
     rc = cli(
         fmriprep_cmd,
@@ -273,7 +258,7 @@ def test_missing_license_fails_before_docker(
     tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make_raw_bids(tmp_path / "raw", subjects=("01",))
-    _expect(monkeypatch, tmp_path)
+    expect_standin(monkeypatch, tmp_path)
     req = fmriprep_request(tmp_path, "docker", fs_license=tmp_path / "nope" / "license.txt")
     with pytest.raises(InputDataError, match=r"licence file not found: .*nope/license.txt"):
         run_fmriprep(req, tmp_path / "rec.json")
@@ -297,7 +282,7 @@ def test_fmriprep_failing_on_a_subject_writes_its_failure_record(
     """fMRIPrep exits 1 on sub-01: the job succeeds with a record excluding every run with the
     exit code and the log to read, which holds fMRIPrep's own output too; the cohort goes on."""
     make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1", "2"))
-    lic = _expect(monkeypatch, tmp_path, exit=1)
+    lic = expect_standin(monkeypatch, tmp_path, exit=1)
     log_file = tmp_path / "logs" / "sub-01.log"
     log_file.parent.mkdir()
     rc = main(["--log-file", str(log_file), "fmriprep", *_cli_args(tmp_path, lic)])
@@ -320,7 +305,7 @@ def test_fmriprep_killed_fails_the_job_for_a_retry(
 ) -> None:
     """Killed (out of memory or time): no record, the job fails and Snakemake retries it."""
     make_raw_bids(tmp_path / "raw", subjects=("01",))
-    lic = _expect(monkeypatch, tmp_path, exit=code)
+    lic = expect_standin(monkeypatch, tmp_path, exit=code)
     with pytest.raises(ExternalToolError, match=f"killed for sub-01 \\(exit status {code}\\)"):
         run_fmriprep(fmriprep_request(tmp_path, "docker", fs_license=lic), tmp_path / "rec.json")
     assert not (tmp_path / "rec.json").exists()
@@ -331,7 +316,7 @@ def test_a_surface_output_space_is_refused_before_fmriprep_runs(
 ) -> None:
     """fMRIPrep would run for hours to write surface outputs no run can be recorded from."""
     make_raw_bids(tmp_path / "raw", subjects=("01",))
-    lic = _expect(monkeypatch, tmp_path, space="fsLR")
+    lic = expect_standin(monkeypatch, tmp_path, space="fsLR")
     req = fmriprep_request(tmp_path, "docker", fs_license=lic, output_space="fsLR")
     with pytest.raises(ConfigError, match="--output-space 'fsLR' is a surface space"):
         run_fmriprep(req, tmp_path / "rec.json")
@@ -340,7 +325,7 @@ def test_a_surface_output_space_is_refused_before_fmriprep_runs(
 
 def test_work_dir_inside_bids_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_raw_bids(tmp_path / "raw", subjects=("01",))
-    lic = _expect(monkeypatch, tmp_path)
+    lic = expect_standin(monkeypatch, tmp_path)
     req = fmriprep_request(tmp_path, "docker", fs_license=lic, work_dir=tmp_path / "raw" / "work")
     with pytest.raises(ConfigError, match="lies inside the BIDS folder"):
         run_fmriprep(req, tmp_path / "rec.json")
@@ -353,7 +338,7 @@ def test_container_run_on_its_own_derivatives_refused(
     to fMRIPrep: it would read its outputs as raw data and write over them."""
     deriv = tmp_path / "deriv"
     make_fmriprep_run(deriv, "sub-01_task-rest_run-1", n_vol=40)
-    lic = _expect(monkeypatch, tmp_path)
+    lic = expect_standin(monkeypatch, tmp_path)
     req = fmriprep_request(tmp_path, "docker", bids=deriv, derivatives=deriv, fs_license=lic)
     with pytest.raises(ConfigError, match="read and write the same folder"):
         run_fmriprep(req, tmp_path / "rec.json")
@@ -369,7 +354,7 @@ def test_apptainer_with_templateflow(
     monkeypatch.setenv("TEMPLATEFLOW_HOME", str(tf))
     sif = tmp_path / "fmriprep.sif"
     sif.write_bytes(b"SIF")
-    lic = _expect(monkeypatch, tmp_path, image=str(sif), templateflow=str(tf.resolve()))
+    lic = expect_standin(monkeypatch, tmp_path, image=str(sif), templateflow=str(tf.resolve()))
     req = fmriprep_request(tmp_path, "apptainer", image=str(sif), fs_license=lic)
     rec = run_fmriprep(req, tmp_path / "rec.json")
     calls = read_calls(standins)
@@ -382,7 +367,7 @@ def test_apptainer_with_templateflow(
 
 def test_apptainer_missing_image(tmp_path: Path, standins: Path, monkeypatch) -> None:
     make_raw_bids(tmp_path / "raw", subjects=("01",))
-    lic = _expect(monkeypatch, tmp_path)
+    lic = expect_standin(monkeypatch, tmp_path)
     req = fmriprep_request(tmp_path, "apptainer", image=str(tmp_path / "none.sif"), fs_license=lic)
     with pytest.raises(InputDataError, match="Apptainer image not found"):
         run_fmriprep(req, tmp_path / "rec.json")
@@ -511,7 +496,7 @@ def test_docker_run_gets_the_jobs_cpus_and_memory(
     SLURM variables, which a Snakemake job step does not see."""
     make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
     sized = ["--nthreads", "8", "--omp-nthreads", "8", "--mem_mb", "14400"]
-    lic = _expect(monkeypatch, tmp_path, extra=sized)
+    lic = expect_standin(monkeypatch, tmp_path, extra=sized)
     args = ["fmriprep", *_cli_args(tmp_path, lic), "--nthreads", "8", "--mem-mb", "16000"]
     assert cli(fmriprep_cmd, args) == 0
     rec = json.loads((tmp_path / "rec.json").read_text())
@@ -528,7 +513,7 @@ def test_docker_reporting_under_8_gb_runs_without_a_prompt(
     the exact word --mem_mb is on its command line; the user's memory option, in any spelling,
     is passed so, once."""
     make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
-    lic = _expect(monkeypatch, tmp_path, docker_mem=4000, extra=["--mem_mb", "6000"])
+    lic = expect_standin(monkeypatch, tmp_path, docker_mem=4000, extra=["--mem_mb", "6000"])
     req = fmriprep_request(tmp_path, "docker", fs_license=lic, extra_args=given)
     rec = run_fmriprep(req, tmp_path / "rec.json")
     assert len(rec["runs"]) == 1
@@ -547,7 +532,7 @@ def test_output_spaces_in_extra_args_are_merged_with_the_configured_one(
 ) -> None:
     make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
     merged = [SPACE, "MNI152NLin6Asym:res-2", "T1w"]
-    lic = _expect(monkeypatch, tmp_path, spaces=merged, extra=["--cifti-output", "91k"])
+    lic = expect_standin(monkeypatch, tmp_path, spaces=merged, extra=["--cifti-output", "91k"])
     req = fmriprep_request(tmp_path, "docker", fs_license=lic, extra_args=XCPD_ARGS)
     with caplog.at_level("INFO", logger="lcm.preprocess.container"):
         rec = run_fmriprep(req, tmp_path / "rec.json")
@@ -582,7 +567,7 @@ def test_apptainer_run_gets_one_output_spaces(
     make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
     sif = tmp_path / "fmriprep.sif"
     sif.write_bytes(b"SIF")
-    lic = _expect(monkeypatch, tmp_path, image=str(sif), spaces=spaces)
+    lic = expect_standin(monkeypatch, tmp_path, image=str(sif), spaces=spaces)
     req = fmriprep_request(tmp_path, "apptainer", image=str(sif), fs_license=lic, extra_args=given)
     rec = run_fmriprep(req, tmp_path / "rec.json")
     (call,) = read_calls(standins)

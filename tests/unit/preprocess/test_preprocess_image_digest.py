@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 from helpers.connectome import SPACE, make_raw_bids
-from helpers.fmriprep import IMAGE, IMAGE_DIGEST, IMAGE_ID, fmriprep_request, read_calls
+from helpers.fmriprep import (
+    IMAGE,
+    IMAGE_DIGEST,
+    IMAGE_ID,
+    expect_standin,
+    fmriprep_request,
+    read_calls,
+)
 
 from lcm.cli import main
 from lcm.io.provenance import sha256_file
@@ -20,28 +27,13 @@ from lcm.preprocess.fmriprep_run import run_fmriprep
 from lcm.preprocess.image_digest import DOCKER_INSPECT_FORMAT, resolve_image_digest
 
 
-def _expect(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **extra) -> Path:
-    lic = tmp_path / "license.txt"
-    lic.write_text("fake license\n")
-    expect = {
-        "license": str(lic.resolve()),
-        "work": str((tmp_path / "work" / "sub-01").resolve()),
-        "subject": "01",
-        "space": SPACE,
-        "image": IMAGE,
-        **extra,
-    }
-    monkeypatch.setenv("STANDIN_EXPECT", json.dumps(expect))
-    return lic
-
-
 def test_a_tag_run_by_docker_is_recorded_with_its_digest(
     tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """fmriprep.image is a tag: the record and its provenance sidecar hold the registry digest
     docker reports for it after the run, and a reference that pulls exactly that content."""
     make_raw_bids(tmp_path / "raw", subjects=("01",))
-    lic = _expect(monkeypatch, tmp_path)
+    lic = expect_standin(monkeypatch, tmp_path)
     out = tmp_path / "rec.json"
     argv = [
         *("fmriprep", "--dataset", "tiny", "--bids", str(tmp_path / "raw"), "--subject", "01"),
@@ -72,7 +64,7 @@ def test_the_digest_under_the_images_own_name_is_chosen(
 ) -> None:
     mirror = "registry.example.org:5000/mirror/fmriprep@sha256:" + "00" * 32
     own = "docker.io/nipreps/fmriprep@sha256:" + "11" * 32
-    _expect(monkeypatch, tmp_path, repo_digests=[mirror, own])
+    expect_standin(monkeypatch, tmp_path, repo_digests=[mirror, own])
     found = resolve_image_digest("docker", IMAGE)
     assert found.reference == own and found.digest == "sha256:" + "11" * 32
 
@@ -95,7 +87,7 @@ def test_a_digest_docker_cannot_give_is_null_with_its_reason(
     """The subject is not failed for it: its runs are recorded, the digest null with why, and
     a warning says how to pin the image."""
     make_raw_bids(tmp_path / "raw", subjects=("01",))
-    lic = _expect(monkeypatch, tmp_path, **expect)
+    lic = expect_standin(monkeypatch, tmp_path, **expect)
     with caplog.at_level(logging.WARNING):
         rec = run_fmriprep(
             fmriprep_request(tmp_path, "docker", fs_license=lic), tmp_path / "rec.json"
@@ -112,7 +104,7 @@ def test_a_failure_record_names_the_image_that_failed(
     tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make_raw_bids(tmp_path / "raw", subjects=("01",))
-    lic = _expect(monkeypatch, tmp_path, exit=1)
+    lic = expect_standin(monkeypatch, tmp_path, exit=1)
     rec = run_fmriprep(fmriprep_request(tmp_path, "docker", fs_license=lic), tmp_path / "rec.json")
     assert rec["failure"]["exit_code"] == 1 and rec["image_digest"]["digest"] == IMAGE_DIGEST
 
@@ -125,7 +117,7 @@ def test_a_sif_is_hashed_once_per_file(
     make_raw_bids(tmp_path / "raw", subjects=("01",))
     sif = tmp_path / "fmriprep.sif"
     sif.write_bytes(b"SIF image bytes")
-    lic = _expect(monkeypatch, tmp_path, image=str(sif))
+    lic = expect_standin(monkeypatch, tmp_path, image=str(sif))
     req = fmriprep_request(tmp_path, "apptainer", image=str(sif), fs_license=lic)
     first = run_fmriprep(req, tmp_path / "rec.json")["image_digest"]
     assert first["digest"] == "sha256:" + sha256_file(sif)

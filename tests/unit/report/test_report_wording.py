@@ -13,6 +13,7 @@ from helpers.evaluate import TASK, make_cohort
 from helpers.report import report_parser, run_report, write_report_inputs
 
 from lcm.evaluate.compare import HEADLINE_COLUMNS
+from lcm.evaluate.metrics import PREDICTION_COLUMNS
 from lcm.evaluate.protocol import EvaluationSettings, evaluate_task
 from lcm.report import findings
 from lcm.report.html import table_html
@@ -256,18 +257,7 @@ def _predictions() -> pd.DataFrame:
             )
     return pd.DataFrame(
         rows,
-        columns=[
-            "task",
-            "model",
-            "label_fraction",
-            "seed",
-            "fold",
-            "dataset",
-            "subject",
-            "site",
-            "y_true",
-            "prediction",
-        ],
+        columns=list(PREDICTION_COLUMNS),
     )
 
 
