@@ -223,6 +223,9 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     config = _absolute_paths(copy.deepcopy(config), cwd)
     bids = _folder(cwd / args.bids_dir, "BIDS_DIR")
     name = args.dataset_name or _dataset_name(bids)
+    if not args.dataset_name and name != bids.name:
+        # The name reaches output paths and the store: said, since it is not the folder's.
+        log.info("dataset %r (from folder %r; --dataset-name sets another)", name, bids.name)
     # The config file's entry for this dataset (its task, repetition time, phenotype, site
     # column ...) is kept; BIDS_DIR and the options given here set the rest.
     dataset = _dataset_entry(config, name, bids, args)

@@ -450,7 +450,9 @@ def _write_outputs(
 ) -> dict[str, Any]:
     names = atlas.labels["name"].tolist()
     ts_path = run_timeseries(out_dir, run_location(ids.entities), space, atlas.name)
-    sources = [deriv.bold, deriv.confounds, *(atlas_files or [])]
+    # The brain mask decides coverage and which parcels are empty: a source when it was read.
+    mask = [deriv.mask] if facts.get("coverage_rule") == "brain_mask" else []
+    sources = [deriv.bold, *mask, deriv.confounds, *(atlas_files or [])]
     meta = {
         "RepetitionTime": deriv.t_r,
         "Atlas": atlas.name,

@@ -137,7 +137,9 @@ def test_lcm_run_from_any_folder_through_a_baseline_evaluation(tmp_path: Path) -
     print(f"lcm run (8 subjects, group): {elapsed:.0f} s")
 
 
-def test_build_config_adds_the_dataset_and_resolves_paths(tmp_path: Path) -> None:
+def test_build_config_adds_the_dataset_and_resolves_paths(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     bids = tmp_path / "my-study"
     for sub in ("01", "02"):
         (bids / f"sub-{sub}").mkdir(parents=True)
@@ -158,7 +160,10 @@ def test_build_config_adds_the_dataset_and_resolves_paths(tmp_path: Path) -> Non
         "--config-file",
         "mine.yaml",
     )
-    config = run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    with caplog.at_level("INFO"):
+        config = run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    # The name is not the folder's: said, with the option that sets another.
+    assert "dataset 'mystudy' (from folder 'my-study'; --dataset-name" in caplog.text
     ds = config["datasets"]["mystudy"]
     assert ds == {**ds, "entry": "bids", "path": str(bids), "role": "downstream"}
     assert ds["derivatives"] == str(bids / "derivatives")

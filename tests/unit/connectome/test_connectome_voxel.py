@@ -260,7 +260,10 @@ def test_outputs_relmat_sidecars_and_qc(tmp_path: Path, run_files, atlas) -> Non
     assert qc["mean_fd"] == pytest.approx(np.mean(fd[1:]))
     for out in (ts_path, rm_path):
         side = json.loads(out.with_suffix(".json").read_text())
-        assert side["Sources"][:2] == [str(run_files["bold"]), str(run_files["confounds"])]
+        # The brain mask set coverage and the empty parcels: it is a source too.
+        assert side["Sources"][:3] == [str(run_files[k]) for k in ("bold", "mask", "confounds")], (
+            side["Sources"]
+        )
         assert side["RepetitionTime"] == T_R and side["Denoise"]["strategy"] == "24P"
         assert len(side["ConfoundColumns"]) == 24
     desc = json.loads((tmp_path / "conn" / "dataset_description.json").read_text())
