@@ -8,8 +8,9 @@ from typing import Any
 
 from lcm.atlas.files import labels_only_atlas, load_label_files, templateflow_atlas
 from lcm.atlas.model import Atlas
-from lcm.atlas.registry import registry_atlas
-from lcm.exceptions import AtlasError
+from lcm.atlas.registry import registry_atlas, registry_space
+from lcm.exceptions import AtlasError, ConfigError
+from lcm.io.output_space import parse_output_space
 
 
 def load_atlas(
@@ -79,4 +80,39 @@ def atlas_from_settings(settings: Mapping[str, Any]) -> Atlas:
         settings.get("path"),
         settings.get("labels"),
         templateflow=settings.get("templateflow"),
+    )
+
+
+def check_atlas_space(config: dict[str, Any], datasets: list[str], source: str = "config") -> None:
+    """Voxel-level ``datasets`` are read in the atlas's template space, or refused.
+
+    The connectome stage excludes every run of another space (an atlas image of one template
+    does not parcellate BOLD registered to another): said when the workflow loads and by
+    ``lcm run`` before it writes anything, not after fMRIPrep ran for hours. A user atlas
+    given by path has no known space and is not checked.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``fmriprep.output_space``, the atlas's space and the fix.
+    """
+    atlas = config.get("atlas") or {}
+    setting = (config.get("fmriprep") or {}).get("output_space")  # filled in by validation
+    if not datasets or not setting or atlas.get("path"):
+        return
+    if atlas.get("templateflow"):
+        space, what = atlas["templateflow"]["template"], "atlas.templateflow.template"
+    else:
+        space, what = (
+            registry_space(str(atlas.get("name"))),
+            f"registry atlas {atlas.get('name')!r}",
+        )
+    wanted = parse_output_space(setting).label
+    if space is None or space == wanted:
+        return
+    raise ConfigError(
+        f"{source}: fmriprep.output_space is {wanted!r} but the {what} is in {space!r}: no run "
+        f"of the voxel-level datasets {datasets} could be parcellated with it.",
+        hint=f"Set fmriprep.output_space to {space} (fMRIPrep's --output-spaces, and the space "
+        "of the derivatives read), or use an atlas in that space.",
     )

@@ -23,6 +23,7 @@ import pandas as pd
 import yaml
 
 from lcm.config import read_yaml_mapping, validate_base
+from lcm.entries import entry_type
 from lcm.evaluate.config_schema import validate_config
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
 from lcm.io.atomic import write_text
@@ -253,6 +254,11 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     packaged = workflow_files() / "config"
     config.setdefault("variables", str(packaged / "variables.yaml"))
     config = validate_base(config, source="lcm run")  # the shape, before a file is written
+    voxel = sorted(n for n, ds in config["datasets"].items() if entry_type(ds["entry"]).voxel)
+    if voxel:  # and the atlas in the runs' space
+        from lcm.atlas.load import check_atlas_space
+
+        check_atlas_space(config, voxel, source="lcm run")
     tasks = {k: v for k, v in (config.get("tasks") or {}).items() if v["dataset"] == name}
     config["variables"] = _catalogue_with(
         config["variables"], name, dataset["phenotype"], out, tasks

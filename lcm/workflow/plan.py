@@ -14,46 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lcm.atlas.registry import registry_space
 from lcm.entries import entry_type, names
-from lcm.exceptions import ConfigError
-from lcm.io.output_space import parse_output_space
-
-
-def check_atlas_space(config: dict[str, Any], source: str = "config") -> None:
-    """Voxel-level datasets are read in the atlas's template space, or refused at parse time.
-
-    The connectome stage excludes every run of another space (an atlas image of one template
-    does not parcellate BOLD registered to another): said when the workflow loads, before
-    fMRIPrep runs for hours. A user atlas given by path has no known space and is not checked.
-
-    Raises
-    ------
-    ConfigError
-        Naming ``fmriprep.output_space``, the atlas's space and the fix.
-    """
-    voxel = names(voxel=True)
-    datasets = sorted(n for n, d in config["datasets"].items() if d["entry"] in voxel)
-    atlas = config.get("atlas") or {}
-    setting = (config.get("fmriprep") or {}).get("output_space")  # filled in by validation
-    if not datasets or not setting or atlas.get("path"):
-        return
-    if atlas.get("templateflow"):
-        space, what = atlas["templateflow"]["template"], "atlas.templateflow.template"
-    else:
-        space, what = (
-            registry_space(str(atlas.get("name"))),
-            f"registry atlas {atlas.get('name')!r}",
-        )
-    wanted = parse_output_space(setting).label
-    if space is None or space == wanted:
-        return
-    raise ConfigError(
-        f"{source}: fmriprep.output_space is {wanted!r} but the {what} is in {space!r}: no run "
-        f"of the voxel-level datasets {datasets} could be parcellated with it.",
-        hint=f"Set fmriprep.output_space to {space} (fMRIPrep's --output-spaces, and the space "
-        "of the derivatives read), or use an atlas in that space.",
-    )
+from lcm.io import paths
 
 
 class WorkflowPlan:
@@ -75,9 +37,31 @@ class WorkflowPlan:
         self._sources: dict[str, dict[str, str]] = {}  # dataset -> subject -> files' digest
         self._changed: dict[str, set[str]] = {}  # dataset -> subjects changed since ingest
         self._derivative_digests: dict[tuple[str, str], str] = {}
-        check_atlas_space(config)
+        if self.voxel_datasets():  # the atlas package (nibabel) only where a run needs it
+            from lcm.atlas.load import check_atlas_space
+
+            check_atlas_space(config, self.voxel_datasets())
 
     # -- datasets ---------------------------------------------------------------------------
+    def derivatives_dir(self, dataset: str, results: str) -> str | None:
+        """The fMRIPrep derivatives a voxel-level dataset's jobs read (``None`` if none).
+
+        The one answer for the fMRIPrep jobs' ``--derivatives`` and the rerun digest of
+        :meth:`subject_sources`: configured for ``runner: existing``, written by the stage
+        under ``results`` for a container run unless configured, and for a dataset entering
+        as derivatives (``entry: fmriprep``) its ``derivatives`` if set, else its ``path``,
+        the folder ingest indexed (:func:`lcm.bids.ingest.index_root`).
+        """
+        ds = self.datasets[dataset]
+        kind = entry_type(ds["entry"])
+        if not kind.voxel:
+            return None
+        if not kind.raw:
+            return ds.get("derivatives") or ds["path"]
+        if self.config["fmriprep"]["runner"] == "existing":
+            return ds.get("derivatives")
+        return ds.get("derivatives") or paths.fmriprep_derivatives(results, dataset)
+
     def voxel_datasets(self) -> list[str]:
         """Datasets entering as images (raw BIDS or fMRIPrep derivatives): one job per run."""
         voxel = names(voxel=True)
@@ -133,16 +117,12 @@ class WorkflowPlan:
             return ""  # its files are outputs of the synth rule, which Snakemake follows
         self.runs(dataset)
         digest = self._sources.get(dataset, {}).get(subject, "")
-        ds = self.datasets[dataset]
-        kind = entry_type(ds["entry"])
-        if kind.raw and self.config["fmriprep"]["runner"] == "existing":
-            deriv_root = ds["derivatives"]
-        elif kind.derivatives_root:
-            # The index digest covers the preprocessed BOLD and its sidecars only: the mask and
-            # confounds the job also reads are listed here.
-            deriv_root = ds.get("derivatives") or ds["path"]
-        else:
-            return digest
+        kind = entry_type(self.datasets[dataset]["entry"])
+        if kind.raw and self.config["fmriprep"]["runner"] != "existing":
+            return digest  # a container run's derivatives are its own outputs
+        # The index digest covers the preprocessed BOLD and its sidecars only (entry fmriprep):
+        # the mask and confounds the job also reads are listed here.
+        deriv_root = self.derivatives_dir(dataset, "")
         if deriv_root:
             # The subject's existing derivatives are what its job reads (listed once: Snakemake
             # asks for a job's params several times).

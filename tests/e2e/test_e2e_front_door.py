@@ -307,6 +307,20 @@ def test_a_container_run_into_bids_derivatives_needs_a_work_folder_outside(
     assert not (tmp_path / "scratch").exists()  # fMRIPrep's job makes it, not lcm run
 
 
+def test_an_output_space_the_atlas_is_not_in_is_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    """A registry atlas of MNI152NLin2009cAsym and fMRIPrep outputs in MNI152NLin6Asym: every
+    run would be excluded after fMRIPrep; lcm run says so first and writes nothing."""
+    _study(tmp_path)
+    space = {"fmriprep": {"output_space": "MNI152NLin6Asym:res-2"}, "atlas": {"name": "aal116"}}
+    (tmp_path / "six.yaml").write_text(yaml.safe_dump(space))
+    argv = ("study", "out", "participant", *DERIVATIVES, "--config-file", "six.yaml")
+    with pytest.raises(ConfigError, match=r"lcm run: fmriprep.output_space is 'MNI152NLin6Asym'"):
+        run_cmd.build_config(parse(*argv), tmp_path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_config_files_entry_of_the_dataset_is_kept(tmp_path: Path) -> None:
     """A study whose rest runs are task-restingstate: its config file's task, repetition time
     and participant exclusions were replaced by lcm run's defaults (task rest: no run found)."""

@@ -262,15 +262,7 @@ def get_ingest_options(wildcards):
 
 def get_derivatives_dir(dataset):
     """fMRIPrep derivatives of a voxel-level dataset: configured, or written by the stage."""
-    ds = CFG["datasets"][dataset]
-    kind = entry_type(ds["entry"])
-    if not kind.voxel:
-        return None
-    if not kind.raw:
-        return ds["path"]
-    if CFG["fmriprep"]["runner"] == "existing":
-        return ds["derivatives"]
-    return ds["derivatives"] or paths.fmriprep_derivatives(RESULTS, dataset)
+    return PLAN.derivatives_dir(dataset, RESULTS)
 
 
 def get_derivatives_arg(wildcards):
