@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lcm.bids.rows import OTHER_ATLAS
 from lcm.evaluate.metrics import read_tidy_parquet
 from lcm.evaluate.registry import BASELINE_MODELS, CONTROL_MODELS, model_family
 from lcm.exceptions import InputDataError
@@ -209,7 +210,7 @@ def _other_atlas(qc: pd.DataFrame) -> pd.Series:
     """Rows of files left out at ingest as of another parcellation (``reason_code``)."""
     if "reason_code" not in qc:
         return pd.Series(False, index=qc.index)
-    return qc["reason_code"].fillna("").astype(str).eq("other_atlas") & ~qc["included"]
+    return qc["reason_code"].fillna("").astype(str).eq(OTHER_ATLAS) & ~qc["included"]
 
 
 def _run_counts(qc: pd.DataFrame) -> pd.DataFrame:
@@ -245,6 +246,9 @@ def qc_reasons(qc: pd.DataFrame) -> pd.DataFrame:
     A reason names its run's files (``Pitt_0050002_rois_cc200.1D is of parcellation ...``):
     those words read ``<file>`` here, so that one reason of many runs is one row (with the
     first run as ``example``) instead of one row per run; the excluded-runs list keeps them.
+    Runs are grouped by ``reason_code`` where there is one, else by that text (QC tables
+    written before codes), as :func:`lcm.io.derivatives.exclusion_reasons` counts them; a
+    group's ``reason`` is its first run's.
     """
     excluded = qc[~qc["included"]].copy()
     text = excluded["reason"].fillna("unspecified").astype(str)
@@ -253,11 +257,16 @@ def qc_reasons(qc: pd.DataFrame) -> pd.DataFrame:
         _without_run_files(r, subjects.iloc[i] if subjects is not None else "")
         for i, r in enumerate(text)
     ]
-    grouped = excluded.groupby(["dataset", "reason"], sort=True)
-    counts = grouped.size().rename("runs").to_frame()
+    key = excluded["reason"]
+    if "reason_code" in excluded:
+        codes = excluded["reason_code"].fillna("").astype(str)
+        key = codes.where(codes != "", key)
+    grouped = excluded.assign(_key=key).groupby(["dataset", "_key"], sort=True)
+    counts = grouped.agg(reason=("reason", "first"), runs=("reason", "size"))
     if "run_key" in excluded:
         counts["example"] = grouped["run_key"].first()
-    return counts.reset_index().sort_values(["dataset", "runs"], ascending=[1, 0])
+    counts = counts.reset_index().drop(columns="_key")
+    return counts.sort_values(["dataset", "runs"], ascending=[1, 0])
 
 
 def _without_run_files(reason: str, subject: str) -> str:

@@ -103,6 +103,41 @@ def test_qc_reasons_group_one_reason_of_many_files():
     ]
 
 
+def test_qc_reasons_group_by_reason_code():
+    """Runs of one code are one row whatever files their reasons name (grouped by text, two
+    files of other atlases were two rows); rows without a code (older QC tables) by text."""
+    qc = pd.DataFrame(
+        {
+            "dataset": "a",
+            "subject": ["01", "02", "03", "04"],
+            "run_key": ["r1", "r2", "r3", "r4"],
+            "included": False,
+            "reason": [
+                "atlas-glasser_timeseries.tsv is of parcellation glasser",
+                "atlas-schaefer_timeseries.tsv is of parcellation schaefer",
+                "high motion",
+                "high motion",
+            ],
+            "reason_code": ["other_atlas", "other_atlas", "", None],
+            "mean_fd": np.nan,
+        }
+    )
+    assert qc_reasons(qc).to_dict("records") == [
+        {
+            "dataset": "a",
+            "reason": "high motion",
+            "runs": 2,
+            "example": "r3",
+        },
+        {
+            "dataset": "a",
+            "reason": "atlas-glasser_timeseries.tsv is of parcellation glasser",
+            "runs": 2,
+            "example": "r1",
+        },
+    ]
+
+
 def test_qc_reasons_keep_paths_with_spaces_and_quotes_whole():
     """A path split into words at its spaces read '/tmp/user S'1/data/raw <file>': the run's
     files are <file>, the folder they are missing in stays whole."""
