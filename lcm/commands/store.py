@@ -11,7 +11,7 @@ import pandas as pd
 
 from lcm.catalogue import load_catalogue
 from lcm.commands._atlas import add_atlas_arguments
-from lcm.io.derivatives import included_mask, read_qc_table
+from lcm.io.derivatives import read_qc_table
 from lcm.io.provenance import record_outputs, sha256_file, write_sidecar
 from lcm.store.commit import commit_dataset
 from lcm.store.phenotype import match_scanned_subjects, missingness, read_phenotype
@@ -61,11 +61,11 @@ def run(args: argparse.Namespace) -> int:
     qc = read_qc_table(args.qc_table, required=("subject", "included", "relmat"))
     # A dataset without a run to store stops here, naming the QC table and the runs' reasons,
     # before its phenotype is read.
-    stored_rows(qc, args.dataset, source=args.qc_table)
+    runs = stored_rows(qc, args.dataset, source=args.qc_table)
     scanned = set(qc["subject"])
     # A bad phenotype value stops the store only in the row of a participant whose connectomes
     # this run stores (an included run); other rows' bad values read as missing, logged.
-    stored = set(qc.loc[included_mask(qc["included"], f"QC table {args.qc_table}"), "subject"])
+    stored = set(runs["subject"])
     phenotype = read_phenotype(args.phenotype, args.dataset, catalogue, scanned=stored)
     phenotype, renamed = match_scanned_subjects(phenotype, scanned)
     if renamed:
@@ -114,7 +114,14 @@ def run(args: argparse.Namespace) -> int:
     # One commit: the three files become visible together, under the dataset's lock.
     with commit_dataset(args.store_dir, args.dataset, identity) as commit:
         connectomes = write_connectomes(
-            args.store_dir, args.atlas, args.dataset, qc, phenotype, provenance, commit=commit
+            args.store_dir,
+            args.atlas,
+            args.dataset,
+            qc,
+            phenotype,
+            provenance,
+            commit=commit,
+            runs=runs,
         )
         outputs = [
             write_variables(args.store_dir, args.dataset, phenotype, catalogue, commit=commit),
@@ -124,6 +131,6 @@ def run(args: argparse.Namespace) -> int:
         # Sidecars describe the committed files; a kill before them leaves the rule failed
         # (Snakemake reruns it), never the data mixed.
         # The partition's sidecar also lists every matrix file stored (whole runs or windows).
-        write_sidecar(connectomes, [*sources, *stored_rows(qc, args.dataset)["matrix"]])
+        write_sidecar(connectomes, [*sources, *runs["matrix"]])
         record_outputs(outputs, sources)
     return 0

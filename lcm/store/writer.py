@@ -99,6 +99,7 @@ def write_connectomes(
     phenotype: pd.DataFrame,
     provenance: dict | None = None,
     commit: DatasetCommit | None = None,
+    runs: pd.DataFrame | None = None,
 ) -> Path:
     """Write the connectome partition of ``dataset`` from its connectome-stage QC table.
 
@@ -121,13 +122,16 @@ def write_connectomes(
         Extra key-value metadata (settings, config hash).
     commit : DatasetCommit, optional
         Stage the file in this commit (visible at its ``apply``) instead of replacing it now.
+    runs : pandas.DataFrame, optional
+        ``stored_rows(qc, dataset)``, when the caller has it already (``lcm store``).
 
     Returns
     -------
     pathlib.Path
         The file written (its final path).
     """
-    runs = stored_rows(qc, dataset)
+    if runs is None:
+        runs = stored_rows(qc, dataset)
     sites = dict(zip(phenotype["subject"], phenotype["site"], strict=True))
     runs = runs.assign(site=[str(sites.get(s, "")) for s in runs["subject"].astype(str)])
     roi_names, _ = read_relmat(runs["matrix"].iloc[0])
