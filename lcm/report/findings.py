@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from lcm.report.dropped import dropped_note
-from lcm.report.tables import first_permutation
+from lcm.report.tables import first_permutation, with_ci
 
 LOW_LABELS = 0.1  # "≤ 10 % labels": where pretraining and pseudo-labels are meant to help
 SENS_SPEC = ("sensitivity", "specificity")
@@ -24,19 +24,6 @@ SENS_SPEC = ("sensitivity", "specificity")
 # The headline's p: the larger of the paired bootstrap's and the corrected resampled t's
 # (lcm.evaluate.compare.headline_difference), so both must agree for a small one.
 P_HEADLINE = "p (larger of bootstrap and corrected t)"
-
-
-def _ci(mean: float, low: float, high: float, signed: bool = False) -> str:
-    """``mean [low, high]``; a mean without spread (one fold, or all folds equal) is said to
-    have no interval rather than shown with a zero-width one, which would read as certainty."""
-    if not np.isfinite(mean):
-        return "n/a"
-    fmt = "{:+.3f}" if signed else "{:.3f}"
-    if not (np.isfinite(low) and np.isfinite(high)):
-        return f"{fmt.format(mean)}, no interval"
-    if low == high:
-        return f"{fmt.format(mean)}, no interval (one fold, or all folds equal)"
-    return f"{fmt.format(mean)} [{fmt.format(low)}, {fmt.format(high)}]"
 
 
 def headline_display(headline: pd.DataFrame) -> pd.DataFrame:
@@ -49,10 +36,12 @@ def headline_display(headline: pd.DataFrame) -> pd.DataFrame:
                 "label fraction": f"{r.label_fraction:g}",
                 "metric": r.metric,
                 "model": r.model or "n/a",
-                "model [95% CI]": _ci(r.model_mean, r.model_ci_low, r.model_ci_high),
+                "model [95% CI]": with_ci(r.model_mean, r.model_ci_low, r.model_ci_high),
                 "best baseline": r.best_baseline or "n/a",
-                "baseline [95% CI]": _ci(r.baseline_mean, r.baseline_ci_low, r.baseline_ci_high),
-                "difference [95% CI]": _ci(
+                "baseline [95% CI]": with_ci(
+                    r.baseline_mean, r.baseline_ci_low, r.baseline_ci_high
+                ),
+                "difference [95% CI]": with_ci(
                     r.difference, r.difference_ci_low, r.difference_ci_high, signed=True
                 ),
                 P_HEADLINE: f"{r.p_value:.3f}" if np.isfinite(r.p_value) else "n/a",
@@ -81,10 +70,12 @@ def science_statements(
         where = f" (synthetic, shared_structure = {knob:g})" if knob is not None else ""
         if at.empty:
             best = rows.sort_values("label_fraction").iloc[-1]
+            interval = with_ci(
+                best["baseline_mean"], best["baseline_ci_low"], best["baseline_ci_high"]
+            )
             versus = (
                 f"; best baseline at {best['label_fraction']:g} of the labels: "
-                f"{html.escape(str(best['best_baseline']))} {best['metric']} "
-                f"{_ci(best['baseline_mean'], best['baseline_ci_low'], best['baseline_ci_high'])}"
+                f"{html.escape(str(best['best_baseline']))} {best['metric']} {interval}"
                 if best["best_baseline"]
                 else ""
             )
@@ -98,10 +89,10 @@ def science_statements(
         for r in at.sort_values("label_fraction").itertuples(index=False):
             parts.append(
                 f"at {r.label_fraction:g} of the labels {html.escape(r.model)} "
-                f"{r.metric} {_ci(r.model_mean, r.model_ci_low, r.model_ci_high)} vs best "
+                f"{r.metric} {with_ci(r.model_mean, r.model_ci_low, r.model_ci_high)} vs best "
                 f"baseline {html.escape(r.best_baseline)} "
-                f"{_ci(r.baseline_mean, r.baseline_ci_low, r.baseline_ci_high)}, difference "
-                f"{_ci(r.difference, r.difference_ci_low, r.difference_ci_high, signed=True)} "
+                f"{with_ci(r.baseline_mean, r.baseline_ci_low, r.baseline_ci_high)}, difference "
+                f"{with_ci(r.difference, r.difference_ci_low, r.difference_ci_high, signed=True)} "
                 f"(p = {r.p_value:.3f}): <b>{html.escape(r.verdict)}</b>"
             )
         beats = bool((at["verdict"] == "better").all())
@@ -204,7 +195,7 @@ def control_fragment(control: pd.DataFrame, task: str, meta: dict[str, Any] | No
         fits = _control_fits(int(r.n), str(r.model), meta or {})
         items.append(
             f"{html.escape(str(r.model))} at label fraction {r.label_fraction:g}: {r.metric} "
-            f"{_ci(r.mean, r.ci_low, r.ci_high)} over {fits} (chance {r.chance:g}) "
+            f"{with_ci(r.mean, r.ci_low, r.ci_high)} over {fits} (chance {r.chance:g}) "
             f"&mdash; {states[r.verdict]}"
         )
     cls = "note" if rows["at_chance"].all() else "warn"
@@ -367,7 +358,7 @@ def provenance_summary(
 
 
 def _gain(r: Any) -> str:
-    return f"{_ci(r.difference, r.ci_low, r.ci_high, signed=True)}"
+    return f"{with_ci(r.difference, r.ci_low, r.ci_high, signed=True)}"
 
 
 def _quote(task: str, rows: pd.DataFrame) -> str:

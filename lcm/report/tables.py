@@ -141,17 +141,38 @@ def first_permutation(model: str) -> str:
     return f"{model} (first permutation)" if model in CONTROL_MODELS else model
 
 
-def _with_ci(row: pd.Series) -> str:
-    """``mean [ci_low, ci_high]`` of a summary row. A degenerate interval (one value, or
-    values all equal: :func:`lcm.evaluate.metrics.mean_ci`) is named, not drawn with zero width:
-    ``0.500 [0.500, 0.500]`` read as a precise value where nothing was estimated."""
-    if not np.isfinite(row["mean"]):
+def with_ci(
+    mean: float, low: float, high: float, signed: bool = False, n: float | None = None
+) -> str:
+    """``mean [low, high]``, the report's one way to write an estimate and its interval.
+
+    A degenerate interval (one value, or values all equal: :func:`lcm.evaluate.metrics.mean_ci`)
+    is named, not drawn with zero width: ``0.500 [0.500, 0.500]`` read as a precise value where
+    nothing was estimated. With ``n``, the values behind the mean, it says which (``one value``
+    or ``all folds equal``); without, ``one value, or all folds equal``, and a missing interval
+    is only said to be missing.
+
+    Parameters
+    ----------
+    mean, low, high : float
+    signed : bool
+        Write the sign of each number (a difference).
+    n : float, optional
+        Values behind ``mean`` (a summary row's ``n``).
+    """
+    if not np.isfinite(mean):
         return "n/a"
-    low, high = row["ci_low"], row["ci_high"]
-    if not (np.isfinite(low) and np.isfinite(high)) or low == high:
-        why = "one value" if int(row.get("n", 0)) < 2 else "all folds equal"
-        return f"{row['mean']:.3f}, no interval ({why})"
-    return f"{row['mean']:.3f} [{low:.3f}, {high:.3f}]"
+    fmt = "{:+.3f}" if signed else "{:.3f}"
+    finite = np.isfinite(low) and np.isfinite(high)
+    if finite and low != high:
+        return f"{fmt.format(mean)} [{fmt.format(low)}, {fmt.format(high)}]"
+    if n is not None:
+        why = "one value" if int(n) < 2 else "all folds equal"
+    elif finite:
+        why = "one value, or all folds equal"
+    else:
+        return f"{fmt.format(mean)}, no interval"
+    return f"{fmt.format(mean)}, no interval ({why})"
 
 
 TABLE_METRICS = {
@@ -184,10 +205,15 @@ def task_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
         row = {"label fraction": f"{fraction:g}", "model": model, "kind": model_kind(model)}
         for metric, name in TABLE_METRICS[kind]:
             cell = at[at["metric"] == metric]
-            row[f"{name} [95% CI]"] = _with_ci(cell.iloc[0]) if len(cell) else "n/a"
+            row[f"{name} [95% CI]"] = _summary_ci(cell.iloc[0]) if len(cell) else "n/a"
         row["n"] = int(at["n"].max()) if len(at) else 0
         out.append(row)
     return pd.DataFrame(out)
+
+
+def _summary_ci(row: pd.Series) -> str:
+    """A summary row's ``mean [ci_low, ci_high]`` (:func:`with_ci`, naming why there is none)."""
+    return with_ci(row["mean"], row["ci_low"], row["ci_high"], n=row.get("n", 0))
 
 
 def qc_counts(qc: pd.DataFrame) -> pd.DataFrame:

@@ -132,7 +132,9 @@ def test_headline_p_column_names_the_larger_of_its_two_p_values() -> None:
     assert "p (paired bootstrap)" not in shown.columns
     assert shown["p (larger of bootstrap and corrected t)"].tolist() == ["0.700"]
     # A model whose folds all score 0.5 has no interval; a zero-width one read as certainty.
-    assert shown["model [95% CI]"].tolist() == ["0.500, no interval (one fold, or all folds equal)"]
+    assert shown["model [95% CI]"].tolist() == [
+        "0.500, no interval (one value, or all folds equal)"
+    ]
 
 
 def test_out_headline_help_says_what_p_is() -> None:
