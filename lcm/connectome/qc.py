@@ -194,18 +194,18 @@ def collect_qc(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
     return df
 
 
-def warn_mixed_resolutions(df: pd.DataFrame) -> dict[str, int]:
+def warn_mixed_resolutions(df: pd.DataFrame) -> None:
     """Warn when the included runs of a dataset were read at different resolutions.
 
     A bare ``fmriprep.output_space`` reads, per run, the file without ``res-`` where there is
     one, else the resolution fMRIPrep wrote: one subject's sessions can end up at two
-    resolutions, under one output name. Returns the runs per ``space_read`` (empty when one).
+    resolutions, under one output name. The warning counts the runs per ``space_read``.
     """
     included = df[df["included"].fillna(False).astype(bool)]
     spaces = included["space_read"].fillna("").astype(str)
     counts = spaces[spaces != ""].value_counts().sort_index()
     if len(counts) < 2:
-        return {}
+        return
     names = sorted(set(included["dataset"].astype(str)))
     numbered = [s for s in counts.index if not s.endswith(":res-native")]
     example = (numbered or list(counts.index))[0]
@@ -220,7 +220,6 @@ def warn_mixed_resolutions(df: pd.DataFrame) -> dict[str, int]:
         ", ".join(f"{space}: {n} run(s)" for space, n in counts.items()),
         example,
     )
-    return {str(k): int(v) for k, v in counts.items()}
 
 
 def no_run_error(manifest: str | Path | None, out: str | Path) -> InputDataError:

@@ -209,21 +209,22 @@ def labeled_subsets(
     groups = np.asarray(groups)
     labels = subject_labels(y, groups)
     rng = np.random.default_rng(seed)
+    subsets = sorted(f for f in fractions if f < 1)
     order: dict[int, np.ndarray] = {}
     for cls in sorted(labels.unique()):
         subjects = labels.index[labels == cls].to_numpy()
-        subsets = sorted(f for f in fractions if f < 1)
         if len(subjects) < min_per_class and subsets:
             name = class_names[cls] if 0 <= cls < len(class_names) else str(cls)
             fixes = [f"add labelled subjects of {name!r} to the task's dataset"]
             if n_folds is not None and n_folds > 2:
                 fixes.insert(0, f"lower evaluate.n_folds (now {n_folds}; 2 at least)")
             fixes.append("evaluate with every label only (evaluate.label_fractions: [1.0])")
+            hint = ", or ".join(fixes)
             raise InputDataError(
                 f"Task {task or '?'!r}: a training fold has {len(subjects)} subject(s) of class "
                 f"{name!r}; label fraction(s) {subsets} keep at least {min_per_class} labelled "
                 "subjects per class.",
-                hint=(hint := ", or ".join(fixes))[0].upper() + hint[1:] + ".",
+                hint=hint[0].upper() + hint[1:] + ".",
             )
         order[cls] = rng.permutation(subjects)
     masks: dict[float, np.ndarray] = {}

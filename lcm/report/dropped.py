@@ -91,9 +91,9 @@ def dropped_section(
     task_meta: dict[str, dict[str, Any]], table_html: Callable[[pd.DataFrame], str]
 ) -> str:
     """The runs and subjects each task dropped before its splits, and why."""
-    parts = [f'<h3 id="dropped">{DROPPED_TITLE}</h3>']
     if not task_meta:
         return ""
+    parts = [f'<h3 id="dropped">{DROPPED_TITLE}</h3>']
     rows = dropped_rows(task_meta)
     clean = sorted(set(task_meta) - set(rows["task"]))
     if len(rows):

@@ -1,5 +1,5 @@
 """Report sections that state findings: the headline comparison, the control, per-site
-performance and the protocol actually run (provenance summary).
+performance and the protocol actually run (protocol summary).
 
 Each builder is a pure function of data frames returning an HTML fragment, so tests check the
 wording without rendering figures.
@@ -322,7 +322,7 @@ def provenance_summary(
     task_meta: dict[str, dict[str, Any]], table_html: Callable[[pd.DataFrame], str]
 ) -> str:
     """The protocol each task actually ran: split, folds, seeds, fractions, models."""
-    parts = ['<h2 id="protocol">Protocol and provenance summary</h2>']
+    parts = ['<h2 id="protocol">Protocol summary</h2>']
     if not task_meta:
         parts.append('<p class="note">The metrics tables carry no protocol metadata.</p>')
         return "\n".join(parts)
