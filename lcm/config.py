@@ -24,7 +24,7 @@ import yaml
 
 from lcm.entries import entry_type, names
 from lcm.exceptions import ConfigError
-from lcm.io.output_space import is_surface_space, surface_space_fix
+from lcm.io.output_space import check_volumetric_space
 from lcm.io.paths import fmriprep_work_dir
 
 # ``checkpoint_models(models)``: those of ``models`` that read a pretraining checkpoint.
@@ -417,14 +417,14 @@ def _check_cross_references(
             hint="Set atlas.path to the atlas's label NIfTI, or use a registry atlas name.",
         )
     space = config["fmriprep"]["output_space"]
-    if voxel and is_surface_space(space):
+    if voxel:
         # Found here, before fMRIPrep runs for hours: the connectome stage would exclude every
         # run (no volumetric BOLD in that space, an atlas image in another).
-        raise ConfigError(
-            f"{source}: fmriprep.output_space is {space!r}, a surface space, but datasets "
-            f"{voxel} are voxel-level: their runs are parcellated in a volume with the atlas "
-            "image, so none of them could give a connectome.",
-            hint=surface_space_fix(space),
+        check_volumetric_space(
+            space,
+            f"{source}: fmriprep.output_space",
+            f"datasets {voxel} are voxel-level: their runs are parcellated in a volume with the "
+            "atlas image, so none of them could give a connectome",
         )
     for name, task in config.get("tasks", {}).items():
         ds = datasets.get(task["dataset"])

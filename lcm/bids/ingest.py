@@ -40,7 +40,7 @@ from lcm.bids.validator import ValidationReport, exclude_invalid_runs, validate_
 from lcm.entries import TABLE, entry_type
 from lcm.exceptions import BIDSError, ConfigError
 from lcm.io.bids_names import check_label, parse_entities
-from lcm.io.output_space import check_output_space, is_surface_space, surface_space_fix
+from lcm.io.output_space import check_volumetric_space
 from lcm.io.provenance import write_sidecar
 
 log = logging.getLogger(__name__)
@@ -139,12 +139,11 @@ def ingest_dataset(
         )
     kind = entry_type(entry)
     if kind.voxel and space:
-        check_output_space(space, "--space")
-    if kind.voxel and space and is_surface_space(space):
-        raise ConfigError(
-            f"--space {space!r} is a surface space, but entry {entry!r} is voxel-level: its runs "
-            "are parcellated in a volume with the atlas image, so none could give a connectome.",
-            hint=surface_space_fix(space),
+        check_volumetric_space(
+            space,
+            "--space",
+            f"entry {entry!r} is voxel-level: its runs are parcellated in a volume with the atlas "
+            "image, so none could give a connectome",
         )
     parcellation = (atlas, seg) if atlas and kind.parcellated else None
     if uses_file_index(entry, path):

@@ -158,3 +158,40 @@ def check_output_space(text: str, option: str = "--output-space") -> OutputSpace
             hint="Write it as fMRIPrep's --output-spaces does: MNI152NLin2009cAsym, or "
             "MNI152NLin2009cAsym:res-2 for one resolution (:res-native for the BOLD's own).",
         ) from exc
+
+
+# Why a surface space is refused, said by default: the voxel-level entries' parcellation.
+_VOXEL_WHY = (
+    "LCM parcellates volumetric BOLD (desc-preproc_bold.nii.gz) with the atlas image, so no run "
+    "could give a connectome in it"
+)
+
+
+def check_volumetric_space(text: str, option: str, why: str = _VOXEL_WHY) -> OutputSpace:
+    """Parse an output space a voxel-level dataset is read in, refusing a surface space.
+
+    The one refusal of a surface space (the config, ingest and the fMRIPrep stage call it),
+    found before fMRIPrep runs for hours or every run is excluded.
+
+    Parameters
+    ----------
+    text : str
+        The space, as ``fmriprep.output_space`` takes it.
+    option : str
+        The setting or option that gave it, named in the message.
+    why : str
+        Why no run could be read in a surface space, after ``but`` (the config names the
+        voxel-level datasets).
+
+    Raises
+    ------
+    ConfigError
+        For another form (naming ``option``), or for a surface space (naming ``option``, the
+        hint :func:`surface_space_fix`).
+    """
+    space = check_output_space(text, option)
+    if is_surface_space(text):
+        raise ConfigError(
+            f"{option} {text!r} is a surface space, but {why}.", hint=surface_space_fix(text)
+        )
+    return space

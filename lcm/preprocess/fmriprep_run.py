@@ -14,7 +14,7 @@ from pathlib import Path
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
 from lcm.io.atomic import write_json
 from lcm.io.bids_names import check_label
-from lcm.io.output_space import check_output_space, is_surface_space, surface_space_fix
+from lcm.io.output_space import check_volumetric_space
 from lcm.preprocess.container import (
     FmriprepCall,
     apptainer_command,
@@ -202,14 +202,8 @@ def _check_request(req: FmriprepRequest) -> None:
             f"--runner: expected one of {list(RUNNERS)}, received {req.runner!r}.",
             hint="Set fmriprep.runner in config.yaml.",
         )
-    check_output_space(req.output_space)
-    if is_surface_space(req.output_space):
-        # Before fMRIPrep runs for hours: no run could be recorded in a surface space.
-        raise ConfigError(
-            f"--output-space {req.output_space!r} is a surface space: LCM records volumetric "
-            "derivatives (desc-preproc_bold.nii.gz) for the atlas image, none in that space.",
-            hint=surface_space_fix(req.output_space),
-        )
+    # Before fMRIPrep runs for hours: no run could be recorded in a surface space.
+    check_volumetric_space(req.output_space, "--output-space")
 
 
 def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:

@@ -189,7 +189,7 @@ def test_a_surface_output_space_is_refused_for_voxel_datasets(demo: dict, space:
     naming the setting and the fix, not found run by run after fMRIPrep ran for hours."""
     bad = copy.deepcopy(demo)
     bad["fmriprep"]["output_space"] = space
-    match = rf"fmriprep.output_space is '{space}', a surface space, but datasets \['bidsdemo'\]"
+    match = rf"fmriprep.output_space '{space}' is a surface space, but datasets \['bidsdemo'\]"
     with pytest.raises(ConfigError, match=match) as caught:
         validate_config(bad)
     assert "volumetric template" in caught.value.hint and "roi_timeseries" in caught.value.hint
