@@ -25,7 +25,7 @@ import yaml
 from lcm.entries import entry_type, names
 from lcm.exceptions import ConfigError
 from lcm.io.output_space import check_volumetric_space
-from lcm.io.paths import fmriprep_work_dir
+from lcm.io.paths import fmriprep_work_dir, inside
 
 # ``checkpoint_models(models)``: those of ``models`` that read a pretraining checkpoint.
 CheckpointModels = Callable[[list[str]], list[str]]
@@ -369,9 +369,9 @@ def _check_work_dir_outside(config: dict[str, Any], name: str, source: str) -> N
     (``lcm run BIDS BIDS/derivatives/lcm``). Said here, when the config loads.
     """
     given = config["fmriprep"].get("work_dir")
-    work = Path(given or fmriprep_work_dir(config.get("results_dir") or "results")).resolve()
+    work = Path(fmriprep_work_dir(config["results_dir"], given)).resolve()
     bids = Path(config["datasets"][name]["path"]).resolve()
-    if work != bids and bids not in work.parents:
+    if not inside(work, bids):
         return
     what = (
         f"fmriprep.work_dir {work}"

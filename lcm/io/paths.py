@@ -87,9 +87,15 @@ def fmriprep_derivatives(results: str, dataset: str) -> str:
     return f"{results}/fmriprep/{dataset}/derivatives"
 
 
-def fmriprep_work_dir(results: str) -> str:
-    """fMRIPrep's working folder when the config names none."""
-    return f"{results}/work/fmriprep"
+def fmriprep_work_dir(results: str, given: str | None = None) -> str:
+    """fMRIPrep work folder: ``given`` (fmriprep.work_dir), else ``<results>/work/fmriprep``."""
+    return given or f"{results}/work/fmriprep"
+
+
+def inside(path: str | Path, folder: str | Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it, both resolved (symlinks, ``..``)."""
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    return path == folder or folder in path.parents
 
 
 # --- connectomes ----------------------------------------------------------------------------

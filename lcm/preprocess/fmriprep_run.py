@@ -15,6 +15,7 @@ from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
 from lcm.io.atomic import write_json
 from lcm.io.bids_names import check_label
 from lcm.io.output_space import check_volumetric_space
+from lcm.io.paths import inside
 from lcm.preprocess.container import (
     FmriprepCall,
     apptainer_command,
@@ -238,7 +239,7 @@ def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
             hint="A dataset of existing fMRIPrep derivatives (entry: fmriprep) is only checked: "
             "run it with --runner existing.",
         )
-    if work.resolve() == bids.resolve() or bids.resolve() in work.resolve().parents:
+    if inside(work, bids):
         raise ConfigError(
             f"fmriprep.work_dir {work} lies inside the BIDS folder {bids}.",
             hint="Put the work directory outside the input dataset (fMRIPrep refuses it).",

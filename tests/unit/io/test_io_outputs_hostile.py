@@ -11,7 +11,7 @@ import pytest
 from lcm.exceptions import OutputBusyError, OutputOwnershipError
 from lcm.io.lock import exclusive_lock
 from lcm.io.ownership import MARKER_NAME, claim_out_dir, claim_results, remove_owned
-from lcm.io.paths import RESULTS_ENTRIES
+from lcm.io.paths import RESULTS_ENTRIES, inside
 from lcm.io.provenance import write_sidecar
 
 pytestmark = pytest.mark.hostile
@@ -205,3 +205,15 @@ def test_an_unwritable_destination_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(OutputOwnershipError, match=r"lcm store: cannot write in .*a-file"):
         with exclusive_lock(blocker / ".lcm.lock", "lcm store"):
             pass
+
+
+def test_inside_resolves_both_paths(tmp_path: Path) -> None:
+    """The one test of a folder inside another (the config's and the fMRIPrep stage's work
+    folder check): the folder itself, a descendant through ``..`` and a symlink count."""
+    bids = tmp_path / "bids"
+    (bids / "code").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(bids)
+    assert inside(bids, bids) and inside(bids / "code" / "work", bids)
+    assert inside(tmp_path / "link" / "work", bids)
+    assert inside(tmp_path / "x" / ".." / "bids" / "w", bids)
+    assert not inside(tmp_path / "bids2", bids) and not inside(tmp_path, bids)
