@@ -26,13 +26,13 @@ from lcm.bids.rows import (
     INVALID_LABEL,
     INVALID_NAME,
     NOT_FETCHED,
-    NOT_IN_SPACE,
     OUTPUTS_MISSING,
     base_row,
     check_bold_header,
     check_repetition_time,
     excluded,
     not_fetched_reason,
+    not_in_space,
 )
 from lcm.bids.runs import RUN_ENTITIES, RunIds, run_ids_from_name
 from lcm.bids.sidecars import Sidecar, SidecarReader, entities_of
@@ -293,15 +293,6 @@ def _list_folder(
     return sidecars, found
 
 
-_WROTE = "wrote this run's in "
-
-
-def spaces_found(reason: str) -> list[str]:
-    """The spaces a ``not_in_space`` reason names (those of the run's preprocessed BOLD)."""
-    tail = reason.partition(_WROTE)[2]
-    return tail.split(". ", 1)[0].split(", ") if tail else []
-
-
 def _run_stem(ents: dict[str, str]) -> tuple[str, ...]:
     """A run's acquisition entities, echo aside (per-echo outputs belong to the run)."""
     return tuple(ents.get(k, "") for k in RUN_ENTITIES if k != "echo")
@@ -349,17 +340,7 @@ def _runs_not_in_space(
             run_key=ids.run_key,
         )
         if bold:
-            spaces = sorted({space_of(f[2]) for f in bold})
-            rows.append(
-                excluded(
-                    row,
-                    NOT_IN_SPACE,
-                    f"no preprocessed BOLD in space {wanted} (fmriprep.output_space); fMRIPrep "
-                    f"{_WROTE}{', '.join(spaces)}. Set fmriprep.output_space (lcm "
-                    f"ingest --space) to the one to read, e.g. {spaces[0]}, the same for every "
-                    f"run, or run fMRIPrep with --output-spaces {wanted}",
-                )
-            )
+            rows.append(excluded(row, *not_in_space(wanted, (space_of(f[2]) for f in bold))))
         else:
             shown = ", ".join(f[1] for f in files[:3]) + (" ..." if len(files) > 3 else "")
             rows.append(

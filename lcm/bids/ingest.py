@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from lcm.bids.dataset import is_derivative, read_dataset_description
-from lcm.bids.fast_index import DEFAULT_SPACE, IndexSpec, spaces_found
+from lcm.bids.fast_index import DEFAULT_SPACE, IndexSpec
 from lcm.bids.file_entries import index_files, uses_file_index
 from lcm.bids.index_cache import (
     IndexResult,
@@ -27,7 +27,7 @@ from lcm.bids.index_cache import (
     unit_digests,
 )
 from lcm.bids.manifest import exclude_space_duplicates, manifest_frame, write_manifest
-from lcm.bids.rows import NOT_IN_SPACE, OTHER_ATLAS, TR_NOT_CHECKED, UNREADABLE
+from lcm.bids.rows import NOT_IN_SPACE, OTHER_ATLAS, TR_NOT_CHECKED, UNREADABLE, spaces_found
 from lcm.bids.selection import Selection, combine_echoes, select_parcellation
 from lcm.bids.summary import (
     build_summary,

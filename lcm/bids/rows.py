@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,39 @@ def base_row(
 def excluded(row: dict[str, Any], code: str, reason: str) -> dict[str, Any]:
     """``row`` excluded with a reason code and message."""
     return {**row, "included": False, "reason_code": code, "reason": reason}
+
+
+# The words before the spaces a not_in_space reason lists (spaces_found reads them back).
+_WROTE = "wrote this run's in "
+
+
+def not_in_space(wanted: str, spaces: Iterable[str]) -> tuple[str, str]:
+    """``(NOT_IN_SPACE, reason)`` of a run whose preprocessed BOLD is in other spaces only.
+
+    The one wording, whichever entry found the run: ingest of fMRIPrep derivatives (entry
+    fmriprep) and the fMRIPrep stage's record (entry bids, runner existing or a container).
+
+    Parameters
+    ----------
+    wanted : str
+        The space asked for (``fmriprep.output_space``).
+    spaces : iterable of str
+        The spaces of the run's other ``desc-preproc`` BOLD files, as the setting spells them
+        (:func:`lcm.io.output_space.space_of`); at least one.
+    """
+    found = sorted(set(spaces))
+    return NOT_IN_SPACE, (
+        f"no preprocessed BOLD in space {wanted} (fmriprep.output_space); fMRIPrep "
+        f"{_WROTE}{', '.join(found)}. Set fmriprep.output_space (lcm ingest --space, lcm "
+        f"fmriprep --output-space) to the one to read, e.g. {found[0]}, the same for every "
+        f"run, or run fMRIPrep with --output-spaces {wanted}"
+    )
+
+
+def spaces_found(reason: str) -> list[str]:
+    """The spaces a :func:`not_in_space` reason names (those of the run's preprocessed BOLD)."""
+    tail = reason.partition(_WROTE)[2]
+    return tail.split(". ", 1)[0].split(", ") if tail else []
 
 
 def not_fetched_reason(path: str | Path, what: str = "", pointer: bool = False) -> str:

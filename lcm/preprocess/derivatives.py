@@ -9,7 +9,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lcm.bids.rows import OUTPUTS_MISSING
+from lcm.bids.rows import OUTPUTS_MISSING, not_in_space
 from lcm.bids.runs import RunIds
 from lcm.bids.sidecars import entities_of
 from lcm.bids.timing import sidecar_tr
@@ -112,10 +112,12 @@ def subject_derivative_stats(deriv_root: str | Path, subject: str) -> list[str]:
     return sorted(found)
 
 
-def _bold_pattern(run_key: str, space: str) -> re.Pattern[str]:
-    # fMRIPrep may insert cohort/res/den between space and desc (e.g. res-2).
+def _bold_pattern(run_key: str, space: str | None = None) -> re.Pattern[str]:
+    # fMRIPrep may insert cohort/res/den between space and desc (e.g. res-2); any space's
+    # volumetric BOLD without ``space``.
+    label = re.escape(space) if space else "[A-Za-z0-9]+"
     return re.compile(
-        rf"^{re.escape(run_key)}_space-{re.escape(space)}"
+        rf"^{re.escape(run_key)}_space-{label}"
         r"((?:_(?:cohort|res|den)-[A-Za-z0-9]+)*)_desc-preproc_bold\.nii(?:\.gz)?$"
     )
 
@@ -265,6 +267,27 @@ def find_run_derivatives(
     return found, []
 
 
+def other_spaces(deriv_root: str | Path, ids: RunIds, space: str) -> list[str]:
+    """The spaces of a run's preprocessed BOLD when none is in ``space``, else ``[]``.
+
+    The spaces (as :func:`lcm.io.output_space.space_of` spells them) that make a run lacking
+    its BOLD in ``space`` :data:`~lcm.bids.rows.NOT_IN_SPACE`, as ingest of fMRIPrep
+    derivatives says it; ``[]`` when a BOLD in ``space`` is there (something else is missing)
+    or there is none in any space (fMRIPrep stopped before writing it).
+    """
+    func = Path(deriv_root) / subject_dir(ids.entities) / "func"
+    key = derivative_run_key(func, ids)
+    pattern = _bold_pattern(key)
+    try:
+        found = [entities_of(name) for name in os.listdir(func) if pattern.match(name)]
+    except OSError:
+        return []
+    wanted = parse_output_space(space)
+    if any(wanted.selects(ents) for ents in found):
+        return []
+    return sorted({space_of(ents) for ents in found})
+
+
 def _lacking(path: Path) -> str:
     """A missing file for the reason; a dangling symlink is DataLad content not fetched."""
     if path.is_symlink():
@@ -284,7 +307,8 @@ def check_subject_derivatives(
     -------
     (list of RunDerivatives, dict)
         The complete runs, and ``{run_key: (reason_code, reason)}`` of the others (the code
-        :data:`OUTPUTS_MISSING` or :data:`OUTPUTS_AMBIGUOUS`; each reason names the files and
+        :data:`OUTPUTS_MISSING`, :data:`OUTPUTS_AMBIGUOUS`, or ``not_in_space`` with the spaces
+        fMRIPrep wrote, as ingest says it; each reason names the files and
         the fixes).
     """
     found: list[RunDerivatives] = []
@@ -297,6 +321,9 @@ def check_subject_derivatives(
             continue
         if deriv is not None:
             found.append(deriv)
+            continue
+        if elsewhere := other_spaces(deriv_root, ids, space):
+            excluded[ids.run_key] = not_in_space(space, elsewhere)
             continue
         excluded[ids.run_key] = (
             OUTPUTS_MISSING,

@@ -88,8 +88,11 @@ def test_a_resolution_named_in_the_output_space_is_the_one_read(
 ) -> None:
     """fmriprep.output_space takes fMRIPrep's own spelling, MNI152NLin2009cAsym:res-2: of the
     two resolutions fMRIPrep wrote, the run's BOLD, mask and sidecar are res-2's. Before, the
-    setting was refused and res-1 (the shorter name) was read; a missing res-2 names the file
-    with its res entity."""
+    setting was refused and res-1 (the shorter name) was read; a run with res-1 only is
+    not_in_space, as ingest says it, and its missing res-2 is the file with its res entity."""
+    from lcm.bids.runs import run_ids_from_name
+    from lcm.preprocess.derivatives import find_run_derivatives
+
     make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1", "2"))
     for res in ("1", wanted):
         make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-1", n_vol=40, res=res)
@@ -100,9 +103,12 @@ def test_a_resolution_named_in_the_output_space_is_the_one_read(
     for key in ("bold", "mask", "sidecar"):
         assert f"_space-{SPACE}_res-{wanted}_desc-" in run[key], run[key]
     (out,) = rec["excluded"]
-    assert out["run_key"] == "sub-01_task-rest_run-2"
-    assert f"sub-01_task-rest_run-2_space-{SPACE}_res-2_desc-preproc_bold.nii.gz" in out["reason"]
+    assert (out["run_key"], out["reason_code"]) == ("sub-01_task-rest_run-2", "not_in_space")
+    assert f"fMRIPrep wrote this run's in {SPACE}:res-1." in out["reason"]
     assert f"--output-spaces {SPACE}:res-2" in out["reason"]
+    ids = run_ids_from_name("sub-01_task-rest_run-2")
+    _, missing = find_run_derivatives(tmp_path / "deriv", ids, f"{SPACE}:res-2")
+    assert missing[0].endswith(f"run-2_space-{SPACE}_res-2_desc-preproc_bold.nii.gz")
 
 
 def test_an_output_space_of_another_form_is_refused_naming_the_option(tmp_path: Path) -> None:

@@ -68,3 +68,28 @@ def test_runs_read_at_two_resolutions_are_said_when_the_qc_table_is_collected(
     with caplog.at_level(logging.WARNING, logger="lcm.connectome.qc"):
         collect_qc(paths[1:], tmp_path / "qc1.tsv")  # one resolution: nothing to say
     assert "resolutions" not in caplog.text
+
+
+def test_a_run_in_another_space_only_is_not_in_space_for_a_bids_entry_too(
+    tmp_path: Path,
+) -> None:
+    """entry: bids (runner existing, or after a container run) checks the same files as ingest
+    of fMRIPrep derivatives: a run whose BOLD is in another resolution only gets the same code
+    and reason, naming what fMRIPrep wrote, not fmriprep_outputs_missing."""
+    from lcm.bids.ingest import ingest_dataset
+    from lcm.preprocess.derivatives import check_subject_derivatives
+
+    deriv = tmp_path / "fmriprep"
+    _derivatives(deriv)
+    lacking = make_fmriprep_run(deriv, "sub-01_ses-3_task-rest", n_vol=20)
+    lacking["mask"].unlink()  # BOLD in the space, mask missing: still outputs missing
+    space = f"{SPACE}:res-native"
+    runs = [run_ids_from_name(k) for k in (BOTH, RES2, "sub-01_ses-3_task-rest")]
+    found, excluded = check_subject_derivatives(deriv, runs, space)
+    assert [d.run_key for d in found] == [BOTH]
+    assert excluded[RES2][0] == "not_in_space"
+    assert f"fMRIPrep wrote this run's in {SPACE}:res-2." in excluded[RES2][1]
+    assert excluded["sub-01_ses-3_task-rest"][0] == "fmriprep_outputs_missing"
+    # Word for word what ingest of the same folder as fMRIPrep derivatives says.
+    df = ingest_dataset("ds", "fmriprep", deriv, space=space).manifest.set_index("run_key")
+    assert (df.loc[RES2, "reason_code"], df.loc[RES2, "reason"]) == excluded[RES2]
