@@ -40,6 +40,7 @@ from typing import Any
 
 import pandas as pd
 
+from lcm import reason_codes
 from lcm.bids.manifest import exclude_duplicates
 from lcm.bids.rows import (
     BAD_SIDECAR,
@@ -63,7 +64,7 @@ _LISTING_HINT = (
     f"a tab-separated listing with a header: {', '.join(LISTING_COLUMNS)} (relative to the "
     f"listing), optional {', '.join(LISTING_OPTIONAL)}"
 )
-MISSING_FILE = "missing_file"
+MISSING_FILE = reason_codes.MISSING_FILE
 # DPARSF / ABIDE-preprocessed names: ROISignals_<subject id>.mat
 _DPARSF_RE = re.compile(r"^ROISignals_(?:sub-)?(?P<sub>[A-Za-z0-9]+)$")
 # ABIDE Preprocessed (C-PAC, DPARSF, ... pipelines): <FILE_ID>_rois_<atlas>, FILE_ID being

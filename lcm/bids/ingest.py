@@ -27,7 +27,14 @@ from lcm.bids.index_cache import (
     unit_digests,
 )
 from lcm.bids.manifest import exclude_space_duplicates, manifest_frame, write_manifest
-from lcm.bids.rows import NOT_IN_SPACE, OTHER_ATLAS, TR_NOT_CHECKED, UNREADABLE, spaces_found
+from lcm.bids.rows import (
+    NOT_IN_SPACE,
+    NOT_SELECTED,
+    OTHER_ATLAS,
+    TR_NOT_CHECKED,
+    UNREADABLE,
+    spaces_found,
+)
 from lcm.bids.selection import Selection, combine_echoes, select_parcellation
 from lcm.bids.summary import (
     build_summary,
@@ -356,7 +363,7 @@ def _log_exclusions(dataset: str, df: pd.DataFrame, root: Path, task: str) -> No
             seg,
             rows["reason"].iloc[0],
         )
-    excluded = df.loc[~df["included"] & ~df["reason_code"].isin(["not_selected", OTHER_ATLAS])]
+    excluded = df.loc[~df["included"] & ~df["reason_code"].isin([NOT_SELECTED, OTHER_ATLAS])]
     for row in excluded.head(MAX_LOGGED_EXCLUSIONS).itertuples():
         log.warning("%s: excluded %s: %s", dataset, Path(row.path).name, row.reason)
     if len(excluded) > MAX_LOGGED_EXCLUSIONS:

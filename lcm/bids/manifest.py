@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lcm import reason_codes
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import atomic_path
 
@@ -123,7 +124,7 @@ def exclude_duplicates(rows: list[dict], hint: str, by_space: bool = True) -> li
             key += (str(row.get("space") or ""),) if by_space else ()
             if key in seen:
                 row["included"] = False
-                row["reason_code"] = "duplicate"
+                row["reason_code"] = reason_codes.DUPLICATE
                 row["reason"] = (
                     f"duplicate of {Path(seen[key]).name} for run {row['run_key']} ({hint})"
                 )

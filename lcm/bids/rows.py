@@ -12,29 +12,28 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from lcm import reason_codes
 from lcm.bids.nifti_header import UnreadableHeader, header_problem, read_bold_header, sniff_image
 from lcm.bids.timing import sidecar_tr, tr_mismatch
 from lcm.io.bids_names import parse_entities
 
-# Short, stable codes of the exclusion reasons (the summary counts runs per code).
-INVALID_NAME = "invalid_name"
-INVALID_LABEL = "invalid_label"
-BAD_SIDECAR = "bad_sidecar"
-NO_REPETITION_TIME = "no_repetition_time"
-NOT_4D = "not_4d"
-BAD_HEADER = "bad_header"
-TR_MISMATCH = "tr_mismatch"
-DUPLICATE = "duplicate"
-NOT_SELECTED = "not_selected"
-OTHER_ATLAS = "other_atlas"
-OTHER_ECHO = "other_echo"
-NOT_FETCHED = "not_fetched"
-# fMRIPrep derivatives (entry fmriprep): a run whose preprocessed BOLD is in other spaces or
-# resolutions only, and one with fMRIPrep outputs (mask, confounds) but no preprocessed BOLD.
-NOT_IN_SPACE = "not_in_space"
-OUTPUTS_MISSING = "fmriprep_outputs_missing"
-# Prefix of the codes of runs excluded by a BIDS validator error: "validator:SYMLINK_BROKEN".
-VALIDATOR = "validator"
+# Short, stable codes of the exclusion reasons (the summary counts runs per code): the
+# names of lcm.reason_codes, which lists them all.
+INVALID_NAME = reason_codes.INVALID_NAME
+INVALID_LABEL = reason_codes.INVALID_LABEL
+BAD_SIDECAR = reason_codes.BAD_SIDECAR
+NO_REPETITION_TIME = reason_codes.NO_REPETITION_TIME
+NOT_4D = reason_codes.NOT_4D
+BAD_HEADER = reason_codes.BAD_HEADER
+TR_MISMATCH = reason_codes.TR_MISMATCH
+DUPLICATE = reason_codes.DUPLICATE
+NOT_SELECTED = reason_codes.NOT_SELECTED
+OTHER_ATLAS = reason_codes.OTHER_ATLAS
+OTHER_ECHO = reason_codes.OTHER_ECHO
+NOT_FETCHED = reason_codes.NOT_FETCHED
+NOT_IN_SPACE = reason_codes.NOT_IN_SPACE
+OUTPUTS_MISSING = reason_codes.OUTPUTS_MISSING
+VALIDATOR = reason_codes.VALIDATOR
 
 # tr_check values of included runs.
 TR_CHECKED = "ok"

@@ -22,6 +22,7 @@ from typing import BinaryIO
 import nibabel as nib
 import numpy as np
 
+from lcm import reason_codes
 from lcm.bids.nifti_header import dimension_problem, size_problem
 from lcm.exceptions import ExcludedRunError
 
@@ -112,7 +113,7 @@ def _parse_header(raw: bytes, source: str) -> BoldHeader:
         raise ExcludedRunError(
             f"cannot read BOLD {source}: not a NIfTI-1/2 file (sizeof_hdr {size_le})",
             hint="Check that the file is the preprocessed BOLD written by fMRIPrep.",
-            code="bold_unreadable",
+            code=reason_codes.BOLD_UNREADABLE,
         )
     try:
         header = klass.from_fileobj(io.BytesIO(raw[: klass.template_dtype.itemsize]))
@@ -122,7 +123,7 @@ def _parse_header(raw: bytes, source: str) -> BoldHeader:
         affine = header.get_best_affine()
     except Exception as exc:  # nibabel raises many types for a broken header
         raise ExcludedRunError(
-            f"cannot read BOLD {source}: bad NIfTI header: {exc}", code="bold_unreadable"
+            f"cannot read BOLD {source}: bad NIfTI header: {exc}", code=reason_codes.BOLD_UNREADABLE
         ) from exc
     slope = 1.0 if slope is None or not math.isfinite(slope) or slope == 0 else float(slope)
     inter = 0.0 if inter is None or not math.isfinite(inter) else float(inter)
@@ -189,7 +190,7 @@ def check_bold_size(hdr: BoldHeader, path: Path, memory: int | None = None) -> N
             size = path.stat().st_size
         except OSError as exc:
             raise ExcludedRunError(
-                f"cannot read BOLD {path.name}: {exc}", code="bold_unreadable"
+                f"cannot read BOLD {path.name}: {exc}", code=reason_codes.BOLD_UNREADABLE
             ) from exc
         with path.open("rb") as probe:
             compressed = probe.read(2) == _GZIP_MAGIC
@@ -197,7 +198,7 @@ def check_bold_size(hdr: BoldHeader, path: Path, memory: int | None = None) -> N
         problem = size_problem(data, hdr.vox_offset, size, compressed, volume_bytes)
     if problem:
         raise ExcludedRunError(
-            f"BOLD {path.name}: {problem}", hint=_BAD_HEADER_HINT, code="bold_unreadable"
+            f"BOLD {path.name}: {problem}", hint=_BAD_HEADER_HINT, code=reason_codes.BOLD_UNREADABLE
         )
     # Grid-sized arrays (labels, voxel maps) plus the read buffer (at least one volume).
     need = hdr.n_voxels * BYTES_PER_GRID_VOXEL + max(volume_bytes, DEFAULT_BLOCK_BYTES)
@@ -209,7 +210,7 @@ def check_bold_size(hdr: BoldHeader, path: Path, memory: int | None = None) -> N
             "GiB this job can use",
             hint="Give the connectome job more memory (its mem_mb resource), "
             "or resample the BOLD to a coarser grid.",
-            code="bold_too_large",
+            code=reason_codes.BOLD_TOO_LARGE,
         )
 
 
@@ -230,12 +231,12 @@ def read_bold_header(path: str | Path) -> BoldHeader:
             raw = handle.read(540)
     except (OSError, EOFError, zlib.error, _isal_error()) as exc:
         raise ExcludedRunError(
-            f"cannot read BOLD {path.name}: {exc}", code="bold_unreadable"
+            f"cannot read BOLD {path.name}: {exc}", code=reason_codes.BOLD_UNREADABLE
         ) from exc
     if len(raw) < 348:
         raise ExcludedRunError(
             f"cannot read BOLD {path.name}: {len(raw)} bytes, shorter than a NIfTI header",
-            code="bold_unreadable",
+            code=reason_codes.BOLD_UNREADABLE,
         )
     hdr = _parse_header(raw, path.name)
     check_bold_size(hdr, path)
@@ -270,7 +271,8 @@ def iter_volume_blocks(
             hdr = _parse_header(head, name) if len(head) >= 348 else None
             if hdr is None:
                 raise ExcludedRunError(
-                    f"cannot read BOLD {name}: shorter than a NIfTI header", code="bold_unreadable"
+                    f"cannot read BOLD {name}: shorter than a NIfTI header",
+                    code=reason_codes.BOLD_UNREADABLE,
                 )
             check_bold_size(hdr, path)  # before the buffer is sized from the header
             _skip(handle, hdr.vox_offset - len(head), name)
@@ -294,13 +296,13 @@ def iter_volume_blocks(
                             f"cannot read the data of BOLD {name}: the file ends in volume "
                             f"{start + got // volume_bytes} of {hdr.n_volumes} (truncated?)",
                             hint="Re-copy or regenerate the file; its size is wrong.",
-                            code="bold_unreadable",
+                            code=reason_codes.BOLD_UNREADABLE,
                         )
                     got += n
                 yield start, flat[:k]
     except (OSError, EOFError, zlib.error, _isal_error()) as exc:
         raise ExcludedRunError(
-            f"cannot read the data of BOLD {name}: {exc}", code="bold_unreadable"
+            f"cannot read the data of BOLD {name}: {exc}", code=reason_codes.BOLD_UNREADABLE
         ) from exc
 
 
@@ -310,6 +312,7 @@ def _skip(handle: BinaryIO, n: int, name: str) -> None:
         chunk = handle.read(min(n, 2**20))
         if not chunk:
             raise ExcludedRunError(
-                f"cannot read BOLD {name}: the file ends before its data", code="bold_unreadable"
+                f"cannot read BOLD {name}: the file ends before its data",
+                code=reason_codes.BOLD_UNREADABLE,
             )
         n -= len(chunk)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from lcm import reason_codes
 from lcm.exceptions import ExcludedRunError
 
 MOTION_6P = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
@@ -191,14 +192,14 @@ def confound_columns(
             "frequencies",
             hint="Set denoise.high_pass (e.g. 0.01 Hz), or use a strategy without aCompCor "
             "(e.g. 24P).",
-            code="confounds_missing_columns",
+            code=reason_codes.CONFOUNDS_MISSING_COLUMNS,
         )
     if missing:
         raise ExcludedRunError(
             f"confounds lack the columns {missing} needed by strategy {strategy!r}",
             hint="Use a strategy the confounds support (e.g. 6P), or regenerate them with "
             "fMRIPrep.",
-            code="confounds_missing_columns",
+            code=reason_codes.CONFOUNDS_MISSING_COLUMNS,
         )
     return wanted + cosines
 

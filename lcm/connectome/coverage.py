@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lcm import reason_codes
 from lcm.exceptions import ExcludedRunError
 
 MIN_COVERAGE = 0.5
@@ -169,6 +170,6 @@ def cleaned_empty(
         raise ExcludedRunError(
             f"cleaning {source} gave NaN or infinite values in {int(bad.sum())} ROI(s) {rois}",
             hint="Check the run's time series and the denoise settings.",
-            code="cleaned_nonfinite",
+            code=reason_codes.CLEANED_NONFINITE,
         )
     return empty | constant_columns(signals)

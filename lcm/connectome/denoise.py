@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lcm import reason_codes
 from lcm.connectome.confounds import DVARS_COLUMN, FD_COLUMN, NON_STEADY_PREFIX, STRATEGIES
 from lcm.connectome.settings import DenoiseSettings
 from lcm.exceptions import ExcludedRunError
@@ -36,13 +37,13 @@ def read_confounds(path: str | Path, n_volumes: int) -> pd.DataFrame:
         table = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ExcludedRunError(
-            f"cannot read confounds {path.name}: {exc}", code="confounds_unreadable"
+            f"cannot read confounds {path.name}: {exc}", code=reason_codes.CONFOUNDS_UNREADABLE
         ) from exc
     if len(table) != n_volumes:
         raise ExcludedRunError(
             f"confounds {path.name} have {len(table)} rows but the BOLD series has "
             f"{n_volumes} volumes",
-            code="confounds_length",
+            code=reason_codes.CONFOUNDS_LENGTH,
         )
     if len(table):
         first = table.iloc[0].copy()
@@ -65,7 +66,7 @@ def confound_matrix(table: pd.DataFrame, columns: list[str], source: str) -> np.
         raise ExcludedRunError(
             f"confounds {source}: missing or non-numeric values in columns {cols} "
             f"(rows {rows} ...)",
-            code="confounds_non_numeric",
+            code=reason_codes.CONFOUNDS_NON_NUMERIC,
         )
     return values
 
@@ -76,7 +77,7 @@ def framewise_displacement(table: pd.DataFrame, source: str) -> np.ndarray:
         raise ExcludedRunError(
             f"confounds {source} lack the column {FD_COLUMN!r} needed for scrubbing",
             hint="Set denoise.fd_threshold: null to disable scrubbing.",
-            code="confounds_missing_columns",
+            code=reason_codes.CONFOUNDS_MISSING_COLUMNS,
         )
     return confound_matrix(table, [FD_COLUMN], source)[:, 0]
 
@@ -87,7 +88,7 @@ def std_dvars(table: pd.DataFrame, source: str) -> np.ndarray:
         raise ExcludedRunError(
             f"confounds {source} lack the column {DVARS_COLUMN!r} needed for DVARS scrubbing",
             hint="Set denoise.dvars_threshold: null to scrub by framewise displacement only.",
-            code="confounds_missing_columns",
+            code=reason_codes.CONFOUNDS_MISSING_COLUMNS,
         )
     return confound_matrix(table, [DVARS_COLUMN], source)[:, 0]
 
@@ -170,13 +171,13 @@ def scrub_mask(
             raise ExcludedRunError(
                 f"the run has {n_volumes} volumes; at least {settings.min_volumes} are "
                 "required (denoise.min_volumes)",
-                code="too_few_volumes",
+                code=reason_codes.TOO_FEW_VOLUMES,
             )
         detail = f" after scrubbing ({', '.join(rules)})" if rules else ""
         raise ExcludedRunError(
             f"only {keep.size} of {n_volumes} volumes left{detail}; at least "
             f"{settings.min_volumes} are required (denoise.min_volumes)",
-            code="too_few_volumes",
+            code=reason_codes.TOO_FEW_VOLUMES,
         )
     return keep
 
@@ -310,7 +311,7 @@ def clean_signals(
             "every frequency of the signals",
             hint=f"Set denoise.high_pass below {nyquist:g} Hz (0.008-0.01 Hz is usual for "
             "resting state), or to null to skip high-pass filtering.",
-            code="high_pass_above_nyquist",
+            code=reason_codes.HIGH_PASS_ABOVE_NYQUIST,
         )
     if low_pass is not None and low_pass >= nyquist:
         # nilearn would silently move the cut-off to just under Nyquist; no filter is honest.
@@ -352,5 +353,5 @@ def clean_signals(
                 f"{len(signals)} volumes are too few to band-pass filter ({exc})",
                 hint="Raise denoise.min_volumes above this length to exclude such runs up "
                 "front, or set denoise.high_pass and low_pass to null to keep them unfiltered.",
-                code="too_few_volumes",
+                code=reason_codes.TOO_FEW_VOLUMES,
             ) from exc

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from lcm import reason_codes
 from lcm.atlas import Atlas
 from lcm.bids.manifest import read_manifest
 from lcm.bids.runs import run_ids_from_key
@@ -84,13 +85,13 @@ def check_connectome(matrix: np.ndarray, name: str, n_rois: int, atlas: str) -> 
         raise ExcludedRunError(
             f"{name} is {' x '.join(map(str, m.shape))}, not a square ROI x ROI matrix; "
             "store one full connectivity matrix per file",
-            code="matrix_not_square",
+            code=reason_codes.MATRIX_NOT_SQUARE,
         )
     if m.shape[0] != n_rois:
         raise ExcludedRunError(
             f"{name} has {m.shape[0]} ROIs but atlas {atlas!r} has {n_rois}; set atlas to the "
             "one the connectomes were computed with",
-            code="roi_count_mismatch",
+            code=reason_codes.ROI_COUNT_MISMATCH,
         )
     m = _zero_missing_rois(m)
     bad = ~np.isfinite(m)
@@ -101,14 +102,14 @@ def check_connectome(matrix: np.ndarray, name: str, n_rois: int, atlas: str) -> 
             f"{name}: its diagonal holds {int(bad.sum())} NaN or infinite value(s) (first "
             f"{m[i, i]} at ROI {i + 1}) and nothing else does: {FISHER_Z_FIX}"
             + (R_ALREADY if np.isnan(np.diag(m)).any() else ""),
-            code="matrix_diagonal",
+            code=reason_codes.MATRIX_DIAGONAL,
         )
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise ExcludedRunError(
             f"{name} holds {int(bad.sum())} NaN or infinite value(s) (first at row {i + 1}, "
             f"column {j + 1}); recompute the connectome, or drop the run from the listing",
-            code="matrix_nonfinite",
+            code=reason_codes.MATRIX_NONFINITE,
         )
     asym = float(np.max(np.abs(m - m.T)))
     if asym > SYMMETRY_TOLERANCE:
@@ -116,7 +117,7 @@ def check_connectome(matrix: np.ndarray, name: str, n_rois: int, atlas: str) -> 
             f"{name} is not symmetric (max |A - A^T| = {asym:.3g} > {SYMMETRY_TOLERANCE:g}); "
             "a Pearson correlation matrix is symmetric: check the file is a full correlation "
             "matrix, not a directed or lower-triangle one",
-            code="matrix_asymmetric",
+            code=reason_codes.MATRIX_ASYMMETRIC,
         )
     peak = float(np.max(np.abs(m)))
     if peak > 1 + RANGE_TOLERANCE:
@@ -124,7 +125,7 @@ def check_connectome(matrix: np.ndarray, name: str, n_rois: int, atlas: str) -> 
             f"{name} has values outside [-1, 1] (max |r| = {peak:.3g}); Pearson correlations "
             "are expected: if these are Fisher z values, convert them with numpy.tanh, then "
             "set the diagonal to 1 with numpy.fill_diagonal(matrix, 1)",
-            code="matrix_out_of_range",
+            code=reason_codes.MATRIX_OUT_OF_RANGE,
         )
     empty = ~m.any(axis=1)
     off = np.abs(np.diag(m) - 1) > DIAGONAL_TOLERANCE
@@ -140,7 +141,7 @@ def check_connectome(matrix: np.ndarray, name: str, n_rois: int, atlas: str) -> 
         raise ExcludedRunError(
             f"{name}: diagonal value {m[i, i]:.3g} at ROI {i + 1}; a correlation matrix has 1 "
             f"on the diagonal (0 only for an empty ROI whose whole row is 0): {fix}",
-            code="matrix_diagonal",
+            code=reason_codes.MATRIX_DIAGONAL,
         )
     return (m + m.T) / 2
 

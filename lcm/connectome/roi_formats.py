@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lcm import reason_codes
 from lcm.exceptions import ExcludedRunError
 
 SERIES_MAT_VARIABLES = ("ROISignals", "ROISignal", "timeseries", "ts")
@@ -55,7 +56,7 @@ def read_roi_series(path: str | Path, names: list[str]) -> pd.DataFrame:
             return pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
         except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
             raise ExcludedRunError(
-                f"cannot read ROI time series {path.name}: {e}", code="file_unreadable"
+                f"cannot read ROI time series {path.name}: {e}", code=reason_codes.FILE_UNREADABLE
             ) from e
     if ext == ".csv":
         header, _, values = _read_text_table(path, ",")
@@ -72,7 +73,7 @@ def read_roi_series(path: str | Path, names: list[str]) -> pd.DataFrame:
     else:
         raise ExcludedRunError(
             f"{path.name}: unknown time-series format {ext!r}; use .tsv, .csv, .npy, .mat or .1D",
-            code="unknown_format",
+            code=reason_codes.UNKNOWN_FORMAT,
         )
     _check_series_shape(path, values, len(names))
     return pd.DataFrame(values, columns=list(names))
@@ -94,7 +95,7 @@ def read_matrix(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
             raise ExcludedRunError(
                 f"{path.name}: row names {index[:3]}... differ from column names {header[:3]}...; "
                 "write the matrix with the same ROI order on both axes",
-                code="row_column_names_differ",
+                code=reason_codes.ROW_COLUMN_NAMES_DIFFER,
             )
         names = header
     elif ext == ".npy":
@@ -106,7 +107,7 @@ def read_matrix(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
     else:
         raise ExcludedRunError(
             f"{path.name}: unknown connectome format {ext!r}; use .tsv, .csv, .npy, .mat or .1D",
-            code="unknown_format",
+            code=reason_codes.UNKNOWN_FORMAT,
         )
     return names, values
 
@@ -159,7 +160,7 @@ def check_roi_names(names: list[str] | None, atlas_names: list[str], file: str, 
         raise ExcludedRunError(
             f"{file}: its first row holds numbers, not ROI names; give the TSV a header of ROI "
             "names (atlas labels), or save the series as a headerless .csv",
-            code="roi_header_missing",
+            code=reason_codes.ROI_HEADER_MISSING,
         )
     if len(got) != len(want):
         missing = [n for n in want if n not in set(got)]
@@ -173,21 +174,21 @@ def check_roi_names(names: list[str] | None, atlas_names: list[str], file: str, 
             f"{file} names {len(got)} ROIs but atlas {atlas!r} has {len(want)} ({detail}): "
             "another parcellation, or ROIs dropped; set atlas to the one the file was "
             "computed with",
-            code="roi_count_mismatch",
+            code=reason_codes.ROI_COUNT_MISMATCH,
         )
     if sorted(got) == sorted(want):
         i = next(k for k, (a, b) in enumerate(zip(got, want, strict=True)) if a != b)
         raise ExcludedRunError(
             f"{file} has atlas {atlas!r}'s ROIs in another order (ROI {i + 1} is {got[i]!r}, "
             f"the atlas's is {want[i]!r}); write the ROIs in the order of the atlas's labels",
-            code="roi_order_mismatch",
+            code=reason_codes.ROI_ORDER_MISMATCH,
         )
     unknown = [n for n in got if n not in set(want)]
     raise ExcludedRunError(
         f"{file} is of another parcellation than atlas {atlas!r}: {len(unknown)} of its "
         f"{len(got)} ROI names are not atlas labels (first: {unknown[0]!r}; atlas's first: "
         f"{want[0]!r}); set atlas to the one the file was computed with, or give its labels",
-        code="roi_names_mismatch",
+        code=reason_codes.ROI_NAMES_MISMATCH,
     )
 
 
@@ -230,18 +231,20 @@ def load_mat_array(path: str | Path, preferred: tuple[str, ...]) -> np.ndarray:
         with path.open("rb") as handle:
             head = handle.read(128)
     except OSError as exc:
-        raise ExcludedRunError(f"cannot read {path.name}: {exc}", code="file_unreadable") from exc
+        raise ExcludedRunError(
+            f"cannot read {path.name}: {exc}", code=reason_codes.FILE_UNREADABLE
+        ) from exc
     if head.startswith(_V73_SIGNATURE):
-        raise ExcludedRunError(v73_fix, code="mat_v73")
+        raise ExcludedRunError(v73_fix, code=reason_codes.MAT_V73)
     try:
         content = loadmat(path)
     except NotImplementedError as exc:  # scipy's answer to HDF5-based files
-        raise ExcludedRunError(v73_fix, code="mat_v73") from exc
+        raise ExcludedRunError(v73_fix, code=reason_codes.MAT_V73) from exc
     except (MatReadError, OSError, ValueError, TypeError) as exc:
         raise ExcludedRunError(
             f"cannot read MATLAB file {path.name}: {exc}; re-save it with save(file, var, '-v7') "
             "or convert it to .npy or .csv",
-            code="file_unreadable",
+            code=reason_codes.FILE_UNREADABLE,
         ) from exc
     arrays = {
         k: v
@@ -260,7 +263,7 @@ def load_mat_array(path: str | Path, preferred: tuple[str, ...]) -> np.ndarray:
     raise ExcludedRunError(
         f"{path.name}: cannot tell which variable holds the data (2D numeric variables: "
         f"{sorted(arrays)}, all: {found}); save it alone or as {preferred[0]!r}",
-        code="mat_variable_ambiguous",
+        code=reason_codes.MAT_VARIABLE_AMBIGUOUS,
     )
 
 
@@ -286,7 +289,9 @@ def read_afni_1d(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
     try:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ExcludedRunError(f"cannot read {path.name}: {exc}", code="file_unreadable") from exc
+        raise ExcludedRunError(
+            f"cannot read {path.name}: {exc}", code=reason_codes.FILE_UNREADABLE
+        ) from exc
     header: list[str] | None = None
     rows: list[list[str]] = []
     for number, line in enumerate(lines, 1):
@@ -302,16 +307,19 @@ def read_afni_1d(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
             raise ExcludedRunError(
                 f"{path.name}: line {number} has {len(cells)} values, the first row "
                 f"{len(rows[0])}; write one row of the same length per volume",
-                code="ragged_rows",
+                code=reason_codes.RAGGED_ROWS,
             )
         rows.append(cells)
     if not rows:
-        raise ExcludedRunError(f"{path.name} holds no rows of numbers", code="file_empty")
+        raise ExcludedRunError(
+            f"{path.name} holds no rows of numbers", code=reason_codes.FILE_EMPTY
+        )
     try:
         values = np.array(rows, dtype=np.float64)
     except ValueError as exc:
         raise ExcludedRunError(
-            f"{path.name}: {exc}; write numbers only (an AFNI .1D table)", code="non_numeric_values"
+            f"{path.name}: {exc}; write numbers only (an AFNI .1D table)",
+            code=reason_codes.NON_NUMERIC_VALUES,
         ) from exc
     if header is not None and (len(header) != values.shape[1] or all(map(_is_number, header))):
         header = None
@@ -324,13 +332,13 @@ def _load_npy(path: Path) -> np.ndarray:
     except (OSError, ValueError, EOFError) as exc:
         raise ExcludedRunError(
             f"cannot read {path.name} as a NumPy array: {exc}; save it with numpy.save",
-            code="file_unreadable",
+            code=reason_codes.FILE_UNREADABLE,
         ) from exc
     if values.ndim != 2 or not np.issubdtype(values.dtype, np.number):
         raise ExcludedRunError(
             f"{path.name} holds a {values.ndim}D {values.dtype} array; a 2D numeric array is "
             "expected (one run per file)",
-            code="not_2d",
+            code=reason_codes.NOT_2D,
         )
     return values.astype(np.float64, copy=False)
 
@@ -346,7 +354,9 @@ def _read_text_table(path: Path, sep: str) -> tuple[list[str] | None, list[str] 
     try:
         raw = pd.read_csv(path, sep=sep, header=None, dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ExcludedRunError(f"cannot read {path.name}: {exc}", code="file_unreadable") from exc
+        raise ExcludedRunError(
+            f"cannot read {path.name}: {exc}", code=reason_codes.FILE_UNREADABLE
+        ) from exc
     header = index = None
     if raw.shape[0] and _is_header(raw.iloc[0]):
         header = [str(c).strip() for c in raw.iloc[0]]
@@ -361,7 +371,7 @@ def _read_text_table(path: Path, sep: str) -> tuple[list[str] | None, list[str] 
         raise ExcludedRunError(
             f"{path.name}: cell (row {i + 1}, column {j + 1}) is not a number "
             f"({raw.iat[i, j]!r}); write numbers only (NaN as 'nan')",
-            code="non_numeric_values",
+            code=reason_codes.NON_NUMERIC_VALUES,
         )
     return header, index, values
 
@@ -386,7 +396,9 @@ def _is_header(first: pd.Series) -> bool:
 
 def _check_series_shape(path: Path, values: np.ndarray, n_rois: int) -> None:
     if values.ndim != 2:
-        raise ExcludedRunError(f"{path.name}: a 2D volumes x ROIs table is expected", code="not_2d")
+        raise ExcludedRunError(
+            f"{path.name}: a 2D volumes x ROIs table is expected", code=reason_codes.NOT_2D
+        )
     n_vol, n_col = values.shape
     if n_col == n_rois:
         return
@@ -397,5 +409,5 @@ def _check_series_shape(path: Path, values: np.ndarray, n_rois: int) -> None:
     raise ExcludedRunError(
         f"{path.name} has {n_col} ROI columns ({n_vol} rows) but the atlas has {n_rois} ROIs; "
         f"files without a header take the atlas's labels in order: {fix}",
-        code="roi_count_mismatch",
+        code=reason_codes.ROI_COUNT_MISMATCH,
     )

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from lcm import reason_codes
 from lcm.atlas import Atlas
 from lcm.bids.manifest import read_manifest
 from lcm.bids.rows import NO_REPETITION_TIME
@@ -240,7 +241,7 @@ def _clean_series(
         raise ExcludedRunError(
             f"{path.name} has {table.shape[1]} ROI columns but atlas {atlas.name!r} has "
             f"{atlas.n_rois} ROIs",
-            code="roi_count_mismatch",
+            code=reason_codes.ROI_COUNT_MISMATCH,
         )
     raw = _numeric(table)
     n_vol = raw.shape[0]
@@ -256,7 +257,7 @@ def _clean_series(
         cols = [header[j] for j in np.flatnonzero(bad.any(axis=0))][:5]
         raise ExcludedRunError(
             f"{path.name} holds {int(bad.sum())} missing or non-numeric values (columns {cols})",
-            code="timeseries_nonfinite",
+            code=reason_codes.TIMESERIES_NONFINITE,
         )
     if fd is not None and n_vol > 1:
         facts["mean_fd"] = float(np.mean(fd[1:]))
@@ -280,14 +281,16 @@ def _clean_series(
     empty = constant_columns(raw, keep)
     facts["empty_rois"] = [names[i] for i in np.flatnonzero(empty)]
     if empty.all():
-        raise ExcludedRunError(f"every ROI of {path.name} is constant", code="flat_signals")
+        raise ExcludedRunError(
+            f"every ROI of {path.name} is constant", code=reason_codes.FLAT_SIGNALS
+        )
     scrubbed = fd is not None or dvars is not None or bool(dropout.any())
     signals = clean_signals(raw, t_r, settings, sample_mask=keep if scrubbed else None)
     empty = cleaned_empty(signals, empty, names, path.name)
     facts["empty_rois"] = [names[i] for i in np.flatnonzero(empty)]
     if empty.all():
         raise ExcludedRunError(
-            f"every ROI of {path.name} is flat once cleaned", code="flat_signals"
+            f"every ROI of {path.name} is flat once cleaned", code=reason_codes.FLAT_SIGNALS
         )
     signals[:, empty] = 0.0
     return signals, empty
@@ -311,7 +314,7 @@ def _check_windows_vary(
                 f"ROI(s) {rois} are constant in window {i} (kept volumes {start} to "
                 f"{start + length - 1}): their correlations there are undefined",
                 hint="Check these ROIs' time series, or change connectome.window.",
-                code="window_flat_signals",
+                code=reason_codes.WINDOW_FLAT_SIGNALS,
             )
 
 

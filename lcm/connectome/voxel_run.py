@@ -11,6 +11,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from lcm import reason_codes
 from lcm.atlas import Atlas, resample_to
 from lcm.bids.runs import RunIds, run_ids_from_name
 from lcm.bids.timing import header_tr, tr_mismatch
@@ -81,7 +82,10 @@ def load_run_from_record(record_path: str | Path, run_key: str) -> tuple[RunDeri
         runs = {r["run_key"]: r for r in record["runs"]}
         # Records written before reason codes get a code that still says where it came from.
         excluded = {
-            r["run_key"]: (str(r.get("reason_code") or "fmriprep_excluded"), str(r["reason"]))
+            r["run_key"]: (
+                str(r.get("reason_code") or reason_codes.FMRIPREP_EXCLUDED),
+                str(r["reason"]),
+            )
             for r in record.get("excluded", [])
         }
         space = str(record["output_space"])
@@ -208,20 +212,20 @@ def run_connectome(
         raise ExcludedRunError(
             f"BOLD {bold.name} is {len(hdr.shape)}D with shape {hdr.shape}; a 4D series is "
             "expected",
-            code="bold_not_4d",
+            code=reason_codes.BOLD_NOT_4D,
         )
     n_vol = hdr.n_volumes
     facts["n_volumes"] = n_vol
     reason = tr_mismatch(deriv.t_r, header_tr(_HeaderOnly(hdr.header)), bold.name)
     if reason:
-        raise ExcludedRunError(reason, code="tr_mismatch")
+        raise ExcludedRunError(reason, code=reason_codes.TR_MISMATCH)
     if space and atlas.space not in ("custom", parse_output_space(space).label):
         raise ExcludedRunError(
             f"BOLD {bold.name} is in space {space!r} but atlas {atlas.name!r} is in "
             f"{atlas.space!r}",
             hint="Use an atlas in the BOLD's space (e.g. from TemplateFlow) or set "
             "fmriprep.output_space to the atlas's space.",
-            code="space_mismatch",
+            code=reason_codes.SPACE_MISMATCH,
         )
 
     # Confounds first: they are cheap and exclude a run before the BOLD is decompressed.
@@ -290,7 +294,7 @@ def run_connectome(
             f"BOLD {bold.name} holds NaN/Inf values in {stats.n_nonfinite_voxels} voxel(s) "
             "inside the atlas",
             hint="Check the preprocessing of this run; fMRIPrep never writes NaN.",
-            code="bold_nonfinite",
+            code=reason_codes.BOLD_NONFINITE,
         )
     facts["n_dropout_volumes"] = int(stats.dropout.sum())
     if stats.dropout.any():
@@ -316,7 +320,7 @@ def run_connectome(
         raise ExcludedRunError(
             f"every parcel covered by BOLD {bold.name} is constant over the "
             f"{facts['n_volumes_kept']} volumes kept",
-            code="flat_signals",
+            code=reason_codes.FLAT_SIGNALS,
         )
     if empty.all() and brain is not None and (grid_counts > 0).any():
         raise ExcludedRunError(
@@ -324,7 +328,7 @@ def run_connectome(
             f"{Path(deriv.mask).name} (best coverage {float(coverage.max(initial=0.0)):.2f}, "
             f"{min_coverage} required)",
             hint=f"Check the brain mask and that the BOLD is in the atlas's space {atlas.space}.",
-            code="no_coverage",
+            code=reason_codes.NO_COVERAGE,
         )
     if empty.all():
         raise ExcludedRunError(
@@ -333,7 +337,7 @@ def run_connectome(
             f"places the image outside atlas {atlas.name!r}",
             hint=f"Check that the image is in space {atlas.space} and its header affine is "
             "the one fMRIPrep wrote.",
-            code="no_coverage",
+            code=reason_codes.NO_COVERAGE,
         )
     signals = clean_signals(
         stats.signals,
@@ -346,7 +350,7 @@ def run_connectome(
     facts["empty_rois"] = [names[i] for i in np.flatnonzero(empty)]
     if empty.all():
         raise ExcludedRunError(
-            f"every parcel of BOLD {bold.name} is flat once cleaned", code="flat_signals"
+            f"every parcel of BOLD {bold.name} is flat once cleaned", code=reason_codes.FLAT_SIGNALS
         )
     signals[:, empty] = 0.0
     return RunConnectome(signals, empty, columns)
@@ -391,13 +395,13 @@ def _brain_mask(
         raise ExcludedRunError(
             f"cannot read brain mask {mask_path} of BOLD {bold_name}: {exc}",
             hint="Rerun 'lcm fmriprep' for this subject to refresh its record.",
-            code="mask_unreadable",
+            code=reason_codes.MASK_UNREADABLE,
         ) from exc
     if data.ndim != 3:
         raise ExcludedRunError(
             f"brain mask {mask_path.name} of BOLD {bold_name} has shape {data.shape}; a 3D "
             "image is expected",
-            code="mask_unreadable",
+            code=reason_codes.MASK_UNREADABLE,
         )
     mask = np.isfinite(data) & (data != 0)
     if mask.shape == tuple(shape) and np.allclose(img.affine, affine, atol=1e-4):

@@ -9,6 +9,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from lcm import reason_codes
 from lcm.bids.rows import OUTPUTS_MISSING, not_in_space
 from lcm.bids.runs import RunIds
 from lcm.bids.sidecars import entities_of
@@ -64,8 +65,8 @@ CONFOUNDS_SUFFIXES = ("_desc-confounds_timeseries.tsv", "_desc-confounds_regress
 # Reason codes of the runs an fMRIPrep record excludes (its ``excluded[].reason_code``); the
 # connectome stage copies them to its QC table, where summaries count runs per code
 # (OUTPUTS_MISSING is shared with ingest's rows of fMRIPrep derivatives, lcm.bids.rows).
-OUTPUTS_AMBIGUOUS = "fmriprep_outputs_ambiguous"
-FMRIPREP_FAILED = "fmriprep_failed"
+OUTPUTS_AMBIGUOUS = reason_codes.OUTPUTS_AMBIGUOUS
+FMRIPREP_FAILED = reason_codes.FMRIPREP_FAILED
 
 
 def confounds_file(func: str | Path, run_key: str) -> Path:
