@@ -308,7 +308,7 @@ def fmriprep_runner_options(runner):
     args = f"--runner {quoted(runner)} --output-space {quoted(SPACE)}"
     if runner == "existing":
         return args
-    work_dir = fmriprep["work_dir"] or paths.fmriprep_work_dir(RESULTS)
+    work_dir = paths.fmriprep_work_dir(RESULTS, fmriprep["work_dir"])
     args += f" --image {quoted(fmriprep['image'])} --work-dir {quoted(work_dir)}"
     if fmriprep["fs_license"]:
         args += f" --fs-license {quoted(fmriprep['fs_license'])}"
