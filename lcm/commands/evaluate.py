@@ -234,7 +234,7 @@ def evaluate_and_write(
         "models_skipped": result.skipped,
         "checkpoint": str(checkpoint) if checkpoint else None,
         "ssl_checkpoint": str(ssl_checkpoint) if ssl_checkpoint else None,
-        "n_runs": len(cohort) - result.n_dropped,
+        "n_runs": result.n_runs,
         "n_runs_dropped_no_label": result.n_dropped,
         "runs_dropped": result.runs_dropped,
         # Leave-site-out skips a site that would leave a class without training subjects:

@@ -59,6 +59,7 @@ from lcm.evaluate.registry import (
 from lcm.evaluate.splits import check_distinct_repeats, labeled_subsets, outer_folds
 from lcm.evaluate.tasks import (
     Task,
+    run_names,
     target_values,
     task_from_catalogue,
     task_targets,
@@ -208,6 +209,8 @@ class EvaluationResult:
     Attributes
     ----------
     metrics, predictions : pandas.DataFrame
+    n_runs : int
+        Runs evaluated (a run cut into windows counts once, as in every count here).
     n_dropped : int
         Runs dropped for a missing target.
     runs_dropped : list of dict
@@ -237,6 +240,7 @@ class EvaluationResult:
 
     metrics: pd.DataFrame
     predictions: pd.DataFrame
+    n_runs: int = 0
     n_dropped: int = 0
     runs_dropped: list[dict[str, Any]] = field(default_factory=list)
     split: str = "subject"
@@ -399,7 +403,6 @@ def evaluate_task(
         ``metrics`` with :data:`~lcm.evaluate.metrics.METRIC_COLUMNS` and ``predictions`` with
         :data:`~lcm.evaluate.metrics.PREDICTION_COLUMNS`.
     """
-    n_before = len(cohort)
     present, y = target_values(cohort.variables, task)
     # Named, not only counted: the report lists the runs no label let in.
     dropped = [unlabelled_runs(cohort.ids, present, task)] if not present.all() else []
@@ -566,12 +569,13 @@ def evaluate_task(
     return EvaluationResult(
         metrics,
         predictions,
-        n_dropped=n_before - len(cohort),
+        n_runs=len(run_names(cohort.ids)),
+        n_dropped=dropped[0]["n_runs"] if dropped else 0,
         runs_dropped=dropped,
         split=split_used,
         models=models,
         skipped=skipped,
-        n_runs_tested=int(tested.sum()),
+        n_runs_tested=len(run_names(cohort.ids.loc[tested])),
         sites_not_tested=_untested_sites(sites[~tested], groups[~tested]),
         n_fits_not_repeated=n_repeated,
         folds_one_class=_one_class_folds(predictions) if binary else [],

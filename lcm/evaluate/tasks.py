@@ -113,7 +113,7 @@ def unlabelled_runs(ids: pd.DataFrame, present: np.ndarray, task: Task) -> dict[
         sorted, the first :data:`MAX_RECORDED_IDS` of each.
     """
     gone = ids.loc[~np.asarray(present, dtype=bool)]
-    runs = sorted({f"{r['dataset']}/{_run_name(r)}" for _, r in gone.iterrows()})
+    runs = run_names(gone)
     subjects = sorted(set((gone["dataset"] + "/" + gone["subject"]).tolist()))
     return {
         "reason_code": "no_label",
@@ -123,6 +123,14 @@ def unlabelled_runs(ids: pd.DataFrame, present: np.ndarray, task: Task) -> dict[
         "runs": runs[:MAX_RECORDED_IDS],
         "subjects": subjects[:MAX_RECORDED_IDS],
     }
+
+
+def run_names(ids: pd.DataFrame) -> list[str]:
+    """The distinct runs of run IDs (``dataset/sub-X_ses-Y_task-Z_run-N``), sorted.
+
+    A run cut into windows has a row per window: counts of runs are counts of these.
+    """
+    return sorted({f"{r['dataset']}/{_run_name(r)}" for _, r in ids.iterrows()})
 
 
 def _run_name(row: pd.Series) -> str:

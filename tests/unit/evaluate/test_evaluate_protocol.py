@@ -266,3 +266,25 @@ def test_command_help_and_checkpoint_guard(capsys):
     )
     with pytest.raises(ConfigError, match=r"\['lcm'\] need --checkpoint"):
         args.func(args)
+
+
+def test_run_counts_count_runs_not_windows(tmp_path, cohort):
+    """Cut into two windows a run, the cohort has two rows of it: the metadata's n_runs,
+    n_runs_dropped_no_label and n_runs_tested counted windows (twice the runs) beside
+    runs_dropped's distinct runs."""
+    import numpy as np
+
+    rows = np.repeat(np.arange(len(cohort.ids)), 2)
+    windowed = cohort.subset(rows)
+    windowed.ids["window"] = np.tile([0, 1], len(cohort.ids))
+    settings = EvaluationSettings.from_dict(
+        {"n_folds": 3, "seeds": [0], "label_fractions": [1.0], "models": ["logreg"]}
+    )
+    out, pred = tmp_path / "m.parquet", tmp_path / "p.parquet"
+    evaluate_cmd.evaluate_and_write(
+        windowed, TASK, settings, master_seed=1, checkpoint=None, out=out, predictions=pred
+    )
+    meta = json.loads(pq.read_table(out).schema.metadata[b"lcm"])
+    n_runs = len(cohort.ids)
+    assert meta["n_runs_dropped_no_label"] == meta["runs_dropped"][0]["n_runs"] == 4
+    assert meta["n_runs"] == n_runs - 4 == meta["n_runs_tested"]
