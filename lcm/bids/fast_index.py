@@ -332,13 +332,7 @@ def _runs_not_in_space(
         except InputDataError as exc:
             rows.append(excluded(row, INVALID_LABEL, exc.message))
             continue
-        row.update(
-            subject=ids.subject,
-            session=ids.session,
-            task=ids.task,
-            run=ids.run,
-            run_key=ids.run_key,
-        )
+        row.update(ids.row_fields())
         if bold:
             rows.append(excluded(row, *not_in_space(wanted, (space_of(f[2]) for f in bold))))
         else:
@@ -388,9 +382,7 @@ def _data_row(
         return excluded(
             row, INVALID_NAME, f"{name} is not a valid BIDS file name (skipped by the BIDS index)"
         )
-    row.update(
-        subject=ids.subject, session=ids.session, task=ids.task, run=ids.run, run_key=ids.run_key
-    )
+    row.update(ids.row_fields())
     if size is None:
         return excluded(row, NOT_FETCHED, not_fetched_reason(path))
     for side in absent:  # before resolving: never a farther sidecar's TR in its place

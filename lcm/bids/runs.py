@@ -39,6 +39,16 @@ class RunIds:
         """Run label as written in the file name (zero padding kept), ``""`` when absent."""
         return self.entities.get("run", "")
 
+    def row_fields(self) -> dict[str, str]:
+        """``subject, session, task, run, run_key``: the run's identity in a manifest or QC row."""
+        return {
+            "subject": self.subject,
+            "session": self.session,
+            "task": self.task,
+            "run": self.run,
+            "run_key": self.run_key,
+        }
+
 
 def run_ids_from_name(path: str | Path) -> RunIds:
     """Parse and check the acquisition entities of a BIDS file name.

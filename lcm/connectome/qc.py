@@ -106,13 +106,7 @@ def new_qc(
         **copy.deepcopy(_OPTIONAL),
     }
     if ids is not None:
-        record.update(
-            subject=ids.subject,
-            session=ids.session,
-            task=ids.task,
-            run=ids.run,
-            run_key=ids.run_key,
-        )
+        record.update(ids.row_fields())
     if denoise:
         record.update({k: denoise.get(k) for k in _DENOISE_COLUMNS})
     record.update(values)
