@@ -26,6 +26,14 @@ The record lists, per run: run_key, sub, ses, task, run, bold, mask, confounds, 
 Docker and apptainer runs get --task-id (--task), --nthreads and --omp-nthreads (the job's
 --nthreads; at most 8 per process) and --mem_mb (90 % of the job's --mem-mb); a larger value
 in --extra-args is capped to them, with a warning.
+
+A docker or apptainer run that completes (exit 0, every run's outputs there) leaves a stamp
+beside --out (sub-01_fmriprep.completed.json: settings, image digest, raw files by size and
+mtime). The same command again does not launch fMRIPrep while the stamp holds (it checks the
+derivatives and writes the record): another setting, image, or raw file of the subject, or
+outputs gone, launches it; so does removing the stamp. The subject's work folder
+(--work-dir/sub-01) is then removed if LCM created it, unless --keep-work; a failed run keeps
+it (crash files, and a rerun resumes from it).
 """
 
 
@@ -89,6 +97,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--manifest",
         help="The dataset's manifest of 'lcm ingest': its included runs of the subject are "
         "the runs expected (default: index the --bids folder).",
+    )
+    p.add_argument(
+        "--keep-work",
+        action="store_true",
+        help="Keep the subject's work folder after a complete run (default: removed then, if "
+        "LCM created it; kept after a failure, to resume or read crash files).",
     )
     p.add_argument(
         "--settings-only",
@@ -155,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
         skip_bids_validation=args.skip_bids_validation,
         manifest=Path(args.manifest) if args.manifest else None,
         log_file=Path(args.log_file) if getattr(args, "log_file", None) else None,
+        keep_work=args.keep_work,
     )
     if args.settings_only:
         write_settings(req, args.out)

@@ -13,6 +13,7 @@ import fnmatch
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -238,3 +239,64 @@ def remove_owned(folder: str | os.PathLike[str], names: Iterable[str]) -> None:
         log.warning("kept %s: it holds files LCM did not write (%s)", path, ", ".join(left[:5]))
         return
     path.rmdir()
+
+
+def claim_scratch(folder: str | os.PathLike[str], verb: str) -> bool:
+    """Claim a scratch folder that a tool LCM runs fills (fMRIPrep's work folder), if it can be.
+
+    Unlike :func:`claim_out_dir`, a folder with others' files is used, not refused (a work
+    folder a user pointed fMRIPrep at by hand is for fMRIPrep to reuse), but it is not LCM's:
+    :func:`remove_scratch` leaves it.
+
+    Parameters
+    ----------
+    folder : path-like
+        The folder (created if missing).
+    verb : str
+        Who claims it, for messages.
+
+    Returns
+    -------
+    bool
+        Whether the folder is LCM's: it carried the marker, or was absent or empty and now does.
+    """
+    path = Path(folder)
+    if _is_marked(path, verb, hint="Choose another work folder."):
+        return True
+    if path.is_dir() and any(path.iterdir()):
+        return False
+    _mark(path, verb)
+    return True
+
+
+def remove_scratch(folder: str | os.PathLike[str]) -> str | None:
+    """Delete a scratch tree LCM claimed (:func:`claim_scratch`); leave any other.
+
+    The folder is first renamed aside, so that it vanishes at once: a half-deleted work folder
+    never stays where the tool would resume from it.
+
+    Returns
+    -------
+    str or None
+        None once removed; else why it was kept (not LCM's, or a file there could not be
+        deleted: a container that ran as root writes files this user cannot remove).
+    """
+    path = Path(folder)
+    if not path.is_dir():
+        return f"{path} is not there"
+    if not (path / MARKER_NAME).is_file():
+        return f"{path} was not created by LCM (no {MARKER_NAME} marker in it)"
+    doomed = path.with_name(f".{path.name}.removing-{os.getpid()}")
+    try:
+        os.replace(path, doomed)
+    except OSError as exc:
+        return f"{path} could not be moved aside ({exc.strerror})"
+    failed: list[str] = []
+    # onerror, not onexc: Python 3.11 is supported.
+    shutil.rmtree(doomed, onerror=lambda _f, name, _e: failed.append(name))
+    if failed:
+        return (
+            f"{len(failed)} entries of {doomed} could not be deleted (e.g. {failed[0]}): "
+            "remove them as their owner"
+        )
+    return None

@@ -232,6 +232,15 @@ def _capped(given: int | None, job: int | None, what: str) -> int | None:
     return given
 
 
+def without_resource_args(extra_args: list[str]) -> list[str]:
+    """``extra_args`` without its CPU, OpenMP and memory options (how fMRIPrep runs, not what
+    it writes), in any spelling :func:`resource_args` takes."""
+    rest = extra_args
+    for names in (_CPU_OPTIONS, ("--omp-nthreads",), _MEM_OPTIONS):
+        _, rest = take_option(rest, names)
+    return rest
+
+
 def resource_args(
     extra_args: list[str], nthreads: int | None = None, mem_mb: int | None = None
 ) -> list[str]:

@@ -15,16 +15,25 @@ from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
 from lcm.io.atomic import write_json
 from lcm.io.bids_names import check_label
 from lcm.io.output_space import check_volumetric_space
+from lcm.io.ownership import claim_scratch, remove_scratch
 from lcm.io.paths import inside
+from lcm.preprocess.completed_run import (
+    drop_stamp,
+    raw_subject_digest,
+    read_stamp,
+    stamp_path,
+    write_stamp,
+)
 from lcm.preprocess.container import (
     FmriprepCall,
     apptainer_command,
     check_mount_paths,
     docker_command,
     resource_args,
+    without_resource_args,
 )
 from lcm.preprocess.derivatives import FMRIPREP_FAILED, check_subject_derivatives
-from lcm.preprocess.image_digest import ImageDigest, resolve_image_digest
+from lcm.preprocess.image_digest import resolve_image_digest
 from lcm.preprocess.subject_runs import runs_from_manifest, subject_runs
 
 log = logging.getLogger(__name__)
@@ -64,6 +73,9 @@ class FmriprepRequest:
     # The job's log (``lcm --log-file``): fMRIPrep's output is appended to it too, so that a
     # failure record can name the file to read.
     log_file: Path | None = None
+    # Keep the subject's work folder after a complete run (fmriprep.keep_work); by default it is
+    # removed then (tens of GB per subject), kept after a failure (crash files, resuming).
+    keep_work: bool = False
 
 
 def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
@@ -85,7 +97,11 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         ``command`` is null): no container ran. ``failure`` is null, or, when fMRIPrep exited
         non-zero on its own, ``{exit_code, log, reason}``: a failure record, with every run
         excluded for that reason (the subject is retried by removing the record or ``snakemake
-        --forcerun`` of it).
+        --forcerun`` of it). A container run's record also has ``fmriprep_launched`` (false
+        when fMRIPrep completed this request before and only its derivatives were checked
+        again: :mod:`lcm.preprocess.completed_run`) and ``work_folder: {path, removed,
+        kept_because}`` (the subject's work folder is removed after a complete run unless
+        ``keep_work``, or LCM did not create it).
 
     Returns
     -------
@@ -114,29 +130,65 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         runs = subject_runs(req.bids, subject, task=req.task, space=req.output_space)
     command: list[str] | None = None
     failure: dict | None = None
-    digest: ImageDigest | None = None
+    digest: dict | None = None
+    work: dict | None = None
+    launched = False
+    derivs, excluded = None, None
     if req.runner != "existing":
         call = _prepare_call(req, subject)
-        command, code = _launch(req.runner, call, req.log_file)
-        if code != 0:
-            failure = _failure(code, call, req.log_file)
-        # After the run: the image it used is now local (fmriprep-docker pulls a missing one),
-        # and a tag can be pushed again later, so its digest is what says which one it was.
-        digest = resolve_image_digest(req.runner, call.image, cache_dir=call.work_dir)
-    if failure is None:
-        derivs, excluded = check_subject_derivatives(req.derivatives, runs, req.output_space)
-    else:
+        request = _run_request(req, subject)
+        stamp = stamp_path(out)
+        done = read_stamp(stamp, request)
+        if done is not None:
+            # The same name may hold another image now (a .sif rebuilt, a tag pulled again).
+            now = resolve_image_digest(req.runner, call.image, cache_dir=call.work_dir).digest
+            if now and now != (done["image_digest"] or {}).get("digest"):
+                log.info("sub-%s: fMRIPrep runs again: %s is another image now", subject, req.image)
+                done = None
+        if done is not None:
+            derivs, excluded = check_subject_derivatives(req.derivatives, runs, req.output_space)
+            if excluded:
+                log.info("sub-%s: the outputs of its completed run are incomplete now", subject)
+                done = None
+        if done is not None:
+            command, digest = done["command"], done["image_digest"]
+            log.info(
+                "sub-%s: fMRIPrep completed this run on %s (%s); its derivatives are checked "
+                "again, not remade. Remove that file to run fMRIPrep again.",
+                subject,
+                done["finished"],
+                stamp,
+            )
+        else:
+            derivs, excluded, launched = None, None, True
+            command, code = _launch(req.runner, call, req.log_file)
+            drop_stamp(stamp)  # whatever the outcome, the derivatives are this run's now
+            if code != 0:
+                failure = _failure(code, call, req.log_file)
+            # After the run: the image it used is now local (fmriprep-docker pulls a missing
+            # one), and a tag can be pushed again later, so its digest says which one it was.
+            resolved = resolve_image_digest(req.runner, call.image, cache_dir=call.work_dir)
+            digest = resolved.to_record()
+    if failure is not None:
         # Derivatives a failed run left behind (or older ones) are not this run's: none is used.
         derivs, excluded = [], {ids.run_key: (FMRIPREP_FAILED, failure["reason"]) for ids in runs}
+    elif derivs is None or excluded is None:
+        derivs, excluded = check_subject_derivatives(req.derivatives, runs, req.output_space)
     for run_key, (_, reason) in excluded.items():
         log.warning("%s %s excluded: %s", req.dataset, run_key, reason)
+    if req.runner != "existing":
+        if launched and failure is None and not excluded:
+            write_stamp(stamp, request, command, digest)
+        work = _finish_work_folder(req, call.subject_work_dir, failure, excluded)
     record = {
         "dataset": req.dataset,
         "subject": subject,
         "runner": req.runner,
         "command": command,
         # The image that produced the derivatives: none when they were only checked.
-        **({} if digest is None else {"image": req.image, "image_digest": digest.to_record()}),
+        **({} if digest is None else {"image": req.image, "image_digest": digest}),
+        # False: fMRIPrep completed this request before (completed_run.py), not relaunched.
+        **({} if req.runner == "existing" else {"fmriprep_launched": launched}),
         "output_space": req.output_space,
         "runs": [d.to_record() for d in derivs],
         "excluded": [
@@ -144,6 +196,7 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
             for k, (code, reason) in excluded.items()
         ],
         "failure": failure,
+        **({} if work is None else {"work_folder": work}),
     }
     write_json(out, record)
     log.info(
@@ -259,9 +312,52 @@ def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
     )
     # Before any folder is made: a path the container cannot mount stops here.
     check_mount_paths(call, req.runner, os.environ.get("TEMPLATEFLOW_HOME"))
-    call.subject_work_dir.mkdir(parents=True, exist_ok=True)
+    # Marked as LCM's when LCM makes it (or finds it empty): only then is it ever removed.
+    claim_scratch(call.subject_work_dir, "lcm fmriprep")
     call.derivatives.mkdir(parents=True, exist_ok=True)
     return call
+
+
+def _run_request(req: FmriprepRequest, subject: str) -> dict:
+    """What determines a container run's derivatives: its settings, image and raw files.
+
+    The job's CPUs, memory, work folder and licence are left out: they change how fMRIPrep
+    runs, not what it writes.
+    """
+    return {
+        "subject": subject,
+        "runner": req.runner,
+        "image": req.image,
+        "output_space": req.output_space,
+        "task": req.task,
+        "extra_args": without_resource_args(req.extra_args),
+        "skip_bids_validation": req.skip_bids_validation,
+        "bids": os.path.abspath(req.bids),
+        "derivatives": os.path.abspath(req.derivatives),
+        "raw_files": raw_subject_digest(req.bids, subject),
+    }
+
+
+def _finish_work_folder(
+    req: FmriprepRequest, folder: Path, failure: dict | None, excluded: dict
+) -> dict:
+    """Remove the subject's work folder after a complete run, unless it is to be kept.
+
+    Returns the record's ``work_folder``: ``{path, removed, kept_because}``.
+    """
+    if req.keep_work:
+        why: str | None = "fmriprep.keep_work is true"
+    elif failure is not None:
+        why = "fMRIPrep failed: its crash files are there, and a rerun resumes from it"
+    elif excluded:
+        why = "runs lack fMRIPrep outputs: kept to find out why"
+    else:
+        why = remove_scratch(folder)
+        if why is None:
+            log.info("sub-%s: removed its work folder %s (fmriprep.keep_work)", req.subject, folder)
+        else:
+            log.warning("sub-%s: its work folder was not removed: %s", req.subject, why)
+    return {"path": str(folder), "removed": why is None, "kept_because": why}
 
 
 def _launch(runner: str, call: FmriprepCall, log_file: Path | None) -> tuple[list[str], int]:

@@ -84,7 +84,7 @@ if tool == "docker":
     start = argv.index(expect["image"])
     if argv[start + 1 : start + 4] != ["/data", "/out", "participant"]:
         fail(f"positional arguments {argv[start + 1 : start + 4]}")
-    bids, out = mounts["/data"], mounts["/out"]
+    bids, out, work = mounts["/data"], mounts["/out"], mounts["/scratch"]
 else:
     if argv[:2] != ["run", "--cleanenv"]:
         fail(f"unexpected call {argv}")
@@ -104,8 +104,12 @@ else:
     start = argv.index(expect["image"])
     if argv[start + 1 : start + 4] != ["/data", "/out", "participant"]:
         fail("positional arguments")
-    bids, out = binds["/data"], binds["/out"]
+    bids, out, work = binds["/data"], binds["/out"], binds["/work"]
 
+# nipype's cache, as fMRIPrep leaves it in its work folder (also when it fails)
+node = Path(work) / "fmriprep_25_2_wf" / f"sub_{expect['subject']}_wf" / "bold_wf"
+node.mkdir(parents=True, exist_ok=True)
+(node / "result_bold_wf.pklz").write_bytes(b"cached node result")
 if expect.get("exit"):
     sys.stderr.write("stand-in fMRIPrep: nipype node failed\n")
     sys.exit(expect["exit"])

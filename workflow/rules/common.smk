@@ -328,6 +328,11 @@ FMRIPREP_OPTIONS = {
 }
 
 
+# Not a param (nor in FMRIPREP_OPTIONS): whether a completed run's work folder stays changes no
+# output, so changing it reruns no subject.
+FMRIPREP_KEEP_WORK = "--keep-work" if CFG["fmriprep"]["keep_work"] else ""
+
+
 def runs_fmriprep(dataset):
     """Whether the dataset's fMRIPrep jobs run a container (raw BIDS, runner not existing)."""
     raw = entry_type(CFG["datasets"][dataset]["entry"]).raw

@@ -113,7 +113,8 @@ def test_a_sif_is_hashed_once_per_file(
     tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """apptainer: the .sif's sha256, cached in the work folder by path, size and mtime, so the
-    next subject does not read a multi-GB image again; a changed file is read again."""
+    next subject does not read a multi-GB image again; a changed file is read again (and
+    fMRIPrep, which completed with the old image, runs again)."""
     make_raw_bids(tmp_path / "raw", subjects=("01",))
     sif = tmp_path / "fmriprep.sif"
     sif.write_bytes(b"SIF image bytes")
@@ -128,13 +129,15 @@ def test_a_sif_is_hashed_once_per_file(
 
     with monkeypatch.context() as patched:
         patched.setattr(image_digest, "sha256_file", no_read)
-        again = run_fmriprep(req, tmp_path / "rec.json")["image_digest"]
+        # another record: fMRIPrep runs (the first one's completed-run stamp is not this one's)
+        again = run_fmriprep(req, tmp_path / "rec2.json")["image_digest"]
     assert again["digest"] == first["digest"]
     assert again["method"] == "sha256 of the image file (cached)"
     sif.write_bytes(b"another image")  # rebuilt: another size and mtime
     os.utime(sif, ns=(1, 1))
-    rebuilt = run_fmriprep(req, tmp_path / "rec.json")["image_digest"]
-    assert rebuilt["digest"] == "sha256:" + sha256_file(sif) != first["digest"]
+    rebuilt = run_fmriprep(req, tmp_path / "rec.json")
+    assert rebuilt["fmriprep_launched"] is True
+    assert rebuilt["image_digest"]["digest"] == "sha256:" + sha256_file(sif) != first["digest"]
 
 
 def test_references_that_carry_or_lack_a_digest(tmp_path: Path) -> None:
