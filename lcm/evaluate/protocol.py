@@ -456,7 +456,9 @@ def evaluate_task(
         for fold, (train, test) in enumerate(folds):
             tested[test] = True
             masks = labeled_subsets(
-                y_strata[train],
+                # The training runs' own halves: strata of the whole cohort would let the test
+                # fold's values of a continuous target move the median that picks them.
+                strata(y[train]),
                 groups[train],
                 list(settings.label_fractions),
                 seed=derived_seed(master_seed, split_seed, fold, 0),

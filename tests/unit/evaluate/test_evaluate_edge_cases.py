@@ -159,3 +159,43 @@ def test_six_subjects_in_two_folds_are_evaluated_with_every_label(prevalence_mod
     hint = info.value.hint or ""
     assert "n_folds" not in hint and "evaluate.label_fractions: [1.0]" in hint
     assert "Add labelled subjects of" in hint
+
+
+def test_a_continuous_tasks_labelled_subsets_ignore_the_test_folds_values(monkeypatch):
+    """Which training subjects keep their label at a fraction is drawn within halves of the
+    target: halves of the whole cohort moved with the test fold's values (26 of 80 training
+    runs changed status when only test targets changed). The folds are held fixed here."""
+    from lcm.evaluate import protocol
+
+    rng = np.random.default_rng(3)
+    base = make_cohort(n_subjects=32, n_unlabeled=0)
+    age = rng.uniform(20, 60, size=len(base.groups.tolist()))
+    subjects = np.unique(base.groups)
+    test_subjects = set(subjects[::4])
+    test = np.flatnonzero([g in test_subjects for g in base.groups])
+    train = np.setdiff1d(np.arange(len(base.groups)), test)
+    monkeypatch.setattr(
+        protocol, "choose_folds", lambda *a, **k: ("subject", [(train, test), (test, train)])
+    )
+    drawn: list[np.ndarray] = []
+    real = protocol.labeled_subsets
+
+    def recorded(*args, **kwargs):
+        masks = real(*args, **kwargs)
+        drawn.append(masks[0.5])
+        return masks
+
+    monkeypatch.setattr(protocol, "labeled_subsets", recorded)
+    task = Task(name="age", label="age", kind="continuous")
+    settings = EvaluationSettings.from_dict(
+        {"seeds": [0], "label_fractions": [0.5], "models": ["ridge"], "n_folds": 2}
+    )
+    for test_value in (None, 1000.0):
+        variables = base.variables.copy()
+        variables["age"] = age
+        if test_value is not None:
+            variables.loc[test, "age"] = test_value
+        cohort = Cohort(base.ids, base.fc, variables, base.roi_names, base.atlas)
+        evaluate_task(cohort, task, settings, master_seed=0)
+    assert len(drawn) == 4
+    assert np.array_equal(drawn[0], drawn[2])  # the first fold's training subset
