@@ -335,7 +335,7 @@ def provenance_summary(
                 "task": task,
                 "dataset": meta.get("dataset", "n/a"),
                 "target": f"{meta.get('label', '?')} ({meta.get('kind', 'binary')})",
-                "split": meta.get("split_used", settings.get("split", "subject")),
+                "split": _split_used(meta, settings),
                 "folds x seeds": f"{settings.get('n_folds', '?')} x "
                 f"{len(settings.get('seeds', []))}",
                 "label fractions": ", ".join(f"{f:g}" for f in settings.get("label_fractions", [])),
@@ -355,6 +355,16 @@ def provenance_summary(
     )
     parts.append(table_html(pd.DataFrame(rows)))
     return "\n".join(parts)
+
+
+def _split_used(meta: dict[str, Any], settings: dict[str, Any]) -> str:
+    """The split a task ran, saying so where it is not the one asked for (leave-site-out on
+    runs naming fewer than two sites falls back to subject folds)."""
+    asked = settings.get("split", "subject")
+    used = meta.get("split_used", asked)
+    if used == asked:
+        return used
+    return f"{used} ({asked} asked: the runs name fewer than two sites)"
 
 
 def _gain(r: Any) -> str:

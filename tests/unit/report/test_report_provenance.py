@@ -228,3 +228,15 @@ def test_the_protocol_table_counts_the_dropped_runs_where_it_said_none() -> None
         "site": f"2 runs of 1 subject (no &#x27;age&#x27; value){see}; site NYU not tested "
         "(5 subjects)",
     }
+
+
+def test_the_protocol_table_says_when_a_site_split_fell_back_to_subject_folds() -> None:
+    """split: site on runs naming fewer than two sites runs subject folds: only a log line
+    said so, and the table read "subject" beside a config asking for "site"."""
+    tasks = {
+        "fell": {"label": "age", "settings": {"split": "site"}, "split_used": "subject"},
+        "asked": {"label": "age", "settings": {"split": "site"}, "split_used": "site"},
+    }
+    page = provenance_summary(tasks, table_html)
+    assert "<td>subject (site asked: the runs name fewer than two sites)</td>" in page
+    assert "<td>site</td>" in page
