@@ -71,7 +71,8 @@ outputs:
                  of the folds' differences), p (the larger of the two p values) and a
                  verdict
   --out-contrasts TSV: per task and label fraction, LCM against lcm-scratch (pretraining
-                 gain), lcm-no-pseudo (pseudo-label gain) and lcm-ssl, with corrected
+                 gain, self-training included), lcm-no-pseudo (pseudo-label gain) and
+                 lcm-ssl, and lcm-no-pseudo against lcm-scratch (pretraining alone), with corrected
                  resampled t intervals over seeds x folds (training variance included)
   --out-html     one self-contained page (figures embedded, no external resources); with
                  --attention, a brain map of each diagnosis query's attention over the ROIs

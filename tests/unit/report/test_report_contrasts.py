@@ -65,12 +65,19 @@ def test_contrasts_and_the_first_sentence_when_pretraining_does_not_help():
     assert pre["verdict"] == "loss" and pre["n"] == 15
     pseudo = table[(table["task"] == "autism") & (table["contrast"] == "pseudo-label gain")]
     assert pseudo["verdict"].iloc[0] == "no clear difference"
+    # Pretraining alone: lcm-no-pseudo, which self-trains as little as lcm-scratch does.
+    alone = table[table["contrast"] == "pretraining gain without pseudo-labels"]
+    assert alone.set_index("task")["difference"].to_dict() == pytest.approx(
+        {"autism": -0.1, "autismnull": 0.0}, abs=1e-9
+    )
+    assert set(alone["model_a"]) == {"lcm-no-pseudo"} and set(alone["model_b"]) == {"lcm-scratch"}
     assert "lcm-ssl" not in set(table["model_b"])  # not evaluated: not listed
     sentence = pretraining_verdict(table, {"autism": 0.7, "autismnull": 0.0})
     assert "Pretraining did not help" in sentence
     assert "autism -0.09" in sentence
     section = contrast_section(table, lambda f: f.to_html())
     assert "Nadeau" in section and "pretraining gain (lcm − lcm-scratch)" in section
+    assert "pretraining gain without pseudo-labels (lcm-no-pseudo − lcm-scratch)" in section
 
 
 def test_first_sentence_when_pretraining_helps_and_the_null_stays_flat():
