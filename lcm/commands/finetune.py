@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -11,7 +12,7 @@ from lcm.catalogue import Variable, load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
 from lcm.commands._sources import existing, store_sources
 from lcm.config import parse_settings
-from lcm.exceptions import ConfigError, InputDataError
+from lcm.exceptions import ConfigError, InputDataError, OutputOwnershipError
 from lcm.io.provenance import record_outputs
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,21 @@ def label_levels(catalogue_path: str, variable: Variable, positive: str) -> tupl
     return negative, positive
 
 
+def _refuse_out_dir_at_checkpoint(out_dir: str, checkpoint: str) -> None:
+    """Refuse an ``--out-dir`` that is the ``--checkpoint`` folder: the finetuned model's files
+    (model.safetensors, model.json, history.tsv) would replace the pretrained model's."""
+    out, ckpt = Path(out_dir).resolve(), Path(checkpoint).resolve()
+    same = out == ckpt or (out.exists() and ckpt.exists() and out.samefile(ckpt))
+    if same:
+        raise OutputOwnershipError(
+            f"lcm finetune: --out-dir {out_dir} is the --checkpoint folder {checkpoint} "
+            f"(both {ckpt}): the finetuned model would replace the pretrained one; "
+            "nothing was written.",
+            hint="Give --out-dir a folder of its own (e.g. a sibling such as "
+            f"{ckpt.parent / (ckpt.name + '-finetuned')}).",
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm finetune``."""
     # Imported here: every `lcm` call builds all parsers, and torch takes seconds to import.
@@ -80,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from lcm.train.outputs import CHECKPOINT_FILES, training_out_dir
 
     settings = parse_settings(args.settings, "settings")
+    _refuse_out_dir_at_checkpoint(args.out_dir, args.checkpoint)
     set_threads(args.threads)
     pick_device(args.device)  # a device this machine lacks, refused before the data load
     catalogue = load_catalogue(args.catalogue)

@@ -13,6 +13,7 @@ import fnmatch
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -77,9 +78,31 @@ def claim_out_dir(folder: str | os.PathLike[str], verb: str, outputs: Iterable[s
     return _mark(path, verb)
 
 
+def marker_owner(folder: str | os.PathLike[str]) -> str | None:
+    """The verb that claimed ``folder`` (its marker's ``Written by <verb>:``), else ``None``.
+
+    ``None`` too for a folder without the marker, or one whose marker names no verb.
+    """
+    try:
+        text = (Path(folder) / MARKER_NAME).read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+    found = re.match(r"Written by (.+?): ", text)
+    return found.group(1) if found else None
+
+
 def _is_marked(path: Path, verb: str, hint: str) -> bool:
-    """Whether ``path`` carries LCM's marker; a file (not a folder) there is refused."""
+    """Whether ``path`` carries LCM's marker; a file (not a folder) there is refused, and so is
+    a folder another verb claimed: one folder has one owner, so ``lcm finetune`` never
+    replaces the model ``lcm pretrain`` wrote there (a rerun of the same verb is its own)."""
     if (path / MARKER_NAME).is_file():
+        owner = marker_owner(path)
+        if owner is not None and owner != verb:
+            raise OutputOwnershipError(
+                f"{verb}: output folder {path} holds the outputs of {owner} "
+                f"({path / MARKER_NAME} says so); nothing was written.",
+                hint=f"{hint} A folder has one owner: {verb} writes into a folder of its own.",
+            )
         return True
     if path.exists() and not path.is_dir():
         raise OutputOwnershipError(

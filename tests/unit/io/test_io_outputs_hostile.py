@@ -217,3 +217,12 @@ def test_inside_resolves_both_paths(tmp_path: Path) -> None:
     assert inside(tmp_path / "link" / "work", bids)
     assert inside(tmp_path / "x" / ".." / "bids" / "w", bids)
     assert not inside(tmp_path / "bids2", bids) and not inside(tmp_path, bids)
+
+
+def test_folder_claimed_by_another_verb_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    claim_out_dir(out, "lcm pretrain")
+    claim_out_dir(out, "lcm pretrain")  # a rerun of the same verb: its own folder
+    with pytest.raises(OutputOwnershipError, match="holds the outputs of lcm pretrain"):
+        claim_out_dir(out, "lcm finetune")
+    assert (out / MARKER_NAME).read_text().startswith("Written by lcm pretrain:")

@@ -153,6 +153,67 @@ def test_finetune_refuses_out_dir_with_user_files(store, pretrained, tmp_path, c
     assert [p.name for p in out.iterdir()] == ["data.csv"]
 
 
+def _finetune(store: tuple[Path, Path], checkpoint: Path | str, out: Path | str) -> int:
+    return main(
+        [
+            "finetune",
+            "--checkpoint",
+            str(checkpoint),
+            "--store",
+            str(store[0]),
+            "--atlas",
+            "toy",
+            "--catalogue",
+            str(store[1]),
+            "--dataset",
+            "beta",
+            "--label",
+            "dx",
+            "--positive",
+            "patient",
+            "--settings",
+            '{"epochs": 1}',
+            "--out-dir",
+            str(out),
+            "--threads",
+            "1",
+        ]
+    )
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_finetune_refuses_out_dir_that_is_the_checkpoint(store, pretrained, tmp_path, capfd):
+    """The pretrained model is never replaced by the finetuned one, even in a folder without
+    the marker (copied by hand) and spelled another way."""
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(pretrained, ckpt)
+    (ckpt / MARKER_NAME).unlink()
+    before = _snapshot(ckpt)
+    assert _finetune(store, ckpt, tmp_path / "x" / ".." / "ckpt") == 6
+    (message,) = _lines(capfd, "ERROR")
+    assert "is the --checkpoint folder" in message and str(ckpt) in message
+    assert _snapshot(ckpt) == before
+
+
+def test_finetune_refuses_a_folder_pretrain_claimed(store, pretrained, tmp_path, capfd):
+    """A folder has one owner: lcm finetune does not write over lcm pretrain's outputs."""
+    other = tmp_path / "other-pretrained"
+    shutil.copytree(pretrained, other)
+    before = _snapshot(other)
+    assert _finetune(store, pretrained, other) == 6
+    (message,) = _lines(capfd, "ERROR")
+    assert "holds the outputs of lcm pretrain" in message
+    assert _snapshot(other) == before
+    # A rerun of the same verb into its own folder is still its own.
+    out = tmp_path / "tuned"
+    assert _finetune(store, pretrained, out) == 0
+    assert _finetune(store, pretrained, out) == 0
+    assert any("replacing model.safetensors" in line for line in _lines(capfd, "WARNING"))
+
+
 def test_second_concurrent_pretrain_is_refused(store, tmp_path: Path, capfd) -> None:
     out = tmp_path / "busy"
     out.mkdir()
