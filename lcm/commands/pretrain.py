@@ -26,7 +26,8 @@ training objective, with its parts loss_<variable> and loss_ssl; train_eval_loss
 the unweighted mean of the per-variable BEI losses in eval mode on training and on held-out
 runs: the pair to compare), bei_eval.tsv (held-out metrics of every variable, scored on the
 runs whose dataset records it, beside its training baseline, the chance level of a constant
-guess and a 95 % bootstrap interval over held-out subjects, with n runs and n_subjects),
+guess on those runs (balanced accuracy: 1 / the classes present among them) and a 95 %
+bootstrap interval over held-out subjects, with n runs and n_subjects),
 bei_linear.npz (ridge maps from FC to every BEI variable: the bei-linear baseline of lcm
 evaluate).
 

@@ -107,7 +107,8 @@ def bei_metrics(
         Columns :data:`COLUMNS`. Classification: accuracy and balanced accuracy (plus AUC for
         binary); regression: MSE in standardised units and R². ``baseline`` is the training
         majority class or mean; ``chance`` the best a constant guess reaches on these runs
-        (their commonest class's share for accuracy, 1/K for balanced accuracy, 0.5 for AUC,
+        (their commonest class's share for accuracy, 1 / the number of classes present in them
+        for balanced accuracy (not of the catalogue's levels), 0.5 for AUC,
         0 for R², their variance for MSE); ``ci_low``, ``ci_high`` a 95 % percentile
         bootstrap interval of ``model`` over held-out subjects; ``n`` and ``n_subjects`` the
         runs and subjects scored.
@@ -185,11 +186,14 @@ def _class_scores(out: np.ndarray, y: np.ndarray, majority: int) -> list[_Score]
 
     every = np.arange(len(y))
     commonest = float(np.bincount(y, minlength=k).max() / len(y))
+    n_present = len(np.unique(y))
     scores: list[_Score] = [
         ("accuracy", accuracy(every), accuracy(every, base), commonest, accuracy),
-        ("balanced_accuracy", balanced(every), balanced(every, base), 1.0 / k, balanced),
+        # A constant guess recalls one class fully and the others not at all: 1 / the classes
+        # present in these rows (balanced() averages over those), not 1 / the catalogue's levels.
+        ("balanced_accuracy", balanced(every), balanced(every, base), 1.0 / n_present, balanced),
     ]
-    if k == 2 and len(np.unique(y)) == 2:
+    if k == 2 and n_present == 2:
         score = torch.softmax(torch.from_numpy(out), -1)[:, 1].numpy()
 
         def auc(rows: np.ndarray) -> float:

@@ -75,3 +75,17 @@ def test_each_value_has_n_chance_and_a_seeded_subject_interval() -> None:
     assert (finite["model"] <= finite["ci_high"] + 1e-9).all()
     again = bei_metrics(out, held, train, _layout(), groups, seed=3)
     pd.testing.assert_frame_equal(table, again)
+
+
+def test_balanced_accuracy_chance_counts_the_classes_present() -> None:
+    """2 of 3 levels among the held-out runs: a constant guess scores 1/2, not 1/3."""
+    layout = QueryLayout().append("site", "categorical", ("a", "b", "c"))
+    held = encode_targets(pd.DataFrame({"site": ["a"] * 3 + ["b"] * 5}), layout, {})
+    train = encode_targets(pd.DataFrame({"site": ["a", "b", "c", "c"]}), layout, {})
+    out = torch.zeros(8, 3)
+    out[:, 2] = 1.0  # always "c": the training majority, absent from the hold-out
+    table = bei_metrics(out, held, train, layout).set_index("metric")
+    assert table.loc["balanced_accuracy", "chance"] == pytest.approx(0.5)
+    out[:, 0] = 2.0  # always "a": a constant guess, and it scores chance exactly
+    table = bei_metrics(out, held, train, layout).set_index("metric")
+    assert table.loc["balanced_accuracy", "model"] == pytest.approx(0.5)
