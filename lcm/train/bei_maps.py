@@ -29,6 +29,10 @@ def connectome_features(fc: np.ndarray) -> np.ndarray:
 ALPHAS = tuple(float(a) for a in np.logspace(0, 6, 13))
 HOLDOUT_FRACTION = 0.15
 MIN_PRESENT = 10
+# The penalty of a map whose hold-out cannot choose one (too few values, or a single value).
+DEFAULT_ALPHA = 1e3
+# A held-out spread this small relative to the variable's largest magnitude is round-off.
+RELATIVE_SPREAD = 1e-9
 
 
 @dataclass
@@ -44,9 +48,11 @@ class BEIMaps:
     coef : numpy.ndarray, shape (E, V)
     intercept : numpy.ndarray, shape (V,)
     alpha : numpy.ndarray, shape (V,)
-        Penalty chosen per output on the pretraining hold-out.
+        Penalty chosen per output on the pretraining hold-out (:data:`DEFAULT_ALPHA` where
+        the hold-out cannot score the variable).
     heldout_r2 : numpy.ndarray, shape (V,)
-        Hold-out R² of each map at its penalty (how well the variable is read from FC).
+        Hold-out R² of each map at its penalty (how well the variable is read from FC); NaN
+        where the variable is not scorable on the hold-out (fewer than 3 values, or one value).
     atlas : str or None
         Atlas of the connectomes the maps were fitted on (``None``: maps written before it was
         recorded).
@@ -217,6 +223,20 @@ def _ridge_path(
     return out
 
 
+def _not_scorable(values: np.ndarray, scale: float) -> str | None:
+    """Why a variable's held-out ``values`` cannot score a map (``None`` when they can).
+
+    R² divides by their spread: fewer than 3 values, a single value, or a spread at round-off
+    level of the variable's ``scale`` (a constant whose centred copy differs in the last bit)
+    gave nonsense such as an R² of -3e31.
+    """
+    if len(values) < 3:
+        return f"{len(values)} value(s)"
+    if len(np.unique(values)) < 2 or np.ptp(values) <= RELATIVE_SPREAD * max(scale, 1e-300):
+        return "a single value"
+    return None
+
+
 def fit_bei_maps(
     fc: np.ndarray,
     variables: pd.DataFrame,
@@ -268,20 +288,23 @@ def fit_bei_maps(
     x = (feats - x_mean) / x_scale
     y_mean = np.nanmean(y[train], axis=0)
     y_c = np.where(np.isfinite(y), y - y_mean, 0.0)
-    alpha = np.full(len(names), 1e3)
+    alpha = np.full(len(names), DEFAULT_ALPHA)
     r2 = np.full(len(names), np.nan)
+    unscorable: dict[str, str] = {}
     if n_out:
         pred = _ridge_path(x[train], y_c[train], x[held], alphas)
         truth, present = y_c[held], np.isfinite(y[held])
         for v in range(len(names)):
             ok = present[:, v]
-            if ok.sum() < 3:
+            why = _not_scorable(y[held][ok, v], np.nanmax(np.abs(y[:, v])))
+            if why:
+                unscorable[names[v]] = why
                 continue
             sse = ((pred[:, ok, v] - truth[ok, v][None]) ** 2).sum(axis=1)
             best = int(np.argmin(sse))
             alpha[v] = alphas[best]
             sst = ((truth[ok, v] - truth[ok, v].mean()) ** 2).sum()
-            r2[v] = 1.0 - sse[best] / sst if sst > 0 else np.nan
+            r2[v] = 1.0 - sse[best] / sst
     coef = np.empty((x.shape[1], len(names)))
     for a in np.unique(alpha):  # one fit per distinct penalty, all its outputs at once
         cols = np.flatnonzero(alpha == a)
@@ -292,6 +315,8 @@ def fit_bei_maps(
         "bei-linear maps: %s",
         ", ".join(
             f"{n} (alpha {a:g}, held-out R2 {r:.2f})"
+            if n not in unscorable
+            else f"{n} (alpha {a:g} by default, not scorable on the hold-out: {unscorable[n]})"
             for n, a, r in zip(names, alpha, r2, strict=True)
         ),
     )

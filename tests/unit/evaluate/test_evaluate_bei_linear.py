@@ -132,3 +132,20 @@ def test_a_largest_fraction_only_model_is_fitted_there_only():
     finally:
         unregister_model("cheap-control")
     assert largest_fraction_only("shuffled-lcm")
+
+
+def test_a_variable_constant_on_the_hold_out_is_not_scored(caplog):
+    """Its sum of squares is round-off: R² NaN (not -3e31), the default penalty, and said so."""
+    fc, variables, groups = _pretraining()
+    subjects = np.unique(groups)
+    n_out = max(1, round(0.15 * len(subjects)))  # fit_bei_maps's subject hold-out, seed 0
+    held = np.isin(groups, np.random.default_rng(0).permutation(subjects)[:n_out])
+    dose = np.linspace(0.0, 1.0, len(groups))
+    dose[held] = 0.1 + 0.2  # one value, not exactly representable: its mean is off by round-off
+    variables["dose"] = dose
+    with caplog.at_level("INFO", logger="lcm.train.bei_maps"):
+        maps = fit_bei_maps(fc, variables, groups, seed=0)
+    v = maps.names.index("dose")
+    assert np.isnan(maps.heldout_r2[v]) and maps.alpha[v] == 1e3
+    assert np.isfinite(maps.heldout_r2[maps.names.index("age")])
+    assert "dose (alpha 1000 by default, not scorable on the hold-out" in caplog.text
