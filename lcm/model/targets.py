@@ -167,7 +167,7 @@ def not_applicable(
 
 
 def layout_from_catalogue(
-    catalogue: Catalogue, variables: pd.DataFrame | None = None
+    catalogue: Catalogue, variables: pd.DataFrame | None = None, datasets: pd.Series | None = None
 ) -> QueryLayout:
     """One query group per catalogue variable, optionally only those observed in ``variables``.
 
@@ -178,24 +178,58 @@ def layout_from_catalogue(
         Training variables. When given, a variable gets queries only if it has an observed value
         (two distinct values for numeric ones): a query that never sees a target learns nothing,
         and a diagnosis absent from pretraining is added at finetuning instead.
+    datasets : pandas.Series, optional
+        Dataset of each row of ``variables``: a variable left out is then said to be mapped by
+        none of them (INFO: a diagnosis of downstream datasets), or mapped by a dataset whose
+        every value of it is missing (WARNING, as is a constant one: a catalogue or phenotype
+        file to check).
 
     Returns
     -------
     QueryLayout
     """
     layout = QueryLayout()
-    skipped = []
+    reasons: dict[str, str] = {}
     for name, var in catalogue.variables.items():
         if variables is not None:
             column = variables[name] if name in variables else pd.Series(dtype=object)
             observed = column.dropna()
             if observed.nunique() < (2 if var.is_numeric else 1):
-                skipped.append(name)
+                reasons[name] = _why_unobserved(name, observed, catalogue, datasets)
                 continue
         layout = layout.append(name, var.kind, query_levels(var))
-    if skipped:
-        log.info("no queries for variables unobserved in the training data: %s", skipped)
+    unmapped = [name for name, why in reasons.items() if why == _UNMAPPED]
+    if unmapped:
+        log.info("no queries for variables no training dataset maps: %s", unmapped)
+    others = {name: why for name, why in reasons.items() if why != _UNMAPPED}
+    if others:
+        log.warning(
+            "no queries for variables the training data cannot teach: %s",
+            "; ".join(f"{name}: {why}" for name, why in others.items()),
+        )
     return layout
+
+
+_UNMAPPED = "no training dataset maps it"
+
+
+def _why_unobserved(
+    name: str, observed: pd.Series, catalogue: Catalogue, datasets: pd.Series | None
+) -> str:
+    """Why the training rows cannot teach ``name`` (``observed``: its non-missing values)."""
+    if len(observed):
+        value = observed.iloc[0]
+        return f"a single value (constant: {value.item() if hasattr(value, 'item') else value!r})"
+    if datasets is None:
+        return "no value"
+    present = sorted(set(datasets.astype(str)))
+    mapping = [
+        d for d in present if d in catalogue.datasets and name in catalogue.datasets[d].columns
+    ]
+    if not mapping:
+        return _UNMAPPED
+    which = "dataset " + mapping[0] if len(mapping) == 1 else "datasets " + ", ".join(mapping)
+    return f"no value ({which} maps it but every value is missing)"
 
 
 def fit_standardisation(

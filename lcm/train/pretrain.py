@@ -291,7 +291,7 @@ def pretrain(
                 "pretrain.select_epoch: heldout: one held-out subject, kept for reporting; "
                 "no epoch is selected (the last is kept)."
             )
-    layout = layout_from_catalogue(catalogue, train.variables)
+    layout = layout_from_catalogue(catalogue, train.variables, train.ids["dataset"])
     stats = fit_standardisation(train.variables, layout)
     targets = encode_targets(
         train.variables, layout, stats, not_applicable(train.ids["dataset"], catalogue, layout)

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers.model import make_catalogue, make_cohort
+from helpers.model import CATALOGUE, make_catalogue, make_cohort, write_catalogue
 
+from lcm.catalogue import load_catalogue
 from lcm.exceptions import CheckpointError, InputDataError
 from lcm.model.targets import (
     QueryLayout,
@@ -51,6 +52,28 @@ def test_layout_skips_unobserved_variables(tmp_path: Path) -> None:
     assert grown["dx"].slice == slice(7, 9)
     with pytest.raises(InputDataError, match="'age' already exists"):
         grown.append("age", "continuous")
+
+
+def test_layout_says_why_a_variable_gets_no_queries(tmp_path: Path, caplog) -> None:
+    """A constant variable, and one its dataset maps but never fills, are warnings apart from
+    a variable no training dataset maps (a downstream diagnosis: expected, INFO)."""
+    text = CATALOGUE.replace(
+        "datasets:", "  iq: {kind: continuous, domain: sociodemographic}\ndatasets:"
+    )
+    catalogue = load_catalogue(write_catalogue(tmp_path, text))
+    cohort = make_cohort(12)
+    variables = cohort.variables
+    variables["dx"] = None
+    variables["bmi"] = 25.0
+    with caplog.at_level("INFO", logger="lcm.model.targets"):
+        layout = layout_from_catalogue(catalogue, variables, cohort.ids["dataset"])
+    assert layout.names == ["age", "sex", "handedness"]
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "bmi: a single value (constant: 25.0)" in warning
+    assert "dx: no value (dataset alpha maps it but every value is missing)" in warning
+    assert "iq" not in warning
+    (info,) = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert info == "no queries for variables no training dataset maps: ['iq']"
 
 
 def test_encode_standardises_and_masks() -> None:
