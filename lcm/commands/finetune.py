@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,6 +15,11 @@ from lcm.commands._sources import existing, store_sources
 from lcm.config import parse_settings
 from lcm.exceptions import ConfigError, InputDataError, OutputOwnershipError
 from lcm.io.provenance import record_outputs
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from lcm.evaluate.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +91,33 @@ def _refuse_out_dir_at_checkpoint(out_dir: str, checkpoint: str) -> None:
         )
 
 
+def diagnosis_labels(variables: pd.DataFrame, task: Task) -> np.ndarray:
+    """0/1 diagnosis of each run, -1 where missing: those runs are kept, unlabelled.
+
+    Unlike ``lcm evaluate``, which drops them, finetuning trains on them through the BEI loss
+    on their own variables and, with ``diagnosis_pseudo_labels``, confident pseudo-labels of
+    the diagnosis; so the log says kept.
+    """
+    from lcm.evaluate.tasks import target_values
+
+    present, labelled = target_values(variables, task, log_dropped=False)
+    y = np.full(len(present), -1, dtype=np.int64)
+    y[present] = labelled
+    if not present.all():
+        log.info(
+            "task %s: kept %d run(s) with no %r value as unlabelled (for the BEI loss, and "
+            "confident diagnosis pseudo-labels where enabled)",
+            task.name,
+            int((~present).sum()),
+            task.label,
+        )
+    return y
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm finetune``."""
     # Imported here: every `lcm` call builds all parsers, and torch takes seconds to import.
-    from lcm.evaluate.tasks import Task, target_values
+    from lcm.evaluate.tasks import Task
     from lcm.model.checkpoint import load_checkpoint
     from lcm.store.read import load_cohort
     from lcm.train.finetune import LCMClassifier
@@ -127,9 +156,7 @@ def run(args: argparse.Namespace) -> int:
     # The task's own checks: every stored value a level (a store written with another map,
     # or a level renamed since, would otherwise turn into the negative class).
     task = Task(name=args.label, label=args.label, negative=levels[0], positive=levels[1])
-    present, labelled = target_values(cohort.variables, task)
-    y = np.full(len(present), -1, dtype=np.int64)
-    y[present] = labelled
+    y = diagnosis_labels(cohort.variables, task)
     if not (y >= 0).any():
         raise InputDataError(
             f"Dataset {args.dataset!r} has no subject with {args.label!r} in the store.",

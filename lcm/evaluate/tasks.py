@@ -141,7 +141,9 @@ def _run_name(row: pd.Series) -> str:
     return "_".join(f"{k}-{v}" for k, v in parts if v not in (None, "") and v == v)
 
 
-def target_values(variables: pd.DataFrame, task: Task) -> tuple[np.ndarray, np.ndarray]:
+def target_values(
+    variables: pd.DataFrame, task: Task, log_dropped: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Which runs have a target, and the targets of those runs (see :func:`task_targets`).
 
     Parameters
@@ -149,6 +151,9 @@ def target_values(variables: pd.DataFrame, task: Task) -> tuple[np.ndarray, np.n
     variables : pandas.DataFrame
         Variables per run (:attr:`lcm.store.cohort.Cohort.variables`).
     task : Task
+    log_dropped : bool
+        Log the runs without a target as dropped (a caller that keeps them, as ``lcm
+        finetune`` keeps them unlabelled, says so itself).
 
     Returns
     -------
@@ -175,7 +180,7 @@ def target_values(variables: pd.DataFrame, task: Task) -> tuple[np.ndarray, np.n
             hint="Fix the catalogue's map for this dataset's column.",
         )
     dropped = int((~present).sum())
-    if dropped:
+    if dropped and log_dropped:
         log.info("task %s: dropped %d run(s) with no %r value", task.name, dropped, task.label)
     kept = values[present]
     if task.kind == "binary":
