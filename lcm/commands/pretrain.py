@@ -34,6 +34,8 @@ evaluate).
 resuming: with "checkpoint_every": N in --settings the training state is saved every N
 optimiser steps in --out-dir/train_state/; the same command after a kill resumes from it,
 exactly (the same weights as an uninterrupted run), and removes it once the model is written.
+Only checkpoint_every may change in between; other settings, seed or data start over, with a
+warning naming what differs.
 """
 
 

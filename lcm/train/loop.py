@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -410,6 +410,9 @@ class Resumable:
         Whether this process writes the state (rank 0 in data parallel training).
     carry : Carried, optional
         The writer's state besides the loop's, saved and restored with it.
+    fields : dict, optional
+        What the fingerprint hashes, saved with the state: a state of another run is ignored
+        with a warning naming the fields that differ.
     """
 
     folder: Path
@@ -417,6 +420,7 @@ class Resumable:
     fingerprint: str
     writer: bool = True
     carry: Carried | None = None
+    fields: dict[str, Any] | None = None
 
 
 # torch's warning of a learning-rate schedule advanced before the optimiser's first update.
@@ -490,7 +494,7 @@ def train_epochs(
     prefetch = getattr(step, "prefetch", None)
     if resumable is not None:
         args = (resumable.fingerprint, modules[0], optimizer, scheduler, generator)
-        pos = load_state(resumable.folder, *args) or pos
+        pos = load_state(resumable.folder, *args, fields=resumable.fields) or pos
         if resumable.carry is not None and pos.carried:
             resumable.carry.restore_carried(pos.carried)
     # A step that updates the parameters itself (GraphedPretrainStep: its update is part of
@@ -534,7 +538,14 @@ def train_epochs(
                 if resumable.writer:
                     if resumable.carry is not None:
                         pos.carried = resumable.carry.carried_tensors()
-                    save_state(resumable.folder, *args[:-1], generator, pos, processes)
+                    save_state(
+                        resumable.folder,
+                        *args[:-1],
+                        generator,
+                        pos,
+                        processes,
+                        fields=resumable.fields,
+                    )
         sums.flush()
         row = {
             "epoch": epoch,

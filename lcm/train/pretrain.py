@@ -77,12 +77,29 @@ MONITOR_RUNS = 256
 MONITOR_STREAM = 2
 
 
+# Settings that cannot change the trained weights: how often the state is saved (a resumed run
+# ends bitwise identical to an uninterrupted one). Left out of a run's identity, so changing
+# them keeps a resumable state. (gradient_checkpointing and compile stay in: recomputed and
+# compiled kernels may round differently.)
+BOOKKEEPING_SETTINGS = ("checkpoint_every",)
+
+
+def run_fields(
+    data: str, model_settings: dict[str, Any], settings: dict[str, Any], seed: int, world: int
+) -> dict[str, Any]:
+    """What identifies a training run (stored with its state, to name what differs)."""
+    kept = {k: v for k, v in settings.items() if k not in BOOKKEEPING_SETTINGS}
+    return {"data": data, "model": model_settings, "settings": kept, "seed": seed, "world": world}
+
+
 def run_fingerprint(
     data: str, model_settings: dict[str, Any], settings: dict[str, Any], seed: int, world: int
 ) -> str:
-    """Identity of a training run: a saved state is resumed only by the same run."""
-    record = {"data": data, "model": model_settings, "settings": settings, "seed": seed}
-    record["world"] = world
+    """Identity of a training run: a saved state is resumed only by the same run.
+
+    The hash of :func:`run_fields` (bookkeeping settings such as ``checkpoint_every`` left out).
+    """
+    record = run_fields(data, model_settings, settings, seed, world)
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -388,6 +405,7 @@ def pretrain(
         out / STATE_DIR,
         settings["checkpoint_every"],
         run_fingerprint(fingerprint, model_settings, settings, seed, ctx.world),
+        fields=run_fields(fingerprint, model_settings, settings, seed, ctx.world),
         writer=ctx.is_main,
         carry=best if select else None,
     )

@@ -170,12 +170,15 @@ def save_state(
     generator: torch.Generator,
     position: LoopPosition,
     processes: list[ProcessState] | None = None,
+    *,
+    fields: dict[str, Any] | None = None,
 ) -> None:
     """Write the training state atomically (tensors first, then the JSON that completes it).
 
     ``processes``: every process's generators and logs (:func:`gather_processes`, called by
     all of them); required in data parallel training, where only one process writes. By
-    default this process's own. ``position`` is the writer's (rank 0's).
+    default this process's own. ``position`` is the writer's (rank 0's). ``fields``: what
+    ``fingerprint`` hashes, stored so that another run's :func:`load_state` names what differs.
     """
     if processes is None:
         if _ranks(module)[1] > 1:
@@ -208,6 +211,7 @@ def save_state(
     meta = {
         "format_version": FORMAT_VERSION,
         "fingerprint": fingerprint,
+        "fingerprint_fields": fields,
         "step": position.step,
         "epoch": position.epoch,
         "batches_done": position.batches_done,
@@ -235,6 +239,28 @@ def save_state(
     log.info("training state saved at step %d (epoch %d)", position.step, position.epoch)
 
 
+def _what_differs(meta: dict[str, Any], fields: dict[str, Any] | None) -> str:
+    """The fields of this run that differ from those a saved state recorded, in words."""
+    if meta.get("format_version") != FORMAT_VERSION:
+        return f"written in state format {meta.get('format_version')!r}, not {FORMAT_VERSION}"
+    saved = meta.get("fingerprint_fields")
+    if fields is None or not isinstance(saved, dict):
+        return "settings, seed, data or LCM version differ"
+    now = _plain(fields)
+    changes = []
+    for key in sorted(set(saved) | set(now)):
+        was, is_ = saved.get(key), now.get(key)
+        if isinstance(was, dict) and isinstance(is_, dict):  # settings, model: by their keys
+            changes += [
+                f"{key}.{k} {was.get(k)!r} -> {is_.get(k)!r}"
+                for k in sorted(set(was) | set(is_))
+                if was.get(k) != is_.get(k)
+            ]
+        elif was != is_:
+            changes.append("the training data" if key == "data" else f"{key} {was!r} -> {is_!r}")
+    return "differs in " + ", ".join(changes) if changes else "the LCM version differs"
+
+
 def load_state(
     folder: Path,
     fingerprint: str,
@@ -242,11 +268,14 @@ def load_state(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     generator: torch.Generator,
+    *,
+    fields: dict[str, Any] | None = None,
 ) -> LoopPosition | None:
     """Restore a saved state into the given objects; ``None`` when there is none to resume.
 
     A state of another run (different fingerprint) is ignored with a warning, so a changed
-    configuration starts afresh instead of silently continuing an unrelated run; so is one
+    configuration starts afresh instead of silently continuing an unrelated run (the warning
+    names the ``fields`` that differ from those the state recorded); so is one
     written by another number of data parallel processes (a state of an older version that
     kept rank 0's generators and logs only, too). Each process restores its own generator
     states and logs.
@@ -273,9 +302,10 @@ def load_state(
         )
     if meta.get("format_version") != FORMAT_VERSION or meta.get("fingerprint") != fingerprint:
         log.warning(
-            "ignoring training state in %s: it belongs to another run (settings, seed, data or "
-            "LCM version differ); training starts from step 0",
+            "ignoring training state in %s: it belongs to another run (%s); training starts "
+            "from step 0",
             folder,
+            _what_differs(meta, fields),
         )
         return None
     # States written before step-named tensors used one file name.

@@ -76,3 +76,47 @@ def test_a_resumed_run_selects_among_the_epochs_before_the_kill(
     assert resumed["selected_epoch"] == 2
     a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "resumed")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_new_checkpoint_every_keeps_the_state(tmp_path: Path, monkeypatch, caplog) -> None:
+    """How often the state is saved changes no weight: a rerun with another checkpoint_every
+    resumes, and ends as the uninterrupted run."""
+    catalogue, cohort = make_catalogue(tmp_path), pretrain_cohort(50)
+    pretrain(cohort, catalogue, TINY, SETTINGS, seed=4, out_dir=tmp_path / "whole")
+    _killed_in_step(monkeypatch, 8)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(cohort, catalogue, TINY, SETTINGS, seed=4, out_dir=tmp_path / "run")
+    monkeypatch.undo()
+    with caplog.at_level("INFO", logger="lcm.train.state"):
+        pretrain(
+            cohort,
+            catalogue,
+            TINY,
+            {**SETTINGS, "checkpoint_every": 5},
+            seed=4,
+            out_dir=tmp_path / "run",
+        )
+    assert "resuming from step 6" in caplog.text and "ignoring" not in caplog.text
+    whole, rerun = _weights(tmp_path / "whole"), _weights(tmp_path / "run")
+    assert all(torch.equal(whole[k], rerun[k]) for k in whole)
+
+
+def test_a_state_of_other_settings_is_ignored_naming_them(
+    tmp_path: Path, monkeypatch, caplog
+) -> None:
+    catalogue, cohort = make_catalogue(tmp_path), pretrain_cohort(50)
+    _killed_in_step(monkeypatch, 8)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(cohort, catalogue, TINY, SETTINGS, seed=4, out_dir=tmp_path / "run")
+    monkeypatch.undo()
+    saved = json.loads((tmp_path / "run" / STATE_DIR / "train_state.json").read_text())
+    assert saved["fingerprint_fields"]["settings"]["lr"] == 0.003
+    assert "checkpoint_every" not in saved["fingerprint_fields"]["settings"]
+    with caplog.at_level("INFO", logger="lcm.train.state"):
+        pretrain(
+            cohort, catalogue, TINY, {**SETTINGS, "lr": 0.002}, seed=5, out_dir=tmp_path / "run"
+        )
+    (warning,) = [
+        r.getMessage() for r in caplog.records if r.name == "lcm.train.state" and r.levelno > 20
+    ]
+    assert "differs in seed 4 -> 5, settings.lr 0.003 -> 0.002" in warning
