@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from lcm.commands._arguments import add_store_arguments
 from lcm.commands._sources import existing, store_sources
-from lcm.io.provenance import check_distinct_sidecars, record_outputs
+from lcm.io.ownership import check_replaceable
+from lcm.io.provenance import check_recordable, record_outputs
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +22,11 @@ EXAMPLE = """example:
 outputs: --out, one row per run: identifiers, then emb_000 ... (the mean ROI token after the
 ROI mixer, d_model values); --attention-out, one row per run and query: identifiers, query
 ('variable' or 'variable=level'), then one column per ROI (last decoder layer, heads averaged,
-rows sum to 1). Parquet key-value metadata name the checkpoint, its weights' sha256, the atlas
-and (lcm.label, JSON) the diagnosis of a finetuned checkpoint: name, levels, positive. Each
-output gets a provenance sidecar (<name>.json: sources with their sha256, the output's sha256),
-so `lcm provenance verify` detects an edited table.
+rows sum to 1). Parquet key-value metadata name the checkpoint (absolute path), its weights'
+sha256, the atlas and (lcm.label, JSON) the diagnosis of a finetuned checkpoint: name, levels,
+positive. Each output gets a provenance sidecar (<name>.json: sources with their sha256, the
+output's sha256), so `lcm provenance verify` detects an edited table. An existing --out (or
+--attention-out) is replaced only when its sidecar shows LCM wrote it; else nothing is written.
 """
 
 
@@ -78,7 +81,11 @@ def run(args: argparse.Namespace) -> int:
     from lcm.train.loop import pick_device
 
     outputs = [p for p in (args.out, args.attention_out) if p]
-    check_distinct_sidecars(outputs)  # before the model runs, not after
+    # Before the model runs and before any output is written: two outputs sharing a record, a
+    # record's place taken by a file LCM did not write (--out dir/model.parquet beside a
+    # checkpoint's model.json), an existing output LCM did not write (a user's table).
+    check_recordable(outputs)
+    check_replaceable(outputs, "lcm embed")
     device = pick_device(args.device)  # a device this machine lacks, refused first
     catalogue = load_catalogue(args.catalogue)
     cohort = load_cohort(args.store, args.atlas, list(args.datasets), catalogue)
@@ -91,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
         device=device,
     )
     metadata = {
-        b"lcm.checkpoint": str(args.checkpoint).encode(),
+        # Absolute: a relative path means nothing once the table is read from another folder.
+        b"lcm.checkpoint": str(Path(args.checkpoint).resolve()).encode(),
         b"lcm.weights_sha256": str(meta.get("weights_sha256", "")).encode(),
         b"lcm.atlas": args.atlas.encode(),
         # A finetuned checkpoint names its diagnosis (the report maps that query's attention,

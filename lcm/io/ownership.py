@@ -91,6 +91,32 @@ def marker_owner(folder: str | os.PathLike[str]) -> str | None:
     return found.group(1) if found else None
 
 
+def check_replaceable(outputs: Iterable[str | os.PathLike[str]], verb: str) -> None:
+    """Refuse output files that exist and that LCM did not write, before anything is written.
+
+    An existing output is LCM's (and replaced by a rerun) when its provenance sidecar names it;
+    anything else there (a user's ``results.tsv`` given as ``--out`` by mistake, or an output
+    whose record is gone) is left alone.
+
+    Raises
+    ------
+    OutputOwnershipError
+        Naming the file, with what to do.
+    """
+    for out in map(Path, outputs):
+        if out.is_dir():
+            raise OutputOwnershipError(
+                f"{verb}: output {out} is a folder; nothing was written.",
+                hint="Give a file path for the output.",
+            )
+        if (out.exists() or out.is_symlink()) and not _written_by_lcm(out):
+            raise OutputOwnershipError(
+                f"{verb}: output {out} exists and LCM did not write it (no provenance record "
+                f"{provenance_path(out).name} names it); nothing was written.",
+                hint=f"Choose another output path, or move or delete {out} if it may go.",
+            )
+
+
 def _is_marked(path: Path, verb: str, hint: str) -> bool:
     """Whether ``path`` carries LCM's marker; a file (not a folder) there is refused, and so is
     a folder another verb claimed: one folder has one owner, so ``lcm finetune`` never

@@ -423,3 +423,59 @@ def test_weights_files_are_byte_identical_across_saves(tmp_path: Path) -> None:
         subprocess.run([sys.executable, "-c", code, str(out)], check=True, timeout=120)
         digests.add(sha256_file(out))
     assert len(digests) == 1
+
+
+def _embed(store: tuple[Path, Path], checkpoint: Path | str, out: Path | str) -> int:
+    return main(
+        [
+            "embed",
+            "--checkpoint",
+            str(checkpoint),
+            "--store",
+            str(store[0]),
+            "--atlas",
+            "toy",
+            "--catalogue",
+            str(store[1]),
+            "--datasets",
+            "beta",
+            "--out",
+            str(out),
+        ]
+    )
+
+
+def test_embed_refuses_an_existing_out_lcm_did_not_write(store, pretrained, tmp_path, capfd):
+    victim = tmp_path / "victim.tsv"
+    victim.write_text("subject\tscore\ns1\t3\n")
+    assert _embed(store, pretrained, victim) == 6
+    (message,) = _lines(capfd, "ERROR")
+    assert f"output {victim} exists and LCM did not write it" in message
+    assert victim.read_text() == "subject\tscore\ns1\t3\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["victim.tsv"]
+
+
+def test_embed_reruns_replace_their_own_out_with_an_absolute_checkpoint(
+    store, pretrained, tmp_path, monkeypatch
+):
+    import pyarrow.parquet as pq
+
+    monkeypatch.chdir(pretrained.parent)
+    out = tmp_path / "emb.parquet"
+    assert _embed(store, pretrained.name, out) == 0
+    assert _embed(store, pretrained.name, out) == 0  # its own output, recorded: replaced
+    meta = pq.read_schema(out).metadata
+    assert meta[b"lcm.checkpoint"].decode() == str(pretrained.resolve())
+
+
+def test_embed_beside_a_checkpoint_refuses_before_writing(store, pretrained, tmp_path, capfd):
+    """--out model.parquet in the checkpoint folder: its record model.json is the checkpoint's
+    metadata; refused before the table is written, not after."""
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(pretrained, ckpt)
+    before = sorted(p.name for p in ckpt.iterdir())
+    model_json = (ckpt / "model.json").read_bytes()
+    assert _embed(store, ckpt, ckpt / "model.parquet") != 0
+    assert "model.json exists and is not an LCM provenance record" in _lines(capfd, "ERROR")[0]
+    assert sorted(p.name for p in ckpt.iterdir()) == before
+    assert (ckpt / "model.json").read_bytes() == model_json
