@@ -35,7 +35,8 @@ resuming: with "checkpoint_every": N in --settings the training state is saved e
 optimiser steps in --out-dir/train_state/; the same command after a kill resumes from it,
 exactly (the same weights as an uninterrupted run), and removes it once the model is written.
 Only checkpoint_every may change in between; other settings, seed or data start over, with a
-warning naming what differs.
+warning naming what differs. SIGTERM (a SLURM time limit, scancel) logs the step reached and the
+state saved, and exits with status 143.
 """
 
 

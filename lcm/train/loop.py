@@ -17,7 +17,9 @@ import logging
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -502,64 +504,110 @@ def train_epochs(
     updates = getattr(step, "updates_parameters", False)
     if updates:
         step.bind(optimizer)
-    for epoch in progress(range(pos.epoch, epochs + 1), desc, quiet):
-        for module in modules:
-            module.train()
-        if pos.order is None or pos.epoch != epoch:  # a fresh epoch (not a resumed one)
-            pos.epoch, pos.batches_done, pos.sums, pos.counts = epoch, 0, {}, {}
-            pos.order = torch.randperm(n_samples, generator=generator)
-            pos.lr_epoch = optimizer.param_groups[0]["lr"]
-        sums = _DeviceSums(pos)
-        todo = split_order(pos.order, batch_size, min_batch)[pos.batches_done :]
-        for i, index in enumerate(todo):
-            loss, parts = step(index)
-            if prefetch is not None and i + 1 < len(todo):  # copy while backward runs
-                prefetch(todo[i + 1])
-            if loss.requires_grad and not updates:  # False for a batch with no target at all
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(params, GRAD_CLIP_NORM)
-                optimizer.step()
-                for weighting in bounded:
-                    weighting.project_()
-            with warnings.catch_warnings():
-                # A batch with nothing to learn advances the schedule without an update, on
-                # purpose (the schedule counts batches); torch warns of that as of a misuse.
-                warnings.filterwarnings("ignore", message=_SCHEDULE_FIRST)
-                scheduler.step()
-            sums.add({"loss_total": loss, **parts}, len(index))
-            pos.step += 1
-            pos.batches_done += 1
-            if resumable is not None and resumable.every and pos.step % resumable.every == 0:
-                # Every process's generators and logs (a collective: all of them call it at
-                # this step), so that each resumes with its own dropout stream, not rank 0's.
-                sums.flush()
-                processes = gather_processes(modules[0], generator, pos)
-                if resumable.writer:
-                    if resumable.carry is not None:
-                        pos.carried = resumable.carry.carried_tensors()
-                    save_state(
-                        resumable.folder,
-                        *args[:-1],
-                        generator,
-                        pos,
-                        processes,
-                        fields=resumable.fields,
-                    )
-        sums.flush()
-        row = {
-            "epoch": epoch,
-            **{k: pos.sums[k] / pos.counts[k] for k in pos.sums},
-            "lr": pos.lr_epoch,
-        }
-        if on_epoch_end is not None:
-            row.update(on_epoch_end(epoch))
-        pos.history.append(row)
-        pos.order = None
-        log.debug("%s epoch %d: %s", desc, epoch, row)
+    # SIGTERM (SLURM's time limit, scancel) ends the run with a line saying where it stopped
+    # and what a rerun resumes from, and exit status 143 as before.
+    stop = _SigtermStop(pos, resumable, pos.step if pos.step else None)
+    with stop:
+        for epoch in progress(range(pos.epoch, epochs + 1), desc, quiet):
+            for module in modules:
+                module.train()
+            if pos.order is None or pos.epoch != epoch:  # a fresh epoch (not a resumed one)
+                pos.epoch, pos.batches_done, pos.sums, pos.counts = epoch, 0, {}, {}
+                pos.order = torch.randperm(n_samples, generator=generator)
+                pos.lr_epoch = optimizer.param_groups[0]["lr"]
+            sums = _DeviceSums(pos)
+            todo = split_order(pos.order, batch_size, min_batch)[pos.batches_done :]
+            for i, index in enumerate(todo):
+                loss, parts = step(index)
+                if prefetch is not None and i + 1 < len(todo):  # copy while backward runs
+                    prefetch(todo[i + 1])
+                if loss.requires_grad and not updates:  # False for a batch with no target at all
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(params, GRAD_CLIP_NORM)
+                    optimizer.step()
+                    for weighting in bounded:
+                        weighting.project_()
+                with warnings.catch_warnings():
+                    # A batch with nothing to learn advances the schedule without an update, on
+                    # purpose (the schedule counts batches); torch warns of that as of a misuse.
+                    warnings.filterwarnings("ignore", message=_SCHEDULE_FIRST)
+                    scheduler.step()
+                sums.add({"loss_total": loss, **parts}, len(index))
+                pos.step += 1
+                pos.batches_done += 1
+                if resumable is not None and resumable.every and pos.step % resumable.every == 0:
+                    # Every process's generators and logs (a collective: all of them call it at
+                    # this step), so that each resumes with its own dropout stream, not rank 0's.
+                    sums.flush()
+                    processes = gather_processes(modules[0], generator, pos)
+                    if resumable.writer:
+                        if resumable.carry is not None:
+                            pos.carried = resumable.carry.carried_tensors()
+                        save_state(
+                            resumable.folder,
+                            *args[:-1],
+                            generator,
+                            pos,
+                            processes,
+                            fields=resumable.fields,
+                        )
+                    stop.saved_step = pos.step  # (written by rank 0 in data parallel runs)
+            sums.flush()
+            row = {
+                "epoch": epoch,
+                **{k: pos.sums[k] / pos.counts[k] for k in pos.sums},
+                "lr": pos.lr_epoch,
+            }
+            if on_epoch_end is not None:
+                row.update(on_epoch_end(epoch))
+            pos.history.append(row)
+            pos.order = None
+            log.debug("%s epoch %d: %s", desc, epoch, row)
     history = pos.history
     log.info("%s: %d epochs, final loss_total %.4f", desc, epochs, history[-1]["loss_total"])
     return history
+
+
+class _SigtermStop:
+    """Within the block (main thread only), SIGTERM logs where training stopped and what the
+    same command resumes from, then exits with status 143 (128 + SIGTERM, as the default
+    action: SLURM and Snakemake still see the job fail)."""
+
+    def __init__(
+        self, position: LoopPosition, resumable: Resumable | None, saved_step: int | None
+    ) -> None:
+        self.position = position
+        self.resumable = resumable
+        self.saved_step = saved_step  # the step of the last state saved (or resumed from)
+        self._previous: Any = None
+
+    def __enter__(self) -> _SigtermStop:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
+
+    def _handle(self, signum: int, frame: object) -> None:
+        step = self.position.step
+        if self.resumable is None or not self.resumable.every:
+            saved = "no training state was saved (checkpoint_every is 0): a rerun starts over"
+        elif self.saved_step is None:
+            saved = (
+                f"no training state was saved yet (checkpoint_every {self.resumable.every}): "
+                "a rerun starts over"
+            )
+        else:
+            saved = (
+                f"the training state saved at step {self.saved_step} (checkpoint_every "
+                f"{self.resumable.every}) in {self.resumable.folder} lets the same command resume"
+            )
+        log.error("stopped by SIGTERM at step %d; %s", step, saved)
+        raise SystemExit(128 + signal.SIGTERM)
 
 
 class _DeviceSums:

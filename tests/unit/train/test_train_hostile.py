@@ -479,3 +479,30 @@ def test_embed_beside_a_checkpoint_refuses_before_writing(store, pretrained, tmp
     assert "model.json exists and is not an LCM provenance record" in _lines(capfd, "ERROR")[0]
     assert sorted(p.name for p in ckpt.iterdir()) == before
     assert (ckpt / "model.json").read_bytes() == model_json
+
+
+# -- SIGTERM ---------------------------------------------------------------------------------------
+
+
+def test_sigterm_says_where_training_stopped_and_exits_143(store, tmp_path: Path) -> None:
+    """SLURM's time limit sends SIGTERM: one line names the step and the state a rerun resumes
+    from, and the exit status stays 143 (a failure to SLURM and Snakemake)."""
+    out = tmp_path / "run"
+    settings = '{"epochs": 200, "batch_size": 8, "checkpoint_every": 2}'
+    cmd = [sys.executable, "-m", "lcm", "pretrain", "--store", str(store[0]), "--atlas", "toy"]
+    cmd += ["--catalogue", str(store[1]), "--datasets", "alpha", "--model", json.dumps(TINY)]
+    cmd += ["--settings", settings, "--seed", "1", "--out-dir", str(out), "--threads", "1"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "train_state" / META_NAME).is_file() and proc.poll() is None:
+            assert time.monotonic() < deadline, "no training state within 120 s"
+            time.sleep(0.1)
+        proc.terminate()  # SIGTERM
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    (line,) = [line for line in err.splitlines() if "stopped by SIGTERM" in line]
+    assert "training state saved at step" in line and "lets the same command resume" in line
+    assert "Traceback" not in err
