@@ -64,6 +64,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Also write bei_linear.npz, the bei-linear baseline's ridge maps (default yes; "
         "with no, an earlier run's maps in --out-dir are removed).",
     )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Save the training state every N optimiser steps (0 never); overrides --settings' "
+        "checkpoint_every (the workflow passes it apart from the settings: changing it reruns "
+        "nothing).",
+    )
     add_store_arguments(p)
     add_seed_and_threads(p)
     p.set_defaults(func=run)
@@ -79,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
 
     model_settings = parse_settings(args.model, "model")
     settings = parse_settings(args.settings, "settings")
+    if args.checkpoint_every is not None:
+        settings["checkpoint_every"] = args.checkpoint_every
     set_threads(args.threads)
     pick_device(args.device)  # a device this machine lacks, refused before the data load
     catalogue = load_catalogue(args.catalogue)

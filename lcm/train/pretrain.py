@@ -65,7 +65,7 @@ from lcm.train.loop import (
 )
 from lcm.train.objective import PretrainObjective, PretrainStep
 from lcm.train.outputs import STATE_DIR
-from lcm.train.settings import resolve_settings
+from lcm.train.settings import BOOKKEEPING_SETTINGS, resolve_settings
 from lcm.train.state import remove_state
 
 log = logging.getLogger(__name__)
@@ -77,11 +77,6 @@ MONITOR_RUNS = 256
 MONITOR_STREAM = 2
 
 
-# Settings that cannot change the trained weights: how often the state is saved (a resumed run
-# ends bitwise identical to an uninterrupted one). Left out of a run's identity, so changing
-# them keeps a resumable state. (gradient_checkpointing and compile stay in: recomputed and
-# compiled kernels may round differently.)
-BOOKKEEPING_SETTINGS = ("checkpoint_every",)
 
 
 def run_fields(

@@ -20,6 +20,13 @@ SECTIONS = {
     "finetune": ("evaluate", "finetune"),
 }
 
+# Settings that cannot change the trained weights: how often the state is saved (a resumed run
+# ends bitwise identical to an uninterrupted one). Left out of a run's identity, so changing
+# them keeps a resumable state, and out of the workflow's params, so it reruns nothing.
+# (gradient_checkpointing and compile stay in: recomputed and compiled kernels may round
+# differently.)
+BOOKKEEPING_SETTINGS = ("checkpoint_every",)
+
 # Defaults of settings the code reads before the schema declares them (a config without the
 # key works either way; once the schema has the key, its default and its checks apply).
 # ``compile``: torch.compile of the model's blocks, "auto" = on CUDA only (lcm.train.loop);

@@ -92,6 +92,21 @@ def test_control_permutations_rerun_only_the_tasks_with_the_control(done) -> Non
     assert evaluated == set(cfg["tasks"]) - {"autismbase"}
 
 
+def test_how_often_the_training_state_is_saved_reruns_no_pretraining(done) -> None:
+    """checkpoint_every changes no weight: it reaches `lcm pretrain` on the command line, not
+    as a param (it reran pretraining and everything after it)."""
+    workdir, cfg = done
+    new = changed(cfg, "pretrain", "checkpoint_every", value=7)
+    assert plan(workdir, new)[0] == {}
+    config = write_config(workdir, new)
+    proc = snakemake(
+        ROOT, workdir, "--configfile", str(config), "-n", "-p", "--forcerun", "pretrain"
+    )
+    assert "--checkpoint-every 7" in proc.stdout + proc.stderr
+    # A setting that does change the weights still reruns it.
+    assert plan(workdir, changed(cfg, "pretrain", "lr", value=0.01))[0]["pretrain"] == 1
+
+
 def test_container_settings_rerun_nothing_with_existing_derivatives(done) -> None:
     workdir, cfg = done
     assert cfg["fmriprep"]["runner"] == "existing"

@@ -24,6 +24,7 @@ from lcm.io.config_copy import write_config_copy
 from lcm.io.output_space import parse_output_space
 from lcm.io.ownership import claim_results
 from lcm.io.provenance import CONFIG_HASH_ENV, config_hash
+from lcm.train.settings import BOOKKEEPING_SETTINGS
 from lcm.workflow.plan import WorkflowPlan
 from lcm.workflow.hash import code_hash
 from lcm.workflow.resources import connectome_mem_mb as connectome_memory
@@ -477,9 +478,15 @@ def get_pretrained_model(name="pretrain"):
     return paths.model_file(RESULTS, name, "model.safetensors")
 
 
+# The pretrain settings that change no weight (how often the state is saved) are no param:
+# changing them reruns no pretraining; the command line gives them apart.
+PRETRAIN_SETTINGS = {k: v for k, v in CFG["pretrain"].items() if k not in BOOKKEEPING_SETTINGS}
+PRETRAIN_CHECKPOINT_EVERY = CFG["pretrain"]["checkpoint_every"]
+
+
 def get_ssl_pretrain_settings():
     """The pretrain settings with the BEI losses off: the lcm-ssl ablation's checkpoint."""
-    return to_json({**CFG["pretrain"], "bei_weight": 0})
+    return to_json({**PRETRAIN_SETTINGS, "bei_weight": 0})
 
 
 def get_checkpoint(wildcards):

@@ -27,7 +27,7 @@ rule pretrain:
         atlas=ATLAS,
         datasets=PLAN.by_role("pretrain"),
         model=to_json(CFG["model"]),
-        settings=to_json(CFG["pretrain"]),
+        settings=to_json(PRETRAIN_SETTINGS),
         seed=CFG["seed"],
         out_dir=subpath(output.weights, parent=True),
         bei_maps="yes" if get_bei_maps() else "no",
@@ -37,6 +37,7 @@ rule pretrain:
         " --atlas {params.atlas:q} --catalogue {input.catalogue:q} --datasets {params.datasets:q}"
         " --model {params.model:q} --settings {params.settings:q} --seed {params.seed:q} --threads"
         " {params.threads:q} --out-dir {params.out_dir:q} --bei-maps {params.bei_maps:q}"
+        " --checkpoint-every {PRETRAIN_CHECKPOINT_EVERY}"
 
 
 # The lcm-ssl ablation: the same pretraining with the BEI losses off (self-supervised only).
