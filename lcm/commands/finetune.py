@@ -181,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         atlas=args.atlas,
         roi_names=list(cohort.roi_names),
+        catalogue=catalogue,
     )
     # Claimed (refused if it holds others' files) and locked against a concurrent run.
     with training_out_dir(args.out_dir, "lcm finetune", CHECKPOINT_FILES):

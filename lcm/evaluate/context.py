@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from lcm.catalogue import Catalogue
+
 
 class Model(Protocol):
     """What the protocol needs of a model (``predict_proba`` if binary, ``predict`` if not)."""
@@ -55,6 +57,9 @@ class ModelContext:
         Atlas of the task's connectomes: a model reading a checkpoint refuses one of another.
     roi_names : tuple of str or None
         Their ROI names in row order: a checkpoint or maps of another order are refused.
+    catalogue : Catalogue or None
+        The catalogue the task's cohort was loaded with: the LCM models give a BEI variable
+        that a subject's dataset does not record the ``n/a`` class, as pretraining did.
     """
 
     label: str
@@ -67,6 +72,7 @@ class ModelContext:
     control_permutations: int = CONTROL_PERMUTATIONS
     atlas: str | None = None
     roi_names: tuple[str, ...] | None = None
+    catalogue: Catalogue | None = None
 
 
 ModelFactory = Callable[[ModelContext], Model]

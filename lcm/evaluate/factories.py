@@ -42,10 +42,12 @@ def _lcm_factory(init: str, pseudo_labels: bool | None, ssl_only: bool = False) 
             # (b) confident diagnosis pseudo-labels (an ablation leaving one on measures nothing).
             settings["pseudo_labels"] = pseudo_labels
             settings["diagnosis_pseudo_labels"] = pseudo_labels
-        # The task's atlas and ROI order: each fit refuses a checkpoint of others.
+        # The task's atlas and ROI order: each fit refuses a checkpoint of others. Its
+        # catalogue: BEI variables a dataset does not record are n/a, as in pretraining.
         data = {
             "atlas": context.atlas,
             "roi_names": None if context.roi_names is None else list(context.roi_names),
+            "catalogue": context.catalogue,
         }
         if context.kind == "continuous":
             return LCMRegressor(

@@ -395,7 +395,9 @@ def evaluate_task(
         fit is single-threaded, so the results do not depend on ``workers``.
     catalogue : Catalogue, optional
         The catalogue the cohort was loaded with: a checkpoint whose variables mean something
-        else there (kind, levels, units) is refused before any fit. Not checked when omitted.
+        else there (kind, levels, units) is refused before any fit, and the LCM models give a
+        BEI variable that a subject's dataset does not record the ``n/a`` class, as in
+        pretraining. When omitted, neither: such variables are pseudo-labelled as missing.
 
     Returns
     -------
@@ -478,6 +480,7 @@ def evaluate_task(
                 ssl_checkpoint=Path(ssl_checkpoint) if ssl_checkpoint is not None else None,
                 atlas=cohort.atlas,
                 roi_names=tuple(cohort.roi_names),
+                catalogue=catalogue,
             )
             for fraction, mask in masks.items():
                 data_key = (np.asarray(train).tobytes(), np.asarray(test).tobytes(), mask.tobytes())

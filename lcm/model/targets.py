@@ -335,6 +335,44 @@ def encode_targets(
     return targets
 
 
+def encode_bei_targets(
+    variables: pd.DataFrame,
+    layout: QueryLayout,
+    stats: dict[str, dict[str, float]],
+    datasets: pd.Series | np.ndarray | None,
+    catalogue: Catalogue | None,
+) -> Targets:
+    """BEI targets of catalogue variables, as pretraining and finetuning both encode them.
+
+    A categorical or diagnostic variable that a row's dataset does not record (no column for it
+    in the catalogue's ``datasets`` section) gets the ``n/a`` class, present; a value missing
+    for a subject whose dataset does record the variable stays missing (masked in pretraining,
+    pseudo-labelled in finetuning). One function for both, so that a finetuning subject is
+    never "missing" where pretraining taught the model "not applicable".
+
+    Parameters
+    ----------
+    variables : pandas.DataFrame
+        One row per sample.
+    layout : QueryLayout
+    stats : dict
+        Standardisation of numeric variables (:func:`fit_standardisation`).
+    datasets : pandas.Series or numpy.ndarray or None
+        Dataset of each row. None (with ``catalogue`` None) when unknown: every missing value
+        is then missing, none not applicable.
+    catalogue : Catalogue or None
+        Its ``datasets`` section says which variables each dataset records.
+
+    Returns
+    -------
+    dict of Target
+    """
+    absent = None
+    if datasets is not None and catalogue is not None:
+        absent = not_applicable(pd.Series(np.asarray(datasets)), catalogue, layout)
+    return encode_targets(variables.reset_index(drop=True), layout, stats, absent)
+
+
 def targets_from_outputs(outputs: torch.Tensor, layout: QueryLayout) -> Targets:
     """Soft targets from model outputs ``[n, Q]``: class probabilities or standardised values.
 

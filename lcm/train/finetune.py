@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lcm.catalogue import Catalogue
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.atomic import write_tsv
 from lcm.model.checkpoint import (
@@ -32,7 +33,7 @@ from lcm.model.targets import (
     QueryLayout,
     Target,
     Targets,
-    encode_targets,
+    encode_bei_targets,
     fill_missing,
     targets_from_outputs,
 )
@@ -89,6 +90,10 @@ class LCMClassifier(FinetunedLCM):
     roi_names : list of str, optional
         Their ROI names in row order; a checkpoint of other ROIs or another order is refused
         (``None``: only the ROI count is checked).
+    catalogue : Catalogue, optional
+        The catalogue the ``fit`` data were loaded with: with ``groups`` in ``fit``, a BEI
+        variable a row's dataset does not record gets the ``n/a`` class, as in pretraining,
+        not a pseudo-label (``None``: every missing BEI value is pseudo-labelled).
 
     Attributes
     ----------
@@ -122,6 +127,7 @@ class LCMClassifier(FinetunedLCM):
         device: str | None = None,
         atlas: str | None = None,
         roi_names: list[str] | None = None,
+        catalogue: Catalogue | None = None,
     ) -> None:
         self.checkpoint = checkpoint
         self.label = label
@@ -132,6 +138,7 @@ class LCMClassifier(FinetunedLCM):
         self.device = device
         self.atlas = atlas
         self.roi_names = roi_names
+        self.catalogue = catalogue
 
     # -- fitting --------------------------------------------------------------------------
 
@@ -152,8 +159,11 @@ class LCMClassifier(FinetunedLCM):
         variables : pandas.DataFrame, optional
             ``n`` rows of catalogue variables (BEI targets where present).
         groups : numpy.ndarray, optional
-            Subject of each row, so that the inner validation split of the diagnosis
-            pseudo-labels keeps a subject's runs together (default: one subject per row).
+            Subject of each row as ``dataset/subject`` keys (``Cohort.groups``): the inner
+            validation split of the diagnosis pseudo-labels keeps a subject's runs together,
+            pseudo-labels are chosen per subject, and the dataset part says which BEI
+            variables a row's dataset records (default: one subject per row, datasets
+            unknown).
 
         Returns
         -------
@@ -184,7 +194,15 @@ class LCMClassifier(FinetunedLCM):
         layout = bei_layout.append(self.label, "binary", tuple(self.levels))
         use_pseudo = settings["pseudo_labels"] and self.init == "pretrained"
         bei, self.pseudo_targets_ = bei_targets(
-            base, meta, bei_layout, fc, variables, use_pseudo, dev
+            base,
+            meta,
+            bei_layout,
+            fc,
+            variables,
+            use_pseudo,
+            dev,
+            datasets=self._row_datasets(groups),
+            catalogue=self.catalogue,
         )
         self._log_counts(y, bei)
         train = _Finetuning(base, self.init, bei, layout, self.label, settings, self.seed, dev)
@@ -537,6 +555,9 @@ def bei_targets(
     use_pseudo: bool,
     device: torch.device,
     drop: tuple[str, ...] = (),
+    *,
+    datasets: np.ndarray | None = None,
+    catalogue: Catalogue | None = None,
 ) -> tuple[Targets, Targets | None]:
     """BEI targets of the ``fit`` rows: their own variables, missing ones pseudo-filled (part a).
 
@@ -557,6 +578,14 @@ def bei_targets(
     device : torch.device
     drop : tuple of str
         Groups left out of the BEI targets (a task label that is also a BEI variable).
+    datasets : numpy.ndarray, optional
+        Dataset of each row.
+    catalogue : Catalogue, optional
+        The catalogue the rows were loaded with. With ``datasets``, a variable a row's dataset
+        does not record gets the ``n/a`` class as in pretraining
+        (:func:`lcm.model.targets.encode_bei_targets`), and only values missing where the
+        dataset records the variable are pseudo-filled. Without them every missing value is
+        pseudo-filled.
 
     Returns
     -------
@@ -565,7 +594,7 @@ def bei_targets(
     """
     stats = meta.get("standardisation", {}) if meta else {}
     frame = variables if variables is not None else pd.DataFrame(index=range(len(fc)))
-    bei = encode_targets(frame.reset_index(drop=True), bei_layout, stats)
+    bei = encode_bei_targets(frame, bei_layout, stats, datasets, catalogue)
     pseudo = None
     if use_pseudo and bei_layout.groups:
         pseudo = targets_from_outputs(predict_outputs(base.to(device), fc, device), bei_layout)

@@ -7,6 +7,7 @@ so that both refuse the same bad input with the same message.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,8 @@ from lcm.model.config import LCMConfig
 from lcm.model.lcm import LCM
 from lcm.train.pretrain import check_connectomes, predict_outputs
 from lcm.train.probe import probe_features, reads_bei
+
+log = logging.getLogger(__name__)
 
 INITS = ("pretrained", "scratch")
 
@@ -63,6 +66,23 @@ class FinetunedLCM:
         return load_checkpoint(
             self.checkpoint, atlas=self.atlas, n_rois=n_rois, roi_names=roi_names
         )
+
+    def _row_datasets(self, groups: np.ndarray | None) -> np.ndarray | None:
+        """Dataset of each ``fit`` row from its ``dataset/subject`` key (None when unknown).
+
+        Needs ``groups`` and the estimator's ``catalogue``: without either, no BEI variable can
+        be told not applicable (logged).
+        """
+        catalogue = getattr(self, "catalogue", None)
+        if groups is None or catalogue is None:
+            log.info(
+                "%s: %s, so BEI variables a dataset does not record are pseudo-labelled like "
+                "missing values, not given the n/a class as in pretraining",
+                type(self).__name__,
+                "no groups" if groups is None else "no catalogue",
+            )
+            return None
+        return pd.Series(np.asarray(groups), dtype=str).str.partition("/")[0].to_numpy()
 
     def _outputs(self, fc: np.ndarray) -> torch.Tensor:
         """The fitted model's outputs on ``fc`` ``[n, n_outputs]``, after checking ``fc``."""

@@ -37,10 +37,9 @@ from lcm.model.losses import variable_losses
 from lcm.model.targets import (
     QueryLayout,
     Targets,
-    encode_targets,
+    encode_bei_targets,
     fit_standardisation,
     layout_from_catalogue,
-    not_applicable,
 )
 from lcm.store.cohort import Cohort
 from lcm.train import distributed
@@ -305,9 +304,7 @@ def pretrain(
             )
     layout = layout_from_catalogue(catalogue, train.variables, train.ids["dataset"])
     stats = fit_standardisation(train.variables, layout)
-    targets = encode_targets(
-        train.variables, layout, stats, not_applicable(train.ids["dataset"], catalogue, layout)
-    )
+    targets = encode_bei_targets(train.variables, layout, stats, train.ids["dataset"], catalogue)
     n_rois = cohort.fc.shape[1]
     if layout.n_queries == 0:
         raise InputDataError(
@@ -368,8 +365,7 @@ def pretrain(
     def held_targets(part: Cohort) -> Targets | None:
         if not len(part):
             return None
-        absent = not_applicable(part.ids["dataset"], catalogue, layout)
-        return encode_targets(part.variables, layout, stats, absent)
+        return encode_bei_targets(part.variables, layout, stats, part.ids["dataset"], catalogue)
 
     val_targets = held_targets(val)
     choose_targets = held_targets(choose) if select else val_targets

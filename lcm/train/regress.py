@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lcm.catalogue import Catalogue
 from lcm.exceptions import InputDataError
 from lcm.model.checkpoint import checkpoint_layout
 from lcm.model.lcm import LCM
@@ -52,6 +53,10 @@ class LCMRegressor(FinetunedLCM):
         Atlas of the connectomes ``fit`` gets; a checkpoint of another atlas is refused.
     roi_names : list of str, optional
         Their ROI names in row order; a checkpoint of other ROIs or another order is refused.
+    catalogue : Catalogue, optional
+        The catalogue the ``fit`` data were loaded with: with ``groups`` in ``fit``, a BEI
+        variable a row's dataset does not record gets the ``n/a`` class, as in pretraining,
+        not a pseudo-label.
 
     Attributes
     ----------
@@ -79,6 +84,7 @@ class LCMRegressor(FinetunedLCM):
         device: str | None = None,
         atlas: str | None = None,
         roi_names: list[str] | None = None,
+        catalogue: Catalogue | None = None,
     ) -> None:
         self.checkpoint = checkpoint
         self.label = label
@@ -88,6 +94,7 @@ class LCMRegressor(FinetunedLCM):
         self.device = device
         self.atlas = atlas
         self.roi_names = roi_names
+        self.catalogue = catalogue
 
     def fit(
         self,
@@ -105,7 +112,9 @@ class LCMRegressor(FinetunedLCM):
         variables : pandas.DataFrame, optional
             ``n`` rows of catalogue variables (BEI targets where present).
         groups : numpy.ndarray, optional
-            Subject of each row (accepted for the protocol; no inner split is made).
+            Subject of each row as ``dataset/subject`` keys: weights the target's
+            standardisation per subject, and the dataset part says which BEI variables a row's
+            dataset records (default: one subject per row, datasets unknown).
 
         Returns
         -------
@@ -137,7 +146,16 @@ class LCMRegressor(FinetunedLCM):
             layout = bei_layout.append(self.label, "continuous")
         use_pseudo = settings["pseudo_labels"] and self.init == "pretrained"
         bei, self.pseudo_targets_ = bei_targets(
-            base, meta, bei_layout, fc, variables, use_pseudo, dev, drop=(self.label,)
+            base,
+            meta,
+            bei_layout,
+            fc,
+            variables,
+            use_pseudo,
+            dev,
+            drop=(self.label,),
+            datasets=self._row_datasets(groups),
+            catalogue=self.catalogue,
         )
         log.info(
             "finetuning %s (continuous): %d labelled, %d unlabeled; mean %.3g, sd %.3g",

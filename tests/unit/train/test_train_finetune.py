@@ -6,15 +6,29 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
-from helpers.model import TINY, make_catalogue, make_cohort, pretrain_cohort
+from helpers.model import (
+    CATALOGUE,
+    TINY,
+    make_catalogue,
+    make_cohort,
+    pretrain_cohort,
+    write_catalogue,
+)
 from safetensors.torch import load_file
 
+from lcm.catalogue import load_catalogue
 from lcm.exceptions import CheckpointError, ConfigError, InputDataError
 from lcm.model.checkpoint import load_checkpoint
 from lcm.model.targets import QueryLayout, targets_from_outputs
+from lcm.store.cohort import Cohort
+from lcm.train import finetune as finetune_mod
+from lcm.train import pretrain as pretrain_mod
 from lcm.train.finetune import LCMClassifier
+from lcm.train.heldout import HOLDOUT_FRACTION, holdout_split
+from lcm.train.objective import PretrainStep
 from lcm.train.pretrain import predict_outputs, pretrain
 
 LEVELS = ("control", "patient")
@@ -147,3 +161,82 @@ def test_scratch_without_checkpoint(downstream) -> None:
     clf = LCMClassifier(None, "dx", LEVELS, {**FT, "epochs": 1}, 0, init="scratch")
     proba = clf.fit(cohort.fc[:16], y[:16]).predict_proba(cohort.fc[16:20])
     assert proba.shape == (4, 2) and clf.layout_.names == ["dx"]
+
+
+TWO_DATASETS = (
+    CATALOGUE
+    + """  beta:
+    id_column: SUB_ID
+    columns:
+      age: {column: AGE}
+      sex: {column: SEX}
+      bmi: {column: BMI}
+"""
+)
+
+
+@pytest.mark.parametrize("pseudo", [False, True])
+def test_finetuning_encodes_bei_targets_as_pretraining(
+    tmp_path: Path, monkeypatch, pseudo: bool
+) -> None:
+    """A variable a dataset does not record is n/a in finetuning too, never pseudo-labelled."""
+    alpha = make_cohort(16, seed=11)
+    beta = make_cohort(16, seed=12, dataset="beta")
+    beta.variables["handedness"] = None  # beta has no handedness column in the catalogue
+    alpha.variables.loc[:3, "handedness"] = None  # missing where alpha records it
+    cohort = Cohort(
+        ids=pd.concat([alpha.ids, beta.ids], ignore_index=True),
+        fc=np.concatenate([alpha.fc, beta.fc]),
+        variables=pd.concat([alpha.variables, beta.variables], ignore_index=True),
+        roi_names=alpha.roi_names,
+        atlas=alpha.atlas,
+    )
+    dx = cohort.variables.pop("dx")
+    catalogue = load_catalogue(write_catalogue(tmp_path, TWO_DATASETS))
+    seen: list = []
+
+    def spy_step(objective, fc, targets, *args, **kwargs):
+        seen.append(targets)
+        return PretrainStep(objective, fc, targets, *args, **kwargs)
+
+    monkeypatch.setattr(pretrain_mod, "PretrainStep", spy_step)
+    settings = {"epochs": 1, "batch_size": 8, "select_epoch": "last"}
+    pretrain(cohort, catalogue, TINY, settings, 3, tmp_path / "ckpt", bei_maps=False)
+    train_rows, _ = holdout_split(cohort.groups, HOLDOUT_FRACTION, 3)
+    pretrained = seen[0]
+    handed = pretrained["handedness"]
+    is_beta = cohort.ids["dataset"].to_numpy()[train_rows] == "beta"
+    assert handed.present[torch.from_numpy(is_beta)].all()  # the n/a class, present
+
+    calls = _spy_finetuning_targets(monkeypatch)
+    y = (dx[train_rows] == "patient").to_numpy().astype(np.int64)
+    ft = {"epochs": 1, "batch_size": 8, "pseudo_labels": pseudo, "diagnosis_pseudo_labels": False}
+    clf = LCMClassifier(tmp_path / "ckpt", "dx", LEVELS, ft, seed=0, catalogue=catalogue)
+    clf.fit(
+        cohort.fc[train_rows],
+        y,
+        cohort.variables.iloc[train_rows],
+        groups=cohort.groups[train_rows],
+    )
+    finetuned = calls[-1]
+    for name, target in pretrained.items():
+        present = target.present
+        if not pseudo:
+            np.testing.assert_array_equal(finetuned[name].present.numpy(), present.numpy())
+        # Every target pretraining had (n/a included) is the same; pseudo-labels fill the rest.
+        np.testing.assert_allclose(
+            finetuned[name].values[present].numpy(), target.values[present].numpy()
+        )
+
+
+def _spy_finetuning_targets(monkeypatch) -> list:
+    """Record the BEI and task targets of every finetuning run."""
+    calls: list = []
+    original = finetune_mod._Finetuning.__call__
+
+    def spy(self, fc, y):
+        calls.append(self.targets(y))
+        return original(self, fc, y)
+
+    monkeypatch.setattr(finetune_mod._Finetuning, "__call__", spy)
+    return calls
