@@ -3,7 +3,9 @@
 A first model is finetuned with an inner validation split of the *labelled training* subjects
 hidden; on that split the confidence threshold is chosen as the lowest one whose confident
 predictions reach a target accuracy. Unlabeled training subjects whose prediction is at least
-that confident then count as labelled for the final model. The test fold is never involved:
+that confident then count as labelled for the final model. The unit is the subject throughout:
+a subject's prediction is the mean of its runs' or windows' probabilities (:func:`subject_means`),
+and one pseudo-label applies to all its rows. The test fold is never involved:
 everything here sees only the rows given to ``fit``.
 
 A threshold chosen on a handful of validation rows is noise (at a 10 % label fraction the
@@ -158,6 +160,36 @@ def confident_labels(proba: np.ndarray, threshold: float | None) -> np.ndarray:
     return labels
 
 
+def subject_means(
+    proba: np.ndarray, groups: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean class probabilities of each subject over its ``rows``.
+
+    A subject's runs or windows are one subject: its pseudo-label, and the threshold's accuracy,
+    rest on one prediction, the mean of its rows', not on each row's vote.
+
+    Parameters
+    ----------
+    proba : numpy.ndarray, shape (n, K)
+        Class probabilities of every row.
+    groups : numpy.ndarray, shape (n,)
+        Subject of each row.
+    rows : numpy.ndarray of int
+        The rows to average.
+
+    Returns
+    -------
+    (subjects, mean_proba, inverse)
+        Sorted subjects of ``rows``, their mean probabilities ``[s, K]``, and the subject of each
+        of ``rows`` as an index into ``subjects``.
+    """
+    subjects, inverse = np.unique(np.asarray(groups)[rows], return_inverse=True)
+    sums = np.zeros((len(subjects), proba.shape[1]))
+    np.add.at(sums, inverse, proba[rows])
+    counts = np.bincount(inverse, minlength=len(subjects))
+    return subjects, sums / counts[:, None], inverse
+
+
 def cap_labels(
     labels: np.ndarray, proba: np.ndarray, n_labelled: dict[int, int], cap: float | None
 ) -> np.ndarray:
@@ -166,16 +198,17 @@ def cap_labels(
     A first model fit on 13 labels pseudo-labelled 53-86 of 115 unlabeled subjects at the fixed
     0.95 threshold: its errors then outnumber the true labels. The cap bounds the pseudo-labels
     by the evidence behind them (``cap`` = 1: no more pseudo-labels of a class than labelled
-    subjects of it).
+    subjects of it). Finetuning counts both in subjects: ``labels`` and ``proba`` are one per
+    unlabeled subject (:func:`subject_means`), ``n_labelled`` labelled subjects.
 
     Parameters
     ----------
     labels : numpy.ndarray of int
-        Pseudo-labels, -1 where none (:func:`confident_labels`).
+        Pseudo-labels, -1 where none (:func:`confident_labels`), one per unlabeled subject.
     proba : numpy.ndarray, shape (n, 2)
         The probabilities they came from.
     n_labelled : dict
-        Labelled rows per class.
+        Labelled subjects per class.
     cap : float or None
         None: no cap.
     """

@@ -43,6 +43,7 @@ from lcm.train.confident import (
     cap_labels,
     choose_threshold,
     confident_labels,
+    subject_means,
     threshold_plan,
 )
 from lcm.train.finetuned import FinetunedLCM
@@ -278,10 +279,14 @@ class LCMClassifier(FinetunedLCM):
         settings: dict[str, Any],
         first_model: Callable[[np.ndarray], np.ndarray],
     ) -> np.ndarray:
-        """``y`` with confident predictions filled in for unlabeled rows (part b).
+        """``y`` with confident predictions filled in for unlabeled subjects (part b).
 
         ``first_model(hidden)`` fits on ``hidden`` (the labels with the inner validation rows
-        hidden) and returns class probabilities ``[n, 2]`` of every row.
+        hidden) and returns class probabilities ``[n, 2]`` of every row. Everything is per
+        subject: a subject's probabilities are its rows' mean, the threshold is chosen on the
+        inner validation subjects, the cap counts labelled subjects, and a subject none of whose
+        rows is labelled gets one pseudo-label on all its rows (a partly labelled subject's
+        unlabeled rows stay unlabeled).
         """
         groups = np.arange(len(y)) if groups is None else np.asarray(groups)
         plan = threshold_plan(y, groups, settings["inner_validation_fraction"], self.seed)
@@ -291,34 +296,46 @@ class LCMClassifier(FinetunedLCM):
         hidden = y.copy()
         hidden[plan.validation_rows] = -1  # the first model never sees the inner validation labels
         proba = first_model(hidden)
+        val_subjects = np.unique(groups[plan.validation_rows])
         if plan.source == "inner":
-            threshold = choose_threshold(
-                proba[plan.validation_rows],
-                y[plan.validation_rows],
-                settings["pseudo_label_accuracy"],
-            )
+            _, val_proba, inverse = subject_means(proba, groups, plan.validation_rows)
+            # A subject's label: its labelled rows' majority (they agree in practice).
+            votes = np.bincount(inverse, weights=y[plan.validation_rows])
+            val_y = (votes / np.bincount(inverse) > 0.5).astype(np.int64)
+            threshold = choose_threshold(val_proba, val_y, settings["pseudo_label_accuracy"])
         else:
             threshold = FALLBACK_THRESHOLD
-        unlabeled = np.flatnonzero(y < 0)
-        labels = confident_labels(proba[unlabeled], threshold)
-        n_labelled = {c: int((y == c).sum()) for c in (0, 1)}
-        labels = cap_labels(labels, proba[unlabeled], n_labelled, settings["pseudo_label_cap"])
+        unlabeled = np.flatnonzero((y < 0) & ~np.isin(groups, groups[y >= 0]))
+        subjects, subject_proba, inverse = subject_means(proba, groups, unlabeled)
+        labels = confident_labels(subject_proba, threshold)
+        n_labelled = {c: len(np.unique(groups[y == c])) for c in (0, 1)}
+        labels = cap_labels(labels, subject_proba, n_labelled, settings["pseudo_label_cap"])
         filled = y.copy()
-        filled[unlabeled] = labels
+        filled[unlabeled] = labels[inverse]
+        names = tuple(self.levels) if len(tuple(self.levels)) == 2 else (0, 1)
         self.diagnosis_pseudo_ = {
+            "unit": "subject",
             "threshold": threshold,
             "threshold_source": plan.source,
+            "inner_validation_subjects": len(val_subjects),
             "inner_validation_rows": plan.validation_rows.tolist(),
+            "n_unlabeled": len(subjects),
+            "n_unlabeled_rows": len(unlabeled),
             "n_pseudo_labelled": int((labels >= 0).sum()),
-            "n_unlabeled": len(unlabeled),
+            "pseudo_labelled_subjects": {str(names[c]): int((labels == c).sum()) for c in (0, 1)},
+            "pseudo_labelled_rows": {
+                str(names[c]): int((filled[unlabeled] == c).sum()) for c in (0, 1)
+            },
         }
         log.info(
-            "diagnosis pseudo-labels: threshold %s (%s, %d inner validation rows); %d of %d "
-            "unlabeled rows labelled",
+            "diagnosis pseudo-labels: threshold %s (%s, %d inner validation subjects); %d of %d "
+            "unlabeled subjects labelled (%d of %d rows)",
             threshold,
             plan.source,
-            len(plan.validation_rows),
+            len(val_subjects),
             int((labels >= 0).sum()),
+            len(subjects),
+            int((filled[unlabeled] >= 0).sum()),
             len(unlabeled),
         )
         return filled

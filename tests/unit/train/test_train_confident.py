@@ -121,6 +121,7 @@ def test_small_label_fraction_falls_back_to_fixed_threshold(checkpoint: Path, ca
     assert info["inner_validation_rows"] == []
     assert "fixed confidence threshold" in caplog.text
     assert info["n_unlabeled"] == 32 and 0 <= info["n_pseudo_labelled"] <= 32
+    assert info["unit"] == "subject" and info["n_unlabeled_rows"] == 32
 
 
 def _spy_targets(monkeypatch) -> list:
@@ -175,3 +176,69 @@ def test_cap_keeps_the_most_confident_pseudo_labels_per_class():
     assert capped.tolist() == [0, 0, -1, 1, -1]
     assert cap_labels(labels, proba, {0: 2, 1: 3}, cap=None).tolist() == labels.tolist()
     assert (cap_labels(labels, proba, {0: 2, 1: 3}, cap=0) == -1).all()
+
+
+def _pseudo(y, groups, first_model, **settings):
+    """``LCMClassifier._confident_pseudo_labels`` with a stand-in first model."""
+    from lcm.train.settings import resolve_settings
+
+    clf = LCMClassifier(None, "dx", LEVELS, {}, seed=0, init="scratch")
+    resolved = resolve_settings("finetune", settings)
+    return clf, clf._confident_pseudo_labels(y, groups, resolved, first_model)
+
+
+def test_pseudo_labels_are_one_per_subject_and_capped_by_labelled_subjects() -> None:
+    # 3 labelled subjects per class, 3 runs each (9 labelled rows per class): fixed threshold.
+    groups = [f"a/l{i}" for i in range(6) for _ in range(3)]
+    y = [c for c in (0, 1) for _ in range(9)]
+    confidence = [0.9] * 18
+    # u0: windows that disagree in confidence (mean 0.86 < 0.95); u1..u5: one run each.
+    groups += ["a/u0"] * 3 + [f"a/u{i}" for i in range(1, 6)]
+    y += [-1] * 8
+    confidence += [0.99, 0.99, 0.6, 0.96, 0.97, 0.98, 0.99, 0.995]
+    groups, y, p1 = np.array(groups), np.array(y), np.array(confidence)
+
+    clf, filled = _pseudo(y, groups, lambda hidden: np.c_[1 - p1, p1], pseudo_label_cap=1.0)
+    info = clf.diagnosis_pseudo_
+    assert info["threshold_source"] == "fixed"
+    for subject in np.unique(groups):  # one label per subject, on all its rows
+        assert len(set(filled[groups == subject])) == 1
+    assert (filled[groups == "a/u0"] == -1).all()  # its mean, not its best windows
+    # The cap counts labelled subjects (3 positive), not their 9 rows: the 3 most confident.
+    assert sorted(groups[(y < 0) & (filled == 1)]) == ["a/u3", "a/u4", "a/u5"]
+    assert info["unit"] == "subject" and info["n_unlabeled"] == 6
+    assert info["n_unlabeled_rows"] == 8 and info["n_pseudo_labelled"] == 3
+    assert info["pseudo_labelled_subjects"] == {"control": 0, "patient": 3}
+    assert info["pseudo_labelled_rows"] == {"control": 0, "patient": 3}
+
+
+def test_threshold_is_chosen_on_validation_subjects_not_rows() -> None:
+    # 16 labelled subjects per class, 2 runs each: 8 inner validation subjects.
+    n = 32
+    groups = np.repeat([f"a/l{i:02d}" for i in range(n)], 2)
+    y = np.repeat(np.tile([0, 1], n // 2), 2)
+    groups = np.r_[groups, np.repeat(["a/u0", "a/u1"], 2)]
+    y = np.r_[y, [-1] * 4]
+
+    def first_model(hidden: np.ndarray) -> np.ndarray:
+        # Validation subjects: right with windows at 0.9 and 0.7 (mean 0.8), except one wrong
+        # with windows at 0.99 and 0.51 (mean 0.75): per subject, 0.8 is the threshold
+        # reaching accuracy 1; per row, the wrong 0.99 window leaves none.
+        val = np.flatnonzero((hidden < 0) & (y >= 0))
+        right = np.where(np.arange(len(y)) % 2 == 0, 0.9, 0.7)
+        wrong = np.isin(groups, groups[val][:1])
+        right[wrong] = np.where(np.arange(len(y))[wrong] % 2 == 0, 0.99, 0.51)
+        positive = np.where(wrong, 1 - y, y) == 1
+        right[y < 0] = 0.85
+        positive[y < 0] = True
+        p1 = np.where(positive, right, 1 - right)
+        return np.c_[1 - p1, p1]
+
+    clf, filled = _pseudo(
+        y, groups, first_model, pseudo_label_accuracy=1.0, inner_validation_fraction=0.25
+    )
+    info = clf.diagnosis_pseudo_
+    assert info["threshold_source"] == "inner"
+    assert info["threshold"] == pytest.approx(0.8)
+    assert info["inner_validation_subjects"] == 8
+    assert (filled[y < 0] == 1).all() and info["pseudo_labelled_rows"]["patient"] == 4
