@@ -232,21 +232,65 @@ def _why_unobserved(
     return f"no value ({which} maps it but every value is missing)"
 
 
+def subject_moments(values: np.ndarray, groups: np.ndarray | None = None) -> tuple[float, float]:
+    """Mean and standard deviation of ``values`` with each subject weighing the same.
+
+    Each row weighs ``1 / (rows of its subject among the given ones)``, so a subject with two
+    runs (or many windows) counts as one subject, not twice. Rows with a non-finite value are
+    left out first.
+
+    Parameters
+    ----------
+    values : numpy.ndarray, shape (n,)
+    groups : numpy.ndarray, shape (n,), optional
+        Subject of each row (default: one subject per row, the unweighted moments).
+
+    Returns
+    -------
+    (mean, std)
+        ``(0, 1)`` without values; ``std`` is the weighted population SD, 1 when it is 0 or
+        only one row is given, so that standardising never divides by zero.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    keep = np.isfinite(values)
+    if not keep.any():
+        return 0.0, 1.0
+    x = values[keep]
+    if groups is None:
+        weights = np.ones(len(x))
+    else:
+        _, inverse, counts = np.unique(
+            np.asarray(groups)[keep], return_inverse=True, return_counts=True
+        )
+        weights = 1.0 / counts[inverse]
+    mean = float(np.average(x, weights=weights))
+    if len(x) < 2:
+        return mean, 1.0
+    std = float(np.sqrt(np.average((x - mean) ** 2, weights=weights)))
+    return mean, std if std > 0 else 1.0
+
+
 def fit_standardisation(
-    variables: pd.DataFrame, layout: QueryLayout
+    variables: pd.DataFrame, layout: QueryLayout, groups: np.ndarray | None = None
 ) -> dict[str, dict[str, float]]:
     """Mean and standard deviation of each numeric variable (fit on training data only).
 
-    A constant variable gets ``std = 1`` so that standardising never divides by zero.
+    Per subject (:func:`subject_moments`): with ``groups`` (the subject of each row), a subject
+    with several runs weighs as much as one with a single run. A constant variable gets
+    ``std = 1`` so that standardising never divides by zero.
     """
     stats = {}
     for group in layout.groups:
         if not group.is_numeric:
             continue
-        values = pd.to_numeric(variables.get(group.name), errors="coerce").dropna()
-        mean = float(values.mean()) if len(values) else 0.0
-        std = float(values.std(ddof=0)) if len(values) > 1 else 1.0
-        stats[group.name] = {"mean": mean, "std": std if std > 0 else 1.0}
+        column = (
+            variables[group.name]
+            if group.name in variables
+            else pd.Series(np.nan, index=variables.index)
+        )
+        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+        mean, std = subject_moments(values, groups)
+        stats[group.name] = {"mean": mean, "std": std}
     return stats
 
 

@@ -76,8 +76,6 @@ MONITOR_RUNS = 256
 MONITOR_STREAM = 2
 
 
-
-
 def run_fields(
     data: str, model_settings: dict[str, Any], settings: dict[str, Any], seed: int, world: int
 ) -> dict[str, Any]:
@@ -303,7 +301,7 @@ def pretrain(
                 "no epoch is selected (the last is kept)."
             )
     layout = layout_from_catalogue(catalogue, train.variables, train.ids["dataset"])
-    stats = fit_standardisation(train.variables, layout)
+    stats = fit_standardisation(train.variables, layout, train.groups)  # per subject
     targets = encode_bei_targets(train.variables, layout, stats, train.ids["dataset"], catalogue)
     n_rois = cohort.fc.shape[1]
     if layout.n_queries == 0:

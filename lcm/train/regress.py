@@ -2,7 +2,8 @@
 
 The same architecture and training as :class:`~lcm.train.finetune.LCMClassifier`, with one
 continuous query instead of the diagnosis pair: MSE on the target standardised with the mean and
-standard deviation of the *labelled fit() rows* (never the test fold), plus ``pseudo_weight``
+standard deviation of the *labelled fit() rows* (never the test fold; each subject weighing the
+same, however many runs or windows it has), plus ``pseudo_weight``
 times the BEI loss with soft pseudo-targets (part a) where ``pseudo_labels`` is on. Confident
 diagnosis pseudo-labels (part b) have no continuous counterpart and are not used.
 
@@ -24,7 +25,7 @@ from lcm.catalogue import Catalogue
 from lcm.exceptions import InputDataError
 from lcm.model.checkpoint import checkpoint_layout
 from lcm.model.lcm import LCM
-from lcm.model.targets import QueryLayout
+from lcm.model.targets import QueryLayout, subject_moments
 from lcm.train.finetune import _Finetuning, bei_targets
 from lcm.train.finetuned import FinetunedLCM
 from lcm.train.loop import pick_device
@@ -63,7 +64,8 @@ class LCMRegressor(FinetunedLCM):
     model_ : LCM
     layout_ : QueryLayout
     mean_, scale_ : float
-        Standardisation of the target, fitted on the labelled ``fit`` rows.
+        Standardisation of the target, fitted on the labelled ``fit`` rows, each subject
+        weighing the same (``groups``).
     pseudo_targets_ : dict of Target or None
     history_ : list of dict
     probe_ : LinearProbe or None
@@ -124,9 +126,8 @@ class LCMRegressor(FinetunedLCM):
         settings = resolve_settings("finetune", self.settings)
         y = self._check_fit_inputs(fc, y, variables)
         labelled = y[np.isfinite(y)]
-        self.mean_ = float(labelled.mean())
-        std = float(labelled.std())
-        self.scale_ = std if std > 0 else 1.0
+        # Per subject: a subject with several runs or windows weighs as much as one with one.
+        self.mean_, self.scale_ = subject_moments(y, groups)
         dev = pick_device(self.device)
         base, meta = self._base_model(fc.shape[1])
         bei_layout = checkpoint_layout(meta) if meta else QueryLayout()

@@ -18,6 +18,7 @@ from lcm.model.targets import (
     fill_missing,
     fit_standardisation,
     layout_from_catalogue,
+    subject_moments,
     targets_from_outputs,
 )
 
@@ -119,3 +120,20 @@ def test_inconsistent_layout_is_a_checkpoint_error() -> None:
     items = [{"name": "a", "kind": "continuous", "levels": [], "start": 1}]
     with pytest.raises(CheckpointError, match="group 'a' starts at 1, expected 0"):
         QueryLayout.from_list(items)
+
+
+def test_standardisation_weighs_each_subject_once() -> None:
+    layout = QueryLayout().append("age", "continuous")
+    # Subject a has three runs at 10, b one at 30: per subject the mean is 20, not 15.
+    train = pd.DataFrame({"age": [10.0, 10.0, 10.0, 30.0, np.nan]})
+    groups = np.array(["d/a", "d/a", "d/a", "d/b", "d/c"])
+    stats = fit_standardisation(train, layout, groups)
+    assert stats["age"]["mean"] == pytest.approx(20.0)
+    assert stats["age"]["std"] == pytest.approx(10.0)
+    # Without groups each row is a subject (the plain moments).
+    assert fit_standardisation(train, layout)["age"]["mean"] == pytest.approx(15.0)
+    # A subject's rows with different values: their mean and spread count once.
+    mean, std = subject_moments(np.array([0.0, 2.0, 4.0]), np.array(["a", "a", "b"]))
+    # Weights 1/2, 1/2, 1 around 2.5: deviations -2.5, -0.5, 1.5.
+    expected = np.sqrt((0.5 * 6.25 + 0.5 * 0.25 + 2.25) / 2)
+    assert mean == pytest.approx(2.5) and std == pytest.approx(expected)

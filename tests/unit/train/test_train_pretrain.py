@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers.model import TINY, make_catalogue, pretrain_cohort
+from helpers.model import TINY, make_catalogue, make_cohort, pretrain_cohort
 from safetensors.torch import load_file
 
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.run_digests import connectome_digests, decode_digests
 from lcm.model.checkpoint import checkpoint_layout, load_checkpoint
 from lcm.model.targets import encode_targets, not_applicable
+from lcm.store.cohort import Cohort
 from lcm.train.heldout import HOLDOUT_FRACTION, holdout_split
 from lcm.train.pretrain import _mean_loss, _monitor_sample, pretrain
 
@@ -182,3 +183,28 @@ def test_without_bei_maps_an_earlier_runs_maps_are_removed(trained, tmp_path: Pa
         "history.tsv",
         "bei_eval.tsv",
     }
+
+
+def test_standardisation_weighs_each_training_subject_once(tmp_path: Path) -> None:
+    """A subject with three runs weighs as much as one with a single run."""
+    many = make_cohort(12, seed=4, runs_per_subject=3)
+    one = make_cohort(12, seed=5)
+    one.ids["subject"] = "t" + one.ids["subject"]
+    cohort = Cohort(
+        ids=pd.concat([many.ids, one.ids], ignore_index=True),
+        fc=np.concatenate([many.fc, one.fc]),
+        variables=pd.concat([many.variables, one.variables], ignore_index=True),
+        roi_names=many.roi_names,
+        atlas=many.atlas,
+    )
+    cohort.variables["dx"] = None
+    settings = {"epochs": 1, "batch_size": 8}
+    pretrain(cohort, make_catalogue(tmp_path), TINY, settings, 3, tmp_path / "m", bei_maps=False)
+    _, meta = load_checkpoint(tmp_path / "m")
+    train, _ = holdout_split(cohort.groups, HOLDOUT_FRACTION, 3)
+    age = cohort.variables["age"].to_numpy()[train]
+    groups = cohort.groups[train]
+    subjects = pd.Series(age).groupby(groups).mean()  # one age per subject
+    assert meta["standardisation"]["age"]["mean"] == pytest.approx(subjects.mean())
+    assert meta["standardisation"]["age"]["std"] == pytest.approx(subjects.std(ddof=0))
+    assert meta["standardisation"]["age"]["mean"] != pytest.approx(age.mean())

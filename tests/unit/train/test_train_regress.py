@@ -103,3 +103,15 @@ def test_continuous_task_gets_lcm_rows_beside_baselines(checkpoint: Path) -> Non
     preds = result.predictions
     lcm_pred = preds[preds["model"] == "lcm"]["prediction"]
     assert lcm_pred.between(10, 45).mean() > 0.9  # back in kg/m^2, not standardised units
+
+
+def test_target_scaler_weighs_each_subject_once() -> None:
+    cohort = make_cohort(8, seed=3, runs_per_subject=2)
+    keep = np.r_[np.arange(10), [11, 13, 15]]  # subjects s000-s004 with 2 runs, s005-s007 with 1
+    fc, groups = cohort.fc[keep], cohort.groups[keep]
+    y = np.array([1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0, np.nan, np.nan, 10.0, 10.0, 10.0])
+    reg = LCMRegressor(None, "score", {"epochs": 1, "batch_size": 4}, seed=0, init="scratch")
+    reg.fit(fc, y, groups=groups)
+    per_subject = np.array([1.0, 2.0, 3.0, 4.0, 10.0, 10.0, 10.0])  # s004 unlabeled
+    assert reg.mean_ == pytest.approx(per_subject.mean())
+    assert reg.scale_ == pytest.approx(per_subject.std())
