@@ -2,7 +2,11 @@
 
 ``model.json`` holds the model config, the query layout, the variable catalogue, atlas, ROI names,
 standardisation statistics, training settings, seed, a fingerprint of the training data, package
-versions and the sha256 of the weights file. Loading never unpickles: weights come from
+versions and the sha256 of the weights file. A finetuned checkpoint's also holds its ``label``,
+``init``, ``pretrained_from`` and ``pretrained_fingerprint``, the ``probe`` of ``method: probe``,
+and ``diagnosis_pseudo_labels``: the outcome of the confident diagnosis pseudo-labels (threshold
+and its source, pseudo-labelled subjects and rows per level; see
+:meth:`lcm.train.finetune.LCMClassifier.save`). Loading never unpickles: weights come from
 safetensors, metadata from JSON.
 """
 

@@ -401,6 +401,13 @@ class LCMClassifier(FinetunedLCM):
         """Write the finetuned checkpoint (same format as pretraining, plus the label).
 
         Writes ``model.safetensors``, ``model.json`` and ``history.tsv`` in ``out_dir``.
+        ``model.json``'s ``diagnosis_pseudo_labels`` records the outcome of part b:
+        ``unit`` ("subject"), ``threshold`` (null: none reached the target accuracy) and its
+        ``threshold_source`` ("inner" validation split or "fixed"),
+        ``inner_validation_subjects``, ``n_unlabeled`` subjects and ``n_unlabeled_rows``,
+        ``n_pseudo_labelled`` subjects, and ``pseudo_labelled_subjects`` /
+        ``pseudo_labelled_rows`` per level; null when no diagnosis pseudo-labels were made
+        (switched off, no unlabeled row, or labelled subjects of one class).
         """
         if not hasattr(self, "model_"):
             raise InputDataError("LCMClassifier is not fitted.", hint="Call fit() before save().")
@@ -416,6 +423,12 @@ class LCMClassifier(FinetunedLCM):
             training=self.settings_,
             seed=self.seed,
             data_fingerprint=self.fingerprint_,
+        )
+        record = getattr(self, "diagnosis_pseudo_", None)
+        meta["diagnosis_pseudo_labels"] = (
+            None
+            if record is None
+            else {k: v for k, v in record.items() if k != "inner_validation_rows"}
         )
         if self.probe_ is not None:  # the model is the pretrained one; the probe reads it
             meta["probe"] = self.probe_.to_dict()

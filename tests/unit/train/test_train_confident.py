@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -242,3 +243,26 @@ def test_threshold_is_chosen_on_validation_subjects_not_rows() -> None:
     assert info["threshold"] == pytest.approx(0.8)
     assert info["inner_validation_subjects"] == 8
     assert (filled[y < 0] == 1).all() and info["pseudo_labelled_rows"]["patient"] == 4
+
+
+def test_model_json_records_the_pseudo_label_outcome(checkpoint: Path, tmp_path: Path) -> None:
+    cohort = make_cohort(20, seed=8, runs_per_subject=2)
+    y = (cohort.variables["dx"] == "patient").to_numpy().astype(np.int64)
+    y[16:] = -1  # 8 labelled subjects (2 runs each), 12 unlabeled
+    settings = {"epochs": 2, "batch_size": 8, "pseudo_label_cap": 1.0}
+    clf = LCMClassifier(checkpoint, "dx", LEVELS, settings, seed=0)
+    clf.fit(cohort.fc, y, groups=cohort.groups)
+    meta = json.loads((clf.save(tmp_path / "ft") / "model.json").read_text())
+    record = meta["diagnosis_pseudo_labels"]
+    assert record["unit"] == "subject" and record["threshold_source"] == "fixed"
+    assert record["threshold"] == FALLBACK_THRESHOLD
+    assert record["n_unlabeled"] == 12 and record["n_unlabeled_rows"] == 24
+    subjects, rows = record["pseudo_labelled_subjects"], record["pseudo_labelled_rows"]
+    assert set(subjects) == set(LEVELS) and set(rows) == set(LEVELS)
+    assert sum(subjects.values()) == record["n_pseudo_labelled"]
+    assert {k: 2 * v for k, v in subjects.items()} == rows  # both runs of each subject
+    assert "inner_validation_rows" not in record
+    off = LCMClassifier(checkpoint, "dx", LEVELS, {**settings, "diagnosis_pseudo_labels": False}, 0)
+    off.fit(cohort.fc, y, groups=cohort.groups)
+    saved = json.loads((off.save(tmp_path / "off") / "model.json").read_text())
+    assert saved["diagnosis_pseudo_labels"] is None
