@@ -6,6 +6,8 @@ non-zero label). A TemplateFlow atlas is looked up in a local ``$TEMPLATEFLOW_HO
 labels table alone makes a *labels-only* atlas (:func:`labels_only_atlas`; names, optional
 ``index``, ``x``/``y``/``z`` coordinates and ``network``), refused where voxels are parcellated.
 
+One reader reads every table, with an image or without (:func:`_labels_cells`): a header by
+its column names, headerless ``<index><TAB><name>`` rows, or one name per line (nilearn's lists).
 Tables are tab-separated (or space-separated: ``index name`` rows, FreeSurfer colour tables);
 a line starting with ``#`` is a comment, and cells are read as written (a region named ``NA``,
 ``None`` or ``ROI #1`` keeps its name). A comma-separated table is refused with the fix.
@@ -40,9 +42,11 @@ def labels_only_atlas(name: str, labels: str | Path) -> Atlas:
     name : str
         Atlas name (``seg-<name>`` of outputs).
     labels : path-like
-        A TSV with a header naming a ``name`` column (optional ``index``, ``x``, ``y``, ``z``,
-        ``network``; other columns ignored), or headerless ``<index><TAB><name>`` rows, or one
-        name per line. ROIs keep the file's order when no ``index`` is given (1, 2, ...).
+        A TSV with a header naming a ``name`` (or ``label``) column (optional ``index``,
+        ``x``, ``y``, ``z``, ``network``; other columns ignored), or headerless
+        ``<index><TAB><name>`` rows, or one name per line (a first ``Background`` dropped):
+        :func:`_labels_cells`, the reader of image tables too. ROIs keep the file's order when
+        no ``index`` is given (1, 2, ...).
 
     Returns
     -------
@@ -60,43 +64,123 @@ def labels_only_atlas(name: str, labels: str | Path) -> Atlas:
         raise AtlasError(
             f"Atlas {name!r}: labels file not found: {path}", hint="Check atlas.labels."
         )
+    table = _named_columns(*_labels_cells(path), path)
+    if "index" not in table.columns:
+        table.insert(0, "index", np.arange(1, len(table) + 1))  # the file's order
+    return Atlas(name=name, img=None, labels=table, space=NO_SPACE)
+
+
+# A header's column names (lower case) that name the ROIs: ``name`` (TemplateFlow, nilearn),
+# else ``label`` (XCP-D's atlas tables); and the names that mark a first line as a header.
+NAME_COLUMNS = ("name", "label")
+HEADER_WORDS = frozenset({"index", *NAME_COLUMNS})
+
+
+def _is_number(cell: str) -> bool:
+    """Whether ``cell`` is written as a finite number (``1``, ``1.0``, ``1e3``)."""
+    value = pd.to_numeric(pd.Series([cell.strip()]), errors="coerce").iloc[0]
+    return bool(np.isfinite(value))
+
+
+def _labels_cells(path: Path) -> tuple[pd.DataFrame, str | None]:
+    """A labels table's cells (str) under column names, and the first line if read as a header.
+
+    One reader for every table, with an image or without. The columns: ``name`` always,
+    ``index`` where the file numbers its regions, and ``x``, ``y``, ``z``, ``network`` where a
+    header names them. The forms:
+
+    - a header naming ``index`` and ``name`` (or XCP-D's ``label``), in any order, with any
+      further columns: read by name;
+    - no header: ``<index><TAB><name>[<TAB>...]`` rows (the first cell a number, ``1`` or
+      ``1.0``), ``index name`` space-separated rows, FreeSurfer colour tables;
+    - one name per line, no index (nilearn's label lists; a header ``name`` allowed).
+
+    Raises
+    ------
+    AtlasError
+        A first column without a header (pandas' ``to_csv`` writes its index so), a header
+        without a ``name`` (or ``label``) column, a first line that is neither a header nor a
+        row.
+    """
     raw = _read_table(path)
-    head = [str(c).strip().lower() for c in raw.iloc[0]]
-    if "name" in head:
-        table = raw.iloc[1:].copy()
-        table.columns = head
-        return Atlas(name=name, img=None, labels=_named_columns(table, path), space=NO_SPACE)
-    if raw.shape[1] == 1 and not all(
-        len(v.split(None, 1)) == 2 and v.split(None, 1)[0].isdigit() for v in raw.iloc[:, 0]
-    ):
-        # One name per line (no index): the file's order is the ROI order.
-        table = pd.DataFrame({"name": raw.iloc[:, 0].str.strip()})
-        return Atlas(name=name, img=None, labels=_named_columns(table, path), space=NO_SPACE)
-    return Atlas(name=name, img=None, labels=read_labels(path), space=NO_SPACE)
+    first = [str(c).strip() for c in raw.iloc[0]]
+    line = "\t".join(first)
+    if raw.shape[1] == 1:
+        words = first[0].lower().split()
+        header = bool(set(words) & HEADER_WORDS) and not _is_number(words[0])
+        rows = raw.iloc[1:, 0] if header else raw.iloc[:, 0]
+        fields = rows.str.strip().str.split()
+        indexed = bool(len(rows)) and all(len(f) >= 2 and _is_number(f[0]) for f in fields)
+        if indexed:  # ``1 Precentral_L``, a FreeSurfer colour table
+            cells = _space_separated(rows).rename(columns={0: "index", 1: "name"})
+            if header and "index" not in words:
+                _refuse_header(words, line, path)
+            return cells.reset_index(drop=True), line if header else None
+        if header and words != ["name"] and words != ["label"]:
+            _refuse_header(words, line, path)
+        # One name per line: the file's order is the regions' order.
+        names = rows.str.strip().reset_index(drop=True)
+        return pd.DataFrame({"name": names}), line if header else None
+    lower = [c.lower() for c in first]
+    if set(lower) & HEADER_WORDS:
+        if first[0] == "":
+            raise AtlasError(
+                f"Labels table {path}: its first column has no header (first line {line!r}): "
+                "a row number, as pandas' to_csv writes its index, not the label values.",
+                hint="Save it without the row numbers: to_csv(path, sep='\\t', index=False); "
+                "or delete the first column.",
+            )
+        key = next((c for c in NAME_COLUMNS if c in lower), None)
+        if key is None:
+            _refuse_header(lower, line, path)
+        cells = raw.iloc[1:].copy()
+        cells.columns = lower
+        wanted = ["index", key, "x", "y", "z", "network"]
+        cells = cells[[c for c in wanted if c in lower]].rename(columns={key: "name"})
+        return cells.reset_index(drop=True), line
+    if not _is_number(first[0]):
+        raise AtlasError(
+            f"Labels table {path}: its first line {line!r} is neither a header naming 'index' "
+            "and 'name' (or 'label') nor a row <index><TAB><name>.",
+            hint="Start the table with the header index<TAB>name, or with the first region's row.",
+        )
+    return raw.iloc[:, :2].set_axis(["index", "name"], axis=1), None
 
 
-def _named_columns(table: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """A labels table with a header: ``name`` plus the optional columns we know, checked."""
-    names = table["name"].astype(str).str.strip()
+def _refuse_header(columns: list[str], line: str, path: Path) -> None:
+    raise AtlasError(
+        f"Labels table {path}: its header {line!r} names no 'index' and 'name' (or 'label') "
+        f"columns (received {columns}).",
+        hint="Name the columns of label values 'index' and of region names 'name' (XCP-D: "
+        "'label'); or write headerless rows <index><TAB><name>.",
+    )
+
+
+def _named_columns(table: pd.DataFrame, header: str | None, path: Path) -> pd.DataFrame:
+    """The regions of :func:`_labels_cells`' cells, checked: ``name``, ``index`` if the file
+    gives one (integers, the background row 0 dropped), ``x``, ``y``, ``z``, ``network``;
+    sorted by index. A list's first name ``Background`` (nilearn's) is dropped."""
+    read = f" (its first line {header!r} read as the header)" if header else ""
+    names = table["name"].fillna("").astype(str).str.strip()
     if names.empty or (names == "").any():
         raise AtlasError(
             f"Labels table {path}: {int((names == '').sum())} row(s) without a name "
-            f"({len(names)} rows).",
-            hint="Give every ROI a name in the 'name' column.",
+            f"({len(names)} rows){read}.",
+            hint="Give every ROI a name: one row per label, <index><TAB><name>.",
         )
     out = pd.DataFrame({"name": names.to_numpy()})
     if "index" in table.columns:
-        index = pd.to_numeric(table["index"].str.strip(), errors="coerce")
-        if index.isna().any() or (index % 1 != 0).any():
+        cells = table["index"].fillna("").astype(str).str.strip()
+        index = pd.to_numeric(cells, errors="coerce")
+        bad = index.isna() | ~np.isfinite(index) | (index % 1 != 0)
+        if bad.any():
             raise AtlasError(
-                f"Labels table {path}: column 'index' holds non-integers "
-                f"{table['index'][index.isna()].tolist()[:3]}.",
-                hint="Give integer indices, or drop the column to number ROIs in file order.",
+                f"Labels table {path}: rows {(np.flatnonzero(bad)[:5] + 1).tolist()} lack an "
+                f"integer index (received {cells[bad].tolist()[:3]}){read}.",
+                hint="Write one row per label: <index><TAB><name>, the index the label's value "
+                "in the image.",
             )
-        out.insert(0, "index", index.astype(int).to_numpy())
-        out = _without_background(out, path)
-    else:
-        out.insert(0, "index", np.arange(1, len(out) + 1))
+        out.insert(0, "index", index.astype(np.int64).to_numpy())
     for col in ("x", "y", "z"):
         if col in table.columns:
             values = pd.to_numeric(table[col].str.strip(), errors="coerce")
@@ -109,14 +193,27 @@ def _named_columns(table: pd.DataFrame, path: Path) -> pd.DataFrame:
             out[col] = values.to_numpy(np.float64)
     if "network" in table.columns:
         out["network"] = table["network"].astype(str).str.strip().to_numpy()
-    dup = out["index"].duplicated(keep=False) | out["name"].duplicated(keep=False)
+    if "index" in out.columns:
+        out = _without_background(out, path)
+    elif len(out) and out["name"].iloc[0].lower() == "background":
+        # nilearn's label lists start with the background (value 0), never a region.
+        log.info(
+            "Labels table %s: its first entry %r is the background; not a region",
+            path.name,
+            out["name"].iloc[0],
+        )
+        out = out.iloc[1:].reset_index(drop=True)
+    keys = ["index", "name"] if "index" in out.columns else ["name"]
+    dup = out[keys].apply(lambda col: col.duplicated(keep=False)).any(axis=1)
     if dup.any():
         raise AtlasError(
             f"Labels table {path} repeats an index or a name: "
-            f"{out.loc[dup, ['index', 'name']].values.tolist()[:4]}.",
+            f"{out.loc[dup, keys].values.tolist()[:4]}.",
             hint="Each ROI needs a unique index and a unique name.",
         )
-    return out.sort_values("index", kind="stable").reset_index(drop=True)
+    if "index" in out.columns:
+        out = out.sort_values("index", kind="stable")
+    return out.reset_index(drop=True)
 
 
 def load_label_files(
@@ -162,6 +259,8 @@ def load_label_files(
     data = _label_values(data, img_path)
     table = read_labels(labels_path)
     present = set(np.unique(data[data != 0]).astype(int).tolist())
+    if "index" not in table.columns:
+        table = _by_rank(table, present, labels_path, img_path)
     declared = set(table["index"].tolist())
     if drop_absent and declared - present:
         log.info(
@@ -269,42 +368,41 @@ def _refuse_comma_separated(lines: list[str], path: Path) -> None:
 
 
 def read_labels(path: Path) -> pd.DataFrame:
-    """``index``, ``name`` of a labels table (tab- or space-separated, header optional), sorted.
+    """``index``, ``name`` of a label image's table (:func:`_labels_cells`' forms), sorted.
+
+    A list of names without indices gives ``name`` only: :func:`load_label_files` maps it to the
+    image's labels by rank, as nilearn does.
 
     Raises
     ------
     AtlasError
         An unreadable table, rows without an integer index or a name, repeats.
     """
-    raw = _read_table(path)
-    if raw.shape[1] == 1:
-        raw = _space_separated(raw.iloc[:, 0])
-    # Accept a header row ("index<TAB>name") or none (the AAL.txt layout).
-    if not str(raw.iloc[0, 0]).strip().isdigit():
-        raw = raw.iloc[1:]
-    if raw.shape[1] < 2:
+    table = _named_columns(*_labels_cells(path), path)
+    return table[[c for c in ("index", "name") if c in table.columns]]
+
+
+def _by_rank(table: pd.DataFrame, present: set[int], labels_path: Path, img_path: Path):
+    """A list of names (no index) given the image's labels in ascending order, as nilearn's
+    maskers pair a label list with an image; refused unless the counts are equal."""
+    values = sorted(present)
+    if len(values) != len(table):
         raise AtlasError(
-            f"Labels table {path} needs two tab-separated columns: index, name; "
-            f"received {raw.shape[1]} column(s).",
-            hint="Write one row per label: <index><TAB><name>.",
+            f"Labels table {labels_path} is a list of {len(table)} names without indices (one "
+            f"name per line), but image {img_path} holds {len(values)} labels: which name "
+            "goes with which label is not known.",
+            hint="Write one row per label, <index><TAB><name> (the index its value in the "
+            "image); a list is read in order of the image's values only when the counts match.",
         )
-    index = pd.to_numeric(raw.iloc[:, 0].str.strip(), errors="coerce")
-    unnamed = raw.iloc[:, 1].isna() | (raw.iloc[:, 1].str.strip() == "")
-    if index.isna().any() or unnamed.any():
-        bad = raw[index.isna() | unnamed].index[:5].tolist()
-        raise AtlasError(
-            f"Labels table {path}: rows {bad} lack an integer index or a name.",
-            hint="Write one row per label: <index><TAB><name>.",
-        )
-    table = pd.DataFrame({"index": index.astype(int), "name": raw.iloc[:, 1].str.strip()})
-    table = _without_background(table, path)
-    dup = table["index"].duplicated(keep=False) | table["name"].duplicated(keep=False)
-    if dup.any():
-        raise AtlasError(
-            f"Labels table {path} repeats an index or a name: {table[dup].values.tolist()[:4]}.",
-            hint="Each label needs a unique index and a unique name (names head the columns).",
-        )
-    return table.sort_values("index").reset_index(drop=True)
+    log.info(
+        "Labels table %s lists names without indices: given the image's %d labels in "
+        "ascending order (%d..%d), as nilearn does",
+        labels_path.name,
+        len(values),
+        values[0] if values else 0,
+        values[-1] if values else 0,
+    )
+    return pd.DataFrame({"index": values, "name": table["name"].to_numpy()})
 
 
 def _without_background(table: pd.DataFrame, path: Path) -> pd.DataFrame:

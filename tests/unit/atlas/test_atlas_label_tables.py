@@ -1,0 +1,115 @@
+"""One reader of labels tables, with an image or without: columns by header name.
+
+A table gives the same regions whether or not its image is given: a header is read by its
+column names (``index``, ``name`` or XCP-D's ``label``, in any order), headerless rows as
+``<index><TAB><name>``, nilearn's label lists (one name per line, ``Background`` first) by
+rank; a first column without a header (pandas' index) is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from lcm.atlas import load_atlas
+from lcm.exceptions import AtlasError
+
+NAMES = ["Frontal Pole", "B", "C"]
+
+
+def _image(root: Path) -> str:
+    """Labels 1, 7 and 42 on a (5, 6, 7) grid."""
+    data = np.zeros((5, 6, 7), dtype=np.int16)
+    data[:2], data[2:4, :3], data[4] = 1, 7, 42
+    nib.save(nib.Nifti1Image(data, np.eye(4)), root / "atlas.nii.gz")
+    return str(root / "atlas.nii.gz")
+
+
+def _both(root: Path, table: str) -> tuple:
+    """The atlas of ``table`` with the image and without it (labels only)."""
+    (root / "atlas.tsv").write_text(table)
+    labels = str(root / "atlas.tsv")
+    return load_atlas("mine", _image(root), labels), load_atlas("mine", labels=labels)
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "index\tname\n1\tFrontal Pole\n7\tB\n42\tC\n",
+        "index\tcolor\tname\n1\t00000b\tFrontal Pole\n7\t000016\tB\n42\t000021\tC\n",
+        "name\tindex\nFrontal Pole\t1\nB\t7\nC\t42\n",
+        "index\themi\tname\n1\tL\tFrontal Pole\n7\tR\tB\n42\tL\tC\n",
+        "index\tlabel\tnetwork_label\n1\tFrontal Pole\tVis\n7\tB\tVis\n42\tC\tDMN\n",
+        "0\tBackground\n1\tFrontal Pole\n7\tB\n42\tC\n",
+        "1.0\tFrontal Pole\n7.0\tB\n42.0\tC\n",
+    ],
+    ids=[
+        "index-name",
+        "color-first",
+        "name-first",
+        "hemi-mid",
+        "xcpd-label",
+        "no-header",
+        "float-index-no-header",
+    ],
+)
+def test_a_table_names_the_same_regions_with_and_without_its_image(tmp_path, table) -> None:
+    with_image, labels_only = _both(tmp_path, table)
+    assert with_image.roi_names == labels_only.roi_names == NAMES
+    assert with_image.labels["index"].tolist() == [1, 7, 42]
+    assert labels_only.labels["index"].tolist() == [1, 7, 42]
+
+
+def test_a_pandas_index_column_is_refused_with_the_fix(tmp_path: Path) -> None:
+    """pandas' to_csv with its index: the unnamed first column is row numbers, not labels."""
+    table = "\tindex\tname\n0\t1\tFrontal Pole\n1\t7\tB\n2\t42\tC\n"
+    (tmp_path / "atlas.tsv").write_text(table)
+    for img in (_image(tmp_path), None):
+        with pytest.raises(AtlasError, match=r"(?s)first column has no header.*index=False"):
+            load_atlas("mine", img, str(tmp_path / "atlas.tsv"))
+
+
+def test_a_header_without_a_name_column_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "atlas.tsv").write_text("index\tregion\n1\tA\n7\tB\n42\tC\n")
+    for img in (_image(tmp_path), None):
+        with pytest.raises(AtlasError, match=r"header 'index\\tregion' names no"):
+            load_atlas("mine", img, str(tmp_path / "atlas.tsv"))
+
+
+def test_a_float_index_without_a_header_keeps_its_first_row(tmp_path: Path) -> None:
+    """``1.0`` is a number: the first row is a region, not a header dropped silently."""
+    (tmp_path / "atlas.tsv").write_text("1.0\tA\n7.0\tB\n")
+    atlas = load_atlas("mine", labels=str(tmp_path / "atlas.tsv"))
+    assert atlas.roi_names == ["A", "B"]
+    (tmp_path / "atlas.tsv").write_text("1.5\tA\n7\tB\n")
+    with pytest.raises(AtlasError, match=r"lack an integer index \(received \['1.5'\]\)"):
+        load_atlas("mine", labels=str(tmp_path / "atlas.tsv"))
+
+
+def test_an_error_names_the_line_read_as_the_header(tmp_path: Path) -> None:
+    (tmp_path / "atlas.tsv").write_text("index\tname\nx\tA\n7\tB\n")
+    with pytest.raises(AtlasError, match=r"first line 'index\\tname' read as the header"):
+        load_atlas("mine", labels=str(tmp_path / "atlas.tsv"))
+
+
+@pytest.mark.parametrize("background", ["Background\n", "background\n", ""])
+def test_a_nilearn_label_list_drops_its_background(tmp_path, background, caplog) -> None:
+    """One name per line, as nilearn's fetchers give (names with spaces); with an image the
+    names go to the image's labels in ascending order, as NiftiLabelsMasker pairs them."""
+    table = background + "\n".join(NAMES) + "\n"
+    with caplog.at_level(logging.INFO, logger="lcm.atlas.files"):
+        with_image, labels_only = _both(tmp_path, table)
+    assert with_image.roi_names == labels_only.roi_names == NAMES
+    assert with_image.labels["index"].tolist() == [1, 7, 42]
+    assert labels_only.labels["index"].tolist() == [1, 2, 3]
+    assert ("is the background" in caplog.text) == bool(background)
+
+
+def test_a_label_list_of_another_count_is_refused_with_the_form(tmp_path: Path) -> None:
+    (tmp_path / "atlas.tsv").write_text("Background\nA\nB\n")
+    with pytest.raises(AtlasError, match=r"list of 2 names without indices.*holds 3 labels"):
+        load_atlas("mine", _image(tmp_path), str(tmp_path / "atlas.tsv"))
