@@ -20,10 +20,11 @@ from __future__ import annotations
 from lcm.atlas.files import TEMPLATEFLOW_ENV, labels_only_atlas, templateflow_atlas
 from lcm.atlas.grid import mni_grid, resample_to
 from lcm.atlas.load import atlas_from_settings, load_atlas
-from lcm.atlas.model import NO_SPACE, Atlas
+from lcm.atlas.model import CUSTOM_SPACE, NO_SPACE, Atlas
 from lcm.atlas.registry import atlas_files, available_atlases
 
 __all__ = [
+    "CUSTOM_SPACE",
     "NO_SPACE",
     "TEMPLATEFLOW_ENV",
     "Atlas",

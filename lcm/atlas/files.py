@@ -294,6 +294,19 @@ def load_label_files(
     return Atlas(name=name, img=img, labels=table, space=space)
 
 
+def file_space(path: str | Path) -> str | None:
+    """The template a label image's file name says, or ``None``.
+
+    Its ``tpl-`` entity (TemplateFlow's and XCP-D's atlases:
+    ``tpl-MNI152NLin6Asym_atlas-X_res-02_dseg.nii.gz``), else its ``space-`` entity (BIDS
+    derivatives: ``space-MNI152NLin2009cAsym_..._dseg.nii.gz``).
+    """
+    entities = dict(
+        part.split("-", 1) for part in Path(path).name.split(".")[0].split("_") if "-" in part
+    )
+    return entities.get("tpl") or entities.get("space") or None
+
+
 def _label_values(data: np.ndarray, img_path: Path) -> np.ndarray:
     """The image's labels: float values within :data:`LABEL_ATOL` (or :data:`LABEL_RTOL`) of an
     integer rounded to it; refused when they are not labels: fractions, NaN, or beyond int32."""

@@ -6,8 +6,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lcm.atlas.files import labels_only_atlas, load_label_files, templateflow_atlas
-from lcm.atlas.model import Atlas
+from lcm.atlas.files import (
+    file_space,
+    labels_only_atlas,
+    load_label_files,
+    templateflow_atlas,
+)
+from lcm.atlas.model import CUSTOM_SPACE, Atlas
 from lcm.atlas.registry import registry_atlas, registry_space
 from lcm.exceptions import AtlasError, ConfigError
 from lcm.io.output_space import parse_output_space
@@ -55,7 +60,8 @@ def load_atlas(
                 f"Atlas {name!r}: image {path} given without a labels table.",
                 hint="Set atlas.labels to a TSV with columns 'index' and 'name'.",
             )
-        return load_label_files(name, Path(path), Path(labels), space="custom")
+        space = file_space(path) or CUSTOM_SPACE
+        return load_label_files(name, Path(path), Path(labels), space=space)
     if labels is not None:
         return labels_only_atlas(name, labels)
     return registry_atlas(name)
@@ -89,7 +95,9 @@ def check_atlas_space(config: dict[str, Any], datasets: list[str], source: str =
     The connectome stage excludes every run of another space (an atlas image of one template
     does not parcellate BOLD registered to another): said when the workflow loads and by
     ``lcm run`` before it writes anything, not after fMRIPrep ran for hours. A user atlas
-    given by path has no known space and is not checked.
+    given by path is in the template its file name says (``tpl-``, else ``space-``, as
+    TemplateFlow and XCP-D name them: :func:`lcm.atlas.files.file_space`); one whose name
+    says none is not checked.
 
     Raises
     ------
@@ -98,9 +106,11 @@ def check_atlas_space(config: dict[str, Any], datasets: list[str], source: str =
     """
     atlas = config.get("atlas") or {}
     setting = (config.get("fmriprep") or {}).get("output_space")  # filled in by validation
-    if not datasets or not setting or atlas.get("path"):
+    if not datasets or not setting:
         return
-    if atlas.get("templateflow"):
+    if atlas.get("path"):
+        space, what = file_space(atlas["path"]), f"atlas.path {atlas['path']!r} (its name)"
+    elif atlas.get("templateflow"):
         space, what = atlas["templateflow"]["template"], "atlas.templateflow.template"
     else:
         space, what = (

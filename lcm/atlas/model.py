@@ -97,3 +97,6 @@ class Atlas:
 
 # Space of a labels-only atlas: it has no image, so no template space.
 NO_SPACE = "none"
+# Space of a user's label image whose file name names no template (``tpl-``, ``space-``): not
+# known, so not checked against the BOLD's.
+CUSTOM_SPACE = "custom"

@@ -12,7 +12,7 @@ import nibabel as nib
 import numpy as np
 
 from lcm import reason_codes
-from lcm.atlas import Atlas, resample_to
+from lcm.atlas import CUSTOM_SPACE, Atlas, resample_to
 from lcm.bids.runs import RunIds, run_ids_from_name
 from lcm.bids.timing import header_tr, tr_mismatch
 from lcm.connectome.bold_stream import read_bold_header
@@ -219,7 +219,7 @@ def run_connectome(
     reason = tr_mismatch(deriv.t_r, header_tr(_HeaderOnly(hdr.header)), bold.name)
     if reason:
         raise ExcludedRunError(reason, code=reason_codes.TR_MISMATCH)
-    if space and atlas.space not in ("custom", parse_output_space(space).label):
+    if space and atlas.space not in (CUSTOM_SPACE, parse_output_space(space).label):
         raise ExcludedRunError(
             f"BOLD {bold.name} is in space {space!r} but atlas {atlas.name!r} is in "
             f"{atlas.space!r}",

@@ -336,3 +336,44 @@ def test_voxel_datasets_in_another_space_than_the_atlas_are_refused_when_the_wor
         WorkflowPlan(cfg)
     cfg["datasets"] = {k: v for k, v in cfg["datasets"].items() if v["entry"] == "roi_timeseries"}
     WorkflowPlan(cfg)  # no voxel dataset: the space is not read
+
+
+def _toy_atlas(root: Path, image: str) -> dict:
+    """A user atlas section: a 3-label image saved as ``image`` in ``root``, and its table."""
+    import nibabel as nib
+    import numpy as np
+
+    data = np.zeros((5, 6, 7), dtype=np.int16)
+    data[:2], data[2:4, :3], data[4] = 1, 2, 3
+    nib.save(nib.Nifti1Image(data, np.eye(4)), root / image)
+    (root / "toy.tsv").write_text("index\tname\n1\tA\n2\tB\n3\tC\n")
+    return {"name": "toy", "path": str(root / image), "labels": str(root / "toy.tsv")}
+
+
+@pytest.mark.parametrize(
+    ("image", "refused"),
+    [
+        ("tpl-MNI152NLin6Asym_atlas-Toy_res-02_dseg.nii.gz", "MNI152NLin6Asym"),
+        ("space-MNI152NLin6Asym_atlas-Toy_dseg.nii.gz", "MNI152NLin6Asym"),
+        ("tpl-MNI152NLin2009cAsym_atlas-Toy_res-02_dseg.nii.gz", None),
+        ("toy.nii.gz", None),  # no template in its name: not checked
+    ],
+)
+def test_a_user_atlas_in_the_template_its_name_says_is_checked_when_the_workflow_loads(
+    demo: dict, tmp_path: Path, image: str, refused: str | None
+) -> None:
+    """XCP-D's atlases (tpl-MNI152NLin6Asym_...) beside runs in MNI152NLin2009cAsym: refused
+    when the workflow loads, as a TemplateFlow atlas is, not parcellated in the wrong space."""
+    from lcm.workflow.plan import WorkflowPlan
+
+    cfg = copy.deepcopy(demo)
+    cfg["atlas"] = _toy_atlas(tmp_path, image)
+    cfg["fmriprep"]["output_space"] = "MNI152NLin2009cAsym:res-2"
+    cfg = validate_config(cfg)
+    if refused is None:
+        WorkflowPlan(cfg)
+        return
+    with pytest.raises(
+        ConfigError, match=rf"but the atlas.path '.*{image}' \(its name\) is in '{refused}'"
+    ):
+        WorkflowPlan(cfg)

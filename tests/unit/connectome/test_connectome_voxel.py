@@ -512,3 +512,20 @@ def test_bold_in_another_space_than_the_atlas(tmp_path: Path, run_files, atlas) 
     assert re.search(
         r"space 'MNI152NLin6Asym' but atlas 'aal116' is in 'MNI152NLin2009c", qc["reason"]
     )
+
+
+def test_a_user_atlas_named_in_another_template_excludes_the_run(
+    tmp_path: Path, run_files, atlas
+) -> None:
+    """XCP-D's atlases are tpl-MNI152NLin6Asym_...: the run in MNI152NLin2009cAsym is excluded
+    as space_mismatch, as with a TemplateFlow atlas, not parcellated in the wrong template."""
+    image = tmp_path / "tpl-MNI152NLin6Asym_atlas-Toy_res-02_dseg.nii.gz"
+    nib.save(atlas.img, image)
+    table = tmp_path / "atlas.tsv"
+    atlas.labels[["index", "name"]].to_csv(table, sep="\t", index=False)
+    user = load_atlas("toy", str(image), str(table))
+    assert user.space == "MNI152NLin6Asym"
+    qc = _process(tmp_path, run_files, user)
+    assert not qc["included"]
+    assert qc["reason_code"] == "space_mismatch"
+    assert re.search(r"atlas 'toy' is in 'MNI152NLin6Asym'", qc["reason"])
