@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lcm.atlas.files import (
+    TEMPLATEFLOW_ENV,
     file_space,
     labels_only_atlas,
     load_label_files,
@@ -126,3 +127,56 @@ def check_atlas_space(config: dict[str, Any], datasets: list[str], source: str =
         hint=f"Set fmriprep.output_space to {space} (fMRIPrep's --output-spaces, and the space "
         "of the derivatives read), or use an atlas in that space.",
     )
+
+
+# Atlases loaded by check_atlas_files in this process, by their files' identity: the workflow
+# loads its config more than once per process (Snakemake's parse, `lcm run`'s own check).
+_CHECKED: dict[tuple, str] = {}
+
+
+def _files_key(settings: Mapping[str, Any]) -> tuple:
+    """What the atlas of ``settings`` is read from: each file by path, size and mtime (a file
+    edited in place, or gone, is read again), the TemplateFlow query with its root."""
+    import os
+
+    def stat(path: Any) -> tuple:
+        try:
+            st = Path(path).stat()
+        except OSError:
+            return (str(path), None)
+        return (str(path), st.st_size, st.st_mtime_ns)
+
+    tf = settings.get("templateflow") or {}
+    return (
+        settings.get("name"),
+        stat(settings["path"]) if settings.get("path") else None,
+        stat(settings["labels"]) if settings.get("labels") else None,
+        tuple(sorted((k, str(v)) for k, v in tf.items())),
+        os.environ.get(TEMPLATEFLOW_ENV) if tf else None,
+    )
+
+
+def check_atlas_files(config: Mapping[str, Any], source: str = "config") -> None:
+    """Load the atlas a config names by files (``path``, ``labels`` or ``templateflow``).
+
+    Said when the workflow loads, not by the connectome jobs after fMRIPrep ran for hours: a
+    missing file, a table that does not match its image. A registry atlas (its files are the
+    package's) is not loaded. Loading is cheap (one label image); an atlas already loaded in
+    this process from the same files is not loaded again.
+
+    Raises
+    ------
+    ConfigError
+        With the loader's message (naming the file) and hint.
+    """
+    settings = config.get("atlas") or {}
+    if not any(settings.get(k) for k in ("path", "labels", "templateflow")):
+        return
+    key = _files_key(settings)
+    if key in _CHECKED:
+        return
+    try:
+        atlas = atlas_from_settings(settings)
+    except AtlasError as exc:
+        raise ConfigError(f"{source}: atlas: {exc.message}", hint=exc.hint) from exc
+    _CHECKED[key] = atlas.identity

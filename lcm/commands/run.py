@@ -255,10 +255,11 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     config.setdefault("variables", str(packaged / "variables.yaml"))
     config = validate_base(config, source="lcm run")  # the shape, before a file is written
     voxel = sorted(n for n, ds in config["datasets"].items() if entry_type(ds["entry"]).voxel)
-    if voxel:  # and the atlas in the runs' space
-        from lcm.atlas.load import check_atlas_space
+    from lcm.atlas.load import check_atlas_files, check_atlas_space
 
+    if voxel:  # and the atlas in the runs' space
         check_atlas_space(config, voxel, source="lcm run")
+    check_atlas_files(config, source="lcm run")  # its files read, before fMRIPrep runs
     tasks = {k: v for k, v in (config.get("tasks") or {}).items() if v["dataset"] == name}
     config["variables"] = _catalogue_with(
         config["variables"], name, dataset["phenotype"], out, tasks

@@ -37,10 +37,15 @@ class WorkflowPlan:
         self._sources: dict[str, dict[str, str]] = {}  # dataset -> subject -> files' digest
         self._changed: dict[str, set[str]] = {}  # dataset -> subjects changed since ingest
         self._derivative_digests: dict[tuple[str, str], str] = {}
-        if self.voxel_datasets():  # the atlas package (nibabel) only where a run needs it
-            from lcm.atlas.load import check_atlas_space
+        atlas = config.get("atlas") or {}
+        by_files = any(atlas.get(k) for k in ("path", "labels", "templateflow"))
+        if self.voxel_datasets() or by_files:  # the atlas package (nibabel) only if needed
+            from lcm.atlas.load import check_atlas_files, check_atlas_space
 
             check_atlas_space(config, self.voxel_datasets())
+            # Its files read now: a missing file, a table that does not match its image,
+            # said before fMRIPrep runs (and before "Nothing to be done" keeps old outputs).
+            check_atlas_files(config)
 
     # -- datasets ---------------------------------------------------------------------------
     def derivatives_dir(self, dataset: str, results: str) -> str | None:

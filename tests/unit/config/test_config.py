@@ -319,12 +319,18 @@ def test_a_roi_timeseries_dataset_may_change_denoise_keys_for_itself(demo: dict)
     ],
 )
 def test_voxel_datasets_in_another_space_than_the_atlas_are_refused_when_the_workflow_loads(
-    demo: dict, atlas: dict, space: str, refused: str | None
+    demo: dict, atlas: dict, space: str, refused: str | None, tmp_path: Path, monkeypatch
 ) -> None:
     """The connectome stage excluded every run of another space, one by one, after fMRIPrep;
     the workflow's plan refuses the pair when it loads, naming the setting and the fix."""
     from lcm.workflow.plan import WorkflowPlan
 
+    if "templateflow" in atlas:  # loaded when the workflow loads: a TemplateFlow tree
+        folder = tmp_path / "tpl-MNI152NLin6Asym"
+        folder.mkdir()
+        toy = _toy_atlas(folder, "tpl-MNI152NLin6Asym_atlas-Schaefer2018_dseg.nii.gz")
+        Path(toy["labels"]).rename(folder / "tpl-MNI152NLin6Asym_atlas-Schaefer2018_dseg.tsv")
+        monkeypatch.setenv("TEMPLATEFLOW_HOME", str(tmp_path))
     cfg = copy.deepcopy(demo)
     cfg["atlas"] = atlas
     cfg["fmriprep"]["output_space"] = space
@@ -377,3 +383,33 @@ def test_a_user_atlas_in_the_template_its_name_says_is_checked_when_the_workflow
         ConfigError, match=rf"but the atlas.path '.*{image}' \(its name\) is in '{refused}'"
     ):
         WorkflowPlan(cfg)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda a: a.update(path=a["path"] + ".gone"), r"file not found: .*toy.nii.gz.gone"),
+        (
+            lambda a: Path(a["labels"]).write_text("index\tname\n1\tA\n2\tB\n"),
+            r"labels .*toy.tsv do not match image .*toy.nii.gz: in the image only \[3\]",
+        ),
+    ],
+    ids=["missing-image", "table-not-the-image's"],
+)
+def test_a_user_atlas_is_loaded_when_the_workflow_loads(
+    demo: dict, tmp_path: Path, edit, message: str
+) -> None:
+    """A missing atlas file or a table of another image failed only in the connectome jobs,
+    after fMRIPrep (or, after a finished run, went unseen: "Nothing to be done")."""
+    from lcm.workflow.plan import WorkflowPlan
+
+    cfg = copy.deepcopy(demo)
+    cfg["atlas"] = _toy_atlas(tmp_path, "toy.nii.gz")
+    WorkflowPlan(validate_config(copy.deepcopy(cfg)))
+    edit(cfg["atlas"])
+    with pytest.raises(ConfigError, match=rf"^config: atlas: Atlas ('toy': )?{message}"):
+        WorkflowPlan(validate_config(cfg))
+    cfg["datasets"] = {k: v for k, v in cfg["datasets"].items() if v["entry"] != "bids"}
+    cfg["datasets"] = {k: v for k, v in cfg["datasets"].items() if v["entry"] != "fmriprep"}
+    with pytest.raises(ConfigError, match=message):
+        WorkflowPlan(validate_config(cfg))  # also without voxel datasets
