@@ -67,7 +67,8 @@ def labels_only_atlas(name: str, labels: str | Path) -> Atlas:
     table = _named_columns(*_labels_cells(path), path)
     if "index" not in table.columns:
         table.insert(0, "index", np.arange(1, len(table) + 1))  # the file's order
-    return Atlas(name=name, img=None, labels=table, space=NO_SPACE)
+    files = (str(path.resolve()),)
+    return Atlas(name=name, img=None, labels=table, space=NO_SPACE, files=files)
 
 
 # A header's column names (lower case) that name the ROIs: ``name`` (TemplateFlow, nilearn),
@@ -291,7 +292,8 @@ def load_label_files(
         )
     # int32: labels above 32767 (some atlases number regions 1001-2035 or 10001-...) stay whole.
     img = nib.Nifti1Image(data.astype(np.int32), img.affine)
-    return Atlas(name=name, img=img, labels=table, space=space)
+    files = tuple(str(p.resolve()) for p in (img_path, labels_path))
+    return Atlas(name=name, img=img, labels=table, space=space, files=files)
 
 
 def file_space(path: str | Path) -> str | None:

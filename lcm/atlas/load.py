@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ def load_atlas(
             )
         query = {k: templateflow.get(k) for k in ("template", "atlas", "desc", "resolution")}
         found = templateflow_atlas(**query)
-        return Atlas(name=name, img=found.img, labels=found.labels, space=found.space)
+        return dataclasses.replace(found, name=name)
     if path is not None:
         if labels is None:
             raise AtlasError(

@@ -28,12 +28,16 @@ class Atlas:
         coordinate atlases add ``network``, labels-only atlases may add ``x``, ``y``, ``z``.
     space : str
         Template space of ``img`` (:data:`NO_SPACE` for a labels-only atlas).
+    files : tuple of str
+        The files it was read from, absolute (image, table; a TemplateFlow atlas's as found in
+        its tree), for provenance; empty for the registry's (:func:`atlas_sources`).
     """
 
     name: str
     img: nib.Nifti1Image | None
     labels: pd.DataFrame
     space: str
+    files: tuple[str, ...] = ()
 
     @property
     def n_rois(self) -> int:

@@ -222,8 +222,8 @@ def _denoise_arg(p: argparse.ArgumentParser, default: str | None = "{}") -> None
 def _atlas_sources(args: argparse.Namespace, atlas) -> list[str]:
     from lcm.connectome.outputs import atlas_sources
 
-    if args.atlas_templateflow:
-        return []  # files live in TEMPLATEFLOW_HOME; the rule tracks the query as a param
+    if atlas.files:  # as read: a user's files, a TemplateFlow atlas's found in its tree
+        return list(atlas.files)
     return atlas_sources(args.atlas, args.atlas_path, args.atlas_labels)
 
 

@@ -14,9 +14,11 @@ def ensure_dataset_description(out_dir: str | Path, dataset: str) -> None:
 
 
 def atlas_sources(name: str, path: str | None, labels: str | None) -> list[str]:
-    """Files of the atlas, for ``Sources`` in sidecars (package files for registry atlases)."""
+    """Files of the atlas, absolute as the BOLD's, for ``Sources`` in sidecars (package files
+    for registry atlases; a loaded atlas's own are :attr:`lcm.atlas.Atlas.files`)."""
     if path is not None or labels is not None:
-        return [p for p in (path, labels) if p]  # a user atlas, or a labels-only one
+        # A user atlas, or a labels-only one: absolute, as typed relative to the folder run in.
+        return [str(Path(p).resolve()) for p in (path, labels) if p]
     from lcm.atlas import atlas_files
 
-    return [str(p) for p in atlas_files(name)]
+    return [str(Path(p).resolve()) for p in atlas_files(name)]

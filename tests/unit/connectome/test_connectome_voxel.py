@@ -529,3 +529,33 @@ def test_a_user_atlas_named_in_another_template_excludes_the_run(
     assert not qc["included"]
     assert qc["reason_code"] == "space_mismatch"
     assert re.search(r"atlas 'toy' is in 'MNI152NLin6Asym'", qc["reason"])
+
+
+def test_sidecars_record_the_atlas_files_absolute_and_templateflow_files(
+    tmp_path: Path, atlas, monkeypatch
+) -> None:
+    """Sources named the atlas as typed (relative, while the BOLD is absolute) and a
+    TemplateFlow atlas's files not at all."""
+    import argparse
+
+    folder = tmp_path / "tf" / "tpl-MNI152NLin2009cAsym"
+    folder.mkdir(parents=True)
+    image = folder / "tpl-MNI152NLin2009cAsym_atlas-Toy_dseg.nii.gz"
+    nib.save(atlas.img, image)
+    table = folder / "tpl-MNI152NLin2009cAsym_atlas-Toy_dseg.tsv"
+    atlas.labels[["index", "name"]].to_csv(table, sep="\t", index=False)
+    monkeypatch.chdir(folder)
+    query = {"template": "MNI152NLin2009cAsym", "atlas": "Toy"}
+    for kind, settings in (
+        ("files", {"atlas_path": image.name, "atlas_labels": table.name}),
+        ("templateflow", {"atlas_templateflow": json.dumps(query)}),
+    ):
+        monkeypatch.setenv("TEMPLATEFLOW_HOME", str(tmp_path / "tf"))
+        args = argparse.Namespace(
+            **{"atlas": "toy", "atlas_path": None, "atlas_labels": None, "atlas_templateflow": None}
+            | settings
+        )
+        loaded = load_atlas(
+            "toy", args.atlas_path, args.atlas_labels, query if kind != "files" else None
+        )
+        assert connectome_cmd._atlas_sources(args, loaded) == [str(image), str(table)], kind
