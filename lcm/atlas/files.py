@@ -254,8 +254,11 @@ def load_label_files(
     if data.ndim != 3:
         raise AtlasError(
             f"Atlas image {img_path} is {data.ndim}D; a 3D label image is expected.",
-            hint="A 4D image is usually a probabilistic atlas (one map per region): use the "
-            "atlas's deterministic (label) version.",
+            hint="A 4D image is usually a probabilistic atlas (one map per region, as DiFuMo "
+            "and MSDL): voxel-level data is parcellated with a 3D label image only; "
+            "probabilistic atlases are not supported. Use the atlas's deterministic (label) "
+            "version, or make one: each voxel the region of its largest map above a threshold "
+            "(argmax over the 4th axis, 0 below it), with a table index<TAB>name.",
         )
     data = _label_values(data, img_path)
     table = read_labels(labels_path)

@@ -60,8 +60,10 @@ class Atlas:
             raise AtlasError(
                 f"Atlas {self.name!r} is given by its labels only; {purpose} needs its label "
                 "image.",
-                hint="Set atlas.path to the label NIfTI (with atlas.labels), or use a registry "
-                "or TemplateFlow atlas.",
+                hint="A labels table, coordinates (x, y, z) included, is no image: voxel-level "
+                "data needs a 3D label image, atlas.path with atlas.labels (a coordinate atlas "
+                "drawn as spheres into one), a registry atlas (power264, dosenbach160 and "
+                "seitzman300 are coordinate atlases drawn so) or a TemplateFlow atlas.",
             )
         return self.img
 
