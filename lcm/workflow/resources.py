@@ -4,7 +4,8 @@ The connectome stage streams each BOLD run a block of volumes at a time
 (:mod:`lcm.connectome.bold_stream`), so its memory is a fixed part (interpreter, numpy,
 nibabel, the atlas on the BOLD grid, the 64 MB read buffer) plus a part that grows with the
 run: the parcel time series, the confounds and the per-voxel maps. The request is therefore
-``base + k * BOLD size``, per attempt, so that a job killed for memory is resubmitted with more.
+``base + k * BOLD size``, per attempt, so that a job killed for memory is resubmitted with more,
+up to :data:`MEM_MB_MAX`.
 
 The BOLD is the preprocessed run named in the subject's fMRIPrep record once that record exists
 (Snakemake re-evaluates resources just before it submits a job, when its inputs are there);
@@ -18,10 +19,16 @@ import math
 import os
 from pathlib import Path
 
+# The most memory (MB) a request that grows with the attempt reaches: a job retried after a
+# time-out is also retried with more memory, and past what a node holds sbatch refuses it (a
+# third try asking 192000 MB did). A profile that replaces a rule's mem_mb sets its own ceiling,
+# e.g. ``mem_mb: min(16000 * attempt, 96000)`` under ``set-resources: fmriprep:``.
+MEM_MB_MAX = 64000
+
 # An fMRIPrep job (the rule's threads and mem_mb, the one place they are set; a profile's
 # set-threads / set-resources may override them): fMRIPrep's documented needs for one subject,
-# 8 CPUs and 16 GB (more per attempt, for a job killed for memory). A dataset that is only
-# checked (runner existing, or existing derivatives) hashes files: 1 CPU, 2 GB.
+# 8 CPUs and 16 GB (more per attempt, for a job killed for memory, up to MEM_MB_MAX). A dataset
+# that is only checked (runner existing, or existing derivatives) hashes files: 1 CPU, 2 GB.
 FMRIPREP_THREADS = 8
 FMRIPREP_MEM_MB = 16000
 FMRIPREP_CHECK_THREADS = 1
@@ -33,9 +40,19 @@ def fmriprep_threads(runs_container: bool) -> int:
     return FMRIPREP_THREADS if runs_container else FMRIPREP_CHECK_THREADS
 
 
+def grown_mem_mb(mem_mb: float, attempt: int, ceiling: float = MEM_MB_MAX) -> int:
+    """``mem_mb`` times the attempt (1 first), rounded up, at most ``ceiling``.
+
+    The first attempt asks ``mem_mb`` even above the ceiling: the ceiling bounds the growth only.
+    """
+    grown = math.ceil(mem_mb * max(int(attempt), 1))
+    return max(math.ceil(mem_mb), min(grown, math.floor(ceiling)))
+
+
 def fmriprep_mem_mb(runs_container: bool, attempt: int) -> int:
-    """mem_mb of an fMRIPrep job, growing with each attempt (a job killed for memory)."""
-    return (FMRIPREP_MEM_MB if runs_container else FMRIPREP_CHECK_MEM_MB) * max(1, attempt)
+    """mem_mb of an fMRIPrep job, growing with each attempt (a job killed for memory) up to
+    :data:`MEM_MB_MAX`."""
+    return grown_mem_mb(FMRIPREP_MEM_MB if runs_container else FMRIPREP_CHECK_MEM_MB, attempt)
 
 
 # Fixed part of a connectome job (MB): the engine peaks well under 500 MB on a 2 mm MNI run of
@@ -87,14 +104,16 @@ def connectome_mem_mb(
     planned_bold : str or None
         The run's source BOLD from the ingest index: the stand-in before the record exists.
     attempt : int
-        Snakemake's attempt number (1 first): the request grows with it.
+        Snakemake's attempt number (1 first): the request grows with it, up to
+        :data:`MEM_MB_MAX`.
     base_mb, mb_per_bold_mb : float
         Fixed part and MB per MB of BOLD file.
 
     Returns
     -------
     int
-        ``ceil((base_mb + mb_per_bold_mb * bold_mb) * attempt)``.
+        ``ceil((base_mb + mb_per_bold_mb * bold_mb) * attempt)``, at most :data:`MEM_MB_MAX`
+        from the second attempt on (:func:`grown_mem_mb`).
     """
     bold_mb = file_size_mb(record_bold(record, run_key) or planned_bold)
-    return math.ceil((base_mb + mb_per_bold_mb * bold_mb) * max(int(attempt), 1))
+    return grown_mem_mb(base_mb + mb_per_bold_mb * bold_mb, attempt)

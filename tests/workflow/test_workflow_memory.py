@@ -14,8 +14,12 @@ from helpers.workflow import ROOT, placeholder_config, snakemake
 
 from lcm.workflow.resources import (
     CONNECTOME_BASE_MB,
+    FMRIPREP_MEM_MB,
+    MEM_MB_MAX,
     connectome_mem_mb,
     file_size_mb,
+    fmriprep_mem_mb,
+    grown_mem_mb,
     record_bold,
 )
 
@@ -109,17 +113,34 @@ def test_dry_run_asks_more_memory_for_a_larger_bold(tmp_path: Path) -> None:
     assert abs((mem["sub-00001"] - mem["sub-00000"]) - expected) <= 1
 
 
-def test_slurm_profile_memory_grows_with_each_retry() -> None:
-    """A job killed for memory is resubmitted (retries): every rule's mem_mb is per attempt."""
+def _profile_mem_mb(expression: object, attempt: int) -> float:
+    """A profile's mem_mb at ``attempt``, evaluated as Snakemake evaluates set-resources."""
+    return eval(str(expression), {"attempt": attempt})
+
+
+def test_slurm_profile_memory_is_constant_for_models_and_capped_when_it_grows() -> None:
+    """A job killed for memory or time is resubmitted (retries). A model's memory is the same on
+    every try (a pretraining killed at its time limit once asked 192000 MB on its third try and
+    sbatch refused it): constant. Memory that grows with the attempt stops at MEM_MB_MAX, in the
+    profile and in the rules' own requests (fMRIPrep's, a connectome run's)."""
     profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
     assert profile["retries"] >= 1
-    fixed = {
-        rule: res["mem_mb"]
-        for rule, res in profile["set-resources"].items()
-        if "mem_mb" in res and not re.search(r"\battempt\b", str(res["mem_mb"]))
-    }
-    assert fixed == {}, f"mem_mb that does not grow with the attempt: {fixed}"
-    assert {"finetune", "evaluate", "pretrain", "fmriprep"} <= set(profile["set-resources"])
+    resources = profile["set-resources"]
+    models = {"pretrain", "pretrain_ssl", "finetune", "evaluate", "embed"}
+    assert models | {"fmriprep"} <= set(resources)
+    growing = {r: res["mem_mb"] for r, res in resources.items() if "mem_mb" in res}
+    for rule in models:
+        mem = [_profile_mem_mb(resources[rule]["mem_mb"], a) for a in (1, 2, 3)]
+        assert len(set(mem)) == 1, f"{rule}: mem_mb {mem} changes with the attempt"
+    for rule, expression in growing.items():
+        highest = max(_profile_mem_mb(expression, a) for a in range(1, 11))
+        assert highest <= max(MEM_MB_MAX, _profile_mem_mb(expression, 1)), (rule, expression)
+    assert fmriprep_mem_mb(True, 1) == FMRIPREP_MEM_MB
+    assert fmriprep_mem_mb(True, 2) == 2 * FMRIPREP_MEM_MB
+    assert fmriprep_mem_mb(True, 10) == MEM_MB_MAX
+    assert connectome_mem_mb("no-record.json", "r", None, attempt=100) == MEM_MB_MAX
+    # The ceiling bounds the growth, not a first request that is already larger.
+    assert grown_mem_mb(MEM_MB_MAX + 1, 1) == grown_mem_mb(MEM_MB_MAX + 1, 3) == MEM_MB_MAX + 1
 
 
 def test_every_rule_that_loads_a_model_asks_for_a_gpu_on_slurm() -> None:
