@@ -130,6 +130,27 @@ def test_a_container_run_reruns_fmriprep_with_its_work_folder_under_the_results(
     assert f"--work-dir {cfg['results_dir']}/work/fmriprep" in text
 
 
+def test_the_ingest_cache_reruns_nothing(done) -> None:
+    """ingest.cache makes ingest faster and changes no manifest: switching it reruns no job (it
+    reran every dataset's ingest down to pretraining)."""
+    workdir, cfg = done
+    assert cfg["ingest"].get("cache", True) is not False
+    assert plan(workdir, changed(cfg, "ingest", "cache", value=False))[0] == {}
+
+
+def test_the_validator_reruns_only_the_raw_bids_ingest(done) -> None:
+    """ingest.validate applies to raw BIDS datasets only: the other datasets' ingests (ROI
+    time series here) do not rerun, nor anything only they feed."""
+    workdir, cfg = done
+    raw = {n for n, d in cfg["datasets"].items() if d["entry"] == "bids"}
+    assert raw == {"bidsdemo"} and len(cfg["datasets"]) > 1
+    counts, jobs = plan(workdir, changed(cfg, "ingest", "validate", value=False))
+    assert {w for rule, w in jobs if rule == "ingest"} == {"dataset=bidsdemo"}, counts
+    connectomes = {w for rule, w in jobs if rule == "connectome_dataset"}
+    assert connectomes <= {"dataset=bidsdemo"}, connectomes
+    assert not SYNTH_RULES & set(counts), counts
+
+
 def test_the_seg_label_of_input_files_reruns_no_voxel_run(done) -> None:
     """atlas.seg names the seg- label of parcellated inputs: the voxel runs never read it."""
     workdir, cfg = done

@@ -242,14 +242,19 @@ def get_ingest_space_arg(wildcards):
 
 
 def get_ingest_options(wildcards):
-    """``lcm ingest`` options: the dataset's selection and TR fallback, validator, cache."""
+    """``lcm ingest`` options: the dataset's selection and TR fallback, validator (raw BIDS).
+
+    ``--no-validate`` only where the validator runs (a raw BIDS dataset): on another entry it
+    changes nothing, so it reran every dataset's ingest and what follows. The cache is not
+    here: INGEST_CACHE.
+    """
     ingest = CFG["ingest"]
     opts = f"--select {as_json(ingest['select'].get(wildcards.dataset, {}))}"
-    opts += "" if ingest["validate"] else " --no-validate"
     dataset = CFG["datasets"][wildcards.dataset]
+    kind = entry_type(dataset["entry"])
+    opts += "" if ingest["validate"] or not kind.raw else " --no-validate"
     tr = dataset.get("repetition_time")
     opts += "" if tr is None else f" --repetition-time {quoted(float(tr))}"
-    kind = entry_type(dataset["entry"])
     if kind.parcellated:
         # Files of other parcellations (seg-) are left out at ingest, named in the summary.
         opts += f" --atlas {quoted(CFG['atlas']['name'])}"
@@ -258,7 +263,12 @@ def get_ingest_options(wildcards):
     if kind.ingest_checks_confounds:
         # The strategy's confound columns are checked on the first run, before any run starts.
         opts += f" --denoise {as_json(CFG['denoise'])}"
-    return opts + ("" if ingest["cache"] else " --no-cache")
+    return opts
+
+
+# Not a param (nor in get_ingest_options): the index cache makes ingest faster and changes no
+# manifest, so switching it reruns no job (it reran every dataset's ingest down to pretraining).
+INGEST_CACHE = "" if CFG["ingest"]["cache"] else "--no-cache"
 
 
 def get_derivatives_dir(dataset):
