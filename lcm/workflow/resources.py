@@ -1,5 +1,8 @@
 """Job resources that depend on a job's data, for the Snakemake rules (``resources:``).
 
+An evaluation job asks a GPU only where one of its task's models trains with torch
+(:func:`evaluate_gpu`).
+
 The connectome stage streams each BOLD run a block of volumes at a time
 (:mod:`lcm.connectome.bold_stream`), so its memory is a fixed part (interpreter, numpy,
 nibabel, the atlas on the BOLD grid, the 64 MB read buffer) plus a part that grows with the
@@ -18,6 +21,8 @@ import json
 import math
 import os
 from pathlib import Path
+
+from lcm.evaluate.registry import needs_torch
 
 # The most memory (MB) a request that grows with the attempt reaches: a job retried after a
 # time-out is also retried with more memory, and past what a node holds sbatch refuses it (a
@@ -53,6 +58,24 @@ def fmriprep_mem_mb(runs_container: bool, attempt: int) -> int:
     """mem_mb of an fMRIPrep job, growing with each attempt (a job killed for memory) up to
     :data:`MEM_MB_MAX`."""
     return grown_mem_mb(FMRIPREP_MEM_MB if runs_container else FMRIPREP_CHECK_MEM_MB, attempt)
+
+
+# An evaluation job (the rule's gpu and runtime; a profile's set-resources may override them):
+# a GPU and 8 h where one of the task's models trains with torch (LCM, its ablations,
+# shuffled-lcm: finetuning in every fold), else no GPU and 2 h (the baselines and the
+# shuffled-label control fit on CPUs; a GPU asked for them waits in the GPU queue for nothing).
+EVALUATE_TORCH_RUNTIME = 480
+EVALUATE_RUNTIME = 120
+
+
+def evaluate_gpu(models: list[str] | tuple[str, ...]) -> int:
+    """GPUs of a task's evaluation job: 1 where one of ``models`` trains with torch, else 0."""
+    return int(any(needs_torch(m) for m in models))
+
+
+def evaluate_runtime(models: list[str] | tuple[str, ...]) -> int:
+    """Minutes of a task's evaluation job: longer where a model finetunes LCM in every fold."""
+    return EVALUATE_TORCH_RUNTIME if evaluate_gpu(models) else EVALUATE_RUNTIME
 
 
 # Fixed part of a connectome job (MB): the engine peaks well under 500 MB on a 2 mm MNI run of

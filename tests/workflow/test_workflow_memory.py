@@ -10,13 +10,15 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import yaml
-from helpers.workflow import ROOT, placeholder_config, snakemake
+from helpers.workflow import ROOT, placeholder_config, snakemake, write_config
 
 from lcm.workflow.resources import (
     CONNECTOME_BASE_MB,
     FMRIPREP_MEM_MB,
     MEM_MB_MAX,
     connectome_mem_mb,
+    evaluate_gpu,
+    evaluate_runtime,
     file_size_mb,
     fmriprep_mem_mb,
     grown_mem_mb,
@@ -145,12 +147,42 @@ def test_slurm_profile_memory_is_constant_for_models_and_capped_when_it_grows() 
 
 def test_every_rule_that_loads_a_model_asks_for_a_gpu_on_slurm() -> None:
     """Pretraining, finetuning, evaluation and embeddings load LCM's weights: each gets a GPU
-    and its own memory on SLURM, not the 4 GB default (LCM-Big's weights alone are ~4.6 GB)."""
+    and its own memory on SLURM, not the 4 GB default (LCM-Big's weights alone are ~4.6 GB).
+    Evaluation's GPU is its rule's, from the task's models: the profile leaves it alone."""
     profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
     text = "".join(p.read_text() for p in sorted((ROOT / "workflow" / "rules").glob("*.smk")))
     loading = {"pretrain", "pretrain_ssl", "finetune", "embed", "evaluate"}
     assert loading <= set(re.findall(r"^(?:use )?rule (?:\w+ as )?(\w+)", text, re.MULTILINE))
+    resources = profile["set-resources"]
     lacking = sorted(
-        r for r in loading if not {"gpu", "mem_mb"} <= set(profile["set-resources"].get(r, {}))
+        r for r in loading - {"evaluate"} if not {"gpu", "mem_mb"} <= set(resources.get(r, {}))
     )
     assert lacking == [], f"rules loading a model without a GPU and memory on SLURM: {lacking}"
+    assert "mem_mb" in resources["evaluate"]
+    assert not {"gpu", "gres", "runtime"} & set(resources["evaluate"]), resources["evaluate"]
+
+
+def test_an_evaluation_asks_a_gpu_only_for_models_that_train_with_torch() -> None:
+    assert evaluate_gpu(["ridge"]) == 0 and evaluate_gpu(["logreg", "shuffled-labels"]) == 0
+    assert evaluate_gpu(["ridge", "lcm"]) == evaluate_gpu(["shuffled-lcm"]) == 1
+    assert evaluate_runtime(["ridge"]) < evaluate_runtime(["lcm-scratch"])
+
+
+def test_dry_run_asks_a_gpu_for_the_lcm_task_only(tmp_path: Path) -> None:
+    """A task of baselines (age: ridge) is evaluated without a GPU on SLURM; LCM's with one."""
+    cfg, _ = placeholder_config(tmp_path, {"hcplike": 1, "abidelike": 1})
+    cfg["tasks"]["age"] = {"dataset": "abidelike", "label": "age", "models": ["ridge"]}
+    config = write_config(tmp_path, cfg)
+    profile = str(ROOT / "profiles" / "slurm")
+    proc = snakemake(
+        ROOT, tmp_path, "--configfile", str(config), "--profile", profile, "-n", "--forceall"
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    resources = {}
+    for block in out.split("rule evaluate:")[1:]:
+        task = re.search(r"\btask=(\w+)", block).group(1)
+        resources[task] = re.search(r"resources: (.*)", block).group(1)
+    assert set(resources) == {"autism", "age"}, out[-3000:]
+    assert "gpu=1" in resources["autism"] and "runtime=480" in resources["autism"]
+    assert "gpu=0" in resources["age"] and "runtime=120" in resources["age"], resources

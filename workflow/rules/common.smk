@@ -28,6 +28,7 @@ from lcm.train.settings import BOOKKEEPING_SETTINGS
 from lcm.workflow.plan import WorkflowPlan
 from lcm.workflow.hash import code_hash
 from lcm.workflow.resources import connectome_mem_mb as connectome_memory
+from lcm.workflow.resources import evaluate_gpu, evaluate_runtime
 from lcm.workflow.resources import fmriprep_mem_mb, fmriprep_threads
 
 # The one validation of the config (defaults filled; errors name the key in one line).
@@ -545,6 +546,16 @@ def get_evaluate_settings(wildcards):
     if "shuffled-labels" in models:
         settings["control_permutations"] = evaluate["control_permutations"]
     return to_json(settings)
+
+
+def get_evaluate_gpu(wildcards):
+    """gpu of a task's evaluation: 1 where a model trains with torch (lcm.workflow.resources)."""
+    return evaluate_gpu(task_models(CFG, wildcards.task))
+
+
+def get_evaluate_runtime(wildcards):
+    """runtime (minutes) of a task's evaluation, from its models (lcm.workflow.resources)."""
+    return evaluate_runtime(task_models(CFG, wildcards.task))
 
 
 def get_positive_arg(wildcards):

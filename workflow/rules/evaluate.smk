@@ -22,6 +22,11 @@ rule evaluate:
     # Fits run across a pool of single-threaded processes (lcm.evaluate.parallel): two keep both
     # cores of a small machine busy when one task is left; profiles raise it.
     threads: 2
+    # A GPU only for a task whose models train with torch (a task of baselines runs on CPUs);
+    # the SLURM executor asks --gpus from gpu (0: none). Locally nothing limits gpu.
+    resources:
+        gpu=get_evaluate_gpu,
+        runtime=get_evaluate_runtime,
     params:
         checkpoint_arg=get_checkpoint_arg,
         store=get_store_root,
