@@ -24,6 +24,7 @@ import yaml
 
 from lcm.entries import entry_type, names
 from lcm.exceptions import ConfigError
+from lcm.io.container_image import check_apptainer_image
 from lcm.io.output_space import check_volumetric_space
 from lcm.io.paths import fmriprep_work_dir, inside
 
@@ -482,6 +483,8 @@ def _check_cross_references(
             )
         if runner != "existing" and raw:
             _check_work_dir_outside(config, name, source)
+        if runner == "apptainer" and raw:
+            check_apptainer_image(config["fmriprep"]["image"], f"{source}: fmriprep.image")
     synth = config.get("synth", {})
     if synth.get("enabled"):
         for name, cons in synth.get("consortia", {}).items():

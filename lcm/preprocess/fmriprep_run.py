@@ -14,6 +14,7 @@ from pathlib import Path
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
 from lcm.io.atomic import write_json
 from lcm.io.bids_names import check_label
+from lcm.io.container_image import check_apptainer_image
 from lcm.io.output_space import check_volumetric_space
 from lcm.io.ownership import claim_scratch, remove_scratch
 from lcm.io.paths import inside
@@ -223,9 +224,14 @@ def write_settings(req: FmriprepRequest, out: str | Path) -> dict:
     Raises
     ------
     ConfigError
-        An unknown runner, or an output space of another form or a surface one.
+        An unknown runner, an output space of another form or a surface one, or an apptainer
+        image that is neither a file nor a URI.
     """
     _check_request(req)
+    if req.runner == "apptainer":
+        # Before any subject is queued: a Docker name (the default image) is no image apptainer
+        # can run, and every subject's job failed on it (a subject's own job checks it again).
+        check_apptainer_image(req.image, "--image")
     settings = {
         "dataset": req.dataset,
         "runner": req.runner,

@@ -102,6 +102,30 @@ def test_container_runner_requires_license(demo: dict) -> None:
         validate_config(bad)
 
 
+def test_an_apptainer_image_that_is_no_file_nor_uri_is_refused_at_load(
+    demo: dict, tmp_path: Path
+) -> None:
+    """The default image is a Docker name: under apptainer every subject's job failed on it
+    ('Apptainer image not found', retried after queueing); now the config is refused."""
+    cfg = copy.deepcopy(demo)
+    cfg["fmriprep"].update(runner="apptainer", fs_license=str(tmp_path / "license.txt"))
+    assert cfg["fmriprep"].get("image") is None or "://" not in cfg["fmriprep"]["image"]
+    with pytest.raises(ConfigError, match=r"fmriprep\.image .*nipreps/fmriprep") as info:
+        validate_config(cfg)
+    assert "docker://nipreps/fmriprep" in (info.value.hint or "")
+    cfg["fmriprep"]["image"] = str(tmp_path / "missing.sif")
+    with pytest.raises(ConfigError, match=r"missing\.sif"):
+        validate_config(cfg)
+    sif = tmp_path / "fmriprep 25.2.7.sif"
+    sif.write_bytes(b"sif")
+    for image in (str(sif), "docker://nipreps/fmriprep:25.2.7", "library://x/y/z:1"):
+        cfg["fmriprep"]["image"] = image
+        assert validate_config(cfg)["fmriprep"]["image"] == image
+    # docker takes the name; an existing runner runs no image.
+    cfg["fmriprep"].update(runner="docker", image="nipreps/fmriprep:25.2.7")
+    validate_config(cfg)
+
+
 @pytest.mark.parametrize("runner", ["docker", "apptainer"])
 def test_a_container_work_folder_inside_the_bids_folder_is_refused_at_load(
     demo: dict, tmp_path: Path, runner: str
@@ -112,6 +136,8 @@ def test_a_container_work_folder_inside_the_bids_folder_is_refused_at_load(
     cfg = copy.deepcopy(demo)
     cfg["datasets"]["bidsdemo"]["path"] = str(bids)
     cfg["fmriprep"].update(runner=runner, fs_license=str(tmp_path / "license.txt"))
+    if runner == "apptainer":
+        cfg["fmriprep"]["image"] = "docker://nipreps/fmriprep:25.2.7"
     cfg["results_dir"] = str(bids / "derivatives" / "lcm")
     with pytest.raises(
         ConfigError, match=r"work folder .*work/fmriprep \(fmriprep\.work_dir unset"

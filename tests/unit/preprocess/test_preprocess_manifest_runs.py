@@ -78,3 +78,25 @@ def test_the_settings_stamp_holds_the_options_and_needs_no_subject(tmp_path: Pat
     assert main([*common, "--output-space", "fsLR", "--settings-only"]) != 0
     assert json.loads(out.read_text())["output_space"] == "MNI152NLin2009cAsym:res-2"
     assert main([*common, *space]) != 0  # a subject's job without --subject
+
+
+def test_the_settings_stamp_refuses_an_apptainer_image_that_is_no_file_nor_uri(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The stamp is written before any subject is queued: a Docker name under apptainer
+    failed in every subject's job; --settings-only now refuses it."""
+    from lcm.cli import main
+
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
+    out = tmp_path / "settings.json"
+    common = ["fmriprep", "--dataset", "tiny", "--bids", str(tmp_path / "raw"), "--runner"]
+    common += ["apptainer", "--derivatives", str(tmp_path / "deriv"), "--out", str(out)]
+    common += ["--settings-only", "--work-dir", str(tmp_path / "work"), "--output-space", "T1w"]
+    assert main([*common, "--image", "nipreps/fmriprep:25.2.7"]) != 0
+    assert "--image 'nipreps/fmriprep:25.2.7'" in capsys.readouterr().err
+    assert not out.exists()
+    assert main([*common, "--image", "docker://nipreps/fmriprep:25.2.7"]) == 0
+    sif = tmp_path / "fmriprep.sif"
+    sif.write_bytes(b"sif")
+    assert main([*common, "--image", str(sif)]) == 0
+    assert json.loads(out.read_text())["image"] == str(sif)
