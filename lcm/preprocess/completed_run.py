@@ -73,9 +73,17 @@ def read_stamp(path: Path, request: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def write_stamp(
-    path: Path, request: dict[str, Any], command: list[str], image_digest: dict | None
+    path: Path,
+    request: dict[str, Any],
+    command: list[str],
+    image_digest: dict | None,
+    container_env: dict[str, str] | None = None,
 ) -> None:
-    """Record (atomically) that fMRIPrep completed ``request`` with ``command``."""
+    """Record (atomically) that fMRIPrep completed ``request`` with ``command``.
+
+    ``container_env`` (the environment LCM set for the container) is kept beside the command
+    for the record of a later check; it is not part of the request.
+    """
     if path.exists() and _load(path) is None:
         log.warning("not replacing %s: LCM did not write it (no stamp written)", path)
         return
@@ -86,6 +94,7 @@ def write_stamp(
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "request": request,
             "command": command,
+            "container_env": container_env,
             "image_digest": image_digest,
         },
     )

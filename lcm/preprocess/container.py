@@ -368,6 +368,19 @@ def docker_command(call: FmriprepCall, executable: str = "fmriprep-docker") -> l
     ]
 
 
+# fMRIPrep under apptainer without TEMPLATEFLOW_HOME reads the templates from the host home's
+# cache (apptainer binds $HOME), which holds none on a fresh account: it then downloads them,
+# which fails or hangs on compute nodes without internet.
+NO_TEMPLATEFLOW_WARNING = (
+    "TEMPLATEFLOW_HOME is not set: fMRIPrep in apptainer will look for its templates in "
+    "$HOME/.cache/templateflow and download the missing ones, which fails on compute nodes "
+    "without internet. Fill a TemplateFlow folder on a node with internet (python -c "
+    "\"import templateflow.api as t; t.get('MNI152NLin2009cAsym'); t.get('OASIS30ANTs')\" with "
+    "TEMPLATEFLOW_HOME set to it), then 'export TEMPLATEFLOW_HOME=<that folder>' before "
+    "snakemake (SLURM jobs inherit it): LCM binds it into the container."
+)
+
+
 def apptainer_command(
     call: FmriprepCall, templateflow_home: str | None = None, executable: str = "apptainer"
 ) -> tuple[list[str], dict[str, str]]:

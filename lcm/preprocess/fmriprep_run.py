@@ -26,6 +26,7 @@ from lcm.preprocess.completed_run import (
     write_stamp,
 )
 from lcm.preprocess.container import (
+    NO_TEMPLATEFLOW_WARNING,
     FmriprepCall,
     apptainer_command,
     check_mount_paths,
@@ -130,6 +131,7 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
     else:
         runs = subject_runs(req.bids, subject, task=req.task, space=req.output_space)
     command: list[str] | None = None
+    container_env: dict[str, str] | None = None
     failure: dict | None = None
     digest: dict | None = None
     work: dict | None = None
@@ -153,6 +155,7 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
                 done = None
         if done is not None:
             command, digest = done["command"], done["image_digest"]
+            container_env = done.get("container_env")
             log.info(
                 "sub-%s: fMRIPrep completed this run on %s (%s); its derivatives are checked "
                 "again, not remade. Remove that file to run fMRIPrep again.",
@@ -162,7 +165,7 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
             )
         else:
             derivs, excluded, launched = None, None, True
-            command, code = _launch(req.runner, call, req.log_file)
+            command, container_env, code = _launch(req.runner, call, req.log_file)
             drop_stamp(stamp)  # whatever the outcome, the derivatives are this run's now
             if code != 0:
                 failure = _failure(code, call, req.log_file)
@@ -179,13 +182,16 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         log.warning("%s %s excluded: %s", req.dataset, run_key, reason)
     if req.runner != "existing":
         if launched and failure is None and not excluded:
-            write_stamp(stamp, request, command, digest)
+            write_stamp(stamp, request, command, digest, container_env=container_env)
         work = _finish_work_folder(req, call.subject_work_dir, failure, excluded)
     record = {
         "dataset": req.dataset,
         "subject": subject,
         "runner": req.runner,
         "command": command,
+        # The environment LCM set for the container (APPTAINERENV_TEMPLATEFLOW_HOME ...), which
+        # the command alone does not show; null where none ran (or a stamp predates it).
+        **({} if req.runner == "existing" else {"container_env": container_env}),
         # The image that produced the derivatives: none when they were only checked.
         **({} if digest is None else {"image": req.image, "image_digest": digest}),
         # False: fMRIPrep completed this request before (completed_run.py), not relaunched.
@@ -366,9 +372,13 @@ def _finish_work_folder(
     return {"path": str(folder), "removed": why is None, "kept_because": why}
 
 
-def _launch(runner: str, call: FmriprepCall, log_file: Path | None) -> tuple[list[str], int]:
-    """Run the container command; return the argv recorded in the record and its exit code."""
+def _launch(
+    runner: str, call: FmriprepCall, log_file: Path | None
+) -> tuple[list[str], dict[str, str], int]:
+    """Run the container command; return the argv and the environment LCM set for it (both
+    recorded in the record), and its exit code."""
     env = dict(os.environ)
+    extra_env: dict[str, str] = {}
     if runner == "docker":
         executable = _find_tool(
             "fmriprep-docker", hint="pip install fmriprep-docker (and install docker)."
@@ -384,16 +394,20 @@ def _launch(runner: str, call: FmriprepCall, log_file: Path | None) -> tuple[lis
                 "fmriprep.sif docker://nipreps/fmriprep@sha256:...') or a docker:// URI.",
             )
         executable = _find_tool("apptainer", hint="Load or install apptainer on this node.")
-        argv, extra_env = apptainer_command(call, os.environ.get("TEMPLATEFLOW_HOME"))
+        templateflow_home = os.environ.get("TEMPLATEFLOW_HOME")
+        if not templateflow_home:
+            log.warning("sub-%s: %s", call.subject, NO_TEMPLATEFLOW_WARNING)
+        argv, extra_env = apptainer_command(call, templateflow_home)
         env.update(extra_env)
         run_argv = [executable, *argv[1:]]
-    # Pasteable: a path with a space or quote stays one word.
-    log.info("sub-%s: running %s", call.subject, shlex.join(argv))
+    # Pasteable, with the environment LCM set: a path with a space or quote stays one word.
+    shown = [f"{k}={v}" for k, v in sorted(extra_env.items())]
+    log.info("sub-%s: running %s", call.subject, shlex.join([*shown, *argv]))
     try:
         code = _run_teed(run_argv, env, log_file)
     except OSError as exc:
         raise ExternalToolError(f"Cannot start {argv[0]}: {exc}") from exc
-    return argv, code
+    return argv, extra_env, code
 
 
 def _run_teed(argv: list[str], env: dict[str, str], log_file: Path | None) -> int:

@@ -8,10 +8,12 @@
 # `quoted`/`as_json` around every value they insert. No config value reaches a shell unquoted.
 import inspect
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
 
+from snakemake.logging import logger
 from snakemake.settings.types import DeploymentMethod
 
 import lcm
@@ -28,6 +30,7 @@ from lcm.train.settings import BOOKKEEPING_SETTINGS
 from lcm.workflow.plan import WorkflowPlan
 from lcm.workflow.hash import code_hash
 from lcm.workflow.resources import connectome_mem_mb as connectome_memory
+from lcm.preprocess.container import NO_TEMPLATEFLOW_WARNING
 from lcm.workflow.resources import evaluate_gpu, evaluate_runtime
 from lcm.workflow.resources import fmriprep_mem_mb, fmriprep_threads
 
@@ -349,6 +352,16 @@ def runs_fmriprep(dataset):
     """Whether the dataset's fMRIPrep jobs run a container (raw BIDS, runner not existing)."""
     raw = entry_type(CFG["datasets"][dataset]["entry"]).raw
     return raw and CFG["fmriprep"]["runner"] != "existing"
+
+
+# Said once when the workflow loads (each fMRIPrep job's log says it again): fMRIPrep in apptainer
+# without TEMPLATEFLOW_HOME downloads its templates, which fails on offline compute nodes.
+if (
+    CFG["fmriprep"]["runner"] == "apptainer"
+    and any(runs_fmriprep(d) for d in CFG["datasets"])
+    and not os.environ.get("TEMPLATEFLOW_HOME")
+):
+    logger.warning(f"fmriprep.runner apptainer: {NO_TEMPLATEFLOW_WARNING}")
 
 
 @per_job

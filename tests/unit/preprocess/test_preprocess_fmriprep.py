@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -363,6 +364,44 @@ def test_apptainer_with_templateflow(
     assert f"{tf.resolve()}:/templateflow" in rec["command"]
     assert [r["run_key"] for r in rec["runs"]] == ["sub-01_ses-a_task-rest_run-1"]
     assert rec["runs"][0]["ses"] == "a"
+
+
+def test_apptainer_records_the_environment_it_set_and_warns_without_templateflow(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    """The record names the APPTAINERENV_* LCM set (the command alone does not show it), also
+    after a completed run is only checked; without TEMPLATEFLOW_HOME the job's log warns,
+    naming the fix (fMRIPrep would download templates, offline nodes fail)."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    tf = tmp_path / "templateflow"
+    tf.mkdir()
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(tf))
+    sif = tmp_path / "fmriprep.sif"
+    sif.write_bytes(b"SIF")
+    lic = expect_standin(monkeypatch, tmp_path, image=str(sif), templateflow=str(tf.resolve()))
+    req = fmriprep_request(tmp_path, "apptainer", image=str(sif), fs_license=lic)
+    with caplog.at_level(logging.INFO, logger="lcm"):
+        rec = run_fmriprep(req, tmp_path / "rec.json")
+    env = {"APPTAINERENV_TEMPLATEFLOW_HOME": "/templateflow"}
+    assert rec["container_env"] == env and "TEMPLATEFLOW_HOME is not set" not in caplog.text
+    assert "running APPTAINERENV_TEMPLATEFLOW_HOME=/templateflow apptainer run" in caplog.text
+    again = run_fmriprep(req, tmp_path / "rec.json")  # completed: checked, not relaunched
+    assert again["fmriprep_launched"] is False and again["container_env"] == env
+    assert len(read_calls(standins)) == 1
+
+    monkeypatch.delenv("TEMPLATEFLOW_HOME")
+    lic = expect_standin(monkeypatch, tmp_path, image=str(sif))
+    req = fmriprep_request(tmp_path, "apptainer", image=str(sif), fs_license=lic)
+    caplog.clear()
+    (tmp_path / "rec.json").unlink()
+    for stamp in tmp_path.glob("*.completed.json"):
+        stamp.unlink()
+    with caplog.at_level(logging.INFO, logger="lcm"):
+        rec = run_fmriprep(req, tmp_path / "rec.json")
+    assert rec["container_env"] == {} and rec["fmriprep_launched"] is True
+    warned = [r for r in caplog.records if "TEMPLATEFLOW_HOME is not set" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].levelno == logging.WARNING
+    assert "export TEMPLATEFLOW_HOME=" in warned[0].getMessage()
 
 
 def test_apptainer_missing_image(tmp_path: Path, standins: Path, monkeypatch) -> None:
