@@ -50,6 +50,9 @@ def test_workflow_rule_runs_two_processes_equal_to_one(tmp_path: Path) -> None:
     assert [r["rank"] for r in parallel["ranks"]] == [0, 1]
     assert len({r["pid"] for r in parallel["ranks"]}) == 2
     assert json.loads((tmp_path / target).read_text())["world_size"] == 2
+    # checkpoint_every reaches the command through the shell prefix, not as a param.
+    command = sidecar["Provenance"]["command"]
+    assert command[command.index("--checkpoint-every") + 1] == "0"
     shutil.copytree(tmp_path / MODEL, tmp_path / "two")
 
     # The same rule with the profile's default (one process) on the same store.

@@ -72,14 +72,14 @@ def test_container_runs_skip_the_validation_ingest_did(tmp_path: Path) -> None:
 
 
 def test_keeping_the_work_folders_reruns_no_subject(tmp_path: Path) -> None:
-    """fmriprep.keep_work reaches each container run's job (--keep-work) but is no param: a
-    cohort whose fMRIPrep runs are done is not run again for it."""
+    """fmriprep.keep_work reaches each container run's job (--keep-work, through a variable of
+    the shell prefix) but is no param: a cohort whose fMRIPrep runs are done is not run again
+    for it."""
     cfg, _ = placeholder_config(tmp_path, {"hcplike": 1, "abidelike": 1})
     (tmp_path / "license.txt").write_text("licence\n")
     cfg["fmriprep"].update(runner="docker", fs_license=str(tmp_path / "license.txt"))
-    assert "--keep-work" not in fmriprep_commands(tmp_path, cfg)["hcplike"]
+    assert "$LCM_KEEP_WORK_ARG" in fmriprep_commands(tmp_path, cfg)["hcplike"]
     touch_all(ROOT, tmp_path, write_config(tmp_path, cfg))
     cfg["fmriprep"]["keep_work"] = True
     proc = snakemake(ROOT, tmp_path, "--configfile", str(write_config(tmp_path, cfg)), "-n")
     assert proc.returncode == 0 and planned_jobs(proc) == {}, proc.stdout[-2000:]
-    assert "--keep-work" in fmriprep_commands(tmp_path, cfg, "--forcerun", "fmriprep")["hcplike"]

@@ -102,7 +102,7 @@ def test_how_often_the_training_state_is_saved_reruns_no_pretraining(done) -> No
     proc = snakemake(
         ROOT, workdir, "--configfile", str(config), "-n", "-p", "--forcerun", "pretrain"
     )
-    assert "--checkpoint-every 7" in proc.stdout + proc.stderr
+    assert "--checkpoint-every $LCM_CHECKPOINT_EVERY" in proc.stdout + proc.stderr
     # A setting that does change the weights still reruns it.
     assert plan(workdir, changed(cfg, "pretrain", "lr", value=0.01))[0]["pretrain"] == 1
 

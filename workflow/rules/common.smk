@@ -53,11 +53,22 @@ def get_rule_python():
 # conda envs too; the prefix also hands every job the hash of the config it was built from
 # (recorded in its sidecars). The prefix is not part of a rule's code: it triggers no rerun.
 # (Snakemake formats the prefix once, hence the doubled braces.)
+# Settings that change no output reach the jobs the same way, as variables of the prefix:
+# switching them reruns no job (as params they reran ingest or pretraining and all after).
+UNTRACKED_SETTINGS = {
+    # lcm ingest: the index cache only makes it faster.
+    "LCM_INGEST_CACHE_ARG": "" if CFG["ingest"]["cache"] else "--no-cache",
+    # lcm fmriprep: whether a completed run's work folder stays.
+    "LCM_KEEP_WORK_ARG": "--keep-work" if CFG["fmriprep"]["keep_work"] else "",
+    # lcm pretrain: how often the training state is saved (BOOKKEEPING_SETTINGS).
+    "LCM_CHECKPOINT_EVERY": str(CFG["pretrain"]["checkpoint_every"]),
+}
 shell.prefix(
     f"export LCM_PYTHON={get_rule_python()}; export PYTHONPATH="
     + shlex.quote(str(Path(lcm.__file__).resolve().parent.parent))
     + "${{PYTHONPATH:+:$PYTHONPATH}}; "
     + f"export {CONFIG_HASH_ENV}={config_hash(CFG)}; "
+    + "".join(f"{name}={shlex.quote(value)}; " for name, value in UNTRACKED_SETTINGS.items())
 )
 PLAN = WorkflowPlan(CFG)
 RESULTS = CFG["results_dir"]
@@ -250,7 +261,7 @@ def get_ingest_options(wildcards):
 
     ``--no-validate`` only where the validator runs (a raw BIDS dataset): on another entry it
     changes nothing, so it reran every dataset's ingest and what follows. The cache is not
-    here: INGEST_CACHE.
+    here: UNTRACKED_SETTINGS.
     """
     ingest = CFG["ingest"]
     opts = f"--select {as_json(ingest['select'].get(wildcards.dataset, {}))}"
@@ -268,11 +279,6 @@ def get_ingest_options(wildcards):
         # The strategy's confound columns are checked on the first run, before any run starts.
         opts += f" --denoise {as_json(CFG['denoise'])}"
     return opts
-
-
-# Not a param (nor in get_ingest_options): the index cache makes ingest faster and changes no
-# manifest, so switching it reruns no job (it reran every dataset's ingest down to pretraining).
-INGEST_CACHE = "" if CFG["ingest"]["cache"] else "--no-cache"
 
 
 def get_derivatives_dir(dataset):
@@ -341,11 +347,6 @@ FMRIPREP_OPTIONS = {
     raw: fmriprep_runner_options(CFG["fmriprep"]["runner"] if raw else "existing")
     for raw in (True, False)
 }
-
-
-# Not a param (nor in FMRIPREP_OPTIONS): whether a completed run's work folder stays changes no
-# output, so changing it reruns no subject.
-FMRIPREP_KEEP_WORK = "--keep-work" if CFG["fmriprep"]["keep_work"] else ""
 
 
 def runs_fmriprep(dataset):
@@ -503,9 +504,8 @@ def get_pretrained_model(name="pretrain"):
 
 
 # The pretrain settings that change no weight (how often the state is saved) are no param:
-# changing them reruns no pretraining; the command line gives them apart.
+# changing them reruns no pretraining; UNTRACKED_SETTINGS gives them to the command.
 PRETRAIN_SETTINGS = {k: v for k, v in CFG["pretrain"].items() if k not in BOOKKEEPING_SETTINGS}
-PRETRAIN_CHECKPOINT_EVERY = CFG["pretrain"]["checkpoint_every"]
 
 
 def get_ssl_pretrain_settings():

@@ -58,4 +58,4 @@ rule fmriprep:
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule fmriprep fmriprep {params.dataset_args}'
         " --subject {wildcards.subject:q} --nthreads {threads:q} --mem-mb {resources.mem_mb:q}"
-        " --manifest {input.manifest:q} {FMRIPREP_KEEP_WORK} --out {output.record:q}"
+        " --manifest {input.manifest:q} $LCM_KEEP_WORK_ARG --out {output.record:q}"

@@ -31,4 +31,4 @@ rule ingest:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule ingest ingest --dataset'
         " {wildcards.dataset:q} --entry {params.entry:q} --path {params.path:q}"
         " {params.derivatives_arg} --task {params.task:q} {params.space_arg} {params.options}"
-        " {INGEST_CACHE} --out {output.manifest:q}"
+        " $LCM_INGEST_CACHE_ARG --out {output.manifest:q}"

@@ -37,7 +37,7 @@ rule pretrain:
         " --atlas {params.atlas:q} --catalogue {input.catalogue:q} --datasets {params.datasets:q}"
         " --model {params.model:q} --settings {params.settings:q} --seed {params.seed:q} --threads"
         " {params.threads:q} --out-dir {params.out_dir:q} --bei-maps {params.bei_maps:q}"
-        " --checkpoint-every {PRETRAIN_CHECKPOINT_EVERY}"
+        " --checkpoint-every $LCM_CHECKPOINT_EVERY"
 
 
 # The lcm-ssl ablation: the same pretraining with the BEI losses off (self-supervised only).
