@@ -154,6 +154,26 @@ def apply_thread_budget(threads: int, *, child_env: bool = True) -> int:
     return threads
 
 
+def cap_threads(threads: int | None = None) -> int:
+    """Resolve this process's budget and cap every pool to it: the one call a script makes.
+
+    Benchmarks and scripts outside the CLI call this first, so they run within the job's
+    threads as the verbs do (``lcm.cli`` resolves and applies the budget itself).
+
+    Parameters
+    ----------
+    threads : int, optional
+        A ``--threads`` option; without it ``OMP_NUM_THREADS``, then SLURM's grant, then the
+        affinity mask (:func:`resolve_thread_budget`).
+
+    Returns
+    -------
+    int
+        The budget applied (:func:`apply_thread_budget`).
+    """
+    return apply_thread_budget(resolve_thread_budget(threads))
+
+
 def blas_threads() -> dict[str, int]:
     """Threads of every loaded BLAS/OpenMP pool, ``{"<user_api>:<prefix>": n}`` (diagnostics)."""
     from threadpoolctl import threadpool_info

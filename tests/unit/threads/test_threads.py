@@ -125,6 +125,22 @@ def test_budget_keeps_to_the_threads_snakemake_exported():
     assert seen["threads"] == 1 and set(seen["pools"]) == {1}
 
 
+def test_cap_threads_applies_the_inherited_budget():
+    """Benchmarks call cap_threads: OMP_NUM_THREADS (a job's threads) caps numpy's pools."""
+    code = (
+        "import json, numpy\n"
+        "from threadpoolctl import threadpool_info\n"
+        "from lcm.threads import cap_threads\n"
+        "print(json.dumps([cap_threads(), [i['num_threads'] for i in threadpool_info()]]))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
+    env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    budget, pools = json.loads(out.stdout)
+    assert budget == 1 and set(pools) == {1}
+
+
 @pytest.mark.slow
 def test_default_budget_is_the_cpus_available():
     seen = _probe([], {})
