@@ -12,10 +12,16 @@ Python process so that its peak RSS (``ru_maxrss``) is its own, on the same file
 * ``nilearn``: ``NiftiLabelsMasker(...).fit_transform`` with the same cleaning;
 * ``decompress``: reading the file through ``isal``'s igzip, discarding the bytes.
 
-Times exclude interpreter start and imports (the best of ``--repeats`` runs each). Prints,
-as its last line, JSON with t_ours, t_nilearn, t_decompress, ratio_vs_nilearn (t_nilearn /
-t_ours), ratio_vs_decompress (t_ours / t_decompress), max_abs_diff_vs_nilearn (z-scored
-signals), rss_ours_mb, rss_nilearn_mb, rss_decompress_mb, shape, n_labels.
+Times exclude interpreter start and imports (the best of ``--repeats`` runs each). Accuracy is
+judged against a float64 reference (``work_float64``: nilearn's label means and
+``signal.clean`` in float64; untimed): ``NiftiLabelsMasker`` on a float32 file computes in
+float32 and is itself ~2e-4 off it in z-scored signals, more than ours (~4e-6). Prints, as its
+last line, JSON with t_ours, t_nilearn, t_decompress, ratio_vs_nilearn (t_nilearn / t_ours;
+``better``: higher), ratio_vs_decompress (t_ours / t_decompress; lower is better),
+max_abs_diff_vs_float64 (ours, z-scored signals; target <= 1e-4), nilearn_diff_vs_float64,
+max_abs_diff_vs_nilearn (ours vs the masker's float32 output: both errors, < 1e-3),
+rss_ours_mb, rss_nilearn_mb, rss_decompress_mb, shape, n_labels, threads (the job's:
+``--threads``, else ``OMP_NUM_THREADS``, SLURM's grant or the CPUs available).
 
     python benchmarks/parcellation.py            # ~2 min: ~1 GB of input is written first
     python benchmarks/parcellation.py --quick    # seconds: 4 mm grid, 60 volumes (make test)
@@ -34,6 +40,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from lcm.threads import cap_threads
 
 SHAPE = (97, 115, 97)
 T_R = 2.0
@@ -198,7 +206,54 @@ def work_decompress(files: dict[str, Path]) -> tuple[float, np.ndarray]:
     return time.perf_counter() - t0, np.array([total])
 
 
-WORKERS = {"ours": work_ours, "nilearn": work_nilearn, "decompress": work_decompress}
+def work_float64(files: dict[str, Path]) -> tuple[float, np.ndarray]:
+    """The accuracy reference (untimed): nilearn's cleaning of float64 parcel means.
+
+    ``NiftiLabelsMasker`` given the float32 file computes in float32, ~2e-4 off in z-scored
+    signals (nilearn on a float64 copy of the image agrees with this to ~1e-12 on the quick
+    run); a float64 copy of a full-size run needs 2.6 GB, so this reads the file volume by
+    volume (igzip), takes each label's mean in float64 (the masker's ``strategy="mean"``; the
+    atlas is on the BOLD grid) and cleans with ``nilearn.signal.clean`` as the masker does.
+    """
+    import nibabel as nib
+    from isal import igzip
+    from nilearn import signal
+
+    img = nib.load(files["bold"])
+    labels = np.asarray(nib.load(files["atlas"]).dataobj).reshape(-1, order="F")
+    ids = np.unique(labels[labels > 0])
+    inside = labels > 0
+    column = np.searchsorted(ids, labels[inside])
+    counts = np.bincount(column, minlength=ids.size)
+    n_vox, n_vol = labels.size, img.shape[3]
+    dtype = img.get_data_dtype()
+    means = np.empty((n_vol, ids.size))
+    t0 = time.perf_counter()
+    with igzip.open(files["bold"], "rb") as handle:
+        handle.seek(img.dataobj.offset)  # the header as loaded reads vox_offset 0
+        for t in range(n_vol):
+            volume = np.frombuffer(handle.read(n_vox * dtype.itemsize), dtype=dtype)
+            weights = volume[inside].astype(np.float64)
+            means[t] = np.bincount(column, weights=weights, minlength=ids.size) / counts
+    cleaned = signal.clean(
+        means,
+        detrend=True,
+        standardize="zscore_sample",
+        standardize_confounds=True,
+        confounds=_confound_array(files["confounds"]),
+        low_pass=DENOISE["low_pass"],
+        high_pass=DENOISE["high_pass"],
+        t_r=T_R,
+    )
+    return time.perf_counter() - t0, cleaned
+
+
+WORKERS = {
+    "ours": work_ours,
+    "nilearn": work_nilearn,
+    "decompress": work_decompress,
+    "float64": work_float64,
+}
 
 
 def _worker(name: str, files_json: str, out: Path) -> None:
@@ -224,6 +279,11 @@ def _spawn(name: str, files: dict[str, Path], out: Path) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest absolute difference of two signal arrays (inf where their shapes differ)."""
+    return float(np.max(np.abs(a - b))) if a.shape == b.shape else float("inf")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--volumes", type=int, default=300)
@@ -235,10 +295,16 @@ def main() -> None:
         action="store_true",
         help="seconds-long check that the benchmark runs (4 mm grid, 60 volumes, 50 labels)",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="the job's threads (default OMP_NUM_THREADS, SLURM's grant, or the CPUs available)",
+    )
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--files", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    threads = cap_threads(args.threads)  # the workers inherit it (OMP_NUM_THREADS etc.)
     if args.worker:
         _worker(args.worker, args.files, Path(args.out))
         return
@@ -260,9 +326,11 @@ def main() -> None:
                         **res,
                         "rss_mb": max(res["rss_mb"], best.get(name, res)["rss_mb"]),
                     }
+        _spawn("float64", files, root / "float64.npy")  # accuracy only: untimed, once
         ours = np.load(root / "ours.npy")
         ref = np.load(root / "nilearn.npy")
-    diff = float(np.max(np.abs(ours - ref))) if ours.shape == ref.shape else float("inf")
+        truth = np.load(root / "float64.npy")
+    diff = max_abs_diff(ours, ref)
     t = {name: best[name]["seconds"] for name in best}
     print(
         json.dumps(
@@ -272,7 +340,11 @@ def main() -> None:
                 "t_decompress": round(t["decompress"], 3),
                 "ratio_vs_nilearn": round(t["nilearn"] / t["ours"], 3),
                 "ratio_vs_decompress": round(t["ours"] / t["decompress"], 3),
+                "better": "higher",  # ratio_vs_nilearn; ratio_vs_decompress: lower
                 "max_abs_diff_vs_nilearn": diff,
+                "max_abs_diff_vs_float64": max_abs_diff(ours, truth),
+                "nilearn_diff_vs_float64": max_abs_diff(ref, truth),
+                "threads": threads,
                 "rss_ours_mb": round(best["ours"]["rss_mb"], 1),
                 "rss_nilearn_mb": round(best["nilearn"]["rss_mb"], 1),
                 "rss_decompress_mb": round(best["decompress"]["rss_mb"], 1),

@@ -91,6 +91,8 @@ KEYS: dict[str, set[str]] = {
         "ratio_vs_nilearn",
         "ratio_vs_decompress",
         "max_abs_diff_vs_nilearn",
+        "max_abs_diff_vs_float64",
+        "nilearn_diff_vs_float64",
         "rss_ours_mb",
         "rss_nilearn_mb",
         "rss_decompress_mb",
@@ -153,7 +155,9 @@ def _dag(result: dict[str, Any]) -> None:
 
 
 def _parcellation(result: dict[str, Any]) -> None:
-    # Our engine and nilearn agree (the benchmark's target is 1e-4 at full size).
+    # Our engine is within the README's target of a float64 reference (measured ~4e-6), and
+    # agrees with nilearn's float32 masker within both errors (nilearn's own ~2e-4).
+    assert result["max_abs_diff_vs_float64"] <= 1e-4
     assert result["max_abs_diff_vs_nilearn"] < 1e-3
 
 
