@@ -4,7 +4,7 @@
 # torch.compile, then LCM-Big at batch 128 with gradient checkpointing (targets: mfu >= 0.4),
 # then, in what is left of the budget, variants of compiled LCM-Base at batch 128.
 # One JSON line per case (train_throughput.py): samples_s, mfu, hfu, max_memory_gib, matmul_flops_s
-# (bf16 matmul reference of the same run), compile_s (compiling and CUDA graph capture; null uncompiled), loss;
+# (bf16 matmul reference of the same run), compile_s (compiling, graph capture; null uncompiled), loss;
 # last, the spread of the losses of the cases that trained the same steps (loss_agreement).
 #   bash benchmarks/gpu_smoke.sh            (from the repository root, package installed;
 #                                            PYTHON=python3 where `python` is not the one;

@@ -35,6 +35,7 @@ from lcm.synth.plan import subject_files
 from lcm.synth.presets import PRESETS, resolve
 from lcm.synth.realism import check, ranges_for, roi_statistics
 from lcm.synth.subject import prepare
+from lcm.threads import cap_threads
 
 VOXEL_PRESETS = ("hcp", "abide", "adni")  # TR 0.72, 2 and 3 s
 
@@ -90,7 +91,13 @@ def main() -> int:
         action="store_true",
         help="seconds-long check that it runs (20 ROI runs per cohort, 1 voxel run per preset)",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="the job's threads (default OMP_NUM_THREADS, SLURM's grant, or the CPUs available)",
+    )
     args = parser.parse_args()
+    threads = cap_threads(args.threads)
     if args.quick:  # every preset and both tiers, few runs: run by the test suite
         args.n_subjects, args.voxel_subjects = 20, 1
     atlas = load_atlas("aal116")
@@ -147,6 +154,9 @@ def main() -> int:
         "n_subjects": args.n_subjects,
         "voxel_subjects": args.voxel_subjects,
         "seed": args.seed,
+        "threads": threads,
+        # No ratio: each statistic's position in its range (0-1 inside); no direction.
+        "better": None,
         "seconds": round(time.perf_counter() - start, 1),
         "all_in_range": not failures,
         "failures": failures,

@@ -842,14 +842,12 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
     )
     logging.getLogger("lcm").setLevel(logging.WARNING)
-    try:
-        import torch
-        from threadpoolctl import threadpool_limits
+    import torch  # noqa: F401  (loaded first: cap_threads caps its pool too)
 
-        torch.set_num_threads(1)
-        threadpool_limits(1)
-    except ImportError:
-        pass
+    from lcm.threads import cap_threads
+
+    # One thread per process: --jobs processes run side by side (their workers cap likewise).
+    threads = cap_threads(1)
     cfg = dict(QUICK if args.quick else FULL)
     for key in (
         "sizes",
@@ -879,6 +877,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if not args.quick else Path(tempfile.mkdtemp(prefix="transfer-quick-"))
     result = run(cfg, out)
     result["out"] = str(out)
+    result["threads"] = threads  # per process
+    result["better"] = "higher"  # pretrain_gain (lcm - lcm-scratch)
     print(json.dumps(result, default=float))
     return 0
 
