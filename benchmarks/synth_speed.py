@@ -231,6 +231,7 @@ def main() -> int:
         "benchmark": "synth_speed",
         "cpus": os.cpu_count(),
         "threads": threads,
+        "better": "lower",  # roi and voxel ratio_vs_reference: ours / reference
         "roi": roi,
         "voxel": voxel,
         "all_targets_met": roi["meets_target"] and voxel["meets_target"],

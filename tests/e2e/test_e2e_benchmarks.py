@@ -49,6 +49,9 @@ TRAIN_KEYS = {
     "hfu",
     "steps_trained",
     "loss",
+    "compile_s",
+    "warmup_s",
+    "better",
 }
 # The losses of runs that trained the same steps agree to this on CPU (float32; fused or math
 # attention, graphed or not): quick runs compile with aot_eager, the same kernels as eager.
@@ -222,6 +225,8 @@ def _gpu_smoke(lines: list[str]) -> None:
     assert all(set(TRAIN_KEYS) <= set(r) for r in runs)
     assert not [r for r in runs if "error" in r]
     assert {r["compile"] for r in runs} == {"off", "reduce-overhead"}
+    # compile_s is compiling's time: none for eager cases (their warm-up is warmup_s).
+    assert all((r["compile_s"] is None) == (r["compile"] == "off") for r in runs)
     assert [r["gradient_checkpointing"] for r in runs].count(True) == 1
     assert [r["compile_scope"] for r in runs] == ["blocks"] * len(runs)
 
@@ -298,6 +303,10 @@ def test_quick_run(name: str, tmp_path: Path) -> None:
     assert isinstance(result, dict)
     missing = KEYS.get(name, set()) - set(result)
     assert not missing, f"{name}: last line lacks documented keys {sorted(missing)}"
+    if name.endswith(".py"):
+        # Every benchmark says which way its headline ratio is better and the threads it used.
+        assert result.get("better", "absent") in ("higher", "lower", None), name
+        assert isinstance(result.get("threads"), int), name
     if name in CHECKS:
         CHECKS[name](result)
     if name == "gpu_smoke.sh":
