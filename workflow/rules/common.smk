@@ -68,7 +68,9 @@ shell.prefix(
     + shlex.quote(str(Path(lcm.__file__).resolve().parent.parent))
     + "${{PYTHONPATH:+:$PYTHONPATH}}; "
     + f"export {CONFIG_HASH_ENV}={config_hash(CFG)}; "
-    + "".join(f"{name}={shlex.quote(value)}; " for name, value in UNTRACKED_SETTINGS.items())
+    + "".join(
+        f"{name}={shlex.quote(value)}; " for name, value in UNTRACKED_SETTINGS.items()
+    )
 )
 PLAN = WorkflowPlan(CFG)
 RESULTS = CFG["results_dir"]
@@ -505,7 +507,9 @@ def get_pretrained_model(name="pretrain"):
 
 # The pretrain settings that change no weight (how often the state is saved) are no param:
 # changing them reruns no pretraining; UNTRACKED_SETTINGS gives them to the command.
-PRETRAIN_SETTINGS = {k: v for k, v in CFG["pretrain"].items() if k not in BOOKKEEPING_SETTINGS}
+PRETRAIN_SETTINGS = {
+    k: v for k, v in CFG["pretrain"].items() if k not in BOOKKEEPING_SETTINGS
+}
 
 
 def get_ssl_pretrain_settings():
