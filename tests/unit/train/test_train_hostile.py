@@ -123,31 +123,7 @@ def test_finetune_refuses_out_dir_with_user_files(store, pretrained, tmp_path, c
     out = tmp_path / "mine"
     out.mkdir()
     (out / "data.csv").write_text("1,2,3")
-    code = main(
-        [
-            "finetune",
-            "--checkpoint",
-            str(pretrained),
-            "--store",
-            str(store[0]),
-            "--atlas",
-            "toy",
-            "--catalogue",
-            str(store[1]),
-            "--dataset",
-            "beta",
-            "--label",
-            "dx",
-            "--positive",
-            "patient",
-            "--settings",
-            '{"epochs": 1}',
-            "--out-dir",
-            str(out),
-            "--threads",
-            "1",
-        ]
-    )
+    code = _finetune(store, pretrained, out)
     assert code == 6
     assert "holds files LCM did not write (data.csv)" in _lines(capfd, "ERROR")[0]
     assert [p.name for p in out.iterdir()] == ["data.csv"]
