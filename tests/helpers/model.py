@@ -229,3 +229,18 @@ def add_store_dataset(
         ]
     )
     assert code == 0
+
+
+def spy_finetuning_targets(monkeypatch) -> list:
+    """Record the BEI and task targets of every finetuning run (``_Finetuning.__call__``)."""
+    from lcm.train import finetune as finetune_mod
+
+    calls: list = []
+    original = finetune_mod._Finetuning.__call__
+
+    def spy(self, fc, y):
+        calls.append(self.targets(y))
+        return original(self, fc, y)
+
+    monkeypatch.setattr(finetune_mod._Finetuning, "__call__", spy)
+    return calls

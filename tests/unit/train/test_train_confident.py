@@ -8,10 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers.model import TINY, make_catalogue, make_cohort, pretrain_cohort
+from helpers.model import (
+    TINY,
+    make_catalogue,
+    make_cohort,
+    pretrain_cohort,
+    spy_finetuning_targets,
+)
 
 from lcm.evaluate.registry import ModelContext, make_model
-from lcm.train import finetune as finetune_mod
 from lcm.train.confident import (
     FALLBACK_THRESHOLD,
     MIN_VALIDATION_SUBJECTS,
@@ -125,19 +130,6 @@ def test_small_label_fraction_falls_back_to_fixed_threshold(checkpoint: Path, ca
     assert info["unit"] == "subject" and info["n_unlabeled_rows"] == 32
 
 
-def _spy_targets(monkeypatch) -> list:
-    """Record the targets of every finetuning run (the first model of part b included)."""
-    calls: list = []
-    original = finetune_mod._Finetuning.__call__
-
-    def spy(self, fc, y):
-        calls.append(self.targets(y))
-        return original(self, fc, y)
-
-    monkeypatch.setattr(finetune_mod._Finetuning, "__call__", spy)
-    return calls
-
-
 @pytest.mark.parametrize("name", ["lcm-no-pseudo", "lcm"])
 def test_no_pseudo_switches_off_both_parts(checkpoint: Path, monkeypatch, name: str) -> None:
     cohort = make_cohort(40, seed=7, bmi_missing=0.5)
@@ -145,7 +137,7 @@ def test_no_pseudo_switches_off_both_parts(checkpoint: Path, monkeypatch, name: 
     y[20:] = -1
     variables = cohort.variables.drop(columns="dx")
     variables.loc[30:, "age"] = np.nan  # rows lacking a BEI variable
-    calls = _spy_targets(monkeypatch)
+    calls = spy_finetuning_targets(monkeypatch)
     settings = {"epochs": 2, "batch_size": 8, "pseudo_label_accuracy": 0.6}
     context = ModelContext(
         label="dx", levels=LEVELS, finetune=settings, seed=0, checkpoint=checkpoint

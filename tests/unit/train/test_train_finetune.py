@@ -15,6 +15,7 @@ from helpers.model import (
     make_catalogue,
     make_cohort,
     pretrain_cohort,
+    spy_finetuning_targets,
     write_catalogue,
 )
 from safetensors.torch import load_file
@@ -24,7 +25,6 @@ from lcm.exceptions import CheckpointError, ConfigError, InputDataError
 from lcm.model.checkpoint import load_checkpoint
 from lcm.model.targets import QueryLayout, targets_from_outputs
 from lcm.store.cohort import Cohort
-from lcm.train import finetune as finetune_mod
 from lcm.train import pretrain as pretrain_mod
 from lcm.train.finetune import LCMClassifier
 from lcm.train.heldout import HOLDOUT_FRACTION, holdout_split
@@ -208,7 +208,7 @@ def test_finetuning_encodes_bei_targets_as_pretraining(
     is_beta = cohort.ids["dataset"].to_numpy()[train_rows] == "beta"
     assert handed.present[torch.from_numpy(is_beta)].all()  # the n/a class, present
 
-    calls = _spy_finetuning_targets(monkeypatch)
+    calls = spy_finetuning_targets(monkeypatch)
     y = (dx[train_rows] == "patient").to_numpy().astype(np.int64)
     ft = {"epochs": 1, "batch_size": 8, "pseudo_labels": pseudo, "diagnosis_pseudo_labels": False}
     clf = LCMClassifier(tmp_path / "ckpt", "dx", LEVELS, ft, seed=0, catalogue=catalogue)
@@ -227,16 +227,3 @@ def test_finetuning_encodes_bei_targets_as_pretraining(
         np.testing.assert_allclose(
             finetuned[name].values[present].numpy(), target.values[present].numpy()
         )
-
-
-def _spy_finetuning_targets(monkeypatch) -> list:
-    """Record the BEI and task targets of every finetuning run."""
-    calls: list = []
-    original = finetune_mod._Finetuning.__call__
-
-    def spy(self, fc, y):
-        calls.append(self.targets(y))
-        return original(self, fc, y)
-
-    monkeypatch.setattr(finetune_mod._Finetuning, "__call__", spy)
-    return calls
