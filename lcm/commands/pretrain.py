@@ -34,9 +34,10 @@ evaluate).
 resuming: with "checkpoint_every": N in --settings the training state is saved every N
 optimiser steps in --out-dir/train_state/; the same command after a kill resumes from it,
 exactly (the same weights as an uninterrupted run), and removes it once the model is written.
-Only checkpoint_every may change in between; other settings, seed or data start over, with a
-warning naming what differs. SIGTERM (a SLURM time limit, scancel) logs the step reached and the
-state saved, and exits with status 143.
+model.json's training_sessions lists each job that trained it (the step it started from, SLURM
+job id, host, time). Only checkpoint_every may change in between; other settings, seed or data
+start over, with a warning naming what differs. SIGTERM (a SLURM time limit, scancel) logs the
+step reached and the state saved, and exits with status 143.
 """
 
 

@@ -2,7 +2,9 @@
 
 ``model.json`` holds the model config, the query layout, the variable catalogue, atlas, ROI names,
 standardisation statistics, training settings, seed, a fingerprint of the training data, package
-versions and the sha256 of the weights file. A finetuned checkpoint's also holds its ``label``,
+versions and the sha256 of the weights file; a pretrained one's ``training_sessions`` names the
+jobs that trained it (``from_step``, ``slurm_job_id``, ``host``, ``started``: several when a
+killed run was resumed). A finetuned checkpoint's also holds its ``label``,
 ``init``, ``pretrained_from`` and ``pretrained_fingerprint``, the ``probe`` of ``method: probe``,
 and ``diagnosis_pseudo_labels``: the outcome of the confident diagnosis pseudo-labels (threshold
 and its source, pseudo-labelled subjects and rows per level; see

@@ -18,11 +18,13 @@ import math
 import os
 import random
 import signal
+import socket
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -415,6 +417,10 @@ class Resumable:
     fields : dict, optional
         What the fingerprint hashes, saved with the state: a state of another run is ignored
         with a warning naming the fields that differ.
+    sessions : list of dict
+        Filled by :func:`train_epochs`: the processes that trained the run, one per start or
+        resumption (``from_step``, ``slurm_job_id``, ``host``, ``started``), for the model's
+        provenance.
     """
 
     folder: Path
@@ -423,6 +429,7 @@ class Resumable:
     writer: bool = True
     carry: Carried | None = None
     fields: dict[str, Any] | None = None
+    sessions: list[dict[str, Any]] = field(default_factory=list)
 
 
 # torch's warning of a learning-rate schedule advanced before the optimiser's first update.
@@ -499,6 +506,10 @@ def train_epochs(
         pos = load_state(resumable.folder, *args, fields=resumable.fields) or pos
         if resumable.carry is not None and pos.carried:
             resumable.carry.restore_carried(pos.carried)
+        # Who trained from here: with the earlier sessions of a resumed state, the jobs that
+        # made the model (a SLURM time limit splits one training over several).
+        pos.sessions = [*pos.sessions, _session(pos.step)]
+        resumable.sessions = pos.sessions
     # A step that updates the parameters itself (GraphedPretrainStep: its update is part of
     # one CUDA graph) takes the optimiser; the loop then only advances the schedule.
     updates = getattr(step, "updates_parameters", False)
@@ -567,6 +578,16 @@ def train_epochs(
     history = pos.history
     log.info("%s: %d epochs, final loss_total %.4f", desc, epochs, history[-1]["loss_total"])
     return history
+
+
+def _session(step: int) -> dict[str, Any]:
+    """This process's start (or resumption) of a training run, for its provenance."""
+    return {
+        "from_step": step,
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "host": socket.gethostname(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 class _SigtermStop:

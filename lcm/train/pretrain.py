@@ -447,6 +447,8 @@ def pretrain(
         "selected_epoch": best.epoch,
         "seed": seed,
         "world_size": ctx.world,
+        # The jobs that trained it: more than one when a killed run was resumed.
+        "training_sessions": resumable.sessions,
         "data_fingerprint": fingerprint,
         "data": {
             "datasets": sorted(cohort.ids["dataset"].unique().tolist()),

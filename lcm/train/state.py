@@ -74,6 +74,9 @@ class LoopPosition:
     carried : dict of torch.Tensor
         What the caller keeps across epochs besides the loop (e.g. the weights of the best
         epoch so far, :class:`lcm.train.loop.Carried`), saved as ``carry.<key>`` tensors.
+    sessions : list of dict
+        The processes that trained so far, one per start or resumption: ``from_step``,
+        ``slurm_job_id``, ``host``, ``started`` (a run resumed after a kill lists each job).
     """
 
     step: int = 0
@@ -85,6 +88,7 @@ class LoopPosition:
     lr_epoch: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
     carried: dict[str, torch.Tensor] = field(default_factory=dict)
+    sessions: list[dict[str, Any]] = field(default_factory=list)
 
 
 # Tensors the caller carries across epochs (LoopPosition.carried).
@@ -219,6 +223,7 @@ def save_state(
         "counts": position.counts,
         "lr_epoch": position.lr_epoch,
         "history": position.history,
+        "sessions": position.sessions,
         "param_groups": opt["param_groups"],
         "optim_slots": {str(i): sorted(s) for i, s in opt["state"].items()},
         "scheduler": scheduler_state,
@@ -370,6 +375,7 @@ def load_state(
         counts=logs["counts"],
         lr_epoch=meta["lr_epoch"],
         history=logs["history"],
+        sessions=meta.get("sessions", []),  # (absent from states of earlier versions)
         carried={
             k[len(CARRY_PREFIX) :]: v for k, v in tensors.items() if k.startswith(CARRY_PREFIX)
         },

@@ -99,6 +99,14 @@ def test_a_new_checkpoint_every_keeps_the_state(tmp_path: Path, monkeypatch, cap
     assert "resuming from step 6" in caplog.text and "ignoring" not in caplog.text
     whole, rerun = _weights(tmp_path / "whole"), _weights(tmp_path / "run")
     assert all(torch.equal(whole[k], rerun[k]) for k in whole)
+    # model.json names both jobs that trained it (one, for the uninterrupted run).
+    sessions = {
+        name: json.loads((tmp_path / name / "model.json").read_text())["training_sessions"]
+        for name in ("whole", "run")
+    }
+    assert [s["from_step"] for s in sessions["whole"]] == [0]
+    assert [s["from_step"] for s in sessions["run"]] == [0, 6]
+    assert all(s["host"] and s["started"] for s in sessions["run"])
 
 
 def test_a_state_of_other_settings_is_ignored_naming_them(
