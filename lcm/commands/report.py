@@ -321,12 +321,14 @@ def _scan_oracle(
 
 
 def _atlas_inputs(args: argparse.Namespace) -> list[str]:
-    """The atlas files the brain maps were drawn from (none without attention tables; a
-    TemplateFlow atlas's files live in TEMPLATEFLOW_HOME and the query is the rule's param)."""
-    if not args.attention or args.atlas_templateflow:
+    """The atlas files the brain maps were drawn from, absolute (none without attention
+    tables; a TemplateFlow atlas's as found in its tree, as the connectome sidecars list them)."""
+    if not args.attention:
         return []
     from lcm.connectome.outputs import atlas_sources
 
+    if args.atlas_templateflow:
+        return list(atlas_from_args(args).files)
     return atlas_sources(args.atlas, args.atlas_path, args.atlas_labels)
 
 

@@ -135,3 +135,32 @@ def test_an_embedding_probe_says_it_has_no_map(tmp_path, atlas):
     pq.write_table(table.replace_schema_metadata(meta), path)
     section = attention_section([path], atlas)
     assert "<img" not in section and "no attention map" in section
+
+
+def test_the_brain_maps_record_a_templateflow_atlas_files(tmp_path, atlas, monkeypatch):
+    """A TemplateFlow atlas's files were no input of the page (its brain maps were drawn from
+    them); now they are, as found in TEMPLATEFLOW_HOME, as the connectome sidecars list them."""
+    import argparse
+
+    import nibabel as nib
+
+    from lcm.commands import report as report_cmd
+
+    folder = tmp_path / "tf" / "tpl-MNI152NLin2009cAsym"
+    folder.mkdir(parents=True)
+    image = folder / "tpl-MNI152NLin2009cAsym_atlas-Toy_dseg.nii.gz"
+    nib.save(atlas.img, image)
+    table = folder / "tpl-MNI152NLin2009cAsym_atlas-Toy_dseg.tsv"
+    atlas.labels[["index", "name"]].to_csv(table, sep="\t", index=False)
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(tmp_path / "tf"))
+    query = json.dumps({"template": "MNI152NLin2009cAsym", "atlas": "Toy"})
+    args = argparse.Namespace(
+        attention=[str(tmp_path / "task-toy_attention.parquet")],
+        atlas="toy",
+        atlas_path=None,
+        atlas_labels=None,
+        atlas_seg=None,
+        atlas_templateflow=query,
+    )
+    assert report_cmd._atlas_inputs(args) == [str(image), str(table)]
+    assert report_cmd._atlas_inputs(argparse.Namespace(**{**vars(args), "attention": []})) == []
