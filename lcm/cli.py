@@ -16,6 +16,7 @@ from functools import partial
 import lcm
 from lcm.commands._labels import check_label_arguments
 from lcm.exceptions import LCMError
+from lcm.io.ownership import check_replaceable
 from lcm.io.provenance import check_recordable, set_invocation
 from lcm.threads import apply_thread_budget, resolve_thread_budget
 
@@ -120,8 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         check_label_arguments(args)
         # A verb's files get provenance records: a record that could not be written (a
         # user's JSON in its place) is refused now, before any output is.
-        recorded = [getattr(args, o, None) for o in getattr(args, "recorded", ())]
-        check_recordable([path for path in recorded if path])
+        recorded = [path for o in getattr(args, "recorded", ()) if (path := getattr(args, o, None))]
+        check_recordable(recorded)
+        # ... and an output file there that LCM did not write (a user's table given as --out)
+        # is never replaced: refused now, with nothing written.
+        check_replaceable(recorded, f"lcm {args.verb}")
         return int(args.func(args) or 0)
     except LCMError as exc:
         log.error("%s", exc)

@@ -326,3 +326,22 @@ def test_site_schemes_asked_for_with_too_few_sites_are_refused(
     with pytest.raises(InputDataError, match=rf"{message}.*'abide': {sites} site") as err:
         make_splits(runs, n_folds=5, schemes=["subject", scheme])
     assert fix in err.value.hint
+
+
+def test_a_verbs_output_file_lcm_did_not_write_is_never_replaced(tmp_path: Path) -> None:
+    """Every verb's recorded outputs (here `lcm splits --out`): a user's file at that path is
+    refused before anything is written (it was replaced); LCM's own, recorded, is rerun over."""
+    n = 12
+    runs = pd.DataFrame({"subject": [f"{i:02d}" for i in range(n)], "run": "1", "site": ""})
+    vec = np.zeros((n, n_edges(len(ROIS))), dtype=np.float32)
+    write_connectome_arrays(tmp_path, "toy", "ds", runs, vec, ROIS)
+    base = ["splits", "--store", str(tmp_path), "--atlas", "toy", "--datasets", "ds"]
+    mine = tmp_path / "my folds.parquet"
+    mine.write_bytes(b"the user's own table")
+    assert main([*base, "--out", str(mine)]) == 6
+    assert mine.read_bytes() == b"the user's own table"
+    assert not (tmp_path / "my folds.json").exists()
+    out = tmp_path / "splits.parquet"
+    assert main([*base, "--out", str(out)]) == 0
+    assert main([*base, "--n-folds", "3", "--out", str(out)]) == 0  # its own: replaced
+    assert sorted(read_splits(out)["fold"].value_counts()) == [4, 4, 4]
