@@ -165,8 +165,12 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
             )
         else:
             derivs, excluded, launched = None, None, True
+            # Before the launch: a run killed midway (a time limit) leaves derivatives that are
+            # the old run's no more, and no stamp may vouch for them.
+            drop_stamp(stamp)
+            # Marked as LCM's when LCM makes it (or finds it empty): only then is it removed.
+            claim_scratch(call.subject_work_dir, "lcm fmriprep")
             command, container_env, code = _launch(req.runner, call, req.log_file)
-            drop_stamp(stamp)  # whatever the outcome, the derivatives are this run's now
             if code != 0:
                 failure = _failure(code, call, req.log_file)
             # After the run: the image it used is now local (fmriprep-docker pulls a missing
@@ -183,7 +187,7 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
     if req.runner != "existing":
         if launched and failure is None and not excluded:
             write_stamp(stamp, request, command, digest, container_env=container_env)
-        work = _finish_work_folder(req, call.subject_work_dir, failure, excluded)
+        work = _finish_work_folder(req, call.subject_work_dir, failure, excluded, launched)
     record = {
         "dataset": req.dataset,
         "subject": subject,
@@ -324,8 +328,6 @@ def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
     )
     # Before any folder is made: a path the container cannot mount stops here.
     check_mount_paths(call, req.runner, os.environ.get("TEMPLATEFLOW_HOME"))
-    # Marked as LCM's when LCM makes it (or finds it empty): only then is it ever removed.
-    claim_scratch(call.subject_work_dir, "lcm fmriprep")
     call.derivatives.mkdir(parents=True, exist_ok=True)
     return call
 
@@ -351,14 +353,17 @@ def _run_request(req: FmriprepRequest, subject: str) -> dict:
 
 
 def _finish_work_folder(
-    req: FmriprepRequest, folder: Path, failure: dict | None, excluded: dict
+    req: FmriprepRequest, folder: Path, failure: dict | None, excluded: dict, launched: bool
 ) -> dict:
     """Remove the subject's work folder after a complete run, unless it is to be kept.
 
     Returns the record's ``work_folder``: ``{path, removed, kept_because}``.
     """
+    if not launched and not folder.exists():
+        why: str | None = "none there: fMRIPrep was not launched"
+        return {"path": str(folder), "removed": False, "kept_because": why}
     if req.keep_work:
-        why: str | None = "fmriprep.keep_work is true"
+        why = "fmriprep.keep_work is true"
     elif failure is not None:
         why = "fMRIPrep failed: its crash files are there, and a rerun resumes from it"
     elif excluded:

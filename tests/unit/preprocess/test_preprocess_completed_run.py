@@ -39,12 +39,17 @@ def done(tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch):
     return req, out
 
 
-def test_the_same_request_checks_the_derivatives_without_launching(done, standins) -> None:
+def test_the_same_request_checks_the_derivatives_without_launching(
+    done, standins, tmp_path: Path
+) -> None:
     req, out = done
     first = json.loads(out.read_text())
     again = run_fmriprep(req, out)
     assert launches(standins) == 1
     assert again["fmriprep_launched"] is False
+    # No work folder is made for a run that is not launched.
+    assert again["work_folder"]["kept_because"] == "none there: fMRIPrep was not launched"
+    assert not (tmp_path / "work" / "sub-01").exists()
     assert again["runs"] == first["runs"] and again["command"] == first["command"]
     assert again["image_digest"] == first["image_digest"]
     stamp = json.loads(stamp_path(out).read_text())
@@ -162,3 +167,22 @@ def test_apptainer_runs_are_stamped_too(
     assert run_fmriprep(req, tmp_path / "rec.json")["fmriprep_launched"] is False
     runs = [c for c in read_calls(standins) if c[0] == "apptainer"]
     assert len(runs) == 1 and SPACE in runs[0]
+
+
+def test_a_launch_killed_midway_leaves_no_stamp_to_vouch_for_its_outputs(
+    done, standins, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relaunch of the same request (outputs gone) killed by a time limit: its derivatives
+    are a mix of the old run's and the new one's; the old stamp must not vouch for them."""
+    from lcm.preprocess import fmriprep_run
+
+    req, out = done
+    next((tmp_path / "deriv").glob("sub-01/func/*run-2*desc-preproc_bold.nii.gz")).unlink()
+
+    def killed(*args, **kwargs):  # the job's process ends while fMRIPrep writes
+        raise SystemExit(143)
+
+    monkeypatch.setattr(fmriprep_run, "_launch", killed)
+    with pytest.raises(SystemExit):
+        run_fmriprep(req, out)
+    assert not stamp_path(out).exists()
