@@ -18,7 +18,7 @@ from lcm.commands._labels import check_label_arguments
 from lcm.exceptions import LCMError
 from lcm.io.ownership import check_replaceable
 from lcm.io.provenance import check_recordable, set_invocation
-from lcm.threads import apply_thread_budget, resolve_thread_budget
+from lcm.threads import cap_threads
 
 VERBS = (
     "synth",
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     set_invocation(words, args, partial(verb_code_hash, args.verb))
     # Every verb runs within one thread budget (--threads, else SLURM's grant, else the CPUs
     # available): BLAS/OpenMP pools sized to the machine oversubscribe a shared node.
-    budget = apply_thread_budget(resolve_thread_budget(getattr(args, "threads", None)))
+    budget = cap_threads(getattr(args, "threads", None))
     if hasattr(args, "threads"):
         args.threads = budget  # the torch verbs' set_threads and evaluate's workers read it
     log.debug("thread budget %d", budget)

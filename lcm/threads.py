@@ -158,7 +158,7 @@ def cap_threads(threads: int | None = None) -> int:
     """Resolve this process's budget and cap every pool to it: the one call a script makes.
 
     Benchmarks and scripts outside the CLI call this first, so they run within the job's
-    threads as the verbs do (``lcm.cli`` resolves and applies the budget itself).
+    threads as the verbs do (``lcm.cli`` calls it for every verb).
 
     Parameters
     ----------

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from lcm.commands._arguments import add_store_arguments
 from lcm.commands._sources import existing, store_sources
-from lcm.io.ownership import check_replaceable
-from lcm.io.provenance import check_recordable, record_outputs
+from lcm.io.provenance import record_outputs
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--attention-out", default=None, help="Query attention Parquet (optional).")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available).")
     add_store_arguments(p)
-    p.set_defaults(func=run)
+    # lcm.cli checks them before the model runs and before any output is written: two outputs
+    # sharing a record, a record's place taken by a file LCM did not write (--out
+    # dir/model.parquet beside a checkpoint's model.json), an existing output LCM did not write.
+    p.set_defaults(func=run, recorded=("out", "attention_out"))
 
 
 def probe_label(meta: dict) -> dict | None:
@@ -80,12 +82,6 @@ def run(args: argparse.Namespace) -> int:
     from lcm.store.read import load_cohort
     from lcm.train.loop import pick_device
 
-    outputs = [p for p in (args.out, args.attention_out) if p]
-    # Before the model runs and before any output is written: two outputs sharing a record, a
-    # record's place taken by a file LCM did not write (--out dir/model.parquet beside a
-    # checkpoint's model.json), an existing output LCM did not write (a user's table).
-    check_recordable(outputs)
-    check_replaceable(outputs, "lcm embed")
     device = pick_device(args.device)  # a device this machine lacks, refused first
     catalogue = load_catalogue(args.catalogue)
     cohort = load_cohort(args.store, args.atlas, list(args.datasets), catalogue)
@@ -129,5 +125,5 @@ def run(args: argparse.Namespace) -> int:
         *store_sources(args.store, args.atlas, list(args.datasets)),
         args.catalogue,
     ]
-    record_outputs(outputs, sources)
+    record_outputs([p for p in (args.out, args.attention_out) if p], sources)
     return 0

@@ -113,7 +113,9 @@ def check_replaceable(outputs: Iterable[str | os.PathLike[str]], verb: str) -> N
             raise OutputOwnershipError(
                 f"{verb}: output {out} exists and LCM did not write it (no provenance record "
                 f"{provenance_path(out).name} names it); nothing was written.",
-                hint=f"Choose another output path, or move or delete {out} if it may go.",
+                hint=f"Choose another output path, or move or delete {out} if it may go (an "
+            "output of a run killed before its record was written: rerun it under Snakemake, "
+            "which removes it, or delete it).",
             )
 
 
@@ -250,7 +252,10 @@ def _written_by_lcm(entry: Path) -> bool:
             isinstance(record := _json(p), dict) and "content_sha256" in record
             for p in entry.glob("*.json")
         )
-    for record_path in (provenance_path(entry), entry):
+    # The record's name now, the entry itself (a sidecar), and the name an LCM version that cut
+    # names at their first dot gave it (emb.attn.parquet -> emb.json).
+    earlier = entry.with_name(entry.name.split(".", 1)[0] + ".json")
+    for record_path in (provenance_path(entry), entry, earlier):
         if record_path.suffix != ".json" or not record_path.is_file():
             continue
         try:

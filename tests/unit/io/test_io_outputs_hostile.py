@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -226,3 +227,17 @@ def test_folder_claimed_by_another_verb_is_refused(tmp_path: Path) -> None:
     with pytest.raises(OutputOwnershipError, match="holds the outputs of lcm pretrain"):
         claim_out_dir(out, "lcm finetune")
     assert (out / MARKER_NAME).read_text().startswith("Written by lcm pretrain:")
+
+
+def test_an_output_recorded_under_an_earlier_sidecar_name_may_be_replaced(tmp_path: Path) -> None:
+    """LCM versions that cut names at their first dot recorded emb.attn.parquet in emb.json:
+    a rerun over such an output is LCM's own; a file no record names is not."""
+    from lcm.io.ownership import check_replaceable
+
+    out = tmp_path / "emb.attn.parquet"
+    out.write_bytes(b"PAR1")
+    with pytest.raises(OutputOwnershipError, match="rerun it under Snakemake"):
+        check_replaceable([out], "lcm embed")
+    record = {"Output": out.name, "Provenance": {}, "Sha256": "0" * 64}
+    (tmp_path / "emb.json").write_text(json.dumps(record))
+    check_replaceable([out], "lcm embed")

@@ -278,21 +278,17 @@ def test_a_sidecar_that_is_another_output_or_not_lcms_is_never_overwritten(
     assert json.loads(write_sidecar(table, []).read_text())["Output"] == "a.tsv"  # its own: kept
 
 
-def test_embed_refuses_outputs_sharing_a_sidecar_before_running(tmp_path: Path) -> None:
-    from lcm.commands import embed
+def test_embed_refuses_outputs_sharing_a_sidecar_before_running(tmp_path: Path, capfd) -> None:
+    from lcm.cli import main
 
-    args = argparse.Namespace(
-        checkpoint=str(tmp_path / "ckpt"),
-        datasets=["ds"],
-        out=str(tmp_path / "emb.parquet"),
-        attention_out=str(tmp_path / "emb.tsv"),
-        device=None,
-        store=str(tmp_path),
-        atlas="aal116",
-        catalogue=str(tmp_path / "variables.yaml"),  # absent: read only after the check
-    )
-    with pytest.raises(ConfigError, match="would share the provenance sidecar"):
-        embed.run(args)
+    argv = [
+        *("embed", "--checkpoint", str(tmp_path / "ckpt"), "--datasets", "ds"),
+        *("--out", str(tmp_path / "emb.parquet"), "--attention-out", str(tmp_path / "emb.tsv")),
+        *("--store", str(tmp_path), "--atlas", "aal116"),
+        *("--catalogue", str(tmp_path / "variables.yaml")),  # absent: read only after the check
+    ]
+    assert main(argv) == ConfigError.exit_code
+    assert "would share the provenance sidecar" in capfd.readouterr().err
 
 
 def test_trace_judges_a_source_by_the_hash_its_consumer_recorded(tmp_path: Path) -> None:
