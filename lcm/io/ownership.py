@@ -114,8 +114,8 @@ def check_replaceable(outputs: Iterable[str | os.PathLike[str]], verb: str) -> N
                 f"{verb}: output {out} exists and LCM did not write it (no provenance record "
                 f"{provenance_path(out).name} names it); nothing was written.",
                 hint=f"Choose another output path, or move or delete {out} if it may go (an "
-            "output of a run killed before its record was written: rerun it under Snakemake, "
-            "which removes it, or delete it).",
+                "output of a run killed before its record was written: rerun it under Snakemake, "
+                "which removes it, or delete it).",
             )
 
 

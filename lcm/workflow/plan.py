@@ -25,9 +25,12 @@ class WorkflowPlan:
     ----------
     config : dict
         Output of :func:`lcm.config.validate_config`.
+    check_files : bool, default True
+        Read the atlas's files now (:func:`lcm.atlas.load.check_atlas_files`); False in a
+        job's own process, which the main process checked for.
     """
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], check_files: bool = True) -> None:
         self.config = config
         self.datasets: dict[str, dict] = config["datasets"]
         synth = config["synth"]
@@ -45,7 +48,8 @@ class WorkflowPlan:
             check_atlas_space(config, self.voxel_datasets())
             # Its files read now: a missing file, a table that does not match its image,
             # said before fMRIPrep runs (and before "Nothing to be done" keeps old outputs).
-            check_atlas_files(config)
+            if check_files:
+                check_atlas_files(config)
 
     # -- datasets ---------------------------------------------------------------------------
     def derivatives_dir(self, dataset: str, results: str) -> str | None:

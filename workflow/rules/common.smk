@@ -72,7 +72,10 @@ shell.prefix(
         f"{name}={shlex.quote(value)}; " for name, value in UNTRACKED_SETTINGS.items()
     )
 )
-PLAN = WorkflowPlan(CFG)
+# A job that Snakemake runs in a process of its own (each SLURM job re-reads this file on its
+# node) skips what the main process already checked and said: the atlas files, the warnings.
+IN_JOB = workflow.remote_exec or workflow.subprocess_exec
+PLAN = WorkflowPlan(CFG, check_files=not IN_JOB)
 RESULTS = CFG["results_dir"]
 STORE = paths.store_dir(RESULTS)
 ATLAS = CFG["atlas"]["name"]
@@ -360,7 +363,8 @@ def runs_fmriprep(dataset):
 # Said once when the workflow loads (each fMRIPrep job's log says it again): fMRIPrep in apptainer
 # without TEMPLATEFLOW_HOME downloads its templates, which fails on offline compute nodes.
 if (
-    CFG["fmriprep"]["runner"] == "apptainer"
+    not IN_JOB
+    and CFG["fmriprep"]["runner"] == "apptainer"
     and any(runs_fmriprep(d) for d in CFG["datasets"])
     and not os.environ.get("TEMPLATEFLOW_HOME")
 ):

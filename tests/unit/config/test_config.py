@@ -439,3 +439,5 @@ def test_a_user_atlas_is_loaded_when_the_workflow_loads(
     cfg["datasets"] = {k: v for k, v in cfg["datasets"].items() if v["entry"] != "fmriprep"}
     with pytest.raises(ConfigError, match=message):
         WorkflowPlan(validate_config(cfg))  # also without voxel datasets
+    # A job's own process (a SLURM job re-reading the Snakefile) does not read them again.
+    WorkflowPlan(validate_config(cfg), check_files=False)
