@@ -30,6 +30,7 @@ RECORDED = {
     "splits": ("out",),
     "evaluate": ("out", "predictions"),
     "report": ("out_metrics", "out_summary", "out_headline", "out_contrasts", "out_html"),
+    "embed": ("out", "attention_out"),
 }
 # Values that pass the command line's own checks (labels, run keys, choices).
 VALUES = {"run_key": "sub-01_task-rest"}
