@@ -279,3 +279,17 @@ def roi_series(n_rois: int = 116, seed: int = 0, n_vol: int = ROI_VOLUMES) -> np
 def roi_fc(n: int = 116, seed: int = 0) -> np.ndarray:
     """A connectome (Pearson correlation) of :func:`roi_series`."""
     return np.corrcoef(roi_series(n, seed).T)
+
+
+def templateflow_atlas(root: Path, atlas, name: str = "Toy") -> tuple[Path, Path]:
+    """``atlas`` (a loaded :class:`lcm.atlas.Atlas`) written as TemplateFlow lays it out below
+    ``root`` (a TEMPLATEFLOW_HOME) in MNI152NLin2009cAsym; returns (image, table)."""
+    import nibabel as nib
+
+    folder = root / "tpl-MNI152NLin2009cAsym"
+    folder.mkdir(parents=True)
+    image = folder / f"tpl-MNI152NLin2009cAsym_atlas-{name}_dseg.nii.gz"
+    nib.save(atlas.img, image)
+    table = folder / f"tpl-MNI152NLin2009cAsym_atlas-{name}_dseg.tsv"
+    atlas.labels[["index", "name"]].to_csv(table, sep="\t", index=False)
+    return image, table

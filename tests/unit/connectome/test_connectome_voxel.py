@@ -23,6 +23,7 @@ from helpers.connectome import (
     make_fmriprep_run,
     read_qc_table,
     save_nifti,
+    templateflow_atlas,
     write_confounds,
 )
 
@@ -538,12 +539,8 @@ def test_sidecars_record_the_atlas_files_absolute_and_templateflow_files(
     TemplateFlow atlas's files not at all."""
     import argparse
 
-    folder = tmp_path / "tf" / "tpl-MNI152NLin2009cAsym"
-    folder.mkdir(parents=True)
-    image = folder / "tpl-MNI152NLin2009cAsym_atlas-Toy_dseg.nii.gz"
-    nib.save(atlas.img, image)
-    table = folder / "tpl-MNI152NLin2009cAsym_atlas-Toy_dseg.tsv"
-    atlas.labels[["index", "name"]].to_csv(table, sep="\t", index=False)
+    image, table = templateflow_atlas(tmp_path / "tf", atlas)
+    folder = image.parent
     monkeypatch.chdir(folder)
     query = {"template": "MNI152NLin2009cAsym", "atlas": "Toy"}
     for kind, settings in (

@@ -142,16 +142,11 @@ def test_the_brain_maps_record_a_templateflow_atlas_files(tmp_path, atlas, monke
     them); now they are, as found in TEMPLATEFLOW_HOME, as the connectome sidecars list them."""
     import argparse
 
-    import nibabel as nib
+    from helpers.connectome import templateflow_atlas
 
     from lcm.commands import report as report_cmd
 
-    folder = tmp_path / "tf" / "tpl-MNI152NLin2009cAsym"
-    folder.mkdir(parents=True)
-    image = folder / "tpl-MNI152NLin2009cAsym_atlas-Toy_dseg.nii.gz"
-    nib.save(atlas.img, image)
-    table = folder / "tpl-MNI152NLin2009cAsym_atlas-Toy_dseg.tsv"
-    atlas.labels[["index", "name"]].to_csv(table, sep="\t", index=False)
+    image, table = templateflow_atlas(tmp_path / "tf", atlas)
     monkeypatch.setenv("TEMPLATEFLOW_HOME", str(tmp_path / "tf"))
     query = json.dumps({"template": "MNI152NLin2009cAsym", "atlas": "Toy"})
     args = argparse.Namespace(

@@ -133,14 +133,7 @@ def _finetune(store: tuple[Path, Path], checkpoint: Path | str, out: Path | str)
     return main(
         [
             "finetune",
-            "--checkpoint",
-            str(checkpoint),
-            "--store",
-            str(store[0]),
-            "--atlas",
-            "toy",
-            "--catalogue",
-            str(store[1]),
+            *_checkpoint_and_store(store, checkpoint),
             "--dataset",
             "beta",
             "--label",
@@ -401,18 +394,19 @@ def test_weights_files_are_byte_identical_across_saves(tmp_path: Path) -> None:
     assert len(digests) == 1
 
 
+def _checkpoint_and_store(store: tuple[Path, Path], checkpoint: Path | str) -> list[str]:
+    """The options ``lcm finetune`` and ``lcm embed`` share: checkpoint, store, atlas."""
+    return [
+        *("--checkpoint", str(checkpoint), "--store", str(store[0])),
+        *("--atlas", "toy", "--catalogue", str(store[1])),
+    ]
+
+
 def _embed(store: tuple[Path, Path], checkpoint: Path | str, out: Path | str) -> int:
     return main(
         [
             "embed",
-            "--checkpoint",
-            str(checkpoint),
-            "--store",
-            str(store[0]),
-            "--atlas",
-            "toy",
-            "--catalogue",
-            str(store[1]),
+            *_checkpoint_and_store(store, checkpoint),
             "--datasets",
             "beta",
             "--out",
