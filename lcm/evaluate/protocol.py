@@ -426,6 +426,14 @@ def evaluate_task(
         if ckpt_path is not None and models_needing_checkpoint(models):
             check_pretraining_excludes(ckpt_path, datasets, cohort)
             check_checkpoint_fits(ckpt_path, cohort, catalogue)
+    also_hidden = _hidden_with_label(task.label, cohort.variables.columns, catalogue)[1:]
+    if also_hidden and min(settings.label_fractions) < 1:
+        log.info(
+            "task %s: training runs a label fraction leaves unlabeled lose their clinical "
+            "variables too (%s), as an undiagnosed subject would",
+            task.name,
+            ", ".join(also_hidden),
+        )
     groups = cohort.groups
     sites = cohort.ids["site"].astype(str).to_numpy() if "site" in cohort.ids else None
     sites = sites if sites is not None else np.full(len(cohort), "", dtype=object)
@@ -491,7 +499,9 @@ def evaluate_task(
                     continue
                 seen.add(data_key)
                 y_fit = np.where(mask, y[train], -1 if binary else np.nan)
-                variables = _hide_unlabeled(cohort.variables.iloc[train], task.label, mask)
+                variables = _hide_unlabeled(
+                    cohort.variables.iloc[train], task.label, mask, catalogue
+                )
                 log.debug(
                     "seed %d fold %d fraction %g: %d of %d training runs labeled",
                     split_seed,
@@ -621,14 +631,50 @@ def _untested_sites(sites: np.ndarray, groups: np.ndarray) -> dict[str, dict[str
     }
 
 
-def _hide_unlabeled(variables: pd.DataFrame, label: str, labeled: np.ndarray) -> pd.DataFrame:
-    """Training variables with the task label blanked where the run is unlabeled.
+def _hide_unlabeled(
+    variables: pd.DataFrame,
+    label: str,
+    labeled: np.ndarray,
+    catalogue: Catalogue | None = None,
+) -> pd.DataFrame:
+    """Training variables with the task label, and every clinical variable, blanked where the
+    run is unlabeled.
 
-    Without this a model could read the withheld target back from ``variables``.
+    Without this a model could read the withheld target back from ``variables``. A clinical
+    score (ADOS, MMSE, CDR: ``domain: clinical`` in the catalogue) is collected with the
+    diagnosis, so a subject the label-fraction sweep treats as undiagnosed has none either:
+    kept, it would hand the LCM models (whose BEI targets it is) what the baselines never see.
     """
     out = variables.reset_index(drop=True).copy()
-    out[label] = out[label].astype(object).where(labeled, None)
+    for name in _hidden_with_label(label, out.columns, catalogue):
+        out[name] = out[name].astype(object).where(labeled, None)
     return out
+
+
+def _hidden_with_label(label: str, columns: Any, catalogue: Catalogue | None) -> list[str]:
+    """The variables a run whose task label is withheld loses: the label and the catalogue's
+    clinical variables among ``columns`` (only the label without a catalogue).
+
+    Parameters
+    ----------
+    label : str
+        The task's catalogue variable.
+    columns : iterable of str
+        The variables table's columns.
+    catalogue : Catalogue or None
+        The catalogue the cohort was loaded with.
+
+    Returns
+    -------
+    list of str
+        ``label`` first, then the clinical variables in column order.
+    """
+    clinical = (
+        {name for name, var in catalogue.variables.items() if var.domain == "clinical"}
+        if catalogue is not None
+        else set()
+    )
+    return [label] + [c for c in columns if c in clinical and c != label]
 
 
 def _fit_predict_timed(

@@ -120,6 +120,36 @@ def test_no_test_run_reaches_fit(cohort, recording_model):
         assert variables.loc[y >= 0, "autism"].notna().all()
 
 
+def test_unlabeled_runs_lose_clinical_variables_too(cohort, recording_model):
+    # An ADOS-like clinical score beside the diagnosis: a subject the sweep leaves
+    # undiagnosed must not keep it (the LCM models read it as a BEI target).
+    variables = cohort.variables.copy()
+    variables["ados"] = [7.0 if v == "autism" else 1.0 for v in variables["autism"]]
+    with_score = Cohort(cohort.ids, cohort.fc, variables, cohort.roi_names, cohort.atlas)
+    catalogue = Catalogue(
+        variables={
+            "autism": Variable("autism", "binary", "clinical", levels=("control", "autism")),
+            "ados": Variable("ados", "continuous", "clinical", range=(0.0, 10.0)),
+            "age": Variable("age", "continuous", "sociodemographic", range=(0.0, 100.0)),
+        },
+        datasets={},
+    )
+    settings = EvaluationSettings.from_dict(
+        {"n_folds": 3, "seeds": [4], "label_fractions": [0.3, 1.0], "models": ["recording"]}
+    )
+    evaluate_task(with_score, TASK, settings, master_seed=2, catalogue=catalogue)
+    for call in recording_model.calls:
+        y, v = call["y"], call["variables"]
+        assert v.loc[y < 0, ["autism", "ados"]].isna().all().all()
+        assert v.loc[y >= 0, ["autism", "ados"]].notna().all().all()
+        assert v["age"].notna().all()  # not clinical: kept for every run
+    assert any((call["y"] < 0).any() for call in recording_model.calls)
+    # Without a catalogue nothing says which variables are clinical: only the label goes.
+    recording_model.calls.clear()
+    evaluate_task(with_score, TASK, settings, master_seed=2)
+    assert all(call["variables"]["ados"].notna().all() for call in recording_model.calls)
+
+
 def test_fraction_subsets_are_stratified(cohort, recording_model):
     settings = EvaluationSettings.from_dict(
         {"n_folds": 4, "seeds": [0], "label_fractions": [0.25], "models": ["recording"]}
