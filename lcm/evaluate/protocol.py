@@ -67,7 +67,7 @@ from lcm.evaluate.tasks import (
 )
 from lcm.evaluate.windows import mean_per_run, run_groups, subject_groups
 from lcm.exceptions import ConfigError, LCMError
-from lcm.io.run_digests import connectome_digests, decode_digests
+from lcm.io.run_digests import connectome_digests, decode_digests, matching_sketches
 from lcm.store.cohort import Cohort
 
 log = logging.getLogger(__name__)
@@ -262,7 +262,9 @@ def check_pretraining_excludes(
     checkpoint: str | Path, datasets: list[str], cohort: Cohort | None = None
 ) -> None:
     """Refuse a checkpoint whose pretraining data include a downstream dataset, or (given the
-    task's ``cohort``) any of its runs, found by content whatever the dataset was called.
+    task's ``cohort``) any of its runs, found by content whatever the dataset was called:
+    the same bytes (``run_digests``) or the same values to within rounding (``run_sketches``,
+    :func:`lcm.io.run_digests.matching_sketches`).
 
     Raises
     ------
@@ -290,19 +292,25 @@ def check_pretraining_excludes(
             "its test subjects were seen in pretraining.",
             hint="Give the task's dataset role: downstream, so pretraining never reads it.",
         )
-    recorded = meta["data"].get("run_digests") if isinstance(meta["data"], dict) else None
+    data = meta["data"] if isinstance(meta["data"], dict) else {}
+    recorded = data.get("run_digests")
     if cohort is None or not recorded:  # checkpoints before run digests: the names only
         return
-    seen_runs = decode_digests(recorded)
-    shared = np.isin(connectome_digests(cohort.fc), seen_runs)
+    shared = np.isin(connectome_digests(cohort.fc), decode_digests(recorded))
+    how = "the same connectomes"
+    sketches = data.get("run_sketches")  # checkpoints before sketches: exact copies only
+    if not shared.any() and isinstance(sketches, dict):
+        shared = matching_sketches(cohort.fc, sketches)
+        how = "the same connectomes up to rounding (written out and read back, e.g. as TSV)"
     if shared.any():
         subjects = sorted(set(cohort.groups[shared].tolist()))
         raise ConfigError(
             f"Checkpoint {checkpoint} was pretrained on {int(shared.sum())} run(s) of this "
-            f"task's {len(subjects)} subject(s) (e.g. {subjects[:3]}): the same connectomes, "
+            f"task's {len(subjects)} subject(s) (e.g. {subjects[:3]}): {how}, "
             f"under the dataset name(s) {seen}.",
-            hint="A dataset is in the config twice (under two names, or two paths to the same "
-            "files): keep the task's copy role: downstream only, and pretrain again.",
+            hint="A dataset is in the config twice (under two names, two paths to the same "
+            "files, or its connectomes exported and imported again): keep the task's copy "
+            "role: downstream only, and pretrain again.",
         )
 
 

@@ -2,15 +2,29 @@
 
 Pretraining records the digests of every run it saw; an evaluation refuses a checkpoint that
 saw one of its runs, whatever the dataset was called then (the names alone miss one dataset
-configured twice, under two names or two paths to the same files).
+configured twice, under two names or two paths to the same files). A digest changes with the
+last bit of a value, so pretraining also records a *sketch* of each run (a few of its
+correlations, in float16): the same connectomes written out and read back with fewer digits
+(relmat TSVs, a CSV export) match a sketch within :data:`SKETCH_TOLERANCE` though not a digest.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+from typing import Any
 
 import numpy as np
+
+# Correlations a sketch keeps per run, and how far apart two of them may be and still be the
+# same value: float16 keeps ~3 digits (spacing <= 4.9e-4 in [-1, 1]), a TSV keeps 4 or more.
+# Two subjects' matrices agreeing within it at every one of 8 spread edges would be a chance
+# of about 0.01 ** 8 per pair of runs.
+SKETCH_EDGES = 8
+SKETCH_TOLERANCE = 2e-3
+# A run whose kept correlations are mostly zero (ROIs without signal, outside the field of
+# view) tells nothing: two such runs of different people would agree. It matches no sketch.
+SKETCH_MIN_INFORMATIVE = 4
 
 
 def connectome_digests(fc: np.ndarray) -> np.ndarray:
@@ -38,3 +52,70 @@ def encode_digests(digests: np.ndarray) -> str:
 def decode_digests(text: str) -> np.ndarray:
     """The inverse of :func:`encode_digests`."""
     return np.frombuffer(base64.b64decode(text), dtype="<u8").astype(np.uint64)
+
+
+def sketch_edges(n_rois: int) -> np.ndarray:
+    """Flat indices into an ``(n_rois, n_rois)`` matrix of the upper-triangle edges a sketch
+    keeps: :data:`SKETCH_EDGES` of them (all when fewer), drawn once with a fixed seed."""
+    rows, cols = np.triu_indices(n_rois, k=1)
+    flat = rows * n_rois + cols
+    if len(flat) <= SKETCH_EDGES:
+        return flat.astype(np.int64)
+    pick = np.random.default_rng(20261205).choice(len(flat), SKETCH_EDGES, replace=False)
+    return np.sort(flat[pick]).astype(np.int64)
+
+
+def connectome_sketches(fc: np.ndarray) -> dict[str, Any]:
+    """A sketch of each connectome, for a JSON file: the edges kept and their values.
+
+    Parameters
+    ----------
+    fc : numpy.ndarray, shape (n_runs, n_rois, n_rois)
+
+    Returns
+    -------
+    dict
+        ``{"edges": [flat index, ...], "values": base64 of (n_runs, k) little-endian
+        float16}``, runs in row order.
+    """
+    mats = np.asarray(fc).reshape(len(fc), -1)
+    edges = sketch_edges(int(np.asarray(fc).shape[-1]))
+    values = mats[:, edges].astype("<f2")
+    return {"edges": edges.tolist(), "values": base64.b64encode(values.tobytes()).decode("ascii")}
+
+
+def matching_sketches(fc: np.ndarray, recorded: dict[str, Any]) -> np.ndarray:
+    """Which runs of ``fc`` equal a run a recorded sketch describes, to within rounding.
+
+    Parameters
+    ----------
+    fc : numpy.ndarray, shape (n_runs, n_rois, n_rois)
+    recorded : dict
+        :func:`connectome_sketches` of other runs.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (n_runs,)
+        True where every kept edge is within :data:`SKETCH_TOLERANCE` of one recorded run's,
+        and at least :data:`SKETCH_MIN_INFORMATIVE` of them are not ~0.
+    """
+    edges = np.asarray(recorded["edges"], dtype=np.int64)
+    mats = np.asarray(fc).reshape(len(fc), -1)
+    if len(edges) == 0 or len(fc) == 0 or edges.max() >= mats.shape[1]:
+        return np.zeros(len(fc), dtype=bool)  # another matrix size: other connectomes
+    seen = np.frombuffer(base64.b64decode(recorded["values"]), dtype="<f2")
+    seen = seen.reshape(-1, len(edges)).astype(np.float32)
+    mine = mats[:, edges].astype("<f2").astype(np.float32)
+    # Sorted on the first edge, each run compares with the few recorded runs near it only.
+    order = np.argsort(seen[:, 0], kind="stable")
+    seen = seen[order]
+    lo = np.searchsorted(seen[:, 0], mine[:, 0] - SKETCH_TOLERANCE, side="left")
+    hi = np.searchsorted(seen[:, 0], mine[:, 0] + SKETCH_TOLERANCE, side="right")
+    out = np.zeros(len(fc), dtype=bool)
+    informative = (np.abs(mine) > 2 * SKETCH_TOLERANCE).sum(axis=1) >= min(
+        SKETCH_MIN_INFORMATIVE, len(edges)
+    )
+    for i in np.flatnonzero((hi > lo) & informative):
+        near = np.abs(seen[lo[i] : hi[i]] - mine[i]) <= SKETCH_TOLERANCE
+        out[i] = bool(near.all(axis=1).any())
+    return out

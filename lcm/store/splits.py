@@ -13,8 +13,11 @@ A splits table has one row per (scheme, dataset, subject)::
 Every subject listed is a downstream *test* subject of exactly one fold per scheme, so
 pretraining must never see any of them: :func:`downstream_test_keys` gives the keys to exclude,
 and :func:`lcm.store.read.load_cohort` and :class:`lcm.store.loader.ConnectomeStream` take the
-table as ``exclude=``. The table is deterministic given the subjects (in any order) and the seed;
-adding subjects may move others to another fold (stratified K-fold is not incremental).
+table as ``exclude=`` (for code of your own: the workflow's pretraining reads ``role: pretrain``
+datasets only, and :func:`lcm.evaluate.protocol.check_pretraining_excludes` refuses a checkpoint
+that saw a task's runs by name, content or rounded content). The table is deterministic given
+the subjects (in any order) and the seed; adding subjects may move others to another fold
+(stratified K-fold is not incremental).
 
 This module is the one definition of the folds: :func:`subject_fold_ids` and
 :func:`site_fold_ids` assign them, ``lcm splits`` writes them (per task, one repeat per

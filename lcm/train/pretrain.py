@@ -29,7 +29,7 @@ from lcm.catalogue import Catalogue
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.atomic import write_tsv
 from lcm.io.provenance import provenance_path
-from lcm.io.run_digests import connectome_digests, encode_digests
+from lcm.io.run_digests import connectome_digests, connectome_sketches, encode_digests
 from lcm.model.checkpoint import data_fingerprint, save_checkpoint
 from lcm.model.config import config_from_settings
 from lcm.model.lcm import LCM
@@ -457,6 +457,8 @@ def pretrain(
             "heldout_subjects": sorted(np.unique(val.groups).tolist()),
             # Every run this checkpoint saw, by content: evaluate refuses to test on one.
             "run_digests": encode_digests(connectome_digests(cohort.fc)),
+            # ... and up to rounding: the same runs exported with fewer digits.
+            "run_sketches": connectome_sketches(cohort.fc),
         },
     }
     if select:  # bei_eval.tsv reports on heldout_subjects; these chose the epoch

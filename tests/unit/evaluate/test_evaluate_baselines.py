@@ -206,6 +206,34 @@ def test_a_checkpoint_that_saw_the_tasks_runs_under_another_name_is_refused(tmp_
     check_pretraining_excludes(tmp_path, ["abidelike"], cohort)  # other data: fine
 
 
+def test_a_checkpoint_that_saw_the_tasks_runs_rounded_is_refused(tmp_path):
+    """The task's connectomes exported with 4 decimals (relmat TSVs) and imported as another
+    dataset for pretraining: other bytes, so other digests, but the same values."""
+    from helpers.evaluate import make_cohort
+
+    from lcm.io.run_digests import connectome_digests, connectome_sketches, encode_digests
+
+    cohort = make_cohort(n_subjects=12, n_unlabeled=0)
+    other = make_cohort(n_subjects=12, n_unlabeled=0, seed=5)
+    exported = np.round(cohort.fc[:2].astype(np.float64), 4).astype(np.float32)
+    seen = np.concatenate([other.fc, exported])
+    meta = {
+        "data": {
+            "datasets": ["abideexport"],
+            "run_digests": encode_digests(connectome_digests(seen)),
+            "run_sketches": connectome_sketches(seen),
+        }
+    }
+    assert not np.isin(connectome_digests(cohort.fc), connectome_digests(seen)).any()
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match=r"2 run\(s\) .* up to rounding"):
+        check_pretraining_excludes(tmp_path, ["abidelike"], cohort)
+    # Another cohort of the same generator (other subjects, same structure): no match.
+    meta["data"]["run_sketches"] = connectome_sketches(other.fc)
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    check_pretraining_excludes(tmp_path, ["abidelike"], cohort)
+
+
 @pytest.mark.parametrize("meta", [None, "{", '{"data": {}}', "[1]"])
 def test_a_checkpoint_that_cannot_say_what_it_saw_is_refused(tmp_path, meta):
     """A folder of ridge maps alone (bei-linear) skipped the check: maps fitted on the task's

@@ -13,7 +13,7 @@ from helpers.model import TINY, make_catalogue, make_cohort, pretrain_cohort
 from safetensors.torch import load_file
 
 from lcm.exceptions import ConfigError, InputDataError
-from lcm.io.run_digests import connectome_digests, decode_digests
+from lcm.io.run_digests import connectome_digests, decode_digests, matching_sketches
 from lcm.model.checkpoint import checkpoint_layout, load_checkpoint
 from lcm.model.targets import encode_targets, not_applicable
 from lcm.store.cohort import Cohort
@@ -54,6 +54,7 @@ def test_outputs_and_formats(trained) -> None:
     # Every run it saw, by content (held-out ones too), for evaluate's leakage check.
     seen = decode_digests(meta["data"]["run_digests"])
     assert np.array_equal(seen, np.unique(connectome_digests(cohort.fc))) and len(seen) == 80
+    assert matching_sketches(cohort.fc, meta["data"]["run_sketches"]).all()
     assert [g["name"] for g in meta["query_layout"]] == ["age", "sex", "handedness", "bmi"]
     history = pd.read_csv(out / "history.tsv", sep="\t")
     assert list(history.columns) == [
