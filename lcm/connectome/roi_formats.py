@@ -1,11 +1,13 @@
 """Read per-run ROI time series and connectivity matrices in the formats consortia publish.
 
 Time series ``T x R``: XCP-D TSV (header = ROI names, optional ``framewise_displacement``),
-headerless CSV, NumPy ``.npy``, MATLAB ``.mat`` (DPARSF / ABIDE-preprocessed: variable
-``ROISignals``), AFNI ``.1D`` (ABIDE Preprocessed's ``<FILE_ID>_rois_<atlas>.1D``: whitespace
-columns under a ``#`` line of ROI codes). Matrices ``R x R``: our relmat TSV (``Node`` column),
-CSV or TSV with or without names, ``.npy``, ``.mat``, ``.1D``. Formats without ROI names take
-the atlas's labels, so their column count must equal the atlas's ROI count.
+CSV without a header or with one of ROI names or column numbers (pandas' ``0,1,...``), NumPy
+``.npy``, MATLAB ``.mat`` (DPARSF / ABIDE-preprocessed: variable ``ROISignals``), AFNI
+``.1D`` (ABIDE Preprocessed's ``<FILE_ID>_rois_<atlas>.1D``: whitespace columns under a ``#``
+line of ROI codes). Matrices ``R x R``: our relmat TSV (``Node`` column), CSV or TSV with or
+without names, ``.npy``, ``.mat``, ``.1D``. A CSV or TSV header may be numpy.savetxt's
+(``# name,...``). Formats without ROI names (or numbering them only) take the atlas's labels,
+so their column count must equal the atlas's ROI count.
 
 Every problem with one file raises :class:`~lcm.exceptions.ExcludedRunError` whose message names
 the file and the fix: the run is excluded, the cohort goes on.
@@ -27,6 +29,8 @@ _V73_SIGNATURE = b"MATLAB 7.3"
 _TEXT_SEPARATORS = {".tsv": "\t", ".csv": ","}
 # Cells that are a missing value, not text: NumPy's 'nan', XCP-D's 'n/a', pandas' blank.
 _MISSING = ("nan", "n/a", "")
+# Fewest columns whose numbers 0..R-1 or 1..R alone make a first row a header.
+_MIN_NUMBERED = 3
 
 
 def read_roi_series(path: str | Path, names: list[str]) -> pd.DataFrame:
@@ -52,12 +56,19 @@ def read_roi_series(path: str | Path, names: list[str]) -> pd.DataFrame:
     path = Path(path)
     ext = path.suffix.lower()
     if ext == ".tsv":
+        skip = _comment_lines(path, "\t")
         try:
-            return pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
+            table = pd.read_csv(
+                path, sep="\t", na_values=["n/a"], keep_default_na=False, skiprows=skip
+            )
         except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
             raise ExcludedRunError(
                 f"cannot read ROI time series {path.name}: {e}", code=reason_codes.FILE_UNREADABLE
             ) from e
+        if table.shape[1]:
+            first = str(table.columns[0])
+            return table.rename(columns={table.columns[0]: _uncommented(first)})
+        return table
     if ext == ".csv":
         header, _, values = _read_text_table(path, ",")
         if header is not None:
@@ -347,17 +358,24 @@ def _read_text_table(path: Path, sep: str) -> tuple[list[str] | None, list[str] 
     """``(column names, row names, values)`` of a delimited table, names ``None`` when absent.
 
     A first row with a text cell (neither a number nor missing: ``nan``, ``n/a``, blank) is a
-    header, and so is pandas' ``,0,1,...`` (a blank cell, then the column numbers). Under a
-    header, a first column named ``Node`` (our relmat, XCP-D's) or left blank (pandas' index)
-    holds row names, whatever they are (``001``, ``0``).
+    header, and so are the column numbers pandas writes for an unnamed frame: ``0,1,...``
+    (``to_csv(index=False)``), ``,0,1,...`` (with its index) or ``1,2,...``. Leading ``#``
+    lines are comments, except a last one as wide as the table: numpy.savetxt's ``header=``,
+    read without its ``#``. Under a header, a first column named ``Node`` (our relmat,
+    XCP-D's) or left blank (pandas' index) holds row names, whatever they are (``001``, ``0``).
     """
+    skip = _comment_lines(path, sep)
     try:
-        raw = pd.read_csv(path, sep=sep, header=None, dtype=str, keep_default_na=False)
+        raw = pd.read_csv(
+            path, sep=sep, header=None, dtype=str, keep_default_na=False, skiprows=skip
+        )
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ExcludedRunError(
             f"cannot read {path.name}: {exc}", code=reason_codes.FILE_UNREADABLE
         ) from exc
     header = index = None
+    if raw.shape[0]:
+        raw.iat[0, 0] = _uncommented(str(raw.iat[0, 0]))
     if raw.shape[0] and _is_header(raw.iloc[0]):
         header = [str(c).strip() for c in raw.iloc[0]]
         raw = raw.iloc[1:]
@@ -387,11 +405,57 @@ def _is_text(cells: pd.Series) -> pd.Series:
 
 def _is_header(first: pd.Series) -> bool:
     """Whether a table's first row names its columns: a text cell (a NaN cell is a value: a
-    headerless file's first row may hold one), or pandas' blank cell then ``0, 1, ...``."""
+    headerless file's first row may hold one), or column numbers ``0, 1, ...`` or ``1, 2, ...``
+    (pandas' header of an unnamed frame), after a blank cell when pandas wrote its index.
+
+    No volume of a series nor row of a correlation matrix is exactly 0, 1, ..., R-1: read as
+    data, that row is a spike shared by every ROI, and every correlation comes out near 1.
+    """
     if _is_text(first).any():
         return True
     cells = [str(c).strip() for c in first]
-    return len(cells) > 1 and cells[0] == "" and _numbering(cells[1:])
+    if cells[:1] == [""]:
+        return len(cells) > 1 and _numbering(cells[1:])
+    # Three columns at least: a toy table's first row may be the integers 1, 2.
+    return len(cells) >= _MIN_NUMBERED and _numbering(cells)
+
+
+def _uncommented(cell: str) -> str:
+    """A first header cell less numpy.savetxt's comment mark (``# Precentral_L``)."""
+    return cell[1:].strip() if cell.startswith("#") else cell
+
+
+def _comment_lines(path: Path, sep: str) -> list[int]:
+    """The lines (0-based) of a delimited table's leading ``#`` lines that are comments.
+
+    All of them, except a last one with as many cells as the first row below it: the header
+    numpy.savetxt writes with ``header=`` (``# Precentral_L,Precentral_R,...``).
+
+    Raises
+    ------
+    ExcludedRunError
+        When the file cannot be read.
+    """
+    marked: dict[int, str] = {}
+    first = None
+    try:
+        with path.open(encoding="utf-8-sig") as handle:
+            for number, line in enumerate(handle):
+                text = line.strip()
+                if text.startswith("#"):
+                    marked[number] = text
+                elif text:
+                    first = text
+                    break
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExcludedRunError(
+            f"cannot read {path.name}: {exc}", code=reason_codes.FILE_UNREADABLE
+        ) from exc
+    lines = list(marked)
+    if lines and first is not None:
+        if len(marked[lines[-1]].split(sep)) == len(first.split(sep)):
+            return lines[:-1]
+    return lines
 
 
 def _check_series_shape(path: Path, values: np.ndarray, n_rois: int) -> None:

@@ -268,6 +268,47 @@ def test_folder_of_series_files(tmp_path: Path, names) -> None:
     )
 
 
+def test_series_as_pandas_and_numpy_write_them(tmp_path: Path, names) -> None:
+    """The usual ways to save a run to text give its connectome: pandas' ``to_csv(index=False)``
+    (first row ``0,1,...``: it was read as a volume, 62 volumes and every r near 1) and
+    numpy.savetxt with ``header=`` (``# Precentral_L,...``: refused as another atlas)."""
+    root = tmp_path / "series"
+    root.mkdir()
+    data = roi_series(seed=5)
+    np.save(root / "sub-01.npy", data)
+    pd.DataFrame(data).to_csv(root / "sub-02.csv", index=False)
+    pd.DataFrame(data, columns=range(1, 117)).to_csv(root / "sub-03.csv", index=False)
+    np.savetxt(root / "sub-04.csv", data, delimiter=",", header=",".join(names))
+    np.savetxt(root / "sub-05.tsv", data, delimiter="\t", header="\t".join(names))
+    qc = _timeseries_qc(tmp_path, root, repetition_time=T_R)
+    assert qc["included"].all(), qc["reason"].to_dict()
+    assert (qc["n_volumes"] == N_VOL).all()
+    _, reference = read_relmat(qc.loc["01", "relmat"])
+    for sub in ("02", "03", "04", "05"):
+        got, fc = read_relmat(qc.loc[sub, "relmat"])
+        assert got == names
+        np.testing.assert_allclose(fc, reference, atol=1e-9)
+
+
+def test_matrices_as_pandas_and_numpy_write_them(tmp_path: Path, names) -> None:
+    """A connectome saved with ``to_csv(index=False)`` (refused as 117 x 116, not square) or
+    numpy.savetxt's ``header=`` (refused as another atlas's names) is imported."""
+    mats = tmp_path / "mats"
+    mats.mkdir()
+    fc = roi_fc(seed=3)
+    pd.DataFrame(fc).to_csv(mats / "sub-01.csv", index=False)
+    pd.DataFrame(fc).to_csv(mats / "sub-02.tsv", sep="\t", index=False)
+    np.savetxt(mats / "sub-03.csv", fc, delimiter=",", header=",".join(names), fmt="%.17g")
+    manifest = tmp_path / "ingest" / "manifest.parquet"
+    ingest("pcp", "connectome", mats, manifest)
+    qc = imported_qc(tmp_path, manifest)
+    assert qc["included"].to_dict() == {"01": True, "02": True, "03": True}, qc["reason"]
+    for sub in ("01", "02", "03"):
+        got, matrix = read_relmat(qc.loc[sub, "relmat"])
+        assert got == names
+        np.testing.assert_allclose(matrix, fc, atol=1e-9)
+
+
 def test_folder_of_abide_preprocessed_files(tmp_path: Path, names, caplog) -> None:
     """ABIDE Preprocessed as nilearn's fetch_abide_pcp saves it: <FILE_ID>_rois_<atlas>.1D
     for several atlases in one folder. The files' atlas is their seg: with atlas.seg aal the

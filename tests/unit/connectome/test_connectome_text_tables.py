@@ -2,8 +2,9 @@
 
 A NaN in a headerless file's first row is a value (np.savetxt writes an empty ROI so), not a
 header; a first column under a blank or ``Node`` header cell holds row names whatever they are
-(pandas' 0..R-1, XCP-D's ``001``); a Fisher z matrix is refused with the conversion, never
-told to set its diagonal alone.
+(pandas' 0..R-1, XCP-D's ``001``); pandas' column numbers (``to_csv(index=False)``) and
+numpy.savetxt's ``# name,...`` are headers; a Fisher z matrix is refused with the conversion,
+never told to set its diagonal alone.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pandas as pd
 import pytest
 
 from lcm.connectome.imported import check_connectome
-from lcm.connectome.roi_formats import read_matrix, read_roi_series
+from lcm.connectome.roi_formats import check_roi_names, read_matrix, read_roi_series
 from lcm.exceptions import ExcludedRunError
 from lcm.io.relmat import write_relmat
 
@@ -91,3 +92,81 @@ def test_fisher_z_matrices_are_refused_with_the_conversion() -> None:
     with pytest.raises(ExcludedRunError, match=r"diagonal value 0\.5") as refused:
         check_connectome(made, "r.npy", 5, "x")
     assert "Fisher" not in refused.value.message
+
+
+# -- headers as pandas and numpy write them (a real-shaped run: 200 volumes x 94 ROIs) --------
+
+AAL2_LIKE = [f"ROI_{i:02d}" for i in range(94)]
+
+
+def _run(seed: int = 1) -> np.ndarray:
+    """200 volumes x 94 ROIs sharing one signal, at a BOLD scale."""
+    rng = np.random.default_rng(seed)
+    shared = rng.standard_normal((200, 1))
+    return 1000 + 10 * (shared * rng.uniform(0.5, 1.5, 94) + rng.standard_normal((200, 94)))
+
+
+@pytest.mark.parametrize("sep, ext", [(",", ".csv"), ("\t", ".tsv")])
+@pytest.mark.parametrize("start", [0, 1])
+def test_pandas_column_numbers_are_a_header(tmp_path: Path, sep: str, ext: str, start) -> None:
+    """``pd.DataFrame(x).to_csv(f, index=False)`` writes ``0,1,...,93`` first: a header of
+    column numbers, not a volume (read as one, every ROI shared a spike: 201 volumes, mean r
+    1.000 on HCP data) nor a 95th matrix row (95 x 94, refused as not square)."""
+    series, columns = _run(), range(start, start + 94)
+    pd.DataFrame(series, columns=columns).to_csv(tmp_path / f"ts{ext}", sep=sep, index=False)
+    table = read_roi_series(tmp_path / f"ts{ext}", AAL2_LIKE)
+    assert table.shape == (200, 94)
+    assert list(table.columns) == [str(c) for c in columns]
+    np.testing.assert_allclose(table.to_numpy(np.float64), series, rtol=1e-12)
+    fc = np.corrcoef(series.T)
+    pd.DataFrame(fc, columns=columns).to_csv(tmp_path / f"fc{ext}", sep=sep, index=False)
+    names, matrix = read_matrix(tmp_path / f"fc{ext}")
+    assert names == [str(c) for c in columns] and matrix.shape == (94, 94)
+    np.testing.assert_allclose(check_connectome(matrix, f"fc{ext}", 94, "aal2"), fc, atol=1e-12)
+    check_roi_names(names, AAL2_LIKE, f"fc{ext}", "aal2")  # numbers name no other atlas
+
+
+def test_only_exact_column_numbers_are_a_header(tmp_path: Path) -> None:
+    """A first row of numbers that are values stays a volume: the same numbers as floats
+    (numpy.savetxt of 0..93), column numbers out of order, or a toy table's ``1,2``."""
+    series = _run()
+    first = np.arange(94.0)
+    np.savetxt(tmp_path / "floats.csv", np.vstack([first, series]), delimiter=",")
+    table = read_roi_series(tmp_path / "floats.csv", AAL2_LIKE)
+    assert table.shape == (201, 94) and table.iloc[0].tolist() == first.tolist()
+    shuffled = ",".join(map(str, [1, 0, *range(2, 94)]))
+    body = "\n".join(",".join(map(str, row)) for row in series)
+    (tmp_path / "shuffled.csv").write_text(f"{shuffled}\n{body}\n")
+    assert read_roi_series(tmp_path / "shuffled.csv", AAL2_LIKE).shape == (201, 94)
+    (tmp_path / "toy.csv").write_text("1,2\n3,4\n")
+    assert read_roi_series(tmp_path / "toy.csv", ["A", "B"]).to_numpy().tolist() == [
+        [1, 2],
+        [3, 4],
+    ]
+
+
+@pytest.mark.parametrize("sep, ext", [(",", ".csv"), ("\t", ".tsv")])
+def test_numpy_savetxt_header_is_read_without_its_mark(tmp_path: Path, sep: str, ext) -> None:
+    """``np.savetxt(f, x, header=...)`` writes ``# Precentral_L,...``: the names with numpy's
+    comment mark (refused as another parcellation's names, first ``'# Precentral_L'``). A
+    ``#`` line of another width above it is a comment."""
+    series, fc = _run(), np.corrcoef(_run().T)
+    header = sep.join(AAL2_LIKE)
+    np.savetxt(tmp_path / f"ts{ext}", series, delimiter=sep, header=header)
+    assert (tmp_path / f"ts{ext}").read_text().startswith("# ROI_00")
+    table = read_roi_series(tmp_path / f"ts{ext}", AAL2_LIKE)
+    assert list(table.columns) == AAL2_LIKE and table.shape == (200, 94)
+    np.testing.assert_allclose(table.to_numpy(np.float64), series, rtol=1e-12)
+    check_roi_names(list(table.columns), AAL2_LIKE, f"ts{ext}", "aal2")
+    described = f"FC of sub-01{sep} AAL2\n{header}"  # two lines, the first a comment
+    np.savetxt(tmp_path / f"fc{ext}", fc, delimiter=sep, header=described)
+    names, matrix = read_matrix(tmp_path / f"fc{ext}")
+    assert names == AAL2_LIKE and np.allclose(matrix, fc)
+    # A comment alone leaves a headerless table, its first row a volume.
+    np.savetxt(tmp_path / f"bare{ext}", fc, delimiter=sep, header="made by numpy")
+    names, matrix = read_matrix(tmp_path / f"bare{ext}")
+    assert names is None and np.allclose(matrix, fc)
+    # Column numbers behind the mark are a header of numbers, as without it.
+    np.savetxt(tmp_path / f"num{ext}", fc, delimiter=sep, header=sep.join(map(str, range(94))))
+    names, matrix = read_matrix(tmp_path / f"num{ext}")
+    assert names == [str(i) for i in range(94)] and np.allclose(matrix, fc)
