@@ -68,6 +68,7 @@ MATRIX_NONFINITE = "matrix_nonfinite"
 MATRIX_DIAGONAL = "matrix_diagonal"
 MATRIX_ASYMMETRIC = "matrix_asymmetric"
 MATRIX_OUT_OF_RANGE = "matrix_out_of_range"
+FC_DEGENERATE = "fc_degenerate"
 
 # Every code (the validator's as its prefix).
 CODES = frozenset(v for k, v in dict(globals()).items() if k.isupper() and isinstance(v, str))

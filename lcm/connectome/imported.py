@@ -30,7 +30,7 @@ from lcm.bids.manifest import read_manifest
 from lcm.bids.runs import run_ids_from_key
 from lcm.bids.selection import select_parcellation
 from lcm.connectome.outputs import ensure_dataset_description
-from lcm.connectome.qc import new_qc, qc_frame
+from lcm.connectome.qc import check_fc_spread, new_qc, qc_frame
 from lcm.connectome.roi_formats import atlas_order, check_roi_names, read_matrix
 from lcm.exceptions import ExcludedRunError
 from lcm.io.atomic import write_tsv
@@ -56,9 +56,10 @@ def check_connectome(matrix: np.ndarray, name: str, n_rois: int, atlas: str) -> 
     """Check that ``matrix`` is an ``R x R`` Pearson correlation matrix of the atlas's ROIs.
 
     Square, ``R`` = the atlas's ROI count, finite, symmetric within
-    :data:`SYMMETRY_TOLERANCE`, values in [-1, 1], and 1 on the diagonal except for empty ROIs
+    :data:`SYMMETRY_TOLERANCE`, values in [-1, 1], 1 on the diagonal except for empty ROIs
     (a row and column of zeros, as the connectome stage writes them; a row and column of NaN,
-    as XCP-D writes a parcel below its coverage threshold, becomes one).
+    as XCP-D writes a parcel below its coverage threshold, becomes one), and not every ROI
+    correlated near 1 (:func:`lcm.connectome.qc.check_fc_spread`).
 
     Parameters
     ----------
@@ -143,6 +144,7 @@ def check_connectome(matrix: np.ndarray, name: str, n_rois: int, atlas: str) -> 
             f"on the diagonal (0 only for an empty ROI whose whole row is 0): {fix}",
             code=reason_codes.MATRIX_DIAGONAL,
         )
+    check_fc_spread(m, name)
     return (m + m.T) / 2
 
 

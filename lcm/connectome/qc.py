@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lcm import reason_codes
 from lcm.bids.runs import RunIds
-from lcm.exceptions import ConfigError, InputDataError
+from lcm.exceptions import ConfigError, ExcludedRunError, InputDataError
 from lcm.io.atomic import write_tsv
 from lcm.io.derivatives import exclusion_reasons
 
@@ -134,6 +135,51 @@ def _summaries(record: dict[str, Any]) -> dict[str, Any]:
 
 
 _DENOISE_COLUMNS = ("strategy", "fd_threshold", "dvars_threshold", "standardize")
+
+# Mean correlation between ROIs above which a run's connectome is one signal in every ROI. Real
+# runs stay well below, even with a strong global signal left in (mean r ~0.9); a row read as
+# data that is no volume (0..R-1 against a raw BOLD scale) is a spike every ROI shares: r ~ 1.
+DEGENERATE_MEAN_R = 0.99
+# Fewest non-empty ROIs the rule judges: two ROIs may truly correlate at 0.99.
+_DEGENERATE_MIN_ROIS = 3
+
+
+def check_fc_spread(fc: np.ndarray, name: str) -> None:
+    """Refuse a Pearson connectome whose ROIs all correlate near 1 (:data:`DEGENERATE_MEAN_R`).
+
+    Every ROI carrying the same signal is no brain: the file was mis-read (or written so), and
+    stored as is it would pass for a run. Empty ROIs (rows of 0) are left out of the mean.
+    Applied to the runs read from files (ROI time series, imported connectomes), where such a
+    row or copy can come in; voxel runs are parcellated here from the BOLD itself.
+
+    Parameters
+    ----------
+    fc : ndarray, shape (R, R)
+        Pearson r, 1 on the diagonal of non-empty ROIs.
+    name : str
+        The run's file, for the message.
+
+    Raises
+    ------
+    ExcludedRunError
+        ``fc_degenerate``, naming the file, the mean r and what to check.
+    """
+    fc = np.asarray(fc, dtype=np.float64)
+    keep = np.flatnonzero(fc.any(axis=1))
+    if keep.size < _DEGENERATE_MIN_ROIS:
+        return
+    sub = fc[np.ix_(keep, keep)]
+    mean_r = float(sub[~np.eye(keep.size, dtype=bool)].mean())
+    if mean_r <= DEGENERATE_MEAN_R:
+        return
+    raise ExcludedRunError(
+        f"{name}: its {keep.size} ROIs all correlate near 1 (mean r between ROIs {mean_r:.4f} > "
+        f"{DEGENERATE_MEAN_R}), as if every ROI held one signal: no real run does. Check the "
+        "file for a row that is no volume read as data (column numbers saved as numbers, e.g. "
+        "1.0,2.0,...) or one series copied to every ROI; save one row per volume, under a "
+        "header of ROI names or none",
+        code=reason_codes.FC_DEGENERATE,
+    )
 
 
 def qc_frame(records: list[dict[str, Any]]) -> pd.DataFrame:

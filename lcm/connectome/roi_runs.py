@@ -36,8 +36,8 @@ from lcm.connectome.denoise import (
 )
 from lcm.connectome.matrices import write_run_matrices
 from lcm.connectome.outputs import ensure_dataset_description
-from lcm.connectome.qc import check_windows, new_qc, qc_frame
-from lcm.connectome.relmat import window_starts
+from lcm.connectome.qc import check_fc_spread, check_windows, new_qc, qc_frame
+from lcm.connectome.relmat import pearson_fc, window_starts
 from lcm.connectome.roi_formats import atlas_order, check_roi_names, read_roi_series
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
 from lcm.exceptions import ExcludedRunError
@@ -133,6 +133,7 @@ def _process_row(
     try:
         signals, empty = _clean_series(Path(row["path"]), t_r, atlas, settings, facts, warned)
         _check_windows_vary(signals, empty, connectome, atlas.names)
+        check_fc_spread(pearson_fc(signals, empty), Path(row["path"]).name)
     except ExcludedRunError as exc:
         log.warning("%s %s excluded: %s", dataset, ids.run_key, exc.message)
         return new_qc(dataset, ids, applied, reason=exc.message, reason_code=exc.code, **facts)

@@ -1,6 +1,6 @@
 """Hostile and careless input data (issue 14): absurd NIfTI headers, dropout volumes, imported
-matrices out of range. Each bad run is excluded with its reason (or fails in one line) and the
-runs beside it keep their outputs."""
+matrices out of range, files whose ROIs all carry one signal. Each bad run is excluded with its
+reason (or fails in one line) and the runs beside it keep their outputs."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from lcm.bids.nifti_header import read_bold_header as read_ingest_header
 from lcm.commands import connectome as connectome_cmd
 from lcm.connectome.bold_stream import read_bold_header
 from lcm.connectome.parcellate import parcellate_file
+from lcm.connectome.qc import check_fc_spread
 from lcm.connectome.settings import DenoiseSettings
 from lcm.connectome.voxel_run import process_voxel_run
 from lcm.exceptions import ExcludedRunError
@@ -250,18 +251,10 @@ def _roi_series(n_vol: int = 61, n_rois: int = 116, seed: int = 0) -> np.ndarray
     return 50 + shared * rng.uniform(0.5, 1.5, n_rois) + rng.standard_normal((n_vol, n_rois))
 
 
-def test_dropout_volume_is_scrubbed_in_roi_timeseries(tmp_path: Path, atlas) -> None:
-    root = tmp_path / "series"
-    root.mkdir()
-    series = _roi_series()
-    np.save(root / "sub-01.npy", series)
-    dropped = series.copy()
-    dropped[30] = 0.0
-    np.save(root / "sub-02.npy", dropped)
-    write_json(root / "sub-01.json", {"RepetitionTime": T_R})
-    write_json(root / "sub-02.json", {"RepetitionTime": T_R})
+def _series_qc(tmp_path: Path, root: Path, **ingest_kw) -> pd.DataFrame:
+    """``lcm connectome timeseries`` (atlas aal116) of a folder of series: its QC, by subject."""
     manifest = tmp_path / "ingest" / "manifest.parquet"
-    ingest("files", "roi_timeseries", root, manifest)
+    ingest("files", "roi_timeseries", root, manifest, **ingest_kw)
     qc_path = tmp_path / "qc.tsv"
     denoise = {"high_pass": 0.01, "low_pass": 0.1, "detrend": True, "min_volumes": 40}
     rc = cli(
@@ -284,7 +277,20 @@ def test_dropout_volume_is_scrubbed_in_roi_timeseries(tmp_path: Path, atlas) -> 
         ],
     )
     assert rc == 0
-    qc = read_qc_table(qc_path).set_index("subject")
+    return read_qc_table(qc_path).set_index("subject")
+
+
+def test_dropout_volume_is_scrubbed_in_roi_timeseries(tmp_path: Path, atlas) -> None:
+    root = tmp_path / "series"
+    root.mkdir()
+    series = _roi_series()
+    np.save(root / "sub-01.npy", series)
+    dropped = series.copy()
+    dropped[30] = 0.0
+    np.save(root / "sub-02.npy", dropped)
+    write_json(root / "sub-01.json", {"RepetitionTime": T_R})
+    write_json(root / "sub-02.json", {"RepetitionTime": T_R})
+    qc = _series_qc(tmp_path, root)
     assert qc["included"].all()
     assert qc.loc["02", "n_dropout_volumes"] == 1 and qc.loc["01", "n_dropout_volumes"] == 0
     assert qc.loc["02", "n_volumes_kept"] == 60 and qc.loc["01", "n_volumes_kept"] == 61
@@ -321,3 +327,75 @@ def test_imported_r_outside_unit_range_excludes_that_run(tmp_path: Path, atlas) 
     assert "sub-02.npy has values outside [-1, 1] (max |r| = 5)" in qc.loc["02", "reason"]
     assert qc.loc["02", "relmat"] == ""
     np.testing.assert_allclose(read_relmat(qc.loc["01", "relmat"])[1], good, atol=1e-12)
+
+
+# -- one signal in every ROI: a file mis-read ---------------------------------------------------
+
+
+def _bold_scale_series(n_vol: int = 200, global_gain: float = 1.0, seed: int = 0) -> np.ndarray:
+    """ROI series as raw BOLD means are (around 10000), sharing one signal ``global_gain``
+    times as strong as each ROI's own."""
+    rng = np.random.default_rng(seed)
+    shared = global_gain * rng.standard_normal((n_vol, 1))
+    own = rng.standard_normal((n_vol, 116))
+    return 10000 + 10 * (shared * rng.uniform(0.5, 1.5, 116) + own)
+
+
+def test_series_whose_rois_all_correlate_near_1_are_excluded(tmp_path: Path) -> None:
+    """A row that is no volume (column numbers saved as numbers, 0.0 .. 115.0) is a spike of
+    -10000 in every ROI: read as data, every r is ~1 (mean 0.9999), stored silently before.
+    So is one series copied to every ROI. A strong global signal (mean r ~0.93) is a run."""
+    root = tmp_path / "series"
+    root.mkdir()
+    data = _bold_scale_series()
+    np.save(root / "sub-01.npy", data)
+    np.savetxt(root / "sub-02.csv", np.vstack([np.arange(116.0), data]), delimiter=",")
+    copied = data[:, :1] + np.random.default_rng(1).normal(0, 1e-3, data.shape)
+    np.save(root / "sub-03.npy", copied)
+    np.save(root / "sub-04.npy", _bold_scale_series(global_gain=5.0, seed=2))
+    qc = _series_qc(tmp_path, root, repetition_time=T_R)
+    assert qc["included"].to_dict() == {"01": True, "02": False, "03": False, "04": True}
+    assert qc.loc[["02", "03"], "reason_code"].tolist() == ["fc_degenerate"] * 2
+    reason = qc.loc["02", "reason"]
+    assert reason.startswith("sub-02.csv: its 116 ROIs all correlate near 1 (mean r between ROIs")
+    assert "a row that is no volume read as data" in reason and "header of ROI names" in reason
+    assert qc.loc["02", "n_volumes"] == 201 and qc.loc["02", "relmat"] == ""
+    strong = read_relmat(qc.loc["04", "relmat"])[1]
+    assert 0.85 < _mean_abs_r(strong) < 0.99
+
+
+def test_imported_matrix_with_every_r_near_1_excludes_that_run(tmp_path: Path, atlas) -> None:
+    names = atlas.labels["name"].tolist()
+    mats = tmp_path / "mats"
+    mats.mkdir()
+    good = np.corrcoef(_bold_scale_series().T)
+    write_relmat(mats / "sub-01.tsv", names, good)
+    misread = np.vstack([np.arange(116.0), _bold_scale_series()])
+    np.save(mats / "sub-02.npy", np.corrcoef(misread.T))
+    np.save(mats / "sub-03.npy", np.ones((116, 116)))  # a binary mask saved for r
+    manifest = tmp_path / "ingest" / "manifest.parquet"
+    ingest("pcp", "connectome", mats, manifest)
+    qc = imported_qc(tmp_path, manifest)
+    assert qc["included"].to_dict() == {"01": True, "02": False, "03": False}
+    assert qc.loc[["02", "03"], "reason_code"].tolist() == ["fc_degenerate"] * 2
+    assert (
+        "sub-03.npy: its 116 ROIs all correlate near 1 (mean r between ROIs 1.0000"
+        in (qc.loc["03", "reason"])
+    )
+
+
+def test_degenerate_rule_leaves_empty_rois_and_pairs_out() -> None:
+    """Empty ROIs (rows of 0) are no part of the mean; two ROIs may truly correlate at 0.995."""
+    near = np.full((6, 6), 0.995)
+    np.fill_diagonal(near, 1.0)
+    with pytest.raises(ExcludedRunError, match=r"m\.npy: its 6 ROIs all correlate near 1"):
+        check_fc_spread(near, "m.npy")
+    empty = near.copy()
+    empty[:3, :] = empty[:, :3] = 0.0  # three empty ROIs: 3 left, still one signal
+    with pytest.raises(ExcludedRunError, match="its 3 ROIs"):
+        check_fc_spread(empty, "m.npy")
+    empty[:4, :] = empty[:, :4] = 0.0
+    check_fc_spread(empty, "m.npy")
+    below = np.full((6, 6), 0.99)
+    np.fill_diagonal(below, 1.0)
+    check_fc_spread(below, "m.npy")
