@@ -3,7 +3,8 @@
 A glass-brain-like view without a template download: three orthogonal projections (sagittal,
 coronal, axial) of the ROI centroids in MNI millimetres, each ROI a disc whose colour and size
 grow with its mean attention. Centroids come from the atlas (its labels' x, y, z, else its
-image: ``Atlas.centroids``).
+image: ``Atlas.centroids``); an atlas given by its labels alone has none, and its section lists
+the ROIs attended most without a map.
 """
 
 from __future__ import annotations
@@ -46,6 +47,15 @@ def mean_query_attention(attention: pd.DataFrame, query: str, roi_names: list[st
     return rows[list(roi_names)].to_numpy(dtype=float).mean(axis=0)
 
 
+def placed(centroids: np.ndarray) -> np.ndarray:
+    """Which ROIs have coordinates to draw: a row of ``centroids`` ``[R, 3]`` with no NaN.
+
+    None has for an atlas given by its labels alone (no image, no ``x, y, z``).
+    """
+    centroids = np.asarray(centroids, dtype=float).reshape(-1, 3)
+    return np.isfinite(centroids).all(axis=1)
+
+
 def attention_brain_figure(
     weights: np.ndarray,
     centroids: np.ndarray,
@@ -69,11 +79,19 @@ def attention_brain_figure(
     Returns
     -------
     matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        ``weights`` and ``centroids`` differ in length, or no centroid is finite (a labels-only
+        atlas: callers check :func:`placed` first and say why there is no map).
     """
     weights = np.asarray(weights, dtype=float)
     if weights.shape != (len(centroids),):
         raise ValueError(f"weights {weights.shape} vs {len(centroids)} centroids")
-    ok = np.isfinite(centroids).all(axis=1)
+    ok = placed(centroids)
+    if not ok.any():
+        raise ValueError("no ROI has coordinates: nothing to draw (see placed())")
     order = np.argsort(weights[ok])  # strongest drawn last, on top
     xyz, w = centroids[ok][order], weights[ok][order]
     uniform = 1.0 / len(weights)  # attention spread evenly over the ROIs
@@ -159,7 +177,9 @@ def attention_section(paths: list[str | Path], atlas: Atlas) -> str:
     Returns
     -------
     str
-        A self-contained fragment (figures as base64 PNG); empty when ``paths`` is empty.
+        A self-contained fragment (figures as base64 PNG); empty when ``paths`` is empty. A task
+        whose ROIs have no coordinates (a labels-only atlas) gets its top ROIs and a note saying
+        why there is no map.
     """
     # Imported here: lcm.report.html does not import this module, so no cycle.
     from lcm.report.html import img_tag
@@ -182,6 +202,9 @@ def attention_section(paths: list[str | Path], atlas: Atlas) -> str:
         if label is None:
             parts.append(f'<p class="note">{html.escape(str(path))}: not a finetuned model.</p>')
             continue
+        if not rois:
+            parts.append(f'<p class="note">{html.escape(str(path))}: no ROI columns.</p>')
+            continue
         missing = [r for r in rois if r not in by_name]
         if missing:
             parts.append(
@@ -189,17 +212,25 @@ def attention_section(paths: list[str | Path], atlas: Atlas) -> str:
                 f"{html.escape(atlas.name)}: no brain map.</p>"
             )
             continue
-        centroids = np.array([by_name[r] for r in rois])
+        centroids = np.array([by_name[r] for r in rois], dtype=float)
+        # A labels-only atlas places no ROI: the weights are still listed, the map is not drawn.
+        drawn = bool(placed(centroids).any())
+        parts.extend(_unplaced_note(centroids, atlas.name))
         if label.get("probe"):
-            parts.extend(_probe_map(frame, rois, centroids, task, label["probe"]))
+            parts.extend(_probe_map(frame, rois, centroids, task, label["probe"], drawn))
             continue
         for level in label["levels"]:
             query = f"{label['name']}={level}"
-            weights = mean_query_attention(frame, query, rois)
+            try:
+                weights = mean_query_attention(frame, query, rois)
+            except KeyError:  # no run of the task was embedded with this query
+                parts.append(f'<p class="note">No run attends with {html.escape(query)}.</p>')
+                continue
             n_runs = int((frame["query"] == query).sum())
-            title = f"{task}: query '{query}' ({n_runs} runs)"
-            fig = attention_brain_figure(weights, centroids, title, roi_names=rois)
-            parts.append(img_tag(figure_png(fig), f"{task} attention of {query}"))
+            if drawn:
+                title = f"{task}: query '{query}' ({n_runs} runs)"
+                fig = attention_brain_figure(weights, centroids, title, roi_names=rois)
+                parts.append(img_tag(figure_png(fig), f"{task} attention of {query}"))
             top = np.argsort(weights)[::-1][:5]
             listed = ", ".join(f"{rois[i]} ({weights[i] * len(rois):.1f}x)" for i in top)
             parts.append(
@@ -208,17 +239,37 @@ def attention_section(paths: list[str | Path], atlas: Atlas) -> str:
     return "\n".join(parts)
 
 
+def _unplaced_note(centroids: np.ndarray, atlas: str) -> list[str]:
+    """A note when some or all ROIs have no coordinates (not drawn), else nothing."""
+    where = placed(centroids)
+    if where.all():
+        return []
+    if not where.any():
+        return [
+            f'<p class="note">No brain map: atlas {html.escape(atlas)} has no ROI coordinates '
+            "(it is given by its labels alone, with neither an image nor x, y, z columns); the "
+            "ROIs attended most are listed instead.</p>"
+        ]
+    return [
+        f'<p class="note">{int((~where).sum())} of {len(where)} ROIs of atlas '
+        f"{html.escape(atlas)} have no coordinates (no x, y, z, or no voxel in its image): "
+        "they are not drawn on the map, though listed among the top ROIs.</p>"
+    ]
+
+
 def _probe_map(
     frame: pd.DataFrame,
     rois: list[str],
     centroids: np.ndarray,
     task: str,
     probe: dict[str, Any],
+    drawn: bool = True,
 ) -> list[str]:
     """HTML parts for a linear-probe model: its BEI queries' attention weighted by |coefficient|.
 
     A probe has no diagnosis query: it reads the pretrained BEI heads (``method: probe``), so
     where it looks is where the queries it leans on look, in proportion to their weights.
+    ``drawn`` False (no ROI has coordinates): the top ROIs without the map.
     """
     from lcm.report.html import img_tag
     from lcm.report.plots import figure_png
@@ -233,13 +284,16 @@ def _probe_map(
     if total == 0:
         return ['<p class="note">The probe gives every BEI query a weight of 0: no map.</p>']
     weights = sum(abs(c) * mean_query_attention(frame, q, rois) for q, c in coef.items()) / total
-    title = f"{task}: BEI queries weighted by |probe coefficient|"
-    fig = attention_brain_figure(weights, centroids, title, roi_names=rois)
     listed = ", ".join(f"{q} {c:+.2f}" for q, c in sorted(coef.items(), key=lambda kv: -abs(kv[1])))
     top = np.argsort(weights)[::-1][:5]
     rois_listed = ", ".join(f"{rois[i]} ({weights[i] * len(rois):.1f}x)" for i in top)
+    image = []
+    if drawn:
+        title = f"{task}: BEI queries weighted by |probe coefficient|"
+        fig = attention_brain_figure(weights, centroids, title, roi_names=rois)
+        image = [img_tag(figure_png(fig), f"{task} attention of the probe's BEI queries")]
     return [
-        img_tag(figure_png(fig), f"{task} attention of the probe's BEI queries"),
+        *image,
         f'<p class="note">The diagnosis is a linear probe of the pretrained BEI heads '
         f"(standardised coefficients: {html.escape(listed)}); the map averages those queries' "
         f"attention in proportion to |coefficient|. Top ROIs: {html.escape(rois_listed)}.</p>",

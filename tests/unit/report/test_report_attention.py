@@ -14,10 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 from helpers.report import run_report
 
-from lcm.atlas import atlas_files, load_atlas
+from lcm.atlas import NO_SPACE, Atlas, atlas_files, labels_only_atlas, load_atlas
 from lcm.exceptions import InputDataError
 from lcm.io.provenance import provenance_path
-from lcm.report.attention import attention_section, read_attention
+from lcm.report.attention import attention_brain_figure, attention_section, read_attention
 
 LABEL = {"name": "autism", "levels": ["control", "autism"], "positive": "autism"}
 
@@ -98,6 +98,81 @@ def test_report_embeds_the_brain_maps(inputs, tmp_path, atlas):
     plain = run_report(inputs, tmp_path / "plain")["html"]
     assert 'id="attention"' not in plain.read_text()
     assert not atlas_inputs & set(json.loads(provenance_path(plain).read_text())["Sources"])
+
+
+@pytest.fixture(scope="module")
+def labels_only(tmp_path_factory, atlas):
+    """aal116's names in a labels TSV alone: an atlas with no image and no coordinates."""
+    path = tmp_path_factory.mktemp("labels") / "labels.tsv"
+    atlas.labels[["index", "name"]].to_csv(path, sep="\t", index=False)
+    return labels_only_atlas("mine", path)
+
+
+def test_an_atlas_without_coordinates_lists_the_top_rois_without_a_map(tmp_path, labels_only):
+    """Every centroid of a labels-only atlas is NaN: drawing them raised on an empty array
+    (``w.max()``), and the report was not written."""
+    names = labels_only.roi_names
+    path = tmp_path / "task-autism_attention.parquet"
+    _attention_table(path, names)
+    section = attention_section([path], labels_only)
+    assert "<img" not in section
+    assert "No brain map: atlas mine has no ROI coordinates" in section
+    assert "given by its labels alone" in section
+    assert section.count("Top ROIs of autism=") == 2
+    assert f"{names[0]} (" in section and f"{names[5]} (" in section
+
+
+@pytest.mark.slow
+def test_report_is_written_with_an_atlas_given_by_labels_alone(inputs, tmp_path, labels_only):
+    path = tmp_path / "task-autism_attention.parquet"
+    _attention_table(path, labels_only.roi_names)
+    labels = labels_only.files[0]
+    extra = ["--attention", str(path), "--atlas", "mine", "--atlas-labels", labels]
+    page = run_report(inputs, tmp_path / "report", extra)["html"].read_text()
+    assert 'id="attention"' in page and "has no ROI coordinates" in page
+    assert "Top ROIs of autism=autism" in page and 'id="qc"' in page
+
+
+def test_a_probe_on_an_atlas_without_coordinates_keeps_its_coefficients(tmp_path, labels_only):
+    path = tmp_path / "task-autism_attention.parquet"
+    _attention_table(path, labels_only.roi_names, label={**LABEL, "levels": []})
+    probe = {"features": "bei", "coef": {"age": 2.0, "sex=M": -0.5}}
+    table = pq.read_table(path)
+    meta = {**table.schema.metadata, b"lcm.label": json.dumps({**LABEL, "probe": probe}).encode()}
+    pq.write_table(table.replace_schema_metadata(meta), path)
+    section = attention_section([path], labels_only)
+    assert "<img" not in section and "has no ROI coordinates" in section
+    assert "age +2.00, sex=M -0.50" in section and "Top ROIs:" in section
+
+
+def test_rois_without_coordinates_are_left_off_the_map_and_said_so(tmp_path):
+    names = [f"roi{i}" for i in range(9)]
+    xyz = np.random.default_rng(1).uniform(-60, 60, size=(9, 3))
+    xyz[[2, 7]] = np.nan
+    labels = pd.DataFrame({"index": range(1, 10), "name": names})
+    labels[["x", "y", "z"]] = xyz
+    partial = Atlas(name="part", img=None, labels=labels, space=NO_SPACE)
+    path = tmp_path / "task-autism_attention.parquet"
+    _attention_table(path, names)
+    section = attention_section([path], partial)
+    assert section.count("<img") == 2
+    assert "2 of 9 ROIs of atlas part have no coordinates" in section
+
+
+def test_the_figure_refuses_centroids_it_cannot_draw():
+    with pytest.raises(ValueError, match="no ROI has coordinates"):
+        attention_brain_figure(np.full(3, 1 / 3), np.full((3, 3), np.nan), "t")
+
+
+def test_a_level_no_run_attends_with_is_said_not_raised(tmp_path, atlas):
+    path = tmp_path / "task-autism_attention.parquet"
+    _attention_table(path, atlas.roi_names)
+    table = pq.read_table(path)
+    levels = {**LABEL, "levels": ["control", "autism", "asperger"]}
+    meta = {**table.schema.metadata, b"lcm.label": json.dumps(levels).encode()}
+    pq.write_table(table.replace_schema_metadata(meta), path)
+    section = attention_section([path], atlas)
+    assert section.count("<img") == 2 and "No run attends with autism=asperger" in section
 
 
 def test_a_probe_model_maps_the_bei_queries_it_reads(tmp_path, atlas):
