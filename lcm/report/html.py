@@ -200,7 +200,11 @@ def pretraining_section(
     if history is None:
         parts.append('<p class="note">No pretraining history was given.</p>')
         return "\n".join(parts)
-    if ssl_history is not None:
+    if ssl_history is not None and ssl_history.empty:
+        parts.append(
+            '<p class="note">The self-supervised-only history (lcm-ssl) lists no epoch.</p>'
+        )
+    elif ssl_history is not None:
         last = ssl_history.iloc[-1]
         parts.append(
             f"<h3>Self-supervised-only pretraining (lcm-ssl)</h3><p>{len(ssl_history)} epochs; "
@@ -210,6 +214,9 @@ def pretraining_section(
             img_tag(plots.figure_png(plots.loss_figure(ssl_history)), "SSL pretraining losses")
         )
         parts.append("<h3>BEI + self-supervised pretraining (lcm)</h3>")
+    if history.empty:  # a header alone: no epoch ended, no final loss nor curve to show
+        parts.append('<p class="note">The pretraining history lists no epoch.</p>')
+        return "\n".join(parts)
     last = history.iloc[-1]
     # val_loss is the mean per-variable BEI loss, not the weighted objective: set it beside
     # the same quantity on training runs (histories before train_eval_loss have none).
@@ -257,6 +264,9 @@ def qc_section(qc: pd.DataFrame | None) -> str:
     parts = ['<h2 id="qc">Quality control</h2>']
     if qc is None:
         parts.append('<p class="note">No QC tables were given.</p>')
+        return "\n".join(parts)
+    if qc.empty:  # headers alone: nothing to count or draw
+        parts.append('<p class="note">The QC tables list no run.</p>')
         return "\n".join(parts)
     parts.append("<h3>Runs per dataset</h3>")
     parts.append(table_html(qc_counts(qc)))

@@ -40,3 +40,12 @@ def test_text_sets_the_held_out_loss_beside_the_training_one() -> None:
     assert "final training objective (weighted, with the self-supervised term) 0.4000" in text
     older = pretraining_section(_history().drop(columns="train_eval_loss"))
     assert "mean BEI loss: held-out runs 0.6200" in older
+
+
+def test_a_history_of_no_epoch_gives_a_note_not_a_crash() -> None:
+    """A history TSV of its header alone has no last row to quote (IndexError before)."""
+    text = pretraining_section(_history().iloc[:0], ssl_history=_history().iloc[:0])
+    assert "The pretraining history lists no epoch." in text and "<img" not in text
+    assert "(lcm-ssl) lists no epoch" in text
+    text = pretraining_section(_history(), ssl_history=_history().iloc[:0])
+    assert "(lcm-ssl) lists no epoch" in text and text.count("<img") == 1

@@ -89,3 +89,9 @@ def test_qc_section_embeds_figures_and_exclusions() -> None:
     html = qc_section(bare)
     assert html.count("<img") == 1 and "No volume counts" in html
     assert "http" not in html  # self-contained
+
+
+def test_qc_tables_of_no_run_give_a_note_not_a_crash() -> None:
+    """Headers alone (no run reached QC): counting them per dataset raised in pandas."""
+    html = qc_section(_qc().iloc[:0])
+    assert "The QC tables list no run." in html and "<img" not in html
