@@ -1,7 +1,8 @@
 """The ``lcm`` command: one verb per workflow stage.
 
 Each verb is a thin function in ``lcm.commands.<verb>`` that runs one worker inside the error
-boundary below, which maps :mod:`lcm.exceptions` to exit codes and prints a hint.
+boundary below, which maps :mod:`lcm.exceptions` to exit codes and prints a hint; any other
+exception is logged with its traceback (to ``--log-file`` too) and exits with 1.
 """
 
 from __future__ import annotations
@@ -138,3 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         # stdout goes to devnull so the interpreter's final flush does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Exception:
+        # Not an error LCM checks for (a bug): the workflow's rules give the job's log as
+        # --log-file and leave stderr to Snakemake, so the traceback goes through the log
+        # handlers too, not only to the interpreter's stderr.
+        log.exception("lcm %s failed with an unexpected error", args.verb)
+        return 1
