@@ -298,7 +298,7 @@ def qc_reasons(qc: pd.DataFrame) -> pd.DataFrame:
 def _without_run_files(reason: str, subject: str) -> str:
     """``reason`` with each word or absolute path that names a file of ``subject``'s
     (``sub-01.csv``, ``ROISignals_0050002.mat``, ``/data/my study/sub-01/func/sub-01_bold.nii.gz``)
-    as ``<file>``.
+    as ``<file>``; the label itself (``'NAP_001'``, ``sub-01``) names no file and stays.
 
     Paths are found whole (:data:`lcm.io.derivatives.ABSOLUTE_PATH`), spaces and quotes in
     their folders included: split into words, ``/tmp/user S'1/raw study's/...`` left
@@ -310,22 +310,27 @@ def _without_run_files(reason: str, subject: str) -> str:
     parts: list[str] = []
     start = 0
     for match in ABSOLUTE_PATH.finditer(reason):
-        parts.append(_without_file_words(reason[start : match.start()], own))
+        parts.append(_without_file_words(reason[start : match.start()], own, subject))
         path = match.group()
         core = path.rstrip(".'\"")  # a closing quote or full stop is the sentence's
         named = own.search(path_name(core))
         parts.append("<file>" + path[len(core) :] if named else path)
         start = match.end()
-    parts.append(_without_file_words(reason[start:], own))
+    parts.append(_without_file_words(reason[start:], own, subject))
     return "".join(parts)
 
 
-def _without_file_words(text: str, own: re.Pattern[str]) -> str:
-    """``text`` with each space-separated word that ``own`` finds as ``<file>``."""
-    return " ".join(
-        "<file>" + w[len(w.rstrip(",:;)'\"")) :] if own.search(w.strip(",:;()'\"")) else w
-        for w in text.split(" ")
-    )
+def _without_file_words(text: str, own: re.Pattern[str], subject: str) -> str:
+    """``text`` with each space-separated word that ``own`` finds as ``<file>``, unless the
+    word is the subject's label alone (``'NAP_001'`` of an invalid-label reason, ``sub-01``):
+    hiding it would hide what the reason is about."""
+    labels = {subject, f"sub-{subject}"}
+    out = []
+    for word in text.split(" "):
+        core = word.strip(",:;()'\"")
+        named = core not in labels and own.search(core)
+        out.append("<file>" + word[len(word.rstrip(",:;)'\"")) :] if named else word)
+    return " ".join(out)
 
 
 def newest_mtime(paths: Sequence[str | os.PathLike[str]]) -> float | None:

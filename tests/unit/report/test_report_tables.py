@@ -138,6 +138,22 @@ def test_qc_reasons_group_by_reason_code():
     ]
 
 
+def test_qc_reasons_show_the_subject_label_a_reason_is_about():
+    """An invalid listing label read "Invalid BIDS 'sub' label <file>' in listing.tsv": the
+    label was masked as if it named a file, hiding the one thing to fix."""
+    reasons = [
+        "Invalid BIDS 'sub' label 'NAP_001' in listing.tsv: expected letters and digits only.",
+        "subject 07 (sub-07) has no BOLD run: sub-07_task-rest_bold.nii.gz is missing",
+    ]
+    qc = pd.DataFrame(
+        {"dataset": "a", "subject": ["NAP_001", "07"], "included": False, "reason": reasons}
+    )
+    assert qc_reasons(qc)["reason"].tolist() == [
+        "Invalid BIDS 'sub' label 'NAP_001' in listing.tsv: expected letters and digits only.",
+        "subject 07 (sub-07) has no BOLD run: <file> is missing",
+    ]
+
+
 def test_qc_reasons_keep_paths_with_spaces_and_quotes_whole():
     """A path split into words at its spaces read '/tmp/user S'1/data/raw <file>': the run's
     files are <file>, the folder they are missing in stays whole."""
