@@ -64,7 +64,8 @@ outputs:
   --out-metrics  tidy Parquet: task, model, label_fraction, seed, fold, metric, value
   --out-summary  TSV: task, model, label_fraction, metric, mean, ci_low, ci_high, n
                  (95 % corrected resampled t interval over folds x seeds: training
-                 variance included, not narrowed by adding seeds)
+                 variance included, not narrowed by adding seeds; one value, or values
+                 equal up to float rounding: no interval, ci_low = ci_high = mean)
   --out-headline TSV: per task and label fraction, LCM against the best baseline:
                  difference, its CI (spanning the paired bootstrap of test subjects, one
                  draw per subject across seeds and folds, and the corrected resampled t

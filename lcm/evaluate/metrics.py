@@ -143,6 +143,36 @@ METRIC_RANGE = {
 }
 
 
+# Relative spread under which values are equal: fold metrics that differ by float rounding
+# alone (an F1 of 0.4 computed as 0.4000000000000001 in one fold) have no spread to estimate.
+EQUAL_RTOL = 1e-12
+
+
+def all_equal(values: np.ndarray) -> bool:
+    """Whether the finite ``values`` are all equal up to float rounding (fewer than two: True).
+
+    The one test of "all folds equal" behind every interval (:func:`corrected_t_interval`, so
+    the summary's, the contrasts' and the report's "no interval (all folds equal)"): an exact
+    test let rounding noise through as intervals of width 1e-16, which read as certainty.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        NaN values are ignored.
+
+    Returns
+    -------
+    bool
+        True when their range is at most :data:`EQUAL_RTOL` times their largest magnitude
+        (at least 1).
+    """
+    d = np.asarray(values, dtype=float)
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return True
+    return float(np.ptp(d)) <= EQUAL_RTOL * max(1.0, float(np.abs(d).max()))
+
+
 def corrected_t_interval(
     differences: np.ndarray, test_train_ratio: float, level: float = 0.95
 ) -> tuple[float, float, float, float]:
@@ -169,9 +199,10 @@ def corrected_t_interval(
     -------
     (mean, low, high, p)
         ``low``, ``high`` and ``p`` are NaN when fewer than two finite values are given, or
-        when they are all equal (the mean is still returned): values without spread (two
-        folds whose AUC differences, quantised by small test folds, happen to match) estimate
-        no variance, and a zero-width interval would read as certainty.
+        when they are all equal up to float rounding (:func:`all_equal`; the mean is still
+        returned): values without spread (two folds whose AUC differences, quantised by small
+        test folds, happen to match) estimate no variance, and a zero-width interval would
+        read as certainty.
     """
     d = np.asarray(differences, dtype=float)
     d = d[np.isfinite(d)]
@@ -180,7 +211,7 @@ def corrected_t_interval(
         return (float(d.mean()) if len(d) else nan), nan, nan, nan
     mean = float(d.mean())
     var = float(d.var(ddof=1)) * (1.0 / len(d) + test_train_ratio)
-    if var <= 0:
+    if var <= 0 or all_equal(d):
         nan = float("nan")
         return mean, nan, nan, nan
     se = np.sqrt(var)
@@ -219,9 +250,10 @@ def mean_ci(
     -------
     (mean, ci_low, ci_high)
         See :func:`corrected_t_interval`. NaN for all three when no finite value is given. A
-        single value, or values all equal, give a degenerate interval on the mean
-        (``ci_low == ci_high == mean``): they have no spread to estimate, so the interval
-        states no uncertainty at all and must not be read as a precise value.
+        single value, or values all equal (up to float rounding: :func:`all_equal`), give a
+        degenerate interval on the mean (``ci_low == ci_high == mean``): they have no spread
+        to estimate, so the interval states no uncertainty at all and must not be read as a
+        precise value (the report writes "no interval").
     """
     finite = np.asarray(values, dtype=float)
     finite = finite[np.isfinite(finite)]
@@ -256,7 +288,8 @@ def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         Columns :data:`SUMMARY_COLUMNS`, one row per task, model, label fraction and metric;
         ``n`` counts the finite values behind the mean. NaN mean and interval where no value
-        is finite; a degenerate interval (on the mean) where one is.
+        is finite; a degenerate interval (``ci_low == ci_high == mean``) where one is, or where
+        all are equal up to float rounding.
     """
     keys = ["task", "model", "label_fraction", "metric"]
     rows = []

@@ -146,11 +146,11 @@ def with_ci(
 ) -> str:
     """``mean [low, high]``, the report's one way to write an estimate and its interval.
 
-    A degenerate interval (one value, or values all equal: :func:`lcm.evaluate.metrics.mean_ci`)
-    is named, not drawn with zero width: ``0.500 [0.500, 0.500]`` read as a precise value where
-    nothing was estimated. With ``n``, the values behind the mean, it says which (``one value``
-    or ``all folds equal``); without, ``one value, or all folds equal``, and a missing interval
-    is only said to be missing.
+    A degenerate interval (one value, or values all equal up to float rounding:
+    :func:`lcm.evaluate.metrics.mean_ci`, ``low == high``) is named, not drawn with zero width:
+    ``0.500 [0.500, 0.500]`` read as a precise value where nothing was estimated. With ``n``,
+    the values behind the mean, it says which (``one value`` or ``all folds equal``); without,
+    ``one value, or all folds equal``, and a missing interval is only said to be missing.
 
     Parameters
     ----------

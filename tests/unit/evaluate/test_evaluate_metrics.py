@@ -88,6 +88,29 @@ def test_mean_ci_is_the_corrected_t_interval():
     assert mean_ci(np.array([0.99, 0.6, 1.0]), 0.25)[2] > 1.0
 
 
+def test_folds_equal_up_to_rounding_have_no_interval():
+    """An F1 of 0.4 in every fold, computed as 0.4000000000000001 in one, was summarised as
+    0.4000000000000001 [0.3999999999999998, 0.40000000000000036]: a width of 1e-16 read as
+    certainty, where the exactly equal folds have none."""
+    noisy = np.array([0.4000000000000001, 0.39999999999999997, 0.4, 0.4])
+    assert noisy.var(ddof=1) > 0  # the exact test let it through
+    assert all(np.isnan(corrected_t_interval(noisy, 0.5)[1:]))
+    rows = [("t", "m", 1.0, 0, fold, "f1", v) for fold, v in enumerate(noisy)]
+    row = summarise(pd.DataFrame(rows, columns=list(METRIC_COLUMNS))).iloc[0]
+    assert row["ci_low"] == row["ci_high"] == row["mean"] and row["n"] == 4
+    # A small spread that is not rounding keeps its interval.
+    _, low, high = mean_ci(np.array([0.4, 0.4 + 1e-9, 0.4 - 1e-9]), 0.5)
+    assert low < 0.4 - 1e-9 and high > 0.4 + 1e-9
+
+
+def test_equal_up_to_rounding_is_relative_to_the_values():
+    from lcm.evaluate.metrics import all_equal
+
+    noisy = np.array([0.4000000000000001, 0.39999999999999997, 0.4])
+    assert all_equal(noisy) and all_equal(noisy * 1e4) and all_equal(np.array([0.4, np.nan]))
+    assert not all_equal(np.array([0.4, 0.4 + 1e-9])) and not all_equal(np.array([3e4, 3e4 + 1]))
+
+
 def test_summary_interval_covers_the_true_auc_however_many_seeds():
     """Every seed re-tests the same 80 subjects: the seeds x folds AUCs are not independent.
     A plain bootstrap of them covered the true AUC 43 % of the time at 10 seeds."""

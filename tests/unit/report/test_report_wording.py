@@ -13,7 +13,7 @@ from helpers.evaluate import TASK, make_cohort
 from helpers.report import report_parser, run_report, write_report_inputs
 
 from lcm.evaluate.compare import HEADLINE_COLUMNS
-from lcm.evaluate.metrics import PREDICTION_COLUMNS
+from lcm.evaluate.metrics import METRIC_COLUMNS, PREDICTION_COLUMNS, summarise
 from lcm.evaluate.protocol import EvaluationSettings, evaluate_task
 from lcm.report import findings
 from lcm.report.html import table_html
@@ -157,6 +157,17 @@ def test_task_table_names_a_degenerate_interval() -> None:
     assert table.loc["lcm", "AUC [95% CI]"] == "0.610 [0.500, 0.720]"
     assert table.loc["lcm", "balanced accuracy [95% CI]"] == "0.500, no interval (all folds equal)"
     assert table.loc["logreg", "AUC [95% CI]"] == "0.600, no interval (one value)"
+
+
+def test_folds_equal_up_to_rounding_read_no_interval() -> None:
+    """Balanced accuracies of 0.5 computed with rounding noise in one fold were written
+    0.500 [0.500, 0.500], as if measured to the third decimal."""
+    noisy = [0.5000000000000001, 0.49999999999999994, 0.5, 0.5]
+    rows = [("t", "lcm", 0.1, 0, f, "balanced_accuracy", v) for f, v in enumerate(noisy)]
+    rows += [("t", "lcm", 0.1, 0, f, "auc", 0.6 + f / 20) for f in range(4)]
+    summary = summarise(pd.DataFrame(rows, columns=list(METRIC_COLUMNS)))
+    table = task_table(summary, "t").set_index("model")
+    assert table.loc["lcm", "balanced accuracy [95% CI]"] == "0.500, no interval (all folds equal)"
 
 
 def _sens_spec(calls_positive_in_fold_3: bool) -> pd.DataFrame:
