@@ -13,7 +13,9 @@ Two ways to point a dataset at its files (``datasets.<name>.path``):
   series (``<site>_<subject>_rois_<atlas>.1D``, the atlas becoming the file's ``seg``);
   other files (``participants.tsv`` ...) are ignored, and so are BIDS-named files whose suffix
   is not the entry's (:attr:`lcm.entries.Entry.file_suffixes`: XCP-D's ``_stat-coverage_bold``
-  and ``_motion`` beside its ``_timeseries`` and ``_relmat``).
+  and ``_motion`` beside its ``_timeseries`` and ``_relmat``). A folder where these rules
+  find no run though files of a run's extension are there stops with those files counted by
+  why they were skipped, a few named, and the fix.
 
 A folder holding ``dataset_description.json`` and XCP-D time series is a BIDS derivative and is
 indexed by :mod:`lcm.bids.fast_index` instead (see :func:`uses_file_index`).
@@ -49,7 +51,7 @@ from lcm.bids.rows import (
     base_row,
     excluded,
 )
-from lcm.entries import entry_type
+from lcm.entries import TABLE, entry_type
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import check_label, check_name_label, parse_entities, run_key
 
@@ -114,7 +116,9 @@ def index_files(
     Raises
     ------
     InputDataError
-        ``path`` missing, or a listing that cannot be read or lacks required columns.
+        ``path`` missing, a listing that cannot be read or lacks required columns, or a
+        folder without a run whose files of a run's extension are all skipped (another
+        suffix, task or naming: counted by why, a few named, with the fix).
     """
     path = Path(path)
     if path.is_file():
@@ -185,19 +189,27 @@ def _from_folder(
     root: Path, task: str, suffixes: tuple[str, ...], dataset: str
 ) -> list[dict[str, Any]]:
     out = []
-    ignored: dict[str, int] = {}
+    # Files that look like data (a run file's extension) but are no run of this dataset, by
+    # why: ("suffix", <suffix>), ("task", <label>) or ("name", ""); relative names.
+    skipped: dict[tuple[str, str], list[str]] = {}
     for folder, dirs, files in os.walk(root):
         dirs.sort()
         for name in sorted(files):
             stem, ext = os.path.splitext(name)
             if ext.lower() not in EXTENSIONS:
                 continue
+            relative = str(Path(folder, name).relative_to(root))
             ents = _name_entities(stem)
-            if ents is None or ents["task"] not in ("", task):
+            if ents is None:
+                if stem.lower() != "participants":  # the documented companion, not data
+                    skipped.setdefault(("name", ""), []).append(relative)
+                continue
+            if ents["task"] not in ("", task):
+                skipped.setdefault(("task", ents["task"]), []).append(relative)
                 continue
             suffix = ents.pop("suffix", "")
             if suffix and suffix not in suffixes:
-                ignored[suffix] = ignored.get(suffix, 0) + 1
+                skipped.setdefault(("suffix", suffix), []).append(relative)
                 continue  # another output beside the runs (XCP-D's coverage, motion)
             seg = ents.pop("seg", "")
             out.append(
@@ -210,15 +222,66 @@ def _from_folder(
                     "from_name": True,
                 }
             )
-    if ignored:
+    if not out and skipped:
+        # Left to the connectome stage and the store, this was an empty QC table and an error
+        # that named no file.
+        raise _no_run_error(dataset, root, task, suffixes, skipped)
+    other = {k: len(v) for (why, k), v in sorted(skipped.items()) if why == "suffix"}
+    if other:
         log.info(
             "%s: %s under %s are not runs (run files end _%s, or name no suffix)",
             dataset,
-            ", ".join(f"{n} _{k} file(s)" for k, n in sorted(ignored.items())),
+            ", ".join(f"{n} _{k} file(s)" for k, n in other.items()),
             root,
             " or _".join(suffixes),
         )
     return out
+
+
+def _no_run_error(
+    dataset: str,
+    root: Path,
+    task: str,
+    suffixes: tuple[str, ...],
+    skipped: dict[tuple[str, str], list[str]],
+    shown: int = 3,
+) -> InputDataError:
+    """The error of a folder with data-like files but no run: the files skipped, counted by
+    why with a few named, and how to name them (or list them) instead."""
+    ends = " or ".join(f"_{s}" for s in suffixes)
+    # Another entry's files (time series where connectomes were expected) want that entry, not
+    # a new name.
+    owner = {s: e.name for e in TABLE.values() for s in e.file_suffixes if s not in suffixes}
+    parts, fixes = [], []
+    for (kind, key), names in sorted(skipped.items(), key=lambda item: -len(item[1])):
+        if kind == "suffix" and key in owner:
+            why = f"end _{key}, files of entry {owner[key]!r}"
+            fixes.append(f"set datasets.{dataset}.entry: {owner[key]} if these are the runs")
+        elif kind == "suffix":
+            why = f"end _{key}, not {ends}"
+            renamed = re.sub(rf"_{re.escape(key)}(\.[^.]+)$", rf"_{suffixes[0]}\1", names[0])
+            fixes.append(f"rename them ({Path(names[0]).name} -> {Path(renamed).name})")
+        elif kind == "task":
+            why = f"name task-{key}, not task-{task}"
+            fixes.append(f"set datasets.{dataset}.task: {key} (lcm run --task {key})")
+        else:
+            why = (
+                "are named neither sub-<label>..., ROISignals_<subject> nor "
+                "<site>_<subject>_rois_<atlas>"
+            )
+            fixes.append("rename them so")
+        more = f", +{len(names) - shown} more" if len(names) > shown else ""
+        parts.append(f"{len(names)} {why} ({', '.join(names[:shown])}{more})")
+    return InputDataError(
+        f"Dataset {dataset!r}: no run of task {task!r} under {root}: its "
+        f"{sum(map(len, skipped.values()))} file(s) with a run file's extension are skipped: "
+        f"{'; '.join(parts)}.",
+        hint="Files in a folder are runs when named sub-<label>[_ses-<label>][_task-<label>]"
+        f"[_run-<n>] ending {ends} (or with no suffix), ROISignals_<subject>, or "
+        "<site>_<subject>_rois_<atlas>.1D (config/README.md, 'ROI time series and precomputed "
+        f"connectomes'): {'; or '.join(dict.fromkeys(fixes))}; or set datasets.{dataset}.path "
+        f"to {_LISTING_HINT}, which maps any file name to its subject.",
+    )
 
 
 def _name_entities(stem: str) -> dict[str, str] | None:

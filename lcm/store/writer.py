@@ -38,7 +38,7 @@ from lcm.catalogue import Catalogue
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import atomic_path, write_tsv
 from lcm.io.derivatives import exclusion_reasons, included_mask, list_cell
-from lcm.io.paths import connectome_path, missingness_path, variables_path
+from lcm.io.paths import connectome_path, log_file, missingness_path, variables_path
 from lcm.io.provenance import environment
 from lcm.io.relmat import read_relmat
 from lcm.io.store_columns import (
@@ -175,13 +175,23 @@ def stored_rows(qc: pd.DataFrame, dataset: str, source: str | Path | None = None
     Raises
     ------
     InputDataError
-        No included run (counting the runs per reason), or ``n_windows`` disagreeing with the
-        files listed.
+        No run listed (pointing at ingest), no included run (counting the runs per reason), or
+        ``n_windows`` disagreeing with the files listed.
     """
     runs = qc[included_mask(qc["included"], f"QC table of {dataset!r}")].reset_index(drop=True)
+    table = f"QC table {source}" if source else "connectome QC table"
+    if qc.empty:
+        # No run was ever found (not "all 0 excluded"): where to look is ingest, not this table.
+        raise InputDataError(
+            f"Dataset {dataset!r}: its {table} lists no run, nothing to store: ingest found no "
+            "run of the dataset.",
+            hint=f"The dataset's ingest log (the workflow's "
+            f"{log_file('<results_dir>', f'ingest/{dataset}.log')}) says where it looked and "
+            f"why it found none; fix datasets.{dataset}.path, entry or task, or the file names "
+            "(config/README.md), and rerun.",
+        )
     if runs.empty:
         why = exclusion_reasons(qc) if "reason" in qc.columns else "no reason recorded"
-        table = f"QC table {source}" if source else "connectome QC table"
         raise InputDataError(
             f"Dataset {dataset!r}: no included run in its {table}, nothing to store; all "
             f"{len(qc)} run(s) excluded: {why}.",

@@ -449,6 +449,47 @@ def test_folder_of_xcpd_outputs_keeps_the_entrys_files(
     assert manifest["path"].iloc[0].endswith(kept)
 
 
+def test_folder_of_misnamed_files_stops_ingest_naming_them(tmp_path: Path, capsys) -> None:
+    """A folder of connectomes named sub-<label>_fc.csv: no file is a run. Ingest said so at
+    INFO only, and `lcm store` then failed with "all 0 run(s) excluded: no run listed"; now
+    ingest stops, counting the files skipped, naming a few and giving the fix."""
+    root = tmp_path / "fc"
+    root.mkdir()
+    for label in ("101309", "101410", "101915", "102008"):
+        np.savetxt(root / f"sub-{label}_fc.csv", roi_fc(seed=1), delimiter=",")
+    (root / "participants.tsv").write_text("participant_id\nsub-101309\n")
+    out = tmp_path / "ingest" / "m.parquet"
+    args = ["--dataset", "hcp", "--entry", "connectome", "--path", str(root), "--out", str(out)]
+    assert main(["ingest", *args]) == InputDataError.exit_code
+    err = capsys.readouterr().err
+    assert "4 end _fc, not _relmat or _conmat" in err
+    assert "sub-101309_fc.csv, sub-101410_fc.csv, sub-101915_fc.csv, +1 more" in err
+    assert "participants.tsv" not in err.split("hint:")[0]  # the companion, not a data file
+    assert "rename them (sub-101309_fc.csv -> sub-101309_relmat.csv)" in err
+    assert "set datasets.hcp.path to a tab-separated listing" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "said", "fix"),
+    [
+        ("sub-01_task-movie_relmat.tsv", "1 name task-movie, not task-rest", "task: movie"),
+        ("sub-01_stat-mean_timeseries.tsv", "files of entry 'roi_timeseries'", "entry:"),
+        ("101309_fc.csv", "1 are named neither sub-<label>", "rename them so"),
+    ],
+)
+def test_folder_without_a_run_says_why_each_file_was_skipped(
+    tmp_path: Path, name: str, said: str, fix: str
+) -> None:
+    """Another task's files, another entry's (time series where connectomes were expected:
+    renaming them would be wrong) and files of no known naming: each with its own fix."""
+    (tmp_path / name).write_text("1,0\n0,1\n")
+    with pytest.raises(InputDataError) as info:
+        ingest_dataset("x", "connectome", tmp_path)
+    assert said in info.value.message and name in info.value.message
+    assert fix in info.value.hint
+
+
 @pytest.mark.parametrize("tree", [True, False], ids=["xcpd_tree", "plain_folder"])
 def test_the_space_the_selection_keeps_is_the_run(tmp_path: Path, names, tree: bool) -> None:
     """A run in two spaces: ingest.select.<dataset>.space keeps the one it names (the other

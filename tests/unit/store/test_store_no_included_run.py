@@ -25,11 +25,12 @@ from helpers.fmriprep import fmriprep_request
 
 from lcm.atlas import load_atlas
 from lcm.commands import store as store_cmd
-from lcm.connectome.qc import collect_qc
+from lcm.connectome.qc import QC_COLUMNS, collect_qc
 from lcm.connectome.settings import DenoiseSettings
 from lcm.connectome.voxel_run import process_voxel_run
 from lcm.exceptions import InputDataError
 from lcm.preprocess.fmriprep_run import run_fmriprep
+from lcm.store.writer import stored_rows
 
 SUBJECTS = ("01", "02", "03", "04", "05")
 NO_MASK = SUBJECTS[:4]  # fMRIPrep wrote no brain mask: excluded by the fMRIPrep stage
@@ -101,3 +102,16 @@ def test_store_of_a_dataset_without_included_run_counts_the_runs_per_reason(
     )
     assert "drop the dataset 'tiny'" in err.value.hint
     assert not (tmp_path / "store").exists()  # stopped before anything was written
+
+
+def test_store_of_a_qc_table_without_runs_points_at_ingest(tmp_path: Path) -> None:
+    """A QC table of no run (ingest found none: another task, an empty folder) was "all 0
+    run(s) excluded: no run listed", pointing at a table with nothing in it."""
+    qc_table = tmp_path / "seg-aal116_qc.tsv"
+    qc_table.write_text("\t".join(QC_COLUMNS) + "\n")  # as the connectome stage writes it
+    with pytest.raises(InputDataError) as err:
+        stored_rows(read_qc_table(qc_table), "hcp", qc_table)
+    assert "lists no run, nothing to store: ingest found no run" in err.value.message
+    assert "excluded" not in err.value.message
+    assert "<results_dir>/logs/ingest/hcp.log" in err.value.hint
+    assert "datasets.hcp.path, entry or task" in err.value.hint
