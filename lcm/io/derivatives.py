@@ -98,6 +98,13 @@ _SHORT_REASON = 160
 # A cut is moved past the last file name that ends before this: the names of a run's missing
 # files are the useful part of a long reason.
 _LONGEST_REASON = 360
+# A shortened reason keeps its last clauses up to this long: the fix ("convert them with
+# numpy.tanh, then ..."), which a cut at the end lost.
+_FIX_REASON = 220
+# The end kept of a reason whose last clause is longer than that.
+_END_REASON = 80
+# Where a clause starts: after ". ", "; " or ": ".
+_CLAUSE = re.compile(r"(?<=[.;:])\s+(?=\S)")
 # One character of a file or folder name in free text: a separator (";", ":", ",") only when
 # it does not end a clause, and no bracket or double quote (a quote as in "study's" is one).
 _NAME_CHAR = r"""(?:[^\s/;:,"()\[\]<>|]|[;:,](?=[^\s/]))"""
@@ -117,8 +124,10 @@ def path_name(path: str) -> str:
 
 def _short(text: str) -> str:
     """``text``, or, when longer than :data:`_SHORT_REASON`, with its absolute paths by their
-    file names (folders with spaces and quotes included) and, still too long, cut there, or
-    after its last file name when that ends later (before :data:`_LONGEST_REASON`)."""
+    file names (folders with spaces and quotes included) and, still too long, cut in the
+    middle: its start up to :data:`_SHORT_REASON` (or past its last file name, when that ends
+    later, before :data:`_LONGEST_REASON`), ``...``, then its last clauses (what to do),
+    :data:`_FIX_REASON` characters at most, or the last :data:`_END_REASON` of one longer."""
     if len(text) <= _SHORT_REASON:
         return text
     short, names_end, start = "", 0, 0
@@ -130,9 +139,21 @@ def _short(text: str) -> str:
     short += text[start:]
     if len(short) <= _SHORT_REASON:
         return short
-    if names_end > _SHORT_REASON - 3:
-        return short[:names_end] + " ..."
-    return short[: _SHORT_REASON - 3].rstrip() + "..."
+    # The fix: the last clauses that fit, else the end of the last one from a word (what a
+    # list of columns was "needed by").
+    fits = [m.end() for m in _CLAUSE.finditer(short) if len(short) - m.end() <= _FIX_REASON]
+    tail = fits[0] if fits else len(short) - len(short[-_END_REASON:].split(" ", 1)[-1])
+    head = max(names_end, _SHORT_REASON)
+    if tail <= head:
+        return short  # the start and the fix meet: nothing to cut between them
+    start = short[:names_end] if names_end > _SHORT_REASON else _cut_at_word(short)
+    return f"{start.rstrip()} ... {short[tail:]}"
+
+
+def _cut_at_word(text: str) -> str:
+    """The start of ``text`` up to :data:`_SHORT_REASON` characters, ending with a word."""
+    cut = text[:_SHORT_REASON]
+    return cut.rsplit(" ", 1)[0] if " " in cut[_SHORT_REASON // 2 :] else cut
 
 
 def _run_labels(table: pd.DataFrame) -> pd.Series:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from lcm.exceptions import InputDataError
+from lcm.connectome.imported import check_connectome
+from lcm.connectome.roi_formats import _check_series_shape
+from lcm.exceptions import ExcludedRunError, InputDataError
 from lcm.io.derivatives import exclusion_reasons, included_mask, list_cell, read_qc_table
 from lcm.report.tables import read_qc
 
@@ -128,6 +131,44 @@ def test_a_long_reason_keeps_the_names_of_files_under_folders_with_spaces() -> N
     why = exclusion_reasons(table)
     assert why == (
         'fmriprep_outputs_missing: 1 run (sub-04_task-rest), e.g. "fMRIPrep outputs for space '
-        "'MNI152NLin2009cAsym:res-2' missing in fmriprep: " + "; ".join(NAMES) + ' ..."'
+        "'MNI152NLin2009cAsym:res-2' missing in fmriprep: "
+        + "; ".join(NAMES)
+        + " ... Run "
+        + MISSING_WITH_SPACES.split(". Run ", 1)[1]
+        + '"'
     )
     assert "user S'1" not in why and "study's" not in why
+
+
+def _reason(check, *args) -> str:
+    with pytest.raises(ExcludedRunError) as err:
+        check(*args)
+    return str(err.value)
+
+
+def test_a_shortened_reason_keeps_its_fix() -> None:
+    """Reasons were cut at 160 characters, losing what to do ("... it loo...", "convert them
+    with numpy.t..."): the cut now falls in the middle, the fix kept whole."""
+    folder = "/data/a study/derivatives/conn/"
+    transposed = _reason(
+        _check_series_shape, Path(f"{folder}sub-101309_task-rest_timeseries.tsv"),
+        np.zeros((116, 150)), 116,
+    )  # fmt: skip
+    fisher = np.full((116, 116), 1.5)
+    out_of_range = _reason(check_connectome, fisher, f"{folder}sub-101309_relmat.tsv", 116, "aal")
+    confounds = "confounds lack the columns [" + ", ".join(f"'c{i:02d}'" for i in range(40))
+    confounds += "] needed by strategy '36P'"
+    table = pd.DataFrame(
+        {
+            "included": ["false"] * 3,
+            "reason_code": ["roi_count_mismatch", "matrix_out_of_range", "confounds_missing"],
+            "reason": [transposed, out_of_range, confounds],
+        }
+    )
+    why = exclusion_reasons(table)
+    assert "it looks transposed: store volumes as rows and ROIs as columns" in why
+    assert "convert them with numpy.tanh, then set the diagonal to 1 with " in why
+    assert "numpy.fill_diagonal(matrix, 1)" in why
+    assert "'c00', 'c01'" in why and "'c39'] needed by strategy '36P'" in why
+    assert "'c25'" not in why and folder not in why  # the middle and the folders go
+    assert len(why) < 900
