@@ -290,7 +290,7 @@ def _dataset_entry(
         raise ConfigError(
             f"--config-file: datasets.{name}.entry is {dataset['entry']!r}; lcm run reads "
             "BIDS_DIR as raw BIDS (entry: bids).",
-            hint="Pass --dataset-name to add BIDS_DIR under another name.",
+            hint="Pass --dataset-name to add BIDS_DIR under another name. " + _snakemake_hint(args),
         )
     dataset.update(entry="bids", path=str(bids))
     dataset.setdefault("phenotype", str(bids / "participants.tsv"))
@@ -303,9 +303,22 @@ def _dataset_entry(
             f"No phenotype table: {phenotype} does not exist (BIDS only recommends "
             "participants.tsv, and the feature store reads each subject's row of it).",
             hint=f"Write {bids / 'participants.tsv'} (a participant_id column: sub-01, ...), or "
-            f"give datasets.{name}.phenotype in a --config-file.",
+            f"give datasets.{name}.phenotype in a --config-file. " + _snakemake_hint(args),
         )
     return dataset
+
+
+def _snakemake_hint(args: argparse.Namespace) -> str:
+    """Where data that is not raw BIDS goes: `lcm run` reads BIDS_DIR as raw BIDS only, and a
+    folder of ROI series given as BIDS_DIR failed on what raw BIDS lacks, without saying so."""
+    files = workflow_files()
+    target = "participant " if args.analysis_level == "participant" else ""
+    return (
+        "If BIDS_DIR is not raw BIDS (ROI time series, connectomes: entry roi_timeseries or "
+        "connectome), run the workflow with Snakemake directly on a config naming it (README, "
+        f"'Snakemake directly'): snakemake {target}--snakefile {files / 'Snakefile'} --profile "
+        f"{files / 'profiles' / 'local'} --configfile {args.config_file or 'my.yaml'}"
+    )
 
 
 def _check_derivatives(derivatives: Path, bids: Path) -> None:

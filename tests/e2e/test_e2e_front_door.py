@@ -362,6 +362,31 @@ def test_a_dataset_without_participants_tsv_is_refused_first(tmp_path: Path) -> 
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("named", [True, False], ids=["entry_named", "other_name"])
+def test_a_folder_of_roi_series_as_bids_dir_points_at_snakemake(
+    tmp_path: Path, named: bool
+) -> None:
+    """ROI time series given as BIDS_DIR: refused for its entry, or for lacking
+    participants.tsv, with no word of where such data goes (Snakemake directly)."""
+    series = tmp_path / "roi"
+    series.mkdir()
+    (series / "sub-01_timeseries.tsv").write_text("a\tb\n1\t2\n")
+    name = "roi" if named else "mine"
+    entry = {"entry": "roi_timeseries", "path": str(series), "repetition_time": 2.0}
+    (tmp_path / "roi.yaml").write_text(yaml.safe_dump({"datasets": {name: entry}}))
+    args = parse("roi", "out", "participant", "--config-file", "roi.yaml")
+    said = r"lcm run reads BIDS_DIR as raw BIDS" if named else r"No phenotype table"
+    with pytest.raises(ConfigError, match=said) as info:
+        run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    files = run_cmd.workflow_files()
+    assert "If BIDS_DIR is not raw BIDS (ROI time series, connectomes" in info.value.hint
+    assert (
+        f"snakemake participant --snakefile {files / 'Snakefile'} --profile "
+        f"{files / 'profiles' / 'local'} --configfile roi.yaml"
+    ) in info.value.hint
+    assert not (tmp_path / "out").exists()
+
+
 def test_snakemake_command_runs_the_packaged_workflow(tmp_path: Path) -> None:
     args = parse("bids", "out", "participant", "--profile", "slurm", "-n", "--", "--forceall")
     cmd = run_cmd.snakemake_command(args, tmp_path / "config.yaml", tmp_path)
