@@ -31,7 +31,7 @@ from lcm.bids.runs import run_ids_from_key
 from lcm.bids.selection import select_parcellation
 from lcm.connectome.outputs import ensure_dataset_description
 from lcm.connectome.qc import check_fc_spread, new_qc, qc_frame
-from lcm.connectome.roi_formats import atlas_order, check_roi_names, read_matrix
+from lcm.connectome.roi_formats import atlas_order, check_roi_names, read_matrix, roi_numbering
 from lcm.exceptions import ExcludedRunError
 from lcm.io.atomic import write_tsv
 from lcm.io.paths import run_location, run_relmat
@@ -246,7 +246,10 @@ def _import_row(
         Atlas=atlas.name,
         AtlasIdentity=atlas.identity,
         ImportedFrom=str(path),
-        SourceROINames="matched" if file_names is not None else "none (atlas order assumed)",
+        # Column numbers (pandas' header) name no ROI: their order is the atlas's by assumption.
+        SourceROINames="none (atlas order assumed)"
+        if file_names is None or roi_numbering(file_names)
+        else "matched",
         EmptyROIs=empty,
     )
     return new_qc(

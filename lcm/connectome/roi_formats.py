@@ -102,7 +102,12 @@ def read_matrix(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
     ext = path.suffix.lower()
     if ext in _TEXT_SEPARATORS:
         header, index, values = _read_text_table(path, _TEXT_SEPARATORS[ext])
-        if header is not None and index is not None and index != header and not _numbering(index):
+        if (
+            header is not None
+            and index is not None
+            and index != header
+            and not roi_numbering(index)
+        ):
             raise ExcludedRunError(
                 f"{path.name}: row names {index[:3]}... differ from column names {header[:3]}...; "
                 "write the matrix with the same ROI order on both axes",
@@ -165,7 +170,7 @@ def check_roi_names(names: list[str] | None, atlas_names: list[str], file: str, 
         return
     got = [str(n).strip() for n in names]
     want = [str(n).strip() for n in atlas_names]
-    if got == want or _numbering(got):
+    if got == want or roi_numbering(got):
         return
     if all(_is_number(n) for n in got):
         raise ExcludedRunError(
@@ -216,8 +221,19 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _numbering(names: list[str]) -> bool:
-    """Whether ``names`` only number the ROIs 0..R-1 or 1..R (no parcellation identity)."""
+def roi_numbering(names: list[str]) -> bool:
+    """Whether ``names`` only number the ROIs 0..R-1 or 1..R (no parcellation identity).
+
+    Parameters
+    ----------
+    names : list of str
+        A file's ROI names (its header).
+
+    Returns
+    -------
+    bool
+        True for column numbers, which pandas and numpy write where names are missing.
+    """
     n = len(names)
     return names in ([str(i) for i in range(n)], [str(i) for i in range(1, n + 1)])
 
@@ -415,9 +431,9 @@ def _is_header(first: pd.Series) -> bool:
         return True
     cells = [str(c).strip() for c in first]
     if cells[:1] == [""]:
-        return len(cells) > 1 and _numbering(cells[1:])
+        return len(cells) > 1 and roi_numbering(cells[1:])
     # Three columns at least: a toy table's first row may be the integers 1, 2.
-    return len(cells) >= _MIN_NUMBERED and _numbering(cells)
+    return len(cells) >= _MIN_NUMBERED and roi_numbering(cells)
 
 
 def _uncommented(cell: str) -> str:

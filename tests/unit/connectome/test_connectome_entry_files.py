@@ -307,6 +307,10 @@ def test_matrices_as_pandas_and_numpy_write_them(tmp_path: Path, names) -> None:
         got, matrix = read_relmat(qc.loc[sub, "relmat"])
         assert got == names
         np.testing.assert_allclose(matrix, fc, atol=1e-9)
+        # Column numbers name no ROI: the sidecar says the atlas order was assumed.
+        sidecar = json.loads(Path(qc.loc[sub, "relmat"]).with_suffix(".json").read_text())
+        expected = "matched" if sub == "03" else "none (atlas order assumed)"
+        assert sidecar["SourceROINames"] == expected
 
 
 def test_folder_of_abide_preprocessed_files(tmp_path: Path, names, caplog) -> None:
