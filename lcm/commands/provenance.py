@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="trace prints the artifact and, from its provenance sidecar, each input it "
         "was made from, recursively down to the raw files, with sha256 and the rule that made "
         "each; verify re-hashes every file described by a sidecar under a folder, and the inputs "
-        "each sidecar records, and exits 1 on any drift.",
+        "each sidecar records, reports every output of the workflow that no sidecar names, "
+        "and exits 1 on any drift.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -9,11 +9,17 @@ Relative source paths are relative to the folder the workflow ran in (``base``).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lcm.io.ownership import MARKER_NAME, RESULTS_OWNER, claimed_results, marker_owner
+from lcm.io.paths import RESULTS_ENTRIES, unrecorded_reason
 from lcm.io.provenance import provenance_path, sha256_file, sidecar_path
+
+# Status of an output of the workflow whose provenance record is gone.
+NO_RECORD = "no provenance record (sidecar missing)"
 
 
 class _Hashes:
@@ -33,6 +39,19 @@ def source_path(source: str | Path, base: str | Path = ".") -> Path:
     """Where a recorded source lies: a relative path is relative to ``base``, not the cwd."""
     path = Path(source)
     return path if path.is_absolute() else Path(base) / path
+
+
+def results_entry(path: str | Path, results: Path | None) -> Path | None:
+    """``path`` relative to ``results`` when it lies below one of the folders the workflow
+    writes there (:data:`lcm.io.paths.RESULTS_ENTRIES`); else None (raw data, a file elsewhere).
+    """
+    if results is None:
+        return None
+    try:
+        relative = Path(os.path.abspath(path)).relative_to(results)
+    except ValueError:
+        return None
+    return relative if relative.parts and relative.parts[0] in RESULTS_ENTRIES else None
 
 
 def read_record(artifact: str | Path) -> tuple[Path, dict[str, Any]] | None:
@@ -59,10 +78,14 @@ def trace(artifact: str | Path, base: str | Path = ".") -> Iterator[str]:
 
     Each line is ``path [status] sha256=<first 12> rule=<rule>``; status is ``ok`` (the file
     still has the recorded hash), ``CHANGED since recorded``, ``missing``, ``raw`` (a file
-    without a sidecar: a lineage root) or ``dir``. ``artifact`` is judged against its own
-    sidecar; each source against the sha256 its consumer recorded when it used it (as
-    :func:`verify` does), so a source rebuilt after its consumer was made shows as changed.
-    A source already shown is not expanded again.
+    without a sidecar outside the workflow's outputs: a lineage root), ``no provenance record
+    (sidecar missing)`` (a file where the workflow writes its outputs, in a results folder it
+    claimed, whose sidecar is gone: nothing says how it was made) or ``dir``. A file the
+    workflow writes with no record of its own (:data:`lcm.io.paths.UNRECORDED`, an ingest
+    summary) says so after its status. ``artifact`` is judged against its own sidecar; each
+    source against the sha256 its consumer recorded when it used it (as :func:`verify` does),
+    so a source rebuilt after its consumer was made shows as changed. A source already shown
+    is not expanded again.
 
     Parameters
     ----------
@@ -71,7 +94,7 @@ def trace(artifact: str | Path, base: str | Path = ".") -> Iterator[str]:
     base : path-like
         Folder that relative source paths are relative to (where the workflow ran).
     """
-    yield from _trace(str(artifact), Path(artifact), base, None, 0, set(), _Hashes())
+    yield from _trace(str(artifact), Path(artifact), base, None, 0, set(), _Hashes(), {})
 
 
 def _trace(
@@ -82,13 +105,18 @@ def _trace(
     depth: int,
     seen: set[Path],
     hashes: _Hashes,
+    results: dict[Path, Path | None],
 ) -> Iterator[str]:
-    """Lines of :func:`trace` for ``path``, which its consumer recorded with ``expected``."""
+    """Lines of :func:`trace` for ``path``, which its consumer recorded with ``expected``.
+
+    ``results`` caches the results folder claimed at or above each folder met.
+    """
     found = read_record(path) if path.is_file() else None
     record = found[1] if found else {}
     # A source's own sidecar describes its current build; what matters is whether it is still
     # the file its consumer used. Its own record is the fallback when the consumer has none.
     recorded = expected or record.get("Sha256")
+    note = ""
     if not path.exists():
         status = "missing"
     elif path.is_dir():
@@ -97,12 +125,23 @@ def _trace(
         actual = hashes(path)
         recorded = recorded or actual
         status = "ok" if actual == recorded else "CHANGED since recorded"
-        if not found and status == "ok":
-            status = "raw"
+        if not found:
+            folder = path.parent
+            if folder not in results:
+                results[folder] = claimed_results(folder)
+            relative = results_entry(path, results[folder])
+            why = unrecorded_reason(relative) if relative is not None else None
+            if why:
+                note = f" (no record of its own: {why})"
+            elif relative is not None:
+                status = NO_RECORD if status == "ok" else f"{status}; {NO_RECORD}"
+            elif status == "ok":
+                status = "raw"
     rule = (record.get("Provenance") or {}).get("rule")
     line = f"{'  ' * depth}{label} [{status}]"
     line += f" sha256={recorded[:12]}" if recorded else ""
     line += f" rule={rule}" if rule else ""
+    line += note
     key = path.resolve()
     if key in seen and record.get("Sources"):
         yield line + " (sources shown above)"
@@ -112,12 +151,20 @@ def _trace(
     digests = record.get("SourcesSha256", {})
     for src in record.get("Sources", []):
         yield from _trace(
-            src, source_path(src, base), base, digests.get(src), depth + 1, seen, hashes
+            src, source_path(src, base), base, digests.get(src), depth + 1, seen, hashes, results
         )
 
 
 def verify(root: str | Path, base: str | Path = ".") -> list[str]:
     """Re-hash every file described by a sidecar under ``root`` and its recorded inputs.
+
+    In a results folder the workflow claimed (its ``.lcm-owned`` marker, at or above ``root``
+    or below it; else ``root`` itself when it holds one of the folders the workflow writes,
+    :data:`lcm.io.paths.RESULTS_ENTRIES`), every file below those folders must be named by a
+    provenance record too: one that is not, and is no sidecar, log or other file the workflow
+    writes without a record (:data:`lcm.io.paths.UNRECORDED`), is reported, since nothing
+    says how it was made. Hidden files and folders (temporary files, locks, markers,
+    ``.snakemake/``) are not looked at.
 
     Parameters
     ----------
@@ -130,24 +177,25 @@ def verify(root: str | Path, base: str | Path = ".") -> list[str]:
     -------
     list of str
         One line per drift: an output or input whose content differs from what was recorded,
-        or that is gone. Empty when everything matches.
+        or that is gone, or an output of the workflow with no record. Empty when everything
+        matches.
     """
     hashes = _Hashes()
     problems = []
-    for side in sorted(Path(root).rglob("*.json")):
-        if any(part.startswith(".") for part in side.relative_to(root).parts[:-1]):
-            continue  # .snakemake/ and LCM's hidden bookkeeping hold no provenance sidecars
-        try:
-            record = json.loads(side.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+    files = list(_files(Path(root)))
+    records: set[Path] = set()
+    described: set[str] = set()
+    for side, _ in files:
+        record = _record_file(side)
+        if record is None:
             continue
-        if not isinstance(record, dict) or "Sha256" not in record:
-            continue
+        records.add(side)
         if "Output" in record:
             outputs = [side.parent / record["Output"]]
         else:  # sidecars written before "Output" existed: <stem>.<ext> beside <stem>.json
             stem = side.name.split(".")[0]
             outputs = [p for p in side.parent.glob(stem + ".*") if p != side]
+        described.update(os.path.abspath(out) for out in outputs)
         for out in outputs:
             if not out.is_file():
                 problems.append(f"{out}: described by {side} but missing")
@@ -159,4 +207,63 @@ def verify(root: str | Path, base: str | Path = ".") -> list[str]:
                 problems.append(f"{src}: input of {side} is missing")
             elif hashes(path) != digest:
                 problems.append(f"{src}: input of {side} changed since it was used")
+    unrecorded = [
+        path
+        for path, results in files
+        if path not in records
+        and os.path.abspath(path) not in described
+        and (relative := results_entry(path, results)) is not None
+        and unrecorded_reason(relative) is None
+    ]
+    # A sidecar that is no readable record (edited, cut short) is named with its output.
+    broken = {provenance_path(path) for path in unrecorded}
+    for path in unrecorded:
+        if path in broken:
+            continue
+        side = provenance_path(path)
+        gone = "is not a readable LCM record" if side.exists() else "is missing"
+        problems.append(
+            f"{path}: an output of the workflow with no provenance record (its sidecar "
+            f"{side.name} {gone}), so nothing says how it was made: delete it and run snakemake "
+            "again from the folder the workflow ran in, which rebuilds it with its record"
+        )
     return problems
+
+
+def _record_file(path: Path) -> dict[str, Any] | None:
+    """The provenance record in ``path`` (a JSON with ``Sha256``), or None."""
+    if path.suffix != ".json":
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        return None
+    return record if isinstance(record, dict) and "Sha256" in record else None
+
+
+def _files(root: Path) -> Iterator[tuple[Path, Path | None]]:
+    """Every file below ``root`` with the results folder it lies in (None outside one).
+
+    Hidden files and folders are skipped, and so are the folders the workflow fills without
+    provenance records (logs, work folders, fMRIPrep's derivatives, caches).
+    """
+    results = claimed_results(root)
+    if results is None and any((root / entry).is_dir() for entry in RESULTS_ENTRIES):
+        results = Path(os.path.abspath(root))
+    found: dict[str, Path | None] = {}
+    for folder, dirs, names in os.walk(root):
+        here = found.get(os.path.dirname(folder), results)
+        if MARKER_NAME in names and marker_owner(folder) == RESULTS_OWNER:
+            here = Path(os.path.abspath(folder))
+        found[folder] = here
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".")
+            and not (
+                (relative := results_entry(Path(folder, d), here)) and unrecorded_reason(relative)
+            )
+        )
+        for name in sorted(names):
+            if not name.startswith("."):
+                yield Path(folder, name), here

@@ -24,6 +24,8 @@ from lcm.io.provenance import provenance_path
 log = logging.getLogger(__name__)
 
 MARKER_NAME = ".lcm-owned"
+# Who claims the workflow's results_dir (:func:`claim_results`), as its marker names it.
+RESULTS_OWNER = "the LCM workflow"
 # Written by LCM itself in any folder it uses (lock file, atomic-write temp files).
 _ALWAYS_OURS = (MARKER_NAME, ".lcm.lock", ".*.tmp*")
 
@@ -89,6 +91,22 @@ def marker_owner(folder: str | os.PathLike[str]) -> str | None:
         return None
     found = re.match(r"Written by (.+?): ", text)
     return found.group(1) if found else None
+
+
+def claimed_results(path: str | os.PathLike[str]) -> Path | None:
+    """The results folder the workflow claimed (:func:`claim_results`) at or above ``path``.
+
+    Returns
+    -------
+    pathlib.Path or None
+        That folder, as an absolute path (symbolic links kept); None when no folder at or
+        above ``path`` carries the workflow's marker.
+    """
+    start = Path(os.path.abspath(path))
+    for folder in (start, *start.parents):
+        if marker_owner(folder) == RESULTS_OWNER:
+            return folder
+    return None
 
 
 def check_replaceable(outputs: Iterable[str | os.PathLike[str]], verb: str) -> None:

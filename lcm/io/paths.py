@@ -32,9 +32,10 @@ Layout under ``results``::
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from lcm.io.bids_names import build_name, check_label, run_key
 from lcm.io.output_space import space_entities
@@ -55,6 +56,51 @@ RESULTS_ENTRIES = (
     "store",
     "work",
 )
+
+# What the workflow writes below RESULTS_ENTRIES without a provenance record of its own, as
+# patterns of paths relative to ``results`` (a pattern that names a folder covers all below
+# it), each with why. ``lcm provenance verify`` reports any other file there that no record
+# names: an output whose record is gone says nowhere how it was made.
+UNRECORDED = (
+    ("configs/*.json", "a validated config, named by the sha256 of its content"),
+    ("logs", "a job's log"),
+    ("work", "fMRIPrep's work folder"),
+    (
+        "fmriprep/*/derivatives",
+        "fMRIPrep's own output; each subject's record lists and hashes the files LCM reads",
+    ),
+    ("fmriprep/*/*.completed.json", "the stamp of a completed fMRIPrep run"),
+    ("ingest/*/summary.json", "ingest's summary, written with the manifest"),
+    ("ingest/*/summary.tsv", "ingest's summary, written with the manifest"),
+    ("ingest/*/*.cache", "ingest's index cache"),
+    ("connectome/*/dataset_description.json", "the BIDS description of a derivative folder"),
+    ("store/_lcm", "the feature store's journal and locks"),
+    ("models/*/train_state", "a training state, whose JSON holds the digest of its content"),
+)
+
+
+def unrecorded_reason(relative: str | PurePath) -> str | None:
+    """Why the workflow writes ``relative`` (a path below ``results``) with no provenance record.
+
+    Parameters
+    ----------
+    relative : str or path-like
+        A path relative to the results folder, e.g. ``ingest/ds/summary.tsv``.
+
+    Returns
+    -------
+    str or None
+        The reason from :data:`UNRECORDED` whose pattern matches the path or a folder above
+        it; None for every other path (an output, which has a provenance sidecar).
+    """
+    parts = PurePath(relative).parts
+    for end in range(1, len(parts) + 1):
+        prefix = "/".join(parts[:end])
+        for pattern, why in UNRECORDED:
+            if fnmatch.fnmatchcase(prefix, pattern):
+                return why
+    return None
+
 
 # --- ingest ---------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from lcm.evaluate.registry import checkpoint_models, model_family, needs_torch
 from lcm.io import paths
 from lcm.io.config_copy import write_config_copy
 from lcm.io.output_space import parse_output_space
-from lcm.io.ownership import claim_results
+from lcm.io.ownership import RESULTS_OWNER, claim_results
 from lcm.io.provenance import CONFIG_HASH_ENV, config_hash
 from lcm.train.settings import BOOKKEEPING_SETTINGS
 from lcm.workflow.plan import WorkflowPlan
@@ -115,7 +115,7 @@ BEI_MAPS_TASKS = [
 # sidecars record only its hash. (Dry runs and --touch, which only dates files, write nothing.)
 onstart:
     if not workflow.touch:
-        claim_results(RESULTS, "the LCM workflow", paths.RESULTS_ENTRIES)
+        claim_results(RESULTS, RESULTS_OWNER, paths.RESULTS_ENTRIES)
         write_config_copy(RESULTS, CFG)
 
 

@@ -16,6 +16,8 @@ from lcm.cli import verb_code_hash
 from lcm.exceptions import ConfigError
 from lcm.io import paths
 from lcm.io.lineage import trace, verify
+from lcm.io.ownership import MARKER_NAME, claim_results
+from lcm.io.paths import RESULTS_ENTRIES
 from lcm.io.provenance import (
     CONFIG_HASH_ENV,
     config_hash,
@@ -335,3 +337,99 @@ def test_outputs_get_all_their_records_or_none(tmp_path: Path) -> None:
         record_outputs([first, second], [])
     assert not (tmp_path / "emb.json").exists()
     assert (tmp_path / "att.json").read_text() == '{"note": "mine"}'
+
+
+def workflow_results(tmp_path: Path) -> Path:
+    """A results folder as the workflow leaves it: claimed, each output with its record, and
+    the files it writes without one (logs, summaries, caches, stamps, journals, states)."""
+    from lcm.bids.index_cache import cache_dir_for
+    from lcm.preprocess.completed_run import stamp_path
+    from lcm.store.commit import journal_path
+    from lcm.train.outputs import STATE_DIR
+
+    results = claim_results(tmp_path / "results", "the LCM workflow", RESULTS_ENTRIES)
+    raw = tmp_path / "raw" / "dataset_description.json"
+    raw.parent.mkdir()
+    raw.write_text("{}")
+    manifest = Path(paths.ingest_manifest(str(results), "ds"))
+    metrics = Path(paths.task_metrics(str(results), "a"))
+    headline = Path(paths.metrics_file(str(results), "headline.tsv"))
+    model = Path(paths.model_file(str(results), "pretrain", "model.json"))
+    record = Path(paths.fmriprep_record(str(results), "ds", "01"))
+    for out, text in (
+        (manifest, "M"),
+        (metrics, "A"),
+        (headline, "H"),
+        (model, "{}"),
+        (record, "{}"),
+    ):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    write_sidecar(manifest, [raw])
+    write_sidecar(metrics, [manifest])
+    write_sidecar(headline, [metrics])
+    write_sidecar(model, [manifest])
+    write_sidecar(record, [raw])
+    state = model.parent / STATE_DIR / "train_state.json"
+    unrecorded = [
+        Path(paths.ingest_summary(manifest, ".json")),
+        Path(paths.ingest_summary(manifest, ".tsv")),
+        cache_dir_for(manifest) / "rows.parquet",
+        Path(paths.log_file(str(results), "ingest/ds.log")),
+        Path(paths.config_copy(str(results), "c" * 64)),
+        Path(paths.connectome_dir(str(results), "ds")) / "dataset_description.json",
+        Path(paths.fmriprep_derivatives(str(results), "ds")) / "sub-01" / "x_bold.nii.gz",
+        stamp_path(record),
+        Path(paths.fmriprep_work_dir(str(results))) / "sub-01" / "crash.txt",
+        journal_path(paths.store_dir(str(results)), "ds"),
+        state,
+        model.parent / ".lcm.lock",
+        results / "synth" / "ds" / "phenotype.tsv",  # not a folder the workflow writes
+    ]
+    for path in unrecorded:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+    return results
+
+
+def test_verify_reports_an_output_whose_record_is_gone(tmp_path: Path) -> None:
+    """An output of the workflow with no sidecar naming it was 0 problems and traced as [raw]."""
+    results = workflow_results(tmp_path)
+    assert verify(results) == []
+    metrics = Path(paths.task_metrics(str(results), "a"))
+    provenance_path(metrics).unlink()
+    headline = Path(paths.metrics_file(str(results), "headline.tsv"))
+    headline.write_text("edited")  # edited, and its record deleted: nothing consumes it
+    provenance_path(headline).unlink()
+    model = Path(paths.model_file(str(results), "pretrain", "model.json"))
+    provenance_path(model).write_text("not json")  # a JSON output's record, cut short
+    problems = verify(results)
+    assert [p.split(": ")[0] for p in problems] == [str(headline), str(metrics), str(model)]
+    assert "(its sidecar headline.json is missing)" in problems[0]
+    assert "delete it and run snakemake again" in problems[0]
+    assert "(its sidecar model.prov.json is not a readable LCM record)" in problems[2]
+    # From the folder above, or one below: the claimed results folder is found.
+    assert verify(tmp_path) == problems
+    below = verify(results / "metrics")
+    assert [p.split(": ")[0] for p in below] == [str(headline), str(metrics)]
+    lines = list(trace(metrics))
+    sha = sha256_file(metrics)[:12]
+    assert lines[0] == f"{metrics} [no provenance record (sidecar missing)] sha256={sha}"
+    summary = paths.ingest_summary(paths.ingest_manifest(str(results), "ds"), ".tsv")
+    assert next(trace(summary)).endswith(
+        "(no record of its own: ingest's summary, written with the manifest)"
+    )
+    raw = tmp_path / "raw" / "dataset_description.json"
+    assert next(trace(raw)).startswith(f"{raw} [raw]")
+
+
+def test_verify_of_results_without_the_marker_checks_the_workflows_folders(
+    tmp_path: Path,
+) -> None:
+    results = workflow_results(tmp_path)
+    (results / MARKER_NAME).unlink()  # written by an LCM before markers
+    out = Path(paths.task_embeddings(str(results), "a"))
+    out.parent.mkdir()
+    out.write_text("E")
+    assert [p.split(": ")[0] for p in verify(results)] == [str(out)]
+    assert verify(tmp_path / "raw") == []  # no folder of the workflow's: sidecars only
