@@ -55,3 +55,38 @@ def read_config_copy(path: str | Path) -> tuple[dict[str, Any] | None, str | Non
     if not isinstance(config, dict):
         return None, None
     return config, config_hash(config)
+
+
+def copy_rehash(path: str | Path) -> str | None:
+    """How the config copy at ``path`` re-hashes now, when not to its name (it was edited).
+
+    Returns
+    -------
+    str or None
+        None when the content's :func:`config_hash` is the name (``<sha256>.json``); else
+        ``it re-hashes to <sha256>``, or ``it is no longer a readable JSON object``.
+    """
+    config, actual = read_config_copy(path)
+    if actual == Path(path).name.removesuffix(".json"):
+        return None
+    if config is None:
+        return "it is no longer a readable JSON object"
+    return f"it re-hashes to {actual}"
+
+
+def copy_change(path: str | Path) -> str | None:
+    """What changed in the config copy at ``path`` since it was written, for messages.
+
+    Returns
+    -------
+    str or None
+        None when its content re-hashes to its name; else ``the copy of config <name> was
+        changed since it was written (it re-hashes to <sha256>)`` (:func:`copy_rehash`).
+    """
+    now = copy_rehash(path)
+    name = Path(path).name.removesuffix(".json")
+    return (
+        None
+        if now is None
+        else f"the copy of config {name} was changed since it was written ({now})"
+    )

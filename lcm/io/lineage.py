@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lcm.io.config_copy import copy_change, copy_rehash
 from lcm.io.ownership import MARKER_NAME, RESULTS_OWNER, claimed_results, marker_owner
-from lcm.io.paths import RESULTS_ENTRIES, unrecorded_reason
+from lcm.io.paths import RESULTS_ENTRIES, config_copy, config_dir, unrecorded_reason
 from lcm.io.provenance import provenance_path, sha256_file, sidecar_path
 
 # Status of an output of the workflow whose provenance record is gone.
@@ -76,16 +77,21 @@ def read_record(artifact: str | Path) -> tuple[Path, dict[str, Any]] | None:
 def trace(artifact: str | Path, base: str | Path = ".") -> Iterator[str]:
     """Yield indented lines: ``artifact``, then its sources from sidecars, recursively.
 
-    Each line is ``path [status] sha256=<first 12> rule=<rule>``; status is ``ok`` (the file
-    still has the recorded hash), ``CHANGED since recorded``, ``missing``, ``raw`` (a file
-    without a sidecar outside the workflow's outputs: a lineage root), ``no provenance record
-    (sidecar missing)`` (a file where the workflow writes its outputs, in a results folder it
-    claimed, whose sidecar is gone: nothing says how it was made) or ``dir``. A file the
-    workflow writes with no record of its own (:data:`lcm.io.paths.UNRECORDED`, an ingest
-    summary) says so after its status. ``artifact`` is judged against its own sidecar; each
-    source against the sha256 its consumer recorded when it used it (as :func:`verify` does),
-    so a source rebuilt after its consumer was made shows as changed. A source already shown
-    is not expanded again.
+    Each line is ``path [status] sha256=<first 12> rule=<rule> config=<first 12>``; status is
+    ``ok`` (the file still has the recorded hash), ``CHANGED since recorded``, ``missing``,
+    ``raw`` (a file without a sidecar outside the workflow's outputs: a lineage root), ``no
+    provenance record (sidecar missing)`` (a file where the workflow writes its outputs, in a
+    results folder it claimed, whose sidecar is gone: nothing says how it was made) or
+    ``dir``. A file the workflow writes with no record of its own
+    (:data:`lcm.io.paths.UNRECORDED`, an ingest summary) says so after its status.
+    ``artifact`` is judged against its own sidecar; each source against the sha256 its
+    consumer recorded when it used it (as :func:`verify` does), so a source rebuilt after its
+    consumer was made shows as changed. A source already shown is not expanded again.
+
+    Below the first record made under each config (``config_sha256``), one line ``config
+    <path> [status]`` names the validated config kept in that record's results folder
+    (``results/configs/<sha256>.json``): ``ok`` when its content re-hashes to its name, else
+    ``CHANGED since written: it re-hashes to <sha256>``, or ``missing``.
 
     Parameters
     ----------
@@ -94,65 +100,88 @@ def trace(artifact: str | Path, base: str | Path = ".") -> Iterator[str]:
     base : path-like
         Folder that relative source paths are relative to (where the workflow ran).
     """
-    yield from _trace(str(artifact), Path(artifact), base, None, 0, set(), _Hashes(), {})
+    yield from _Tracer(base).lines(str(artifact), Path(artifact), None, 0)
 
 
-def _trace(
-    label: str,
-    path: Path,
-    base: str | Path,
-    expected: str | None,
-    depth: int,
-    seen: set[Path],
-    hashes: _Hashes,
-    results: dict[Path, Path | None],
-) -> Iterator[str]:
-    """Lines of :func:`trace` for ``path``, which its consumer recorded with ``expected``.
+class _Tracer:
+    """The state of one :func:`trace`: files shown, hashes, results folders, configs named."""
 
-    ``results`` caches the results folder claimed at or above each folder met.
-    """
-    found = read_record(path) if path.is_file() else None
-    record = found[1] if found else {}
-    # A source's own sidecar describes its current build; what matters is whether it is still
-    # the file its consumer used. Its own record is the fallback when the consumer has none.
-    recorded = expected or record.get("Sha256")
-    note = ""
-    if not path.exists():
-        status = "missing"
-    elif path.is_dir():
-        status = "dir"
-    else:
-        actual = hashes(path)
-        recorded = recorded or actual
-        status = "ok" if actual == recorded else "CHANGED since recorded"
-        if not found:
-            folder = path.parent
-            if folder not in results:
-                results[folder] = claimed_results(folder)
-            relative = results_entry(path, results[folder])
-            why = unrecorded_reason(relative) if relative is not None else None
-            if why:
-                note = f" (no record of its own: {why})"
-            elif relative is not None:
-                status = NO_RECORD if status == "ok" else f"{status}; {NO_RECORD}"
-            elif status == "ok":
-                status = "raw"
-    rule = (record.get("Provenance") or {}).get("rule")
-    line = f"{'  ' * depth}{label} [{status}]"
-    line += f" sha256={recorded[:12]}" if recorded else ""
-    line += f" rule={rule}" if rule else ""
-    line += note
-    key = path.resolve()
-    if key in seen and record.get("Sources"):
-        yield line + " (sources shown above)"
-        return
-    yield line
-    seen.add(key)
-    digests = record.get("SourcesSha256", {})
-    for src in record.get("Sources", []):
-        yield from _trace(
-            src, source_path(src, base), base, digests.get(src), depth + 1, seen, hashes, results
-        )
+    def __init__(self, base: str | Path) -> None:
+        self.base = base
+        self.seen: set[Path] = set()
+        self.hashes = _Hashes()
+        self.configs: set[str] = set()
+        self._results: dict[Path, Path | None] = {}
+
+    def results(self, path: Path) -> Path | None:
+        """The results folder the workflow claimed at or above ``path``'s folder."""
+        folder = path.parent
+        if folder not in self._results:
+            self._results[folder] = claimed_results(folder)
+        return self._results[folder]
+
+    def lines(self, label: str, path: Path, expected: str | None, depth: int) -> Iterator[str]:
+        """Lines for ``path``, which its consumer recorded with ``expected``, and its sources."""
+        found = read_record(path) if path.is_file() else None
+        record = found[1] if found else {}
+        # A source's own sidecar describes its current build; what matters is whether it is
+        # still the file its consumer used. Its own record is the fallback when the consumer
+        # has none.
+        recorded = expected or record.get("Sha256")
+        note = ""
+        if not path.exists():
+            status = "missing"
+        elif path.is_dir():
+            status = "dir"
+        else:
+            actual = self.hashes(path)
+            recorded = recorded or actual
+            status = "ok" if actual == recorded else "CHANGED since recorded"
+            if not found:
+                relative = results_entry(path, self.results(path))
+                why = unrecorded_reason(relative) if relative is not None else None
+                if why:
+                    note = f" (no record of its own: {why})"
+                elif relative is not None:
+                    status = NO_RECORD if status == "ok" else f"{status}; {NO_RECORD}"
+                elif status == "ok":
+                    status = "raw"
+        prov = record.get("Provenance") or {}
+        config = prov.get("config_sha256")
+        line = f"{'  ' * depth}{label} [{status}]"
+        line += f" sha256={recorded[:12]}" if recorded else ""
+        line += f" rule={prov['rule']}" if prov.get("rule") else ""
+        line += f" config={config[:12]}" if isinstance(config, str) and config else ""
+        line += note
+        key = path.resolve()
+        if key in self.seen and record.get("Sources"):
+            yield line + " (sources shown above)"
+            return
+        yield line
+        self.seen.add(key)
+        if found and isinstance(config, str) and config and config not in self.configs:
+            self.configs.add(config)
+            yield f"{'  ' * (depth + 1)}{self.config_line(config, found[0])}"
+        digests = record.get("SourcesSha256", {})
+        for src in record.get("Sources", []):
+            yield from self.lines(src, source_path(src, self.base), digests.get(src), depth + 1)
+
+    def config_line(self, sha: str, side: Path) -> str:
+        """``config <its copy> [status]``, the copy of config ``sha`` kept where ``side`` lies."""
+        results = self.results(side)
+        if results is None:
+            return f"config {sha} [no copy known: {side} lies in no results folder of the workflow]"
+        copy = Path(config_copy(_shown(results), sha))
+        if not copy.is_file():
+            return f"config {copy} [missing]"
+        now = copy_rehash(copy)
+        return f"config {copy} [{f'CHANGED since written: {now}' if now else 'ok'}]"
+
+
+def _shown(folder: Path) -> str:
+    """``folder`` relative to the current folder when it lies below it, else absolute."""
+    relative = os.path.relpath(folder)
+    return folder.as_posix() if relative.startswith("..") else relative
 
 
 def verify(root: str | Path, base: str | Path = ".") -> list[str]:
@@ -163,7 +192,8 @@ def verify(root: str | Path, base: str | Path = ".") -> list[str]:
     :data:`lcm.io.paths.RESULTS_ENTRIES`), every file below those folders must be named by a
     provenance record too: one that is not, and is no sidecar, log or other file the workflow
     writes without a record (:data:`lcm.io.paths.UNRECORDED`), is reported, since nothing
-    says how it was made. Hidden files and folders (temporary files, locks, markers,
+    says how it was made; and each validated config kept there (``configs/<sha256>.json``)
+    must re-hash to its name. Hidden files and folders (temporary files, locks, markers,
     ``.snakemake/``) are not looked at.
 
     Parameters
@@ -177,8 +207,8 @@ def verify(root: str | Path, base: str | Path = ".") -> list[str]:
     -------
     list of str
         One line per drift: an output or input whose content differs from what was recorded,
-        or that is gone, or an output of the workflow with no record. Empty when everything
-        matches.
+        or that is gone, an output of the workflow with no record, or a config copy changed
+        since it was written. Empty when everything matches.
     """
     hashes = _Hashes()
     problems = []
@@ -227,7 +257,20 @@ def verify(root: str | Path, base: str | Path = ".") -> list[str]:
             f"{side.name} {gone}), so nothing says how it was made: delete it and run snakemake "
             "again from the folder the workflow ran in, which rebuilds it with its record"
         )
+    for path, results in files:
+        configs = config_dir(str(results)) if results is not None else None
+        if configs and path.suffix == ".json" and _same(path.parent, configs):
+            change = copy_change(path)
+            if change:
+                problems.append(
+                    f"{path}: {change}: restore it from a backup, or delete it and run snakemake "
+                    "again with that config, which writes the copy again"
+                )
     return problems
+
+
+def _same(a: str | Path, b: str | Path) -> bool:
+    return os.path.abspath(a) == os.path.abspath(b)
 
 
 def _record_file(path: Path) -> dict[str, Any] | None:

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from lcm.exceptions import InputDataError
-from lcm.io.config_copy import read_config_copy
+from lcm.io.config_copy import copy_change, read_config_copy
 from lcm.io.lineage import read_record
 
 # Inputs named per differing value before "and N more": enough to find them, short on the page.
@@ -42,6 +42,9 @@ class ProvenanceFacts:
     configs : dict
         ``config sha256 -> (path of its copy, validated config)``, for the hashes whose copy
         was found and re-hashes to its name.
+    changed_configs : dict
+        ``config sha256 -> (path of its copy, what changed)``, for the hashes whose copy was
+        found but was edited since it was written (:func:`lcm.io.config_copy.copy_change`).
     config_dir : str or None
         Where the copies were looked for (``results/configs``).
     report_log : str or None
@@ -55,6 +58,7 @@ class ProvenanceFacts:
     unrecorded: list[str] = field(default_factory=list)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     configs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    changed_configs: dict[str, tuple[str, str]] = field(default_factory=dict)
     config_dir: str | None = None
     report_log: str | None = None
     trace_target: str | None = None
@@ -147,9 +151,13 @@ def collect_provenance(
     if config_dir:
         for sha in sorted({h for h in _values(facts, "config_sha256") if h}):
             copy = Path(config_dir) / f"{sha}.json"
-            config, actual = read_config_copy(copy) if copy.is_file() else (None, None)
-            if config is not None and actual == sha:
-                facts.configs[sha] = (str(copy), config)
+            if not copy.is_file():
+                continue
+            change = copy_change(copy)
+            if change:
+                facts.changed_configs[sha] = (str(copy), change)
+            else:
+                facts.configs[sha] = (str(copy), read_config_copy(copy)[0] or {})
     return facts
 
 
@@ -210,6 +218,13 @@ def _config_line(facts: ProvenanceFacts) -> str:
                 f"<details><summary>Config {html.escape(sha[:12])}&hellip;: "
                 f"<code>{html.escape(path)}</code> (its content re-hashes to this sha256)"
                 f"</summary><pre>{html.escape(text)}</pre></details>"
+            )
+        elif sha in facts.changed_configs:
+            path, change = facts.changed_configs[sha]
+            where.append(
+                f'<div class="warn">{html.escape(change[0].upper() + change[1:])}: '
+                f"<code>{html.escape(path)}</code> is not shown, since it no longer holds the "
+                "settings the inputs were made under.</div>"
             )
         elif facts.config_dir:
             where.append(

@@ -15,6 +15,7 @@ import pytest
 from lcm.cli import verb_code_hash
 from lcm.exceptions import ConfigError
 from lcm.io import paths
+from lcm.io.config_copy import write_config_copy
 from lcm.io.lineage import trace, verify
 from lcm.io.ownership import MARKER_NAME, claim_results
 from lcm.io.paths import RESULTS_ENTRIES
@@ -339,15 +340,20 @@ def test_outputs_get_all_their_records_or_none(tmp_path: Path) -> None:
     assert (tmp_path / "att.json").read_text() == '{"note": "mine"}'
 
 
-def workflow_results(tmp_path: Path) -> Path:
-    """A results folder as the workflow leaves it: claimed, each output with its record, and
-    the files it writes without one (logs, summaries, caches, stamps, journals, states)."""
+CONFIG = {"results_dir": "results", "seed": 1}
+
+
+def workflow_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A results folder as the workflow leaves it: claimed, its config kept, each output with
+    its record, and the files it writes without one (logs, summaries, caches, stamps...)."""
     from lcm.bids.index_cache import cache_dir_for
     from lcm.preprocess.completed_run import stamp_path
     from lcm.store.commit import journal_path
     from lcm.train.outputs import STATE_DIR
 
     results = claim_results(tmp_path / "results", "the LCM workflow", RESULTS_ENTRIES)
+    write_config_copy(str(results), CONFIG)
+    monkeypatch.setenv(CONFIG_HASH_ENV, config_hash(CONFIG))
     raw = tmp_path / "raw" / "dataset_description.json"
     raw.parent.mkdir()
     raw.write_text("{}")
@@ -376,7 +382,6 @@ def workflow_results(tmp_path: Path) -> Path:
         Path(paths.ingest_summary(manifest, ".tsv")),
         cache_dir_for(manifest) / "rows.parquet",
         Path(paths.log_file(str(results), "ingest/ds.log")),
-        Path(paths.config_copy(str(results), "c" * 64)),
         Path(paths.connectome_dir(str(results), "ds")) / "dataset_description.json",
         Path(paths.fmriprep_derivatives(str(results), "ds")) / "sub-01" / "x_bold.nii.gz",
         stamp_path(record),
@@ -392,9 +397,11 @@ def workflow_results(tmp_path: Path) -> Path:
     return results
 
 
-def test_verify_reports_an_output_whose_record_is_gone(tmp_path: Path) -> None:
+def test_verify_reports_an_output_whose_record_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An output of the workflow with no sidecar naming it was 0 problems and traced as [raw]."""
-    results = workflow_results(tmp_path)
+    results = workflow_results(tmp_path, monkeypatch)
     assert verify(results) == []
     metrics = Path(paths.task_metrics(str(results), "a"))
     provenance_path(metrics).unlink()
@@ -424,12 +431,47 @@ def test_verify_reports_an_output_whose_record_is_gone(tmp_path: Path) -> None:
 
 
 def test_verify_of_results_without_the_marker_checks_the_workflows_folders(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    results = workflow_results(tmp_path)
+    results = workflow_results(tmp_path, monkeypatch)
     (results / MARKER_NAME).unlink()  # written by an LCM before markers
     out = Path(paths.task_embeddings(str(results), "a"))
     out.parent.mkdir()
     out.write_text("E")
     assert [p.split(": ")[0] for p in verify(results)] == [str(out)]
     assert verify(tmp_path / "raw") == []  # no folder of the workflow's: sidecars only
+
+
+def test_config_copies_are_rehashed_and_traced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An edited results/configs/<sha256>.json was 0 problems; trace never named the config."""
+    results = workflow_results(tmp_path, monkeypatch)
+    sha = config_hash(CONFIG)
+    copy = Path(paths.config_copy(str(results), sha))
+    metrics = Path(paths.task_metrics(str(results), "a"))
+    monkeypatch.chdir(tmp_path)
+    lines = list(trace(metrics))
+    assert lines[0].endswith(f" config={sha[:12]}")
+    # Named once, below the first record made under it, with its copy.
+    assert [line.strip() for line in lines if line.strip().startswith("config ")] == [
+        f"config results/configs/{sha}.json [ok]"
+    ]
+    assert lines[1] == f"  config results/configs/{sha}.json [ok]"
+    assert verify(results) == []
+    copy.write_text(json.dumps({**CONFIG, "seed": 2}))
+    edited = config_hash({**CONFIG, "seed": 2})
+    changed = (
+        f"the copy of config {sha} was changed since it was written (it re-hashes to {edited})"
+    )
+    assert verify(results) == [
+        f"{copy}: {changed}: restore it from a backup, or delete it and "
+        "run snakemake again with that config, which writes the copy again"
+    ]
+    assert list(trace(metrics))[1] == (
+        f"  config results/configs/{sha}.json [CHANGED since written: it re-hashes to {edited}]"
+    )
+    copy.write_text("{cut")
+    assert "(it is no longer a readable JSON object)" in verify(results)[0]
+    copy.unlink()
+    assert list(trace(metrics))[1] == f"  config results/configs/{sha}.json [missing]"

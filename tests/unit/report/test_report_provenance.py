@@ -132,6 +132,21 @@ def test_inputs_made_under_other_configs_are_named(recorded: dict) -> None:
     assert "No checkpoint was given to the report" in section
 
 
+def test_an_edited_config_copy_is_named_as_changed_not_as_absent(recorded: dict) -> None:
+    """It said "No copy of config ... (outputs of a workflow run before LCM kept the
+    validated config there)" of a copy that was there, edited."""
+    copy = recorded["configs"] / f"{recorded['sha']}.json"
+    copy.write_text(json.dumps({**CONFIG, "seed": 2}))
+    facts = collect_provenance(recorded["inputs"]["metrics"], [], recorded["configs"])
+    section = provenance_section(facts, {}, table_html)
+    now = config_hash({**CONFIG, "seed": 2})
+    assert (
+        f"The copy of config {recorded['sha']} was changed since it was written (it re-hashes "
+        f"to {now}): <code>{copy}</code> is not shown"
+    ) in section
+    assert "No copy of config" not in section and "<details>" not in section
+
+
 def test_a_checkpoint_changed_after_the_metrics_is_flagged(recorded: dict) -> None:
     meta = json.loads((recorded["checkpoint"] / "model.json").read_text())
     meta["weights_sha256"] = "cd" * 32
