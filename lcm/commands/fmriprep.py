@@ -176,11 +176,35 @@ def run(args: argparse.Namespace) -> int:
         write_sidecar(args.out, [])
         return 0
     record = run_fmriprep(req, args.out)
-    # Provenance: the derivatives each run's connectome will read, and the container that made
-    # them (none when existing derivatives are only checked).
-    sources = [run[k] for run in record["runs"] for k in ("bold", "mask", "confounds", "sidecar")]
+    # Provenance: the raw files fMRIPrep reads of the subject (the sources), the derivatives
+    # each run's connectome will read (the job's products, listed in the record), and the
+    # container that made them (none when existing derivatives are only checked).
+    products = [run[k] for run in record["runs"] for k in ("bold", "mask", "confounds", "sidecar")]
     container = None if args.runner == "existing" else args.image
     # The digest resolved after the run: a .sif is not read again, a tag gets its registry one.
     digest = (record.get("image_digest") or {}).get("digest")
-    write_sidecar(args.out, [s for s in sources if s], container=container, image_digest=digest)
+    write_sidecar(
+        args.out,
+        raw_sources(req.bids, req.subject, req.derivatives),
+        products=[p for p in products if p],
+        container=container,
+        image_digest=digest,
+    )
     return 0
+
+
+def raw_sources(bids: Path, subject: str, derivatives: Path) -> list[Path]:
+    """The raw files of ``subject`` that fMRIPrep reads, hashed in
+    the record's sidecar (:func:`lcm.preprocess.completed_run.raw_subject_files`): a trace
+    from a metric reaches them through the record.
+
+    None for a dataset entering as fMRIPrep derivatives (``--bids`` is the derivatives
+    folder, or lies inside it): there is no raw data. Hashing them reads the subject's raw
+    files once per job, as hashing its derivatives does.
+    """
+    from lcm.io.paths import inside
+    from lcm.preprocess.completed_run import raw_subject_files
+
+    if inside(bids, derivatives):
+        return []
+    return [p for p in raw_subject_files(bids, subject) if not inside(p, derivatives)]

@@ -137,7 +137,9 @@ def process_voxel_run(
     qc_out : path-like
         QC JSON, written for excluded runs too.
     atlas_files : list of str, optional
-        Atlas files listed in the sidecars' ``Sources``.
+        Atlas files listed in the sidecars' ``Sources``. The fMRIPrep record follows them
+        there: it names the derivatives read, and its own sidecar lists them as the products
+        of its job and the raw files they were made from.
     connectome : ConnectomeSettings, optional
         Matrix kinds, Fisher z, windows (default: whole-run Pearson only).
     min_coverage : float
@@ -181,6 +183,7 @@ def process_voxel_run(
             atlas_files,
             connectome,
             min_coverage,
+            record=record_path,
         )
     ensure_dataset_description(out_dir, dataset)
     write_json(qc_out, qc)
@@ -451,12 +454,14 @@ def _write_outputs(
     atlas_files: list[str] | None = None,
     connectome: ConnectomeSettings | None = None,
     min_coverage: float = MIN_COVERAGE,
+    record: str | Path | None = None,
 ) -> dict[str, Any]:
     names = atlas.labels["name"].tolist()
     ts_path = run_timeseries(out_dir, run_location(ids.entities), space, atlas.name)
     # The brain mask decides coverage and which parcels are empty: a source when it was read.
     mask = [deriv.mask] if facts.get("coverage_rule") == "brain_mask" else []
     sources = [deriv.bold, *mask, deriv.confounds, *(atlas_files or [])]
+    sources += [record] if record is not None else []
     meta = {
         "RepetitionTime": deriv.t_r,
         "Atlas": atlas.name,

@@ -83,7 +83,10 @@ def trace(artifact: str | Path, base: str | Path = ".") -> Iterator[str]:
     provenance record (sidecar missing)`` (a file where the workflow writes its outputs, in a
     results folder it claimed, whose sidecar is gone: nothing says how it was made) or
     ``dir``. A file the workflow writes with no record of its own
-    (:data:`lcm.io.paths.UNRECORDED`, an ingest summary) says so after its status.
+    (:data:`lcm.io.paths.UNRECORDED`, an ingest summary) says so after its status; so does a
+    file another source's record lists as made by its job (``Products``: the fMRIPrep record
+    beside a time series lists the derivatives it was computed from, and its own sources are
+    the subject's raw files). A record made in a container names its image and digest.
     ``artifact`` is judged against its own sidecar; each source against the sha256 its
     consumer recorded when it used it (as :func:`verify` does), so a source rebuilt after its
     consumer was made shows as changed. A source already shown is not expanded again.
@@ -111,7 +114,28 @@ class _Tracer:
         self.seen: set[Path] = set()
         self.hashes = _Hashes()
         self.configs: set[str] = set()
+        # Files a record lists as made by its job (fMRIPrep's derivatives): resolved path ->
+        # (what to say of their maker, the sha256 it recorded).
+        self.products: dict[Path, tuple[str, str | None]] = {}
         self._results: dict[Path, Path | None] = {}
+        self._records: dict[Path, tuple[Path, dict[str, Any]] | None] = {}
+
+    def record(self, path: Path) -> tuple[Path, dict[str, Any]] | None:
+        """:func:`read_record` of ``path`` (a file), read once per trace."""
+        key = path.resolve()
+        if key not in self._records:
+            self._records[key] = read_record(path) if path.is_file() else None
+        return self._records[key]
+
+    def note_products(self, label: str, found: tuple[Path, dict[str, Any]] | None) -> None:
+        """Remember the files the record ``found`` of ``label`` lists as its job's products."""
+        record = found[1] if found else {}
+        rule = (record.get("Provenance") or {}).get("rule")
+        maker = f"product of rule={rule}, listed in {label}" if rule else f"listed in {label}"
+        digests = record.get("ProductsSha256") or {}
+        for product in record.get("Products") or []:
+            key = source_path(product, self.base).resolve()
+            self.products.setdefault(key, (maker, digests.get(product)))
 
     def results(self, path: Path) -> Path | None:
         """The results folder the workflow claimed at or above ``path``'s folder."""
@@ -122,13 +146,14 @@ class _Tracer:
 
     def lines(self, label: str, path: Path, expected: str | None, depth: int) -> Iterator[str]:
         """Lines for ``path``, which its consumer recorded with ``expected``, and its sources."""
-        found = read_record(path) if path.is_file() else None
+        found = self.record(path)
         record = found[1] if found else {}
+        made = None if found else self.products.get(path.resolve())
         # A source's own sidecar describes its current build; what matters is whether it is
         # still the file its consumer used. Its own record is the fallback when the consumer
-        # has none.
-        recorded = expected or record.get("Sha256")
-        note = ""
+        # has none (and for a job's product, the sha256 its job recorded).
+        recorded = expected or record.get("Sha256") or (made[1] if made else None)
+        note = f" ({made[0]})" if made else ""
         if not path.exists():
             status = "missing"
         elif path.is_dir():
@@ -137,7 +162,7 @@ class _Tracer:
             actual = self.hashes(path)
             recorded = recorded or actual
             status = "ok" if actual == recorded else "CHANGED since recorded"
-            if not found:
+            if not found and not made:
                 relative = results_entry(path, self.results(path))
                 why = unrecorded_reason(relative) if relative is not None else None
                 if why:
@@ -152,6 +177,10 @@ class _Tracer:
         line += f" sha256={recorded[:12]}" if recorded else ""
         line += f" rule={prov['rule']}" if prov.get("rule") else ""
         line += f" config={config[:12]}" if isinstance(config, str) and config else ""
+        container = prov.get("container") or {}
+        if isinstance(container, dict) and container.get("image"):
+            line += f" image={container['image']}"
+            line += f" digest={container['digest']}" if container.get("digest") else ""
         line += note
         key = path.resolve()
         if key in self.seen and record.get("Sources"):
@@ -163,7 +192,10 @@ class _Tracer:
             self.configs.add(config)
             yield f"{'  ' * (depth + 1)}{self.config_line(config, found[0])}"
         digests = record.get("SourcesSha256", {})
-        for src in record.get("Sources", []):
+        sources = record.get("Sources", [])
+        for src in sources:  # the makers of the others first (fMRIPrep's record, its BOLD)
+            self.note_products(src, self.record(source_path(src, self.base)))
+        for src in sources:
             yield from self.lines(src, source_path(src, self.base), digests.get(src), depth + 1)
 
     def config_line(self, sha: str, side: Path) -> str:
@@ -193,7 +225,8 @@ def verify(root: str | Path, base: str | Path = ".") -> list[str]:
     provenance record too: one that is not, and is no sidecar, log or other file the workflow
     writes without a record (:data:`lcm.io.paths.UNRECORDED`), is reported, since nothing
     says how it was made; and each validated config kept there (``configs/<sha256>.json``)
-    must re-hash to its name. Hidden files and folders (temporary files, locks, markers,
+    must re-hash to its name. The files a record lists as its job's products (fMRIPrep's
+    derivatives) are re-hashed too. Hidden files and folders (temporary files, locks, markers,
     ``.snakemake/``) are not looked at.
 
     Parameters
@@ -237,6 +270,12 @@ def verify(root: str | Path, base: str | Path = ".") -> list[str]:
                 problems.append(f"{src}: input of {side} is missing")
             elif hashes(path) != digest:
                 problems.append(f"{src}: input of {side} changed since it was used")
+        for product, digest in record.get("ProductsSha256", {}).items():
+            path = source_path(product, base)
+            if not path.is_file():
+                problems.append(f"{product}: made by the job of {side} but missing")
+            elif hashes(path) != digest:
+                problems.append(f"{product}: changed since {side} recorded it as made by its job")
     unrecorded = [
         path
         for path, results in files

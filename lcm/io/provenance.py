@@ -300,6 +300,7 @@ def write_sidecar(
     *,
     container: str | None = None,
     image_digest: str | None = None,
+    products: list[str | Path] | None = None,
     **metadata: Any,
 ) -> Path:
     """Write the JSON sidecar of ``output`` listing ``sources`` with their sha256.
@@ -310,6 +311,11 @@ def write_sidecar(
         The file described; it must already exist (its sha256 is recorded).
     sources : list of path-like
         Direct inputs of ``output``.
+    products : list of path-like, optional
+        Files the job made with ``output`` that carry no record of their own (fMRIPrep's
+        derivatives, which ``output`` lists), recorded as ``Products`` with their sha256
+        (``ProductsSha256``): ``lcm provenance trace`` shows them as made by this job, from
+        ``sources``, and ``verify`` re-hashes them.
     container : str, optional
         Container image that produced ``output`` (its digest is recorded when known).
     image_digest : str, optional
@@ -336,6 +342,14 @@ def write_sidecar(
         "Output": Path(output).name,
         "Sources": [str(s) for s in sources],
         "SourcesSha256": {str(s): sha256_file(s) for s in sources if Path(s).is_file()},
+        **(
+            {
+                "Products": [str(p) for p in products],
+                "ProductsSha256": {str(p): sha256_file(p) for p in products if Path(p).is_file()},
+            }
+            if products
+            else {}
+        ),
         "Sha256": sha256_file(output),
         "Provenance": provenance(container, image_digest),
     }

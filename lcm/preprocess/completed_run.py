@@ -34,19 +34,25 @@ def stamp_path(record: str | os.PathLike[str]) -> Path:
     return path.with_name(path.name.removesuffix(".json") + STAMP_SUFFIX)
 
 
-def raw_subject_digest(bids: str | os.PathLike[str], subject: str) -> str:
-    """sha256 over what fMRIPrep reads of one subject: every file below ``sub-<label>/`` and the
-    dataset's top-level JSON files (``dataset_description.json``, inherited sidecars), by
-    relative path, size and modification time.
+def raw_subject_files(bids: str | os.PathLike[str], subject: str) -> list[Path]:
+    """What fMRIPrep reads of one subject: every file below ``sub-<label>/`` and the dataset's
+    top-level JSON files (``dataset_description.json``, inherited sidecars), sorted.
 
     Top-level tables (``participants.tsv``) are left out: adding a subject changes them and
-    must not relaunch every other subject.
+    must not relaunch every other subject. Broken links (a git-annex file not fetched) are
+    listed too.
     """
     root = Path(bids)
-    entries: list[tuple[str, int, int]] = []
     top = [p for p in root.glob("*.json") if p.is_file()]
     below = [Path(d, f) for d, _, files in os.walk(root / f"sub-{subject}") for f in files]
-    for path in (*top, *below):
+    return sorted({*top, *below})
+
+
+def raw_subject_digest(bids: str | os.PathLike[str], subject: str) -> str:
+    """sha256 over :func:`raw_subject_files`, by relative path, size and modification time."""
+    root = Path(bids)
+    entries: list[tuple[str, int, int]] = []
+    for path in raw_subject_files(root, subject):
         try:
             st = path.stat()
         except OSError:  # a broken link (a git-annex file not fetched): its own stat

@@ -21,6 +21,7 @@ from helpers.fmriprep import (
 )
 
 from lcm.cli import main
+from lcm.io.lineage import trace
 from lcm.io.provenance import sha256_file
 from lcm.preprocess import image_digest
 from lcm.preprocess.fmriprep_run import run_fmriprep
@@ -57,6 +58,12 @@ def test_a_tag_run_by_docker_is_recorded_with_its_digest(
     assert calls[-2][:3] == ["docker", "run", "--rm"]
     sidecar = json.loads((tmp_path / "rec.prov.json").read_text())
     assert sidecar["Provenance"]["container"] == {"image": IMAGE, "digest": IMAGE_DIGEST}
+    # What fMRIPrep read and made: the subject's raw files, and the derivatives recorded.
+    bold = tmp_path / "raw" / "sub-01" / "func" / "sub-01_task-rest_run-1_bold.nii.gz"
+    assert str(bold) in sidecar["Sources"] and sidecar["Products"][0] == rec["runs"][0]["bold"]
+    lines = list(trace(out))
+    assert lines[0].endswith(f" image={IMAGE} digest={IMAGE_DIGEST}")
+    assert any(line.startswith(f"  {bold} [raw]") for line in lines)
 
 
 def test_the_digest_under_the_images_own_name_is_chosen(
