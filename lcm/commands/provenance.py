@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from lcm.exceptions import InputDataError
-from lcm.io.lineage import trace, verify
+from lcm.io.lineage import MAX_MISSING_LISTED, audit, base_hint, trace
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,17 @@ def run(args: argparse.Namespace) -> int:
         for line in trace(target, base=args.base):
             print(line)
         return 0
-    problems = verify(target, base=args.base)
-    for p in problems:
-        print(p)
-    print(f"{len(problems)} problem(s) under {target}")
-    return 1 if problems else 0
+    found = audit(target, base=args.base)
+    missing = found.missing_relative()
+    hint = base_hint([p.path for p in missing], found.relative_inputs, args.base, target)
+    # Most inputs missing: --base is wrong, not the data; a few of them say which.
+    left_out = set(map(id, missing[MAX_MISSING_LISTED:])) if hint else set()
+    for p in found.problems:
+        if id(p) not in left_out:
+            print(p)
+    if left_out:
+        print(f"... and {len(left_out)} more missing inputs recorded as relative paths")
+    print(f"{len(found.problems)} problem(s) under {target}")
+    if hint:
+        print(hint)
+    return 1 if found.problems else 0

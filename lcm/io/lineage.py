@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,9 @@ def trace(artifact: str | Path, base: str | Path = ".") -> Iterator[str]:
     the subject's raw files). A record made in a container names its image and digest.
     ``artifact`` is judged against its own sidecar; each source against the sha256 its
     consumer recorded when it used it (as :func:`verify` does), so a source rebuilt after its
-    consumer was made shows as changed. A source already shown is not expanded again.
+    consumer was made shows as changed. A source already shown is not expanded again. When
+    most sources recorded as relative paths are missing, a last line says to pass ``--base``
+    (:func:`base_hint`).
 
     Below the first record made under each config (``config_sha256``), one line ``config
     <path> [status]`` names the validated config kept in that record's results folder
@@ -103,7 +106,11 @@ def trace(artifact: str | Path, base: str | Path = ".") -> Iterator[str]:
     base : path-like
         Folder that relative source paths are relative to (where the workflow ran).
     """
-    yield from _Tracer(base).lines(str(artifact), Path(artifact), None, 0)
+    tracer = _Tracer(base)
+    yield from tracer.lines(str(artifact), Path(artifact), None, 0)
+    hint = base_hint(tracer.missing, tracer.relative, base, artifact)
+    if hint:
+        yield hint
 
 
 class _Tracer:
@@ -114,6 +121,9 @@ class _Tracer:
         self.seen: set[Path] = set()
         self.hashes = _Hashes()
         self.configs: set[str] = set()
+        # Sources recorded as relative paths: how many lines showed one, and those missing.
+        self.relative = 0
+        self.missing: list[str] = []
         # Files a record lists as made by its job (fMRIPrep's derivatives): resolved path ->
         # (what to say of their maker, the sha256 it recorded).
         self.products: dict[Path, tuple[str, str | None]] = {}
@@ -154,8 +164,12 @@ class _Tracer:
         # has none (and for a job's product, the sha256 its job recorded).
         recorded = expected or record.get("Sha256") or (made[1] if made else None)
         note = f" ({made[0]})" if made else ""
+        relative = depth > 0 and not Path(label).is_absolute()
+        self.relative += relative
         if not path.exists():
             status = "missing"
+            if relative:
+                self.missing.append(label)
         elif path.is_dir():
             status = "dir"
         else:
@@ -216,7 +230,80 @@ def _shown(folder: Path) -> str:
     return folder.as_posix() if relative.startswith("..") else relative
 
 
+# How to make an output again, in every message that asks for it.
+RERUN = "rerun the workflow with the command that made it (snakemake or lcm run)"
+# Missing inputs listed by the command line before "... and N more", when most are missing.
+MAX_MISSING_LISTED = 20
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of :func:`audit`: ``path``, what is wrong and what to do, and its kind.
+
+    Attributes
+    ----------
+    path : str
+        The file concerned, as recorded (an input) or as found under the audited folder.
+    text : str
+        What is wrong with it, then what to do.
+    kind : str
+        ``output changed``, ``output missing``, ``input changed``, ``input missing``,
+        ``product changed``, ``product missing``, ``no record`` or ``config changed``.
+    relative : bool
+        The path was recorded relative (to ``--base``).
+    """
+
+    path: str
+    text: str
+    kind: str
+    relative: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.text}"
+
+
+@dataclass
+class Audit:
+    """What :func:`audit` found, and how many recorded inputs it read.
+
+    Attributes
+    ----------
+    problems : list of Problem
+        In the order found (sidecars by path, then outputs without a record, then configs).
+    relative_inputs : int
+        Inputs recorded as relative paths, each counted once per record naming it.
+    """
+
+    problems: list[Problem] = field(default_factory=list)
+    relative_inputs: int = 0
+
+    def missing_relative(self) -> list[Problem]:
+        """The missing inputs recorded as relative paths."""
+        return [p for p in self.problems if p.kind == "input missing" and p.relative]
+
+
 def verify(root: str | Path, base: str | Path = ".") -> list[str]:
+    """Re-hash every file described by a sidecar under ``root`` and its recorded inputs.
+
+    The lines of :func:`audit`'s problems (see there).
+
+    Parameters
+    ----------
+    root : path-like
+        Folder to audit (searched recursively for provenance sidecars).
+    base : path-like
+        Folder that relative source paths are relative to (where the workflow ran).
+
+    Returns
+    -------
+    list of str
+        One line per drift, ``<path>: <what is wrong>: <what to do>``. Empty when everything
+        matches.
+    """
+    return [str(p) for p in audit(root, base).problems]
+
+
+def audit(root: str | Path, base: str | Path = ".") -> Audit:
     """Re-hash every file described by a sidecar under ``root`` and its recorded inputs.
 
     In a results folder the workflow claimed (its ``.lcm-owned`` marker, at or above ``root``
@@ -238,13 +325,14 @@ def verify(root: str | Path, base: str | Path = ".") -> list[str]:
 
     Returns
     -------
-    list of str
-        One line per drift: an output or input whose content differs from what was recorded,
-        or that is gone, an output of the workflow with no record, or a config copy changed
-        since it was written. Empty when everything matches.
+    Audit
+        Each problem says what to do: an output or input whose content differs from what was
+        recorded, or that is gone, an output of the workflow with no record, or a config copy
+        changed since it was written. No problems when everything matches.
     """
     hashes = _Hashes()
-    problems = []
+    found = Audit()
+    problems = found.problems
     files = list(_files(Path(root)))
     records: set[Path] = set()
     described: set[str] = set()
@@ -261,21 +349,45 @@ def verify(root: str | Path, base: str | Path = ".") -> list[str]:
         described.update(os.path.abspath(out) for out in outputs)
         for out in outputs:
             if not out.is_file():
-                problems.append(f"{out}: described by {side} but missing")
+                text = f"described by {side} but missing: restore it, or {RERUN}, which makes it"
+                problems.append(Problem(str(out), text, "output missing"))
             elif hashes(out) != record["Sha256"]:
-                problems.append(f"{out}: sha256 differs from {side}")
+                text = (
+                    f"sha256 differs from {side}: it was changed after LCM wrote it; restore it, "
+                    f"or delete it and {RERUN}, which makes it again"
+                )
+                problems.append(Problem(str(out), text, "output changed"))
+        made = outputs[0] if outputs else side
         for src, digest in record.get("SourcesSha256", {}).items():
             path = source_path(src, base)
+            relative = not Path(src).is_absolute()
+            found.relative_inputs += relative
             if not path.is_file():
-                problems.append(f"{src}: input of {side} is missing")
+                text = (
+                    f"input of {side} is missing: restore it, or {RERUN}, which makes it again "
+                    f"if the workflow made it, and {made.name} from it"
+                )
+                problems.append(Problem(src, text, "input missing", relative))
             elif hashes(path) != digest:
-                problems.append(f"{src}: input of {side} changed since it was used")
+                text = (
+                    f"input of {side} changed since it was used: restore it, or {RERUN} to "
+                    f"make {made.name} again from it (delete {made} first if `snakemake -n` "
+                    "lists no job for it)"
+                )
+                problems.append(Problem(src, text, "input changed", relative))
         for product, digest in record.get("ProductsSha256", {}).items():
             path = source_path(product, base)
+            again = (
+                f"restore it, or delete {made} and {RERUN}, which records the file as it is "
+                "then (an fMRIPrep record: fMRIPrep itself runs again only once the "
+                ".completed.json stamp beside it is deleted too)"
+            )
             if not path.is_file():
-                problems.append(f"{product}: made by the job of {side} but missing")
+                text = f"a product of the job of {side}, missing: {again}"
+                problems.append(Problem(product, text, "product missing"))
             elif hashes(path) != digest:
-                problems.append(f"{product}: changed since {side} recorded it as made by its job")
+                text = f"changed since {side} recorded it as a product of its job: {again}"
+                problems.append(Problem(product, text, "product changed"))
     unrecorded = [
         path
         for path, results in files
@@ -291,21 +403,62 @@ def verify(root: str | Path, base: str | Path = ".") -> list[str]:
             continue
         side = provenance_path(path)
         gone = "is not a readable LCM record" if side.exists() else "is missing"
-        problems.append(
-            f"{path}: an output of the workflow with no provenance record (its sidecar "
-            f"{side.name} {gone}), so nothing says how it was made: delete it and run snakemake "
-            "again from the folder the workflow ran in, which rebuilds it with its record"
+        text = (
+            f"an output of the workflow with no provenance record (its sidecar {side.name} "
+            f"{gone}), so nothing says how it was made: delete it and {RERUN}, which makes it "
+            "again with its record"
         )
+        problems.append(Problem(str(path), text, "no record"))
     for path, results in files:
         configs = config_dir(str(results)) if results is not None else None
         if configs and path.suffix == ".json" and _same(path.parent, configs):
             change = copy_change(path)
             if change:
-                problems.append(
-                    f"{path}: {change}: restore it from a backup, or delete it and run snakemake "
+                text = (
+                    f"{change}: restore it from a backup, or delete it and run the workflow "
                     "again with that config, which writes the copy again"
                 )
-    return problems
+                problems.append(Problem(str(path), text, "config changed"))
+    return found
+
+
+def base_hint(missing: list[str], total: int, base: str | Path, near: str | Path) -> str | None:
+    """A line saying to pass ``--base`` when most inputs recorded as relative paths are missing.
+
+    Parameters
+    ----------
+    missing : list of str
+        The relative inputs found missing (as recorded).
+    total : int
+        How many relative inputs were read.
+    base : path-like
+        The ``--base`` used.
+    near : path-like
+        The audited folder or file: the folder above it where the first missing inputs lie
+        is suggested.
+
+    Returns
+    -------
+    str or None
+        None when at most half of them are missing (then they are missing indeed).
+    """
+    if not missing or 2 * len(missing) < total:
+        return None
+    start = Path(os.path.abspath(near))
+    guess = next(
+        (
+            folder
+            for folder in (start, *start.parents)
+            if all((folder / src).exists() for src in missing[:3])
+        ),
+        None,
+    )
+    where = f"--base {guess}" if guess else "--base <the folder the workflow ran in>"
+    return (
+        f"{len(missing)} of {total} inputs recorded as relative paths are missing under --base "
+        f"{base} ({os.path.abspath(base)}): they are relative to the folder the workflow ran "
+        f"in; pass {where}"
+    )
 
 
 def _same(a: str | Path, b: str | Path) -> bool:

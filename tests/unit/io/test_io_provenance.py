@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from lcm.cli import main as lcm_main
 from lcm.cli import verb_code_hash
 from lcm.exceptions import ConfigError
 from lcm.io import paths
@@ -32,6 +33,8 @@ from lcm.io.provenance import (
 from lcm.workflow.hash import code_hash
 
 DIGEST = "sha256:" + "ab" * 32
+# What every problem that asks to make a file again says to do.
+RERUN = "rerun the workflow with the command that made it (snakemake or lcm run)"
 
 
 def lcm_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -140,8 +143,11 @@ def test_verify_finds_every_kind_of_drift(tmp_path: Path) -> None:
     assert verify(tmp_path) == []
     files["raw"].write_text("a\tb\n1\t999\n")  # tampered input
     problems = verify(tmp_path)
+    # Each problem says what to do: here, restore the input or rebuild what was made from it.
     assert problems == [
-        f"{files['raw']}: input of {tmp_path / 'mid.json'} changed since it was used"
+        f"{files['raw']}: input of {tmp_path / 'mid.json'} changed since it was used: restore "
+        f"it, or {RERUN} to make mid.tsv again from it (delete {files['mid']} first if "
+        "`snakemake -n` lists no job for it)"
     ]
     assert "CHANGED since recorded" in list(trace(files["final"]))[2]
     files["final"].unlink()
@@ -231,7 +237,10 @@ def test_dotted_output_names_keep_separate_records(tmp_path: Path) -> None:
     assert sides == [tmp_path / "emb.json", tmp_path / "emb.attn.json"]
     assert next(trace(emb)).startswith(f"{emb} [ok]")  # was [raw]: its record overwritten
     emb.write_text("edited")
-    assert verify(tmp_path) == [f"{emb}: sha256 differs from {tmp_path / 'emb.json'}"]
+    assert verify(tmp_path) == [
+        f"{emb}: sha256 differs from {tmp_path / 'emb.json'}: it was changed after LCM wrote "
+        f"it; restore it, or delete it and {RERUN}, which makes it again"
+    ]
 
 
 def test_outputs_sharing_a_sidecar_are_refused(tmp_path: Path) -> None:
@@ -299,7 +308,7 @@ def test_trace_judges_a_source_by_the_hash_its_consumer_recorded(tmp_path: Path)
     files["mid"].write_text("a\n5\n")  # mid rebuilt (new sidecar), final not
     write_sidecar(files["mid"], [files["raw"]])
     problems = verify(tmp_path)
-    assert problems == [
+    assert [p.split(": restore")[0] for p in problems] == [
         f"{files['mid']}: input of {tmp_path / 'out' / 'final.json'} changed since it was used"
     ]
     lines = list(trace(files["final"]))
@@ -413,7 +422,7 @@ def test_verify_reports_an_output_whose_record_is_gone(
     problems = verify(results)
     assert [p.split(": ")[0] for p in problems] == [str(headline), str(metrics), str(model)]
     assert "(its sidecar headline.json is missing)" in problems[0]
-    assert "delete it and run snakemake again" in problems[0]
+    assert f"delete it and {RERUN}, which makes it again with its record" in problems[0]
     assert "(its sidecar model.prov.json is not a readable LCM record)" in problems[2]
     # From the folder above, or one below: the claimed results folder is found.
     assert verify(tmp_path) == problems
@@ -466,7 +475,7 @@ def test_config_copies_are_rehashed_and_traced(
     )
     assert verify(results) == [
         f"{copy}: {changed}: restore it from a backup, or delete it and "
-        "run snakemake again with that config, which writes the copy again"
+        "run the workflow again with that config, which writes the copy again"
     ]
     assert list(trace(metrics))[1] == (
         f"  config results/configs/{sha}.json [CHANGED since written: it re-hashes to {edited}]"
@@ -475,3 +484,45 @@ def test_config_copies_are_rehashed_and_traced(
     assert "(it is no longer a readable JSON object)" in verify(results)[0]
     copy.unlink()
     assert list(trace(metrics))[1] == f"  config results/configs/{sha}.json [missing]"
+
+
+def test_verify_from_another_folder_says_to_pass_base_and_lists_a_few(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Run elsewhere without --base it printed one "missing" line per recorded input
+    (thousands) and no hint."""
+    run = tmp_path / "run"
+    results = run / "results"
+    results.mkdir(parents=True)
+    monkeypatch.chdir(run)  # the workflow records its inputs relative to where it ran
+    for i in range(30):
+        (results / f"in{i}.tsv").write_text(f"{i}\n")
+        (results / f"out{i}.tsv").write_text(f"{i}\n")
+        write_sidecar(results / f"out{i}.tsv", [f"results/in{i}.tsv"])
+    monkeypatch.chdir(tmp_path)
+    assert lcm_main(["provenance", "verify", str(results)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    missing = [line for line in out if ": input of " in line and " is missing: " in line]
+    assert len(missing) == 20
+    assert out[-3:] == [
+        "... and 10 more missing inputs recorded as relative paths",
+        f"30 problem(s) under {results}",
+        f"30 of 30 inputs recorded as relative paths are missing under --base . ({tmp_path}): "
+        f"they are relative to the folder the workflow ran in; pass --base {run}",
+    ]
+    assert lcm_main(["provenance", "verify", str(results), "--base", str(run)]) == 0
+    assert capsys.readouterr().out == f"0 problem(s) under {results}\n"
+    lines = list(trace(results / "out0.tsv"))
+    assert lines[1].startswith("  results/in0.tsv [missing]")
+    assert lines[-1].startswith("1 of 1 inputs recorded as relative paths are missing")
+    assert lines[-1].endswith(f"pass --base {run}")
+    # A few inputs missing under the right base: listed, with no hint.
+    for i in range(3):
+        (results / f"in{i}.tsv").unlink()
+    assert lcm_main(["provenance", "verify", str(results), "--base", str(run)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 4 and out[-1] == f"3 problem(s) under {results}"
+    assert out[0] == (
+        f"results/in0.tsv: input of {results / 'out0.json'} is missing: restore it, or "
+        f"{RERUN}, which makes it again if the workflow made it, and out0.tsv from it"
+    )
