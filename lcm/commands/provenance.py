@@ -27,8 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="trace prints the artifact and, from its provenance sidecar, each input it "
         "was made from, recursively down to the raw files, with sha256 and the rule that made "
         "each; verify re-hashes every file described by a sidecar under a folder, and the inputs "
-        "each sidecar records, reports every output of the workflow that no sidecar names, "
-        "and exits 1 on any drift.",
+        "each sidecar records, reports every output of the workflow that no sidecar names and "
+        "every config copy changed since it was written, says what to do about each, and "
+        "exits 1 on any drift. When most inputs recorded as relative paths are missing, "
+        "--base is wrong: verify lists a few and names the --base to pass.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

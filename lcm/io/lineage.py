@@ -2,8 +2,14 @@
 
 Every LCM output has a JSON sidecar (see :func:`lcm.io.provenance.provenance_path`) recording
 its own sha256, its direct inputs (``Sources``) with theirs, and how it was made. Following
-``Sources`` from sidecar to sidecar leads from a metric or checkpoint back to the raw files.
+``Sources`` from sidecar to sidecar leads from a metric or checkpoint back to the raw files;
+a record may also list files its job made that have no record of their own (``Products``:
+fMRIPrep's derivatives, in a subject's fMRIPrep record, whose sources are its raw files).
 Relative source paths are relative to the folder the workflow ran in (``base``).
+
+:func:`trace` prints that lineage; :func:`audit` (and :func:`verify`, its lines) re-hashes
+what the records say, and in a results folder the workflow claimed also reports outputs with
+no record and config copies changed since they were written.
 """
 
 from __future__ import annotations
@@ -177,11 +183,11 @@ class _Tracer:
             recorded = recorded or actual
             status = "ok" if actual == recorded else "CHANGED since recorded"
             if not found and not made:
-                relative = results_entry(path, self.results(path))
-                why = unrecorded_reason(relative) if relative is not None else None
+                entry = results_entry(path, self.results(path))
+                why = unrecorded_reason(entry) if entry is not None else None
                 if why:
                     note = f" (no record of its own: {why})"
-                elif relative is not None:
+                elif entry is not None:
                     status = NO_RECORD if status == "ok" else f"{status}; {NO_RECORD}"
                 elif status == "ok":
                     status = "raw"
@@ -462,6 +468,7 @@ def base_hint(missing: list[str], total: int, base: str | Path, near: str | Path
 
 
 def _same(a: str | Path, b: str | Path) -> bool:
+    """Whether ``a`` and ``b`` name the same path (both made absolute, links kept)."""
     return os.path.abspath(a) == os.path.abspath(b)
 
 
