@@ -3,6 +3,11 @@
 ``torchrun --nproc_per_node K -m lcm pretrain ...`` sets ``RANK``, ``WORLD_SIZE`` and
 ``LOCAL_RANK``; without them training runs in one process. CUDA uses NCCL with one GPU per
 process (``cuda:LOCAL_RANK``), CPU uses gloo (how the tests run two processes here).
+
+Every process leaves the group right after the last collective (:func:`teardown`, once the
+history is averaged): what follows, evaluating, saving and fitting the ridge maps, is rank 0's
+alone and may take longer than the group's timeout, which a rank kept waiting in a barrier
+meanwhile would reach, aborting the job while rank 0 writes.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -18,6 +24,12 @@ import torch.distributed as dist
 from lcm.exceptions import ConfigError
 
 log = logging.getLogger(__name__)
+
+# How long a process waits in a collective for the others (NCCL's default is 10 minutes).
+# During training rank 0 alone evaluates the held-out runs at each epoch's end and writes the
+# training state while the others wait in the next step's all-reduce: on a slow shared file
+# system that can pass 10 minutes. A rank that dies is noticed by torchrun, not by this timeout.
+PROCESS_GROUP_TIMEOUT = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,8 @@ def setup(device: torch.device) -> Distributed:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, timeout=PROCESS_GROUP_TIMEOUT)
     log.info("data parallel process %d of %d on %s", rank, world, device)
     return Distributed(rank, world, local_rank, device)
 
@@ -142,7 +155,13 @@ def mean_over_ranks(
 
 
 def teardown(ctx: Distributed) -> None:
-    """Leave the process group (after every process has finished)."""
+    """Leave the process group: every process calls it, after the last collective.
+
+    Call it as soon as the processes have nothing more to exchange (in pretraining, once
+    :func:`mean_over_ranks` has averaged the history), not after rank 0's writing: the
+    others would wait for rank 0 in the barrier, up to :data:`PROCESS_GROUP_TIMEOUT`.
+    """
     if ctx.enabled and dist.is_initialized():
-        dist.barrier()
+        # NCCL's barrier on this process's own GPU (it would otherwise guess one).
+        dist.barrier(device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
         dist.destroy_process_group()

@@ -415,6 +415,12 @@ def pretrain(
     )
     # Each process logged its share of every batch: the history of the whole batches is the mean.
     history = distributed.mean_over_ranks(ctx, history)
+    # The last collective: every process leaves the group now. The rest (held-out metrics,
+    # checkpoint, ridge maps) is rank 0's alone and may outlast the group's timeout, which the
+    # others, waiting for it in a barrier, would reach and abort the job mid-write.
+    distributed.teardown(ctx)
+    if not ctx.is_main:
+        return {"rank": ctx.rank, "final": history[-1]}
     if best.state is not None:
         model.load_state_dict(best.state)
         log.info(
@@ -422,9 +428,6 @@ def pretrain(
         )
     model.eval()
     weighting = objective.weighting
-    if not ctx.is_main:
-        distributed.teardown(ctx)
-        return {"rank": ctx.rank, "final": history[-1]}
 
     parts = [*[f"loss_{n}" for n in layout.names], "loss_ssl", "train_eval_loss", "val_loss"]
     evaluation = (
@@ -472,7 +475,6 @@ def pretrain(
     else:
         _remove_bei_linear_maps(out)
     remove_state(out / STATE_DIR)
-    distributed.teardown(ctx)
     summary = {
         "out_dir": str(out),
         "n_runs_train": len(train),

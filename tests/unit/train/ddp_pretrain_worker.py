@@ -4,15 +4,20 @@ Usage: ``python ddp_pretrain_worker.py OUT_DIR`` (one process), or
 ``python -m torch.distributed.run --standalone --nproc_per_node 2 ddp_pretrain_worker.py OUT``.
 Options (for exact resumption): ``--runs N`` (cohort size), ``--dropout P``, ``--every K``
 (save the training state every K steps) and ``--kill-at C`` (every process exits with status 3
-in its C-th forward pass, as a job killed mid-step).
+in its C-th forward pass, as a job killed mid-step). ``--slow-writing S`` makes rank 0 take S
+seconds more over its writing after training, and ``--group-timeout S`` gives the process group
+a timeout of S seconds (instead of lcm's), as a cohort whose ridge maps take longer than NCCL's.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -22,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from helpers.model import TINY, make_catalogue, pretrain_cohort
 
 from lcm.train import objective
+from lcm.train import pretrain as pretrain_module
 from lcm.train.pretrain import pretrain
 
 SETTINGS = {"epochs": 3, "batch_size": 16, "lr": 0.003, "checkpoint_every": 0}
@@ -40,6 +46,28 @@ def _die_in_forward(call: int) -> None:
     objective.PretrainObjective.forward = dying
 
 
+def _slow_writing(seconds: float) -> None:
+    original = pretrain_module._write_bei_linear_maps  # rank 0's, after training
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return original(*args, **kwargs)
+
+    pretrain_module._write_bei_linear_maps = slow
+
+
+def _group_timeout(seconds: float) -> None:
+    import torch.distributed as dist
+
+    original = dist.init_process_group
+
+    @functools.wraps(original)
+    def short(*args, **kwargs):
+        return original(*args, **{**kwargs, "timeout": timedelta(seconds=seconds)})
+
+    dist.init_process_group = short
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
@@ -48,12 +76,18 @@ if __name__ == "__main__":
     parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--every", type=int, default=0)
     parser.add_argument("--kill-at", type=int, default=0)
+    parser.add_argument("--slow-writing", type=float, default=0.0)
+    parser.add_argument("--group-timeout", type=float, default=0.0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(name)s %(message)s")  # tests read it
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.kill_at:
         _die_in_forward(args.kill_at)
+    if args.slow_writing:
+        _slow_writing(args.slow_writing)
+    if args.group_timeout:
+        _group_timeout(args.group_timeout)
     model = {**TINY, "overrides": {**TINY["overrides"], "dropout": args.dropout}}
     settings = {**SETTINGS, "checkpoint_every": args.every}
     cohort, catalogue = pretrain_cohort(args.runs), make_catalogue(args.out)
