@@ -18,6 +18,7 @@ import socket
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -89,6 +90,27 @@ def setup(device: torch.device) -> Distributed:
         dist.init_process_group(backend, timeout=PROCESS_GROUP_TIMEOUT)
     log.info("data parallel process %d of %d on %s", rank, world, device)
     return Distributed(rank, world, local_rank, device)
+
+
+def seed_process(ctx: Distributed, seed: int) -> None:
+    """Give this process's dropout a random stream of its own (torch's global generators).
+
+    Every process seeds alike (:func:`lcm.train.loop.seed_everything`): the shuffling and
+    masking generator must stay the same everywhere, since every process draws the same global
+    batches. torch's global generators, which dropout draws from, must not: with one stream
+    each process's shard would get the masks of every other's. Rank 0 keeps the stream the
+    seed started (a one-process run's, the model's initialisation drawn from it); rank ``r``
+    is reseeded from ``(seed, r)``. Call it after the model is built, before training.
+
+    Parameters
+    ----------
+    ctx : Distributed
+    seed : int
+        The run's seed.
+    """
+    if ctx.rank:
+        state = np.random.SeedSequence([seed, ctx.rank]).generate_state(1, np.uint64)
+        torch.manual_seed(int(state[0]))
 
 
 def gather_ranks(ctx: Distributed) -> list[dict[str, object]]:

@@ -50,7 +50,11 @@ StepFn = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch; return a CPU generator for shuffling and masking."""
+    """Seed Python, NumPy and torch; return a CPU generator for shuffling and masking.
+
+    Alike in every data parallel process; pretraining then gives each process's dropout a
+    stream of its own (:func:`lcm.train.distributed.seed_process`).
+    """
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002  (global state also seeded for third-party code)
     torch.manual_seed(seed)

@@ -236,7 +236,8 @@ def pretrain(
         Config ``pretrain`` section (epochs, batch_size, lr, weight_decay, ssl_mask_ratio,
         ssl_weight); missing keys take the schema defaults.
     seed : int
-        Seeds initialisation, the hold-out split, shuffling, masking and dropout.
+        Seeds initialisation, the hold-out split, shuffling, masking and dropout (a stream
+        of each data parallel process's own).
     out_dir : path-like
     device : str, optional
         ``"cpu"``, ``"cuda"`` ...; default CUDA when available.
@@ -398,6 +399,8 @@ def pretrain(
         writer=ctx.is_main,
         carry=best if select else None,
     )
+    # Dropout: a stream of each process's own (the shuffling and masking generator is shared).
+    distributed.seed_process(ctx, seed)
     history = train_epochs(
         [trained],
         len(train),

@@ -10,10 +10,11 @@ writing a step's tensors but before its JSON resumes from the previous step, who
 removed only once the new JSON names the new file. A ``fingerprint`` (settings, seed, data)
 must match, or the state is ignored; an edited JSON or tensors file is refused.
 
-Data parallel processes draw different random numbers (dropout on shards of different sizes)
-and log the losses of different shares of each batch, so each one's generators and logs are
-saved (:func:`gather_processes`, on every process at the same step) and each resumes with its
-own; a state of another number of processes is ignored.
+Data parallel processes draw different random numbers (dropout from a stream of each one's
+own, :func:`lcm.train.distributed.seed_process`, on shards of different sizes) and log the
+losses of different shares of each batch, so each one's generators and logs are saved
+(:func:`gather_processes`, on every process at the same step) and each resumes with its own; a
+state of another number of processes is ignored.
 """
 
 from __future__ import annotations

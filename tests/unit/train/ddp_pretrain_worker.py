@@ -7,6 +7,8 @@ Options (for exact resumption): ``--runs N`` (cohort size), ``--dropout P``, ``-
 in its C-th forward pass, as a job killed mid-step). ``--slow-writing S`` makes rank 0 take S
 seconds more over its writing after training, and ``--group-timeout S`` gives the process group
 a timeout of S seconds (instead of lcm's), as a cohort whose ridge maps take longer than NCCL's.
+``--rng-out`` saves torch's random state at each process's first forward pass, the one its
+dropout draws from, as ``OUT_DIR/rng-<rank>.pt``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,18 @@ def _die_in_forward(call: int) -> None:
     objective.PretrainObjective.forward = dying
 
 
+def _save_first_rng(folder: Path) -> None:
+    original, calls = objective.PretrainObjective.forward, []
+
+    def saving(self, fc, shard):
+        if not calls:
+            torch.save(torch.get_rng_state(), folder / f"rng-{os.environ.get('RANK', '0')}.pt")
+        calls.append(1)
+        return original(self, fc, shard)
+
+    objective.PretrainObjective.forward = saving
+
+
 def _slow_writing(seconds: float) -> None:
     original = pretrain_module._write_bei_linear_maps  # rank 0's, after training
 
@@ -78,12 +92,15 @@ if __name__ == "__main__":
     parser.add_argument("--kill-at", type=int, default=0)
     parser.add_argument("--slow-writing", type=float, default=0.0)
     parser.add_argument("--group-timeout", type=float, default=0.0)
+    parser.add_argument("--rng-out", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(name)s %(message)s")  # tests read it
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.kill_at:
         _die_in_forward(args.kill_at)
+    if args.rng_out:
+        _save_first_rng(args.out)
     if args.slow_writing:
         _slow_writing(args.slow_writing)
     if args.group_timeout:

@@ -212,3 +212,20 @@ def test_rank_zero_writing_longer_than_the_group_timeout_ends_cleanly(tmp_path: 
     for name in ("model.safetensors", "history.tsv", "bei_eval.tsv", "bei_linear.npz"):
         assert (tmp_path / "m" / name).is_file(), name
     assert '"world_size": 2' in (tmp_path / "m" / "model.json").read_text()
+
+
+@pytest.mark.slow
+def test_each_process_draws_dropout_from_its_own_stream(tmp_path: Path) -> None:
+    """Rank 1's dropout stream is not rank 0's (the same masks on every shard otherwise);
+    rank 0's is the one-process run's, so a one-process run trains as it did."""
+    worker = str(HERE / "ddp_pretrain_worker.py")
+    options = ("--dropout", "0.1", "--rng-out")
+    two = _torchrun(worker, tmp_path / "two", *options)
+    assert two.returncode == 0, two.stderr[-3000:]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    one = subprocess.run([sys.executable, worker, str(tmp_path / "one"), *options], env=env)
+    assert one.returncode == 0
+    rank0, rank1 = (torch.load(tmp_path / "two" / f"rng-{r}.pt") for r in (0, 1))
+    assert not torch.equal(rank0, rank1)
+    assert torch.equal(rank0, torch.load(tmp_path / "one" / "rng-0.pt"))
