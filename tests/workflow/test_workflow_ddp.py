@@ -14,8 +14,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
+from helpers import ROOT
 from helpers.model import assert_same_history, assert_same_training
-from helpers.workflow import tiny_pretraining_config, user_snakemake
+from helpers.workflow import snakemake, tiny_pretraining_config, user_snakemake
 from safetensors.torch import load_file
 
 MODEL = "results/models/pretrain"
@@ -68,3 +70,49 @@ def test_workflow_rule_runs_two_processes_equal_to_one(tmp_path: Path) -> None:
     )
     assert_same_training(a, b, D_MODEL)
     assert_same_history(tmp_path / MODEL, tmp_path / "two")
+
+
+def _profile_example() -> dict:
+    """The multi-node example of profiles/slurm/config.yaml's comments, as a mapping."""
+    lines = (ROOT / "profiles/slurm/config.yaml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("#   pretrain: {"))
+    end = next(i for i in range(start, len(lines)) if "}" in lines[i])
+    return yaml.safe_load("\n".join(line.strip()[1:] for line in lines[start : end + 1]))
+
+
+def test_profile_example_plans_one_torchrun_per_node_and_a_bad_one_stops(tmp_path: Path) -> None:
+    """The profile's 2-node example, planned with the SLURM profile: srun is told the nodes and
+    one task per node (the executor's job step hides the job's geometry from it); threads are
+    capped by `cores`; a key left out is refused while the jobs are built, before submission."""
+    config = tiny_pretraining_config(tmp_path, D_MODEL)
+    settings = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    settings["set-resources"].update(_profile_example())
+    settings["set-threads"]["pretrain"] = 32
+
+    def plan(cores: int, **changes) -> tuple[int, str]:
+        resources = {**settings["set-resources"]["pretrain"], **changes}
+        resources = {k: v for k, v in resources.items() if v is not None}  # None: left out
+        profile = tmp_path / f"profile-{cores}-{len(changes)}"
+        profile.mkdir()
+        body = {
+            **settings,
+            "cores": cores,
+            "set-resources": {**settings["set-resources"], "pretrain": resources},
+        }
+        (profile / "config.yaml").write_text(yaml.safe_dump(body))
+        target = f"{MODEL}/model.json"
+        args = ("--profile", str(profile), "--configfile", str(config), "-n", "-p", target)
+        proc = snakemake(ROOT, tmp_path, *args)
+        return proc.returncode, proc.stdout + proc.stderr
+
+    rc, out = plan(32)
+    assert rc == 0, out[-4000:]
+    srun = "srun --nodes=2 --ntasks=2 --ntasks-per-node=1 --cpus-per-task=32 --mem=0"
+    assert srun in out and "--nnodes 2 --nproc-per-node 4 --rdzv-backend c10d" in out, out
+    assert "--threads 8 " in out  # 32 CPUs of a node over its 4 processes
+    # The profile's cores: 16 caps the rule's threads: srun asks 16 CPUs, 4 per process.
+    rc, out = plan(16)
+    assert rc == 0 and "--cpus-per-task=16 " in out and "--threads 4 " in out, out[-4000:]
+    rc, out = plan(32, tasks_per_gpu=None)
+    assert rc != 0 and "no tasks_per_gpu" in out and "Add tasks_per_gpu: 0" in out, out[-4000:]
+    assert "Job stats" not in out
