@@ -72,6 +72,68 @@ def set_threads(threads: int | None) -> int:
     return max(1, n)
 
 
+# Where the NVIDIA driver lists a node's GPUs, whatever torch was built for.
+NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
+# What says a job was granted GPUs: SLURM's variables (the executor's job step drops the job's,
+# srun sets the step's) and the devices SLURM (or the user) makes visible.
+GPU_GRANTS = ("SLURM_GPUS_ON_NODE", "SLURM_STEP_GPUS", "SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICES")
+_warned_grants: set[str] = set()
+
+
+def granted_gpus() -> str | None:
+    """``NAME=value`` of the first variable saying this process was given GPUs, or None.
+
+    ``CUDA_VISIBLE_DEVICES`` empty, ``-1`` or SLURM's ``NoDevFiles`` hides them: none given.
+    """
+    for name in GPU_GRANTS:
+        value = os.environ.get(name, "").strip()
+        # SLURM_GPUS_ON_NODE counts GPUs; the others list them (0 is the first).
+        none = ("", "0") if name == "SLURM_GPUS_ON_NODE" else ("", "-1", "NoDevFiles")
+        if value not in none:
+            return f"{name}={value}"
+    return None
+
+
+def _nvidia_gpus_present() -> bool:
+    """True where the NVIDIA driver lists GPUs on this node."""
+    try:
+        return NVIDIA_GPUS.is_dir() and any(NVIDIA_GPUS.iterdir())
+    except OSError:
+        return False
+
+
+def _check_granted_gpus() -> None:
+    """Refuse to train on the CPU, unasked, on the GPUs of an NVIDIA node that torch can't use.
+
+    A CPU-only torch (a conda env solved on a login node without a GPU picks the CPU build)
+    on a GPU node would train on the CPU, hours later and without a word. Refused where the
+    job was given GPUs (:func:`granted_gpus`) and the NVIDIA driver lists some; where it lists
+    none (a GPU SLURM counts that no driver backs, as the SLURM test's), a warning.
+    """
+    grant = granted_gpus()
+    if grant is None or torch.cuda.is_available():
+        return
+    if torch.version.cuda is None and torch.version.hip is None:
+        build = f"torch {torch.__version__} is a CPU-only build"
+    else:
+        build = (
+            f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no usable GPU "
+            "(a driver older than the CUDA it was built for?)"
+        )
+    fix = (
+        "Install a CUDA build of torch where the rule runs: with conda, build the envs with "
+        "CONDA_OVERRIDE_CUDA=12.6 (the CUDA version the nodes' driver supports) set, since a "
+        "login node without a GPU makes the solver pick the CPU build; to train on the CPU, "
+        "ask no GPU (or pass --device cpu)."
+    )
+    what = f"this job was given GPUs ({grant}) but {build}"
+    if _nvidia_gpus_present():
+        raise ConfigError(f"{what}: it would train on the CPU.", hint=fix)
+    if grant not in _warned_grants:
+        _warned_grants.add(grant)
+        log.warning("%s, and no NVIDIA driver lists a GPU: training on the CPU. %s", what, fix)
+
+
 def pick_device(device: str | None) -> torch.device:
     """``device`` if given, else CUDA when available, else CPU.
 
@@ -80,9 +142,12 @@ def pick_device(device: str | None) -> torch.device:
     ConfigError
         ``device`` is no torch device, or names one this machine lacks (``cuda`` where torch
         has no CUDA or sees no GPU, ``cuda:3`` on a two-GPU node, ``mps`` off Apple silicon):
-        a traceback from deep in training, after the data had loaded, before.
+        a traceback from deep in training, after the data had loaded, before. Without
+        ``device``: the job was given GPUs of an NVIDIA node that torch cannot use (a CPU-only
+        build), where it would train on the CPU (:func:`_check_granted_gpus`).
     """
     if not device:
+        _check_granted_gpus()
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     fix = "use --device cpu, or leave it out (CUDA when there is one, else the CPU)"
     try:
