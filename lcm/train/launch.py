@@ -16,7 +16,7 @@ prefix that the rule's ``lcm`` arguments follow; every value it inserts is shell
 - one task, K processes: ``"$LCM_PYTHON" -m torch.distributed.run --standalone --nnodes 1
   --nproc-per-node K -m lcm`` (a private rendezvous on a free port of this node);
 - T tasks on N nodes: ``srun --nodes=N --ntasks=T --ntasks-per-node=T/N --cpus-per-task=C
-  --mem=0 --kill-on-bad-exit=1 sh -c '...' ... torchrun --nnodes T --nproc-per-node K
+  --mem=0 --kill-on-bad-exit=1 --wait=0 sh -c '...' ... torchrun --nnodes T --nproc-per-node K
   --rdzv-backend c10d --rdzv-endpoint <batch host>:<port> --rdzv-id lcm-<job id> -m lcm``.
   ``srun`` is told the placement itself: the SLURM executor's job step drops the ``SLURM_*``
   variables but the job id (``SLURM_JOB_ID`` lets ``srun`` join the allocation), so ``srun``
@@ -27,6 +27,9 @@ prefix that the rule's ``lcm`` arguments follow; every value it inserts is shell
   (``--rdzv-conf is_host=1``, 0 in the others, from the ``SLURM_PROCID`` that ``srun`` gives
   each task): a port another job holds then fails the job at once, where torch's guess would
   have joined that job's store as a client. The c10d rendezvous gives every agent its node rank.
+  A failing task ends the others (``--kill-on-bad-exit=1``); one that ends well does not
+  (``--wait=0``, whatever the site's WaitTime): the other nodes' processes leave once training
+  ends, while rank 0 evaluates and writes (:mod:`lcm.train.distributed`).
 
 Every process reads the same global batches and takes its ``1 / world`` share of each
 (:func:`lcm.train.objective.shard_batch`); only rank 0 writes (:mod:`lcm.train.distributed`).
@@ -194,7 +197,7 @@ def launcher(resources: Any, threads: int = 1) -> str:
         ': "${SLURM_JOB_ID:?tasks > 1 starts one torchrun per node with srun inside a SLURM job;'
         ' set tasks: 1 (procs_per_node for one node) elsewhere}"; '
         f"srun {placement} --cpus-per-task={shlex.quote(str(max(int(threads), 1)))}"
-        f" --mem=0 --kill-on-bad-exit=1 sh -c {shlex.quote(AGENT)} lcm-torchrun {PYTHON}"
+        f" --mem=0 --kill-on-bad-exit=1 --wait=0 sh -c {shlex.quote(AGENT)} lcm-torchrun {PYTHON}"
         f" --nnodes {n} {per_node} --rdzv-backend c10d"
         f' --rdzv-endpoint "$(hostname)":{port} --rdzv-id "lcm-$SLURM_JOB_ID" -m lcm'
     )

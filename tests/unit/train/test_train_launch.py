@@ -86,7 +86,7 @@ def test_tasks_start_one_torchrun_per_node_through_srun(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     srun = (tmp_path / "srun_args").read_text().split()
-    assert srun[:7] == [
+    assert srun[:8] == [
         "srun",
         "--nodes=2",
         "--ntasks=2",
@@ -94,6 +94,8 @@ def test_tasks_start_one_torchrun_per_node_through_srun(tmp_path: Path) -> None:
         "--cpus-per-task=32",
         "--mem=0",
         "--kill-on-bad-exit=1",
+        # Rank 0 writes after the other nodes' processes have ended: srun must not end it then.
+        "--wait=0",
     ]
     host = socket.gethostname()
     port = RDZV_PORT_BASE + 1234567 % RDZV_PORT_SPAN
