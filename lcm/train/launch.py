@@ -22,11 +22,13 @@ prefix that the rule's ``lcm`` arguments follow; every value it inserts is shell
   variables but the job id (``SLURM_JOB_ID`` lets ``srun`` join the allocation), so ``srun``
   knows neither the job's nodes nor its memory, and would pack every agent on the first node
   its CPUs allow. The batch shell runs on the allocation's first node, where ``srun`` places
-  task 0, so its ``hostname`` is the rendezvous host; the port is derived from the job id (two
-  jobs sharing a node do not collide), and task 0 alone hosts the rendezvous store
-  (``--rdzv-conf is_host=1``, 0 in the others, from the ``SLURM_PROCID`` that ``srun`` gives
-  each task): a port another job holds then fails the job at once, where torch's guess would
-  have joined that job's store as a client. The c10d rendezvous gives every agent its node rank.
+  task 0, so its ``hostname`` is the rendezvous host; the port is derived from the job id (jobs
+  sharing a node get different ports unless their ids differ by a multiple of
+  :data:`RDZV_PORT_SPAN`), and task 0 alone hosts the rendezvous store (``--rdzv-conf
+  is_host=1``, 0 in the others, from the ``SLURM_PROCID`` that ``srun`` gives each task): a port
+  another job or program holds then fails the job at once (and a retry, another job id, gets
+  another port), where torch's guess would have joined that job's store as a client. The c10d
+  rendezvous gives every agent its node rank.
   A failing task ends the others (``--kill-on-bad-exit=1``); one that ends well does not
   (``--wait=0``, whatever the site's WaitTime): the other nodes' processes leave once training
   ends, while rank 0 evaluates and writes (:mod:`lcm.train.distributed`).
@@ -53,7 +55,7 @@ AGENT = (
     'python=$1; shift; exec "$python" -m torch.distributed.run'
     ' --rdzv-conf "is_host=$((${SLURM_PROCID:?is set by srun} == 0))" "$@"'
 )
-# The SLURM executor's GPU counts of a whole job (sbatch --gpus), and its per-node GRES.
+# Resources the SLURM executor turns into GPUs of a whole job (sbatch --gpus), not of each node.
 GPU_KEYS = ("gpu", "gpus", "nvidia_gpu")
 SET_RESOURCES = "the profile's set-resources (pretrain: and pretrain_ssl:, profiles/slurm)"
 
