@@ -14,6 +14,7 @@ from lcm.io.provenance import write_sidecar
 EPILOG = """\
 sub-commands:
   run          one voxel-wise run of an fMRIPrep record (BOLD -> parcels -> clean -> FC)
+  settings     the options every voxel-wise run of a dataset takes, checked, to a file
   collect      gather per-run QC JSONs into one QC table
   dataset      every run of a parcellated dataset's manifest, as its entry says (--entry)
   timeseries   = dataset --entry roi_timeseries (clean -> FC)
@@ -56,6 +57,16 @@ TemplateFlow atlas (resolved offline in $TEMPLATEFLOW_HOME):
   lcm connectome run ... --atlas schaefer100 \\
       --atlas-templateflow '{"template": "MNI152NLin2009cAsym", "atlas": "Schaefer2018",
                              "desc": "100Parcels7Networks", "resolution": 2}' ...
+"""
+
+SETTINGS_EPILOG = """\
+example:
+  lcm connectome settings --dataset bidsdemo --atlas aal116 --min-coverage 0.5 \\
+      --denoise '{"strategy": "24P"}' --connectome '{"kinds": ["pearson"]}' \\
+      --out connectome/bidsdemo/settings.json
+
+The workflow's settings stamp: every 'connectome run' job of the dataset reads it, so a changed
+option (or connectome code) reruns them all in the same invocation, whatever else reruns.
 """
 
 TIMESERIES_EPILOG = """\
@@ -116,17 +127,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--fmriprep-record", required=True, help="Record from 'lcm fmriprep'.")
     r.add_argument("--run-key", required=True, help="Run, e.g. sub-01_task-rest_run-1.")
     add_atlas_arguments(r, files=True, seg=True)
-    r.add_argument(
-        "--min-coverage",
-        type=float,
-        default=None,
-        help="Parcels covered below this fraction are empty (atlas.min_coverage; default "
-        "from the schema).",
-    )
+    _min_coverage_arg(r)
     _denoise_arg(r)
     r.add_argument("--out-dir", required=True, help="Connectome derivatives folder.")
     r.add_argument("--qc-out", required=True, help="QC JSON of the run.")
     r.set_defaults(func=run_voxel, recorded=("qc_out",))
+
+    s = sub.add_parser(
+        "settings",
+        help="The options every voxel-wise run of a dataset takes, checked, to a file.",
+        description="Check the atlas, coverage, denoising and connectome options of a "
+        "dataset's 'connectome run' jobs and write them to --out, as the workflow's settings "
+        "stamp (an input of every run: no run is processed).",
+        epilog=SETTINGS_EPILOG,
+        formatter_class=raw,
+    )
+    s.add_argument("--dataset", required=True, help="Dataset name.")
+    add_atlas_arguments(s, files=True)
+    _min_coverage_arg(s)
+    _denoise_arg(s)
+    s.add_argument("--out", required=True, help="Settings JSON to write.")
+    s.set_defaults(func=run_settings, recorded=("out",))
 
     d = sub.add_parser(
         "dataset",
@@ -203,6 +224,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run_collect, recorded=("out",))
 
 
+def _min_coverage_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--min-coverage",
+        type=float,
+        default=None,
+        help="Parcels covered below this fraction are empty (atlas.min_coverage; default "
+        "from the schema).",
+    )
+
+
+def _min_coverage(args: argparse.Namespace) -> float:
+    """``--min-coverage``, the schema's default when not given, checked to lie in [0, 1]."""
+    from lcm.config import schema
+
+    min_coverage = args.min_coverage
+    if min_coverage is None:
+        min_coverage = schema()["properties"]["atlas"]["properties"]["min_coverage"]["default"]
+    if not 0.0 <= min_coverage <= 1.0:
+        from lcm.exceptions import ConfigError
+
+        raise ConfigError(
+            f"--min-coverage must lie in [0, 1], received {min_coverage}.",
+            hint="Set atlas.min_coverage to a fraction such as 0.5.",
+        )
+    return float(min_coverage)
+
+
 def _denoise_arg(p: argparse.ArgumentParser, default: str | None = "{}") -> None:
     p.add_argument(
         "--denoise",
@@ -229,22 +277,12 @@ def _atlas_sources(args: argparse.Namespace, atlas) -> list[str]:
 
 def run_voxel(args: argparse.Namespace) -> int:
     """Run ``lcm connectome run``."""
-    from lcm.config import schema
     from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
     from lcm.connectome.voxel_run import process_voxel_run
 
     settings = DenoiseSettings.from_json(args.denoise)
     connectome = ConnectomeSettings.from_json(args.connectome)
-    min_coverage = args.min_coverage
-    if min_coverage is None:
-        min_coverage = schema()["properties"]["atlas"]["properties"]["min_coverage"]["default"]
-    if not 0.0 <= min_coverage <= 1.0:
-        from lcm.exceptions import ConfigError
-
-        raise ConfigError(
-            f"--min-coverage must lie in [0, 1], received {min_coverage}.",
-            hint="Set atlas.min_coverage to a fraction such as 0.5.",
-        )
+    min_coverage = _min_coverage(args)
     atlas = atlas_from_args(args)
     atlas.require_image("'lcm connectome run' (voxel-wise parcellation)")
     process_voxel_run(
@@ -266,6 +304,34 @@ def run_voxel(args: argparse.Namespace) -> int:
     made += qc.get("relmats") or ([qc["relmat"]] if qc.get("relmat") else [])
     made = [p for p in made if Path(p).is_file()]
     write_sidecar(args.qc_out, made or [args.fmriprep_record])
+    return 0
+
+
+def run_settings(args: argparse.Namespace) -> int:
+    """Run ``lcm connectome settings``: the workflow's stamp of a dataset's run options.
+
+    Snakemake does not check the params of a job downstream of one that reruns through an input
+    it reads as ``ancient``: the runs' fMRIPrep jobs read the manifest so (an added subject
+    reruns no other), so when ingest reran, the runs' own param and code changes went unseen and
+    the QC table, store and pretraining were rebuilt from stale connectomes until the next
+    invocation. The stamp has no input from ingest: it reruns on its own params and reruns every
+    run with it.
+    """
+    from lcm.commands._atlas import atlas_settings
+    from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
+    from lcm.io.atomic import write_json
+
+    atlas = atlas_settings(args)
+    atlas.pop("seg")  # a voxel run is parcellated with the atlas itself
+    settings = {
+        "dataset": args.dataset,
+        "atlas": atlas,
+        "min_coverage": _min_coverage(args),
+        "denoise": DenoiseSettings.from_json(args.denoise).to_dict(),
+        "connectome": ConnectomeSettings.from_json(args.connectome).to_dict(),
+    }
+    write_json(args.out, settings)
+    write_sidecar(args.out, [])
     return 0
 
 

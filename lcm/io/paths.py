@@ -14,7 +14,7 @@ Layout under ``results``::
 
     ingest/<dataset>/manifest.parquet, summary.json, summary.tsv
     fmriprep/<dataset>/sub-<subject>_fmriprep.json, settings.json, derivatives/
-    connectome/<dataset>/seg-<atlas>_qc.tsv
+    connectome/<dataset>/seg-<atlas>_qc.tsv, settings.json
     connectome/<dataset>/sub-<sub>/[ses-<ses>/]func/<run_key>_space-<space>[_res-<n>]_seg-<atlas>_qc.json
                                                   ..._stat-mean_timeseries.tsv, ..._relmat.tsv
     store/connectomes/atlas=<atlas>/dataset=<dataset>/part-0.parquet
@@ -199,6 +199,11 @@ def _run_file(
 def connectome_dir(results: str, dataset: str) -> str:
     """The connectome stage's BIDS-derivative folder of ``dataset``."""
     return f"{results}/connectome/{dataset}"
+
+
+def connectome_settings(results: str, dataset: str) -> str:
+    """The options every voxel-level run of ``dataset`` is processed with (the settings stamp)."""
+    return f"{connectome_dir(results, dataset)}/settings.json"
 
 
 def qc_table(results: str, dataset: str, atlas: str) -> str:

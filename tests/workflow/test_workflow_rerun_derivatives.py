@@ -3,16 +3,37 @@
 Its derivative files are what its jobs read: one of them edited in place (a value of a run's
 confounds table) reruns that subject's jobs, as with ``entry: bids`` and ``runner: existing``
 (tests/workflow/test_workflow_rerun.py), and no other subject's.
+
+The workflow also runs for real up to the QC table on a tiny such dataset: after a change of
+the runs' settings or code, ONE invocation remakes every connectome (their sidecars and the QC
+table say so) and the next has nothing to do, also when ingest reruns in the same invocation.
+Snakemake does not check a job downstream of a rerunning ingest whose input from it is
+``ancient`` (the manifest fMRIPrep reads): the runs were rebuilt only by a second invocation,
+after the QC table and store had been made from the stale ones.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from pathlib import Path
 
+import pytest
+import yaml
 from helpers import ROOT
-from helpers.connectome import make_fmriprep_run
-from helpers.workflow import placeholder_config, planned_jobs, snakemake, touch_all, write_config
+from helpers.connectome import make_fmriprep_run, read_qc_table
+from helpers.workflow import (
+    copy_repo,
+    placeholder_config,
+    planned_jobs,
+    snakemake,
+    touch_all,
+    write_config,
+)
+
+from lcm.io import paths
+from lcm.io.provenance import provenance_path
 
 
 def _plan(workdir: Path, config: Path) -> dict[str, int]:
@@ -52,3 +73,99 @@ def test_an_edited_confounds_table_reruns_only_its_subject(tmp_path: Path) -> No
         "connectome_run": 1,
     }, jobs
     assert "connectome_collect" in jobs and "ingest" not in jobs
+
+
+# -- real runs --------------------------------------------------------------------------------
+
+QC_TABLE = paths.qc_table("results", "fp", "aal116")
+
+
+def _derivatives_workflow(workdir: Path, repo: Path = ROOT) -> Path:
+    """Two subjects of fMRIPrep derivatives (40 volumes each), run up to the QC table."""
+    deriv = workdir / "data" / "fmriprep"
+    for i, sub in enumerate(("01", "02")):
+        make_fmriprep_run(deriv, f"sub-{sub}_task-rest_run-1", n_vol=40, seed=i)
+    (workdir / "data" / "phenotype.tsv").write_text("participant_id\nsub-01\nsub-02\n")
+    cfg = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    cfg["variables"] = str(repo / "config" / "variables.yaml")
+    cfg["synth"]["enabled"] = False
+    cfg["datasets"] = {
+        "fp": {
+            "entry": "fmriprep",
+            "path": str(deriv),
+            "phenotype": str(workdir / "data" / "phenotype.tsv"),
+            "role": "pretrain",
+        }
+    }
+    cfg["tasks"] = {}
+    cfg["denoise"]["min_volumes"] = 20
+    config = write_config(workdir, cfg)
+    _run(repo, workdir, config)
+    return config
+
+
+def _run(repo: Path, workdir: Path, config: Path, *extra: str) -> subprocess.CompletedProcess:
+    proc = snakemake(repo, workdir, QC_TABLE, "--configfile", str(config), "--cores", "2", *extra)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def _runs(workdir: Path) -> dict[str, dict]:
+    """Each included run's relmat sidecar (its Denoise settings, the code it was made with)."""
+    qc = read_qc_table(workdir / QC_TABLE)
+    assert qc["included"].all(), qc[["subject", "reason"]]
+    found = {}
+    for row in qc.itertuples():
+        found[row.subject] = json.loads(provenance_path(workdir / row.relmat).read_text())
+    return found
+
+
+def _code(sidecar: Path) -> str:
+    return json.loads(sidecar.read_text())["Provenance"]["code_sha256"]
+
+
+@pytest.mark.slow
+def test_a_denoise_change_remakes_every_connectome_in_one_invocation(tmp_path: Path) -> None:
+    config = _derivatives_workflow(tmp_path)
+    cfg = yaml.safe_load(config.read_text())
+    assert cfg["denoise"]["strategy"] == "24P"
+
+    # The strategy (which ingest's check of the first run's confounds read too).
+    cfg["denoise"]["strategy"] = "36P"
+    _run(ROOT, tmp_path, write_config(tmp_path, cfg))
+    qc = read_qc_table(tmp_path / QC_TABLE)
+    assert list(qc["strategy"]) == ["36P", "36P"]
+    assert {run["Denoise"]["strategy"] for run in _runs(tmp_path).values()} == {"36P"}
+    assert planned_jobs(_run(ROOT, tmp_path, config, "-n")) == {}
+
+    # A subject added (ingest reruns for it) with a band-pass change: the old subjects' runs are
+    # remade with the new band too, not only the new subject's.
+    make_fmriprep_run(tmp_path / "data" / "fmriprep", "sub-03_task-rest_run-1", n_vol=40, seed=2)
+    cfg["denoise"]["low_pass"] = 0.08
+    _run(ROOT, tmp_path, write_config(tmp_path, cfg))
+    runs = _runs(tmp_path)
+    assert sorted(runs) == ["01", "02", "03"]
+    assert {run["Denoise"]["low_pass"] for run in runs.values()} == {0.08}
+    assert planned_jobs(_run(ROOT, tmp_path, config, "-n")) == {}
+
+
+@pytest.mark.slow
+def test_a_connectome_code_edit_remakes_every_connectome_in_one_invocation(
+    tmp_path: Path,
+) -> None:
+    """Edits of modules the connectome verb runs, which ingest's verb imports too."""
+    repo = copy_repo(tmp_path / "repo")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    config = _derivatives_workflow(workdir, repo)
+    table_sidecar = provenance_path(workdir / QC_TABLE)
+    for module in ("lcm/connectome/settings.py", "lcm/commands/_atlas.py"):
+        before = _code(table_sidecar)
+        with (repo / module).open("a") as fh:
+            fh.write("\n# a behaviour-neutral edit still counts as new code\n")
+        _run(repo, workdir, config)
+        after = _code(table_sidecar)
+        assert after != before, module
+        codes = {run["Provenance"]["code_sha256"] for run in _runs(workdir).values()}
+        assert codes == {after}, module  # every run made by the edited code, in one invocation
+        assert planned_jobs(_run(repo, workdir, config, "-n")) == {}, module

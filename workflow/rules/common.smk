@@ -408,6 +408,14 @@ def get_connectome_mem_mb(wildcards, input, attempt):
     return connectome_memory(input.record, wildcards.run_key, planned, attempt)
 
 
+@per_job
+def get_connectome_dir(wildcards):
+    """The dataset's connectome folder (``--out-dir`` of a run). A function, not a pattern: the
+    settings stamp, an input of the run, lies in it, and a hardcoded prefix of an input fails on
+    executors without a shared filesystem (``snakemake --lint``)."""
+    return paths.connectome_dir(RESULTS, wildcards.dataset)
+
+
 def get_run_qc_files(wildcards):
     """Every run's QC JSON of a dataset, the inputs of its QC table."""
     ds = wildcards.dataset

@@ -4,9 +4,36 @@
 # dataset ends in one QC table listing every run, included or excluded with its reason.
 
 
-# Gathering per-run QC JSONs is light: on clusters it runs on the submit host, not as a job.
+# Gathering per-run QC JSONs and writing the settings stamp are light: on clusters they run on
+# the submit host, not as jobs.
 localrules:
     connectome_collect,
+    connectome_settings,
+
+
+# The options every run of a dataset is processed with, as a file of their own (as
+# fmriprep_settings): Snakemake does not check the params of a job downstream of one that reruns
+# (ingest) through an ancient input (the manifest fMRIPrep reads), so when ingest reran with a
+# setting or code change of the runs (denoise, lcm/connectome/), the runs went unseen and the
+# QC table was rebuilt from stale connectomes. The stamp takes nothing from ingest: it reruns on
+# its own params (and a user atlas's files) and reruns every run with it, in one invocation.
+rule connectome_settings:
+    input:
+        atlas=get_atlas_files(),
+    output:
+        settings=paths.connectome_settings(RESULTS, "{dataset}"),
+    log:
+        get_log("connectome/{dataset}_settings.log"),
+    wildcard_constraints:
+        dataset=one_of(PLAN.voxel_datasets()),
+    conda:
+        "../../envs/connectome.yaml"
+    params:
+        options=get_connectome_options(),
+        code=code_hash("connectome"),
+    shell:
+        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule connectome_settings connectome settings'
+        " --dataset {wildcards.dataset:q} {params.options} --out {output.settings:q}"
 
 
 # The QC JSON stands for the run: it is written last, once the run's time series and matrices
@@ -17,6 +44,8 @@ localrules:
 rule connectome_run:
     input:
         record=paths.fmriprep_record(RESULTS, "{dataset}", "{subject}"),
+        # Not read (the options are params too): see connectome_settings.
+        settings=paths.connectome_settings(RESULTS, "{dataset}"),
         atlas=get_atlas_files(),
     output:
         qc=paths.run_qc_json(RESULTS, "{dataset}", paths.RUN_WILDCARDS, SPACE, ATLAS),
@@ -34,7 +63,7 @@ rule connectome_run:
     # One job per run: few params and command fields (see `get_fmriprep_dataset_args`).
     params:
         options=get_connectome_options(),
-        out_dir=paths.connectome_dir(RESULTS, "{dataset}"),
+        out_dir=get_connectome_dir,
         code=code_hash("connectome"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule connectome_run connectome run --dataset'

@@ -80,6 +80,7 @@ def test_every_verb_taking_an_atlas_uses_the_one_parser() -> None:
         "embed",
         "report",
         "connectome run",
+        "connectome settings",
         "connectome timeseries",
         "connectome import",
         "connectome dataset",

@@ -23,6 +23,7 @@ RECORDED = {
     "ingest": ("out",),
     "fmriprep": ("out",),
     "connectome run": ("qc_out",),
+    "connectome settings": ("out",),
     "connectome dataset": ("qc_table",),
     "connectome timeseries": ("qc_table",),
     "connectome import": ("qc_table",),

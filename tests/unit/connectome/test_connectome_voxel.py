@@ -33,6 +33,7 @@ from lcm.connectome.confounds import confound_columns, strategy_columns
 from lcm.connectome.settings import DenoiseSettings
 from lcm.connectome.voxel_run import process_voxel_run
 from lcm.exceptions import ConfigError, ExcludedRunError, InputDataError
+from lcm.io.provenance import provenance_path
 from lcm.io.relmat import read_relmat
 
 RUN = "sub-01_task-rest_run-1"
@@ -556,3 +557,22 @@ def test_sidecars_record_the_atlas_files_absolute_and_templateflow_files(
             "toy", args.atlas_path, args.atlas_labels, query if kind != "files" else None
         )
         assert connectome_cmd._atlas_sources(args, loaded) == [str(image), str(table)], kind
+
+
+def test_the_settings_stamp_holds_the_run_options_checked(tmp_path: Path) -> None:
+    """`lcm connectome settings`: the workflow's per-dataset stamp of the options every
+    voxel-level run takes (an input of each run's job), checked before any run is queued."""
+    out = tmp_path / "settings.json"
+    common = ["connectome", "settings", "--dataset", "bidsdemo", "--atlas", "aal116"]
+    common += ["--out", str(out), "--connectome", '{"kinds": ["partial"]}']
+    assert cli(connectome_cmd, [*common, "--denoise", '{"strategy": "36P"}']) == 0
+    settings = json.loads(out.read_text())
+    assert settings["denoise"]["strategy"] == "36P" and settings["denoise"]["low_pass"] == 0.1
+    assert settings["connectome"]["kinds"] == ["pearson", "partial"]
+    assert settings["atlas"]["name"] == "aal116" and settings["min_coverage"] == 0.5
+    assert json.loads(provenance_path(out).read_text())["Output"] == "settings.json"
+    with pytest.raises(ConfigError, match="high_pass"):
+        cli(connectome_cmd, [*common, "--denoise", '{"high_pass": 0.2, "low_pass": 0.1}'])
+    with pytest.raises(ConfigError, match="--min-coverage"):
+        cli(connectome_cmd, [*common, "--min-coverage", "1.5"])
+    assert json.loads(out.read_text())["denoise"]["strategy"] == "36P"  # not replaced
