@@ -43,8 +43,9 @@ are told apart; with --atlas only the configured atlas's are included:
   lcm ingest --dataset xcpd --entry connectome --path xcpd/ --atlas 4S156Parcels \
       --out manifest.parquet
 
-With --denoise (the config's denoise section as JSON), an fmriprep dataset's first included run's
-confounds are checked for the strategy's columns before any run is processed:
+With --denoise (the config's denoise section as JSON: its strategy and high_pass), an fmriprep
+dataset's first included run's confounds are checked for the strategy's columns before any run
+is processed:
   lcm ingest --dataset hcp --entry fmriprep --path derivatives/fmriprep \
       --denoise '{"strategy": "36P"}' --out manifest.parquet
 """
@@ -116,9 +117,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--denoise",
         default=None,
-        help="fmriprep: the config's denoise section as JSON; its strategy's confound columns "
-        "(with high_pass: an aCompCor strategy needs cosine_XX columns or a high_pass) are "
-        "checked in the first included run's confounds (refused at once, not per run).",
+        help="fmriprep: the config's denoise section as JSON (strategy and high_pass are read); "
+        "its strategy's confound columns (with high_pass: an aCompCor strategy needs cosine_XX "
+        "columns or a high_pass) are checked in the first included run's confounds (refused at "
+        "once, not per run).",
     )
     p.add_argument("--out", required=True, help="Manifest to write (.parquet).")
     p.set_defaults(func=run, recorded=("out",))

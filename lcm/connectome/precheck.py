@@ -18,6 +18,10 @@ from lcm.preprocess.derivatives import confounds_file
 
 log = logging.getLogger(__name__)
 
+# The denoise keys :func:`check_strategy` reads: all that ``lcm ingest --denoise`` is given by the
+# workflow, so that another key (low_pass, fd_threshold, ...) reruns no ingest, only the runs.
+CHECKED_SETTINGS = ("strategy", "high_pass")
+
 
 def confounds_of(bold: str | Path, run_key: str) -> Path:
     """fMRIPrep's confounds table of a preprocessed BOLD run (beside it, named by the run)."""

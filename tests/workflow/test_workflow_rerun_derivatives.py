@@ -42,7 +42,9 @@ def _plan(workdir: Path, config: Path) -> dict[str, int]:
     return planned_jobs(proc)
 
 
-def test_an_edited_confounds_table_reruns_only_its_subject(tmp_path: Path) -> None:
+def _touched(tmp_path: Path) -> tuple[dict, Path, dict[str, dict[str, Path]]]:
+    """Placeholder workflow whose abidelike enters as two subjects' fMRIPrep derivatives, every
+    job recorded as done: (config, its path, each subject's derivative files)."""
     cfg, _ = placeholder_config(tmp_path, {"hcplike": 1, "abidelike": 1})
     deriv = tmp_path / "data" / "abidelike" / "fmriprep"
     files = {
@@ -57,6 +59,11 @@ def test_an_edited_confounds_table_reruns_only_its_subject(tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stderr[-3000:]
     touch_all(ROOT, tmp_path, config)
     assert _plan(tmp_path, config) == {}
+    return cfg, config, files
+
+
+def test_an_edited_confounds_table_reruns_only_its_subject(tmp_path: Path) -> None:
+    _, config, files = _touched(tmp_path)
 
     # One value of sub-02's confounds changed in place: same name, same size, a later mtime.
     confounds = files["02"]["confounds"]
@@ -73,6 +80,26 @@ def test_an_edited_confounds_table_reruns_only_its_subject(tmp_path: Path) -> No
         "connectome_run": 1,
     }, jobs
     assert "connectome_collect" in jobs and "ingest" not in jobs
+
+
+def test_ingest_reruns_for_the_denoise_keys_its_strategy_check_reads_only(
+    tmp_path: Path,
+) -> None:
+    """Ingest of a dataset entering as fMRIPrep derivatives checks the strategy's columns on
+    its first run: the strategy and high_pass rerun it, another denoise key (it took the whole
+    section) reruns the runs alone."""
+    cfg, _, _ = _touched(tmp_path)
+    runs = {"connectome_settings": 2, "connectome_run": 3}  # both datasets
+    for key, value in (("low_pass", 0.08), ("fd_threshold", 0.3), ("min_volumes", 10)):
+        changed = yaml.safe_load(yaml.safe_dump(cfg))
+        changed["denoise"][key] = value
+        jobs = _plan(tmp_path, write_config(tmp_path, changed))
+        assert {k: jobs.get(k) for k in runs} == runs and "ingest" not in jobs, (key, jobs)
+    for key, value in (("strategy", "36P"), ("high_pass", 0.02)):
+        changed = yaml.safe_load(yaml.safe_dump(cfg))
+        changed["denoise"][key] = value
+        jobs = _plan(tmp_path, write_config(tmp_path, changed))
+        assert {k: jobs.get(k) for k in runs} == runs and jobs["ingest"] == 1, (key, jobs)
 
 
 # -- real runs --------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from snakemake.settings.types import DeploymentMethod
 
 import lcm
 from lcm.config import dataset_denoise, task_models
+from lcm.connectome.precheck import CHECKED_SETTINGS
 from lcm.entries import entry_type
 from lcm.evaluate.config_schema import validate_config
 from lcm.evaluate.registry import checkpoint_models, model_family, needs_torch
@@ -262,7 +263,8 @@ def get_ingest_space_arg(wildcards):
 
 
 def get_ingest_options(wildcards):
-    """``lcm ingest`` options: the dataset's selection and TR fallback, validator (raw BIDS).
+    """``lcm ingest`` options: the dataset's selection and TR fallback, validator (raw BIDS),
+    atlas (parcellated entries), the strategy its confounds are checked for (fMRIPrep's).
 
     ``--no-validate`` only where the validator runs (a raw BIDS dataset): on another entry it
     changes nothing, so it reran every dataset's ingest and what follows. The cache is not
@@ -281,8 +283,10 @@ def get_ingest_options(wildcards):
         if CFG["atlas"].get("seg"):
             opts += f" --atlas-seg {quoted(CFG['atlas']['seg'])}"
     if kind.ingest_checks_confounds:
-        # The strategy's confound columns are checked on the first run, before any run starts.
-        opts += f" --denoise {as_json(CFG['denoise'])}"
+        # The strategy's confound columns are checked on the first run, before any run starts:
+        # the keys that check reads, and no other (each reran ingest).
+        denoise = {key: CFG["denoise"][key] for key in CHECKED_SETTINGS}
+        opts += f" --denoise {as_json(denoise)}"
     return opts
 
 
