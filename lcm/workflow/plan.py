@@ -39,6 +39,7 @@ class WorkflowPlan:
         self._bold: dict[str, dict[str, str]] = {}  # dataset -> run_key -> source BOLD
         self._sources: dict[str, dict[str, str]] = {}  # dataset -> subject -> files' digest
         self._changed: dict[str, set[str]] = {}  # dataset -> subjects changed since ingest
+        self._synth_changed: dict[tuple[str, str], bool] = {}  # synthetic subjects edited
         self._derivative_digests: dict[tuple[str, str], str] = {}
         atlas = config.get("atlas") or {}
         by_files = any(atlas.get(k) for k in ("path", "labels", "templateflow"))
@@ -146,16 +147,41 @@ class WorkflowPlan:
         return digest
 
     def subject_changed(self, dataset: str, subject: str) -> bool:
-        """Whether a real subject's indexed files changed since the last ingest wrote its cache.
+        """Whether a subject's files changed since its fMRIPrep job last ran.
 
-        Snakemake does not check the params of a job downstream of one that reruns (ingest,
-        when any file changed) if all its inputs from that job are ancient: such a subject's
-        fMRIPrep job takes the manifest as a plain input instead, so it reruns with ingest.
-        False when unknown (no ingest cache): its ``sources`` param then reruns it once ingest
-        is done, in the next invocation.
+        Snakemake does not check a job downstream of one that reruns (ingest, when any file
+        changed) if all its inputs from that job are ancient, its params nor its own inputs'
+        times: such a subject's fMRIPrep job takes the manifest as a plain input instead, so it
+        reruns with ingest. A real subject: its indexed files changed since the last ingest
+        wrote its cache; False when unknown (no ingest cache): its ``sources`` param then
+        reruns it once ingest is done, in the next invocation. A synthetic one: a file of its
+        (or of its cohort, which each subject's job reads) is newer than its fMRIPrep record,
+        as when edited in place (:meth:`synth_subject_files`; the synth jobs' own rewrites rerun
+        it through those inputs anyway).
         """
+        if dataset in self.consortia:
+            return self._synth_subject_changed(dataset, subject)
         self.runs(dataset)
         return subject in self._changed.get(dataset, set())
+
+    def _synth_subject_changed(self, dataset: str, subject: str) -> bool:
+        key = (dataset, subject)
+        if key not in self._synth_changed:  # asked once per job, answered once
+            record = paths.fmriprep_record(self.config["results_dir"], dataset, subject)
+            try:
+                made = os.stat(record).st_mtime_ns
+            except OSError:
+                made = None  # not made yet: the job runs anyway
+            newer = False
+            for file in self.synth_subject_files(dataset, subject) if made else ():
+                try:
+                    newer = os.stat(file).st_mtime_ns > made
+                except OSError:
+                    continue  # not written yet: its synth job runs, and this job after it
+                if newer:
+                    break
+            self._synth_changed[key] = newer
+        return self._synth_changed[key]
 
     def listing_hash(self, dataset: str) -> str:
         """sha256 of what a real dataset holds, "" if synthetic.

@@ -313,7 +313,8 @@ def get_fmriprep_inputs(wildcards):
 @per_job
 def get_fmriprep_manifest(wildcards):
     """The dataset's manifest: ancient (a subject added reruns no other subject's job) unless
-    this subject's files changed since the last ingest (see `WorkflowPlan.subject_changed`).
+    this subject's files changed since its job last ran (see `WorkflowPlan.subject_changed`):
+    then it reruns with ingest, in the same invocation.
     """
     manifest = paths.ingest_manifest(RESULTS, wildcards.dataset)
     if PLAN.subject_changed(wildcards.dataset, wildcards.subject):
