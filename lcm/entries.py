@@ -98,6 +98,11 @@ class Entry:
     settings : tuple of str
         Config sections :attr:`process` reads (``denoise``, ``connectome``), passed as
         keyword arguments of those names; changing one reruns the dataset's job.
+    settings_read : str or None
+        ``"module:function"`` called as ``function(section, value)``: the part of a section of
+        :attr:`settings` that :attr:`process` reads, all that is passed (and made a param of
+        the dataset's job), so that a key it ignores reruns nothing; ``None``: the whole
+        section (see :meth:`read_settings`).
     synth_tier : str or None
         The synthetic consortium tier (``roi``, ``voxel``) whose data this entry reads; the
         first entry of a tier is the one a consortium's dataset is told to use.
@@ -118,6 +123,7 @@ class Entry:
     ingest_checks_confounds: bool = False
     process: str | None = None
     settings: tuple[str, ...] = ()
+    settings_read: str | None = None
     synth_tier: str | None = None
     file_suffixes: tuple[str, ...] = ()
 
@@ -135,8 +141,20 @@ class Entry:
         """The function :attr:`process` names, imported now (not when the table loads)."""
         if self.process is None:
             raise ValueError(f"entry {self.name!r} is voxel-level: its runs are processed singly")
-        module, _, function = self.process.partition(":")
-        return getattr(importlib.import_module(module), function)
+        return _function(self.process)
+
+    def read_settings(self, section: str, value: dict[str, Any]) -> dict[str, Any]:
+        """What :attr:`process` reads of the config section ``section`` (one of
+        :attr:`settings`) holding ``value``: :attr:`settings_read`'s answer, else ``value``."""
+        if section not in self.settings:
+            raise ValueError(f"entry {self.name!r} reads no {section} settings")
+        return _function(self.settings_read)(section, value) if self.settings_read else value
+
+
+def _function(name: str) -> Callable[..., Any]:
+    """The function a ``"module:function"`` string names, imported now."""
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 _TABLE = (
@@ -179,6 +197,8 @@ _TABLE = (
         ),
         process="lcm.connectome.roi_runs:process_timeseries_manifest",
         settings=("denoise", "connectome"),
+        # Not the denoise strategy, but for its scrubbing rule (lcm.connectome.roi_runs).
+        settings_read="lcm.connectome.roi_runs:settings_read",
         file_suffixes=("timeseries",),
     ),
     Entry(

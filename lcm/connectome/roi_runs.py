@@ -28,7 +28,7 @@ from lcm.bids.manifest import read_manifest
 from lcm.bids.rows import NO_REPETITION_TIME
 from lcm.bids.runs import run_ids_from_key
 from lcm.bids.selection import select_parcellation
-from lcm.connectome.confounds import DVARS_COLUMN, FD_COLUMN
+from lcm.connectome.confounds import DVARS_COLUMN, FD_COLUMN, STRATEGIES
 from lcm.connectome.coverage import cleaned_empty, constant_columns
 from lcm.connectome.denoise import (
     clean_signals,
@@ -49,6 +49,24 @@ log = logging.getLogger(__name__)
 
 # QC ``strategy`` of ROI time series: no confounds ship with them, none are regressed.
 NO_REGRESSION = "none"
+
+
+def settings_read(section: str, value: dict[str, Any]) -> dict[str, Any]:
+    """What ROI time series read of a config section (``lcm.entries`` ``settings_read``).
+
+    All of ``connectome`` and of ``denoise`` but its ``strategy``: no confounds ship with ROI
+    series, none are regressed (QC strategy ``none``). A strategy counts only through its
+    scrubbing rule (nilearn's ``scrubbing`` presets also drop kept segments shorter than 5
+    volumes, :func:`lcm.connectome.denoise.scrub_mask`): the others are left out, as the
+    schema's default strategy has no such rule, so that switching among them (24P to 36P)
+    reruns no ROI dataset (it reran every one, for identical matrices).
+    """
+    if section != "denoise":
+        return value
+    strategy = STRATEGIES.get(value.get("strategy", ""))
+    if strategy is not None and strategy.min_segment:
+        return value
+    return {key: v for key, v in value.items() if key != "strategy"}
 
 
 def process_timeseries_manifest(

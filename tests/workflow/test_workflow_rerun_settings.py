@@ -64,6 +64,22 @@ def test_min_coverage_reruns_connectomes_not_the_synthetic_data(done) -> None:
     assert not SYNTH_RULES & set(counts), counts
 
 
+def test_a_strategy_reruns_no_roi_series_but_for_its_scrubbing_rule(done) -> None:
+    """ROI time series regress no confounds (QC strategy none): 36P for 24P reruns the voxel
+    runs alone (every ROI dataset's job reran, for identical matrices, and the store and
+    pretraining after them). A scrubbing preset also drops kept segments under 5 volumes,
+    which ROI series with a framewise_displacement column undergo: it reruns them."""
+    workdir, cfg = done
+    roi = {n for n, d in cfg["datasets"].items() if d["entry"] == "roi_timeseries"}
+    assert cfg["denoise"]["strategy"] == "24P" and len(roi) > 1
+    counts, jobs = plan(workdir, changed(cfg, "denoise", "strategy", value="36P"))
+    assert counts["connectome_run"] == 3 and "connectome_dataset" not in counts, counts
+    assert not {r for r, w in jobs if w.removeprefix("dataset=") in roi}, jobs
+    counts, jobs = plan(workdir, changed(cfg, "denoise", "strategy", value="scrubbing"))
+    rerun = {w.removeprefix("dataset=") for r, w in jobs if r == "connectome_dataset"}
+    assert rerun == roi and counts["connectome_run"] == 3, counts
+
+
 def test_shared_structure_reruns_only_the_consortia_that_use_it(done) -> None:
     workdir, cfg = done
     assert cfg["synth"]["consortia"]["abidenull"]["shared_structure"] == 0

@@ -460,12 +460,14 @@ def get_connectome_options():
 
 
 def get_entry_settings(wildcards):
-    """The config sections a parcellated entry's processing reads, as options (lcm.entries);
-    denoise with the dataset's own overrides (datasets.<name>.denoise)."""
-    names = entry_type(CFG["datasets"][wildcards.dataset]["entry"]).settings
+    """The config sections a parcellated entry's processing reads, as options: of each, the
+    keys it reads (lcm.entries); denoise with the dataset's own overrides
+    (datasets.<name>.denoise)."""
+    kind = entry_type(CFG["datasets"][wildcards.dataset]["entry"])
     values = {"denoise": dataset_denoise(CFG, wildcards.dataset)}
     return " ".join(
-        f"--{name} {as_json(values.get(name, CFG[name]))}" for name in names
+        f"--{name} {as_json(kind.read_settings(name, values.get(name, CFG[name])))}"
+        for name in kind.settings
     )
 
 

@@ -16,7 +16,9 @@ from lcm.bids.ingest import ingest
 from lcm.catalogue import load_catalogue
 from lcm.commands import connectome as connectome_cmd
 from lcm.commands import store as store_cmd
+from lcm.connectome.confounds import STRATEGIES
 from lcm.connectome.coverage import cleaned_empty, constant_columns, empty_parcels
+from lcm.connectome.roi_runs import settings_read
 from lcm.exceptions import ExcludedRunError
 from lcm.io.paths import connectome_path
 from lcm.io.relmat import read_relmat, write_relmat, write_timeseries
@@ -409,3 +411,26 @@ def test_constancy_is_judged_on_kept_volumes_and_cleaned_signals() -> None:
     cleaned[1, 1] = np.nan  # an empty parcel's values do not matter
     with pytest.raises(ExcludedRunError, match=r"cleaning x.tsv gave NaN .* 1 ROI\(s\) \['a'\]"):
         cleaned_empty(cleaned, empty, ["a", "b", "c"], "x.tsv")
+
+
+def test_a_strategy_reaches_roi_series_only_through_its_scrubbing_rule(
+    tmp_path: Path, dataset
+) -> None:
+    """What the workflow passes ROI series of the denoise section (``settings_read``): the
+    strategy only where it has a scrubbing rule (min_segment). Any other strategy changes no
+    matrix: left out, it gives the ones it gave (so switching among them reruns nothing)."""
+    root, _ = dataset
+    for name, strategy in STRATEGIES.items():
+        kept = "strategy" in settings_read("denoise", {**DENOISE, "strategy": name})
+        assert kept == bool(strategy.min_segment), name
+    assert settings_read("connectome", {"kinds": ["pearson"]}) == {"kinds": ["pearson"]}
+    left_out = settings_read("denoise", {**DENOISE, "strategy": "36P"})
+    assert "strategy" not in left_out
+    read = _run(tmp_path / "read", root, left_out).set_index("subject")
+    for name in ("36P", "acompcor"):
+        given = _run(tmp_path / name, root, {**DENOISE, "strategy": name}).set_index("subject")
+        assert list(given["included"]) == list(read["included"]), name
+        for sub in given.index[given["included"]]:
+            _, fc = read_relmat(given.loc[sub, "relmat"])
+            _, same = read_relmat(read.loc[sub, "relmat"])
+            assert np.array_equal(fc, same), (name, sub)

@@ -155,6 +155,12 @@ def test_each_entry_is_voxel_or_has_a_processing_function_the_workflow_hashes() 
         assert set(row.settings) <= set(params), (name, row.settings)
         # Imported by name, not by `import`: the connectome rule's code hash still covers it.
         assert row.process.partition(":")[0] in reached, name
+        # What it reads of each section (all of it, or settings_read's part); none of another.
+        if row.settings_read:
+            assert row.settings and row.settings_read.partition(":")[0] in reached, name
+        assert all(isinstance(row.read_settings(s, {}), dict) for s in row.settings), name
+        with pytest.raises(ValueError, match="reads no model settings"):
+            row.read_settings("model", {})
     assert names(voxel=True) == ["bids", "fmriprep"]
     assert names(voxel=False) == ["roi_timeseries", "connectome"]
 
