@@ -8,11 +8,15 @@ is a copy of the repository, so editing ``lcm`` code cannot disturb the working 
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers import ROOT
 from helpers.workflow import (
     add_subject,
     copy_repo,
@@ -152,6 +156,34 @@ def test_an_edited_bold_or_derivative_reruns_only_its_subject(done) -> None:
         assert {"connectome_collect", *AFTER_STORE} <= set(jobs)
         assert all(n == 1 for n in jobs.values()), jobs
     assert "ingest" in edited and "ingest" not in rerun  # ingest indexes the raw data
+
+
+def test_the_readme_recipe_gives_a_copy_its_times_back(done) -> None:
+    """Raw data copied without its times (``cp -r``) reruns every subject; the README's recipe
+    for giving them back, run as written, leaves nothing to rerun. Folders count: their times
+    are how the index sees a file added or removed, so the files' times alone do not suffice
+    (the recipe was ``touch -r <original> <copy>``, per file)."""
+    repo, workdir, cfg = done
+    raw = Path(cfg["datasets"]["hcplike"]["path"])
+    original = raw.with_name("rawdata.orig")
+    readme = (ROOT / "README.md").read_text()
+    (recipe,) = [c for c in re.findall(r"`([^`]*touch -r[^`]*)`", readme) if "<copy>" in c]
+    raw.rename(original)  # as it was (times included) after the test
+    try:
+        subprocess.run(["cp", "-r", str(original), str(raw)], check=True)
+        assert plan(repo, workdir, cfg).get("fmriprep") == 3  # every subject's, its times new
+        for path in raw.rglob("*"):  # the files' times alone
+            if path.is_file():
+                shutil.copystat(original / path.relative_to(raw), path)
+        assert plan(repo, workdir, cfg).get("fmriprep") == 3
+        command = recipe.replace("<original>", shlex.quote(str(original)))
+        command = command.replace("<copy>", shlex.quote(str(raw)))
+        subprocess.run(["bash", "-c", command], check=True)
+        assert plan(repo, workdir, cfg) == {}
+    finally:
+        shutil.rmtree(raw, ignore_errors=True)
+        original.rename(raw)
+    assert plan(repo, workdir, cfg) == {}
 
 
 def test_snakemake_report_carries_the_captions(done) -> None:
