@@ -40,7 +40,8 @@ class WorkflowPlan:
         self._sources: dict[str, dict[str, str]] = {}  # dataset -> subject -> files' digest
         self._changed: dict[str, set[str]] = {}  # dataset -> subjects changed since ingest
         self._synth_changed: dict[tuple[str, str], bool] = {}  # synthetic subjects edited
-        self._derivative_digests: dict[tuple[str, str], str] = {}
+        # (dataset, subject) -> digest of its existing derivatives, their newest mtime (ns)
+        self._derivatives: dict[tuple[str, str], tuple[str, int]] = {}
         atlas = config.get("atlas") or {}
         by_files = any(atlas.get(k) for k in ("path", "labels", "templateflow"))
         if self.voxel_datasets() or by_files:  # the atlas package (nibabel) only if needed
@@ -137,13 +138,14 @@ class WorkflowPlan:
             # The subject's existing derivatives are what its job reads (listed once: Snakemake
             # asks for a job's params several times).
             key = (dataset, subject)
-            if key not in self._derivative_digests:
+            if key not in self._derivatives:
                 from lcm.preprocess.derivatives import subject_derivative_stats
 
                 stats = subject_derivative_stats(deriv_root, subject)
                 text = json.dumps([digest, stats]).encode()
-                self._derivative_digests[key] = hashlib.sha256(text).hexdigest()
-            digest = self._derivative_digests[key]
+                newest = max((int(line.rsplit("\t", 1)[1]) for line in stats), default=0)
+                self._derivatives[key] = (hashlib.sha256(text).hexdigest(), newest)
+            digest = self._derivatives[key][0]
         return digest
 
     def subject_changed(self, dataset: str, subject: str) -> bool:
@@ -153,8 +155,10 @@ class WorkflowPlan:
         changed) if all its inputs from that job are ancient, its params nor its own inputs'
         times: such a subject's fMRIPrep job takes the manifest as a plain input instead, so it
         reruns with ingest. A real subject: its indexed files changed since the last ingest
-        wrote its cache; False when unknown (no ingest cache): its ``sources`` param then
-        reruns it once ingest is done, in the next invocation. A synthetic one: a file of its
+        wrote its cache (False when unknown, without an ingest cache: its ``sources`` param then
+        reruns it once ingest is done, in the next invocation), or the existing derivatives its
+        job reads (:meth:`subject_sources`) hold a file or folder newer than its fMRIPrep
+        record (an edit in place, a file added or removed). A synthetic one: a file of its
         (or of its cohort, which each subject's job reads) is newer than its fMRIPrep record,
         as when edited in place (:meth:`synth_subject_files`; the synth jobs' own rewrites rerun
         it through those inputs anyway).
@@ -162,16 +166,29 @@ class WorkflowPlan:
         if dataset in self.consortia:
             return self._synth_subject_changed(dataset, subject)
         self.runs(dataset)
-        return subject in self._changed.get(dataset, set())
+        if subject in self._changed.get(dataset, set()):
+            return True
+        # Existing derivatives its job reads (runner existing, entry fmriprep): a file of them
+        # newer than the record, as when edited in place, or a folder (a file added or removed).
+        self.subject_sources(dataset, subject)
+        newest = self._derivatives.get((dataset, subject), ("", 0))[1]
+        if not newest:
+            return False  # none: a container run's own outputs, or none there
+        made = self._record_time(dataset, subject)
+        return made is not None and newest > made
+
+    def _record_time(self, dataset: str, subject: str) -> int | None:
+        """Modification time of a subject's fMRIPrep record; None when not made yet."""
+        record = paths.fmriprep_record(self.config["results_dir"], dataset, subject)
+        try:
+            return os.stat(record).st_mtime_ns
+        except OSError:
+            return None
 
     def _synth_subject_changed(self, dataset: str, subject: str) -> bool:
         key = (dataset, subject)
         if key not in self._synth_changed:  # asked once per job, answered once
-            record = paths.fmriprep_record(self.config["results_dir"], dataset, subject)
-            try:
-                made = os.stat(record).st_mtime_ns
-            except OSError:
-                made = None  # not made yet: the job runs anyway
+            made = self._record_time(dataset, subject)  # not made yet: the job runs anyway
             newer = False
             for file in self.synth_subject_files(dataset, subject) if made else ():
                 try:

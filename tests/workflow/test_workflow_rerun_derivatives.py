@@ -62,11 +62,8 @@ def _touched(tmp_path: Path) -> tuple[dict, Path, dict[str, dict[str, Path]]]:
     return cfg, config, files
 
 
-def test_an_edited_confounds_table_reruns_only_its_subject(tmp_path: Path) -> None:
-    _, config, files = _touched(tmp_path)
-
-    # One value of sub-02's confounds changed in place: same name, same size, a later mtime.
-    confounds = files["02"]["confounds"]
+def _edit_in_place(confounds: Path) -> None:
+    """One value of a confounds table changed in place: same name, same size, a later mtime."""
     text = confounds.read_text()
     lines = text.splitlines(keepends=True)
     cells = lines[5].split("\t")
@@ -74,12 +71,32 @@ def test_an_edited_confounds_table_reruns_only_its_subject(tmp_path: Path) -> No
     confounds.write_text("".join([*lines[:5], "\t".join(cells), *lines[6:]]))
     st = confounds.stat()
     os.utime(confounds, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+def test_an_edited_confounds_table_reruns_only_its_subject(tmp_path: Path) -> None:
+    _, config, files = _touched(tmp_path)
+    _edit_in_place(files["02"]["confounds"])
     jobs = _plan(tmp_path, config)
     assert {k: jobs.get(k) for k in ("fmriprep", "connectome_run")} == {
         "fmriprep": 1,
         "connectome_run": 1,
     }, jobs
     assert "connectome_collect" in jobs and "ingest" not in jobs
+
+
+def test_an_edited_subject_reruns_with_a_subject_added(tmp_path: Path) -> None:
+    """A subject added reruns ingest, which hid the edited subject's own change (its fMRIPrep
+    job reads the manifest as ancient): its jobs were planned by the next invocation only."""
+    _, config, files = _touched(tmp_path)
+    deriv = tmp_path / "data" / "abidelike" / "fmriprep"
+    make_fmriprep_run(deriv, "sub-03_task-rest_run-1", n_vol=20, res="2")
+    _edit_in_place(files["02"]["confounds"])
+    jobs = _plan(tmp_path, config)
+    assert {k: jobs.get(k) for k in ("ingest", "fmriprep", "connectome_run")} == {
+        "ingest": 1,
+        "fmriprep": 2,  # sub-03, new, and sub-02, edited; not sub-01
+        "connectome_run": 2,
+    }, jobs
 
 
 def test_ingest_reruns_for_the_denoise_keys_its_strategy_check_reads_only(
