@@ -74,7 +74,8 @@ def test_a_synthetic_subject_edited_in_place_reruns_in_one_invocation(tmp_path: 
     assert after[other] == before[other]  # no other subject's job
     assert all(a > b for a, b in zip(after[edited], before[edited], strict=True))
     record = tmp_path / "results" / "fmriprep" / DATASET / f"sub-{edited}_fmriprep.json"
-    recorded = json.loads(provenance_path(record).read_text())["SourcesSha256"]
+    # The record lists the derivatives as its job's products, hashed anew.
+    recorded = json.loads(provenance_path(record).read_text())["ProductsSha256"]
     assert recorded[str(sidecar.relative_to(tmp_path))] == sha256_file(sidecar)
     assert planned_jobs(_run(tmp_path, config, "-n")) == {}
 
