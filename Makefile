@@ -27,7 +27,7 @@ demo: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/pytest -q
 
-# Tests only, no lint: the package's unit tests less those marked slow, under 2 minutes on 2 cores.
+# Tests only, no lint: the package's unit tests less those marked slow, about 3 minutes on 2 cores.
 test-fast: $(STAMP)
 	$(BIN)/pytest -q tests/unit -m "not slow"
 
