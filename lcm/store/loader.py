@@ -2,13 +2,16 @@
 
 :class:`ConnectomeStream` is a :class:`torch.utils.data.IterableDataset` over the row groups of
 the store's connectome partitions. Each epoch it shuffles the row groups (seed + epoch), lays
-their runs end to end in a circle and cuts it into equal contiguous shards from a random start,
-one per ``(DDP rank, DataLoader worker)``; every shard reads only its own row groups, reading
-the next ones on background threads, and shuffles its runs within windows of at least
-``shuffle_buffer`` runs. Batches are built in numpy straight from the decoded row groups (one
-copy per run, no per-run Python work), so hand them to ``DataLoader(stream, batch_size=None)``;
-on a few cores keep ``num_workers=0``: the stream already reads on its own threads, and a worker
-adds a copy of every batch into shared memory (twice slower on 2 cores, benchmarks/store.py).
+their runs end to end in a circle and cuts it into contiguous arcs from a random start, one per
+DDP rank, and each arc evenly into one shard per DataLoader worker. Every shard reads only its
+own row groups, reading the next ones on background threads, and shuffles its runs within
+windows of at least ``shuffle_buffer`` runs. By default (``drop_last``) shuffled
+ranks get equal arcs, the few runs left over dropped (others each epoch), and a pass without
+shuffling yields every run, the circle starting at the store's first run. Batches are built in
+numpy straight from the decoded row groups (one copy per run, no per-run Python work), so hand
+them to ``DataLoader(stream, batch_size=None)``; on a few cores keep ``num_workers=0``: the
+stream already reads on its own threads, and a worker adds a copy of every batch into shared
+memory (twice slower on 2 cores, benchmarks/store.py).
 Memory per shard is one window plus ``read_ahead`` row groups in flight (~32 MiB each, about
 twice that while read), whatever the cohort size.
 
@@ -108,11 +111,20 @@ class ConnectomeStream(IterableDataset):
         memory. Default: when the streamed files fit in half the machine's memory; a larger
         cohort is dropped from the cache as it is consumed (``posix_fadvise``), since keeping
         it only makes the kernel reclaim memory during the reads.
+    drop_last : bool, optional
+        Give every DDP rank the same number of runs, ``total // world_size``, and leave out the
+        ``total % world_size`` left over (as ``DistributedSampler(drop_last=True)``; this is
+        not about a short last batch): ranks then run the same number of steps, which DDP's
+        collectives need. Otherwise the first ``total % world_size`` ranks yield one run more
+        and every run is yielded once per epoch (inference, embeddings). Default: ``shuffle``,
+        so that training is even and a pass without shuffling is complete; pass
+        ``shuffle=False, drop_last=True`` to train under DDP without shuffling.
 
     Notes
     -----
-    Every shard yields exactly ``len(self) // n_shards`` runs per epoch (the few left over
-    change from epoch to epoch), so DDP ranks always run the same number of steps.
+    With ``drop_last`` every rank yields ``total // world_size`` runs; the few left over are
+    others each epoch when shuffling (the arcs start at a random run), and the store's last
+    runs every epoch without shuffling.
     """
 
     def __init__(
@@ -131,6 +143,7 @@ class ConnectomeStream(IterableDataset):
         read_ahead: int = 2,
         batch_size: int | None = None,
         keep_cache: bool | None = None,
+        drop_last: bool | None = None,
     ) -> None:
         super().__init__()
         if world_size < 1 or not 0 <= rank < world_size:
@@ -153,6 +166,7 @@ class ConnectomeStream(IterableDataset):
         self.shuffle, self.shuffle_buffer, self.seed = shuffle, shuffle_buffer, seed
         self.rank, self.world_size, self.matrix = rank, world_size, matrix
         self.read_ahead, self.batch_size = read_ahead, batch_size
+        self.drop_last = shuffle if drop_last is None else drop_last
         if keep_cache is None:
             size = sum(os.path.getsize(f) for f in self.files)
             keep_cache = size <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
@@ -232,17 +246,45 @@ class ConnectomeStream(IterableDataset):
 
     def shard(self) -> tuple[int, int]:
         """``(shard, n_shards)`` of the calling process: DDP rank x DataLoader worker."""
-        info = get_worker_info()
-        workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
+        worker, workers = self._worker()
         return self.rank * workers + worker, self.world_size * workers
 
-    def shard_units(self, shard: int, n_shards: int) -> list[tuple[_Unit, np.ndarray]]:
-        """The row groups of one shard this epoch, each with the positions of its kept rows.
+    @staticmethod
+    def _worker() -> tuple[int, int]:
+        """``(worker, num_workers)`` of the calling process; ``(0, 1)`` outside a worker."""
+        info = get_worker_info()
+        return (info.id, info.num_workers) if info is not None else (0, 1)
+
+    def rank_arc(self) -> tuple[int, int]:
+        """This rank's runs, ``[lo, hi)``, as positions on the epoch's circle from its start.
+
+        Ranks take consecutive arcs: ``total // world_size`` runs each with ``drop_last`` (the
+        rest left out), else one more for each of the first ``total % world_size`` ranks.
+        """
+        per, extra = divmod(len(self.runs), self.world_size)
+        if self.drop_last:
+            return self.rank * per, (self.rank + 1) * per
+        lo = self.rank * per + min(self.rank, extra)
+        return lo, lo + per + (self.rank < extra)
+
+    def shard_units(self, worker: int = 0, workers: int = 1) -> list[tuple[_Unit, np.ndarray]]:
+        """The row groups of a worker's shard of this rank this epoch, each with its kept rows.
 
         The runs of the row groups, laid end to end in this epoch's order, form a circle; the
-        shards are consecutive arcs of ``len(self) // n_shards`` runs from a start drawn each
-        epoch when shuffling (0 otherwise). The ``len(self) % n_shards`` runs left over are
-        therefore others each epoch, not always the tail of the last row group.
+        ranks' arcs (:meth:`rank_arc`) follow one another from a start drawn each epoch when
+        shuffling (0 otherwise). A rank's arc is cut evenly between its ``workers``
+        DataLoader workers.
+
+        Parameters
+        ----------
+        worker, workers : int, default 0 and 1
+            DataLoader worker id and number of workers (``get_worker_info()``).
+
+        Returns
+        -------
+        list of (_Unit, numpy.ndarray)
+            Row groups in reading order, each with the positions of its runs to stream (in
+            ``unit.local``; two pieces of one row group when the arc wraps around).
         """
         total = len(self.runs)
         order = np.arange(len(self.units))
@@ -251,9 +293,10 @@ class ConnectomeStream(IterableDataset):
             rng = np.random.default_rng([self.seed, self.epoch])
             order = rng.permutation(len(self.units))
             start = int(rng.integers(total)) if total else 0
-        per = total // n_shards
-        lo = start + shard * per
-        hi = lo + per  # < 2 * total: at most one lap past the end of the circle
+        first, last = self.rank_arc()
+        lo = start + first + worker * (last - first) // workers
+        hi = start + first + (worker + 1) * (last - first) // workers
+        # hi <= start + total < 2 * total: at most one lap past the end of the circle
         rows: dict[int, list[np.ndarray]] = {}  # unit -> positions, in reading order
         pos = 0
         for u in np.concatenate([order, order]):
@@ -267,8 +310,8 @@ class ConnectomeStream(IterableDataset):
         return [(self.units[u], np.concatenate(pieces)) for u, pieces in rows.items()]
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor | int]]:
-        shard, n_shards = self.shard()
-        units = self.shard_units(shard, n_shards)
+        shard, _ = self.shard()
+        units = self.shard_units(*self._worker())
         rng = np.random.default_rng([self.seed, self.epoch, shard])
         size = int(self.batch_size or SAMPLE_CHUNK)
         batches = self._batches(self._read(units), size, rng)

@@ -56,10 +56,10 @@ def test_one_epoch_yields_every_run_once_with_its_values(store) -> None:
 
 def test_ddp_ranks_get_disjoint_equal_shards(store) -> None:
     root, _ = store
-    shards = [
-        _epoch(ConnectomeStream(root, "toy", ["a", "b"], rank=r, world_size=3, seed=5))[0]
-        for r in range(3)
+    streams = [
+        ConnectomeStream(root, "toy", ["a", "b"], rank=r, world_size=3, seed=5) for r in range(3)
     ]
+    shards = [_epoch(stream)[0] for stream in streams]
     assert [len(s) for s in shards] == [12, 12, 12]  # 37 // 3: every rank runs the same steps
     flat = [i for s in shards for i in s]
     assert len(set(flat)) == 36 and set(flat) <= set(range(37))
@@ -97,7 +97,9 @@ def test_runs_left_over_change_from_epoch_to_epoch(tmp_path: Path) -> None:
             stream.set_epoch(epoch)
             halves.append(_epoch(stream)[0])
         assert len(halves[0]) == 5 and sorted(halves[0] + halves[1]) == list(range(10))
-        units = stream.shard_units(0, 1)
+        whole = ConnectomeStream(tmp_path, "toy", ["one"], seed=4)
+        whole.set_epoch(epoch)
+        units = whole.shard_units()
         assert len(units) == 1 and sorted(units[0][1]) == list(range(10))
 
 
@@ -110,12 +112,54 @@ def test_dataloader_workers_share_the_epoch(store) -> None:
         assert batch["connectome"].shape[1:] == (15,) and batch["connectome"].dtype == torch.float32
         index += batch["index"].tolist()
         values.append(batch["connectome"].numpy())
-    # 2 ranks x 2 workers = 4 shards of 37 // 4 runs; this rank holds two of them.
+    # 37 // 2 runs per rank (shuffling leaves the one left over out), cut between 2 workers.
     assert len(index) == 18 and len(set(index)) == 18
     np.testing.assert_array_equal(np.concatenate(values), vec[index])
     other = ConnectomeStream(root, "toy", ["a", "b"], seed=2, rank=0, world_size=2)
     other_index = [b["index"] for b in DataLoader(other, batch_size=None, num_workers=2)]
     assert not set(index) & {int(i) for i in other_index}
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3])
+def test_without_shuffling_every_run_is_yielded_whatever_the_shards(store, world_size) -> None:
+    """An inference pass (shuffle=False) over ranks and workers yields all 37 runs each epoch,
+    each once. It gave every (rank, worker) shard 37 // n_shards runs from run 0, so the same
+    tail was left out every epoch (run 36 with 2 or 3 workers, or 3 ranks)."""
+    root, vec = store
+    for num_workers in (0, 2, 3):
+        for epoch in range(2):
+            index = []
+            for rank in range(world_size):
+                stream = ConnectomeStream(
+                    root, "toy", ["a", "b"], shuffle=False, rank=rank, world_size=world_size
+                )
+                stream.set_epoch(epoch)
+                loader = DataLoader(stream, batch_size=None, num_workers=num_workers)
+                for item in loader:
+                    np.testing.assert_array_equal(item["connectome"].numpy(), vec[item["index"]])
+                    index.append(int(item["index"]))
+            assert sorted(index) == list(range(37)), (num_workers, epoch)
+    # Ranks differ by at most one run; drop_last=True evens them (DDP training without shuffling).
+    shares = [
+        _epoch(ConnectomeStream(root, "toy", ["a", "b"], shuffle=False, rank=r, world_size=3))[0]
+        for r in range(3)
+    ]
+    assert [len(s) for s in shares] == [13, 12, 12]
+    even = [
+        ConnectomeStream(
+            root, "toy", ["a", "b"], shuffle=False, drop_last=True, rank=r, world_size=3
+        )
+        for r in range(3)
+    ]
+    shards = [_epoch(stream)[0] for stream in even]
+    assert [len(s) for s in shards] == [12, 12, 12]
+    assert sorted(i for s in shards for i in s) == list(range(36))  # the store's last run out
+    # And a shuffled pass can be complete too.
+    complete = [
+        _epoch(ConnectomeStream(root, "toy", ["a", "b"], drop_last=False, rank=r, world_size=3))[0]
+        for r in range(3)
+    ]
+    assert sorted(i for s in complete for i in s) == list(range(37))
 
 
 def test_persistent_workers_follow_set_epoch(store) -> None:
