@@ -3,15 +3,16 @@
 :class:`ConnectomeStream` is a :class:`torch.utils.data.IterableDataset` over the row groups of
 the store's connectome partitions. Each epoch it shuffles the row groups (seed + epoch), lays
 their runs end to end in a circle and cuts it into contiguous arcs from a random start, one per
-DDP rank, and each arc evenly into one shard per DataLoader worker. Every shard reads only its
-own row groups, reading the next ones on background threads, and shuffles its runs within
-windows of at least ``shuffle_buffer`` runs. By default (``drop_last``) shuffled
+DDP rank, and each arc at batch boundaries into one shard per DataLoader worker. Every shard
+reads only its own row groups, reading the next ones on background threads, and shuffles its
+runs within windows of at least ``shuffle_buffer`` runs. By default (``drop_last``) shuffled
 ranks get equal arcs, the few runs left over dropped (others each epoch), and a pass without
 shuffling yields every run, the circle starting at the store's first run. Batches are built in
 numpy straight from the decoded row groups (one copy per run, no per-run Python work), so hand
-them to ``DataLoader(stream, batch_size=None)``; on a few cores keep ``num_workers=0``: the
-stream already reads on its own threads, and a worker adds a copy of every batch into shared
-memory (twice slower on 2 cores, benchmarks/store.py).
+them to ``DataLoader(stream, batch_size=None)``, whose length is then this rank's batches per
+epoch; on a few cores keep ``num_workers=0``: the stream already reads on its own threads, and a
+worker adds a copy of every batch into shared memory (twice slower on 2 cores,
+benchmarks/store.py).
 Memory per shard is one window plus ``read_ahead`` row groups in flight (~32 MiB each, about
 twice that while read), whatever the cohort size.
 
@@ -122,6 +123,11 @@ class ConnectomeStream(IterableDataset):
 
     Notes
     -----
+    ``len(stream)`` is what this rank yields per epoch, over all its DataLoader workers:
+    batches with ``batch_size`` (a rank's runs are cut between workers at batch boundaries, so
+    only the rank's last batch is short, whatever ``num_workers``), runs without. It is thus
+    the length of ``DataLoader(stream, batch_size=None)``, for progress bars and schedules.
+
     With ``drop_last`` every rank yields ``total // world_size`` runs; the few left over are
     others each epoch when shuffling (the arcs start at a random run), and the store's last
     runs every epoch without shuffling.
@@ -231,8 +237,11 @@ class ConnectomeStream(IterableDataset):
             )
 
     def __len__(self) -> int:
-        """Runs per epoch over all shards."""
-        return len(self.runs)
+        """Batches (runs without ``batch_size``) this rank yields per epoch, all workers."""
+        lo, hi = self.rank_arc()
+        if self.batch_size:
+            return -(-(hi - lo) // self.batch_size)
+        return hi - lo
 
     @property
     def epoch(self) -> int:
@@ -272,8 +281,9 @@ class ConnectomeStream(IterableDataset):
 
         The runs of the row groups, laid end to end in this epoch's order, form a circle; the
         ranks' arcs (:meth:`rank_arc`) follow one another from a start drawn each epoch when
-        shuffling (0 otherwise). A rank's arc is cut evenly between its ``workers``
-        DataLoader workers.
+        shuffling (0 otherwise). A rank's arc is cut between its ``workers`` DataLoader
+        workers at multiples of ``batch_size`` (evenly without it), so that the workers'
+        batches add up to ``len(self)``: only the rank's last batch can be short.
 
         Parameters
         ----------
@@ -294,8 +304,10 @@ class ConnectomeStream(IterableDataset):
             order = rng.permutation(len(self.units))
             start = int(rng.integers(total)) if total else 0
         first, last = self.rank_arc()
-        lo = start + first + worker * (last - first) // workers
-        hi = start + first + (worker + 1) * (last - first) // workers
+        n, size = last - first, self.batch_size or 1
+        batches = -(-n // size)
+        lo = start + first + min(worker * batches // workers * size, n)
+        hi = start + first + min((worker + 1) * batches // workers * size, n)
         # hi <= start + total < 2 * total: at most one lap past the end of the circle
         rows: dict[int, list[np.ndarray]] = {}  # unit -> positions, in reading order
         pos = 0

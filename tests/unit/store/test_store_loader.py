@@ -61,6 +61,7 @@ def test_ddp_ranks_get_disjoint_equal_shards(store) -> None:
     ]
     shards = [_epoch(stream)[0] for stream in streams]
     assert [len(s) for s in shards] == [12, 12, 12]  # 37 // 3: every rank runs the same steps
+    assert [len(stream) for stream in streams] == [12, 12, 12]
     flat = [i for s in shards for i in s]
     assert len(set(flat)) == 36 and set(flat) <= set(range(37))
     with pytest.raises(InputDataError, match=r"rank 3 is not in \[0, world_size=3\)"):
@@ -140,11 +141,11 @@ def test_without_shuffling_every_run_is_yielded_whatever_the_shards(store, world
                     index.append(int(item["index"]))
             assert sorted(index) == list(range(37)), (num_workers, epoch)
     # Ranks differ by at most one run; drop_last=True evens them (DDP training without shuffling).
-    shares = [
-        _epoch(ConnectomeStream(root, "toy", ["a", "b"], shuffle=False, rank=r, world_size=3))[0]
+    sizes = [
+        len(ConnectomeStream(root, "toy", ["a", "b"], shuffle=False, rank=r, world_size=3))
         for r in range(3)
     ]
-    assert [len(s) for s in shares] == [13, 12, 12]
+    assert sizes == [13, 12, 12]
     even = [
         ConnectomeStream(
             root, "toy", ["a", "b"], shuffle=False, drop_last=True, rank=r, world_size=3
@@ -152,7 +153,7 @@ def test_without_shuffling_every_run_is_yielded_whatever_the_shards(store, world
         for r in range(3)
     ]
     shards = [_epoch(stream)[0] for stream in even]
-    assert [len(s) for s in shards] == [12, 12, 12]
+    assert [len(s) for s in shards] == [12, 12, 12] == [len(stream) for stream in even]
     assert sorted(i for s in shards for i in s) == list(range(36))  # the store's last run out
     # And a shuffled pass can be complete too.
     complete = [
@@ -160,6 +161,36 @@ def test_without_shuffling_every_run_is_yielded_whatever_the_shards(store, world
         for r in range(3)
     ]
     assert sorted(i for s in complete for i in s) == list(range(37))
+
+
+@pytest.mark.parametrize("batch_size", [None, 8])
+def test_len_is_what_a_dataloader_yields_on_this_rank(store, batch_size) -> None:
+    """len(DataLoader(stream, batch_size=None)), as the README uses it, is the number of items
+    (batches, or runs without batch_size) this rank gets per epoch over all its workers, for
+    schedules and progress bars. It was the number of runs in the store, on every rank."""
+    root, _ = store
+    for world_size in (1, 2):
+        for num_workers in (0, 2):
+            for shuffle in (True, False):
+                for rank in range(world_size):
+                    stream = ConnectomeStream(
+                        root,
+                        "toy",
+                        ["a", "b"],
+                        shuffle=shuffle,
+                        shuffle_buffer=4,
+                        batch_size=batch_size,
+                        rank=rank,
+                        world_size=world_size,
+                    )
+                    loader = DataLoader(stream, batch_size=None, num_workers=num_workers)
+                    got = sum(1 for _ in loader)
+                    assert len(loader) == len(stream) == got, (world_size, num_workers, shuffle)
+    # 37 runs in batches of 8 over 2 ranks x 2 workers: 18 runs per rank make 3 batches, not
+    # the 4 that cutting 9 runs per worker would give.
+    stream = ConnectomeStream(root, "toy", ["a", "b"], batch_size=8, rank=1, world_size=2)
+    sizes = [len(b["index"]) for b in DataLoader(stream, batch_size=None, num_workers=2)]
+    assert len(stream) == 3 and sorted(sizes) == [2, 8, 8]
 
 
 def test_persistent_workers_follow_set_epoch(store) -> None:
