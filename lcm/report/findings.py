@@ -419,35 +419,101 @@ _SCRATCH = "lcm-scratch (the same transformer trained from scratch)"
 _OPEN = "inconclusive: the interval crosses 0"
 
 
-def _unmeasured_reason(
-    task: str, contrasts: pd.DataFrame, summary: pd.DataFrame | None, low: float
-) -> str:
-    """Why a task has no pretraining gain at ``<= low`` labels, in words."""
-    pre = contrasts[(contrasts["task"] == task) & (contrasts["contrast"] == "pretraining gain")]
+def _paired_fractions(
+    task: str, contrasts: pd.DataFrame, summary: pd.DataFrame | None
+) -> list[float] | None:
+    """The label fractions ``task`` evaluated with both lcm and lcm-scratch, sorted; None when
+    the summary names the task without one of them (or, without a summary, no contrast row)."""
     if summary is not None and (summary["task"] == task).any():
         at = summary[summary["task"] == task]
         models = set(at["model"].astype(str))
+        if not {"lcm", "lcm-scratch"} <= models:
+            return None
+        return sorted(
+            set(at.loc[at["model"] == "lcm", "label_fraction"])
+            & set(at.loc[at["model"] == "lcm-scratch", "label_fraction"])
+        )
+    pre = contrasts[(contrasts["task"] == task) & (contrasts["contrast"] == "pretraining gain")]
+    return sorted(pre["label_fraction"].unique()) if len(pre) else None
+
+
+def _unmeasured_reason(
+    task: str, contrasts: pd.DataFrame, summary: pd.DataFrame | None, low: float
+) -> str:
+    """Why a task has no pretraining gain to read (at ``<= low`` labels, or at its lowest
+    label fraction when it evaluated none ``<= low``), in words."""
+    fractions = _paired_fractions(task, contrasts, summary)
+    if fractions is None and summary is not None and (summary["task"] == task).any():
+        models = set(summary.loc[summary["task"] == task, "model"].astype(str))
         if "lcm" not in models and "lcm-scratch" not in models:
             return f"neither lcm nor {_SCRATCH} was evaluated"
         if "lcm" not in models:
             return "lcm was not evaluated"
-        if "lcm-scratch" not in models:
-            return f"{_SCRATCH} was not evaluated"
-        fractions = sorted(
-            set(at.loc[at["model"] == "lcm", "label_fraction"])
-            & set(at.loc[at["model"] == "lcm-scratch", "label_fraction"])
-        )
-    elif pre.empty:
+        return f"{_SCRATCH} was not evaluated"
+    if fractions is None:
         return f"lcm or {_SCRATCH} was not evaluated"
-    else:
-        fractions = sorted(pre["label_fraction"].unique())
+    if not fractions:
+        return f"no label fraction was evaluated with both lcm and {_SCRATCH}"
+    few = "too few paired fits (seeds &times; folds), or fits all equal, for an interval"
     if not any(f <= low + 1e-9 for f in fractions):
-        done = ", ".join(f"{f:g}" for f in fractions) or "none"
+        done = ", ".join(f"{f:g}" for f in fractions)
         return (
             f"no label fraction &le; {low:g} was evaluated with both lcm and lcm-scratch "
-            f"(label fractions: {done})"
+            f"(label fractions: {done}), and at the lowest, {fractions[0]:g}: {few}"
         )
-    return "too few paired fits (seeds &times; folds), or fits all equal, for an interval"
+    return few
+
+
+def _rows_read(
+    contrasts: pd.DataFrame, summary: pd.DataFrame | None, low: float
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The pretraining-gain rows the first sentence reads, and the tasks read above ``low``.
+
+    A task is read at its label fractions ``<= low``; one that evaluated none (a small cohort
+    run at 1.0 only) is read at its lowest label fraction instead, so a gain or a loss measured
+    there still reaches the first sentence. Rows without an interval are left out.
+
+    Returns
+    -------
+    rows : pandas.DataFrame
+        The contrast rows read.
+    above : dict
+        ``task -> fraction`` of the tasks read at their lowest label fraction, above ``low``.
+    """
+    pre = contrasts[contrasts["contrast"] == "pretraining gain"]
+    parts, above = [pre.iloc[:0]], {}
+    for task, at in pre.groupby("task", sort=True):
+        fractions = _paired_fractions(task, contrasts, summary) or sorted(at["label_fraction"])
+        if fractions[0] > low + 1e-9:
+            at = at[np.isclose(at["label_fraction"], fractions[0])]
+            if (at["verdict"] != "not evaluated").any():
+                above[task] = float(fractions[0])
+        else:
+            at = at[at["label_fraction"] <= low + 1e-9]
+        parts.append(at[at["verdict"] != "not evaluated"])
+    return pd.concat(parts), above
+
+
+def _where_read(above: dict[str, float], tasks: set[str], low: float) -> str:
+    """Where the first sentence reads the gain: ``at <= low of the labels``, or, for tasks
+    that evaluated no fraction ``<= low``, at their lowest fraction, named."""
+    if not above:
+        return f"at &le; {low:g} of the labels"
+    none = f"none &le; {low:g}, where pretraining is meant to help, was evaluated"
+    if set(above) >= tasks:
+        fractions = sorted(set(above.values()))
+        if len(fractions) == 1:
+            return (
+                f"at {fractions[0]:g} of the labels (the lowest label fraction evaluated: {none})"
+            )
+        return f"at each task's lowest label fraction evaluated ({none})"
+    named = " and ".join(
+        f"{html.escape(str(t))} ({f:g})" for t, f in sorted(above.items(), key=lambda i: str(i[0]))
+    )
+    return (
+        f"at &le; {low:g} of the labels, and at the lowest label fraction evaluated on {named}, "
+        f"which evaluated none &le; {low:g} (where pretraining is meant to help)"
+    )
 
 
 def pretraining_verdict(
@@ -469,9 +535,11 @@ def pretraining_verdict(
     "inconclusive" when every interval crosses 0, which is no evidence of absence). Tasks
     whose synthetic cohort shares no structure with the environmental effects
     (``shared_structure`` 0) are the null: there a gain is not expected, and one is flagged.
-    A task without a pretraining gain at ``<= low`` labels is named with the reason, so the
-    sentence exists even when no gain was measured. Measured tasks run with one split seed
-    are named in a warning in the same paragraph.
+    A task that evaluated no label fraction ``<= low`` (a small cohort run at 1.0 only) is
+    read at its lowest label fraction instead, which the sentence names, and the paragraph is
+    a warning: the gain is meant to show at few labels. A task without a pretraining gain to
+    read is named with the reason, so the sentence exists even when no gain was measured.
+    Measured tasks run with one split seed are named in a warning in the same paragraph.
 
     Parameters
     ----------
@@ -480,7 +548,7 @@ def pretraining_verdict(
     shared : dict
         ``task -> shared_structure`` of its synthetic cohort (None when not synthetic).
     low : float, default LOW_LABELS
-        The largest label fraction read.
+        The largest label fraction read (of a task that evaluated one ``<= low``).
     summary : pandas.DataFrame, optional
         :func:`lcm.evaluate.metrics.summarise`: the tasks, models and label fractions that
         were evaluated, to say which ablation or fraction a task without a gain lacks.
@@ -490,11 +558,7 @@ def pretraining_verdict(
     """
     if contrasts is None:
         contrasts = pd.DataFrame(columns=["task", "label_fraction", "contrast", "verdict"])
-    rows = contrasts[
-        (contrasts["contrast"] == "pretraining gain")
-        & (contrasts["label_fraction"] <= low + 1e-9)
-        & (contrasts["verdict"] != "not evaluated")
-    ]
+    rows, above = _rows_read(contrasts, summary, low)
     null = {t for t, s in shared.items() if s is not None and float(s) == 0.0}
     helped, hurt, flat, null_gain = [], [], [], []
     for task, at in rows.groupby("task", sort=True):
@@ -526,7 +590,7 @@ def pretraining_verdict(
             metric += " (continuous tasks)"
         what += f", in {metric}, 95 % corrected-resampled-t interval over seeds &times; folds"
     what += ")"
-    at_low = f"at &le; {low:g} of the labels"
+    at_low = _where_read(above, set(rows["task"]), low)
     if helped and hurt:
         sentence = (
             f"<b>Pretraining's effect was mixed</b> {at_low} {what}: it <b>hurt</b> on "
@@ -581,7 +645,8 @@ def pretraining_verdict(
         sentence += f" The pretraining gain was not measured on {unmeasured}."
     one_seed = _one_seed_warning(sorted(set(rows["task"]), key=str), task_meta or {})
     sentence += one_seed
-    cls = "note" if helped and not hurt and not null_gain and not one_seed else "warn"
+    plain = helped and not hurt and not null_gain and not one_seed and not above
+    cls = "note" if plain else "warn"
     return f'<p class="{cls}" id="verdict">{sentence}</p>'
 
 

@@ -249,12 +249,15 @@ def _summary(models: dict[str, tuple[float, ...]], task: str = "autism") -> pd.D
             _summary({"ridge": (0.1,), "cpm": (0.1,)}, task="age"),
             "neither lcm nor lcm-scratch",
         ),
-        # Both ablations, but no label fraction <= 0.1.
+        # Both ablations, no label fraction <= 0.1, and no interval at the lowest, 0.5 (read
+        # there instead when it has one).
         (
-            pd.DataFrame([_gain_row("autism", 0.5, 0.02, -0.01, 0.05)]),
+            pd.DataFrame(
+                [{**_gain_row("autism", 0.5, 0.02, -0.01, 0.05), "verdict": "not evaluated"}]
+            ),
             _summary({"lcm": (0.5, 1.0), "lcm-scratch": (0.5, 1.0)}),
             "no label fraction &le; 0.1 was evaluated with both lcm and lcm-scratch "
-            "(label fractions: 0.5, 1)",
+            "(label fractions: 0.5, 1), and at the lowest, 0.5: too few paired fits",
         ),
     ],
 )
@@ -276,6 +279,48 @@ def test_first_sentence_names_the_tasks_whose_gain_was_not_measured():
     sentence = pretraining_verdict(table, {}, summary=summary)
     assert "<b>Pretraining helped</b>" in sentence
     assert "not measured on age: lcm-scratch" in sentence
+
+
+_ABOVE = (
+    "at 1 of the labels (the lowest label fraction evaluated: none &le; 0.1, where pretraining "
+    "is meant to help, was evaluated)"
+)
+
+
+@pytest.mark.parametrize("seeds", [[0], [0, 1, 2]], ids=["one-seed", "three-seeds"])
+def test_first_sentence_reads_a_task_run_at_full_labels_only_at_that_fraction(seeds):
+    """A small cohort run at 1.0 only: a loss measured there reached no sentence ("not
+    measured at <= 0.1"), and the one-seed warning was left out with it."""
+    table = pd.DataFrame([_gain_row("asd", 1.0, -0.12, -0.2, -0.04)])
+    summary = _summary({"lcm": (1.0,), "lcm-scratch": (1.0,)}, task="asd")
+    meta = {"asd": {"settings": {"seeds": seeds}}}
+    sentence = pretraining_verdict(table, {}, summary=summary, task_meta=meta)
+    first = sentence.split(". ", 1)[0]
+    assert first.startswith('<p class="warn" id="verdict"><b>Pretraining did not help</b> ')
+    assert _ABOVE in first and "<b>hurt</b> on asd -0.120 [-0.200, -0.040] at 1" in first
+    assert "not measured" not in sentence
+    assert ("<b>Only one split seed was run</b> on asd" in sentence) == (len(seeds) == 1)
+
+
+def test_first_sentence_keeps_low_fractions_and_names_a_task_read_above_them():
+    """Fractions <= 0.1 are read where a task has them (its 1.0 row is not); a task that
+    evaluated none is read at its lowest and named with that fraction."""
+    table = pd.DataFrame(
+        [
+            _gain_row("autism", 0.1, 0.05, 0.01, 0.09),
+            _gain_row("autism", 1.0, -0.3, -0.4, -0.2),
+            _gain_row("asd", 0.5, 0.02, -0.1, 0.14),
+            _gain_row("asd", 1.0, -0.2, -0.3, -0.1),
+        ]
+    )
+    sentence = pretraining_verdict(table, {})
+    assert sentence.startswith('<p class="warn" id="verdict"><b>Pretraining helped</b> at &le; 0.1')
+    assert (
+        "at &le; 0.1 of the labels, and at the lowest label fraction evaluated on asd (0.5), "
+        "which evaluated none &le; 0.1 (where pretraining is meant to help)"
+    ) in sentence
+    assert "on asd +0.020 [-0.100, +0.140] at 0.5" in sentence
+    assert "-0.300" not in sentence and "-0.200" not in sentence
 
 
 def test_motion_check_is_direction_free_and_names_the_class_that_moves_more():
