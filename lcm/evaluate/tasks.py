@@ -46,7 +46,8 @@ def task_from_catalogue(name: str, label: str, positive: str | None, catalogue: 
     Raises
     ------
     ConfigError
-        When ``label`` is not in the catalogue, is categorical, or ``positive`` does not fit.
+        When ``label`` is not in the catalogue, is categorical (its kind and levels named, not
+        ``positive``: no level fixes it), or ``positive`` is not a level of a binary label.
     """
     var = catalogue.variables.get(label)
     if var is None:
@@ -63,7 +64,17 @@ def task_from_catalogue(name: str, label: str, positive: str | None, catalogue: 
                 hint=f"Remove tasks.{name}.positive.",
             )
         return Task(name=name, label=label, kind="continuous")
-    if var.kind != "binary" or positive not in var.levels:
+    if var.kind != "binary":
+        # A third level has no side: which positive is given does not matter here.
+        raise ConfigError(
+            f"Task {name!r}: label {label!r} is {var.kind} with {len(var.levels)} levels "
+            f"{list(var.levels)} in the catalogue {catalogue.path}; a task needs a binary "
+            "variable (two levels) or a continuous one.",
+            hint=f"Declare a binary variable in the catalogue whose dataset column's `map:` "
+            f"merges the levels into two or marks the others missing, and set "
+            f"tasks.{name}.label to it.",
+        )
+    if positive not in var.levels:
         raise ConfigError(
             f"Task {name!r}: label {label!r} must be binary with {positive!r} among its levels; "
             f"the catalogue {catalogue.path} has kind {var.kind!r}, levels {list(var.levels)}.",
