@@ -249,29 +249,138 @@ def collapse_fragment(metrics: pd.DataFrame, task: str) -> str:
     )
 
 
-def site_fragment(sites: pd.DataFrame, task: str, table_html: Callable[[pd.DataFrame], str]) -> str:
+def site_fragment(
+    sites: pd.DataFrame,
+    task: str,
+    table_html: Callable[[pd.DataFrame], str],
+    meta: dict[str, Any] | None = None,
+) -> str:
     """Per-site performance of one task: sites x models at each label fraction.
 
-    A shuffled-label control's column is labelled ``(first permutation)``: the predictions
-    table keeps one permutation per fit (:func:`lcm.evaluate.protocol.evaluate_task`).
+    Every site keeps its row: one whose metric is n/a everywhere (a site of one class) and,
+    from the task's metadata, one that no test fold held (leave-site-out skips a site whose
+    fold would train on one class), named with its subjects below the table. A shuffled-label
+    control's column is labelled ``(first permutation)``: the predictions table keeps one
+    permutation per fit (:func:`lcm.evaluate.protocol.evaluate_task`).
+
+    Parameters
+    ----------
+    sites : pandas.DataFrame
+        :func:`lcm.evaluate.compare.site_table`.
+    task : str
+    table_html : callable
+    meta : dict, optional
+        The task's ``lcm evaluate`` metadata: its ``sites_not_tested`` and ``split_used``.
     """
+    meta = meta or {}
     rows = sites[sites["task"] == task]
-    if rows.empty or rows["site"].nunique() < 2:
-        return '<p class="note">Per-site performance: the dataset names fewer than two sites.</p>'
-    parts = [f"<h3>Per-site performance ({html.escape(str(rows['metric'].iloc[0]))})</h3>"]
+    untested = {str(k): v for k, v in (meta.get("sites_not_tested") or {}).items()}
+    named = set(rows["site"].astype(str)) | set(untested)
+    if rows.empty and not untested:
+        return '<p class="note">Per-site performance: no out-of-fold predictions to split.</p>'
+    if len(named) < 2:
+        where = "the dataset names" if "sites_not_tested" in meta else "the test folds hold"
+        return f'<p class="note">Per-site performance: {where} fewer than two sites.</p>'
+    metric = str(rows["metric"].iloc[0]) if len(rows) else ""
+    parts = [f"<h3>Per-site performance ({html.escape(metric or 'not tested')})</h3>"]
+    missing: set[str] = set()
     for fraction, at in rows.groupby("label_fraction", sort=True):
-        wide = at.pivot_table(index="site", columns="model", values="value", aggfunc="first")
-        subjects = at.groupby("site")["n_subjects"].max()
-        wide.insert(0, "test subjects", subjects)
+        # dropna=False: a site whose metric is n/a for every model (one class) keeps its row.
+        wide = at.pivot_table(
+            index="site", columns="model", values="value", aggfunc="first", dropna=False
+        )
+        missing |= {str(s) for s in wide.index[wide.isna().all(axis=1)]}
+        wide.insert(0, "test subjects", at.groupby("site")["n_subjects"].max())
+        absent = sorted(set(untested) - set(wide.index.astype(str)))
+        if absent:  # object columns: a number beside "not tested"
+            wide = wide.astype(object)
+            for site in absent:
+                wide.loc[site] = [0] + ["not tested"] * (wide.shape[1] - 1)
         wide = wide.rename(columns=first_permutation).reset_index()
         wide.columns.name = None
         parts.append(f"<p>label fraction {fraction:g}</p>")
         parts.append(table_html(wide))
-    parts.append(
-        '<p class="note">Out-of-fold predictions of each site pooled over its folds; n/a where '
-        "a site holds one class only.</p>"
-    )
+    parts.append(f'<p class="note">{_site_notes(metric, missing, untested, meta)}</p>')
     return "\n".join(parts)
+
+
+def _site_notes(
+    metric: str, missing: set[str], untested: dict[str, Any], meta: dict[str, Any]
+) -> str:
+    """What the per-site table pools, and why a site has no number: one class, or no fold."""
+    notes = ["Out-of-fold predictions of each site pooled over its folds"]
+    if missing:
+        why = (
+            "its test subjects hold one class only (no AUC)"
+            if metric == "auc"
+            else "its targets or predictions are constant"
+        )
+        listed = ", ".join(html.escape(s) for s in sorted(missing))
+        notes.append(f"site{'s' if len(missing) > 1 else ''} {listed}: n/a, {why}")
+    for site, counts in sorted(untested.items()):
+        of = "a class" if metric == "auc" else "a half of the target's values"
+        why = (
+            "leave-site-out skipped its fold, as training on the other sites would leave too "
+            f"few subjects of {of} (see the task's evaluate log)"
+            if meta.get("split_used") == "site"
+            else "no test fold held its runs"
+        )
+        notes.append(
+            f"site {html.escape(site)} not tested ({counts.get('subjects', '?')} subjects): {why}"
+        )
+    return "; ".join(notes) + "."
+
+
+def no_auc_warning(metrics: pd.DataFrame, task_meta: dict[str, dict[str, Any]]) -> str:
+    """A warning naming each binary task of which no fold yielded an AUC, or ``""``.
+
+    Such a task's job succeeds and every AUC cell of it reads n/a; the reason (test folds of
+    one class, sites no fold tested) was said only in the protocol summary at the page's
+    bottom.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        Tidy fold metrics of every task.
+    task_meta : dict
+        ``task -> metadata`` of ``lcm evaluate``: ``folds_one_class``, ``sites_not_tested``
+        and ``split_used`` say why.
+    """
+    if not {"task", "metric", "value"} <= set(metrics.columns):
+        return ""
+    auc = metrics[metrics["metric"] == "auc"]
+    found = []
+    for task, at in auc.groupby("task", sort=True):
+        if np.isfinite(at["value"].to_numpy(dtype=float)).any():
+            continue
+        meta = task_meta.get(task) or {}
+        why = []
+        one_class = meta.get("folds_one_class") or []
+        if one_class:
+            sites = sorted({site for f in one_class for site in f.get("sites", [])})
+            why.append(
+                f"{len(one_class)} test fold(s) of one class"
+                + (f" (site{'s' if len(sites) > 1 else ''} {', '.join(sites)})" if sites else "")
+            )
+        why += [
+            f"site {site} not tested ({counts.get('subjects', '?')} subjects)"
+            for site, counts in sorted((meta.get("sites_not_tested") or {}).items())
+        ]
+        text = (
+            f"<b>No AUC for {html.escape(str(task))}</b>: none of its folds yielded one"
+            + (f" ({html.escape('; '.join(why))})" if why else "")
+            + ", so every AUC of this task below is n/a and none of its models is judged on "
+            "discrimination."
+        )
+        if meta.get("split_used") == "site":
+            text += (
+                " Leave-site-out needs both classes in each tested site and in the sites it "
+                "trains on; <code>evaluate.split: subject</code> stratifies its folds by class."
+            )
+        found.append(text)
+    if not found:
+        return ""
+    return '<p class="warn" id="no-auc">' + " ".join(found) + "</p>"
 
 
 def oracle_fragment(oracle: dict[str, Any] | None) -> str:
@@ -319,9 +428,21 @@ def _not_scored(meta: dict[str, Any]) -> str:
 
 
 def provenance_summary(
-    task_meta: dict[str, dict[str, Any]], table_html: Callable[[pd.DataFrame], str]
+    task_meta: dict[str, dict[str, Any]],
+    table_html: Callable[[pd.DataFrame], str],
+    metrics: pd.DataFrame | None = None,
 ) -> str:
-    """The protocol each task actually ran: split, folds, seeds, fractions, models."""
+    """The protocol each task actually ran: split, folds, seeds, fractions, models.
+
+    Parameters
+    ----------
+    task_meta : dict
+        ``task -> metadata`` of ``lcm evaluate``.
+    table_html : callable
+    metrics : pandas.DataFrame, optional
+        Tidy fold metrics: the folds each seed actually used (a leave-site-out fold skipped
+        is not counted). Without them, the folds asked (``evaluate.n_folds``).
+    """
     parts = ['<h2 id="protocol">Protocol summary</h2>']
     if not task_meta:
         parts.append('<p class="note">The metrics tables carry no protocol metadata.</p>')
@@ -336,8 +457,7 @@ def provenance_summary(
                 "dataset": meta.get("dataset", "n/a"),
                 "target": f"{meta.get('label', '?')} ({meta.get('kind', 'binary')})",
                 "split": _split_used(meta, settings),
-                "folds x seeds": f"{settings.get('n_folds', '?')} x "
-                f"{len(settings.get('seeds', []))}",
+                "folds x seeds": _folds_used(task, meta, settings, metrics),
                 "label fractions": ", ".join(f"{f:g}" for f in settings.get("label_fractions", [])),
                 "models": ", ".join(meta.get("models_evaluated", settings.get("models", []))),
                 "skipped": ", ".join(sorted(skipped)) or "none",
@@ -355,6 +475,30 @@ def provenance_summary(
     )
     parts.append(table_html(pd.DataFrame(rows)))
     return "\n".join(parts)
+
+
+def _folds_used(
+    task: str, meta: dict[str, Any], settings: dict[str, Any], metrics: pd.DataFrame | None
+) -> str:
+    """``folds x seeds`` of a task: the folds of each seed in its metrics (``3–5`` when the
+    seeds differ), with the ``evaluate.n_folds`` asked beside a subject split that used
+    fewer; the folds asked without metrics."""
+    seeds = len(settings.get("seeds", []))
+    asked = settings.get("n_folds", "?")
+    at = None
+    if metrics is not None and {"task", "seed", "fold"} <= set(metrics.columns):
+        at = metrics[metrics["task"] == task]
+    if at is None or at.empty:
+        return f"{asked} x {seeds}"
+    per_seed = at.groupby("seed")["fold"].nunique()
+    low, high = int(per_seed.min()), int(per_seed.max())
+    used = f"{low}" if low == high else f"{low}–{high}"
+    note = ""
+    if meta.get("split_used", settings.get("split", "subject")) == "subject" and (
+        low != high or low != asked
+    ):
+        note = f" ({asked} asked)"
+    return f"{used} x {seeds}{note}"
 
 
 def _split_used(meta: dict[str, Any], settings: dict[str, Any]) -> str:

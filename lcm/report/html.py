@@ -188,7 +188,7 @@ def task_section(data: ReportData, task: str) -> str:
     elif binary:
         parts.append('<p class="note">No predictions for this task: ROC curves omitted.</p>')
     if data.sites is not None:
-        parts.append(findings.site_fragment(data.sites, task, table_html))
+        parts.append(findings.site_fragment(data.sites, task, table_html, meta))
     return "\n".join(parts)
 
 
@@ -366,6 +366,7 @@ def render_report(data: ReportData) -> str:
         findings.pretraining_verdict(
             data.contrasts, _shared_structure(data), summary=data.summary, task_meta=data.task_meta
         ),
+        findings.no_auc_warning(data.metrics, data.task_meta),
         f"<nav>{nav}</nav>",
         intro,
         findings.headline_section(data.headline, _shared_structure(data), table_html),
@@ -376,7 +377,7 @@ def render_report(data: ReportData) -> str:
         bei_section(data.bei_eval),
         qc_section(data.qc),
         ingest_section(data.ingest),
-        findings.provenance_summary(data.task_meta, table_html),
+        findings.provenance_summary(data.task_meta, table_html, data.metrics),
         dropped_section(data.task_meta, table_html),
         provenance_section(data.provenance, data.task_meta, table_html),
         provenance_footer(data.inputs),
