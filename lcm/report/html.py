@@ -171,7 +171,10 @@ def task_section(data: ReportData, task: str) -> str:
         '<p class="note">Mean over folds &times; seeds with 95 % corrected resampled t '
         "confidence intervals (Nadeau &amp; Bengio: the folds and seeds re-test the same "
         "subjects, so the interval does not shrink as seeds are added; one value: no interval); "
-        "<i>n</i> = number of fold &times; seed values.</p>"
+        "<i>n</i> = number of fold &times; seed values behind the AUC (Pearson r for a "
+        "continuous task), as in <code>summary.tsv</code>: a test fold of one class gives no "
+        "AUC; a cell of another metric resting on a different number names its own "
+        "(<i>n</i> = &hellip;).</p>"
     )
     parts.append(table_html(table, [f"kind-{k}" for k in table["kind"]]))
     metric = "auc" if binary else "pearson_r"

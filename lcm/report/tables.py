@@ -185,12 +185,15 @@ def task_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
     """Headline metrics with 95 % CI for every model and label fraction of ``task``.
 
     AUC and balanced accuracy for a binary task; Pearson r, MAE and R² for a continuous one.
+    ``n`` is the first metric's, as in ``summary.tsv`` (a fold of one class has no AUC but an
+    accuracy: the largest n over the metrics counted it); a cell of another metric resting on
+    a different n names its own, ``(n = 3)``.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``label fraction, model, kind, <metric> [95% CI]..., n``; LCM variants first,
-        then baselines, then the control, within each label fraction.
+        Columns ``label fraction, model, kind, <metric> [95% CI]..., n (<first metric>)``; LCM
+        variants first, then baselines, then the control, within each label fraction.
     """
     rows = summary[summary["task"] == task]
     kind = "binary" if (rows["metric"] == "auc").any() or rows.empty else "continuous"
@@ -203,10 +206,15 @@ def task_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
     for fraction, model in keys:
         at = rows[(rows["label_fraction"] == fraction) & (rows["model"] == model)]
         row = {"label fraction": f"{fraction:g}", "model": model, "kind": model_kind(model)}
+        counts = []
         for metric, name in TABLE_METRICS[kind]:
             cell = at[at["metric"] == metric]
-            row[f"{name} [95% CI]"] = _summary_ci(cell.iloc[0]) if len(cell) else "n/a"
-        row["n"] = int(at["n"].max()) if len(at) else 0
+            text = _summary_ci(cell.iloc[0]) if len(cell) else "n/a"
+            counts.append(int(cell["n"].iloc[0]) if len(cell) else 0)
+            if counts[-1] != counts[0] and text != "n/a":
+                text += f" (n = {counts[-1]})"
+            row[f"{name} [95% CI]"] = text
+        row[f"n ({TABLE_METRICS[kind][0][1]})"] = counts[0]
         out.append(row)
     return pd.DataFrame(out)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lcm.evaluate.metrics import SUMMARY_COLUMNS
+from lcm.evaluate.metrics import METRIC_COLUMNS, SUMMARY_COLUMNS, binary_metrics, summarise
 from lcm.report.html import ReportData, task_section
 from lcm.report.tables import model_kind, qc_counts, qc_reasons, read_qc, task_table
 
@@ -27,7 +27,7 @@ def test_task_table_orders_lcm_before_baselines():
         "kind",
         "AUC [95% CI]",
         "balanced accuracy [95% CI]",
-        "n",
+        "n (AUC)",
     ]
     assert list(table["label fraction"]) == ["0.1"] * 4 + ["1"] * 4
     assert list(table["model"][:4]) == ["lcm", "lcm-scratch", "logreg", "shuffled-labels"]
@@ -49,6 +49,38 @@ def test_lcm_alone_is_flagged():
     beside = task_section(ReportData(pd.DataFrame(), empty, _summary(["lcm", "logreg"])), "t")
     assert "No baseline was evaluated" not in beside
     assert beside.count("<img") == 1  # no predictions: ROC omitted, fraction curve kept
+
+
+def test_task_table_n_is_the_n_of_its_auc_as_in_the_summary():
+    """A test fold of one class has no AUC (nor balanced accuracy) but an accuracy: the page
+    gave the largest n over every metric (4), summary.tsv the AUC's (3)."""
+    rows = []
+    for fold, y in enumerate(([0, 1, 0, 1], [0, 1, 1, 0], [1, 0, 0, 1], [0, 0, 0, 0])):
+        scores = binary_metrics(np.array(y), np.array([0.2, 0.7, 0.4, 0.6]))
+        rows += [("t", "logreg", 1.0, 0, fold, m, v) for m, v in scores.items()]
+    rows.append(("t", "logreg", 1.0, 0, 3, "mae", 0.4))  # another metric beside: never shown
+    summary = summarise(pd.DataFrame(rows, columns=list(METRIC_COLUMNS)))
+    n = summary.set_index("metric")["n"]
+    assert (n["auc"], n["accuracy"]) == (3, 4)
+    empty = pd.DataFrame({"task": pd.Series([], dtype=str)})
+    section = task_section(ReportData(pd.DataFrame(), empty, summary), "t")
+    head, body = section.split("<tbody>", 1)
+    assert body.split("</tr>", 1)[0].endswith("<td>3</td>")  # the AUC's n, not 4
+    assert "<th>n (AUC)</th></tr>" in head
+    table = task_table(summary, "t")
+    assert table["n (AUC)"].tolist() == [n["auc"]]
+
+
+def test_task_table_names_the_n_of_a_metric_resting_on_another():
+    rows = [
+        ("t", "ridge", 1.0, "pearson_r", 0.3, 0.1, 0.5, 3),
+        ("t", "ridge", 1.0, "mae", 4.0, 3.0, 5.0, 4),
+        ("t", "ridge", 1.0, "r2", 0.1, 0.0, 0.2, 3),
+    ]
+    table = task_table(pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)), "t")
+    assert table.loc[0, "MAE [95% CI]"] == "4.000 [3.000, 5.000] (n = 4)"
+    assert table.loc[0, "R² [95% CI]"] == "0.100 [0.000, 0.200]"
+    assert table.loc[0, "n (Pearson r)"] == 3
 
 
 def test_qc_counts_and_reasons():
