@@ -14,9 +14,12 @@ from typing import Any, Literal
 
 import jsonschema
 import yaml
+from jsonschema.exceptions import best_match
 
 from lcm.exceptions import ConfigError
 from lcm.io.store_columns import reserved_names
+from lcm.schema_errors import describe as describe_error
+from lcm.schema_errors import hint as schema_hint
 
 Kind = Literal["continuous", "binary", "categorical", "ordinal"]
 KINDS = ("continuous", "binary", "categorical", "ordinal")
@@ -149,14 +152,14 @@ def validate_catalogue(raw: Any, source: str) -> None:
         Naming ``source``, the key path, the value received and the rule broken.
     """
     validator = jsonschema.Draft202012Validator(catalogue_schema())
-    errors = sorted(validator.iter_errors(raw), key=lambda e: (len(e.absolute_path), e.message))
-    if not errors:
+    # best_match descends into oneOf/anyOf: a column coding's typo is named as the key it is,
+    # not as "... is not valid under any of the given schemas" followed by the whole schema.
+    err = best_match(validator.iter_errors(raw))
+    if err is None:
         return
-    err = errors[0]
-    where = ".".join(str(p) for p in err.absolute_path) or "<top level>"
     raise ConfigError(
-        f"{source}: {where}: {err.message} (rule: {err.validator} {err.validator_value!r})"[:600],
-        hint="See the comments at the top of config/variables.yaml for each key.",
+        describe_error(err, source),
+        hint=schema_hint(err, "See the comments at the top of config/variables.yaml for each key."),
     )
 
 

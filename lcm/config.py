@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import reprlib
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -27,6 +26,12 @@ from lcm.exceptions import ConfigError
 from lcm.io.container_image import check_apptainer_image
 from lcm.io.output_space import check_volumetric_space
 from lcm.io.paths import fmriprep_work_dir, inside
+from lcm.schema_errors import describe as describe_error
+from lcm.schema_errors import excerpt
+from lcm.schema_errors import hint as schema_hint
+
+# The hint of a schema error the schema has no more to say about.
+_SCHEMA_HINT = "See workflow/schemas/config.schema.yaml for the expected form."
 
 # ``checkpoint_models(models)``: those of ``models`` that read a pretraining checkpoint.
 CheckpointModels = Callable[[list[str]], list[str]]
@@ -92,31 +97,6 @@ _Validator = _with_defaults(jsonschema.Draft202012Validator)
 # all memory. Real configs are far below these (the 10,000-subject ones: ~10^5 values).
 MAX_CONFIG_VALUES = 1_000_000
 MAX_CONFIG_DEPTH = 64
-
-# Received values in messages: a bounded excerpt, whatever the value's size.
-_EXCERPT = reprlib.Repr()
-_EXCERPT.maxstring = 80
-_EXCERPT.maxother = 80
-_EXCERPT.maxlist = _EXCERPT.maxtuple = _EXCERPT.maxdict = 4
-_EXCERPT.maxlevel = 2
-
-
-def excerpt(value: Any, limit: int = 120) -> str:
-    """A bounded, one-line ``repr`` of ``value`` (cheap even for a huge nested structure).
-
-    Parameters
-    ----------
-    value : Any
-        Any value, e.g. a received config value.
-    limit : int, optional
-        Most characters returned.
-
-    Returns
-    -------
-    str
-    """
-    text = _EXCERPT.repr(value).replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def expanded_size(value: Any, source: str = "config") -> int:
@@ -213,7 +193,9 @@ def validate_base(
     validator = _Validator(schema() if tree is None else tree)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
-        raise ConfigError(_describe(errors[0], source), hint=_hint(errors[0]))
+        raise ConfigError(
+            describe_error(errors[0], source), hint=schema_hint(errors[0], _SCHEMA_HINT)
+        )
     _check_cross_references(config, source, checkpoint_models)
     return config
 
@@ -235,7 +217,9 @@ def validate_partial(
         _Validator(partial_schema).iter_errors(config), key=lambda e: list(e.absolute_path)
     )
     if errors:
-        raise ConfigError(_describe(errors[0], source), hint=_hint(errors[0]))
+        raise ConfigError(
+            describe_error(errors[0], source), hint=schema_hint(errors[0], _SCHEMA_HINT)
+        )
     return config
 
 
@@ -326,39 +310,6 @@ def parse_settings(text: str, what: str) -> dict[str, Any]:
             hint=f"Give {found[0]} a finite value (or leave it out for the default).",
         )
     return value
-
-
-def _describe(error: jsonschema.ValidationError, source: str) -> str:
-    """One line: the key, what the schema wants and a bounded excerpt of what was received."""
-    key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-    if error.validator == "pattern":
-        message = f"expected a value matching {error.validator_value}"
-    elif error.validator in ("maxLength", "minLength"):
-        bound = "at most" if error.validator == "maxLength" else "at least"
-        message = f"expected {bound} {error.validator_value} characters, got {len(error.instance)}"
-    else:
-        # jsonschema's message embeds the received value: keep it to one bounded line.
-        message = " ".join(error.message.split())
-        if len(message) > 200:
-            message = message[:197] + "..."
-    if "propertyNames" in error.schema_path:
-        return f"{source}: invalid name {excerpt(error.instance)} under key '{key}': {message}"
-    return f"{source}: invalid value at key '{key}': {message} (received {excerpt(error.instance)})"
-
-
-def _hint(error: jsonschema.ValidationError) -> str:
-    desc = error.schema.get("description") if isinstance(error.schema, dict) else None
-    if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
-        return f"Allowed keys here: {allowed}." if allowed else "Remove the unknown key."
-    if error.validator == "enum":
-        return f"Expected one of {error.validator_value}."
-    if error.validator in ("pattern", "maxLength", "minLength"):
-        wanted = {"pattern": "match", "maxLength": "be at most", "minLength": "be at least"}
-        unit = "" if error.validator == "pattern" else " characters"
-        rule = f"Values here must {wanted[error.validator]} {error.validator_value}{unit}"
-        return f"{rule}. {desc}" if desc else f"{rule}."
-    return desc or "See workflow/schemas/config.schema.yaml for the expected form."
 
 
 def _check_work_dir_outside(config: dict[str, Any], name: str, source: str) -> None:

@@ -96,7 +96,10 @@ def test_catalogue_validation_names_key(tmp_path: Path) -> None:
         "variables:\n  sex: {kind: binary, domain: sociodemographic, levels: [F]}\n"
         "datasets:\n  a: {id_column: id}\n"
     )
-    with pytest.raises(ConfigError, match=r"v\.yaml: variables\.sex\.levels: \['F'\] is too short"):
+    with pytest.raises(
+        ConfigError,
+        match=r"v\.yaml: invalid value at key 'variables\.sex\.levels': \['F'\] is too short",
+    ):
         load_catalogue(p)
 
 

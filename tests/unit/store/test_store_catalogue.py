@@ -70,26 +70,26 @@ def _write(tmp_path: Path, text: str) -> Path:
         (
             "variables:\n  age: {kind: numeric, domain: sociodemographic}\n"
             "datasets:\n  a: {id_column: id}\n",
-            r"variables\.age\.kind: 'numeric' is not one of",
+            r"key 'variables\.age\.kind': 'numeric' is not one of",
         ),
         (
             "variables:\n  dx: {kind: categorical, domain: clinical}\n"
             "datasets:\n  a: {id_column: id}\n",
-            r"variables\.dx: 'levels' is a required property",
+            r"key 'variables\.dx': 'levels' is a required property",
         ),
         (
             "variables:\n  age: {kind: continuous, domain: sociodemographic}\n"
             "datasets:\n  a: {id_column: id, columns: {age: {column: AGE, scale: -1}}}\n",
-            r"datasets\.a\.columns\.age",
+            r"key 'datasets\.a\.columns\.age\.scale': -1 is less than or equal to the minimum of 0",
         ),
         (
             "variables:\n  age: {kind: continuous, domain: sociodemographic, unit: years}\n"
             "datasets:\n  a: {id_column: id}\n",
-            r"variables\.age: Additional properties.*'unit' was unexpected",
+            r"key 'variables\.age': Additional properties.*'unit' was unexpected",
         ),
         (
             "variables: {}\ndatasets:\n  a: {id_column: id}\n",
-            r"variables: \{\} should be non-empty",
+            r"key 'variables': \{\} should be non-empty",
         ),
     ],
 )
@@ -97,6 +97,76 @@ def test_catalogue_schema_errors_name_the_key(tmp_path: Path, text: str, match: 
     with pytest.raises(ConfigError, match=match) as info:
         load_catalogue(_write(tmp_path, text))
     assert "variables.yaml" in str(info.value)
+
+
+CODING_CATALOGUE = """
+variables:
+  age: {kind: continuous, domain: sociodemographic, units: years, range: [5, 100]LEVELS}
+  sex: {kind: binary, domain: sociodemographic, levels: [F, M]RANGE}
+datasets:
+  eu: {id_column: id, columns: {age: {column: Age, CODING}}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("fields", "key", "match", "hint"),
+    [
+        (
+            {"CODING": "scael: 0.083"},
+            "datasets.eu.columns.age",
+            "'scael' was unexpected",
+            "Allowed keys here: ['column', 'map', 'range_midpoint', 'scale']",
+        ),
+        (
+            {"CODING": "scale: -1"},
+            "datasets.eu.columns.age.scale",
+            "-1 is less than or equal to the minimum of 0",
+            "Multiply numbers by this",
+        ),
+        (
+            {"CODING": 'scale: "x"'},
+            "datasets.eu.columns.age.scale",
+            "'x' is not of type 'number'",
+            "Multiply numbers by this",
+        ),
+        (
+            {"CODING": 'range_midpoint: "yes"'},
+            "datasets.eu.columns.age.range_midpoint",
+            "'yes' is not of type 'boolean'",
+            "midpoint",
+        ),
+        (
+            {"CODING": "scale: 1", "LEVELS": ", levels: [a, b]"},
+            "variables.age",
+            "key 'levels' not allowed here",
+            "Remove levels. A continuous or ordinal variable takes a range, not levels",
+        ),
+        (
+            {"CODING": "scale: 1", "RANGE": ", range: [0, 1]"},
+            "variables.sex",
+            "key 'range' not allowed here",
+            "Remove range. A binary or categorical variable takes levels, not a range",
+        ),
+    ],
+)
+def test_a_coding_error_names_its_key_not_the_whole_schema(
+    tmp_path: Path, fields: dict, key: str, match: str, hint: str
+) -> None:
+    """A column coding is a string or a mapping (oneOf): its typos were reported as "... is not
+    valid under any of the given schemas (rule: oneOf [...])" with the whole schema printed, and
+    the variable rules as "should not be valid under {'required': ['levels']}"."""
+    text = CODING_CATALOGUE
+    for field in ("LEVELS", "RANGE", "CODING"):
+        text = text.replace(field, fields.get(field, ""))
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_catalogue(path)
+    message = info.value.message
+    assert message.startswith(f"{path}: invalid value at key '{key}': "), message
+    assert match in message
+    assert "any of the given schemas" not in message and "should not be valid" not in message
+    assert len(message) < 300
+    assert hint in info.value.hint
 
 
 def test_unknown_category_level_is_refused(tmp_path: Path) -> None:
