@@ -59,7 +59,20 @@ class Variable:
 
 @dataclass(frozen=True)
 class ColumnCoding:
-    """How one dataset encodes one variable."""
+    """How one dataset encodes one variable.
+
+    Attributes
+    ----------
+    column : str
+        The phenotype file's column.
+    scale : float or None
+        Numbers are multiplied by this.
+    map : dict
+        Source code (as a string) -> level, number, or None: a code of the dataset's own that
+        marks a missing value.
+    range_midpoint : bool
+        Values like "26-30" read as their midpoint, "90+" as 90.
+    """
 
     column: str
     scale: float | None = None

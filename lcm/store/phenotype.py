@@ -405,17 +405,21 @@ def _convert(
 
 
 def _value(text: str, var: Variable, col: ColumnCoding, coding: str) -> object:
-    """One non-missing cell typed as ``var``; :class:`_BadValue` saying why it cannot be."""
+    """One non-missing cell typed as ``var`` (missing where its code maps to null);
+    :class:`_BadValue` saying why it cannot be."""
     value: object = text
     if col.map:
         key = _map_key(text, col.map)
         if key is None:
             raise _BadValue(
                 f"code not in the catalogue map for {var.name!r} (known codes {sorted(col.map)}).",
-                f"Add the code to the map in {coding or 'the catalogue'}, or fix the "
-                "value (a code is matched as written, or as an integer: 1.0 is 1, 1.9 none).",
+                f"Add the code to the map in {coding or 'the catalogue'} (mapped to null, it "
+                "reads as missing: a dataset's own missing code), or fix the value (a code is "
+                "matched as written, or as an integer: 1.0 is 1, 1.9 none).",
             )
         value = col.map[key]
+        if value is None:  # the dataset's own missing code
+            return np.nan if var.is_numeric else None
     if var.is_numeric:
         return _numeric(value, var, col)
     level = str(value)

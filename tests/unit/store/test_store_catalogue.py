@@ -245,6 +245,36 @@ def test_a_fractional_code_matches_no_integer_code(tmp_path: Path, code: str) ->
     assert read_phenotype(table, "d", catalogue)["sex"].tolist() == ["M", "F"]
 
 
+def test_a_code_mapped_to_null_reads_as_missing(tmp_path: Path) -> None:
+    """A dataset's own missing codes (UK Biobank's -1 "do not know", -3 "prefer not to
+    answer") are declared as ``map: {"-3": null}``: the schema refused null, and a code mapped
+    to a string such as "n/a" was read as data."""
+    catalogue_path = tmp_path / "variables.yaml"
+    catalogue_path.write_text(
+        "variables:\n"
+        "  edu: {kind: ordinal, domain: sociodemographic, range: [1, 3]}\n"
+        "  sex: {kind: binary, domain: sociodemographic, levels: [F, M]}\n"
+        "datasets:\n"
+        "  ukb:\n"
+        "    id_column: eid\n"
+        "    columns:\n"
+        '      edu: {column: EDU, map: {"1": 1, "2": 2, "3": 3, "-1": null, "-3": null}}\n'
+        '      sex: {column: SEX, map: {"0": F, "1": M, "-3": null}}\n'
+    )
+    catalogue = load_catalogue(catalogue_path)
+    assert catalogue.datasets["ukb"].columns["edu"].map["-3"] is None
+    table = tmp_path / "p.tsv"
+    table.write_text("eid\tEDU\tSEX\n1\t2\t0\n2\t-1\t-3\n3\t-3.0\t1\n")
+    got = read_phenotype(table, "ukb", catalogue)
+    assert got["edu"].isna().tolist() == [False, True, True]
+    assert got["edu"].iloc[0] == 2.0
+    assert got["sex"].tolist() == ["F", None, "M"]
+    table.write_text("eid\tEDU\tSEX\n1\t-7\t0\n")
+    with pytest.raises(InputDataError, match=r"value '-7': code not in the catalogue map") as err:
+        read_phenotype(table, "ukb", catalogue)
+    assert "mapped to null, it reads as missing" in err.value.hint
+
+
 @pytest.mark.parametrize(
     "name", ["subject", "site", "dataset", "atlas", "session", "window", "mean_fd", "Site"]
 )
