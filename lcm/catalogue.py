@@ -7,6 +7,7 @@ and per dataset the source column and its transform. :func:`load_catalogue` vali
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -24,6 +25,9 @@ from lcm.schema_errors import hint as schema_hint
 Kind = Literal["continuous", "binary", "categorical", "ordinal"]
 KINDS = ("continuous", "binary", "categorical", "ordinal")
 DOMAINS = ("behavioural", "physiological", "sociodemographic", "clinical")
+# Values that range_midpoint reads: "26-30" (its midpoint) and "90+" (90).
+_RANGE_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*-\s*(-?\d+(?:\.\d+)?)\s*$")
+_PLUS_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*\+\s*$")
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,23 @@ class ColumnCoding:
     scale: float | None = None
     map: dict[str, Any] = field(default_factory=dict)
     range_midpoint: bool = False
+
+    def number(self, value: object) -> float | None:
+        """``value`` (a cell, or the level a code maps to) as a number before ``scale``.
+
+        ``"26-30"`` is 28 and ``"90+"`` is 90 with ``range_midpoint``; None where ``value``
+        is no number.
+        """
+        text = str(value)
+        if self.range_midpoint:
+            if m := _RANGE_RE.match(text):
+                return (float(m.group(1)) + float(m.group(2))) / 2
+            if m := _PLUS_RE.match(text):
+                return float(m.group(1))
+        try:
+            return float(text)
+        except ValueError:
+            return None
 
 
 @dataclass(frozen=True)
@@ -294,4 +315,52 @@ def _parse_dataset(
             map={str(k): v for k, v in (col.get("map") or {}).items()},
             range_midpoint=bool(col.get("range_midpoint", False)),
         )
+        _check_coding(f"{where}.columns.{var}", variables[var], columns[var])
     return DatasetCoding(str(spec["id_column"]), spec.get("site_column"), columns)
+
+
+def _check_coding(where: str, var: Variable, col: ColumnCoding) -> None:
+    """Refuse a coding that no cell could pass: a map value that is no level of ``var``, or
+    no number in its range; ``scale`` or ``range_midpoint`` on a variable of levels.
+
+    Without this, a typo in the catalogue (``map: {M: Male}`` for levels [F, M]) was reported
+    once per phenotype row, as a bad value of the data.
+    """
+    null = "or to null to read the code as missing"
+    if not var.is_numeric:
+        numeric = [k for k in ("scale", "range_midpoint") if getattr(col, k)]
+        if numeric:
+            raise ConfigError(
+                f"{where}: {' and '.join(numeric)} "
+                f"{'read' if len(numeric) > 1 else 'reads'} numbers, but {var.name!r} is a "
+                f"{var.kind} variable (levels {list(var.levels)}).",
+                hint=f"Remove {' and '.join(numeric)}; map the dataset's codes to the levels "
+                "with map:.",
+            )
+        for code, level in col.map.items():
+            if level is not None and str(level) not in var.levels:
+                raise ConfigError(
+                    f"{where}.map.{code}: {level!r} is not a level of {var.kind} variable "
+                    f"{var.name!r} (levels {list(var.levels)}).",
+                    hint=f"Map code {code!r} to one of {list(var.levels)} as written in "
+                    f"variables.{var.name}.levels, {null}.",
+                )
+        return
+    scale = col.scale if col.scale is not None else 1.0
+    for code, value in col.map.items():
+        if value is None:
+            continue
+        number = col.number(value)
+        if number is None:
+            raise ConfigError(
+                f"{where}.map.{code}: {value!r} is not a number, but {var.name!r} is "
+                f"numeric ({var.kind}).",
+                hint=f"Map code {code!r} to a number in {var.units or 'its units'}, {null}.",
+            )
+        if var.range is not None and not (var.range[0] <= number * scale <= var.range[1]):
+            scaled = f" ({number:g} x scale {scale:g})" if col.scale is not None else ""
+            raise ConfigError(
+                f"{where}.map.{code}: {number * scale:g}{scaled} is outside the range "
+                f"[{var.range[0]:g}, {var.range[1]:g}] of {var.name!r}.",
+                hint=f"Map code {code!r} to a number in variables.{var.name}.range, {null}.",
+            )

@@ -24,8 +24,6 @@ log = logging.getLogger(__name__)
 NA_VALUES = ("", "n/a", "N/A", "NA", "na", "nan", "NaN", "None", "-999", "-9999")
 # The numeric missing codes of NA_VALUES, matched by value: "-999.0" and "-9999.00" too.
 _NA_NUMBERS = (-999.0, -9999.0)
-_RANGE_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*-\s*(-?\d+(?:\.\d+)?)\s*$")
-_PLUS_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*\+\s*$")
 # Bad cells listed in one error; the rest are counted.
 MAX_LISTED = 10
 
@@ -450,21 +448,12 @@ def _map_key(text: str, mapping: dict) -> str | None:
 
 
 def _numeric(value: object, var: Variable, col: ColumnCoding) -> float:
-    text = str(value)
-    number: float | None = None
-    if col.range_midpoint:
-        if m := _RANGE_RE.match(text):
-            number = (float(m.group(1)) + float(m.group(2))) / 2
-        elif m := _PLUS_RE.match(text):
-            number = float(m.group(1))
+    number = col.number(value)
     if number is None:
-        try:
-            number = float(text)
-        except ValueError:
-            raise _BadValue(
-                f"not a number for {var.kind} variable {var.name!r}.",
-                "Fix the value, mark it missing (n/a), or set range_midpoint for ranges.",
-            ) from None
+        raise _BadValue(
+            f"not a number for {var.kind} variable {var.name!r}.",
+            "Fix the value, mark it missing (n/a), or set range_midpoint for ranges.",
+        )
     if not np.isfinite(number):
         raise _BadValue(
             f"not a finite number for {var.name!r}.", "Fix the value, or mark it missing (n/a)."

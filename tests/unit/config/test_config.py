@@ -183,7 +183,10 @@ def test_free_paths_accept_spaces_and_quotes(demo: dict, tmp_path) -> None:
         cfg["tasks"][task]["positive"] = "autism spectrum"  # a level with an inner space
     catalogue = tmp_path / "it's variables.yaml"
     text = (ROOT / "config" / "variables.yaml").read_text()
-    catalogue.write_text(text.replace("[control, autism]", "[control, autism spectrum]"))
+    text = text.replace("[control, autism]", "[control, autism spectrum]")
+    # The maps to the level too (a map value that is no level is refused at load).
+    assert '"1": autism,' in text
+    catalogue.write_text(text.replace('"1": autism,', '"1": "autism spectrum",'))
     cfg["variables"] = str(catalogue)
     assert validate_config(cfg)["results_dir"] == cfg["results_dir"]
 

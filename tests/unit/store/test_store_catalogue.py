@@ -275,6 +275,96 @@ def test_a_code_mapped_to_null_reads_as_missing(tmp_path: Path) -> None:
     assert "mapped to null, it reads as missing" in err.value.hint
 
 
+MAP_CATALOGUE = """
+variables:
+  age: {kind: continuous, domain: sociodemographic, units: years, range: [5, 100]}
+  edu: {kind: ordinal, domain: sociodemographic, range: [1, 5]}
+  sex: {kind: binary, domain: sociodemographic, levels: [F, M]}
+datasets:
+  d:
+    id_column: id
+    columns:
+      CODING
+"""
+
+
+@pytest.mark.parametrize(
+    ("coding", "key", "match", "hint"),
+    [
+        (
+            "sex: {column: SEX, map: {F: F, M: Male}}",
+            "sex.map.M",
+            r"'Male' is not a level of binary variable 'sex' \(levels \['F', 'M'\]\)",
+            "Map code 'M' to one of ['F', 'M']",
+        ),
+        (
+            'sex: {column: SEX, map: {F: F, M: "n/a"}}',
+            "sex.map.M",
+            r"'n/a' is not a level",
+            "or to null to read the code as missing",
+        ),
+        (
+            'edu: {column: EDU, map: {"2": 7, "3": 3}}',
+            "edu.map.2",
+            r"7 is outside the range \[1, 5\] of 'edu'",
+            "Map code '2' to a number in variables.edu.range",
+        ),
+        (
+            'edu: {column: EDU, map: {"2": 2, "3": three}}',
+            "edu.map.3",
+            r"'three' is not a number, but 'edu' is numeric \(ordinal\)",
+            "or to null to read the code as missing",
+        ),
+        (
+            'age: {column: AGE, scale: 12, map: {"1": 10, "2": 2}}',
+            "age.map.1",
+            r"120 \(10 x scale 12\) is outside the range \[5, 100\]",
+            "variables.age.range",
+        ),
+        (
+            "sex: {column: SEX, scale: 12}",
+            "sex",
+            r"scale reads numbers, but 'sex' is a binary variable",
+            "Remove scale",
+        ),
+        (
+            "sex: {column: SEX, range_midpoint: true}",
+            "sex",
+            r"range_midpoint reads numbers",
+            "Remove range_midpoint",
+        ),
+    ],
+)
+def test_map_values_are_checked_against_the_variable_at_load(
+    tmp_path: Path, coding: str, key: str, match: str, hint: str
+) -> None:
+    """A map value that is no level of the variable (or no number in its range) is refused
+    when the catalogue is loaded, naming the code; it was reported once per phenotype row, as
+    an unknown level of the data ("Map the dataset's codes with map:")."""
+    path = _write(tmp_path, MAP_CATALOGUE.replace("CODING", coding))
+    with pytest.raises(ConfigError, match=match) as info:
+        load_catalogue(path)
+    assert info.value.message.startswith(f"{path}: datasets.d.columns.{key}: ")
+    assert hint in info.value.hint
+
+
+def test_map_values_in_range_and_null_are_accepted(tmp_path: Path) -> None:
+    """Levels written as numbers, numbers written as strings, ranges read by range_midpoint
+    and null all pass the load-time check."""
+    coding = (
+        'age: {column: AGE, range_midpoint: true, map: {"1": "26-30", "2": "90+", "3": null}}\n'
+        '      edu: {column: EDU, scale: 0.5, map: {"1": 2, "2": "10", "-3": null}}\n'
+        '      sex: {column: SEX, map: {"1": F, "2": M, "-3": null}}'
+    )
+    catalogue = load_catalogue(_write(tmp_path, MAP_CATALOGUE.replace("CODING", coding)))
+    table = tmp_path / "p.tsv"
+    table.write_text("id\tAGE\tEDU\tSEX\n1\t1\t2\t2\n2\t2\t-3\t-3\n")
+    got = read_phenotype(table, "d", catalogue)
+    assert got["age"].tolist() == [28.0, 90.0]
+    assert got["edu"].iloc[0] == 5.0 and np.isnan(got["edu"].iloc[1])
+    assert got["sex"].tolist() == ["M", None]
+
+
 @pytest.mark.parametrize(
     "name", ["subject", "site", "dataset", "atlas", "session", "window", "mean_fd", "Site"]
 )
