@@ -274,9 +274,21 @@ def _by_number(labels: set[str]) -> dict[str, list[str]]:
     """Digit-only labels grouped by their number (``"0050002"`` and ``"50002"`` together)."""
     groups: dict[str, list[str]] = {}
     for label in sorted(labels):
-        if label.isascii() and label.isdigit():
-            groups.setdefault(label.lstrip("0") or "0", []).append(label)
+        if _is_number(label):
+            groups.setdefault(_number(label), []).append(label)
     return groups
+
+
+def _is_number(label: str) -> bool:
+    return label.isascii() and label.isdigit()
+
+
+def _number(label: str) -> str:
+    """A digit-only label without its leading zeros (``"001"`` -> ``"1"``); others as they are.
+
+    Letters are never digits, so ``"1"`` and ``"a1"`` stay apart.
+    """
+    return (label.lstrip("0") or "0") if _is_number(label) else label
 
 
 def missingness(table: pd.DataFrame, dataset: str, catalogue: Catalogue) -> pd.DataFrame:
@@ -336,12 +348,14 @@ def _subject_labels(values: pd.Series, column: str) -> tuple[list[str | None], l
     """The BIDS subject label of each participant ID, and every bad ID.
 
     Every row is read, so that one error lists every empty, invalid and duplicate ID (a
-    duplicate names the row it repeats: ``sub-01`` and ``01`` are one participant). A bad ID's
-    label is None.
+    duplicate names the row it repeats: ``sub-01`` and ``01`` are one participant, and so are
+    ``1`` and ``001``, digit-only labels of one number, as :func:`match_scanned_subjects`
+    matches them; ``01`` and ``010`` are two). A bad ID's label is None.
     """
     labels: list[str | None] = []
     bad: list[BadCell] = []
-    first: dict[str, tuple[int, str]] = {}  # label -> (file line, value) of its first row
+    # _number(label) -> (file line, value, label) of its first row
+    first: dict[str, tuple[int, str, str]] = {}
     for index, raw in enumerate(values):
         row, value = index + 2, str(raw)
         if is_missing(value):
@@ -355,15 +369,17 @@ def _subject_labels(values: pd.Series, column: str) -> tuple[list[str | None], l
             bad.append(BadCell(row, column, value, *_invalid_id(value.strip(), exc.hint)))
             labels.append(None)
             continue
-        if label in first:
-            line, seen = first[label]
+        if _number(label) in first:
+            line, seen, seen_label = first[_number(label)]
             same = f" ({seen!r} and {value!r} name one participant)" if seen != value else ""
+            if label != seen_label:  # the scans' subjects are matched so too
+                same = same[:-1] + ": one number, leading zeros aside)"
             reason = f"duplicate participant ID: row {line} has it{same}."
             hint = "Keep one row per participant (merge sessions or visits first)."
             bad.append(BadCell(row, column, value, reason, hint))
             labels.append(None)
             continue
-        first[label] = (row, value)
+        first[_number(label)] = (row, value, label)
         labels.append(label)
     return labels, bad
 

@@ -293,6 +293,33 @@ def test_every_bad_value_is_listed_in_one_error(tmp_path: Path, catalogue) -> No
     assert "range_midpoint" in info.value.hint and "Add the code to the map" in info.value.hint
 
 
+def test_ids_of_one_number_are_duplicates(tmp_path: Path, catalogue) -> None:
+    """``1`` and ``001`` name one participant, as scans are matched to rows by number (and as
+    ``sub-002`` and ``002`` already did): both rows were read, and either could take the other's
+    scans. Labels that differ as numbers (``01`` and ``010``, ``0`` and ``00a``) stay apart."""
+    p = _pheno(
+        tmp_path,
+        [
+            "001\tA\t240\t1\t1\t3",
+            "1\tA\t250\t1\t1\t3",
+            "sub-0002\tA\t250\t1\t1\t3",
+            "02\tA\t250\t1\t1\t3",
+        ],
+    )
+    with pytest.raises(InputDataError, match=r"2 bad participant ID\(s\)") as info:
+        read_phenotype(p, "alpha", catalogue)
+    listed = [line.strip() for line in info.value.message.splitlines()[1:]]
+    assert listed == [
+        "row 3, column 'SUB_ID', value '1': duplicate participant ID: row 2 has it ('001' and "
+        "'1' name one participant: one number, leading zeros aside).",
+        "row 5, column 'SUB_ID', value '02': duplicate participant ID: row 4 has it "
+        "('sub-0002' and '02' name one participant: one number, leading zeros aside).",
+    ]
+    ids = ["01", "010", "1a", "01a", "0", "00a", "a0"]
+    p = _pheno(tmp_path, [f"{i}\tA\t240\t1\t1\t3" for i in ids])
+    assert read_phenotype(p, "alpha", catalogue)["subject"].tolist() == ids
+
+
 def test_every_bad_participant_id_is_listed_in_one_error(tmp_path: Path, catalogue) -> None:
     """The reader stopped at the first bad participant ID: a table with several (spaces, a
     number a spreadsheet saved as 3.0, sub-01 beside 01, an empty cell) took one run each. One
