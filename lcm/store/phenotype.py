@@ -21,9 +21,13 @@ from lcm.io.bids_names import check_label
 
 log = logging.getLogger(__name__)
 
-NA_VALUES = ("", "n/a", "N/A", "NA", "na", "nan", "NaN", "None", "-999", "-9999")
+# "#N/A" is what Excel shows, and exports, for a lookup that found nothing. "." (SAS, Stata) is
+# left out: it could be a level, and it reads as no number anyway.
+NA_VALUES = ("", "n/a", "N/A", "NA", "na", "nan", "NaN", "None", "#N/A", "-999", "-9999")
 # The numeric missing codes of NA_VALUES, matched by value: "-999.0" and "-9999.00" too.
 _NA_NUMBERS = (-999.0, -9999.0)
+# A number written with a decimal comma: 25,5.
+_DECIMAL_COMMA_RE = re.compile(r"^-?\d+,\d+$")
 # Bad cells listed in one error; the rest are counted.
 MAX_LISTED = 10
 
@@ -465,6 +469,16 @@ def _map_key(text: str, mapping: dict) -> str | None:
 
 def _numeric(value: object, var: Variable, col: ColumnCoding) -> float:
     number = col.number(value)
+    if number is None and _DECIMAL_COMMA_RE.match(str(value)):
+        # 25,5 from a spreadsheet set to a European locale; 1,500 may be a thousands separator.
+        thousands = len(str(value).split(",")[1]) == 3
+        raise _BadValue(
+            f"not a number for {var.kind} variable {var.name!r}: it looks like a decimal "
+            f"comma (a table exported in a European locale)"
+            + (", or a thousands separator." if thousands else "."),
+            "Save the table with '.' as the decimal separator (25.5, not 25,5)"
+            + (" and numbers without thousands separators." if thousands else "."),
+        )
     if number is None:
         raise _BadValue(
             f"not a number for {var.kind} variable {var.name!r}.",

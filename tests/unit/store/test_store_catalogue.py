@@ -192,8 +192,9 @@ def test_the_catalogue_header_lists_every_missing_code() -> None:
     from lcm.store.phenotype import NA_VALUES
 
     lines = (ROOT / "config" / "variables.yaml").read_text().splitlines()
-    said = " ".join(line for line in lines if line.startswith("#") and "missing" in line.lower())
-    words = {w.strip(",.()") for w in said.replace("#", " ").split()}
+    said = " ".join(line.removeprefix("#") for line in lines if line.startswith("#"))
+    said = said.split("Missing values:")[1].split("read as missing")[0]
+    words = {w.strip(",.()'") for w in said.split()}
     assert {v for v in NA_VALUES if v} <= words
     assert "an empty cell" in said
 
@@ -225,6 +226,30 @@ def test_numeric_missing_codes_are_missing_however_written(tmp_path: Path) -> No
     assert got["iq"].isna().tolist() == [True, True, True, False]
     assert got["iq"].iloc[3] == -999.5
     assert got["sex"].tolist() == ["M", None, "F", None]
+
+
+def test_a_decimal_comma_is_named_and_excel_na_is_missing(tmp_path: Path) -> None:
+    """25,5 (a table exported in a European locale) was "not a number" with the generic hint;
+    Excel's #N/A was a bad value, not a missing one."""
+    catalogue_path = tmp_path / "variables.yaml"
+    catalogue_path.write_text(PHENOTYPE_CATALOGUE)
+    catalogue = load_catalogue(catalogue_path)
+    table = tmp_path / "p.tsv"
+    table.write_text("participant_id\tFIQ\tSEX\n01\t#N/A\t#N/A\n02\t101.5\t1\n")
+    got = read_phenotype(table, "d", catalogue)
+    assert got["iq"].isna().tolist() == [True, False] and got["sex"].tolist() == [None, "M"]
+    table.write_text("participant_id\tFIQ\tSEX\n01\t-25,5\t0\n")
+    with pytest.raises(InputDataError, match=r"value '-25,5': .*looks like a decimal comma") as err:
+        read_phenotype(table, "d", catalogue)
+    assert "thousands" not in err.value.message
+    assert "Save the table with '.' as the decimal separator" in err.value.hint
+    table.write_text("participant_id\tFIQ\tSEX\n01\t1,500\t0\n")
+    with pytest.raises(InputDataError, match=r"decimal comma .*, or a thousands separator"):
+        read_phenotype(table, "d", catalogue)
+    table.write_text("participant_id\tFIQ\tSEX\n01\t25;5\t0\n")
+    with pytest.raises(InputDataError, match=r"not a number") as err:
+        read_phenotype(table, "d", catalogue)
+    assert "decimal comma" not in err.value.message and "decimal" not in err.value.hint
 
 
 @pytest.mark.parametrize("code", ["1.9", "-0.5", "0.5", "inf"])
