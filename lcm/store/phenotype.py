@@ -135,8 +135,10 @@ def read_phenotype(
     scanned : set of str, optional
         Subject labels of the dataset's connectomes in this store run. A bad value in the row
         of a participant without one (matched as :func:`match_scanned_subjects` matches) stops
-        nothing: it reads as missing, logged, as that row feeds no stored run. Without
-        ``scanned``, every row counts.
+        nothing: it reads as missing, logged, as that row feeds no stored run. So does an
+        invalid participant ID that no fix could make a scanned subject's label (its letters
+        and digits, case aside, name none): its row is left out, logged. Without ``scanned``,
+        every row counts.
 
     Returns
     -------
@@ -149,9 +151,9 @@ def read_phenotype(
     Raises
     ------
     InputDataError
-        A missing column, or empty, invalid or duplicate participant IDs (every row) and
-        values the catalogue cannot read (in the rows that count), in one error: file, row,
-        column, value and rule of each.
+        A missing column, or empty, invalid or duplicate participant IDs (every row, but the
+        invalid IDs that name no scanned subject) and values the catalogue cannot read (in the
+        rows that count), in one error: file, row, column, value and rule of each.
     """
     coding = catalogue.coding(dataset)
     raw = read_table(path)
@@ -167,6 +169,9 @@ def read_phenotype(
         )
     out = pd.DataFrame(index=raw.index)
     out["subject"], bad_ids = _subject_labels(raw[coding.id_column], coding.id_column)
+    skipped = np.zeros(len(out), dtype=bool)  # rows whose invalid ID names no scanned subject
+    if scanned is not None and bad_ids:
+        bad_ids, skipped = _skip_unmatchable_ids(bad_ids, len(out), scanned, path, dataset)
     out["site"] = _sites(raw, coding.site_column, path, dataset) if coding.site_column else ""
     bad: list[BadCell] = []
     for name, var in catalogue.variables.items():
@@ -178,21 +183,76 @@ def read_phenotype(
             out[name], cells = _convert(raw[col.column], var, col, fix)
             bad += cells
     if scanned is not None and bad:
-        bad = _drop_unscanned(bad, out["subject"], scanned, path, dataset)
+        bad = _drop_unscanned(bad, out["subject"], scanned, path, dataset, skipped)
     if bad_ids or bad:
         # IDs and values in one error: a file with several bad IDs took one run per ID.
         raise _bad_cells_error(bad, path, bad_ids)
-    return out.reset_index(drop=True)
+    return out[~skipped].reset_index(drop=True)
+
+
+def _skip_unmatchable_ids(
+    bad_ids: list[BadCell], n_rows: int, scanned: set[str], path: str | Path, dataset: str
+) -> tuple[list[BadCell], np.ndarray]:
+    """The bad IDs that stop the store, and the rows skipped (logged) instead.
+
+    An invalid ID (no BIDS label) is skipped when none of the labels it could be fixed to
+    (:func:`_id_candidates`) names a scanned subject: that row feeds no stored run, as a bad
+    value in an unscanned row does. Empty and duplicate IDs, and invalid IDs that could name a
+    scanned subject, still stop the store.
+    """
+    scanned_lower = {s.lower() for s in scanned}
+    scanned_numbers = {_number(s) for s in scanned if _is_number(s)}
+
+    def may_match(label: str) -> bool:
+        if _is_number(label):
+            return _number(label) in scanned_numbers
+        return label.lower() in scanned_lower
+
+    keep: list[BadCell] = []
+    skipped = np.zeros(n_rows, dtype=bool)
+    for cell in bad_ids:
+        candidates = _id_candidates(cell.value)
+        # No letter or digit at all ("?"): who it is cannot be told, so it counts.
+        if not candidates or any(may_match(c) for c in candidates):
+            keep.append(cell)
+        else:
+            skipped[cell.row - 2] = True  # BadCell.row is the file's line: data row i is i + 2
+    if skipped.any():
+        first = next(c for c in bad_ids if skipped[c.row - 2])
+        log.warning(
+            "%s: %d row(s) of %s skipped: their participant IDs are no BIDS labels and name no "
+            "subject with connectomes in this store run (first: %s %s)",
+            dataset,
+            int(skipped.sum()),
+            path,
+            first.describe(),
+            first.hint,
+        )
+    return keep, skipped
 
 
 def _drop_unscanned(
-    bad: list[BadCell], subjects: pd.Series, scanned: set[str], path: str | Path, dataset: str
+    bad: list[BadCell],
+    subjects: pd.Series,
+    scanned: set[str],
+    path: str | Path,
+    dataset: str,
+    skipped: np.ndarray,
 ) -> list[BadCell]:
-    """The bad cells of scanned participants' rows; the others (read as missing) logged."""
+    """The bad cells of scanned participants' rows; the others (read as missing) logged.
+
+    ``skipped`` marks the rows whose invalid ID names no scanned subject: they count as
+    unscanned.
+    """
     labelled = subjects.dropna()
     _, renamed = match_scanned_subjects(labelled.to_frame(), scanned)
-    # A row whose ID is bad (None) counts: once its ID is fixed it may name a scanned subject.
-    counted = (subjects.isna() | subjects.isin(scanned) | subjects.isin(list(renamed))).to_numpy()
+    # A row whose ID is bad (None) counts: once its ID is fixed it may name a scanned subject,
+    # unless no fix of it could (skipped).
+    counted = (
+        (subjects.isna().to_numpy() & ~skipped)
+        | subjects.isin(scanned).to_numpy()
+        | subjects.isin(list(renamed)).to_numpy()
+    )
     # BadCell.row is the file's line: data row i is line i + 2.
     keep = [c for c in bad if counted[c.row - 2]]
     skipped = [c for c in bad if not counted[c.row - 2]]
@@ -390,13 +450,46 @@ def _subject_labels(values: pd.Series, column: str) -> tuple[list[str | None], l
 
 def _invalid_id(value: str, hint: str) -> tuple[str, str]:
     """Why ``value`` is no BIDS subject label, and the fix (one hint for every decimal ID)."""
-    if re.fullmatch(r"[0-9]+\.0+", value.removeprefix("sub-")):
+    label = value.removeprefix("sub-")
+    if re.fullmatch(r"[0-9]+\.0+", label):
         return (
             "invalid BIDS 'sub' label: a number written as a decimal.",
             "A spreadsheet saved the ID column as numbers (1.0 for 1): save it as text, "
             "without '.0'.",
         )
+    if re.fullmatch(r"[A-Za-z0-9_-]+", label) and re.search(r"[A-Za-z0-9]", label):
+        # ABCD's NDAR_INV001: BIDS converters (heudiconv, dcm2bids) drop the '_' and '-'.
+        stripped = re.sub(r"[_-]", "", label)
+        return (
+            "invalid BIDS 'sub' label: expected letters and digits only.",
+            f"BIDS labels are alphanumeric; converters write {label} as {stripped}: write that "
+            "in the phenotype file.",
+        )
     return ("invalid BIDS 'sub' label: expected letters and digits only.", hint)
+
+
+def _id_candidates(value: str) -> set[str] | None:
+    """The labels an invalid participant ID could be fixed to; None for a valid or empty ID.
+
+    Its letters and digits (``NDAR_INV001`` -> ``NDARINV001``, ``1 02`` -> ``102``), without a
+    ``sub`` prefix and separator (``sub_06`` -> ``06``), and a number written as a decimal as
+    its integer (``3.0`` -> ``3``).
+    """
+    text = value.strip()
+    if is_missing(text):
+        return None
+    try:
+        check_label("sub", text)
+    except InputDataError:
+        pass
+    else:
+        return None
+    label = text.removeprefix("sub-")
+    candidates = {re.sub(r"[^A-Za-z0-9]", "", label)}
+    candidates.add(re.sub(r"[^A-Za-z0-9]", "", re.sub(r"^sub[^A-Za-z0-9]+", "", label)))
+    if m := re.fullmatch(r"([0-9]+)\.0+", label):
+        candidates.add(m.group(1))
+    return candidates - {""}
 
 
 def _convert(

@@ -293,6 +293,47 @@ def test_every_bad_value_is_listed_in_one_error(tmp_path: Path, catalogue) -> No
     assert "range_midpoint" in info.value.hint and "Add the code to the map" in info.value.hint
 
 
+def test_an_invalid_id_suggests_the_label_converters_write(tmp_path: Path, catalogue) -> None:
+    """ABCD's NDAR_INV001 is NDARINV001 in the BIDS tree (converters drop '_' and '-'): the
+    hint said only that labels are alphanumeric."""
+    p = _pheno(tmp_path, ["NDAR_INV001\tA\t240\t1\t1\t3"])
+    with pytest.raises(InputDataError, match=r"value 'NDAR_INV001': invalid BIDS 'sub' label") as e:
+        read_phenotype(p, "alpha", catalogue)
+    assert "converters write NDAR_INV001 as NDARINV001: write that in the phenotype" in e.value.hint
+
+
+def test_an_invalid_id_of_no_scanned_subject_is_skipped(tmp_path: Path, catalogue, caplog) -> None:
+    """A bad value in an unscanned row is read as missing, logged; an invalid ID in such a row
+    stopped the whole store. It is left out, logged, when none of the labels it could be fixed
+    to names a scanned subject (with its bad values); one that could still stops the store."""
+    rows = [
+        "NDAR_INV001\tA\tabc\t1\t1\t3",  # an unscanned row, with a bad value too
+        "sub_02\tA\t240\t1\t1\t3",
+        "03\tA\t240\t1\t1\t3",
+        "4.0\tA\t240\t1\t1\t3",
+    ]
+    p = _pheno(tmp_path, rows)
+    with caplog.at_level("WARNING", logger="lcm.store.phenotype"):
+        got = read_phenotype(p, "alpha", catalogue, scanned={"03", "NDARINV002", "sub03"})
+    assert got["subject"].tolist() == ["03"]
+    assert "3 row(s) of" in caplog.text and "value 'NDAR_INV001'" in caplog.text
+    # Could be a scanned subject once fixed: as written but '_', case aside, by number, or
+    # without the 'sub_' prefix. Without `scanned`, every invalid ID stops.
+    for scanned, value in [
+        ({"NDARINV001"}, "NDAR_INV001"),
+        ({"ndarinv001"}, "NDAR_INV001"),
+        ({"004"}, "4.0"),
+        ({"2"}, "sub_02"),
+        (None, "NDAR_INV001"),
+    ]:
+        with pytest.raises(InputDataError, match=rf"value '{value}': invalid BIDS 'sub' label"):
+            read_phenotype(p, "alpha", catalogue, scanned=scanned)
+    # No letter or digit to tell who it is: it stops.
+    q = _pheno(tmp_path, ["?\tA\t240\t1\t1\t3", "03\tA\t240\t1\t1\t3"], "q.tsv")
+    with pytest.raises(InputDataError, match=r"value '\?': invalid BIDS 'sub' label"):
+        read_phenotype(q, "alpha", catalogue, scanned={"03"})
+
+
 def test_ids_of_one_number_are_duplicates(tmp_path: Path, catalogue) -> None:
     """``1`` and ``001`` name one participant, as scans are matched to rows by number (and as
     ``sub-002`` and ``002`` already did): both rows were read, and either could take the other's
@@ -330,7 +371,9 @@ def test_every_bad_participant_id_is_listed_in_one_error(tmp_path: Path, catalog
     with pytest.raises(
         InputDataError, match=r"6 bad participant ID\(s\) in column 'SUB_ID' and 1 value\(s\)"
     ) as info:
-        read_phenotype(p, "alpha", catalogue, scanned={"01", "05", "07"})
+        # Scanned: what the invalid IDs could be fixed to (those naming no scanned subject are
+        # left out, logged: test_an_invalid_id_of_no_scanned_subject_is_skipped).
+        read_phenotype(p, "alpha", catalogue, scanned={"01", "05", "07", "102", "3", "06"})
     message = info.value.message
     assert message.startswith(f"Phenotype file {p}: ")
     listed = [line.strip() for line in message.splitlines()[1:]]
