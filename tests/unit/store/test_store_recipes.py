@@ -119,3 +119,28 @@ def test_readme_recipes_run_on_two_atlases(two_atlas_store: Path) -> None:
     blocks = _readme_blocks()
     for language, code in blocks:
         _run(language, code)
+
+
+def test_the_atlas_identity_recipe_is_labels_identity(tmp_path: Path, monkeypatch) -> None:
+    """lcm.atlas_identity was documented only as "a hash of the ROI names"; the recipe in
+    docs/store_recipes.md gives it exactly: here on names with surrounding spaces, non-ASCII
+    letters and quotes, which the JSON text must write as json.dumps(..., ensure_ascii=False)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from lcm.store.layout import labels_identity
+
+    code = next(c for lang, c in _blocks(RECIPES.read_text()) if "lcm.atlas_identity" in c)
+    names = [" Área 1", "Hipocampo_L ", 'say "x"', "海马"]
+    runs = pd.DataFrame({"subject": ["01"], "run": "1"})
+    edges = np.zeros((1, n_edges(len(names))), np.float32)
+    write_connectome_arrays(tmp_path / "results" / "store", "odd", "d", runs, edges, names)
+    monkeypatch.chdir(tmp_path)
+    _run("python", code)  # its assert compares the recipe with the stored value
+    part = next((tmp_path / "results" / "store" / "connectomes").rglob("*.parquet"))
+    stored = pq.read_schema(part).metadata[b"lcm.atlas_identity"].decode()
+    # Whitespace around a name is not part of it; the order is.
+    assert stored == labels_identity([n.strip() for n in names]) == labels_identity(names)
+    assert stored != labels_identity(names[::-1])
+    assert json.loads(pq.read_schema(part).metadata[b"lcm.roi_names"]) == names
