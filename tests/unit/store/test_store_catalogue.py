@@ -479,3 +479,19 @@ def test_missing_codes_and_whitespace_in_the_site_column_are_no_sites(
         got = read_phenotype(table, "d", catalogue)
     assert got["site"].tolist() == ["NYU", "NYU", "", "", "", "", "UCLA", ""]
     assert "d: 5 of 8 participant(s) have no site in column 'SITE'" in caplog.text
+
+
+def test_shipped_ukb_education_reads_its_special_codes(tmp_path: Path) -> None:
+    """UK Biobank field 6138: -3 "Prefer not to answer" is missing, -7 "None of the above" the
+    lowest level; without them in the shipped map a real UKB export stopped the store."""
+    path = tmp_path / "ukb.tsv"
+    path.write_text(
+        "eid\t21003-2.0\t31-0.0\t21001-2.0\t6138-2.0\t20016-2.0\n"
+        "1000001\t60\t0\t24.1\t1\t6\n"
+        "1000002\t55\t1\t27.3\t-3\t7\n"
+        "1000003\t70\t1\t22.0\t-7\t5\n"
+    )
+    got = read_phenotype(path, "ukblike", load_catalogue(CATALOGUE)).set_index("subject")
+    assert got["education"].tolist()[0] == 5
+    assert np.isnan(got.loc["1000002", "education"])
+    assert got.loc["1000003", "education"] == 1
