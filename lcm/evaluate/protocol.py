@@ -227,7 +227,9 @@ class EvaluationResult:
         skips a site whose removal leaves a class without training subjects).
     n_fits_not_repeated : int
         Fits left out because an earlier seed had the same training fold, test fold and
-        labelled subset (leave-site-out folds do not change with the seed).
+        labelled subset at the same label fraction (leave-site-out folds do not change with
+        the seed). Two fractions of one seed and fold that label the same subjects (each class
+        keeps at least 2) are not left out: the one fit gives both fractions their rows.
     folds_one_class : list of dict
         ``{"seed", "fold", "sites", "subjects", "label"}`` of each test fold of a binary task
         that holds one class only: its AUC is undefined, so summaries average the AUC of the
@@ -454,12 +456,16 @@ def evaluate_task(
     # ``workers`` processes, then the tables in this same order: the result never depends on
     # how the fits were scheduled.
     jobs: list[FitJob] = []
-    keys: list[dict[str, Any]] = []
+    # The rows of the tables, in order: (index of the fit in ``jobs``, its key). A fraction
+    # whose labelled subset is that of a smaller fraction of the same seed and fold (each
+    # class keeps at least 2 subjects, so small folds repeat subsets) points at that fit: the
+    # same data and model seed give the same fit, so its predictions serve both fractions.
+    entries: list[tuple[int, dict[str, Any]]] = []
     tested = np.zeros(len(cohort), dtype=bool)
-    # (train, test, labelled) of every fit scheduled: a seed that changes none of them (the
-    # leave-site-out folds at a fraction keeping every label) would only copy earlier fits,
-    # which the summary would count as new evidence.
-    seen: set[tuple[bytes, bytes, bytes]] = set()
+    # (fraction, train, test, labelled) of every fit scheduled: a seed that changes none of
+    # them (the leave-site-out folds at a fraction keeping every label) would only copy
+    # earlier fits, which the summary would count as new evidence.
+    seen: set[tuple[float, bytes, bytes, bytes]] = set()
     n_repeated = 0
     for split_seed in settings.seeds:
         split_used, folds = choose_folds(
@@ -498,14 +504,25 @@ def evaluate_task(
                 roi_names=tuple(cohort.roi_names),
                 catalogue=catalogue,
             )
+            # labelled subset -> {model: index in jobs} of this seed and fold's fits
+            by_subset: dict[bytes, dict[str, int]] = {}
             for fraction, mask in masks.items():
                 data_key = (np.asarray(train).tobytes(), np.asarray(test).tobytes(), mask.tobytes())
-                if data_key in seen:
+                if (fraction, *data_key) in seen:
                     n_repeated += sum(
                         not (largest_fraction_only(m) and fraction < max(masks)) for m in models
                     )
                     continue
-                seen.add(data_key)
+                seen.add((fraction, *data_key))
+                same = by_subset.setdefault(mask.tobytes(), {})
+                if same:
+                    log.info(
+                        "seed %d fold %d: label fraction %g labels the same subjects as a "
+                        "smaller fraction; its fits serve both",
+                        split_seed,
+                        fold,
+                        fraction,
+                    )
                 y_fit = np.where(mask, y[train], -1 if binary else np.nan)
                 variables = _hide_unlabeled(
                     cohort.variables.iloc[train], task.label, mask, catalogue
@@ -521,31 +538,33 @@ def evaluate_task(
                 for name in models:
                     if largest_fraction_only(name) and fraction < max(masks):
                         continue  # an expensive control, fitted at the largest fraction only
-                    jobs.append(
-                        FitJob(
-                            name,
-                            context,
-                            np.asarray(train),
-                            np.asarray(test),
-                            y_fit,
-                            variables,
-                            groups[train],
+                    key = {
+                        "task": task.name,
+                        "model": name,
+                        "label_fraction": fraction,
+                        "seed": split_seed,
+                        "fold": fold,
+                    }
+                    if name not in same:
+                        same[name] = len(jobs)
+                        jobs.append(
+                            FitJob(
+                                name,
+                                context,
+                                np.asarray(train),
+                                np.asarray(test),
+                                y_fit,
+                                variables,
+                                groups[train],
+                            )
                         )
-                    )
-                    keys.append(
-                        {
-                            "task": task.name,
-                            "model": name,
-                            "label_fraction": fraction,
-                            "seed": split_seed,
-                            "fold": fold,
-                        }
-                    )
+                    entries.append((same[name], key))
     if n_repeated:
         log.warning(
             "task %s: %d fit(s) not repeated: an earlier seed had the same training fold, test "
-            "fold and labelled subset (with split: site, the folds do not change with the seed; "
-            "only label fractions below 1 draw new subsets per seed)",
+            "fold and labelled subset at the same label fraction (with split: site, the folds "
+            "do not change with the seed; only label fractions below 1 draw new subsets per "
+            "seed)",
             task.name,
             n_repeated,
         )
@@ -554,7 +573,8 @@ def evaluate_task(
         fitted = run_fits(jobs, cohort.fc, _fit_predict_timed, workers, lambda _: bar.update(1))
     fit_seconds: dict[str, float] = {}
     permutations: dict[str, int] = {}
-    for job, key, (preds, fit_s) in zip(jobs, keys, fitted, strict=True):
+    outputs = []  # per fit: its test subjects' rows, fold scores and predictions
+    for job, (preds, fit_s) in zip(jobs, fitted, strict=True):
         fit_seconds[job.name] = fit_seconds.get(job.name, 0.0) + fit_s
         # One prediction per test subject: the mean over its runs, each the mean over its
         # windows. Labels, sites and subjects are per subject, so these are the subject's.
@@ -562,12 +582,13 @@ def evaluate_task(
         rows = job.test[first]
         first, preds = mean_per_run(subject_groups(cohort.ids.iloc[rows]), preds)
         rows = rows[first]
-        scores = _fold_scores(y[rows], preds, binary)
         # The predictions table keeps one genuine fit (a control's first permutation); the fold
         # metrics average all of them, and the report says how many (control_permutations).
-        pred = preds[0]
+        outputs.append((rows, _fold_scores(y[rows], preds, binary), preds[0]))
         if job.name in CONTROL_MODELS:
             permutations[job.name] = max(permutations.get(job.name, 0), len(preds))
+    for index, key in entries:
+        rows, scores, pred = outputs[index]
         for metric, value in scores.items():
             metric_rows.append({**key, "metric": metric, "value": value})
         pred_frames.append(
