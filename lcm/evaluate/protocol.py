@@ -56,7 +56,7 @@ from lcm.evaluate.registry import (
     register_model,
     unregister_model,
 )
-from lcm.evaluate.splits import check_distinct_repeats, labeled_subsets, outer_folds
+from lcm.evaluate.splits import Fold, check_distinct_repeats, labeled_subsets, outer_folds
 from lcm.evaluate.tasks import (
     Task,
     run_names,
@@ -360,7 +360,7 @@ def choose_folds(
     seed: int,
     splits: pd.DataFrame | None = None,
     repeat: int = 0,
-) -> tuple[str, list[tuple[np.ndarray, np.ndarray]]]:
+) -> tuple[str, list[Fold]]:
     """The outer folds: leave-one-site-out when asked and possible, else subject-level.
 
     Read from the task's ``splits`` table (``lcm splits``) when given, else computed the same
@@ -477,7 +477,12 @@ def evaluate_task(
             splits,
             split_seed,
         )
-        for fold, (train, test) in enumerate(folds):
+        for index, pair in enumerate(folds):
+            train, test = pair
+            # The splits table's number (the metrics' and predictions' ``fold``, and a part of
+            # the fold's seeds): a site left out does not renumber the others. A plain pair
+            # (a caller's own list of folds) is numbered in order.
+            fold = getattr(pair, "fold", index)
             tested[test] = True
             masks = labeled_subsets(
                 # The training runs' own halves: strata of the whole cohort would let the test

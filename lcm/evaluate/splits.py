@@ -1,13 +1,14 @@
 """Outer folds as run indices, and stratified label-fraction subsets.
 
 Folds are assigned in one place, :mod:`lcm.store.splits`; this module only turns a splits table
-into ``(train, test)`` run indices (:func:`folds_from_table`). The table is the one that
-``lcm splits`` wrote for the task (:func:`task_split_table` builds it), or, without one, the
-same table built here in memory for one scheme and seed (:func:`subject_folds`,
-:func:`site_folds`); :func:`outer_folds` picks. A subject's runs always fall in the same fold,
-and the labeled part of a training fold is chosen per subject, so no subject is half labeled.
-Subsets for increasing fractions are nested: the 10 % subset is part of the 50 % one, which
-keeps the label-fraction curve free of resampling noise between fractions.
+into ``(train, test)`` run indices (:func:`folds_from_table`), each a :class:`Fold` that keeps
+the table's fold number. The table is the one that ``lcm splits`` wrote for the task
+(:func:`task_split_table` builds it), or, without one, the same table built here in memory for
+one scheme and seed (:func:`subject_folds`, :func:`site_folds`); :func:`outer_folds` picks.
+A subject's runs always fall in the same fold, and the labeled part of a training fold is
+chosen per subject, so no subject is half labeled. Subsets for increasing fractions are nested:
+the 10 % subset is part of the 50 % one, which keeps the label-fraction curve free of
+resampling noise between fractions.
 """
 
 from __future__ import annotations
@@ -23,6 +24,33 @@ from lcm.exceptions import ConfigError, InputDataError
 from lcm.store.splits import make_repeated_splits, make_splits
 
 log = logging.getLogger(__name__)
+
+
+class Fold(tuple):
+    """``(train, test)`` run indices of one outer fold, with its number in the splits table.
+
+    Still a pair (``train, test = fold``); :attr:`fold` is the table's ``fold`` of its test
+    subjects, so that leaving a fold out (a leave-site-out site whose removal leaves a class
+    without training subjects) does not renumber the others: the metrics and predictions name
+    each fold as the splits table does.
+
+    Parameters
+    ----------
+    train, test : numpy.ndarray of int
+        Run indices.
+    fold : int
+        The splits table's fold number.
+    """
+
+    fold: int
+
+    def __new__(cls, train: np.ndarray, test: np.ndarray, fold: int) -> Fold:
+        pair = super().__new__(cls, (train, test))
+        pair.fold = int(fold)
+        return pair
+
+    def __getnewargs__(self) -> tuple[np.ndarray, np.ndarray, int]:
+        return self[0], self[1], self.fold
 
 
 def check_distinct_repeats(repeats: Sequence[int], what: str, hint: str) -> None:
@@ -72,9 +100,7 @@ def subject_labels(y: np.ndarray, groups: np.ndarray) -> pd.Series:
     return labels.astype(int)
 
 
-def subject_folds(
-    y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
+def subject_folds(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> list[Fold]:
     """Stratified folds in which every subject lies in exactly one test fold.
 
     Parameters
@@ -90,8 +116,9 @@ def subject_folds(
 
     Returns
     -------
-    list of (train_index, test_index)
-        Run indices, each test set disjoint from its training set at the subject level.
+    list of Fold
+        ``(train, test)`` run indices, each test set disjoint from its training set at the
+        subject level, numbered 0 to ``n_folds - 1``.
 
     Raises
     ------
@@ -143,16 +170,14 @@ _STRATA = (
 )
 
 
-def _run_folds(
-    groups: np.ndarray, fold_of: dict, n_folds: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(train, test)`` run indices of each fold with a test run, from a subject -> fold map."""
+def _run_folds(groups: np.ndarray, fold_of: dict, n_folds: int) -> list[Fold]:
+    """The :class:`Fold` of each fold number with a test run, from a subject -> fold map."""
     run_fold = np.array([fold_of[g] for g in groups], dtype=np.int64)
     folds = []
     for fold in range(n_folds):
         test = np.flatnonzero(run_fold == fold)
         if len(test):
-            folds.append((np.flatnonzero(run_fold != fold), test))
+            folds.append(Fold(np.flatnonzero(run_fold != fold), test, fold))
     return folds
 
 
@@ -254,7 +279,7 @@ def site_folds(
     sites: np.ndarray,
     seed: int,
     min_per_class: int = 2,
-) -> list[tuple[np.ndarray, np.ndarray]]:
+) -> list[Fold]:
     """Leave-one-site-out folds: each site is the test fold once.
 
     A site whose removal leaves the training part with fewer than ``min_per_class`` subjects
@@ -275,8 +300,9 @@ def site_folds(
 
     Returns
     -------
-    list of (train_index, test_index)
-        In site order.
+    list of Fold
+        ``(train, test)`` run indices in site order, each numbered as in the splits table (a
+        skipped site leaves a gap).
 
     Raises
     ------
@@ -305,15 +331,16 @@ def site_folds(
 
 
 def usable_site_folds(
-    folds: list[tuple[np.ndarray, np.ndarray]],
+    folds: list[Fold],
     y: np.ndarray,
     groups: np.ndarray,
     sites: np.ndarray,
     min_per_class: int = 2,
-) -> list[tuple[np.ndarray, np.ndarray]]:
+) -> list[Fold]:
     """Leave-site-out folds whose training part keeps ``min_per_class`` subjects per class.
 
-    A skipped site is logged: no model can be fitted without the missing class.
+    A skipped site is logged: no model can be fitted without the missing class. The folds
+    kept keep their numbers (:attr:`Fold.fold`).
 
     Raises
     ------
@@ -322,7 +349,8 @@ def usable_site_folds(
     """
     y, groups, sites = np.asarray(y), np.asarray(groups), np.asarray(sites, dtype=object)
     usable = []
-    for train, test in folds:
+    for fold in folds:
+        train, test = fold
         counts = subject_labels(y[train], groups[train]).value_counts()
         if len(counts) < 2 or int(counts.min()) < min_per_class:
             log.warning(
@@ -331,7 +359,7 @@ def usable_site_folds(
                 counts.to_dict(),
             )
             continue
-        usable.append((train, test))
+        usable.append(fold)  # with its number
     folds = usable
     if not folds:
         raise InputDataError(
@@ -413,8 +441,11 @@ def folds_from_table(
     scheme: str,
     repeat: int,
     source: str | Path = "splits table",
-) -> list[tuple[np.ndarray, np.ndarray]]:
+) -> list[Fold]:
     """The ``(train, test)`` run indices of one scheme and repeat of a splits table.
+
+    Each is a :class:`Fold` numbered with the table's ``fold``; a fold none of ``groups``
+    falls in is left out, without renumbering the others.
 
     Parameters
     ----------
@@ -464,7 +495,7 @@ def outer_folds(
     table: pd.DataFrame | None = None,
     repeat: int = 0,
     source: str | Path = "splits table",
-) -> tuple[str, list[tuple[np.ndarray, np.ndarray]]]:
+) -> tuple[str, list[Fold]]:
     """The outer folds of one repeat: leave-one-site-out when asked and possible, else subjects.
 
     Parameters
@@ -486,8 +517,9 @@ def outer_folds(
 
     Returns
     -------
-    (str, list of (train_index, test_index))
-        The split used (``subject`` or ``site``) and the folds.
+    (str, list of Fold)
+        The split used (``subject`` or ``site``) and the folds, each numbered as the splits
+        table numbers it (:attr:`Fold.fold`; a skipped site leaves a gap).
     """
     if split == "site":
         if has_sites(sites):

@@ -13,7 +13,7 @@ from lcm.commands.evaluate import evaluate_and_write
 from lcm.config import validate_partial
 from lcm.evaluate.baselines import strata
 from lcm.evaluate.protocol import EvaluationSettings, evaluate_task
-from lcm.evaluate.splits import subject_folds
+from lcm.evaluate.splits import subject_folds, task_split_table
 from lcm.evaluate.tasks import Task, target_values
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.store.cohort import Cohort
@@ -71,14 +71,17 @@ def _leave_site_out(cohort: Cohort, tmp_path):
     )
 
 
+# Controls are the even subjects; A holds 0, 2, 4, 6, 8 (0, 4, 8 have two runs each): leaving
+# it out leaves one control to train on.
+_SKIPPED_A = {
+    i: "siteA" if i % 2 == 0 and i < 10 else ("siteB" if i in (1, 3, 5, 10) else "siteC")
+    for i in range(12)
+}
+
+
 def test_skipped_site_is_recorded_in_the_result_and_sidecar(tmp_path, caplog):
     """Leaving site A out leaves one control to train on: A was skipped with a log line only."""
-    # Controls are the even subjects; A holds 0, 2, 4, 6, 8 (0, 4, 8 have two runs each).
-    site_of = {
-        i: "siteA" if i % 2 == 0 and i < 10 else ("siteB" if i < 7 else "siteC") for i in range(12)
-    }
-    site_of[10] = "siteB"
-    cohort = _with_sites(make_cohort(n_subjects=12, n_unlabeled=0), site_of)
+    cohort = _with_sites(make_cohort(n_subjects=12, n_unlabeled=0), _SKIPPED_A)
     with caplog.at_level("WARNING"):
         result = _leave_site_out(cohort, tmp_path)
     assert "skipping site ['siteA']" in caplog.text
@@ -89,6 +92,32 @@ def test_skipped_site_is_recorded_in_the_result_and_sidecar(tmp_path, caplog):
     assert sidecar["n_runs"] == len(cohort)
     assert sidecar["n_runs_tested"] == len(cohort) - 8
     assert sidecar["sites_not_tested"] == {"siteA": {"subjects": 5, "runs": 8}}
+
+
+@pytest.mark.parametrize("from_table", [True, False])
+def test_fold_ids_are_the_splits_tables_when_a_site_is_skipped(from_table):
+    """Site A (fold 0 of the table) is skipped: sites C and B, folds 1 and 2 in the splits
+    table, were renumbered 0 and 1 in the metrics and predictions."""
+    cohort = _with_sites(make_cohort(n_subjects=12, n_unlabeled=0), _SKIPPED_A)
+    _, y = target_values(cohort.variables, TASK)
+    table = task_split_table(cohort.ids, strata(y), 3, 0, [0])
+    site_rows = table[table["scheme"] == "leave_site_out"]
+    fold_of = dict(zip(site_rows["subject"], site_rows["fold"], strict=True))
+    assert site_rows.groupby("site")["fold"].first().to_dict() == {
+        "siteA": 0,
+        "siteB": 2,
+        "siteC": 1,
+    }
+    settings = EvaluationSettings.from_dict(
+        {"split": "site", "seeds": [0], "label_fractions": [1.0], "models": ["logreg"]}
+    )
+    result = evaluate_task(
+        cohort, TASK, settings, master_seed=0, splits=table if from_table else None
+    )
+    pred = result.predictions
+    assert sorted(pred["fold"].unique()) == [1, 2]
+    assert (pred["fold"] == pred["subject"].map(fold_of)).all()
+    assert sorted(result.metrics["fold"].unique()) == [1, 2]
 
 
 def test_a_test_fold_of_one_class_is_named_in_the_result_sidecar_and_report(tmp_path, caplog):

@@ -8,6 +8,7 @@ import pytest
 
 from lcm.evaluate.protocol import EvaluationSettings, derived_seed, evaluate_task
 from lcm.evaluate.splits import (
+    Fold,
     folds_from_table,
     has_sites,
     labeled_subsets,
@@ -16,11 +17,12 @@ from lcm.evaluate.splits import (
     subject_folds,
     subject_labels,
     task_split_table,
+    usable_site_folds,
 )
 from lcm.evaluate.tasks import Task, task_targets
 from lcm.exceptions import InputDataError
 from lcm.store.cohort import Cohort
-from lcm.store.splits import read_splits, split_seed, write_splits
+from lcm.store.splits import make_splits, read_splits, split_seed, write_splits
 
 
 @pytest.fixture
@@ -246,3 +248,37 @@ def test_label_fraction_one_draws_no_subset_and_asks_for_none():
     with pytest.raises(InputDataError, match=r"class 'upper half of age'") as info:
         labeled_subsets(y, groups, [0.2, 1.0], seed=0, task="age", class_names=levels, n_folds=5)
     assert info.value.hint.startswith("Lower evaluate.n_folds (now 5; 2 at least)")
+
+
+def test_a_skipped_site_leaves_the_other_folds_their_table_numbers():
+    """Leave-site-out folds keep the table's fold number when a site before them is skipped
+    (the protocol renumbered them 0, 1, ...); a fold is still a (train, test) pair."""
+    import copy
+    import pickle
+
+    # Site a: the only negatives but one, so its training part has one negative.
+    groups = np.array([f"d/s{i}" for i in range(9)])
+    y = np.array([0, 0, 0, 1, 1, 0, 1, 1, 1])
+    sites = np.array(["a", "a", "a", "b", "b", "b", "c", "c", "c"], dtype=object)
+    for seed in range(4):
+        numbered = folds_from_table(
+            make_splits(
+                pd.DataFrame({"dataset": "d", "subject": [g[2:] for g in groups], "site": sites}),
+                seed=seed,
+                schemes=("leave_site_out",),
+            ),
+            groups,
+            "leave_site_out",
+            seed,
+        )
+        site_of = {f.fold: str(sites[f[1][0]]) for f in numbered}
+        kept = usable_site_folds(numbered, y, groups, sites)
+        assert {f.fold: str(sites[f[1][0]]) for f in kept} == {
+            k: s for k, s in site_of.items() if s != "a"
+        }
+    fold = kept[0]
+    train, test = fold
+    assert len(train) == 6 and len(test) == 3
+    for again in (pickle.loads(pickle.dumps(fold)), copy.deepcopy(fold)):
+        assert isinstance(again, Fold) and again.fold == fold.fold
+        assert all(np.array_equal(a, b) for a, b in zip(again, fold, strict=True))
