@@ -89,7 +89,9 @@ def _subject_weights(strata: np.ndarray, n_boot: int, rng: np.random.Generator) 
 class PairedResult:
     """Mean difference ``a - b`` of a fold metric, its 95 % bootstrap CI and two-sided p.
 
-    ``fold_differences`` holds the observed difference of each fold used (seed x fold).
+    ``fold_differences`` holds the observed difference of each fold used (seed x fold);
+    ``no_interval`` says why there is no interval when the reason is not the folds' (e.g.
+    :data:`TOO_FEW_SUBJECTS`), else ``""``.
     """
 
     difference: float
@@ -98,11 +100,14 @@ class PairedResult:
     p_value: float
     n_folds: int
     fold_differences: tuple[float, ...] = ()
+    no_interval: str = ""
 
 
-# Distinct test subjects per class (per fold, for a continuous task) below which a fold's
-# bootstrap cannot vary (see paired_bootstrap).
+# Distinct test subjects per class, pooled over the folds (a continuous task: per fold, whose
+# r needs three points), below which the paired bootstrap cannot vary (see paired_bootstrap).
 MIN_BOOTSTRAP_SUBJECTS = 3
+# The headline's verdict when the observed difference stands without an interval for that.
+TOO_FEW_SUBJECTS = "too few test subjects per class"
 
 
 def _rows_at(predictions: pd.DataFrame, task: str, fraction: float) -> pd.DataFrame:
@@ -145,8 +150,18 @@ def paired_bootstrap(
     Returns
     -------
     PairedResult
-        NaN everywhere when the two models share no fold with enough test subjects
-        (:data:`MIN_BOOTSTRAP_SUBJECTS` per class).
+        NaN everywhere when the two models share no fold whose metric is defined (both
+        classes among its test subjects; a continuous task: three subjects). With fewer than
+        :data:`MIN_BOOTSTRAP_SUBJECTS` test subjects of a class over those folds, the observed
+        difference without an interval (``no_interval`` is :data:`TOO_FEW_SUBJECTS`).
+
+    Notes
+    -----
+    The minimum applies to the subjects pooled over folds, since each subject's weight is
+    drawn from its class across every fold: with 5 folds and 10 positives, a fold's 2
+    positives get weights 0, 1, 2, ... like the others. A replicate that draws none of a
+    fold's positives (or negatives) leaves that fold's AUC undefined, and it averages the
+    other folds; one with every fold undefined is dropped.
     """
     rows = _rows_at(predictions, task, fraction)
     kind = task_kind(rows) if len(rows) else "binary"
@@ -161,25 +176,26 @@ def paired_bootstrap(
         subjects = (a["dataset"] + "/" + a["subject"]).to_numpy()
         if kind == "binary" and len(np.unique(y)) < 2:
             continue  # AUC undefined on a one-class fold (leave-site-out)
+        if kind != "binary" and len(np.unique(subjects)) < MIN_BOOTSTRAP_SUBJECTS:
+            continue  # r of two subjects is +-1 whatever the model
         strata = y.astype(int) if kind == "binary" else np.zeros(len(y), dtype=int)
-        # Resampling one or two subjects of a class always draws them again: a zero-width
-        # interval and p = 1/n_boot, a 'worse' verdict from 6 subjects. Such folds are left
-        # out; with none left, no verdict (too few test subjects).
-        per_class = pd.Series(subjects).groupby(strata).nunique()
-        if per_class.min() < MIN_BOOTSTRAP_SUBJECTS:
-            continue
         sa, sb = a["prediction"].to_numpy(), b["prediction"].to_numpy()
         ones = np.ones((1, len(y)))
         observed.append(float(stat(sa, y, ones)[0] - stat(sb, y, ones)[0]))
         fits.append((subjects, strata, y, sa, sb))
-    if not fits:  # no fold with two classes and enough subjects to resample
+    if not fits:  # no fold with two classes (or three subjects) to compare on
         nan = float("nan")
         return PairedResult(nan, nan, nan, nan, 0)
     every = np.concatenate([f[0] for f in fits])
     codes, first = np.unique(every, return_index=True)
-    weights = _subject_weights(
-        np.concatenate([f[1] for f in fits])[first], n_boot, np.random.default_rng(seed)
-    )
+    pooled = np.concatenate([f[1] for f in fits])[first]  # each subject's class, once
+    nan = float("nan")
+    # Resampling one or two subjects of a class always draws them again: a zero-width
+    # interval and p = 1/n_boot, a 'worse' verdict from 6 subjects. The difference is kept.
+    if np.bincount(pooled).min() < MIN_BOOTSTRAP_SUBJECTS:
+        mean = float(np.mean(observed))
+        return PairedResult(mean, nan, nan, nan, len(fits), tuple(observed), TOO_FEW_SUBJECTS)
+    weights = _subject_weights(pooled, n_boot, np.random.default_rng(seed))
     diffs = []
     with np.errstate(invalid="ignore", divide="ignore"):  # a class drawn 0 times in a fold
         for subjects, _, y, sa, sb in fits:
@@ -188,7 +204,6 @@ def paired_bootstrap(
     stacked = np.stack(diffs)
     usable = np.isfinite(stacked).any(axis=0)  # a replicate with every fold undefined: dropped
     if not usable.any():
-        nan = float("nan")
         return PairedResult(float(np.mean(observed)), nan, nan, nan, len(fits), tuple(observed))
     boot = np.nanmean(stacked[:, usable], axis=0)
     low, high = np.quantile(boot, [0.025, 0.975])
@@ -229,7 +244,15 @@ def headline_difference(
     )
     nan = float("nan")
     if not (np.isfinite(t_low) and np.isfinite(boot.ci_low)):
-        return PairedResult(boot.difference, nan, nan, nan, boot.n_folds, boot.fold_differences)
+        return PairedResult(
+            boot.difference,
+            nan,
+            nan,
+            nan,
+            boot.n_folds,
+            boot.fold_differences,
+            boot.no_interval,
+        )
     return PairedResult(
         difference=boot.difference,
         ci_low=float(min(boot.ci_low, t_low)),
@@ -273,8 +296,11 @@ def headline_table(
     pandas.DataFrame
         Columns :data:`HEADLINE_COLUMNS`; the difference's interval and p are those of
         :func:`headline_difference` (test subjects and training variance); ``verdict`` is
-        ``better`` (difference CI above 0), ``worse`` (below 0), ``no clear difference`` or
-        ``not evaluated``.
+        ``better`` (difference CI above 0), ``worse`` (below 0), ``no clear difference``,
+        ``too few test subjects per class`` (:data:`TOO_FEW_SUBJECTS`: fewer than
+        :data:`MIN_BOOTSTRAP_SUBJECTS` of a class over all folds; the observed difference
+        without an interval) or ``not evaluated`` (no difference, or no interval: fewer than
+        two folds, or folds whose differences are all equal).
     """
     rows = []
     for task, at_task in summary.groupby("task", sort=True):
@@ -326,7 +352,7 @@ def headline_table(
 
 def _verdict(paired: PairedResult) -> str:
     if not np.isfinite(paired.ci_low):
-        return "not evaluated"
+        return paired.no_interval or "not evaluated"
     if paired.ci_low > 0:
         return "better"
     if paired.ci_high < 0:

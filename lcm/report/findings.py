@@ -44,11 +44,16 @@ def headline_display(headline: pd.DataFrame) -> pd.DataFrame:
                 "difference [95% CI]": with_ci(
                     r.difference, r.difference_ci_low, r.difference_ci_high, signed=True
                 ),
-                P_HEADLINE: f"{r.p_value:.3f}" if np.isfinite(r.p_value) else "n/a",
+                P_HEADLINE: _p_text(r.p_value),
                 "verdict": r.verdict,
             }
         )
     return pd.DataFrame(rows)
+
+
+def _p_text(p: float) -> str:
+    """A headline p to 3 decimals, ``n/a`` without one (no interval)."""
+    return f"{p:.3f}" if np.isfinite(p) else "n/a"
 
 
 def science_statements(
@@ -93,7 +98,7 @@ def science_statements(
                 f"baseline {html.escape(r.best_baseline)} "
                 f"{with_ci(r.baseline_mean, r.baseline_ci_low, r.baseline_ci_high)}, difference "
                 f"{with_ci(r.difference, r.difference_ci_low, r.difference_ci_high, signed=True)} "
-                f"(p = {r.p_value:.3f}): <b>{html.escape(r.verdict)}</b>"
+                f"(p = {_p_text(r.p_value)}): <b>{html.escape(r.verdict)}</b>"
             )
         beats = bool((at["verdict"] == "better").all())
         claim = "beats every baseline" if beats else "does <b>not</b> beat every baseline"
@@ -115,8 +120,8 @@ def _not_compared_reason(rows: pd.DataFrame, low: float) -> str:
     if not (at["best_baseline"].astype(str) != "").any():
         return "the task evaluates no baseline to compare with"
     return (
-        "no interval: too few test subjects for the paired bootstrap, or too few folds "
-        "(or folds with equal differences) for the corrected resampled t"
+        "no interval: too few folds (or folds with equal differences) for the corrected "
+        "resampled t, or no test fold holding both classes"
     )
 
 
@@ -138,7 +143,9 @@ def headline_section(
         "subjects (one draw per subject, shared by every seed and fold that tests it; the "
         "fitted models held fixed) and the corrected resampled t of the folds' differences "
         "(training variance); p is the larger of their two. <i>better</i> means the whole "
-        "interval is above 0, so both agree.</p>"
+        "interval is above 0, so both agree. <i>too few test subjects per class</i>: fewer "
+        "than 3 test subjects of a class over all folds to resample, so the difference "
+        "observed is given without an interval.</p>"
     )
     parts.append("<ul>")
     parts.extend(f"<li>{s}</li>" for s in science_statements(headline, shared))

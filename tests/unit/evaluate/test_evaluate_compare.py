@@ -8,6 +8,7 @@ import pytest
 from helpers.report import control_summary
 
 from lcm.evaluate.compare import (
+    TOO_FEW_SUBJECTS,
     contrast_table,
     control_table,
     headline_table,
@@ -81,14 +82,46 @@ def test_seeds_retesting_the_same_subjects_do_not_narrow_the_paired_interval():
     assert varied.ci_high - varied.ci_low > 0.6 * (one.ci_high - one.ci_low)  # old: 0.37
 
 
-def test_folds_too_small_to_resample_give_no_verdict():
-    """6 test subjects in 3 folds (one per class per fold): the bootstrap redrew the same two,
-    a zero-width interval and p = 0.005 made a 'worse' verdict."""
+def test_too_few_subjects_of_a_class_give_the_difference_without_a_verdict():
+    """6 test subjects in 3 folds, one fold holding both classes: one subject per class to
+    resample, which the bootstrap redrew every time (a zero-width interval and p = 0.005 made a
+    'worse' verdict). The observed difference stands, named for what it lacks."""
     pred, metrics = _tables(SIGNAL, n=6, seeds=(0,))
     tiny = paired_bootstrap(pred, "autism", 0.1, "lcm", "logreg", n_boot=500)
-    assert tiny.n_folds == 0 and np.isnan(tiny.ci_low)
+    assert tiny.n_folds == 1 and np.isfinite(tiny.difference) and np.isnan(tiny.ci_low)
+    assert tiny.no_interval == TOO_FEW_SUBJECTS
     row = headline_table(summarise(metrics), pred).iloc[0]
-    assert row["verdict"] == "not evaluated" and np.isnan(row["p_value"])
+    assert row["verdict"] == "too few test subjects per class" and np.isnan(row["p_value"])
+    assert row["difference"] == pytest.approx(tiny.difference)
+
+
+def _two_positives_per_fold(n_folds: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``n_folds`` test folds of 2 positives and 6 negatives: lcm near perfect, logreg random."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for fold in range(n_folds):
+        y = np.array([1, 1] + [0] * 6)
+        for model, p in (("lcm", y + rng.normal(0, 0.3, 8)), ("logreg", rng.normal(0, 1, 8))):
+            key = ("t", model, 0.1, 0, fold)
+            rows += [(*key, "d", f"s{fold}_{i}", "", y[i], p[i]) for i in range(8)]
+    pred = pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS)).astype(PREDICTION_DTYPES)
+    return pred, _fold_metrics(pred)
+
+
+def test_folds_of_two_positives_are_compared_on_the_pooled_subjects():
+    """5 folds of 2 positives each (10 of 40 subjects): every fold was skipped for holding
+    fewer than 3 subjects of a class, and the difference, its interval and p were all NaN,
+    'not evaluated'. The minimum is over the subjects pooled across folds, as the bootstrap's
+    draws are."""
+    pred, metrics = _two_positives_per_fold()
+    boot = paired_bootstrap(pred, "t", 0.1, "lcm", "logreg", n_boot=500)
+    assert boot.n_folds == 5 and boot.no_interval == ""
+    assert boot.ci_low < boot.difference < boot.ci_high and 0 < boot.ci_high - boot.ci_low < 1
+    row = headline_table(summarise(metrics), pred, n_boot=500).iloc[0]
+    auc = metrics[metrics["metric"] == "auc"].groupby("model")["value"].mean()
+    assert row["difference"] == pytest.approx(auc["lcm"] - auc["logreg"])
+    assert np.isfinite(row["difference_ci_low"]) and np.isfinite(row["p_value"])
+    assert row["verdict"] in ("better", "no clear difference")
 
 
 def test_contrast_intervals_stay_within_the_metrics_range():

@@ -167,6 +167,17 @@ def test_a_task_without_a_low_label_verdict_says_why(rows: list[dict], reason: s
     assert "0.5, 1" in sentence if rows[0]["label_fraction"] == 0.5 else True
 
 
+def test_a_difference_without_interval_for_too_few_subjects_is_quoted_as_such() -> None:
+    """Fewer than 3 test subjects of a class: the headline keeps the observed difference with
+    its own verdict; the sentence quotes it with no interval and p n/a (it read 'p = nan')."""
+    row = _headline_row(0.1) | {"difference": 0.25, "verdict": "too few test subjects per class"}
+    frame = pd.DataFrame([row], columns=list(HEADLINE_COLUMNS))
+    (sentence,) = science_statements(frame, {"dx": None})
+    assert "difference +0.250, no interval (p = n/a)" in sentence
+    assert "<b>too few test subjects per class</b>" in sentence and "nan" not in sentence
+    assert "does <b>not</b> beat every baseline" in sentence
+
+
 def _gain_row(task: str, fraction: float, d: float, low: float, high: float) -> dict:
     verdict = "gain" if low > 0 else "loss" if high < 0 else "no clear difference"
     return {
