@@ -245,6 +245,9 @@ def evaluate_and_write(
         "folds_one_class": result.folds_one_class,
         # What each fold value of a control averages: the report says "4 folds x 10 permutations".
         "control_permutations": result.control_permutations,
+        # Subjects per class labelled in each training fold at each fraction (at least 2
+        # per class): the report sets the fraction labelled beside the nominal one.
+        "labelled_subjects": result.labelled_subjects,
         **(extra or {}),
     }
     write_tidy_parquet(out, result.metrics, meta)

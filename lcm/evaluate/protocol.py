@@ -56,7 +56,13 @@ from lcm.evaluate.registry import (
     register_model,
     unregister_model,
 )
-from lcm.evaluate.splits import Fold, check_distinct_repeats, labeled_subsets, outer_folds
+from lcm.evaluate.splits import (
+    Fold,
+    check_distinct_repeats,
+    labeled_subsets,
+    outer_folds,
+    subject_labels,
+)
 from lcm.evaluate.tasks import (
     Task,
     run_names,
@@ -238,6 +244,12 @@ class EvaluationResult:
         ``model -> n`` of each shuffled-label control: the permutations whose metrics each
         of its fold values averages (counted from its fits' prediction rows), while the
         predictions table keeps the first only.
+    labelled_subjects : list of dict
+        ``{"seed", "fold", "label_fraction", "labelled", "training"}`` of every training fold
+        and label fraction with rows in the tables: ``labelled`` and ``training`` map each class
+        (a binary task's level, a continuous one's half) to its subjects that kept their label
+        and to all its subjects of the training fold. Each class keeps at least 2, so in small
+        folds the fraction labelled is larger than the nominal one.
     """
 
     metrics: pd.DataFrame
@@ -253,6 +265,7 @@ class EvaluationResult:
     n_fits_not_repeated: int = 0
     folds_one_class: list[dict[str, Any]] = field(default_factory=list)
     control_permutations: dict[str, int] = field(default_factory=dict)
+    labelled_subjects: list[dict[str, Any]] = field(default_factory=list)
 
 
 def derived_seed(*parts: int) -> int:
@@ -467,6 +480,8 @@ def evaluate_task(
     # earlier fits, which the summary would count as new evidence.
     seen: set[tuple[float, bytes, bytes, bytes]] = set()
     n_repeated = 0
+    labelled_subjects: list[dict[str, Any]] = []
+    class_names = task.levels or (f"lower half of {task.label}", f"upper half of {task.label}")
     for split_seed in settings.seeds:
         split_used, folds = choose_folds(
             y_strata,
@@ -492,8 +507,7 @@ def evaluate_task(
                 list(settings.label_fractions),
                 seed=derived_seed(master_seed, split_seed, fold, 0),
                 task=task.name,
-                class_names=task.levels
-                or (f"lower half of {task.label}", f"upper half of {task.label}"),
+                class_names=class_names,
                 n_folds=settings.n_folds if split_used == "subject" else None,
             )
             context = ModelContext(
@@ -519,6 +533,14 @@ def evaluate_task(
                     )
                     continue
                 seen.add((fraction, *data_key))
+                labelled_subjects.append(
+                    {
+                        "seed": split_seed,
+                        "fold": fold,
+                        "label_fraction": fraction,
+                        **_labelled_counts(strata(y[train]), groups[train], mask, class_names),
+                    }
+                )
                 same = by_subset.setdefault(mask.tobytes(), {})
                 if same:
                     log.info(
@@ -629,7 +651,39 @@ def evaluate_task(
         n_fits_not_repeated=n_repeated,
         folds_one_class=_one_class_folds(predictions) if binary else [],
         control_permutations=permutations,
+        labelled_subjects=labelled_subjects,
     )
+
+
+def _labelled_counts(
+    y_strata: np.ndarray, groups: np.ndarray, mask: np.ndarray, class_names: tuple[str, ...]
+) -> dict[str, dict[str, int]]:
+    """Subjects of each class of a training fold, and those keeping their label.
+
+    Parameters
+    ----------
+    y_strata : numpy.ndarray of int, shape (n_runs,)
+        Class per training run (:func:`~lcm.evaluate.baselines.strata`).
+    groups : numpy.ndarray, shape (n_runs,)
+        Subject key per training run.
+    mask : numpy.ndarray of bool, shape (n_runs,)
+        Runs that keep their label (whole subjects).
+    class_names : tuple of str
+        Name of each class index.
+
+    Returns
+    -------
+    dict
+        ``{"labelled": {class: n}, "training": {class: n}}``, subjects counted once.
+    """
+    labels = subject_labels(y_strata, groups)
+    kept = set(np.asarray(groups)[mask].tolist())
+    out: dict[str, dict[str, int]] = {"labelled": {}, "training": {}}
+    for cls in range(len(class_names)):
+        members = labels.index[labels == cls]
+        out["labelled"][class_names[cls]] = int(sum(m in kept for m in members))
+        out["training"][class_names[cls]] = len(members)
+    return out
 
 
 def _one_class_folds(predictions: pd.DataFrame) -> list[dict[str, Any]]:
