@@ -125,6 +125,21 @@ class Selection:
         return df
 
 
+def participants_kept(manifest: pd.DataFrame) -> set[str]:
+    """The subjects of ``manifest`` that its participant selection kept.
+
+    A subject is kept unless every run of it was left out by ``participants`` (include or
+    exclude, :meth:`Selection.apply`); runs left out by another key or excluded for another
+    reason still make it one of the dataset's selected participants.
+    """
+    if manifest.empty:
+        return set()
+    by_participants = (manifest["reason_code"] == NOT_SELECTED) & manifest["reason"].astype(
+        str
+    ).str.contains("ingest.select participants.", regex=False)
+    return set(manifest.loc[~by_participants, "subject"].astype(str))
+
+
 def _normal(key: str, label: str) -> str:
     """Labels compared as written, except run and echo indices (``01`` equals ``1``)."""
     if key in _INDEX_KEYS and label.isdigit():

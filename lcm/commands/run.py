@@ -9,6 +9,7 @@ Snakemake's own command line keeps working on the same files.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import importlib.util
 import logging
@@ -16,17 +17,21 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
+from lcm.bids.selection import participants_kept
 from lcm.config import read_yaml_mapping, validate_base
 from lcm.entries import entry_type
 from lcm.evaluate.config_schema import validate_config
-from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
+from lcm.exceptions import ConfigError, ExternalToolError, InputDataError, OutputBusyError
 from lcm.io.atomic import write_text
+from lcm.io.lock import LOCK_NAME, exclusive_lock
+from lcm.io.paths import ingest_manifest
 from lcm.store.phenotype import is_missing
 
 log = logging.getLogger(__name__)
@@ -91,7 +96,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         default=[],
         metavar="LABEL",
-        help="Participants to process ('sub-' optional); default all.",
+        help="Participants this call processes ('sub-' optional; default all). Those earlier "
+        "calls put in OUTPUT_DIR stay in its manifest, QC table and store.",
     )
     p.add_argument(
         "--skip-bids-validation",
@@ -178,20 +184,83 @@ def run(args: argparse.Namespace) -> int:
         )
     out = Path(args.output_dir).resolve()
     cmd = snakemake_command(args, out / "config.yaml", out)  # checks the profile, first
-    config = build_config(args, Path.cwd(), out)
-    if args.analysis_level == "group" and not config.get("tasks"):
-        log.warning(
-            "group: the config has no tasks, so only the participant stage runs (no evaluation, "
-            "no report); give them with --config-file (tasks: ..., see config/README.md)"
+    with _output_dir_held(out):
+        _check_snakemake_lock(out, args)
+        config = build_config(args, Path.cwd(), out)
+        if args.analysis_level == "group" and not config.get("tasks"):
+            log.warning(
+                "group: the config has no tasks, so only the participant stage runs (no "
+                "evaluation, no report); give them with --config-file (tasks: ..., see "
+                "config/README.md)"
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(
+            out / "config.yaml",
+            f"{RUN_MARK}: the resolved configuration of the runs in this folder.\n"
+            + yaml.safe_dump(config, sort_keys=False),
         )
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(
-        out / "config.yaml",
-        f"{RUN_MARK}: the resolved configuration of the runs in this folder.\n"
-        + yaml.safe_dump(config, sort_keys=False),
+        log.info("running: %s", shlex.join(cmd))
+        return subprocess.run(cmd, check=False).returncode
+
+
+# Held by each `lcm run` on its OUTPUT_DIR while it writes there (lcm.io.lock: the kernel
+# releases it when the process ends, even on kill -9).
+RUN_LOCK = LOCK_NAME
+ONE_AT_A_TIME = (
+    "Snakemake runs one workflow in a folder at a time: run the calls one after another; or, "
+    "instead of one call per participant (a SLURM array of lcm run into one OUTPUT_DIR), run "
+    "`participant` once with every label (--participant-label 01 02 ...): with --profile "
+    "slurm that one call submits each participant's jobs to SLURM, side by side."
+)
+
+
+@contextlib.contextmanager
+def _output_dir_held(out: Path) -> Iterator[None]:
+    """Hold OUTPUT_DIR for one ``lcm run`` at a time, or refuse it at once.
+
+    Two calls into one OUTPUT_DIR (a SLURM array of ``--participant-label`` calls): the second
+    replaced ``config.yaml`` of the first, then Snakemake refused it with a ``LockException``
+    that advised ``--unlock``, which would have let both write the same manifest and store.
+    A folder this call created and left holding only the lock is removed.
+    """
+    created = not out.exists()
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(exclusive_lock(out / RUN_LOCK, "`lcm run`"))
+    except OutputBusyError:
+        try:
+            holder = (out / RUN_LOCK).read_text(errors="replace").strip() or "holder unknown"
+        except OSError:
+            holder = "holder unknown"
+        raise OutputBusyError(
+            f"OUTPUT_DIR {out} is in use by another `lcm run` ({holder}); nothing was written.",
+            hint=ONE_AT_A_TIME,
+        ) from None
+    try:
+        with stack:
+            yield
+    finally:
+        if created and [p.name for p in out.iterdir()] == [RUN_LOCK]:
+            (out / RUN_LOCK).unlink()
+            out.rmdir()
+
+
+def _check_snakemake_lock(out: Path, args: argparse.Namespace) -> None:
+    """Refuse an OUTPUT_DIR that Snakemake's own lock holds, before anything is written.
+
+    No other ``lcm run`` holds it (:func:`_output_dir_held`): the lock is a ``snakemake`` run
+    started by hand, or one killed before it could unlock.
+    """
+    locks = out / ".snakemake" / "locks"
+    if "--unlock" in args.snakemake_args or not locks.is_dir() or not any(locks.iterdir()):
+        return
+    raise OutputBusyError(
+        f"OUTPUT_DIR {out} is locked by Snakemake ({locks}): a `snakemake` run in it started "
+        "outside lcm run, or one killed before it could unlock (a kill signal, a SLURM job "
+        "past its time limit); nothing was written.",
+        hint="If such a snakemake is running, wait for it to end. If none is, add `-- --unlock` "
+        "to this command once (it only removes the lock), then run it again. " + ONE_AT_A_TIME,
     )
-    log.info("running: %s", shlex.join(cmd))
-    return subprocess.run(cmd, check=False).returncode
 
 
 def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, Any]:
@@ -246,7 +315,10 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
         _check_participant_labels(bids, labels)
         select = config.setdefault("ingest", {}).setdefault("select", {})
         chosen = select.setdefault(name, {}).setdefault("participants", {})
-        chosen["include"] = labels  # the config file's exclude list still applies
+        # The config file's exclude list still applies.
+        chosen["include"] = _with_earlier_participants(
+            labels, out, name, chosen.get("exclude") or []
+        )
     if args.work_dir:  # fMRIPrep's -w
         fmriprep["work_dir"] = str(Path(cwd, args.work_dir))
     if args.skip_bids_validation:  # fMRIPrep's flag of the same name
@@ -397,6 +469,62 @@ def _check_participant_labels(bids: Path, labels: list[str]) -> None:
             f"(it has {len(present)}: {shown}).",
             hint="Pass labels of sub-<label> folders of BIDS_DIR, with or without 'sub-'.",
         )
+
+
+def _with_earlier_participants(
+    labels: list[str], out: Path, name: str, exclude: list[str]
+) -> list[str]:
+    """``--participant-label``'s participants and those earlier runs put in OUTPUT_DIR.
+
+    The manifest, QC table and store of a dataset describe the participants its selection
+    includes: with this call's labels alone, ``--participant-label 02`` after a call of ``01``
+    (a BIDS App's one call per participant into one OUTPUT_DIR) rebuilt them without ``01``.
+    The selection is both: this call processes its labels, and the participants of the
+    dataset's manifest in OUTPUT_DIR stay (rerun only where their files or settings changed).
+
+    Raises
+    ------
+    InputDataError
+        When the manifest of earlier runs cannot be read (its participants would be dropped).
+    """
+    manifest = Path(ingest_manifest(str(out), name))
+    if not manifest.is_file():
+        return sorted(set(labels))
+    try:
+        table = pd.read_parquet(manifest, columns=["subject", "reason_code", "reason"])
+        earlier = participants_kept(table)
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputDataError(
+            f"--participant-label: cannot read {manifest}, the participants earlier runs put "
+            f"in OUTPUT_DIR ({type(exc).__name__}: {str(exc).strip()[:200]}); nothing was "
+            "written.",
+            hint="Run participant once without --participant-label (every participant) to "
+            "rebuild it, or use a new OUTPUT_DIR.",
+        ) from None
+    others = sorted(earlier - set(labels))
+    if others:
+        shown = ", ".join(others[:20]) + (" ..." if len(others) > 20 else "")
+        log.info(
+            "--participant-label %s: OUTPUT_DIR %s holds %d other participant(s) of dataset "
+            "%r from earlier runs (%s); they stay in its manifest, QC table and store, rerun "
+            "only where their files or settings changed (a new OUTPUT_DIR starts a cohort "
+            "of its own)",
+            " ".join(labels),
+            out,
+            len(others),
+            name,
+            shown,
+        )
+        dropped = sorted(set(others) & {str(x).removeprefix("sub-") for x in exclude})
+        if dropped:
+            log.warning(
+                "participant(s) %s of earlier runs are in ingest.select.%s.participants."
+                "exclude of the config file: they leave the manifest, QC table and store of %s",
+                ", ".join(dropped),
+                name,
+                out,
+            )
+    return sorted(set(labels) | earlier)
 
 
 def snakemake_command(args: argparse.Namespace, config_path: Path, out: Path) -> list[str]:

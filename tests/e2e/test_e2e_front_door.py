@@ -22,7 +22,9 @@ from helpers.workflow import BARE_ENV
 
 from lcm.cli import build_parser, main
 from lcm.commands import run as run_cmd
-from lcm.exceptions import ConfigError, InputDataError
+from lcm.exceptions import ConfigError, InputDataError, OutputBusyError
+from lcm.io import paths
+from lcm.io.lock import LOCK_NAME, exclusive_lock
 from lcm.synth import planned_runs
 
 LCM = Path(sys.executable).parent / "lcm"
@@ -482,3 +484,101 @@ def test_a_users_config_in_output_dir_is_not_replaced(tmp_path: Path) -> None:
     (out / "config.yaml").write_text(f"{run_cmd.RUN_MARK}: an earlier run's\n")
     config = run_cmd.build_config(parse("study", "out", "participant", *DERIVATIVES), tmp_path, out)
     assert Path(config["variables"]).read_text().startswith(run_cmd.RUN_MARK)
+
+
+def _manifest(out: Path, dataset: str, rows: list[tuple[str, str, str]]) -> Path:
+    """A manifest of earlier runs in OUTPUT_DIR: (subject, reason_code, reason) per run."""
+    path = Path(paths.ingest_manifest(str(out), dataset))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame(rows, columns=["subject", "reason_code", "reason"])
+    table.to_parquet(path)
+    return path
+
+
+def test_participant_labels_add_to_the_participants_output_dir_holds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One call per participant into one OUTPUT_DIR (BIDS-App style): `--participant-label 03`
+    after calls of 01 and 02 rebuilt the manifest, QC table and store with 03 alone."""
+    _study(tmp_path)
+    out = tmp_path / "out"
+    argv = ("study", "out", "participant", *DERIVATIVES, "--participant-label", "sub-03")
+    # No earlier run: the labels alone.
+    config = run_cmd.build_config(parse(*argv), tmp_path, out)
+    assert config["ingest"]["select"]["study"]["participants"]["include"] == ["03"]
+    left_out = "not selected: subject {} is not in ingest.select participants.include"
+    _manifest(
+        out,
+        "study",
+        [
+            ("01", "", ""),
+            ("02", "too_short", "12 volumes"),  # selected, excluded later: stays selected
+            ("03", "not_selected", left_out.format("03")),
+            ("04", "not_selected", left_out.format("04")),
+        ],
+    )
+    with caplog.at_level("INFO"):
+        config = run_cmd.build_config(parse(*argv), tmp_path, out)
+    assert config["ingest"]["select"]["study"]["participants"]["include"] == ["01", "02", "03"]
+    assert "holds 2 other participant(s) of dataset 'study' from earlier runs (01, 02)" in (
+        caplog.text
+    )
+    # The config file's exclude list still wins, said.
+    select = {"study": {"participants": {"exclude": ["sub-01"]}}}
+    (tmp_path / "ex.yaml").write_text(yaml.safe_dump({"ingest": {"select": select}}))
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        config = run_cmd.build_config(parse(*argv, "--config-file", "ex.yaml"), tmp_path, out)
+    chosen = config["ingest"]["select"]["study"]["participants"]
+    assert chosen == {"include": ["01", "02", "03"], "exclude": ["sub-01"]}
+    assert "participant(s) 01 of earlier runs are in ingest.select.study.participants" in (
+        caplog.text
+    )
+    # A manifest that cannot be read: refused, rather than its participants dropped.
+    Path(paths.ingest_manifest(str(out), "study")).write_text("not parquet")
+    with pytest.raises(InputDataError, match=r"cannot read .*manifest.parquet, the participants"):
+        run_cmd.build_config(parse(*argv), tmp_path, out)
+
+
+def _no_snakemake(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    ran: list[list[str]] = []
+    monkeypatch.setattr(
+        run_cmd.subprocess,
+        "run",
+        lambda cmd, check: ran.append(cmd) or argparse.Namespace(returncode=0),
+    )
+    return ran
+
+
+def test_a_second_lcm_run_into_one_output_dir_is_refused_before_it_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Two `lcm run --participant-label` calls at once into one OUTPUT_DIR (a SLURM array):
+    the second replaced config.yaml, then failed on Snakemake's LockException, whose advice
+    (--unlock) would have let both write one manifest and store."""
+    bids = _study(tmp_path)
+    ran = _no_snakemake(monkeypatch)
+    out = tmp_path / "out"
+    argv = ["run", str(bids), str(out), "participant", "--derivatives"]
+    argv += [str(bids / "derivatives" / "fmriprep"), "--participant-label", "02"]
+    with exclusive_lock(out / LOCK_NAME, "`lcm run`"):  # another call holds it
+        assert main(argv) == OutputBusyError.exit_code
+    err = capsys.readouterr().err
+    assert f"OUTPUT_DIR {out} is in use by another `lcm run` (pid " in err
+    assert "run the calls one after another" in err and "--profile slurm" in err
+    assert not ran and sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+    assert main(argv) == 0 and len(ran) == 1
+    # Snakemake's own lock (a snakemake started by hand, or one killed): refused, saying how
+    # to remove it; `-- --unlock` passes.
+    (out / ".snakemake" / "locks").mkdir(parents=True)
+    (out / ".snakemake" / "locks" / "0.input.lock").write_text(str(out / "x"))
+    (out / "config.yaml").unlink()
+    assert main(argv) == OutputBusyError.exit_code
+    assert "add `-- --unlock` to this command once" in capsys.readouterr().err
+    assert len(ran) == 1 and not (out / "config.yaml").exists()
+    assert main([*argv, "--", "--unlock"]) == 0 and "--unlock" in ran[-1]
+    # A refused call leaves no OUTPUT_DIR it created.
+    new = tmp_path / "new"
+    assert main([*argv[:2], str(new), *argv[3:], "--profile", str(tmp_path)]) != 0
+    assert main(["run", str(tmp_path / "nope"), str(new), "participant"]) != 0
+    assert not new.exists()

@@ -11,7 +11,7 @@ import pytest
 from helpers.connectome import make_raw_bids, write_json
 
 from lcm.bids.ingest import ingest, ingest_dataset
-from lcm.bids.selection import Selection
+from lcm.bids.selection import Selection, participants_kept
 from lcm.exceptions import BIDSError, ConfigError
 
 
@@ -107,6 +107,9 @@ def test_selection_excludes_with_reasons(tmp_path: Path) -> None:
     assert "not selected: subject 03 is in ingest.select participants.exclude" in reasons
     assert "not selected: session b is not in ingest.select sessions.include" in reasons
     assert "not selected: run 2 is not in ingest.select runs.include" in reasons
+    # The participants the selection kept (lcm run adds them to the next call's labels): runs
+    # left out by other keys keep theirs.
+    assert participants_kept(df) == {"01", "02"}
 
 
 def test_entity_filters(tmp_path: Path) -> None:
