@@ -32,7 +32,7 @@ from lcm.exceptions import ConfigError, ExternalToolError, InputDataError, Outpu
 from lcm.io.atomic import write_text
 from lcm.io.lock import LOCK_NAME, exclusive_lock
 from lcm.io.paths import ingest_manifest
-from lcm.store.phenotype import is_missing
+from lcm.store.phenotype import is_missing, read_table
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +285,8 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     ConfigError
         When the config file or the resulting configuration is invalid.
     InputDataError
-        When BIDS_DIR (or --derivatives) is not a folder.
+        When BIDS_DIR (or --derivatives) is not a folder, or the phenotype table cannot be
+        read as the store reads it (not UTF-8 text, not a table).
     """
     config: dict[str, Any] = {}
     if args.config_file:
@@ -604,7 +605,9 @@ def _catalogue_with(
         raise ConfigError(f"variables: cannot read the catalogue {path}: {exc}") from None
     if dataset in (raw.get("datasets") or {}):
         return str(path)
-    table = _participants(phenotype)
+    # The store's reader: a table it cannot read (not UTF-8, not a table) is refused here, with
+    # its reason; read as empty, it gave a coding of no column and a misleading error later.
+    table = read_table(phenotype)
     variables = raw.setdefault("variables", {})
     for task in (tasks or {}).values():
         label, positive = task["label"], task.get("positive")
@@ -640,11 +643,3 @@ def _catalogue_with(
     )
     log.info("catalogue %s has no coding for %s: wrote %s", path, dataset, target)
     return str(target)
-
-
-def _participants(path: str) -> pd.DataFrame:
-    """``participants.tsv`` as text (empty when absent or unreadable: ingest reports it)."""
-    try:
-        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
-        return pd.DataFrame()

@@ -582,3 +582,20 @@ def test_a_second_lcm_run_into_one_output_dir_is_refused_before_it_writes(
     assert main([*argv[:2], str(new), *argv[3:], "--profile", str(tmp_path)]) != 0
     assert main(["run", str(tmp_path / "nope"), str(new), "participant"]) != 0
     assert not new.exists()
+
+
+def test_a_participants_tsv_that_is_not_utf8_is_refused_naming_the_byte(tmp_path: Path) -> None:
+    """A latin-1 participants.tsv (Köln) was read as an empty table: the task's label then
+    'is not in the variable catalogue', with no word of the file's encoding."""
+    bids = _study(tmp_path)
+    pheno = bids / "participants.tsv"
+    pheno.write_bytes(
+        b"participant_id\tage\tdiagnosis\tcity\n"
+        + "sub-01\t30\tpatient\tKöln\nsub-02\t31\tcontrol\tBonn\n".encode("latin-1")
+    )
+    task = {"dataset": "study", "label": "diagnosis", "positive": "patient", "models": ["logreg"]}
+    (tmp_path / "tasks.yaml").write_text(yaml.safe_dump({"tasks": {"dx": task}}))
+    args = parse("study", "out", "group", "--config-file", "tasks.yaml", *DERIVATIVES)
+    with pytest.raises(InputDataError, match=r"participants.tsv is not UTF-8 text \(byte b'\\xf6'"):
+        run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
