@@ -22,6 +22,11 @@ from lcm.io.store_columns import reserved_names
 from lcm.schema_errors import describe as describe_error
 from lcm.schema_errors import hint as schema_hint
 
+# The first words of each file ``lcm run`` writes in OUTPUT_DIR (config.yaml, variables.yaml);
+# the first line of a catalogue it wrote names the dataset whose coding it generated.
+RUN_MARK = "# Written by `lcm run`"
+_GENERATED_RE = re.compile(re.escape(RUN_MARK) + r": .* with a coding for dataset '(\w+)'")
+
 Kind = Literal["continuous", "binary", "categorical", "ordinal"]
 KINDS = ("continuous", "binary", "categorical", "ordinal")
 DOMAINS = ("behavioural", "physiological", "sociodemographic", "clinical")
@@ -117,6 +122,8 @@ class Catalogue:
     variables: dict[str, Variable]
     datasets: dict[str, DatasetCoding]
     path: str = ""
+    # The dataset whose coding `lcm run` generated from its participants.tsv (none: "").
+    generated: str = ""
 
     def coding(self, dataset: str) -> DatasetCoding:
         """The coding of ``dataset``; raise :class:`ConfigError` if the catalogue lacks it."""
@@ -155,8 +162,9 @@ def load_catalogue(path: str | Path) -> Catalogue:
         raise ConfigError(
             f"Variable catalogue not found: {path}", hint="Set `variables:` in config."
         )
+    text = path.read_text()
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     _refuse_booleans(path, raw)
@@ -168,7 +176,27 @@ def load_catalogue(path: str | Path) -> Catalogue:
         name: _parse_dataset(path, name, spec, variables)
         for name, spec in _mapping(path, raw, "datasets")
     }
-    return Catalogue(variables=variables, datasets=datasets, path=str(path))
+    generated = _GENERATED_RE.match(text.partition("\n")[0])
+    return Catalogue(
+        variables=variables,
+        datasets=datasets,
+        path=str(path),
+        generated=generated.group(1) if generated else "",
+    )
+
+
+def generated_header(source: str | Path, dataset: str) -> str:
+    """First line of a catalogue ``lcm run`` writes: ``source`` with a coding it generated for
+    ``dataset`` (read back as :attr:`Catalogue.generated`)."""
+    return (
+        f"{RUN_MARK}: {source} with a coding for dataset {dataset!r} (the participants.tsv "
+        "columns named like catalogue variables, and task labels)."
+    )
+
+
+def parse_variable(source: str | Path, name: str, spec: Any) -> Variable:
+    """One ``variables.<name>`` entry, checked as :func:`load_catalogue` checks it."""
+    return _parse_variable(Path(source), name, spec)
 
 
 def catalogue_schema() -> dict[str, Any]:

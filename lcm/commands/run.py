@@ -25,6 +25,7 @@ import pandas as pd
 import yaml
 
 from lcm.bids.selection import participants_kept
+from lcm.catalogue import RUN_MARK, generated_header, parse_variable
 from lcm.config import read_yaml_mapping, validate_base
 from lcm.entries import entry_type
 from lcm.evaluate.config_schema import validate_config
@@ -32,6 +33,7 @@ from lcm.exceptions import ConfigError, ExternalToolError, InputDataError, Outpu
 from lcm.io.atomic import write_text
 from lcm.io.lock import LOCK_NAME, exclusive_lock
 from lcm.io.paths import ingest_manifest
+from lcm.store.coding import generated_columns, read_sidecar
 from lcm.store.phenotype import is_missing, read_table
 
 log = logging.getLogger(__name__)
@@ -414,9 +416,6 @@ def _check_derivatives(derivatives: Path, bids: Path) -> None:
     raise ConfigError(f"--derivatives {derivatives} holds no sub-* folder.", hint=hint)
 
 
-RUN_MARK = "# Written by `lcm run`"
-
-
 def _check_own_file(path: Path) -> None:
     """Refuse to replace a file at ``path`` that ``lcm run`` did not write (its first line).
 
@@ -592,7 +591,10 @@ def _catalogue_with(
     """The variable catalogue, with a coding for ``dataset`` added when it has none.
 
     The added coding reads ``participant_id`` and each catalogue variable whose name is a
-    column of ``participants.tsv``, unchanged. A task of ``dataset`` whose label is a
+    column of ``participants.tsv``, its codes mapped to the catalogue's levels where they are
+    well known (``male``/``female`` for ``M``/``F``) or ``participants.json`` names them
+    (:mod:`lcm.store.coding`); a column whose values do not fit its variable is left out,
+    logged with the fix (a task's label is refused). A task of ``dataset`` whose label is a
     ``participants.tsv`` column but no catalogue variable (``diagnosis``, say) adds it: a
     binary clinical variable of the column's two values, when it has two and ``positive`` is
     one. It is written to ``OUTPUT_DIR/variables.yaml`` (the given catalogue is never
@@ -628,18 +630,42 @@ def _catalogue_with(
         variables[label] = {"kind": "binary", "domain": "clinical"}
         variables[label]["levels"] = [negative, positive]
         log.info("task label %r: binary variable of %s, levels %s", label, phenotype, levels)
-    coding = {
-        "id_column": "participant_id",
-        "columns": {v: {"column": v} for v in variables if v in table.columns},
-    }
-    raw.setdefault("datasets", {})[dataset] = coding
+    named = {v: parse_variable(path, v, variables[v]) for v in variables if v in table.columns}
+    columns, left_out = generated_columns(named, table, read_sidecar(phenotype))
+    own = (
+        f"give a catalogue of your own with --config-file (variables: my_variables.yaml, with "
+        f"datasets.{dataset}: id_column participant_id and columns, e.g. "
+        "sex: {column: sex, map: {'1': M, '2': F}})"
+    )
+    for task_name, task in (tasks or {}).items():
+        gone = next((x for x in left_out if x.column == task["label"]), None)
+        if gone is not None:
+            raise ConfigError(
+                f"Task {task_name!r}: its label's {gone.describe()}, in {phenotype}.",
+                hint=f"Fix the column's values, or {own}.",
+            )
+    for gone in left_out:
+        log.warning(
+            "%s: %s; left out of the coding lcm run generates for %r (its variable is missing "
+            "for every participant). To store it, %s",
+            phenotype,
+            gone.describe(),
+            dataset,
+            own,
+        )
+    for name, spec in columns.items():
+        if "map" in spec:
+            codes = ", ".join(f"{code} -> {level}" for code, level in spec["map"].items())
+            log.info("%s: column %r read as catalogue levels: %s", phenotype, name, codes)
+    raw.setdefault("datasets", {})[dataset] = {"id_column": "participant_id", "columns": columns}
     target = out / "variables.yaml"
     out.mkdir(parents=True, exist_ok=True)
+    # ASCII, as yaml.safe_dump writes: the file is read back in the locale's encoding.
+    notes = "".join(f"# Left out: {x.describe()}.\n" for x in left_out)
+    notes = notes.encode("ascii", "backslashreplace").decode()
     write_text(
         target,
-        f"{RUN_MARK}: {path} with a coding for dataset {dataset!r} (the "
-        "participants.tsv columns named like catalogue variables, and task labels).\n"
-        + yaml.safe_dump(raw, sort_keys=False),
+        generated_header(path, dataset) + "\n" + notes + yaml.safe_dump(raw, sort_keys=False),
     )
     log.info("catalogue %s has no coding for %s: wrote %s", path, dataset, target)
     return str(target)

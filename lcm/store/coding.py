@@ -1,0 +1,151 @@
+"""A catalogue coding generated for a BIDS ``participants.tsv`` (what ``lcm run`` writes).
+
+BIDS names the columns of ``participants.tsv`` but not their codes: sex is ``M``/``F``,
+``male``/``female`` or ``1``/``2``, which ``participants.json`` may describe. Each catalogue
+variable named like a column gets the coding the store reads: codes mapped to the catalogue's
+levels where they are well known or ``participants.json`` names them, every value checked as
+the store checks it. A column whose values do not fit the variable is left out with its
+reason, instead of stopping the store on a coding the user never wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pandas as pd
+
+from lcm.catalogue import ColumnCoding, Variable
+from lcm.store.phenotype import is_missing, unreadable_cells
+
+log = logging.getLogger(__name__)
+
+# Words naming a catalogue level, matched without case: the codes of the BIDS specification's
+# examples and of common releases. Numbers (1/2, 0/1) are never guessed: participants.json's
+# Levels name them ({"1": "male"}), or the column is left out.
+LEVEL_WORDS: dict[str, tuple[str, ...]] = {
+    "M": ("m", "male", "man"),
+    "F": ("f", "female", "woman"),
+}
+# Values shown in a reason.
+SHOWN = 8
+
+
+class LeftOut(NamedTuple):
+    """A column of the table that the generated coding leaves out."""
+
+    column: str
+    values: tuple[str, ...]  # its distinct values, missing codes aside
+    reason: str
+
+    def describe(self) -> str:
+        """``column 'C' (values 'a', 'b'): reason``."""
+        shown = ", ".join(repr(v) for v in self.values[:SHOWN])
+        more = f" and {len(self.values) - SHOWN} more" if len(self.values) > SHOWN else ""
+        return f"column {self.column!r} (values {shown}{more}): {self.reason}"
+
+
+def generated_columns(
+    variables: dict[str, Variable], table: pd.DataFrame, sidecar: dict[str, Any] | None = None
+) -> tuple[dict[str, dict[str, Any]], list[LeftOut]]:
+    """The ``columns:`` of a coding for ``table``: each variable named like a column of it.
+
+    Parameters
+    ----------
+    variables : dict of str to Variable
+        The catalogue's variables.
+    table : pandas.DataFrame
+        The participants table, as text (:func:`lcm.store.phenotype.read_table`).
+    sidecar : dict, optional
+        ``participants.json``: ``{column: {"Levels": {code: description}}}`` names codes.
+
+    Returns
+    -------
+    (dict, list of LeftOut)
+        ``{variable: {"column": name[, "map": {code: level}]}}``, every value of which the
+        store reads, and the columns left out, each with its reason.
+    """
+    columns: dict[str, dict[str, Any]] = {}
+    left_out: list[LeftOut] = []
+    for name, var in variables.items():
+        if name not in table.columns:
+            continue
+        values = tuple(
+            dict.fromkeys(v.strip() for v in table[name].astype(str) if not is_missing(v))
+        )
+        spec: dict[str, Any] = {"column": name}
+        if not var.is_numeric:
+            mapping, unknown = _level_map(var, values, _described(sidecar, name))
+            if unknown:
+                shown = ", ".join(repr(v) for v in unknown[:SHOWN])
+                reason = (
+                    f"{shown} name(s) no level of {var.kind} variable {name!r} "
+                    f"({', '.join(var.levels)})"
+                    + ("" if sidecar else ", and no participants.json describes the codes")
+                )
+                left_out.append(LeftOut(name, values, reason))
+                continue
+            if any(code != level for code, level in mapping.items()):
+                spec["map"] = mapping
+        bad = unreadable_cells(table[name], var, ColumnCoding(name, map=spec.get("map", {})))
+        if bad:
+            more = f" (and {len(bad) - 1} more row(s))" if len(bad) > 1 else ""
+            reason = f"row {bad[0].row}, value {bad[0].value!r}: {bad[0].reason}{more}"
+            left_out.append(LeftOut(name, values, reason))
+            continue
+        columns[name] = spec
+    return columns, left_out
+
+
+def read_sidecar(phenotype: str | Path) -> dict[str, Any]:
+    """``participants.json`` beside the phenotype table: ``{}`` when absent or unreadable
+    (logged; it is optional metadata, and without it numeric codes are not mapped)."""
+    path = Path(phenotype).with_suffix(".json")
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        log.warning("%s: not read (%s); its Levels describe no code", path, exc)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _described(sidecar: dict[str, Any] | None, column: str) -> dict[str, str]:
+    """``participants.json``'s ``Levels`` of ``column``: code -> description."""
+    entry = (sidecar or {}).get(column)
+    levels = entry.get("Levels") if isinstance(entry, dict) else None
+    if not isinstance(levels, dict):
+        return {}
+    return {str(k).strip(): str(v).strip() for k, v in levels.items() if isinstance(v, str)}
+
+
+def _level_map(
+    var: Variable, values: tuple[str, ...], described: dict[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """Each value's catalogue level, and the values that name none."""
+    mapping: dict[str, str] = {}
+    unknown: list[str] = []
+    for value in values:
+        level = _level(var, value)
+        if level is None and value in described:
+            level = _level(var, described[value])
+        if level is None:
+            unknown.append(value)
+        else:
+            mapping[value] = level
+    return mapping, unknown
+
+
+def _level(var: Variable, word: str) -> str | None:
+    """The level ``word`` names: itself, the one level equal to it but for case, or the level
+    of a well-known word (:data:`LEVEL_WORDS`)."""
+    if word in var.levels:
+        return word
+    folded = [level for level in var.levels if level.casefold() == word.casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    named = [level for level in var.levels if word.casefold() in LEVEL_WORDS.get(level, ())]
+    return named[0] if len(named) == 1 else None
