@@ -368,6 +368,7 @@ def _dataset_entry(
             hint="Pass --dataset-name to add BIDS_DIR under another name. " + _snakemake_hint(args),
         )
     dataset.update(entry="bids", path=str(bids))
+    _check_bids_root(bids, args)
     dataset.setdefault("phenotype", str(bids / "participants.tsv"))
     dataset["role"] = args.role or dataset.get("role", "downstream")
     if args.task:
@@ -381,6 +382,34 @@ def _dataset_entry(
             f"give datasets.{name}.phenotype in a --config-file. " + _snakemake_hint(args),
         )
     return dataset
+
+
+def _check_bids_root(bids: Path, args: argparse.Namespace) -> None:
+    """Refuse a BIDS_DIR that holds no ``sub-*`` folder, naming the folder in it that looks
+    like the dataset (``study/rawdata`` for ``study``): one level too high, it was refused for
+    lacking ``participants.tsv``, with no word of where the dataset is."""
+    if any(p.is_dir() for p in bids.glob("sub-*")):
+        return
+
+    def subjects(folder: Path) -> bool:
+        return any(p.is_dir() for p in folder.glob("sub-*"))
+
+    inner = sorted(
+        (p for p in bids.iterdir() if p.is_dir() and subjects(p)),
+        key=lambda p: (not (p / "dataset_description.json").is_file(), p.name),
+    )
+    said = f"BIDS_DIR {bids} holds no sub-* folder: it is not the root of a BIDS dataset"
+    if inner:
+        others = f" ({', '.join(p.name for p in inner[1:])} too)" if inner[1:] else ""
+        raise ConfigError(
+            f"{said}; {inner[0]} holds subject folders{others}.",
+            hint=f"Pass {inner[0]} as BIDS_DIR (the folder with dataset_description.json, "
+            "participants.tsv and sub-*/).",
+        )
+    raise ConfigError(
+        f"{said} (dataset_description.json, participants.tsv and sub-*/ in one folder).",
+        hint="Pass the dataset's root folder. " + _snakemake_hint(args),
+    )
 
 
 def _snakemake_hint(args: argparse.Namespace) -> str:

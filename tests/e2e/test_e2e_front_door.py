@@ -380,7 +380,7 @@ def test_a_folder_of_roi_series_as_bids_dir_points_at_snakemake(
     entry = {"entry": "roi_timeseries", "path": str(series), "repetition_time": 2.0}
     (tmp_path / "roi.yaml").write_text(yaml.safe_dump({"datasets": {name: entry}}))
     args = parse("roi", "out", "participant", "--config-file", "roi.yaml")
-    said = r"lcm run reads BIDS_DIR as raw BIDS" if named else r"No phenotype table"
+    said = r"lcm run reads BIDS_DIR as raw BIDS" if named else r"holds no sub-\* folder"
     with pytest.raises(ConfigError, match=said) as info:
         run_cmd.build_config(args, tmp_path, tmp_path / "out")
     files = run_cmd.workflow_files()
@@ -407,7 +407,7 @@ def test_snakemake_command_runs_the_packaged_workflow(tmp_path: Path) -> None:
 def test_missing_bids_dir_and_bad_config_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(InputDataError, match=r"BIDS_DIR .* is not a folder"):
         run_cmd.build_config(parse("nope", "out", "participant"), tmp_path, tmp_path / "out")
-    (tmp_path / "bids").mkdir()
+    (tmp_path / "bids" / "sub-01").mkdir(parents=True)
     (tmp_path / "bids" / "participants.tsv").write_text("participant_id\n")
     (tmp_path / "bad.yaml").write_text("denoise: {strategy: 99P}\n")
     args = parse("bids", "out", "participant", "--config-file", "bad.yaml")
@@ -667,3 +667,18 @@ def test_the_generated_coding_reads_common_codings_and_leaves_out_what_does_not_
     args = parse("study", "out", "group", "--config-file", "tasks.yaml", *DERIVATIVES)
     with pytest.raises(ConfigError, match=r"Task 'sx': its label's column 'sex' \(values '1', '3'"):
         run_cmd.build_config(args, tmp_path, tmp_path / "out")
+
+
+def test_a_bids_dir_one_level_too_high_names_the_dataset_inside(tmp_path: Path) -> None:
+    """BIDS_DIR given as the study folder of `study/rawdata`: refused for lacking
+    participants.tsv, with no word of the dataset one level down."""
+    study = tmp_path / "study"
+    raw = _study(study).rename(study / "rawdata")
+    (raw / "dataset_description.json").write_text('{"Name": "s", "BIDSVersion": "1.10.0"}')
+    (study / "sourcedata" / "sub-01").mkdir(parents=True)
+    args = parse("study", "out", "participant", "--derivatives", "study/rawdata/derivatives")
+    with pytest.raises(ConfigError, match=r"BIDS_DIR .*study holds no sub-\* folder") as info:
+        run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    assert f"{raw} holds subject folders (sourcedata too)" in info.value.message
+    assert info.value.hint.startswith(f"Pass {raw} as BIDS_DIR")
+    assert not (tmp_path / "out").exists()
