@@ -329,6 +329,11 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     packaged = workflow_files() / "config"
     config.setdefault("variables", str(packaged / "variables.yaml"))
     config = validate_base(config, source="lcm run")  # the shape, before a file is written
+    if args.participant_label:
+        task = config["datasets"][name]["task"]
+        _check_labels_have_runs(
+            bids, [x.removeprefix("sub-") for x in args.participant_label], task
+        )
     voxel = sorted(n for n, ds in config["datasets"].items() if entry_type(ds["entry"]).voxel)
     from lcm.atlas.load import check_atlas_files, check_atlas_space
 
@@ -498,6 +503,45 @@ def _check_participant_labels(bids: Path, labels: list[str]) -> None:
             f"(it has {len(present)}: {shown}).",
             hint="Pass labels of sub-<label> folders of BIDS_DIR, with or without 'sub-'.",
         )
+
+
+def _check_labels_have_runs(bids: Path, labels: list[str], task: str) -> None:
+    """Refuse ``--participant-label`` values none of which has a BOLD run of ``task``; warn
+    of those that have none.
+
+    A chosen subject without one ended the run with "no included run ... not_selected" about
+    the other subjects, never saying that the chosen one has no run of the task.
+    """
+    lacking: dict[str, list[str]] = {}
+    for label in dict.fromkeys(labels):
+        folder = bids / f"sub-{label}"
+        names = [p.name for g in ("func", "ses-*/func") for p in folder.glob(f"{g}/*_bold.nii*")]
+        tasks = sorted({m.group(1) for n in names if (m := re.search(r"_task-([^_]+)_", n))})
+        if task not in tasks:
+            lacking[label] = tasks
+    if not lacking:
+        return
+    said = "; ".join(
+        f"sub-{label}: "
+        + (f"BOLD runs of task(s) {', '.join(tasks)} only" if tasks else "no BOLD file in func/")
+        for label, tasks in lacking.items()
+    )
+    fix = (
+        f"Choose participants with BOLD runs of task {task!r}, or give the task of their "
+        "resting-state runs with --task (task-restingstate: --task restingstate)."
+    )
+    if len(lacking) == len(dict.fromkeys(labels)):
+        raise ConfigError(
+            f"--participant-label {' '.join(lacking)}: no BOLD run of task {task!r} in {bids} "
+            f"({said}); nothing to process.",
+            hint=fix,
+        )
+    log.warning(
+        "--participant-label: no BOLD run of task %r for %s; they add nothing. %s",
+        task,
+        said,
+        fix,
+    )
 
 
 def _with_earlier_participants(

@@ -147,7 +147,8 @@ def test_build_config_adds_the_dataset_and_resolves_paths(
 ) -> None:
     bids = tmp_path / "my-study"
     for sub in ("01", "02"):
-        (bids / f"sub-{sub}").mkdir(parents=True)
+        (bids / f"sub-{sub}" / "func").mkdir(parents=True)
+        (bids / f"sub-{sub}" / "func" / f"sub-{sub}_task-rest_bold.nii.gz").write_bytes(b"")
         (bids / "derivatives" / f"sub-{sub}").mkdir(parents=True)
     (bids / "participants.tsv").write_text(
         "participant_id\tage\tsex\tdiagnosis\nsub-01\t30\tF\tx\n"
@@ -188,7 +189,8 @@ DERIVATIVES = ("--derivatives", "study/derivatives/fmriprep")
 def _study(tmp_path: Path) -> Path:
     bids = tmp_path / "study"
     for sub in ("01", "02", "03", "04"):
-        (bids / f"sub-{sub}").mkdir(parents=True)
+        (bids / f"sub-{sub}" / "func").mkdir(parents=True)
+        (bids / f"sub-{sub}" / "func" / f"sub-{sub}_task-rest_bold.nii.gz").write_bytes(b"")
         (bids / "derivatives" / "fmriprep" / f"sub-{sub}").mkdir(parents=True)
     (bids / "participants.tsv").write_text(
         "participant_id\tage\tdiagnosis\n"
@@ -330,6 +332,8 @@ def test_the_config_files_entry_of_the_dataset_is_kept(tmp_path: Path) -> None:
     """A study whose rest runs are task-restingstate: its config file's task, repetition time
     and participant exclusions were replaced by lcm run's defaults (task rest: no run found)."""
     bids = _study(tmp_path)
+    for sub in ("01", "04"):
+        (bids / f"sub-{sub}" / "func" / f"sub-{sub}_task-restingstate_bold.nii.gz").touch()
     entry = {"task": "restingstate", "repetition_time": 2.0, "role": "pretrain"}
     select = {"study": {"participants": {"exclude": ["04"]}}}
     mine = {"datasets": {"study": entry}, "ingest": {"select": select}}
@@ -682,3 +686,33 @@ def test_a_bids_dir_one_level_too_high_names_the_dataset_inside(tmp_path: Path) 
     assert f"{raw} holds subject folders (sourcedata too)" in info.value.message
     assert info.value.hint.startswith(f"Pass {raw} as BIDS_DIR")
     assert not (tmp_path / "out").exists()
+
+
+def test_participant_labels_without_a_bold_run_of_the_task_are_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`--participant-label 03` of a subject with an anatomical scan only ran ingest and ended
+    on "no included run ... not_selected: 2 runs", about the subjects it did not choose."""
+    bids = _study(tmp_path)
+    (bids / "sub-02" / "func" / "sub-02_task-rest_bold.nii.gz").rename(
+        bids / "sub-02" / "func" / "sub-02_task-movie_bold.nii"
+    )
+    (bids / "sub-03" / "func" / "sub-03_task-rest_bold.nii.gz").unlink()
+    (bids / "sub-03" / "anat").mkdir()
+    argv = ("study", "out", "participant", *DERIVATIVES, "--participant-label")
+    with pytest.raises(
+        ConfigError, match=r"--participant-label 03 02: no BOLD run of task 'rest'"
+    ) as info:
+        run_cmd.build_config(parse(*argv, "03", "sub-02"), tmp_path, tmp_path / "out")
+    assert "(sub-03: no BOLD file in func/; sub-02: BOLD runs of task(s) movie only)" in (
+        info.value.message
+    )
+    assert "--task" in (info.value.hint or "")
+    assert not (tmp_path / "out").exists()
+    # With a subject that has one, the others are said and the run goes on.
+    with caplog.at_level("WARNING"):
+        config = run_cmd.build_config(parse(*argv, "01", "03"), tmp_path, tmp_path / "out")
+    assert "no BOLD run of task 'rest' for sub-03: no BOLD file in func/" in caplog.text
+    assert config["ingest"]["select"]["study"]["participants"]["include"] == ["01", "03"]
+    # The task of the subject's runs, given: accepted.
+    run_cmd.build_config(parse(*argv, "02", "--task", "movie"), tmp_path, tmp_path / "out")
