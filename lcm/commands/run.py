@@ -186,6 +186,12 @@ def run(args: argparse.Namespace) -> int:
         )
     out = Path(args.output_dir).resolve()
     cmd = snakemake_command(args, out / "config.yaml", out)  # checks the profile, first
+    # Where OUTPUT_DIR is, before its lock file is written there (build_config checks again,
+    # each path with its own error where it is no folder).
+    bids, derivatives = Path.cwd() / args.bids_dir, Path.cwd() / (args.derivatives or "")
+    if bids.is_dir():
+        given = derivatives.resolve() if args.derivatives and derivatives.is_dir() else None
+        _check_output_place(bids.resolve(), given, out)
     with _output_dir_held(out):
         _check_snakemake_lock(out, args)
         config = build_config(args, Path.cwd(), out)
@@ -309,9 +315,7 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
         dataset["derivatives"] = str(derivatives)
         fmriprep["runner"] = "existing"
     config.setdefault("datasets", {})[name] = dataset
-    _check_output_dir(bids, out)
-    for written in ("config.yaml", "variables.yaml"):
-        _check_own_file(out / written)
+    _check_output_place(bids, Path(dataset["derivatives"]) if args.derivatives else None, out)
     config["results_dir"] = str(out)
     if args.participant_label:
         labels = [label.removeprefix("sub-") for label in args.participant_label]
@@ -468,6 +472,36 @@ def _check_own_file(path: Path) -> None:
             f"{path} exists and was not written by lcm run; nothing was written.",
             hint="Choose a new OUTPUT_DIR (or one an earlier lcm run wrote), or move the file.",
         )
+
+
+def _check_output_place(bids: Path, derivatives: Path | None, out: Path) -> None:
+    """Refuse an OUTPUT_DIR in BIDS_DIR (but its ``derivatives/lcm``-like folders) or in the
+    ``--derivatives`` folder, or whose ``config.yaml``/``variables.yaml`` are not lcm run's."""
+    _check_output_dir(bids, out)
+    if derivatives is not None:
+        _check_output_outside(derivatives, bids, out)
+    for written in ("config.yaml", "variables.yaml"):
+        _check_own_file(out / written)
+
+
+def _check_output_outside(derivatives: Path, bids: Path, out: Path) -> None:
+    """Refuse an OUTPUT_DIR that is the ``--derivatives`` folder or inside it.
+
+    LCM's outputs went into fMRIPrep's derivative dataset, beside (and mixed with) the
+    subject folders it reads.
+    """
+    resolved = out.resolve()
+    if not resolved.is_relative_to(derivatives):
+        return
+    own = derivatives.parent / "lcm"
+    if own.is_relative_to(bids) and not own.is_relative_to(bids / "derivatives"):
+        own = bids / "derivatives" / "lcm"
+    where = "is the" if resolved == derivatives else "is inside the"
+    raise ConfigError(
+        f"OUTPUT_DIR {out} {where} --derivatives folder {derivatives}, fMRIPrep's derivative "
+        "dataset: LCM's outputs would be written into it.",
+        hint=f"Use a folder of its own, e.g. {own} (beside it), or a folder outside it.",
+    )
 
 
 def _check_output_dir(bids: Path, out: Path) -> None:

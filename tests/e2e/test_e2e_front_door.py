@@ -589,6 +589,12 @@ def test_a_second_lcm_run_into_one_output_dir_is_refused_before_it_writes(
     assert main([*argv[:2], str(new), *argv[3:], "--profile", str(tmp_path)]) != 0
     assert main(["run", str(tmp_path / "nope"), str(new), "participant"]) != 0
     assert not new.exists()
+    # A folder of the user's is refused before the lock file is written in it.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.yaml").write_text("# my analysis\n")
+    assert main([*argv[:2], str(mine), *argv[3:]]) == ConfigError.exit_code
+    assert [p.name for p in mine.iterdir()] == ["config.yaml"]
 
 
 def test_a_participants_tsv_that_is_not_utf8_is_refused_naming_the_byte(tmp_path: Path) -> None:
@@ -716,3 +722,32 @@ def test_participant_labels_without_a_bold_run_of_the_task_are_said(
     assert config["ingest"]["select"]["study"]["participants"]["include"] == ["01", "03"]
     # The task of the subject's runs, given: accepted.
     run_cmd.build_config(parse(*argv, "02", "--task", "movie"), tmp_path, tmp_path / "out")
+
+
+@pytest.mark.parametrize("inside", ["", "lcm"], ids=["is_derivatives", "inside_derivatives"])
+def test_an_output_dir_in_the_derivatives_folder_is_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inside: str
+) -> None:
+    """OUTPUT_DIR = --derivatives (or a folder in it): LCM wrote into fMRIPrep's derivative
+    dataset, as it is refused to inside BIDS_DIR."""
+    bids = _study(tmp_path)
+    derivatives = bids / "derivatives" / "fmriprep"
+    out = derivatives / inside if inside else derivatives
+    args = parse("study", str(out), "participant", *DERIVATIVES)
+    match = r"OUTPUT_DIR .*fmriprep(/lcm)? is (inside )?the --derivatives folder .*fmriprep, "
+    with pytest.raises(ConfigError, match=match) as info:
+        run_cmd.build_config(args, tmp_path, out)
+    assert f"e.g. {bids / 'derivatives' / 'lcm'} (beside it)" in (info.value.hint or "")
+    # Through the command: no lock file nor config either.
+    ran = _no_snakemake(monkeypatch)
+    before = sorted(p.name for p in derivatives.iterdir())
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "study", str(out), "participant", *DERIVATIVES]) == 2 and not ran
+    assert sorted(p.name for p in derivatives.iterdir()) == before
+    # A derivatives folder outside BIDS_DIR: the suggestion is beside it too.
+    elsewhere = tmp_path / "preproc" / "fmriprep"
+    (elsewhere / "sub-01").mkdir(parents=True)
+    args = parse("study", "x", "participant", "--derivatives", str(elsewhere))
+    with pytest.raises(ConfigError, match=r"is the --derivatives folder") as info:
+        run_cmd.build_config(args, tmp_path, elsewhere)
+    assert f"e.g. {tmp_path / 'preproc' / 'lcm'} (beside it)" in (info.value.hint or "")
