@@ -4,12 +4,17 @@ Two ``lcm pretrain`` runs into one folder, or two ``lcm store`` runs of one data
 interleave their files. Each writer holds an exclusive ``flock`` on a lock file for as long as
 it writes; a second writer is refused at once with a message naming the holder. The kernel
 releases the lock when its holder exits, even on ``kill -9``, so no stale lock needs cleaning.
+A file system that offers no locks at all (Lustre mounted without ``flock``, some FUSE
+mounts) answers ``flock`` with an error: the writer then goes on, warned that a second one
+would not be refused, rather than failing before any work on a cluster's scratch space.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import logging
 import os
 import socket
 import time
@@ -19,6 +24,11 @@ from pathlib import Path
 from lcm.exceptions import OutputBusyError, OutputOwnershipError
 
 LOCK_NAME = ".lcm.lock"
+
+log = logging.getLogger(__name__)
+
+# flock's answers on a file system without locks (not "held by another": that is EWOULDBLOCK).
+_NO_LOCKS = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL}
 
 
 @contextlib.contextmanager
@@ -62,6 +72,16 @@ def exclusive_lock(lock_path: str | os.PathLike[str], what: str) -> Iterator[Pat
                 f"{path.parent} is being written by another {what} ({holder}).",
                 hint="Wait for that run to finish, or write to another folder.",
             ) from None
+        except OSError as exc:
+            if exc.errno not in _NO_LOCKS:
+                raise
+            log.warning(
+                "%s: the file system of %s offers no file locks (%s); going on unlocked, so a "
+                "second writer into this folder would not be refused: run one at a time there",
+                what,
+                path.parent,
+                exc.strerror,
+            )
         # Who holds it, for the message a second writer gets (the lock itself is the flock).
         os.ftruncate(fd, 0)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -241,3 +245,31 @@ def test_an_output_recorded_under_an_earlier_sidecar_name_may_be_replaced(tmp_pa
     record = {"Output": out.name, "Provenance": {}, "Sha256": "0" * 64}
     (tmp_path / "emb.json").write_text(json.dumps(record))
     check_replaceable([out], "lcm embed")
+
+
+@pytest.mark.parametrize("code", [errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP])
+def test_a_file_system_without_locks_is_written_unlocked_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, code: int
+) -> None:
+    """Lustre mounted without flock answers ENOSYS/ENOLCK: the writer goes on, warned (it
+    failed before any work with a traceback: every lcm run and store on such scratch space)."""
+
+    def no_locks(fd: int, op: int) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    lock = tmp_path / "out" / ".lcm.lock"
+    with caplog.at_level(logging.WARNING), exclusive_lock(lock, "lcm store") as held:
+        assert held == lock
+    assert "offers no file locks" in caplog.text and "lcm store" in caplog.text
+
+
+def test_another_flock_error_is_not_taken_for_a_file_system_without_locks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def bad_fd(fd: int, op: int) -> None:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+    monkeypatch.setattr(fcntl, "flock", bad_fd)
+    with pytest.raises(OSError, match="Bad file descriptor"), exclusive_lock(tmp_path / "l", "x"):
+        pass
