@@ -178,6 +178,20 @@ def test_a_difference_without_interval_for_too_few_subjects_is_quoted_as_such() 
     assert "does <b>not</b> beat every baseline" in sentence
 
 
+def test_a_task_run_above_low_labels_is_compared_at_its_lowest_fraction() -> None:
+    """A small cohort run at 0.5 and 1.0 only: the headline sentence read "LCM was not compared
+    with a baseline" while headline.tsv held a verdict ("worse") at both fractions."""
+    rows = [
+        _headline_row(f) | {"difference": -0.1, "p_value": 0.01, "verdict": "worse"}
+        for f in (0.5, 1.0)
+    ]
+    frame = pd.DataFrame(rows, columns=list(HEADLINE_COLUMNS))
+    (sentence,) = science_statements(frame, {"dx": None})
+    assert "does <b>not</b> beat every baseline at 0.5 of the labels" in sentence
+    assert "the lowest label fraction evaluated" in sentence and "not compared" not in sentence
+    assert "at 0.5 of the labels lcm" in sentence and "at 1 of the labels" not in sentence
+
+
 def _gain_row(task: str, fraction: float, d: float, low: float, high: float) -> dict:
     verdict = "gain" if low > 0 else "loss" if high < 0 else "no clear difference"
     return {
