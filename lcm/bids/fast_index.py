@@ -4,7 +4,11 @@ pybids builds a full SQL index of every file and takes hours on a 40,000-subject
 workflow only needs one entry level's BOLD runs (or ROI time series) of one task. This indexer
 walks ``sub-*/[ses-*/]func`` once, reads each sidecar once, checks each NIfTI header with a
 540-byte read, and reports per subject the files and folders it looked at (with sizes and
-mtimes) so that :mod:`lcm.bids.index_cache` can skip unchanged subjects next time.
+mtimes) so that :mod:`lcm.bids.index_cache` can skip unchanged subjects next time. In a raw
+dataset that is every file and folder of the subject's tree, whatever its datatype (``anat/``,
+``fmap/``, ``*_scans.tsv`` ...): the BIDS validator and fMRIPrep read them all, so an edit there
+changes the subject's validator verdict and reruns its fMRIPrep job. A derivatives tree records
+only the files the index reads.
 In DataLad (git-annex) datasets, files whose content was not fetched are symlinks to absent
 targets: such a data file is an excluded row (``not_fetched``, naming ``datalad get``), and
 so is every run such a sidecar applies to, never a run with a farther sidecar's metadata.
@@ -17,7 +21,9 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from stat import S_ISDIR
 from typing import Any
 
 from lcm.bids.manifest import exclude_duplicates
@@ -59,6 +65,11 @@ Stat = tuple[str, int, int]
 # Size recorded for a symlink whose target is absent (DataLad/git-annex content not fetched),
 # with the link's own mtime: the cache sees the subject changed once the content is there.
 ABSENT = -2
+# Top-level folders of a raw dataset whose files the BIDS validator reads one by one (the
+# schema's only non-opaque one besides the subjects'): recorded file by file, so that an edit
+# in place reruns the validator. The opaque ones (code/, derivatives/, sourcedata/, stimuli/
+# ...) and any other folder are recorded by their own mtime only.
+VALIDATED_TOP_FOLDERS = ("phenotype",)
 
 
 @dataclass(frozen=True)
@@ -142,6 +153,12 @@ class IndexSpec:
         """How the user keeps one file per run, for the duplicate reason."""
         return self.tree.duplicate_hint
 
+    @property
+    def whole_tree(self) -> bool:
+        """Whether every file of a subject's tree is recorded: a raw dataset's, which the
+        validator and fMRIPrep read whole (a derivatives tree: the files the index reads)."""
+        return entry_type(self.entry).raw
+
 
 @dataclass
 class SubjectIndex:
@@ -151,15 +168,19 @@ class SubjectIndex:
     stats: list[Stat] = field(default_factory=list)
 
 
-def root_sidecars(root: str) -> tuple[list[Sidecar], list[str], list[Stat], list[Stat]]:
+def root_sidecars(
+    root: str, whole_tree: bool = False
+) -> tuple[list[Sidecar], list[str], list[Stat], list[Stat]]:
     """Top-level JSON sidecars, subject folder names, the root's own stats and its listing.
 
     The root's stats are its JSON files (inherited by everyone); adding a subject changes the
     listing, which is re-read every time anyway. The listing is every other root entry too
     (``participants.tsv``, ``README``, ``.bidsignore``, ``CHANGES``, folders such as
     ``phenotype/`` or ``derivatives/``), with size and mtime: the BIDS validator reads them, so
-    a change reruns it (:mod:`lcm.bids.index_cache`). Subject folders are not in it: their
-    names are ``subjects`` and their files the subjects' own stats.
+    a change reruns it (:mod:`lcm.bids.index_cache`). With ``whole_tree`` (a raw dataset), the
+    files of :data:`VALIDATED_TOP_FOLDERS` are in it one by one, as the validator reads them.
+    Subject folders are not in it: their names are ``subjects`` and their files the subjects'
+    own stats.
     """
     sidecars, subjects, stats, listing = [], [], [], []
     with os.scandir(root) as it:
@@ -177,7 +198,10 @@ def root_sidecars(root: str) -> tuple[list[Sidecar], list[str], list[Stat], list
                 stats.append(_absent_stat(entry))
                 if name != "dataset_description.json":
                     sidecars.append(Sidecar.from_name(entry.path, name, present=False))
-            listing.append(_root_entry_stat(entry))
+            if whole_tree and name in VALIDATED_TOP_FOLDERS:
+                _record_entry(entry, listing)
+            else:
+                listing.append(_root_entry_stat(entry))
     subjects.sort()
     return sidecars, subjects, sorted(stats), sorted(listing)
 
@@ -212,23 +236,24 @@ def index_subject(
         Shared sidecar cache (top-level files are read once per indexing run).
     """
     out = SubjectIndex()
+    every = spec.whole_tree
     sub_path = os.path.join(root, subject_dir)
-    sub_json, children = _list_folder(sub_path, out.stats, want_dirs=True)
+    sub_json, children = _list_folder(sub_path, out.stats, dirs=_is_func_or_session, every=every)
     sub_levels = [top, sub_json]
     folders: list[tuple[str, list[list[Sidecar]]]] = []
     for child in children:
         if child == "func":
             folders.append((os.path.join(sub_path, child), sub_levels))
-        elif child.startswith("ses-"):
+        else:  # ses-<label>
             ses_path = os.path.join(sub_path, child)
-            ses_json, ses_children = _list_folder(ses_path, out.stats, want_dirs=True)
-            if "func" in ses_children:
+            ses_json, ses_children = _list_folder(ses_path, out.stats, dirs=_is_func, every=every)
+            if ses_children:
                 folders.append((os.path.join(ses_path, "func"), [*sub_levels, ses_json]))
     others: list[tuple[str, str, dict[str, str]]] | None = (
         [] if spec.tree.space == "required" else None
     )
     for func_path, levels in folders:
-        func_json, data = _list_folder(func_path, out.stats, spec=spec, others=others)
+        func_json, data = _list_folder(func_path, out.stats, spec=spec, others=others, every=every)
         levels = [*levels, func_json]
         absent = [side for level in levels for side in level if not side.present]
         for path, name, ents, size in data:
@@ -241,19 +266,31 @@ def index_subject(
     return out
 
 
+def _is_func_or_session(name: str) -> bool:
+    return name == "func" or name.startswith("ses-")
+
+
+def _is_func(name: str) -> bool:
+    return name == "func"
+
+
 def _list_folder(
     folder: str,
     stats: list[Stat],
-    want_dirs: bool = False,
+    dirs: Callable[[str], bool] | None = None,
     spec: IndexSpec | None = None,
     others: list[tuple[str, str, dict[str, str]]] | None = None,
+    every: bool = False,
 ) -> tuple[list[Sidecar], list[Any]]:
-    """Sidecars of ``folder`` and either its sub-folder names or its data files of ``spec``.
+    """Sidecars of ``folder`` and either its sub-folder names ``dirs`` keeps or its data files
+    of ``spec``.
 
     Data files are ``(path, name, entities, size)``, size ``None`` for a dangling symlink.
     ``others`` receives ``(path, name, entities)`` of the other outputs of runs
     (:meth:`IndexSpec.other_output`); their names alone matter, so they add no stats (the
-    folder's mtime changes when one is added or removed).
+    folder's mtime changes when one is added or removed). With ``every``, every other entry
+    is recorded too, folders with all they hold (:func:`_record_entry`): the sub-folders
+    returned are not, their own listing records them.
     """
     sidecars: list[Sidecar] = []
     found: list[Any] = []
@@ -270,27 +307,62 @@ def _list_folder(
                     est = entry.stat()
                     stats.append((entry.path, est.st_size, est.st_mtime_ns))
                     sidecars.append(Sidecar.from_name(entry.path, name))
-                elif _dangling(entry):
+                    continue
+                if _dangling(entry):
                     stats.append(_absent_stat(entry))
                     sidecars.append(Sidecar.from_name(entry.path, name, present=False))
-            elif want_dirs:
-                if (name == "func" or name.startswith("ses-")) and entry.is_dir():
+                    continue
+            elif dirs is not None:
+                if dirs(name) and entry.is_dir():
                     found.append(name)
+                    continue
             elif spec is not None:
                 ents = spec.wants(name)
-                if ents is None:
-                    if others is not None and (other := spec.other_output(name)) is not None:
-                        others.append((entry.path, name, other))
-                    continue
-                if entry.is_file():
-                    est = entry.stat()
-                    stats.append((entry.path, est.st_size, est.st_mtime_ns))
-                    found.append((entry.path, name, ents, est.st_size))
-                elif _dangling(entry):
-                    stats.append(_absent_stat(entry))
-                    found.append((entry.path, name, ents, None))
+                if ents is not None:
+                    if entry.is_file():
+                        est = entry.stat()
+                        stats.append((entry.path, est.st_size, est.st_mtime_ns))
+                        found.append((entry.path, name, ents, est.st_size))
+                        continue
+                    if _dangling(entry):
+                        stats.append(_absent_stat(entry))
+                        found.append((entry.path, name, ents, None))
+                        continue
+                elif others is not None and (other := spec.other_output(name)) is not None:
+                    others.append((entry.path, name, other))
+            if every:
+                _record_entry(entry, stats)
     found.sort()  # unique names and paths: data tuples never compare beyond the path
     return sidecars, found
+
+
+def _record_entry(entry: os.DirEntry, stats: list[Stat]) -> None:
+    """Record ``entry`` and, for a folder, everything below it.
+
+    A file or a link to one: its (target's) size and mtime; a dangling link: ``ABSENT`` with
+    the link's own mtime (the cache sees its content arrive); a folder: -1 and its mtime (a
+    file added, removed or renamed in it), then its entries. A link to a folder is recorded
+    but not followed (as ``os.walk`` does, and a link cycle ends here).
+    """
+    try:
+        st = entry.stat()
+    except FileNotFoundError:  # a dangling link (or a file gone while listed)
+        if entry.is_symlink():
+            stats.append(_absent_stat(entry))
+        return
+    except OSError:  # unreadable: its folder's mtime stands for it
+        return
+    if not S_ISDIR(st.st_mode):
+        stats.append((entry.path, st.st_size, st.st_mtime_ns))
+        return
+    stats.append((entry.path, -1, st.st_mtime_ns))
+    if not entry.is_symlink():
+        try:
+            with os.scandir(entry.path) as it:
+                for child in it:
+                    _record_entry(child, stats)
+        except OSError:
+            return
 
 
 def _run_stem(ents: dict[str, str]) -> tuple[str, ...]:

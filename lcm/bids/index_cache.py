@@ -2,15 +2,18 @@
 
 The cache is a folder next to the manifest (``manifest.parquet.cache/``) holding the rows of
 the last indexing run per subject folder (``rows.parquet``), the size and mtime of every file
-and folder each subject's rows were derived from (``stats.parquet``), and what the rows depend
+and folder each subject's rows were derived from (``stats.parquet``; in a raw dataset every file
+and folder of the subject's tree, ``anat/``, ``fmap/`` and ``*_scans.tsv`` included, since the
+validator's verdict on the subject and fMRIPrep depend on them all), and what the rows depend
 on beyond the subjects (``meta.json``: the index spec, the top-level sidecars' stats, the
 validator report and the root listing it was made with). A subject is re-indexed when any of
 its recorded stats changed: a file added, removed or renamed changes its folder's mtime, an edit
-in place changes the file's own. A changed top-level sidecar or index spec re-indexes
-everything; any other change at the root (``participants.tsv``, ``.bidsignore``, ``README``, a
-folder added or removed) keeps the rows but not the validator report. A dangling symlink
-(DataLad content not fetched) is recorded as absent: its subject is re-indexed once the content
-is there (``datalad get`` changes no folder's mtime).
+in place changes the file's own; the validator then runs again. A changed top-level sidecar or
+index spec re-indexes everything; any other change at the root (``participants.tsv``,
+``.bidsignore``, ``README``, a file of ``phenotype/``, a folder added or removed) keeps the rows
+but not the validator report. A dangling symlink (DataLad content not fetched) is recorded as
+absent: its subject is re-indexed once the content is there (``datalad get`` changes no folder's
+mtime).
 """
 
 from __future__ import annotations
@@ -43,8 +46,10 @@ log = logging.getLogger(__name__)
 # Raised when a run's verdict can change for the same files (2: header bounds, bad_header;
 # 4: dangling symlinks are rows, not_fetched, where version 3 dropped them unseen; 5: files
 # that are no image, git-annex pointers included, are excluded instead of not checked; 6: runs
-# of fMRIPrep derivatives without BOLD in the asked space are rows, not_in_space).
-CACHE_VERSION = 6
+# of fMRIPrep derivatives without BOLD in the asked space are rows, not_in_space), or when a
+# cache records too little to see a change (7: a raw subject's every file, not its func/ only;
+# a version-6 cache kept a validator verdict on an anat/ link fetched since).
+CACHE_VERSION = 7
 # Indexing threads. On a local disk the metadata is in the page cache and indexing is
 # CPU-bound Python: one thread is fastest (more only contend for the GIL). On network
 # filesystems every stat and open waits on a metadata server: LCM_INGEST_THREADS=8 there.
@@ -106,7 +111,7 @@ def index_dataset(
         ``changed`` is False when every subject was reused and none was added or removed.
     """
     root = str(root)
-    top, subjects, root_stats, listing = root_sidecars(root)
+    top, subjects, root_stats, listing = root_sidecars(root, whole_tree=spec.whole_tree)
     meta = {
         "version": CACHE_VERSION,
         "spec": _spec_dict(spec, root),
@@ -264,7 +269,9 @@ def unit_digests(result: IndexResult) -> dict[str, str]:
 
     What the workflow hashes to rerun one subject whose files changed: a BOLD file or sidecar
     replaced or edited, a run added or removed (its folder's mtime), a top-level sidecar its
-    runs inherit. Empty without stats (runs brought as plain files).
+    runs inherit, and in a raw dataset any other file of the subject's tree (an anatomical
+    image edited or fetched, a field map added, ``*_scans.tsv``). Empty without stats (runs
+    brought as plain files).
     """
     stats = result.stats
     if stats.num_rows == 0 or UNIT not in stats.column_names:

@@ -115,14 +115,16 @@ class WorkflowPlan:
         return self._bold.get(dataset, {}).get(run_key)
 
     def subject_sources(self, dataset: str, subject: str) -> str:
-        """Digest of a real subject's indexed files (BOLD, sidecars, folders), "" if synthetic.
+        """Digest of a real subject's indexed files, "" if synthetic: BOLD, sidecars and
+        folders, and in a raw dataset every other file of its tree (``anat/``, ``fmap/``,
+        ``*_scans.tsv`` ...; :func:`lcm.bids.index_cache.unit_digests`).
 
-        An fMRIPrep job's param: a BOLD file or sidecar replaced or edited in place reruns
-        that subject (and, through its record, its connectomes), not the cohort; with
-        ``fmriprep.runner: existing``, and for a dataset entering as fMRIPrep derivatives
-        (``entry: fmriprep``), its derivatives count too (BOLD, mask, sidecars, confounds by
-        size and modification time). Snakemake cannot see it otherwise: the job's inputs are
-        the manifest, read as ancient.
+        An fMRIPrep job's param: a BOLD file or sidecar replaced or edited in place (or an
+        anatomical image, a field map ...) reruns that subject (and, through its record, its
+        connectomes), not the cohort; with ``fmriprep.runner: existing``, and for a dataset
+        entering as fMRIPrep derivatives (``entry: fmriprep``), its derivatives count too (BOLD,
+        mask, sidecars, confounds by size and modification time). Snakemake cannot see it
+        otherwise: the job's inputs are the manifest, read as ancient.
         """
         if dataset in self.consortia:
             return ""  # its files are outputs of the synth rule, which Snakemake follows

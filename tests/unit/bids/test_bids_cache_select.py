@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -307,6 +308,86 @@ def test_subjects_changed_since_the_cache_are_told_apart(tmp_path: Path) -> None
     assert changed() == {"01": False, "02": False, "03": True}  # the cache set aside still tells
     later(root / "task-rest_bold.json")
     assert changed() == {"01": True, "02": True, "03": True}
+
+
+def _later(file: Path, seconds: int = 1) -> None:
+    """Give ``file`` a later modification time, as an edit in place does."""
+    import os
+
+    st = file.stat()
+    os.utime(file, ns=(st.st_atime_ns, st.st_mtime_ns + seconds * 1_000_000_000))
+
+
+def _edit_t1w(root: Path) -> None:
+    _later(root / "sub-02" / "anat" / "sub-02_T1w.nii.gz")
+
+
+def _add_fieldmap(root: Path) -> None:
+    fmap = root / "sub-02" / "fmap"
+    _later(fmap, seconds=-5)  # the folder's mtime as it was: only the new file tells
+    stamp = fmap.stat().st_mtime_ns
+    (fmap / "sub-02_dir-PA_epi.nii.gz").write_bytes(b"b" * 10)
+    os.utime(fmap, ns=(stamp, stamp))
+
+
+def _rename_in_anat(root: Path) -> None:
+    anat = root / "sub-02" / "anat"
+    (anat / "sub-02_T1w.nii.gz").rename(anat / "sub-02_run-1_T1w.nii.gz")
+
+
+def _edit_scans(root: Path) -> None:
+    scans = root / "sub-02" / "sub-02_scans.tsv"
+    scans.write_text(scans.read_text() + "func/x_bold.nii.gz\t2020-01-02T00:00:00\n")
+
+
+@pytest.mark.parametrize("edit", [_edit_t1w, _add_fieldmap, _rename_in_anat, _edit_scans])
+def test_every_file_of_a_raw_subjects_tree_counts_not_only_func(tmp_path: Path, edit) -> None:
+    """What the validator and fMRIPrep read of a subject is its whole folder: an anatomical
+    image edited in place, a field map added to fmap/, a file renamed in anat/, scans.tsv
+    edited each change that subject's digest (its fMRIPrep job's ``sources`` param) and mark
+    it changed, and ingest indexes it (and validates it) again; the others are reused."""
+    from lcm.bids.index_cache import cache_dir_for
+    from lcm.bids.ingest import included_runs
+
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02", "03"))
+    for sub in ("01", "02", "03"):
+        (root / f"sub-{sub}" / "anat").mkdir()
+        (root / f"sub-{sub}" / "anat" / f"sub-{sub}_T1w.nii.gz").write_bytes(b"t" * 10)
+        (root / f"sub-{sub}" / "fmap").mkdir()
+        (root / f"sub-{sub}" / "fmap" / f"sub-{sub}_dir-AP_epi.nii.gz").write_bytes(b"a" * 10)
+        (root / f"sub-{sub}" / f"sub-{sub}_scans.tsv").write_text("filename\tacq_time\n")
+    out = tmp_path / "out" / "manifest.parquet"
+
+    def plan() -> dict[str, tuple[str, bool]]:
+        runs = included_runs("tiny", "bids", root, cache_dir=cache_dir_for(out), with_sources=True)
+        return {str(r["sub"]): (str(r["sources"]), bool(r["changed"])) for r in runs}
+
+    _ingest(root, out)
+    before = plan()
+    assert not any(changed for _, changed in before.values())
+    edit(root)
+    after = plan()
+    assert [sub for sub in after if after[sub] != before[sub]] == ["02"]
+    assert after["02"][1]  # changed: its fMRIPrep job reruns with ingest, in one invocation
+    _, cache = _ingest(root, out)
+    assert cache == {"subjects_reused": 2, "subjects_indexed": 1}
+
+
+def test_a_phenotype_file_edited_in_place_reruns_the_validator(tmp_path: Path) -> None:
+    """phenotype/ is the one top-level folder whose files the validator reads one by one: an
+    edit in place (no folder's mtime changes) must not leave its old verdict standing."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"), t_r=2.0)
+    (root / "phenotype").mkdir()
+    table = root / "phenotype" / "survey.tsv"
+    table.write_text("participant_id\tscore\nsub-01\t1\nsub-02\t2\n")
+    write_json(root / "phenotype" / "survey.json", {"score": {"Description": "a score"}})
+    out = tmp_path / "out" / "manifest.parquet"
+    ingest("tiny", "bids", root, out, validate=True)
+    folder = table.parent.stat().st_mtime_ns
+    (root / "phenotype" / "survey.json").write_text('{"score": ')  # cut short
+    os.utime(table.parent, ns=(folder, folder))
+    with pytest.raises(BIDSError, match=r"JSON_INVALID .*\[/phenotype/survey\.json\]"):
+        ingest("tiny", "bids", root, out, validate=True)
 
 
 def test_a_change_at_the_root_reruns_the_validator_not_the_indexing(tmp_path: Path) -> None:

@@ -15,9 +15,10 @@ import re
 import shlex
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
-from helpers.connectome import make_raw_bids, write_json
+from helpers.connectome import make_raw_bids, save_nifti, write_json
 
 from lcm.bids.index_cache import cache_dir_for
 from lcm.bids.ingest import included_runs, ingest
@@ -165,6 +166,34 @@ def test_a_validator_error_in_a_subject_folder_excludes_that_subjects_runs(
     # Validation off (trusted data): the run is included.
     df = ingest("tiny", "bids", root, out, validate=False)
     assert df["included"].all()
+
+
+def test_an_anatomical_image_fetched_since_clears_its_validator_verdict(tmp_path: Path) -> None:
+    """``datalad get`` of sub-06's T1w (the link and every folder's mtime unchanged): the next
+    ingest indexes and validates sub-06 again, and includes its run; its digest, the fMRIPrep
+    job's ``sources`` param, changes and marks it changed, so the workflow reruns it. The old
+    cache kept the SYMLINK_BROKEN verdict ("2 reused from the cache")."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "06"), t_r=2.0)
+    anat = save_nifti(root / "sub-06" / "anat" / "sub-06_T1w.nii.gz", np.ones((5, 6, 7), np.int16))
+    annexed = _annex(anat, root)
+    out = tmp_path / "out" / "manifest.parquet"
+    df = ingest("tiny", "bids", root, out, validate=True).set_index("subject")
+    assert df.loc["06", "reason_code"] == "validator:SYMLINK_BROKEN"
+
+    def plan() -> dict[str, tuple[str, bool]]:
+        runs = included_runs("tiny", "bids", root, cache_dir=cache_dir_for(out), with_sources=True)
+        return {str(r["sub"]): (str(r["sources"]), bool(r["changed"])) for r in runs}
+
+    before = plan()
+    _fetch(annexed)
+    after = plan()
+    assert after["01"] == before["01"]
+    assert after["06"][0] != before["06"][0] and after["06"][1]
+    df = ingest("tiny", "bids", root, out, validate=True).set_index("subject")
+    assert df["included"].to_dict() == {"01": True, "06": True}
+    summary = json.loads((out.parent / "summary.json").read_text())
+    assert summary["cache"] == {"subjects_reused": 1, "subjects_indexed": 1}
+    assert summary["validator"]["ran"] and summary["validator"]["n_errors"] == 0
 
 
 def test_the_datalad_get_command_is_shell_quoted(tmp_path: Path) -> None:
