@@ -152,7 +152,7 @@ def main() -> None:
         jobs = []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            runs = runs_from_manifest(out, "1000007")
+            runs = runs_from_manifest(out, "1000007").runs
             jobs.append(time.perf_counter() - t0)
         t_job = min(jobs)
         assert [r.run_key for r in runs] == ["sub-1000007_task-rest"], runs

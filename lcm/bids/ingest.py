@@ -80,7 +80,6 @@ def ingest_dataset(
     repetition_time: float | None = None,
     atlas: str | None = None,
     seg: str | None = None,
-    cached_validation: bool = False,
 ) -> Ingested:
     """Index a dataset into its manifest and summary (nothing is written).
 
@@ -123,10 +122,6 @@ def ingest_dataset(
         (the connectome stage picks the atlas's files).
     seg : str, optional
         The files' ``seg-`` label of that atlas, when it differs from ``atlas``.
-    cached_validation : bool
-        With ``validate`` off: still apply the validator errors of the report ``cache_dir``
-        holds, when it is current (what :func:`included_runs` does, so that the workflow plans
-        the runs the manifest includes without running the validator at parse time).
 
     Raises
     ------
@@ -190,7 +185,7 @@ def ingest_dataset(
     if validated and not current:
         index.validation = validate_bids(root, ignore_subjects=ignored).to_dict()
         index.changed = True  # the cache must now record the report
-    elif not validated and not (cached_validation and kind.raw and current):
+    elif not validated:
         index.validation = None
     manifest = selection.apply(manifest_frame(index.rows))
     if index.validation is not None:
@@ -440,16 +435,19 @@ def included_runs(
     cache_dir: str | Path | None = None,
     with_path: bool = False,
     with_sources: bool = False,
-    validated: bool = False,
 ) -> list[dict[str, str | None]]:
     """Included runs of a real dataset as ``{sub, ses, task, run}`` (``None`` when absent),
     plus any other acquisition entity the run's key holds (``acq``, ``ce``, ``rec``, ``dir``,
     ``echo``): runs told apart only by those (``dir-AP`` and ``dir-PA``) get outputs of their own.
 
     What the workflow plan lists at parse time, from the same index as the manifest (and its
-    cache, read only), so that the DAG and the manifest agree. No validator run here: with
-    ``validated`` (the ingest stage validates), runs a current validator report in the cache
-    excludes are left out too; before the first ingest there is none.
+    cache, read only), so that the DAG and the manifest agree but for the BIDS validator's
+    verdicts: the validator runs in the ingest job, and its report exists only from then on, so
+    the plan never applies it (applying a cached one made the first run plan jobs for a subject
+    the validator excludes and later runs not, and the DAG changed between them). A run the
+    validator excludes keeps its jobs: the fMRIPrep job records it as excluded at ingest, with
+    the manifest's reason, and its connectome job writes that reason in the QC table
+    (:func:`lcm.preprocess.subject_runs.runs_from_manifest`).
     ``with_path`` adds each run's ``run_key`` and source file ``path`` (for job resources);
     ``with_sources`` adds ``sources``, a digest of its subject folder's files (sizes and
     modification times, :func:`lcm.bids.index_cache.unit_digests`; ``""`` without a BIDS index),
@@ -465,7 +463,6 @@ def included_runs(
         space=space,
         selection=selection,
         cache_dir=cache_dir,
-        cached_validation=validated,
     )
     manifest = ingested.manifest
     digests = unit_digests(ingested.index) if with_sources else {}

@@ -96,7 +96,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--manifest",
         help="The dataset's manifest of 'lcm ingest': its included runs of the subject are "
-        "the runs expected (default: index the --bids folder).",
+        "the runs expected, and the subject's runs it excludes (a BIDS validator error in its "
+        "folder) are recorded as excluded at ingest with its reasons; fMRIPrep is not run when "
+        "it excludes them all (default: index the --bids folder).",
     )
     p.add_argument(
         "--keep-work",

@@ -92,7 +92,10 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         image_digest, output_space, runs: [{run_key, sub, ses, task, run, bold, mask, confounds,
         sidecar, t_r}], excluded: [{run_key, reason_code, reason}], failure}``; a run whose
         derivatives are incomplete is excluded with the files it lacks (the connectome stage
-        records it so). ``image_digest`` is ``{digest, method, reference, image_id, reason}``
+        records it so), and so is a run the manifest (``req.manifest``) excludes, with its
+        code and ``excluded at ingest: <reason>`` (no container runs for a subject all of whose
+        runs ingest excluded: a BIDS validator error in its folder). ``image_digest`` is
+        ``{digest, method, reference, image_id, reason}``
         (:func:`lcm.preprocess.image_digest.resolve_image_digest`): the content of the image
         that ran, ``digest`` null with its ``reason`` when it cannot be resolved (the subject
         goes on). With runner ``existing`` the record has no ``image`` nor ``image_digest`` (and
@@ -101,9 +104,10 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         excluded for that reason (the subject is retried by removing the record or ``snakemake
         --forcerun`` of it). A container run's record also has ``fmriprep_launched`` (false
         when fMRIPrep completed this request before and only its derivatives were checked
-        again: :mod:`lcm.preprocess.completed_run`) and ``work_folder: {path, removed,
-        kept_because}`` (the subject's work folder is removed after a complete run unless
-        ``keep_work``, or LCM did not create it).
+        again: :mod:`lcm.preprocess.completed_run`, or when ingest excluded every run) and,
+        unless ingest excluded every run, ``work_folder: {path, removed, kept_because}`` (the
+        subject's work folder is removed after a complete run unless ``keep_work``, or LCM
+        did not create it).
 
     Returns
     -------
@@ -126,8 +130,12 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
     """
     subject = check_label("sub", req.subject, source="--subject")
     _check_request(req)
+    # Runs ingest excluded (a validator error in the subject's folder, known only once ingest
+    # ran, after the workflow planned the subject's jobs): recorded as excluded, not run.
+    at_ingest: dict[str, tuple[str, str]] = {}
     if req.manifest is not None:
-        runs = runs_from_manifest(req.manifest, subject, task=req.task)
+        listed = runs_from_manifest(req.manifest, subject, task=req.task)
+        runs, at_ingest = listed.runs, listed.excluded
     else:
         runs = subject_runs(req.bids, subject, task=req.task, space=req.output_space)
     command: list[str] | None = None
@@ -137,7 +145,9 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
     work: dict | None = None
     launched = False
     derivs, excluded = None, None
-    if req.runner != "existing":
+    # Nothing for a container to do when ingest excluded every run of the subject.
+    container = req.runner != "existing" and bool(runs)
+    if container:
         call = _prepare_call(req, subject)
         request = _run_request(req, subject)
         stamp = stamp_path(out)
@@ -184,7 +194,15 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         derivs, excluded = check_subject_derivatives(req.derivatives, runs, req.output_space)
     for run_key, (_, reason) in excluded.items():
         log.warning("%s %s excluded: %s", req.dataset, run_key, reason)
-    if req.runner != "existing":
+    for run_key, (_, reason) in at_ingest.items():
+        log.warning("%s %s excluded at ingest: %s", req.dataset, run_key, reason)
+    if not runs:
+        log.warning(
+            "sub-%s: every run was excluded at ingest (see the manifest): fMRIPrep is not run "
+            "and its record lists the reasons; the cohort goes on",
+            subject,
+        )
+    if container:
         if launched and failure is None and not excluded:
             write_stamp(stamp, request, command, digest, container_env=container_env)
         work = _finish_work_folder(req, call.subject_work_dir, failure, excluded, launched)
@@ -205,6 +223,10 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         "excluded": [
             {"run_key": k, "reason_code": code, "reason": reason}
             for k, (code, reason) in excluded.items()
+        ]
+        + [
+            {"run_key": k, "reason_code": code, "reason": f"excluded at ingest: {reason}"}
+            for k, (code, reason) in at_ingest.items()
         ],
         "failure": failure,
         **({} if work is None else {"work_folder": work}),

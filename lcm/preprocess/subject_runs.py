@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from lcm import reason_codes
 from lcm.bids.dataset import is_derivative, read_dataset_description
 from lcm.bids.runs import RunIds, run_ids_from_key, run_ids_from_name
 from lcm.bids.selection import without_echo
@@ -79,8 +81,27 @@ def subject_runs(
     return [runs[k] for k in sorted(runs)]
 
 
-def runs_from_manifest(manifest: str | Path, subject: str, task: str = "rest") -> list[RunIds]:
-    """The included runs of ``subject`` and ``task`` in the dataset's ingest manifest.
+@dataclass
+class ManifestRuns:
+    """One subject's runs in the ingest manifest: those to preprocess, and those ingest excluded.
+
+    ``excluded`` maps each run key to ``(reason_code, reason)`` as the manifest gives them: the
+    runs the workflow may have planned before ingest decided (the validator's verdicts are known
+    only once ingest ran), which the fMRIPrep record lists as excluded so that their connectome
+    jobs record the reason instead of failing.
+    """
+
+    runs: list[RunIds]
+    excluded: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+# Rows of the manifest that are no run of the cohort: a run the selection leaves out, an echo of
+# a multi-echo run listed by another.
+_NOT_COHORT = (reason_codes.NOT_SELECTED, reason_codes.OTHER_ECHO)
+
+
+def runs_from_manifest(manifest: str | Path, subject: str, task: str = "rest") -> ManifestRuns:
+    """The runs of ``subject`` and ``task`` in the dataset's ingest manifest.
 
     What the workflow's fMRIPrep job reads instead of :func:`subject_runs`: the manifest was
     written by ``lcm ingest`` from the same files, with the selection and the validator's
@@ -99,25 +120,34 @@ def runs_from_manifest(manifest: str | Path, subject: str, task: str = "rest") -
 
     Returns
     -------
-    list of RunIds
-        Sorted by run key.
+    ManifestRuns
+        The included runs, sorted by run key, and the subject's other runs with the reason
+        ingest excluded each (a BIDS validator error in its folder, a file not fetched ...;
+        a multi-echo run by its key without ``echo-``). Rows that are no run of the cohort
+        (``not_selected``, ``other_echo``) are neither.
 
     Raises
     ------
     InputDataError
         When the manifest is missing or unreadable.
     BIDSError
-        When it includes no run of the subject and task.
+        When it lists no run of the subject and task, or only runs the selection leaves out.
     """
     from lcm.bids.manifest import read_manifest
 
     df = read_manifest(manifest)
-    rows = df[df["included"] & (df["subject"] == subject) & (df["task"] == task)]
-    keys = sorted(set(rows["run_key"].astype(str)))
-    if not keys:
+    rows = df[(df["subject"] == subject) & (df["task"] == task)]
+    keys = sorted(set(rows.loc[rows["included"], "run_key"].astype(str)))
+    excluded: dict[str, tuple[str, str]] = {}
+    left = rows[~rows["included"] & ~rows["reason_code"].isin(_NOT_COHORT)]
+    for row in left.sort_values("run_key").itertuples(index=False):
+        key = without_echo(str(row.run_key))
+        if key not in keys:
+            excluded.setdefault(key, (str(row.reason_code), str(row.reason)))
+    if not keys and not excluded:
         raise BIDSError(
             f"sub-{subject} has no included BOLD run of task {task!r} in {manifest}.",
             hint="Read the manifest's reason column for its runs, or rerun 'lcm ingest' if "
             "the subject's files were added since.",
         )
-    return [run_ids_from_key(key) for key in keys]
+    return ManifestRuns([run_ids_from_key(key) for key in keys], excluded)

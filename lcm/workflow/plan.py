@@ -2,8 +2,9 @@
 
 Snakemake builds its DAG before any job runs, so per-run jobs need their run list up front.
 Synthetic consortia report their planned runs without generating data; real datasets are listed
-by the ingest stage's fast index (``lcm.bids.ingest.included_runs``), so the DAG holds exactly
-the runs the manifest includes.
+by the ingest stage's fast index (``lcm.bids.ingest.included_runs``), so the DAG holds the runs
+the manifest includes, and those the BIDS validator excludes when ingest runs (their jobs record
+why: the DAG is the same before and after ingest).
 """
 
 from __future__ import annotations
@@ -286,7 +287,6 @@ class WorkflowPlan:
             cache_dir=cache_dir_for(manifest) if ingest.get("cache", True) else None,
             with_path=True,
             with_sources=True,
-            validated=bool(ingest.get("validate", True)),
         )
         # Paths and digests stay out of the run dicts: those name outputs.
         self._sources[dataset] = {str(r["sub"]): str(r.pop("sources")) for r in runs}

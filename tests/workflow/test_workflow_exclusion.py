@@ -9,8 +9,11 @@ exclusion; this one checks that the workflow as a whole lets the cohort through.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -18,10 +21,12 @@ from helpers import ROOT
 from helpers.connectome import (
     confounds_table,
     make_fmriprep_run,
+    make_raw_bids,
     read_qc_table,
+    save_nifti,
     write_confounds,
 )
-from helpers.workflow import snakemake, write_config
+from helpers.workflow import planned_jobs, snakemake, write_config
 
 from lcm.io import paths
 
@@ -95,3 +100,77 @@ def test_a_broken_subject_is_excluded_with_its_reason_and_the_cohort_finishes(
     assert sorted(runs["subject"]) == sorted(GOOD)
     folds = pd.read_parquet(tmp_path / splits)
     assert set(folds["subject"]) == set(GOOD)
+
+
+@pytest.mark.slow
+def test_a_subject_the_validator_excludes_does_not_stop_the_first_run(tmp_path: Path) -> None:
+    """Raw BIDS with existing derivatives; sub-06's T1w is a DataLad link not fetched. The
+    plan is made before ingest runs the validator, so sub-06 has jobs: the first run failed
+    in its fMRIPrep job ("no included BOLD run") and stopped the cohort. Now its record and its
+    run's QC row say "excluded at ingest" with the validator's code, the store holds the
+    others, a second run has nothing to do, and once the T1w is fetched sub-06 reruns, in one
+    invocation, and reaches the store."""
+    raw = make_raw_bids(tmp_path / "data" / "raw", subjects=(*GOOD[:2], BAD_FMRIPREP), t_r=2.0)
+    deriv = tmp_path / "data" / "fmriprep"
+    for i, sub in enumerate((*GOOD[:2], BAD_FMRIPREP)):
+        make_fmriprep_run(deriv, f"sub-{sub}_task-rest_run-1", seed=i)
+    t1w = raw / f"sub-{BAD_FMRIPREP}" / "anat" / f"sub-{BAD_FMRIPREP}_T1w.nii.gz"
+    t1w.parent.mkdir()
+    annexed = raw / ".git" / "annex" / "objects" / "Xx" / "Yy" / "KEY" / "KEY.nii.gz"
+    t1w.symlink_to(os.path.relpath(annexed, t1w.parent))
+    pheno = tmp_path / "data" / "phenotype.tsv"
+    rows = [f"{sub}\tA\t{1 + k % 2}\t{20 + k}\t1" for k, sub in enumerate(GOOD[:2])]
+    pheno.write_text(
+        "SUB_ID\tSITE_ID\tDX_GROUP\tAGE_AT_SCAN\tSEX\n"
+        + "\n".join(rows)
+        + f"\n{BAD_FMRIPREP}\tA\t1\t30\t2\n"
+    )
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["variables"] = str(ROOT / "config" / "variables.yaml")
+    cfg["synth"]["enabled"] = False
+    cfg["datasets"] = {
+        "abidelike": {
+            "entry": "bids",
+            "path": str(raw),
+            "derivatives": str(deriv),
+            "phenotype": str(pheno),
+            "role": "downstream",
+        }
+    }
+    cfg["tasks"] = {}
+    cfg["fmriprep"]["runner"] = "existing"
+    cfg["ingest"]["validate"] = True
+    cfg["denoise"]["min_volumes"] = 30  # the runs have 48 volumes
+    config = write_config(tmp_path, cfg)
+    store = paths.store_dir("results")
+    target = str(paths.connectome_path(store, "aal116", "abidelike"))
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return snakemake(ROOT, tmp_path, target, "--configfile", str(config), "--cores", "2", *args)
+
+    proc = run()
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    qc = read_qc_table(tmp_path / paths.qc_table("results", "abidelike", "aal116"))
+    qc = qc.set_index("subject")
+    assert qc["included"].to_dict() == {GOOD[0]: True, GOOD[1]: True, BAD_FMRIPREP: False}
+    assert qc.loc[BAD_FMRIPREP, "reason_code"] == "validator:SYMLINK_BROKEN"
+    reason = qc.loc[BAD_FMRIPREP, "reason"]
+    assert reason.startswith("excluded at ingest: BIDS validator error SYMLINK_BROKEN at ")
+    assert f"/sub-{BAD_FMRIPREP}/anat/sub-{BAD_FMRIPREP}_T1w.nii.gz" in reason
+    runs = pd.read_parquet(tmp_path / target)
+    assert sorted(runs["subject"]) == sorted(GOOD[:2])
+    assert planned_jobs(run("-n")) == {}  # the plan is the same once ingest has run
+
+    annexed.parent.mkdir(parents=True)
+    annexed.write_bytes(
+        save_nifti(tmp_path / "t1w.nii.gz", np.ones((5, 6, 7), np.int16)).read_bytes()
+    )
+    jobs = planned_jobs(run("-n"))
+    assert {k: jobs.get(k) for k in ("ingest", "fmriprep", "connectome_run")} == dict.fromkeys(
+        ("ingest", "fmriprep", "connectome_run"), 1
+    )
+    proc = run()
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    runs = pd.read_parquet(tmp_path / target)
+    assert sorted(runs["subject"]) == sorted((*GOOD[:2], BAD_FMRIPREP))
+    assert planned_jobs(run("-n")) == {}

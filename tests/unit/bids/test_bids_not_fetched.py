@@ -159,10 +159,11 @@ def test_a_validator_error_in_a_subject_folder_excludes_that_subjects_runs(
     assert f"excluded sub-06_task-rest_run-1_bold.nii.gz: {reason}" in caplog.text
     summary = json.loads((out.parent / "summary.json").read_text())
     assert summary["excluded_by_reason"] == {"validator:SYMLINK_BROKEN": 1}
-    # The workflow plan reads the validator's verdicts from the cache: the DAG holds no
-    # sub-06 job the manifest excludes.
-    runs = included_runs("tiny", "bids", root, cache_dir=cache_dir_for(out), validated=True)
-    assert [r["sub"] for r in runs] == ["01", "02"]
+    # The workflow plan applies no validator verdict, not even a cached one: the DAG is the
+    # same before ingest and after it, and sub-06's jobs record why it is excluded
+    # (tests/unit/preprocess/test_preprocess_manifest_runs.py).
+    runs = included_runs("tiny", "bids", root, cache_dir=cache_dir_for(out))
+    assert [r["sub"] for r in runs] == ["01", "02", "06"]
     # Validation off (trusted data): the run is included.
     df = ingest("tiny", "bids", root, out, validate=False)
     assert df["included"].all()

@@ -12,13 +12,14 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers.connectome import make_fmriprep_run, make_raw_bids
-from helpers.fmriprep import fmriprep_request
+from helpers.connectome import make_fmriprep_run, make_raw_bids, write_json
+from helpers.fmriprep import fmriprep_request, read_calls
 
 from lcm.bids.ingest import ingest_dataset
 from lcm.bids.manifest import write_manifest
 from lcm.bids.selection import Selection
-from lcm.exceptions import BIDSError
+from lcm.connectome.voxel_run import load_run_from_record
+from lcm.exceptions import BIDSError, ExcludedRunError
 from lcm.preprocess.fmriprep_run import run_fmriprep
 
 
@@ -58,6 +59,51 @@ def test_a_subject_without_included_run_in_the_manifest_is_named(tmp_path: Path)
         run_fmriprep(req, tmp_path / "rec.json")
     assert str(manifest) in err.value.message
     assert not (tmp_path / "rec.json").exists()
+
+
+def test_runs_the_validator_excluded_are_recorded_as_excluded_at_ingest(
+    tmp_path: Path, standins: Path
+) -> None:
+    """The workflow plans each subject's jobs before ingest runs the BIDS validator. A subject
+    it then excludes (sub-06: its T1w a git-annex link not fetched) failed its fMRIPrep job
+    ("no included BOLD run"), and the cohort with it; a run it excludes (sub-01's run 2, an
+    invalid sidecar) failed its connectome job (not in the record). Both are now in the record
+    as excluded at ingest, with the manifest's code and reason, and no container is launched
+    for a subject left without a run."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "06"), runs=("1", "2"))
+    side = root / "sub-01" / "func" / "sub-01_task-rest_run-2_bold.json"
+    write_json(side, {"RepetitionTime": 2.0, "EchoTime": "thirty"})  # a number is required
+    anat = root / "sub-06" / "anat" / "sub-06_T1w.nii.gz"
+    anat.parent.mkdir()
+    anat.symlink_to("../../.git/annex/objects/Xx/Yy/KEY/KEY.nii.gz")
+    manifest = tmp_path / "manifest.parquet"
+    write_manifest(manifest, ingest_dataset("tiny", "bids", root, validate=True).manifest)
+    make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-1", n_vol=40)
+
+    rec = run_fmriprep(
+        fmriprep_request(tmp_path, "existing", manifest=manifest), tmp_path / "01.json"
+    )
+    assert [r["run_key"] for r in rec["runs"]] == ["sub-01_task-rest_run-1"]
+    [run2] = rec["excluded"]
+    assert run2["run_key"] == "sub-01_task-rest_run-2"
+    assert run2["reason_code"] == "validator:JSON_SCHEMA_VALIDATION_ERROR"
+    assert run2["reason"].startswith("excluded at ingest: BIDS validator error ")
+
+    req = fmriprep_request(tmp_path, "docker", subject="06", manifest=manifest)
+    record = tmp_path / "06.json"
+    rec = run_fmriprep(req, record)  # no licence given: nothing of a container run is needed
+    assert read_calls(standins) == [] and not (tmp_path / "work").exists()
+    assert rec["runs"] == [] and rec["failure"] is None and rec["fmriprep_launched"] is False
+    codes = {e["run_key"]: e["reason_code"] for e in rec["excluded"]}
+    assert codes == dict.fromkeys(
+        ["sub-06_task-rest_run-1", "sub-06_task-rest_run-2"], "validator:SYMLINK_BROKEN"
+    )
+    # Each planned run's connectome job reads the reason from the record (QC: excluded).
+    with pytest.raises(ExcludedRunError) as caught:
+        load_run_from_record(record, "sub-06_task-rest_run-2")
+    assert caught.value.code == "validator:SYMLINK_BROKEN"
+    assert "SYMLINK_BROKEN at /sub-06/anat/sub-06_T1w.nii.gz" in caught.value.message
+    assert caught.value.message.startswith("excluded at ingest: ")
 
 
 def test_the_settings_stamp_holds_the_options_and_needs_no_subject(tmp_path: Path) -> None:
