@@ -109,7 +109,9 @@ def ingest_dataset(
         Run the BIDS validator on a raw dataset (``entry="bids"``, the raw entries), on the
         participants ``selection`` keeps: errors at the dataset level raise, errors inside a
         subject folder exclude its runs (``validator:<CODE>``, see
-        :func:`lcm.bids.validator.exclude_invalid_runs`).
+        :func:`lcm.bids.validator.exclude_invalid_runs`), and the errors fMRIPrep's own
+        validation ignores are warnings (``downgraded``,
+        :func:`lcm.bids.validator.fmriprep_ignores`).
     cache_dir : path-like, optional
         Cache of an earlier run (read only here; see :mod:`lcm.bids.index_cache`).
     repetition_time : float, optional
@@ -211,6 +213,8 @@ def ingest_dataset(
             "ran": validated,
             "schema_version": (index.validation or {}).get("version", ""),
             "n_warnings": sum(w["count"] for w in warnings),
+            # Of them, errors fMRIPrep's own validation ignores (lcm.bids.validator).
+            "n_downgraded": sum(w["count"] for w in warnings if w.get("downgraded")),
             "warnings": warnings,
             # Errors inside subject folders (dataset-level ones raise): their runs are excluded.
             "n_errors": sum(e["count"] for e in errors),
@@ -255,6 +259,7 @@ def _ingest_files(
             "ran": False,
             "schema_version": "",
             "n_warnings": 0,
+            "n_downgraded": 0,
             "warnings": [],
             "n_errors": 0,
             "errors": [],

@@ -2,12 +2,15 @@
 
 It runs once per raw dataset, on the selected participants only: like fMRIPrep, the subject
 folders a participant selection leaves out are ignored through a temporary validator config (never
-a file written into the dataset). An error located inside one subject folder (``/sub-XX/...``)
-excludes that subject's runs, or only the run whose file it names (reason code
-``validator:<CODE>``); errors at the dataset level (``dataset_description.json``,
-``participants.tsv``, other root files) stop the dataset with the validator's own codes and
-messages. Warnings are kept for the ingestion summary. ``ingest.validate: false`` (``lcm run
---skip-bids-validation``, ``lcm ingest --no-validate``) skips it for trusted data.
+a file written into the dataset). Like fMRIPrep too, the errors its own validation ignores
+(:func:`fmriprep_ignores`: ``participants.tsv`` and ``dataset_description.json`` as files,
+tabular and events content, DWI and EEG specifics, ...) stop nothing: they are kept as warnings
+marked ``downgraded``, in the log and the ingestion summary. Any other error located inside one
+subject folder (``/sub-XX/...``) excludes that subject's runs, or only the run whose file it
+names (reason code ``validator:<CODE>``); one at the dataset level (a root file, ``phenotype/``)
+stops the dataset with the validator's own codes and messages. Warnings are kept for the
+ingestion summary. ``ingest.validate: false`` (``lcm run --skip-bids-validation``, ``lcm ingest
+--no-validate``) skips it for trusted data.
 """
 
 from __future__ import annotations
@@ -44,6 +47,51 @@ SKIP_HINT = (
 )
 # A location inside one subject folder: "/sub-06/func/..." (or the folder itself).
 _SUBJECT_LOCATION = re.compile(r"^/(sub-[^/]+)(?:/|$)")
+# What fMRIPrep's validation (nipreps' validate_input_dir, also qsiprep's and nibabies') tells
+# the validator to ignore, as the schema validator names it: codes of tabular and events
+# content, of other modalities (DWI, EEG/iEEG), of participant lists and stimuli, and every
+# issue of two files, which fMRIPrep does not read for a subject's processing.
+FMRIPREP_IGNORED_CODES = frozenset(
+    {
+        "ACQTIME_FMT",
+        "B_FILE",
+        "BVAL_MULTIPLE_ROWS",
+        "BVEC_NUMBER_ROWS",
+        "BVEC_ROW_LENGTH",
+        "CHANNELS_COLUMN_HIGHCUT",
+        "CHANNELS_COLUMN_LOWCUT",
+        "CHANNELS_COLUMN_NOTCH",
+        "CHANNELS_COLUMN_SFREQ",
+        "CUSTOM_COLUMN_WITHOUT_DESCRIPTION",
+        "DATASET_DESCRIPTION_JSON_MISSING",
+        "DWI_MISSING_BVAL",
+        "DWI_MISSING_BVEC",
+        "FILENAME_COLUMN",
+        "INCONSISTENT_PARAMETERS",
+        "INCONSISTENT_SUBJECTS",
+        "MALFORMED_BVAL",
+        "MALFORMED_BVEC",
+        "MISSING_SESSION",
+        "MISSING_TSV_COLUMN_CHANNELS",
+        "MISSING_TSV_COLUMN_EEG_ELECTRODES",
+        "MISSING_TSV_COLUMN_IEEG_CHANNELS",
+        "MISSING_TSV_COLUMN_IEEG_ELECTRODES",
+        "PARTICIPANT_ID_COLUMN",
+        "PARTICIPANT_ID_MISMATCH",
+        "PHENOTYPE_SUBJECTS_MISSING",
+        "STIMULUS_FILE_MISSING",
+        "SUSPICIOUSLY_LONG_EVENT_DESIGN",
+        "SUSPICIOUSLY_SHORT_EVENT_DESIGN",
+        "TASK_NAME_MUST_DEFINE",
+        "UNUSED_STIMULUS",
+        "VOLUME_COUNT_MISMATCH",
+        "WRONG_NEW_LINE",
+    }
+)
+# Families fMRIPrep ignores by their legacy names (TSV_EQUAL_ROWS, TSV_EMPTY_CELL, ...,
+# EVENTS_COLUMN_ONSET, EVENTS_TSV_MISSING ...): the schema validator's TSV_* and EVENTS_* codes.
+FMRIPREP_IGNORED_PREFIXES = ("TSV_", "EVENTS_")
+FMRIPREP_IGNORED_FILES = frozenset({"/dataset_description.json", "/participants.tsv"})
 
 
 @dataclass
@@ -103,14 +151,16 @@ def validate_bids(
     ValidationReport
         Issues grouped by code (``code``, ``sub_code``, ``severity``, ``count``, ``message``,
         ``locations`` (first five)); errors inside subject folders also one by one
-        (``subject_errors``, see :func:`exclude_invalid_runs`).
+        (``subject_errors``, see :func:`exclude_invalid_runs`). The errors fMRIPrep's
+        validation ignores (:func:`fmriprep_ignores`) are warnings with ``downgraded: true``,
+        listed in the log too: they neither stop the dataset nor exclude a run.
 
     Raises
     ------
     BIDSError
-        When the validator reports errors outside the subject folders (the dataset level:
-        ``dataset_description.json``, ``participants.tsv``, root files); the message lists each
-        such error code with the validator's explanation and the first files concerned.
+        When the validator reports other errors outside the subject folders (the dataset
+        level: root files, ``phenotype/``); the message lists each such error code with the
+        validator's explanation and the first files concerned.
     ExternalToolError
         When the validator is not installed or its output cannot be read.
     """
@@ -147,7 +197,7 @@ def validate_bids(
             hint="Run 'bids-validator-deno <dataset>' by hand to see what fails.",
         ) from exc
     # The config already hides them; dropped here too, whatever the validator's glob rules.
-    issues = [i for i in issues if _subject_of(i) not in ignored]
+    issues = [_as_fmriprep_reads(i) for i in issues if _subject_of(i) not in ignored]
     dataset_level = [i for i in issues if _subject_of(i) is None]
     report = ValidationReport(
         version=str(output.get("summary", {}).get("schemaVersion", "")),
@@ -166,6 +216,18 @@ def validate_bids(
         ignored_subjects=ignored,
     )
     n_warn = sum(w["count"] for w in report.warnings)
+    downgraded = [w for w in report.warnings if w.get("downgraded")]
+    if downgraded:
+        log.warning(
+            "BIDS validator: %s: %d error(s) that fMRIPrep's own validation ignores are kept as "
+            "warnings (summary.json, validator.warnings, downgraded): %s",
+            root,
+            sum(w["count"] for w in downgraded),
+            "; ".join(
+                f"{w['code']} x{w['count']} [{', '.join(w['locations'][:3])}]"
+                for w in downgraded[:MAX_LISTED]
+            ),
+        )
     top = _grouped(dataset_level, messages, "error")
     if top:
         shown = ValidationReport(report.version, errors=top)
@@ -195,6 +257,25 @@ def _ignore_config(subjects: list[str]) -> dict[str, Any]:
     that do not strip it."""
     ignore = [{"location": f"{prefix}{sub}/**"} for sub in subjects for prefix in ("", "/")]
     return {"ignore": ignore}
+
+
+def fmriprep_ignores(code: str, location: str) -> bool:
+    """Whether fMRIPrep's validation ignores an issue of ``code`` at ``location``: it is one of
+    :data:`FMRIPREP_IGNORED_CODES`, of the families :data:`FMRIPREP_IGNORED_PREFIXES`, or
+    located at one of :data:`FMRIPREP_IGNORED_FILES`."""
+    return (
+        code in FMRIPREP_IGNORED_CODES
+        or code.startswith(FMRIPREP_IGNORED_PREFIXES)
+        or location in FMRIPREP_IGNORED_FILES
+    )
+
+
+def _as_fmriprep_reads(issue: dict[str, Any]) -> dict[str, Any]:
+    """An error fMRIPrep ignores as a warning marked ``downgraded``; any other issue as it is."""
+    code, location = str(issue.get("code", "")), str(issue.get("location") or "")
+    if issue.get("severity") != "error" or not fmriprep_ignores(code, location):
+        return issue
+    return {**issue, "severity": "warning", "downgraded": True}
 
 
 def _subject_of(issue: dict[str, Any]) -> str | None:
@@ -275,12 +356,16 @@ def exclude_invalid_runs(
 def _grouped(
     issues: list[dict[str, Any]], messages: dict[str, str], severity: str
 ) -> list[dict[str, Any]]:
-    groups: dict[tuple[str, str], list[str]] = {}
-    counts: Counter[tuple[str, str]] = Counter()
+    groups: dict[tuple[str, str, bool], list[str]] = {}
+    counts: Counter[tuple[str, str, bool]] = Counter()
     for issue in issues:
         if issue.get("severity") != severity:
             continue
-        key = (str(issue.get("code", "")), str(issue.get("subCode", "") or ""))
+        key = (
+            str(issue.get("code", "")),
+            str(issue.get("subCode", "") or ""),
+            bool(issue.get("downgraded")),
+        )
         counts[key] += 1
         locations = groups.setdefault(key, [])
         if len(locations) < 5 and issue.get("location"):
@@ -290,11 +375,13 @@ def _grouped(
             "code": code,
             "sub_code": sub,
             "severity": severity,
-            "count": counts[(code, sub)],
+            "count": counts[(code, sub, down)],
             "message": messages.get(code, "").strip(),
-            "locations": groups[(code, sub)],
+            "locations": groups[(code, sub, down)],
+            # An error fMRIPrep's validation ignores, kept as a warning (fmriprep_ignores).
+            **({"downgraded": True} if down else {}),
         }
-        for code, sub in sorted(groups)
+        for code, sub, down in sorted(groups)
     ]
 
 

@@ -106,7 +106,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="Do not run the BIDS validator on BIDS_DIR (trusted data; sets ingest.validate: "
         "false). By default it runs on the selected participants: errors in a subject's folder "
-        "exclude its runs, errors at the dataset level stop the run.",
+        "exclude its runs, errors at the dataset level stop the run; those fMRIPrep's own "
+        "validation ignores (PARTICIPANT_ID_MISMATCH, TSV_*, EVENTS_* ...) are warnings.",
     )
     p.add_argument(
         "-w",

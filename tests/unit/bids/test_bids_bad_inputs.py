@@ -4,6 +4,7 @@ only reported. The BIDS validator runs for real (bids-validator-deno)."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from helpers.connectome import cli, make_raw_bids, save_nifti, write_json
 
 from lcm.bids.ingest import ingest, ingest_dataset
+from lcm.bids.selection import Selection
 from lcm.commands import ingest as ingest_cmd
 from lcm.exceptions import BIDSError, ConfigError
 
@@ -58,12 +60,41 @@ def test_non_bids_names_get_the_validators_messages_and_exclude_only_that_file(
 
 def test_dataset_level_validator_errors_stop_the_dataset(tmp_path: Path) -> None:
     root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"))
-    (root / "participants.tsv").write_text("participant_id\tage\nsub-01\t30\n")  # no sub-02
+    (root / "README").write_text("")  # EMPTY_FILE: fMRIPrep's validation stops for it too
     with pytest.raises(BIDSError, match=r"BIDS validator found \d+ error") as info:
         ingest_dataset("tiny", "bids", root, validate=True)
-    assert re.search(r"\n  PARTICIPANT_ID_MISMATCH x\d+: .*\[/participants\.tsv\]", str(info.value))
+    assert re.search(r"\n  EMPTY_FILE x1: .*\[/README\]", str(info.value))
     assert "ingest.validate: false" in info.value.hint
     assert "lcm run --skip-bids-validation" in info.value.hint
+
+
+def test_errors_fmriprep_ignores_are_warnings_that_stop_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A subject folder not in participants.tsv (PARTICIPANT_ID_MISMATCH at /participants.tsv)
+    stopped the dataset, even with that subject left out by the selection, and an acq_time
+    that is no date in scans.tsv (TSV_VALUE_INCORRECT_TYPE) excluded its subject: fMRIPrep's
+    validation ignores both. They are warnings now, marked downgraded in the summary and named
+    in the log."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"))
+    (root / "sub-999" / "anat").mkdir(parents=True)
+    scans = root / "sub-01" / "sub-01_scans.tsv"
+    scans.write_text("filename\tacq_time\nfunc/sub-01_task-rest_run-1_bold.nii.gz\tyesterday\n")
+    selection = Selection.from_config({"participants": {"include": ["01"]}})
+    with caplog.at_level(logging.WARNING, logger="lcm.bids.validator"):
+        result = ingest_dataset("tiny", "bids", root, selection=selection, validate=True)
+    df = result.manifest.set_index("subject")
+    assert df["included"].to_dict() == {"01": True, "02": False}
+    validator = result.summary["validator"]
+    assert validator["n_errors"] == 0 and validator["errors"] == []
+    downgraded = {w["code"]: w["locations"] for w in validator["warnings"] if w.get("downgraded")}
+    assert downgraded["PARTICIPANT_ID_MISMATCH"] == ["/participants.tsv"]
+    assert downgraded["TSV_VALUE_INCORRECT_TYPE"] == ["/sub-01/sub-01_scans.tsv"]
+    assert validator["n_downgraded"] == sum(
+        w["count"] for w in validator["warnings"] if w.get("downgraded")
+    )
+    assert "PARTICIPANT_ID_MISMATCH x1 [/participants.tsv]" in caplog.text
+    assert "fMRIPrep's own validation ignores" in caplog.text
 
 
 def test_bold_without_repetition_time(tmp_path: Path) -> None:
