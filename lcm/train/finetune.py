@@ -604,7 +604,9 @@ def bei_targets(
     variables : pandas.DataFrame or None
         ``n`` rows of catalogue variables.
     use_pseudo : bool
-        Fill missing BEI targets with the pretrained model's soft predictions.
+        Fill missing BEI targets with the pretrained model's soft predictions
+        (:func:`lcm.model.targets.targets_from_outputs`: a categorical or diagnostic variable's
+        pseudo-label is spread over its own levels, never on ``n/a``).
     device : torch.device
     drop : tuple of str
         Groups left out of the BEI targets (a task label that is also a BEI variable).

@@ -13,6 +13,7 @@ from helpers.model import CATALOGUE, make_catalogue, make_cohort, write_catalogu
 from lcm.catalogue import load_catalogue
 from lcm.exceptions import CheckpointError, InputDataError
 from lcm.model.targets import (
+    NA_LEVEL,
     QueryLayout,
     encode_targets,
     fill_missing,
@@ -114,6 +115,31 @@ def test_pseudo_labels_fill_only_missing() -> None:
     torch.testing.assert_close(filled["sex"].values[1], torch.tensor([0.5, 0.5]))
     assert filled["age"].values.tolist() == [-0.5, 1.0]  # pseudo, then own
     assert filled["sex"].present.all() and filled["age"].present.all()
+
+
+def test_pseudo_labels_are_spread_over_the_own_levels_only() -> None:
+    """n/a is no value a subject can be missing: its pseudo-probability is exactly 0."""
+    layout = QueryLayout().append("hand", "categorical", ("left", "right", NA_LEVEL))
+    layout = layout.append("sex", "binary", ("F", "M"))
+    outputs = torch.tensor([[0.0, 0.0, 5.0, 1.0, 1.0], [1.0, 0.0, -2.0, 0.0, 2.0]])
+    before = outputs.clone()
+    pseudo = targets_from_outputs(outputs, layout)
+    hand = pseudo["hand"].values
+    assert hand[:, 2].tolist() == [0.0, 0.0]
+    torch.testing.assert_close(hand[0], torch.tensor([0.5, 0.5, 0.0]))
+    torch.testing.assert_close(hand.sum(1), torch.ones(2))
+    torch.testing.assert_close(pseudo["sex"].values[0], torch.tensor([0.5, 0.5]))
+    assert torch.equal(outputs, before)  # the model's outputs are left as they were
+    # A row that is n/a (its dataset lacks the variable) keeps its own target.
+    own = encode_targets(
+        pd.DataFrame({"hand": pd.Series([None, None], dtype=object), "sex": ["F", "M"]}),
+        layout,
+        {},
+        {"hand": np.array([True, False])},
+    )
+    filled = fill_missing(own, pseudo)["hand"]
+    assert filled.values[0].tolist() == [0.0, 0.0, 1.0]
+    torch.testing.assert_close(filled.values[1], hand[1])
 
 
 def test_inconsistent_layout_is_a_checkpoint_error() -> None:

@@ -22,11 +22,11 @@ from safetensors.torch import load_file
 
 from lcm.catalogue import load_catalogue
 from lcm.exceptions import CheckpointError, ConfigError, InputDataError
-from lcm.model.checkpoint import load_checkpoint
+from lcm.model.checkpoint import checkpoint_layout, load_checkpoint
 from lcm.model.targets import QueryLayout, targets_from_outputs
 from lcm.store.cohort import Cohort
 from lcm.train import pretrain as pretrain_mod
-from lcm.train.finetune import LCMClassifier
+from lcm.train.finetune import LCMClassifier, bei_targets
 from lcm.train.heldout import HOLDOUT_FRACTION, holdout_split
 from lcm.train.objective import PretrainStep
 from lcm.train.pretrain import predict_outputs, pretrain
@@ -227,3 +227,43 @@ def test_finetuning_encodes_bei_targets_as_pretraining(
         np.testing.assert_allclose(
             finetuned[name].values[present].numpy(), target.values[present].numpy()
         )
+
+
+def test_pseudo_labels_put_nothing_on_not_applicable(tmp_path: Path) -> None:
+    """A value missing where the dataset records the variable is one of its own levels: the
+    pseudo-label gave n/a ("this dataset has no such variable") about a third of its mass."""
+    alpha = pretrain_cohort(30, seed=11)
+    beta = pretrain_cohort(30, seed=12)
+    beta.ids["dataset"], beta.variables["handedness"] = "beta", None  # beta does not record it
+    catalogue = load_catalogue(write_catalogue(tmp_path, TWO_DATASETS))
+    cohort = Cohort(
+        ids=pd.concat([alpha.ids, beta.ids], ignore_index=True),
+        fc=np.concatenate([alpha.fc, beta.fc]),
+        variables=pd.concat([alpha.variables, beta.variables], ignore_index=True),
+        roi_names=alpha.roi_names,
+        atlas=alpha.atlas,
+    )
+    settings = {"epochs": 4, "batch_size": 16, "lr": 0.01}
+    pretrain(cohort, catalogue, TINY, settings, 1, tmp_path / "ckpt", bei_maps=False)
+    base, meta = load_checkpoint(tmp_path / "ckpt")
+    layout = checkpoint_layout(meta)
+    assert layout["handedness"].levels[-1] == "n/a"
+    down_a, down_b = make_cohort(10, seed=9), make_cohort(6, seed=8, dataset="beta")
+    down_a.variables.loc[:5, "handedness"] = None  # alpha records it: missing, to fill
+    down_b.variables["handedness"] = None
+    variables = pd.concat([down_a.variables, down_b.variables], ignore_index=True)
+    datasets = np.array(["alpha"] * 10 + ["beta"] * 6)
+    fc = np.concatenate([down_a.fc, down_b.fc])
+    cpu = torch.device("cpu")
+    bei, pseudo = bei_targets(
+        base, meta, layout, fc, variables.drop(columns=["dx"]), True, cpu,
+        datasets=datasets, catalogue=catalogue,
+    )  # fmt: skip
+    hand = bei["handedness"].values
+    assert bei["handedness"].present.all()
+    filled, own, na = hand[:6], hand[6:10], hand[10:]
+    assert (filled[:, 3] == 0).all() and (filled[:, :3] > 0).all()  # exactly 0, not small
+    torch.testing.assert_close(filled.sum(1), torch.ones(6))
+    assert pseudo is not None and (pseudo["handedness"].values[:, 3] == 0).all()
+    assert set(own.sum(1).tolist()) == {1.0} and (own[:, 3] == 0).all()  # own labels kept
+    assert na.tolist() == [[0.0, 0.0, 0.0, 1.0]] * 6  # not recorded: hard n/a, never filled
