@@ -24,7 +24,8 @@ outputs in --out-dir: model.safetensors, model.json (config, catalogue, atlas, s
 settings, seed, data fingerprint, versions), history.tsv (per epoch: loss_total, the weighted
 training objective, with its parts loss_<variable> and loss_ssl; train_eval_loss and val_loss,
 the unweighted mean of the per-variable BEI losses in eval mode on training and on held-out
-runs: the pair to compare), bei_eval.tsv (held-out metrics of every variable, scored on the
+runs, each variable on the runs whose dataset records it, over its own levels (n/a left out):
+the pair to compare), bei_eval.tsv (held-out metrics of every variable, scored on the
 runs whose dataset records it, beside its training baseline, the chance level of a constant
 guess on those runs (balanced accuracy: 1 / the classes present among them) and a 95 %
 bootstrap interval over held-out subjects, with n runs and n_subjects),

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from scipy.stats import rankdata
 
-from lcm.model.targets import NA_LEVEL, QueryLayout, Targets
+from lcm.model.targets import NA_LEVEL, QueryLayout, Target, Targets
 
 HOLDOUT_FRACTION = 0.1
 # Random stream of selection_split (any constant other than the hold-out's plain seed).
@@ -68,6 +68,55 @@ def selection_split(groups: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarr
     chosen = set(rng.permutation(unique)[: len(unique) // 2])
     selects = np.array([g in chosen for g in groups], dtype=bool)
     return np.flatnonzero(selects), np.flatnonzero(~selects)
+
+
+def own_levels(
+    outputs: torch.Tensor, targets: Targets, layout: QueryLayout
+) -> tuple[torch.Tensor, Targets, QueryLayout]:
+    """Outputs, targets and layout of the variables' own levels, the ``n/a`` class left out.
+
+    A row whose target is ``n/a`` (its dataset does not record the variable) is no longer
+    present, and the ``n/a`` query is dropped, so a class probability is the softmax over the
+    variable's own levels: what :func:`bei_metrics` scores, and what pretraining's held-out
+    loss (``val_loss``, ``select_epoch: heldout``) measures. Counted, the easy ``n/a`` rows
+    (most rows of a diagnosis that one dataset records) chose the epoch that best told the
+    datasets apart.
+
+    Parameters
+    ----------
+    outputs : torch.Tensor, shape (..., Q)
+        Model outputs, queries last.
+    targets : dict of Target
+        Targets of the layout's groups (hard labels: ``n/a`` rows hold a one-hot ``n/a``).
+    layout : QueryLayout
+
+    Returns
+    -------
+    (outputs, targets, layout)
+        ``outputs`` without the ``n/a`` queries, ``targets`` without their ``n/a`` column and
+        rows, and the layout of the remaining queries; groups without ``n/a`` are unchanged.
+    """
+    kept_queries: list[int] = []
+    reduced = QueryLayout()
+    kept: Targets = {}
+    for group in layout.groups:
+        queries = list(range(group.slice.start, group.slice.stop))
+        levels = group.levels
+        target = targets.get(group.name)
+        if NA_LEVEL in levels:
+            na = levels.index(NA_LEVEL)
+            queries.pop(na)
+            levels = tuple(level for level in levels if level != NA_LEVEL)
+            if target is not None:
+                own = [i for i in range(group.size) if i != na]
+                present = target.present & (target.values[:, na] < 0.5)
+                target = Target(target.values[:, own], present)
+        kept_queries.extend(queries)
+        reduced = reduced.append(group.name, group.kind, levels)
+        if target is not None:
+            kept[group.name] = target
+    index = torch.tensor(kept_queries, dtype=torch.long, device=outputs.device)
+    return outputs.index_select(-1, index), kept, reduced
 
 
 def bei_metrics(

@@ -6,9 +6,12 @@ Outputs in ``out_dir``: ``model.safetensors`` + ``model.json`` (the checkpoint),
 self-supervised loss, on masked batches in train mode) and ``loss_<variable>``, ``loss_ssl`` its
 parts; ``train_eval_loss`` and ``val_loss`` are one other quantity, the unweighted mean of the
 last layer's per-variable BEI losses in eval mode, on a fixed sample of training runs and on the
-held-out runs: these two are the curves to compare, not ``val_loss`` and ``loss_total``. With
-``select_epoch: heldout`` the epoch is chosen on half the held-out subjects and ``bei_eval.tsv``
-reports the other half only (:func:`lcm.train.heldout.selection_split`).
+held-out runs: these two are the curves to compare, not ``val_loss`` and ``loss_total``. Like
+``bei_eval.tsv`` they leave out the ``n/a`` class (rows whose dataset does not record a
+variable, and its query: cross-entropy over the variable's own levels), which the training
+objective keeps. With ``select_epoch: heldout`` the epoch of the lowest ``val_loss`` is chosen
+on half the held-out subjects and ``bei_eval.tsv`` reports the other half only
+(:func:`lcm.train.heldout.selection_split`).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from lcm.train.heldout import (
     HOLDOUT_FRACTION,
     bei_metrics,
     holdout_split,
+    own_levels,
     selection_split,
 )
 from lcm.train.loop import (
@@ -165,9 +169,17 @@ def predict_outputs(model: LCM, fc: np.ndarray, device: torch.device) -> torch.T
 def _mean_loss(
     model: LCM, fc: np.ndarray, targets: Targets, layout: QueryLayout, device: torch.device
 ) -> float:
-    """Unweighted mean of the last layer's per-variable losses over a set (monitoring only)."""
-    outputs = predict_outputs(model, fc, device).unsqueeze(0)  # [1, n, Q]
-    losses = variable_losses(outputs, targets, layout)
+    """Unweighted mean of the last layer's per-variable losses over a set (monitoring only).
+
+    History's ``val_loss`` and ``train_eval_loss``, and the loss ``select_epoch: heldout``
+    minimises. Scored as :func:`lcm.train.heldout.bei_metrics` scores: a categorical or
+    diagnostic variable only on the rows whose dataset records it, its cross-entropy over its
+    own levels (:func:`lcm.train.heldout.own_levels`), so that an epoch is not chosen for
+    answering ``n/a`` well (telling the datasets apart). Training still learns ``n/a``.
+    """
+    outputs = predict_outputs(model, fc, device)  # [n, Q]
+    outputs, targets, layout = own_levels(outputs, targets, layout)
+    losses = variable_losses(outputs.unsqueeze(0), targets, layout)  # [1, n, Q'] in
     return float(np.mean([float(v) for v in losses.values()])) if losses else float("nan")
 
 

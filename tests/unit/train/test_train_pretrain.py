@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.run_digests import connectome_digests, decode_digests, matching_sketches
 from lcm.model.checkpoint import checkpoint_layout, load_checkpoint
-from lcm.model.targets import encode_targets, not_applicable
+from lcm.model.targets import NA_LEVEL, QueryLayout, encode_targets, not_applicable
 from lcm.store.cohort import Cohort
 from lcm.train.heldout import HOLDOUT_FRACTION, holdout_split
 from lcm.train.pretrain import _mean_loss, _monitor_sample, pretrain
@@ -123,6 +123,44 @@ def test_history_sets_val_loss_beside_its_own_quantity_on_training_runs(trained)
     assert last["train_eval_loss"] == pytest.approx(mean_loss(sample), rel=1e-4)
     assert last["val_loss"] == pytest.approx(mean_loss(val), rel=1e-4)
     assert last["train_eval_loss"] != pytest.approx(last["loss_total"], rel=0.05)
+
+
+class _FixedOutputs(torch.nn.Module):
+    """A model whose outputs are a table: row ``i`` for the connectome whose ``[0, 0]`` is i."""
+
+    def __init__(self, table: torch.Tensor) -> None:
+        super().__init__()
+        self.table = table
+
+    def predict(self, fc: torch.Tensor) -> torch.Tensor:
+        return self.table[fc[:, 0, 0].long()]
+
+
+def test_held_out_loss_leaves_the_not_applicable_rows_out() -> None:
+    """A diagnosis most rows of which are n/a (datasets without it): the loss that chooses the
+    epoch and is history's val_loss counted those easy rows, and so rewarded telling the
+    datasets apart. Two models alike but for their n/a logits now score the same."""
+    layout = QueryLayout().append("age", "continuous")
+    layout = layout.append("parkinsons", "binary", ("control", "PD", NA_LEVEL))
+    dx = [NA_LEVEL] * 8 + ["control", "PD", "PD", "control"]
+    variables = pd.DataFrame({"age": np.linspace(20, 70, 12), "parkinsons": dx})
+    targets = encode_targets(variables, layout, {"age": {"mean": 45.0, "std": 15.0}})
+    fc = np.zeros((12, 3, 3), dtype=np.float32)
+    fc[:, 0, 0] = np.arange(12)
+    rng = np.random.default_rng(0)
+    outputs = torch.from_numpy(rng.standard_normal((12, 4)).astype(np.float32))
+    sure, unsure = outputs.clone(), outputs.clone()
+    sure[:8, 3], unsure[:8, 3] = 9.0, -3.0  # n/a answered well, or badly, on the n/a rows
+    cpu = torch.device("cpu")
+    a, b = (_mean_loss(_FixedOutputs(t), fc, targets, layout, cpu) for t in (sure, unsure))
+    assert a == pytest.approx(b, abs=1e-6)
+    # The mean of age's MSE and the diagnosis's cross-entropy over its own levels on the 4
+    # runs that record it (as bei_eval.tsv scores it).
+    truth = torch.tensor([0, 1, 1, 0])
+    ce = torch.nn.functional.cross_entropy(outputs[8:, 1:3], truth)
+    z = torch.from_numpy((variables["age"].to_numpy(np.float32) - 45) / 15)
+    mse = torch.mean((outputs[:, 0] - z) ** 2)
+    assert a == pytest.approx(float((ce + mse) / 2), rel=1e-5)
 
 
 def test_same_seed_same_weights(trained, tmp_path: Path) -> None:
