@@ -100,22 +100,51 @@ def run_fingerprint(
 
 
 class BestEpoch:
-    """The epoch with the lowest held-out loss so far and its weights (``select_epoch``).
+    """The epoch with the lowest held-out loss so far, its weights and task weights.
 
     Carried with the training state (:class:`lcm.train.loop.Carried`): a run resumed after a
     kill chooses among every epoch, as the uninterrupted run does, not only those after it.
+    The task weighting's state is kept with the weights, so that the ``task_weights`` that
+    ``model.json`` records are those of the chosen epoch, not of the last one.
+
+    Parameters
+    ----------
+    weighting : torch.nn.Module, optional
+        The task weighting (:class:`lcm.model.losses.UncertaintyWeighting`) trained beside
+        the model.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, weighting: torch.nn.Module | None = None) -> None:
+        self.weighting = weighting
         self.loss = float("inf")
         self.epoch: int | None = None
         self.state: dict[str, torch.Tensor] | None = None
+        self.weighting_state: dict[str, torch.Tensor] | None = None
 
     def offer(self, loss: float, epoch: int, model: torch.nn.Module) -> None:
-        """Keep ``model``'s weights (a copy on the CPU) if ``loss`` is the lowest so far."""
+        """Keep ``model``'s weights and the task weighting's state (copies on the CPU) if
+        ``loss`` is the lowest so far."""
         if np.isfinite(loss) and loss < self.loss:
-            state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            self.loss, self.epoch, self.state = loss, epoch, state
+            self.loss, self.epoch, self.state = loss, epoch, _cpu_copy(model)
+            if self.weighting is not None:
+                self.weighting_state = _cpu_copy(self.weighting)
+
+    def restore(self, model: torch.nn.Module) -> bool:
+        """Load the kept weights into ``model``, and the kept task weighting's state into the
+        weighting; False (nothing loaded) when no epoch was kept."""
+        if self.state is None:
+            return False
+        model.load_state_dict(self.state)
+        if self.weighting is not None:
+            if self.weighting_state is not None:
+                self.weighting.load_state_dict(self.weighting_state)
+            else:  # a state saved by an earlier version: the weights alone were kept
+                log.warning(
+                    "pretraining: the resumed state kept no task weights of epoch %s; "
+                    "model.json records the last epoch's",
+                    self.epoch,
+                )
+        return True
 
     def carried_tensors(self) -> dict[str, torch.Tensor]:
         """The selection as tensors (none before the first epoch ends)."""
@@ -125,16 +154,27 @@ class BestEpoch:
             "best.loss": torch.tensor(self.loss, dtype=torch.float64),
             "best.epoch": torch.tensor(self.epoch, dtype=torch.int64),
             **{f"best.weights.{k}": v for k, v in self.state.items()},
+            **{f"best.task_weights.{k}": v for k, v in (self.weighting_state or {}).items()},
         }
 
     def restore_carried(self, tensors: dict[str, torch.Tensor]) -> None:
         """Take back a selection saved by :meth:`carried_tensors`."""
         if "best.loss" not in tensors:
             return
-        prefix = "best.weights."
         self.loss = float(tensors["best.loss"])
         self.epoch = int(tensors["best.epoch"])
-        self.state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        self.state = _prefixed(tensors, "best.weights.")
+        self.weighting_state = _prefixed(tensors, "best.task_weights.") or None
+
+
+def _cpu_copy(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of ``module``'s state on the CPU."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors whose names start with ``prefix``, named without it."""
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def check_connectomes(fc: np.ndarray, what: str) -> None:
@@ -389,7 +429,7 @@ def pretrain(
     monitor_targets = {k: t.take(torch.from_numpy(sample)) for k, t in targets.items()}
 
     # Only the main process selects; it alone writes (and saves the selection with its state).
-    best = BestEpoch()
+    best = BestEpoch(objective.weighting)
 
     def on_epoch_end(epoch: int) -> dict[str, float]:
         if choose_targets is None or not ctx.is_main:
@@ -436,8 +476,7 @@ def pretrain(
     distributed.teardown(ctx)
     if not ctx.is_main:
         return {"rank": ctx.rank, "final": history[-1]}
-    if best.state is not None:
-        model.load_state_dict(best.state)
+    if best.restore(model):  # its task weights too: model.json's task_weights are the epoch's
         log.info(
             "pretraining: kept epoch %s (lowest held-out BEI loss %.4f)", best.epoch, best.loss
         )

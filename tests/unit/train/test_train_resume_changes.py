@@ -74,6 +74,7 @@ def test_a_resumed_run_selects_among_the_epochs_before_the_kill(
     history = pd.read_csv(tmp_path / "whole" / "history.tsv", sep="\t")
     assert whole["selected_epoch"] == 2, history["val_loss"].tolist()
     assert resumed["selected_epoch"] == 2
+    assert resumed["task_weights"] == whole["task_weights"]  # epoch 2's, carried in the state
     a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "resumed")
     assert all(torch.equal(a[k], b[k]) for k in a)
 

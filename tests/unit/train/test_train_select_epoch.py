@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from helpers.model import TINY, make_catalogue, make_cohort
 
+from lcm.train import pretrain as pretrain_mod
 from lcm.train.heldout import holdout_split, selection_split
 from lcm.train.pretrain import pretrain
 
@@ -48,3 +49,32 @@ def test_epoch_selection_keeps_the_reported_subjects_out(tmp_path: Path) -> None
     meta = json.loads((tmp_path / "last" / "model.json").read_text())["data"]
     assert set(meta["heldout_subjects"]) == held and "selection_subjects" not in meta
     assert summaries["last"]["n_runs_heldout"] == 2 * len(held)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_task_weights_are_those_of_the_selected_epoch(tmp_path: Path, monkeypatch) -> None:
+    """model.json held the selected epoch's weights beside the last epoch's task weights."""
+    objectives: list = []
+    snapshots: list[dict[str, float]] = []
+
+    class SpyObjective(pretrain_mod.PretrainObjective):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            objectives.append(self)
+
+    def rising_loss(model, fc, targets, layout, device) -> float:
+        # Called twice per epoch, the choosing subjects first: their loss rises, so epoch 1.
+        snapshots.append(objectives[-1].weighting.weights())
+        return float(len(snapshots))
+
+    monkeypatch.setattr(pretrain_mod, "PretrainObjective", SpyObjective)
+    monkeypatch.setattr(pretrain_mod, "_mean_loss", rising_loss)
+    catalogue, cohort = make_catalogue(tmp_path), make_cohort(60)
+    cohort.variables["dx"] = None
+    settings = {"epochs": 4, "batch_size": 16, "lr": 0.03, "select_epoch": "heldout"}
+    pretrain(cohort, catalogue, TINY, settings, 3, tmp_path / "sel", bei_maps=False)
+    meta = json.loads((tmp_path / "sel" / "model.json").read_text())
+    assert meta["selected_epoch"] == 1 and len(snapshots) == 8
+    first, last = snapshots[0], snapshots[-1]
+    assert first != pytest.approx(last, rel=1e-3)  # the weights did move after epoch 1
+    assert meta["task_weights"] == pytest.approx(first, rel=1e-6)
