@@ -7,7 +7,11 @@ Data flow (B subjects, R ROIs, Q queries, d = d_model, L decoder layers)::
     --shared LayerNorm + Linear(d, 1), once on the stacked layers--> outputs [L, B, Q]
 
 Masked-ROI reconstruction reads the ROI tokens after the encoder: ``Linear(d, R)`` predicts each
-masked ROI's FC row.
+masked ROI's FC row. A masked ROI is hidden as a row and as a column (:class:`ROITokenizer`): its
+token is the learned mask token, and its entry is zeroed in every other ROI's row, since FC is
+symmetric and the row could be read off the others; so with ``ssl_mask_ratio`` r each visible
+token sees only the unmasked fraction 1 - r of its own row. Only the reconstruction pass is
+masked; the BEI queries read the intact connectomes.
 
 Under bf16 autocast (GPUs) the ROI tokens enter the decoder in bf16, cast once for all layers
 by the memory norm (:class:`MemoryNorm`).
