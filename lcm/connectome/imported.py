@@ -30,7 +30,7 @@ from lcm.bids.manifest import read_manifest
 from lcm.bids.runs import run_ids_from_key
 from lcm.bids.selection import select_parcellation
 from lcm.connectome.outputs import ensure_dataset_description
-from lcm.connectome.qc import check_fc_spread, new_qc, qc_frame
+from lcm.connectome.qc import check_fc_spread, exclusion_reason, new_qc, qc_frame
 from lcm.connectome.roi_formats import atlas_order, check_roi_names, read_matrix, roi_numbering
 from lcm.exceptions import ExcludedRunError
 from lcm.io.atomic import write_tsv
@@ -227,8 +227,9 @@ def _import_row(
         check_roi_names(file_names, names, path.name, atlas.name)
         matrix = check_connectome(matrix, path.name, atlas.n_rois, atlas.name)
     except ExcludedRunError as exc:
-        log.warning("%s %s excluded: %s", dataset, ids.run_key, exc.message)
-        return new_qc(dataset, ids, reason=exc.message, reason_code=exc.code, n_rois=atlas.n_rois)
+        reason = exclusion_reason(exc)
+        log.warning("%s %s excluded: %s", dataset, ids.run_key, reason)
+        return new_qc(dataset, ids, reason=reason, reason_code=exc.code, n_rois=atlas.n_rois)
     if file_names is None and "unnamed" not in warned:
         warned.add("unnamed")
         log.info(

@@ -115,6 +115,18 @@ def new_qc(
     return record
 
 
+def exclusion_reason(exc: ExcludedRunError) -> str:
+    """The QC ``reason`` of a run ``exc`` excludes: what is wrong, then the fix.
+
+    The one wording of a run's exclusion in the QC table and its job's log: the fix written
+    where the run was refused (the error's ``hint``) stays with it, and the table names the
+    file and the fix in one cell, as the ingest manifest's reasons do.
+    """
+    if not exc.hint:
+        return exc.message
+    return f"{exc.message.rstrip(' .')}. Fix: {exc.hint}"
+
+
 def _summaries(record: dict[str, Any]) -> dict[str, Any]:
     """Cohort-table numbers derived from a record: % scrubbed, median tSNR, mean coverage.
 

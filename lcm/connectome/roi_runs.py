@@ -36,7 +36,13 @@ from lcm.connectome.denoise import (
 )
 from lcm.connectome.matrices import write_run_matrices
 from lcm.connectome.outputs import ensure_dataset_description
-from lcm.connectome.qc import check_fc_spread, check_windows, new_qc, qc_frame
+from lcm.connectome.qc import (
+    check_fc_spread,
+    check_windows,
+    exclusion_reason,
+    new_qc,
+    qc_frame,
+)
 from lcm.connectome.relmat import pearson_fc, window_starts
 from lcm.connectome.roi_formats import atlas_order, check_roi_names, read_roi_series
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
@@ -153,8 +159,9 @@ def _process_row(
         _check_windows_vary(signals, empty, connectome, atlas.names)
         check_fc_spread(pearson_fc(signals, empty), Path(row["path"]).name)
     except ExcludedRunError as exc:
-        log.warning("%s %s excluded: %s", dataset, ids.run_key, exc.message)
-        return new_qc(dataset, ids, applied, reason=exc.message, reason_code=exc.code, **facts)
+        reason = exclusion_reason(exc)
+        log.warning("%s %s excluded: %s", dataset, ids.run_key, reason)
+        return new_qc(dataset, ids, applied, reason=reason, reason_code=exc.code, **facts)
     path = Path(row["path"])
     space = row.get("space") or None
     sources = [path, *(p for p in [sidecar_path(path)] if p.is_file())]

@@ -44,7 +44,7 @@ from lcm.connectome.denoise import (
 from lcm.connectome.matrices import write_run_matrices
 from lcm.connectome.outputs import ensure_dataset_description
 from lcm.connectome.parcellate import parcellate_file
-from lcm.connectome.qc import new_qc
+from lcm.connectome.qc import exclusion_reason, new_qc
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
 from lcm.exceptions import ExcludedRunError, InputDataError
 from lcm.io.atomic import write_json
@@ -159,13 +159,14 @@ def process_voxel_run(
         facts["space_read"] = deriv.space_read
         result = run_connectome(deriv, atlas, settings, facts, space, min_coverage)
     except ExcludedRunError as exc:
-        log.warning("%s %s excluded: %s", dataset, run_key, exc.message)
+        reason = exclusion_reason(exc)
+        log.warning("%s %s excluded: %s", dataset, run_key, reason)
         qc = new_qc(
             dataset,
             ids,
             settings.to_dict(),
             included=False,
-            reason=exc.message,
+            reason=reason,
             reason_code=exc.code,
             **facts,
         )

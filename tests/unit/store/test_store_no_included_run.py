@@ -96,7 +96,7 @@ def test_store_of_a_dataset_without_included_run_counts_the_runs_per_reason(
     # One line, each example reason cut in its middle: what failed and the fix both stay.
     assert "\n" not in message and len(message) < 1000
     assert "or leave the subject out (ingest.select.<dataset>.participants.exclude)" in message
-    assert "... 'rot_z_derivative1_power2'] needed by strategy '24P'" in message
+    assert "... Fix: Use a strategy the confounds support" in message  # the fix, kept
     # A long reason loses the folders of its paths (the QC table keeps them), not the file.
     assert str(tmp_path / "deriv") not in message
     assert "sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_desc-brain_mask" in message
