@@ -139,6 +139,7 @@ def confound_columns(
     metadata: dict[str, Any] | None = None,
     *,
     high_pass: float | None = None,
+    source: str | None = None,
 ) -> list[str]:
     """Columns of ``strategy``, checked against those a confounds table holds.
 
@@ -161,6 +162,8 @@ def confound_columns(
     high_pass : float or None, optional
         ``denoise.high_pass`` (Hz): the temporal filter that stands in for missing cosines.
         ``None`` (the default) means no high-pass filter, the strictest check.
+    source : str, optional
+        The confounds file (its name), named by the error.
 
     Returns
     -------
@@ -170,10 +173,53 @@ def confound_columns(
     Raises
     ------
     ExcludedRunError
-        Naming every missing column.
+        Naming the file, every missing column, and the fix: the strategies the table serves,
+        or, for a table of fMRIPrep < 1.2's column names (``X``, ``RotX``,
+        ``FramewiseDisplacement`` ...), a current fMRIPrep.
     """
-    spec = _strategy(strategy)
     have = list(available_columns)
+    columns, missing, drifts = _strategy_fit(strategy, have, metadata, high_pass)
+    if not missing:
+        return columns
+    table = f"confounds {source}" if source else "confounds"
+    if drifts:
+        # fMRIPrep's aCompCor components are blind to what its cosine high-pass removed.
+        raise ExcludedRunError(
+            f"{table} lack the columns {missing} needed by strategy {strategy!r} with "
+            "denoise.high_pass null: fMRIPrep computed the aCompCor components after a "
+            "high-pass filter (its cosine_XX columns), and nothing else would remove those "
+            "frequencies",
+            hint="Set denoise.high_pass (e.g. 0.01 Hz), or use a strategy without aCompCor "
+            "(e.g. 24P).",
+            code=reason_codes.CONFOUNDS_MISSING_COLUMNS,
+        )
+    old = old_fmriprep_columns(have)
+    if old:
+        raise ExcludedRunError(
+            f"{table} lack the columns {missing} needed by strategy {strategy!r}: the table "
+            f"looks like fMRIPrep < 1.2's (columns {old[:4]}), which named them otherwise "
+            "(X for trans_x, RotX for rot_x, FramewiseDisplacement ...)",
+            hint="Rerun a current fMRIPrep on this subject (its confounds follow the BIDS "
+            "Derivatives names since 1.2): LCM reads no older derivatives.",
+            code=reason_codes.CONFOUNDS_MISSING_COLUMNS,
+        )
+    usable = supported_strategies(have, metadata, high_pass)
+    raise ExcludedRunError(
+        f"{table} lack the columns {missing} needed by strategy {strategy!r}",
+        hint=f"Set denoise.strategy to one these confounds support, e.g. {', '.join(usable)}, "
+        "or regenerate them with fMRIPrep."
+        if usable
+        else "Regenerate them with fMRIPrep: they serve no strategy.",
+        code=reason_codes.CONFOUNDS_MISSING_COLUMNS,
+    )
+
+
+def _strategy_fit(
+    strategy: str, have: list[str], metadata: dict[str, Any] | None, high_pass: float | None
+) -> tuple[list[str], list[str], bool]:
+    """``(columns, missing, drifts)`` of ``strategy`` on a table of columns ``have``:
+    ``drifts`` when an aCompCor strategy lacks cosines with no high-pass filter."""
+    spec = _strategy(strategy)
     wanted = strategy_columns(strategy)
     missing = [c for c in wanted if c not in set(have)]
     if spec.compcor == "combined":
@@ -182,26 +228,57 @@ def confound_columns(
             missing.append(f"{ACOMPCOR_PREFIX}* (combined mask)")
         wanted += comps
     cosines = [c for c in have if c.startswith(COSINE_PREFIX)] if spec.cosines else []
-    if spec.compcor is not None and spec.cosines and not cosines and high_pass is None:
-        # fMRIPrep's aCompCor components are blind to what its cosine high-pass removed.
+    drifts = spec.compcor is not None and spec.cosines and not cosines and high_pass is None
+    if drifts:
         missing.append(f"{COSINE_PREFIX}_XX")
-        raise ExcludedRunError(
-            f"confounds lack the columns {missing} needed by strategy {strategy!r} with "
-            "denoise.high_pass null: fMRIPrep computed the aCompCor components after a "
-            "high-pass filter (its cosine_XX columns), and nothing else would remove those "
-            "frequencies",
-            hint="Set denoise.high_pass (e.g. 0.01 Hz), or use a strategy without aCompCor "
-            "(e.g. 24P).",
-            code=reason_codes.CONFOUNDS_MISSING_COLUMNS,
-        )
-    if missing:
-        raise ExcludedRunError(
-            f"confounds lack the columns {missing} needed by strategy {strategy!r}",
-            hint="Use a strategy the confounds support (e.g. 6P), or regenerate them with "
-            "fMRIPrep.",
-            code=reason_codes.CONFOUNDS_MISSING_COLUMNS,
-        )
-    return wanted + cosines
+    return wanted + cosines, missing, drifts
+
+
+def supported_strategies(
+    columns: list[str] | pd.Index,
+    metadata: dict[str, Any] | None = None,
+    high_pass: float | None = None,
+) -> list[str]:
+    """The strategies (:data:`STRATEGIES` order) whose columns a confounds table holds.
+
+    Parameters
+    ----------
+    columns : sequence of str
+        The confounds table's header.
+    metadata : dict, optional
+        Its JSON (:func:`read_confounds_metadata`).
+    high_pass : float or None, optional
+        ``denoise.high_pass``, as :func:`confound_columns` takes it.
+    """
+    have = list(columns)
+    return [s for s in STRATEGIES if not _strategy_fit(s, have, metadata, high_pass)[1]]
+
+
+# Column names of fMRIPrep before 1.2, when its confounds took the BIDS Derivatives names
+# (nipreps/fmriprep#1343): X for trans_x, RotX for rot_x, aCompCor00 for a_comp_cor_00 ...
+_OLD_COLUMNS = frozenset(
+    {
+        "X",
+        "Y",
+        "Z",
+        "RotX",
+        "RotY",
+        "RotZ",
+        "FramewiseDisplacement",
+        "stdDVARS",
+        "non-stdDVARS",
+        "vx-wisestdDVARS",
+        "GlobalSignal",
+        "WhiteMatter",
+        "CSF",
+    }
+)
+_OLD_PREFIXES = ("aCompCor", "tCompCor", "Cosine", "NonSteadyStateOutlier", "AROMAAggrComp")
+
+
+def old_fmriprep_columns(columns: list[str] | pd.Index) -> list[str]:
+    """The columns of a confounds table named as fMRIPrep < 1.2 named them (none: ``[]``)."""
+    return [c for c in columns if c in _OLD_COLUMNS or str(c).startswith(_OLD_PREFIXES)]
 
 
 def _combined_compcor(columns: list[str], metadata: dict[str, Any] | None) -> list[str]:

@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from lcm.connectome.confounds import STRATEGIES, confound_columns, read_confounds_metadata
+from lcm.connectome.confounds import (
+    confound_columns,
+    read_confounds_metadata,
+    supported_strategies,
+)
 from lcm.exceptions import ConfigError, ExcludedRunError
 from lcm.preprocess.derivatives import confounds_file
 
@@ -70,23 +74,13 @@ def check_strategy(
     try:
         confound_columns(strategy, columns, metadata, high_pass=high_pass)
     except ExcludedRunError as exc:
-        usable = [s for s in STRATEGIES if _supports(s, columns, metadata, high_pass)]
+        usable = supported_strategies(columns, metadata, high_pass)
         raise ConfigError(
             f"Dataset {dataset!r}: denoise.strategy {strategy!r} cannot be applied: {path} "
             f"(first run, {first['run_key']}): {exc.message}.",
             hint=f"Set denoise.strategy to one these confounds support ({', '.join(usable)})"
             if usable
-            else "Regenerate the confounds with fMRIPrep.",
+            else exc.hint,
         ) from None
     log.info("%s: confounds of %s hold strategy %r's columns", dataset, first["run_key"], strategy)
     return path
-
-
-def _supports(
-    strategy: str, columns: list[str], metadata: dict | None, high_pass: float | None
-) -> bool:
-    try:
-        confound_columns(strategy, columns, metadata, high_pass=high_pass)
-    except ExcludedRunError:
-        return False
-    return True

@@ -237,7 +237,7 @@ def run_connectome(
     source = Path(deriv.confounds).name
     metadata = read_confounds_metadata(deriv.confounds)
     columns = confound_columns(
-        settings.strategy, table.columns, metadata, high_pass=settings.high_pass
+        settings.strategy, table.columns, metadata, high_pass=settings.high_pass, source=source
     )
     if STRATEGIES[settings.strategy].cosines:
         facts["n_cosine_regressors"] = sum(c.startswith(COSINE_PREFIX) for c in columns)

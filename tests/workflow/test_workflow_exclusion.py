@@ -82,7 +82,7 @@ def test_a_broken_subject_is_excluded_with_its_reason_and_the_cohort_finishes(
     assert sorted(qc.index) == sorted((*GOOD, BAD_CONFOUNDS, BAD_FMRIPREP))
     assert qc.loc[list(GOOD), "included"].all()
     assert not qc.loc[BAD_CONFOUNDS, "included"] and not qc.loc[BAD_FMRIPREP, "included"]
-    assert "confounds lack the columns" in qc.loc[BAD_CONFOUNDS, "reason"]
+    assert "_desc-confounds_timeseries.tsv lack the columns" in qc.loc[BAD_CONFOUNDS, "reason"]
     assert "rot_x" in qc.loc[BAD_CONFOUNDS, "reason"]
     assert "desc-brain_mask" in qc.loc[BAD_FMRIPREP, "reason"]
     assert qc.loc[BAD_CONFOUNDS, "reason_code"] == "confounds_missing_columns"
@@ -90,7 +90,8 @@ def test_a_broken_subject_is_excluded_with_its_reason_and_the_cohort_finishes(
     # ... and each job's log says so.
     logs = tmp_path / "results" / "logs"
     (log,) = (logs / "connectome" / "abidelike").glob(f"sub-{BAD_CONFOUNDS}/**/*.log")
-    assert "excluded: confounds lack the columns" in log.read_text()
+    assert "excluded: confounds sub-" in log.read_text()
+    assert "_desc-confounds_timeseries.tsv lack the columns" in log.read_text()
     fmriprep_log = "\n".join(p.read_text() for p in (logs / "fmriprep").rglob("*.log"))
     assert f"sub-{BAD_FMRIPREP}_task-rest_run-1 excluded" in fmriprep_log
 

@@ -88,7 +88,7 @@ def test_store_of_a_dataset_without_included_run_counts_the_runs_per_reason(
         r"fmriprep_outputs_missing: 4 runs \(sub-01_task-rest_run-1, sub-02_task-rest_run-1, "
         r"sub-03_task-rest_run-1, \+1 more\), e\.g\. \"fMRIPrep outputs for space .*\"; "
         r"confounds_missing_columns: 1 run \(sub-05_task-rest_run-1\), e\.g\. \"confounds "
-        r"lack the columns \['rot_x'"
+        r"sub-05_task-rest_run-1_desc-confounds_timeseries\.tsv lack the columns \['rot_x'"
     )
     with pytest.raises(InputDataError, match=expected) as err:
         cli(store_cmd, argv)
@@ -96,7 +96,7 @@ def test_store_of_a_dataset_without_included_run_counts_the_runs_per_reason(
     # One line, each example reason cut in its middle: what failed and the fix both stay.
     assert "\n" not in message and len(message) < 1000
     assert "or leave the subject out (ingest.select.<dataset>.participants.exclude)" in message
-    assert "... Fix: Use a strategy the confounds support" in message  # the fix, kept
+    assert "... Fix: Regenerate them with fMRIPrep: they serve no strategy." in message
     # A long reason loses the folders of its paths (the QC table keeps them), not the file.
     assert str(tmp_path / "deriv") not in message
     assert "sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_desc-brain_mask" in message
