@@ -17,7 +17,7 @@ from lcm.atlas.files import (
 from lcm.atlas.model import CUSTOM_SPACE, Atlas
 from lcm.atlas.registry import registry_atlas, registry_space
 from lcm.exceptions import AtlasError, ConfigError
-from lcm.io.output_space import parse_output_space
+from lcm.io.output_space import is_native_space, native_space_fix, parse_output_space
 
 
 def load_atlas(
@@ -99,7 +99,10 @@ def check_atlas_space(config: dict[str, Any], datasets: list[str], source: str =
     ``lcm run`` before it writes anything, not after fMRIPrep ran for hours. A user atlas
     given by path is in the template its file name says (``tpl-``, else ``space-``, as
     TemplateFlow and XCP-D name them: :func:`lcm.atlas.files.file_space`); one whose name
-    says none is not checked.
+    says none is not checked against a template. No atlas parcellates a subject's own space
+    (``T1w``, ``func`` ...: :func:`lcm.io.output_space.is_native_space`): one atlas image
+    serves every subject, so such an output space is refused whatever the atlas, one whose
+    name says no template included.
 
     Raises
     ------
@@ -120,6 +123,15 @@ def check_atlas_space(config: dict[str, Any], datasets: list[str], source: str =
             f"registry atlas {atlas.get('name')!r}",
         )
     wanted = parse_output_space(setting).label
+    if is_native_space(wanted):
+        where = f"in {space!r}" if space else "whose file name says no template"
+        raise ConfigError(
+            f"{source}: fmriprep.output_space is {wanted!r}, each subject's own space, but the "
+            f"voxel-level datasets {datasets} are parcellated with one atlas image for every "
+            f"subject, the {what.removesuffix(' (its name)')}, {where}: each subject's BOLD "
+            "would be cut with regions that are not its own.",
+            hint=native_space_fix(space),
+        )
     if space is None or space == wanted:
         return
     raise ConfigError(

@@ -16,6 +16,7 @@ from lcm import reason_codes
 from lcm.bids.nifti_header import UnreadableHeader, header_problem, read_bold_header, sniff_image
 from lcm.bids.timing import sidecar_tr, tr_mismatch
 from lcm.io.bids_names import parse_entities
+from lcm.io.output_space import is_native_space
 
 # Short, stable codes of the exclusion reasons (the summary counts runs per code): the
 # names of lcm.reason_codes, which lists them all.
@@ -92,13 +93,34 @@ def not_in_space(wanted: str, spaces: Iterable[str]) -> tuple[str, str]:
     spaces : iterable of str
         The spaces of the run's other ``desc-preproc`` BOLD files, as the setting spells them
         (:func:`lcm.io.output_space.space_of`); at least one.
+
+    A space of the subject's own (``T1w``, ``func`` ...) is never suggested: one atlas image
+    parcellates every subject, in a template's space (:func:`lcm.io.output_space.is_native_space`).
     """
     found = sorted(set(spaces))
+    templates = [s for s in found if not is_native_space(s)]
+    setting = "fmriprep.output_space (lcm ingest --space, lcm fmriprep --output-space)"
+    if is_native_space(wanted):
+        fix = (
+            f"{wanted} is the subject's own space, which no atlas parcellates (one atlas image "
+            f"serves every subject): set {setting} to the atlas's template"
+            + (f", e.g. {templates[0]}" if templates else "")
+            + ", and run fMRIPrep with it in --output-spaces"
+        )
+    elif templates:
+        fix = (
+            f"Set {setting} to the one to read, e.g. {templates[0]}, the same for every run, "
+            f"or run fMRIPrep with --output-spaces {wanted}"
+        )
+    else:
+        fix = (
+            f"{'These are' if len(found) > 1 else 'This is'} the subject's own space, which no "
+            f"atlas parcellates (one atlas image serves every subject): run fMRIPrep with "
+            f"--output-spaces {wanted}"
+        )
     return NOT_IN_SPACE, (
         f"no preprocessed BOLD in space {wanted} (fmriprep.output_space); fMRIPrep "
-        f"{_WROTE}{', '.join(found)}. Set fmriprep.output_space (lcm ingest --space, lcm "
-        f"fmriprep --output-space) to the one to read, e.g. {found[0]}, the same for every "
-        f"run, or run fMRIPrep with --output-spaces {wanted}"
+        f"{_WROTE}{', '.join(found)}. {fix}"
     )
 
 

@@ -48,7 +48,7 @@ from lcm.connectome.qc import exclusion_reason, new_qc
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
 from lcm.exceptions import ExcludedRunError, InputDataError
 from lcm.io.atomic import write_json
-from lcm.io.output_space import parse_output_space
+from lcm.io.output_space import is_native_space, native_space_fix, parse_output_space
 from lcm.io.paths import run_location, run_timeseries
 from lcm.io.provenance import write_sidecar
 from lcm.io.relmat import write_timeseries
@@ -223,6 +223,18 @@ def run_connectome(
     reason = tr_mismatch(deriv.t_r, header_tr(_HeaderOnly(hdr.header)), bold.name)
     if reason:
         raise ExcludedRunError(reason, code=reason_codes.TR_MISMATCH)
+    if space and is_native_space(space):
+        # One atlas image for every subject: none is in a subject's own space, whatever its
+        # name says (an atlas whose name says no template is only unchecked in a template's).
+        known = atlas.space if atlas.space != CUSTOM_SPACE else None
+        where = f"in {known!r}" if known else "whose file name says no template"
+        raise ExcludedRunError(
+            f"BOLD {bold.name} is in space {space!r}, the subject's own, but atlas "
+            f"{atlas.name!r} is one image for every subject, {where}: it would cut this "
+            "subject's brain with regions that are not its own",
+            hint=native_space_fix(known),
+            code=reason_codes.SPACE_MISMATCH,
+        )
     if space and atlas.space not in (CUSTOM_SPACE, parse_output_space(space).label):
         raise ExcludedRunError(
             f"BOLD {bold.name} is in space {space!r} but atlas {atlas.name!r} is in "

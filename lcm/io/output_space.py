@@ -142,6 +142,45 @@ def surface_space_fix(space: str) -> str:
     )
 
 
+# fMRIPrep's nonstandard spaces (niworkflows' ``NONSTANDARD_REFERENCES``, with ``boldref``):
+# a subject's own anatomy (T1w, T2w, anat), BOLD run or session reference (func, run, boldref,
+# sbref, session) or surface (fsnative). Each subject's images are in a space of their own,
+# no template's: one atlas image cannot parcellate them all.
+NATIVE_SPACES = frozenset(
+    {"T1w", "T2w", "anat", "func", "run", "boldref", "sbref", "session", "individual", "fsnative"}
+)
+
+
+def is_native_space(space: str) -> bool:
+    """Whether ``space`` (a setting such as ``T1w:res-native``, or a label) is a subject's own.
+
+    LCM parcellates every subject with one atlas image, in a template's space: BOLD in a
+    subject's own space (:data:`NATIVE_SPACES`) would be cut with regions that are not its own.
+    """
+    return space.split(":", 1)[0] in NATIVE_SPACES
+
+
+def native_space_fix(atlas_space: str | None = None) -> str:
+    """The hint given when voxel-level runs are read in a subject's own space.
+
+    Parameters
+    ----------
+    atlas_space : str, optional
+        The atlas's template, when known (named as the space to set).
+    """
+    template = (
+        f"the atlas's template, {atlas_space},"
+        if atlas_space
+        else "the template the atlas image was made in (MNI152NLin2009cAsym for the registry "
+        "atlases)"
+    )
+    return (
+        f"Set fmriprep.output_space (lcm fmriprep --output-space) to {template} and run "
+        "fMRIPrep with it in --output-spaces. An atlas in each subject's own space is not "
+        "supported: bring such parcellations as ROI time series (entry: roi_timeseries)."
+    )
+
+
 def check_output_space(text: str, option: str = "--output-space") -> OutputSpace:
     """Parse an output space given on the command line (the config schema checks its own).
 

@@ -576,3 +576,26 @@ def test_the_settings_stamp_holds_the_run_options_checked(tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match="--min-coverage"):
         cli(connectome_cmd, [*common, "--min-coverage", "1.5"])
     assert json.loads(out.read_text())["denoise"]["strategy"] == "36P"  # not replaced
+
+
+@pytest.mark.parametrize("space", ["T1w", "T1w:res-native", "func"])
+def test_bold_in_a_subject_s_own_space_is_excluded_whatever_the_atlas(
+    tmp_path: Path, run_files, atlas, space: str
+) -> None:
+    """A user atlas whose name says no template (space ``custom``) passed the space check:
+    native-space BOLD of every subject was parcellated with one MNI image, without a word."""
+    image, table = tmp_path / "toy.nii.gz", tmp_path / "toy.tsv"
+    nib.save(atlas.img, image)
+    atlas.labels[["index", "name"]].to_csv(table, sep="\t", index=False)
+    user = load_atlas("toy", str(image), str(table))
+    assert user.space == "custom"
+    for used in (user, atlas):
+        qc = _run_edited_record(
+            tmp_path, run_files, used, lambda rec: rec.update(output_space=space)
+        )
+        assert not qc["included"]
+        assert qc["reason_code"] == "space_mismatch"
+        assert f"is in space {space!r}, the subject's own" in qc["reason"]
+        assert f"atlas {used.name!r} is one image for every subject" in qc["reason"]
+        assert "Set fmriprep.output_space" in qc["reason"]  # the fix, in the QC table
+    assert not (tmp_path / "conn" / "sub-01").exists()
