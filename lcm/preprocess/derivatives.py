@@ -207,14 +207,17 @@ def find_run_derivatives(
     )
     missing: list[str] = []
     if not candidates:
-        expected = func / f"{key}_{wanted.name_part}_desc-preproc_bold.nii.gz"
-        missing.append(str(expected))
+        expected = func / f"{key}_{wanted.name_part}_desc-preproc_bold{NIFTI_EXTENSIONS[0]}"
+        missing.append(f"{expected} (or {NIFTI_EXTENSIONS[1]})")
+        extension = NIFTI_EXTENSIONS[0]
         middle = "".join(f"_{k}-{v}" for k, v in wanted.entities.items() if k != "space")
     else:
-        # Prefer the file without res/den entities, then the first by name.
-        bold = min(candidates, key=lambda p: (len(p.name), p.name))
-        middle = pattern.match(bold.name).group(1)  # type: ignore[union-attr]
-        if len(candidates) > 1:  # several resolutions of one space: the choice is said
+        # Prefer the file without res/den entities, then the uncompressed one (a .nii beside
+        # its .nii.gz, faster to read), then the first by name.
+        middles = {p: pattern.match(p.name).group(1) for p in candidates}  # type: ignore[union-attr]
+        bold = min(candidates, key=lambda p: (len(middles[p]), len(p.name), p.name))
+        middle = middles[bold]
+        if len(set(middles.values())) > 1:  # several resolutions of one space: said
             log.warning(
                 "%s: fMRIPrep wrote %d versions of space %s (%s); using %s. Name the one "
                 "wanted in fmriprep.output_space (e.g. %s:res-2, or %s:res-native for the file "
@@ -229,13 +232,16 @@ def find_run_derivatives(
             )
         if not bold.is_file():  # listed, but a dangling symlink
             missing.append(_lacking(bold))
+        extension = _nifti_extension(bold.name)
     stem = f"{key}_space-{wanted.label}{middle}"
-    mask = func / f"{stem}_desc-brain_mask.nii.gz"
+    mask = _companion_image(func, f"{stem}_desc-brain_mask", extension)
     side = func / f"{stem}_desc-preproc_bold.json"
     confounds = confounds_file(func, key)
-    for path in (mask, side):
-        if not path.is_file():
-            missing.append(_lacking(path))
+    if not mask.is_file():
+        other = next(e for e in NIFTI_EXTENSIONS if e != extension)
+        missing.append(f"{_lacking(mask)} (or {other})")
+    if not side.is_file():
+        missing.append(_lacking(side))
     if not confounds.is_file():
         missing.append(f"{_lacking(confounds)} (or {CONFOUNDS_SUFFIXES[1][1:]} of fMRIPrep < 20.2)")
     t_r = None
@@ -266,6 +272,28 @@ def find_run_derivatives(
         space_read=space_of(entities_of(bold.name)),
     )
     return found, []
+
+
+# A NIfTI image's file endings, gzip-compressed first (fMRIPrep's); a dataset gunzipped to load
+# faster holds ``.nii``, its BOLD and masks alike (or not: each is looked for under both).
+NIFTI_EXTENSIONS = (".nii.gz", ".nii")
+
+
+def _nifti_extension(name: str) -> str:
+    """The NIfTI ending of a file name (``.nii.gz`` or ``.nii``)."""
+    return next(e for e in NIFTI_EXTENSIONS if name.endswith(e))
+
+
+def _companion_image(func: Path, stem: str, extension: str) -> Path:
+    """The image ``stem`` with the BOLD's ``extension``, else with the other ending; the one
+    with ``extension`` (the name a missing-file message gives) when neither exists."""
+    first = func / f"{stem}{extension}"
+    if first.is_file():
+        return first
+    for other in NIFTI_EXTENSIONS:
+        if other != extension and (func / f"{stem}{other}").is_file():
+            return func / f"{stem}{other}"
+    return first
 
 
 def other_spaces(deriv_root: str | Path, ids: RunIds, space: str) -> list[str]:

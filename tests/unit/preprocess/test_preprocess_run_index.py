@@ -108,7 +108,7 @@ def test_a_resolution_named_in_the_output_space_is_the_one_read(
     assert f"--output-spaces {SPACE}:res-2" in out["reason"]
     ids = run_ids_from_name("sub-01_task-rest_run-2")
     _, missing = find_run_derivatives(tmp_path / "deriv", ids, f"{SPACE}:res-2")
-    assert missing[0].endswith(f"run-2_space-{SPACE}_res-2_desc-preproc_bold.nii.gz")
+    assert missing[0].endswith(f"run-2_space-{SPACE}_res-2_desc-preproc_bold.nii.gz (or .nii)")
 
 
 def test_an_output_space_of_another_form_is_refused_naming_the_option(tmp_path: Path) -> None:
