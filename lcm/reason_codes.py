@@ -44,6 +44,7 @@ CONFOUNDS_NON_NUMERIC = "confounds_non_numeric"
 CONFOUNDS_MISSING_COLUMNS = "confounds_missing_columns"
 # --- time series, voxel and ROI -----------------------------------------------------------------
 TOO_FEW_VOLUMES = "too_few_volumes"
+TOO_FEW_DOF = "too_few_dof"
 HIGH_PASS_ABOVE_NYQUIST = "high_pass_above_nyquist"
 FLAT_SIGNALS = "flat_signals"
 WINDOW_FLAT_SIGNALS = "window_flat_signals"

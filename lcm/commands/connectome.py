@@ -256,8 +256,8 @@ def _denoise_arg(p: argparse.ArgumentParser, default: str | None = "{}") -> None
         "--denoise",
         default=default,
         help="The config's denoise section as JSON (strategy, fd_threshold, "
-        "dvars_threshold, high_pass, low_pass, detrend, standardize, min_volumes); missing "
-        "keys take the schema defaults.",
+        "dvars_threshold, high_pass, low_pass, detrend, standardize, min_volumes, min_dof); "
+        "missing keys take the schema defaults.",
     )
     p.add_argument(
         "--connectome",

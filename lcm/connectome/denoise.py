@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -182,6 +183,178 @@ def scrub_mask(
     return keep
 
 
+@dataclass(frozen=True)
+class DegreesOfFreedom:
+    """How many independent values a run's cleaned signals still hold (:func:`degrees_of_freedom`).
+
+    Attributes
+    ----------
+    in_band : float
+        Degrees of freedom the band-pass filter leaves over the kept volumes, the mean aside.
+    regressors : int
+        Confound regressors, each of which takes one of them (their rank).
+    trend : int
+        1 when ``detrend`` removes the linear trend too, else 0.
+    seconds : float
+        Seconds of signal the kept volumes cover (censored gaps that lose the band left out).
+    n_kept : int
+        Kept volumes.
+    band : str
+        The band in words, for messages (``0.01-0.1 Hz band``, ``band above 0.01 Hz``,
+        ``unfiltered signals``).
+    """
+
+    in_band: float
+    regressors: int
+    trend: int
+    seconds: float
+    n_kept: int
+    band: str
+
+    @property
+    def residual(self) -> float:
+        """Degrees of freedom left: ``in_band - regressors - trend``."""
+        return self.in_band - self.regressors - self.trend
+
+
+def degrees_of_freedom(
+    keep: np.ndarray,
+    t_r: float,
+    settings: DenoiseSettings,
+    confounds: np.ndarray | None = None,
+) -> DegreesOfFreedom:
+    """Degrees of freedom a run keeps through :func:`clean_signals`.
+
+    A signal limited to the band ``[f_low, f_high]`` Hz over ``S`` seconds holds about
+    ``2 * S * (f_high - f_low)`` independent values (a sine and a cosine per Fourier frequency
+    ``k / S`` in the band), where ``f_high`` is ``low_pass``, or the Nyquist frequency
+    ``0.5 / t_r`` when there is none or it lies above, and ``f_low`` is ``high_pass`` (0
+    without one); never more than the kept volumes less one (the mean, which the band leaves
+    out and which z-scoring or Pearson correlation removes anyway). Without a filter that is
+    the kept volumes less one.
+
+    ``S`` spans the kept volumes, first to last. A censored gap costs nothing when its kept
+    neighbours are at most ``1 / (2 * f_high)`` seconds apart (they still sample the band at
+    its Nyquist rate, and the spline of :func:`fill_censored` fills it), and its whole length
+    otherwise: what the filter sees there is interpolated, no data. So without a low-pass
+    every censored volume is lost, and scattered scrubbing of a band-passed run costs little.
+
+    Confounds are band-passed like the signals before they are regressed (nilearn and XCP-D),
+    so each column takes one of the band's degrees of freedom, whatever its own frequencies:
+    nilearn z-scores the filtered columns, and the cosine_XX columns (fMRIPrep's high-pass
+    basis) or a slow drift that the filter nearly erased each still remove one direction of the
+    kept volumes. They count by their rank (a constant column, or one that repeats another,
+    removes nothing); ``detrend`` removes the linear trend, one more.
+
+    Parameters
+    ----------
+    keep : ndarray of int
+        Kept volume indices, increasing (:func:`scrub_mask`).
+    t_r : float
+        Repetition time in seconds.
+    settings : DenoiseSettings
+        Band, detrending.
+    confounds : ndarray, shape (T, C), optional
+        The regressors (rows of every volume; those of the kept ones are read).
+
+    Returns
+    -------
+    DegreesOfFreedom
+
+    Raises
+    ------
+    ExcludedRunError
+        ``high_pass`` at or above the Nyquist frequency (:func:`check_high_pass`).
+    """
+    check_high_pass(settings, t_r)
+    keep = np.asarray(keep, dtype=np.int64)
+    nyquist = 0.5 / t_r
+    low_pass = settings.low_pass if settings.low_pass is not None else nyquist
+    f_high, f_low = min(low_pass, nyquist), settings.high_pass or 0.0
+    if low_pass < nyquist:
+        band = f"{f_low:g}-{f_high:g} Hz band"
+    else:
+        band = f"band above {f_low:g} Hz" if f_low else "unfiltered signals"
+    trend = int(settings.detrend)
+    if keep.size == 0:
+        return DegreesOfFreedom(0.0, 0, trend, 0.0, 0, band)
+    gaps = np.diff(keep) - 1  # censored volumes between consecutive kept ones
+    # Kept neighbours farther apart than the band's Nyquist interval: the gap holds no data.
+    lost = int(gaps[(gaps + 1) * t_r > (0.5 / f_high) * (1 + 1e-9)].sum())
+    seconds = float(keep[-1] - keep[0] + 1 - lost) * t_r
+    in_band = min(2.0 * seconds * (f_high - f_low), float(keep.size - 1))
+    regressors = 0 if confounds is None else _rank(np.asarray(confounds)[keep], settings.detrend)
+    return DegreesOfFreedom(in_band, regressors, trend, seconds, int(keep.size), band)
+
+
+def _rank(confounds: np.ndarray, detrend: bool) -> int:
+    """Rank of the regressors as nilearn regresses them: centred (and detrended), each column
+    scaled to unit norm (it z-scores them), a constant one left out."""
+    x = np.asarray(confounds, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] == 0 or x.shape[0] < 2:
+        return 0
+    scale = np.abs(x).max(axis=0)
+    basis = [np.ones(len(x))]
+    if detrend:
+        basis.append(np.linspace(-1.0, 1.0, len(x)))
+    design = np.column_stack(basis)
+    x = x - design @ np.linalg.lstsq(design, x, rcond=None)[0]
+    norms = np.linalg.norm(x, axis=0)
+    varying = norms > 1e-9 * scale * np.sqrt(len(x))
+    if not varying.any():
+        return 0
+    return int(np.linalg.matrix_rank(x[:, varying] / norms[varying]))
+
+
+def check_degrees_of_freedom(dof: DegreesOfFreedom, settings: DenoiseSettings) -> None:
+    """Refuse a run left with fewer than ``settings.min_dof`` degrees of freedom (``None``: any).
+
+    With fewer degrees of freedom in the band than regressors, regression takes nearly all the
+    in-band signal and z-scoring scales up what is left: correlations of pure noise reach
+    ±1. Voxel runs are checked on their confounds, before the BOLD is read.
+
+    Raises
+    ------
+    ExcludedRunError
+        With code ``too_few_dof``, naming the degrees of freedom and the regressors.
+    """
+    if settings.min_dof is None or dof.residual >= settings.min_dof:
+        return
+    less = [f"{dof.regressors} confound regressor(s)"] if dof.regressors else []
+    less += ["the linear trend"] * dof.trend
+    raise ExcludedRunError(
+        f"{dof.residual:.1f} degrees of freedom left, fewer than the {settings.min_dof} required "
+        f"(denoise.min_dof): {dof.in_band:.1f} in the {dof.band} over the "
+        f"{dof.seconds:g} s of {dof.n_kept} kept volumes"
+        + (f", less {' and '.join(less)}" if less else ""),
+        hint="Use longer runs, a lighter confound strategy (e.g. 6P instead of 24P) or a wider "
+        "band (e.g. denoise.low_pass null); with fewer, the regressors take most of the in-band "
+        "signal and the connectome is mostly noise.",
+        code=reason_codes.TOO_FEW_DOF,
+    )
+
+
+def check_high_pass(settings: DenoiseSettings, t_r: float) -> None:
+    """Refuse a ``high_pass`` at or above the run's Nyquist frequency ``0.5 / t_r``.
+
+    Raises
+    ------
+    ExcludedRunError
+        Every frequency the run can hold lies below the cut-off: the filter would leave
+        all-zero signals, and the run would be excluded as flat for no visible reason.
+    """
+    nyquist = 0.5 / t_r
+    if settings.high_pass is not None and settings.high_pass >= nyquist:
+        raise ExcludedRunError(
+            f"denoise.high_pass {settings.high_pass:g} Hz is at or above the Nyquist frequency "
+            f"{nyquist:g} Hz of this run (TR {t_r:g} s): the high-pass filter would remove "
+            "every frequency of the signals",
+            hint=f"Set denoise.high_pass below {nyquist:g} Hz (0.008-0.01 Hz is usual for "
+            "resting state), or to null to skip high-pass filtering.",
+            code=reason_codes.HIGH_PASS_ABOVE_NYQUIST,
+        )
+
+
 def short_segments(kept: np.ndarray, min_length: int) -> np.ndarray:
     """Mask of the volumes in runs of ``True`` in ``kept`` shorter than ``min_length``."""
     kept = np.asarray(kept, dtype=bool)
@@ -295,6 +468,12 @@ def clean_signals(
         ``high_pass`` at or above the Nyquist frequency ``0.5 / t_r`` (a ``low_pass`` there
         is skipped with a warning: no low-pass filter is what it would leave), or a run too
         short to band-pass filter.
+
+    Notes
+    -----
+    Nothing here checks that the run holds more degrees of freedom than the band and the
+    confounds take: callers do, first (:func:`degrees_of_freedom`,
+    :func:`check_degrees_of_freedom`).
     """
     from nilearn import signal
 
@@ -302,17 +481,7 @@ def clean_signals(
         signals, confounds, sample_mask = _censored_run(signals, confounds, sample_mask)
     low_pass = settings.low_pass
     nyquist = 0.5 / t_r
-    if settings.high_pass is not None and settings.high_pass >= nyquist:
-        # Every frequency the run can hold lies below the cut-off: the filter would leave
-        # all-zero signals, and the run would be excluded as flat for no visible reason.
-        raise ExcludedRunError(
-            f"denoise.high_pass {settings.high_pass:g} Hz is at or above the Nyquist frequency "
-            f"{nyquist:g} Hz of this run (TR {t_r:g} s): the high-pass filter would remove "
-            "every frequency of the signals",
-            hint=f"Set denoise.high_pass below {nyquist:g} Hz (0.008-0.01 Hz is usual for "
-            "resting state), or to null to skip high-pass filtering.",
-            code=reason_codes.HIGH_PASS_ABOVE_NYQUIST,
-        )
+    check_high_pass(settings, t_r)
     if low_pass is not None and low_pass >= nyquist:
         # nilearn would silently move the cut-off to just under Nyquist; no filter is honest.
         log.warning(

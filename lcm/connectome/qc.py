@@ -51,6 +51,7 @@ QC_COLUMNS = (
     "n_dropout_volumes",
     "n_non_steady_volumes",
     "space_read",
+    "dof",
 )
 # Columns older QC records may lack (filled with their empty value when read).
 _OPTIONAL = {
@@ -73,6 +74,8 @@ _OPTIONAL = {
     "n_non_steady_volumes": None,
     # The space and resolution of the BOLD a voxel run read (its fMRIPrep record's).
     "space_read": "",
+    # Degrees of freedom left once band-passed and regressed (lcm.connectome.denoise).
+    "dof": None,
 }
 # List columns are lists in QC.json and comma-separated strings in QC.tsv.
 _LIST_COLUMNS = ("empty_rois", "relmats", "window_relmats")

@@ -31,7 +31,9 @@ from lcm.bids.selection import select_parcellation
 from lcm.connectome.confounds import DVARS_COLUMN, FD_COLUMN, STRATEGIES
 from lcm.connectome.coverage import cleaned_empty, constant_columns
 from lcm.connectome.denoise import (
+    check_degrees_of_freedom,
     clean_signals,
+    degrees_of_freedom,
     scrub_mask,
 )
 from lcm.connectome.matrices import write_run_matrices
@@ -310,6 +312,10 @@ def _clean_series(
         raise ExcludedRunError(
             f"every ROI of {path.name} is constant", code=reason_codes.FLAT_SIGNALS
         )
+    # No confounds: the band, the trend and the kept volumes decide (denoise.min_dof).
+    dof = degrees_of_freedom(keep, t_r, settings)
+    facts["dof"] = round(dof.residual, 1)
+    check_degrees_of_freedom(dof, settings)
     scrubbed = fd is not None or dvars is not None or bool(dropout.any())
     signals = clean_signals(raw, t_r, settings, sample_mask=keep if scrubbed else None)
     empty = cleaned_empty(signals, empty, names, path.name)

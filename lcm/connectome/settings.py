@@ -57,6 +57,9 @@ class DenoiseSettings:
         ``zscore`` | ``psc`` | ``none`` (nilearn.signal.clean semantics).
     min_volumes : int
         Runs with fewer volumes left are excluded.
+    min_dof : int or None
+        Runs with fewer degrees of freedom left once filtered and regressed are excluded
+        (:func:`lcm.connectome.denoise.degrees_of_freedom`); ``None`` disables the check.
     """
 
     strategy: str = "24P"
@@ -67,6 +70,7 @@ class DenoiseSettings:
     detrend: bool = True
     standardize: str = "zscore"
     min_volumes: int = 50
+    min_dof: int | None = 40
 
     @classmethod
     def from_dict(cls, value: dict[str, Any], source: str = "--denoise") -> DenoiseSettings:

@@ -33,8 +33,10 @@ from lcm.connectome.coverage import (
     parcel_voxel_counts,
 )
 from lcm.connectome.denoise import (
+    check_degrees_of_freedom,
     clean_signals,
     confound_matrix,
+    degrees_of_freedom,
     framewise_displacement,
     non_steady_volumes,
     read_confounds,
@@ -208,7 +210,8 @@ def run_connectome(
         dimensions or too big for the file or the memory, NaN/Inf, TR mismatch, space other
         than the atlas's, no parcel covered, missing confound columns, confounds of the wrong
         length, ``std_dvars`` missing when DVARS scrubbing is on, too few volumes once
-        high-motion, dropout and non-steady-state volumes are left out).
+        high-motion, dropout and non-steady-state volumes are left out, too few degrees of
+        freedom left for the confounds and the band).
     """
     bold = Path(deriv.bold)
     hdr = read_bold_header(bold)
@@ -286,6 +289,7 @@ def run_connectome(
         dvars = confound_matrix(table, [DVARS_COLUMN], source)[:, 0]
     keep = scrub_mask(fd, settings, n_vol, dvars=dvars, non_steady=non_steady)
     facts["n_volumes_kept"] = int(keep.size)
+    _check_dof(keep, deriv.t_r, settings, confounds, facts)
 
     labels = _labels_on_grid(atlas, hdr.shape[:3], hdr.affine)
     label_ids = atlas.labels["index"].to_numpy()
@@ -319,6 +323,7 @@ def run_connectome(
             fd, settings, n_vol, dvars=dvars, dropout=stats.dropout, non_steady=non_steady
         )
         facts["n_volumes_kept"] = int(keep.size)
+        _check_dof(keep, deriv.t_r, settings, confounds, facts)
         log.warning(
             "BOLD %s: %d volume(s) constant across the atlas (dropout) scrubbed",
             bold.name,
@@ -370,6 +375,19 @@ def run_connectome(
         )
     signals[:, empty] = 0.0
     return RunConnectome(signals, empty, columns)
+
+
+def _check_dof(
+    keep: np.ndarray,
+    t_r: float,
+    settings: DenoiseSettings,
+    confounds: np.ndarray,
+    facts: dict[str, Any],
+) -> None:
+    """Record the run's degrees of freedom (QC ``dof``), then check ``denoise.min_dof``."""
+    dof = degrees_of_freedom(keep, t_r, settings, confounds)
+    facts["dof"] = round(dof.residual, 1)
+    check_degrees_of_freedom(dof, settings)
 
 
 def _labels_on_grid(atlas: Atlas, shape: tuple[int, ...], affine: np.ndarray) -> np.ndarray:

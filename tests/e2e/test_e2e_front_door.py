@@ -95,7 +95,7 @@ def test_lcm_run_from_any_folder_through_a_baseline_evaluation(tmp_path: Path) -
                     }
                 },
                 "evaluate": {"n_folds": 2, "label_fractions": [1.0]},
-                "denoise": {"min_volumes": 20},
+                "denoise": {"min_volumes": 20, "min_dof": None},  # short runs, kept
             }
         )
     )

@@ -40,7 +40,7 @@ def baseline_study(tmp: Path) -> Path:
                 "role": "downstream",
             }
         },
-        "denoise": {"min_volumes": 30},
+        "denoise": {"min_volumes": 30, "min_dof": None},  # short runs, kept
         "tasks": {
             "autism": {"dataset": "abidelike", "label": "autism", "positive": "autism"},
         },

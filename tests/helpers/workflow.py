@@ -177,6 +177,8 @@ def small_config(tmp: Path) -> dict:
     cfg["datasets"] = {k: v for k, v in cfg["datasets"].items() if k in cfg["synth"]["consortia"]}
     cfg["tasks"] = {"autism": cfg["tasks"]["autism"]}
     cfg["denoise"]["min_volumes"] = 30
+    # The shrunk runs hold fewer degrees of freedom than the demo's floor: kept, as before it.
+    cfg["denoise"]["min_dof"] = None
     cfg["pretrain"]["epochs"] = 3
     cfg["evaluate"].update({"n_folds": 3, "label_fractions": [0.5, 1.0]})
     cfg["evaluate"]["finetune"]["epochs"] = 3
@@ -209,6 +211,7 @@ def tiny_pretraining_config(workdir: Path, d_model: int = 16) -> Path:
     cfg["datasets"] = {k: v for k, v in cfg["datasets"].items() if k in consortia}
     cfg["tasks"] = {"autism": cfg["tasks"]["autism"]}
     cfg["denoise"]["min_volumes"] = 30
+    cfg["denoise"]["min_dof"] = None  # 100 volumes: under the floor, kept
     # Dropout draws differ between one process and two; without it the runs must agree.
     cfg["model"] = {"preset": "tiny", "overrides": {"d_model": d_model, "dropout": 0.0}}
     cfg["pretrain"].update({"epochs": 3, "batch_size": 16, "checkpoint_every": 0})

@@ -70,6 +70,7 @@ def test_a_broken_subject_is_excluded_with_its_reason_and_the_cohort_finishes(
     }
     cfg["tasks"] = {"autism": {**cfg["tasks"]["autism"], "models": ["logreg"]}}
     cfg["denoise"]["min_volumes"] = 30  # the runs have 48 volumes
+    cfg["denoise"]["min_dof"] = None  # too few degrees of freedom for the floor: kept
     cfg["evaluate"]["n_folds"] = 2
     config = write_config(tmp_path, cfg)
     splits = paths.task_splits("results", "autism")
@@ -142,6 +143,7 @@ def test_a_subject_the_validator_excludes_does_not_stop_the_first_run(tmp_path: 
     cfg["fmriprep"]["runner"] = "existing"
     cfg["ingest"]["validate"] = True
     cfg["denoise"]["min_volumes"] = 30  # the runs have 48 volumes
+    cfg["denoise"]["min_dof"] = None  # too few degrees of freedom for the floor: kept
     config = write_config(tmp_path, cfg)
     store = paths.store_dir("results")
     target = str(paths.connectome_path(store, "aal116", "abidelike"))

@@ -262,6 +262,7 @@ def tiny_config(hostile: dict[str, str]) -> dict:
     )
     cfg["tasks"] = {"autism": cfg["tasks"]["autism"]}
     cfg["denoise"]["min_volumes"] = 30
+    cfg["denoise"]["min_dof"] = None  # short runs: under the floor, kept
     cfg["pretrain"].update(epochs=1, checkpoint_every=0)
     cfg["evaluate"].update(
         n_folds=2, label_fractions=[1.0], models=["lcm", "logreg", "shuffled-labels"]

@@ -107,7 +107,12 @@ def test_ingest_reruns_for_the_denoise_keys_its_strategy_check_reads_only(
     section) reruns the runs alone."""
     cfg, _, _ = _touched(tmp_path)
     runs = {"connectome_settings": 2, "connectome_run": 3}  # both datasets
-    for key, value in (("low_pass", 0.08), ("fd_threshold", 0.3), ("min_volumes", 10)):
+    for key, value in (
+        ("low_pass", 0.08),
+        ("fd_threshold", 0.3),
+        ("min_volumes", 10),
+        ("min_dof", 5),
+    ):
         changed = yaml.safe_load(yaml.safe_dump(cfg))
         changed["denoise"][key] = value
         jobs = _plan(tmp_path, write_config(tmp_path, changed))
@@ -143,6 +148,7 @@ def _derivatives_workflow(workdir: Path, repo: Path = ROOT) -> Path:
     }
     cfg["tasks"] = {}
     cfg["denoise"]["min_volumes"] = 20
+    cfg["denoise"]["min_dof"] = None  # short runs: under the floor, kept
     config = write_config(workdir, cfg)
     _run(repo, workdir, config)
     return config

@@ -214,7 +214,14 @@ def test_acompcor_run_regresses_the_cosines_or_is_excluded(
     without cosines, as nilearn's (whose high_pass component is optional), with a warning and
     QC's count at 0."""
     atlas = load_atlas("aal116")
-    settings = {"fd_threshold": None, "high_pass": None, "low_pass": None, "min_volumes": 10}
+    # 60 volumes hold fewer degrees of freedom than the default floor: min_dof is tested apart.
+    settings = {
+        "fd_threshold": None,
+        "high_pass": None,
+        "low_pass": None,
+        "min_volumes": 10,
+        "min_dof": None,
+    }
     qcs, runs = {}, {}
     for name, strategy, strip in [
         ("with", "acompcor", False),
@@ -315,7 +322,7 @@ def test_non_steady_volumes_never_reach_the_connectome(tmp_path: Path) -> None:
             record,
             RUN,
             load_atlas("aal116"),
-            DenoiseSettings.from_dict({"strategy": "24P", "fd_threshold": None}),
+            DenoiseSettings.from_dict({"strategy": "24P", "fd_threshold": None, "min_dof": None}),
             tmp_path / name / "conn",
             tmp_path / name / "qc.json",
         )
@@ -348,7 +355,7 @@ def test_parcel_varying_only_in_scrubbed_volumes_is_empty(run_files, tmp_path: P
         record,
         RUN,
         atlas,
-        DenoiseSettings.from_dict({"strategy": "24P", "fd_threshold": 0.5}),
+        DenoiseSettings.from_dict({"strategy": "24P", "fd_threshold": 0.5, "min_dof": None}),
         tmp_path / "conn",
         tmp_path / "qc.json",
     )

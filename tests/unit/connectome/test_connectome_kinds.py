@@ -40,7 +40,8 @@ from lcm.io.relmat import read_relmat
 
 RUN = "sub-01_task-rest_run-1"
 N_VOL = 64
-DENOISE = {"strategy": "24P", "fd_threshold": None, "min_volumes": 20}
+# Short runs: the denoise.min_dof floor is tested apart (test_connectome_dof.py).
+DENOISE = {"strategy": "24P", "fd_threshold": None, "min_volumes": 20, "min_dof": None}
 
 
 def _signals(n_vol: int = 90, n_rois: int = 12, seed: int = 0) -> np.ndarray:
@@ -209,7 +210,7 @@ def test_timeseries_cli_kinds_and_too_long_window(tmp_path: Path, atlas) -> None
                 "--atlas-name",
                 "aal116",
                 "--denoise",
-                json.dumps({"min_volumes": 20}),
+                json.dumps({"min_volumes": 20, "min_dof": None}),
                 "--connectome",
                 json.dumps(connectome),
                 "--out-dir",

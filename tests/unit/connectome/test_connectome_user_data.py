@@ -221,7 +221,7 @@ def test_roi_series_of_another_parcellation_are_refused(tmp_path: Path) -> None:
             "--atlas-labels",
             str(labels),
             "--denoise",
-            '{"min_volumes": 10}',
+            '{"min_volumes": 10, "min_dof": null}',
             "--out-dir",
             str(tmp_path / "conn"),
             "--qc-table",
@@ -292,6 +292,8 @@ def test_roi_series_with_a_labels_only_atlas(tmp_path: Path) -> None:
             "aal2",
             "--atlas-labels",
             str(labels),
+            "--denoise",
+            '{"min_dof": null}',  # 120 volumes at TR 0.72 s: under the floor, tested apart
             "--out-dir",
             str(tmp_path / "conn"),
             "--qc-table",

@@ -46,6 +46,9 @@ DENOISE = {
     "low_pass": 0.1,
     "detrend": True,
     "min_volumes": 40,
+    # 52 volumes at TR 2 s hold fewer degrees of freedom in the band than 24P takes; the
+    # denoise.min_dof floor that excludes such runs is tested apart.
+    "min_dof": None,
 }
 HIGH_FD = (7, 20, 33)  # scrubbed volumes
 

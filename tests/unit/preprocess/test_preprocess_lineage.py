@@ -16,7 +16,8 @@ from lcm.io.paths import RESULTS_ENTRIES
 from lcm.io.provenance import provenance_path, sha256_file
 
 RUN = "sub-01_task-rest_run-1"
-DENOISE = {"strategy": "24P", "fd_threshold": None, "min_volumes": 40}
+# A short run: under the denoise.min_dof floor (tested in tests/unit/connectome), kept here.
+DENOISE = {"strategy": "24P", "fd_threshold": None, "min_volumes": 40, "min_dof": None}
 
 
 def _run(tmp_path: Path, bids: Path, deriv: Path) -> tuple[Path, Path]:

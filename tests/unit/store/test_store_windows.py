@@ -94,7 +94,7 @@ def windowed_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                 "--atlas-name",
                 "aal116",
                 "--denoise",
-                json.dumps({"min_volumes": 20}),
+                json.dumps({"min_volumes": 20, "min_dof": None}),  # short series
                 "--connectome",
                 json.dumps({"fisher_z": True, "window": {"length": WINDOW}}),
                 "--out-dir",
