@@ -11,8 +11,11 @@ import warnings
 
 import numpy as np
 import pytest
+import yaml
+from helpers import ROOT
 
 from lcm import reason_codes
+from lcm.connectome.confounds import strategy_columns
 from lcm.connectome.denoise import (
     check_degrees_of_freedom,
     clean_signals,
@@ -21,6 +24,7 @@ from lcm.connectome.denoise import (
 from lcm.connectome.qc import QC_COLUMNS
 from lcm.connectome.settings import DenoiseSettings
 from lcm.exceptions import ConfigError, ExcludedRunError
+from lcm.synth.presets import resolve
 
 BAND = DenoiseSettings()  # 24P, 0.01-0.1 Hz, detrend, min_dof 40
 
@@ -130,3 +134,19 @@ def test_min_dof_setting() -> None:
     with pytest.raises(ExcludedRunError, match="fewer than the 0 required"):
         check_degrees_of_freedom(dof, DenoiseSettings(min_dof=0))  # more regressors than band
     assert "dof" in QC_COLUMNS
+
+
+def test_demo_runs_hold_the_degrees_of_freedom_their_denoising_needs() -> None:
+    """Every synthetic cohort of the demo config, at its length and TR, keeps its runs under the
+    config's own denoising (its voxel runs regress the strategy's columns): the demo never
+    shows connectomes of runs its floor would call noise, nor excludes them all."""
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    settings = DenoiseSettings.from_dict(cfg["denoise"])
+    assert settings.min_dof == 40
+    n_confounds = len(strategy_columns(settings.strategy))
+    for name, consortium in cfg["synth"]["consortia"].items():
+        spec = resolve(name, consortium)
+        n = spec.n_volumes
+        confounds = np.eye(n, n_confounds) if spec.tier == "voxel" else None
+        dof = degrees_of_freedom(np.arange(n), spec.tr, settings, confounds)
+        assert dof.residual >= settings.min_dof + 3, (name, dof)  # a margin for scrubbing
