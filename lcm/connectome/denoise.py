@@ -192,7 +192,10 @@ class DegreesOfFreedom:
     in_band : float
         Degrees of freedom the band-pass filter leaves over the kept volumes, the mean aside.
     regressors : int
-        Confound regressors, each of which takes one of them (their rank).
+        Confound regressors, each of which takes one of them: the rank of the columns.
+    columns : int
+        Confound columns given (more than ``regressors`` when some are constant or repeat
+        others, or outnumber the kept volumes).
     trend : int
         1 when ``detrend`` removes the linear trend too, else 0.
     seconds : float
@@ -206,6 +209,7 @@ class DegreesOfFreedom:
 
     in_band: float
     regressors: int
+    columns: int
     trend: int
     seconds: float
     n_kept: int
@@ -277,14 +281,15 @@ def degrees_of_freedom(
         band = f"band above {f_low:g} Hz" if f_low else "unfiltered signals"
     trend = int(settings.detrend)
     if keep.size == 0:
-        return DegreesOfFreedom(0.0, 0, trend, 0.0, 0, band)
+        return DegreesOfFreedom(0.0, 0, 0, trend, 0.0, 0, band)
     gaps = np.diff(keep) - 1  # censored volumes between consecutive kept ones
     # Kept neighbours farther apart than the band's Nyquist interval: the gap holds no data.
     lost = int(gaps[(gaps + 1) * t_r > (0.5 / f_high) * (1 + 1e-9)].sum())
     seconds = float(keep[-1] - keep[0] + 1 - lost) * t_r
     in_band = min(2.0 * seconds * (f_high - f_low), float(keep.size - 1))
-    regressors = 0 if confounds is None else _rank(np.asarray(confounds)[keep], settings.detrend)
-    return DegreesOfFreedom(in_band, regressors, trend, seconds, int(keep.size), band)
+    columns = 0 if confounds is None else int(np.shape(confounds)[1])
+    regressors = _rank(np.asarray(confounds)[keep], settings.detrend) if columns else 0
+    return DegreesOfFreedom(in_band, regressors, columns, trend, seconds, int(keep.size), band)
 
 
 def _rank(confounds: np.ndarray, detrend: bool) -> int:
@@ -320,7 +325,8 @@ def check_degrees_of_freedom(dof: DegreesOfFreedom, settings: DenoiseSettings) -
     """
     if settings.min_dof is None or dof.residual >= settings.min_dof:
         return
-    less = [f"{dof.regressors} confound regressor(s)"] if dof.regressors else []
+    rank = f" (the rank of {dof.columns} columns)" if dof.columns != dof.regressors else ""
+    less = [f"{dof.regressors} confound regressor(s){rank}"] if dof.regressors else []
     less += ["the linear trend"] * dof.trend
     raise ExcludedRunError(
         f"{dof.residual:.1f} degrees of freedom left, fewer than the {settings.min_dof} required "

@@ -122,6 +122,13 @@ def test_regressors_count_by_their_rank() -> None:
     spike = np.zeros((300, 1))
     spike[7] = 1.0
     assert degrees_of_freedom(np.delete(keep, 7), 2.0, BAND, spike).regressors == 0
+    # More columns than kept volumes (nilearn's compcor preset on a short run): the message says
+    # how many columns the regressors are the rank of.
+    many = rng.standard_normal((30, 85))
+    dof = degrees_of_freedom(np.arange(1, 30), 0.72, BAND, many)
+    assert (dof.regressors, dof.columns) == (27, 85)  # 29 volumes less the mean and the trend
+    with pytest.raises(ExcludedRunError, match=r"less 27 confound regressor\(s\) \(the rank of 85"):
+        check_degrees_of_freedom(dof, BAND)
 
 
 def test_min_dof_setting() -> None:
