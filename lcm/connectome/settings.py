@@ -70,7 +70,7 @@ class DenoiseSettings:
     detrend: bool = True
     standardize: str = "zscore"
     min_volumes: int = 50
-    min_dof: int | None = 40
+    min_dof: int | None = 20
 
     @classmethod
     def from_dict(cls, value: dict[str, Any], source: str = "--denoise") -> DenoiseSettings:

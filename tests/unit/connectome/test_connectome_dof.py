@@ -26,7 +26,7 @@ from lcm.connectome.settings import DenoiseSettings
 from lcm.exceptions import ConfigError, ExcludedRunError
 from lcm.synth.presets import resolve
 
-BAND = DenoiseSettings()  # 24P, 0.01-0.1 Hz, detrend, min_dof 40
+BAND = DenoiseSettings()  # 24P, 0.01-0.1 Hz, detrend, min_dof 20
 
 
 def _null_fc_sd(n: int, t_r: float, n_confounds: int, seed: int = 0) -> tuple[float, float, float]:
@@ -46,8 +46,8 @@ def _null_fc_sd(n: int, t_r: float, n_confounds: int, seed: int = 0) -> tuple[fl
 def test_too_few_degrees_of_freedom_leave_noise_that_the_floor_excludes() -> None:
     """100 volumes at TR 0.72 s hold ~13 degrees of freedom in 0.01-0.1 Hz, fewer than 24P
     takes: the null correlations spread ~twice as wide and reach |r| ~1. The floor refuses the
-    run, naming both numbers; at the floor (180 volumes at TR 2 s) the spread stays close to
-    band-pass alone."""
+    run, naming both numbers; at the floor (20: 125 volumes at TR 2 s) the spread is ~1.3 times
+    band-pass alone's, at 40 (180 volumes) closer still."""
     alone, regressed, top = _null_fc_sd(100, 0.72, 24)
     assert regressed > 1.4 * alone and top > 0.95
     confounds = np.random.default_rng(0).standard_normal((100, 24)).cumsum(axis=0)
@@ -56,15 +56,19 @@ def test_too_few_degrees_of_freedom_leave_noise_that_the_floor_excludes() -> Non
     with pytest.raises(ExcludedRunError) as err:
         check_degrees_of_freedom(dof, BAND)
     assert err.value.code == reason_codes.TOO_FEW_DOF
-    assert "-12.0 degrees of freedom left, fewer than the 40 required (denoise.min_dof)" in (
+    assert "-12.0 degrees of freedom left, fewer than the 20 required (denoise.min_dof)" in (
         err.value.message
     )
     assert "13.0 in the 0.01-0.1 Hz band over the 72 s of 100 kept volumes" in err.value.message
     assert "less 24 confound regressor(s) and the linear trend" in err.value.message
     assert "longer runs" in err.value.hint and "lighter confound strategy" in err.value.hint
     assert "wider band" in err.value.hint
-    at_floor = degrees_of_freedom(np.arange(180), 2.0, BAND, np.zeros((180, 24)) + np.eye(180, 24))
-    assert at_floor.residual == pytest.approx(39.8)
+    at_floor = degrees_of_freedom(np.arange(125), 2.0, BAND, np.zeros((125, 24)) + np.eye(125, 24))
+    assert at_floor.residual == pytest.approx(20.0)
+    alone, regressed, _ = _null_fc_sd(125, 2.0, 24)
+    assert regressed < 1.45 * alone
+    at_40 = degrees_of_freedom(np.arange(180), 2.0, BAND, np.zeros((180, 24)) + np.eye(180, 24))
+    assert at_40.residual == pytest.approx(39.8)
     alone, regressed, _ = _null_fc_sd(180, 2.0, 24)
     assert regressed < 1.3 * alone
 
@@ -132,7 +136,7 @@ def test_regressors_count_by_their_rank() -> None:
 
 
 def test_min_dof_setting() -> None:
-    assert DenoiseSettings.from_dict({}).min_dof == 40 == DenoiseSettings().min_dof
+    assert DenoiseSettings.from_dict({}).min_dof == 20 == DenoiseSettings().min_dof
     assert DenoiseSettings.from_dict({"min_dof": None}).min_dof is None
     with pytest.raises(ConfigError, match="min_dof"):
         DenoiseSettings.from_dict({"min_dof": -1})
@@ -149,7 +153,7 @@ def test_demo_runs_hold_the_degrees_of_freedom_their_denoising_needs() -> None:
     shows connectomes of runs its floor would call noise, nor excludes them all."""
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     settings = DenoiseSettings.from_dict(cfg["denoise"])
-    assert settings.min_dof == 40
+    assert settings.min_dof == 20
     n_confounds = len(strategy_columns(settings.strategy))
     for name, consortium in cfg["synth"]["consortia"].items():
         spec = resolve(name, consortium)

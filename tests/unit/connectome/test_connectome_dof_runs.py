@@ -61,14 +61,14 @@ def test_cosines_count_as_regressors(tmp_path: Path) -> None:
 def test_roi_series_too_short_for_the_band_are_excluded_the_others_go_on(
     tmp_path: Path,
 ) -> None:
-    """ROI time series regress nothing: the band alone decides. 100 volumes at TR 2 s hold 36
-    degrees of freedom in 0.01-0.1 Hz (35 once detrended): under the floor; 200 hold 71."""
+    """ROI time series regress nothing: the band alone decides. 50 volumes at TR 2 s hold 18
+    degrees of freedom in 0.01-0.1 Hz (17 once detrended): under the floor; 200 hold 71."""
     atlas = load_atlas("aal116")
     names = atlas.labels["name"].tolist()
     root = tmp_path / "ts"
     root.mkdir()
     rng = np.random.default_rng(0)
-    for sub, n_vol in (("01", 100), ("02", 200)):
+    for sub, n_vol in (("01", 50), ("02", 200)):
         frame = pd.DataFrame(rng.standard_normal((n_vol, len(names))), columns=names)
         frame.to_csv(root / f"sub-{sub}_timeseries.tsv", sep="\t", index=False)
     manifest = tmp_path / "manifest.parquet"
@@ -77,8 +77,8 @@ def test_roi_series_too_short_for_the_band_are_excluded_the_others_go_on(
         "ts", manifest, atlas, DenoiseSettings(), tmp_path / "conn", tmp_path / "qc.tsv"
     ).set_index("subject")
     assert qc.loc["01", "reason_code"] == "too_few_dof"
-    assert "35.0 degrees of freedom left" in qc.loc["01", "reason"]
+    assert "17.0 degrees of freedom left" in qc.loc["01", "reason"]
     assert "less the linear trend" in qc.loc["01", "reason"]
-    assert "regressor" not in qc.loc["01", "reason"]
+    assert "confound regressor" not in qc.loc["01", "reason"]
     assert qc.loc["02", "included"] and qc.loc["02", "dof"] == pytest.approx(71.0)
-    assert qc.loc["01", "dof"] == pytest.approx(35.0)
+    assert qc.loc["01", "dof"] == pytest.approx(17.0)
