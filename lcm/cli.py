@@ -29,6 +29,7 @@ VERBS = (
     "store",
     "splits",
     "pretrain",
+    "bei_maps",
     "finetune",
     "evaluate",
     "report",
@@ -97,11 +98,14 @@ def setup_logging(verbose: bool = False, log_file: str | None = None) -> None:
 
 
 def verb_code_hash(verb: str) -> str | None:
-    """Hash of the ``lcm`` code ``verb`` runs (recorded in sidecars), or None for no such verb."""
+    """Hash of the ``lcm`` code ``verb`` runs (recorded in sidecars), or None for no such verb.
+
+    ``verb`` as typed (``bei-maps``) or as its module is named (``bei_maps``).
+    """
     from lcm.workflow.hash import code_hash
 
     try:
-        return code_hash(verb)
+        return code_hash(verb.replace("-", "_"))
     except ValueError:
         return None
 

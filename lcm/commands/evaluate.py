@@ -20,12 +20,12 @@ from lcm.evaluate.protocol import (
     evaluate_task,
     task_from_catalogue,
 )
-from lcm.evaluate.registry import checkpoint_models
+from lcm.evaluate.registry import checkpoint_models, maps_models
 from lcm.exceptions import ConfigError
 from lcm.io.provenance import write_sidecar
 from lcm.store.cohort import Cohort
 from lcm.threads import apply_thread_budget, resolve_thread_budget
-from lcm.train.outputs import MODEL_FILES
+from lcm.train.outputs import MAPS_FILE, MODEL_FILES
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def _evaluate(
             *store_sources(args.store, args.atlas, [args.dataset]),
             args.catalogue,
             *([args.splits] if args.splits else []),
-            *_checkpoint_files(args.checkpoint),
+            *_checkpoint_files(args.checkpoint, maps=bool(maps_models(settings.models))),
             *_checkpoint_files(args.ssl_checkpoint),
         ],
         extra={"store": args.store, "atlas": args.atlas, "dataset": args.dataset},
@@ -258,13 +258,16 @@ def evaluate_and_write(
     return result
 
 
-def _checkpoint_files(checkpoint: str | None) -> list[Path]:
+def _checkpoint_files(checkpoint: str | None, maps: bool = False) -> list[Path]:
     """The checkpoint's model files, recorded as sources of the metrics.
 
     Not the whole folder: its lock holds the last writer's pid, its sidecars and history
-    change with every run, and ``provenance verify`` reported them as changed inputs.
+    change with every run, and ``provenance verify`` reported them as changed inputs. The
+    ridge maps beside it (``bei_linear.npz``, rewritten on their own by ``lcm bei-maps``) only
+    with ``maps``, when a model evaluated reads them.
     """
     if not checkpoint:
         return []
     path = Path(checkpoint)
-    return existing(path, MODEL_FILES) if path.is_dir() else [path]
+    names = MODEL_FILES if maps else tuple(n for n in MODEL_FILES if n != MAPS_FILE)
+    return existing(path, names) if path.is_dir() else [path]

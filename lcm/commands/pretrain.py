@@ -10,6 +10,7 @@ from lcm.catalogue import load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments
 from lcm.commands._sources import existing, store_sources
 from lcm.config import parse_settings
+from lcm.exceptions import ConfigError
 from lcm.io.provenance import record_outputs
 
 log = logging.getLogger(__name__)
@@ -28,9 +29,8 @@ runs, each variable on the runs whose dataset records it, over its own levels (n
 the pair to compare), bei_eval.tsv (held-out metrics of every variable, scored on the
 runs whose dataset records it, beside its training baseline, the chance level of a constant
 guess on those runs (balanced accuracy: 1 / the classes present among them) and a 95 %
-bootstrap interval over held-out subjects, with n runs and n_subjects),
-bei_linear.npz (ridge maps from FC to every BEI variable: the bei-linear baseline of lcm
-evaluate).
+bootstrap interval over held-out subjects, with n runs and n_subjects). The bei-linear
+baseline's ridge maps (bei_linear.npz) are `lcm bei-maps`'s, written into the same folder.
 
 resuming: with "checkpoint_every": N in --settings the training state is saved every N
 optimiser steps in --out-dir/train_state/; the same command after a kill resumes from it,
@@ -59,12 +59,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--settings", default="{}", help="JSON of the config 'pretrain' section.")
     p.add_argument("--out-dir", required=True, help="Checkpoint folder to write.")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available).")
+    # Deprecated: the maps are `lcm bei-maps`'s (a job of its own, so that adding bei-linear
+    # to a task reruns no pretraining). `no` is what pretraining does now; `yes` is refused,
+    # naming the command that writes them, rather than train for hours and write none.
     p.add_argument(
         "--bei-maps",
         choices=("yes", "no"),
-        default="yes",
-        help="Also write bei_linear.npz, the bei-linear baseline's ridge maps (default yes; "
-        "with no, an earlier run's maps in --out-dir are removed).",
+        default=None,
+        help="Deprecated, to be removed: pretraining writes no bei_linear.npz; `lcm bei-maps` "
+        "does (no is accepted and changes nothing, yes is refused).",
     )
     p.add_argument(
         "--checkpoint-every",
@@ -85,9 +88,24 @@ def run(args: argparse.Namespace) -> int:
     # Imported here: every `lcm` call builds all parsers, and torch takes seconds to import.
     from lcm.store.read import load_cohort
     from lcm.train.loop import pick_device, set_threads
-    from lcm.train.outputs import PRETRAIN_FILES, STATE_DIR, training_out_dir
+    from lcm.train.outputs import (
+        MAPS_FILE,
+        PRETRAIN_FILES,
+        PRETRAIN_VERB,
+        STATE_DIR,
+        training_out_dir,
+    )
     from lcm.train.pretrain import pretrain
 
+    if args.bei_maps == "yes":
+        raise ConfigError(
+            "lcm pretrain --bei-maps yes: pretraining no longer writes the bei-linear "
+            "baseline's ridge maps (bei_linear.npz).",
+            hint="Drop --bei-maps and run `lcm bei-maps` with the same --store, --atlas, "
+            "--catalogue, --datasets and --seed, and --out-dir the checkpoint's folder.",
+        )
+    if args.bei_maps == "no":
+        log.warning("lcm pretrain --bei-maps is deprecated (no effect): drop it")
     model_settings = parse_settings(args.model, "model")
     settings = parse_settings(args.settings, "settings")
     if args.checkpoint_every is not None:
@@ -96,11 +114,11 @@ def run(args: argparse.Namespace) -> int:
     pick_device(args.device)  # a device this machine lacks, refused before the data load
     catalogue = load_catalogue(args.catalogue)
     cohort = load_cohort(args.store, args.atlas, list(args.datasets), catalogue)
-    # Claimed (refused if it holds others' files) and locked against a concurrent run.
-    from lcm.train.bei_maps import MAPS_FILE
-
-    files = (*PRETRAIN_FILES, MAPS_FILE)  # the bei-linear baseline's ridge maps
-    with training_out_dir(args.out_dir, "lcm pretrain", files, (STATE_DIR,)):
+    # Claimed (refused if it holds others' files) and locked against a concurrent run; the
+    # ridge maps lcm bei-maps writes beside the checkpoint are neither replaced nor recorded.
+    files = PRETRAIN_FILES
+    beside = (MAPS_FILE,)
+    with training_out_dir(args.out_dir, PRETRAIN_VERB, files, (STATE_DIR,), beside):
         summary = pretrain(
             cohort,
             catalogue,
@@ -109,7 +127,6 @@ def run(args: argparse.Namespace) -> int:
             args.seed,
             args.out_dir,
             device=args.device,
-            bei_maps=args.bei_maps == "yes",
         )
         log.info("summary: %s", json.dumps(summary, default=str))
         if "rank" not in summary:  # data parallel ranks other than 0 write nothing

@@ -10,13 +10,15 @@ pretraining cohorts helps diagnosis from few labels. The linear version of that 
 2. downstream, the classifier (logistic regression, ``C`` by inner CV on the training fold) or
    regressor (ridge) sees only the predicted variables (optionally beside the connectome).
 
-The maps are fitted once by ``lcm pretrain`` and saved in the checkpoint folder as
-:data:`MAPS_FILE`; the transfer benchmark fits them in memory. When LCM does not beat this
+The maps are fitted once by ``lcm bei-maps`` on the pretraining cohort and saved in the
+checkpoint folder as :data:`MAPS_FILE`, where they must describe the checkpoint's very data
+(:func:`load_maps`); the transfer benchmark fits them in memory. When LCM does not beat this
 model, its pretraining buys nothing a ridge regression could not.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from lcm.evaluate.baselines import _TunedLinear, connectome_features
-from lcm.exceptions import ConfigError
+from lcm.exceptions import CheckpointError, ConfigError
 from lcm.train.bei_maps import (  # noqa: F401 (re-exported: one import for users)
     ALPHAS,
     MAPS_FILE,
@@ -95,7 +97,12 @@ def load_maps(
     roi_names: list[str] | tuple[str, ...] | None = None,
 ) -> BEIMaps:
     """The maps saved beside a pretraining checkpoint (:data:`MAPS_FILE`), checked against the
-    data they are to read.
+    checkpoint and the data they are to read.
+
+    The evaluation checks that the checkpoint's pretraining saw none of the task's subjects
+    (:func:`lcm.evaluate.protocol.check_pretraining_excludes`); the maps are fitted apart
+    (``lcm bei-maps``), so they must record the checkpoint's own data fingerprint for that
+    check to hold for them too.
 
     Parameters
     ----------
@@ -111,7 +118,8 @@ def load_maps(
     ConfigError
         Without a checkpoint, or when the checkpoint predates the maps.
     CheckpointError
-        Maps of another atlas, ROI count or ROI order than ``atlas`` and ``roi_names``.
+        Maps of another atlas, ROI count or ROI order than ``atlas`` and ``roi_names``, or
+        fitted on other data than the checkpoint's (``model.json``'s ``data_fingerprint``).
     """
     if checkpoint is None:
         raise ConfigError(
@@ -123,9 +131,34 @@ def load_maps(
     path = Path(checkpoint) / MAPS_FILE
     if not path.is_file():
         raise ConfigError(
-            f"bei-linear: {path} is missing (checkpoint written before the maps existed).",
-            hint="Rerun `lcm pretrain` (it writes the maps), or drop bei-linear.",
+            f"bei-linear: {path} is missing (the ridge maps are not written by `lcm pretrain`).",
+            hint="Run `lcm bei-maps` with the pretraining's --store, --atlas, --catalogue, "
+            f"--datasets and --seed, and --out-dir {checkpoint}; or drop bei-linear.",
         )
     maps = BEIMaps.load(path)
+    _check_same_data(maps, path, Path(checkpoint))
     maps.check_fits(path, atlas, None if roi_names is None else list(roi_names))
     return maps
+
+
+def _check_same_data(maps: BEIMaps, path: Path, checkpoint: Path) -> None:
+    """Refuse maps fitted on other data than the checkpoint beside them was pretrained on.
+
+    Maps or a checkpoint that record no fingerprint (written before maps did) pass: the
+    checkpoint's other checks still apply.
+    """
+    try:
+        recorded = json.loads((checkpoint / "model.json").read_text()).get("data_fingerprint")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        recorded = None  # the checkpoint's own checks name an unreadable model.json
+    if maps.data_fingerprint is None or not isinstance(recorded, str):
+        return
+    if maps.data_fingerprint != recorded:
+        raise CheckpointError(
+            f"BEI ridge maps {path} were fitted on other data than the checkpoint beside them "
+            f"(data fingerprint {maps.data_fingerprint[:12]}..., its model.json "
+            f"{recorded[:12]}...): what the checkpoint was checked not to have seen says "
+            "nothing of what the maps saw.",
+            hint="Rerun `lcm bei-maps` on the checkpoint's pretraining data (its --store, "
+            "--atlas, --catalogue, --datasets), or pretrain again on the maps' data.",
+        )

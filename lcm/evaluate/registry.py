@@ -164,6 +164,15 @@ def checkpoint_models(
     return [m for m in models if (e := _REGISTRY.get(m)) and e.checkpoint in wanted]
 
 
+def maps_models(models: list[str] | tuple[str, ...]) -> list[str]:
+    """The models among ``models`` that read the BEI pretraining's ridge maps (``bei-linear``).
+
+    The baselines among the readers of its checkpoint: they read ``bei_linear.npz`` beside it
+    (``lcm bei-maps``), the LCM variants its weights.
+    """
+    return [m for m in checkpoint_models(models, "bei") if model_family(m) == "baseline"]
+
+
 def model_kinds(name: str) -> tuple[str, ...]:
     """Target kinds ``name`` handles (empty when not registered)."""
     entry = _REGISTRY.get(name)

@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 MARKER_NAME = ".lcm-owned"
 # Who claims the workflow's results_dir (:func:`claim_results`), as its marker names it.
 RESULTS_OWNER = "the LCM workflow"
-# Written by LCM itself in any folder it uses (lock file, atomic-write temp files).
-_ALWAYS_OURS = (MARKER_NAME, ".lcm.lock", ".*.tmp*")
+# Written by LCM itself in any folder it uses (lock files: a folder's and the ridge maps' in a
+# pretraining checkpoint's folder; atomic-write temp files).
+_ALWAYS_OURS = (MARKER_NAME, ".lcm.lock", ".lcm-*.lock", ".*.tmp*")
 
 
 def claim_out_dir(folder: str | os.PathLike[str], verb: str, outputs: Iterable[str] = ()) -> Path:

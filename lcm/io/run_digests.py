@@ -6,15 +6,19 @@ configured twice, under two names or two paths to the same files). A digest chan
 last bit of a value, so pretraining also records a *sketch* of each run (a few of its
 correlations, in float16): the same connectomes written out and read back with fewer digits
 (relmat TSVs, a CSV export) match a sketch within :data:`SKETCH_TOLERANCE` though not a digest.
+A cohort as a whole has one :func:`data_fingerprint` (runs, connectomes, variables, catalogue):
+a pretraining checkpoint records its cohort's, and so do the ridge maps fitted on that cohort.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 # Correlations a sketch keeps per run, and how far apart two of them may be and still be the
 # same value: float16 keeps ~3 digits (spacing <= 4.9e-4 in [-1, 1]), a TSV keeps 4 or more.
@@ -119,3 +123,25 @@ def matching_sketches(fc: np.ndarray, recorded: dict[str, Any]) -> np.ndarray:
         near = np.abs(seen[lo[i] : hi[i]] - mine[i]) <= SKETCH_TOLERANCE
         out[i] = bool(near.all(axis=1).any())
     return out
+
+
+def data_fingerprint(
+    ids: pd.DataFrame,
+    fc: np.ndarray,
+    variables: pd.DataFrame | None = None,
+    catalogue: dict[str, Any] | None = None,
+) -> str:
+    """sha256 of the run identifiers (as CSV), the float32 FC bytes and, when given, the
+    environmental variables (as CSV) and the catalogue that types them.
+
+    The targets are data too: a corrected phenotype file or a recoded variable is another
+    training set, so a saved training state of the old one is not resumed.
+    """
+    digest = hashlib.sha256()
+    digest.update(ids.to_csv(index=False).encode())
+    digest.update(np.ascontiguousarray(fc, dtype=np.float32).tobytes())
+    if variables is not None:
+        digest.update(b"variables\0" + variables.to_csv(index=False).encode())
+    if catalogue is not None:
+        digest.update(b"catalogue\0" + json.dumps(catalogue, sort_keys=True, default=str).encode())
+    return digest.hexdigest()

@@ -14,7 +14,6 @@ safetensors, metadata from JSON.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import platform
@@ -31,6 +30,7 @@ from lcm.catalogue import Catalogue
 from lcm.exceptions import CheckpointError, ConfigError
 from lcm.io.atomic import write_json
 from lcm.io.provenance import git_commit, sha256_file
+from lcm.io.run_digests import data_fingerprint  # noqa: F401  (re-exported: its former home)
 from lcm.model.config import LCMConfig
 from lcm.model.lcm import LCM
 from lcm.model.targets import QueryLayout
@@ -73,28 +73,6 @@ def canonical_key(key: str) -> str:
 def canonical_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """``state`` with :func:`canonical_key` applied to every key."""
     return {canonical_key(k): v for k, v in state.items()}
-
-
-def data_fingerprint(
-    ids: pd.DataFrame,
-    fc: np.ndarray,
-    variables: pd.DataFrame | None = None,
-    catalogue: dict[str, Any] | None = None,
-) -> str:
-    """sha256 of the run identifiers (as CSV), the float32 FC bytes and, when given, the
-    environmental variables (as CSV) and the catalogue that types them.
-
-    The targets are data too: a corrected phenotype file or a recoded variable is another
-    training set, so a saved training state of the old one is not resumed.
-    """
-    digest = hashlib.sha256()
-    digest.update(ids.to_csv(index=False).encode())
-    digest.update(np.ascontiguousarray(fc, dtype=np.float32).tobytes())
-    if variables is not None:
-        digest.update(b"variables\0" + variables.to_csv(index=False).encode())
-    if catalogue is not None:
-        digest.update(b"catalogue\0" + json.dumps(catalogue, sort_keys=True, default=str).encode())
-    return digest.hexdigest()
 
 
 def package_versions() -> dict[str, Any]:

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+from lcm.io.run_digests import data_fingerprint
+
+if TYPE_CHECKING:
+    from lcm.catalogue import Catalogue
 
 
 @dataclass
@@ -41,6 +47,14 @@ class Cohort:
     def groups(self) -> np.ndarray:
         """Subject key per run (``dataset/subject``): the unit that never straddles folds."""
         return (self.ids["dataset"] + "/" + self.ids["subject"]).to_numpy()
+
+    def fingerprint(self, catalogue: Catalogue) -> str:
+        """The data fingerprint of these runs and their variables as ``catalogue`` types them
+        (:func:`lcm.io.run_digests.data_fingerprint`): a pretraining checkpoint records its
+        cohort's (``model.json``), the ridge maps fitted on the same cohort record it too."""
+        return data_fingerprint(
+            self.ids, self.fc, variables=self.variables, catalogue=catalogue.to_dict()
+        )
 
     def subset(self, mask: np.ndarray) -> Cohort:
         """Rows selected by a boolean mask or an index array."""

@@ -1,7 +1,9 @@
 """Ridge maps from Fisher-z connectomes to BEI variables, fitted on the pretraining cohorts.
 
 The first half of the ``bei-linear`` baseline (:mod:`lcm.evaluate.bei_linear`), kept apart so
-that ``lcm pretrain`` fits and saves the maps with numpy and scikit-learn only.
+that ``lcm bei-maps`` fits and saves the maps with numpy and scikit-learn only, beside the
+pretraining checkpoint of the same cohort (a job of its own: adding or dropping bei-linear
+reruns no pretraining).
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ class BEIMaps:
     roi_names : list of str or None
         Their ROI names in row order: each feature is the edge of two of them, so connectomes
         of another order would be read through the wrong edges (``None``: not recorded).
+    data_fingerprint : str or None
+        The pretraining cohort's data fingerprint (:func:`lcm.model.checkpoint.cohort_fingerprint`),
+        as the checkpoint fitted on the same cohort records it in ``model.json``: maps beside
+        a checkpoint of other data are refused (``None``: not recorded).
     """
 
     names: list[str]
@@ -70,6 +76,7 @@ class BEIMaps:
     heldout_r2: np.ndarray
     atlas: str | None = None
     roi_names: list[str] | None = None
+    data_fingerprint: str | None = None
 
     def transform(self, fc: np.ndarray) -> np.ndarray:
         """Predicted variables ``(n, V)`` of connectomes ``(n, R, R)``."""
@@ -83,6 +90,8 @@ class BEIMaps:
         data = {} if self.atlas is None else {"atlas": np.array(self.atlas, dtype=str)}
         if self.roi_names is not None:
             data["roi_names"] = np.array(self.roi_names, dtype=str)
+        if self.data_fingerprint is not None:
+            data["data_fingerprint"] = np.array(self.data_fingerprint, dtype=str)
         np.savez(
             tmp,
             names=np.array(self.names, dtype=str),
@@ -113,11 +122,14 @@ class BEIMaps:
                     # Absent from maps written before they were recorded.
                     atlas=str(z["atlas"]) if "atlas" in z.files else None,
                     roi_names=[str(n) for n in z["roi_names"]] if "roi_names" in z.files else None,
+                    data_fingerprint=(
+                        str(z["data_fingerprint"]) if "data_fingerprint" in z.files else None
+                    ),
                 )
         except (OSError, KeyError, ValueError) as exc:
             raise InputDataError(
                 f"Cannot read the BEI ridge maps {path}: {exc}",
-                hint="Rerun `lcm pretrain`, which writes them beside the checkpoint.",
+                hint="Rerun `lcm bei-maps`, which writes them beside the checkpoint.",
             ) from exc
 
     def check_fits(
@@ -141,8 +153,8 @@ class BEIMaps:
             A mismatch: the maps would read every edge as another pair of regions.
         """
         hint = (
-            "Rerun `lcm pretrain` on this store's atlas, or rebuild the store with the maps' "
-            "atlas and its labels order."
+            "Rerun `lcm pretrain` and `lcm bei-maps` on this store's atlas, or rebuild the "
+            "store with the maps' atlas and its labels order."
         )
         if atlas is not None and self.atlas is not None and atlas != self.atlas:
             raise CheckpointError(
@@ -246,6 +258,7 @@ def fit_bei_maps(
     *,
     atlas: str | None = None,
     roi_names: list[str] | None = None,
+    data_fingerprint: str | None = None,
 ) -> BEIMaps:
     """Fit one ridge map per BEI variable on a pretraining cohort.
 
@@ -263,6 +276,8 @@ def fit_bei_maps(
     roi_names : list of str, optional
         The atlas and ROI order of ``fc``, recorded in the maps so that they refuse
         connectomes of others (:meth:`BEIMaps.check_fits`).
+    data_fingerprint : str, optional
+        The cohort's fingerprint, recorded (:attr:`BEIMaps.data_fingerprint`).
 
     Returns
     -------
@@ -321,4 +336,6 @@ def fit_bei_maps(
         ),
     )
     roi_names = None if roi_names is None else [str(n) for n in roi_names]
-    return BEIMaps(names, x_mean, x_scale, coef, y_mean, alpha, r2, atlas, roi_names)
+    return BEIMaps(
+        names, x_mean, x_scale, coef, y_mean, alpha, r2, atlas, roi_names, data_fingerprint
+    )

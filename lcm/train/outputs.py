@@ -3,7 +3,9 @@
 ``lcm pretrain`` and ``lcm finetune`` write a checkpoint, its history and (pretraining) a
 training state into ``--out-dir``. A folder holding files LCM did not write is refused before
 anything is written, and a second run into the same folder is refused while the first holds
-the folder's lock (see :mod:`lcm.io.ownership` and :mod:`lcm.io.lock`).
+the folder's lock (see :mod:`lcm.io.ownership` and :mod:`lcm.io.lock`). ``lcm bei-maps`` writes
+the bei-linear baseline's ridge maps into a pretraining checkpoint's folder, beside the
+checkpoint, under a lock of their own (:func:`maps_out_dir`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ MAPS_FILE = "bei_linear.npz"
 MODEL_FILES = ("model.safetensors", "model.json", MAPS_FILE)
 PRETRAIN_FILES = (*CHECKPOINT_FILES, "bei_eval.tsv")
 STATE_DIR = "train_state"
+# A pretraining checkpoint's folder is lcm pretrain's (one folder, one owner): lcm bei-maps
+# claims it in that name. The maps have a lock of their own: the folder's is held by a
+# pretraining for its whole run, and the two run side by side (neither reads the other).
+PRETRAIN_VERB = "lcm pretrain"
+MAPS_LOCK = ".lcm-maps.lock"
 
 
 def own_names(files: tuple[str, ...], folders: tuple[str, ...] = ()) -> list[str]:
@@ -46,6 +53,7 @@ def training_out_dir(
     verb: str,
     files: tuple[str, ...],
     folders: tuple[str, ...] = (),
+    beside: tuple[str, ...] = (),
 ) -> Iterator[Path]:
     """Claim ``out_dir`` for ``verb`` and hold its lock while the block runs.
 
@@ -58,6 +66,9 @@ def training_out_dir(
     files, folders : tuple of str
         The verb's own outputs (their sidecars are added): in a folder an earlier LCM wrote
         without the ownership marker, these are the only entries tolerated.
+    beside : tuple of str
+        Files another verb writes into the folder (a pretraining's ridge maps): tolerated
+        there too, and neither replaced nor named as this run's.
 
     Yields
     ------
@@ -75,10 +86,41 @@ def training_out_dir(
     if not _is_main_process():
         yield out
         return
-    claim_out_dir(out, verb, own_names(files, folders))
+    claim_out_dir(out, verb, own_names((*files, *beside), folders))
     with exclusive_lock(out / LOCK_NAME, verb):
         earlier = [name for name in files if (out / name).exists()]
         if earlier:
             # Reruns replace the outputs they own; say so rather than overwrite without a word.
             log.warning("%s: replacing %s of an earlier run in %s", verb, ", ".join(earlier), out)
+        yield out
+
+
+@contextlib.contextmanager
+def maps_out_dir(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
+    """Claim a pretraining checkpoint's folder for its ridge maps and hold the maps' lock.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        ``lcm bei-maps``'s ``--out-dir``: the checkpoint's folder (new or empty is fine: the
+        checkpoint may be written after the maps).
+
+    Yields
+    ------
+    pathlib.Path
+        The folder.
+
+    Raises
+    ------
+    OutputOwnershipError
+        The folder holds files LCM did not write, or another verb's outputs (a finetuned
+        model's): nothing is written.
+    OutputBusyError
+        Another ``lcm bei-maps`` is writing the maps there.
+    """
+    out = Path(out_dir)
+    claim_out_dir(out, PRETRAIN_VERB, own_names((*PRETRAIN_FILES, MAPS_FILE), (STATE_DIR,)))
+    with exclusive_lock(out / MAPS_LOCK, "lcm bei-maps"):
+        if (out / MAPS_FILE).exists():
+            log.warning("lcm bei-maps: replacing %s of an earlier run", out / MAPS_FILE)
         yield out

@@ -31,9 +31,8 @@ from torch.nn.parallel import DistributedDataParallel
 from lcm.catalogue import Catalogue
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.atomic import write_tsv
-from lcm.io.provenance import provenance_path
 from lcm.io.run_digests import connectome_digests, connectome_sketches, encode_digests
-from lcm.model.checkpoint import data_fingerprint, save_checkpoint
+from lcm.model.checkpoint import save_checkpoint
 from lcm.model.config import config_from_settings
 from lcm.model.lcm import LCM
 from lcm.model.losses import variable_losses
@@ -234,35 +233,6 @@ def _monitor_sample(n_train: int, n_held: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n_train, size=size, replace=False))
 
 
-def _write_bei_linear_maps(cohort: Cohort, seed: int, out: Path) -> None:
-    """The ``bei-linear`` baseline's ridge maps, fitted on the same pretraining cohort."""
-    from lcm.train.bei_maps import MAPS_FILE, fit_bei_maps
-
-    try:
-        maps = fit_bei_maps(
-            cohort.fc,
-            cohort.variables,
-            cohort.groups,
-            seed,
-            atlas=cohort.atlas,
-            roi_names=list(cohort.roi_names),
-        )
-    except InputDataError as exc:  # no variable to map: the baseline is then unavailable
-        log.warning("bei-linear maps not written: %s", exc)
-        return
-    maps.save(out / MAPS_FILE)
-
-
-def _remove_bei_linear_maps(out: Path) -> None:
-    """Remove an earlier run's ridge maps (and record) from this training verb's own folder."""
-    from lcm.train.bei_maps import MAPS_FILE
-
-    for name in (MAPS_FILE, provenance_path(MAPS_FILE).name):
-        if (out / name).is_file():
-            log.info("removing %s from an earlier run (--bei-maps no)", out / name)
-            (out / name).unlink()
-
-
 def pretrain(
     cohort: Cohort,
     catalogue: Catalogue,
@@ -272,7 +242,6 @@ def pretrain(
     out_dir: str | Path,
     *,
     device: str | None = None,
-    bei_maps: bool = True,
 ) -> dict[str, Any]:
     """Pretrain an LCM on ``cohort`` and write its checkpoint, history and held-out metrics.
 
@@ -293,9 +262,6 @@ def pretrain(
     out_dir : path-like
     device : str, optional
         ``"cpu"``, ``"cuda"`` ...; default CUDA when available.
-    bei_maps : bool
-        Also fit the ``bei-linear`` baseline's ridge maps (``bei_linear.npz``); without them,
-        an earlier run's maps in ``out_dir`` are removed, since they describe other data.
 
     Returns
     -------
@@ -440,9 +406,7 @@ def pretrain(
         train_loss = _mean_loss(model, monitor.fc, monitor_targets, layout, dev)
         return {"train_eval_loss": train_loss, "val_loss": loss}
 
-    fingerprint = data_fingerprint(
-        cohort.ids, cohort.fc, variables=cohort.variables, catalogue=catalogue.to_dict()
-    )
+    fingerprint = cohort.fingerprint(catalogue)
     resumable = Resumable(
         out / STATE_DIR,
         settings["checkpoint_every"],
@@ -471,7 +435,7 @@ def pretrain(
     # Each process logged its share of every batch: the history of the whole batches is the mean.
     history = distributed.mean_over_ranks(ctx, history)
     # The last collective: every process leaves the group now. The rest (held-out metrics,
-    # checkpoint, ridge maps) is rank 0's alone and may outlast the group's timeout, which the
+    # checkpoint) is rank 0's alone and may outlast the group's timeout, which the
     # others, waiting for it in a barrier, would reach and abort the job mid-write.
     distributed.teardown(ctx)
     if not ctx.is_main:
@@ -524,10 +488,6 @@ def pretrain(
     save_checkpoint(out, model_cpu, layout, meta)
     write_tsv(out / "history.tsv", history_frame(history, parts))
     write_tsv(out / "bei_eval.tsv", evaluation)
-    if bei_maps:
-        _write_bei_linear_maps(cohort, seed, out)
-    else:
-        _remove_bei_linear_maps(out)
     remove_state(out / STATE_DIR)
     summary = {
         "out_dir": str(out),

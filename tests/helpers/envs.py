@@ -25,13 +25,14 @@ def workflow_rules() -> dict[str, dict[str, str | None]]:
             conda = re.search(r'conda:\s*\n\s*"([^"]+)"', body)
             # Whatever runs the interpreter, and however the log path is quoted.
             verb = re.search(
-                r"(?:-m lcm|\{params\.launcher\}) --log-file \S+ --rule (\S+) (\w+)", body
+                r"(?:-m lcm|\{params\.launcher\}) --log-file \S+ --rule (\S+) ([\w-]+)", body
             )
             named = re.search(r'^\s+rule="(\w+)",', body, re.M)  # --rule {params.rule:q}
             code = re.search(r'code=code_hash\("(\w+)"\)', body)
             found[name] = {
                 "env": str((smk.parent / conda.group(1)).resolve()) if conda else None,
-                "verb": verb.group(2) if verb else None,
+                # As its module is named: `bei-maps` is lcm.commands.bei_maps.
+                "verb": verb.group(2).replace("-", "_") if verb else None,
                 "rule": (named.group(1) if named else verb.group(1)) if verb else None,
                 "code": code.group(1) if code else None,
             }

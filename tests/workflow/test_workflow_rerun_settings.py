@@ -184,9 +184,10 @@ def test_a_task_of_baselines_and_bei_linear_finetunes_nothing(done) -> None:
     assert not [(r, w) for r, w in jobs if w == "task=autismlin" and r in ("finetune", "embed")]
 
 
-def test_the_ridge_maps_are_an_output_of_pretraining_and_an_input_of_bei_linear(done) -> None:
+def test_the_ridge_maps_are_an_output_of_their_own_rule_and_an_input_of_bei_linear(done) -> None:
     """bei_linear.npz gone (an intermediate file, as Snakemake sees it): an evaluation of
-    bei-linear run again has pretraining make it first, instead of failing for want of it."""
+    bei-linear run again has rule bei_maps make it first, instead of failing for want of it,
+    and pretraining does not run for it."""
     workdir, cfg = done
     maps = workdir / "results" / "models" / "pretrain" / "bei_linear.npz"
     stat = maps.stat()
@@ -198,22 +199,79 @@ def test_the_ridge_maps_are_an_output_of_pretraining_and_an_input_of_bei_linear(
         maps.touch()
         os.utime(maps, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert "bei-linear" in cfg["tasks"]["autism"].get("models", cfg["evaluate"]["models"])
-    assert counts.get("pretrain") == 1 and counts.get("evaluate") == 1, counts
+    assert counts == {"bei_maps": 1, "evaluate": 1}, counts  # the target named, no "all"
 
 
-def test_only_the_bei_pretraining_writes_ridge_maps(done) -> None:
-    """pretrain_ssl declares no bei_linear.npz, so it is told not to write one."""
+def test_the_ridge_maps_are_fitted_on_pretrainings_cohort_and_pretraining_fits_none(done):
+    """pretrain no longer carries --bei-maps (a param: adding bei-linear reran it); rule
+    bei_maps reads the same store, catalogue, datasets and seed, so the maps describe the
+    checkpoint's very cohort, and its hold-out is the same subjects'."""
     workdir, cfg = done
-    new = yaml.safe_load(yaml.safe_dump(cfg))
-    new["tasks"]["autism"]["models"] = [*cfg["tasks"]["autism"]["models"], "lcm-ssl"]
-    config = write_config(workdir, new)
-    proc = snakemake(ROOT, workdir, "--configfile", str(config), "-n", "-p", "--cores", "1")
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    commands = [line for line in proc.stdout.splitlines() if " pretrain --store " in line]
-    assert len(commands) == 1 and "--rule pretrain_ssl" in commands[0], commands
-    assert "--bei-maps no " in commands[0], commands[0]
     config = write_config(workdir, cfg)
-    forced = ["-n", "-p", "--forcerun", "pretrain", "--cores", "1"]
+    forced = ["-n", "-p", "--forcerun", "pretrain", "bei_maps", "--cores", "1"]
     proc = snakemake(ROOT, workdir, "--configfile", str(config), *forced)
-    line = next(x for x in proc.stdout.splitlines() if " pretrain --store " in x)
-    assert "--rule pretrain " in line and "--bei-maps yes " in line, line
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    pretrain = next(x for x in lines if " pretrain --store " in x)
+    maps = next(x for x in lines if " bei-maps --store " in x)
+    assert "--bei-maps" not in pretrain and "--rule bei_maps " in maps
+
+    def cohort(line: str) -> dict[str, str]:
+        words = line.split(" --")
+        keep = ("store ", "atlas ", "catalogue ", "datasets ", "seed ")
+        return {w.split(" ", 1)[0]: w.split(" ", 1)[1] for w in words if w.startswith(keep)}
+
+    assert cohort(maps) == cohort(pretrain) and len(cohort(maps)) == 5, cohort(maps)
+    assert "--out-dir results/models/pretrain" in maps
+    assert "--out-dir results/models/pretrain " in pretrain
+
+
+def without_bei_linear(cfg: dict) -> dict:
+    """A copy of ``cfg`` in which no task evaluates bei-linear."""
+    new = yaml.safe_load(yaml.safe_dump(cfg))
+    for section in (new["evaluate"], *new["tasks"].values()):
+        if "models" in section:
+            section["models"] = [m for m in section["models"] if m != "bei-linear"]
+    return new
+
+
+def bei_linear_tasks(cfg: dict) -> set[str]:
+    """The tasks that evaluate bei-linear."""
+    default = cfg["evaluate"]["models"]
+    return {t for t, task in cfg["tasks"].items() if "bei-linear" in task.get("models", default)}
+
+
+def test_dropping_bei_linear_everywhere_reruns_no_pretraining(done) -> None:
+    """Only the evaluations that ran it and the report: pretraining (a day on a GPU, and every
+    LCM evaluation, finetuning and embedding after it) reran for it."""
+    workdir, cfg = done
+    assert bei_linear_tasks(cfg) == {"autism", "alzheimers", "autismnull", "age"}
+    counts, jobs = plan(workdir, without_bei_linear(cfg))
+    assert set(counts) == {"evaluate", "report", "all"}, counts
+    assert {w for r, w in jobs if r == "evaluate"} == {f"task={t}" for t in bei_linear_tasks(cfg)}
+
+
+@pytest.fixture(scope="module")
+def done_without_bei_linear(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The demo workflow run to the end with no task evaluating bei-linear: no ridge maps."""
+    workdir = tmp_path_factory.mktemp("rerun-no-bei-linear")
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["variables"] = str(ROOT / "config" / "variables.yaml")
+    cfg = without_bei_linear(cfg)
+    touch_all(ROOT, workdir, write_config(workdir, cfg))
+    assert not (workdir / "results" / "models" / "pretrain" / "bei_linear.npz").exists()
+    return workdir, cfg
+
+
+def test_adding_bei_linear_runs_the_maps_and_its_evaluations_only(done_without_bei_linear):
+    workdir, cfg = done_without_bei_linear
+    one = yaml.safe_load(yaml.safe_dump(cfg))
+    one["tasks"]["autismnull"]["models"].append("bei-linear")
+    counts, jobs = plan(workdir, one)
+    assert counts == {"bei_maps": 1, "evaluate": 1, "report": 1, "all": 1}, counts
+    assert ("evaluate", "task=autismnull") in jobs
+    # Back in every task of the demo: the maps once, the evaluations that read them.
+    demo = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    demo["variables"] = cfg["variables"]
+    counts, _ = plan(workdir, demo)
+    assert counts == {"bei_maps": 1, "evaluate": 4, "report": 1, "all": 1}, counts

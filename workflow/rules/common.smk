@@ -21,13 +21,15 @@ from lcm.config import dataset_denoise, task_models
 from lcm.connectome.precheck import CHECKED_SETTINGS
 from lcm.entries import entry_type
 from lcm.evaluate.config_schema import validate_config
-from lcm.evaluate.registry import checkpoint_models, model_family, needs_torch
+from lcm.evaluate.registry import checkpoint_models, maps_models, model_family
+from lcm.evaluate.registry import needs_torch
 from lcm.io import paths
 from lcm.io.config_copy import write_config_copy
 from lcm.io.output_space import parse_output_space
 from lcm.io.ownership import RESULTS_OWNER, claim_results
 from lcm.io.provenance import CONFIG_HASH_ENV, config_hash
 from lcm.train.settings import BOOKKEEPING_SETTINGS
+from lcm.train.outputs import MAPS_FILE
 from lcm.workflow.plan import WorkflowPlan
 from lcm.workflow.hash import code_hash
 from lcm.workflow.resources import connectome_mem_mb as connectome_memory
@@ -99,15 +101,9 @@ FINETUNE_TASKS = [
         model_family(m) == "LCM" for m in checkpoint_models(task_models(CFG, t), "bei")
     )
 ]
-# Tasks whose bei-linear baseline reads the pretraining's ridge maps (bei_linear.npz).
-BEI_MAPS_TASKS = [
-    t
-    for t in CHECKPOINT_TASKS
-    if any(
-        model_family(m) == "baseline"
-        for m in checkpoint_models(task_models(CFG, t), "bei")
-    )
-]
+# Tasks whose bei-linear baseline reads the pretraining's ridge maps (bei_linear.npz, rule
+# bei_maps): their evaluation alone takes the maps as an input.
+BEI_MAPS_TASKS = [t for t in CHECKPOINT_TASKS if maps_models(task_models(CFG, t))]
 
 
 # Before the first job: results_dir is LCM's, or the run stops with nothing written. Snakemake
@@ -509,14 +505,13 @@ def get_task_store_files(wildcards):
 
 
 def get_bei_maps():
-    """The ridge maps pretraining writes for bei-linear, when a task evaluates it."""
-    maps = paths.model_file(RESULTS, "pretrain", "bei_linear.npz")
-    return [maps] if BEI_MAPS_TASKS else []
+    """The ridge maps of bei-linear (rule bei_maps), beside the pretrained checkpoint."""
+    return paths.model_file(RESULTS, "pretrain", MAPS_FILE)
 
 
 def get_task_bei_maps(wildcards):
     """The ridge maps the task's bei-linear baseline reads, or nothing."""
-    return get_bei_maps() if wildcards.task in BEI_MAPS_TASKS else []
+    return [get_bei_maps()] if wildcards.task in BEI_MAPS_TASKS else []
 
 
 def get_pretrained_model(name="pretrain"):

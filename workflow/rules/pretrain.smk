@@ -13,7 +13,6 @@ rule pretrain:
         meta=paths.model_file(RESULTS, "pretrain", "model.json"),
         history=paths.model_file(RESULTS, "pretrain", "history.tsv"),
         bei_eval=paths.model_file(RESULTS, "pretrain", "bei_eval.tsv"),
-        maps=get_bei_maps(),
     log:
         get_log("pretrain/pretrain.log"),
     conda:
@@ -30,14 +29,13 @@ rule pretrain:
         settings=to_json(PRETRAIN_SETTINGS),
         seed=CFG["seed"],
         out_dir=subpath(output.weights, parent=True),
-        bei_maps="yes" if get_bei_maps() else "no",
         code=code_hash("pretrain"),
     shell:
         "{params.launcher} --log-file {log:q} --rule {params.rule:q} pretrain --store {params.store:q}"
         " --atlas {params.atlas:q} --catalogue {input.catalogue:q} --datasets {params.datasets:q}"
         " --model {params.model:q} --settings {params.settings:q} --seed {params.seed:q} --threads"
-        " {params.threads:q} --out-dir {params.out_dir:q} --bei-maps {params.bei_maps:q}"
-        " --checkpoint-every $LCM_CHECKPOINT_EVERY"
+        " {params.threads:q} --out-dir {params.out_dir:q} --checkpoint-every"
+        " $LCM_CHECKPOINT_EVERY"
 
 
 # The lcm-ssl ablation: the same pretraining with the BEI losses off (self-supervised only).
@@ -52,4 +50,33 @@ use rule pretrain as pretrain_ssl with:
     params:
         rule="pretrain_ssl",
         settings=get_ssl_pretrain_settings(),
-        bei_maps="no",  # bei-linear reads the BEI pretraining's maps only
+
+
+# The bei-linear baseline's ridge maps, fitted on CPUs on the pretraining cohort (the same
+# datasets, store partitions, catalogue and seed as pretrain: the same subjects, never a task's)
+# and written beside the BEI checkpoint, where evaluate reads them. A job of its own, needed
+# only by the tasks that evaluate bei-linear: adding bei-linear to a task, or dropping it,
+# reruns no pretraining (a param of pretrain, it reran it and everything after it).
+rule bei_maps:
+    input:
+        store=get_pretrain_store_files(),
+        catalogue=CFG["variables"],
+    output:
+        maps=get_bei_maps(),
+    log:
+        get_log("pretrain/bei_maps.log"),
+    conda:
+        "../../envs/evaluate.yaml"
+    # As pretrain's: BLAS sums by thread, and these are the maps pretraining wrote, to the bit.
+    threads: 2
+    params:
+        store=get_store_root,
+        atlas=ATLAS,
+        datasets=PLAN.by_role("pretrain"),
+        seed=CFG["seed"],
+        out_dir=subpath(output.maps, parent=True),
+        code=code_hash("bei_maps"),
+    shell:
+        '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule bei_maps bei-maps --store {params.store:q}'
+        " --atlas {params.atlas:q} --catalogue {input.catalogue:q} --datasets {params.datasets:q}"
+        " --seed {params.seed:q} --threads {threads:q} --out-dir {params.out_dir:q}"

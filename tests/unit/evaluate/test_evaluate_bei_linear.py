@@ -103,6 +103,26 @@ def test_maps_refuse_connectomes_of_another_atlas_or_roi_order(tmp_path):
     assert str(tmp_path / MAPS_FILE) in info.value.message and "pretrain" in info.value.hint
 
 
+def test_maps_of_other_data_than_the_checkpoint_beside_them_are_refused(tmp_path):
+    """The maps are fitted apart from the checkpoint (lcm bei-maps): they record the cohort's
+    data fingerprint, and one other than model.json's is refused (what the checkpoint was
+    checked not to have seen says nothing of them); either side without one passes."""
+    fc, variables, groups = _pretraining()
+    maps = fit_bei_maps(fc, variables, groups, data_fingerprint="a" * 64)
+    assert BEIMaps.load(maps.save(tmp_path / MAPS_FILE)).data_fingerprint == "a" * 64
+    (tmp_path / "model.json").write_text(json.dumps({"data_fingerprint": "a" * 64}))
+    assert load_maps(tmp_path).data_fingerprint == "a" * 64
+    (tmp_path / "model.json").write_text(json.dumps({"data_fingerprint": "b" * 64}))
+    with pytest.raises(CheckpointError, match=r"fitted on other data than the checkpoint") as info:
+        load_maps(tmp_path)
+    assert "lcm bei-maps" in info.value.hint
+    (tmp_path / "model.json").write_text(json.dumps({}))
+    load_maps(tmp_path)
+    fit_bei_maps(fc, variables, groups).save(tmp_path / MAPS_FILE)  # maps before the record
+    (tmp_path / "model.json").write_text(json.dumps({"data_fingerprint": "b" * 64}))
+    assert load_maps(tmp_path).data_fingerprint is None
+
+
 def test_bei_linear_without_maps_says_what_to_do(tmp_path):
     with pytest.raises(ConfigError, match=r"bei_linear\.npz is missing"):
         load_maps(tmp_path)

@@ -61,13 +61,13 @@ def _save_first_rng(folder: Path) -> None:
 
 
 def _slow_writing(seconds: float) -> None:
-    original = pretrain_module._write_bei_linear_maps  # rank 0's, after training
+    original = pretrain_module.save_checkpoint  # rank 0's, after training
 
     def slow(*args, **kwargs):
         time.sleep(seconds)
         return original(*args, **kwargs)
 
-    pretrain_module._write_bei_linear_maps = slow
+    pretrain_module.save_checkpoint = slow
 
 
 def _group_timeout(seconds: float) -> None:

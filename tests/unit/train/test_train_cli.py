@@ -14,6 +14,7 @@ import pytest
 import torch
 from helpers.model import CLI_CATALOGUE, TINY, add_store_dataset, write_catalogue
 
+from lcm.catalogue import load_catalogue
 from lcm.cli import build_parser, main, requested_verb
 from lcm.train.bei_maps import MAPS_FILE, BEIMaps
 
@@ -224,6 +225,8 @@ def test_every_verb_refuses_a_checkpoint_of_other_rois_or_catalogue(tmp_path: Pa
     pretrain += ["alpha", "--model", json.dumps(TINY), "--settings", '{"epochs": 1}']
     assert main([*pretrain, "--out-dir", str(pre)]) == 0
     # The ridge maps of bei-linear record what they read too.
+    maps_argv = ["bei-maps", "--store", str(store), *common, "--atlas", "toy"]
+    assert main([*maps_argv, "--datasets", "alpha", "--out-dir", str(pre)]) == 0
     maps = BEIMaps.load(pre / MAPS_FILE)
     assert maps.atlas == "toy" and maps.roi_names == [f"roi{i}" for i in range(13)]
     settings = {"n_folds": 2, "seeds": [0], "models": ["lcm"], "finetune": {"epochs": 1}}
@@ -262,7 +265,80 @@ def test_every_verb_refuses_a_checkpoint_of_other_rois_or_catalogue(tmp_path: Pa
     assert "variable 'sex' differs" in err and "levels: checkpoint ['F', 'M']" in err
 
 
-@pytest.mark.parametrize("verb", ["pretrain", "finetune", "model-info", "embed"])
+def _maps_cli_store(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    """A store of a pretraining dataset (alpha) and a downstream one (beta); common options."""
+    catalogue = write_catalogue(tmp_path, CLI_CATALOGUE)
+    store = tmp_path / "store"
+    add_store_dataset(tmp_path, store, catalogue, "alpha", "toy", 30, seed=0)
+    add_store_dataset(tmp_path, store, catalogue, "beta", "toy", 20, seed=1)
+    common = ["--store", str(store), "--atlas", "toy", "--catalogue", str(catalogue)]
+    return store, catalogue, [*common, "--seed", "3", "--threads", "1"]
+
+
+def test_bei_maps_are_a_verb_of_their_own_beside_the_checkpoint(tmp_path: Path, capsys) -> None:
+    """`lcm bei-maps` fits the maps `lcm pretrain` fitted after training (the same cohort,
+    seed and hold-out: the same arrays), into the checkpoint's folder before or after the
+    checkpoint; lcm evaluate's bei-linear reads them there. Maps of other data than the
+    checkpoint's (here: fitted on the task's own dataset too) are refused: the check that
+    pretraining never saw a test subject is the checkpoint's, and says nothing of them."""
+    from lcm.store.read import load_cohort
+    from lcm.train.bei_maps import fit_bei_maps
+
+    store, catalogue, common = _maps_cli_store(tmp_path)
+    pre = tmp_path / "pre"
+    # The maps first (a fresh folder, claimed in lcm pretrain's name), then the checkpoint.
+    assert main(["bei-maps", *common, "--datasets", "alpha", "--out-dir", str(pre)]) == 0
+    pretrain = ["pretrain", *common, "--datasets", "alpha", "--model", json.dumps(TINY)]
+    assert main([*pretrain, "--settings", '{"epochs": 1}', "--out-dir", str(pre)]) == 0
+    maps = BEIMaps.load(pre / MAPS_FILE)
+    cat = load_catalogue(catalogue)
+    cohort = load_cohort(store, "toy", ["alpha"], cat)
+    expected = fit_bei_maps(cohort.fc, cohort.variables, cohort.groups, 3)
+    for name in ("x_mean", "x_scale", "coef", "intercept", "alpha"):
+        assert np.array_equal(getattr(maps, name), getattr(expected, name)), name
+    meta = json.loads((pre / "model.json").read_text())
+    assert maps.data_fingerprint == meta["data_fingerprint"] == cohort.fingerprint(cat)
+    record = json.loads((pre / "bei_linear.json").read_text())
+    assert len(record["Sources"]) == 3  # alpha's two partitions and the catalogue
+    assert record["Provenance"]["code_sha256"]  # the bei_maps verb's (`bei-maps` typed)
+    # bei-linear reads them; the metrics record them as a source (and only then).
+    settings = {"n_folds": 2, "seeds": [0], "label_fractions": [1.0], "models": ["bei-linear"]}
+    evaluate = ["evaluate", *common, "--checkpoint", str(pre), "--dataset", "beta"]
+    evaluate += ["--label", "dx", "--positive", "patient", "--task", "dx"]
+    evaluate += ["--settings", json.dumps(settings)]
+    out = tmp_path / "m.parquet"
+    assert main([*evaluate, "--out", str(out), "--predictions", str(tmp_path / "p.parquet")]) == 0
+    sources = json.loads(out.with_suffix(".json").read_text())["Sources"]
+    assert any(str(s).endswith("bei_linear.npz") for s in sources)
+    # Maps fitted on the task's dataset too, beside a checkpoint pretrained on alpha alone.
+    both = ["bei-maps", *common, "--datasets", "alpha", "beta", "--out-dir", str(pre)]
+    assert main(both) == 0
+    capsys.readouterr()
+    out2 = tmp_path / "m2.parquet"
+    argv = [*evaluate, "--out", str(out2), "--predictions", str(tmp_path / "p2.parquet")]
+    assert main(argv) == 5  # CheckpointError
+    err = capsys.readouterr().err
+    assert "were fitted on other data than the checkpoint beside them" in err
+    assert "lcm bei-maps" in err and not out2.exists()
+
+
+def test_pretrain_bei_maps_option_is_deprecated(tmp_path: Path, capsys) -> None:
+    """Pretraining writes no maps: `--bei-maps yes` is refused before any training, naming
+    the verb that writes them; `--bei-maps no` (what it does now) is accepted."""
+    _, _, common = _maps_cli_store(tmp_path)
+    pretrain = ["pretrain", *common, "--datasets", "alpha", "--model", json.dumps(TINY)]
+    pretrain += ["--settings", '{"epochs": 1}', "--out-dir", str(tmp_path / "pre")]
+    capsys.readouterr()
+    assert main([*pretrain, "--bei-maps", "yes"]) == 2  # ConfigError
+    err = capsys.readouterr().err
+    assert "no longer writes" in err and "lcm bei-maps" in err
+    assert not (tmp_path / "pre").exists()
+    assert main([*pretrain, "--bei-maps", "no"]) == 0
+    assert "deprecated" in capsys.readouterr().err
+    assert not (tmp_path / "pre" / MAPS_FILE).exists()
+
+
+@pytest.mark.parametrize("verb", ["pretrain", "bei-maps", "finetune", "model-info", "embed"])
 def test_help_has_example(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args([verb, "--help"])

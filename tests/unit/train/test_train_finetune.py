@@ -201,7 +201,7 @@ def test_finetuning_encodes_bei_targets_as_pretraining(
 
     monkeypatch.setattr(pretrain_mod, "PretrainStep", spy_step)
     settings = {"epochs": 1, "batch_size": 8, "select_epoch": "last"}
-    pretrain(cohort, catalogue, TINY, settings, 3, tmp_path / "ckpt", bei_maps=False)
+    pretrain(cohort, catalogue, TINY, settings, 3, tmp_path / "ckpt")
     train_rows, _ = holdout_split(cohort.groups, HOLDOUT_FRACTION, 3)
     pretrained = seen[0]
     handed = pretrained["handedness"]
@@ -244,7 +244,7 @@ def test_pseudo_labels_put_nothing_on_not_applicable(tmp_path: Path) -> None:
         atlas=alpha.atlas,
     )
     settings = {"epochs": 4, "batch_size": 16, "lr": 0.01}
-    pretrain(cohort, catalogue, TINY, settings, 1, tmp_path / "ckpt", bei_maps=False)
+    pretrain(cohort, catalogue, TINY, settings, 1, tmp_path / "ckpt")
     base, meta = load_checkpoint(tmp_path / "ckpt")
     layout = checkpoint_layout(meta)
     assert layout["handedness"].levels[-1] == "n/a"

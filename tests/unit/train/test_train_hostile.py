@@ -194,6 +194,37 @@ def test_second_concurrent_pretrain_is_refused(store, tmp_path: Path, capfd) -> 
     assert not (out / "model.json").exists() and not (out / "train_state").exists()
 
 
+def _bei_maps(store: tuple[Path, Path], out: Path) -> int:
+    argv = ["bei-maps", "--store", str(store[0]), "--atlas", "toy", "--catalogue", str(store[1])]
+    return main([*argv, "--datasets", "alpha", "--seed", "1", "--out-dir", str(out)])
+
+
+def test_the_ridge_maps_are_written_while_a_pretraining_holds_its_folder(
+    store, tmp_path: Path, capfd
+) -> None:
+    """lcm bei-maps and lcm pretrain run side by side into one checkpoint folder (the
+    workflow's two jobs): the maps are not refused for the pretraining's lock, nor the
+    pretraining for the maps in the folder (a Snakemake-made folder, unmarked), while a
+    second maps writer is refused, and so is a folder another verb owns."""
+    out = tmp_path / "pre"
+    with exclusive_lock(out / ".lcm.lock", "lcm pretrain"):  # a pretraining, still training
+        assert _bei_maps(store, out) == 0
+    assert (out / "bei_linear.npz").is_file() and (out / "bei_linear.json").is_file()
+    (out / MARKER_NAME).unlink()  # as Snakemake leaves a folder it made: no marker
+    assert _pretrain(store, out) == 0
+    assert (out / "model.json").is_file() and (out / "bei_linear.npz").is_file()
+    capfd.readouterr()
+    with exclusive_lock(out / ".lcm-maps.lock", "lcm bei-maps"):
+        assert _bei_maps(store, out) == 6
+    (message,) = _lines(capfd, "ERROR")
+    assert "being written by another lcm bei-maps (pid" in message
+    tuned = tmp_path / "tuned"
+    tuned.mkdir()
+    (tuned / MARKER_NAME).write_text("Written by lcm finetune: LCM may replace its outputs here.\n")
+    assert _bei_maps(store, tuned) == 6
+    assert not (tuned / "bei_linear.npz").exists()
+
+
 def test_unmarked_folder_with_a_users_state_folder_is_refused(store, tmp_path: Path) -> None:
     """No marker, and a train_state/ LCM's provenance does not vouch for: someone else's."""
     out = tmp_path / "run"

@@ -42,7 +42,6 @@ def test_outputs_and_formats(trained) -> None:
         "model.json",
         "history.tsv",
         "bei_eval.tsv",
-        "bei_linear.npz",
     }
     meta = json.loads((out / "model.json").read_text())
     assert meta["atlas"] == "toy" and meta["n_rois"] == 13 and meta["seed"] == 7
@@ -206,22 +205,20 @@ def test_heldout_epoch_selection_keeps_the_best_epoch(tmp_path: Path) -> None:
     assert meta["selected_epoch"] == best
 
 
-def test_without_bei_maps_an_earlier_runs_maps_are_removed(trained, tmp_path: Path) -> None:
-    """The lcm-ssl ablation writes no ridge maps, and keeps none from an earlier run: maps
-    beside a checkpoint must come from that checkpoint's data."""
+def test_pretraining_writes_no_ridge_maps_and_leaves_those_beside_it(trained, tmp_path) -> None:
+    """The bei-linear maps are lcm bei-maps's (a job of their own): a pretraining neither
+    writes them nor removes them; maps of other data are refused where they are read
+    (their data fingerprint against model.json's), not deleted here."""
     _, _, catalogue, cohort = trained
-    out = tmp_path / "ssl"
+    out = tmp_path / "pre"
     short = {**SETTINGS, "epochs": 1}
     pretrain(cohort, catalogue, TINY, short, seed=1, out_dir=out)
-    (out / "bei_linear.json").write_text('{"Output": "bei_linear.npz", "Sha256": "0"}')
-    assert (out / "bei_linear.npz").is_file()
-    pretrain(cohort, catalogue, TINY, {**short, "bei_weight": 0}, 1, out, bei_maps=False)
-    assert {p.name for p in out.iterdir()} == {
-        "model.safetensors",
-        "model.json",
-        "history.tsv",
-        "bei_eval.tsv",
-    }
+    assert not (out / "bei_linear.npz").exists()
+    (out / "bei_linear.npz").write_bytes(b"maps")
+    pretrain(cohort, catalogue, TINY, short, seed=1, out_dir=out)
+    assert (out / "bei_linear.npz").read_bytes() == b"maps"
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["data_fingerprint"] == cohort.fingerprint(catalogue)
 
 
 def test_standardisation_weighs_each_training_subject_once(tmp_path: Path) -> None:
@@ -238,7 +235,7 @@ def test_standardisation_weighs_each_training_subject_once(tmp_path: Path) -> No
     )
     cohort.variables["dx"] = None
     settings = {"epochs": 1, "batch_size": 8}
-    pretrain(cohort, make_catalogue(tmp_path), TINY, settings, 3, tmp_path / "m", bei_maps=False)
+    pretrain(cohort, make_catalogue(tmp_path), TINY, settings, 3, tmp_path / "m")
     _, meta = load_checkpoint(tmp_path / "m")
     train, _ = holdout_split(cohort.groups, HOLDOUT_FRACTION, 3)
     age = cohort.variables["age"].to_numpy()[train]

@@ -72,7 +72,7 @@ def test_task_weights_are_those_of_the_selected_epoch(tmp_path: Path, monkeypatc
     catalogue, cohort = make_catalogue(tmp_path), make_cohort(60)
     cohort.variables["dx"] = None
     settings = {"epochs": 4, "batch_size": 16, "lr": 0.03, "select_epoch": "heldout"}
-    pretrain(cohort, catalogue, TINY, settings, 3, tmp_path / "sel", bei_maps=False)
+    pretrain(cohort, catalogue, TINY, settings, 3, tmp_path / "sel")
     meta = json.loads((tmp_path / "sel" / "model.json").read_text())
     assert meta["selected_epoch"] == 1 and len(snapshots) == 8
     first, last = snapshots[0], snapshots[-1]

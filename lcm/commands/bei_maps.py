@@ -1,0 +1,74 @@
+"""``lcm bei-maps``: the bei-linear baseline's ridge maps, fitted on the pretraining datasets."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from lcm.catalogue import load_catalogue
+from lcm.commands._arguments import add_seed_and_threads, add_store_arguments
+from lcm.commands._sources import store_sources
+from lcm.io.provenance import record_outputs
+
+log = logging.getLogger(__name__)
+
+EXAMPLE = """example:
+  lcm bei-maps --store results/store --atlas aal116 --catalogue config/variables.yaml \\
+      --datasets hcplike ukblike --seed 1 --out-dir results/models/pretrained
+
+output in --out-dir, the folder of the checkpoint `lcm pretrain` writes (or will write) from
+the same --store, --atlas, --catalogue, --datasets and --seed: bei_linear.npz, one ridge map
+from the Fisher-z connectome to each BEI variable of the pretraining cohort (penalties chosen
+on a subject-level hold-out of that cohort, never downstream data), read by `lcm evaluate
+--checkpoint` for the bei-linear baseline. The maps record their atlas, ROI order and the
+cohort's data fingerprint: lcm evaluate refuses them beside a checkpoint pretrained on other
+data (other datasets, runs or variables), whose check that no test subject was seen in
+pretraining would not hold for them.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``bei-maps`` verb."""
+    p = sub.add_parser(
+        "bei-maps",
+        help="Fit the bei-linear baseline's ridge maps on the pretraining datasets.",
+        description="Load the pretraining datasets' connectomes and variables from the feature "
+        "store, as `lcm pretrain` does, and fit one ridge map per BEI variable (the first half "
+        "of the bei-linear baseline; CPU only). Writes bei_linear.npz beside the checkpoint.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--datasets", nargs="+", required=True, help="Pretraining datasets.")
+    p.add_argument(
+        "--out-dir", required=True, help="The pretraining checkpoint's folder (lcm pretrain's)."
+    )
+    add_store_arguments(p)
+    add_seed_and_threads(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``lcm bei-maps``."""
+    # Imported here: every `lcm` call builds all parsers.
+    from lcm.store.read import load_cohort
+    from lcm.train.bei_maps import MAPS_FILE, fit_bei_maps
+    from lcm.train.outputs import maps_out_dir
+
+    catalogue = load_catalogue(args.catalogue)
+    datasets = list(args.datasets)
+    cohort = load_cohort(args.store, args.atlas, datasets, catalogue)
+    # Claimed in lcm pretrain's name (the checkpoint's folder) under the maps' own lock.
+    with maps_out_dir(args.out_dir) as out:
+        maps = fit_bei_maps(
+            cohort.fc,
+            cohort.variables,
+            cohort.groups,
+            args.seed,
+            atlas=cohort.atlas,
+            roi_names=list(cohort.roi_names),
+            data_fingerprint=cohort.fingerprint(catalogue),
+        )
+        path = maps.save(out / MAPS_FILE)
+        record_outputs([path], [*store_sources(args.store, args.atlas, datasets), args.catalogue])
+    log.info("wrote %s (%d maps)", path, len(maps.names))
+    return 0
