@@ -275,3 +275,118 @@ def test_adding_bei_linear_runs_the_maps_and_its_evaluations_only(done_without_b
     demo["variables"] = cfg["variables"]
     counts, _ = plan(workdir, demo)
     assert counts == {"bei_maps": 1, "evaluate": 4, "report": 1, "all": 1}, counts
+
+
+# -- the variable catalogue: each job reruns for the part of it that it reads -----------------
+
+
+@pytest.fixture(scope="module")
+def done_catalogue(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, Path]:
+    """The demo workflow with every job done, its catalogue a copy that a test may edit."""
+    workdir = tmp_path_factory.mktemp("rerun-catalogue")
+    catalogue = workdir / "variables.yaml"
+    catalogue.write_text((ROOT / "config" / "variables.yaml").read_text())
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["variables"] = str(catalogue)
+    touch_all(ROOT, workdir, write_config(workdir, cfg))
+    return workdir, cfg, catalogue
+
+
+def plan_with_catalogue(done_catalogue, edit) -> tuple[dict[str, int], set[tuple[str, str]]]:
+    """The dry run after ``edit(catalogue dict)`` is written to the file (then put back)."""
+    workdir, cfg, catalogue = done_catalogue
+    text = catalogue.read_text()
+    document = yaml.safe_load(text)
+    edit(document)
+    catalogue.write_text(yaml.safe_dump(document, sort_keys=False))
+    try:
+        return plan(workdir, cfg)
+    finally:
+        catalogue.write_text(text)  # newer than every output: ancient, it reruns nothing
+
+
+def task_jobs(cfg: dict, tasks: set[str]) -> set[tuple[str, str]]:
+    """The jobs of ``tasks`` in the demo: splits and evaluate, and finetune and embed for
+    those that finetune an LCM classifier (binary, an LCM model)."""
+    default = cfg["evaluate"]["models"]
+    jobs = set()
+    for t in tasks:
+        rules = ["splits", "evaluate"]
+        task = cfg["tasks"][t]
+        if "positive" in task and "lcm" in task.get("models", default):
+            rules += ["finetune", "embed"]
+        jobs |= {(r, f"task={t}") for r in rules}
+    return jobs
+
+
+def test_the_catalogue_file_edited_but_not_what_a_job_reads_reruns_nothing(done_catalogue):
+    """A new cohort's coding, a comment: its modification time reran every job from the store
+    on, pretraining included."""
+    workdir, cfg, catalogue = done_catalogue
+    assert plan(workdir, cfg)[0] == {}
+    text = catalogue.read_text()
+    try:
+        catalogue.write_text("# a comment\n" + text)
+        assert plan(workdir, cfg)[0] == {}
+    finally:
+        catalogue.write_text(text)
+
+    def new_cohort(document: dict) -> None:
+        document["datasets"]["newcohort"] = {"id_column": "ID", "columns": {"age": {"column": "A"}}}
+
+    assert plan_with_catalogue(done_catalogue, new_cohort)[0] == {}
+
+
+def test_a_downstream_datasets_coding_reruns_its_store_and_tasks_only(done_catalogue) -> None:
+    _, cfg, _ = done_catalogue
+
+    def education(document: dict) -> None:
+        document["datasets"]["adnilike"]["columns"]["education"] = {"column": "PTEDUCAT"}
+
+    counts, jobs = plan_with_catalogue(done_catalogue, education)
+    assert "pretrain" not in counts and "bei_maps" not in counts, counts
+    expected = {("store", "dataset=adnilike"), *task_jobs(cfg, {"alzheimers"})}
+    assert {j for j in jobs if j[0] != "report"} == expected, jobs
+    assert counts["report"] == 1 and sum(counts.values()) == len(expected) + 2, counts
+
+    # abidelike: two tasks read it.
+    def site(document: dict) -> None:
+        document["datasets"]["abidelike"]["site_column"] = "SITE_NAME"
+
+    _, jobs = plan_with_catalogue(done_catalogue, site)
+    expected = {("store", "dataset=abidelike"), *task_jobs(cfg, {"autism", "age"})}
+    assert {j for j in jobs if j[0] != "report"} == expected, jobs
+
+
+def test_a_pretraining_datasets_coding_reruns_pretraining_not_the_others_stores(done_catalogue):
+    _, cfg, _ = done_catalogue
+
+    def education(document: dict) -> None:
+        document["datasets"]["hcplike"]["columns"]["education"]["map"]["17"] = 4
+
+    counts, jobs = plan_with_catalogue(done_catalogue, education)
+    assert {w for r, w in jobs if r == "store"} == {"dataset=hcplike"}, jobs
+    assert counts["pretrain"] == 1 and counts["bei_maps"] == 1, counts
+    assert "splits" not in counts, counts  # a task's folds read its own dataset only
+    assert counts["evaluate"] == len(cfg["tasks"]), counts
+
+
+@pytest.mark.parametrize(
+    ("variable", "key", "value"),
+    [("age", "range", [5, 90]), ("sex", "levels", ["M", "F"]), ("bmi", "units", "kg/m2")],
+)
+def test_a_variables_definition_reruns_every_job_that_reads_the_catalogue(
+    done_catalogue, variable: str, key: str, value: object
+) -> None:
+    """The variables are every job's (the store's partitions and a checkpoint record them):
+    a range, levels or units changed is never left to stale results."""
+    _, cfg, _ = done_catalogue
+
+    def change(document: dict) -> None:
+        document["variables"][variable][key] = value
+
+    counts, _ = plan_with_catalogue(done_catalogue, change)
+    assert counts["pretrain"] == 1 and counts["bei_maps"] == 1, counts
+    assert counts["store"] == len(cfg["datasets"]), counts
+    for rule in ("splits", "evaluate"):
+        assert counts[rule] == len(cfg["tasks"]), counts

@@ -30,6 +30,7 @@ from lcm.io.ownership import RESULTS_OWNER, claim_results
 from lcm.io.provenance import CONFIG_HASH_ENV, config_hash
 from lcm.train.settings import BOOKKEEPING_SETTINGS
 from lcm.train.outputs import MAPS_FILE
+from lcm.workflow.catalogue import catalogue_digest
 from lcm.workflow.plan import WorkflowPlan
 from lcm.workflow.hash import code_hash
 from lcm.workflow.resources import connectome_mem_mb as connectome_memory
@@ -502,6 +503,31 @@ def get_pretrain_store_files():
 def get_task_store_files(wildcards):
     """The partitions of the task's dataset."""
     return get_store_files(CFG["tasks"][wildcards.task]["dataset"])
+
+
+# The catalogue is an ancient() input of the rules that read it: editing the file reruns only the
+# jobs whose part of it changed, which a param holds (lcm.workflow.catalogue): the variables
+# and the codings of the datasets the job reads (its mtime reran every job from the store on).
+def get_catalogue():
+    """The catalogue file, as an input whose modification time reruns nothing."""
+    return ancient(CFG["variables"])
+
+
+def get_dataset_catalogue(wildcards):
+    """A param: what a store job reads of the catalogue (the variables, its dataset's coding)."""
+    return catalogue_digest(CFG["variables"], [wildcards.dataset])
+
+
+def get_pretrain_catalogue(wildcards):
+    """A param: what pretraining (and its ridge maps) reads of the catalogue: the variables, the
+    pretraining datasets' codings."""
+    return catalogue_digest(CFG["variables"], PLAN.by_role("pretrain"))
+
+
+def get_task_catalogue(wildcards):
+    """A param: what a task's jobs read of the catalogue: the variables, its dataset's coding
+    (the pretraining datasets' reach them through the checkpoint, an input)."""
+    return catalogue_digest(CFG["variables"], [CFG["tasks"][wildcards.task]["dataset"]])
 
 
 def get_bei_maps():

@@ -10,7 +10,7 @@ rule evaluate:
         ssl=get_ssl_checkpoint,
         maps=get_task_bei_maps,
         store=get_task_store_files,
-        catalogue=CFG["variables"],
+        catalogue=get_catalogue(),
         splits=paths.task_splits(RESULTS, "{task}"),
     output:
         metrics=paths.task_metrics(RESULTS, "{task}"),
@@ -37,6 +37,7 @@ rule evaluate:
         ssl_arg=get_ssl_checkpoint_arg,
         settings=get_evaluate_settings,
         seed=CFG["seed"],
+        catalogue=get_task_catalogue,
         code=code_hash("evaluate"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule evaluate evaluate --store {params.store:q}'

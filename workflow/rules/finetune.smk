@@ -6,7 +6,7 @@ rule finetune:
     input:
         checkpoint=get_pretrained_model(),
         store=get_task_store_files,
-        catalogue=CFG["variables"],
+        catalogue=get_catalogue(),
     output:
         weights=paths.model_file(RESULTS, "finetune/{task}", "model.safetensors"),
         meta=paths.model_file(RESULTS, "finetune/{task}", "model.json"),
@@ -29,6 +29,7 @@ rule finetune:
         settings=to_json(CFG["evaluate"]["finetune"]),
         seed=CFG["seed"],
         out_dir=subpath(output.weights, parent=True),
+        catalogue=get_task_catalogue,
         code=code_hash("finetune"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule finetune finetune --checkpoint'
@@ -44,7 +45,7 @@ rule embed:
     input:
         checkpoint=paths.model_file(RESULTS, "finetune/{task}", "model.safetensors"),
         store=get_task_store_files,
-        catalogue=CFG["variables"],
+        catalogue=get_catalogue(),
     output:
         embeddings=paths.task_embeddings(RESULTS, "{task}"),
         attention=paths.task_embeddings(RESULTS, "{task}", "attention"),
@@ -59,6 +60,7 @@ rule embed:
         store=get_store_root,
         atlas=ATLAS,
         dataset=get_task_value("dataset"),
+        catalogue=get_task_catalogue,
         code=code_hash("embed"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule embed embed --checkpoint'

@@ -7,7 +7,7 @@
 rule pretrain:
     input:
         store=get_pretrain_store_files(),
-        catalogue=CFG["variables"],
+        catalogue=get_catalogue(),
     output:
         weights=get_pretrained_model(),
         meta=paths.model_file(RESULTS, "pretrain", "model.json"),
@@ -29,6 +29,7 @@ rule pretrain:
         settings=to_json(PRETRAIN_SETTINGS),
         seed=CFG["seed"],
         out_dir=subpath(output.weights, parent=True),
+        catalogue=get_pretrain_catalogue,
         code=code_hash("pretrain"),
     shell:
         "{params.launcher} --log-file {log:q} --rule {params.rule:q} pretrain --store {params.store:q}"
@@ -60,7 +61,7 @@ use rule pretrain as pretrain_ssl with:
 rule bei_maps:
     input:
         store=get_pretrain_store_files(),
-        catalogue=CFG["variables"],
+        catalogue=get_catalogue(),
     output:
         maps=get_bei_maps(),
     log:
@@ -75,6 +76,7 @@ rule bei_maps:
         datasets=PLAN.by_role("pretrain"),
         seed=CFG["seed"],
         out_dir=subpath(output.maps, parent=True),
+        catalogue=get_pretrain_catalogue,
         code=code_hash("bei_maps"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule bei_maps bei-maps --store {params.store:q}'

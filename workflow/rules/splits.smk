@@ -7,7 +7,7 @@
 rule splits:
     input:
         store=get_task_store_files,
-        catalogue=CFG["variables"],
+        catalogue=get_catalogue(),
     output:
         paths.task_splits(RESULTS, "{task}"),
     log:
@@ -23,6 +23,7 @@ rule splits:
         n_folds=CFG["evaluate"]["n_folds"],
         repeats=get_evaluate_repeats(),
         seed=CFG["seed"],
+        catalogue=get_task_catalogue,
         code=code_hash("splits"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule splits splits --store {params.store:q}'

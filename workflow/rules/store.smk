@@ -8,7 +8,7 @@ rule store:
     input:
         qc=paths.qc_table(RESULTS, "{dataset}", ATLAS),
         phenotype=get_dataset_value("phenotype"),
-        catalogue=CFG["variables"],
+        catalogue=get_catalogue(),
     output:
         connectomes=update(str(paths.connectome_path(STORE, ATLAS, "{dataset}"))),
         variables=update(str(paths.variables_path(STORE, "{dataset}"))),
@@ -20,6 +20,7 @@ rule store:
     params:
         atlas=ATLAS,
         store=get_written_store_root,
+        catalogue=get_dataset_catalogue,
         code=code_hash("store"),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule store store --dataset {wildcards.dataset:q}'
