@@ -37,7 +37,8 @@ def test_a_gunzipped_run_is_found_with_its_mask(tmp_path: Path) -> None:
     assert found.mask == str(files["mask"]) and found.mask.endswith("_desc-brain_mask.nii")
     # And the run gives its connectome, its coverage from that mask.
     record = fmriprep_record(tmp_path / "rec.json", "ds", [(RUN, files)])
-    settings = DenoiseSettings.from_dict({"strategy": "24P", "min_volumes": 20})
+    # A short run: under the denoise.min_dof floor (tested in tests/unit/connectome), kept here.
+    settings = DenoiseSettings.from_dict({"strategy": "24P", "min_volumes": 20, "min_dof": None})
     qc = process_voxel_run(
         "ds", record, RUN, load_atlas("aal116"), settings, tmp_path / "conn", tmp_path / "qc.json"
     )
