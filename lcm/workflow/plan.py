@@ -17,6 +17,21 @@ from typing import Any
 
 from lcm.entries import entry_type, names
 from lcm.io import paths
+from lcm.reason_codes import (
+    FMRIPREP_EXCLUDED,
+    FMRIPREP_FAILED,
+    NOT_IN_SPACE,
+    OUTPUTS_AMBIGUOUS,
+    OUTPUTS_MISSING,
+    VALIDATOR,
+)
+
+# Why an fMRIPrep record excludes a run from what it finds of the derivatives (valid while they
+# are unchanged; a change reruns the subject, :meth:`WorkflowPlan.subject_sources`). Any other
+# code is ingest's, which the record copies (``excluded at ingest``).
+DERIVATIVE_EXCLUSIONS = frozenset(
+    {NOT_IN_SPACE, OUTPUTS_MISSING, OUTPUTS_AMBIGUOUS, FMRIPREP_FAILED, FMRIPREP_EXCLUDED}
+)
 
 
 class WorkflowPlan:
@@ -40,6 +55,8 @@ class WorkflowPlan:
         self._bold: dict[str, dict[str, str]] = {}  # dataset -> run_key -> source BOLD
         self._sources: dict[str, dict[str, str]] = {}  # dataset -> subject -> files' digest
         self._changed: dict[str, set[str]] = {}  # dataset -> subjects changed since ingest
+        self._run_keys: dict[str, dict[str, set[str]]] = {}  # dataset -> subject -> run keys
+        self._unrecorded: dict[tuple[str, str], bool] = {}  # planned runs its record lacks
         self._synth_changed: dict[tuple[str, str], bool] = {}  # synthetic subjects edited
         # (dataset, subject) -> digest of its existing derivatives, their newest mtime (ns)
         self._derivatives: dict[tuple[str, str], tuple[str, int]] = {}
@@ -159,7 +176,9 @@ class WorkflowPlan:
         times: such a subject's fMRIPrep job takes the manifest as a plain input instead, so it
         reruns with ingest. A real subject: its indexed files changed since the last ingest
         wrote its cache (False when unknown, without an ingest cache: its ``sources`` param then
-        reruns it once ingest is done, in the next invocation), or the existing derivatives its
+        reruns it once ingest is done, in the next invocation), a run planned for it that its
+        fMRIPrep record does not list (the selection or validation changed), or the existing
+        derivatives its
         job reads (:meth:`subject_sources`) hold a file or folder newer than its fMRIPrep
         record (an edit in place, a file added or removed). A synthetic one: a file of its
         (or of its cohort, which each subject's job reads) is newer than its fMRIPrep record,
@@ -171,6 +190,8 @@ class WorkflowPlan:
         self.runs(dataset)
         if subject in self._changed.get(dataset, set()):
             return True
+        if self._runs_unrecorded(dataset, subject):
+            return True
         # Existing derivatives its job reads (runner existing, entry fmriprep): a file of them
         # newer than the record, as when edited in place, or a folder (a file added or removed).
         self.subject_sources(dataset, subject)
@@ -179,6 +200,44 @@ class WorkflowPlan:
             return False  # none: a container run's own outputs, or none there
         made = self._record_time(dataset, subject)
         return made is not None and newest > made
+
+    def _runs_unrecorded(self, dataset: str, subject: str) -> bool:
+        """Whether a planned run of a real subject is missing from its fMRIPrep record, or is
+        excluded there for a reason the config has lifted since.
+
+        Its files unchanged, a subject's runs change with the config: ``ingest.select`` an
+        exclusion dropped, ``ingest.validate: false`` taking back runs the validator faulted
+        (which the record lists as excluded at ingest). Its job, reading the manifest as
+        ancient, would not rerun, and the new run's connectome job would find no entry in the
+        record, or the old exclusion. A run the record lists with derivatives, or excludes for
+        its derivatives (:data:`DERIVATIVE_EXCLUSIONS`), is as planned; one excluded at ingest
+        is so only while the validator runs and the code is the validator's: the plan lists
+        the runs ingest includes, the validator's verdicts aside. A run the record lists that
+        is no longer planned (excluded since) is left there, unread: that reruns no subject.
+        One small JSON read per subject with a record, asked once per job.
+        """
+        key = (dataset, subject)
+        if key not in self._unrecorded:
+            record = paths.fmriprep_record(self.config["results_dir"], dataset, subject)
+            planned = self._run_keys.get(dataset, {}).get(subject, set())
+            validated = (
+                bool(self.config["ingest"]["validate"])
+                and entry_type(self.datasets[dataset]["entry"]).raw
+            )
+            try:
+                data = json.loads(Path(record).read_text())
+                known = {str(run["run_key"]) for run in data.get("runs", [])}
+                for run in data.get("excluded", []):
+                    code = str(run.get("reason_code") or FMRIPREP_EXCLUDED)
+                    by_validator = code.split(":", 1)[0] == VALIDATOR
+                    if code in DERIVATIVE_EXCLUSIONS or (by_validator and validated):
+                        known.add(str(run["run_key"]))
+            except (OSError, ValueError, TypeError, KeyError, AttributeError):
+                # Not made yet (its job runs anyway), or unreadable (an empty file of
+                # `--touch`): left to the connectome jobs, which name it.
+                known = planned
+            self._unrecorded[key] = not planned <= known
+        return self._unrecorded[key]
 
     def _record_time(self, dataset: str, subject: str) -> int | None:
         """Modification time of a subject's fMRIPrep record; None when not made yet."""
@@ -291,5 +350,8 @@ class WorkflowPlan:
         # Paths and digests stay out of the run dicts: those name outputs.
         self._sources[dataset] = {str(r["sub"]): str(r.pop("sources")) for r in runs}
         self._changed[dataset] = {str(r["sub"]) for r in runs if r.pop("changed")}
+        keys = self._run_keys[dataset] = {}
+        for r in runs:
+            keys.setdefault(str(r["sub"]), set()).add(str(r["run_key"]))
         self._bold[dataset] = {str(r.pop("run_key")): str(r.pop("path")) for r in runs}
         return runs

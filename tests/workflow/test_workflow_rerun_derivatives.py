@@ -24,10 +24,13 @@ import yaml
 from helpers import ROOT
 from helpers.connectome import make_fmriprep_run, read_qc_table
 from helpers.workflow import (
+    add_subject,
+    bids_root,
     copy_repo,
     placeholder_config,
     planned_jobs,
     snakemake,
+    tiny_bold,
     touch_all,
     write_config,
 )
@@ -219,3 +222,58 @@ def test_a_connectome_code_edit_remakes_every_connectome_in_one_invocation(
         codes = {run["Provenance"]["code_sha256"] for run in _runs(workdir).values()}
         assert codes == {after}, module  # every run made by the edited code, in one invocation
         assert planned_jobs(_run(repo, workdir, config, "-n")) == {}, module
+
+
+@pytest.mark.slow
+def test_a_run_the_selection_brings_back_reruns_its_subjects_fmriprep_job(
+    tmp_path: Path,
+) -> None:
+    """Raw BIDS read with ``runner: existing``: sub-01's run-2 excluded by ``ingest.select``,
+    then included. Its files did not change, so its fMRIPrep job (which reads the manifest as
+    ancient) did not rerun: the run's connectome job failed, "not in fMRIPrep record", at every
+    invocation. The run's subject reruns, no other subject."""
+    raw, deriv = tmp_path / "data" / "rawdata", tmp_path / "data" / "fmriprep"
+    bids_root(raw)
+    for i, sub in enumerate(("01", "02")):
+        add_subject(raw, sub)
+        make_fmriprep_run(deriv, f"sub-{sub}_task-rest_run-1", n_vol=40, seed=i)
+    (raw / "sub-01" / "func" / "sub-01_task-rest_run-2_bold.nii.gz").write_bytes(tiny_bold())
+    make_fmriprep_run(deriv, "sub-01_task-rest_run-2", n_vol=40, seed=2)
+    (tmp_path / "data" / "phenotype.tsv").write_text("participant_id\nsub-01\nsub-02\n")
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["variables"] = str(ROOT / "config" / "variables.yaml")
+    cfg["synth"]["enabled"] = False
+    cfg["datasets"] = {
+        "fp": {
+            "entry": "bids",
+            "path": str(raw),
+            "derivatives": str(deriv),
+            "phenotype": str(tmp_path / "data" / "phenotype.tsv"),
+            "role": "pretrain",
+        }
+    }
+    cfg["tasks"] = {}
+    cfg["denoise"]["min_volumes"] = 20
+    cfg["fmriprep"]["runner"] = "existing"
+    cfg["ingest"]["validate"] = False
+    cfg["ingest"]["select"] = {"fp": {"runs": {"exclude": ["2"]}}}
+    _run(ROOT, tmp_path, write_config(tmp_path, cfg))
+    assert len(read_qc_table(tmp_path / QC_TABLE)) == 2
+
+    cfg["ingest"]["select"] = {}
+    config = write_config(tmp_path, cfg)
+    jobs = planned_jobs(_run(ROOT, tmp_path, config, "-n"))
+    assert {k: jobs.get(k) for k in ("ingest", "fmriprep", "connectome_run")} == {
+        "ingest": 1,
+        "fmriprep": 1,  # sub-01's, whose record lacks run-2; not sub-02's
+        "connectome_run": 2,  # both runs of sub-01 read its new record
+    }, jobs
+    _run(ROOT, tmp_path, config)
+    qc = read_qc_table(tmp_path / QC_TABLE)
+    assert sorted(zip(qc["subject"], qc["run"], strict=True)) == [
+        ("01", "1"),
+        ("01", "2"),
+        ("02", "1"),
+    ]
+    assert qc["included"].all(), qc[["subject", "run", "reason"]]
+    assert planned_jobs(_run(ROOT, tmp_path, config, "-n")) == {}
