@@ -19,6 +19,7 @@ from lcm.commands._labels import check_label_arguments
 from lcm.exceptions import LCMError
 from lcm.io.ownership import check_replaceable
 from lcm.io.provenance import check_recordable, set_invocation
+from lcm.startup import global_options, log_startup_failure, setup_logging
 from lcm.threads import cap_threads
 
 VERBS = (
@@ -75,26 +76,9 @@ def requested_verb(argv: list[str]) -> str | None:
     None (no verb, ``--help``, ``--version`` or an unknown word) builds the full parser, so
     help lists every verb and argparse names the valid choices.
     """
-    globals_only = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    globals_only.add_argument("-v", "--verbose", action="store_true")
-    globals_only.add_argument("--log-file")
-    globals_only.add_argument("--rule")
-    _, rest = globals_only.parse_known_args(argv)
+    _, rest = global_options(argv)
     module = rest[0].replace("-", "_") if rest else None  # `model-info` lives in model_info
     return module if module in VERBS else None
-
-
-def setup_logging(verbose: bool = False, log_file: str | None = None) -> None:
-    """stdlib logging to stderr (and ``log_file``), one format for every verb."""
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if log_file:
-        handlers.append(logging.FileHandler(log_file))
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=handlers,
-        force=True,
-    )
 
 
 def verb_code_hash(verb: str) -> str | None:
@@ -113,7 +97,14 @@ def verb_code_hash(verb: str) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``lcm``; returns the exit code."""
     words = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(requested_verb(words)).parse_args(words)
+    verb = requested_verb(words)
+    try:
+        parser = build_parser(verb)
+    except Exception:
+        # The verb's module, or one it imports, failed to import (a missing dependency, a
+        # broken edit): said in the job's log too, which is set up only once parsed.
+        return log_startup_failure(words, f"lcm {verb or ''}".strip())
+    args = parser.parse_args(words)
     setup_logging(args.verbose, args.log_file)
     set_invocation(words, args, partial(verb_code_hash, args.verb))
     # Every verb runs within one thread budget (--threads, else SLURM's grant, else the CPUs
