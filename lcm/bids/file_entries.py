@@ -128,7 +128,7 @@ def index_files(
     else:
         raise InputDataError(
             f"Dataset {dataset!r}: {path} does not exist.",
-            hint=f"Set datasets.<name>.path to a folder of per-run files or to {_LISTING_HINT}.",
+            hint=f"Set datasets.{dataset}.path to a folder of per-run files or to {_LISTING_HINT}.",
         )
     rows = [_row(dataset, entry, c, repetition_time) for c in candidates]
     hint = "list each run once (one file per run, parcellation and format)"

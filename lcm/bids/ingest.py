@@ -45,7 +45,7 @@ from lcm.bids.summary import (
 )
 from lcm.bids.validator import ValidationReport, exclude_invalid_runs, validate_bids
 from lcm.entries import TABLE, entry_type
-from lcm.exceptions import BIDSError, ConfigError
+from lcm.exceptions import BIDSError, ConfigError, InputDataError
 from lcm.io.bids_names import check_label, parse_entities
 from lcm.io.output_space import check_volumetric_space
 from lcm.io.provenance import write_sidecar
@@ -150,11 +150,17 @@ def ingest_dataset(
             "image, so none could give a connectome",
         )
     parcellation = (atlas, seg) if atlas and kind.parcellated else None
+    root = index_root(entry, path, derivatives)
+    if not root.exists():  # named with the dataset and its entry, whatever the entry
+        key = "path" if root == Path(path) else "derivatives"
+        raise InputDataError(
+            f"Dataset {dataset!r} (entry {entry!r}): {root} does not exist.",
+            hint=f"Check datasets.{dataset}.{key} in the config.",
+        )
     if uses_file_index(entry, path):
         return _ingest_files(
             dataset, entry, Path(path), task, selection, repetition_time, parcellation
         )
-    root = index_root(entry, path, derivatives)
     desc = read_dataset_description(root)
     if kind.raw and is_derivative(desc):
         raise BIDSError(
