@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lcm.entries import entry_type, names
+from lcm.exceptions import ConfigError
 from lcm.io import paths
 from lcm.reason_codes import (
     FMRIPREP_EXCLUDED,
@@ -44,10 +45,15 @@ class WorkflowPlan:
     check_files : bool, default True
         Read the atlas's files now (:func:`lcm.atlas.load.check_atlas_files`); False in a
         job's own process, which the main process checked for.
+    source : str, default "config"
+        Where the config comes from (its files), for messages.
     """
 
-    def __init__(self, config: dict[str, Any], check_files: bool = True) -> None:
+    def __init__(
+        self, config: dict[str, Any], check_files: bool = True, source: str = "config"
+    ) -> None:
         self.config = config
+        self.source = source
         self.datasets: dict[str, dict] = config["datasets"]
         synth = config["synth"]
         self.consortia: dict[str, dict] = synth["consortia"] if synth["enabled"] else {}
@@ -65,11 +71,56 @@ class WorkflowPlan:
         if self.voxel_datasets() or by_files:  # the atlas package (nibabel) only if needed
             from lcm.atlas.load import check_atlas_files, check_atlas_space
 
-            check_atlas_space(config, self.voxel_datasets())
+            check_atlas_space(config, self.voxel_datasets(), source)
             # Its files read now: a missing file, a table that does not match its image,
             # said before fMRIPrep runs (and before "Nothing to be done" keeps old outputs).
             if check_files:
-                check_atlas_files(config)
+                check_atlas_files(config, source)
+
+    def check_inputs(self) -> None:
+        """Refuse a config whose real datasets' files or catalogue are not there.
+
+        Checked by the workflow's main process before any job: a mistyped
+        ``datasets.<name>.path`` planned no run of a raw BIDS dataset, silently, and failed
+        its ingest job only; a catalogue (``variables``) not found skipped the check of the
+        tasks' labels and stopped the DAG on a missing input. Synthetic datasets' files are
+        the workflow's own outputs, not checked; nor is a ``derivatives`` folder that a
+        container run of fMRIPrep writes (entry ``bids``, runner docker or apptainer).
+
+        Raises
+        ------
+        ConfigError
+            Naming the config file, the key, its value and the fix.
+        """
+        variables = self.config["variables"]
+        if not os.path.isfile(variables):
+            raise ConfigError(
+                f"{self.source}: variables is {variables!r}, which is not a file"
+                f"{_relative_note(variables)}.",
+                hint="Set variables to the variable catalogue (a YAML file, e.g. the demo's "
+                "config/variables.yaml), as an absolute path or one relative to the folder "
+                "Snakemake runs in (--directory).",
+            )
+        runner = self.config["fmriprep"]["runner"]
+        for name, ds in sorted(self.datasets.items()):
+            if name in self.consortia:
+                continue
+            kind = entry_type(ds["entry"])
+            keys: dict[str, str] = {}
+            if not (kind.derivatives_root and ds.get("derivatives")):  # else not read
+                keys["path"] = f"the folder (or listing) of its {ds['entry']!r} data"
+            keys["phenotype"] = "its phenotype table (TSV or CSV)"
+            if ds.get("derivatives") and not (kind.raw and runner != "existing"):
+                keys["derivatives"] = "the folder of its fMRIPrep outputs"
+            for key, what in keys.items():
+                value = ds[key]
+                if not os.path.exists(value):
+                    raise ConfigError(
+                        f"{self.source}: datasets.{name}.{key} is {value!r}, which does not "
+                        f"exist{_relative_note(value)}.",
+                        hint=f"Set datasets.{name}.{key} to {what}, or remove datasets.{name} "
+                        "if it is not to be used.",
+                    )
 
     # -- datasets ---------------------------------------------------------------------------
     def derivatives_dir(self, dataset: str, results: str) -> str | None:
@@ -355,3 +406,8 @@ class WorkflowPlan:
             keys.setdefault(str(r["sub"]), set()).add(str(r["run_key"]))
         self._bold[dataset] = {str(r.pop("run_key")): str(r.pop("path")) for r in runs}
         return runs
+
+
+def _relative_note(path: str) -> str:
+    """`` (relative to <cwd>)`` for a relative path, which Snakemake reads from its folder."""
+    return "" if os.path.isabs(path) else f" (relative to {os.getcwd()})"

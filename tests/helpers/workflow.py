@@ -94,6 +94,7 @@ def placeholder_config(
         for i in range(n):
             add_subject(base / "rawdata", f"{i:05d}")
         (base / "phenotype.tsv").write_text("participant_id\n")
+        (base / "derivatives").mkdir(exist_ok=True)  # read as they are (runner existing)
         cfg["datasets"][name] = {
             "entry": "bids",
             "path": str(base / "rawdata"),

@@ -38,8 +38,19 @@ from lcm.preprocess.container import NO_TEMPLATEFLOW_WARNING
 from lcm.workflow.resources import evaluate_gpu, evaluate_runtime
 from lcm.workflow.resources import fmriprep_mem_mb, fmriprep_threads
 
-# The one validation of the config (defaults filled; errors name the key in one line).
-CFG = validate_config(config, source="config")
+
+def config_source():
+    """Where the config comes from, for messages: its files, and any ``--config`` overrides."""
+    files = ", ".join(str(path) for path in workflow.configfiles) or "config"
+    return files + (
+        " with --config overrides" if workflow.config_settings.config else ""
+    )
+
+
+# The one validation of the config (defaults filled; errors name its file and the key, in
+# one line).
+CONFIG_SOURCE = config_source()
+CFG = validate_config(config, source=CONFIG_SOURCE)
 
 
 def get_rule_python():
@@ -79,7 +90,10 @@ shell.prefix(
 # A job that Snakemake runs in a process of its own (each SLURM job re-reads this file on its
 # node) skips what the main process already checked and said: the atlas files, the warnings.
 IN_JOB = workflow.remote_exec or workflow.subprocess_exec
-PLAN = WorkflowPlan(CFG, check_files=not IN_JOB)
+PLAN = WorkflowPlan(CFG, check_files=not IN_JOB, source=CONFIG_SOURCE)
+if not IN_JOB:
+    # Real datasets' folders, phenotype tables and the catalogue: a mistyped path said now.
+    PLAN.check_inputs()
 RESULTS = CFG["results_dir"]
 STORE = paths.store_dir(RESULTS)
 ATLAS = CFG["atlas"]["name"]
