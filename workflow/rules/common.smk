@@ -32,6 +32,7 @@ from lcm.train.settings import BOOKKEEPING_SETTINGS
 from lcm.train.outputs import MAPS_FILE
 from lcm.workflow.catalogue import catalogue_digest
 from lcm.workflow.plan import WorkflowPlan
+from lcm.workflow.records import ADOPT_KEY, check_records, write_records_marker
 from lcm.workflow.hash import code_hash
 from lcm.workflow.resources import connectome_mem_mb as connectome_memory
 from lcm.preprocess.container import NO_TEMPLATEFLOW_WARNING
@@ -41,7 +42,9 @@ from lcm.workflow.resources import fmriprep_mem_mb, fmriprep_threads
 
 def config_source():
     """Where the config comes from, for messages: its files, and any ``--config`` overrides."""
-    files = ", ".join(str(path) for path in workflow.configfiles) or "config"
+    files = (
+        ", ".join(os.path.abspath(path) for path in workflow.configfiles) or "config"
+    )
     return files + (
         " with --config overrides" if workflow.config_settings.config else ""
     )
@@ -51,6 +54,9 @@ def config_source():
 # one line).
 CONFIG_SOURCE = config_source()
 CFG = validate_config(config, source=CONFIG_SOURCE)
+# Not a setting of any output (see `snakemake_records` below): kept out of the config and of
+# its hash, which the sidecars record.
+ADOPT_RECORDS = CFG.pop(ADOPT_KEY)
 
 
 def get_rule_python():
@@ -95,6 +101,34 @@ if not IN_JOB:
     # Real datasets' folders, phenotype tables and the catalogue: a mistyped path said now.
     PLAN.check_inputs()
 RESULTS = CFG["results_dir"]
+
+
+def snakemake_records():
+    """Where Snakemake keeps its records of the outputs (params, code: what decides a rerun),
+    or None where they do not depend on the folder it runs in (a database URL).
+
+    ``.snakemake`` of the working directory: Snakemake 9 sets ``workflow.persistence`` up only
+    after this file is read (``snakemake.persistence``: ``os.path.abspath(".snakemake")``).
+    """
+    if workflow.workflow_settings.persistence_backend_db_url:
+        return None
+    if workflow.persistence is not None:
+        return str(workflow.persistence.path)
+    return os.path.abspath(".snakemake")
+
+
+# results_dir may lie outside the folder Snakemake runs in, which holds its records: run from
+# another folder, it found none of the results', so a changed setting reran nothing (stale
+# results). Refused before any job, dry runs included (lcm.workflow.records), unless adopted;
+# not in a job's own process, nor by `snakemake --lint` (which Snakemake runs without checking
+# environment variables, its one mark at parse time). The first run notes its records below.
+RECORDS = snakemake_records()
+WRITE_RECORDS = (
+    RECORDS is not None
+    and not IN_JOB
+    and getattr(workflow, "check_envvars", True)
+    and check_records(RESULTS, RECORDS, ADOPT_RECORDS, CONFIG_SOURCE)
+)
 STORE = paths.store_dir(RESULTS)
 ATLAS = CFG["atlas"]["name"]
 SPACE = CFG["fmriprep"]["output_space"]
@@ -124,11 +158,15 @@ BEI_MAPS_TASKS = [t for t in CHECKPOINT_TASKS if maps_models(task_models(CFG, t)
 # Before the first job: results_dir is LCM's, or the run stops with nothing written. Snakemake
 # replaces whatever sits at an output path; a user's own models/ or report/ under a mistyped
 # results_dir must not be it. Then the validated config is kept as configs/<sha256>.json: the
-# sidecars record only its hash. (Dry runs and --touch, which only dates files, write nothing.)
+# sidecars record only its hash; and results_dir notes where Snakemake's records of it are, on
+# the first run (or adopting others). (Dry runs and --touch, which only dates files, write
+# nothing.)
 onstart:
     if not workflow.touch:
         claim_results(RESULTS, RESULTS_OWNER, paths.RESULTS_ENTRIES)
         write_config_copy(RESULTS, CFG)
+        if WRITE_RECORDS:
+            write_records_marker(RESULTS, snakemake_records())
 
 
 wildcard_constraints:
