@@ -254,6 +254,7 @@ def test_a_run_the_selection_brings_back_reruns_its_subjects_fmriprep_job(
     }
     cfg["tasks"] = {}
     cfg["denoise"]["min_volumes"] = 20
+    cfg["denoise"]["min_dof"] = None  # short runs: under the floor, kept
     cfg["fmriprep"]["runner"] = "existing"
     cfg["ingest"]["validate"] = False
     cfg["ingest"]["select"] = {"fp": {"runs": {"exclude": ["2"]}}}
