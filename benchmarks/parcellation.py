@@ -52,6 +52,8 @@ DENOISE = {
     "low_pass": 0.1,
     "detrend": True,
     "min_volumes": 50,
+    # Speed, not QC: --quick's 60 volumes hold fewer degrees of freedom than 24P takes.
+    "min_dof": None,
 }
 MOTION = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 
