@@ -376,13 +376,7 @@ def no_auc_warning(metrics: pd.DataFrame, task_meta: dict[str, dict[str, Any]]) 
             continue
         meta = task_meta.get(task) or {}
         why = []
-        one_class = meta.get("folds_one_class") or []
-        if one_class:
-            sites = sorted({site for f in one_class for site in f.get("sites", [])})
-            why.append(
-                f"{len(one_class)} test fold(s) of one class"
-                + (f" (site{'s' if len(sites) > 1 else ''} {', '.join(sites)})" if sites else "")
-            )
+        why += [_one_class_folds(meta)] if meta.get("folds_one_class") else []
         why += [
             f"site {site} not tested ({counts.get('subjects', '?')} subjects)"
             for site, counts in sorted((meta.get("sites_not_tested") or {}).items())
@@ -438,14 +432,17 @@ def _not_scored(meta: dict[str, Any]) -> str:
         f"site {site} not tested ({counts.get('subjects', '?')} subjects)"
         for site, counts in sorted((meta.get("sites_not_tested") or {}).items())
     ]
-    one_class = meta.get("folds_one_class") or []
-    if one_class:
-        sites = sorted({site for f in one_class for site in f.get("sites", [])})
-        parts.append(
-            f"{len(one_class)} test fold(s) of one class, no AUC"
-            + (f" (sites {', '.join(sites)})" if sites else "")
-        )
+    if meta.get("folds_one_class"):
+        parts.append(_one_class_folds(meta, ", no AUC"))
     return "; ".join(parts) or "none"
+
+
+def _one_class_folds(meta: dict[str, Any], detail: str = "") -> str:
+    """``"2 test fold(s) of one class<detail> (sites A, B)"`` from a task's ``folds_one_class``."""
+    folds = meta.get("folds_one_class") or []
+    sites = sorted({site for f in folds for site in f.get("sites", [])})
+    where = f" (site{'s' if len(sites) > 1 else ''} {', '.join(sites)})" if sites else ""
+    return f"{len(folds)} test fold(s) of one class{detail}{where}"
 
 
 def provenance_summary(

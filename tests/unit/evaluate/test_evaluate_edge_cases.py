@@ -139,7 +139,7 @@ def test_a_test_fold_of_one_class_is_named_in_the_result_sidecar_and_report(tmp_
     ]
     meta = read_task_meta([tmp_path / "m.parquet"])
     page = provenance_summary(meta, lambda frame: frame.to_html())
-    assert "1 test fold(s) of one class, no AUC (sites siteC)" in page
+    assert "1 test fold(s) of one class, no AUC (site siteC)" in page
 
 
 def test_continuous_strata_survive_ties_at_the_median():
