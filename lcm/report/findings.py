@@ -599,6 +599,9 @@ def _paired_fractions(
     return sorted(pre["label_fraction"].unique()) if len(pre) else None
 
 
+_FEW_FITS = "too few paired fits (seeds &times; folds), or fits all equal, for an interval"
+
+
 def _unmeasured_reason(
     task: str, contrasts: pd.DataFrame, summary: pd.DataFrame | None, low: float
 ) -> str:
@@ -616,7 +619,7 @@ def _unmeasured_reason(
         return f"lcm or {_SCRATCH} was not evaluated"
     if not fractions:
         return f"no label fraction was evaluated with both lcm and {_SCRATCH}"
-    few = "too few paired fits (seeds &times; folds), or fits all equal, for an interval"
+    few = _FEW_FITS
     if not any(f <= low + 1e-9 for f in fractions):
         done = ", ".join(f"{f:g}" for f in fractions)
         return (
@@ -794,7 +797,10 @@ def pretraining_verdict(
         sentence += "."
         unmeasured = ""
     else:
-        sentence = f"<b>The pretraining gain was not measured</b> {at_low} {what}: "
+        # "at <= 0.1 of the labels" only where a task ran there: a baseline-only run, or
+        # one at 1.0 only, was measured at no fraction, and each reason says why.
+        where = f" {at_low}" if _FEW_FITS in reasons else ""
+        sentence = f"<b>The pretraining gain was not measured</b>{where} {what}: "
         sentence += (unmeasured or "no task was evaluated") + "."
         unmeasured = ""
     if null_gain:

@@ -293,6 +293,29 @@ def test_first_sentence_says_the_gain_was_not_measured_and_why(contrasts, summar
     assert str(summary["task"].iloc[0]) in sentence
 
 
+@pytest.mark.parametrize(
+    ("summary", "contrasts", "where"),
+    [
+        # Baselines only, at 1.0: measured at no fraction, so no "at <= 0.1" either.
+        (_summary({"logreg": (1.0,), "ridge": (1.0,)}), None, False),
+        # Both ablations at 0.1 without an interval: not measured *there*.
+        (
+            _summary({"lcm": (0.1,), "lcm-scratch": (0.1,)}),
+            pd.DataFrame(
+                [{**_gain_row("autism", 0.1, 0.02, -0.01, 0.05), "verdict": "not evaluated"}]
+            ),
+            True,
+        ),
+    ],
+)
+def test_an_unmeasured_gain_is_placed_at_few_labels_only_where_it_was_tried(
+    summary, contrasts, where
+):
+    sentence = pretraining_verdict(contrasts, {}, summary=summary)
+    assert "<b>The pretraining gain was not measured</b>" in sentence
+    assert ("at &le; 0.1 of the labels" in sentence) is where, sentence
+
+
 def test_first_sentence_names_the_tasks_whose_gain_was_not_measured():
     table = pd.DataFrame([_gain_row("autism", 0.1, 0.05, 0.01, 0.09)])
     summary = pd.concat(
