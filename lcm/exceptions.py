@@ -30,6 +30,16 @@ class LCMError(Exception):
             return f"{self.message}\n  hint: {self.hint}"
         return self.message
 
+    def one_line(self) -> str:
+        """What is wrong, then the fix, in one table cell: ``"<message>. Fix: <hint>"``.
+
+        The wording of an exclusion reason (ingest manifest, connectome QC): a table names
+        the file and the fix together, as the error would on the console.
+        """
+        if not self.hint:
+            return self.message
+        return f"{self.message.rstrip(' .')}. Fix: {self.hint}"
+
 
 class ConfigError(LCMError):
     """A configuration file or value is invalid."""

@@ -402,7 +402,7 @@ def _runs_not_in_space(
         try:
             ids = _run_ids(name, ents)
         except InputDataError as exc:
-            rows.append(excluded(row, INVALID_LABEL, exc.message))
+            rows.append(excluded(row, INVALID_LABEL, exc.one_line()))
             continue
         row.update(ids.row_fields())
         if bold:
@@ -446,7 +446,7 @@ def _data_row(
     try:
         ids = _run_ids(name, ents)
     except InputDataError as exc:
-        return excluded(row, INVALID_LABEL, exc.message)
+        return excluded(row, INVALID_LABEL, exc.one_line())
     tree = spec.tree
     if entry_type(spec.entry).raw and not _valid_raw_name(path, name):
         # Same verdict as pybids' validating index, which skips such files.

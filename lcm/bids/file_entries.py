@@ -318,7 +318,7 @@ def _row(
         check = check_name_label if cand.get("from_name") else check_label
         labels = {k: check(k, v, source=cand["source"]) for k, v in ents.items()}
     except InputDataError as exc:
-        return excluded(row, INVALID_LABEL, exc.message)
+        return excluded(row, INVALID_LABEL, exc.one_line())
     row.update(
         subject=labels["sub"],
         session=labels.get("ses", ""),

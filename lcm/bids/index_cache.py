@@ -49,8 +49,9 @@ log = logging.getLogger(__name__)
 # of fMRIPrep derivatives without BOLD in the asked space are rows, not_in_space; 8: the
 # validator errors fMRIPrep ignores are warnings, which a cached report counts as errors), or
 # when a cache records too little to see a change (7: a raw subject's every file, not its func/
-# only; a version-6 cache kept a validator verdict on an anat/ link fetched since).
-CACHE_VERSION = 8
+# only; a version-6 cache kept a validator verdict on an anat/ link fetched since; 9: an
+# invalid label's reason carries its fix).
+CACHE_VERSION = 9
 # Indexing threads. On a local disk the metadata is in the page cache and indexing is
 # CPU-bound Python: one thread is fastest (more only contend for the GIL). On network
 # filesystems every stat and open waits on a metadata server: LCM_INGEST_THREADS=8 there.

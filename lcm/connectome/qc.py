@@ -125,9 +125,7 @@ def exclusion_reason(exc: ExcludedRunError) -> str:
     where the run was refused (the error's ``hint``) stays with it, and the table names the
     file and the fix in one cell, as the ingest manifest's reasons do.
     """
-    if not exc.hint:
-        return exc.message
-    return f"{exc.message.rstrip(' .')}. Fix: {exc.hint}"
+    return exc.one_line()
 
 
 def _summaries(record: dict[str, Any]) -> dict[str, Any]:

@@ -83,7 +83,7 @@ def _bold_row(dataset: str, entry: str, path: Path, metadata: dict) -> dict:
     try:
         ids = run_ids_from_name(path)
     except InputDataError as exc:
-        return excluded(row, INVALID_LABEL, exc.message)
+        return excluded(row, INVALID_LABEL, exc.one_line())
     row.update(
         subject=ids.subject, session=ids.session, task=ids.task, run=ids.run, run_key=ids.run_key
     )
@@ -106,7 +106,7 @@ def _unindexed_rows(
         try:
             ids = run_ids_from_name(path)
         except InputDataError as exc:
-            rows.append(excluded(row, INVALID_LABEL, exc.message))
+            rows.append(excluded(row, INVALID_LABEL, exc.one_line()))
             continue
         # run_key stays "": a name the index refused cannot be trusted to identify a run.
         row.update(subject=ids.subject, session=ids.session, task=ids.task, run=ids.run)

@@ -158,6 +158,8 @@ def test_unsafe_labels_are_excluded_with_the_label_named(
     bad = df[~df["included"]]
     assert len(bad) == 1 and bad.iloc[0]["reason_code"] == "invalid_label"
     assert label in bad.iloc[0]["reason"] and bad.iloc[0]["run_key"] == ""
+    # The manifest's reason carries the fix, as the connectome QC's reasons do.
+    assert "Fix: Rename the participant" in bad.iloc[0]["reason"]
     assert df["included"].sum() == 1
 
 
