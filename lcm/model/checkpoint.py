@@ -6,8 +6,9 @@ versions and the sha256 of the weights file; a pretrained one's ``training_sessi
 jobs that trained it (``from_step``, ``slurm_job_id``, ``host``, ``started``: several when a
 killed run was resumed). A finetuned checkpoint's also holds its ``label``,
 ``init``, ``pretrained_from`` and ``pretrained_fingerprint``, the ``probe`` of ``method: probe``,
-and ``diagnosis_pseudo_labels``: the outcome of the confident diagnosis pseudo-labels (threshold
-and its source, pseudo-labelled subjects and rows per level; see
+``diagnosis_pseudo_labels``: the outcome of the confident diagnosis pseudo-labels (its
+``status``: made, or why not; threshold and its source, pseudo-labelled subjects and rows per
+level) and ``bei_pseudo_filled`` (rows whose missing BEI variables were pseudo-filled; see
 :meth:`lcm.train.finetune.LCMClassifier.save`). Loading never unpickles: weights come from
 safetensors, metadata from JSON.
 """

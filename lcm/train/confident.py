@@ -79,9 +79,11 @@ def threshold_plan(
         if n_val >= MIN_VALIDATION_SUBJECTS and len(np.unique(y[val])) == 2:
             return ThresholdPlan("inner", val)
     n_val = 0 if split is None else len(np.unique(groups[split[1]]))
+    # Not a validation split used: the first model trains on every labelled subject, so the
+    # record (and the finetuning log) count 0 inner validation subjects.
     log.info(
-        "diagnosis pseudo-labels: %d inner validation subject(s) (< %d with both classes): "
-        "fixed confidence threshold %.2f",
+        "diagnosis pseudo-labels: no inner validation (an inner split would hold %d "
+        "subject(s), fewer than %d with both classes): fixed confidence threshold %.2f",
         n_val,
         MIN_VALIDATION_SUBJECTS,
         FALLBACK_THRESHOLD,
@@ -223,3 +225,70 @@ def cap_labels(
             order = rows[np.argsort(-confidence[rows], kind="stable")]
             out[order[keep:]] = -1
     return out
+
+
+# What a fit's diagnosis pseudo-labelling did: ``made`` (it ran; it may have labelled nobody),
+# or why it did not run: ``off`` (switched off, or a model trained from scratch),
+# ``no_unlabeled`` (every training subject kept its label), ``one_class`` (the labelled
+# subjects hold one class). ``continuous`` is a regression's: no diagnosis to pseudo-label.
+DIAGNOSIS_STATUSES = ("made", "off", "no_unlabeled", "one_class", "continuous")
+
+
+def diagnosis_record(
+    status: str,
+    levels: tuple[str, str],
+    *,
+    n_unlabeled: int,
+    n_unlabeled_rows: int,
+    threshold: float | None = None,
+    threshold_source: str | None = None,
+    inner_validation_rows: list[int] | None = None,
+    inner_validation_subjects: int = 0,
+    pseudo_labelled_subjects: list[int] | None = None,
+    pseudo_labelled_rows: list[int] | None = None,
+) -> dict:
+    """The outcome of one fit's diagnosis pseudo-labels, the same keys whatever ``status``.
+
+    Parameters
+    ----------
+    status : str
+        One of :data:`DIAGNOSIS_STATUSES`.
+    levels : (str, str)
+        Names of classes 0 and 1.
+    n_unlabeled, n_unlabeled_rows : int
+        Subjects none of whose rows is labelled, and their rows.
+    threshold : float or None
+        The confidence threshold (None: not made, or none reached the target accuracy).
+    threshold_source : {"inner", "fixed"} or None
+        Chosen on the inner validation split, or :data:`FALLBACK_THRESHOLD`.
+    inner_validation_rows : list of int, optional
+        Rows hidden from the first model to choose the threshold on (empty when fixed).
+    inner_validation_subjects : int, default 0
+        Their subjects: 0 with a fixed threshold (no inner split was used).
+    pseudo_labelled_subjects, pseudo_labelled_rows : list of int, optional
+        Per class (0, 1): subjects and rows pseudo-labelled (zeros when not made).
+
+    Returns
+    -------
+    dict
+        ``status, unit ("subject"), threshold, threshold_source, inner_validation_subjects,
+        inner_validation_rows, n_unlabeled, n_unlabeled_rows, n_pseudo_labelled,
+        pseudo_labelled_subjects, pseudo_labelled_rows`` (the last two by level name).
+    """
+    if status not in DIAGNOSIS_STATUSES:
+        raise ValueError(f"status: expected one of {DIAGNOSIS_STATUSES}, got {status!r}")
+    subjects = pseudo_labelled_subjects or [0, 0]
+    rows = pseudo_labelled_rows or [0, 0]
+    return {
+        "status": status,
+        "unit": "subject",
+        "threshold": threshold,
+        "threshold_source": threshold_source,
+        "inner_validation_subjects": int(inner_validation_subjects),
+        "inner_validation_rows": list(inner_validation_rows or []),
+        "n_unlabeled": int(n_unlabeled),
+        "n_unlabeled_rows": int(n_unlabeled_rows),
+        "n_pseudo_labelled": int(sum(subjects)),
+        "pseudo_labelled_subjects": {str(levels[c]): int(subjects[c]) for c in (0, 1)},
+        "pseudo_labelled_rows": {str(levels[c]): int(rows[c]) for c in (0, 1)},
+    }

@@ -43,6 +43,7 @@ from lcm.train.confident import (
     cap_labels,
     choose_threshold,
     confident_labels,
+    diagnosis_record,
     subject_means,
     threshold_plan,
 )
@@ -194,7 +195,7 @@ class LCMClassifier(FinetunedLCM):
             return self._fit_probe(base.to(dev), meta, bei_layout, fc, y, groups, settings)
         layout = bei_layout.append(self.label, "binary", tuple(self.levels))
         use_pseudo = settings["pseudo_labels"] and self.init == "pretrained"
-        bei, self.pseudo_targets_ = bei_targets(
+        bei, self.pseudo_targets_, self.bei_pseudo_filled_ = bei_targets(
             base,
             meta,
             bei_layout,
@@ -210,12 +211,13 @@ class LCMClassifier(FinetunedLCM):
 
         # (b) Confident diagnosis pseudo-labels for unlabeled subjects, threshold chosen on an
         # inner validation split of the labelled fit() subjects (a fixed high one when too few).
-        self.diagnosis_pseudo_ = None
         y_final = y
-        if settings["diagnosis_pseudo_labels"] and self.init == "pretrained" and (y < 0).any():
+        if settings["diagnosis_pseudo_labels"] and self.init == "pretrained":
             y_final = self._confident_pseudo_labels(
                 y, groups, settings, lambda hidden: self._finetuned_proba(train, fc, hidden)
             )
+        else:
+            self.diagnosis_pseudo_ = self._diagnosis_record("off", y, groups)
         self.model_, self.history_ = train(fc, y_final)
         self.layout_ = layout
         self.meta_ = meta
@@ -244,12 +246,14 @@ class LCMClassifier(FinetunedLCM):
                 features, labels, rows, groups, binary=True, seed=self.seed, feature_kind=kind
             )
 
-        self.diagnosis_pseudo_ = self.pseudo_targets_ = None
+        self.pseudo_targets_ = self.bei_pseudo_filled_ = None
         y_final = y
-        if settings["diagnosis_pseudo_labels"] and (y < 0).any():
+        if settings["diagnosis_pseudo_labels"]:
             y_final = self._confident_pseudo_labels(
                 y, groups, settings, lambda hidden: fit(hidden).predict_proba(features)
             )
+        else:
+            self.diagnosis_pseudo_ = self._diagnosis_record("off", y, groups)
         self.probe_ = fit(y_final)
         labelled = y >= 0
         proba = self.probe_.predict_proba(features[labelled])[:, 1].clip(1e-12, 1 - 1e-12)
@@ -286,12 +290,18 @@ class LCMClassifier(FinetunedLCM):
         subject: a subject's probabilities are its rows' mean, the threshold is chosen on the
         inner validation subjects, the cap counts labelled subjects, and a subject none of whose
         rows is labelled gets one pseudo-label on all its rows (a partly labelled subject's
-        unlabeled rows stay unlabeled).
+        unlabeled rows stay unlabeled). Sets ``diagnosis_pseudo_``
+        (:func:`lcm.train.confident.diagnosis_record`), whatever the outcome.
         """
         groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+        unlabeled = np.flatnonzero((y < 0) & ~np.isin(groups, groups[y >= 0]))
+        if not len(unlabeled):  # no first model: there is nobody to pseudo-label
+            self.diagnosis_pseudo_ = self._diagnosis_record("no_unlabeled", y, groups)
+            return y
         plan = threshold_plan(y, groups, settings["inner_validation_fraction"], self.seed)
         if plan is None:
-            log.info("no diagnosis pseudo-labels: labelled subjects lack a class")
+            log.info("diagnosis pseudo-labels: none, the labelled subjects lack a class")
+            self.diagnosis_pseudo_ = self._diagnosis_record("one_class", y, groups)
             return y
         hidden = y.copy()
         hidden[plan.validation_rows] = -1  # the first model never sees the inner validation labels
@@ -305,28 +315,25 @@ class LCMClassifier(FinetunedLCM):
             threshold = choose_threshold(val_proba, val_y, settings["pseudo_label_accuracy"])
         else:
             threshold = FALLBACK_THRESHOLD
-        unlabeled = np.flatnonzero((y < 0) & ~np.isin(groups, groups[y >= 0]))
         subjects, subject_proba, inverse = subject_means(proba, groups, unlabeled)
         labels = confident_labels(subject_proba, threshold)
         n_labelled = {c: len(np.unique(groups[y == c])) for c in (0, 1)}
         labels = cap_labels(labels, subject_proba, n_labelled, settings["pseudo_label_cap"])
         filled = y.copy()
         filled[unlabeled] = labels[inverse]
-        names = tuple(self.levels) if len(tuple(self.levels)) == 2 else (0, 1)
-        self.diagnosis_pseudo_ = {
-            "unit": "subject",
-            "threshold": threshold,
-            "threshold_source": plan.source,
-            "inner_validation_subjects": len(val_subjects),
-            "inner_validation_rows": plan.validation_rows.tolist(),
-            "n_unlabeled": len(subjects),
-            "n_unlabeled_rows": len(unlabeled),
-            "n_pseudo_labelled": int((labels >= 0).sum()),
-            "pseudo_labelled_subjects": {str(names[c]): int((labels == c).sum()) for c in (0, 1)},
-            "pseudo_labelled_rows": {
-                str(names[c]): int((filled[unlabeled] == c).sum()) for c in (0, 1)
-            },
-        }
+        names = self._level_names()
+        self.diagnosis_pseudo_ = diagnosis_record(
+            "made",
+            names,
+            n_unlabeled=len(subjects),
+            n_unlabeled_rows=len(unlabeled),
+            threshold=threshold,
+            threshold_source=plan.source,
+            inner_validation_rows=plan.validation_rows.tolist(),
+            inner_validation_subjects=len(val_subjects),
+            pseudo_labelled_subjects=[int((labels == c).sum()) for c in (0, 1)],
+            pseudo_labelled_rows=[int((filled[unlabeled] == c).sum()) for c in (0, 1)],
+        )
         log.info(
             "diagnosis pseudo-labels: threshold %s (%s, %d inner validation subjects); %d of %d "
             "unlabeled subjects labelled (%d of %d rows)",
@@ -339,6 +346,29 @@ class LCMClassifier(FinetunedLCM):
             len(unlabeled),
         )
         return filled
+
+    def _level_names(self) -> tuple[str, str]:
+        levels = tuple(self.levels)
+        return (str(levels[0]), str(levels[1])) if len(levels) == 2 else ("0", "1")
+
+    def _diagnosis_record(
+        self, status: str, y: np.ndarray, groups: np.ndarray | None
+    ) -> dict[str, Any]:
+        """The record of a fit that made no diagnosis pseudo-labels, and why (``status``)."""
+        groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+        unlabeled = (y < 0) & ~np.isin(groups, groups[y >= 0])
+        if status != "off":
+            log.info(
+                "diagnosis pseudo-labels: none (%s); %d unlabeled subject(s)",
+                status,
+                len(np.unique(groups[unlabeled])),
+            )
+        return diagnosis_record(
+            status,
+            self._level_names(),
+            n_unlabeled=len(np.unique(groups[unlabeled])),
+            n_unlabeled_rows=int(unlabeled.sum()),
+        )
 
     def _finetuned_proba(self, train: _Finetuning, fc: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Class probabilities ``[n, 2]`` of a model finetuned on ``y`` (the first model)."""
@@ -401,13 +431,15 @@ class LCMClassifier(FinetunedLCM):
         """Write the finetuned checkpoint (same format as pretraining, plus the label).
 
         Writes ``model.safetensors``, ``model.json`` and ``history.tsv`` in ``out_dir``.
-        ``model.json``'s ``diagnosis_pseudo_labels`` records the outcome of part b:
-        ``unit`` ("subject"), ``threshold`` (null: none reached the target accuracy) and its
-        ``threshold_source`` ("inner" validation split or "fixed"),
+        ``model.json``'s ``diagnosis_pseudo_labels`` records the outcome of part b
+        (:func:`lcm.train.confident.diagnosis_record`, less the inner validation rows): its
+        ``status`` says whether pseudo-labelling ran (``made``) or why not (``off``,
+        ``no_unlabeled``, ``one_class``); ``threshold`` (null: none reached the target accuracy,
+        or not made) and its ``threshold_source`` ("inner" validation split or "fixed"),
         ``inner_validation_subjects``, ``n_unlabeled`` subjects and ``n_unlabeled_rows``,
         ``n_pseudo_labelled`` subjects, and ``pseudo_labelled_subjects`` /
-        ``pseudo_labelled_rows`` per level; null when no diagnosis pseudo-labels were made
-        (switched off, no unlabeled row, or labelled subjects of one class).
+        ``pseudo_labelled_rows`` per level. ``bei_pseudo_filled`` counts the rows whose missing
+        BEI variables the pretrained heads filled (part a; null when off).
         """
         if not hasattr(self, "model_"):
             raise InputDataError("LCMClassifier is not fitted.", hint="Call fit() before save().")
@@ -430,6 +462,7 @@ class LCMClassifier(FinetunedLCM):
             if record is None
             else {k: v for k, v in record.items() if k != "inner_validation_rows"}
         )
+        meta["bei_pseudo_filled"] = getattr(self, "bei_pseudo_filled_", None)
         if self.probe_ is not None:  # the model is the pretrained one; the probe reads it
             meta["probe"] = self.probe_.to_dict()
         out = save_checkpoint(out_dir, self.model_.to("cpu"), self.layout_, meta)
@@ -588,7 +621,7 @@ def bei_targets(
     *,
     datasets: np.ndarray | None = None,
     catalogue: Catalogue | None = None,
-) -> tuple[Targets, Targets | None]:
+) -> tuple[Targets, Targets | None, dict[str, int] | None]:
     """BEI targets of the ``fit`` rows: their own variables, missing ones pseudo-filled (part a).
 
     Parameters
@@ -621,14 +654,20 @@ def bei_targets(
 
     Returns
     -------
-    (targets, pseudo_targets)
-        ``pseudo_targets`` is None when not used.
+    (targets, pseudo_targets, filled)
+        ``pseudo_targets`` is None when not used; ``filled`` maps each BEI variable kept to
+        the rows whose missing value a pseudo-label filled (None when not used).
     """
     stats = meta.get("standardisation", {}) if meta else {}
     frame = variables if variables is not None else pd.DataFrame(index=range(len(fc)))
     bei = encode_bei_targets(frame, bei_layout, stats, datasets, catalogue)
-    pseudo = None
+    pseudo = filled = None
     if use_pseudo and bei_layout.groups:
         pseudo = targets_from_outputs(predict_outputs(base.to(device), fc, device), bei_layout)
+        filled = {
+            name: int((~own.present & pseudo[name].present).sum())
+            for name, own in bei.items()
+            if name in pseudo and name not in drop
+        }
         bei = fill_missing(bei, pseudo)
-    return {k: v for k, v in bei.items() if k not in drop}, pseudo
+    return {k: v for k, v in bei.items() if k not in drop}, pseudo, filled

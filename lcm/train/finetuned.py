@@ -84,6 +84,26 @@ class FinetunedLCM:
             return None
         return pd.Series(np.asarray(groups), dtype=str).str.partition("/")[0].to_numpy()
 
+    def pseudo_label_record(self) -> dict[str, Any]:
+        """What this fit's pseudo-labels did, for the evaluation's metadata.
+
+        Returns
+        -------
+        dict
+            ``diagnosis``: the confident diagnosis pseudo-labels (part b,
+            :func:`lcm.train.confident.diagnosis_record` less the inner validation rows;
+            ``status`` ``continuous`` for a regression, which has none); ``bei_targets_filled``:
+            per BEI variable, the training rows whose missing value the pretrained heads filled
+            (part a; None when switched off or not used, as in ``method: probe``).
+        """
+        if not hasattr(self, "model_"):
+            raise InputDataError(f"{type(self).__name__} is not fitted.", hint="Call fit() first.")
+        diagnosis = getattr(self, "diagnosis_pseudo_", None) or {"status": "continuous"}
+        return {
+            "diagnosis": {k: v for k, v in diagnosis.items() if k != "inner_validation_rows"},
+            "bei_targets_filled": getattr(self, "bei_pseudo_filled_", None),
+        }
+
     def _outputs(self, fc: np.ndarray) -> torch.Tensor:
         """The fitted model's outputs on ``fc`` ``[n, n_outputs]``, after checking ``fc``."""
         self._check_predict(fc)

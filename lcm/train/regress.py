@@ -146,7 +146,7 @@ class LCMRegressor(FinetunedLCM):
         else:
             layout = bei_layout.append(self.label, "continuous")
         use_pseudo = settings["pseudo_labels"] and self.init == "pretrained"
-        bei, self.pseudo_targets_ = bei_targets(
+        bei, self.pseudo_targets_, self.bei_pseudo_filled_ = bei_targets(
             base,
             meta,
             bei_layout,
@@ -186,7 +186,7 @@ class LCMRegressor(FinetunedLCM):
         error = float(np.mean((self.probe_.decision(features[rows]) - z[rows]) ** 2))
         self.history_ = [{"epoch": 0, "loss_total": error, "penalty": self.probe_.penalty}]
         self.model_, self.meta_ = base.eval(), meta
-        self.pseudo_targets_ = None
+        self.pseudo_targets_ = self.bei_pseudo_filled_ = None
         log.info(
             "probe %s: ridge on %d %s features, alpha %s, %d labelled rows",
             self.label,

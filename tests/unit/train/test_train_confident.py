@@ -111,7 +111,9 @@ def test_fit_chooses_threshold_on_inner_validation_not_test(checkpoint: Path) ->
 
     # Switched off (the ablation): no first model, no diagnosis pseudo-labels.
     off = LCMClassifier(checkpoint, "dx", LEVELS, {**settings, "diagnosis_pseudo_labels": False}, 0)
-    assert off.fit(cohort.fc[fit_rows], y).diagnosis_pseudo_ is None
+    record = off.fit(cohort.fc[fit_rows], y).diagnosis_pseudo_
+    assert record["status"] == "off" and record["n_pseudo_labelled"] == 0
+    assert record["n_unlabeled"] == 16 and record["threshold"] is None
 
 
 def test_small_label_fraction_falls_back_to_fixed_threshold(checkpoint: Path, caplog) -> None:
@@ -124,8 +126,12 @@ def test_small_label_fraction_falls_back_to_fixed_threshold(checkpoint: Path, ca
         clf = LCMClassifier(checkpoint, "dx", LEVELS, settings, seed=0).fit(cohort.fc, y)
     info = clf.diagnosis_pseudo_
     assert info["threshold_source"] == "fixed" and info["threshold"] == FALLBACK_THRESHOLD
-    assert info["inner_validation_rows"] == []
+    assert info["inner_validation_rows"] == [] and info["inner_validation_subjects"] == 0
+    assert info["status"] == "made"
     assert "fixed confidence threshold" in caplog.text
+    # The plan's log and the record agree: no inner validation subject was used.
+    assert "no inner validation" in caplog.text
+    assert "(fixed, 0 inner validation subjects)" in caplog.text
     assert info["n_unlabeled"] == 32 and 0 <= info["n_pseudo_labelled"] <= 32
     assert info["unit"] == "subject" and info["n_unlabeled_rows"] == 32
 
@@ -149,7 +155,8 @@ def test_no_pseudo_switches_off_both_parts(checkpoint: Path, monkeypatch, name: 
     own_age = variables["age"].notna().to_numpy()
     if name == "lcm-no-pseudo":
         # (b) off: one run only, and no unlabeled row carries a diagnosis target.
-        assert len(calls) == 1 and model.diagnosis_pseudo_ is None
+        assert len(calls) == 1 and model.diagnosis_pseudo_["status"] == "off"
+        assert model.pseudo_label_record()["bei_targets_filled"] is None
         np.testing.assert_array_equal(final["dx"].present.numpy(), y >= 0)
         # (a) off: a BEI target is present exactly where the subject has its own value.
         assert model.pseudo_targets_ is None
@@ -158,6 +165,11 @@ def test_no_pseudo_switches_off_both_parts(checkpoint: Path, monkeypatch, name: 
     else:  # the full method fills them in: the checks above can fail
         assert model.pseudo_targets_ is not None and final["bmi"].present.numpy().all()
         assert final["age"].present.numpy().all() and len(calls) == 2
+        record = model.pseudo_label_record()
+        assert record["diagnosis"]["status"] == "made"
+        assert "inner_validation_rows" not in record["diagnosis"]
+        # Ages of rows 30-39 were missing: the pretrained heads filled them (part a).
+        assert record["bei_targets_filled"]["age"] == 10
 
 
 def test_cap_keeps_the_most_confident_pseudo_labels_per_class():
@@ -253,8 +265,10 @@ def test_model_json_records_the_pseudo_label_outcome(checkpoint: Path, tmp_path:
     assert set(subjects) == set(LEVELS) and set(rows) == set(LEVELS)
     assert sum(subjects.values()) == record["n_pseudo_labelled"]
     assert {k: 2 * v for k, v in subjects.items()} == rows  # both runs of each subject
-    assert "inner_validation_rows" not in record
+    assert "inner_validation_rows" not in record and record["status"] == "made"
     off = LCMClassifier(checkpoint, "dx", LEVELS, {**settings, "diagnosis_pseudo_labels": False}, 0)
     off.fit(cohort.fc, y, groups=cohort.groups)
     saved = json.loads((off.save(tmp_path / "off") / "model.json").read_text())
-    assert saved["diagnosis_pseudo_labels"] is None
+    # Switched off is told from "made, labelled nobody": the record says which.
+    assert saved["diagnosis_pseudo_labels"]["status"] == "off"
+    assert saved["diagnosis_pseudo_labels"]["n_pseudo_labelled"] == 0

@@ -255,10 +255,11 @@ def test_pseudo_labels_put_nothing_on_not_applicable(tmp_path: Path) -> None:
     datasets = np.array(["alpha"] * 10 + ["beta"] * 6)
     fc = np.concatenate([down_a.fc, down_b.fc])
     cpu = torch.device("cpu")
-    bei, pseudo = bei_targets(
+    bei, pseudo, filled_rows = bei_targets(
         base, meta, layout, fc, variables.drop(columns=["dx"]), True, cpu,
         datasets=datasets, catalogue=catalogue,
     )  # fmt: skip
+    assert filled_rows is not None and filled_rows["handedness"] == 6  # alpha's 6 missing
     hand = bei["handedness"].values
     assert bei["handedness"].present.all()
     filled, own, na = hand[:6], hand[6:10], hand[10:]
