@@ -248,6 +248,9 @@ def evaluate_and_write(
         # Subjects per class labelled in each training fold at each fraction (at least 2
         # per class): the report sets the fraction labelled beside the nominal one.
         "labelled_subjects": result.labelled_subjects,
+        # What each LCM fit's pseudo-labelling did (EvaluationResult.pseudo_labels): the report
+        # says when lcm made none, so that lcm vs lcm-no-pseudo measures nothing but noise.
+        "pseudo_labels": result.pseudo_labels,
         **(extra or {}),
     }
     write_tidy_parquet(out, result.metrics, meta)

@@ -7,13 +7,18 @@ metrics do not depend on the thread budget (a multi-threaded BLAS may sum in ano
 
 The pool starts from a fork server that has imported only the baselines (no torch, no threads in
 use: forking a process whose OpenMP pool ran can hang), and reads the connectomes from one
-memory-mapped file rather than a copy per task.
+memory-mapped file rather than a copy per task. A worker's log records go back to this process
+through a queue (:class:`logging.handlers.QueueHandler` there, a
+:class:`~logging.handlers.QueueListener` here) and are handled by the loggers they were logged
+to, so they reach ``--log-file`` as a fit run here would (they were lost before: a worker's own
+logging printed warnings to stderr only).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import logging.handlers
 import multiprocessing
 import tempfile
 import time
@@ -64,7 +69,8 @@ class FitJob:
     groups: np.ndarray
 
 
-FitFunction = Callable[..., tuple[np.ndarray, float]]
+# Returns a tuple whose first items are (predictions, fit seconds); run_fits passes it on whole.
+FitFunction = Callable[..., tuple[Any, ...]]
 
 
 @contextlib.contextmanager
@@ -96,7 +102,7 @@ def run_fits(
     fit: FitFunction,
     workers: int = 1,
     on_done: Callable[[int], None] | None = None,
-) -> list[tuple[np.ndarray, float]]:
+) -> list[tuple[Any, ...]]:
     """``fit(name, context, fc_train, y_fit, variables, groups, fc_test)`` of every job, in order.
 
     Parameters
@@ -105,7 +111,8 @@ def run_fits(
     fc : numpy.ndarray, shape (n, R, R)
         Connectomes of the cohort (rows indexed by the jobs).
     fit : callable
-        Returns ``(predictions, fit seconds)``; a module-level function (sent to the workers).
+        Returns a tuple (``(predictions, fit seconds, ...)``); a module-level function (sent to
+        the workers).
     workers : int, default 1
         Processes; 1 runs every fit here. Models registered outside :mod:`lcm` (tests, plug-ins
         of a session) always run here: a fresh worker does not know them.
@@ -114,8 +121,8 @@ def run_fits(
 
     Returns
     -------
-    list of (numpy.ndarray, float)
-        One per job, in the order of ``jobs``.
+    list of tuple
+        What ``fit`` returned, one per job, in the order of ``jobs``.
     """
     torch_needed = any(needs_torch(j.name) for j in jobs)
     pooled = [i for i, j in enumerate(jobs) if is_builtin_model(j.name)] if workers > 1 else []
@@ -155,14 +162,19 @@ def _run_pool(
     for i in indices:
         chunks.setdefault((jobs[i].name, jobs[i].context.seed), []).append(i)
     order = sorted(chunks.values(), key=lambda c: _COST_RANK.get(jobs[c[0]].name, 2))
-    with tempfile.TemporaryDirectory(prefix="lcm-evaluate-") as tmp:
+    # The workers' log records, handled here by the loggers they name (the parent's handlers:
+    # stderr and --log-file) at the parent's levels.
+    records = ctx.Queue()
+    listener = logging.handlers.QueueListener(records, _ToOwnLogger())
+    levels = {name: logging.getLogger(name).getEffectiveLevel() for name in ("", "lcm")}
+    with tempfile.TemporaryDirectory(prefix="lcm-evaluate-") as tmp, _listening(listener):
         path = Path(tmp) / "fc.npy"
         np.save(path, np.ascontiguousarray(fc))
         with ProcessPoolExecutor(
             max_workers=workers,
             mp_context=ctx,
             initializer=_init_worker,
-            initargs=(str(path), torch_needed),
+            initargs=(str(path), torch_needed, records, levels),
         ) as pool:
             futures: dict[Future, list[int]] = {
                 pool.submit(_pool_fits, fit, [jobs[i] for i in chunk]): chunk for chunk in order
@@ -185,8 +197,31 @@ def _run_pool(
     )
 
 
-def _init_worker(fc_path: str, torch_needed: bool) -> None:
-    """A worker: one thread for BLAS, OpenMP and torch; the connectomes memory-mapped."""
+class _ToOwnLogger(logging.Handler):
+    """Handles a worker's record by the logger of its name here (its handlers, propagation)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger(record.name).handle(record)
+
+
+@contextlib.contextmanager
+def _listening(listener: logging.handlers.QueueListener) -> Iterator[None]:
+    """The listener running; stopped (every record queued so far handled) however it ends."""
+    listener.start()
+    try:
+        yield
+    finally:
+        listener.stop()
+
+
+def _init_worker(
+    fc_path: str,
+    torch_needed: bool,
+    records: Any = None,
+    levels: dict[str, int] | None = None,
+) -> None:
+    """A worker: one thread for BLAS, OpenMP and torch; the connectomes memory-mapped; its log
+    records sent to the parent through ``records`` at the parent's ``levels`` (by logger)."""
     global _FC
     from lcm.threads import apply_thread_budget
 
@@ -198,10 +233,18 @@ def _init_worker(fc_path: str, torch_needed: bool) -> None:
         import torch  # noqa: F401
     apply_thread_budget(1)
     _FC = np.load(fc_path, mmap_mode="r")
-    logging.basicConfig(level=logging.WARNING)
+    root = logging.getLogger()
+    if records is None:
+        logging.basicConfig(level=logging.WARNING)
+        return
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(logging.handlers.QueueHandler(records))
+    for name, level in (levels or {}).items():
+        logging.getLogger(name).setLevel(level)
 
 
-def _pool_fits(fit: FitFunction, jobs: list[FitJob]) -> list[tuple[np.ndarray, float]]:
+def _pool_fits(fit: FitFunction, jobs: list[FitJob]) -> list[tuple[Any, ...]]:
     """The fits of one task, in a worker."""
     assert _FC is not None
     return [

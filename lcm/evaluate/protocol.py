@@ -250,6 +250,16 @@ class EvaluationResult:
         (a binary task's level, a continuous one's half) to its subjects that kept their label
         and to all its subjects of the training fold. Each class keeps at least 2, so in small
         folds the fraction labelled is larger than the nominal one.
+    pseudo_labels : list of dict
+        ``{"task", "model", "label_fraction", "seed", "fold", "diagnosis",
+        "bei_targets_filled"}`` of every fit of a model that reports its pseudo-labels (the
+        LCM variants: :meth:`lcm.train.finetuned.FinetunedLCM.pseudo_label_record`), one per
+        row key of the tables: ``diagnosis`` is what its confident diagnosis pseudo-labelling
+        did (``status``: ``made`` or why not; ``threshold``, ``threshold_source``,
+        ``inner_validation_subjects``, ``n_unlabeled`` and ``n_pseudo_labelled`` subjects,
+        ``pseudo_labelled_subjects`` per level), ``bei_targets_filled`` the training rows per
+        BEI variable whose missing value was pseudo-filled (None: off). The pseudo-label gain
+        (lcm − lcm-no-pseudo) measures nothing where ``n_pseudo_labelled`` is 0.
     """
 
     metrics: pd.DataFrame
@@ -266,6 +276,7 @@ class EvaluationResult:
     folds_one_class: list[dict[str, Any]] = field(default_factory=list)
     control_permutations: dict[str, int] = field(default_factory=dict)
     labelled_subjects: list[dict[str, Any]] = field(default_factory=list)
+    pseudo_labels: list[dict[str, Any]] = field(default_factory=list)
 
 
 def derived_seed(*parts: int) -> int:
@@ -601,7 +612,9 @@ def evaluate_task(
     fit_seconds: dict[str, float] = {}
     permutations: dict[str, int] = {}
     outputs = []  # per fit: its test subjects' rows, fold scores and predictions
-    for job, (preds, fit_s) in zip(jobs, fitted, strict=True):
+    records = []  # per fit: its pseudo-label record (None for a model without one)
+    for job, (preds, fit_s, record) in zip(jobs, fitted, strict=True):
+        records.append(record)
         fit_seconds[job.name] = fit_seconds.get(job.name, 0.0) + fit_s
         # One prediction per test subject: the mean over its runs, each the mean over its
         # windows. Labels, sites and subjects are per subject, so these are the subject's.
@@ -614,7 +627,10 @@ def evaluate_task(
         outputs.append((rows, _fold_scores(y[rows], preds, binary), preds[0]))
         if job.name in CONTROL_MODELS:
             permutations[job.name] = max(permutations.get(job.name, 0), len(preds))
+    pseudo_labels = []
     for index, key in entries:
+        if records[index] is not None:
+            pseudo_labels.append({**key, **records[index]})
         rows, scores, pred = outputs[index]
         for metric, value in scores.items():
             metric_rows.append({**key, "metric": metric, "value": value})
@@ -652,6 +668,7 @@ def evaluate_task(
         folds_one_class=_one_class_folds(predictions) if binary else [],
         control_permutations=permutations,
         labelled_subjects=labelled_subjects,
+        pseudo_labels=pseudo_labels,
     )
 
 
@@ -773,11 +790,14 @@ def _fit_predict_timed(
     variables: pd.DataFrame,
     groups: np.ndarray,
     fc_test: np.ndarray,
-) -> tuple[np.ndarray, float]:
-    """Fit a fresh model ``name`` on the training fold; its test predictions and fit seconds.
+) -> tuple[np.ndarray, float, dict[str, Any] | None]:
+    """Fit a fresh model ``name`` on the training fold; its test predictions, fit seconds and
+    pseudo-label record.
 
     Predictions are ``(P, n_test)``: P(positive) or predicted values, one row per fitted model — one
-    row, or one per permutation for a model with ``permutation_predictions`` (the control).
+    row, or one per permutation for a model with ``permutation_predictions`` (the control). The
+    record is the model's ``pseudo_label_record()`` (the LCM variants), None for a model
+    without one; it travels back from a worker with the predictions.
     """
     model = make_model(name, context)
     start = time.perf_counter()
@@ -807,7 +827,9 @@ def _fit_predict_timed(
             "binary task, one value per run for a continuous one.",
         )
     log.info("fit %s on %d runs (%d labeled) in %.2f s", name, len(y_fit), n_labeled, fit_s)
-    return (proba[..., 1] if binary else proba), fit_s
+    report = getattr(model, "pseudo_label_record", None)
+    record = report() if callable(report) else None
+    return (proba[..., 1] if binary else proba), fit_s, record
 
 
 def accepts_groups(model: object) -> bool:

@@ -150,3 +150,64 @@ def test_lcm_variants_run_in_protocol(checkpoint, ssl_checkpoint):
     assert p["prediction"].between(0, 1).all()
     per_model = p.groupby("model")["subject"].count()
     assert (per_model == per_model.iloc[0]).all()
+
+
+@pytest.fixture
+def log_file(tmp_path, caplog):
+    """A file handler on the root logger at INFO, as ``lcm --log-file`` sets up."""
+    import logging
+
+    path = tmp_path / "evaluate.log"
+    handler = logging.FileHandler(path)
+    caplog.set_level(logging.INFO)
+    logging.getLogger().addHandler(handler)
+    yield path
+    logging.getLogger().removeHandler(handler)
+    handler.close()
+
+
+def test_pooled_lcm_fits_record_their_pseudo_labels_and_log_them(checkpoint, tmp_path, log_file):
+    """At 2 workers (the workflow's threads) the log lost every fit's pseudo-label line, and
+    nothing recorded how many subjects lcm pseudo-labelled (none, at t=1: lcm vs
+    lcm-no-pseudo then measures noise)."""
+    from lcm.commands.evaluate import evaluate_and_write
+    from lcm.report.tables import read_task_meta
+
+    settings = EvaluationSettings.from_dict(
+        {
+            "n_folds": 2,
+            "seeds": [0],
+            "label_fractions": [0.5],
+            "models": ["lcm", "logreg"],
+            "finetune": {"epochs": 1, "batch_size": 8},
+        }
+    )
+    result = evaluate_and_write(
+        make_cohort(),
+        TASK,
+        settings,
+        master_seed=1,
+        checkpoint=checkpoint,
+        out=tmp_path / "m.parquet",
+        predictions=tmp_path / "p.parquet",
+        workers=2,
+    )
+    meta = read_task_meta([tmp_path / "m.parquet"])["autism"]
+    recorded = meta["pseudo_labels"]
+    assert recorded == result.pseudo_labels
+    # One entry per lcm fit (2 folds x 1 fraction x 1 seed), none for logreg.
+    keys = sorted((r["model"], r["label_fraction"], r["seed"], r["fold"]) for r in recorded)
+    assert keys == [("lcm", 0.5, 0, 0), ("lcm", 0.5, 0, 1)]
+    for entry in recorded:
+        assert entry["task"] == "autism"
+        diagnosis = entry["diagnosis"]
+        assert diagnosis["status"] == "made" and diagnosis["n_unlabeled"] > 0
+        assert 0 <= diagnosis["n_pseudo_labelled"] <= diagnosis["n_unlabeled"]
+        assert diagnosis["threshold_source"] in ("inner", "fixed")
+        assert set(diagnosis["pseudo_labelled_subjects"]) == {"control", "autism"}
+        assert "inner_validation_rows" not in diagnosis
+        assert isinstance(entry["bei_targets_filled"], dict)  # part a on: counted per variable
+    text = log_file.read_text()
+    # The workers' records reached the parent's log file.
+    assert text.count("diagnosis pseudo-labels: threshold") == 2
+    assert "unlabeled subjects labelled" in text
