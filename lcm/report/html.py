@@ -20,7 +20,7 @@ import lcm
 from lcm.io.provenance import environment, sha256_file
 from lcm.report import findings, plots
 from lcm.report.dropped import dropped_section
-from lcm.report.label_fractions import label_fraction_fragment
+from lcm.report.label_fractions import label_fraction_fragment, pseudo_label_fragment
 from lcm.report.provenance_section import ProvenanceFacts, provenance_section
 from lcm.report.tables import (
     exclusion_list,
@@ -186,6 +186,7 @@ def task_section(data: ReportData, task: str) -> str:
         )
     )
     parts.append(label_fraction_fragment(meta, table_html, binary))
+    parts.append(pseudo_label_fragment(meta, table_html))
     if binary and (data.predictions["task"] == task).any():
         parts.append(
             img_tag(plots.figure_png(plots.roc_figure(data.predictions, task)), f"{task} ROC")

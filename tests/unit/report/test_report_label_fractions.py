@@ -10,7 +10,12 @@ from lcm.evaluate.metrics import summarise
 from lcm.evaluate.protocol import EvaluationSettings
 from lcm.evaluate.registry import register_model, unregister_model
 from lcm.report.html import ReportData, table_html, task_section
-from lcm.report.label_fractions import effective_fractions, label_fraction_fragment
+from lcm.report.label_fractions import (
+    effective_fractions,
+    label_fraction_fragment,
+    pseudo_label_counts,
+    pseudo_label_fragment,
+)
 from lcm.report.tables import read_task_meta
 from lcm.store.cohort import Cohort
 
@@ -86,3 +91,85 @@ def test_the_report_shows_the_effective_fraction_and_warns(written):
 def test_metrics_without_the_counts_say_so():
     assert "not recorded" in label_fraction_fragment({"task": "t"}, table_html)
     assert label_fraction_fragment({}, table_html) == ""
+
+
+def _fit(model, fraction, fold, status, labelled=0, unlabeled=10, filled=None):
+    """One ``pseudo_labels`` entry of the evaluate metadata."""
+    made = status == "made"
+    return {
+        "task": "autism",
+        "model": model,
+        "label_fraction": fraction,
+        "seed": 0,
+        "fold": fold,
+        "diagnosis": {
+            "status": status,
+            "unit": "subject",
+            "threshold": 0.95 if made else None,
+            "threshold_source": "fixed" if made else None,
+            "inner_validation_subjects": 0,
+            "n_unlabeled": unlabeled,
+            "n_unlabeled_rows": unlabeled,
+            "n_pseudo_labelled": labelled,
+            "pseudo_labelled_subjects": {"control": 0, "autism": labelled},
+            "pseudo_labelled_rows": {"control": 0, "autism": labelled},
+        },
+        "bei_targets_filled": filled,
+    }
+
+
+def _pseudo_meta(lcm_labelled: tuple[int, int], filled=None) -> dict:
+    return {
+        "task": "autism",
+        "levels": ["control", "autism"],
+        "settings": {"models": ["lcm", "lcm-no-pseudo", "logreg"]},
+        "pseudo_labels": [
+            *(_fit("lcm", 0.1, k, "made", n, 12, filled) for k, n in enumerate(lcm_labelled)),
+            *(_fit("lcm", 1.0, k, "no_unlabeled", 0, 0, filled) for k in (0, 1)),
+            *(_fit("lcm-no-pseudo", 0.1, k, "off", 0, 12) for k in (0, 1)),
+        ],
+    }
+
+
+def test_the_report_says_when_lcm_pseudo_labelled_nobody(written):
+    """At t=1 the log said '0 of 20 unlabeled subjects labelled'; the report said nothing, so
+    lcm vs lcm-no-pseudo read as a pseudo-label gain where it measured noise."""
+    result, meta = written
+    meta = {**meta, **_pseudo_meta((0, 0))}
+    table = pseudo_label_counts(meta).set_index(["model", "label_fraction"])
+    assert table.loc[("lcm", 0.1), "pseudo_labelled"] == 0
+    assert table.loc[("lcm", 0.1), "unlabeled"] == 12
+    assert table.loc[("lcm-no-pseudo", 0.1), "statuses"] == {"off": 2}
+    data = ReportData(
+        metrics=result.metrics,
+        predictions=result.predictions,
+        summary=summarise(result.metrics),
+        task_meta={"autism": meta},
+    )
+    fragment = pseudo_label_fragment(meta, table_html)
+    assert fragment in task_section(data, "autism")
+    assert "<td>lcm</td><td>0.1</td><td>made 2</td><td>0 of 12 (0 %)</td>" in fragment
+    assert "<td>lcm-no-pseudo</td><td>0.1</td><td>switched off 2</td>" in fragment
+    assert "<td>fixed 0.95 2</td>" in fragment
+    warnings = fragment.count('<p class="warn">')
+    assert warnings == 1  # fraction 1 has nobody to pseudo-label: no warning there
+    assert "lcm at label fraction 0.1: its diagnosis pseudo-labelling labelled none" in fragment
+    assert "lcm &minus; lcm-no-pseudo at label fraction 0.1 measures nothing but noise" in fragment
+    # BEI pseudo-targets filled: the contrast measures those only.
+    with_bei = pseudo_label_fragment(_pseudo_meta((0, 0), {"age": 3}), table_html)
+    assert "measures the BEI pseudo-targets only" in with_bei
+
+
+def test_pseudo_labels_made_are_summarised_without_a_warning():
+    fragment = pseudo_label_fragment(_pseudo_meta((3, 5), {"age": 2, "sex": 4}), table_html)
+    assert "<td>lcm</td><td>0.1</td><td>made 2</td><td>4 of 12 (33 %)</td>" in fragment
+    assert "<td>6</td>" in fragment  # median BEI values filled
+    assert '<p class="warn">' not in fragment
+
+
+def test_metrics_without_the_pseudo_labels_say_so():
+    older = {"task": "t", "settings": {"models": ["lcm", "logreg"]}}
+    assert "not recorded" in pseudo_label_fragment(older, table_html)
+    baselines_only = {"task": "t", "settings": {"models": ["logreg"]}, "pseudo_labels": []}
+    assert pseudo_label_fragment(baselines_only, table_html) == ""
+    assert pseudo_label_fragment({}, table_html) == ""
