@@ -348,7 +348,13 @@ def newest_mtime(paths: Sequence[str | os.PathLike[str]]) -> float | None:
 
 
 def read_task_meta(paths: Sequence[str | os.PathLike[str]]) -> dict[str, dict]:
-    """The protocol metadata ``lcm evaluate`` stores in each metrics Parquet, by task."""
+    """The protocol metadata ``lcm evaluate`` stores in each metrics Parquet, by task.
+
+    Written by :func:`lcm.commands.evaluate.evaluate_and_write`; among its keys the report
+    reads ``labelled_subjects`` and ``pseudo_labels`` (:mod:`lcm.report.label_fractions`,
+    the entries as :class:`lcm.evaluate.protocol.EvaluationResult` documents them), which
+    metrics of an older ``lcm evaluate`` lack.
+    """
     import json
 
     import pyarrow.parquet as pq
