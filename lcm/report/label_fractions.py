@@ -305,7 +305,9 @@ def pseudo_label_fragment(meta: dict[str, Any], table_html: Callable[[pd.DataFra
             "label fraction": [f"{f:g}" for f in table["label_fraction"]],
             "diagnosis pseudo-labels (fits)": [_tally(s, _STATUS_WORDS) for s in table["statuses"]],
             "pseudo-labelled of unlabelled (median)": [
-                f"{_number(r.pseudo_labelled)} of {_number(r.unlabeled)}"
+                f"none made ({_number(r.unlabeled)} unlabelled)"
+                if not set(r.statuses) - {"off", "continuous"}
+                else f"{_number(r.pseudo_labelled)} of {_number(r.unlabeled)}"
                 + ("" if np.isnan(r.share) else f" ({_percent(r.share)})")
                 for r in table.itertuples(index=False)
             ],

@@ -82,9 +82,11 @@ def threshold_plan(
     # Not a validation split used: the first model trains on every labelled subject, so the
     # record (and the finetuning log) count 0 inner validation subjects.
     log.info(
-        "diagnosis pseudo-labels: no inner validation (an inner split would hold %d "
-        "subject(s), fewer than %d with both classes): fixed confidence threshold %.2f",
-        n_val,
+        "diagnosis pseudo-labels: no inner validation (%s, fewer than %d with both classes): "
+        "fixed confidence threshold %.2f",
+        f"an inner split would hold {n_val} subject(s)"
+        if split is not None
+        else f"too few labelled subjects for an inner split (needs {MIN_LABELLED_GROUPS})",
         MIN_VALIDATION_SUBJECTS,
         FALLBACK_THRESHOLD,
     )

@@ -149,7 +149,9 @@ def test_the_report_says_when_lcm_pseudo_labelled_nobody(written):
     fragment = pseudo_label_fragment(meta, table_html)
     assert fragment in task_section(data, "autism")
     assert "<td>lcm</td><td>0.1</td><td>made 2</td><td>0 of 12 (0 %)</td>" in fragment
-    assert "<td>lcm-no-pseudo</td><td>0.1</td><td>switched off 2</td>" in fragment
+    assert (
+        "<td>lcm-no-pseudo</td><td>0.1</td><td>switched off 2</td><td>none made (12 unlabelled)"
+    ) in fragment
     assert "<td>fixed 0.95 2</td>" in fragment
     warnings = fragment.count('<p class="warn">')
     assert warnings == 1  # fraction 1 has nobody to pseudo-label: no warning there
