@@ -23,7 +23,10 @@ on a subject-level hold-out of that cohort, never downstream data), read by `lcm
 --checkpoint` for the bei-linear baseline. The maps record their atlas, ROI order and the
 cohort's data fingerprint: lcm evaluate refuses them beside a checkpoint pretrained on other
 data (other datasets, runs or variables), whose check that no test subject was seen in
-pretraining would not hold for them.
+pretraining would not hold for them. The maps get a provenance sidecar (bei_linear.json); an
+existing bei_linear.npz is replaced only when that sidecar shows LCM wrote it, and a
+bei_linear.json that is not LCM's record refuses the run: either is refused before any data is
+read, with nothing written.
 """
 
 
@@ -56,9 +59,10 @@ def run(args: argparse.Namespace) -> int:
 
     catalogue = load_catalogue(args.catalogue)
     datasets = list(args.datasets)
-    cohort = load_cohort(args.store, args.atlas, datasets, catalogue)
-    # Claimed in lcm pretrain's name (the checkpoint's folder) under the maps' own lock.
+    # Claimed in lcm pretrain's name (the checkpoint's folder) under the maps' own lock, and
+    # the maps' record checked, before the cohort loads: a refusal writes nothing.
     with maps_out_dir(args.out_dir) as out:
+        cohort = load_cohort(args.store, args.atlas, datasets, catalogue)
         maps = fit_bei_maps(
             cohort.fc,
             cohort.variables,

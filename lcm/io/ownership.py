@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from lcm.exceptions import OutputOwnershipError
+from lcm.io.atomic import TMP_TAG
 from lcm.io.provenance import provenance_path
 
 log = logging.getLogger(__name__)
@@ -27,11 +28,17 @@ MARKER_NAME = ".lcm-owned"
 # Who claims the workflow's results_dir (:func:`claim_results`), as its marker names it.
 RESULTS_OWNER = "the LCM workflow"
 # Written by LCM itself in any folder it uses (lock files: a folder's and the ridge maps' in a
-# pretraining checkpoint's folder; atomic-write temp files).
-_ALWAYS_OURS = (MARKER_NAME, ".lcm.lock", ".lcm-*.lock", ".*.tmp*")
+# pretraining checkpoint's folder; temp files of atomic writes, as lcm.io.atomic names them
+# and as earlier versions did).
+_ALWAYS_OURS = (MARKER_NAME, ".lcm.lock", ".lcm-*.lock", f".*.{TMP_TAG}-*", ".*.tmp*")
 
 
-def claim_out_dir(folder: str | os.PathLike[str], verb: str, outputs: Iterable[str] = ()) -> Path:
+def claim_out_dir(
+    folder: str | os.PathLike[str],
+    verb: str,
+    outputs: Iterable[str] = (),
+    owner: str | None = None,
+) -> Path:
     """Make ``folder`` an LCM output folder, or refuse it if it holds others' files.
 
     Parameters
@@ -39,7 +46,11 @@ def claim_out_dir(folder: str | os.PathLike[str], verb: str, outputs: Iterable[s
     folder : path-like
         The output folder (created if missing).
     verb : str
-        The command claiming it, for messages (e.g. ``"lcm pretrain"``).
+        The command claiming it, named in messages (e.g. ``"lcm pretrain"``).
+    owner : str, optional
+        The verb the folder is claimed for, as its marker names it, when not ``verb``: ``lcm
+        bei-maps`` writes into the folder of ``lcm pretrain``'s checkpoint and claims it in
+        that name, while its refusals name the command the user ran.
     outputs : iterable of str
         Names or glob patterns of the verb's own outputs. In a folder without the marker (one
         written by an LCM version without markers, or by Snakemake creating it) an entry
@@ -58,7 +69,8 @@ def claim_out_dir(folder: str | os.PathLike[str], verb: str, outputs: Iterable[s
         The folder exists, lacks the marker and holds entries that are not the verb's outputs.
     """
     path = Path(folder)
-    if _is_marked(path, verb, hint="Choose another --out-dir."):
+    owner = owner or verb
+    if _is_marked(path, verb, hint="Choose another --out-dir.", owner=owner):
         return path
     outputs = tuple(outputs)
     foreign = sorted(
@@ -78,7 +90,7 @@ def claim_out_dir(folder: str | os.PathLike[str], verb: str, outputs: Iterable[s
             "nothing was written.",
             hint="Choose a new or empty --out-dir, or move those files elsewhere.",
         )
-    return _mark(path, verb)
+    return _mark(path, owner, verb)
 
 
 def marker_owner(folder: str | os.PathLike[str]) -> str | None:
@@ -138,17 +150,20 @@ def check_replaceable(outputs: Iterable[str | os.PathLike[str]], verb: str) -> N
             )
 
 
-def _is_marked(path: Path, verb: str, hint: str) -> bool:
+def _is_marked(path: Path, verb: str, hint: str, owner: str | None = None) -> bool:
     """Whether ``path`` carries LCM's marker; a file (not a folder) there is refused, and so is
     a folder another verb claimed: one folder has one owner, so ``lcm finetune`` never
-    replaces the model ``lcm pretrain`` wrote there (a rerun of the same verb is its own)."""
+    replaces the model ``lcm pretrain`` wrote there (a rerun of the same verb is its own).
+    ``owner``: the verb ``verb`` claims folders for (itself unless given)."""
+    owner = owner or verb
     if (path / MARKER_NAME).is_file():
-        owner = marker_owner(path)
-        if owner is not None and owner != verb:
+        found = marker_owner(path)
+        if found is not None and found != owner:
+            own = "of its own" if owner == verb else f"of {owner}'s"
             raise OutputOwnershipError(
-                f"{verb}: output folder {path} holds the outputs of {owner} "
+                f"{verb}: output folder {path} holds the outputs of {found} "
                 f"({path / MARKER_NAME} says so); nothing was written.",
-                hint=f"{hint} A folder has one owner: {verb} writes into a folder of its own.",
+                hint=f"{hint} A folder has one owner: {verb} writes into a folder {own}.",
             )
         return True
     if path.exists() and not path.is_dir():
@@ -158,11 +173,13 @@ def _is_marked(path: Path, verb: str, hint: str) -> bool:
     return False
 
 
-def _mark(path: Path, verb: str) -> Path:
-    """Create ``path`` if needed and write its marker."""
+def _mark(path: Path, owner: str, verb: str | None = None) -> Path:
+    """Create ``path`` if needed and write its marker, naming ``owner`` (``verb``, named in
+    messages, claims it in that name; ``owner`` itself unless given)."""
+    verb = verb or owner
     try:
         path.mkdir(parents=True, exist_ok=True)
-        (path / MARKER_NAME).write_text(f"Written by {verb}: LCM may replace its outputs here.\n")
+        (path / MARKER_NAME).write_text(f"Written by {owner}: LCM may replace its outputs here.\n")
     except OSError as exc:  # a read-only parent or folder: one line, not a traceback
         raise OutputOwnershipError(
             f"{verb}: cannot write in {path} ({exc.strerror}); nothing was written.",

@@ -17,6 +17,7 @@ import pandas as pd
 from sklearn.linear_model import Ridge
 
 from lcm.exceptions import CheckpointError, InputDataError
+from lcm.io.atomic import atomic_path
 from lcm.store.layout import fisher_z, matrix_to_vec, n_edges, roi_names_difference
 from lcm.train.outputs import MAPS_FILE  # noqa: F401  (re-exported: the maps' file name)
 
@@ -84,26 +85,27 @@ class BEIMaps:
         return x @ self.coef + self.intercept
 
     def save(self, path: str | Path) -> Path:
-        """Write the maps as a ``.npz`` (no pickled objects)."""
+        """Write the maps as a ``.npz`` (no pickled objects), atomically (:mod:`lcm.io.atomic`:
+        a hidden temporary file renamed onto ``path`` once complete)."""
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp.npz")
         data = {} if self.atlas is None else {"atlas": np.array(self.atlas, dtype=str)}
         if self.roi_names is not None:
             data["roi_names"] = np.array(self.roi_names, dtype=str)
         if self.data_fingerprint is not None:
             data["data_fingerprint"] = np.array(self.data_fingerprint, dtype=str)
-        np.savez(
-            tmp,
-            names=np.array(self.names, dtype=str),
-            x_mean=self.x_mean,
-            x_scale=self.x_scale,
-            coef=self.coef,
-            intercept=self.intercept,
-            alpha=self.alpha,
-            heldout_r2=self.heldout_r2,
-            **data,
-        )
-        tmp.replace(path)
+        # Through an open file: given a name without .npz, np.savez would append one.
+        with atomic_path(path) as tmp, tmp.open("wb") as fh:
+            np.savez(
+                fh,
+                names=np.array(self.names, dtype=str),
+                x_mean=self.x_mean,
+                x_scale=self.x_scale,
+                coef=self.coef,
+                intercept=self.intercept,
+                alpha=self.alpha,
+                heldout_r2=self.heldout_r2,
+                **data,
+            )
         return path
 
     @classmethod

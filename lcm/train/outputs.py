@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from lcm.io.lock import LOCK_NAME, exclusive_lock
-from lcm.io.ownership import claim_out_dir
-from lcm.io.provenance import provenance_path
+from lcm.io.ownership import check_replaceable, claim_out_dir
+from lcm.io.provenance import check_recordable, provenance_path
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,11 @@ MODEL_FILES = ("model.safetensors", "model.json", MAPS_FILE)
 PRETRAIN_FILES = (*CHECKPOINT_FILES, "bei_eval.tsv")
 STATE_DIR = "train_state"
 # A pretraining checkpoint's folder is lcm pretrain's (one folder, one owner): lcm bei-maps
-# claims it in that name. The maps have a lock of their own: the folder's is held by a
-# pretraining for its whole run, and the two run side by side (neither reads the other).
+# claims it in that name (its messages name itself). The maps have a lock of their own: the
+# folder's is held by a pretraining for its whole run, and the two run side by side (neither
+# reads the other).
 PRETRAIN_VERB = "lcm pretrain"
+MAPS_VERB = "lcm bei-maps"
 MAPS_LOCK = ".lcm-maps.lock"
 
 
@@ -99,6 +101,9 @@ def training_out_dir(
 def maps_out_dir(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
     """Claim a pretraining checkpoint's folder for its ridge maps and hold the maps' lock.
 
+    Called before the cohort is loaded: everything that would stop the maps being written
+    and recorded is refused first, so that no maps are left without their record.
+
     Parameters
     ----------
     out_dir : path-like
@@ -114,13 +119,25 @@ def maps_out_dir(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
     ------
     OutputOwnershipError
         The folder holds files LCM did not write, or another verb's outputs (a finetuned
-        model's): nothing is written.
+        model's), or maps LCM's provenance does not vouch for: nothing is written.
+    ConfigError
+        The maps' record cannot be written (a user's ``bei_linear.json`` in its place).
     OutputBusyError
         Another ``lcm bei-maps`` is writing the maps there.
     """
     out = Path(out_dir)
-    claim_out_dir(out, PRETRAIN_VERB, own_names((*PRETRAIN_FILES, MAPS_FILE), (STATE_DIR,)))
-    with exclusive_lock(out / MAPS_LOCK, "lcm bei-maps"):
-        if (out / MAPS_FILE).exists():
-            log.warning("lcm bei-maps: replacing %s of an earlier run", out / MAPS_FILE)
+    claim_out_dir(
+        out,
+        MAPS_VERB,
+        own_names((*PRETRAIN_FILES, MAPS_FILE), (STATE_DIR,)),
+        owner=PRETRAIN_VERB,
+    )
+    with exclusive_lock(out / MAPS_LOCK, MAPS_VERB):
+        maps = out / MAPS_FILE
+        # As lcm.cli checks a verb's recorded outputs: the maps and their sidecar can be
+        # written, and maps already there are LCM's to replace.
+        check_recordable([maps])
+        check_replaceable([maps], MAPS_VERB)
+        if maps.exists():
+            log.warning("%s: replacing %s of an earlier run", MAPS_VERB, maps)
         yield out

@@ -45,6 +45,27 @@ def _pretraining(n: int = 120, seed: int = 3):
     return fc, variables, np.array([f"p/{i}" for i in range(n)])
 
 
+def test_maps_are_written_atomically(tmp_path, monkeypatch):
+    """A write that fails half-way leaves neither maps nor a visible temporary file (which
+    `lcm provenance verify` would call an output), and earlier maps stay as they were."""
+    fc, variables, groups = _pretraining(n=40)
+    maps = fit_bei_maps(fc, variables, groups, seed=0)
+    path = maps.save(tmp_path / MAPS_FILE)
+    before = path.read_bytes()
+
+    def fail(fh, **arrays):
+        fh.write(b"half an npz")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", fail)
+    with pytest.raises(OSError, match="No space left"):
+        maps.save(path)
+    with pytest.raises(OSError, match="No space left"):
+        maps.save(tmp_path / "new" / MAPS_FILE)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [MAPS_FILE, "new"]
+    assert path.read_bytes() == before and not any((tmp_path / "new").iterdir())
+
+
 def test_maps_read_the_variables_on_held_out_subjects(tmp_path):
     fc, variables, groups = _pretraining()
     maps = fit_bei_maps(fc, variables, groups, seed=0)

@@ -38,6 +38,11 @@ def test_claim_takes_new_empty_or_own_folders(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     claim_out_dir(empty, "lcm pretrain")
+    # A folder holding only a killed atomic write's temporary file (lcm.io.atomic's name).
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / ".bei_linear.npz.lcmtmp-host-123-0a1b2c3d").write_bytes(b"half")
+    claim_out_dir(killed, "lcm pretrain")
     # An earlier LCM's outputs (no marker) are recognised by their provenance sidecars.
     old = tmp_path / "old"
     old.mkdir()

@@ -225,6 +225,75 @@ def test_the_ridge_maps_are_written_while_a_pretraining_holds_its_folder(
     assert not (tuned / "bei_linear.npz").exists()
 
 
+def _no_cohort(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make loading the cohort fail the test: a refusal comes before any data is read."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the cohort was loaded before the refusal")
+
+    monkeypatch.setattr("lcm.store.read.load_cohort", refuse)
+
+
+def test_ridge_maps_whose_record_cannot_be_written_are_not_written(
+    store, tmp_path: Path, capfd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user's bei_linear.json in a pretraining's folder (where the maps' record goes): the
+    run is refused before the cohort loads, and no bei_linear.npz is left without a record."""
+    out = tmp_path / "pre"
+    out.mkdir()
+    (out / MARKER_NAME).write_text("Written by lcm pretrain: LCM may replace its outputs here.\n")
+    (out / "bei_linear.json").write_text('{"my": 1}\n')
+    _no_cohort(monkeypatch)
+    assert _bei_maps(store, out) == 2  # ConfigError
+    (message,) = _lines(capfd, "ERROR")
+    assert "bei_linear.json exists and is not an LCM provenance record" in message
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == ["bei_linear.json"]
+    assert (out / "bei_linear.json").read_text() == '{"my": 1}\n'
+
+
+def test_users_ridge_maps_are_not_replaced(
+    store, tmp_path: Path, capfd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bei_linear.npz no record names, in a folder LCM claimed, is left alone (as lcm embed
+    leaves a user's --out): refused in lcm bei-maps's name, before the cohort loads."""
+    out = tmp_path / "pre"
+    out.mkdir()
+    (out / MARKER_NAME).write_text("Written by lcm pretrain: LCM may replace its outputs here.\n")
+    (out / "bei_linear.npz").write_bytes(b"mine")
+    _no_cohort(monkeypatch)
+    assert _bei_maps(store, out) == 6
+    (message,) = _lines(capfd, "ERROR")
+    assert "lcm bei-maps: output " in message
+    assert "LCM did not write it" in message
+    assert (out / "bei_linear.npz").read_bytes() == b"mine"
+    assert not (out / "bei_linear.json").exists()
+
+
+def test_ridge_maps_refusals_name_lcm_bei_maps(
+    store, tmp_path: Path, capfd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder is claimed in lcm pretrain's name (its marker says so), but a refusal names
+    the command the user ran: lcm bei-maps."""
+    _no_cohort(monkeypatch)
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
+    assert _bei_maps(store, users) == 6
+    tuned = tmp_path / "tuned"
+    tuned.mkdir()
+    (tuned / MARKER_NAME).write_text("Written by lcm finetune: LCM may replace its outputs here.\n")
+    assert _bei_maps(store, tuned) == 6
+    first, second = _lines(capfd, "ERROR")
+    assert "lcm bei-maps: output folder" in first and "notes.txt" in first
+    assert "lcm bei-maps: output folder" in second and "outputs of lcm finetune" in second
+    assert "lcm pretrain:" not in first + second
+    assert not (users / MARKER_NAME).exists() and not (tuned / "bei_linear.npz").exists()
+    monkeypatch.undo()
+    fresh = tmp_path / "fresh"
+    assert _bei_maps(store, fresh) == 0
+    assert (fresh / MARKER_NAME).read_text().startswith("Written by lcm pretrain: ")
+
+
 def test_unmarked_folder_with_a_users_state_folder_is_refused(store, tmp_path: Path) -> None:
     """No marker, and a train_state/ LCM's provenance does not vouch for: someone else's."""
     out = tmp_path / "run"
