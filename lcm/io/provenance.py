@@ -48,26 +48,40 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 @cache
-def git_commit() -> dict[str, Any]:
-    """Commit and dirty flag of the LCM checkout, or ``None`` values outside a git checkout."""
-    root = Path(lcm.__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
+def git_commit(package_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Commit and dirty flag of the LCM checkout, or ``None`` values outside one.
+
+    The commit is LCM's only when the git repository's top level is the folder holding the
+    ``lcm`` package and that repository tracks ``lcm/__init__.py``: a copy of ``lcm/`` inside
+    another repository (a study's code folder) would otherwise record that repository's commit
+    as LCM's. Elsewhere the code is identified by the hash of what each verb runs
+    (``code_sha256``).
+
+    Parameters
+    ----------
+    package_dir : path-like, optional
+        The ``lcm`` package folder (this one's by default).
+    """
+    package = Path(package_dir or Path(lcm.__file__).parent).resolve()
+    root = package.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(root), *args],
             capture_output=True,
             text=True,
             check=True,
             timeout=10,
         ).stdout.strip()
-        dirty = bool(
-            subprocess.run(
-                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                capture_output=True,
-                text=True,
-                check=True,
-                timeout=10,
-            ).stdout.strip()
-        )
+
+    try:
+        toplevel = Path(git("rev-parse", "--show-toplevel")).resolve()
+        if toplevel != root:
+            return {"commit": None, "dirty": None}
+        # Tracked there (else a repository that merely contains an untracked copy).
+        git("ls-files", "--error-unmatch", "--", f"{package.name}/__init__.py")
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": dirty}

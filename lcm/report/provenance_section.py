@@ -185,6 +185,49 @@ def _code(prov: dict[str, Any]) -> str:
     return f"LCM {prov.get('lcm_version') or '?'}, git {commit}{dirty}"
 
 
+def _verb(prov: dict[str, Any]) -> str:
+    """The command that wrote an input: ``lcm <verb>`` (else its rule, else unnamed)."""
+    params = prov.get("params") if isinstance(prov.get("params"), dict) else {}
+    if params.get("verb"):
+        return f"lcm {params['verb']}"
+    return f"rule {prov['rule']}" if prov.get("rule") else "an unnamed command"
+
+
+def _code_hash_line(facts: ProvenanceFacts) -> str:
+    """Each verb's ``code_sha256``: the code it ran, named where no git commit is recorded
+    (LCM installed or copied outside its own checkout). Verbs hash their own code, so they
+    differ from one another; inputs of one verb under two hashes are listed."""
+    by_verb: dict[str, dict[Any, list[str]]] = {}
+    for path, record in facts.records.items():
+        prov = record.get("Provenance") or {}
+        by_verb.setdefault(_verb(prov), {}).setdefault(prov.get("code_sha256"), []).append(path)
+    if not any(sha for hashes in by_verb.values() for sha in hashes):
+        return "<li>Code sha256 of each verb: none recorded by the inputs.</li>"
+    items = []
+    for verb in sorted(by_verb):
+        hashes = by_verb[verb]
+        shown = {sha or "none recorded": paths for sha, paths in hashes.items()}
+        if len(shown) == 1:
+            ((sha, paths),) = shown.items()
+            items.append(
+                f"<li>{html.escape(verb)}: {html.escape(sha)} ({len(paths)} input(s))</li>"
+            )
+            continue
+        listed = "".join(
+            f"<li>{html.escape(sha)}: {len(paths)} input(s): {html.escape(_named(paths))}</li>"
+            for sha, paths in shown.items()
+        )
+        items.append(
+            f'<li><div class="warn">{html.escape(verb)}: its inputs were made by '
+            f"{len(shown)} versions of its code:<ul>{listed}</ul></div></li>"
+        )
+    return (
+        "<li>Code sha256 of each verb (<code>code_sha256</code> in each output's sidecar: the "
+        "hash of the lcm code the verb runs, which names the code even where no git commit is "
+        f"recorded):<ul>{''.join(items)}</ul></li>"
+    )
+
+
 def _agreement(groups: dict[Any, list[str]], what: str, shown: Callable[[Any], str]) -> str:
     """One line when every input agrees on ``what``; else a warning listing each value."""
     n = sum(len(v) for v in groups.values())
@@ -318,6 +361,7 @@ def provenance_section(
     items: list[str] = []
     if facts.records:
         items.append(_agreement(_by_value(facts, _code), "Code", str))
+        items.append(_code_hash_line(facts))
         items.append(_config_line(facts))
     else:
         items.append("<li>None of the inputs carries an LCM provenance record.</li>")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -12,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import lcm
 from lcm.cli import main as lcm_main
 from lcm.cli import verb_code_hash
 from lcm.exceptions import ConfigError
@@ -24,6 +27,7 @@ from lcm.io.provenance import (
     CONFIG_HASH_ENV,
     config_hash,
     container_digest,
+    git_commit,
     provenance_path,
     record_outputs,
     set_invocation,
@@ -92,6 +96,51 @@ def test_sidecar_records_how_the_output_was_made(tmp_path: Path, invoked: None) 
     assert "cpus_per_task" not in prov["slurm_allocation"]
     assert prov["container"] == {"image": f"nipreps/fmriprep@{DIGEST}", "digest": DIGEST}
     assert "pandas" in prov["packages"] and "git_commit" in prov and "git_dirty" in prov
+
+
+def _git(folder: Path, *args: str) -> str:
+    command = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-C", str(folder)]
+    return subprocess.run([*command, *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_git_commit_is_lcms_own_checkouts_only(tmp_path: Path) -> None:
+    """A copy of lcm/ inside a study's repository records no commit (that commit is the
+    study's, not LCM's); an LCM checkout (lcm/ tracked at its top level) records its own."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    source = Path(lcm.__file__).parent
+    study = tmp_path / "study"
+    shutil.copytree(source, study / "site" / "lcm", ignore=shutil.ignore_patterns("__pycache__"))
+    _git(study, "init", "-q")
+    _git(study, "add", "-A")
+    _git(study, "commit", "-q", "-m", "study")
+    assert _git(study, "rev-parse", "HEAD").strip()
+    assert git_commit(study / "site" / "lcm") == {"commit": None, "dirty": None}
+    # The reviewer's repro: that copy imported, as a study's code would import it.
+    env = {**os.environ, "PYTHONPATH": str(study / "site")}
+    code = "import lcm; from lcm.io.provenance import git_commit; print(lcm.__file__, git_commit())"
+    shown = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=study, capture_output=True, text=True, check=True
+    ).stdout
+    assert str(study / "site" / "lcm") in shown and "'commit': None" in shown
+    # lcm/ at the top level of a repository that does not track it: not an LCM checkout.
+    untracked = tmp_path / "untracked"
+    shutil.copytree(source, untracked / "lcm", ignore=shutil.ignore_patterns("__pycache__"))
+    _git(untracked, "init", "-q")
+    (untracked / "README").write_text("other\n")
+    _git(untracked, "add", "README")
+    _git(untracked, "commit", "-q", "-m", "other")
+    assert git_commit(untracked / "lcm") == {"commit": None, "dirty": None}
+    # An LCM checkout: its own commit, and its edits make it dirty.
+    _git(untracked, "add", "-A")
+    _git(untracked, "commit", "-q", "-m", "lcm")
+    head = _git(untracked, "rev-parse", "HEAD").strip()
+    git_commit.cache_clear()  # cached per process: a checkout's commit does not change in a run
+    assert git_commit(untracked / "lcm") == {"commit": head, "dirty": False}
+    with (untracked / "lcm" / "__init__.py").open("a") as fh:
+        fh.write("# edited\n")
+    git_commit.cache_clear()
+    assert git_commit(untracked / "lcm") == {"commit": head, "dirty": True}
 
 
 def test_container_digest_only_for_fixed_content(tmp_path: Path) -> None:

@@ -44,7 +44,9 @@ def _checkpoint(root: Path) -> Path:
     return folder
 
 
-def _record(output: Path, config_sha: str | None, log_file: str, sources: dict) -> None:
+def _record(
+    output: Path, config_sha: str | None, log_file: str, sources: dict, **provenance: object
+) -> None:
     """The provenance sidecar an LCM job writes beside ``output`` (the fields read)."""
     record = {
         "Output": output.name,
@@ -57,6 +59,7 @@ def _record(output: Path, config_sha: str | None, log_file: str, sources: dict) 
             "git_dirty": False,
             "config_sha256": config_sha,
             "params": {"log_file": log_file},
+            **provenance,
         },
     }
     output.with_name(output.stem + ".json").write_text(json.dumps(record))
@@ -130,6 +133,23 @@ def test_inputs_made_under_other_configs_are_named(recorded: dict) -> None:
     assert f"<li>{'f' * 64}: 1 input(s): {second}</li>" in section
     assert f"No copy of config {'f' * 12}" in section
     assert "No checkpoint was given to the report" in section
+
+
+def test_each_verbs_code_hash_is_shown_beside_the_commit(recorded: dict) -> None:
+    """Outside an LCM checkout no commit is recorded: the code is named by the hash each verb
+    records of the code it ran (verbs differ from one another, which is no disagreement)."""
+    first, second = recorded["inputs"]["metrics"]
+    evaluate = {"verb": "evaluate", "log_file": "results/logs/evaluate/a.log"}
+    _record(first, None, "", {}, git_commit=None, code_sha256="d" * 64, params=evaluate)
+    _record(second, None, "", {}, git_commit=None, code_sha256="d" * 64, params=evaluate)
+    facts = collect_provenance([first, second])
+    section = provenance_section(facts, {}, table_html)
+    assert "LCM 0.1.0, git unknown commit &mdash; all 2 recorded inputs agree" in section
+    assert f"<li>lcm evaluate: {'d' * 64} (2 input(s))</li>" in section
+    _record(second, None, "", {}, code_sha256="e" * 64, params=evaluate)
+    section = provenance_section(collect_provenance([first, second]), {}, table_html)
+    assert "lcm evaluate: its inputs were made by 2 versions of its code" in section
+    assert f"<li>{'e' * 64}: 1 input(s): {second}</li>" in section
 
 
 def test_an_edited_config_copy_is_named_as_changed_not_as_absent(recorded: dict) -> None:
