@@ -58,7 +58,8 @@ EXAMPLE = """example:
       --out-summary results/metrics/summary.tsv --out-headline results/metrics/headline.tsv \\
       --out-html results/report/index.html \\
       --attention results/embeddings/task-autism_attention.parquet --atlas aal116 \\
-      --checkpoint results/models/pretrain --configs results/configs
+      --checkpoint results/models/pretrain results/models/finetune/autism \\
+      --bei-maps results/models/pretrain/bei_linear.npz --configs results/configs
 
 outputs:
   --out-metrics  tidy Parquet: task, model, label_fraction, seed, fold, metric, value
@@ -137,8 +138,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--checkpoint",
         nargs="*",
         default=[],
-        help="Checkpoints the tasks were evaluated with (folders or their model.json): the "
-        "Provenance section gives their weights' sha256 and pretraining data (optional).",
+        help="Checkpoints the tasks were evaluated with and the finetuned models the attention "
+        "maps come from (folders or their model.json): the Provenance section gives their "
+        "weights' sha256 and training data (optional).",
+    )
+    p.add_argument(
+        "--bei-maps",
+        nargs="*",
+        default=[],
+        help="Ridge maps of the bei-linear baseline (bei_linear.npz beside the pretrained "
+        "checkpoint, lcm bei-maps): the Provenance section gives their sha256 (optional).",
     )
     p.add_argument(
         "--configs",
@@ -197,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
             *args.attention,
             *_atlas_inputs(args),
             *map(checkpoint_file, args.checkpoint),
+            *args.bei_maps,
         )
         if p
     ]
@@ -206,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
         args.configs,
         report_log=getattr(args, "log_file", None),
         trace_target=args.metrics[0],  # an input: the page names nothing of where it is written
+        maps=args.bei_maps,
     )
     inputs.extend(provenance.config_files)
     # Everything is computed before the first output is written: a failure or a kill while

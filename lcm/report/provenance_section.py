@@ -19,9 +19,11 @@ from typing import Any
 
 import pandas as pd
 
+from lcm.evaluate.registry import maps_models
 from lcm.exceptions import InputDataError
 from lcm.io.config_copy import copy_change, read_config_copy
 from lcm.io.lineage import read_record
+from lcm.io.provenance import sha256_file
 
 # Inputs named per differing value before "and N more": enough to find them, short on the page.
 MAX_NAMED = 5
@@ -38,7 +40,10 @@ class ProvenanceFacts:
     unrecorded : list of str
         Inputs without an LCM provenance record (an atlas file, a user's table).
     checkpoints : list of dict
-        One summary per ``model.json`` given (:func:`checkpoint_summary`).
+        One summary per ``model.json`` given (:func:`checkpoint_summary`): pretrained
+        checkpoints and the finetuned models the attention maps come from.
+    maps : list of dict
+        One summary per bei-linear ridge maps file given (:func:`maps_summary`).
     configs : dict
         ``config sha256 -> (path of its copy, validated config)``, for the hashes whose copy
         was found and re-hashes to its name.
@@ -57,6 +62,7 @@ class ProvenanceFacts:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     unrecorded: list[str] = field(default_factory=list)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    maps: list[dict[str, Any]] = field(default_factory=list)
     configs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     changed_configs: dict[str, tuple[str, str]] = field(default_factory=dict)
     config_dir: str | None = None
@@ -81,8 +87,9 @@ def checkpoint_summary(model_json: str | os.PathLike[str]) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``folder, kind, weights_sha256, datasets, n_subjects, n_runs, n_heldout, git_commit``
-        (None where the file lacks it).
+        ``folder, kind, weights_sha256, datasets, n_subjects, n_runs, n_heldout, git_commit,
+        data_fingerprint``, and for a finetuned model ``label`` (the diagnosis' name) and
+        ``pretrained_from`` (None where the file lacks it).
 
     Raises
     ------
@@ -108,6 +115,35 @@ def checkpoint_summary(model_json: str | os.PathLike[str]) -> dict[str, Any]:
         "n_runs": data.get("n_runs"),
         "n_heldout": len(heldout) if isinstance(heldout, list) else None,
         "git_commit": (meta.get("versions") or {}).get("git_commit"),
+        "data_fingerprint": meta.get("data_fingerprint"),
+        "label": (meta.get("label") or {}).get("name"),
+        "pretrained_from": meta.get("pretrained_from"),
+    }
+
+
+def maps_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What the bei-linear baseline's ridge maps (``lcm bei-maps``) say of themselves.
+
+    Returns
+    -------
+    dict
+        ``path, sha256, n_variables, atlas, data_fingerprint`` (the last two None for maps
+        written before they were recorded).
+
+    Raises
+    ------
+    InputDataError
+        When the file cannot be read as ridge maps.
+    """
+    from lcm.evaluate.bei_linear import BEIMaps
+
+    maps = BEIMaps.load(path)
+    return {
+        "path": str(path),
+        "sha256": sha256_file(path),
+        "n_variables": len(maps.names),
+        "atlas": maps.atlas,
+        "data_fingerprint": maps.data_fingerprint,
     }
 
 
@@ -117,6 +153,7 @@ def collect_provenance(
     config_dir: str | os.PathLike[str] | None = None,
     report_log: str | None = None,
     trace_target: str | None = None,
+    maps: Sequence[str | os.PathLike[str]] = (),
 ) -> ProvenanceFacts:
     """Read the inputs' provenance sidecars, the checkpoints' ``model.json`` and config copies.
 
@@ -125,12 +162,14 @@ def collect_provenance(
     inputs : sequence of path-like
         The report's input files.
     checkpoints : sequence of path-like
-        Checkpoint folders or their ``model.json``.
+        Checkpoint folders or their ``model.json`` (pretrained and finetuned).
     config_dir : path-like, optional
         Folder of the validated configs (``results/configs/<sha256>.json``); a copy counts
         only when its content re-hashes to its name.
     report_log, trace_target : str, optional
         The report's log file; an output to name in the trace example.
+    maps : sequence of path-like
+        The bei-linear baseline's ridge maps (``bei_linear.npz``).
 
     Returns
     -------
@@ -148,6 +187,7 @@ def collect_provenance(
         else:
             facts.records[path] = found[1]
     facts.checkpoints = [checkpoint_summary(checkpoint_file(p)) for p in checkpoints]
+    facts.maps = [maps_summary(p) for p in maps]
     if config_dir:
         for sha in sorted({h for h in _values(facts, "config_sha256") if h}):
             copy = Path(config_dir) / f"{sha}.json"
@@ -309,46 +349,99 @@ def _trace_line(facts: ProvenanceFacts) -> str:
 
 
 def _checkpoint_rows(facts: ProvenanceFacts, task_meta: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """One row per checkpoint: weights, pretraining data, and the tasks evaluated with it."""
+    """One row per checkpoint (its weights, the data it was trained on, who used it) and per
+    ridge maps file of the bei-linear baseline."""
     rows = []
     for ckpt in facts.checkpoints:
         folder = os.path.normpath(ckpt["folder"])
+        weights = os.path.join(folder, "model.safetensors")
         tasks = sorted(
             t
             for t, m in task_meta.items()
             if any(os.path.normpath(str(m.get(k) or "")) == folder
                    for k in ("checkpoint", "ssl_checkpoint"))
         )  # fmt: skip
+        kind = ckpt["kind"] or "n/a"
+        if ckpt.get("label"):  # a finetuned model: what it predicts, and from what
+            kind += f" ({ckpt['label']}, from {ckpt.get('pretrained_from') or 'no checkpoint'})"
         rows.append(
             {
                 "checkpoint": ckpt["folder"],
-                "kind": ckpt["kind"] or "n/a",
+                "kind": kind,
                 "weights sha256": ckpt["weights_sha256"] or "n/a",
                 "pretrained on": ", ".join(ckpt["datasets"]) or "n/a",
-                "subjects": ckpt["n_subjects"] if ckpt["n_subjects"] is not None else "n/a",
-                "runs": ckpt["n_runs"] if ckpt["n_runs"] is not None else "n/a",
-                "held out": ckpt["n_heldout"] if ckpt["n_heldout"] is not None else "n/a",
-                "tasks": ", ".join(tasks) or "none",
-                "weights in the tasks' records": _weights_check(facts, folder, ckpt),
+                "subjects": _count(ckpt["n_subjects"]),
+                "runs": _count(ckpt["n_runs"]),
+                "held out": _count(ckpt["n_heldout"]),
+                # A finetuned model no task's metrics name: the inputs made with it (the
+                # attention maps) say where its numbers are on the page.
+                "tasks": ", ".join(tasks) or _readers(facts, weights) or "none",
+                "weights in the tasks' records": _weights_check(
+                    facts, weights, ckpt["weights_sha256"]
+                ),
+            }
+        )
+    for maps in facts.maps:
+        path = os.path.normpath(maps["path"])
+        folder = os.path.dirname(path)
+        tasks = sorted(
+            t
+            for t, m in task_meta.items()
+            if os.path.normpath(str(m.get("checkpoint") or "")) == folder
+            and maps_models(list((m.get("settings") or {}).get("models") or []))
+        )
+        cohort = next(
+            (
+                c
+                for c in facts.checkpoints
+                if maps["data_fingerprint"] and c["data_fingerprint"] == maps["data_fingerprint"]
+            ),
+            None,
+        )
+        rows.append(
+            {
+                "checkpoint": maps["path"],
+                "kind": f"bei-linear ridge maps ({maps['n_variables']} BEI variable(s))",
+                "weights sha256": maps["sha256"],
+                "pretrained on": ", ".join(cohort["datasets"]) if cohort else "n/a",
+                "subjects": _count(cohort["n_subjects"]) if cohort else "n/a",
+                "runs": _count(cohort["n_runs"]) if cohort else "n/a",
+                "held out": "n/a",
+                "tasks": ", ".join(tasks) or _readers(facts, path) or "none",
+                "weights in the tasks' records": _weights_check(facts, path, maps["sha256"]),
             }
         )
     return pd.DataFrame(rows)
 
 
-def _weights_check(facts: ProvenanceFacts, folder: str, ckpt: dict[str, Any]) -> str:
-    """Whether the metrics' sidecars recorded these weights' sha256 for the file they read."""
-    weights = os.path.join(folder, "model.safetensors")
+def _count(value: Any) -> Any:
+    return value if value is not None else "n/a"
+
+
+def _readers(facts: ProvenanceFacts, file: str) -> str:
+    """The recorded inputs made from ``file`` (their sidecars list it), by name."""
+    return ", ".join(
+        sorted(
+            Path(path).name
+            for path, record in facts.records.items()
+            if any(os.path.normpath(src) == file for src in record.get("SourcesSha256") or {})
+        )
+    )
+
+
+def _weights_check(facts: ProvenanceFacts, file: str, sha256: str | None) -> str:
+    """Whether the inputs' sidecars recorded ``sha256`` for ``file`` (weights or maps)."""
     seen = {
         sha
         for record in facts.records.values()
         for src, sha in (record.get("SourcesSha256") or {}).items()
-        if os.path.normpath(src) == weights
+        if os.path.normpath(src) == file
     }
     if not seen:
         return "not recorded by the inputs"
-    if seen == {ckpt["weights_sha256"]}:
+    if seen == {sha256}:
         return "same sha256"
-    return "DIFFERENT sha256: the checkpoint changed after these metrics were computed"
+    return "DIFFERENT sha256: the file changed after the outputs that read it were made"
 
 
 def provenance_section(
@@ -376,12 +469,15 @@ def provenance_section(
     items.append(_trace_line(facts))
     parts.append(f"<ul>{''.join(items)}</ul>")
     parts.append("<h3>Checkpoints</h3>")
-    if facts.checkpoints:
+    if facts.checkpoints or facts.maps:
         parts.append(
             '<p class="note">From each checkpoint\'s <code>model.json</code>: the sha256 of its '
             "weights (<code>model.safetensors</code>) and the data it was pretrained on; "
             "<i>held out</i>: pretraining subjects kept out of its training for the BEI "
-            "evaluation.</p>"
+            "evaluation. A finetuned model (the attention maps' source) names its diagnosis and "
+            "the checkpoint it started from; the bei-linear baseline's ridge maps "
+            "(<code>bei_linear.npz</code>, fitted on the pretraining cohort by "
+            "<code>lcm bei-maps</code>) are named with their file's sha256.</p>"
         )
         parts.append(table_html(_checkpoint_rows(facts, task_meta)))
     else:

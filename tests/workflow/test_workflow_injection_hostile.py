@@ -41,6 +41,7 @@ FRAGMENTS = {
     "atlas_args",
     "attention_arg",
     "bei_eval_arg",
+    "bei_maps_arg",
     "checkpoint_arg",
     "dataset_args",
     "derivatives_arg",

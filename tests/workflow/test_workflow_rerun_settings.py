@@ -226,6 +226,26 @@ def test_the_ridge_maps_are_fitted_on_pretrainings_cohort_and_pretraining_fits_n
     assert "--out-dir results/models/pretrain " in pretrain
 
 
+def test_the_report_reads_the_finetuned_models_and_the_ridge_maps(done) -> None:
+    """The report names the models behind its numbers: the finetuned models its attention
+    maps come from (their model.json) and the ridge maps behind bei-linear; without
+    bei-linear, no maps."""
+    workdir, cfg = done
+    forced = ["-n", "-p", "--forcerun", "report", "--cores", "1"]
+
+    def report_command(config: dict) -> str:
+        path = write_config(workdir, config)
+        proc = snakemake(ROOT, workdir, "--configfile", str(path), *forced)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        return next(x for x in proc.stdout.splitlines() if " --rule report report " in x)
+
+    command = report_command(cfg)
+    assert " results/models/finetune/autism/model.json" in command
+    assert "--bei-maps results/models/pretrain/bei_linear.npz " in command
+    assert "finetune/autismbase" not in command  # a task of baselines finetunes nothing
+    assert "--bei-maps" not in report_command(without_bei_linear(cfg))
+
+
 def without_bei_linear(cfg: dict) -> dict:
     """A copy of ``cfg`` in which no task evaluates bei-linear."""
     new = yaml.safe_load(yaml.safe_dump(cfg))

@@ -204,6 +204,7 @@ SHELL_FRAGMENTS = (
     "dataset_args",
     "derivatives_arg",
     "bei_eval_arg",
+    "bei_maps_arg",
     "checkpoint_arg",
     "history_arg",
     "launcher",
@@ -684,11 +685,25 @@ def get_pretrain_output(file):
 
 
 def get_checkpoint_metadata():
-    """``model.json`` of each checkpoint the tasks were evaluated with (the report's Provenance)."""
+    """``model.json`` of each checkpoint the tasks were evaluated with and of each finetuned
+    model whose attention the report maps (the report's Provenance)."""
     names = {"pretrain": CHECKPOINT_TASKS, "pretrain-ssl": SSL_TASKS}
     return [
-        paths.model_file(RESULTS, n, "model.json") for n, used in names.items() if used
+        *(
+            paths.model_file(RESULTS, n, "model.json")
+            for n, used in names.items()
+            if used
+        ),
+        *(
+            paths.model_file(RESULTS, f"finetune/{t}", "model.json")
+            for t in FINETUNE_TASKS
+        ),
     ]
+
+
+def get_report_bei_maps():
+    """The ridge maps behind the bei-linear baseline's numbers, if a task evaluates it."""
+    return [get_bei_maps()] if BEI_MAPS_TASKS else []
 
 
 def get_ssl_history():

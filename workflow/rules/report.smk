@@ -27,6 +27,7 @@ rule report:
         # The brain maps are drawn on a user atlas's image: its files are tracked.
         atlas=get_atlas_files(),
         checkpoints=get_checkpoint_metadata(),
+        bei_maps=get_report_bei_maps(),
     output:
         metrics=report(
             paths.metrics_file(RESULTS, "metrics.parquet"),
@@ -65,6 +66,7 @@ rule report:
         truth_arg=get_optional_arg("--ground-truth", "truth"),
         oracle_store_arg=get_oracle_store_arg,
         attention_arg=get_optional_arg("--attention", "attention"),
+        bei_maps_arg=get_optional_arg("--bei-maps", "bei_maps"),
         atlas_args=get_atlas_args(with_seg=False),
         # Written before the first job and named by their content: read, never rerun for.
         configs=paths.config_dir(RESULTS),
@@ -73,6 +75,6 @@ rule report:
         " --predictions {input.predictions:q} {params.history_arg} {params.bei_eval_arg} --qc"
         " {input.qc:q} --ingest-summary {input.ingest:q} {params.ssl_history_arg}"
         " {params.truth_arg} {params.oracle_store_arg} {params.attention_arg} {params.atlas_args}"
-        " --checkpoint {input.checkpoints:q} --configs {params.configs:q}"
+        " --checkpoint {input.checkpoints:q} {params.bei_maps_arg} --configs {params.configs:q}"
         " --out-metrics {output.metrics:q} --out-summary {output.summary:q} --out-headline {output.headline:q}"
         " --out-contrasts {output.contrasts:q} --out-html {output.html:q}"

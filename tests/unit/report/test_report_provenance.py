@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from helpers.report import run_report
 
+from lcm.evaluate.bei_linear import MAPS_FILE, fit_bei_maps
 from lcm.evaluate.metrics import write_tidy_parquet
 from lcm.io.config_copy import read_config_copy, write_config_copy
 from lcm.io.provenance import config_hash, sha256_file
@@ -121,6 +123,71 @@ def test_the_page_says_what_the_inputs_record(recorded: dict, tmp_path: Path) ->
     sources = json.loads(out["html"].with_suffix(".json").read_text())["Sources"]
     assert str(recorded["checkpoint"] / "model.json") in sources
     assert str(recorded["configs"] / f"{recorded['sha']}.json") in sources
+
+
+def test_the_finetuned_models_and_the_ridge_maps_are_named(recorded: dict, tmp_path: Path) -> None:
+    """The attention maps come from a finetuned model and bei-linear's numbers from the ridge
+    maps: both are named on the page with their sha256, and with the inputs made from them."""
+    pretrained = recorded["checkpoint"]
+    tuned = pretrained.parent / "finetune" / "autism"
+    tuned.mkdir(parents=True)
+    (tuned / "model.safetensors").write_bytes(b"tuned weights")
+    tuned_sha = sha256_file(tuned / "model.safetensors")
+    meta = {
+        "kind": "finetuned",
+        "weights_sha256": tuned_sha,
+        "label": {"name": "dx", "levels": ["control", "patient"], "positive": "patient"},
+        "pretrained_from": str(pretrained),
+    }
+    (tuned / "model.json").write_text(json.dumps(meta))
+    rng = np.random.default_rng(0)
+    fc = np.tanh(rng.normal(size=(30, 4, 4)) * 0.3)
+    fc = (fc + fc.transpose(0, 2, 1)) / 2
+    variables = pd.DataFrame({"age": rng.normal(40, 10, 30)})
+    maps = fit_bei_maps(fc, variables, np.arange(30).astype(str)).save(pretrained / MAPS_FILE)
+    maps_sha = sha256_file(maps)
+    # As lcm embed and lcm evaluate record them: the attention from the finetuned weights,
+    # one task's metrics from the maps.
+    attention = tmp_path / "task-autism_attention.parquet"
+    pd.DataFrame({"x": [1.0]}).to_parquet(attention)
+    _record(
+        attention,
+        recorded["sha"],
+        "logs/embed/autism.log",
+        {str(tuned / "model.safetensors"): tuned_sha},
+    )
+    first = recorded["inputs"]["metrics"][0]
+    _record(first, recorded["sha"], "logs/evaluate/a.log", {str(maps): maps_sha})
+    facts = collect_provenance(
+        [*recorded["inputs"]["metrics"], attention], [pretrained, tuned], maps=[maps]
+    )
+    section = provenance_section(facts, {}, table_html)
+    tuned_cells = [
+        str(tuned),
+        f"finetuned (dx, from {pretrained})",
+        tuned_sha,
+        "n/a",
+        "n/a",
+        "n/a",
+        "n/a",
+        "task-autism_attention.parquet",
+        "same sha256",
+    ]
+    assert "<tr><td>" + "</td><td>".join(tuned_cells) + "</td></tr>" in section
+    maps_cells = [str(maps), "bei-linear ridge maps (1 BEI variable(s))", maps_sha]
+    assert "<tr><td>" + "</td><td>".join(maps_cells) + "</td>" in section
+    assert f"<td>{first.name}</td><td>same sha256</td>" in section
+    # Through the command: both are inputs of the page, named in its sidecar.
+    out = run_report(
+        recorded["inputs"],
+        tmp_path / "out",
+        ["--checkpoint", str(pretrained), str(tuned), "--bei-maps", str(maps)],
+    )
+    page = out["html"].read_text()
+    for text in (str(tuned), tuned_sha, str(maps), maps_sha):
+        assert text in page
+    sources = json.loads(out["html"].with_suffix(".json").read_text())["Sources"]
+    assert str(tuned / "model.json") in sources and str(maps) in sources
 
 
 def test_inputs_made_under_other_configs_are_named(recorded: dict) -> None:
