@@ -59,7 +59,8 @@ EXAMPLE = """example:
       --out-html results/report/index.html \\
       --attention results/embeddings/task-autism_attention.parquet --atlas aal116 \\
       --checkpoint results/models/pretrain results/models/finetune/autism \\
-      --bei-maps results/models/pretrain/bei_linear.npz --configs results/configs
+      --bei-maps results/models/pretrain/bei_linear.npz --configs results/configs \\
+      --logs results/logs
 
 outputs:
   --out-metrics  tidy Parquet: task, model, label_fraction, seed, fold, metric, value
@@ -155,6 +156,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "config each input's sidecar names by its sha256 is shown (optional).",
     )
     p.add_argument(
+        "--logs",
+        help="The workflow's logs folder, results/logs: the Provenance section lists every "
+        "stage's log folder in it (optional).",
+    )
+    p.add_argument(
         "--out-headline",
         help="Headline comparison TSV to write: LCM against the best baseline, the interval "
         "spanning the paired bootstrap and the corrected resampled t, p the larger of their "
@@ -217,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
         report_log=getattr(args, "log_file", None),
         trace_target=args.metrics[0],  # an input: the page names nothing of where it is written
         maps=args.bei_maps,
+        logs_dir=args.logs,
     )
     inputs.extend(provenance.config_files)
     # Everything is computed before the first output is written: a failure or a kill while

@@ -330,6 +330,11 @@ def config_copy(results: str, sha256: str) -> str:
     return f"{config_dir(results)}/{sha256}.json"
 
 
+def logs_dir(results: str) -> str:
+    """The folder of the workflow's logs, one folder per stage (``lcm report --logs``)."""
+    return f"{results}/logs"
+
+
 def log_file(results: str, name: str) -> str:
     """A rule's log file, beside the results of its config: ``<results>/logs/<name>``."""
-    return f"{results}/logs/{name}"
+    return f"{logs_dir(results)}/{name}"

@@ -54,6 +54,9 @@ class ProvenanceFacts:
         Where the copies were looked for (``results/configs``).
     report_log : str or None
         The report's own log file.
+    log_dirs : list of str
+        The stage folders found in the workflow's logs folder (``results/logs/<stage>/``),
+        every stage's, not only those of the report's direct inputs.
     trace_target : str or None
         A file named in the ``lcm provenance trace`` example (an input: the page never names
         where it is written, so the same inputs give the same page).
@@ -67,6 +70,7 @@ class ProvenanceFacts:
     changed_configs: dict[str, tuple[str, str]] = field(default_factory=dict)
     config_dir: str | None = None
     report_log: str | None = None
+    log_dirs: list[str] = field(default_factory=list)
     trace_target: str | None = None
 
     @property
@@ -154,6 +158,7 @@ def collect_provenance(
     report_log: str | None = None,
     trace_target: str | None = None,
     maps: Sequence[str | os.PathLike[str]] = (),
+    logs_dir: str | os.PathLike[str] | None = None,
 ) -> ProvenanceFacts:
     """Read the inputs' provenance sidecars, the checkpoints' ``model.json`` and config copies.
 
@@ -170,6 +175,8 @@ def collect_provenance(
         The report's log file; an output to name in the trace example.
     maps : sequence of path-like
         The bei-linear baseline's ridge maps (``bei_linear.npz``).
+    logs_dir : path-like, optional
+        The workflow's logs folder (``results/logs``): each stage folder in it is listed.
 
     Returns
     -------
@@ -188,6 +195,12 @@ def collect_provenance(
             facts.records[path] = found[1]
     facts.checkpoints = [checkpoint_summary(checkpoint_file(p)) for p in checkpoints]
     facts.maps = [maps_summary(p) for p in maps]
+    if logs_dir and Path(logs_dir).is_dir():
+        facts.log_dirs = sorted(
+            f"{os.path.join(logs_dir, entry.name)}/"
+            for entry in os.scandir(logs_dir)
+            if entry.is_dir() and not entry.name.startswith(".")
+        )
     if config_dir:
         for sha in sorted({h for h in _values(facts, "config_sha256") if h}):
             copy = Path(config_dir) / f"{sha}.json"
@@ -319,7 +332,9 @@ def _config_line(facts: ProvenanceFacts) -> str:
 
 
 def _log_line(facts: ProvenanceFacts) -> str:
-    logs: set[str] = set()
+    # Every stage's folder of the logs folder (finetune/, splits/, ingest/ ... whose outputs
+    # reach the page only through others), and those the inputs' sidecars name.
+    logs: set[str] = set(facts.log_dirs)
     for record in facts.records.values():
         params = (record.get("Provenance") or {}).get("params") or {}
         if isinstance(params, dict) and params.get("log_file"):

@@ -243,6 +243,7 @@ def test_the_report_reads_the_finetuned_models_and_the_ridge_maps(done) -> None:
     assert " results/models/finetune/autism/model.json" in command
     assert "--bei-maps results/models/pretrain/bei_linear.npz " in command
     assert "finetune/autismbase" not in command  # a task of baselines finetunes nothing
+    assert " --logs results/logs " in command  # every stage's log folder listed
     assert "--bei-maps" not in report_command(without_bei_linear(cfg))
 
 

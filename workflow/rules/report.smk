@@ -70,11 +70,14 @@ rule report:
         atlas_args=get_atlas_args(with_seg=False),
         # Written before the first job and named by their content: read, never rerun for.
         configs=paths.config_dir(RESULTS),
+        # Listed on the page, every stage's folder: not an input.
+        logs=paths.logs_dir(RESULTS),
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule report report --metrics {input.metrics:q}'
         " --predictions {input.predictions:q} {params.history_arg} {params.bei_eval_arg} --qc"
         " {input.qc:q} --ingest-summary {input.ingest:q} {params.ssl_history_arg}"
         " {params.truth_arg} {params.oracle_store_arg} {params.attention_arg} {params.atlas_args}"
         " --checkpoint {input.checkpoints:q} {params.bei_maps_arg} --configs {params.configs:q}"
+        " --logs {params.logs:q}"
         " --out-metrics {output.metrics:q} --out-summary {output.summary:q} --out-headline {output.headline:q}"
         " --out-contrasts {output.contrasts:q} --out-html {output.html:q}"

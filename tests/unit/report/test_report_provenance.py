@@ -190,6 +190,28 @@ def test_the_finetuned_models_and_the_ridge_maps_are_named(recorded: dict, tmp_p
     assert str(tuned / "model.json") in sources and str(maps) in sources
 
 
+def test_every_stages_log_folder_is_listed(recorded: dict, tmp_path: Path) -> None:
+    """Not only the folders of the report's direct inputs (evaluate/ here): the stages whose
+    outputs reach the page through others (finetune, splits, ingest, fMRIPrep, synth) too."""
+    logs = tmp_path / "results" / "logs"
+    stages = ["connectome", "embed", "evaluate", "finetune", "fmriprep", "ingest", "pretrain"]
+    stages += ["report", "splits", "store", "synth"]
+    for stage in stages:
+        (logs / stage).mkdir(parents=True)
+        (logs / stage / "job.log").write_text("")
+    (logs / ".hidden").mkdir()
+    facts = collect_provenance(recorded["inputs"]["metrics"], logs_dir=logs)
+    section = provenance_section(facts, {}, table_html)
+    (line,) = [x for x in section.split("<li>") if x.startswith("Logs: ")]
+    for stage in stages:
+        assert f"<code>{logs}/{stage}/</code>" in line, stage
+    assert ".hidden" not in line
+    # As the sidecars name them (relative to the workflow's folder), and through the command.
+    assert "<code>results/logs/evaluate/</code>" in line
+    out = run_report(recorded["inputs"], tmp_path / "out", ["--logs", str(logs)])
+    assert f"<code>{logs}/finetune/</code>" in out["html"].read_text()
+
+
 def test_inputs_made_under_other_configs_are_named(recorded: dict) -> None:
     first, second = recorded["inputs"]["metrics"]
     _record(second, "f" * 64, "results/logs/evaluate/autism.log", {})
