@@ -6,7 +6,9 @@ module works headless, in threads and in tests, and never opens a window.
 
 from __future__ import annotations
 
+import hashlib
 import io
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -14,7 +16,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from lcm.evaluate.registry import BASELINE_MODELS
 from lcm.report.tables import first_permutation
 
 _FPR_GRID = np.linspace(0.0, 1.0, 101)
@@ -29,11 +30,68 @@ def figure_png(fig: Figure, dpi: int = 100) -> bytes:
     return buffer.getvalue()
 
 
-def _style(model: str) -> dict:
-    """Baselines dashed, LCM variants solid; the shuffled control grey."""
-    if model == "shuffled-labels":
-        return {"color": "0.55", "linestyle": ":"}
-    return {"linestyle": "--" if model in BASELINE_MODELS else "-"}
+# Okabe & Ito's colour-blind-safe palette (https://jfly.uni-koeln.de/color/), black first.
+OKABE_ITO = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky blue": "#56B4E9",
+    "bluish green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish purple": "#CC79A7",
+}
+_CONTROL_GREY = "#999999"
+
+
+@dataclass(frozen=True)
+class ModelStyle:
+    """How one model is drawn in every figure: colour, line style and marker."""
+
+    color: str
+    linestyle: str | tuple[int, tuple[int, ...]]
+    marker: str
+
+    def kwargs(self) -> dict:
+        """Keyword arguments of ``Axes.plot``."""
+        return {"color": self.color, "linestyle": self.linestyle, "marker": self.marker}
+
+
+# One row per model of lcm.evaluate.registry (a test keeps the two in step), so a model looks the
+# same in every figure whichever models a task ran. LCM variants solid, each its own colour and
+# marker (never two told apart by red against green alone); baselines dashed or dash-dotted;
+# the shuffled-label controls grey and dotted. Eight colours for twelve models: a colour two
+# models share comes with another line style and marker.
+_OI = OKABE_ITO
+MODEL_STYLES: dict[str, ModelStyle] = {
+    "lcm": ModelStyle(_OI["vermillion"], "-", "o"),
+    "lcm-no-pseudo": ModelStyle(_OI["blue"], "-", "s"),
+    "lcm-ssl": ModelStyle(_OI["reddish purple"], "-", "^"),
+    "lcm-scratch": ModelStyle(_OI["bluish green"], "-", "D"),
+    "logreg": ModelStyle(_OI["sky blue"], "--", "v"),
+    "svm": ModelStyle(_OI["orange"], "--", "<"),
+    "ridge": ModelStyle(_OI["black"], "--", ">"),
+    "tangent-logreg": ModelStyle(_OI["sky blue"], "-.", "P"),
+    "cpm": ModelStyle(_OI["orange"], "-.", "X"),
+    "bei-linear": ModelStyle(_OI["black"], "-.", "h"),
+    "shuffled-labels": ModelStyle(_CONTROL_GREY, ":", "x"),
+    "shuffled-lcm": ModelStyle(_CONTROL_GREY, ":", "+"),
+}
+# A model registered by a user: a line style no built-in model uses, colour and marker from its
+# name's digest (not ``hash``, which Python salts per process), so it too is fixed across figures.
+_FALLBACK_LINESTYLE = (0, (5, 1, 1, 1, 1, 1))
+_FALLBACK_MARKERS = ("*", "p", "d", "H", "8")
+
+
+def model_style(model: str) -> ModelStyle:
+    """The fixed style of ``model`` (:data:`MODEL_STYLES`, else one derived from its name)."""
+    if model in MODEL_STYLES:
+        return MODEL_STYLES[model]
+    digest = int.from_bytes(hashlib.sha256(model.encode()).digest()[:8], "big")
+    colours = list(OKABE_ITO.values())
+    colour = colours[digest % len(colours)]
+    marker = _FALLBACK_MARKERS[(digest // len(colours)) % len(_FALLBACK_MARKERS)]
+    return ModelStyle(colour, _FALLBACK_LINESTYLE, marker)
 
 
 def mean_roc(predictions: pd.DataFrame) -> tuple[np.ndarray, float]:
@@ -83,7 +141,9 @@ def roc_figure(predictions: pd.DataFrame, task: str) -> Figure:
         for model, group in at.groupby("model", sort=True):
             tpr, auc = mean_roc(group)
             name = first_permutation(str(model))
-            ax.plot(_FPR_GRID, tpr, label=f"{name} (pooled AUC {auc:.2f})", **_style(model))
+            style = model_style(str(model)).kwargs()
+            label = f"{name} (pooled AUC {auc:.2f})"
+            ax.plot(_FPR_GRID, tpr, label=label, markevery=10, markersize=4, **style)
         ax.plot([0, 1], [0, 1], color="0.8", linewidth=0.8)
         ax.set(
             title=f"label fraction {fraction:g}",
@@ -114,7 +174,7 @@ def fraction_figure(summary: pd.DataFrame, task: str, metric: str = "auc") -> Fi
     for model, group in rows.groupby("model", sort=True):
         group = group.sort_values("label_fraction")
         x = group["label_fraction"].to_numpy()
-        line = ax.plot(x, group["mean"], marker="o", label=model, **_style(model))[0]
+        line = ax.plot(x, group["mean"], label=model, **model_style(str(model)).kwargs())[0]
         ax.fill_between(x, group["ci_low"], group["ci_high"], color=line.get_color(), alpha=0.15)
     if metric in ("auc", "balanced_accuracy"):
         ax.axhline(0.5, color="0.8", linewidth=0.8)
