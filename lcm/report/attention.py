@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from lcm.atlas import Atlas
 from lcm.exceptions import InputDataError
+from lcm.report.plots import figure_png, wrapped
 
 # (x-axis, y-axis) coordinate indices and axis labels of the three views.
 _VIEWS = (
@@ -96,7 +97,8 @@ def attention_brain_figure(
     xyz, w = centroids[ok][order], weights[ok][order]
     uniform = 1.0 / len(weights)  # attention spread evenly over the ROIs
     size = 15 + 250 * np.clip(w / max(w.max(), 1e-12), 0, 1)
-    fig = Figure(figsize=(10, 3.6))
+    # Constrained layout: a view's y label never runs into its neighbour, the colour bar fits.
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
     axes = fig.subplots(1, 3)
     for ax, (name, a, b, xlabel, ylabel) in zip(axes, _VIEWS, strict=True):
         points = ax.scatter(
@@ -120,7 +122,8 @@ def attention_brain_figure(
         subtitle = "\ntop: " + ", ".join(
             f"{roi_names[i]} ({weights[i] / uniform:.1f}x)" for i in best
         )
-    fig.suptitle(title + subtitle, fontsize=10)
+    lines = [wrapped(line, fig.get_figwidth(), 10) for line in (title + subtitle).split("\n")]
+    fig.suptitle("\n".join(lines), fontsize=10)
     return fig
 
 
@@ -183,7 +186,6 @@ def attention_section(paths: list[str | Path], atlas: Atlas) -> str:
     """
     # Imported here: lcm.report.html does not import this module, so no cycle.
     from lcm.report.html import img_tag
-    from lcm.report.plots import figure_png
 
     if not paths:
         return ""
@@ -272,7 +274,6 @@ def _probe_map(
     ``drawn`` False (no ROI has coordinates): the top ROIs without the map.
     """
     from lcm.report.html import img_tag
-    from lcm.report.plots import figure_png
 
     if probe.get("features") != "bei" or not probe.get("coef"):
         return [

@@ -8,26 +8,50 @@ from __future__ import annotations
 
 import hashlib
 import io
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from sklearn.metrics import roc_auc_score, roc_curve
+from PIL import Image
+from sklearn.metrics import roc_curve
 
-from lcm.report.tables import first_permutation
+from lcm.evaluate.registry import model_names
+from lcm.report.tables import TABLE_METRICS, first_permutation
 
 _FPR_GRID = np.linspace(0.0, 1.0, 101)
-_METRIC_NAMES = {"auc": "AUC", "balanced_accuracy": "balanced accuracy", "f1": "F1"}
+_METRIC_NAMES = {name: shown for pairs in TABLE_METRICS.values() for name, shown in pairs}
+_METRIC_NAMES["f1"] = "F1"
+# ROC panels: at most three a row, each this many inches square (the page and an A4 column).
+_ROC_COLUMNS = 3
+_PANEL_IN = 3.0
+# Sharp in print; each PNG is stored with a 256-colour palette, so a report page stays near
+# 1 MB (the demo's: 1.9 MB at 100 dpi in full colour, 3.2 MB at 150, 1.1 MB at 150 in 256).
+DPI = 150
 
 
-def figure_png(fig: Figure, dpi: int = 100) -> bytes:
-    """Render ``fig`` to PNG bytes (no timestamp in the metadata, so output is reproducible)."""
+def metric_name(metric: str) -> str:
+    """How the report writes ``metric`` (``auc`` -> ``AUC``, ``pearson_r`` -> ``Pearson r``)."""
+    return _METRIC_NAMES.get(metric, metric.replace("_", " "))
+
+
+def figure_png(fig: Figure, dpi: int = DPI) -> bytes:
+    """Render ``fig`` to PNG bytes, 256 colours (no timestamp, so output is reproducible).
+
+    A figure's flat colours and their anti-aliased edges fit a 256-colour palette: a third of
+    the size of full colour, which the page carries as base64.
+    """
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
-    return buffer.getvalue()
+    # Pillow comes with matplotlib (one of its dependencies); the figures are opaque.
+    image = Image.open(buffer).convert("RGB")
+    paletted = image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    out = io.BytesIO()
+    paletted.save(out, format="png", optimize=True, dpi=(dpi, dpi))
+    return out.getvalue()
 
 
 # Okabe & Ito's colour-blind-safe palette (https://jfly.uni-koeln.de/color/), black first.
@@ -94,7 +118,7 @@ def model_style(model: str) -> ModelStyle:
     return ModelStyle(colour, _FALLBACK_LINESTYLE, marker)
 
 
-def mean_roc(predictions: pd.DataFrame) -> tuple[np.ndarray, float]:
+def mean_roc(predictions: pd.DataFrame) -> np.ndarray:
     """Mean out-of-fold ROC curve over seeds, on a fixed false-positive-rate grid.
 
     Parameters
@@ -104,11 +128,11 @@ def mean_roc(predictions: pd.DataFrame) -> tuple[np.ndarray, float]:
 
     Returns
     -------
-    (tpr, auc)
-        True-positive rates at ``numpy.linspace(0, 1, 101)`` and the mean pooled AUC; NaN
-        where a seed's predictions hold one class only.
+    numpy.ndarray
+        True-positive rates at ``numpy.linspace(0, 1, 101)``; NaN where every seed's predictions
+        hold one class only.
     """
-    tprs, aucs = [], []
+    tprs = []
     for _, group in predictions.groupby("seed"):
         y, p = group["y_true"].to_numpy(), group["prediction"].to_numpy()
         if len(np.unique(y)) < 2:
@@ -117,14 +141,28 @@ def mean_roc(predictions: pd.DataFrame) -> tuple[np.ndarray, float]:
         curve = np.interp(_FPR_GRID, fpr, tpr)
         curve[0] = 0.0
         tprs.append(curve)
-        aucs.append(roc_auc_score(y, p))
     if not tprs:
-        return np.full_like(_FPR_GRID, np.nan), float("nan")
-    return np.mean(tprs, axis=0), float(np.mean(aucs))
+        return np.full_like(_FPR_GRID, np.nan)
+    return np.mean(tprs, axis=0)
+
+
+def _in_model_order(models) -> list[str]:
+    """``models`` in the registry's order (LCM variants, baselines, controls), others after."""
+    known = {name: i for i, name in enumerate(model_names())}
+    return sorted((str(m) for m in models), key=lambda m: (known.get(m, len(known)), m))
+
+
+def wrapped(text: str, width_in: float, fontsize: float) -> str:
+    """``text`` wrapped to lines that fit ``width_in`` inches (a long task name is not cut off)."""
+    # About 0.62 em a character of DejaVu Sans, capitals included.
+    return textwrap.fill(text, max(20, int(width_in * 72 / (0.62 * fontsize))))
 
 
 def roc_figure(predictions: pd.DataFrame, task: str) -> Figure:
-    """ROC curves of every model, one panel per label fraction.
+    """ROC curves of every model, one panel per label fraction, at most three panels a row.
+
+    The legend, one for all panels, lies outside them; it names no AUC (the task's table gives
+    the fold-mean AUC with its interval; a curve pools each seed's folds).
 
     Parameters
     ----------
@@ -134,16 +172,30 @@ def roc_figure(predictions: pd.DataFrame, task: str) -> Figure:
     """
     rows = predictions[predictions["task"] == task]
     fractions = sorted(rows["label_fraction"].unique())
-    fig = Figure(figsize=(3.6 * len(fractions) + 0.4, 3.8), layout="constrained")
-    axes = fig.subplots(1, len(fractions), squeeze=False)[0]
-    for ax, fraction in zip(axes, fractions, strict=True):
+    models = _in_model_order(rows["model"].unique())
+    ncols = min(len(fractions), _ROC_COLUMNS)
+    nrows = -(-len(fractions) // ncols)
+    # The legend under the panels, a column per panel (two under a single panel).
+    legend_columns = max(ncols, 2)
+    width = _PANEL_IN * legend_columns + 0.3
+    height = _PANEL_IN * nrows + 0.8 + 0.2 * -(-len(models) // legend_columns)
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, fraction in zip(axes, fractions, strict=False):
         at = rows[rows["label_fraction"] == fraction]
-        for model, group in at.groupby("model", sort=True):
-            tpr, auc = mean_roc(group)
-            name = first_permutation(str(model))
-            style = model_style(str(model)).kwargs()
-            label = f"{name} (pooled AUC {auc:.2f})"
-            ax.plot(_FPR_GRID, tpr, label=label, markevery=10, markersize=4, **style)
+        for model in models:
+            group = at[at["model"] == model]
+            if group.empty:
+                continue
+            style = model_style(model).kwargs()
+            ax.plot(
+                _FPR_GRID,
+                mean_roc(group),
+                label=first_permutation(model),
+                markevery=10,
+                markersize=4,
+                **style,
+            )
         ax.plot([0, 1], [0, 1], color="0.8", linewidth=0.8)
         ax.set(
             title=f"label fraction {fraction:g}",
@@ -153,13 +205,28 @@ def roc_figure(predictions: pd.DataFrame, task: str) -> Figure:
             ylim=(0, 1),
             aspect="equal",
         )
-        ax.legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"{task}: out-of-fold ROC (mean over seeds)")
+    for ax in axes[len(fractions) :]:
+        ax.remove()
+    handles = {}
+    for ax in axes[: len(fractions)]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    fig.legend(
+        handles.values(),
+        handles.keys(),
+        loc="outside lower center",
+        ncols=legend_columns,
+        fontsize=8,
+    )
+    fig.suptitle(wrapped(f"{task}: out-of-fold ROC (mean over seeds)", width, 11), fontsize=11)
     return fig
 
 
 def fraction_figure(summary: pd.DataFrame, task: str, metric: str = "auc") -> Figure:
-    """``metric`` against label fraction per model, with its 95 % interval band.
+    """``metric`` against label fraction per model, with its 95 % interval as an error bar.
+
+    Label fractions are evenly spaced categories; each model's points are shifted a little
+    sideways so that its interval does not hide another's. The legend lies outside the axes.
 
     Parameters
     ----------
@@ -169,27 +236,32 @@ def fraction_figure(summary: pd.DataFrame, task: str, metric: str = "auc") -> Fi
     metric : str, default "auc"
     """
     rows = summary[(summary["task"] == task) & (summary["metric"] == metric)]
-    fig = Figure(figsize=(5.2, 3.8), layout="constrained")
+    fig = Figure(figsize=(7.4, 3.8), layout="constrained")
     ax = fig.subplots()
-    for model, group in rows.groupby("model", sort=True):
-        group = group.sort_values("label_fraction")
-        x = group["label_fraction"].to_numpy()
-        line = ax.plot(x, group["mean"], label=model, **model_style(str(model)).kwargs())[0]
-        ax.fill_between(x, group["ci_low"], group["ci_high"], color=line.get_color(), alpha=0.15)
+    fractions = sorted(rows["label_fraction"].unique())
+    position = {f: i for i, f in enumerate(fractions)}
+    models = _in_model_order(rows["model"].unique())
+    step = min(0.6 / max(len(models), 1), 0.1)
+    for k, model in enumerate(models):
+        group = rows[rows["model"] == model].sort_values("label_fraction")
+        x = group["label_fraction"].map(position).to_numpy() + (k - (len(models) - 1) / 2) * step
+        mean = group["mean"].to_numpy(dtype=float)
+        style = model_style(model)
+        ax.plot(x, mean, label=model, markersize=5, **style.kwargs())
+        low = mean - group["ci_low"].to_numpy(dtype=float)
+        high = group["ci_high"].to_numpy(dtype=float) - mean
+        ax.errorbar(x, mean, yerr=[low, high], fmt="none", ecolor=style.color, elinewidth=1)
     if metric in ("auc", "balanced_accuracy"):
         ax.axhline(0.5, color="0.8", linewidth=0.8)
-    fractions = sorted(rows["label_fraction"].unique())
-    if fractions and fractions[-1] / fractions[0] >= 10:
-        ax.set_xscale("log")
-    ax.set_xticks(fractions, [f"{f:g}" for f in fractions])
-    ax.minorticks_off()
-    name = _METRIC_NAMES.get(metric, metric.replace("_", " "))
-    ax.set(
-        xlabel="label fraction of the training fold",
-        ylabel=name,
-        title=f"{task}: {name} vs label fraction (95 % CI)",
-    )
-    ax.legend(fontsize=7)
+    ax.set_xticks(range(len(fractions)), [f"{f:g}" for f in fractions])
+    ax.set_xlim(-0.5, len(fractions) - 0.5)
+    name = metric_name(metric)
+    ax.set(xlabel="label fraction of the training fold", ylabel=name)
+    fig.legend(loc="outside right upper", fontsize=8)
+    # The title over the axes alone, wrapped to their width once the legend has taken its own.
+    fig.draw_without_rendering()
+    width = ax.get_window_extent().width / fig.dpi
+    ax.set_title(wrapped(f"{task}: {name} vs label fraction (95 % CI)", width, 10), fontsize=10)
     return fig
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from lcm.evaluate.registry import (
     BASELINE_MODELS,
@@ -106,3 +109,70 @@ def test_a_user_model_gets_a_fixed_style_of_its_own():
         assert style.color in plots.OKABE_ITO.values()
     finally:
         unregister_model("my-model")
+
+
+LONG_TASK = "AutismSpectrumDisorderVersusTypicalControlsLeaveSiteOutCohort00"  # 64 characters
+SIX = (0.01, 0.02, 0.05, 0.1, 0.5, 1.0)
+
+
+def _drawn(fig):
+    """``fig`` as it is saved (constrained layout applied) and its renderer."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    fig.set_dpi(plots.DPI)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def _suptitle(fig):
+    return next(t for t in fig.texts if t.get_text() == fig.get_suptitle())
+
+
+def _inside(inner, outer, slack=1.0) -> bool:
+    return (
+        inner.x0 >= outer.x0 - slack
+        and inner.y0 >= outer.y0 - slack
+        and inner.x1 <= outer.x1 + slack
+        and inner.y1 <= outer.y1 + slack
+    )
+
+
+@pytest.mark.parametrize("fractions", [(1.0,), (0.1, 1.0), SIX])
+def test_roc_legend_and_title_fit_beside_the_panels(fractions):
+    fig = plots.roc_figure(_predictions(LONG_TASK, ALL_MODELS, fractions), LONG_TASK)
+    renderer = _drawn(fig)
+    page = fig.bbox
+    (legend,) = fig.legends
+    box = legend.get_window_extent(renderer)
+    assert len(legend.get_texts()) == len(ALL_MODELS) and _inside(box, page)
+    assert all(not box.overlaps(ax.get_tightbbox(renderer)) for ax in fig.axes)
+    assert _inside(_suptitle(fig).get_window_extent(renderer), page)
+    assert len({round(ax.get_position().x0, 3) for ax in fig.axes}) <= 3  # rows of 3 at most
+    assert fig.get_figwidth() <= 10  # 6 fractions: as wide as 3 (A4 and the page's width)
+
+
+def test_fraction_legend_and_title_fit_beside_the_axes():
+    fig = plots.fraction_figure(_summary(LONG_TASK, ALL_MODELS, SIX), LONG_TASK)
+    renderer = _drawn(fig)
+    (ax,) = fig.axes
+    (legend,) = fig.legends
+    box = legend.get_window_extent(renderer)
+    assert _inside(box, fig.bbox) and not box.overlaps(ax.get_window_extent(renderer))
+    assert not box.overlaps(ax.title.get_window_extent(renderer))
+    assert _inside(ax.title.get_window_extent(renderer), fig.bbox)
+    assert "95 % CI" in ax.get_title()
+
+
+def test_attention_map_labels_stay_in_their_panel():
+    from lcm.report.attention import attention_brain_figure
+
+    rng = np.random.default_rng(1)
+    centroids = rng.uniform(-70, 70, (9, 3))
+    names = [f"ROI_with_a_long_name_{i}" for i in range(9)]
+    fig = attention_brain_figure(rng.random(9) / 9, centroids, LONG_TASK * 2, roi_names=names)
+    renderer = _drawn(fig)
+    views = fig.axes[:3]
+    boxes = [ax.get_tightbbox(renderer) for ax in views]
+    assert all(not a.overlaps(b) for a, b in itertools.pairwise(boxes))
+    assert _inside(_suptitle(fig).get_window_extent(renderer), fig.bbox)

@@ -276,9 +276,9 @@ def _predictions() -> pd.DataFrame:
 
 def test_roc_and_site_rows_of_a_control_are_labelled_first_permutation() -> None:
     fig = roc_figure(_predictions(), "t")
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert labels[0].startswith("logreg (pooled AUC")
-    assert labels[1].startswith("shuffled-labels (first permutation) (pooled AUC")
+    (legend,) = fig.legends  # one for every panel, naming no AUC (the table's is the fold mean)
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == ["logreg", "shuffled-labels (first permutation)"]
     sites = pd.DataFrame(
         [
             ("t", 1.0, site, model, "auc", 0.6, 6)
