@@ -232,13 +232,25 @@ def attention_section(paths: list[str | Path], atlas: Atlas) -> str:
             if drawn:
                 title = f"{task}: query '{query}' ({n_runs} runs)"
                 fig = attention_brain_figure(weights, centroids, title, roi_names=rois)
-                parts.append(img_tag(figure_png(fig), f"{task} attention of {query}"))
+                alt = _map_alt(f"{task}: mean attention of query {query}", weights, rois, n_runs)
+                parts.append(img_tag(figure_png(fig), alt))
             top = np.argsort(weights)[::-1][:5]
             listed = ", ".join(f"{rois[i]} ({weights[i] * len(rois):.1f}x)" for i in top)
             parts.append(
                 f'<p class="note">Top ROIs of {html.escape(query)}: {html.escape(listed)}.</p>'
             )
     return "\n".join(parts)
+
+
+def _map_alt(what: str, weights: np.ndarray, rois: list[str], n_runs: int | None = None) -> str:
+    """Alt text of a brain map: what it shows, over how many ROIs and runs, its strongest ROI."""
+    best = int(np.argmax(weights))
+    runs = f", mean of {n_runs} runs" if n_runs is not None else ""
+    return (
+        f"{what} over {len(rois)} ROIs{runs}, on sagittal, coronal and axial projections of "
+        f"their centroids; most attended {rois[best]} ({weights[best] * len(rois):.1f}x a "
+        "uniform spread). The top ROIs are listed below the map."
+    )
 
 
 def _unplaced_note(centroids: np.ndarray, atlas: str) -> list[str]:
@@ -292,7 +304,10 @@ def _probe_map(
     if drawn:
         title = f"{task}: BEI queries weighted by |probe coefficient|"
         fig = attention_brain_figure(weights, centroids, title, roi_names=rois)
-        image = [img_tag(figure_png(fig), f"{task} attention of the probe's BEI queries")]
+        alt = _map_alt(
+            f"{task}: attention of the probe's BEI queries by |coefficient|", weights, rois
+        )
+        image = [img_tag(figure_png(fig), alt)]
     return [
         *image,
         f'<p class="note">The diagnosis is a linear probe of the pretrained BEI heads '

@@ -124,6 +124,11 @@ def img_tag(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
+def _num(value: float, spec: str) -> str:
+    """``value`` formatted for an alt text, ``n/a`` when missing."""
+    return "n/a" if pd.isna(value) else format(value, spec)
+
+
 def table_html(frame: pd.DataFrame, row_classes: Sequence[str] | None = None) -> str:
     """An escaped HTML table of ``frame`` (floats to 3 decimals, missing as ``n/a``)."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
@@ -182,14 +187,17 @@ def task_section(data: ReportData, task: str) -> str:
     parts.append(
         img_tag(
             plots.figure_png(plots.fraction_figure(data.summary, task, metric)),
-            f"{task} {metric} vs label fraction",
+            plots.fraction_alt(data.summary, task, metric),
         )
     )
     parts.append(label_fraction_fragment(meta, table_html, binary))
     parts.append(pseudo_label_fragment(meta, table_html))
     if binary and (data.predictions["task"] == task).any():
         parts.append(
-            img_tag(plots.figure_png(plots.roc_figure(data.predictions, task)), f"{task} ROC")
+            img_tag(
+                plots.figure_png(plots.roc_figure(data.predictions, task)),
+                plots.roc_alt(data.predictions, data.summary, task),
+            )
         )
     elif binary:
         parts.append('<p class="note">No predictions for this task: ROC curves omitted.</p>')
@@ -217,7 +225,12 @@ def pretraining_section(
             f"final total loss {float(last['loss_total']):.4f}.</p>"
         )
         parts.append(
-            img_tag(plots.figure_png(plots.loss_figure(ssl_history)), "SSL pretraining losses")
+            img_tag(
+                plots.figure_png(plots.loss_figure(ssl_history)),
+                "Self-supervised-only pretraining losses and learning rate over "
+                f"{len(ssl_history)} epochs; final total loss "
+                f"{float(last['loss_total']):.4f}, as stated above.",
+            )
         )
         parts.append("<h3>BEI + self-supervised pretraining (lcm)</h3>")
     if history.empty:  # a header alone: no epoch ended, no final loss nor curve to show
@@ -235,7 +248,13 @@ def pretraining_section(
         f"<p>{len(history)} epochs; final training objective (weighted, with the "
         f"self-supervised term) {float(last['loss_total']):.4f}{val}.</p>"
     )
-    parts.append(img_tag(plots.figure_png(plots.loss_figure(history)), "pretraining losses"))
+    parts.append(
+        img_tag(
+            plots.figure_png(plots.loss_figure(history)),
+            f"Pretraining losses and learning rate over {len(history)} epochs; final training "
+            f"objective {float(last['loss_total']):.4f}{val}, as stated above.",
+        )
+    )
     return "\n".join(parts)
 
 
@@ -281,11 +300,24 @@ def qc_section(qc: pd.DataFrame | None) -> str:
     parts.append(table_html(reasons) if len(reasons) else "<p>No run was excluded.</p>")
     parts.append(exclusions_fragment(qc))
     parts.append("<h3>Motion and scrubbing</h3>")
-    parts.append(img_tag(plots.figure_png(plots.fd_histogram(qc)), "mean FD histogram"))
+    fd = pd.to_numeric(qc["mean_fd"], errors="coerce")
+    parts.append(
+        img_tag(
+            plots.figure_png(plots.fd_histogram(qc)),
+            f"Histogram of the mean framewise displacement of {int(fd.notna().sum())} runs, "
+            f"included and excluded stacked; median {_num(fd.median(), '.3f')} mm. Runs per "
+            "dataset and exclusion reasons are in the tables above.",
+        )
+    )
     scrub = scrubbing_table(qc)
     if len(scrub):
         parts.append(
-            img_tag(plots.figure_png(plots.scrubbing_figure(scrub)), "volumes scrubbed per run")
+            img_tag(
+                plots.figure_png(plots.scrubbing_figure(scrub)),
+                f"Volumes scrubbed (%) and retained per included run, {len(scrub)} runs of "
+                f"{scrub['dataset'].nunique()} datasets; median scrubbed "
+                f"{_num(pd.to_numeric(scrub['pct_scrubbed'], errors='coerce').median(), '.1f')} %.",
+            )
         )
     else:
         parts.append('<p class="note">No volume counts (e.g. precomputed connectomes only).</p>')
@@ -296,7 +328,14 @@ def qc_section(qc: pd.DataFrame | None) -> str:
             '<p class="note">A parcel is empty in a run when its coverage by the BOLD data is '
             "below 0.5 or its signal is flat; its row and column of that run's matrix are 0.</p>"
         )
-        parts.append(img_tag(plots.figure_png(plots.parcel_figure(empty)), "empty parcels"))
+        worst = empty.loc[empty["share"].idxmax()]
+        parts.append(
+            img_tag(
+                plots.figure_png(plots.parcel_figure(empty)),
+                "Parcels most often empty, share of included runs per dataset; most often: "
+                f"{worst['parcel']} in {worst['dataset']} ({float(worst['share']):.0%} of runs).",
+            )
+        )
     else:
         parts.append("<p>Every parcel carried a signal in every included run.</p>")
     return "\n".join(parts)

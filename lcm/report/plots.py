@@ -265,6 +265,45 @@ def fraction_figure(summary: pd.DataFrame, task: str, metric: str = "auc") -> Fi
     return fig
 
 
+def _best(summary: pd.DataFrame, task: str, metric: str) -> str:
+    """Which model scores highest at the lowest and the largest label fraction, in words."""
+    rows = summary[(summary["task"] == task) & (summary["metric"] == metric)]
+    rows = rows[np.isfinite(pd.to_numeric(rows["mean"], errors="coerce"))]
+    name = metric_name(metric)
+    if rows.empty:
+        return f"no {name} was measured"
+    fractions = sorted(rows["label_fraction"].unique())
+    said = []
+    for fraction in dict.fromkeys([fractions[0], fractions[-1]]):
+        at = rows[rows["label_fraction"] == fraction]
+        top = at.loc[at["mean"].astype(float).idxmax()]
+        said.append(f"at label fraction {fraction:g}, {top['model']} ({name} {top['mean']:.3f})")
+    return "highest mean " + name + " " + "; ".join(said)
+
+
+def fraction_alt(summary: pd.DataFrame, task: str, metric: str = "auc") -> str:
+    """Alt text of :func:`fraction_figure`: what it plots, its best models, its numbers' table."""
+    rows = summary[(summary["task"] == task) & (summary["metric"] == metric)]
+    fractions = ", ".join(f"{f:g}" for f in sorted(rows["label_fraction"].unique()))
+    return (
+        f"{task}: {metric_name(metric)} against label fraction ({fractions}) for "
+        f"{rows['model'].nunique()} models, mean over folds and seeds with 95 % intervals; "
+        f"{_best(summary, task, metric)}. The numbers are in the task's table above "
+        "(summary.tsv)."
+    )
+
+
+def roc_alt(predictions: pd.DataFrame, summary: pd.DataFrame, task: str) -> str:
+    """Alt text of :func:`roc_figure`, quoting the table's fold-mean AUC (not a pooled one)."""
+    rows = predictions[predictions["task"] == task]
+    fractions = ", ".join(f"{f:g}" for f in sorted(rows["label_fraction"].unique()))
+    return (
+        f"{task}: out-of-fold ROC curves, mean over seeds, of {rows['model'].nunique()} models, "
+        f"one panel per label fraction ({fractions}); {_best(summary, task, 'auc')}, fold mean "
+        "as in the task's table above (summary.tsv)."
+    )
+
+
 def loss_figure(history: pd.DataFrame) -> Figure:
     """Pretraining loss curves (``loss_*`` columns) and the learning rate.
 

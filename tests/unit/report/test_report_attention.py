@@ -54,10 +54,14 @@ def test_section_maps_each_diagnosis_query(tmp_path, atlas):
     section = attention_section([path], atlas)
     assert "Task: autism" in section
     images = re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,([^"]+)"', section)
-    assert [alt for alt, _ in images] == [
-        "autism attention of autism=control",
-        "autism attention of autism=autism",
+    alts = [alt for alt, _ in images]
+    assert [alt.split(" over ")[0] for alt in alts] == [
+        "autism: mean attention of query autism=control",
+        "autism: mean attention of query autism=autism",
     ]
+    # Built from the data: how many ROIs and runs, and the ROI attended most.
+    assert f"over {len(names)} ROIs, mean of 7 runs" in alts[1]
+    assert re.search(rf"most attended ({names[0]}|{names[5]}) \(\d+\.\dx", alts[1])
     # The strongly attended ROIs are named first among the top ROIs of the positive query.
     assert f"{names[0]} (" in section and f"{names[5]} (" in section
 
@@ -85,7 +89,7 @@ def test_report_embeds_the_brain_maps(inputs, tmp_path, atlas):
     from matplotlib.image import imread
 
     maps = re.findall(
-        r'<img alt="autism attention of [^"]*" src="data:image/png;base64,([^"]+)"', page
+        r'<img alt="autism: mean attention of [^"]*" src="data:image/png;base64,([^"]+)"', page
     )
     assert len(maps) == 2
     for data in maps:
@@ -188,7 +192,7 @@ def test_a_probe_model_maps_the_bei_queries_it_reads(tmp_path, atlas):
     section = attention_section([path], atlas)
     assert section.count("<img") == 1
     assert (
-        "autism attention of the probe" in section and "linear probe of the pretrained" in section
+        "autism: attention of the probe" in section and "linear probe of the pretrained" in section
     )
     assert "age +2.00, sex=M -0.50, sex=F +0.00" in section
     # The map is the |coefficient|-weighted mean of the queries' attention (age 0.8, sex=M 0.2).

@@ -105,6 +105,20 @@ def test_html_tables_and_figures(report):
     assert "mean BEI loss: held-out runs" in report["page"]  # a history without train_eval_loss
 
 
+def test_every_figure_alt_text_is_built_from_its_data(report):
+    alts = [a["alt"] for t, a in report["parsed"].tags if t == "img"]
+    # Every figure's alt text quotes a number, or says where its numbers are.
+    assert all(re.search(r"\d\.\d|table", alt) for alt in alts), alts
+    for task in TASKS:
+        fraction, roc = [a for a in alts if a.startswith(f"{task}: ")]
+        for alt in (fraction, roc):  # display name, model count, best model, its table
+            assert "AUC" in alt and f"of {len(MODELS)} models" in alt.replace("for ", "of ")
+            assert re.search(
+                r"highest mean AUC at label fraction [\d.]+, \S+ \(AUC \d\.\d{3}\)", alt
+            )
+            assert "table above (summary.tsv)" in alt and "auc" not in alt
+
+
 def test_html_is_self_contained(report):
     page = report["page"]
     tags = {t for t, _ in report["parsed"].tags}
