@@ -24,11 +24,12 @@ from lcm.atlas import Atlas
 from lcm.exceptions import InputDataError
 from lcm.report.plots import figure_png, wrapped
 
-# (x-axis, y-axis) coordinate indices and axis labels of the three views.
+# (x-axis, y-axis) coordinate indices, axis labels and the ends of the horizontal axis (MNI
+# is RAS: x grows to the right, y to the front; drawn as seen from the left, the back, above).
 _VIEWS = (
-    ("sagittal", 1, 2, "y (mm)", "z (mm)"),
-    ("coronal", 0, 2, "x (mm)", "z (mm)"),
-    ("axial", 0, 1, "x (mm)", "y (mm)"),
+    ("sagittal", 1, 2, "y (mm)", "z (mm)", ("P", "A")),
+    ("coronal", 0, 2, "x (mm)", "z (mm)", ("L", "R")),
+    ("axial", 0, 1, "x (mm)", "y (mm)", ("L", "R")),
 )
 
 
@@ -63,6 +64,7 @@ def attention_brain_figure(
     title: str,
     roi_names: list[str] | None = None,
     top: int = 5,
+    scale: tuple[float, float] | None = None,
 ) -> Figure:
     """Three projections of ROI centroids coloured and sized by attention ``weights``.
 
@@ -76,6 +78,9 @@ def attention_brain_figure(
     roi_names : list of str, optional
         When given, the ``top`` ROIs are listed under the title.
     top : int
+    scale : (float, float), optional
+        Colour range in attention / uniform; the largest also sizes the discs. Pass one range to
+        every query of a task so that their maps compare; the map's own range by default.
 
     Returns
     -------
@@ -96,21 +101,26 @@ def attention_brain_figure(
     order = np.argsort(weights[ok])  # strongest drawn last, on top
     xyz, w = centroids[ok][order], weights[ok][order]
     uniform = 1.0 / len(weights)  # attention spread evenly over the ROIs
-    size = 15 + 250 * np.clip(w / max(w.max(), 1e-12), 0, 1)
+    low, high = scale if scale is not None else (w.min() / uniform, w.max() / uniform)
+    size = 15 + 250 * np.clip(w / uniform / max(high, 1e-12), 0, 1)
     # Constrained layout: a view's y label never runs into its neighbour, the colour bar fits.
     fig = Figure(figsize=(10, 4.2), layout="constrained")
     axes = fig.subplots(1, 3)
-    for ax, (name, a, b, xlabel, ylabel) in zip(axes, _VIEWS, strict=True):
+    for ax, (name, a, b, xlabel, ylabel, ends) in zip(axes, _VIEWS, strict=True):
         points = ax.scatter(
             xyz[:, a],
             xyz[:, b],
             c=w / uniform,
             s=size,
             cmap="magma_r",
+            vmin=low,
+            vmax=high,
             edgecolors="0.3",
             linewidths=0.3,
         )
         ax.set_title(name, fontsize=9)
+        for x, end in zip((0.0, 1.0), ends, strict=True):  # orientation marks above the corners
+            ax.text(x, 1.01, end, transform=ax.transAxes, ha="center", va="bottom", weight="bold")
         ax.set_xlabel(xlabel, fontsize=8)
         ax.set_ylabel(ylabel, fontsize=8)
         ax.set_aspect("equal")
@@ -123,7 +133,8 @@ def attention_brain_figure(
             f"{roi_names[i]} ({weights[i] / uniform:.1f}x)" for i in best
         )
     lines = [wrapped(line, fig.get_figwidth(), 10) for line in (title + subtitle).split("\n")]
-    fig.suptitle("\n".join(lines), fontsize=10)
+    # A task or ROI name is plain text: a "$" in it is not mathtext.
+    fig.suptitle("\n".join(lines), fontsize=10, parse_math=False)
     return fig
 
 
@@ -194,7 +205,8 @@ def attention_section(paths: list[str | Path], atlas: Atlas) -> str:
         '<h2 id="attention">Diagnosis queries: attention over ROIs</h2>',
         '<p class="note">Cross-attention of each diagnosis query of the finetuned model (last '
         "decoder layer, heads averaged) over the ROI tokens, averaged over the task's runs; "
-        "colour and size give the attention relative to a uniform spread (1x). A map shows "
+        "colour and size give the attention relative to a uniform spread (1x), on one scale for "
+        "the queries of a task; L and R mark the left and right hemispheres. A map shows "
         "where the model looks, not a causal effect.</p>",
     ]
     for path in paths:
@@ -221,17 +233,24 @@ def attention_section(paths: list[str | Path], atlas: Atlas) -> str:
         if label.get("probe"):
             parts.extend(_probe_map(frame, rois, centroids, task, label["probe"], drawn))
             continue
+        queries = {}
         for level in label["levels"]:
             query = f"{label['name']}={level}"
             try:
-                weights = mean_query_attention(frame, query, rois)
+                queries[query] = mean_query_attention(frame, query, rois)
             except KeyError:  # no run of the task was embedded with this query
+                queries[query] = None
+        # One colour range for the task's queries, so that their maps compare.
+        drawn_weights = np.array([w for w in queries.values() if w is not None]) * len(rois)
+        scale = (drawn_weights.min(), drawn_weights.max()) if drawn_weights.size else None
+        for query, weights in queries.items():
+            if weights is None:
                 parts.append(f'<p class="note">No run attends with {html.escape(query)}.</p>')
                 continue
             n_runs = int((frame["query"] == query).sum())
             if drawn:
                 title = f"{task}: query '{query}' ({n_runs} runs)"
-                fig = attention_brain_figure(weights, centroids, title, roi_names=rois)
+                fig = attention_brain_figure(weights, centroids, title, roi_names=rois, scale=scale)
                 alt = _map_alt(f"{task}: mean attention of query {query}", weights, rois, n_runs)
                 parts.append(img_tag(figure_png(fig), alt))
             top = np.argsort(weights)[::-1][:5]

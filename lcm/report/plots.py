@@ -158,6 +158,12 @@ def wrapped(text: str, width_in: float, fontsize: float) -> str:
     return textwrap.fill(text, max(20, int(width_in * 72 / (0.62 * fontsize))))
 
 
+def _plain(legend) -> None:
+    """A legend's labels as plain text: a ``$`` in a model or dataset name is not mathtext."""
+    for text in legend.get_texts():
+        text.set_parse_math(False)
+
+
 def roc_figure(predictions: pd.DataFrame, task: str) -> Figure:
     """ROC curves of every model, one panel per label fraction, at most three panels a row.
 
@@ -211,14 +217,16 @@ def roc_figure(predictions: pd.DataFrame, task: str) -> Figure:
     for ax in axes[: len(fractions)]:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
-    fig.legend(
+    legend = fig.legend(
         handles.values(),
         handles.keys(),
         loc="outside lower center",
         ncols=legend_columns,
         fontsize=8,
     )
-    fig.suptitle(wrapped(f"{task}: out-of-fold ROC (mean over seeds)", width, 11), fontsize=11)
+    _plain(legend)
+    title = wrapped(f"{task}: out-of-fold ROC (mean over seeds)", width, 11)
+    fig.suptitle(title, fontsize=11, parse_math=False)
     return fig
 
 
@@ -257,11 +265,12 @@ def fraction_figure(summary: pd.DataFrame, task: str, metric: str = "auc") -> Fi
     ax.set_xlim(-0.5, len(fractions) - 0.5)
     name = metric_name(metric)
     ax.set(xlabel="label fraction of the training fold", ylabel=name)
-    fig.legend(loc="outside right upper", fontsize=8)
+    _plain(fig.legend(loc="outside right upper", fontsize=8))
     # The title over the axes alone, wrapped to their width once the legend has taken its own.
     fig.draw_without_rendering()
     width = ax.get_window_extent().width / fig.dpi
-    ax.set_title(wrapped(f"{task}: {name} vs label fraction (95 % CI)", width, 10), fontsize=10)
+    title = wrapped(f"{task}: {name} vs label fraction (95 % CI)", width, 10)
+    ax.set_title(title, fontsize=10, parse_math=False)
     return fig
 
 
@@ -336,7 +345,7 @@ def loss_figure(history: pd.DataFrame) -> Figure:
     if losses and np.nanmin(values) > 0:
         ax_loss.set_yscale("log")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="pretraining losses")
-    ax_loss.legend(fontsize=7, ncol=2)
+    _plain(ax_loss.legend(fontsize=7, ncol=2))
     if "lr" in history:
         ax_lr.plot(epoch, history["lr"], color="tab:purple")
     ax_lr.set(xlabel="epoch", ylabel="learning rate", title="learning rate")
@@ -390,7 +399,9 @@ def scrubbing_figure(scrub: pd.DataFrame) -> Figure:
             ax.scatter(i + jitter.uniform(-0.18, 0.18, v.size), v, s=6, alpha=0.5, color="tab:blue")
             if not v.size:  # not scrubbed (ROI series denoised elsewhere): no 0 % to plot
                 ax.text(i, 0.5, "n/a", transform=ax.get_xaxis_transform(), ha="center")
-        ax.set_xticks(range(1, len(datasets) + 1), datasets, rotation=30, ha="right")
+        ax.set_xticks(
+            range(1, len(datasets) + 1), datasets, rotation=30, ha="right", parse_math=False
+        )
         ax.set(ylabel=label, title=label + " per run")
     ax_pct.set_ylim(bottom=0)
     return fig
@@ -416,12 +427,12 @@ def parcel_figure(emptiness: pd.DataFrame, top: int = 25) -> Figure:
     for k, dataset in enumerate(datasets):
         share = emptiness[emptiness["dataset"] == dataset].set_index("parcel")["share"]
         ax.barh(y + k * height, [share.get(p, 0.0) for p in parcels], height=height, label=dataset)
-    ax.set_yticks(y + 0.4 - height / 2, parcels, fontsize=7)
+    ax.set_yticks(y + 0.4 - height / 2, parcels, fontsize=7, parse_math=False)
     ax.set(
         xlabel="share of included runs where the parcel is empty",
         xlim=(0, 1),
         title="parcel coverage: most often empty parcels",
     )
     if len(datasets) > 1:
-        ax.legend(fontsize=7)
+        _plain(ax.legend(fontsize=7))
     return fig

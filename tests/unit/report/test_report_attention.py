@@ -238,3 +238,38 @@ def test_the_brain_maps_record_a_templateflow_atlas_files(tmp_path, atlas, monke
     )
     assert report_cmd._atlas_inputs(args) == [str(image), str(table)]
     assert report_cmd._atlas_inputs(argparse.Namespace(**{**vars(args), "attention": []})) == []
+
+
+def _marks(fig) -> list[str]:
+    return [t.get_text() for ax in fig.axes[:3] for t in ax.texts]
+
+
+def test_maps_mark_the_hemispheres_and_share_one_colour_scale(tmp_path, atlas, monkeypatch):
+    import lcm.report.attention as attention
+
+    drawn = []
+    original = attention.attention_brain_figure
+
+    def spy(*args, **kwargs):
+        drawn.append(original(*args, **kwargs))
+        return drawn[-1]
+
+    monkeypatch.setattr(attention, "attention_brain_figure", spy)
+    path = tmp_path / "task-autism_attention.parquet"
+    _attention_table(path, atlas.labels["name"].astype(str).tolist())
+    attention_section([path], atlas)
+    assert len(drawn) == 2
+    # Sagittal posterior/anterior; coronal and axial left/right (MNI x grows to the right).
+    assert _marks(drawn[0]) == ["P", "A", "L", "R", "L", "R"]
+    limits = {ax.collections[0].get_clim() for fig in drawn for ax in fig.axes[:3]}
+    assert len(limits) == 1  # the control and autism queries on one colour scale
+    low, high = limits.pop()
+    assert high > 2 > 1 > low  # the autism query's hot ROIs set the top of both maps
+
+
+def test_a_dollar_in_a_title_or_roi_name_is_not_math():
+    fig = attention_brain_figure(
+        np.full(3, 1 / 3), np.eye(3) * 10, "task $x$", roi_names=["$a$", "b", "c"]
+    )
+    title = next(t for t in fig.texts if "$" in t.get_text())
+    assert "$x$" in title.get_text() and "$a$" in title.get_text() and not title.get_parse_math()

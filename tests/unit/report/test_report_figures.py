@@ -176,3 +176,17 @@ def test_attention_map_labels_stay_in_their_panel():
     boxes = [ax.get_tightbbox(renderer) for ax in views]
     assert all(not a.overlaps(b) for a, b in itertools.pairwise(boxes))
     assert _inside(_suptitle(fig).get_window_extent(renderer), fig.bbox)
+
+
+def test_a_dollar_in_a_name_is_text_not_math():
+    task, model = "cost $5 $x$", "my$model$"
+    figures = [
+        plots.fraction_figure(_summary(task, ["lcm", model]), task),
+        plots.roc_figure(_predictions(task, ["lcm", model]), task),
+    ]
+    for fig in figures:
+        _drawn(fig)  # "$x$" as mathtext would draw an italic x and lose the dollars
+        texts = [
+            t for t in fig.findobj(lambda a: hasattr(a, "get_parse_math")) if "$" in t.get_text()
+        ]
+        assert texts and not any(t.get_parse_math() for t in texts)
