@@ -320,7 +320,7 @@ def loss_figure(history: pd.DataFrame) -> Figure:
     per-variable BEI loss, on training and held-out runs, drawn alike; ``loss_total`` is the
     weighted training objective (with the self-supervised term), labelled as such.
     """
-    fig = Figure(figsize=(9.0, 3.8), layout="constrained")
+    fig = Figure(figsize=(9.0, 4.6), layout="constrained")
     ax_loss, ax_lr = fig.subplots(1, 2, width_ratios=[2, 1])
     epoch = history["epoch"].to_numpy()
     monitored = {
@@ -345,7 +345,12 @@ def loss_figure(history: pd.DataFrame) -> Figure:
     if losses and np.nanmin(values) > 0:
         ax_loss.set_yscale("log")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="pretraining losses")
-    _plain(ax_loss.legend(fontsize=7, ncol=2))
+    # Under the panels, not on the curves.
+    _plain(
+        fig.legend(
+            *ax_loss.get_legend_handles_labels(), loc="outside lower center", ncols=4, fontsize=7
+        )
+    )
     if "lr" in history:
         ax_lr.plot(epoch, history["lr"], color="tab:purple")
     ax_lr.set(xlabel="epoch", ylabel="learning rate", title="learning rate")

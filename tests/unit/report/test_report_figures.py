@@ -190,3 +190,17 @@ def test_a_dollar_in_a_name_is_text_not_math():
             t for t in fig.findobj(lambda a: hasattr(a, "get_parse_math")) if "$" in t.get_text()
         ]
         assert texts and not any(t.get_parse_math() for t in texts)
+
+
+def test_loss_legend_lies_under_the_curves():
+    epochs = np.arange(1, 13)
+    history = pd.DataFrame(
+        {"epoch": epochs, "loss_total": 8.0 / epochs, "lr": 1e-3 / epochs}
+        | {f"loss_variable_{i}": 1.0 / (epochs + i) for i in range(8)}
+    )
+    fig = plots.loss_figure(history)
+    renderer = _drawn(fig)
+    (legend,) = fig.legends
+    box = legend.get_window_extent(renderer)
+    assert _inside(box, fig.bbox) and len(legend.get_texts()) == 9
+    assert not any(box.overlaps(ax.get_window_extent(renderer)) for ax in fig.axes)

@@ -27,7 +27,7 @@ def _history() -> pd.DataFrame:
 def test_curves_say_which_loss_is_which() -> None:
     """'validation' beside 'total (train)' compared the mean per-variable BEI loss with the
     weighted objective plus the self-supervised term: two different quantities."""
-    legend = loss_figure(_history()).axes[0].get_legend()
+    (legend,) = loss_figure(_history()).legends  # under the panels, off the curves
     labels = [t.get_text() for t in legend.get_texts()]
     assert "mean BEI loss, training runs" in labels and "mean BEI loss, held-out runs" in labels
     assert "training objective (weighted, + SSL)" in labels
