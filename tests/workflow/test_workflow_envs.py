@@ -20,6 +20,7 @@ from lcm.workflow.hash import code_hash, third_party_imports, verb_modules
 PACKAGE_OF = {
     "sklearn": "scikit-learn",
     "yaml": "pyyaml",
+    "PIL": "pillow",
     "bids": "pybids",
     "torch": "pytorch",
     "isal": "python-isal",
