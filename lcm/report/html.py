@@ -34,20 +34,39 @@ from lcm.report.tables import (
 )
 
 MAX_LISTED_EXCLUSIONS = 500
+# Longest word a table cell keeps whole (a sha256 has 64 characters, a task name up to 64).
+LONG_WORD = 24
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 h1 { border-bottom: 2px solid #444; padding-bottom: .2em; }
 h2 { margin-top: 2em; border-bottom: 1px solid #bbb; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+.table-wrap { overflow-x: auto; margin: 1em 0; }
+table { border-collapse: collapse; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: left; }
+/* A token too long for any column (a sha256, a 64-character task name) may break anywhere. */
+.long { overflow-wrap: anywhere; }
 th { background: #f0f0f0; }
 tr.kind-baseline td, tr.kind-control td { color: #555; font-style: italic; }
 img { max-width: 100%; display: block; margin: 1em 0; }
+pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 .warn { background: #fff3cd; border: 1px solid #e0c060; padding: .5em 1em; }
 .note { color: #555; font-size: 0.9em; }
 footer { margin-top: 3em; border-top: 1px solid #bbb; font-size: 0.85em; color: #555; }
 nav a { margin-right: 1em; }
+@media print {
+  /* A4 holds about 718 px: smaller type and cells keep a ten-column table on the page. */
+  body { margin: 0; max-width: none; font-size: 10.5pt; }
+  th, td { padding: .2em .35em; }
+  nav { display: none; }
+  .table-wrap { overflow: visible; }
+  h1, h2, h3, summary { break-after: avoid; }
+  img, figure, tr, li, .warn { break-inside: avoid; }
+  .warn { border-left-width: 4px; }
+  /* A folded list or config prints unfolded: paper has no "click to open". */
+  details::details-content { content-visibility: visible; display: block; }
+  details:not([open]) > :not(summary) { display: block; }
+}
 """
 
 
@@ -130,14 +149,35 @@ def _num(value: float, spec: str) -> str:
 
 
 def table_html(frame: pd.DataFrame, row_classes: Sequence[str] | None = None) -> str:
-    """An escaped HTML table of ``frame`` (floats to 3 decimals, missing as ``n/a``)."""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    """An escaped HTML table of ``frame`` (floats to 3 decimals, missing as ``n/a``).
+
+    A cell holding a word longer than :data:`LONG_WORD` characters is marked ``long``: the page
+    lets only that word break anywhere, so a sha256 or a long task name narrows its column
+    instead of pushing the last columns off the page, while other words stay whole.
+    """
+    head = "".join(_th(str(c)) for c in frame.columns)
     body = []
     for i, row in enumerate(frame.itertuples(index=False)):
         cls = f' class="{html.escape(row_classes[i])}"' if row_classes else ""
-        cells = "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row)
+        cells = "".join(_td(_cell(v)) for v in row)
         body.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    # The wrapper scrolls a table too wide for the screen instead of clipping its last columns.
+    return (
+        f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def _long(text: str) -> str:
+    return ' class="long"' if max(map(len, text.split()), default=0) > LONG_WORD else ""
+
+
+def _th(text: str) -> str:
+    return f"<th{_long(text)}>{html.escape(text)}</th>"
+
+
+def _td(text: str) -> str:
+    return f"<td{_long(text)}>{html.escape(text)}</td>"
 
 
 def _cell(value: object) -> str:

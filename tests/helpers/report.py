@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from lcm.evaluate.metrics import (
     write_tidy_parquet,
 )
 from lcm.io.atomic import write_tsv
+from lcm.io.config_copy import write_config_copy
+from lcm.io.provenance import config_hash, sha256_file
 
 TASKS = {"autism": ("abidelike", 26), "alzheimers": ("adnilike", 22)}
 MODELS = {"lcm": 1.2, "logreg": 1.5, "shuffled-labels": 0.0}  # signal strength per model
@@ -50,10 +53,13 @@ def _task_tables(task: str, dataset: str, n_subjects: int) -> tuple[pd.DataFrame
     )
 
 
-def write_report_inputs(root: Path) -> dict:
-    """Write two tasks' metrics and predictions, a history, BEI and QC tables under ``root``."""
+def write_report_inputs(root: Path, tasks: dict[str, tuple[str, int]] | None = None) -> dict:
+    """Write the tasks' metrics and predictions, a history, BEI and QC tables under ``root``.
+
+    ``tasks`` maps each task to its dataset and number of subjects (default :data:`TASKS`).
+    """
     files: dict = {"metrics": [], "predictions": [], "qc": []}
-    for task, (dataset, n) in TASKS.items():
+    for task, (dataset, n) in (tasks or TASKS).items():
         m, p = _task_tables(task, dataset, n)
         write_tidy_parquet(root / f"{task}_metrics.parquet", m)
         write_tidy_parquet(root / f"{task}_predictions.parquet", p)
@@ -148,3 +154,81 @@ def run_report(inputs: dict, out: Path, extra: list[str] | None = None) -> dict:
     args = report_parser().parse_args(argv)
     assert args.func(args) == 0
     return outputs
+
+
+CONFIG = {"results_dir": "results", "atlas": {"name": "aal116"}, "evaluate": {"n_folds": 4}}
+WEIGHTS = "ab" * 32
+HELDOUT = [f"hcplike/{i}" for i in range(46)]
+
+
+def write_checkpoint(root: Path) -> Path:
+    """A checkpoint folder: weights and the model.json lcm pretrain writes (the fields read)."""
+    folder = root / "models" / "pretrain"
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"weights")
+    meta = {
+        "kind": "pretrained",
+        "weights_sha256": WEIGHTS,
+        "data": {
+            "datasets": ["bidsdemo", "hcplike", "ppmilike", "ukblike"],
+            "n_subjects": 463,
+            "n_runs": 470,
+            "heldout_subjects": HELDOUT,
+        },
+        "versions": {"git_commit": "c0ffee"},
+    }
+    (folder / "model.json").write_text(json.dumps(meta))
+    return folder
+
+
+def write_record(
+    output: Path, config_sha: str | None, log_file: str, sources: dict, **provenance: object
+) -> None:
+    """The provenance sidecar an LCM job writes beside ``output`` (the fields read;
+    ``provenance`` adds or replaces fields of its ``Provenance``)."""
+    record = {
+        "Output": output.name,
+        "Sources": list(sources),
+        "SourcesSha256": sources,
+        "Sha256": sha256_file(output),
+        "Provenance": {
+            "lcm_version": "0.1.0",
+            "git_commit": "c0ffee",
+            "git_dirty": False,
+            "config_sha256": config_sha,
+            "params": {"log_file": log_file},
+            **provenance,
+        },
+    }
+    output.with_name(output.stem + ".json").write_text(json.dumps(record))
+
+
+def with_provenance(inputs: dict, root: Path) -> dict:
+    """``inputs`` with each metrics table copied under ``root`` beside its provenance sidecar,
+    a checkpoint the tasks name and the copy of the config they record.
+
+    Returns
+    -------
+    dict
+        ``inputs`` (for :func:`run_report`), ``checkpoint`` (its folder), ``configs`` (the
+        folder of config copies) and ``sha`` (the config's sha256).
+    """
+    folder = write_checkpoint(root)
+    sha = config_hash(CONFIG)
+    write_config_copy(str(root / "results"), CONFIG)
+    tasks = []
+    for path in inputs["metrics"]:
+        task = Path(path).name.split("_")[0]
+        table = pd.read_parquet(path)
+        own = root / Path(path).name
+        meta = {"task": task, "label": task, "checkpoint": str(folder)}
+        write_tidy_parquet(own, table, meta)
+        weights = {str(folder / "model.safetensors"): WEIGHTS}
+        write_record(own, sha, f"results/logs/evaluate/{task}.log", weights)
+        tasks.append(own)
+    return {
+        "inputs": {**inputs, "metrics": tasks},
+        "checkpoint": folder,
+        "configs": root / "results" / "configs",
+        "sha": sha,
+    }
