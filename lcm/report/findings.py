@@ -836,6 +836,43 @@ def contrast_display(contrasts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# What each contrast measures, as the subject of "helped" or "hurt".
+CONTRAST_SUBJECTS = {
+    "pretraining gain": "pretraining",
+    "pretraining gain without pseudo-labels": "pretraining without pseudo-labels",
+    "pseudo-label gain": "pseudo-labels",
+    "BEI over self-supervised pretraining": "BEI pretraining over self-supervised pretraining",
+}
+
+
+def contrast_statement(contrasts: pd.DataFrame) -> str:
+    """Every clear ``loss`` and ``gain`` of every contrast, in words, losses first.
+
+    The first sentence reads the pretraining gain at few labels only; a pseudo-label loss at
+    1.0, say, would otherwise be a table cell alone. A loss makes the paragraph a warning.
+    """
+    clear = contrasts[contrasts["verdict"].isin(["loss", "gain"])]
+    if clear.empty:
+        return (
+            "<p>No contrast shows a clear gain or loss: every interval crosses 0 (or none "
+            "could be computed).</p>"
+        )
+    said = []
+    for verdict, verb in (("loss", "hurt"), ("gain", "helped")):
+        at = clear[clear["verdict"] == verdict].sort_values(["contrast", "task", "label_fraction"])
+        for r in at.itertuples(index=False):
+            subject = CONTRAST_SUBJECTS.get(str(r.contrast), str(r.contrast))
+            said.append(
+                f"{html.escape(subject)} ({html.escape(f'{r.model_a} − {r.model_b}')}) "
+                f"<b>{verb}</b> {html.escape(str(r.task))} at {r.label_fraction:g} of the "
+                f"labels ({verdict}): {r.metric} {_gain(r)}, p = {_p_text(r.p_value)}"
+            )
+    cls = "warn" if (clear["verdict"] == "loss").any() else "note"
+    return (
+        f'<p class="{cls}">Every contrast whose interval excludes 0: ' + "; ".join(said) + ".</p>"
+    )
+
+
 def contrast_section(
     contrasts: pd.DataFrame | None, table_html: Callable[[pd.DataFrame], str]
 ) -> str:
@@ -848,6 +885,7 @@ def contrast_section(
     return "\n".join(
         [
             "<h3>What pretraining and pseudo-labels buy (LCM against its ablations)</h3>",
+            contrast_statement(contrasts),
             '<p class="note">Paired differences on the same test subjects, one per seed &times; '
             "fold fit; the interval is the corrected resampled t of Nadeau &amp; Bengio (2003), "
             "which includes training variance (different training folds, label subsets and "

@@ -80,6 +80,46 @@ def test_contrasts_and_the_first_sentence_when_pretraining_does_not_help():
     assert "pretraining gain without pseudo-labels (lcm-no-pseudo − lcm-scratch)" in section
 
 
+def _contrast_row(contrast, a, b, fraction, difference, low, high, p, verdict):
+    return {
+        "task": "autism",
+        "label_fraction": fraction,
+        "contrast": contrast,
+        "model_a": a,
+        "model_b": b,
+        "metric": "auc",
+        "difference": difference,
+        "ci_low": low,
+        "ci_high": high,
+        "p_value": p,
+        "n": 4,
+        "verdict": verdict,
+    }
+
+
+def test_a_pseudo_label_loss_at_full_labels_is_said_in_words():
+    """The demo's one clear contrast, pseudo-labels losing 0.069 AUC at 1.0 (p = 0.024), was a
+    table cell alone: the first sentence reads only the pretraining gain at <= 0.1."""
+    table = pd.DataFrame(
+        [
+            _contrast_row("pretraining gain", "lcm", "lcm-scratch", 0.1, 0.05, -0.4, 0.5, 0.8,
+                          "no clear difference"),
+            _contrast_row("pseudo-label gain", "lcm", "lcm-no-pseudo", 1.0, -0.069, -0.120,
+                          -0.017, 0.024, "loss"),
+        ]
+    )  # fmt: skip
+    section = contrast_section(table, lambda f, *_: f.to_html())
+    prose = re.sub(r"<table.*?</table>", "", section, flags=re.S)
+    said = prose.split("Every contrast whose interval excludes 0: ", 1)[1].split("</p>", 1)[0]
+    assert "pseudo-labels (lcm − lcm-no-pseudo) <b>hurt</b> autism at 1 of the labels (loss)" in (
+        said
+    )
+    assert "-0.069 [-0.120, -0.017], p = 0.024" in said and "pretraining" not in said
+    assert '<p class="warn"' in prose
+    flat = table.iloc[:1]
+    assert "No contrast shows a clear gain or loss" in contrast_section(flat, lambda f, *_: "")
+
+
 def test_first_sentence_when_pretraining_helps_and_the_null_stays_flat():
     metrics, predictions = _metrics(gain=0.1, null_gain=0.0)
     sentence = pretraining_verdict(
