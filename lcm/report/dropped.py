@@ -87,9 +87,7 @@ def dropped_note(meta: dict[str, Any]) -> str:
     return f"{', '.join(counts)} dropped before evaluation (see {DROPPED_TITLE})"
 
 
-def dropped_section(
-    task_meta: dict[str, dict[str, Any]], table_html: Callable[[pd.DataFrame], str]
-) -> str:
+def dropped_section(task_meta: dict[str, dict[str, Any]], table_html: Callable[..., str]) -> str:
     """The runs and subjects each task dropped before its splits, and why."""
     if not task_meta:
         return ""
@@ -102,7 +100,7 @@ def dropped_section(
             "they count in no metric. (Runs excluded by ingestion or QC are listed under "
             "Quality control.)</p>"
         )
-        parts.append(table_html(rows))
+        parts.append(table_html(rows, "Runs dropped before evaluation, per task and reason"))
     if clean:
         parts.append(
             f"<p>No run was dropped before evaluation in {html.escape(', '.join(clean))}.</p>"

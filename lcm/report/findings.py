@@ -142,7 +142,7 @@ def _not_compared_reason(rows: pd.DataFrame, low: float) -> str:
 def headline_section(
     headline: pd.DataFrame | None,
     shared: dict[str, float | None],
-    table_html: Callable[[pd.DataFrame], str],
+    table_html: Callable[..., str],
 ) -> str:
     """The findings first: LCM against the best baseline per task and fraction, in words."""
     parts = ['<h2 id="headline">Headline: LCM against the best baseline</h2>']
@@ -164,7 +164,13 @@ def headline_section(
     parts.append("<ul>")
     parts.extend(f"<li>{s}</li>" for s in science_statements(headline, shared))
     parts.append("</ul>")
-    parts.append(table_html(headline_display(headline)))
+    parts.append(
+        table_html(
+            headline_display(headline),
+            "LCM against the best baseline, per task and label fraction",
+            row_headers=2,
+        )
+    )
     return "\n".join(parts)
 
 
@@ -273,7 +279,7 @@ def collapse_fragment(metrics: pd.DataFrame, task: str) -> str:
 def site_fragment(
     sites: pd.DataFrame,
     task: str,
-    table_html: Callable[[pd.DataFrame], str],
+    table_html: Callable[..., str],
     meta: dict[str, Any] | None = None,
 ) -> str:
     """Per-site performance of one task: sites x models at each label fraction.
@@ -319,8 +325,8 @@ def site_fragment(
                 wide.loc[site] = [0] + ["not tested"] * (wide.shape[1] - 1)
         wide = wide.rename(columns=first_permutation).reset_index()
         wide.columns.name = None
-        parts.append(f"<p>label fraction {fraction:g}</p>")
-        parts.append(table_html(wide))
+        caption = f"{task} per site at label fraction {fraction:g}: {metric or 'not tested'}"
+        parts.append(table_html(wide, caption, row_headers=1))
     parts.append(f'<p class="note">{_site_notes(metric, missing, untested, meta)}</p>')
     return "\n".join(parts)
 
@@ -447,7 +453,7 @@ def _one_class_folds(meta: dict[str, Any], detail: str = "") -> str:
 
 def provenance_summary(
     task_meta: dict[str, dict[str, Any]],
-    table_html: Callable[[pd.DataFrame], str],
+    table_html: Callable[..., str],
     metrics: pd.DataFrame | None = None,
 ) -> str:
     """The protocol each task actually ran: split, folds, seeds, fractions, models.
@@ -491,7 +497,7 @@ def provenance_summary(
         "checkpoints were pretrained on datasets with role <code>pretrain</code> only, which "
         "<code>lcm evaluate</code> checks.</p>"
     )
-    parts.append(table_html(pd.DataFrame(rows)))
+    parts.append(table_html(pd.DataFrame(rows), "The protocol each task ran", row_headers=1))
     return "\n".join(parts)
 
 
@@ -873,9 +879,7 @@ def contrast_statement(contrasts: pd.DataFrame) -> str:
     )
 
 
-def contrast_section(
-    contrasts: pd.DataFrame | None, table_html: Callable[[pd.DataFrame], str]
-) -> str:
+def contrast_section(contrasts: pd.DataFrame | None, table_html: Callable[..., str]) -> str:
     """LCM against its own ablations: what pretraining and pseudo-labels buy."""
     if contrasts is None or contrasts.empty:
         return (
@@ -893,7 +897,11 @@ def contrast_section(
             "interval above 0; <i>loss</i>: below 0. The pretraining gain compares LCM with "
             "lcm-scratch, which trains on no pseudo-labels: it holds what self-training adds "
             "too; lcm-no-pseudo against lcm-scratch is pretraining alone.</p>",
-            table_html(contrast_display(contrasts)),
+            table_html(
+                contrast_display(contrasts),
+                "LCM against its ablations, per task, label fraction and contrast",
+                row_headers=3,
+            ),
         ]
     )
 

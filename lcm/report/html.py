@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import html
 import os
 from collections.abc import Sequence
@@ -36,6 +37,8 @@ from lcm.report.tables import (
 MAX_LISTED_EXCLUSIONS = 500
 # Longest word a table cell keeps whole (a sha256 has 64 characters, a task name up to 64).
 LONG_WORD = 24
+# A warning's attributes on the page: a note that assistive technology calls a warning.
+WARNING_ATTRIBUTES = 'class="warn" role="note" aria-roledescription="warning"'
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -47,10 +50,12 @@ th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: left; }
 /* A token too long for any column (a sha256, a 64-character task name) may break anywhere. */
 .long { overflow-wrap: anywhere; }
 th { background: #f0f0f0; }
-tr.kind-baseline td, tr.kind-control td { color: #555; font-style: italic; }
+tbody th { background: none; font-weight: normal; }
+caption { caption-side: top; text-align: left; font-weight: bold; padding: .2em 0; }
+tr.kind-baseline > *, tr.kind-control > * { color: #555; font-style: italic; }
 img { max-width: 100%; display: block; margin: 1em 0; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; }
-.warn { background: #fff3cd; border: 1px solid #e0c060; padding: .5em 1em; }
+.warn { background: #fff3cd; border: 1px solid #e0c060; border-left-width: 4px; padding: .5em 1em; }
 .note { color: #555; font-size: 0.9em; }
 footer { margin-top: 3em; border-top: 1px solid #bbb; font-size: 0.85em; color: #555; }
 nav a { margin-right: 1em; }
@@ -62,7 +67,6 @@ nav a { margin-right: 1em; }
   .table-wrap { overflow: visible; }
   h1, h2, h3, summary { break-after: avoid; }
   img, figure, tr, li, .warn { break-inside: avoid; }
-  .warn { border-left-width: 4px; }
   /* A folded list or config prints unfolded: paper has no "click to open". */
   details::details-content { content-visibility: visible; display: block; }
   details:not([open]) > :not(summary) { display: block; }
@@ -148,36 +152,50 @@ def _num(value: float, spec: str) -> str:
     return "n/a" if pd.isna(value) else format(value, spec)
 
 
-def table_html(frame: pd.DataFrame, row_classes: Sequence[str] | None = None) -> str:
+def table_html(
+    frame: pd.DataFrame,
+    caption: str,
+    row_classes: Sequence[str] | None = None,
+    row_headers: int = 0,
+) -> str:
     """An escaped HTML table of ``frame`` (floats to 3 decimals, missing as ``n/a``).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+    caption : str
+        What the table holds (plain text, escaped here), read first by a screen reader.
+    row_classes : sequence of str, optional
+        A class per row.
+    row_headers : int, default 0
+        Leading columns that name their row (task, label fraction, site...): header cells
+        with ``scope="row"``, so a screen reader names the row of each value.
 
     A cell holding a word longer than :data:`LONG_WORD` characters is marked ``long``: the page
     lets only that word break anywhere, so a sha256 or a long task name narrows its column
     instead of pushing the last columns off the page, while other words stay whole.
     """
-    head = "".join(_th(str(c)) for c in frame.columns)
+    head = "".join(_cell_tag("th", str(c), ' scope="col"') for c in frame.columns)
     body = []
     for i, row in enumerate(frame.itertuples(index=False)):
         cls = f' class="{html.escape(row_classes[i])}"' if row_classes else ""
-        cells = "".join(_td(_cell(v)) for v in row)
+        cells = "".join(
+            _cell_tag("th", _cell(v), ' scope="row"')
+            if j < row_headers
+            else _cell_tag("td", _cell(v))
+            for j, v in enumerate(row)
+        )
         body.append(f"<tr{cls}>{cells}</tr>")
     # The wrapper scrolls a table too wide for the screen instead of clipping its last columns.
     return (
-        f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table></div>"
+        f'<div class="table-wrap"><table><caption>{html.escape(caption)}</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
     )
 
 
-def _long(text: str) -> str:
-    return ' class="long"' if max(map(len, text.split()), default=0) > LONG_WORD else ""
-
-
-def _th(text: str) -> str:
-    return f"<th{_long(text)}>{html.escape(text)}</th>"
-
-
-def _td(text: str) -> str:
-    return f"<td{_long(text)}>{html.escape(text)}</td>"
+def _cell_tag(tag: str, text: str, attrs: str = "") -> str:
+    long = ' class="long"' if max(map(len, text.split()), default=0) > LONG_WORD else ""
+    return f"<{tag}{attrs}{long}>{html.escape(text)}</{tag}>"
 
 
 def _cell(value: object) -> str:
@@ -222,7 +240,14 @@ def task_section(data: ReportData, task: str) -> str:
         "AUC; a cell of another metric resting on a different number names its own "
         "(<i>n</i> = &hellip;).</p>"
     )
-    parts.append(table_html(table, [f"kind-{k}" for k in table["kind"]]))
+    parts.append(
+        table_html(
+            table,
+            f"{task}: each model at each label fraction, mean [95% CI]",
+            [f"kind-{k}" for k in table["kind"]],
+            row_headers=2,
+        )
+    )
     metric = "auc" if binary else "pearson_r"
     parts.append(
         img_tag(
@@ -230,8 +255,10 @@ def task_section(data: ReportData, task: str) -> str:
             plots.fraction_alt(data.summary, task, metric),
         )
     )
-    parts.append(label_fraction_fragment(meta, table_html, binary))
-    parts.append(pseudo_label_fragment(meta, table_html))
+    as_run = functools.partial(table_html, caption=f"{task}: label fractions as run", row_headers=1)
+    parts.append(label_fraction_fragment(meta, as_run, binary))
+    pseudo = functools.partial(table_html, caption=f"{task}: pseudo-labels as run", row_headers=2)
+    parts.append(pseudo_label_fragment(meta, pseudo))
     if binary and (data.predictions["task"] == task).any():
         parts.append(
             img_tag(
@@ -311,7 +338,11 @@ def bei_section(bei_eval: pd.DataFrame | None) -> str:
         "these subjects (<i>chance</i>). Each variable is scored only on the <i>n</i> runs "
         "(<i>n_subjects</i> subjects) whose dataset records it.</p>"
     )
-    parts.append(table_html(bei_eval))
+    parts.append(
+        table_html(
+            bei_eval, "BEI variables on held-out subjects: model and baseline", row_headers=1
+        )
+    )
     return "\n".join(parts)
 
 
@@ -320,7 +351,7 @@ def ingest_section(ingest: pd.DataFrame | None) -> str:
     if ingest is None:
         return ""
     parts = ["<h3>Ingestion: runs included and excluded, by reason</h3>"]
-    parts.append(table_html(ingest))
+    parts.append(table_html(ingest, "Ingestion: runs per dataset and reason"))
     return "\n".join(parts)
 
 
@@ -334,10 +365,14 @@ def qc_section(qc: pd.DataFrame | None) -> str:
         parts.append('<p class="note">The QC tables list no run.</p>')
         return "\n".join(parts)
     parts.append("<h3>Runs per dataset</h3>")
-    parts.append(table_html(qc_counts(qc)))
+    parts.append(table_html(qc_counts(qc), "Runs and subjects per dataset after QC", row_headers=1))
     reasons = qc_reasons(qc)
     parts.append("<h3>Exclusion reasons</h3>")
-    parts.append(table_html(reasons) if len(reasons) else "<p>No run was excluded.</p>")
+    parts.append(
+        table_html(reasons, "Exclusion reasons per dataset, with their runs")
+        if len(reasons)
+        else "<p>No run was excluded.</p>"
+    )
     parts.append(exclusions_fragment(qc))
     parts.append("<h3>Motion and scrubbing</h3>")
     fd = pd.to_numeric(qc["mean_fd"], errors="coerce")
@@ -390,7 +425,8 @@ def exclusions_fragment(qc: pd.DataFrame) -> str:
     note = f'<p class="note">... and {more} more: see the QC tables.</p>' if more > 0 else ""
     return (
         f"<details><summary>Excluded runs ({len(listed)})</summary>"
-        f"{table_html(listed.head(MAX_LISTED_EXCLUSIONS))}{note}</details>"
+        f"{table_html(listed.head(MAX_LISTED_EXCLUSIONS), 'Excluded runs and their reasons')}{note}"
+        "</details>"
     )
 
 
@@ -416,7 +452,7 @@ def provenance_footer(inputs: Sequence[str | os.PathLike[str]]) -> str:
         f"<p>LCM {html.escape(lcm.__version__)} &middot; git commit {html.escape(commit)} "
         f"&middot; inputs dated {html.escape(dated)} &middot; code: "
         f'<a href="{html.escape(lcm.CODE_URL)}">{html.escape(lcm.CODE_URL)}</a></p>'
-        f"{table_html(pd.DataFrame(rows)) if rows else ''}"
+        f"{table_html(pd.DataFrame(rows), 'Inputs of this page', row_headers=1) if rows else ''}"
         "</footer>"
     )
 
@@ -467,9 +503,13 @@ def render_report(data: ReportData) -> str:
         provenance_section(data.provenance, data.task_meta, table_html),
         provenance_footer(data.inputs),
     ]
+    # Every fragment marks a warning with class "warn" alone; the page gives each one its role
+    # here, so a screen reader announces it as a warning, not only a coloured box. The
+    # fragments escape their text, so the attribute can occur only as markup.
+    content = "\n".join(body).replace('class="warn"', WARNING_ATTRIBUTES)
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(data.title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-        + "\n".join(body)
+        + content
         + "\n</body>\n</html>\n"
     )

@@ -462,7 +462,7 @@ def _weights_check(facts: ProvenanceFacts, file: str, sha256: str | None) -> str
 def provenance_section(
     facts: ProvenanceFacts,
     task_meta: dict[str, dict[str, Any]],
-    table_html: Callable[[pd.DataFrame], str],
+    table_html: Callable[..., str],
 ) -> str:
     """The "Provenance" section: code, config, checkpoints, logs and how to trace an output."""
     parts = ['<h2 id="provenance">Provenance</h2>']
@@ -494,7 +494,13 @@ def provenance_section(
             "(<code>bei_linear.npz</code>, fitted on the pretraining cohort by "
             "<code>lcm bei-maps</code>) are named with their file's sha256.</p>"
         )
-        parts.append(table_html(_checkpoint_rows(facts, task_meta)))
+        parts.append(
+            table_html(
+                _checkpoint_rows(facts, task_meta),
+                "Checkpoints: weights, pretraining data and the tasks that used them",
+                row_headers=1,
+            )
+        )
     else:
         named = sorted(
             {str(m[k]) for m in task_meta.values() for k in ("checkpoint", "ssl_checkpoint")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +111,13 @@ def write_report_inputs(root: Path, tasks: dict[str, tuple[str, int]] | None = N
         write_tsv(root / f"{dataset}_qc.tsv", qc)
         files["qc"].append(root / f"{dataset}_qc.tsv")
     return files
+
+
+def bare(fragment: str) -> str:
+    """``fragment`` with its table cells' attributes dropped and each row header
+    (``<th scope="row">``) written as a plain cell, to compare rows as text."""
+    fragment = re.sub(r'<th scope="row"[^>]*>(.*?)</th>', r"<td>\1</td>", fragment)
+    return re.sub(r"<t([dh])\b[^>]*>", r"<t\1>", fragment)
 
 
 def control_summary() -> pd.DataFrame:

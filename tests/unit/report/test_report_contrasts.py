@@ -75,7 +75,7 @@ def test_contrasts_and_the_first_sentence_when_pretraining_does_not_help():
     sentence = pretraining_verdict(table, {"autism": 0.7, "autismnull": 0.0})
     assert "Pretraining did not help" in sentence
     assert "autism -0.09" in sentence
-    section = contrast_section(table, lambda f: f.to_html())
+    section = contrast_section(table, lambda f, *_, **__: f.to_html())
     assert "Nadeau" in section and "pretraining gain (lcm − lcm-scratch)" in section
     assert "pretraining gain without pseudo-labels (lcm-no-pseudo − lcm-scratch)" in section
 
@@ -108,7 +108,7 @@ def test_a_pseudo_label_loss_at_full_labels_is_said_in_words():
                           -0.017, 0.024, "loss"),
         ]
     )  # fmt: skip
-    section = contrast_section(table, lambda f, *_: f.to_html())
+    section = contrast_section(table, lambda f, *_, **__: f.to_html())
     prose = re.sub(r"<table.*?</table>", "", section, flags=re.S)
     said = prose.split("Every contrast whose interval excludes 0: ", 1)[1].split("</p>", 1)[0]
     assert "pseudo-labels (lcm − lcm-no-pseudo) <b>hurt</b> autism at 1 of the labels (loss)" in (
@@ -117,7 +117,9 @@ def test_a_pseudo_label_loss_at_full_labels_is_said_in_words():
     assert "-0.069 [-0.120, -0.017], p = 0.024" in said and "pretraining" not in said
     assert '<p class="warn"' in prose
     flat = table.iloc[:1]
-    assert "No contrast shows a clear gain or loss" in contrast_section(flat, lambda f, *_: "")
+    assert "No contrast shows a clear gain or loss" in contrast_section(
+        flat, lambda f, *_, **__: ""
+    )
 
 
 def test_first_sentence_when_pretraining_helps_and_the_null_stays_flat():

@@ -119,6 +119,23 @@ def test_every_figure_alt_text_is_built_from_its_data(report):
             assert "table above (summary.tsv)" in alt and "auc" not in alt
 
 
+def test_every_table_has_a_caption_every_header_a_scope_and_every_warning_a_role(report):
+    """A screen reader names each table and the column (and row) of each value, and tells a
+    warning from a note by more than its colour."""
+    page, tags = report["page"], report["parsed"].tags
+    tables = re.findall(r"<table>(.*?)</table>", page, re.S)
+    assert len(tables) >= 6
+    assert all(re.match(r"<caption>[^<]+</caption>", t) for t in tables)
+    headers = [a for tag, a in tags if tag == "th"]
+    assert headers and all(a.get("scope") in ("col", "row") for a in headers)
+    assert any(a.get("scope") == "row" for a in headers)  # the rows of the task tables
+    warnings = [a for tag, a in tags if "warn" in (a.get("class") or "").split()]
+    assert warnings  # no ablation and no control were evaluated in these tables
+    assert all(
+        (a.get("role"), a.get("aria-roledescription")) == ("note", "warning") for a in warnings
+    )
+
+
 def test_html_is_self_contained(report):
     page = report["page"]
     tags = {t for t, _ in report["parsed"].tags}

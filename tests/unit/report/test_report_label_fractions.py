@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from helpers.evaluate import TASK, PrevalenceModel, make_cohort
+from helpers.report import bare
 
 from lcm.commands.evaluate import evaluate_and_write
 from lcm.evaluate.metrics import summarise
@@ -76,8 +79,9 @@ def test_the_report_shows_the_effective_fraction_and_warns(written):
         summary=summarise(result.metrics),
         task_meta={"autism": meta},
     )
-    page = task_section(data, "autism")
-    fragment = label_fraction_fragment(meta, table_html)
+    page = bare(task_section(data, "autism"))
+    as_run = functools.partial(table_html, caption="autism: label fractions as run", row_headers=1)
+    fragment = bare(label_fraction_fragment(meta, as_run))
     assert fragment in page
     assert "<td>0.05</td><td>24 %</td><td>control 2, autism 2</td>" in fragment
     assert "<td>1</td><td>100 %</td><td>control 12, autism 5</td>" in fragment
@@ -89,8 +93,11 @@ def test_the_report_shows_the_effective_fraction_and_warns(written):
 
 
 def test_metrics_without_the_counts_say_so():
-    assert "not recorded" in label_fraction_fragment({"task": "t"}, table_html)
-    assert label_fraction_fragment({}, table_html) == ""
+    assert "not recorded" in label_fraction_fragment({"task": "t"}, str)
+    assert label_fraction_fragment({}, str) == ""
+
+
+PSEUDO_TABLE = functools.partial(table_html, caption="autism: pseudo-labels as run", row_headers=2)
 
 
 def _fit(model, fraction, fold, status, labelled=0, unlabeled=10, filled=None):
@@ -146,8 +153,8 @@ def test_the_report_says_when_lcm_pseudo_labelled_nobody(written):
         summary=summarise(result.metrics),
         task_meta={"autism": meta},
     )
-    fragment = pseudo_label_fragment(meta, table_html)
-    assert fragment in task_section(data, "autism")
+    fragment = bare(pseudo_label_fragment(meta, PSEUDO_TABLE))
+    assert fragment in bare(task_section(data, "autism"))
     assert "<td>lcm</td><td>0.1</td><td>made 2</td><td>0 of 12 (0 %)</td>" in fragment
     assert (
         "<td>lcm-no-pseudo</td><td>0.1</td><td>switched off 2</td><td>none made (12 unlabelled)"
@@ -158,12 +165,12 @@ def test_the_report_says_when_lcm_pseudo_labelled_nobody(written):
     assert "lcm at label fraction 0.1: its diagnosis pseudo-labelling labelled none" in fragment
     assert "lcm &minus; lcm-no-pseudo at label fraction 0.1 measures nothing but noise" in fragment
     # BEI pseudo-targets filled: the contrast measures those only.
-    with_bei = pseudo_label_fragment(_pseudo_meta((0, 0), {"age": 3}), table_html)
+    with_bei = pseudo_label_fragment(_pseudo_meta((0, 0), {"age": 3}), PSEUDO_TABLE)
     assert "measures the BEI pseudo-targets only" in with_bei
 
 
 def test_pseudo_labels_made_are_summarised_without_a_warning():
-    fragment = pseudo_label_fragment(_pseudo_meta((3, 5), {"age": 2, "sex": 4}), table_html)
+    fragment = bare(pseudo_label_fragment(_pseudo_meta((3, 5), {"age": 2, "sex": 4}), PSEUDO_TABLE))
     assert "<td>lcm</td><td>0.1</td><td>made 2</td><td>4 of 12 (33 %)</td>" in fragment
     assert "<td>6</td>" in fragment  # median BEI values filled
     assert '<p class="warn">' not in fragment
@@ -171,7 +178,7 @@ def test_pseudo_labels_made_are_summarised_without_a_warning():
 
 def test_metrics_without_the_pseudo_labels_say_so():
     older = {"task": "t", "settings": {"models": ["lcm", "logreg"]}}
-    assert "not recorded" in pseudo_label_fragment(older, table_html)
+    assert "not recorded" in pseudo_label_fragment(older, str)
     baselines_only = {"task": "t", "settings": {"models": ["logreg"]}, "pseudo_labels": []}
-    assert pseudo_label_fragment(baselines_only, table_html) == ""
-    assert pseudo_label_fragment({}, table_html) == ""
+    assert pseudo_label_fragment(baselines_only, str) == ""
+    assert pseudo_label_fragment({}, str) == ""

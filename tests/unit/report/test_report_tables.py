@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from helpers.report import bare
 
 from lcm.evaluate.metrics import METRIC_COLUMNS, SUMMARY_COLUMNS, binary_metrics, summarise
 from lcm.report.html import ReportData, task_section
@@ -44,7 +45,7 @@ def test_task_table_orders_lcm_before_baselines():
 def test_lcm_alone_is_flagged():
     summary = _summary(["lcm"])
     empty = pd.DataFrame({"task": pd.Series([], dtype=str)})
-    section = task_section(ReportData(pd.DataFrame(), empty, summary), "t")
+    section = bare(task_section(ReportData(pd.DataFrame(), empty, summary), "t"))
     assert "No baseline was evaluated" in section
     beside = task_section(ReportData(pd.DataFrame(), empty, _summary(["lcm", "logreg"])), "t")
     assert "No baseline was evaluated" not in beside
@@ -63,7 +64,7 @@ def test_task_table_n_is_the_n_of_its_auc_as_in_the_summary():
     n = summary.set_index("metric")["n"]
     assert (n["auc"], n["accuracy"]) == (3, 4)
     empty = pd.DataFrame({"task": pd.Series([], dtype=str)})
-    section = task_section(ReportData(pd.DataFrame(), empty, summary), "t")
+    section = bare(task_section(ReportData(pd.DataFrame(), empty, summary), "t"))
     head, body = section.split("<tbody>", 1)
     assert body.split("</tr>", 1)[0].endswith("<td>3</td>")  # the AUC's n, not 4
     assert "<th>n (AUC)</th></tr>" in head

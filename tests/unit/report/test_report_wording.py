@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers.evaluate import TASK, make_cohort
-from helpers.report import report_parser, run_report, write_report_inputs
+from helpers.report import bare, report_parser, run_report, write_report_inputs
 
 from lcm.evaluate.compare import HEADLINE_COLUMNS
 from lcm.evaluate.metrics import METRIC_COLUMNS, PREDICTION_COLUMNS, summarise
@@ -287,7 +287,7 @@ def test_roc_and_site_rows_of_a_control_are_labelled_first_permutation() -> None
         ],
         columns=["task", "label_fraction", "site", "model", "metric", "value", "n_subjects"],
     )
-    text = findings.site_fragment(sites, "t", table_html)
+    text = bare(findings.site_fragment(sites, "t", table_html))
     assert "<th>shuffled-labels (first permutation)</th>" in text
     assert "<th>logreg</th>" in text
 
@@ -303,7 +303,7 @@ def test_median_counts_read_as_integers() -> None:
             "n_volumes_kept": [200, 196, 200, 95, 96],
         }
     )
-    page = table_html(qc_counts(qc))
+    page = bare(table_html(qc_counts(qc), "QC counts", row_headers=1))
     assert "<td>200</td><td>0</td></tr>" in page  # a: median 200 retained, 0 % scrubbed
     assert "<td>95.500</td><td>4.500</td></tr>" in page  # b: medians between two runs
     assert ".000<" not in page.replace("0.100", "")
