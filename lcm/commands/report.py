@@ -27,6 +27,7 @@ from lcm.evaluate.metrics import (
 )
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import write_text, write_tsv
+from lcm.io.derivatives import included_mask
 from lcm.io.provenance import write_sidecar
 from lcm.report.html import ReportData, render_report
 from lcm.report.provenance_section import checkpoint_file, collect_provenance
@@ -367,10 +368,13 @@ def read_ingest_summaries(paths: list[str]) -> pd.DataFrame | None:
     frames = []
     for path in paths:
         try:
-            frames.append(pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False))
+            frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
         except (OSError, pd.errors.ParserError) as exc:
             raise InputDataError(
                 f"Cannot read ingestion summary {path}: {exc}",
                 hint="Pass the summary.tsv files written by `lcm ingest`.",
             ) from exc
+        if "included" in frame:  # a flag, shown yes/no (read as text it printed True)
+            frame["included"] = included_mask(frame["included"], f"ingestion summary {path}")
+        frames.append(frame)
     return pd.concat(frames, ignore_index=True)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from lcm.report.dropped import dropped_note
-from lcm.report.tables import first_permutation, with_ci
+from lcm.report.tables import first_permutation, metric_name, p_clause, p_text, with_ci
 
 LOW_LABELS = 0.1  # "≤ 10 % labels": where pretraining and pseudo-labels are meant to help
 SENS_SPEC = ("sensitivity", "specificity")
@@ -34,7 +34,7 @@ def headline_display(headline: pd.DataFrame) -> pd.DataFrame:
             {
                 "task": r.task,
                 "label fraction": f"{r.label_fraction:g}",
-                "metric": r.metric,
+                "metric": metric_name(r.metric),
                 "model": r.model or "n/a",
                 "model [95% CI]": with_ci(r.model_mean, r.model_ci_low, r.model_ci_high),
                 "best baseline": r.best_baseline or "n/a",
@@ -44,16 +44,11 @@ def headline_display(headline: pd.DataFrame) -> pd.DataFrame:
                 "difference [95% CI]": with_ci(
                     r.difference, r.difference_ci_low, r.difference_ci_high, signed=True
                 ),
-                P_HEADLINE: _p_text(r.p_value),
+                P_HEADLINE: p_text(r.p_value),
                 "verdict": r.verdict,
             }
         )
     return pd.DataFrame(rows)
-
-
-def _p_text(p: float) -> str:
-    """A headline p to 3 decimals, ``n/a`` without one (no interval)."""
-    return f"{p:.3f}" if np.isfinite(p) else "n/a"
 
 
 def science_statements(
@@ -94,7 +89,8 @@ def science_statements(
             )
             versus = (
                 f"; best baseline at {best['label_fraction']:g} of the labels: "
-                f"{html.escape(str(best['best_baseline']))} {best['metric']} {interval}"
+                f"{html.escape(str(best['best_baseline']))} {metric_name(best['metric'])} "
+                f"{interval}"
                 if best["best_baseline"]
                 else ""
             )
@@ -108,11 +104,12 @@ def science_statements(
         for r in at.sort_values("label_fraction").itertuples(index=False):
             parts.append(
                 f"at {r.label_fraction:g} of the labels {html.escape(r.model)} "
-                f"{r.metric} {with_ci(r.model_mean, r.model_ci_low, r.model_ci_high)} vs best "
+                f"{metric_name(r.metric)} "
+                f"{with_ci(r.model_mean, r.model_ci_low, r.model_ci_high)} vs best "
                 f"baseline {html.escape(r.best_baseline)} "
                 f"{with_ci(r.baseline_mean, r.baseline_ci_low, r.baseline_ci_high)}, difference "
                 f"{with_ci(r.difference, r.difference_ci_low, r.difference_ci_high, signed=True)} "
-                f"(p = {_p_text(r.p_value)}): <b>{html.escape(r.verdict)}</b>"
+                f"({p_clause(r.p_value)}): <b>{html.escape(r.verdict)}</b>"
             )
         beats = bool((at["verdict"] == "better").all())
         claim = "beats every baseline" if beats else "does <b>not</b> beat every baseline"
@@ -221,7 +218,8 @@ def control_fragment(control: pd.DataFrame, task: str, meta: dict[str, Any] | No
     for r in rows.itertuples(index=False):
         fits = _control_fits(int(r.n), str(r.model), meta or {})
         items.append(
-            f"{html.escape(str(r.model))} at label fraction {r.label_fraction:g}: {r.metric} "
+            f"{html.escape(str(r.model))} at label fraction {r.label_fraction:g}: "
+            f"{metric_name(r.metric)} "
             f"{with_ci(r.mean, r.ci_low, r.ci_high)} over {fits} (chance {r.chance:g}) "
             f"&mdash; {states[r.verdict]}"
         )
@@ -309,7 +307,8 @@ def site_fragment(
         where = "the dataset names" if "sites_not_tested" in meta else "the test folds hold"
         return f'<p class="note">Per-site performance: {where} fewer than two sites.</p>'
     metric = str(rows["metric"].iloc[0]) if len(rows) else ""
-    parts = [f"<h3>Per-site performance ({html.escape(metric or 'not tested')})</h3>"]
+    shown = metric_name(metric) if metric else "not tested"
+    parts = [f"<h3>Per-site performance ({html.escape(shown)})</h3>"]
     missing: set[str] = set()
     for fraction, at in rows.groupby("label_fraction", sort=True):
         # dropna=False: a site whose metric is n/a for every model (one class) keeps its row.
@@ -325,7 +324,7 @@ def site_fragment(
                 wide.loc[site] = [0] + ["not tested"] * (wide.shape[1] - 1)
         wide = wide.rename(columns=first_permutation).reset_index()
         wide.columns.name = None
-        caption = f"{task} per site at label fraction {fraction:g}: {metric or 'not tested'}"
+        caption = f"{task} per site at label fraction {fraction:g}: {shown}"
         parts.append(table_html(wide, caption, row_headers=1))
     parts.append(f'<p class="note">{_site_notes(metric, missing, untested, meta)}</p>')
     return "\n".join(parts)
@@ -754,8 +753,7 @@ def pretraining_verdict(
     what = "(LCM minus the same transformer trained from scratch"
     if len(rows):
         # Binary tasks are read in AUC, continuous ones in Pearson r: name each metric present.
-        names = {"auc": "AUC", "pearson_r": "Pearson r"}
-        metrics = sorted({names.get(str(m), str(m)) for m in rows["metric"]})
+        metrics = sorted({metric_name(m) for m in rows["metric"]})
         metric = " (binary tasks) or ".join(metrics[:2]) if len(metrics) > 1 else metrics[0]
         if len(metrics) > 1:
             metric += " (continuous tasks)"
@@ -833,8 +831,8 @@ def contrast_display(contrasts: pd.DataFrame) -> pd.DataFrame:
                 "task": r.task,
                 "label fraction": f"{r.label_fraction:g}",
                 "contrast": f"{r.contrast} ({r.model_a} − {r.model_b})",
-                f"{r.metric} difference [95% CI]": _gain(r),
-                "p": f"{r.p_value:.3f}" if np.isfinite(r.p_value) else "n/a",
+                f"{metric_name(r.metric)} difference [95% CI]": _gain(r),
+                "p": p_text(r.p_value),
                 "fits": r.n,
                 "verdict": r.verdict,
             }
@@ -871,7 +869,7 @@ def contrast_statement(contrasts: pd.DataFrame) -> str:
             said.append(
                 f"{html.escape(subject)} ({html.escape(f'{r.model_a} − {r.model_b}')}) "
                 f"<b>{verb}</b> {html.escape(str(r.task))} at {r.label_fraction:g} of the "
-                f"labels ({verdict}): {r.metric} {_gain(r)}, p = {_p_text(r.p_value)}"
+                f"labels ({verdict}): {metric_name(r.metric)} {_gain(r)}, {p_clause(r.p_value)}"
             )
     cls = "warn" if (clear["verdict"] == "loss").any() else "note"
     return (

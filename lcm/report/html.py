@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import lcm
@@ -25,6 +26,7 @@ from lcm.report.label_fractions import label_fraction_fragment, pseudo_label_fra
 from lcm.report.provenance_section import ProvenanceFacts, provenance_section
 from lcm.report.tables import (
     exclusion_list,
+    metric_name,
     model_kind,
     newest_mtime,
     parcel_emptiness,
@@ -201,6 +203,8 @@ def _cell_tag(tag: str, text: str, attrs: str = "") -> str:
 def _cell(value: object) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "n/a"
+    if isinstance(value, bool | np.bool_):  # before float: a flag reads yes/no, not True
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.3f}"
     return str(value)
@@ -338,11 +342,9 @@ def bei_section(bei_eval: pd.DataFrame | None) -> str:
         "these subjects (<i>chance</i>). Each variable is scored only on the <i>n</i> runs "
         "(<i>n_subjects</i> subjects) whose dataset records it.</p>"
     )
-    parts.append(
-        table_html(
-            bei_eval, "BEI variables on held-out subjects: model and baseline", row_headers=1
-        )
-    )
+    shown = bei_eval.assign(metric=bei_eval["metric"].map(metric_name))
+    caption = "BEI variables on held-out subjects: model and baseline"
+    parts.append(table_html(shown, caption, row_headers=1))
     return "\n".join(parts)
 
 

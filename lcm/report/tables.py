@@ -175,9 +175,47 @@ def with_ci(
     return f"{fmt.format(mean)}, no interval ({why})"
 
 
+# How the page names each metric, in tables, headings and prose alike (the TSVs keep the ids).
+METRIC_NAMES = {
+    "auc": "AUC",
+    "balanced_accuracy": "balanced accuracy",
+    "accuracy": "accuracy",
+    "f1": "F1",
+    "sensitivity": "sensitivity",
+    "specificity": "specificity",
+    "pearson_r": "Pearson r",
+    "mae": "MAE",
+    "r2": "R²",
+    "mse_standardised": "MSE (standardised)",
+}
+
+
+def metric_name(metric: object) -> str:
+    """A metric as the page names it: ``auc`` reads ``AUC``, ``pearson_r`` ``Pearson r``; an
+    id not in :data:`METRIC_NAMES` with its underscores as spaces."""
+    return METRIC_NAMES.get(str(metric), str(metric).replace("_", " "))
+
+
+def p_text(p: float) -> str:
+    """A p value to 3 decimals, ``< 0.001`` below that (``0.000`` read as p = 0), ``n/a``
+    without one."""
+    if not np.isfinite(p):
+        return "n/a"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def p_clause(p: float) -> str:
+    """``p = 0.024``, ``p < 0.001`` or ``p = n/a``, for a sentence."""
+    text = p_text(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
 TABLE_METRICS = {
-    "binary": (("auc", "AUC"), ("balanced_accuracy", "balanced accuracy")),
-    "continuous": (("pearson_r", "Pearson r"), ("mae", "MAE"), ("r2", "R²")),
+    kind: tuple((m, METRIC_NAMES[m]) for m in metrics)
+    for kind, metrics in (
+        ("binary", ("auc", "balanced_accuracy")),
+        ("continuous", ("pearson_r", "mae", "r2")),
+    )
 }
 
 
@@ -262,16 +300,19 @@ def _run_counts(qc: pd.DataFrame) -> pd.DataFrame:
     )
     scrub = scrubbing_table(qc).groupby("dataset")
     if len(scrub):  # runs with volume counts (precomputed connectomes have none)
-        counts["median volumes retained"] = _whole(scrub["retained"].median())
-        counts["median % scrubbed"] = _whole(scrub["pct_scrubbed"].median().round(1))
+        counts["median volumes retained"] = _one_decimal(scrub["retained"].median())
+        counts["median % scrubbed"] = _one_decimal(scrub["pct_scrubbed"].median())
     return counts.reset_index()
 
 
-def _whole(values: pd.Series) -> pd.Series:
-    """``values`` with each whole number as an int: a count's median reads 200, not 200.000
-    (the report prints floats to 3 decimals); others (97.5, NaN) stay floats."""
-    whole = [int(v) if float(v).is_integer() else float(v) for v in values]
-    return pd.Series(whole, index=values.index, dtype=object)  # object: 200 beside 97.5
+def _one_decimal(values: pd.Series) -> pd.Series:
+    """``values`` rounded to one decimal, each whole number as an int: a count's median reads
+    200 and a share scrubbed 1.1, not 200.000 and 1.100 (the page prints floats to 3
+    decimals); a median between two counts reads 95.5; NaN stays (n/a)."""
+    shown = [
+        v if v != v else int(v) if float(v).is_integer() else f"{v:.1f}" for v in values.round(1)
+    ]
+    return pd.Series(shown, index=values.index, dtype=object)  # object: 200 beside "97.5"
 
 
 def qc_reasons(qc: pd.DataFrame) -> pd.DataFrame:

@@ -17,7 +17,9 @@ from lcm.evaluate.compare import (
     motion_confound,
 )
 from lcm.report.findings import (
+    contrast_display,
     contrast_section,
+    contrast_statement,
     control_fragment,
     motion_fragment,
     pretraining_verdict,
@@ -116,6 +118,10 @@ def test_a_pseudo_label_loss_at_full_labels_is_said_in_words():
     )
     assert "-0.069 [-0.120, -0.017], p = 0.024" in said and "pretraining" not in said
     assert '<p class="warn"' in prose
+    zero = table.assign(p_value=0.0)
+    assert list(contrast_display(zero)["p"]) == ["< 0.001", "< 0.001"]
+    assert "AUC difference [95% CI]" in contrast_display(zero).columns
+    assert "p < 0.001" in contrast_statement(zero)
     flat = table.iloc[:1]
     assert "No contrast shows a clear gain or loss" in contrast_section(
         flat, lambda f, *_, **__: ""
@@ -447,7 +453,7 @@ def test_control_fragment_names_each_control_and_judges_none_from_one_fit():
         "shuffled-labels at label fraction 1",
         "shuffled-lcm at label fraction 1",
     }
-    assert "auc 0.700" in items["shuffled-lcm at label fraction 1"]
+    assert "AUC 0.700" in items["shuffled-lcm at label fraction 1"]
     assert "ABOVE chance" in items["shuffled-lcm at label fraction 1"]
     assert "at chance" in items["shuffled-labels at label fraction 1"]
     one = items["shuffled-labels at label fraction 0.1"]

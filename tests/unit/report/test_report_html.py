@@ -136,6 +136,16 @@ def test_every_table_has_a_caption_every_header_a_scope_and_every_warning_a_role
     )
 
 
+def test_metrics_are_named_one_way_in_headers_and_prose(report):
+    """The task tables say AUC and Pearson r: so do the headline, the controls, the per-site
+    headings and the BEI table, never the ids ``auc`` and ``pearson_r`` (code and attributes
+    aside: ``summary.tsv``'s columns are named as they are)."""
+    page = report["page"].split("<body>", 1)[1]
+    shown = re.sub(r"<code>.*?</code>|<[^>]*>", " ", page, flags=re.S)
+    assert not re.findall(r".{40}\b(?:auc|pearson_r)\b.{40}", shown)
+    assert "Per-site performance (AUC)" in shown and "Pearson r" in shown
+
+
 def test_html_is_self_contained(report):
     page = report["page"]
     tags = {t for t, _ in report["parsed"].tags}
@@ -237,4 +247,5 @@ def test_ingestion_summary_is_shown(inputs, tmp_path):
     parsed.feed(out["html"].read_text())
     table = next(t for t in parsed.tables if t[0][:3] == ["dataset", "included", "reason_code"])
     assert [r[2] for r in table[1:]] == ["included", "missing_tr"]
+    assert [r[1] for r in table[1:]] == ["yes", "no"]  # a flag, not Python's True
     assert table[2][5] == "no RepetitionTime"

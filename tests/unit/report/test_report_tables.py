@@ -8,7 +8,15 @@ from helpers.report import bare
 
 from lcm.evaluate.metrics import METRIC_COLUMNS, SUMMARY_COLUMNS, binary_metrics, summarise
 from lcm.report.html import ReportData, task_section
-from lcm.report.tables import model_kind, qc_counts, qc_reasons, read_qc, task_table
+from lcm.report.tables import (
+    model_kind,
+    p_clause,
+    p_text,
+    qc_counts,
+    qc_reasons,
+    read_qc,
+    task_table,
+)
 
 
 def _summary(models: list[str]) -> pd.DataFrame:
@@ -240,3 +248,15 @@ def test_files_of_other_atlases_are_no_runs():
     assert (row["runs"], row["included"], row["excluded"]) == (3, 2, 1)
     assert row["other-atlas files"] == 2
     assert "other-atlas files" not in qc_counts(qc.drop(columns="reason_code")).columns
+
+
+def test_a_p_below_the_third_decimal_reads_less_than_0_001():
+    """p = 0 (a bootstrap with no draw across 0) printed as 0.000, read as exactly 0."""
+    assert [p_text(p) for p in (0.0, 0.0004, 0.001, 0.0237, float("nan"))] == [
+        "< 0.001",
+        "< 0.001",
+        "0.001",
+        "0.024",
+        "n/a",
+    ]
+    assert (p_clause(0.0), p_clause(0.024)) == ("p < 0.001", "p = 0.024")

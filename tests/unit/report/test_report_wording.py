@@ -292,20 +292,21 @@ def test_roc_and_site_rows_of_a_control_are_labelled_first_permutation() -> None
     assert "<th>logreg</th>" in text
 
 
-def test_median_counts_read_as_integers() -> None:
+def test_median_counts_read_as_integers_and_percents_to_one_decimal() -> None:
     qc = pd.DataFrame(
         {
-            "dataset": ["a", "a", "a", "b", "b"],
-            "subject": ["1", "2", "3", "4", "5"],
+            "dataset": ["a", "a", "a", "b", "b", "c"],
+            "subject": ["1", "2", "3", "4", "5", "6"],
             "included": True,
             "mean_fd": 0.1,
-            "n_volumes": [200, 200, 200, 100, 100],
-            "n_volumes_kept": [200, 196, 200, 95, 96],
+            "n_volumes": [200, 200, 200, 100, 100, 1000],
+            "n_volumes_kept": [200, 196, 200, 95, 96, 989],
         }
     )
     page = bare(table_html(qc_counts(qc), "QC counts", row_headers=1))
     assert "<td>200</td><td>0</td></tr>" in page  # a: median 200 retained, 0 % scrubbed
-    assert "<td>95.500</td><td>4.500</td></tr>" in page  # b: medians between two runs
+    assert "<td>95.5</td><td>4.5</td></tr>" in page  # b: medians between two runs
+    assert "<td>989</td><td>1.1</td></tr>" in page  # c: 1.1 % scrubbed, not 1.100
     assert ".000<" not in page.replace("0.100", "")
 
 
