@@ -138,7 +138,7 @@ def test_a_test_fold_of_one_class_is_named_in_the_result_sidecar_and_report(tmp_
         (["siteC"], 4, 0)
     ]
     meta = read_task_meta([tmp_path / "m.parquet"])
-    page = provenance_summary(meta, lambda frame: frame.to_html())
+    page = provenance_summary(meta, lambda frame, *_, **__: frame.to_html())
     assert "1 test fold(s) of one class, no AUC (site siteC)" in page
 
 
