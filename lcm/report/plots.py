@@ -19,22 +19,15 @@ from PIL import Image
 from sklearn.metrics import roc_curve
 
 from lcm.evaluate.registry import model_names
-from lcm.report.tables import TABLE_METRICS, first_permutation
+from lcm.report.tables import first_permutation, metric_name
 
 _FPR_GRID = np.linspace(0.0, 1.0, 101)
-_METRIC_NAMES = {name: shown for pairs in TABLE_METRICS.values() for name, shown in pairs}
-_METRIC_NAMES["f1"] = "F1"
 # ROC panels: at most three a row, each this many inches square (the page and an A4 column).
 _ROC_COLUMNS = 3
 _PANEL_IN = 3.0
 # Sharp in print; each PNG is stored with a 256-colour palette, so a report page stays near
 # 1 MB (the demo's: 1.9 MB at 100 dpi in full colour, 3.2 MB at 150, 1.1 MB at 150 in 256).
 DPI = 150
-
-
-def metric_name(metric: str) -> str:
-    """How the report writes ``metric`` (``auc`` -> ``AUC``, ``pearson_r`` -> ``Pearson r``)."""
-    return _METRIC_NAMES.get(metric, metric.replace("_", " "))
 
 
 def figure_png(fig: Figure, dpi: int = DPI) -> bytes:
