@@ -17,6 +17,7 @@ from functools import partial
 import lcm
 from lcm.commands._labels import check_label_arguments
 from lcm.exceptions import LCMError
+from lcm.io.disk_full import disk_full_error
 from lcm.io.ownership import check_replaceable
 from lcm.io.provenance import check_recordable, set_invocation
 from lcm.startup import global_options, log_startup_failure, setup_logging
@@ -81,6 +82,19 @@ def requested_verb(argv: list[str]) -> str | None:
     return module if module in VERBS else None
 
 
+# Options that name a verb's output folder, besides the outputs it records (``recorded``:
+# its files, first). ``--qc-table`` and ``--predictions`` are outputs of some verbs only.
+_OUTPUT_OPTIONS = ("out", "out_dir", "store_dir")
+
+
+def verb_outputs(args: argparse.Namespace) -> tuple[list[str], str | None]:
+    """The outputs ``args`` names, and the option of the first (``--out-dir``), if any."""
+    names = dict.fromkeys([*getattr(args, "recorded", ()), *_OUTPUT_OPTIONS])
+    given = [(n, v) for n in names if isinstance(v := getattr(args, n, None), str | os.PathLike)]
+    option = "--" + given[0][0].replace("_", "-") if given else None
+    return [os.fspath(v) for _, v in given], option
+
+
 def verb_code_hash(verb: str) -> str | None:
     """Hash of the ``lcm`` code ``verb`` runs (recorded in sidecars), or None for no such verb.
 
@@ -134,7 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         # stdout goes to devnull so the interpreter's final flush does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except Exception:
+    except Exception as exc:
+        # Out of room: the writer's error (pyarrow's, safetensors') names no output and no fix.
+        outputs, option = verb_outputs(args)
+        if (full := disk_full_error(exc, outputs, f"lcm {args.verb}", option)) is not None:
+            log.error("%s", full)
+            return full.exit_code
         # Not an error LCM checks for (a bug): the workflow's rules give the job's log as
         # --log-file and leave stderr to Snakemake, so the traceback goes through the log
         # handlers too, not only to the interpreter's stderr.

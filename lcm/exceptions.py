@@ -103,3 +103,9 @@ class OutputOwnershipError(LCMError):
     """An output folder holds files LCM did not write; LCM refuses to write there."""
 
     exit_code = 6
+
+
+class OutputSpaceError(LCMError):
+    """An output could not be written for want of room (a full disk, a quota, a size limit)."""
+
+    exit_code = 7

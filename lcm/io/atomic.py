@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from lcm.exceptions import OutputOwnershipError
+from lcm.io.disk_full import no_room_errno
 from lcm.io.tsv import frame_tsv
 
 TMP_TAG = "lcmtmp"
@@ -65,6 +66,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except Exception as exc:
+        # Out of room (a full disk, a quota): the writer's error names the temporary or no
+        # file at all (pyarrow's, safetensors' "os error 28"); say which output it was.
+        code = no_room_errno(exc)
+        if code is None:
+            raise
+        raise OSError(code, os.strerror(code), str(path)) from exc
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
