@@ -109,3 +109,9 @@ class OutputSpaceError(LCMError):
     """An output could not be written for want of room (a full disk, a quota, a size limit)."""
 
     exit_code = 7
+
+
+class WorkerKilledError(LCMError):
+    """A worker process was killed (most often by the OOM killer) before its work finished."""
+
+    exit_code = 8

@@ -23,6 +23,7 @@ from lcm.evaluate.protocol import (
 from lcm.evaluate.registry import checkpoint_models, maps_models
 from lcm.exceptions import ConfigError
 from lcm.io.provenance import write_sidecar
+from lcm.signals import SigtermExit
 from lcm.store.cohort import Cohort
 from lcm.threads import apply_thread_budget, resolve_thread_budget
 from lcm.train.outputs import MAPS_FILE, MODEL_FILES
@@ -123,7 +124,9 @@ def run(args: argparse.Namespace) -> int:
     # The budget buys fits side by side, each single-threaded (lcm.evaluate.parallel): threads
     # inside each fit (OpenBLAS, torch) slowed them 30x on a shared node.
     workers = apply_thread_budget(resolve_thread_budget(args.threads))
-    _evaluate(args, cohort, task, settings, workers, catalogue)
+    # SIGTERM (scancel, Snakemake) exits through every clean-up: workers, temporaries.
+    with SigtermExit():
+        _evaluate(args, cohort, task, settings, workers, catalogue)
     return 0
 
 

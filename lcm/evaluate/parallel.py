@@ -17,13 +17,19 @@ logging printed warnings to stderr only).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import logging.handlers
 import multiprocessing
+import os
+import signal
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +38,9 @@ import numpy as np
 import pandas as pd
 
 from lcm.evaluate.registry import ModelContext, is_builtin_model, needs_torch
+from lcm.exceptions import WorkerKilledError
+from lcm.io.atomic import pid_alive, remove_dead_temporary_folders, temporary_folder_prefix
+from lcm.signals import SigtermExit
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +48,8 @@ log = logging.getLogger(__name__)
 _COST_RANK = {"shuffled-labels": 0, "lcm": 1, "lcm-no-pseudo": 1, "lcm-ssl": 1, "lcm-scratch": 1}
 
 _FC: np.ndarray | None = None  # the connectomes, in a worker
+# The temporary folder of the connectomes the workers read: lcm-evaluate-<host>-<pid>-<random>.
+TMP_KIND = "evaluate"
 
 
 @dataclass
@@ -167,14 +178,22 @@ def _run_pool(
     records = ctx.Queue()
     listener = logging.handlers.QueueListener(records, _ToOwnLogger())
     levels = {name: logging.getLogger(name).getEffectiveLevel() for name in ("", "lcm")}
-    with tempfile.TemporaryDirectory(prefix="lcm-evaluate-") as tmp, _listening(listener):
+    # The copy of the connectomes is named with this host and process: a run killed with
+    # SIGKILL (no clean-up runs) leaves it, and the next run on this host removes it.
+    remove_dead_temporary_folders(tempfile.gettempdir(), TMP_KIND)
+    # SIGTERM (scancel, Snakemake) exits through the blocks below: workers stopped, copy removed.
+    with (
+        SigtermExit(),
+        tempfile.TemporaryDirectory(prefix=temporary_folder_prefix(TMP_KIND)) as tmp,
+        _listening(listener),
+    ):
         path = Path(tmp) / "fc.npy"
         np.save(path, np.ascontiguousarray(fc))
         with ProcessPoolExecutor(
             max_workers=workers,
             mp_context=ctx,
             initializer=_init_worker,
-            initargs=(str(path), torch_needed, records, levels),
+            initargs=(str(path), torch_needed, records, levels, os.getpid()),
         ) as pool:
             futures: dict[Future, list[int]] = {
                 pool.submit(_pool_fits, fit, [jobs[i] for i in chunk]): chunk for chunk in order
@@ -185,9 +204,17 @@ def _run_pool(
                         results[i] = result
                         if on_done:
                             on_done(i)
+            except BrokenProcessPool as exc:
+                raise WorkerKilledError(
+                    f"A worker process of the evaluation ({workers} side by side) was killed "
+                    "before its fits finished (most often for memory: the OOM killer).",
+                    hint="A worker process was killed (most often for memory): raise the "
+                    "rule's mem_mb or lower --threads (fewer workers side by side).",
+                ) from exc
             except BaseException:
                 for future in futures:
                     future.cancel()
+                _stop_workers(pool)
                 raise
     log.info(
         "%d fits on %d single-threaded worker processes in %.1f s",
@@ -195,6 +222,16 @@ def _run_pool(
         workers,
         time.perf_counter() - start,
     )
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's workers now: leaving the pool would wait for their running fits
+    (minutes), and SIGTERM's job is to stop."""
+    # The executor keeps its processes in a private mapping (public only from Python 3.14).
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _ToOwnLogger(logging.Handler):
@@ -219,16 +256,18 @@ def _init_worker(
     torch_needed: bool,
     records: Any = None,
     levels: dict[str, int] | None = None,
+    owner: int | None = None,
 ) -> None:
     """A worker: one thread for BLAS, OpenMP and torch; the connectomes memory-mapped; its log
-    records sent to the parent through ``records`` at the parent's ``levels`` (by logger)."""
+    records sent to the parent through ``records`` at the parent's ``levels`` (by logger); it
+    exits when the evaluating process ``owner`` is gone."""
     global _FC
+    if owner is not None:
+        _exit_with(owner)
     from lcm.threads import apply_thread_budget
 
     if torch_needed:
         # Loaded with OMP_NUM_THREADS=1 already set: its OpenMP pool never grows past one.
-        import os
-
         os.environ["OMP_NUM_THREADS"] = "1"
         import torch  # noqa: F401
     apply_thread_budget(1)
@@ -242,6 +281,32 @@ def _init_worker(
     root.addHandler(logging.handlers.QueueHandler(records))
     for name, level in (levels or {}).items():
         logging.getLogger(name).setLevel(level)
+
+
+# prctl(2): the signal this process gets when its parent thread exits (Linux).
+_PR_SET_PDEATHSIG = 1
+_WATCH_SECONDS = 1.0
+
+
+def _exit_with(owner: int) -> None:
+    """End this worker when the process ``owner`` (the evaluation) dies, even by SIGKILL.
+
+    A worker's parent is the fork server, not ``owner``: the kernel's parent-death signal
+    (Linux) ends it with the fork server, and a watchdog thread polls ``owner`` itself (every
+    platform, and a fork server that outlives its parent). Each worker held a copy of its fits'
+    data (hundreds of MB) for as long as it lived.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+    def watch() -> None:
+        while pid_alive(owner):
+            time.sleep(_WATCH_SECONDS)
+        os._exit(1)  # no clean-up to run: the results have no reader any more
+
+    threading.Thread(target=watch, name="lcm-owner-watch", daemon=True).start()
 
 
 def _pool_fits(fit: FitFunction, jobs: list[FitJob]) -> list[tuple[Any, ...]]:

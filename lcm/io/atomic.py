@@ -17,6 +17,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import socket
 import stat
 from collections.abc import Iterator
@@ -35,6 +36,8 @@ TMP_TAG = "lcmtmp"
 _FORMAT_SUFFIXES = (".nii.gz", ".nii", ".gz", ".bz2", ".xz", ".zst", ".zip")
 # What follows ``.<name>.<tag>-`` in a temporary name (see temporary_name).
 _TEMPORARY_TAIL = re.compile(r"(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]+(\..*)?$")
+# What follows ``lcm-<kind>-`` in a temporary folder's name (tempfile's random tail).
+_FOLDER_TAIL = re.compile(r"(?P<host>.+)-(?P<pid>\d+)-[A-Za-z0-9_]+$")
 
 
 @contextlib.contextmanager
@@ -150,6 +153,41 @@ def remove_dead_temporaries(path: str | os.PathLike[str], tag: str = TMP_TAG) ->
                 with contextlib.suppress(FileNotFoundError):  # another process removed it
                     os.unlink(entry.path)
                     removed.append(Path(entry.path))
+    return removed
+
+
+def temporary_folder_prefix(kind: str) -> str:
+    """``lcm-<kind>-<host>-<pid>-``: a temporary folder's name prefix carrying its owner.
+
+    :func:`remove_dead_temporary_folders` removes such a folder once its process is gone.
+    """
+    return f"lcm-{kind}-{_host()}-{os.getpid()}-"
+
+
+def remove_dead_temporary_folders(folder: str | os.PathLike[str], kind: str) -> list[Path]:
+    """Remove the ``lcm-<kind>-<host>-<pid>-*`` folders in ``folder`` of dead processes here.
+
+    A process killed with SIGKILL (the OOM killer, SLURM after its grace period) runs no
+    clean-up; its folder (evaluate's copy of the cohort's connectomes) would stay for good.
+    Folders of other hosts or of live processes are left alone, as in
+    :func:`remove_dead_temporaries`.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The folders removed.
+    """
+    prefix = f"lcm-{kind}-"
+    host = _host()
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if not entry.name.startswith(prefix) or not entry.is_dir(follow_symlinks=False):
+                continue
+            m = _FOLDER_TAIL.match(entry.name, len(prefix))
+            if m and m["host"] == host and not pid_alive(int(m["pid"])):
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(Path(entry.path))
     return removed
 
 

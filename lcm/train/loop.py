@@ -17,10 +17,8 @@ import logging
 import math
 import os
 import random
-import signal
 import socket
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -37,6 +35,7 @@ from tqdm import tqdm
 from lcm.exceptions import ConfigError
 from lcm.model.losses import UncertaintyWeighting
 from lcm.model.transfer import to_device
+from lcm.signals import SigtermExit
 from lcm.train.state import LoopPosition, gather_processes, load_state, save_state
 
 log = logging.getLogger(__name__)
@@ -659,7 +658,7 @@ def _session(step: int) -> dict[str, Any]:
     }
 
 
-class _SigtermStop:
+class _SigtermStop(SigtermExit):
     """Within the block (main thread only), SIGTERM logs where training stopped and what the
     same command resumes from, then exits with status 143 (128 + SIGTERM, as the default
     action: SLURM and Snakemake still see the job fail)."""
@@ -667,22 +666,12 @@ class _SigtermStop:
     def __init__(
         self, position: LoopPosition, resumable: Resumable | None, saved_step: int | None
     ) -> None:
+        super().__init__()
         self.position = position
         self.resumable = resumable
         self.saved_step = saved_step  # the step of the last state saved (or resumed from)
-        self._previous: Any = None
 
-    def __enter__(self) -> _SigtermStop:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._previous = None
-
-    def _handle(self, signum: int, frame: object) -> None:
+    def say(self) -> None:
         step = self.position.step
         if self.resumable is None or not self.resumable.every:
             saved = "no training state was saved (checkpoint_every is 0): a rerun starts over"
@@ -697,7 +686,6 @@ class _SigtermStop:
                 f"{self.resumable.every}) in {self.resumable.folder} lets the same command resume"
             )
         log.error("stopped by SIGTERM at step %d; %s", step, saved)
-        raise SystemExit(128 + signal.SIGTERM)
 
 
 class _DeviceSums:
