@@ -16,6 +16,8 @@ import yaml
 from helpers import ROOT
 from helpers.workflow import planned_jobs, snakemake, touch_all, write_config
 
+from lcm.io import paths
+
 SYNTH_RULES = {"synth_roi_cohort", "synth_voxel_cohort", "synth_voxel_subject"}
 
 
@@ -411,3 +413,58 @@ def test_a_variables_definition_reruns_every_job_that_reads_the_catalogue(
     assert counts["store"] == len(cfg["datasets"]), counts
     for rule in ("splits", "evaluate"):
         assert counts[rule] == len(cfg["tasks"]), counts
+
+
+# -- a job killed while it reruns for a setting ---------------------------------------------
+
+
+@pytest.fixture
+def done_fresh(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """(work dir, config) of the demo workflow recorded as done, for one test to break."""
+    workdir = tmp_path_factory.mktemp("rerun-killed")
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["variables"] = str(ROOT / "config" / "variables.yaml")
+    touch_all(ROOT, workdir, write_config(workdir, cfg))
+    return workdir, cfg
+
+
+def killed(workdir: Path, cfg: dict, outputs: list[Path]) -> None:
+    """What a job killed under ``cfg`` leaves: Snakemake's record of its outputs holds the new
+    params (written when it started) and the outputs themselves are deleted (incomplete)."""
+    config = write_config(workdir, cfg)
+    proc = snakemake(ROOT, workdir, "--configfile", str(config), "--touch", "--cores", "1",
+                     *(str(p.relative_to(workdir)) for p in outputs))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for path in outputs:
+        path.unlink()
+
+
+def test_a_pretraining_killed_after_a_setting_changed_reruns_with_what_follows(
+    done_fresh,
+) -> None:
+    """A kill deletes the outputs and keeps the new settings in the pretraining's record: the
+    jobs after it carry those settings too, so they stay out of date and bring it back (the
+    next run said "Nothing to be done", the report showing the old model)."""
+    workdir, cfg = done_fresh
+    new = changed(cfg, "pretrain", "epochs", value=40)
+    names = ("model.safetensors", "model.json", "history.tsv", "bei_eval.tsv")
+    outputs = [workdir / paths.model_file(cfg["results_dir"], "pretrain", n) for n in names]
+    killed(workdir, new, outputs)
+    counts, _ = plan(workdir, new)
+    assert counts.get("pretrain") == 1, counts
+    for rule in ("finetune", "embed", "evaluate", "report"):
+        assert counts.get(rule), (rule, counts)
+    assert "bei_maps" not in counts, counts
+
+
+def test_an_evaluation_killed_after_a_setting_changed_reruns_with_the_report(
+    done_fresh,
+) -> None:
+    workdir, cfg = done_fresh
+    new = changed(cfg, "evaluate", "control_permutations", value=5)
+    kinds = ("metrics", "predictions")
+    outputs = [workdir / paths.task_metrics(cfg["results_dir"], "autism", k) for k in kinds]
+    killed(workdir, new, outputs)
+    counts, jobs = plan(workdir, new)
+    assert {w for rule, w in jobs if rule == "evaluate"} == {"task=autism"}, jobs
+    assert set(counts) == {"evaluate", "report", "all"}, counts

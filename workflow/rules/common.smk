@@ -6,6 +6,7 @@
 # values and every field of a `shell:` command is `:q`-quoted ({input.x:q}, {params.x:q}, ...),
 # except the option fragments named in SHELL_FRAGMENTS below, whose functions build them with
 # `quoted`/`as_json` around every value they insert. No config value reaches a shell unquoted.
+import hashlib
 import inspect
 import json
 import os
@@ -638,6 +639,11 @@ def get_ssl_checkpoint_arg(wildcards, input):
 
 
 def get_evaluate_settings(wildcards):
+    """A param: what the job's task reads of the evaluate section (``evaluate_settings``)."""
+    return evaluate_settings(wildcards.task)
+
+
+def evaluate_settings(task):
     """What one task's evaluation reads of the evaluate section (its model list applied).
 
     Every task reads the folds, seeds, label fractions and split; ``finetune`` only where a
@@ -646,7 +652,7 @@ def get_evaluate_settings(wildcards):
     those tasks. ``lcm evaluate`` takes the defaults for keys left out; none is used then.
     """
     evaluate = CFG["evaluate"]
-    models = task_models(CFG, wildcards.task)
+    models = task_models(CFG, task)
     settings = {
         key: evaluate[key] for key in ("n_folds", "seeds", "label_fractions", "split")
     }
@@ -677,6 +683,116 @@ def get_positive_arg(wildcards):
 def get_evaluate_repeats():
     """``evaluate.seeds``, the ``--repeats`` of ``lcm splits`` (a list: one word per seed)."""
     return [str(seed) for seed in CFG["evaluate"]["seeds"]]
+
+
+# --- what a job's inputs were made with ------------------------------------------------------
+# Snakemake remakes a missing input only for a job that has to run. A model job killed while it
+# reran for a changed setting (its outputs deleted, its record already holding the new params)
+# left every job after it current: the next run did nothing, the report showing the old model.
+# So each job after a model rule carries, as its param `upstream`, a digest of the params of the
+# model jobs above it (these functions, beside the rules' own): it stays out of date until it
+# has itself run with them, and asking for it brings the missing job back. Where those params
+# change, the job above reruns and this one with it (a newer input): nothing more reruns.
+
+
+def params_digest(value):
+    """sha256 of a value's canonical JSON: a param that names settings without listing them."""
+    return hashlib.sha256(to_json(value).encode()).hexdigest()
+
+
+def pretrain_params(name="pretrain"):
+    """What rule ``pretrain`` (or ``pretrain_ssl``) takes from the config and code."""
+    settings = (
+        to_json(PRETRAIN_SETTINGS)
+        if name == "pretrain"
+        else get_ssl_pretrain_settings()
+    )
+    return {
+        "atlas": ATLAS,
+        "datasets": PLAN.by_role("pretrain"),
+        "model": to_json(CFG["model"]),
+        "settings": settings,
+        "seed": CFG["seed"],
+        "catalogue": catalogue_digest(CFG["variables"], PLAN.by_role("pretrain")),
+        "code": code_hash("pretrain"),
+    }
+
+
+def bei_maps_params():
+    """What rule ``bei_maps`` takes from the config and code."""
+    return {
+        "atlas": ATLAS,
+        "datasets": PLAN.by_role("pretrain"),
+        "seed": CFG["seed"],
+        "catalogue": catalogue_digest(CFG["variables"], PLAN.by_role("pretrain")),
+        "code": code_hash("bei_maps"),
+    }
+
+
+def task_params(task, verb):
+    """What a task's job of ``verb`` takes from the task, the seed and the catalogue."""
+    spec = CFG["tasks"][task]
+    return {
+        "atlas": ATLAS,
+        "dataset": spec["dataset"],
+        "label": spec["label"],
+        "positive": spec.get("positive"),
+        "seed": CFG["seed"],
+        "catalogue": catalogue_digest(CFG["variables"], [spec["dataset"]]),
+        "code": code_hash(verb),
+    }
+
+
+def finetune_params(task):
+    """What a task's finetuned model is made with: its checkpoint's and its own settings."""
+    return {
+        **task_params(task, "finetune"),
+        "pretrain": pretrain_params(),
+        "settings": to_json(CFG["evaluate"]["finetune"]),
+    }
+
+
+def evaluate_params(task):
+    """What a task's evaluation is made with: its inputs' (checkpoints, maps, splits) and its own
+    settings."""
+    splits = {"n_folds": CFG["evaluate"]["n_folds"], "repeats": get_evaluate_repeats()}
+    params = {
+        **task_params(task, "evaluate"),
+        "splits": {**task_params(task, "splits"), **splits},
+        "settings": evaluate_settings(task),
+    }
+    if task in CHECKPOINT_TASKS:
+        params["pretrain"] = pretrain_params()
+    if task in SSL_TASKS:
+        params["pretrain_ssl"] = pretrain_params("pretrain-ssl")
+    if task in BEI_MAPS_TASKS:
+        params["bei_maps"] = bei_maps_params()
+    return params
+
+
+def get_finetune_upstream(wildcards):
+    """A param of finetune: the digest of its checkpoint's pretraining params."""
+    return params_digest(pretrain_params())
+
+
+def get_embed_upstream(wildcards):
+    """A param of embed: the digest of its finetuned model's params."""
+    return params_digest(finetune_params(wildcards.task))
+
+
+def get_evaluate_upstream(wildcards):
+    """A param of evaluate: the digest of the params of the jobs its inputs come from."""
+    return params_digest(evaluate_params(wildcards.task))
+
+
+def get_report_upstream(wildcards):
+    """A param of report: the digest of the evaluations' and finetuned models' params."""
+    return params_digest(
+        {
+            "evaluate": {t: evaluate_params(t) for t in TASKS},
+            "embed": {t: finetune_params(t) for t in FINETUNE_TASKS},
+        }
+    )
 
 
 def get_pretrain_output(file):

@@ -39,6 +39,7 @@ rule evaluate:
         seed=CFG["seed"],
         catalogue=get_task_catalogue,
         code=code_hash("evaluate"),
+        upstream=get_evaluate_upstream,
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule evaluate evaluate --store {params.store:q}'
         " --atlas {params.atlas:q} --catalogue {input.catalogue:q} --task {wildcards.task:q}"

@@ -31,6 +31,7 @@ rule finetune:
         out_dir=subpath(output.weights, parent=True),
         catalogue=get_task_catalogue,
         code=code_hash("finetune"),
+        upstream=get_finetune_upstream,
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule finetune finetune --checkpoint'
         " {params.checkpoint:q} --store {params.store:q} --atlas {params.atlas:q} --catalogue"
@@ -62,6 +63,7 @@ rule embed:
         dataset=get_task_value("dataset"),
         catalogue=get_task_catalogue,
         code=code_hash("embed"),
+        upstream=get_embed_upstream,
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule embed embed --checkpoint'
         " {params.checkpoint:q} --store {params.store:q} --atlas {params.atlas:q} --catalogue"

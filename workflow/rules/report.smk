@@ -60,6 +60,8 @@ rule report:
         "../../envs/report.yaml"
     params:
         code=code_hash("report"),
+        # The params of the model jobs above it (common.smk, "what a job's inputs were made with").
+        upstream=get_report_upstream,
         history_arg=get_optional_arg("--history", "history"),
         bei_eval_arg=get_optional_arg("--bei-eval", "bei_eval"),
         ssl_history_arg=get_optional_arg("--ssl-history", "ssl_history"),
