@@ -66,6 +66,9 @@ def fmriprep_mem_mb(runs_container: bool, attempt: int) -> int:
 # shuffled-label control fit on CPUs; a GPU asked for them waits in the GPU queue for nothing).
 EVALUATE_TORCH_RUNTIME = 480
 EVALUATE_RUNTIME = 120
+# An evaluation keeps no fit between attempts: a retry after the time limit (the profile's
+# retries) redoes every fit, so it asks for the runtime times the attempt, up to a day.
+EVALUATE_RUNTIME_MAX = 1440
 
 
 def evaluate_gpu(models: list[str] | tuple[str, ...]) -> int:
@@ -73,9 +76,12 @@ def evaluate_gpu(models: list[str] | tuple[str, ...]) -> int:
     return int(any(needs_torch(m) for m in models))
 
 
-def evaluate_runtime(models: list[str] | tuple[str, ...]) -> int:
-    """Minutes of a task's evaluation job: longer where a model finetunes LCM in every fold."""
-    return EVALUATE_TORCH_RUNTIME if evaluate_gpu(models) else EVALUATE_RUNTIME
+def evaluate_runtime(models: list[str] | tuple[str, ...], attempt: int = 1) -> int:
+    """Minutes of a task's evaluation job: longer where a model finetunes LCM in every fold,
+    and times ``attempt`` (a retry after the time limit starts over), up to
+    :data:`EVALUATE_RUNTIME_MAX`; the first attempt asks its base even above the ceiling."""
+    base = EVALUATE_TORCH_RUNTIME if evaluate_gpu(models) else EVALUATE_RUNTIME
+    return max(base, min(base * max(int(attempt), 1), EVALUATE_RUNTIME_MAX))
 
 
 # Fixed part of a connectome job (MB): the engine peaks well under 500 MB on a 2 mm MNI run of

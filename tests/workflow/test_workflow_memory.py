@@ -14,6 +14,7 @@ from helpers.workflow import ROOT, placeholder_config, snakemake, write_config
 
 from lcm.workflow.resources import (
     CONNECTOME_BASE_MB,
+    EVALUATE_RUNTIME_MAX,
     FMRIPREP_MEM_MB,
     MEM_MB_MAX,
     connectome_mem_mb,
@@ -166,6 +167,14 @@ def test_an_evaluation_asks_a_gpu_only_for_models_that_train_with_torch() -> Non
     assert evaluate_gpu(["ridge"]) == 0 and evaluate_gpu(["logreg", "shuffled-labels"]) == 0
     assert evaluate_gpu(["ridge", "lcm"]) == evaluate_gpu(["shuffled-lcm"]) == 1
     assert evaluate_runtime(["ridge"]) < evaluate_runtime(["lcm-scratch"])
+
+
+def test_an_evaluation_retried_after_its_time_limit_asks_for_longer() -> None:
+    """It keeps no fit between attempts: the same runtime would time out again on each retry."""
+    first, second, third = (evaluate_runtime(["lcm"], attempt) for attempt in (1, 2, 3))
+    assert first < second < third <= EVALUATE_RUNTIME_MAX
+    assert evaluate_runtime(["lcm"], 10) == EVALUATE_RUNTIME_MAX
+    assert evaluate_runtime(["ridge"], 2) == 2 * evaluate_runtime(["ridge"], 1)
 
 
 def test_dry_run_asks_a_gpu_for_the_lcm_task_only(tmp_path: Path) -> None:

@@ -669,9 +669,10 @@ def get_evaluate_gpu(wildcards):
     return evaluate_gpu(task_models(CFG, wildcards.task))
 
 
-def get_evaluate_runtime(wildcards):
-    """runtime (minutes) of a task's evaluation, from its models (lcm.workflow.resources)."""
-    return evaluate_runtime(task_models(CFG, wildcards.task))
+def get_evaluate_runtime(wildcards, attempt):
+    """runtime (minutes) of a task's evaluation, from its models, per attempt
+    (lcm.workflow.resources)."""
+    return evaluate_runtime(task_models(CFG, wildcards.task), attempt)
 
 
 def get_positive_arg(wildcards):
