@@ -9,8 +9,10 @@ fails), and every ``finally`` and context manager on the way out runs.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 SIGTERM_STATUS = 128 + signal.SIGTERM
@@ -22,6 +24,8 @@ class SigtermExit:
 
     def __init__(self) -> None:
         self._previous: Any = None
+        self._deferring = False
+        self._pending = False
 
     def __enter__(self) -> SigtermExit:
         if threading.current_thread() is threading.main_thread():
@@ -36,6 +40,23 @@ class SigtermExit:
     def say(self) -> None:
         """Log what was stopped (subclasses); by default nothing."""
 
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Hold a SIGTERM until the block ends (the block's work and its bookkeeping, e.g. a
+        state saved and the step :meth:`say` names, happen together or not at all)."""
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+        if self._pending:
+            self._pending = False
+            self.say()
+            raise SystemExit(SIGTERM_STATUS)
+
     def _handle(self, signum: int, frame: object) -> None:
+        if self._deferring:
+            self._pending = True
+            return
         self.say()
         raise SystemExit(SIGTERM_STATUS)

@@ -620,18 +620,20 @@ def train_epochs(
                     # this step), so that each resumes with its own dropout stream, not rank 0's.
                     sums.flush()
                     processes = gather_processes(modules[0], generator, pos)
-                    if resumable.writer:
-                        if resumable.carry is not None:
-                            pos.carried = resumable.carry.carried_tensors()
-                        save_state(
-                            resumable.folder,
-                            *args[:-1],
-                            generator,
-                            pos,
-                            processes,
-                            fields=resumable.fields,
-                        )
-                    stop.saved_step = pos.step  # (written by rank 0 in data parallel runs)
+                    # A SIGTERM between the state's rename and saved_step said "no state saved".
+                    with stop.deferred():
+                        if resumable.writer:
+                            if resumable.carry is not None:
+                                pos.carried = resumable.carry.carried_tensors()
+                            save_state(
+                                resumable.folder,
+                                *args[:-1],
+                                generator,
+                                pos,
+                                processes,
+                                fields=resumable.fields,
+                            )
+                        stop.saved_step = pos.step  # (written by rank 0 in data parallel runs)
             sums.flush()
             row = {
                 "epoch": epoch,

@@ -23,6 +23,7 @@ from lcm.evaluate.parallel import FitJob, run_fits
 from lcm.evaluate.registry import ModelContext
 from lcm.exceptions import WorkerKilledError
 from lcm.io.atomic import _host
+from lcm.signals import SigtermExit
 
 pytestmark = pytest.mark.hostile
 
@@ -163,3 +164,24 @@ def test_a_killed_worker_names_memory_and_the_fix(monkeypatch) -> None:
     with pytest.raises(WorkerKilledError, match=r"raise the rule's mem_mb or lower --threads"):
         run_fits(jobs(), np.zeros((8, 5, 5)), _crash_fit, workers=2)
     assert WorkerKilledError.exit_code != 1
+
+
+def test_a_sigterm_inside_deferred_waits_for_the_block_and_its_bookkeeping() -> None:
+    """Training saves its state and then records the step it names: a SIGTERM between the two
+    said "no training state was saved" beside a state on disk. Deferred, it waits for both."""
+    said: list[int] = []
+
+    class Stop(SigtermExit):
+        step = 0
+
+        def say(self) -> None:
+            said.append(self.step)
+
+    with pytest.raises(SystemExit) as stopped, Stop() as stop:
+        with stop.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # the handler has run: only flagged
+            assert said == []
+            stop.step = 2  # the bookkeeping the message reads
+        raise AssertionError("SIGTERM was not raised at the block's end")
+    assert stopped.value.code == 143 and said == [2]
