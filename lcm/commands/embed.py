@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from lcm.commands._arguments import add_store_arguments
 from lcm.commands._sources import existing, store_sources
@@ -70,15 +69,10 @@ def probe_label(meta: dict) -> dict | None:
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm embed``."""
     # Imported here: every `lcm` call builds all parsers, and torch takes seconds to import.
-    import json
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     from lcm.catalogue import load_catalogue
-    from lcm.io.atomic import atomic_path
     from lcm.model.checkpoint import checkpoint_layout, load_checkpoint
     from lcm.model.export import attention_frame, embedding_frame, embeddings, query_attention
+    from lcm.model.export_tables import write_export_table
     from lcm.store.read import load_cohort
     from lcm.train.loop import pick_device
 
@@ -93,21 +87,15 @@ def run(args: argparse.Namespace) -> int:
         catalogue=catalogue,
         device=device,
     )
-    metadata = {
-        # Absolute: a relative path means nothing once the table is read from another folder.
-        b"lcm.checkpoint": str(Path(args.checkpoint).resolve()).encode(),
-        b"lcm.weights_sha256": str(meta.get("weights_sha256", "")).encode(),
-        b"lcm.atlas": args.atlas.encode(),
-        # A finetuned checkpoint names its diagnosis (the report maps that query's attention,
-        # or, for a linear probe, the BEI queries it reads, weighted by its coefficients).
-        b"lcm.label": json.dumps(probe_label(meta)).encode(),
+    recorded = {
+        "checkpoint": args.checkpoint,
+        "weights_sha256": str(meta.get("weights_sha256", "")),
+        "atlas": args.atlas,
+        "label": probe_label(meta),
     }
 
     def write(frame, path: str) -> None:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
-        with atomic_path(path) as tmp:
-            pq.write_table(table, tmp)
+        write_export_table(frame, path, **recorded)
 
     write(embedding_frame(cohort.ids, embeddings(model, cohort.fc, device)), args.out)
     log.info(

@@ -20,6 +20,7 @@ from lcm.evaluate.protocol import (
     evaluate_task,
     task_from_catalogue,
 )
+from lcm.evaluate.record import evaluation_record
 from lcm.evaluate.registry import checkpoint_models, maps_models
 from lcm.exceptions import ConfigError
 from lcm.io.provenance import write_sidecar
@@ -218,45 +219,16 @@ def evaluate_and_write(
         workers=workers,
         catalogue=catalogue,
     )
-    meta = {
-        "task": task.name,
-        "label": task.label,
-        "kind": task.kind,
-        "levels": list(task.levels),
-        "master_seed": master_seed,
-        "settings": {
-            "n_folds": settings.n_folds,
-            "seeds": list(settings.seeds),
-            "label_fractions": list(settings.label_fractions),
-            "models": list(settings.models),
-            "finetune": settings.finetune,
-            "split": settings.split,
-        },
-        "split_used": result.split,
-        "splits_table": splits.attrs.get("source") if splits is not None else None,
-        "models_evaluated": result.models,
-        "models_skipped": result.skipped,
-        "checkpoint": str(checkpoint) if checkpoint else None,
-        "ssl_checkpoint": str(ssl_checkpoint) if ssl_checkpoint else None,
-        "n_runs": result.n_runs,
-        "n_runs_dropped_no_label": result.n_dropped,
-        "runs_dropped": result.runs_dropped,
-        # Leave-site-out skips a site that would leave a class without training subjects:
-        # the runs tested can be fewer than the cohort's labelled runs.
-        "n_runs_tested": result.n_runs_tested,
-        "sites_not_tested": result.sites_not_tested,
-        "n_fits_not_repeated": result.n_fits_not_repeated,
-        "folds_one_class": result.folds_one_class,
-        # What each fold value of a control averages: the report says "4 folds x 10 permutations".
-        "control_permutations": result.control_permutations,
-        # Subjects per class labelled in each training fold at each fraction (at least 2
-        # per class): the report sets the fraction labelled beside the nominal one.
-        "labelled_subjects": result.labelled_subjects,
-        # What each LCM fit's pseudo-labelling did (EvaluationResult.pseudo_labels): the report
-        # says when lcm made none, so that lcm vs lcm-no-pseudo measures nothing but noise.
-        "pseudo_labels": result.pseudo_labels,
-        **(extra or {}),
-    }
+    meta = evaluation_record(
+        task,
+        settings,
+        result,
+        master_seed=master_seed,
+        checkpoint=checkpoint,
+        ssl_checkpoint=ssl_checkpoint,
+        splits_table=splits.attrs.get("source") if splits is not None else None,
+        extra=extra,
+    )
     write_tidy_parquet(out, result.metrics, meta)
     write_tidy_parquet(predictions, result.predictions, meta)
     for path in (out, predictions):

@@ -25,6 +25,7 @@ from lcm.evaluate.metrics import (
     summarise,
     write_tidy_parquet,
 )
+from lcm.evaluate.record import read_evaluation_records
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import write_text, write_tsv
 from lcm.io.derivatives import included_mask
@@ -36,7 +37,6 @@ from lcm.report.tables import (
     read_bei_eval,
     read_history,
     read_qc,
-    read_task_meta,
 )
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     summary = summarise(metrics)
     headline = headline_table(summary, predictions, n_boot=args.n_boot)
     contrasts = contrast_table(metrics, predictions)
-    task_meta = read_task_meta(args.metrics)
+    task_meta = read_evaluation_records(args.metrics)
     oracles, oracle_inputs = _oracles(args, task_meta, predictions)
     inputs = [
         Path(p)

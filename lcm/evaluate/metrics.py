@@ -306,14 +306,19 @@ def tidy(frame: pd.DataFrame, columns: tuple[str, ...], dtypes: dict[str, str]) 
     return frame.loc[:, list(columns)].astype(dtypes).reset_index(drop=True)
 
 
+#: The Parquet schema metadata key of a tidy table's JSON record
+#: (:mod:`lcm.evaluate.record` builds and reads ``lcm evaluate``'s).
+METADATA_KEY = b"lcm"
+
+
 def write_tidy_parquet(
     path: str | os.PathLike[str], frame: pd.DataFrame, metadata: dict[str, Any] | None = None
 ) -> None:
-    """Write a tidy table to Parquet atomically, ``metadata`` as JSON under the key ``lcm``."""
+    """Write a tidy table to Parquet atomically, ``metadata`` as JSON under :data:`METADATA_KEY`."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     if metadata is not None:
         meta = dict(table.schema.metadata or {})
-        meta[b"lcm"] = json.dumps(metadata, sort_keys=True, default=str).encode()
+        meta[METADATA_KEY] = json.dumps(metadata, sort_keys=True, default=str).encode()
         table = table.replace_schema_metadata(meta)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)

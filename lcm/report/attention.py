@@ -10,18 +10,15 @@ the ROIs attended most without a map.
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
 from lcm.atlas import Atlas
-from lcm.exceptions import InputDataError
+from lcm.model.export_tables import read_attention_table
 from lcm.report.plots import figure_png, wrapped
 
 # (x-axis, y-axis) coordinate indices, axis labels and the ends of the horizontal axis (MNI
@@ -138,38 +135,6 @@ def attention_brain_figure(
     return fig
 
 
-def read_attention(path: str | Path) -> tuple[pd.DataFrame, list[str], dict[str, Any] | None]:
-    """An ``lcm embed --attention-out`` table, its ROI names and the checkpoint's diagnosis.
-
-    Returns
-    -------
-    (frame, roi_names, label)
-        ``label`` is the ``lcm.label`` metadata (``name``, ``levels``, ``positive``) of a
-        finetuned checkpoint, None for a pretrained one.
-
-    Raises
-    ------
-    InputDataError
-        When the file is unreadable or has no ``query`` column.
-    """
-    try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowException) as exc:
-        raise InputDataError(
-            f"Cannot read attention table {path}: {exc}",
-            hint="Pass the --attention-out files written by `lcm embed` (the embed rule).",
-        ) from exc
-    frame = table.to_pandas()
-    if "query" not in frame.columns:
-        raise InputDataError(
-            f"{path}: no 'query' column (has {list(frame.columns)[:8]} ...).",
-            hint="Pass the --attention-out table of `lcm embed`, not its embeddings table.",
-        )
-    roi_names = list(frame.columns[list(frame.columns).index("query") + 1 :])
-    raw = (table.schema.metadata or {}).get(b"lcm.label", b"null")
-    return frame, roi_names, json.loads(raw)
-
-
 def _task_name(path: str | Path, label: dict[str, Any] | None) -> str:
     """``X`` of a ``task-X_attention.parquet`` file name, else the diagnosis name."""
     stem = Path(path).name
@@ -210,7 +175,7 @@ def attention_section(paths: list[str | Path], atlas: Atlas) -> str:
         "where the model looks, not a causal effect.</p>",
     ]
     for path in paths:
-        frame, rois, label = read_attention(path)
+        frame, rois, label = read_attention_table(path)
         task = _task_name(path, label)
         parts.append(f"<h3>Task: {html.escape(task)}</h3>")
         if label is None:

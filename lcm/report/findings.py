@@ -723,8 +723,9 @@ def pretraining_verdict(
         :func:`lcm.evaluate.metrics.summarise`: the tasks, models and label fractions that
         were evaluated, to say which ablation or fraction a task without a gain lacks.
     task_meta : dict, optional
-        ``task -> metadata`` of ``lcm evaluate`` (:func:`lcm.report.tables.read_task_meta`):
-        its ``settings.seeds`` say which measured tasks ran a single split seed.
+        ``task -> record`` of ``lcm evaluate``
+        (:func:`lcm.evaluate.record.read_evaluation_records`): its
+        ``settings.seeds`` say which measured tasks ran a single split seed.
     """
     if contrasts is None:
         contrasts = pd.DataFrame(columns=["task", "label_fraction", "contrast", "verdict"])

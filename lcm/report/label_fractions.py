@@ -31,7 +31,7 @@ def effective_fractions(meta: dict[str, Any]) -> pd.DataFrame:
     Parameters
     ----------
     meta : dict
-        A task's ``lcm evaluate`` metadata (:func:`lcm.report.tables.read_task_meta`).
+        A task's ``lcm evaluate`` metadata (:func:`lcm.evaluate.record.read_evaluation_records`).
 
     Returns
     -------

@@ -415,28 +415,6 @@ def newest_mtime(paths: Sequence[str | os.PathLike[str]]) -> float | None:
     return max(times) if times else None
 
 
-def read_task_meta(paths: Sequence[str | os.PathLike[str]]) -> dict[str, dict]:
-    """The protocol metadata ``lcm evaluate`` stores in each metrics Parquet, by task.
-
-    Written by :func:`lcm.commands.evaluate.evaluate_and_write`; among its keys the report
-    reads ``labelled_subjects`` and ``pseudo_labels`` (:mod:`lcm.report.label_fractions`,
-    the entries as :class:`lcm.evaluate.protocol.EvaluationResult` documents them), which
-    metrics of an older ``lcm evaluate`` lack.
-    """
-    import json
-
-    import pyarrow.parquet as pq
-
-    out: dict[str, dict] = {}
-    for path in paths:
-        raw = (pq.read_schema(path).metadata or {}).get(b"lcm")
-        if raw:
-            meta = json.loads(raw)
-            if "task" in meta:
-                out[str(meta["task"])] = meta
-    return out
-
-
 def scrubbing_table(qc: pd.DataFrame) -> pd.DataFrame:
     """Included runs with known volume counts: ``dataset, n_volumes, retained, pct_scrubbed``.
 

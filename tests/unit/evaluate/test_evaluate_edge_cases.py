@@ -123,8 +123,8 @@ def test_fold_ids_are_the_splits_tables_when_a_site_is_skipped(from_table):
 def test_a_test_fold_of_one_class_is_named_in_the_result_sidecar_and_report(tmp_path, caplog):
     """Leave-site-out with a site of controls only: its AUC is undefined and the summary's mean
     is over the other sites; that was said nowhere (only n in the summary table)."""
+    from lcm.evaluate.record import read_evaluation_records
     from lcm.report.findings import provenance_summary
-    from lcm.report.tables import read_task_meta
 
     # siteC: controls 12, 14, 16, 18 only; siteA and siteB hold both classes.
     site_of = {
@@ -137,7 +137,7 @@ def test_a_test_fold_of_one_class_is_named_in_the_result_sidecar_and_report(tmp_
     assert [(f["sites"], f["subjects"], f["label"]) for f in result.folds_one_class] == [
         (["siteC"], 4, 0)
     ]
-    meta = read_task_meta([tmp_path / "m.parquet"])
+    meta = read_evaluation_records([tmp_path / "m.parquet"])
     page = provenance_summary(meta, lambda frame, *_, **__: frame.to_html())
     assert "1 test fold(s) of one class, no AUC (site siteC)" in page
 

@@ -171,7 +171,7 @@ def test_pooled_lcm_fits_record_their_pseudo_labels_and_log_them(checkpoint, tmp
     nothing recorded how many subjects lcm pseudo-labelled (none, at t=1: lcm vs
     lcm-no-pseudo then measures noise)."""
     from lcm.commands.evaluate import evaluate_and_write
-    from lcm.report.tables import read_task_meta
+    from lcm.evaluate.record import read_evaluation_records
 
     settings = EvaluationSettings.from_dict(
         {
@@ -192,7 +192,7 @@ def test_pooled_lcm_fits_record_their_pseudo_labels_and_log_them(checkpoint, tmp
         predictions=tmp_path / "p.parquet",
         workers=2,
     )
-    meta = read_task_meta([tmp_path / "m.parquet"])["autism"]
+    meta = read_evaluation_records([tmp_path / "m.parquet"])["autism"]
     recorded = meta["pseudo_labels"]
     assert recorded == result.pseudo_labels
     # One entry per lcm fit (2 folds x 1 fraction x 1 seed), none for logreg.

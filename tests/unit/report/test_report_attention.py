@@ -17,7 +17,8 @@ from helpers.report import run_report
 from lcm.atlas import NO_SPACE, Atlas, atlas_files, labels_only_atlas, load_atlas
 from lcm.exceptions import InputDataError
 from lcm.io.provenance import provenance_path
-from lcm.report.attention import attention_brain_figure, attention_section, read_attention
+from lcm.model.export_tables import read_attention_table
+from lcm.report.attention import attention_brain_figure, attention_section
 
 LABEL = {"name": "autism", "levels": ["control", "autism"], "positive": "autism"}
 
@@ -49,7 +50,7 @@ def test_section_maps_each_diagnosis_query(tmp_path, atlas):
     names = atlas.labels["name"].astype(str).tolist()
     path = tmp_path / "task-autism_attention.parquet"
     _attention_table(path, names)
-    frame, rois, label = read_attention(path)
+    frame, rois, label = read_attention_table(path)
     assert rois == names and label == LABEL and len(frame) == 35
     section = attention_section([path], atlas)
     assert "Task: autism" in section
@@ -74,7 +75,7 @@ def test_rois_outside_the_atlas_give_a_warning_not_a_crash(tmp_path, atlas):
     embeddings = tmp_path / "emb.parquet"
     pq.write_table(pa.table({"subject": ["a"], "emb_000": [0.1]}), embeddings)
     with pytest.raises(InputDataError, match="no 'query' column"):
-        read_attention(embeddings)
+        read_attention_table(embeddings)
 
 
 @pytest.mark.slow
@@ -188,7 +189,7 @@ def test_a_probe_model_maps_the_bei_queries_it_reads(tmp_path, atlas):
     table = pq.read_table(path)
     meta = {**table.schema.metadata, b"lcm.label": json.dumps({**LABEL, "probe": probe}).encode()}
     pq.write_table(table.replace_schema_metadata(meta), path)
-    frame, rois, _ = read_attention(path)
+    frame, rois, _ = read_attention_table(path)
     section = attention_section([path], atlas)
     assert section.count("<img") == 1
     assert (

@@ -11,6 +11,7 @@ from helpers.report import bare
 from lcm.commands.evaluate import evaluate_and_write
 from lcm.evaluate.metrics import summarise
 from lcm.evaluate.protocol import EvaluationSettings
+from lcm.evaluate.record import read_evaluation_records
 from lcm.evaluate.registry import register_model, unregister_model
 from lcm.report.html import ReportData, table_html, task_section
 from lcm.report.label_fractions import (
@@ -19,7 +20,6 @@ from lcm.report.label_fractions import (
     pseudo_label_counts,
     pseudo_label_fragment,
 )
-from lcm.report.tables import read_task_meta
 from lcm.store.cohort import Cohort
 
 
@@ -49,7 +49,7 @@ def written(tmp_path):
         )
     finally:
         unregister_model("prevalence")
-    return result, read_task_meta([tmp_path / "m.parquet"])["autism"]
+    return result, read_evaluation_records([tmp_path / "m.parquet"])["autism"]
 
 
 def test_the_labelled_subjects_of_every_fit_are_recorded(written):

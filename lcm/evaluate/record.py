@@ -1,0 +1,118 @@
+"""The protocol record of one ``lcm evaluate`` run: built, stored and read here only.
+
+``lcm evaluate`` stores it as JSON in both of its Parquet tables (schema metadata key ``lcm``,
+:func:`lcm.evaluate.metrics.write_tidy_parquet`) and in their JSON sidecars; the report reads
+it back by task. Its keys are those of :func:`evaluation_record`; metrics of an older
+``lcm evaluate`` lack the later ones (``labelled_subjects``, ``pseudo_labels``), which readers
+treat as not recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lcm.evaluate.metrics import METADATA_KEY
+from lcm.evaluate.protocol import EvaluationResult, EvaluationSettings, Task
+
+
+def evaluation_record(
+    task: Task,
+    settings: EvaluationSettings,
+    result: EvaluationResult,
+    *,
+    master_seed: int,
+    checkpoint: str | Path | None,
+    ssl_checkpoint: str | Path | None,
+    splits_table: str | None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The record of one task's evaluation: its settings and what the protocol decided.
+
+    Parameters
+    ----------
+    task, settings, result
+        The task evaluated, its settings and :func:`lcm.evaluate.protocol.evaluate_task`'s
+        result.
+    master_seed : int
+        The seed every fit's seed derives from.
+    checkpoint, ssl_checkpoint : path-like or None
+        The pretrained checkpoints the LCM variants started from.
+    splits_table : str or None
+        The splits table read (its ``source``), None when the folds were drawn here.
+    extra : dict, optional
+        Further keys (the caller's), added last.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable (paths as strings).
+    """
+    return {
+        "task": task.name,
+        "label": task.label,
+        "kind": task.kind,
+        "levels": list(task.levels),
+        "master_seed": master_seed,
+        "settings": {
+            "n_folds": settings.n_folds,
+            "seeds": list(settings.seeds),
+            "label_fractions": list(settings.label_fractions),
+            "models": list(settings.models),
+            "finetune": settings.finetune,
+            "split": settings.split,
+        },
+        "split_used": result.split,
+        "splits_table": splits_table,
+        "models_evaluated": result.models,
+        "models_skipped": result.skipped,
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "ssl_checkpoint": str(ssl_checkpoint) if ssl_checkpoint else None,
+        "n_runs": result.n_runs,
+        "n_runs_dropped_no_label": result.n_dropped,
+        "runs_dropped": result.runs_dropped,
+        # Leave-site-out skips a site that would leave a class without training subjects:
+        # the runs tested can be fewer than the cohort's labelled runs.
+        "n_runs_tested": result.n_runs_tested,
+        "sites_not_tested": result.sites_not_tested,
+        "n_fits_not_repeated": result.n_fits_not_repeated,
+        "folds_one_class": result.folds_one_class,
+        # What each fold value of a control averages: the report says "4 folds x 10 permutations".
+        "control_permutations": result.control_permutations,
+        # Subjects per class labelled in each training fold at each fraction (at least 2
+        # per class): the report sets the fraction labelled beside the nominal one.
+        "labelled_subjects": result.labelled_subjects,
+        # What each LCM fit's pseudo-labelling did (EvaluationResult.pseudo_labels): the report
+        # says when lcm made none, so that lcm vs lcm-no-pseudo measures nothing but noise.
+        "pseudo_labels": result.pseudo_labels,
+        **(extra or {}),
+    }
+
+
+def read_evaluation_records(paths: Sequence[str | os.PathLike[str]]) -> dict[str, dict]:
+    """The records stored in metrics or predictions tables of ``lcm evaluate``, by task.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Parquet tables written by ``lcm evaluate``; one without a record (written otherwise)
+        is passed over.
+
+    Returns
+    -------
+    dict
+        ``task -> record`` (:func:`evaluation_record`); of two tables of one task, the later.
+    """
+    import pyarrow.parquet as pq
+
+    out: dict[str, dict] = {}
+    for path in paths:
+        raw = (pq.read_schema(path).metadata or {}).get(METADATA_KEY)
+        if raw:
+            record = json.loads(raw)
+            if "task" in record:
+                out[str(record["task"])] = record
+    return out

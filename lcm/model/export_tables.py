@@ -1,0 +1,105 @@
+"""The Parquet tables of ``lcm embed``: written and read here only (no torch import).
+
+Both tables (embeddings; query attention over ROIs) carry in their schema metadata the
+checkpoint they come from (``lcm.checkpoint``, absolute), its weights' sha256
+(``lcm.weights_sha256``), the atlas (``lcm.atlas``) and, JSON under ``lcm.label``, the diagnosis
+of a finetuned checkpoint (``name``, ``levels``, ``positive``, a linear probe's features), null
+for a pretrained one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lcm.exceptions import InputDataError
+from lcm.io.atomic import atomic_path
+
+CHECKPOINT_KEY = b"lcm.checkpoint"
+WEIGHTS_KEY = b"lcm.weights_sha256"
+ATLAS_KEY = b"lcm.atlas"
+LABEL_KEY = b"lcm.label"
+
+
+def write_export_table(
+    frame: pd.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    checkpoint: str | os.PathLike[str],
+    weights_sha256: str,
+    atlas: str,
+    label: dict[str, Any] | None,
+) -> None:
+    """Write an embeddings or attention table atomically, with what it was made from.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :func:`lcm.model.export.embedding_frame` or :func:`~lcm.model.export.attention_frame`.
+    path : path-like
+        The Parquet file.
+    checkpoint : path-like
+        The checkpoint the values come from (recorded absolute: a relative path means nothing
+        once the table is read from another folder).
+    weights_sha256 : str
+        Its weights' digest.
+    atlas : str
+        The atlas of the connectomes.
+    label : dict or None
+        A finetuned checkpoint's diagnosis (the report maps that query's attention, or, for a
+        linear probe, the BEI queries it reads weighted by its coefficients); None otherwise.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    metadata = {
+        CHECKPOINT_KEY: str(Path(checkpoint).resolve()).encode(),
+        WEIGHTS_KEY: str(weights_sha256).encode(),
+        ATLAS_KEY: atlas.encode(),
+        LABEL_KEY: json.dumps(label).encode(),
+    }
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_attention_table(
+    path: str | os.PathLike[str],
+) -> tuple[pd.DataFrame, list[str], dict[str, Any] | None]:
+    """An ``lcm embed --attention-out`` table, its ROI names and the checkpoint's diagnosis.
+
+    Returns
+    -------
+    (frame, roi_names, label)
+        ``label`` is the ``lcm.label`` metadata (``name``, ``levels``, ``positive``) of a
+        finetuned checkpoint, None for a pretrained one.
+
+    Raises
+    ------
+    InputDataError
+        When the file is unreadable or has no ``query`` column.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputDataError(
+            f"Cannot read attention table {path}: {exc}",
+            hint="Pass the --attention-out files written by `lcm embed` (the embed rule).",
+        ) from exc
+    frame = table.to_pandas()
+    if "query" not in frame.columns:
+        raise InputDataError(
+            f"{path}: no 'query' column (has {list(frame.columns)[:8]} ...).",
+            hint="Pass the --attention-out table of `lcm embed`, not its embeddings table.",
+        )
+    roi_names = list(frame.columns[list(frame.columns).index("query") + 1 :])
+    raw = (table.schema.metadata or {}).get(LABEL_KEY, b"null")
+    return frame, roi_names, json.loads(raw)
