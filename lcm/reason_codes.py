@@ -42,6 +42,7 @@ CONFOUNDS_UNREADABLE = "confounds_unreadable"
 CONFOUNDS_LENGTH = "confounds_length"
 CONFOUNDS_NON_NUMERIC = "confounds_non_numeric"
 CONFOUNDS_MISSING_COLUMNS = "confounds_missing_columns"
+CONFOUNDS_COMPCOR_MASK_UNKNOWN = "confounds_compcor_mask_unknown"
 # --- time series, voxel and ROI -----------------------------------------------------------------
 TOO_FEW_VOLUMES = "too_few_volumes"
 TOO_FEW_DOF = "too_few_dof"

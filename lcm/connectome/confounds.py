@@ -60,9 +60,11 @@ class Strategy:
         (nilearn's ``high_pass`` component, XCP-D's ``^cosine_\\d+$``). Optional, as in
         nilearn, except with ``compcor`` and no ``high_pass`` filter (:func:`confound_columns`).
     compcor : str or None
-        ``"first5"``: ``a_comp_cor_00`` .. ``_04`` (required); ``"combined"``: every aCompCor
-        column of the combined WM+CSF mask (from the confounds JSON when present, else every
-        ``a_comp_cor_*`` column; at least one required).
+        ``"first5"``: the first 5 aCompCor components of the combined WM+CSF mask (fewer
+        when the confounds JSON retains fewer, as nilearn's ``n_compcor=5``; without it
+        ``a_comp_cor_00`` .. ``_04`` are required);
+        ``"combined"``: every one of them (at least one required). Which ``a_comp_cor_*``
+        columns are of that mask: :func:`combined_compcor`.
     min_segment : int
         Kept segments shorter than this are scrubbed too (0: off).
     scrubs : bool
@@ -81,10 +83,13 @@ class Strategy:
 # XCP-D's names (24P, 27P, 36P, acompcor, acompcor_gsr) and the Ciric et al. 6P / 9P; the
 # nilearn ``load_confounds_strategy`` presets with their default parameters (motion "full";
 # simple: wm_csf "basic"; scrubbing: wm_csf "full", scrub 5; compcor: anat_combined, all).
-# XCP-D's acompcor takes 5 WM + 5 CSF components; ours take the 5 first combined-mask ones,
-# which every fMRIPrep version (and the synthetic confounds) writes. fMRIPrep computes aCompCor
-# after a discrete-cosine high-pass filter, so every aCompCor strategy takes the cosine_XX
-# columns too, as XCP-D's acompcor and nilearn's compcor (which requires high_pass) do.
+# XCP-D's acompcor takes 5 WM + 5 CSF components; ours take the 5 first combined-mask ones, as
+# nilearn's load_confounds(compcor="anat_combined", n_compcor=5): fMRIPrep 1.4-20.x number the
+# CSF, WM and combined components in one a_comp_cor_ series in mask order, so a_comp_cor_00 ..
+# _04 may be CSF ones and the confounds JSON's Mask says which (combined_compcor). fMRIPrep
+# computes aCompCor after a discrete-cosine high-pass filter, so every aCompCor strategy takes
+# the cosine_XX columns too, as XCP-D's acompcor and nilearn's compcor (which requires
+# high_pass) do.
 STRATEGIES: dict[str, Strategy] = {
     "6P": Strategy(MOTION_6P),
     "9P": Strategy((*MOTION_6P, *PHYSIO_3P)),
@@ -117,8 +122,10 @@ def strategy_columns(strategy: str) -> list[str]:
     ``6P`` = translations and rotations; ``9P`` = 6P + csf, white matter, global signal;
     ``24P`` = 6P with derivatives, squares and squared derivatives; ``27P`` = 24P + csf, white
     matter, global signal; ``36P`` = the expansion of 9P; ``acompcor`` = 6P + their derivatives
-    (+ ``a_comp_cor_00`` .. ``_04``, + the ``cosine_XX`` present); ``acompcor_gsr`` = acompcor +
-    global signal. For the nilearn presets see :data:`STRATEGIES`.
+    (+ 5 combined-mask aCompCor components, + the ``cosine_XX`` present); ``acompcor_gsr`` =
+    acompcor + global signal. For the nilearn presets see :data:`STRATEGIES`. The aCompCor
+    components are named here as a table without a confounds JSON names them
+    (``a_comp_cor_00`` .. ``_04``); :func:`confound_columns` picks a run's own by their mask.
     """
     spec = _strategy(strategy)
     extra = [f"{ACOMPCOR_PREFIX}{i:02d}" for i in range(N_ACOMPCOR)]
@@ -182,6 +189,17 @@ def confound_columns(
     if not missing:
         return columns
     table = f"confounds {source}" if source else "confounds"
+    if _strategy(strategy).compcor is not None and combined_compcor(have, metadata) is None:
+        side = source.replace(".tsv", ".json") if source else "the confounds JSON"
+        raise ExcludedRunError(
+            f"{table} have {len(_acompcor(have))} a_comp_cor_* columns and no confounds JSON: "
+            "fMRIPrep 1.4-20.x number the CSF, WM and combined-mask aCompCor components in one "
+            "a_comp_cor_ series, so which are of the combined mask strategy "
+            f"{strategy!r} regresses is unknown (the first may be CSF ones)",
+            hint=f"Put the confounds JSON fMRIPrep wrote beside the table ({side}; its Mask "
+            "names each component's mask), or use a strategy without aCompCor (e.g. 24P).",
+            code=reason_codes.CONFOUNDS_COMPCOR_MASK_UNKNOWN,
+        )
     if drifts:
         # fMRIPrep's aCompCor components are blind to what its cosine high-pass removed.
         raise ExcludedRunError(
@@ -220,13 +238,25 @@ def _strategy_fit(
     """``(columns, missing, drifts)`` of ``strategy`` on a table of columns ``have``:
     ``drifts`` when an aCompCor strategy lacks cosines with no high-pass filter."""
     spec = _strategy(strategy)
-    wanted = strategy_columns(strategy)
+    wanted = list(spec.columns)
     missing = [c for c in wanted if c not in set(have)]
-    if spec.compcor == "combined":
-        comps = _combined_compcor(have, metadata)
+    comps = combined_compcor(have, metadata) if spec.compcor else []
+    if comps is None:
+        missing.append(f"{ACOMPCOR_PREFIX}* (combined mask: no confounds JSON to tell)")
+    elif spec.compcor == "combined":
         if not comps:
             missing.append(f"{ACOMPCOR_PREFIX}* (combined mask)")
         wanted += comps
+    elif spec.compcor == "first5" and metadata:
+        # As nilearn's n_compcor=5: fewer when fMRIPrep retained fewer (50 % of the variance).
+        if not comps:
+            missing.append(f"{ACOMPCOR_PREFIX}* (combined mask)")
+        wanted += comps[:N_ACOMPCOR]
+    elif spec.compcor == "first5":
+        # No JSON, every a_comp_cor_* of the combined mask: the 5 first by their names.
+        first = [f"{ACOMPCOR_PREFIX}{i:02d}" for i in range(N_ACOMPCOR)]
+        missing += [c for c in first if c not in set(have)]
+        wanted += first
     cosines = [c for c in have if c.startswith(COSINE_PREFIX)] if spec.cosines else []
     drifts = spec.compcor is not None and spec.cosines and not cosines and high_pass is None
     if drifts:
@@ -281,11 +311,30 @@ def old_fmriprep_columns(columns: list[str] | pd.Index) -> list[str]:
     return [c for c in columns if c in _OLD_COLUMNS or str(c).startswith(_OLD_PREFIXES)]
 
 
-def _combined_compcor(columns: list[str], metadata: dict[str, Any] | None) -> list[str]:
-    """aCompCor columns of the combined mask (all ``a_comp_cor_*`` without metadata)."""
-    comps = [c for c in columns if c.startswith(ACOMPCOR_PREFIX)]
+# fMRIPrep >= 21 names the CSF and WM components c_comp_cor_XX and w_comp_cor_XX, leaving
+# a_comp_cor_XX to the combined mask; fMRIPrep < 1.4 wrote 6 combined-mask ones (00 .. 05) only.
+SPLIT_COMPCOR_PREFIXES = ("c_comp_cor_", "w_comp_cor_")
+N_ACOMPCOR_BEFORE_1_4 = 6
+
+
+def _acompcor(columns: list[str]) -> list[str]:
+    return [c for c in columns if str(c).startswith(ACOMPCOR_PREFIX)]
+
+
+def combined_compcor(columns: list[str], metadata: dict[str, Any] | None) -> list[str] | None:
+    """The ``a_comp_cor_*`` columns of the combined WM+CSF mask, in table order.
+
+    With the confounds JSON: those whose ``Mask`` is ``combined`` (and ``Retained`` true where
+    the key is there), as nilearn's ``load_confounds(compcor="anat_combined")`` picks them.
+    Without it, every ``a_comp_cor_*`` column when the table is of fMRIPrep >= 21 (it has
+    ``c_comp_cor_`` or ``w_comp_cor_`` columns: ``a_`` is the combined mask only) or holds at
+    most fMRIPrep < 1.4's six; ``None`` (unknown) for more without either: fMRIPrep 1.4-20.x
+    number CSF, WM and combined components in one ``a_comp_cor_`` series, in mask order.
+    """
+    comps = _acompcor(columns)
     if not metadata:
-        return comps
+        split = any(str(c).startswith(SPLIT_COMPCOR_PREFIXES) for c in columns)
+        return comps if split or len(comps) <= N_ACOMPCOR_BEFORE_1_4 else None
     return [
         c
         for c in comps
