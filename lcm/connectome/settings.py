@@ -34,6 +34,11 @@ def _validated(section: str, value: dict[str, Any], source: str) -> dict[str, An
     return value
 
 
+# nilearn's load_confounds_strategy("scrubbing"): std_dvars_threshold 1.5 (and fd 0.5 mm).
+NILEARN_SCRUBBING_DVARS = 1.5
+AUTO = "auto"
+
+
 @dataclass(frozen=True)
 class DenoiseSettings:
     """How parcel signals are cleaned (see ``denoise`` in the config schema).
@@ -46,6 +51,8 @@ class DenoiseSettings:
         Volumes with framewise displacement above this (mm) are scrubbed; ``None`` disables.
     dvars_threshold : float or None
         Volumes with fMRIPrep ``std_dvars`` above this are scrubbed too; ``None`` disables.
+        The config's ``auto`` (its default) is resolved by :meth:`from_dict`:
+        :data:`NILEARN_SCRUBBING_DVARS` under the ``scrubbing`` presets, ``None`` otherwise.
     high_pass, low_pass : float or None
         Band-pass cut-offs in Hz (Butterworth, nilearn's order 5, forward-backward); ``None``
         disables each side. aCompCor strategies also regress fMRIPrep's ``cosine_XX``
@@ -74,8 +81,16 @@ class DenoiseSettings:
 
     @classmethod
     def from_dict(cls, value: dict[str, Any], source: str = "--denoise") -> DenoiseSettings:
-        """Validate ``value`` against the schema's ``denoise`` section, filling defaults."""
-        settings = cls(**_validated("denoise", value, source))
+        """Validate ``value`` against the schema's ``denoise`` section, filling defaults.
+
+        ``dvars_threshold: auto`` (the schema's default) becomes 1.5 under a strategy that
+        scrubs (the ``scrubbing`` presets, as nilearn's), ``None`` under the others.
+        """
+        values = _validated("denoise", value, source)
+        if values["dvars_threshold"] == AUTO:
+            scrubs = getattr(STRATEGIES.get(values["strategy"]), "scrubs", False)
+            values["dvars_threshold"] = NILEARN_SCRUBBING_DVARS if scrubs else None
+        settings = cls(**values)
         if (
             settings.high_pass is not None
             and settings.low_pass is not None

@@ -125,7 +125,7 @@ def test_config_keys_of_the_connectome_stage() -> None:
         {"datasets": DATASETS, "atlas": {"name": "schaefer100", "templateflow": QUERY}}
     )
     assert cfg["atlas"]["min_coverage"] == 0.5 and cfg["atlas"]["templateflow"] == QUERY
-    assert cfg["denoise"]["dvars_threshold"] is None and cfg["denoise"]["standardize"] == "zscore"
+    assert cfg["denoise"]["dvars_threshold"] == "auto" and cfg["denoise"]["standardize"] == "zscore"
     assert cfg["connectome"] == {
         "kinds": ["pearson"],
         "fisher_z": False,

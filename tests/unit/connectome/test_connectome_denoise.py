@@ -13,6 +13,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from helpers.connectome import (
     confounds_table,
     crop_labels,
@@ -24,6 +25,7 @@ from nilearn import signal
 from nilearn.interfaces.fmriprep import load_confounds, load_confounds_strategy
 
 from lcm.atlas import load_atlas
+from lcm.config import schema
 from lcm.connectome.confounds import STRATEGIES, confound_columns, read_confounds_metadata
 from lcm.connectome.denoise import (
     clean_signals,
@@ -118,6 +120,54 @@ def test_presets_agree_with_nilearn_load_confounds(run_files, strategy: str) -> 
         assert {0, 1, 11, 12, 25}.isdisjoint(keep)  # short segments and the DVARS spike
     else:
         assert ref_mask is None and 11 in keep and 25 not in keep
+
+
+@pytest.mark.parametrize("strategy", sorted(NILEARN_PRESETS))
+def test_presets_under_default_thresholds_scrub_as_documented(run_files, strategy: str) -> None:
+    """With fd_threshold and dvars_threshold left at their defaults, the scrubbing presets keep
+    the volumes nilearn's preset keeps (std_dvars 1.5 and FD 0.5 mm: dvars_threshold auto);
+    simple, simple_gsr and compcor scrub FD > 0.5 mm, which nilearn's presets do not, and
+    fd_threshold null gives nilearn's (no) scrubbing, as the schema says."""
+    preset, extra = NILEARN_PRESETS[strategy]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, ref_mask = load_confounds_strategy(
+            str(run_files["bold"]), denoise_strategy=preset, **extra
+        )
+    table = read_confounds(run_files["confounds"], N_VOL)
+    fd, dvars = table["framewise_displacement"].to_numpy(), table["std_dvars"].to_numpy()
+    settings = DenoiseSettings.from_dict({"strategy": strategy, "min_volumes": 10})
+    keep = scrub_mask(fd, settings, N_VOL, dvars=dvars)
+    described = schema()["properties"]["denoise"]["properties"]
+    if strategy.startswith("scrubbing"):
+        assert settings.dvars_threshold == 1.5
+        np.testing.assert_array_equal(keep, ref_mask)
+        assert 25 not in keep  # the std_dvars spike
+        assert "1.5 when left unset" in " ".join(described["strategy"]["description"].split())
+    else:
+        assert settings.dvars_threshold is None and ref_mask is None
+        assert 25 in keep and not set(FD_HIGH) & set(keep)
+        off = DenoiseSettings.from_dict({"strategy": strategy, "fd_threshold": None})
+        assert scrub_mask(fd, off, N_VOL, dvars=dvars).tolist() == list(range(N_VOL))
+        text = " ".join(described["strategy"]["description"].split())
+        assert "simple, simple_gsr and compcor also scrub by fd_threshold" in text
+        assert "set fd_threshold null to match them" in text
+
+
+def test_dvars_threshold_auto_explicit_null_and_config() -> None:
+    """auto (the default, and config.yaml's) is 1.5 under the scrubbing presets only; an explicit
+    value, null included, holds for every strategy."""
+    cfg = yaml.safe_load((Path(__file__).parents[3] / "config" / "config.yaml").read_text())
+    assert cfg["denoise"]["dvars_threshold"] == "auto"
+    for strategy, auto in [("scrubbing", 1.5), ("scrubbing_gsr", 1.5), ("24P", None)]:
+        got = DenoiseSettings.from_dict({**cfg["denoise"], "strategy": strategy})
+        assert got.dvars_threshold == auto and got.to_dict()["dvars_threshold"] == auto
+        off = DenoiseSettings.from_dict({"strategy": strategy, "dvars_threshold": None})
+        assert off.dvars_threshold is None
+        two = DenoiseSettings.from_dict({"strategy": strategy, "dvars_threshold": 2.0})
+        assert two.dvars_threshold == 2.0
+    with pytest.raises(ConfigError, match="dvars_threshold"):
+        DenoiseSettings.from_dict({"dvars_threshold": "off"})
 
 
 # Our XCP-D strategy -> the arguments of nilearn's load_confounds that select its columns.
@@ -499,7 +549,7 @@ def test_standardize_semantics() -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ({"strategy": "scrubbing", "fd_threshold": None}, "both null"),
+        ({"strategy": "scrubbing", "fd_threshold": None, "dvars_threshold": None}, "both null"),
         ({"strategy": "aroma"}, "invalid denoise setting at 'strategy'"),
         ({"standardize": "robust"}, "invalid denoise setting at 'standardize'"),
         ({"dvars_threshold": 0}, "invalid denoise setting at 'dvars_threshold'"),

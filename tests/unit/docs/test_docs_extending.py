@@ -101,7 +101,12 @@ def test_a_new_strategy_is_a_table_entry_and_its_schema_name(monkeypatch) -> Non
     assert confound_columns("12P", [*motion_12p, "csf"]) == list(motion_12p)
     # A strategy that scrubs, whatever its name, needs a threshold.
     with pytest.raises(ConfigError, match="both null"):
-        DenoiseSettings.from_dict({"strategy": "12Pscrub", "fd_threshold": None})
+        DenoiseSettings.from_dict(
+            {"strategy": "12Pscrub", "fd_threshold": None, "dvars_threshold": None}
+        )
+    # dvars_threshold auto (the default) is nilearn's 1.5 for a strategy that scrubs.
+    got = DenoiseSettings.from_dict({"strategy": "12Pscrub", "fd_threshold": None})
+    assert got.dvars_threshold == 1.5
     DenoiseSettings.from_dict({"strategy": "12Pscrub", "fd_threshold": 0.5})
 
 
