@@ -120,7 +120,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--config-file",
         help="A config of your own (tasks, models, denoising ...): the BIDS dataset is added to "
-        "it and results_dir set to OUTPUT_DIR. Relative paths in it are read from this folder.",
+        "it and results_dir set to OUTPUT_DIR. Relative paths in it are read from this folder; "
+        "its synthetic consortia go to OUTPUT_DIR/synth unless it sets synth.out_dir.",
     )
     p.add_argument(
         "--dataset-name",
@@ -300,7 +301,8 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     config: dict[str, Any] = {}
     if args.config_file:
         config = read_yaml_mapping(Path(cwd, args.config_file), "--config-file")
-    config = _absolute_paths(copy.deepcopy(config), cwd)
+    config = _synth_paths(copy.deepcopy(config), cwd, out)
+    config = _absolute_paths(config, cwd)
     bids = _folder(cwd / args.bids_dir, "BIDS_DIR")
     name = args.dataset_name or _dataset_name(bids)
     if not args.dataset_name and name != bids.name:
@@ -674,6 +676,58 @@ def _absolute_paths(config: dict[str, Any], cwd: Path) -> dict[str, Any]:
             for key in _DATASET_PATH_KEYS:
                 if key in ds:
                     ds[key] = absolute(ds[key])
+    return config
+
+
+# The schema's default synth.out_dir: relative to the folder the workflow runs in.
+SYNTH_DEFAULT_OUT_DIR = "results/synth"
+
+
+def _synth_paths(config: dict[str, Any], cwd: Path, out: Path) -> dict[str, Any]:
+    """Put ``synth.out_dir`` and the synthetic datasets' paths in one place.
+
+    The synthetic consortia are the workflow's to write: without an ``out_dir`` of the user's
+    they go to ``OUTPUT_DIR/synth`` (the schema's default, ``results/synth``, would be read
+    from OUTPUT_DIR, where the workflow runs, while the datasets' ``results/synth/...`` paths
+    were made absolute against the calling folder: the store found no input, or stale files
+    of the calling folder). A synthetic dataset's relative path under ``out_dir`` as the file
+    writes it (or under ``results/synth`` by default) follows ``out_dir``; a path elsewhere,
+    where ``lcm synth`` writes nothing, is refused.
+    """
+    synth = config.get("synth")
+    if not isinstance(synth, dict) or not synth.get("enabled"):
+        return config
+    consortia = synth.get("consortia")
+    given = synth.get("out_dir")
+    if not isinstance(consortia, dict) or not (given is None or isinstance(given, str)):
+        return config  # the schema check names what is wrong
+    base = Path(given or SYNTH_DEFAULT_OUT_DIR)
+    resolved = Path(cwd, given) if given else out / "synth"
+    synth["out_dir"] = str(resolved)
+    for name, ds in (config.get("datasets") or {}).items():
+        if name not in consortia or not isinstance(ds, dict):
+            continue
+        for key in _DATASET_PATH_KEYS:
+            value = ds.get(key)
+            if not isinstance(value, str) or not value or Path(value).is_absolute():
+                continue
+            if Path(value).is_relative_to(base):
+                ds[key] = str(resolved / Path(value).relative_to(base))
+        written = resolved / name
+        for key in _DATASET_PATH_KEYS:
+            value = ds.get(key)
+            if not isinstance(value, str) or not value:
+                continue
+            path = Path(cwd, value)
+            if not path.is_relative_to(written):
+                raise ConfigError(
+                    f"lcm run: datasets.{name}.{key} is {value!r} ({path}), outside "
+                    f"{written}, where synth.consortia.{name} is written (synth.out_dir "
+                    f"{'is ' + repr(given) if given else 'not set: OUTPUT_DIR/synth'}).",
+                    hint=f"Point datasets.{name}.{key} into synth.out_dir/{name} (e.g. "
+                    f"{SYNTH_DEFAULT_OUT_DIR}/{name}/... with no out_dir set), or set "
+                    f"synth.out_dir to the folder its paths are in.",
+                )
     return config
 
 

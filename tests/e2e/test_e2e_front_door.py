@@ -751,3 +751,50 @@ def test_an_output_dir_in_the_derivatives_folder_is_refused_before_anything_is_w
     with pytest.raises(ConfigError, match=r"is the --derivatives folder") as info:
         run_cmd.build_config(args, tmp_path, elsewhere)
     assert f"e.g. {tmp_path / 'preproc' / 'lcm'} (beside it)" in (info.value.hint or "")
+
+
+def _demo_config(path: Path) -> Path:
+    """The demo config (synthetic consortia at ``results/synth/...``, no ``synth.out_dir``)
+    with the packaged catalogue, so that it reads from any folder."""
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    assert "out_dir" not in config["synth"]
+    config["variables"] = str(run_cmd.workflow_files() / "config" / "variables.yaml")
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_the_demo_config_from_another_folder_keeps_synthetic_paths_with_out_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # The datasets' results/synth/... paths were made absolute against the calling folder,
+    # the default synth.out_dir (results/synth) left to be read from OUTPUT_DIR: the store
+    # found no input (MissingInputException), or the calling folder's stale files.
+    _study(tmp_path)
+    demo = _demo_config(tmp_path / "demo.yaml")
+    call = tmp_path / "call"
+    (call / "results" / "synth").mkdir(parents=True)  # a stale folder where lcm run is called
+    monkeypatch.chdir(call)
+    argv = ["run", "../study", "../out", "participant"]
+    argv += ["--derivatives", "../study/derivatives/fmriprep", "--config-file", str(demo)]
+    argv += ["-n", "--cores", "1"]
+    assert main(argv) == 0, capfd.readouterr().err[-3000:]
+    text = "".join(capfd.readouterr())
+    assert "MissingInputException" not in text and "synth_roi_cohort" in text
+    config = yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())
+    synth = Path(config["synth"]["out_dir"])
+    assert synth == tmp_path / "out" / "synth"
+    for name in config["synth"]["consortia"]:
+        ds = config["datasets"][name]
+        for key in ("path", "derivatives", "phenotype"):
+            if ds.get(key):
+                assert Path(ds[key]).is_relative_to(synth / name), (name, key, ds[key])
+
+
+def test_a_synthetic_dataset_outside_synth_out_dir_is_refused(tmp_path: Path) -> None:
+    _study(tmp_path)
+    config = yaml.safe_load(_demo_config(tmp_path / "demo.yaml").read_text())
+    config["synth"]["out_dir"] = "mysynth"  # the datasets still read results/synth/...
+    (tmp_path / "demo.yaml").write_text(yaml.safe_dump(config))
+    args = parse("study", "out", "participant", *DERIVATIVES, "--config-file", "demo.yaml")
+    with pytest.raises(ConfigError, match=r"datasets\.(\w+)\.path .* outside .*mysynth/\1,"):
+        run_cmd.build_config(args, tmp_path, tmp_path / "out")
