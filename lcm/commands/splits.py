@@ -153,8 +153,7 @@ def _task_splits(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
     """The evaluation folds of one task: the runs with a target, stratified like evaluate."""
     # Imported here: the evaluate package is only needed for task tables.
     from lcm.catalogue import load_catalogue
-    from lcm.evaluate.baselines import strata
-    from lcm.evaluate.splits import check_distinct_repeats, task_split_table
+    from lcm.evaluate.splits import check_distinct_repeats, strata, task_split_table
     from lcm.evaluate.tasks import target_values, task_from_catalogue
     from lcm.store.read import read_run_variables
 
@@ -210,11 +209,11 @@ def _labelled_splits(
 
     A subject without the label is no stratum of its own (it was one, "missing"): the labelled
     subjects are stratified by their level, or by the lower/upper half of a continuous label
-    (:func:`lcm.evaluate.baselines.strata`, as ``--task`` stratifies), and the unlabelled ones
+    (:func:`lcm.evaluate.splits.strata`, as ``--task`` stratifies), and the unlabelled ones
     are dealt over the folds in a seeded order. They stay in the table, so pretraining still
     leaves them out; no task tests them (a task's folds hold its labelled runs only).
     """
-    from lcm.evaluate.baselines import strata
+    from lcm.evaluate.splits import strata
 
     subjects = runs.drop_duplicates(["dataset", "subject"]).reset_index(drop=True)
     values = subjects[label]

@@ -32,7 +32,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from lcm.evaluate.context import CONTROL_PERMUTATIONS, ModelContext
-from lcm.evaluate.splits import subject_labels
+from lcm.evaluate.splits import strata, subject_labels
 from lcm.evaluate.tangent import TangentSpace
 from lcm.exceptions import InputDataError
 from lcm.store.layout import fisher_z, matrix_to_vec
@@ -53,25 +53,6 @@ def is_labeled(y: np.ndarray) -> np.ndarray:
     """Runs that keep their target: ``y >= 0`` for 0/1 integer labels, finite for floats."""
     y = np.asarray(y)
     return np.isfinite(y) if np.issubdtype(y.dtype, np.floating) else y >= 0
-
-
-def strata(y: np.ndarray) -> np.ndarray:
-    """Classes to stratify on: the labels themselves, or the lower/upper half if continuous.
-
-    A continuous target is split by rank, not by ``y > median``: ties at the median (ages
-    30 x 9 among 12) put nearly every run in one half and made an evaluable task look like a
-    single class. Runs are ordered by value, ties by position, and the first ``ceil(n / 2)``
-    finite values are stratum 0 (the same halves as the median split when no value repeats);
-    non-finite (unlabeled) runs are stratum 0.
-    """
-    y = np.asarray(y)
-    if np.issubdtype(y.dtype, np.floating):
-        out = np.zeros(len(y), dtype=int)
-        finite = np.flatnonzero(np.isfinite(y))
-        order = finite[np.argsort(y[finite], kind="stable")]
-        out[order[(len(order) + 1) // 2 :]] = 1
-        return out
-    return y.astype(int)
 
 
 def inner_splits(

@@ -30,7 +30,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from lcm.catalogue import Catalogue
-from lcm.evaluate.baselines import N_PERMUTATIONS, strata
+from lcm.evaluate.baselines import N_PERMUTATIONS
 from lcm.evaluate.metrics import (
     METRIC_COLUMNS,
     METRIC_DTYPES,
@@ -61,6 +61,7 @@ from lcm.evaluate.splits import (
     check_distinct_repeats,
     labeled_subsets,
     outer_folds,
+    strata,
     subject_labels,
 )
 from lcm.evaluate.tasks import (
@@ -680,7 +681,7 @@ def _labelled_counts(
     Parameters
     ----------
     y_strata : numpy.ndarray of int, shape (n_runs,)
-        Class per training run (:func:`~lcm.evaluate.baselines.strata`).
+        Class per training run (:func:`~lcm.evaluate.splits.strata`).
     groups : numpy.ndarray, shape (n_runs,)
         Subject key per training run.
     mask : numpy.ndarray of bool, shape (n_runs,)

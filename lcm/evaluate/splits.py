@@ -163,7 +163,29 @@ def _check_classes(y: np.ndarray, groups: np.ndarray, n_folds: int) -> None:
         )
 
 
-# The classes of :func:`lcm.evaluate.baselines.strata`, named in messages.
+def strata(y: np.ndarray) -> np.ndarray:
+    """Classes to stratify on: the labels themselves, or the lower/upper half if continuous.
+
+    Here, not in :mod:`lcm.evaluate.baselines` (which uses it): ``lcm splits`` needs it, and
+    its code hash would otherwise cover every baseline, so that adding one reran the splits.
+
+    A continuous target is split by rank, not by ``y > median``: ties at the median (ages
+    30 x 9 among 12) put nearly every run in one half and made an evaluable task look like a
+    single class. Runs are ordered by value, ties by position, and the first ``ceil(n / 2)``
+    finite values are stratum 0 (the same halves as the median split when no value repeats);
+    non-finite (unlabeled) runs are stratum 0.
+    """
+    y = np.asarray(y)
+    if np.issubdtype(y.dtype, np.floating):
+        out = np.zeros(len(y), dtype=int)
+        finite = np.flatnonzero(np.isfinite(y))
+        order = finite[np.argsort(y[finite], kind="stable")]
+        out[order[(len(order) + 1) // 2 :]] = 1
+        return out
+    return y.astype(int)
+
+
+# The classes of :func:`strata`, named in messages.
 _STRATA = (
     "1: the positive level, 0: the other; for a continuous target, 1: the upper half of its "
     "values by rank, 0: the lower"
@@ -394,7 +416,7 @@ def task_split_table(
         ``dataset``, ``subject`` and ``site`` per run, of the runs that have a target.
     y_strata : numpy.ndarray of int, shape (n_runs,)
         Class per run (0/1), or median-split strata of a continuous target
-        (:func:`lcm.evaluate.baselines.strata`); a subject is stratified by its most frequent.
+        (:func:`strata`); a subject is stratified by its most frequent.
     n_folds : int
         Subject-level folds.
     master_seed : int

@@ -11,9 +11,8 @@ from helpers.evaluate import TASK, make_cohort
 
 from lcm.commands.evaluate import evaluate_and_write
 from lcm.config import validate_partial
-from lcm.evaluate.baselines import strata
 from lcm.evaluate.protocol import EvaluationSettings, evaluate_task
-from lcm.evaluate.splits import subject_folds, task_split_table
+from lcm.evaluate.splits import strata, subject_folds, task_split_table
 from lcm.evaluate.tasks import Task, target_values
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.store.cohort import Cohort

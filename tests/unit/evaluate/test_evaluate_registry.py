@@ -237,7 +237,7 @@ def test_the_base_schema_leaves_model_names_to_the_evaluation() -> None:
 BELOW_EVALUATION = ("synth", "ingest", "connectome", "store", "splits", "pretrain")
 
 
-def test_editing_the_registry_reruns_only_the_stages_that_evaluate(
+def test_editing_the_registry_or_baselines_reruns_only_the_stages_that_evaluate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The code hash of each verb, over a copy of the package before and after an edit of the
@@ -257,14 +257,21 @@ def test_editing_the_registry_reruns_only_the_stages_that_evaluate(
         registry = root / "evaluate" / "registry.py"
         registry.write_text(registry.read_text() + "\n# a new model row\n")
         after = hashes()
+        # ... and a model class of its own beside the baselines (which lcm splits does not
+        # import: it imported strata from there, so a new baseline reran every split).
+        baselines = root / "evaluate" / "baselines.py"
+        baselines.write_text(baselines.read_text() + "\n\nclass NewBaseline:\n    pass\n")
+        with_class = hashes()
     finally:
         monkeypatch.undo()
         hashes()  # no cached walk over the copy outlives the test
-    assert {v: after[v] == before[v] for v in verbs} == {
+    unchanged = {
         **dict.fromkeys(BELOW_EVALUATION, True),
         "evaluate": False,
         "report": False,
     }
+    assert {v: after[v] == before[v] for v in verbs} == unchanged
+    assert {v: with_class[v] == after[v] for v in verbs} == unchanged
 
 
 def test_every_builtin_factory_module_is_in_the_evaluate_code_hash() -> None:
