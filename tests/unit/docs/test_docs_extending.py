@@ -291,3 +291,55 @@ def test_a_new_builtin_model_is_its_class_and_one_registry_row(tmp_path: Path) -
         timeout=300,
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+def _intro_and_sections() -> tuple[str, dict[str, str]]:
+    text = DOC.read_text()
+    intro, *parts = re.split(r"(?m)^## (?=\d\. )", text)
+    return intro, {p.split("\n", 1)[0]: p for p in parts}
+
+
+def test_the_intro_counts_the_places_each_section_names() -> None:
+    # The intro said "each takes at most two places" while a built-in baseline takes three
+    # (its figure style too) and an atlas's dependency is up to four files.
+    intro, sections = _intro_and_sections()
+    counts = {"one": 1, "two": 2, "three": 3, "four": 4}
+    said = {
+        kind: counts[n]
+        for kind, n in re.findall(r"(?m)^- an? ([a-z -]+?): (one|two|three|four) place", intro)
+    }
+    assert set(said) == {"atlas", "denoising strategy", "built-in baseline model", "entry type"}
+    heading = {
+        "atlas": "1. An atlas",
+        "denoising strategy": "2. A denoising strategy",
+        "built-in baseline model": "3. A baseline model",
+        "entry type": "4. An entry type (how a dataset enters)",
+    }
+    for kind, n in said.items():
+        section = sections[heading[kind]]
+        if kind == "atlas":  # one table row, and a second place: the dependency
+            assert "The second place" in section and "up to four files" in section
+            assert n == 1 and "up to four files" in intro
+        else:
+            word = next(w for w, v in counts.items() if v == n)
+            assert re.search(rf"(?i)\b{word} places\b", section), (kind, word)
+    assert "at most two places" not in intro
+
+
+@pytest.mark.parametrize(
+    ("module", "verbs"),
+    [
+        ("lcm.evaluate.registry", {"evaluate", "report"}),
+        ("lcm.evaluate.baselines", {"evaluate", "report"}),
+        ("lcm.report.plots", {"report"}),
+        ("lcm.atlas.registry", {"synth", "connectome", "report"}),
+        ("lcm.connectome.confounds", {"ingest", "connectome"}),
+    ],
+)
+def test_what_reruns_is_what_the_page_says(module: str, verbs: set[str]) -> None:
+    # "What reruns" names, for each addition, the verbs whose code hash covers its file.
+    workflow_verbs = ("synth", "ingest", "connectome", "store", "splits", "pretrain")
+    workflow_verbs += ("bei_maps", "evaluate", "report", "finetune", "embed")
+    assert {v for v in workflow_verbs if module in verb_modules(v)} == verbs
+    assert all("lcm.entries" in verb_modules(v) for v in workflow_verbs)
+    assert "--touch" in DOC.read_text()
