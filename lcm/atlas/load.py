@@ -15,7 +15,7 @@ from lcm.atlas.files import (
     templateflow_atlas,
 )
 from lcm.atlas.model import CUSTOM_SPACE, Atlas
-from lcm.atlas.registry import registry_atlas, registry_space
+from lcm.atlas.registry import ATLASES, registry_atlas, registry_space
 from lcm.exceptions import AtlasError, ConfigError
 from lcm.io.output_space import is_native_space, native_space_fix, parse_output_space
 
@@ -82,9 +82,27 @@ def atlas_from_settings(settings: Mapping[str, Any]) -> Atlas:
     Returns
     -------
     Atlas
+
+    Raises
+    ------
+    ConfigError
+        When files of the user's (``path``, ``labels``, ``templateflow``) come with a registry
+        atlas's name: their outputs (``seg-<name>``) and store partition (``atlas=<name>``)
+        would pass for the registry atlas's, and mix with them.
     """
+    name = settings.get("name") or "aal116"
+    given = [k for k in ("path", "labels", "templateflow") if settings.get(k)]
+    if given and name in ATLASES:
+        keys = " and ".join(f"atlas.{k}" for k in given)
+        raise ConfigError(
+            f"atlas.name is {name!r}, a registry atlas's name (`lcm atlases`), but {keys} "
+            f"give an atlas of your own: its outputs (seg-{name}) and its store partition "
+            f"(atlas={name}) would pass for the registry's {name}, and mix with them.",
+            hint=f"Give your atlas a name of its own in atlas.name (letters and digits, e.g. "
+            f"my{name}; the default is {name!r}), or remove {keys} to use the registry's.",
+        )
     return load_atlas(
-        settings.get("name") or "aal116",
+        name,
         settings.get("path"),
         settings.get("labels"),
         templateflow=settings.get("templateflow"),
@@ -192,4 +210,6 @@ def check_atlas_files(config: Mapping[str, Any], source: str = "config") -> None
         atlas = atlas_from_settings(settings)
     except AtlasError as exc:
         raise ConfigError(f"{source}: atlas: {exc.message}", hint=exc.hint) from exc
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc.message}", hint=exc.hint) from exc
     _CHECKED[key] = atlas.identity

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from lcm.atlas import load_atlas
-from lcm.exceptions import AtlasError
+from lcm.exceptions import AtlasError, ConfigError
 
 TABLE = "index\tname\n1\tA\n7\tB\n42\tC\n"
 
@@ -120,3 +120,16 @@ def test_a_comma_separated_labels_table_is_refused_with_the_fix(tmp_path: Path, 
         "Frontal Pole",
         "Insular Cortex, anterior",
     ]
+
+
+@pytest.mark.parametrize("keys", [("path", "labels"), ("labels",)], ids=["image", "labels_only"])
+def test_files_of_ones_own_under_a_registry_name_are_refused(keys: tuple[str, ...]) -> None:
+    # {name: aal116, path: <own image>, labels: <own tsv>} was taken: a user atlas whose
+    # outputs and store partition (atlas=aal116) passed for the registry's AAL.
+    from lcm.atlas.load import check_atlas_files
+
+    settings = {"name": "aal116", **{k: f"/nowhere/mine.{k}" for k in keys}}
+    with pytest.raises(ConfigError, match=r"^config: atlas\.name is 'aal116', a registry") as err:
+        check_atlas_files({"atlas": settings})
+    assert "atlas=aal116" in err.value.message and "atlas.name" in err.value.hint
+    assert f"atlas.{keys[0]}" in err.value.message
