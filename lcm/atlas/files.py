@@ -276,27 +276,63 @@ def load_label_files(
         table = table[table["index"].isin(present)].reset_index(drop=True)
         declared = present & declared
     if present - declared or declared - present:
-        hints = []
-        if present - declared:
-            hints.append("Every non-zero value of the image needs one row in the labels table.")
-        if declared - present:
-            # A table row whose label no voxel carries: a region lost when the image was
-            # cropped or resampled, or a table of another version of the atlas.
-            hints.append(
-                f"Remove the rows of labels {sorted(declared - present)[:10]} from "
-                f"{labels_path.name}, or use the image that table belongs to (a region can "
-                "vanish when an image is cropped or resampled)."
-            )
-        raise AtlasError(
-            f"Atlas labels {labels_path} do not match image {img_path}: "
-            f"in the image only {sorted(present - declared)[:10]}, "
-            f"in the table only {sorted(declared - present)[:10]}.",
-            hint=" ".join(hints),
-        )
+        raise _mismatch(present, declared, labels_path, img_path)
     # int32: labels above 32767 (some atlases number regions 1001-2035 or 10001-...) stay whole.
     img = nib.Nifti1Image(data.astype(np.int32), img.affine)
     files = tuple(str(p.resolve()) for p in (img_path, labels_path))
     return Atlas(name=name, img=img, labels=table, space=space, files=files)
+
+
+def _some(labels: set[int], shown: int = 10) -> str:
+    """``[a, b]``, or the first ``shown`` labels and how many there are in all."""
+    values = sorted(labels)
+    listed = ", ".join(str(v) for v in values[:shown])
+    return f"[{listed}, ...] ({len(values)} in all)" if len(values) > shown else f"[{listed}]"
+
+
+def _mismatch(
+    present: set[int], declared: set[int], labels_path: Path, img_path: Path
+) -> AtlasError:
+    """The error of a labels table that does not match its image, with the fix that fits.
+
+    A table whose indices are all shifted (the image numbers its regions 1001-1116, the table
+    1-116) is named so, with the offset: removing the rows the image lacks, the hint for a
+    region lost in cropping, would remove every row.
+    """
+    image_only, table_only = present - declared, declared - present
+    message = (
+        f"Atlas labels {labels_path} do not match image {img_path}: in the image only "
+        f"{_some(image_only)}, in the table only {_some(table_only)} (of {len(present)} labels "
+        f"in the image, {len(declared)} in the table)."
+    )
+    offsets = {a - b for a, b in zip(sorted(present), sorted(declared), strict=False)}
+    if len(present) == len(declared) and len(offsets) == 1 and offsets != {0}:
+        (offset,) = offsets
+        sign = "+" if offset > 0 else "-"
+        return AtlasError(
+            f"{message} Every label of the image is the table's {sign} {abs(offset)} "
+            f"({min(declared)} {sign} {abs(offset)} = {min(present)}, ...).",
+            hint=f"Add {offset} to every index of {labels_path.name} (the image numbers its "
+            f"regions {min(present)} to {max(present)}), or use the table that belongs to this "
+            "image.",
+        )
+    hints = []
+    if image_only:
+        hints.append("Every non-zero value of the image needs one row in the labels table.")
+    if table_only and not present & declared:
+        hints.append(
+            f"No label of {labels_path.name} is in the image: it is the table of another "
+            "image; use the image that table belongs to, or that image's table."
+        )
+    elif table_only:
+        # A table row whose label no voxel carries: a region lost when the image was
+        # cropped or resampled, or a table of another version of the atlas.
+        hints.append(
+            f"Remove the rows of labels {_some(table_only)} from {labels_path.name}, or use the "
+            "image that table belongs to (a region can vanish when an image is cropped or "
+            "resampled)."
+        )
+    return AtlasError(message, hint=" ".join(hints))
 
 
 def file_space(path: str | Path) -> str | None:

@@ -229,3 +229,44 @@ def test_registry_atlas_loads_without_running_its_data_package() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["116", "False", "False"]
+
+
+def _atlas_files(root: Path, rows: list[tuple[int, str]], values: list[int]) -> tuple[Path, Path]:
+    """A label image with one slab per value (any number of them) and its labels table."""
+    data = np.zeros((len(values), 2, 2), dtype=np.int32)
+    for i, v in enumerate(values):
+        data[i] = v
+    img = root / "atlas.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.eye(4)), img)
+    tsv = root / "atlas.tsv"
+    pd.DataFrame(rows, columns=["index", "name"]).to_csv(tsv, sep="\t", index=False)
+    return img, tsv
+
+
+@pytest.mark.parametrize("offset", [1000, -1])
+def test_a_table_of_shifted_indices_is_named_with_its_offset(tmp_path: Path, offset: int) -> None:
+    # Every index shifted (image 1001-1116, table 1-116): the hint listed the first 10 rows
+    # to remove, as if removing them were the fix, and said nothing of the other 106.
+    table = list(range(2, 118))
+    rows = [(i, f"r{i}") for i in table]
+    image, labels = _atlas_files(tmp_path, rows, [i + offset for i in table])
+    with pytest.raises(AtlasError) as err:
+        load_atlas("mine", str(image), str(labels))
+    message, hint = err.value.message, err.value.hint or ""
+    assert "of 116 labels in the image, 116 in the table" in message
+    assert ("(116 in all)" in message) == (offset == 1000)  # -1: one label differs each side
+    sign = "+" if offset > 0 else "-"
+    assert f"the table's {sign} {abs(offset)} (2 {sign} {abs(offset)} = {2 + offset}" in message
+    assert hint.startswith(f"Add {offset} to every index of atlas.tsv") and "Remove" not in hint
+
+
+def test_many_rows_the_image_lacks_are_counted(tmp_path: Path) -> None:
+    rows = [(i, f"r{i}") for i in range(1, 31)]
+    image, labels = _atlas_files(tmp_path, rows, [1, 2, 3])
+    with pytest.raises(AtlasError) as err:
+        load_atlas("mine", str(image), str(labels))
+    assert "in the table only [4, 5, 6, 7, 8, 9, 10, 11, 12, 13, ...] (27 in all)" in (
+        err.value.message
+    )
+    assert "Remove the rows of labels [4, 5" in (err.value.hint or "")
+    assert "(27 in all) from atlas.tsv" in (err.value.hint or "")
