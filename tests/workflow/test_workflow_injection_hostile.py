@@ -254,7 +254,8 @@ def tiny_config(hostile: dict[str, str]) -> dict:
         for key in ("path", "derivatives", "phenotype"):
             if key in ds:
                 ds[key] = ds[key].replace("results/synth", out)
-    cfg["atlas"].update(path=hostile["atlas.path"], labels=hostile["atlas.labels"])
+    # A user atlas takes a name of its own (a registry name with files is refused).
+    cfg["atlas"].update(name="useraal", path=hostile["atlas.path"], labels=hostile["atlas.labels"])
     cfg["fmriprep"].update(
         image=hostile["fmriprep.image"],
         fs_license=hostile["fmriprep.fs_license"],
