@@ -6,6 +6,8 @@ sit beside each other in the package's layers. A leaf module: it imports nothing
 
 from __future__ import annotations
 
+import difflib
+import re
 import reprlib
 from typing import Any
 
@@ -52,6 +54,17 @@ def describe(error: jsonschema.ValidationError, source: str) -> str:
     str
     """
     key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    unexpected = _unexpected_keys(error)
+    if unexpected:
+        # jsonschema's message is followed by the whole mapping (the config, at top level):
+        # the unexpected keys alone, each with the allowed key it is likely a typo of.
+        where = "at top level" if key == "(top level)" else f"under '{key}'"
+        said = []
+        for name in unexpected:
+            close = difflib.get_close_matches(name, _allowed_keys(error), n=1)
+            said.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+        plural = "s" if len(said) > 1 else ""
+        return f"{source}: unknown key{plural} {', '.join(said)} {where}"
     forbidden = _forbidden_keys(error)
     if error.validator == "pattern":
         message = f"expected a value matching {error.validator_value}"
@@ -87,7 +100,7 @@ def hint(error: jsonschema.ValidationError, fallback: str) -> str:
     """
     desc = error.schema.get("description") if isinstance(error.schema, dict) else None
     if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
+        allowed = _allowed_keys(error)
         return f"Allowed keys here: {allowed}." if allowed else "Remove the unknown key."
     if error.validator == "enum":
         return f"Expected one of {error.validator_value}."
@@ -108,3 +121,26 @@ def _forbidden_keys(error: jsonschema.ValidationError) -> list[str]:
     if error.validator != "not" or not isinstance(value, dict) or set(value) != {"required"}:
         return []
     return [str(k) for k in value["required"]]
+
+
+def _allowed_keys(error: jsonschema.ValidationError) -> list[str]:
+    """The keys the mapping of an ``additionalProperties`` error may hold, sorted."""
+    return sorted(error.schema.get("properties", {})) if isinstance(error.schema, dict) else []
+
+
+def _unexpected_keys(error: jsonschema.ValidationError) -> list[str]:
+    """The keys an ``additionalProperties: false`` rule refuses (none for any other error)."""
+    if (
+        error.validator != "additionalProperties"
+        or error.validator_value is not False
+        or not isinstance(error.instance, dict)
+        or not isinstance(error.schema, dict)
+    ):
+        return []
+    allowed = set(error.schema.get("properties", {}))
+    patterns = list(error.schema.get("patternProperties", {}))
+    return [
+        str(k)
+        for k in error.instance
+        if k not in allowed and not any(re.search(p, str(k)) for p in patterns)
+    ]

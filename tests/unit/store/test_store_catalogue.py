@@ -85,7 +85,7 @@ def _write(tmp_path: Path, text: str) -> Path:
         (
             "variables:\n  age: {kind: continuous, domain: sociodemographic, unit: years}\n"
             "datasets:\n  a: {id_column: id}\n",
-            r"key 'variables\.age': Additional properties.*'unit' was unexpected",
+            r"unknown key 'unit' \(did you mean 'units'\?\) under 'variables\.age'\n",
         ),
         (
             "variables: {}\ndatasets:\n  a: {id_column: id}\n",
@@ -114,7 +114,7 @@ datasets:
         (
             {"CODING": "scael: 0.083"},
             "datasets.eu.columns.age",
-            "'scael' was unexpected",
+            "unknown key 'scael' (did you mean 'scale'?) under 'datasets.eu.columns.age'",
             "Allowed keys here: ['column', 'map', 'range_midpoint', 'scale']",
         ),
         (
@@ -162,7 +162,10 @@ def test_a_coding_error_names_its_key_not_the_whole_schema(
     with pytest.raises(ConfigError) as info:
         load_catalogue(path)
     message = info.value.message
-    assert message.startswith(f"{path}: invalid value at key '{key}': "), message
+    # An unknown key is named alone (not the whole mapping), with the allowed key it is
+    # likely a typo of.
+    said = f"{path}: {match}" if match.startswith("unknown key") else None
+    assert message == said or message.startswith(f"{path}: invalid value at key '{key}': "), message
     assert match in message
     assert "any of the given schemas" not in message and "should not be valid" not in message
     assert len(message) < 300
