@@ -74,6 +74,13 @@ def task_from_catalogue(name: str, label: str, positive: str | None, catalogue: 
             f"merges the levels into two or marks the others missing, and set "
             f"tasks.{name}.label to it.",
         )
+    if positive is None:
+        raise ConfigError(
+            f"Task {name!r}: tasks.{name}.positive is missing: a binary label needs one of "
+            f"{list(var.levels)} (label {label!r} in the catalogue {catalogue.path}).",
+            hint=f"Set tasks.{name}.positive to the level that counts as positive, one of "
+            f"{list(var.levels)}.",
+        )
     if positive not in var.levels:
         raise ConfigError(
             f"Task {name!r}: label {label!r} must be binary with {positive!r} among its levels; "
