@@ -223,19 +223,81 @@ def validate_partial(
     return config
 
 
+class _DuplicateKey(yaml.YAMLError):
+    """A mapping of the file gives a key twice (raised while parsing, named by the reader)."""
+
+    def __init__(self, key: Any, line: int, first: int) -> None:
+        super().__init__(f"key {key!r} at line {line}")
+        self.key, self.line, self.first = key, line, first
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping.
+
+    PyYAML keeps the last of two equal keys silently: a second ``abidelike`` under
+    ``datasets`` replaced the first, a second task of the same name the first task. A merge
+    key (``<<: *anchor``) may still be overridden by the mapping's own keys.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base class says so
+                break
+            if first is not None:
+                raise _DuplicateKey(key, line, first)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml_text(text: str, source: str) -> Any:
+    """Parse YAML ``text`` as :func:`yaml.safe_load` does, refusing duplicate mapping keys.
+
+    Parameters
+    ----------
+    text : str
+        The file's text.
+    source : str
+        The file, first in messages.
+
+    Raises
+    ------
+    ConfigError
+        A key given twice in one mapping: the file, the line and the key.
+    yaml.YAMLError
+        Any other YAML error.
+    """
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except _DuplicateKey as exc:
+        raise ConfigError(
+            f"{source}: line {exc.line}: key {exc.key!r} is given twice in the same mapping "
+            f"(first at line {exc.first}); YAML would keep only the last one.",
+            hint=f"Remove or rename one of the two {exc.key!r} entries (e.g. two datasets or "
+            "tasks need two names).",
+        ) from None
+
+
 def read_yaml_mapping(path: str | Path, what: str = "Config file") -> dict[str, Any]:
     """Read a YAML (or JSON) file that must hold a mapping; one-line errors naming ``what``.
 
     Raises
     ------
     ConfigError
-        The file is missing, not valid YAML, or not a mapping at top level.
+        The file is missing, not valid YAML, gives a key twice in one mapping, or is not a
+        mapping at top level.
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path}", hint="Check the path.")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = load_yaml_text(path.read_text(), f"{what} {path}") or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(f"{what} {path} is not valid YAML: {reason}") from None
@@ -377,6 +439,13 @@ def _check_cross_references(
             f"{source}: fmriprep.output_space",
             f"datasets {voxel} are voxel-level: their runs are parcellated in a volume with the "
             "atlas image, so none of them could give a connectome",
+        )
+    unknown = sorted(set((config.get("ingest") or {}).get("select") or {}) - set(datasets))
+    if unknown:
+        raise ConfigError(
+            f"{source}: ingest.select names {unknown}, not under datasets (have "
+            f"{sorted(datasets)}): its selection would apply to no dataset.",
+            hint="Key ingest.select by the names under datasets.",
         )
     for name, task in config.get("tasks", {}).items():
         ds = datasets.get(task["dataset"])

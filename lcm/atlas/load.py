@@ -15,7 +15,7 @@ from lcm.atlas.files import (
     templateflow_atlas,
 )
 from lcm.atlas.model import CUSTOM_SPACE, Atlas
-from lcm.atlas.registry import ATLASES, registry_atlas, registry_space
+from lcm.atlas.registry import ATLASES, available_atlases, registry_atlas, registry_space
 from lcm.exceptions import AtlasError, ConfigError
 from lcm.io.output_space import is_native_space, native_space_fix, parse_output_space
 
@@ -192,8 +192,9 @@ def check_atlas_files(config: Mapping[str, Any], source: str = "config") -> None
 
     Said when the workflow loads, not by the connectome jobs after fMRIPrep ran for hours: a
     missing file, a table that does not match its image. A registry atlas (its files are the
-    package's) is not loaded. Loading is cheap (one label image); an atlas already loaded in
-    this process from the same files is not loaded again.
+    package's) is not loaded: its name is checked against the registry. Loading is cheap (one
+    label image); an atlas already loaded in this process from the same files is not loaded
+    again.
 
     Raises
     ------
@@ -202,6 +203,17 @@ def check_atlas_files(config: Mapping[str, Any], source: str = "config") -> None
     """
     settings = config.get("atlas") or {}
     if not any(settings.get(k) for k in ("path", "labels", "templateflow")):
+        # A registry atlas: its name is the registry's (its files are the package's). Said
+        # whatever the datasets' level: an ROI-level config with a mistyped name passed the
+        # dry run and failed at its first job that reads the atlas.
+        name = settings.get("name")  # in a validated config (its default: aal116)
+        if name is not None and name not in available_atlases():
+            raise ConfigError(
+                f"{source}: atlas.name is {name!r}, which is not in the offline registry "
+                f"(have {available_atlases()}).",
+                hint="Pick a registry name (lcm atlases lists them), give atlas.path and "
+                "atlas.labels for your own atlas, or atlas.templateflow for a TemplateFlow atlas.",
+            )
         return
     key = _files_key(settings)
     if key in _CHECKED:

@@ -27,12 +27,14 @@ import yaml
 from lcm.bids.selection import participants_kept
 from lcm.catalogue import RUN_MARK, generated_header, parse_variable
 from lcm.config import read_yaml_mapping, validate_base
+from lcm.connectome.config_check import check_config as check_connectome_config
 from lcm.entries import entry_type
 from lcm.evaluate.config_schema import validate_config
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError, OutputBusyError
 from lcm.io.atomic import write_text
 from lcm.io.lock import LOCK_NAME, exclusive_lock
 from lcm.io.paths import ingest_manifest
+from lcm.model.config import check_model_settings
 from lcm.store.coding import generated_columns, read_sidecar
 from lcm.store.phenotype import is_missing, read_table
 
@@ -299,6 +301,8 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
         read as the store reads it (not UTF-8 text, not a table).
     """
     config: dict[str, Any] = {}
+    # Messages name the user's file: "lcm run" alone left a typo to be searched for there.
+    source = f"lcm run --config-file {args.config_file}" if args.config_file else "lcm run"
     if args.config_file:
         config = read_yaml_mapping(Path(cwd, args.config_file), "--config-file")
     config = _synth_paths(copy.deepcopy(config), cwd, out)
@@ -335,7 +339,11 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
         config.setdefault("ingest", {})["validate"] = False
     packaged = workflow_files() / "config"
     config.setdefault("variables", str(packaged / "variables.yaml"))
-    config = validate_base(config, source="lcm run")  # the shape, before a file is written
+    config = validate_base(config, source=source)  # the shape, before a file is written
+    # The values the schema cannot relate, which the jobs' settings check: said now, as the
+    # workflow's dry run says them, not by a job hours into the run.
+    check_connectome_config(config, source)
+    check_model_settings(config["model"], source)
     if args.participant_label:
         task = config["datasets"][name]["task"]
         _check_labels_have_runs(
@@ -345,13 +353,13 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     from lcm.atlas.load import check_atlas_files, check_atlas_space
 
     if voxel:  # and the atlas in the runs' space
-        check_atlas_space(config, voxel, source="lcm run")
-    check_atlas_files(config, source="lcm run")  # its files read, before fMRIPrep runs
+        check_atlas_space(config, voxel, source=source)
+    check_atlas_files(config, source=source)  # its files read, before fMRIPrep runs
     tasks = {k: v for k, v in (config.get("tasks") or {}).items() if v["dataset"] == name}
     config["variables"] = _catalogue_with(
         config["variables"], name, dataset["phenotype"], out, tasks
     )
-    return validate_config(config, source="lcm run")
+    return validate_config(config, source=source)
 
 
 def _dataset_entry(

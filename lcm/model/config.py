@@ -145,3 +145,25 @@ def config_from_settings(model_settings: dict[str, Any], n_rois: int, n_queries:
     return LCMConfig.from_dict(
         {**PRESETS[preset], **overrides, "n_rois": n_rois, "n_queries": n_queries}
     )
+
+
+def check_model_settings(model_settings: dict[str, Any], source: str) -> None:
+    """Refuse a config's ``model`` section that no model could be built from.
+
+    :func:`config_from_settings` with placeholder data sizes (the atlas's and the catalogue's
+    are known in the jobs only): an unknown override key, a size below 1, a ``d_model`` not
+    divisible by ``n_heads``. The pretraining job builds the model hours into a run; the
+    workflow and ``lcm run`` call this when the config loads, so ``snakemake -n`` says it.
+
+    Raises
+    ------
+    ConfigError
+        ``<source>: model...``, the key and the fix.
+    """
+    try:
+        config_from_settings(model_settings, LCMConfig.n_rois, LCMConfig.n_queries)
+    except ConfigError as exc:
+        message = exc.message
+        if message.startswith("model config: unknown keys"):
+            message = message.replace("model config:", "model.overrides:", 1)
+        raise ConfigError(f"{source}: {message}", hint=exc.hint) from None

@@ -66,18 +66,16 @@ class WorkflowPlan:
         self._synth_changed: dict[tuple[str, str], bool] = {}  # synthetic subjects edited
         # (dataset, subject) -> digest of its existing derivatives, their newest mtime (ns)
         self._derivatives: dict[tuple[str, str], tuple[str, int]] = {}
-        atlas = config.get("atlas") or {}
-        by_files = any(atlas.get(k) for k in ("path", "labels", "templateflow"))
-        if self.voxel_datasets() or by_files:  # the atlas package (nibabel) only if needed
-            from lcm.atlas.load import check_atlas_files, check_atlas_space
+        from lcm.atlas.load import check_atlas_files, check_atlas_space
 
-            check_atlas_space(config, self.voxel_datasets(), source)
-            # Its files read now: a missing file, a table that does not match its image,
-            # said before fMRIPrep runs (and before "Nothing to be done" keeps old outputs).
-            if check_files:
-                check_atlas_files(config, source)
+        check_atlas_space(config, self.voxel_datasets(), source)
+        # Its files read now (a missing file, a table that does not match its image), or a
+        # registry atlas's name checked, whatever the datasets' level: said before fMRIPrep
+        # runs (and before "Nothing to be done" keeps old outputs).
+        if check_files:
+            check_atlas_files(config, source)
 
-    def check_inputs(self) -> None:
+    def check_inputs(self, variables_given: bool = True) -> None:
         """Refuse a config whose real datasets' files or catalogue are not there.
 
         Checked by the workflow's main process before any job: a mistyped
@@ -87,12 +85,27 @@ class WorkflowPlan:
         the workflow's own outputs, not checked; nor is a ``derivatives`` folder that a
         container run of fMRIPrep writes (entry ``bids``, runner docker or apptainer).
 
+        Parameters
+        ----------
+        variables_given : bool, default True
+            Whether the config file sets ``variables``; when not, a catalogue not found is
+            called the default, not a value the user wrote.
+
         Raises
         ------
         ConfigError
             Naming the config file, the key, its value and the fix.
         """
         variables = self.config["variables"]
+        if not variables_given and not os.path.isfile(variables):
+            raise ConfigError(
+                f"{self.source}: variables is not set, and its default {variables!r} is not a "
+                f"file{_relative_note(variables)}.",
+                hint="Add `variables: <your variable catalogue>` to the config (a YAML file "
+                "naming each phenotype column the tasks and pretraining read: config/README.md; "
+                "the demo's is config/variables.yaml of the LCM repository), as an absolute "
+                "path or one relative to the folder Snakemake runs in (--directory).",
+            )
         if not os.path.isfile(variables):
             raise ConfigError(
                 f"{self.source}: variables is {variables!r}, which is not a file"

@@ -323,8 +323,43 @@ def test_an_output_space_the_atlas_is_not_in_is_refused_before_anything_is_writt
     space = {"fmriprep": {"output_space": "MNI152NLin6Asym:res-2"}, "atlas": {"name": "aal116"}}
     (tmp_path / "six.yaml").write_text(yaml.safe_dump(space))
     argv = ("study", "out", "participant", *DERIVATIVES, "--config-file", "six.yaml")
-    with pytest.raises(ConfigError, match=r"lcm run: fmriprep.output_space is 'MNI152NLin6Asym'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"lcm run --config-file six.yaml: fmriprep.output_space is 'MNI152NLin6Asym'",
+    ):
         run_cmd.build_config(parse(*argv), tmp_path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (
+            "denoise: {high_pass: 0.2, low_pass: 0.1}\n",
+            "lcm run --config-file bad.yaml: denoise: high_pass (0.2 Hz) must be below",
+        ),
+        (
+            "model: {overrides: {n_layer: 2}}\n",
+            "lcm run --config-file bad.yaml: model.overrides: unknown keys ['n_layer']",
+        ),
+        (
+            "pretrian: {epochs: 2}\n",
+            "lcm run --config-file bad.yaml: unknown key 'pretrian' (did you mean 'pretrain'?)",
+        ),
+        ("seed: 1\nseed: 2\n", "/bad.yaml: line 2: key 'seed' is given twice"),
+    ],
+)
+def test_lcm_run_refuses_a_bad_config_file_naming_it_before_anything_is_written(
+    tmp_path: Path, text: str, said: str
+) -> None:
+    """Values a job refused hours into the run, and keys given twice (YAML keeps the last), are
+    said before anything is written, naming the --config-file (not "lcm run" alone)."""
+    _study(tmp_path)
+    (tmp_path / "bad.yaml").write_text(text)
+    argv = ("study", "out", "participant", *DERIVATIVES, "--config-file", "bad.yaml")
+    with pytest.raises(ConfigError) as info:
+        run_cmd.build_config(parse(*argv), tmp_path, tmp_path / "out")
+    assert said in info.value.message, info.value.message
     assert not (tmp_path / "out").exists()
 
 

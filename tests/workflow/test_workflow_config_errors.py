@@ -8,6 +8,7 @@ dataset's folder a "BIDS folder" and naming ``datasets.<name>.path`` unfilled; a
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,81 @@ def test_the_demo_config_is_named_when_none_is_given(tmp_path: Path) -> None:
     demo = ROOT / "config" / "config.yaml"
     assert proc.returncode != 0
     assert f"{demo} with --config overrides: invalid value" in proc.stdout + proc.stderr
+
+
+def _set(cfg: dict, key: str, value: object) -> None:
+    *parents, last = key.split(".")
+    node = cfg
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        (
+            {"denoise.high_pass": 0.2, "denoise.low_pass": 0.1},
+            "denoise: high_pass (0.2 Hz) must be below low_pass (0.1 Hz)",
+        ),
+        (
+            {"datasets.roids.denoise": {"high_pass": 0.3}},
+            "datasets.roids.denoise: high_pass (0.3 Hz) must be below low_pass (0.1 Hz)",
+        ),
+        (
+            {
+                "denoise.strategy": "scrubbing",
+                "denoise.fd_threshold": None,
+                "denoise.dvars_threshold": None,
+            },
+            "denoise: strategy 'scrubbing' scrubs volumes, but fd_threshold and dvars_threshold",
+        ),
+        (
+            {"connectome.window": {"length": None, "step": 10}},
+            "connectome: window.step (10) is set but window.length is null",
+        ),
+        ({"model.overrides": {"n_layer": 2}}, "model.overrides: unknown keys ['n_layer']"),
+        ({"model.overrides": {"d_model": -4}}, "model.d_model: expected a positive integer"),
+        (
+            {"datasets.rawds": None, "atlas": {"name": "schaefer"}},
+            "atlas.name is 'schaefer', which is not in the offline registry",
+        ),
+        (
+            {"ingest.select": {"roid": {"participants": {"include": ["01"]}}}},
+            "ingest.select names ['roid'], not under datasets (have ['rawds', 'roids'])",
+        ),
+        ({"variables": None}, "variables is not set, and its default 'config/variables.yaml'"),
+    ],
+)
+def test_a_value_a_job_would_refuse_stops_the_dry_run(
+    tmp_path: Path, changes: dict, said: str
+) -> None:
+    """Each passed `snakemake -n` and stopped the run at the job that read it (connectome,
+    pretrain, ingest) or was silently ignored (a selection of no dataset)."""
+    cfg = _config(tmp_path)
+    for key, value in changes.items():
+        if value is None and key in ("datasets.rawds", "variables"):
+            cfg["datasets"].pop("rawds") if key == "datasets.rawds" else cfg.pop(key)
+        else:
+            _set(cfg, key, value)
+    code, out, config = _dry_run(tmp_path, cfg)
+    assert code != 0, out[-3000:]
+    assert f"{config}: {said}" in out, out[-3000:]
+
+
+def test_a_dataset_given_twice_in_the_config_file_stops_the_dry_run(tmp_path: Path) -> None:
+    """YAML keeps the last of two equal keys: a second dataset of the same name replaced the
+    first, silently."""
+    cfg = _config(tmp_path)
+    roids = json.dumps(cfg["datasets"]["roids"])  # one line of flow YAML
+    text = yaml.safe_dump(cfg).replace("datasets:\n", f"datasets:\n  roids: {roids}\n", 1)
+    config = tmp_path / "my.yaml"
+    config.write_text(text)
+    lines = text.splitlines()
+    first = lines.index(f"  roids: {roids}") + 1
+    second = lines.index("  roids:") + 1
+    proc = snakemake(ROOT, tmp_path, "--configfile", str(config), "-n", "-c1")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    said = f"Config file {config}: line {second}: key 'roids' is given twice in the same mapping "
+    assert said + f"(first at line {first})" in out, out[-3000:]

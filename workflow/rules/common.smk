@@ -18,7 +18,8 @@ from snakemake.logging import logger
 from snakemake.settings.types import DeploymentMethod
 
 import lcm
-from lcm.config import dataset_denoise, task_models
+from lcm.config import dataset_denoise, read_yaml_mapping, task_models
+from lcm.connectome.config_check import check_config as check_connectome_config
 from lcm.connectome.precheck import CHECKED_SETTINGS
 from lcm.entries import entry_type
 from lcm.evaluate.config_schema import validate_config
@@ -29,6 +30,7 @@ from lcm.io.config_copy import write_config_copy
 from lcm.io.output_space import parse_output_space
 from lcm.io.ownership import RESULTS_OWNER, claim_results
 from lcm.io.provenance import CONFIG_HASH_ENV, config_hash
+from lcm.model.config import check_model_settings
 from lcm.train.settings import BOOKKEEPING_SETTINGS
 from lcm.train.outputs import MAPS_FILE
 from lcm.workflow.catalogue import catalogue_digest
@@ -52,9 +54,17 @@ def config_source():
 
 
 # The one validation of the config (defaults filled; errors name its file and the key, in
-# one line).
+# one line). Each config file read again first, refusing a key given twice in one mapping
+# (Snakemake's reader keeps the last silently: a second dataset of the same name replaced the
+# first); then the values the schema cannot relate, which the jobs' own settings check (a
+# band-pass, scrubbing thresholds, a window, the model's sizes): said by `snakemake -n`, not
+# by a job hours into the run.
+for _path in workflow.configfiles:
+    read_yaml_mapping(_path, "Config file")
 CONFIG_SOURCE = config_source()
 CFG = validate_config(config, source=CONFIG_SOURCE)
+check_connectome_config(CFG, CONFIG_SOURCE)
+check_model_settings(CFG["model"], CONFIG_SOURCE)
 # Not a setting of any output (see `snakemake_records` below): kept out of the config and of
 # its hash, which the sidecars record.
 ADOPT_RECORDS = CFG.pop(ADOPT_KEY)
@@ -100,7 +110,7 @@ IN_JOB = workflow.remote_exec or workflow.subprocess_exec
 PLAN = WorkflowPlan(CFG, check_files=not IN_JOB, source=CONFIG_SOURCE)
 if not IN_JOB:
     # Real datasets' folders, phenotype tables and the catalogue: a mistyped path said now.
-    PLAN.check_inputs()
+    PLAN.check_inputs(variables_given="variables" in config)
 RESULTS = CFG["results_dir"]
 
 
