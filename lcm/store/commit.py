@@ -10,6 +10,12 @@ variables, so the files are committed together:
 2. A journal (``<store>/_lcm/dataset=<D>/journal.json``, written atomically) lists the renames.
 3. The staged files are renamed onto their destinations, then the journal is removed.
 
+A staged file whose content equals its committed destination's (the same rows and metadata, the
+commit id and the writing host's facts aside: :func:`same_content`) is not renamed: the
+committed file keeps its bytes and commit id (only its mtime is refreshed), so a rerun with the
+same inputs leaves everything downstream of it current (``lcm provenance verify``). When every file
+is unchanged no journal is written and the log says so.
+
 A journal left by a killed writer is *rolled forward* (its remaining renames done) by the next
 writer or by LCM's readers (:func:`recover`), and leftover temporary or staged files of the
 dataset are removed. Each Parquet partition also carries ``lcm.variables_id``, a hash of the
@@ -24,6 +30,7 @@ The writer can be paused at a named point for tests (``LCM_STORE_PAUSE_AT=<point
 from __future__ import annotations
 
 import contextlib
+import filecmp
 import json
 import logging
 import os
@@ -33,6 +40,10 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from lcm.exceptions import InputDataError, OutputBusyError
 from lcm.io.atomic import TMP_TAG, fsync_path, temporary_name, write_json
@@ -45,6 +56,13 @@ VARIABLES_ID_KEY = "lcm.variables_id"
 STAGED_TAG = "lcmstaged"
 STATE_DIR = "_lcm"  # readers (pyarrow, pandas, DuckDB globs) skip it: "_" prefix, no .parquet
 PAUSE_ENV = "LCM_STORE_PAUSE_AT"
+# Keys of a partition's ``lcm.provenance`` that describe the writing process, not the content
+# (lcm.io.provenance.environment and the writer's library versions): a rerun elsewhere with the
+# same inputs writes the same content.
+PROCESS_KEYS = frozenset(
+    {"lcm_version", "python", "host", "slurm_job_id", "slurm_allocation"}
+    | {"numpy_version", "pyarrow_version"}
+)
 # How long a reader waits for a live writer to finish its renames before giving up.
 WAIT_S = 10.0
 
@@ -149,7 +167,32 @@ class DatasetCommit:
         self.moves.append((staged, final))
 
     def apply(self) -> None:
-        """Make every staged file visible: flush them, write the journal, rename, drop it."""
+        """Make every staged file visible: flush them, write the journal, rename, drop it.
+
+        A staged file with the content of its committed destination (:func:`same_content`) is
+        dropped instead, leaving the committed file's bytes as they are (its mtime is refreshed,
+        so that make-like tools see it as made by this run); with every file unchanged no
+        journal is written.
+        """
+        kept = [(s, f) for s, f in self.moves if same_content(s, f)]
+        for staged, final in kept:
+            staged.unlink(missing_ok=True)
+            os.utime(final)
+        self.moves = [m for m in self.moves if m not in kept]
+        if kept:
+            names = ", ".join(os.path.relpath(f, self.store) for _, f in kept)
+            if not self.moves:
+                log.info(
+                    "%s: %s unchanged (the same content as committed); kept its files (%s) and "
+                    "their commit %s",
+                    self.store,
+                    self.dataset,
+                    names,
+                    _commit_of(kept[0][1]),
+                )
+                self.applied = True
+                return
+            log.info("%s: %s: unchanged, kept as committed: %s", self.store, self.dataset, names)
         for staged, _ in self.moves:
             fsync_path(staged)
         pause_point("staged")
@@ -172,6 +215,78 @@ class DatasetCommit:
         for staged, _ in self.moves:
             staged.unlink(missing_ok=True)
         self.moves = []
+
+
+def same_content(staged: Path, final: Path) -> bool:
+    """Whether ``staged`` holds what the committed ``final`` holds.
+
+    Parquet partitions compare by schema, rows and key-value metadata, leaving out the commit id
+    (:data:`COMMIT_KEY`) and the writing process's facts in ``lcm.provenance``
+    (:data:`PROCESS_KEYS`); any other file compares byte for byte. A missing or unreadable
+    ``final`` differs.
+    """
+    if not final.is_file():
+        return False
+    if final.suffix != ".parquet":
+        return filecmp.cmp(staged, final, shallow=False)
+    try:
+        new, old = pq.ParquetFile(staged), pq.ParquetFile(final)
+        if _content_metadata(new.schema_arrow) != _content_metadata(old.schema_arrow):
+            return False
+        if not new.schema_arrow.remove_metadata().equals(old.schema_arrow.remove_metadata()):
+            return False
+        if new.metadata.num_rows != old.metadata.num_rows:
+            return False
+        if new.metadata.num_row_groups != old.metadata.num_row_groups:
+            return False
+        # One row group at a time: memory stays at the writer's row-group size.
+        for g in range(new.metadata.num_row_groups):
+            if not _same_table(new.read_row_group(g), old.read_row_group(g)):
+                return False
+    except (pa.ArrowException, OSError, ValueError):
+        return False
+    return True
+
+
+def _same_table(a: pa.Table, b: pa.Table) -> bool:
+    """Column by column; NaN equals NaN (a QC value not measured is NaN in both)."""
+    for x, y in zip(a.columns, b.columns, strict=True):
+        if pa.types.is_floating(x.type):
+            xs, ys = x.to_numpy(), y.to_numpy()  # nulls read as NaN, as written
+            if not np.array_equal(xs, ys, equal_nan=True) or x.null_count != y.null_count:
+                return False
+        elif not x.equals(y):
+            return False
+    return True
+
+
+def _content_metadata(schema: pa.Schema) -> dict[bytes, object]:
+    """A partition's key-value metadata without its commit id and writing process's facts."""
+    meta = {k: v for k, v in (schema.metadata or {}).items() if k != COMMIT_KEY.encode()}
+    raw = meta.get(b"lcm.provenance")
+    if raw is not None:
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            return meta
+        if isinstance(record, dict):
+            meta[b"lcm.provenance"] = {
+                k: v
+                for k, v in record.items()
+                if k not in PROCESS_KEYS and not str(k).startswith("git_")
+            }
+    return meta
+
+
+def _commit_of(path: Path) -> str:
+    """The ``lcm.commit`` of a Parquet partition ("none" for another file or none recorded)."""
+    if path.suffix != ".parquet":
+        return "none"
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (pa.ArrowException, OSError):
+        return "none"
+    return meta.get(COMMIT_KEY.encode(), b"none").decode()
 
 
 @contextlib.contextmanager

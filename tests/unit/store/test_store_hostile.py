@@ -331,3 +331,43 @@ def test_binary_phenotype_is_one_line_error(
     assert re.search(re.escape(f"Phenotype file {pheno} ") + match, err), err
     assert "hint: Save it " in err and "Traceback" not in err
     assert not (tmp_path / "store" / "connectomes").exists()
+
+
+def test_rerun_with_the_same_inputs_keeps_the_partitions_bytes(
+    world, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rerun of `lcm store` with identical arguments rewrote every partition with a new
+    commit id (time and random hex), so `lcm provenance verify` called everything downstream
+    stale and the log said "commit ... complete". Unchanged content keeps the committed files;
+    changed content still commits."""
+    import hashlib
+    store = tmp_path / "store"
+    files = [connectome_path(store, ATLAS, "alpha"), variables_path(store, "alpha")]
+    report = store / "reports" / "missingness_dataset-alpha.tsv"
+
+    def digests() -> list[str]:
+        return [hashlib.sha256(p.read_bytes()).hexdigest() for p in [*files, report]]
+
+    _store(world, store, "old")
+    before = digests()
+    capsys.readouterr()
+    _store(world, store, "old")
+    assert digests() == before
+    log = capsys.readouterr().err
+    assert "alpha unchanged" in log and "complete" not in log
+    assert _files(store) == COMMITTED  # no staged file left, no journal
+    assert _seen(world, store) == "old"
+    # Changed inputs still commit, all files together.
+    _store(world, store, "new")
+    after = digests()
+    assert all(a != b for a, b in zip(after, before, strict=True))
+    assert "complete" in capsys.readouterr().err
+    assert _seen(world, store) == "new"
+    # The same dataset stored for a second atlas: its variables partition (shared by the
+    # atlases) is unchanged and kept, so nothing read from the first atlas goes stale.
+    args = _args(world, store, "new")
+    args[args.index("--atlas") + 1] = "toy2"
+    assert main(args) == 0
+    assert digests() == after
+    assert connectome_path(store, "toy2", "alpha").is_file()
+    assert len(load_cohort(store, "toy2", ["alpha"], load_catalogue(world["catalogue"]))) == NEW[0]
