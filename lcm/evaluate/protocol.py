@@ -303,8 +303,22 @@ def check_pretraining_excludes(
     meta_path = Path(checkpoint) / "model.json"
     try:
         meta = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        meta = None
+    if isinstance(meta, dict) and meta.get("kind") == "finetuned":
+        # A finetuned checkpoint records its pretraining folder, not the data: evaluation
+        # finetunes from a pretrained one itself, fold by fold.
+        source = meta.get("pretrained_from")
+        raise ConfigError(
+            f"Checkpoint {checkpoint} is a finetuned checkpoint (lcm finetune); lcm evaluate "
+            "finetunes from a pretrained one in every fold.",
+            hint="Pass the folder `lcm pretrain` wrote"
+            + (f" (this one was finetuned from {source})" if isinstance(source, str) else "")
+            + ".",
+        )
+    try:
         seen = meta["data"]["datasets"]
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         raise ConfigError(
             f"Checkpoint {checkpoint}: {meta_path} is missing, unreadable or names no "
             "pretraining datasets, so it cannot be checked that pretraining never saw this "
@@ -317,7 +331,9 @@ def check_pretraining_excludes(
         raise ConfigError(
             f"Checkpoint {checkpoint} was pretrained on {overlap}, the dataset of this task: "
             "its test subjects were seen in pretraining.",
-            hint="Give the task's dataset role: downstream, so pretraining never reads it.",
+            hint="Give the task's dataset role: downstream in the config, so pretraining never "
+            f"reads it; or, from the CLI, pretrain without {' '.join(overlap)} in "
+            "`lcm pretrain --datasets`.",
         )
     data = meta["data"] if isinstance(meta["data"], dict) else {}
     recorded = data.get("run_digests")

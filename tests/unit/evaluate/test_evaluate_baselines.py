@@ -182,8 +182,10 @@ def test_continuous_task_runs_regressors_and_skips_classifiers():
 
 def test_checkpoint_pretrained_on_the_task_dataset_is_refused(tmp_path):
     (tmp_path / "model.json").write_text(json.dumps({"data": {"datasets": ["abidelike", "x"]}}))
-    with pytest.raises(ConfigError, match=r"pretrained on \['abidelike'\]"):
+    with pytest.raises(ConfigError, match=r"pretrained on \['abidelike'\]") as info:
         check_pretraining_excludes(tmp_path, ["abidelike"])
+    # The CLI user has no config to give a role in: the hint names the flag too.
+    assert "pretrain without abidelike in `lcm pretrain --datasets`" in (info.value.hint or "")
     check_pretraining_excludes(tmp_path, ["adnilike"])  # no overlap: fine
 
 
@@ -232,6 +234,17 @@ def test_a_checkpoint_that_saw_the_tasks_runs_rounded_is_refused(tmp_path):
     meta["data"]["run_sketches"] = connectome_sketches(other.fc)
     (tmp_path / "model.json").write_text(json.dumps(meta))
     check_pretraining_excludes(tmp_path, ["abidelike"], cohort)
+
+
+def test_a_finetuned_checkpoint_is_named_as_such(tmp_path):
+    """A finetuned checkpoint's model.json is readable (kind: finetuned, no data.datasets):
+    the refusal called it missing or unreadable."""
+    meta = {"kind": "finetuned", "pretrained_from": "/models/pre48", "label": {}}
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match=r"is a finetuned checkpoint \(lcm finetune\)") as info:
+        check_pretraining_excludes(tmp_path, ["abidelike"])
+    assert "missing, unreadable" not in info.value.message
+    assert "`lcm pretrain` wrote (this one was finetuned from /models/pre48)" in info.value.hint
 
 
 @pytest.mark.parametrize("meta", [None, "{", '{"data": {}}', "[1]"])
