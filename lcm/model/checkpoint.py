@@ -263,9 +263,19 @@ def check_fits(
     """
     folder = Path(checkpoint)
     if atlas is not None and meta.get("atlas") != atlas:
+        theirs = meta.get("atlas")
+        if roi_names is not None and meta.get("roi_names") == list(roi_names):
+            # The same ROIs in the same order under another name: nothing to re-extract.
+            raise CheckpointError(
+                f"Checkpoint {folder} was trained on atlas {theirs!r}, the data use {atlas!r}: "
+                f"the same {len(roi_names)} ROIs in the same order, stored under atlas "
+                f"{atlas!r}.",
+                hint=f"Store them under the checkpoint's atlas name: `lcm store --atlas {theirs} "
+                f"...` (the workflow: atlas name {theirs!r} in the config), or pass "
+                f"--atlas {theirs} if the store has them under it already.",
+            )
         raise CheckpointError(
-            f"Checkpoint {folder} was trained on atlas {meta.get('atlas')!r}, "
-            f"the data use {atlas!r}.",
+            f"Checkpoint {folder} was trained on atlas {theirs!r}, the data use {atlas!r}.",
             hint="Use a checkpoint pretrained on the same atlas, or re-extract with its atlas.",
         )
     if n_rois is not None and meta.get("n_rois") != n_rois:

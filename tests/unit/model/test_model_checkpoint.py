@@ -63,6 +63,18 @@ def test_refuses_other_atlas_or_size(saved, kwargs: dict, match: str) -> None:
     assert info.value.hint
 
 
+def test_the_same_rois_under_another_atlas_name_are_told_how_to_store_them(saved) -> None:
+    """Refused on the atlas name alone, the ROIs identical: "re-extract with its atlas" sent
+    the user back to parcellation when storing the data under the checkpoint's name does."""
+    with pytest.raises(CheckpointError, match=r"the same 11 ROIs in the same order") as info:
+        load_checkpoint(saved[0], atlas="other11", n_rois=11, roi_names=ROIS)
+    hint = info.value.hint or ""
+    assert "lcm store --atlas toy" in hint and "--atlas toy if the store" in hint
+    assert "re-extract" not in hint
+    with pytest.raises(CheckpointError, match="re-extract with its atlas"):  # other ROIs
+        load_checkpoint(saved[0], atlas="other11", n_rois=11, roi_names=ROIS[::-1])
+
+
 @pytest.mark.parametrize(
     ("names", "match"),
     [
