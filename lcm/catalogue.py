@@ -149,6 +149,28 @@ class Catalogue:
         }
 
 
+def variables_spec(stored: dict[str, Any]) -> dict[str, Any]:
+    """The ``variables:`` section of a catalogue YAML from :meth:`Catalogue.to_dict`'s form.
+
+    ``to_dict`` (a checkpoint's ``model.json``, the store's Parquet metadata) writes every key
+    of every variable, ``range: null`` and ``levels: []`` included, which the catalogue's schema
+    refuses; this keeps the keys the variable's kind takes, as :func:`load_catalogue` reads them
+    back to the same :class:`Variable`.
+    """
+    spec: dict[str, Any] = {}
+    for name, var in stored.items():
+        entry: dict[str, Any] = {"kind": var["kind"], "domain": var["domain"]}
+        if var.get("units"):
+            entry["units"] = var["units"]
+        if var["kind"] in ("continuous", "ordinal"):
+            if var.get("range") is not None:
+                entry["range"] = [float(x) for x in var["range"]]
+        else:
+            entry["levels"] = [str(x) for x in var.get("levels") or ()]
+        spec[name] = entry
+    return spec
+
+
 def load_catalogue(path: str | Path) -> Catalogue:
     """Read and validate a catalogue YAML file.
 

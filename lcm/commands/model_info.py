@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from lcm.commands._arguments import int_at_least
 from lcm.config import parse_settings
+from lcm.exceptions import ConfigError, OutputOwnershipError
 
 # Preset names repeated here so that building the CLI parser does not import torch.
 PRESET_NAMES = ("tiny", "small", "base", "big")
@@ -17,7 +19,13 @@ EXAMPLE = """examples:
   lcm model-info --preset tiny --overrides '{"n_layers": 4}' --json
   # a checkpoint: what it was pretrained or finetuned on, its queries and parameters
   lcm model-info --checkpoint results/models/pretrained
+  # its variables as a catalogue YAML, with your datasets' codings from your own catalogue
+  lcm model-info --checkpoint results/models/pretrained --catalogue-out my_variables.yaml \\
+      --datasets-from config/variables.yaml
 """
+
+# The first words of a catalogue this verb writes; a file without them is not replaced.
+EXPORT_MARK = "# Written by `lcm model-info --catalogue-out`"
 
 # Queries of the demo catalogue: sex (2), five numeric variables, plus a 2-query diagnosis.
 DEFAULT_N_QUERIES = 9
@@ -49,6 +57,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="A checkpoint folder (lcm pretrain / finetune): what it was trained on and its "
         "parameters, from its model.json (replaces --preset, --n-rois, --n-queries).",
     )
+    p.add_argument(
+        "--catalogue-out",
+        metavar="YAML",
+        help="With --checkpoint: write the variables it was trained with as a variable "
+        "catalogue (the form --catalogue reads), for finetuning, evaluating or storing data "
+        "against it. A file not written by this option is not replaced.",
+    )
+    p.add_argument(
+        "--datasets-from",
+        metavar="YAML",
+        help="With --catalogue-out: copy the datasets section (how each dataset's phenotype "
+        "file codes the variables) from this catalogue; without it, the file has a commented "
+        "datasets section to fill in.",
+    )
     p.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
     p.set_defaults(func=run)
 
@@ -58,6 +80,15 @@ def run(args: argparse.Namespace) -> int:
     from lcm.model.config import config_from_settings
     from lcm.model.info import parameter_counts
 
+    if (args.catalogue_out or args.datasets_from) and not args.checkpoint:
+        raise ConfigError(
+            "--catalogue-out and --datasets-from need --checkpoint (the model whose variables "
+            "are written)."
+        )
+    if args.datasets_from and not args.catalogue_out:
+        raise ConfigError("--datasets-from needs --catalogue-out (the catalogue to write).")
+    if args.catalogue_out:
+        return _export_catalogue(args.checkpoint, args.catalogue_out, args.datasets_from)
     if args.checkpoint:
         return _checkpoint_info(args.checkpoint, args.json)
     overrides = parse_settings(args.overrides, "overrides")
@@ -108,3 +139,87 @@ def _checkpoint_info(checkpoint: str, as_json: bool) -> int:
             print(f"{key:<15} {value}")
     print(f"total parameters: {counts['total']:,} ({counts['total'] / 1e9:.3f} B)")
     return 0
+
+
+DATASETS_TEMPLATE = """\
+# datasets: how each dataset's phenotype file codes these variables (config/README.md), e.g.
+#   mycohort:
+#     id_column: participant_id
+#     site_column: site
+#     columns:
+#       age: {column: age}
+"""
+
+
+def _export_catalogue(checkpoint: str, out: str, datasets_from: str | None) -> int:
+    """Write the checkpoint's variables as a catalogue YAML (atomically, never over a user's)."""
+    import yaml
+
+    from lcm.catalogue import load_catalogue, variables_spec
+    from lcm.io.atomic import atomic_path
+    from lcm.model.checkpoint import read_meta
+
+    meta = read_meta(checkpoint)
+    stored = meta.get("catalogue")
+    if not isinstance(stored, dict) or not stored:
+        raise ConfigError(
+            f"Checkpoint {checkpoint}: its model.json records no variable catalogue.",
+            hint="Use a checkpoint written by lcm pretrain or lcm finetune.",
+        )
+    path = Path(out)
+    _check_ours(path)
+    datasets = None
+    if datasets_from:
+        load_catalogue(datasets_from)  # its own errors first, naming its file
+        datasets = (yaml.safe_load(Path(datasets_from).read_text()) or {}).get("datasets")
+    header = (
+        f"{EXPORT_MARK}: the variables of checkpoint {checkpoint} "
+        f"({meta.get('kind') or 'pretrained'}, atlas {meta.get('atlas')}).\n"
+        "# Their kind, domain, units, range and levels are what the model's queries mean: keep "
+        "them.\n"
+    )
+    text = header + yaml.safe_dump(
+        {"variables": variables_spec(stored)}, sort_keys=False, allow_unicode=True
+    )
+    if datasets:
+        text += f"# datasets: from {datasets_from}\n" + yaml.safe_dump(
+            {"datasets": datasets}, sort_keys=False, allow_unicode=True
+        )
+    else:
+        text += DATASETS_TEMPLATE
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+        if datasets:
+            try:
+                load_catalogue(tmp)
+            except ConfigError as exc:
+                raise ConfigError(
+                    f"The datasets section of {datasets_from} does not fit the variables of "
+                    f"checkpoint {checkpoint}: {exc.message.replace(str(tmp), str(path))}",
+                    hint=exc.hint,
+                ) from None
+    if datasets:
+        print(f"wrote {path}: {len(stored)} variables, datasets {sorted(datasets)}")
+    else:
+        print(
+            f"wrote {path}: {len(stored)} variables; add your datasets under its datasets: "
+            "section (or rerun with --datasets-from your catalogue) before using it"
+        )
+    return 0
+
+
+def _check_ours(path: Path) -> None:
+    """Refuse to replace a file this option did not write."""
+    if not path.exists():
+        return
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            first = handle.readline()
+    except OSError:
+        first = ""
+    if not first.startswith(EXPORT_MARK):
+        raise OutputOwnershipError(
+            f"{path} exists and was not written by lcm model-info --catalogue-out; nothing "
+            "was written.",
+            hint="Give a new file name, or move that file.",
+        )

@@ -387,7 +387,10 @@ def _check_catalogue(
             raise CheckpointError(
                 f"Checkpoint {folder} has queries for variable {name!r}, absent from the "
                 f"catalogue {catalogue.path or '(given)'}.",
-                hint="Use the catalogue the checkpoint was pretrained with (model.json).",
+                hint="Use the catalogue the checkpoint was pretrained with: `lcm model-info "
+                f"--checkpoint {folder} --catalogue-out <new.yaml> --datasets-from "
+                f"{catalogue.path or '<your catalogue>'}` writes its variables as one, with your "
+                "datasets' codings.",
             )
         diff = {
             k: (stored[name].get(k), given[name].get(k))

@@ -135,3 +135,18 @@ def test_save_refuses_layout_model_mismatch(saved, tmp_path: Path) -> None:
     model.add_queries(2)
     with pytest.raises(CheckpointError, match="layout has 11 queries but the model 13"):
         save_checkpoint(tmp_path / "bad", model, layout_from_catalogue(catalogue), {})
+
+
+def test_a_catalogue_without_the_checkpoints_variable_is_told_how_to_export_its_own(saved) -> None:
+    """The hint sent the user to model.json's catalogue, a form `--catalogue` refuses; it names
+    the verb that writes it as a catalogue."""
+    import dataclasses
+
+    out, _, catalogue = saved
+    name = next(iter(catalogue.variables))
+    fewer = dataclasses.replace(
+        catalogue, variables={k: v for k, v in catalogue.variables.items() if k != name}
+    )
+    with pytest.raises(CheckpointError, match=f"variable {name!r}, absent") as info:
+        load_checkpoint(out, catalogue=fewer)
+    assert f"lcm model-info --checkpoint {out} --catalogue-out" in (info.value.hint or "")

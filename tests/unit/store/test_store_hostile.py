@@ -341,6 +341,7 @@ def test_rerun_with_the_same_inputs_keeps_the_partitions_bytes(
     stale and the log said "commit ... complete". Unchanged content keeps the committed files;
     changed content still commits."""
     import hashlib
+
     store = tmp_path / "store"
     files = [connectome_path(store, ATLAS, "alpha"), variables_path(store, "alpha")]
     report = store / "reports" / "missingness_dataset-alpha.tsv"

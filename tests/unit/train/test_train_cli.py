@@ -400,3 +400,35 @@ def test_a_device_this_machine_lacks_is_refused_first(tmp_path: Path, capsys, de
     args += [str(tmp_path / "none.yaml"), "--datasets", "alpha", "--device", device]
     assert main([*args, "--out-dir", str(tmp_path / "out")]) == 2
     assert "--device" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_a_checkpoints_variables_export_as_a_catalogue_finetune_accepts(
+    tmp_path: Path, capsys
+) -> None:
+    """The README told a user with only a checkpoint to use the catalogue in its model.json,
+    whose form (range: null, levels: [] on every variable) the catalogue schema refuses;
+    `lcm model-info --catalogue-out` writes it in the catalogue's own form."""
+    _, catalogue, common = _maps_cli_store(tmp_path)
+    pre = tmp_path / "pre"
+    pretrain = ["pretrain", *common, "--datasets", "alpha", "--model", json.dumps(TINY)]
+    assert main([*pretrain, "--settings", '{"epochs": 1}', "--out-dir", str(pre)]) == 0
+    exported = tmp_path / "from_ckpt.yaml"
+    info = ["model-info", "--checkpoint", str(pre), "--catalogue-out", str(exported)]
+    assert main([*info, "--datasets-from", str(catalogue)]) == 0
+    cat = load_catalogue(exported)
+    assert cat.to_dict() == json.loads((pre / "model.json").read_text())["catalogue"]
+    finetune = ["finetune", "--checkpoint", str(pre), *common, "--dataset", "beta"]
+    finetune += ["--label", "dx", "--positive", "patient", "--settings", '{"epochs": 1}']
+    common_cat = finetune.index("--catalogue") + 1
+    finetune[common_cat] = str(exported)
+    assert main([*finetune, "--out-dir", str(tmp_path / "ft")]) == 0
+    # Rewritten by the same option; without --datasets-from a commented section to fill in.
+    capsys.readouterr()
+    assert main(info) == 0
+    assert "add your datasets" in capsys.readouterr().out
+    assert "#   mycohort:" in exported.read_text()
+    # A file the option did not write is not replaced (OutputOwnershipError: exit code 6).
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("variables: {}\n")
+    assert main(["model-info", "--checkpoint", str(pre), "--catalogue-out", str(mine)]) == 6
+    assert mine.read_text() == "variables: {}\n"
