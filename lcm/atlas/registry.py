@@ -271,8 +271,10 @@ def registry_atlas(name: str) -> Atlas:
     if entry is None:
         raise AtlasError(
             f"Unknown atlas {name!r}; the offline registry has {available_atlases()}.",
-            hint="Pick a registry name, give atlas.path and atlas.labels for your own atlas, "
-            "or atlas.templateflow for a TemplateFlow atlas.",
+            hint="Pick a registry name; for your own atlas give atlas.path and atlas.labels in "
+            "the config (from the command line: --atlas-path and --atlas-labels, or "
+            "--atlas-labels alone for a labels-only atlas), or atlas.templateflow "
+            "(--atlas-templateflow) for a TemplateFlow atlas.",
         )
     if isinstance(entry, CoordinateAtlas):
         img, table = build_coordinate_atlas(name)

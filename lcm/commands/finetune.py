@@ -164,9 +164,13 @@ def run(args: argparse.Namespace) -> int:
         )
     missing = [levels[k] for k in (0, 1) if not (y == k).any()]
     if missing:
+        # y is per run (or window): count the subjects too, not only the rows.
+        labelled = y >= 0
+        n_subjects = len(set(cohort.groups[labelled].tolist()))
         raise InputDataError(
             f"Dataset {args.dataset!r}: no labelled subject is {missing[0]!r} "
-            f"({int((y >= 0).sum())} labelled, all {levels[1 - levels.index(missing[0])]!r}); "
+            f"({int(labelled.sum())} labelled run(s) of {n_subjects} subject(s), all "
+            f"{levels[1 - levels.index(missing[0])]!r}); "
             "a diagnosis is learnt from both classes.",
             hint=f"Add {missing[0]!r} subjects to the dataset, or check the catalogue's map of "
             f"{args.label!r} for it.",

@@ -89,6 +89,8 @@ def test_an_unknown_atlas_is_refused_with_the_registry_names(capsys) -> None:
     err = capsys.readouterr().err
     assert code != 0 and out == ""
     assert "Unknown atlas 'nope'" in err and "aal116" in err and "hint:" in err
+    # The hint named config keys only; a CLI user gets the flags too.
+    assert "--atlas-path and --atlas-labels" in err
 
 
 def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -141,7 +142,10 @@ def test_pretrain_then_finetune_from_the_command_line(tmp_path: Path, capsys) ->
     bad[bad.index("--catalogue") + 1] = str(one)
     bad[bad.index("--store") + 1] = str(tmp_path / "one" / "store")
     assert main(bad) == 3
-    assert "no labelled subject is 'control'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no labelled subject is 'control'" in err
+    # Runs and subjects counted apart ("60 labelled" counted runs where there were 40 people).
+    assert re.search(r"\(\d+ labelled run\(s\) of \d+ subject\(s\), all 'patient'\)", err)
 
     # Embeddings and query attention of the finetuned model, as Parquet tables.
     emb, att = tmp_path / "emb.parquet", tmp_path / "att.parquet"
