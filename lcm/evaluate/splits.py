@@ -485,7 +485,8 @@ def folds_from_table(
     Raises
     ------
     InputDataError
-        When the table has no rows for ``scheme`` and ``repeat``, or lacks a subject of the runs.
+        When the table has no rows for ``scheme`` and ``repeat``, lacks a subject of the runs,
+        or gives a subject more than one row there.
     """
     rows = table[(table["scheme"] == scheme) & (table["seed"].astype(int) == int(repeat))]
     if rows.empty:
@@ -496,6 +497,14 @@ def folds_from_table(
             hint="Re-run `lcm splits` with the task's evaluate settings (the splits rule does).",
         )
     keys = rows["dataset"].astype(str) + "/" + rows["subject"].astype(str)
+    twice = sorted(set(keys[keys.duplicated()]))
+    if twice:  # which of its rows holds would be chance (the last one did)
+        raise InputDataError(
+            f"{source}: {len(twice)} subject(s) have more than one row in the {scheme!r} folds "
+            f"for seed {repeat}, e.g. {twice[:3]}: a subject belongs to one fold.",
+            hint="Keep one row per (dataset, subject) for each scheme and seed, or re-run "
+            "`lcm splits` (the splits rule does).",
+        )
     fold_of = dict(zip(keys, rows["fold"].astype(int), strict=True))
     missing = sorted(str(g) for g in set(np.asarray(groups).astype(str)) - set(fold_of))
     if missing:

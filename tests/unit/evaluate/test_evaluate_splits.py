@@ -153,6 +153,13 @@ def test_table_errors_name_the_file_and_the_fix():
         folds_from_table(table, groups, "subject", 2, "t.parquet")
     with pytest.raises(InputDataError, match=r"t\.parquet: 1 subject\(s\) of the task have no"):
         folds_from_table(table[table["subject"] != "sub04"], groups, "subject", 0, "t.parquet")
+    # A subject given two folds (a hand-edited table): refused, not the last row taken.
+    row = table[(table["subject"] == "sub04") & (table["scheme"] == "subject")]
+    twice = pd.concat([table, row.assign(fold=(row["fold"] + 1) % 3)])
+    with pytest.raises(InputDataError, match=r"t\.parquet: 1 subject\(s\) have more than one row"):
+        folds_from_table(twice, groups, "subject", 0, "t.parquet")
+    with pytest.raises(InputDataError, match=r"ds/sub04"):
+        folds_from_table(twice, groups, "subject", 0, "t.parquet")
     with pytest.raises(InputDataError, match=r"3 subject-level folds, but evaluate.n_folds is 4"):
         outer_folds(y, groups, sites, "subject", 4, 0, table, 0, "t.parquet")
     # Without sites there is no leave-site-out scheme, and "site" falls back to subject folds.
