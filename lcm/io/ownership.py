@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 MARKER_NAME = ".lcm-owned"
 # Who claims the workflow's results_dir (:func:`claim_results`), as its marker names it.
 RESULTS_OWNER = "the LCM workflow"
+# The folder marking a feature store's root (its journal and locks; lcm.store.commit's
+# STATE_DIR): no other verb writes anywhere below such a folder.
+STORE_STATE_DIR = "_lcm"
 # Written by LCM itself in any folder it uses (lock files: a folder's and the ridge maps' in a
 # pretraining checkpoint's folder; temp files of atomic writes, as lcm.io.atomic names them
 # and as earlier versions did).
@@ -122,25 +125,54 @@ def claimed_results(path: str | os.PathLike[str]) -> Path | None:
     return None
 
 
-def check_replaceable(outputs: Iterable[str | os.PathLike[str]], verb: str) -> None:
-    """Refuse output files that exist and that LCM did not write, before anything is written.
+def check_replaceable(
+    outputs: Iterable[str | os.PathLike[str]],
+    verb: str,
+    *,
+    writers: Iterable[str] = (),
+    owner: str | None = None,
+) -> None:
+    """Refuse output files that ``verb`` may not write, before anything is written.
 
-    An existing output is LCM's (and replaced by a rerun) when its provenance sidecar names it;
-    anything else there (a user's ``results.tsv`` given as ``--out`` by mistake, or an output
-    whose record is gone) is left alone.
+    An existing output is ``verb``'s to replace (a rerun) only when its provenance sidecar
+    names it and says ``verb`` wrote it. A file LCM did not write (a user's ``results.tsv``
+    given as ``--out`` by mistake, or an output whose record is gone) is left alone, and so is
+    one another verb wrote: ``lcm embed --out <checkpoint>/model.safetensors`` never replaces
+    the weights ``lcm pretrain`` wrote. A record that names no verb (none LCM writes) is taken
+    as not ``verb``'s. A path, new or not, is refused inside a folder another verb claimed
+    (its :data:`MARKER_NAME` names that verb; one folder has one owner) and anywhere inside a
+    feature store (a folder holding :data:`STORE_STATE_DIR`): a file added to a store
+    partition breaks every reader of the store.
+
+    Parameters
+    ----------
+    outputs : iterable of path-like
+        The output files.
+    verb : str
+        The command writing them (``"lcm embed"``), named in messages.
+    writers : iterable of str, optional
+        Other verbs whose outputs ``verb`` replaces (``lcm bei-maps`` those ``lcm pretrain``
+        wrote before it had a verb of its own).
+    owner : str, optional
+        The verb whose claimed folders ``verb`` writes into, when not ``verb`` itself.
 
     Raises
     ------
     OutputOwnershipError
         Naming the file, with what to do.
     """
+    allowed = {verb, *writers}
     for out in map(Path, outputs):
         if out.is_dir():
             raise OutputOwnershipError(
                 f"{verb}: output {out} is a folder; nothing was written.",
                 hint="Give a file path for the output.",
             )
-        if (out.exists() or out.is_symlink()) and not _written_by_lcm(out):
+        _check_owned_place(out, verb, owner or verb)
+        if not (out.exists() or out.is_symlink()):
+            continue
+        record = _lcm_record(out)
+        if record is None:
             raise OutputOwnershipError(
                 f"{verb}: output {out} exists and LCM did not write it (no provenance record "
                 f"{provenance_path(out).name} names it); nothing was written.",
@@ -148,6 +180,58 @@ def check_replaceable(outputs: Iterable[str | os.PathLike[str]], verb: str) -> N
                 "output of a run killed before its record was written: rerun it under Snakemake, "
                 "which removes it, or delete it).",
             )
+        writer = record_verb(record)
+        if writer not in allowed:
+            who = writer or "a command its record does not name"
+            raise OutputOwnershipError(
+                f"{verb}: output {out} exists and was written by {who} (its provenance record "
+                f"says so), not by {verb}; nothing was written.",
+                hint=f"Choose another output path: {verb} replaces only outputs {verb} wrote.",
+            )
+
+
+def record_verb(record: dict) -> str | None:
+    """The verb (``"lcm embed"``) that wrote the output a provenance record describes.
+
+    The ``verb`` of the record's ``Provenance.params`` (as ``lcm`` parsed its command line);
+    ``None`` when it names none (a record no ``lcm`` verb wrote): the command line itself is
+    not read, since an option's value (``--rule store``) may come before the verb.
+    """
+    prov = record.get("Provenance")
+    params = prov.get("params") if isinstance(prov, dict) else None
+    verb = params.get("verb") if isinstance(params, dict) else None
+    return f"lcm {verb}" if isinstance(verb, str) and verb else None
+
+
+def _check_owned_place(out: Path, verb: str, owner: str) -> None:
+    """Refuse ``out`` inside a feature store, or inside a folder another verb claimed.
+
+    The nearest folder above ``out`` with LCM's marker decides: ``owner``'s, or the workflow's
+    results folder (every verb writes there), is fine; another verb's is refused. Any folder
+    above holding the store's :data:`STORE_STATE_DIR` is a feature store, refused.
+    """
+    parents: list[Path] = []
+    for start in (Path(os.path.abspath(out)).parent, Path(os.path.realpath(out.parent))):
+        for folder in (start, *start.parents):
+            if folder not in parents:
+                parents.append(folder)
+    for folder in parents:
+        if (folder / STORE_STATE_DIR).is_dir():
+            raise OutputOwnershipError(
+                f"{verb}: output {out} is inside the feature store {folder} (it holds "
+                f"{STORE_STATE_DIR}/); nothing was written.",
+                hint="Choose another output path, outside the store: only `lcm store` writes in "
+                "a store, and its readers take every file there as part of it.",
+            )
+    claimed = next((f for f in parents if (f / MARKER_NAME).is_file()), None)
+    found = marker_owner(claimed) if claimed is not None else None
+    if found is not None and found not in (owner, RESULTS_OWNER):
+        raise OutputOwnershipError(
+            f"{verb}: output {out} is inside {claimed}, which holds the outputs of {found} "
+            f"({claimed / MARKER_NAME} says so); nothing was written.",
+            hint=f"Choose another output path: a folder has one owner, and {verb} does not "
+            f"write into {found}'s.",
+        )
 
 
 def _is_marked(path: Path, verb: str, hint: str, owner: str | None = None) -> bool:
@@ -288,6 +372,12 @@ def _written_by_lcm(entry: Path) -> bool:
             isinstance(record := _json(p), dict) and "content_sha256" in record
             for p in entry.glob("*.json")
         )
+    return _lcm_record(entry) is not None
+
+
+def _lcm_record(entry: Path) -> dict | None:
+    """The provenance record that names the file ``entry`` (its sidecar, or ``entry`` itself
+    when it is such a record), else ``None``."""
     # The record's name now, the entry itself (a sidecar), and the name an LCM version that cut
     # names at their first dot gave it (emb.attn.parquet -> emb.json).
     earlier = entry.with_name(entry.name.split(".", 1)[0] + ".json")
@@ -300,8 +390,8 @@ def _written_by_lcm(entry: Path) -> bool:
             continue
         if isinstance(record, dict) and "Provenance" in record and "Output" in record:
             if record_path == entry or record["Output"] == entry.name:
-                return True
-    return False
+                return record
+    return None
 
 
 def _json(path: Path) -> object:

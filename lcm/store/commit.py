@@ -48,13 +48,16 @@ import pyarrow.parquet as pq
 from lcm.exceptions import InputDataError, OutputBusyError
 from lcm.io.atomic import TMP_TAG, fsync_path, temporary_name, write_json
 from lcm.io.lock import exclusive_lock
+from lcm.io.ownership import STORE_STATE_DIR
 
 log = logging.getLogger(__name__)
 
 COMMIT_KEY = "lcm.commit"
 VARIABLES_ID_KEY = "lcm.variables_id"
 STAGED_TAG = "lcmstaged"
-STATE_DIR = "_lcm"  # readers (pyarrow, pandas, DuckDB globs) skip it: "_" prefix, no .parquet
+# "_lcm": readers (pyarrow, pandas, DuckDB globs) skip it: "_" prefix, no .parquet. Its
+# presence marks a store's root, where other verbs write nothing (lcm.io.ownership).
+STATE_DIR = STORE_STATE_DIR
 PAUSE_ENV = "LCM_STORE_PAUSE_AT"
 # Keys of a partition's ``lcm.provenance`` that describe the writing process, not the content
 # (lcm.io.provenance.environment and the writer's library versions): a rerun elsewhere with the

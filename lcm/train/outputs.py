@@ -137,7 +137,8 @@ def maps_out_dir(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
         # As lcm.cli checks a verb's recorded outputs: the maps and their sidecar can be
         # written, and maps already there are LCM's to replace.
         check_recordable([maps])
-        check_replaceable([maps], MAPS_VERB)
+        # Maps pretraining wrote (before lcm bei-maps did) are replaced too.
+        check_replaceable([maps], MAPS_VERB, writers=(PRETRAIN_VERB,), owner=PRETRAIN_VERB)
         if maps.exists():
             log.warning("%s: replacing %s of an earlier run", MAPS_VERB, maps)
         yield out

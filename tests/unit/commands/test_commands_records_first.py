@@ -72,3 +72,81 @@ def test_a_users_json_in_a_records_place_stops_the_command_first(
     assert f"{users} exists and is not an LCM provenance record" in err
     assert json.loads(users.read_text()) == {"RepetitionTime": 2.0}
     assert [p.name for p in users.parent.iterdir()] == [users.name]  # nothing written
+
+
+def _argv(command: str, outputs: dict[str, Path]) -> list[str]:
+    """``command``'s command line with ``outputs`` and placeholder required options."""
+    argv = command.split()
+    for action in verb_parsers()[command]._actions:
+        if action.dest in outputs:
+            argv += [action.option_strings[0], str(outputs[action.dest])]
+        elif action.required and action.option_strings:
+            value = action.choices[0] if action.choices else VALUES.get(action.dest, "x1")
+            argv += [action.option_strings[0], value]
+    return argv
+
+
+def _recorded_by(verb: str, out: Path) -> str:
+    """Write ``out`` with the record ``lcm <verb>`` gives it; its sha256."""
+    import argparse
+
+    from lcm.io.provenance import set_invocation, sha256_file, write_sidecar
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(b"weights of " + verb.encode())
+    set_invocation([verb], argparse.Namespace(verb=verb))
+    try:
+        write_sidecar(out, [])
+    finally:
+        set_invocation([], argparse.Namespace())
+    return sha256_file(out)
+
+
+@pytest.mark.parametrize("marked", [True, False])
+def test_embed_never_replaces_a_pretrained_models_weights(
+    marked: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """`lcm embed --out <checkpoint>/model.safetensors` once replaced pretraining's weights
+    (any LCM record let a file be replaced): refused now, by the folder's owner marker and,
+    without one, by the record naming lcm pretrain; a rerun of embed replaces its own table."""
+    import lcm.commands.embed
+    from lcm.io.ownership import claim_out_dir
+    from lcm.io.provenance import sha256_file
+
+    ckpt = tmp_path / "pre"
+    if marked:
+        claim_out_dir(ckpt, "lcm pretrain")
+    weights = ckpt / "model.safetensors"
+    digest = _recorded_by("pretrain", weights)
+    record = provenance_path(weights).read_bytes()
+    ran: list[str] = []
+    monkeypatch.setattr(lcm.commands.embed, "run", lambda args: ran.append(args.out) or 0)
+    assert main(_argv("embed", {"out": weights})) == 6
+    assert "nothing was written" in capsys.readouterr().err
+    assert sha256_file(weights) == digest and provenance_path(weights).read_bytes() == record
+    assert ran == []
+    own = tmp_path / "emb" / "emb.parquet"
+    _recorded_by("embed", own)
+    assert main(_argv("embed", {"out": own})) == 0
+    assert ran == [str(own)]
+
+
+def test_evaluate_never_writes_into_a_feature_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`lcm evaluate --out <store>/variables/dataset=X/part-0.parquet` once replaced the
+    partition with metrics (the store's record vouched for it): refused now, and so is a new
+    file in a partition folder (readers of the store would take it as part of it)."""
+    from lcm.io.provenance import sha256_file
+
+    store = tmp_path / "store"
+    (store / "_lcm" / "dataset=clinic").mkdir(parents=True)
+    part = store / "variables" / "dataset=clinic" / "part-0.parquet"
+    digest = _recorded_by("store", part)
+    for out in (part, part.with_name("metrics.parquet")):
+        argv = _argv("evaluate", {"out": out, "predictions": tmp_path / "p.parquet"})
+        assert main(argv) == 6
+        assert "inside the feature store" in capsys.readouterr().err
+    assert sha256_file(part) == digest
+    assert sorted(p.name for p in part.parent.iterdir()) == ["_part-0.prov.json", "part-0.parquet"]
+    assert not (tmp_path / "p.parquet").exists()

@@ -247,7 +247,7 @@ def test_an_output_recorded_under_an_earlier_sidecar_name_may_be_replaced(tmp_pa
     out.write_bytes(b"PAR1")
     with pytest.raises(OutputOwnershipError, match="rerun it under Snakemake"):
         check_replaceable([out], "lcm embed")
-    record = {"Output": out.name, "Provenance": {}, "Sha256": "0" * 64}
+    record = {"Output": out.name, "Provenance": {"params": {"verb": "embed"}}, "Sha256": "0" * 64}
     (tmp_path / "emb.json").write_text(json.dumps(record))
     check_replaceable([out], "lcm embed")
 
@@ -278,3 +278,58 @@ def test_another_flock_error_is_not_taken_for_a_file_system_without_locks(
     monkeypatch.setattr(fcntl, "flock", bad_fd)
     with pytest.raises(OSError, match="Bad file descriptor"), exclusive_lock(tmp_path / "l", "x"):
         pass
+
+
+def _recorded_by(verb: str, out: Path) -> Path:
+    """``out`` written and recorded as ``lcm <verb>`` records its outputs."""
+    import argparse
+
+    from lcm.io.provenance import set_invocation
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(b"PAR1 " + verb.encode())
+    set_invocation([verb, "--out", str(out)], argparse.Namespace(verb=verb, out=str(out)))
+    try:
+        write_sidecar(out, [])
+    finally:
+        set_invocation([], argparse.Namespace())
+    return out
+
+
+def test_an_output_another_verb_wrote_is_not_replaced(tmp_path: Path) -> None:
+    """Any LCM record is not enough: only the verb that wrote a file replaces it (a rerun),
+    and a record that names no verb is not taken as the verb's."""
+    from lcm.io.ownership import check_replaceable
+
+    theirs = _recorded_by("pretrain", tmp_path / "a" / "model.safetensors")
+    with pytest.raises(OutputOwnershipError, match=r"written by lcm pretrain.*not by lcm embed"):
+        check_replaceable([theirs], "lcm embed")
+    own = _recorded_by("embed", tmp_path / "b" / "emb.parquet")
+    check_replaceable([own], "lcm embed")  # a rerun replaces its own output
+    unnamed = tmp_path / "c" / "emb.parquet"
+    unnamed.parent.mkdir()
+    unnamed.write_bytes(b"PAR1")
+    record = {"Output": unnamed.name, "Provenance": {}, "Sha256": "0" * 64}
+    (tmp_path / "c" / "emb.json").write_text(json.dumps(record))
+    with pytest.raises(OutputOwnershipError, match="does not name"):
+        check_replaceable([unnamed], "lcm embed")
+
+
+def test_no_output_inside_a_store_or_another_verbs_folder(tmp_path: Path) -> None:
+    """A path, new or existing, inside a feature store or a folder another verb claimed is
+    refused; the workflow's results folder and the verb's own folder are not."""
+    from lcm.io.ownership import STORE_STATE_DIR, check_replaceable
+
+    store = tmp_path / "store"
+    (store / STORE_STATE_DIR).mkdir(parents=True)
+    part = store / "variables" / "dataset=x"
+    part.mkdir(parents=True)
+    for out in (part / "new.parquet", store / "metrics.parquet"):
+        with pytest.raises(OutputOwnershipError, match="inside the feature store"):
+            check_replaceable([out], "lcm evaluate")
+    ckpt = claim_out_dir(tmp_path / "ckpt", "lcm pretrain")
+    with pytest.raises(OutputOwnershipError, match="holds the outputs of lcm pretrain"):
+        check_replaceable([ckpt / "state" / "emb.parquet"], "lcm embed")
+    check_replaceable([ckpt / "maps.npz"], "lcm bei-maps", owner="lcm pretrain")
+    results = claim_results(tmp_path / "results", "the LCM workflow", RESULTS_ENTRIES)
+    check_replaceable([results / "metrics" / "m.parquet"], "lcm evaluate")
