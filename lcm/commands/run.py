@@ -664,7 +664,9 @@ def snakemake_command(args: argparse.Namespace, config_path: Path, out: Path) ->
         cmd += ["--cores", str(args.cores)]
     if args.dry_run:
         cmd.append("--dry-run")
-    return [*cmd, *args.snakemake_args, LEVELS[args.analysis_level]]
+    # The level's target before the user's options: after one that takes several values
+    # (--default-resources, --set-resources, --groups, --config) it was read as one of them.
+    return [*cmd, LEVELS[args.analysis_level], *args.snakemake_args]
 
 
 def _absolute_paths(config: dict[str, Any], cwd: Path) -> dict[str, Any]:

@@ -437,10 +437,34 @@ def test_snakemake_command_runs_the_packaged_workflow(tmp_path: Path) -> None:
     files = run_cmd.workflow_files()
     assert cmd[:5] == [sys.executable, "-m", "snakemake", "--snakefile", str(files / "Snakefile")]
     assert cmd[cmd.index("--profile") + 1] == str(files / "profiles" / "slurm")
-    assert cmd[-3:] == ["--dry-run", "--forceall", "participant"]
+    assert cmd[-3:] == ["--dry-run", "participant", "--forceall"]
     # The packaged files are the repository's own (a wheel holds copies).
     for part in ("Snakefile", "workflow/rules/common.smk", "config/variables.yaml", "envs"):
         assert (files / part).resolve() == (ROOT / part).resolve()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        # The README's site values and groups, passed through after `--`.
+        ["--default-resources", "slurm_partition=gpu", "runtime=60", "mem_mb=4000"],
+        ["--groups", "fmriprep=connectome", "--set-resources", "pretrain:runtime=60"],
+    ],
+)
+def test_options_taking_several_values_leave_the_level_target_alone(
+    tmp_path: Path, extra: list[str]
+) -> None:
+    """The level's target came last: Snakemake read it as one more value of such an option."""
+    from snakemake.cli import get_argument_parser
+
+    args = parse("bids", "out", "group", "--profile", "slurm", "--", *extra)
+    cmd = run_cmd.snakemake_command(args, tmp_path / "config.yaml", tmp_path)
+    parsed = get_argument_parser().parse_args(cmd[3:])
+    assert parsed.targets == [run_cmd.LEVELS["group"]]
+    if parsed.groups:
+        assert parsed.groups == {"fmriprep": "connectome"}
+    else:
+        assert {"mem_mb=4000", "runtime=60"} <= set(parsed.default_resources.args)
 
 
 def test_missing_bids_dir_and_bad_config_are_one_line_errors(tmp_path: Path) -> None:
