@@ -100,10 +100,92 @@ SLURM_ALLOCATION = {
 
 
 def slurm_allocation() -> dict[str, str] | None:
-    """The SLURM job's granted CPUs, memory, GPUs and partition; None outside SLURM."""
-    if not os.environ.get("SLURM_JOB_ID"):
+    """The SLURM job's granted CPUs, memory, GPUs and partition; None outside SLURM.
+
+    From the job's environment; where the memory variables are missing (the Snakemake SLURM
+    executor's job steps drop every ``SLURM_*`` variable but the job ids), the memory, GPUs and
+    CPUs per GPU the controller granted are read once per process from ``scontrol show job``
+    (:func:`scontrol_allocation`); nothing is recorded for them where that fails.
+    """
+    job_id = os.environ.get("SLURM_JOB_ID")
+    if not job_id:
         return None
-    return {k: os.environ[v] for k, v in SLURM_ALLOCATION.items() if os.environ.get(v)}
+    granted = {k: os.environ[v] for k, v in SLURM_ALLOCATION.items() if os.environ.get(v)}
+    if "mem_per_node_mb" not in granted and "mem_per_cpu_mb" not in granted:
+        for key, value in scontrol_allocation(job_id).items():
+            granted.setdefault(key, value)
+    return granted
+
+
+# Memory in scontrol's units (MiB, as SLURM's M): "64000M", "62.50G", "1T"; a bare number is MiB.
+_MEM_RE = re.compile(r"(\d+(?:\.\d+)?)([KMGTP]?)")
+_MEM_MB = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024**2, "P": 1024**3}
+
+
+def _mem_mb(text: str) -> str | None:
+    match = _MEM_RE.fullmatch(text.strip())
+    if match is None:
+        return None
+    mb = round(float(match.group(1)) * _MEM_MB[match.group(2)])
+    return str(mb) if mb > 0 else None
+
+
+def _field(line: str, key: str) -> str | None:
+    """The value of ``key=`` in a ``scontrol show job -o`` line (None when absent)."""
+    match = re.search(rf"(?:^|\s){re.escape(key)}=(\S*)", line)
+    return match.group(1) if match else None
+
+
+def parse_scontrol_job(line: str) -> dict[str, str]:
+    """What a ``scontrol show job -o`` line says the job was granted, in SLURM_ALLOCATION's keys.
+
+    ``mem_per_node_mb`` from ``MinMemoryNode`` (``mem_per_cpu_mb`` from ``MinMemoryCPU``),
+    else from the allocated TRES' ``mem`` on a one-node job; ``gpus`` from its ``gres/gpu``;
+    ``cpus_per_gpu`` from ``CpusPerTres``. Keys the line does not give are left out.
+    """
+    granted: dict[str, str] = {}
+    if mb := _mem_mb(_field(line, "MinMemoryNode") or ""):
+        granted["mem_per_node_mb"] = mb
+    elif mb := _mem_mb(_field(line, "MinMemoryCPU") or ""):
+        granted["mem_per_cpu_mb"] = mb
+    # AllocTRES (newer SLURM) or TRES (older), what was granted; ReqTRES what was asked.
+    tres_text = _field(line, "AllocTRES") or _field(line, "TRES") or ""
+    tres = dict(item.split("=", 1) for item in tres_text.split(",") if "=" in item)
+    one_node = tres.get("node") == "1"  # TRES count the whole job: per node on one node
+    if not granted and one_node and (mb := _mem_mb(tres.get("mem", ""))):
+        granted["mem_per_node_mb"] = mb
+    if tres.get("gres/gpu", "").isdigit() and one_node:
+        granted["gpus"] = tres["gres/gpu"]
+    per_gpu = re.search(r"(?:^|,)(?:gres[/:])?gpu:(\d+)(?:,|$)", _field(line, "CpusPerTres") or "")
+    if per_gpu:
+        granted["cpus_per_gpu"] = per_gpu.group(1)
+    return granted
+
+
+# A controller that does not answer in this long is not waited for (nothing recorded).
+SCONTROL_TIMEOUT_S = 10.0
+
+
+@cache
+def scontrol_allocation(job_id: str) -> dict[str, str]:
+    """What the controller says job ``job_id`` was granted (:func:`parse_scontrol_job`).
+
+    Asked once per process and job, with a short timeout; empty when ``scontrol`` is missing,
+    fails or times out (the job goes on, its record without these values).
+    """
+    try:
+        proc = subprocess.run(
+            ["scontrol", "show", "job", "-o", job_id],
+            capture_output=True,
+            text=True,
+            timeout=SCONTROL_TIMEOUT_S,
+        )
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return {}
+    if proc.returncode != 0:
+        return {}
+    line = next((x for x in proc.stdout.splitlines() if f"JobId={job_id} " in f"{x} "), "")
+    return parse_scontrol_job(line) if line else {}
 
 
 def environment() -> dict[str, Any]:

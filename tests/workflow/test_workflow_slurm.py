@@ -94,10 +94,21 @@ def test_workflow_runs_on_slurm(slurm_run: Path) -> None:
     assert (results / "report" / "index.html").is_file()
     # Each job ran inside a SLURM allocation (the GPU rules too, on the fake GPU) and says so,
     # with what SLURM granted: the profile's CPUs per GPU for GPU rules (a default
-    # cpus_per_task would silently replace them), one CPU elsewhere.
+    # cpus_per_task would silently replace them), one CPU elsewhere. The memory and CPUs per
+    # GPU granted (the profile's mem_mb and cpus_per_gpu; their SLURM_* variables do not reach
+    # the job step) are read from scontrol.
     granted = {
-        "models/pretrain/model.safetensors.prov.json": {"cpus_on_node": "8", "gpus": "1"},
-        "metrics/task-autism_metrics.json": {"cpus_on_node": "4", "gpus": "1"},
+        "models/pretrain/model.safetensors.prov.json": {
+            "cpus_on_node": "8",
+            "gpus": "1",
+            "cpus_per_gpu": "8",
+            "mem_per_node_mb": "64000",
+        },
+        "metrics/task-autism_metrics.json": {
+            "cpus_on_node": "4",
+            "gpus": "1",
+            "mem_per_node_mb": "16000",
+        },
         "store/connectomes/atlas=aal116/dataset=bidsdemo/_part-0.prov.json": {"cpus_on_node": "1"},
     }
     for artifact, expected in granted.items():

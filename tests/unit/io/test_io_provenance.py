@@ -28,8 +28,10 @@ from lcm.io.provenance import (
     config_hash,
     container_digest,
     git_commit,
+    parse_scontrol_job,
     provenance_path,
     record_outputs,
+    scontrol_allocation,
     set_invocation,
     sha256_file,
     write_sidecar,
@@ -96,6 +98,114 @@ def test_sidecar_records_how_the_output_was_made(tmp_path: Path, invoked: None) 
     assert "cpus_per_task" not in prov["slurm_allocation"]
     assert prov["container"] == {"image": f"nipreps/fmriprep@{DIGEST}", "digest": DIGEST}
     assert "pandas" in prov["packages"] and "git_commit" in prov and "git_dirty" in prov
+
+
+# A pretraining job's line from Debian's slurm-wlm (`scontrol show job -o 380`), as the
+# Snakemake SLURM executor submits it (--mem 64000, --gpus 1, --cpus-per-gpu 8, a comment).
+SCONTROL_LINE = (
+    "JobId=380 JobName=0f1e2d3c-aaaa-bbbb-cccc-111122223333 UserId=lcm(1000) GroupId=lcm(1000) "
+    "MCS_label=N/A Priority=1 Nice=0 Account=(null) QOS=(null) JobState=RUNNING Reason=None "
+    "Dependency=(null) Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:0 "
+    "RunTime=00:00:41 TimeLimit=1-00:00:00 TimeMin=N/A SubmitTime=2025-05-02T10:00:00 "
+    "Partition=lcmtest AllocNode:Sid=ci:12 ReqNodeList=(null) ExcNodeList=(null) NodeList=ci "
+    "BatchHost=ci NumNodes=1 NumCPUs=8 NumTasks=1 CPUs/Task=1 ReqB:S:C:T=0:0:*:* "
+    "TRES=cpu=8,mem=62.50G,node=1,billing=8,gres/gpu=1 Socks/Node=* NtasksPerN:B:S:C=0:0:*:* "
+    "CoreSpec=* MinCPUsNode=1 MinMemoryNode=62.50G MinTmpDiskNode=0 Features=(null) "
+    "DelayBoot=00:00:00 OverSubscribe=OK Contiguous=0 Licenses=(null) Network=(null) "
+    "Command=(null) WorkDir=/work/my study Comment=rule_pretrain_wildcards_ "
+    "StdErr=/work/.snakemake/slurm_logs/rule_pretrain/380.log "
+    "StdOut=/work/.snakemake/slurm_logs/rule_pretrain/380.log Power= "
+    "CpusPerTres=gres:gpu:8 TresPerJob=gres:gpu:1"
+)
+
+
+def test_scontrol_line_gives_memory_gpus_and_cpus_per_gpu() -> None:
+    assert parse_scontrol_job(SCONTROL_LINE) == {
+        "mem_per_node_mb": "64000",
+        "gpus": "1",
+        "cpus_per_gpu": "8",
+    }
+    # Memory per CPU where the job asked --mem-per-cpu; the TRES' total where neither is given.
+    per_cpu = "JobId=9 MinMemoryCPU=2000M TRES=cpu=4,mem=8000M,node=1,billing=4"
+    assert parse_scontrol_job(per_cpu) == {"mem_per_cpu_mb": "2000"}
+    assert parse_scontrol_job("JobId=9 AllocTRES=cpu=1,mem=4000M,node=1") == {
+        "mem_per_node_mb": "4000"
+    }
+    # Two nodes: the TRES are the job's total, not what one node holds.
+    assert parse_scontrol_job("JobId=9 TRES=cpu=2,mem=8G,node=2,gres/gpu=2") == {}
+    assert parse_scontrol_job("JobId=9 CpusPerTres=gres/gpu:4") == {"cpus_per_gpu": "4"}
+
+
+def _fake_scontrol(folder: Path, body: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder.mkdir()
+    script = folder / "scontrol"
+    script.write_text(f'#!/bin/sh\necho "$@" >> {folder}/calls\n{body}\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    scontrol_allocation.cache_clear()
+    return folder / "calls"
+
+
+def test_memory_granted_is_asked_of_scontrol_where_slurm_variables_are_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside the Snakemake SLURM executor's job step only the job ids are left: the memory,
+    GPUs and CPUs per GPU granted come from the controller, asked once per process."""
+    for name in ("SLURM_MEM_PER_NODE", "SLURM_MEM_PER_CPU", "SLURM_CPUS_PER_GPU"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SLURM_JOB_ID", "380")
+    monkeypatch.setenv("SLURM_GPUS_ON_NODE", "1")
+    calls = _fake_scontrol(tmp_path / "bin", f"echo '{SCONTROL_LINE}'", monkeypatch)
+    for _ in range(3):
+        prov = json.loads(write_sidecar(_output(tmp_path), []).read_text())["Provenance"]
+        allocation = prov["slurm_allocation"]
+        assert allocation["mem_per_node_mb"] == "64000", allocation
+        assert allocation["cpus_per_gpu"] == "8" and allocation["gpus"] == "1"
+    assert calls.read_text().splitlines() == ["show job -o 380"]  # once per process
+    scontrol_allocation.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "echo 'slurm_load_jobs error: Invalid job id' >&2; exit 1",
+        "echo 'JobId=999 TRES=mem=1G,node=1'",
+        "exec sleep 30",
+    ],
+)
+def test_scontrol_failing_records_no_memory_and_the_job_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str
+) -> None:
+    for name in ("SLURM_MEM_PER_NODE", "SLURM_MEM_PER_CPU", "SLURM_CPUS_PER_GPU"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SLURM_JOB_ID", "380")
+    monkeypatch.setenv("SLURM_CPUS_ON_NODE", "2")
+    _fake_scontrol(tmp_path / "bin", body, monkeypatch)
+    if body.startswith("sleep"):
+        monkeypatch.setattr("lcm.io.provenance.SCONTROL_TIMEOUT_S", 0.5)
+    prov = json.loads(write_sidecar(_output(tmp_path), []).read_text())["Provenance"]
+    assert prov["slurm_job_id"] == "380"
+    assert prov["slurm_allocation"] == {"cpus_on_node": "2"}
+    scontrol_allocation.cache_clear()
+
+
+def test_no_scontrol_on_path_records_no_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("SLURM_MEM_PER_NODE", "SLURM_MEM_PER_CPU"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SLURM_JOB_ID", "380")
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    scontrol_allocation.cache_clear()
+    prov = json.loads(write_sidecar(_output(tmp_path), []).read_text())["Provenance"]
+    assert "mem_per_node_mb" not in prov["slurm_allocation"]
+    scontrol_allocation.cache_clear()
+
+
+def _output(folder: Path) -> Path:
+    out = folder / "out.tsv"
+    out.write_text("y\n2\n")
+    return out
 
 
 def _git(folder: Path, *args: str) -> str:
