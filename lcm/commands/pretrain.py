@@ -33,8 +33,12 @@ bootstrap interval over held-out subjects, with n runs and n_subjects). The bei-
 baseline's ridge maps (bei_linear.npz) are `lcm bei-maps`'s, written into the same folder.
 
 resuming: with "checkpoint_every": N in --settings the training state is saved every N
-optimiser steps in --out-dir/train_state/; the same command after a kill resumes from it,
-exactly (the same weights as an uninterrupted run), and removes it once the model is written.
+optimiser steps and at the last step in --out-dir/train_state/; the same command after a kill
+resumes from it, exactly (the same weights as an uninterrupted run). The state is kept after
+the model is written (about 3 to 4 times the weights' size: weights, AdamW's two moments, the
+selected epoch's weights): the same command again, with the outputs deleted (a job retried
+after its time limit struck once the model was written), writes them from it without training.
+A run with other settings removes it; delete it by hand to free the space.
 model.json's training_sessions lists each job that trained it (the step it started from, SLURM
 job id, host, time). Only checkpoint_every may change in between; other settings, seed or data
 start over, with a warning naming what differs. SIGTERM (a SLURM time limit, scancel) logs the

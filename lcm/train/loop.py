@@ -36,7 +36,7 @@ from lcm.exceptions import ConfigError
 from lcm.model.losses import UncertaintyWeighting
 from lcm.model.transfer import to_device
 from lcm.signals import SigtermExit
-from lcm.train.state import LoopPosition, gather_processes, load_state, save_state
+from lcm.train.state import LoopPosition, gather_processes, load_state, remove_state, save_state
 
 log = logging.getLogger(__name__)
 
@@ -569,9 +569,23 @@ def train_epochs(
     bounded = [w for m in modules for w in m.modules() if isinstance(w, UncertaintyWeighting)]
     pos = LoopPosition()
     prefetch = getattr(step, "prefetch", None)
+    total_steps = epochs * steps_per_epoch
     if resumable is not None:
         args = (resumable.fingerprint, modules[0], optimizer, scheduler, generator)
-        pos = load_state(resumable.folder, *args, fields=resumable.fields) or pos
+        resumed = load_state(resumable.folder, *args, fields=resumable.fields)
+        if resumed is None and resumable.writer:
+            # Another run's state (ignored above, with a warning naming what differs): removed
+            # now, not left to be mistaken for this run's or kept at its size.
+            remove_state(resumable.folder)
+        pos = resumed or pos
+        if resumed is not None and pos.step >= total_steps:
+            log.info(
+                "%s: the training state in %s is at the final step %d: nothing left to train, "
+                "the outputs are written from it",
+                desc,
+                resumable.folder,
+                pos.step,
+            )
         if resumable.carry is not None and pos.carried:
             resumable.carry.restore_carried(pos.carried)
         # Who trained from here: with the earlier sessions of a resumed state, the jobs that
@@ -615,7 +629,14 @@ def train_epochs(
                 sums.add({"loss_total": loss, **parts}, len(index))
                 pos.step += 1
                 pos.batches_done += 1
-                if resumable is not None and resumable.every and pos.step % resumable.every == 0:
+                # Every `every` steps, and at the last step (kept after the outputs are written:
+                # a job killed after that, whose outputs its retry deletes, writes them again
+                # from it rather than train from step 0).
+                if (
+                    resumable is not None
+                    and resumable.every
+                    and (pos.step % resumable.every == 0 or pos.step == total_steps)
+                ):
                     # Every process's generators and logs (a collective: all of them call it at
                     # this step), so that each resumes with its own dropout stream, not rank 0's.
                     sums.flush()

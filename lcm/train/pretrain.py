@@ -68,7 +68,6 @@ from lcm.train.loop import (
 from lcm.train.objective import PretrainObjective, PretrainStep
 from lcm.train.outputs import STATE_DIR
 from lcm.train.settings import BOOKKEEPING_SETTINGS, resolve_settings
-from lcm.train.state import remove_state
 
 log = logging.getLogger(__name__)
 
@@ -488,7 +487,9 @@ def pretrain(
     save_checkpoint(out, model_cpu, layout, meta)
     write_tsv(out / "history.tsv", history_frame(history, parts))
     write_tsv(out / "bei_eval.tsv", evaluation)
-    remove_state(out / STATE_DIR)
+    # The state (at the final step) is kept: a job killed after this point (Snakemake's wrapper
+    # still running at the time limit) is retried with these outputs deleted, and the retry
+    # writes them again from it. A run with other settings removes it (train_epochs).
     summary = {
         "out_dir": str(out),
         "n_runs_train": len(train),

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from helpers.model import CLI_CATALOGUE, TINY, add_store_dataset, write_catalogue
+from safetensors.torch import load_file
 
 from lcm.catalogue import load_catalogue
 from lcm.cli import build_parser, main, requested_verb
@@ -436,3 +437,67 @@ def test_a_checkpoints_variables_export_as_a_catalogue_finetune_accepts(
     mine.write_text("variables: {}\n")
     assert main(["model-info", "--checkpoint", str(pre), "--catalogue-out", str(mine)]) == 6
     assert mine.read_text() == "variables: {}\n"
+
+
+def test_pretrain_retried_after_its_outputs_were_written_trains_nothing_again(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A job killed at its time limit after the model was written (Snakemake's wrapper still
+    running) is retried with its declared outputs deleted: the retry writes them again from the
+    state kept at the final step, the same weights, without training from step 0."""
+    catalogue = write_catalogue(tmp_path, CLI_CATALOGUE)
+    store = tmp_path / "store"
+    add_store_dataset(tmp_path, store, catalogue, "alpha", "toy", 30, seed=0)
+    pre = tmp_path / "pretrained"
+
+    def pretrain(settings: str, every: str = "2") -> int:
+        store_args = ["--store", str(store), "--atlas", "toy", "--catalogue", str(catalogue)]
+        return main(
+            [
+                "pretrain",
+                *store_args,
+                "--datasets",
+                "alpha",
+                "--model",
+                json.dumps(TINY),
+                "--settings",
+                settings,
+                "--seed",
+                "4",
+                "--out-dir",
+                str(pre),
+                "--threads",
+                "1",
+                "--checkpoint-every",
+                every,
+            ]
+        )
+
+    # 3 epochs of 4 steps: 12, saved every 5 and at the last step.
+    assert pretrain('{"epochs": 3, "batch_size": 8}', every="5") == 0
+    first = json.loads((pre / "model.json").read_text())
+    total = json.loads((pre / "train_state" / "train_state.json").read_text())["step"]
+    assert total % 5 and [s["from_step"] for s in first["training_sessions"]] == [0]
+    outputs = ("model.safetensors", "model.json", "history.tsv", "bei_eval.tsv")
+    before = {name: (pre / name).read_bytes() for name in outputs[2:]}
+    weights = load_file(str(pre / "model.safetensors"))
+    for name in outputs:  # what Snakemake deletes before the retry
+        (pre / name).unlink()
+
+    capfd.readouterr()
+    assert pretrain('{"epochs": 3, "batch_size": 8}', every="5") == 0
+    again = json.loads((pre / "model.json").read_text())
+    assert [s["from_step"] for s in again["training_sessions"]] == [0, total]
+    assert f"at the final step {total}: nothing left to train" in capfd.readouterr().err
+    retried = load_file(str(pre / "model.safetensors"))
+    assert retried.keys() == weights.keys()
+    assert all(torch.equal(weights[k], retried[k]) for k in weights)
+    assert {name: (pre / name).read_bytes() for name in outputs[2:]} == before
+    assert main(["provenance", "verify", str(pre)]) == 0  # the kept state breaks no record
+
+    # Other settings: the state of the earlier run is removed (never resumed, not kept).
+    assert pretrain('{"epochs": 2, "batch_size": 8}', every="0") == 0
+    assert not (pre / "train_state").exists()
+    assert [
+        s["from_step"] for s in json.loads((pre / "model.json").read_text())["training_sessions"]
+    ] == [0]
