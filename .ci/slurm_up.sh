@@ -52,8 +52,9 @@ SelectTypeParameters=CR_Core_Memory
 SlurmdParameters=config_overrides
 ReturnToService=2
 MpiDefault=none
-# Finished jobs stay visible to squeue this long: the executor plugin's status command.
-MinJobAge=300
+# Finished jobs stay visible to squeue this long: the executor plugin's status command, and the
+# SLURM test's scontrol queries, which on a loaded machine came after 300 s had passed.
+MinJobAge=3600
 GresTypes=gpu
 NodeName=${HOST} NodeAddr=127.0.0.1 CPUs=${CPUS} RealMemory=${MEM_MB} Gres=gpu:1 State=UNKNOWN
 PartitionName=lcmtest Nodes=${HOST} Default=YES MaxTime=INFINITE State=UP

@@ -129,7 +129,7 @@ def test_per_run_connectome_jobs_share_one_submission(slurm_run: Path) -> None:
     assert {p["rule"] for p in provs} == {"connectome_run"}
     assert len({p["slurm_job_id"] for p in provs}) == 1, [p["slurm_job_id"] for p in provs]
     assert {p["slurm_allocation"]["cpus_on_node"] for p in provs} == {"1"}  # each run's step
-    # What the job asked, from the controller (finished jobs stay listed for MinJobAge, 300 s).
+    # What the job asked, from the controller (finished jobs stay listed for MinJobAge, 3600 s).
     job = subprocess.run(
         ["scontrol", "show", "job", provs[0]["slurm_job_id"]],
         capture_output=True,
