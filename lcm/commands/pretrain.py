@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``lcm pretrain``."""
     # Imported here: every `lcm` call builds all parsers, and torch takes seconds to import.
     from lcm.store.read import load_cohort
+    from lcm.train.distributed import check_global_batch, launched_world
     from lcm.train.loop import pick_device, set_threads
     from lcm.train.outputs import (
         MAPS_FILE,
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         training_out_dir,
     )
     from lcm.train.pretrain import pretrain
+    from lcm.train.settings import resolve_settings
 
     if args.bei_maps == "yes":
         raise ConfigError(
@@ -114,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
     settings = parse_settings(args.settings, "settings")
     if args.checkpoint_every is not None:
         settings["checkpoint_every"] = args.checkpoint_every
+    # Refused before the data load and the output folder's claim: every rank would load the
+    # store and leave an empty folder behind.
+    check_global_batch(resolve_settings("pretrain", settings)["batch_size"], launched_world())
     set_threads(args.threads)
     pick_device(args.device)  # a device this machine lacks, refused before the data load
     catalogue = load_catalogue(args.catalogue)

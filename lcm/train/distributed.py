@@ -59,6 +59,30 @@ class Distributed:
         return self.rank == 0
 
 
+def launched_world() -> int:
+    """The number of data parallel processes the launcher started (``WORLD_SIZE``; 1 alone)."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+def check_global_batch(batch_size: int, world: int) -> None:
+    """Refuse a global batch the ``world`` processes cannot split evenly.
+
+    Raises
+    ------
+    ConfigError
+        Naming the batch size, the process count and the fix.
+    """
+    if batch_size % world:
+        raise ConfigError(
+            f"pretrain: batch_size {batch_size} is not divisible by the {world} data parallel "
+            "processes (the global batch is split evenly).",
+            hint="Set pretrain.batch_size to a multiple of procs_per_node x tasks.",
+        )
+
+
 def setup(device: torch.device) -> Distributed:
     """Join the process group that ``torchrun`` describes, or run alone without one.
 

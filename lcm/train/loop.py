@@ -590,7 +590,11 @@ def train_epochs(
             resumable.carry.restore_carried(pos.carried)
         # Who trained from here: with the earlier sessions of a resumed state, the jobs that
         # made the model (a SLURM time limit splits one training over several).
-        pos.sessions = [*pos.sessions, _session(pos.step)]
+        device = next(modules[0].parameters()).device.type
+        session = _session(pos.step, device)
+        if resumed is not None and pos.step < total_steps and pos.sessions:
+            _warn_unlike_last_session(desc, pos.sessions[-1], session)
+        pos.sessions = [*pos.sessions, session]
         resumable.sessions = pos.sessions
     # A step that updates the parameters itself (GraphedPretrainStep: its update is part of
     # one CUDA graph) takes the optimiser; the loop then only advances the schedule.
@@ -671,14 +675,37 @@ def train_epochs(
     return history
 
 
-def _session(step: int) -> dict[str, Any]:
+def _session(step: int, device: str) -> dict[str, Any]:
     """This process's start (or resumption) of a training run, for its provenance."""
     return {
         "from_step": step,
+        # Both change the floating-point sums (BLAS/OpenMP split them by thread): a resumed
+        # run equals an uninterrupted one to the bit only with the same of each.
+        "threads": torch.get_num_threads(),
+        "device": device,
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "host": socket.gethostname(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def _warn_unlike_last_session(desc: str, last: dict[str, Any], now: dict[str, Any]) -> None:
+    """Warn where a resumed run computes with other threads or another device than the session
+    that saved its state: it goes on (hours of training are not thrown away for rounding), but
+    its weights will not equal those of an uninterrupted run to the bit."""
+    changes = [
+        f"{key} {last[key]!r} -> {now[key]!r}"
+        for key in ("threads", "device")
+        if key in last and last[key] != now[key]  # (states of earlier versions record neither)
+    ]
+    if changes:
+        log.warning(
+            "%s: resumed with %s of the session that saved the state: training goes on, but "
+            "the weights will differ in rounding from an uninterrupted run's (pass the same "
+            "--threads, or the same --device, to resume to the bit)",
+            desc,
+            ", ".join(changes),
+        )
 
 
 class _SigtermStop(SigtermExit):

@@ -279,12 +279,7 @@ def pretrain(
     out = Path(out_dir)
     ctx = distributed.setup(pick_device(device))
     dev = ctx.device
-    if settings["batch_size"] % ctx.world:
-        raise ConfigError(
-            f"pretrain: batch_size {settings['batch_size']} is not divisible by the "
-            f"{ctx.world} data parallel processes (the global batch is split evenly).",
-            hint="Set pretrain.batch_size to a multiple of procs_per_node x tasks.",
-        )
+    distributed.check_global_batch(settings["batch_size"], ctx.world)
     if settings["compile_scope"] == "step" and settings["gradient_checkpointing"]:
         raise ConfigError(
             "pretrain.compile_scope: step does not combine with gradient_checkpointing: the "

@@ -407,6 +407,20 @@ def test_a_device_this_machine_lacks_is_refused_first(tmp_path: Path, capsys, de
     assert "--device" in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
+def test_a_batch_the_processes_cannot_split_is_refused_before_the_data_load(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """torchrun with 2 processes and batch_size 9: refused after every rank loaded the store,
+    exit 1, leaving an output folder holding only LCM's marker and lock."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    args = ["pretrain", "--store", str(tmp_path / "nostore"), "--atlas", "toy", "--catalogue"]
+    args += [str(tmp_path / "none.yaml"), "--datasets", "alpha"]
+    args += ["--settings", '{"batch_size": 9}', "--out-dir", str(tmp_path / "out")]
+    assert main(args) == 2
+    assert "batch_size 9 is not divisible by the 2" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_checkpoints_variables_export_as_a_catalogue_finetune_accepts(
     tmp_path: Path, capsys
 ) -> None:

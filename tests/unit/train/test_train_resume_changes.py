@@ -129,3 +129,28 @@ def test_a_state_of_other_settings_is_ignored_naming_them(
         r.getMessage() for r in caplog.records if r.name == "lcm.train.state" and r.levelno > 20
     ]
     assert "differs in seed 4 -> 5, settings.lr 0.003 -> 0.002" in warning
+
+
+def test_a_run_resumed_with_other_threads_says_so_and_records_each_sessions(
+    tmp_path: Path, monkeypatch, caplog
+) -> None:
+    """Threads change the rounding of every sum: a state saved with 1 thread and resumed with 2
+    gave weights equal to neither uninterrupted run, and nothing said so."""
+    catalogue, cohort = make_catalogue(tmp_path), pretrain_cohort(50)
+    _killed_in_step(monkeypatch, 8)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(cohort, catalogue, TINY, SETTINGS, seed=4, out_dir=tmp_path / "run")
+    monkeypatch.undo()
+    torch.set_num_threads(2)
+    try:
+        with caplog.at_level("WARNING", logger="lcm.train.loop"):
+            pretrain(cohort, catalogue, TINY, SETTINGS, seed=4, out_dir=tmp_path / "run")
+    finally:
+        torch.set_num_threads(1)  # the module's (one_thread)
+    warned = [r.getMessage() for r in caplog.records if "resumed with" in r.getMessage()]
+    assert len(warned) == 1 and "threads 1 -> 2" in warned[0], caplog.text
+    sessions = json.loads((tmp_path / "run" / "model.json").read_text())["training_sessions"]
+    assert [(s["from_step"] > 0, s["threads"], s["device"]) for s in sessions] == [
+        (False, 1, "cpu"),
+        (True, 2, "cpu"),
+    ]
