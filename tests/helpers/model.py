@@ -8,6 +8,7 @@ distinct (13 ROIs, batches of 5, 7 queries ...) so an axis mix-up changes shapes
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +43,15 @@ datasets:
 
 
 def write_catalogue(folder: Path, text: str = CATALOGUE) -> Path:
-    """Write the test catalogue YAML into ``folder``."""
+    """Write the test catalogue YAML into ``folder``, atomically.
+
+    Data parallel tests start one process per rank on one folder: a plain write let one rank
+    read the file while another had truncated it ("'variables' is a required property").
+    """
     path = folder / "variables.yaml"
-    path.write_text(text)
+    tmp = folder / f".variables.yaml.{os.getpid()}"
+    tmp.write_text(text)
+    os.replace(tmp, path)
     return path
 
 
