@@ -8,6 +8,7 @@ distinct (13 ROIs, batches of 5, 7 queries ...) so an axis mix-up changes shapes
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -251,3 +252,20 @@ def spy_finetuning_targets(monkeypatch) -> list:
 
     monkeypatch.setattr(finetune_mod._Finetuning, "__call__", spy)
     return calls
+
+
+def pretrain_argv(
+    store: Path,
+    catalogue: Path,
+    out_dir: Path,
+    settings: str = '{"epochs": 3, "batch_size": 8}',
+    seed: int = 4,
+    *extra: str,
+) -> list[str]:
+    """``lcm pretrain`` of the tiny model on dataset ``alpha`` of atlas ``toy``, one thread."""
+    return [
+        "pretrain",
+        *("--store", str(store), "--atlas", "toy", "--catalogue", str(catalogue)),
+        *("--datasets", "alpha", "--model", json.dumps(TINY), "--settings", settings),
+        *("--seed", str(seed), "--out-dir", str(out_dir), "--threads", "1", *extra),
+    ]

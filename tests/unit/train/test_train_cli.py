@@ -13,7 +13,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
-from helpers.model import CLI_CATALOGUE, TINY, add_store_dataset, write_catalogue
+from helpers.model import (
+    CLI_CATALOGUE,
+    TINY,
+    add_store_dataset,
+    pretrain_argv,
+    write_catalogue,
+)
 from safetensors.torch import load_file
 
 from lcm.catalogue import load_catalogue
@@ -35,29 +41,7 @@ def test_pretrain_then_finetune_from_the_command_line(tmp_path: Path, capsys) ->
     add_store_dataset(tmp_path, store, catalogue, "beta", "toy", 20, seed=1)
     add_store_dataset(tmp_path, store, catalogue, "beta", "toy2", 20, seed=1)
     pre = tmp_path / "pretrained"
-    code = main(
-        [
-            "pretrain",
-            "--store",
-            str(store),
-            "--atlas",
-            "toy",
-            "--catalogue",
-            str(catalogue),
-            "--datasets",
-            "alpha",
-            "--model",
-            json.dumps(TINY),
-            "--settings",
-            '{"epochs": 3, "batch_size": 8}',
-            "--seed",
-            "4",
-            "--out-dir",
-            str(pre),
-            "--threads",
-            "1",
-        ]
-    )
+    code = main(pretrain_argv(store, catalogue, pre))
     assert code == 0
     meta = json.loads((pre / "model.json").read_text())
     assert meta["data"]["datasets"] == ["alpha"] and meta["data"]["n_runs"] == 30
@@ -465,27 +449,7 @@ def test_pretrain_retried_after_its_outputs_were_written_trains_nothing_again(
     pre = tmp_path / "pretrained"
 
     def pretrain(settings: str, every: str = "2") -> int:
-        store_args = ["--store", str(store), "--atlas", "toy", "--catalogue", str(catalogue)]
-        return main(
-            [
-                "pretrain",
-                *store_args,
-                "--datasets",
-                "alpha",
-                "--model",
-                json.dumps(TINY),
-                "--settings",
-                settings,
-                "--seed",
-                "4",
-                "--out-dir",
-                str(pre),
-                "--threads",
-                "1",
-                "--checkpoint-every",
-                every,
-            ]
-        )
+        return main(pretrain_argv(store, catalogue, pre, settings, 4, "--checkpoint-every", every))
 
     # 3 epochs of 4 steps: 12, saved every 5 and at the last step.
     assert pretrain('{"epochs": 3, "batch_size": 8}', every="5") == 0

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.model import CLI_CATALOGUE, TINY, add_store_dataset
+from helpers.model import CLI_CATALOGUE, TINY, add_store_dataset, pretrain_argv
 
 from lcm.cli import main
 from lcm.exceptions import CheckpointError
@@ -64,29 +64,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _pretrain(store: tuple[Path, Path], out: Path, settings: str = SETTINGS) -> int:
-    return main(
-        [
-            "pretrain",
-            "--store",
-            str(store[0]),
-            "--atlas",
-            "toy",
-            "--catalogue",
-            str(store[1]),
-            "--datasets",
-            "alpha",
-            "--model",
-            json.dumps(TINY),
-            "--settings",
-            settings,
-            "--seed",
-            "1",
-            "--out-dir",
-            str(out),
-            "--threads",
-            "1",
-        ]
-    )
+    return main(pretrain_argv(store[0], store[1], out, settings, 1))
 
 
 @pytest.fixture(scope="module")
