@@ -52,14 +52,28 @@ def task_kind(predictions: pd.DataFrame) -> str:
     return "binary" if predictions["y_true"].isin([0.0, 1.0]).all() else "continuous"
 
 
+# Bootstrap replicates weighed at once: bounds the per-fold weight copies to ~this x subjects.
+_REPLICATE_BLOCK = 256
+
+
 def _weighted_auc(scores: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """AUC of ``scores`` under each row of subject weights ``(n_boot, n)``."""
+    """AUC of ``scores`` under each row of subject weights ``(n_boot, n)``.
+
+    Sort-based: the negatives are sorted once, and each positive's weight multiplies the
+    cumulative weight of the negatives below its score plus half of those tied with it, so a
+    replicate costs O(n), not the O(n_pos x n_neg) of the pairwise comparison matrix. With
+    integer weights (bootstrap counts) every sum is a multiple of 0.5 and exact.
+    """
     pos, neg = y == 1, y == 0
-    cmp = (scores[pos][:, None] > scores[neg][None, :]).astype(float)
-    cmp += 0.5 * (scores[pos][:, None] == scores[neg][None, :])
-    w_pos, w_neg = weights[:, pos], weights[:, neg]
-    num = np.einsum("bi,ij,bj->b", w_pos, cmp, w_neg)
-    return num / (w_pos.sum(axis=1) * w_neg.sum(axis=1))
+    order = np.argsort(scores[neg], kind="stable")
+    sorted_neg = scores[neg][order]
+    below = np.searchsorted(sorted_neg, scores[pos], side="left")
+    upto = np.searchsorted(sorted_neg, scores[pos], side="right")
+    w_pos, w_neg = weights[:, pos], weights[:, neg][:, order]
+    cum = np.zeros((len(weights), len(sorted_neg) + 1))
+    np.cumsum(w_neg, axis=1, out=cum[:, 1:])
+    num = (w_pos * (0.5 * (cum[:, below] + cum[:, upto]))).sum(axis=1)
+    return num / (w_pos.sum(axis=1) * cum[:, -1])
 
 
 def _weighted_r(pred: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -76,12 +90,18 @@ def _subject_weights(strata: np.ndarray, n_boot: int, rng: np.random.Generator) 
     """Subject weights ``(n_boot, n_subjects)``: how often each subject is drawn, per stratum.
 
     ``strata`` holds one stratum per subject; each stratum keeps its size in every replicate.
+    The counts are whole numbers below 2**24, exact in float32 (half the memory of float64;
+    callers widen a block of replicates at a time).
     """
-    counts = np.zeros((n_boot, len(strata)))
+    n = len(strata)
+    counts = np.zeros((n_boot, n), dtype=np.float32)
     for stratum in np.unique(strata):
         members = np.flatnonzero(strata == stratum)
         draws = rng.integers(0, len(members), size=(n_boot, len(members)))
-        np.add.at(counts, (np.arange(n_boot)[:, None], members[draws]), 1.0)
+        for start in range(0, n_boot, _REPLICATE_BLOCK):
+            block = counts[start : start + _REPLICATE_BLOCK]
+            flat = np.arange(len(block))[:, None] * n + members[draws[start : start + len(block)]]
+            block += np.bincount(flat.ravel(), minlength=block.size).reshape(block.shape)
     return counts
 
 
@@ -199,8 +219,12 @@ def paired_bootstrap(
     diffs = []
     with np.errstate(invalid="ignore", divide="ignore"):  # a class drawn 0 times in a fold
         for subjects, _, y, sa, sb in fits:
-            w = weights[:, np.searchsorted(codes, subjects)]
-            diffs.append(stat(sa, y, w) - stat(sb, y, w))
+            columns = np.searchsorted(codes, subjects)
+            diff = np.empty(n_boot)
+            for start in range(0, n_boot, _REPLICATE_BLOCK):
+                w = weights[start : start + _REPLICATE_BLOCK, columns].astype(np.float64)
+                diff[start : start + len(w)] = stat(sa, y, w) - stat(sb, y, w)
+            diffs.append(diff)
     stacked = np.stack(diffs)
     usable = np.isfinite(stacked).any(axis=0)  # a replicate with every fold undefined: dropped
     if not usable.any():

@@ -9,6 +9,8 @@ from helpers.report import control_summary
 
 from lcm.evaluate.compare import (
     TOO_FEW_SUBJECTS,
+    _subject_weights,
+    _weighted_auc,
     contrast_table,
     control_table,
     headline_table,
@@ -242,3 +244,34 @@ def test_folds_with_equal_differences_give_no_verdict():
     row = table[table["contrast"] == "pretraining gain"].iloc[0]
     assert row["difference"] == pytest.approx(1 / 9)
     assert row["verdict"] == "not evaluated" and np.isnan(row["p_value"])
+
+
+def _pairwise_auc(scores: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The former weighted AUC: the full positives x negatives comparison matrix."""
+    pos, neg = y == 1, y == 0
+    cmp = (scores[pos][:, None] > scores[neg][None, :]).astype(float)
+    cmp += 0.5 * (scores[pos][:, None] == scores[neg][None, :])
+    w_pos, w_neg = weights[:, pos], weights[:, neg]
+    num = np.einsum("bi,ij,bj->b", w_pos, cmp, w_neg)
+    return num / (w_pos.sum(axis=1) * w_neg.sum(axis=1))
+
+
+@pytest.mark.parametrize("n", [2, 7, 40, 301])
+def test_sorted_weighted_auc_equals_the_pairwise_one_with_ties_and_zero_weights(n):
+    rng = np.random.default_rng(n)
+    y = np.resize([0, 1], n)
+    rng.shuffle(y)
+    scores = rng.integers(0, 5, n) / 4  # few distinct values: many ties within and across
+    counts = _subject_weights(y, 50, rng)  # bootstrap counts: zeros and repeats
+    with np.errstate(invalid="ignore", divide="ignore"):  # a class drawn 0 times
+        np.testing.assert_array_equal(
+            _weighted_auc(scores, y, counts), _pairwise_auc(scores, y, counts)
+        )
+        ones = np.ones((1, n))
+        np.testing.assert_array_equal(
+            _weighted_auc(scores, y, ones), _pairwise_auc(scores, y, ones)
+        )
+        real = rng.random((20, n)) * (rng.random((20, n)) > 0.3)
+        np.testing.assert_allclose(
+            _weighted_auc(scores, y, real), _pairwise_auc(scores, y, real), rtol=1e-12
+        )
