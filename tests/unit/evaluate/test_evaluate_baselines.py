@@ -89,6 +89,42 @@ def test_tangent_reference_is_fitted_on_training_matrices_only():
         tangent.transform(test[0])
 
 
+def _whole_stack_tangent(fc: np.ndarray, test: np.ndarray, shrinkage: float = 0.1):
+    """The former TangentSpace: the whole float64 stack shrunk, decomposed and averaged at once."""
+
+    def eig_apply(mats, func):
+        vals, vecs = np.linalg.eigh(mats)
+        return (vecs * func(vals)[..., None, :]) @ np.swapaxes(vecs, -1, -2)
+
+    mats = (1 - shrinkage) * np.asarray(fc, dtype=np.float64) + shrinkage * np.eye(fc.shape[1])
+    mean = mats.mean(axis=0)
+    for _ in range(30):
+        sqrt = eig_apply(mean, np.sqrt)
+        inv_sqrt = eig_apply(mean, lambda v: 1.0 / np.sqrt(v))
+        grad = eig_apply(inv_sqrt @ mats @ inv_sqrt, np.log).mean(axis=0)
+        mean = sqrt @ eig_apply(grad, np.exp) @ sqrt
+        mean = (mean + mean.T) / 2.0
+        if np.linalg.norm(grad) / np.sqrt(len(grad)) < 1e-5:
+            break
+    white = eig_apply(mean, lambda v: 1.0 / np.sqrt(v))
+    test = (1 - shrinkage) * np.asarray(test, dtype=np.float64) + shrinkage * np.eye(fc.shape[1])
+    tangent = eig_apply(white @ test @ white, np.log)
+    rows, cols = np.triu_indices(fc.shape[1])
+    return mean, tangent[:, rows, cols] * np.where(rows == cols, 1.0, np.sqrt(2.0))
+
+
+def test_tangent_in_chunks_equals_the_whole_stack(monkeypatch):
+    # Chunks of 4 over 23 float32 matrices (a last, partial chunk): the same reference and
+    # vectors as the whole stack at once, to the last bit (the mean adds in the same order).
+    monkeypatch.setattr("lcm.evaluate.tangent.CHUNK", 4)
+    rng = np.random.default_rng(3)
+    fc = _fc(rng, 23, rng.uniform(0, 1.5, 23)).astype(np.float32)
+    tangent = TangentSpace(shrinkage=0.1).fit(fc)
+    reference, vectors = _whole_stack_tangent(fc, fc[:9])
+    np.testing.assert_array_equal(tangent.reference_, reference)
+    np.testing.assert_array_equal(tangent.transform(fc[:9]), vectors)
+
+
 def test_cpm_and_ridge_predict_a_continuous_target():
     rng = np.random.default_rng(2)
     score = rng.normal(size=60)
