@@ -320,9 +320,10 @@ def _scan_oracle(
     store: str, task: str, meta: dict, truth: dict, predictions: pd.DataFrame, read: dict
 ) -> tuple[dict, list[Path]]:
     """The oracle's readout on the store's connectomes of the subjects ``task`` tested
-    (``read``: connectomes already read, by dataset and atlas; filled here)."""
+    (``read``: connectomes already read, by dataset and atlas, as the store's upper
+    triangles; filled here)."""
     from lcm.io.paths import connectome_path
-    from lcm.store.read import read_connectomes
+    from lcm.store.read import read_connectome_triangles
     from lcm.synth.oracle import scan_oracle
 
     dataset, atlas = str(meta["dataset"]), str(meta.get("atlas", ""))
@@ -330,7 +331,7 @@ def _scan_oracle(
     labels = tested.groupby("subject", sort=True)["y_true"].first().round().astype(int)
     try:
         if (dataset, atlas) not in read:
-            read[dataset, atlas] = read_connectomes(store, atlas, dataset)
+            read[dataset, atlas] = read_connectome_triangles(store, atlas, dataset)
         ids, fc, names = read[dataset, atlas]
     except InputDataError as exc:  # the page is still written, saying why
         log.warning("oracle of %s on the pipeline's connectomes not computed: %s", task, exc)

@@ -272,12 +272,21 @@ def read_connectomes(
     InputDataError
         As :func:`read_runs`.
     """
+    frame, vecs, names = read_connectome_triangles(store, atlas, dataset)
+    return frame, vec_to_matrix(vecs, len(names), diagonal=1.0), names
+
+
+def read_connectome_triangles(
+    store: str | Path, atlas: str, dataset: str
+) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """As :func:`read_connectomes`, the matrices as stored: upper triangles (diagonal
+    excluded, ``(n_runs, R(R-1)/2)`` float32), about half the bytes and no dense copy."""
     path = _partition(store, atlas, dataset)  # a killed writer's commit finished first
     table = read_table(path, dataset)
     names = roi_names_of(table.schema.metadata, path, dataset)
     vecs = connectome_values(table.column("connectome"), path)
     frame = with_window(table.drop(["connectome"]).to_pandas())
-    return frame, vec_to_matrix(vecs.astype(np.float32), len(names), diagonal=1.0), names
+    return frame, vecs.astype(np.float32, copy=False), names
 
 
 def roi_names_of(meta: dict[bytes, bytes] | None, path: str | Path, dataset: str) -> list[str]:

@@ -236,6 +236,21 @@ def _close(a: Any, b: Any) -> bool:
     return a == b
 
 
+def _subject_means(
+    runs: np.ndarray, run_subjects: np.ndarray, subjects: list[str], chunk: int = 1024
+) -> np.ndarray:
+    """Float64 mean of each of ``subjects``' rows of ``runs`` (runs added in order, as
+    ``runs[run_subjects == s].mean(axis=0, dtype=np.float64)``), in one pass over the runs."""
+    position = {s: i for i, s in enumerate(subjects)}
+    owner = np.array([position.get(s, -1) for s in run_subjects.tolist()], dtype=np.int64)
+    sums = np.zeros((len(subjects), runs.shape[1]))
+    for start in range(0, len(runs), chunk):
+        rows = owner[start : start + chunk]
+        kept = rows >= 0
+        np.add.at(sums, rows[kept], runs[start : start + chunk][kept].astype(np.float64))
+    return sums / np.bincount(owner[owner >= 0], minlength=len(subjects))[:, None]
+
+
 def scan_oracle(
     truth: Mapping[str, Any],
     connectomes: np.ndarray,
@@ -256,8 +271,9 @@ def scan_oracle(
     ----------
     truth : mapping
         The cohort's ground truth (:func:`read_ground_truth`).
-    connectomes : numpy.ndarray, shape (n_runs, n_rois, n_rois)
-        Pearson correlation matrices from the feature store.
+    connectomes : numpy.ndarray, shape (n_runs, n_rois, n_rois) or (n_runs, n_edges)
+        Pearson correlation matrices from the feature store, or their upper triangles
+        (diagonal excluded, as the store holds them: no dense copy needed).
     roi_names : list of str
         The store's region names, in the matrices' order.
     run_subjects : numpy.ndarray of str, shape (n_runs,)
@@ -273,7 +289,8 @@ def scan_oracle(
     """
     from sklearn.metrics import accuracy_score, roc_auc_score
 
-    subjects = sorted(s for s in labels if s in set(run_subjects.tolist()))
+    present = set(run_subjects.tolist())
+    subjects = sorted(s for s in labels if s in present)
     result: dict[str, Any] = {
         "method": "cross-validated logistic regression on projections of each subject's "
         "pipeline connectome (mean of its runs) onto the true effect patterns",
@@ -302,10 +319,17 @@ def scan_oracle(
     order = [roi_names.index(n) for n in names]
     iu = np.triu_indices(len(names), k=1)
     patterns = np.stack([model.patterns[v][iu] for v in [*ENV_VARIABLES, dx]], axis=1)
+    stored = np.triu_indices(len(roi_names), k=1)
+    if connectomes.ndim == 3:  # matrices: their upper triangles, in the store's ROI order
+        connectomes = connectomes[:, stored[0], stored[1]]
+    # The store's triangle index of each simulated edge, in the simulation's ROI order.
+    edges = np.full((len(roi_names), len(roi_names)), -1)
+    edges[stored] = np.arange(connectomes.shape[1])
+    edges = np.maximum(edges, edges.T)[np.ix_(order, order)][iu]
+    means = _subject_means(connectomes, run_subjects, subjects)
     features = np.empty((len(subjects), patterns.shape[1]))
-    for i, subject in enumerate(subjects):
-        mean = connectomes[run_subjects == subject].mean(axis=0, dtype=np.float64)
-        features[i] = mean[np.ix_(order, order)][iu] @ patterns
+    for i in range(len(subjects)):
+        features[i] = means[i, edges] @ patterns
     proba = _cross_validated_proba(features, y, folds, int(truth["seed"]))[:, 1]
     return {
         **result,

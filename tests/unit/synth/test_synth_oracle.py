@@ -13,6 +13,7 @@ from lcm.atlas import load_atlas
 from lcm.exceptions import InputDataError
 from lcm.synth import write_cohort
 from lcm.synth.oracle import (
+    _subject_means,
     ceiling,
     effect_model_from_truth,
     read_ground_truth,
@@ -109,6 +110,37 @@ def test_runs_of_a_subject_are_averaged_and_only_tested_subjects_enter(cohort):
     once = scan_oracle(cohort["truth"], cohort["true"], cohort["names"], subjects, tested)
     assert averaged["auc"] == pytest.approx(once["auc"], abs=2e-4)
     assert once["n_subjects"] == len(tested) == 80
+
+
+def test_subject_means_equal_the_masked_mean_of_each_subjects_runs():
+    # One pass over the runs (chunks of 3, runs of a subject in several chunks, a subject
+    # without runs in the labels' order, runs of untested subjects) adds in the masked mean's
+    # order: equal to the last bit.
+    rng = np.random.default_rng(4)
+    run_subjects = rng.choice(np.array(["a", "b", "c", "d", "e"]), size=17)
+    run_subjects[:2] = ["a", "b"]
+    runs = rng.normal(size=(17, 6)).astype(np.float32)
+    subjects = ["a", "b", "c"]
+    got = _subject_means(runs, run_subjects, subjects, chunk=3)
+    for i, subject in enumerate(subjects):
+        expected = runs[run_subjects == subject].mean(axis=0, dtype=np.float64)
+        np.testing.assert_array_equal(got[i], expected)
+
+
+def test_stored_triangles_give_the_readout_of_the_matrices(cohort):
+    # The report passes the store's upper triangles (in the store's region order), no dense
+    # copy: the same result as the matrices, with several runs per subject.
+    rng = np.random.default_rng(5)
+    perm = rng.permutation(len(cohort["names"]))
+    noise = rng.normal(0, 0.2, cohort["true"].shape)
+    fc = np.concatenate([cohort["true"] + noise, cohort["true"]])[:, perm][:, :, perm]
+    fc = ((fc + fc.transpose(0, 2, 1)) / 2).astype(np.float32)
+    names = [cohort["names"][i] for i in perm]
+    runs = np.concatenate([cohort["subjects"], cohort["subjects"]])
+    iu = np.triu_indices(len(names), k=1)
+    dense = scan_oracle(cohort["truth"], fc, names, runs, cohort["labels"])
+    triangles = scan_oracle(cohort["truth"], fc[:, iu[0], iu[1]], names, runs, cohort["labels"])
+    assert dense == triangles and dense["auc"] is not None
 
 
 def test_what_cannot_be_computed_is_said(cohort):
