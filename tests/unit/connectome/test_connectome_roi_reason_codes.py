@@ -234,3 +234,32 @@ def test_series_problems_found_while_cleaning_have_their_codes(tmp_path: Path, a
         ConnectomeSettings(window_length=15, window_step=15),
     ).set_index("subject")
     assert qc["reason_code"].to_dict() == {"01": "no_repetition_time", "02": "window_flat_signals"}
+
+
+def test_runs_are_processed_with_one_blas_thread(tmp_path: Path, atlas, monkeypatch) -> None:
+    # Small per-run matrices: with the default budget (every CPU) two BLAS threads spent
+    # 2.25x the CPU for the same connectomes; the per-run loop runs at one, as lcm synth does.
+    from threadpoolctl import threadpool_info
+
+    import lcm.connectome.roi_runs as roi_runs
+
+    seen = []
+    process_row = roi_runs._process_row
+
+    def recording(*args, **kwargs):
+        seen.append({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"})
+        return process_row(*args, **kwargs)
+
+    monkeypatch.setattr(roi_runs, "_process_row", recording)
+    root = tmp_path / "xcpd"
+    write_json(root / "dataset_description.json", {"Name": "ts", "BIDSVersion": "1.10.0"})
+    names = atlas.labels["name"].tolist()
+    for sub in ("01", "02"):
+        _xcpd_tsv(root, sub, pd.DataFrame(_series(N_VOL, 116, int(sub)), columns=names))
+    manifest = tmp_path / "manifest.parquet"
+    ingest("ts", "roi_timeseries", root, manifest)
+    qc = process_timeseries_manifest(
+        "ts", manifest, atlas, DenoiseSettings(min_volumes=30), tmp_path / "conn", tmp_path / "q"
+    )
+    assert qc["included"].all()
+    assert seen == [{1}, {1}]
