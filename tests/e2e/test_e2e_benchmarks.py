@@ -149,6 +149,16 @@ KEYS: dict[str, set[str]] = {
         "target",
         "identical_metrics",
     },
+    "report_scale.py": {
+        "growth_vs_linear",
+        "auc_ratio_vs_pairwise",
+        "identical_auc",
+        "tangent_peak_over_fc",
+        "tangent_reference_peak_over_fc",
+        "tangent_same_reference",
+        "oracle_ratio",
+        "oracle_identical",
+    },
     "train_throughput.py": TRAIN_KEYS,
     "gpu_smoke.sh": {"loss_agreement"},
 }
@@ -234,6 +244,12 @@ def _gpu_smoke(lines: list[str]) -> None:
     assert [r["compile_scope"] for r in runs] == ["blocks"] * len(runs)
 
 
+def _report_scale(result: dict[str, Any]) -> None:
+    # The new weighted AUC, tangent fit and oracle means equal the former ones exactly.
+    assert result["identical_auc"] and result["tangent_same_reference"]
+    assert result["oracle_identical"]
+
+
 def _evaluate_speed(result: dict[str, Any]) -> None:
     # Same metrics at the default thread budget and at one thread; a ratio was measured.
     assert result["identical_metrics"]
@@ -244,6 +260,7 @@ def _evaluate_speed(result: dict[str, Any]) -> None:
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "dag_scale.py": _dag,
     "evaluate_speed.py": _evaluate_speed,
+    "report_scale.py": _report_scale,
     "gpu_smoke.sh": _agreement,
     "parcellation.py": _parcellation,
     "store.py": _store,
