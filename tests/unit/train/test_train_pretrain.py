@@ -42,6 +42,9 @@ def test_outputs_and_formats(trained) -> None:
         "model.json",
         "history.tsv",
         "bei_eval.tsv",
+        # The state at the last step, kept for a retry whose outputs were deleted after they
+        # were written (a time limit striking then): it rewrites them without training.
+        "train_state",
     }
     meta = json.loads((out / "model.json").read_text())
     assert meta["atlas"] == "toy" and meta["n_rois"] == 13 and meta["seed"] == 7
