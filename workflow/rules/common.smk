@@ -12,7 +12,9 @@ import json
 import os
 import shlex
 import sys
+from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 
 from snakemake.logging import logger
 from snakemake.settings.types import DeploymentMethod
@@ -779,6 +781,83 @@ def evaluate_params(task):
     if task in BEI_MAPS_TASKS:
         params["bei_maps"] = bei_maps_params()
     return params
+
+
+# The same for the jobs up to a dataset's QC table and its store partitions: a connectome_collect
+# (or ingest) job killed while it reran for a setting or a changed file lost its output, and the
+# store, newer than every input left, was not remade ("Nothing to be done", the store holding
+# connectomes of the old settings). The QC table's and the store's jobs carry the digest of the
+# params of the jobs above them (`dataset_params`), built from the config, the code and the
+# dataset's files as the plan lists them (never from a file a job writes: the digest is the same
+# before and after the jobs run).
+
+
+def dataset_params(dataset):
+    """What the jobs up to ``dataset``'s QC table take from the config, its files and the code:
+    synth's (a synthetic dataset), ingest's, fMRIPrep's and the connectome rules' params, from
+    the functions that give the rules theirs."""
+    w = SimpleNamespace(dataset=dataset)
+    spec = CFG["datasets"][dataset]
+    params = {
+        "ingest": {
+            **{key: spec.get(key) for key in ("entry", "path", "task")},
+            "derivatives": get_derivatives_arg(w),
+            "space": get_ingest_space_arg(w),
+            # A voxel-level dataset's runs and each subject's files (fMRIPrep's `sources`).
+            "listing": get_listing_hash(w),
+            "options": get_ingest_options(w),
+            "code": code_hash("ingest"),
+        },
+    }
+    if dataset in PLAN.consortia:
+        params["synth"] = synth_settings(dataset)
+    if dataset in PLAN.voxel_datasets():
+        params["fmriprep"] = {
+            "dataset_args": get_fmriprep_dataset_args(w),
+            "code": code_hash("fmriprep"),
+        }
+        params["connectome"] = {
+            "options": get_connectome_options(),
+            "code": code_hash("connectome"),
+        }
+    else:
+        params["connectome"] = {
+            "entry": spec["entry"],
+            "atlas_args": get_atlas_args(),
+            "settings_args": get_entry_settings(w),
+            "code": code_hash("connectome"),
+        }
+    return params
+
+
+def get_dataset_upstream(wildcards):
+    """A param of connectome_collect, connectome_dataset and store: the digest of the params of
+    the jobs up to the dataset's QC table."""
+    return params_digest(dataset_params(wildcards.dataset))
+
+
+@lru_cache
+def file_digest(path, size, mtime_ns):
+    """sha256 of a file's bytes (cached while its size and modification time stay)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def get_phenotype_digest(wildcards):
+    """A param of store: sha256 of the dataset's phenotype table, a user's file ("" for a
+    synthetic dataset's, which rule synth writes, and for a missing one).
+
+    Its modification time alone missed an edit when a store job failed: Snakemake puts the
+    old partitions back (update()) with a new time, and the edit was never stored.
+    """
+    if wildcards.dataset in PLAN.consortia:
+        return ""
+    path = CFG["datasets"][wildcards.dataset]["phenotype"]
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return ""
+    return file_digest(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
 
 
 def get_finetune_upstream(wildcards):

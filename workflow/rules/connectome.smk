@@ -87,6 +87,7 @@ rule connectome_collect:
         "../../envs/connectome.yaml"
     params:
         code=code_hash("connectome"),
+        upstream=get_dataset_upstream,
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule connectome_collect connectome collect --qc'
         " {input.qc:q} --manifest {input.manifest:q} --out {output.table:q}"
@@ -111,6 +112,7 @@ rule connectome_dataset:
         settings_args=get_entry_settings,
         out_dir=paths.connectome_dir(RESULTS, "{dataset}"),
         code=code_hash("connectome"),
+        upstream=get_dataset_upstream,
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule connectome_dataset connectome dataset'
         " --entry {params.entry:q} --dataset {wildcards.dataset:q} --manifest {input.manifest:q}"
