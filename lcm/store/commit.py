@@ -95,12 +95,17 @@ def rerun_hint(dataset: str, atlas: str | None = None) -> str:
     The variables partition is shared by a dataset's atlases: storing the dataset for one
     atlas leaves its other atlases' connectomes paired with the old variables until they are
     stored again too.
+
+    In the workflow the store job is named, forced: Snakemake puts a killed store job's old
+    partitions back with a new modification time (``update()`` outputs), and a plain rerun can
+    call them current, doing nothing.
     """
     which = f" --atlas {atlas}" if atlas else ""
     return (
-        f"Rerun `lcm store --dataset {dataset}{which} ...` (the workflow's store rule for "
-        f"{dataset}) to rewrite its partitions; storing a dataset for one atlas leaves its "
-        "other atlases to be stored again."
+        f"Rerun `lcm store --dataset {dataset}{which} ...` to rewrite its partitions (in the "
+        "workflow: `snakemake --forcerun store`; a plain rerun can take partitions Snakemake "
+        "put back after a killed store job for current); storing a dataset for one atlas "
+        "leaves its other atlases to be stored again."
     )
 
 

@@ -29,7 +29,7 @@ from lcm.catalogue import load_catalogue
 from lcm.cli import main
 from lcm.exceptions import InputDataError
 from lcm.io.paths import connectome_path, variables_path
-from lcm.store.commit import PAUSE_ENV, journal_path
+from lcm.store.commit import PAUSE_ENV, MixedStoreError, journal_path
 from lcm.store.loader import ConnectomeStream
 from lcm.store.read import load_cohort, read_runs
 
@@ -215,6 +215,43 @@ def test_kill_9_mid_write_leaves_old_or_new_store_never_a_mix(world, tmp_path: P
         assert _seen(world, store) == "new"
         assert _files(store) == COMMITTED, point
         assert _duckdb_runs(store) == NEW[0]
+
+
+def test_partitions_snakemake_put_back_after_a_kill_are_named_and_rewritten(
+    world, tmp_path: Path
+) -> None:
+    """Killed between its renames, a store job's old partitions are copied back by Snakemake
+    (update() outputs) over the one renamed, its journal pending: rolled forward, a mix. The
+    hint named only `lcm store` and the store rule, which a plain `snakemake` did not rerun;
+    the next `lcm store` finishes the journal before writing, whole."""
+    store = tmp_path / "store"
+    _store(world, store, "old")
+    parts = [connectome_path(store, ATLAS, "alpha"), variables_path(store, "alpha")]
+    backups = {path: path.read_bytes() for path in parts}
+    writer = _Writer(_args(world, store, "new"), pause="renamed-1")
+    writer.wait_for("LCM_STORE_PAUSED renamed-1")
+    writer.kill()
+    for path, data in backups.items():  # Snakemake's restore of its backups
+        path.write_bytes(data)
+    assert journal_path(store, "alpha").is_file()
+    with pytest.raises(MixedStoreError) as info:
+        read_runs(store, ATLAS, ["alpha"])
+    assert "snakemake --forcerun store" in (info.value.hint or "")
+    assert f"lcm store --dataset alpha --atlas {ATLAS}" in (info.value.hint or "")
+    _store(world, store, "new")
+    assert _seen(world, store) == "new"
+    assert _files(store) == COMMITTED
+    # The same state met by the next store job before any reader: journal finished, rewritten.
+    _store(world, store, "old")
+    backups = {path: path.read_bytes() for path in parts}
+    writer = _Writer(_args(world, store, "new"), pause="renamed-1")
+    writer.wait_for("LCM_STORE_PAUSED renamed-1")
+    writer.kill()
+    for path, data in backups.items():
+        path.write_bytes(data)
+    _store(world, store, "new")
+    assert _seen(world, store) == "new"
+    assert not journal_path(store, "alpha").exists() and _files(store) == COMMITTED
 
 
 def test_users_hidden_tmp_files_beside_partitions_are_kept(world, tmp_path: Path) -> None:
