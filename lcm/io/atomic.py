@@ -31,6 +31,8 @@ from lcm.io.disk_full import no_room_errno
 from lcm.io.tsv import frame_tsv
 
 TMP_TAG = "lcmtmp"
+# The tag of the feature store's staged partitions (lcm.store.commit), renamed into place together.
+STAGED_TAG = "lcmstaged"
 # Suffixes some writers infer the format or compression from (nibabel, pandas): a temporary file
 # keeps the longest of these that ends the destination's name, and no other.
 _FORMAT_SUFFIXES = (".nii.gz", ".nii", ".gz", ".bz2", ".xz", ".zst", ".zip")
@@ -154,6 +156,19 @@ def remove_dead_temporaries(path: str | os.PathLike[str], tag: str = TMP_TAG) ->
                     os.unlink(entry.path)
                     removed.append(Path(entry.path))
     return removed
+
+
+_TEMPORARY_NAME = re.compile(rf"^\..+\.(?:{TMP_TAG}|{STAGED_TAG})-" + _TEMPORARY_TAIL.pattern)
+
+
+def temporary_owner(name: str) -> tuple[str, int] | None:
+    """(host, pid) of the writer a temporary or staged file's name names, or None.
+
+    ``name`` is a file name as :func:`temporary_name` makes them (``.<name>.lcmtmp-<host>-
+    <pid>-<random>``, or with the store's ``lcmstaged`` tag).
+    """
+    m = _TEMPORARY_NAME.match(name)
+    return (m["host"], int(m["pid"])) if m else None
 
 
 def temporary_folder_prefix(kind: str) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lcm.io.atomic import temporary_owner
 from lcm.io.config_copy import copy_change, copy_rehash
 from lcm.io.ownership import MARKER_NAME, RESULTS_OWNER, claimed_results, marker_owner
 from lcm.io.paths import RESULTS_ENTRIES, config_copy, config_dir, unrecorded_reason
@@ -254,7 +255,8 @@ class Problem:
         What is wrong with it, then what to do.
     kind : str
         ``output changed``, ``output missing``, ``input changed``, ``input missing``,
-        ``product changed``, ``product missing``, ``no record`` or ``config changed``.
+        ``product changed``, ``product missing``, ``no record``, ``config changed`` or
+        ``temporary left``.
     relative : bool
         The path was recorded relative (to ``--base``).
     """
@@ -275,7 +277,8 @@ class Audit:
     Attributes
     ----------
     problems : list of Problem
-        In the order found (sidecars by path, then outputs without a record, then configs).
+        In the order found (sidecars by path, then outputs without a record, then configs,
+        then temporary files).
     relative_inputs : int
         Inputs recorded as relative paths, each counted once per record naming it.
     """
@@ -319,8 +322,9 @@ def audit(root: str | Path, base: str | Path = ".") -> Audit:
     writes without a record (:data:`lcm.io.paths.UNRECORDED`), is reported, since nothing
     says how it was made; and each validated config kept there (``configs/<sha256>.json``)
     must re-hash to its name. The files a record lists as its job's products (fMRIPrep's
-    derivatives) are re-hashed too. Hidden files and folders (temporary files, locks, markers,
-    ``.snakemake/``) are not looked at.
+    derivatives) are re-hashed too. Hidden files and folders (locks, markers, ``.snakemake/``)
+    are not looked at, but for the temporary and staged files LCM's writers leave when killed
+    (``.<name>.lcmtmp-<host>-<pid>-<random>``), each reported with its writer's host and pid.
 
     Parameters
     ----------
@@ -339,7 +343,8 @@ def audit(root: str | Path, base: str | Path = ".") -> Audit:
     hashes = _Hashes()
     found = Audit()
     problems = found.problems
-    files = list(_files(Path(root)))
+    temporaries: list[Path] = []
+    files = list(_files(Path(root), temporaries))
     records: set[Path] = set()
     described: set[str] = set()
     for side, _ in files:
@@ -425,6 +430,16 @@ def audit(root: str | Path, base: str | Path = ".") -> Audit:
                     "again with that config, which writes the copy again"
                 )
                 problems.append(Problem(str(path), text, "config changed"))
+    # A writer killed mid-write leaves its temporary (or the store's staged) file; its next run
+    # removes it on the same host only (a process id says nothing of another host's processes).
+    for path in temporaries:
+        host, pid = temporary_owner(path.name)
+        text = (
+            f"temporary file of an LCM writer (host {host}, pid {pid}) that did not finish: "
+            f"delete it once no LCM job runs on {host} (a rerun there removes it; one on "
+            "another host never does)"
+        )
+        problems.append(Problem(str(path), text, "temporary left"))
     return found
 
 
@@ -483,11 +498,12 @@ def _record_file(path: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) and "Sha256" in record else None
 
 
-def _files(root: Path) -> Iterator[tuple[Path, Path | None]]:
+def _files(root: Path, temporaries: list[Path] | None = None) -> Iterator[tuple[Path, Path | None]]:
     """Every file below ``root`` with the results folder it lies in (None outside one).
 
     Hidden files and folders are skipped, and so are the folders the workflow fills without
-    provenance records (logs, work folders, fMRIPrep's derivatives, caches).
+    provenance records (logs, work folders, fMRIPrep's derivatives, caches); the hidden
+    temporary and staged files of LCM's writers among them are added to ``temporaries``.
     """
     results = claimed_results(root)
     if results is None and any((root / entry).is_dir() for entry in RESULTS_ENTRIES):
@@ -509,3 +525,5 @@ def _files(root: Path) -> Iterator[tuple[Path, Path | None]]:
         for name in sorted(names):
             if not name.startswith("."):
                 yield Path(folder, name), here
+            elif temporaries is not None and temporary_owner(name):
+                temporaries.append(Path(folder, name))

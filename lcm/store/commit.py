@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lcm.exceptions import InputDataError, OutputBusyError
-from lcm.io.atomic import TMP_TAG, fsync_path, temporary_name, write_json
+from lcm.io.atomic import STAGED_TAG, TMP_TAG, fsync_path, temporary_name, write_json
 from lcm.io.lock import exclusive_lock
 from lcm.io.ownership import STORE_STATE_DIR
 
@@ -54,7 +54,6 @@ log = logging.getLogger(__name__)
 
 COMMIT_KEY = "lcm.commit"
 VARIABLES_ID_KEY = "lcm.variables_id"
-STAGED_TAG = "lcmstaged"
 # "_lcm": readers (pyarrow, pandas, DuckDB globs) skip it: "_" prefix, no .parquet. Its
 # presence marks a store's root, where other verbs write nothing (lcm.io.ownership).
 STATE_DIR = STORE_STATE_DIR

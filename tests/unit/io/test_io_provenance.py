@@ -313,6 +313,27 @@ def test_verify_finds_every_kind_of_drift(tmp_path: Path) -> None:
     assert any("final.parquet: described by" in p for p in verify(tmp_path))
 
 
+def test_verify_lists_temporary_files_a_killed_writer_left(tmp_path: Path) -> None:
+    """A writer killed on another host leaves its hidden temporary file for good (the next run
+    removes only its own host's): verify skipped hidden files and said nothing."""
+    files = chain(tmp_path)
+    left = [
+        tmp_path / ".x.lcmtmp-otherhost-1-ab",
+        tmp_path / ".part-0.parquet.lcmstaged-node-17-4242-deadbeef.parquet",
+    ]
+    for path in left:
+        path.write_bytes(b"half")
+    (tmp_path / ".notes.tmp").write_text("mine")  # a user's hidden file: not LCM's
+    problems = verify(tmp_path)
+    assert [p.split(": ")[0] for p in problems] == [str(p) for p in sorted(left)]
+    assert "host otherhost, pid 1" in problems[sorted(left).index(left[0])]
+    assert "delete it once no LCM job runs on node-17" in problems[sorted(left).index(left[1])]
+    for path in left:
+        path.unlink()
+    files["raw"].write_text("a\tb\n1\t999\n")
+    assert len(verify(tmp_path)) == 1
+
+
 def test_cli_verify_exit_codes(tmp_path: Path) -> None:
     files = chain(tmp_path)
     ok = lcm_cli("provenance", "verify", str(tmp_path), cwd=tmp_path)
