@@ -86,7 +86,11 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     try:
         df = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for a broken file
-        raise InputDataError(f"Cannot read manifest {path}: {exc}") from exc
+        raise InputDataError(
+            f"Cannot read manifest {path}: {exc}",
+            hint="It is damaged (cut short by a full disk or a copy): delete it and rerun the "
+            "workflow, whose ingest job writes it again (or `lcm ingest ... --out` with it).",
+        ) from exc
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise InputDataError(

@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 
 from lcm.exceptions import InputDataError, OutputBusyError
 from lcm.io.atomic import STAGED_TAG, TMP_TAG, fsync_path, temporary_name, write_json
+from lcm.io.disk_full import no_room_errno
 from lcm.io.lock import exclusive_lock
 from lcm.io.ownership import STORE_STATE_DIR
 
@@ -168,9 +169,14 @@ class DatasetCommit:
         os.close(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         try:
             yield staged
-        except BaseException:
+        except BaseException as exc:
             staged.unlink(missing_ok=True)
-            raise
+            # Out of room: pyarrow's error names no file, and the verb named the store's
+            # folder; say which partition it was (as atomic_path does).
+            code = no_room_errno(exc) if isinstance(exc, Exception) else None
+            if code is None:
+                raise
+            raise OSError(code, os.strerror(code), str(final)) from exc
         self.moves.append((staged, final))
 
     def apply(self) -> None:

@@ -21,7 +21,7 @@ from helpers.connectome import (
 from lcm.bids.ingest import ingest, ingest_dataset
 from lcm.bids.manifest import MANIFEST_COLUMNS, read_manifest
 from lcm.commands import ingest as ingest_cmd
-from lcm.exceptions import BIDSError
+from lcm.exceptions import BIDSError, InputDataError
 
 
 def _by_key(df: pd.DataFrame) -> dict[str, pd.Series]:
@@ -211,3 +211,15 @@ def test_ingest_function_returns_same_as_file(tmp_path: Path) -> None:
     out = tmp_path / "m.parquet"
     df = ingest("tiny", "bids", root, out)
     pd.testing.assert_frame_equal(df, read_manifest(out))
+
+
+def test_a_truncated_manifest_says_how_to_make_it_again(tmp_path: Path) -> None:
+    """A manifest cut short said "Parquet magic bytes not found" and nothing else."""
+    path = tmp_path / "manifest.parquet"
+    pd.DataFrame({"run_key": ["a"]}).to_parquet(path)
+    path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(InputDataError, match="Cannot read manifest") as info:
+        read_manifest(path)
+    assert "delete it and rerun the workflow, whose ingest job writes it again" in (
+        info.value.hint or ""
+    )

@@ -136,6 +136,9 @@ def test_store_on_a_full_disk_exits_with_the_fix(tmp_path: Path, monkeypatch, ca
     assert "Traceback" not in err and "No space left on device" in err
     assert str(tmp_path / "store") in err and FIX in err
     assert {p: p.read_bytes() for p in (tmp_path / "store").rglob("*.parquet")} == before
+    # The partition it could not write, not only the store's folder.
+    part = tmp_path / "store" / "connectomes" / "atlas=toy" / "dataset=alpha" / "part-0.parquet"
+    assert f"could not write {part}" in err, err
 
 
 def _store_args(tmp_path: Path, catalogue: Path) -> list[str]:
