@@ -407,6 +407,28 @@ def _roll_forward(store: str | Path, dataset: str) -> bool:
         log.warning("%s: unreadable commit journal (%s); discarded", journal, exc)
         journal.unlink(missing_ok=True)
         return False
+    # A partition renamed into place and then replaced from outside (Snakemake puts its backup
+    # of an update() output back when the job fails) no longer carries this commit: the commit
+    # was undone, and finishing it would pair the old partition with new ones. Dropped instead:
+    # its staged files go with the leftovers, the job stays due (its plain output deleted).
+    undone = [
+        final
+        for staged, final in moves
+        if not staged.exists()
+        and final.suffix == ".parquet"
+        and final.is_file()
+        and _commit_of(final) not in (record.get("commit"), "none")
+    ]
+    if undone:
+        log.warning(
+            "%s: commit %s of %s was undone from outside (%s holds another commit); its "
+            "remaining renames are dropped",
+            store,
+            record.get("commit"),
+            dataset,
+            undone[0],
+        )
+        moves = []
     for i, (staged, final) in enumerate(moves):
         if staged.exists():
             os.replace(staged, final)
