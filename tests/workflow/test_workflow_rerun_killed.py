@@ -2,9 +2,10 @@
 
 Snakemake remakes a missing output only for a job that has to run, and puts a failed store
 job's old partitions back (``update()``) with a new modification time: the next run said
-"Nothing to be done" while the store held data of the old settings or files. The jobs after
-ingest carry the digest of the params above them (``upstream``), and the store that of its
-phenotype table, so they stay due until they have run with them.
+"Nothing to be done" while the store held data of the old settings or files. The QC table's
+and the store's jobs carry the digest of the params above them (``upstream``), so they stay due
+until they have run with them; a failed store job loses its missingness report, a plain output
+read by every job after it, so it stays due.
 
 A placeholder workflow (two BIDS datasets and a dataset of connectome files) is "run" with
 ``--touch``, then a change is made, the kill is simulated as in test_workflow_rerun_settings
@@ -127,13 +128,16 @@ def test_an_ingest_killed_after_a_file_replaced_reruns_with_the_store(done) -> N
 
 
 def test_a_store_failed_after_a_phenotype_edit_reruns(done) -> None:
-    """The phenotype edited, the store job fails: Snakemake puts the old partitions back with a
-    new modification time (update()), newer than the edited table."""
+    """The phenotype edited, the store job fails: Snakemake puts the old partitions back
+    (update()) with a new modification time, newer than the edited table, and its record holds
+    the params the job started with; it deletes the missingness report, a plain output."""
     repo, workdir, cfg = done
     pheno = workdir / "data" / "conn" / "phenotype.tsv"
     pheno.write_text("participant_id\tage\n01\t41\n02\t50\n")
+    outputs = store_files(cfg, "conn")
+    killed(repo, workdir, cfg, outputs[-1:])  # its record written, the report deleted
     later = pheno.stat().st_mtime + 10
-    for out in store_files(cfg, "conn"):
+    for out in outputs[:-1]:  # the partitions put back
         os.utime(workdir / out, (later, later))
     counts = plan(repo, workdir, cfg)
     assert counts.get("store") == 1, counts

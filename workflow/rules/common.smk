@@ -6,13 +6,13 @@
 # values and every field of a `shell:` command is `:q`-quoted ({input.x:q}, {params.x:q}, ...),
 # except the option fragments named in SHELL_FRAGMENTS below, whose functions build them with
 # `quoted`/`as_json` around every value they insert. No config value reaches a shell unquoted.
+import functools
 import hashlib
 import inspect
 import json
 import os
 import shlex
 import sys
-from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -544,10 +544,14 @@ def get_atlas_files():
 
 
 def get_store_files(dataset):
-    """The feature-store partitions of ``dataset``."""
+    """The feature-store partitions of ``dataset`` (the connectomes' first), and its
+    missingness report: not read by the jobs taking it, but the one output of the store job
+    that Snakemake deletes when the job fails (the partitions are update() outputs, put back
+    with a new time; store.smk), so that the job stays due."""
     return [
         str(paths.connectome_path(STORE, ATLAS, dataset)),
         str(paths.variables_path(STORE, dataset)),
+        str(paths.missingness_path(STORE, dataset)),
     ]
 
 
@@ -728,6 +732,7 @@ def pretrain_params(name="pretrain"):
         "seed": CFG["seed"],
         "catalogue": catalogue_digest(CFG["variables"], PLAN.by_role("pretrain")),
         "code": code_hash("pretrain"),
+        "store": {ds: store_params(ds) for ds in PLAN.by_role("pretrain")},
     }
 
 
@@ -739,6 +744,7 @@ def bei_maps_params():
         "seed": CFG["seed"],
         "catalogue": catalogue_digest(CFG["variables"], PLAN.by_role("pretrain")),
         "code": code_hash("bei_maps"),
+        "store": {ds: store_params(ds) for ds in PLAN.by_role("pretrain")},
     }
 
 
@@ -753,6 +759,7 @@ def task_params(task, verb):
         "seed": CFG["seed"],
         "catalogue": catalogue_digest(CFG["variables"], [spec["dataset"]]),
         "code": code_hash(verb),
+        "store": store_params(spec["dataset"]),
     }
 
 
@@ -789,7 +796,7 @@ def evaluate_params(task):
 # connectomes of the old settings). The QC table's and the store's jobs carry the digest of the
 # params of the jobs above them (`dataset_params`), built from the config, the code and the
 # dataset's files as the plan lists them (never from a file a job writes: the digest is the same
-# before and after the jobs run).
+# before and after the jobs run); the jobs reading the store carry the store's (`store_params`).
 
 
 def dataset_params(dataset):
@@ -836,28 +843,48 @@ def get_dataset_upstream(wildcards):
     return params_digest(dataset_params(wildcards.dataset))
 
 
-@lru_cache
+@functools.lru_cache
 def file_digest(path, size, mtime_ns):
-    """sha256 of a file's bytes (cached while its size and modification time stay)."""
+    """sha256 of a file's bytes (computed again when its size or modification time changes)."""
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def get_phenotype_digest(wildcards):
-    """A param of store: sha256 of the dataset's phenotype table, a user's file ("" for a
-    synthetic dataset's, which rule synth writes, and for a missing one).
-
-    Its modification time alone missed an edit when a store job failed: Snakemake puts the
-    old partitions back (update()) with a new time, and the edit was never stored.
-    """
-    if wildcards.dataset in PLAN.consortia:
+def phenotype_digest(dataset):
+    """sha256 of a real dataset's phenotype table ("" for a synthetic one's, which rule synth
+    writes from its settings, and for a missing file)."""
+    if dataset in PLAN.consortia:
         return ""
-    path = CFG["datasets"][wildcards.dataset]["phenotype"]
+    path = CFG["datasets"][dataset]["phenotype"]
     try:
         stat = os.stat(path)
     except OSError:
         return ""
     return file_digest(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+
+
+def store_params(dataset):
+    """What a dataset's store partitions are made from: the params of the jobs up to its QC
+    table, its phenotype table's content, its part of the catalogue, the store's code.
+
+    A param of the jobs reading the store (in `pretrain_params`, `task_params`): a store job
+    that failed keeps the params it started with in Snakemake's record and its partitions put
+    back with a new time, so only a job after it notices, and, due, brings it back through its
+    missingness report (deleted with the failed job; `get_store_files`).
+    """
+    return {
+        "upstream": dataset_params(dataset),
+        "phenotype": phenotype_digest(dataset),
+        "catalogue": catalogue_digest(CFG["variables"], [dataset]),
+        "code": code_hash("store"),
+    }
+
+
+def get_pretrain_upstream(wildcards):
+    """A param of pretrain, pretrain_ssl and bei_maps: the digest of their datasets'
+    `store_params` (Snakemake calls partitions put back after a failed store job unchanged:
+    same content as recorded, a new time)."""
+    return params_digest({ds: store_params(ds) for ds in PLAN.by_role("pretrain")})
 
 
 def get_finetune_upstream(wildcards):

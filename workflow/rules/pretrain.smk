@@ -31,6 +31,7 @@ rule pretrain:
         out_dir=subpath(output.weights, parent=True),
         catalogue=get_pretrain_catalogue,
         code=code_hash("pretrain"),
+        upstream=get_pretrain_upstream,
     shell:
         "{params.launcher} --log-file {log:q} --rule {params.rule:q} pretrain --store {params.store:q}"
         " --atlas {params.atlas:q} --catalogue {input.catalogue:q} --datasets {params.datasets:q}"
@@ -78,6 +79,7 @@ rule bei_maps:
         out_dir=subpath(output.maps, parent=True),
         catalogue=get_pretrain_catalogue,
         code=code_hash("bei_maps"),
+        upstream=get_pretrain_upstream,
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule bei_maps bei-maps --store {params.store:q}'
         " --atlas {params.atlas:q} --catalogue {input.catalogue:q} --datasets {params.datasets:q}"

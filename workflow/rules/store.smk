@@ -3,10 +3,12 @@
 # would otherwise delete them before a rerun, and a failed rerun (a bad phenotype value) then
 # left the dataset out of the store, where `lcm store` itself keeps the old partitions whole.
 # The price: Snakemake copies them to .snakemake/backups first, and after a failure copies them
-# back with a new modification time, newer than the edited phenotype table or the QC table that
-# failed it, and over what a killed `lcm store` had renamed into place (its journal, rolled
-# forward by the next job, finishes the commit). So the job is not judged by times alone: params
-# `upstream` and `phenotype_sha256` (common.smk) keep it due until it has run with them.
+# back with a new modification time, over what a killed `lcm store` had renamed into place, and
+# its record of the job keeps the params the job started with: the next run called them current
+# (an edited phenotype never stored; a mixed commit). So the missingness report is a plain
+# output, an input of every job reading the store (get_store_files): Snakemake deletes it when
+# the job fails, which keeps the job due; the next job finishes (or drops) the killed commit's
+# journal before it writes the dataset again, whole.
 
 
 rule store:
@@ -17,7 +19,7 @@ rule store:
     output:
         connectomes=update(str(paths.connectome_path(STORE, ATLAS, "{dataset}"))),
         variables=update(str(paths.variables_path(STORE, "{dataset}"))),
-        missingness=update(str(paths.missingness_path(STORE, "{dataset}"))),
+        missingness=str(paths.missingness_path(STORE, "{dataset}")),
     log:
         get_log("store/{dataset}.log"),
     conda:
@@ -29,7 +31,6 @@ rule store:
         code=code_hash("store"),
         # Not used by the command (see "what a job's inputs were made with" in common.smk).
         upstream=get_dataset_upstream,
-        phenotype_sha256=get_phenotype_digest,
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule store store --dataset {wildcards.dataset:q}'
         " --qc-table {input.qc:q} --phenotype {input.phenotype:q} --catalogue {input.catalogue:q}"
