@@ -6,6 +6,7 @@ A checkpoint stores :meth:`LCMConfig.to_dict`, so a model is rebuilt from its JS
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,7 +164,16 @@ def check_model_settings(model_settings: dict[str, Any], source: str) -> None:
     try:
         config_from_settings(model_settings, LCMConfig.n_rois, LCMConfig.n_queries)
     except ConfigError as exc:
-        message = exc.message
+        message, hint = exc.message, exc.hint
         if message.startswith("model config: unknown keys"):
             message = message.replace("model config:", "model.overrides:", 1)
-        raise ConfigError(f"{source}: {message}", hint=exc.hint) from None
+            # The atlas and the catalogue set n_rois and n_queries: not offered to the user.
+            settable = sorted(f.name for f in dataclasses.fields(LCMConfig))
+            settable = [k for k in settable if k not in _DATA_KEYS]
+            unknown = sorted(set(model_settings.get("overrides") or {}) - set(settable))
+            close = {k: difflib.get_close_matches(k, settable, n=1) for k in unknown}
+            said = [f"{c[0]!r} for {k!r}" for k, c in close.items() if c]
+            hint = (f"Did you mean {', '.join(said)}? " if said else "") + (
+                f"Settable in model.overrides: {settable}."
+            )
+        raise ConfigError(f"{source}: {message}", hint=hint) from None

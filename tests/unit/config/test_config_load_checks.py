@@ -77,6 +77,16 @@ def test_a_dataset_overriding_a_bad_section_band_is_checked_merged(demo: dict) -
     check_connectome_config(validate_config(demo), "my.yaml")  # both bands valid
 
 
+def test_an_unknown_override_hint_offers_the_settable_keys_only(demo: dict) -> None:
+    # n_rois and n_queries come from the atlas and the catalogue: offering them is a trap.
+    demo["model"] = {"overrides": {"n_layer": 2}}
+    with pytest.raises(ConfigError) as caught:
+        check_model_settings(validate_config(demo)["model"], "my.yaml")
+    assert "Did you mean 'n_layers' for 'n_layer'?" in caught.value.hint
+    assert "'n_rois'" not in caught.value.hint and "'n_queries'" not in caught.value.hint
+    assert "'d_model'" in caught.value.hint
+
+
 @pytest.mark.parametrize(
     ("overrides", "said"),
     [
