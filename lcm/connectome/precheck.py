@@ -18,7 +18,7 @@ from lcm.connectome.confounds import (
     supported_strategies,
 )
 from lcm.exceptions import ConfigError, ExcludedRunError
-from lcm.preprocess.derivatives import confounds_file
+from lcm.preprocess.derivatives import AmbiguousDerivativesError, confounds_file
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,10 @@ def check_strategy(
     if included.empty:
         return None
     first = included.iloc[0]
-    path = confounds_of(first["path"], str(first["run_key"]))
+    try:
+        path = confounds_of(first["path"], str(first["run_key"]))
+    except AmbiguousDerivativesError:
+        return None  # two fMRIPrep versions' tables: the fMRIPrep stage excludes the run
     try:
         columns = list(pd.read_csv(path, sep="\t", nrows=0).columns)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):

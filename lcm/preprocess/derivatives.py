@@ -69,16 +69,35 @@ OUTPUTS_AMBIGUOUS = reason_codes.OUTPUTS_AMBIGUOUS
 FMRIPREP_FAILED = reason_codes.FMRIPREP_FAILED
 
 
+class AmbiguousDerivativesError(InputDataError):
+    """Derivatives of one run exist under two names: two spellings of its index (``run-1``,
+    ``run-01``), or the confounds tables of two fMRIPrep versions."""
+
+
 def confounds_file(func: str | Path, run_key: str) -> Path:
     """A run's fMRIPrep confounds table in ``func``: the current name, else the pre-20.2 one.
 
     Returns the current name when neither exists (the file a missing-file message names).
+
+    Raises
+    ------
+    AmbiguousDerivativesError
+        When both names exist: two fMRIPrep versions wrote into one folder (a newer one rerun
+        over an older one's outputs), and the table of one would clean the BOLD of the other.
     """
-    for suffix in CONFOUNDS_SUFFIXES:
-        path = Path(func) / f"{run_key}{suffix}"
-        if path.is_file():
-            return path
-    return Path(func) / f"{run_key}{CONFOUNDS_SUFFIXES[0]}"
+    found = [Path(func) / f"{run_key}{s}" for s in CONFOUNDS_SUFFIXES]
+    present = [p for p in found if p.is_file()]
+    if len(present) > 1:
+        raise AmbiguousDerivativesError(
+            f"fMRIPrep outputs of run {run_key} are ambiguous in {func}: both {present[0].name} "
+            f"(fMRIPrep >= 20.2) and {present[1].name} (fMRIPrep < 20.2) are there, left by two "
+            "fMRIPrep versions, and which one belongs to the BOLD read cannot be told (a BOLD "
+            "cleaned with another version's confounds would be silently wrong)",
+            hint="Remove the stale set from the older fMRIPrep (its "
+            f"{CONFOUNDS_SUFFIXES[1][1:]}, .json and the BOLD, mask and sidecar it wrote), or "
+            "point the dataset's derivatives at a folder holding one fMRIPrep version's outputs.",
+        )
+    return present[0] if present else found[0]
 
 
 def subject_derivative_stats(deriv_root: str | Path, subject: str) -> list[str]:
@@ -126,10 +145,6 @@ def _bold_pattern(run_key: str, space: str | None = None) -> re.Pattern[str]:
 # Index entities compared as numbers: fMRIPrep 20.2.x writes run-1 for a raw run-01
 # (nipreps/fmriprep#2666), as pybids and ingest.select compare them.
 _INDEX_ENTITIES = ("run", "echo")
-
-
-class AmbiguousDerivativesError(InputDataError):
-    """Derivatives of one run exist under two spellings of its index (``run-1``, ``run-01``)."""
 
 
 def derivative_run_key(func: str | Path, ids: RunIds) -> str:
@@ -190,10 +205,14 @@ def find_run_derivatives(
         The run's files, or ``None`` and the list of what is missing (each entry names the
         expected file and, for a sidecar, the missing key).
 
+    A run without its brain mask is found with ``mask=""`` (coverage then counts live voxels,
+    with a warning); a mask that is a dangling symlink (DataLad content not fetched) is missing.
+
     Raises
     ------
     AmbiguousDerivativesError
-        When the run's files exist under two spellings of its index.
+        When the run's files exist under two spellings of its index, or beside both the
+        current and the pre-20.2 confounds table (two fMRIPrep versions in one folder).
     """
     func = Path(deriv_root) / subject_dir(ids.entities) / "func"
     key = derivative_run_key(func, ids)
@@ -237,9 +256,15 @@ def find_run_derivatives(
     mask = _companion_image(func, f"{stem}_desc-brain_mask", extension)
     side = func / f"{stem}_desc-preproc_bold.json"
     confounds = confounds_file(func, key)
-    if not mask.is_file():
+    mask_found = str(mask)
+    if mask.is_symlink() and not mask.is_file():  # DataLad content not fetched: get it
         other = next(e for e in NIFTI_EXTENSIONS if e != extension)
         missing.append(f"{_lacking(mask)} (or {other})")
+    elif not mask.is_file():
+        # Shared derivatives often come without masks: parcel coverage then counts the voxels
+        # whose signal varies (QC coverage_rule live_voxels, config/README.md), not a reason
+        # to drop a run whose BOLD and confounds are there.
+        mask_found = ""
     if not side.is_file():
         missing.append(_lacking(side))
     if not confounds.is_file():
@@ -258,6 +283,13 @@ def find_run_derivatives(
                 missing.append(f"{side} (RepetitionTime: {reason})")
     if missing or t_r is None:
         return None, missing
+    if not mask_found:
+        log.warning(
+            "%s: no brain mask (looked for %s); parcel coverage will count the voxels whose "
+            "signal varies over time (QC coverage_rule: live_voxels)",
+            ids.run_key,
+            mask,
+        )
     found = RunDerivatives(
         run_key=ids.run_key,
         sub=ids.subject,
@@ -265,7 +297,7 @@ def find_run_derivatives(
         task=ids.task,
         run=ids.run,
         bold=str(bold),
-        mask=str(mask),
+        mask=mask_found,
         confounds=str(confounds),
         sidecar=str(side),
         t_r=t_r,
@@ -346,7 +378,7 @@ def check_subject_derivatives(
         try:
             deriv, lacking = find_run_derivatives(deriv_root, ids, space)
         except AmbiguousDerivativesError as exc:
-            excluded[ids.run_key] = (OUTPUTS_AMBIGUOUS, f"{exc.message} {exc.hint}")
+            excluded[ids.run_key] = (OUTPUTS_AMBIGUOUS, exc.one_line())
             continue
         if deriv is not None:
             found.append(deriv)
@@ -354,11 +386,24 @@ def check_subject_derivatives(
         if elsewhere := other_spaces(deriv_root, ids, space):
             excluded[ids.run_key] = not_in_space(space, elsewhere)
             continue
-        excluded[ids.run_key] = (
-            OUTPUTS_MISSING,
-            f"fMRIPrep outputs for space {space!r} missing in {deriv_root}: "
-            f"{'; '.join(lacking)}. Run fMRIPrep for this run with --output-spaces {space}, "
-            "point the dataset's derivatives at the folder that holds them, or leave the "
-            "subject out (ingest.select.<dataset>.participants.exclude)",
-        )
+        excluded[ids.run_key] = (OUTPUTS_MISSING, _missing_reason(deriv_root, space, lacking))
     return found, excluded
+
+
+def _missing_reason(deriv_root: str | Path, space: str, lacking: list[str]) -> str:
+    """The exclusion reason of a run lacking files, its fix fitting what is missing: with the
+    BOLD in ``space`` there, rerunning fMRIPrep for that space is not the fix."""
+    what = f"fMRIPrep outputs for space {space!r} missing in {deriv_root}: {'; '.join(lacking)}"
+    leave_out = "or leave the subject out (ingest.select.<dataset>.participants.exclude)"
+    if any("_desc-preproc_bold.nii" in item for item in lacking):
+        fix = (
+            f"Run fMRIPrep for this run with --output-spaces {space}, point the dataset's "
+            f"derivatives at the folder that holds them, {leave_out}"
+        )
+    else:
+        fix = (
+            f"The BOLD in space {space!r} is there; restore the file(s) named above from the "
+            "fMRIPrep output folder they were copied from (`datalad get` where a symlink has "
+            f"no content: each is written by fMRIPrep beside the BOLD), {leave_out}"
+        )
+    return f"{what}. Fix: {fix}"

@@ -3,7 +3,7 @@
 The workflow runs for real, up to the splits of a task (the cheapest stage that reads the
 store), on a dataset entering as fMRIPrep derivatives: four good subjects, one whose confounds
 lack the motion columns the strategy needs (excluded by the connectome stage) and one whose
-brain mask fMRIPrep did not write (excluded by the fMRIPrep stage). Unit tests cover each
+confounds table fMRIPrep did not write (excluded by the fMRIPrep stage). Unit tests cover each
 exclusion; this one checks that the workflow as a whole lets the cohort through.
 """
 
@@ -32,7 +32,7 @@ from lcm.io import paths
 
 GOOD = ("01", "02", "04", "05")
 BAD_CONFOUNDS = "03"  # its confounds TSV lacks the rotation columns 24P needs
-BAD_FMRIPREP = "06"  # fMRIPrep wrote no brain mask for its run
+BAD_FMRIPREP = "06"  # fMRIPrep wrote no confounds table for its run
 
 
 def _dataset(root: Path) -> tuple[Path, Path]:
@@ -44,7 +44,7 @@ def _dataset(root: Path) -> tuple[Path, Path]:
             table = confounds_table(48, seed=i)
             write_confounds(files["confounds"], table.drop(columns=table.filter(like="rot_")))
         if sub == BAD_FMRIPREP:
-            files["mask"].unlink()
+            files["confounds"].unlink()
     pheno = root / "phenotype.tsv"
     rows = [f"{sub}\tA\t{1 + k % 2}\t{20 + k}\t1" for k, sub in enumerate(sorted(GOOD))]
     rows += [f"{sub}\tA\t1\t30\t2" for sub in (BAD_CONFOUNDS, BAD_FMRIPREP)]
@@ -85,7 +85,7 @@ def test_a_broken_subject_is_excluded_with_its_reason_and_the_cohort_finishes(
     assert not qc.loc[BAD_CONFOUNDS, "included"] and not qc.loc[BAD_FMRIPREP, "included"]
     assert "_desc-confounds_timeseries.tsv lack the columns" in qc.loc[BAD_CONFOUNDS, "reason"]
     assert "rot_x" in qc.loc[BAD_CONFOUNDS, "reason"]
-    assert "desc-brain_mask" in qc.loc[BAD_FMRIPREP, "reason"]
+    assert "desc-confounds_timeseries.tsv" in qc.loc[BAD_FMRIPREP, "reason"]
     assert qc.loc[BAD_CONFOUNDS, "reason_code"] == "confounds_missing_columns"
     assert qc.loc[BAD_FMRIPREP, "reason_code"] == "fmriprep_outputs_missing"
     # ... and each job's log says so.

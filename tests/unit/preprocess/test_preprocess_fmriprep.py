@@ -149,7 +149,7 @@ def test_existing_missing_files_exclude_their_runs(tmp_path: Path) -> None:
     make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1", "2", "3"))
     files = make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-1", n_vol=40)
     files["confounds"].unlink()
-    files["mask"].unlink()
+    files["sidecar"].unlink()
     make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-3", n_vol=40)
     rec = run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
     assert json.loads((tmp_path / "rec.json").read_text()) == rec
@@ -159,9 +159,11 @@ def test_existing_missing_files_exclude_their_runs(tmp_path: Path) -> None:
     assert {r["reason_code"] for r in rec["excluded"]} == {"fmriprep_outputs_missing"}
     one, two = reasons["sub-01_task-rest_run-1"], reasons["sub-01_task-rest_run-2"]
     assert "sub-01_task-rest_run-1_desc-confounds_timeseries.tsv" in one
-    assert "sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_desc-brain_mask.nii.gz" in one
+    assert "sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_desc-preproc_bold.json" in one
     assert "sub-01_task-rest_run-2_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz" in two
-    assert "--output-spaces" in one and "participants.exclude" in one
+    # The BOLD of run 1 is there: its fix is to restore the files, not to rerun for a space.
+    assert "--output-spaces" in two and "--output-spaces" not in one
+    assert "Fix: " in one and "participants.exclude" in one
 
 
 def test_existing_sidecar_without_tr_excludes_the_run(tmp_path: Path) -> None:

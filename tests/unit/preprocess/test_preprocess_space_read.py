@@ -83,7 +83,7 @@ def test_a_run_in_another_space_only_is_not_in_space_for_a_bids_entry_too(
     deriv = tmp_path / "fmriprep"
     _derivatives(deriv)
     lacking = make_fmriprep_run(deriv, "sub-01_ses-3_task-rest", n_vol=20)
-    lacking["mask"].unlink()  # BOLD in the space, mask missing: still outputs missing
+    lacking["confounds"].unlink()  # BOLD in the space, confounds missing: outputs missing
     space = f"{SPACE}:res-native"
     runs = [run_ids_from_name(k) for k in (BOTH, RES2, "sub-01_ses-3_task-rest")]
     found, excluded = check_subject_derivatives(deriv, runs, space)

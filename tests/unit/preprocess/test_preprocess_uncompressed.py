@@ -15,7 +15,7 @@ from lcm.atlas import load_atlas
 from lcm.bids.runs import run_ids_from_name
 from lcm.connectome.settings import DenoiseSettings
 from lcm.connectome.voxel_run import process_voxel_run
-from lcm.preprocess.derivatives import check_subject_derivatives, find_run_derivatives
+from lcm.preprocess.derivatives import find_run_derivatives
 
 RUN = "sub-01_task-rest_run-1"
 
@@ -56,15 +56,13 @@ def test_a_mask_under_the_other_ending_is_found(tmp_path: Path) -> None:
     assert found.bold.endswith(".nii") and found.mask == str(files["mask"])
 
 
-def test_a_missing_mask_names_both_endings_searched(tmp_path: Path) -> None:
+def test_a_mask_under_neither_ending_reads_live_voxels(tmp_path: Path) -> None:
+    """No mask as .nii nor .nii.gz: the run is found without one (coverage counts the voxels
+    whose signal varies), not excluded."""
     deriv = tmp_path / "fmriprep"
     files = make_fmriprep_run(deriv, RUN, n_vol=48)
     _gunzip(files["bold"])
     files["mask"].unlink()
     found, missing = find_run_derivatives(deriv, run_ids_from_name(RUN), SPACE)
-    assert found is None
-    mask = f"{RUN}_space-{SPACE}_desc-brain_mask.nii (or .nii.gz)"
-    assert [m for m in missing if m.endswith(mask)], missing
-    _, excluded = check_subject_derivatives(deriv, [run_ids_from_name(RUN)], SPACE)
-    code, reason = excluded[RUN]
-    assert code == "fmriprep_outputs_missing" and mask in reason
+    assert not missing and found is not None and found.mask == ""
+    assert found.bold.endswith(".nii")

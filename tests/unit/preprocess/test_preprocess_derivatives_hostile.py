@@ -1,0 +1,107 @@
+"""Existing fMRIPrep derivatives that are mixed or incomplete, as found in shared folders.
+
+A newer fMRIPrep rerun into the folder of an older one leaves both confounds names beside the
+BOLDs of both versions: LCM picked the BOLD and the confounds independently, so the BOLD of one
+version was cleaned with the other's confounds, silently. Derivatives without brain masks are
+common too: the run is read with the live-voxels coverage rule, not excluded; and a run that
+lacks only its sidecar says which file to restore, not to rerun fMRIPrep for a space it has.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from helpers.connectome import SPACE, make_fmriprep_run, make_raw_bids
+from helpers.fmriprep import fmriprep_request
+
+from lcm.bids.runs import run_ids_from_name
+from lcm.connectome.precheck import check_strategy
+from lcm.preprocess.derivatives import (
+    OUTPUTS_AMBIGUOUS,
+    AmbiguousDerivativesError,
+    check_subject_derivatives,
+    find_run_derivatives,
+)
+from lcm.preprocess.fmriprep_run import run_fmriprep
+
+pytestmark = pytest.mark.hostile
+
+KEY = "sub-01_task-rest_run-1"
+
+
+def _two_versions(deriv: Path) -> dict[str, Path]:
+    """A 20.x run (no res-, regressors.tsv) with a 23.x rerun (res-2, timeseries.tsv) beside it."""
+    old = make_fmriprep_run(deriv, KEY, n_vol=20)
+    old_table = old["confounds"].with_name(f"{KEY}_desc-confounds_regressors.tsv")
+    old["confounds"].rename(old_table)
+    new = make_fmriprep_run(deriv, KEY, n_vol=20, seed=1, res="2")
+    return {"old": old_table, "new": new["confounds"]}
+
+
+@pytest.mark.parametrize("space", [SPACE, f"{SPACE}:res-native", f"{SPACE}:res-2"])
+def test_confounds_of_two_fmriprep_versions_are_refused(tmp_path: Path, space: str) -> None:
+    tables = _two_versions(tmp_path / "deriv")
+    with pytest.raises(AmbiguousDerivativesError) as caught:
+        find_run_derivatives(tmp_path / "deriv", run_ids_from_name(KEY), space)
+    assert tables["old"].name in caught.value.message and tables["new"].name in caught.value.message
+    assert "stale set from the older fMRIPrep" in caught.value.hint
+    found, excluded = check_subject_derivatives(tmp_path / "deriv", [run_ids_from_name(KEY)], space)
+    assert found == [] and excluded[KEY][0] == OUTPUTS_AMBIGUOUS
+    assert "Fix: Remove the stale set" in excluded[KEY][1]
+
+
+def test_strategy_check_leaves_two_versions_to_the_fmriprep_stage(tmp_path: Path) -> None:
+    """Ingest's strategy check reads the first run's confounds: with two tables it checks none
+    (the fMRIPrep stage excludes that run with its reason), instead of failing the dataset."""
+    _two_versions(tmp_path / "deriv")
+    bold = next((tmp_path / "deriv/sub-01/func").glob("*res-2_desc-preproc_bold.nii.gz"))
+    manifest = pd.DataFrame({"path": [str(bold)], "run_key": [KEY], "included": [True]})
+    assert check_strategy("ds", manifest, "24P") is None
+
+
+def test_run_without_brain_mask_is_recorded_for_live_voxels(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
+    files = make_fmriprep_run(tmp_path / "deriv", KEY, n_vol=40)
+    files["mask"].unlink()
+    with caplog.at_level(logging.WARNING, logger="lcm.preprocess.derivatives"):
+        rec = run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
+    assert rec["excluded"] == []
+    (run,) = rec["runs"]
+    assert run["mask"] == "" and run["bold"] == str(files["bold"])
+    assert "no brain mask" in caplog.text and "live_voxels" in caplog.text
+
+
+def test_unfetched_brain_mask_is_still_missing(tmp_path: Path) -> None:
+    """A dangling symlink is content the user has (DataLad): get it rather than do without."""
+    files = make_fmriprep_run(tmp_path / "deriv", KEY, n_vol=20)
+    files["mask"].unlink()
+    files["mask"].symlink_to(tmp_path / "annex" / "absent")
+    found, missing = find_run_derivatives(tmp_path / "deriv", run_ids_from_name(KEY), SPACE)
+    assert found is None and "datalad get" in missing[0]
+
+
+def test_run_without_sidecar_names_it_and_not_another_space(tmp_path: Path) -> None:
+    files = make_fmriprep_run(tmp_path / "deriv", KEY, n_vol=20)
+    files["sidecar"].unlink()
+    found, excluded = check_subject_derivatives(tmp_path / "deriv", [run_ids_from_name(KEY)], SPACE)
+    assert found == []
+    _, reason = excluded[KEY]
+    assert str(files["sidecar"]) in reason and "Fix: The BOLD in space" in reason
+    assert "--output-spaces" not in reason
+
+
+def test_run_without_bold_still_says_run_fmriprep_for_the_space(tmp_path: Path) -> None:
+    files = make_fmriprep_run(tmp_path / "deriv", KEY, n_vol=20)
+    shutil.rmtree(files["bold"].parent)
+    files["bold"].parent.mkdir()
+    found, excluded = check_subject_derivatives(tmp_path / "deriv", [run_ids_from_name(KEY)], SPACE)
+    assert (
+        found == []
+        and f"Fix: Run fMRIPrep for this run with --output-spaces {SPACE}" in (excluded[KEY][1])
+    )
