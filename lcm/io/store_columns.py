@@ -19,6 +19,12 @@ WINDOW = "window"
 WHOLE_RUN = -1
 # QC columns of a connectome partition (float64, missing allowed).
 QC_COLUMNS = ("n_volumes", "n_volumes_kept", "mean_fd", "t_r")
+# The ROIs of a run left empty (covered less than connectome.min_coverage, or all-NaN in an
+# imported matrix): their edges are stored as 0, which only these columns tell from r = 0.
+# int32 count and list<string> of ROI names (schema version 4).
+N_EMPTY_ROIS = "n_empty_rois"
+EMPTY_ROIS = "empty_rois"
+EMPTY_ROI_COLUMNS = (N_EMPTY_ROIS, EMPTY_ROIS)
 # The upper triangle of one run's connectome (fixed-size binary).
 CONNECTOME = "connectome"
 # The columns a variables partition holds before the catalogue's variables.
@@ -31,8 +37,16 @@ def reserved_names() -> tuple[str, ...]:
     Returns
     -------
     tuple of str
-        Partition keys, identifier, window, QC and connectome columns, and the variables
-        table's own keys, each once, in that order.
+        Partition keys, identifier, window, QC, empty-ROI and connectome columns, and the
+        variables table's own keys, each once, in that order.
     """
-    names = (*PARTITION_KEYS, *ID_COLUMNS, WINDOW, *QC_COLUMNS, CONNECTOME, *VARIABLES_KEYS)
+    names = (
+        *PARTITION_KEYS,
+        *ID_COLUMNS,
+        WINDOW,
+        *QC_COLUMNS,
+        *EMPTY_ROI_COLUMNS,
+        CONNECTOME,
+        *VARIABLES_KEYS,
+    )
     return tuple(dict.fromkeys(names))

@@ -18,6 +18,11 @@ QC column ``window_relmats``), each window is one row, ``window`` = 0, 1, ... be
 identifiers and QC values; a whole-run row has ``window`` = -1 (windowing off, or a run shorter
 than one window). A partition written before the column existed (schema version <= 2) reads
 as whole-run rows (:mod:`lcm.store.read`).
+
+Empty ROIs: a parcel covered less than ``connectome.min_coverage`` has an all-zero signal, and
+its edges are stored as 0, which nothing in the connectome tells from r = 0. ``n_empty_rois``
+(int32) and ``empty_rois`` (list of ROI names) say which (schema version 4; partitions of
+earlier versions have neither column).
 """
 
 from __future__ import annotations
@@ -43,7 +48,9 @@ from lcm.io.provenance import environment
 from lcm.io.relmat import read_relmat
 from lcm.io.store_columns import (
     CONNECTOME,
+    EMPTY_ROIS,
     ID_COLUMNS,
+    N_EMPTY_ROIS,
     QC_COLUMNS,
     VARIABLES_KEYS,
     WHOLE_RUN,
@@ -54,9 +61,11 @@ from lcm.store.layout import labels_identity, matrix_to_vec, n_edges
 
 log = logging.getLogger(__name__)
 
-# 3: an int32 ``window`` column (-1: the whole run). 2: ``connectome`` is a fixed-size binary
-# of little-endian float32 (1: a fixed-size list).
-SCHEMA_VERSION = "3"
+# 4: ``n_empty_rois`` (int32) and ``empty_rois`` (list of ROI names) columns. 3: an int32
+# ``window`` column (-1: the whole run). 2: ``connectome`` is a fixed-size binary of
+# little-endian float32 (1: a fixed-size list). Readers read every version (the columns a
+# version lacks are absent from its rows, ``window`` read as -1).
+SCHEMA_VERSION = "4"
 # The column names (ID_COLUMNS, WINDOW, QC_COLUMNS, ...) live in lcm.io.store_columns, where the
 # catalogue, a layer below the store, reads them to refuse variables named like a column.
 # Row groups of ~32 MiB: reads large enough for full disk speed, while a streaming reader holds
@@ -71,8 +80,9 @@ LAYOUT = (
 def connectome_schema(n_rois: int) -> pa.Schema:
     """Arrow schema of a connectome partition for ``n_rois`` regions.
 
-    Identifiers are strings, ``window`` an int32 (-1: whole run), QC columns float64, and
-    ``connectome`` a non-nullable fixed-size
+    Identifiers are strings, ``window`` an int32 (-1: whole run), QC columns float64,
+    ``n_empty_rois`` an int32 and ``empty_rois`` a list of strings (the ROIs stored as 0
+    because the run left them empty), and ``connectome`` a non-nullable fixed-size
     binary holding the ``R * (R - 1) / 2`` little-endian float32 of the upper triangle. Parquet
     stores it as one ``FIXED_LEN_BYTE_ARRAY`` value per run, which decodes at memory speed; a
     fixed-size list (schema version 1) carries one repetition level per edge and decoded about
@@ -82,6 +92,10 @@ def connectome_schema(n_rois: int) -> pa.Schema:
         [pa.field(k, pa.string(), nullable=False) for k in ID_COLUMNS]
         + [pa.field(WINDOW, pa.int32(), nullable=False)]
         + [pa.field(k, pa.float64()) for k in QC_COLUMNS]
+        + [
+            pa.field(N_EMPTY_ROIS, pa.int32(), nullable=False),
+            pa.field(EMPTY_ROIS, pa.list_(pa.string()), nullable=False),
+        ]
         + [pa.field(CONNECTOME, pa.binary(4 * n_edges(n_rois)), nullable=False)]
     )
 
@@ -243,8 +257,9 @@ def write_connectome_arrays(
     runs : pandas.DataFrame
         One row per run, in the order of ``connectomes``: ``subject`` (required), ``session``,
         ``task``, ``run``, ``run_key``, ``site`` (default ""), ``window`` (default -1, the
-        whole run; 0, 1, ... for the windows of one run) and the QC columns ``n_volumes``,
-        ``n_volumes_kept``, ``mean_fd``, ``t_r`` (default missing).
+        whole run; 0, 1, ... for the windows of one run), the QC columns ``n_volumes``,
+        ``n_volumes_kept``, ``mean_fd``, ``t_r`` (default missing) and ``empty_rois`` (a list
+        of ROI names, or comma-separated as in the QC table; default none).
     connectomes : numpy.ndarray or iterable of numpy.ndarray
         Upper triangles ``(n_runs, E)`` or matrices ``(n_runs, R, R)``; or blocks of either
         yielded in row order (a generator keeps memory bounded for any number of runs).
@@ -268,10 +283,11 @@ def write_connectome_arrays(
     ------
     InputDataError
         Missing ``subject`` column, duplicate runs, a block of the wrong shape, non-finite values,
-        fewer or more connectomes than runs, or ROIs that differ from the store's for ``atlas``.
+        fewer or more connectomes than runs, ROIs that differ from the store's for ``atlas``,
+        or an empty ROI that is not one of ``roi_names``.
     """
     n_rois = len(roi_names)
-    runs = _run_table(runs, dataset)
+    runs = _run_table(runs, dataset, roi_names)
     _check_store_atlas(store, atlas, roi_names, dataset)
     schema = connectome_schema(n_rois).with_metadata(
         {
@@ -300,7 +316,7 @@ def write_connectome_arrays(
             # PLAIN without dictionary or statistics keeps their pages a straight copy.
             compression={c: ("none" if c == CONNECTOME else "zstd") for c in schema.names},
             use_dictionary=[*ID_COLUMNS],
-            write_statistics=[*ID_COLUMNS, WINDOW, *QC_COLUMNS],
+            write_statistics=[*ID_COLUMNS, WINDOW, *QC_COLUMNS, N_EMPTY_ROIS],
             column_encoding={CONNECTOME: "PLAIN"},
         )
         try:
@@ -332,8 +348,11 @@ def write_connectome_arrays(
     return out
 
 
-def _run_table(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """Identifier and QC columns of ``runs`` with defaults filled, duplicates refused."""
+def _run_table(
+    runs: pd.DataFrame, dataset: str, roi_names: list[str] | None = None
+) -> pd.DataFrame:
+    """Identifier, QC and empty-ROI columns of ``runs`` with defaults filled, duplicates and
+    empty ROIs not among ``roi_names`` refused."""
     if "subject" not in runs:
         raise InputDataError(
             f"Dataset {dataset!r}: the runs table has no 'subject' column "
@@ -358,6 +377,19 @@ def _run_table(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
     table[WINDOW] = WHOLE_RUN if window is None else window.astype(np.int32)
     for key in QC_COLUMNS:
         table[key] = pd.to_numeric(runs[key], errors="coerce") if key in runs else np.nan
+    empty = [list_cell(v) for v in runs[EMPTY_ROIS]] if EMPTY_ROIS in runs else [[]] * len(runs)
+    if roi_names is not None:
+        known = set(roi_names)
+        for i, names in enumerate(empty):
+            if unknown := [n for n in names if n not in known]:
+                raise InputDataError(
+                    f"Dataset {dataset!r}: run {table['run_key'].iloc[i]} lists empty ROIs "
+                    f"{unknown[:5]} that are not ROIs of its atlas ({len(roi_names)} ROIs).",
+                    hint="Re-run the connectome stage of this dataset (its QC table names "
+                    "ROIs of another atlas).",
+                )
+    table[EMPTY_ROIS] = pd.Series(empty, index=runs.index, dtype=object)
+    table[N_EMPTY_ROIS] = np.array([len(e) for e in empty], dtype=np.int32)
     # run_key, not (session, task, run): runs told apart by acq-, dir-, rec-, ce- only (an
     # AP and a PA run of the same run number) are runs of their own.
     keys = ["subject", "run_key", WINDOW]
@@ -414,6 +446,8 @@ def _flush(
     columns = [pa.array(ids[k].to_numpy(), pa.string()) for k in ID_COLUMNS]
     columns.append(pa.array(ids[WINDOW].to_numpy(dtype=np.int32), pa.int32()))
     columns += [pa.array(ids[k].to_numpy(dtype=np.float64), pa.float64()) for k in QC_COLUMNS]
+    columns.append(pa.array(ids[N_EMPTY_ROIS].to_numpy(dtype=np.int32), pa.int32()))
+    columns.append(pa.array(list(ids[EMPTY_ROIS]), pa.list_(pa.string())))
     table = pa.Table.from_arrays([*columns, head], schema=schema)
     writer.write_table(table, row_group_size=rows)
     return written + rows, rest.chunks, len(rest)
