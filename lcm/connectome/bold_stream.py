@@ -42,6 +42,12 @@ _BAD_HEADER_HINT = (
     "The header is corrupt or the file truncated: re-copy the file or regenerate it "
     "(fMRIPrep), or drop the run from the dataset."
 )
+# A file cut short (an interrupted copy or download, DataLad content partly fetched): gzip says
+# "Compressed file ended before the end-of-stream marker", which names no fix.
+TRUNCATED_HINT = (
+    "The file is truncated or corrupt: re-copy it from its source (`datalad get` it again, "
+    "checking its size or checksum) or regenerate it (fMRIPrep), or drop the run from the dataset."
+)
 
 
 @dataclass(frozen=True)
@@ -302,7 +308,9 @@ def iter_volume_blocks(
                 yield start, flat[:k]
     except (OSError, EOFError, zlib.error, _isal_error()) as exc:
         raise ExcludedRunError(
-            f"cannot read the data of BOLD {name}: {exc}", code=reason_codes.BOLD_UNREADABLE
+            f"cannot read the data of BOLD {name}: {exc}",
+            hint=TRUNCATED_HINT,
+            code=reason_codes.BOLD_UNREADABLE,
         ) from exc
 
 
@@ -313,6 +321,7 @@ def _skip(handle: BinaryIO, n: int, name: str) -> None:
         if not chunk:
             raise ExcludedRunError(
                 f"cannot read BOLD {name}: the file ends before its data",
+                hint=TRUNCATED_HINT,
                 code=reason_codes.BOLD_UNREADABLE,
             )
         n -= len(chunk)

@@ -18,6 +18,13 @@ from lcm.exceptions import ExcludedRunError
 
 log = logging.getLogger(__name__)
 
+# The fix for an FD column with values that are not numbers (all n/a, or a table edited by
+# hand): FD is read for scrubbing and for the QC's mean_fd alike.
+FD_VALUES_HINT = (
+    f"Regenerate the confounds with fMRIPrep (its {FD_COLUMN} column holds numbers, n/a only in "
+    "the first row), or restore the file if it was edited."
+)
+
 
 def read_confounds(path: str | Path, n_volumes: int) -> pd.DataFrame:
     """Read an fMRIPrep confounds TSV and check it covers every volume.
@@ -44,8 +51,17 @@ def read_confounds(path: str | Path, n_volumes: int) -> pd.DataFrame:
         raise ExcludedRunError(
             f"confounds {path.name} have {len(table)} rows but the BOLD series has "
             f"{n_volumes} volumes",
+            hint="Use the confounds table fMRIPrep wrote with this BOLD: these come from "
+            "another run or fMRIPrep version, or dummy volumes were removed from one file "
+            "only (remove them from neither: fMRIPrep's non_steady_state_outlier columns "
+            "leave them out).",
             code=reason_codes.CONFOUNDS_LENGTH,
         )
+    # A column holding text (a hand-edited cell) is read as strings, which pandas 3 refuses
+    # a number in (a TypeError, not a reason): as objects, confound_matrix names the column.
+    text = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
+    if text:
+        table = table.astype(dict.fromkeys(text, object))
     if len(table):
         first = table.iloc[0].copy()
         for column in (FD_COLUMN, DVARS_COLUMN):
@@ -57,8 +73,11 @@ def read_confounds(path: str | Path, n_volumes: int) -> pd.DataFrame:
     return table
 
 
-def confound_matrix(table: pd.DataFrame, columns: list[str], source: str) -> np.ndarray:
-    """The chosen columns as float64 ``[T, C]``; non-numeric or missing values exclude the run."""
+def confound_matrix(
+    table: pd.DataFrame, columns: list[str], source: str, hint: str | None = None
+) -> np.ndarray:
+    """The chosen columns as float64 ``[T, C]``; non-numeric or missing values exclude the run
+    (``hint``: the fix, by default to regenerate the table)."""
     values = table[columns].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
@@ -67,6 +86,9 @@ def confound_matrix(table: pd.DataFrame, columns: list[str], source: str) -> np.
         raise ExcludedRunError(
             f"confounds {source}: missing or non-numeric values in columns {cols} "
             f"(rows {rows} ...)",
+            hint=hint
+            or "Regenerate the confounds with fMRIPrep (it writes numbers, n/a only in the "
+            "first row of derivative columns), or restore the file if it was edited.",
             code=reason_codes.CONFOUNDS_NON_NUMERIC,
         )
     return values
@@ -80,7 +102,7 @@ def framewise_displacement(table: pd.DataFrame, source: str) -> np.ndarray:
             hint="Set denoise.fd_threshold: null to disable scrubbing.",
             code=reason_codes.CONFOUNDS_MISSING_COLUMNS,
         )
-    return confound_matrix(table, [FD_COLUMN], source)[:, 0]
+    return confound_matrix(table, [FD_COLUMN], source, hint=FD_VALUES_HINT)[:, 0]
 
 
 def std_dvars(table: pd.DataFrame, source: str) -> np.ndarray:

@@ -33,6 +33,7 @@ from lcm.connectome.coverage import (
     parcel_voxel_counts,
 )
 from lcm.connectome.denoise import (
+    FD_VALUES_HINT,
     check_degrees_of_freedom,
     clean_signals,
     confound_matrix,
@@ -225,7 +226,13 @@ def run_connectome(
     facts["n_volumes"] = n_vol
     reason = tr_mismatch(deriv.t_r, header_tr(_HeaderOnly(hdr.header)), bold.name)
     if reason:
-        raise ExcludedRunError(reason, code=reason_codes.TR_MISMATCH)
+        raise ExcludedRunError(
+            reason,
+            hint="Make the BOLD's header (pixdim[4], in the unit its xyzt_units names) and the "
+            "sidecar's RepetitionTime agree, the acquisition protocol saying which is right "
+            "(`nibabel` sets the header's zooms; fMRIPrep copies both from the raw run).",
+            code=reason_codes.TR_MISMATCH,
+        )
     if space and is_native_space(space):
         # One atlas image for every subject: none is in a subject's own space, whatever its
         # name says (an atlas whose name says no template is only unchecked in a template's).
@@ -275,7 +282,7 @@ def run_connectome(
     if settings.fd_threshold is not None:
         fd = framewise_displacement(table, source)
     elif FD_COLUMN in table.columns:
-        fd = confound_matrix(table, [FD_COLUMN], source)[:, 0]
+        fd = confound_matrix(table, [FD_COLUMN], source, hint=FD_VALUES_HINT)[:, 0]
     non_steady = non_steady_volumes(table, source)
     facts["n_non_steady_volumes"] = int(non_steady.sum())
     # The first volume has no FD; non-steady-state volumes are not part of the run's data.

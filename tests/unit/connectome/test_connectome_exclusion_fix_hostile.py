@@ -1,0 +1,80 @@
+"""Every exclusion reason ends with ``Fix:``, as the README promises.
+
+A TR mismatch between header and sidecar, confounds of another length than the BOLD, a
+truncated ``.nii.gz`` and an FD column of ``n/a`` excluded their run with what was wrong and no
+fix (and a word in the FD column crashed the stage with a pandas TypeError). Each broken run
+here goes through the connectome stage as a user's would.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from helpers.connectome import (
+    confounds_table,
+    fmriprep_record,
+    make_fmriprep_run,
+    write_confounds,
+)
+
+from lcm.atlas import load_atlas
+from lcm.connectome.settings import DenoiseSettings
+from lcm.connectome.voxel_run import process_voxel_run
+
+pytestmark = pytest.mark.hostile
+
+RUN = "sub-01_task-rest_run-1"
+N_VOL = 48
+
+
+def _tr_mismatch(files: dict[str, Path]) -> None:
+    files["sidecar"].write_text(json.dumps({"RepetitionTime": 1.0}))  # header says 2 s
+
+
+def _short_confounds(files: dict[str, Path]) -> None:
+    write_confounds(files["confounds"], confounds_table(N_VOL).iloc[:-1])
+
+
+def _truncated_gzip(files: dict[str, Path]) -> None:
+    data = files["bold"].read_bytes()
+    files["bold"].write_bytes(data[: len(data) * 3 // 5])
+
+
+def _fd_all_na(files: dict[str, Path]) -> None:
+    table = confounds_table(N_VOL).astype(object)
+    table["framewise_displacement"] = "n/a"
+    write_confounds(files["confounds"], table)
+
+
+def _fd_text(files: dict[str, Path]) -> None:
+    table = confounds_table(N_VOL).astype(object)
+    table.loc[7, "framewise_displacement"] = "high"
+    write_confounds(files["confounds"], table)
+
+
+CASES: dict[str, tuple[Callable[[dict[str, Path]], None], str, str]] = {
+    "tr-mismatch": (_tr_mismatch, "tr_mismatch", "pixdim[4]"),
+    "confounds-rows": (_short_confounds, "confounds_length", "have 47 rows"),
+    "truncated-gz": (_truncated_gzip, "bold_unreadable", "cannot read the data of BOLD"),
+    "fd-all-na": (_fd_all_na, "confounds_non_numeric", "framewise_displacement"),
+    "fd-non-numeric": (_fd_text, "confounds_non_numeric", "framewise_displacement"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_exclusion_reason_says_the_fix(tmp_path: Path, case: str) -> None:
+    breaks, code, what = CASES[case]
+    files = make_fmriprep_run(tmp_path / "fmriprep", RUN, n_vol=N_VOL)
+    breaks(files)
+    record = fmriprep_record(tmp_path / "rec.json", "ds", [(RUN, files)])
+    # No degrees-of-freedom floor: the short run would be excluded before its BOLD is read.
+    settings = DenoiseSettings.from_dict({"strategy": "24P", "min_volumes": 20, "min_dof": None})
+    qc = process_voxel_run(
+        "ds", record, RUN, load_atlas("aal116"), settings, tmp_path / "conn", tmp_path / "qc.json"
+    )
+    assert not qc["included"] and qc["reason_code"] == code, qc["reason"]
+    assert what in qc["reason"]
+    assert "Fix: " in qc["reason"], qc["reason"]
