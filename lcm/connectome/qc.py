@@ -136,8 +136,11 @@ def _summaries(record: dict[str, Any]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     n, kept = record.get("n_volumes"), record.get("n_volumes_kept")
-    if n and kept is not None:
-        out["pct_scrubbed"] = round(100.0 * (n - kept) / n, 2)
+    # Censoring after dummy-scan removal, as XCP-D counts it: fMRIPrep's non-steady-state
+    # volumes are no data of the run (n_non_steady_volumes counts them), not scrubbed ones.
+    steady = (n or 0) - (record.get("n_non_steady_volumes") or 0)
+    if steady > 0 and kept is not None:
+        out["pct_scrubbed"] = round(100.0 * max(steady - kept, 0) / steady, 2)
     tsnr = [t for t in record.get("tsnr") or [] if t is not None]
     if tsnr:
         out["median_tsnr"] = round(float(np.median(tsnr)), 3)
