@@ -9,6 +9,7 @@ code in :mod:`lcm.connectome.denoise`.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ import pandas as pd
 
 from lcm import reason_codes
 from lcm.exceptions import ExcludedRunError
+
+log = logging.getLogger(__name__)
 
 MOTION_6P = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 PHYSIO_3P = ("csf", "white_matter", "global_signal")
@@ -192,12 +195,14 @@ def confound_columns(
     if _strategy(strategy).compcor is not None and combined_compcor(have, metadata) is None:
         side = source.replace(".tsv", ".json") if source else "the confounds JSON"
         raise ExcludedRunError(
-            f"{table} have {len(_acompcor(have))} a_comp_cor_* columns and no confounds JSON: "
+            f"{table} have {len(_acompcor(have))} a_comp_cor_* columns and no confounds JSON "
+            "(none, or one that is not a readable JSON object): "
             "fMRIPrep 1.4-20.x number the CSF, WM and combined-mask aCompCor components in one "
             "a_comp_cor_ series, so which are of the combined mask strategy "
             f"{strategy!r} regresses is unknown (the first may be CSF ones)",
             hint=f"Put the confounds JSON fMRIPrep wrote beside the table ({side}; its Mask "
-            "names each component's mask), or use a strategy without aCompCor (e.g. 24P).",
+            "names each component's mask; the log says when it is there but unreadable), or "
+            "use a strategy without aCompCor (e.g. 24P).",
             code=reason_codes.CONFOUNDS_COMPCOR_MASK_UNKNOWN,
         )
     if drifts:
@@ -345,10 +350,35 @@ def combined_compcor(columns: list[str], metadata: dict[str, Any] | None) -> lis
 
 
 def read_confounds_metadata(path: str | Path) -> dict[str, Any] | None:
-    """The confounds JSON beside a confounds TSV (``None`` if absent or unreadable)."""
+    """The confounds JSON beside a confounds TSV (``None`` if absent or unreadable).
+
+    One that is there but unreadable (truncated, not JSON, not an object) is read as absent
+    with a warning naming it: its CompCor masks are then unknown or inferred from the column
+    names, which the user would otherwise not know.
+    """
     side = Path(path).with_name(Path(path).name.replace(".tsv", ".json"))
     try:
-        value = json.loads(side.read_text())
-    except (OSError, json.JSONDecodeError):
+        text = side.read_text()
+    except FileNotFoundError:
         return None
-    return value if isinstance(value, dict) else None
+    except (OSError, UnicodeDecodeError) as exc:
+        _unreadable_json(side, str(exc))
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        _unreadable_json(side, f"not JSON ({exc})")
+        return None
+    if not isinstance(value, dict):
+        _unreadable_json(side, f"a JSON {type(value).__name__}, not an object")
+        return None
+    return value
+
+
+def _unreadable_json(side: Path, why: str) -> None:
+    log.warning(
+        "unreadable confounds JSON %s: %s; read as absent (aCompCor masks are taken from the "
+        "column names where they tell, else unknown). Restore the JSON fMRIPrep wrote.",
+        side,
+        why,
+    )

@@ -9,6 +9,7 @@ here goes through the connectome stage as a user's would.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -78,3 +79,29 @@ def test_each_exclusion_reason_says_the_fix(tmp_path: Path, case: str) -> None:
     assert not qc["included"] and qc["reason_code"] == code, qc["reason"]
     assert what in qc["reason"]
     assert "Fix: " in qc["reason"], qc["reason"]
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [('{"a_comp_cor_00": {"Mask": "comb', "not JSON"), ("[1, 2]", "a JSON list, not an object")],
+    ids=["truncated", "not-an-object"],
+)
+def test_an_unreadable_confounds_json_is_said_not_read_as_absent_silently(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, text: str, why: str
+) -> None:
+    """Its CompCor masks were silently unknown (a 20.x run excluded for 'no confounds JSON'
+    beside its JSON) or inferred from the column names."""
+    from lcm.connectome.confounds import read_confounds_metadata
+
+    table = tmp_path / f"{RUN}_desc-confounds_timeseries.tsv"
+    table.write_text("trans_x\n0\n")
+    side = table.with_suffix(".json")
+    side.write_text(text)
+    with caplog.at_level(logging.WARNING, logger="lcm.connectome.confounds"):
+        assert read_confounds_metadata(table) is None
+    assert f"unreadable confounds JSON {side}: {why}" in caplog.text
+    caplog.clear()
+    side.unlink()
+    with caplog.at_level(logging.WARNING, logger="lcm.connectome.confounds"):
+        assert read_confounds_metadata(table) is None  # absent: nothing to say
+    assert caplog.text == ""
