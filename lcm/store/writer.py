@@ -377,7 +377,8 @@ def _run_table(
     table[WINDOW] = WHOLE_RUN if window is None else window.astype(np.int32)
     for key in QC_COLUMNS:
         table[key] = pd.to_numeric(runs[key], errors="coerce") if key in runs else np.nan
-    empty = [list_cell(v) for v in runs[EMPTY_ROIS]] if EMPTY_ROIS in runs else [[]] * len(runs)
+    cells = runs[EMPTY_ROIS] if EMPTY_ROIS in runs else pd.Series([[]] * len(runs))
+    empty = [_empty_roi_names(v, roi_names) for v in cells]
     if roi_names is not None:
         known = set(roi_names)
         for i, names in enumerate(empty):
@@ -402,6 +403,24 @@ def _run_table(
             hint="Each (subject, run_key, window) may appear once; check the QC table.",
         )
     return table.reset_index(drop=True)
+
+
+def _empty_roi_names(cell: object, roi_names: list[str] | None) -> list[str]:
+    """The ROI names of a QC ``empty_rois`` cell: a list (QC JSON) or comma-separated text
+    (QC TSV), where a name may hold a comma itself (Harvard-Oxford's ``Insular Cortex,
+    anterior``): the pieces are joined back into the longest name of ``roi_names`` they make."""
+    if isinstance(cell, list | tuple | np.ndarray):
+        return [str(v) for v in cell if str(v)]
+    pieces = list_cell(cell)
+    if not pieces or not roi_names or not any("," in n for n in roi_names):
+        return pieces
+    text = ",".join(pieces)
+    parts, known, names, i = text.split(","), set(roi_names), [], 0
+    while i < len(parts):
+        j = next((j for j in range(len(parts), i, -1) if ",".join(parts[i:j]) in known), i + 1)
+        names.append(",".join(parts[i:j]))
+        i = j
+    return names
 
 
 def _as_vectors(

@@ -88,3 +88,14 @@ def test_an_empty_roi_of_another_atlas_is_refused(tmp_path: Path) -> None:
     pheno = pd.DataFrame({"subject": ["01", "02"], "site": ["A", "A"]})
     with pytest.raises(InputDataError, match=r"empty ROIs \['Thalamus'\] that are not ROIs"):
         write_connectomes(tmp_path / "store", "toy", "ds", qc, pheno)
+
+
+def test_an_empty_roi_whose_name_holds_a_comma_is_one_roi(tmp_path: Path) -> None:
+    """The QC TSV joins names with commas; Harvard-Oxford's names hold commas too."""
+    from lcm.store.writer import _empty_roi_names
+
+    names = ["Insular Cortex", "Insular Cortex, anterior", "Frontal Pole", "PCC"]
+    cell = "Insular Cortex, anterior,Frontal Pole"
+    assert _empty_roi_names(cell, names) == ["Insular Cortex, anterior", "Frontal Pole"]
+    assert _empty_roi_names("Insular Cortex,PCC", names) == ["Insular Cortex", "PCC"]
+    assert _empty_roi_names(["PCC"], names) == ["PCC"] and _empty_roi_names("", names) == []
