@@ -256,9 +256,10 @@ class EvaluationResult:
         "bei_targets_filled"}`` of every fit of a model that reports its pseudo-labels (the
         LCM variants: :meth:`lcm.train.finetuned.FinetunedLCM.pseudo_label_record`), one per
         row key of the tables: ``diagnosis`` is what its confident diagnosis pseudo-labelling
-        did (``status``: ``made`` or why not; ``threshold``, ``threshold_source``,
-        ``inner_validation_subjects``, ``n_unlabeled`` and ``n_pseudo_labelled`` subjects,
-        ``pseudo_labelled_subjects`` per level), ``bei_targets_filled`` the training rows per
+        did (``status``: ``made`` or why not; ``threshold``, ``thresholds`` per level,
+        ``threshold_source``, ``inner_validation_subjects``, ``n_unlabeled`` and
+        ``n_pseudo_labelled`` subjects, ``pseudo_labelled_subjects`` per level: a report can
+        show them by class), ``bei_targets_filled`` the training rows per
         BEI variable whose missing value was pseudo-filled (None: off). The pseudo-label gain
         (lcm − lcm-no-pseudo) measures nothing where ``n_pseudo_labelled`` is 0.
     """

@@ -10,9 +10,17 @@ everything here sees only the rows given to ``fit``.
 
 A threshold chosen on a handful of validation rows is noise (at a 10 % label fraction the
 inner split held ~2 rows, and one lucky row set the threshold). So the inner split is used
-only when its validation part holds at least :data:`MIN_VALIDATION_SUBJECTS` subjects with both
-classes present; otherwise the first model is trained on every labelled row and the fixed
-:data:`FALLBACK_THRESHOLD` applies (:func:`threshold_plan`), which is logged.
+only when its validation part holds at least :data:`MIN_CLASS_VALIDATION` subjects of each
+class (and :data:`MIN_VALIDATION_SUBJECTS` in all); otherwise the first model is trained on
+every labelled row, the fixed :data:`FALLBACK_THRESHOLD` applies and each class keeps at most
+:data:`FALLBACK_CAP` pseudo-labels per labelled subject of it (:func:`threshold_plan`), which is
+logged.
+
+The threshold is chosen per predicted class, on a criterion the class balance cannot meet by
+itself (:func:`choose_thresholds`). Overall accuracy could: with 5-12 % cases a first model
+calling everyone "control" scored 0.88-0.95 on the inner validation subjects, passed the 0.9
+target, and every unlabelled subject (most hidden cases among them) became a control; a model
+with no information passed too.
 """
 
 from __future__ import annotations
@@ -28,9 +36,17 @@ log = logging.getLogger(__name__)
 MIN_LABELLED_GROUPS = 6
 # Fewest inner validation subjects (both classes among them) to choose the threshold on.
 MIN_VALIDATION_SUBJECTS = 8
+# Fewest inner validation subjects of each class: a class's pseudo-labels are checked on its
+# own subjects, and their errors on the other class's (one case among ten validation subjects
+# decided whether every unlabelled subject became a control).
+MIN_CLASS_VALIDATION = 4
 # Below that: only predictions at least this confident become pseudo-labels. High on purpose:
 # a wrong pseudo-label costs more than a missing one when labels are scarce.
 FALLBACK_THRESHOLD = 0.95
+# ... and, the threshold being unchecked, at most this many pseudo-labels of a class per
+# labelled subject of it (with the user's ``pseudo_label_cap`` if lower): they keep the labelled
+# class ratio and never outnumber the labels.
+FALLBACK_CAP = 1.0
 
 
 @dataclass(frozen=True)
@@ -73,22 +89,39 @@ def threshold_plan(
     if not ((y[labelled] == 0).any() and (y[labelled] == 1).any()):
         return None
     split = inner_split(y, groups, fraction, seed)
+    per_class = {
+        c: len(np.unique(groups[labelled & (y == c)])) for c in (0, 1)
+    }  # labelled subjects of each class
     if split is not None:
         val = split[1]
         n_val = len(np.unique(groups[val]))
-        if n_val >= MIN_VALIDATION_SUBJECTS and len(np.unique(y[val])) == 2:
+        val_class = {c: len(np.unique(groups[val][y[val] == c])) for c in (0, 1)}
+        if n_val >= MIN_VALIDATION_SUBJECTS and min(val_class.values()) >= MIN_CLASS_VALIDATION:
             return ThresholdPlan("inner", val)
-    n_val = 0 if split is None else len(np.unique(groups[split[1]]))
+        why = (
+            f"an inner split would hold {n_val} subject(s), {val_class[0]} of class 0 and "
+            f"{val_class[1]} of class 1 (needs {MIN_VALIDATION_SUBJECTS}, at least "
+            f"{MIN_CLASS_VALIDATION} of each class)"
+        )
+    elif min(per_class.values()) < 2:
+        small = min(per_class, key=per_class.get)
+        why = (
+            f"class {small} has {per_class[small]} labelled subject(s), too few for an inner "
+            f"split (needs 2 of each class)"
+        )
+    else:
+        why = (
+            f"{sum(per_class.values())} labelled subjects, too few for an inner split "
+            f"(needs {MIN_LABELLED_GROUPS})"
+        )
     # Not a validation split used: the first model trains on every labelled subject, so the
     # record (and the finetuning log) count 0 inner validation subjects.
     log.info(
-        "diagnosis pseudo-labels: no inner validation (%s, fewer than %d with both classes): "
-        "fixed confidence threshold %.2f",
-        f"an inner split would hold {n_val} subject(s)"
-        if split is not None
-        else f"too few labelled subjects for an inner split (needs {MIN_LABELLED_GROUPS})",
-        MIN_VALIDATION_SUBJECTS,
+        "diagnosis pseudo-labels: no inner validation (%s): fixed confidence threshold %.2f, "
+        "at most %g pseudo-label(s) per labelled subject of each class",
+        why,
         FALLBACK_THRESHOLD,
+        FALLBACK_CAP,
     )
     return ThresholdPlan("fixed", np.array([], dtype=np.int64))
 
@@ -128,39 +161,115 @@ def inner_split(
     return labelled[~is_val], labelled[is_val]
 
 
-def choose_threshold(proba: np.ndarray, y: np.ndarray, target_accuracy: float) -> float | None:
-    """Lowest confidence threshold whose confident predictions reach ``target_accuracy``.
+def balanced_precision(predicted: np.ndarray, y: np.ndarray, cls: int) -> tuple[float, int, int]:
+    """Precision of ``cls`` among ``predicted`` as if the classes were balanced, smoothed.
+
+    ``TPR / (TPR + FPR)``: the share of subjects predicted ``cls`` that are truly ``cls`` when
+    both classes weigh the same, so that the majority class cannot reach it by its prevalence
+    (calling all 95 controls and 5 cases "control" has accuracy 0.95, balanced precision 0.5).
+    Both rates are Jeffreys-smoothed (``(k + 0.5) / (n + 1)``): a handful of validation
+    subjects with no error does not prove a precision of 1 (a model with no information found
+    a high threshold above which, by chance, no case fell).
+
+    Parameters
+    ----------
+    predicted : numpy.ndarray of bool, shape (n,)
+        The validation subjects confidently predicted ``cls``.
+    y : numpy.ndarray of int, shape (n,)
+        Their true classes (0/1).
+    cls : int
+
+    Returns
+    -------
+    (precision, true, false)
+        The smoothed balanced precision, and the subjects predicted ``cls`` rightly and wrongly.
+    """
+    own, other = y == cls, y != cls
+    true, false = int((predicted & own).sum()), int((predicted & other).sum())
+    tpr = (true + 0.5) / (own.sum() + 1)
+    fpr = (false + 0.5) / (other.sum() + 1)
+    return float(tpr / (tpr + fpr)), true, false
+
+
+def choose_thresholds(
+    proba: np.ndarray, y: np.ndarray, target_precision: float
+) -> dict[int, float | None]:
+    """Per class, the lowest confidence threshold whose pseudo-labels reach the target precision.
+
+    For each class ``c``, among the validation subjects predicted ``c`` at least as confidently
+    as the threshold, the :func:`balanced_precision` of ``c`` must reach ``target_precision``
+    and at least :data:`MIN_CLASS_VALIDATION` of them must be right.
+    A class with fewer than :data:`MIN_CLASS_VALIDATION` validation subjects gets no threshold,
+    nor does the other class (its errors would be counted on those few subjects), logged.
 
     Parameters
     ----------
     proba : numpy.ndarray, shape (n, 2)
-        Predicted class probabilities of the validation rows.
+        Predicted class probabilities of the validation subjects.
     y : numpy.ndarray of int, shape (n,)
         Their true labels.
-    target_accuracy : float
+    target_precision : float
+        ``evaluate.finetune.pseudo_label_accuracy``.
 
     Returns
     -------
-    float or None
-        A predicted probability of the validation set (rows at or above it are "confident");
-        ``None`` when no threshold reaches the target.
+    dict
+        Class -> a predicted probability of the validation set (subjects predicted that class
+        at or above it are "confident"), or ``None`` when none reaches the target.
     """
+    y = np.asarray(y)
+    counts = {c: int((y == c).sum()) for c in (0, 1)}
+    if min(counts.values()) < MIN_CLASS_VALIDATION:
+        log.info(
+            "diagnosis pseudo-labels: none; inner validation subjects per class %s, each class "
+            "needs %d to check the pseudo-labels of both",
+            counts,
+            MIN_CLASS_VALIDATION,
+        )
+        return {0: None, 1: None}
     confidence = proba.max(axis=1)
-    correct = proba.argmax(axis=1) == y
-    for tau in np.unique(confidence):  # ascending: the first that works keeps the most rows
-        chosen = confidence >= tau
-        if correct[chosen].mean() >= target_accuracy:
-            return float(tau)
-    return None
+    predicted = proba.argmax(axis=1)
+    out: dict[int, float | None] = {}
+    for cls in (0, 1):
+        out[cls] = None
+        for tau in np.unique(confidence[predicted == cls]):  # ascending: most subjects first
+            precision, true, _ = balanced_precision(
+                (predicted == cls) & (confidence >= tau), y, cls
+            )
+            # At least MIN_CLASS_VALIDATION right: a few lucky subjects above a high threshold
+            # let a model with no information through (in ~13 % of draws with one right).
+            if precision >= target_precision and true >= MIN_CLASS_VALIDATION:
+                out[cls] = float(tau)
+                break
+    return out
 
 
-def confident_labels(proba: np.ndarray, threshold: float | None) -> np.ndarray:
-    """Predicted class where ``max(proba) >= threshold``, else -1 (all -1 without threshold)."""
+def choose_threshold(proba: np.ndarray, y: np.ndarray, target_accuracy: float) -> float | None:
+    """The threshold of both classes, when :func:`choose_thresholds` gives them one alone.
+
+    Kept for callers wanting one number: the larger of the two per-class thresholds when both
+    exist, the one that exists otherwise, ``None`` when neither class reaches the target.
+    """
+    found = [t for t in choose_thresholds(proba, y, target_accuracy).values() if t is not None]
+    return max(found) if found else None
+
+
+def confident_labels(
+    proba: np.ndarray, threshold: float | dict[int, float | None] | None
+) -> np.ndarray:
+    """Predicted class where ``max(proba)`` reaches its threshold, else -1.
+
+    ``threshold`` is one for both classes, or per class (:func:`choose_thresholds`); ``None``
+    (for both, or for a class) gives no pseudo-label.
+    """
     labels = np.full(len(proba), -1, dtype=np.int64)
-    if threshold is None:
-        return labels
-    confident = proba.max(axis=1) >= threshold
-    labels[confident] = proba.argmax(axis=1)[confident]
+    per_class = threshold if isinstance(threshold, dict) else {0: threshold, 1: threshold}
+    confidence, predicted = proba.max(axis=1), proba.argmax(axis=1)
+    for cls, tau in per_class.items():
+        if tau is None:
+            continue
+        confident = (predicted == cls) & (confidence >= tau)
+        labels[confident] = cls
     return labels
 
 
@@ -243,6 +352,7 @@ def diagnosis_record(
     n_unlabeled: int,
     n_unlabeled_rows: int,
     threshold: float | None = None,
+    thresholds: dict[int, float | None] | None = None,
     threshold_source: str | None = None,
     inner_validation_rows: list[int] | None = None,
     inner_validation_subjects: int = 0,
@@ -260,7 +370,11 @@ def diagnosis_record(
     n_unlabeled, n_unlabeled_rows : int
         Subjects none of whose rows is labelled, and their rows.
     threshold : float or None
-        The confidence threshold (None: not made, or none reached the target accuracy).
+        The confidence threshold (None: not made, or none reached the target accuracy); with
+        per-class thresholds the higher of those found.
+    thresholds : dict, optional
+        Per class (0, 1): its confidence threshold, None where the class got none (recorded
+        by level name; both the fixed threshold when ``threshold_source`` is "fixed").
     threshold_source : {"inner", "fixed"} or None
         Chosen on the inner validation split, or :data:`FALLBACK_THRESHOLD`.
     inner_validation_rows : list of int, optional
@@ -273,7 +387,8 @@ def diagnosis_record(
     Returns
     -------
     dict
-        ``status, unit ("subject"), threshold, threshold_source, inner_validation_subjects,
+        ``status, unit ("subject"), threshold, thresholds, threshold_source,
+        inner_validation_subjects,
         inner_validation_rows, n_unlabeled, n_unlabeled_rows, n_pseudo_labelled,
         pseudo_labelled_subjects, pseudo_labelled_rows`` (the last two by level name).
     """
@@ -285,6 +400,10 @@ def diagnosis_record(
         "status": status,
         "unit": "subject",
         "threshold": threshold,
+        "thresholds": {
+            str(levels[c]): (None if (thresholds or {}).get(c) is None else float(thresholds[c]))
+            for c in (0, 1)
+        },
         "threshold_source": threshold_source,
         "inner_validation_subjects": int(inner_validation_subjects),
         "inner_validation_rows": list(inner_validation_rows or []),

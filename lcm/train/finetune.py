@@ -39,9 +39,10 @@ from lcm.model.targets import (
 )
 from lcm.model.transfer import to_device
 from lcm.train.confident import (
+    FALLBACK_CAP,
     FALLBACK_THRESHOLD,
     cap_labels,
-    choose_threshold,
+    choose_thresholds,
     confident_labels,
     diagnosis_record,
     subject_means,
@@ -312,13 +313,19 @@ class LCMClassifier(FinetunedLCM):
             # A subject's label: its labelled rows' majority (they agree in practice).
             votes = np.bincount(inverse, weights=y[plan.validation_rows])
             val_y = (votes / np.bincount(inverse) > 0.5).astype(np.int64)
-            threshold = choose_threshold(val_proba, val_y, settings["pseudo_label_accuracy"])
+            thresholds = choose_thresholds(val_proba, val_y, settings["pseudo_label_accuracy"])
+            cap = settings["pseudo_label_cap"]
         else:
-            threshold = FALLBACK_THRESHOLD
+            thresholds = {0: FALLBACK_THRESHOLD, 1: FALLBACK_THRESHOLD}
+            # An unchecked threshold: its pseudo-labels keep the labelled class ratio.
+            user_cap = settings["pseudo_label_cap"]
+            cap = FALLBACK_CAP if user_cap is None else min(user_cap, FALLBACK_CAP)
+        found = [t for t in thresholds.values() if t is not None]
+        threshold = max(found) if found else None
         subjects, subject_proba, inverse = subject_means(proba, groups, unlabeled)
-        labels = confident_labels(subject_proba, threshold)
+        labels = confident_labels(subject_proba, thresholds)
         n_labelled = {c: len(np.unique(groups[y == c])) for c in (0, 1)}
-        labels = cap_labels(labels, subject_proba, n_labelled, settings["pseudo_label_cap"])
+        labels = cap_labels(labels, subject_proba, n_labelled, cap)
         filled = y.copy()
         filled[unlabeled] = labels[inverse]
         names = self._level_names()
@@ -328,6 +335,7 @@ class LCMClassifier(FinetunedLCM):
             n_unlabeled=len(subjects),
             n_unlabeled_rows=len(unlabeled),
             threshold=threshold,
+            thresholds=thresholds,
             threshold_source=plan.source,
             inner_validation_rows=plan.validation_rows.tolist(),
             inner_validation_subjects=len(val_subjects),
@@ -336,7 +344,7 @@ class LCMClassifier(FinetunedLCM):
         )
         log.info(
             "diagnosis pseudo-labels: threshold %s (%s, %d inner validation subjects); %d of %d "
-            "unlabeled subjects labelled (%d of %d rows)",
+            "unlabeled subjects labelled (%d of %d rows); by class %s",
             threshold,
             plan.source,
             len(val_subjects),
@@ -344,7 +352,16 @@ class LCMClassifier(FinetunedLCM):
             len(subjects),
             int((filled[unlabeled] >= 0).sum()),
             len(unlabeled),
+            {names[c]: int((labels == c).sum()) for c in (0, 1)},
         )
+        if (labels >= 0).any() and len(np.unique(labels[labels >= 0])) == 1:
+            log.warning(
+                "diagnosis pseudo-labels of one class only: %d %r, 0 %r (per-class thresholds %s)",
+                int((labels >= 0).sum()),
+                names[int(labels[labels >= 0][0])],
+                names[1 - int(labels[labels >= 0][0])],
+                {names[c]: thresholds[c] for c in (0, 1)},
+            )
         return filled
 
     def _level_names(self) -> tuple[str, str]:
@@ -435,7 +452,8 @@ class LCMClassifier(FinetunedLCM):
         (:func:`lcm.train.confident.diagnosis_record`, less the inner validation rows): its
         ``status`` says whether pseudo-labelling ran (``made``) or why not (``off``,
         ``no_unlabeled``, ``one_class``); ``threshold`` (null: none reached the target accuracy,
-        or not made) and its ``threshold_source`` ("inner" validation split or "fixed"),
+        or not made; ``thresholds`` per level) and its ``threshold_source`` ("inner" validation
+        split or "fixed"),
         ``inner_validation_subjects``, ``n_unlabeled`` subjects and ``n_unlabeled_rows``,
         ``n_pseudo_labelled`` subjects, and ``pseudo_labelled_subjects`` /
         ``pseudo_labelled_rows`` per level. ``bei_pseudo_filled`` counts the rows whose missing

@@ -21,6 +21,7 @@ from lcm.train.confident import (
     FALLBACK_THRESHOLD,
     MIN_VALIDATION_SUBJECTS,
     choose_threshold,
+    choose_thresholds,
     confident_labels,
     inner_split,
     threshold_plan,
@@ -41,15 +42,62 @@ def test_inner_split_uses_labelled_training_rows_only() -> None:
     assert inner_split(y[:5], groups[:5], 0.25, seed=3) is None  # too few subjects
 
 
-def test_threshold_is_the_lowest_reaching_the_target() -> None:
-    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.45, 0.55], [0.4, 0.6], [0.05, 0.95]])
-    y = np.array([0, 1, 0, 0, 1])  # the two least confident are wrong
-    assert choose_threshold(proba, y, 0.9) == pytest.approx(0.8)
-    assert choose_threshold(proba, y, 0.6) == pytest.approx(0.55)  # 3 of 5 right at 0.55
-    assert choose_threshold(proba, np.array([1, 0, 0, 0, 0]), 0.9) is None
+def test_threshold_is_the_lowest_reaching_the_target_per_class() -> None:
+    # 6 subjects per class; the two least confident predictions of each class are wrong.
+    p1 = np.array([0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4])
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1])
+    proba = np.c_[1 - p1, p1]
+    assert choose_thresholds(proba, y, 0.85) == {0: pytest.approx(0.8), 1: pytest.approx(0.8)}
+    assert choose_threshold(proba, y, 0.85) == pytest.approx(0.8)
+    assert choose_thresholds(proba, 1 - y, 0.85) == {0: None, 1: None}  # the right ones: 2
     labels = confident_labels(np.array([[0.85, 0.15], [0.3, 0.7]]), 0.8)
     np.testing.assert_array_equal(labels, [0, -1])
-    np.testing.assert_array_equal(confident_labels(proba, None), [-1] * 5)
+    np.testing.assert_array_equal(confident_labels(proba, None), [-1] * 12)
+    per_class = confident_labels(np.array([[0.85, 0.15], [0.1, 0.9]]), {0: None, 1: 0.8})
+    np.testing.assert_array_equal(per_class, [-1, 1])
+
+
+def test_majority_class_does_not_meet_the_threshold_by_its_prevalence(caplog) -> None:
+    # 95 controls, 5 cases, every one called "control" at 0.97: accuracy 0.95 met the old
+    # target of 0.9 and every unlabelled subject became a control, hidden cases included.
+    proba = np.array([[0.97, 0.03]] * 100)
+    y = np.array([0] * 95 + [1] * 5)
+    assert choose_thresholds(proba, y, 0.9) == {0: None, 1: None}
+    assert choose_threshold(proba, y, 0.9) is None
+    # A model with no information labels nobody either, whatever the prevalence.
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        q = rng.uniform(0.6, 0.99, 100)
+        assert choose_thresholds(np.c_[q, 1 - q], y, 0.9) == {0: None, 1: None}
+        q = rng.uniform(0.01, 0.99, 100)
+        assert choose_thresholds(np.c_[q, 1 - q], y, 0.9) == {0: None, 1: None}
+    # Too few validation subjects of a class: neither class's pseudo-labels can be checked.
+    with caplog.at_level("INFO", logger="lcm.train.confident"):
+        few = choose_thresholds(np.array([[0.9, 0.1]] * 9 + [[0.1, 0.9]]), [0] * 9 + [1], 0.6)
+    assert few == {0: None, 1: None}
+    assert "inner validation subjects per class {0: 9, 1: 1}" in caplog.text
+
+
+def test_imbalanced_pseudo_labels_keep_the_minority_class() -> None:
+    # 10 % cases: 200 labelled subjects (20 cases), 100 unlabelled (10 cases). The first model
+    # calls every subject "control" confidently: the old rule (overall accuracy 0.9 on the
+    # inner validation subjects) labelled all 100 unlabelled controls, the 10 cases included.
+    y_true = np.r_[np.tile([1] + [0] * 9, 20), np.tile([1] + [0] * 9, 10)]
+    y = y_true.copy()
+    y[200:] = -1
+    groups = np.array([f"a/s{i:03d}" for i in range(len(y))])
+    clf, filled = _pseudo(y, groups, lambda hidden: np.tile([0.96, 0.04], (len(y), 1)))
+    info = clf.diagnosis_pseudo_
+    assert info["threshold_source"] == "inner" and info["inner_validation_subjects"] == 50
+    assert (filled[200:] == -1).all() and info["n_pseudo_labelled"] == 0
+    assert info["pseudo_labelled_subjects"] == {"control": 0, "patient": 0}
+    assert info["thresholds"] == {"control": None, "patient": None}
+    # A first model that knows: both classes pseudo-labelled, each on its own threshold.
+    signal = np.where(y_true == 1, 0.9, 0.05)
+    clf, filled = _pseudo(y, groups, lambda hidden: np.c_[1 - signal, signal])
+    info = clf.diagnosis_pseudo_
+    assert info["pseudo_labelled_subjects"] == {"control": 90, "patient": 10}
+    np.testing.assert_array_equal(filled[200:], y_true[200:])
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +276,7 @@ def test_threshold_is_chosen_on_validation_subjects_not_rows() -> None:
     def first_model(hidden: np.ndarray) -> np.ndarray:
         # Validation subjects: right with windows at 0.9 and 0.7 (mean 0.8), except one wrong
         # with windows at 0.99 and 0.51 (mean 0.75): per subject, 0.8 is the threshold
-        # reaching accuracy 1; per row, the wrong 0.99 window leaves none.
+        # of its class reaching the target; per row, the wrong 0.99 window leaves none.
         val = np.flatnonzero((hidden < 0) & (y >= 0))
         right = np.where(np.arange(len(y)) % 2 == 0, 0.9, 0.7)
         wrong = np.isin(groups, groups[val][:1])
@@ -240,7 +288,7 @@ def test_threshold_is_chosen_on_validation_subjects_not_rows() -> None:
         return np.c_[1 - p1, p1]
 
     clf, filled = _pseudo(
-        y, groups, first_model, pseudo_label_accuracy=1.0, inner_validation_fraction=0.25
+        y, groups, first_model, pseudo_label_accuracy=0.9, inner_validation_fraction=0.25
     )
     info = clf.diagnosis_pseudo_
     assert info["threshold_source"] == "inner"
