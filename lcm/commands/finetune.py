@@ -114,6 +114,49 @@ def diagnosis_labels(variables: pd.DataFrame, task: Task) -> np.ndarray:
     return y
 
 
+# Fewest labelled subjects of each class: the rule `lcm evaluate` applies (its folds and label
+# fractions keep at least 2 per class); one subject of a class is no diagnosis to learn.
+MIN_SUBJECTS_PER_CLASS = 2
+
+
+def check_label_classes(
+    y: np.ndarray, groups: np.ndarray, levels: tuple[str, str], dataset: str, label: str
+) -> None:
+    """Refuse a diagnosis with fewer than :data:`MIN_SUBJECTS_PER_CLASS` subjects of a class.
+
+    It trained on one positive among 437 labelled subjects and its log blamed "too few
+    labelled subjects"; ``lcm evaluate`` refused the same store. Subjects are counted, not runs.
+    """
+    labelled = y >= 0
+    groups = np.asarray(groups).astype(str)
+    n_subjects = len(set(groups[labelled].tolist()))
+    counts = {levels[k]: len(set(groups[y == k].tolist())) for k in (0, 1)}
+    short = [lv for lv in levels if counts[lv] < MIN_SUBJECTS_PER_CLASS]
+    if not short:
+        return
+    level = min(short, key=counts.get)
+    other = levels[1 - levels.index(level)]
+    if counts[level] == 0:
+        # y is per run (or window): count the subjects too, not only the rows.
+        message = (
+            f"Dataset {dataset!r}: no labelled subject is {level!r} "
+            f"({int(labelled.sum())} labelled run(s) of {n_subjects} subject(s), all "
+            f"{other!r}); a diagnosis is learnt from both classes."
+        )
+    else:
+        message = (
+            f"Dataset {dataset!r}: {counts[level]} labelled subject is {level!r} "
+            f"(labelled subjects per level {counts}, {int(labelled.sum())} labelled run(s)); "
+            f"a diagnosis is learnt from at least {MIN_SUBJECTS_PER_CLASS} subjects of each "
+            "class (lcm evaluate refuses it too)."
+        )
+    raise InputDataError(
+        message,
+        hint=f"Add {level!r} subjects with their {label!r} to the phenotype file and rerun "
+        f"lcm store, or check the catalogue's map of {label!r} for {dataset!r}.",
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm finetune``."""
     # Imported here: every `lcm` call builds all parsers, and torch takes seconds to import.
@@ -162,19 +205,7 @@ def run(args: argparse.Namespace) -> int:
             f"Dataset {args.dataset!r} has no subject with {args.label!r} in the store.",
             hint="Check the phenotype file and the catalogue's column for this variable.",
         )
-    missing = [levels[k] for k in (0, 1) if not (y == k).any()]
-    if missing:
-        # y is per run (or window): count the subjects too, not only the rows.
-        labelled = y >= 0
-        n_subjects = len(set(cohort.groups[labelled].tolist()))
-        raise InputDataError(
-            f"Dataset {args.dataset!r}: no labelled subject is {missing[0]!r} "
-            f"({int(labelled.sum())} labelled run(s) of {n_subjects} subject(s), all "
-            f"{levels[1 - levels.index(missing[0])]!r}); "
-            "a diagnosis is learnt from both classes.",
-            hint=f"Add {missing[0]!r} subjects to the dataset, or check the catalogue's map of "
-            f"{args.label!r} for it.",
-        )
+    check_label_classes(y, cohort.groups, levels, args.dataset, args.label)
     clf = LCMClassifier(
         args.checkpoint,
         args.label,

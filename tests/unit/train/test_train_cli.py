@@ -479,3 +479,24 @@ def test_pretrain_retried_after_its_outputs_were_written_trains_nothing_again(
     assert [
         s["from_step"] for s in json.loads((pre / "model.json").read_text())["training_sessions"]
     ] == [0]
+
+
+def test_finetune_refuses_a_class_of_one_subject() -> None:
+    # One positive among 437 labelled subjects (2 runs each): it trained, and its log blamed
+    # "too few labelled subjects"; lcm evaluate refused the same store.
+    from lcm.commands.finetune import check_label_classes
+    from lcm.exceptions import InputDataError
+
+    groups = np.repeat([f"beta/s{i:03d}" for i in range(500)], 2)
+    y = np.repeat(np.r_[[1], np.zeros(436, int), -np.ones(63, int)], 2)
+    levels = ("control", "patient")
+    with pytest.raises(InputDataError) as caught:
+        check_label_classes(y, groups, levels, "beta", "dx")
+    message = str(caught.value)
+    assert "1 labelled subject is 'patient'" in message
+    assert "{'control': 436, 'patient': 1}" in message and "874 labelled run(s)" in message
+    assert "Add 'patient' subjects" in caught.value.hint and "lcm store" in caught.value.hint
+    with pytest.raises(InputDataError, match="no labelled subject is 'patient'"):
+        check_label_classes(np.where(y == 1, 0, y), groups, levels, "beta", "dx")
+    y[2:4] = 1  # two positives: trained, as lcm evaluate would
+    check_label_classes(y, groups, levels, "beta", "dx")

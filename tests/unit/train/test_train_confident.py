@@ -132,6 +132,22 @@ def test_threshold_plan_needs_enough_validation_subjects(caplog) -> None:
     assert threshold_plan(one_class, groups, 0.25, seed=0) is None
 
 
+def test_threshold_plan_names_the_class_too_small_for_an_inner_split(caplog) -> None:
+    # 437 labelled subjects, one positive: the log said "too few labelled subjects".
+    y = np.r_[[1], np.zeros(436, int), -np.ones(363, int)]
+    with caplog.at_level("INFO", logger="lcm.train.confident"):
+        plan = threshold_plan(y, np.arange(len(y)), 0.25, seed=0)
+    assert plan.source == "fixed"
+    assert "class 1 has 1 labelled subject(s)" in caplog.text
+    assert "too few labelled subjects" not in caplog.text
+    # 40 labelled, 5 positive: an inner split holds 1 positive, too few to check a class on.
+    y = np.r_[np.ones(5, int), np.zeros(35, int), -np.ones(20, int)]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="lcm.train.confident"):
+        assert threshold_plan(y, np.arange(len(y)), 0.25, seed=0).source == "fixed"
+    assert "1 of class 1" in caplog.text and "at least 4 of each class" in caplog.text
+
+
 def test_fit_chooses_threshold_on_inner_validation_not_test(checkpoint: Path) -> None:
     cohort = make_cohort(60, seed=5)
     y_all = (cohort.variables["dx"] == "patient").to_numpy().astype(np.int64)
