@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
@@ -22,8 +23,9 @@ from lcm.evaluate.protocol import (
 )
 from lcm.evaluate.record import evaluation_record
 from lcm.evaluate.registry import checkpoint_models, maps_models
-from lcm.exceptions import ConfigError
-from lcm.io.provenance import write_sidecar
+from lcm.exceptions import ConfigError, InputDataError
+from lcm.io.paths import missingness_path, variables_path
+from lcm.io.provenance import provenance_path, write_sidecar
 from lcm.signals import SigtermExit
 from lcm.store.cohort import Cohort
 from lcm.threads import apply_thread_budget, resolve_thread_budget
@@ -122,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     from lcm.store.read import load_cohort
 
     cohort = load_cohort(args.store, args.atlas, [args.dataset], catalogue)
+    check_task_labelled(cohort, task, args.store, args.dataset)
     # The budget buys fits side by side, each single-threaded (lcm.evaluate.parallel): threads
     # inside each fit (OpenBLAS, torch) slowed them 30x on a shared node.
     workers = apply_thread_budget(resolve_thread_budget(args.threads))
@@ -129,6 +132,42 @@ def run(args: argparse.Namespace) -> int:
     with SigtermExit():
         _evaluate(args, cohort, task, settings, workers, catalogue)
     return 0
+
+
+def check_task_labelled(cohort: Cohort, task: Task, store: str | Path, dataset: str) -> None:
+    """Refuse a task none of whose runs has a value of its label, naming the likely cause.
+
+    With phenotype IDs that match no scan, every run is stored without variables and this
+    verb said "the labelled subjects are of one class only (subjects {})", naming neither the
+    phenotype file nor the cause. The store's own record names the files it was written from.
+    """
+    if task.label not in cohort.variables or cohort.variables[task.label].notna().any():
+        return  # a missing column, or labelled runs: the protocol's own checks speak
+    variables = cohort.variables.drop(columns=["dataset", "subject"], errors="ignore")
+    with_any = int(variables.notna().any(axis=1).sum())
+    side = provenance_path(variables_path(store, dataset))
+    try:
+        sources = json.loads(side.read_text()).get("Sources") or []
+    except (OSError, ValueError):
+        sources = []
+    written = (
+        f"; the store's variables of {dataset!r} were written from {sources}" if sources else ""
+    )
+    if with_any == 0:
+        cause = (
+            f"no run of {dataset!r} has any variable: the phenotype file's subject IDs most "
+            "likely match no scanned subject (lcm store warned that the scanned subjects were "
+            "absent from it)"
+        )
+    else:
+        cause = f"{with_any} run(s) have other variables, none {task.label!r}"
+    raise InputDataError(
+        f"Task {task.name!r}: none of the {len(cohort)} run(s) of {dataset!r} in {store} has a "
+        f"value of {task.label!r} ({cause}){written}.",
+        hint="Check the phenotype file's subject IDs against the scans' subject labels and "
+        f"the catalogue's id_column and column for {task.label!r} in {dataset!r}, then rerun "
+        f"lcm store (its missingness report: {missingness_path(store, dataset)}).",
+    )
 
 
 def _evaluate(

@@ -73,7 +73,7 @@ from lcm.evaluate.tasks import (
     unlabelled_runs,
 )
 from lcm.evaluate.windows import mean_per_run, run_groups, subject_groups
-from lcm.exceptions import ConfigError, LCMError
+from lcm.exceptions import ConfigError, InputDataError, LCMError
 from lcm.io.run_digests import connectome_digests, decode_digests, matching_sketches
 from lcm.store.cohort import Cohort
 
@@ -458,6 +458,14 @@ def evaluate_task(
         :data:`~lcm.evaluate.metrics.PREDICTION_COLUMNS`.
     """
     present, y = target_values(cohort.variables, task)
+    if not present.any():
+        # Not "one class only (subjects {})", which sent users to the positive level.
+        raise InputDataError(
+            f"Task {task.name!r}: no labelled subject: none of the {len(present)} run(s) has a "
+            f"value of {task.label!r}.",
+            hint="Check the phenotype file's subject IDs against the scans and the catalogue's "
+            f"column for {task.label!r}, then rerun lcm store.",
+        )
     # Named, not only counted: the report lists the runs no label let in.
     dropped = [unlabelled_runs(cohort.ids, present, task)] if not present.all() else []
     cohort = cohort.subset(present)

@@ -171,6 +171,45 @@ def test_evaluate_command_rejects_bad_positive(store, tmp_path):
     assert not (tmp_path / "m.parquet").exists()
 
 
+def test_evaluate_names_the_cause_when_no_subject_is_labelled(store, tmp_path):
+    # Phenotype IDs that match no scan: every run stored without variables, and evaluate said
+    # "the labelled subjects are of one class only (class index: subjects {})".
+    from lcm.io.paths import variables_path
+    from lcm.io.provenance import write_sidecar
+    from lcm.store.read import load_cohort
+
+    catalogue = load_catalogue(store["catalogue"])
+    root = tmp_path / "wrongids"
+    wrong = pd.DataFrame(
+        {"subject": [f"X{s:02d}" for s in range(24)], "site": "A", "autism": "autism", "age": 30.0}
+    )
+    cohort = load_cohort(store["root"], "toy", ["toyds"], catalogue)
+    write_variables(root, "toyds", wrong, catalogue)
+    pheno = tmp_path / "p_wrongids.tsv"
+    pheno.write_text("SUB_ID\tDX\n")
+    write_sidecar(variables_path(root, "toyds"), [pheno, store["catalogue"]])
+    unlabelled = evaluate_cmd.Cohort(
+        cohort.ids,
+        cohort.fc,
+        cohort.variables.assign(autism=None, age=np.nan),
+        cohort.roi_names,
+        cohort.atlas,
+    )
+    task = evaluate_cmd.Task(name="asd", label="autism", negative="control", positive="autism")
+    with pytest.raises(InputDataError) as caught:
+        evaluate_cmd.check_task_labelled(unlabelled, task, root, "toyds")
+    message = str(caught.value)
+    assert "none of the 24 run(s) of 'toyds'" in message and "one class" not in message
+    assert "match no scanned subject" in message and "p_wrongids.tsv" in message
+    assert "missingness_dataset-toyds.tsv" in caught.value.hint
+    evaluate_cmd.check_task_labelled(cohort, task, root, "toyds")  # labelled: passes
+    # The protocol itself says so too, not "one class only".
+    from lcm.evaluate.protocol import EvaluationSettings, evaluate_task
+
+    with pytest.raises(InputDataError, match="no labelled subject: none of the 24 run"):
+        evaluate_task(unlabelled, task, EvaluationSettings.from_dict({"models": ["logreg"]}), 0)
+
+
 def test_evaluate_uses_the_folds_of_lcm_splits(store, tmp_path, prevalence_model):
     """As in the workflow: `lcm splits --task` writes folds that `lcm evaluate --splits` reads."""
     from lcm.cli import main
