@@ -11,6 +11,7 @@ import pandas as pd
 
 from lcm.catalogue import load_catalogue
 from lcm.commands._atlas import add_atlas_arguments
+from lcm.exceptions import InputDataError
 from lcm.io.derivatives import read_qc_table
 from lcm.io.provenance import record_outputs, sha256_file, write_sidecar
 from lcm.store.commit import commit_dataset
@@ -80,6 +81,17 @@ def run(args: argparse.Namespace) -> int:
             first[1],
         )
     no_pheno = sorted(scanned - set(phenotype["subject"]))
+    if len(phenotype) and not stored & set(phenotype["subject"]):
+        # Stored anyway, every run without variables, and lcm evaluate later said "one class
+        # only (subjects {})": none of the file's rows is a stored subject.
+        coding = catalogue.coding(args.dataset)
+        raise InputDataError(
+            f"{args.dataset}: none of the {len(stored)} stored subject(s) is in {args.phenotype} "
+            f"(its {coding.id_column!r} column holds {sorted(set(phenotype['subject']))[:5]}, "
+            f"the scans' subjects are {sorted(stored)[:5]}).",
+            hint=f"Fix the subject IDs of {args.phenotype}, or the catalogue's id_column for "
+            f"{args.dataset} if it names the wrong column.",
+        )
     if no_pheno:
         unscanned = sorted(set(phenotype["subject"]) - scanned)
         log.warning(

@@ -224,6 +224,31 @@ def test_ambiguous_or_other_labels_stay_unmatched(labels: list[str], scanned: se
     assert mapping == {} and table["subject"].tolist() == labels
 
 
+def test_lcm_store_refuses_a_phenotype_matching_no_scan(tmp_path: Path, capsys) -> None:
+    """IDs that match no scan: it stored every run without variables, exit 0, and lcm evaluate
+    then said "one class only (subjects {})". A partial match stays a warning."""
+    catalogue = tmp_path / "variables.yaml"
+    catalogue.write_text(CATALOGUE)
+    qc_path = tmp_path / "qc.tsv"
+    _relmats(tmp_path, 3, [f"roi{i}" for i in range(6)], seed=1).to_csv(
+        qc_path, sep="\t", index=False
+    )
+    pheno = _pheno(
+        tmp_path, ["X101\tNYU\t240\t1\t1\t3", "X102\tNYU\t300\t2\t2\t4"], "p_wrongids.tsv"
+    )
+    args = ["store", "--dataset", "alpha", "--qc-table", str(qc_path), "--phenotype", str(pheno)]
+    args += ["--catalogue", str(catalogue), "--atlas", "toy", "--store-dir", str(tmp_path / "s")]
+    assert main(args) == 3
+    err = capsys.readouterr().err
+    assert "none of the 3 stored subject(s) is in" in err and "p_wrongids.tsv" in err
+    assert "'X101'" in err and "'101'" in err and "id_column" in err
+    assert not (tmp_path / "s" / "variables").exists()
+    partial = _pheno(tmp_path, ["101\tNYU\t240\t1\t1\t3"], "p_partial.tsv")
+    args[args.index(str(pheno))] = str(partial)
+    assert main(args) == 0
+    assert "scanned subject(s) absent from" in capsys.readouterr().err  # a warning, as before
+
+
 def test_lcm_store_joins_abide_style_ids(tmp_path: Path, capsys) -> None:
     """ABIDE: files say 0000101, the phenotype's SUB_ID 101 (every subject's variables were
     missing before, and the task had no labelled subject)."""
