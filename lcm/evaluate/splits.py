@@ -154,6 +154,17 @@ def _check_classes(y: np.ndarray, groups: np.ndarray, n_folds: int) -> None:
             "for this dataset (a diagnosis needs subjects of both classes). Continuous target: "
             "it needs labelled subjects of different values.",
         )
+    if smallest < 2:
+        # evaluate.n_folds is 2 at least: lowering it cannot make one subject two folds.
+        small = int(per_class.idxmin())
+        raise InputDataError(
+            f"Cannot split into subject-level folds: class {small} has {smallest} labelled "
+            f"subject (subjects per class {per_class.sort_index().to_dict()}; {_STRATA}); "
+            "every class needs at least 2, one per fold of the smallest evaluate.n_folds (2).",
+            hint=f"Add labelled subjects of class {small} to the task's dataset (their label in "
+            "the phenotype file, then rerun lcm store), or check the task's positive level and "
+            "the catalogue's map of its label for this dataset.",
+        )
     if smallest < n_folds:
         raise InputDataError(
             f"Cannot split into {n_folds} subject-level folds: subjects per class are "

@@ -289,3 +289,14 @@ def test_a_skipped_site_leaves_the_other_folds_their_table_numbers():
     for again in (pickle.loads(pickle.dumps(fold)), copy.deepcopy(fold)):
         assert isinstance(again, Fold) and again.fold == fold.fold
         assert all(np.array_equal(a, b) for a, b in zip(again, fold, strict=True))
+
+
+def test_a_class_of_one_subject_is_not_told_to_lower_n_folds():
+    """{0: 436, 1: 1}: the hint said "Lower evaluate.n_folds", which is 2 at least."""
+    y = np.r_[np.zeros(436, int), [1]]
+    groups = np.array([f"d/s{i}" for i in range(len(y))])
+    with pytest.raises(InputDataError, match=r"class 1 has 1 labelled subject") as info:
+        subject_folds(y, groups, 5, seed=0)
+    assert "Lower evaluate.n_folds" not in info.value.hint
+    assert "Add labelled subjects of class 1" in info.value.hint
+    assert "{0: 436, 1: 1}" in str(info.value)
