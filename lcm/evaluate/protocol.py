@@ -414,6 +414,44 @@ def choose_folds(
     )
 
 
+class FitProgress:
+    """Log each finished fit of an evaluation at INFO: ``fit k of N (model, seed, fold, fraction)``.
+
+    tqdm's bar is off outside a terminal, so a batch job's log of hours of fits read "fit lcm
+    on 396 runs (40 labeled) in 66.79 s" forty times with no way to tell how many remained.
+    """
+
+    def __init__(
+        self, task: str, jobs: list[FitJob], entries: list[tuple[int, dict]], bar: Any
+    ) -> None:
+        self.task, self.total, self.bar = task, len(jobs), bar
+        self.keys: dict[int, dict] = {}
+        for index, key in entries:
+            self.keys.setdefault(index, key)
+        self.done, self.start = 0, time.perf_counter()
+        log.info("task %s: %d fit(s) to run", task, self.total)
+
+    def __call__(self, index: int) -> None:
+        self.done += 1
+        self.bar.update(1)
+        key = self.keys.get(index, {})
+        elapsed = time.perf_counter() - self.start
+        left = elapsed / self.done * (self.total - self.done)
+        log.info(
+            "task %s: fit %d of %d (%s, seed %s, fold %s, fraction %g) done; %.0f s elapsed, "
+            "~%.0f s left",
+            self.task,
+            self.done,
+            self.total,
+            key.get("model", "?"),
+            key.get("seed", "?"),
+            key.get("fold", "?"),
+            float(key.get("label_fraction", float("nan"))),
+            elapsed,
+            left,
+        )
+
+
 def evaluate_task(
     cohort: Cohort,
     task: Task,
@@ -633,8 +671,9 @@ def evaluate_task(
             n_repeated,
         )
     bar = tqdm(total=len(jobs), desc=f"evaluate {task.name}", disable=not sys.stderr.isatty())
+    progress = FitProgress(task.name, jobs, entries, bar)
     with bar:
-        fitted = run_fits(jobs, cohort.fc, _fit_predict_timed, workers, lambda _: bar.update(1))
+        fitted = run_fits(jobs, cohort.fc, _fit_predict_timed, workers, progress)
     fit_seconds: dict[str, float] = {}
     permutations: dict[str, int] = {}
     outputs = []  # per fit: its test subjects' rows, fold scores and predictions

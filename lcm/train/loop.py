@@ -444,6 +444,10 @@ class DeviceConnectomes:
         return rows[:, self.lookup].view(len(rows), self.n_rois, self.n_rois)
 
 
+# Seconds between two INFO lines of the epochs of one training run (DEBUG has every epoch).
+EPOCH_LOG_SECONDS = 60.0
+
+
 def progress(iterable: range, desc: str, disable: bool = False) -> tqdm:
     """tqdm bar on a terminal; silent in batch jobs (logs carry the epoch summaries)."""
     return tqdm(iterable, desc=desc, disable=disable or not sys.stderr.isatty(), leave=False)
@@ -604,6 +608,8 @@ def train_epochs(
     # SIGTERM (SLURM's time limit, scancel) ends the run with a line saying where it stopped
     # and what a rerun resumes from, and exit status 143 as before.
     stop = _SigtermStop(pos, resumable, pos.step if pos.step else None)
+    started = last_info = time.perf_counter()
+    first_epoch = pos.epoch
     with stop:
         for epoch in progress(range(pos.epoch, epochs + 1), desc, quiet):
             for module in modules:
@@ -669,6 +675,22 @@ def train_epochs(
                 row.update(on_epoch_end(epoch))
             pos.history.append(row)
             pos.order = None
+            # At INFO the first epoch (its time tells the whole run's) and then one every
+            # EPOCH_LOG_SECONDS: a batch log showed nothing for minutes between "pretraining"
+            # and "final loss", and the per-epoch lines of short fits would flood it.
+            now = time.perf_counter()
+            heard = epoch == first_epoch or now - last_info >= EPOCH_LOG_SECONDS
+            if heard and not quiet:
+                last_info = now
+            log.log(
+                logging.INFO if heard and not quiet else logging.DEBUG,
+                "%s epoch %d of %d: loss_total %.4f, %.0f s elapsed",
+                desc,
+                epoch,
+                epochs,
+                row.get("loss_total", float("nan")),
+                now - started,
+            )
             log.debug("%s epoch %d: %s", desc, epoch, row)
     history = pos.history
     log.info("%s: %d epochs, final loss_total %.4f", desc, epochs, history[-1]["loss_total"])

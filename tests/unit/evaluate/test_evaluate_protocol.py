@@ -120,6 +120,20 @@ def test_no_test_run_reaches_fit(cohort, recording_model):
         assert variables.loc[y >= 0, "autism"].notna().all()
 
 
+def test_each_fit_is_logged_with_its_place_in_the_run(cohort, recording_model, caplog):
+    """A batch log (no tqdm bar) said nothing of how many fits remained."""
+    settings = EvaluationSettings.from_dict(
+        {"n_folds": 2, "seeds": [4], "label_fractions": [0.5, 1.0], "models": ["recording"]}
+    )
+    with caplog.at_level("INFO", logger="lcm.evaluate.protocol"):
+        evaluate_task(cohort, TASK, settings, master_seed=2)
+    assert f"task {TASK.name}: 4 fit(s) to run" in caplog.text
+    for k in range(1, 5):
+        assert f"fit {k} of 4 (recording, seed 4, fold " in caplog.text
+    assert "fraction 0.5) done" in caplog.text and "fraction 1) done" in caplog.text
+    assert "s left" in caplog.text
+
+
 def test_unlabeled_runs_lose_clinical_variables_too(cohort, recording_model):
     # An ADOS-like clinical score beside the diagnosis: a subject the sweep leaves
     # undiagnosed must not keep it (the LCM models read it as a BEI target).

@@ -268,3 +268,26 @@ def test_pseudo_labels_put_nothing_on_not_applicable(tmp_path: Path) -> None:
     assert pseudo is not None and (pseudo["handedness"].values[:, 3] == 0).all()
     assert set(own.sum(1).tolist()) == {1.0} and (own[:, 3] == 0).all()  # own labels kept
     assert na.tolist() == [[0.0, 0.0, 0.0, 1.0]] * 6  # not recorded: hard n/a, never filled
+
+
+def test_epochs_are_logged_at_info(downstream, caplog, monkeypatch) -> None:
+    # A batch log showed no line between the start of a training run and its end (epochs were
+    # DEBUG only): the first epoch and then one every EPOCH_LOG_SECONDS are INFO.
+    from lcm.train import loop
+
+    cohort, y = downstream
+    settings = {**FT, "epochs": 3}
+    with caplog.at_level("INFO", logger="lcm.train.loop"):
+        LCMClassifier(None, "dx", LEVELS, settings, 0, init="scratch").fit(cohort.fc[:16], y[:16])
+    lines = [r.getMessage() for r in caplog.records if " epoch " in r.getMessage()]
+    assert len(lines) == 1 and "epoch 1 of 3: loss_total" in lines[0] and "elapsed" in lines[0]
+    caplog.clear()
+    monkeypatch.setattr(loop, "EPOCH_LOG_SECONDS", 0.0)
+    with caplog.at_level("INFO", logger="lcm.train.loop"):
+        LCMClassifier(None, "dx", LEVELS, settings, 0, init="scratch").fit(cohort.fc[:16], y[:16])
+    lines = [r.getMessage() for r in caplog.records if " epoch " in r.getMessage()]
+    assert [line.split(":")[0].split(" epoch ")[1] for line in lines] == [
+        "1 of 3",
+        "2 of 3",
+        "3 of 3",
+    ]
