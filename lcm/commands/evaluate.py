@@ -64,7 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
         help="Cross-validate LCM and baselines on one task.",
-        description="Load the task's dataset from the feature store, drop runs without a label, "
+        description="Load the task's dataset from the feature store, drop runs without a label "
+        "(lcm finetune keeps them as unlabelled; here only the subjects a label fraction hides "
+        "are unlabelled), "
         "and for every seed run stratified subject-level K-fold (or leave-one-site-out) "
         "cross-validation; in each training fold keep the labels of a stratified fraction of "
         "subjects, fit every model on the training fold only (hyper-parameters by inner CV "
