@@ -336,3 +336,21 @@ def test_model_json_records_the_pseudo_label_outcome(checkpoint: Path, tmp_path:
     # Switched off is told from "made, labelled nobody": the record says which.
     assert saved["diagnosis_pseudo_labels"]["status"] == "off"
     assert saved["diagnosis_pseudo_labels"]["n_pseudo_labelled"] == 0
+
+
+def test_fixed_threshold_keeps_the_labelled_class_ratio_by_default() -> None:
+    # Too few labelled subjects for an inner split: the unchecked 0.95 threshold labelled
+    # every confident unlabelled subject (a first model calling all 20 "control": 20 controls
+    # against 4 labels); now at most one pseudo-label per labelled subject of each class.
+    y = np.r_[[0, 0, 1, 1], -np.ones(20, int)]
+    groups = np.array([f"a/s{i:02d}" for i in range(len(y))])
+    clf, filled = _pseudo(y, groups, lambda hidden: np.tile([0.99, 0.01], (len(y), 1)))
+    info = clf.diagnosis_pseudo_
+    assert info["threshold_source"] == "fixed" and info["threshold"] == FALLBACK_THRESHOLD
+    assert info["pseudo_labelled_subjects"] == {"control": 2, "patient": 0}
+    assert (filled[4:] == 0).sum() == 2
+    # A lower cap of the user's still applies.
+    clf, _ = _pseudo(
+        y, groups, lambda hidden: np.tile([0.99, 0.01], (len(y), 1)), pseudo_label_cap=0.5
+    )
+    assert clf.diagnosis_pseudo_["pseudo_labelled_subjects"] == {"control": 1, "patient": 0}
