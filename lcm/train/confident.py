@@ -13,8 +13,8 @@ inner split held ~2 rows, and one lucky row set the threshold). So the inner spl
 only when its validation part holds at least :data:`MIN_CLASS_VALIDATION` subjects of each
 class (and :data:`MIN_VALIDATION_SUBJECTS` in all); otherwise the first model is trained on
 every labelled row, the fixed :data:`FALLBACK_THRESHOLD` applies and each class keeps at most
-:data:`FALLBACK_CAP` pseudo-labels per labelled subject of it (:func:`threshold_plan`), which is
-logged.
+:data:`FALLBACK_CAP` pseudo-labels per labelled subject of it, as many per labelled subject as
+the other class (:func:`threshold_plan`, :func:`ratio_cap`), which is logged.
 
 The threshold is chosen per predicted class, on a criterion the class balance cannot meet by
 itself (:func:`choose_thresholds`). Overall accuracy could: with 5-12 % cases a first model
@@ -44,8 +44,9 @@ MIN_CLASS_VALIDATION = 4
 # a wrong pseudo-label costs more than a missing one when labels are scarce.
 FALLBACK_THRESHOLD = 0.95
 # ... and, the threshold being unchecked, at most this many pseudo-labels of a class per
-# labelled subject of it (with the user's ``pseudo_label_cap`` if lower): they keep the labelled
-# class ratio and never outnumber the labels.
+# labelled subject of it (with the user's ``pseudo_label_cap`` if lower), the same number per
+# labelled subject for both classes (:func:`ratio_cap`): they keep the labelled class ratio
+# and never outnumber the labels.
 FALLBACK_CAP = 1.0
 
 
@@ -118,7 +119,8 @@ def threshold_plan(
     # record (and the finetuning log) count 0 inner validation subjects.
     log.info(
         "diagnosis pseudo-labels: no inner validation (%s): fixed confidence threshold %.2f, "
-        "at most %g pseudo-label(s) per labelled subject of each class",
+        "at most %g pseudo-label(s) per labelled subject of each class, as many per labelled "
+        "subject for both",
         why,
         FALLBACK_THRESHOLD,
         FALLBACK_CAP,
@@ -331,11 +333,31 @@ def cap_labels(
     confidence = proba.max(axis=1)
     for cls in (0, 1):
         rows = np.flatnonzero(labels == cls)
-        keep = int(np.floor(cap * n_labelled.get(cls, 0)))
+        keep = int(np.floor(cap * n_labelled.get(cls, 0) + 1e-9))  # 2/3 * 3 is 2, not 1
         if len(rows) > keep:
             order = rows[np.argsort(-confidence[rows], kind="stable")]
             out[order[keep:]] = -1
     return out
+
+
+def ratio_cap(labels: np.ndarray, n_labelled: dict[int, int], cap: float) -> float:
+    """The cap that keeps the labelled class ratio: the smallest class's share, at most ``cap``.
+
+    Without a checked threshold, a first model confident of one class only (a model with no
+    information at 5 % cases calls everyone "control") would add pseudo-labels of that class
+    alone. Each class keeps the same number of pseudo-labels per labelled subject of it, the
+    fewest any class has (none of a class: none at all), and at most ``cap``.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of int
+        Pseudo-labels, -1 where none, one per unlabeled subject.
+    n_labelled : dict
+        Labelled subjects per class (both present).
+    cap : float
+    """
+    shares = [(labels == c).sum() / n_labelled[c] for c in (0, 1) if n_labelled.get(c, 0) > 0]
+    return float(min([cap, *shares]))
 
 
 # What a fit's diagnosis pseudo-labelling did: ``made`` (it ran; it may have labelled nobody),

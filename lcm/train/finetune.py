@@ -45,6 +45,7 @@ from lcm.train.confident import (
     choose_thresholds,
     confident_labels,
     diagnosis_record,
+    ratio_cap,
     subject_means,
     threshold_plan,
 )
@@ -325,6 +326,8 @@ class LCMClassifier(FinetunedLCM):
         subjects, subject_proba, inverse = subject_means(proba, groups, unlabeled)
         labels = confident_labels(subject_proba, thresholds)
         n_labelled = {c: len(np.unique(groups[y == c])) for c in (0, 1)}
+        if plan.source == "fixed":
+            cap = ratio_cap(labels, n_labelled, cap)
         labels = cap_labels(labels, subject_proba, n_labelled, cap)
         filled = y.copy()
         filled[unlabeled] = labels[inverse]

@@ -261,10 +261,11 @@ def test_pseudo_labels_are_one_per_subject_and_capped_by_labelled_subjects() -> 
     groups = [f"a/l{i}" for i in range(6) for _ in range(3)]
     y = [c for c in (0, 1) for _ in range(9)]
     confidence = [0.9] * 18
-    # u0: windows that disagree in confidence (mean 0.86 < 0.95); u1..u5: one run each.
-    groups += ["a/u0"] * 3 + [f"a/u{i}" for i in range(1, 6)]
-    y += [-1] * 8
-    confidence += [0.99, 0.99, 0.6, 0.96, 0.97, 0.98, 0.99, 0.995]
+    # u0: windows that disagree in confidence (mean 0.86 < 0.95); u1..u5: one run each;
+    # u6..u9 confident controls (the fixed threshold keeps both classes' ratio: it needs both).
+    groups += ["a/u0"] * 3 + [f"a/u{i}" for i in range(1, 10)]
+    y += [-1] * 12
+    confidence += [0.99, 0.99, 0.6, 0.96, 0.97, 0.98, 0.99, 0.995, 0.04, 0.03, 0.02, 0.01]
     groups, y, p1 = np.array(groups), np.array(y), np.array(confidence)
 
     clf, filled = _pseudo(y, groups, lambda hidden: np.c_[1 - p1, p1], pseudo_label_cap=1.0)
@@ -275,10 +276,11 @@ def test_pseudo_labels_are_one_per_subject_and_capped_by_labelled_subjects() -> 
     assert (filled[groups == "a/u0"] == -1).all()  # its mean, not its best windows
     # The cap counts labelled subjects (3 positive), not their 9 rows: the 3 most confident.
     assert sorted(groups[(y < 0) & (filled == 1)]) == ["a/u3", "a/u4", "a/u5"]
-    assert info["unit"] == "subject" and info["n_unlabeled"] == 6
-    assert info["n_unlabeled_rows"] == 8 and info["n_pseudo_labelled"] == 3
-    assert info["pseudo_labelled_subjects"] == {"control": 0, "patient": 3}
-    assert info["pseudo_labelled_rows"] == {"control": 0, "patient": 3}
+    assert sorted(groups[(y < 0) & (filled == 0)]) == ["a/u7", "a/u8", "a/u9"]
+    assert info["unit"] == "subject" and info["n_unlabeled"] == 10
+    assert info["n_unlabeled_rows"] == 12 and info["n_pseudo_labelled"] == 6
+    assert info["pseudo_labelled_subjects"] == {"control": 3, "patient": 3}
+    assert info["pseudo_labelled_rows"] == {"control": 3, "patient": 3}
 
 
 def test_threshold_is_chosen_on_validation_subjects_not_rows() -> None:
@@ -341,16 +343,23 @@ def test_model_json_records_the_pseudo_label_outcome(checkpoint: Path, tmp_path:
 def test_fixed_threshold_keeps_the_labelled_class_ratio_by_default() -> None:
     # Too few labelled subjects for an inner split: the unchecked 0.95 threshold labelled
     # every confident unlabelled subject (a first model calling all 20 "control": 20 controls
-    # against 4 labels); now at most one pseudo-label per labelled subject of each class.
+    # against 4 labels, on the reviewer's 5 % cohort 441 controls and no case). Now both
+    # classes keep as many pseudo-labels per labelled subject, one at most: here none.
     y = np.r_[[0, 0, 1, 1], -np.ones(20, int)]
     groups = np.array([f"a/s{i:02d}" for i in range(len(y))])
     clf, filled = _pseudo(y, groups, lambda hidden: np.tile([0.99, 0.01], (len(y), 1)))
     info = clf.diagnosis_pseudo_
     assert info["threshold_source"] == "fixed" and info["threshold"] == FALLBACK_THRESHOLD
-    assert info["pseudo_labelled_subjects"] == {"control": 2, "patient": 0}
-    assert (filled[4:] == 0).sum() == 2
-    # A lower cap of the user's still applies.
-    clf, _ = _pseudo(
-        y, groups, lambda hidden: np.tile([0.99, 0.01], (len(y), 1)), pseudo_label_cap=0.5
-    )
-    assert clf.diagnosis_pseudo_["pseudo_labelled_subjects"] == {"control": 1, "patient": 0}
+    assert info["pseudo_labelled_subjects"] == {"control": 0, "patient": 0}
+    assert (filled[4:] == -1).all()
+    # Confident of both: 2 labelled of each class, 9 confident controls and 1 confident case
+    # among the unlabelled -> half a pseudo-label per labelled subject: 1 and 1.
+    p1 = np.r_[[0.01, 0.01, 0.99, 0.99], np.full(9, 0.01), [0.99], np.full(10, 0.5)]
+    clf, filled = _pseudo(y, groups, lambda hidden: np.c_[1 - p1, p1])
+    assert clf.diagnosis_pseudo_["pseudo_labelled_subjects"] == {"control": 1, "patient": 1}
+    # Confident of many of both: at most one per labelled subject (2 and 2), or the user's cap.
+    p1 = np.r_[[0.01, 0.01, 0.99, 0.99], np.full(10, 0.01), np.full(10, 0.99)]
+    clf, _ = _pseudo(y, groups, lambda hidden: np.c_[1 - p1, p1])
+    assert clf.diagnosis_pseudo_["pseudo_labelled_subjects"] == {"control": 2, "patient": 2}
+    clf, _ = _pseudo(y, groups, lambda hidden: np.c_[1 - p1, p1], pseudo_label_cap=0.5)
+    assert clf.diagnosis_pseudo_["pseudo_labelled_subjects"] == {"control": 1, "patient": 1}
