@@ -25,6 +25,7 @@ from lcm.evaluate.metrics import (
     summarise,
     write_tidy_parquet,
 )
+from lcm.evaluate.motion import motion_scores
 from lcm.evaluate.record import read_evaluation_records
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import write_text, write_tsv
@@ -193,10 +194,16 @@ def run(args: argparse.Namespace) -> int:
     bei_eval = read_bei_eval(args.bei_eval) if args.bei_eval else None
     qc = read_qc(args.qc) if args.qc else None
     ingest = read_ingest_summaries(args.ingest_summary)
+    task_meta = read_evaluation_records(args.metrics)
+    # Head motion alone, scored on the models' own folds: a row of every table beside them.
+    motion_metrics, motion_predictions, motion_not_scored = motion_scores(
+        qc, predictions, task_meta
+    )
+    metrics = pd.concat([metrics, motion_metrics], ignore_index=True)
+    predictions = pd.concat([predictions, motion_predictions], ignore_index=True)
     summary = summarise(metrics)
     headline = headline_table(summary, predictions, n_boot=args.n_boot)
     contrasts = contrast_table(metrics, predictions)
-    task_meta = read_evaluation_records(args.metrics)
     oracles, oracle_inputs = _oracles(args, task_meta, predictions)
     inputs = [
         Path(p)
@@ -249,6 +256,7 @@ def run(args: argparse.Namespace) -> int:
             attention_html=_attention_html(args),
             contrasts=contrasts if len(contrasts) else None,
             motion=motion_confound(qc, predictions),
+            motion_not_scored=motion_not_scored,
             provenance=provenance,
         )
     )

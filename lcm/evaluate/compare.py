@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from lcm.evaluate.metrics import corrected_t_interval, fold_test_train_ratio
+from lcm.evaluate.motion import MOTION_MODEL
 from lcm.evaluate.registry import BASELINE_MODELS, CONTROL_MODELS
 
 log = logging.getLogger(__name__)
@@ -489,6 +490,9 @@ CONTRASTS = (
     ("pretraining gain without pseudo-labels", "lcm-no-pseudo", "lcm-scratch"),
     ("pseudo-label gain", "lcm", "lcm-no-pseudo"),
     ("BEI over self-supervised pretraining", "lcm", "lcm-ssl"),
+    # Head motion alone (mean FD, lcm.evaluate.motion), fitted on the same training folds: a
+    # model that does not beat it may be reading motion rather than connectivity.
+    ("over head motion alone", "lcm", MOTION_MODEL),
 )
 CONTRAST_COLUMNS = (
     "task",

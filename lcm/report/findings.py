@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lcm.evaluate.motion import MOTION_MODEL
+from lcm.evaluate.registry import CONTROL_MODELS
 from lcm.report.dropped import dropped_note
 from lcm.report.tables import first_permutation, metric_name, p_clause, p_text, with_ci
 
@@ -52,7 +54,10 @@ def headline_display(headline: pd.DataFrame) -> pd.DataFrame:
 
 
 def science_statements(
-    headline: pd.DataFrame, shared: dict[str, float | None], low: float = LOW_LABELS
+    headline: pd.DataFrame,
+    shared: dict[str, float | None],
+    low: float = LOW_LABELS,
+    summary: pd.DataFrame | None = None,
 ) -> list[str]:
     """One sentence per task: does LCM beat every baseline at ``<= low`` labels?
 
@@ -65,9 +70,20 @@ def science_statements(
         :func:`lcm.evaluate.compare.headline_table`.
     shared : dict
         ``task -> shared_structure`` of its synthetic cohort (None when not synthetic).
+    summary : pandas.DataFrame, optional
+        :func:`lcm.evaluate.metrics.summarise`: where head motion alone (``motion-fd``)
+        matches or beats lcm or every model, the task's sentence opens with that.
     """
     out = []
     for task, rows in headline.groupby("task", sort=True):
+        motion = motion_rows(summary, str(task))
+        warning = (
+            "<b>head motion alone matches or beats the models</b> ("
+            + "; ".join(_motion_clause(r, with_task=False) for r in motion)
+            + "). "
+            if motion
+            else ""
+        )
         compared = rows[rows["verdict"] != "not evaluated"]
         at = compared[compared["label_fraction"] <= low + 1e-9]
         knob = shared.get(task)
@@ -95,9 +111,9 @@ def science_statements(
                 else ""
             )
             out.append(
-                f"<b>{html.escape(task)}</b>{html.escape(where)}: LCM was not compared with a "
-                f"baseline at a label fraction &le; {low:g} ({_not_compared_reason(rows, low)})"
-                f"{versus}."
+                f"<b>{html.escape(task)}</b>{html.escape(where)}: {warning}LCM was not compared "
+                f"with a baseline at a label fraction &le; {low:g} "
+                f"({_not_compared_reason(rows, low)}){versus}."
             )
             continue
         parts = []
@@ -114,8 +130,8 @@ def science_statements(
         beats = bool((at["verdict"] == "better").all())
         claim = "beats every baseline" if beats else "does <b>not</b> beat every baseline"
         out.append(
-            f"<b>{html.escape(task)}</b>{html.escape(where)}: LCM with pseudo-labels {claim} "
-            f"{scope}; " + "; ".join(parts) + "."
+            f"<b>{html.escape(task)}</b>{html.escape(where)}: {warning}LCM with pseudo-labels "
+            f"{claim} {scope}; " + "; ".join(parts) + "."
         )
     return out
 
@@ -140,8 +156,10 @@ def headline_section(
     headline: pd.DataFrame | None,
     shared: dict[str, float | None],
     table_html: Callable[..., str],
+    summary: pd.DataFrame | None = None,
 ) -> str:
-    """The findings first: LCM against the best baseline per task and fraction, in words."""
+    """The findings first: LCM against the best baseline per task and fraction, in words
+    (each task's sentence opening with head motion alone where it matches the models)."""
     parts = ['<h2 id="headline">Headline: LCM against the best baseline</h2>']
     if headline is None or headline.empty:
         parts.append('<p class="note">No comparison could be made.</p>')
@@ -149,8 +167,10 @@ def headline_section(
     parts.append(
         '<p class="note">Mean over folds &times; seeds with 95 % corrected resampled t '
         "intervals (Nadeau &amp; Bengio; they include training variance). The best baseline is "
-        "the one with the highest mean at that fraction (picked after the fact, which favours "
-        "the baselines). The difference's interval spans two: a paired bootstrap of test "
+        "the one with the highest mean at that fraction, picked after the fact: that favours "
+        "the baselines for a <i>better</i> verdict (a win against it is a win against each) but "
+        "makes a <i>worse</i> verdict too easy (the winner of several baselines is flattered "
+        "by chance). The difference's interval spans two: a paired bootstrap of test "
         "subjects (one draw per subject, shared by every seed and fold that tests it; the "
         "fitted models held fixed) and the corrected resampled t of the folds' differences "
         "(training variance); p is the larger of their two. <i>better</i> means the whole "
@@ -159,7 +179,7 @@ def headline_section(
         "observed is given without an interval.</p>"
     )
     parts.append("<ul>")
-    parts.extend(f"<li>{s}</li>" for s in science_statements(headline, shared))
+    parts.extend(f"<li>{s}</li>" for s in science_statements(headline, shared, summary=summary))
     parts.append("</ul>")
     parts.append(
         table_html(
@@ -847,6 +867,7 @@ CONTRAST_SUBJECTS = {
     "pretraining gain without pseudo-labels": "pretraining without pseudo-labels",
     "pseudo-label gain": "pseudo-labels",
     "BEI over self-supervised pretraining": "BEI pretraining over self-supervised pretraining",
+    "over head motion alone": "LCM over head motion alone",
 }
 
 
@@ -905,29 +926,149 @@ def contrast_section(contrasts: pd.DataFrame | None, table_html: Callable[..., s
     )
 
 
-def motion_fragment(fd_auc: float | None) -> str:
-    """Mean-FD-only separability beside the oracle: how far motion alone separates the classes.
+def motion_rows(summary: pd.DataFrame | None, task: str | None = None) -> list[dict[str, Any]]:
+    """Where head motion alone (``motion-fd``) matches or beats LCM or every model.
 
-    ``fd_auc`` is :func:`lcm.evaluate.compare.motion_confound`'s AUC, which scores higher FD as
-    label 1: 0 separates as perfectly as 1, with the label-1 class moving less. The fragment
-    reports the direction-free ``max(AUC, 1 - AUC)`` and says which class moves more.
+    Per binary task and label fraction with a ``motion-fd`` AUC: its mean and interval, lcm's
+    and the best other model's (controls left out), and whether motion alone reaches the
+    best model's mean (``beats_all``) or lcm's (``beats_lcm``). Only rows where one of them
+    holds are returned.
     """
-    if fd_auc is None or not np.isfinite(fd_auc):
+    if summary is None or summary.empty:
+        return []
+    auc = summary[(summary["metric"] == "auc") & (summary["model"].astype(str) != "")]
+    if task is not None:
+        auc = auc[auc["task"] == task]
+    out = []
+    for (name, fraction), at in auc.groupby(["task", "label_fraction"], sort=True):
+        motion = at[at["model"] == MOTION_MODEL]
+        others = at[(at["model"] != MOTION_MODEL) & ~at["model"].isin(CONTROL_MODELS)]
+        others = others[np.isfinite(others["mean"])]
+        if motion.empty or others.empty or not np.isfinite(motion["mean"].iloc[0]):
+            continue
+        m = motion.iloc[0]
+        best = others.loc[others["mean"].idxmax()]
+        lcm = others[others["model"] == "lcm"]
+        beats_all = bool(m["mean"] >= best["mean"])
+        beats_lcm = bool(len(lcm) and m["mean"] >= lcm["mean"].iloc[0])
+        if beats_all or beats_lcm:
+            out.append(
+                {
+                    "task": str(name),
+                    "label_fraction": float(fraction),
+                    "motion": m,
+                    "best": best,
+                    "lcm": lcm.iloc[0] if len(lcm) else None,
+                    "beats_all": beats_all,
+                    "beats_lcm": beats_lcm,
+                }
+            )
+    return out
+
+
+def _summary_text(r: pd.Series) -> str:
+    return with_ci(r["mean"], r["ci_low"], r["ci_high"], n=r.get("n", 0))
+
+
+def _motion_clause(row: dict[str, Any], with_task: bool = True) -> str:
+    """One task and label fraction where motion alone matches or beats the models, in words."""
+    who = f"{html.escape(row['task'])} at {row['label_fraction']:g} of the labels"
+    head = f"{who}: " if with_task else f"at {row['label_fraction']:g} of the labels: "
+    motion = f"motion-fd AUC {_summary_text(row['motion'])}"
+    if row["beats_all"]:
+        best = row["best"]
+        return (
+            f"{head}{motion} &ge; every model's, the best being "
+            f"{html.escape(str(best['model']))} {_summary_text(best)}"
+        )
+    lcm = row["lcm"]
+    return f"{head}{motion} &ge; lcm's {_summary_text(lcm)}"
+
+
+MOTION_WHAT = (
+    "head motion alone (motion-fd: logistic regression on each subject's mean framewise "
+    "displacement, fitted on the same training folds and scored on the same test subjects as "
+    "the models)"
+)
+
+
+def motion_verdict(summary: pd.DataFrame | None, not_scored: dict[str, str] | None = None) -> str:
+    """The page's first warning when head motion alone matches or beats LCM (or every model)
+    on some task and label fraction; a note naming the binary tasks motion could not be scored
+    on (no mean FD), so its absence is said; ``""`` otherwise."""
+    rows = motion_rows(summary)
+    parts = []
+    if rows:
+        parts.append(
+            f'<p class="warn" id="motion-verdict"><b>Head motion alone matches or beats the '
+            f"models</b>: {MOTION_WHAT} reaches at least "
+            + ("every model's mean AUC" if all(r["beats_all"] for r in rows) else "LCM's")
+            + " on "
+            + "; ".join(_motion_clause(r) for r in rows)
+            + ". Where motion alone does as well, a model may be reading motion rather than "
+            "connectivity: read its AUC, and any gain, against motion-fd first (the "
+            "'over head motion alone' contrast).</p>"
+        )
+    if not_scored:
+        named = "; ".join(
+            f"{html.escape(str(t))} ({html.escape(str(why))})"
+            for t, why in sorted(not_scored.items())
+        )
+        parts.append(
+            f'<p class="warn"><b>Head motion alone was not scored</b> on {named}: whether '
+            "mean FD alone separates the classes as well as the models is unknown there.</p>"
+        )
+    return "\n".join(parts)
+
+
+def motion_fragment(
+    fd_auc: float | None, summary: pd.DataFrame | None = None, task: str | None = None
+) -> str:
+    """Head motion alone on one task: the out-of-sample ``motion-fd`` model beside the others
+    (a warning where it matches or beats lcm or every model), and which class moves more.
+
+    ``fd_auc`` is :func:`lcm.evaluate.compare.motion_confound`'s in-sample AUC of higher FD for
+    label 1, used here only to say which class moves more (descriptive: its direction is read
+    on every subject). The comparison with the models is the ``motion-fd`` rows of ``summary``:
+    fold-mean AUCs on the same folds and test subjects, the direction learned on each training
+    fold.
+    """
+    described = fd_auc is not None and np.isfinite(fd_auc)
+    scored = (
+        summary is not None
+        and task is not None
+        and ((summary["task"] == task) & (summary["model"] == MOTION_MODEL)).any()
+    )
+    if not described and not scored:
         return ""
-    separability = max(fd_auc, 1.0 - fd_auc)
-    if fd_auc > 0.5:
+    if described and fd_auc > 0.5:
         who = "the label-1 subjects (patients, for a diagnosis) move more"
-    elif fd_auc < 0.5:
+    elif described and fd_auc < 0.5:
         who = "the label-0 subjects (controls, for a diagnosis) move more"
     else:
         who = "neither class moves more"
+    moves = (
+        f" Over all its subjects (in sample, descriptive only; each subject's mean FD "
+        f"averaged over its included runs) {who}: the AUC of higher FD for label 1 is "
+        f"{fd_auc:.3f}."
+        if described
+        else ""
+    )
+    rows = motion_rows(summary, task) if scored else []
+    if rows:
+        said = "; ".join(_motion_clause(r, with_task=False) for r in rows)
+        return (
+            f'<p class="warn"><b>Motion confound check</b>: {MOTION_WHAT} matches or beats '
+            f"the models {said} (the motion-fd rows of the table below). A model at or below "
+            "motion alone may be reading motion rather than connectivity." + moves + "</p>"
+        )
+    if scored:
+        return (
+            f'<p class="note"><b>Motion confound check</b>: {MOTION_WHAT} is the motion-fd row '
+            "of the table below; every model's mean AUC here is above it, and the 'over head "
+            "motion alone' contrast says whether lcm's is clearly so." + moves + "</p>"
+        )
     return (
-        f'<p class="note"><b>Motion confound check</b>: a motion-only classifier, mean '
-        f"framewise displacement alone, reaches AUC {separability:.3f} on this task "
-        f"(direction-free: max(AUC, 1 &minus; AUC), the AUC of higher FD for label 1 being "
-        f"{fd_auc:.3f}): {who}. Each subject's mean FD is averaged over its included runs; the "
-        "subjects are those of this task's predictions. A model whose AUC is at or below "
-        f"{separability:.3f} does no better than motion alone and may be reading motion rather "
-        "than connectivity; only a model clearly above it shows more than motion. Compare "
-        "difficulty across cohorts with it in mind.</p>"
+        f'<p class="note"><b>Motion confound check</b>: head motion alone was not scored out '
+        f"of sample on this task.{moves}</p>"
     )

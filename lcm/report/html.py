@@ -118,6 +118,9 @@ class ReportData:
     motion : dict
         ``task -> AUC of mean FD alone for label 1`` (below 0.5: label 1 moves less;
         :func:`lcm.evaluate.compare.motion_confound`).
+    motion_not_scored : dict
+        ``task -> why`` for each binary task head motion alone could not be scored on
+        (:func:`lcm.evaluate.motion.motion_scores`).
     provenance : ProvenanceFacts
         What the inputs' sidecars, the checkpoints' ``model.json`` and the config copies
         record (:func:`lcm.report.provenance_section.collect_provenance`).
@@ -141,6 +144,7 @@ class ReportData:
     ingest: pd.DataFrame | None = None
     contrasts: pd.DataFrame | None = None
     motion: dict[str, float] = field(default_factory=dict)
+    motion_not_scored: dict[str, str] = field(default_factory=dict)
     provenance: ProvenanceFacts = field(default_factory=ProvenanceFacts)
 
 
@@ -235,7 +239,7 @@ def task_section(data: ReportData, task: str) -> str:
     parts.append(findings.collapse_fragment(data.metrics, task))
     if binary:  # the oracle is the diagnosis's ceiling
         parts.append(findings.oracle_fragment(data.oracles.get(task)))
-        parts.append(findings.motion_fragment(data.motion.get(task)))
+        parts.append(findings.motion_fragment(data.motion.get(task), data.summary, task))
     parts.append(
         '<p class="note">Mean over folds &times; seeds with 95 % corrected resampled t '
         "confidence intervals (Nadeau &amp; Bengio: the folds and seeds re-test the same "
@@ -489,13 +493,17 @@ def render_report(data: ReportData) -> str:
     )
     body = [
         f"<h1>{html.escape(data.title)}</h1>",
+        # Motion alone first: a gain over a model that motion matches says little.
+        findings.motion_verdict(data.summary, data.motion_not_scored),
         findings.pretraining_verdict(
             data.contrasts, _shared_structure(data), summary=data.summary, task_meta=data.task_meta
         ),
         findings.no_auc_warning(data.metrics, data.task_meta),
         f"<nav>{nav}</nav>",
         intro,
-        findings.headline_section(data.headline, _shared_structure(data), table_html),
+        findings.headline_section(
+            data.headline, _shared_structure(data), table_html, summary=data.summary
+        ),
         findings.contrast_section(data.contrasts, table_html),
         *(task_section(data, t) for t in tasks),
         pretraining_section(data.history, data.ssl_history),

@@ -1,0 +1,154 @@
+"""Head motion alone (motion-fd): scored on the models' folds, said first when it matches them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from lcm.evaluate.compare import contrast_table
+from lcm.evaluate.metrics import summarise
+from lcm.evaluate.motion import MOTION_MODEL, motion_scores
+from lcm.report.findings import motion_fragment, motion_verdict, science_statements
+
+
+def _cohort(n: int = 40, folds: int = 4, models=("lcm", "logreg"), noise: float = 1.0):
+    """Predictions of ``models`` (weak: AUC about 0.6) on ``n`` subjects in ``folds`` folds, at
+    label fractions 0.25 and 1.0, and a QC table whose mean FD separates the classes."""
+    rng = np.random.default_rng(0)
+    y = np.array([i % 2 for i in range(n)], dtype=float)
+    subjects = [f"s{i:02d}" for i in range(n)]
+    fold = (np.arange(n) // 2) % folds  # each fold holds both classes
+    frames = []
+    for fraction in (0.25, 1.0):
+        for model in models:
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "task": "asd",
+                        "model": model,
+                        "label_fraction": fraction,
+                        "seed": 0,
+                        "fold": fold,
+                        "dataset": "d",
+                        "subject": subjects,
+                        "site": "",
+                        "y_true": y,
+                        "prediction": 1 / (1 + np.exp(-(0.3 * y + noise * rng.normal(size=n)))),
+                    }
+                )
+            )
+    predictions = pd.concat(frames, ignore_index=True)
+    qc = pd.DataFrame(
+        {
+            "dataset": "d",
+            "subject": subjects,
+            "included": True,
+            "mean_fd": 0.2 + 0.15 * y + 0.05 * rng.normal(size=n),
+        }
+    )
+    record = {
+        "levels": ["control", "autism"],
+        "labelled_subjects": [
+            {
+                "seed": 0,
+                "fold": f,
+                "label_fraction": frac,
+                "labelled": {"control": k, "autism": k},
+            }
+            for f in range(folds)
+            for frac, k in ((0.25, 4), (1.0, 15))
+        ],
+    }
+    return predictions, qc, {"asd": record}
+
+
+def _metrics_of(predictions: pd.DataFrame) -> pd.DataFrame:
+    from lcm.evaluate.metrics import binary_metrics
+
+    rows = []
+    keys = ["task", "model", "label_fraction", "seed", "fold"]
+    for key, at in predictions.groupby(keys):
+        scores = binary_metrics(at["y_true"].to_numpy().astype(int), at["prediction"].to_numpy())
+        rows += [
+            {**dict(zip(keys, key, strict=True)), "metric": m, "value": v}
+            for m, v in scores.items()
+        ]
+    return pd.DataFrame(rows)
+
+
+def test_motion_fd_is_scored_out_of_sample_on_the_models_folds_and_subjects():
+    predictions, qc, records = _cohort()
+    metrics, preds, not_scored = motion_scores(qc, predictions, records)
+    assert not_scored == {}
+    assert set(metrics["model"]) == {MOTION_MODEL}
+    # One fit per label fraction x seed x fold of the models, on the same test subjects.
+    ours = preds.groupby(["label_fraction", "seed", "fold"])["subject"].apply(frozenset)
+    theirs = (
+        predictions[predictions["model"] == "lcm"]
+        .groupby(["label_fraction", "seed", "fold"])["subject"]
+        .apply(frozenset)
+    )
+    assert ours.to_dict() == theirs.to_dict()
+    auc = metrics[metrics["metric"] == "auc"]
+    assert auc["value"].mean() > 0.8  # FD separates the classes here
+
+
+def test_motion_fd_is_not_scored_without_mean_fd_and_the_page_says_so():
+    predictions, _, records = _cohort()
+    metrics, _, not_scored = motion_scores(None, predictions, records)
+    assert metrics.empty and "asd" in not_scored
+    text = motion_verdict(None, not_scored)
+    assert "not scored" in text and "asd" in text and 'class="warn"' in text
+
+
+def test_motion_alone_beating_every_model_is_said_first_and_warned():
+    """FD at AUC ~0.9 against models near 0.6: the page's first warning, the headline bullet
+    and the task's motion paragraph all say motion alone matches or beats the models."""
+    predictions, qc, records = _cohort()
+    motion_metrics, motion_preds, _ = motion_scores(qc, predictions, records)
+    metrics = pd.concat([_metrics_of(predictions), motion_metrics], ignore_index=True)
+    summary = summarise(metrics)
+    first = motion_verdict(summary, {})
+    assert 'class="warn"' in first and "Head motion alone matches or beats" in first
+    assert "asd at 0.25 of the labels" in first and "every model" in first
+    headline = pd.DataFrame(
+        [
+            {
+                "task": "asd",
+                "label_fraction": 0.25,
+                "metric": "auc",
+                "model": "lcm",
+                "model_mean": 0.6,
+                "model_ci_low": 0.5,
+                "model_ci_high": 0.7,
+                "best_baseline": "logreg",
+                "baseline_mean": 0.6,
+                "baseline_ci_low": 0.5,
+                "baseline_ci_high": 0.7,
+                "difference": 0.0,
+                "difference_ci_low": -0.1,
+                "difference_ci_high": 0.1,
+                "p_value": 0.9,
+                "verdict": "no clear difference",
+            }
+        ]
+    )
+    bullet = science_statements(headline, {}, summary=summary)[0]
+    assert bullet.index("head motion alone matches or beats") < bullet.index("LCM with")
+    fragment = motion_fragment(0.9, summary, "asd")
+    assert fragment.startswith('<p class="warn">') and "matches or beats" in fragment
+    # The paired contrast lcm - motion-fd on the same folds.
+    both = pd.concat([predictions, motion_preds], ignore_index=True)
+    table = contrast_table(metrics, both)
+    row = table[table["contrast"] == "over head motion alone"]
+    assert len(row) == 2 and (row["model_b"] == MOTION_MODEL).all()
+    assert (row["difference"] < 0).all()
+
+
+def test_motion_below_every_model_is_a_note_not_a_warning():
+    predictions, qc, records = _cohort(noise=0.05)  # models near AUC 1
+    qc = qc.assign(mean_fd=0.2 + 0.01 * np.random.default_rng(1).normal(size=len(qc)))
+    motion_metrics, _, _ = motion_scores(qc, predictions, records)
+    summary = summarise(pd.concat([_metrics_of(predictions), motion_metrics], ignore_index=True))
+    assert motion_verdict(summary, {}) == ""
+    assert motion_fragment(0.5, summary, "asd").startswith('<p class="note">')
