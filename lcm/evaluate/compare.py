@@ -44,8 +44,27 @@ HEADLINE_COLUMNS = (
     "difference_ci_low",
     "difference_ci_high",
     "p_value",
+    "p_holm",
     "verdict",
 )
+
+
+def holm(p_values: np.ndarray | pd.Series) -> np.ndarray:
+    """Holm's step-down adjustment of ``p_values`` over the finite ones (NaN stays NaN).
+
+    The family is every finite p given: the report adjusts over every row of its headline
+    table, and over every row of its contrasts table, the rows it states.
+    """
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(len(p), np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    if not len(finite):
+        return out
+    order = finite[np.argsort(p[finite], kind="stable")]
+    m = len(order)
+    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    out[order] = adjusted
+    return out
 
 
 def task_kind(predictions: pd.DataFrame) -> str:
@@ -325,7 +344,8 @@ def headline_table(
         ``too few test subjects per class`` (:data:`TOO_FEW_SUBJECTS`: fewer than
         :data:`MIN_BOOTSTRAP_SUBJECTS` of a class over all folds; the observed difference
         without an interval) or ``not evaluated`` (no difference, or no interval: fewer than
-        two folds, or folds whose differences are all equal).
+        two folds, or folds whose differences are all equal). ``p_holm`` is ``p_value``
+        Holm-adjusted over every row of the table (:func:`holm`).
     """
     rows = []
     for task, at_task in summary.groupby("task", sort=True):
@@ -372,7 +392,9 @@ def headline_table(
                     verdict="not evaluated",
                 )
             rows.append(row)
-    return pd.DataFrame(rows, columns=list(HEADLINE_COLUMNS))
+    out = pd.DataFrame(rows, columns=list(HEADLINE_COLUMNS))
+    out["p_holm"] = holm(out["p_value"]) if len(out) else []
+    return out
 
 
 def _verdict(paired: PairedResult) -> str:
@@ -505,6 +527,8 @@ CONTRAST_COLUMNS = (
     "ci_low",
     "ci_high",
     "p_value",
+    "p_holm",
+    "se",
     "n",
     "verdict",
 )
@@ -525,9 +549,10 @@ def contrast_table(metrics: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataF
     pandas.DataFrame
         Columns :data:`CONTRAST_COLUMNS`: the mean paired difference of the headline metric
         over seeds x folds, its corrected-resampled-t 95 % interval (see
-        :func:`lcm.evaluate.metrics.corrected_t_interval`), p, the number of paired fits and a
-        verdict (``gain``: interval above 0, ``loss``: below 0, ``no clear difference``). A
-        contrast is listed only where both models were evaluated.
+        :func:`lcm.evaluate.metrics.corrected_t_interval`), p, p Holm-adjusted over every row
+        of the table (:func:`holm`), the corrected t's standard error ``se``, the number of
+        paired fits and a verdict (``gain``: interval above 0, ``loss``: below 0,
+        ``no clear difference``). A contrast is listed only where both models were evaluated.
     """
     rows = []
     for task, at_task in metrics.groupby("task", sort=True):
@@ -545,6 +570,14 @@ def contrast_table(metrics: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataF
                     continue
                 d = (wide[a] - wide[b]).to_numpy()
                 mean, low, high, p = corrected_t_interval(d, ratio)
+                finite = d[np.isfinite(d)]
+                # The corrected t's standard error (before the bounds are clipped): the
+                # report compares two cohorts' gains with it (unpaired: other subjects).
+                se = (
+                    float(np.sqrt(finite.var(ddof=1) * (1.0 / len(finite) + ratio)))
+                    if np.isfinite(low) and len(finite) > 1
+                    else np.nan
+                )
                 # A difference of two metrics in [-1, 1] (AUC, r: [-2, 2]) cannot leave that
                 # range; with few folds the t interval does (an AUC gain 'up to +1.6').
                 bound = DIFFERENCE_BOUND[metric]
@@ -569,11 +602,14 @@ def contrast_table(metrics: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataF
                         "ci_low": low,
                         "ci_high": high,
                         "p_value": p,
+                        "se": se,
                         "n": int(np.isfinite(d).sum()),
                         "verdict": verdict,
                     }
                 )
-    return pd.DataFrame(rows, columns=list(CONTRAST_COLUMNS))
+    out = pd.DataFrame(rows, columns=[c for c in CONTRAST_COLUMNS if c != "p_holm"])
+    out.insert(out.columns.get_loc("p_value") + 1, "p_holm", holm(out["p_value"]))
+    return out
 
 
 def motion_confound(qc: pd.DataFrame | None, predictions: pd.DataFrame) -> dict[str, float]:

@@ -26,6 +26,9 @@ SENS_SPEC = ("sensitivity", "specificity")
 # The headline's p: the larger of the paired bootstrap's and the corrected resampled t's
 # (lcm.evaluate.compare.headline_difference), so both must agree for a small one.
 P_HEADLINE = "p (larger of bootstrap and corrected t)"
+# Each table's p values Holm-adjusted over its rows (lcm.evaluate.compare.holm): the verdicts
+# rest on the unadjusted 95 % intervals, so the adjusted p says what survives their number.
+P_HOLM = "p, Holm-adjusted over the table's rows"
 
 
 def headline_display(headline: pd.DataFrame) -> pd.DataFrame:
@@ -47,6 +50,7 @@ def headline_display(headline: pd.DataFrame) -> pd.DataFrame:
                     r.difference, r.difference_ci_low, r.difference_ci_high, signed=True
                 ),
                 P_HEADLINE: p_text(r.p_value),
+                P_HOLM: p_text(getattr(r, "p_holm", np.nan)),
                 "verdict": r.verdict,
             }
         )
@@ -174,9 +178,10 @@ def headline_section(
         "subjects (one draw per subject, shared by every seed and fold that tests it; the "
         "fitted models held fixed) and the corrected resampled t of the folds' differences "
         "(training variance); p is the larger of their two. <i>better</i> means the whole "
-        "interval is above 0, so both agree. <i>too few test subjects per class</i>: fewer "
-        "than 3 test subjects of a class over all folds to resample, so the difference "
-        "observed is given without an interval.</p>"
+        "interval is above 0, so both agree (each interval at 95 %, unadjusted for the number "
+        "of rows; the table gives p as is and Holm-adjusted over all its rows). <i>too few "
+        "test subjects per class</i>: fewer than 3 test subjects of a class over all folds to "
+        "resample, so the difference observed is given without an interval.</p>"
     )
     parts.append("<ul>")
     parts.extend(f"<li>{s}</li>" for s in science_statements(headline, shared, summary=summary))
@@ -251,46 +256,74 @@ def control_fragment(control: pd.DataFrame, task: str, meta: dict[str, Any] | No
     )
 
 
-def collapse_fragment(metrics: pd.DataFrame, task: str) -> str:
-    """A warning naming each model of a binary task that called no test subject positive (or
-    every one) in every fold, or ``""``.
+def collapsed_fits(metrics: pd.DataFrame | None, task: str) -> dict[tuple[str, float], dict]:
+    """Each model and label fraction of a binary task whose classifier collapsed in at least
+    half of its fits (seeds x folds).
 
-    Such a classifier scores balanced accuracy 0.5 on every fold (shown without interval):
-    that is the threshold's collapse, not chance-level discrimination, and its AUC ranks
-    scores that never cross the threshold.
+    A fit collapsed when it called no test subject positive (sensitivity 0, specificity 1) or
+    every one (1, 0); the direction may differ from fold to fold (a from-scratch model
+    alternating between the two has learned no decision rule either).
+
+    Returns
+    -------
+    dict
+        ``(model, label_fraction) -> {"collapsed": k, "fits": n, "none": a, "every": b}``.
     """
-    if not {"task", "metric"} <= set(metrics.columns):  # no metrics table (tests, old data)
-        return ""
+    if metrics is None or not {"task", "metric"} <= set(metrics.columns):
+        return {}
     rows = metrics[(metrics["task"] == task) & metrics["metric"].isin(SENS_SPEC)]
     if rows.empty:
-        return ""
+        return {}
     wide = rows.pivot_table(
         index=["model", "label_fraction", "seed", "fold"], columns="metric", values="value"
     )
     if not set(SENS_SPEC) <= set(wide.columns):
-        return ""
+        return {}
     wide = wide.dropna()  # a test fold of one class says nothing of the other's calls
-    found = []
+    out = {}
     for (model, fraction), at in wide.groupby(level=["model", "label_fraction"], sort=True):
         sens, spec = at["sensitivity"], at["specificity"]
-        if (sens == 0).all() and (spec == 1).all():
-            calls = "called no test subject positive"
-        elif (sens == 1).all() and (spec == 0).all():
-            calls = "called every test subject positive"
-        else:
-            continue
+        none = int(((sens == 0) & (spec == 1)).sum())
+        every = int(((sens == 1) & (spec == 0)).sum())
+        if len(at) and 2 * (none + every) >= len(at):
+            out[(str(model), float(fraction))] = {
+                "collapsed": none + every,
+                "fits": len(at),
+                "none": none,
+                "every": every,
+            }
+    return out
+
+
+def collapse_fragment(metrics: pd.DataFrame, task: str) -> str:
+    """A warning naming each model of a binary task whose classifier collapsed (called no test
+    subject positive, or every one, in either direction fold by fold) in at least half of its
+    fits, or ``""``.
+
+    Such a classifier scores balanced accuracy 0.5 on those folds: that is the threshold's
+    collapse, not chance-level discrimination, and its AUC ranks scores that never cross the
+    threshold.
+    """
+    found = []
+    for (model, fraction), c in collapsed_fits(metrics, task).items():
+        ways = []
+        if c["none"]:
+            ways.append(f"no test subject positive in {c['none']}")
+        if c["every"]:
+            ways.append(f"every test subject positive in {c['every']}")
         found.append(
-            f"{html.escape(str(model))} at label fraction {fraction:g} {calls} in any of its "
-            f"{len(at)} fit(s) (seeds &times; folds)"
+            f"{html.escape(model)} at label fraction {fraction:g} collapsed in {c['collapsed']} "
+            f"of its {c['fits']} fit(s) (seeds &times; folds): it called " + " and ".join(ways)
         )
     if not found:
         return ""
     return (
         '<p class="warn"><b>Collapsed classifier</b>: '
         + "; ".join(found)
-        + ". Such a classifier's balanced accuracy is 0.5 by construction (no interval), not "
+        + ". Such a classifier's balanced accuracy is 0.5 by construction on those folds, not "
         "chance-level discrimination; its AUC ranks scores that never cross the 0.5 "
-        "threshold.</p>"
+        "threshold, and a contrast against it measures a gain over a model that learned no "
+        "decision rule.</p>"
     )
 
 
@@ -568,16 +601,28 @@ def _quote(task: str, rows: pd.DataFrame) -> str:
 
 
 def _quote_open(task: str, rows: pd.DataFrame) -> str:
-    """Rows whose interval crosses 0, each with its width and the largest gain it leaves
-    open: an interval of +-0.4 AUC is no evidence that pretraining does nothing."""
+    """Rows whose interval crosses 0, each with its width and both bounds in words: the
+    largest loss and the largest gain it leaves open (an interval of +-0.4 AUC is no evidence
+    that pretraining does nothing, nor that it does no harm)."""
     cited = " and ".join(
-        f"{_gain(r)} at {r.label_fraction:g} (width {r.ci_high - r.ci_low:.3f}: a gain up to "
-        f"{r.ci_high:+.3f} is not ruled out)"
+        f"{_gain(r)} at {r.label_fraction:g} ({_both_bounds(r.ci_low, r.ci_high)})"
         if np.isfinite(r.ci_low) and np.isfinite(r.ci_high)
         else f"{_gain(r)} at {r.label_fraction:g}"
         for r in rows.sort_values("label_fraction").itertuples(index=False)
     )
     return f"{html.escape(str(task))} {cited}"
+
+
+def _both_bounds(low: float, high: float) -> str:
+    """An interval's two bounds in words, the loss bound as well as the gain bound."""
+
+    def side(v: float) -> str:
+        return f"a loss of {-v:.3f}" if v < 0 else f"a gain of {v:.3f}"
+
+    return (
+        f"width {high - low:.3f}: anything from {side(low)} to {side(high)} is compatible "
+        "with these folds"
+    )
 
 
 def _one_seed_warning(tasks: list[str], task_meta: dict[str, dict[str, Any]]) -> str:
@@ -712,6 +757,7 @@ def pretraining_verdict(
     low: float = LOW_LABELS,
     summary: pd.DataFrame | None = None,
     task_meta: dict[str, dict[str, Any]] | None = None,
+    metrics: pd.DataFrame | None = None,
 ) -> str:
     """The report's first sentence: did pretraining help (lcm − lcm-scratch) at few labels?
 
@@ -746,7 +792,17 @@ def pretraining_verdict(
         ``task -> record`` of ``lcm evaluate``
         (:func:`lcm.evaluate.record.read_evaluation_records`): its
         ``settings.seeds`` say which measured tasks ran a single split seed.
+    metrics : pandas.DataFrame, optional
+        The tidy fold metrics: a from-scratch comparator that collapsed (called no test
+        subject positive, or every one, in most fits, :func:`collapsed_fits`) is named, since
+        a gain over it is a gain over a model that learned no decision rule.
+
+    Null cohorts (``shared_structure`` 0) are not read as inconclusive evidence: their gain is
+    compared with each planted cohort's at the same label fraction (:func:`null_comparison`),
+    and where the null's gain is as large the sentence says the gain is not distinguishable
+    from what the null shows.
     """
+    fold_metrics = metrics  # the name is reused below for the metrics' names
     if contrasts is None:
         contrasts = pd.DataFrame(columns=["task", "label_fraction", "contrast", "verdict"])
     rows, above = _rows_read(contrasts, summary, low)
@@ -763,7 +819,8 @@ def pretraining_verdict(
             (null_gain if task in null else helped).append(quoted)
         if len(losses):
             hurt.append(_quote(task, losses))
-        if gains.empty and losses.empty:
+        # A null cohort is a control, not evidence either way: null_comparison reads it.
+        if gains.empty and losses.empty and task not in null:
             flat.append(_quote_open(task, at))
     tasks = set(contrasts["task"]) | (set(summary["task"]) if summary is not None else set())
     reasons: dict[str, list[str]] = {}
@@ -814,7 +871,7 @@ def pretraining_verdict(
             "<b>inconclusive</b>, every interval crosses 0, on "
             + "; ".join(flat)
             + ". An interval that crosses 0 is no evidence that pretraining does not help: "
-            "read the largest gain it leaves open."
+            "read both of its bounds, the largest loss and the largest gain it leaves open."
         )
     elif null_gain:
         sentence = f"<b>The pretraining gain was measured on the null cohort(s) only</b> {at_low}"
@@ -836,11 +893,97 @@ def pretraining_verdict(
         )
     if unmeasured:
         sentence += f" The pretraining gain was not measured on {unmeasured}."
+    compared = null_comparison(rows, shared)
+    sentence += compared
+    collapsed = _collapsed_scratch(fold_metrics, rows)
+    sentence += collapsed
     one_seed = _one_seed_warning(sorted(set(rows["task"]), key=str), task_meta or {})
     sentence += one_seed
-    plain = helped and not hurt and not null_gain and not one_seed and not above
+    plain = helped and not hurt and not null_gain and not one_seed and not above and not collapsed
+    plain = plain and "not distinguishable" not in compared and "does not separate" not in compared
     cls = "note" if plain else "warn"
     return f'<p class="{cls}" id="verdict">{sentence}</p>'
+
+
+def null_comparison(rows: pd.DataFrame, shared: dict[str, float | None]) -> str:
+    """The pretraining gain of each planted cohort against each null cohort's (shared_structure
+    0) at the same label fraction, in words, or ``""`` without both.
+
+    The cohorts hold different subjects, so the comparison is unpaired: the difference of the
+    two mean gains with standard error ``sqrt(se_1^2 + se_2^2)`` of their corrected-t
+    standard errors (the contrasts table's ``se``) and t quantiles at the fewer fits' degrees
+    of freedom. DESIGN asks the gain to rise with the planted structure and vanish without
+    it: a null gain as large as the planted one means the check does not separate the two.
+    """
+    from scipy import stats
+
+    if rows.empty or "se" not in rows.columns:
+        return ""
+    null = {t for t, v in shared.items() if v is not None and float(v) == 0.0}
+    planted = {t for t, v in shared.items() if v is not None and float(v) > 0.0}
+    said = []
+    for fraction in sorted(rows["label_fraction"].unique()):
+        at = rows[np.isclose(rows["label_fraction"], fraction)].set_index("task")
+        for n_task in sorted(null & set(at.index), key=str):
+            for p_task in sorted(planted & set(at.index), key=str):
+                a, b = at.loc[p_task], at.loc[n_task]
+                d = float(a["difference"] - b["difference"])
+                se = float(np.hypot(a["se"], b["se"]))
+                dof = int(min(a["n"], b["n"])) - 1
+                if np.isfinite(se) and se > 0 and dof >= 1:
+                    q = float(stats.t.ppf(0.975, dof))
+                    low, high = d - q * se, d + q * se
+                    diff = with_ci(d, low, high, signed=True)
+                else:
+                    low = high = float("nan")
+                    diff = with_ci(d, np.nan, np.nan, signed=True)
+                pair = (
+                    f"at {fraction:g}: {html.escape(str(p_task))} "
+                    f"(shared_structure {shared[p_task]:g}) {_gain(a)} against "
+                    f"{html.escape(str(n_task))} (shared_structure 0) {_gain(b)}, planted "
+                    f"&minus; null {diff}"
+                )
+                if b["difference"] >= a["difference"]:
+                    pair += (
+                        ": the null cohort gains as much or more, so <b>the gain is not "
+                        "distinguishable from what the null shows</b> (the null check does "
+                        "not separate planted structure from none)"
+                    )
+                elif np.isfinite(low) and low > 0:
+                    pair += ": the planted cohort gains clearly more than the null"
+                else:
+                    pair += (
+                        ": the interval crosses 0, so <b>the gain is not distinguishable from "
+                        "what the null shows</b>"
+                    )
+                said.append(pair)
+    if not said:
+        return ""
+    return (
+        " <b>Null check</b> (the gain must rise with the planted shared structure and vanish "
+        "without it; unpaired, the cohorts hold different subjects): " + "; ".join(said) + "."
+    )
+
+
+def _collapsed_scratch(metrics: pd.DataFrame | None, rows: pd.DataFrame) -> str:
+    """A clause naming where the from-scratch comparator of the rows read collapsed."""
+    said = []
+    for task, at in rows.groupby("task", sort=True):
+        collapsed = collapsed_fits(metrics, str(task))
+        for fraction in sorted(at["label_fraction"].unique()):
+            c = collapsed.get(("lcm-scratch", float(fraction)))
+            if c:
+                said.append(
+                    f"{html.escape(str(task))} at {fraction:g} ({c['collapsed']} of its "
+                    f"{c['fits']} fits)"
+                )
+    if not said:
+        return ""
+    return (
+        " <b>The from-scratch comparator collapsed</b> (called no test subject positive, or "
+        "every one) on " + "; ".join(said) + ": the 'gain' there is over a model that learned "
+        "no decision rule."
+    )
 
 
 def contrast_display(contrasts: pd.DataFrame) -> pd.DataFrame:
@@ -854,6 +997,7 @@ def contrast_display(contrasts: pd.DataFrame) -> pd.DataFrame:
                 "contrast": f"{r.contrast} ({r.model_a} − {r.model_b})",
                 f"{metric_name(r.metric)} difference [95% CI]": _gain(r),
                 "p": p_text(r.p_value),
+                P_HOLM: p_text(getattr(r, "p_holm", np.nan)),
                 "fits": r.n,
                 "verdict": r.verdict,
             }
@@ -869,6 +1013,14 @@ CONTRAST_SUBJECTS = {
     "BEI over self-supervised pretraining": "BEI pretraining over self-supervised pretraining",
     "over head motion alone": "LCM over head motion alone",
 }
+
+
+def _holm_clause(p_holm: float, family: int) -> str:
+    """``, Holm-adjusted over the k contrasts p = ...`` (and whether it survives), or ``""``."""
+    if not np.isfinite(p_holm):
+        return ""
+    verdict = "" if p_holm < 0.05 else ": <b>not significant after Holm's adjustment</b>"
+    return f" (Holm-adjusted over the {family} contrasts listed: {p_clause(p_holm)}{verdict})"
 
 
 def contrast_statement(contrasts: pd.DataFrame) -> str:
@@ -892,6 +1044,7 @@ def contrast_statement(contrasts: pd.DataFrame) -> str:
                 f"{html.escape(subject)} ({html.escape(f'{r.model_a} − {r.model_b}')}) "
                 f"<b>{verb}</b> {html.escape(str(r.task))} at {r.label_fraction:g} of the "
                 f"labels ({verdict}): {metric_name(r.metric)} {_gain(r)}, {p_clause(r.p_value)}"
+                + _holm_clause(getattr(r, "p_holm", np.nan), len(contrasts))
             )
     cls = "warn" if (clear["verdict"] == "loss").any() else "note"
     return (
@@ -914,7 +1067,9 @@ def contrast_section(contrasts: pd.DataFrame | None, table_html: Callable[..., s
             "fold fit; the interval is the corrected resampled t of Nadeau &amp; Bengio (2003), "
             "which includes training variance (different training folds, label subsets and "
             "initialisations) and the overlap of training sets between folds. <i>gain</i>: "
-            "interval above 0; <i>loss</i>: below 0. The pretraining gain compares LCM with "
+            "interval above 0; <i>loss</i>: below 0 (each interval at 95 %, unadjusted; the "
+            "table's p is given as is and Holm-adjusted over all its rows, the family of "
+            "contrasts the report lists). The pretraining gain compares LCM with "
             "lcm-scratch, which trains on no pseudo-labels: it holds what self-training adds "
             "too; lcm-no-pseudo against lcm-scratch is pretraining alone.</p>",
             table_html(

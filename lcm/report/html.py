@@ -496,7 +496,11 @@ def render_report(data: ReportData) -> str:
         # Motion alone first: a gain over a model that motion matches says little.
         findings.motion_verdict(data.summary, data.motion_not_scored),
         findings.pretraining_verdict(
-            data.contrasts, _shared_structure(data), summary=data.summary, task_meta=data.task_meta
+            data.contrasts,
+            _shared_structure(data),
+            summary=data.summary,
+            task_meta=data.task_meta,
+            metrics=data.metrics,
         ),
         findings.no_auc_warning(data.metrics, data.task_meta),
         f"<nav>{nav}</nav>",

@@ -33,7 +33,10 @@ _COUNTED = (
     " A gain in 1 of the {n} comparisons (task &times; label fraction), each interval at 95 % "
     "with no correction for their number."
 )
-_OPEN = "+0.037 [-0.352, +0.426] at 0.1 (width 0.778: a gain up to +0.426 is not ruled out)"
+_OPEN = (
+    "+0.037 [-0.352, +0.426] at 0.1 (width 0.778: anything from a loss of 0.352 to a gain of "
+    "0.426 is compatible with these folds)"
+)
 
 
 def _gain(task: str, d: float, low: float, high: float) -> dict:
@@ -79,7 +82,8 @@ OPEN = _gain("autism", 0.037, -0.352, 0.426)
             '<p class="warn" id="verdict"><b>No gain from pretraining was shown</b> at &le; 0.1 '
             f"of the labels on any task {_WHAT}: <b>inconclusive</b>, every interval crosses 0, "
             f"on autism {_OPEN}. An interval that crosses 0 is no evidence that pretraining "
-            "does not help: read the largest gain it leaves open.</p>",
+            "does not help: read both of its bounds, the largest loss and the largest gain it "
+            "leaves open.</p>",
         ),
         (
             [HELPED, {**OPEN, "task": "dx"}],
@@ -170,14 +174,18 @@ def test_folds_equal_up_to_rounding_read_no_interval() -> None:
     assert table.loc["lcm", "balanced accuracy [95% CI]"] == "0.500, no interval (all folds equal)"
 
 
-def _sens_spec(calls_positive_in_fold_3: bool) -> pd.DataFrame:
+def _sens_spec(learned_folds: int = 0, alternate: bool = False) -> pd.DataFrame:
+    """lcm-scratch calling no test subject positive in each of 4 folds but the last
+    ``learned_folds`` (or, ``alternate``, every subject in folds 1 and 2); logreg learns."""
     rows = []
     for fold in range(4):
-        sens = 0.25 if calls_positive_in_fold_3 and fold == 3 else 0.0
-        for model, (s, p) in {"lcm-scratch": (sens, 1.0), "logreg": (0.6, 0.7)}.items():
+        s, p = (0.0, 1.0) if not (alternate and fold in (1, 2)) else (1.0, 0.0)
+        if fold >= 4 - learned_folds:
+            s, p = 0.25, 0.9
+        for model, (sens, spec) in {"lcm-scratch": (s, p), "logreg": (0.6, 0.7)}.items():
             rows += [
-                ("t", model, 0.1, 0, fold, "sensitivity", s),
-                ("t", model, 0.1, 0, fold, "specificity", p),
+                ("t", model, 0.1, 0, fold, "sensitivity", sens),
+                ("t", model, 0.1, 0, fold, "specificity", spec),
             ]
     # A fold of one class: no sensitivity, so it neither makes nor breaks the flag.
     rows += [
@@ -190,14 +198,23 @@ def _sens_spec(calls_positive_in_fold_3: bool) -> pd.DataFrame:
 
 
 def test_a_classifier_that_calls_no_one_positive_is_flagged() -> None:
-    text = findings.collapse_fragment(_sens_spec(False), "t")
+    text = findings.collapse_fragment(_sens_spec(), "t")
     assert text.startswith('<p class="warn"><b>Collapsed classifier</b>: lcm-scratch at label ')
-    assert "lcm-scratch at label fraction 0.1 called no test subject positive in any of its 4 " in (
-        text
-    )
+    assert "lcm-scratch at label fraction 0.1 collapsed in 4 of its 4 fit(s)" in text
+    assert "no test subject positive in 4" in text
     assert "logreg" not in text
-    assert findings.collapse_fragment(_sens_spec(True), "t") == ""
-    assert findings.collapse_fragment(_sens_spec(False), "other") == ""
+    assert findings.collapse_fragment(_sens_spec(), "other") == ""
+
+
+def test_a_classifier_collapsing_in_most_folds_either_way_is_flagged() -> None:
+    """Folds alternating between calling no one and everyone positive (rev25 #3: the
+    from-scratch comparator of the first sentence), or collapsing in 3 of 4 folds."""
+    text = findings.collapse_fragment(_sens_spec(alternate=True), "t")
+    assert "collapsed in 4 of its 4" in text
+    assert "no test subject positive in 2 and every test subject positive in 2" in text
+    assert "collapsed in 3 of its 4" in findings.collapse_fragment(_sens_spec(1), "t")
+    assert "collapsed in 2 of its 4" in findings.collapse_fragment(_sens_spec(2), "t")
+    assert findings.collapse_fragment(_sens_spec(3), "t") == ""
 
 
 def _control(n: int) -> pd.DataFrame:
@@ -316,3 +333,54 @@ def test_headline_sidecar_lists_the_metrics_too(tmp_path) -> None:
     run_report(inputs, tmp_path / "out", ["--out-headline", str(out)])
     sources = json.loads(out.with_suffix(".json").read_text())["Sources"]
     assert [str(p) for p in (*inputs["metrics"], *inputs["predictions"])] == sources
+
+
+def test_a_null_gain_as_large_as_the_planted_one_is_not_read_as_open_evidence() -> None:
+    """rev25 #2: autism +0.05 [-0.4, +0.5], autismnull +0.07 [-0.25, +0.39]: the null cohort
+    gains as much, so the sentence says the gain is not distinguishable from the null's, and
+    never that 'a gain up to +0.39 is not ruled out' on the null cohort."""
+    rows = [
+        {**_gain("autism", 0.05, -0.4, 0.5), "se": 0.14},
+        {**_gain("autismnull", 0.07, -0.25, 0.39), "se": 0.10},
+    ]
+    sentence = findings.pretraining_verdict(pd.DataFrame(rows), {"autism": 0.7, "autismnull": 0.0})
+    assert "gain up to" not in sentence and "autismnull +0.070" not in sentence.split("Null")[0]
+    assert "<b>Null check</b>" in sentence and "planted &minus; null -0.020" in sentence
+    assert "the gain is not distinguishable from what the null shows" in sentence
+    assert sentence.startswith('<p class="warn"')
+
+
+def test_an_open_interval_names_its_loss_bound_too() -> None:
+    """rev25 #4: a loss of -0.379 is as compatible with the folds as a gain of +0.213."""
+    row = _gain("alzheimers", -0.083, -0.379, 0.213)
+    sentence = findings.pretraining_verdict(pd.DataFrame([row]), {})
+    assert "anything from a loss of 0.379 to a gain of 0.213" in sentence
+
+
+def test_a_collapsed_scratch_comparator_is_named_in_the_first_sentence() -> None:
+    """rev25 #3: the 'gain' over lcm-scratch calling no one, then everyone, positive."""
+    metrics = _sens_spec(alternate=True)
+    sentence = findings.pretraining_verdict(
+        pd.DataFrame([{**HELPED, "task": "t"}]), {}, metrics=metrics
+    )
+    assert "The from-scratch comparator collapsed</b>" in sentence and "t at 0.1 (4 of" in sentence
+    assert sentence.startswith('<p class="warn"')
+
+
+def test_contrast_p_values_are_holm_adjusted_over_the_listed_contrasts() -> None:
+    """rev25 #5: p = 0.024 among 10 contrasts is 0.24 after Holm, and the page says so."""
+    from lcm.evaluate.compare import holm
+
+    p = np.array([0.024, *np.linspace(0.3, 0.9, 9)])
+    assert holm(p)[0] == pytest.approx(0.24)
+    assert np.all(holm(p) >= p) and np.isnan(holm(np.array([np.nan, 0.01])))[0]
+    rows = [
+        {**_gain("autism", -0.1, -0.18, -0.02), "contrast": "pseudo-label gain", "p_value": 0.024}
+    ]
+    rows += [{**_gain(f"t{i}", 0.0, -0.1, 0.1), "p_value": q} for i, q in enumerate(p[1:])]
+    table = pd.DataFrame(rows)
+    table["p_holm"] = holm(table["p_value"])
+    text = findings.contrast_statement(table)
+    assert "Holm-adjusted over the 10 contrasts listed: p = 0.240" in text
+    assert "not significant after Holm" in text
+    assert findings.P_HOLM in findings.contrast_display(table).columns
