@@ -1023,7 +1023,31 @@ def _holm_clause(p_holm: float, family: int) -> str:
     return f" (Holm-adjusted over the {family} contrasts listed: {p_clause(p_holm)}{verdict})"
 
 
-def contrast_statement(contrasts: pd.DataFrame) -> str:
+def no_diagnosis_pseudo_labels(
+    task_meta: dict[str, dict[str, Any]] | None, task: str, fraction: float
+) -> bool:
+    """Whether every lcm fit of ``task`` at ``fraction`` had no unlabelled training subject
+    (status ``no_unlabeled``: at label fraction 1.0 every one is labelled), so that
+    lcm − lcm-no-pseudo there measures the BEI pseudo-targets alone."""
+    fits = [
+        r
+        for r in ((task_meta or {}).get(task) or {}).get("pseudo_labels") or []
+        if r.get("model") == "lcm" and np.isclose(float(r.get("label_fraction", -1)), fraction)
+    ]
+    statuses = {str((r.get("diagnosis") or {}).get("status")) for r in fits}
+    return bool(fits) and statuses == {"no_unlabeled"}
+
+
+# The pseudo-label contrast's subject where no diagnosis pseudo-label exists.
+BEI_ONLY = (
+    "BEI pseudo-targets alone (no diagnosis pseudo-labels exist here: every training subject "
+    "is labelled)"
+)
+
+
+def contrast_statement(
+    contrasts: pd.DataFrame, task_meta: dict[str, dict[str, Any]] | None = None
+) -> str:
     """Every clear ``loss`` and ``gain`` of every contrast, in words, losses first.
 
     The first sentence reads the pretraining gain at few labels only; a pseudo-label loss at
@@ -1039,9 +1063,13 @@ def contrast_statement(contrasts: pd.DataFrame) -> str:
     for verdict, verb in (("loss", "hurt"), ("gain", "helped")):
         at = clear[clear["verdict"] == verdict].sort_values(["contrast", "task", "label_fraction"])
         for r in at.itertuples(index=False):
-            subject = CONTRAST_SUBJECTS.get(str(r.contrast), str(r.contrast))
+            subject = html.escape(CONTRAST_SUBJECTS.get(str(r.contrast), str(r.contrast)))
+            if r.contrast == "pseudo-label gain" and no_diagnosis_pseudo_labels(
+                task_meta, str(r.task), float(r.label_fraction)
+            ):
+                subject = BEI_ONLY
             said.append(
-                f"{html.escape(subject)} ({html.escape(f'{r.model_a} − {r.model_b}')}) "
+                f"{subject} ({html.escape(f'{r.model_a} − {r.model_b}')}) "
                 f"<b>{verb}</b> {html.escape(str(r.task))} at {r.label_fraction:g} of the "
                 f"labels ({verdict}): {metric_name(r.metric)} {_gain(r)}, {p_clause(r.p_value)}"
                 + _holm_clause(getattr(r, "p_holm", np.nan), len(contrasts))
@@ -1052,7 +1080,11 @@ def contrast_statement(contrasts: pd.DataFrame) -> str:
     )
 
 
-def contrast_section(contrasts: pd.DataFrame | None, table_html: Callable[..., str]) -> str:
+def contrast_section(
+    contrasts: pd.DataFrame | None,
+    table_html: Callable[..., str],
+    task_meta: dict[str, dict[str, Any]] | None = None,
+) -> str:
     """LCM against its own ablations: what pretraining and pseudo-labels buy."""
     if contrasts is None or contrasts.empty:
         return (
@@ -1062,7 +1094,7 @@ def contrast_section(contrasts: pd.DataFrame | None, table_html: Callable[..., s
     return "\n".join(
         [
             "<h3>What pretraining and pseudo-labels buy (LCM against its ablations)</h3>",
-            contrast_statement(contrasts),
+            contrast_statement(contrasts, task_meta),
             '<p class="note">Paired differences on the same test subjects, one per seed &times; '
             "fold fit; the interval is the corrected resampled t of Nadeau &amp; Bengio (2003), "
             "which includes training variance (different training folds, label subsets and "

@@ -384,3 +384,27 @@ def test_contrast_p_values_are_holm_adjusted_over_the_listed_contrasts() -> None
     assert "Holm-adjusted over the 10 contrasts listed: p = 0.240" in text
     assert "not significant after Holm" in text
     assert findings.P_HOLM in findings.contrast_display(table).columns
+
+
+def test_a_pseudo_label_loss_at_full_labels_is_worded_as_bei_pseudo_targets_only() -> None:
+    """rev25 #6: at label fraction 1.0 no diagnosis pseudo-label exists (status no_unlabeled
+    in every lcm fit): 'pseudo-labels hurt' would misname what lcm − lcm-no-pseudo measures."""
+    row = {
+        **_gain("autism", -0.1, -0.18, -0.02),
+        "label_fraction": 1.0,
+        "contrast": "pseudo-label gain",
+        "model_b": "lcm-no-pseudo",
+        "p_value": 0.024,
+    }
+    fits = [
+        {"model": "lcm", "label_fraction": 1.0, "diagnosis": {"status": "no_unlabeled"}},
+        {"model": "lcm", "label_fraction": 0.1, "diagnosis": {"status": "made"}},
+    ]
+    text = findings.contrast_statement(pd.DataFrame([row]), {"autism": {"pseudo_labels": fits}})
+    assert "pseudo-labels (lcm" not in text
+    assert "BEI pseudo-targets alone (no diagnosis pseudo-labels exist here" in text
+    # At 0.1, where diagnosis pseudo-labels were made, the contrast keeps its name.
+    low = findings.contrast_statement(
+        pd.DataFrame([{**row, "label_fraction": 0.1}]), {"autism": {"pseudo_labels": fits}}
+    )
+    assert "pseudo-labels (lcm − lcm-no-pseudo) <b>hurt</b>" in low
