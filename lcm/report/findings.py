@@ -1259,3 +1259,44 @@ def motion_fragment(
         f'<p class="note"><b>Motion confound check</b>: head motion alone was not scored out '
         f"of sample on this task.{moves}</p>"
     )
+
+
+# A pooled AUC this far from the fold mean is named under the ROC curves.
+POOLED_GAP = 0.05
+
+
+def roc_caption(predictions: pd.DataFrame, summary: pd.DataFrame, task: str) -> str:
+    """The visible caption of a task's ROC curves: they pool each seed's folds, so the area
+    under a curve (the pooled AUC) is not the table's fold-mean AUC; each model and label
+    fraction where the two differ by :data:`POOLED_GAP` or more is named with both."""
+    from sklearn.metrics import roc_auc_score
+
+    rows = predictions[predictions["task"] == task]
+    gaps = []
+    for (fraction, model), at in rows.groupby(["label_fraction", "model"], sort=True):
+        pooled = [
+            roc_auc_score(g["y_true"], g["prediction"])
+            for _, g in at.groupby("seed")
+            if g["y_true"].nunique() == 2
+        ]
+        mean = summary[
+            (summary["task"] == task)
+            & (summary["model"] == model)
+            & np.isclose(summary["label_fraction"], fraction)
+            & (summary["metric"] == "auc")
+        ]["mean"]
+        if pooled and len(mean) and abs(np.mean(pooled) - mean.iloc[0]) >= POOLED_GAP:
+            gaps.append(
+                f"{html.escape(first_permutation(str(model)))} at {fraction:g}: pooled "
+                f"{np.mean(pooled):.3f}, fold mean {mean.iloc[0]:.3f}"
+            )
+    named = (
+        " They differ by " + f"{POOLED_GAP:g} or more for " + "; ".join(gaps) + "." if gaps else ""
+    )
+    return (
+        '<p class="note">ROC curves <b>pool</b> each seed\'s out-of-fold predictions over its '
+        "folds (then average the curves over seeds): the area under a curve is the pooled "
+        "AUC, not the fold-mean AUC of the table above. A model whose scores shift from fold "
+        "to fold (a collapsed or poorly calibrated one) can rank subjects well within each "
+        "fold and poorly pooled, so its curve can sit below its table value." + named + "</p>"
+    )

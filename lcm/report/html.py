@@ -275,6 +275,7 @@ def task_section(data: ReportData, task: str) -> str:
                 plots.roc_alt(data.predictions, data.summary, task),
             )
         )
+        parts.append(findings.roc_caption(data.predictions, data.summary, task))
     elif binary:
         parts.append('<p class="note">No predictions for this task: ROC curves omitted.</p>')
     if data.sites is not None:

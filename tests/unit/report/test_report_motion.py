@@ -152,3 +152,19 @@ def test_motion_below_every_model_is_a_note_not_a_warning():
     summary = summarise(pd.concat([_metrics_of(predictions), motion_metrics], ignore_index=True))
     assert motion_verdict(summary, {}) == ""
     assert motion_fragment(0.5, summary, "asd").startswith('<p class="note">')
+
+
+def test_roc_curves_say_visibly_that_they_pool_folds_and_name_large_gaps():
+    """rev25 #7: a model whose scores shift between folds ranks well within each fold (fold
+    mean AUC 1) but not pooled; the caption under the curves says so in visible text."""
+    from lcm.report.findings import roc_caption
+
+    predictions, _, _ = _cohort()
+    shifted = predictions["model"] == "lcm"
+    y = predictions["y_true"]
+    predictions.loc[shifted, "prediction"] = (0.1 * y + 0.5 * (predictions["fold"] % 2))[shifted]
+    summary = summarise(_metrics_of(predictions))
+    text = roc_caption(predictions, summary, "asd")
+    assert "<b>pool</b>" in text and "not the fold-mean AUC" in text
+    assert "lcm at 0.25: pooled" in text and "fold mean 1.000" in text
+    assert "logreg at 0.25" not in text
