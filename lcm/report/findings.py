@@ -130,6 +130,7 @@ def science_statements(
                 f"{with_ci(r.baseline_mean, r.baseline_ci_low, r.baseline_ci_high)}, difference "
                 f"{with_ci(r.difference, r.difference_ci_low, r.difference_ci_high, signed=True)} "
                 f"({p_clause(r.p_value)}): <b>{html.escape(r.verdict)}</b>"
+                + _r2_clause(summary, str(task), r.model, r.label_fraction, r.metric)
             )
         beats = bool((at["verdict"] == "better").all())
         claim = "beats every baseline" if beats else "does <b>not</b> beat every baseline"
@@ -138,6 +139,32 @@ def science_statements(
             f"{claim} {scope}; " + "; ".join(parts) + "."
         )
     return out
+
+
+def _r2_clause(
+    summary: pd.DataFrame | None, task: str, model: str, fraction: float, metric: str
+) -> str:
+    """Beside a Pearson r: the model's R², and whether it is worse than predicting the
+    training mean (R² below 0; a correlation can be positive while every prediction is off)."""
+    if summary is None or metric != "pearson_r" or not model:
+        return ""
+    at = summary[
+        (summary["task"] == task)
+        & (summary["model"] == model)
+        & np.isclose(summary["label_fraction"], fraction)
+        & (summary["metric"] == "r2")
+    ]
+    if at.empty or not np.isfinite(at["mean"].iloc[0]):
+        return ""
+    r = at.iloc[0]
+    text = f"; {html.escape(model)} R² {with_ci(r['mean'], r['ci_low'], r['ci_high'], n=r['n'])}"
+    if r["mean"] < 0:
+        below = "its whole interval" if np.isfinite(r["ci_high"]) and r["ci_high"] < 0 else "R²"
+        text += (
+            f" (<b>worse than predicting the training mean</b>: {below} below 0, whatever "
+            "its Pearson r)"
+        )
+    return text
 
 
 def _not_compared_reason(rows: pd.DataFrame, low: float) -> str:

@@ -408,3 +408,26 @@ def test_a_pseudo_label_loss_at_full_labels_is_worded_as_bei_pseudo_targets_only
         pd.DataFrame([{**row, "label_fraction": 0.1}]), {"autism": {"pseudo_labels": fits}}
     )
     assert "pseudo-labels (lcm − lcm-no-pseudo) <b>hurt</b>" in low
+
+
+def test_a_continuous_headline_gives_r2_and_says_when_it_is_worse_than_the_mean() -> None:
+    """rev25 #8: age, lcm r 0.149 [0.052, 0.246] but R² -0.136 [-0.250, -0.021]."""
+    row = dict.fromkeys(HEADLINE_COLUMNS, 0.1) | {
+        "task": "age",
+        "metric": "pearson_r",
+        "model": "lcm",
+        "best_baseline": "ridge",
+        "verdict": "no clear difference",
+        "difference_ci_low": -0.1,
+    }
+    summary = pd.DataFrame(
+        [
+            {"task": "age", "model": "lcm", "label_fraction": 0.1, "metric": "r2", "mean": -0.136}
+            | {"ci_low": -0.25, "ci_high": -0.021, "n": 4}
+        ]
+    )
+    bullet = findings.science_statements(
+        pd.DataFrame([row], columns=list(HEADLINE_COLUMNS)), {}, summary=summary
+    )[0]
+    assert "lcm R² -0.136 [-0.250, -0.021]" in bullet
+    assert "worse than predicting the training mean</b>: its whole interval below 0" in bullet
