@@ -1327,3 +1327,33 @@ def roc_caption(predictions: pd.DataFrame, summary: pd.DataFrame, task: str) -> 
         "to fold (a collapsed or poorly calibrated one) can rank subjects well within each "
         "fold and poorly pooled, so its curve can sit below its table value." + named + "</p>"
     )
+
+
+def test_subjects_note(
+    predictions: pd.DataFrame, task: str, levels: list[str] | tuple[str, ...] = ()
+) -> str:
+    """The test subjects per class behind a binary task's numbers: over each seed's folds and
+    per fold (min–max), so the reader sees how many subjects an AUC rests on (the tables' n
+    counts fold values, not subjects)."""
+    rows = predictions[predictions["task"] == task]
+    if rows.empty or not rows["y_true"].isin([0.0, 1.0]).all():
+        return ""
+    one = rows[rows["model"] == rows["model"].iloc[0]]
+    one = one[np.isclose(one["label_fraction"], one["label_fraction"].max())]
+    names = list(levels) if len(levels) == 2 else ["label 0", "label 1"]
+    per_fold = one.groupby(["seed", "fold"])["y_true"].agg(
+        positive=lambda y: int((y == 1).sum()), negative=lambda y: int((y == 0).sum())
+    )
+    first_seed = one[one["seed"] == one["seed"].min()].drop_duplicates(["dataset", "subject"])
+    n_pos, n_neg = int((first_seed["y_true"] == 1).sum()), int((first_seed["y_true"] == 0).sum())
+
+    def span(col: str) -> str:
+        lo, hi = int(per_fold[col].min()), int(per_fold[col].max())
+        return f"{lo}" if lo == hi else f"{lo}&ndash;{hi}"
+
+    return (
+        f'<p class="note">Test subjects: {n_pos} {html.escape(names[1])} / {n_neg} '
+        f"{html.escape(names[0])} over a seed's folds; per fold {span('positive')} / "
+        f"{span('negative')} ({len(per_fold)} fold(s) &times; seeds). Each AUC below rests on "
+        "one fold's subjects.</p>"
+    )

@@ -240,6 +240,7 @@ def task_section(data: ReportData, task: str) -> str:
     if binary:  # the oracle is the diagnosis's ceiling
         parts.append(findings.oracle_fragment(data.oracles.get(task)))
         parts.append(findings.motion_fragment(data.motion.get(task), data.summary, task))
+        parts.append(findings.test_subjects_note(data.predictions, task, meta.get("levels", ())))
     parts.append(
         '<p class="note">Mean over folds &times; seeds with 95 % corrected resampled t '
         "confidence intervals (Nadeau &amp; Bengio: the folds and seeds re-test the same "

@@ -168,3 +168,13 @@ def test_roc_curves_say_visibly_that_they_pool_folds_and_name_large_gaps():
     assert "<b>pool</b>" in text and "not the fold-mean AUC" in text
     assert "lcm at 0.25: pooled" in text and "fold mean 1.000" in text
     assert "logreg at 0.25" not in text
+
+
+def test_the_test_subjects_per_class_are_given():
+    """rev25 #9: the tables' n counts fold values; the subjects per class are said too."""
+    from lcm.report.findings import test_subjects_note
+
+    predictions, _, _ = _cohort()
+    text = test_subjects_note(predictions, "asd", ["control", "autism"])
+    assert "Test subjects: 20 autism / 20 control over a seed's folds; per fold 5 / 5" in text
+    assert test_subjects_note(predictions, "other") == ""
