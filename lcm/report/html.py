@@ -350,9 +350,33 @@ def bei_section(bei_eval: pd.DataFrame | None) -> str:
         "(<i>n_subjects</i> subjects) whose dataset records it.</p>"
     )
     shown = bei_eval.assign(metric=bei_eval["metric"].map(metric_name))
+    # A bootstrap of a few subjects can draw the same value every time: a zero-width interval
+    # reads as certainty, so it is shown as none, as every other table of the page does.
+    if {"ci_low", "ci_high"} <= set(shown.columns):
+        flat = np.isclose(shown["ci_low"], shown["ci_high"], rtol=0, atol=1e-12)
+        shown = shown.astype({"ci_low": object, "ci_high": object})
+        shown.loc[flat, ["ci_low", "ci_high"]] = "no interval"
     caption = "BEI variables on held-out subjects: model and baseline"
     parts.append(table_html(shown, caption, row_headers=1))
+    if "n_subjects" in bei_eval.columns:
+        few = bei_eval[bei_eval["n_subjects"] < BEI_FEW_SUBJECTS]
+        if len(few):
+            named = ", ".join(
+                f"{html.escape(str(v))} ({int(n)})"
+                for v, n in few.drop_duplicates("variable")[["variable", "n_subjects"]].itertuples(
+                    index=False
+                )
+            )
+            parts.append(
+                f'<p class="warn">Too few held-out subjects to read: {named} (fewer than '
+                f"{BEI_FEW_SUBJECTS}): their scores and intervals rest on a handful of "
+                "subjects.</p>"
+            )
     return "\n".join(parts)
+
+
+# Held-out subjects below which a BEI variable's score is flagged as too few to read.
+BEI_FEW_SUBJECTS = 20
 
 
 def ingest_section(ingest: pd.DataFrame | None) -> str:

@@ -260,3 +260,27 @@ def test_a_p_below_the_third_decimal_reads_less_than_0_001():
         "n/a",
     ]
     assert (p_clause(0.0), p_clause(0.024)) == ("p < 0.001", "p = 0.024")
+
+
+def test_bei_held_out_zero_width_intervals_read_no_interval_and_few_subjects_warn():
+    """rev25 #10: parkinsons accuracy 0.000 [0.000, 0.000] on 6 held-out subjects."""
+    from lcm.report.html import bei_section
+
+    bei = pd.DataFrame(
+        {
+            "variable": ["parkinsons", "age"],
+            "kind": ["categorical", "continuous"],
+            "metric": ["accuracy", "r2"],
+            "model": [0.0, 0.66],
+            "baseline": [0.5, -0.04],
+            "chance": [0.5, 0.0],
+            "ci_low": [0.0, 0.36],
+            "ci_high": [0.0, 0.85],
+            "n": [6, 36],
+            "n_subjects": [6, 36],
+        }
+    )
+    text = bei_section(bei)
+    assert "<td>no interval</td><td>no interval</td>" in text
+    assert "<td>0.360</td><td>0.850</td>" in text
+    assert "Too few held-out subjects to read: parkinsons (6)" in text and "age (36)" not in text
