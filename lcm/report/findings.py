@@ -920,7 +920,8 @@ def pretraining_verdict(
         )
     if unmeasured:
         sentence += f" The pretraining gain was not measured on {unmeasured}."
-    compared = null_comparison(rows, shared)
+    labels = {t: str(m.get("label")) for t, m in (task_meta or {}).items() if m.get("label")}
+    compared = null_comparison(rows, shared, labels)
     sentence += compared
     collapsed = _collapsed_scratch(fold_metrics, rows)
     sentence += collapsed
@@ -932,7 +933,11 @@ def pretraining_verdict(
     return f'<p class="{cls}" id="verdict">{sentence}</p>'
 
 
-def null_comparison(rows: pd.DataFrame, shared: dict[str, float | None]) -> str:
+def null_comparison(
+    rows: pd.DataFrame,
+    shared: dict[str, float | None],
+    labels: dict[str, str] | None = None,
+) -> str:
     """The pretraining gain of each planted cohort against each null cohort's (shared_structure
     0) at the same label fraction, in words, or ``""`` without both.
 
@@ -941,6 +946,8 @@ def null_comparison(rows: pd.DataFrame, shared: dict[str, float | None]) -> str:
     standard errors (the contrasts table's ``se``) and t quantiles at the fewer fits' degrees
     of freedom. DESIGN asks the gain to rise with the planted structure and vanish without
     it: a null gain as large as the planted one means the check does not separate the two.
+    ``labels`` (``task -> diagnosis``, from the evaluation records) pairs a null cohort only
+    with planted cohorts of its own diagnosis where both are known.
     """
     from scipy import stats
 
@@ -953,6 +960,9 @@ def null_comparison(rows: pd.DataFrame, shared: dict[str, float | None]) -> str:
         at = rows[np.isclose(rows["label_fraction"], fraction)].set_index("task")
         for n_task in sorted(null & set(at.index), key=str):
             for p_task in sorted(planted & set(at.index), key=str):
+                own, other = (labels or {}).get(n_task), (labels or {}).get(p_task)
+                if own and other and own != other:
+                    continue  # another diagnosis: not the null of this one
                 a, b = at.loc[p_task], at.loc[n_task]
                 d = float(a["difference"] - b["difference"])
                 se = float(np.hypot(a["se"], b["se"]))
@@ -1216,7 +1226,11 @@ def motion_verdict(summary: pd.DataFrame | None, not_scored: dict[str, str] | No
         parts.append(
             f'<p class="warn" id="motion-verdict"><b>Head motion alone matches or beats the '
             f"models</b>: {MOTION_WHAT} reaches at least "
-            + ("every model's mean AUC" if all(r["beats_all"] for r in rows) else "LCM's")
+            + (
+                "every model's mean AUC"
+                if all(r["beats_all"] for r in rows)
+                else "lcm's mean AUC (every model's, where said)"
+            )
             + " on "
             + "; ".join(_motion_clause(r) for r in rows)
             + ". Where motion alone does as well, a model may be reading motion rather than "

@@ -431,3 +431,18 @@ def test_a_continuous_headline_gives_r2_and_says_when_it_is_worse_than_the_mean(
     )[0]
     assert "lcm R² -0.136 [-0.250, -0.021]" in bullet
     assert "worse than predicting the training mean</b>: its whole interval below 0" in bullet
+
+
+def test_the_null_check_pairs_a_null_cohort_with_its_own_diagnosis() -> None:
+    rows = pd.DataFrame(
+        [
+            {**_gain("autism", 0.05, -0.4, 0.5), "se": 0.14},
+            {**_gain("alzheimers", -0.08, -0.4, 0.2), "se": 0.1},
+            {**_gain("autismnull", 0.07, -0.25, 0.39), "se": 0.10},
+        ]
+    )
+    labels = {"autism": "autism", "autismnull": "autism", "alzheimers": "alzheimers"}
+    text = findings.null_comparison(
+        rows, {"autism": 0.7, "alzheimers": 0.7, "autismnull": 0.0}, labels
+    )
+    assert "autism (shared_structure 0.7)" in text and "alzheimers" not in text
