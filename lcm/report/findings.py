@@ -785,6 +785,7 @@ def pretraining_verdict(
     summary: pd.DataFrame | None = None,
     task_meta: dict[str, dict[str, Any]] | None = None,
     metrics: pd.DataFrame | None = None,
+    oracles: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """The report's first sentence: did pretraining help (lcm − lcm-scratch) at few labels?
 
@@ -823,6 +824,9 @@ def pretraining_verdict(
         The tidy fold metrics: a from-scratch comparator that collapsed (called no test
         subject positive, or every one, in most fits, :func:`collapsed_fits`) is named, since
         a gain over it is a gain over a model that learned no decision rule.
+    oracles : dict, optional
+        ``task -> oracle`` (the report's oracle readouts): the null check flags cohorts whose
+        oracle on the pipeline's own connectomes differs (not matched in difficulty).
 
     Null cohorts (``shared_structure`` 0) are not read as inconclusive evidence: their gain is
     compared with each planted cohort's at the same label fraction (:func:`null_comparison`),
@@ -921,7 +925,12 @@ def pretraining_verdict(
     if unmeasured:
         sentence += f" The pretraining gain was not measured on {unmeasured}."
     labels = {t: str(m.get("label")) for t, m in (task_meta or {}).items() if m.get("label")}
-    compared = null_comparison(rows, shared, labels)
+    scan_auc = {
+        t: float(o["scan"]["auc"])
+        for t, o in (oracles or {}).items()
+        if o and isinstance(o.get("scan"), dict) and o["scan"].get("auc") is not None
+    }
+    compared = null_comparison(rows, shared, labels, scan_auc)
     sentence += compared
     collapsed = _collapsed_scratch(fold_metrics, rows)
     sentence += collapsed
@@ -933,10 +942,16 @@ def pretraining_verdict(
     return f'<p class="{cls}" id="verdict">{sentence}</p>'
 
 
+# How far apart the pipeline-connectome oracles of a planted and a null cohort may be for the
+# two to count as matched in scan-level difficulty.
+DIFFICULTY_TOLERANCE = 0.05
+
+
 def null_comparison(
     rows: pd.DataFrame,
     shared: dict[str, float | None],
     labels: dict[str, str] | None = None,
+    scan_auc: dict[str, float] | None = None,
 ) -> str:
     """The pretraining gain of each planted cohort against each null cohort's (shared_structure
     0) at the same label fraction, in words, or ``""`` without both.
@@ -947,7 +962,10 @@ def null_comparison(
     of freedom. DESIGN asks the gain to rise with the planted structure and vanish without
     it: a null gain as large as the planted one means the check does not separate the two.
     ``labels`` (``task -> diagnosis``, from the evaluation records) pairs a null cohort only
-    with planted cohorts of its own diagnosis where both are known.
+    with planted cohorts of its own diagnosis where both are known. ``scan_auc``
+    (``task -> oracle AUC on the pipeline's own connectomes``) flags a pair whose cohorts are
+    not at matched scan-level difficulty (oracles more than :data:`DIFFICULTY_TOLERANCE`
+    apart), which DESIGN asks of the comparison.
     """
     from scipy import stats
 
@@ -992,6 +1010,18 @@ def null_comparison(
                     pair += (
                         ": the interval crosses 0, so <b>the gain is not distinguishable from "
                         "what the null shows</b>"
+                    )
+                oracle_p, oracle_n = (scan_auc or {}).get(p_task), (scan_auc or {}).get(n_task)
+                if (
+                    oracle_p is not None
+                    and oracle_n is not None
+                    and abs(oracle_p - oracle_n) > DIFFICULTY_TOLERANCE
+                ):
+                    pair += (
+                        f"; <b>not at matched scan-level difficulty</b> (oracle on the "
+                        f"pipeline's connectomes {oracle_p:.3f} against {oracle_n:.3f}, more "
+                        f"than {DIFFICULTY_TOLERANCE:g} apart), so the comparison also "
+                        "measures the difference in difficulty"
                     )
                 said.append(pair)
     if not said:

@@ -527,6 +527,7 @@ def render_report(data: ReportData) -> str:
             summary=data.summary,
             task_meta=data.task_meta,
             metrics=data.metrics,
+            oracles=data.oracles,
         ),
         findings.no_auc_warning(data.metrics, data.task_meta),
         f"<nav>{nav}</nav>",

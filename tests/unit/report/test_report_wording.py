@@ -446,3 +446,17 @@ def test_the_null_check_pairs_a_null_cohort_with_its_own_diagnosis() -> None:
         rows, {"autism": 0.7, "alzheimers": 0.7, "autismnull": 0.0}, labels
     )
     assert "autism (shared_structure 0.7)" in text and "alzheimers" not in text
+
+
+def test_the_null_check_flags_cohorts_not_at_matched_difficulty() -> None:
+    """rev25 #2: the oracle on the pipeline's connectomes, 0.738 against 0.633."""
+    rows = [
+        {**_gain("autism", 0.05, -0.4, 0.5), "se": 0.14},
+        {**_gain("autismnull", 0.07, -0.25, 0.39), "se": 0.10},
+    ]
+    oracles = {"autism": {"scan": {"auc": 0.738}}, "autismnull": {"scan": {"auc": 0.633}}}
+    sentence = findings.pretraining_verdict(
+        pd.DataFrame(rows), {"autism": 0.7, "autismnull": 0.0}, oracles=oracles
+    )
+    assert "not at matched scan-level difficulty</b>" in sentence
+    assert "pipeline's connectomes 0.738 against 0.633" in sentence
