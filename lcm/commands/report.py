@@ -260,20 +260,23 @@ def run(args: argparse.Namespace) -> int:
             provenance=provenance,
         )
     )
-    write_tidy_parquet(args.out_metrics, metrics, {"sources": [str(p) for p in args.metrics]})
+    # motion-fd's rows come from the QC tables and the predictions: sources of every table.
+    motion_sources = [*args.predictions, *args.qc] if len(motion_metrics) else []
+    tables_from = [*args.metrics, *motion_sources]
+    write_tidy_parquet(args.out_metrics, metrics, {"sources": [str(p) for p in tables_from]})
     write_tsv(args.out_summary, summary)
     if args.out_headline:
         write_tsv(args.out_headline, headline)
         # The means and their intervals come from the metrics, the difference from both.
-        write_sidecar(args.out_headline, [*args.metrics, *args.predictions], n_boot=args.n_boot)
+        write_sidecar(
+            args.out_headline, [*args.metrics, *args.predictions, *args.qc], n_boot=args.n_boot
+        )
     if args.out_contrasts:
         write_tsv(args.out_contrasts, contrasts)
-        write_sidecar(args.out_contrasts, list(args.metrics), method="corrected resampled t")
+        write_sidecar(args.out_contrasts, tables_from, method="corrected resampled t")
     write_text(args.out_html, page)
-    write_sidecar(args.out_metrics, list(args.metrics))
-    write_sidecar(
-        args.out_summary, list(args.metrics), interval="corrected resampled t", level=0.95
-    )
+    write_sidecar(args.out_metrics, tables_from)
+    write_sidecar(args.out_summary, tables_from, interval="corrected resampled t", level=0.95)
     write_sidecar(args.out_html, inputs)
     log.info(
         "report: %d tasks, %d metric rows -> %s, %s, %s",

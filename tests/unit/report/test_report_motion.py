@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from lcm.evaluate.compare import contrast_table
 from lcm.evaluate.metrics import summarise
@@ -178,3 +179,23 @@ def test_the_test_subjects_per_class_are_given():
     text = test_subjects_note(predictions, "asd", ["control", "autism"])
     assert "Test subjects: 20 autism / 20 control over a seed's folds; per fold 5 / 5" in text
     assert test_subjects_note(predictions, "other") == ""
+
+
+@pytest.mark.slow
+def test_lcm_report_says_motion_alone_was_not_scored_where_the_qc_lacks_its_subjects(
+    inputs, tmp_path
+):
+    """The fixture's QC tables cover a few subjects only: no motion-fd rows, and the page
+    says, before its first sentence, that motion alone was not scored and why."""
+    import json
+
+    from helpers.report import run_report
+
+    out = run_report(inputs, tmp_path / "report")
+    assert MOTION_MODEL not in set(pd.read_parquet(out["metrics"])["model"])
+    page = out["html"].read_text()
+    said = page.index("Head motion alone was not scored</b> on ")
+    assert said < page.index('id="verdict"')
+    assert "test subjects have no mean FD in the QC tables" in page
+    sidecar = json.loads(out["metrics"].with_suffix(".json").read_text())
+    assert not any("qc" in str(source) for source in sidecar["Sources"])
