@@ -3,7 +3,8 @@
 A confound reference, not a baseline: logistic regression on one number per subject, the mean
 framewise displacement (FD) of its included runs (the connectome QC table). For every task,
 label fraction, seed and fold of the predictions table it is fitted on that seed's other folds
-(the fold's training subjects) and scored on the fold's test subjects, so its fold metrics pair
+(the fold's training subjects; with leave-site-out, a site no fold tested is left out of
+training) and scored on the fold's test subjects, so its fold metrics pair
 with every model's and the report's contrasts and tables take it like any model. At a label
 fraction below 1 it is fitted on a stratified random draw of the training subjects with as many
 subjects per class as the models had labelled there (the evaluation record's
@@ -42,6 +43,12 @@ def subject_mean_fd(qc: pd.DataFrame | None) -> pd.Series:
     runs = qc[qc["included"].to_numpy(dtype=bool)] if "included" in qc.columns else qc
     fd = pd.to_numeric(runs["mean_fd"], errors="coerce")
     return fd.groupby([runs["dataset"].astype(str), runs["subject"].astype(str)]).mean().dropna()
+
+
+def _fd_of(fd: pd.Series, rows: pd.DataFrame) -> np.ndarray:
+    """The mean FD of each row's subject."""
+    key = pd.MultiIndex.from_arrays([rows["dataset"].astype(str), rows["subject"].astype(str)])
+    return fd.reindex(key).to_numpy(dtype=float)
 
 
 def _labelled_counts(record: dict[str, Any] | None, seed: int, fold: int, fraction: float):
@@ -143,10 +150,7 @@ def motion_scores(
                         members = idx[y_train == cls]
                         picked.append(rng.choice(members, min(n, len(members)), replace=False))
                     idx = np.sort(np.concatenate(picked))
-                fd_of = lambda f: fd.reindex(  # noqa: E731
-                    pd.MultiIndex.from_arrays([f["dataset"].astype(str), f["subject"].astype(str)])
-                ).to_numpy(dtype=float)
-                p = _fit_predict(fd_of(train)[idx], y_train[idx], fd_of(test))
+                p = _fit_predict(_fd_of(fd, train)[idx], y_train[idx], _fd_of(fd, test))
                 if p is None:
                     continue
                 y_test = test["y_true"].to_numpy()
