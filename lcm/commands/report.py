@@ -269,7 +269,9 @@ def run(args: argparse.Namespace) -> int:
         write_tsv(args.out_headline, headline)
         # The means and their intervals come from the metrics, the difference from both.
         write_sidecar(
-            args.out_headline, [*args.metrics, *args.predictions, *args.qc], n_boot=args.n_boot
+            args.out_headline,
+            [*args.metrics, *args.predictions, *(args.qc if len(motion_metrics) else [])],
+            n_boot=args.n_boot,
         )
     if args.out_contrasts:
         write_tsv(args.out_contrasts, contrasts)
