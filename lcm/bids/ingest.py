@@ -43,7 +43,12 @@ from lcm.bids.summary import (
     summary_table,
     write_summary,
 )
-from lcm.bids.validator import ValidationReport, exclude_invalid_runs, validate_bids
+from lcm.bids.validator import (
+    ValidationReport,
+    exclude_invalid_runs,
+    validate_bids,
+    validation_inputs,
+)
 from lcm.entries import TABLE, entry_type
 from lcm.exceptions import BIDSError, ConfigError, InputDataError
 from lcm.io.bids_names import check_label, parse_entities
@@ -188,10 +193,19 @@ def ingest_dataset(
     # Like fMRIPrep, validate the selected participants only: an unselected subject's broken
     # file (a git-annex link not fetched) must not stop the others.
     ignored = selection.subjects_left_out(index.subjects)
-    current = index.validation is not None and index.validation.get("ignored_subjects") == ignored
     validated = validate and kind.raw
+    # A cached report holds for the same participants, .bidsignore and validator version.
+    inputs = validation_inputs(root) if validated else None
+    current = (
+        index.validation is not None
+        and index.validation.get("ignored_subjects") == ignored
+        and index.validation.get("inputs") == inputs
+    )
     if validated and not current:
-        index.validation = validate_bids(root, ignore_subjects=ignored).to_dict()
+        index.validation = {
+            **validate_bids(root, ignore_subjects=ignored).to_dict(),
+            "inputs": inputs,
+        }
         index.changed = True  # the cache must now record the report
     elif not validated:
         index.validation = None
@@ -226,6 +240,8 @@ def ingest_dataset(
             "n_errors": sum(e["count"] for e in errors),
             "errors": errors,
             "subjects_not_validated": (index.validation or {}).get("ignored_subjects", []),
+            # .bidsignore and validator version the verdicts hold for (validation_inputs).
+            "inputs": inputs,
         },
         participants=participants_mismatch(root, index.subjects),
         cache={"subjects_reused": index.reused, "subjects_indexed": index.rescanned},

@@ -130,6 +130,34 @@ class ValidationReport:
         )
 
 
+def validator_version() -> str:
+    """The installed ``bids-validator-deno`` version ("" when it is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bids-validator-deno")
+    except PackageNotFoundError:
+        return ""
+
+
+def validation_inputs(root: str | Path) -> dict[str, str | None]:
+    """What decides the validator's verdicts besides the files ingest indexes.
+
+    ``.bidsignore`` (its sha256, ``None`` when absent) and the validator's version: the fix
+    the validator itself recommends for a stray file (a ``.bidsignore`` pattern) or an upgrade
+    changes a subject's verdict without touching its folder. Ingest records them in its
+    summary (``validator.inputs``) and reuses a cached report only for the same ones; the
+    workflow's plan compares them with the current ones (:mod:`lcm.workflow.plan`).
+    """
+    import hashlib
+
+    try:
+        ignore: str | None = hashlib.sha256(Path(root, ".bidsignore").read_bytes()).hexdigest()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        ignore = None
+    return {"validator": validator_version(), "bidsignore": ignore}
+
+
 def validate_bids(
     root: str | Path, timeout_s: float = 3600, ignore_subjects: Iterable[str] = ()
 ) -> ValidationReport:

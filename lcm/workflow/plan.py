@@ -63,6 +63,13 @@ class WorkflowPlan:
         self._changed: dict[str, set[str]] = {}  # dataset -> subjects changed since ingest
         self._run_keys: dict[str, dict[str, set[str]]] = {}  # dataset -> subject -> run keys
         self._unrecorded: dict[tuple[str, str], bool] = {}  # planned runs its record lacks
+        # (dataset, subject) -> its fMRIPrep record's run keys: listed with derivatives, and
+        # excluded by the BIDS validator (None: no readable record)
+        self._recorded: dict[tuple[str, str], tuple[set[str], set[str]] | None] = {}
+        # dataset -> subject -> the manifest's run keys: included, excluded by the validator
+        self._manifest_runs: dict[str, dict[str, tuple[set[str], set[str]]]] = {}
+        self._validation: dict[str, dict | None] = {}  # dataset -> validation_inputs, now
+        self._validation_stale: dict[str, bool] = {}  # dataset -> differs from ingest's
         self._synth_changed: dict[tuple[str, str], bool] = {}  # synthetic subjects edited
         # (dataset, subject) -> digest of its existing derivatives, their newest mtime (ns)
         self._derivatives: dict[tuple[str, str], tuple[str, int]] = {}
@@ -241,12 +248,13 @@ class WorkflowPlan:
         reruns with ingest. A real subject: its indexed files changed since the last ingest
         wrote its cache (False when unknown, without an ingest cache: its ``sources`` param then
         reruns it once ingest is done, in the next invocation), a run planned for it that its
-        fMRIPrep record does not list (the selection or validation changed), or the existing
-        derivatives its
-        job reads (:meth:`subject_sources`) hold a file or folder newer than its fMRIPrep
-        record (an edit in place, a file added or removed). A synthetic one: a file of its
-        (or of its cohort, which each subject's job reads) is newer than its fMRIPrep record,
-        as when edited in place (:meth:`synth_subject_files`; the synth jobs' own rewrites rerun
+        fMRIPrep record does not list (the selection or validation changed), a BIDS validator
+        verdict its record holds that ``.bidsignore``, the validator's version or the manifest
+        contradicts (:meth:`_verdicts_changed`), or the existing derivatives its job reads
+        (:meth:`subject_sources`) hold a file or folder newer than its fMRIPrep record (an edit
+        in place, a file added or removed). A synthetic one: a file of its (or of its cohort,
+        which each subject's job reads) is newer than its fMRIPrep record, as when edited in
+        place (:meth:`synth_subject_files`; the synth jobs' own rewrites rerun
         it through those inputs anyway).
         """
         if dataset in self.consortia:
@@ -255,6 +263,8 @@ class WorkflowPlan:
         if subject in self._changed.get(dataset, set()):
             return True
         if self._runs_unrecorded(dataset, subject):
+            return True
+        if self._verdicts_changed(dataset, subject):
             return True
         # Existing derivatives its job reads (runner existing, entry fmriprep): a file of them
         # newer than the record, as when edited in place, or a folder (a file added or removed).
@@ -284,24 +294,104 @@ class WorkflowPlan:
         if key not in self._unrecorded:
             record = paths.fmriprep_record(self.config["results_dir"], dataset, subject)
             planned = self._run_keys.get(dataset, {}).get(subject, set())
-            validated = (
-                bool(self.config["ingest"]["validate"])
-                and entry_type(self.datasets[dataset]["entry"]).raw
-            )
+            validated = self._validated(dataset)
             try:
                 data = json.loads(Path(record).read_text())
                 known = {str(run["run_key"]) for run in data.get("runs", [])}
+                listed, by_validator_keys = set(known), set()
                 for run in data.get("excluded", []):
                     code = str(run.get("reason_code") or FMRIPREP_EXCLUDED)
                     by_validator = code.split(":", 1)[0] == VALIDATOR
+                    if by_validator:
+                        by_validator_keys.add(str(run["run_key"]))
                     if code in DERIVATIVE_EXCLUSIONS or (by_validator and validated):
                         known.add(str(run["run_key"]))
+                self._recorded[key] = (listed, by_validator_keys)
             except (OSError, ValueError, TypeError, KeyError, AttributeError):
                 # Not made yet (its job runs anyway), or unreadable (an empty file of
                 # `--touch`): left to the connectome jobs, which name it.
                 known = planned
+                self._recorded[key] = None
             self._unrecorded[key] = not planned <= known
         return self._unrecorded[key]
+
+    def _validated(self, dataset: str) -> bool:
+        """Whether ingest runs the BIDS validator on ``dataset`` (raw BIDS, ingest.validate)."""
+        return (
+            bool(self.config["ingest"]["validate"])
+            and entry_type(self.datasets[dataset]["entry"]).raw
+            and dataset not in self.consortia
+        )
+
+    def validation_inputs(self, dataset: str) -> dict | None:
+        """``.bidsignore`` and validator version of a validated raw dataset, else None
+        (:func:`lcm.bids.validator.validation_inputs`; read once)."""
+        if dataset not in self._validation:
+            from lcm.bids.validator import validation_inputs
+
+            validated = self._validated(dataset)
+            root = self.datasets[dataset]["path"]
+            self._validation[dataset] = validation_inputs(root) if validated else None
+        return self._validation[dataset]
+
+    def _verdicts_changed(self, dataset: str, subject: str) -> bool:
+        """Whether the BIDS validator's verdict on a subject's runs differs from its record.
+
+        A subject's validator error fixed outside its folder (the ``.bidsignore`` pattern the
+        validator's own message recommends, an upgraded validator) changes no file of it:
+        its fMRIPrep job, reading the manifest as ancient, kept its old record, "excluded at
+        ingest", for good (and after a forced ingest the manifest said included while the
+        record and the QC table said excluded). Two checks, for a validated raw dataset with a
+        record: (1) ``.bidsignore`` or the validator's version differs from what the last
+        ingest recorded (its summary's ``validator.inputs``) and the record lists a run the
+        validator excluded: ingest reruns for them (:meth:`listing_hash`), and this subject
+        with it, in the same invocation; (2) the manifest includes a run the record lists as
+        excluded by the validator, or excludes by the validator a run the record lists with
+        derivatives (a verdict that changed the other way, or an ingest forced): the next
+        invocation. One read of the summary and three columns of the manifest per dataset.
+        """
+        recorded = self._recorded.get((dataset, subject))
+        if recorded is None or not self._validated(dataset):
+            return False
+        listed, by_validator = recorded
+        if by_validator and self._validation_changed(dataset):
+            return True
+        included, excluded = self._manifest_verdicts(dataset).get(subject, (set(), set()))
+        return bool(by_validator & included or listed & excluded)
+
+    def _validation_changed(self, dataset: str) -> bool:
+        if dataset not in self._validation_stale:
+            manifest = paths.ingest_manifest(self.config["results_dir"], dataset)
+            try:
+                summary = json.loads(Path(paths.ingest_summary(manifest, ".json")).read_text())
+                recorded = summary["validator"].get("inputs")
+            except (OSError, ValueError, TypeError, KeyError, AttributeError):
+                recorded = None  # no ingest yet: its jobs run anyway
+            stale = recorded != self.validation_inputs(dataset)
+            self._validation_stale[dataset] = stale and os.path.exists(manifest)
+        return self._validation_stale[dataset]
+
+    def _manifest_verdicts(self, dataset: str) -> dict[str, tuple[set[str], set[str]]]:
+        """subject -> (run keys the manifest includes, run keys the validator excludes)."""
+        if dataset not in self._manifest_runs:
+            import pyarrow.parquet as pq
+
+            manifest = paths.ingest_manifest(self.config["results_dir"], dataset)
+            verdicts: dict[str, tuple[set[str], set[str]]] = {}
+            try:
+                columns = ["subject", "run_key", "included", "reason_code"]
+                table = pq.read_table(manifest, columns=columns).to_pydict()
+            except (OSError, ValueError, KeyError, TypeError):
+                table = {}  # not made yet, or unreadable: ingest's job says so
+            rows = zip(*(table.get(c, []) for c in columns), strict=False) if table else ()
+            for sub, run_key, included, code in rows:
+                keys = verdicts.setdefault(str(sub), (set(), set()))
+                if included:
+                    keys[0].add(str(run_key))
+                elif str(code or "").split(":", 1)[0] == VALIDATOR:
+                    keys[1].add(str(run_key))
+            self._manifest_runs[dataset] = verdicts
+        return self._manifest_runs[dataset]
 
     def _record_time(self, dataset: str, subject: str) -> int | None:
         """Modification time of a subject's fMRIPrep record; None when not made yet."""
@@ -330,10 +420,11 @@ class WorkflowPlan:
         """sha256 of what a real dataset holds, "" if synthetic.
 
         Voxel-level datasets: their runs and each subject's files (a run added or removed,
-        a file or sidecar edited: :meth:`subject_sources`). Parcellated ones (ROI time
-        series, connectomes: one job reads every file): each file's name, size and
-        modification time, so that a file added, replaced or edited reruns the dataset. A rule
-        param: Snakemake cannot otherwise see changes to data that no rule produces.
+        a file or sidecar edited: :meth:`subject_sources`), and for a validated raw dataset
+        its ``.bidsignore`` and the validator's version (:meth:`validation_inputs`).
+        Parcellated ones (ROI time series, connectomes: one job reads every file): each file's
+        name, size and modification time, so that a file added, replaced or edited reruns the
+        dataset. A rule param: Snakemake cannot otherwise see changes to data that no rule produces.
         """
         if dataset in self.consortia:
             return ""
@@ -342,6 +433,9 @@ class WorkflowPlan:
 
         if entry_type(ds["entry"]).listing == "runs":
             listing: list = [self.runs(dataset), self._sources.get(dataset, {})]
+            if self.validation_inputs(dataset) is not None:
+                # .bidsignore and the validator's version decide the validator's verdicts.
+                listing.append(self.validation_inputs(dataset))
         elif uses_file_index(ds["entry"], ds["path"]):
             listing = listing_stats(ds["path"])
         else:  # a derivative tree (XCP-D): its files, by name, size and modification time

@@ -177,3 +177,78 @@ def test_a_subject_the_validator_excludes_does_not_stop_the_first_run(tmp_path: 
     runs = pd.read_parquet(tmp_path / target)
     assert sorted(runs["subject"]) == sorted((*GOOD[:2], BAD_FMRIPREP))
     assert planned_jobs(run("-n")) == {}
+
+
+@pytest.mark.slow
+def test_a_validator_error_fixed_in_bidsignore_is_picked_up_by_a_plain_rerun(
+    tmp_path: Path,
+) -> None:
+    """sub-06 holds a stray ``func/sub-06_notes.txt``: the validator excludes it at ingest
+    (NOT_INCLUDED). The user adds the pattern to ``.bidsignore``, as the validator says: the
+    next run said "Nothing to be done" and sub-06 stayed excluded for good, its subject folder
+    being unchanged. Now ingest reruns for the new ``.bidsignore`` and sub-06's fMRIPrep and
+    connectome jobs with it (no other subject's), in one invocation. The pattern removed again,
+    ingest excludes sub-06's run, and its record, which lists the run with derivatives,
+    contradicts the manifest: the next invocation reruns it, and its QC row says excluded."""
+    subjects = (*GOOD[:2], BAD_FMRIPREP)
+    raw = make_raw_bids(tmp_path / "data" / "raw", subjects=subjects, t_r=2.0)
+    (raw / f"sub-{BAD_FMRIPREP}" / "func" / f"sub-{BAD_FMRIPREP}_notes.txt").write_text("notes\n")
+    deriv = tmp_path / "data" / "fmriprep"
+    for i, sub in enumerate(subjects):
+        make_fmriprep_run(deriv, f"sub-{sub}_task-rest_run-1", seed=i)
+    pheno = tmp_path / "data" / "phenotype.tsv"
+    rows = [f"{sub}\tA\t{1 + k % 2}\t{20 + k}\t1" for k, sub in enumerate(subjects)]
+    pheno.write_text("SUB_ID\tSITE_ID\tDX_GROUP\tAGE_AT_SCAN\tSEX\n" + "\n".join(rows) + "\n")
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["variables"] = str(ROOT / "config" / "variables.yaml")
+    cfg["synth"]["enabled"] = False
+    cfg["datasets"] = {
+        "abidelike": {
+            "entry": "bids",
+            "path": str(raw),
+            "derivatives": str(deriv),
+            "phenotype": str(pheno),
+            "role": "downstream",
+        }
+    }
+    cfg["tasks"] = {}
+    cfg["fmriprep"]["runner"] = "existing"
+    cfg["ingest"]["validate"] = True
+    cfg["denoise"]["min_volumes"] = 30  # the runs have 48 volumes
+    cfg["denoise"]["min_dof"] = None
+    config = write_config(tmp_path, cfg)
+    target = paths.qc_table("results", "abidelike", "aal116")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        proc = snakemake(ROOT, tmp_path, target, "--configfile", str(config), "--cores", "2", *args)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return proc
+
+    def verdict() -> tuple[bool, str]:
+        qc = read_qc_table(tmp_path / target).set_index("subject")
+        assert qc.loc[list(GOOD[:2]), "included"].all()
+        return bool(qc.loc[BAD_FMRIPREP, "included"]), str(qc.loc[BAD_FMRIPREP, "reason_code"])
+
+    run()
+    assert verdict() == (False, "validator:NOT_INCLUDED")
+
+    (raw / ".bidsignore").write_text("*_notes.txt\n")
+    jobs = planned_jobs(run("-n"))
+    assert {k: jobs.get(k) for k in ("ingest", "fmriprep", "connectome_run")} == dict.fromkeys(
+        ("ingest", "fmriprep", "connectome_run"), 1
+    ), jobs
+    run()
+    assert verdict()[0] is True
+    assert planned_jobs(run("-n")) == {}
+
+    (raw / ".bidsignore").unlink()
+    run()  # ingest reruns; sub-06's record still lists its run
+    jobs = planned_jobs(run("-n"))
+    assert {k: jobs.get(k) for k in ("ingest", "fmriprep", "connectome_run")} == {
+        "ingest": None,
+        "fmriprep": 1,
+        "connectome_run": 1,
+    }, jobs
+    run()
+    assert verdict() == (False, "validator:NOT_INCLUDED")
+    assert planned_jobs(run("-n")) == {}
