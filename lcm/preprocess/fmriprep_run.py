@@ -46,6 +46,17 @@ RUNNERS = ("existing", "docker", "apptainer")
 # (with more memory per attempt). Any other non-zero exit is fMRIPrep failing on this
 # subject's data: recorded as the subject's exclusion, the cohort goes on.
 KILLED_EXIT_CODES = (137, 143)
+# Exit statuses of the container tool itself, not of fMRIPrep: docker run's own error (125: the
+# image could not be pulled, the daemon refused the run), a command it could not run (126) or
+# find (127); apptainer's and singularity's (255: an image that could not be pulled or built,
+# a bind source that does not exist). The job fails, as for a kill: the subject's data is not
+# at fault, and a failure record would have excluded it (and with it, often, the cohort).
+TOOL_EXIT_CODES = {"docker": (125, 126, 127), "apptainer": (255,)}
+# What fmriprep-docker prints before it starts fMRIPrep's container: without it in the output,
+# a non-zero exit is the wrapper's own pre-flight failure (docker missing or not reachable, the
+# image not pulled), never fMRIPrep's.
+WRAPPER_LAUNCHED = b"RUNNING: "
+DOCKER_PROBE_TIMEOUT_S = 120
 
 
 @dataclass
@@ -125,8 +136,10 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
     InputDataError
         Missing licence/image file.
     ExternalToolError
-        The container tool is not installed, or fMRIPrep was killed (a signal, exit status
-        137 or 143: out of memory or time), so that the job is retried.
+        The container tool is not installed or failed itself (docker's daemon not reachable,
+        fmriprep-docker stopping before fMRIPrep starts, :data:`TOOL_EXIT_CODES`), or fMRIPrep
+        was killed (a signal, exit status 137 or 143: out of memory or time), so that the job
+        is retried; no record is written.
     """
     subject = check_label("sub", req.subject, source="--subject")
     _check_request(req)
@@ -180,9 +193,9 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
             drop_stamp(stamp)
             # Marked as LCM's when LCM makes it (or finds it empty): only then is it removed.
             claim_scratch(call.subject_work_dir, "lcm fmriprep")
-            command, container_env, code = _launch(req.runner, call, req.log_file)
+            command, container_env, code, output = _launch(req.runner, call, req.log_file)
             if code != 0:
-                failure = _failure(code, call, req.log_file)
+                failure = _failure(code, call, req.log_file, req.runner, output, out)
             # After the run: the image it used is now local (fmriprep-docker pulls a missing
             # one), and a tag can be pushed again later, so its digest says which one it was.
             resolved = resolve_image_digest(req.runner, call.image, cache_dir=call.work_dir)
@@ -401,15 +414,16 @@ def _finish_work_folder(
 
 def _launch(
     runner: str, call: FmriprepCall, log_file: Path | None
-) -> tuple[list[str], dict[str, str], int]:
+) -> tuple[list[str], dict[str, str], int, bytes]:
     """Run the container command; return the argv and the environment LCM set for it (both
-    recorded in the record), and its exit code."""
+    recorded in the record), its exit code and the end of its output."""
     env = dict(os.environ)
     extra_env: dict[str, str] = {}
     if runner == "docker":
         executable = _find_tool(
             "fmriprep-docker", hint="pip install fmriprep-docker (and install docker)."
         )
+        _check_docker()
         argv = docker_command(call)
         run_argv = [executable, *argv[1:]]
     else:
@@ -431,24 +445,68 @@ def _launch(
     shown = [f"{k}={v}" for k, v in sorted(extra_env.items())]
     log.info("sub-%s: running %s", call.subject, shlex.join([*shown, *argv]))
     try:
-        code = _run_teed(run_argv, env, log_file)
+        code, output = _run_teed(run_argv, env, log_file)
     except OSError as exc:
         raise ExternalToolError(f"Cannot start {argv[0]}: {exc}") from exc
-    return argv, extra_env, code
+    return argv, extra_env, code, output
 
 
-def _run_teed(argv: list[str], env: dict[str, str], log_file: Path | None) -> int:
+def _check_docker() -> None:
+    """Refuse to launch when ``docker`` is missing or its daemon does not answer.
+
+    fmriprep-docker exits 1 then ("Could not find docker command", "Make sure you have
+    permission"), the status fMRIPrep exits with on a subject's data: the subject was recorded
+    as fMRIPrep's failure and excluded, every subject of the cohort with it, and the job
+    succeeded, so nothing was retried.
+    """
+    docker = _find_tool(
+        "docker",
+        hint="Install Docker (or load it) on the nodes that run the fMRIPrep jobs, or set "
+        "fmriprep.runner: apptainer where Docker is not available (HPC clusters).",
+    )
+    probe = [docker, "version", "--format", "{{.Server.Version}}"]
+    try:
+        done = subprocess.run(
+            probe,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=DOCKER_PROBE_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ExternalToolError(
+            f"docker's daemon did not answer '{shlex.join(probe)}' within "
+            f"{DOCKER_PROBE_TIMEOUT_S} s.",
+            hint="Check that the Docker daemon runs on this node (systemctl status docker); "
+            "Snakemake retries the job.",
+        ) from exc
+    except OSError as exc:
+        raise ExternalToolError(f"Cannot start {docker}: {exc}") from exc
+    if done.returncode != 0:
+        said = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
+        raise ExternalToolError(
+            f"docker cannot reach its daemon ('{shlex.join(probe)}' exited "
+            f"{done.returncode}: {said[-1] if said else 'no message'}).",
+            hint="Start the Docker daemon on this node, or give your user access to it (the "
+            "docker group, or rootless Docker); where Docker is not available, set "
+            "fmriprep.runner: apptainer. Snakemake retries the job; no subject was excluded.",
+        )
+
+
+def _run_teed(argv: list[str], env: dict[str, str], log_file: Path | None) -> tuple[int, bytes]:
     """Run ``argv``; its output goes to stderr, as before, and is appended to ``log_file``.
+    Returns the exit code and the last 64 KiB of the output (what tells a container tool's
+    own failure from fMRIPrep's).
 
     stdin is closed: the docker wrapper asks questions (low memory) that a batch job can't
     answer. Without the copy in the job's log, a failure record could only point at the
     scheduler's output file, which Snakemake does not keep.
     """
-    if log_file is None:
-        return subprocess.run(argv, stdin=subprocess.DEVNULL, env=env, check=False).returncode
     err = getattr(sys.stderr, "buffer", None)
+    tail = bytearray()
+    launched = False  # the wrapper's RUNNING line, kept past the tail
     with (
-        open(log_file, "ab") as copy,
+        open(log_file if log_file is not None else os.devnull, "ab") as copy,
         subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -466,12 +524,22 @@ def _run_teed(argv: list[str], env: dict[str, str], log_file: Path | None) -> in
                 err.flush()
             else:
                 sys.stderr.write(chunk.decode(errors="replace"))
-    return proc.returncode
+            tail += chunk
+            launched = launched or WRAPPER_LAUNCHED in tail
+            del tail[: max(0, len(tail) - (1 << 16))]
+    return proc.returncode, (WRAPPER_LAUNCHED if launched else b"") + bytes(tail)
 
 
-def _failure(code: int, call: FmriprepCall, log_file: Path | None) -> dict:
+def _failure(
+    code: int,
+    call: FmriprepCall,
+    log_file: Path | None,
+    runner: str,
+    output: bytes,
+    out: str | Path,
+) -> dict:
     """The failure part of a record for fMRIPrep's non-zero ``code``, or raise when it was
-    killed (the job then fails and is retried).
+    killed or the container tool failed (the job then fails and is retried, with no record).
     """
     where = str(log_file) if log_file else "the job's output"
     if code < 0 or code in KILLED_EXIT_CODES:
@@ -481,17 +549,53 @@ def _failure(code: int, call: FmriprepCall, log_file: Path | None) -> dict:
             hint=f"See {where}. Snakemake retries the job (with more memory per attempt under "
             f"profiles/slurm); the work folder {call.subject_work_dir} lets it resume.",
         )
+    _raise_for_tool(code, call, runner, output, where)
     reason = f"fMRIPrep exited {code}; see {where}"
+    record = os.path.abspath(out)
     log.error(
         "sub-%s: %s (and fMRIPrep's crash files under %s/sub-%s/log). Every run of the "
         "subject is excluded; the cohort goes on. Once fixed, remove this subject's record "
-        "or rerun with snakemake --forcerun <record>.",
+        "%s, or rerun with snakemake --forcerun %s (lcm run ... -- --forcerun %s).",
         call.subject,
         reason,
         call.derivatives,
         call.subject,
+        record,
+        shlex.quote(record),
+        shlex.quote(record),
     )
     return {"exit_code": code, "log": str(log_file) if log_file else None, "reason": reason}
+
+
+def _raise_for_tool(code: int, call: FmriprepCall, runner: str, output: bytes, where: str) -> None:
+    """Raise :class:`ExternalToolError` when the container tool failed, not fMRIPrep."""
+    tool = "docker" if runner == "docker" else "apptainer"
+    said = output.decode(errors="replace").strip().splitlines()
+    last = f": {said[-1].strip()}" if said else ""
+    if runner == "docker" and WRAPPER_LAUNCHED not in output:
+        raise ExternalToolError(
+            f"fmriprep-docker stopped before fMRIPrep started for sub-{call.subject} (exit "
+            f"status {code}{last}).",
+            hint=f"See {where}: docker is missing or not reachable, or the image "
+            f"{call.image} could not be pulled or run. Fix docker on this node (or pull the "
+            "image there); Snakemake retries the job, and no subject was excluded.",
+        )
+    if code in TOOL_EXIT_CODES[tool]:
+        why = {
+            125: "docker's own error: the image could not be pulled (a node without internet?) "
+            "or the daemon refused the run",
+            126: "docker could not run the container's command",
+            127: "docker could not find the container's command",
+            255: f"{runner}'s own error: the image could not be pulled or built, or a bind "
+            "source does not exist",
+        }[code]
+        raise ExternalToolError(
+            f"The container tool failed for sub-{call.subject}, not fMRIPrep (exit status "
+            f"{code}, {why}){last}.",
+            hint=f"See {where}. Fix the container tool or the image {call.image} (pull or "
+            "build it where the jobs run); Snakemake retries the job, and no subject was "
+            "excluded.",
+        )
 
 
 def _find_tool(name: str, hint: str) -> str:

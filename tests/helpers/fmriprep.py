@@ -21,7 +21,8 @@ IMAGE_ID = "sha256:" + "1d" * 32
 # fMRIPrep reads the last --output-spaces: its words must be STANDIN_EXPECT's "spaces" (default:
 # "space" alone). STANDIN_EXPECT may also set "docker_mem" (the MB Docker reports: under 8000
 # the wrapper asks "Continue anyway?" unless --mem_mb is given) and "exit" (fMRIPrep fails with
-# that code, after a line on stderr, as a crashed nipype node or an OOM kill would).
+# that code, after a line on stderr, as a crashed nipype node or an OOM kill would, or docker
+# itself when it could not pull the image: 125) and "daemon_down" (see below).
 # `docker image inspect` renders the {{json .RepoDigests}} and {{json .Id}} actions of its
 # --format as docker does, from STANDIN_EXPECT's "repo_digests" (default: IMAGE's name at
 # IMAGE_DIGEST) or exits "inspect_exit" (no such image).
@@ -45,6 +46,12 @@ def value_after(flag):
     return argv[argv.index(flag) + 1]
 
 if tool == "docker":
+    # "daemon_down": "all" fails every `docker version` (LCM's probe and the wrapper's),
+    # "wrapper" only the wrapper's plain one (LCM's probe passes, fmriprep-docker stops).
+    down = expect.get("daemon_down")
+    if argv[:1] == ["version"] and (down == "all" or (down == "wrapper" and argv == ["version"])):
+        sys.stderr.write("Cannot connect to the Docker daemon. Is the docker daemon running?\n")
+        sys.exit(1)
     if argv == ["version"]:
         print("Client: Docker Engine\n Version: 27.0.0\nServer: Docker Engine\n Version: 27.0.0")
         sys.exit(0)

@@ -217,6 +217,9 @@ def test_docker_runs_real_wrapper(
     )
     assert rc == 0
     calls = read_calls(standins)
+    # LCM's own probe of the daemon first, then the wrapper's
+    assert calls[0] == ["docker", "version", "--format", "{{.Server.Version}}"]
+    calls = calls[1:]
     assert [c[:3] for c in calls[:4]] == [
         ["docker", "version"],
         ["docker", "images", "-q"],
@@ -300,6 +303,10 @@ def test_fmriprep_failing_on_a_subject_writes_its_failure_record(
     assert rec["failure"] == {"exit_code": 1, "log": str(log_file), "reason": reason}
     text = log_file.read_text()
     assert "stand-in fMRIPrep: nipype node failed" in text and "ERROR" in text
+    # The record to remove or force, by its absolute path (lcm run runs Snakemake elsewhere).
+    record = str((tmp_path / "rec.json").resolve())
+    assert f"snakemake --forcerun {record}" in text
+    assert f"lcm run ... -- --forcerun {record}" in text
 
 
 @pytest.mark.parametrize("code", [137, 143])
@@ -311,6 +318,59 @@ def test_fmriprep_killed_fails_the_job_for_a_retry(
     lic = expect_standin(monkeypatch, tmp_path, exit=code)
     with pytest.raises(ExternalToolError, match=f"killed for sub-01 \\(exit status {code}\\)"):
         run_fmriprep(fmriprep_request(tmp_path, "docker", fs_license=lic), tmp_path / "rec.json")
+    assert not (tmp_path / "rec.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("standin", "match"),
+    [
+        ({"exit": 125}, r"container tool failed for sub-01, not fMRIPrep \(exit status 125"),
+        ({"daemon_down": "all"}, "docker cannot reach its daemon"),
+        ({"daemon_down": "wrapper"}, "fmriprep-docker stopped before fMRIPrep started"),
+    ],
+)
+def test_a_docker_failure_fails_the_job_and_excludes_no_subject(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch, standin: dict, match: str
+) -> None:
+    """docker's own failures (an image that cannot be pulled: docker run exits 125; a daemon
+    not reachable, found by LCM's probe or by the wrapper's) were recorded as the subject's
+    fMRIPrep failure: the job succeeded, nothing was retried, the cohort was excluded. Now
+    the job fails, naming the tool, and writes no record."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    lic = expect_standin(monkeypatch, tmp_path, **standin)
+    with pytest.raises(ExternalToolError, match=match) as raised:
+        run_fmriprep(fmriprep_request(tmp_path, "docker", fs_license=lic), tmp_path / "rec.json")
+    assert "no subject was excluded" in str(raised.value)
+    assert not (tmp_path / "rec.json").exists()
+
+
+def test_docker_missing_fails_the_job_before_the_wrapper_runs(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fmriprep-docker found, docker not: the wrapper said "Could not find docker command" and
+    exited 1, recorded as the subject's fMRIPrep failure."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    lic = expect_standin(monkeypatch, tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # fmriprep-docker is still found beside Python
+    with pytest.raises(ExternalToolError, match="'docker' not found on PATH"):
+        run_fmriprep(fmriprep_request(tmp_path, "docker", fs_license=lic), tmp_path / "rec.json")
+    assert read_calls(standins) == [] and not (tmp_path / "rec.json").exists()
+
+
+def test_apptainer_failing_itself_fails_the_job(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """apptainer exits 255 for its own errors (an image it cannot pull, a bind source that does
+    not exist): the job fails, no record."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    sif = tmp_path / "fmriprep.sif"
+    sif.write_bytes(b"SIF")
+    lic = expect_standin(monkeypatch, tmp_path, image=str(sif), exit=255)
+    req = fmriprep_request(tmp_path, "apptainer", image=str(sif), fs_license=lic)
+    with pytest.raises(ExternalToolError, match=r"not fMRIPrep \(exit status 255"):
+        run_fmriprep(req, tmp_path / "rec.json")
     assert not (tmp_path / "rec.json").exists()
 
 
@@ -542,8 +602,8 @@ def test_docker_run_gets_the_jobs_cpus_and_memory(
     assert cli(fmriprep_cmd, args) == 0
     rec = json.loads((tmp_path / "rec.json").read_text())
     assert rec["command"][-6:] == sized
-    # the wrapper's probes, the run itself, then the digest of its image
-    assert len(read_calls(standins)) == 6
+    # LCM's probe of the daemon, the wrapper's, the run itself, then the digest of its image
+    assert len(read_calls(standins)) == 7
 
 
 @pytest.mark.parametrize("given", [["--mem-mb", "6000"], ["--mem=6G"], ["--mem_mb", "6000"]])
