@@ -381,6 +381,33 @@ NO_TEMPLATEFLOW_WARNING = (
 )
 
 
+def templateflow_home(value: str | None, cwd: str | None = None) -> str | None:
+    """The TemplateFlow folder ``TEMPLATEFLOW_HOME`` names, absolute; None when unset.
+
+    A relative value is read from ``cwd`` (default: the current folder): ``lcm run`` resolves
+    it against the folder it is called from before Snakemake moves into OUTPUT_DIR, where the
+    jobs bound ``OUTPUT_DIR/<value>``, a folder that did not exist.
+
+    Raises
+    ------
+    ConfigError
+        When the folder does not exist: apptainer refused the bind (exit 255) in every
+        subject's job.
+    """
+    if not value:
+        return None
+    path = os.path.abspath(os.path.join(cwd or os.getcwd(), value))
+    if not os.path.isdir(path):
+        relative = "" if os.path.isabs(value) else f" (relative to {cwd or os.getcwd()})"
+        raise ConfigError(
+            f"TEMPLATEFLOW_HOME is {value!r}{relative}, which is not a folder: fMRIPrep's "
+            "container could not bind it.",
+            hint="Set TEMPLATEFLOW_HOME to an existing TemplateFlow folder (an absolute path; "
+            "fill it on a node with internet, templateflow.api.get), or unset it.",
+        )
+    return path
+
+
 def apptainer_command(
     call: FmriprepCall, templateflow_home: str | None = None, executable: str = "apptainer"
 ) -> tuple[list[str], dict[str, str]]:
@@ -392,9 +419,9 @@ def apptainer_command(
         The run.
     templateflow_home : str, optional
         Host TemplateFlow cache; bound and passed as ``TEMPLATEFLOW_HOME`` through
-        ``APPTAINERENV_`` (``--cleanenv`` drops the host variable).
+        ``APPTAINERENV_`` and ``SINGULARITYENV_`` (``--cleanenv`` drops the host variable).
     executable : str
-        The apptainer program.
+        The apptainer program (or ``singularity``).
 
     Returns
     -------
@@ -417,7 +444,10 @@ def apptainer_command(
     env: dict[str, str] = {}
     if templateflow_home:
         binds.append(f"{os.path.abspath(templateflow_home)}:{CONTAINER_TEMPLATEFLOW}")
+        # Apptainer reads APPTAINERENV_, SingularityCE only SINGULARITYENV_: both, whichever
+        # of them runs (Apptainer prefers its own when they agree).
         env["APPTAINERENV_TEMPLATEFLOW_HOME"] = CONTAINER_TEMPLATEFLOW
+        env["SINGULARITYENV_TEMPLATEFLOW_HOME"] = CONTAINER_TEMPLATEFLOW
     spaces, extra = output_space_args(call.output_space, call.extra_args)
     argv = [executable, "run", "--cleanenv"]
     for bind in binds:

@@ -32,6 +32,7 @@ from lcm.preprocess.container import (
     check_mount_paths,
     docker_command,
     resource_args,
+    templateflow_home,
     without_resource_args,
 )
 from lcm.preprocess.derivatives import FMRIPREP_FAILED, check_subject_derivatives
@@ -361,6 +362,9 @@ def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
         task=req.task,
         skip_bids_validation=req.skip_bids_validation,
     )
+    if req.runner == "apptainer":
+        # A folder that does not exist: apptainer refuses to bind it (exit 255).
+        templateflow_home(os.environ.get("TEMPLATEFLOW_HOME"))
     # Before any folder is made: a path the container cannot mount stops here.
     check_mount_paths(call, req.runner, os.environ.get("TEMPLATEFLOW_HOME"))
     call.derivatives.mkdir(parents=True, exist_ok=True)
@@ -434,11 +438,11 @@ def _launch(
                 hint="Set fmriprep.image to a local .sif (e.g. built with 'apptainer build "
                 "fmriprep.sif docker://nipreps/fmriprep@sha256:...') or a docker:// URI.",
             )
-        executable = _find_tool("apptainer", hint="Load or install apptainer on this node.")
-        templateflow_home = os.environ.get("TEMPLATEFLOW_HOME")
-        if not templateflow_home:
+        executable = _find_apptainer()
+        tf_home = os.environ.get("TEMPLATEFLOW_HOME")
+        if not tf_home:
             log.warning("sub-%s: %s", call.subject, NO_TEMPLATEFLOW_WARNING)
-        argv, extra_env = apptainer_command(call, templateflow_home)
+        argv, extra_env = apptainer_command(call, tf_home, executable=Path(executable).name)
         env.update(extra_env)
         run_argv = [executable, *argv[1:]]
     # Pasteable, with the environment LCM set: a path with a space or quote stays one word.
@@ -586,8 +590,8 @@ def _raise_for_tool(code: int, call: FmriprepCall, runner: str, output: bytes, w
             "or the daemon refused the run",
             126: "docker could not run the container's command",
             127: "docker could not find the container's command",
-            255: f"{runner}'s own error: the image could not be pulled or built, or a bind "
-            "source does not exist",
+            255: "apptainer's (or singularity's) own error: the image could not be pulled or "
+            "built, or a bind source does not exist",
         }[code]
         raise ExternalToolError(
             f"The container tool failed for sub-{call.subject}, not fMRIPrep (exit status "
@@ -596,6 +600,21 @@ def _raise_for_tool(code: int, call: FmriprepCall, runner: str, output: bytes, w
             "build it where the jobs run); Snakemake retries the job, and no subject was "
             "excluded.",
         )
+
+
+def _find_apptainer() -> str:
+    """``apptainer``, else ``singularity`` (SingularityCE, which many clusters still provide
+    alone: the same ``run --cleanenv -B`` command line)."""
+    hint = "Load or install apptainer (or singularity) on the nodes that run the jobs."
+    try:
+        return _find_tool("apptainer", hint=hint)
+    except ExternalToolError:
+        try:
+            return _find_tool("singularity", hint=hint)
+        except ExternalToolError:
+            raise ExternalToolError(
+                "Neither 'apptainer' nor 'singularity' found on PATH.", hint=hint
+            ) from None
 
 
 def _find_tool(name: str, hint: str) -> str:

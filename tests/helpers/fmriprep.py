@@ -105,9 +105,11 @@ else:
     if binds.get("/work") != expect["work"] or value_after("-w") != "/work":
         fail("work bind")
     tf = expect.get("templateflow")
+    # SingularityCE reads SINGULARITYENV_ only, Apptainer APPTAINERENV_
+    prefix = "SINGULARITYENV_" if tool == "singularity" else "APPTAINERENV_"
     if tf and (binds.get("/templateflow") != tf
-               or os.environ.get("APPTAINERENV_TEMPLATEFLOW_HOME") != "/templateflow"):
-        fail("templateflow bind or APPTAINERENV_TEMPLATEFLOW_HOME")
+               or os.environ.get(prefix + "TEMPLATEFLOW_HOME") != "/templateflow"):
+        fail(f"templateflow bind or {prefix}TEMPLATEFLOW_HOME")
     start = argv.index(expect["image"])
     if argv[start + 1 : start + 4] != ["/data", "/out", "participant"]:
         fail("positional arguments")

@@ -444,9 +444,13 @@ def test_apptainer_records_the_environment_it_set_and_warns_without_templateflow
     req = fmriprep_request(tmp_path, "apptainer", image=str(sif), fs_license=lic)
     with caplog.at_level(logging.INFO, logger="lcm"):
         rec = run_fmriprep(req, tmp_path / "rec.json")
-    env = {"APPTAINERENV_TEMPLATEFLOW_HOME": "/templateflow"}
+    env = {
+        "APPTAINERENV_TEMPLATEFLOW_HOME": "/templateflow",
+        "SINGULARITYENV_TEMPLATEFLOW_HOME": "/templateflow",
+    }
     assert rec["container_env"] == env and "TEMPLATEFLOW_HOME is not set" not in caplog.text
-    assert "running APPTAINERENV_TEMPLATEFLOW_HOME=/templateflow apptainer run" in caplog.text
+    shown = " ".join(f"{k}={v}" for k, v in env.items())
+    assert f"running {shown} apptainer run" in caplog.text
     again = run_fmriprep(req, tmp_path / "rec.json")  # completed: checked, not relaunched
     assert again["fmriprep_launched"] is False and again["container_env"] == env
     assert len(read_calls(standins)) == 1
@@ -464,6 +468,51 @@ def test_apptainer_records_the_environment_it_set_and_warns_without_templateflow
     warned = [r for r in caplog.records if "TEMPLATEFLOW_HOME is not set" in r.getMessage()]
     assert len(warned) == 1 and warned[0].levelno == logging.WARNING
     assert "export TEMPLATEFLOW_HOME=" in warned[0].getMessage()
+
+
+def test_singularity_runs_where_apptainer_is_not_installed(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SingularityCE alone (many clusters): every subject's job failed with "'apptainer' not
+    found"; now singularity runs the same command, TemplateFlow passed as SINGULARITYENV_."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    tf = tmp_path / "templateflow"
+    tf.mkdir()
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(tf))
+    bin_dir = tmp_path / "bin"
+    (bin_dir / "apptainer").rename(bin_dir / "singularity")
+    monkeypatch.setenv("PATH", str(bin_dir))  # no apptainer of the system either
+    sif = tmp_path / "fmriprep.sif"
+    sif.write_bytes(b"SIF")
+    lic = expect_standin(monkeypatch, tmp_path, image=str(sif), templateflow=str(tf.resolve()))
+    req = fmriprep_request(tmp_path, "apptainer", image=str(sif), fs_license=lic)
+    rec = run_fmriprep(req, tmp_path / "rec.json")
+    (call,) = read_calls(standins)
+    assert call[:3] == ["singularity", "run", "--cleanenv"] and rec["command"] == call
+    assert rec["container_env"]["SINGULARITYENV_TEMPLATEFLOW_HOME"] == "/templateflow"
+    assert len(rec["runs"]) == 1
+
+    (bin_dir / "singularity").unlink()
+    (tmp_path / "rec.json").unlink()
+    for stamp in tmp_path.glob("*.completed.json"):
+        stamp.unlink()
+    with pytest.raises(ExternalToolError, match="Neither 'apptainer' nor 'singularity'"):
+        run_fmriprep(req, tmp_path / "rec.json")
+
+
+def test_a_templateflow_home_that_is_no_folder_is_refused_before_the_launch(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """apptainer refused to bind it (exit 255), recorded as every subject's fMRIPrep failure."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(tmp_path / "no-such-tf"))
+    sif = tmp_path / "fmriprep.sif"
+    sif.write_bytes(b"SIF")
+    lic = expect_standin(monkeypatch, tmp_path, image=str(sif))
+    req = fmriprep_request(tmp_path, "apptainer", image=str(sif), fs_license=lic)
+    with pytest.raises(ConfigError, match=r"TEMPLATEFLOW_HOME is .*no-such-tf.*not a folder"):
+        run_fmriprep(req, tmp_path / "rec.json")
+    assert read_calls(standins) == [] and not (tmp_path / "rec.json").exists()
 
 
 def test_apptainer_missing_image(tmp_path: Path, standins: Path, monkeypatch) -> None:
