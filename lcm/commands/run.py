@@ -13,6 +13,7 @@ import contextlib
 import copy
 import importlib.util
 import logging
+import os
 import re
 import shlex
 import subprocess
@@ -212,7 +213,19 @@ def run(args: argparse.Namespace) -> int:
             + yaml.safe_dump(config, sort_keys=False),
         )
         log.info("running: %s", shlex.join(cmd))
+        _absolute_templateflow_home(Path.cwd())  # Snakemake and its jobs inherit it
         return subprocess.run(cmd, check=False).returncode
+
+
+def _absolute_templateflow_home(cwd: Path) -> None:
+    """Make ``TEMPLATEFLOW_HOME`` absolute against ``cwd`` (the folder lcm run is called from).
+
+    Snakemake runs in OUTPUT_DIR: a relative ``TEMPLATEFLOW_HOME`` named a folder there, which
+    did not exist, and apptainer refused to bind it in every subject's job.
+    """
+    value = os.environ.get("TEMPLATEFLOW_HOME")
+    if value:
+        os.environ["TEMPLATEFLOW_HOME"] = os.path.abspath(Path(cwd, value))
 
 
 # Held by each `lcm run` on its OUTPUT_DIR while it writes there (lcm.io.lock: the kernel
@@ -355,11 +368,36 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     if voxel:  # and the atlas in the runs' space
         check_atlas_space(config, voxel, source=source)
     check_atlas_files(config, source=source)  # its files read, before fMRIPrep runs
+    _check_container_files(config, cwd, source)
     tasks = {k: v for k, v in (config.get("tasks") or {}).items() if v["dataset"] == name}
     config["variables"] = _catalogue_with(
         config["variables"], name, dataset["phenotype"], out, tasks
     )
     return validate_config(config, source=source)
+
+
+def _check_container_files(config: dict[str, Any], cwd: Path, source: str) -> None:
+    """A container run's licence file and TemplateFlow folder: refused now if missing.
+
+    The workflow's dry run checks them too (:meth:`lcm.workflow.plan.WorkflowPlan.check_inputs`);
+    said here, the error names the user's config file, not OUTPUT_DIR/config.yaml.
+    """
+    fmriprep = config["fmriprep"]
+    raw = any(entry_type(ds["entry"]).raw for ds in config["datasets"].values())
+    if fmriprep["runner"] == "existing" or not raw:
+        return
+    licence = fmriprep.get("fs_license")
+    if licence and not Path(licence).is_file():
+        raise ConfigError(
+            f"{source}: fmriprep.fs_license is {licence!r}, which is not a file.",
+            hint="Set fmriprep.fs_license to your FreeSurfer license.txt (free from "
+            "https://surfer.nmr.mgh.harvard.edu/registration.html), absolute or relative to "
+            "the folder lcm run is called from.",
+        )
+    if fmriprep["runner"] == "apptainer":
+        from lcm.preprocess.container import templateflow_home
+
+        templateflow_home(os.environ.get("TEMPLATEFLOW_HOME"), str(cwd))
 
 
 def _dataset_entry(
@@ -666,7 +704,27 @@ def snakemake_command(args: argparse.Namespace, config_path: Path, out: Path) ->
         cmd.append("--dry-run")
     # The level's target before the user's options: after one that takes several values
     # (--default-resources, --set-resources, --groups, --config) it was read as one of them.
-    return [*cmd, LEVELS[args.analysis_level], *args.snakemake_args]
+    return [*cmd, LEVELS[args.analysis_level], *_absolute_words(args.snakemake_args)]
+
+
+def _absolute_words(words: list[str]) -> list[str]:
+    """Snakemake's extra words, each relative path that exists here made absolute.
+
+    Snakemake runs in OUTPUT_DIR: ``-- --forcerun out/fmriprep/ds/sub-06_fmriprep.json``,
+    relative to the folder lcm run is called from, was "No rule to produce" there. A word with
+    a ``/`` naming an existing file or folder (a target, a record to force, a config file) is
+    a path; rule names and option values without one are left alone.
+    """
+    cwd = Path.cwd()
+    return [
+        str(cwd / word)
+        if "/" in word
+        and not word.startswith("-")
+        and not os.path.isabs(word)
+        and (cwd / word).exists()
+        else word
+        for word in words
+    ]
 
 
 def _absolute_paths(config: dict[str, Any], cwd: Path) -> dict[str, Any]:
@@ -686,6 +744,12 @@ def _absolute_paths(config: dict[str, Any], cwd: Path) -> dict[str, Any]:
             for key in _DATASET_PATH_KEYS:
                 if key in ds:
                     ds[key] = absolute(ds[key])
+    # An apptainer image file (a URI, docker://..., is none; a docker runner's is a name).
+    fmriprep = config.get("fmriprep")
+    if isinstance(fmriprep, dict) and fmriprep.get("runner") == "apptainer":
+        image = fmriprep.get("image")
+        if isinstance(image, str) and "://" not in image:
+            fmriprep["image"] = absolute(image)
     return config
 
 

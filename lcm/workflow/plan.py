@@ -122,6 +122,7 @@ class WorkflowPlan:
                 "Snakemake runs in (--directory).",
             )
         runner = self.config["fmriprep"]["runner"]
+        self._check_container_inputs()
         for name, ds in sorted(self.datasets.items()):
             if name in self.consortia:
                 continue
@@ -141,6 +142,44 @@ class WorkflowPlan:
                         hint=f"Set datasets.{name}.{key} to {what}, or remove datasets.{name} "
                         "if it is not to be used.",
                     )
+            root = ds["path"] if kind.raw else ""
+            if root and os.path.isdir(root):
+                if not os.path.isfile(os.path.join(root, "dataset_description.json")):
+                    # Said by the ingest job otherwise, after the plan (and a dry run) passed.
+                    raise ConfigError(
+                        f"{self.source}: datasets.{name}.path is {root!r}, which has no "
+                        f"dataset_description.json{_relative_note(root)}: not the root of a "
+                        "BIDS dataset.",
+                        hint=f"Point datasets.{name}.path at the dataset's top folder (the one "
+                        "holding sub-* folders), or add a dataset_description.json with at least "
+                        '{"Name": ..., "BIDSVersion": "1.10.0"}.',
+                    )
+
+    def _check_container_inputs(self) -> None:
+        """A container run's licence file and TemplateFlow folder, before any job.
+
+        Each subject's fMRIPrep job found them missing, after ingest, on SLURM once per
+        attempt: the licence named only by the job's error, a missing ``TEMPLATEFLOW_HOME``
+        by apptainer's refusal to bind it.
+        """
+        fmriprep = self.config["fmriprep"]
+        runner = fmriprep["runner"]
+        raw = any(entry_type(ds["entry"]).raw for ds in self.datasets.values())
+        if runner == "existing" or not raw:
+            return
+        licence = fmriprep.get("fs_license")
+        if licence and not os.path.isfile(licence):
+            raise ConfigError(
+                f"{self.source}: fmriprep.fs_license is {licence!r}, which is not a file"
+                f"{_relative_note(licence)}.",
+                hint="Set fmriprep.fs_license to your FreeSurfer license.txt (free from "
+                "https://surfer.nmr.mgh.harvard.edu/registration.html), as an absolute path or "
+                "one relative to the folder Snakemake runs in (--directory).",
+            )
+        if runner == "apptainer":
+            from lcm.preprocess.container import templateflow_home
+
+            templateflow_home(os.environ.get("TEMPLATEFLOW_HOME"))
 
     # -- datasets ---------------------------------------------------------------------------
     def derivatives_dir(self, dataset: str, results: str) -> str | None:

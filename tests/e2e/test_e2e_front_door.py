@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -188,6 +189,8 @@ DERIVATIVES = ("--derivatives", "study/derivatives/fmriprep")
 
 def _study(tmp_path: Path) -> Path:
     bids = tmp_path / "study"
+    bids.mkdir(parents=True)
+    (bids / "dataset_description.json").write_text('{"Name": "study", "BIDSVersion": "1.10.0"}')
     for sub in ("01", "02", "03", "04"):
         (bids / f"sub-{sub}" / "func").mkdir(parents=True)
         (bids / f"sub-{sub}" / "func" / f"sub-{sub}_task-rest_bold.nii.gz").write_bytes(b"")
@@ -857,3 +860,54 @@ def test_a_synthetic_dataset_outside_synth_out_dir_is_refused(tmp_path: Path) ->
     args = parse("study", "out", "participant", *DERIVATIVES, "--config-file", "demo.yaml")
     with pytest.raises(ConfigError, match=r"datasets\.(\w+)\.path .* outside .*mysynth/\1,"):
         run_cmd.build_config(args, tmp_path, tmp_path / "out")
+
+
+def test_a_container_runs_relative_image_licence_and_templateflow_are_the_callers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--config-file with `image: fmriprep.sif`: lcm run's check passed in the caller's folder,
+    then Snakemake, running in OUTPUT_DIR, refused it with a traceback. A licence that is no
+    file passed lcm run and failed each subject's job; a relative TEMPLATEFLOW_HOME was bound
+    as OUTPUT_DIR/<it>, a folder that did not exist."""
+    _study(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fmriprep.sif").write_bytes(b"sif")
+    fmriprep = {"runner": "apptainer", "image": "fmriprep.sif", "fs_license": "license.txt"}
+    (tmp_path / "app.yaml").write_text(yaml.safe_dump({"fmriprep": fmriprep}))
+    argv = ("study", "out", "participant", "--config-file", "app.yaml")
+    monkeypatch.delenv("TEMPLATEFLOW_HOME", raising=False)
+    with pytest.raises(ConfigError, match=r"fmriprep\.fs_license is '.*license\.txt', which"):
+        run_cmd.build_config(parse(*argv), tmp_path, tmp_path / "out")
+    (tmp_path / "license.txt").write_text("licence\n")
+    config = run_cmd.build_config(parse(*argv), tmp_path, tmp_path / "out")
+    assert config["fmriprep"]["image"] == str(tmp_path / "fmriprep.sif")
+    assert config["fmriprep"]["fs_license"] == str(tmp_path / "license.txt")
+
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", "tf")
+    with pytest.raises(ConfigError, match=r"TEMPLATEFLOW_HOME is 'tf' \(relative to "):
+        run_cmd.build_config(parse(*argv), tmp_path, tmp_path / "out")
+    (tmp_path / "tf").mkdir()
+    run_cmd.build_config(parse(*argv), tmp_path, tmp_path / "out")
+    run_cmd._absolute_templateflow_home(tmp_path)  # before Snakemake moves to OUTPUT_DIR
+    assert os.environ["TEMPLATEFLOW_HOME"] == str(tmp_path / "tf")
+    # docker takes a name, never a path
+    fmriprep.update(runner="docker", image="nipreps/fmriprep:25.2.7")
+    (tmp_path / "docker.yaml").write_text(yaml.safe_dump({"fmriprep": fmriprep}))
+    argv = ("study", "out", "participant", "--config-file", "docker.yaml")
+    config = run_cmd.build_config(parse(*argv), tmp_path, tmp_path / "out")
+    assert config["fmriprep"]["image"] == "nipreps/fmriprep:25.2.7"
+
+
+def test_a_record_to_force_is_read_from_the_callers_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lcm run ... -- --forcerun out/fmriprep/ds/sub-06_fmriprep.json`: Snakemake, running in
+    OUTPUT_DIR, said "No rule to produce" it; rule names stay as they are."""
+    monkeypatch.chdir(tmp_path)
+    record = tmp_path / "out" / "fmriprep" / "ds" / "sub-06_fmriprep.json"
+    record.parent.mkdir(parents=True)
+    record.write_text("{}")
+    extra = ["--forcerun", "out/fmriprep/ds/sub-06_fmriprep.json", "ingest", "-R", "fmriprep"]
+    args = parse("bids", "out", "participant", "--", *extra)
+    cmd = run_cmd.snakemake_command(args, tmp_path / "out" / "config.yaml", tmp_path / "out")
+    assert cmd[-5:] == ["--forcerun", str(record), "ingest", "-R", "fmriprep"]

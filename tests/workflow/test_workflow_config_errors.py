@@ -215,3 +215,41 @@ def test_a_dataset_given_twice_in_the_config_file_stops_the_dry_run(tmp_path: Pa
     assert proc.returncode != 0, out[-3000:]
     said = f"Config file {config}: line {second}: key 'roids' is given twice in the same mapping "
     assert said + f"(first at line {first})" in out, out[-3000:]
+
+
+@pytest.mark.parametrize("runner", ["docker", "apptainer"])
+def test_a_container_runs_missing_licence_stops_the_dry_run(
+    tmp_path: Path, runner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A licence path that is no file passed the dry run and ingest; every subject's fMRIPrep
+    job then failed on it (on SLURM, once per attempt)."""
+    monkeypatch.delenv("TEMPLATEFLOW_HOME", raising=False)
+    cfg = _config(tmp_path)
+    cfg["datasets"]["rawds"].pop("derivatives")  # the container run writes them
+    cfg["fmriprep"].update(runner=runner, fs_license=str(tmp_path / "no licence.txt"))
+    if runner == "apptainer":
+        cfg["fmriprep"]["image"] = "docker://nipreps/fmriprep:25.2.7"
+    code, out, config = _dry_run(tmp_path, cfg)
+    assert code != 0, out[-3000:]
+    said = f"{config}: fmriprep.fs_license is '{tmp_path / 'no licence.txt'}', which is not a file"
+    assert said in out, out[-3000:]
+    assert "Job stats" not in out and not (tmp_path / "results").exists()
+    (tmp_path / "no licence.txt").write_text("licence\n")
+    code, out, _ = _dry_run(tmp_path, cfg)
+    assert code == 0, out[-3000:]
+    if runner == "apptainer":  # a TemplateFlow folder that does not exist: no bind possible
+        monkeypatch.setenv("TEMPLATEFLOW_HOME", str(tmp_path / "tf"))
+        code, out, _ = _dry_run(tmp_path, cfg)
+        assert code != 0 and f"TEMPLATEFLOW_HOME is '{tmp_path / 'tf'}'" in out, out[-3000:]
+        assert "Job stats" not in out
+
+
+def test_a_raw_dataset_without_its_description_stops_the_dry_run(tmp_path: Path) -> None:
+    """It planned fine and failed in the ingest job."""
+    cfg = _config(tmp_path)
+    (tmp_path / "data" / "raw" / "dataset_description.json").unlink()
+    code, out, config = _dry_run(tmp_path, cfg)
+    assert code != 0, out[-3000:]
+    raw = tmp_path / "data" / "raw"
+    assert f"{config}: datasets.rawds.path is '{raw}', which has no dataset_description.json" in out
+    assert "Job stats" not in out
