@@ -43,12 +43,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "fmriprep",
         help="Run or check fMRIPrep for one subject and record its derivatives.",
         description="Obtain fMRIPrep derivatives of one subject (existing folder, "
-        "fmriprep-docker, or apptainer run of a pinned image), check that every BOLD run has "
+        "fmriprep-docker, or apptainer (else singularity) run of a pinned image), check that "
+        "every BOLD run has "
         "its preprocessed BOLD, mask, TR and confounds, and write a JSON record: a run that "
         "lacks any is recorded as excluded, naming the files, and the connectome stage "
         "excludes it (the other runs and subjects go on). fMRIPrep exiting non-zero writes a "
         "failure record, every run excluded with the exit code and the log to read, and exits "
-        "0; fMRIPrep killed (a signal, exit status 137 or 143) fails.",
+        "0; fMRIPrep killed (a signal, exit status 137 or 143) fails, and so does the "
+        "container tool failing itself (docker missing or its daemon not reachable, docker "
+        "run's 125-127, apptainer's 255), writing no record.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
