@@ -21,6 +21,7 @@ import ctypes
 import logging
 import logging.handlers
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import sys
@@ -167,6 +168,8 @@ def _run_pool(
     start = time.perf_counter()
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["lcm.evaluate.parallel"])
+    with _socket_tempdir():
+        multiprocessing.forkserver.ensure_running()
     # One task per model and fold (its label fractions): they share the training runs, so a
     # worker reuses what depends on them only (the tangent reference). Slowest models first.
     chunks: dict[tuple[str, int], list[int]] = {}
@@ -222,6 +225,44 @@ def _run_pool(
         workers,
         time.perf_counter() - start,
     )
+
+
+# Linux's AF_UNIX socket paths hold 107 bytes. The fork server listens on
+# <temp dir>/pymp-<8>/listener-<8>: a cluster's per-job TMPDIR (/localscratch/<user>/
+# slurm-job-<id>/...) can leave no room, and the pool failed with 'AF_UNIX path too long'.
+_SOCKET_PATH_MAX = 107
+_SOCKET_SUFFIX = len("/pymp-xxxxxxxx/listener-xxxxxxxx")
+_SHORT_TEMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+@contextlib.contextmanager
+def _socket_tempdir() -> Iterator[None]:
+    """Start the fork server's socket in a short temporary folder where TMPDIR is too long.
+
+    Only the socket's folder moves (multiprocessing keeps its folder for the life of the
+    process); the connectomes' copy and the workers' own files stay in TMPDIR.
+    """
+    where = tempfile.gettempdir()
+    if len(os.fsencode(where)) + _SOCKET_SUFFIX <= _SOCKET_PATH_MAX:
+        yield
+        return
+    short = next((d for d in _SHORT_TEMP_DIRS if os.access(d, os.W_OK | os.X_OK)), None)
+    if short is None:
+        yield  # nothing shorter to use: multiprocessing's own error names the path
+        return
+    log.info(
+        "TMPDIR %s is too long for the worker pool's socket (%d bytes at most): its socket "
+        "goes in %s",
+        where,
+        _SOCKET_PATH_MAX,
+        short,
+    )
+    before = tempfile.tempdir
+    tempfile.tempdir = short
+    try:
+        yield
+    finally:
+        tempfile.tempdir = before
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:

@@ -185,3 +185,35 @@ def test_a_sigterm_inside_deferred_waits_for_the_block_and_its_bookkeeping() -> 
             stop.step = 2  # the bookkeeping the message reads
         raise AssertionError("SIGTERM was not raised at the block's end")
     assert stopped.value.code == 143 and said == [2]
+
+
+# A cluster's per-job TMPDIR can be long; the fork server's socket lives below it.
+LONG_TMPDIR_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    sys.path.insert(0, {tests!r})
+    from test_evaluate_kill import _fast_fit, jobs
+    from lcm.evaluate.parallel import run_fits
+    results = run_fits(jobs(), np.zeros((8, 5, 5)), _fast_fit, workers=2)
+    print(len(results))
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="AF_UNIX path limit of Linux")
+def test_the_pool_runs_under_a_tmpdir_too_long_for_a_socket(tmp_path: Path) -> None:
+    tmp = tmp_path / ("slurm-job-" + "x" * 40) / ("localscratch-" + "y" * 40)
+    tmp.mkdir(parents=True)
+    assert len(str(tmp)) + len("/pymp-xxxxxxxx/listener-xxxxxxxx") > 107
+    script = LONG_TMPDIR_SCRIPT.format(tests=str(Path(__file__).parent))
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "TMPDIR": str(tmp)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == str(len(jobs()))
+    assert _ours(tmp) == []  # the connectomes' copy was made in TMPDIR and removed
