@@ -381,8 +381,8 @@ class WorkflowPlan:
         its fMRIPrep job, reading the manifest as ancient, kept its old record, "excluded at
         ingest", for good (and after a forced ingest the manifest said included while the
         record and the QC table said excluded). Two checks, for a validated raw dataset with a
-        record: (1) ``.bidsignore`` or the validator's version differs from what the last
-        ingest recorded (its summary's ``validator.inputs``) and the record lists a run the
+        record: (1) ``.bidsignore`` differs from what the last ingest recorded (its summary's
+        ``validator.inputs``) and the record lists a run the
         validator excluded: ingest reruns for them (:meth:`listing_hash`), and this subject
         with it, in the same invocation; (2) the manifest includes a run the record lists as
         excluded by the validator, or excludes by the validator a run the record lists with
@@ -406,7 +406,12 @@ class WorkflowPlan:
                 recorded = summary["validator"].get("inputs")
             except (OSError, ValueError, TypeError, KeyError, AttributeError):
                 recorded = None  # no ingest yet: its jobs run anyway
-            stale = recorded != self.validation_inputs(dataset)
+            # .bidsignore only: ingest may run in its own conda env (--software-deployment-
+            # method conda), whose validator this process cannot see (its version here is
+            # another's, or ""), and a difference there would rerun the subject at every
+            # invocation. An upgrade's changed verdicts reach the manifest: check (2).
+            now = (self.validation_inputs(dataset) or {}).get("bidsignore")
+            stale = not isinstance(recorded, dict) or recorded.get("bidsignore") != now
             self._validation_stale[dataset] = stale and os.path.exists(manifest)
         return self._validation_stale[dataset]
 

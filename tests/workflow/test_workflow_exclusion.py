@@ -104,6 +104,28 @@ def test_a_broken_subject_is_excluded_with_its_reason_and_the_cohort_finishes(
     assert set(folds["subject"]) == set(GOOD)
 
 
+def _validated_existing_config(tmp_path: Path, raw: Path, deriv: Path, pheno: Path) -> Path:
+    """One downstream BIDS dataset, validated at ingest, its fMRIPrep derivatives read."""
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["variables"] = str(ROOT / "config" / "variables.yaml")
+    cfg["synth"]["enabled"] = False
+    cfg["datasets"] = {
+        "abidelike": {
+            "entry": "bids",
+            "path": str(raw),
+            "derivatives": str(deriv),
+            "phenotype": str(pheno),
+            "role": "downstream",
+        }
+    }
+    cfg["tasks"] = {}
+    cfg["fmriprep"]["runner"] = "existing"
+    cfg["ingest"]["validate"] = True
+    cfg["denoise"]["min_volumes"] = 30  # the runs have 48 volumes
+    cfg["denoise"]["min_dof"] = None  # too few degrees of freedom for the floor: kept
+    return write_config(tmp_path, cfg)
+
+
 @pytest.mark.slow
 def test_a_subject_the_validator_excludes_does_not_stop_the_first_run(tmp_path: Path) -> None:
     """Raw BIDS with existing derivatives; sub-06's T1w is a DataLad link not fetched. The
@@ -127,24 +149,7 @@ def test_a_subject_the_validator_excludes_does_not_stop_the_first_run(tmp_path: 
         + "\n".join(rows)
         + f"\n{BAD_FMRIPREP}\tA\t1\t30\t2\n"
     )
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    cfg["variables"] = str(ROOT / "config" / "variables.yaml")
-    cfg["synth"]["enabled"] = False
-    cfg["datasets"] = {
-        "abidelike": {
-            "entry": "bids",
-            "path": str(raw),
-            "derivatives": str(deriv),
-            "phenotype": str(pheno),
-            "role": "downstream",
-        }
-    }
-    cfg["tasks"] = {}
-    cfg["fmriprep"]["runner"] = "existing"
-    cfg["ingest"]["validate"] = True
-    cfg["denoise"]["min_volumes"] = 30  # the runs have 48 volumes
-    cfg["denoise"]["min_dof"] = None  # too few degrees of freedom for the floor: kept
-    config = write_config(tmp_path, cfg)
+    config = _validated_existing_config(tmp_path, raw, deriv, pheno)
     store = paths.store_dir("results")
     target = str(paths.connectome_path(store, "aal116", "abidelike"))
 
@@ -199,24 +204,7 @@ def test_a_validator_error_fixed_in_bidsignore_is_picked_up_by_a_plain_rerun(
     pheno = tmp_path / "data" / "phenotype.tsv"
     rows = [f"{sub}\tA\t{1 + k % 2}\t{20 + k}\t1" for k, sub in enumerate(subjects)]
     pheno.write_text("SUB_ID\tSITE_ID\tDX_GROUP\tAGE_AT_SCAN\tSEX\n" + "\n".join(rows) + "\n")
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    cfg["variables"] = str(ROOT / "config" / "variables.yaml")
-    cfg["synth"]["enabled"] = False
-    cfg["datasets"] = {
-        "abidelike": {
-            "entry": "bids",
-            "path": str(raw),
-            "derivatives": str(deriv),
-            "phenotype": str(pheno),
-            "role": "downstream",
-        }
-    }
-    cfg["tasks"] = {}
-    cfg["fmriprep"]["runner"] = "existing"
-    cfg["ingest"]["validate"] = True
-    cfg["denoise"]["min_volumes"] = 30  # the runs have 48 volumes
-    cfg["denoise"]["min_dof"] = None
-    config = write_config(tmp_path, cfg)
+    config = _validated_existing_config(tmp_path, raw, deriv, pheno)
     target = paths.qc_table("results", "abidelike", "aal116")
 
     def run(*args: str) -> subprocess.CompletedProcess:

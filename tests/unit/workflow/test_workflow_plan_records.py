@@ -90,3 +90,39 @@ def test_a_record_not_made_or_unreadable_is_left_to_its_jobs(
         path.parent.mkdir(parents=True)
         path.write_text(content)
     assert _plan(tmp_path).subject_changed("ds", "01") is False
+
+
+def _ingested(tmp_path: Path, inputs: dict, excluded_by_validator: bool = True) -> None:
+    """An ingest manifest excluding RUN by the validator, its summary recording ``inputs``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    manifest = Path(paths.ingest_manifest(str(tmp_path / "results"), "ds"))
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    code = "validator:NOT_INCLUDED" if excluded_by_validator else ""
+    table = {"subject": ["01"], "run_key": [RUN], "included": [not code], "reason_code": [code]}
+    pq.write_table(pa.table(table), manifest)
+    summary = Path(paths.ingest_summary(str(manifest), ".json"))
+    summary.write_text(json.dumps({"validator": {"inputs": inputs}}))
+
+
+@pytest.mark.parametrize(
+    ("ingest_inputs", "bidsignore", "changed"),
+    [
+        # ingest ran in its own conda env, whose validator version this process cannot see
+        ({"validator": "9.9.9", "bidsignore": None}, None, False),
+        ({"validator": "", "bidsignore": None}, None, False),
+        # the .bidsignore pattern the validator's message recommends: the subject reruns
+        ({"validator": "", "bidsignore": None}, "*_notes.txt\n", True),
+        (None, None, True),  # an ingest of an older LCM recorded nothing: once
+    ],
+)
+def test_a_validator_exclusion_reruns_for_bidsignore_not_for_another_envs_version(
+    tmp_path: Path, ingest_inputs: dict | None, bidsignore: str | None, changed: bool
+) -> None:
+    _record(tmp_path, [], {RUN: "validator:NOT_INCLUDED"})
+    _ingested(tmp_path, ingest_inputs)
+    plan = _plan(tmp_path)
+    if bidsignore is not None:
+        (tmp_path / "raw" / ".bidsignore").write_text(bidsignore)
+    assert plan.subject_changed("ds", "01") is changed
