@@ -131,7 +131,8 @@ def test_lcm_run_from_any_folder_through_a_baseline_evaluation(tmp_path: Path) -
     store = pd.read_parquet(out / "store" / "connectomes")
     assert set(store["dataset"].astype(str)) == {"study"} and len(store) == 8
     metrics = pd.read_parquet(out / "metrics" / "metrics.parquet")
-    assert set(metrics["model"]) == {"logreg"}
+    # The configured model, and head motion alone, which the report scores on its folds.
+    assert set(metrics["model"]) == {"logreg", "motion-fd"}
     assert (out / "report" / "index.html").is_file()
     assert (out / "logs" / "store" / "study.log").is_file()
     # Existing derivatives: no container setting reaches the command (and none reruns it).

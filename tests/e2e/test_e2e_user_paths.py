@@ -76,7 +76,8 @@ def test_baseline_only_study_runs_with_a_bare_path_outside_the_repository(
     out = tmp_path / "out"
     assert (out / "report" / "index.html").is_file()
     metrics = pd.read_parquet(out / "metrics" / "metrics.parquet")
-    assert set(metrics["model"]) == {"logreg"}
+    # The configured model, and head motion alone, which the report scores on its folds.
+    assert set(metrics["model"]) == {"logreg", "motion-fd"}
     assert not (out / "models").exists()
     # Item 9: logs beside the results, none in the calling folder or the repository.
     assert (out / "logs" / "evaluate" / "autism.log").is_file()
