@@ -248,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
             inputs=inputs,
             title=args.title,
             headline=headline,
-            control=control_table(summary, predictions),
+            control=control_table(summary, predictions, task_meta),
             sites=site_table(predictions),
             oracles=oracles,
             task_meta=task_meta,

@@ -320,6 +320,9 @@ class ShuffledLabels:
     test fold and averages the metric (:meth:`permutation_predictions`), so the fold's value
     estimates the null expectation instead of one draw of it. Subjects are permuted as units
     (all runs of a subject keep one label), so a multi-run subject cannot straddle classes.
+    The protocol also keeps each permutation's own metric: permutation ``i`` over every fold
+    is one draw of the null distribution of the unpermuted estimator's metric, whose
+    permutation p :func:`lcm.evaluate.compare.permutation_tests` gives, with no further fit.
 
     Parameters
     ----------

@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lcm.evaluate.metrics import corrected_t_interval, fold_test_train_ratio
+from lcm.evaluate.factories import permuted_model
+from lcm.evaluate.metrics import (
+    METRIC_COLUMNS,
+    METRIC_DTYPES,
+    corrected_t_interval,
+    fold_test_train_ratio,
+    summarise,
+)
 from lcm.evaluate.motion import MOTION_MODEL
 from lcm.evaluate.registry import BASELINE_MODELS, CONTROL_MODELS
 
@@ -407,19 +414,186 @@ def _verdict(paired: PairedResult) -> str:
     return "no clear difference"
 
 
-def control_table(summary: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
-    """Each shuffled-label control per task and label fraction, and whether it sits at chance.
+PERMUTATION_COLUMNS = (
+    "task",
+    "label_fraction",
+    "model",
+    "permuted_model",
+    "metric",
+    "observed",
+    "null_mean",
+    "n_permutations",
+    "n_fits",
+    "p_value",
+    "p_min",
+    "null",
+)
+
+
+def permutation_p(observed: float, null: np.ndarray) -> float:
+    """One-sided permutation p of ``observed`` against ``null``: ``(1 + b) / (1 + m)``.
+
+    ``b`` counts the ``m`` null values at least as large as ``observed`` (ties, and a null
+    value that is NaN, count against it), so p is never 0: its smallest value is
+    ``1 / (m + 1)`` (Phipson & Smyth 2010). NaN when ``observed`` is NaN or ``null`` empty.
+
+    Parameters
+    ----------
+    observed : float
+        The statistic of the model fitted on the true labels.
+    null : numpy.ndarray
+        The same statistic of each of ``m`` refits on permuted labels.
+
+    Returns
+    -------
+    float
+    """
+    null = np.asarray(null, dtype=float)
+    if not np.isfinite(observed) or null.size == 0:
+        return float("nan")
+    # Both sides are means of the same fold metrics in the same order; the margin only keeps
+    # a permutation that reproduced the true labels from losing its tie to rounding.
+    margin = 1e-12 * max(1.0, abs(observed))
+    b = int(np.sum(~(null < observed - margin)))
+    return (1.0 + b) / (1.0 + null.size)
+
+
+def permutation_tests(metrics: pd.DataFrame, scores: list[dict[str, Any]]) -> pd.DataFrame:
+    """Permutation p of the model each shuffled-label control permutes (Ojala & Garriga 2010).
+
+    Permutation ``i``'s statistic pools its test-fold metrics over every fit (seeds x folds)
+    of the control at a label fraction, and is scored as the permuted model's headline value
+    is (:func:`lcm.evaluate.metrics.summarise`'s mean of its fold metrics, on the same
+    fits): ``m`` permutations give ``m`` null values. Each permutation refits the permuted
+    model's estimator (same class and seed) on the training fold's labels permuted among its
+    labelled subjects, subjects as units; the test fold keeps its true labels.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        Tidy fold metrics (columns :data:`lcm.evaluate.metrics.METRIC_COLUMNS`) holding the
+        permuted model's rows.
+    scores : list of dict
+        ``lcm evaluate``'s per-fit permutation scores
+        (:attr:`lcm.evaluate.protocol.EvaluationResult.permutation_scores`).
 
     Returns
     -------
     pandas.DataFrame
-        ``task, label_fraction, model, metric, mean, ci_low, ci_high, n, chance, verdict,
-        at_chance``, one row per control model (``shuffled-labels``, ``shuffled-lcm``, ...):
-        ``n`` counts its fits (seeds x folds) and ``verdict`` is ``at chance`` (the 95 % CI
-        contains the chance level), ``above chance``, ``below chance`` or ``too few fits``
-        (fewer than 2: the interval has no width, so nothing is judged); ``at_chance`` is
-        ``verdict == "at chance"``.
+        Columns :data:`PERMUTATION_COLUMNS`, one row per task, control and label fraction:
+        ``permuted_model`` (``logreg`` for ``shuffled-labels`` on a binary task, ``ridge`` on
+        a continuous one, ``lcm`` for ``shuffled-lcm``), its ``observed`` mean, the null's
+        mean, ``n_permutations`` (m), ``n_fits``, ``p_value`` (:func:`permutation_p`; NaN
+        when the permuted model was not evaluated), ``p_min`` = 1 / (m + 1), the smallest p
+        m permutations can give, and ``null`` (the m values, a list).
     """
+    by_cell: dict[tuple[str, str, float, str], list[dict[str, Any]]] = {}
+    for entry in scores:
+        key = (
+            str(entry["task"]),
+            str(entry["model"]),
+            float(entry["label_fraction"]),
+            str(entry["metric"]),
+        )
+        by_cell.setdefault(key, []).append(entry)
+    kind_of = {metric: kind for kind, metric in HEADLINE_METRIC.items()}
+    rows = []
+    for (task, control, fraction, metric), entries in sorted(by_cell.items()):
+        m = min(len(e["values"]) for e in entries)
+        fits = {(int(e["seed"]), int(e["fold"])) for e in entries}
+        permuted = permuted_model(control, kind_of.get(metric, "")) or ""
+        own = metrics[
+            (metrics["task"] == task)
+            & (metrics["model"] == permuted)
+            & np.isclose(metrics["label_fraction"], fraction)
+            & (metrics["metric"] == metric)
+        ]
+        own = own[[(int(s), int(f)) in fits for s, f in zip(own["seed"], own["fold"], strict=True)]]
+        # Every permutation as a model of its own, summarised beside the permuted model.
+        null_rows = [
+            (task, f"permutation {i}", fraction, e["seed"], e["fold"], metric, e["values"][i])
+            for e in entries
+            for i in range(m)
+        ]
+        frame = pd.concat(
+            [own, pd.DataFrame(null_rows, columns=list(METRIC_COLUMNS))], ignore_index=True
+        )
+        frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
+        means = summarise(frame.astype(METRIC_DTYPES)).set_index("model")["mean"]
+        observed = float(means.get(permuted, np.nan)) if len(own) else float("nan")
+        null = np.array([means.get(f"permutation {i}", np.nan) for i in range(m)], dtype=float)
+        rows.append(
+            {
+                "task": task,
+                "label_fraction": fraction,
+                "model": control,
+                "permuted_model": permuted,
+                "metric": metric,
+                "observed": observed,
+                "null_mean": float(np.nanmean(null)) if np.isfinite(null).any() else np.nan,
+                "n_permutations": m,
+                "n_fits": len(fits),
+                "p_value": permutation_p(observed, null),
+                "p_min": 1.0 / (m + 1),
+                "null": null.tolist(),
+            }
+        )
+    return pd.DataFrame(rows, columns=list(PERMUTATION_COLUMNS))
+
+
+CONTROL_COLUMNS = (
+    "task",
+    "label_fraction",
+    "model",
+    "metric",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "n",
+    "chance",
+    "verdict",
+    "at_chance",
+    "permuted_model",
+    "n_permutations",
+    "p_permutation",
+    "p_min",
+)
+
+
+def control_table(
+    summary: pd.DataFrame,
+    predictions: pd.DataFrame,
+    records: dict[str, dict[str, Any]] | None = None,
+) -> pd.DataFrame:
+    """Each shuffled-label control per task and label fraction, whether it sits at chance,
+    and the permutation p it gives the model it permutes.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        :func:`lcm.evaluate.metrics.summarise` of the metrics.
+    predictions : pandas.DataFrame
+        The predictions table (task kind only).
+    records : dict, optional
+        ``task -> lcm evaluate's record`` (:func:`lcm.evaluate.record.read_evaluation_records`),
+        whose ``permutation_tests`` (:func:`permutation_tests`) give the p columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`CONTROL_COLUMNS`, one row per control model (``shuffled-labels``,
+        ``shuffled-lcm``, ...) and label fraction: ``n`` counts its fits (seeds x folds) and
+        ``verdict`` is ``at chance`` (the 95 % CI contains the chance level), ``above
+        chance``, ``below chance`` or ``too few fits`` (fewer than 2: the interval has no
+        width, so nothing is judged); ``at_chance`` is ``verdict == "at chance"``.
+        ``p_permutation`` is the permutation p of ``permuted_model`` against the control's
+        ``n_permutations`` refits, ``p_min`` = 1 / (n_permutations + 1) the smallest it can
+        be; NaN and ``""`` where not recorded (metrics of an older ``lcm evaluate``).
+    """
+    tests: dict[tuple[str, str, float], dict[str, Any]] = {}
+    for task, record in (records or {}).items():
+        for t in record.get("permutation_tests") or []:
+            tests[(str(task), str(t["model"]), round(float(t["label_fraction"]), 9))] = t
     rows = []
     for task, at_task in summary.groupby("task", sort=True):
         metric = HEADLINE_METRIC[task_kind(predictions[predictions["task"] == task])]
@@ -435,6 +609,8 @@ def control_table(summary: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
                 verdict = "below chance"
             else:
                 verdict = "at chance"
+            test = tests.get((str(task), str(r["model"]), round(float(r["label_fraction"]), 9)))
+            p = test.get("p_value") if test else None
             rows.append(
                 {
                     "task": task,
@@ -448,10 +624,13 @@ def control_table(summary: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
                     "chance": chance,
                     "verdict": verdict,
                     "at_chance": verdict == "at chance",
+                    "permuted_model": str(test.get("permuted_model") or "") if test else "",
+                    "n_permutations": int(test["n_permutations"]) if test else 0,
+                    "p_permutation": float(p) if p is not None else np.nan,
+                    "p_min": float(test["p_min"]) if test else np.nan,
                 }
             )
-    columns = ["task", "label_fraction", "model", "metric", "mean", "ci_low", "ci_high", "n"]
-    return pd.DataFrame(rows, columns=[*columns, "chance", "verdict", "at_chance"])
+    return pd.DataFrame(rows, columns=list(CONTROL_COLUMNS))
 
 
 def site_table(predictions: pd.DataFrame, fraction: float | None = None) -> pd.DataFrame:

@@ -99,6 +99,31 @@ def shuffled_lcm(context: ModelContext) -> Model:
     return ShuffledLabels(inner, seed=context.seed, n_permutations=LCM_CONTROL_PERMUTATIONS)
 
 
+# The registered model whose estimator each control refits on permuted labels, per task kind:
+# its permutation p compares that model's metric with the permuted refits' (built below from
+# the same classes and seed, so each permutation differs from it by the labels alone).
+PERMUTED_MODELS: dict[str, dict[str, str]] = {
+    "shuffled-labels": {"binary": "logreg", "continuous": "ridge"},
+    "shuffled-lcm": {"binary": "lcm"},
+}
+
+
+def permuted_model(control: str, kind: str) -> str | None:
+    """The model ``control`` permutes on a ``kind`` task (None for an unknown control).
+
+    Parameters
+    ----------
+    control : str
+        A control's registered name (``shuffled-labels``, ``shuffled-lcm``).
+    kind : {"binary", "continuous"}
+
+    Returns
+    -------
+    str or None
+    """
+    return PERMUTED_MODELS.get(control, {}).get(kind)
+
+
 def shuffled_labels(context: ModelContext) -> Model:
     from lcm.evaluate.baselines import ConnectomeLogReg, ConnectomeRidge, ShuffledLabels
 

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from lcm.catalogue import Catalogue
 from lcm.evaluate.baselines import N_PERMUTATIONS
+from lcm.evaluate.compare import HEADLINE_METRIC
 from lcm.evaluate.metrics import (
     METRIC_COLUMNS,
     METRIC_DTYPES,
@@ -245,6 +246,12 @@ class EvaluationResult:
         ``model -> n`` of each shuffled-label control: the permutations whose metrics each
         of its fold values averages (counted from its fits' prediction rows), while the
         predictions table keeps the first only.
+    permutation_scores : list of dict
+        ``{"task", "model", "label_fraction", "seed", "fold", "metric", "values"}`` of every
+        fit of a shuffled-label control, one per row key of the tables: ``values`` holds the
+        headline metric (AUC, Pearson r) of each permuted model on the fold's test subjects,
+        in permutation order (NaN as None), the null distribution behind
+        :func:`lcm.evaluate.compare.permutation_tests`.
     labelled_subjects : list of dict
         ``{"seed", "fold", "label_fraction", "labelled", "training"}`` of every training fold
         and label fraction with rows in the tables: ``labelled`` and ``training`` map each class
@@ -277,6 +284,7 @@ class EvaluationResult:
     n_fits_not_repeated: int = 0
     folds_one_class: list[dict[str, Any]] = field(default_factory=list)
     control_permutations: dict[str, int] = field(default_factory=dict)
+    permutation_scores: list[dict[str, Any]] = field(default_factory=list)
     labelled_subjects: list[dict[str, Any]] = field(default_factory=list)
     pseudo_labels: list[dict[str, Any]] = field(default_factory=list)
 
@@ -676,7 +684,8 @@ def evaluate_task(
         fitted = run_fits(jobs, cohort.fc, _fit_predict_timed, workers, progress)
     fit_seconds: dict[str, float] = {}
     permutations: dict[str, int] = {}
-    outputs = []  # per fit: its test subjects' rows, fold scores and predictions
+    outputs = []  # per fit: its test subjects' rows, fold scores, predictions, null scores
+    headline = HEADLINE_METRIC[task.kind]
     records = []  # per fit: its pseudo-label record (None for a model without one)
     for job, (preds, fit_s, record) in zip(jobs, fitted, strict=True):
         records.append(record)
@@ -689,14 +698,21 @@ def evaluate_task(
         rows = rows[first]
         # The predictions table keeps one genuine fit (a control's first permutation); the fold
         # metrics average all of them, and the report says how many (control_permutations).
-        outputs.append((rows, _fold_scores(y[rows], preds, binary), preds[0]))
+        scores, per_permutation = _fold_scores(y[rows], preds, binary)
+        # Each permutation's own headline metric: the null distribution of a permutation p.
+        null = per_permutation[headline] if job.name in CONTROL_MODELS else None
+        outputs.append((rows, scores, preds[0], null))
         if job.name in CONTROL_MODELS:
             permutations[job.name] = max(permutations.get(job.name, 0), len(preds))
     pseudo_labels = []
+    permutation_scores = []
     for index, key in entries:
         if records[index] is not None:
             pseudo_labels.append({**key, **records[index]})
-        rows, scores, pred = outputs[index]
+        rows, scores, pred, null = outputs[index]
+        if null is not None:
+            values = [v if np.isfinite(v) else None for v in null]
+            permutation_scores.append({**key, "metric": headline, "values": values})
         for metric, value in scores.items():
             metric_rows.append({**key, "metric": metric, "value": value})
         pred_frames.append(
@@ -732,6 +748,7 @@ def evaluate_task(
         n_fits_not_repeated=n_repeated,
         folds_one_class=_one_class_folds(predictions) if binary else [],
         control_permutations=permutations,
+        permutation_scores=permutation_scores,
         labelled_subjects=labelled_subjects,
         pseudo_labels=pseudo_labels,
     )
@@ -907,8 +924,11 @@ def accepts_groups(model: object) -> bool:
         return False
 
 
-def _fold_scores(y_true: np.ndarray, preds: np.ndarray, binary: bool) -> dict[str, float]:
-    """Metrics of one fit, averaged over its prediction rows (the control's permutations).
+def _fold_scores(
+    y_true: np.ndarray, preds: np.ndarray, binary: bool
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Metrics of one fit, averaged over its prediction rows (the control's permutations),
+    and each metric's value per row.
 
     Averaging the metric (not the predictions) keeps each permutation a genuine null model;
     an average of random models' predictions is not itself a draw from the null.
@@ -916,12 +936,13 @@ def _fold_scores(y_true: np.ndarray, preds: np.ndarray, binary: bool) -> dict[st
     per_row = [
         binary_metrics(y_true, p) if binary else regression_metrics(y_true, p) for p in preds
     ]
-    out = {}
+    out, rows = {}, {}
     for metric in per_row[0]:
         values = np.array([r[metric] for r in per_row], dtype=float)
         finite = values[np.isfinite(values)]
         out[metric] = float(finite.mean()) if finite.size else float("nan")
-    return out
+        rows[metric] = values.tolist()
+    return out, rows
 
 
 def _log_overview(task: Task, metrics: pd.DataFrame) -> None:

@@ -3,7 +3,8 @@
 ``lcm evaluate`` stores it as JSON in both of its Parquet tables (schema metadata key ``lcm``,
 :func:`lcm.evaluate.metrics.write_tidy_parquet`) and in their JSON sidecars; the report reads
 it back by task. Its keys are those of :func:`evaluation_record`; metrics of an older
-``lcm evaluate`` lack the later ones (``labelled_subjects``, ``pseudo_labels``), which readers
+``lcm evaluate`` lack the later ones (``labelled_subjects``, ``pseudo_labels``,
+``permutation_scores``, ``permutation_tests``), which readers
 treat as not recorded.
 """
 
@@ -15,6 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from lcm.evaluate.compare import permutation_tests
 from lcm.evaluate.metrics import METADATA_KEY
 from lcm.evaluate.protocol import EvaluationResult, EvaluationSettings, Task
 
@@ -82,6 +86,12 @@ def evaluation_record(
         "folds_one_class": result.folds_one_class,
         # What each fold value of a control averages: the report says "4 folds x 10 permutations".
         "control_permutations": result.control_permutations,
+        # Each control fit's metric per permutation, and the permutation p they give the
+        # model the control permutes (logreg, ridge or lcm; compare.permutation_tests).
+        "permutation_scores": result.permutation_scores,
+        "permutation_tests": _json_rows(
+            permutation_tests(result.metrics, result.permutation_scores)
+        ),
         # Subjects per class labelled in each training fold at each fraction (at least 2
         # per class): the report sets the fraction labelled beside the nominal one.
         "labelled_subjects": result.labelled_subjects,
@@ -90,6 +100,21 @@ def evaluation_record(
         "pseudo_labels": result.pseudo_labels,
         **(extra or {}),
     }
+
+
+def _json_rows(frame: Any) -> list[dict[str, Any]]:
+    """Rows of a table as dicts of plain Python values, NaN as None (valid JSON)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and not np.isfinite(value):
+            return None
+        return value
+
+    return [{k: plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
 def read_evaluation_records(paths: Sequence[str | os.PathLike[str]]) -> dict[str, dict]:

@@ -241,6 +241,35 @@ def _control_fits(n: int, model: str, meta: dict[str, Any]) -> str:
     return f"{fits} &times; {permutations} permutation" + ("" if permutations == 1 else "s")
 
 
+def permutation_clause(row: Any) -> str:
+    """The permutation p a control gives the model it permutes, for its sentence.
+
+    ``; permutation p = 0.048 for logreg against its 20 permutations (...; with 20
+    permutations p cannot go below 1/21 = 0.048)``; what is missing when there is none.
+
+    Parameters
+    ----------
+    row : namedtuple
+        A row of :func:`lcm.evaluate.compare.control_table`.
+    """
+    m = int(getattr(row, "n_permutations", 0) or 0)
+    model = html.escape(str(getattr(row, "permuted_model", "") or ""))
+    if not m:
+        return "; no permutation p (not recorded by the lcm evaluate that wrote these metrics)"
+    if not model:
+        return "; no permutation p (the model this control permutes is not known)"
+    p = float(row.p_permutation)
+    if not np.isfinite(p):
+        return f"; no permutation p: {model}, the model it permutes, was not evaluated"
+    plural = "" if m == 1 else "s"
+    return (
+        f"; permutation {p_clause(p)} for {model} against its {m} permutation{plural} "
+        f"(one-sided: {model}'s {metric_name(row.metric)} against each permutation's, pooled "
+        f"over the same fits; with {m} permutation{plural} p cannot go below "
+        f"1/{m + 1} = {p_text(row.p_min)})"
+    )
+
+
 def control_fragment(control: pd.DataFrame, task: str, meta: dict[str, Any] | None = None) -> str:
     """The shuffled-label controls of one task, each named, and whether each sits at chance.
 
@@ -273,7 +302,7 @@ def control_fragment(control: pd.DataFrame, task: str, meta: dict[str, Any] | No
             f"{html.escape(str(r.model))} at label fraction {r.label_fraction:g}: "
             f"{metric_name(r.metric)} "
             f"{with_ci(r.mean, r.ci_low, r.ci_high)} over {fits} (chance {r.chance:g}) "
-            f"&mdash; {states[r.verdict]}"
+            f"&mdash; {states[r.verdict]}{permutation_clause(r)}"
         )
     cls = "note" if rows["at_chance"].all() else "warn"
     return (

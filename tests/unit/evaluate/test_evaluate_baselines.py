@@ -15,6 +15,7 @@ from lcm.evaluate.baselines import (
     TangentLogReg,
     inner_splits,
 )
+from lcm.evaluate.compare import permutation_tests
 from lcm.evaluate.cpm import CPM
 from lcm.evaluate.metrics import regression_metrics
 from lcm.evaluate.protocol import (
@@ -214,6 +215,16 @@ def test_continuous_task_runs_regressors_and_skips_classifiers():
     r = result.metrics.query("metric == 'pearson_r'").groupby("model")["value"].mean()
     assert r["ridge"] > 0.3 and r["cpm"] > 0.3
     assert r["shuffled-labels"] < r["ridge"] - 0.2
+    # The control permutes ridge on a continuous task: its p is ridge's Pearson r against the
+    # 20 permuted refits' (each permutation's r pooled over the 3 folds).
+    (test,) = permutation_tests(result.metrics, result.permutation_scores).to_dict("records")
+    assert (test["permuted_model"], test["metric"], test["n_permutations"]) == (
+        "ridge",
+        "pearson_r",
+        20,
+    )
+    assert test["observed"] == pytest.approx(r["ridge"])
+    assert test["p_value"] == pytest.approx(1 / 21)
 
 
 def test_checkpoint_pretrained_on_the_task_dataset_is_refused(tmp_path):
