@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import logging
 from pathlib import Path
 
 import pandas as pd
 
+import lcm
 from lcm.catalogue import Catalogue, load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
 from lcm.commands._sources import existing, store_sources
@@ -23,9 +26,16 @@ from lcm.evaluate.protocol import (
 )
 from lcm.evaluate.record import evaluation_record
 from lcm.evaluate.registry import checkpoint_models, maps_models
+from lcm.evaluate.resume import open_state, run_fields, state_folder
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.paths import missingness_path, variables_path
-from lcm.io.provenance import provenance_path, write_sidecar
+from lcm.io.provenance import (
+    invocation_code_sha256,
+    provenance_path,
+    sha256_file,
+    write_sidecar,
+)
+from lcm.io.run_digests import data_fingerprint
 from lcm.signals import SigtermExit
 from lcm.store.cohort import Cohort
 from lcm.threads import apply_thread_budget, resolve_thread_budget
@@ -206,6 +216,7 @@ def _evaluate(
         extra={"store": args.store, "atlas": args.atlas, "dataset": args.dataset},
         workers=workers,
         catalogue=catalogue,
+        state_dir=state_folder(args.out),
     )
 
 
@@ -224,6 +235,7 @@ def evaluate_and_write(
     splits: pd.DataFrame | None = None,
     workers: int = 1,
     catalogue: Catalogue | None = None,
+    state_dir: str | Path | None = None,
 ) -> EvaluationResult:
     """Evaluate ``task`` on ``cohort`` and write the metrics and predictions tables atomically.
 
@@ -244,11 +256,29 @@ def evaluate_and_write(
     catalogue : Catalogue, optional
         The catalogue the cohort was loaded with; a checkpoint whose variables it defines
         otherwise is refused (:func:`~lcm.evaluate.protocol.evaluate_task`).
+    state_dir : path-like, optional
+        Where each finished fit is saved (:mod:`lcm.evaluate.resume`; ``lcm evaluate`` gives
+        :func:`~lcm.evaluate.resume.state_folder` of ``out``): the same call after a kill
+        reuses them and fits only the rest. Kept once the tables are written. None: no state.
 
     Returns
     -------
     EvaluationResult
     """
+    state = None
+    if state_dir is not None:
+        fields = _state_fields(
+            cohort,
+            task,
+            settings,
+            master_seed,
+            catalogue,
+            splits,
+            sources,
+            checkpoint,
+            ssl_checkpoint,
+        )
+        state = open_state(state_dir, fields)
     result = evaluate_task(
         cohort,
         task,
@@ -259,6 +289,7 @@ def evaluate_and_write(
         splits=splits,
         workers=workers,
         catalogue=catalogue,
+        state=state,
     )
     meta = evaluation_record(
         task,
@@ -276,6 +307,41 @@ def evaluate_and_write(
         write_sidecar(path, list(sources or []), **meta)
     log.info("wrote %s (%d rows) and %s", out, len(result.metrics), predictions)
     return result
+
+
+def _state_fields(
+    cohort: Cohort,
+    task: Task,
+    settings: EvaluationSettings,
+    master_seed: int,
+    catalogue: Catalogue | None,
+    splits: pd.DataFrame | None,
+    sources: list[str | Path] | None,
+    checkpoint: str | Path | None,
+    ssl_checkpoint: str | Path | None,
+) -> dict:
+    """What every fit of this evaluation depends on (:func:`lcm.evaluate.resume.run_fields`)."""
+    files = [
+        *map(Path, sources or []),
+        *_checkpoint_files(str(checkpoint) if checkpoint else None, maps=True),
+        *_checkpoint_files(str(ssl_checkpoint) if ssl_checkpoint else None),
+    ]
+    inputs = {str(p): sha256_file(p) for p in dict.fromkeys(files) if p.is_file()}
+    table = None
+    if splits is not None:
+        rows = pd.util.hash_pandas_object(splits, index=False).to_numpy()
+        table = hashlib.sha256(rows.tobytes() + ",".join(map(str, splits.columns)).encode())
+    return run_fields(
+        task={"name": task.name, "label": task.label, "levels": task.levels, "kind": task.kind},
+        settings=dataclasses.asdict(settings),
+        master_seed=master_seed,
+        data=cohort.fingerprint(catalogue)
+        if catalogue is not None
+        else data_fingerprint(cohort.ids, cohort.fc, variables=cohort.variables),
+        inputs=inputs,
+        splits=table.hexdigest() if table is not None else None,
+        code={"lcm_version": lcm.__version__, "code_sha256": invocation_code_sha256()},
+    )
 
 
 def _checkpoint_files(checkpoint: str | None, maps: bool = False) -> list[Path]:

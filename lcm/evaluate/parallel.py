@@ -114,6 +114,7 @@ def run_fits(
     fit: FitFunction,
     workers: int = 1,
     on_done: Callable[[int], None] | None = None,
+    on_result: Callable[[int, tuple[Any, ...]], None] | None = None,
 ) -> list[tuple[Any, ...]]:
     """``fit(name, context, fc_train, y_fit, variables, groups, fc_test)`` of every job, in order.
 
@@ -130,6 +131,10 @@ def run_fits(
         of a session) always run here: a fresh worker does not know them.
     on_done : callable, optional
         Called with the job index as each fit finishes (progress).
+    on_result : callable, optional
+        Called here (never in a worker) with the job index and what ``fit`` returned as each
+        fit finishes, before ``on_done``: the evaluation saves it (:mod:`lcm.evaluate.resume`),
+        so that a run killed later keeps it.
 
     Returns
     -------
@@ -148,11 +153,31 @@ def run_fits(
             results[i] = fit(
                 j.name, j.context, fc[j.train], j.y_fit, j.variables, j.groups, fc[j.test]
             )
-            if on_done:
-                on_done(i)
+            _finished(i, results[i], on_result, on_done)
     if pooled:
-        _run_pool(jobs, pooled, fc, fit, min(workers, len(pooled)), torch_needed, results, on_done)
+        _run_pool(
+            jobs,
+            pooled,
+            fc,
+            fit,
+            min(workers, len(pooled)),
+            torch_needed,
+            results,
+            lambda i: _finished(i, results[i], on_result, on_done),
+        )
     return results
+
+
+def _finished(
+    index: int,
+    result: tuple[Any, ...],
+    on_result: Callable[[int, tuple[Any, ...]], None] | None,
+    on_done: Callable[[int], None] | None,
+) -> None:
+    if on_result:
+        on_result(index, result)
+    if on_done:
+        on_done(index)
 
 
 def _run_pool(

@@ -57,6 +57,7 @@ from lcm.evaluate.registry import (
     register_model,
     unregister_model,
 )
+from lcm.evaluate.resume import FitState
 from lcm.evaluate.splits import (
     Fold,
     check_distinct_repeats,
@@ -430,9 +431,16 @@ class FitProgress:
     """
 
     def __init__(
-        self, task: str, jobs: list[FitJob], entries: list[tuple[int, dict]], bar: Any
+        self,
+        task: str,
+        jobs: list[FitJob],
+        entries: list[tuple[int, dict]],
+        bar: Any,
+        todo: list[int] | None = None,
     ) -> None:
-        self.task, self.total, self.bar = task, len(jobs), bar
+        # ``todo``: the indices of the fits to run (the others reused), all by default.
+        self.task, self.bar = task, bar
+        self.total = len(jobs) if todo is None else len(todo)
         self.keys: dict[int, dict] = {}
         for index, key in entries:
             self.keys.setdefault(index, key)
@@ -470,6 +478,7 @@ def evaluate_task(
     splits: pd.DataFrame | None = None,
     workers: int = 1,
     catalogue: Catalogue | None = None,
+    state: FitState | None = None,
 ) -> EvaluationResult:
     """Run the protocol on one task.
 
@@ -496,6 +505,10 @@ def evaluate_task(
         else there (kind, levels, units) is refused before any fit, and the LCM models give a
         BEI variable that a subject's dataset does not record the ``n/a`` class, as in
         pretraining. When omitted, neither: such variables are pseudo-labelled as missing.
+    state : FitState, optional
+        Saved fits of this evaluation (:func:`lcm.evaluate.resume.open_state`): each fit saved
+        there is reused, not run again, and each fit run is saved as it finishes, so that the
+        same evaluation killed and run again fits only the rest (with the same results).
 
     Returns
     -------
@@ -678,10 +691,7 @@ def evaluate_task(
             task.name,
             n_repeated,
         )
-    bar = tqdm(total=len(jobs), desc=f"evaluate {task.name}", disable=not sys.stderr.isatty())
-    progress = FitProgress(task.name, jobs, entries, bar)
-    with bar:
-        fitted = run_fits(jobs, cohort.fc, _fit_predict_timed, workers, progress)
+    fitted = _run_or_reuse(task.name, jobs, entries, cohort.fc, workers, state)
     fit_seconds: dict[str, float] = {}
     permutations: dict[str, int] = {}
     outputs = []  # per fit: its test subjects' rows, fold scores, predictions, null scores
@@ -752,6 +762,47 @@ def evaluate_task(
         labelled_subjects=labelled_subjects,
         pseudo_labels=pseudo_labels,
     )
+
+
+def _run_or_reuse(
+    task: str,
+    jobs: list[FitJob],
+    entries: list[tuple[int, dict[str, Any]]],
+    fc: np.ndarray,
+    workers: int,
+    state: FitState | None,
+) -> list[tuple[Any, ...]]:
+    """What each fit returned, in the order of ``jobs``: read from ``state`` where it saved the
+    fit, run otherwise (each run saved there as it finishes)."""
+    reused = state.load(jobs) if state is not None else {}
+    todo = [i for i in range(len(jobs)) if i not in reused]
+    if state is not None:
+        log.info(
+            "task %s: %d of %d fit(s) reused from %s, %d to run",
+            task,
+            len(reused),
+            len(jobs),
+            state.folder,
+            len(todo),
+        )
+    bar = tqdm(total=len(todo), desc=f"evaluate {task}", disable=not sys.stderr.isatty())
+    progress = FitProgress(task, jobs, entries, bar, todo)
+
+    def save(k: int, result: tuple[Any, ...]) -> None:
+        if state is not None:
+            state.save(jobs[todo[k]], result)
+
+    with bar:
+        fitted = run_fits(
+            [jobs[i] for i in todo],
+            fc,
+            _fit_predict_timed,
+            workers,
+            lambda k: progress(todo[k]),
+            save,
+        )
+    results: dict[int, tuple[Any, ...]] = {**reused, **dict(zip(todo, fitted, strict=True))}
+    return [results[i] for i in range(len(jobs))]
 
 
 def _labelled_counts(

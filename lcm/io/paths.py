@@ -24,6 +24,7 @@ Layout under ``results``::
     splits/task-<task>_splits.parquet
     embeddings/task-<task>_embeddings.parquet, task-<task>_attention.parquet
     metrics/task-<task>_metrics.parquet, task-<task>_predictions.parquet, metrics.parquet, ...
+    metrics/task-<task>_metrics_evaluate_state/   (an evaluation's finished fits)
     report/index.html
     configs/<sha256>.json   (each validated config a run was built from, named by its hash)
     logs/<stage>/...
@@ -76,6 +77,10 @@ UNRECORDED = (
     ("connectome/*/dataset_description.json", "the BIDS description of a derivative folder"),
     ("store/_lcm", "the feature store's journal and locks"),
     ("models/*/train_state", "a training state, whose JSON holds the digest of its content"),
+    (
+        "metrics/*_evaluate_state",
+        "an evaluation's finished fits, each file holding the digest of its content",
+    ),
 )
 
 

@@ -303,6 +303,18 @@ def _code_hash() -> str | None:
     return code_hash() if code_hash else None
 
 
+def invocation_code_sha256() -> str | None:
+    """The hash of the LCM code this process's verb runs, as its sidecars record it.
+
+    Returns
+    -------
+    str or None
+        None outside a ``lcm`` command (a library call), where :func:`set_invocation` was not
+        given one.
+    """
+    return _code_hash()
+
+
 def provenance(container: str | None = None, image_digest: str | None = None) -> dict[str, Any]:
     """The ``Provenance`` block of a sidecar: environment plus how this process was invoked.
 

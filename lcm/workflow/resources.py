@@ -66,8 +66,9 @@ def fmriprep_mem_mb(runs_container: bool, attempt: int) -> int:
 # shuffled-label control fit on CPUs; a GPU asked for them waits in the GPU queue for nothing).
 EVALUATE_TORCH_RUNTIME = 480
 EVALUATE_RUNTIME = 120
-# An evaluation keeps no fit between attempts: a retry after the time limit (the profile's
-# retries) redoes every fit, so it asks for the runtime times the attempt, up to a day.
+# A retry after the time limit (the profile's retries) reuses the fits its predecessor finished
+# (lcm.evaluate.resume), but one fit longer than the limit would never end: it asks for the
+# runtime times the attempt, up to a day.
 EVALUATE_RUNTIME_MAX = 1440
 
 

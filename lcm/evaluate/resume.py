@@ -1,0 +1,313 @@
+"""The finished fits of an evaluation, kept across a kill: one module reads and writes them.
+
+``lcm evaluate`` runs many fits (models x folds x seeds x label fractions), hours of them on a
+cluster. Each fit's result (its test predictions, its fit seconds and its pseudo-label record)
+is saved as it finishes, atomically, in a state folder LCM owns (:func:`state_folder`, beside
+the metrics); the same command run again after a kill (time limit, preemption, OOM, Ctrl-C)
+reuses every saved fit and runs only the rest, and writes the same bytes as an uninterrupted
+run.
+
+The folder holds ``evaluate_state.json`` (what every fit depends on: the inputs' sha256, the
+task, the settings, the master seed, the data fingerprint and the code; :func:`run_fields`)
+and one ``fit-<sha256>.npz`` per finished fit, named by the hash of that fit's own rows,
+targets, model and seed (:func:`fit_key`) and holding the digest of its content. A state of
+other inputs, settings or code is ignored with a warning naming what differs, and its fits
+removed; a fit file that cannot be read or whose digest differs is fitted again. Nothing is
+unpickled.
+
+The state is kept once the outputs are written, as pretraining's ``train_state/`` is: a job
+killed after writing them (its time limit striking while Snakemake's wrapper still runs) is
+retried with its outputs deleted, and the retry writes them again from the state without
+fitting. It is small (predictions only); delete it by hand once the workflow is done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lcm.evaluate.parallel import FitJob
+from lcm.io.atomic import atomic_path, write_json
+from lcm.io.ownership import claim_out_dir
+
+log = logging.getLogger(__name__)
+
+VERB = "lcm evaluate"
+META_NAME = "evaluate_state.json"
+FORMAT_VERSION = 1
+# The end of a state folder's name: <metrics file's stem>_evaluate_state, beside it.
+FOLDER_SUFFIX = "_evaluate_state"
+_FIT_RE = re.compile(r"fit-[0-9a-f]{64}\.npz")
+# The npz members of a fit file (no object arrays: read with allow_pickle=False).
+_MEMBERS = ("key", "predictions", "fit_seconds", "record", "digest")
+
+
+def state_folder(out: str | os.PathLike[str]) -> Path:
+    """The state folder of the evaluation writing the metrics table ``out``.
+
+    Parameters
+    ----------
+    out : path-like
+        The metrics Parquet (``--out``), e.g. ``results/metrics/task-autism_metrics.parquet``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``results/metrics/task-autism_metrics_evaluate_state`` for that example: not a declared
+        output of the workflow, so Snakemake does not delete it when the job fails.
+    """
+    path = Path(out)
+    return path.with_name(f"{path.name.removesuffix('.parquet')}{FOLDER_SUFFIX}")
+
+
+def run_fields(
+    *,
+    task: dict[str, Any],
+    settings: dict[str, Any],
+    master_seed: int,
+    data: str,
+    inputs: dict[str, str],
+    splits: str | None,
+    code: dict[str, Any],
+) -> dict[str, Any]:
+    """What every fit of an evaluation depends on besides its own rows (stored with the state,
+    so that another run's state is ignored with a warning naming what differs).
+
+    Parameters
+    ----------
+    task : dict
+        The task's name, label, levels and kind.
+    settings : dict
+        The ``evaluate`` settings, every key (``control_permutations`` included).
+    master_seed : int
+    data : str
+        The cohort's data fingerprint (:func:`lcm.io.run_digests.data_fingerprint`).
+    inputs : dict
+        ``path -> sha256`` of every input file (store, catalogue, splits table, checkpoints).
+    splits : str or None
+        sha256 of the splits table's rows as read (None: folds drawn here).
+    code : dict
+        ``lcm_version`` and ``code_sha256`` (the hash of the verb's code, when known).
+
+    Returns
+    -------
+    dict
+        Plain JSON types.
+    """
+    fields = {
+        "format_version": FORMAT_VERSION,
+        "task": task,
+        "settings": settings,
+        "master_seed": master_seed,
+        "data": data,
+        "inputs": inputs,
+        "splits": splits,
+        "code": code,
+    }
+    return json.loads(json.dumps(fields, sort_keys=True, default=str))
+
+
+def fit_key(job: FitJob) -> str:
+    """sha256 of what one fit depends on beyond :func:`run_fields`: model, seed, rows, targets.
+
+    The training variables are a function of the training rows and of which of them keep their
+    label (``y_fit``), both hashed here, given the data the state's fields fix.
+    """
+    digest = hashlib.sha256()
+    digest.update(f"{job.name}\0{job.context.seed}\0".encode())
+    for array in (job.train, job.test, job.y_fit, job.groups):
+        values = np.ascontiguousarray(np.asarray(array))
+        kind = values.dtype.str if values.dtype != object else "object"
+        digest.update(f"{kind}{values.shape}\0".encode())
+        digest.update(
+            values.tobytes() if values.dtype != object else repr(values.tolist()).encode()
+        )
+    return digest.hexdigest()
+
+
+class FitState:
+    """The saved fits of one evaluation (:func:`open_state` opens one).
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The state folder, claimed by ``lcm evaluate``.
+    fields : dict
+        This run's :func:`run_fields`, as its JSON holds them.
+    """
+
+    def __init__(self, folder: Path, fields: dict[str, Any]) -> None:
+        self.folder = folder
+        self.fields = fields
+        self.n_saved = 0
+
+    def load(self, jobs: Sequence[FitJob]) -> dict[int, tuple[Any, ...]]:
+        """The saved result of each of ``jobs`` that has one, by index in ``jobs``.
+
+        A fit file that cannot be read, or whose content differs from its digest, is left out
+        with a warning (that fit runs again and replaces it).
+        """
+        found: dict[int, tuple[Any, ...]] = {}
+        for index, job in enumerate(jobs):
+            key = fit_key(job)
+            path = self.folder / f"fit-{key}.npz"
+            if not path.is_file():
+                continue
+            result = _read_fit(path, key)
+            if result is not None:
+                found[index] = result
+        return found
+
+    def save(self, job: FitJob, result: tuple[Any, ...]) -> None:
+        """Save one finished fit's ``(predictions, fit seconds, record)`` atomically.
+
+        A record that would not read back as the same JSON (a type JSON does not keep) is not
+        saved, with a warning: reused, it would change the outputs' bytes.
+        """
+        predictions, fit_seconds, record = result
+        try:  # plain JSON only (no numpy scalars), so that it reads back as the same record
+            text = json.dumps(record, sort_keys=True)
+        except (TypeError, ValueError):
+            log.warning(
+                "fit of %s not saved for resumption: its record is not plain JSON", job.name
+            )
+            return
+        key = fit_key(job)
+        values = np.asarray(predictions, dtype=float)
+        members = {
+            "key": np.array(key),
+            "predictions": values,
+            "fit_seconds": np.array(float(fit_seconds)),
+            "record": np.array(text),
+        }
+        members["digest"] = np.array(_digest(members))
+        buffer = io.BytesIO()
+        np.savez(buffer, **members)
+        with atomic_path(self.folder / f"fit-{key}.npz") as tmp:
+            tmp.write_bytes(buffer.getvalue())
+        self.n_saved += 1
+
+
+def open_state(folder: str | os.PathLike[str], fields: dict[str, Any]) -> FitState:
+    """Claim ``folder`` for ``lcm evaluate`` and open its saved fits for a run of ``fields``.
+
+    A state written for other inputs, settings, seed or code is ignored with a warning naming
+    what differs, and its fit files are removed; the folder then records ``fields``.
+
+    Parameters
+    ----------
+    folder : path-like
+        The state folder (:func:`state_folder`); created if missing.
+    fields : dict
+        :func:`run_fields` of this run.
+
+    Returns
+    -------
+    FitState
+
+    Raises
+    ------
+    lcm.exceptions.OutputOwnershipError
+        The folder holds files LCM did not write, or another verb's outputs.
+    """
+    path = claim_out_dir(folder, VERB, (META_NAME, "fit-*.npz"))
+    meta_path = path / META_NAME
+    saved: Any = None
+    if meta_path.is_file():
+        try:
+            saved = json.loads(meta_path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError):
+            saved = "unreadable"
+    fits = sorted(n for n in os.listdir(path) if _FIT_RE.fullmatch(n))
+    if saved != fields and (saved is not None or fits):
+        log.warning(
+            "ignoring the %d saved fit(s) in %s: they belong to another evaluation (%s); every "
+            "fit runs again",
+            len(fits),
+            path,
+            what_differs(saved, fields),
+        )
+        for name in fits:
+            (path / name).unlink(missing_ok=True)
+    if saved != fields:
+        write_json(meta_path, fields)
+    return FitState(path, fields)
+
+
+def what_differs(saved: Any, fields: dict[str, Any]) -> str:
+    """The fields of this run that differ from those a saved state recorded, in words.
+
+    Parameters
+    ----------
+    saved : object
+        The saved state's JSON (``None`` when it has none, ``"unreadable"`` when it could not
+        be read).
+    fields : dict
+        This run's :func:`run_fields`.
+
+    Returns
+    -------
+    str
+        E.g. ``"settings.n_folds 3 -> 4, inputs: store/.../part-0.parquet changed"``.
+    """
+    if not isinstance(saved, dict):
+        return f"its {META_NAME} is missing or unreadable"
+    changes = []
+    for key in sorted(set(saved) | set(fields)):
+        was, now = saved.get(key), fields.get(key)
+        if was == now:
+            continue
+        if key == "inputs" and isinstance(was, dict) and isinstance(now, dict):
+            for path in sorted(set(was) | set(now)):
+                if path not in was:
+                    changes.append(f"inputs: {path} added")
+                elif path not in now:
+                    changes.append(f"inputs: {path} no longer read")
+                elif was[path] != now[path]:
+                    changes.append(f"inputs: {path} changed")
+        elif key == "data":
+            changes.append("the task's runs or variables")
+        elif isinstance(was, dict) and isinstance(now, dict):
+            changes += [
+                f"{key}.{k} {was.get(k)!r} -> {now.get(k)!r}"
+                for k in sorted(set(was) | set(now))
+                if was.get(k) != now.get(k)
+            ]
+        else:
+            changes.append(f"{key} {was!r} -> {now!r}")
+    return "differs in " + ", ".join(changes)
+
+
+def _digest(members: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name in ("key", "predictions", "fit_seconds", "record"):
+        value = members[name]
+        digest.update(f"{name}\0{value.dtype.str}{value.shape}\0".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    return digest.hexdigest()
+
+
+def _read_fit(path: Path, key: str) -> tuple[Any, ...] | None:
+    """``(predictions, fit seconds, record)`` of a saved fit; None (warned) when it is not one."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            members = {name: npz[name] for name in _MEMBERS}
+        ok = str(members["key"]) == key and str(members["digest"]) == _digest(members)
+        record = json.loads(str(members["record"])) if ok else None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        log.warning("saved fit %s cannot be read (%s): it runs again", path, exc)
+        return None
+    if not ok:
+        log.warning("saved fit %s differs from its recorded digest: it runs again", path)
+        return None
+    return members["predictions"], float(members["fit_seconds"]), record

@@ -1,0 +1,296 @@
+"""`lcm evaluate` killed after k of N fits and run again: it fits only the N - k others and
+writes the same bytes as an uninterrupted run (finding: a killed evaluation kept no fit).
+
+Run as a user would: the ``lcm`` command line in a process of its own, from a folder outside the
+repository, killed by SIGTERM or SIGKILL from inside its (k + 1)-th fit of a model that counts
+its fits in a folder; ``logreg`` beside it runs in the worker pool.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from lcm.catalogue import load_catalogue
+from lcm.store.writer import write_connectomes, write_variables
+
+pytestmark = [pytest.mark.slow, pytest.mark.hostile]
+
+N_ROIS = 5
+N_SUBJECTS = 24
+SETTINGS = {"n_folds": 3, "seeds": [0, 1], "label_fractions": [0.5, 1.0]}
+N_COUNTED = 3 * 2 * 2  # folds x seeds x fractions: the fits of each model
+# Where the fits are kept: beside the metrics, named after them (lcm.evaluate.resume).
+STATE = "task-asd_metrics_evaluate_state"
+
+# Registers "counted" (a nearest-class-mean model that writes one file per fit into $COUNT_DIR
+# and, at fit $KILL_AT, sends itself $KILL_SIG), then runs the lcm command line.
+SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from pathlib import Path
+    import numpy as np
+    from lcm.cli import main
+    from lcm.evaluate.registry import register_model
+
+    class Counted:
+        def fit(self, fc, y, variables):
+            folder = Path(os.environ["COUNT_DIR"])
+            n = len(list(folder.iterdir())) + 1
+            if n == int(os.environ.get("KILL_AT", "0")):
+                os.kill(os.getpid(), getattr(signal, os.environ["KILL_SIG"]))
+                time.sleep(30)
+            (folder / str(n)).touch()
+            x = fc.reshape(len(fc), -1)
+            self.means_ = [x[y == c].mean(axis=0) for c in (0, 1)]
+            return self
+
+        def predict_proba(self, fc):
+            x = fc.reshape(len(fc), -1)
+            d = [((x - m) ** 2).sum(axis=1) for m in self.means_]
+            p = 1 / (1 + np.exp(d[1] - d[0]))
+            return np.column_stack([1 - p, p])
+
+    register_model("counted", lambda ctx: Counted(), kinds=("binary",))
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> dict[str, Path]:
+    """A store of 24 subjects (one run each) of 'toyds' with an autism label."""
+    catalogue = tmp_path / "variables.yaml"
+    catalogue.write_text(
+        yaml.safe_dump(
+            {
+                "schema_version": 1,
+                "variables": {
+                    "autism": {
+                        "kind": "binary",
+                        "domain": "clinical",
+                        "levels": ["control", "autism"],
+                    }
+                },
+                "datasets": {"toyds": {"id_column": "SUB_ID", "columns": {"autism": "DX"}}},
+            }
+        )
+    )
+    rng = np.random.default_rng(0)
+    names = [f"R{i}" for i in range(N_ROIS)]
+    qc_rows, pheno = [], []
+    for s in range(N_SUBJECTS):
+        ts = rng.normal(size=(40, N_ROIS))
+        ts[:, :2] += (1.0 if s % 2 else 0.2) * rng.normal(size=(40, 1))
+        relmat = tmp_path / f"sub-{s:02d}_relmat.tsv"
+        frame = pd.DataFrame(np.corrcoef(ts.T), index=pd.Index(names, name="Node"), columns=names)
+        frame.to_csv(relmat, sep="\t")
+        qc_rows.append(
+            {
+                "subject": f"{s:02d}",
+                "session": "",
+                "task": "rest",
+                "run": "1",
+                "run_key": f"sub-{s:02d}_task-rest",
+                "included": True,
+                "relmat": str(relmat),
+                "n_volumes": 40,
+                "n_volumes_kept": 40,
+                "mean_fd": 0.1,
+                "t_r": 2.0,
+            }
+        )
+        pheno.append({"subject": f"{s:02d}", "site": "A", "autism": ("control", "autism")[s % 2]})
+    root = tmp_path / "store"
+    write_connectomes(root, "toy", "toyds", pd.DataFrame(qc_rows), pd.DataFrame(pheno))
+    write_variables(root, "toyds", pd.DataFrame(pheno), load_catalogue(catalogue))
+    return {"root": root, "catalogue": catalogue}
+
+
+def _evaluate(
+    store: dict[str, Path],
+    out: Path,
+    counts: Path,
+    settings: dict | None = None,
+    kill_at: int = 0,
+    sig: str = "SIGKILL",
+) -> subprocess.CompletedProcess:
+    """``lcm evaluate`` of "counted" and logreg, run from a folder outside the repository."""
+    counts.mkdir(parents=True, exist_ok=True)
+    cwd = out.parent / "cwd"
+    cwd.mkdir(parents=True, exist_ok=True)
+    argv = [
+        "evaluate",
+        "--store",
+        str(store["root"]),
+        "--atlas",
+        "toy",
+        "--catalogue",
+        str(store["catalogue"]),
+        "--task",
+        "asd",
+        "--dataset",
+        "toyds",
+        "--label",
+        "autism",
+        "--positive",
+        "autism",
+        "--settings",
+        json.dumps({**SETTINGS, "models": ["counted", "logreg"], **(settings or {})}),
+        "--seed",
+        "3",
+        "--threads",
+        "2",
+        "--out",
+        str(out / "task-asd_metrics.parquet"),
+        "--predictions",
+        str(out / "task-asd_predictions.parquet"),
+    ]
+    env = {**os.environ, "COUNT_DIR": str(counts), "KILL_AT": str(kill_at), "KILL_SIG": sig}
+    return subprocess.run(
+        [sys.executable, "-c", SCRIPT, *argv],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    return {
+        n: (out / n).read_bytes()
+        for n in ("task-asd_metrics.parquet", "task-asd_predictions.parquet")
+    }
+
+
+def _sidecar(out: Path, name: str) -> dict:
+    """A sidecar without what differs between any two runs (time, process, command line)."""
+    side = json.loads((out / name).read_text())
+    side.pop("Provenance", None)
+    return side
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_a_killed_evaluation_resumes_from_its_finished_fits(tmp_path: Path, store, sig) -> None:
+    whole = _evaluate(store, tmp_path / "whole", tmp_path / "count-whole")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    assert len(list((tmp_path / "count-whole").iterdir())) == N_COUNTED
+    n_jobs = 2 * N_COUNTED
+
+    k = 5  # fits of "counted" finished before the kill, and saved (logreg's run after them)
+    out, counts = tmp_path / "killed", tmp_path / "count-killed"
+    killed = _evaluate(store, out, counts, kill_at=k + 1, sig=sig)
+    assert killed.returncode == (143 if sig == "SIGTERM" else -signal.SIGKILL), killed.stderr
+    assert not (out / "task-asd_metrics.parquet").exists()
+    saved = len(list((out / STATE).glob("fit-*.npz")))
+
+    # The same command again: the k saved fits are reused, only the N - k others run.
+    (counts / str(k + 1)).unlink(missing_ok=True)
+    before = len(list(counts.iterdir()))
+    resumed = _evaluate(store, out, counts)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert len(list(counts.iterdir())) - before == N_COUNTED - k
+    assert _outputs(out) == _outputs(tmp_path / "whole")
+    assert saved == k
+    assert f"0 of {n_jobs} fit(s) reused" in whole.stderr
+    assert f"{k} of {n_jobs} fit(s) reused" in resumed.stderr
+    assert f"{n_jobs - k} to run" in resumed.stderr
+    for name in ("task-asd_metrics.json", "task-asd_predictions.json"):
+        assert _sidecar(out, name) == _sidecar(tmp_path / "whole", name)
+
+
+def test_a_retry_after_the_outputs_were_written_fits_nothing(tmp_path: Path, store) -> None:
+    """Snakemake deletes a failed job's outputs, not the state: the retry writes them again from
+    it, the same bytes, without a fit (logreg's fits came from the worker pool)."""
+    out, counts = tmp_path / "out", tmp_path / "count"
+    assert _evaluate(store, out, counts).returncode == 0
+    first = _outputs(out)
+    for path in out.glob("task-asd_*.*"):
+        path.unlink()
+    again = _evaluate(store, out, counts)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len(list(counts.iterdir())) == N_COUNTED  # none more
+    assert _outputs(out) == first
+    assert f"{2 * N_COUNTED} of {2 * N_COUNTED} fit(s) reused" in again.stderr
+
+
+def test_a_state_of_other_settings_is_ignored_naming_what_differs(tmp_path: Path, store) -> None:
+    out, counts = tmp_path / "out", tmp_path / "count"
+    assert _evaluate(store, out, counts).returncode == 0
+    other = _evaluate(store, out, counts, {"seeds": [0]})
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert "belong to another evaluation" in other.stderr
+    assert "settings.seeds [0, 1] -> [0]" in other.stderr
+    assert "0 of 12 fit(s) reused" in other.stderr
+    state = out / STATE
+    assert json.loads((state / "evaluate_state.json").read_text())["settings"]["seeds"] == [0]
+    assert len(list(state.glob("fit-*.npz"))) == 12  # the other run's fits removed
+
+
+def test_an_unreadable_fit_is_fitted_again_and_a_foreign_file_refuses_the_folder(
+    tmp_path: Path, store
+) -> None:
+    out, counts = tmp_path / "out", tmp_path / "count"
+    assert _evaluate(store, out, counts).returncode == 0
+    first = _outputs(out)
+    state = out / STATE
+    damaged = sorted(state.glob("fit-*.npz"))[0]
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    again = _evaluate(store, out, counts)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"saved fit {damaged} cannot be read" in again.stderr
+    assert f"{2 * N_COUNTED - 1} of {2 * N_COUNTED} fit(s) reused" in again.stderr
+    assert _outputs(out) == first
+
+    # A folder of the user's at the state's path is refused before any fit.
+    mine, counted = tmp_path / "mine", tmp_path / "count-mine"
+    (mine / STATE).mkdir(parents=True)
+    (mine / STATE / "notes.txt").write_text("mine")
+    refused = _evaluate(store, mine, counted)
+    assert refused.returncode != 0
+    assert "holds files LCM did not write (notes.txt)" in refused.stderr
+    assert (mine / STATE / "notes.txt").read_text() == "mine"
+    assert list(counted.iterdir()) == []
+
+
+def test_the_lcm_fits_are_saved_and_reused_with_their_pseudo_label_records(tmp_path: Path) -> None:
+    """The fits worth keeping are LCM's (minutes each): their pseudo-label records must be plain
+    JSON, or a fit is not saved (warned). Reused, they give the same tables and records."""
+    from helpers.evaluate import TASK, make_cohort
+    from test_evaluate_lcm import _pretrain
+
+    from lcm.evaluate.protocol import EvaluationSettings, evaluate_task
+    from lcm.evaluate.resume import open_state
+
+    checkpoint = _pretrain(tmp_path / "ckpt")
+    settings = EvaluationSettings.from_dict(
+        {"n_folds": 2, "label_fractions": [0.5], "models": ["lcm"], "finetune": {"epochs": 1}}
+    )
+    cohort, fields = make_cohort(n_subjects=16, n_unlabeled=2), {"run": 1}
+
+    def run(state):
+        return evaluate_task(cohort, TASK, settings, 1, checkpoint, state=state)
+
+    first_state = open_state(tmp_path / "state", fields)
+    first = run(first_state)
+    assert first_state.n_saved == 2 and len(first.pseudo_labels) == 2
+    again_state = open_state(tmp_path / "state", fields)
+    assert len(again_state.load([])) == 0
+    again = run(again_state)
+    assert again_state.n_saved == 0  # both reused
+    pd.testing.assert_frame_equal(again.metrics, first.metrics)
+    pd.testing.assert_frame_equal(again.predictions, first.predictions)
+    assert json.dumps(again.pseudo_labels, sort_keys=True) == json.dumps(
+        first.pseudo_labels, sort_keys=True
+    )
