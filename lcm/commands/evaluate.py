@@ -323,7 +323,9 @@ def _state_fields(
     """What every fit of this evaluation depends on (:func:`lcm.evaluate.resume.run_fields`)."""
     files = [
         *map(Path, sources or []),
-        *_checkpoint_files(str(checkpoint) if checkpoint else None, maps=True),
+        *_checkpoint_files(
+            str(checkpoint) if checkpoint else None, maps=bool(maps_models(settings.models))
+        ),
         *_checkpoint_files(str(ssl_checkpoint) if ssl_checkpoint else None),
     ]
     inputs = {str(p): sha256_file(p) for p in dict.fromkeys(files) if p.is_file()}
