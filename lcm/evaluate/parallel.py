@@ -195,12 +195,7 @@ def _run_pool(
     ctx.set_forkserver_preload(["lcm.evaluate.parallel"])
     with _socket_tempdir():
         multiprocessing.forkserver.ensure_running()
-    # One task per model and fold (its label fractions): they share the training runs, so a
-    # worker reuses what depends on them only (the tangent reference). Slowest models first.
-    chunks: dict[tuple[str, int], list[int]] = {}
-    for i in indices:
-        chunks.setdefault((jobs[i].name, jobs[i].context.seed), []).append(i)
-    order = sorted(chunks.values(), key=lambda c: _COST_RANK.get(jobs[c[0]].name, 2))
+    order = pool_tasks(jobs, indices)
     # The workers' log records, handled here by the loggers they name (the parent's handlers:
     # stderr and --log-file) at the parent's levels.
     records = ctx.Queue()
@@ -250,6 +245,32 @@ def _run_pool(
         workers,
         time.perf_counter() - start,
     )
+
+
+def pool_tasks(jobs: list[FitJob], indices: list[int]) -> list[list[int]]:
+    """The pool's tasks: lists of indices into ``jobs``, slowest models first.
+
+    One task per model and fold (its label fractions) for the models that fit in seconds: they
+    share the training runs, so a worker reuses what depends on them only (the tangent
+    reference). One task per fit for a model that trains with torch (minutes a fit): a task's
+    results come back together when it ends, so a fit is saved for resumption
+    (:mod:`lcm.evaluate.resume`) only then, and a kill lost the fold's finished fits.
+
+    Parameters
+    ----------
+    jobs : list of FitJob
+    indices : list of int
+        The jobs the pool runs.
+
+    Returns
+    -------
+    list of list of int
+    """
+    chunks: dict[tuple[str, int, int], list[int]] = {}
+    for i in indices:
+        alone = i if needs_torch(jobs[i].name) else -1
+        chunks.setdefault((jobs[i].name, jobs[i].context.seed, alone), []).append(i)
+    return sorted(chunks.values(), key=lambda c: _COST_RANK.get(jobs[c[0]].name, 2))
 
 
 # Linux's AF_UNIX socket paths hold 107 bytes. The fork server listens on

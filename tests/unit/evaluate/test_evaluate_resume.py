@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -294,3 +295,32 @@ def test_the_lcm_fits_are_saved_and_reused_with_their_pseudo_label_records(tmp_p
     assert json.dumps(again.pseudo_labels, sort_keys=True) == json.dumps(
         first.pseudo_labels, sort_keys=True
     )
+
+
+def _sleepy_fit(name, context, fc_train, y, variables, groups, fc_test):
+    time.sleep(4.0 if len(fc_train) == 6 else 0.0)
+    return np.zeros((1, len(fc_test))), 0.0, None
+
+
+def test_each_lcm_fit_comes_back_from_the_pool_as_it_ends() -> None:
+    """A pool task's fits come back (and are saved) together: a fold's LCM fits, minutes each,
+    were one task, and a kill lost those finished before its last."""
+    from lcm.evaluate.parallel import FitJob, run_fits
+    from lcm.evaluate.registry import ModelContext
+
+    rows = np.arange(8)
+    context = ModelContext(label="autism", levels=("control", "autism"), finetune={}, seed=0)
+    # One fold, two label fractions: a quick fit and a slow one (4 s).
+    jobs = [
+        FitJob("lcm", context, rows[:5], rows[6:], np.zeros(5), None, rows[:5]),
+        FitJob("lcm", context, rows[:6], rows[6:], np.zeros(6), None, rows[:6]),
+    ]
+    ended: dict[int, float] = {}
+    run_fits(
+        jobs,
+        np.zeros((8, 5, 5)),
+        _sleepy_fit,
+        workers=2,
+        on_result=lambda i, result: ended.setdefault(i, time.monotonic()),
+    )
+    assert ended[1] - ended[0] > 2.0  # the quick fit was handed back (saved) 4 s earlier
