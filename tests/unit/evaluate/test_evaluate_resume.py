@@ -324,3 +324,31 @@ def test_each_lcm_fit_comes_back_from_the_pool_as_it_ends() -> None:
         on_result=lambda i, result: ended.setdefault(i, time.monotonic()),
     )
     assert ended[1] - ended[0] > 2.0  # the quick fit was handed back (saved) 4 s earlier
+
+
+def test_the_ridge_maps_count_only_for_a_task_that_reads_them(tmp_path: Path) -> None:
+    """``lcm bei-maps`` rewrites bei_linear.npz on its own: a task without bei-linear keeps its
+    saved fits; one with it starts over (its fits read the maps)."""
+    from helpers.evaluate import TASK, make_cohort
+
+    from lcm.commands.evaluate import _state_fields
+    from lcm.evaluate.protocol import EvaluationSettings
+    from lcm.evaluate.resume import what_differs
+
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    for name in ("model.safetensors", "model.json", "bei_linear.npz"):
+        (ckpt / name).write_text(name)
+    cohort = make_cohort(n_subjects=8, n_unlabeled=0)
+
+    def fields(models: list[str]) -> dict:
+        settings = EvaluationSettings.from_dict({"models": models})
+        return _state_fields(cohort, TASK, settings, 1, None, None, [], ckpt, None)
+
+    before = {m: fields([m, "logreg"]) for m in ("lcm", "bei-linear")}
+    (ckpt / "bei_linear.npz").write_text("maps fitted again")
+    assert fields(["lcm", "logreg"]) == before["lcm"]
+    after = fields(["bei-linear", "logreg"])
+    assert what_differs(before["bei-linear"], after) == (
+        f"differs in inputs: {ckpt / 'bei_linear.npz'} changed"
+    )
