@@ -60,6 +60,9 @@ outputs:
                  y_true, prediction (P(positive), or the predicted value of a continuous
                  target; one row per test subject and fit: the mean over its runs and
                  windows)
+  <out stem>_evaluate_state/  each finished fit, saved as it ends: the same command run
+                 again after a kill reuses them and fits only the rest (kept; delete it by
+                 hand once done)
 
 A continuous --label (age, a score) takes no --positive; the LCM variants regress it (a
 continuous query, MSE on the target standardised on each training fold) beside ridge and cpm;
