@@ -381,6 +381,34 @@ NO_TEMPLATEFLOW_WARNING = (
 )
 
 
+# Where fMRIPrep's docker image keeps its TemplateFlow templates (the image's TEMPLATEFLOW_HOME,
+# where fmriprep-docker itself mounts a custom ``tpl-`` output space).
+DOCKER_IMAGE_TEMPLATEFLOW = "/home/fmriprep/.cache/templateflow"
+
+
+def docker_templateflow_note(value: str | None) -> str | None:
+    """What happens to a set ``TEMPLATEFLOW_HOME`` under the docker runner; None when unset.
+
+    fmriprep-docker (25.2.7) mounts fixed folders only (licence, BIDS, output, work, its
+    ``--config`` and ``--fs-subjects-dir``, a custom ``tpl-`` output space): it has no option
+    to mount a host folder, and its ``-e/--env`` alone would point fMRIPrep at a path the
+    container does not have. So the folder is not passed; fMRIPrep reads the templates of its
+    image. Said in the dry run (the workflow, when it loads) and in each subject's job log.
+    """
+    if not value:
+        return None
+    return (
+        f"TEMPLATEFLOW_HOME ({value}) is not passed to fMRIPrep's docker container: "
+        "fmriprep-docker has no option to mount a host folder (its -e would name a path the "
+        "container does not have), so fMRIPrep uses the templates inside its image "
+        f"({DOCKER_IMAGE_TEMPLATEFLOW}, pre-fetched for its standard spaces) and downloads any "
+        "other, which fails without internet. LCM itself still reads TEMPLATEFLOW_HOME (atlas "
+        "look-up). To give fMRIPrep your folder, set fmriprep.runner: apptainer (LCM binds "
+        "it), or build an image FROM fmriprep.image with the templates copied into "
+        f"{DOCKER_IMAGE_TEMPLATEFLOW} and set fmriprep.image to it."
+    )
+
+
 def templateflow_home(value: str | None, cwd: str | None = None) -> str | None:
     """The TemplateFlow folder ``TEMPLATEFLOW_HOME`` names, absolute; None when unset.
 

@@ -31,6 +31,7 @@ from lcm.preprocess.container import (
     apptainer_command,
     check_mount_paths,
     docker_command,
+    docker_templateflow_note,
     resource_args,
     templateflow_home,
     without_resource_args,
@@ -428,6 +429,8 @@ def _launch(
             "fmriprep-docker", hint="pip install fmriprep-docker (and install docker)."
         )
         _check_docker()
+        if note := docker_templateflow_note(os.environ.get("TEMPLATEFLOW_HOME")):
+            log.warning("sub-%s: %s", call.subject, note)
         argv = docker_command(call)
         run_argv = [executable, *argv[1:]]
     else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+import pytest
 from helpers import ROOT
 from helpers.connectome import make_fmriprep_run
 from helpers.workflow import placeholder_config, planned_jobs, snakemake, touch_all, write_config
@@ -83,3 +84,30 @@ def test_keeping_the_work_folders_reruns_no_subject(tmp_path: Path) -> None:
     cfg["fmriprep"]["keep_work"] = True
     proc = snakemake(ROOT, tmp_path, "--configfile", str(write_config(tmp_path, cfg)), "-n")
     assert proc.returncode == 0 and planned_jobs(proc) == {}, proc.stdout[-2000:]
+
+
+def test_a_docker_dry_run_says_templateflow_home_is_not_passed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fmriprep-docker cannot mount a host folder: the dry run says TEMPLATEFLOW_HOME does not
+    reach docker's fMRIPrep and what to do instead; apptainer binds it, and says nothing."""
+    cfg, _ = placeholder_config(tmp_path, {"hcplike": 1, "abidelike": 1})
+    (tmp_path / "license.txt").write_text("licence\n")
+    tf = tmp_path / "templateflow"
+    tf.mkdir()
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(tf))
+    cfg["fmriprep"].update(runner="docker", fs_license=str(tmp_path / "license.txt"))
+    config = write_config(tmp_path, cfg)
+    proc = snakemake(ROOT, tmp_path, "--configfile", str(config), "-n", "--cores", "1")
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-3000:]
+    said = f"fmriprep.runner docker: TEMPLATEFLOW_HOME ({tf}) is not passed to fMRIPrep's docker"
+    assert text.count(said) == 1 and "fmriprep.runner: apptainer" in text
+    sif = tmp_path / "fmriprep.sif"
+    sif.write_bytes(b"SIF")
+    cfg["fmriprep"].update(runner="apptainer", image=str(sif))
+    config = write_config(tmp_path, cfg)
+    proc = snakemake(ROOT, tmp_path, "--configfile", str(config), "-n", "--cores", "1")
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-3000:]
+    assert "is not passed to fMRIPrep's docker" not in text

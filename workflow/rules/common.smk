@@ -40,7 +40,7 @@ from lcm.workflow.plan import WorkflowPlan
 from lcm.workflow.records import ADOPT_KEY, check_records, write_records_marker
 from lcm.workflow.hash import code_hash
 from lcm.workflow.resources import connectome_mem_mb as connectome_memory
-from lcm.preprocess.container import NO_TEMPLATEFLOW_WARNING
+from lcm.preprocess.container import NO_TEMPLATEFLOW_WARNING, docker_templateflow_note
 from lcm.workflow.resources import evaluate_gpu, evaluate_runtime
 from lcm.workflow.resources import fmriprep_mem_mb, fmriprep_threads
 
@@ -437,6 +437,14 @@ if (
     and not os.environ.get("TEMPLATEFLOW_HOME")
 ):
     logger.warning(f"fmriprep.runner apptainer: {NO_TEMPLATEFLOW_WARNING}")
+# Said once too: fmriprep-docker cannot mount the folder, so docker's fMRIPrep never sees it.
+if (
+    not IN_JOB
+    and CFG["fmriprep"]["runner"] == "docker"
+    and any(runs_fmriprep(d) for d in CFG["datasets"])
+    and (note := docker_templateflow_note(os.environ.get("TEMPLATEFLOW_HOME")))
+):
+    logger.warning(f"fmriprep.runner docker: {note}")
 
 
 @per_job

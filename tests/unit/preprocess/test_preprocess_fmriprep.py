@@ -21,6 +21,7 @@ from lcm.preprocess.container import (
     FmriprepCall,
     apptainer_command,
     docker_command,
+    docker_templateflow_note,
     resource_args,
 )
 from lcm.preprocess.fmriprep_run import run_fmriprep
@@ -468,6 +469,33 @@ def test_apptainer_records_the_environment_it_set_and_warns_without_templateflow
     warned = [r for r in caplog.records if "TEMPLATEFLOW_HOME is not set" in r.getMessage()]
     assert len(warned) == 1 and warned[0].levelno == logging.WARNING
     assert "export TEMPLATEFLOW_HOME=" in warned[0].getMessage()
+
+
+def test_docker_says_templateflow_home_is_not_passed_and_what_to_do(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    """fmriprep-docker has no option to mount a host folder (only -e, which alone would name a
+    path the container lacks): TEMPLATEFLOW_HOME silently never reached docker's fMRIPrep. It
+    is still not passed, and the job's log says so, naming the fixes."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
+    tf = tmp_path / "templateflow"
+    tf.mkdir()
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(tf))
+    lic = expect_standin(monkeypatch, tmp_path)
+    req = fmriprep_request(tmp_path, "docker", fs_license=lic)
+    with caplog.at_level(logging.INFO, logger="lcm"):
+        rec = run_fmriprep(req, tmp_path / "rec.json")
+    assert len(rec["runs"]) == 1 and rec["container_env"] == {}
+    # What reached docker run, as the real wrapper built it: no mount of it, no variable.
+    (run,) = [c for c in read_calls(standins) if c[:3] == ["docker", "run", "--rm"] and SPACE in c]
+    assert not any(str(tf) in word or "TEMPLATEFLOW" in word for word in run)
+    warned = [r.getMessage() for r in caplog.records if "TEMPLATEFLOW_HOME" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert f"TEMPLATEFLOW_HOME ({tf}) is not passed to fMRIPrep's docker container" in warned[0]
+    assert "fmriprep.runner: apptainer" in warned[0] and "FROM fmriprep.image" in warned[0]
+
+    monkeypatch.delenv("TEMPLATEFLOW_HOME")  # unset: nothing to say
+    assert docker_templateflow_note(None) is None and docker_templateflow_note("") is None
 
 
 def test_singularity_runs_where_apptainer_is_not_installed(
