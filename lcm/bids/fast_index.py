@@ -266,6 +266,24 @@ def index_subject(
     return out
 
 
+def index_one_subject(
+    dataset: str, entry: str, root: str | os.PathLike, subject: str, task: str = "rest"
+) -> list[dict[str, Any]]:
+    """Manifest rows of one subject's runs, as ingest makes them (no cache, no selection).
+
+    Sidecars resolved by inheritance from the root down, each included BOLD's TR checked
+    against its header: what ingest says of the subject, for a caller that needs one subject
+    (the fMRIPrep stage's TR of a raw run, :func:`lcm.preprocess.subject_runs.raw_run_trs`).
+    ``[]`` when the subject has no folder.
+    """
+    root = os.fspath(root)
+    if not os.path.isdir(os.path.join(root, f"sub-{subject}")):
+        return []
+    spec = IndexSpec(dataset=dataset, entry=entry, task=task)
+    top, _, _, _ = root_sidecars(root, whole_tree=False)
+    return index_subject(spec, root, f"sub-{subject}", top, SidecarReader()).rows
+
+
 def _is_func_or_session(name: str) -> bool:
     return name == "func" or name.startswith("ses-")
 

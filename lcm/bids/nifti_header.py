@@ -92,6 +92,9 @@ class BoldHeader:
         Byte offset of the data in a one-file NIfTI.
     single_file : bool
         ``True`` for a ``.nii`` (magic ``n+1``/``n+2``), whose data follow the header.
+    t_unit_known : bool
+        ``xyzt_units`` names the time unit (``sec``, ``msec`` or ``usec``): ``t_r`` is then
+        in seconds for sure, not a number of unknown unit taken as seconds.
     """
 
     ndim: int
@@ -100,6 +103,7 @@ class BoldHeader:
     bitpix: int = 0
     vox_offset: int = 0
     single_file: bool = True
+    t_unit_known: bool = False
 
     def data_bytes(self) -> int:
         """Bytes of image data the header implies (its dimensions times the value size)."""
@@ -181,6 +185,7 @@ def parse_header(raw: bytes) -> BoldHeader:
         bitpix=max(int(bitpix), 0),
         vox_offset=max(offset, minimum),
         single_file=single,
+        t_unit_known=(units & 0x38) in _TIME_UNIT_SECONDS,
     )
 
 

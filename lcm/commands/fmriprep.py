@@ -22,7 +22,10 @@ examples:
       --derivatives derivatives/fmriprep --work-dir work --fs-license license.txt \\
       --extra-args '["--nthreads", "8"]' --out sub-01_fmriprep.json
 
-The record lists, per run: run_key, sub, ses, task, run, bold, mask, confounds, sidecar, t_r.
+The record lists, per run: run_key, sub, ses, task, run, bold, mask, confounds, sidecar, t_r,
+space_read, t_r_source (preproc_sidecar; raw_sidecar where the preprocessed BOLD's sidecar is
+absent or names no RepetitionTime and the raw run's, by BIDS inheritance, stands in, checked
+against the BOLD header) and t_r_note.
 Docker and apptainer runs get --task-id (--task), --nthreads and --omp-nthreads (the job's
 --nthreads; at most 8 per process) and --mem_mb (90 % of the job's --mem-mb); a larger value
 in --extra-args is capped to them, with a warning.

@@ -52,6 +52,7 @@ QC_COLUMNS = (
     "n_non_steady_volumes",
     "space_read",
     "dof",
+    "t_r_source",
 )
 # Columns older QC records may lack (filled with their empty value when read).
 _OPTIONAL = {
@@ -76,6 +77,9 @@ _OPTIONAL = {
     "space_read": "",
     # Degrees of freedom left once band-passed and regressed (lcm.connectome.denoise).
     "dof": None,
+    # Where a voxel run's TR came from (its fMRIPrep record's t_r_source: preproc_sidecar,
+    # or raw_sidecar where the preprocessed BOLD's sidecar gave none).
+    "t_r_source": "",
 }
 # List columns are lists in QC.json and comma-separated strings in QC.tsv.
 _LIST_COLUMNS = ("empty_rois", "relmats", "window_relmats")

@@ -159,6 +159,8 @@ def process_voxel_run(
     try:
         deriv, space = load_run_from_record(record_path, run_key)
         facts["t_r"] = deriv.t_r
+        # Where the TR came from: the raw run's sidecars where fMRIPrep's gave none.
+        facts["t_r_source"] = deriv.t_r_source
         facts["space_read"] = deriv.space_read
         result = run_connectome(deriv, atlas, settings, facts, space, min_coverage)
     except ExcludedRunError as exc:
@@ -502,6 +504,8 @@ def _write_outputs(
     sources += [record] if record is not None else []
     meta = {
         "RepetitionTime": deriv.t_r,
+        **({"RepetitionTimeSource": deriv.t_r_source} if deriv.t_r_source else {}),
+        **({"RepetitionTimeNote": deriv.t_r_note} if deriv.t_r_note else {}),
         "Atlas": atlas.name,
         "AtlasIdentity": atlas.identity,
         "Space": space,

@@ -10,10 +10,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lcm import reason_codes
+from lcm.bids.nifti_header import UnreadableHeader, read_bold_header
 from lcm.bids.rows import OUTPUTS_MISSING, not_in_space
 from lcm.bids.runs import RunIds
 from lcm.bids.sidecars import entities_of
-from lcm.bids.timing import sidecar_tr
+from lcm.bids.timing import sidecar_tr, tr_mismatch
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import subject_dir
 from lcm.io.output_space import parse_output_space, space_of
@@ -39,6 +40,10 @@ class RunDerivatives:
     # named (MNI152NLin2009cAsym:res-2, or :res-native for the file without res-): a bare
     # setting may read different resolutions in different runs.
     space_read: str = ""
+    # Where t_r came from (TR_FROM_PREPROC, or TR_FROM_RAW when the preprocessed sidecar
+    # gave none) and, for a fallback, what was read and how it was checked.
+    t_r_source: str = ""
+    t_r_note: str = ""
 
     def to_record(self) -> dict:
         """JSON-ready dict."""
@@ -48,8 +53,8 @@ class RunDerivatives:
     def from_record(cls, record: dict) -> RunDerivatives:
         """Inverse of :meth:`to_record`; a record without ``mask`` (a run without a brain mask)
         gets ``""``, and parcel coverage falls back on live voxels; one written before
-        ``space_read`` gets ``""``."""
-        optional = ("mask", "space_read")
+        ``space_read`` (or ``t_r_source``) gets ``""``."""
+        optional = ("mask", "space_read", "t_r_source", "t_r_note")
         return cls(
             **{
                 k: record.get(k, "") if k in optional else record[k]
@@ -72,6 +77,42 @@ FMRIPREP_FAILED = reason_codes.FMRIPREP_FAILED
 class AmbiguousDerivativesError(InputDataError):
     """Derivatives of one run exist under two names: two spellings of its index (``run-1``,
     ``run-01``), or the confounds tables of two fMRIPrep versions."""
+
+
+# Where a run's TR came from (the record's and QC's ``t_r_source``): its preprocessed BOLD's
+# JSON sidecar, as fMRIPrep writes it, or, where that is missing or names no RepetitionTime,
+# the raw run's sidecars by BIDS inheritance, as ingest resolved them (what fMRIPrep itself
+# read, and what XCP-D users expect a pipeline to fall back on).
+TR_FROM_PREPROC = "preproc_sidecar"
+TR_FROM_RAW = "raw_sidecar"
+# A dataset entering as derivatives: a sidecar its run inherits in the derivatives tree (a
+# top-level ``task-rest_..._bold.json``), as ingest resolved it.
+TR_FROM_INHERITED = "inherited_sidecar"
+TR_MISMATCH = reason_codes.TR_MISMATCH
+
+
+@dataclass(frozen=True)
+class FallbackTR:
+    """A run's TR from outside its preprocessed sidecar, and where it was read.
+
+    Parameters
+    ----------
+    t_r : float
+        Seconds.
+    source : str
+        Where it was read, for the log and the record (e.g. ``raw BIDS sidecar(s) of
+        /data/raw/sub-01/func/sub-01_task-rest_bold.nii.gz, by BIDS inheritance``).
+    code : str
+        The record's ``t_r_source``: :data:`TR_FROM_RAW` or :data:`TR_FROM_INHERITED`.
+    """
+
+    t_r: float
+    source: str
+    code: str = TR_FROM_RAW
+
+
+class FallbackTRMismatchError(InputDataError):
+    """The fallback TR disagrees with the preprocessed BOLD's header: neither is trusted."""
 
 
 def confounds_file(func: str | Path, run_key: str) -> Path:
@@ -183,7 +224,7 @@ def derivative_run_key(func: str | Path, ids: RunIds) -> str:
 
 
 def find_run_derivatives(
-    deriv_root: str | Path, ids: RunIds, space: str
+    deriv_root: str | Path, ids: RunIds, space: str, fallback: FallbackTR | None = None
 ) -> tuple[RunDerivatives | None, list[str]]:
     """Find the preprocessed BOLD, mask, sidecar and confounds of one run.
 
@@ -198,6 +239,13 @@ def find_run_derivatives(
         The run.
     space : str
         Output space (``space-<space>`` entity).
+    fallback : FallbackTR, optional
+        The TR to use where the preprocessed BOLD's JSON sidecar is absent or names no
+        ``RepetitionTime`` (the raw run's, :func:`lcm.preprocess.subject_runs.raw_run_trs`):
+        checked against the BOLD header's ``pixdim[4]`` when its unit is a time unit, logged
+        as a warning naming the file and the source, and recorded (``t_r_source``
+        :data:`TR_FROM_RAW`, ``t_r_note``). A sidecar that is not fetched (a dangling
+        symlink), not JSON, or whose RepetitionTime is no positive number is still missing.
 
     Returns
     -------
@@ -213,6 +261,8 @@ def find_run_derivatives(
     AmbiguousDerivativesError
         When the run's files exist under two spellings of its index, or beside both the
         current and the pre-20.2 confounds table (two fMRIPrep versions in one folder).
+    FallbackTRMismatchError
+        When the fallback TR and the BOLD header's disagree.
     """
     func = Path(deriv_root) / subject_dir(ids.entities) / "func"
     key = derivative_run_key(func, ids)
@@ -265,11 +315,17 @@ def find_run_derivatives(
         # whose signal varies (QC coverage_rule live_voxels, config/README.md), not a reason
         # to drop a run whose BOLD and confounds are there.
         mask_found = ""
-    if not side.is_file():
+    t_r, t_r_source, t_r_note = None, TR_FROM_PREPROC, ""
+    # Why the sidecar gives no TR where another source may ("" when it gives one or is broken).
+    no_tr = ""
+    if side.is_symlink() and not side.is_file():  # not fetched: `datalad get` is the fix
         missing.append(_lacking(side))
+    elif not side.is_file():
+        no_tr = "no JSON sidecar"
+        if fallback is None:
+            missing.append(str(side))
     if not confounds.is_file():
         missing.append(f"{_lacking(confounds)} (or {CONFOUNDS_SUFFIXES[1][1:]} of fMRIPrep < 20.2)")
-    t_r = None
     if side.is_file():
         try:
             meta = json.loads(side.read_text())
@@ -279,9 +335,17 @@ def find_run_derivatives(
             missing.append(f"{side} (not a JSON object)")
         else:
             t_r, reason = sidecar_tr(meta, side.name)
-            if reason:
+            if meta.get("RepetitionTime") is None:
+                no_tr = "its JSON sidecar names no RepetitionTime"
+            if reason and not (no_tr and fallback is not None):
                 missing.append(f"{side} (RepetitionTime: {reason})")
-    if missing or t_r is None:
+    if missing:
+        return None, missing
+    if no_tr and fallback is not None:
+        t_r, t_r_source = fallback.t_r, fallback.code
+        t_r_note = _fallback_note(bold, side, no_tr, fallback)
+        log.warning("%s: %s", ids.run_key, t_r_note)
+    if t_r is None:
         return None, missing
     if not mask_found:
         log.warning(
@@ -299,11 +363,48 @@ def find_run_derivatives(
         bold=str(bold),
         mask=mask_found,
         confounds=str(confounds),
-        sidecar=str(side),
+        # "" when absent (its TR from the raw run): no file to hash as a product.
+        sidecar=str(side) if side.is_file() else "",
         t_r=t_r,
         space_read=space_of(entities_of(bold.name)),
+        t_r_source=t_r_source,
+        t_r_note=t_r_note,
     )
     return found, []
+
+
+def _fallback_note(bold: Path, side: Path, no_tr: str, fallback: FallbackTR) -> str:
+    """What the record and the log say of a TR taken from ``fallback``, once checked against
+    the BOLD header's ``pixdim[4]`` (when its unit is a time unit: a number of unknown unit
+    proves nothing).
+
+    Raises
+    ------
+    FallbackTRMismatchError
+        When the header's TR disagrees: which one is right cannot be told from the files.
+    """
+    try:
+        header = read_bold_header(bold)
+    except UnreadableHeader as exc:
+        check = f"not checked: the NIfTI header of {bold.name} is unreadable ({exc})"
+    else:
+        if header.t_r is None or not header.t_unit_known:
+            check = (
+                f"not checked: the NIfTI header of {bold.name} gives no pixdim[4] in a time unit"
+            )
+        elif reason := tr_mismatch(fallback.t_r, header.t_r, bold.name):
+            raise FallbackTRMismatchError(
+                f"{bold}: {no_tr} ({side.name}), and the TR of {fallback.source} disagrees "
+                f"with the BOLD header ({reason.replace('sidecar RepetitionTime', 'fallback')})",
+                hint="Restore the preprocessed BOLD's JSON sidecar from the fMRIPrep output "
+                "folder it was copied from (fMRIPrep writes RepetitionTime in it), or make the "
+                "raw sidecar's RepetitionTime right, the acquisition protocol saying which.",
+            )
+        else:
+            check = f"the NIfTI header of {bold.name} agrees (pixdim[4] {header.t_r:g} s)"
+    return (
+        f"{side} absent" if no_tr == "no JSON sidecar" else f"{side}: {no_tr}"
+    ) + f"; TR {fallback.t_r:g} s taken from {fallback.source}; {check}"
 
 
 # A NIfTI image's file endings, gzip-compressed first (fMRIPrep's); a dataset gunzipped to load
@@ -357,12 +458,18 @@ def _lacking(path: Path) -> str:
 
 
 def check_subject_derivatives(
-    deriv_root: str | Path, runs: list[RunIds], space: str
+    deriv_root: str | Path,
+    runs: list[RunIds],
+    space: str,
+    fallback_trs: dict[str, FallbackTR] | None = None,
 ) -> tuple[list[RunDerivatives], dict[str, tuple[str, str]]]:
     """Derivatives of every run, and why each run without complete ones is excluded.
 
     A subject whose fMRIPrep failed for a run (or for every run) is common in a cohort: its
     runs are excluded with the files they lack, the other runs and subjects go on.
+    ``fallback_trs`` maps a run key to the TR used where its preprocessed sidecar gives none
+    (:func:`find_run_derivatives`); one that disagrees with the BOLD header excludes the run
+    (:data:`TR_MISMATCH`).
 
     Returns
     -------
@@ -375,10 +482,14 @@ def check_subject_derivatives(
     found: list[RunDerivatives] = []
     excluded: dict[str, tuple[str, str]] = {}
     for ids in runs:
+        fallback = (fallback_trs or {}).get(ids.run_key)
         try:
-            deriv, lacking = find_run_derivatives(deriv_root, ids, space)
+            deriv, lacking = find_run_derivatives(deriv_root, ids, space, fallback)
         except AmbiguousDerivativesError as exc:
             excluded[ids.run_key] = (OUTPUTS_AMBIGUOUS, exc.one_line())
+            continue
+        except FallbackTRMismatchError as exc:
+            excluded[ids.run_key] = (TR_MISMATCH, exc.one_line())
             continue
         if deriv is not None:
             found.append(deriv)

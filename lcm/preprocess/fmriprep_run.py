@@ -38,7 +38,7 @@ from lcm.preprocess.container import (
 )
 from lcm.preprocess.derivatives import FMRIPREP_FAILED, check_subject_derivatives
 from lcm.preprocess.image_digest import resolve_image_digest
-from lcm.preprocess.subject_runs import runs_from_manifest, subject_runs
+from lcm.preprocess.subject_runs import raw_run_trs, runs_from_manifest, subject_runs
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +150,10 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
     at_ingest: dict[str, tuple[str, str]] = {}
     if req.manifest is not None:
         listed = runs_from_manifest(req.manifest, subject, task=req.task)
-        runs, at_ingest = listed.runs, listed.excluded
+        runs, at_ingest, trs = listed.runs, listed.excluded, listed.t_r
     else:
         runs = subject_runs(req.bids, subject, task=req.task, space=req.output_space)
+        trs = raw_run_trs(req.bids, subject, task=req.task)
     command: list[str] | None = None
     container_env: dict[str, str] | None = None
     failure: dict | None = None
@@ -174,7 +175,9 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
                 log.info("sub-%s: fMRIPrep runs again: %s is another image now", subject, req.image)
                 done = None
         if done is not None:
-            derivs, excluded = check_subject_derivatives(req.derivatives, runs, req.output_space)
+            derivs, excluded = check_subject_derivatives(
+                req.derivatives, runs, req.output_space, trs
+            )
             if excluded:
                 log.info("sub-%s: the outputs of its completed run are incomplete now", subject)
                 done = None
@@ -206,7 +209,7 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         # Derivatives a failed run left behind (or older ones) are not this run's: none is used.
         derivs, excluded = [], {ids.run_key: (FMRIPREP_FAILED, failure["reason"]) for ids in runs}
     elif derivs is None or excluded is None:
-        derivs, excluded = check_subject_derivatives(req.derivatives, runs, req.output_space)
+        derivs, excluded = check_subject_derivatives(req.derivatives, runs, req.output_space, trs)
     for run_key, (_, reason) in excluded.items():
         log.warning("%s %s excluded: %s", req.dataset, run_key, reason)
     for run_key, (_, reason) in at_ingest.items():

@@ -11,8 +11,10 @@ from lcm.bids.dataset import is_derivative, read_dataset_description
 from lcm.bids.runs import RunIds, run_ids_from_key, run_ids_from_name
 from lcm.bids.selection import without_echo
 from lcm.bids.sidecars import entities_of
+from lcm.entries import entry_type
 from lcm.exceptions import BIDSError, InputDataError
 from lcm.io.output_space import parse_output_space
+from lcm.preprocess.derivatives import TR_FROM_INHERITED, FallbackTR
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,33 @@ class ManifestRuns:
 
     runs: list[RunIds]
     excluded: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # The TR ingest resolved for each included run (from the raw run's sidecars, by BIDS
+    # inheritance, for a raw dataset): used where the preprocessed sidecar gives none.
+    t_r: dict[str, FallbackTR] = field(default_factory=dict)
+
+
+def raw_run_trs(bids_root: str | Path, subject: str, task: str = "rest") -> dict[str, FallbackTR]:
+    """The TR of each of ``subject``'s raw runs, as ingest resolves it, by run key.
+
+    Ingest's own rows (:func:`lcm.bids.fast_index.index_one_subject`): the raw sidecars merged
+    by BIDS inheritance, the TR checked against the raw header; a run ingest would exclude has
+    none. A multi-echo run is keyed without ``echo-``, as fMRIPrep names its outputs. ``{}``
+    for a derivatives folder (no raw run there).
+    """
+    from lcm.bids.fast_index import index_one_subject
+
+    if is_derivative(read_dataset_description(bids_root)):
+        return {}
+    rows = index_one_subject("", "bids", bids_root, subject, task=task)
+    return {
+        without_echo(row["run_key"]): _raw_tr(row["t_r"], row["path"])
+        for row in rows
+        if row["included"] and row["t_r"] is not None
+    }
+
+
+def _raw_tr(t_r: float, path: str) -> FallbackTR:
+    return FallbackTR(float(t_r), f"the raw BIDS sidecar(s) of {path} (BIDS inheritance)")
 
 
 # Rows of the manifest that are no run of the cohort: a run the selection leaves out, an echo of
@@ -139,6 +168,18 @@ def runs_from_manifest(manifest: str | Path, subject: str, task: str = "rest") -
     rows = df[(df["subject"] == subject) & (df["task"] == task)]
     keys = sorted(set(rows.loc[rows["included"], "run_key"].astype(str)))
     excluded: dict[str, tuple[str, str]] = {}
+    t_r: dict[str, FallbackTR] = {}
+    for row in rows[rows["included"] & rows["t_r"].notna()].itertuples(index=False):
+        key = without_echo(str(row.run_key))
+        t_r[key] = (
+            _raw_tr(row.t_r, str(row.path))
+            if entry_type(str(row.entry)).raw
+            else FallbackTR(
+                float(row.t_r),
+                f"the JSON sidecar(s) ingest resolved for {row.path} ({manifest})",
+                TR_FROM_INHERITED,
+            )
+        )
     left = rows[~rows["included"] & ~rows["reason_code"].isin(_NOT_COHORT)]
     for row in left.sort_values("run_key").itertuples(index=False):
         key = without_echo(str(row.run_key))
@@ -150,4 +191,4 @@ def runs_from_manifest(manifest: str | Path, subject: str, task: str = "rest") -
             hint="Read the manifest's reason column for its runs, or rerun 'lcm ingest' if "
             "the subject's files were added since.",
         )
-    return ManifestRuns([run_ids_from_key(key) for key in keys], excluded)
+    return ManifestRuns([run_ids_from_key(key) for key in keys], excluded, t_r)

@@ -30,6 +30,7 @@ from helpers.connectome import (
 from lcm.atlas import load_atlas, resample_to
 from lcm.commands import connectome as connectome_cmd
 from lcm.connectome.confounds import confound_columns, strategy_columns
+from lcm.connectome.qc import qc_frame
 from lcm.connectome.settings import DenoiseSettings
 from lcm.connectome.voxel_run import process_voxel_run
 from lcm.exceptions import ConfigError, ExcludedRunError, InputDataError
@@ -232,6 +233,23 @@ def _run_edited_record(tmp_path: Path, run_files, atlas, edit) -> dict:
     return process_voxel_run(
         "tiny", record, RUN, atlas, denoise, tmp_path / "conn", tmp_path / "qc.json"
     )
+
+
+def test_a_tr_from_the_raw_run_is_recorded_in_qc_and_the_sidecar(
+    tmp_path: Path, run_files, atlas
+) -> None:
+    """The fMRIPrep record's t_r_source (raw_sidecar: the preprocessed sidecar gave no TR)
+    reaches the run's QC record and table column and its time series' JSON sidecar."""
+    note = "raw BIDS sidecar(s) of /raw/sub-01/func/x_bold.nii.gz (BIDS inheritance)"
+
+    def from_raw(rec: dict) -> None:
+        rec["runs"][0].update(t_r_source="raw_sidecar", t_r_note=note)
+
+    qc = _run_edited_record(tmp_path, run_files, atlas, from_raw)
+    assert qc["included"] and qc["t_r_source"] == "raw_sidecar"
+    assert qc_frame([qc])["t_r_source"].tolist() == ["raw_sidecar"]
+    meta = json.loads(_outputs(tmp_path)[0].with_suffix(".json").read_text())
+    assert meta["RepetitionTimeSource"] == "raw_sidecar" and meta["RepetitionTimeNote"] == note
 
 
 def test_run_without_brain_mask_counts_live_voxels(tmp_path: Path, run_files, atlas) -> None:

@@ -160,7 +160,8 @@ def test_existing_missing_files_exclude_their_runs(tmp_path: Path) -> None:
     assert {r["reason_code"] for r in rec["excluded"]} == {"fmriprep_outputs_missing"}
     one, two = reasons["sub-01_task-rest_run-1"], reasons["sub-01_task-rest_run-2"]
     assert "sub-01_task-rest_run-1_desc-confounds_timeseries.tsv" in one
-    assert "sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_desc-preproc_bold.json" in one
+    # Its sidecar is not missing: the raw run's TR stands in (test_preprocess_tr_fallback.py).
+    assert "sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_desc-preproc_bold.json" not in one
     assert "sub-01_task-rest_run-2_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz" in two
     # The BOLD of run 1 is there: its fix is to restore the files, not to rerun for a space.
     assert "--output-spaces" in two and "--output-spaces" not in one
@@ -168,10 +169,11 @@ def test_existing_missing_files_exclude_their_runs(tmp_path: Path) -> None:
 
 
 def test_existing_sidecar_without_tr_excludes_the_run(tmp_path: Path) -> None:
-    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    """With no raw run to take a TR from (derivatives alone), the run is excluded."""
     files = make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-1", n_vol=40)
     files["sidecar"].write_text("{}")
-    rec = run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
+    req = fmriprep_request(tmp_path, "existing", bids=tmp_path / "deriv")
+    rec = run_fmriprep(req, tmp_path / "rec.json")
     assert rec["runs"] == [] and "RepetitionTime missing" in rec["excluded"][0]["reason"]
 
 

@@ -51,7 +51,9 @@ def _all_excluded_qc_table(tmp_path: Path) -> Path:
     qc_jsons = []
     for sub in SUBJECTS:
         record = tmp_path / "records" / f"sub-{sub}.json"
-        run_fmriprep(fmriprep_request(tmp_path, "existing", subject=sub), record)
+        # Read as derivatives alone: with the raw run, its TR would stand in for the sidecar.
+        bids = tmp_path / ("deriv" if sub in NO_SIDECAR else "raw")
+        run_fmriprep(fmriprep_request(tmp_path, "existing", subject=sub, bids=bids), record)
         qc_json = tmp_path / "qc" / f"sub-{sub}.json"
         process_voxel_run(
             "tiny",

@@ -1,0 +1,122 @@
+"""A preprocessed BOLD whose JSON sidecar is missing, or names no RepetitionTime, takes the raw
+run's TR (its sidecars by BIDS inheritance, as ingest resolves them), checked against the
+BOLD header, logged and recorded; with no source of a TR the run stays excluded, named."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from helpers.connectome import SPACE, cli, make_fmriprep_run, make_raw_bids
+from helpers.fmriprep import fmriprep_request
+
+from lcm import reason_codes
+from lcm.bids.ingest import ingest
+from lcm.commands import fmriprep as fmriprep_cmd
+from lcm.io.provenance import provenance_path
+from lcm.preprocess.derivatives import TR_FROM_INHERITED, TR_FROM_PREPROC, TR_FROM_RAW
+from lcm.preprocess.fmriprep_run import run_fmriprep
+
+RUN = "sub-01_task-rest_run-1"
+
+
+def _layout(tmp_path: Path, deriv_tr: float = 2.0) -> dict[str, Path]:
+    """Raw BIDS with an inherited top-level task-rest_bold.json (TR 2 s) beside fMRIPrep's
+    derivatives of sub-01 as fMRIPrep writes them (sub-01/func/..._desc-preproc_bold.*)."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",), t_r=2.0)
+    return make_fmriprep_run(tmp_path / "deriv", RUN, n_vol=40, t_r=deriv_tr)
+
+
+@pytest.mark.parametrize("damage", ["remove", "no_key"])
+def test_a_preproc_sidecar_without_tr_takes_the_raw_runs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    files = _layout(tmp_path)
+    if damage == "remove":
+        files["sidecar"].unlink()
+    else:
+        files["sidecar"].write_text(json.dumps({"SkullStripped": False}))
+    with caplog.at_level(logging.WARNING, logger="lcm"):
+        rec = run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
+    assert rec["excluded"] == []
+    (run,) = rec["runs"]
+    assert run["t_r"] == 2.0 and run["t_r_source"] == TR_FROM_RAW
+    raw_bold = tmp_path / "raw" / "sub-01" / "func" / f"{RUN}_bold.nii.gz"
+    assert f"the raw BIDS sidecar(s) of {raw_bold} (BIDS inheritance)" in run["t_r_note"]
+    assert "header of" in run["t_r_note"] and "agrees (pixdim[4] 2 s)" in run["t_r_note"]
+    (warned,) = [r.getMessage() for r in caplog.records if "taken from" in r.getMessage()]
+    assert str(files["sidecar"]) in warned and str(raw_bold) in warned
+    assert run["sidecar"] == ("" if damage == "remove" else str(files["sidecar"]))
+
+
+def test_the_cli_records_a_run_whose_sidecar_is_absent(tmp_path: Path) -> None:
+    """`lcm fmriprep` lists each run's files as its products: an absent sidecar is none."""
+    files = _layout(tmp_path)
+    files["sidecar"].unlink()
+    out = tmp_path / "rec.json"
+    argv = ["fmriprep", "--dataset", "tiny", "--bids", str(tmp_path / "raw"), "--subject", "01"]
+    argv += ["--runner", "existing", "--output-space", SPACE]
+    argv += ["--derivatives", str(tmp_path / "deriv"), "--out", str(out)]
+    assert cli(fmriprep_cmd, argv) == 0
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["t_r_source"] == TR_FROM_RAW and run["sidecar"] == ""
+    products = json.loads(provenance_path(out).read_text())["Products"]
+    assert str(files["bold"]) in products and str(files["sidecar"]) not in products
+
+
+def test_the_manifest_tr_is_the_fallback_in_the_workflow(tmp_path: Path) -> None:
+    """The workflow's jobs read ingest's manifest: its TR of the raw run (inherited sidecar)."""
+    files = _layout(tmp_path)
+    files["sidecar"].unlink()
+    manifest = tmp_path / "ingest" / "manifest.parquet"
+    ingest("tiny", "bids", tmp_path / "raw", manifest, validate=False, use_cache=False)
+    req = fmriprep_request(tmp_path, "existing", manifest=manifest)
+    (run,) = run_fmriprep(req, tmp_path / "rec.json")["runs"]
+    assert run["t_r"] == 2.0 and run["t_r_source"] == TR_FROM_RAW
+    assert "raw BIDS sidecar(s) of" in run["t_r_note"]
+
+
+def test_derivatives_alone_take_the_tr_their_run_inherits(tmp_path: Path) -> None:
+    """entry fmriprep: ingest resolved the run's TR from a top-level sidecar of the derivatives
+    tree and included it; the fMRIPrep stage excluded it for its own missing sidecar."""
+    files = make_fmriprep_run(tmp_path / "deriv", RUN, n_vol=40)
+    files["sidecar"].unlink()
+    top = tmp_path / "deriv" / f"task-rest_space-{SPACE}_desc-preproc_bold.json"
+    top.write_text(json.dumps({"RepetitionTime": 2.0}))
+    manifest = tmp_path / "ingest" / "manifest.parquet"
+    df = ingest("tiny", "fmriprep", tmp_path / "deriv", manifest, validate=False, use_cache=False)
+    assert df["included"].tolist() == [True]
+    req = fmriprep_request(tmp_path, "existing", bids=tmp_path / "deriv", manifest=manifest)
+    (run,) = run_fmriprep(req, tmp_path / "rec.json")["runs"]
+    assert run["t_r"] == 2.0 and run["t_r_source"] == TR_FROM_INHERITED
+    assert f"the JSON sidecar(s) ingest resolved for {files['bold']}" in run["t_r_note"]
+
+
+def test_a_fallback_tr_the_header_contradicts_excludes_the_run(tmp_path: Path) -> None:
+    files = _layout(tmp_path, deriv_tr=2.5)  # the preprocessed BOLD's header says 2.5 s
+    files["sidecar"].unlink()
+    rec = run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
+    assert rec["runs"] == []
+    (ex,) = rec["excluded"]
+    assert ex["reason_code"] == reason_codes.TR_MISMATCH
+    assert str(files["bold"]) in ex["reason"] and "2.5" in ex["reason"]
+    assert "Restore the preprocessed BOLD's JSON sidecar" in ex["reason"]
+
+
+def test_a_complete_sidecar_is_read_as_before(tmp_path: Path) -> None:
+    _layout(tmp_path)
+    (run,) = run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")["runs"]
+    assert run["t_r_source"] == TR_FROM_PREPROC and run["t_r_note"] == ""
+
+
+def test_without_any_source_the_run_is_still_refused(tmp_path: Path) -> None:
+    """Derivatives alone (a dataset entering as fMRIPrep derivatives): no raw run to ask."""
+    files = _layout(tmp_path)
+    files["sidecar"].unlink()
+    req = fmriprep_request(tmp_path, "existing", bids=tmp_path / "deriv")
+    rec = run_fmriprep(req, tmp_path / "rec.json")
+    (ex,) = rec["excluded"]
+    assert rec["runs"] == [] and ex["reason_code"] == reason_codes.OUTPUTS_MISSING
+    assert str(files["sidecar"]) in ex["reason"]
