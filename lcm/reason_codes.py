@@ -22,6 +22,9 @@ OTHER_ATLAS = "other_atlas"
 OTHER_ECHO = "other_echo"
 NOT_FETCHED = "not_fetched"
 MISSING_FILE = "missing_file"
+# A subject folder with no run of the task at all (anat/ only): a subject, not a run, listed in
+# the ingest summary (summary.json's subjects_without_runs, a summary.tsv row of 0 runs).
+NO_RUNS = "no_runs"
 # Prefix of the codes of runs excluded by a BIDS validator error: "validator:SYMLINK_BROKEN".
 VALIDATOR = "validator"
 # --- fMRIPrep derivatives (ingest of entry fmriprep, the fMRIPrep stage's record) --------------

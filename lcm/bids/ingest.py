@@ -40,6 +40,7 @@ from lcm.bids.summary import (
     build_summary,
     check_summary_files_own,
     participants_mismatch,
+    subjects_without_runs,
     summary_table,
     write_summary,
 )
@@ -219,6 +220,17 @@ def ingest_dataset(
         manifest = select_parcellation(manifest, *parcellation)
     manifest = exclude_space_duplicates(manifest, hint=SPACE_HINT)
     _log_exclusions(dataset, manifest, root, task)
+    no_runs = subjects_without_runs(root, index.subjects, manifest, dataset, task, ignored)
+    if no_runs:
+        log.warning(
+            "%s: %d subject folder(s) without a run of task %r, not in the cohort (listed in "
+            "the ingest summary, reason code %s): %s",
+            dataset,
+            len(no_runs),
+            task,
+            no_runs[0]["reason_code"],
+            "; ".join(s["reason"] for s in no_runs[:3]) + (" ..." if len(no_runs) > 3 else ""),
+        )
     warnings = (index.validation or {}).get("warnings", [])
     errors = (index.validation or {}).get("errors", [])
     summary = build_summary(
@@ -245,6 +257,9 @@ def ingest_dataset(
         },
         participants=participants_mismatch(root, index.subjects),
         cache={"subjects_reused": index.reused, "subjects_indexed": index.rescanned},
+        # Subject folders that gave no row (anat/ only): said, never an error.
+        n_subjects_without_runs=len(no_runs),
+        subjects_without_runs=no_runs,
     )
     return Ingested(manifest=manifest, summary=summary, index=index)
 
@@ -289,6 +304,9 @@ def _ingest_files(
         },
         participants=participants_mismatch(folder, subjects),
         cache={"subjects_reused": 0, "subjects_indexed": len(subjects)},
+        # Runs listed file by file: no subject folder can hold none.
+        n_subjects_without_runs=0,
+        subjects_without_runs=[],
     )
     index = IndexResult(rows=pd.DataFrame(rows), stats=pa.table({}), subjects=subjects)
     return Ingested(manifest=manifest, summary=summary, index=index)
@@ -337,7 +355,8 @@ def ingest(
     )
     df = result.manifest
     write_manifest(out, df)
-    write_summary(out, result.summary, summary_table(df, dataset))
+    table = summary_table(df, dataset, result.summary["subjects_without_runs"])
+    write_summary(out, result.summary, table)
     if cache_dir is not None and (result.index.changed or not cache_dir.is_dir()):
         save_cache(cache_dir, result.index)
     root = index_root(entry, path, derivatives)

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from lcm import reason_codes
 from lcm.bids.rows import TR_NOT_CHECKED
+from lcm.bids.sidecars import entities_of
 from lcm.exceptions import ConfigError
 from lcm.io.atomic import write_json, write_tsv
 from lcm.io.paths import ingest_summary
@@ -68,6 +72,74 @@ def participants_mismatch(root: str | Path, subjects_with_data: list[str]) -> di
     return {"participants_tsv": True, "without_data": without, "not_listed": not_listed}
 
 
+NO_RUNS = reason_codes.NO_RUNS
+
+
+def subjects_without_runs(
+    root: str | Path,
+    subject_folders: Iterable[str],
+    manifest: pd.DataFrame,
+    dataset: str,
+    task: str,
+    left_out: Iterable[str] = (),
+) -> list[dict[str, str]]:
+    """The subject folders that gave the manifest no row: no run of ``task`` at all.
+
+    An anatomical-only subject (``anat/``, no ``func/`` runs) is no run, so no manifest row
+    said where it went. Listed here with :data:`NO_RUNS`, what its folder holds and the fixes;
+    never an error (the cohort goes on). Folders the participant selection leaves out
+    (``left_out``, ``sub-<label>``) are not listed: the user chose that.
+
+    Returns
+    -------
+    list of dict
+        ``{subject, reason_code, reason}`` per subject (label without ``sub-``), sorted.
+    """
+    have = set(manifest["subject"].astype(str))
+    skip = set(left_out)
+    found = []
+    for folder in sorted(subject_folders):
+        label = folder.removeprefix("sub-")
+        if label in have or folder in skip:
+            continue
+        found.append(
+            {
+                "subject": label,
+                "reason_code": NO_RUNS,
+                "reason": _no_runs_reason(Path(root) / folder, dataset, task),
+            }
+        )
+    return found
+
+
+def _no_runs_reason(folder: Path, dataset: str, task: str) -> str:
+    """What a subject folder without a run of ``task`` holds, and the fixes."""
+    datatypes: set[str] = set()
+    tasks: set[str] = set()
+    for path in [folder, *sorted(folder.glob("ses-*"))]:
+        try:
+            entries = list(os.scandir(path))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir() and not entry.name.startswith("ses-"):
+                datatypes.add(f"{entry.name}/")
+            if entry.name == "func" and entry.is_dir():
+                tasks |= {
+                    t for name in os.listdir(entry.path) if (t := entities_of(name).get("task"))
+                }
+    holds = ", ".join(sorted(datatypes)) or "no data folder"
+    others = sorted(tasks - {task})
+    other_tasks = f"; its func/ files are of task(s) {', '.join(others)}" if others else ""
+    task_fix = f", set datasets.{dataset}.task to the one to read" if others else ""
+    return (
+        f"{folder.name} has no run of task {task!r} (it holds {holds}{other_tasks}): it is "
+        "not in the cohort, the other subjects go on. Fix: add its func/ runs (or `datalad "
+        f"get` them){task_fix}, or leave it out (ingest.select.{dataset}.participants.exclude) "
+        "to stop this notice"
+    )
+
+
 def build_summary(manifest: pd.DataFrame, **facts: Any) -> dict[str, Any]:
     """Counts of a manifest by reason, plus ``facts`` (validator, participants, cache ...)."""
     included = manifest["included"].astype(bool)
@@ -88,8 +160,15 @@ def build_summary(manifest: pd.DataFrame, **facts: Any) -> dict[str, Any]:
     }
 
 
-def summary_table(manifest: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """One row per (included, reason_code) with the number of runs and an example reason."""
+def summary_table(
+    manifest: pd.DataFrame, dataset: str, without_runs: list[dict[str, str]] | None = None
+) -> pd.DataFrame:
+    """One row per (included, reason_code) with the number of runs and an example reason.
+
+    Subjects without any run (``without_runs``, :func:`subjects_without_runs`) are one more
+    row, :data:`NO_RUNS` with 0 runs, its example naming them, so that the report's ingestion
+    table says where they went.
+    """
     rows = []
     for (inc, code), group in manifest.groupby(["included", "reason_code"], sort=True):
         first = group.iloc[0]
@@ -101,6 +180,20 @@ def summary_table(manifest: pd.DataFrame, dataset: str) -> pd.DataFrame:
                 "n_runs": len(group),
                 "example_path": Path(first["path"]).name,
                 "example": first["reason"] if not inc else first["tr_check"],
+            }
+        )
+    if without_runs:
+        named = ", ".join(f"sub-{s['subject']}" for s in without_runs[:10])
+        more = f" and {len(without_runs) - 10} more" if len(without_runs) > 10 else ""
+        rows.append(
+            {
+                "dataset": dataset,
+                "included": False,
+                "reason_code": NO_RUNS,
+                "n_runs": 0,
+                "example_path": f"sub-{without_runs[0]['subject']}",
+                "example": f"{len(without_runs)} subject(s) without a run ({named}{more}); "
+                f"{without_runs[0]['reason']}",
             }
         )
     table = pd.DataFrame(rows, columns=list(SUMMARY_TSV_COLUMNS))

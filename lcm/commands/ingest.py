@@ -29,7 +29,8 @@ The manifest has one row per run: entities (subject, session, task, run, acq, di
 space), run_key, entry, path, t_r (resolved sidecar, BIDS inheritance), tr_check (header
 cross-check, "not checked: ..." when the header is unreadable), included, reason_code, reason.
 Unusable or unselected runs are kept with included=false and the reason. Beside it:
-summary.json and summary.tsv (what was included and excluded, and why; validator warnings;
+summary.json and summary.tsv (what was included and excluded, and why; subject folders
+without any run of the task, e.g. anat/ only, as reason code no_runs; validator warnings;
 participants.tsv mismatches) and the cache folder <out>.cache (unchanged subjects are not
 re-indexed next time).
 
