@@ -8,6 +8,7 @@ import logging
 from lcm.commands._arguments import add_store_arguments
 from lcm.commands._sources import existing, store_sources
 from lcm.io.provenance import record_outputs
+from lcm.model.checkpoint_meta import CHECKPOINT_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         write(frame, args.attention_out)
         log.info("query attention over %d ROIs -> %s", attention.shape[2], args.attention_out)
     sources = [
-        *existing(args.checkpoint, ("model.safetensors", "model.json")),
+        *existing(args.checkpoint, CHECKPOINT_NAMES),
         *store_sources(args.store, args.atlas, list(args.datasets)),
         args.catalogue,
     ]

@@ -15,6 +15,7 @@ from lcm.commands._sources import existing, store_sources
 from lcm.config import parse_settings
 from lcm.exceptions import ConfigError, InputDataError, OutputOwnershipError
 from lcm.io.provenance import record_outputs
+from lcm.model.checkpoint_meta import CHECKPOINT_NAMES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -225,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
         clf.fit(cohort.fc, y, cohort.variables.drop(columns=[args.label]), groups=cohort.groups)
         out = clf.save(args.out_dir)
         sources = [
-            *existing(args.checkpoint, ("model.safetensors", "model.json")),
+            *existing(args.checkpoint, CHECKPOINT_NAMES),
             *store_sources(args.store, args.atlas, [args.dataset]),
             args.catalogue,
         ]

@@ -18,7 +18,6 @@ model, its pretraining buys nothing a ridge regression could not.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 
 from lcm.evaluate.baselines import _TunedLinear, connectome_features
 from lcm.exceptions import CheckpointError, ConfigError
+from lcm.model.checkpoint_meta import read_meta_fields
 from lcm.train.bei_maps import (  # noqa: F401 (re-exported: one import for users)
     ALPHAS,
     MAPS_FILE,
@@ -147,10 +147,10 @@ def _check_same_data(maps: BEIMaps, path: Path, checkpoint: Path) -> None:
     Maps or a checkpoint that record no fingerprint (written before maps did) pass: the
     checkpoint's other checks still apply.
     """
-    try:
-        recorded = json.loads((checkpoint / "model.json").read_text()).get("data_fingerprint")
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
-        recorded = None  # the checkpoint's own checks name an unreadable model.json
+    # A missing model.json is refused by the leakage check (check_pretraining_excludes); a
+    # damaged one is refused here, never read as one that records no fingerprint.
+    meta = read_meta_fields(checkpoint, missing_ok=True) or {}
+    recorded = meta.get("data_fingerprint")
     if maps.data_fingerprint is None or not isinstance(recorded, str):
         return
     if maps.data_fingerprint != recorded:

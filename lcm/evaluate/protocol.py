@@ -17,7 +17,6 @@ and the predictions table. Folds are subject-level, so a subject's rows never st
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import sys
 import time
@@ -75,8 +74,10 @@ from lcm.evaluate.tasks import (
     unlabelled_runs,
 )
 from lcm.evaluate.windows import mean_per_run, run_groups, subject_groups
-from lcm.exceptions import ConfigError, InputDataError, LCMError
+from lcm.exceptions import CheckpointError, ConfigError, InputDataError, LCMError
 from lcm.io.run_digests import connectome_digests, decode_digests, matching_sketches
+from lcm.model.checkpoint_meta import meta_path as meta_path_of
+from lcm.model.checkpoint_meta import read_meta, read_meta_fields
 from lcm.store.cohort import Cohort
 
 log = logging.getLogger(__name__)
@@ -310,12 +311,13 @@ def check_pretraining_excludes(
         is missing or names no datasets: what the checkpoint saw cannot be told, and its
         ridge maps (``bei-linear``) were used without the check.
     """
-    meta_path = Path(checkpoint) / "model.json"
+    meta_path = meta_path_of(checkpoint)
     try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
-        meta = None
-    if isinstance(meta, dict) and meta.get("kind") == "finetuned":
+        meta = read_meta_fields(checkpoint, missing_ok=True)
+        damage = ""
+    except CheckpointError as exc:
+        meta, damage = None, f" ({exc.message})"
+    if meta is not None and meta.get("kind") == "finetuned":
         # A finetuned checkpoint records its pretraining folder, not the data: evaluation
         # finetunes from a pretrained one itself, fold by fold.
         source = meta.get("pretrained_from")
@@ -332,7 +334,7 @@ def check_pretraining_excludes(
         raise ConfigError(
             f"Checkpoint {checkpoint}: {meta_path} is missing, unreadable or names no "
             "pretraining datasets, so it cannot be checked that pretraining never saw this "
-            "task's test subjects.",
+            f"task's test subjects{damage}.",
             hint="Use the folder `lcm pretrain` wrote (model.json beside model.safetensors "
             "and bei_linear.npz).",
         ) from None
@@ -391,7 +393,7 @@ def check_checkpoint_fits(
         A mismatch, or a ``model.json`` that cannot be read.
     """
     # Imported here: the baselines run without torch, which the checkpoint module imports.
-    from lcm.model.checkpoint import check_fits, read_meta
+    from lcm.model.checkpoint import check_fits
 
     check_fits(
         checkpoint,

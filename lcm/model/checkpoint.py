@@ -15,7 +15,6 @@ safetensors, metadata from JSON.
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 from pathlib import Path
@@ -32,6 +31,12 @@ from lcm.exceptions import CheckpointError, ConfigError
 from lcm.io.atomic import write_json
 from lcm.io.provenance import git_commit, sha256_file
 from lcm.io.run_digests import data_fingerprint  # noqa: F401  (re-exported: its former home)
+from lcm.model.checkpoint_meta import (
+    FORMAT_VERSION,
+    META_NAME,
+    WEIGHTS_NAME,
+    read_meta,
+)
 from lcm.model.config import LCMConfig
 from lcm.model.lcm import LCM
 from lcm.model.targets import QueryLayout
@@ -40,9 +45,6 @@ from lcm.store.layout import roi_names_difference
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_NAME = "model.safetensors"
-META_NAME = "model.json"
-FORMAT_VERSION = 1
 # Catalogue fields that change what a query means; a difference refuses the checkpoint.
 _MEANING_KEYS = ("kind", "levels", "units")
 # Largest config sizes a checkpoint may declare: LCM-Big (d_model 2048, 32 layers) fits with a
@@ -133,36 +135,6 @@ def save_checkpoint(
     write_json(out / META_NAME, record)
     log.info("checkpoint written to %s", out)
     return out
-
-
-def read_meta(checkpoint: str | Path) -> dict[str, Any]:
-    """``model.json`` of a checkpoint folder, checked for presence and format version."""
-    folder = Path(checkpoint)
-    meta_path, weights_path = folder / META_NAME, folder / WEIGHTS_NAME
-    for path in (meta_path, weights_path):
-        if not path.is_file():
-            raise CheckpointError(
-                f"Checkpoint {folder} lacks {path.name} (expected {META_NAME} and {WEIGHTS_NAME}).",
-                hint="Point to the output folder of `lcm pretrain` or `lcm finetune`.",
-            )
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{meta_path} is not valid JSON: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise CheckpointError(f"{meta_path} is not UTF-8 text (JSON expected): {exc}") from exc
-    if not isinstance(meta, dict):
-        raise CheckpointError(
-            f"{meta_path}: expected a JSON object, got {type(meta).__name__}.",
-            hint="Point to the output folder of `lcm pretrain` or `lcm finetune`.",
-        )
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{meta_path}: format_version {meta.get('format_version')!r}, this LCM reads "
-            f"{FORMAT_VERSION}.",
-            hint="Re-create the checkpoint with this version of LCM.",
-        )
-    return meta
 
 
 def checked_config(folder: str | Path, meta: dict[str, Any]) -> LCMConfig:

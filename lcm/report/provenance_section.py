@@ -20,10 +20,10 @@ from typing import Any
 import pandas as pd
 
 from lcm.evaluate.registry import maps_models
-from lcm.exceptions import InputDataError
 from lcm.io.config_copy import copy_change, read_config_copy
 from lcm.io.lineage import read_record
 from lcm.io.provenance import sha256_file
+from lcm.model.checkpoint_meta import META_NAME, WEIGHTS_NAME, read_meta_fields
 from lcm.report.tables import shown_path
 
 # Inputs named per differing value before "and N more": enough to find them, short on the page.
@@ -83,7 +83,7 @@ class ProvenanceFacts:
 def checkpoint_file(path: str | os.PathLike[str]) -> Path:
     """``model.json`` of a checkpoint given as its folder or as that file."""
     path = Path(path)
-    return path / "model.json" if path.is_dir() else path
+    return path / META_NAME if path.is_dir() else path
 
 
 def checkpoint_summary(model_json: str | os.PathLike[str]) -> dict[str, Any]:
@@ -98,17 +98,13 @@ def checkpoint_summary(model_json: str | os.PathLike[str]) -> dict[str, Any]:
 
     Raises
     ------
-    InputDataError
-        When the file cannot be read as JSON.
+    CheckpointError
+        When the file cannot be read as a JSON object
+        (:func:`lcm.model.checkpoint_meta.read_meta_fields`).
     """
     path = Path(model_json)
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputDataError(
-            f"Cannot read checkpoint metadata {path}: {exc}",
-            hint="Pass the model.json (or folder) written by `lcm pretrain`.",
-        ) from exc
+    meta = read_meta_fields(path)
+    assert meta is not None  # not missing_ok
     data = meta.get("data") or {}
     heldout = data.get("heldout_subjects")
     return {
@@ -370,7 +366,7 @@ def _checkpoint_rows(facts: ProvenanceFacts, task_meta: dict[str, dict[str, Any]
     rows = []
     for ckpt in facts.checkpoints:
         folder = os.path.normpath(ckpt["folder"])
-        weights = os.path.join(folder, "model.safetensors")
+        weights = os.path.join(folder, WEIGHTS_NAME)
         tasks = sorted(
             t
             for t, m in task_meta.items()

@@ -58,6 +58,7 @@ from lcm.train.loop import (
     seed_everything,
     train_epochs,
 )
+from lcm.train.outputs import HISTORY_NAME
 from lcm.train.pretrain import predict_outputs
 from lcm.train.probe import LinearProbe, fit_probe
 from lcm.train.settings import resolve_settings
@@ -487,7 +488,7 @@ class LCMClassifier(FinetunedLCM):
         if self.probe_ is not None:  # the model is the pretrained one; the probe reads it
             meta["probe"] = self.probe_.to_dict()
         out = save_checkpoint(out_dir, self.model_.to("cpu"), self.layout_, meta)
-        write_tsv(out / "history.tsv", history_frame(self.history_))
+        write_tsv(out / HISTORY_NAME, history_frame(self.history_))
         return out
 
 

@@ -19,16 +19,21 @@ from pathlib import Path
 from lcm.io.lock import LOCK_NAME, exclusive_lock
 from lcm.io.ownership import check_replaceable, claim_out_dir
 from lcm.io.provenance import check_recordable, provenance_path
+from lcm.model.checkpoint_meta import META_NAME, WEIGHTS_NAME
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FILES = ("model.safetensors", "model.json", "history.tsv")
+# A checkpoint's own files are named by their owner (lcm.model.checkpoint_meta); the training
+# verbs' others here. The rules take all four names from this module.
+HISTORY_NAME = "history.tsv"
+BEI_EVAL_NAME = "bei_eval.tsv"
+CHECKPOINT_FILES = (WEIGHTS_NAME, META_NAME, HISTORY_NAME)
 # The bei-linear baseline's ridge maps, beside a pretrained checkpoint.
 MAPS_FILE = "bei_linear.npz"
 # What a model's predictions depend on: the inputs an evaluation records (not the folder's
 # lock, ownership mark, histories or sidecars, which change with every run).
-MODEL_FILES = ("model.safetensors", "model.json", MAPS_FILE)
-PRETRAIN_FILES = (*CHECKPOINT_FILES, "bei_eval.tsv")
+MODEL_FILES = (WEIGHTS_NAME, META_NAME, MAPS_FILE)
+PRETRAIN_FILES = (*CHECKPOINT_FILES, BEI_EVAL_NAME)
 STATE_DIR = "train_state"
 # A pretraining checkpoint's folder is lcm pretrain's (one folder, one owner): lcm bei-maps
 # claims it in that name (its messages name itself). The maps have a lock of their own: the

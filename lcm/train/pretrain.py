@@ -66,7 +66,7 @@ from lcm.train.loop import (
     train_epochs,
 )
 from lcm.train.objective import PretrainObjective, PretrainStep
-from lcm.train.outputs import STATE_DIR
+from lcm.train.outputs import BEI_EVAL_NAME, HISTORY_NAME, STATE_DIR
 from lcm.train.settings import BOOKKEEPING_SETTINGS, resolve_settings
 
 log = logging.getLogger(__name__)
@@ -480,8 +480,8 @@ def pretrain(
         meta["data"]["selection_subjects"] = sorted(np.unique(choose.groups).tolist())
     model_cpu = model.to("cpu")
     save_checkpoint(out, model_cpu, layout, meta)
-    write_tsv(out / "history.tsv", history_frame(history, parts))
-    write_tsv(out / "bei_eval.tsv", evaluation)
+    write_tsv(out / HISTORY_NAME, history_frame(history, parts))
+    write_tsv(out / BEI_EVAL_NAME, evaluation)
     # The state (at the final step) is kept: a job killed after this point (Snakemake's wrapper
     # still running at the time limit) is retried with these outputs deleted, and the retry
     # writes them again from it. A run with other settings removes it (train_epochs).

@@ -34,7 +34,13 @@ from lcm.io.ownership import RESULTS_OWNER, claim_results
 from lcm.io.provenance import CONFIG_HASH_ENV, config_hash
 from lcm.model.config import check_model_settings
 from lcm.train.settings import BOOKKEEPING_SETTINGS
-from lcm.train.outputs import MAPS_FILE
+from lcm.train.outputs import (
+    BEI_EVAL_NAME,
+    HISTORY_NAME,
+    MAPS_FILE,
+    META_NAME,
+    WEIGHTS_NAME,
+)
 from lcm.workflow.catalogue import catalogue_digest
 from lcm.workflow.plan import WorkflowPlan
 from lcm.workflow.records import ADOPT_KEY, check_records, write_records_marker
@@ -620,7 +626,7 @@ def get_task_bei_maps(wildcards):
 
 def get_pretrained_model(name="pretrain"):
     """Weights of the pretrained checkpoint: ``pretrain`` (BEI) or ``pretrain-ssl``."""
-    return paths.model_file(RESULTS, name, "model.safetensors")
+    return paths.model_file(RESULTS, name, WEIGHTS_NAME)
 
 
 # The pretrain settings that change no weight (how often the state is saved) are no param:
@@ -930,13 +936,9 @@ def get_checkpoint_metadata():
     model whose attention the report maps (the report's Provenance)."""
     names = {"pretrain": CHECKPOINT_TASKS, "pretrain-ssl": SSL_TASKS}
     return [
+        *(paths.model_file(RESULTS, n, META_NAME) for n, used in names.items() if used),
         *(
-            paths.model_file(RESULTS, n, "model.json")
-            for n, used in names.items()
-            if used
-        ),
-        *(
-            paths.model_file(RESULTS, f"finetune/{t}", "model.json")
+            paths.model_file(RESULTS, f"finetune/{t}", META_NAME)
             for t in FINETUNE_TASKS
         ),
     ]
@@ -950,7 +952,7 @@ def get_report_bei_maps():
 def get_ssl_history():
     """History of the self-supervised-only pretraining, when lcm-ssl is evaluated."""
     return (
-        [paths.model_file(RESULTS, "pretrain-ssl", "history.tsv")] if SSL_TASKS else []
+        [paths.model_file(RESULTS, "pretrain-ssl", HISTORY_NAME)] if SSL_TASKS else []
     )
 
 
@@ -1008,7 +1010,7 @@ def get_default_targets():
         paths.metrics_file(RESULTS, "metrics.parquet"),
         paths.metrics_file(RESULTS, "summary.tsv"),
         *(
-            paths.model_file(RESULTS, f"finetune/{t}", "model.safetensors")
+            paths.model_file(RESULTS, f"finetune/{t}", WEIGHTS_NAME)
             for t in FINETUNE_TASKS
         ),
     ]

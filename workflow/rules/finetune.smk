@@ -8,9 +8,9 @@ rule finetune:
         store=get_task_store_files,
         catalogue=get_catalogue(),
     output:
-        weights=paths.model_file(RESULTS, "finetune/{task}", "model.safetensors"),
-        meta=paths.model_file(RESULTS, "finetune/{task}", "model.json"),
-        history=paths.model_file(RESULTS, "finetune/{task}", "history.tsv"),
+        weights=paths.model_file(RESULTS, "finetune/{task}", WEIGHTS_NAME),
+        meta=paths.model_file(RESULTS, "finetune/{task}", META_NAME),
+        history=paths.model_file(RESULTS, "finetune/{task}", HISTORY_NAME),
     log:
         get_log("finetune/{task}.log"),
     # Ahead of the evaluate jobs that become ready with them: a short job left for the end
@@ -44,7 +44,7 @@ rule finetune:
 # (the diagnosis pair included) over the ROIs, for the task's runs; the report maps the latter.
 rule embed:
     input:
-        checkpoint=paths.model_file(RESULTS, "finetune/{task}", "model.safetensors"),
+        checkpoint=paths.model_file(RESULTS, "finetune/{task}", WEIGHTS_NAME),
         store=get_task_store_files,
         catalogue=get_catalogue(),
     output:

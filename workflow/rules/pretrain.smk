@@ -10,9 +10,9 @@ rule pretrain:
         catalogue=get_catalogue(),
     output:
         weights=get_pretrained_model(),
-        meta=paths.model_file(RESULTS, "pretrain", "model.json"),
-        history=paths.model_file(RESULTS, "pretrain", "history.tsv"),
-        bei_eval=paths.model_file(RESULTS, "pretrain", "bei_eval.tsv"),
+        meta=paths.model_file(RESULTS, "pretrain", META_NAME),
+        history=paths.model_file(RESULTS, "pretrain", HISTORY_NAME),
+        bei_eval=paths.model_file(RESULTS, "pretrain", BEI_EVAL_NAME),
     log:
         get_log("pretrain/pretrain.log"),
     conda:
@@ -44,9 +44,9 @@ rule pretrain:
 use rule pretrain as pretrain_ssl with:
     output:
         weights=get_pretrained_model("pretrain-ssl"),
-        meta=paths.model_file(RESULTS, "pretrain-ssl", "model.json"),
-        history=paths.model_file(RESULTS, "pretrain-ssl", "history.tsv"),
-        bei_eval=paths.model_file(RESULTS, "pretrain-ssl", "bei_eval.tsv"),
+        meta=paths.model_file(RESULTS, "pretrain-ssl", META_NAME),
+        history=paths.model_file(RESULTS, "pretrain-ssl", HISTORY_NAME),
+        bei_eval=paths.model_file(RESULTS, "pretrain-ssl", BEI_EVAL_NAME),
     log:
         get_log("pretrain/pretrain_ssl.log"),
     params:

@@ -11,11 +11,11 @@ rule report:
         predictions=expand(
             paths.task_metrics(RESULTS, "{task}", "predictions"), task=TASKS
         ),
-        history=get_pretrain_output("history.tsv"),
+        history=get_pretrain_output(HISTORY_NAME),
         ssl_history=get_ssl_history(),
         truth=get_ground_truth_files(),
         oracle_store=get_oracle_store_files(),
-        bei_eval=get_pretrain_output("bei_eval.tsv"),
+        bei_eval=get_pretrain_output(BEI_EVAL_NAME),
         qc=[paths.qc_table(RESULTS, ds, ATLAS) for ds in sorted(CFG["datasets"])],
         ingest=[
             paths.ingest_summary(paths.ingest_manifest(RESULTS, ds), ".tsv")

@@ -190,3 +190,16 @@ def test_a_variable_constant_on_the_hold_out_is_not_scored(caplog):
     assert np.isnan(maps.heldout_r2[v]) and maps.alpha[v] == 1e3
     assert np.isfinite(maps.heldout_r2[maps.names.index("age")])
     assert "dose (alpha 1000 by default, not scorable on the hold-out" in caplog.text
+
+
+@pytest.mark.parametrize("text", ["[]", '"a"', "{", b"\xff\xfe"])
+def test_a_damaged_model_json_fails_the_data_check_instead_of_passing_it(tmp_path, text):
+    """model.json is read by its owner (lcm.model.checkpoint_meta): a file that is not a JSON
+    object used to read as one recording no fingerprint, and the leakage check passed."""
+    fc, variables, groups = _pretraining()
+    fit_bei_maps(fc, variables, groups, data_fingerprint="a" * 64).save(tmp_path / MAPS_FILE)
+    meta = tmp_path / "model.json"
+    meta.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(CheckpointError) as info:
+        load_maps(tmp_path)
+    assert str(meta) in info.value.message and "lcm pretrain" in info.value.hint

@@ -301,3 +301,18 @@ def test_the_protocol_table_says_when_a_site_split_fell_back_to_subject_folds() 
     page = bare(provenance_summary(tasks, table_html))
     assert "<td>subject (site asked: the runs name fewer than two sites)</td>" in page
     assert "<td>site</td>" in page
+
+
+@pytest.mark.parametrize("text", ["[]", "{"])
+def test_a_damaged_checkpoint_metadata_is_refused_naming_the_file(
+    recorded: dict, text: str
+) -> None:
+    """model.json is read by its owner (lcm.model.checkpoint_meta): a JSON list crashed the
+    report with an AttributeError traceback."""
+    from lcm.exceptions import LCMError
+
+    (recorded["checkpoint"] / "model.json").write_text(text)
+    with pytest.raises(LCMError) as info:
+        collect_provenance(recorded["inputs"]["metrics"], [recorded["checkpoint"]])
+    assert str(recorded["checkpoint"] / "model.json") in info.value.message
+    assert "lcm pretrain" in (info.value.hint or "")
