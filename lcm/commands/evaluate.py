@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import json
 import logging
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from lcm.io.paths import missingness_path, variables_path
 from lcm.io.provenance import (
     invocation_code_sha256,
     provenance_path,
+    read_record,
     sha256_file,
     write_sidecar,
 )
@@ -161,10 +161,7 @@ def check_task_labelled(cohort: Cohort, task: Task, store: str | Path, dataset: 
     variables = cohort.variables.drop(columns=["dataset", "subject"], errors="ignore")
     with_any = int(variables.notna().any(axis=1).sum())
     side = provenance_path(variables_path(store, dataset))
-    try:
-        sources = json.loads(side.read_text()).get("Sources") or []
-    except (OSError, ValueError):
-        sources = []
+    sources = (read_record(side) or {}).get("Sources") or []
     written = (
         f"; the store's variables of {dataset!r} were written from {sources}" if sources else ""
     )

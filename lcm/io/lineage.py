@@ -14,7 +14,6 @@ no record and config copies changed since they were written.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from lcm.io.config_copy import copy_change, copy_rehash
 from lcm.io.ownership import MARKER_NAME, RESULTS_OWNER, claimed_results, marker_owner
 from lcm.io.paths import RESULTS_ENTRIES, config_copy, config_dir, unrecorded_reason
 from lcm.io.provenance import provenance_path, sha256_file, sidecar_path
+from lcm.io.provenance import read_record as provenance_record
 
 # Status of an output of the workflow whose provenance record is gone.
 NO_RECORD = "no provenance record (sidecar missing)"
@@ -72,13 +72,9 @@ def read_record(artifact: str | Path) -> tuple[Path, dict[str, Any]] | None:
     for side in (provenance_path(path), sidecar_path(path), legacy):
         if side == path or not side.is_file():
             continue
-        try:
-            record = json.loads(side.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if isinstance(record, dict) and "Sha256" in record:
-            if record.get("Output", path.name) == path.name:
-                return side, record
+        record = provenance_record(side)
+        if record is not None and record["Output"] == path.name:
+            return side, record
     return None
 
 
@@ -488,14 +484,8 @@ def _same(a: str | Path, b: str | Path) -> bool:
 
 
 def _record_file(path: Path) -> dict[str, Any] | None:
-    """The provenance record in ``path`` (a JSON with ``Sha256``), or None."""
-    if path.suffix != ".json":
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-        return None
-    return record if isinstance(record, dict) and "Sha256" in record else None
+    """The provenance record in ``path`` (:func:`lcm.io.provenance.read_record`), or None."""
+    return provenance_record(path) if path.suffix == ".json" else None
 
 
 def _files(root: Path, temporaries: list[Path] | None = None) -> Iterator[tuple[Path, Path | None]]:

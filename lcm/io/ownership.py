@@ -20,7 +20,7 @@ from pathlib import Path
 
 from lcm.exceptions import OutputOwnershipError
 from lcm.io.atomic import TMP_TAG
-from lcm.io.provenance import provenance_path
+from lcm.io.provenance import provenance_path, read_record
 
 log = logging.getLogger(__name__)
 
@@ -384,13 +384,9 @@ def _lcm_record(entry: Path) -> dict | None:
     for record_path in (provenance_path(entry), entry, earlier):
         if record_path.suffix != ".json" or not record_path.is_file():
             continue
-        try:
-            record = json.loads(record_path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            continue
-        if isinstance(record, dict) and "Provenance" in record and "Output" in record:
-            if record_path == entry or record["Output"] == entry.name:
-                return record
+        record = read_record(record_path)
+        if record is not None and (record_path == entry or record["Output"] == entry.name):
+            return record
     return None
 
 

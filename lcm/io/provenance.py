@@ -402,6 +402,51 @@ def provenance_path(output: str | Path) -> Path:
     return sidecar_path(path)
 
 
+def is_record(value: object) -> bool:
+    """Whether a parsed JSON value is an LCM provenance record (what :func:`write_sidecar` wrote).
+
+    The one test of it: ownership, ``lcm provenance verify`` and ``trace`` and the sidecar
+    checks all ask here, so none can call a file LCM's that another calls foreign.
+
+    Parameters
+    ----------
+    value : object
+        A parsed JSON document.
+
+    Returns
+    -------
+    bool
+        True for an object whose ``Output`` (the name of the file it describes) and
+        ``Sha256`` are strings; every record LCM has written holds both.
+    """
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("Output"), str)
+        and isinstance(value.get("Sha256"), str)
+    )
+
+
+def read_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The LCM provenance record in the JSON file ``path``, or None when it holds none.
+
+    Parameters
+    ----------
+    path : path-like
+        A provenance sidecar, or any file.
+
+    Returns
+    -------
+    dict or None
+        The record; None for a missing or unreadable file, one that is not UTF-8 JSON, or JSON
+        that is no record (:func:`is_record`): a user's or a tool's file, never LCM's.
+    """
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return record if is_record(record) else None
+
+
 def write_sidecar(
     output: str | Path,
     sources: list[str | Path],
@@ -528,17 +573,14 @@ def _check_sidecar_free(side: Path, output: Path) -> None:
     """
     if not side.exists():
         return
-    try:
-        record = json.loads(side.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        record = None
-    described = record.get("Output") if isinstance(record, dict) else None
-    if not isinstance(described, str) or "Sha256" not in record:
+    record = read_record(side)
+    if record is None:
         raise ConfigError(
             f"{side} exists and is not an LCM provenance record, so it was not written by LCM; "
             f"the record of {output} would overwrite it.",
             hint=f"Move or rename {side}, or write {output.name} to another folder.",
         )
+    described = record["Output"]
     if described == output.name:
         return
     other = side.parent / described

@@ -706,3 +706,42 @@ def test_verify_from_another_folder_says_to_pass_base_and_lists_a_few(
         f"results/in0.tsv: input of {results / 'out0.json'} is missing: restore it, or "
         f"{RERUN}, which makes it again if the workflow made it, and out0.tsv from it"
     )
+
+
+@pytest.mark.parametrize(
+    ("record", "lcms"),
+    [
+        ({"Output": "x.parquet", "Sha256": "0" * 64}, True),  # no Provenance: still LCM's
+        ({"Output": "x.parquet", "Sha256": "0" * 64, "Provenance": {}}, True),
+        ({"Output": "x.parquet", "Provenance": {}}, False),  # no digest: verify has nothing
+        ({"Sha256": "0" * 64, "Provenance": {}}, False),  # names no file
+        ({"Output": 3, "Sha256": "0" * 64}, False),
+        (["Output", "Sha256"], False),
+    ],
+)
+def test_ownership_trace_and_sidecar_checks_agree_on_what_an_lcm_record_is(
+    tmp_path: Path, record: object, lcms: bool
+) -> None:
+    """One test (lcm.io.provenance.is_record) decides: ownership asked for Provenance and
+    Output, trace for Sha256 alone, the sidecar check for Output and Sha256, so one file was
+    LCM's to one and foreign to another."""
+    from lcm.io import lineage, ownership
+    from lcm.io.provenance import read_record, write_sidecar
+
+    out = tmp_path / "x.parquet"
+    out.write_text("x")
+    side = tmp_path / "x.json"
+    side.write_text(json.dumps(record))
+    verdicts = {
+        "provenance": read_record(side) is not None,
+        "ownership": ownership._written_by_lcm(out),
+        "ownership of the sidecar": ownership._written_by_lcm(side),
+        "trace": lineage.read_record(out) is not None,
+        "verify": lineage._record_file(side) is not None,
+    }
+    assert verdicts == dict.fromkeys(verdicts, lcms)
+    if lcms:  # a record of this output is replaced by the next one
+        write_sidecar(out, [])
+    else:  # a file LCM did not write is never overwritten
+        with pytest.raises(ConfigError, match="is not an LCM provenance record"):
+            write_sidecar(out, [])
