@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from lcm.exceptions import OutputOwnershipError
-from lcm.io.atomic import TMP_TAG
+from lcm.io.atomic import TMP_TAG, write_text
 from lcm.io.provenance import provenance_path, read_record
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,12 @@ def marker_owner(folder: str | os.PathLike[str]) -> str | None:
         return None
     found = re.match(r"Written by (.+?): ", text)
     return found.group(1) if found else None
+
+
+def _marked(folder: Path) -> bool:
+    """Whether ``folder``'s marker names the verb that claimed it. A marker that names none
+    (0 bytes: a write cut short before markers were written atomically) vouches for nothing."""
+    return marker_owner(folder) is not None
 
 
 def claimed_results(path: str | os.PathLike[str]) -> Path | None:
@@ -223,7 +229,7 @@ def _check_owned_place(out: Path, verb: str, owner: str) -> None:
                 hint="Choose another output path, outside the store: only `lcm store` writes in "
                 "a store, and its readers take every file there as part of it.",
             )
-    claimed = next((f for f in parents if (f / MARKER_NAME).is_file()), None)
+    claimed = next((f for f in parents if _marked(f)), None)
     found = marker_owner(claimed) if claimed is not None else None
     if found is not None and found not in (owner, RESULTS_OWNER):
         raise OutputOwnershipError(
@@ -235,14 +241,14 @@ def _check_owned_place(out: Path, verb: str, owner: str) -> None:
 
 
 def _is_marked(path: Path, verb: str, hint: str, owner: str | None = None) -> bool:
-    """Whether ``path`` carries LCM's marker; a file (not a folder) there is refused, and so is
-    a folder another verb claimed: one folder has one owner, so ``lcm finetune`` never
-    replaces the model ``lcm pretrain`` wrote there (a rerun of the same verb is its own).
-    ``owner``: the verb ``verb`` claims folders for (itself unless given)."""
+    """Whether ``path`` carries LCM's marker naming a verb; a file (not a folder) there is
+    refused, and so is a folder another verb claimed: one folder has one owner, so ``lcm
+    finetune`` never replaces the model ``lcm pretrain`` wrote there (a rerun of the same verb
+    is its own). ``owner``: the verb ``verb`` claims folders for (itself unless given)."""
     owner = owner or verb
-    if (path / MARKER_NAME).is_file():
-        found = marker_owner(path)
-        if found is not None and found != owner:
+    found = marker_owner(path)
+    if found is not None:
+        if found != owner:
             own = "of its own" if owner == verb else f"of {owner}'s"
             raise OutputOwnershipError(
                 f"{verb}: output folder {path} holds the outputs of {found} "
@@ -263,7 +269,8 @@ def _mark(path: Path, owner: str, verb: str | None = None) -> Path:
     verb = verb or owner
     try:
         path.mkdir(parents=True, exist_ok=True)
-        (path / MARKER_NAME).write_text(f"Written by {owner}: LCM may replace its outputs here.\n")
+        # Whole or not at all: a cut write must not leave a marker that names no owner.
+        write_text(path / MARKER_NAME, f"Written by {owner}: LCM may replace its outputs here.\n")
     except OSError as exc:  # a read-only parent or folder: one line, not a traceback
         raise OutputOwnershipError(
             f"{verb}: cannot write in {path} ({exc.strerror}); nothing was written.",
@@ -294,7 +301,7 @@ def claim_tree(
     if _is_marked(path, verb, hint="Choose another output folder."):
         return path
     found = next((Path(d, f) for d, _, files in os.walk(path) for f in files), None)
-    mine = (path / MARKER_NAME).is_file() or (vouch is not None and vouch(path))
+    mine = _marked(path) or (vouch is not None and vouch(path))
     if found is not None and not mine:
         raise OutputOwnershipError(
             f"{verb}: {path} holds files LCM did not write (e.g. {found}); nothing was written.",
@@ -460,8 +467,8 @@ def remove_scratch(folder: str | os.PathLike[str]) -> str | None:
     path = Path(folder)
     if not path.is_dir():
         return f"{path} is not there"
-    if not (path / MARKER_NAME).is_file():
-        return f"{path} was not created by LCM (no {MARKER_NAME} marker in it)"
+    if not _marked(path):
+        return f"{path} was not created by LCM (no {MARKER_NAME} marker naming LCM in it)"
     doomed = path.with_name(f".{path.name}.removing-{os.getpid()}")
     try:
         os.replace(path, doomed)

@@ -333,3 +333,38 @@ def test_no_output_inside_a_store_or_another_verbs_folder(tmp_path: Path) -> Non
     check_replaceable([ckpt / "maps.npz"], "lcm bei-maps", owner="lcm pretrain")
     results = claim_results(tmp_path / "results", "the LCM workflow", RESULTS_ENTRIES)
     check_replaceable([results / "metrics" / "m.parquet"], "lcm evaluate")
+
+
+def test_an_empty_marker_claims_nothing(tmp_path: Path) -> None:
+    """A marker cut short (0 bytes: a full disk, a killed writer) names no verb: the folder is
+    not LCM's on its word, so a user's file there is not taken, nor the folder removed."""
+    from lcm.io.ownership import claim_scratch, remove_scratch
+
+    out = tmp_path / "thesis"
+    out.mkdir()
+    (out / MARKER_NAME).write_text("")
+    (out / "chapter1.tex").write_text("years of work")
+    with pytest.raises(OutputOwnershipError, match=r"thesis holds files LCM did not write"):
+        claim_out_dir(out, "lcm pretrain", outputs=["model.*"])
+    assert claim_scratch(out, "lcm fmriprep") is False  # used, but not LCM's to remove
+    assert remove_scratch(out) is not None and (out / "chapter1.tex").is_file()
+    (out / "chapter1.tex").unlink()  # only the cut marker left: claimed again, named
+    claim_out_dir(out, "lcm pretrain")
+    assert (out / MARKER_NAME).read_text().startswith("Written by lcm pretrain: ")
+
+
+def test_a_marker_write_cut_short_leaves_no_marker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The marker is written whole or not at all (lcm.io.atomic)."""
+
+    def full_disk(self: Path, text: str, *args: object, **kwargs: object) -> int:
+        os.truncate(self, 0) if self.exists() else self.touch()
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(OutputOwnershipError, match="No space left"):
+        claim_out_dir(tmp_path / "new", "lcm pretrain")
+    monkeypatch.undo()
+    assert not (tmp_path / "new" / MARKER_NAME).exists()
+    assert [p.name for p in (tmp_path / "new").iterdir()] == []
