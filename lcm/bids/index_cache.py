@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 
 from lcm.bids.fast_index import ABSENT, IndexSpec, SubjectIndex, index_subject, root_sidecars
 from lcm.bids.sidecars import SidecarReader
+from lcm.io.atomic import remove_dead_temporaries, temporary_name
 
 log = logging.getLogger(__name__)
 
@@ -294,11 +295,37 @@ def unit_digests(result: IndexResult) -> dict[str, str]:
 
 
 def save_cache(cache_dir: str | Path, result: IndexResult) -> None:
-    """Write the cache of ``result`` (replacing the old one as a whole)."""
+    """Write the cache of ``result`` (replacing the old one as a whole).
+
+    Staged in a hidden sibling named as :func:`lcm.io.atomic.temporary_name` names
+    temporaries (host, pid): one a killed ingest left on this host is removed here, and
+    ``lcm provenance verify`` reports another host's as a temporary left, not as an output.
+
+    Parameters
+    ----------
+    cache_dir : path-like
+        The cache folder (:func:`cache_dir_for` of the manifest).
+    result : IndexResult
+        The index to cache.
+    """
     cache_dir = Path(cache_dir)
-    tmp = cache_dir.with_name(cache_dir.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    cache_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_temporaries(cache_dir)
+    tmp = temporary_name(cache_dir)
+    tmp.mkdir()
+    try:
+        _write_cache(tmp, result)
+        old = temporary_name(cache_dir)
+        if cache_dir.exists():
+            os.replace(cache_dir, old)
+        os.replace(tmp, cache_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # only when the write failed
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_cache(tmp: Path, result: IndexResult) -> None:
+    """The cache's files, in the staging folder ``tmp``."""
     rows = result.rows.copy()
     for col in rows.columns:
         if col not in ("t_r", "included"):
@@ -309,11 +336,6 @@ def save_cache(cache_dir: str | Path, result: IndexResult) -> None:
     pq.write_table(result.stats, tmp / "stats.parquet")
     meta = {**result.meta, "validation": result.validation}
     (tmp / "meta.json").write_text(json.dumps(meta))
-    old = cache_dir.with_name(cache_dir.name + f".old{os.getpid()}")
-    if cache_dir.exists():
-        os.replace(cache_dir, old)
-    os.replace(tmp, cache_dir)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _spec_dict(spec: IndexSpec, root: str) -> dict[str, Any]:

@@ -123,7 +123,8 @@ def temporary_name(path: str | os.PathLike[str], tag: str = TMP_TAG) -> Path:
 
 
 def remove_dead_temporaries(path: str | os.PathLike[str], tag: str = TMP_TAG) -> list[Path]:
-    """Remove the temporary siblings of ``path`` left by writers that died on this host.
+    """Remove the temporary siblings of ``path`` (files, or a writer's staging folders) left by
+    writers that died on this host.
 
     A temporary file of another host, or of a process still alive, is left alone: it may be in
     use (a reused process id only delays the clean-up).
@@ -152,6 +153,10 @@ def remove_dead_temporaries(path: str | os.PathLike[str], tag: str = TMP_TAG) ->
                 continue
             m = _TEMPORARY_TAIL.match(entry.name, len(prefix))
             if m and m["host"] == host and not pid_alive(int(m["pid"])):
+                if entry.is_dir(follow_symlinks=False):  # a staging folder (the index cache's)
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                    removed.append(Path(entry.path))
+                    continue
                 with contextlib.suppress(FileNotFoundError):  # another process removed it
                     os.unlink(entry.path)
                     removed.append(Path(entry.path))

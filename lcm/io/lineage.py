@@ -320,7 +320,8 @@ def audit(root: str | Path, base: str | Path = ".") -> Audit:
     must re-hash to its name. The files a record lists as its job's products (fMRIPrep's
     derivatives) are re-hashed too. Hidden files and folders (locks, markers, ``.snakemake/``)
     are not looked at, but for the temporary and staged files LCM's writers leave when killed
-    (``.<name>.lcmtmp-<host>-<pid>-<random>``), each reported with its writer's host and pid.
+    (``.<name>.lcmtmp-<host>-<pid>-<random>``; a folder for the index cache), each reported
+    with its writer's host and pid.
 
     Parameters
     ----------
@@ -431,7 +432,8 @@ def audit(root: str | Path, base: str | Path = ".") -> Audit:
     for path in temporaries:
         host, pid = temporary_owner(path.name)
         text = (
-            f"temporary file of an LCM writer (host {host}, pid {pid}) that did not finish: "
+            f"temporary {'folder' if path.is_dir() else 'file'} of an LCM writer (host {host}, "
+            f"pid {pid}) that did not finish: "
             f"delete it once no LCM job runs on {host} (a rerun there removes it; one on "
             "another host never does)"
         )
@@ -504,6 +506,8 @@ def _files(root: Path, temporaries: list[Path] | None = None) -> Iterator[tuple[
         if MARKER_NAME in names and marker_owner(folder) == RESULTS_OWNER:
             here = Path(os.path.abspath(folder))
         found[folder] = here
+        if temporaries is not None:  # a writer's staging folder (the index cache's)
+            temporaries.extend(Path(folder, d) for d in sorted(dirs) if temporary_owner(d))
         dirs[:] = sorted(
             d
             for d in dirs

@@ -74,6 +74,9 @@ UNRECORDED = (
     ("ingest/*/summary.json", "ingest's summary, written with the manifest"),
     ("ingest/*/summary.tsv", "ingest's summary, written with the manifest"),
     ("ingest/*/*.cache", "ingest's index cache"),
+    # Named so by an earlier LCM, with no host: no later run can tell its writer is gone.
+    ("ingest/*/*.cache.tmp[0-9]*", "an index cache a killed ingest left; delete it"),
+    ("ingest/*/*.cache.old[0-9]*", "an index cache a killed ingest left; delete it"),
     ("connectome/*/dataset_description.json", "the BIDS description of a derivative folder"),
     ("store/_lcm", "the feature store's journal and locks"),
     ("models/*/train_state", "a training state, whose JSON holds the digest of its content"),

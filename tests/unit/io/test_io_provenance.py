@@ -20,7 +20,7 @@ from lcm.cli import verb_code_hash
 from lcm.exceptions import ConfigError
 from lcm.io import paths
 from lcm.io.config_copy import write_config_copy
-from lcm.io.lineage import trace, verify
+from lcm.io.lineage import audit, trace, verify
 from lcm.io.ownership import MARKER_NAME, claim_results
 from lcm.io.paths import RESULTS_ENTRIES
 from lcm.io.provenance import (
@@ -745,3 +745,22 @@ def test_ownership_trace_and_sidecar_checks_agree_on_what_an_lcm_record_is(
     else:  # a file LCM did not write is never overwritten
         with pytest.raises(ConfigError, match="is not an LCM provenance record"):
             write_sidecar(out, [])
+
+
+def test_verify_reports_an_index_cache_a_killed_ingest_left_as_a_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index cache was staged in <manifest>.cache.tmp<pid>, which verify reported as an
+    output with no provenance record; its staging folder is now a temporary of lcm.io.atomic."""
+    from lcm.bids.index_cache import cache_dir_for
+
+    results = workflow_results(tmp_path, monkeypatch)
+    cache = cache_dir_for(paths.ingest_manifest(str(results), "ds"))
+    staged = cache.with_name(f".{cache.name}.lcmtmp-otherhost-4242-0a1b2c3d")
+    legacy = cache.with_name(f"{cache.name}.tmp4242")  # named so by LCM before
+    for folder in (staged, legacy):
+        folder.mkdir()
+        (folder / "rows.parquet").write_bytes(b"half")
+    problems = audit(results).problems
+    assert [(p.path, p.kind) for p in problems] == [(str(staged), "temporary left")]
+    assert "host otherhost, pid 4242" in str(problems[0])
