@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from lcm import reason_codes
 from lcm.exceptions import InputDataError
@@ -70,8 +72,23 @@ def write_manifest(path: str | Path, df: pd.DataFrame) -> None:
         df.to_parquet(tmp, index=False)
 
 
-def read_manifest(path: str | Path) -> pd.DataFrame:
+def read_manifest(path: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Read a manifest written by :func:`write_manifest` and check its columns.
+
+    The one reader of the file: every verb and the workflow's plan read it here, so none
+    refuses a manifest another accepts.
+
+    Parameters
+    ----------
+    path : path-like
+        The manifest.
+    columns : sequence of str, optional
+        Read these alone (names of :data:`MANIFEST_COLUMNS`); one the file lacks (not in
+        :data:`REQUIRED_COLUMNS`: written before it existed) reads as ``""`` in every row.
+
+    Returns
+    -------
+    pandas.DataFrame
 
     Raises
     ------
@@ -79,25 +96,33 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
         If the file is missing, unreadable or lacks manifest columns.
     """
     path = Path(path)
+    unknown = sorted(set(columns or ()) - set(MANIFEST_COLUMNS))
+    if unknown:
+        raise ValueError(f"not manifest columns: {unknown}")
     if not path.is_file():
         raise InputDataError(
             f"Manifest not found: {path}", hint="Create it with 'lcm ingest ... --out'."
         )
     try:
-        df = pd.read_parquet(path)
+        names = pq.read_schema(path).names
+        read = None if columns is None else [c for c in columns if c in names]
+        df = pd.read_parquet(path, columns=read)
     except Exception as exc:  # pyarrow raises several types for a broken file
         raise InputDataError(
             f"Cannot read manifest {path}: {exc}",
             hint="It is damaged (cut short by a full disk or a copy): delete it and rerun the "
             "workflow, whose ingest job writes it again (or `lcm ingest ... --out` with it).",
         ) from exc
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
         raise InputDataError(
             f"Manifest {path} lacks columns {missing}; expected {list(MANIFEST_COLUMNS)}.",
             hint="Regenerate it with 'lcm ingest'.",
         )
-    return df
+    if columns is None:
+        return df
+    # A column of a manifest written before it existed (all text columns): empty.
+    return df.assign(**{c: "" for c in columns if c not in names})[list(columns)]
 
 
 def exclude_duplicates(rows: list[dict], hint: str, by_space: bool = True) -> list[dict]:

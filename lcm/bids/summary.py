@@ -19,7 +19,7 @@ import pandas as pd
 from lcm import reason_codes
 from lcm.bids.rows import TR_NOT_CHECKED
 from lcm.bids.sidecars import entities_of
-from lcm.exceptions import ConfigError
+from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.atomic import write_json, write_tsv
 from lcm.io.paths import ingest_summary
 
@@ -245,3 +245,37 @@ def write_summary(manifest_path: str | Path, summary: dict[str, Any], table: pd.
     json_path, tsv_path = summary_paths(manifest_path)
     write_json(json_path, summary)
     write_tsv(tsv_path, table)
+
+
+def read_summary_table(path: str | Path) -> pd.DataFrame:
+    """Read a ``summary.tsv`` :func:`write_summary` wrote, every cell as text.
+
+    Parameters
+    ----------
+    path : path-like
+        The summary table.
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Raises
+    ------
+    InputDataError
+        The file is missing, empty (a write cut short before writes were atomic, a copy),
+        not UTF-8 or not a table.
+    """
+    try:
+        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, encoding="utf-8")
+    except (
+        OSError,
+        UnicodeDecodeError,
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+    ) as exc:
+        raise InputDataError(
+            f"Cannot read ingestion summary {path}: {exc}",
+            hint="Pass the summary.tsv files written by `lcm ingest`; an empty or damaged one: "
+            "delete it and the manifest beside it and rerun the workflow (or `lcm ingest "
+            "... --out`), which writes both again.",
+        ) from exc

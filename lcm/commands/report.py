@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lcm.bids.summary import read_summary_table
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.commands._atlas_load import atlas_from_args
 from lcm.evaluate.compare import (
@@ -381,13 +382,7 @@ def read_ingest_summaries(paths: list[str]) -> pd.DataFrame | None:
         return None
     frames = []
     for path in paths:
-        try:
-            frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-        except (OSError, pd.errors.ParserError) as exc:
-            raise InputDataError(
-                f"Cannot read ingestion summary {path}: {exc}",
-                hint="Pass the summary.tsv files written by `lcm ingest`.",
-            ) from exc
+        frame = read_summary_table(path)
         if "included" in frame:  # a flag, shown yes/no (read as text it printed True)
             frame["included"] = included_mask(frame["included"], f"ingestion summary {path}")
         frames.append(frame)

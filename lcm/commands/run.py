@@ -22,9 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import yaml
 
+from lcm.bids.manifest import read_manifest
 from lcm.bids.selection import participants_kept
 from lcm.catalogue import RUN_MARK, generated_header, parse_variable
 from lcm.config import read_yaml_mapping, validate_base
@@ -647,13 +647,13 @@ def _with_earlier_participants(
     if not manifest.is_file():
         return sorted(set(labels))
     try:
-        table = pd.read_parquet(manifest, columns=["subject", "reason_code", "reason"])
-        earlier = participants_kept(table)
-    except (OSError, ValueError, KeyError) as exc:
+        earlier = participants_kept(
+            read_manifest(manifest, columns=["subject", "reason_code", "reason"])
+        )
+    except InputDataError as exc:
         raise InputDataError(
             f"--participant-label: cannot read {manifest}, the participants earlier runs put "
-            f"in OUTPUT_DIR ({type(exc).__name__}: {str(exc).strip()[:200]}); nothing was "
-            "written.",
+            f"in OUTPUT_DIR ({exc.message}); nothing was written.",
             hint="Run participant once without --participant-label (every participant) to "
             "rebuild it, or use a new OUTPUT_DIR.",
         ) from None

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lcm.entries import entry_type, names
-from lcm.exceptions import ConfigError
+from lcm.exceptions import ConfigError, InputDataError
 from lcm.io import paths
 from lcm.reason_codes import (
     FMRIPREP_EXCLUDED,
@@ -418,16 +418,15 @@ class WorkflowPlan:
     def _manifest_verdicts(self, dataset: str) -> dict[str, tuple[set[str], set[str]]]:
         """subject -> (run keys the manifest includes, run keys the validator excludes)."""
         if dataset not in self._manifest_runs:
-            import pyarrow.parquet as pq
+            from lcm.bids.manifest import read_manifest
 
             manifest = paths.ingest_manifest(self.config["results_dir"], dataset)
             verdicts: dict[str, tuple[set[str], set[str]]] = {}
+            columns = ["subject", "run_key", "included", "reason_code"]
             try:
-                columns = ["subject", "run_key", "included", "reason_code"]
-                table = pq.read_table(manifest, columns=columns).to_pydict()
-            except (OSError, ValueError, KeyError, TypeError):
-                table = {}  # not made yet, or unreadable: ingest's job says so
-            rows = zip(*(table.get(c, []) for c in columns), strict=False) if table else ()
+                rows = read_manifest(manifest, columns).itertuples(index=False, name=None)
+            except InputDataError:
+                rows = iter(())  # not made yet, or unreadable: ingest's job says so
             for sub, run_key, included, code in rows:
                 keys = verdicts.setdefault(str(sub), (set(), set()))
                 if included:

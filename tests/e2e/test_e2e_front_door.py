@@ -557,11 +557,14 @@ def test_a_users_config_in_output_dir_is_not_replaced(tmp_path: Path) -> None:
 
 
 def _manifest(out: Path, dataset: str, rows: list[tuple[str, str, str]]) -> Path:
-    """A manifest of earlier runs in OUTPUT_DIR: (subject, reason_code, reason) per run."""
+    """A manifest of earlier runs in OUTPUT_DIR: (subject, reason_code, reason) per run, the
+    other columns empty (written as lcm ingest writes it: lcm run reads it with read_manifest)."""
+    from lcm.bids.manifest import MANIFEST_COLUMNS, manifest_frame, write_manifest
+
     path = Path(paths.ingest_manifest(str(out), dataset))
-    path.parent.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame(rows, columns=["subject", "reason_code", "reason"])
-    table.to_parquet(path)
+    table = table.reindex(columns=MANIFEST_COLUMNS, fill_value="")
+    write_manifest(path, manifest_frame(table.assign(dataset=dataset, t_r=2.0, included=False)))
     return path
 
 
