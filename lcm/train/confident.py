@@ -246,16 +246,6 @@ def choose_thresholds(
     return out
 
 
-def choose_threshold(proba: np.ndarray, y: np.ndarray, target_accuracy: float) -> float | None:
-    """The threshold of both classes, when :func:`choose_thresholds` gives them one alone.
-
-    Kept for callers wanting one number: the larger of the two per-class thresholds when both
-    exist, the one that exists otherwise, ``None`` when neither class reaches the target.
-    """
-    found = [t for t in choose_thresholds(proba, y, target_accuracy).values() if t is not None]
-    return max(found) if found else None
-
-
 def confident_labels(
     proba: np.ndarray, threshold: float | dict[int, float | None] | None
 ) -> np.ndarray:

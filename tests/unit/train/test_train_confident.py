@@ -20,7 +20,6 @@ from lcm.evaluate.registry import ModelContext, make_model
 from lcm.train.confident import (
     FALLBACK_THRESHOLD,
     MIN_VALIDATION_SUBJECTS,
-    choose_threshold,
     choose_thresholds,
     confident_labels,
     inner_split,
@@ -48,7 +47,6 @@ def test_threshold_is_the_lowest_reaching_the_target_per_class() -> None:
     y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1])
     proba = np.c_[1 - p1, p1]
     assert choose_thresholds(proba, y, 0.85) == {0: pytest.approx(0.8), 1: pytest.approx(0.8)}
-    assert choose_threshold(proba, y, 0.85) == pytest.approx(0.8)
     assert choose_thresholds(proba, 1 - y, 0.85) == {0: None, 1: None}  # the right ones: 2
     labels = confident_labels(np.array([[0.85, 0.15], [0.3, 0.7]]), 0.8)
     np.testing.assert_array_equal(labels, [0, -1])
@@ -63,7 +61,6 @@ def test_majority_class_does_not_meet_the_threshold_by_its_prevalence(caplog) ->
     proba = np.array([[0.97, 0.03]] * 100)
     y = np.array([0] * 95 + [1] * 5)
     assert choose_thresholds(proba, y, 0.9) == {0: None, 1: None}
-    assert choose_threshold(proba, y, 0.9) is None
     # A model with no information labels nobody either, whatever the prevalence.
     for seed in range(10):
         rng = np.random.default_rng(seed)
