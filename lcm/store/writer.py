@@ -23,6 +23,13 @@ Empty ROIs: a parcel covered less than ``connectome.min_coverage`` has an all-ze
 its edges are stored as 0, which nothing in the connectome tells from r = 0. ``n_empty_rois``
 (int32) and ``empty_rois`` (list of ROI names) say which (schema version 4; partitions of
 earlier versions have neither column).
+
+How the connectomes were made: ``lcm.connectome_settings`` (:data:`SETTINGS_KEY`, schema
+version 5) holds the settings the connectome stage recorded in each stored matrix's sidecar
+(denoising, connectome kinds and windows, space; :func:`matrix_settings`), one entry per
+distinct set with the number of rows made with it, so that a store file alone answers "which
+strategy, filters and thresholds?". ``n_volumes`` and ``n_volumes_kept`` are int32 from version
+5 on (float64 before; missing where unknown, as for imported connectomes).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -44,10 +51,11 @@ from lcm.exceptions import InputDataError
 from lcm.io.atomic import atomic_path, write_tsv
 from lcm.io.derivatives import exclusion_reasons, included_mask, list_cell
 from lcm.io.paths import connectome_path, log_file, missingness_path, variables_path
-from lcm.io.provenance import environment
+from lcm.io.provenance import environment, provenance_path
 from lcm.io.relmat import read_relmat
 from lcm.io.store_columns import (
     CONNECTOME,
+    COUNT_COLUMNS,
     EMPTY_ROIS,
     ID_COLUMNS,
     N_EMPTY_ROIS,
@@ -61,11 +69,27 @@ from lcm.store.layout import labels_identity, matrix_to_vec, n_edges
 
 log = logging.getLogger(__name__)
 
-# 4: ``n_empty_rois`` (int32) and ``empty_rois`` (list of ROI names) columns. 3: an int32
-# ``window`` column (-1: the whole run). 2: ``connectome`` is a fixed-size binary of
+# 5: ``n_volumes`` and ``n_volumes_kept`` int32 (float64 before), ``lcm.connectome_settings`` in
+# the metadata. 4: ``n_empty_rois`` (int32) and ``empty_rois`` (list of ROI names) columns. 3: an
+# int32 ``window`` column (-1: the whole run). 2: ``connectome`` is a fixed-size binary of
 # little-endian float32 (1: a fixed-size list). Readers read every version (the columns a
-# version lacks are absent from its rows, ``window`` read as -1).
-SCHEMA_VERSION = "4"
+# version lacks are absent from its rows, ``window`` read as -1; counts of versions <= 4 read
+# as float64).
+SCHEMA_VERSION = "5"
+# Key-value metadata of a connectome partition: how its rows were made (a JSON array).
+SETTINGS_KEY = "lcm.connectome_settings"
+# The fields of a stored matrix's sidecar that say how it was made, as the connectome stage
+# writes them (lcm.connectome.voxel_run, roi_runs, matrices; an imported matrix's sidecar has
+# ``ImportedFrom`` instead), and their names in SETTINGS_KEY's entries.
+SETTINGS_FIELDS = {
+    "Denoise": "denoise",
+    "Connectome": "connectome",
+    "Space": "space",
+    "EmptyROIPolicy": "empty_roi_policy",
+}
+# An entry's ``origin``: LCM computed the matrix from time series (voxel or ROI), checked and
+# rewrote a matrix the user brought, or no sidecar said.
+COMPUTED, IMPORTED, UNRECORDED = "computed", "imported", "unrecorded"
 # The column names (ID_COLUMNS, WINDOW, QC_COLUMNS, ...) live in lcm.io.store_columns, where the
 # catalogue, a layer below the store, reads them to refuse variables named like a column.
 # Row groups of ~32 MiB: reads large enough for full disk speed, while a streaming reader holds
@@ -80,7 +104,8 @@ LAYOUT = (
 def connectome_schema(n_rois: int) -> pa.Schema:
     """Arrow schema of a connectome partition for ``n_rois`` regions.
 
-    Identifiers are strings, ``window`` an int32 (-1: whole run), QC columns float64,
+    Identifiers are strings, ``window`` an int32 (-1: whole run), the volume counts
+    ``n_volumes`` and ``n_volumes_kept`` int32, the other QC columns float64,
     ``n_empty_rois`` an int32 and ``empty_rois`` a list of strings (the ROIs stored as 0
     because the run left them empty), and ``connectome`` a non-nullable fixed-size
     binary holding the ``R * (R - 1) / 2`` little-endian float32 of the upper triangle. Parquet
@@ -91,13 +116,17 @@ def connectome_schema(n_rois: int) -> pa.Schema:
     return pa.schema(
         [pa.field(k, pa.string(), nullable=False) for k in ID_COLUMNS]
         + [pa.field(WINDOW, pa.int32(), nullable=False)]
-        + [pa.field(k, pa.float64()) for k in QC_COLUMNS]
+        + [pa.field(k, _qc_type(k)) for k in QC_COLUMNS]
         + [
             pa.field(N_EMPTY_ROIS, pa.int32(), nullable=False),
             pa.field(EMPTY_ROIS, pa.list_(pa.string()), nullable=False),
         ]
         + [pa.field(CONNECTOME, pa.binary(4 * n_edges(n_rois)), nullable=False)]
     )
+
+
+def _qc_type(column: str) -> pa.DataType:
+    return pa.int32() if column in COUNT_COLUMNS else pa.float64()
 
 
 def row_group_rows(n_rois: int) -> int:
@@ -120,7 +149,8 @@ def write_connectomes(
     The relmat files are read one at a time while the partition is written, so memory does
     not grow with the number of runs. A run whose QC row lists windowed matrices
     (``window_relmats``) is stored as one row per window instead of its whole-run matrix
-    (:func:`stored_rows`).
+    (:func:`stored_rows`). Each matrix's sidecar says how it was made
+    (:func:`matrix_settings`), recorded in the partition's ``lcm.connectome_settings``.
 
     Parameters
     ----------
@@ -143,9 +173,16 @@ def write_connectomes(
     -------
     pathlib.Path
         The file written (its final path).
+
+    Raises
+    ------
+    InputDataError
+        As :func:`write_connectome_arrays`; a matrix whose ROI names differ from the first
+        one's, or whose sidecar is not a JSON object.
     """
     if runs is None:
         runs = stored_rows(qc, dataset)
+    settings = [matrix_settings(path) for path in runs["matrix"]]
     sites = dict(zip(phenotype["subject"], phenotype["site"], strict=True))
     runs = runs.assign(site=[str(sites.get(s, "")) for s in runs["subject"].astype(str)])
     roi_names, _ = read_relmat(runs["matrix"].iloc[0])
@@ -162,8 +199,85 @@ def write_connectomes(
             yield matrix_to_vec(mat)[None].astype(np.float32)
 
     return write_connectome_arrays(
-        store, atlas, dataset, runs, vectors(), roi_names, provenance=provenance, commit=commit
+        store,
+        atlas,
+        dataset,
+        runs,
+        vectors(),
+        roi_names,
+        provenance=provenance,
+        commit=commit,
+        settings=settings,
     )
+
+
+def matrix_settings(path: str | Path) -> dict:
+    """How the stored matrix at ``path`` was made, from the sidecar the connectome stage wrote.
+
+    Parameters
+    ----------
+    path : path-like
+        A relmat of the connectome stage.
+
+    Returns
+    -------
+    dict
+        ``origin`` (``computed``, ``imported``, or ``unrecorded`` where the matrix has no
+        sidecar) and the settings of :data:`SETTINGS_FIELDS` by their store names (``denoise``,
+        ``connectome``, ``space``, ``empty_roi_policy``; ``None`` where the sidecar has none).
+
+    Raises
+    ------
+    InputDataError
+        The sidecar is not a JSON object (damaged).
+    """
+    sidecar = provenance_path(path)
+    if not sidecar.is_file():
+        return {"origin": UNRECORDED, **dict.fromkeys(SETTINGS_FIELDS.values())}
+    try:
+        record = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        record = None
+    if not isinstance(record, dict):
+        raise InputDataError(
+            f"{sidecar}: the sidecar of {Path(path).name} is not a JSON object; it should say "
+            "how the matrix was made.",
+            hint="Rerun the connectome stage of this dataset (it rewrites the matrix and its "
+            "sidecar), or delete the damaged sidecar to store the matrix as unrecorded.",
+        )
+    if "ImportedFrom" in record:
+        origin = IMPORTED
+    elif "Denoise" in record:
+        origin = COMPUTED
+    else:
+        origin = UNRECORDED
+    return {"origin": origin, **{key: record.get(field) for field, key in SETTINGS_FIELDS.items()}}
+
+
+def settings_entries(settings: Sequence[dict] | None, n_rows: int) -> list[dict]:
+    """The ``lcm.connectome_settings`` entries of ``n_rows`` rows made with ``settings``.
+
+    Parameters
+    ----------
+    settings : sequence of dict, optional
+        One :func:`matrix_settings` per row; ``None``: every row unrecorded.
+    n_rows : int
+
+    Returns
+    -------
+    list of dict
+        One entry per distinct set of settings, in the order of their first row: ``rows``
+        (how many rows it made) then the settings.
+    """
+    if settings is None:
+        settings = [{"origin": UNRECORDED, **dict.fromkeys(SETTINGS_FIELDS.values())}] * n_rows
+    groups: dict[str, dict] = {}
+    for made in settings:
+        key = json.dumps(made, sort_keys=True, default=str)
+        if key not in groups:
+            groups[key] = {"rows": 0, **made}
+        groups[key]["rows"] += 1
+    return list(groups.values())
 
 
 def stored_rows(qc: pd.DataFrame, dataset: str, source: str | Path | None = None) -> pd.DataFrame:
@@ -245,6 +359,7 @@ def write_connectome_arrays(
     provenance: dict | None = None,
     row_group_size: int | None = None,
     commit: DatasetCommit | None = None,
+    settings: Sequence[dict] | None = None,
 ) -> Path:
     """Write (or replace) the connectome partition of ``dataset`` from arrays, atomically.
 
@@ -258,8 +373,9 @@ def write_connectome_arrays(
         One row per run, in the order of ``connectomes``: ``subject`` (required), ``session``,
         ``task``, ``run``, ``run_key``, ``site`` (default ""), ``window`` (default -1, the
         whole run; 0, 1, ... for the windows of one run), the QC columns ``n_volumes``,
-        ``n_volumes_kept``, ``mean_fd``, ``t_r`` (default missing) and ``empty_rois`` (a list
-        of ROI names, or comma-separated as in the QC table; default none).
+        ``n_volumes_kept`` (whole numbers), ``mean_fd``, ``t_r`` (default missing) and
+        ``empty_rois`` (a list of ROI names, or comma-separated as in the QC table; default
+        none).
     connectomes : numpy.ndarray or iterable of numpy.ndarray
         Upper triangles ``(n_runs, E)`` or matrices ``(n_runs, R, R)``; or blocks of either
         yielded in row order (a generator keeps memory bounded for any number of runs).
@@ -273,6 +389,9 @@ def write_connectome_arrays(
     commit : DatasetCommit, optional
         Stage the file in this commit (visible at its ``apply``, with the commit's identity in
         the metadata) instead of replacing it now.
+    settings : sequence of dict, optional
+        How each row was made (:func:`matrix_settings`), one per row of ``runs``; recorded,
+        grouped, as ``lcm.connectome_settings``. Default: every row ``unrecorded``.
 
     Returns
     -------
@@ -282,12 +401,15 @@ def write_connectome_arrays(
     Raises
     ------
     InputDataError
-        Missing ``subject`` column, duplicate runs, a block of the wrong shape, non-finite values,
-        fewer or more connectomes than runs, ROIs that differ from the store's for ``atlas``,
-        or an empty ROI that is not one of ``roi_names``.
+        Missing ``subject`` column, duplicate runs, a volume count that is no whole number,
+        a block of the wrong shape, non-finite values, fewer or more connectomes than runs,
+        ROIs that differ from the store's for ``atlas``, or an empty ROI that is not one of
+        ``roi_names``.
     """
     n_rois = len(roi_names)
     runs = _run_table(runs, dataset, roi_names)
+    if settings is not None and len(settings) != len(runs):
+        raise ValueError(f"{len(settings)} settings for the {len(runs)} runs of {dataset!r}")
     _check_store_atlas(store, atlas, roi_names, dataset)
     schema = connectome_schema(n_rois).with_metadata(
         {
@@ -298,6 +420,7 @@ def write_connectome_arrays(
             "lcm.roi_names": json.dumps(roi_names),
             "lcm.atlas_identity": labels_identity(roi_names),
             "lcm.layout": LAYOUT,
+            SETTINGS_KEY: json.dumps(settings_entries(settings, len(runs)), default=str),
             "lcm.provenance": json.dumps(
                 {**environment(), **_library_versions(), **(provenance or {})}, default=str
             ),
@@ -377,6 +500,16 @@ def _run_table(
     table[WINDOW] = WHOLE_RUN if window is None else window.astype(np.int32)
     for key in QC_COLUMNS:
         table[key] = pd.to_numeric(runs[key], errors="coerce") if key in runs else np.nan
+    for key in COUNT_COLUMNS:
+        counts = table[key]
+        bad = counts.notna() & ((counts % 1 != 0) | (counts < 0))
+        if bad.any():
+            raise InputDataError(
+                f"Dataset {dataset!r}: column {key!r} must hold whole numbers >= 0 (or be "
+                f"missing); got {runs[key][bad].tolist()[:5]}.",
+                hint="Give the run's volume counts as the connectome stage's QC table does.",
+            )
+        table[key] = counts.astype("Int32")
     cells = runs[EMPTY_ROIS] if EMPTY_ROIS in runs else pd.Series([[]] * len(runs))
     empty = [_empty_roi_names(v, roi_names) for v in cells]
     if roi_names is not None:
@@ -464,7 +597,7 @@ def _flush(
     ids = runs.iloc[written : written + rows]
     columns = [pa.array(ids[k].to_numpy(), pa.string()) for k in ID_COLUMNS]
     columns.append(pa.array(ids[WINDOW].to_numpy(dtype=np.int32), pa.int32()))
-    columns += [pa.array(ids[k].to_numpy(dtype=np.float64), pa.float64()) for k in QC_COLUMNS]
+    columns += [pa.array(ids[k], _qc_type(k), from_pandas=True) for k in QC_COLUMNS]
     columns.append(pa.array(ids[N_EMPTY_ROIS].to_numpy(dtype=np.int32), pa.int32()))
     columns.append(pa.array(list(ids[EMPTY_ROIS]), pa.list_(pa.string())))
     table = pa.Table.from_arrays([*columns, head], schema=schema)

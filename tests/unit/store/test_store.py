@@ -162,7 +162,7 @@ def test_store_roundtrip_is_plain_parquet(tmp_path: Path, catalogue) -> None:
     frame = pd.read_parquet(store / "connectomes")
     assert len(frame) == 3 and set(frame["dataset"].astype(str)) == {"alpha"}
     meta = pq.read_schema(out).metadata
-    assert meta[b"lcm.schema_version"] == b"4" and b"roi5" in meta[b"lcm.roi_names"]
+    assert meta[b"lcm.schema_version"] == b"5" and b"roi5" in meta[b"lcm.roi_names"]
     # The upper triangle is one little-endian float32 blob per run, readable with numpy alone.
     edges = np.frombuffer(b"".join(frame["connectome"]), "<f4").reshape(len(frame), -1)
     assert edges.shape == (3, 15)

@@ -68,7 +68,7 @@ def test_empty_rois_are_named_in_the_store_read_as_the_readme_says(tmp_path: Pat
     # LCM's readers carry the columns too.
     assert read_runs(store, "toy", ["ds"])["n_empty_rois"].tolist() == [1, 0]
     meta = pq.read_schema(next((store / "connectomes").rglob("*.parquet"))).metadata
-    assert meta[b"lcm.schema_version"] == b"4"
+    assert meta[b"lcm.schema_version"] == b"5"
 
 
 def test_a_version_3_partition_without_the_columns_still_reads(tmp_path: Path) -> None:

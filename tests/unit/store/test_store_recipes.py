@@ -100,6 +100,9 @@ def test_recipes_file_runs_on_two_atlases(two_atlas_store: Path) -> None:
     }
     assert len(by_atlas["aal116"][2]) == 116
     assert len(namespace["all_runs"]) == 9 and set(namespace["all_runs"]["atlas"]) == set(ATLASES)
+    # The settings recipe: one entry per file (written from arrays: no sidecar said how).
+    made = namespace["made"]
+    assert made["rows"].tolist() == [3, 3, 3] and set(made["origin"]) == {"unrecorded"}
 
 
 def test_duckdb_recipe_counts_every_atlas(two_atlas_store: Path) -> None:

@@ -140,7 +140,7 @@ def test_store_has_one_row_per_window(windowed_store: dict[str, Path]) -> None:
     part = connectome_path(windowed_store["store"], "aal116", "ts")
     table = pq.read_table(part)
     assert table.schema.field("window").type == pa.int32()
-    assert table.schema.metadata[b"lcm.schema_version"] == b"4"
+    assert table.schema.metadata[b"lcm.schema_version"] == b"5"
     frame = table.to_pandas()
     assert list(zip(frame["subject"], frame["window"], strict=True)) == [
         ("01", 0),
