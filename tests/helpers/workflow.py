@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
@@ -84,10 +85,7 @@ def placeholder_config(
     repo : Path
         Repository whose config/variables.yaml the config points at.
     """
-    cfg = yaml.safe_load((repo / "config" / "config.yaml").read_text())
-    cfg["variables"] = str(repo / "config" / "variables.yaml")
-    cfg["synth"]["enabled"] = False
-    cfg["datasets"] = {}
+    datasets = {}
     for name, n in n_subjects.items():
         base = workdir / "data" / name
         bids_root(base / "rawdata")
@@ -95,16 +93,52 @@ def placeholder_config(
             add_subject(base / "rawdata", f"{i:05d}")
         (base / "phenotype.tsv").write_text("participant_id\n")
         (base / "derivatives").mkdir(exist_ok=True)  # read as they are (runner existing)
-        cfg["datasets"][name] = {
-            "entry": "bids",
-            "path": str(base / "rawdata"),
-            "derivatives": str(base / "derivatives"),
-            "phenotype": str(base / "phenotype.tsv"),
-            "role": "downstream" if name == "abidelike" else "pretrain",
-        }
-    cfg["tasks"] = {"autism": cfg["tasks"]["autism"]}
+        role = "downstream" if name == "abidelike" else "pretrain"
+        datasets[name] = dataset(
+            "bids", base / "rawdata", base / "phenotype.tsv", role, derivatives=base / "derivatives"
+        )
+    cfg = user_config(datasets, repo, tasks=("autism",))
     path = write_config(workdir, cfg)
     return cfg, path
+
+
+def user_config(
+    datasets: dict[str, dict],
+    repo: Path = ROOT,
+    tasks: Sequence[str] = (),
+    short_runs: int | None = None,
+) -> dict:
+    """The demo config over a user's own datasets: synthetic data off, the demo's other settings.
+
+    Parameters
+    ----------
+    datasets : dict
+        Dataset name -> its ``datasets`` entry (:func:`dataset`).
+    repo : Path
+        Repository whose ``config/`` is read (a copy may have its code edited).
+    tasks : sequence of str
+        The demo's tasks kept (default none).
+    short_runs : int, optional
+        ``denoise.min_volumes`` for test runs shorter than the demo's floor; their
+        degrees-of-freedom floor is lifted too (``min_dof: null``), so they are kept.
+    """
+    cfg = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    cfg["variables"] = str(repo / "config" / "variables.yaml")
+    cfg["synth"]["enabled"] = False
+    cfg["datasets"] = datasets
+    cfg["tasks"] = {name: cfg["tasks"][name] for name in tasks}
+    if short_runs is not None:
+        cfg["denoise"]["min_volumes"] = short_runs
+        cfg["denoise"]["min_dof"] = None
+    return cfg
+
+
+def dataset(
+    entry: str, path: Path, phenotype: Path, role: str = "pretrain", **folders: Path
+) -> dict:
+    """One ``datasets`` entry of a config; ``folders`` adds path keys (``derivatives``)."""
+    paths = {"path": str(path), **{k: str(v) for k, v in folders.items()}}
+    return {"entry": entry, **paths, "phenotype": str(phenotype), "role": role}
 
 
 def write_config(workdir: Path, cfg: dict) -> Path:
@@ -122,6 +156,24 @@ def snakemake(
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile")]
     cmd += ["--directory", str(workdir), *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def run_workflow(
+    workdir: Path,
+    config: Path,
+    *args: str,
+    targets: Sequence[str | Path] = (),
+    repo: Path = ROOT,
+    cores: int = 2,
+) -> subprocess.CompletedProcess:
+    """Snakemake on ``targets`` (default: every output) with ``config`` in ``workdir``, which
+    must succeed: a failure fails the test with the tail of Snakemake's output."""
+    # Targets before --configfile, which takes every word after it as a config file.
+    proc = snakemake(
+        repo, workdir, *map(str, targets), "--configfile", str(config), "--cores", str(cores), *args
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
 
 
 def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:

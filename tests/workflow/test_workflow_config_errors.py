@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers import ROOT
-from helpers.workflow import bids_root, snakemake
+from helpers.workflow import bids_root, dataset, snakemake, user_config
 
 
 def _config(tmp_path: Path) -> dict:
@@ -25,25 +25,11 @@ def _config(tmp_path: Path) -> dict:
     (tmp_path / "data" / "deriv").mkdir()
     pheno = tmp_path / "data" / "phenotype.tsv"
     pheno.write_text("participant_id\n")
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    cfg["variables"] = str(ROOT / "config" / "variables.yaml")
-    cfg["synth"]["enabled"] = False
-    cfg["datasets"] = {
-        "rawds": {
-            "entry": "bids",
-            "path": str(raw),
-            "derivatives": str(tmp_path / "data" / "deriv"),
-            "phenotype": str(pheno),
-            "role": "pretrain",
-        },
-        "roids": {
-            "entry": "roi_timeseries",
-            "path": str(roi),
-            "phenotype": str(pheno),
-            "role": "pretrain",
-        },
+    datasets = {
+        "rawds": dataset("bids", raw, pheno, derivatives=tmp_path / "data" / "deriv"),
+        "roids": dataset("roi_timeseries", roi, pheno),
     }
-    cfg["tasks"] = {}
+    cfg = user_config(datasets)
     cfg["fmriprep"]["runner"] = "existing"
     return cfg
 

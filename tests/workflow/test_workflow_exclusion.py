@@ -16,8 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from helpers import ROOT
 from helpers.connectome import (
     confounds_table,
     make_fmriprep_run,
@@ -26,7 +24,7 @@ from helpers.connectome import (
     save_nifti,
     write_confounds,
 )
-from helpers.workflow import planned_jobs, snakemake, write_config
+from helpers.workflow import dataset, planned_jobs, run_workflow, user_config, write_config
 
 from lcm.io import paths
 
@@ -57,25 +55,13 @@ def test_a_broken_subject_is_excluded_with_its_reason_and_the_cohort_finishes(
     tmp_path: Path,
 ) -> None:
     deriv, pheno = _dataset(tmp_path / "data")
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    cfg["variables"] = str(ROOT / "config" / "variables.yaml")
-    cfg["synth"]["enabled"] = False
-    cfg["datasets"] = {
-        "abidelike": {
-            "entry": "fmriprep",
-            "path": str(deriv),
-            "phenotype": str(pheno),
-            "role": "downstream",
-        }
-    }
-    cfg["tasks"] = {"autism": {**cfg["tasks"]["autism"], "models": ["logreg"]}}
-    cfg["denoise"]["min_volumes"] = 30  # the runs have 48 volumes
-    cfg["denoise"]["min_dof"] = None  # too few degrees of freedom for the floor: kept
+    datasets = {"abidelike": dataset("fmriprep", deriv, pheno, "downstream")}
+    cfg = user_config(datasets, tasks=("autism",), short_runs=30)  # the runs have 48 volumes
+    cfg["tasks"]["autism"]["models"] = ["logreg"]
     cfg["evaluate"]["n_folds"] = 2
     config = write_config(tmp_path, cfg)
     splits = paths.task_splits("results", "autism")
-    proc = snakemake(ROOT, tmp_path, splits, "--configfile", str(config), "--cores", "2")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_workflow(tmp_path, config, targets=[splits])
 
     # The QC table lists every run, the broken ones excluded with what is wrong.
     qc = read_qc_table(tmp_path / paths.qc_table("results", "abidelike", "aal116"))
@@ -106,23 +92,10 @@ def test_a_broken_subject_is_excluded_with_its_reason_and_the_cohort_finishes(
 
 def _validated_existing_config(tmp_path: Path, raw: Path, deriv: Path, pheno: Path) -> Path:
     """One downstream BIDS dataset, validated at ingest, its fMRIPrep derivatives read."""
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    cfg["variables"] = str(ROOT / "config" / "variables.yaml")
-    cfg["synth"]["enabled"] = False
-    cfg["datasets"] = {
-        "abidelike": {
-            "entry": "bids",
-            "path": str(raw),
-            "derivatives": str(deriv),
-            "phenotype": str(pheno),
-            "role": "downstream",
-        }
-    }
-    cfg["tasks"] = {}
+    datasets = {"abidelike": dataset("bids", raw, pheno, "downstream", derivatives=deriv)}
+    cfg = user_config(datasets, short_runs=30)  # the runs have 48 volumes
     cfg["fmriprep"]["runner"] = "existing"
     cfg["ingest"]["validate"] = True
-    cfg["denoise"]["min_volumes"] = 30  # the runs have 48 volumes
-    cfg["denoise"]["min_dof"] = None  # too few degrees of freedom for the floor: kept
     return write_config(tmp_path, cfg)
 
 
@@ -154,10 +127,9 @@ def test_a_subject_the_validator_excludes_does_not_stop_the_first_run(tmp_path: 
     target = str(paths.connectome_path(store, "aal116", "abidelike"))
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return snakemake(ROOT, tmp_path, target, "--configfile", str(config), "--cores", "2", *args)
+        return run_workflow(tmp_path, config, *args, targets=[target])
 
-    proc = run()
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run()
     qc = read_qc_table(tmp_path / paths.qc_table("results", "abidelike", "aal116"))
     qc = qc.set_index("subject")
     assert qc["included"].to_dict() == {GOOD[0]: True, GOOD[1]: True, BAD_FMRIPREP: False}
@@ -177,8 +149,7 @@ def test_a_subject_the_validator_excludes_does_not_stop_the_first_run(tmp_path: 
     assert {k: jobs.get(k) for k in ("ingest", "fmriprep", "connectome_run")} == dict.fromkeys(
         ("ingest", "fmriprep", "connectome_run"), 1
     )
-    proc = run()
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run()
     runs = pd.read_parquet(tmp_path / target)
     assert sorted(runs["subject"]) == sorted((*GOOD[:2], BAD_FMRIPREP))
     assert planned_jobs(run("-n")) == {}
@@ -208,9 +179,7 @@ def test_a_validator_error_fixed_in_bidsignore_is_picked_up_by_a_plain_rerun(
     target = paths.qc_table("results", "abidelike", "aal116")
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        proc = snakemake(ROOT, tmp_path, target, "--configfile", str(config), "--cores", "2", *args)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        return proc
+        return run_workflow(tmp_path, config, *args, targets=[target])
 
     def verdict() -> tuple[bool, str]:
         qc = read_qc_table(tmp_path / target).set_index("subject")

@@ -27,11 +27,13 @@ from helpers.workflow import (
     add_subject,
     bids_root,
     copy_repo,
+    dataset,
     placeholder_config,
     planned_jobs,
-    snakemake,
+    run_workflow,
     tiny_bold,
     touch_all,
+    user_config,
     write_config,
 )
 
@@ -40,9 +42,7 @@ from lcm.io.provenance import provenance_path
 
 
 def _plan(workdir: Path, config: Path) -> dict[str, int]:
-    proc = snakemake(ROOT, workdir, "--configfile", str(config), "-n", "--cores", "1")
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    return planned_jobs(proc)
+    return planned_jobs(run_workflow(workdir, config, "-n", cores=1))
 
 
 def _touched(tmp_path: Path) -> tuple[dict, Path, dict[str, dict[str, Path]]]:
@@ -58,8 +58,7 @@ def _touched(tmp_path: Path) -> tuple[dict, Path, dict[str, dict[str, Path]]]:
     cfg["datasets"]["abidelike"].pop("derivatives")
     cfg["fmriprep"]["output_space"] = "MNI152NLin2009cAsym:res-2"
     config = write_config(tmp_path, cfg)
-    proc = snakemake(ROOT, tmp_path, "--configfile", str(config), "--until", "ingest", "-c1")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_workflow(tmp_path, config, "--until", "ingest", cores=1)
     touch_all(ROOT, tmp_path, config)
     assert _plan(tmp_path, config) == {}
     return cfg, config, files
@@ -138,29 +137,14 @@ def _derivatives_workflow(workdir: Path, repo: Path = ROOT) -> Path:
     for i, sub in enumerate(("01", "02")):
         make_fmriprep_run(deriv, f"sub-{sub}_task-rest_run-1", n_vol=40, seed=i)
     (workdir / "data" / "phenotype.tsv").write_text("participant_id\nsub-01\nsub-02\n")
-    cfg = yaml.safe_load((repo / "config" / "config.yaml").read_text())
-    cfg["variables"] = str(repo / "config" / "variables.yaml")
-    cfg["synth"]["enabled"] = False
-    cfg["datasets"] = {
-        "fp": {
-            "entry": "fmriprep",
-            "path": str(deriv),
-            "phenotype": str(workdir / "data" / "phenotype.tsv"),
-            "role": "pretrain",
-        }
-    }
-    cfg["tasks"] = {}
-    cfg["denoise"]["min_volumes"] = 20
-    cfg["denoise"]["min_dof"] = None  # short runs: under the floor, kept
-    config = write_config(workdir, cfg)
+    datasets = {"fp": dataset("fmriprep", deriv, workdir / "data" / "phenotype.tsv")}
+    config = write_config(workdir, user_config(datasets, repo, short_runs=20))
     _run(repo, workdir, config)
     return config
 
 
 def _run(repo: Path, workdir: Path, config: Path, *extra: str) -> subprocess.CompletedProcess:
-    proc = snakemake(repo, workdir, QC_TABLE, "--configfile", str(config), "--cores", "2", *extra)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
+    return run_workflow(workdir, config, *extra, targets=[QC_TABLE], repo=repo)
 
 
 def _runs(workdir: Path) -> dict[str, dict]:
@@ -239,22 +223,9 @@ def test_a_run_the_selection_brings_back_reruns_its_subjects_fmriprep_job(
         make_fmriprep_run(deriv, f"sub-{sub}_task-rest_run-1", n_vol=40, seed=i)
     (raw / "sub-01" / "func" / "sub-01_task-rest_run-2_bold.nii.gz").write_bytes(tiny_bold())
     make_fmriprep_run(deriv, "sub-01_task-rest_run-2", n_vol=40, seed=2)
-    (tmp_path / "data" / "phenotype.tsv").write_text("participant_id\nsub-01\nsub-02\n")
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    cfg["variables"] = str(ROOT / "config" / "variables.yaml")
-    cfg["synth"]["enabled"] = False
-    cfg["datasets"] = {
-        "fp": {
-            "entry": "bids",
-            "path": str(raw),
-            "derivatives": str(deriv),
-            "phenotype": str(tmp_path / "data" / "phenotype.tsv"),
-            "role": "pretrain",
-        }
-    }
-    cfg["tasks"] = {}
-    cfg["denoise"]["min_volumes"] = 20
-    cfg["denoise"]["min_dof"] = None  # short runs: under the floor, kept
+    pheno = tmp_path / "data" / "phenotype.tsv"
+    pheno.write_text("participant_id\nsub-01\nsub-02\n")
+    cfg = user_config({"fp": dataset("bids", raw, pheno, derivatives=deriv)}, short_runs=20)
     cfg["fmriprep"]["runner"] = "existing"
     cfg["ingest"]["validate"] = False
     cfg["ingest"]["select"] = {"fp": {"runs": {"exclude": ["2"]}}}
