@@ -9,12 +9,14 @@ exclusion; this one checks that the workflow as a whole lets the cohort through.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from helpers.connectome import (
     confounds_table,
@@ -84,8 +86,15 @@ def test_a_broken_subject_is_excluded_with_its_reason_and_the_cohort_finishes(
 
     # The store holds the good subjects only; the splits, read from it, too.
     store = paths.store_dir(str(tmp_path / "results"))
-    runs = pd.read_parquet(paths.connectome_path(store, "aal116", "abidelike"))
+    partition = paths.connectome_path(store, "aal116", "abidelike")
+    runs = pd.read_parquet(partition)
     assert sorted(runs["subject"]) == sorted(GOOD)
+    # The store file alone says how its connectomes were made, and counts volumes in integers.
+    (made,) = json.loads(pq.read_metadata(partition).metadata[b"lcm.connectome_settings"])
+    assert made["origin"] == "computed" and made["rows"] == len(GOOD)
+    assert made["denoise"]["strategy"] == cfg["denoise"]["strategy"] == "24P"
+    assert made["denoise"]["min_volumes"] == 30 and made["connectome"]["kinds"][0] == "pearson"
+    assert runs["n_volumes"].tolist() == [48] * len(GOOD) and runs["n_volumes"].dtype == "int32"
     folds = pd.read_parquet(tmp_path / splits)
     assert set(folds["subject"]) == set(GOOD)
 
