@@ -48,6 +48,7 @@ FORMAT_VERSION = 1
 # The end of a state folder's name: <metrics file's stem>_evaluate_state, beside it.
 FOLDER_SUFFIX = "_evaluate_state"
 _FIT_RE = re.compile(r"fit-[0-9a-f]{64}\.npz")
+OUTPUTS = (META_NAME, "fit-*.npz")  # what the folder holds: ownership checks go by these
 # The npz members of a fit file (no object arrays: read with allow_pickle=False).
 _MEMBERS = ("key", "predictions", "fit_seconds", "record", "digest")
 
@@ -146,10 +147,11 @@ class FitState:
         This run's :func:`run_fields`, as its JSON holds them.
     """
 
-    def __init__(self, folder: Path, fields: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, fields: dict[str, Any], claimed: bool = False) -> None:
         self.folder = folder
         self.fields = fields
         self.n_saved = 0
+        self._claimed = claimed
 
     def load(self, jobs: Sequence[FitJob]) -> dict[int, tuple[Any, ...]]:
         """The saved result of each of ``jobs`` that has one, by index in ``jobs``.
@@ -191,6 +193,10 @@ class FitState:
             "record": np.array(text),
         }
         members["digest"] = np.array(_digest(members))
+        if not self._claimed:  # the first fit saved creates the folder and records its run
+            claim_out_dir(self.folder, VERB, OUTPUTS)
+            write_json(self.folder / META_NAME, self.fields)
+            self._claimed = True
         buffer = io.BytesIO()
         np.savez(buffer, **members)
         with atomic_path(self.folder / f"fit-{key}.npz") as tmp:
@@ -207,7 +213,8 @@ def open_state(folder: str | os.PathLike[str], fields: dict[str, Any]) -> FitSta
     Parameters
     ----------
     folder : path-like
-        The state folder (:func:`state_folder`); created if missing.
+        The state folder (:func:`state_folder`); created when the first fit is saved, so that
+        a run refused before its first fit leaves none.
     fields : dict
         :func:`run_fields` of this run.
 
@@ -220,7 +227,12 @@ def open_state(folder: str | os.PathLike[str], fields: dict[str, Any]) -> FitSta
     lcm.exceptions.OutputOwnershipError
         The folder holds files LCM did not write, or another verb's outputs.
     """
-    path = claim_out_dir(folder, VERB, (META_NAME, "fit-*.npz"))
+    path = Path(folder)
+    if not path.exists():
+        # Created with the first fit saved: a run refused before any fit (a checkpoint of
+        # other ROIs, a bad task) leaves nothing behind.
+        return FitState(path, fields)
+    path = claim_out_dir(path, VERB, OUTPUTS)
     meta_path = path / META_NAME
     saved: Any = None
     if meta_path.is_file():
@@ -241,7 +253,7 @@ def open_state(folder: str | os.PathLike[str], fields: dict[str, Any]) -> FitSta
             (path / name).unlink(missing_ok=True)
     if saved != fields:
         write_json(meta_path, fields)
-    return FitState(path, fields)
+    return FitState(path, fields, claimed=True)
 
 
 def what_differs(saved: Any, fields: dict[str, Any]) -> str:
