@@ -46,7 +46,13 @@ from torch.utils.data import IterableDataset, get_worker_info
 from lcm.exceptions import InputDataError
 from lcm.io.paths import connectome_path
 from lcm.store.commit import COMMIT_KEY
-from lcm.store.read import connectome_values, read_runs_stamped, roi_names_of, unreadable
+from lcm.store.read import (
+    check_schema_version,
+    connectome_values,
+    read_runs_stamped,
+    roi_names_of,
+    unreadable,
+)
 from lcm.store.splits import downstream_test_keys
 
 log = logging.getLogger(__name__)
@@ -194,6 +200,7 @@ class ConnectomeStream(IterableDataset):
                 meta = pq.ParquetFile(path).metadata
             except (pa.ArrowException, OSError) as exc:
                 raise unreadable(path, dataset, exc) from None
+            check_schema_version(meta.metadata, path)
             self._check_same_file(dataset, meta)
             names = roi_names_of(meta.metadata, path, dataset)
             if roi_names is None:

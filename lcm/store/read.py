@@ -37,7 +37,7 @@ from lcm.store.commit import (
 )
 from lcm.store.layout import vec_to_matrix
 from lcm.store.splits import downstream_test_keys
-from lcm.store.writer import WHOLE_RUN, WINDOW
+from lcm.store.writer import SCHEMA_VERSION, WHOLE_RUN, WINDOW
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -88,19 +88,62 @@ def _read_runs(
 
 
 def read_schema(path: str | Path, dataset: str) -> pa.Schema:
-    """Arrow schema (with key-value metadata) of a store partition; one-line error if unreadable."""
+    """Arrow schema (with key-value metadata) of a store partition; one-line error if unreadable
+    or written by a newer LCM (:func:`check_schema_version`)."""
     try:
-        return pq.read_schema(path)
+        schema = pq.read_schema(path)
     except (pa.ArrowException, OSError) as exc:
         raise unreadable(path, dataset, exc) from None
+    check_schema_version(schema.metadata, path)
+    return schema
 
 
 def read_table(path: str | Path, dataset: str, columns: list[str] | None = None) -> pa.Table:
-    """Read a store partition; a truncated or corrupt file is a one-line InputDataError."""
+    """Read a store partition; a truncated or corrupt file, or one written by a newer LCM
+    (:func:`check_schema_version`), is a one-line InputDataError."""
     try:
-        return pq.read_table(path, columns=columns)
+        table = pq.read_table(path, columns=columns)
     except (pa.ArrowException, OSError) as exc:
         raise unreadable(path, dataset, exc) from None
+    check_schema_version(table.schema.metadata, path)
+    return table
+
+
+def check_schema_version(meta: dict[bytes, bytes] | None, path: str | Path) -> None:
+    """Refuse a partition whose ``lcm.schema_version`` is newer than this LCM writes.
+
+    Every older version is read (:data:`lcm.store.writer.SCHEMA_VERSION` says how); a newer
+    one may hold columns or encodings this code would misread silently, such as a changed
+    connectome layout. A file without the key is left to the checks of what it lacks.
+
+    Parameters
+    ----------
+    meta : dict of bytes, optional
+        The partition's key-value metadata.
+    path : path-like
+        The partition, named in the error.
+
+    Raises
+    ------
+    InputDataError
+        The version is newer than :data:`~lcm.store.writer.SCHEMA_VERSION`, or not a number.
+    """
+    raw = (meta or {}).get(b"lcm.schema_version")
+    if raw is None:
+        return
+    text = raw.decode(errors="replace")
+    if not text.isdigit():
+        raise InputDataError(
+            f"{path}: store schema version {text!r} is not a number; not a partition LCM wrote.",
+            hint="Rewrite the store with `lcm store` (or its workflow rule).",
+        )
+    if int(text) > int(SCHEMA_VERSION):
+        raise InputDataError(
+            f"{path}: written with store schema version {text}, newer than the {SCHEMA_VERSION} "
+            "this LCM reads.",
+            hint="Read it with the LCM version that wrote it (its provenance sidecar names it), "
+            "or upgrade LCM here.",
+        )
 
 
 def unreadable(path: str | Path, dataset: str, exc: BaseException) -> InputDataError:
