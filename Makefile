@@ -24,8 +24,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
 
+# Two pytest processes (pytest-xdist), each given whole test files in the order of testpaths
+# (loadfile: a file's module fixtures, such as a whole workflow run, run once): one process's
+# waits (SLURM's status polls, subprocess start-up, single-threaded verbs) leave the second core to
+# the other. TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= $(CORES)
 test: $(STAMP) lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Tests only, no lint: the package's unit tests less those marked slow, about 3 minutes on 2 cores.
 test-fast: $(STAMP)
