@@ -284,7 +284,7 @@ def test_unmarked_folder_with_a_users_state_folder_is_refused(store, tmp_path: P
 def test_user_file_in_state_folder_survives(store, tmp_path: Path, capfd) -> None:
     out = tmp_path / "run"
     out.mkdir()
-    (out / ".lcm-owned").write_text("an earlier lcm pretrain's folder\n")
+    (out / MARKER_NAME).write_text("Written by lcm pretrain: LCM may replace its outputs here.\n")
     (out / "train_state").mkdir()
     (out / "train_state" / "notes.txt").write_text("keep me")
     stale = out / "train_state" / ".train_state.json.lcmtmp-elsewhere-1-ab"  # a killed writer's
