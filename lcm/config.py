@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,9 @@ def _with_defaults(validator_class: type) -> type:
     """Extend a jsonschema validator so that validation also fills ``default`` values."""
     validate_properties = validator_class.VALIDATORS["properties"]
 
-    def set_defaults(validator, properties, instance, sch):  # type: ignore[no-untyped-def]
+    def set_defaults(
+        validator: Any, properties: dict[str, Any], instance: Any, sch: dict[str, Any]
+    ) -> Iterator[Any]:
         if isinstance(instance, dict):
             for key, sub in properties.items():
                 if "default" in sub and key not in instance:

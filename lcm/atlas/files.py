@@ -436,7 +436,9 @@ def read_labels(path: Path) -> pd.DataFrame:
     return table[[c for c in ("index", "name") if c in table.columns]]
 
 
-def _by_rank(table: pd.DataFrame, present: set[int], labels_path: Path, img_path: Path):
+def _by_rank(
+    table: pd.DataFrame, present: set[int], labels_path: Path, img_path: Path
+) -> pd.DataFrame:
     """A list of names (no index) given the image's labels in ascending order, as nilearn's
     maskers pair a label list with an image; refused unless the counts are equal."""
     values = sorted(present)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.commands._atlas_load import atlas_from_args
 from lcm.entries import entry_type, names
 from lcm.io.provenance import write_sidecar
+
+if TYPE_CHECKING:  # the verb imports lcm.atlas only when it runs
+    from lcm.atlas import Atlas
 
 EPILOG = """\
 sub-commands:
@@ -267,7 +271,7 @@ def _denoise_arg(p: argparse.ArgumentParser, default: str | None = "{}") -> None
     )
 
 
-def _atlas_sources(args: argparse.Namespace, atlas) -> list[str]:
+def _atlas_sources(args: argparse.Namespace, atlas: Atlas) -> list[str]:
     from lcm.connectome.outputs import atlas_sources
 
     if atlas.files:  # as read: a user's files, a TemplateFlow atlas's found in its tree

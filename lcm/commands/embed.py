@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
 
 from lcm.commands._arguments import add_store_arguments
 from lcm.commands._sources import existing, store_sources
 from lcm.io.provenance import record_outputs
 from lcm.model.checkpoint_meta import CHECKPOINT_NAMES
+
+if TYPE_CHECKING:  # pandas loads when the verb runs
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         "label": probe_label(meta),
     }
 
-    def write(frame, path: str) -> None:
+    def write(frame: pd.DataFrame, path: str) -> None:
         write_export_table(frame, path, **recorded)
 
     write(embedding_frame(cohort.ids, embeddings(model, cohort.fc, device)), args.out)

@@ -314,7 +314,9 @@ def headline_difference(
     )
 
 
-def _summary_row(summary: pd.DataFrame, task: str, model: str, fraction: float, metric: str):
+def _summary_row(
+    summary: pd.DataFrame, task: str, model: str, fraction: float, metric: str
+) -> pd.Series | None:
     at = summary[
         (summary["task"] == task)
         & (summary["model"] == model)

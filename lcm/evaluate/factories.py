@@ -67,12 +67,14 @@ def _lcm_factory(init: str, pseudo_labels: bool | None, ssl_only: bool = False) 
 
 
 def cpm(context: ModelContext) -> Model:
+    """Connectome-based predictive modelling (:class:`lcm.evaluate.cpm.CPM`)."""
     from lcm.evaluate.cpm import CPM
 
     return CPM()
 
 
 def ridge(context: ModelContext) -> Model:
+    """Ridge on the connectome edges: a regressor for a continuous task, else a classifier."""
     from lcm.evaluate.baselines import ConnectomeRidge, ConnectomeRidgeClassifier
 
     if context.kind == "continuous":
@@ -81,6 +83,7 @@ def ridge(context: ModelContext) -> Model:
 
 
 def bei_linear(context: ModelContext) -> Model:
+    """Linear model on the BEI ridge maps of the task's checkpoint (``bei_linear.npz``)."""
     from lcm.evaluate.bei_linear import BEILinear, load_maps
 
     maps = load_maps(context.checkpoint, atlas=context.atlas, roi_names=context.roi_names)
@@ -93,6 +96,7 @@ LCM_CONTROL_PERMUTATIONS = 1
 
 
 def shuffled_lcm(context: ModelContext) -> Model:
+    """Control: the pretrained LCM finetuned on permuted labels (one permutation per fit)."""
     from lcm.evaluate.baselines import ShuffledLabels
 
     inner = _lcm_factory("pretrained", None)(context)
@@ -125,6 +129,8 @@ def permuted_model(control: str, kind: str) -> str | None:
 
 
 def shuffled_labels(context: ModelContext) -> Model:
+    """Control: the linear baseline of the task's kind (:data:`PERMUTED_MODELS`) refitted on
+    ``control_permutations`` permutations of the training labels."""
     from lcm.evaluate.baselines import ConnectomeLogReg, ConnectomeRidge, ShuffledLabels
 
     inner = ConnectomeRidge if context.kind == "continuous" else ConnectomeLogReg

@@ -51,7 +51,9 @@ def _fd_of(fd: pd.Series, rows: pd.DataFrame) -> np.ndarray:
     return fd.reindex(key).to_numpy(dtype=float)
 
 
-def _labelled_counts(record: dict[str, Any] | None, seed: int, fold: int, fraction: float):
+def _labelled_counts(
+    record: dict[str, Any] | None, seed: int, fold: int, fraction: float
+) -> tuple[int, int] | None:
     """``(n_negative, n_positive)`` labelled subjects of a training fold, or None."""
     if not record:
         return None

@@ -45,6 +45,7 @@ class Fold(tuple):
     fold: int
 
     def __new__(cls, train: np.ndarray, test: np.ndarray, fold: int) -> Fold:
+        """The ``(train, test)`` pair, numbered ``fold``."""
         pair = super().__new__(cls, (train, test))
         pair.fold = int(fold)
         return pair

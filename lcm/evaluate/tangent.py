@@ -10,6 +10,7 @@ this transformer takes those directly.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -24,23 +25,27 @@ log = logging.getLogger(__name__)
 CHUNK = 256
 
 
-def _eig_apply(mats: np.ndarray, func) -> np.ndarray:
+def _eig_apply(mats: np.ndarray, func: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """``func`` applied to the eigenvalues of symmetric matrices ``(..., R, R)``."""
     vals, vecs = np.linalg.eigh(mats)
     return (vecs * func(vals)[..., None, :]) @ np.swapaxes(vecs, -1, -2)
+
+
+# Maps a chunk of matrices to the float64 matrices used (:func:`geometric_mean`).
+Prepare = Callable[[np.ndarray], np.ndarray]
 
 
 def _float64(mats: np.ndarray) -> np.ndarray:
     return np.asarray(mats, dtype=np.float64)
 
 
-def _chunks(mats: np.ndarray, prepare=_float64):
+def _chunks(mats: np.ndarray, prepare: Prepare = _float64) -> Iterator[np.ndarray]:
     """``prepare`` applied to consecutive chunks of :data:`CHUNK` matrices."""
     for start in range(0, len(mats), CHUNK):
         yield prepare(mats[start : start + CHUNK])
 
 
-def _mean(chunks, n: int) -> np.ndarray:
+def _mean(chunks: Iterable[np.ndarray], n: int) -> np.ndarray:
     """Mean over the matrices of ``chunks``, added in order as ``ndarray.mean(axis=0)`` does."""
     total = None
     for chunk in chunks:
@@ -50,7 +55,7 @@ def _mean(chunks, n: int) -> np.ndarray:
 
 
 def geometric_mean(
-    mats: np.ndarray, max_iter: int = 30, tol: float = 1e-5, prepare=_float64
+    mats: np.ndarray, max_iter: int = 30, tol: float = 1e-5, prepare: Prepare = _float64
 ) -> np.ndarray:
     """Riemannian (affine-invariant) geometric mean of SPD matrices ``(n, R, R)``.
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import io
 import textwrap
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
 from PIL import Image
 from sklearn.metrics import roc_curve
 
@@ -139,7 +141,7 @@ def mean_roc(predictions: pd.DataFrame) -> np.ndarray:
     return np.mean(tprs, axis=0)
 
 
-def _in_model_order(models) -> list[str]:
+def _in_model_order(models: Iterable[object]) -> list[str]:
     """``models`` in the registry's order (LCM variants, baselines, controls), others after."""
     known = {name: i for i, name in enumerate(model_names())}
     return sorted((str(m) for m in models), key=lambda m: (known.get(m, len(known)), m))
@@ -151,7 +153,7 @@ def wrapped(text: str, width_in: float, fontsize: float) -> str:
     return textwrap.fill(text, max(20, int(width_in * 72 / (0.62 * fontsize))))
 
 
-def _plain(legend) -> None:
+def _plain(legend: Legend) -> None:
     """A legend's labels as plain text: a ``$`` in a model or dataset name is not mathtext."""
     for text in legend.get_texts():
         text.set_parse_math(False)

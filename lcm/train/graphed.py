@@ -186,6 +186,8 @@ class GraphedPretrainStep:
         self.inputs = StepInputs(fields, self.device)
 
     def __call__(self, index: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One step on the global batch ``index`` (padded to the captured size): the loss and
+        its logged parts, as :class:`lcm.train.objective.PretrainStep` returns them."""
         if self.optimizer is None:
             raise RuntimeError("GraphedPretrainStep: bind(optimizer) before the first step")
         real, b, n_rois = len(index), self.batch_size, self.fc.n_rois

@@ -176,6 +176,7 @@ class PretrainStep:
         self.rank, self.world, self.pad_to = rank, world, pad_to
 
     def __call__(self, index: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss and logged parts of this process's rows of the global batch ``index``."""
         n_rois, real = self.fc.n_rois, len(index)
         mask = None
         if self.mask_ratio > 0:  # drawn for the real rows: padding leaves the draws unchanged
