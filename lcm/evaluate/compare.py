@@ -468,7 +468,9 @@ def permutation_tests(metrics: pd.DataFrame, scores: list[dict[str, Any]]) -> pd
     is (:func:`lcm.evaluate.metrics.summarise`'s mean of its fold metrics, on the same
     fits): ``m`` permutations give ``m`` null values. Each permutation refits the permuted
     model's estimator (same class and seed) on the training fold's labels permuted among its
-    labelled subjects, subjects as units; the test fold keeps its true labels.
+    labelled subjects, subjects as units; the test fold keeps its true labels. A fit where the
+    permuted model scored NaN is left out of the null as it is of the observed mean; a
+    permutation that scored NaN on a fit kept is NaN (it counts against the model).
 
     Parameters
     ----------
@@ -511,10 +513,22 @@ def permutation_tests(metrics: pd.DataFrame, scores: list[dict[str, Any]]) -> pd
             & (metrics["metric"] == metric)
         ]
         own = own[[(int(s), int(f)) in fits for s, f in zip(own["seed"], own["fold"], strict=True)]]
+        # The null is scored on the fits the observed mean is: a fit where the model scored
+        # NaN (left out of its mean) is left out of every permutation's too.
+        scored = (
+            {
+                (int(s), int(f))
+                for s, f, v in zip(own["seed"], own["fold"], own["value"], strict=True)
+                if np.isfinite(float(v))
+            }
+            if len(own)
+            else set()
+        )
+        kept = [e for e in entries if (int(e["seed"]), int(e["fold"])) in scored] or entries
         # Every permutation as a model of its own, summarised beside the permuted model.
         null_rows = [
             (task, f"permutation {i}", fraction, e["seed"], e["fold"], metric, e["values"][i])
-            for e in entries
+            for e in kept
             for i in range(m)
         ]
         frame = pd.concat(
@@ -524,6 +538,11 @@ def permutation_tests(metrics: pd.DataFrame, scores: list[dict[str, Any]]) -> pd
         means = summarise(frame.astype(METRIC_DTYPES)).set_index("model")["mean"]
         observed = float(means.get(permuted, np.nan)) if len(own) else float("nan")
         null = np.array([means.get(f"permutation {i}", np.nan) for i in range(m)], dtype=float)
+        # A permutation with no score on one of those fits is not the same statistic: NaN,
+        # which permutation_p counts against the model.
+        for i in range(m):
+            if any(e["values"][i] is None or not np.isfinite(e["values"][i]) for e in kept):
+                null[i] = np.nan
         rows.append(
             {
                 "task": task,

@@ -254,3 +254,53 @@ def test_permutations_move_whole_subjects_within_the_training_fold_only():
         }
         assert len(masks) == 1
         assert len({yy.tobytes() for _, yy, _ in fits}) > 1
+
+
+def _fold_scores(values_per_fold: list[list[float | None]]) -> list[dict]:
+    return [
+        {
+            "task": "autism",
+            "model": "shuffled-labels",
+            "label_fraction": 1.0,
+            "seed": 0,
+            "fold": f,
+            "metric": "auc",
+            "values": values,
+        }
+        for f, values in enumerate(values_per_fold)
+    ]
+
+
+def _own(values: list[float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "task": "autism",
+            "model": "logreg",
+            "label_fraction": 1.0,
+            "seed": 0,
+            "fold": range(len(values)),
+            "metric": "auc",
+            "value": values,
+        }
+    )
+
+
+def test_a_fold_the_model_scored_nan_is_left_out_of_the_null_too():
+    # logreg's fold 0 is NaN, so its headline (0.9) is fold 1's alone; permutation 1 scored
+    # 0.95 on that fold, above it. Pooled over both folds (0.6 and 0.95: 0.775) it looked below,
+    # and p came out 1/3 where the same fits give 2/3.
+    table = permutation_tests(_own([np.nan, 0.9]), _fold_scores([[0.5, 0.6], [0.4, 0.95]]))
+    (row,) = table.to_dict("records")
+    assert row["observed"] == pytest.approx(0.9)
+    assert row["null"] == pytest.approx([0.4, 0.95])
+    assert row["p_value"] == pytest.approx(2 / 3)
+
+
+def test_a_permutation_with_a_nan_fold_counts_against_the_model():
+    # Permutation 0 has no score on fold 0: its mean over fold 1 alone (0.4) is not the same
+    # statistic as the model's over both folds, so it is NaN and counts against the model, as
+    # permutation_p documents for a NaN null value.
+    table = permutation_tests(_own([0.8, 0.9]), _fold_scores([[None, 0.6], [0.4, 0.5]]))
+    (row,) = table.to_dict("records")
+    assert np.isnan(row["null"][0]) and row["null"][1] == pytest.approx(0.55)
+    assert row["p_value"] == pytest.approx(2 / 3)
