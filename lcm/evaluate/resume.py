@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from lcm.evaluate.parallel import FitJob
+from lcm.exceptions import OutputOwnershipError
 from lcm.io.atomic import atomic_path, write_json
 from lcm.io.ownership import claim_out_dir
 
@@ -194,7 +195,7 @@ class FitState:
         }
         members["digest"] = np.array(_digest(members))
         if not self._claimed:  # the first fit saved creates the folder and records its run
-            claim_out_dir(self.folder, VERB, OUTPUTS)
+            _claim(self.folder)
             write_json(self.folder / META_NAME, self.fields)
             self._claimed = True
         buffer = io.BytesIO()
@@ -232,7 +233,7 @@ def open_state(folder: str | os.PathLike[str], fields: dict[str, Any]) -> FitSta
         # Created with the first fit saved: a run refused before any fit (a checkpoint of
         # other ROIs, a bad task) leaves nothing behind.
         return FitState(path, fields)
-    path = claim_out_dir(path, VERB, OUTPUTS)
+    path = _claim(path)
     meta_path = path / META_NAME
     saved: Any = None
     if meta_path.is_file():
@@ -254,6 +255,19 @@ def open_state(folder: str | os.PathLike[str], fields: dict[str, Any]) -> FitSta
     if saved != fields:
         write_json(meta_path, fields)
     return FitState(path, fields, claimed=True)
+
+
+def _claim(folder: Path) -> Path:
+    """Claim the state folder, a refusal naming it as the state of ``--out`` and the fix: the
+    user named ``--out``, never this folder (and lcm evaluate has no ``--out-dir``)."""
+    try:
+        return claim_out_dir(folder, VERB, OUTPUTS)
+    except OutputOwnershipError as exc:
+        raise OutputOwnershipError(
+            f"{exc.message} It is where lcm evaluate keeps its finished fits for resumption, "
+            f"named after --out (<--out without .parquet>{FOLDER_SUFFIX}).",
+            hint=f"Move those files out of {folder}, or choose another --out.",
+        ) from exc
 
 
 def what_differs(saved: Any, fields: dict[str, Any]) -> str:

@@ -125,19 +125,22 @@ def _evaluate(
     settings: dict | None = None,
     kill_at: int = 0,
     sig: str = "SIGKILL",
+    relative: bool = False,
 ) -> subprocess.CompletedProcess:
-    """``lcm evaluate`` of "counted" and logreg, run from a folder outside the repository."""
+    """``lcm evaluate`` of "counted" and logreg, run from a folder outside the repository
+    (``relative``: the store and catalogue named relative to it)."""
     counts.mkdir(parents=True, exist_ok=True)
     cwd = out.parent / "cwd"
     cwd.mkdir(parents=True, exist_ok=True)
+    name = (lambda p: os.path.relpath(p, cwd)) if relative else str
     argv = [
         "evaluate",
         "--store",
-        str(store["root"]),
+        name(store["root"]),
         "--atlas",
         "toy",
         "--catalogue",
-        str(store["catalogue"]),
+        name(store["catalogue"]),
         "--task",
         "asd",
         "--dataset",
@@ -352,3 +355,21 @@ def test_the_ridge_maps_count_only_for_a_task_that_reads_them(tmp_path: Path) ->
     assert what_differs(before["bei-linear"], after) == (
         f"differs in inputs: {ckpt / 'bei_linear.npz'} changed"
     )
+
+
+def test_a_refused_state_folder_is_named_as_the_state_of_out_with_the_fix(tmp_path: Path) -> None:
+    """The user named --out, not the state folder: the refusal says which folder it is, that
+    lcm evaluate made it from --out, and the fix (lcm evaluate has no --out-dir)."""
+    from lcm.evaluate.resume import open_state, state_folder
+    from lcm.exceptions import OutputOwnershipError
+
+    folder = state_folder(tmp_path / "task-asd_metrics.parquet")
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(OutputOwnershipError) as refused:
+        open_state(folder, {"task": "asd"})
+    message = f"{refused.value} {refused.value.hint}"
+    assert "--out-dir" not in message
+    assert "where lcm evaluate keeps its finished fits" in message
+    assert "another --out" in refused.value.hint and "notes.txt" in str(refused.value)
+    assert (folder / "notes.txt").read_text() == "mine"
