@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -328,7 +329,9 @@ def _state_fields(
         ),
         *_checkpoint_files(str(ssl_checkpoint) if ssl_checkpoint else None),
     ]
-    inputs = {str(p): sha256_file(p) for p in dict.fromkeys(files) if p.is_file()}
+    # Keyed by absolute path: the same files named relative to another folder (a job script
+    # run from elsewhere) are the same inputs, and keep the saved fits.
+    inputs = {os.path.abspath(p): sha256_file(p) for p in dict.fromkeys(files) if p.is_file()}
     table = None
     if splits is not None:
         rows = pd.util.hash_pandas_object(splits, index=False).to_numpy()

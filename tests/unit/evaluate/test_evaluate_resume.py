@@ -229,6 +229,18 @@ def test_a_retry_after_the_outputs_were_written_fits_nothing(tmp_path: Path, sto
     assert f"{2 * N_COUNTED} of {2 * N_COUNTED} fit(s) reused" in again.stderr
 
 
+def test_the_same_files_named_by_another_path_keep_the_saved_fits(tmp_path: Path, store) -> None:
+    """The store named relative to the folder the command runs in, then absolute (a job script
+    run from elsewhere): the same files, so the same state. The state keyed its inputs by the
+    path as typed, and discarded every fit ("inputs: ... added, ... no longer read")."""
+    out, counts = tmp_path / "out", tmp_path / "count"
+    assert _evaluate(store, out, counts, relative=True).returncode == 0
+    again = _evaluate(store, out, counts)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "belong to another evaluation" not in again.stderr
+    assert f"{2 * N_COUNTED} of {2 * N_COUNTED} fit(s) reused" in again.stderr
+
+
 def test_a_state_of_other_settings_is_ignored_naming_what_differs(tmp_path: Path, store) -> None:
     out, counts = tmp_path / "out", tmp_path / "count"
     assert _evaluate(store, out, counts).returncode == 0
