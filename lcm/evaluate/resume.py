@@ -328,10 +328,14 @@ def _read_fit(path: Path, key: str) -> tuple[Any, ...] | None:
     try:
         with np.load(path, allow_pickle=False) as npz:
             members = {name: npz[name] for name in _MEMBERS}
-        ok = str(members["key"]) == key and str(members["digest"]) == _digest(members)
+        own = str(members["key"]) == key
+        ok = own and str(members["digest"]) == _digest(members)
         record = json.loads(str(members["record"])) if ok else None
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         log.warning("saved fit %s cannot be read (%s): it runs again", path, exc)
+        return None
+    if not own:  # a fit file copied or renamed in from another fit or evaluation
+        log.warning("saved fit %s holds the fit of another job: this one runs again", path)
         return None
     if not ok:
         log.warning("saved fit %s differs from its recorded digest: it runs again", path)

@@ -385,3 +385,27 @@ def test_a_refused_state_folder_is_named_as_the_state_of_out_with_the_fix(tmp_pa
     assert "where lcm evaluate keeps its finished fits" in message
     assert "another --out" in refused.value.hint and "notes.txt" in str(refused.value)
     assert (folder / "notes.txt").read_text() == "mine"
+
+
+def test_a_fit_file_of_another_fit_renamed_is_named_as_such(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fit file copied in under another fit's name is refitted, and the warning says it holds
+    another fit (its digest is intact: it said "differs from its recorded digest")."""
+    import logging
+
+    from lcm.evaluate.resume import _digest, _read_fit
+
+    members = {
+        "key": np.array("a" * 64),
+        "predictions": np.zeros(3),
+        "fit_seconds": np.array(1.0),
+        "record": np.array("null"),
+    }
+    members["digest"] = np.array(_digest(members))
+    path = tmp_path / f"fit-{'b' * 64}.npz"
+    np.savez(path, **members)
+    with caplog.at_level(logging.WARNING, logger="lcm"):
+        assert _read_fit(path, "b" * 64) is None
+    assert "holds the fit of another job" in caplog.text
+    assert "digest" not in caplog.text
