@@ -134,6 +134,49 @@ def consortium_root(out_dir: str | Path, name: str) -> Path:
     return Path(out_dir) / name
 
 
+def ground_truth_path(out_dir: str | Path, name: str) -> Path:
+    """Path of consortium ``name``'s ``ground_truth.json`` (read by :mod:`lcm.synth.oracle`)."""
+    return consortium_root(out_dir, name) / "ground_truth.json"
+
+
+def cohort_files(out_dir: str | Path, name: str, tier: str) -> dict[str, Path]:
+    """Named paths of the cohort job's files other than the ROI tier's per-run time series.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        ``synth.out_dir``.
+    name : str
+        Consortium name, or ``"{consortium}"`` for the synth rules' output patterns.
+    tier : str
+        ``"roi"`` or ``"voxel"``.
+
+    Returns
+    -------
+    dict of str to Path
+        Keys are the synth rules' output names.
+    """
+    root = consortium_root(out_dir, name)
+    files = {"truth": ground_truth_path(out_dir, name)}
+    if tier == "roi":
+        files |= {
+            "phenotype": root / "phenotype.tsv",
+            "description": root / "timeseries" / "dataset_description.json",
+        }
+    else:
+        raw = root / "rawdata"
+        files |= {
+            "description": raw / "dataset_description.json",
+            "participants": raw / "participants.tsv",
+            "participants_json": raw / "participants.json",
+            "sidecar": raw / f"task-{TASK}_bold.json",
+            "readme": raw / "README",
+            "changes": raw / "CHANGES",
+            "derivatives": root / "derivatives" / "fmriprep" / "dataset_description.json",
+        }
+    return files
+
+
 def cohort_outputs(
     name: str, consortium: dict[str, Any], out_dir: str | Path, *, atlas: str = "aal116"
 ) -> list[str]:
@@ -153,25 +196,12 @@ def cohort_outputs(
     list of str
     """
     spec = resolve(name, consortium)
-    root = consortium_root(out_dir, name)
-    paths = [root / "ground_truth.json"]
+    paths = list(cohort_files(out_dir, name, spec.tier).values())
     if spec.tier == "roi":
-        ts_root = root / "timeseries"
-        paths += [root / "phenotype.tsv", ts_root / "dataset_description.json"]
+        ts_root = consortium_root(out_dir, name) / "timeseries"
         for run in runs_of(spec):
             tsv = timeseries_path(ts_root, run, atlas)
             paths += [tsv, tsv.with_suffix(".json")]
-    else:
-        raw = root / "rawdata"
-        paths += [
-            raw / "dataset_description.json",
-            raw / "participants.tsv",
-            raw / "participants.json",
-            raw / f"task-{TASK}_bold.json",
-            raw / "README",
-            raw / "CHANGES",
-            root / "derivatives" / "fmriprep" / "dataset_description.json",
-        ]
     return sorted(str(p) for p in paths)
 
 
@@ -179,7 +209,10 @@ def subject_files(
     spec: ConsortiumSpec, out_dir: str | Path, subject: str, output_space: str = DEFAULT_SPACE
 ) -> dict[str, Path]:
     """Named paths of one voxel-tier subject's files (keys used by the writers)."""
-    root = consortium_root(out_dir, spec.name)
+    return _subject_files(consortium_root(out_dir, spec.name), subject, output_space)
+
+
+def _subject_files(root: Path, subject: str, output_space: str) -> dict[str, Path]:
     raw, deriv = root / "rawdata", root / "derivatives" / "fmriprep"
     run = {"sub": subject, "task": TASK, "run": RUN}
     spaced = {**run, **parse_output_space(output_space).entities}
@@ -193,6 +226,51 @@ def subject_files(
         "confounds_json": derivative_path(
             deriv, {**run, "desc": "confounds"}, "timeseries", ".json"
         ),
+    }
+
+
+# Stands in for the rule's ``{subject}`` wildcard while BIDS names are built (they take
+# alphanumeric labels only), then is swapped for it.
+_SUBJECT_STANDIN = "LCMSUBJECTWILDCARD"
+
+
+def cohort_patterns(out_dir: str | Path, tier: str) -> dict[str, str]:
+    """The synth cohort rule's outputs: :func:`cohort_files` with a ``{consortium}`` wildcard.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        ``synth.out_dir``.
+    tier : str
+        ``"roi"`` or ``"voxel"``.
+
+    Returns
+    -------
+    dict of str to str
+    """
+    return {key: str(path) for key, path in cohort_files(out_dir, "{consortium}", tier).items()}
+
+
+def subject_patterns(out_dir: str | Path, output_space: str = DEFAULT_SPACE) -> dict[str, str]:
+    """The synth subject rule's outputs: :func:`subject_files` with ``{consortium}`` and
+    ``{subject}`` wildcards.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        ``synth.out_dir``.
+    output_space : str, optional
+        fMRIPrep's output space (the derivative names carry its entities).
+
+    Returns
+    -------
+    dict of str to str
+    """
+    root = consortium_root(out_dir, "{consortium}")
+    files = _subject_files(root, _SUBJECT_STANDIN, output_space)
+    return {
+        key: str(root / str(path.relative_to(root)).replace(_SUBJECT_STANDIN, "{subject}"))
+        for key, path in files.items()
     }
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fnmatch
 import io
-import json
 import logging
 import multiprocessing
 import shutil
@@ -24,13 +23,14 @@ from tqdm import tqdm
 
 import lcm
 from lcm.atlas import Atlas
+from lcm.exceptions import InputDataError
 from lcm.io.atomic import TMP_TAG, atomic_path, write_json, write_text, write_tsv
 from lcm.io.ownership import claim_tree, remove_owned
 from lcm.io.provenance import write_dataset_description
 from lcm.synth.confounds import N_ACOMPCOR, confounds_sidecar
 from lcm.synth.networks import NETWORKS
 from lcm.synth.nifti import write_bold_stream, write_nifti
-from lcm.synth.oracle import oracle_metrics
+from lcm.synth.oracle import oracle_metrics, read_ground_truth
 from lcm.synth.phenotype import participants_sidecar, phenotype_table
 from lcm.synth.plan import (
     DEFAULT_SPACE,
@@ -38,6 +38,7 @@ from lcm.synth.plan import (
     TASK,
     check_subject,
     consortium_root,
+    ground_truth_path,
     roster_of,
     runs_of,
     subject_files,
@@ -128,7 +129,7 @@ def write_cohort(
     else:
         remove_departed(root / "rawdata", roster, RAW_FILES)
         remove_departed(root / "derivatives" / "fmriprep", roster, DERIVATIVE_FILES)
-    written = [_write_ground_truth(ctx, root / "ground_truth.json")]
+    written = [_write_ground_truth(ctx, ground_truth_path(out_dir, name))]
     pheno = phenotype_table(spec, ctx.latents, seed)
     if spec.tier == "roi":
         write_tsv(root / "phenotype.tsv", pheno)
@@ -395,14 +396,10 @@ def _synth_tree(root: Path) -> bool:
     """Whether ``root`` holds the ground truth of a synthetic consortium of its name (trees
     written before they were marked)."""
     try:
-        truth = json.loads((root / "ground_truth.json").read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        truth = read_ground_truth(ground_truth_path(root.parent, root.name))
+    except InputDataError:
         return False
-    return (
-        isinstance(truth, dict)
-        and truth.get("consortium") == root.name
-        and "network_assignment" in truth
-    )
+    return truth.get("consortium") == root.name and "network_assignment" in truth
 
 
 def _write_ground_truth(ctx: Context, path: Path) -> Path:

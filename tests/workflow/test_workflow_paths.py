@@ -105,3 +105,44 @@ def test_results_entries_are_where_every_results_path_goes() -> None:
         assert path.parts[0] == "R", name
         firsts.add(path.parts[1])
     assert firsts == set(paths.RESULTS_ENTRIES)
+
+
+SYNTH_SMK = ROOT / "workflow" / "rules" / "synth.smk"
+
+
+def rule_outputs(smk: Path) -> dict[str, str]:
+    """Each rule's ``output:`` block in ``smk``, as written."""
+    blocks = re.findall(r"^rule (\w+):\n    output:\n(.*?)\n    \w+:", smk.read_text(), re.M | re.S)
+    return {name: block.strip() for name, block in blocks}
+
+
+def test_synth_rules_take_their_outputs_from_lcm_synth_plan() -> None:
+    # One owner: the rules call the builders the writers use, and spell no path of their own.
+    outputs = rule_outputs(SYNTH_SMK)
+    assert outputs == {
+        "synth_roi_cohort": '**synth_plan.cohort_patterns(SYNTH, "roi"),',
+        "synth_voxel_cohort": '**synth_plan.cohort_patterns(SYNTH, "voxel"),',
+        "synth_voxel_subject": "**synth_plan.subject_patterns(SYNTH, SPACE),",
+    }
+    assert "/ground_truth.json" not in COMMON_SMK.read_text()
+
+
+@pytest.mark.parametrize("space", ["MNI152NLin2009cAsym", "MNI152NLin6Asym:res-2"])
+def test_synth_rule_patterns_name_the_files_the_jobs_write(space) -> None:
+    from lcm.synth import plan
+
+    for tier, name in (("roi", "abidenull"), ("voxel", "tiny")):
+        cohort = {"preset": "abide", "tier": tier, "n_subjects": 3, "n_sites": 1}
+        pattern = plan.cohort_patterns("out/synth", tier).values()
+        formatted = {apply_wildcards(p, {"consortium": name}) for p in pattern}
+        written = set(plan.cohort_outputs(name, cohort, "out/synth"))
+        assert formatted <= written
+        # What the pattern leaves out is the ROI tier's per-run time series alone.
+        assert all("_timeseries." in p for p in written - formatted)
+        assert str(plan.ground_truth_path("out/synth", name)) in formatted
+    subject = plan.planned_subjects("tiny", cohort)[0]
+    wildcards = {"consortium": "tiny", "subject": subject}
+    formatted = [
+        apply_wildcards(p, wildcards) for p in plan.subject_patterns("out/synth", space).values()
+    ]
+    assert sorted(formatted) == plan.subject_outputs("tiny", cohort, "out/synth", subject, space)

@@ -1,6 +1,7 @@
 # Helpers shared by the rules: small `get_*` functions over the `lcm` package (run lists, params,
 # option fragments) on Snakemake's public API. No domain logic and no path spelled here: every
-# output path comes from `lcm.io.paths` (imported as `paths`, called by the rules too).
+# output path comes from `lcm.io.paths` (imported as `paths`, called by the rules too), or for the
+# synthetic consortia from `lcm.synth.plan` (imported as `synth_plan`).
 #
 # Shell quoting, one convention (tests/workflow/test_workflow_injection_hostile.py): params hold raw
 # values and every field of a `shell:` command is `:q`-quoted ({input.x:q}, {params.x:q}, ...),
@@ -29,10 +30,10 @@ from lcm.evaluate.registry import checkpoint_models, maps_models, model_family
 from lcm.evaluate.registry import needs_torch
 from lcm.io import paths
 from lcm.io.config_copy import write_config_copy
-from lcm.io.output_space import parse_output_space
 from lcm.io.ownership import RESULTS_OWNER, claim_results
 from lcm.io.provenance import CONFIG_HASH_ENV, config_hash
 from lcm.model.config import check_model_settings
+from lcm.synth import plan as synth_plan
 from lcm.train.settings import BOOKKEEPING_SETTINGS
 from lcm.train.outputs import (
     BEI_EVAL_NAME,
@@ -151,8 +152,6 @@ WRITE_RECORDS = (
 STORE = paths.store_dir(RESULTS)
 ATLAS = CFG["atlas"]["name"]
 SPACE = CFG["fmriprep"]["output_space"]
-# The space as fMRIPrep names files: space-<label>[_cohort-<n>][_res-<n>].
-SPACE_NAME = parse_output_space(SPACE).name_part
 TASKS = sorted(CFG["tasks"])
 # Tasks evaluating an LCM variant that starts from the (BEI) pretrained checkpoint, and those
 # evaluating the self-supervised-only one: baseline-only tasks need no pretraining at all
@@ -964,7 +963,7 @@ def get_synthetic_task_datasets():
 def get_ground_truth_files():
     """ground_truth.json of the synthetic task datasets (their oracle ceilings)."""
     return [
-        f"{CFG['synth']['out_dir']}/{d}/ground_truth.json"
+        str(synth_plan.ground_truth_path(CFG["synth"]["out_dir"], d))
         for d in get_synthetic_task_datasets()
     ]
 
