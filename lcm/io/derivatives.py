@@ -165,8 +165,17 @@ def _run_labels(table: pd.DataFrame) -> pd.Series:
     return keys.where(keys != "", ("sub-" + subjects).where(subjects != "", rows))
 
 
-def read_qc_table(path: str | os.PathLike[str], required: Sequence[str] = ()) -> pd.DataFrame:
+# Label columns of a QC table, kept as written by the typed read: subject 0050002 is not 50002,
+# nor run 01 run 1.
+QC_LABELS = ("dataset", "subject", "session", "task", "run", "run_key", "reason_code")
+
+
+def read_qc_table(
+    path: str | os.PathLike[str], required: Sequence[str] = (), *, typed: bool = False
+) -> pd.DataFrame:
     """A connectome QC table as text cells (``keep_default_na=False``: ``n/a`` stays text).
+
+    The one reader of the table (``lcm connectome``, ``lcm store`` and ``lcm report``).
 
     Parameters
     ----------
@@ -174,6 +183,9 @@ def read_qc_table(path: str | os.PathLike[str], required: Sequence[str] = ()) ->
         ``<results>/connectome/<dataset>/seg-<atlas>_qc.tsv``.
     required : sequence of str
         Columns the caller needs.
+    typed : bool, optional
+        Read it as the report does instead: ``n/a`` and empty cells missing, numbers as
+        numbers, the :data:`QC_LABELS` columns text; output paths are left as written.
 
     Raises
     ------
@@ -181,7 +193,10 @@ def read_qc_table(path: str | os.PathLike[str], required: Sequence[str] = ()) ->
         The file cannot be read as a UTF-8 TSV, or lacks a ``required`` column.
     """
     try:
-        qc = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        if typed:
+            qc = pd.read_csv(path, sep="\t", na_values=["n/a"], dtype=dict.fromkeys(QC_LABELS, str))
+        else:
+            qc = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputDataError(
             f"Cannot read QC table {path}: {str(exc).splitlines()[0]}",
@@ -193,6 +208,8 @@ def read_qc_table(path: str | os.PathLike[str], required: Sequence[str] = ()) ->
             f"QC table {path} lacks column(s) {lacking} (has {list(qc.columns)[:12]}).",
             hint="Pass the QC table written by `lcm connectome` for this dataset and atlas.",
         )
+    if typed:
+        return qc
     table = Path(path)
     if "relmat" in qc:
         qc["relmat"] = [_found(cell, table) if cell else cell for cell in qc["relmat"]]

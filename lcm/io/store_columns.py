@@ -17,9 +17,10 @@ ID_COLUMNS = ("subject", "session", "task", "run", "run_key", "site")
 # int32 window index of a row; -1 (WHOLE_RUN) marks a whole-run row.
 WINDOW = "window"
 WHOLE_RUN = -1
-# QC columns of a connectome partition (missing allowed): the volume counts are int32 (schema
-# version 5; float64 before), the others float64.
-QC_COLUMNS = ("n_volumes", "n_volumes_kept", "mean_fd", "t_r")
+# QC columns of a connectome partition (missing allowed), a numeric subset of the QC table's
+# lcm.connectome.qc.QC_COLUMNS: the volume counts are int32 (schema version 5; float64 before),
+# the others float64.
+STORE_QC_COLUMNS = ("n_volumes", "n_volumes_kept", "mean_fd", "t_r")
 COUNT_COLUMNS = ("n_volumes", "n_volumes_kept")
 # The ROIs of a run left empty (covered less than connectome.min_coverage, or all-NaN in an
 # imported matrix): their edges are stored as 0, which only these columns tell from r = 0.
@@ -46,7 +47,7 @@ def reserved_names() -> tuple[str, ...]:
         *PARTITION_KEYS,
         *ID_COLUMNS,
         WINDOW,
-        *QC_COLUMNS,
+        *STORE_QC_COLUMNS,
         *EMPTY_ROI_COLUMNS,
         CONNECTOME,
         *VARIABLES_KEYS,

@@ -19,13 +19,17 @@ from lcm.bids.rows import OTHER_ATLAS
 from lcm.evaluate.metrics import read_tidy_parquet
 from lcm.evaluate.registry import BASELINE_MODELS, CONTROL_MODELS, model_family
 from lcm.exceptions import InputDataError
-from lcm.io.derivatives import ABSOLUTE_PATH, included_mask, list_cell, path_name
+from lcm.io.derivatives import (
+    ABSOLUTE_PATH,
+    included_mask,
+    list_cell,
+    path_name,
+    read_qc_table,
+)
 
 HISTORY_REQUIRED = ("epoch", "loss_total")
 BEI_COLUMNS = ("variable", "kind", "metric", "model", "baseline")
 QC_REQUIRED = ("dataset", "subject", "run_key", "included", "reason", "mean_fd")
-# Labels, read as written: subject 0050002 is not 50002, nor run 01 run 1.
-QC_LABELS = ("dataset", "subject", "session", "task", "run", "run_key", "reason_code")
 
 
 def concat_tidy(
@@ -114,7 +118,7 @@ def read_qc(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
     """
     frames = []
     for path in paths:
-        frame = read_tsv(path, QC_REQUIRED, "QC", text=QC_LABELS)
+        frame = read_qc_table(path, QC_REQUIRED, typed=True)
         frame["included"] = included_mask(frame["included"], f"QC table {path}")
         frame["dataset"] = frame["dataset"].astype(str)
         frames.append(frame)

@@ -59,7 +59,7 @@ from lcm.io.store_columns import (
     EMPTY_ROIS,
     ID_COLUMNS,
     N_EMPTY_ROIS,
-    QC_COLUMNS,
+    STORE_QC_COLUMNS,
     VARIABLES_KEYS,
     WHOLE_RUN,
     WINDOW,
@@ -90,8 +90,8 @@ SETTINGS_FIELDS = {
 # An entry's ``origin``: LCM computed the matrix from time series (voxel or ROI), checked and
 # rewrote a matrix the user brought, or no sidecar said.
 COMPUTED, IMPORTED, UNRECORDED = "computed", "imported", "unrecorded"
-# The column names (ID_COLUMNS, WINDOW, QC_COLUMNS, ...) live in lcm.io.store_columns, where the
-# catalogue, a layer below the store, reads them to refuse variables named like a column.
+# The column names (ID_COLUMNS, WINDOW, STORE_QC_COLUMNS, ...) live in lcm.io.store_columns,
+# where the catalogue, a layer below the store, reads them to refuse variables named like a column.
 # Row groups of ~32 MiB: reads large enough for full disk speed, while a streaming reader holds
 # about twice that per group in flight (the file bytes and the decoded column).
 ROW_GROUP_BYTES = 32 << 20
@@ -116,7 +116,7 @@ def connectome_schema(n_rois: int) -> pa.Schema:
     return pa.schema(
         [pa.field(k, pa.string(), nullable=False) for k in ID_COLUMNS]
         + [pa.field(WINDOW, pa.int32(), nullable=False)]
-        + [pa.field(k, _qc_type(k)) for k in QC_COLUMNS]
+        + [pa.field(k, _qc_type(k)) for k in STORE_QC_COLUMNS]
         + [
             pa.field(N_EMPTY_ROIS, pa.int32(), nullable=False),
             pa.field(EMPTY_ROIS, pa.list_(pa.string()), nullable=False),
@@ -439,7 +439,7 @@ def write_connectome_arrays(
             # PLAIN without dictionary or statistics keeps their pages a straight copy.
             compression={c: ("none" if c == CONNECTOME else "zstd") for c in schema.names},
             use_dictionary=[*ID_COLUMNS],
-            write_statistics=[*ID_COLUMNS, WINDOW, *QC_COLUMNS, N_EMPTY_ROIS],
+            write_statistics=[*ID_COLUMNS, WINDOW, *STORE_QC_COLUMNS, N_EMPTY_ROIS],
             column_encoding={CONNECTOME: "PLAIN"},
         )
         try:
@@ -498,7 +498,7 @@ def _run_table(
                 hint="Give -1 for a whole run and 0, 1, ... for the windows of a run.",
             )
     table[WINDOW] = WHOLE_RUN if window is None else window.astype(np.int32)
-    for key in QC_COLUMNS:
+    for key in STORE_QC_COLUMNS:
         table[key] = pd.to_numeric(runs[key], errors="coerce") if key in runs else np.nan
     for key in COUNT_COLUMNS:
         counts = table[key]
@@ -597,7 +597,7 @@ def _flush(
     ids = runs.iloc[written : written + rows]
     columns = [pa.array(ids[k].to_numpy(), pa.string()) for k in ID_COLUMNS]
     columns.append(pa.array(ids[WINDOW].to_numpy(dtype=np.int32), pa.int32()))
-    columns += [pa.array(ids[k], _qc_type(k), from_pandas=True) for k in QC_COLUMNS]
+    columns += [pa.array(ids[k], _qc_type(k), from_pandas=True) for k in STORE_QC_COLUMNS]
     columns.append(pa.array(ids[N_EMPTY_ROIS].to_numpy(dtype=np.int32), pa.int32()))
     columns.append(pa.array(list(ids[EMPTY_ROIS]), pa.list_(pa.string())))
     table = pa.Table.from_arrays([*columns, head], schema=schema)

@@ -172,3 +172,25 @@ def test_a_shortened_reason_keeps_its_fix() -> None:
     assert "'c00', 'c01'" in why and "'c39'] needed by strategy '36P'" in why
     assert "'c25'" not in why and folder not in why  # the middle and the folders go
     assert len(why) < 900
+
+
+def test_report_and_store_refuse_a_qc_table_that_is_not_utf8_alike(tmp_path: Path) -> None:
+    # One reader: `lcm report` raised a bare UnicodeDecodeError where `lcm store` named the file.
+    path = tmp_path / "seg-x_qc.tsv"
+    header = "dataset\tsubject\trun_key\tincluded\treason\tmean_fd\n"
+    path.write_bytes(header.encode() + "d\t01\tr\ttrue\tcaf\xe9\t0.1\n".encode("latin-1"))
+    with pytest.raises(InputDataError) as store_error:
+        read_qc_table(path)
+    with pytest.raises(InputDataError) as report_error:
+        read_qc([path])
+    assert str(report_error.value) == str(store_error.value)
+    assert "seg-x_qc.tsv" in str(store_error.value) and "UTF-8" in store_error.value.hint
+
+
+def test_store_qc_columns_are_the_qc_tables_numeric_ones() -> None:
+    # Two constants were both named QC_COLUMNS: the QC TSV's and the store's subset of it.
+    from lcm.connectome import qc
+    from lcm.io import store_columns
+
+    assert not hasattr(store_columns, "QC_COLUMNS")
+    assert set(store_columns.STORE_QC_COLUMNS) <= set(qc.QC_COLUMNS)

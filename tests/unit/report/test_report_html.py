@@ -220,7 +220,7 @@ def test_task_passed_twice_is_refused(inputs, tmp_path):
 def test_bad_qc_table_is_refused(inputs, tmp_path):
     bad = pd.read_csv(inputs["qc"][0], sep="\t").drop(columns="mean_fd")
     write_tsv(tmp_path / "bad_qc.tsv", bad)
-    with pytest.raises(InputDataError, match=r"bad_qc\.tsv: missing columns \['mean_fd'\]"):
+    with pytest.raises(InputDataError, match=r"bad_qc\.tsv lacks column\(s\) \['mean_fd'\]"):
         run_report({**inputs, "qc": [tmp_path / "bad_qc.tsv"]}, tmp_path)
     bad = pd.read_csv(inputs["qc"][0], sep="\t")
     bad["included"] = "maybe"
