@@ -34,6 +34,7 @@ Layout under ``results``::
 from __future__ import annotations
 
 import fnmatch
+import glob
 import os
 from collections.abc import Mapping
 from pathlib import Path, PurePath
@@ -276,7 +277,7 @@ def store_root(file: str | Path) -> str:
 
 
 def connectome_path(store: str | Path, atlas: str, dataset: str) -> Path:
-    """Parquet file holding ``dataset``'s connectomes for ``atlas``."""
+    """Parquet file holding ``dataset``'s connectomes for ``atlas`` (``"*"``: a glob pattern)."""
     return Path(store) / "connectomes" / f"atlas={atlas}" / f"dataset={dataset}" / "part-0.parquet"
 
 
@@ -288,6 +289,49 @@ def variables_path(store: str | Path, dataset: str) -> Path:
 def missingness_path(store: str | Path, dataset: str) -> Path:
     """The per-variable missingness report of ``dataset``."""
     return Path(store) / "reports" / f"missingness_dataset-{dataset}.tsv"
+
+
+def _present(store: str | Path, pattern: Path) -> list[Path]:
+    """The paths under ``store`` matching ``pattern`` (``"*"`` labels, others escaped), sorted."""
+    return sorted(Path(store).glob(str(pattern.relative_to(store))))
+
+
+def dataset_partitions(store: str | Path, dataset: str) -> list[Path]:
+    """The partition folders of ``dataset`` in ``store``.
+
+    Parameters
+    ----------
+    store : path-like
+        The store's root.
+    dataset : str
+        Dataset name.
+
+    Returns
+    -------
+    list of Path
+        Its connectome folders of every atlas present, sorted, then its variables folder
+        (whether or not it exists).
+    """
+    connectomes = _present(store, connectome_path(store, "*", glob.escape(dataset)).parent)
+    return [*connectomes, variables_path(store, dataset).parent]
+
+
+def stored_connectomes(store: str | Path, atlas: str) -> list[Path]:
+    """The connectome files of every dataset stored for ``atlas``, sorted.
+
+    Parameters
+    ----------
+    store : path-like
+        The store's root.
+    atlas : str
+        Atlas name.
+
+    Returns
+    -------
+    list of Path
+        Paths as :func:`connectome_path` builds them.
+    """
+    return _present(store, connectome_path(store, glob.escape(atlas), "*"))
 
 
 # --- models, splits, evaluation, report -----------------------------------------------------

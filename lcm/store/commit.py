@@ -50,6 +50,7 @@ from lcm.io.atomic import STAGED_TAG, TMP_TAG, fsync_path, temporary_name, write
 from lcm.io.disk_full import no_room_errno
 from lcm.io.lock import exclusive_lock
 from lcm.io.ownership import STORE_STATE_DIR
+from lcm.io.paths import dataset_partitions, missingness_path
 
 log = logging.getLogger(__name__)
 
@@ -451,20 +452,16 @@ def _remove_leftovers(store: str | Path, dataset: str) -> list[Path]:
     nothing else is touched.
     """
     store = Path(store)
-    folders = [
-        *sorted((store / "connectomes").glob(f"atlas=*/dataset={dataset}")),
-        store / "variables" / f"dataset={dataset}",
-    ]
+    folders = dataset_partitions(store, dataset)
     # Only LCM's own names: its tags, or the partition temporaries of older versions; a user's
     # ".notes.tmp" beside a partition was deleted on every run.
     leftover = re.compile(
         rf"^\..+\.({TMP_TAG}|{STAGED_TAG})-|^\.part-0\.parquet\.[A-Za-z0-9_]+\.tmp\.parquet$"
     )
-    own_report = re.compile(
-        rf"^\.missingness_dataset-{re.escape(dataset)}\.(tsv|json)\.({TMP_TAG}|{STAGED_TAG})-"
-    )
+    report = missingness_path(store, dataset)
+    own_report = re.compile(rf"^\.{re.escape(report.stem)}\.(tsv|json)\.({TMP_TAG}|{STAGED_TAG})-")
     candidates = [p for folder in folders if folder.is_dir() for p in folder.iterdir()]
-    reports = store / "reports"
+    reports = report.parent
     if reports.is_dir():
         candidates += [p for p in reports.iterdir() if own_report.match(p.name)]
     removed = []

@@ -50,7 +50,13 @@ from lcm.catalogue import Catalogue
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import atomic_path, write_tsv
 from lcm.io.derivatives import exclusion_reasons, included_mask, list_cell
-from lcm.io.paths import connectome_path, log_file, missingness_path, variables_path
+from lcm.io.paths import (
+    connectome_path,
+    log_file,
+    missingness_path,
+    stored_connectomes,
+    variables_path,
+)
 from lcm.io.provenance import environment, provenance_path
 from lcm.io.relmat import read_relmat
 from lcm.io.store_columns import (
@@ -712,9 +718,8 @@ def write_missingness(
 
 def _check_store_atlas(store: str | Path, atlas: str, roi_names: list[str], dataset: str) -> None:
     """Refuse a dataset whose ROIs differ from those already stored under the same atlas."""
-    folder = Path(store) / "connectomes" / f"atlas={atlas}"
-    for other in sorted(folder.glob("dataset=*/part-0.parquet")):
-        if other.parent.name == f"dataset={dataset}":
+    for other in stored_connectomes(store, atlas):
+        if other == connectome_path(store, atlas, dataset):
             continue
         try:
             meta = pq.read_schema(other).metadata or {}

@@ -146,3 +146,32 @@ def test_synth_rule_patterns_name_the_files_the_jobs_write(space) -> None:
         apply_wildcards(p, wildcards) for p in plan.subject_patterns("out/synth", space).values()
     ]
     assert sorted(formatted) == plan.subject_outputs("tiny", cohort, "out/synth", subject, space)
+
+
+def test_store_partition_folders_come_from_lcm_io_paths(tmp_path: Path) -> None:
+    # The store's writer and its commit used to rebuild its table folders themselves (the
+    # commit's own state folder, _lcm/dataset=<D>, is its to name).
+    for module in ("commit", "writer"):
+        source = (ROOT / "lcm" / "store" / f"{module}.py").read_text()
+        code = [line for line in source.splitlines() if not line.lstrip().startswith(("#", "<"))]
+        spelled = [
+            line
+            for line in code
+            if re.search(r'atlas=|"connectomes"|"variables"|missingness_dataset', line)
+        ]
+        assert not spelled, f"store/{module}.py spells the store layout: {spelled}"
+    store = tmp_path / "store"
+    for atlas in ("aal116", "schaefer100"):
+        paths.connectome_path(store, atlas, "abide").parent.mkdir(parents=True)
+    paths.connectome_path(store, "aal116", "hcp").parent.mkdir(parents=True)
+    assert paths.dataset_partitions(store, "abide") == [
+        paths.connectome_path(store, "aal116", "abide").parent,
+        paths.connectome_path(store, "schaefer100", "abide").parent,
+        paths.variables_path(store, "abide").parent,
+    ]
+    for file in (paths.connectome_path(store, "aal116", d) for d in ("abide", "hcp")):
+        file.touch()
+    assert paths.stored_connectomes(store, "aal116") == [
+        paths.connectome_path(store, "aal116", "abide"),
+        paths.connectome_path(store, "aal116", "hcp"),
+    ]
