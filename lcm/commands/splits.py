@@ -66,12 +66,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", required=True, help="Root of the feature store.")
     add_atlas_arguments(p)
     p.add_argument("--datasets", nargs="+", required=True, help="Downstream datasets.")
-    p.add_argument("--n-folds", type=int_at_least(2), default=5, help="Folds (default 5).")
+    p.add_argument(
+        "--n-folds",
+        type=int_at_least(2),
+        help="Folds (default: the config's evaluate.n_folds default).",
+    )
     p.add_argument(
         "--seed",
         type=int_at_least(0),
-        default=0,
-        help="Seed of the shuffles (default 0); with --task, the workflow seed.",
+        help="Seed of the shuffles (default: the config's seed default); with --task, the "
+        "workflow seed.",
     )
     p.add_argument(
         "--schemes",
@@ -98,6 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm splits``."""
+    _schema_defaults(args)
     if args.task:
         splits, settings = _task_splits(args)
     else:
@@ -119,6 +124,22 @@ def run(args: argparse.Namespace) -> int:
     n_subjects = len(splits[["dataset", "subject"]].drop_duplicates())
     log.info("wrote %s: %d subjects, folds per scheme %s", args.out, n_subjects, json.dumps(counts))
     return 0
+
+
+def _schema_defaults(args: argparse.Namespace) -> None:
+    """Fill ``--n-folds`` and ``--seed`` not given with the config schema's defaults.
+
+    The schema owns them (``evaluate.n_folds``, ``seed``); read here, not when the parser is
+    built, so that other verbs do not parse the schema.
+    """
+    if args.n_folds is None or args.seed is None:
+        from lcm.config import schema
+
+        properties = schema()["properties"]
+        if args.n_folds is None:
+            args.n_folds = properties["evaluate"]["properties"]["n_folds"]["default"]
+        if args.seed is None:
+            args.seed = properties["seed"]["default"]
 
 
 def _default_schemes(runs: pd.DataFrame, n_folds: int) -> list[str]:

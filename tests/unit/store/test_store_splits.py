@@ -345,3 +345,25 @@ def test_a_verbs_output_file_lcm_did_not_write_is_never_replaced(tmp_path: Path)
     assert main([*base, "--out", str(out)]) == 0
     assert main([*base, "--n-folds", "3", "--out", str(out)]) == 0  # its own: replaced
     assert sorted(read_splits(out)["fold"].value_counts()) == [4, 4, 4]
+
+
+def test_lcm_splits_defaults_are_the_config_schemas(tmp_path: Path, monkeypatch) -> None:
+    # --n-folds and --seed default to evaluate.n_folds and seed of the schema (one owner):
+    # `lcm splits` spelled its own 5 and 0 beside them.
+    import lcm.config
+
+    real = lcm.config.schema
+
+    def schema() -> dict:
+        tree = real()
+        tree["properties"]["evaluate"]["properties"]["n_folds"]["default"] = 4
+        tree["properties"]["seed"]["default"] = 3
+        return tree
+
+    monkeypatch.setattr(lcm.config, "schema", schema)
+    store = _sited_store(tmp_path, {"ten": 10})
+    out = tmp_path / "splits.parquet"
+    args = ["splits", "--store", str(store), "--atlas", "toy", "--datasets", "ten"]
+    assert main([*args, "--schemes", "subject", "--out", str(out)]) == 0
+    table = read_splits(out)
+    assert table["fold"].nunique() == 4 and set(table["seed"]) == {3}
