@@ -12,6 +12,7 @@ from lcm.bids.summary import read_summary_table
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.commands._atlas_load import atlas_from_args
 from lcm.evaluate.compare import (
+    N_BOOT,
     contrast_table,
     control_table,
     headline_table,
@@ -181,8 +182,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--n-boot",
         type=int,
-        default=2000,
-        help="Resamples of the headline's paired bootstrap (default 2000).",
+        default=N_BOOT,
+        help=f"Resamples of the headline's paired bootstrap (default {N_BOOT}).",
     )
     p.set_defaults(func=run, recorded=REPORT_OUTPUTS)
 

@@ -155,6 +155,8 @@ class PairedResult:
 MIN_BOOTSTRAP_SUBJECTS = 3
 # The headline's verdict when the observed difference stands without an interval for that.
 TOO_FEW_SUBJECTS = "too few test subjects per class"
+# Resamples of the paired bootstrap (the default of `lcm report --n-boot` too).
+N_BOOT = 2000
 
 
 def _rows_at(predictions: pd.DataFrame, task: str, fraction: float) -> pd.DataFrame:
@@ -170,7 +172,7 @@ def paired_bootstrap(
     fraction: float,
     model_a: str,
     model_b: str,
-    n_boot: int = 2000,
+    n_boot: int = N_BOOT,
     seed: int = 0,
 ) -> PairedResult:
     """Paired bootstrap of ``metric(model_a) - metric(model_b)`` over test subjects.
@@ -191,7 +193,7 @@ def paired_bootstrap(
     fraction : float
         Label fraction.
     model_a, model_b : str
-    n_boot : int, default 2000
+    n_boot : int, default N_BOOT
     seed : int, default 0
 
     Returns
@@ -275,7 +277,7 @@ def headline_difference(
     fraction: float,
     model_a: str,
     model_b: str,
-    n_boot: int = 2000,
+    n_boot: int = N_BOOT,
     seed: int = 0,
 ) -> PairedResult:
     """``metric(model_a) - metric(model_b)`` with an interval for both sources of variance.
@@ -330,7 +332,7 @@ def headline_table(
     summary: pd.DataFrame,
     predictions: pd.DataFrame,
     model: str = "lcm",
-    n_boot: int = 2000,
+    n_boot: int = N_BOOT,
     seed: int = 0,
 ) -> pd.DataFrame:
     """``model`` against the best baseline, per task and label fraction.

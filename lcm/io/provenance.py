@@ -337,6 +337,10 @@ def provenance(container: str | None = None, image_digest: str | None = None) ->
     }
 
 
+# The BIDS version every dataset_description.json LCM writes declares.
+BIDS_VERSION = "1.10.0"
+
+
 def write_dataset_description(
     root: str | Path, name: str, *, container: str | None = None, extra: dict | None = None
 ) -> Path:
@@ -350,7 +354,7 @@ def write_dataset_description(
         generated_by["Container"] = {"Type": "docker", "Tag": container}
     desc = {
         "Name": name,
-        "BIDSVersion": "1.10.0",
+        "BIDSVersion": BIDS_VERSION,
         "DatasetType": "derivative",
         "GeneratedBy": [generated_by],
         **(extra or {}),

@@ -26,7 +26,7 @@ from lcm.atlas import Atlas
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import TMP_TAG, atomic_path, write_json, write_text, write_tsv
 from lcm.io.ownership import claim_tree, remove_owned
-from lcm.io.provenance import write_dataset_description
+from lcm.io.provenance import BIDS_VERSION, write_dataset_description
 from lcm.synth.confounds import N_ACOMPCOR, confounds_sidecar
 from lcm.synth.networks import NETWORKS
 from lcm.synth.nifti import write_bold_stream, write_nifti
@@ -342,7 +342,7 @@ def _write_bids_skeleton(ctx: Context, root: Path, pheno: pd.DataFrame) -> list[
     files = {
         raw / "dataset_description.json": {
             "Name": f"{spec.name}: synthetic BIDS dataset (LCM)",
-            "BIDSVersion": "1.10.0",
+            "BIDSVersion": BIDS_VERSION,
             "DatasetType": "raw",
             "License": "CC0",
             "Authors": ["LCM synthetic data generator", "LCM contributors"],
@@ -354,7 +354,7 @@ def _write_bids_skeleton(ctx: Context, root: Path, pheno: pd.DataFrame) -> list[
         raw / f"task-{TASK}_bold.json": {"RepetitionTime": spec.tr, "TaskName": TASK},
         deriv / "dataset_description.json": {
             "Name": f"{spec.name}: fMRIPrep derivatives (synthetic stand-in)",
-            "BIDSVersion": "1.10.0",
+            "BIDSVersion": BIDS_VERSION,
             "DatasetType": "derivative",
             "GeneratedBy": [
                 {

@@ -275,3 +275,18 @@ def test_sorted_weighted_auc_equals_the_pairwise_one_with_ties_and_zero_weights(
         np.testing.assert_allclose(
             _weighted_auc(scores, y, real), _pairwise_auc(scores, y, real), rtol=1e-12
         )
+
+
+def test_every_bootstrap_default_is_compare_n_boot() -> None:
+    # 2000 was spelled in three signatures here and in `lcm report --n-boot`: one constant now.
+    import argparse
+    import inspect
+
+    from lcm.commands import report
+    from lcm.evaluate import compare
+
+    for function in (compare.paired_bootstrap, compare.headline_difference, compare.headline_table):
+        assert inspect.signature(function).parameters["n_boot"].default == compare.N_BOOT
+    sub = argparse.ArgumentParser().add_subparsers()
+    report.register(sub)
+    assert sub.choices["report"].get_default("n_boot") == compare.N_BOOT

@@ -764,3 +764,14 @@ def test_verify_reports_an_index_cache_a_killed_ingest_left_as_a_temporary(
     problems = audit(results).problems
     assert [(p.path, p.kind) for p in problems] == [(str(staged), "temporary left")]
     assert "host otherhost, pid 4242" in str(problems[0])
+
+
+def test_dataset_descriptions_name_one_bids_version(tmp_path: Path) -> None:
+    # "1.10.0" was spelled by write_dataset_description and twice by the synthetic BIDS tree.
+    from lcm.io import provenance
+    from lcm.synth import write
+
+    path = provenance.write_dataset_description(tmp_path, "x")
+    assert json.loads(path.read_text())["BIDSVersion"] == provenance.BIDS_VERSION
+    source = Path(write.__file__).read_text()
+    assert '"BIDSVersion": BIDS_VERSION' in source and "1.10.0" not in source
