@@ -90,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm pretrain``."""
     # Imported here: every `lcm` call builds all parsers, and torch takes seconds to import.
-    from lcm.store.read import load_cohort
+    from lcm.store.read import load_cohort, load_streamed_cohort
     from lcm.train.distributed import check_global_batch, launched_world
     from lcm.train.loop import pick_device, set_threads
     from lcm.train.outputs import (
@@ -122,7 +122,10 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     pick_device(args.device)  # a device this machine lacks, refused before the data load
     catalogue = load_catalogue(args.catalogue)
-    cohort = load_cohort(args.store, args.atlas, list(args.datasets), catalogue)
+    resolved = resolve_settings("pretrain", settings)
+    # data_loading: stream leaves the connectomes in the store (read a batch at a time).
+    load = load_streamed_cohort if resolved["data_loading"] == "stream" else load_cohort
+    cohort = load(args.store, args.atlas, list(args.datasets), catalogue)
     # Claimed (refused if it holds others' files) and locked against a concurrent run; the
     # ridge maps lcm bei-maps writes beside the checkpoint are neither replaced nor recorded.
     files = PRETRAIN_FILES

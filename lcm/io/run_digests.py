@@ -82,10 +82,25 @@ def connectome_sketches(fc: np.ndarray) -> dict[str, Any]:
         ``{"edges": [flat index, ...], "values": base64 of (n_runs, k) little-endian
         float16}``, runs in row order.
     """
+    n_rois = int(np.asarray(fc).shape[-1])
+    return encode_sketches(n_rois, sketch_values(fc))
+
+
+def sketch_values(fc: np.ndarray) -> np.ndarray:
+    """The kept correlations of each connectome, ``(n_runs, k)`` float16, runs in row order.
+
+    A cohort streamed in chunks concatenates the chunks' values and encodes them once
+    (:func:`encode_sketches`): the same sketch as :func:`connectome_sketches` of all of it.
+    """
     mats = np.asarray(fc).reshape(len(fc), -1)
-    edges = sketch_edges(int(np.asarray(fc).shape[-1]))
-    values = mats[:, edges].astype("<f2")
-    return {"edges": edges.tolist(), "values": base64.b64encode(values.tobytes()).decode("ascii")}
+    return mats[:, sketch_edges(int(np.asarray(fc).shape[-1]))].astype("<f2")
+
+
+def encode_sketches(n_rois: int, values: np.ndarray) -> dict[str, Any]:
+    """:func:`connectome_sketches`' JSON form of :func:`sketch_values` of ``n_rois`` ROIs."""
+    edges = sketch_edges(n_rois)
+    data = np.ascontiguousarray(values, dtype="<f2").tobytes()
+    return {"edges": edges.tolist(), "values": base64.b64encode(data).decode("ascii")}
 
 
 def matching_sketches(fc: np.ndarray, recorded: dict[str, Any]) -> np.ndarray:
@@ -137,11 +152,41 @@ def data_fingerprint(
     The targets are data too: a corrected phenotype file or a recoded variable is another
     training set, so a saved training state of the old one is not resumed.
     """
-    digest = hashlib.sha256()
-    digest.update(ids.to_csv(index=False).encode())
-    digest.update(np.ascontiguousarray(fc, dtype=np.float32).tobytes())
-    if variables is not None:
-        digest.update(b"variables\0" + variables.to_csv(index=False).encode())
-    if catalogue is not None:
-        digest.update(b"catalogue\0" + json.dumps(catalogue, sort_keys=True, default=str).encode())
-    return digest.hexdigest()
+    fingerprint = Fingerprint(ids)
+    fingerprint.add_connectomes(fc)
+    return fingerprint.hexdigest(variables, catalogue)
+
+
+class Fingerprint:
+    """:func:`data_fingerprint` of a cohort whose connectomes arrive in chunks, in row order.
+
+    Pretraining that streams its cohort from the store hashes each chunk as it passes, never
+    holding every matrix at once, and gets the fingerprint of the cohort loaded whole.
+
+    Parameters
+    ----------
+    ids : pandas.DataFrame
+        The run identifiers, every run.
+    """
+
+    def __init__(self, ids: pd.DataFrame) -> None:
+        self._digest = hashlib.sha256()
+        self._digest.update(ids.to_csv(index=False).encode())
+
+    def add_connectomes(self, fc: np.ndarray) -> None:
+        """Hash the next runs' ``(n, R, R)`` matrices (float32 bytes)."""
+        self._digest.update(np.ascontiguousarray(fc, dtype=np.float32).tobytes())
+
+    def hexdigest(
+        self, variables: pd.DataFrame | None = None, catalogue: dict[str, Any] | None = None
+    ) -> str:
+        """The fingerprint, once every run's connectome was added, with the variables and
+        catalogue (when given)."""
+        digest = self._digest.copy()
+        if variables is not None:
+            digest.update(b"variables\0" + variables.to_csv(index=False).encode())
+        if catalogue is not None:
+            digest.update(
+                b"catalogue\0" + json.dumps(catalogue, sort_keys=True, default=str).encode()
+            )
+        return digest.hexdigest()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -65,4 +66,56 @@ class Cohort:
             variables=self.variables.iloc[idx].reset_index(drop=True),
             roi_names=self.roi_names,
             atlas=self.atlas,
+        )
+
+
+@dataclass
+class StreamedCohort:
+    """A :class:`Cohort` whose connectomes stay in the feature store, streamed when used.
+
+    Pretraining with ``data_loading: stream`` holds the runs' identifiers and variables only
+    (:func:`lcm.store.read.load_streamed_cohort`) and reads the connectomes through
+    :class:`lcm.store.loader.ConnectomeStream`, a batch at a time: memory does not grow with the
+    cohort's connectomes (``n_runs * R * R * 4`` bytes loaded whole).
+
+    Attributes
+    ----------
+    ids, variables, roi_names, atlas
+        As :class:`Cohort`'s.
+    store : pathlib.Path
+        The feature store the connectomes are read from.
+    datasets : list of str
+        The datasets streamed, in the order of the rows.
+    exclude : pandas.DataFrame, optional
+        The table (``dataset``, ``subject``) whose subjects were left out when the cohort was
+        read (downstream test subjects): the stream leaves them out too.
+    """
+
+    ids: pd.DataFrame
+    variables: pd.DataFrame
+    roi_names: list[str]
+    atlas: str
+    store: Path
+    datasets: list[str]
+    exclude: pd.DataFrame | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def groups(self) -> np.ndarray:
+        """Subject key per run (``dataset/subject``), as :attr:`Cohort.groups`."""
+        return (self.ids["dataset"] + "/" + self.ids["subject"]).to_numpy()
+
+    def subset(self, mask: np.ndarray) -> StreamedCohort:
+        """Rows selected by a boolean mask or an index array (identifiers and variables)."""
+        idx = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask)
+        return StreamedCohort(
+            ids=self.ids.iloc[idx].reset_index(drop=True),
+            variables=self.variables.iloc[idx].reset_index(drop=True),
+            roi_names=self.roi_names,
+            atlas=self.atlas,
+            store=self.store,
+            datasets=self.datasets,
+            exclude=self.exclude,
         )

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from lcm.catalogue import Catalogue, Variable
 from lcm.exceptions import InputDataError
 from lcm.io.paths import connectome_path, variables_path
-from lcm.store.cohort import Cohort
+from lcm.store.cohort import Cohort, StreamedCohort
 from lcm.store.commit import (
     COMMIT_KEY,
     VARIABLES_ID_KEY,
@@ -255,19 +255,59 @@ def load_cohort(
             hint="Name at least one dataset (role: pretrain or a task's dataset).",
         )
     excluded = downstream_test_keys(exclude) if exclude is not None else set()
-    return _consistent(
-        lambda: _load_cohort(store, atlas, datasets, catalogue, excluded), store, datasets
+    cohort = _consistent(
+        lambda: _load_cohort(store, atlas, datasets, catalogue, excluded, True), store, datasets
     )
+    assert isinstance(cohort, Cohort)
+    return cohort
+
+
+def load_streamed_cohort(
+    store: str | Path,
+    atlas: str,
+    datasets: list[str],
+    catalogue: Catalogue,
+    exclude: pd.DataFrame | None = None,
+) -> StreamedCohort:
+    """:func:`load_cohort` without the connectomes, which stay in the store to be streamed.
+
+    The runs and variables are those :func:`load_cohort` returns, row for row; the
+    connectome column is not read (memory: the identifiers and variables only).
+
+    Returns
+    -------
+    StreamedCohort
+    """
+    if not datasets:
+        raise InputDataError(
+            f"No dataset to load from the feature store {store}.",
+            hint="Name at least one dataset (role: pretrain or a task's dataset).",
+        )
+    excluded = downstream_test_keys(exclude) if exclude is not None else set()
+    cohort = _consistent(
+        lambda: _load_cohort(store, atlas, datasets, catalogue, excluded, False), store, datasets
+    )
+    assert isinstance(cohort, StreamedCohort)
+    cohort.exclude = exclude
+    return cohort
 
 
 def _load_cohort(
-    store: str | Path, atlas: str, datasets: list[str], catalogue: Catalogue, excluded: set[str]
-) -> Cohort:
+    store: str | Path,
+    atlas: str,
+    datasets: list[str],
+    catalogue: Catalogue,
+    excluded: set[str],
+    connectomes: bool,
+) -> Cohort | StreamedCohort:
     ids, vecs, variables = [], [], []
     roi_names: list[str] | None = None
     for dataset in datasets:
         path = _partition(store, atlas, dataset)
-        table = read_table(path, dataset)
+        columns = None
+        if not connectomes:
+            columns = [n for n in read_schema(path, dataset).names if n != "connectome"]
+        table = read_table(path, dataset, columns=columns)
         meta = table.schema.metadata or {}
         names = roi_names_of(meta, path, dataset)
         if roi_names is None:
@@ -284,15 +324,32 @@ def _load_cohort(
             if n_drop:
                 log.info("%s: left out %d run(s) of downstream test subjects", dataset, n_drop)
             table = table.filter(keep)
-        vecs.append(connectome_values(table.column("connectome"), path))
-        frame = with_window(table.drop(["connectome"]).to_pandas())
+        if connectomes:
+            vecs.append(connectome_values(table.column("connectome"), path))
+            table = table.drop(["connectome"])
+        frame = with_window(table.to_pandas())
         frame.insert(0, "dataset", dataset)
         ids.append(frame)
         variables.append(_variables_for(store, dataset, frame, catalogue, (path, meta)))
     assert roi_names is not None  # datasets is non-empty
     id_frame = pd.concat(ids, ignore_index=True)
-    fc = vec_to_matrix(np.concatenate(vecs).astype(np.float32), len(roi_names), diagonal=1.0)
     var_frame = pd.concat(variables, ignore_index=True)
+    if not connectomes:
+        log.info(
+            "read %d runs of %s (%d ROIs; connectomes streamed)",
+            len(id_frame),
+            datasets,
+            len(roi_names),
+        )
+        return StreamedCohort(
+            ids=id_frame,
+            variables=var_frame,
+            roi_names=roi_names,
+            atlas=atlas,
+            store=Path(store),
+            datasets=list(datasets),
+        )
+    fc = vec_to_matrix(np.concatenate(vecs).astype(np.float32), len(roi_names), diagonal=1.0)
     log.info("loaded %d runs of %s (%d ROIs)", len(id_frame), datasets, len(roi_names))
     return Cohort(ids=id_frame, fc=fc, variables=var_frame, roi_names=roi_names, atlas=atlas)
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 import torch
@@ -116,6 +118,47 @@ def setup(device: torch.device) -> Distributed:
     return Distributed(rank, world, local_rank, device)
 
 
+def global_counts(ctx: Distributed) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A function summing a host tensor of counts over the processes (every one calls it).
+
+    Streamed pretraining gives each process a batch of its own; its losses are normalised by
+    the world's present counts (:class:`lcm.train.objective.PretrainStep`'s ``own_batches``).
+    The counts are host numbers: they are summed over a gloo group on the host, not through
+    NCCL, which would make the host wait for the GPU at every step.
+    """
+    if not ctx.enabled:
+        return lambda counts: counts
+    group = None if dist.get_backend() == "gloo" else _host_group()
+
+    def reduce(counts: torch.Tensor) -> torch.Tensor:
+        total = counts.clone()
+        dist.all_reduce(total, group=group)
+        return total
+
+    return reduce
+
+
+_HOST_GROUP: list[Any] = []
+
+
+def _host_group() -> Any:  # a torch ProcessGroup
+    """A gloo group of every process, made once (a collective: every process calls it)."""
+    if not _HOST_GROUP:
+        _HOST_GROUP.append(dist.new_group(backend="gloo", timeout=PROCESS_GROUP_TIMEOUT))
+    return _HOST_GROUP[0]
+
+
+def broadcast_text(ctx: Distributed, text: str | None) -> str:
+    """Rank 0's ``text`` on every process (a collective; the others pass None)."""
+    if not ctx.enabled:
+        assert text is not None
+        return text
+    box = [text]
+    dist.broadcast_object_list(box, src=0)
+    assert box[0] is not None
+    return box[0]
+
+
 def seed_process(ctx: Distributed, seed: int) -> None:
     """Give this process's dropout a random stream of its own (torch's global generators).
 
@@ -211,3 +254,4 @@ def teardown(ctx: Distributed) -> None:
         # NCCL's barrier on this process's own GPU (it would otherwise guess one).
         dist.barrier(device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
         dist.destroy_process_group()
+        _HOST_GROUP.clear()

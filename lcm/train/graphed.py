@@ -177,7 +177,7 @@ class GraphedPretrainStep:
             ("ssl_denominator", torch.float32, ()),
         ]
         if not fc.resident:
-            fields.append(("rows", torch.float32, (b, fc.triangles.shape[1])))
+            fields.append(("rows", torch.float32, (b, fc.row_width)))
         if self.mask_ratio > 0:
             fields.append(("mask", torch.bool, (b, fc.n_rois)))
         if self.plan is not None:
@@ -202,7 +202,7 @@ class GraphedPretrainStep:
             host["mask"] = torch.cat([mask, mask.new_zeros(b - real, n_rois)])
             host["ssl_denominator"] = torch.tensor(float(mask.sum()) * n_rois)
         if not self.fc.resident:
-            host["rows"] = self.fc.triangles[padded]
+            host["rows"] = self.fc.host_rows(padded)
         self.active: list[bool] = []
         seen: list[str] = []
         if self.plan is not None:

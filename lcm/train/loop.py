@@ -410,6 +410,15 @@ class DeviceConnectomes:
     def __len__(self) -> int:
         return len(self.triangles)
 
+    @property
+    def row_width(self) -> int:
+        """Values a sample travels as: ``R (R + 1) / 2``."""
+        return int(self.triangles.shape[1])
+
+    def host_rows(self, index: torch.Tensor) -> torch.Tensor:
+        """Upper triangles ``[b, R (R + 1) / 2]`` of ``index`` on the host (not resident)."""
+        return self.triangles[index]
+
     def _copy(self, index: torch.Tensor) -> torch.Tensor:
         if self.resident:  # a gather queued on the device; only the indices travel
             return self.triangles[to_device(index, self.device)]
@@ -524,6 +533,8 @@ def train_epochs(
     min_batch: int = 1,
     quiet: bool = False,
     lr_scales: dict[int, float] | None = None,
+    batches_of: Callable[[int, int], Iterator[torch.Tensor]] | None = None,
+    steps_per_epoch: int | None = None,
 ) -> list[dict[str, float]]:
     """Run the optimisation and return one history row per epoch.
 
@@ -557,6 +568,12 @@ def train_epochs(
         No progress bar (data parallel processes other than rank 0).
     lr_scales : dict, optional
         Per-parameter factors of ``lr`` (:func:`layer_lr_scales`).
+    batches_of : callable, optional
+        ``batches_of(epoch, skip)`` yields the epoch's batches of sample indices after its
+        first ``skip`` (streamed data: :meth:`lcm.train.streamed.StreamedConnectomes.batches`),
+        instead of ``generator`` shuffling ``n_samples``; give ``steps_per_epoch`` with it.
+    steps_per_epoch : int, optional
+        Batches per epoch of ``batches_of`` (the learning-rate schedule's length).
 
     Returns
     -------
@@ -565,8 +582,11 @@ def train_epochs(
     """
     if resumable is not None and len(modules) != 1:
         raise ValueError("train_epochs: resumable training takes exactly one module")
+    if (batches_of is None) != (steps_per_epoch is None):
+        raise ValueError("train_epochs: batches_of and steps_per_epoch go together")
     optimizer = make_optimizer(modules, lr, weight_decay, lr_scales)
-    steps_per_epoch = len(split_order(torch.arange(n_samples), batch_size, min_batch))
+    if steps_per_epoch is None:
+        steps_per_epoch = len(split_order(torch.arange(n_samples), batch_size, min_batch))
     scheduler = warmup_cosine(optimizer, epochs * steps_per_epoch)
     params = [p for m in modules for p in m.parameters() if p.requires_grad]
     # Task weights whose log-variances are projected into their bounds after every update.
@@ -616,14 +636,20 @@ def train_epochs(
                 module.train()
             if pos.order is None or pos.epoch != epoch:  # a fresh epoch (not a resumed one)
                 pos.epoch, pos.batches_done, pos.sums, pos.counts = epoch, 0, {}, {}
-                pos.order = torch.randperm(n_samples, generator=generator)
+                if batches_of is None:
+                    pos.order = torch.randperm(n_samples, generator=generator)
+                else:  # the stream's order, drawn from the seed and epoch: nothing to keep
+                    pos.order = torch.zeros(1, dtype=torch.long)
                 pos.lr_epoch = optimizer.param_groups[0]["lr"]
             sums = _DeviceSums(pos)
-            todo = split_order(pos.order, batch_size, min_batch)[pos.batches_done :]
+            listed: list[torch.Tensor] = []
+            if batches_of is None:
+                listed = split_order(pos.order, batch_size, min_batch)[pos.batches_done :]
+            todo = iter(listed) if batches_of is None else batches_of(epoch, pos.batches_done)
             for i, index in enumerate(todo):
                 loss, parts = step(index)
-                if prefetch is not None and i + 1 < len(todo):  # copy while backward runs
-                    prefetch(todo[i + 1])
+                if prefetch is not None and i + 1 < len(listed):  # copy while backward runs
+                    prefetch(listed[i + 1])
                 if loss.requires_grad and not updates:  # False for a batch with no target at all
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()

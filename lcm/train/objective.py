@@ -9,6 +9,7 @@ one process on the whole batch (:func:`shard_batch`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -158,6 +159,13 @@ class PretrainStep:
         the first sample with no target and no masked ROI, so the losses and gradients are
         those of the real rows while every step has one shape. Compiled blocks replay their
         CUDA graphs instead of capturing new ones for the odd size.
+    own_batches : callable, optional
+        Each process is given a batch of its own (streamed from its own row groups, not its
+        share of one global batch): the ROI masks are drawn for the ``world`` batches alike
+        (the generator stays the same everywhere) and this process's taken, and this callable
+        turns the process's present counts into the global ones
+        (:func:`lcm.train.distributed.global_counts`), so that the averaged gradients are
+        those of the processes' batches together.
     """
 
     def __init__(
@@ -170,13 +178,18 @@ class PretrainStep:
         rank: int = 0,
         world: int = 1,
         pad_to: int | None = None,
+        own_batches: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         self.objective, self.fc, self.targets = objective, fc, targets
         self.mask_ratio, self.generator = mask_ratio, generator
         self.rank, self.world, self.pad_to = rank, world, pad_to
+        self.own_batches = own_batches
 
     def __call__(self, index: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Loss and logged parts of this process's rows of the global batch ``index``."""
+        """Loss and logged parts of this process's rows of the global batch ``index`` (of
+        this process's own batch ``index`` with ``own_batches``)."""
+        if self.own_batches is not None:
+            return self._own(index)
         n_rois, real = self.fc.n_rois, len(index)
         mask = None
         if self.mask_ratio > 0:  # drawn for the real rows: padding leaves the draws unchanged
@@ -190,6 +203,36 @@ class PretrainStep:
                 mask = torch.cat([mask, mask.new_zeros(extra, n_rois)])
         shard = shard_batch(targets, mask, n_rois, self.rank, self.world)
         x = self.fc.take(index[shard.rows])  # [b, R, R]
+        with autocast(self.fc.device):
+            return self.objective(x, shard)
+
+    def _own(self, index: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One step on this process's own batch, normalised by the world's counts."""
+        assert self.own_batches is not None
+        n_rois, real = self.fc.n_rois, len(index)
+        mask = None
+        if self.mask_ratio > 0:  # the world's masks drawn alike, this process's rows taken
+            drawn = sample_roi_mask(real * self.world, n_rois, self.mask_ratio, self.generator)
+            mask = drawn[self.rank * real : (self.rank + 1) * real]
+        targets = {name: t.take(index) for name, t in self.targets.items()}
+        names = list(targets)
+        local = [float(t.present.sum()) for t in targets.values()]
+        local.append(float(mask.sum()) * n_rois if mask is not None else 0.0)
+        total = self.own_batches(torch.tensor(local, dtype=torch.float64)).tolist()
+        index = self._padded(index)
+        extra = len(index) - real
+        if extra:
+            targets = {name: _pad_target(t, extra) for name, t in targets.items()}
+            if mask is not None:
+                mask = torch.cat([mask, mask.new_zeros(extra, n_rois)])
+        shard = Shard(
+            rows=torch.arange(len(index)),
+            targets=targets,
+            denominators={n: c / self.world for n, c in zip(names, total, strict=False) if c > 0},
+            roi_mask=mask,
+            ssl_denominator=total[-1] / self.world if mask is not None else None,
+        )
+        x = self.fc.take(index)
         with autocast(self.fc.device):
             return self.objective(x, shard)
 

@@ -43,7 +43,7 @@ from lcm.model.targets import (
     fit_standardisation,
     layout_from_catalogue,
 )
-from lcm.store.cohort import Cohort
+from lcm.store.cohort import Cohort, StreamedCohort
 from lcm.train import distributed
 from lcm.train.graphed import GraphedPretrainStep
 from lcm.train.heldout import COLUMNS as BEI_COLUMNS
@@ -68,6 +68,14 @@ from lcm.train.loop import (
 from lcm.train.objective import PretrainObjective, PretrainStep
 from lcm.train.outputs import BEI_EVAL_NAME, HISTORY_NAME, STATE_DIR
 from lcm.train.settings import BOOKKEEPING_SETTINGS, resolve_settings
+from lcm.train.streamed import (
+    SHUFFLE_RUNS,
+    Scan,
+    StreamedConnectomes,
+    check_same_runs,
+    cohort_stream,
+    scan_cohort,
+)
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +241,7 @@ def _monitor_sample(n_train: int, n_held: int, seed: int) -> np.ndarray:
 
 
 def pretrain(
-    cohort: Cohort,
+    cohort: Cohort | StreamedCohort,
     catalogue: Catalogue,
     model_settings: dict[str, Any],
     settings: dict[str, Any],
@@ -246,8 +254,10 @@ def pretrain(
 
     Parameters
     ----------
-    cohort : Cohort
-        Pretraining runs (FC ``[n, R, R]`` and catalogue variables).
+    cohort : Cohort or StreamedCohort
+        Pretraining runs (FC ``[n, R, R]`` and catalogue variables); a
+        :class:`~lcm.store.cohort.StreamedCohort` (``data_loading: stream``) has its
+        connectomes streamed from the store instead (:mod:`lcm.train.streamed`).
     catalogue : Catalogue
         Defines the query tokens: one group per variable observed in the training split.
     model_settings : dict
@@ -269,10 +279,20 @@ def pretrain(
     """
     started = time.perf_counter()
     settings = resolve_settings("pretrain", settings)
-    check_connectomes(cohort.fc, f"pretraining cohort ({cohort.atlas})")
-    if len(cohort.variables) != len(cohort.ids) or len(cohort.ids) != len(cohort.fc):
+    streamed = isinstance(cohort, StreamedCohort)
+    if streamed != (settings["data_loading"] == "stream"):
+        raise ConfigError(
+            f"pretrain.data_loading is {settings['data_loading']!r} but the cohort given is "
+            f"{'streamed' if streamed else 'loaded in memory'}.",
+            hint="Load it with lcm.store.read.load_streamed_cohort for data_loading: stream, "
+            "with load_cohort for memory.",
+        )
+    n_fc = len(cohort.ids) if isinstance(cohort, StreamedCohort) else len(cohort.fc)
+    if not isinstance(cohort, StreamedCohort):  # a streamed cohort's are checked as read
+        check_connectomes(cohort.fc, f"pretraining cohort ({cohort.atlas})")
+    if len(cohort.variables) != len(cohort.ids) or len(cohort.ids) != n_fc:
         raise InputDataError(
-            f"Pretraining cohort: {len(cohort.ids)} ids, {len(cohort.fc)} connectomes and "
+            f"Pretraining cohort: {len(cohort.ids)} ids, {n_fc} connectomes and "
             f"{len(cohort.variables)} variable rows; expected the same number.",
             hint="Build the Cohort with lcm.store.read.load_cohort.",
         )
@@ -299,6 +319,7 @@ def pretrain(
 
     train_idx, val_idx = holdout_split(cohort.groups, HOLDOUT_FRACTION, seed)
     train, val = cohort.subset(train_idx), cohort.subset(val_idx)
+    held_out = val  # every held-out run (the stream leaves their subjects out)
     # Early stopping on the pretraining hold-out (never downstream data): keep the weights of
     # the epoch with the lowest held-out BEI loss. Not for self-supervised-only pretraining,
     # whose BEI heads are untrained. The subjects that choose the epoch are not those that
@@ -316,7 +337,7 @@ def pretrain(
     layout = layout_from_catalogue(catalogue, train.variables, train.ids["dataset"])
     stats = fit_standardisation(train.variables, layout, train.groups)  # per subject
     targets = encode_bei_targets(train.variables, layout, stats, train.ids["dataset"], catalogue)
-    n_rois = cohort.fc.shape[1]
+    n_rois = len(cohort.roi_names) if isinstance(cohort, StreamedCohort) else cohort.fc.shape[1]
     if layout.n_queries == 0:
         raise InputDataError(
             f"Pretraining cohort ({len(train)} training runs): no catalogue variable has "
@@ -335,7 +356,43 @@ def pretrain(
     if ctx.enabled:
         # Some task weights see no target in a batch: DDP must not wait for their gradients.
         trained = DistributedDataParallel(objective, find_unused_parameters=True)
-    fc = DeviceConnectomes(train.fc, dev)  # upper triangles; on a GPU, kept there where they fit
+    # val_loss's very quantity on training runs (eval mode, unmasked, unweighted mean of the
+    # last layer's per-variable losses): the training objective (weighted sum + SSL, on
+    # masked batches in train mode) is no curve to set a validation loss beside. A fixed
+    # sample bounds the cost; its own random stream leaves training's draws as they were.
+    sample = _monitor_sample(len(train), len(choose), seed)
+    scan: Scan | None = None
+    fc: DeviceConnectomes | StreamedConnectomes
+    if isinstance(cohort, StreamedCohort):
+        # One pass in the store's order (rank 0): fingerprint, digests, the finite check and
+        # the held-out and monitoring runs in memory. The others take the fingerprint.
+        rows = np.concatenate([val_idx, train_idx[sample]])
+        scan = scan_cohort(cohort, catalogue, rows, quiet=not ctx.is_main) if ctx.is_main else None
+        fingerprint = distributed.broadcast_text(ctx, scan.fingerprint if scan else None)
+        if scan is not None:
+            held = scan.loaded.subset(np.arange(len(val_idx)))
+            monitor = scan.loaded.subset(np.arange(len(val_idx), len(rows)))
+            choose, val = held, held
+            if select:
+                choose, val = held.subset(choose_idx), held.subset(report_idx)
+        stream = cohort_stream(
+            cohort,
+            exclude=held_out.ids,
+            shuffle=True,
+            shuffle_buffer=SHUFFLE_RUNS,
+            seed=seed,
+            rank=ctx.rank,
+            world_size=ctx.world,
+            batch_size=settings["batch_size"] // ctx.world,
+            drop_last=True,
+        )
+        check_same_runs(stream, train.ids, f"pretraining cohort ({cohort.atlas})")
+        fc = StreamedConnectomes(stream, dev)
+    else:
+        fingerprint = cohort.fingerprint(catalogue)
+        monitor = train.subset(sample)
+        # Upper triangles; on a GPU, kept there where they fit.
+        fc = DeviceConnectomes(train.fc, dev)
     ssl_on = settings["ssl_weight"] > 0 and settings["ssl_mask_ratio"] > 0
     if not ssl_on and settings["bei_weight"] == 0:
         raise ConfigError(
@@ -361,6 +418,20 @@ def pretrain(
         step = GraphedPretrainStep(
             objective, fc, targets, mask_ratio, generator, settings["batch_size"], None, options
         )
+    elif isinstance(fc, StreamedConnectomes) and ctx.enabled:
+        # Each process streams batches of its own: normalised by the world's counts.
+        local = settings["batch_size"] // ctx.world
+        step = PretrainStep(
+            trained,
+            fc,
+            targets,
+            mask_ratio,
+            generator,
+            rank=ctx.rank,
+            world=ctx.world,
+            pad_to=local if compiled else None,
+            own_batches=distributed.global_counts(ctx),
+        )
     else:
         step = PretrainStep(
             trained,
@@ -380,12 +451,6 @@ def pretrain(
 
     val_targets = held_targets(val)
     choose_targets = held_targets(choose) if select else val_targets
-    # val_loss's very quantity on training runs (eval mode, unmasked, unweighted mean of the
-    # last layer's per-variable losses): the training objective (weighted sum + SSL, on
-    # masked batches in train mode) is no curve to set a validation loss beside. A fixed
-    # sample bounds the cost; its own random stream leaves training's draws as they were.
-    sample = _monitor_sample(len(train), len(choose), seed)
-    monitor = train.subset(sample)
     monitor_targets = {k: t.take(torch.from_numpy(sample)) for k, t in targets.items()}
 
     # Only the main process selects; it alone writes (and saves the selection with its state).
@@ -400,7 +465,6 @@ def pretrain(
         train_loss = _mean_loss(model, monitor.fc, monitor_targets, layout, dev)
         return {"train_eval_loss": train_loss, "val_loss": loss}
 
-    fingerprint = cohort.fingerprint(catalogue)
     resumable = Resumable(
         out / STATE_DIR,
         settings["checkpoint_every"],
@@ -425,6 +489,8 @@ def pretrain(
         resumable=resumable,
         min_batch=ctx.world,
         quiet=not ctx.is_main,
+        batches_of=fc.batches if isinstance(fc, StreamedConnectomes) else None,
+        steps_per_epoch=len(fc.stream) if isinstance(fc, StreamedConnectomes) else None,
     )
     # Each process logged its share of every batch: the history of the whole batches is the mean.
     history = distributed.mean_over_ranks(ctx, history)
@@ -471,9 +537,11 @@ def pretrain(
             "n_subjects": len(np.unique(cohort.groups)),
             "heldout_subjects": sorted(np.unique(val.groups).tolist()),
             # Every run this checkpoint saw, by content: evaluate refuses to test on one.
-            "run_digests": encode_digests(connectome_digests(cohort.fc)),
+            "run_digests": encode_digests(
+                scan.digests if scan is not None else connectome_digests(cohort.fc)
+            ),
             # ... and up to rounding: the same runs exported with fewer digits.
-            "run_sketches": connectome_sketches(cohort.fc),
+            "run_sketches": scan.sketches if scan is not None else connectome_sketches(cohort.fc),
         },
     }
     if select:  # bei_eval.tsv reports on heldout_subjects; these chose the epoch

@@ -1,0 +1,281 @@
+"""Pretraining on connectomes streamed from the feature store (``pretrain.data_loading: stream``).
+
+A cohort loaded whole holds ``n_runs * R * R * 4`` bytes of matrices (25.6 GB for 40,000 runs of
+400 ROIs, and again half of that as triangles for training). Streamed, only the identifiers and
+variables are held (:class:`lcm.store.cohort.StreamedCohort`); the connectomes are read by
+:class:`lcm.store.loader.ConnectomeStream`:
+
+- once before training, in the store's order (:func:`scan_cohort`): the data fingerprint, the
+  runs' digests and sketches that ``model.json`` records (the same values as of the cohort
+  loaded whole), the check that every value is finite, and the few runs kept in memory: the
+  held-out runs and the training runs of history's ``train_eval_loss``;
+- each epoch, shuffled, a batch at a time (:class:`StreamedConnectomes`): row groups in a new
+  order every epoch, runs shuffled within windows of :data:`SHUFFLE_RUNS`, and each data
+  parallel process reading its own arc of the row groups (not every process every file).
+
+The order of the samples is the stream's, not :func:`torch.randperm`'s: a streamed run is
+not the in-memory run's twin (other batches), though it is reproducible and resumes exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from lcm.catalogue import Catalogue
+from lcm.exceptions import InputDataError
+from lcm.io.run_digests import (
+    Fingerprint,
+    connectome_digests,
+    encode_sketches,
+    sketch_values,
+)
+from lcm.model.transfer import to_device
+from lcm.store.cohort import Cohort, StreamedCohort
+from lcm.store.layout import vec_to_matrix
+from lcm.store.loader import ConnectomeStream
+
+log = logging.getLogger(__name__)
+
+# Runs per batch of the pass before training (memory: this many R x R float32 matrices).
+SCAN_BATCH = 128
+# Fewest runs shuffled together in a training epoch's windows (memory: this many upper
+# triangles, 160 MB at 400 ROIs), besides the row groups' own order drawn each epoch.
+SHUFFLE_RUNS = 512
+# Identifier columns compared between the cohort read and the runs the stream reads.
+_KEYS = ("dataset", "subject", "session", "task", "run", "window")
+
+
+@dataclass
+class Scan:
+    """What one pass over a streamed cohort's connectomes gives (:func:`scan_cohort`).
+
+    Attributes
+    ----------
+    fingerprint : str
+        :meth:`lcm.store.cohort.Cohort.fingerprint` of the cohort loaded whole.
+    digests : numpy.ndarray
+        :func:`lcm.io.run_digests.connectome_digests` of every run.
+    sketches : dict
+        :func:`lcm.io.run_digests.connectome_sketches` of every run.
+    loaded : Cohort
+        The runs asked for, with their matrices, in the order asked.
+    """
+
+    fingerprint: str
+    digests: np.ndarray
+    sketches: dict[str, Any]
+    loaded: Cohort
+
+
+def cohort_stream(cohort: StreamedCohort, **options: Any) -> ConnectomeStream:
+    """A :class:`ConnectomeStream` over the runs of ``cohort``, checked to be the same runs.
+
+    Parameters
+    ----------
+    cohort : StreamedCohort
+    **options
+        :class:`ConnectomeStream`'s keyword arguments; ``exclude`` is added to the cohort's own.
+
+    Raises
+    ------
+    InputDataError
+        The store's runs are no longer those the cohort was read from (an ``lcm store`` of one
+        of its datasets meanwhile).
+    """
+    tables = (cohort.exclude, options.pop("exclude", None))
+    frames = [t[["dataset", "subject"]] for t in tables if t is not None]
+    stream = ConnectomeStream(
+        cohort.store,
+        cohort.atlas,
+        cohort.datasets,
+        exclude=pd.concat(frames, ignore_index=True) if frames else None,
+        **options,
+    )
+    return stream
+
+
+def check_same_runs(stream: ConnectomeStream, ids: pd.DataFrame, what: str) -> None:
+    """Refuse a stream whose runs are not ``ids``, row for row.
+
+    Raises
+    ------
+    InputDataError
+        Naming the store and what to do.
+    """
+    keys = [k for k in _KEYS if k in ids.columns]
+    mine = ids[keys].reset_index(drop=True)
+    theirs = stream.runs[keys].reset_index(drop=True) if set(keys) <= set(stream.runs) else None
+    if (
+        theirs is None
+        or len(theirs) != len(mine)
+        or not mine.astype(str).equals(theirs.astype(str))
+    ):
+        got = "?" if theirs is None else len(theirs)
+        raise InputDataError(
+            f"{what}: the feature store's runs changed while they were read ({len(mine)} runs "
+            f"expected, {got} streamed from {stream.files[0]} ...).",
+            hint="An `lcm store` of one of the datasets wrote meanwhile: start again once it has "
+            "finished.",
+        )
+
+
+def scan_cohort(
+    cohort: StreamedCohort, catalogue: Catalogue, rows: np.ndarray, quiet: bool = False
+) -> Scan:
+    """Read every connectome of ``cohort`` once, in order, without holding them all.
+
+    Parameters
+    ----------
+    cohort : StreamedCohort
+    catalogue : Catalogue
+        Types the variables the fingerprint hashes.
+    rows : numpy.ndarray of int
+        Rows of ``cohort`` to keep in memory (held-out and monitoring runs).
+    quiet : bool
+        No progress bar.
+
+    Returns
+    -------
+    Scan
+
+    Raises
+    ------
+    InputDataError
+        No runs, or connectomes with NaN or infinite values (as the cohort loaded whole).
+    """
+    what = f"pretraining cohort ({cohort.atlas})"
+    if not len(cohort):
+        raise InputDataError(f"{what}: no connectomes.", hint="Check the datasets selected.")
+    stream = cohort_stream(cohort, shuffle=False, drop_last=False, batch_size=SCAN_BATCH)
+    check_same_runs(stream, cohort.ids, what)
+    n_rois = len(cohort.roi_names)
+    rows = np.asarray(rows, dtype=np.int64)
+    slot = np.full(len(cohort), -1, dtype=np.int64)  # row -> position among the kept rows
+    slot[rows] = np.arange(len(rows))
+    kept = np.empty((len(rows), n_rois, n_rois), dtype=np.float32)
+    fingerprint = Fingerprint(cohort.ids)
+    digests, sketches = [], []
+    bad, done = 0, 0
+    bar = tqdm(stream, desc="pretrain: reading the cohort", leave=False, disable=quiet)
+    for batch in bar:
+        index = batch["index"].numpy()
+        if not np.array_equal(index, np.arange(done, done + len(index))):
+            raise RuntimeError(f"{what}: the stream skipped runs (at run {done}).")
+        mats = vec_to_matrix(batch["connectome"].numpy(), n_rois, diagonal=1.0)
+        bad += int((~np.isfinite(mats)).reshape(len(mats), -1).any(1).sum())
+        fingerprint.add_connectomes(mats)
+        digests.append(connectome_digests(mats))
+        sketches.append(sketch_values(mats))
+        mine = slot[index] >= 0
+        kept[slot[index[mine]]] = mats[mine]
+        done += len(index)
+    if done != len(cohort):
+        raise RuntimeError(f"{what}: {done} runs streamed of {len(cohort)}.")
+    if bad:
+        raise InputDataError(
+            f"{what}: {bad} connectome(s) contain NaN or infinite values.",
+            hint="Exclude runs with constant ROI signals (zero variance) in the connectome stage.",
+        )
+    log.info("read %d connectomes of %s (%d kept in memory)", done, cohort.datasets, len(rows))
+    loaded = Cohort(
+        ids=cohort.ids.iloc[rows].reset_index(drop=True),
+        fc=kept,
+        variables=cohort.variables.iloc[rows].reset_index(drop=True),
+        roi_names=cohort.roi_names,
+        atlas=cohort.atlas,
+    )
+    return Scan(
+        fingerprint=fingerprint.hexdigest(cohort.variables, catalogue.to_dict()),
+        digests=np.concatenate(digests),
+        sketches=encode_sketches(n_rois, np.concatenate(sketches)),
+        loaded=loaded,
+    )
+
+
+class StreamedConnectomes:
+    """Training connectomes streamed batch by batch, in the shape steps take them.
+
+    The interface of :class:`lcm.train.loop.DeviceConnectomes` that
+    :class:`lcm.train.objective.PretrainStep` and :class:`lcm.train.graphed.GraphedPretrainStep`
+    use, over the batch the stream gave last: :meth:`batches` yields each batch's sample
+    indices (rows of the training cohort) and keeps its connectomes for :meth:`take`.
+    A batch travels to the device as the stored upper triangles (``R (R - 1) / 2`` values a
+    sample, from pinned memory without blocking) and one gather there rebuilds the symmetric
+    matrices, diagonal 1: the values of the cohort loaded whole, exactly.
+
+    Parameters
+    ----------
+    stream : ConnectomeStream
+        This process's stream (its rank and ``batch_size`` set), whose ``runs`` are the
+        training rows in order.
+    device : torch.device
+    """
+
+    resident = False
+
+    def __init__(self, stream: ConnectomeStream, device: torch.device) -> None:
+        self.stream, self.device = stream, device
+        r = self.n_rois = len(stream.roi_names)
+        self.row_width = stream.n_edges
+        rows, cols = torch.triu_indices(r, r, offset=1)
+        lookup = torch.zeros(r, r, dtype=torch.long)  # the diagonal's entry is overwritten
+        lookup[rows, cols] = torch.arange(len(rows))
+        lookup[cols, rows] = torch.arange(len(rows))
+        self.lookup = lookup.flatten().to(device)
+        self.diagonal = torch.eye(r, dtype=torch.bool).flatten().to(device)
+        self._batch: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        return len(self.stream.runs)
+
+    def batches(self, epoch: int, skip: int = 0) -> Iterator[torch.Tensor]:
+        """Sample indices of each of this process's batches of ``epoch``, after ``skip``.
+
+        A resumed epoch reads its first ``skip`` batches again to reach the next one (the
+        shuffle's windows span batches): the same batches as the uninterrupted epoch.
+        """
+        self.stream.set_epoch(epoch)
+        for k, batch in enumerate(self.stream):
+            if k < skip:
+                continue
+            index = batch["index"]
+            self._batch = (index, batch["connectome"])
+            yield index
+        self._batch = None
+
+    def host_rows(self, index: torch.Tensor) -> torch.Tensor:
+        """Upper triangles ``[b, R (R - 1) / 2]`` (host) of samples of the current batch.
+
+        ``index`` may repeat samples (a padded batch) and take them in any order.
+        """
+        if self._batch is None:
+            raise RuntimeError("StreamedConnectomes: no batch streamed yet")
+        current, vecs = self._batch
+        if torch.equal(index, current):
+            return vecs
+        order = torch.argsort(current)
+        at = torch.searchsorted(current[order], index).clamp_(max=len(current) - 1)
+        pos = order[at]
+        if not torch.equal(current[pos], index):
+            raise RuntimeError("StreamedConnectomes: samples asked for are not in this batch")
+        return vecs[pos]
+
+    def take(self, index: torch.Tensor) -> torch.Tensor:
+        """Symmetric matrices ``[b, R, R]`` of samples of the current batch, on the device."""
+        return self.expand(to_device(self.host_rows(index), self.device))
+
+    def prefetch(self, index: torch.Tensor) -> None:
+        """Nothing to start: the stream reads ahead on its own threads."""
+
+    def expand(self, rows: torch.Tensor) -> torch.Tensor:
+        """Upper triangles ``[b, R (R - 1) / 2]`` on the device -> symmetric ``[b, R, R]``."""
+        out = rows[:, self.lookup].masked_fill_(self.diagonal, 1.0)
+        return out.view(len(rows), self.n_rois, self.n_rois)

@@ -1,0 +1,226 @@
+"""Pretraining with ``data_loading: stream``: connectomes read from the feature store a batch at a
+time, never loaded whole (DESIGN §6 "pretraining data loading streams from Parquet")."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from helpers.model import CLI_CATALOGUE, TINY, add_store_dataset, write_catalogue
+from safetensors.torch import load_file
+
+from lcm.catalogue import load_catalogue
+from lcm.cli import main
+from lcm.io.run_digests import connectome_digests, connectome_sketches
+from lcm.model.config import PRESETS, LCMConfig
+from lcm.model.lcm import LCM
+from lcm.model.targets import QueryLayout, Target
+from lcm.store import read as read_mod
+from lcm.store.read import load_cohort, load_streamed_cohort
+from lcm.train import objective as objective_mod
+from lcm.train.loop import DeviceConnectomes
+from lcm.train.objective import PretrainObjective, PretrainStep
+from lcm.train.streamed import StreamedConnectomes, cohort_stream, scan_cohort
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SETTINGS = {"epochs": 2, "batch_size": 8, "lr": 0.003, "data_loading": "stream"}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A feature store of two datasets written by `lcm store`, and its catalogue."""
+    tmp = tmp_path_factory.mktemp("streamed")
+    catalogue = write_catalogue(tmp, CLI_CATALOGUE)
+    add_store_dataset(tmp, tmp / "store", catalogue, "alpha", "toy", 30, seed=0)
+    add_store_dataset(tmp, tmp / "store", catalogue, "beta", "toy", 20, seed=1)
+    return tmp / "store", catalogue
+
+
+def test_a_scan_gives_what_the_cohort_loaded_whole_gives(store: tuple[Path, Path]) -> None:
+    root, catalogue_path = store
+    catalogue = load_catalogue(catalogue_path)
+    whole = load_cohort(root, "toy", ["alpha", "beta"], catalogue)
+    streamed = load_streamed_cohort(root, "toy", ["alpha", "beta"], catalogue)
+    pd.testing.assert_frame_equal(streamed.ids, whole.ids)
+    pd.testing.assert_frame_equal(streamed.variables, whole.variables)
+    assert streamed.roi_names == whole.roi_names
+    rows = np.array([41, 3, 17, 0])
+    scan = scan_cohort(streamed, catalogue, rows, quiet=True)
+    assert scan.fingerprint == whole.fingerprint(catalogue)
+    np.testing.assert_array_equal(scan.digests, connectome_digests(whole.fc))
+    assert scan.sketches == connectome_sketches(whole.fc)
+    np.testing.assert_array_equal(scan.loaded.fc, whole.fc[rows])
+    pd.testing.assert_frame_equal(scan.loaded.ids, whole.ids.iloc[rows].reset_index(drop=True))
+
+
+def test_streamed_batches_are_the_stored_matrices(store: tuple[Path, Path]) -> None:
+    root, catalogue_path = store
+    catalogue = load_catalogue(catalogue_path)
+    whole = load_cohort(root, "toy", ["alpha"], catalogue)
+    streamed = load_streamed_cohort(root, "toy", ["alpha"], catalogue)
+    stream = cohort_stream(streamed, shuffle=True, seed=3, batch_size=8, drop_last=True)
+    fc = StreamedConnectomes(stream, torch.device("cpu"))
+    seen = []
+    for index in fc.batches(epoch=1):
+        np.testing.assert_array_equal(fc.take(index).numpy(), whole.fc[index.numpy()])
+        # A padded batch (the first sample repeated) and any order of the batch's samples.
+        padded = torch.cat([index.flip(0), index[:1].expand(3)])
+        np.testing.assert_array_equal(fc.take(padded).numpy(), whole.fc[padded.numpy()])
+        seen.append(index)
+    order = torch.cat(seen)
+    assert len(order) == len(whole) and len(set(order.tolist())) == len(whole)
+    again = torch.cat(list(fc.batches(epoch=1)))
+    other = torch.cat(list(fc.batches(epoch=2)))
+    assert torch.equal(order, again) and not torch.equal(order, other)  # a new order each epoch
+    resumed = torch.cat(list(fc.batches(epoch=1, skip=2)))
+    assert torch.equal(resumed, torch.cat(seen[2:]))
+
+
+def _argv(root: Path, catalogue: Path, out: Path, settings: dict) -> list[str]:
+    return [
+        "pretrain",
+        "--store",
+        str(root),
+        "--atlas",
+        "toy",
+        "--catalogue",
+        str(catalogue),
+        "--datasets",
+        "alpha",
+        "beta",
+        "--model",
+        json.dumps(TINY),
+        "--settings",
+        json.dumps(settings),
+        "--seed",
+        "2",
+        "--out-dir",
+        str(out),
+    ]
+
+
+def test_streamed_pretraining_never_loads_the_cohort_and_records_the_same_data(
+    store: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, catalogue = store
+    assert (
+        main(_argv(root, catalogue, tmp_path / "memory", {**SETTINGS, "data_loading": "memory"}))
+        == 0
+    )
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("data_loading: stream loaded the whole cohort")
+
+    monkeypatch.setattr(read_mod, "load_cohort", refused)
+    monkeypatch.setattr(read_mod, "vec_to_matrix", refused)  # the dense load's expansion
+    assert main(_argv(root, catalogue, tmp_path / "stream", SETTINGS)) == 0
+    meta = {k: json.loads((tmp_path / k / "model.json").read_text()) for k in ("memory", "stream")}
+    # The same runs, variables and held-out subjects recorded, whichever way they were read.
+    assert meta["stream"]["data_fingerprint"] == meta["memory"]["data_fingerprint"]
+    for key in ("run_digests", "run_sketches", "n_runs", "heldout_subjects"):
+        assert meta["stream"]["data"][key] == meta["memory"]["data"][key], key
+    assert meta["stream"]["training"]["data_loading"] == "stream"
+    history = pd.read_csv(tmp_path / "stream" / "history.tsv", sep="\t")
+    assert len(history) == 2 and np.isfinite(history[["loss_total", "val_loss"]]).all().all()
+    bei = pd.read_csv(tmp_path / "stream" / "bei_eval.tsv", sep="\t")
+    assert len(bei) > 0
+    # Other batches than the in-memory run's: another model, from the same data.
+    a = load_file(tmp_path / "memory" / "model.safetensors")
+    b = load_file(tmp_path / "stream" / "model.safetensors")
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_streamed_run_killed_mid_epoch_resumes_exactly(
+    store: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, catalogue = store
+    settings = {**SETTINGS, "epochs": 3, "checkpoint_every": 1}
+    assert main(_argv(root, catalogue, tmp_path / "whole", settings)) == 0
+    original = objective_mod.PretrainObjective.forward
+    calls = {"n": 0}
+
+    def dying(self: PretrainObjective, fc: torch.Tensor, shard: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 8:  # in the second epoch (5 batches of 8 an epoch), after its first
+            raise KeyboardInterrupt
+        return original(self, fc, shard)
+
+    monkeypatch.setattr(objective_mod.PretrainObjective, "forward", dying)
+    assert main(_argv(root, catalogue, tmp_path / "resumed", settings)) != 0  # interrupted
+    monkeypatch.setattr(objective_mod.PretrainObjective, "forward", original)
+    state = json.loads((tmp_path / "resumed" / "train_state" / "train_state.json").read_text())
+    assert state["step"] == 7
+    assert main(_argv(root, catalogue, tmp_path / "resumed", settings)) == 0
+    a = load_file(tmp_path / "whole" / "model.safetensors")
+    b = load_file(tmp_path / "resumed" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_cohort_read_otherwise_than_the_setting_says_is_refused(
+    store: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from lcm.exceptions import ConfigError
+    from lcm.train.pretrain import pretrain
+
+    root, catalogue_path = store
+    catalogue = load_catalogue(catalogue_path)
+    whole = load_cohort(root, "toy", ["alpha"], catalogue)
+    with pytest.raises(ConfigError, match="data_loading is 'stream'"):
+        pretrain(whole, catalogue, TINY, SETTINGS, 0, tmp_path / "m")
+
+
+def test_own_batches_of_two_processes_learn_what_one_process_learns_from_both() -> None:
+    """Each streamed process trains on a batch of its own, normalised by the world's counts:
+    the mean of the two processes' losses (and gradients, as DDP averages them) is one
+    process's on the two batches together, ROI masks included."""
+    rng = np.random.default_rng(0)
+    n, r = 12, 10
+    a = rng.standard_normal((n, r, r)).astype(np.float32)
+    fc = DeviceConnectomes(np.tanh(0.3 * (a + a.transpose(0, 2, 1))), torch.device("cpu"))
+    layout = QueryLayout().append("sex", "binary", ("F", "M")).append("age", "continuous")
+    present = torch.as_tensor([True] * 6 + [False] * 3 + [True] * 3)  # sex absent on rank 1
+    sex = torch.eye(2)[torch.as_tensor(rng.integers(0, 2, n))] * present[:, None]
+    age = torch.as_tensor(rng.standard_normal(n), dtype=torch.float32)
+    targets = {"sex": Target(sex, present), "age": Target(age, torch.ones(n, dtype=torch.bool))}
+    batches = [torch.tensor([0, 2, 4, 6, 8, 10]), torch.tensor([7, 3, 5, 1, 9, 11])]
+    config = LCMConfig(n_rois=r, n_queries=layout.n_queries, **{**PRESETS["tiny"], "dropout": 0})
+    torch.manual_seed(0)
+    objective = PretrainObjective(LCM(config), layout, ssl_weight=0.5)
+
+    def run(index: torch.Tensor, **kwargs: object) -> tuple[float, dict[str, torch.Tensor]]:
+        objective.zero_grad()
+        step = PretrainStep(objective, fc, targets, 0.3, torch.Generator().manual_seed(1), **kwargs)
+        loss, _ = step(index)
+        loss.backward()
+        return float(loss.detach()), {
+            k: p.grad.clone() if p.grad is not None else None
+            for k, p in objective.named_parameters()
+        }
+
+    one_loss, one_grads = run(torch.cat(batches))
+    counts = [
+        torch.tensor([float(present[b].sum()), float(len(b)), 0.0], dtype=torch.float64)
+        for b in batches
+    ]
+    masks = []  # the masked-ROI count of each rank's rows of the world's draw
+    drawn = objective_mod.sample_roi_mask(12, r, 0.3, torch.Generator().manual_seed(1))
+    for k in range(2):
+        masks.append(float(drawn[6 * k : 6 * (k + 1)].sum()) * r)
+    total = counts[0] + counts[1]
+    total[-1] = masks[0] + masks[1]
+    losses, grads = [], []
+    for rank in range(2):
+        loss, g = run(batches[rank], rank=rank, world=2, own_batches=lambda _c, t=total: t)
+        losses.append(loss)
+        grads.append(g)
+    assert np.isclose(np.mean(losses), one_loss, rtol=1e-5)
+    for key, g in one_grads.items():
+        if g is None:
+            continue
+        mean = (grads[0][key] + grads[1][key]) / 2
+        torch.testing.assert_close(mean, g, rtol=1e-4, atol=1e-6, msg=key)
