@@ -4,6 +4,9 @@ time, never loaded whole (DESIGN §6 "pretraining data loading streams from Parq
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +227,33 @@ def test_own_batches_of_two_processes_learn_what_one_process_learns_from_both() 
             continue
         mean = (grads[0][key] + grads[1][key]) / 2
         torch.testing.assert_close(mean, g, rtol=1e-4, atol=1e-6, msg=key)
+
+
+@pytest.mark.slow
+def test_two_processes_stream_row_groups_of_their_own(
+    store: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """torchrun with 2 processes: each reads and trains on its own half of the training runs
+    every epoch (none on both), in equal numbers of batches, and the model is written once."""
+    root, catalogue = store
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    worker = str(Path(__file__).parent / "ddp_stream_worker.py")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", "2", worker, str(tmp_path)]
+    command += _argv(root, catalogue, tmp_path / "m", {**SETTINGS, "batch_size": 8})
+    run = subprocess.run(command, env=env, timeout=240, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1)]
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert meta["world_size"] == 2
+    n_train = meta["data"]["n_runs"] - 5  # 5 held-out runs (one per held-out subject)
+    for epoch in ("1", "2"):
+        mine = [[i for b in ranks[r][epoch] for i in b] for r in (0, 1)]
+        assert len(ranks[0][epoch]) == len(ranks[1][epoch])  # the same number of steps
+        assert all(len(b) <= 4 for r in (0, 1) for b in ranks[r][epoch])  # 8 / 2 processes
+        assert not set(mine[0]) & set(mine[1])
+        assert len(mine[0]) == len(mine[1]) == n_train // 2
+    assert ranks[0]["1"] != ranks[0]["2"]  # another order each epoch
+    history = pd.read_csv(tmp_path / "m" / "history.tsv", sep="\t")
+    assert np.isfinite(history["loss_total"]).all() and len(history) == 2
