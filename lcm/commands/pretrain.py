@@ -90,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm pretrain``."""
     # Imported here: every `lcm` call builds all parsers, and torch takes seconds to import.
-    from lcm.store.read import load_cohort, load_streamed_cohort
+    from lcm.store.read import cohort_size, load_cohort, load_streamed_cohort
     from lcm.train.distributed import check_global_batch, launched_world
     from lcm.train.loop import pick_device, set_threads
     from lcm.train.outputs import (
@@ -102,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from lcm.train.pretrain import pretrain
     from lcm.train.settings import resolve_settings
+    from lcm.train.streamed import check_memory_load
 
     if args.bei_maps == "yes":
         raise ConfigError(
@@ -125,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
     resolved = resolve_settings("pretrain", settings)
     # data_loading: stream leaves the connectomes in the store (read a batch at a time).
     load = load_streamed_cohort if resolved["data_loading"] == "stream" else load_cohort
+    if load is load_cohort:  # refused before hours of loading end in the job's OOM kill
+        n_runs, n_rois = cohort_size(args.store, args.atlas, list(args.datasets))
+        check_memory_load(n_runs, n_rois, f"{' '.join(args.datasets)} ({args.atlas})")
     cohort = load(args.store, args.atlas, list(args.datasets), catalogue)
     # Claimed (refused if it holds others' files) and locked against a concurrent run; the
     # ridge maps lcm bei-maps writes beside the checkpoint are neither replaced nor recorded.

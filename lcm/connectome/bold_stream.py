@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import logging
 import math
-import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import numpy as np
 from lcm import reason_codes
 from lcm.bids.nifti_header import dimension_problem, size_problem
 from lcm.exceptions import ExcludedRunError
+from lcm.io.memory import available_memory
 
 log = logging.getLogger(__name__)
 
@@ -146,27 +146,6 @@ def _parse_header(raw: bytes, source: str) -> BoldHeader:
         vox_offset=offset,
         header=header,
     )
-
-
-def available_memory() -> int:
-    """Bytes of memory this process can still use: ``MemAvailable``, capped by a cgroup limit.
-
-    Falls back to the physical memory when ``/proc`` is not there (not Linux).
-    """
-    try:
-        with open("/proc/meminfo") as fh:
-            info = dict(line.split(":", 1) for line in fh)
-        free = int(info["MemAvailable"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
-        free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    # SLURM and containers confine a job to a cgroup smaller than the node.
-    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            limit = int(Path(limit_file).read_text().strip())
-        except (OSError, ValueError):  # absent, or "max"
-            continue
-        free = min(free, limit)
-    return free
 
 
 def check_bold_size(hdr: BoldHeader, path: Path, memory: int | None = None) -> None:

@@ -262,6 +262,25 @@ def load_cohort(
     return cohort
 
 
+def cohort_size(store: str | Path, atlas: str, datasets: list[str]) -> tuple[int, int]:
+    """``(runs, ROIs)`` of ``datasets`` for ``atlas``, from the partitions' footers alone.
+
+    What loading them whole would hold, known before any connectome is read (downstream test
+    subjects a load leaves out are counted).
+    """
+    n_runs, n_rois = 0, 0
+    for dataset in datasets:
+        path = _partition(store, atlas, dataset)
+        try:
+            meta = pq.ParquetFile(path).metadata
+        except (pa.ArrowException, OSError) as exc:
+            raise unreadable(path, dataset, exc) from None
+        check_schema_version(meta.metadata, path)
+        n_runs += meta.num_rows
+        n_rois = max(n_rois, len(roi_names_of(meta.metadata, path, dataset)))
+    return n_runs, n_rois
+
+
 def load_streamed_cohort(
     store: str | Path,
     atlas: str,

@@ -30,7 +30,8 @@ import torch
 from tqdm import tqdm
 
 from lcm.catalogue import Catalogue
-from lcm.exceptions import InputDataError
+from lcm.exceptions import ConfigError, InputDataError
+from lcm.io.memory import available_memory
 from lcm.io.run_digests import (
     Fingerprint,
     connectome_digests,
@@ -51,6 +52,49 @@ SCAN_BATCH = 128
 SHUFFLE_RUNS = 512
 # Identifier columns compared between the cohort read and the runs the stream reads.
 _KEYS = ("dataset", "subject", "session", "task", "run", "window")
+
+
+def memory_load_bytes(n_runs: int, n_rois: int) -> int:
+    """Bytes pretraining holds with ``data_loading: memory``: per run the ``R x R`` matrix,
+    the stored upper triangle read (``R (R - 1) / 2``) and the triangle training keeps
+    (``R (R + 1) / 2``), float32: ``8 R^2`` bytes."""
+    return 4 * n_runs * (n_rois * n_rois + n_rois * (n_rois - 1) // 2 + n_rois * (n_rois + 1) // 2)
+
+
+def check_memory_load(n_runs: int, n_rois: int, what: str, memory: int | None = None) -> None:
+    """Refuse to load a cohort whole that this job's memory cannot hold; warn past half of it.
+
+    Parameters
+    ----------
+    n_runs, n_rois : int
+    what : str
+        The cohort, for the message (datasets and atlas).
+    memory : int, optional
+        Bytes available (default: :func:`lcm.io.memory.available_memory`, the job's cgroup).
+
+    Raises
+    ------
+    ConfigError
+        Naming the bytes needed and available, and ``pretrain.data_loading: stream``.
+    """
+    need = memory_load_bytes(n_runs, n_rois)
+    have = available_memory() if memory is None else memory
+    size = f"{n_runs} runs of {n_rois} ROIs ({need / 1e9:.1f} GB)"
+    if need > have:
+        raise ConfigError(
+            f"pretrain.data_loading: memory would load {what} whole: {size}, and this job can "
+            f"use {have / 1e9:.1f} GB.",
+            hint="Set pretrain.data_loading: stream (the connectomes are read a batch at a "
+            "time), or give the pretrain rule more memory (resources: mem_mb).",
+        )
+    if need > have / 2:
+        log.warning(
+            "pretrain: loading %s whole takes %s of the %.1f GB this job can use; "
+            "pretrain.data_loading: stream reads them a batch at a time",
+            what,
+            size,
+            have / 1e9,
+        )
 
 
 @dataclass

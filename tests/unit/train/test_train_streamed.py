@@ -4,6 +4,7 @@ time, never loaded whole (DESIGN §6 "pretraining data loading streams from Parq
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from safetensors.torch import load_file
 
 from lcm.catalogue import load_catalogue
 from lcm.cli import main
+from lcm.exceptions import ConfigError
 from lcm.io.run_digests import connectome_digests, connectome_sketches
 from lcm.model.config import PRESETS, LCMConfig
 from lcm.model.lcm import LCM
@@ -25,9 +27,16 @@ from lcm.model.targets import QueryLayout, Target
 from lcm.store import read as read_mod
 from lcm.store.read import load_cohort, load_streamed_cohort
 from lcm.train import objective as objective_mod
+from lcm.train import streamed as streamed_mod
 from lcm.train.loop import DeviceConnectomes
 from lcm.train.objective import PretrainObjective, PretrainStep
-from lcm.train.streamed import StreamedConnectomes, cohort_stream, scan_cohort
+from lcm.train.streamed import (
+    StreamedConnectomes,
+    check_memory_load,
+    cohort_stream,
+    memory_load_bytes,
+    scan_cohort,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -167,7 +176,6 @@ def test_streamed_run_killed_mid_epoch_resumes_exactly(
 def test_a_cohort_read_otherwise_than_the_setting_says_is_refused(
     store: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    from lcm.exceptions import ConfigError
     from lcm.train.pretrain import pretrain
 
     root, catalogue_path = store
@@ -257,3 +265,34 @@ def test_two_processes_stream_row_groups_of_their_own(
     assert ranks[0]["1"] != ranks[0]["2"]  # another order each epoch
     history = pd.read_csv(tmp_path / "m" / "history.tsv", sep="\t")
     assert np.isfinite(history["loss_total"]).all() and len(history) == 2
+
+
+def test_a_cohort_too_large_for_the_job_is_refused_before_loading(
+    store: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root, catalogue = store
+    # 50 runs of 13 ROIs: 8 * 13^2 * 50 = 67,600 bytes loaded whole.
+    assert memory_load_bytes(50, 13) == 67_600
+    monkeypatch.setattr(streamed_mod, "available_memory", lambda: 60_000)
+    memory = {**SETTINGS, "data_loading": "memory"}
+    assert main(_argv(root, catalogue, tmp_path / "m", memory)) != 0
+    err = capsys.readouterr().err
+    assert "50 runs of 13 ROIs" in err and "data_loading: stream" in err
+    assert not (tmp_path / "m").exists()  # refused before the output folder was claimed
+    # Streamed, the same job trains: its memory does not grow with the runs.
+    assert main(_argv(root, catalogue, tmp_path / "s", SETTINGS)) == 0
+    # Past half of the memory: loaded, with a warning naming the setting.
+    with pytest.raises(ConfigError):
+        check_memory_load(50, 13, "alpha beta (toy)", memory=60_000)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # the lcm logger does not propagate once main() ran
+    logging.getLogger("lcm.train.streamed").addHandler(handler)
+    try:
+        check_memory_load(50, 13, "alpha beta (toy)", memory=100_000)
+    finally:
+        logging.getLogger("lcm.train.streamed").removeHandler(handler)
+    assert any("data_loading: stream" in r.getMessage() for r in records)
