@@ -105,6 +105,17 @@ KEYS: dict[str, set[str]] = {
         "shape",
         "n_labels",
     },
+    "pretrain_stream.py": {
+        "n_runs",
+        "n_rois",
+        "epochs",
+        "ratio",
+        "rss_ratio",
+        "stream_growth_mb",
+        "memory_growth_mb",
+        "better",
+        "threads",
+    },
     "store.py": {
         "n",
         "n_rois",
@@ -256,6 +267,14 @@ def _evaluate_speed(result: dict[str, Any]) -> None:
     assert result["ratio_default_vs_single"] > 0
 
 
+def _pretrain_stream(result: dict[str, Any]) -> None:
+    # Both contenders trained at both sizes, and their peaks were read from the kernel.
+    for loading in ("memory", "stream"):
+        for n in result["n_runs"]:
+            case = result[f"{loading}_{n}"]
+            assert case["samples_s"] > 0 and case["peak_rss_mb"] > 50
+
+
 # Checks of a benchmark's non-timing output beyond its keys (given the last line's JSON).
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "dag_scale.py": _dag,
@@ -263,6 +282,7 @@ CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "report_scale.py": _report_scale,
     "gpu_smoke.sh": _agreement,
     "parcellation.py": _parcellation,
+    "pretrain_stream.py": _pretrain_stream,
     "store.py": _store,
     "synth_realism.py": _realism,
 }

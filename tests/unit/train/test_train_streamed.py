@@ -296,3 +296,24 @@ def test_a_cohort_too_large_for_the_job_is_refused_before_loading(
     finally:
         logging.getLogger("lcm.train.streamed").removeHandler(handler)
     assert any("data_loading: stream" in r.getMessage() for r in records)
+
+
+def test_the_graphed_step_trains_on_streamed_batches_as_the_eager_step(
+    store: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """``compile_scope: step`` (the whole step one CUDA graph on a GPU, eager here) takes its
+    rows from the stream as the default scope does: the same training, up to summation order."""
+    from lcm.train.pretrain import pretrain
+
+    root, catalogue_path = store
+    catalogue = load_catalogue(catalogue_path)
+    cohort = load_streamed_cohort(root, "toy", ["alpha", "beta"], catalogue)
+    model = {**TINY, "overrides": {**TINY["overrides"], "dropout": 0.0}}
+    for scope in ("step", "blocks"):
+        settings = {**SETTINGS, "compile_scope": scope}
+        pretrain(cohort, catalogue, model, settings, seed=4, out_dir=tmp_path / scope)
+    step, blocks = (load_file(tmp_path / d / "model.safetensors") for d in ("step", "blocks"))
+    assert step.keys() == blocks.keys()
+    for name, value in step.items():
+        if not name.endswith("attn.in_proj_bias"):  # the keys' bias: zero true gradient
+            torch.testing.assert_close(value, blocks[name], rtol=1e-4, atol=1e-5, msg=name)

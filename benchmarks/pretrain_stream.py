@@ -1,0 +1,163 @@
+"""Pretraining memory and speed: connectomes streamed from the store vs loaded whole.
+
+Ours: ``lcm pretrain`` with ``pretrain.data_loading: stream`` (one pass in the store's order for
+the fingerprint and digests, then :class:`lcm.store.loader.ConnectomeStream` batches each epoch).
+Reference, same run, same store, same model and settings: ``data_loading: memory`` (every
+connectome loaded before training). Each contender runs as a child process at two cohort sizes,
+``n`` and ``2 n`` runs, and its peak RSS is read from the kernel (``wait4``): the memory a job
+must ask SLURM for. Streaming's promise is that its peak does not grow with the runs
+(``stream_growth_mb``, the peak at 2n minus the peak at n, beside ``memory_growth_mb``), at a
+speed close to the in-memory run's (``ratio`` = stream samples/s over memory samples/s, wall time
+of the whole command, loading included, at 2n).
+
+The last line printed is JSON: n_runs, n_rois, epochs, per contender and size ``wall_s``,
+``samples_s`` and ``peak_rss_mb``, ``ratio``, ``rss_ratio`` (stream / memory peak at 2n),
+``stream_growth_mb``, ``memory_growth_mb``, ``better`` and ``threads``.
+
+    python benchmarks/pretrain_stream.py --quick      # seconds (make test)
+    python benchmarks/pretrain_stream.py              # 4,000 and 8,000 runs x 200 ROIs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lcm.catalogue import load_catalogue
+from lcm.store.commit import commit_dataset
+from lcm.store.layout import n_edges
+from lcm.store.writer import variables_id, write_connectome_arrays, write_variables
+from lcm.threads import cap_threads
+
+CATALOGUE = """
+variables:
+  age: {kind: continuous, domain: sociodemographic, units: years, range: [5, 100]}
+  sex: {kind: binary, domain: sociodemographic, levels: [F, M]}
+datasets:
+  bench:
+    id_column: SUB_ID
+    columns:
+      age: {column: AGE}
+      sex: {column: SEX}
+"""
+MODEL = {"preset": "tiny", "overrides": {"d_model": 32, "n_heads": 4, "d_ffn": 48}}
+POOL = 256  # distinct connectomes, cycled (generating them must not dominate the run)
+
+
+def write_store(root: Path, catalogue_path: Path, n: int, n_rois: int) -> None:
+    """A one-dataset store of ``n`` runs (one per subject) with age and sex, written in blocks."""
+    rng = np.random.default_rng(0)
+    pool = np.tanh(rng.standard_normal((POOL, n_edges(n_rois))) * 0.3).astype(np.float32)
+    subjects = [f"s{i:06d}" for i in range(n)]
+    runs = pd.DataFrame({"subject": subjects, "task": "rest", "run": "1"})
+    runs["run_key"] = [f"sub-{s}_task-rest_run-1" for s in subjects]
+    phenotype = pd.DataFrame(
+        {
+            "subject": subjects,
+            "site": "",
+            "age": rng.uniform(20, 80, n),
+            "sex": np.where(rng.random(n) < 0.5, "F", "M").astype(object),
+        }
+    )
+    catalogue = load_catalogue(catalogue_path)
+
+    def blocks():  # (b, E) float32 blocks, views of the pool
+        for start in range(0, n, 64):
+            rows = min(64, n - start)
+            offset = (start * 7) % (POOL - rows + 1)
+            yield pool[offset : offset + rows]
+
+    names = [f"roi{i}" for i in range(n_rois)]
+    with commit_dataset(root, "bench", variables_id(phenotype, catalogue)) as commit:
+        write_connectome_arrays(root, "bench", "bench", runs, blocks(), names, commit=commit)
+        write_variables(root, "bench", phenotype, catalogue, commit=commit)
+        commit.apply()
+
+
+def run_pretrain(
+    root: Path, catalogue: Path, out: Path, loading: str, epochs: int, batch: int, threads: int
+) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes) of one ``lcm pretrain`` child."""
+    settings = {"epochs": epochs, "batch_size": batch, "data_loading": loading}
+    command = [sys.executable, "-m", "lcm", "pretrain", "--store", str(root), "--atlas", "bench"]
+    command += ["--catalogue", str(catalogue), "--datasets", "bench", "--seed", "0"]
+    command += ["--model", json.dumps(MODEL), "--settings", json.dumps(settings)]
+    command += ["--out-dir", str(out), "--threads", str(threads)]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert child.stderr is not None
+    err = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    if child.returncode:
+        sys.stderr.write(err.decode(errors="replace")[-3000:])
+        raise SystemExit(f"lcm pretrain ({loading}) failed with status {child.returncode}")
+    return wall, usage.ru_maxrss * 1024  # kilobytes on Linux
+
+
+def main() -> None:
+    """Run both contenders at n and 2n runs and print the JSON line."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--n", type=int, default=4000, help="Runs of the smaller cohort (and 2n).")
+    p.add_argument("--rois", type=int, default=200)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--dir", type=Path, default=None, help="Scratch folder (default: /tmp).")
+    p.add_argument("--quick", action="store_true", help="200 and 400 runs x 20 ROIs.")
+    args = p.parse_args()
+    if args.quick:
+        args.n, args.rois, args.batch = 200, 20, 16
+    threads = cap_threads(args.threads)
+    scratch = Path(tempfile.mkdtemp(prefix="lcm-pretrain-stream-", dir=args.dir))
+    try:
+        catalogue = scratch / "variables.yaml"
+        catalogue.write_text(CATALOGUE)
+        result: dict[str, object] = {"n_runs": [args.n, 2 * args.n], "n_rois": args.rois}
+        result["epochs"] = args.epochs
+        peaks: dict[tuple[str, int], float] = {}
+        speed: dict[tuple[str, int], float] = {}
+        for n in (args.n, 2 * args.n):
+            root = scratch / f"store-{n}"
+            write_store(root, catalogue, n, args.rois)
+            # Alternating order: the first child of a size warms the page cache for the second.
+            for loading in ("memory", "stream") if n == args.n else ("stream", "memory"):
+                out = scratch / f"{loading}-{n}"
+                wall, rss = run_pretrain(
+                    root, catalogue, out, loading, args.epochs, args.batch, threads
+                )
+                summary = json.loads((out / "model.json").read_text())
+                n_train = summary["data"]["n_runs"] - len(summary["data"]["heldout_subjects"])
+                peaks[loading, n] = rss / 2**20
+                speed[loading, n] = n_train * args.epochs / wall
+                result[f"{loading}_{n}"] = {
+                    "wall_s": round(wall, 2),
+                    "samples_s": round(speed[loading, n], 1),
+                    "peak_rss_mb": round(peaks[loading, n], 1),
+                }
+            shutil.rmtree(root)
+        big = 2 * args.n
+        result["ratio"] = round(speed["stream", big] / speed["memory", big], 3)
+        result["rss_ratio"] = round(peaks["stream", big] / peaks["memory", big], 3)
+        result["stream_growth_mb"] = round(peaks["stream", big] - peaks["stream", args.n], 1)
+        result["memory_growth_mb"] = round(peaks["memory", big] - peaks["memory", args.n], 1)
+        result["better"] = "higher"
+        result["threads"] = threads
+        print(json.dumps(result))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
