@@ -382,11 +382,12 @@ def run_collect(args: argparse.Namespace) -> int:
 
 def _run_outputs(qc_table: str) -> list[str]:
     """Time series and matrices listed in a QC table (the runs' outputs, with sidecars)."""
-    from lcm.io.derivatives import list_cell, read_qc_table
+    from lcm.io.derivatives import list_cell
+    from lcm.io.qc_table import RELMAT, RELMATS, TIMESERIES, read_qc_table
 
     qc = read_qc_table(qc_table)
-    cols = [c for c in ("timeseries", "relmats") if c in qc.columns]
-    if "relmats" not in qc.columns and "relmat" in qc.columns:
-        cols.append("relmat")
+    cols = [c for c in (TIMESERIES, RELMATS) if c in qc.columns]
+    if RELMATS not in qc.columns and RELMAT in qc.columns:
+        cols.append(RELMAT)
     paths = [p for c in cols for cell in qc[c] for p in list_cell(cell)]
     return [p for p in paths if Path(p).is_file()]

@@ -12,8 +12,8 @@ import pandas as pd
 from lcm.catalogue import load_catalogue
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.exceptions import InputDataError
-from lcm.io.derivatives import read_qc_table
 from lcm.io.provenance import record_outputs, sha256_file, write_sidecar
+from lcm.io.qc_table import INCLUDED, RELMAT, SUBJECT, read_qc_table
 from lcm.store.commit import commit_dataset
 from lcm.store.phenotype import match_scanned_subjects, missingness, read_phenotype
 from lcm.store.writer import (
@@ -59,14 +59,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm store``."""
     catalogue = load_catalogue(args.catalogue)
-    qc = read_qc_table(args.qc_table, required=("subject", "included", "relmat"))
+    qc = read_qc_table(args.qc_table, required=(SUBJECT, INCLUDED, RELMAT))
     # A dataset without a run to store stops here, naming the QC table and the runs' reasons,
     # before its phenotype is read.
     runs = stored_rows(qc, args.dataset, source=args.qc_table)
-    scanned = set(qc["subject"])
+    scanned = set(qc[SUBJECT])
     # A bad phenotype value stops the store only in the row of a participant whose connectomes
     # this run stores (an included run); other rows' bad values read as missing, logged.
-    stored = set(runs["subject"])
+    stored = set(runs[SUBJECT])
     phenotype = read_phenotype(args.phenotype, args.dataset, catalogue, scanned=stored)
     phenotype, renamed = match_scanned_subjects(phenotype, scanned)
     if renamed:

@@ -1,4 +1,8 @@
-"""Per-run QC records (one JSON per voxel run) and the QC table that gathers them."""
+"""Per-run QC records (one JSON per voxel run) and the QC table that gathers them.
+
+The table's columns (:data:`lcm.io.qc_table.QC_COLUMNS`) and its reader are
+:mod:`lcm.io.qc_table`'s, which the store, the report and the evaluation import too.
+"""
 
 from __future__ import annotations
 
@@ -16,44 +20,10 @@ from lcm.bids.runs import RunIds
 from lcm.exceptions import ConfigError, ExcludedRunError, InputDataError
 from lcm.io.atomic import write_tsv
 from lcm.io.derivatives import exclusion_reasons
+from lcm.io.qc_table import QC_COLUMNS
 
 log = logging.getLogger(__name__)
 
-QC_COLUMNS = (
-    "dataset",
-    "subject",
-    "session",
-    "task",
-    "run",
-    "run_key",
-    "included",
-    "reason",
-    "reason_code",
-    "n_volumes",
-    "n_volumes_kept",
-    "mean_fd",
-    "t_r",
-    "n_rois",
-    "timeseries",
-    "relmat",
-    "empty_rois",
-    "strategy",
-    "fd_threshold",
-    "dvars_threshold",
-    "standardize",
-    "n_windows",
-    "window_note",
-    "relmats",
-    "window_relmats",
-    "pct_scrubbed",
-    "median_tsnr",
-    "mean_coverage",
-    "n_dropout_volumes",
-    "n_non_steady_volumes",
-    "space_read",
-    "dof",
-    "t_r_source",
-)
 # Columns older QC records may lack (filled with their empty value when read).
 _OPTIONAL = {
     # The manifest's code of a run excluded at ingest (other_atlas, duplicate, ...): the

@@ -26,7 +26,7 @@ from lcm.evaluate.metrics import (
     fold_test_train_ratio,
     summarise,
 )
-from lcm.evaluate.motion import MOTION_MODEL
+from lcm.evaluate.motion import MOTION_MODEL, subject_mean_fd
 from lcm.evaluate.registry import BASELINE_MODELS, CONTROL_MODELS
 
 log = logging.getLogger(__name__)
@@ -824,17 +824,17 @@ def motion_confound(qc: pd.DataFrame | None, predictions: pd.DataFrame) -> dict[
     :func:`lcm.report.findings.motion_fragment` reports). Each subject's mean FD is the mean
     over its included runs; each task's subjects and labels are those of its predictions
     table. Tasks without QC rows for their subjects are left out.
+
+    Raises
+    ------
+    InputDataError
+        ``qc`` lacks a column the motion checks read (:func:`lcm.evaluate.motion.subject_mean_fd`).
     """
     from sklearn.metrics import roc_auc_score
 
-    if qc is None or "mean_fd" not in qc.columns or predictions.empty:
+    fd = subject_mean_fd(qc)
+    if fd.empty or predictions.empty:
         return {}
-    runs = qc[qc["included"].to_numpy(dtype=bool)]
-    fd = (
-        pd.to_numeric(runs["mean_fd"], errors="coerce")
-        .groupby([runs["dataset"].astype(str), runs["subject"].astype(str)])
-        .mean()
-    )
     out = {}
     for task, rows in predictions.groupby("task", sort=True):
         if task_kind(rows) != "binary":

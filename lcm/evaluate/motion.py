@@ -12,8 +12,9 @@ subjects per class as the models had labelled there (the evaluation record's
 The direction (which class moves more) is learned on the training subjects only.
 
 Cheap: one one-feature logistic regression per fit, in the report. A binary task whose test
-subjects lack a mean FD (no QC table, or runs without ``mean_fd``) is not scored, and
-:func:`motion_scores` says why, so the report can say so rather than stay silent.
+subjects lack a mean FD (no QC table, or runs whose ``mean_fd`` is n/a) is not scored, and
+:func:`motion_scores` says why, so the report can say so rather than stay silent; a table
+without the ``mean_fd`` column is refused, as ``lcm report`` refuses it.
 """
 
 from __future__ import annotations
@@ -32,17 +33,36 @@ from lcm.evaluate.metrics import (
     binary_metrics,
     tidy,
 )
+from lcm.io.qc_table import DATASET, INCLUDED, MEAN_FD, SUBJECT, check_qc_columns
 
 MOTION_MODEL = "motion-fd"
+# The QC table columns the motion checks read: a subject's mean FD over its included runs.
+QC_NEEDED = (DATASET, SUBJECT, INCLUDED, MEAN_FD)
 
 
 def subject_mean_fd(qc: pd.DataFrame | None) -> pd.Series:
-    """Mean FD per ``(dataset, subject)``, averaged over the subject's included runs."""
-    if qc is None or "mean_fd" not in qc.columns or qc.empty:
+    """Mean FD per ``(dataset, subject)``, averaged over the subject's included runs.
+
+    The one reading of the QC tables' motion for the report's motion checks
+    (:func:`motion_scores` and :func:`lcm.evaluate.compare.motion_confound`).
+
+    Parameters
+    ----------
+    qc : pandas.DataFrame or None
+        The connectome QC tables (:data:`QC_NEEDED`, ``included`` parsed to bool), or None
+        when none was given (every subject's mean FD is then unknown).
+
+    Raises
+    ------
+    InputDataError
+        ``qc`` lacks one of :data:`QC_NEEDED` (it is no connectome QC table).
+    """
+    if qc is None:
         return pd.Series(dtype=float)
-    runs = qc[qc["included"].to_numpy(dtype=bool)] if "included" in qc.columns else qc
-    fd = pd.to_numeric(runs["mean_fd"], errors="coerce")
-    return fd.groupby([runs["dataset"].astype(str), runs["subject"].astype(str)]).mean().dropna()
+    check_qc_columns(qc, QC_NEEDED, "The QC table")
+    runs = qc[qc[INCLUDED].to_numpy(dtype=bool)]
+    fd = pd.to_numeric(runs[MEAN_FD], errors="coerce")
+    return fd.groupby([runs[DATASET].astype(str), runs[SUBJECT].astype(str)]).mean().dropna()
 
 
 def _fd_of(fd: pd.Series, rows: pd.DataFrame) -> np.ndarray:
@@ -95,7 +115,7 @@ def motion_scores(
     Parameters
     ----------
     qc : pandas.DataFrame or None
-        The connectome QC tables (``dataset, subject, included, mean_fd``).
+        The connectome QC tables (:data:`QC_NEEDED`), or None.
     predictions : pandas.DataFrame
         The tidy predictions table of the evaluated models: its folds and test subjects.
     records : dict, optional

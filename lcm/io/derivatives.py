@@ -1,19 +1,17 @@
-"""Derivative tables shared by several stages: reading a QC table, what "included" means, the
-file lists in its cells and why runs were left out.
+"""Derivative tables shared by several stages: what "included" means, the file lists in a QC
+table's cells and why runs were left out.
 
 The connectome stage writes a QC table per dataset (and ingest a manifest), the store reads it
 to pick the runs it keeps, and the report and error messages summarise the runs left out. They
-read the table, parse the ``included`` column and its comma-separated cells and phrase the
-exclusion reasons here, once, so that a run the report calls included is a run the store keeps.
+parse the ``included`` column and the comma-separated cells and phrase the exclusion reasons
+here, once, so that a run the report calls included is a run the store keeps. The QC table's
+columns and its reader are :mod:`lcm.io.qc_table`'s.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
-from collections.abc import Sequence
-from pathlib import Path
 
 import pandas as pd
 
@@ -163,76 +161,6 @@ def _run_labels(table: pd.DataFrame) -> pd.Series:
     subjects = table["subject"].fillna("").astype(str) if "subject" in table else empty
     rows = pd.Series([f"row {i + 1}" for i in range(len(table))], index=table.index)
     return keys.where(keys != "", ("sub-" + subjects).where(subjects != "", rows))
-
-
-# Label columns of a QC table, kept as written by the typed read: subject 0050002 is not 50002,
-# nor run 01 run 1.
-QC_LABELS = ("dataset", "subject", "session", "task", "run", "run_key", "reason_code")
-
-
-def read_qc_table(
-    path: str | os.PathLike[str], required: Sequence[str] = (), *, typed: bool = False
-) -> pd.DataFrame:
-    """A connectome QC table as text cells (``keep_default_na=False``: ``n/a`` stays text).
-
-    The one reader of the table (``lcm connectome``, ``lcm store`` and ``lcm report``).
-
-    Parameters
-    ----------
-    path : path-like
-        ``<results>/connectome/<dataset>/seg-<atlas>_qc.tsv``.
-    required : sequence of str
-        Columns the caller needs.
-    typed : bool, optional
-        Read it as the report does instead: ``n/a`` and empty cells missing, numbers as
-        numbers, the :data:`QC_LABELS` columns text; output paths are left as written.
-
-    Raises
-    ------
-    InputDataError
-        The file cannot be read as a UTF-8 TSV, or lacks a ``required`` column.
-    """
-    try:
-        if typed:
-            qc = pd.read_csv(path, sep="\t", na_values=["n/a"], dtype=dict.fromkeys(QC_LABELS, str))
-        else:
-            qc = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputDataError(
-            f"Cannot read QC table {path}: {str(exc).splitlines()[0]}",
-            hint="Pass the connectome stage's QC table (UTF-8 TSV); rerun that stage if damaged.",
-        ) from None
-    lacking = [c for c in required if c not in qc.columns]
-    if lacking:
-        raise InputDataError(
-            f"QC table {path} lacks column(s) {lacking} (has {list(qc.columns)[:12]}).",
-            hint="Pass the QC table written by `lcm connectome` for this dataset and atlas.",
-        )
-    if typed:
-        return qc
-    table = Path(path)
-    if "relmat" in qc:
-        qc["relmat"] = [_found(cell, table) if cell else cell for cell in qc["relmat"]]
-    for column in ("relmats", "window_relmats"):  # comma-separated lists
-        if column in qc:
-            qc[column] = [
-                ",".join(_found(c, table) for c in items) if (items := list_cell(v)) else v
-                for v in qc[column]
-            ]
-    return qc
-
-
-def _found(item: str, table: Path) -> str:
-    """An output path of a QC table, found from any folder: a relative path that does not
-    exist from here is looked up from the table's folders upwards.
-
-    A stage writes its paths as given, relative to where it ran (``--out-dir out/...``);
-    `lcm store` run from another folder could not find them, and blamed the stage.
-    """
-    path = Path(item)
-    if path.is_absolute() or path.exists():
-        return item
-    return next((str(a / item) for a in table.resolve().parents if (a / item).exists()), item)
 
 
 def list_cell(value: object) -> list[str]:

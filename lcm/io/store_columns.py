@@ -9,6 +9,8 @@ pandas, pyarrow and DuckDB add when they read the folders.
 
 from __future__ import annotations
 
+from lcm.io.qc_table import MEAN_FD, N_VOLUMES, N_VOLUMES_KEPT, T_R
+
 # Hive partition keys, folder names rather than file columns (``atlas=<a>/dataset=<d>``);
 # readers of the folders add them as columns.
 PARTITION_KEYS = ("atlas", "dataset")
@@ -18,10 +20,10 @@ ID_COLUMNS = ("subject", "session", "task", "run", "run_key", "site")
 WINDOW = "window"
 WHOLE_RUN = -1
 # QC columns of a connectome partition (missing allowed), a numeric subset of the QC table's
-# lcm.connectome.qc.QC_COLUMNS: the volume counts are int32 (schema version 5; float64 before),
-# the others float64.
-STORE_QC_COLUMNS = ("n_volumes", "n_volumes_kept", "mean_fd", "t_r")
-COUNT_COLUMNS = ("n_volumes", "n_volumes_kept")
+# columns (lcm.io.qc_table.QC_COLUMNS), named alike: the volume counts are int32 (schema
+# version 5; float64 before), the others float64.
+STORE_QC_COLUMNS = (N_VOLUMES, N_VOLUMES_KEPT, MEAN_FD, T_R)
+COUNT_COLUMNS = (N_VOLUMES, N_VOLUMES_KEPT)
 # The ROIs of a run left empty (covered less than connectome.min_coverage, or all-NaN in an
 # imported matrix): their edges are stored as 0, which only these columns tell from r = 0.
 # int32 count and list<string> of ROI names (schema version 4).

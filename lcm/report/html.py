@@ -20,6 +20,7 @@ import pandas as pd
 
 import lcm
 from lcm.io.provenance import environment, sha256_file
+from lcm.io.qc_table import MEAN_FD
 from lcm.report import findings, plots
 from lcm.report.dropped import dropped_section
 from lcm.report.label_fractions import label_fraction_fragment, pseudo_label_fragment
@@ -408,7 +409,7 @@ def qc_section(qc: pd.DataFrame | None) -> str:
     )
     parts.append(exclusions_fragment(qc))
     parts.append("<h3>Motion and scrubbing</h3>")
-    fd = pd.to_numeric(qc["mean_fd"], errors="coerce")
+    fd = pd.to_numeric(qc[MEAN_FD], errors="coerce")
     parts.append(
         img_tag(
             plots.figure_png(plots.fd_histogram(qc)),

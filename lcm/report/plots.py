@@ -21,6 +21,7 @@ from PIL import Image
 from sklearn.metrics import roc_curve
 
 from lcm.evaluate.registry import model_names
+from lcm.io.qc_table import INCLUDED, MEAN_FD
 from lcm.report.tables import first_permutation, metric_name
 
 _FPR_GRID = np.linspace(0.0, 1.0, 101)
@@ -356,8 +357,8 @@ def fd_histogram(qc: pd.DataFrame) -> Figure:
     """Histogram of mean framewise displacement, included and excluded runs stacked."""
     fig = Figure(figsize=(5.2, 3.4), layout="constrained")
     ax = fig.subplots()
-    fd = pd.to_numeric(qc["mean_fd"], errors="coerce")
-    included = qc["included"].to_numpy(dtype=bool)
+    fd = pd.to_numeric(qc[MEAN_FD], errors="coerce")
+    included = qc[INCLUDED].to_numpy(dtype=bool)
     finite = fd.notna().to_numpy()
     data = [fd[included & finite].to_numpy(), fd[~included & finite].to_numpy()]
     if finite.any():

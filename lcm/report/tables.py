@@ -19,17 +19,27 @@ from lcm.bids.rows import OTHER_ATLAS
 from lcm.evaluate.metrics import read_tidy_parquet
 from lcm.evaluate.registry import BASELINE_MODELS, CONTROL_MODELS, model_family
 from lcm.exceptions import InputDataError
-from lcm.io.derivatives import (
-    ABSOLUTE_PATH,
-    included_mask,
-    list_cell,
-    path_name,
+from lcm.io.derivatives import ABSOLUTE_PATH, included_mask, list_cell, path_name
+from lcm.io.qc_table import (
+    DATASET,
+    EMPTY_ROIS,
+    INCLUDED,
+    MEAN_FD,
+    N_VOLUMES,
+    N_VOLUMES_KEPT,
+    PCT_SCRUBBED,
+    REASON,
+    REASON_CODE,
+    RUN_KEY,
+    SESSION,
+    SUBJECT,
     read_qc_table,
 )
 
 HISTORY_REQUIRED = ("epoch", "loss_total")
 BEI_COLUMNS = ("variable", "kind", "metric", "model", "baseline")
-QC_REQUIRED = ("dataset", "subject", "run_key", "included", "reason", "mean_fd")
+# The QC table's columns the report reads whatever the table (the others where present).
+QC_REQUIRED = (DATASET, SUBJECT, RUN_KEY, INCLUDED, REASON, MEAN_FD)
 
 
 def concat_tidy(
@@ -119,8 +129,8 @@ def read_qc(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
     frames = []
     for path in paths:
         frame = read_qc_table(path, QC_REQUIRED, typed=True)
-        frame["included"] = included_mask(frame["included"], f"QC table {path}")
-        frame["dataset"] = frame["dataset"].astype(str)
+        frame[INCLUDED] = included_mask(frame[INCLUDED], f"QC table {path}")
+        frame[DATASET] = frame[DATASET].astype(str)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
@@ -278,32 +288,32 @@ def qc_counts(qc: pd.DataFrame) -> pd.DataFrame:
     counts = _run_counts(runs if len(runs) else qc)
     if other.any():
         counts["other-atlas files"] = (
-            qc.loc[other].groupby("dataset").size().reindex(counts["dataset"]).fillna(0).astype(int)
+            qc.loc[other].groupby(DATASET).size().reindex(counts["dataset"]).fillna(0).astype(int)
         ).to_numpy()
     return counts
 
 
 def _other_atlas(qc: pd.DataFrame) -> pd.Series:
     """Rows of files left out at ingest as of another parcellation (``reason_code``)."""
-    if "reason_code" not in qc:
+    if REASON_CODE not in qc:
         return pd.Series(False, index=qc.index)
-    return qc["reason_code"].fillna("").astype(str).eq(OTHER_ATLAS) & ~qc["included"]
+    return qc[REASON_CODE].fillna("").astype(str).eq(OTHER_ATLAS) & ~qc[INCLUDED]
 
 
 def _run_counts(qc: pd.DataFrame) -> pd.DataFrame:
-    grouped = qc.groupby("dataset", sort=True)
+    grouped = qc.groupby(DATASET, sort=True)
     counts = pd.DataFrame(
         {
             "runs": grouped.size(),
-            "included": grouped["included"].sum().astype(int),
-            "excluded": grouped["included"].apply(lambda s: int((~s).sum())),
+            "included": grouped[INCLUDED].sum().astype(int),
+            "excluded": grouped[INCLUDED].apply(lambda s: int((~s).sum())),
             "subjects included": grouped.apply(
-                lambda g: g.loc[g["included"], "subject"].nunique(), include_groups=False
+                lambda g: g.loc[g[INCLUDED], SUBJECT].nunique(), include_groups=False
             ),
-            "median mean FD (mm)": grouped["mean_fd"].median().round(3),
+            "median mean FD (mm)": grouped[MEAN_FD].median().round(3),
         }
     )
-    scrub = scrubbing_table(qc).groupby("dataset")
+    scrub = scrubbing_table(qc).groupby(DATASET)
     if len(scrub):  # runs with volume counts (precomputed connectomes have none)
         counts["median volumes retained"] = _one_decimal(scrub["retained"].median())
         counts["median % scrubbed"] = _one_decimal(scrub["pct_scrubbed"].median())
@@ -330,23 +340,23 @@ def qc_reasons(qc: pd.DataFrame) -> pd.DataFrame:
     written before codes), as :func:`lcm.io.derivatives.exclusion_reasons` counts them; a
     group's ``reason`` is its first run's.
     """
-    excluded = qc[~qc["included"]].copy()
-    text = excluded["reason"].fillna("unspecified").astype(str)
-    subjects = excluded["subject"].fillna("").astype(str) if "subject" in excluded else None
-    excluded["reason"] = [
+    excluded = qc[~qc[INCLUDED]].copy()
+    text = excluded[REASON].fillna("unspecified").astype(str)
+    subjects = excluded[SUBJECT].fillna("").astype(str) if SUBJECT in excluded else None
+    excluded[REASON] = [
         _without_run_files(r, subjects.iloc[i] if subjects is not None else "")
         for i, r in enumerate(text)
     ]
-    key = excluded["reason"]
-    if "reason_code" in excluded:
-        codes = excluded["reason_code"].fillna("").astype(str)
+    key = excluded[REASON]
+    if REASON_CODE in excluded:
+        codes = excluded[REASON_CODE].fillna("").astype(str)
         key = codes.where(codes != "", key)
-    grouped = excluded.assign(_key=key).groupby(["dataset", "_key"], sort=True)
-    counts = grouped.agg(reason=("reason", "first"), runs=("reason", "size"))
-    if "run_key" in excluded:
-        counts["example"] = grouped["run_key"].first()
+    grouped = excluded.assign(_key=key).groupby([DATASET, "_key"], sort=True)
+    counts = grouped.agg(reason=(REASON, "first"), runs=(REASON, "size"))
+    if RUN_KEY in excluded:
+        counts["example"] = grouped[RUN_KEY].first()
     counts = counts.reset_index().drop(columns="_key")
-    return counts.sort_values(["dataset", "runs"], ascending=[1, 0])
+    return counts.sort_values([DATASET, "runs"], ascending=[1, 0])
 
 
 def _without_run_files(reason: str, subject: str) -> str:
@@ -427,17 +437,17 @@ def scrubbing_table(qc: pd.DataFrame) -> pd.DataFrame:
     the counts would show as 0 %. Empty when the QC tables carry no volume counts
     (precomputed connectomes have none).
     """
-    if not {"n_volumes", "n_volumes_kept"} <= set(qc.columns):
+    if not {N_VOLUMES, N_VOLUMES_KEPT} <= set(qc.columns):
         return pd.DataFrame(columns=["dataset", "n_volumes", "retained", "pct_scrubbed"])
-    total = pd.to_numeric(qc["n_volumes"], errors="coerce")
-    kept = pd.to_numeric(qc["n_volumes_kept"], errors="coerce")
-    ok = qc["included"].to_numpy(dtype=bool) & (total > 0).to_numpy() & kept.notna().to_numpy()
+    total = pd.to_numeric(qc[N_VOLUMES], errors="coerce")
+    kept = pd.to_numeric(qc[N_VOLUMES_KEPT], errors="coerce")
+    ok = qc[INCLUDED].to_numpy(dtype=bool) & (total > 0).to_numpy() & kept.notna().to_numpy()
     pct = 100.0 * (1.0 - kept / total)
-    if "pct_scrubbed" in qc.columns:  # older tables lack it: computed from the counts
-        pct = pd.to_numeric(qc["pct_scrubbed"], errors="coerce")
+    if PCT_SCRUBBED in qc.columns:  # older tables lack it: computed from the counts
+        pct = pd.to_numeric(qc[PCT_SCRUBBED], errors="coerce")
     return pd.DataFrame(
         {
-            "dataset": qc.loc[ok, "dataset"].astype(str).to_numpy(),
+            "dataset": qc.loc[ok, DATASET].astype(str).to_numpy(),
             "n_volumes": total[ok].to_numpy(),
             "retained": kept[ok].to_numpy(),
             "pct_scrubbed": pct[ok].to_numpy(dtype=float),
@@ -455,12 +465,12 @@ def parcel_emptiness(qc: pd.DataFrame) -> pd.DataFrame:
         most often empty first; empty when the QC tables have no ``empty_rois`` column.
     """
     columns = ["dataset", "parcel", "runs_empty", "runs", "share"]
-    if "empty_rois" not in qc.columns:
+    if EMPTY_ROIS not in qc.columns:
         return pd.DataFrame(columns=columns)
     rows = []
-    included = qc[qc["included"].to_numpy(dtype=bool)]
-    for dataset, group in included.groupby("dataset", sort=True):
-        lists = group["empty_rois"].fillna("").astype(str)
+    included = qc[qc[INCLUDED].to_numpy(dtype=bool)]
+    for dataset, group in included.groupby(DATASET, sort=True):
+        lists = group[EMPTY_ROIS].fillna("").astype(str)
         names = pd.Series([n for cell in lists for n in list_cell(cell)])
         for parcel, count in names.value_counts().items():
             rows.append(
@@ -478,7 +488,7 @@ def parcel_emptiness(qc: pd.DataFrame) -> pd.DataFrame:
 
 def exclusion_list(qc: pd.DataFrame) -> pd.DataFrame:
     """Every excluded run with its reason: ``dataset, subject, session, run_key, reason``."""
-    cols = [c for c in ("dataset", "subject", "session", "run_key", "reason") if c in qc.columns]
-    out = qc.loc[~qc["included"].to_numpy(dtype=bool), cols].copy()
-    out["reason"] = out["reason"].fillna("unspecified").astype(str)
+    cols = [c for c in (DATASET, SUBJECT, SESSION, RUN_KEY, REASON) if c in qc.columns]
+    out = qc.loc[~qc[INCLUDED].to_numpy(dtype=bool), cols].copy()
+    out[REASON] = out[REASON].fillna("unspecified").astype(str)
     return out.sort_values(cols[:-1]).reset_index(drop=True)

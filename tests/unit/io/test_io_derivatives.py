@@ -11,7 +11,8 @@ import pytest
 from lcm.connectome.imported import check_connectome
 from lcm.connectome.roi_formats import _check_series_shape
 from lcm.exceptions import ExcludedRunError, InputDataError
-from lcm.io.derivatives import exclusion_reasons, included_mask, list_cell, read_qc_table
+from lcm.io.derivatives import exclusion_reasons, included_mask, list_cell
+from lcm.io.qc_table import read_qc_table
 from lcm.report.tables import read_qc
 
 

@@ -199,3 +199,20 @@ def test_lcm_report_says_motion_alone_was_not_scored_where_the_qc_lacks_its_subj
     assert "test subjects have no mean FD in the QC tables" in page
     sidecar = json.loads(out["metrics"].with_suffix(".json").read_text())
     assert not any("qc" in str(source) for source in sidecar["Sources"])
+
+
+@pytest.mark.parametrize("column", ["included", "mean_fd"])
+def test_both_motion_checks_refuse_a_qc_table_without_a_motion_column(column):
+    """The report's two readers of the QC tables' motion disagreed: without ``included``,
+    motion_confound stopped on a bare KeyError while motion_scores took every run as included;
+    without ``mean_fd`` both said nothing (the task read "not scored: no mean FD")."""
+    from lcm.evaluate.compare import motion_confound
+    from lcm.exceptions import InputDataError
+
+    predictions, qc, records = _cohort()
+    bad = qc.drop(columns=column)
+    expected = rf"QC table lacks column\(s\) \['{column}'\]"
+    with pytest.raises(InputDataError, match=expected):
+        motion_confound(bad, predictions)
+    with pytest.raises(InputDataError, match=expected):
+        motion_scores(bad, predictions, records)

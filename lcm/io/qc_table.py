@@ -1,0 +1,174 @@
+"""The connectome QC table: its column names, its reader and its check, in one module.
+
+``lcm connectome`` writes one QC table per dataset and atlas (``seg-<atlas>_qc.tsv``, one row
+per run, :data:`QC_COLUMNS` in that order; :mod:`lcm.connectome.qc` builds the rows), and
+``lcm store``, ``lcm report`` and the report's motion checks (:mod:`lcm.evaluate.motion`) read
+it. They name its columns through the constants here and read or check it with
+:func:`read_qc_table` / :func:`check_qc_columns`, so that a column renamed by the writer is
+renamed for every reader and a table without a column a reader needs is refused in one
+wording, naming the file and the columns. The module sits in :mod:`lcm.io`, below the
+connectome stage, because evaluation may not import the imaging chain.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from lcm.exceptions import InputDataError
+from lcm.io.derivatives import list_cell
+
+# The columns other stages read, by name.
+DATASET = "dataset"
+SUBJECT = "subject"
+SESSION = "session"
+TASK = "task"
+RUN = "run"
+RUN_KEY = "run_key"
+# true/false (lcm.io.derivatives.included_mask parses it): the run gave a connectome.
+INCLUDED = "included"
+# Why a run was excluded, in words, and its code (lcm.reason_codes; "" in tables written
+# before codes).
+REASON = "reason"
+REASON_CODE = "reason_code"
+N_VOLUMES = "n_volumes"
+N_VOLUMES_KEPT = "n_volumes_kept"
+# Mean framewise displacement of the run's volumes (mm); n/a where the entry has no motion.
+MEAN_FD = "mean_fd"
+T_R = "t_r"
+TIMESERIES = "timeseries"
+# The whole-run matrix, and the windowed ones as a comma-separated list.
+RELMAT = "relmat"
+EMPTY_ROIS = "empty_rois"
+N_WINDOWS = "n_windows"
+RELMATS = "relmats"
+WINDOW_RELMATS = "window_relmats"
+PCT_SCRUBBED = "pct_scrubbed"
+
+# Every column, in the order written.
+QC_COLUMNS = (
+    DATASET,
+    SUBJECT,
+    SESSION,
+    TASK,
+    RUN,
+    RUN_KEY,
+    INCLUDED,
+    REASON,
+    REASON_CODE,
+    N_VOLUMES,
+    N_VOLUMES_KEPT,
+    MEAN_FD,
+    T_R,
+    "n_rois",
+    TIMESERIES,
+    RELMAT,
+    EMPTY_ROIS,
+    "strategy",
+    "fd_threshold",
+    "dvars_threshold",
+    "standardize",
+    N_WINDOWS,
+    "window_note",
+    RELMATS,
+    WINDOW_RELMATS,
+    PCT_SCRUBBED,
+    "median_tsnr",
+    "mean_coverage",
+    "n_dropout_volumes",
+    "n_non_steady_volumes",
+    "space_read",
+    "dof",
+    "t_r_source",
+)
+# Label columns, kept as written by the typed read: subject 0050002 is not 50002, nor run 01
+# run 1.
+QC_LABELS = (DATASET, SUBJECT, SESSION, TASK, RUN, RUN_KEY, REASON_CODE)
+
+
+def check_qc_columns(qc: pd.DataFrame, required: Sequence[str], source: str) -> None:
+    """Refuse a QC table without a column the caller needs.
+
+    Parameters
+    ----------
+    qc : pandas.DataFrame
+        The table as read.
+    required : sequence of str
+        Columns the caller needs (names from this module).
+    source : str
+        What the table is, named first in the error (``QC table <path>``).
+
+    Raises
+    ------
+    InputDataError
+        Naming ``source``, the columns it lacks and those it has.
+    """
+    lacking = [c for c in required if c not in qc.columns]
+    if lacking:
+        raise InputDataError(
+            f"{source} lacks column(s) {lacking} (has {list(qc.columns)[:12]}).",
+            hint="Pass the QC table written by `lcm connectome` for this dataset and atlas.",
+        )
+
+
+def read_qc_table(
+    path: str | os.PathLike[str], required: Sequence[str] = (), *, typed: bool = False
+) -> pd.DataFrame:
+    """A connectome QC table as text cells (``keep_default_na=False``: ``n/a`` stays text).
+
+    The one reader of the table (``lcm connectome``, ``lcm store`` and ``lcm report``).
+
+    Parameters
+    ----------
+    path : path-like
+        ``<results>/connectome/<dataset>/seg-<atlas>_qc.tsv``.
+    required : sequence of str
+        Columns the caller needs.
+    typed : bool, optional
+        Read it as the report does instead: ``n/a`` and empty cells missing, numbers as
+        numbers, the :data:`QC_LABELS` columns text; output paths are left as written.
+
+    Raises
+    ------
+    InputDataError
+        The file cannot be read as a UTF-8 TSV, or lacks a ``required`` column.
+    """
+    try:
+        if typed:
+            qc = pd.read_csv(path, sep="\t", na_values=["n/a"], dtype=dict.fromkeys(QC_LABELS, str))
+        else:
+            qc = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputDataError(
+            f"Cannot read QC table {path}: {str(exc).splitlines()[0]}",
+            hint="Pass the connectome stage's QC table (UTF-8 TSV); rerun that stage if damaged.",
+        ) from None
+    check_qc_columns(qc, required, f"QC table {path}")
+    if typed:
+        return qc
+    table = Path(path)
+    if RELMAT in qc:
+        qc[RELMAT] = [_found(cell, table) if cell else cell for cell in qc[RELMAT]]
+    for column in (RELMATS, WINDOW_RELMATS):  # comma-separated lists
+        if column in qc:
+            qc[column] = [
+                ",".join(_found(c, table) for c in items) if (items := list_cell(v)) else v
+                for v in qc[column]
+            ]
+    return qc
+
+
+def _found(item: str, table: Path) -> str:
+    """An output path of a QC table, found from any folder: a relative path that does not
+    exist from here is looked up from the table's folders upwards.
+
+    A stage writes its paths as given, relative to where it ran (``--out-dir out/...``);
+    `lcm store` run from another folder could not find them, and blamed the stage.
+    """
+    path = Path(item)
+    if path.is_absolute() or path.exists():
+        return item
+    return next((str(a / item) for a in table.resolve().parents if (a / item).exists()), item)
