@@ -87,6 +87,8 @@ QC_COLUMNS = (
 # Label columns, kept as written by the typed read: subject 0050002 is not 50002, nor run 01
 # run 1.
 QC_LABELS = (DATASET, SUBJECT, SESSION, TASK, RUN, RUN_KEY, REASON_CODE)
+# The cells of a label column the typed read takes as missing (the writer's n/a and "").
+_MISSING_LABEL = ["", "n/a"]
 
 
 def check_qc_columns(qc: pd.DataFrame, required: Sequence[str], source: str) -> None:
@@ -129,7 +131,8 @@ def read_qc_table(
         Columns the caller needs.
     typed : bool, optional
         Read it as the report does instead: ``n/a`` and empty cells missing, numbers as
-        numbers, the :data:`QC_LABELS` columns text; output paths are left as written.
+        numbers, the :data:`QC_LABELS` columns text, as written (a subject ``NA`` or
+        ``None`` is a label, not a missing cell); output paths are left as written.
 
     Raises
     ------
@@ -139,6 +142,18 @@ def read_qc_table(
     try:
         if typed:
             qc = pd.read_csv(path, sep="\t", na_values=["n/a"], dtype=dict.fromkeys(QC_LABELS, str))
+            # pandas' missing-value words (NA, None, nan, null ...) are BIDS labels too: the
+            # labels are read again with only an empty or n/a cell missing, as `lcm store` does.
+            labels = [c for c in QC_LABELS if c in qc.columns]
+            if labels:
+                qc[labels] = pd.read_csv(
+                    path,
+                    sep="\t",
+                    usecols=labels,
+                    dtype=str,
+                    keep_default_na=False,
+                    na_values=_MISSING_LABEL,
+                )[labels]
         else:
             qc = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:

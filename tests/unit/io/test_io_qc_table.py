@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from lcm.connectome import qc as writer
-from lcm.evaluate.motion import QC_NEEDED
+from lcm.evaluate.motion import QC_NEEDED, subject_mean_fd
 from lcm.exceptions import InputDataError
 from lcm.io import qc_table
 from lcm.io.store_columns import STORE_QC_COLUMNS
-from lcm.report.tables import QC_REQUIRED, read_qc
+from lcm.report.tables import QC_REQUIRED, qc_counts, read_qc
 
 
 def test_the_writer_and_every_reader_share_the_owners_column_names() -> None:
@@ -33,3 +33,25 @@ def test_a_table_the_writer_wrote_passes_the_report_and_one_without_mean_fd_does
     table.drop(columns=qc_table.MEAN_FD).to_csv(path, sep="\t", index=False, na_rep="n/a")
     with pytest.raises(InputDataError, match=r"seg-x_qc\.tsv lacks column\(s\) \['mean_fd'\]"):
         read_qc([path])
+
+
+def test_the_report_reads_labels_like_na_as_labels_as_the_store_does(tmp_path: Path) -> None:
+    # BIDS labels are letters and digits: NA, None and nan are subjects. The report's read took
+    # them for missing cells (pandas' own missing-value words) while `lcm store` stored their
+    # runs: the page counted 0 subjects and the motion check found no mean FD for them.
+    path = tmp_path / "seg-x_qc.tsv"
+    path.write_text(
+        "dataset\tsubject\tsession\trun_key\tincluded\treason\tmean_fd\n"
+        "d\tNA\t\tsub-NA_run-1\ttrue\t\t0.1\n"
+        "d\tNone\tn/a\tsub-None_run-1\ttrue\t\tNA\n"
+        "d\tnan\tNULL\tsub-nan_run-1\ttrue\t\t0.3\n"
+    )
+    report = read_qc([path])
+    subjects = ["NA", "None", "nan"]
+    assert report[qc_table.SUBJECT].tolist() == subjects
+    assert qc_table.read_qc_table(path)[qc_table.SUBJECT].tolist() == subjects
+    # An empty or n/a label is still missing; numbers keep pandas' missing words.
+    assert report[qc_table.SESSION].isna().tolist() == [True, True, False]
+    assert report[qc_table.MEAN_FD].isna().tolist() == [False, True, False]
+    assert qc_counts(report)["subjects included"].tolist() == [3]
+    assert subject_mean_fd(report).to_dict() == {("d", "NA"): 0.1, ("d", "nan"): 0.3}
