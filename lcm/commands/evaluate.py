@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -63,7 +64,8 @@ outputs:
                  windows)
   <out stem>_evaluate_state/  each finished fit, saved as it ends: the same command run
                  again after a kill reuses them and fits only the rest (kept; delete it by
-                 hand once done)
+                 hand once done). Locked while a run writes it: a second run of the same
+                 --out is refused, naming the first's pid and host
 
 A continuous --label (age, a score) takes no --positive; the LCM variants regress it (a
 continuous query, MSE on the target standardised on each training fold) beside ridge and cpm;
@@ -266,46 +268,49 @@ def evaluate_and_write(
     -------
     EvaluationResult
     """
-    state = None
-    if state_dir is not None:
-        fields = _state_fields(
+    # The state's lock is held until the tables are written: a second run of this --out is
+    # refused meanwhile (lcm.evaluate.resume).
+    with contextlib.ExitStack() as stack:
+        state = None
+        if state_dir is not None:
+            fields = _state_fields(
+                cohort,
+                task,
+                settings,
+                master_seed,
+                catalogue,
+                splits,
+                sources,
+                checkpoint,
+                ssl_checkpoint,
+            )
+            state = stack.enter_context(open_state(state_dir, fields))
+        result = evaluate_task(
             cohort,
             task,
             settings,
             master_seed,
-            catalogue,
-            splits,
-            sources,
             checkpoint,
             ssl_checkpoint,
+            splits=splits,
+            workers=workers,
+            catalogue=catalogue,
+            state=state,
         )
-        state = open_state(state_dir, fields)
-    result = evaluate_task(
-        cohort,
-        task,
-        settings,
-        master_seed,
-        checkpoint,
-        ssl_checkpoint,
-        splits=splits,
-        workers=workers,
-        catalogue=catalogue,
-        state=state,
-    )
-    meta = evaluation_record(
-        task,
-        settings,
-        result,
-        master_seed=master_seed,
-        checkpoint=checkpoint,
-        ssl_checkpoint=ssl_checkpoint,
-        splits_table=splits.attrs.get("source") if splits is not None else None,
-        extra=extra,
-    )
-    write_tidy_parquet(out, result.metrics, meta)
-    write_tidy_parquet(predictions, result.predictions, meta)
-    for path in (out, predictions):
-        write_sidecar(path, list(sources or []), **meta)
+        meta = evaluation_record(
+            task,
+            settings,
+            result,
+            master_seed=master_seed,
+            checkpoint=checkpoint,
+            ssl_checkpoint=ssl_checkpoint,
+            splits_table=splits.attrs.get("source") if splits is not None else None,
+            extra=extra,
+        )
+        write_tidy_parquet(out, result.metrics, meta)
+        write_tidy_parquet(predictions, result.predictions, meta)
+        for path in (out, predictions):
+            write_sidecar(path, list(sources or []), **meta)
     log.info("wrote %s (%d rows) and %s", out, len(result.metrics), predictions)
     return result
 

@@ -15,6 +15,13 @@ other inputs, settings or code is ignored with a warning naming what differs, an
 removed; a fit file that cannot be read or whose digest differs is fitted again. Nothing is
 unpickled.
 
+One evaluation writes a state at a time, as one training writes its output folder: the run
+holds the folder's lock (:func:`lcm.io.lock.exclusive_lock`, ``.lcm.lock``, naming its pid and
+host) from opening it, or from its first saved fit when it had none, until its tables are
+written. A second run of the same ``--out`` (a rerun by hand while the SLURM job still runs,
+a second Snakemake) is refused then, having written nothing. The kernel releases the lock
+with its holder, even on ``kill -9``: the lock file a killed run leaves blocks no rerun.
+
 The state is kept once the outputs are written, as pretraining's ``train_state/`` is: a job
 killed after writing them (its time limit striking while Snakemake's wrapper still runs) is
 retried with its outputs deleted, and the retry writes them again from the state without
@@ -23,6 +30,7 @@ fitting. It is small (predictions only); delete it by hand once the workflow is 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -37,8 +45,9 @@ from typing import Any
 import numpy as np
 
 from lcm.evaluate.parallel import FitJob
-from lcm.exceptions import OutputOwnershipError
+from lcm.exceptions import OutputBusyError, OutputOwnershipError
 from lcm.io.atomic import atomic_path, write_json
+from lcm.io.lock import LOCK_NAME, exclusive_lock
 from lcm.io.ownership import claim_out_dir
 
 log = logging.getLogger(__name__)
@@ -138,7 +147,10 @@ def fit_key(job: FitJob) -> str:
 
 
 class FitState:
-    """The saved fits of one evaluation (:func:`open_state` opens one).
+    """The saved fits of one evaluation (:func:`open_state` opens one), and the lock on them.
+
+    Used as a context manager: the lock it holds is released at the end of the block (or by
+    :meth:`close`).
 
     Parameters
     ----------
@@ -148,19 +160,35 @@ class FitState:
         This run's :func:`run_fields`, as its JSON holds them.
     """
 
-    def __init__(self, folder: Path, fields: dict[str, Any], claimed: bool = False) -> None:
+    def __init__(self, folder: Path, fields: dict[str, Any]) -> None:
         self.folder = folder
         self.fields = fields
         self.n_saved = 0
-        self._claimed = claimed
+        self._lock = contextlib.ExitStack()
+        self._held = False
+
+    def __enter__(self) -> FitState:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the folder's lock (a second evaluation may then open it)."""
+        self._lock.close()
+        self._held = False
 
     def load(self, jobs: Sequence[FitJob]) -> dict[int, tuple[Any, ...]]:
         """The saved result of each of ``jobs`` that has one, by index in ``jobs``.
 
         A fit file that cannot be read, or whose content differs from its digest, is left out
-        with a warning (that fit runs again and replaces it).
+        with a warning (that fit runs again and replaces it). None when the folder did not
+        exist when opened: fits another run saved there since are not checked against this
+        run's fields.
         """
         found: dict[int, tuple[Any, ...]] = {}
+        if not self._held:
+            return found
         for index, job in enumerate(jobs):
             key = fit_key(job)
             path = self.folder / f"fit-{key}.npz"
@@ -176,6 +204,12 @@ class FitState:
 
         A record that would not read back as the same JSON (a type JSON does not keep) is not
         saved, with a warning: reused, it would change the outputs' bytes.
+
+        Raises
+        ------
+        lcm.exceptions.OutputBusyError
+            The first fit saved of a run that found no folder, when another evaluation has
+            taken the folder since (nothing is written).
         """
         predictions, fit_seconds, record = result
         try:  # plain JSON only (no numpy scalars), so that it reads back as the same record
@@ -194,19 +228,41 @@ class FitState:
             "record": np.array(text),
         }
         members["digest"] = np.array(_digest(members))
-        if not self._claimed:  # the first fit saved creates the folder and records its run
-            _claim(self.folder)
-            write_json(self.folder / META_NAME, self.fields)
-            self._claimed = True
+        if not self._held:  # the first fit saved creates the folder and records its run
+            self._take()
         buffer = io.BytesIO()
         np.savez(buffer, **members)
         with atomic_path(self.folder / f"fit-{key}.npz") as tmp:
             tmp.write_bytes(buffer.getvalue())
         self.n_saved += 1
 
+    def _take(self) -> None:
+        """Claim the folder, hold its lock until :meth:`close`, and make its record this run's
+        (another evaluation's fits removed, with a warning naming what differs)."""
+        _claim(self.folder)
+        try:
+            self._lock.enter_context(exclusive_lock(self.folder / LOCK_NAME, VERB))
+        except OutputBusyError as exc:
+            raise OutputBusyError(
+                f"{exc.message} It is where lcm evaluate keeps its finished fits for "
+                f"resumption, named after --out (<--out without .parquet>{FOLDER_SUFFIX}); "
+                "nothing was written.",
+                hint="Wait for that evaluation to end (the same command run then reuses its "
+                "fits), or choose another --out.",
+            ) from None
+        self._held = True
+        try:
+            _reconcile(self.folder, self.fields)
+        except BaseException:
+            self.close()
+            raise
 
-def open_state(folder: str | os.PathLike[str], fields: dict[str, Any]) -> FitState:
-    """Claim ``folder`` for ``lcm evaluate`` and open its saved fits for a run of ``fields``.
+
+def open_state(
+    folder: str | os.PathLike[str],
+    fields: dict[str, Any],
+) -> FitState:
+    """Claim ``folder`` for ``lcm evaluate``, lock it, and open its saved fits for ``fields``.
 
     A state written for other inputs, settings, seed or code is ignored with a warning naming
     what differs, and its fit files are removed; the folder then records ``fields``.
@@ -214,26 +270,35 @@ def open_state(folder: str | os.PathLike[str], fields: dict[str, Any]) -> FitSta
     Parameters
     ----------
     folder : path-like
-        The state folder (:func:`state_folder`); created when the first fit is saved, so that
-        a run refused before its first fit leaves none.
+        The state folder (:func:`state_folder`); created (and locked) when the first fit is
+        saved, so that a run refused before its first fit leaves none.
     fields : dict
         :func:`run_fields` of this run.
 
     Returns
     -------
     FitState
+        Holding the folder's lock when the folder exists: use it as a context manager, or
+        call :meth:`FitState.close`, to release it.
 
     Raises
     ------
     lcm.exceptions.OutputOwnershipError
         The folder holds files LCM did not write, or another verb's outputs.
+    lcm.exceptions.OutputBusyError
+        Another evaluation holds the folder's lock (nothing is written).
     """
-    path = Path(folder)
-    if not path.exists():
-        # Created with the first fit saved: a run refused before any fit (a checkpoint of
-        # other ROIs, a bad task) leaves nothing behind.
-        return FitState(path, fields)
-    path = _claim(path)
+    state = FitState(Path(folder), fields)
+    if state.folder.exists():
+        state._take()
+    # Else created with the first fit saved: a run refused before any fit (a checkpoint of
+    # other ROIs, a bad task) leaves nothing behind.
+    return state
+
+
+def _reconcile(path: Path, fields: dict[str, Any]) -> None:
+    """Make the locked state folder's record this run's: remove another evaluation's fits
+    (warned)."""
     meta_path = path / META_NAME
     saved: Any = None
     if meta_path.is_file():
@@ -254,7 +319,6 @@ def open_state(folder: str | os.PathLike[str], fields: dict[str, Any]) -> FitSta
             (path / name).unlink(missing_ok=True)
     if saved != fields:
         write_json(meta_path, fields)
-    return FitState(path, fields, claimed=True)
 
 
 def _claim(folder: Path) -> Path:

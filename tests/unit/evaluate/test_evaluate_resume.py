@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -23,6 +24,7 @@ import pytest
 import yaml
 
 from lcm.catalogue import load_catalogue
+from lcm.io.lock import LOCK_NAME, exclusive_lock
 from lcm.store.writer import write_connectomes, write_variables
 
 pytestmark = [pytest.mark.slow, pytest.mark.hostile]
@@ -298,12 +300,12 @@ def test_the_lcm_fits_are_saved_and_reused_with_their_pseudo_label_records(tmp_p
     def run(state):
         return evaluate_task(cohort, TASK, settings, 1, checkpoint, state=state)
 
-    first_state = open_state(tmp_path / "state", fields)
-    first = run(first_state)
+    with open_state(tmp_path / "state", fields) as first_state:
+        first = run(first_state)
     assert first_state.n_saved == 2 and len(first.pseudo_labels) == 2
-    again_state = open_state(tmp_path / "state", fields)
-    assert len(again_state.load([])) == 0
-    again = run(again_state)
+    with open_state(tmp_path / "state", fields) as again_state:
+        assert len(again_state.load([])) == 0
+        again = run(again_state)
     assert again_state.n_saved == 0  # both reused
     pd.testing.assert_frame_equal(again.metrics, first.metrics)
     pd.testing.assert_frame_equal(again.predictions, first.predictions)
@@ -409,3 +411,100 @@ def test_a_fit_file_of_another_fit_renamed_is_named_as_such(
         assert _read_fit(path, "b" * 64) is None
     assert "holds the fit of another job" in caplog.text
     assert "digest" not in caplog.text
+
+
+def _killed_state(tmp_path: Path, store: dict[str, Path]) -> tuple[Path, Path]:
+    """A first evaluation's state: killed (SIGKILL) after 3 fits of "counted" were saved."""
+    out, counts = tmp_path / "out", tmp_path / "count"
+    killed = _evaluate(store, out, counts, kill_at=4)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    (counts / "4").unlink(missing_ok=True)
+    assert len(list((out / STATE).glob("fit-*.npz"))) == 3
+    return out, counts
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    """What a folder holds, but its lock file (whose holder line a test's lock rewrites)."""
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.name != LOCK_NAME}
+
+
+def test_a_second_evaluation_is_refused_while_the_first_holds_its_state(
+    tmp_path: Path, store
+) -> None:
+    """A rerun by hand while the SLURM job still runs (or a second snakemake): both wrote the
+    same state folder, each removing the other's fits as "another evaluation" when their
+    settings differed. The second is now refused before any fit, naming the folder, the
+    first's pid and host and what to do, and writes nothing."""
+    out, counts = _killed_state(tmp_path, store)
+    state = out / STATE
+    before, counted = _contents(state), sorted(counts.iterdir())
+    with exclusive_lock(state / LOCK_NAME, "lcm evaluate"):  # the first run, still fitting
+        second = _evaluate(store, out, counts, {"seeds": [0]})
+    assert second.returncode == 6, second.stderr[-3000:]
+    assert (
+        f"{state} is being written by another lcm evaluate "
+        f"(pid {os.getpid()} on {socket.gethostname()} since" in second.stderr
+    )
+    assert "where lcm evaluate keeps its finished fits" in second.stderr
+    assert "hint: Wait for that evaluation to end" in second.stderr
+    assert _contents(state) == before  # neither its record nor a fit touched
+    assert sorted(counts.iterdir()) == counted  # no fit ran
+    assert not list(out.glob("task-asd_*.*"))  # neither table nor sidecar
+
+
+def test_the_lock_of_a_dead_evaluation_does_not_block_the_rerun(tmp_path: Path, store) -> None:
+    """A job killed with SIGKILL (OOM, a node lost) leaves its lock file, naming it: the kernel
+    released the lock with the process, so the rerun takes it over and resumes."""
+    out, counts = _killed_state(tmp_path, store)
+    lock = out / STATE / LOCK_NAME
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, time; from lcm.io.lock import exclusive_lock\n"
+            f"with exclusive_lock({str(lock)!r}, 'lcm evaluate'):\n"
+            "    print(os.getpid(), flush=True); time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    dead = holder.stdout.readline().strip()
+    holder.kill()
+    holder.wait()
+    assert f"pid {dead} on" in lock.read_text()  # stale: its holder is gone
+    rerun = _evaluate(store, out, counts)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert f"3 of {2 * N_COUNTED} fit(s) reused" in rerun.stderr
+    # The rerun held it (and recorded itself as its holder).
+    assert lock.read_text().startswith("pid ") and f"pid {dead} on" not in lock.read_text()
+
+
+def _job(n_train: int) -> object:
+    from lcm.evaluate.parallel import FitJob
+    from lcm.evaluate.registry import ModelContext
+
+    rows = np.arange(8)
+    context = ModelContext(label="autism", levels=("control", "autism"), finetune={}, seed=0)
+    return FitJob("lcm", context, rows[:n_train], rows[6:], np.zeros(n_train), None, rows[:n_train])
+
+
+RESULT = (np.array([0.25, 0.75]), 1.5, None)
+
+
+def test_two_evaluations_started_at_once_on_a_new_state_keep_one_writer(tmp_path: Path) -> None:
+    """Started at once, neither finds a state folder: the first to finish a fit takes the
+    folder; the other is refused when it would save its own, having written nothing."""
+    from lcm.evaluate.resume import open_state
+    from lcm.exceptions import OutputBusyError
+
+    folder, fields = tmp_path / "task-asd_metrics_evaluate_state", {"run": 1}
+    with open_state(folder, fields) as first, open_state(folder, fields) as second:
+        assert not folder.exists()
+        first.save(_job(5), RESULT)
+        saved = _contents(folder)
+        with pytest.raises(OutputBusyError, match=f"{folder} is being written by another lcm"):
+            second.save(_job(6), RESULT)
+        assert _contents(folder) == saved and second.n_saved == 0
+    # Released at the end of each run: the next one takes the folder and reuses the fit.
+    with open_state(folder, fields) as again:
+        assert list(again.load([_job(5), _job(6)])) == [0]
