@@ -26,7 +26,7 @@ from lcm.evaluate.protocol import (
     task_from_catalogue,
 )
 from lcm.evaluate.record import evaluation_record
-from lcm.evaluate.registry import checkpoint_models, maps_models
+from lcm.evaluate.registry import checkpoint_models, maps_models, needs_torch
 from lcm.evaluate.resume import open_state, run_fields, state_folder
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.paths import missingness_path, variables_path
@@ -284,7 +284,7 @@ def evaluate_and_write(
                 checkpoint,
                 ssl_checkpoint,
             )
-            state = stack.enter_context(open_state(state_dir, fields))
+            state = stack.enter_context(open_state(state_dir, fields, fit_compute(settings)))
         result = evaluate_task(
             cohort,
             task,
@@ -313,6 +313,37 @@ def evaluate_and_write(
             write_sidecar(path, list(sources or []), **meta)
     log.info("wrote %s (%d rows) and %s", out, len(result.metrics), predictions)
     return result
+
+
+def fit_compute(settings: EvaluationSettings) -> dict[str, str] | None:
+    """What this evaluation's torch fits compute with, recorded in its resumption state.
+
+    A fit on another GPU, or with another torch, differs by rounding: a resumption with
+    another is warned (:func:`lcm.evaluate.resume.open_state`). The baselines do not depend
+    on either.
+
+    Parameters
+    ----------
+    settings : EvaluationSettings
+
+    Returns
+    -------
+    dict or None
+        ``{"torch": version, "device": "cpu" | "cuda (<GPU name>)"}``, the device the fits
+        pick (:func:`lcm.train.loop.pick_device`); None when no model evaluated trains with
+        torch.
+    """
+    if not any(needs_torch(name) for name in settings.models):
+        return None
+    import torch
+
+    from lcm.train.loop import pick_device
+
+    device = pick_device(None)
+    name = device.type
+    if device.type == "cuda":
+        name = f"cuda ({torch.cuda.get_device_name(device)})"
+    return {"torch": torch.__version__, "device": name}
 
 
 def _state_fields(

@@ -22,6 +22,10 @@ written. A second run of the same ``--out`` (a rerun by hand while the SLURM job
 a second Snakemake) is refused then, having written nothing. The kernel releases the lock
 with its holder, even on ``kill -9``: the lock file a killed run leaves blocks no rerun.
 
+The state also records what its LCM fits computed with (torch version and device,
+``computed_with``): a fit on another GPU differs by rounding, so a resumption with another
+is warned, naming both, and goes on.
+
 The state is kept once the outputs are written, as pretraining's ``train_state/`` is: a job
 killed after writing them (its time limit striking while Snakemake's wrapper still runs) is
 retried with its outputs deleted, and the retry writes them again from the state without
@@ -59,6 +63,9 @@ FORMAT_VERSION = 1
 FOLDER_SUFFIX = "_evaluate_state"
 _FIT_RE = re.compile(r"fit-[0-9a-f]{64}\.npz")
 OUTPUTS = (META_NAME, "fit-*.npz")  # what the folder holds: ownership checks go by these
+# The state's record of what its fits computed with (not a run field: it changes no fit's
+# inputs, only its rounding, so another is warned, not a reason to fit again).
+COMPUTE_KEY = "computed_with"
 # The npz members of a fit file (no object arrays: read with allow_pickle=False).
 _MEMBERS = ("key", "predictions", "fit_seconds", "record", "digest")
 
@@ -158,11 +165,17 @@ class FitState:
         The state folder, claimed by ``lcm evaluate``.
     fields : dict
         This run's :func:`run_fields`, as its JSON holds them.
+    compute : dict, optional
+        What this run's LCM fits compute with (``torch`` version, ``device``); None when it
+        runs none.
     """
 
-    def __init__(self, folder: Path, fields: dict[str, Any]) -> None:
+    def __init__(
+        self, folder: Path, fields: dict[str, Any], compute: dict[str, str] | None = None
+    ) -> None:
         self.folder = folder
         self.fields = fields
+        self.compute = compute
         self.n_saved = 0
         self._lock = contextlib.ExitStack()
         self._held = False
@@ -252,7 +265,7 @@ class FitState:
             ) from None
         self._held = True
         try:
-            _reconcile(self.folder, self.fields)
+            _reconcile(self.folder, self.fields, self.compute)
         except BaseException:
             self.close()
             raise
@@ -261,11 +274,14 @@ class FitState:
 def open_state(
     folder: str | os.PathLike[str],
     fields: dict[str, Any],
+    compute: dict[str, str] | None = None,
 ) -> FitState:
     """Claim ``folder`` for ``lcm evaluate``, lock it, and open its saved fits for ``fields``.
 
     A state written for other inputs, settings, seed or code is ignored with a warning naming
-    what differs, and its fit files are removed; the folder then records ``fields``.
+    what differs, and its fit files are removed; the folder then records ``fields``. Saved
+    fits computed with another torch or device than ``compute`` are reused, with a warning
+    naming both.
 
     Parameters
     ----------
@@ -274,6 +290,9 @@ def open_state(
         saved, so that a run refused before its first fit leaves none.
     fields : dict
         :func:`run_fields` of this run.
+    compute : dict, optional
+        What this run's LCM fits compute with: ``{"torch": version, "device": name}``; None
+        when it runs none (recorded in the state, never a reason to fit again).
 
     Returns
     -------
@@ -288,7 +307,7 @@ def open_state(
     lcm.exceptions.OutputBusyError
         Another evaluation holds the folder's lock (nothing is written).
     """
-    state = FitState(Path(folder), fields)
+    state = FitState(Path(folder), fields, compute)
     if state.folder.exists():
         state._take()
     # Else created with the first fit saved: a run refused before any fit (a checkpoint of
@@ -296,9 +315,9 @@ def open_state(
     return state
 
 
-def _reconcile(path: Path, fields: dict[str, Any]) -> None:
+def _reconcile(path: Path, fields: dict[str, Any], compute: dict[str, str] | None) -> None:
     """Make the locked state folder's record this run's: remove another evaluation's fits
-    (warned)."""
+    (warned), and warn where the fits kept were computed with another torch or device."""
     meta_path = path / META_NAME
     saved: Any = None
     if meta_path.is_file():
@@ -306,19 +325,47 @@ def _reconcile(path: Path, fields: dict[str, Any]) -> None:
             saved = json.loads(meta_path.read_text())
         except (OSError, UnicodeDecodeError, ValueError):
             saved = "unreadable"
+    run = saved
+    computed: Any = []
+    if isinstance(saved, dict):
+        run = {k: v for k, v in saved.items() if k != COMPUTE_KEY}
+        computed = saved.get(COMPUTE_KEY, [])
     fits = sorted(n for n in os.listdir(path) if _FIT_RE.fullmatch(n))
-    if saved != fields and (saved is not None or fits):
+    if run != fields and (run is not None or fits):
         log.warning(
             "ignoring the %d saved fit(s) in %s: they belong to another evaluation (%s); every "
             "fit runs again",
             len(fits),
             path,
-            what_differs(saved, fields),
+            what_differs(run, fields),
         )
         for name in fits:
             (path / name).unlink(missing_ok=True)
-    if saved != fields:
-        write_json(meta_path, fields)
+        fits = []
+    if run != fields or not isinstance(computed, list):
+        computed = []
+    if compute is not None and compute not in computed:
+        if fits and computed:
+            log.warning(
+                "the %d saved fit(s) in %s were computed with %s; this run computes with %s: "
+                "they are reused, but the metrics will differ in rounding from those of an "
+                "uninterrupted run (delete the folder to fit them all again here)",
+                len(fits),
+                path,
+                " and ".join(map(_described, computed)),
+                _described(compute),
+            )
+        computed = [*computed, compute]
+    meta = {**fields, COMPUTE_KEY: computed} if computed else fields
+    if saved != meta:
+        write_json(meta_path, meta)
+
+
+def _described(compute: Any) -> str:
+    """``torch 2.5.1 on cuda (NVIDIA H100 80GB HBM3)``: one entry of ``computed_with``."""
+    if not isinstance(compute, dict):
+        return repr(compute)
+    return f"torch {compute.get('torch')} on {compute.get('device')}"
 
 
 def _claim(folder: Path) -> Path:

@@ -9,6 +9,7 @@ its fits in a folder; ``logreg`` beside it runs in the worker pool.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -508,3 +509,42 @@ def test_two_evaluations_started_at_once_on_a_new_state_keep_one_writer(tmp_path
     # Released at the end of each run: the next one takes the folder and reuses the fit.
     with open_state(folder, fields) as again:
         assert list(again.load([_job(5), _job(6)])) == [0]
+
+
+def test_a_resumption_on_another_device_or_torch_is_warned_naming_both(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The saved LCM fits were computed on one GPU and torch; resumed with others, they are
+    reused (minutes each), but the tables will differ in rounding from an uninterrupted run's:
+    a warning names both, and the state records each."""
+    from lcm.evaluate.resume import META_NAME, open_state
+
+    folder, fields = tmp_path / "state", {"run": 1}
+    h100 = {"device": "cuda (NVIDIA H100 80GB HBM3)", "torch": "2.5.1"}
+    cpu = {"device": "cpu", "torch": "2.6.0"}
+    with open_state(folder, fields, h100) as first:
+        first.save(_job(5), RESULT)
+    with caplog.at_level(logging.WARNING, logger="lcm"), open_state(folder, fields, h100) as same:
+        assert list(same.load([_job(5)])) == [0]
+    assert "computed with" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="lcm"), open_state(folder, fields, cpu) as other:
+        assert list(other.load([_job(5)])) == [0]  # reused, not refused
+    assert (
+        "were computed with torch 2.5.1 on cuda (NVIDIA H100 80GB HBM3); this run computes "
+        "with torch 2.6.0 on cpu" in caplog.text
+    )
+    assert "belong to another evaluation" not in caplog.text
+    assert json.loads((folder / META_NAME).read_text())["computed_with"] == [h100, cpu]
+
+
+def test_the_state_records_what_the_lcm_fits_compute_with_only_when_there_are_some() -> None:
+    import torch
+
+    from lcm.commands.evaluate import fit_compute
+    from lcm.evaluate.protocol import EvaluationSettings
+
+    assert fit_compute(EvaluationSettings.from_dict({"models": ["logreg", "svm"]})) is None
+    compute = fit_compute(EvaluationSettings.from_dict({"models": ["logreg", "lcm"]}))
+    assert compute is not None and compute["torch"] == torch.__version__
+    expected = "cpu" if not torch.cuda.is_available() else "cuda ("
+    assert compute["device"].startswith(expected)
