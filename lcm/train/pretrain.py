@@ -366,15 +366,19 @@ def pretrain(
     if isinstance(cohort, StreamedCohort):
         # One pass in the store's order (rank 0): fingerprint, digests, the finite check and
         # the held-out and monitoring runs in memory. The others take the fingerprint.
-        rows = np.concatenate([val_idx, train_idx[sample]])
+        # Each set contiguous in the file: the cohorts are slices of it, nothing is copied.
+        parts = [val_idx[choose_idx], val_idx[report_idx]] if select else [val_idx]
+        rows = np.concatenate([*parts, train_idx[sample]])
         scan = scan_cohort(cohort, catalogue, rows, quiet=not ctx.is_main) if ctx.is_main else None
         fingerprint = distributed.broadcast_text(ctx, scan.fingerprint if scan else None)
         if scan is not None:
-            held = scan.loaded.subset(np.arange(len(val_idx)))
-            monitor = scan.loaded.subset(np.arange(len(val_idx), len(rows)))
-            choose, val = held, held
+            n_held = len(val_idx)
+            monitor = scan.cohort(cohort, rows, slice(n_held, None))
+            choose = val = scan.cohort(cohort, rows, slice(0, n_held))
             if select:
-                choose, val = held.subset(choose_idx), held.subset(report_idx)
+                n_choose = len(choose_idx)
+                choose = scan.cohort(cohort, rows, slice(0, n_choose))
+                val = scan.cohort(cohort, rows, slice(n_choose, n_held))
         stream = cohort_stream(
             cohort,
             exclude=held_out.ids,

@@ -20,6 +20,7 @@ not the in-memory run's twin (other batches), though it is reproducible and resu
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -109,14 +110,78 @@ class Scan:
         :func:`lcm.io.run_digests.connectome_digests` of every run.
     sketches : dict
         :func:`lcm.io.run_digests.connectome_sketches` of every run.
-    loaded : Cohort
-        The runs asked for, with their matrices, in the order asked.
+    loaded : PackedConnectomes
+        The connectomes of the runs asked for, in the order asked, as upper triangles in an
+        unnamed temporary file (:class:`PackedConnectomes`).
     """
 
     fingerprint: str
     digests: np.ndarray
     sketches: dict[str, Any]
-    loaded: Cohort
+    loaded: PackedConnectomes
+
+    def cohort(self, of: StreamedCohort, rows: np.ndarray, part: slice) -> Cohort:
+        """The runs ``rows[part]`` of ``of`` (rows as :func:`scan_cohort` was given them) as
+        a :class:`Cohort` whose connectomes stay in the file (a slice: nothing copied)."""
+        picked = rows[part]
+        return Cohort(
+            ids=of.ids.iloc[picked].reset_index(drop=True),
+            fc=self.loaded.view(part),  # type: ignore[arg-type]  # read as matrices by slices
+            variables=of.variables.iloc[picked].reset_index(drop=True),
+            roi_names=of.roi_names,
+            atlas=of.atlas,
+        )
+
+
+class PackedConnectomes:
+    """Connectomes held as upper triangles in a file-backed map, read as matrices by slices.
+
+    What the held-out and monitoring runs of streamed pretraining need: ``len(fc)`` and
+    ``fc[start:stop]`` as ``(n, R, R)`` float32 matrices, diagonal 1 (how
+    :func:`lcm.train.pretrain.predict_outputs` reads them), while their pages stay in the
+    file: the kernel reclaims them under memory pressure, and the job's peak does not grow
+    with the hold-out. The file is unnamed (deleted when the map is), so a killed job leaves
+    none behind.
+
+    Parameters
+    ----------
+    triangles : numpy.ndarray, shape (n, R (R - 1) / 2)
+        Upper triangles (a ``numpy.memmap``, or any array).
+    n_rois : int
+    """
+
+    def __init__(self, triangles: np.ndarray, n_rois: int) -> None:
+        self.triangles, self.n_rois = triangles, n_rois
+
+    @classmethod
+    def temporary(cls, n_runs: int, n_rois: int) -> PackedConnectomes:
+        """An empty map of ``n_runs`` triangles in an unnamed file in the temporary folder
+        (``TMPDIR``: a SLURM job's local scratch where the cluster sets it)."""
+        width = n_rois * (n_rois - 1) // 2
+        if n_runs == 0 or width == 0:
+            return cls(np.empty((n_runs, width), dtype=np.float32), n_rois)
+        with tempfile.TemporaryFile() as fh:  # the map keeps the file open; closed, it is gone
+            fh.truncate(n_runs * width * 4)
+            triangles = np.memmap(fh, dtype=np.float32, mode="r+", shape=(n_runs, width))
+        return cls(triangles, n_rois)
+
+    def __len__(self) -> int:
+        return len(self.triangles)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(n, R, R)``, the shape of the matrices."""
+        return (len(self.triangles), self.n_rois, self.n_rois)
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        """The matrices ``(n, R, R)`` of the runs of slice ``key``, read from the file."""
+        if not isinstance(key, slice):
+            raise TypeError("PackedConnectomes: read runs by slices (fc[start:stop])")
+        return vec_to_matrix(np.asarray(self.triangles[key]), self.n_rois, diagonal=1.0)
+
+    def view(self, part: slice) -> PackedConnectomes:
+        """The runs of slice ``part``, still in the file (nothing read or copied)."""
+        return PackedConnectomes(self.triangles[part], self.n_rois)
 
 
 def cohort_stream(cohort: StreamedCohort, **options: Any) -> ConnectomeStream:
@@ -182,7 +247,8 @@ def scan_cohort(
     catalogue : Catalogue
         Types the variables the fingerprint hashes.
     rows : numpy.ndarray of int
-        Rows of ``cohort`` to keep in memory (held-out and monitoring runs).
+        Rows of ``cohort`` to keep (held-out and monitoring runs), in a temporary file
+        (:class:`PackedConnectomes`): :meth:`Scan.cohort` gives them as cohorts.
     quiet : bool
         No progress bar.
 
@@ -204,7 +270,7 @@ def scan_cohort(
     rows = np.asarray(rows, dtype=np.int64)
     slot = np.full(len(cohort), -1, dtype=np.int64)  # row -> position among the kept rows
     slot[rows] = np.arange(len(rows))
-    kept = np.empty((len(rows), n_rois, n_rois), dtype=np.float32)
+    kept = PackedConnectomes.temporary(len(rows), n_rois)
     fingerprint = Fingerprint(cohort.ids)
     digests, sketches = [], []
     bad, done = 0, 0
@@ -213,13 +279,14 @@ def scan_cohort(
         index = batch["index"].numpy()
         if not np.array_equal(index, np.arange(done, done + len(index))):
             raise RuntimeError(f"{what}: the stream skipped runs (at run {done}).")
-        mats = vec_to_matrix(batch["connectome"].numpy(), n_rois, diagonal=1.0)
+        vecs = batch["connectome"].numpy()
+        mats = vec_to_matrix(vecs, n_rois, diagonal=1.0)
         bad += int((~np.isfinite(mats)).reshape(len(mats), -1).any(1).sum())
         fingerprint.add_connectomes(mats)
         digests.append(connectome_digests(mats))
         sketches.append(sketch_values(mats))
         mine = slot[index] >= 0
-        kept[slot[index[mine]]] = mats[mine]
+        kept.triangles[slot[index[mine]]] = vecs[mine]
         done += len(index)
     if done != len(cohort):
         raise RuntimeError(f"{what}: {done} runs streamed of {len(cohort)}.")
@@ -228,19 +295,17 @@ def scan_cohort(
             f"{what}: {bad} connectome(s) contain NaN or infinite values.",
             hint="Exclude runs with constant ROI signals (zero variance) in the connectome stage.",
         )
-    log.info("read %d connectomes of %s (%d kept in memory)", done, cohort.datasets, len(rows))
-    loaded = Cohort(
-        ids=cohort.ids.iloc[rows].reset_index(drop=True),
-        fc=kept,
-        variables=cohort.variables.iloc[rows].reset_index(drop=True),
-        roi_names=cohort.roi_names,
-        atlas=cohort.atlas,
+    log.info(
+        "read %d connectomes of %s (%d held out or monitored, kept in a temporary file)",
+        done,
+        cohort.datasets,
+        len(rows),
     )
     return Scan(
         fingerprint=fingerprint.hexdigest(cohort.variables, catalogue.to_dict()),
         digests=np.concatenate(digests),
         sketches=encode_sketches(n_rois, np.concatenate(sketches)),
-        loaded=loaded,
+        loaded=kept,
     )
 
 

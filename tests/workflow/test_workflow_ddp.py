@@ -116,3 +116,34 @@ def test_profile_example_plans_one_torchrun_per_node_and_a_bad_one_stops(tmp_pat
     rc, out = plan(32, tasks_per_gpu=None)
     assert rc != 0 and "no tasks_per_gpu" in out and "Add tasks_per_gpu: 0" in out, out[-4000:]
     assert "Job stats" not in out
+
+
+@pytest.mark.slow
+def test_workflow_rule_streams_the_cohort_in_two_processes(tmp_path: Path) -> None:
+    """``pretrain.data_loading: stream`` through the rule: two processes each stream their own
+    row groups, the checkpoint records the setting and the data the in-memory run records, a
+    dry run afterwards has nothing to do, and switching back to memory reruns pretraining."""
+    config = tiny_pretraining_config(tmp_path, D_MODEL)
+    cfg = yaml.safe_load(config.read_text())
+    cfg["pretrain"]["data_loading"] = "stream"
+    config.write_text(yaml.safe_dump(cfg))
+    target = f"{MODEL}/model.json"
+    args = ("--configfile", str(config), "--set-resources", "pretrain:procs_per_node=2")
+    run = user_snakemake(tmp_path, target, *args)
+    assert run.returncode == 0, log_text(run)
+    log = (tmp_path / "results/logs/pretrain/pretrain.log").read_text()
+    assert "rank 0 of 2" in log and "rank 1 of 2" in log, log[-3000:]
+    assert "connectomes streamed" in log and "read " in log
+    streamed = json.loads((tmp_path / target).read_text())
+    assert streamed["training"]["data_loading"] == "stream" and streamed["world_size"] == 2
+    dry = user_snakemake(tmp_path, target, *args, "-n")
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr
+    # memory instead: a param of the rule, so pretraining reruns (and records the same data).
+    cfg["pretrain"]["data_loading"] = "memory"
+    config.write_text(yaml.safe_dump(cfg))
+    again = user_snakemake(tmp_path, target, *args)
+    assert again.returncode == 0, log_text(again)
+    loaded = json.loads((tmp_path / target).read_text())
+    assert loaded["training"]["data_loading"] == "memory"
+    assert loaded["data_fingerprint"] == streamed["data_fingerprint"]
+    assert loaded["data"]["run_digests"] == streamed["data"]["run_digests"]

@@ -66,8 +66,13 @@ def test_a_scan_gives_what_the_cohort_loaded_whole_gives(store: tuple[Path, Path
     assert scan.fingerprint == whole.fingerprint(catalogue)
     np.testing.assert_array_equal(scan.digests, connectome_digests(whole.fc))
     assert scan.sketches == connectome_sketches(whole.fc)
-    np.testing.assert_array_equal(scan.loaded.fc, whole.fc[rows])
-    pd.testing.assert_frame_equal(scan.loaded.ids, whole.ids.iloc[rows].reset_index(drop=True))
+    # The runs asked for, in a temporary file, read back as matrices by slices.
+    np.testing.assert_array_equal(scan.loaded[0:4], whole.fc[rows])
+    part = scan.cohort(streamed, rows, slice(1, 3))
+    np.testing.assert_array_equal(part.fc[0:2], whole.fc[rows[1:3]])
+    assert len(part.fc) == 2 and part.fc.shape == (2, 13, 13)
+    pd.testing.assert_frame_equal(part.ids, whole.ids.iloc[rows[1:3]].reset_index(drop=True))
+    assert isinstance(scan.loaded.triangles, np.memmap)  # not in the process's heap
 
 
 def test_streamed_batches_are_the_stored_matrices(store: tuple[Path, Path]) -> None:
