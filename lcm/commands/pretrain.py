@@ -33,8 +33,8 @@ bootstrap interval over held-out subjects, with n runs and n_subjects). The bei-
 baseline's ridge maps (bei_linear.npz) are `lcm bei-maps`'s, written into the same folder.
 
 memory: "data_loading": "stream" in --settings reads the connectomes from the store a batch at a
-time (memory: the held-out runs and a few batches) instead of loading every one (8 R^2 bytes a
-run, refused when the job's memory cannot hold them).
+time (the held-out and monitoring runs wait in a temporary file) instead of loading every one
+(8 R^2 bytes a run, refused when the job's memory cannot hold them).
 
 resuming: with "checkpoint_every": N in --settings the training state is saved every N
 optimiser steps and at the last step in --out-dir/train_state/; the same command after a kill

@@ -7,8 +7,9 @@ variables are held (:class:`lcm.store.cohort.StreamedCohort`); the connectomes a
 
 - once before training, in the store's order (:func:`scan_cohort`): the data fingerprint, the
   runs' digests and sketches that ``model.json`` records (the same values as of the cohort
-  loaded whole), the check that every value is finite, and the few runs kept in memory: the
-  held-out runs and the training runs of history's ``train_eval_loss``;
+  loaded whole), the check that every value is finite, and the runs evaluated every epoch
+  (the held-out runs and as many training runs for history's ``train_eval_loss``) put aside
+  as upper triangles in an unnamed temporary file (:class:`PackedConnectomes`);
 - each epoch, shuffled, a batch at a time (:class:`StreamedConnectomes`): row groups in a new
   order every epoch, runs shuffled within windows of :data:`SHUFFLE_RUNS`, and each data
   parallel process reading its own arc of the row groups (not every process every file).
