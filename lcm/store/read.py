@@ -249,15 +249,7 @@ def load_cohort(
     -------
     Cohort
     """
-    if not datasets:
-        raise InputDataError(
-            f"No dataset to load from the feature store {store}.",
-            hint="Name at least one dataset (role: pretrain or a task's dataset).",
-        )
-    excluded = downstream_test_keys(exclude) if exclude is not None else set()
-    cohort = _consistent(
-        lambda: _load_cohort(store, atlas, datasets, catalogue, excluded, True), store, datasets
-    )
+    cohort = _read_cohort(store, atlas, datasets, catalogue, exclude, connectomes=True)
     assert isinstance(cohort, Cohort)
     return cohort
 
@@ -297,18 +289,32 @@ def load_streamed_cohort(
     -------
     StreamedCohort
     """
+    cohort = _read_cohort(store, atlas, datasets, catalogue, exclude, connectomes=False)
+    assert isinstance(cohort, StreamedCohort)
+    cohort.exclude = exclude
+    return cohort
+
+
+def _read_cohort(
+    store: str | Path,
+    atlas: str,
+    datasets: list[str],
+    catalogue: Catalogue,
+    exclude: pd.DataFrame | None,
+    connectomes: bool,
+) -> Cohort | StreamedCohort:
+    """:func:`_load_cohort`, refusing no dataset and retrying a read that raced a writer."""
     if not datasets:
         raise InputDataError(
             f"No dataset to load from the feature store {store}.",
             hint="Name at least one dataset (role: pretrain or a task's dataset).",
         )
     excluded = downstream_test_keys(exclude) if exclude is not None else set()
-    cohort = _consistent(
-        lambda: _load_cohort(store, atlas, datasets, catalogue, excluded, False), store, datasets
+    return _consistent(
+        lambda: _load_cohort(store, atlas, datasets, catalogue, excluded, connectomes),
+        store,
+        datasets,
     )
-    assert isinstance(cohort, StreamedCohort)
-    cohort.exclude = exclude
-    return cohort
 
 
 def _load_cohort(

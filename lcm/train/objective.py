@@ -195,12 +195,7 @@ class PretrainStep:
         if self.mask_ratio > 0:  # drawn for the real rows: padding leaves the draws unchanged
             mask = sample_roi_mask(real, n_rois, self.mask_ratio, self.generator)
         targets = {name: t.take(index) for name, t in self.targets.items()}
-        index = self._padded(index)
-        extra = len(index) - real
-        if extra:
-            targets = {name: _pad_target(t, extra) for name, t in targets.items()}
-            if mask is not None:
-                mask = torch.cat([mask, mask.new_zeros(extra, n_rois)])
+        index, targets, mask = self._pad(index, targets, mask)
         shard = shard_batch(targets, mask, n_rois, self.rank, self.world)
         x = self.fc.take(index[shard.rows])  # [b, R, R]
         with autocast(self.fc.device):
@@ -219,12 +214,7 @@ class PretrainStep:
         local = [float(t.present.sum()) for t in targets.values()]
         local.append(float(mask.sum()) * n_rois if mask is not None else 0.0)
         total = self.own_batches(torch.tensor(local, dtype=torch.float64)).tolist()
-        index = self._padded(index)
-        extra = len(index) - real
-        if extra:
-            targets = {name: _pad_target(t, extra) for name, t in targets.items()}
-            if mask is not None:
-                mask = torch.cat([mask, mask.new_zeros(extra, n_rois)])
+        index, targets, mask = self._pad(index, targets, mask)
         shard = Shard(
             rows=torch.arange(len(index)),
             targets=targets,
@@ -235,6 +225,18 @@ class PretrainStep:
         x = self.fc.take(index)
         with autocast(self.fc.device):
             return self.objective(x, shard)
+
+    def _pad(
+        self, index: torch.Tensor, targets: Targets, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, Targets, torch.Tensor | None]:
+        """The batch padded to ``pad_to`` rows: no target and no masked ROI in the padding."""
+        real, index = len(index), self._padded(index)
+        extra = len(index) - real
+        if extra:
+            targets = {name: _pad_target(t, extra) for name, t in targets.items()}
+            if mask is not None:
+                mask = torch.cat([mask, mask.new_zeros(extra, mask.shape[1])])
+        return index, targets, mask
 
     def prefetch(self, index: torch.Tensor) -> None:
         """Start copying this process's rows of the next global batch ``index``."""

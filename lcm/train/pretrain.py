@@ -422,21 +422,11 @@ def pretrain(
         step = GraphedPretrainStep(
             objective, fc, targets, mask_ratio, generator, settings["batch_size"], None, options
         )
-    elif isinstance(fc, StreamedConnectomes) and ctx.enabled:
-        # Each process streams batches of its own: normalised by the world's counts.
-        local = settings["batch_size"] // ctx.world
-        step = PretrainStep(
-            trained,
-            fc,
-            targets,
-            mask_ratio,
-            generator,
-            rank=ctx.rank,
-            world=ctx.world,
-            pad_to=local if compiled else None,
-            own_batches=distributed.global_counts(ctx),
-        )
     else:
+        # Streamed in data parallel, each process has batches of its own (a share of the
+        # global batch), normalised by the world's counts.
+        own = isinstance(fc, StreamedConnectomes) and ctx.enabled
+        batch = settings["batch_size"] // ctx.world if own else settings["batch_size"]
         step = PretrainStep(
             trained,
             fc,
@@ -445,7 +435,8 @@ def pretrain(
             generator,
             rank=ctx.rank,
             world=ctx.world,
-            pad_to=settings["batch_size"] if compiled else None,
+            pad_to=batch if compiled else None,
+            own_batches=distributed.global_counts(ctx) if own else None,
         )
 
     def held_targets(part: Cohort) -> Targets | None:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers.model import CLI_CATALOGUE, TINY, add_store_dataset, write_catalogue
+from helpers.model import CLI_CATALOGUE, TINY, add_store_dataset, pretrain_argv, write_catalogue
 from safetensors.torch import load_file
 
 from lcm.catalogue import load_catalogue
@@ -99,26 +99,10 @@ def test_streamed_batches_are_the_stored_matrices(store: tuple[Path, Path]) -> N
 
 
 def _argv(root: Path, catalogue: Path, out: Path, settings: dict) -> list[str]:
-    return [
-        "pretrain",
-        "--store",
-        str(root),
-        "--atlas",
-        "toy",
-        "--catalogue",
-        str(catalogue),
-        "--datasets",
-        "alpha",
-        "beta",
-        "--model",
-        json.dumps(TINY),
-        "--settings",
-        json.dumps(settings),
-        "--seed",
-        "2",
-        "--out-dir",
-        str(out),
-    ]
+    """``lcm pretrain`` of the tiny model on both datasets of the store."""
+    argv = pretrain_argv(root, catalogue, out, json.dumps(settings), 2)
+    argv.insert(argv.index("alpha") + 1, "beta")
+    return argv
 
 
 def test_streamed_pretraining_never_loads_the_cohort_and_records_the_same_data(
