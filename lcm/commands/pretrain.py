@@ -132,7 +132,10 @@ def run(args: argparse.Namespace) -> int:
     load = load_streamed_cohort if resolved["data_loading"] == "stream" else load_cohort
     if load is load_cohort:  # refused before hours of loading end in the job's OOM kill
         n_runs, n_rois = cohort_size(args.store, args.atlas, list(args.datasets))
-        check_memory_load(n_runs, n_rois, f"{' '.join(args.datasets)} ({args.atlas})")
+        # Under torchrun every process of the node loads it: LOCAL_WORLD_SIZE copies.
+        local = launched_world("LOCAL_WORLD_SIZE")
+        what = f"{' '.join(args.datasets)} ({args.atlas})"
+        check_memory_load(n_runs, n_rois, what, processes=local)
     cohort = load(args.store, args.atlas, list(args.datasets), catalogue)
     # Claimed (refused if it holds others' files) and locked against a concurrent run; the
     # ridge maps lcm bei-maps writes beside the checkpoint are neither replaced nor recorded.

@@ -61,10 +61,11 @@ class Distributed:
         return self.rank == 0
 
 
-def launched_world() -> int:
-    """The number of data parallel processes the launcher started (``WORLD_SIZE``; 1 alone)."""
+def launched_world(variable: str = "WORLD_SIZE") -> int:
+    """The number of data parallel processes the launcher started (``WORLD_SIZE``; 1 alone),
+    or on this node with ``variable="LOCAL_WORLD_SIZE"``."""
     try:
-        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+        return max(1, int(os.environ.get(variable, "1")))
     except ValueError:
         return 1
 

@@ -63,25 +63,32 @@ def memory_load_bytes(n_runs: int, n_rois: int) -> int:
     return 4 * n_runs * (n_rois * n_rois + n_rois * (n_rois - 1) // 2 + n_rois * (n_rois + 1) // 2)
 
 
-def check_memory_load(n_runs: int, n_rois: int, what: str, memory: int | None = None) -> None:
+def check_memory_load(
+    n_runs: int, n_rois: int, what: str, memory: int | None = None, processes: int = 1
+) -> None:
     """Refuse to load a cohort whole that this job's memory cannot hold; warn past half of it.
 
     Parameters
     ----------
     n_runs, n_rois : int
+        The cohort's runs and ROIs.
     what : str
         The cohort, for the message (datasets and atlas).
     memory : int, optional
         Bytes available (default: :func:`lcm.io.memory.available_memory`, the job's cgroup).
+    processes : int, default 1
+        Data parallel processes on this node (``LOCAL_WORLD_SIZE`` under torchrun): each one
+        loads the whole cohort.
 
     Raises
     ------
     ConfigError
         Naming the bytes needed and available, and ``pretrain.data_loading: stream``.
     """
-    need = memory_load_bytes(n_runs, n_rois)
+    need = memory_load_bytes(n_runs, n_rois) * processes
     have = available_memory() if memory is None else memory
-    size = f"{n_runs} runs of {n_rois} ROIs ({need / 1e9:.1f} GB)"
+    size = f"{n_runs} runs of {n_rois} ROIs ({need / 1e9:.1f} GB"
+    size += f" for the {processes} processes on this node)" if processes > 1 else ")"
     if need > have:
         raise ConfigError(
             f"pretrain.data_loading: memory would load {what} whole: {size}, and this job can "

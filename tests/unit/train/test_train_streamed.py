@@ -282,6 +282,9 @@ def test_a_cohort_too_large_for_the_job_is_refused_before_loading(
     logging.getLogger("lcm.train.streamed").addHandler(handler)
     try:
         check_memory_load(50, 13, "alpha beta (toy)", memory=100_000)
+        # Four processes of a node each load it: refused where one alone would fit.
+        with pytest.raises(ConfigError, match="for the 4 processes on this node"):
+            check_memory_load(50, 13, "alpha beta (toy)", memory=200_000, processes=4)
     finally:
         logging.getLogger("lcm.train.streamed").removeHandler(handler)
     assert any("data_loading: stream" in r.getMessage() for r in records)
