@@ -69,12 +69,12 @@ from lcm.train.objective import PretrainObjective, PretrainStep
 from lcm.train.outputs import BEI_EVAL_NAME, HISTORY_NAME, STATE_DIR
 from lcm.train.settings import BOOKKEEPING_SETTINGS, resolve_settings
 from lcm.train.streamed import (
-    SHUFFLE_RUNS,
     Scan,
     StreamedConnectomes,
     check_same_runs,
     cohort_stream,
     scan_cohort,
+    shuffle_runs,
 )
 
 log = logging.getLogger(__name__)
@@ -383,7 +383,7 @@ def pretrain(
             cohort,
             exclude=held_out.ids,
             shuffle=True,
-            shuffle_buffer=SHUFFLE_RUNS,
+            shuffle_buffer=shuffle_runs(n_rois, settings["batch_size"]),
             seed=seed,
             rank=ctx.rank,
             world_size=ctx.world,

@@ -11,7 +11,8 @@ variables are held (:class:`lcm.store.cohort.StreamedCohort`); the connectomes a
   (the held-out runs and as many training runs for history's ``train_eval_loss``) put aside
   as upper triangles in an unnamed temporary file (:class:`PackedConnectomes`);
 - each epoch, shuffled, a batch at a time (:class:`StreamedConnectomes`): row groups in a new
-  order every epoch, runs shuffled within windows of :data:`SHUFFLE_RUNS`, and each data
+  order every epoch, runs shuffled within windows of several row groups
+  (:func:`shuffle_runs`), and each data
   parallel process reading its own arc of the row groups (not every process every file).
 
 The order of the samples is the stream's, not :func:`torch.randperm`'s: a streamed run is
@@ -42,16 +43,18 @@ from lcm.io.run_digests import (
 )
 from lcm.model.transfer import to_device
 from lcm.store.cohort import Cohort, StreamedCohort
-from lcm.store.layout import vec_to_matrix
+from lcm.store.layout import n_edges, vec_to_matrix
 from lcm.store.loader import ConnectomeStream
+from lcm.store.writer import ROW_GROUP_BYTES
 
 log = logging.getLogger(__name__)
 
 # Runs per batch of the pass before training (memory: this many R x R float32 matrices).
 SCAN_BATCH = 128
-# Fewest runs shuffled together in a training epoch's windows (memory: this many upper
-# triangles, 160 MB at 400 ROIs), besides the row groups' own order drawn each epoch.
-SHUFFLE_RUNS = 512
+# Bytes of upper triangles shuffled together in a training epoch's windows: eight of the
+# store's ~32 MiB row groups, so that a batch mixes runs of several row groups (a row group
+# holds runs of one dataset, often in subject order: 1,200 runs at 116 ROIs) whatever the atlas.
+SHUFFLE_BYTES = 8 * ROW_GROUP_BYTES
 # Identifier columns compared between the cohort read and the runs the stream reads.
 _KEYS = ("dataset", "subject", "session", "task", "run", "window")
 
@@ -104,6 +107,12 @@ def check_memory_load(
             size,
             have / 1e9,
         )
+
+
+def shuffle_runs(n_rois: int, batch_size: int) -> int:
+    """Runs shuffled together per window of the training stream: :data:`SHUFFLE_BYTES` of
+    triangles (about eight row groups), at least 512 runs and one batch."""
+    return max(512, batch_size, SHUFFLE_BYTES // (4 * max(1, n_edges(n_rois))))
 
 
 @dataclass

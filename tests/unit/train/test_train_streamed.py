@@ -36,6 +36,7 @@ from lcm.train.streamed import (
     cohort_stream,
     memory_load_bytes,
     scan_cohort,
+    shuffle_runs,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -309,3 +310,13 @@ def test_the_graphed_step_trains_on_streamed_batches_as_the_eager_step(
     for name, value in step.items():
         if not name.endswith("attn.in_proj_bias"):  # the keys' bias: zero true gradient
             torch.testing.assert_close(value, blocks[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("n_rois", [13, 116, 400, 1000])
+def test_a_shuffle_window_spans_several_row_groups(n_rois: int) -> None:
+    """A row group holds ~32 MiB of one dataset's runs (1,256 at 116 ROIs): a window of 512
+    runs mixed within one row group only, every batch from one dataset."""
+    from lcm.store.writer import row_group_rows
+
+    window = shuffle_runs(n_rois, batch_size=64)
+    assert window >= min(8 * row_group_rows(n_rois) - 8, 2**20) and window >= 512
