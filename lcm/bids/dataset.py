@@ -50,5 +50,12 @@ def read_dataset_description(root: str | Path) -> dict[str, Any]:
 
 
 def is_derivative(desc: dict[str, Any]) -> bool:
-    """Whether a dataset description declares a derivative dataset."""
+    """Whether a dataset description declares a derivative dataset.
+
+    Parameters
+    ----------
+    desc : dict
+        The parsed ``dataset_description.json`` (:func:`read_dataset_description`); a missing
+        ``DatasetType`` means ``raw``, as BIDS says.
+    """
     return str(desc.get("DatasetType", "raw")).lower() == "derivative"

@@ -114,7 +114,13 @@ class IndexSpec:
         return self.tree.suffix
 
     def wants(self, name: str) -> dict[str, str] | None:
-        """Entities of ``name`` when it is a data file of this spec, else ``None``."""
+        """Entities of ``name`` when it is a data file of this spec, else ``None``.
+
+        Parameters
+        ----------
+        name : str
+            A file name in a subject's folder (no directory).
+        """
         tree = self.tree
         if not name.endswith(tree.endings):
             return None
@@ -142,6 +148,11 @@ class IndexSpec:
         Asked for a required space only (fMRIPrep derivatives): its preprocessed BOLD in other
         spaces or resolutions, its masks and confounds, which :meth:`wants` leaves out; a run
         with these alone is excluded with the spaces found, never dropped unseen.
+
+        Parameters
+        ----------
+        name : str
+            A file name in a subject's folder (no directory), one :meth:`wants` left out.
         """
         # Asked of every file a folder's data files leave, so plain string tests first.
         if not name.endswith(_OUTPUT_ENDINGS) or self._task_part not in name:
@@ -181,6 +192,25 @@ def root_sidecars(
     files of :data:`VALIDATED_TOP_FOLDERS` are in it one by one, as the validator reads them.
     Subject folders are not in it: their names are ``subjects`` and their files the subjects'
     own stats.
+
+    Parameters
+    ----------
+    root : str
+        The dataset's top folder.
+    whole_tree : bool, default False
+        Whether the validator reads the whole tree (a raw dataset): then the files of
+        :data:`VALIDATED_TOP_FOLDERS` are listed one by one instead of as one entry.
+
+    Returns
+    -------
+    sidecars : list of Sidecar
+        The root's JSON sidecars (not ``dataset_description.json``), a dangling link as absent.
+    subjects : list of str
+        The ``sub-*`` folder names, sorted.
+    stats : list of Stat
+        ``(path, size, mtime_ns)`` of the root's JSON files, sorted.
+    listing : list of Stat
+        Every other root entry's stat, sorted.
     """
     sidecars, subjects, stats, listing = [], [], [], []
     with os.scandir(root) as it:
@@ -275,6 +305,24 @@ def index_one_subject(
     against its header: what ingest says of the subject, for a caller that needs one subject
     (the fMRIPrep stage's TR of a raw run, :func:`lcm.preprocess.subject_runs.raw_run_trs`).
     ``[]`` when the subject has no folder.
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset name, written into each row.
+    entry : str
+        The dataset's entry (:mod:`lcm.entries`), which says which files are its runs.
+    root : path-like
+        The dataset's top folder.
+    subject : str
+        Subject label, without ``sub-``.
+    task : str, default "rest"
+        The task whose runs are indexed.
+
+    Returns
+    -------
+    list of dict
+        One manifest row per run, included or excluded with its reason.
     """
     root = os.fspath(root)
     if not os.path.isdir(os.path.join(root, f"sub-{subject}")):

@@ -82,6 +82,13 @@ def uses_file_index(entry: str, path: str | Path) -> bool:
     The entry's :attr:`lcm.entries.Entry.files` says: never (``bids``, ``fmriprep``), always
     (``connectome``), or when ``path`` is a listing file or a folder without
     ``dataset_description.json``, not an XCP-D derivative (``roi_timeseries``).
+
+    Parameters
+    ----------
+    entry : str
+        The dataset's entry (:mod:`lcm.entries`).
+    path : str or Path
+        The dataset's configured path: a folder or a listing file.
     """
     files = entry_type(entry).files
     if files != "plain":
@@ -137,6 +144,16 @@ def index_files(
 
 def read_listing(path: str | Path) -> pd.DataFrame:
     """Read a listing TSV (or CSV) of per-run files; identifiers stay strings.
+
+    Parameters
+    ----------
+    path : str or Path
+        The listing; a ``.csv`` suffix reads it comma-separated, anything else tab-separated.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Its rows, column names stripped, every cell a string (empty cells ``""``).
 
     Raises
     ------
@@ -381,6 +398,17 @@ def listing_stats(path: str | Path) -> list[str]:
     replaced or edited (a sidecar given the missing ``RepetitionTime``) changes the list. For
     a listing, its own bytes and the files it lists; for a folder, its run files by relative
     name. Only names were listed before: a fixed file was not read again.
+
+    Parameters
+    ----------
+    path : str or Path
+        The dataset's configured path: a listing file or a folder of run files.
+
+    Returns
+    -------
+    list of str
+        For a listing, its text then the stats of the files it lists; for a folder, its run
+        files' stats; ``[]`` when ``path`` is neither.
     """
     path = Path(path)
     if path.is_file():
@@ -409,6 +437,13 @@ def file_stat(file: Path, root: Path | None = None) -> str:
     """``name<TAB>size<TAB>mtime_ns`` of a file (relative to ``root``), ``""`` if absent.
 
     What the workflow hashes to see a data file changed (:func:`listing_stats`).
+
+    Parameters
+    ----------
+    file : Path
+        The file to stat.
+    root : Path, optional
+        Folder ``file`` is named relative to; the full path when None.
     """
     try:
         st = file.stat()

@@ -83,7 +83,13 @@ class IndexResult:
 
 
 def cache_dir_for(manifest: str | Path) -> Path:
-    """Cache folder of a manifest path."""
+    """Cache folder of a manifest path.
+
+    Parameters
+    ----------
+    manifest : str or Path
+        The manifest (``lcm ingest --out``); its cache is ``<manifest>.cache`` beside it.
+    """
     manifest = Path(manifest)
     return manifest.with_name(manifest.name + ".cache")
 
@@ -275,6 +281,11 @@ def unit_digests(result: IndexResult) -> dict[str, str]:
     runs inherit, and in a raw dataset any other file of the subject's tree (an anatomical
     image edited or fetched, a field map added, ``*_scans.tsv``). Empty without stats (runs
     brought as plain files).
+
+    Parameters
+    ----------
+    result : IndexResult
+        A BIDS tree's index, with the stats it recorded per subject folder.
     """
     stats = result.stats
     if stats.num_rows == 0 or UNIT not in stats.column_names:

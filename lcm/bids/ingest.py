@@ -335,6 +335,48 @@ def ingest(
     BOLD file would cost more than indexing), or the listing TSV of a file-entry dataset; the
     run counts and arguments are recorded. File-entry datasets keep no cache. ``atlas`` and
     ``seg``: see :func:`ingest_dataset`.
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset name (alphanumeric).
+    entry : str
+        The dataset's entry (:mod:`lcm.entries`).
+    path : str or Path
+        The dataset's root, listing or folder, as for :func:`ingest_dataset`.
+    out : str or Path
+        The manifest (Parquet) to write; the sidecar, summary and cache go beside it.
+    derivatives : str or Path, optional
+        fMRIPrep derivatives root when ``path`` is the raw dataset (entry ``fmriprep``).
+    task : str, default "rest"
+        Task label of the runs to index.
+    space : str, optional
+        Output space of preprocessed runs (:func:`ingest_dataset`).
+    selection : Selection, optional
+        Runs to keep; others are excluded as ``not_selected``.
+    validate : bool, default True
+        Run the BIDS validator on a raw dataset.
+    use_cache : bool, default True
+        Read and update the index cache ``<out>.cache`` (BIDS trees only).
+    repetition_time : float, optional
+        TR (seconds) of runs whose sidecar gives none (ROI time series).
+    atlas : str, optional
+        The configured atlas; files of other parcellations are excluded.
+    seg : str, optional
+        The files' ``seg-`` label of that atlas, when it differs from ``atlas``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The manifest written.
+
+    Raises
+    ------
+    ConfigError
+        A ``summary.json``/``.tsv`` beside ``out`` that no ingest wrote
+        (:func:`lcm.bids.summary.check_summary_files_own`), or as :func:`ingest_dataset`.
+    BIDSError
+        As :func:`ingest_dataset`.
     """
     check_summary_files_own(out)  # a user's summary.json in --out's folder: refused first
     files = uses_file_index(entry, path)
@@ -384,7 +426,17 @@ def ingest(
 
 
 def index_root(entry: str, path: str | Path, derivatives: str | Path | None) -> Path:
-    """The folder (or listing) indexed: ``derivatives`` where the entry reads it, else ``path``."""
+    """The folder (or listing) indexed: ``derivatives`` where the entry reads it, else ``path``.
+
+    Parameters
+    ----------
+    entry : str
+        The dataset's entry (:mod:`lcm.entries`).
+    path : str or Path
+        The dataset's configured path.
+    derivatives : str or Path or None
+        The derivatives root, read by entries with :attr:`lcm.entries.Entry.derivatives_root`.
+    """
     if derivatives and entry_type(entry).derivatives_root:
         return Path(derivatives)
     return Path(path)
@@ -498,6 +550,32 @@ def included_runs(
     ``with_sources`` adds ``sources``, a digest of its subject folder's files (sizes and
     modification times, :func:`lcm.bids.index_cache.unit_digests`; ``""`` without a BIDS index),
     and ``changed``: whether they changed since ``cache_dir`` was written (False if unknown).
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset name.
+    entry : str
+        The dataset's entry (:mod:`lcm.entries`).
+    path : str or Path
+        The dataset's root; ``[]`` until it holds a ``dataset_description.json``.
+    task : str, default "rest"
+        Task label of the runs.
+    space : str, optional
+        Output space of preprocessed runs (:func:`ingest_dataset`).
+    selection : Selection, optional
+        Runs to keep.
+    cache_dir : str or Path, optional
+        The ingest's index cache, read only.
+    with_path : bool, default False
+        Add each run's ``run_key`` and ``path``.
+    with_sources : bool, default False
+        Add each run's ``sources`` digest and ``changed`` flag.
+
+    Returns
+    -------
+    list of dict
+        One dict per included run, in manifest order.
     """
     if not (Path(path) / "dataset_description.json").is_file():
         return []  # not there yet: `lcm ingest` will say why

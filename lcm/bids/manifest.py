@@ -54,6 +54,16 @@ def manifest_frame(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
 
     String columns hold ``""`` (never missing) so that filters like ``session == ""`` work;
     ``t_r`` is float (NaN when unknown) and ``included`` bool. Other columns are dropped.
+
+    Parameters
+    ----------
+    rows : list of dict or pandas.DataFrame
+        Manifest rows (:func:`lcm.bids.rows.base_row` and its callers).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`MANIFEST_COLUMNS` only, sorted by subject, session, run key and path.
     """
     if isinstance(rows, pd.DataFrame):
         df = rows.reindex(columns=list(MANIFEST_COLUMNS))
@@ -67,7 +77,15 @@ def manifest_frame(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
 
 
 def write_manifest(path: str | Path, df: pd.DataFrame) -> None:
-    """Write the manifest as Parquet, atomically."""
+    """Write the manifest as Parquet, atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        The manifest file to write (``ingest/<dataset>/manifest.parquet``).
+    df : pandas.DataFrame
+        The manifest (:func:`manifest_frame`).
+    """
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
 
@@ -165,7 +183,20 @@ def exclude_duplicates(rows: list[dict], hint: str, by_space: bool = True) -> li
 
 def exclude_space_duplicates(manifest: pd.DataFrame, hint: str) -> pd.DataFrame:
     """After the selection: a run still included in several spaces keeps its first file (by
-    path), the others are duplicates with ``hint`` (see :func:`exclude_duplicates`)."""
+    path), the others are duplicates with ``hint`` (see :func:`exclude_duplicates`).
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        The manifest after the selection; returned unchanged without a ``space`` column.
+    hint : str
+        The fix written in each duplicate's reason.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The manifest, the duplicates excluded.
+    """
     if manifest.empty or "space" not in manifest:
         return manifest
     rows = exclude_duplicates(manifest.to_dict("records"), hint=hint, by_space=False)

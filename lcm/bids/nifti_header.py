@@ -44,6 +44,11 @@ _GZIP_MAGIC = b"\x1f\x8b"
 def sniff_image(path: str | Path) -> str:
     """What a file whose header could not be read holds, from its first bytes.
 
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+
     Returns
     -------
     str
@@ -113,6 +118,16 @@ class BoldHeader:
 def read_bold_header(path: str | Path) -> BoldHeader:
     """Read the dimensions and TR of a ``.nii`` or ``.nii.gz`` file.
 
+    Parameters
+    ----------
+    path : str or Path
+        The image; a ``.gz`` name is read as gzip.
+
+    Returns
+    -------
+    BoldHeader
+        Its shape, TR, data type size and data offset (:func:`parse_header`).
+
     Raises
     ------
     UnreadableHeader
@@ -147,7 +162,23 @@ def _gunzip_head(fh: BinaryIO, n: int = 540) -> bytes:
 
 
 def parse_header(raw: bytes) -> BoldHeader:
-    """Parse NIfTI-1 or NIfTI-2 header bytes (see :func:`read_bold_header`)."""
+    """Parse NIfTI-1 or NIfTI-2 header bytes (see :func:`read_bold_header`).
+
+    Parameters
+    ----------
+    raw : bytes
+        The file's first bytes, at least 348 (NIfTI-1) or 540 (NIfTI-2).
+
+    Returns
+    -------
+    BoldHeader
+        ``t_r`` in seconds, None when the header gives none.
+
+    Raises
+    ------
+    UnreadableHeader
+        Not a NIfTI header, or ``dim[0]`` outside 1 to 7.
+    """
     for order in "<>":
         if len(raw) >= 348 and struct.unpack(order + "i", raw[:4])[0] == 348:
             dims = struct.unpack(order + "8h", raw[40:56])
@@ -266,6 +297,15 @@ def header_problem(
     """Why a readable header cannot describe the file at ``path``, or ``None``.
 
     :func:`dimension_problem`, then :func:`size_problem` for one-file images.
+
+    Parameters
+    ----------
+    path : str or Path
+        The image file.
+    header : BoldHeader
+        Its header (:func:`read_bold_header`).
+    file_size : int, optional
+        The file's size in bytes when known; else it is stat'ed.
     """
     problem = dimension_problem(header.shape)
     if problem or not header.single_file or header.bitpix <= 0:

@@ -45,7 +45,19 @@ UNREADABLE = "NIfTI header unreadable"  # tr_check of an included run whose head
 def base_row(
     dataset: str, entry: str, path: str | Path, ents: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """A manifest row for ``path``, not yet included, entities parsed loosely from its name."""
+    """A manifest row for ``path``, not yet included, entities parsed loosely from its name.
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset name.
+    entry : str
+        The dataset's entry (:mod:`lcm.entries`).
+    path : str or Path
+        The run's data file.
+    ents : dict, optional
+        Its entities when the caller parsed them already; else parsed from the file name.
+    """
     if ents is None:
         ents = parse_entities(os.path.basename(path))
     return {
@@ -72,7 +84,17 @@ def base_row(
 
 
 def excluded(row: dict[str, Any], code: str, reason: str) -> dict[str, Any]:
-    """``row`` excluded with a reason code and message."""
+    """``row`` excluded with a reason code and message.
+
+    Parameters
+    ----------
+    row : dict
+        A manifest row (:func:`base_row`); not modified.
+    code : str
+        The reason code (:mod:`lcm.reason_codes`).
+    reason : str
+        The message: what is wrong and the fix.
+    """
     return {**row, "included": False, "reason_code": code, "reason": reason}
 
 
@@ -86,6 +108,9 @@ def not_in_space(wanted: str, spaces: Iterable[str]) -> tuple[str, str]:
     The one wording, whichever entry found the run: ingest of fMRIPrep derivatives (entry
     fmriprep) and the fMRIPrep stage's record (entry bids, runner existing or a container).
 
+    A space of the subject's own (``T1w``, ``func`` ...) is never suggested: one atlas image
+    parcellates every subject, in a template's space (:func:`lcm.io.output_space.is_native_space`).
+
     Parameters
     ----------
     wanted : str
@@ -93,9 +118,6 @@ def not_in_space(wanted: str, spaces: Iterable[str]) -> tuple[str, str]:
     spaces : iterable of str
         The spaces of the run's other ``desc-preproc`` BOLD files, as the setting spells them
         (:func:`lcm.io.output_space.space_of`); at least one.
-
-    A space of the subject's own (``T1w``, ``func`` ...) is never suggested: one atlas image
-    parcellates every subject, in a template's space (:func:`lcm.io.output_space.is_native_space`).
     """
     found = sorted(set(spaces))
     templates = [s for s in found if not is_native_space(s)]
@@ -125,7 +147,13 @@ def not_in_space(wanted: str, spaces: Iterable[str]) -> tuple[str, str]:
 
 
 def spaces_found(reason: str) -> list[str]:
-    """The spaces a :func:`not_in_space` reason names (those of the run's preprocessed BOLD)."""
+    """The spaces a :func:`not_in_space` reason names (those of the run's preprocessed BOLD).
+
+    Parameters
+    ----------
+    reason : str
+        A manifest row's reason; ``[]`` when it is not a :func:`not_in_space` reason.
+    """
     tail = reason.partition(_WROTE)[2]
     return tail.split(". ", 1)[0].split(", ") if tail else []
 
@@ -135,6 +163,16 @@ def not_fetched_reason(path: str | Path, what: str = "", pointer: bool = False) 
     dangling symlink (a locked git-annex file), or with ``pointer`` an unlocked file's pointer.
 
     The ``datalad get`` command is shell-quoted: paste it as it is, whatever the path holds.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file not fetched.
+    what : str, default ""
+        What it is to the run, prefixed to the message (``"its sidecar "``); ``""`` for the run's
+        own file.
+    pointer : bool, default False
+        Whether it is an unlocked file's pointer rather than a dangling symlink.
     """
     state = (
         "a git-annex pointer file, not the image (an unlocked DataLad/git-annex file "
@@ -146,7 +184,20 @@ def not_fetched_reason(path: str | Path, what: str = "", pointer: bool = False) 
 
 
 def check_repetition_time(row: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
-    """Set ``t_r`` from resolved sidecar metadata, or exclude the run when it is unusable."""
+    """Set ``t_r`` from resolved sidecar metadata, or exclude the run when it is unusable.
+
+    Parameters
+    ----------
+    row : dict
+        A manifest row (:func:`base_row`).
+    metadata : dict
+        Its sidecars' merged metadata (:meth:`lcm.bids.sidecars.SidecarReader.resolve`).
+
+    Returns
+    -------
+    dict
+        A copy, included with its ``t_r``, or excluded as ``no_repetition_time``.
+    """
     t_r, reason = sidecar_tr(metadata, os.path.basename(row["path"]))
     if reason:
         return excluded(row, NO_REPETITION_TIME, reason)
@@ -167,6 +218,18 @@ def check_bold_header(row: dict[str, Any], size: int | None = None) -> dict[str,
     (:func:`lcm.bids.nifti_header.header_problem`): a corrupt header would otherwise
     size arrays of terabytes downstream. ``size`` (bytes, when the caller has it) spares
     opening empty files and a second ``stat``.
+
+    Parameters
+    ----------
+    row : dict
+        An included manifest row with its ``t_r`` (:func:`check_repetition_time`).
+    size : int, optional
+        The file's size in bytes.
+
+    Returns
+    -------
+    dict
+        A copy: ``tr_check`` set, or excluded with its reason.
     """
     path = row["path"]
     name = os.path.basename(path)

@@ -56,6 +56,11 @@ def run_ids_from_name(path: str | Path) -> RunIds:
     Labels are taken as written (``run-01`` stays ``01``) so derivative names built from them
     match the files fMRIPrep writes.
 
+    Parameters
+    ----------
+    path : str or Path
+        A BIDS file; only its name is read.
+
     Raises
     ------
     InputDataError
@@ -77,5 +82,10 @@ def run_ids_from_key(key: str) -> RunIds:
     """Identifiers of a run from its run key (e.g. a manifest row's ``run_key``, already checked).
 
     Runs listed in a listing TSV need not have BIDS file names: their key is the reference.
+
+    Parameters
+    ----------
+    key : str
+        A run key such as ``sub-01_ses-1_task-rest_run-01``.
     """
     return RunIds(entities=parse_entities(key), run_key=key)

@@ -41,6 +41,13 @@ class Selection:
     def from_config(cls, config: dict[str, Any] | None, source: str = "select") -> Selection:
         """Parse ``{key: {include: [...], exclude: [...]}}``; labels may carry their prefix.
 
+        Parameters
+        ----------
+        config : dict or None
+            The selection, by key (``participants``, ``sessions``, ``runs`` ...); None selects all.
+        source : str, default "select"
+            Where it was set (``ingest.select.<dataset>``, ``--select``), named in errors.
+
         Raises
         ------
         ConfigError
@@ -78,7 +85,13 @@ class Selection:
 
     def subjects_left_out(self, folders: list[str]) -> list[str]:
         """The subject folders (``sub-<label>``) of ``folders`` that the participant selection
-        leaves out: none without one. What the BIDS validator is told to ignore."""
+        leaves out: none without one. What the BIDS validator is told to ignore.
+
+        Parameters
+        ----------
+        folders : list of str
+            Subject folder names, ``sub-<label>``.
+        """
         include = self.include.get("participants")
         exclude = self.exclude.get("participants", ())
         out = []
@@ -97,7 +110,18 @@ class Selection:
         }
 
     def apply(self, manifest: pd.DataFrame) -> pd.DataFrame:
-        """Exclude the runs this selection leaves out (``reason_code`` ``not_selected``)."""
+        """Exclude the runs this selection leaves out (``reason_code`` ``not_selected``).
+
+        Parameters
+        ----------
+        manifest : pandas.DataFrame
+            The manifest; returned as it is when nothing is selected or it is empty.
+
+        Returns
+        -------
+        pandas.DataFrame
+            A copy, each run left out excluded with the key and value that left it out.
+        """
         if self.is_empty() or manifest.empty:
             return manifest
         df = manifest.copy()
@@ -131,6 +155,11 @@ def participants_kept(manifest: pd.DataFrame) -> set[str]:
     A subject is kept unless every run of it was left out by ``participants`` (include or
     exclude, :meth:`Selection.apply`); runs left out by another key or excluded for another
     reason still make it one of the dataset's selected participants.
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        A manifest after :meth:`Selection.apply`.
     """
     if manifest.empty:
         return set()
@@ -148,7 +177,13 @@ def _normal(key: str, label: str) -> str:
 
 
 def seg_label(name: str) -> str:
-    """A parcellation label as compared with ``seg-`` entities: alphanumerics, lower case."""
+    """A parcellation label as compared with ``seg-`` entities: alphanumerics, lower case.
+
+    Parameters
+    ----------
+    name : str
+        An atlas name or ``seg-`` label (``4S156Parcels``, ``fours156``).
+    """
     return "".join(ch for ch in str(name) if ch.isalnum()).lower()
 
 
@@ -212,7 +247,13 @@ def select_parcellation(manifest: pd.DataFrame, atlas: str, seg: str | None = No
 
 
 def without_echo(key: str) -> str:
-    """A run key without its ``echo-`` entity (always the key's last one)."""
+    """A run key without its ``echo-`` entity (always the key's last one).
+
+    Parameters
+    ----------
+    key : str
+        A run key (:func:`lcm.io.bids_names.run_key`).
+    """
     head, sep, last = key.rpartition("_")
     return head if sep and last.startswith("echo-") else key
 

@@ -31,19 +31,43 @@ class Sidecar:
 
     @classmethod
     def from_path(cls, path: str) -> Sidecar:
-        """Sidecar of a ``.json`` path (its entities and suffix parsed from the name)."""
+        """Sidecar of a ``.json`` path (its entities and suffix parsed from the name).
+
+        Parameters
+        ----------
+        path : str
+            The sidecar's path.
+        """
         return cls.from_name(path, os.path.basename(path))
 
     @classmethod
     def from_name(cls, path: str, name: str, present: bool = True) -> Sidecar:
-        """:meth:`from_path` when the caller already has the file name (indexing hot path)."""
+        """:meth:`from_path` when the caller already has the file name (indexing hot path).
+
+        Parameters
+        ----------
+        path : str
+            The sidecar's path.
+        name : str
+            Its file name, ending ``.json``.
+        present : bool, default True
+            False for a dangling symlink (content not fetched).
+        """
         stem = name[: -len(".json")]
         return cls(
             path=path, entities=entities_of(stem), suffix=stem.rsplit("_", 1)[-1], present=present
         )
 
     def applies_to(self, entities: dict[str, str], suffix: str) -> bool:
-        """Whether this sidecar's suffix matches and its entities are a subset of ``entities``."""
+        """Whether this sidecar's suffix matches and its entities are a subset of ``entities``.
+
+        Parameters
+        ----------
+        entities : dict
+            The data file's entities.
+        suffix : str
+            The data file's suffix (``bold``).
+        """
         if self.suffix != suffix:
             return False
         for key, value in self.entities.items():
@@ -60,6 +84,11 @@ def entities_of(name: str) -> dict[str, str]:
 
     Known extensions are cut from the end, so a label with dots (``sub-01..x``) is kept
     whole and refused later with its name, instead of the file silently losing its entities.
+
+    Parameters
+    ----------
+    name : str
+        A file name or stem, no folder.
     """
     for ext in _EXTENSIONS:
         if name.endswith(ext):
@@ -74,7 +103,13 @@ class SidecarReader:
         self._cache: dict[str, dict[str, Any] | str] = {}
 
     def read(self, path: str) -> dict[str, Any] | str:
-        """Parsed JSON object of ``path``, or a message saying why it cannot be used."""
+        """Parsed JSON object of ``path``, or a message saying why it cannot be used.
+
+        Parameters
+        ----------
+        path : str
+            A JSON sidecar; read once, then from the reader's cache.
+        """
         if path not in self._cache:
             self._cache[path] = _read_json_object(path)
         return self._cache[path]

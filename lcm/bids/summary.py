@@ -29,12 +29,25 @@ SUMMARY_TSV_COLUMNS = ("dataset", "included", "reason_code", "n_runs", "example_
 
 
 def summary_paths(manifest: str | Path) -> tuple[Path, Path]:
-    """``summary.json`` and ``summary.tsv`` beside a manifest."""
+    """``summary.json`` and ``summary.tsv`` beside a manifest.
+
+    Parameters
+    ----------
+    manifest : str or Path
+        The manifest (``lcm ingest --out``).
+    """
     return Path(ingest_summary(manifest, ".json")), Path(ingest_summary(manifest, ".tsv"))
 
 
 def participants_mismatch(root: str | Path, subjects_with_data: list[str]) -> dict[str, Any]:
     """Compare ``participants.tsv`` with the ``sub-*`` folders (reported, never fatal).
+
+    Parameters
+    ----------
+    root : str or Path
+        The dataset's top folder, where ``participants.tsv`` would be.
+    subjects_with_data : list of str
+        The subject folders found (``sub-<label>`` or bare labels).
 
     Returns
     -------
@@ -90,6 +103,21 @@ def subjects_without_runs(
     never an error (the cohort goes on). Folders the participant selection leaves out
     (``left_out``, ``sub-<label>``) are not listed: the user chose that.
 
+    Parameters
+    ----------
+    root : str or Path
+        The dataset's top folder, whose subject folders are looked into.
+    subject_folders : iterable of str
+        Every ``sub-<label>`` folder of the dataset.
+    manifest : pandas.DataFrame
+        The manifest; a subject with any row in it is not listed.
+    dataset : str
+        Dataset name, named in the fixes (``datasets.<name>.task``).
+    task : str
+        The task indexed; a subject's runs of other tasks are named beside it.
+    left_out : iterable of str, default ()
+        ``sub-<label>`` folders the participant selection leaves out.
+
     Returns
     -------
     list of dict
@@ -141,7 +169,20 @@ def _no_runs_reason(folder: Path, dataset: str, task: str) -> str:
 
 
 def build_summary(manifest: pd.DataFrame, **facts: Any) -> dict[str, Any]:
-    """Counts of a manifest by reason, plus ``facts`` (validator, participants, cache ...)."""
+    """Counts of a manifest by reason, plus ``facts`` (validator, participants, cache ...).
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        The manifest (``included``, ``reason_code``, ``subject`` and ``tr_check`` columns).
+    **facts
+        Further keys copied into the summary as they are.
+
+    Returns
+    -------
+    dict
+        ``facts`` plus the run, subject and reason counts.
+    """
     included = manifest["included"].astype(bool)
     excluded = manifest.loc[~included]
     by_code = excluded.groupby("reason_code", sort=True).size().astype(int).to_dict()
@@ -168,6 +209,20 @@ def summary_table(
     Subjects without any run (``without_runs``, :func:`subjects_without_runs`) are one more
     row, :data:`NO_RUNS` with 0 runs, its example naming them, so that the report's ingestion
     table says where they went.
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        The manifest.
+    dataset : str
+        Dataset name, written in each row.
+    without_runs : list of dict, optional
+        Subjects without any run (:func:`subjects_without_runs`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of ``summary.tsv`` (:data:`SUMMARY_TSV_COLUMNS`).
     """
     rows = []
     for (inc, code), group in manifest.groupby(["included", "reason_code"], sort=True):
@@ -209,6 +264,11 @@ def check_summary_files_own(manifest_path: str | Path) -> None:
     """Refuse, before ingesting, to replace a ``summary.json``/``.tsv`` beside the manifest
     that an earlier ingest did not write (a user's file of that name in ``--out``'s folder).
 
+    Parameters
+    ----------
+    manifest_path : str or Path
+        The manifest about to be written (``--out``).
+
     Raises
     ------
     ConfigError
@@ -241,7 +301,17 @@ def check_summary_files_own(manifest_path: str | Path) -> None:
 
 
 def write_summary(manifest_path: str | Path, summary: dict[str, Any], table: pd.DataFrame) -> None:
-    """Write ``summary.json`` and ``summary.tsv`` beside the manifest (atomically)."""
+    """Write ``summary.json`` and ``summary.tsv`` beside the manifest (atomically).
+
+    Parameters
+    ----------
+    manifest_path : str or Path
+        The manifest; the two files go beside it.
+    summary : dict
+        The summary (:func:`build_summary`), written as JSON.
+    table : pandas.DataFrame
+        Its table (:func:`summary_table`), written as TSV.
+    """
     json_path, tsv_path = summary_paths(manifest_path)
     write_json(json_path, summary)
     write_tsv(tsv_path, table)

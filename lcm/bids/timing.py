@@ -61,7 +61,15 @@ def tr_mismatch(sidecar_tr: float, header: float | None, source: str) -> str:
 
 
 def sidecar_tr(metadata: dict, source: str) -> tuple[float | None, str]:
-    """``RepetitionTime`` of a resolved sidecar as ``(t_r, reason)``; reason is ``""`` if valid."""
+    """``RepetitionTime`` of a resolved sidecar as ``(t_r, reason)``; reason is ``""`` if valid.
+
+    Parameters
+    ----------
+    metadata : dict
+        The run's merged sidecar metadata.
+    source : str
+        The data file's name, named in the reason.
+    """
     value = metadata.get("RepetitionTime")
     if value is None:
         return None, f"RepetitionTime missing from the JSON sidecar of {source}"

@@ -120,7 +120,13 @@ class ValidationReport:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ValidationReport:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`.
+
+        Parameters
+        ----------
+        data : dict
+            A report as :meth:`to_dict` wrote it; missing keys read as empty.
+        """
         return cls(
             data.get("version", ""),
             data.get("errors", []),
@@ -148,6 +154,16 @@ def validation_inputs(root: str | Path) -> dict[str, str | None]:
     changes a subject's verdict without touching its folder. Ingest records them in its
     summary (``validator.inputs``) and reuses a cached report only for the same ones; the
     workflow's plan compares them with the current ones (:mod:`lcm.workflow.plan`).
+
+    Parameters
+    ----------
+    root : str or Path
+        The raw dataset's top folder.
+
+    Returns
+    -------
+    dict
+        ``{"validator": version, "bidsignore": sha256 or None}``.
     """
     import hashlib
 
@@ -290,7 +306,15 @@ def _ignore_config(subjects: list[str]) -> dict[str, Any]:
 def fmriprep_ignores(code: str, location: str) -> bool:
     """Whether fMRIPrep's validation ignores an issue of ``code`` at ``location``: it is one of
     :data:`FMRIPREP_IGNORED_CODES`, of the families :data:`FMRIPREP_IGNORED_PREFIXES`, or
-    located at one of :data:`FMRIPREP_IGNORED_FILES`."""
+    located at one of :data:`FMRIPREP_IGNORED_FILES`.
+
+    Parameters
+    ----------
+    code : str
+        The validator's issue code.
+    location : str
+        Where the issue is, as the validator reports it (``/sub-06/func/...``).
+    """
     return (
         code in FMRIPREP_IGNORED_CODES
         or code.startswith(FMRIPREP_IGNORED_PREFIXES)
