@@ -29,7 +29,13 @@ _WRITER = "lcm fmriprep"
 
 
 def stamp_path(record: str | os.PathLike[str]) -> Path:
-    """The completed-run stamp of the record ``record`` (``x.json`` -> ``x.completed.json``)."""
+    """The completed-run stamp of the record ``record`` (``x.json`` -> ``x.completed.json``).
+
+    Parameters
+    ----------
+    record : str or path-like
+        The subject's fMRIPrep record (``lcm fmriprep --out``), a ``.json`` file.
+    """
     path = Path(record)
     return path.with_name(path.name.removesuffix(".json") + STAMP_SUFFIX)
 
@@ -41,6 +47,13 @@ def raw_subject_files(bids: str | os.PathLike[str], subject: str) -> list[Path]:
     Top-level tables (``participants.tsv``) are left out: adding a subject changes them and
     must not relaunch every other subject. Broken links (a git-annex file not fetched) are
     listed too.
+
+    Parameters
+    ----------
+    bids : str or path-like
+        The raw BIDS dataset's top folder.
+    subject : str
+        Subject label, without ``sub-``.
     """
     root = Path(bids)
     top = [p for p in root.glob("*.json") if p.is_file()]
@@ -49,7 +62,15 @@ def raw_subject_files(bids: str | os.PathLike[str], subject: str) -> list[Path]:
 
 
 def raw_subject_digest(bids: str | os.PathLike[str], subject: str) -> str:
-    """sha256 over :func:`raw_subject_files`, by relative path, size and modification time."""
+    """sha256 over :func:`raw_subject_files`, by relative path, size and modification time.
+
+    Parameters
+    ----------
+    bids : str or path-like
+        The raw BIDS dataset's top folder.
+    subject : str
+        Subject label, without ``sub-``.
+    """
     root = Path(bids)
     entries: list[tuple[str, int, int]] = []
     for path in raw_subject_files(root, subject):
@@ -66,6 +87,18 @@ def read_stamp(path: Path, request: dict[str, Any]) -> dict[str, Any] | None:
 
     A stamp of another request (a setting, the image or a raw file changed) is not used; the
     log says which of its fields differ.
+
+    Parameters
+    ----------
+    path : Path
+        The stamp (:func:`stamp_path`); a missing or foreign file reads as no stamp.
+    request : dict
+        What determines this run's derivatives (its settings, image and raw files' digest).
+
+    Returns
+    -------
+    dict or None
+        The stamp: ``request``, ``command``, ``container_env``, ``image_digest``, ``finished``.
     """
     stamp = _load(path)
     if stamp is None:
@@ -89,6 +122,19 @@ def write_stamp(
 
     ``container_env`` (the environment LCM set for the container) is kept beside the command
     for the record of a later check; it is not part of the request.
+
+    Parameters
+    ----------
+    path : Path
+        The stamp (:func:`stamp_path`); a file there that LCM did not write is left alone.
+    request : dict
+        What determined the run's derivatives, compared by :func:`read_stamp`.
+    command : list of str
+        The command that ran fMRIPrep.
+    image_digest : dict or None
+        The image's digest record (:meth:`lcm.preprocess.image_digest.ImageDigest.to_record`).
+    container_env : dict, optional
+        The environment LCM set for the container.
     """
     if path.exists() and _load(path) is None:
         log.warning("not replacing %s: LCM did not write it (no stamp written)", path)
@@ -107,7 +153,13 @@ def write_stamp(
 
 
 def drop_stamp(path: Path) -> None:
-    """Remove the stamp at ``path`` (after a run that did not complete), if it is LCM's."""
+    """Remove the stamp at ``path`` (after a run that did not complete), if it is LCM's.
+
+    Parameters
+    ----------
+    path : Path
+        The stamp (:func:`stamp_path`).
+    """
     if _load(path) is not None:
         path.unlink()
 

@@ -185,6 +185,12 @@ def output_space_args(output_space: str, extra_args: list[str]) -> tuple[list[st
 def memory_mb(value: str) -> int:
     """An fMRIPrep memory value (``16000``, ``16G``, ``16GB``) in MB, as fMRIPrep reads it.
 
+    Parameters
+    ----------
+    value : str
+        The value after ``--mem``/``--mem_mb`` in ``fmriprep.extra_args``: a number, optionally
+        followed by a unit (no unit is MB).
+
     Raises
     ------
     ConfigError
@@ -234,7 +240,13 @@ def _capped(given: int | None, job: int | None, what: str) -> int | None:
 
 def without_resource_args(extra_args: list[str]) -> list[str]:
     """``extra_args`` without its CPU, OpenMP and memory options (how fMRIPrep runs, not what
-    it writes), in any spelling :func:`resource_args` takes."""
+    it writes), in any spelling :func:`resource_args` takes.
+
+    Parameters
+    ----------
+    extra_args : list of str
+        ``fmriprep.extra_args``.
+    """
     rest = extra_args
     for names in (_CPU_OPTIONS, ("--omp-nthreads",), _MEM_OPTIONS):
         _, rest = take_option(rest, names)
@@ -346,6 +358,13 @@ def docker_command(call: FmriprepCall, executable: str = "fmriprep-docker") -> l
 
     A ``--output-spaces`` of ``call.extra_args`` is merged into the one given here (see
     :func:`output_space_args`).
+
+    Parameters
+    ----------
+    call : FmriprepCall
+        The subject's run: folders, image, licence, output space and extra arguments.
+    executable : str, default "fmriprep-docker"
+        The wrapper to run.
     """
     spaces, extra = output_space_args(call.output_space, call.extra_args)
     return [
@@ -394,6 +413,11 @@ def docker_templateflow_note(value: str | None) -> str | None:
     to mount a host folder, and its ``-e/--env`` alone would point fMRIPrep at a path the
     container does not have. So the folder is not passed; fMRIPrep reads the templates of its
     image. Said in the dry run (the workflow, when it loads) and in each subject's job log.
+
+    Parameters
+    ----------
+    value : str or None
+        ``TEMPLATEFLOW_HOME`` as set in the environment.
     """
     if not value:
         return None
@@ -415,6 +439,13 @@ def templateflow_home(value: str | None, cwd: str | None = None) -> str | None:
     A relative value is read from ``cwd`` (default: the current folder): ``lcm run`` resolves
     it against the folder it is called from before Snakemake moves into OUTPUT_DIR, where the
     jobs bound ``OUTPUT_DIR/<value>``, a folder that did not exist.
+
+    Parameters
+    ----------
+    value : str or None
+        ``TEMPLATEFLOW_HOME`` as set in the environment.
+    cwd : str, optional
+        Folder a relative ``value`` is read from; the current folder when None.
 
     Raises
     ------

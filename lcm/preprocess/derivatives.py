@@ -53,7 +53,13 @@ class RunDerivatives:
     def from_record(cls, record: dict) -> RunDerivatives:
         """Inverse of :meth:`to_record`; a record without ``mask`` (a run without a brain mask)
         gets ``""``, and parcel coverage falls back on live voxels; one written before
-        ``space_read`` (or ``t_r_source``) gets ``""``."""
+        ``space_read`` (or ``t_r_source``) gets ``""``.
+
+        Parameters
+        ----------
+        record : dict
+            A run's entry of an fMRIPrep record (:meth:`to_record`).
+        """
         optional = ("mask", "space_read", "t_r_source", "t_r_note")
         return cls(
             **{
@@ -120,6 +126,13 @@ def confounds_file(func: str | Path, run_key: str) -> Path:
 
     Returns the current name when neither exists (the file a missing-file message names).
 
+    Parameters
+    ----------
+    func : str or Path
+        The run's fMRIPrep ``func`` folder.
+    run_key : str
+        The run key as fMRIPrep spelled it (:func:`derivative_run_key`).
+
     Raises
     ------
     AmbiguousDerivativesError
@@ -148,6 +161,13 @@ def subject_derivative_stats(deriv_root: str | Path, subject: str) -> list[str]:
     of fMRIPrep, a confounds table replaced): preprocessed BOLD, masks, sidecars and
     confounds, in ``sub-<label>/func`` and ``sub-<label>/ses-*/func``; a dangling symlink
     (DataLad content not fetched) with size ``absent``. Empty without the subject's folder.
+
+    Parameters
+    ----------
+    deriv_root : str or Path
+        The fMRIPrep derivatives root.
+    subject : str
+        Subject label, without ``sub-``.
     """
     found: list[str] = []
     folders = [os.path.join(deriv_root, f"sub-{subject}")]
@@ -193,6 +213,13 @@ def derivative_run_key(func: str | Path, ids: RunIds) -> str:
 
     ``run-01`` and ``run-1`` are the same run; the raw key stays the run's identity, this one
     only names its derivative files. The raw key when ``func`` holds no file of the run.
+
+    Parameters
+    ----------
+    func : str or Path
+        The run's fMRIPrep ``func`` folder.
+    ids : RunIds
+        The run's identifiers from its raw name (:mod:`lcm.bids.runs`).
 
     Raises
     ------
@@ -436,6 +463,15 @@ def other_spaces(deriv_root: str | Path, ids: RunIds, space: str) -> list[str]:
     its BOLD in ``space`` :data:`~lcm.bids.rows.NOT_IN_SPACE`, as ingest of fMRIPrep
     derivatives says it; ``[]`` when a BOLD in ``space`` is there (something else is missing)
     or there is none in any space (fMRIPrep stopped before writing it).
+
+    Parameters
+    ----------
+    deriv_root : str or Path
+        The fMRIPrep derivatives root.
+    ids : RunIds
+        The run's identifiers.
+    space : str
+        The output space asked for (``fmriprep.output_space``).
     """
     func = Path(deriv_root) / subject_dir(ids.entities) / "func"
     key = derivative_run_key(func, ids)
@@ -470,6 +506,17 @@ def check_subject_derivatives(
     ``fallback_trs`` maps a run key to the TR used where its preprocessed sidecar gives none
     (:func:`find_run_derivatives`); one that disagrees with the BOLD header excludes the run
     (:data:`TR_MISMATCH`).
+
+    Parameters
+    ----------
+    deriv_root : str or Path
+        The fMRIPrep derivatives root.
+    runs : list of RunIds
+        The subject's runs to look for.
+    space : str
+        The output space read (``fmriprep.output_space``).
+    fallback_trs : dict, optional
+        ``{run_key: FallbackTR}``, the TR of runs whose preprocessed sidecar gives none.
 
     Returns
     -------

@@ -271,6 +271,18 @@ def write_settings(req: FmriprepRequest, out: str | Path) -> dict:
     they were rerun only by the next invocation. The stamp reruns on its own params and
     reruns them with it.
 
+    Parameters
+    ----------
+    req : FmriprepRequest
+        The dataset's request (its subject is not read).
+    out : str or Path
+        The settings JSON to write.
+
+    Returns
+    -------
+    dict
+        The settings written.
+
     Raises
     ------
     ConfigError

@@ -107,6 +107,20 @@ def raw_run_trs(bids_root: str | Path, subject: str, task: str = "rest") -> dict
     by BIDS inheritance, the TR checked against the raw header; a run ingest would exclude has
     none. A multi-echo run is keyed without ``echo-``, as fMRIPrep names its outputs. ``{}``
     for a derivatives folder (no raw run there).
+
+    Parameters
+    ----------
+    bids_root : str or Path
+        The raw dataset's top folder, or a derivatives folder (then ``{}``).
+    subject : str
+        Subject label, without ``sub-``.
+    task : str, default "rest"
+        Task label of the runs.
+
+    Returns
+    -------
+    dict
+        ``{run_key: FallbackTR}``, ``t_r`` in seconds.
     """
     from lcm.bids.fast_index import index_one_subject
 
