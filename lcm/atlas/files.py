@@ -341,6 +341,11 @@ def file_space(path: str | Path) -> str | None:
     Its ``tpl-`` entity (TemplateFlow's and XCP-D's atlases:
     ``tpl-MNI152NLin6Asym_atlas-X_res-02_dseg.nii.gz``), else its ``space-`` entity (BIDS
     derivatives: ``space-MNI152NLin2009cAsym_..._dseg.nii.gz``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The label image; only its file name is read.
     """
     entities = dict(
         part.split("-", 1) for part in Path(path).name.split(".")[0].split("_") if "-" in part
@@ -426,6 +431,12 @@ def read_labels(path: Path) -> pd.DataFrame:
 
     A list of names without indices gives ``name`` only: :func:`load_label_files` maps it to the
     image's labels by rank, as nilearn does.
+
+    Parameters
+    ----------
+    path : Path
+        The labels table: a table with a header, index-name rows, a FreeSurfer colour table or
+        one name per line.
 
     Raises
     ------

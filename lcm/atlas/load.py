@@ -122,6 +122,15 @@ def check_atlas_space(config: dict[str, Any], datasets: list[str], source: str =
     serves every subject, so such an output space is refused whatever the atlas, one whose
     name says no template included.
 
+    Parameters
+    ----------
+    config : dict
+        The validated config (its ``atlas`` and ``fmriprep.output_space``).
+    datasets : list of str
+        The names of the config's voxel-level datasets; nothing is checked without one.
+    source : str, default "config"
+        Where the config was read (``lcm run --config-file <file>``), named in the error.
+
     Raises
     ------
     ConfigError
@@ -195,6 +204,13 @@ def check_atlas_files(config: Mapping[str, Any], source: str = "config") -> None
     package's) is not loaded: its name is checked against the registry. Loading is cheap (one
     label image); an atlas already loaded in this process from the same files is not loaded
     again.
+
+    Parameters
+    ----------
+    config : mapping
+        The validated config (its ``atlas``).
+    source : str, default "config"
+        Where the config was read (``lcm run --config-file <file>``), named in the error.
 
     Raises
     ------

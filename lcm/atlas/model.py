@@ -55,7 +55,18 @@ class Atlas:
         return labels_identity(self.roi_names)
 
     def require_image(self, purpose: str) -> nib.Nifti1Image:
-        """The label image, or an :class:`AtlasError` saying ``purpose`` needs one."""
+        """The label image, or an :class:`AtlasError` saying ``purpose`` needs one.
+
+        Parameters
+        ----------
+        purpose : str
+            What needs the image (``"resampling to a BOLD grid"``), named in the error.
+
+        Raises
+        ------
+        AtlasError
+            When the atlas has labels only.
+        """
         if self.img is None:
             raise AtlasError(
                 f"Atlas {self.name!r} is given by its labels only; {purpose} needs its label "

@@ -242,6 +242,11 @@ def atlas_files(name: str) -> list[Path]:
 
     A packaged atlas: its image and labels files. A coordinate atlas: the coordinate
     tables it is built from.
+
+    Parameters
+    ----------
+    name : str
+        A registry atlas name (:func:`available_atlases`).
     """
     entry = ATLASES.get(name)
     if entry is None:
@@ -252,7 +257,13 @@ def atlas_files(name: str) -> list[Path]:
 
 
 def registry_space(name: str) -> str | None:
-    """The template space of registry atlas ``name`` (``None`` for a name not in it)."""
+    """The template space of registry atlas ``name`` (``None`` for a name not in it).
+
+    Parameters
+    ----------
+    name : str
+        A registry atlas name.
+    """
     entry = ATLASES.get(name)
     if entry is None:
         return None
@@ -261,6 +272,11 @@ def registry_space(name: str) -> str | None:
 
 def registry_atlas(name: str) -> Atlas:
     """The registry atlas ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A registry atlas name (:func:`available_atlases`).
 
     Raises
     ------
@@ -293,6 +309,11 @@ def coordinate_table(name: str) -> pd.DataFrame:
     """ROI table of a coordinate atlas: ``index``, ``name``, ``network``, ``x``, ``y``, ``z``,
     ``radius_mm`` (MNI mm), one row per ROI in the published order.
 
+    Parameters
+    ----------
+    name : str
+        A coordinate atlas of the registry (``power264``, ``dosenbach160``, ``seitzman300``).
+
     Raises
     ------
     AtlasError
@@ -316,6 +337,11 @@ def coordinate_table(name: str) -> pd.DataFrame:
 @functools.cache
 def build_coordinate_atlas(name: str) -> tuple[nib.Nifti1Image, pd.DataFrame]:
     """Label image (2 mm MNI152NLin2009cAsym) and labels table of a coordinate atlas (cached).
+
+    Parameters
+    ----------
+    name : str
+        A coordinate atlas of the registry (``power264``, ``dosenbach160``, ``seitzman300``).
 
     Raises
     ------
