@@ -204,6 +204,16 @@ def read_bold_header(path: str | Path) -> BoldHeader:
 
     The header is checked against sane bounds and the file's size (:func:`check_bold_size`).
 
+    Parameters
+    ----------
+    path : str or Path
+        A ``.nii`` or ``.nii.gz`` BOLD file.
+
+    Returns
+    -------
+    BoldHeader
+        Its shape, affine, data type, scaling and data offset, and the parsed header.
+
     Raises
     ------
     ExcludedRunError

@@ -129,6 +129,16 @@ def strategy_columns(strategy: str) -> list[str]:
     acompcor + global signal. For the nilearn presets see :data:`STRATEGIES`. The aCompCor
     components are named here as a table without a confounds JSON names them
     (``a_comp_cor_00`` .. ``_04``); :func:`confound_columns` picks a run's own by their mask.
+
+    Parameters
+    ----------
+    strategy : str
+        A strategy name, a key of :data:`STRATEGIES` (``denoise.strategy``).
+
+    Raises
+    ------
+    ValueError
+        An unknown strategy.
     """
     spec = _strategy(strategy)
     extra = [f"{ACOMPCOR_PREFIX}{i:02d}" for i in range(N_ACOMPCOR)]
@@ -312,7 +322,13 @@ _OLD_PREFIXES = ("aCompCor", "tCompCor", "Cosine", "NonSteadyStateOutlier", "ARO
 
 
 def old_fmriprep_columns(columns: list[str] | pd.Index) -> list[str]:
-    """The columns of a confounds table named as fMRIPrep < 1.2 named them (none: ``[]``)."""
+    """The columns of a confounds table named as fMRIPrep < 1.2 named them (none: ``[]``).
+
+    Parameters
+    ----------
+    columns : list of str or pandas.Index
+        A confounds table's column names.
+    """
     return [c for c in columns if c in _OLD_COLUMNS or str(c).startswith(_OLD_PREFIXES)]
 
 
@@ -335,6 +351,18 @@ def combined_compcor(columns: list[str], metadata: dict[str, Any] | None) -> lis
     ``c_comp_cor_`` or ``w_comp_cor_`` columns: ``a_`` is the combined mask only) or holds at
     most fMRIPrep < 1.4's six; ``None`` (unknown) for more without either: fMRIPrep 1.4-20.x
     number CSF, WM and combined components in one ``a_comp_cor_`` series, in mask order.
+
+    Parameters
+    ----------
+    columns : list of str
+        The confounds table's column names.
+    metadata : dict or None
+        The confounds JSON (:func:`read_confounds_metadata`), None when there is none.
+
+    Returns
+    -------
+    list of str or None
+        The columns; None when the table alone cannot tell which they are.
     """
     comps = _acompcor(columns)
     if not metadata:
@@ -355,6 +383,11 @@ def read_confounds_metadata(path: str | Path) -> dict[str, Any] | None:
     One that is there but unreadable (truncated, not JSON, not an object) is read as absent
     with a warning naming it: its CompCor masks are then unknown or inferred from the column
     names, which the user would otherwise not know.
+
+    Parameters
+    ----------
+    path : str or Path
+        The confounds TSV; the JSON is the same name ending ``.json``.
     """
     side = Path(path).with_name(Path(path).name.replace(".tsv", ".json"))
     try:

@@ -35,6 +35,18 @@ def read_confounds(path: str | Path, n_volumes: int) -> pd.DataFrame:
     ``std_dvars`` are scrubbing measures, not regressors: theirs becomes 0 (no motion before the
     first volume), so volume 0 is never scrubbed for its neighbour's motion.
 
+    Parameters
+    ----------
+    path : str or Path
+        The run's fMRIPrep confounds TSV.
+    n_volumes : int
+        The BOLD series' volume count, the rows the table must have.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table, ``n/a`` read as NaN and the first row filled as above.
+
     Raises
     ------
     ExcludedRunError
@@ -77,7 +89,24 @@ def confound_matrix(
     table: pd.DataFrame, columns: list[str], source: str, hint: str | None = None
 ) -> np.ndarray:
     """The chosen columns as float64 ``[T, C]``; non-numeric or missing values exclude the run
-    (``hint``: the fix, by default to regenerate the table)."""
+    (``hint``: the fix, by default to regenerate the table).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The confounds table (:func:`read_confounds`).
+    columns : list of str
+        The columns to take, in order; every one in ``table``.
+    source : str
+        The confounds file's name, named in the error.
+    hint : str, optional
+        The fix the error gives; by default to regenerate the table.
+
+    Raises
+    ------
+    ExcludedRunError
+        With code ``confounds_non_numeric``.
+    """
     values = table[columns].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
@@ -95,7 +124,20 @@ def confound_matrix(
 
 
 def framewise_displacement(table: pd.DataFrame, source: str) -> np.ndarray:
-    """FD per volume (first volume 0), from the ``framewise_displacement`` column."""
+    """FD per volume (first volume 0), from the ``framewise_displacement`` column.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The confounds table (:func:`read_confounds`).
+    source : str
+        The confounds file's name, named in the error.
+
+    Raises
+    ------
+    ExcludedRunError
+        The column is missing (code ``confounds_missing_columns``) or not numeric.
+    """
     if FD_COLUMN not in table.columns:
         raise ExcludedRunError(
             f"confounds {source} lack the column {FD_COLUMN!r} needed for scrubbing",
@@ -106,7 +148,20 @@ def framewise_displacement(table: pd.DataFrame, source: str) -> np.ndarray:
 
 
 def std_dvars(table: pd.DataFrame, source: str) -> np.ndarray:
-    """Standardised DVARS per volume (first volume 0), from fMRIPrep's ``std_dvars`` column."""
+    """Standardised DVARS per volume (first volume 0), from fMRIPrep's ``std_dvars`` column.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The confounds table (:func:`read_confounds`).
+    source : str
+        The confounds file's name, named in the error.
+
+    Raises
+    ------
+    ExcludedRunError
+        The column is missing (code ``confounds_missing_columns``) or not numeric.
+    """
     if DVARS_COLUMN not in table.columns:
         raise ExcludedRunError(
             f"confounds {source} lack the column {DVARS_COLUMN!r} needed for DVARS scrubbing",
@@ -118,7 +173,20 @@ def std_dvars(table: pd.DataFrame, source: str) -> np.ndarray:
 
 def non_steady_volumes(table: pd.DataFrame, source: str) -> np.ndarray:
     """Volumes fMRIPrep flagged as non-steady-state (its ``non_steady_state_outlierXX``
-    columns, one per flagged volume); all ``False`` when the table has none."""
+    columns, one per flagged volume); all ``False`` when the table has none.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The confounds table (:func:`read_confounds`).
+    source : str
+        The confounds file's name, named in the error.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(T,)`` bool, True for a flagged volume.
+    """
     columns = [c for c in table.columns if str(c).startswith(NON_STEADY_PREFIX)]
     if not columns:
         return np.zeros(len(table), dtype=bool)
@@ -340,6 +408,13 @@ def check_degrees_of_freedom(dof: DegreesOfFreedom, settings: DenoiseSettings) -
     in-band signal and z-scoring scales up what is left: correlations of pure noise reach
     ±1. Voxel runs are checked on their confounds, before the BOLD is read.
 
+    Parameters
+    ----------
+    dof : DegreesOfFreedom
+        The run's degrees of freedom (:func:`degrees_of_freedom`).
+    settings : DenoiseSettings
+        The denoising settings (``min_dof``).
+
     Raises
     ------
     ExcludedRunError
@@ -365,6 +440,13 @@ def check_degrees_of_freedom(dof: DegreesOfFreedom, settings: DenoiseSettings) -
 def check_high_pass(settings: DenoiseSettings, t_r: float) -> None:
     """Refuse a ``high_pass`` at or above the run's Nyquist frequency ``0.5 / t_r``.
 
+    Parameters
+    ----------
+    settings : DenoiseSettings
+        The denoising settings (``high_pass`` in Hz, None for no high-pass filter).
+    t_r : float
+        The run's repetition time in seconds.
+
     Raises
     ------
     ExcludedRunError
@@ -384,7 +466,20 @@ def check_high_pass(settings: DenoiseSettings, t_r: float) -> None:
 
 
 def short_segments(kept: np.ndarray, min_length: int) -> np.ndarray:
-    """Mask of the volumes in runs of ``True`` in ``kept`` shorter than ``min_length``."""
+    """Mask of the volumes in runs of ``True`` in ``kept`` shorter than ``min_length``.
+
+    Parameters
+    ----------
+    kept : numpy.ndarray
+        ``(T,)`` bool, True for a volume kept.
+    min_length : int
+        The fewest consecutive kept volumes a segment needs.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(T,)`` bool, True for a kept volume in a shorter segment.
+    """
     kept = np.asarray(kept, dtype=bool)
     edges = np.diff(np.r_[0, kept.astype(np.int8), 0])
     starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)

@@ -68,7 +68,27 @@ class RunMatrices:
 
 
 def compute_matrix(kind: str, signals: np.ndarray, empty: np.ndarray) -> np.ndarray:
-    """One matrix of ``kind`` (pearson | partial | covariance) from cleaned ``[T, R]`` signals."""
+    """One matrix of ``kind`` (pearson | partial | covariance) from cleaned ``[T, R]`` signals.
+
+    Parameters
+    ----------
+    kind : str
+        ``pearson``, ``partial`` or ``covariance``.
+    signals : numpy.ndarray
+        ``(T, R)`` cleaned parcel signals.
+    empty : numpy.ndarray
+        ``(R,)`` bool, parcels without signal: their rows and columns are 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(R, R)`` symmetric matrix.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``kind``.
+    """
     if kind == "pearson":
         return pearson_fc(signals, empty)
     if kind == "partial":

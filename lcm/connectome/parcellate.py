@@ -107,7 +107,21 @@ class ParcelAccumulator:
         self._probe = np.unique(np.linspace(0, max(self.index.size - 1, 0), 64).astype(np.intp))
 
     def add(self, start: int, block: np.ndarray) -> None:
-        """Add volumes ``start .. start + len(block)``; ``block`` is ``(k, X*Y*Z)``."""
+        """Add volumes ``start .. start + len(block)``; ``block`` is ``(k, X*Y*Z)``.
+
+        Parameters
+        ----------
+        start : int
+            Index of the block's first volume in the run.
+        block : numpy.ndarray
+            ``(k, X*Y*Z)``: ``k`` volumes, each flattened in NIfTI's (Fortran) voxel order, in the
+            file's dtype (:func:`iter_volume_blocks`).
+
+        Raises
+        ------
+        ValueError
+            ``block`` is not 2D or has another voxel count.
+        """
         if block.ndim != 2 or block.shape[1] != self.n_voxels:
             raise ValueError(f"block {block.shape} does not match {self.n_voxels} voxels")
         k = block.shape[0]

@@ -28,7 +28,16 @@ CHECKED_SETTINGS = ("strategy", "high_pass")
 
 
 def confounds_of(bold: str | Path, run_key: str) -> Path:
-    """fMRIPrep's confounds table of a preprocessed BOLD run (beside it, named by the run)."""
+    """fMRIPrep's confounds table of a preprocessed BOLD run (beside it, named by the run).
+
+    Parameters
+    ----------
+    bold : str or Path
+        The run's preprocessed BOLD file.
+    run_key : str
+        The run's key; the table is ``<run_key>_desc-confounds_timeseries.tsv`` (or fMRIPrep <
+        20.2's name, :func:`lcm.preprocess.derivatives.confounds_file`).
+    """
     return confounds_file(Path(bold).parent, run_key)
 
 

@@ -64,6 +64,17 @@ def new_qc(
     ``denoise`` (the run's denoising settings) fills ``strategy``, ``fd_threshold``,
     ``dvars_threshold`` and ``standardize``. ``pct_scrubbed`` is computed from the volume
     counts unless given in ``values`` (``None``: no scrubbing could apply, n/a).
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset name.
+    ids : RunIds, optional
+        The run's identifiers, which fill ``subject`` .. ``run_key``.
+    denoise : dict, optional
+        The run's denoising settings.
+    **values
+        Further columns, set as given.
     """
     record: dict[str, Any] = {
         "dataset": dataset,
@@ -98,6 +109,11 @@ def exclusion_reason(exc: ExcludedRunError) -> str:
     The one wording of a run's exclusion in the QC table and its job's log: the fix written
     where the run was refused (the error's ``hint``) stays with it, and the table names the
     file and the fix in one cell, as the ingest manifest's reasons do.
+
+    Parameters
+    ----------
+    exc : ExcludedRunError
+        The error that excluded the run.
     """
     return exc.one_line()
 
@@ -173,7 +189,18 @@ def check_fc_spread(fc: np.ndarray, name: str) -> None:
 
 
 def qc_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """QC records as a table with the ``QC_COLUMNS`` order."""
+    """QC records as a table with the ``QC_COLUMNS`` order.
+
+    Parameters
+    ----------
+    records : list of dict
+        Per-run QC records (:func:`new_qc`); a missing optional column reads as its default.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per record; list cells joined into one string.
+    """
     rows = []
     for rec in records:
         row = {col: rec.get(col, _OPTIONAL.get(col)) for col in QC_COLUMNS}
@@ -188,6 +215,11 @@ def qc_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 def read_qc_json(path: str | Path) -> dict[str, Any]:
     """Read one per-run QC JSON.
+
+    Parameters
+    ----------
+    path : str or Path
+        A run's QC JSON, written by ``lcm connectome run``.
 
     Raises
     ------
@@ -212,6 +244,23 @@ def read_qc_json(path: str | Path) -> dict[str, Any]:
 def collect_qc(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
     """Gather per-run QC JSONs into one TSV (``n/a`` for unknown values), atomically.
 
+    Parameters
+    ----------
+    paths : list of str or Path
+        The dataset's per-run QC JSONs.
+    out : str or Path
+        The QC TSV to write.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table written.
+
+    Raises
+    ------
+    InputDataError
+        A QC JSON that cannot be read (:func:`read_qc_json`).
+
     Raises
     ------
     ConfigError
@@ -230,6 +279,11 @@ def warn_mixed_resolutions(df: pd.DataFrame) -> None:
     A bare ``fmriprep.output_space`` reads, per run, the file without ``res-`` where there is
     one, else the resolution fMRIPrep wrote: one subject's sessions can end up at two
     resolutions, under one output name. The warning counts the runs per ``space_read``.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A QC table (:func:`qc_frame`).
     """
     included = df[df["included"].fillna(False).astype(bool)]
     spaces = included["space_read"].fillna("").astype(str)
@@ -286,6 +340,13 @@ def check_windows(df: pd.DataFrame, source: str) -> None:
 
     Each short run keeps its whole-run matrix with a ``window_note``; when that holds for every
     included run the window length is almost surely wrong (seconds instead of TRs, say).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A dataset's QC table (:func:`qc_frame`).
+    source : str
+        What is checked (the QC table's path), named in the error.
 
     Raises
     ------

@@ -110,6 +110,11 @@ def fisher_z_matrix(matrix: np.ndarray) -> np.ndarray:
     """Fisher z of a correlation matrix (:func:`lcm.store.layout.fisher_z`), diagonal set to 0.
 
     The diagonal (r = 1) would be infinite; a relmat keeps it at 0, as XCP-D does.
+
+    Parameters
+    ----------
+    matrix : numpy.ndarray
+        ``(R, R)`` correlation matrix.
     """
     z = fisher_z(matrix)
     np.fill_diagonal(z, 0.0)
@@ -121,6 +126,15 @@ def window_starts(n_volumes: int, length: int, step: int | None = None) -> list[
 
     Returns ``[]`` when the run is shorter than one window. A trailing remainder shorter than
     ``length`` is dropped (as the official LCM code does with its 500-TR windows).
+
+    Parameters
+    ----------
+    n_volumes : int
+        Volumes of the run's cleaned signals (those kept after scrubbing).
+    length : int
+        Window length in volumes (``connectome.window.length``).
+    step : int, optional
+        Volumes between window starts; ``length`` (no overlap) when None or 0.
     """
     step = step or length
     return list(range(0, n_volumes - length + 1, step)) if n_volumes >= length else []

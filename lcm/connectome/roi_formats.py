@@ -93,6 +93,18 @@ def read_roi_series(path: str | Path, names: list[str]) -> pd.DataFrame:
 def read_matrix(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
     """One run's connectivity matrix and its ROI names when the file carries them.
 
+    Parameters
+    ----------
+    path : str or Path
+        The matrix file: ``.tsv``, ``.csv``, ``.npy``, ``.mat`` or ``.1D``, by its suffix.
+
+    Returns
+    -------
+    names : list of str or None
+        The ROI names of a text table's header or an AFNI header; None otherwise.
+    values : numpy.ndarray
+        The matrix.
+
     Raises
     ------
     ExcludedRunError
@@ -135,6 +147,13 @@ def atlas_order(names: list[str] | None, atlas_names: list[str]) -> list[int] | 
 
     A table is read by its names, as nilearn and XCP-D write them: a file whose columns are
     sorted otherwise (alphabetically, by network) is the same parcellation.
+
+    Parameters
+    ----------
+    names : list of str or None
+        The file's ROI names (:func:`read_matrix`); None when it has none.
+    atlas_names : list of str
+        The atlas's ROI names, in its order.
     """
     if names is None:
         return None
@@ -241,6 +260,14 @@ def roi_numbering(names: list[str]) -> bool:
 def load_mat_array(path: str | Path, preferred: tuple[str, ...]) -> np.ndarray:
     """The 2D numeric array of a MATLAB file (v4 to v7): a preferred variable, else the only one.
 
+    Parameters
+    ----------
+    path : str or Path
+        The MATLAB file.
+    preferred : tuple of str
+        Variable names tried in order (:data:`SERIES_MAT_VARIABLES`,
+        :data:`MATRIX_MAT_VARIABLES`); else the file's only 2D numeric variable is taken.
+
     Raises
     ------
     ExcludedRunError
@@ -301,6 +328,11 @@ def read_afni_1d(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
     (ABIDE Preprocessed writes ``#2001  #2002 ...``, the AAL codes). Words that are all numbers
     are codes of the parcellation's labels, not names: ``None`` is returned, and the columns
     take the atlas's labels in order like any file without names.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.1D`` file.
 
     Returns
     -------

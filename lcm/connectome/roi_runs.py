@@ -69,6 +69,18 @@ def settings_read(section: str, value: dict[str, Any]) -> dict[str, Any]:
     volumes, :func:`lcm.connectome.denoise.scrub_mask`): the others are left out, as the
     schema's default strategy has no such rule, so that switching among them (24P to 36P)
     reruns no ROI dataset (it reran every one, for identical matrices).
+
+    Parameters
+    ----------
+    section : str
+        The config section's name (``connectome``, ``denoise``).
+    value : dict
+        Its settings.
+
+    Returns
+    -------
+    dict
+        The settings ROI time series depend on: ``value``, or ``denoise`` without ``strategy``.
     """
     if section != "denoise":
         return value
@@ -411,6 +423,11 @@ def motion_file_mean_fd(path: Path) -> float | None:
     ``<run>_space-..._seg-..._stat-mean_timeseries.tsv``: the run's mean FD for QC and the
     report's motion checks. The series themselves are already denoised and censored by XCP-D,
     so nothing is scrubbed from them here. ``None`` when no single motion file is found.
+
+    Parameters
+    ----------
+    path : Path
+        The run's ROI time-series file; the motion file is looked for in its folder.
     """
     ents = parse_entities(path.name)
     if "sub" not in ents:

@@ -85,6 +85,19 @@ class DenoiseSettings:
 
         ``dvars_threshold: auto`` (the schema's default) becomes 1.5 under a strategy that
         scrubs (the ``scrubbing`` presets, as nilearn's), ``None`` under the others.
+
+        Parameters
+        ----------
+        value : dict
+            The ``denoise`` settings (a config's section, or ``--denoise``'s JSON).
+        source : str, default "--denoise"
+            Where they were given, named in errors.
+
+        Raises
+        ------
+        ConfigError
+            A value the schema refuses, ``high_pass`` not below ``low_pass``, or a scrubbing
+            strategy with neither threshold.
         """
         values = _validated("denoise", value, source)
         if values["dvars_threshold"] == AUTO:
@@ -117,7 +130,19 @@ class DenoiseSettings:
 
     @classmethod
     def from_json(cls, text: str) -> DenoiseSettings:
-        """Parse the ``--denoise`` JSON argument."""
+        """Parse the ``--denoise`` JSON argument.
+
+        Parameters
+        ----------
+        text : str
+            The argument's JSON object.
+
+        Raises
+        ------
+        ConfigError
+            Not a JSON object (:func:`lcm.config.parse_settings`), or settings :meth:`from_dict`
+            refuses.
+        """
         return cls.from_dict(parse_settings(text, "denoise"))
 
     def to_dict(self) -> dict[str, Any]:
@@ -149,7 +174,20 @@ class ConnectomeSettings:
 
     @classmethod
     def from_dict(cls, value: dict[str, Any], source: str = "--connectome") -> ConnectomeSettings:
-        """Validate ``value`` against the schema's ``connectome`` section, filling defaults."""
+        """Validate ``value`` against the schema's ``connectome`` section, filling defaults.
+
+        Parameters
+        ----------
+        value : dict
+            The ``connectome`` settings (a config's section, or ``--connectome``'s JSON).
+        source : str, default "--connectome"
+            Where they were given, named in errors.
+
+        Raises
+        ------
+        ConfigError
+            A value the schema refuses, or ``window.step`` without ``window.length``.
+        """
         value = _validated("connectome", value, source)
         window = _validated_window(value["window"], source)
         kinds = tuple(dict.fromkeys(["pearson", *value["kinds"]]))
@@ -163,7 +201,19 @@ class ConnectomeSettings:
 
     @classmethod
     def from_json(cls, text: str) -> ConnectomeSettings:
-        """Parse the ``--connectome`` JSON argument."""
+        """Parse the ``--connectome`` JSON argument.
+
+        Parameters
+        ----------
+        text : str
+            The argument's JSON object.
+
+        Raises
+        ------
+        ConfigError
+            Not a JSON object (:func:`lcm.config.parse_settings`), or settings :meth:`from_dict`
+            refuses.
+        """
         return cls.from_dict(parse_settings(text, "connectome"))
 
     def to_dict(self) -> dict[str, Any]:

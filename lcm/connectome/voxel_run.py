@@ -72,6 +72,13 @@ class RunConnectome:
 def load_run_from_record(record_path: str | Path, run_key: str) -> tuple[RunDerivatives, str]:
     """The derivatives of ``run_key`` and the output space from an fMRIPrep record.
 
+    Parameters
+    ----------
+    record_path : str or Path
+        The subject's fMRIPrep record, written by ``lcm fmriprep``.
+    run_key : str
+        The run, e.g. ``sub-01_task-rest_run-1``.
+
     Raises
     ------
     ExcludedRunError
@@ -205,6 +212,21 @@ def run_connectome(
     min_coverage: float = MIN_COVERAGE,
 ) -> RunConnectome:
     """Load, check, parcellate and clean one run; ``facts`` collects QC values as they are known.
+
+    Parameters
+    ----------
+    deriv : RunDerivatives
+        The run's fMRIPrep derivatives (:func:`load_run_from_record`).
+    atlas : Atlas
+        The parcellation, with its label image.
+    settings : DenoiseSettings
+        Confound strategy, scrubbing and filtering.
+    facts : dict
+        The run's QC record in the making; values are added as they are known.
+    space : str, optional
+        The output space the BOLD is in (the record's); checked against the atlas's when given.
+    min_coverage : float, default 0.5
+        Coverage below which a parcel is empty (``atlas.min_coverage``).
 
     Raises
     ------
