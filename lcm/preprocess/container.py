@@ -188,8 +188,8 @@ def memory_mb(value: str) -> int:
     Parameters
     ----------
     value : str
-        The value after ``--mem``/``--mem_mb`` in ``fmriprep.extra_args``: a number, optionally
-        followed by a unit (no unit is MB).
+        The value after ``--mem``, ``--mem-mb`` or ``--mem_mb`` in ``fmriprep.extra_args``: a
+        number, optionally followed by a unit (no unit is MB).
 
     Raises
     ------

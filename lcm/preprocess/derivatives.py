@@ -219,7 +219,7 @@ def derivative_run_key(func: str | Path, ids: RunIds) -> str:
     func : str or Path
         The run's fMRIPrep ``func`` folder.
     ids : RunIds
-        The run's identifiers from its raw name (:mod:`lcm.bids.runs`).
+        The run's identifiers (:class:`lcm.bids.runs.RunIds`), its raw key among them.
 
     Raises
     ------
