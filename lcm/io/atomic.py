@@ -171,6 +171,16 @@ def temporary_owner(name: str) -> tuple[str, int] | None:
 
     ``name`` is a file name as :func:`temporary_name` makes them (``.<name>.lcmtmp-<host>-
     <pid>-<random>``, or with the store's ``lcmstaged`` tag).
+
+    Parameters
+    ----------
+    name : str
+        A file or folder name, without its folder.
+
+    Returns
+    -------
+    tuple of (str, int) or None
+        The writer's host and process id; None when ``name`` is not a temporary or staged name.
     """
     m = _TEMPORARY_NAME.match(name)
     return (m["host"], int(m["pid"])) if m else None
@@ -180,6 +190,17 @@ def temporary_folder_prefix(kind: str) -> str:
     """``lcm-<kind>-<host>-<pid>-``: a temporary folder's name prefix carrying its owner.
 
     :func:`remove_dead_temporary_folders` removes such a folder once its process is gone.
+
+    Parameters
+    ----------
+    kind : str
+        What the folder holds (``evaluate`` for evaluate's copy of the cohort); one name per
+        kind, so that :func:`remove_dead_temporary_folders` looks only at its own folders.
+
+    Returns
+    -------
+    str
+        The prefix, for ``tempfile.TemporaryDirectory(prefix=...)``.
     """
     return f"lcm-{kind}-{_host()}-{os.getpid()}-"
 
@@ -191,6 +212,14 @@ def remove_dead_temporary_folders(folder: str | os.PathLike[str], kind: str) -> 
     clean-up; its folder (evaluate's copy of the cohort's connectomes) would stay for good.
     Folders of other hosts or of live processes are left alone, as in
     :func:`remove_dead_temporaries`.
+
+    Parameters
+    ----------
+    folder : path-like
+        The folder to look in (the system's temporary folder); a missing or unreadable one
+        removes nothing.
+    kind : str
+        The kind given to :func:`temporary_folder_prefix` when the folders were made.
 
     Returns
     -------
@@ -212,7 +241,19 @@ def remove_dead_temporary_folders(folder: str | os.PathLike[str], kind: str) -> 
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (a zombie counts as dead)."""
+    """Whether process ``pid`` exists on this host (a zombie counts as dead).
+
+    Parameters
+    ----------
+    pid : int
+        A process id on this host.
+
+    Returns
+    -------
+    bool
+        True for this process and for a live process of another user, False for a process that
+        is gone or a zombie.
+    """
     if pid == os.getpid():
         return True
     try:
@@ -234,7 +275,18 @@ def _host() -> str:
 
 
 def fsync_path(path: str | os.PathLike[str]) -> None:
-    """Flush a file's (or a folder's) data to disk, so that a rename after it is durable."""
+    """Flush a file's (or a folder's) data to disk, so that a rename after it is durable.
+
+    Parameters
+    ----------
+    path : path-like
+        The file or folder to flush. A file system that refuses ``fsync`` on it is ignored.
+
+    Raises
+    ------
+    OSError
+        When ``path`` cannot be opened (it does not exist, or is not readable).
+    """
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -245,13 +297,43 @@ def fsync_path(path: str | os.PathLike[str]) -> None:
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
+    """Write ``text`` to ``path`` atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination; parent folders are created.
+    text : str
+        The content, encoded in the locale's encoding as ``Path.write_text`` does.
+
+    Raises
+    ------
+    lcm.exceptions.OutputOwnershipError
+        When ``path`` exists and is not a regular file (a folder, device or pipe).
+    OSError
+        When the disk or quota is full; the error names ``path``, not the temporary file.
+    """
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically."""
+    """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination; parent folders are created.
+    obj : Any
+        JSON-serialisable object; numpy scalars and arrays and paths are converted.
+
+    Raises
+    ------
+    TypeError
+        When ``obj`` holds a value JSON cannot represent; nothing is written.
+    lcm.exceptions.OutputOwnershipError
+        When ``path`` exists and is not a regular file.
+    """
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
@@ -260,6 +342,20 @@ def write_tsv(path: str | os.PathLike[str], df: pd.DataFrame, index: bool = Fals
 
     Float tables (ROI time series, matrices) are formatted by :func:`lcm.io.tsv.frame_tsv`,
     the same bytes as pandas at a tenth of its cost; the rest by ``DataFrame.to_csv``.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination; parent folders are created.
+    df : pandas.DataFrame
+        The table; its column names become the header.
+    index : bool
+        Whether to write the index as the first column (always through ``DataFrame.to_csv``).
+
+    Raises
+    ------
+    lcm.exceptions.OutputOwnershipError
+        When ``path`` exists and is not a regular file.
     """
     text = None if index else frame_tsv(df)
     with atomic_path(path) as tmp:

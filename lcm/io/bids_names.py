@@ -97,7 +97,19 @@ def _checked(entity: str, label: str, value: object, source: str) -> str:
 
 
 def parse_entities(name: str) -> dict[str, str]:
-    """Parse the ``key-value`` entities of a BIDS file name (folders are ignored)."""
+    """Parse the ``key-value`` entities of a BIDS file name (folders are ignored).
+
+    Parameters
+    ----------
+    name : str
+        A file name or path; only the part before the first dot of its last component is read.
+
+    Returns
+    -------
+    dict of str to str
+        Entity name to label, in the order they appear (``sub-01_task-rest_bold.nii.gz`` gives
+        ``{"sub": "01", "task": "rest"}``). Labels are not checked.
+    """
     stem = Path(name).name.split(".")[0]
     return {k: v for k, v in _ENTITY_RE.findall(stem)}
 
@@ -126,7 +138,23 @@ def build_name(entities: dict[str, object], suffix: str, extension: str) -> str:
 
 
 def subject_dir(entities: dict[str, object]) -> Path:
-    """Folder of a run inside a BIDS tree: ``sub-X[/ses-Y]``."""
+    """Folder of a run inside a BIDS tree: ``sub-X[/ses-Y]``.
+
+    Parameters
+    ----------
+    entities : dict
+        The run's entities; ``sub`` is required, ``ses`` is used when present and not empty.
+
+    Returns
+    -------
+    pathlib.Path
+        The relative folder.
+
+    Raises
+    ------
+    lcm.exceptions.InputDataError
+        When the subject or session label is not alphanumeric.
+    """
     path = Path(f"sub-{check_name_label('sub', entities['sub'])}")
     if entities.get("ses") not in (None, ""):
         path = path / f"ses-{check_name_label('ses', entities['ses'])}"
@@ -140,12 +168,55 @@ def derivative_path(
     extension: str,
     datatype: str = "func",
 ) -> Path:
-    """Full path of a derivative file: ``root/sub-X[/ses-Y]/datatype/<name>``."""
+    """Full path of a derivative file: ``root/sub-X[/ses-Y]/datatype/<name>``.
+
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        The derivatives folder the BIDS tree starts in.
+    entities : dict
+        Entity name to label; ``sub`` is required.
+    suffix : str
+        BIDS suffix, e.g. ``"timeseries"``.
+    extension : str
+        Extension with its dot, e.g. ``".tsv"``.
+    datatype : str
+        The datatype folder under the subject (and session) folder.
+
+    Returns
+    -------
+    pathlib.Path
+        The path (nothing is created).
+
+    Raises
+    ------
+    lcm.exceptions.InputDataError
+        When a label is not alphanumeric.
+    ValueError
+        When ``entities`` holds an entity BIDS does not know.
+    """
     return Path(root) / subject_dir(entities) / datatype / build_name(entities, suffix, extension)
 
 
 def run_key(entities: dict[str, object]) -> str:
-    """Identifier of one run, e.g. ``sub-01_ses-1_task-rest_run-1`` (acquisition entities only)."""
+    """Identifier of one run, e.g. ``sub-01_ses-1_task-rest_run-1`` (acquisition entities only).
+
+    Parameters
+    ----------
+    entities : dict
+        The run's entities; ``sub`` is required to make a usable key, the others are used when
+        present and not empty. Derivative entities (``space``, ``desc``, ...) are ignored.
+
+    Returns
+    -------
+    str
+        The key, entities in BIDS order.
+
+    Raises
+    ------
+    lcm.exceptions.InputDataError
+        When a label is not alphanumeric.
+    """
     keys = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo")
     return "_".join(
         f"{k}-{check_name_label(k, entities[k])}" for k in keys if entities.get(k) not in (None, "")

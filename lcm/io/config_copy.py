@@ -18,7 +18,18 @@ from lcm.io.provenance import config_hash
 
 
 def config_text(config: dict[str, Any]) -> str:
-    """``config`` as the JSON text kept on disk: :func:`config_hash` of its parse is its hash."""
+    """``config`` as the JSON text kept on disk: :func:`config_hash` of its parse is its hash.
+
+    Parameters
+    ----------
+    config : dict
+        The validated config; values JSON cannot hold (paths) are written as their ``str``.
+
+    Returns
+    -------
+    str
+        Key-sorted JSON, indented by one space, ending in a newline.
+    """
     return json.dumps(config, sort_keys=True, default=str, indent=1) + "\n"
 
 
@@ -47,7 +58,19 @@ def write_config_copy(results: str, config: dict[str, Any]) -> Path:
 
 
 def read_config_copy(path: str | Path) -> tuple[dict[str, Any] | None, str | None]:
-    """The config in ``path`` and its :func:`config_hash`; ``(None, None)`` when unreadable."""
+    """The config in ``path`` and its :func:`config_hash`; ``(None, None)`` when unreadable.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A config copy, ``results/configs/<sha256>.json``.
+
+    Returns
+    -------
+    tuple of (dict or None, str or None)
+        The parsed config and the hash of its content (which is the file's name unless it was
+        edited); ``(None, None)`` when the file is missing, unreadable or not a JSON object.
+    """
     try:
         config = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
@@ -59,6 +82,11 @@ def read_config_copy(path: str | Path) -> tuple[dict[str, Any] | None, str | Non
 
 def copy_rehash(path: str | Path) -> str | None:
     """How the config copy at ``path`` re-hashes now, when not to its name (it was edited).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A config copy, ``results/configs/<sha256>.json``.
 
     Returns
     -------
@@ -76,6 +104,11 @@ def copy_rehash(path: str | Path) -> str | None:
 
 def copy_change(path: str | Path) -> str | None:
     """What changed in the config copy at ``path`` since it was written, for messages.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A config copy, ``results/configs/<sha256>.json``.
 
     Returns
     -------

@@ -115,7 +115,18 @@ ABSOLUTE_PATH = re.compile(rf"(?<![\w.~/])/(?:{_NAME}/)*{_NAME}")
 
 def path_name(path: str) -> str:
     """The last name of an absolute path found in text (``/a/b c/x.tsv`` -> ``x.tsv``); a path
-    of one name (``/tmp``) is kept whole."""
+    of one name (``/tmp``) is kept whole.
+
+    Parameters
+    ----------
+    path : str
+        An absolute path as :data:`ABSOLUTE_PATH` finds it in a message.
+
+    Returns
+    -------
+    str
+        Its last name, or ``path`` itself when it has no folder above ``/``.
+    """
     head, _, name = path.rpartition("/")
     return name if head else path
 
@@ -167,6 +178,16 @@ def list_cell(value: object) -> list[str]:
     """The items of a list cell: a list (QC JSON) or comma-separated text (QC TSV).
 
     Empty, missing (None, NaN) and ``n/a`` cells give ``[]``.
+
+    Parameters
+    ----------
+    value : object
+        A cell of a QC table's list column (``reasons``, ``empty_rois``).
+
+    Returns
+    -------
+    list of str
+        The items, empty ones dropped.
     """
     if isinstance(value, list | tuple):
         return [str(v) for v in value if str(v)]

@@ -32,6 +32,16 @@ def no_room_errno(exc: BaseException) -> int | None:
 
     Follows ``__cause__`` and ``__context__``; an error with no ``errno`` attribute whose message
     carries ``os error <n>`` (safetensors' ``SafetensorError``) counts too.
+
+    Parameters
+    ----------
+    exc : BaseException
+        The error a write raised.
+
+    Returns
+    -------
+    int or None
+        ``ENOSPC``, ``EDQUOT`` or ``EFBIG``; None when no error in the chain is one of them.
     """
     seen: set[int] = set()
     current: BaseException | None = exc

@@ -45,7 +45,20 @@ class _Hashes:
 
 
 def source_path(source: str | Path, base: str | Path = ".") -> Path:
-    """Where a recorded source lies: a relative path is relative to ``base``, not the cwd."""
+    """Where a recorded source lies: a relative path is relative to ``base``, not the cwd.
+
+    Parameters
+    ----------
+    source : str or pathlib.Path
+        A path as a record's ``Sources`` or ``Products`` lists it.
+    base : str or pathlib.Path
+        The folder the workflow ran in.
+
+    Returns
+    -------
+    pathlib.Path
+        ``source`` when absolute, else ``base / source``.
+    """
     path = Path(source)
     return path if path.is_absolute() else Path(base) / path
 
@@ -53,6 +66,18 @@ def source_path(source: str | Path, base: str | Path = ".") -> Path:
 def results_entry(path: str | Path, results: Path | None) -> Path | None:
     """``path`` relative to ``results`` when it lies below one of the folders the workflow
     writes there (:data:`lcm.io.paths.RESULTS_ENTRIES`); else None (raw data, a file elsewhere).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A file; a relative path is made absolute against the current folder.
+    results : pathlib.Path or None
+        The absolute results folder the workflow claimed (:func:`claimed_results`), or None.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The relative path, starting with the entry's folder (``connectomes/...``).
     """
     if results is None:
         return None
@@ -64,7 +89,23 @@ def results_entry(path: str | Path, results: Path | None) -> Path | None:
 
 
 def read_record(artifact: str | Path) -> tuple[Path, dict[str, Any]] | None:
-    """The provenance sidecar of ``artifact`` and its content, or None when it has none."""
+    """The provenance sidecar of ``artifact`` and its content, or None when it has none.
+
+    The sidecar names tried are :func:`~lcm.io.provenance.provenance_path`,
+    :func:`~lcm.io.provenance.sidecar_path` and the name older LCM used; one counts only when it
+    is a provenance record whose ``Output`` is ``artifact``'s name (a BIDS sidecar beside a
+    BOLD file is not one).
+
+    Parameters
+    ----------
+    artifact : str or pathlib.Path
+        The output whose record is wanted.
+
+    Returns
+    -------
+    tuple of (pathlib.Path, dict) or None
+        The sidecar's path and its parsed record.
+    """
     path = Path(artifact)
     # Last, the name older LCM gave, cut at the first dot (emb.attn.parquet -> emb.json); the
     # record's Output says whether it describes this file.
@@ -134,14 +175,33 @@ class _Tracer:
         self._records: dict[Path, tuple[Path, dict[str, Any]] | None] = {}
 
     def record(self, path: Path) -> tuple[Path, dict[str, Any]] | None:
-        """:func:`read_record` of ``path`` (a file), read once per trace."""
+        """:func:`read_record` of ``path`` (a file), read once per trace.
+
+        Parameters
+        ----------
+        path : pathlib.Path
+            A file or folder; a folder, or a missing file, has no record.
+
+        Returns
+        -------
+        tuple of (pathlib.Path, dict) or None
+            The sidecar and its record, as :func:`read_record` gives them.
+        """
         key = path.resolve()
         if key not in self._records:
             self._records[key] = read_record(path) if path.is_file() else None
         return self._records[key]
 
     def note_products(self, label: str, found: tuple[Path, dict[str, Any]] | None) -> None:
-        """Remember the files the record ``found`` of ``label`` lists as its job's products."""
+        """Remember the files the record ``found`` of ``label`` lists as its job's products.
+
+        Parameters
+        ----------
+        label : str
+            The source as its consumer's record names it, said in the products' lines.
+        found : tuple of (pathlib.Path, dict) or None
+            That source's sidecar and record (:meth:`record`); None notes nothing.
+        """
         record = found[1] if found else {}
         rule = (record.get("Provenance") or {}).get("rule")
         maker = f"product of rule={rule}, listed in {label}" if rule else f"listed in {label}"
@@ -151,14 +211,45 @@ class _Tracer:
             self.products.setdefault(key, (maker, digests.get(product)))
 
     def results(self, path: Path) -> Path | None:
-        """The results folder the workflow claimed at or above ``path``'s folder."""
+        """The results folder the workflow claimed at or above ``path``'s folder.
+
+        Parameters
+        ----------
+        path : pathlib.Path
+            A file; looked up once per folder.
+
+        Returns
+        -------
+        pathlib.Path or None
+            :func:`~lcm.io.ownership.claimed_results` of its folder.
+        """
         folder = path.parent
         if folder not in self._results:
             self._results[folder] = claimed_results(folder)
         return self._results[folder]
 
     def lines(self, label: str, path: Path, expected: str | None, depth: int) -> Iterator[str]:
-        """Lines for ``path``, which its consumer recorded with ``expected``, and its sources."""
+        """Lines for ``path``, which its consumer recorded with ``expected``, and its sources.
+
+        Parameters
+        ----------
+        label : str
+            ``path`` as it is shown: the argument given to :func:`trace`, or the source as its
+            consumer's record lists it.
+        path : pathlib.Path
+            Where that file lies (relative sources resolved against the trace's base).
+        expected : str or None
+            The sha256 the consumer recorded for it; None for the traced artifact itself, judged
+            against its own sidecar.
+        depth : int
+            Nesting level; each level indents the line by two spaces.
+
+        Yields
+        ------
+        str
+            The file's line, its config's line when it is the first record under that config,
+            then its sources' lines.
+        """
         found = self.record(path)
         record = found[1] if found else {}
         made = None if found else self.products.get(path.resolve())
@@ -216,7 +307,20 @@ class _Tracer:
             yield from self.lines(src, source_path(src, self.base), digests.get(src), depth + 1)
 
     def config_line(self, sha: str, side: Path) -> str:
-        """``config <its copy> [status]``, the copy of config ``sha`` kept where ``side`` lies."""
+        """``config <its copy> [status]``, the copy of config ``sha`` kept where ``side`` lies.
+
+        Parameters
+        ----------
+        sha : str
+            The record's ``config_sha256``.
+        side : pathlib.Path
+            The record's sidecar; the results folder claimed above it holds the copy.
+
+        Returns
+        -------
+        str
+            The line, without indent.
+        """
         results = self.results(side)
         if results is None:
             return f"config {sha} [no copy known: {side} lies in no results folder of the workflow]"

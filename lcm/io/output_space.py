@@ -62,6 +62,16 @@ class OutputSpace:
         Without modifiers every version of the template's space is (fMRIPrep's resolutions of
         it: the caller chooses); a modifier must be there with the same number (``res-02`` is
         ``res-2``); ``res-native`` selects the files without ``res``.
+
+        Parameters
+        ----------
+        entities : dict of str to str
+            A file name's entities (:func:`~lcm.io.bids_names.parse_entities`).
+
+        Returns
+        -------
+        bool
+            True when ``space`` is this label and every modifier matches.
         """
         if entities.get("space") != self.label:
             return False
@@ -83,6 +93,16 @@ class OutputSpace:
 def parse_output_space(text: str) -> OutputSpace:
     """Parse ``fmriprep.output_space`` (``label[:cohort-<n>][:res-<n>|:res-native]``).
 
+    Parameters
+    ----------
+    text : str
+        The setting, e.g. ``MNI152NLin2009cAsym:res-2``.
+
+    Returns
+    -------
+    OutputSpace
+        The label and its modifiers in the order written.
+
     Raises
     ------
     ValueError
@@ -103,6 +123,16 @@ def space_of(entities: dict[str, str]) -> str:
     ``space-MNI152NLin2009cAsym_res-2`` is ``MNI152NLin2009cAsym:res-2``; a file without
     ``res-`` (fMRIPrep's native resolution) is ``MNI152NLin2009cAsym:res-native``: a bare
     label would read any resolution.
+
+    Parameters
+    ----------
+    entities : dict of str to str
+        A file name's entities; ``space`` is read, with ``cohort`` and ``res`` when present.
+
+    Returns
+    -------
+    str
+        The setting that selects exactly this file's space.
     """
     parts = [entities.get("space", "")]
     if entities.get("cohort"):
@@ -112,7 +142,24 @@ def space_of(entities: dict[str, str]) -> str:
 
 
 def space_entities(space: str | None) -> dict[str, str | None]:
-    """File-name entities of an output space setting (``{"space": None}`` for none)."""
+    """File-name entities of an output space setting (``{"space": None}`` for none).
+
+    Parameters
+    ----------
+    space : str or None
+        An ``fmriprep.output_space`` setting; None or empty for data without a space.
+
+    Returns
+    -------
+    dict of str to str or None
+        ``space`` and the modifiers' entities (``res``, ``cohort``), ready for
+        :func:`~lcm.io.bids_names.build_name`.
+
+    Raises
+    ------
+    ValueError
+        When ``space`` is not of the setting's form.
+    """
     return {"space": None} if not space else dict(parse_output_space(space).entities)
 
 
@@ -127,12 +174,33 @@ def is_surface_space(space: str) -> bool:
     A voxel-level entry parcellates volumetric BOLD (``desc-preproc_bold.nii.gz``) with an
     atlas image, so a surface space can never give it a connectome; surface-parcellated data
     (XCP-D's ``space-fsLR`` time series) enters as ``roi_timeseries``, whose space is free.
+
+    Parameters
+    ----------
+    space : str
+        A space label or setting (``fsLR:den-32k`` too); only its start is read.
+
+    Returns
+    -------
+    bool
+        True for a label starting with ``fs``.
     """
     return space.startswith(SURFACE_SPACE_PREFIX)
 
 
 def surface_space_fix(space: str) -> str:
-    """The hint given when a voxel-level dataset is asked for surface space ``space``."""
+    """The hint given when a voxel-level dataset is asked for surface space ``space``.
+
+    Parameters
+    ----------
+    space : str
+        The surface space asked for, named in the hint.
+
+    Returns
+    -------
+    str
+        The hint: set a volumetric template, or bring surface time series as ROI time series.
+    """
     return (
         "Set fmriprep.output_space (lcm ingest --space, lcm fmriprep --output-space) to a "
         "volumetric template, the atlas's (MNI152NLin2009cAsym, the default, for the registry "
@@ -156,6 +224,16 @@ def is_native_space(space: str) -> bool:
 
     LCM parcellates every subject with one atlas image, in a template's space: BOLD in a
     subject's own space (:data:`NATIVE_SPACES`) would be cut with regions that are not its own.
+
+    Parameters
+    ----------
+    space : str
+        A setting or a bare label; only the label before the first ``:`` is read.
+
+    Returns
+    -------
+    bool
+        True for one of :data:`NATIVE_SPACES`.
     """
     return space.split(":", 1)[0] in NATIVE_SPACES
 
@@ -183,6 +261,18 @@ def native_space_fix(atlas_space: str | None = None) -> str:
 
 def check_output_space(text: str, option: str = "--output-space") -> OutputSpace:
     """Parse an output space given on the command line (the config schema checks its own).
+
+    Parameters
+    ----------
+    text : str
+        The space as given, e.g. ``MNI152NLin2009cAsym:res-2``.
+    option : str
+        The option or setting that gave it, named in the message.
+
+    Returns
+    -------
+    OutputSpace
+        The parsed space.
 
     Raises
     ------

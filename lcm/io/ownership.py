@@ -100,6 +100,18 @@ def marker_owner(folder: str | os.PathLike[str]) -> str | None:
     """The verb that claimed ``folder`` (its marker's ``Written by <verb>:``), else ``None``.
 
     ``None`` too for a folder without the marker, or one whose marker names no verb.
+
+    Parameters
+    ----------
+    folder : path-like
+        The folder whose marker (:data:`MARKER_NAME`) is read; a missing or unreadable marker
+        gives None.
+
+    Returns
+    -------
+    str or None
+        The verb as the marker names it (``lcm pretrain``, or the workflow's
+        :data:`RESULTS_OWNER`).
     """
     try:
         text = (Path(folder) / MARKER_NAME).read_text()
@@ -117,6 +129,11 @@ def _marked(folder: Path) -> bool:
 
 def claimed_results(path: str | os.PathLike[str]) -> Path | None:
     """The results folder the workflow claimed (:func:`claim_results`) at or above ``path``.
+
+    Parameters
+    ----------
+    path : path-like
+        A file or folder; a relative path is made absolute against the current folder.
 
     Returns
     -------
@@ -202,6 +219,16 @@ def record_verb(record: dict) -> str | None:
     The ``verb`` of the record's ``Provenance.params`` (as ``lcm`` parsed its command line);
     ``None`` when it names none (a record no ``lcm`` verb wrote): the command line itself is
     not read, since an option's value (``--rule store``) may come before the verb.
+
+    Parameters
+    ----------
+    record : dict
+        A parsed provenance record.
+
+    Returns
+    -------
+    str or None
+        ``"lcm <verb>"``, or None.
     """
     prov = record.get("Provenance")
     params = prov.get("params") if isinstance(prov, dict) else None
@@ -291,6 +318,21 @@ def claim_tree(
     filling one tree at once each claim it: the marker, written first, is looked for again
     before refusing. ``vouch(folder)`` may take an unmarked tree as LCM's (one written before
     LCM marked trees) from a file only LCM writes there.
+
+    Parameters
+    ----------
+    folder : path-like
+        The tree's top folder (created if missing).
+    verb : str
+        Who claims it, named in the marker and in messages.
+    vouch : callable, optional
+        Takes the unmarked folder and returns whether a file only LCM writes is there; None
+        vouches for nothing.
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``, now carrying the marker.
 
     Raises
     ------
@@ -409,6 +451,13 @@ def remove_owned(folder: str | os.PathLike[str], names: Iterable[str]) -> None:
     """Delete the files ``names`` (LCM's own) in ``folder``, then the folder if it is empty.
 
     Anything else found there is left in place with a warning: a user's file is never deleted.
+
+    Parameters
+    ----------
+    folder : path-like
+        The output folder; nothing happens when it is not a folder.
+    names : iterable of str
+        The file names LCM wrote there. Its marker and lock file are removed too.
     """
     path = Path(folder)
     if not path.is_dir():
@@ -457,6 +506,11 @@ def remove_scratch(folder: str | os.PathLike[str]) -> str | None:
 
     The folder is first renamed aside, so that it vanishes at once: a half-deleted work folder
     never stays where the tool would resume from it.
+
+    Parameters
+    ----------
+    folder : path-like
+        The scratch folder, as given to :func:`claim_scratch`.
 
     Returns
     -------

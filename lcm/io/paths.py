@@ -115,12 +115,28 @@ def unrecorded_reason(relative: str | PurePath) -> str | None:
 
 
 def ingest_manifest(results: str, dataset: str) -> str:
-    """The manifest of ``dataset`` (one row per run), written by ``lcm ingest``."""
+    """The manifest of ``dataset`` (one row per run), written by ``lcm ingest``.
+
+    Parameters
+    ----------
+    results : str
+        The workflow's ``results_dir``.
+    dataset : str
+        The dataset's name in the config.
+    """
     return f"{results}/ingest/{dataset}/manifest.parquet"
 
 
 def ingest_summary(manifest: str | Path, extension: str) -> str:
-    """``summary.json`` or ``summary.tsv`` (``extension``) beside a manifest."""
+    """``summary.json`` or ``summary.tsv`` (``extension``) beside a manifest.
+
+    Parameters
+    ----------
+    manifest : str or pathlib.Path
+        The manifest (:func:`ingest_manifest`).
+    extension : str
+        ``".json"`` or ``".tsv"``.
+    """
     return os.path.join(os.path.dirname(manifest), f"summary{extension}")
 
 
@@ -128,27 +144,74 @@ def ingest_summary(manifest: str | Path, extension: str) -> str:
 
 
 def fmriprep_record(results: str, dataset: str, subject: str) -> str:
-    """The record of one subject's fMRIPrep outputs (its runs' BOLD, mask, confounds)."""
+    """The record of one subject's fMRIPrep outputs (its runs' BOLD, mask, confounds).
+
+    Parameters
+    ----------
+    results : str
+        The workflow's ``results_dir``.
+    dataset : str
+        The dataset's name in the config.
+    subject : str
+        The subject's label, without ``sub-``.
+    """
     return f"{results}/fmriprep/{dataset}/sub-{subject}_fmriprep.json"
 
 
 def fmriprep_settings(results: str, dataset: str) -> str:
-    """The options every fMRIPrep job of ``dataset`` runs with (the rule's settings stamp)."""
+    """The options every fMRIPrep job of ``dataset`` runs with (the rule's settings stamp).
+
+    Parameters
+    ----------
+    results : str
+        The workflow's ``results_dir``.
+    dataset : str
+        The dataset's name in the config.
+    """
     return f"{results}/fmriprep/{dataset}/settings.json"
 
 
 def fmriprep_derivatives(results: str, dataset: str) -> str:
-    """Where the fMRIPrep stage writes a dataset's derivatives when the config names none."""
+    """Where the fMRIPrep stage writes a dataset's derivatives when the config names none.
+
+    Parameters
+    ----------
+    results : str
+        The workflow's ``results_dir``.
+    dataset : str
+        The dataset's name in the config.
+    """
     return f"{results}/fmriprep/{dataset}/derivatives"
 
 
 def fmriprep_work_dir(results: str, given: str | None = None) -> str:
-    """fMRIPrep work folder: ``given`` (fmriprep.work_dir), else ``<results>/work/fmriprep``."""
+    """fMRIPrep work folder: ``given`` (fmriprep.work_dir), else ``<results>/work/fmriprep``.
+
+    Parameters
+    ----------
+    results : str
+        The workflow's ``results_dir``.
+    given : str, optional
+        The ``fmriprep.work_dir`` setting; None or empty for the default.
+    """
     return given or f"{results}/work/fmriprep"
 
 
 def inside(path: str | Path, folder: str | Path) -> bool:
-    """Whether ``path`` is ``folder`` or lies under it, both resolved (symlinks, ``..``)."""
+    """Whether ``path`` is ``folder`` or lies under it, both resolved (symlinks, ``..``).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The path to place.
+    folder : str or pathlib.Path
+        The folder it may lie in.
+
+    Returns
+    -------
+    bool
+        True for ``folder`` itself too.
+    """
     path, folder = Path(path).resolve(), Path(folder).resolve()
     return path == folder or folder in path.parents
 
@@ -206,24 +269,66 @@ def _run_file(
 
 
 def connectome_dir(results: str, dataset: str) -> str:
-    """The connectome stage's BIDS-derivative folder of ``dataset``."""
+    """The connectome stage's BIDS-derivative folder of ``dataset``.
+
+    Parameters
+    ----------
+    results : str
+        The workflow's ``results_dir``.
+    dataset : str
+        The dataset's name in the config.
+    """
     return f"{results}/connectome/{dataset}"
 
 
 def connectome_settings(results: str, dataset: str) -> str:
-    """The options every voxel-level run of ``dataset`` is processed with (the settings stamp)."""
+    """The options every voxel-level run of ``dataset`` is processed with (the settings stamp).
+
+    Parameters
+    ----------
+    results : str
+        The workflow's ``results_dir``.
+    dataset : str
+        The dataset's name in the config.
+    """
     return f"{connectome_dir(results, dataset)}/settings.json"
 
 
 def qc_table(results: str, dataset: str, atlas: str) -> str:
-    """The QC table of ``dataset`` (one row per run, included or excluded with its reason)."""
+    """The QC table of ``dataset`` (one row per run, included or excluded with its reason).
+
+    Parameters
+    ----------
+    results : str
+        The workflow's ``results_dir``.
+    dataset : str
+        The dataset's name in the config.
+    atlas : str
+        The atlas's name (the ``seg`` entity).
+    """
     return f"{connectome_dir(results, dataset)}/seg-{atlas}_qc.tsv"
 
 
 def run_qc_json(
     results: str, dataset: str, location: Mapping[str, str], space: str | None, atlas: str
 ) -> str:
-    """The QC JSON of one voxel-level run (``location``: :func:`run_location` or wildcards)."""
+    """The QC JSON of one voxel-level run (``location``: :func:`run_location` or wildcards).
+
+    Parameters
+    ----------
+    results : str
+        The workflow's ``results_dir``.
+    dataset : str
+        The dataset's name in the config.
+    location : mapping
+        The run's folder and key: :func:`run_location`, or the rule's :data:`RUN_WILDCARDS`
+        (then the path is a pattern).
+    space : str or None
+        The ``fmriprep.output_space`` setting (its ``space``, ``cohort`` and ``res`` entities
+        name the file); None for data without a space.
+    atlas : str
+        The atlas's name (the ``seg`` entity).
+    """
     root = connectome_dir(results, dataset)
     return _run_file(root, location, {**space_entities(space), "seg": atlas}, "qc", ".json")
 
@@ -231,7 +336,21 @@ def run_qc_json(
 def run_timeseries(
     out_dir: str | Path, location: Mapping[str, str], space: str | None, atlas: str
 ) -> Path:
-    """``OUTDIR/sub-X/[ses-Y/]func/<run_key>_space-S_seg-A_stat-mean_timeseries.tsv``."""
+    """``OUTDIR/sub-X/[ses-Y/]func/<run_key>_space-S_seg-A_stat-mean_timeseries.tsv``.
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        The dataset's connectome folder (:func:`connectome_dir` in the workflow).
+    location : mapping
+        The run's folder and key: :func:`run_location`, or the rule's :data:`RUN_WILDCARDS`
+        (then the path is a pattern).
+    space : str or None
+        The ``fmriprep.output_space`` setting (its ``space``, ``cohort`` and ``res`` entities
+        name the file); None for data without a space.
+    atlas : str
+        The atlas's name (the ``seg`` entity).
+    """
     ents = {**space_entities(space), "seg": atlas, "stat": "mean"}
     return Path(_run_file(out_dir, location, ents, "timeseries", ".tsv"))
 
@@ -247,6 +366,28 @@ def run_relmat(
     """``..._space-S_seg-A[_desc-D]_stat-<kind>_relmat.tsv`` beside the time series.
 
     ``desc`` marks derived matrices: ``win000`` (first window), ``fisherz``, ``win000fisherz``.
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        The dataset's connectome folder (:func:`connectome_dir` in the workflow).
+    location : mapping
+        The run's folder and key: :func:`run_location`, or the rule's :data:`RUN_WILDCARDS`
+        (then the path is a pattern).
+    space : str or None
+        The ``fmriprep.output_space`` setting (its ``space``, ``cohort`` and ``res`` entities
+        name the file); None for data without a space.
+    atlas : str
+        The atlas's name (the ``seg`` entity).
+    kind : str
+        The ``connectome.kinds`` entry: ``pearson``, ``partial`` or ``covariance``.
+    desc : str, optional
+        The ``desc`` entity of a derived matrix; None for the plain one.
+
+    Raises
+    ------
+    KeyError
+        For a ``kind`` not in :data:`STAT_LABELS`.
     """
     ents = {**space_entities(space), "seg": atlas, "desc": desc, "stat": STAT_LABELS[kind]}
     return Path(_run_file(out_dir, location, ents, "relmat", ".tsv"))
@@ -256,7 +397,13 @@ def run_relmat(
 
 
 def store_dir(results: str) -> str:
-    """Root of the feature store."""
+    """Root of the feature store.
+
+    Parameters
+    ----------
+    results : str
+        The workflow's ``results_dir``.
+    """
     return f"{results}/store"
 
 
@@ -269,6 +416,21 @@ def store_root(file: str | Path) -> str:
 
     Rules pass the store root derived from their input or output files (not from the config),
     so that it follows those files when Snakemake relocates them (remote storage).
+
+    Parameters
+    ----------
+    file : str or pathlib.Path
+        A file below one of the store's tables (:data:`STORE_TABLES`).
+
+    Returns
+    -------
+    str
+        The folder holding that table's folder.
+
+    Raises
+    ------
+    ValueError
+        When no folder above ``file`` is one of the store's tables.
     """
     for folder in Path(file).parents:
         if folder.name in STORE_TABLES:
@@ -277,17 +439,43 @@ def store_root(file: str | Path) -> str:
 
 
 def connectome_path(store: str | Path, atlas: str, dataset: str) -> Path:
-    """Parquet file holding ``dataset``'s connectomes for ``atlas`` (``"*"``: a glob pattern)."""
+    """Parquet file holding ``dataset``'s connectomes for ``atlas`` (``"*"``: a glob pattern).
+
+    Parameters
+    ----------
+    store : str or pathlib.Path
+        The store's root (:func:`store_dir`).
+    atlas : str
+        The atlas's name, or ``"*"``.
+    dataset : str
+        The dataset's name, or ``"*"``.
+    """
     return Path(store) / "connectomes" / f"atlas={atlas}" / f"dataset={dataset}" / "part-0.parquet"
 
 
 def variables_path(store: str | Path, dataset: str) -> Path:
-    """Parquet file holding ``dataset``'s brain–environment variables."""
+    """Parquet file holding ``dataset``'s brain–environment variables.
+
+    Parameters
+    ----------
+    store : str or pathlib.Path
+        The store's root (:func:`store_dir`).
+    dataset : str
+        The dataset's name.
+    """
     return Path(store) / "variables" / f"dataset={dataset}" / "part-0.parquet"
 
 
 def missingness_path(store: str | Path, dataset: str) -> Path:
-    """The per-variable missingness report of ``dataset``."""
+    """The per-variable missingness report of ``dataset``.
+
+    Parameters
+    ----------
+    store : str or pathlib.Path
+        The store's root (:func:`store_dir`).
+    dataset : str
+        The dataset's name.
+    """
     return Path(store) / "reports" / f"missingness_dataset-{dataset}.tsv"
 
 
@@ -338,55 +526,143 @@ def stored_connectomes(store: str | Path, atlas: str) -> list[Path]:
 
 
 def model_dir(results: str, name: str) -> str:
-    """Folder of a checkpoint: ``pretrain``, ``pretrain-ssl`` or ``finetune/<task>``."""
+    """Folder of a checkpoint: ``pretrain``, ``pretrain-ssl`` or ``finetune/<task>``.
+
+    Parameters
+    ----------
+    results : str
+        The workflow's ``results_dir``.
+    name : str
+        The checkpoint's name below ``models/``.
+    """
     return f"{results}/models/{name}"
 
 
 def model_file(results: str, name: str, file: str) -> str:
-    """A file of a checkpoint folder (``model.safetensors``, ``model.json``, ``history.tsv``)."""
+    """A file of a checkpoint folder (``model.safetensors``, ``model.json``, ``history.tsv``).
+
+    Parameters
+    ----------
+    results : str
+        The workflow's ``results_dir``.
+    name : str
+        The checkpoint's name (:func:`model_dir`).
+    file : str
+        The file's name in that folder.
+    """
     return f"{model_dir(results, name)}/{file}"
 
 
 def task_splits(results: str, task: str) -> str:
-    """The outer folds of ``task`` (``lcm splits --task``)."""
+    """The outer folds of ``task`` (``lcm splits --task``).
+
+    Parameters
+    ----------
+    results : str
+        The workflow's ``results_dir``.
+    task : str
+        The task's name in the config.
+    """
     return f"{results}/splits/task-{task}_splits.parquet"
 
 
 def task_embeddings(results: str, task: str, kind: str = "embeddings") -> str:
-    """Embeddings (``kind="embeddings"``) or attention maps (``"attention"``) of a task's runs."""
+    """Embeddings (``kind="embeddings"``) or attention maps (``"attention"``) of a task's runs.
+
+    Parameters
+    ----------
+    results : str
+        The workflow's ``results_dir``.
+    task : str
+        The task's name in the config.
+    kind : str
+        ``"embeddings"`` or ``"attention"``.
+    """
     return f"{results}/embeddings/task-{task}_{kind}.parquet"
 
 
 def task_metrics(results: str, task: str, kind: str = "metrics") -> str:
-    """Cross-validated ``metrics`` or ``predictions`` of one task."""
+    """Cross-validated ``metrics`` or ``predictions`` of one task.
+
+    Parameters
+    ----------
+    results : str
+        The workflow's ``results_dir``.
+    task : str
+        The task's name in the config.
+    kind : str
+        ``"metrics"`` or ``"predictions"``.
+    """
     return f"{results}/metrics/task-{task}_{kind}.parquet"
 
 
 def metrics_file(results: str, name: str) -> str:
-    """A table of the report stage: ``metrics.parquet``, ``summary.tsv``, ``headline.tsv``, ..."""
+    """A table of the report stage: ``metrics.parquet``, ``summary.tsv``, ``headline.tsv``, ...
+
+    Parameters
+    ----------
+    results : str
+        The workflow's ``results_dir``.
+    name : str
+        The table's file name.
+    """
     return f"{results}/metrics/{name}"
 
 
 def report_html(results: str) -> str:
-    """The HTML report."""
+    """The HTML report.
+
+    Parameters
+    ----------
+    results : str
+        The workflow's ``results_dir``.
+    """
     return f"{results}/report/index.html"
 
 
 def config_dir(results: str) -> str:
-    """The folder of the validated configs the workflow ran under (``lcm report --configs``)."""
+    """The folder of the validated configs the workflow ran under (``lcm report --configs``).
+
+    Parameters
+    ----------
+    results : str
+        The workflow's ``results_dir``.
+    """
     return f"{results}/configs"
 
 
 def config_copy(results: str, sha256: str) -> str:
-    """The validated config whose :func:`lcm.io.provenance.config_hash` is ``sha256``."""
+    """The validated config whose :func:`lcm.io.provenance.config_hash` is ``sha256``.
+
+    Parameters
+    ----------
+    results : str
+        The workflow's ``results_dir``.
+    sha256 : str
+        The config's hash (``config_sha256`` in a record).
+    """
     return f"{config_dir(results)}/{sha256}.json"
 
 
 def logs_dir(results: str) -> str:
-    """The folder of the workflow's logs, one folder per stage (``lcm report --logs``)."""
+    """The folder of the workflow's logs, one folder per stage (``lcm report --logs``).
+
+    Parameters
+    ----------
+    results : str
+        The workflow's ``results_dir``.
+    """
     return f"{results}/logs"
 
 
 def log_file(results: str, name: str) -> str:
-    """A rule's log file, beside the results of its config: ``<results>/logs/<name>``."""
+    """A rule's log file, beside the results of its config: ``<results>/logs/<name>``.
+
+    Parameters
+    ----------
+    results : str
+        The workflow's ``results_dir``.
+    name : str
+        The log's path below ``logs/``, e.g. ``connectome/<dataset>_collect.log``.
+    """
     return f"{logs_dir(results)}/{name}"

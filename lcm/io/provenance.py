@@ -39,7 +39,23 @@ _DIGEST_RE = re.compile(r"@(sha256:[0-9a-f]{64})$")
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Return the hex sha256 of a file, read in 1 MiB chunks."""
+    """Return the hex sha256 of a file, read in 1 MiB chunks.
+
+    Parameters
+    ----------
+    path : path-like
+        The file to hash.
+
+    Returns
+    -------
+    str
+        64 lowercase hex digits.
+
+    Raises
+    ------
+    OSError
+        When the file is missing or unreadable.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(_CHUNK):
@@ -142,6 +158,16 @@ def parse_scontrol_job(line: str) -> dict[str, str]:
     ``mem_per_node_mb`` from ``MinMemoryNode`` (``mem_per_cpu_mb`` from ``MinMemoryCPU``),
     else from the allocated TRES' ``mem`` on a one-node job; ``gpus`` from its ``gres/gpu``;
     ``cpus_per_gpu`` from ``CpusPerTres``. Keys the line does not give are left out.
+
+    Parameters
+    ----------
+    line : str
+        One job's line of ``scontrol show job -o``.
+
+    Returns
+    -------
+    dict of str to str
+        Some of ``mem_per_node_mb``, ``mem_per_cpu_mb`` (MiB), ``gpus`` and ``cpus_per_gpu``.
     """
     granted: dict[str, str] = {}
     if mb := _mem_mb(_field(line, "MinMemoryNode") or ""):
@@ -172,6 +198,16 @@ def scontrol_allocation(job_id: str) -> dict[str, str]:
 
     Asked once per process and job, with a short timeout; empty when ``scontrol`` is missing,
     fails or times out (the job goes on, its record without these values).
+
+    Parameters
+    ----------
+    job_id : str
+        The SLURM job id (``SLURM_JOB_ID``).
+
+    Returns
+    -------
+    dict of str to str
+        As :func:`parse_scontrol_job` gives it.
     """
     try:
         proc = subprocess.run(
@@ -232,7 +268,18 @@ def set_invocation(
 
 
 def config_hash(config: dict[str, Any]) -> str:
-    """sha256 of a validated config, as canonical JSON (key order and formatting do not count)."""
+    """sha256 of a validated config, as canonical JSON (key order and formatting do not count).
+
+    Parameters
+    ----------
+    config : dict
+        The validated config; values JSON cannot hold (paths) are hashed as their ``str``.
+
+    Returns
+    -------
+    str
+        64 hex digits: the ``config_sha256`` of records and the name of the config's copy.
+    """
     text = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -281,6 +328,16 @@ def container_digest(image: str) -> str | None:
 
     ``name@sha256:...`` carries its digest; a local ``.sif`` file is hashed; a plain tag
     (``nipreps/fmriprep:25.2.7``) names no fixed content, so nothing is claimed for it.
+
+    Parameters
+    ----------
+    image : str
+        The image reference, or a path to a ``.sif`` file.
+
+    Returns
+    -------
+    str or None
+        ``sha256:<64 hex digits>``, or None.
     """
     match = _DIGEST_RE.search(image)
     if match:
@@ -320,6 +377,19 @@ def provenance(container: str | None = None, image_digest: str | None = None) ->
 
     ``image_digest``, the digest of ``container`` when the caller resolved it (see
     :func:`lcm.preprocess.image_digest.resolve_image_digest`), else :func:`container_digest`.
+
+    Parameters
+    ----------
+    container : str, optional
+        The image the output was made in; None for the one this process runs in, if any.
+    image_digest : str, optional
+        That image's digest, ``sha256:...``.
+
+    Returns
+    -------
+    dict
+        Environment (:func:`environment`), creation time, rule, command, params, seed,
+        ``config_sha256``, ``code_sha256``, container and package versions.
     """
     image = container or _container_in_use()
     digest = (image_digest or container_digest(image)) if image else None
@@ -344,7 +414,25 @@ BIDS_VERSION = "1.10.0"
 def write_dataset_description(
     root: str | Path, name: str, *, container: str | None = None, extra: dict | None = None
 ) -> Path:
-    """Write ``dataset_description.json`` of a derivative folder with ``GeneratedBy``."""
+    """Write ``dataset_description.json`` of a derivative folder with ``GeneratedBy``.
+
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        The derivative folder; created if missing.
+    name : str
+        The dataset's ``Name``.
+    container : str, optional
+        The image that made the derivatives, recorded in ``GeneratedBy``.
+    extra : dict, optional
+        Further top-level keys (a synthetic dataset's preset and seed); they override the
+        defaults.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written (atomically; an existing one is replaced).
+    """
     generated_by: dict[str, Any] = {
         "Name": "LCM",
         "Version": lcm.__version__,
@@ -371,7 +459,19 @@ COMPOUND_EXTENSIONS = (".nii.gz", ".tsv.gz")
 
 
 def file_stem(name: str) -> str:
-    """``name`` without its extension: a known compound one (``.nii.gz``) or the last suffix."""
+    """``name`` without its extension: a known compound one (``.nii.gz``) or the last suffix.
+
+    Parameters
+    ----------
+    name : str
+        A file name.
+
+    Returns
+    -------
+    str
+        The name without that extension (``x.nii.gz`` -> ``x``, ``emb.attn.parquet`` ->
+        ``emb.attn``).
+    """
     for ext in COMPOUND_EXTENSIONS:
         if name.lower().endswith(ext) and len(name) > len(ext):
             return name[: -len(ext)]
@@ -382,6 +482,16 @@ def sidecar_path(path: str | Path) -> Path:
     """``a/b/name.tsv`` (or ``.nii.gz``) -> ``a/b/name.json``; ``a/b/x.y.tsv`` -> ``a/b/x.y.json``.
 
     Used both for the sidecar of an LCM output and for the BIDS sidecar of an input.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A data file.
+
+    Returns
+    -------
+    pathlib.Path
+        Its sidecar's path, in the same folder (:func:`file_stem` plus ``.json``).
     """
     path = Path(path)
     return path.with_name(file_stem(path.name) + ".json")
@@ -394,6 +504,16 @@ def provenance_path(output: str | Path) -> Path:
     JSON output (its sidecar would be itself); ``<name>.prov.json`` for ``.safetensors`` weights
     (``model.json`` holds the checkpoint's metadata); ``_<stem>.prov.json`` inside a
     ``key=value`` Parquet partition, where readers (pyarrow, pandas, DuckDB) skip ``_`` files.
+
+    Parameters
+    ----------
+    output : str or pathlib.Path
+        The output the record describes.
+
+    Returns
+    -------
+    pathlib.Path
+        The sidecar's path, in the same folder.
     """
     path = Path(output)
     stem = file_stem(path.name)
@@ -521,6 +641,11 @@ def check_distinct_sidecars(outputs: list[str | Path]) -> None:
     (``x.parquet`` and ``x.tsv`` -> ``x.json``, or one path given for two outputs) is refused
     before hours of work, not after.
 
+    Parameters
+    ----------
+    outputs : list of path-like
+        The verb's output paths (they need not exist yet).
+
     Raises
     ------
     ConfigError
@@ -557,6 +682,11 @@ def check_recordable(outputs: list[str | Path]) -> None:
 
     :func:`write_sidecar` refuses the same at the end; called first, a verb fails before it
     writes any output, so none is left without its record.
+
+    Parameters
+    ----------
+    outputs : list of path-like
+        The verb's output paths (they need not exist yet).
 
     Raises
     ------
@@ -608,6 +738,25 @@ def record_outputs(
 
     Outputs that would share a sidecar, or whose sidecar's place holds a file LCM did not
     write, are refused (:func:`check_recordable`) before any sidecar is written.
+
+    Parameters
+    ----------
+    outputs : list of path-like
+        The verb's outputs; each must exist (its sha256 is recorded).
+    sources : list of path-like
+        Their direct inputs, the same for each.
+    **metadata
+        Passed to :func:`write_sidecar` (``container``, settings, QC values).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The sidecars written, in the order of ``outputs``.
+
+    Raises
+    ------
+    ConfigError
+        As :func:`check_recordable` refuses.
     """
     check_recordable(outputs)
     return [write_sidecar(out, sources, **metadata) for out in outputs]

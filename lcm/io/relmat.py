@@ -39,6 +39,11 @@ def write_relmat(path: str | Path, names: list[str], matrix: np.ndarray) -> None
 def read_relmat(path: str | Path) -> tuple[list[str], np.ndarray]:
     """Read a matrix written by :func:`write_relmat` (or XCP-D).
 
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ``..._relmat.tsv`` file: a ``Node`` column of ROI names, then one column per ROI.
+
     Returns
     -------
     names : list of str
@@ -79,7 +84,22 @@ def read_relmat(path: str | Path) -> tuple[list[str], np.ndarray]:
 
 
 def write_timeseries(path: str | Path, names: list[str], signals: np.ndarray) -> None:
-    """Write ROI time series: header = ROI names, one row per volume (atomically)."""
+    """Write ROI time series: header = ROI names, one row per volume (atomically).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        ``..._stat-mean_timeseries.tsv``; written atomically.
+    names : list of str
+        ROI names, in column order.
+    signals : numpy.ndarray, shape (n_volumes, R)
+        One row per volume.
+
+    Raises
+    ------
+    ValueError
+        When ``signals`` is not 2-D with one column per name; nothing is written.
+    """
     signals = np.asarray(signals)
     if signals.ndim != 2 or signals.shape[1] != len(names):
         raise ValueError(f"signals {signals.shape} do not match {len(names)} ROI names")

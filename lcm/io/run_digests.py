@@ -37,6 +37,15 @@ def connectome_digests(fc: np.ndarray) -> np.ndarray:
     A pretrained checkpoint records those of its training runs (``model.json``,
     ``data.run_digests``), so an evaluation finds its runs among them whatever the dataset
     was called when it was pretrained on (the same data under two names).
+
+    Parameters
+    ----------
+    fc : numpy.ndarray, shape (n_runs, R, R)
+        Connectomes, one per run, in row order.
+
+    Returns
+    -------
+    numpy.ndarray of uint64, shape (n_runs,)
     """
     mats = np.ascontiguousarray(fc, dtype=np.float32).reshape(len(fc), -1)
     values = [
@@ -48,19 +57,57 @@ def connectome_digests(fc: np.ndarray) -> np.ndarray:
 
 def encode_digests(digests: np.ndarray) -> str:
     """Digests (:func:`connectome_digests`), unique and sorted, as one base64 string of 8
-    bytes each, for a JSON file."""
+    bytes each, for a JSON file.
+
+    Parameters
+    ----------
+    digests : numpy.ndarray of uint64
+        Digests in any order, repeats allowed.
+
+    Returns
+    -------
+    str
+        Base64 of the little-endian 8-byte digests.
+    """
     unique = np.unique(np.asarray(digests, dtype=np.uint64))
     return base64.b64encode(unique.astype("<u8").tobytes()).decode("ascii")
 
 
 def decode_digests(text: str) -> np.ndarray:
-    """The inverse of :func:`encode_digests`."""
+    """The inverse of :func:`encode_digests`.
+
+    Parameters
+    ----------
+    text : str
+        What :func:`encode_digests` wrote.
+
+    Returns
+    -------
+    numpy.ndarray of uint64
+        The unique digests, sorted.
+
+    Raises
+    ------
+    binascii.Error, ValueError
+        When ``text`` is not base64 of a whole number of 8-byte digests.
+    """
     return np.frombuffer(base64.b64decode(text), dtype="<u8").astype(np.uint64)
 
 
 def sketch_edges(n_rois: int) -> np.ndarray:
     """Flat indices into an ``(n_rois, n_rois)`` matrix of the upper-triangle edges a sketch
-    keeps: :data:`SKETCH_EDGES` of them (all when fewer), drawn once with a fixed seed."""
+    keeps: :data:`SKETCH_EDGES` of them (all when fewer), drawn once with a fixed seed.
+
+    Parameters
+    ----------
+    n_rois : int
+        Number of ROIs of the matrices.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        The indices, sorted; the same for every call with the same ``n_rois``.
+    """
     rows, cols = np.triu_indices(n_rois, k=1)
     flat = rows * n_rois + cols
     if len(flat) <= SKETCH_EDGES:
@@ -91,13 +138,31 @@ def sketch_values(fc: np.ndarray) -> np.ndarray:
 
     A cohort streamed in chunks concatenates the chunks' values and encodes them once
     (:func:`encode_sketches`): the same sketch as :func:`connectome_sketches` of all of it.
+
+    Parameters
+    ----------
+    fc : numpy.ndarray, shape (n_runs, R, R)
+        Connectomes, one per run, in row order.
     """
     mats = np.asarray(fc).reshape(len(fc), -1)
     return mats[:, sketch_edges(int(np.asarray(fc).shape[-1]))].astype("<f2")
 
 
 def encode_sketches(n_rois: int, values: np.ndarray) -> dict[str, Any]:
-    """:func:`connectome_sketches`' JSON form of :func:`sketch_values` of ``n_rois`` ROIs."""
+    """:func:`connectome_sketches`' JSON form of :func:`sketch_values` of ``n_rois`` ROIs.
+
+    Parameters
+    ----------
+    n_rois : int
+        Number of ROIs of the connectomes the values were kept from.
+    values : numpy.ndarray, shape (n_runs, k)
+        :func:`sketch_values` of them (chunks concatenated in row order).
+
+    Returns
+    -------
+    dict
+        ``{"edges": [...], "values": "<base64>"}``.
+    """
     edges = sketch_edges(n_rois)
     data = np.ascontiguousarray(values, dtype="<f2").tobytes()
     return {"edges": edges.tolist(), "values": base64.b64encode(data).decode("ascii")}
@@ -151,6 +216,22 @@ def data_fingerprint(
 
     The targets are data too: a corrected phenotype file or a recoded variable is another
     training set, so a saved training state of the old one is not resumed.
+
+    Parameters
+    ----------
+    ids : pandas.DataFrame
+        The run identifiers, one row per run.
+    fc : numpy.ndarray, shape (n_runs, R, R)
+        Their connectomes, in the order of ``ids``.
+    variables : pandas.DataFrame, optional
+        The environmental variables of those runs.
+    catalogue : dict, optional
+        The catalogue typing those variables.
+
+    Returns
+    -------
+    str
+        64 hex digits.
     """
     fingerprint = Fingerprint(ids)
     fingerprint.add_connectomes(fc)
@@ -174,14 +255,34 @@ class Fingerprint:
         self._digest.update(ids.to_csv(index=False).encode())
 
     def add_connectomes(self, fc: np.ndarray) -> None:
-        """Hash the next runs' ``(n, R, R)`` matrices (float32 bytes)."""
+        """Hash the next runs' ``(n, R, R)`` matrices (float32 bytes).
+
+        Parameters
+        ----------
+        fc : numpy.ndarray, shape (n, R, R)
+            The next chunk's connectomes, following the previous chunk's runs.
+        """
         self._digest.update(np.ascontiguousarray(fc, dtype=np.float32).tobytes())
 
     def hexdigest(
         self, variables: pd.DataFrame | None = None, catalogue: dict[str, Any] | None = None
     ) -> str:
         """The fingerprint, once every run's connectome was added, with the variables and
-        catalogue (when given)."""
+        catalogue (when given).
+
+        Parameters
+        ----------
+        variables : pandas.DataFrame, optional
+            The environmental variables of every run.
+        catalogue : dict, optional
+            The catalogue typing them.
+
+        Returns
+        -------
+        str
+            64 hex digits, as :func:`data_fingerprint` of the whole cohort gives. More chunks may
+            be added after.
+        """
         digest = self._digest.copy()
         if variables is not None:
             digest.update(b"variables\0" + variables.to_csv(index=False).encode())
