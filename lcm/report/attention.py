@@ -33,6 +33,21 @@ _VIEWS = (
 def mean_query_attention(attention: pd.DataFrame, query: str, roi_names: list[str]) -> np.ndarray:
     """Mean attention of ``query`` over runs, per ROI, from an ``lcm embed --attention-out`` table.
 
+    Parameters
+    ----------
+    attention : pandas.DataFrame
+        The attention table: a ``query`` column and one column per ROI, one row per run and
+        query.
+    query : str
+        The query token's name.
+    roi_names : list of str
+        The ROI columns to average, in the order wanted.
+
+    Returns
+    -------
+    numpy.ndarray, shape (len(roi_names),)
+        The mean weight per ROI.
+
     Raises
     ------
     KeyError
@@ -50,6 +65,16 @@ def placed(centroids: np.ndarray) -> np.ndarray:
     """Which ROIs have coordinates to draw: a row of ``centroids`` ``[R, 3]`` with no NaN.
 
     None has for an atlas given by its labels alone (no image, no ``x, y, z``).
+
+    Parameters
+    ----------
+    centroids : numpy.ndarray, shape (R, 3)
+        ROI centroids in millimetres; NaN where unknown. Any array of ``3 * R`` values is read
+        as ``R`` rows.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (R,)
     """
     centroids = np.asarray(centroids, dtype=float).reshape(-1, 3)
     return np.isfinite(centroids).all(axis=1)

@@ -28,7 +28,20 @@ def _ids(ids: list[str], total: int) -> str:
 
 
 def dropped_rows(task_meta: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """One row per task and reason: ``task, reason, runs, subjects, subject IDs, run IDs``."""
+    """One row per task and reason: ``task, reason, runs, subjects, subject IDs, run IDs``.
+
+    Parameters
+    ----------
+    task_meta : dict of str to dict
+        Each task's metrics metadata (``runs_dropped``, or an older LCM's
+        ``n_runs_dropped_no_label``), by task name.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Tasks in name order; ``n/a`` where a count was not recorded, and at most
+        :data:`MAX_LISTED_IDS` IDs listed per cell, then ``and N more``.
+    """
     rows = []
     for task, meta in sorted(task_meta.items()):
         entries = meta.get("runs_dropped")
@@ -88,7 +101,21 @@ def dropped_note(meta: dict[str, Any]) -> str:
 
 
 def dropped_section(task_meta: dict[str, dict[str, Any]], table_html: Callable[..., str]) -> str:
-    """The runs and subjects each task dropped before its splits, and why."""
+    """The runs and subjects each task dropped before its splits, and why.
+
+    Parameters
+    ----------
+    task_meta : dict of str to dict
+        Each task's metrics metadata, by task name.
+    table_html : callable
+        Renders ``(frame, caption)`` as an HTML table (:func:`lcm.report.html.table_html`).
+
+    Returns
+    -------
+    str
+        An HTML fragment: a heading, then the table and the tasks that dropped nothing; ``""``
+        when there is no task.
+    """
     if not task_meta:
         return ""
     parts = [f'<h3 id="dropped">{DROPPED_TITLE}</h3>']

@@ -32,7 +32,19 @@ P_HOLM = "p, Holm-adjusted over the table's rows"
 
 
 def headline_display(headline: pd.DataFrame) -> pd.DataFrame:
-    """The headline table as shown: one row per task and label fraction, CIs in the cells."""
+    """The headline table as shown: one row per task and label fraction, CIs in the cells.
+
+    Parameters
+    ----------
+    headline : pandas.DataFrame
+        :func:`lcm.evaluate.compare.headline_table`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Text cells, columns in the order shown; ``n/a`` where no model or baseline was
+        fitted.
+    """
     rows = []
     for r in headline.itertuples(index=False):
         rows.append(
@@ -190,7 +202,26 @@ def headline_section(
     summary: pd.DataFrame | None = None,
 ) -> str:
     """The findings first: LCM against the best baseline per task and fraction, in words
-    (each task's sentence opening with head motion alone where it matches the models)."""
+    (each task's sentence opening with head motion alone where it matches the models).
+
+    Parameters
+    ----------
+    headline : pandas.DataFrame or None
+        :func:`lcm.evaluate.compare.headline_table`; None or empty: the section says no
+        comparison could be made.
+    shared : dict
+        ``task -> shared_structure`` of its synthetic cohort (None when not synthetic).
+    table_html : callable
+        Renders ``(frame, caption, row_headers=...)`` as an HTML table
+        (:func:`lcm.report.html.table_html`).
+    summary : pandas.DataFrame, optional
+        :func:`lcm.evaluate.metrics.summarise`, for the head-motion openings.
+
+    Returns
+    -------
+    str
+        An HTML fragment: heading, how to read it, one sentence per task, the table.
+    """
     parts = ['<h2 id="headline">Headline: LCM against the best baseline</h2>']
     if headline is None or headline.empty:
         parts.append('<p class="note">No comparison could be made.</p>')
@@ -320,6 +351,14 @@ def collapsed_fits(metrics: pd.DataFrame | None, task: str) -> dict[tuple[str, f
     every one (1, 0); the direction may differ from fold to fold (a from-scratch model
     alternating between the two has learned no decision rule either).
 
+    Parameters
+    ----------
+    metrics : pandas.DataFrame or None
+        The tidy fold metrics (``task, model, label_fraction, seed, fold, metric, value``);
+        None, or a table without ``task`` and ``metric``, finds nothing.
+    task : str
+        The task's name.
+
     Returns
     -------
     dict
@@ -359,6 +398,13 @@ def collapse_fragment(metrics: pd.DataFrame, task: str) -> str:
     Such a classifier scores balanced accuracy 0.5 on those folds: that is the threshold's
     collapse, not chance-level discrimination, and its AUC ranks scores that never cross the
     threshold.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        The tidy fold metrics (``task, model, label_fraction, seed, fold, metric, value``).
+    task : str
+        The task's name.
     """
     found = []
     for (model, fraction), c in collapsed_fits(metrics, task).items():
@@ -514,7 +560,21 @@ def no_auc_warning(metrics: pd.DataFrame, task_meta: dict[str, dict[str, Any]]) 
 
 def oracle_fragment(oracle: dict[str, Any] | None) -> str:
     """The ceiling of a synthetic task (what the true connectivity allows) and, when measured,
-    the same readout on the pipeline's own connectomes (what the scans kept of it)."""
+    the same readout on the pipeline's own connectomes (what the scans kept of it).
+
+    Parameters
+    ----------
+    oracle : dict or None
+        :func:`lcm.synth.oracle.ceiling` of the task's cohort (``consortium``,
+        ``shared_structure``, ``auc``), with ``scan``: its readout on the pipeline's
+        connectomes (``auc``, ``n_subjects``) or why there is none (``note``). None or no ``auc``
+        gives ``""``.
+
+    Returns
+    -------
+    str
+        An HTML paragraph, or ``""``.
+    """
     if not oracle or oracle.get("auc") is None:
         return ""
     text = (
@@ -995,6 +1055,23 @@ def null_comparison(
     (``task -> oracle AUC on the pipeline's own connectomes``) flags a pair whose cohorts are
     not at matched scan-level difficulty (oracles more than :data:`DIFFICULTY_TOLERANCE`
     apart), which DESIGN asks of the comparison.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        The pretraining-gain contrast rows :func:`pretraining_verdict` reads (``task,
+        label_fraction, difference, se, n``); without ``se`` nothing is compared.
+    shared : dict
+        ``task -> shared_structure`` of its synthetic cohort (None when not synthetic).
+    labels : dict, optional
+        ``task -> diagnosis``.
+    scan_auc : dict, optional
+        ``task -> oracle AUC on the pipeline's own connectomes``.
+
+    Returns
+    -------
+    str
+        Sentences to append to the verdict paragraph (starting with a space), or ``""``.
     """
     from scipy import stats
 
@@ -1083,7 +1160,18 @@ def _collapsed_scratch(metrics: pd.DataFrame | None, rows: pd.DataFrame) -> str:
 
 
 def contrast_display(contrasts: pd.DataFrame) -> pd.DataFrame:
-    """The ablation contrasts as shown: one row per task, label fraction and contrast."""
+    """The ablation contrasts as shown: one row per task, label fraction and contrast.
+
+    Parameters
+    ----------
+    contrasts : pandas.DataFrame
+        :func:`lcm.evaluate.compare.contrast_table`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Text cells, the task, label fraction and contrast first.
+    """
     rows = []
     for r in contrasts.itertuples(index=False):
         rows.append(
@@ -1124,7 +1212,22 @@ def no_diagnosis_pseudo_labels(
 ) -> bool:
     """Whether every lcm fit of ``task`` at ``fraction`` had no unlabelled training subject
     (status ``no_unlabeled``: at label fraction 1.0 every one is labelled), so that
-    lcm − lcm-no-pseudo there measures the BEI pseudo-targets alone."""
+    lcm − lcm-no-pseudo there measures the BEI pseudo-targets alone.
+
+    Parameters
+    ----------
+    task_meta : dict or None
+        ``task -> record`` of ``lcm evaluate`` (its ``pseudo_labels`` statuses).
+    task : str
+        The task's name.
+    fraction : float
+        The label fraction.
+
+    Returns
+    -------
+    bool
+        False too where no lcm fit at ``fraction`` is recorded.
+    """
     fits = [
         r
         for r in ((task_meta or {}).get(task) or {}).get("pseudo_labels") or []
@@ -1148,6 +1251,19 @@ def contrast_statement(
 
     The first sentence reads the pretraining gain at few labels only; a pseudo-label loss at
     1.0, say, would otherwise be a table cell alone. A loss makes the paragraph a warning.
+
+    Parameters
+    ----------
+    contrasts : pandas.DataFrame
+        :func:`lcm.evaluate.compare.contrast_table`.
+    task_meta : dict, optional
+        ``task -> record`` of ``lcm evaluate`` (its ``pseudo_labels`` statuses).
+
+    Returns
+    -------
+    str
+        An HTML paragraph (a warning when a contrast lost); one saying that every interval
+        crosses 0 when none excludes it.
     """
     clear = contrasts[contrasts["verdict"].isin(["loss", "gain"])]
     if clear.empty:
@@ -1181,7 +1297,24 @@ def contrast_section(
     table_html: Callable[..., str],
     task_meta: dict[str, dict[str, Any]] | None = None,
 ) -> str:
-    """LCM against its own ablations: what pretraining and pseudo-labels buy."""
+    """LCM against its own ablations: what pretraining and pseudo-labels buy.
+
+    Parameters
+    ----------
+    contrasts : pandas.DataFrame or None
+        :func:`lcm.evaluate.compare.contrast_table`; None or empty: a warning that the
+        ablations were not evaluated.
+    table_html : callable
+        Renders ``(frame, caption, row_headers=...)`` as an HTML table
+        (:func:`lcm.report.html.table_html`).
+    task_meta : dict, optional
+        ``task -> record`` of ``lcm evaluate`` (its ``pseudo_labels`` statuses).
+
+    Returns
+    -------
+    str
+        An HTML fragment: the statement, how to read it, the table.
+    """
     if contrasts is None or contrasts.empty:
         return (
             '<p class="warn">LCM was not evaluated beside its ablations (lcm-scratch, '
@@ -1216,6 +1349,20 @@ def motion_rows(summary: pd.DataFrame | None, task: str | None = None) -> list[d
     and the best other model's (controls left out), and whether motion alone reaches the
     best model's mean (``beats_all``) or lcm's (``beats_lcm``). Only rows where one of them
     holds are returned.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame or None
+        :func:`lcm.evaluate.metrics.summarise` (``task, model, label_fraction, metric, mean,
+        ci_low, ci_high, n``); None or empty finds nothing.
+    task : str, optional
+        Only this task; None for every task.
+
+    Returns
+    -------
+    list of dict
+        ``task, label_fraction, motion, best, lcm`` (summary rows; ``lcm`` None where lcm
+        was not run), ``beats_all``, ``beats_lcm``; tasks and fractions in order.
     """
     if summary is None or summary.empty:
         return []
@@ -1278,7 +1425,22 @@ MOTION_WHAT = (
 def motion_verdict(summary: pd.DataFrame | None, not_scored: dict[str, str] | None = None) -> str:
     """The page's first warning when head motion alone matches or beats LCM (or every model)
     on some task and label fraction; a note naming the binary tasks motion could not be scored
-    on (no mean FD), so its absence is said; ``""`` otherwise."""
+    on (no mean FD), so its absence is said; ``""`` otherwise.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame or None
+        :func:`lcm.evaluate.metrics.summarise` (``task, model, label_fraction, metric, mean,
+        ci_low, ci_high, n``); None or empty finds nothing.
+    not_scored : dict, optional
+        ``task -> why`` head motion alone could not be scored
+        (:func:`lcm.evaluate.motion.motion_scores`).
+
+    Returns
+    -------
+    str
+        Zero, one or two HTML paragraphs, joined by newlines.
+    """
     rows = motion_rows(summary)
     parts = []
     if rows:
@@ -1319,6 +1481,21 @@ def motion_fragment(
     on every subject). The comparison with the models is the ``motion-fd`` rows of ``summary``:
     fold-mean AUCs on the same folds and test subjects, the direction learned on each training
     fold.
+
+    Parameters
+    ----------
+    fd_auc : float or None
+        The task's in-sample AUC of mean FD for label 1; None or NaN where unknown.
+    summary : pandas.DataFrame, optional
+        :func:`lcm.evaluate.metrics.summarise` (``task, model, label_fraction, metric, mean,
+        ci_low, ci_high, n``); None or empty finds nothing.
+    task : str, optional
+        The task's name; the ``motion-fd`` rows are read only with both it and ``summary``.
+
+    Returns
+    -------
+    str
+        An HTML paragraph, or ``""`` when motion was neither described nor scored.
     """
     described = fd_auc is not None and np.isfinite(fd_auc)
     scored = (
@@ -1368,7 +1545,23 @@ POOLED_GAP = 0.05
 def roc_caption(predictions: pd.DataFrame, summary: pd.DataFrame, task: str) -> str:
     """The visible caption of a task's ROC curves: they pool each seed's folds, so the area
     under a curve (the pooled AUC) is not the table's fold-mean AUC; each model and label
-    fraction where the two differ by :data:`POOLED_GAP` or more is named with both."""
+    fraction where the two differ by :data:`POOLED_GAP` or more is named with both.
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        Out-of-fold predictions (``task, model, label_fraction, seed, fold, dataset, subject,
+        y_true, prediction``).
+    summary : pandas.DataFrame
+        :func:`lcm.evaluate.metrics.summarise`, for the fold-mean AUCs.
+    task : str
+        The task's name.
+
+    Returns
+    -------
+    str
+        An HTML paragraph.
+    """
     from sklearn.metrics import roc_auc_score
 
     rows = predictions[predictions["task"] == task]
@@ -1407,7 +1600,23 @@ def test_subjects_note(
 ) -> str:
     """The test subjects per class behind a binary task's numbers: over each seed's folds and
     per fold (min–max), so the reader sees how many subjects an AUC rests on (the tables' n
-    counts fold values, not subjects)."""
+    counts fold values, not subjects).
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        Out-of-fold predictions (``task, model, label_fraction, seed, fold, dataset, subject,
+        y_true, prediction``).
+    task : str
+        The task's name.
+    levels : sequence of str
+        The class names, label 0 first; anything but two gives ``label 0`` and ``label 1``.
+
+    Returns
+    -------
+    str
+        An HTML paragraph; ``""`` for a task with no predictions or one that is not binary.
+    """
     rows = predictions[predictions["task"] == task]
     if rows.empty or not rows["y_true"].isin([0.0, 1.0]).all():
         return ""

@@ -150,7 +150,21 @@ class ReportData:
 
 
 def img_tag(png: bytes, alt: str) -> str:
-    """An ``<img>`` embedding ``png`` as a base64 data URI."""
+    """An ``<img>`` embedding ``png`` as a base64 data URI.
+
+    Parameters
+    ----------
+    png : bytes
+        The image (:func:`lcm.report.plots.figure_png`).
+    alt : str
+        The text a screen reader says instead: what the figure shows, with its key numbers
+        (escaped here).
+
+    Returns
+    -------
+    str
+        The tag; the page stays one self-contained file.
+    """
     data = base64.b64encode(png).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
@@ -221,7 +235,20 @@ def _anchor(name: str) -> str:
 
 
 def task_section(data: ReportData, task: str) -> str:
-    """Summary table, label-fraction curves and ROC curves of one task."""
+    """Summary table, label-fraction curves and ROC curves of one task.
+
+    Parameters
+    ----------
+    data : ReportData
+        Everything the report shows.
+    task : str
+        The task's name.
+
+    Returns
+    -------
+    str
+        An HTML fragment, headed by the task's anchor.
+    """
     table = task_table(data.summary, task)
     kinds = set(table["kind"]) if len(table) else set()
     parts = [f'<h2 id="{_anchor(task)}">Task: {html.escape(task)}</h2>']
@@ -288,7 +315,21 @@ def task_section(data: ReportData, task: str) -> str:
 def pretraining_section(
     history: pd.DataFrame | None, ssl_history: pd.DataFrame | None = None
 ) -> str:
-    """Loss curves of pretraining (and of the self-supervised-only ablation when given)."""
+    """Loss curves of pretraining (and of the self-supervised-only ablation when given).
+
+    Parameters
+    ----------
+    history : pandas.DataFrame or None
+        The pretraining history (``epoch, loss_total, ..., lr``, with ``val_loss`` and
+        ``train_eval_loss`` where recorded); None: the section says none was given.
+    ssl_history : pandas.DataFrame, optional
+        The history of the self-supervised-only pretraining (``lcm-ssl``).
+
+    Returns
+    -------
+    str
+        An HTML fragment.
+    """
     parts = ['<h2 id="pretraining">Pretraining</h2>']
     if history is None:
         parts.append('<p class="note">No pretraining history was given.</p>')
@@ -338,7 +379,20 @@ def pretraining_section(
 
 
 def bei_section(bei_eval: pd.DataFrame | None) -> str:
-    """Held-out prediction of the BEI variables by the pretrained heads, beside a baseline."""
+    """Held-out prediction of the BEI variables by the pretrained heads, beside a baseline.
+
+    Parameters
+    ----------
+    bei_eval : pandas.DataFrame or None
+        The BEI held-out table (``variable, kind, metric, model, baseline``, with ``ci_low,
+        ci_high`` and ``n_subjects`` where recorded); None: the section says none was given.
+
+    Returns
+    -------
+    str
+        An HTML fragment; variables with fewer than :data:`BEI_FEW_SUBJECTS` held-out
+        subjects are named in a warning.
+    """
     parts = ['<h2 id="bei">Brain–environment variables (held out)</h2>']
     if bei_eval is None:
         parts.append('<p class="note">No BEI held-out evaluation was given.</p>')
@@ -381,7 +435,19 @@ BEI_FEW_SUBJECTS = 20
 
 
 def ingest_section(ingest: pd.DataFrame | None) -> str:
-    """What ingestion included and excluded per dataset, and why (before any preprocessing)."""
+    """What ingestion included and excluded per dataset, and why (before any preprocessing).
+
+    Parameters
+    ----------
+    ingest : pandas.DataFrame or None
+        Ingestion summaries (``dataset, included, reason_code, n_runs, example_path,
+        example``).
+
+    Returns
+    -------
+    str
+        An HTML fragment; ``""`` for None.
+    """
     if ingest is None:
         return ""
     parts = ["<h3>Ingestion: runs included and excluded, by reason</h3>"]
@@ -390,7 +456,19 @@ def ingest_section(ingest: pd.DataFrame | None) -> str:
 
 
 def qc_section(qc: pd.DataFrame | None) -> str:
-    """Counts, exclusion reasons and list, motion, scrubbing and parcel-coverage figures."""
+    """Counts, exclusion reasons and list, motion, scrubbing and parcel-coverage figures.
+
+    Parameters
+    ----------
+    qc : pandas.DataFrame or None
+        The QC tables concatenated (:func:`lcm.report.tables.read_qc`); None: the section says
+        none were given.
+
+    Returns
+    -------
+    str
+        An HTML fragment.
+    """
     parts = ['<h2 id="qc">Quality control</h2>']
     if qc is None:
         parts.append('<p class="note">No QC tables were given.</p>')
@@ -451,7 +529,18 @@ def qc_section(qc: pd.DataFrame | None) -> str:
 
 
 def exclusions_fragment(qc: pd.DataFrame) -> str:
-    """Every excluded run with its reason, folded (the first MAX_LISTED_EXCLUSIONS shown)."""
+    """Every excluded run with its reason, folded (the first MAX_LISTED_EXCLUSIONS shown).
+
+    Parameters
+    ----------
+    qc : pandas.DataFrame
+        The QC tables concatenated.
+
+    Returns
+    -------
+    str
+        A ``<details>`` element; ``""`` when no run was excluded.
+    """
     listed = exclusion_list(qc)
     if not len(listed):
         return ""
@@ -469,6 +558,17 @@ def provenance_footer(inputs: Sequence[str | os.PathLike[str]]) -> str:
 
     The project's code URL is the one link on the page: a plain text link for the reader, never
     fetched when the page renders.
+
+    Parameters
+    ----------
+    inputs : sequence of path-like
+        The report's input files; those that are not files (folders, missing) are left out
+        of the table.
+
+    Returns
+    -------
+    str
+        An HTML fragment.
     """
     env = environment()
     mtime = newest_mtime(inputs)
@@ -502,7 +602,18 @@ def _shared_structure(data: ReportData) -> dict[str, float | None]:
 
 
 def render_report(data: ReportData) -> str:
-    """The complete HTML page."""
+    """The complete HTML page.
+
+    Parameters
+    ----------
+    data : ReportData
+        Everything the report shows.
+
+    Returns
+    -------
+    str
+        The page: one self-contained file, figures embedded, nothing fetched when it renders.
+    """
     tasks = sorted(data.summary["task"].unique())
     models = sorted(data.summary["model"].unique())
     lcm_models = [m for m in models if model_kind(m) == "LCM"]

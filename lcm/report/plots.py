@@ -38,6 +38,18 @@ def figure_png(fig: Figure, dpi: int = DPI) -> bytes:
 
     A figure's flat colours and their anti-aliased edges fit a 256-colour palette: a third of
     the size of full colour, which the page carries as base64.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure; drawn here on an Agg canvas (no display needed).
+    dpi : int
+        Resolution, also recorded in the PNG.
+
+    Returns
+    -------
+    bytes
+        The paletted PNG.
     """
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
@@ -104,7 +116,18 @@ _FALLBACK_MARKERS = ("*", "p", "d", "H", "8")
 
 
 def model_style(model: str) -> ModelStyle:
-    """The fixed style of ``model`` (:data:`MODEL_STYLES`, else one derived from its name)."""
+    """The fixed style of ``model`` (:data:`MODEL_STYLES`, else one derived from its name).
+
+    Parameters
+    ----------
+    model : str
+        The model's name, as in the metrics' ``model`` column.
+
+    Returns
+    -------
+    ModelStyle
+        The same for a name in every figure and every run.
+    """
     if model in MODEL_STYLES:
         return MODEL_STYLES[model]
     digest = int.from_bytes(hashlib.sha256(model.encode()).digest()[:8], "big")
@@ -149,7 +172,23 @@ def _in_model_order(models: Iterable[object]) -> list[str]:
 
 
 def wrapped(text: str, width_in: float, fontsize: float) -> str:
-    """``text`` wrapped to lines that fit ``width_in`` inches (a long task name is not cut off)."""
+    """``text`` wrapped to lines that fit ``width_in`` inches (a long task name is not cut off).
+
+    Parameters
+    ----------
+    text : str
+        The text (a title).
+    width_in : float
+        The width available, in inches.
+    fontsize : float
+        The font size in points.
+
+    Returns
+    -------
+    str
+        Lines joined by newlines; a line is allowed at least 20 characters, however narrow
+        the width.
+    """
     # About 0.62 em a character of DejaVu Sans, capitals included.
     return textwrap.fill(text, max(20, int(width_in * 72 / (0.62 * fontsize))))
 
@@ -287,7 +326,22 @@ def _best(summary: pd.DataFrame, task: str, metric: str) -> str:
 
 
 def fraction_alt(summary: pd.DataFrame, task: str, metric: str = "auc") -> str:
-    """Alt text of :func:`fraction_figure`: what it plots, its best models, its numbers' table."""
+    """Alt text of :func:`fraction_figure`: what it plots, its best models, its numbers' table.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        :func:`lcm.evaluate.metrics.summarise` (``task, model, label_fraction, metric, mean``).
+    task : str
+        The task's name.
+    metric : str
+        The metric plotted (``auc``, or ``pearson_r`` for a regression task).
+
+    Returns
+    -------
+    str
+        Plain text (escaped where it is placed).
+    """
     rows = summary[(summary["task"] == task) & (summary["metric"] == metric)]
     fractions = ", ".join(f"{f:g}" for f in sorted(rows["label_fraction"].unique()))
     return (
@@ -299,7 +353,23 @@ def fraction_alt(summary: pd.DataFrame, task: str, metric: str = "auc") -> str:
 
 
 def roc_alt(predictions: pd.DataFrame, summary: pd.DataFrame, task: str) -> str:
-    """Alt text of :func:`roc_figure`, quoting the table's fold-mean AUC (not a pooled one)."""
+    """Alt text of :func:`roc_figure`, quoting the table's fold-mean AUC (not a pooled one).
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        Out-of-fold predictions (``task, model, label_fraction``), for the models and
+        fractions drawn.
+    summary : pandas.DataFrame
+        :func:`lcm.evaluate.metrics.summarise` (the AUCs quoted).
+    task : str
+        The task's name.
+
+    Returns
+    -------
+    str
+        Plain text (escaped where it is placed).
+    """
     rows = predictions[predictions["task"] == task]
     fractions = ", ".join(f"{f:g}" for f in sorted(rows["label_fraction"].unique()))
     return (
@@ -315,6 +385,17 @@ def loss_figure(history: pd.DataFrame) -> Figure:
     ``train_eval_loss`` (solid) and ``val_loss`` (dashed) are one quantity, the mean
     per-variable BEI loss, on training and held-out runs, drawn alike; ``loss_total`` is the
     weighted training objective (with the self-supervised term), labelled as such.
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        A pretraining history: ``epoch``, ``loss_*`` columns, optionally ``train_eval_loss``,
+        ``val_loss`` and ``lr``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Losses (log scale when all positive) beside the learning rate.
     """
     fig = Figure(figsize=(9.0, 4.6), layout="constrained")
     ax_loss, ax_lr = fig.subplots(1, 2, width_ratios=[2, 1])
@@ -354,7 +435,19 @@ def loss_figure(history: pd.DataFrame) -> Figure:
 
 
 def fd_histogram(qc: pd.DataFrame) -> Figure:
-    """Histogram of mean framewise displacement, included and excluded runs stacked."""
+    """Histogram of mean framewise displacement, included and excluded runs stacked.
+
+    Parameters
+    ----------
+    qc : pandas.DataFrame
+        The QC tables concatenated (``included`` as bool, mean FD per run); runs without a
+        mean FD are left out.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Empty axes when no run has a mean FD.
+    """
     fig = Figure(figsize=(5.2, 3.4), layout="constrained")
     ax = fig.subplots()
     fd = pd.to_numeric(qc[MEAN_FD], errors="coerce")

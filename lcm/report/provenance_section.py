@@ -81,13 +81,29 @@ class ProvenanceFacts:
 
 
 def checkpoint_file(path: str | os.PathLike[str]) -> Path:
-    """``model.json`` of a checkpoint given as its folder or as that file."""
+    """``model.json`` of a checkpoint given as its folder or as that file.
+
+    Parameters
+    ----------
+    path : path-like
+        A checkpoint folder (``lcm report --checkpoint``), or its ``model.json``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path/model.json`` for a folder; ``path`` itself otherwise (it need not exist).
+    """
     path = Path(path)
     return path / META_NAME if path.is_dir() else path
 
 
 def checkpoint_summary(model_json: str | os.PathLike[str]) -> dict[str, Any]:
     """What a checkpoint's ``model.json`` says of its weights and pretraining data.
+
+    Parameters
+    ----------
+    model_json : path-like
+        A checkpoint's ``model.json`` (:func:`checkpoint_file`).
 
     Returns
     -------
@@ -124,6 +140,11 @@ def checkpoint_summary(model_json: str | os.PathLike[str]) -> dict[str, Any]:
 
 def maps_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
     """What the bei-linear baseline's ridge maps (``lcm bei-maps``) say of themselves.
+
+    Parameters
+    ----------
+    path : path-like
+        The ridge maps file (``bei_linear.npz``).
 
     Returns
     -------
@@ -461,7 +482,24 @@ def provenance_section(
     task_meta: dict[str, dict[str, Any]],
     table_html: Callable[..., str],
 ) -> str:
-    """The "Provenance" section: code, config, checkpoints, logs and how to trace an output."""
+    """The "Provenance" section: code, config, checkpoints, logs and how to trace an output.
+
+    Parameters
+    ----------
+    facts : ProvenanceFacts
+        What the inputs' sidecars, the checkpoints and the config copies record
+        (:func:`collect_provenance`).
+    task_meta : dict of str to dict
+        ``task -> record`` of ``lcm evaluate``: the checkpoints each task used.
+    table_html : callable
+        Renders ``(frame, caption, row_headers=...)`` as an HTML table
+        (:func:`lcm.report.html.table_html`).
+
+    Returns
+    -------
+    str
+        An HTML fragment.
+    """
     parts = ['<h2 id="provenance">Provenance</h2>']
     items: list[str] = []
     if facts.records:

@@ -91,6 +91,28 @@ def read_tsv(
     """Read a TSV (``n/a`` = missing) and check it has the ``required`` columns.
 
     Columns named in ``text`` stay text (labels such as subject ``0050002`` or ``01``).
+
+    Parameters
+    ----------
+    path : path-like
+        The table.
+    required : sequence of str
+        Columns it must have (others are kept).
+    what : str
+        What the table is, for messages (``pretraining history``).
+    text : sequence of str
+        Columns read as text.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table, as read.
+
+    Raises
+    ------
+    InputDataError
+        When the file cannot be read as a TSV, or lacks a required column; the message
+        names the file.
     """
     try:
         frame = pd.read_csv(
@@ -109,17 +131,49 @@ def read_tsv(
 
 
 def read_history(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Pretraining history: ``epoch, loss_total, loss_<var>..., loss_ssl, lr``."""
+    """Pretraining history: ``epoch, loss_total, loss_<var>..., loss_ssl, lr``.
+
+    Parameters
+    ----------
+    path : path-like
+        ``history.tsv`` of a checkpoint.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Sorted by epoch.
+
+    Raises
+    ------
+    InputDataError
+        When the file cannot be read as a TSV, or lacks a required column.
+    """
     return read_tsv(path, HISTORY_REQUIRED, "pretraining history").sort_values("epoch")
 
 
 def read_bei_eval(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """BEI held-out evaluation: ``variable, kind, metric, model, baseline``."""
+    """BEI held-out evaluation: ``variable, kind, metric, model, baseline``.
+
+    Parameters
+    ----------
+    path : path-like
+        ``bei_eval.tsv`` of a pretrained checkpoint (``lcm pretrain``).
+
+    Raises
+    ------
+    InputDataError
+        When the file cannot be read as a TSV, or lacks a required column.
+    """
     return read_tsv(path, BEI_COLUMNS, "BEI held-out evaluation")
 
 
 def read_qc(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
     """Concatenated QC tables with ``included`` parsed to bool.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        The QC tables of the datasets (``seg-<atlas>_qc.tsv``); at least one.
 
     Raises
     ------
@@ -136,7 +190,13 @@ def read_qc(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
 
 
 def model_kind(model: str) -> str:
-    """``LCM``, ``baseline``, ``control`` (shuffled labels) or ``other``."""
+    """``LCM``, ``baseline``, ``control`` (shuffled labels) or ``other``.
+
+    Parameters
+    ----------
+    model : str
+        A model's name (:mod:`lcm.evaluate.registry`).
+    """
     if model in CONTROL_MODELS:
         return "control"
     if model in BASELINE_MODELS:
@@ -152,6 +212,16 @@ def first_permutation(model: str) -> str:
     permutation. It is kept rather than left out because it is a genuine fit on permuted
     labels (averaging the permutations' predictions would be none), and its curve on the
     diagonal is the visual leakage check.
+
+    Parameters
+    ----------
+    model : str
+        A model's name.
+
+    Returns
+    -------
+    str
+        ``<model> (first permutation)`` for a shuffled-label control, else ``model``.
     """
     return f"{model} (first permutation)" if model in CONTROL_MODELS else model
 
@@ -207,20 +277,38 @@ METRIC_NAMES = {
 
 def metric_name(metric: object) -> str:
     """A metric as the page names it: ``auc`` reads ``AUC``, ``pearson_r`` ``Pearson r``; an
-    id not in :data:`METRIC_NAMES` with its underscores as spaces."""
+    id not in :data:`METRIC_NAMES` with its underscores as spaces.
+
+    Parameters
+    ----------
+    metric : object
+        A metric id, as in the metrics tables' ``metric`` column.
+    """
     return METRIC_NAMES.get(str(metric), str(metric).replace("_", " "))
 
 
 def p_text(p: float) -> str:
     """A p value to 3 decimals, ``< 0.001`` below that (``0.000`` read as p = 0), ``n/a``
-    without one."""
+    without one.
+
+    Parameters
+    ----------
+    p : float
+        A p value; NaN or infinite for none.
+    """
     if not np.isfinite(p):
         return "n/a"
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def p_clause(p: float) -> str:
-    """``p = 0.024``, ``p < 0.001`` or ``p = n/a``, for a sentence."""
+    """``p = 0.024``, ``p < 0.001`` or ``p = n/a``, for a sentence.
+
+    Parameters
+    ----------
+    p : float
+        A p value; NaN or infinite for none.
+    """
     text = p_text(p)
     return f"p {text}" if text.startswith("<") else f"p = {text}"
 
@@ -241,6 +329,14 @@ def task_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
     ``n`` is the first metric's, as in ``summary.tsv`` (a fold of one class has no AUC but an
     accuracy: the largest n over the metrics counted it); a cell of another metric resting on
     a different n names its own, ``(n = 3)``.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        :func:`lcm.evaluate.metrics.summarise` (``task, model, label_fraction, metric, mean,
+        ci_low, ci_high, n``).
+    task : str
+        The task's name; a task whose rows hold no AUC is read as continuous.
 
     Returns
     -------
@@ -282,6 +378,18 @@ def qc_counts(qc: pd.DataFrame) -> pd.DataFrame:
 
     Files of other parcellations beside the atlas's (XCP-D, ABIDE Preprocessed ship several)
     are no runs: counted apart, in ``other-atlas files``, when there are any.
+
+    Parameters
+    ----------
+    qc : pandas.DataFrame
+        The QC tables concatenated, ``included`` as bool (:func:`read_qc`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per dataset: ``dataset, runs, included, excluded, subjects included,
+        median mean FD (mm)``, the volume medians where counted, and ``other-atlas files``
+        where there are any.
     """
     other = _other_atlas(qc)
     runs = qc.loc[~other]
@@ -339,6 +447,17 @@ def qc_reasons(qc: pd.DataFrame) -> pd.DataFrame:
     Runs are grouped by ``reason_code`` where there is one, else by that text (QC tables
     written before codes), as :func:`lcm.io.derivatives.exclusion_reasons` counts them; a
     group's ``reason`` is its first run's.
+
+    Parameters
+    ----------
+    qc : pandas.DataFrame
+        The QC tables concatenated, ``included`` as bool (:func:`read_qc`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``dataset, reason, runs`` (and ``example`` where the tables have ``run_key``),
+        the reasons of most runs first within each dataset.
     """
     excluded = qc[~qc[INCLUDED]].copy()
     text = excluded[REASON].fillna("unspecified").astype(str)
@@ -404,6 +523,16 @@ def shown_path(path: str | os.PathLike[str]) -> str:
     ``<distribution> <version>: <path inside the package>``; one under the working directory
     (where the workflow runs: ``results/...``) relative to it; one under the home folder with
     ``~``; others as given. The report's sidecar keeps every input's full path and sha256.
+
+    Parameters
+    ----------
+    path : path-like
+        An input file.
+
+    Returns
+    -------
+    str
+        The name shown on the page.
     """
     given = Path(path)
     parts = given.parts
@@ -424,7 +553,18 @@ def shown_path(path: str | os.PathLike[str]) -> str:
 
 
 def newest_mtime(paths: Sequence[str | os.PathLike[str]]) -> float | None:
-    """Latest modification time of the existing ``paths`` (the date of the report's inputs)."""
+    """Latest modification time of the existing ``paths`` (the date of the report's inputs).
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        The inputs; folders and missing paths are skipped.
+
+    Returns
+    -------
+    float or None
+        Seconds since the epoch; None when no path is a file.
+    """
     times = [Path(p).stat().st_mtime for p in paths if Path(p).is_file()]
     return max(times) if times else None
 
@@ -436,6 +576,11 @@ def scrubbing_table(qc: pd.DataFrame) -> pd.DataFrame:
     scrubbing could apply to (ROI time series denoised elsewhere), which a share computed from
     the counts would show as 0 %. Empty when the QC tables carry no volume counts
     (precomputed connectomes have none).
+
+    Parameters
+    ----------
+    qc : pandas.DataFrame
+        The QC tables concatenated, ``included`` as bool (:func:`read_qc`).
     """
     if not {N_VOLUMES, N_VOLUMES_KEPT} <= set(qc.columns):
         return pd.DataFrame(columns=["dataset", "n_volumes", "retained", "pct_scrubbed"])
@@ -457,6 +602,12 @@ def scrubbing_table(qc: pd.DataFrame) -> pd.DataFrame:
 
 def parcel_emptiness(qc: pd.DataFrame) -> pd.DataFrame:
     """How often each parcel was empty (coverage below threshold or flat) in included runs.
+
+    Parameters
+    ----------
+    qc : pandas.DataFrame
+        The QC tables concatenated, ``included`` as bool (:func:`read_qc`); ``empty_rois``
+        lists each run's empty parcels.
 
     Returns
     -------
@@ -487,7 +638,19 @@ def parcel_emptiness(qc: pd.DataFrame) -> pd.DataFrame:
 
 
 def exclusion_list(qc: pd.DataFrame) -> pd.DataFrame:
-    """Every excluded run with its reason: ``dataset, subject, session, run_key, reason``."""
+    """Every excluded run with its reason: ``dataset, subject, session, run_key, reason``.
+
+    Parameters
+    ----------
+    qc : pandas.DataFrame
+        The QC tables concatenated, ``included`` as bool (:func:`read_qc`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The excluded runs, the columns the tables have (``reason`` ``unspecified`` where
+        missing), sorted by dataset, subject, session and run.
+    """
     cols = [c for c in (DATASET, SUBJECT, SESSION, RUN_KEY, REASON) if c in qc.columns]
     out = qc.loc[~qc[INCLUDED].to_numpy(dtype=bool), cols].copy()
     out[REASON] = out[REASON].fillna("unspecified").astype(str)
