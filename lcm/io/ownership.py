@@ -50,16 +50,16 @@ def claim_out_dir(
         The output folder (created if missing).
     verb : str
         The command claiming it, named in messages (e.g. ``"lcm pretrain"``).
-    owner : str, optional
-        The verb the folder is claimed for, as its marker names it, when not ``verb``: ``lcm
-        bei-maps`` writes into the folder of ``lcm pretrain``'s checkpoint and claims it in
-        that name, while its refusals name the command the user ran.
     outputs : iterable of str
         Names or glob patterns of the verb's own outputs. In a folder without the marker (one
         written by an LCM version without markers, or by Snakemake creating it) an entry
         matching these is taken as LCM's when LCM's provenance says so (its sidecar records
         it, or it is such a sidecar); anything else makes the folder someone else's: a user's
         ``model.json`` is not replaced because LCM would write one of that name.
+    owner : str, optional
+        The verb the folder is claimed for, as its marker names it, when not ``verb``: ``lcm
+        bei-maps`` writes into the folder of ``lcm pretrain``'s checkpoint and claims it in
+        that name, while its refusals name the command the user ran.
 
     Returns
     -------

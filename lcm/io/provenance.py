@@ -588,16 +588,16 @@ def write_sidecar(
         The file described; it must already exist (its sha256 is recorded).
     sources : list of path-like
         Direct inputs of ``output``.
-    products : list of path-like, optional
-        Files the job made with ``output`` that carry no record of their own (fMRIPrep's
-        derivatives, which ``output`` lists), recorded as ``Products`` with their sha256
-        (``ProductsSha256``): ``lcm provenance trace`` shows them as made by this job, from
-        ``sources``, and ``verify`` re-hashes them.
     container : str, optional
         Container image that produced ``output`` (its digest is recorded when known).
     image_digest : str, optional
         That image's digest (``sha256:...``) when the caller resolved it; else it is taken
         from the reference (``name@sha256:...``) or a ``.sif`` file's content.
+    products : list of path-like, optional
+        Files the job made with ``output`` that carry no record of their own (fMRIPrep's
+        derivatives, which ``output`` lists), recorded as ``Products`` with their sha256
+        (``ProductsSha256``): ``lcm provenance trace`` shows them as made by this job, from
+        ``sources``, and ``verify`` re-hashes them.
     **metadata
         Any further keys (settings, QC values, ``RepetitionTime`` ...).
 

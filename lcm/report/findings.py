@@ -86,6 +86,8 @@ def science_statements(
         :func:`lcm.evaluate.compare.headline_table`.
     shared : dict
         ``task -> shared_structure`` of its synthetic cohort (None when not synthetic).
+    low : float, default LOW_LABELS
+        The largest label fraction read (of a task that evaluated one ``<= low``).
     summary : pandas.DataFrame, optional
         :func:`lcm.evaluate.metrics.summarise`: where head motion alone (``motion-fd``)
         matches or beats lcm or every model, the task's sentence opens with that.
@@ -894,6 +896,11 @@ def pretraining_verdict(
     read is named with the reason, so the sentence exists even when no gain was measured.
     Measured tasks run with one split seed are named in a warning in the same paragraph.
 
+    Null cohorts (``shared_structure`` 0) are not read as inconclusive evidence: their gain is
+    compared with each planted cohort's at the same label fraction (:func:`null_comparison`),
+    and where the null's gain is as large the sentence says the gain is not distinguishable
+    from what the null shows.
+
     Parameters
     ----------
     contrasts : pandas.DataFrame or None
@@ -917,10 +924,11 @@ def pretraining_verdict(
         ``task -> oracle`` (the report's oracle readouts): the null check flags cohorts whose
         oracle on the pipeline's own connectomes differs (not matched in difficulty).
 
-    Null cohorts (``shared_structure`` 0) are not read as inconclusive evidence: their gain is
-    compared with each planted cohort's at the same label fraction (:func:`null_comparison`),
-    and where the null's gain is as large the sentence says the gain is not distinguishable
-    from what the null shows.
+    Returns
+    -------
+    str
+        One HTML paragraph, ``id="verdict"``: a note where pretraining plainly helped, else
+        a warning.
     """
     fold_metrics = metrics  # the name is reused below for the metrics' names
     if contrasts is None:

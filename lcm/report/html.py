@@ -182,9 +182,14 @@ def table_html(
 ) -> str:
     """An escaped HTML table of ``frame`` (floats to 3 decimals, missing as ``n/a``).
 
+    A cell holding a word longer than :data:`LONG_WORD` characters is marked ``long``: the page
+    lets only that word break anywhere, so a sha256 or a long task name narrows its column
+    instead of pushing the last columns off the page, while other words stay whole.
+
     Parameters
     ----------
     frame : pandas.DataFrame
+        The rows to show; its column names are the header.
     caption : str
         What the table holds (plain text, escaped here), read first by a screen reader.
     row_classes : sequence of str, optional
@@ -193,9 +198,11 @@ def table_html(
         Leading columns that name their row (task, label fraction, site...): header cells
         with ``scope="row"``, so a screen reader names the row of each value.
 
-    A cell holding a word longer than :data:`LONG_WORD` characters is marked ``long``: the page
-    lets only that word break anywhere, so a sha256 or a long task name narrows its column
-    instead of pushing the last columns off the page, while other words stay whole.
+    Returns
+    -------
+    str
+        A ``<table>`` with its caption, in a wrapper that scrolls a table too wide for the
+        screen.
     """
     head = "".join(_cell_tag("th", str(c), ' scope="col"') for c in frame.columns)
     body = []
