@@ -13,7 +13,7 @@ import re
 
 from helpers import ROOT
 
-PACKAGES = ("lcm/bids", "lcm/preprocess", "lcm/atlas", "lcm/connectome")
+PACKAGES = ("lcm/bids", "lcm/preprocess", "lcm/atlas", "lcm/connectome", "lcm/io", "lcm/report")
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
