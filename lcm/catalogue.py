@@ -93,6 +93,16 @@ class ColumnCoding:
 
         ``"26-30"`` is 28 and ``"90+"`` is 90 with ``range_midpoint``; None where ``value``
         is no number.
+
+        Parameters
+        ----------
+        value : object
+            A phenotype cell, or the level a code of ``map`` maps to.
+
+        Returns
+        -------
+        float or None
+            The number, not yet multiplied by ``scale``.
         """
         text = str(value)
         if self.range_midpoint:
@@ -126,7 +136,23 @@ class Catalogue:
     generated: str = ""
 
     def coding(self, dataset: str) -> DatasetCoding:
-        """The coding of ``dataset``; raise :class:`ConfigError` if the catalogue lacks it."""
+        """The coding of ``dataset``; raise :class:`ConfigError` if the catalogue lacks it.
+
+        Parameters
+        ----------
+        dataset : str
+            A dataset name, as under ``datasets:`` in the catalogue.
+
+        Returns
+        -------
+        DatasetCoding
+            How that dataset's phenotype file maps onto the catalogue's variables.
+
+        Raises
+        ------
+        ConfigError
+            Naming the catalogue file and the datasets it has, when ``dataset`` is not among them.
+        """
         if dataset not in self.datasets:
             raise ConfigError(
                 f"Variable catalogue {self.path} has no entry for dataset {dataset!r} "
@@ -156,6 +182,17 @@ def variables_spec(stored: dict[str, Any]) -> dict[str, Any]:
     of every variable, ``range: null`` and ``levels: []`` included, which the catalogue's schema
     refuses; this keeps the keys the variable's kind takes, as :func:`load_catalogue` reads them
     back to the same :class:`Variable`.
+
+    Parameters
+    ----------
+    stored : dict
+        Variable name -> its :meth:`Catalogue.to_dict` entry (``kind``, ``domain``, ``units``,
+        ``range``, ``levels``).
+
+    Returns
+    -------
+    dict
+        Variable name -> the entry as a catalogue YAML gives it, in ``stored``'s order.
     """
     spec: dict[str, Any] = {}
     for name, var in stored.items():
@@ -173,6 +210,17 @@ def variables_spec(stored: dict[str, Any]) -> dict[str, Any]:
 
 def load_catalogue(path: str | Path) -> Catalogue:
     """Read and validate a catalogue YAML file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The catalogue YAML (``variables:`` in the config, or the one ``lcm run`` wrote).
+
+    Returns
+    -------
+    Catalogue
+        Its variables and dataset codings, with ``path`` and the dataset whose coding ``lcm run``
+        generated (``generated``, "" for a catalogue of the user's).
 
     Raises
     ------
@@ -209,7 +257,20 @@ def load_catalogue(path: str | Path) -> Catalogue:
 
 def generated_header(source: str | Path, dataset: str) -> str:
     """First line of a catalogue ``lcm run`` writes: ``source`` with a coding it generated for
-    ``dataset`` (read back as :attr:`Catalogue.generated`)."""
+    ``dataset`` (read back as :attr:`Catalogue.generated`).
+
+    Parameters
+    ----------
+    source : str or pathlib.Path
+        The catalogue the coding was added to.
+    dataset : str
+        The dataset whose coding was generated from its ``participants.tsv``.
+
+    Returns
+    -------
+    str
+        The comment line, without its newline.
+    """
     return (
         f"{RUN_MARK}: {source} with a coding for dataset {dataset!r} (the participants.tsv "
         "columns named like catalogue variables, and task labels)."
@@ -217,7 +278,29 @@ def generated_header(source: str | Path, dataset: str) -> str:
 
 
 def parse_variable(source: str | Path, name: str, spec: Any) -> Variable:
-    """One ``variables.<name>`` entry, checked as :func:`load_catalogue` checks it."""
+    """One ``variables.<name>`` entry, checked as :func:`load_catalogue` checks it.
+
+    Parameters
+    ----------
+    source : str or pathlib.Path
+        The catalogue file the entry comes from, named in errors.
+    name : str
+        The variable's name.
+    spec : Any
+        The entry as parsed from YAML (a mapping of ``kind``, ``domain``, ``units``, ``range``,
+        ``levels``).
+
+    Returns
+    -------
+    Variable
+        The checked variable.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``source``, the variable and the key that breaks a rule (a reserved name, an
+        unknown key, a kind or domain not known).
+    """
     return _parse_variable(Path(source), name, spec)
 
 
@@ -229,6 +312,13 @@ def catalogue_schema() -> dict[str, Any]:
 
 def validate_catalogue(raw: Any, source: str) -> None:
     """Check a parsed catalogue against its JSON Schema.
+
+    Parameters
+    ----------
+    raw : Any
+        The catalogue as parsed from YAML.
+    source : str
+        Where it came from (its file), named in the error.
 
     Raises
     ------

@@ -76,6 +76,16 @@ def requested_verb(argv: list[str]) -> str | None:
 
     None (no verb, ``--help``, ``--version`` or an unknown word) builds the full parser, so
     help lists every verb and argparse names the valid choices.
+
+    Parameters
+    ----------
+    argv : list of str
+        The command line, without the program.
+
+    Returns
+    -------
+    str or None
+        The verb as its module is named (``model_info`` for ``model-info``).
     """
     _, rest = global_options(argv)
     module = rest[0].replace("-", "_") if rest else None  # `model-info` lives in model_info
@@ -88,7 +98,21 @@ _OUTPUT_OPTIONS = ("out", "out_dir", "store_dir")
 
 
 def verb_outputs(args: argparse.Namespace) -> tuple[list[str], str | None]:
-    """The outputs ``args`` names, and the option of the first (``--out-dir``), if any."""
+    """The outputs ``args`` names, and the option of the first (``--out-dir``), if any.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        A verb's parsed arguments.
+
+    Returns
+    -------
+    list of str
+        The output paths: those the verb records (``args.recorded``), then ``--out``,
+        ``--out-dir`` and ``--store-dir``, where given.
+    str or None
+        The option of the first (``--out-dir``), None when there is none.
+    """
     names = dict.fromkeys([*getattr(args, "recorded", ()), *_OUTPUT_OPTIONS])
     given = [(n, v) for n in names if isinstance(v := getattr(args, n, None), str | os.PathLike)]
     option = "--" + given[0][0].replace("_", "-") if given else None
@@ -99,6 +123,16 @@ def verb_code_hash(verb: str) -> str | None:
     """Hash of the ``lcm`` code ``verb`` runs (recorded in sidecars), or None for no such verb.
 
     ``verb`` as typed (``bei-maps``) or as its module is named (``bei_maps``).
+
+    Parameters
+    ----------
+    verb : str
+        A verb of ``lcm``.
+
+    Returns
+    -------
+    str or None
+        The hash of :func:`lcm.workflow.hash.code_hash`.
     """
     from lcm.workflow.hash import code_hash
 
@@ -109,7 +143,19 @@ def verb_code_hash(verb: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``lcm``; returns the exit code."""
+    """Entry point of ``lcm``; returns the exit code.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The command line, without the program; ``sys.argv[1:]`` when omitted.
+
+    Returns
+    -------
+    int
+        0 on success; an :class:`lcm.exceptions.LCMError`'s exit code; 130 when interrupted, 141
+        when stdout's reader went away, 1 for any other error.
+    """
     words = list(sys.argv[1:] if argv is None else argv)
     verb = requested_verb(words)
     try:

@@ -72,7 +72,25 @@ def _without_defaults(node: Any) -> Any:
 
 
 def dataset_denoise(config: dict[str, Any], dataset: str) -> dict[str, Any]:
-    """The denoise settings of ``dataset``: the config's section with the dataset's overrides."""
+    """The denoise settings of ``dataset``: the config's section with the dataset's overrides.
+
+    Parameters
+    ----------
+    config : dict
+        The validated configuration (its defaults filled), with ``denoise`` and ``datasets``.
+    dataset : str
+        A name under ``datasets:``.
+
+    Returns
+    -------
+    dict
+        The ``denoise`` keys, a key the dataset's own ``denoise:`` gives replacing the config's.
+
+    Raises
+    ------
+    KeyError
+        ``dataset`` is not under ``datasets:``.
+    """
     return {**config["denoise"], **(config["datasets"][dataset].get("denoise") or {})}
 
 
@@ -106,6 +124,18 @@ def expanded_size(value: Any, source: str = "config") -> int:
 
     Counted without expanding: each container is measured once (memoised by identity), so the
     cost follows the file, not the expansion.
+
+    Parameters
+    ----------
+    value : Any
+        A parsed YAML value (a configuration, or one of its sections).
+    source : str
+        Where it came from (the config file), named in the error.
+
+    Returns
+    -------
+    int
+        The number of values: 1 for a scalar, and a container counts its members' values.
 
     Raises
     ------
@@ -210,6 +240,27 @@ def validate_partial(
     Rules pass only the config values a job uses, so that changing any other value does not
     rerun it; such a subset lacks the required top-level keys but must otherwise be valid
     (against ``tree``, :func:`schema` when omitted).
+
+    Parameters
+    ----------
+    config : dict
+        The sections one job was given (``--config-json``, or settings a verb builds from its
+        options).
+    source : str
+        Where ``config`` came from, named in errors.
+    tree : dict, optional
+        The schema to validate against; its ``required`` keys are not required here.
+
+    Returns
+    -------
+    dict
+        A copy of ``config`` with the schema's defaults filled.
+
+    Raises
+    ------
+    ConfigError
+        When ``config`` is too large or nested too deep (see :func:`expanded_size`), or breaks a
+        schema rule: naming ``source``, the key path and the rule.
     """
     _check_size(config, source)
     config = copy.deepcopy(config)
@@ -242,6 +293,20 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        """The mapping of ``node``, as :meth:`yaml.SafeLoader.construct_mapping` builds it.
+
+        Parameters
+        ----------
+        node : yaml.MappingNode
+            The mapping being built.
+        deep : bool
+            Build the values' own containers now, as PyYAML's loader takes it.
+
+        Raises
+        ------
+        _DuplicateKey
+            A key given twice in ``node``, with its line and the line of the first.
+        """
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
@@ -288,6 +353,18 @@ def load_yaml_text(text: str, source: str) -> Any:
 
 def read_yaml_mapping(path: str | Path, what: str = "Config file") -> dict[str, Any]:
     """Read a YAML (or JSON) file that must hold a mapping; one-line errors naming ``what``.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file.
+    what : str
+        What the file is (``"Config file"``, ``"--config-file"``), first in messages.
+
+    Returns
+    -------
+    dict
+        The file's top-level mapping; an empty file gives an empty one.
 
     Raises
     ------

@@ -145,7 +145,25 @@ class Entry:
 
     def read_settings(self, section: str, value: dict[str, Any]) -> dict[str, Any]:
         """What :attr:`process` reads of the config section ``section`` (one of
-        :attr:`settings`) holding ``value``: :attr:`settings_read`'s answer, else ``value``."""
+        :attr:`settings`) holding ``value``: :attr:`settings_read`'s answer, else ``value``.
+
+        Parameters
+        ----------
+        section : str
+            A config section name among :attr:`settings` (``denoise``, ``connectome``).
+        value : dict
+            That section's settings (``denoise``: the dataset's, its overrides applied).
+
+        Returns
+        -------
+        dict
+            The settings :attr:`process` reads, which a workflow job is given as JSON.
+
+        Raises
+        ------
+        ValueError
+            When the entry reads no ``section`` settings.
+        """
         if section not in self.settings:
             raise ValueError(f"entry {self.name!r} reads no {section} settings")
         return _function(self.settings_read)(section, value) if self.settings_read else value
@@ -218,12 +236,33 @@ TABLE: dict[str, Entry] = {e.name: e for e in _TABLE}
 
 
 def names(voxel: bool | None = None) -> list[str]:
-    """Entry names in table order: all, or only the voxel-level (or parcellated) ones."""
+    """Entry names in table order: all, or only the voxel-level (or parcellated) ones.
+
+    Parameters
+    ----------
+    voxel : bool, optional
+        True: only the voxel-level entries; False: only the parcellated ones; None: all.
+
+    Returns
+    -------
+    list of str
+        The entry names.
+    """
     return [n for n, e in TABLE.items() if voxel is None or e.voxel == voxel]
 
 
 def entry_type(name: str) -> Entry:
     """The row of entry ``name``.
+
+    Parameters
+    ----------
+    name : str
+        An entry name (a dataset's ``entry:`` in the config).
+
+    Returns
+    -------
+    Entry
+        The entry's row of the table.
 
     Raises
     ------

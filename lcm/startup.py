@@ -16,7 +16,25 @@ log = logging.getLogger("lcm")
 
 
 def global_options(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    """``-v``, ``--log-file`` and ``--rule`` of a command line, and the words after them."""
+    """``-v``, ``--log-file`` and ``--rule`` of a command line, and the words after them.
+
+    Parameters
+    ----------
+    argv : list of str
+        The command line, without the program.
+
+    Returns
+    -------
+    argparse.Namespace
+        ``verbose``, ``log_file`` and ``rule``.
+    list of str
+        The words not parsed as global options: the verb and its own options.
+
+    Raises
+    ------
+    SystemExit
+        A global option is malformed (``--log-file`` without its value), as argparse exits.
+    """
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--log-file")
@@ -25,7 +43,20 @@ def global_options(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def setup_logging(verbose: bool = False, log_file: str | None = None) -> None:
-    """stdlib logging to stderr (and ``log_file``), one format for every verb."""
+    """stdlib logging to stderr (and ``log_file``), one format for every verb.
+
+    Parameters
+    ----------
+    verbose : bool
+        Log at DEBUG level, else INFO.
+    log_file : str, optional
+        A file to write the log to as well (``--log-file``); appended to.
+
+    Raises
+    ------
+    OSError
+        When ``log_file`` cannot be opened.
+    """
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
         handlers.append(logging.FileHandler(log_file))
