@@ -9,7 +9,19 @@ from lcm.commands._atlas import add_atlas_arguments
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse ``type``: an integer >= ``minimum`` (argparse prints a one-line error)."""
+    """An argparse ``type``: an integer >= ``minimum`` (argparse prints a one-line error).
+
+    Parameters
+    ----------
+    minimum : int
+        The smallest value accepted.
+
+    Returns
+    -------
+    callable
+        ``str -> int``, raising :class:`argparse.ArgumentTypeError` for a value that is no integer
+        or is below ``minimum``; named ``integer >= minimum`` in argparse's messages.
+    """
 
     def parse(text: str) -> int:
         try:
@@ -25,7 +37,13 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 
 
 def add_store_arguments(p: argparse.ArgumentParser) -> None:
-    """``--store``, ``--atlas``, ``--catalogue``: which feature store and variables to read."""
+    """``--store``, ``--atlas``, ``--catalogue``: which feature store and variables to read.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The verb's parser.
+    """
     p.add_argument("--store", required=True, help="Root of the feature store.")
     add_atlas_arguments(p)
     p.add_argument("--catalogue", required=True, help="Variable catalogue YAML.")
@@ -35,6 +53,13 @@ def add_task_arguments(p: argparse.ArgumentParser, continuous: bool = False) -> 
     """``--dataset``, ``--label``, ``--positive``: a binary diagnosis of one dataset.
 
     With ``continuous=True`` the label may also be a continuous variable, ``--positive`` optional.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The verb's parser.
+    continuous : bool, default False
+        Accept a continuous ``--label`` too, ``--positive`` then optional.
     """
     p.add_argument("--dataset", required=True, help="Downstream dataset holding the diagnosis.")
     if continuous:
@@ -46,7 +71,13 @@ def add_task_arguments(p: argparse.ArgumentParser, continuous: bool = False) -> 
 
 
 def add_seed_and_threads(p: argparse.ArgumentParser) -> None:
-    """``--seed`` and ``--threads`` of the torch stages."""
+    """``--seed`` and ``--threads`` of the torch stages.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The verb's parser.
+    """
     p.add_argument(
         "--seed", type=int_at_least(0), default=0, help="Master seed of the workflow (default 0)."
     )

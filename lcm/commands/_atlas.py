@@ -21,7 +21,23 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9]{1,64}$")
 
 
 def atlas_name(text: str) -> str:
-    """An argparse ``type``: an atlas name, letters and digits (argparse prints the error)."""
+    """An argparse ``type``: an atlas name, letters and digits (argparse prints the error).
+
+    Parameters
+    ----------
+    text : str
+        The option's value as typed.
+
+    Returns
+    -------
+    str
+        ``text``, unchanged.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        When ``text`` is not 1 to 64 letters and digits.
+    """
     if not _NAME_RE.match(text):
         raise argparse.ArgumentTypeError(
             f"expected an atlas name of letters and digits (at most 64), got {text!r}"
@@ -91,6 +107,16 @@ def add_atlas_arguments(
 
 def atlas_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The options as the config's ``atlas`` section: name, path, labels, seg, templateflow.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        A verb's parsed options; those of the ``--atlas*`` options it does not define are None.
+
+    Returns
+    -------
+    dict
+        ``name``, ``path``, ``labels``, ``seg`` and ``templateflow`` (the parsed query, or None).
 
     Raises
     ------

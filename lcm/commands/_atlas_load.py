@@ -16,6 +16,12 @@ from lcm.commands._atlas import atlas_settings
 def atlas_from_args(args: argparse.Namespace) -> Atlas:
     """The atlas the ``--atlas*`` options name (registry, user files or TemplateFlow).
 
+    Parameters
+    ----------
+    args : argparse.Namespace
+        A verb's parsed options, its ``--atlas*`` options among them
+        (:func:`lcm.commands._atlas.add_atlas_arguments` with ``files=True``).
+
     Returns
     -------
     lcm.atlas.Atlas

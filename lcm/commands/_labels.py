@@ -22,6 +22,11 @@ _RUN_KEY_RE = re.compile(r"^[A-Za-z0-9]+-[A-Za-z0-9]+(?:_[A-Za-z0-9]+-[A-Za-z0-9
 def check_label_arguments(args: argparse.Namespace) -> None:
     """Raise when a label option holds anything but a plain label.
 
+    Parameters
+    ----------
+    args : argparse.Namespace
+        A verb's parsed options; the label options it does not define are skipped.
+
     Raises
     ------
     lcm.exceptions.InputDataError

@@ -21,7 +21,13 @@ EXAMPLE = """examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``atlases`` verb."""
+    """Add the ``atlases`` verb.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    """
     p = sub.add_parser(
         "atlases",
         help="List the registry atlases, or print one atlas's regions.",
@@ -45,7 +51,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``lcm atlases``."""
+    """Run ``lcm atlases``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options :func:`register` defines, as parsed.
+
+    Returns
+    -------
+    int
+        The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
+    """
     if args.atlas is None:
         return _list(args.json)
     return _describe(args)

@@ -31,7 +31,13 @@ read, with nothing written.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``bei-maps`` verb."""
+    """Add the ``bei-maps`` verb.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    """
     p = sub.add_parser(
         "bei-maps",
         help="Fit the bei-linear baseline's ridge maps on the pretraining datasets.",
@@ -51,7 +57,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``lcm bei-maps``."""
+    """Run ``lcm bei-maps``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options :func:`register` defines, as parsed.
+
+    Returns
+    -------
+    int
+        The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
+    """
     # Imported here: every `lcm` call builds all parsers.
     from lcm.store.read import load_cohort
     from lcm.train.bei_maps import MAPS_FILE, fit_bei_maps

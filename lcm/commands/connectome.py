@@ -105,6 +105,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     ``timeseries`` and ``import`` are ``dataset`` with ``--entry roi_timeseries`` and
     ``--entry connectome``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); ``connectome``'s parser is
+        added to it.
     """
     raw = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser(
@@ -280,7 +286,18 @@ def _atlas_sources(args: argparse.Namespace, atlas: Atlas) -> list[str]:
 
 
 def run_voxel(args: argparse.Namespace) -> int:
-    """Run ``lcm connectome run``."""
+    """Run ``lcm connectome run``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of ``lcm connectome run``, as parsed.
+
+    Returns
+    -------
+    int
+        The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
+    """
     from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
     from lcm.connectome.voxel_run import process_voxel_run
 
@@ -320,6 +337,16 @@ def run_settings(args: argparse.Namespace) -> int:
     the QC table, store and pretraining were rebuilt from stale connectomes until the next
     invocation. The stamp has no input from ingest: it reruns on its own params and reruns every
     run with it.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of ``lcm connectome settings``, as parsed.
+
+    Returns
+    -------
+    int
+        The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
     """
     from lcm.commands._atlas import atlas_settings
     from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
@@ -340,7 +367,18 @@ def run_settings(args: argparse.Namespace) -> int:
 
 
 def run_dataset(args: argparse.Namespace) -> int:
-    """Run ``lcm connectome dataset`` (and its aliases ``timeseries`` and ``import``)."""
+    """Run ``lcm connectome dataset`` (and its aliases ``timeseries`` and ``import``).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of ``lcm connectome dataset``, as parsed.
+
+    Returns
+    -------
+    int
+        The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
+    """
     from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
     from lcm.exceptions import ConfigError
 
@@ -370,7 +408,18 @@ def run_dataset(args: argparse.Namespace) -> int:
 
 
 def run_collect(args: argparse.Namespace) -> int:
-    """Run ``lcm connectome collect``."""
+    """Run ``lcm connectome collect``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of ``lcm connectome collect``, as parsed.
+
+    Returns
+    -------
+    int
+        The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
+    """
     from lcm.connectome.qc import collect_qc, no_run_error
 
     if not args.qc:

@@ -34,7 +34,13 @@ output's sha256), so `lcm provenance verify` detects an edited table. An existin
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``embed`` verb."""
+    """Add the ``embed`` verb.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    """
     p = sub.add_parser(
         "embed",
         help="Write subject embeddings (and query attention over ROIs) of a checkpoint to Parquet.",
@@ -57,7 +63,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def probe_label(meta: dict) -> dict | None:
-    """The checkpoint's ``label``, with its probe's coefficient per BEI query when it has one."""
+    """The checkpoint's ``label``, with its probe's coefficient per BEI query when it has one.
+
+    Parameters
+    ----------
+    meta : dict
+        A checkpoint's ``model.json`` (:func:`lcm.model.checkpoint.load_checkpoint`'s metadata).
+
+    Returns
+    -------
+    dict or None
+        The ``label`` entry; with a probe, its ``probe`` entry added: its features, and for a probe
+        on the BEI queries its coefficient per query name. None for a checkpoint with no label (a
+        pretrained one).
+    """
     from lcm.model.checkpoint import checkpoint_layout
     from lcm.model.export import query_names
 
@@ -72,7 +91,18 @@ def probe_label(meta: dict) -> dict | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``lcm embed``."""
+    """Run ``lcm embed``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options :func:`register` defines, as parsed.
+
+    Returns
+    -------
+    int
+        The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
+    """
     # Imported here: every `lcm` call builds all parsers, and torch takes seconds to import.
     from lcm.catalogue import load_catalogue
     from lcm.model.checkpoint import checkpoint_layout, load_checkpoint

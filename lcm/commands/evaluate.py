@@ -76,7 +76,13 @@ models that do not handle it (logreg, svm, tangent-logreg) are skipped and liste
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``evaluate`` verb."""
+    """Add the ``evaluate`` verb.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    """
     p = sub.add_parser(
         "evaluate",
         help="Cross-validate LCM and baselines on one task.",
@@ -116,7 +122,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``lcm evaluate``."""
+    """Run ``lcm evaluate``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options :func:`register` defines, as parsed.
+
+    Returns
+    -------
+    int
+        The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
+    """
     settings = EvaluationSettings.from_dict(parse_settings(args.settings, "settings"))
     # The registry says which pretraining each model reads (the BEI one, the SSL-only one).
     bei = checkpoint_models(settings.models, "bei")
@@ -158,6 +175,22 @@ def check_task_labelled(cohort: Cohort, task: Task, store: str | Path, dataset: 
     With phenotype IDs that match no scan, every run is stored without variables and this
     verb said "the labelled subjects are of one class only (subjects {})", naming neither the
     phenotype file nor the cause. The store's own record names the files it was written from.
+
+    Parameters
+    ----------
+    cohort : lcm.store.cohort.Cohort
+        The runs of ``dataset`` loaded from the store, with their variables.
+    task : lcm.evaluate.tasks.Task
+        The task to evaluate; its ``label`` is the variable looked for.
+    store : path-like
+        The feature store's root, whose variables record names the files it was written from.
+    dataset : str
+        The dataset evaluated (``--dataset``).
+
+    Raises
+    ------
+    lcm.exceptions.InputDataError
+        When the cohort has the label's column but no run has a value of it.
     """
     if task.label not in cohort.variables or cohort.variables[task.label].notna().any():
         return  # a missing column, or labelled runs: the protocol's own checks speak

@@ -38,7 +38,13 @@ levels), history.tsv. Subjects without a diagnosis contribute only the BEI (pseu
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``finetune`` verb."""
+    """Add the ``finetune`` verb.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    """
     p = sub.add_parser(
         "finetune",
         help="Finetune a pretrained LCM on a binary diagnosis of one dataset.",
@@ -61,7 +67,27 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def label_levels(catalogue_path: str, variable: Variable, positive: str) -> tuple[str, str]:
-    """``(negative, positive)`` levels of a binary catalogue variable."""
+    """``(negative, positive)`` levels of a binary catalogue variable.
+
+    Parameters
+    ----------
+    catalogue_path : str
+        The catalogue the variable comes from (``--catalogue``), named in errors.
+    variable : lcm.catalogue.Variable
+        The variable ``--label`` names.
+    positive : str
+        The level of the positive class (``--positive``).
+
+    Returns
+    -------
+    tuple of (str, str)
+        The other level, then ``positive``.
+
+    Raises
+    ------
+    lcm.exceptions.ConfigError
+        When the variable is not binary, or ``positive`` is not one of its levels.
+    """
     if variable.kind != "binary":
         raise ConfigError(
             f"{catalogue_path}: --label {variable.name!r} is {variable.kind}, expected binary.",
@@ -98,6 +124,23 @@ def diagnosis_labels(variables: pd.DataFrame, task: Task) -> np.ndarray:
     Unlike ``lcm evaluate``, which drops them, finetuning trains on them through the BEI loss
     on their own variables and, with ``diagnosis_pseudo_labels``, confident pseudo-labels of
     the diagnosis; so the log says kept.
+
+    Parameters
+    ----------
+    variables : pandas.DataFrame
+        Variables per run (:attr:`lcm.store.cohort.Cohort.variables`).
+    task : lcm.evaluate.tasks.Task
+        The diagnosis: its label, negative and positive levels.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        One value per run: 1 for the positive level, 0 for the negative, -1 for no value.
+
+    Raises
+    ------
+    lcm.exceptions.InputDataError
+        When the variables have no column of the label, or a value that is neither level.
     """
     from lcm.evaluate.tasks import target_values
 
@@ -127,6 +170,24 @@ def check_label_classes(
 
     It trained on one positive among 437 labelled subjects and its log blamed "too few
     labelled subjects"; ``lcm evaluate`` refused the same store. Subjects are counted, not runs.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        0/1 diagnosis per run, -1 unlabelled (:func:`diagnosis_labels`).
+    groups : numpy.ndarray
+        The subject of each run (:attr:`lcm.store.cohort.Cohort.groups`).
+    levels : tuple of (str, str)
+        The negative and positive levels, named in the error (:func:`label_levels`).
+    dataset : str
+        The dataset finetuned on, named in the error.
+    label : str
+        The diagnosis variable, named in the error's hint.
+
+    Raises
+    ------
+    lcm.exceptions.InputDataError
+        When a level has fewer labelled subjects than :data:`MIN_SUBJECTS_PER_CLASS`.
     """
     labelled = y >= 0
     groups = np.asarray(groups).astype(str)
@@ -159,7 +220,18 @@ def check_label_classes(
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``lcm finetune``."""
+    """Run ``lcm finetune``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options :func:`register` defines, as parsed.
+
+    Returns
+    -------
+    int
+        The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
+    """
     # Imported here: every `lcm` call builds all parsers, and torch takes seconds to import.
     from lcm.evaluate.tasks import Task
     from lcm.model.checkpoint import load_checkpoint

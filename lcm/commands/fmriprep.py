@@ -41,7 +41,13 @@ it (crash files, and a rerun resumes from it).
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``fmriprep`` sub-command."""
+    """Add the ``fmriprep`` sub-command.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    """
     p = subparsers.add_parser(
         "fmriprep",
         help="Run or check fMRIPrep for one subject and record its derivatives.",
@@ -123,7 +129,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
+    """An argparse type: a whole number of at least 1.
+
+    Parameters
+    ----------
+    text : str
+        The option's value as typed.
+
+    Returns
+    -------
+    int
+        The number.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        When ``text`` is no whole number of at least 1 (argparse prints it as a usage error).
+    """
     try:
         value = int(text)
     except ValueError:
@@ -134,7 +156,23 @@ def positive_int(text: str) -> int:
 
 
 def parse_extra_args(text: str) -> list[str]:
-    """Parse ``--extra-args``: a JSON list of strings."""
+    """Parse ``--extra-args``: a JSON list of strings.
+
+    Parameters
+    ----------
+    text : str
+        The option's value: a JSON list (the config's ``fmriprep.extra_args``).
+
+    Returns
+    -------
+    list of str
+        The words passed on to fMRIPrep.
+
+    Raises
+    ------
+    lcm.exceptions.ConfigError
+        When ``text`` is not JSON, or not a list of strings.
+    """
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -151,7 +189,18 @@ def parse_extra_args(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``lcm fmriprep``."""
+    """Run ``lcm fmriprep``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options :func:`register` defines, as parsed.
+
+    Returns
+    -------
+    int
+        The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
+    """
     from lcm.preprocess.fmriprep_run import FmriprepRequest, run_fmriprep, write_settings
 
     if args.subject is None and not args.settings_only:
@@ -206,9 +255,23 @@ def raw_sources(bids: Path, subject: str, derivatives: Path) -> list[Path]:
     the record's sidecar (:func:`lcm.preprocess.completed_run.raw_subject_files`): a trace
     from a metric reaches them through the record.
 
-    None for a dataset entering as fMRIPrep derivatives (``--bids`` is the derivatives
+    Empty for a dataset entering as fMRIPrep derivatives (``--bids`` is the derivatives
     folder, or lies inside it): there is no raw data. Hashing them reads the subject's raw
     files once per job, as hashing its derivatives does.
+
+    Parameters
+    ----------
+    bids : pathlib.Path
+        The dataset's folder (``--bids``).
+    subject : str
+        The subject's label, without ``sub-``.
+    derivatives : pathlib.Path
+        fMRIPrep's output folder (``--derivatives``); files inside it are not raw.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The subject's raw files; empty for a dataset entering as derivatives.
     """
     from lcm.io.paths import inside
     from lcm.preprocess.completed_run import raw_subject_files

@@ -53,7 +53,13 @@ is processed:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``ingest`` sub-command."""
+    """Add the ``ingest`` sub-command.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    """
     p = subparsers.add_parser(
         "ingest",
         help="Index a dataset (raw BIDS, fMRIPrep derivatives, ROI time series, connectomes) "
@@ -128,7 +134,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``lcm ingest``."""
+    """Run ``lcm ingest``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options :func:`register` defines, as parsed.
+
+    Returns
+    -------
+    int
+        The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
+    """
     from lcm.bids.ingest import ingest
     from lcm.bids.selection import Selection
 

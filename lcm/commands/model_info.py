@@ -32,7 +32,13 @@ DEFAULT_N_QUERIES = 9
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``model-info`` verb."""
+    """Add the ``model-info`` verb.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    """
     p = sub.add_parser(
         "model-info",
         help="Print the parameter count of a model preset (no weights are allocated).",
@@ -76,7 +82,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``lcm model-info``."""
+    """Run ``lcm model-info``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options :func:`register` defines, as parsed.
+
+    Returns
+    -------
+    int
+        The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
+    """
     from lcm.model.config import config_from_settings
     from lcm.model.info import parameter_counts
 

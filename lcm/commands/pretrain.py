@@ -51,7 +51,13 @@ step reached and the state saved, and exits with status 143.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``pretrain`` verb."""
+    """Add the ``pretrain`` verb.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    """
     p = sub.add_parser(
         "pretrain",
         help="Pretrain an LCM on brain-environment variables and masked-ROI reconstruction.",
@@ -92,7 +98,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``lcm pretrain``."""
+    """Run ``lcm pretrain``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options :func:`register` defines, as parsed.
+
+    Returns
+    -------
+    int
+        The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
+    """
     # Imported here: every `lcm` call builds all parsers, and torch takes seconds to import.
     from lcm.store.read import cohort_size, load_cohort, load_streamed_cohort
     from lcm.train.distributed import check_global_batch, launched_world

@@ -20,7 +20,13 @@ EXAMPLE = """examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``provenance`` verb."""
+    """Add the ``provenance`` verb.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    """
     p = sub.add_parser(
         "provenance",
         help="Trace an artifact's lineage or verify recorded sha256 hashes.",
@@ -46,7 +52,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``lcm provenance``."""
+    """Run ``lcm provenance``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options :func:`register` defines, as parsed.
+
+    Returns
+    -------
+    int
+        The exit code: 1 when ``verify`` found problems, else 0; a target that does not
+        exist is raised as an :class:`lcm.exceptions.InputDataError`.
+    """
     target = Path(args.target)
     if not target.exists():
         raise InputDataError(

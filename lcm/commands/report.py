@@ -89,7 +89,13 @@ _KEY = ("task", "model", "label_fraction", "seed", "fold")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``report`` verb."""
+    """Add the ``report`` verb.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    """
     p = sub.add_parser(
         "report",
         help="Summarise evaluation metrics and write the HTML report.",
@@ -189,7 +195,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``lcm report``."""
+    """Run ``lcm report``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options :func:`register` defines, as parsed.
+
+    Returns
+    -------
+    int
+        The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
+    """
     metrics = concat_tidy(args.metrics, METRIC_COLUMNS, METRIC_DTYPES, _KEY)
     predictions = concat_tidy(args.predictions, PREDICTION_COLUMNS, PREDICTION_DTYPES, _KEY)
     history = read_history(args.history) if args.history else None
@@ -378,7 +395,23 @@ def _attention_html(args: argparse.Namespace) -> str:
 
 
 def read_ingest_summaries(paths: list[str]) -> pd.DataFrame | None:
-    """Concatenate ingestion summary TSVs (None when none were given)."""
+    """Concatenate ingestion summary TSVs (None when none were given).
+
+    Parameters
+    ----------
+    paths : list of str
+        The ``summary.tsv`` files of ingest (``--ingest-summary``), one per dataset.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        Their rows, the ``included`` column as booleans.
+
+    Raises
+    ------
+    lcm.exceptions.InputDataError
+        When a table cannot be read, or its ``included`` holds a value other than true/false.
+    """
     if not paths:
         return None
     frames = []

@@ -78,7 +78,13 @@ def workflow_files() -> Path:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``run`` verb."""
+    """Add the ``run`` verb.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    """
     p = sub.add_parser(
         "run",
         help="Run the workflow on a BIDS dataset (BIDS-App style), from any folder.",
@@ -169,6 +175,22 @@ class _PassThroughParser(argparse.ArgumentParser):
         args: Sequence[str] | None = None,
         namespace: argparse.Namespace | None = None,
     ) -> tuple[argparse.Namespace, list[str]]:
+        """Parse the words before ``--``; keep those after it as ``snakemake_args``.
+
+        Parameters
+        ----------
+        args : sequence of str, optional
+            The words to parse; ``sys.argv[1:]`` when omitted.
+        namespace : argparse.Namespace, optional
+            The namespace to fill, as :meth:`argparse.ArgumentParser.parse_known_args` takes it.
+
+        Returns
+        -------
+        argparse.Namespace
+            The parsed options, with the words after ``--`` as ``snakemake_args``.
+        list of str
+            The words before ``--`` that no option matched.
+        """
         words = list(sys.argv[1:] if args is None else args)
         extra: list[str] = []
         if "--" in words:
@@ -187,7 +209,19 @@ def _cores(value: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``lcm run``; returns Snakemake's exit code."""
+    """Run ``lcm run``; returns Snakemake's exit code.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options :func:`register` defines, as parsed.
+
+    Returns
+    -------
+    int
+        Snakemake's exit code; a configuration refused before Snakemake starts is raised as
+        an :class:`lcm.exceptions.LCMError`.
+    """
     if importlib.util.find_spec("snakemake") is None:
         raise ExternalToolError(
             "lcm run needs Snakemake, which this environment lacks: pip install 'lcm[workflow]'",
@@ -688,7 +722,28 @@ def _with_earlier_participants(
 
 
 def snakemake_command(args: argparse.Namespace, config_path: Path, out: Path) -> list[str]:
-    """The Snakemake command line: packaged Snakefile, profile, the level's target, extras."""
+    """The Snakemake command line: packaged Snakefile, profile, the level's target, extras.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``lcm run``'s arguments (``--profile``, ``--cores``, ``--dry-run``, the analysis level,
+        the words after ``--``).
+    config_path : pathlib.Path
+        The resolved configuration written for this run (``OUTPUT_DIR/config.yaml``).
+    out : pathlib.Path
+        OUTPUT_DIR, absolute: Snakemake's working folder.
+
+    Returns
+    -------
+    list of str
+        The command, starting with this interpreter's ``-m snakemake``.
+
+    Raises
+    ------
+    lcm.exceptions.ConfigError
+        When ``--profile`` is neither a shipped profile nor a folder with a ``config.yaml``.
+    """
     files = workflow_files()
     profile = files / "profiles" / args.profile
     if not profile.is_dir():

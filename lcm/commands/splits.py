@@ -52,7 +52,13 @@ can leave out every subject it lists: load_cohort(..., exclude=read_splits(path)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``splits`` verb."""
+    """Add the ``splits`` verb.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    """
     p = sub.add_parser(
         "splits",
         help="Assign downstream subjects to folds (subject, site, leave-site-out) as a table.",
@@ -101,7 +107,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``lcm splits``."""
+    """Run ``lcm splits``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options :func:`register` defines, as parsed.
+
+    Returns
+    -------
+    int
+        The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
+    """
     _schema_defaults(args)
     if args.task:
         splits, settings = _task_splits(args)

@@ -34,7 +34,13 @@ EXAMPLE = """example:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``store`` verb."""
+    """Add the ``store`` verb.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    """
     p = sub.add_parser(
         "store",
         help="Write one dataset's connectomes and variables to the Parquet feature store.",
@@ -57,7 +63,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``lcm store``."""
+    """Run ``lcm store``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options :func:`register` defines, as parsed.
+
+    Returns
+    -------
+    int
+        The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
+    """
     catalogue = load_catalogue(args.catalogue)
     qc = read_qc_table(args.qc_table, required=(SUBJECT, INCLUDED, RELMAT))
     # A dataset without a run to store stops here, naming the QC table and the runs' reasons,

@@ -22,7 +22,13 @@ EXAMPLE = """examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``synth`` verb."""
+    """Add the ``synth`` verb.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    """
     p = sub.add_parser(
         "synth",
         help="Write an embedded synthetic consortium.",
@@ -53,7 +59,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``lcm synth``."""
+    """Run ``lcm synth``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options :func:`register` defines, as parsed.
+
+    Returns
+    -------
+    int
+        The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
+    """
     from lcm.synth import write_cohort, write_subject
 
     if args.config_json is not None:
