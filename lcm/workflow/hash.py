@@ -31,7 +31,19 @@ _ENTRY = ("lcm", "lcm.__main__", "lcm.cli", "lcm.exceptions")
 
 
 def module_file(module: str) -> Path | None:
-    """Source file of ``lcm.<...>`` module ``module`` (a package's ``__init__.py``), or None."""
+    """Source file of ``lcm.<...>`` module ``module`` (a package's ``__init__.py``), or None.
+
+    Parameters
+    ----------
+    module : str
+        A dotted module name under ``lcm`` (``lcm.io.atomic``).
+
+    Returns
+    -------
+    pathlib.Path or None
+        The file under :data:`PACKAGE_ROOT`; None for a name that is no module of ``lcm`` (a
+        class or function imported by ``from lcm.x import y``).
+    """
     parts = module.split(".")[1:]
     base = PACKAGE_ROOT.joinpath(*parts)
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
@@ -134,6 +146,21 @@ def code_hash(verb: str) -> str:
     """sha256 over the source of every ``lcm`` module of ``verb`` (path and bytes, sorted).
 
     Used as a rule param: any edit to that code changes the param, so Snakemake reruns the rule.
+
+    Parameters
+    ----------
+    verb : str
+        A verb of :data:`lcm.cli.VERBS`, as its module is named (``bei_maps``).
+
+    Returns
+    -------
+    str
+        The hex digest.
+
+    Raises
+    ------
+    ValueError
+        When ``verb`` has no module ``lcm.commands.<verb>`` (:func:`verb_modules`).
     """
     digest = hashlib.sha256()
     for mod in verb_modules(verb):
@@ -146,7 +173,23 @@ def code_hash(verb: str) -> str:
 
 
 def third_party_imports(verb: str) -> set[str]:
-    """Top-level names of non-stdlib, non-lcm modules that ``verb``'s code imports."""
+    """Top-level names of non-stdlib, non-lcm modules that ``verb``'s code imports.
+
+    Parameters
+    ----------
+    verb : str
+        A verb of :data:`lcm.cli.VERBS`, as its module is named.
+
+    Returns
+    -------
+    set of str
+        The names (``numpy``, ``torch``), as imported, not as the distributions are named.
+
+    Raises
+    ------
+    ValueError
+        When ``verb`` has no module ``lcm.commands.<verb>`` (:func:`verb_modules`).
+    """
     found: set[str] = set()
     for mod in verb_modules(verb):
         found |= _imports(mod)[1]

@@ -190,6 +190,19 @@ class WorkflowPlan:
         under ``results`` for a container run unless configured, and for a dataset entering
         as derivatives (``entry: fmriprep``) its ``derivatives`` if set, else its ``path``,
         the folder ingest indexed (:func:`lcm.bids.ingest.index_root`).
+
+        Parameters
+        ----------
+        dataset : str
+            A dataset of the config.
+        results : str
+            The workflow's results folder, under which a container run writes its derivatives.
+
+        Returns
+        -------
+        str or None
+            The derivatives folder; None for a parcellated dataset, and for ``runner: existing``
+            without ``derivatives`` configured.
         """
         ds = self.datasets[dataset]
         kind = entry_type(ds["entry"])
@@ -212,32 +225,103 @@ class WorkflowPlan:
         return sorted(n for n, d in self.datasets.items() if d["entry"] in parcellated)
 
     def by_role(self, role: str) -> list[str]:
-        """Datasets with ``role`` (pretrain or downstream)."""
+        """Datasets with ``role`` (pretrain or downstream).
+
+        Parameters
+        ----------
+        role : str
+            ``pretrain`` or ``downstream``, as a dataset's ``role`` in the config.
+
+        Returns
+        -------
+        list of str
+            The dataset names, sorted.
+        """
         return sorted(n for n, d in self.datasets.items() if d["role"] == role)
 
     def synth_consortia(self, tier: str) -> list[str]:
-        """Synthetic consortia of a tier (roi or voxel)."""
+        """Synthetic consortia of a tier (roi or voxel).
+
+        Parameters
+        ----------
+        tier : str
+            ``roi`` or ``voxel``, as a consortium's ``tier`` in the config.
+
+        Returns
+        -------
+        list of str
+            The consortium names, sorted.
+        """
         return sorted(n for n, c in self.consortia.items() if c["tier"] == tier)
 
     # -- runs -------------------------------------------------------------------------------
     def runs(self, dataset: str) -> list[dict[str, str | None]]:
-        """BOLD runs of a voxel-level dataset: dicts with ``sub, ses, task, run``."""
+        """BOLD runs of a voxel-level dataset: dicts with ``sub, ses, task, run``.
+
+        Parameters
+        ----------
+        dataset : str
+            A voxel-level dataset or consortium; a real one's runs come from ingest's index (listed
+            once, then cached).
+
+        Returns
+        -------
+        list of dict
+            One per run: ``sub``, ``ses``, ``task``, ``run`` (None where the run has no such
+            entity).
+        """
         if dataset not in self._runs:
             self._runs[dataset] = self._list_runs(dataset)
         return self._runs[dataset]
 
     def subjects(self, dataset: str) -> list[str]:
-        """Subject labels of a voxel-level dataset, sorted."""
+        """Subject labels of a voxel-level dataset, sorted.
+
+        Parameters
+        ----------
+        dataset : str
+            A voxel-level dataset or consortium.
+
+        Returns
+        -------
+        list of str
+            The labels, without ``sub-``.
+        """
         return sorted({str(r["sub"]) for r in self.runs(dataset)})
 
     def subject_runs(self, dataset: str, subject: str) -> list[dict[str, str | None]]:
-        """Runs of one subject."""
+        """Runs of one subject.
+
+        Parameters
+        ----------
+        dataset : str
+            A voxel-level dataset or consortium.
+        subject : str
+            The subject's label, without ``sub-``.
+
+        Returns
+        -------
+        list of dict
+            Its runs, as :meth:`runs` gives them.
+        """
         return [r for r in self.runs(dataset) if r["sub"] == subject]
 
     def bold_path(self, dataset: str, run_key: str) -> str | None:
         """Source BOLD file of a real dataset's run (from the ingest index); None if unknown.
 
         Synthetic runs have none until the synth stage writes them.
+
+        Parameters
+        ----------
+        dataset : str
+            A voxel-level dataset or consortium.
+        run_key : str
+            The run, as its entities joined (``sub-01_task-rest_run-1``).
+
+        Returns
+        -------
+        str or None
+            The BOLD file's path, as indexed.
         """
         self.runs(dataset)
         return self._bold.get(dataset, {}).get(run_key)
@@ -253,6 +337,18 @@ class WorkflowPlan:
         entering as fMRIPrep derivatives (``entry: fmriprep``), its derivatives count too (BOLD,
         mask, sidecars, confounds by size and modification time). Snakemake cannot see it
         otherwise: the job's inputs are the manifest, read as ancient.
+
+        Parameters
+        ----------
+        dataset : str
+            A voxel-level dataset or consortium.
+        subject : str
+            The subject's label, without ``sub-``.
+
+        Returns
+        -------
+        str
+            The digest (sha256 hex), or "".
         """
         if dataset in self.consortia:
             return ""  # its files are outputs of the synth rule, which Snakemake follows
@@ -295,6 +391,19 @@ class WorkflowPlan:
         which each subject's job reads) is newer than its fMRIPrep record, as when edited in
         place (:meth:`synth_subject_files`; the synth jobs' own rewrites rerun
         it through those inputs anyway).
+
+        Parameters
+        ----------
+        dataset : str
+            A voxel-level dataset or consortium.
+        subject : str
+            The subject's label, without ``sub-``.
+
+        Returns
+        -------
+        bool
+            True when they changed: the subject's fMRIPrep job then takes the manifest as a plain
+        input, and reruns with ingest.
         """
         if dataset in self.consortia:
             return self._synth_subject_changed(dataset, subject)
@@ -364,7 +473,19 @@ class WorkflowPlan:
 
     def validation_inputs(self, dataset: str) -> dict | None:
         """``.bidsignore`` and validator version of a validated raw dataset, else None
-        (:func:`lcm.bids.validator.validation_inputs`; read once)."""
+        (:func:`lcm.bids.validator.validation_inputs`; read once).
+
+        Parameters
+        ----------
+        dataset : str
+            A dataset or consortium of the config.
+
+        Returns
+        -------
+        dict or None
+            ``{"validator": version, "bidsignore": sha256 or None}``; None for a dataset ingest does
+            not validate (``ingest.validate`` off, not raw BIDS, synthetic).
+        """
         if dataset not in self._validation:
             from lcm.bids.validator import validation_inputs
 
@@ -468,6 +589,16 @@ class WorkflowPlan:
         Parcellated ones (ROI time series, connectomes: one job reads every file): each file's
         name, size and modification time, so that a file added, replaced or edited reruns the
         dataset. A rule param: Snakemake cannot otherwise see changes to data that no rule produces.
+
+        Parameters
+        ----------
+        dataset : str
+            A dataset or consortium of the config.
+
+        Returns
+        -------
+        str
+            The digest (sha256 hex), or "".
         """
         if dataset in self.consortia:
             return ""
@@ -488,7 +619,20 @@ class WorkflowPlan:
         return hashlib.sha256(json.dumps(listing, sort_keys=True).encode()).hexdigest()
 
     def synth_files(self, dataset: str) -> list[str]:
-        """Every file the synth stage writes for ``dataset`` (empty when it is not synthetic)."""
+        """Every file the synth stage writes for ``dataset`` (empty when it is not synthetic).
+
+        Parameters
+        ----------
+        dataset : str
+            A dataset or consortium of the config.
+
+        Returns
+        -------
+        list of str
+            The files' paths, under ``synth.out_dir``: the cohort's, and for a voxel-tier
+            consortium each subject's; a roi-tier cohort's run files are stood for by its summary
+            files.
+        """
         if dataset not in self.consortia:
             return []
         from lcm.synth import cohort_outputs, subject_outputs
@@ -507,7 +651,20 @@ class WorkflowPlan:
         return [str(f) for f in files]
 
     def synth_subject_files(self, dataset: str, subject: str) -> list[str]:
-        """Cohort files plus one subject's files of a voxel-tier consortium (empty if real)."""
+        """Cohort files plus one subject's files of a voxel-tier consortium (empty if real).
+
+        Parameters
+        ----------
+        dataset : str
+            A dataset or consortium of the config.
+        subject : str
+            The subject's label, without ``sub-``.
+
+        Returns
+        -------
+        list of str
+            The files' paths, under ``synth.out_dir``.
+        """
         if dataset not in self.consortia:
             return []
         from lcm.synth import cohort_outputs, subject_outputs

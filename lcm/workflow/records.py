@@ -36,7 +36,18 @@ _ABOUT = (
 
 
 def records_marker(results: str) -> Path:
-    """The marker naming the Snakemake records of ``results`` (the ``results_dir``)."""
+    """The marker naming the Snakemake records of ``results`` (the ``results_dir``).
+
+    Parameters
+    ----------
+    results : str
+        The ``results_dir``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``results/.lcm-snakemake.json`` (:data:`MARKER_NAME`).
+    """
     return Path(results, MARKER_NAME)
 
 
@@ -111,6 +122,19 @@ def check_records(
 
 def write_records_marker(results: str, records: str | os.PathLike[str]) -> Path:
     """Note ``records`` as the Snakemake records of ``results`` (atomically, in its marker).
+
+    Parameters
+    ----------
+    results : str
+        The ``results_dir``.
+    records : path-like
+        This run's Snakemake records folder (``<working directory>/.snakemake``); recorded
+        absolute, and relative to ``results``.
+
+    Returns
+    -------
+    pathlib.Path
+        The marker written.
 
     Raises
     ------

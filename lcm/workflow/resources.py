@@ -41,7 +41,19 @@ FMRIPREP_CHECK_MEM_MB = 2000
 
 
 def fmriprep_threads(runs_container: bool) -> int:
-    """Threads of an fMRIPrep job: fMRIPrep's when a container runs, else one."""
+    """Threads of an fMRIPrep job: fMRIPrep's when a container runs, else one.
+
+    Parameters
+    ----------
+    runs_container : bool
+        Whether the job runs fMRIPrep in a container (a raw dataset, ``fmriprep.runner`` not
+        ``existing``), not only checks existing derivatives.
+
+    Returns
+    -------
+    int
+        :data:`FMRIPREP_THREADS` or :data:`FMRIPREP_CHECK_THREADS`.
+    """
     return FMRIPREP_THREADS if runs_container else FMRIPREP_CHECK_THREADS
 
 
@@ -49,6 +61,20 @@ def grown_mem_mb(mem_mb: float, attempt: int, ceiling: float = MEM_MB_MAX) -> in
     """``mem_mb`` times the attempt (1 first), rounded up, at most ``ceiling``.
 
     The first attempt asks ``mem_mb`` even above the ceiling: the ceiling bounds the growth only.
+
+    Parameters
+    ----------
+    mem_mb : float
+        The first attempt's request, in MB.
+    attempt : int
+        Snakemake's attempt number (1 first; a lower one counts as 1).
+    ceiling : float
+        The most MB an attempt after the first asks for.
+
+    Returns
+    -------
+    int
+        The request, in MB.
     """
     grown = math.ceil(mem_mb * max(int(attempt), 1))
     return max(math.ceil(mem_mb), min(grown, math.floor(ceiling)))
@@ -56,7 +82,21 @@ def grown_mem_mb(mem_mb: float, attempt: int, ceiling: float = MEM_MB_MAX) -> in
 
 def fmriprep_mem_mb(runs_container: bool, attempt: int) -> int:
     """mem_mb of an fMRIPrep job, growing with each attempt (a job killed for memory) up to
-    :data:`MEM_MB_MAX`."""
+    :data:`MEM_MB_MAX`.
+
+    Parameters
+    ----------
+    runs_container : bool
+        Whether the job runs fMRIPrep in a container, not only checks existing derivatives:
+        :data:`FMRIPREP_MEM_MB`, else :data:`FMRIPREP_CHECK_MEM_MB`, at the first attempt.
+    attempt : int
+        Snakemake's attempt number (1 first).
+
+    Returns
+    -------
+    int
+        The request, in MB (:func:`grown_mem_mb`).
+    """
     return grown_mem_mb(FMRIPREP_MEM_MB if runs_container else FMRIPREP_CHECK_MEM_MB, attempt)
 
 
@@ -73,14 +113,38 @@ EVALUATE_RUNTIME_MAX = 1440
 
 
 def evaluate_gpu(models: list[str] | tuple[str, ...]) -> int:
-    """GPUs of a task's evaluation job: 1 where one of ``models`` trains with torch, else 0."""
+    """GPUs of a task's evaluation job: 1 where one of ``models`` trains with torch, else 0.
+
+    Parameters
+    ----------
+    models : list or tuple of str
+        The task's models (their names in :mod:`lcm.evaluate.registry`).
+
+    Returns
+    -------
+    int
+        The number of GPUs to request.
+    """
     return int(any(needs_torch(m) for m in models))
 
 
 def evaluate_runtime(models: list[str] | tuple[str, ...], attempt: int = 1) -> int:
     """Minutes of a task's evaluation job: longer where a model finetunes LCM in every fold,
     and times ``attempt`` (a retry after the time limit starts over), up to
-    :data:`EVALUATE_RUNTIME_MAX`; the first attempt asks its base even above the ceiling."""
+    :data:`EVALUATE_RUNTIME_MAX`; the first attempt asks its base even above the ceiling.
+
+    Parameters
+    ----------
+    models : list or tuple of str
+        The task's models (their names in :mod:`lcm.evaluate.registry`).
+    attempt : int
+        Snakemake's attempt number (1 first; a lower one counts as 1).
+
+    Returns
+    -------
+    int
+        The runtime to request, in minutes.
+    """
     base = EVALUATE_TORCH_RUNTIME if evaluate_gpu(models) else EVALUATE_RUNTIME
     return max(base, min(base * max(int(attempt), 1), EVALUATE_RUNTIME_MAX))
 
@@ -93,7 +157,18 @@ CONNECTOME_MB_PER_BOLD_MB = 1.0
 
 
 def file_size_mb(path: str | os.PathLike | None) -> float:
-    """Size of ``path`` in MB (2**20 bytes); 0 when there is no such file."""
+    """Size of ``path`` in MB (2**20 bytes); 0 when there is no such file.
+
+    Parameters
+    ----------
+    path : path-like or None
+        The file; None or "" gives 0.
+
+    Returns
+    -------
+    float
+        Its size in MB.
+    """
     if not path:
         return 0.0
     try:
@@ -107,6 +182,18 @@ def record_bold(record: str | os.PathLike, run_key: str) -> str | None:
 
     A missing, unreadable or incomplete record is not an error here: resources are estimated
     before fMRIPrep has run, and ``lcm connectome run`` reports a bad record itself.
+
+    Parameters
+    ----------
+    record : path-like
+        A subject's fMRIPrep record (``lcm fmriprep --out``), whose ``runs`` list the derivatives.
+    run_key : str
+        The run, as in the record (``sub-01_task-rest_run-1``).
+
+    Returns
+    -------
+    str or None
+        The path of the run's preprocessed BOLD, as the record gives it.
     """
     try:
         runs = json.loads(Path(record).read_text())["runs"]
