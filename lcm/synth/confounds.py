@@ -22,7 +22,20 @@ HIGH_PASS_PERIOD_S = 128.0
 
 
 def expand(name: str, values: np.ndarray) -> dict[str, np.ndarray]:
-    """``name``, ``name_derivative1``, ``name_power2``, ``name_derivative1_power2``."""
+    """``name``, ``name_derivative1``, ``name_power2``, ``name_derivative1_power2``.
+
+    Parameters
+    ----------
+    name : str
+        The column's fMRIPrep name (``global_signal``, ``csf``, ``trans_x`` ...).
+    values : numpy.ndarray, shape (n_volumes,)
+        The column's values.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        The four columns by name; the derivatives' first value is NaN.
+    """
     values = np.asarray(values, dtype=float)
     deriv = np.concatenate([[np.nan], np.diff(values)])
     return {
@@ -34,7 +47,15 @@ def expand(name: str, values: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def cosine_basis(n_volumes: int, tr: float) -> np.ndarray:
-    """DCT-II regressors below 1/128 Hz (as fMRIPrep), shape (n_volumes, n), constant excluded."""
+    """DCT-II regressors below 1/128 Hz (as fMRIPrep), shape (n_volumes, n), constant excluded.
+
+    Parameters
+    ----------
+    n_volumes : int
+        Volumes in the run.
+    tr : float
+        Repetition time in seconds.
+    """
     n = int(np.floor(2 * n_volumes * tr / HIGH_PASS_PERIOD_S))
     t = np.arange(n_volumes)
     basis = [
@@ -51,6 +72,13 @@ def acompcor(
 
     Columns are mean-centred and linearly detrended first; each component has unit norm and a
     fixed sign (largest absolute entry positive) so reruns give identical files.
+
+    Parameters
+    ----------
+    noise_pool : numpy.ndarray, shape (n_volumes, n_voxels)
+        Signals of the white-matter and CSF voxels the components are drawn from.
+    n_components : int, optional
+        Components kept (fMRIPrep's six ``a_comp_cor_XX`` columns by default).
 
     Returns
     -------
@@ -72,6 +100,20 @@ def dvars(bold: np.ndarray, block: int = 16384) -> tuple[np.ndarray, np.ndarray]
     ``std_dvars`` divides by the DVARS expected without artefact, estimated from each voxel's
     robust standard deviation and lag-1 autocorrelation (Nichols' standardisation). Voxels are
     read in blocks of ``block`` (any dtype, integers included), so memory stays bounded.
+
+    Parameters
+    ----------
+    bold : numpy.ndarray, shape (n_volumes, n_voxels)
+        The run's brain voxels.
+    block : int, optional
+        Voxels read at a time.
+
+    Returns
+    -------
+    dvars : numpy.ndarray, shape (n_volumes,)
+        Root mean square of the volume-to-volume differences, in the data's units.
+    std_dvars : numpy.ndarray, shape (n_volumes,)
+        ``dvars`` divided by its expected value without artefact.
     """
     n_vol, n_vox = bold.shape
     sq_diff = np.zeros(n_vol - 1)
@@ -102,7 +144,28 @@ def confounds_table(
     compcor: np.ndarray,
     tr: float,
 ) -> pd.DataFrame:
-    """Assemble the confounds table (NaN where fMRIPrep writes ``n/a``)."""
+    """Assemble the confounds table (NaN where fMRIPrep writes ``n/a``).
+
+    Parameters
+    ----------
+    global_signal, csf, white_matter : numpy.ndarray, shape (n_volumes,)
+        Mean signal of the brain, of the CSF and of the white matter.
+    motion : numpy.ndarray, shape (n_volumes, 6)
+        Head motion: translations in millimetres, then rotations in radians (``MOTION`` order).
+    fd : numpy.ndarray, shape (n_volumes,)
+        Framewise displacement in millimetres; its first value is written as missing.
+    dvars_raw, dvars_std : numpy.ndarray, shape (n_volumes,)
+        DVARS and standardised DVARS, as :func:`dvars` returns them.
+    compcor : numpy.ndarray, shape (n_volumes, n_components)
+        aCompCor components, as :func:`acompcor` returns them.
+    tr : float
+        Repetition time in seconds (sets the number of cosine regressors).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per volume, fMRIPrep's columns (see the module docstring).
+    """
     n = len(fd)
     cols: dict[str, np.ndarray] = {}
     cols.update(expand("global_signal", global_signal))
@@ -129,7 +192,21 @@ def confounds_table(
 
 
 def confounds_sidecar(singular_values: np.ndarray, n_components: int) -> dict[str, Any]:
-    """fMRIPrep-style metadata of the aCompCor columns (read by nilearn's load_confounds)."""
+    """fMRIPrep-style metadata of the aCompCor columns (read by nilearn's load_confounds).
+
+    Parameters
+    ----------
+    singular_values : numpy.ndarray
+        Singular values of the noise pool, as :func:`acompcor` returns them (all of them: the
+        variance explained is relative to their sum).
+    n_components : int
+        Components described (the ``a_comp_cor_XX`` columns of the table).
+
+    Returns
+    -------
+    dict
+        One entry per ``a_comp_cor_XX`` column.
+    """
     var = singular_values**2
     explained = var / var.sum()
     cumulative = np.cumsum(explained)

@@ -169,7 +169,19 @@ def build_effect_model(
 
 
 def site_offset(model: EffectModel, seed: int, consortium: str, site: str) -> np.ndarray:
-    """Correlation offset shared by a site's subjects (scanner and protocol), (n_rois, n_rois)."""
+    """Correlation offset shared by a site's subjects (scanner and protocol), (n_rois, n_rois).
+
+    Parameters
+    ----------
+    model : EffectModel
+        The population model (gives each region's network).
+    seed : int
+        Master seed.
+    consortium : str
+        Consortium name.
+    site : str
+        Site label; each site of each consortium has its own stream.
+    """
     rng = rng_for("site", seed, consortium, site)
     k = len(NETWORKS)
     block = rng.normal(0.0, SITE_SD, (k, k))

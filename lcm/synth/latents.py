@@ -45,6 +45,13 @@ def draw_latents(spec: ConsortiumSpec, seed: int) -> pd.DataFrame:
     <diagnosis name> (level), motion_scale``.
     Variables the preset lacks are still drawn (the connectivity model uses them) but are not
     written to the phenotype.
+
+    Parameters
+    ----------
+    spec : ConsortiumSpec
+        The resolved consortium.
+    seed : int
+        Master seed.
     """
     ros = roster_of(spec)
     rng = rng_for("latents", seed, spec.name)
@@ -92,7 +99,22 @@ def draw_latents(spec: ConsortiumSpec, seed: int) -> pd.DataFrame:
 
 
 def scores(row: pd.Series, diagnosis: str | None) -> dict[str, float]:
-    """Standardised scores of one subject for :func:`lcm.synth.connectivity.subject_correlation`."""
+    """Standardised scores of one subject for :func:`lcm.synth.connectivity.subject_correlation`.
+
+    Parameters
+    ----------
+    row : pandas.Series
+        The subject's row of :func:`draw_latents`.
+    diagnosis : str or None
+        The preset's diagnosis name, or None when the consortium has none.
+
+    Returns
+    -------
+    dict of str to float
+        Score by effect name: age, BMI, working memory and education standardised by
+        ``SCORE_REFERENCE``, fluid intelligence as its z-score, sex as +1 (male) or -1, and the
+        diagnosis (when there is one) as the subject's dose.
+    """
     out = {name: (float(row[name]) - c) / s for name, (c, s) in SCORE_REFERENCE.items()}
     out["sex"] = 1.0 if row["sex"] == "M" else -1.0
     out["fluid_intelligence"] = float(row["fluid_intelligence_z"])

@@ -116,7 +116,13 @@ def _aal_network(name: str) -> str | None:
 
 
 def roi_centroids(atlas: Atlas) -> np.ndarray:
-    """Centroid of each region in millimetres, shape (n_rois, 3)."""
+    """Centroid of each region in millimetres, shape (n_rois, 3).
+
+    Parameters
+    ----------
+    atlas : Atlas
+        A deterministic (label image) atlas.
+    """
     from scipy import ndimage  # only atlases whose names do not say the network
 
     data = np.asarray(atlas.img.dataobj)
@@ -126,7 +132,17 @@ def roi_centroids(atlas: Atlas) -> np.ndarray:
 
 
 def homotopic_partners(names: list[str]) -> np.ndarray:
-    """Index of each region's other-hemisphere partner (``_L``/``_R`` names), else -1."""
+    """Index of each region's other-hemisphere partner (``_L``/``_R`` names), else -1.
+
+    Parameters
+    ----------
+    names : list of str
+        Region names, in the atlas's order.
+
+    Returns
+    -------
+    numpy.ndarray of int, shape (n_rois,)
+    """
     lookup = {n: i for i, n in enumerate(names)}
     partner = np.full(len(names), -1)
     for i, n in enumerate(names):

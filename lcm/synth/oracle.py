@@ -105,6 +105,15 @@ def oracle_metrics(ctx: Context) -> dict[str, Any] | None:
 def pattern_projections(ctx: Context, n: int, names: list[str]) -> np.ndarray:
     """Inner products of the first ``n`` subjects' true correlations with named patterns.
 
+    Parameters
+    ----------
+    ctx : Context
+        The consortium's population model and latents (:func:`lcm.synth.subject.prepare`).
+    n : int
+        Subjects, from the first in roster order.
+    names : list of str
+        Effect pattern names (keys of ``ctx.model.patterns``).
+
     Returns
     -------
     numpy.ndarray, shape (n, len(names))
@@ -134,6 +143,15 @@ def _cross_validated_proba(
 
 def read_ground_truth(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The contents of a synthetic cohort's ``ground_truth.json`` (written by ``lcm synth``).
+
+    Parameters
+    ----------
+    path : path-like
+        The ``ground_truth.json`` file.
+
+    Returns
+    -------
+    dict
 
     Raises
     ------
@@ -191,6 +209,11 @@ def effect_model_from_truth(truth: Mapping[str, Any]) -> tuple[list[str], Effect
     The effect patterns depend only on the seed, the shared structure and each region's
     network (:func:`lcm.synth.connectivity.build_effect_model`), which the ground truth
     records; the rebuilt model's description must equal the recorded ``effects``.
+
+    Parameters
+    ----------
+    truth : Mapping
+        The ground truth, as :func:`read_ground_truth` returns it.
 
     Returns
     -------

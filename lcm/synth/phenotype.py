@@ -30,7 +30,21 @@ _PPMI_COHORT = {"PD": 1, "control": 2, "SWEDD": 3, "prodromal": 4}
 
 def phenotype_table(spec: ConsortiumSpec, latents: pd.DataFrame, seed: int) -> pd.DataFrame:
     """The raw phenotype table of a consortium (ROI tier: ``phenotype.tsv``; voxel tier:
-    ``participants.tsv``), with missing values as ``NaN``/``<NA>``."""
+    ``participants.tsv``), with missing values as ``NaN``/``<NA>``.
+
+    Parameters
+    ----------
+    spec : ConsortiumSpec
+        The resolved consortium (its tier and preset choose the columns and codings).
+    latents : pandas.DataFrame
+        The cohort's latent values, as :func:`lcm.synth.latents.draw_latents` returns them.
+    seed : int
+        Master seed (draws the codings and the missing values).
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
     rng = rng_for("phenotype", seed, spec.name)
     if spec.tier == "voxel":
         table, keep = _bids_participants(spec, latents, rng)
@@ -54,7 +68,20 @@ def phenotype_table(spec: ConsortiumSpec, latents: pd.DataFrame, seed: int) -> p
 
 
 def participants_sidecar(spec: ConsortiumSpec, columns: list[str]) -> dict[str, Any]:
-    """``participants.json`` describing the columns of the voxel tier's ``participants.tsv``."""
+    """``participants.json`` describing the columns of the voxel tier's ``participants.tsv``.
+
+    Parameters
+    ----------
+    spec : ConsortiumSpec
+        The resolved consortium.
+    columns : list of str
+        The columns of its ``participants.tsv``; those without a description are left out.
+
+    Returns
+    -------
+    dict
+        Description (and levels or units) by column.
+    """
     descriptions: dict[str, Any] = {
         "participant_id": {"Description": "Participant label, 'sub-' followed by the label."},
         # No "Units": the validator would then require numbers, and "26-30" is a label.
@@ -167,7 +194,17 @@ def _adni(lat: pd.DataFrame, rng: np.random.Generator) -> tuple[dict, set]:
 
 
 def age_range(age: np.ndarray | pd.Series) -> list[str]:
-    """Five-year bins ``21-25``, ``26-30`` ... (HCP open-access style) of integer-floored ages."""
+    """Five-year bins ``21-25``, ``26-30`` ... (HCP open-access style) of integer-floored ages.
+
+    Parameters
+    ----------
+    age : numpy.ndarray or pandas.Series
+        Ages in years.
+
+    Returns
+    -------
+    list of str
+    """
     low = 5 * ((np.floor(np.asarray(age, dtype=float)).astype(int) - 1) // 5) + 1
     return [f"{lo}-{lo + 4}" for lo in low]
 

@@ -57,7 +57,22 @@ def roster(name: str, consortium: dict[str, Any]) -> Roster:
 
 
 def roster_of(spec: ConsortiumSpec) -> Roster:
-    """:func:`roster` of an already resolved consortium."""
+    """:func:`roster` of an already resolved consortium.
+
+    Parameters
+    ----------
+    spec : ConsortiumSpec
+        The resolved consortium.
+
+    Returns
+    -------
+    Roster
+
+    Raises
+    ------
+    InputDataError
+        When ``n_subjects`` exceeds the identifiers the preset can draw.
+    """
     name = spec.name
     rng = rng_for("roster", name)
     n = spec.n_subjects
@@ -113,29 +128,91 @@ def planned_subjects(name: str, consortium: dict[str, Any], seed: int = 0) -> li
 
 
 def planned_runs(name: str, consortium: dict[str, Any], seed: int = 0) -> list[dict[str, Any]]:
-    """One entity dict per run: ``{"sub", "ses": None, "task": "rest", "run": "1"}``."""
+    """One entity dict per run: ``{"sub", "ses": None, "task": "rest", "run": "1"}``.
+
+    Parameters
+    ----------
+    name : str
+        Consortium name (``synth.consortia`` key).
+    consortium : dict
+        Its settings.
+    seed : int, optional
+        Master seed; accepted as by :func:`planned_subjects`, the runs do not depend on it.
+
+    Returns
+    -------
+    list of dict
+    """
     del seed  # see planned_subjects
     return runs_of(resolve(name, consortium))
 
 
 def runs_of(spec: ConsortiumSpec) -> list[dict[str, Any]]:
-    """:func:`planned_runs` of an already resolved consortium."""
+    """:func:`planned_runs` of an already resolved consortium.
+
+    Parameters
+    ----------
+    spec : ConsortiumSpec
+        The resolved consortium.
+
+    Returns
+    -------
+    list of dict
+    """
     return [{"sub": s, "ses": None, "task": TASK, "run": RUN} for s in roster_of(spec).subjects]
 
 
 def timeseries_path(root: str | Path, run: dict[str, Any], atlas: str) -> Path:
-    """Path of one run's ROI time-series TSV under ``root`` (XCP-D naming)."""
+    """Path of one run's ROI time-series TSV under ``root`` (XCP-D naming).
+
+    Parameters
+    ----------
+    root : path-like
+        The consortium's ``timeseries`` folder.
+    run : dict
+        The run's entities, as :func:`planned_runs` gives them.
+    atlas : str
+        Atlas name (the ``seg`` entity).
+
+    Returns
+    -------
+    pathlib.Path
+    """
     entities = {**run, "space": DEFAULT_SPACE, "seg": atlas, "stat": "mean"}
     return derivative_path(root, entities, "timeseries", ".tsv")
 
 
 def consortium_root(out_dir: str | Path, name: str) -> Path:
-    """``out_dir/name``."""
+    """``out_dir/name``.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        ``synth.out_dir``.
+    name : str
+        Consortium name, or ``"{consortium}"`` for the synth rules' output patterns.
+
+    Returns
+    -------
+    pathlib.Path
+    """
     return Path(out_dir) / name
 
 
 def ground_truth_path(out_dir: str | Path, name: str) -> Path:
-    """Path of consortium ``name``'s ``ground_truth.json`` (read by :mod:`lcm.synth.oracle`)."""
+    """Path of consortium ``name``'s ``ground_truth.json`` (read by :mod:`lcm.synth.oracle`).
+
+    Parameters
+    ----------
+    out_dir : path-like
+        ``synth.out_dir``.
+    name : str
+        Consortium name, or ``"{consortium}"`` for the synth rules' output patterns.
+
+    Returns
+    -------
+    pathlib.Path
+    """
     return consortium_root(out_dir, name) / "ground_truth.json"
 
 
@@ -208,7 +285,23 @@ def cohort_outputs(
 def subject_files(
     spec: ConsortiumSpec, out_dir: str | Path, subject: str, output_space: str = DEFAULT_SPACE
 ) -> dict[str, Path]:
-    """Named paths of one voxel-tier subject's files (keys used by the writers)."""
+    """Named paths of one voxel-tier subject's files (keys used by the writers).
+
+    Parameters
+    ----------
+    spec : ConsortiumSpec
+        The resolved consortium.
+    out_dir : path-like
+        ``synth.out_dir``.
+    subject : str
+        Subject label, without ``sub-``.
+    output_space : str, optional
+        fMRIPrep's output space (the derivative names carry its entities).
+
+    Returns
+    -------
+    dict of str to Path
+    """
     return _subject_files(consortium_root(out_dir, spec.name), subject, output_space)
 
 
@@ -283,6 +376,23 @@ def subject_outputs(
 ) -> list[str]:
     """Exact paths the subject job (``lcm synth --consortium NAME --subject LABEL``) writes.
 
+    Parameters
+    ----------
+    name : str
+        Consortium name (``synth.consortia`` key).
+    consortium : dict
+        Its settings.
+    out_dir : path-like
+        ``synth.out_dir``.
+    subject : str
+        Subject label, with or without ``sub-``.
+    output_space : str, optional
+        fMRIPrep's output space (the derivative names carry its entities).
+
+    Returns
+    -------
+    list of str
+
     Raises
     ------
     InputDataError
@@ -295,7 +405,27 @@ def subject_outputs(
 
 
 def check_subject(spec: ConsortiumSpec, consortium: dict[str, Any], subject: str) -> int:
-    """Index of ``subject`` in the roster of a voxel-tier consortium, or raise."""
+    """Index of ``subject`` in the roster of a voxel-tier consortium, or raise.
+
+    Parameters
+    ----------
+    spec : ConsortiumSpec
+        The resolved consortium.
+    consortium : dict
+        Its settings (the roster is drawn from them).
+    subject : str
+        Subject label, with or without ``sub-``.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    InputDataError
+        When the consortium is not at tier ``voxel``, or ``subject`` is not an alphanumeric label
+        on its roster.
+    """
     if spec.tier != "voxel":
         raise InputDataError(
             f"synth.consortia.{spec.name} has tier {spec.tier!r}; per-subject files exist only "

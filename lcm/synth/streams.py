@@ -13,7 +13,17 @@ import numpy as np
 
 
 def crc(text: str) -> int:
-    """Stable 32-bit integer of a string (Python's ``hash`` is salted per process)."""
+    """Stable 32-bit integer of a string (Python's ``hash`` is salted per process).
+
+    Parameters
+    ----------
+    text : str
+        Any string (encoded as UTF-8).
+
+    Returns
+    -------
+    int
+    """
     return zlib.crc32(text.encode("utf-8"))
 
 

@@ -56,7 +56,23 @@ class SubjectDraw:
 
 
 def prepare(spec: ConsortiumSpec, seed: int, atlas: Atlas, shared_structure: float) -> Context:
-    """Build the population model and the cohort's latent values (no time series yet)."""
+    """Build the population model and the cohort's latent values (no time series yet).
+
+    Parameters
+    ----------
+    spec : ConsortiumSpec
+        The resolved consortium.
+    seed : int
+        Master seed.
+    atlas : Atlas
+        The workflow's atlas (its regions are the model's).
+    shared_structure : float
+        ``synth.shared_structure``: how much of the network structure all subjects share.
+
+    Returns
+    -------
+    Context
+    """
     networks, method = assign_networks(atlas)
     partners = homotopic_partners(atlas.labels["name"].tolist())
     model = build_effect_model(networks, partners, seed, shared_structure)
@@ -70,6 +86,20 @@ def subject_stream(ctx: Context, index: int) -> tuple[np.ndarray, np.random.Gene
 
     The correlation is the first thing drawn from the subject's stream, so it can be rebuilt
     alone (the oracle of :mod:`lcm.synth.oracle` does) without drawing any time series.
+
+    Parameters
+    ----------
+    ctx : Context
+        The consortium, as :func:`prepare` returns it.
+    index : int
+        The subject's position in the roster.
+
+    Returns
+    -------
+    corr : numpy.ndarray, shape (n_rois, n_rois)
+        The subject's intended correlation.
+    rng : numpy.random.Generator
+        The subject's stream, to draw the signals and motion from next.
     """
     row = ctx.latents.iloc[index]
     rng = rng_for("subject", ctx.seed, ctx.spec.name, index)
@@ -80,7 +110,19 @@ def subject_stream(ctx: Context, index: int) -> tuple[np.ndarray, np.random.Gene
 
 
 def simulate_subject(ctx: Context, index: int) -> SubjectDraw:
-    """Draw subject ``index`` (roster order) from its own random stream."""
+    """Draw subject ``index`` (roster order) from its own random stream.
+
+    Parameters
+    ----------
+    ctx : Context
+        The consortium, as :func:`prepare` returns it.
+    index : int
+        The subject's position in the roster.
+
+    Returns
+    -------
+    SubjectDraw
+    """
     row = ctx.latents.iloc[index]
     corr, rng = subject_stream(ctx, index)
     signals = correlated_signals(rng, corr, ctx.spec.n_volumes, ctx.spec.tr)
@@ -95,6 +137,19 @@ def roi_timeseries(ctx: Context, index: int) -> tuple[np.ndarray, SubjectDraw]:
     Each region gets its own amplitude, and a residual motion artefact proportional to
     framewise displacement is left in, as after real denoising (high movers show slightly
     inflated connectivity).
+
+    Parameters
+    ----------
+    ctx : Context
+        The consortium, as :func:`prepare` returns it.
+    index : int
+        The subject's position in the roster.
+
+    Returns
+    -------
+    timeseries : numpy.ndarray, shape (n_volumes, n_rois)
+    draw : SubjectDraw
+        The subject's draw the series were made from (its motion and framewise displacement).
     """
     draw = simulate_subject(ctx, index)
     rng = rng_for("roi-amplitude", ctx.seed, ctx.spec.name, index)

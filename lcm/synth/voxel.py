@@ -71,6 +71,18 @@ def grid_labels(atlas: Atlas, resolution_mm: float) -> tuple[np.ndarray, np.ndar
     """Region position (1-based, 0 = background) of every grid voxel, and the grid affine.
 
     Resampling the 1 mm atlas takes about a second, so the result is cached per process.
+
+    Parameters
+    ----------
+    atlas : Atlas
+        The workflow's atlas.
+    resolution_mm : float
+        Voxel size of the MNI grid (the consortium's ``resolution_mm``).
+
+    Returns
+    -------
+    labels : numpy.ndarray of int, shape (X, Y, Z)
+    affine : numpy.ndarray, shape (4, 4)
     """
     shape, affine = mni_grid(resolution_mm)
     key = (atlas.name, atlas.n_rois, float(resolution_mm))
@@ -89,6 +101,19 @@ def simulate_voxels(ctx: Context, index: int, draw: SubjectDraw) -> VoxelRun:
 
     Voxels are simulated in blocks of ``VOXEL_BLOCK`` in float32, so peak memory is the run's
     int16 brain voxels plus one block (about 0.6 GB for a 2 mm, 300-volume run).
+
+    Parameters
+    ----------
+    ctx : Context
+        The consortium, as :func:`lcm.synth.subject.prepare` returns it.
+    index : int
+        The subject's position in the roster.
+    draw : SubjectDraw
+        The subject's region signals and motion (:func:`lcm.synth.subject.simulate_subject`).
+
+    Returns
+    -------
+    VoxelRun
     """
     labels, affine = grid_labels(ctx.atlas, ctx.spec.resolution_mm)
     rng = rng_for("voxel", ctx.seed, ctx.spec.name, index)

@@ -156,6 +156,38 @@ def write_subject(
     """Write one voxel-tier subject's raw BIDS and fMRIPrep-like derivative files.
 
     Does not need the cohort job's files: the subject's values come from the seed.
+
+    Parameters
+    ----------
+    name : str
+        Consortium name (``synth.consortia`` key).
+    consortium : dict
+        Its settings (tier ``voxel``).
+    subject : str
+        Subject label on the consortium's roster, with or without ``sub-``.
+    out_dir : path-like
+        ``synth.out_dir``.
+    seed : int
+        Master seed.
+    shared_structure : float
+        ``synth.shared_structure``.
+    atlas : Atlas
+        The workflow's atlas.
+    output_space : str, optional
+        fMRIPrep's output space the derivative names carry; the data stay on the
+        MNI152NLin2009cAsym grid whatever it is (a warning says so).
+
+    Returns
+    -------
+    list of pathlib.Path
+        Every file written (:func:`lcm.synth.plan.subject_outputs`).
+
+    Raises
+    ------
+    InputDataError
+        When the consortium is not at tier ``voxel`` or ``subject`` is not on its roster.
+    lcm.exceptions.OutputOwnershipError
+        When the consortium's folder holds files and no ``lcm synth`` marker.
     """
     spec = resolve(name, consortium)
     index = check_subject(spec, consortium, subject)
@@ -205,7 +237,28 @@ def subject_truth(
     shared_structure: float,
     atlas: Atlas,
 ) -> np.ndarray:
-    """Intended (ground-truth) correlation matrix of one subject, shape (n_rois, n_rois)."""
+    """Intended (ground-truth) correlation matrix of one subject, shape (n_rois, n_rois).
+
+    Parameters
+    ----------
+    name : str
+        Consortium name (``synth.consortia`` key).
+    consortium : dict
+        Its settings.
+    subject : str
+        Subject label on the consortium's roster, with or without ``sub-``.
+    seed : int
+        Master seed.
+    shared_structure : float
+        ``synth.shared_structure``.
+    atlas : Atlas
+        The workflow's atlas.
+
+    Raises
+    ------
+    ValueError
+        When ``subject`` is not on the consortium's roster.
+    """
     spec = resolve(name, consortium)
     index = roster_of(spec).subjects.index(subject.removeprefix("sub-"))
     ctx = prepare(spec, seed, atlas, shared_structure)
@@ -327,6 +380,15 @@ def write_matrix_tsv(path: Path, values: np.ndarray, columns: list[str]) -> None
     """Write a float matrix as TSV with a header row, ``DECIMALS`` fixed decimals, atomically.
 
     numpy's formatter is several times faster than pandas' for the many ROI time series.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        Destination.
+    values : numpy.ndarray, shape (n_rows, n_columns)
+        The matrix (a run's ROI time series: one row per volume).
+    columns : list of str
+        Header names, one per column (the atlas's region names).
     """
     buffer = io.StringIO()
     np.savetxt(
