@@ -45,12 +45,32 @@ N_PERMUTATIONS = CONTROL_PERMUTATIONS
 
 
 def connectome_features(fc: np.ndarray) -> np.ndarray:
-    """Fisher-z upper triangles of ``(n, R, R)`` correlation matrices -> ``(n, R(R-1)/2)``."""
+    """Fisher-z upper triangles of ``(n, R, R)`` correlation matrices -> ``(n, R(R-1)/2)``.
+
+    Parameters
+    ----------
+    fc : array-like, shape (n, R, R)
+        Correlation matrices.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, R(R-1)/2)
+    """
     return fisher_z(matrix_to_vec(np.asarray(fc, dtype=np.float64)))
 
 
 def is_labeled(y: np.ndarray) -> np.ndarray:
-    """Runs that keep their target: ``y >= 0`` for 0/1 integer labels, finite for floats."""
+    """Runs that keep their target: ``y >= 0`` for 0/1 integer labels, finite for floats.
+
+    Parameters
+    ----------
+    y : numpy.ndarray, shape (n,)
+        Targets: 0/1 with -1 for unlabeled (binary), or floats with NaN for unlabeled.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (n,)
+    """
     y = np.asarray(y)
     return np.isfinite(y) if np.issubdtype(y.dtype, np.floating) else y >= 0
 
@@ -62,6 +82,22 @@ def inner_splits(
 
     ``None`` when a class (or median half) has fewer than two subjects: then the estimator
     keeps its default hyper-parameter rather than choose one on a single subject.
+
+    Parameters
+    ----------
+    y : numpy.ndarray, shape (n,)
+        Targets of the labeled training runs (0/1, or floats split at their median by rank).
+    groups : numpy.ndarray or None
+        Subject key per run (runs of a subject stay in one fold); None makes each run a subject.
+    seed : int
+        Seed of the fold shuffle (the fit's seed).
+    n_splits : int, optional
+        Folds wanted; fewer when the smaller class has fewer subjects.
+
+    Returns
+    -------
+    list of (numpy.ndarray, numpy.ndarray) or None
+        ``(train, validation)`` row indices per fold.
     """
     y_s = strata(y)
     groups = np.arange(len(y)) if groups is None else np.asarray(groups)
@@ -121,7 +157,17 @@ class _TunedLinear:
 
     @classmethod
     def from_context(cls, context: ModelContext) -> Self:
-        """A fresh model for one fit, seeded by the fit's seed (the registry's factory)."""
+        """A fresh model for one fit, seeded by the fit's seed (the registry's factory).
+
+        Parameters
+        ----------
+        context : ModelContext
+            The fit's context; only its ``seed`` is used.
+
+        Returns
+        -------
+        Self
+        """
         return cls(seed=context.seed)
 
     def _estimator(self, value: float) -> Any:
@@ -199,7 +245,22 @@ class _TunedLinear:
             raise InputDataError(f"{type(self).__name__} is not fitted.", hint="Call fit() first.")
 
     def decision(self, fc: np.ndarray) -> np.ndarray:
-        """Decision values (binary) or predictions (continuous), ``(n,)``."""
+        """Decision values (binary) or predictions (continuous), ``(n,)``.
+
+        Parameters
+        ----------
+        fc : numpy.ndarray, shape (n, R, R)
+            Connectomes of the runs to predict.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+
+        Raises
+        ------
+        InputDataError
+            When the model is not fitted.
+        """
         self._check_fitted()
         feats = self._features(np.asarray(fc))
         if self.binary and hasattr(self.model_, "decision_function"):
@@ -214,6 +275,20 @@ class _TunedClassifier(_TunedLinear):
         Logistic regression gives probabilities; SVM and ridge give ``sigmoid(decision)``, a
         monotone score whose 0.5 threshold is the classifier's own boundary (AUC and the
         thresholded metrics are exact; the values are not calibrated probabilities).
+
+        Parameters
+        ----------
+        fc : numpy.ndarray, shape (n, R, R)
+            Connectomes of the runs to predict.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, 2)
+
+        Raises
+        ------
+        InputDataError
+            When the model is not fitted.
         """
         self._check_fitted()
         feats = self._features(np.asarray(fc))
@@ -279,6 +354,17 @@ def fitted_tangent(fc: np.ndarray, shrinkage: float = 0.1) -> TangentSpace:
 
     The key is a digest of the matrices' bytes, so only identical training runs share a
     reference (the fitted transformer is never modified afterwards).
+
+    Parameters
+    ----------
+    fc : numpy.ndarray, shape (n, R, R)
+        Training runs' correlation matrices.
+    shrinkage : float, optional
+        Shrinkage towards the identity (see :class:`lcm.evaluate.tangent.TangentSpace`).
+
+    Returns
+    -------
+    TangentSpace
     """
     fc = np.ascontiguousarray(fc)
     key = (fc.shape, fc.dtype.str, float(shrinkage), hashlib.blake2b(fc.data).hexdigest())
@@ -305,7 +391,22 @@ class ConnectomeRidge(_TunedLinear):
         return Ridge(alpha=value)
 
     def predict(self, fc: np.ndarray) -> np.ndarray:
-        """Predicted target ``(n,)``."""
+        """Predicted target ``(n,)``.
+
+        Parameters
+        ----------
+        fc : numpy.ndarray, shape (n, R, R)
+            Connectomes of the runs to predict.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+
+        Raises
+        ------
+        InputDataError
+            When the model is not fitted.
+        """
         return self.decision(fc)
 
 
@@ -348,7 +449,30 @@ class ShuffledLabels:
         variables: pd.DataFrame | None = None,
         groups: np.ndarray | None = None,
     ) -> ShuffledLabels:
-        """Fit one clone of the estimator per permutation of the labeled entries of ``y``."""
+        """Fit one clone of the estimator per permutation of the labeled entries of ``y``.
+
+        Parameters
+        ----------
+        fc : numpy.ndarray, shape (n, R, R)
+            Training-fold connectomes (labeled and unlabeled).
+        y : numpy.ndarray, shape (n,)
+            0/1 with -1 for unlabeled (binary), or floats with NaN for unlabeled.
+        variables : pandas.DataFrame, optional
+            Passed on to the estimator's ``fit``.
+        groups : numpy.ndarray, optional
+            Subject key per run: subjects are permuted as units, and passed on to an estimator
+            with ``uses_groups``.
+
+        Returns
+        -------
+        ShuffledLabels
+            ``self``, with one fitted clone per permutation in ``estimators_``.
+
+        Raises
+        ------
+        InputDataError
+            When ``n_permutations`` is below 1.
+        """
         if self.n_permutations < 1:
             raise InputDataError(
                 f"ShuffledLabels: n_permutations must be >= 1, got {self.n_permutations}.",
@@ -368,17 +492,43 @@ class ShuffledLabels:
         return self
 
     def permutation_predictions(self, fc: np.ndarray) -> np.ndarray:
-        """Predictions of every permuted model: ``(P, n, 2)`` probabilities or ``(P, n)``."""
+        """Predictions of every permuted model: ``(P, n, 2)`` probabilities or ``(P, n)``.
+
+        Parameters
+        ----------
+        fc : numpy.ndarray, shape (n, R, R)
+            Connectomes of the runs to predict.
+        """
         if hasattr(self.estimator, "predict_proba"):
             return np.stack([e.predict_proba(fc) for e in self.estimators_])
         return np.stack([e.predict(fc) for e in self.estimators_])
 
     def predict_proba(self, fc: np.ndarray) -> np.ndarray:
-        """Probabilities of the first permuted model (one genuine null fit)."""
+        """Probabilities of the first permuted model (one genuine null fit).
+
+        Parameters
+        ----------
+        fc : numpy.ndarray, shape (n, R, R)
+            Connectomes of the runs to predict.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, 2)
+        """
         return self.estimators_[0].predict_proba(fc)
 
     def predict(self, fc: np.ndarray) -> np.ndarray:
-        """Predictions of the first permuted model."""
+        """Predictions of the first permuted model.
+
+        Parameters
+        ----------
+        fc : numpy.ndarray, shape (n, R, R)
+            Connectomes of the runs to predict.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+        """
         return self.estimators_[0].predict(fc)
 
 
@@ -388,6 +538,20 @@ def permute_by_subject(
     """``y`` with the labeled subjects' targets permuted among them (unlabeled rows kept).
 
     Each subject takes the target of another labeled subject for all of its labeled runs.
+
+    Parameters
+    ----------
+    y : numpy.ndarray, shape (n,)
+        Targets: 0/1 with -1 for unlabeled (binary), or floats with NaN for unlabeled; not
+        modified.
+    groups : numpy.ndarray or None
+        Subject key per run; None makes each run a subject.
+    rng : numpy.random.Generator
+        Draws the permutation.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,)
     """
     y = np.array(y)
     labeled = np.flatnonzero(is_labeled(y))

@@ -81,12 +81,42 @@ class BEILinear(_TunedLinear):
         return np.hstack([predicted, connectome_features(fc)]) if self.with_fc else predicted
 
     def predict_proba(self, fc: np.ndarray) -> np.ndarray:
-        """``(n, 2)`` class probabilities, column 1 the positive class."""
+        """``(n, 2)`` class probabilities, column 1 the positive class.
+
+        Parameters
+        ----------
+        fc : numpy.ndarray, shape (n, R, R)
+            Connectomes of the runs to predict (the atlas and ROI order of the maps).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, 2)
+
+        Raises
+        ------
+        InputDataError
+            When the model is not fitted.
+        """
         self._check_fitted()
         return np.asarray(self.model_.predict_proba(self._features(fc)), dtype=float)
 
     def predict(self, fc: np.ndarray) -> np.ndarray:
-        """Predicted target (continuous) or class (binary)."""
+        """Predicted target (continuous) or class (binary).
+
+        Parameters
+        ----------
+        fc : numpy.ndarray, shape (n, R, R)
+            Connectomes of the runs to predict (the atlas and ROI order of the maps).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+
+        Raises
+        ------
+        InputDataError
+            When the model is not fitted.
+        """
         self._check_fitted()
         return np.asarray(self.model_.predict(self._features(fc)), dtype=float)
 

@@ -61,6 +61,16 @@ def holm(p_values: np.ndarray | pd.Series) -> np.ndarray:
 
     The family is every finite p given: the report adjusts over every row of its headline
     table, and over every row of its contrasts table, the rows it states.
+
+    Parameters
+    ----------
+    p_values : numpy.ndarray or pandas.Series
+        The family's p-values; NaN for a row without one.
+
+    Returns
+    -------
+    numpy.ndarray
+        Adjusted p-values, in the order given, at most 1.
     """
     p = np.asarray(p_values, dtype=float)
     out = np.full(len(p), np.nan)
@@ -75,7 +85,17 @@ def holm(p_values: np.ndarray | pd.Series) -> np.ndarray:
 
 
 def task_kind(predictions: pd.DataFrame) -> str:
-    """``binary`` when every ``y_true`` is 0 or 1, else ``continuous``."""
+    """``binary`` when every ``y_true`` is 0 or 1, else ``continuous``.
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        The tidy predictions table of one task.
+
+    Returns
+    -------
+    str
+    """
     return "binary" if predictions["y_true"].isin([0.0, 1.0]).all() else "continuous"
 
 
@@ -289,6 +309,26 @@ def headline_difference(
     that training variance. The interval returned spans both (the lower of the two lows, the
     higher of the two highs) and ``p`` is the larger p, so a verdict needs both to agree.
     Without a t interval (fewer than two folds, or folds all equal) there is no interval.
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        The tidy predictions table.
+    task : str
+        Task name.
+    fraction : float
+        Label fraction.
+    model_a, model_b : str
+        The models compared (registered names).
+    n_boot : int, default N_BOOT
+        Bootstrap replicates (:func:`paired_bootstrap`).
+    seed : int, default 0
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    PairedResult
+        Interval and p NaN when there is no interval; ``no_interval`` as the bootstrap's.
     """
     boot = paired_bootstrap(predictions, task, fraction, model_a, model_b, n_boot, seed)
     rows = _rows_at(predictions, task, fraction)
@@ -345,6 +385,10 @@ def headline_table(
     model : str, default "lcm"
         Falls back to the best model of a task when ``model`` was not evaluated on it
         (a baseline-only task): the row then compares nothing and says so.
+    n_boot : int, default N_BOOT
+        Bootstrap replicates of each row's difference (:func:`headline_difference`).
+    seed : int, default 0
+        Seed of the bootstrap.
 
     Returns
     -------
@@ -662,6 +706,13 @@ def site_table(predictions: pd.DataFrame, fraction: float | None = None) -> pd.D
     Out-of-fold predictions of a site are pooled over its folds (subject-level split: several
     folds; leave-site-out: its own fold), then averaged over seeds.
 
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        The tidy predictions table (with its ``site`` column).
+    fraction : float, optional
+        Only this label fraction; every fraction when None.
+
     Returns
     -------
     pandas.DataFrame
@@ -824,6 +875,20 @@ def motion_confound(qc: pd.DataFrame | None, predictions: pd.DataFrame) -> dict[
     :func:`lcm.report.findings.motion_fragment` reports). Each subject's mean FD is the mean
     over its included runs; each task's subjects and labels are those of its predictions
     table. Tasks without QC rows for their subjects are left out.
+
+    Parameters
+    ----------
+    qc : pandas.DataFrame or None
+        The connectome QC tables (:data:`lcm.evaluate.motion.QC_NEEDED`), or None when none
+        was given (no AUC).
+    predictions : pandas.DataFrame
+        The tidy predictions table.
+
+    Returns
+    -------
+    dict of str to float
+        AUC by task; a task with fewer than four subjects with FD, or one class only, is left
+        out.
 
     Raises
     ------

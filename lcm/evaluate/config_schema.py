@@ -114,5 +114,21 @@ def _check_tasks_against_catalogue(config: dict[str, Any], source: str) -> None:
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML (or JSON) config file and return it validated, defaults filled."""
+    """Read a YAML (or JSON) config file and return it validated, defaults filled.
+
+    Parameters
+    ----------
+    path : path-like
+        The config file.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    ConfigError
+        When the file is missing or not a YAML mapping, or a setting is invalid (naming the key,
+        what was expected and what was received).
+    """
     return validate_config(read_yaml_mapping(path, "Config file"), source=str(path))

@@ -24,7 +24,22 @@ class Model(Protocol):
     """What the protocol needs of a model (``predict_proba`` if binary, ``predict`` if not)."""
 
     def fit(self, fc: np.ndarray, y: np.ndarray, variables: pd.DataFrame) -> Any:
-        """Fit on ``fc (n, R, R)``; ``y`` 0/1 (-1 unlabeled) or float (NaN unlabeled)."""
+        """Fit on ``fc (n, R, R)``; ``y`` 0/1 (-1 unlabeled) or float (NaN unlabeled).
+
+        Parameters
+        ----------
+        fc : numpy.ndarray, shape (n, R, R)
+            Training-fold connectomes (labeled and unlabeled).
+        y : numpy.ndarray, shape (n,)
+            The training targets.
+        variables : pandas.DataFrame
+            The training runs' catalogue variables (the LCM models' BEI targets).
+
+        Returns
+        -------
+        Any
+            The fitted model (``self`` by scikit-learn convention).
+        """
 
 
 # Permuted refits per fit of the shuffled-labels control (evaluate.control_permutations).

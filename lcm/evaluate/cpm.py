@@ -43,7 +43,28 @@ class CPM:
         self.p_threshold = p_threshold
 
     def fit(self, fc: np.ndarray, y: np.ndarray, variables: pd.DataFrame | None = None) -> CPM:
-        """Select edges and fit the line on the labeled runs (``y`` finite) of ``fc``."""
+        """Select edges and fit the line on the labeled runs (``y`` finite) of ``fc``.
+
+        Parameters
+        ----------
+        fc : numpy.ndarray, shape (n, R, R)
+            Training-fold connectomes (labeled and unlabeled).
+        y : numpy.ndarray, shape (n,)
+            Continuous target, NaN for unlabeled runs.
+        variables : pandas.DataFrame, optional
+            Not used.
+
+        Returns
+        -------
+        CPM
+            ``self``, fitted.
+
+        Raises
+        ------
+        InputDataError
+            When ``fc`` is not ``(n, R, R)`` with one target per run, or fewer than 3 runs are
+            labeled.
+        """
         x, y_lab, _ = _labeled_rows(fc, np.asarray(y, dtype=float), None, "CPM", binary=False)
         feats = connectome_features(x)
         n = len(y_lab)
@@ -73,5 +94,11 @@ class CPM:
         return feats[:, self.positive_].sum(axis=1) - feats[:, self.negative_].sum(axis=1)
 
     def predict(self, fc: np.ndarray) -> np.ndarray:
-        """Predicted target ``(n,)``."""
+        """Predicted target ``(n,)``.
+
+        Parameters
+        ----------
+        fc : numpy.ndarray, shape (n, R, R)
+            Connectomes of the runs to predict.
+        """
         return self.intercept_ + self.slope_ * self._strength(connectome_features(fc))

@@ -67,14 +67,34 @@ def _lcm_factory(init: str, pseudo_labels: bool | None, ssl_only: bool = False) 
 
 
 def cpm(context: ModelContext) -> Model:
-    """Connectome-based predictive modelling (:class:`lcm.evaluate.cpm.CPM`)."""
+    """Connectome-based predictive modelling (:class:`lcm.evaluate.cpm.CPM`).
+
+    Parameters
+    ----------
+    context : ModelContext
+        The fit's context; not used (CPM draws nothing at random).
+
+    Returns
+    -------
+    Model
+    """
     from lcm.evaluate.cpm import CPM
 
     return CPM()
 
 
 def ridge(context: ModelContext) -> Model:
-    """Ridge on the connectome edges: a regressor for a continuous task, else a classifier."""
+    """Ridge on the connectome edges: a regressor for a continuous task, else a classifier.
+
+    Parameters
+    ----------
+    context : ModelContext
+        The fit's context: its ``kind`` chooses regressor or classifier, its ``seed`` seeds it.
+
+    Returns
+    -------
+    Model
+    """
     from lcm.evaluate.baselines import ConnectomeRidge, ConnectomeRidgeClassifier
 
     if context.kind == "continuous":
@@ -83,7 +103,26 @@ def ridge(context: ModelContext) -> Model:
 
 
 def bei_linear(context: ModelContext) -> Model:
-    """Linear model on the BEI ridge maps of the task's checkpoint (``bei_linear.npz``)."""
+    """Linear model on the BEI ridge maps of the task's checkpoint (``bei_linear.npz``).
+
+    Parameters
+    ----------
+    context : ModelContext
+        The fit's context: ``checkpoint`` holds the maps, which must match its ``atlas`` and
+        ``roi_names``.
+
+    Returns
+    -------
+    Model
+
+    Raises
+    ------
+    ConfigError
+        When no checkpoint was given, or it has no ``bei_linear.npz`` beside it.
+    CheckpointError
+        When the maps are of another atlas or ROI order, or fitted on other data than the
+        checkpoint (:func:`lcm.evaluate.bei_linear.load_maps`).
+    """
     from lcm.evaluate.bei_linear import BEILinear, load_maps
 
     maps = load_maps(context.checkpoint, atlas=context.atlas, roi_names=context.roi_names)
@@ -96,7 +135,22 @@ LCM_CONTROL_PERMUTATIONS = 1
 
 
 def shuffled_lcm(context: ModelContext) -> Model:
-    """Control: the pretrained LCM finetuned on permuted labels (one permutation per fit)."""
+    """Control: the pretrained LCM finetuned on permuted labels (one permutation per fit).
+
+    Parameters
+    ----------
+    context : ModelContext
+        The fit's context (the pretrained LCM's checkpoint, settings and seed).
+
+    Returns
+    -------
+    Model
+
+    Raises
+    ------
+    ConfigError
+        When no checkpoint was given or :mod:`lcm.train` cannot be imported.
+    """
     from lcm.evaluate.baselines import ShuffledLabels
 
     inner = _lcm_factory("pretrained", None)(context)
@@ -130,7 +184,17 @@ def permuted_model(control: str, kind: str) -> str | None:
 
 def shuffled_labels(context: ModelContext) -> Model:
     """Control: the linear baseline of the task's kind (:data:`PERMUTED_MODELS`) refitted on
-    ``control_permutations`` permutations of the training labels."""
+    ``control_permutations`` permutations of the training labels.
+
+    Parameters
+    ----------
+    context : ModelContext
+        The fit's context: its ``kind``, ``seed`` and ``control_permutations``.
+
+    Returns
+    -------
+    Model
+    """
     from lcm.evaluate.baselines import ConnectomeLogReg, ConnectomeRidge, ShuffledLabels
 
     inner = ConnectomeRidge if context.kind == "continuous" else ConnectomeLogReg

@@ -117,6 +117,13 @@ def _auc(score: np.ndarray, pos: np.ndarray, n_pos: int, n_neg: int) -> float:
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """Metrics of one test fold of a continuous target.
 
+    Parameters
+    ----------
+    y_true : numpy.ndarray, shape (n,)
+        Targets of the fold's test runs.
+    y_pred : numpy.ndarray, shape (n,)
+        The model's predictions of them.
+
     Returns
     -------
     dict
@@ -225,6 +232,17 @@ def fold_test_train_ratio(metrics: pd.DataFrame) -> float:
 
     The metrics table carries no fold sizes; ``K`` is the largest number of folds of a seed
     (K-fold: the ratio of its fold sizes; leave-site-out: its sites, as if equal in size).
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        Rows of one task and label fraction of the tidy metrics (or predictions) table; its
+        ``seed`` and ``fold`` columns are read.
+
+    Returns
+    -------
+    float
+        1 when the table is empty or has one fold.
     """
     k = int(metrics.groupby("seed")["fold"].nunique().max()) if len(metrics) else 1
     return 1.0 / max(1, k - 1)
@@ -302,7 +320,22 @@ def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def tidy(frame: pd.DataFrame, columns: tuple[str, ...], dtypes: dict[str, str]) -> pd.DataFrame:
-    """``frame`` reduced to ``columns`` in that order and cast to ``dtypes``."""
+    """``frame`` reduced to ``columns`` in that order and cast to ``dtypes``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A table holding at least ``columns``.
+    columns : tuple of str
+        The tidy table's columns, in order.
+    dtypes : dict of str to str
+        Column dtypes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        With a fresh ``0..n-1`` index.
+    """
     return frame.loc[:, list(columns)].astype(dtypes).reset_index(drop=True)
 
 
@@ -314,7 +347,17 @@ METADATA_KEY = b"lcm"
 def write_tidy_parquet(
     path: str | os.PathLike[str], frame: pd.DataFrame, metadata: dict[str, Any] | None = None
 ) -> None:
-    """Write a tidy table to Parquet atomically, ``metadata`` as JSON under :data:`METADATA_KEY`."""
+    """Write a tidy table to Parquet atomically, ``metadata`` as JSON under :data:`METADATA_KEY`.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination.
+    frame : pandas.DataFrame
+        The table (its index is not written).
+    metadata : dict, optional
+        JSON-serialisable provenance (``lcm evaluate``'s evaluation record); none when None.
+    """
     table = pa.Table.from_pandas(frame, preserve_index=False)
     if metadata is not None:
         meta = dict(table.schema.metadata or {})
@@ -328,6 +371,19 @@ def read_tidy_parquet(
     path: str | os.PathLike[str], columns: tuple[str, ...], dtypes: dict[str, str]
 ) -> pd.DataFrame:
     """Read a tidy table written by :func:`write_tidy_parquet`, checking its columns.
+
+    Parameters
+    ----------
+    path : path-like
+        The Parquet file.
+    columns : tuple of str
+        The columns it must hold, in order.
+    dtypes : dict of str to str
+        Column dtypes to cast to.
+
+    Returns
+    -------
+    pandas.DataFrame
 
     Raises
     ------

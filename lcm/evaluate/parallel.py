@@ -87,7 +87,17 @@ FitFunction = Callable[..., tuple[Any, ...]]
 
 @contextlib.contextmanager
 def single_threaded(torch_needed: bool = False) -> Iterator[None]:
-    """BLAS/OpenMP (and torch, when loaded or ``torch_needed``) at one thread, then restored."""
+    """BLAS/OpenMP (and torch, when loaded or ``torch_needed``) at one thread, then restored.
+
+    Parameters
+    ----------
+    torch_needed : bool, optional
+        Import torch first (the fits will load it), so that its thread pool is limited too.
+
+    Yields
+    ------
+    None
+    """
     from threadpoolctl import threadpool_limits
 
     torch = None
@@ -325,6 +335,13 @@ class _ToOwnLogger(logging.Handler):
     """Handles a worker's record by the logger of its name here (its handlers, propagation)."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        """Pass ``record`` to the logger of its name in this process.
+
+        Parameters
+        ----------
+        record : logging.LogRecord
+            A record a worker process sent.
+        """
         logging.getLogger(record.name).handle(record)
 
 

@@ -139,6 +139,17 @@ class EvaluationSettings:
     def from_dict(cls, raw: dict[str, Any], source: str = "--settings") -> EvaluationSettings:
         """Validate a settings mapping (defaults for absent keys).
 
+        Parameters
+        ----------
+        raw : dict
+            The ``evaluate`` section of the config.
+        source : str, optional
+            Where ``raw`` came from (a file or ``--settings``), named in errors.
+
+        Returns
+        -------
+        EvaluationSettings
+
         Raises
         ------
         ConfigError
@@ -292,7 +303,17 @@ class EvaluationResult:
 
 
 def derived_seed(*parts: int) -> int:
-    """A 31-bit seed derived from integers (master seed, split seed, fold ...)."""
+    """A 31-bit seed derived from integers (master seed, split seed, fold ...).
+
+    Parameters
+    ----------
+    *parts : int
+        The integers, in order (each order gives another seed).
+
+    Returns
+    -------
+    int
+    """
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0] & 0x7FFFFFFF)
 
 
@@ -304,12 +325,23 @@ def check_pretraining_excludes(
     the same bytes (``run_digests``) or the same values to within rounding (``run_sketches``,
     :func:`lcm.io.run_digests.matching_sketches`).
 
+    Parameters
+    ----------
+    checkpoint : path-like
+        The pretraining checkpoint folder (its ``model.json`` records the data it saw).
+    datasets : list of str
+        The task's dataset names.
+    cohort : Cohort, optional
+        The task's runs, compared by content with the checkpoint's recorded runs; without it,
+        the dataset names only.
+
     Raises
     ------
     ConfigError
         When ``model.json`` lists one of ``datasets`` among its training datasets, or when it
         is missing or names no datasets: what the checkpoint saw cannot be told, and its
-        ridge maps (``bei-linear``) were used without the check.
+        ridge maps (``bei-linear``) were used without the check. Also when the checkpoint is
+        a finetuned one, or (given ``cohort``) was pretrained on any of its runs.
     """
     meta_path = meta_path_of(checkpoint)
     try:
@@ -418,6 +450,29 @@ def choose_folds(
 
     Read from the task's ``splits`` table (``lcm splits``) when given, else computed the same
     way (:func:`lcm.evaluate.splits.outer_folds`).
+
+    Parameters
+    ----------
+    y_strata, groups, sites : numpy.ndarray, shape (n_runs,)
+        Strata (:func:`lcm.evaluate.splits.strata`), subject key and site per run.
+    settings : EvaluationSettings
+        Gives ``split`` and ``n_folds``.
+    seed : int
+        Shuffle seed of this repeat, used without a table.
+    splits : pandas.DataFrame, optional
+        The task's splits table; its ``attrs["source"]`` names it in errors.
+    repeat : int, default 0
+        The ``evaluate.seeds`` entry, selecting the table's rows.
+
+    Returns
+    -------
+    (str, list of Fold)
+        The split used (``subject`` or ``site``) and the folds.
+
+    Raises
+    ------
+    InputDataError
+        When the splits table does not fit the runs or ``settings``.
     """
     source = splits.attrs.get("source", "splits table") if splits is not None else ""
     return outer_folds(
@@ -968,7 +1023,17 @@ def _fit_predict_timed(
 
 
 def accepts_groups(model: object) -> bool:
-    """Whether ``model.fit`` takes ``groups=`` (declared by ``uses_groups`` or its signature)."""
+    """Whether ``model.fit`` takes ``groups=`` (declared by ``uses_groups`` or its signature).
+
+    Parameters
+    ----------
+    model : object
+        A protocol model.
+
+    Returns
+    -------
+    bool
+    """
     if getattr(model, "uses_groups", False):
         return True
     try:

@@ -117,7 +117,13 @@ def register_model(
 
 
 def unregister_model(name: str) -> None:
-    """Remove ``name`` from the registry (no error if absent)."""
+    """Remove ``name`` from the registry (no error if absent).
+
+    Parameters
+    ----------
+    name : str
+        Model name (an ``evaluate.models`` entry).
+    """
     _REGISTRY.pop(name, None)
 
 
@@ -132,18 +138,49 @@ def model_names() -> list[str]:
 
 
 def model_entry(name: str) -> ModelEntry | None:
-    """The registry entry of ``name`` (None when not registered)."""
+    """The registry entry of ``name`` (None when not registered).
+
+    Parameters
+    ----------
+    name : str
+        Model name (an ``evaluate.models`` entry).
+
+    Returns
+    -------
+    ModelEntry or None
+    """
     return _REGISTRY.get(name)
 
 
 def model_family(name: str) -> str:
-    """``LCM``, ``baseline``, ``control`` or ``other`` (also for an unregistered name)."""
+    """``LCM``, ``baseline``, ``control`` or ``other`` (also for an unregistered name).
+
+    Parameters
+    ----------
+    name : str
+        Model name (an ``evaluate.models`` entry).
+
+    Returns
+    -------
+    str
+    """
     entry = _REGISTRY.get(name)
     return entry.family if entry else "other"
 
 
 def needs_torch(name: str) -> bool:
-    """Whether ``name`` trains with torch."""
+    """Whether ``name`` trains with torch.
+
+    Parameters
+    ----------
+    name : str
+        Model name (an ``evaluate.models`` entry).
+
+    Returns
+    -------
+    bool
+        False for an unregistered name.
+    """
     entry = _REGISTRY.get(name)
     return bool(entry and entry.needs_torch)
 
@@ -169,29 +206,89 @@ def maps_models(models: list[str] | tuple[str, ...]) -> list[str]:
 
     The baselines among the readers of its checkpoint: they read ``bei_linear.npz`` beside it
     (``lcm bei-maps``), the LCM variants its weights.
+
+    Parameters
+    ----------
+    models : sequence of str
+        Model names (unregistered ones read none).
+
+    Returns
+    -------
+    list of str
+        In the order of models.
     """
     return [m for m in checkpoint_models(models, "bei") if model_family(m) == "baseline"]
 
 
 def model_kinds(name: str) -> tuple[str, ...]:
-    """Target kinds ``name`` handles (empty when not registered)."""
+    """Target kinds ``name`` handles (empty when not registered).
+
+    Parameters
+    ----------
+    name : str
+        Model name (an ``evaluate.models`` entry).
+
+    Returns
+    -------
+    tuple of str
+        Among binary and continuous.
+    """
     entry = _REGISTRY.get(name)
     return entry.kinds if entry else ()
 
 
 def largest_fraction_only(name: str) -> bool:
-    """Whether ``name`` is fitted at the largest label fraction of a sweep only."""
+    """Whether ``name`` is fitted at the largest label fraction of a sweep only.
+
+    Parameters
+    ----------
+    name : str
+        Model name (an ``evaluate.models`` entry).
+
+    Returns
+    -------
+    bool
+        False for an unregistered name.
+    """
     entry = _REGISTRY.get(name)
     return bool(entry and entry.largest_fraction_only)
 
 
 def is_builtin_model(name: str) -> bool:
-    """Whether ``name`` is registered as :mod:`lcm` registers it (so a fresh process knows it)."""
+    """Whether ``name`` is registered as :mod:`lcm` registers it (so a fresh process knows it).
+
+    Parameters
+    ----------
+    name : str
+        Model name (an ``evaluate.models`` entry).
+
+    Returns
+    -------
+    bool
+    """
     return name in _BUILTIN and _REGISTRY.get(name) is _BUILTIN[name]
 
 
 def make_model(name: str, context: ModelContext) -> Model:
-    """A fresh, unfitted model ``name`` built for ``context``."""
+    """A fresh, unfitted model ``name`` built for ``context``.
+
+    Parameters
+    ----------
+    name : str
+        Model name (an ``evaluate.models`` entry).
+    context : ModelContext
+        Everything the model's factory may use for this fit.
+
+    Returns
+    -------
+    Model
+
+    Raises
+    ------
+    ConfigError
+        When name is not registered (or the factory refuses context, e.g. an LCM model
+        without a checkpoint).
+    """
     if name not in _REGISTRY:
         raise ConfigError(
             f"Unknown model {name!r} in evaluate.models (registered: {available_models()}).",
@@ -201,7 +298,18 @@ def make_model(name: str, context: ModelContext) -> Model:
 
 
 def models_needing_checkpoint(models: list[str] | tuple[str, ...]) -> list[str]:
-    """The models among ``models`` that read a checkpoint (either pretraining's)."""
+    """The models among ``models`` that read a checkpoint (either pretraining's).
+
+    Parameters
+    ----------
+    models : sequence of str
+        Model names (unregistered ones read none).
+
+    Returns
+    -------
+    list of str
+        In the order of models.
+    """
     return checkpoint_models(models)
 
 

@@ -140,6 +140,16 @@ def fit_key(job: FitJob) -> str:
 
     The training variables are a function of the training rows and of which of them keep their
     label (``y_fit``), both hashed here, given the data the state's fields fix.
+
+    Parameters
+    ----------
+    job : FitJob
+        The fit.
+
+    Returns
+    -------
+    str
+        Hex digest; the fit's file is ``fit-<key>.npz``.
     """
     digest = hashlib.sha256()
     digest.update(f"{job.name}\0{job.context.seed}\0".encode())
@@ -198,6 +208,17 @@ class FitState:
         with a warning (that fit runs again and replaces it). None when the folder did not
         exist when opened: fits another run saved there since are not checked against this
         run's fields.
+
+        Parameters
+        ----------
+        jobs : sequence of FitJob
+            The evaluation's fits.
+
+        Returns
+        -------
+        dict of int to tuple
+            ``(predictions, fit seconds, record)`` by index in ``jobs``; empty when the folder did
+            not exist when opened.
         """
         found: dict[int, tuple[Any, ...]] = {}
         if not self._held:
@@ -217,6 +238,13 @@ class FitState:
 
         A record that would not read back as the same JSON (a type JSON does not keep) is not
         saved, with a warning: reused, it would change the outputs' bytes.
+
+        Parameters
+        ----------
+        job : FitJob
+            The fit.
+        result : tuple
+            ``(predictions, fit seconds, record)``, as the fit returned it.
 
         Raises
         ------

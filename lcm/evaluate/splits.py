@@ -186,6 +186,15 @@ def strata(y: np.ndarray) -> np.ndarray:
     single class. Runs are ordered by value, ties by position, and the first ``ceil(n / 2)``
     finite values are stratum 0 (the same halves as the median split when no value repeats);
     non-finite (unlabeled) runs are stratum 0.
+
+    Parameters
+    ----------
+    y : numpy.ndarray, shape (n,)
+        Targets: 0/1 ints (binary), or floats with NaN for unlabeled (continuous).
+
+    Returns
+    -------
+    numpy.ndarray of int, shape (n,)
     """
     y = np.asarray(y)
     if np.issubdtype(y.dtype, np.floating):
@@ -376,6 +385,19 @@ def usable_site_folds(
     A skipped site is logged: no model can be fitted without the missing class. The folds
     kept keep their numbers (:attr:`Fold.fold`).
 
+    Parameters
+    ----------
+    folds : list of Fold
+        Leave-site-out folds.
+    y, groups, sites : numpy.ndarray, shape (n_runs,)
+        Strata, subject key and site per run.
+    min_per_class : int, default 2
+        Training subjects needed in each class.
+
+    Returns
+    -------
+    list of Fold
+
     Raises
     ------
     InputDataError
@@ -404,7 +426,17 @@ def usable_site_folds(
 
 
 def has_sites(sites: np.ndarray) -> bool:
-    """Whether every run names a site and at least two sites occur."""
+    """Whether every run names a site and at least two sites occur.
+
+    Parameters
+    ----------
+    sites : numpy.ndarray, shape (n_runs,)
+        Site per run; empty, NaN or None where a run names none.
+
+    Returns
+    -------
+    bool
+    """
     values = [str(s) for s in np.asarray(sites, dtype=object)]
     named = {v for v in values if v not in ("", "nan", "None")}
     return len(named) >= 2 and len(named) == len(set(values))

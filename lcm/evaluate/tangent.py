@@ -65,6 +65,21 @@ def geometric_mean(
     ``prepare`` maps a chunk of ``mats`` to the float64 matrices averaged (e.g. shrinks them):
     the matrices are processed :data:`CHUNK` at a time, the gradient (a mean over matrices)
     accumulated, so memory holds a few chunks beside ``mats``.
+
+    Parameters
+    ----------
+    mats : numpy.ndarray, shape (n, R, R)
+        The matrices (symmetric positive definite once ``prepare`` is applied).
+    max_iter : int, default 30
+        Most gradient steps.
+    tol : float, default 1e-5
+        Stopping threshold on the RMS of the mean tangent vector.
+    prepare : callable, optional
+        Maps a chunk ``(m, R, R)`` of ``mats`` to float64 matrices; a float64 copy by default.
+
+    Returns
+    -------
+    numpy.ndarray, shape (R, R)
     """
     n = len(mats)
     mean = _mean(_chunks(mats, prepare), n)
@@ -115,7 +130,25 @@ class TangentSpace(TransformerMixin, BaseEstimator):
         return (1.0 - self.shrinkage) * np.asarray(fc, dtype=np.float64) + self.shrinkage * eye
 
     def fit(self, fc: np.ndarray, y: np.ndarray | None = None) -> TangentSpace:
-        """Fit the reference on ``fc`` (the training matrices only)."""
+        """Fit the reference on ``fc`` (the training matrices only).
+
+        Parameters
+        ----------
+        fc : numpy.ndarray, shape (n, R, R)
+            Training correlation matrices.
+        y : numpy.ndarray, optional
+            Not used (scikit-learn's signature).
+
+        Returns
+        -------
+        TangentSpace
+            ``self``, with ``reference_`` and ``whitening_``.
+
+        Raises
+        ------
+        InputDataError
+            When ``fc`` is not ``(n, R, R)``, or a matrix is not positive definite after shrinkage.
+        """
         fc = self._checked(fc)
         if any(np.linalg.eigvalsh(m).min() <= 0 for m in _chunks(fc, self._shrunk)):
             raise InputDataError(
@@ -129,7 +162,18 @@ class TangentSpace(TransformerMixin, BaseEstimator):
 
     def transform(self, fc: np.ndarray) -> np.ndarray:
         """Upper triangles (diagonal included, off-diagonal scaled by sqrt 2) of the tangent
-        matrices, ``(n, R(R+1)/2)``; Euclidean norms of the vectors equal Frobenius norms."""
+        matrices, ``(n, R(R+1)/2)``; Euclidean norms of the vectors equal Frobenius norms.
+
+        Parameters
+        ----------
+        fc : numpy.ndarray, shape (n, R, R)
+            Correlation matrices of the atlas the reference was fitted on.
+
+        Raises
+        ------
+        InputDataError
+            When ``fc`` is not ``(n, R, R)`` or has another number of ROIs than the reference.
+        """
         fc = self._checked(fc)
         if fc.shape[1] != self.reference_.shape[0]:
             raise InputDataError(

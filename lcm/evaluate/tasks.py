@@ -43,6 +43,21 @@ def task_from_catalogue(name: str, label: str, positive: str | None, catalogue: 
     A binary variable needs ``positive`` (the negative level is the other one); a continuous or
     ordinal variable makes a continuous task and takes no ``positive``.
 
+    Parameters
+    ----------
+    name : str
+        Task name (``tasks`` key of the config).
+    label : str
+        Catalogue variable to predict.
+    positive : str or None
+        Level counted as positive (binary label only).
+    catalogue : Catalogue
+        The variable catalogue.
+
+    Returns
+    -------
+    Task
+
     Raises
     ------
     ConfigError
@@ -96,6 +111,13 @@ def task_targets(cohort: Cohort, task: Task) -> tuple[Cohort, np.ndarray]:
 
     Runs with a missing target are dropped.
 
+    Parameters
+    ----------
+    cohort : Cohort
+        The task's runs, with their catalogue variables.
+    task : Task
+        The task (its label, kind and levels).
+
     Raises
     ------
     InputDataError
@@ -147,6 +169,15 @@ def run_names(ids: pd.DataFrame) -> list[str]:
     """The distinct runs of run IDs (``dataset/sub-X_ses-Y_task-Z_run-N``), sorted.
 
     A run cut into windows has a row per window: counts of runs are counts of these.
+
+    Parameters
+    ----------
+    ids : pandas.DataFrame
+        Run IDs (a cohort's ``ids``: ``dataset``, ``subject`` and the run's entities).
+
+    Returns
+    -------
+    list of str
     """
     return sorted({f"{r['dataset']}/{_run_name(r)}" for _, r in ids.iterrows()})
 

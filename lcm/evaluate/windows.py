@@ -47,6 +47,15 @@ def subject_groups(ids: pd.DataFrame) -> np.ndarray:
     """An integer per row; the rows of one subject (``dataset`` and ``subject``) share it.
 
     Codes are numbered in order of first appearance.
+
+    Parameters
+    ----------
+    ids : pandas.DataFrame
+        Run IDs with ``dataset`` and ``subject`` columns.
+
+    Returns
+    -------
+    numpy.ndarray of int, shape (n_rows,)
     """
     keys = ids["dataset"].astype(str) + "/" + ids["subject"].astype(str)
     codes, _ = pd.factorize(keys.to_numpy(dtype=object))
