@@ -23,6 +23,8 @@ PACKAGES = (
     "lcm/commands",
     "lcm/workflow",
     "lcm/*.py",
+    "lcm/evaluate",
+    "lcm/synth",
 )
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
