@@ -205,7 +205,7 @@ class FitState:
         """The saved result of each of ``jobs`` that has one, by index in ``jobs``.
 
         A fit file that cannot be read, or whose content differs from its digest, is left out
-        with a warning (that fit runs again and replaces it). None when the folder did not
+        with a warning (that fit runs again and replaces it). Empty when the folder did not
         exist when opened: fits another run saved there since are not checked against this
         run's fields.
 

@@ -1,4 +1,4 @@
-"""The imaging side's public functions document their arguments in a numpydoc Parameters section.
+"""Public functions document their arguments in a numpydoc Parameters section (see PACKAGES).
 
 A ratchet (STYLE.md: "numpydoc with shared parameter text"): every public function or method with
 arguments in ``PACKAGES`` has a ``Parameters`` section that names each of its arguments, and names
