@@ -101,7 +101,18 @@ def generated_columns(
 
 def read_sidecar(phenotype: str | Path) -> dict[str, Any]:
     """``participants.json`` beside the phenotype table: ``{}`` when absent or unreadable
-    (logged; it is optional metadata, and without it numeric codes are not mapped)."""
+    (logged; it is optional metadata, and without it numeric codes are not mapped).
+
+    Parameters
+    ----------
+    phenotype : path-like
+        The phenotype table; its sidecar is the same path with a ``.json`` suffix.
+
+    Returns
+    -------
+    dict
+        The sidecar's JSON object; ``{}`` when it is absent, unreadable or not an object.
+    """
     path = Path(phenotype).with_suffix(".json")
     if not path.is_file():
         return {}

@@ -52,13 +52,34 @@ class Cohort:
     def fingerprint(self, catalogue: Catalogue) -> str:
         """The data fingerprint of these runs and their variables as ``catalogue`` types them
         (:func:`lcm.io.run_digests.data_fingerprint`): a pretraining checkpoint records its
-        cohort's (``model.json``), the ridge maps fitted on the same cohort record it too."""
+        cohort's (``model.json``), the ridge maps fitted on the same cohort record it too.
+
+        Parameters
+        ----------
+        catalogue : Catalogue
+            The catalogue that types :attr:`variables` (its ``to_dict()`` enters the fingerprint).
+
+        Returns
+        -------
+        str
+        """
         return data_fingerprint(
             self.ids, self.fc, variables=self.variables, catalogue=catalogue.to_dict()
         )
 
     def subset(self, mask: np.ndarray) -> Cohort:
-        """Rows selected by a boolean mask or an index array."""
+        """Rows selected by a boolean mask or an index array.
+
+        Parameters
+        ----------
+        mask : numpy.ndarray
+            A boolean array of one entry per row, or integer row positions (kept in their order).
+
+        Returns
+        -------
+        Cohort
+            The selected rows, renumbered from 0; ROI names and atlas unchanged.
+        """
         idx = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask)
         return Cohort(
             ids=self.ids.iloc[idx].reset_index(drop=True),
@@ -108,7 +129,19 @@ class StreamedCohort:
         return (self.ids["dataset"] + "/" + self.ids["subject"]).to_numpy()
 
     def subset(self, mask: np.ndarray) -> StreamedCohort:
-        """Rows selected by a boolean mask or an index array (identifiers and variables)."""
+        """Rows selected by a boolean mask or an index array (identifiers and variables).
+
+        Parameters
+        ----------
+        mask : numpy.ndarray
+            A boolean array of one entry per row, or integer row positions (kept in their order).
+
+        Returns
+        -------
+        StreamedCohort
+            The selected rows, renumbered from 0, reading from the same store, datasets and
+            exclusions.
+        """
         idx = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask)
         return StreamedCohort(
             ids=self.ids.iloc[idx].reset_index(drop=True),

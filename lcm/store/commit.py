@@ -76,17 +76,54 @@ class MixedStoreError(InputDataError):
 
 
 def state_dir(store: str | Path, dataset: str) -> Path:
-    """Folder of ``dataset``'s lock and journal inside ``store``."""
+    """Folder of ``dataset``'s lock and journal inside ``store``.
+
+    Parameters
+    ----------
+    store : path-like
+        Store root.
+    dataset : str
+        Dataset name.
+
+    Returns
+    -------
+    pathlib.Path
+        ``<store>/<STATE_DIR>/dataset=<dataset>``; not created here.
+    """
     return Path(store) / STATE_DIR / f"dataset={dataset}"
 
 
 def journal_path(store: str | Path, dataset: str) -> Path:
-    """The journal of ``dataset``'s commit in progress (absent when none is)."""
+    """The journal of ``dataset``'s commit in progress (absent when none is).
+
+    Parameters
+    ----------
+    store : path-like
+        Store root.
+    dataset : str
+        Dataset name.
+
+    Returns
+    -------
+    pathlib.Path
+    """
     return state_dir(store, dataset) / "journal.json"
 
 
 def lock_path(store: str | Path, dataset: str) -> Path:
-    """The advisory lock file held while ``dataset`` is written or recovered."""
+    """The advisory lock file held while ``dataset`` is written or recovered.
+
+    Parameters
+    ----------
+    store : path-like
+        Store root.
+    dataset : str
+        Dataset name.
+
+    Returns
+    -------
+    pathlib.Path
+    """
     return state_dir(store, dataset) / ".lcm.lock"
 
 
@@ -100,6 +137,18 @@ def rerun_hint(dataset: str, atlas: str | None = None) -> str:
     In the workflow the store job is named, forced: Snakemake puts a killed store job's old
     partitions back with a new modification time (``update()`` outputs), and a plain rerun can
     call them current, doing nothing.
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset name.
+    atlas : str, optional
+        The atlas whose partition is stale; None names no atlas in the command.
+
+    Returns
+    -------
+    str
+        The hint sentence, for an :class:`~lcm.exceptions.InputDataError`.
     """
     which = f" --atlas {atlas}" if atlas else ""
     return (
@@ -117,6 +166,11 @@ def pause_point(point: str) -> None:
     renamed), ``renamed-1`` (the first partition renamed, the others not). The process writes
     ``LCM_STORE_PAUSED <point>`` to stderr and sleeps until killed, so that a test can ``kill -9``
     it in exactly that state.
+
+    Parameters
+    ----------
+    point : str
+        The point reached: ``staged``, ``journal`` or ``renamed-1``.
     """
     if os.environ.get(PAUSE_ENV) == point:
         sys.stderr.write(f"LCM_STORE_PAUSED {point}\n")
@@ -238,6 +292,17 @@ def same_content(staged: Path, final: Path) -> bool:
     (:data:`COMMIT_KEY`) and the writing process's facts in ``lcm.provenance``
     (:data:`PROCESS_KEYS`); any other file compares byte for byte. A missing or unreadable
     ``final`` differs.
+
+    Parameters
+    ----------
+    staged : pathlib.Path
+        The file staged by this commit.
+    final : pathlib.Path
+        The committed file it would replace.
+
+    Returns
+    -------
+    bool
     """
     if not final.is_file():
         return False

@@ -257,7 +257,13 @@ class ConnectomeStream(IterableDataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Use a new shuffle for ``epoch`` (call before each epoch, as with DistributedSampler;
-        DataLoader workers, persistent ones included, use it from their next iteration)."""
+        DataLoader workers, persistent ones included, use it from their next iteration).
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch about to start; with the stream's seed it fixes the shuffle.
+        """
         self._epoch.value = int(epoch)
 
     def shard(self) -> tuple[int, int]:

@@ -56,7 +56,24 @@ class _BadValue(ValueError):
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a TSV or CSV phenotype table as strings (the separator follows the extension)."""
+    """Read a TSV or CSV phenotype table as strings (the separator follows the extension).
+
+    Parameters
+    ----------
+    path : path-like
+        The phenotype file: ``.csv`` is read as CSV, any other extension as TSV.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Every cell a string, as written (no value is read as missing here).
+
+    Raises
+    ------
+    InputDataError
+        The file is missing, unreadable, binary, not UTF-8, not a table of its separator, or
+        read as one column whose header holds another separator.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputDataError(
@@ -374,7 +391,24 @@ def _number(label: str) -> str:
 
 
 def missingness(table: pd.DataFrame, dataset: str, catalogue: Catalogue) -> pd.DataFrame:
-    """Per-variable missingness of one dataset: ``dataset, variable, n, n_missing, fraction``."""
+    """Per-variable missingness of one dataset: ``dataset, variable, n, n_missing, fraction``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The variables of the stored participants, as :func:`read_phenotype` returns them (a
+        scanned subject without a phenotype row as a row of missing values).
+    dataset : str
+        Dataset name.
+    catalogue : Catalogue
+        Its variables are the rows; its coding of ``dataset`` says which are provided.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per catalogue variable, with columns ``dataset``, ``variable``, ``provided``
+        (whether the dataset's coding maps it), ``n``, ``n_missing`` and ``fraction_missing``.
+    """
     coding = catalogue.coding(dataset)
     rows = []
     for name in catalogue.variables:
@@ -394,7 +428,17 @@ def missingness(table: pd.DataFrame, dataset: str, catalogue: Catalogue) -> pd.D
 
 def is_missing(text: str) -> bool:
     """Whether a phenotype cell marks a missing value: one of :data:`NA_VALUES`, the numeric
-    codes compared as numbers (``-999.0`` is ``-999``)."""
+    codes compared as numbers (``-999.0`` is ``-999``).
+
+    Parameters
+    ----------
+    text : str
+        The cell as read, surrounding whitespace ignored.
+
+    Returns
+    -------
+    bool
+    """
     text = text.strip()
     if text in NA_VALUES:
         return True
@@ -512,7 +556,22 @@ def _id_candidates(value: str) -> set[str] | None:
 
 def unreadable_cells(values: pd.Series, var: Variable, col: ColumnCoding) -> list[BadCell]:
     """The cells of the column ``values`` that the coding ``col`` of ``var`` cannot read, as
-    :func:`read_phenotype` reads them (before a coding is written: :mod:`lcm.store.coding`)."""
+    :func:`read_phenotype` reads them (before a coding is written: :mod:`lcm.store.coding`).
+
+    Parameters
+    ----------
+    values : pandas.Series
+        The column's cells, as strings (:func:`read_table`).
+    var : Variable
+        The catalogue variable the column codes.
+    col : ColumnCoding
+        The dataset's coding of that column.
+
+    Returns
+    -------
+    list of BadCell
+        Empty when every cell reads.
+    """
     return _convert(values, var, col)[1]
 
 

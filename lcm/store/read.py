@@ -48,6 +48,15 @@ Stamp = tuple[Path, dict[bytes, bytes]]
 def read_runs(store: str | Path, atlas: str, datasets: list[str]) -> pd.DataFrame:
     """Identifier and QC columns of the runs of ``datasets`` (no connectomes read).
 
+    Parameters
+    ----------
+    store : path-like
+        Store root.
+    atlas : str
+        Atlas name of the connectome partitions.
+    datasets : list of str
+        Dataset names, in the order of the rows returned.
+
     Returns
     -------
     pandas.DataFrame
@@ -66,7 +75,29 @@ def read_runs(store: str | Path, atlas: str, datasets: list[str]) -> pd.DataFram
 def read_runs_stamped(
     store: str | Path, atlas: str, datasets: list[str]
 ) -> tuple[pd.DataFrame, dict[str, Stamp]]:
-    """:func:`read_runs`, with each dataset's connectome file and the metadata read from it."""
+    """:func:`read_runs`, with each dataset's connectome file and the metadata read from it.
+
+    Parameters
+    ----------
+    store : path-like
+        Store root.
+    atlas : str
+        Atlas name of the connectome partitions.
+    datasets : list of str
+        Dataset names, in the order of the rows returned.
+
+    Returns
+    -------
+    runs : pandas.DataFrame
+        As :func:`read_runs`.
+    stamps : dict of str to Stamp
+        Each dataset's connectome partition and the key-value metadata read from it.
+
+    Raises
+    ------
+    InputDataError
+        As :func:`read_runs`.
+    """
     return _consistent(lambda: _read_runs(store, atlas, datasets), store, datasets)
 
 
@@ -89,7 +120,24 @@ def _read_runs(
 
 def read_schema(path: str | Path, dataset: str) -> pa.Schema:
     """Arrow schema (with key-value metadata) of a store partition; one-line error if unreadable
-    or written by a newer LCM (:func:`check_schema_version`)."""
+    or written by a newer LCM (:func:`check_schema_version`).
+
+    Parameters
+    ----------
+    path : path-like
+        The partition file.
+    dataset : str
+        Its dataset, named in the error's rerun hint.
+
+    Returns
+    -------
+    pyarrow.Schema
+
+    Raises
+    ------
+    InputDataError
+        The file is unreadable or of a newer schema version.
+    """
     try:
         schema = pq.read_schema(path)
     except (pa.ArrowException, OSError) as exc:
@@ -100,7 +148,21 @@ def read_schema(path: str | Path, dataset: str) -> pa.Schema:
 
 def read_table(path: str | Path, dataset: str, columns: list[str] | None = None) -> pa.Table:
     """Read a store partition; a truncated or corrupt file, or one written by a newer LCM
-    (:func:`check_schema_version`), is a one-line InputDataError."""
+    (:func:`check_schema_version`), is a one-line InputDataError.
+
+    Parameters
+    ----------
+    path : path-like
+        The partition file.
+    dataset : str
+        Its dataset, named in the error's rerun hint.
+    columns : list of str, optional
+        The columns to read; None reads all.
+
+    Returns
+    -------
+    pyarrow.Table
+    """
     try:
         table = pq.read_table(path, columns=columns)
     except (pa.ArrowException, OSError) as exc:
@@ -147,7 +209,22 @@ def check_schema_version(meta: dict[bytes, bytes] | None, path: str | Path) -> N
 
 
 def unreadable(path: str | Path, dataset: str, exc: BaseException) -> InputDataError:
-    """The error for a store file that Parquet cannot read (truncated, corrupt, not Parquet)."""
+    """The error for a store file that Parquet cannot read (truncated, corrupt, not Parquet).
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    dataset : str
+        Its dataset, whose rewrite the hint gives (:func:`~lcm.store.commit.rerun_hint`).
+    exc : BaseException
+        What reading raised; the first line of its message is quoted.
+
+    Returns
+    -------
+    InputDataError
+        To raise, ``from None``.
+    """
     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return InputDataError(
         f"{path}: not a readable Parquet file of the feature store (truncated or corrupt: "
@@ -259,6 +336,25 @@ def cohort_size(store: str | Path, atlas: str, datasets: list[str]) -> tuple[int
 
     What loading them whole would hold, known before any connectome is read (downstream test
     subjects a load leaves out are counted).
+
+    Parameters
+    ----------
+    store : path-like
+        Store root.
+    atlas : str
+        Atlas name of the connectome partitions.
+    datasets : list of str
+        Dataset names.
+
+    Returns
+    -------
+    tuple of int
+        The number of stored rows summed over ``datasets``, and the largest ROI count among them.
+
+    Raises
+    ------
+    InputDataError
+        A partition missing, unreadable or of a newer schema version, or without ROI names.
     """
     n_runs, n_rois = 0, 0
     for dataset in datasets:
@@ -284,6 +380,11 @@ def load_streamed_cohort(
 
     The runs and variables are those :func:`load_cohort` returns, row for row; the
     connectome column is not read (memory: the identifiers and variables only).
+
+    Parameters
+    ----------
+    store, atlas, datasets, catalogue, exclude
+        As :func:`load_cohort`.
 
     Returns
     -------
@@ -384,6 +485,15 @@ def read_connectomes(
 ) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     """One dataset's runs, their correlation matrices and ROI names, without its variables.
 
+    Parameters
+    ----------
+    store : path-like
+        Store root.
+    atlas : str
+        Atlas name of the connectome partition.
+    dataset : str
+        Dataset name.
+
     Returns
     -------
     ids : pandas.DataFrame
@@ -405,7 +515,30 @@ def read_connectome_triangles(
     store: str | Path, atlas: str, dataset: str
 ) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     """As :func:`read_connectomes`, the matrices as stored: upper triangles (diagonal
-    excluded, ``(n_runs, R(R-1)/2)`` float32), about half the bytes and no dense copy."""
+    excluded, ``(n_runs, R(R-1)/2)`` float32), about half the bytes and no dense copy.
+
+    Parameters
+    ----------
+    store : path-like
+        Store root.
+    atlas : str
+        Atlas name of the connectome partition.
+    dataset : str
+        Dataset name.
+
+    Returns
+    -------
+    ids : pandas.DataFrame
+        As :func:`read_connectomes`.
+    vecs : numpy.ndarray, shape (n_runs, R*(R-1)/2), float32
+        Upper triangles (:func:`~lcm.store.layout.matrix_to_vec` order).
+    roi_names : list of str
+
+    Raises
+    ------
+    InputDataError
+        As :func:`read_runs`.
+    """
     path = _partition(store, atlas, dataset)  # a killed writer's commit finished first
     table = read_table(path, dataset)
     names = roi_names_of(table.schema.metadata, path, dataset)
@@ -415,7 +548,27 @@ def read_connectome_triangles(
 
 
 def roi_names_of(meta: dict[bytes, bytes] | None, path: str | Path, dataset: str) -> list[str]:
-    """ROI names from a connectome partition's metadata; one-line error when absent."""
+    """ROI names from a connectome partition's metadata; one-line error when absent.
+
+    Parameters
+    ----------
+    meta : dict of bytes to bytes or None
+        The partition's Parquet key-value metadata.
+    path : path-like
+        The partition, named in the error.
+    dataset : str
+        Its dataset, named in the error's rerun hint.
+
+    Returns
+    -------
+    list of str
+        The ROI names in atlas order (``lcm.roi_names``).
+
+    Raises
+    ------
+    InputDataError
+        ``lcm.roi_names`` is absent or not JSON.
+    """
     try:
         return json.loads((meta or {})[b"lcm.roi_names"])
     except (KeyError, ValueError):
@@ -430,6 +583,17 @@ def with_window(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with an int32 ``window`` column: -1 (whole run) where the store has none.
 
     Stores of schema version <= 2 predate windows; their rows are whole runs.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Identifier and QC columns of a partition; changed in place when it lacks ``window``
+        (inserted after ``site``, or last without one).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``frame`` itself.
     """
     if WINDOW not in frame:
         at = frame.columns.get_loc("site") + 1 if "site" in frame else len(frame.columns)
@@ -478,6 +642,17 @@ def read_run_variables(
     store: str | Path, atlas: str, datasets: list[str], catalogue: Catalogue
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Identifiers and variables of every run, without reading a connectome.
+
+    Parameters
+    ----------
+    store : path-like
+        Store root.
+    atlas : str
+        Atlas name of the connectome partitions.
+    datasets : list of str
+        Dataset names, in the order of the rows returned.
+    catalogue : Catalogue
+        The variables to return, as for :func:`load_cohort`.
 
     Returns
     -------

@@ -127,6 +127,17 @@ def split_seed(master_seed: int, repeat: int) -> int:
 
     A 31-bit seed derived from the workflow seed and the repeat (NumPy ``SeedSequence``), the
     same derivation as :func:`lcm.evaluate.protocol.derived_seed`.
+
+    Parameters
+    ----------
+    master_seed : int
+        The workflow seed.
+    repeat : int
+        The repeat's index.
+
+    Returns
+    -------
+    int
     """
     state = np.random.SeedSequence([master_seed, repeat]).generate_state(1)[0]
     return int(state & 0x7FFFFFFF)
@@ -225,7 +236,22 @@ def subject_fold_ids(
 
 
 def downstream_test_keys(splits: pd.DataFrame) -> set[str]:
-    """``dataset/subject`` keys of every downstream test subject in a splits table."""
+    """``dataset/subject`` keys of every downstream test subject in a splits table.
+
+    Parameters
+    ----------
+    splits : pandas.DataFrame
+        A splits table (:func:`make_splits`), or any table with ``dataset`` and ``subject``.
+
+    Returns
+    -------
+    set of str
+
+    Raises
+    ------
+    InputDataError
+        ``splits`` lacks ``dataset`` or ``subject``.
+    """
     missing = {"dataset", "subject"} - set(splits.columns)
     if missing:
         raise InputDataError(
@@ -236,7 +262,23 @@ def downstream_test_keys(splits: pd.DataFrame) -> set[str]:
 
 
 def write_splits(path: str | Path, splits: pd.DataFrame, provenance: dict | None = None) -> Path:
-    """Write a splits table as Parquet (atomically), provenance in the key-value metadata."""
+    """Write a splits table as Parquet (atomically), provenance in the key-value metadata.
+
+    Parameters
+    ----------
+    path : path-like
+        The Parquet file to write.
+    splits : pandas.DataFrame
+        A splits table (:func:`make_splits`); its ``scheme`` values are listed in
+        ``lcm.splits_schemes``.
+    provenance : dict, optional
+        Entries added to the environment record in ``lcm.provenance`` (a key here wins).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     table = pa.Table.from_pandas(splits, preserve_index=False)
     meta = {
         "lcm.splits_schemes": json.dumps(sorted(splits["scheme"].unique().tolist())),
@@ -249,7 +291,22 @@ def write_splits(path: str | Path, splits: pd.DataFrame, provenance: dict | None
 
 
 def read_splits(path: str | Path) -> pd.DataFrame:
-    """Read a splits table and check its columns."""
+    """Read a splits table and check its columns.
+
+    Parameters
+    ----------
+    path : path-like
+        A table written by :func:`write_splits`.
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Raises
+    ------
+    InputDataError
+        The file is missing, or lacks one of :data:`COLUMNS`.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputDataError(f"Splits table not found: {path}", hint="Run `lcm splits` first.")

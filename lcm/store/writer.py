@@ -118,6 +118,16 @@ def connectome_schema(n_rois: int) -> pa.Schema:
     stores it as one ``FIXED_LEN_BYTE_ARRAY`` value per run, which decodes at memory speed; a
     fixed-size list (schema version 1) carries one repetition level per edge and decoded about
     eight times slower (benchmarks/store.py).
+
+    Parameters
+    ----------
+    n_rois : int
+        Number of regions ``R``.
+
+    Returns
+    -------
+    pyarrow.Schema
+        Without key-value metadata.
     """
     return pa.schema(
         [pa.field(k, pa.string(), nullable=False) for k in ID_COLUMNS]
@@ -136,7 +146,17 @@ def _qc_type(column: str) -> pa.DataType:
 
 
 def row_group_rows(n_rois: int) -> int:
-    """Rows per Parquet row group: about :data:`ROW_GROUP_BYTES` of connectomes, at least 16."""
+    """Rows per Parquet row group: about :data:`ROW_GROUP_BYTES` of connectomes, at least 16.
+
+    Parameters
+    ----------
+    n_rois : int
+        Number of regions.
+
+    Returns
+    -------
+    int
+    """
     return max(16, ROW_GROUP_BYTES // (4 * n_edges(n_rois)))
 
 
@@ -706,7 +726,25 @@ def write_variables(
 def write_missingness(
     store: str | Path, dataset: str, report: pd.DataFrame, commit: DatasetCommit | None = None
 ) -> Path:
-    """Write the per-variable missingness report of ``dataset`` (staged in ``commit`` if given)."""
+    """Write the per-variable missingness report of ``dataset`` (staged in ``commit`` if given).
+
+    Parameters
+    ----------
+    store : path-like
+        Store root.
+    dataset : str
+        Dataset name.
+    report : pandas.DataFrame
+        :func:`lcm.store.phenotype.missingness`.
+    commit : DatasetCommit, optional
+        The commit that makes the file visible with the dataset's partitions; None writes it
+        now, atomically.
+
+    Returns
+    -------
+    pathlib.Path
+        The TSV's final path (:func:`lcm.io.paths.missingness_path`).
+    """
     out = missingness_path(store, dataset)
     if commit is None:
         write_tsv(out, report)
