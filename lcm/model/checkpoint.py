@@ -68,13 +68,33 @@ def canonical_key(key: str) -> str:
     load into an eager model. Attention keys are those of ``nn.MultiheadAttention`` before and
     after the fused attention of issue 17 (``in_proj_weight`` = ``[W_q; W_k; W_v]``): a
     checkpoint of either version needs no other mapping.
+
+    Parameters
+    ----------
+    key : str
+        A state dict key, as saved.
+
+    Returns
+    -------
+    str
     """
     parts = [p for p in key.split(".") if p != "_orig_mod"]
     return ".".join(parts)
 
 
 def canonical_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``state`` with :func:`canonical_key` applied to every key."""
+    """``state`` with :func:`canonical_key` applied to every key.
+
+    Parameters
+    ----------
+    state : dict of str to torch.Tensor
+        A state dict, as saved.
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        The same tensors (not copied), under canonical keys.
+    """
     return {canonical_key(k): v for k, v in state.items()}
 
 
@@ -183,6 +203,15 @@ def checked_config(folder: str | Path, meta: dict[str, Any]) -> LCMConfig:
 
 def checkpoint_layout(meta: dict[str, Any]) -> QueryLayout:
     """The query layout recorded in a checkpoint's metadata.
+
+    Parameters
+    ----------
+    meta : dict
+        The checkpoint's metadata (``model.json``).
+
+    Returns
+    -------
+    QueryLayout
 
     Raises
     ------

@@ -79,7 +79,18 @@ class LCMConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> LCMConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`."""
+        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`.
+
+        Parameters
+        ----------
+        values : dict of str to Any
+            Field values by name; a missing field takes its default.
+
+        Returns
+        -------
+        LCMConfig
+            Validated as any new config (a size below 1 raises :class:`ConfigError` too).
+        """
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ConfigError(
@@ -89,7 +100,17 @@ class LCMConfig:
         return cls(**values)
 
     def replace(self, **changes: Any) -> LCMConfig:
-        """A copy with ``changes`` applied (validated again)."""
+        """A copy with ``changes`` applied (validated again).
+
+        Parameters
+        ----------
+        **changes
+            New values of fields, by name.
+
+        Returns
+        -------
+        LCMConfig
+        """
         return dataclasses.replace(self, **changes)
 
 
@@ -155,6 +176,13 @@ def check_model_settings(model_settings: dict[str, Any], source: str) -> None:
     are known in the jobs only): an unknown override key, a size below 1, a ``d_model`` not
     divisible by ``n_heads``. The pretraining job builds the model hours into a run; the
     workflow and ``lcm run`` call this when the config loads, so ``snakemake -n`` says it.
+
+    Parameters
+    ----------
+    model_settings : dict
+        The config's ``model`` section (``preset``, ``overrides``).
+    source : str
+        Where the config came from, prefixed to the error message.
 
     Raises
     ------

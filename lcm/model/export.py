@@ -18,7 +18,18 @@ BATCH = 128
 
 
 def query_names(layout: QueryLayout) -> list[str]:
-    """One name per query: ``variable`` for numeric groups, ``variable=level`` for classes."""
+    """One name per query: ``variable`` for numeric groups, ``variable=level`` for classes.
+
+    Parameters
+    ----------
+    layout : QueryLayout
+        The model's query layout.
+
+    Returns
+    -------
+    list of str
+        In query order.
+    """
     names = []
     for group in layout.groups:
         names.extend(
@@ -29,7 +40,21 @@ def query_names(layout: QueryLayout) -> list[str]:
 
 @torch.no_grad()
 def embeddings(model: LCM, fc: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
-    """Subject embeddings ``[n, d_model]`` (float32) from :meth:`LCM.embed`."""
+    """Subject embeddings ``[n, d_model]`` (float32) from :meth:`LCM.embed`.
+
+    Parameters
+    ----------
+    model : LCM
+        Put in eval mode.
+    fc : numpy.ndarray, shape (n, R, R)
+        Correlation matrices, read in batches of :data:`BATCH`.
+    device : torch.device or str, default "cpu"
+        Where the model's parameters are; each batch is sent there.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, d_model), float32
+    """
     model.eval()
     parts = [
         model.embed(torch.as_tensor(fc[i : i + BATCH], dtype=torch.float32, device=device))
@@ -42,7 +67,24 @@ def embeddings(model: LCM, fc: np.ndarray, device: torch.device | str = "cpu") -
 def query_attention(
     model: LCM, fc: np.ndarray, device: torch.device | str = "cpu", layer: int = -1
 ) -> np.ndarray:
-    """Cross-attention of each query over the ROIs ``[n, Q, R]`` in decoder ``layer``."""
+    """Cross-attention of each query over the ROIs ``[n, Q, R]`` in decoder ``layer``.
+
+    Parameters
+    ----------
+    model : LCM
+        Put in eval mode.
+    fc : numpy.ndarray, shape (n, R, R)
+        Correlation matrices, read in batches of :data:`BATCH`.
+    device : torch.device or str, default "cpu"
+        Where the model's parameters are; each batch is sent there.
+    layer : int, default -1
+        Decoder layer index (Python indexing: -1 is the last).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, Q, R), float32
+        Rows sum to 1 over the ROIs (heads averaged, :meth:`LCM.attention`).
+    """
     model.eval()
     parts = [
         model.attention(torch.as_tensor(fc[i : i + BATCH], dtype=torch.float32, device=device))[
@@ -54,7 +96,20 @@ def query_attention(
 
 
 def embedding_frame(ids: pd.DataFrame, values: np.ndarray) -> pd.DataFrame:
-    """Run identifiers followed by columns ``emb_000`` ... (one per embedding dimension)."""
+    """Run identifiers followed by columns ``emb_000`` ... (one per embedding dimension).
+
+    Parameters
+    ----------
+    ids : pandas.DataFrame
+        Run identifiers, one row per run (index dropped).
+    values : numpy.ndarray, shape (n, d)
+        The runs' embeddings (:func:`embeddings`), stored as float32.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Column names zero-padded to at least three digits.
+    """
     width = max(3, len(str(values.shape[1] - 1)))
     columns = [f"emb_{i:0{width}d}" for i in range(values.shape[1])]
     emb = pd.DataFrame(values.astype(np.float32), columns=columns)

@@ -73,6 +73,11 @@ def read_attention_table(
 ) -> tuple[pd.DataFrame, list[str], dict[str, Any] | None]:
     """An ``lcm embed --attention-out`` table, its ROI names and the checkpoint's diagnosis.
 
+    Parameters
+    ----------
+    path : path-like
+        The Parquet table.
+
     Returns
     -------
     (frame, roi_names, label)

@@ -27,7 +27,18 @@ def _attention(n_q: int, n_kv: int, d: int) -> int:
 
 
 def encode_flops(config: LCMConfig) -> dict[str, int]:
-    """Forward FLOPs of one sample's ROI tokenizer and ROI-mixer encoder."""
+    """Forward FLOPs of one sample's ROI tokenizer and ROI-mixer encoder.
+
+    Parameters
+    ----------
+    config : LCMConfig
+        The model's sizes.
+
+    Returns
+    -------
+    dict of str to int
+        ``tokenizer`` and ``encoder`` (all encoder layers).
+    """
     r, d, f = config.n_rois, config.d_model, config.d_ffn
     per_layer = (
         _linear(r, d, 3 * d)  # q, k, v projections
@@ -87,7 +98,23 @@ def forward_flops(config: LCMConfig, ssl: bool = True, executed: bool = False) -
 
 
 def train_flops_per_sample(config: LCMConfig, ssl: bool = True, executed: bool = False) -> int:
-    """FLOPs of one sample's forward and backward pass (see the module note)."""
+    """FLOPs of one sample's forward and backward pass (see the module note).
+
+    Parameters
+    ----------
+    config : LCMConfig
+        The model's sizes.
+    ssl : bool, default True
+        As :func:`forward_flops`.
+    executed : bool, default False
+        As :func:`forward_flops`.
+
+    Returns
+    -------
+    int
+        Three times the forward FLOPs (the backward twice the forward), but two for the ROI
+        tokenizer, whose input needs no gradient.
+    """
     fwd = forward_flops(config, ssl, executed)
     tokenizer = fwd["tokenizer"] * (2 if ssl else 1)
     return 3 * (fwd["total"] - tokenizer) + 2 * tokenizer

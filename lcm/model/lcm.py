@@ -74,6 +74,19 @@ def aligned_memory(memory: torch.Tensor, multiple: int) -> tuple[torch.Tensor, t
     ~1.4 ms of LCM-Base's 12 ms of kernels per step at batch 128). Padded to 120, the same
     function: a hidden token's probability is an exact zero, so neither the outputs nor the
     real tokens' gradients change. ``(memory, None)`` where nothing is to pad.
+
+    Parameters
+    ----------
+    memory : torch.Tensor, shape (B, S, d)
+        ROI tokens.
+    multiple : int
+        Pad the token axis to a multiple of this.
+
+    Returns
+    -------
+    memory : torch.Tensor, shape (B, S', d)
+    bias : torch.Tensor, shape (S',), or None
+        Of ``memory``'s dtype and device.
     """
     s = memory.shape[1]
     pad = -s % multiple
@@ -102,7 +115,13 @@ class MemoryPadding(nn.Module):
         self.multiple: int | None = None
 
     def forward(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``[B, S, d]`` -> ``([B, S', d], bias [S'] or None)``."""
+        """``[B, S, d]`` -> ``([B, S', d], bias [S'] or None)``.
+
+        Parameters
+        ----------
+        memory : torch.Tensor, shape (B, S, d)
+            ROI tokens, to pad to a multiple of :attr:`multiple` (:func:`aligned_memory`).
+        """
         multiple = self.multiple
         if multiple is None:
             multiple = MEMORY_ALIGN if memory.is_cuda else 1
@@ -119,7 +138,13 @@ class MemoryNorm(nn.LayerNorm):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[..., d]`` normalised, then cast once for every decoder layer where autocast is on."""
+        """``[..., d]`` normalised, then cast once for every decoder layer where autocast is on.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (..., d)
+            ROI tokens.
+        """
         return _in_autocast_dtype(super().forward(x))
 
 
@@ -141,7 +166,16 @@ class ROITokenizer(nn.Module):
         self.mask_token = nn.Parameter(torch.randn(d_model) * _EMBED_STD)
 
     def forward(self, fc: torch.Tensor, roi_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``fc [B, R, R]`` (and ``roi_mask [B, R]``, True = hidden) -> tokens ``[B, R, d]``."""
+        """``fc [B, R, R]`` (and ``roi_mask [B, R]``, True = hidden) -> tokens ``[B, R, d]``.
+
+        Parameters
+        ----------
+        fc : torch.Tensor, shape (B, R, R)
+            Correlation matrices.
+        roi_mask : torch.Tensor, shape (B, R), optional
+            Bool, True where an ROI is hidden (masked-ROI reconstruction): its column is zeroed in
+            every row and its token replaced by the learned mask token.
+        """
         if roi_mask is not None:
             # FC is symmetric: a masked ROI's row also sits in every other row's column. Hide
             # those columns too, or reconstruction is a copy task.
@@ -166,7 +200,12 @@ class FeedForward(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[..., d] -> [..., d]``."""
+        """``[..., d] -> [..., d]``.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (..., d)
+        """
         return self.net(x)
 
 
@@ -213,6 +252,17 @@ class Attention(nn.Module):
         ``need_weights`` (explicit softmax then; the fused kernels never form the matrix).
         ``memory_bias [S]`` is added to every cross-attention score: ``-inf`` hides a token
         (the padding of :func:`aligned_memory`).
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (B, T, d)
+            The tokens that attend.
+        memory : torch.Tensor, shape (B, S, d), optional
+            The tokens attended to (cross-attention); None: ``x`` itself.
+        need_weights : bool, default False
+            Also return the attention weights.
+        memory_bias : torch.Tensor, shape (S,), optional
+            Cross-attention only.
         """
         if memory is not None:
             return self._cross(x, memory, need_weights, memory_bias)
@@ -281,7 +331,13 @@ class EncoderBlock(nn.Module):
         self.ffn = FeedForward(d, cfg.d_ffn, cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, R, d] -> [B, R, d]``."""
+        """``[B, R, d] -> [B, R, d]``.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (B, R, d)
+            ROI tokens.
+        """
         h = self.norm_attn(x)
         x = x + self.drop(self.attn(h)[0])
         return x + self.ffn(self.norm_ffn(x))
@@ -305,7 +361,17 @@ class DecoderBlock(nn.Module):
         self, q: torch.Tensor, memory: torch.Tensor, memory_bias: torch.Tensor | None = None
     ) -> torch.Tensor:
         """``q [B, Q, d]``, ``memory [B, R, d]`` (``memory_bias [R]``: see :class:`Attention`)
-        -> ``[B, Q, d]``."""
+        -> ``[B, Q, d]``.
+
+        Parameters
+        ----------
+        q : torch.Tensor, shape (B, Q, d)
+            Query tokens.
+        memory : torch.Tensor, shape (B, R, d)
+            ROI tokens.
+        memory_bias : torch.Tensor, shape (R,), optional
+            Added to every cross-attention score (:class:`Attention`).
+        """
         return self.forward_with_attention(q, memory, False, memory_bias)[0]
 
     def forward_with_attention(
@@ -315,7 +381,19 @@ class DecoderBlock(nn.Module):
         need_weights: bool = True,
         memory_bias: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """As :meth:`forward`, also returning the cross-attention ``[B, Q, R]`` (head mean)."""
+        """As :meth:`forward`, also returning the cross-attention ``[B, Q, R]`` (head mean).
+
+        Parameters
+        ----------
+        q : torch.Tensor, shape (B, Q, d)
+            Query tokens.
+        memory : torch.Tensor, shape (B, R, d)
+            ROI tokens.
+        need_weights : bool, default True
+            False returns None for the weights (the fused kernel).
+        memory_bias : torch.Tensor, shape (R,), optional
+            Added to every cross-attention score (:class:`Attention`).
+        """
         h = self.norm_self(q)
         q = q + self.drop(self.self_attn(h)[0])
         h = self.norm_cross(q)
@@ -367,7 +445,15 @@ class LCM(nn.Module):
 
     def encode(self, fc: torch.Tensor, roi_mask: torch.Tensor | None = None) -> torch.Tensor:
         """ROI tokens after the mixer: ``fc [B, R, R]`` -> ``memory [B, R, d]`` (in the autocast
-        dtype under autocast, see :class:`MemoryNorm`)."""
+        dtype under autocast, see :class:`MemoryNorm`).
+
+        Parameters
+        ----------
+        fc : torch.Tensor, shape (B, R, R)
+            Correlation matrices.
+        roi_mask : torch.Tensor, shape (B, R), optional
+            Bool, True where an ROI is hidden (:class:`ROITokenizer`).
+        """
         x = self.tokenizer(fc, roi_mask)
         for block in self.encoder:
             x = self._run(block, x)
@@ -473,6 +559,11 @@ class LCM(nn.Module):
         layers compile once, not as one 32-layer graph. ``nn.Module.compile`` keeps the state
         dict keys (no ``_orig_mod.`` prefix): checkpoints stay loadable compiled or eager.
         ``options`` go to ``torch.compile`` (``mode="reduce-overhead"``: CUDA graphs).
+
+        Parameters
+        ----------
+        **options
+            Keyword arguments of ``torch.compile``.
         """
         regions = [self.tokenizer, *self.encoder, self.norm_memory, self.memory_padding]
         for block in [*regions, *self.decoder]:
@@ -487,6 +578,11 @@ class LCM(nn.Module):
         grows with the depth. The blocks are compiled too, for the other entry points
         (:meth:`reconstruct`, :meth:`encode`); inside the forward graph they are inlined.
         ``nn.Module.compile`` keeps the state dict keys.
+
+        Parameters
+        ----------
+        **options
+            Keyword arguments of ``torch.compile``.
         """
         self.compile_blocks(**options)
         self.compile(**options)
@@ -504,13 +600,24 @@ class LCM(nn.Module):
         per subject most of each tile is empty (cuDNN's took ~75 us a layer for LCM-Base's 7
         queries at batch 128 on an H200), where compiled, the math backend is a few small
         matmuls and one fused softmax. A switch of the computation, not of the architecture.
+
+        Parameters
+        ----------
+        max_tokens : int
+            Set on every :class:`Attention` module.
         """
         for module in self.modules():
             if isinstance(module, Attention):
                 module.math_max_tokens = max_tokens
 
     def predict(self, fc: torch.Tensor) -> torch.Tensor:
-        """Last decoder layer's outputs ``[B, Q]`` (what inference uses)."""
+        """Last decoder layer's outputs ``[B, Q]`` (what inference uses).
+
+        Parameters
+        ----------
+        fc : torch.Tensor, shape (B, R, R)
+            Correlation matrices.
+        """
         return self(fc)[-1]
 
     def attention(self, fc: torch.Tensor) -> torch.Tensor:
@@ -537,15 +644,36 @@ class LCM(nn.Module):
         """Subject embedding ``[B, d]``: the mean of the ROI tokens after the ROI mixer.
 
         Task-agnostic (no query involved), so one embedding serves any downstream model.
+
+        Parameters
+        ----------
+        fc : torch.Tensor, shape (B, R, R)
+            Correlation matrices.
         """
         return self.encode(fc).mean(dim=1)
 
     def reconstruct(self, fc: torch.Tensor, roi_mask: torch.Tensor) -> torch.Tensor:
-        """Predicted FC rows ``[B, R, R]`` from the input with ``roi_mask [B, R]`` ROIs hidden."""
+        """Predicted FC rows ``[B, R, R]`` from the input with ``roi_mask [B, R]`` ROIs hidden.
+
+        Parameters
+        ----------
+        fc : torch.Tensor, shape (B, R, R)
+            Correlation matrices.
+        roi_mask : torch.Tensor, shape (B, R)
+            Bool, True where an ROI is hidden.
+        """
         return self.reconstruct_head(self.encode(fc, roi_mask))
 
     def add_queries(self, n: int, generator: torch.Generator | None = None) -> None:
-        """Append ``n`` freshly initialised queries (new label groups at finetuning)."""
+        """Append ``n`` freshly initialised queries (new label groups at finetuning).
+
+        Parameters
+        ----------
+        n : int
+            How many queries to add; ``config.n_queries`` grows by as many.
+        generator : torch.Generator, optional
+            The CPU generator of their initial values; None: torch's global one.
+        """
         old = self.queries.data  # [Q, d]
         new = torch.randn(n, old.shape[1], generator=generator, dtype=old.dtype) * _EMBED_STD
         self.queries = nn.Parameter(torch.cat([old, new.to(old.device)]))

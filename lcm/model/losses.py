@@ -44,7 +44,19 @@ class LossPlan:
 
     @classmethod
     def of(cls, layout: QueryLayout, names: list[str]) -> LossPlan:
-        """The plan of the variables ``names`` of ``layout``."""
+        """The plan of the variables ``names`` of ``layout``.
+
+        Parameters
+        ----------
+        layout : QueryLayout
+            The model's query layout.
+        names : list of str
+            Variables of ``layout`` with targets in the batch.
+
+        Returns
+        -------
+        LossPlan
+        """
         groups = tuple(sorted((layout[n] for n in names), key=lambda g: not g.is_numeric))
         queries = torch.tensor([q for g in groups for q in range(g.slice.start, g.slice.stop)])
         return cls(groups, sum(g.is_numeric for g in groups), queries)
@@ -56,7 +68,18 @@ class LossPlan:
 
     def pack(self, targets: Targets) -> tuple[torch.Tensor, torch.Tensor]:
         """``targets`` as one block: values ``[B, C]`` (numeric values, then class
-        probabilities) and present ``[B, G]`` (bool), where they are (the host)."""
+        probabilities) and present ``[B, G]`` (bool), where they are (the host).
+
+        Parameters
+        ----------
+        targets : Targets
+            Each variable's targets, by name; holds every variable of the plan.
+
+        Returns
+        -------
+        values : torch.Tensor, shape (B, C)
+        present : torch.Tensor, shape (B, G)
+        """
         rows = len(targets[self.groups[0].name].present)
         values = torch.cat([targets[g.name].values.reshape(rows, -1) for g in self.groups], 1)
         present = torch.stack([targets[g.name].present for g in self.groups], 1)
@@ -75,6 +98,20 @@ class LossPlan:
         ``outputs [L, B, Q]``; ``queries``, ``values``, ``present`` as :attr:`queries` and
         :meth:`pack` gives them, on that device. A few kernels whatever the number of
         variables; absent rows add exact zeros.
+
+        Parameters
+        ----------
+        outputs : torch.Tensor, shape (L, B, Q)
+            Every decoder layer's outputs; the loss is the mean over layers.
+        queries : torch.Tensor, shape (C,)
+            :attr:`queries`.
+        values : torch.Tensor, shape (B, C)
+            :meth:`pack`'s values.
+        present : torch.Tensor, shape (B, G)
+            :meth:`pack`'s present.
+        count : torch.Tensor, shape (G,)
+            Each group's divisor: the rows with its target present, in the batch or, where
+            pseudo-labels or several ranks share it, as the caller counts them.
         """
         block = outputs.float().index_select(-1, queries)  # [L, B, C]
         n_numeric = self.n_numeric
@@ -175,7 +212,19 @@ def masked_roi_loss(
 def sample_roi_mask(
     batch: int, n_rois: int, ratio: float, generator: torch.Generator
 ) -> torch.Tensor:
-    """``[batch, n_rois]`` bool mask hiding ``round(ratio * n_rois)`` (>= 1) random ROIs per row."""
+    """``[batch, n_rois]`` bool mask hiding ``round(ratio * n_rois)`` (>= 1) random ROIs per row.
+
+    Parameters
+    ----------
+    batch : int
+        Rows.
+    n_rois : int
+        ROIs per row.
+    ratio : float
+        Fraction of the ROIs hidden.
+    generator : torch.Generator
+        A CPU generator; the mask is on the CPU.
+    """
     k = max(1, round(ratio * n_rois))
     scores = torch.rand(batch, n_rois, generator=generator)
     idx = scores.topk(k, dim=1).indices
@@ -211,7 +260,18 @@ class UncertaintyWeighting(nn.Module):
         self.log_vars = nn.ParameterDict({n: nn.Parameter(torch.zeros(())) for n in names})
 
     def forward(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Weighted sum of ``losses`` (only the tasks present; zero when none)."""
+        """Weighted sum of ``losses`` (only the tasks present; zero when none).
+
+        Parameters
+        ----------
+        losses : dict of str to torch.Tensor
+            Scalar loss per task name.
+
+        Returns
+        -------
+        torch.Tensor
+            A scalar.
+        """
         if not losses:
             return torch.zeros(())
         return self.masked(torch.stack(list(losses.values())), list(losses))
@@ -220,7 +280,22 @@ class UncertaintyWeighting(nn.Module):
         self, losses: torch.Tensor, names: list[str], active: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Weighted sum of ``losses [G]`` of the tasks ``names``, those with ``active`` false
-        left out (a fixed set of tasks every step, as a captured CUDA graph needs)."""
+        left out (a fixed set of tasks every step, as a captured CUDA graph needs).
+
+        Parameters
+        ----------
+        losses : torch.Tensor, shape (G,)
+            One loss per task.
+        names : list of str
+            The tasks of ``losses``, in its order.
+        active : torch.Tensor, shape (G,), optional
+            Bool; None: every task counts.
+
+        Returns
+        -------
+        torch.Tensor
+            A scalar.
+        """
         bound = LOG_VAR_BOUND
         s = torch.stack([self.log_vars[name] for name in names]).clamp(-bound, bound)
         weighted = torch.exp(-s) * losses + s

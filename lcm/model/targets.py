@@ -84,7 +84,26 @@ class QueryLayout:
         return any(g.name == name for g in self.groups)
 
     def append(self, name: str, kind: str, levels: tuple[str, ...] = ()) -> QueryLayout:
-        """A layout with one more group after the existing queries (finetuning's new labels)."""
+        """A layout with one more group after the existing queries (finetuning's new labels).
+
+        Parameters
+        ----------
+        name : str
+            The new group's variable name.
+        kind : {"continuous", "binary", "categorical", "ordinal"}
+            The variable's kind.
+        levels : tuple of str, default ()
+            Class order, for a binary or categorical group; empty for a numeric one.
+
+        Returns
+        -------
+        QueryLayout
+
+        Raises
+        ------
+        InputDataError
+            ``name`` is already a group of the layout.
+        """
         if name in self:
             raise InputDataError(
                 f"Query group {name!r} already exists in the model (groups: {self.names}).",
@@ -102,7 +121,22 @@ class QueryLayout:
 
     @classmethod
     def from_list(cls, items: list[dict[str, Any]]) -> QueryLayout:
-        """Inverse of :meth:`to_list`; checks that the groups tile the queries."""
+        """Inverse of :meth:`to_list`; checks that the groups tile the queries.
+
+        Parameters
+        ----------
+        items : list of dict
+            ``name``, ``kind``, ``levels`` and ``start`` of each group, in query order.
+
+        Returns
+        -------
+        QueryLayout
+
+        Raises
+        ------
+        CheckpointError
+            A group does not start where the previous one ends.
+        """
         groups = tuple(
             QueryGroup(str(i["name"]), str(i["kind"]), tuple(i["levels"]), int(i["start"]))
             for i in items
@@ -126,12 +160,34 @@ NA_LEVEL = "n/a"
 
 
 def has_not_applicable(var: Variable) -> bool:
-    """True for variables whose query group carries the :data:`NA_LEVEL` class."""
+    """True for variables whose query group carries the :data:`NA_LEVEL` class.
+
+    Parameters
+    ----------
+    var : Variable
+        A catalogue variable.
+
+    Returns
+    -------
+    bool
+        Categorical variables and clinical binary ones.
+    """
     return var.kind == "categorical" or (var.kind == "binary" and var.domain == "clinical")
 
 
 def query_levels(var: Variable) -> tuple[str, ...]:
-    """Class order of a variable's queries (its levels, then ``n/a`` where it applies)."""
+    """Class order of a variable's queries (its levels, then ``n/a`` where it applies).
+
+    Parameters
+    ----------
+    var : Variable
+        A catalogue variable.
+
+    Returns
+    -------
+    tuple of str
+        Empty for a numeric variable.
+    """
     if var.is_numeric:
         return ()
     return (*var.levels, NA_LEVEL) if has_not_applicable(var) else tuple(var.levels)
@@ -278,6 +334,20 @@ def fit_standardisation(
     Per subject (:func:`subject_moments`): with ``groups`` (the subject of each row), a subject
     with several runs weighs as much as one with a single run. A constant variable gets
     ``std = 1`` so that standardising never divides by zero.
+
+    Parameters
+    ----------
+    variables : pandas.DataFrame
+        The training rows' variables; a numeric group without a column counts as all missing.
+    layout : QueryLayout
+        Its numeric groups are fitted.
+    groups : numpy.ndarray, shape (n,), optional
+        The subject of each row of ``variables``; None: each row a subject.
+
+    Returns
+    -------
+    dict of str to dict
+        ``{"mean": float, "std": float}`` per numeric group name.
     """
     stats = {}
     for group in layout.groups:
@@ -311,7 +381,17 @@ class Target:
     present: torch.Tensor
 
     def take(self, index: torch.Tensor) -> Target:
-        """Rows ``index``."""
+        """Rows ``index``.
+
+        Parameters
+        ----------
+        index : torch.Tensor
+            Row indices or a bool mask.
+
+        Returns
+        -------
+        Target
+        """
         return Target(self.values[index], self.present[index])
 
 
@@ -455,7 +535,20 @@ def targets_from_outputs(outputs: torch.Tensor, layout: QueryLayout) -> Targets:
 
 
 def fill_missing(own: Targets, pseudo: Targets) -> Targets:
-    """Each sample's own targets, with ``pseudo`` filling only where its own are missing."""
+    """Each sample's own targets, with ``pseudo`` filling only where its own are missing.
+
+    Parameters
+    ----------
+    own : Targets
+        The samples' observed targets.
+    pseudo : Targets
+        Pseudo-labels of the same rows; a variable absent here keeps its own targets.
+
+    Returns
+    -------
+    Targets
+        Present where either is; the variables of ``own`` only.
+    """
     filled: Targets = {}
     for name, target in own.items():
         if name not in pseudo:
