@@ -25,7 +25,17 @@ log = logging.getLogger(__name__)
 
 
 def connectome_features(fc: np.ndarray) -> np.ndarray:
-    """Fisher-z upper triangles ``(n, R(R-1)/2)`` (as the connectome baselines use)."""
+    """Fisher-z upper triangles ``(n, R(R-1)/2)`` (as the connectome baselines use).
+
+    Parameters
+    ----------
+    fc : array-like, shape (n, R, R)
+        Correlation matrices.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+    """
     return fisher_z(matrix_to_vec(np.asarray(fc, dtype=np.float64)))
 
 
@@ -80,13 +90,35 @@ class BEIMaps:
     data_fingerprint: str | None = None
 
     def transform(self, fc: np.ndarray) -> np.ndarray:
-        """Predicted variables ``(n, V)`` of connectomes ``(n, R, R)``."""
+        """Predicted variables ``(n, V)`` of connectomes ``(n, R, R)``.
+
+        Parameters
+        ----------
+        fc : numpy.ndarray, shape (n, R, R)
+            Correlation matrices, ROIs in :attr:`roi_names` order.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, V)
+            Columns in :attr:`names` order.
+        """
         x = (connectome_features(fc) - self.x_mean) / self.x_scale
         return x @ self.coef + self.intercept
 
     def save(self, path: str | Path) -> Path:
         """Write the maps as a ``.npz`` (no pickled objects), atomically (:mod:`lcm.io.atomic`:
-        a hidden temporary file renamed onto ``path`` once complete)."""
+        a hidden temporary file renamed onto ``path`` once complete).
+
+        Parameters
+        ----------
+        path : path-like
+            The file to write, taken as given (no ``.npz`` is appended).
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
+        """
         path = Path(path)
         data = {} if self.atlas is None else {"atlas": np.array(self.atlas, dtype=str)}
         if self.roi_names is not None:
@@ -110,7 +142,23 @@ class BEIMaps:
 
     @classmethod
     def load(cls, path: str | Path) -> BEIMaps:
-        """Read maps written by :meth:`save`."""
+        """Read maps written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : path-like
+            A ``.npz`` file of :meth:`save`.
+
+        Returns
+        -------
+        BEIMaps
+            ``atlas``, ``roi_names`` and ``data_fingerprint`` None where the file predates them.
+
+        Raises
+        ------
+        InputDataError
+            The file is missing, unreadable or lacks an array.
+        """
         try:
             with np.load(path, allow_pickle=False) as z:
                 return cls(
@@ -189,6 +237,18 @@ def bei_target_matrix(variables: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     Numeric columns (float: continuous, ordinal) are kept as they are; object columns (levels of
     binary and categorical variables) become one 0/1 indicator per level (a binary variable
     keeps one). Columns with fewer than :data:`MIN_PRESENT` values, or constant, are dropped.
+
+    Parameters
+    ----------
+    variables : pandas.DataFrame
+        Catalogue-typed variables, one row per run (:attr:`lcm.store.cohort.Cohort.variables`).
+
+    Returns
+    -------
+    targets : numpy.ndarray, shape (n, V)
+    names : list of str
+        ``variable`` for a numeric column, ``variable=level`` for an indicator; empty (and
+        ``targets`` of width 0) when no column is kept.
     """
     cols, names = [], []
     for name in variables.columns:

@@ -253,6 +253,18 @@ def confident_labels(
 
     ``threshold`` is one for both classes, or per class (:func:`choose_thresholds`); ``None``
     (for both, or for a class) gives no pseudo-label.
+
+    Parameters
+    ----------
+    proba : numpy.ndarray, shape (n, 2)
+        Class probabilities.
+    threshold : float, dict of int to float or None, or None
+        The least ``max(proba)`` that labels a row.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (n,)
+        0 or 1 where confident, -1 elsewhere.
     """
     labels = np.full(len(proba), -1, dtype=np.int64)
     per_class = threshold if isinstance(threshold, dict) else {0: threshold, 1: threshold}

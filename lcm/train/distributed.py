@@ -63,7 +63,18 @@ class Distributed:
 
 def launched_world(variable: str = "WORLD_SIZE") -> int:
     """The number of data parallel processes the launcher started (``WORLD_SIZE``; 1 alone),
-    or on this node with ``variable="LOCAL_WORLD_SIZE"``."""
+    or on this node with ``variable="LOCAL_WORLD_SIZE"``.
+
+    Parameters
+    ----------
+    variable : str, default "WORLD_SIZE"
+        The launcher's environment variable to read; unset or not an integer reads as 1.
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
     try:
         return max(1, int(os.environ.get(variable, "1")))
     except ValueError:
@@ -72,6 +83,13 @@ def launched_world(variable: str = "WORLD_SIZE") -> int:
 
 def check_global_batch(batch_size: int, world: int) -> None:
     """Refuse a global batch the ``world`` processes cannot split evenly.
+
+    Parameters
+    ----------
+    batch_size : int
+        The global batch (``pretrain.batch_size``).
+    world : int
+        The number of data parallel processes.
 
     Raises
     ------
@@ -126,6 +144,16 @@ def global_counts(ctx: Distributed) -> Callable[[torch.Tensor], torch.Tensor]:
     the world's present counts (:class:`lcm.train.objective.PretrainStep`'s ``own_batches``).
     The counts are host numbers: they are summed over a gloo group on the host, not through
     NCCL, which would make the host wait for the GPU at every step.
+
+    Parameters
+    ----------
+    ctx : Distributed
+        This process's place in the job; not enabled: the function returns its input.
+
+    Returns
+    -------
+    callable
+        ``counts -> total``: a copy of ``counts`` summed over the processes.
     """
     if not ctx.enabled:
         return lambda counts: counts
@@ -150,7 +178,19 @@ def _host_group() -> Any:  # a torch ProcessGroup
 
 
 def broadcast_text(ctx: Distributed, text: str | None) -> str:
-    """Rank 0's ``text`` on every process (a collective; the others pass None)."""
+    """Rank 0's ``text`` on every process (a collective; the others pass None).
+
+    Parameters
+    ----------
+    ctx : Distributed
+        This process's place in the job.
+    text : str or None
+        Rank 0's text; the others' is ignored.
+
+    Returns
+    -------
+    str
+    """
     if not ctx.enabled:
         assert text is not None
         return text
@@ -187,6 +227,17 @@ def gather_ranks(ctx: Distributed) -> list[dict[str, object]]:
     Each process logs its own line; the list (rank, local rank, host, pid, device and the
     SLURM task that started it, if any) is what rank 0 records in the outputs' provenance:
     evidence that every rank took part.
+
+    Parameters
+    ----------
+    ctx : Distributed
+        This process's place in the job.
+
+    Returns
+    -------
+    list of dict
+        One per process: ``rank``, ``local_rank``, ``host``, ``pid``, ``device`` and
+        ``slurm_task`` (``SLURM_PROCID``, None outside SLURM).
     """
     me: dict[str, object] = {
         "rank": ctx.rank,
@@ -220,6 +271,21 @@ def mean_over_ranks(
     count over the world size (:func:`lcm.train.objective.shard_batch`): their mean is the loss
     of the whole batch, so the averaged history is the one-process history (up to the order of
     float summation). Every process must call this (a collective); others keys are kept.
+
+    Parameters
+    ----------
+    ctx : Distributed
+        This process's place in the job.
+    history : list of dict of str to float
+        This process's history rows, one per epoch (the same epochs on every process).
+    prefix : str, default "loss_"
+        Keys starting with it are averaged; a key a process lacks counts as 0 in the sum, and
+        stays absent from a row where no process has it.
+
+    Returns
+    -------
+    list of dict of str to float
+        ``history`` itself where there is one process or no row.
     """
     if not ctx.enabled or not history:
         return history
@@ -250,6 +316,11 @@ def teardown(ctx: Distributed) -> None:
     Call it as soon as the processes have nothing more to exchange (in pretraining, once
     :func:`mean_over_ranks` has averaged the history), not after rank 0's writing: the
     others would wait for rank 0 in the barrier, up to :data:`PROCESS_GROUP_TIMEOUT`.
+
+    Parameters
+    ----------
+    ctx : Distributed
+        This process's place in the job; nothing to do unless enabled.
     """
     if ctx.enabled and dist.is_initialized():
         # NCCL's barrier on this process's own GPU (it would otherwise guess one).

@@ -436,14 +436,34 @@ class LCMClassifier(FinetunedLCM):
     # -- prediction -----------------------------------------------------------------------
 
     def predict_proba(self, fc: np.ndarray) -> np.ndarray:
-        """Class probabilities ``[n, 2]`` (columns: ``levels[0]``, ``levels[1]``)."""
+        """Class probabilities ``[n, 2]`` (columns: ``levels[0]``, ``levels[1]``).
+
+        Parameters
+        ----------
+        fc : numpy.ndarray, shape (n, R, R)
+            Correlation matrices.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, 2)
+        """
         if getattr(self, "probe_", None) is not None:
             return self.probe_.predict_proba(self._probe_features(fc))
         logits = self._outputs(fc)[:, self.layout_[self.label].slice]
         return torch.softmax(logits.double(), dim=-1).numpy()
 
     def predict(self, fc: np.ndarray) -> np.ndarray:
-        """Predicted class ``[n]`` (1 = ``levels[1]``)."""
+        """Predicted class ``[n]`` (1 = ``levels[1]``).
+
+        Parameters
+        ----------
+        fc : numpy.ndarray, shape (n, R, R)
+            Correlation matrices.
+
+        Returns
+        -------
+        numpy.ndarray of int, shape (n,)
+        """
         return self.predict_proba(fc).argmax(axis=1)
 
     # -- persistence ----------------------------------------------------------------------
@@ -462,6 +482,21 @@ class LCMClassifier(FinetunedLCM):
         ``n_pseudo_labelled`` subjects, and ``pseudo_labelled_subjects`` /
         ``pseudo_labelled_rows`` per level. ``bei_pseudo_filled`` counts the rows whose missing
         BEI variables the pretrained heads filled (part a; null when off).
+
+        Parameters
+        ----------
+        out_dir : path-like
+            The checkpoint folder.
+
+        Returns
+        -------
+        pathlib.Path
+            The checkpoint folder as :func:`lcm.model.checkpoint.save_checkpoint` returns it.
+
+        Raises
+        ------
+        InputDataError
+            The classifier is not fitted.
         """
         if not hasattr(self, "model_"):
             raise InputDataError("LCMClassifier is not fitted.", hint="Call fit() before save().")
@@ -609,6 +644,16 @@ class _Finetuning:
 
         ``y``: 0/1 with -1 unlabeled for a binary label; standardised floats with NaN
         unlabeled for a numeric one.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            The task's label per training row.
+
+        Returns
+        -------
+        Targets
+            The BEI targets, and the task's under its label's name.
         """
         if self.layout[self.label].is_numeric:
             present = np.isfinite(y)
@@ -625,6 +670,12 @@ def freeze_encoder(model: LCM) -> None:
     """Fix the pretrained ROI tokenizer and encoder: only decoder, queries and head learn.
 
     The optimiser skips parameters without gradients (:func:`lcm.train.loop.make_optimizer`).
+
+    Parameters
+    ----------
+    model : LCM
+        Changed in place: the tokenizer's, encoder's, memory norm's and reconstruction head's
+        parameters stop requiring gradients.
     """
     for module in (model.tokenizer, model.encoder, model.norm_memory, model.reconstruct_head):
         for p in module.parameters():

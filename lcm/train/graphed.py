@@ -89,7 +89,13 @@ class StepInputs:
         return self.on_device[name]
 
     def load(self, values: dict[str, torch.Tensor]) -> None:
-        """Copy host ``values`` (every field) into the device buffer: one queued copy."""
+        """Copy host ``values`` (every field) into the device buffer: one queued copy.
+
+        Parameters
+        ----------
+        values : dict of str to torch.Tensor
+            One host tensor per field, by name, of the field's shape.
+        """
         pinned = self.device.type == "cuda"
         host = torch.empty(self.nbytes, dtype=torch.uint8, pin_memory=pinned)
         for name, field in self.fields.items():
@@ -165,7 +171,14 @@ class GraphedPretrainStep:
         self.ssl: torch.Tensor | None = None
 
     def bind(self, optimizer: torch.optim.Optimizer) -> None:
-        """Take the optimiser (after a resumed state is loaded into it)."""
+        """Take the optimiser (after a resumed state is loaded into it).
+
+        Parameters
+        ----------
+        optimizer : torch.optim.Optimizer
+            The optimiser of the objective's parameters; its groups' learning rates become inputs
+            of the captured step.
+        """
         self.optimizer = optimizer
         self.params = [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad]
         weighting = self.objective.weighting

@@ -47,6 +47,20 @@ def holdout_split(groups: np.ndarray, fraction: float, seed: int) -> tuple[np.nd
 
     Holds out ``round(fraction * n_subjects)`` subjects, none when fewer than 10 subjects exist
     (too few to report on, and too precious to train without).
+
+    Parameters
+    ----------
+    groups : numpy.ndarray, shape (n,)
+        The subject of each row.
+    fraction : float
+        Share of the subjects held out.
+    seed : int
+        Seed of the subjects' draw.
+
+    Returns
+    -------
+    train, held : numpy.ndarray of int
+        Row indices, each in row order.
     """
     unique = np.unique(groups)
     n_out = round(fraction * len(unique)) if len(unique) >= 10 else 0
@@ -62,6 +76,18 @@ def selection_split(groups: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarr
     A subject-level split of the hold-out (``groups`` of its rows): ``n_subjects // 2``
     subjects select, the rest (never fewer) are reported. Deterministic in ``seed``, and drawn
     from a stream of its own, so the hold-out itself is that of :func:`holdout_split`.
+
+    Parameters
+    ----------
+    groups : numpy.ndarray, shape (n,)
+        The subject of each held-out row.
+    seed : int
+        The hold-out's seed.
+
+    Returns
+    -------
+    select, report : numpy.ndarray of int
+        Positions in ``groups``, each in row order.
     """
     unique = np.unique(groups)
     rng = np.random.default_rng([seed, SELECTION_STREAM])

@@ -72,7 +72,22 @@ def _count(resources: Any, name: str) -> int:
 
 
 def world_size(resources: Any) -> int:
-    """Processes a rule with these ``resources`` starts: ``tasks * procs_per_node``."""
+    """Processes a rule with these ``resources`` starts: ``tasks * procs_per_node``.
+
+    Parameters
+    ----------
+    resources : dict or snakemake Resources
+        The rule's resources; ``tasks`` and ``procs_per_node`` default to 1.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ConfigError
+        A resource that is not an integer >= 1.
+    """
     return _count(resources, "tasks") * _count(resources, "procs_per_node")
 
 
@@ -206,5 +221,23 @@ def launcher(resources: Any, threads: int = 1) -> str:
 
 
 def threads_per_process(resources: Any, threads: int) -> int:
-    """torch/BLAS threads of each process: the task's CPUs shared by its processes."""
+    """torch/BLAS threads of each process: the task's CPUs shared by its processes.
+
+    Parameters
+    ----------
+    resources : dict or snakemake Resources
+        The rule's resources; ``procs_per_node`` defaults to 1.
+    threads : int
+        The task's CPUs (the rule's ``threads``).
+
+    Returns
+    -------
+    int
+        At least 1.
+
+    Raises
+    ------
+    ConfigError
+        ``procs_per_node`` is not an integer >= 1.
+    """
     return max(int(threads) // _count(resources, "procs_per_node"), 1)

@@ -53,6 +53,15 @@ def seed_everything(seed: int) -> torch.Generator:
 
     Alike in every data parallel process; pretraining then gives each process's dropout a
     stream of its own (:func:`lcm.train.distributed.seed_process`).
+
+    Parameters
+    ----------
+    seed : int
+        The run's seed (NumPy's global state takes it modulo ``2**32``).
+
+    Returns
+    -------
+    torch.Generator
     """
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002  (global state also seeded for third-party code)
@@ -65,6 +74,16 @@ def set_threads(threads: int | None) -> int:
 
     Snakemake passes a rule's ``threads``; oversubscribing a shared node with OpenMP threads
     slows small models down many times over.
+
+    Parameters
+    ----------
+    threads : int or None
+        Threads wanted; None or 0: the CPUs in this process's affinity mask.
+
+    Returns
+    -------
+    int
+        The threads set, at least 1.
     """
     n = threads if threads else len(os.sched_getaffinity(0))
     torch.set_num_threads(max(1, n))
@@ -136,6 +155,15 @@ def _check_granted_gpus() -> None:
 def pick_device(device: str | None) -> torch.device:
     """``device`` if given, else CUDA when available, else CPU.
 
+    Parameters
+    ----------
+    device : str or None
+        A torch device string (``cpu``, ``cuda``, ``cuda:N``, ``mps``), or None / ``""``.
+
+    Returns
+    -------
+    torch.device
+
     Raises
     ------
     ConfigError
@@ -173,6 +201,17 @@ def autocast(device: torch.device, cache: bool = True) -> contextlib.AbstractCon
 
     ``cache=False`` for work captured as a CUDA graph: autocast's cache of cast weights must
     not outlive the capture (torch's CUDA graphs notes).
+
+    Parameters
+    ----------
+    device : torch.device
+        Where the model runs.
+    cache : bool, default True
+        Autocast's weight cache (``cache_enabled``).
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
     """
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache)
@@ -191,6 +230,22 @@ def make_optimizer(
     decay, :func:`layer_lr_scales`); parameters not in it, or without it, learn at ``lr``.
     Fused (one kernel for all parameters) when they are all on CUDA; on CPU the default
     implementation, which keeps CPU runs bit-identical to earlier versions.
+
+    Parameters
+    ----------
+    modules : list of nn.Module
+        Their parameters that require gradients are optimised.
+    lr : float
+        Base learning rate.
+    weight_decay : float
+        Decay of the weight matrices.
+    lr_scales : dict of int to float, optional
+        Factor of ``lr`` by ``id(parameter)``.
+
+    Returns
+    -------
+    torch.optim.AdamW
+        One parameter group per (decays, scale) pair.
     """
     grouped: dict[tuple[bool, float], list[nn.Parameter]] = {(True, 1.0): [], (False, 1.0): []}
     for module in modules:
@@ -219,6 +274,18 @@ def layer_lr_scales(model: nn.Module, decay: float) -> dict[int, float]:
     reconstruction head, decoder block ``j`` one deeper each, and the queries, output norm and
     head on top (factor 1). With ``decay`` < 1 the early, general layers move least while few
     labels finetune the model; ``decay`` 1 changes nothing.
+
+    Parameters
+    ----------
+    model : nn.Module
+        An :class:`~lcm.model.lcm.LCM` (its ``encoder`` and ``decoder`` block lists).
+    decay : float
+        Factor per layer of depth below the top.
+
+    Returns
+    -------
+    dict of int to float
+        ``id(parameter)`` to its factor, for :func:`make_optimizer`'s ``lr_scales``.
     """
     n_enc = len(model.encoder)
     top = n_enc + 1 + len(model.decoder)
@@ -277,7 +344,28 @@ def scope_options(
 ) -> dict[str, str] | None:
     """``torch.compile`` options of ``scope``'s graphs (``None``: eager), as :func:`compile_model`
     compiles with them: :func:`compile_options`, without CUDA graphs of their own for the
-    ``"step"`` scope (whose whole step is one), with ``backend`` where given."""
+    ``"step"`` scope (whose whole step is one), with ``backend`` where given.
+
+    Parameters
+    ----------
+    setting : bool, str or None
+        As :func:`compile_options`.
+    device : torch.device
+        Where the model runs.
+    scope : {"blocks", "model", "step"}
+        What is compiled as one graph (:func:`compile_model`).
+    backend : str, optional
+        ``torch.compile``'s backend.
+
+    Returns
+    -------
+    dict of str to str or None
+
+    Raises
+    ------
+    ConfigError
+        ``scope`` is none of :data:`COMPILE_SCOPES`.
+    """
     if scope not in COMPILE_SCOPES:
         raise ConfigError(
             f"compile_scope: expected one of {list(COMPILE_SCOPES)}, got {scope!r}.",
@@ -310,6 +398,19 @@ def compile_model(
     without a C compiler: ``"aot_eager"``). State dict keys do not change, so checkpoints and
     training states written by a compiled run load into an eager one and back. Returns whether
     anything was compiled.
+
+    Parameters
+    ----------
+    module : nn.Module
+        Holds the LCMs to compile (any module with ``compile_blocks``).
+    setting : bool, str or None
+        The ``compile`` setting (:func:`compile_options`).
+    device : torch.device
+        Where the model runs.
+    scope : {"blocks", "model", "step"}, default "blocks"
+        What is compiled as one graph.
+    backend : str, optional
+        ``torch.compile``'s backend; None: its default.
     """
     options = scope_options(setting, device, scope, backend)
     if options is None:
@@ -327,7 +428,22 @@ def compile_model(
 def warmup_cosine(
     optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float = WARMUP_FRACTION
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up over ``warmup_fraction`` of the steps, then cosine decay to 0."""
+    """Linear warm-up over ``warmup_fraction`` of the steps, then cosine decay to 0.
+
+    Parameters
+    ----------
+    optimizer : torch.optim.Optimizer
+        Its groups' learning rates are scaled.
+    total_steps : int
+        Optimiser steps of the whole run.
+    warmup_fraction : float, default :data:`WARMUP_FRACTION`
+        At least one step warms up.
+
+    Returns
+    -------
+    torch.optim.lr_scheduler.LambdaLR
+        Stepped once per optimiser step.
+    """
     warmup = max(1, round(warmup_fraction * total_steps))
 
     def factor(step: int) -> float:
@@ -346,13 +462,43 @@ def batches(
 
     A last batch smaller than ``min_size`` is dropped (data parallel training needs one sample
     per process).
+
+    Parameters
+    ----------
+    n : int
+        Number of samples.
+    batch_size : int
+        Samples per batch.
+    generator : torch.Generator or None
+        Shuffles the order; None: ``0 .. n - 1``.
+    min_size : int, default 1
+        A last batch with fewer samples is dropped.
+
+    Yields
+    ------
+    torch.Tensor
+        Sample indices, long.
     """
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     yield from split_order(order, batch_size, min_size)
 
 
 def split_order(order: torch.Tensor, batch_size: int, min_size: int = 1) -> list[torch.Tensor]:
-    """Consecutive batches of ``order``; a last one smaller than ``min_size`` is dropped."""
+    """Consecutive batches of ``order``; a last one smaller than ``min_size`` is dropped.
+
+    Parameters
+    ----------
+    order : torch.Tensor
+        Sample indices in training order.
+    batch_size : int
+        Samples per batch.
+    min_size : int, default 1
+        A last batch with fewer samples is dropped.
+
+    Returns
+    -------
+    list of torch.Tensor
+    """
     chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     return [c for c in chunks if len(c) >= min_size]
 
@@ -416,7 +562,13 @@ class DeviceConnectomes:
         return int(self.triangles.shape[1])
 
     def host_rows(self, index: torch.Tensor) -> torch.Tensor:
-        """Upper triangles ``[b, R (R + 1) / 2]`` of ``index`` on the host (not resident)."""
+        """Upper triangles ``[b, R (R + 1) / 2]`` of ``index`` on the host (not resident).
+
+        Parameters
+        ----------
+        index : torch.Tensor
+            Sample indices.
+        """
         return self.triangles[index]
 
     def _copy(self, index: torch.Tensor) -> torch.Tensor:
@@ -433,12 +585,23 @@ class DeviceConnectomes:
         """Start copying the triangles of ``index`` (CPU indices) to the device.
 
         Nothing to start where they are resident: :meth:`take` gathers them on the device.
+
+        Parameters
+        ----------
+        index : torch.Tensor
+            The next batch's sample indices.
         """
         if not self.resident:
             self._pending = (index.clone(), self._copy(index))
 
     def take(self, index: torch.Tensor) -> torch.Tensor:
-        """Symmetric matrices ``[b, R, R]`` of the samples ``index`` on the device."""
+        """Symmetric matrices ``[b, R, R]`` of the samples ``index`` on the device.
+
+        Parameters
+        ----------
+        index : torch.Tensor
+            Sample indices (CPU); a prefetched copy of the same indices is used.
+        """
         pending, self._pending = self._pending, None
         rows = pending[1] if pending is not None and torch.equal(pending[0], index) else None
         if rows is None:
@@ -449,7 +612,13 @@ class DeviceConnectomes:
         return self.expand(rows)
 
     def expand(self, rows: torch.Tensor) -> torch.Tensor:
-        """Upper triangles ``[b, R (R + 1) / 2]`` on the device -> symmetric ``[b, R, R]``."""
+        """Upper triangles ``[b, R (R + 1) / 2]`` on the device -> symmetric ``[b, R, R]``.
+
+        Parameters
+        ----------
+        rows : torch.Tensor, shape (b, R (R + 1) / 2)
+            Upper triangles, diagonal included.
+        """
         return rows[:, self.lookup].view(len(rows), self.n_rois, self.n_rois)
 
 
@@ -458,7 +627,21 @@ EPOCH_LOG_SECONDS = 60.0
 
 
 def progress(iterable: range, desc: str, disable: bool = False) -> tqdm:
-    """tqdm bar on a terminal; silent in batch jobs (logs carry the epoch summaries)."""
+    """tqdm bar on a terminal; silent in batch jobs (logs carry the epoch summaries).
+
+    Parameters
+    ----------
+    iterable : range
+        What the bar counts.
+    desc : str
+        The bar's label.
+    disable : bool, default False
+        No bar even on a terminal.
+
+    Returns
+    -------
+    tqdm
+    """
     return tqdm(iterable, desc=desc, disable=disable or not sys.stderr.isatty(), leave=False)
 
 
@@ -475,7 +658,13 @@ class Carried(Protocol):
         ...
 
     def restore_carried(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Take back the tensors of a saved state."""
+        """Take back the tensors of a saved state.
+
+        Parameters
+        ----------
+        tensors : dict of str to torch.Tensor
+            What :meth:`carried_tensors` returned at the save, under the same names.
+        """
         ...
 
 
@@ -800,6 +989,16 @@ class _DeviceSums:
         self.sums: dict[str, torch.Tensor] = {}
 
     def add(self, values: dict[str, torch.Tensor], n: int) -> None:
+        """Add one step's logged losses, each weighted by the step's samples.
+
+        Parameters
+        ----------
+        values : dict of str to torch.Tensor
+            Scalar losses by logged name; a name first seen starts from its sum in
+            ``position.sums`` (a resumed epoch's).
+        n : int
+            Samples of the step; added to ``position.counts`` of each name.
+        """
         for name, value in values.items():
             value = value.detach()
             if name not in self.sums:
@@ -816,7 +1015,20 @@ class _DeviceSums:
 
 def history_frame(history: list[dict[str, float]], parts: list[str] | None = None) -> pd.DataFrame:
     """History rows as a table: ``epoch, loss_total, <parts>..., lr`` (``parts`` fixes the order
-    and keeps columns of variables never seen, as n/a)."""
+    and keeps columns of variables never seen, as n/a).
+
+    Parameters
+    ----------
+    history : list of dict of str to float
+        One row per epoch (:func:`train_epochs`).
+    parts : list of str, optional
+        The loss columns between ``loss_total`` and ``lr``; None: every other key, in order of
+        appearance.
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
     frame = pd.DataFrame(history)
     if parts is None:
         parts = [c for c in frame if c not in ("epoch", "loss_total", "lr")]

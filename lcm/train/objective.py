@@ -113,7 +113,23 @@ class PretrainObjective(nn.Module):
     def forward(
         self, fc: torch.Tensor, shard: Shard
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Total loss and its logged parts for ``fc [b, R, R]``, the rows of ``shard``."""
+        """Total loss and its logged parts for ``fc [b, R, R]``, the rows of ``shard``.
+
+        Parameters
+        ----------
+        fc : torch.Tensor, shape (b, R, R)
+            This process's connectomes of the batch.
+        shard : Shard
+            Their targets, denominators and ROI mask.
+
+        Returns
+        -------
+        total : torch.Tensor
+            A scalar, weighted (BEI and SSL weights, learned task weights).
+        parts : dict of str to torch.Tensor
+            ``loss_<variable>`` per variable with a target in the batch, and ``loss_ssl``
+            where the masked-ROI loss is computed.
+        """
         reconstructed = mask = None
         if shard.roi_mask is not None and self.ssl_weight > 0:
             mask = to_device(shard.roi_mask, fc.device)
@@ -239,7 +255,13 @@ class PretrainStep:
         return index, targets, mask
 
     def prefetch(self, index: torch.Tensor) -> None:
-        """Start copying this process's rows of the next global batch ``index``."""
+        """Start copying this process's rows of the next global batch ``index``.
+
+        Parameters
+        ----------
+        index : torch.Tensor
+            Sample indices of the next global batch.
+        """
         self.fc.prefetch(self._padded(index).tensor_split(self.world)[self.rank])
 
     def _padded(self, index: torch.Tensor) -> torch.Tensor:

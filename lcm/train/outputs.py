@@ -45,7 +45,19 @@ MAPS_LOCK = ".lcm-maps.lock"
 
 
 def own_names(files: tuple[str, ...], folders: tuple[str, ...] = ()) -> list[str]:
-    """The names a training verb writes: its files, their provenance sidecars, its folders."""
+    """The names a training verb writes: its files, their provenance sidecars, its folders.
+
+    Parameters
+    ----------
+    files : tuple of str
+        File names of the verb's outputs.
+    folders : tuple of str, default ()
+        Folder names of its outputs.
+
+    Returns
+    -------
+    list of str
+    """
     return [*files, *(provenance_path(f).name for f in files), *folders]
 
 

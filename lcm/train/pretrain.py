@@ -89,7 +89,26 @@ MONITOR_STREAM = 2
 def run_fields(
     data: str, model_settings: dict[str, Any], settings: dict[str, Any], seed: int, world: int
 ) -> dict[str, Any]:
-    """What identifies a training run (stored with its state, to name what differs)."""
+    """What identifies a training run (stored with its state, to name what differs).
+
+    Parameters
+    ----------
+    data : str
+        Data fingerprint of the pretraining cohort.
+    model_settings : dict
+        The config's ``model`` section.
+    settings : dict
+        The ``pretrain`` settings; :data:`BOOKKEEPING_SETTINGS` are left out.
+    seed : int
+        The run's seed.
+    world : int
+        Number of data parallel processes.
+
+    Returns
+    -------
+    dict
+        ``data``, ``model``, ``settings``, ``seed`` and ``world``.
+    """
     kept = {k: v for k, v in settings.items() if k not in BOOKKEEPING_SETTINGS}
     return {"data": data, "model": model_settings, "settings": kept, "seed": seed, "world": world}
 
@@ -100,6 +119,16 @@ def run_fingerprint(
     """Identity of a training run: a saved state is resumed only by the same run.
 
     The hash of :func:`run_fields` (bookkeeping settings such as ``checkpoint_every`` left out).
+
+    Parameters
+    ----------
+    data, model_settings, settings, seed, world
+        As :func:`run_fields`.
+
+    Returns
+    -------
+    str
+        Hex sha256.
     """
     record = run_fields(data, model_settings, settings, seed, world)
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
@@ -129,7 +158,17 @@ class BestEpoch:
 
     def offer(self, loss: float, epoch: int, model: torch.nn.Module) -> None:
         """Keep ``model``'s weights and the task weighting's state (copies on the CPU) if
-        ``loss`` is the lowest so far."""
+        ``loss`` is the lowest so far.
+
+        Parameters
+        ----------
+        loss : float
+            The epoch's selection loss; NaN or infinite is never kept.
+        epoch : int
+            The epoch that gave it.
+        model : torch.nn.Module
+            The model just trained for that epoch.
+        """
         if np.isfinite(loss) and loss < self.loss:
             self.loss, self.epoch, self.state = loss, epoch, _cpu_copy(model)
             if self.weighting is not None:
@@ -137,7 +176,17 @@ class BestEpoch:
 
     def restore(self, model: torch.nn.Module) -> bool:
         """Load the kept weights into ``model``, and the kept task weighting's state into the
-        weighting; False (nothing loaded) when no epoch was kept."""
+        weighting; False (nothing loaded) when no epoch was kept.
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            Loaded in place.
+
+        Returns
+        -------
+        bool
+        """
         if self.state is None:
             return False
         model.load_state_dict(self.state)
@@ -164,7 +213,13 @@ class BestEpoch:
         }
 
     def restore_carried(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Take back a selection saved by :meth:`carried_tensors`."""
+        """Take back a selection saved by :meth:`carried_tensors`.
+
+        Parameters
+        ----------
+        tensors : dict of str to torch.Tensor
+            The carried tensors of a saved state; nothing is taken without ``best.loss``.
+        """
         if "best.loss" not in tensors:
             return
         self.loss = float(tensors["best.loss"])
@@ -184,7 +239,15 @@ def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.
 
 
 def check_connectomes(fc: np.ndarray, what: str) -> None:
-    """Raise :class:`InputDataError` unless ``fc`` is a finite ``[n, R, R]`` array with n >= 1."""
+    """Raise :class:`InputDataError` unless ``fc`` is a finite ``[n, R, R]`` array with n >= 1.
+
+    Parameters
+    ----------
+    fc : numpy.ndarray
+        The connectomes.
+    what : str
+        What they are, opening the error message.
+    """
     if not isinstance(fc, np.ndarray) or fc.ndim != 3 or fc.shape[1] != fc.shape[2]:
         shape = getattr(fc, "shape", type(fc).__name__)
         raise InputDataError(
@@ -202,7 +265,17 @@ def check_connectomes(fc: np.ndarray, what: str) -> None:
 
 
 def predict_outputs(model: LCM, fc: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Last-layer outputs ``[n, Q]`` (CPU, float32) in eval mode, without gradients."""
+    """Last-layer outputs ``[n, Q]`` (CPU, float32) in eval mode, without gradients.
+
+    Parameters
+    ----------
+    model : LCM
+        Put in eval mode.
+    fc : numpy.ndarray, shape (n, R, R)
+        Correlation matrices, read in batches of :data:`EVAL_BATCH`.
+    device : torch.device
+        Where the model's parameters are; autocast there as in training.
+    """
     model.eval()
     parts = []
     with torch.no_grad(), autocast(device):

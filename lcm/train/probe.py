@@ -37,7 +37,17 @@ METHODS = ("finetune", "probe")
 
 
 def reads_bei(meta: dict[str, Any]) -> bool:
-    """Whether the checkpoint's BEI heads were trained (``bei_weight`` > 0, the default)."""
+    """Whether the checkpoint's BEI heads were trained (``bei_weight`` > 0, the default).
+
+    Parameters
+    ----------
+    meta : dict
+        The checkpoint's ``model.json``.
+
+    Returns
+    -------
+    bool
+    """
     return float(meta.get("training", {}).get("bei_weight", 1.0)) > 0
 
 
@@ -91,12 +101,24 @@ class LinearProbe:
     features: str
 
     def decision(self, features: np.ndarray) -> np.ndarray:
-        """Linear score ``[n]`` (log-odds of the positive class, or the prediction)."""
+        """Linear score ``[n]`` (log-odds of the positive class, or the prediction).
+
+        Parameters
+        ----------
+        features : numpy.ndarray, shape (n, F)
+            Features of :attr:`features`' kind.
+        """
         z = (features - np.asarray(self.mean)) / np.asarray(self.scale)
         return z @ np.asarray(self.coef) + self.intercept
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        """``[n, 2]`` class probabilities (classifier only)."""
+        """``[n, 2]`` class probabilities (classifier only).
+
+        Parameters
+        ----------
+        features : numpy.ndarray, shape (n, F)
+            Features of :attr:`features`' kind.
+        """
         p = 1.0 / (1.0 + np.exp(-self.decision(features)))
         return np.column_stack([1.0 - p, p])
 
@@ -106,7 +128,17 @@ class LinearProbe:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LinearProbe:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`.
+
+        Parameters
+        ----------
+        data : dict
+            The fields, as :meth:`to_dict` writes them.
+
+        Returns
+        -------
+        LinearProbe
+        """
         return cls(**data)
 
 

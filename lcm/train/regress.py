@@ -216,7 +216,17 @@ class LCMRegressor(FinetunedLCM):
         return y
 
     def predict(self, fc: np.ndarray) -> np.ndarray:
-        """Predicted target ``[n]`` in the original units."""
+        """Predicted target ``[n]`` in the original units.
+
+        Parameters
+        ----------
+        fc : numpy.ndarray, shape (n, R, R)
+            Correlation matrices.
+
+        Returns
+        -------
+        numpy.ndarray of float64, shape (n,)
+        """
         if getattr(self, "probe_", None) is not None:
             return self.probe_.decision(self._probe_features(fc)) * self.scale_ + self.mean_
         out = self._outputs(fc)[:, self.layout_[self.label].start]

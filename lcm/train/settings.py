@@ -35,7 +35,18 @@ CODE_DEFAULTS: dict[str, Any] = {"compile": "auto", "compile_scope": "blocks"}
 
 
 def section_schema(section: str) -> dict[str, Any]:
-    """The JSON Schema of one settings section (``pretrain`` or ``finetune``)."""
+    """The JSON Schema of one settings section (``pretrain`` or ``finetune``).
+
+    Parameters
+    ----------
+    section : {"pretrain", "finetune"}
+        The settings section.
+
+    Returns
+    -------
+    dict
+        The schema's node of that section: its keys, defaults and checks.
+    """
     node = schema()
     for key in SECTIONS[section]:
         node = node["properties"][key]

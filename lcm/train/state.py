@@ -184,6 +184,27 @@ def save_state(
     all of them); required in data parallel training, where only one process writes. By
     default this process's own. ``position`` is the writer's (rank 0's). ``fields``: what
     ``fingerprint`` hashes, stored so that another run's :func:`load_state` names what differs.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The state folder.
+    fingerprint : str
+        Identity of the run (:class:`~lcm.train.loop.Resumable`).
+    module : nn.Module
+        The training objective (or its ``DistributedDataParallel`` wrapper).
+    optimizer : torch.optim.Optimizer
+        Its state is saved.
+    scheduler : torch.optim.lr_scheduler.LRScheduler
+        Its state is saved.
+    generator : torch.Generator
+        This process's shuffling and masking generator.
+    position : LoopPosition
+        Where the loop stands, with its carried tensors.
+    processes : list of ProcessState, optional
+        Every process's generators and logs, in rank order.
+    fields : dict, optional
+        What ``fingerprint`` hashes.
     """
     if processes is None:
         if _ranks(module)[1] > 1:
@@ -285,6 +306,27 @@ def load_state(
     written by another number of data parallel processes (a state of an older version that
     kept rank 0's generators and logs only, too). Each process restores its own generator
     states and logs.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The state folder.
+    fingerprint : str
+        Identity of the run; a state recorded with another is ignored.
+    module : nn.Module
+        The training objective (or its ``DistributedDataParallel`` wrapper), loaded in place.
+    optimizer : torch.optim.Optimizer
+        Loaded in place.
+    scheduler : torch.optim.lr_scheduler.LRScheduler
+        Loaded in place.
+    generator : torch.Generator
+        This process's shuffling and masking generator, restored in place.
+    fields : dict, optional
+        What ``fingerprint`` hashes, to name the differences in the warning.
+
+    Returns
+    -------
+    LoopPosition or None
 
     Raises
     ------

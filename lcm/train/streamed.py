@@ -62,7 +62,19 @@ _KEYS = ("dataset", "subject", "session", "task", "run", "window")
 def memory_load_bytes(n_runs: int, n_rois: int) -> int:
     """Bytes pretraining holds with ``data_loading: memory``: per run the ``R x R`` matrix,
     the stored upper triangle read (``R (R - 1) / 2``) and the triangle training keeps
-    (``R (R + 1) / 2``), float32: ``8 R^2`` bytes."""
+    (``R (R + 1) / 2``), float32: ``8 R^2`` bytes.
+
+    Parameters
+    ----------
+    n_runs : int
+        Runs loaded.
+    n_rois : int
+        ROIs of the atlas.
+
+    Returns
+    -------
+    int
+    """
     return 4 * n_runs * (n_rois * n_rois + n_rois * (n_rois - 1) // 2 + n_rois * (n_rois + 1) // 2)
 
 
@@ -111,7 +123,19 @@ def check_memory_load(
 
 def shuffle_runs(n_rois: int, batch_size: int) -> int:
     """Runs shuffled together per window of the training stream: :data:`SHUFFLE_BYTES` of
-    triangles (about eight row groups), at least 512 runs and one batch."""
+    triangles (about eight row groups), at least 512 runs and one batch.
+
+    Parameters
+    ----------
+    n_rois : int
+        ROIs of the atlas.
+    batch_size : int
+        The global batch size (``pretrain.batch_size``).
+
+    Returns
+    -------
+    int
+    """
     return max(512, batch_size, SHUFFLE_BYTES // (4 * max(1, n_edges(n_rois))))
 
 
@@ -139,7 +163,21 @@ class Scan:
 
     def cohort(self, of: StreamedCohort, rows: np.ndarray, part: slice) -> Cohort:
         """The runs ``rows[part]`` of ``of`` (rows as :func:`scan_cohort` was given them) as
-        a :class:`Cohort` whose connectomes stay in the file (a slice: nothing copied)."""
+        a :class:`Cohort` whose connectomes stay in the file (a slice: nothing copied).
+
+        Parameters
+        ----------
+        of : StreamedCohort
+            The cohort scanned.
+        rows : numpy.ndarray of int
+            The rows :func:`scan_cohort` kept.
+        part : slice
+            Positions in ``rows`` (and in :attr:`loaded`).
+
+        Returns
+        -------
+        Cohort
+        """
         picked = rows[part]
         return Cohort(
             ids=of.ids.iloc[picked].reset_index(drop=True),
@@ -173,7 +211,20 @@ class PackedConnectomes:
     @classmethod
     def temporary(cls, n_runs: int, n_rois: int) -> PackedConnectomes:
         """An empty map of ``n_runs`` triangles in an unnamed file in the temporary folder
-        (``TMPDIR``: a SLURM job's local scratch where the cluster sets it)."""
+        (``TMPDIR``: a SLURM job's local scratch where the cluster sets it).
+
+        Parameters
+        ----------
+        n_runs : int
+            Runs it will hold.
+        n_rois : int
+            ROIs of the atlas.
+
+        Returns
+        -------
+        PackedConnectomes
+            Zero-filled; in memory where it holds nothing.
+        """
         width = n_rois * (n_rois - 1) // 2
         if n_runs == 0 or width == 0:
             return cls(np.empty((n_runs, width), dtype=np.float32), n_rois)
@@ -197,7 +248,17 @@ class PackedConnectomes:
         return vec_to_matrix(np.asarray(self.triangles[key]), self.n_rois, diagonal=1.0)
 
     def view(self, part: slice) -> PackedConnectomes:
-        """The runs of slice ``part``, still in the file (nothing read or copied)."""
+        """The runs of slice ``part``, still in the file (nothing read or copied).
+
+        Parameters
+        ----------
+        part : slice
+            Positions of the runs.
+
+        Returns
+        -------
+        PackedConnectomes
+        """
         return PackedConnectomes(self.triangles[part], self.n_rois)
 
 
@@ -230,6 +291,15 @@ def cohort_stream(cohort: StreamedCohort, **options: Any) -> ConnectomeStream:
 
 def check_same_runs(stream: ConnectomeStream, ids: pd.DataFrame, what: str) -> None:
     """Refuse a stream whose runs are not ``ids``, row for row.
+
+    Parameters
+    ----------
+    stream : ConnectomeStream
+        The stream that training reads.
+    ids : pandas.DataFrame
+        The cohort's identifiers, compared on the run key columns they have.
+    what : str
+        What is being read, opening the error message.
 
     Raises
     ------
@@ -367,6 +437,18 @@ class StreamedConnectomes:
 
         A resumed epoch reads its first ``skip`` batches again to reach the next one (the
         shuffle's windows span batches): the same batches as the uninterrupted epoch.
+
+        Parameters
+        ----------
+        epoch : int
+            Sets the stream's shuffle (:meth:`~lcm.store.loader.ConnectomeStream.set_epoch`).
+        skip : int, default 0
+            Batches already trained on in this epoch.
+
+        Yields
+        ------
+        torch.Tensor
+            Sample indices of the batch.
         """
         self.stream.set_epoch(epoch)
         for k, batch in enumerate(self.stream):
@@ -381,6 +463,16 @@ class StreamedConnectomes:
         """Upper triangles ``[b, R (R - 1) / 2]`` (host) of samples of the current batch.
 
         ``index`` may repeat samples (a padded batch) and take them in any order.
+
+        Parameters
+        ----------
+        index : torch.Tensor
+            Sample indices, all of the current batch.
+
+        Raises
+        ------
+        RuntimeError
+            No batch streamed yet, or a sample not in the current batch.
         """
         if self._batch is None:
             raise RuntimeError("StreamedConnectomes: no batch streamed yet")
@@ -395,13 +487,31 @@ class StreamedConnectomes:
         return vecs[pos]
 
     def take(self, index: torch.Tensor) -> torch.Tensor:
-        """Symmetric matrices ``[b, R, R]`` of samples of the current batch, on the device."""
+        """Symmetric matrices ``[b, R, R]`` of samples of the current batch, on the device.
+
+        Parameters
+        ----------
+        index : torch.Tensor
+            Sample indices, all of the current batch.
+        """
         return self.expand(to_device(self.host_rows(index), self.device))
 
     def prefetch(self, index: torch.Tensor) -> None:
-        """Nothing to start: the stream reads ahead on its own threads."""
+        """Nothing to start: the stream reads ahead on its own threads.
+
+        Parameters
+        ----------
+        index : torch.Tensor
+            The next batch's sample indices (unused).
+        """
 
     def expand(self, rows: torch.Tensor) -> torch.Tensor:
-        """Upper triangles ``[b, R (R - 1) / 2]`` on the device -> symmetric ``[b, R, R]``."""
+        """Upper triangles ``[b, R (R - 1) / 2]`` on the device -> symmetric ``[b, R, R]``.
+
+        Parameters
+        ----------
+        rows : torch.Tensor, shape (b, R (R - 1) / 2)
+            Upper triangles, diagonal excluded (it is set to 1).
+        """
         out = rows[:, self.lookup].masked_fill_(self.diagonal, 1.0)
         return out.view(len(rows), self.n_rois, self.n_rois)
