@@ -52,7 +52,8 @@ def _arguments(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
         names.append(args.vararg.arg)
     if args.kwarg:
         names.append(args.kwarg.arg)
-    return [n for n in names if n not in ("self", "cls")]
+    # A method's instance or class, never a later argument of that name (``cls``: a class label).
+    return names[1:] if names[:1] in (["self"], ["cls"]) else names
 
 
 def _documented(docstring: str) -> set[str] | None:
@@ -137,3 +138,13 @@ def test_the_checker_sees_a_missing_a_renamed_and_a_stale_argument() -> None:
         "class C:\n    def m(self, x):\n        pass\n    def _p(self, y):\n        pass\n"
     )
     assert sorted(n.name for n in _public_functions(tree)) == ["m", "top"]
+
+
+def test_the_checker_exempts_self_and_cls_only_as_a_method_s_first_argument() -> None:
+    tree = ast.parse(
+        "def precision(predicted, y, cls):\n    pass\n"
+        "class C:\n    def m(self, x):\n        pass\n"
+        "    @classmethod\n    def of(cls, names):\n        pass\n"
+    )
+    found = {n.name: _arguments(n) for n in _public_functions(tree)}
+    assert found == {"precision": ["predicted", "y", "cls"], "m": ["x"], "of": ["names"]}
