@@ -25,6 +25,9 @@ PACKAGES = (
     "lcm/*.py",
     "lcm/evaluate",
     "lcm/synth",
+    "lcm/train",
+    "lcm/store",
+    "lcm/model",
 )
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
