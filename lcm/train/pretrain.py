@@ -437,12 +437,12 @@ def pretrain(
     scan: Scan | None = None
     fc: DeviceConnectomes | StreamedConnectomes
     if isinstance(cohort, StreamedCohort):
-        # One pass in the store's order (rank 0): fingerprint, digests, the finite check and
-        # the held-out and monitoring runs in memory. The others take the fingerprint.
-        # Each set contiguous in the file: the cohorts are slices of it, nothing is copied.
+        # One pass in the store's order (rank 0): fingerprint, digests, the finite check, and
+        # the held-out and monitoring runs put aside in a temporary file, each set contiguous
+        # there (the cohorts are slices of it: nothing copied). The others take the fingerprint.
         parts = [val_idx[choose_idx], val_idx[report_idx]] if select else [val_idx]
         rows = np.concatenate([*parts, train_idx[sample]])
-        scan = scan_cohort(cohort, catalogue, rows, quiet=not ctx.is_main) if ctx.is_main else None
+        scan = scan_cohort(cohort, catalogue, rows) if ctx.is_main else None
         fingerprint = distributed.broadcast_text(ctx, scan.fingerprint if scan else None)
         if scan is not None:
             n_held = len(val_idx)
