@@ -8,6 +8,7 @@ import logging
 import sys
 
 from lcm.commands._atlas import add_atlas_arguments
+from lcm.docstrings import fill_doc
 
 log = logging.getLogger(__name__)
 
@@ -20,13 +21,13 @@ EXAMPLE = """examples:
 """
 
 
+@fill_doc
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``atlases`` verb.
 
     Parameters
     ----------
-    sub : argparse._SubParsersAction
-        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    %(sub)s
     """
     p = sub.add_parser(
         "atlases",
@@ -50,13 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@fill_doc
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm atlases``.
 
     Parameters
     ----------
-    args : argparse.Namespace
-        The options :func:`register` defines, as parsed.
+    %(args)s
 
     Returns
     -------

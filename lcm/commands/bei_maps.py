@@ -8,6 +8,7 @@ import logging
 from lcm.catalogue import load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments
 from lcm.commands._sources import store_sources
+from lcm.docstrings import fill_doc
 from lcm.io.provenance import record_outputs
 
 log = logging.getLogger(__name__)
@@ -30,13 +31,13 @@ read, with nothing written.
 """
 
 
+@fill_doc
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``bei-maps`` verb.
 
     Parameters
     ----------
-    sub : argparse._SubParsersAction
-        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    %(sub)s
     """
     p = sub.add_parser(
         "bei-maps",
@@ -56,13 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@fill_doc
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm bei-maps``.
 
     Parameters
     ----------
-    args : argparse.Namespace
-        The options :func:`register` defines, as parsed.
+    %(args)s
 
     Returns
     -------

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from lcm.commands._arguments import add_store_arguments
 from lcm.commands._sources import existing, store_sources
+from lcm.docstrings import fill_doc
 from lcm.io.provenance import record_outputs
 from lcm.model.checkpoint_meta import CHECKPOINT_NAMES
 
@@ -33,13 +34,13 @@ output's sha256), so `lcm provenance verify` detects an edited table. An existin
 """
 
 
+@fill_doc
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``embed`` verb.
 
     Parameters
     ----------
-    sub : argparse._SubParsersAction
-        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    %(sub)s
     """
     p = sub.add_parser(
         "embed",
@@ -90,13 +91,13 @@ def probe_label(meta: dict) -> dict | None:
     return {**label, "probe": {"features": "bei", "coef": coef}}
 
 
+@fill_doc
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm embed``.
 
     Parameters
     ----------
-    args : argparse.Namespace
-        The options :func:`register` defines, as parsed.
+    %(args)s
 
     Returns
     -------

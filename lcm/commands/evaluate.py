@@ -17,6 +17,7 @@ from lcm.catalogue import Catalogue, load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
 from lcm.commands._sources import existing, store_sources
 from lcm.config import parse_settings
+from lcm.docstrings import fill_doc
 from lcm.evaluate.metrics import write_tidy_parquet
 from lcm.evaluate.protocol import (
     EvaluationResult,
@@ -75,13 +76,13 @@ models that do not handle it (logreg, svm, tangent-logreg) are skipped and liste
 """
 
 
+@fill_doc
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` verb.
 
     Parameters
     ----------
-    sub : argparse._SubParsersAction
-        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    %(sub)s
     """
     p = sub.add_parser(
         "evaluate",
@@ -121,13 +122,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, recorded=("out", "predictions"))
 
 
+@fill_doc
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm evaluate``.
 
     Parameters
     ----------
-    args : argparse.Namespace
-        The options :func:`register` defines, as parsed.
+    %(args)s
 
     Returns
     -------

@@ -13,6 +13,7 @@ from lcm.catalogue import Variable, load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
 from lcm.commands._sources import existing, store_sources
 from lcm.config import parse_settings
+from lcm.docstrings import fill_doc
 from lcm.exceptions import ConfigError, InputDataError, OutputOwnershipError
 from lcm.io.provenance import record_outputs
 from lcm.model.checkpoint_meta import CHECKPOINT_NAMES
@@ -37,13 +38,13 @@ levels), history.tsv. Subjects without a diagnosis contribute only the BEI (pseu
 """
 
 
+@fill_doc
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``finetune`` verb.
 
     Parameters
     ----------
-    sub : argparse._SubParsersAction
-        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    %(sub)s
     """
     p = sub.add_parser(
         "finetune",
@@ -219,13 +220,13 @@ def check_label_classes(
     )
 
 
+@fill_doc
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm finetune``.
 
     Parameters
     ----------
-    args : argparse.Namespace
-        The options :func:`register` defines, as parsed.
+    %(args)s
 
     Returns
     -------

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from lcm.docstrings import fill_doc
 from lcm.exceptions import ConfigError
 from lcm.io.provenance import write_sidecar
 from lcm.preprocess.fmriprep_run import RUNNERS
@@ -188,13 +189,13 @@ def parse_extra_args(text: str) -> list[str]:
     return value
 
 
+@fill_doc
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm fmriprep``.
 
     Parameters
     ----------
-    args : argparse.Namespace
-        The options :func:`register` defines, as parsed.
+    %(args)s
 
     Returns
     -------

@@ -7,6 +7,7 @@ import json
 from typing import TYPE_CHECKING
 
 from lcm.commands._atlas import add_atlas_arguments
+from lcm.docstrings import fill_doc
 from lcm.entries import entry_type, names
 from lcm.exceptions import ConfigError
 
@@ -133,13 +134,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, recorded=("out",))
 
 
+@fill_doc
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm ingest``.
 
     Parameters
     ----------
-    args : argparse.Namespace
-        The options :func:`register` defines, as parsed.
+    %(args)s
 
     Returns
     -------

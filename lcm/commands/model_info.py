@@ -8,6 +8,7 @@ from pathlib import Path
 
 from lcm.commands._arguments import int_at_least
 from lcm.config import parse_settings
+from lcm.docstrings import fill_doc
 from lcm.exceptions import ConfigError, OutputOwnershipError
 
 # Preset names repeated here so that building the CLI parser does not import torch.
@@ -31,13 +32,13 @@ EXPORT_MARK = "# Written by `lcm model-info --catalogue-out`"
 DEFAULT_N_QUERIES = 9
 
 
+@fill_doc
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``model-info`` verb.
 
     Parameters
     ----------
-    sub : argparse._SubParsersAction
-        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    %(sub)s
     """
     p = sub.add_parser(
         "model-info",
@@ -81,13 +82,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@fill_doc
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm model-info``.
 
     Parameters
     ----------
-    args : argparse.Namespace
-        The options :func:`register` defines, as parsed.
+    %(args)s
 
     Returns
     -------

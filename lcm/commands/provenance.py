@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from lcm.docstrings import fill_doc
 from lcm.exceptions import InputDataError
 from lcm.io.lineage import MAX_MISSING_LISTED, audit, base_hint, trace
 
@@ -19,13 +20,13 @@ EXAMPLE = """examples:
 """
 
 
+@fill_doc
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``provenance`` verb.
 
     Parameters
     ----------
-    sub : argparse._SubParsersAction
-        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    %(sub)s
     """
     p = sub.add_parser(
         "provenance",
@@ -51,13 +52,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@fill_doc
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm provenance``.
 
     Parameters
     ----------
-    args : argparse.Namespace
-        The options :func:`register` defines, as parsed.
+    %(args)s
 
     Returns
     -------

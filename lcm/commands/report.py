@@ -11,6 +11,7 @@ import pandas as pd
 from lcm.bids.summary import read_summary_table
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.commands._atlas_load import atlas_from_args
+from lcm.docstrings import fill_doc
 from lcm.evaluate.compare import (
     N_BOOT,
     contrast_table,
@@ -88,13 +89,13 @@ outputs:
 _KEY = ("task", "model", "label_fraction", "seed", "fold")
 
 
+@fill_doc
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``report`` verb.
 
     Parameters
     ----------
-    sub : argparse._SubParsersAction
-        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    %(sub)s
     """
     p = sub.add_parser(
         "report",
@@ -194,13 +195,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, recorded=REPORT_OUTPUTS)
 
 
+@fill_doc
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm report``.
 
     Parameters
     ----------
-    args : argparse.Namespace
-        The options :func:`register` defines, as parsed.
+    %(args)s
 
     Returns
     -------

@@ -29,6 +29,7 @@ from lcm.bids.selection import participants_kept
 from lcm.catalogue import RUN_MARK, generated_header, parse_variable
 from lcm.config import read_yaml_mapping, validate_base
 from lcm.connectome.config_check import check_config as check_connectome_config
+from lcm.docstrings import fill_doc
 from lcm.entries import entry_type
 from lcm.evaluate.config_schema import validate_config
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError, OutputBusyError
@@ -77,13 +78,13 @@ def workflow_files() -> Path:
     return Path(__file__).resolve().parent.parent / "workflow_files"
 
 
+@fill_doc
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``run`` verb.
 
     Parameters
     ----------
-    sub : argparse._SubParsersAction
-        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    %(sub)s
     """
     p = sub.add_parser(
         "run",
@@ -208,13 +209,13 @@ def _cores(value: str) -> str:
     raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {value!r}")
 
 
+@fill_doc
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm run``; returns Snakemake's exit code.
 
     Parameters
     ----------
-    args : argparse.Namespace
-        The options :func:`register` defines, as parsed.
+    %(args)s
 
     Returns
     -------

@@ -12,6 +12,7 @@ import pandas as pd
 from lcm.commands._arguments import int_at_least
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.commands._sources import store_sources
+from lcm.docstrings import fill_doc
 from lcm.exceptions import InputDataError
 from lcm.io.paths import variables_path
 from lcm.io.provenance import write_sidecar
@@ -51,13 +52,13 @@ can leave out every subject it lists: load_cohort(..., exclude=read_splits(path)
 """
 
 
+@fill_doc
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``splits`` verb.
 
     Parameters
     ----------
-    sub : argparse._SubParsersAction
-        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    %(sub)s
     """
     p = sub.add_parser(
         "splits",
@@ -106,13 +107,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, recorded=("out",))
 
 
+@fill_doc
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm splits``.
 
     Parameters
     ----------
-    args : argparse.Namespace
-        The options :func:`register` defines, as parsed.
+    %(args)s
 
     Returns
     -------

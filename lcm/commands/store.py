@@ -11,6 +11,7 @@ import pandas as pd
 
 from lcm.catalogue import load_catalogue
 from lcm.commands._atlas import add_atlas_arguments
+from lcm.docstrings import fill_doc
 from lcm.exceptions import InputDataError
 from lcm.io.provenance import record_outputs, sha256_file, write_sidecar
 from lcm.io.qc_table import INCLUDED, RELMAT, SUBJECT, read_qc_table
@@ -33,13 +34,13 @@ EXAMPLE = """example:
 """
 
 
+@fill_doc
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``store`` verb.
 
     Parameters
     ----------
-    sub : argparse._SubParsersAction
-        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    %(sub)s
     """
     p = sub.add_parser(
         "store",
@@ -62,13 +63,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@fill_doc
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm store``.
 
     Parameters
     ----------
-    args : argparse.Namespace
-        The options :func:`register` defines, as parsed.
+    %(args)s
 
     Returns
     -------

@@ -7,6 +7,7 @@ import logging
 
 from lcm.atlas import atlas_from_settings
 from lcm.config import parse_settings, read_yaml_mapping, validate_base, validate_partial
+from lcm.docstrings import fill_doc
 from lcm.exceptions import ConfigError
 
 log = logging.getLogger(__name__)
@@ -21,13 +22,13 @@ EXAMPLE = """examples:
 """
 
 
+@fill_doc
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``synth`` verb.
 
     Parameters
     ----------
-    sub : argparse._SubParsersAction
-        ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added to it.
+    %(sub)s
     """
     p = sub.add_parser(
         "synth",
@@ -58,13 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@fill_doc
 def run(args: argparse.Namespace) -> int:
     """Run ``lcm synth``.
 
     Parameters
     ----------
-    args : argparse.Namespace
-        The options :func:`register` defines, as parsed.
+    %(args)s
 
     Returns
     -------

@@ -39,6 +39,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path, PurePath
 
+from lcm.docstrings import fill_doc
 from lcm.io.bids_names import build_name, check_label, run_key
 from lcm.io.output_space import space_entities
 
@@ -114,13 +115,13 @@ def unrecorded_reason(relative: str | PurePath) -> str | None:
 # --- ingest ---------------------------------------------------------------------------------
 
 
+@fill_doc
 def ingest_manifest(results: str, dataset: str) -> str:
     """The manifest of ``dataset`` (one row per run), written by ``lcm ingest``.
 
     Parameters
     ----------
-    results : str
-        The workflow's ``results_dir``.
+    %(results)s
     dataset : str
         The dataset's name in the config.
     """
@@ -143,13 +144,13 @@ def ingest_summary(manifest: str | Path, extension: str) -> str:
 # --- fMRIPrep -------------------------------------------------------------------------------
 
 
+@fill_doc
 def fmriprep_record(results: str, dataset: str, subject: str) -> str:
     """The record of one subject's fMRIPrep outputs (its runs' BOLD, mask, confounds).
 
     Parameters
     ----------
-    results : str
-        The workflow's ``results_dir``.
+    %(results)s
     dataset : str
         The dataset's name in the config.
     subject : str
@@ -158,39 +159,39 @@ def fmriprep_record(results: str, dataset: str, subject: str) -> str:
     return f"{results}/fmriprep/{dataset}/sub-{subject}_fmriprep.json"
 
 
+@fill_doc
 def fmriprep_settings(results: str, dataset: str) -> str:
     """The options every fMRIPrep job of ``dataset`` runs with (the rule's settings stamp).
 
     Parameters
     ----------
-    results : str
-        The workflow's ``results_dir``.
+    %(results)s
     dataset : str
         The dataset's name in the config.
     """
     return f"{results}/fmriprep/{dataset}/settings.json"
 
 
+@fill_doc
 def fmriprep_derivatives(results: str, dataset: str) -> str:
     """Where the fMRIPrep stage writes a dataset's derivatives when the config names none.
 
     Parameters
     ----------
-    results : str
-        The workflow's ``results_dir``.
+    %(results)s
     dataset : str
         The dataset's name in the config.
     """
     return f"{results}/fmriprep/{dataset}/derivatives"
 
 
+@fill_doc
 def fmriprep_work_dir(results: str, given: str | None = None) -> str:
     """fMRIPrep work folder: ``given`` (fmriprep.work_dir), else ``<results>/work/fmriprep``.
 
     Parameters
     ----------
-    results : str
-        The workflow's ``results_dir``.
+    %(results)s
     given : str, optional
         The ``fmriprep.work_dir`` setting; None or empty for the default.
     """
@@ -268,39 +269,39 @@ def _run_file(
     return f"{root}/sub-{location['subject']}/{location['func_dir']}{location['run_key']}_{name}"
 
 
+@fill_doc
 def connectome_dir(results: str, dataset: str) -> str:
     """The connectome stage's BIDS-derivative folder of ``dataset``.
 
     Parameters
     ----------
-    results : str
-        The workflow's ``results_dir``.
+    %(results)s
     dataset : str
         The dataset's name in the config.
     """
     return f"{results}/connectome/{dataset}"
 
 
+@fill_doc
 def connectome_settings(results: str, dataset: str) -> str:
     """The options every voxel-level run of ``dataset`` is processed with (the settings stamp).
 
     Parameters
     ----------
-    results : str
-        The workflow's ``results_dir``.
+    %(results)s
     dataset : str
         The dataset's name in the config.
     """
     return f"{connectome_dir(results, dataset)}/settings.json"
 
 
+@fill_doc
 def qc_table(results: str, dataset: str, atlas: str) -> str:
     """The QC table of ``dataset`` (one row per run, included or excluded with its reason).
 
     Parameters
     ----------
-    results : str
-        The workflow's ``results_dir``.
+    %(results)s
     dataset : str
         The dataset's name in the config.
     atlas : str
@@ -309,6 +310,7 @@ def qc_table(results: str, dataset: str, atlas: str) -> str:
     return f"{connectome_dir(results, dataset)}/seg-{atlas}_qc.tsv"
 
 
+@fill_doc
 def run_qc_json(
     results: str, dataset: str, location: Mapping[str, str], space: str | None, atlas: str
 ) -> str:
@@ -316,8 +318,7 @@ def run_qc_json(
 
     Parameters
     ----------
-    results : str
-        The workflow's ``results_dir``.
+    %(results)s
     dataset : str
         The dataset's name in the config.
     location : mapping
@@ -396,13 +397,13 @@ def run_relmat(
 # --- feature store --------------------------------------------------------------------------
 
 
+@fill_doc
 def store_dir(results: str) -> str:
     """Root of the feature store.
 
     Parameters
     ----------
-    results : str
-        The workflow's ``results_dir``.
+    %(results)s
     """
     return f"{results}/store"
 
@@ -525,26 +526,26 @@ def stored_connectomes(store: str | Path, atlas: str) -> list[Path]:
 # --- models, splits, evaluation, report -----------------------------------------------------
 
 
+@fill_doc
 def model_dir(results: str, name: str) -> str:
     """Folder of a checkpoint: ``pretrain``, ``pretrain-ssl`` or ``finetune/<task>``.
 
     Parameters
     ----------
-    results : str
-        The workflow's ``results_dir``.
+    %(results)s
     name : str
         The checkpoint's name below ``models/``.
     """
     return f"{results}/models/{name}"
 
 
+@fill_doc
 def model_file(results: str, name: str, file: str) -> str:
     """A file of a checkpoint folder (``model.safetensors``, ``model.json``, ``history.tsv``).
 
     Parameters
     ----------
-    results : str
-        The workflow's ``results_dir``.
+    %(results)s
     name : str
         The checkpoint's name (:func:`model_dir`).
     file : str
@@ -553,26 +554,26 @@ def model_file(results: str, name: str, file: str) -> str:
     return f"{model_dir(results, name)}/{file}"
 
 
+@fill_doc
 def task_splits(results: str, task: str) -> str:
     """The outer folds of ``task`` (``lcm splits --task``).
 
     Parameters
     ----------
-    results : str
-        The workflow's ``results_dir``.
+    %(results)s
     task : str
         The task's name in the config.
     """
     return f"{results}/splits/task-{task}_splits.parquet"
 
 
+@fill_doc
 def task_embeddings(results: str, task: str, kind: str = "embeddings") -> str:
     """Embeddings (``kind="embeddings"``) or attention maps (``"attention"``) of a task's runs.
 
     Parameters
     ----------
-    results : str
-        The workflow's ``results_dir``.
+    %(results)s
     task : str
         The task's name in the config.
     kind : str
@@ -581,13 +582,13 @@ def task_embeddings(results: str, task: str, kind: str = "embeddings") -> str:
     return f"{results}/embeddings/task-{task}_{kind}.parquet"
 
 
+@fill_doc
 def task_metrics(results: str, task: str, kind: str = "metrics") -> str:
     """Cross-validated ``metrics`` or ``predictions`` of one task.
 
     Parameters
     ----------
-    results : str
-        The workflow's ``results_dir``.
+    %(results)s
     task : str
         The task's name in the config.
     kind : str
@@ -596,72 +597,72 @@ def task_metrics(results: str, task: str, kind: str = "metrics") -> str:
     return f"{results}/metrics/task-{task}_{kind}.parquet"
 
 
+@fill_doc
 def metrics_file(results: str, name: str) -> str:
     """A table of the report stage: ``metrics.parquet``, ``summary.tsv``, ``headline.tsv``, ...
 
     Parameters
     ----------
-    results : str
-        The workflow's ``results_dir``.
+    %(results)s
     name : str
         The table's file name.
     """
     return f"{results}/metrics/{name}"
 
 
+@fill_doc
 def report_html(results: str) -> str:
     """The HTML report.
 
     Parameters
     ----------
-    results : str
-        The workflow's ``results_dir``.
+    %(results)s
     """
     return f"{results}/report/index.html"
 
 
+@fill_doc
 def config_dir(results: str) -> str:
     """The folder of the validated configs the workflow ran under (``lcm report --configs``).
 
     Parameters
     ----------
-    results : str
-        The workflow's ``results_dir``.
+    %(results)s
     """
     return f"{results}/configs"
 
 
+@fill_doc
 def config_copy(results: str, sha256: str) -> str:
     """The validated config whose :func:`lcm.io.provenance.config_hash` is ``sha256``.
 
     Parameters
     ----------
-    results : str
-        The workflow's ``results_dir``.
+    %(results)s
     sha256 : str
         The config's hash (``config_sha256`` in a record).
     """
     return f"{config_dir(results)}/{sha256}.json"
 
 
+@fill_doc
 def logs_dir(results: str) -> str:
     """The folder of the workflow's logs, one folder per stage (``lcm report --logs``).
 
     Parameters
     ----------
-    results : str
-        The workflow's ``results_dir``.
+    %(results)s
     """
     return f"{results}/logs"
 
 
+@fill_doc
 def log_file(results: str, name: str) -> str:
     """A rule's log file, beside the results of its config: ``<results>/logs/<name>``.
 
     Parameters
     ----------
-    results : str
-        The workflow's ``results_dir``.
+    %(results)s
     name : str
         The log's path below ``logs/``, e.g. ``connectome/<dataset>_collect.log``.
     """
