@@ -320,3 +320,103 @@ def test_a_shuffle_window_spans_several_row_groups(n_rois: int) -> None:
 
     window = shuffle_runs(n_rois, batch_size=64)
     assert window >= min(8 * row_group_rows(n_rois) - 8, 2**20) and window >= 512
+
+
+BENCH_CATALOGUE = """
+variables:
+  age: {kind: continuous, domain: sociodemographic, units: years, range: [5, 100]}
+  sex: {kind: binary, domain: sociodemographic, levels: [F, M]}
+datasets:
+  gamma:
+    id_column: SUB_ID
+    columns:
+      age: {column: AGE}
+      sex: {column: SEX}
+"""
+
+
+@pytest.fixture(scope="module")
+def small_groups(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A store of 60 runs (two per subject) in row groups of 4 runs: 15 row groups to shuffle."""
+    from lcm.store.commit import commit_dataset
+    from lcm.store.layout import n_edges
+    from lcm.store.writer import variables_id, write_connectome_arrays, write_variables
+
+    tmp = tmp_path_factory.mktemp("groups")
+    catalogue = write_catalogue(tmp, BENCH_CATALOGUE)
+    rng = np.random.default_rng(7)
+    subjects = [f"s{i:02d}" for i in range(30)]
+    runs = pd.DataFrame(
+        {"subject": np.repeat(subjects, 2), "task": "rest", "run": np.tile(["1", "2"], 30)}
+    )
+    runs["run_key"] = "sub-" + runs["subject"] + "_task-rest_run-" + runs["run"]
+    vecs = np.tanh(rng.standard_normal((60, n_edges(11))) * 0.3).astype(np.float32)
+    phenotype = pd.DataFrame(
+        {
+            "subject": subjects,
+            "site": "",
+            "age": rng.uniform(20, 80, 30),
+            "sex": np.where(rng.random(30) < 0.5, "F", "M").astype(object),
+        }
+    )
+    names = [f"roi{i}" for i in range(11)]
+    cat = load_catalogue(catalogue)
+    root = tmp / "store"
+    with commit_dataset(root, "gamma", variables_id(phenotype, cat)) as commit:
+        write_connectome_arrays(
+            root, "toy", "gamma", runs, vecs, names, row_group_size=4, commit=commit
+        )
+        write_variables(root, "gamma", phenotype, cat, commit=commit)
+        commit.apply()
+    return root, catalogue
+
+
+def test_many_row_groups_scan_like_the_whole_load_and_resume_exactly(
+    small_groups: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row groups smaller than a batch and a window of several of them: the scan still equals
+    the whole load, and a run killed mid-epoch (its window's carried runs included) resumes to
+    the uninterrupted run's weights, bit for bit."""
+    import pyarrow.parquet as pq
+
+    from lcm.io.paths import connectome_path
+
+    root, catalogue_path = small_groups
+    assert pq.ParquetFile(connectome_path(root, "toy", "gamma")).metadata.num_row_groups == 15
+    catalogue = load_catalogue(catalogue_path)
+    whole = load_cohort(root, "toy", ["gamma"], catalogue)
+    streamed = load_streamed_cohort(root, "toy", ["gamma"], catalogue)
+    scan = scan_cohort(streamed, catalogue, np.arange(60), quiet=True)
+    assert scan.fingerprint == whole.fingerprint(catalogue)
+    np.testing.assert_array_equal(scan.loaded[0:60], whole.fc)
+    # The batches of an epoch: runs of several row groups each, every training run once.
+    stream = cohort_stream(streamed, shuffle=True, shuffle_buffer=12, seed=1, batch_size=5)
+    fc = StreamedConnectomes(stream, torch.device("cpu"))
+    batches = [b.tolist() for b in fc.batches(epoch=1)]
+    assert sorted(i for b in batches for i in b) == list(range(60))
+    assert max(len({i // 4 for i in b}) for b in batches) > 1  # mixed across row groups
+
+    from lcm.train import pretrain as pretrain_mod
+    from lcm.train.pretrain import pretrain
+
+    # Windows of 8 runs (two row groups) cut in batches of 6: runs carried between windows.
+    monkeypatch.setattr(pretrain_mod, "shuffle_runs", lambda n_rois, batch_size: 8)
+    settings = {"epochs": 3, "batch_size": 6, "lr": 0.003, "data_loading": "stream"}
+    settings["checkpoint_every"] = 1
+    pretrain(streamed, catalogue, TINY, settings, seed=3, out_dir=tmp_path / "whole")
+    original, calls = objective_mod.PretrainObjective.forward, {"n": 0}
+
+    def dying(self: PretrainObjective, x: torch.Tensor, shard: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 14:  # epoch 2 (9 batches of 6 an epoch), its 5th batch
+            raise KeyboardInterrupt
+        return original(self, x, shard)
+
+    monkeypatch.setattr(objective_mod.PretrainObjective, "forward", dying)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(streamed, catalogue, TINY, settings, seed=3, out_dir=tmp_path / "resumed")
+    monkeypatch.setattr(objective_mod.PretrainObjective, "forward", original)
+    pretrain(streamed, catalogue, TINY, settings, seed=3, out_dir=tmp_path / "resumed")
+    a = load_file(tmp_path / "whole" / "model.safetensors")
+    b = load_file(tmp_path / "resumed" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
