@@ -26,7 +26,8 @@ examples:
 The record lists, per run: run_key, sub, ses, task, run, bold, mask, confounds, sidecar, t_r,
 space_read, t_r_source (preproc_sidecar; raw_sidecar where the preprocessed BOLD's sidecar is
 absent or names no RepetitionTime and the raw run's, by BIDS inheritance, stands in, checked
-against the BOLD header) and t_r_note.
+against the BOLD header; a raw run ingest refuses for its TR lends none, and the run is
+excluded with ingest's reason code, tr_mismatch or no_repetition_time) and t_r_note.
 Docker and apptainer runs get --task-id (--task), --nthreads and --omp-nthreads (the job's
 --nthreads; at most 8 per process) and --mem_mb (90 % of the job's --mem-mb); a larger value
 in --extra-args is capped to them, with a warning.

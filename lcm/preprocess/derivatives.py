@@ -117,8 +117,34 @@ class FallbackTR:
     code: str = TR_FROM_RAW
 
 
+@dataclass(frozen=True)
+class RefusedTR:
+    """Why the raw run lends no TR: ingest excluded it for its TR (the raw sidecar's
+    RepetitionTime disagreeing with the raw header's, or absent).
+
+    Parameters
+    ----------
+    code : str
+        Ingest's reason code (:data:`TR_MISMATCH` or ``no_repetition_time``).
+    reason : str
+        Ingest's reason, naming the raw file and the values read.
+    """
+
+    code: str
+    reason: str
+
+
 class FallbackTRMismatchError(InputDataError):
     """The fallback TR disagrees with the preprocessed BOLD's header: neither is trusted."""
+
+
+class FallbackTRRefusedError(InputDataError):
+    """The preprocessed sidecar gives no TR, and ingest refuses the raw run's
+    (:class:`RefusedTR`); ``code`` is ingest's reason code."""
+
+    def __init__(self, message: str, code: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
 
 
 def confounds_file(func: str | Path, run_key: str) -> Path:
@@ -251,7 +277,10 @@ def derivative_run_key(func: str | Path, ids: RunIds) -> str:
 
 
 def find_run_derivatives(
-    deriv_root: str | Path, ids: RunIds, space: str, fallback: FallbackTR | None = None
+    deriv_root: str | Path,
+    ids: RunIds,
+    space: str,
+    fallback: FallbackTR | RefusedTR | None = None,
 ) -> tuple[RunDerivatives | None, list[str]]:
     """Find the preprocessed BOLD, mask, sidecar and confounds of one run.
 
@@ -273,6 +302,8 @@ def find_run_derivatives(
         as a warning naming the file and the source, and recorded (``t_r_source``
         :data:`TR_FROM_RAW`, ``t_r_note``). A sidecar that is not fetched (a dangling
         symlink), not JSON, or whose RepetitionTime is no positive number is still missing.
+        A :class:`RefusedTR` (ingest excluded the raw run for its TR) lends none: the run is
+        refused with ingest's reason.
 
     Returns
     -------
@@ -290,6 +321,9 @@ def find_run_derivatives(
         current and the pre-20.2 confounds table (two fMRIPrep versions in one folder).
     FallbackTRMismatchError
         When the fallback TR and the BOLD header's disagree.
+    FallbackTRRefusedError
+        When the sidecar gives no TR, nothing else is missing, and ``fallback`` is a
+        :class:`RefusedTR`.
     """
     func = Path(deriv_root) / subject_dir(ids.entities) / "func"
     key = derivative_run_key(func, ids)
@@ -366,9 +400,22 @@ def find_run_derivatives(
                 no_tr = "its JSON sidecar names no RepetitionTime"
             if reason and not (no_tr and fallback is not None):
                 missing.append(f"{side} (RepetitionTime: {reason})")
+    if no_tr and isinstance(fallback, RefusedTR):
+        said = f"{side} absent" if no_tr == "no JSON sidecar" else f"{side}: {no_tr}"
+        if missing:  # other files lacking too: the sidecar is one of them, and why is said
+            missing.append(f"{said} (and ingest refused the raw run's TR: {fallback.reason})")
+        else:
+            raise FallbackTRRefusedError(
+                f"{said}, and the raw run lends no TR: ingest refuses it ({fallback.code}: "
+                f"{fallback.reason})",
+                fallback.code,
+                hint="Restore the preprocessed BOLD's JSON sidecar from the fMRIPrep output "
+                "folder it was copied from (fMRIPrep writes RepetitionTime in it), or make the "
+                "raw sidecar's RepetitionTime right, the acquisition protocol saying which.",
+            )
     if missing:
         return None, missing
-    if no_tr and fallback is not None:
+    if no_tr and isinstance(fallback, FallbackTR):
         t_r, t_r_source = fallback.t_r, fallback.code
         t_r_note = _fallback_note(bold, side, no_tr, fallback)
         log.warning("%s: %s", ids.run_key, t_r_note)
@@ -497,7 +544,7 @@ def check_subject_derivatives(
     deriv_root: str | Path,
     runs: list[RunIds],
     space: str,
-    fallback_trs: dict[str, FallbackTR] | None = None,
+    fallback_trs: dict[str, FallbackTR | RefusedTR] | None = None,
 ) -> tuple[list[RunDerivatives], dict[str, tuple[str, str]]]:
     """Derivatives of every run, and why each run without complete ones is excluded.
 
@@ -505,7 +552,7 @@ def check_subject_derivatives(
     runs are excluded with the files they lack, the other runs and subjects go on.
     ``fallback_trs`` maps a run key to the TR used where its preprocessed sidecar gives none
     (:func:`find_run_derivatives`); one that disagrees with the BOLD header excludes the run
-    (:data:`TR_MISMATCH`).
+    (:data:`TR_MISMATCH`), and so does a :class:`RefusedTR` (with ingest's code and reason).
 
     Parameters
     ----------
@@ -516,7 +563,8 @@ def check_subject_derivatives(
     space : str
         The output space read (``fmriprep.output_space``).
     fallback_trs : dict, optional
-        ``{run_key: FallbackTR}``, the TR of runs whose preprocessed sidecar gives none.
+        ``{run_key: FallbackTR or RefusedTR}``, the TR of runs whose preprocessed sidecar
+        gives none, or why the raw run lends none.
 
     Returns
     -------
@@ -537,6 +585,9 @@ def check_subject_derivatives(
             continue
         except FallbackTRMismatchError as exc:
             excluded[ids.run_key] = (TR_MISMATCH, exc.one_line())
+            continue
+        except FallbackTRRefusedError as exc:
+            excluded[ids.run_key] = (exc.code, exc.one_line())
             continue
         if deriv is not None:
             found.append(deriv)

@@ -14,7 +14,7 @@ from lcm.bids.sidecars import entities_of
 from lcm.entries import entry_type
 from lcm.exceptions import BIDSError, InputDataError
 from lcm.io.output_space import parse_output_space
-from lcm.preprocess.derivatives import TR_FROM_INHERITED, FallbackTR
+from lcm.preprocess.derivatives import TR_FROM_INHERITED, FallbackTR, RefusedTR
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +100,17 @@ class ManifestRuns:
     t_r: dict[str, FallbackTR] = field(default_factory=dict)
 
 
-def raw_run_trs(bids_root: str | Path, subject: str, task: str = "rest") -> dict[str, FallbackTR]:
+def raw_run_trs(
+    bids_root: str | Path, subject: str, task: str = "rest"
+) -> dict[str, FallbackTR | RefusedTR]:
     """The TR of each of ``subject``'s raw runs, as ingest resolves it, by run key.
 
     Ingest's own rows (:func:`lcm.bids.fast_index.index_one_subject`): the raw sidecars merged
-    by BIDS inheritance, the TR checked against the raw header; a run ingest would exclude has
-    none. A multi-echo run is keyed without ``echo-``, as fMRIPrep names its outputs. ``{}``
-    for a derivatives folder (no raw run there).
+    by BIDS inheritance, the TR checked against the raw header. A run ingest excludes for its
+    TR (``tr_mismatch``, ``no_repetition_time``) has a :class:`RefusedTR` with ingest's reason,
+    so that a run lacking its preprocessed sidecar too is refused for what it is; a run
+    excluded for anything else has none. A multi-echo run is keyed without ``echo-``, as
+    fMRIPrep names its outputs. ``{}`` for a derivatives folder (no raw run there).
 
     Parameters
     ----------
@@ -120,18 +124,29 @@ def raw_run_trs(bids_root: str | Path, subject: str, task: str = "rest") -> dict
     Returns
     -------
     dict
-        ``{run_key: FallbackTR}``, ``t_r`` in seconds.
+        ``{run_key: FallbackTR or RefusedTR}``, ``t_r`` in seconds.
     """
     from lcm.bids.fast_index import index_one_subject
 
     if is_derivative(read_dataset_description(bids_root)):
         return {}
     rows = index_one_subject("", "bids", bids_root, subject, task=task)
-    return {
-        without_echo(row["run_key"]): _raw_tr(row["t_r"], row["path"])
+    trs: dict[str, FallbackTR | RefusedTR] = {
+        without_echo(row["run_key"]): RefusedTR(str(row["reason_code"]), str(row["reason"]))
+        for row in rows
+        if not row["included"] and row["reason_code"] in _TR_REFUSALS
+    }
+    trs.update(
+        (without_echo(row["run_key"]), _raw_tr(row["t_r"], row["path"]))
         for row in rows
         if row["included"] and row["t_r"] is not None
-    }
+    )
+    return trs
+
+
+# Ingest's exclusions of a raw run for its TR: the fMRIPrep stage repeats them where the
+# preprocessed sidecar gives no TR either.
+_TR_REFUSALS = (reason_codes.TR_MISMATCH, reason_codes.NO_REPETITION_TIME)
 
 
 def _raw_tr(t_r: float, path: str) -> FallbackTR:

@@ -8,8 +8,16 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
-from helpers.connectome import SPACE, cli, make_fmriprep_run, make_raw_bids
+from helpers.connectome import (
+    CROP_SHAPE,
+    SPACE,
+    cli,
+    make_fmriprep_run,
+    make_raw_bids,
+    save_nifti,
+)
 from helpers.fmriprep import fmriprep_request
 
 from lcm import reason_codes
@@ -120,3 +128,18 @@ def test_without_any_source_the_run_is_still_refused(tmp_path: Path) -> None:
     (ex,) = rec["excluded"]
     assert rec["runs"] == [] and ex["reason_code"] == reason_codes.OUTPUTS_MISSING
     assert str(files["sidecar"]) in ex["reason"]
+
+
+def test_a_raw_tr_the_raw_header_refuses_is_named_without_a_manifest(tmp_path: Path) -> None:
+    """`--runner existing` without a manifest: the raw run's sidecar (2 s) disagrees with its
+    header (2.5 s), so ingest has no TR to lend; the exclusion says so, as ingest does
+    (tr_mismatch naming both values), not that fMRIPrep's outputs are missing."""
+    files = _layout(tmp_path)
+    files["sidecar"].unlink()
+    raw_bold = tmp_path / "raw" / "sub-01" / "func" / f"{RUN}_bold.nii.gz"
+    save_nifti(raw_bold, np.zeros((*CROP_SHAPE[:2], 3, 44), dtype=np.int16), t_r=2.5)
+    rec = run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
+    (ex,) = rec["excluded"]
+    assert rec["runs"] == [] and ex["reason_code"] == reason_codes.TR_MISMATCH
+    assert str(files["sidecar"]) in ex["reason"] and raw_bold.name in ex["reason"]
+    assert "2 s" in ex["reason"] and "2.5 s" in ex["reason"]
