@@ -37,6 +37,7 @@ from lcm.bids.rows import (
     check_bold_header,
     check_repetition_time,
     excluded,
+    header_repetition_time,
     not_fetched_reason,
     not_in_space,
 )
@@ -538,7 +539,10 @@ def _data_row(
         return excluded(
             row, BAD_SIDECAR, f"no JSON sidecar {side} (RepetitionTime needed): add one{fix}"
         )
-    row = check_repetition_time(row, metadata)
+    if tree.images and not entry_type(spec.entry).raw:  # derivatives: the header's TR next
+        row = header_repetition_time(row, metadata)
+    else:
+        row = check_repetition_time(row, metadata)
     if not row["included"] and not tree.images:  # ROI series: the dataset's TR is a fix too
         row["reason"] += fix
     if row["included"] and tree.images:

@@ -6,6 +6,7 @@ gets the same verdict whichever found it.
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 from collections.abc import Iterable
@@ -17,6 +18,8 @@ from lcm.bids.nifti_header import UnreadableHeader, header_problem, read_bold_he
 from lcm.bids.timing import sidecar_tr, tr_mismatch
 from lcm.io.bids_names import parse_entities
 from lcm.io.output_space import is_native_space
+
+log = logging.getLogger(__name__)
 
 # Short, stable codes of the exclusion reasons (the summary counts runs per code): the
 # names of lcm.reason_codes, which lists them all.
@@ -40,6 +43,10 @@ VALIDATOR = reason_codes.VALIDATOR
 TR_CHECKED = "ok"
 TR_NOT_CHECKED = "not checked"
 UNREADABLE = "NIfTI header unreadable"  # tr_check of an included run whose header was not read
+# tr_check of a derivatives run whose TR no sidecar gives: its BOLD header's pixdim[4], in the
+# time unit xyzt_units names (:func:`header_repetition_time`); the fMRIPrep stage records it
+# as t_r_source "header".
+TR_FROM_HEADER = "from the NIfTI header pixdim[4] (no sidecar RepetitionTime)"
 
 
 def base_row(
@@ -204,6 +211,63 @@ def check_repetition_time(row: dict[str, Any], metadata: dict[str, Any]) -> dict
     return {**row, "t_r": t_r, "included": True}
 
 
+def header_repetition_time(row: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
+    """Set ``t_r`` from the sidecars, else from the BOLD header: a derivatives run's TR.
+
+    fMRIPrep outputs shared without raw BIDS may come without any sidecar naming
+    ``RepetitionTime``; their BOLD header still holds ``pixdim[4]``, which nilearn and XCP-D
+    read as the TR. It is used when ``xyzt_units`` names its time unit (seconds, or
+    milliseconds and microseconds, converted), with a warning naming the file, and
+    ``tr_check`` :data:`TR_FROM_HEADER`. A header of unknown time unit (``xyzt_units`` time
+    bits 0), a ``pixdim[4]`` that is no positive number, or a header that cannot be read keeps
+    the run excluded as ``no_repetition_time``, the reason saying which.
+
+    Parameters
+    ----------
+    row : dict
+        A manifest row (:func:`base_row`) of a derivatives dataset's BOLD.
+    metadata : dict
+        Its sidecars' merged metadata (:meth:`lcm.bids.sidecars.SidecarReader.resolve`).
+
+    Returns
+    -------
+    dict
+        A copy, included with its ``t_r``, or excluded.
+    """
+    if metadata.get("RepetitionTime") is not None:  # a sidecar's value, valid or not, decides
+        return check_repetition_time(row, metadata)
+    path = row["path"]
+    name = os.path.basename(path)
+    missing = f"RepetitionTime missing from the JSON sidecars of {name}"
+    fix = (
+        "; add a JSON sidecar with RepetitionTime (seconds) beside it, or set "
+        "datasets.<name>.repetition_time (lcm ingest --repetition-time)"
+    )
+    try:
+        header = read_bold_header(path)
+    except UnreadableHeader as exc:
+        if sniff_image(path) == "annex_pointer":
+            return excluded(row, NOT_FETCHED, not_fetched_reason(path, pointer=True))
+        why = f"its NIfTI header is unreadable ({exc})"
+    else:
+        if header.ndim < 4 or header.t_r is None:
+            why = "its NIfTI header's pixdim[4] is no positive number"
+        elif not header.t_unit_known:
+            why = (
+                f"its NIfTI header's pixdim[4] ({header.t_r:g}) has no time unit (xyzt_units "
+                "time bits 0 or not a time unit), so it is no TR to trust"
+            )
+        else:
+            log.warning(
+                "%s: no JSON sidecar names RepetitionTime; TR %g s taken from its NIfTI "
+                "header (pixdim[4], in the time unit its xyzt_units names)",
+                path,
+                header.t_r,
+            )
+            return {**row, "t_r": header.t_r, "included": True, "tr_check": TR_FROM_HEADER}
+    return excluded(row, NO_REPETITION_TIME, f"{missing}, and {why}{fix}")
+
+
 def check_bold_header(row: dict[str, Any], size: int | None = None) -> dict[str, Any]:
     """Cross-check an included BOLD row's TR and dimensions with its NIfTI header.
 
@@ -260,4 +324,6 @@ def check_bold_header(row: dict[str, Any], size: int | None = None) -> dict[str,
     reason = tr_mismatch(row["t_r"], header.t_r, name)
     if reason:
         return excluded(row, TR_MISMATCH, reason)
-    return {**row, "tr_check": TR_CHECKED}
+    # A TR read from this header agrees with it by construction: where it came from is kept.
+    from_header = row.get("tr_check") == TR_FROM_HEADER
+    return {**row, "tr_check": TR_FROM_HEADER if from_header else TR_CHECKED}

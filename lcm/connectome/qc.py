@@ -47,8 +47,8 @@ _OPTIONAL = {
     "space_read": "",
     # Degrees of freedom left once band-passed and regressed (lcm.connectome.denoise).
     "dof": None,
-    # Where a voxel run's TR came from (its fMRIPrep record's t_r_source: preproc_sidecar,
-    # or raw_sidecar where the preprocessed BOLD's sidecar gave none).
+    # Where a voxel run's TR came from (its fMRIPrep record's t_r_source: preproc_sidecar;
+    # raw_sidecar, inherited_sidecar or header where the preprocessed BOLD's sidecar gave none).
     "t_r_source": "",
 }
 # List columns are lists in QC.json and comma-separated strings in QC.tsv.

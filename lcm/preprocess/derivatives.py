@@ -40,8 +40,9 @@ class RunDerivatives:
     # named (MNI152NLin2009cAsym:res-2, or :res-native for the file without res-): a bare
     # setting may read different resolutions in different runs.
     space_read: str = ""
-    # Where t_r came from (TR_FROM_PREPROC, or TR_FROM_RAW when the preprocessed sidecar
-    # gave none) and, for a fallback, what was read and how it was checked.
+    # Where t_r came from (TR_FROM_PREPROC; TR_FROM_RAW, TR_FROM_INHERITED or TR_FROM_HEADER
+    # when the preprocessed sidecar gave none) and, for a fallback, what was read and how it
+    # was checked.
     t_r_source: str = ""
     t_r_note: str = ""
 
@@ -94,6 +95,9 @@ TR_FROM_RAW = "raw_sidecar"
 # A dataset entering as derivatives: a sidecar its run inherits in the derivatives tree (a
 # top-level ``task-rest_..._bold.json``), as ingest resolved it.
 TR_FROM_INHERITED = "inherited_sidecar"
+# No sidecar gives it (a derivatives dataset shared without any): the BOLD header's pixdim[4]
+# in the time unit its xyzt_units names, as ingest read it (lcm.bids.rows.TR_FROM_HEADER).
+TR_FROM_HEADER = "header"
 TR_MISMATCH = reason_codes.TR_MISMATCH
 
 
@@ -109,7 +113,8 @@ class FallbackTR:
         Where it was read, for the log and the record (e.g. ``raw BIDS sidecar(s) of
         /data/raw/sub-01/func/sub-01_task-rest_bold.nii.gz, by BIDS inheritance``).
     code : str
-        The record's ``t_r_source``: :data:`TR_FROM_RAW` or :data:`TR_FROM_INHERITED`.
+        The record's ``t_r_source``: :data:`TR_FROM_RAW`, :data:`TR_FROM_INHERITED` or
+        :data:`TR_FROM_HEADER`.
     """
 
     t_r: float

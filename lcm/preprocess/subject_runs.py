@@ -8,13 +8,14 @@ from pathlib import Path
 
 from lcm import reason_codes
 from lcm.bids.dataset import is_derivative, read_dataset_description
+from lcm.bids.rows import TR_FROM_HEADER as TR_FROM_HEADER_CHECK
 from lcm.bids.runs import RunIds, run_ids_from_key, run_ids_from_name
 from lcm.bids.selection import without_echo
 from lcm.bids.sidecars import entities_of
 from lcm.entries import entry_type
 from lcm.exceptions import BIDSError, InputDataError
 from lcm.io.output_space import parse_output_space
-from lcm.preprocess.derivatives import TR_FROM_INHERITED, FallbackTR, RefusedTR
+from lcm.preprocess.derivatives import TR_FROM_HEADER, TR_FROM_INHERITED, FallbackTR, RefusedTR
 
 log = logging.getLogger(__name__)
 
@@ -200,15 +201,20 @@ def runs_from_manifest(manifest: str | Path, subject: str, task: str = "rest") -
     t_r: dict[str, FallbackTR] = {}
     for row in rows[rows["included"] & rows["t_r"].notna()].itertuples(index=False):
         key = without_echo(str(row.run_key))
-        t_r[key] = (
-            _raw_tr(row.t_r, str(row.path))
-            if entry_type(str(row.entry)).raw
-            else FallbackTR(
+        if entry_type(str(row.entry)).raw:
+            t_r[key] = _raw_tr(row.t_r, str(row.path))
+        elif row.tr_check == TR_FROM_HEADER_CHECK:  # no sidecar named one: ingest read the header
+            t_r[key] = FallbackTR(
+                float(row.t_r),
+                f"the NIfTI header (pixdim[4]) of {row.path}, as ingest read it ({manifest})",
+                TR_FROM_HEADER,
+            )
+        else:
+            t_r[key] = FallbackTR(
                 float(row.t_r),
                 f"the JSON sidecar(s) ingest resolved for {row.path} ({manifest})",
                 TR_FROM_INHERITED,
             )
-        )
     left = rows[~rows["included"] & ~rows["reason_code"].isin(_NOT_COHORT)]
     for row in left.sort_values("run_key").itertuples(index=False):
         key = without_echo(str(row.run_key))

@@ -252,6 +252,28 @@ def test_a_tr_from_the_raw_run_is_recorded_in_qc_and_the_sidecar(
     assert meta["RepetitionTimeSource"] == "raw_sidecar" and meta["RepetitionTimeNote"] == note
 
 
+def test_a_tr_from_a_header_in_milliseconds_passes_the_stage_s_own_check(
+    tmp_path: Path, run_files, atlas
+) -> None:
+    """A derivatives run whose TR ingest read from the BOLD header (t_r_source header): a
+    header in milliseconds (pixdim[4] 2000, xyzt_units msec) is that TR in seconds here too,
+    as ingest converted it, not a mismatch of 2000 s against 2 s."""
+    img = nib.load(run_files["bold"])
+    img = nib.Nifti1Image(np.asarray(img.dataobj), img.affine, img.header)
+    img.header.set_xyzt_units("mm", "msec")
+    img.header["pixdim"][4] = T_R * 1000
+    nib.save(img, run_files["bold"])
+
+    def from_header(rec: dict) -> None:
+        rec["runs"][0].update(t_r_source="header", t_r_note="the NIfTI header (pixdim[4])")
+
+    qc = _run_edited_record(tmp_path, run_files, atlas, from_header)
+    assert qc["included"], qc["reason"]
+    assert qc["t_r_source"] == "header"
+    meta = json.loads(_outputs(tmp_path)[0].with_suffix(".json").read_text())
+    assert meta["RepetitionTime"] == T_R and meta["RepetitionTimeSource"] == "header"
+
+
 def test_run_without_brain_mask_counts_live_voxels(tmp_path: Path, run_files, atlas) -> None:
     """A record without a mask: coverage counts the voxels that vary, and QC says so."""
     out, _, _ = _cut_by_mask(run_files, atlas)

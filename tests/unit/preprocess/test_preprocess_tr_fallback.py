@@ -8,6 +8,7 @@ import json
 import logging
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 from helpers.connectome import (
@@ -24,7 +25,12 @@ from lcm import reason_codes
 from lcm.bids.ingest import ingest
 from lcm.commands import fmriprep as fmriprep_cmd
 from lcm.io.provenance import provenance_path
-from lcm.preprocess.derivatives import TR_FROM_INHERITED, TR_FROM_PREPROC, TR_FROM_RAW
+from lcm.preprocess.derivatives import (
+    TR_FROM_HEADER,
+    TR_FROM_INHERITED,
+    TR_FROM_PREPROC,
+    TR_FROM_RAW,
+)
 from lcm.preprocess.fmriprep_run import run_fmriprep
 
 RUN = "sub-01_task-rest_run-1"
@@ -143,3 +149,53 @@ def test_a_raw_tr_the_raw_header_refuses_is_named_without_a_manifest(tmp_path: P
     assert rec["runs"] == [] and ex["reason_code"] == reason_codes.TR_MISMATCH
     assert str(files["sidecar"]) in ex["reason"] and raw_bold.name in ex["reason"]
     assert "2 s" in ex["reason"] and "2.5 s" in ex["reason"]
+
+
+def _derivatives_without_tr(tmp_path: Path, pixdim: float, unit: str) -> dict[str, Path]:
+    """entry fmriprep: fMRIPrep outputs without raw BIDS, no sidecar naming RepetitionTime
+    anywhere, the BOLD header's pixdim[4] ``pixdim`` in xyzt_units time unit ``unit``."""
+    files = make_fmriprep_run(tmp_path / "deriv", RUN, n_vol=40)
+    files["sidecar"].unlink()
+    img = nib.load(files["bold"])
+    img = nib.Nifti1Image(np.asarray(img.dataobj), img.affine, img.header)
+    img.header.set_xyzt_units("mm", unit)
+    img.header["pixdim"][4] = pixdim
+    nib.save(img, files["bold"])
+    return files
+
+
+@pytest.mark.parametrize(("pixdim", "unit"), [(2.0, "sec"), (2000.0, "msec")])
+def test_derivatives_without_any_sidecar_tr_take_the_header_s(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, pixdim: float, unit: str
+) -> None:
+    """As nilearn and XCP-D read it: pixdim[4] in the unit xyzt_units names, in seconds."""
+    files = _derivatives_without_tr(tmp_path, pixdim, unit)
+    manifest = tmp_path / "ingest" / "manifest.parquet"
+    with caplog.at_level(logging.WARNING, logger="lcm"):
+        df = ingest(
+            "tiny", "fmriprep", tmp_path / "deriv", manifest, validate=False, use_cache=False
+        )
+    assert df["included"].tolist() == [True] and df["t_r"].tolist() == [2.0]
+    assert "NIfTI header" in df["tr_check"].iloc[0]
+    (warned,) = [r.getMessage() for r in caplog.records if "pixdim[4]" in r.getMessage()]
+    assert str(files["bold"]) in warned
+    req = fmriprep_request(tmp_path, "existing", bids=tmp_path / "deriv", manifest=manifest)
+    (run,) = run_fmriprep(req, tmp_path / "rec.json")["runs"]
+    assert run["t_r"] == 2.0 and run["t_r_source"] == TR_FROM_HEADER
+    assert str(files["bold"]) in run["t_r_note"]
+
+
+@pytest.mark.parametrize(
+    ("pixdim", "unit", "said"),
+    [(2.0, "unknown", "no time unit"), (0.0, "sec", "no positive number")],
+)
+def test_a_header_tr_of_unknown_unit_or_none_keeps_the_exclusion(
+    tmp_path: Path, pixdim: float, unit: str, said: str
+) -> None:
+    files = _derivatives_without_tr(tmp_path, pixdim, unit)
+    manifest = tmp_path / "ingest" / "manifest.parquet"
+    df = ingest("tiny", "fmriprep", tmp_path / "deriv", manifest, validate=False, use_cache=False)
+    (row,) = df.to_dict("records")
+    assert not row["included"] and row["reason_code"] == reason_codes.NO_REPETITION_TIME
+    assert files["bold"].name in row["reason"] and "pixdim[4]" in row["reason"]
+    assert said in row["reason"]
