@@ -479,6 +479,8 @@ def _fallback_note(bold: Path, side: Path, no_tr: str, fallback: FallbackTR) -> 
                 "folder it was copied from (fMRIPrep writes RepetitionTime in it), or make the "
                 "raw sidecar's RepetitionTime right, the acquisition protocol saying which.",
             )
+        elif fallback.code == TR_FROM_HEADER:  # the same header: only a file changed since
+            check = "no sidecar to check it against"
         else:
             check = f"the NIfTI header of {bold.name} agrees (pixdim[4] {header.t_r:g} s)"
     return (

@@ -182,7 +182,7 @@ def test_derivatives_without_any_sidecar_tr_take_the_header_s(
     req = fmriprep_request(tmp_path, "existing", bids=tmp_path / "deriv", manifest=manifest)
     (run,) = run_fmriprep(req, tmp_path / "rec.json")["runs"]
     assert run["t_r"] == 2.0 and run["t_r_source"] == TR_FROM_HEADER
-    assert str(files["bold"]) in run["t_r_note"]
+    assert str(files["bold"]) in run["t_r_note"] and "no sidecar to check it" in run["t_r_note"]
 
 
 @pytest.mark.parametrize(
