@@ -24,6 +24,20 @@ TASK = "rest"
 RUN = "1"
 DEFAULT_SPACE = "MNI152NLin2009cAsym"
 
+# The names of a consortium's files and folders under ``synth.out_dir/<name>``. The synth rules'
+# outputs and both jobs' writers build every path through the functions below, which read them
+# (dataset_description.json is BIDS's name, and lcm.io.provenance's for the ROI tier).
+GROUND_TRUTH = "ground_truth.json"
+PHENOTYPE = "phenotype.tsv"  # ROI tier; the voxel tier's table is participants.tsv
+TIMESERIES_DIR = "timeseries"  # ROI tier: one XCP-D-like TSV per run
+RAWDATA_DIR = "rawdata"  # voxel tier: the raw BIDS dataset
+FMRIPREP_DIR = "derivatives/fmriprep"  # voxel tier: the fMRIPrep-like derivatives
+DESCRIPTION = "dataset_description.json"
+PARTICIPANTS = "participants.tsv"
+PARTICIPANTS_JSON = "participants.json"
+README = "README"
+CHANGES = "CHANGES"
+
 # Subject label ranges imitating each consortium's identifiers.
 _ID_RANGES = {
     "hcp": (100000, 999999),
@@ -199,6 +213,29 @@ def consortium_root(out_dir: str | Path, name: str) -> Path:
     return Path(out_dir) / name
 
 
+def consortium_folders(out_dir: str | Path, name: str) -> dict[str, Path]:
+    """The folders of consortium ``name`` that hold ``sub-<label>`` folders, by tier.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        ``synth.out_dir``.
+    name : str
+        Consortium name, or ``"{consortium}"`` for the synth rules' output patterns.
+
+    Returns
+    -------
+    dict of str to Path
+        ``"timeseries"`` (ROI tier), ``"rawdata"`` and ``"fmriprep"`` (voxel tier).
+    """
+    root = consortium_root(out_dir, name)
+    return {
+        "timeseries": root / TIMESERIES_DIR,
+        "rawdata": root / RAWDATA_DIR,
+        "fmriprep": root / FMRIPREP_DIR,
+    }
+
+
 def ground_truth_path(out_dir: str | Path, name: str) -> Path:
     """Path of consortium ``name``'s ``ground_truth.json`` (read by :mod:`lcm.synth.oracle`).
 
@@ -213,7 +250,7 @@ def ground_truth_path(out_dir: str | Path, name: str) -> Path:
     -------
     pathlib.Path
     """
-    return consortium_root(out_dir, name) / "ground_truth.json"
+    return consortium_root(out_dir, name) / GROUND_TRUTH
 
 
 def cohort_files(out_dir: str | Path, name: str, tier: str) -> dict[str, Path]:
@@ -233,23 +270,23 @@ def cohort_files(out_dir: str | Path, name: str, tier: str) -> dict[str, Path]:
     dict of str to Path
         Keys are the synth rules' output names.
     """
-    root = consortium_root(out_dir, name)
+    folders = consortium_folders(out_dir, name)
     files = {"truth": ground_truth_path(out_dir, name)}
     if tier == "roi":
         files |= {
-            "phenotype": root / "phenotype.tsv",
-            "description": root / "timeseries" / "dataset_description.json",
+            "phenotype": consortium_root(out_dir, name) / PHENOTYPE,
+            "description": folders["timeseries"] / DESCRIPTION,
         }
     else:
-        raw = root / "rawdata"
+        raw = folders["rawdata"]
         files |= {
-            "description": raw / "dataset_description.json",
-            "participants": raw / "participants.tsv",
-            "participants_json": raw / "participants.json",
-            "sidecar": raw / f"task-{TASK}_bold.json",
-            "readme": raw / "README",
-            "changes": raw / "CHANGES",
-            "derivatives": root / "derivatives" / "fmriprep" / "dataset_description.json",
+            "description": raw / DESCRIPTION,
+            "participants": raw / PARTICIPANTS,
+            "participants_json": raw / PARTICIPANTS_JSON,
+            "sidecar": raw / build_name({"task": TASK}, "bold", ".json"),
+            "readme": raw / README,
+            "changes": raw / CHANGES,
+            "derivatives": folders["fmriprep"] / DESCRIPTION,
         }
     return files
 
@@ -275,11 +312,34 @@ def cohort_outputs(
     spec = resolve(name, consortium)
     paths = list(cohort_files(out_dir, name, spec.tier).values())
     if spec.tier == "roi":
-        ts_root = consortium_root(out_dir, name) / "timeseries"
         for run in runs_of(spec):
-            tsv = timeseries_path(ts_root, run, atlas)
-            paths += [tsv, tsv.with_suffix(".json")]
+            paths += roi_run_files(out_dir, name, run, atlas).values()
     return sorted(str(p) for p in paths)
+
+
+def roi_run_files(
+    out_dir: str | Path, name: str, run: dict[str, Any], atlas: str
+) -> dict[str, Path]:
+    """The two files the cohort job writes for one run of a ROI-tier consortium.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        ``synth.out_dir``.
+    name : str
+        Consortium name.
+    run : dict
+        The run's entities, as :func:`planned_runs` gives them.
+    atlas : str
+        Atlas name (the ``seg`` entity).
+
+    Returns
+    -------
+    dict of str to Path
+        ``"timeseries"`` (the TSV) and ``"sidecar"`` (its JSON).
+    """
+    tsv = timeseries_path(consortium_folders(out_dir, name)["timeseries"], run, atlas)
+    return {"timeseries": tsv, "sidecar": tsv.with_suffix(".json")}
 
 
 def subject_files(
@@ -302,11 +362,14 @@ def subject_files(
     -------
     dict of str to Path
     """
-    return _subject_files(consortium_root(out_dir, spec.name), subject, output_space)
+    return _subject_files(out_dir, spec.name, subject, output_space)
 
 
-def _subject_files(root: Path, subject: str, output_space: str) -> dict[str, Path]:
-    raw, deriv = root / "rawdata", root / "derivatives" / "fmriprep"
+def _subject_files(
+    out_dir: str | Path, name: str, subject: str, output_space: str
+) -> dict[str, Path]:
+    folders = consortium_folders(out_dir, name)
+    raw, deriv = folders["rawdata"], folders["fmriprep"]
     run = {"sub": subject, "task": TASK, "run": RUN}
     spaced = {**run, **parse_output_space(output_space).entities}
     return {
@@ -360,7 +423,7 @@ def subject_patterns(out_dir: str | Path, output_space: str = DEFAULT_SPACE) -> 
     dict of str to str
     """
     root = consortium_root(out_dir, "{consortium}")
-    files = _subject_files(root, _SUBJECT_STANDIN, output_space)
+    files = _subject_files(out_dir, "{consortium}", _SUBJECT_STANDIN, output_space)
     return {
         key: str(root / str(path.relative_to(root)).replace(_SUBJECT_STANDIN, "{subject}"))
         for key, path in files.items()

@@ -10,6 +10,7 @@ import fnmatch
 import io
 import logging
 import multiprocessing
+import os
 import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -37,12 +38,14 @@ from lcm.synth.plan import (
     RUN,
     TASK,
     check_subject,
+    cohort_files,
+    consortium_folders,
     consortium_root,
     ground_truth_path,
+    roi_run_files,
     roster_of,
     runs_of,
     subject_files,
-    timeseries_path,
 )
 from lcm.synth.presets import resolve
 from lcm.synth.signals import HRF_LENGTH_S, SLOW_WEIGHT, lag1_autocorrelation
@@ -121,22 +124,24 @@ def write_cohort(
     spec = resolve(name, consortium)
     ctx = prepare(spec, seed, atlas, shared_structure)
     root = claim_tree(consortium_root(out_dir, name), "lcm synth", vouch=_synth_tree)
+    # Every path below comes from lcm.synth.plan, which the synth rules' outputs come from too.
+    files, folders = cohort_files(out_dir, name, spec.tier), consortium_folders(out_dir, name)
     # Another n_subjects draws another roster: the files of subjects no longer on it go first,
     # or ingest would take them into the dataset beside the configured cohort.
     roster = set(roster_of(spec).subjects)
     if spec.tier == "roi":
-        remove_departed(root / "timeseries", roster, ROI_FILES)
+        remove_departed(folders["timeseries"], roster, ROI_FILES)
     else:
-        remove_departed(root / "rawdata", roster, RAW_FILES)
-        remove_departed(root / "derivatives" / "fmriprep", roster, DERIVATIVE_FILES)
-    written = [_write_ground_truth(ctx, ground_truth_path(out_dir, name))]
+        remove_departed(folders["rawdata"], roster, RAW_FILES)
+        remove_departed(folders["fmriprep"], roster, DERIVATIVE_FILES)
+    written = [_write_ground_truth(ctx, files["truth"])]
     pheno = phenotype_table(spec, ctx.latents, seed)
     if spec.tier == "roi":
-        write_tsv(root / "phenotype.tsv", pheno)
-        written.append(root / "phenotype.tsv")
-        written += _write_roi_runs(ctx, root / "timeseries", workers)
+        write_tsv(files["phenotype"], pheno)
+        written.append(files["phenotype"])
+        written += _write_roi_runs(ctx, out_dir, files["description"], workers)
     else:
-        written += _write_bids_skeleton(ctx, root, pheno)
+        written += _write_bids_skeleton(ctx, files, pheno)
     log.info("synth %s: wrote %d files under %s", name, len(written), root)
     return written
 
@@ -212,7 +217,7 @@ def write_subject(
     with atomic_path(files["raw_bold"]) as tmp:
         shutil.copyfile(files["preproc_bold"], tmp)
     write_nifti(files["mask"], (run.labels > 0).astype(np.uint8), run.affine, dtype=np.uint8)
-    raw_rel = files["raw_bold"].relative_to(consortium_root(out_dir, name) / "rawdata")
+    raw_rel = files["raw_bold"].relative_to(consortium_folders(out_dir, name)["rawdata"])
     write_json(
         files["preproc_json"],
         {
@@ -315,11 +320,14 @@ def _written_for(name: str, label: str, patterns: tuple[str, ...]) -> bool:
     return name.startswith(prefix) and any(fnmatch.fnmatchcase(rest, p) for p in patterns)
 
 
-def _write_roi_runs(ctx: Context, ts_root: Path, workers: int = 1) -> list[Path]:
+def _write_roi_runs(
+    ctx: Context, out_dir: str | Path, description: Path, workers: int = 1
+) -> list[Path]:
     spec = ctx.spec
+    # lcm.io.provenance names the file (BIDS's dataset_description.json) in the planned folder.
     written = [
         write_dataset_description(
-            ts_root,
+            description.parent,
             f"{spec.name}: synthetic ROI time series",
             extra={"SynthPreset": spec.preset.name, "Seed": ctx.seed},
         )
@@ -330,12 +338,12 @@ def _write_roi_runs(ctx: Context, ts_root: Path, workers: int = 1) -> list[Path]
             range(len(runs)), desc=f"synth {spec.name}", unit="run", disable=not sys.stderr.isatty()
         )
         for index in bar:
-            written += _write_roi_run(ctx, ts_root, runs[index], index)
+            written += _write_roi_run(ctx, out_dir, runs[index], index)
         return written
     # Every run has its own random stream, so splitting them over processes changes no byte.
     # Forked workers inherit the context (population model, latents) instead of rebuilding it.
     global _FORK_CTX
-    _FORK_CTX = (ctx, ts_root, runs)
+    _FORK_CTX = (ctx, out_dir, runs)
     chunks = [list(range(w, len(runs), workers)) for w in range(workers)]
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     try:
@@ -347,22 +355,24 @@ def _write_roi_runs(ctx: Context, ts_root: Path, workers: int = 1) -> list[Path]
     return written
 
 
-_FORK_CTX: tuple[Context, Path, list[dict[str, Any]]] | None = None
+_FORK_CTX: tuple[Context, str | Path, list[dict[str, Any]]] | None = None
 
 
 @threadpool_limits.wrap(**_SINGLE_BLAS)
 def _write_roi_chunk(indices: list[int]) -> list[Path]:
     assert _FORK_CTX is not None  # set by the parent before forking
-    ctx, ts_root, runs = _FORK_CTX
-    return [p for i in indices for p in _write_roi_run(ctx, ts_root, runs[i], i)]
+    ctx, out_dir, runs = _FORK_CTX
+    return [p for i in indices for p in _write_roi_run(ctx, out_dir, runs[i], i)]
 
 
-def _write_roi_run(ctx: Context, ts_root: Path, run: dict[str, Any], index: int) -> list[Path]:
+def _write_roi_run(
+    ctx: Context, out_dir: str | Path, run: dict[str, Any], index: int
+) -> list[Path]:
     spec, atlas = ctx.spec, ctx.atlas
     ts, draw = roi_timeseries(ctx, index)
-    path = timeseries_path(ts_root, run, atlas.name)
+    files = roi_run_files(out_dir, spec.name, run, atlas.name)
+    path, sidecar = files["timeseries"], files["sidecar"]
     write_matrix_tsv(path, ts, atlas.labels["name"].tolist())
-    sidecar = path.with_suffix(".json")
     write_json(
         sidecar,
         {
@@ -397,12 +407,11 @@ def write_matrix_tsv(path: Path, values: np.ndarray, columns: list[str]) -> None
     write_text(path, buffer.getvalue())
 
 
-def _write_bids_skeleton(ctx: Context, root: Path, pheno: pd.DataFrame) -> list[Path]:
+def _write_bids_skeleton(ctx: Context, files: dict[str, Path], pheno: pd.DataFrame) -> list[Path]:
+    """Write the voxel tier's cohort files; ``files`` is :func:`lcm.synth.plan.cohort_files`."""
     spec = ctx.spec
-    raw = root / "rawdata"
-    deriv = root / "derivatives" / "fmriprep"
-    files = {
-        raw / "dataset_description.json": {
+    jsons = {
+        files["description"]: {
             "Name": f"{spec.name}: synthetic BIDS dataset (LCM)",
             "BIDSVersion": BIDS_VERSION,
             "DatasetType": "raw",
@@ -412,9 +421,9 @@ def _write_bids_skeleton(ctx: Context, root: Path, pheno: pd.DataFrame) -> list[
                 {"Name": "lcm synth", "Version": lcm.__version__, "CodeURL": lcm.CODE_URL}
             ],
         },
-        raw / "participants.json": participants_sidecar(spec, list(pheno.columns)),
-        raw / f"task-{TASK}_bold.json": {"RepetitionTime": spec.tr, "TaskName": TASK},
-        deriv / "dataset_description.json": {
+        files["participants_json"]: participants_sidecar(spec, list(pheno.columns)),
+        files["sidecar"]: {"RepetitionTime": spec.tr, "TaskName": TASK},
+        files["derivatives"]: {
             "Name": f"{spec.name}: fMRIPrep derivatives (synthetic stand-in)",
             "BIDSVersion": BIDS_VERSION,
             "DatasetType": "derivative",
@@ -430,18 +439,19 @@ def _write_bids_skeleton(ctx: Context, root: Path, pheno: pd.DataFrame) -> list[
             "SourceDatasets": [{"URL": "bids:raw:"}],
         },
     }
-    for path, content in files.items():
+    for path, content in jsons.items():
         write_json(path, content)
-    write_tsv(raw / "participants.tsv", pheno)
+    write_tsv(files["participants"], pheno)
     # A fixed date keeps the files identical from run to run (no timestamps).
     changes = f"1.0.0 2000-01-01\n  - Generated by lcm synth {lcm.__version__} (seed {ctx.seed}).\n"
-    texts = {raw / "README": _readme(ctx), raw / "CHANGES": changes}
+    truth = Path(os.path.relpath(files["truth"], files["readme"].parent)).as_posix()
+    texts = {files["readme"]: _readme(ctx, truth), files["changes"]: changes}
     for path, text in texts.items():
         write_text(path, text)
-    return [*files, raw / "participants.tsv", *texts]
+    return [*jsons, files["participants"], *texts]
 
 
-def _readme(ctx: Context) -> str:
+def _readme(ctx: Context, truth: str) -> str:
     spec = ctx.spec
     return (
         f"# {spec.name}: a synthetic BIDS dataset\n\n"
@@ -449,7 +459,7 @@ def _readme(ctx: Context) -> str:
         f"{spec.preset.name.upper()} consortium: {spec.n_subjects} subjects, one resting-state "
         f"run each ({spec.n_volumes} volumes, TR {spec.tr} s) and a T1-weighted image, on the "
         f"MNI152NLin2009cAsym {spec.resolution_mm:g} mm grid. No real person was scanned.\n\n"
-        "The generative model and the ground truth (`../ground_truth.json`) are described in "
+        f"The generative model and the ground truth (`{truth}`) are described in "
         "docs/synth.md of the LCM repository.\n"
     )
 

@@ -128,24 +128,40 @@ def test_synth_rules_take_their_outputs_from_lcm_synth_plan() -> None:
 
 
 @pytest.mark.parametrize("space", ["MNI152NLin2009cAsym", "MNI152NLin6Asym:res-2"])
-def test_synth_rule_patterns_name_the_files_the_jobs_write(space) -> None:
-    from lcm.synth import plan
+def test_synth_rule_patterns_name_every_file_the_jobs_write(tmp_path: Path, space: str) -> None:
+    # The jobs run into a folder and their tree is compared with the rules' outputs: a file a
+    # writer names itself, outside lcm.synth.plan, would be left out of the rules.
+    from lcm.atlas import load_atlas
+    from lcm.io.ownership import MARKER_NAME
+    from lcm.synth import plan, write_cohort, write_subject
 
+    kw = {"out_dir": tmp_path, "seed": 1, "shared_structure": 0.7, "atlas": load_atlas("aal116")}
     for tier, name in (("roi", "abidenull"), ("voxel", "tiny")):
-        cohort = {"preset": "abide", "tier": tier, "n_subjects": 3, "n_sites": 1}
-        pattern = plan.cohort_patterns("out/synth", tier).values()
-        formatted = {apply_wildcards(p, {"consortium": name}) for p in pattern}
-        written = set(plan.cohort_outputs(name, cohort, "out/synth"))
-        assert formatted <= written
-        # What the pattern leaves out is the ROI tier's per-run time series alone.
-        assert all("_timeseries." in p for p in written - formatted)
-        assert str(plan.ground_truth_path("out/synth", name)) in formatted
-    subject = plan.planned_subjects("tiny", cohort)[0]
-    wildcards = {"consortium": "tiny", "subject": subject}
-    formatted = [
-        apply_wildcards(p, wildcards) for p in plan.subject_patterns("out/synth", space).values()
-    ]
-    assert sorted(formatted) == plan.subject_outputs("tiny", cohort, "out/synth", subject, space)
+        cohort = {"preset": "abide", "tier": tier, "n_subjects": 3, "n_sites": 1, "n_volumes": 20}
+        cohort |= {"resolution_mm": 4} if tier == "voxel" else {}
+        write_cohort(name, cohort, **kw)
+        declared = {
+            apply_wildcards(p, {"consortium": name})
+            for p in plan.cohort_patterns(tmp_path, tier).values()
+        }
+        if tier == "voxel":
+            subject = plan.planned_subjects(name, cohort)[0]
+            write_subject(name, cohort, subject, output_space=space, **kw)
+            wildcards = {"consortium": name, "subject": subject}
+            declared |= {
+                apply_wildcards(p, wildcards)
+                for p in plan.subject_patterns(tmp_path, space).values()
+            }
+        root = tmp_path / name
+        written = {str(p) for p in root.rglob("*") if p.is_file() and p.name != MARKER_NAME}
+        assert declared <= written
+        # What the rules leave out is the ROI tier's per-run time series alone, which the
+        # plan lists (for the store) and the job writes.
+        runs = set(plan.cohort_outputs(name, cohort, tmp_path)) - declared
+        assert written - declared == (runs if tier == "roi" else set())
+        assert len(written - declared) == (2 * 3 if tier == "roi" else 0)  # TSV + JSON a run
+        assert all("_timeseries." in p for p in runs)
+        assert str(plan.ground_truth_path(tmp_path, name)) in declared
 
 
 def test_store_partition_folders_come_from_lcm_io_paths(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from lcm.exceptions import ConfigError, InputDataError, OutputOwnershipError
 from lcm.io.ownership import MARKER_NAME
 from lcm.synth import (
     cohort_outputs,
+    plan,
     planned_runs,
     planned_subjects,
     subject_outputs,
@@ -96,6 +97,41 @@ def test_voxel_subject_job_alone_writes_exactly_its_outputs(tmp_path, atlas):
     assert _files(cohort) == set(cohort_outputs("demo", VOXEL, cohort))
     spaced = subject_outputs("demo", VOXEL, a, subject, output_space="MNI152NLin6Asym")
     assert sum("space-MNI152NLin6Asym" in p for p in spaced) == 3
+
+
+# A new name for each file and folder lcm.synth.plan spells (dataset_description.json is
+# BIDS's, written by lcm.io.provenance).
+RENAMED = {
+    "GROUND_TRUTH": "truth-x.json",
+    "PHENOTYPE": "pheno-x.tsv",
+    "TIMESERIES_DIR": "ts-x",
+    "RAWDATA_DIR": "raw-x",
+    "FMRIPREP_DIR": "deriv-x/fmriprep-x",
+    "PARTICIPANTS": "people-x.tsv",
+    "PARTICIPANTS_JSON": "people-x.json",
+    "README": "README-x",
+    "CHANGES": "CHANGES-x",
+}
+
+
+def test_the_writers_take_every_name_from_the_plan(tmp_path, atlas, monkeypatch):
+    """Rename each file and folder in lcm.synth.plan (the synth rules' outputs): both jobs write
+    under the new names, and exactly the files the plan lists, so the two cannot drift."""
+    for constant, name in RENAMED.items():
+        monkeypatch.setattr(plan, constant, name, raising=False)
+    subject = planned_subjects("demo", VOXEL)[0]
+    _gen(tmp_path, atlas, "adnilike", ROI)
+    _gen(tmp_path, atlas, "demo", VOXEL)
+    _gen(tmp_path, atlas, "demo", VOXEL, subject)
+    listed = {
+        *cohort_outputs("adnilike", ROI, tmp_path),
+        *cohort_outputs("demo", VOXEL, tmp_path),
+        *subject_outputs("demo", VOXEL, tmp_path, subject),
+    }
+    assert _files(tmp_path) == listed
+    relative = {"/" + Path(p).relative_to(tmp_path).as_posix() for p in listed}
+    for name in RENAMED.values():
+        assert any(f"/{name}" in p for p in relative), name
 
 
 def test_subject_errors_name_the_problem(tmp_path):
