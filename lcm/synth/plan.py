@@ -192,7 +192,11 @@ def timeseries_path(root: str | Path, run: dict[str, Any], atlas: str) -> Path:
     -------
     pathlib.Path
     """
-    entities = {**run, "space": DEFAULT_SPACE, "seg": atlas, "stat": "mean"}
+    return _timeseries_path(root, run, atlas, DEFAULT_SPACE)
+
+
+def _timeseries_path(root: str | Path, run: dict[str, Any], atlas: str, space: str) -> Path:
+    entities = {**run, "space": space, "seg": atlas, "stat": "mean"}
     return derivative_path(root, entities, "timeseries", ".tsv")
 
 
@@ -388,6 +392,48 @@ def _subject_files(
 # Stands in for the rule's ``{subject}`` wildcard while BIDS names are built (they take
 # alphanumeric labels only), then is swapped for it.
 _SUBJECT_STANDIN = "LCMSUBJECTWILDCARD"
+# Stands in for a label an earlier run may have chosen otherwise (atlas, output space).
+_ANY_STANDIN = "LCMANYLABEL"
+
+
+def subject_name_patterns(tier: str) -> dict[str, dict[str, tuple[str, ...]]]:
+    """The names the jobs write below a ``sub-<label>`` folder, as glob patterns.
+
+    Built from the same functions as the files written, with any atlas and any output space
+    (whichever an earlier run used), so the cohort job recognises the files of subjects no
+    longer on the roster (:func:`lcm.synth.write.remove_departed`).
+
+    Parameters
+    ----------
+    tier : str
+        ``"roi"`` or ``"voxel"``.
+
+    Returns
+    -------
+    dict
+        :func:`consortium_folders` key -> datatype folder -> patterns of the names after
+        ``sub-<label>_``.
+    """
+    out_dir, name = Path("out"), "consortium"
+    run = {"sub": _SUBJECT_STANDIN, "ses": None, "task": TASK, "run": RUN}
+    if tier == "roi":
+        tsv = _timeseries_path(
+            consortium_folders(out_dir, name)["timeseries"], run, _ANY_STANDIN, _ANY_STANDIN
+        )
+        files = [tsv, tsv.with_suffix(".json")]
+    else:
+        files = list(_subject_files(out_dir, name, _SUBJECT_STANDIN, _ANY_STANDIN).values())
+    patterns: dict[str, dict[str, tuple[str, ...]]] = {}
+    for key, folder in consortium_folders(out_dir, name).items():
+        for path in files:
+            if path.parent.parent.parent == folder:  # folder/sub-<label>/<datatype>/<name>
+                rest = path.name.removeprefix(f"sub-{_SUBJECT_STANDIN}_")
+                by_type = patterns.setdefault(key, {})
+                by_type[path.parent.name] = (
+                    *by_type.get(path.parent.name, ()),
+                    rest.replace(_ANY_STANDIN, "*"),
+                )
+    return patterns
 
 
 def cohort_patterns(out_dir: str | Path, tier: str) -> dict[str, str]:

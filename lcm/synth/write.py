@@ -35,7 +35,6 @@ from lcm.synth.oracle import oracle_metrics, read_ground_truth
 from lcm.synth.phenotype import participants_sidecar, phenotype_table
 from lcm.synth.plan import (
     DEFAULT_SPACE,
-    RUN,
     TASK,
     check_subject,
     cohort_files,
@@ -46,6 +45,7 @@ from lcm.synth.plan import (
     roster_of,
     runs_of,
     subject_files,
+    subject_name_patterns,
 )
 from lcm.synth.presets import resolve
 from lcm.synth.signals import HRF_LENGTH_S, SLOW_WEIGHT, lag1_autocorrelation
@@ -56,27 +56,6 @@ log = logging.getLogger(__name__)
 
 FMRIPREP_VERSION = "25.2.7"
 DECIMALS = 5  # ROI time series precision: far below the signal's noise, keeps files small
-
-# The files `lcm synth` writes below a subject's folder, by datatype folder: the part of each
-# name after ``sub-<label>_`` (any atlas, any output space: whichever the earlier run used).
-_RUN = f"task-{TASK}_run-{RUN}"
-ROI_FILES = {
-    "func": (
-        f"{_RUN}_space-*_seg-*_stat-mean_timeseries.tsv",
-        f"{_RUN}_space-*_seg-*_stat-mean_timeseries.json",
-    )
-}
-RAW_FILES = {"anat": ("T1w.nii.gz",), "func": (f"{_RUN}_bold.nii.gz",)}
-DERIVATIVE_FILES = {
-    "func": (
-        f"{_RUN}_space-*_desc-preproc_bold.nii.gz",
-        f"{_RUN}_space-*_desc-preproc_bold.json",
-        f"{_RUN}_space-*_desc-brain_mask.nii.gz",
-        f"{_RUN}_desc-confounds_timeseries.tsv",
-        f"{_RUN}_desc-confounds_timeseries.json",
-    )
-}
-
 
 # The generator multiplies small matrices (regions x regions): BLAS threads only add spinning
 # overhead, up to 20x slower on a loaded machine, so every job runs BLAS single-threaded.
@@ -129,11 +108,8 @@ def write_cohort(
     # Another n_subjects draws another roster: the files of subjects no longer on it go first,
     # or ingest would take them into the dataset beside the configured cohort.
     roster = set(roster_of(spec).subjects)
-    if spec.tier == "roi":
-        remove_departed(folders["timeseries"], roster, ROI_FILES)
-    else:
-        remove_departed(folders["rawdata"], roster, RAW_FILES)
-        remove_departed(folders["fmriprep"], roster, DERIVATIVE_FILES)
+    for folder, owned in subject_name_patterns(spec.tier).items():
+        remove_departed(folders[folder], roster, owned)
     written = [_write_ground_truth(ctx, files["truth"])]
     pheno = phenotype_table(spec, ctx.latents, seed)
     if spec.tier == "roi":
@@ -282,7 +258,7 @@ def remove_departed(top: Path, roster: set[str], owned: dict[str, tuple[str, ...
         The labels of the cohort as now configured: their folders are left alone.
     owned : dict
         Datatype folder -> patterns of the names ``lcm synth`` writes there, after
-        ``sub-<label>_`` (:data:`ROI_FILES`, :data:`RAW_FILES`, :data:`DERIVATIVE_FILES`).
+        ``sub-<label>_`` (:func:`lcm.synth.plan.subject_name_patterns`).
 
     Returns
     -------

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lcm.atlas import load_atlas
-from lcm.synth import planned_subjects, write_cohort, write_subject
+from lcm.synth import plan, planned_subjects, write_cohort, write_subject
 
 ROI = {"preset": "abide", "tier": "roi", "n_volumes": 20}
 VOXEL = {"preset": "hcp", "tier": "voxel", "n_volumes": 20, "resolution_mm": 4}
@@ -74,3 +74,28 @@ def test_voxel_cohort_rewritten_smaller_removes_departed_subjects(tmp_path, atla
     for subject in new:
         write_subject("hcpvox", small, subject, **_kw(tmp_path, atlas))
     assert _subjects(raw) == set(new)
+
+
+@pytest.mark.parametrize("tier", ["roi", "voxel"])
+def test_departed_files_are_recognised_by_the_plans_names(tmp_path, atlas, monkeypatch, tier):
+    """Another task label in lcm.synth.plan renames every run's files: a smaller cohort still
+    removes the departed subjects' files, so what the job removes cannot drift from what it
+    writes."""
+    monkeypatch.setattr(plan, "TASK", "other")
+    cons = ROI if tier == "roi" else VOXEL
+    big, small = {**cons, "n_subjects": 4}, {**cons, "n_subjects": 2}
+    old, new = planned_subjects("renamed", big), planned_subjects("renamed", small)
+    assert set(old) - set(new)
+    if tier == "voxel":
+        for subject in old:
+            write_subject("renamed", big, subject, **_kw(tmp_path, atlas))
+    write_cohort("renamed", big, **_kw(tmp_path, atlas))
+    root = tmp_path / "renamed"
+    runs = [p for p in root.rglob("sub-*_task-*") if p.is_file()]
+    assert runs and all("_task-other_" in p.name for p in runs)
+    write_cohort("renamed", small, **_kw(tmp_path, atlas))
+    # The ROI cohort job writes every run; a voxel subject's files are its own job's to write.
+    kept = set(new) if tier == "roi" else set(old) & set(new)
+    tops = ["timeseries"] if tier == "roi" else ["rawdata", "derivatives/fmriprep"]
+    for top in tops:
+        assert _subjects(root / top) == kept, top
