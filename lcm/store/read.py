@@ -7,7 +7,9 @@ partition written before the ``window`` column existed reads as whole-run rows.
 Before reading a dataset, a commit left unfinished by a killed ``lcm store`` is completed
 (:func:`lcm.store.commit.recover`); a connectome partition is read only with the variables it was
 committed with (``lcm.variables_id``), and an unreadable file is a one-line
-:class:`~lcm.exceptions.InputDataError` naming it, never an Arrow traceback.
+:class:`~lcm.exceptions.InputDataError` naming it, never an Arrow traceback. Every reader builds
+its runs frame with :func:`ids_frame`: the volume counts come back as nullable ``Int32``
+(``<NA>`` where unknown), never as float64.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import pyarrow.parquet as pq
 from lcm.catalogue import Catalogue, Variable
 from lcm.exceptions import InputDataError
 from lcm.io.paths import connectome_path, variables_path
+from lcm.io.store_columns import COUNT_COLUMNS, COUNT_DTYPE
 from lcm.store.cohort import Cohort, StreamedCohort
 from lcm.store.commit import (
     COMMIT_KEY,
@@ -61,7 +64,7 @@ def read_runs(store: str | Path, atlas: str, datasets: list[str]) -> pd.DataFram
     -------
     pandas.DataFrame
         ``dataset`` then the stored identifier, ``window`` and QC columns, one row per run
-        (or window) in file order.
+        (or window) in file order; the volume counts nullable ``Int32`` (:func:`ids_frame`).
 
     Raises
     ------
@@ -111,7 +114,7 @@ def _read_runs(
         table = read_table(path, dataset, columns=names)
         meta = table.schema.metadata or {}
         check_variables(store, dataset, (path, meta))
-        frame = with_window(table.to_pandas())
+        frame = ids_frame(table, path, dataset)
         frame.insert(0, "dataset", dataset)
         frames.append(frame)
         stamps[dataset] = (path, meta)
@@ -453,7 +456,7 @@ def _load_cohort(
         if connectomes:
             vecs.append(connectome_values(table.column("connectome"), path))
             table = table.drop(["connectome"])
-        frame = with_window(table.to_pandas())
+        frame = ids_frame(table, path, dataset)
         frame.insert(0, "dataset", dataset)
         ids.append(frame)
         variables.append(_variables_for(store, dataset, frame, catalogue, (path, meta)))
@@ -543,7 +546,7 @@ def read_connectome_triangles(
     table = read_table(path, dataset)
     names = roi_names_of(table.schema.metadata, path, dataset)
     vecs = connectome_values(table.column("connectome"), path)
-    frame = with_window(table.drop(["connectome"]).to_pandas())
+    frame = ids_frame(table.drop(["connectome"]), path, dataset)
     return frame, vecs.astype(np.float32, copy=False), names
 
 
@@ -577,6 +580,51 @@ def roi_names_of(meta: dict[bytes, bytes] | None, path: str | Path, dataset: str
             "written by LCM.",
             hint=rerun_hint(dataset),
         ) from None
+
+
+def ids_frame(table: pa.Table, path: str | Path, dataset: str) -> pd.DataFrame:
+    """The identifier, ``window`` and QC columns of a partition as the readers give them.
+
+    The volume counts are pandas' nullable :data:`~lcm.io.store_columns.COUNT_DTYPE`
+    (``Int32``): integers, and ``<NA>`` where unknown (imported connectomes), whichever
+    datasets are read together. ``to_pandas`` alone gives an int32 column with a null as
+    float64 (100.0 and NaN); schema versions <= 4 stored float64 counts, read as integers too.
+    ``window`` is added where the partition has none (:func:`with_window`).
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        The partition's columns, the connectome excepted.
+    path : path-like
+        The partition, named in the error.
+    dataset : str
+        Its dataset, whose rewrite the error's hint gives.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per run (or window), in file order.
+
+    Raises
+    ------
+    InputDataError
+        A count is not a whole number >= 0 (a partition LCM did not write).
+    """
+    frame = table.to_pandas()
+    for column in COUNT_COLUMNS:
+        if column not in frame:
+            continue
+        counts = frame[column]
+        if not pd.api.types.is_integer_dtype(counts):
+            bad = counts.notna() & ((counts % 1 != 0) | (counts < 0))
+            if bad.any():
+                raise InputDataError(
+                    f"{path}: column {column!r} must hold whole numbers >= 0 (or be missing); "
+                    f"got {counts[bad].tolist()[:5]}.",
+                    hint=rerun_hint(dataset),
+                )
+        frame[column] = counts.astype(COUNT_DTYPE)
+    return with_window(frame)
 
 
 def with_window(frame: pd.DataFrame) -> pd.DataFrame:
