@@ -114,3 +114,25 @@ def test_a_count_that_is_no_whole_number_is_refused_naming_the_file(tmp_path: Pa
         read_runs(store, "toy", ["counted"])
     assert str(path) in str(exc.value) and "n_volumes_kept" in str(exc.value)
     assert "lcm store" in exc.value.hint
+
+
+def test_an_embeddings_table_keeps_the_counts_integers(tmp_path: Path) -> None:
+    """``lcm embed`` writes the cohort's run identifiers beside the embeddings: a user's
+    table of a cohort with imported runs held the counts as float64 (100.0)."""
+    from lcm.model.export import embedding_frame
+    from lcm.model.export_tables import write_export_table
+
+    ids = load_cohort(_store(tmp_path), "toy", ["counted", "imported"], EMPTY).ids
+    out = tmp_path / "embeddings.parquet"
+    frame = embedding_frame(ids, np.zeros((len(ids), 3), np.float32))
+    write_export_table(frame, out, checkpoint=tmp_path, weights_sha256="0", atlas="toy", label=None)
+    assert pq.read_schema(out).field("n_volumes").type == pa.int32()
+    plain = pd.read_parquet(out)  # the pandas metadata written with it says Int32
+    assert plain["n_volumes"].dtype == pd.Int32Dtype()
+    text = plain[COUNTS].to_csv(sep="\t", index=False, na_rep="n/a")
+    assert text.splitlines() == [
+        "n_volumes\tn_volumes_kept",
+        "100\t95",
+        "120\t120",
+        *["n/a\tn/a"] * 2,
+    ]
