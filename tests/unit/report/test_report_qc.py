@@ -95,3 +95,31 @@ def test_qc_tables_of_no_run_give_a_note_not_a_crash() -> None:
     """Headers alone (no run reached QC): counting them per dataset raised in pandas."""
     html = qc_section(_qc().iloc[:0])
     assert "The QC tables list no run." in html and "<img" not in html
+
+
+def test_counts_of_a_dataset_with_imported_runs_show_as_integers(tmp_path) -> None:
+    """QC tables as `lcm connectome` writes them, one of imported matrices (counts ``n/a``):
+    the page shows counts as integers and the imported dataset's as n/a. The same counts as
+    the store's readers give them (nullable Int32, lcm.store.read.ids_frame) read alike."""
+    from helpers.report import bare
+
+    from lcm.report.html import table_html
+    from lcm.report.tables import read_qc
+
+    head = "dataset\tsubject\trun_key\tincluded\treason\tmean_fd\tn_volumes\tn_volumes_kept\n"
+    counted, imported = tmp_path / "counted_qc.tsv", tmp_path / "imported_qc.tsv"
+    counted.write_text(
+        head + "a\t1\tsub-1\ttrue\t\t0.1\t200\t190\na\t2\tsub-2\ttrue\t\t0.2\t100\t96\n"
+    )
+    imported.write_text(head + "b\t3\tsub-3\ttrue\t\tn/a\tn/a\tn/a\n")
+    qc = read_qc([counted, imported])
+    nullable = qc.astype({"n_volumes": "Int32", "n_volumes_kept": "Int32"})
+    assert nullable["n_volumes"].isna().tolist() == [False, False, True]
+    for frame in (qc, nullable):
+        scrub = scrubbing_table(frame)
+        assert scrub["dataset"].tolist() == ["a", "a"]  # b has no counts: not a scrubbed run
+        assert scrub["retained"].tolist() == [190, 96]
+        page = bare(table_html(qc_counts(frame), "QC counts", row_headers=1))
+        assert "<td>143</td><td>4.5</td></tr>" in page  # medians: 143 retained, 4.5 % scrubbed
+        assert "<td>n/a</td><td>n/a</td></tr>" in page  # b: imported, nothing counted
+        assert "143.0" not in page and ".000<" not in page.replace("0.150", "")
