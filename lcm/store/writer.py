@@ -79,8 +79,8 @@ log = logging.getLogger(__name__)
 # the metadata. 4: ``n_empty_rois`` (int32) and ``empty_rois`` (list of ROI names) columns. 3: an
 # int32 ``window`` column (-1: the whole run). 2: ``connectome`` is a fixed-size binary of
 # little-endian float32 (1: a fixed-size list). Readers read every version (the columns a
-# version lacks are absent from its rows, ``window`` read as -1; counts of versions <= 4 read
-# as float64).
+# version lacks are absent from its rows, ``window`` read as -1; the counts of every version,
+# float64 in <= 4, read as nullable Int32: lcm.store.read.ids_frame).
 SCHEMA_VERSION = "5"
 # Key-value metadata of a connectome partition: how its rows were made (a JSON array).
 SETTINGS_KEY = "lcm.connectome_settings"
