@@ -1,8 +1,9 @@
 """Shared numpydoc parameter text, as nilearn's ``docdict`` and ``fill_doc``.
 
-A parameter that many public functions take (the workflow's results folder, a verb's parser and
-options) is described once here; a docstring writes ``%(name)s`` on a line of its own in its
-Parameters section, and :func:`fill_doc` puts the entry there, indented as that line.
+A parameter that many public functions take (the workflow's results folder, the store, a dataset,
+a task, a verb's parser and options) is described once here; a docstring writes ``%(name)s`` on a
+line of its own in its Parameters section, and :func:`fill_doc` puts the entry there, indented as
+that line.
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ F = TypeVar("F", bound=Callable[..., object])
 
 DOCDICT: dict[str, str] = {
     "args": "args : argparse.Namespace\n    The options :func:`register` defines, as parsed.",
+    "dataset": "dataset : str\n    The dataset's name in the config.",
+    "model_name": "name : str\n    Model name (an ``evaluate.models`` entry).",
     "results": "results : str\n    The workflow's ``results_dir``.",
+    "store": "store : path-like\n    Store root.",
     "sub": (
         "sub : argparse._SubParsersAction\n"
         "    ``lcm``'s sub-commands (:func:`lcm.cli.build_parser`); the verb's parser is added "
         "to it."
     ),
+    "task": "task : str\n    The task's name.",
 }
 
 _PLACEHOLDER = re.compile(r"^([ \t]*)%\((\w+)\)s[ \t]*$", re.MULTILINE)

@@ -50,6 +50,7 @@ from lcm.bids.validator import (
     validate_bids,
     validation_inputs,
 )
+from lcm.docstrings import fill_doc
 from lcm.entries import TABLE, entry_type
 from lcm.exceptions import BIDSError, ConfigError, InputDataError
 from lcm.io.bids_names import check_label, parse_entities
@@ -523,6 +524,7 @@ def _tasks_present(root: Path, limit: int = 20000) -> list[str]:
     return sorted(found)
 
 
+@fill_doc
 def included_runs(
     dataset: str,
     entry: str,
@@ -553,8 +555,7 @@ def included_runs(
 
     Parameters
     ----------
-    dataset : str
-        Dataset name.
+    %(dataset)s
     entry : str
         The dataset's entry (:mod:`lcm.entries`).
     path : str or Path

@@ -16,6 +16,7 @@ from typing import Any
 from lcm import reason_codes
 from lcm.bids.nifti_header import UnreadableHeader, header_problem, read_bold_header, sniff_image
 from lcm.bids.timing import sidecar_tr, tr_mismatch
+from lcm.docstrings import fill_doc
 from lcm.io.bids_names import parse_entities
 from lcm.io.output_space import is_native_space
 
@@ -49,6 +50,7 @@ UNREADABLE = "NIfTI header unreadable"  # tr_check of an included run whose head
 TR_FROM_HEADER = "from the NIfTI header pixdim[4] (no sidecar RepetitionTime)"
 
 
+@fill_doc
 def base_row(
     dataset: str, entry: str, path: str | Path, ents: dict[str, str] | None = None
 ) -> dict[str, Any]:
@@ -56,8 +58,7 @@ def base_row(
 
     Parameters
     ----------
-    dataset : str
-        Dataset name.
+    %(dataset)s
     entry : str
         The dataset's entry (:mod:`lcm.entries`).
     path : str or Path

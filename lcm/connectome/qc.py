@@ -17,6 +17,7 @@ import pandas as pd
 
 from lcm import reason_codes
 from lcm.bids.runs import RunIds
+from lcm.docstrings import fill_doc
 from lcm.exceptions import ConfigError, ExcludedRunError, InputDataError
 from lcm.io.atomic import write_tsv
 from lcm.io.derivatives import exclusion_reasons
@@ -56,6 +57,7 @@ _LIST_COLUMNS = ("empty_rois", "relmats", "window_relmats")
 _LIST_SEPARATOR = ","
 
 
+@fill_doc
 def new_qc(
     dataset: str, ids: RunIds | None = None, denoise: dict[str, Any] | None = None, **values: Any
 ) -> dict[str, Any]:
@@ -67,8 +69,7 @@ def new_qc(
 
     Parameters
     ----------
-    dataset : str
-        Dataset name.
+    %(dataset)s
     ids : RunIds, optional
         The run's identifiers, which fill ``subject`` .. ``run_key``.
     denoise : dict, optional

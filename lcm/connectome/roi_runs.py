@@ -49,6 +49,7 @@ from lcm.connectome.qc import (
 from lcm.connectome.relmat import pearson_fc, window_starts
 from lcm.connectome.roi_formats import atlas_order, check_roi_names, read_roi_series
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
+from lcm.docstrings import fill_doc
 from lcm.exceptions import ExcludedRunError
 from lcm.io.atomic import write_tsv
 from lcm.io.bids_names import parse_entities
@@ -90,6 +91,7 @@ def settings_read(section: str, value: dict[str, Any]) -> dict[str, Any]:
     return {key: v for key, v in value.items() if key != "strategy"}
 
 
+@fill_doc
 def process_timeseries_manifest(
     dataset: str,
     manifest_path: str | Path,
@@ -110,8 +112,7 @@ def process_timeseries_manifest(
 
     Parameters
     ----------
-    dataset : str
-        Dataset name.
+    %(dataset)s
     manifest_path : path-like
         Manifest written by ``lcm ingest --entry roi_timeseries``.
     atlas : Atlas

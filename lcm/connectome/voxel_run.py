@@ -49,6 +49,7 @@ from lcm.connectome.outputs import ensure_dataset_description
 from lcm.connectome.parcellate import parcellate_file
 from lcm.connectome.qc import exclusion_reason, new_qc
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
+from lcm.docstrings import fill_doc
 from lcm.exceptions import ExcludedRunError, InputDataError
 from lcm.io.atomic import write_json
 from lcm.io.output_space import is_native_space, native_space_fix, parse_output_space
@@ -115,6 +116,7 @@ def load_run_from_record(record_path: str | Path, run_key: str) -> tuple[RunDeri
     return RunDerivatives.from_record(runs[run_key]), space
 
 
+@fill_doc
 def process_voxel_run(
     dataset: str,
     record_path: str | Path,
@@ -131,8 +133,7 @@ def process_voxel_run(
 
     Parameters
     ----------
-    dataset : str
-        Dataset name.
+    %(dataset)s
     record_path : path-like
         fMRIPrep record written by ``lcm fmriprep``.
     run_key : str

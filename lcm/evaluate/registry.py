@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # What a factory is given and returns: lcm.evaluate.context owns them, re-exported here.
+from lcm.docstrings import fill_doc
 from lcm.evaluate.context import CONTROL_PERMUTATIONS as CONTROL_PERMUTATIONS
 from lcm.evaluate.context import Model, ModelContext, ModelFactory
 from lcm.exceptions import ConfigError
@@ -116,13 +117,13 @@ def register_model(
     )
 
 
+@fill_doc
 def unregister_model(name: str) -> None:
     """Remove ``name`` from the registry (no error if absent).
 
     Parameters
     ----------
-    name : str
-        Model name (an ``evaluate.models`` entry).
+    %(model_name)s
     """
     _REGISTRY.pop(name, None)
 
@@ -137,13 +138,13 @@ def model_names() -> list[str]:
     return list(_REGISTRY)
 
 
+@fill_doc
 def model_entry(name: str) -> ModelEntry | None:
     """The registry entry of ``name`` (None when not registered).
 
     Parameters
     ----------
-    name : str
-        Model name (an ``evaluate.models`` entry).
+    %(model_name)s
 
     Returns
     -------
@@ -152,13 +153,13 @@ def model_entry(name: str) -> ModelEntry | None:
     return _REGISTRY.get(name)
 
 
+@fill_doc
 def model_family(name: str) -> str:
     """``LCM``, ``baseline``, ``control`` or ``other`` (also for an unregistered name).
 
     Parameters
     ----------
-    name : str
-        Model name (an ``evaluate.models`` entry).
+    %(model_name)s
 
     Returns
     -------
@@ -168,13 +169,13 @@ def model_family(name: str) -> str:
     return entry.family if entry else "other"
 
 
+@fill_doc
 def needs_torch(name: str) -> bool:
     """Whether ``name`` trains with torch.
 
     Parameters
     ----------
-    name : str
-        Model name (an ``evaluate.models`` entry).
+    %(model_name)s
 
     Returns
     -------
@@ -220,13 +221,13 @@ def maps_models(models: list[str] | tuple[str, ...]) -> list[str]:
     return [m for m in checkpoint_models(models, "bei") if model_family(m) == "baseline"]
 
 
+@fill_doc
 def model_kinds(name: str) -> tuple[str, ...]:
     """Target kinds ``name`` handles (empty when not registered).
 
     Parameters
     ----------
-    name : str
-        Model name (an ``evaluate.models`` entry).
+    %(model_name)s
 
     Returns
     -------
@@ -237,13 +238,13 @@ def model_kinds(name: str) -> tuple[str, ...]:
     return entry.kinds if entry else ()
 
 
+@fill_doc
 def largest_fraction_only(name: str) -> bool:
     """Whether ``name`` is fitted at the largest label fraction of a sweep only.
 
     Parameters
     ----------
-    name : str
-        Model name (an ``evaluate.models`` entry).
+    %(model_name)s
 
     Returns
     -------
@@ -254,13 +255,13 @@ def largest_fraction_only(name: str) -> bool:
     return bool(entry and entry.largest_fraction_only)
 
 
+@fill_doc
 def is_builtin_model(name: str) -> bool:
     """Whether ``name`` is registered as :mod:`lcm` registers it (so a fresh process knows it).
 
     Parameters
     ----------
-    name : str
-        Model name (an ``evaluate.models`` entry).
+    %(model_name)s
 
     Returns
     -------
@@ -269,13 +270,13 @@ def is_builtin_model(name: str) -> bool:
     return name in _BUILTIN and _REGISTRY.get(name) is _BUILTIN[name]
 
 
+@fill_doc
 def make_model(name: str, context: ModelContext) -> Model:
     """A fresh, unfitted model ``name`` built for ``context``.
 
     Parameters
     ----------
-    name : str
-        Model name (an ``evaluate.models`` entry).
+    %(model_name)s
     context : ModelContext
         Everything the model's factory may use for this fit.
 

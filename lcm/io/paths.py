@@ -122,8 +122,7 @@ def ingest_manifest(results: str, dataset: str) -> str:
     Parameters
     ----------
     %(results)s
-    dataset : str
-        The dataset's name in the config.
+    %(dataset)s
     """
     return f"{results}/ingest/{dataset}/manifest.parquet"
 
@@ -151,8 +150,7 @@ def fmriprep_record(results: str, dataset: str, subject: str) -> str:
     Parameters
     ----------
     %(results)s
-    dataset : str
-        The dataset's name in the config.
+    %(dataset)s
     subject : str
         The subject's label, without ``sub-``.
     """
@@ -166,8 +164,7 @@ def fmriprep_settings(results: str, dataset: str) -> str:
     Parameters
     ----------
     %(results)s
-    dataset : str
-        The dataset's name in the config.
+    %(dataset)s
     """
     return f"{results}/fmriprep/{dataset}/settings.json"
 
@@ -179,8 +176,7 @@ def fmriprep_derivatives(results: str, dataset: str) -> str:
     Parameters
     ----------
     %(results)s
-    dataset : str
-        The dataset's name in the config.
+    %(dataset)s
     """
     return f"{results}/fmriprep/{dataset}/derivatives"
 
@@ -276,8 +272,7 @@ def connectome_dir(results: str, dataset: str) -> str:
     Parameters
     ----------
     %(results)s
-    dataset : str
-        The dataset's name in the config.
+    %(dataset)s
     """
     return f"{results}/connectome/{dataset}"
 
@@ -289,8 +284,7 @@ def connectome_settings(results: str, dataset: str) -> str:
     Parameters
     ----------
     %(results)s
-    dataset : str
-        The dataset's name in the config.
+    %(dataset)s
     """
     return f"{connectome_dir(results, dataset)}/settings.json"
 
@@ -302,8 +296,7 @@ def qc_table(results: str, dataset: str, atlas: str) -> str:
     Parameters
     ----------
     %(results)s
-    dataset : str
-        The dataset's name in the config.
+    %(dataset)s
     atlas : str
         The atlas's name (the ``seg`` entity).
     """
@@ -319,8 +312,7 @@ def run_qc_json(
     Parameters
     ----------
     %(results)s
-    dataset : str
-        The dataset's name in the config.
+    %(dataset)s
     location : mapping
         The run's folder and key: :func:`run_location`, or the rule's :data:`RUN_WILDCARDS`
         (then the path is a pattern).
@@ -485,6 +477,7 @@ def _present(store: str | Path, pattern: Path) -> list[Path]:
     return sorted(Path(store).glob(str(pattern.relative_to(store))))
 
 
+@fill_doc
 def dataset_partitions(store: str | Path, dataset: str) -> list[Path]:
     """The partition folders of ``dataset`` in ``store``.
 
@@ -492,8 +485,7 @@ def dataset_partitions(store: str | Path, dataset: str) -> list[Path]:
     ----------
     store : path-like
         The store's root.
-    dataset : str
-        Dataset name.
+    %(dataset)s
 
     Returns
     -------

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lcm.docstrings import fill_doc
 from lcm.evaluate.motion import MOTION_MODEL
 from lcm.evaluate.registry import CONTROL_MODELS
 from lcm.report.dropped import dropped_note
@@ -345,6 +346,7 @@ def control_fragment(control: pd.DataFrame, task: str, meta: dict[str, Any] | No
     )
 
 
+@fill_doc
 def collapsed_fits(metrics: pd.DataFrame | None, task: str) -> dict[tuple[str, float], dict]:
     """Each model and label fraction of a binary task whose classifier collapsed in at least
     half of its fits (seeds x folds).
@@ -358,8 +360,7 @@ def collapsed_fits(metrics: pd.DataFrame | None, task: str) -> dict[tuple[str, f
     metrics : pandas.DataFrame or None
         The tidy fold metrics (``task, model, label_fraction, seed, fold, metric, value``);
         None, or a table without ``task`` and ``metric``, finds nothing.
-    task : str
-        The task's name.
+    %(task)s
 
     Returns
     -------
@@ -392,6 +393,7 @@ def collapsed_fits(metrics: pd.DataFrame | None, task: str) -> dict[tuple[str, f
     return out
 
 
+@fill_doc
 def collapse_fragment(metrics: pd.DataFrame, task: str) -> str:
     """A warning naming each model of a binary task whose classifier collapsed (called no test
     subject positive, or every one, in either direction fold by fold) in at least half of its
@@ -405,8 +407,7 @@ def collapse_fragment(metrics: pd.DataFrame, task: str) -> str:
     ----------
     metrics : pandas.DataFrame
         The tidy fold metrics (``task, model, label_fraction, seed, fold, metric, value``).
-    task : str
-        The task's name.
+    %(task)s
     """
     found = []
     for (model, fraction), c in collapsed_fits(metrics, task).items():
@@ -1215,6 +1216,7 @@ def _holm_clause(p_holm: float, family: int) -> str:
     return f" (Holm-adjusted over the {family} contrasts listed: {p_clause(p_holm)}{verdict})"
 
 
+@fill_doc
 def no_diagnosis_pseudo_labels(
     task_meta: dict[str, dict[str, Any]] | None, task: str, fraction: float
 ) -> bool:
@@ -1226,8 +1228,7 @@ def no_diagnosis_pseudo_labels(
     ----------
     task_meta : dict or None
         ``task -> record`` of ``lcm evaluate`` (its ``pseudo_labels`` statuses).
-    task : str
-        The task's name.
+    %(task)s
     fraction : float
         The label fraction.
 
@@ -1550,6 +1551,7 @@ def motion_fragment(
 POOLED_GAP = 0.05
 
 
+@fill_doc
 def roc_caption(predictions: pd.DataFrame, summary: pd.DataFrame, task: str) -> str:
     """The visible caption of a task's ROC curves: they pool each seed's folds, so the area
     under a curve (the pooled AUC) is not the table's fold-mean AUC; each model and label
@@ -1562,8 +1564,7 @@ def roc_caption(predictions: pd.DataFrame, summary: pd.DataFrame, task: str) -> 
         y_true, prediction``).
     summary : pandas.DataFrame
         :func:`lcm.evaluate.metrics.summarise`, for the fold-mean AUCs.
-    task : str
-        The task's name.
+    %(task)s
 
     Returns
     -------
@@ -1603,6 +1604,7 @@ def roc_caption(predictions: pd.DataFrame, summary: pd.DataFrame, task: str) -> 
     )
 
 
+@fill_doc
 def test_subjects_note(
     predictions: pd.DataFrame, task: str, levels: list[str] | tuple[str, ...] = ()
 ) -> str:
@@ -1615,8 +1617,7 @@ def test_subjects_note(
     predictions : pandas.DataFrame
         Out-of-fold predictions (``task, model, label_fraction, seed, fold, dataset, subject,
         y_true, prediction``).
-    task : str
-        The task's name.
+    %(task)s
     levels : sequence of str
         The class names, label 0 first; anything but two gives ``label 0`` and ``label 1``.
 

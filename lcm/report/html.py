@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 import lcm
+from lcm.docstrings import fill_doc
 from lcm.io.provenance import environment, sha256_file
 from lcm.io.qc_table import MEAN_FD
 from lcm.report import findings, plots
@@ -241,6 +242,7 @@ def _anchor(name: str) -> str:
     return "task-" + "".join(c if c.isalnum() else "-" for c in name)
 
 
+@fill_doc
 def task_section(data: ReportData, task: str) -> str:
     """Summary table, label-fraction curves and ROC curves of one task.
 
@@ -248,8 +250,7 @@ def task_section(data: ReportData, task: str) -> str:
     ----------
     data : ReportData
         Everything the report shows.
-    task : str
-        The task's name.
+    %(task)s
 
     Returns
     -------

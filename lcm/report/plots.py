@@ -20,6 +20,7 @@ from matplotlib.legend import Legend
 from PIL import Image
 from sklearn.metrics import roc_curve
 
+from lcm.docstrings import fill_doc
 from lcm.evaluate.registry import model_names
 from lcm.io.qc_table import INCLUDED, MEAN_FD
 from lcm.report.tables import first_permutation, metric_name
@@ -325,6 +326,7 @@ def _best(summary: pd.DataFrame, task: str, metric: str) -> str:
     return "highest mean " + name + " " + "; ".join(said)
 
 
+@fill_doc
 def fraction_alt(summary: pd.DataFrame, task: str, metric: str = "auc") -> str:
     """Alt text of :func:`fraction_figure`: what it plots, its best models, its numbers' table.
 
@@ -332,8 +334,7 @@ def fraction_alt(summary: pd.DataFrame, task: str, metric: str = "auc") -> str:
     ----------
     summary : pandas.DataFrame
         :func:`lcm.evaluate.metrics.summarise` (``task, model, label_fraction, metric, mean``).
-    task : str
-        The task's name.
+    %(task)s
     metric : str
         The metric plotted (``auc``, or ``pearson_r`` for a regression task).
 
@@ -352,6 +353,7 @@ def fraction_alt(summary: pd.DataFrame, task: str, metric: str = "auc") -> str:
     )
 
 
+@fill_doc
 def roc_alt(predictions: pd.DataFrame, summary: pd.DataFrame, task: str) -> str:
     """Alt text of :func:`roc_figure`, quoting the table's fold-mean AUC (not a pooled one).
 
@@ -362,8 +364,7 @@ def roc_alt(predictions: pd.DataFrame, summary: pd.DataFrame, task: str) -> str:
         fractions drawn.
     summary : pandas.DataFrame
         :func:`lcm.evaluate.metrics.summarise` (the AUCs quoted).
-    task : str
-        The task's name.
+    %(task)s
 
     Returns
     -------

@@ -45,6 +45,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lcm.docstrings import fill_doc
 from lcm.exceptions import InputDataError, OutputBusyError
 from lcm.io.atomic import STAGED_TAG, TMP_TAG, fsync_path, temporary_name, write_json
 from lcm.io.disk_full import no_room_errno
@@ -75,15 +76,14 @@ class MixedStoreError(InputDataError):
     """A dataset's connectome and variables partitions come from different ``lcm store`` runs."""
 
 
+@fill_doc
 def state_dir(store: str | Path, dataset: str) -> Path:
     """Folder of ``dataset``'s lock and journal inside ``store``.
 
     Parameters
     ----------
-    store : path-like
-        Store root.
-    dataset : str
-        Dataset name.
+    %(store)s
+    %(dataset)s
 
     Returns
     -------
@@ -93,15 +93,14 @@ def state_dir(store: str | Path, dataset: str) -> Path:
     return Path(store) / STATE_DIR / f"dataset={dataset}"
 
 
+@fill_doc
 def journal_path(store: str | Path, dataset: str) -> Path:
     """The journal of ``dataset``'s commit in progress (absent when none is).
 
     Parameters
     ----------
-    store : path-like
-        Store root.
-    dataset : str
-        Dataset name.
+    %(store)s
+    %(dataset)s
 
     Returns
     -------
@@ -110,15 +109,14 @@ def journal_path(store: str | Path, dataset: str) -> Path:
     return state_dir(store, dataset) / "journal.json"
 
 
+@fill_doc
 def lock_path(store: str | Path, dataset: str) -> Path:
     """The advisory lock file held while ``dataset`` is written or recovered.
 
     Parameters
     ----------
-    store : path-like
-        Store root.
-    dataset : str
-        Dataset name.
+    %(store)s
+    %(dataset)s
 
     Returns
     -------
@@ -127,6 +125,7 @@ def lock_path(store: str | Path, dataset: str) -> Path:
     return state_dir(store, dataset) / ".lcm.lock"
 
 
+@fill_doc
 def rerun_hint(dataset: str, atlas: str | None = None) -> str:
     """How to rewrite ``dataset``'s partitions (of ``atlas``, when one is stale).
 
@@ -140,8 +139,7 @@ def rerun_hint(dataset: str, atlas: str | None = None) -> str:
 
     Parameters
     ----------
-    dataset : str
-        Dataset name.
+    %(dataset)s
     atlas : str, optional
         The atlas whose partition is stale; None names no atlas in the command.
 
@@ -368,6 +366,7 @@ def _commit_of(path: Path) -> str:
     return meta.get(COMMIT_KEY.encode(), b"none").decode()
 
 
+@fill_doc
 @contextlib.contextmanager
 def commit_dataset(store: str | Path, dataset: str, variables_id: str) -> Iterator[DatasetCommit]:
     """Hold ``dataset``'s lock, recover a killed writer's state, and yield a new commit.
@@ -379,8 +378,7 @@ def commit_dataset(store: str | Path, dataset: str, variables_id: str) -> Iterat
 
     Parameters
     ----------
-    store : path-like
-        Store root.
+    %(store)s
     dataset : str
     variables_id : str
         Hash of the variables to be written (:func:`lcm.store.writer.variables_id`).
@@ -405,6 +403,7 @@ def commit_dataset(store: str | Path, dataset: str, variables_id: str) -> Iterat
                 commit.discard()
 
 
+@fill_doc
 def recover(store: str | Path, dataset: str, *, locked: bool = False) -> None:
     """Finish (roll forward) a commit of ``dataset`` whose writer died; remove its leftovers.
 
@@ -415,8 +414,7 @@ def recover(store: str | Path, dataset: str, *, locked: bool = False) -> None:
 
     Parameters
     ----------
-    store : path-like
-        Store root.
+    %(store)s
     dataset : str
     locked : bool
         The caller already holds the dataset's lock (a writer): recover unconditionally.

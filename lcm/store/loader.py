@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from lcm.docstrings import fill_doc
 from lcm.exceptions import InputDataError
 from lcm.io.paths import connectome_path
 from lcm.store.commit import COMMIT_KEY
@@ -84,13 +85,13 @@ class _Unit:
     length: int
 
 
+@fill_doc
 class ConnectomeStream(IterableDataset):
     """Iterable dataset of connectomes streamed from Parquet row groups.
 
     Parameters
     ----------
-    store : path-like
-        Store root.
+    %(store)s
     atlas : str
     datasets : list of str
     shuffle : bool, default True

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from lcm.catalogue import Catalogue, ColumnCoding, Variable
+from lcm.docstrings import fill_doc
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import check_label
 
@@ -390,6 +391,7 @@ def _number(label: str) -> str:
     return (label.lstrip("0") or "0") if _is_number(label) else label
 
 
+@fill_doc
 def missingness(table: pd.DataFrame, dataset: str, catalogue: Catalogue) -> pd.DataFrame:
     """Per-variable missingness of one dataset: ``dataset, variable, n, n_missing, fraction``.
 
@@ -398,8 +400,7 @@ def missingness(table: pd.DataFrame, dataset: str, catalogue: Catalogue) -> pd.D
     table : pandas.DataFrame
         The variables of the stored participants, as :func:`read_phenotype` returns them (a
         scanned subject without a phenotype row as a row of missing values).
-    dataset : str
-        Dataset name.
+    %(dataset)s
     catalogue : Catalogue
         Its variables are the rows; its coding of ``dataset`` says which are provided.
 

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lcm.catalogue import Catalogue, Variable
+from lcm.docstrings import fill_doc
 from lcm.exceptions import InputDataError
 from lcm.io.paths import connectome_path, variables_path
 from lcm.io.store_columns import COUNT_COLUMNS, COUNT_DTYPE
@@ -48,13 +49,13 @@ T = TypeVar("T")
 Stamp = tuple[Path, dict[bytes, bytes]]
 
 
+@fill_doc
 def read_runs(store: str | Path, atlas: str, datasets: list[str]) -> pd.DataFrame:
     """Identifier and QC columns of the runs of ``datasets`` (no connectomes read).
 
     Parameters
     ----------
-    store : path-like
-        Store root.
+    %(store)s
     atlas : str
         Atlas name of the connectome partitions.
     datasets : list of str
@@ -75,6 +76,7 @@ def read_runs(store: str | Path, atlas: str, datasets: list[str]) -> pd.DataFram
     return read_runs_stamped(store, atlas, datasets)[0]
 
 
+@fill_doc
 def read_runs_stamped(
     store: str | Path, atlas: str, datasets: list[str]
 ) -> tuple[pd.DataFrame, dict[str, Stamp]]:
@@ -82,8 +84,7 @@ def read_runs_stamped(
 
     Parameters
     ----------
-    store : path-like
-        Store root.
+    %(store)s
     atlas : str
         Atlas name of the connectome partitions.
     datasets : list of str
@@ -236,13 +237,13 @@ def unreadable(path: str | Path, dataset: str, exc: BaseException) -> InputDataE
     )
 
 
+@fill_doc
 def check_variables(store: str | Path, dataset: str, connectomes: Stamp) -> None:
     """Refuse ``dataset``'s connectome partition beside variables it was not committed with.
 
     Parameters
     ----------
-    store : path-like
-        Store root.
+    %(store)s
     dataset : str
     connectomes : (pathlib.Path, dict)
         The connectome file and the key-value metadata read from it.
@@ -302,6 +303,7 @@ def _consistent(read: Callable[[], T], store: str | Path, datasets: list[str]) -
         return read()
 
 
+@fill_doc
 def load_cohort(
     store: str | Path,
     atlas: str,
@@ -313,8 +315,7 @@ def load_cohort(
 
     Parameters
     ----------
-    store : path-like
-        Store root.
+    %(store)s
     atlas : str
     datasets : list of str
     catalogue : Catalogue
@@ -334,6 +335,7 @@ def load_cohort(
     return cohort
 
 
+@fill_doc
 def cohort_size(store: str | Path, atlas: str, datasets: list[str]) -> tuple[int, int]:
     """``(runs, ROIs)`` of ``datasets`` for ``atlas``, from the partitions' footers alone.
 
@@ -342,8 +344,7 @@ def cohort_size(store: str | Path, atlas: str, datasets: list[str]) -> tuple[int
 
     Parameters
     ----------
-    store : path-like
-        Store root.
+    %(store)s
     atlas : str
         Atlas name of the connectome partitions.
     datasets : list of str
@@ -483,6 +484,7 @@ def _load_cohort(
     return Cohort(ids=id_frame, fc=fc, variables=var_frame, roi_names=roi_names, atlas=atlas)
 
 
+@fill_doc
 def read_connectomes(
     store: str | Path, atlas: str, dataset: str
 ) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
@@ -490,12 +492,10 @@ def read_connectomes(
 
     Parameters
     ----------
-    store : path-like
-        Store root.
+    %(store)s
     atlas : str
         Atlas name of the connectome partition.
-    dataset : str
-        Dataset name.
+    %(dataset)s
 
     Returns
     -------
@@ -514,6 +514,7 @@ def read_connectomes(
     return frame, vec_to_matrix(vecs, len(names), diagonal=1.0), names
 
 
+@fill_doc
 def read_connectome_triangles(
     store: str | Path, atlas: str, dataset: str
 ) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
@@ -522,12 +523,10 @@ def read_connectome_triangles(
 
     Parameters
     ----------
-    store : path-like
-        Store root.
+    %(store)s
     atlas : str
         Atlas name of the connectome partition.
-    dataset : str
-        Dataset name.
+    %(dataset)s
 
     Returns
     -------
@@ -686,6 +685,7 @@ def connectome_values(column: pa.ChunkedArray | pa.Array, source: str | Path) ->
     )
 
 
+@fill_doc
 def read_run_variables(
     store: str | Path, atlas: str, datasets: list[str], catalogue: Catalogue
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -693,8 +693,7 @@ def read_run_variables(
 
     Parameters
     ----------
-    store : path-like
-        Store root.
+    %(store)s
     atlas : str
         Atlas name of the connectome partitions.
     datasets : list of str

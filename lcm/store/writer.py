@@ -47,6 +47,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lcm.catalogue import Catalogue
+from lcm.docstrings import fill_doc
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import atomic_path, write_tsv
 from lcm.io.derivatives import exclusion_reasons, included_mask, list_cell
@@ -160,6 +161,7 @@ def row_group_rows(n_rois: int) -> int:
     return max(16, ROW_GROUP_BYTES // (4 * n_edges(n_rois)))
 
 
+@fill_doc
 def write_connectomes(
     store: str | Path,
     atlas: str,
@@ -180,8 +182,7 @@ def write_connectomes(
 
     Parameters
     ----------
-    store : path-like
-        Store root.
+    %(store)s
     atlas, dataset : str
     qc : pandas.DataFrame
         QC table of the connectome stage (one row per run; ``included``, ``relmat`` path,
@@ -375,6 +376,7 @@ def stored_rows(qc: pd.DataFrame, dataset: str, source: str | Path | None = None
     return pd.DataFrame(rows)
 
 
+@fill_doc
 def write_connectome_arrays(
     store: str | Path,
     atlas: str,
@@ -391,8 +393,7 @@ def write_connectome_arrays(
 
     Parameters
     ----------
-    store : path-like
-        Store root.
+    %(store)s
     atlas, dataset : str
         Partition keys.
     runs : pandas.DataFrame
@@ -678,6 +679,7 @@ def variables_id(phenotype: pd.DataFrame, catalogue: Catalogue) -> str:
     return digest.hexdigest()[:32]
 
 
+@fill_doc
 def write_variables(
     store: str | Path,
     dataset: str,
@@ -689,8 +691,7 @@ def write_variables(
 
     Parameters
     ----------
-    store : path-like
-        Store root.
+    %(store)s
     dataset : str
     phenotype : pandas.DataFrame
         Output of :func:`lcm.store.phenotype.read_phenotype`.
@@ -723,6 +724,7 @@ def write_variables(
     return out
 
 
+@fill_doc
 def write_missingness(
     store: str | Path, dataset: str, report: pd.DataFrame, commit: DatasetCommit | None = None
 ) -> Path:
@@ -730,10 +732,8 @@ def write_missingness(
 
     Parameters
     ----------
-    store : path-like
-        Store root.
-    dataset : str
-        Dataset name.
+    %(store)s
+    %(dataset)s
     report : pandas.DataFrame
         :func:`lcm.store.phenotype.missingness`.
     commit : DatasetCommit, optional

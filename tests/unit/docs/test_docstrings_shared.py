@@ -47,7 +47,7 @@ def test_decorated_functions_show_the_shared_text() -> None:
 
 
 def test_every_placeholder_in_lcm_is_filled_at_import() -> None:
-    """A placeholder left in a function without @fill_doc would show as written."""
+    """A placeholder left in a function or class without @fill_doc would show as written."""
     import importlib
     import pkgutil
 
@@ -59,7 +59,9 @@ def test_every_placeholder_in_lcm_is_filled_at_import() -> None:
             continue
         module = importlib.import_module(info.name)
         for name, obj in vars(module).items():
-            if inspect.isfunction(obj) and obj.__module__ == module.__name__:
+            if (
+                inspect.isfunction(obj) or inspect.isclass(obj)
+            ) and obj.__module__ == module.__name__:
                 if re.search(r"^\s*%\(\w+\)s\s*$", obj.__doc__ or "", re.M):
                     left.append(f"{info.name}.{name}")
     assert left == []
