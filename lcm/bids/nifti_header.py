@@ -1,5 +1,8 @@
 """Just the facts ingestion needs from a NIfTI header: dimensions and the TR.
 
+The one reader of a header's TR in seconds (:attr:`BoldHeader.t_r`), for ingest and for the
+connectome stage alike (which hands it the header bytes it parsed).
+
 Reading the first 540 bytes with ``struct`` is ~20x cheaper than ``nibabel.load`` and matters
 when a dataset has tens of thousands of runs. NIfTI-1 and NIfTI-2, either byte order, plain or
 gzipped. Results agree with nibabel (``tests/unit/bids/test_bids_nifti_header.py``).
@@ -88,27 +91,46 @@ class BoldHeader:
     ndim : int
         Number of dimensions as written in ``dim[0]``.
     shape : tuple of int
-    t_r : float or None
-        ``pixdim[4]`` in seconds (``msec``/``usec`` converted, unknown units taken as seconds),
-        ``None`` when 0 or not finite.
+    pixdim_t : float or None
+        ``pixdim[4]`` as written, whatever its unit (what nibabel's ``get_zooms()[3]``
+        reports), ``None`` for an image of fewer than 4 dimensions and when 0, negative or
+        not finite.
     bitpix : int
         Bits per voxel value (0 when the header does not say).
     vox_offset : int
         Byte offset of the data in a one-file NIfTI.
     single_file : bool
         ``True`` for a ``.nii`` (magic ``n+1``/``n+2``), whose data follow the header.
-    t_unit_known : bool
-        ``xyzt_units`` names the time unit (``sec``, ``msec`` or ``usec``): ``t_r`` is then
-        in seconds for sure, not a number of unknown unit taken as seconds.
+    t_unit : int
+        The time bits of ``xyzt_units`` (``xyzt_units & 0x38``): 8 ``sec``, 16 ``msec``,
+        24 ``usec``; 0 (unknown) or a code that is no time unit (``hz``, ``ppm``, ``rads``).
     """
 
     ndim: int
     shape: tuple[int, ...]
-    t_r: float | None
+    pixdim_t: float | None
     bitpix: int = 0
     vox_offset: int = 0
     single_file: bool = True
-    t_unit_known: bool = False
+    t_unit: int = 0
+
+    @property
+    def t_unit_known(self) -> bool:
+        """Whether ``xyzt_units`` names a time unit (``sec``, ``msec`` or ``usec``)."""
+        return self.t_unit in _TIME_UNIT_SECONDS
+
+    @property
+    def t_r(self) -> float | None:
+        """The header's TR in seconds, or ``None``: LCM's one reading of it.
+
+        ``pixdim[4]`` converted from the time unit ``xyzt_units`` names; ``None`` when the
+        image is not 4D, ``pixdim[4]`` is no positive number, or the unit is not a time unit
+        (a number of unknown unit is no TR in seconds: :func:`lcm.bids.timing.compare_header_tr`
+        says what it can be compared with).
+        """
+        if self.pixdim_t is None or not self.t_unit_known:
+            return None
+        return self.pixdim_t * _TIME_UNIT_SECONDS[self.t_unit]
 
     def data_bytes(self) -> int:
         """Bytes of image data the header implies (its dimensions times the value size)."""
@@ -172,7 +194,8 @@ def parse_header(raw: bytes) -> BoldHeader:
     Returns
     -------
     BoldHeader
-        ``t_r`` in seconds, None when the header gives none.
+        ``pixdim[4]`` as written and its time unit; ``t_r`` in seconds where the unit is
+        named, else ``None``.
 
     Raises
     ------
@@ -202,21 +225,18 @@ def parse_header(raw: bytes) -> BoldHeader:
     if not 1 <= ndim <= 7:
         raise UnreadableHeader(f"dim[0] is {ndim}; expected 1 to 7")
     shape = tuple(int(d) for d in dims[1 : ndim + 1])
-    t_r = None
-    if ndim >= 4:
-        value = float(pixdim[4])
-        if math.isfinite(value) and value > 0:
-            t_r = value * _TIME_UNIT_SECONDS.get(units & 0x38, 1.0)
+    value = float(pixdim[4])
+    pixdim_t = value if ndim >= 4 and math.isfinite(value) and value > 0 else None
     # Data cannot overlap the header of a one-file NIfTI (some writers leave 0 here).
     offset = int(offset) if math.isfinite(offset) and offset > 0 else 0
     return BoldHeader(
         ndim=ndim,
         shape=shape,
-        t_r=t_r,
+        pixdim_t=pixdim_t,
         bitpix=max(int(bitpix), 0),
         vox_offset=max(offset, minimum),
         single_file=single,
-        t_unit_known=(units & 0x38) in _TIME_UNIT_SECONDS,
+        t_unit=units & 0x38,
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from lcm import reason_codes
 from lcm.bids.nifti_header import UnreadableHeader, header_problem, read_bold_header, sniff_image
-from lcm.bids.timing import sidecar_tr, tr_mismatch
+from lcm.bids.timing import compare_header_tr, sidecar_tr
 from lcm.docstrings import fill_doc
 from lcm.io.bids_names import parse_entities
 from lcm.io.output_space import is_native_space
@@ -251,12 +251,12 @@ def header_repetition_time(row: dict[str, Any], metadata: dict[str, Any]) -> dic
             return excluded(row, NOT_FETCHED, not_fetched_reason(path, pointer=True))
         why = f"its NIfTI header is unreadable ({exc})"
     else:
-        if header.ndim < 4 or header.t_r is None:
+        if header.pixdim_t is None:
             why = "its NIfTI header's pixdim[4] is no positive number"
-        elif not header.t_unit_known:
+        elif header.t_r is None:
             why = (
-                f"its NIfTI header's pixdim[4] ({header.t_r:g}) has no time unit (xyzt_units "
-                "time bits 0 or not a time unit), so it is no TR to trust"
+                f"its NIfTI header's pixdim[4] ({header.pixdim_t:g}) has no time unit "
+                "(xyzt_units time bits 0 or not a time unit), so it is no TR to trust"
             )
         else:
             log.warning(
@@ -278,7 +278,10 @@ def check_bold_header(row: dict[str, Any], size: int | None = None) -> dict[str,
     later (an empty placeholder, a truncated gzip or NIfTI: a download in progress) does not
     exclude the run: the sidecar TR stands, ``tr_check`` records why it was not checked (the
     ingest log warns about such runs), and fMRIPrep will report a broken image. A readable
-    header that is not 4D or disagrees on the TR excludes the run, and so do absurd dimensions
+    header that is not 4D or disagrees on the TR excludes the run
+    (:func:`lcm.bids.timing.compare_header_tr`: a ``pixdim[4]`` whose ``xyzt_units`` names
+    no time unit is compared only where it is a plausible TR in seconds or milliseconds, and
+    never counts as a check: ``tr_check`` then says so), and so do absurd dimensions
     or a file too small for the data its header claims
     (:func:`lcm.bids.nifti_header.header_problem`): a corrupt header would otherwise
     size arrays of terabytes downstream. ``size`` (bytes, when the caller has it) spares
@@ -320,11 +323,11 @@ def check_bold_header(row: dict[str, Any], size: int | None = None) -> dict[str,
     problem = header_problem(path, header, size)
     if problem:
         return excluded(row, BAD_HEADER, f"{name}: {problem}")
-    if header.t_r is None:
-        return {**row, "tr_check": f"{TR_NOT_CHECKED}: no TR in the NIfTI header (pixdim[4])"}
-    reason = tr_mismatch(row["t_r"], header.t_r, name)
-    if reason:
-        return excluded(row, TR_MISMATCH, reason)
+    compared = compare_header_tr(row["t_r"], header, name)
+    if compared.mismatch:
+        return excluded(row, TR_MISMATCH, compared.mismatch)
+    if compared.unchecked:  # no pixdim[4], or one of unknown time unit: no confirmation
+        return {**row, "tr_check": f"{TR_NOT_CHECKED}: {compared.unchecked}"}
     # A TR read from this header agrees with it by construction: where it came from is kept.
     from_header = row.get("tr_check") == TR_FROM_HEADER
     return {**row, "tr_check": TR_FROM_HEADER if from_header else TR_CHECKED}

@@ -1,62 +1,124 @@
-"""Repetition time: the sidecar value cross-checked against the NIfTI header."""
+"""Repetition time: the sidecar value cross-checked against the NIfTI header.
+
+The header's TR in seconds is read by :mod:`lcm.bids.nifti_header` alone
+(:attr:`~lcm.bids.nifti_header.BoldHeader.t_r`); here it is compared.
+"""
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
-import nibabel as nib
+from lcm.bids.nifti_header import BoldHeader
 
 # Header and sidecar disagree when they differ by more than this (seconds); rounding in
 # converters (e.g. 2.0 vs 1.99999) stays below it.
 TR_TOLERANCE_S = 1e-3
 
-_TIME_UNIT_SECONDS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
+# A pixdim[4] whose xyzt_units names no time unit is compared with the sidecar only where it
+# is a plausible TR in one unit and not in the other: 0.05 to 30 seconds (sub-second
+# multiband to sparse designs), or the same span in milliseconds (50 to 30000). The ranges do
+# not overlap, so the reading is never a guess between two.
+PLAUSIBLE_TR_S = (0.05, 30.0)
+# What nibabel, and writers built on it, leave in pixdim[4] with no time unit when no TR was
+# set: a placeholder, not a TR.
+_DEFAULT_PIXDIM = 1.0
+_SET_UNIT_FIX = (
+    "name the header's time unit (nibabel: img.header.set_xyzt_units(t='sec')) or correct "
+    "the sidecar, the acquisition protocol saying which is right"
+)
 
 
-def header_tr(img: nib.spatialimages.SpatialImage) -> float | None:
-    """TR in seconds from the header's ``pixdim[4]``, or ``None`` when absent.
+class HeaderTR(NamedTuple):
+    """A sidecar TR compared with a BOLD header (:func:`compare_header_tr`).
 
-    Parameters
+    Attributes
     ----------
-    img : nibabel image
-        A loaded (lazily) NIfTI image.
-
-    Returns
-    -------
-    float or None
-        ``None`` for 3D images and when ``pixdim[4]`` is 0 or not finite. Units ``msec`` and
-        ``usec`` are converted; ``unknown`` units are taken as seconds, as most tools do.
+    mismatch : str
+        Why the two disagree (the file, both values and, for a header of unknown time unit,
+        how it was read), ``""`` when they do not.
+    unchecked : str
+        Why the header does not confirm the sidecar's TR in seconds though it does not
+        contradict it (no ``pixdim[4]``, or a time unit ``xyzt_units`` does not name),
+        ``""`` when it confirms it or contradicts it.
     """
-    zooms = img.header.get_zooms()
-    if len(zooms) < 4:
-        return None
-    value = float(zooms[3])
-    if not math.isfinite(value) or value <= 0:
-        return None
-    try:
-        _, t_unit = img.header.get_xyzt_units()
-    except AttributeError:  # non-NIfTI headers
-        t_unit = "unknown"
-    return value * _TIME_UNIT_SECONDS.get(t_unit, 1.0)
+
+    mismatch: str
+    unchecked: str
 
 
-def tr_mismatch(sidecar_tr: float, header: float | None, source: str) -> str:
-    """Reason text when header and sidecar TR disagree, else ``""``.
+def _unknown_unit_reading(value: float) -> tuple[str, float] | None:
+    """``(unit, seconds)`` a ``pixdim[4]`` of unknown unit plausibly means, else ``None``."""
+    low, high = PLAUSIBLE_TR_S
+    if value == _DEFAULT_PIXDIM:
+        return None
+    if low <= value <= high:
+        return "seconds", value
+    if 1e3 * low <= value <= 1e3 * high:
+        return "milliseconds", value * 1e-3
+    return None
+
+
+def compare_header_tr(sidecar_tr: float, header: BoldHeader, source: str) -> HeaderTR:
+    """Compare a sidecar's ``RepetitionTime`` with a BOLD header's ``pixdim[4]``.
+
+    A header whose ``xyzt_units`` names its time unit gives a TR in seconds
+    (:attr:`lcm.bids.nifti_header.BoldHeader.t_r`), compared as such. One whose unit is
+    unknown (time bits 0, or a code that is no time unit) is a number of unknown unit:
+    nibabel's ``get_zooms()`` reports it as written, fMRIPrep trusts the sidecar and the BIDS
+    validator only warns. It is compared only where it is a plausible TR in seconds or in
+    milliseconds (:data:`PLAUSIBLE_TR_S`, the two spans disjoint), read in that unit, and
+    never confirms the sidecar (``unchecked`` says how it was read); nibabel's default
+    ``pixdim[4]`` of 1 and implausible values are not compared. Every text says when the
+    header's unit is unknown.
 
     Parameters
     ----------
     sidecar_tr : float
         ``RepetitionTime`` from the JSON sidecar (seconds).
-    header : float or None
-        TR from :func:`header_tr`; ``None`` means nothing to check.
+    header : BoldHeader
+        The BOLD's header (:func:`lcm.bids.nifti_header.read_bold_header` or
+        :func:`lcm.bids.nifti_header.parse_header`).
     source : str
-        File name for the message.
+        File name for the texts.
+
+    Returns
+    -------
+    HeaderTR
+        The mismatch reason, or why the header does not confirm the TR, or neither.
     """
-    if header is None or abs(header - sidecar_tr) <= TR_TOLERANCE_S:
-        return ""
-    return (
+    value = header.pixdim_t
+    if value is None:
+        return HeaderTR("", "no TR in the NIfTI header (pixdim[4])")
+    if header.t_r is not None:
+        if abs(header.t_r - sidecar_tr) <= TR_TOLERANCE_S:
+            return HeaderTR("", "")
+        return HeaderTR(
+            f"TR mismatch in {source}: sidecar RepetitionTime is {sidecar_tr:g} s but the "
+            f"NIfTI header pixdim[4] says {header.t_r:g} s",
+            "",
+        )
+    unknown = f"the NIfTI header of {source} names no time unit (xyzt_units)"
+    reading = _unknown_unit_reading(value)
+    if reading is None:
+        low, high = PLAUSIBLE_TR_S
+        return HeaderTR(
+            "",
+            f"{unknown} and its pixdim[4] {value:g} is no TR to compare (not {low:g} to "
+            f"{high:g} seconds, nor milliseconds, or the default 1 of a header with no TR set)",
+        )
+    unit, seconds = reading
+    if abs(seconds - sidecar_tr) <= TR_TOLERANCE_S:
+        return HeaderTR(
+            "",
+            f"{unknown}; its pixdim[4] {value:g} agrees with RepetitionTime {sidecar_tr:g} s "
+            f"if read as {unit}",
+        )
+    return HeaderTR(
         f"TR mismatch in {source}: sidecar RepetitionTime is {sidecar_tr:g} s but the NIfTI "
-        f"header pixdim[4] says {header:g} s"
+        f"header pixdim[4] says {value:g} and its xyzt_units names no time unit (read as "
+        f"{unit}: {seconds:g} s); {_SET_UNIT_FIX}",
+        "",
     )
 
 

@@ -28,7 +28,9 @@ examples:
 
 The manifest has one row per run: entities (subject, session, task, run, acq, dir, echo,
 space), run_key, entry, path, t_r (resolved sidecar, BIDS inheritance), tr_check (header
-cross-check, "not checked: ..." when the header is unreadable; "from the NIfTI header ..."
+cross-check, "not checked: ..." when the header is unreadable, gives no pixdim[4] or names
+no time unit in xyzt_units (compared then only where pixdim[4] is a plausible TR in seconds or
+milliseconds); "from the NIfTI header ..."
 for a run of fMRIPrep derivatives whose TR no sidecar gives, read from pixdim[4] in the time
 unit xyzt_units names), included, reason_code, reason.
 Unusable or unselected runs are kept with included=false and the reason. Beside it:

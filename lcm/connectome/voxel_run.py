@@ -13,8 +13,9 @@ import numpy as np
 
 from lcm import reason_codes
 from lcm.atlas import CUSTOM_SPACE, Atlas, resample_to
+from lcm.bids.nifti_header import parse_header
 from lcm.bids.runs import RunIds, run_ids_from_name
-from lcm.bids.timing import header_tr, tr_mismatch
+from lcm.bids.timing import compare_header_tr
 from lcm.connectome.bold_stream import read_bold_header
 from lcm.connectome.confounds import (
     COSINE_PREFIX,
@@ -249,15 +250,20 @@ def run_connectome(
         )
     n_vol = hdr.n_volumes
     facts["n_volumes"] = n_vol
-    reason = tr_mismatch(deriv.t_r, header_tr(_HeaderOnly(hdr.header)), bold.name)
-    if reason:
+    # Ingest's reading and comparison of the header's TR (a pixdim[4] of unknown time unit
+    # is no TR in seconds), on the header bytes already parsed.
+    compared = compare_header_tr(deriv.t_r, parse_header(hdr.header.binaryblock), bold.name)
+    if compared.mismatch:
         raise ExcludedRunError(
-            reason,
+            compared.mismatch,
             hint="Make the BOLD's header (pixdim[4], in the unit its xyzt_units names) and the "
             "sidecar's RepetitionTime agree, the acquisition protocol saying which is right "
-            "(`nibabel` sets the header's zooms; fMRIPrep copies both from the raw run).",
+            "(`nibabel` sets the header's zooms, and its time unit with set_xyzt_units; "
+            "fMRIPrep copies both from the raw run).",
             code=reason_codes.TR_MISMATCH,
         )
+    if compared.unchecked:
+        log.info("%s: TR %g s not checked: %s", bold.name, deriv.t_r, compared.unchecked)
     if space and is_native_space(space):
         # One atlas image for every subject: none is in a subject's own space, whatever its
         # name says (an atlas whose name says no template is only unchecked in a template's).
@@ -495,13 +501,6 @@ def _brain_mask(
     except BoundingBoxError:  # the mask misses the BOLD grid: no voxel is in the brain
         return np.zeros(shape, dtype=bool)
     return np.asarray(mask_img.dataobj) != 0
-
-
-@dataclass(frozen=True)
-class _HeaderOnly:
-    """What ``header_tr`` reads of an image, for a header parsed without loading the image."""
-
-    header: nib.Nifti1Header
 
 
 def _write_outputs(

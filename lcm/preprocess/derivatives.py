@@ -14,7 +14,7 @@ from lcm.bids.nifti_header import UnreadableHeader, read_bold_header
 from lcm.bids.rows import OUTPUTS_MISSING, not_in_space
 from lcm.bids.runs import RunIds
 from lcm.bids.sidecars import entities_of
-from lcm.bids.timing import sidecar_tr, tr_mismatch
+from lcm.bids.timing import compare_header_tr, sidecar_tr
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import subject_dir
 from lcm.io.output_space import parse_output_space, space_of
@@ -303,7 +303,8 @@ def find_run_derivatives(
     fallback : FallbackTR, optional
         The TR to use where the preprocessed BOLD's JSON sidecar is absent or names no
         ``RepetitionTime`` (the raw run's, :func:`lcm.preprocess.subject_runs.raw_run_trs`):
-        checked against the BOLD header's ``pixdim[4]`` when its unit is a time unit, logged
+        checked against the BOLD header's ``pixdim[4]``
+        (:func:`lcm.bids.timing.compare_header_tr`), logged
         as a warning naming the file and the source, and recorded (``t_r_source``
         :data:`TR_FROM_RAW`, ``t_r_note``). A sidecar that is not fetched (a dangling
         symlink), not JSON, or whose RepetitionTime is no positive number is still missing.
@@ -454,8 +455,8 @@ def find_run_derivatives(
 
 def _fallback_note(bold: Path, side: Path, no_tr: str, fallback: FallbackTR) -> str:
     """What the record and the log say of a TR taken from ``fallback``, once checked against
-    the BOLD header's ``pixdim[4]`` (when its unit is a time unit: a number of unknown unit
-    proves nothing).
+    the BOLD header's ``pixdim[4]`` (:func:`lcm.bids.timing.compare_header_tr`: a number of
+    unknown time unit is compared only where it is a plausible TR, and proves nothing).
 
     Raises
     ------
@@ -467,18 +468,18 @@ def _fallback_note(bold: Path, side: Path, no_tr: str, fallback: FallbackTR) -> 
     except UnreadableHeader as exc:
         check = f"not checked: the NIfTI header of {bold.name} is unreadable ({exc})"
     else:
-        if header.t_r is None or not header.t_unit_known:
-            check = (
-                f"not checked: the NIfTI header of {bold.name} gives no pixdim[4] in a time unit"
-            )
-        elif reason := tr_mismatch(fallback.t_r, header.t_r, bold.name):
+        compared = compare_header_tr(fallback.t_r, header, bold.name)
+        if compared.mismatch:
+            reason = compared.mismatch.replace("sidecar RepetitionTime", "fallback")
             raise FallbackTRMismatchError(
                 f"{bold}: {no_tr} ({side.name}), and the TR of {fallback.source} disagrees "
-                f"with the BOLD header ({reason.replace('sidecar RepetitionTime', 'fallback')})",
+                f"with the BOLD header ({reason})",
                 hint="Restore the preprocessed BOLD's JSON sidecar from the fMRIPrep output "
                 "folder it was copied from (fMRIPrep writes RepetitionTime in it), or make the "
                 "raw sidecar's RepetitionTime right, the acquisition protocol saying which.",
             )
+        if compared.unchecked:  # no pixdim[4], or one of unknown time unit: no proof
+            check = f"not checked: {compared.unchecked}"
         elif fallback.code == TR_FROM_HEADER:  # the same header: only a file changed since
             check = "no sidecar to check it against"
         else:

@@ -27,6 +27,7 @@ from helpers.connectome import (
     write_confounds,
 )
 
+from lcm import reason_codes
 from lcm.atlas import load_atlas, resample_to
 from lcm.commands import connectome as connectome_cmd
 from lcm.connectome.confounds import confound_columns, strategy_columns
@@ -272,6 +273,34 @@ def test_a_tr_from_a_header_in_milliseconds_passes_the_stage_s_own_check(
     assert qc["t_r_source"] == "header"
     meta = json.loads(_outputs(tmp_path)[0].with_suffix(".json").read_text())
     assert meta["RepetitionTime"] == T_R and meta["RepetitionTimeSource"] == "header"
+
+
+def _set_bold_tr(run_files, pixdim: float, unit: str) -> None:
+    img = nib.load(run_files["bold"])
+    img = nib.Nifti1Image(np.asarray(img.dataobj), img.affine, img.header)
+    img.header.set_xyzt_units("mm", unit)
+    img.header["pixdim"][4] = pixdim
+    nib.save(img, run_files["bold"])
+
+
+def test_a_header_of_unknown_time_unit_in_milliseconds_is_no_mismatch(
+    tmp_path: Path, run_files, atlas
+) -> None:
+    """pixdim[4] 2000 whose xyzt_units names no time unit, sidecar 2 s: read as milliseconds
+    the header agrees; the stage does not exclude the run blaming its sidecar."""
+    _set_bold_tr(run_files, T_R * 1000, "unknown")
+    qc = _process(tmp_path, run_files, atlas)
+    assert qc["included"], qc["reason"]
+    assert qc["t_r"] == T_R
+
+
+def test_a_header_of_unknown_time_unit_that_disagrees_says_its_unit_is_unknown(
+    tmp_path: Path, run_files, atlas
+) -> None:
+    _set_bold_tr(run_files, 3.0, "unknown")
+    qc = _process(tmp_path, run_files, atlas)
+    assert qc["included"] is False and qc["reason_code"] == reason_codes.TR_MISMATCH
+    assert "no time unit" in qc["reason"] and "3" in qc["reason"]
 
 
 def test_run_without_brain_mask_counts_live_voxels(tmp_path: Path, run_files, atlas) -> None:
