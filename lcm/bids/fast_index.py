@@ -298,14 +298,19 @@ def index_subject(
 
 
 def index_one_subject(
-    dataset: str, entry: str, root: str | os.PathLike, subject: str, task: str = "rest"
+    dataset: str,
+    entry: str,
+    root: str | os.PathLike,
+    subject: str,
+    task: str = "rest",
+    space: str | None = None,
 ) -> list[dict[str, Any]]:
     """Manifest rows of one subject's runs, as ingest makes them (no cache, no selection).
 
     Sidecars resolved by inheritance from the root down, each included BOLD's TR checked
     against its header: what ingest says of the subject, for a caller that needs one subject
-    (the fMRIPrep stage's TR of a raw run, :func:`lcm.preprocess.subject_runs.raw_run_trs`).
-    ``[]`` when the subject has no folder.
+    (the fMRIPrep stage's TR of a run without ingest's manifest,
+    :func:`lcm.preprocess.subject_runs.ingest_run_trs`). ``[]`` when the subject has no folder.
 
     Parameters
     ----------
@@ -319,6 +324,8 @@ def index_one_subject(
         Subject label, without ``sub-``.
     task : str, default "rest"
         The task whose runs are indexed.
+    space : str, optional
+        Output space of an entry that has one (:class:`IndexSpec`).
 
     Returns
     -------
@@ -328,7 +335,7 @@ def index_one_subject(
     root = os.fspath(root)
     if not os.path.isdir(os.path.join(root, f"sub-{subject}")):
         return []
-    spec = IndexSpec(dataset=dataset, entry=entry, task=task)
+    spec = IndexSpec(dataset=dataset, entry=entry, task=task, space=space)
     top, _, _, _ = root_sidecars(root, whole_tree=False)
     return index_subject(spec, root, f"sub-{subject}", top, SidecarReader()).rows
 

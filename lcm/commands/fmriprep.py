@@ -28,9 +28,11 @@ space_read, t_r_source (preproc_sidecar; raw_sidecar where the preprocessed BOLD
 absent or names no RepetitionTime and the raw run's, by BIDS inheritance, stands in, checked
 against the BOLD header; a raw run ingest refuses for its TR lends none, and the run is
 excluded with ingest's reason code, tr_mismatch or no_repetition_time; for a dataset entering
-as derivatives, from ingest's manifest, inherited_sidecar where a sidecar the run inherits in
-the derivatives tree gives it, header where none does and the BOLD header's pixdim[4] is in a
-time unit) and t_r_note.
+as derivatives, from ingest's manifest or, without --manifest, from ingest's reading of the
+--bids derivatives folder: inherited_sidecar where a sidecar the run inherits in the
+derivatives tree gives it, header where none does and the BOLD header's pixdim[4] is in a
+time unit xyzt_units names; with neither the run is excluded as no_repetition_time, naming
+the files and the fix) and t_r_note.
 Docker and apptainer runs get --task-id (--task), --nthreads and --omp-nthreads (the job's
 --nthreads; at most 8 per process) and --mem_mb (90 % of the job's --mem-mb); a larger value
 in --extra-args is capped to them, with a warning.

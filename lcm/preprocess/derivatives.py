@@ -124,19 +124,45 @@ class FallbackTR:
 
 @dataclass(frozen=True)
 class RefusedTR:
-    """Why the raw run lends no TR: ingest excluded it for its TR (the raw sidecar's
-    RepetitionTime disagreeing with the raw header's, or absent).
+    """Why no other source lends a run a TR: ingest excluded it for its TR (the raw sidecar's
+    RepetitionTime disagreeing with the raw header's, or absent; for a dataset entering as
+    derivatives, no inherited sidecar and no header ``pixdim[4]`` in a time unit).
 
     Parameters
     ----------
     code : str
         Ingest's reason code (:data:`TR_MISMATCH` or ``no_repetition_time``).
     reason : str
-        Ingest's reason, naming the raw file and the values read.
+        Ingest's reason, naming the file and the values read.
+    derivatives : bool
+        Ingest indexed the derivatives folder itself (no raw run): the fix is the
+        preprocessed BOLD's own sidecar or header.
     """
 
     code: str
     reason: str
+    derivatives: bool = False
+
+    def refusal(self) -> str:
+        """What lends no TR, and why, for a message."""
+        if self.derivatives:
+            return f"no sidecar it inherits nor its header gives a TR ({self.code}: {self.reason})"
+        return f"the raw run lends no TR: ingest refuses it ({self.code}: {self.reason})"
+
+    def hint(self) -> str:
+        """The fix of a run refused for want of a TR."""
+        if self.derivatives:
+            return (
+                "Add RepetitionTime (seconds) to the preprocessed BOLD's JSON sidecar (fMRIPrep "
+                "writes it there: restore it from the fMRIPrep output folder it was copied "
+                "from), or, where the BOLD header's pixdim[4] is the TR, name its time unit "
+                "(nibabel: img.header.set_xyzt_units(t='sec'))."
+            )
+        return (
+            "Restore the preprocessed BOLD's JSON sidecar from the fMRIPrep output folder it "
+            "was copied from (fMRIPrep writes RepetitionTime in it), or make the raw sidecar's "
+            "RepetitionTime right, the acquisition protocol saying which."
+        )
 
 
 class FallbackTRMismatchError(InputDataError):
@@ -144,7 +170,7 @@ class FallbackTRMismatchError(InputDataError):
 
 
 class FallbackTRRefusedError(InputDataError):
-    """The preprocessed sidecar gives no TR, and ingest refuses the raw run's
+    """The preprocessed sidecar gives no TR, and ingest refuses the run's other sources
     (:class:`RefusedTR`); ``code`` is ingest's reason code."""
 
     def __init__(self, message: str, code: str, hint: str | None = None) -> None:
@@ -302,7 +328,8 @@ def find_run_derivatives(
         Output space (``space-<space>`` entity).
     fallback : FallbackTR, optional
         The TR to use where the preprocessed BOLD's JSON sidecar is absent or names no
-        ``RepetitionTime`` (the raw run's, :func:`lcm.preprocess.subject_runs.raw_run_trs`):
+        ``RepetitionTime`` (the raw run's, or for derivatives alone an inherited sidecar's or
+        the header's, :func:`lcm.preprocess.subject_runs.ingest_run_trs`):
         checked against the BOLD header's ``pixdim[4]``
         (:func:`lcm.bids.timing.compare_header_tr`), logged
         as a warning naming the file and the source, and recorded (``t_r_source``
@@ -409,15 +436,10 @@ def find_run_derivatives(
     if no_tr and isinstance(fallback, RefusedTR):
         said = f"{side} absent" if no_tr == "no JSON sidecar" else f"{side}: {no_tr}"
         if missing:  # other files lacking too: the sidecar is one of them, and why is said
-            missing.append(f"{said} (and ingest refused the raw run's TR: {fallback.reason})")
+            missing.append(f"{said} (and {fallback.refusal()})")
         else:
             raise FallbackTRRefusedError(
-                f"{said}, and the raw run lends no TR: ingest refuses it ({fallback.code}: "
-                f"{fallback.reason})",
-                fallback.code,
-                hint="Restore the preprocessed BOLD's JSON sidecar from the fMRIPrep output "
-                "folder it was copied from (fMRIPrep writes RepetitionTime in it), or make the "
-                "raw sidecar's RepetitionTime right, the acquisition protocol saying which.",
+                f"{said}, and {fallback.refusal()}", fallback.code, hint=fallback.hint()
             )
     if missing:
         return None, missing

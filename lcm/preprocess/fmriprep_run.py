@@ -38,7 +38,7 @@ from lcm.preprocess.container import (
 )
 from lcm.preprocess.derivatives import FMRIPREP_FAILED, check_subject_derivatives
 from lcm.preprocess.image_digest import resolve_image_digest
-from lcm.preprocess.subject_runs import raw_run_trs, runs_from_manifest, subject_runs
+from lcm.preprocess.subject_runs import ingest_run_trs, runs_from_manifest, subject_runs
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         runs, at_ingest, trs = listed.runs, listed.excluded, listed.t_r
     else:
         runs = subject_runs(req.bids, subject, task=req.task, space=req.output_space)
-        trs = raw_run_trs(req.bids, subject, task=req.task)
+        trs = ingest_run_trs(req.bids, subject, task=req.task, space=req.output_space)
     command: list[str] | None = None
     container_env: dict[str, str] | None = None
     failure: dict | None = None

@@ -101,26 +101,32 @@ class ManifestRuns:
     t_r: dict[str, FallbackTR] = field(default_factory=dict)
 
 
-def raw_run_trs(
-    bids_root: str | Path, subject: str, task: str = "rest"
+def ingest_run_trs(
+    bids_root: str | Path, subject: str, task: str = "rest", space: str | None = None
 ) -> dict[str, FallbackTR | RefusedTR]:
-    """The TR of each of ``subject``'s raw runs, as ingest resolves it, by run key.
+    """The TR of each of ``subject``'s runs, as ingest resolves it, by run key.
 
-    Ingest's own rows (:func:`lcm.bids.fast_index.index_one_subject`): the raw sidecars merged
-    by BIDS inheritance, the TR checked against the raw header. A run ingest excludes for its
-    TR (``tr_mismatch``, ``no_repetition_time``) has a :class:`RefusedTR` with ingest's reason,
+    What ``lcm fmriprep`` reads without ingest's manifest. Ingest's own rows
+    (:func:`lcm.bids.fast_index.index_one_subject`), the TR checked against the run's header:
+    for a raw dataset, the raw sidecars merged by BIDS inheritance; for a folder of fMRIPrep
+    derivatives (a dataset entering as derivatives), a sidecar the run inherits in that tree,
+    else its BOLD header's ``pixdim[4]`` in the time unit ``xyzt_units`` names, recorded as
+    the manifest's are (:func:`runs_from_manifest`). A run ingest excludes for its TR
+    (``tr_mismatch``, ``no_repetition_time``) has a :class:`RefusedTR` with ingest's reason,
     so that a run lacking its preprocessed sidecar too is refused for what it is; a run
     excluded for anything else has none. A multi-echo run is keyed without ``echo-``, as
-    fMRIPrep names its outputs. ``{}`` for a derivatives folder (no raw run there).
+    fMRIPrep names its outputs.
 
     Parameters
     ----------
     bids_root : str or Path
-        The raw dataset's top folder, or a derivatives folder (then ``{}``).
+        The raw dataset's top folder, or a derivatives folder.
     subject : str
         Subject label, without ``sub-``.
     task : str, default "rest"
         Task label of the runs.
+    space : str, optional
+        Output space of a derivatives folder's runs (``fmriprep.output_space``).
 
     Returns
     -------
@@ -129,19 +135,23 @@ def raw_run_trs(
     """
     from lcm.bids.fast_index import index_one_subject
 
-    if is_derivative(read_dataset_description(bids_root)):
-        return {}
-    rows = index_one_subject("", "bids", bids_root, subject, task=task)
+    derivatives = is_derivative(read_dataset_description(bids_root))
+    entry = "fmriprep" if derivatives else "bids"
+    rows = index_one_subject("", entry, bids_root, subject, task=task, space=space)
     trs: dict[str, FallbackTR | RefusedTR] = {
-        without_echo(row["run_key"]): RefusedTR(str(row["reason_code"]), str(row["reason"]))
+        without_echo(row["run_key"]): RefusedTR(
+            str(row["reason_code"]), str(row["reason"]), derivatives=derivatives
+        )
         for row in rows
         if not row["included"] and row["reason_code"] in _TR_REFUSALS
     }
-    trs.update(
-        (without_echo(row["run_key"]), _raw_tr(row["t_r"], row["path"]))
-        for row in rows
-        if row["included"] and row["t_r"] is not None
-    )
+    for row in rows:
+        if row["included"] and row["t_r"] is not None:
+            key = without_echo(row["run_key"])
+            if derivatives:
+                trs[key] = _derivatives_tr(row["t_r"], row["path"], row["tr_check"])
+            else:
+                trs[key] = _raw_tr(row["t_r"], row["path"])
     return trs
 
 
@@ -152,6 +162,20 @@ _TR_REFUSALS = (reason_codes.TR_MISMATCH, reason_codes.NO_REPETITION_TIME)
 
 def _raw_tr(t_r: float, path: str) -> FallbackTR:
     return FallbackTR(float(t_r), f"the raw BIDS sidecar(s) of {path} (BIDS inheritance)")
+
+
+def _derivatives_tr(
+    t_r: float, path: str, tr_check: str, manifest: str | Path | None = None
+) -> FallbackTR:
+    """The TR ingest gives a run of a derivatives dataset, as its manifest records it
+    (``manifest``) or as ingest's index reads it now (``None``): from its BOLD header where no
+    sidecar named one (``tr_check``), else from the sidecars the run inherits."""
+    if tr_check == TR_FROM_HEADER_CHECK:  # no sidecar named one: ingest read the header
+        how = f"read it ({manifest})" if manifest else "reads it"
+        where = f"the NIfTI header (pixdim[4]) of {path}, as ingest {how}"
+        return FallbackTR(float(t_r), where, TR_FROM_HEADER)
+    how = f"resolved for {path} ({manifest})" if manifest else f"resolves for {path}"
+    return FallbackTR(float(t_r), f"the JSON sidecar(s) ingest {how}", TR_FROM_INHERITED)
 
 
 # Rows of the manifest that are no run of the cohort: a run the selection leaves out, an echo of
@@ -203,18 +227,8 @@ def runs_from_manifest(manifest: str | Path, subject: str, task: str = "rest") -
         key = without_echo(str(row.run_key))
         if entry_type(str(row.entry)).raw:
             t_r[key] = _raw_tr(row.t_r, str(row.path))
-        elif row.tr_check == TR_FROM_HEADER_CHECK:  # no sidecar named one: ingest read the header
-            t_r[key] = FallbackTR(
-                float(row.t_r),
-                f"the NIfTI header (pixdim[4]) of {row.path}, as ingest read it ({manifest})",
-                TR_FROM_HEADER,
-            )
         else:
-            t_r[key] = FallbackTR(
-                float(row.t_r),
-                f"the JSON sidecar(s) ingest resolved for {row.path} ({manifest})",
-                TR_FROM_INHERITED,
-            )
+            t_r[key] = _derivatives_tr(row.t_r, str(row.path), str(row.tr_check), manifest)
     left = rows[~rows["included"] & ~rows["reason_code"].isin(_NOT_COHORT)]
     for row in left.sort_values("run_key").itertuples(index=False):
         key = without_echo(str(row.run_key))

@@ -10,6 +10,8 @@ import logging
 import re
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
 from helpers.connectome import SPACE, cli, make_fmriprep_run, make_raw_bids
 from helpers.fmriprep import IMAGE, expect_standin, fmriprep_request, read_calls
@@ -169,12 +171,20 @@ def test_existing_missing_files_exclude_their_runs(tmp_path: Path) -> None:
 
 
 def test_existing_sidecar_without_tr_excludes_the_run(tmp_path: Path) -> None:
-    """With no raw run to take a TR from (derivatives alone), the run is excluded."""
+    """With no raw run to take a TR from (derivatives alone) and a BOLD header whose
+    xyzt_units names no time unit, the run is excluded (a header in seconds would lend its
+    TR: tests/unit/preprocess/test_preprocess_tr_fallback.py)."""
     files = make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-1", n_vol=40)
     files["sidecar"].write_text("{}")
+    img = nib.load(files["bold"])
+    img = nib.Nifti1Image(np.asarray(img.dataobj), img.affine, img.header)
+    img.header.set_xyzt_units("mm", "unknown")
+    nib.save(img, files["bold"])
     req = fmriprep_request(tmp_path, "existing", bids=tmp_path / "deriv")
     rec = run_fmriprep(req, tmp_path / "rec.json")
-    assert rec["runs"] == [] and "RepetitionTime missing" in rec["excluded"][0]["reason"]
+    (ex,) = rec["excluded"]
+    assert rec["runs"] == [] and ex["reason_code"] == "no_repetition_time"
+    assert "names no RepetitionTime" in ex["reason"] and "no time unit" in ex["reason"]
 
 
 def test_unknown_subject(tmp_path: Path) -> None:

@@ -125,15 +125,65 @@ def test_a_complete_sidecar_is_read_as_before(tmp_path: Path) -> None:
     assert run["t_r_source"] == TR_FROM_PREPROC and run["t_r_note"] == ""
 
 
-def test_without_any_source_the_run_is_still_refused(tmp_path: Path) -> None:
-    """Derivatives alone (a dataset entering as fMRIPrep derivatives): no raw run to ask."""
-    files = _layout(tmp_path)
+@pytest.mark.parametrize(("pixdim", "unit"), [(2.0, "sec"), (2000.0, "msec")])
+def test_derivatives_alone_without_a_manifest_take_the_header_s_tr(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, pixdim: float, unit: str
+) -> None:
+    """`lcm fmriprep --runner existing` on derivatives a user brings, with no ingest manifest
+    and no sidecar naming RepetitionTime: the BOLD header's pixdim[4] in the unit xyzt_units
+    names, recorded as the manifest path records it (t_r_source header)."""
+    files = _derivatives_without_tr(tmp_path, pixdim, unit)
+    req = fmriprep_request(tmp_path, "existing", bids=tmp_path / "deriv")
+    with caplog.at_level(logging.WARNING, logger="lcm"):
+        rec = run_fmriprep(req, tmp_path / "rec.json")
+    assert rec["excluded"] == []
+    (run,) = rec["runs"]
+    assert run["t_r"] == 2.0 and run["t_r_source"] == TR_FROM_HEADER
+    assert f"the NIfTI header (pixdim[4]) of {files['bold']}" in run["t_r_note"]
+    assert any(str(files["bold"]) in r.getMessage() for r in caplog.records)
+
+
+def test_derivatives_alone_without_a_manifest_take_the_tr_their_run_inherits(
+    tmp_path: Path,
+) -> None:
+    files = make_fmriprep_run(tmp_path / "deriv", RUN, n_vol=40)
     files["sidecar"].unlink()
+    top = tmp_path / "deriv" / f"task-rest_space-{SPACE}_desc-preproc_bold.json"
+    top.write_text(json.dumps({"RepetitionTime": 2.0}))
+    req = fmriprep_request(tmp_path, "existing", bids=tmp_path / "deriv")
+    (run,) = run_fmriprep(req, tmp_path / "rec.json")["runs"]
+    assert run["t_r"] == 2.0 and run["t_r_source"] == TR_FROM_INHERITED
+
+
+@pytest.mark.parametrize(("pixdim", "unit"), [(2.0, "unknown"), (0.0, "sec")])
+def test_derivatives_alone_without_any_tr_are_refused_naming_the_file_and_fix(
+    tmp_path: Path, pixdim: float, unit: str
+) -> None:
+    """No sidecar TR and no header TR in a named time unit: the run is excluded as
+    no_repetition_time, naming the BOLD and its sidecar and saying how to give a TR."""
+    files = _derivatives_without_tr(tmp_path, pixdim, unit)
     req = fmriprep_request(tmp_path, "existing", bids=tmp_path / "deriv")
     rec = run_fmriprep(req, tmp_path / "rec.json")
     (ex,) = rec["excluded"]
-    assert rec["runs"] == [] and ex["reason_code"] == reason_codes.OUTPUTS_MISSING
-    assert str(files["sidecar"]) in ex["reason"]
+    assert rec["runs"] == [] and ex["reason_code"] == reason_codes.NO_REPETITION_TIME
+    assert str(files["sidecar"]) in ex["reason"] and files["bold"].name in ex["reason"]
+    assert "pixdim[4]" in ex["reason"] and "raw run" not in ex["reason"]
+    assert "Fix: Add RepetitionTime" in ex["reason"] and "set_xyzt_units" in ex["reason"]
+
+
+def test_the_cli_on_derivatives_alone_from_another_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the README documents it for derivatives a user brings: relative paths, called from
+    the folder holding them, outside the repository."""
+    _derivatives_without_tr(tmp_path, 2.0, "sec")
+    monkeypatch.chdir(tmp_path)
+    argv = ["fmriprep", "--dataset", "tiny", "--bids", "deriv", "--subject", "01"]
+    argv += ["--runner", "existing", "--output-space", SPACE, "--derivatives", "deriv"]
+    argv += ["--out", "rec.json"]
+    assert cli(fmriprep_cmd, argv) == 0
+    (run,) = json.loads((tmp_path / "rec.json").read_text())["runs"]
+    assert run["t_r"] == 2.0 and run["t_r_source"] == TR_FROM_HEADER
 
 
 def test_a_raw_tr_the_raw_header_refuses_is_named_without_a_manifest(tmp_path: Path) -> None:
