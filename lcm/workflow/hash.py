@@ -2,9 +2,12 @@
 
 Snakemake reruns a job when its rule's shell command or params change, but it does not see the
 code of a package the command imports. Each rule therefore carries, as a param, the hash of the
-``lcm`` source files its verb can execute: editing one of them reruns exactly the rules whose
-verb reaches it. The same static walk over ``import`` statements lists the third-party packages
-a verb needs, which the tests compare against the stage's conda env.
+``lcm`` modules its verb can execute: a code edit in one of them reruns exactly the rules whose
+verb reaches it. What is hashed is the code that executes, each module's syntax tree without
+its docstrings (:func:`executed_code`): an edit of comments, docstrings or formatting alone
+reruns nothing, any other (a constant, an operator, a default, a type hint) does. The same
+static walk over ``import`` statements lists the third-party packages a verb needs, which the
+tests compare against the stage's conda env.
 
 The walk is static (AST, no import), so it is fast at DAG-build time and sees imports inside
 functions too. It follows ``lcm.<module>`` imports from the verb's command module, plus the
@@ -61,7 +64,7 @@ def _imports(module: str) -> tuple[frozenset[str], frozenset[str]]:
     try:
         tree = ast.parse(path.read_text(), filename=str(path))
     except SyntaxError as exc:
-        # Its bytes still count in code_hash; Python reports the error when the job runs.
+        # code_hash counts its bytes instead; Python reports the error when the job runs.
         log.warning("%s: cannot parse (%s); its imports are not followed", path, exc.msg)
         return frozenset(), frozenset()
     is_pkg = path.name == "__init__.py"
@@ -142,10 +145,62 @@ def _is_shared_command(module: str) -> bool:
 
 
 @cache
-def code_hash(verb: str) -> str:
-    """sha256 over the source of every ``lcm`` module of ``verb`` (path and bytes, sorted).
+def executed_code(source: bytes) -> bytes:
+    """What of a module's source executes: its syntax tree without docstrings, as text.
 
-    Used as a rule param: any edit to that code changes the param, so Snakemake reruns the rule.
+    Comments, blank lines, line breaks, quotes and docstrings (the first string of a module,
+    class or function; LCM reads none at run time for a result) leave it unchanged; any other
+    edit changes it. Cached by content: each module is parsed once however many verbs reach it.
+
+    Parameters
+    ----------
+    source : bytes
+        A module's source file.
+
+    Returns
+    -------
+    bytes
+        The tree as text; ``source`` itself where it does not parse (Python reports the error
+        when the job runs), so that any edit of it still counts.
+    """
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):  # ValueError: null bytes
+        return source
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = node.body[0] if node.body else None
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
+                node.body = node.body[1:]
+    return _dump(tree).encode()
+
+
+def _dump(node: object) -> str:
+    """``ast.dump`` without positions, empty fields or None: the same text from every Python
+    that parses the code to the same tree (``ast.dump`` omits empty fields only since 3.13,
+    and 3.12 added empty ``type_params`` to every function)."""
+    if isinstance(node, list):
+        return "[" + ",".join(_dump(item) for item in node) + "]"
+    if not isinstance(node, ast.AST):
+        return repr(node)  # a constant: 1, 1.0 and True differ
+    fields = (
+        f"{name}={_dump(value)}"
+        for name in node._fields
+        if (value := getattr(node, name, None)) is not None and value != []
+    )
+    return f"{type(node).__name__}({','.join(fields)})"
+
+
+@cache
+def code_hash(verb: str) -> str:
+    """sha256 over the code that executes of every ``lcm`` module of ``verb`` (sorted by path).
+
+    Used as a rule param: a code edit changes the param, so Snakemake reruns the rule; an edit
+    of comments, docstrings or formatting alone does not (:func:`executed_code`).
 
     Parameters
     ----------
@@ -168,7 +223,7 @@ def code_hash(verb: str) -> str:
         if path is None:
             continue
         digest.update(str(path.relative_to(PACKAGE_ROOT)).encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
+        digest.update(executed_code(path.read_bytes()) + b"\0")
     return digest.hexdigest()
 
 

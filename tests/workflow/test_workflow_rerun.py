@@ -86,13 +86,26 @@ def test_code_edit_reruns_the_rules_that_run_it(done) -> None:
     repo, workdir, cfg = done
     module = repo / "lcm" / "connectome" / "denoise.py"
     original = module.read_text()
-    module.write_text(original + "\n# a behaviour-neutral edit still counts as new code\n")
+    module.write_text(original + "\n_EDITED = 1\n")
     try:
         jobs = plan(repo, workdir, cfg)
     finally:
         module.write_text(original)
     assert CONNECTOME | AFTER_STORE <= set(jobs) and not PER_SUBJECT & set(jobs)
     assert plan(repo, workdir, cfg) == {}  # reverted: the same code hash as recorded
+
+
+def test_comment_and_docstring_edits_rerun_nothing(done) -> None:
+    # The code hash is over the code that executes: comments, docstrings and formatting out.
+    repo, workdir, cfg = done
+    module = repo / "lcm" / "connectome" / "denoise.py"
+    original = module.read_text()
+    edited = original.replace('"""', '"""An edited docstring. ', 1) + "\n\n# a comment\n"
+    module.write_text(edited)
+    try:
+        assert plan(repo, workdir, cfg) == {}
+    finally:
+        module.write_text(original)
 
 
 def test_a_setting_of_ingest_and_fmriprep_reruns_both_in_one_invocation(done) -> None:

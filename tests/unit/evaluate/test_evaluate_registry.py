@@ -241,7 +241,7 @@ def test_editing_the_registry_or_baselines_reruns_only_the_stages_that_evaluate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The code hash of each verb, over a copy of the package before and after an edit of the
-    # model rows (a new row is such an edit: the bytes of lcm/evaluate/registry.py change).
+    # model rows (a new row is such an edit: the code of lcm/evaluate/registry.py changes).
     root = tmp_path / "lcm"
     shutil.copytree(Path(lcm.__file__).parent, root, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(code, "PACKAGE_ROOT", root)
@@ -255,7 +255,7 @@ def test_editing_the_registry_or_baselines_reruns_only_the_stages_that_evaluate(
     try:
         before = hashes()
         registry = root / "evaluate" / "registry.py"
-        registry.write_text(registry.read_text() + "\n# a new model row\n")
+        registry.write_text(registry.read_text() + "\n_NEW_ROW = {'default': False}\n")
         after = hashes()
         # ... and a model class of its own beside the baselines (which lcm splits does not
         # import: it imported strata from there, so a new baseline reran every split).
