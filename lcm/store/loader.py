@@ -336,11 +336,48 @@ class ConnectomeStream(IterableDataset):
         return [(self.units[u], np.concatenate(pieces)) for u, pieces in rows.items()]
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor | int]]:
+        return self.iter_from(0)
+
+    def iter_from(self, skip: int = 0) -> Iterator[dict[str, torch.Tensor | int]]:
+        """This process's batches of the epoch after its first ``skip``: a resumed epoch.
+
+        The batches are those of ``iter(self)`` from batch ``skip`` on, bit for bit, and only
+        the row groups they take runs from are read, not those of the first ``skip`` batches:
+        the epoch's windows and shuffles are planned again from the row groups' run counts
+        (:meth:`_needed`), without reading. Among them are the row groups of the runs carried
+        into the first window resumed from the windows before (fewer than a batch): a resume
+        reads at most about one window it yields nothing else from.
+
+        Parameters
+        ----------
+        skip : int, default 0
+            Batches of this epoch (of the calling process's shard) not to yield.
+
+        Returns
+        -------
+        iterator of dict
+            As ``iter(self)``.
+
+        Raises
+        ------
+        ValueError
+            ``skip`` without ``batch_size`` (it counts batches), or below 0.
+        """
+        if skip < 0 or (skip and not self.batch_size):
+            raise ValueError(
+                f"ConnectomeStream.iter_from: skip={skip} counts batches already yielded: "
+                "give a count >= 0 and a stream with batch_size."
+            )
+        return self._iterate(skip)
+
+    def _iterate(self, skip: int) -> Iterator[dict[str, torch.Tensor | int]]:
         shard, _ = self.shard()
         units = self.shard_units(*self._worker())
-        rng = np.random.default_rng([self.seed, self.epoch, shard])
+        seed = [self.seed, self.epoch, shard]
         size = int(self.batch_size or SAMPLE_CHUNK)
-        batches = self._batches(self._read(units), size, rng)
+        needed = self._needed(units, size, seed, skip)
+        rng = np.random.default_rng(seed)
+        batches = self._batches(self._read(units, needed), size, rng, skip)
         if self.batch_size:
             for index, batch in batches:
                 yield {"index": torch.from_numpy(index), "connectome": self._tensor(batch)}
@@ -349,8 +386,31 @@ class ConnectomeStream(IterableDataset):
             for i, vec in zip(index.tolist(), batch, strict=True):
                 yield {"index": i, "connectome": self._tensor(vec)}
 
+    def _needed(
+        self, units: list[tuple[_Unit, np.ndarray]], size: int, seed: list[int], skip: int
+    ) -> np.ndarray:
+        """Which of ``units`` the batches after the first ``skip`` take runs from (bool each).
+
+        The epoch planned without reading: :meth:`_batches` over the row groups' run counts,
+        its shuffles drawn from the same seed, gives every batch's runs.
+        """
+        if not skip:
+            return np.ones(len(units), dtype=bool)
+        empty = np.empty((0, 0), dtype=np.float32)
+        counts = (_Segment(empty, unit.local[rows], unit.index[rows]) for unit, rows in units)
+        planned = self._batches(counts, size, np.random.default_rng(seed), skip, values=False)
+        later = np.zeros(len(self.runs), dtype=bool)  # runs of the batches resumed
+        for index, _ in planned:
+            later[index] = True
+        return np.array([later[unit.index[rows]].any() for unit, rows in units], dtype=bool)
+
     def _batches(
-        self, segments: Iterator[_Segment], size: int, rng: np.random.Generator
+        self,
+        segments: Iterator[_Segment],
+        size: int,
+        rng: np.random.Generator,
+        skip: int = 0,
+        values: bool = True,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(index (B,), connectomes (B, E))`` batches cut from shuffled windows of runs.
 
@@ -358,39 +418,59 @@ class ConnectomeStream(IterableDataset):
         batch); the window's runs are permuted and cut into batches, and the runs too few for
         a last full batch are copied into the next window. Each run is copied once, from the
         decoded row group straight into its batch; the last batch of the epoch may be short.
+        The first ``skip`` batches are neither gathered nor yielded (the shuffles drawn all
+        the same); without ``values`` only the indices are (connectomes ``(B, 0)``).
         """
         window_rows = max(self.shuffle_buffer if self.shuffle else 1, size)
         window: list[_Segment] = []
-        n = 0
+        n = done = 0  # runs in the window, batches cut so far
         for segment in segments:
             window.append(segment)
             n += len(segment.rows)
             if n >= window_rows:
-                carry = yield from self._cut(window, n, size, rng, last=False)
+                carry = yield from self._cut(window, n, size, rng, False, skip - done, values)
+                done += n // size
                 window, n = [carry], len(carry.rows)
-        yield from self._cut(window, n, size, rng, last=True)
+        yield from self._cut(window, n, size, rng, True, skip - done, values)
 
     def _cut(
-        self, window: list[_Segment], n: int, size: int, rng: np.random.Generator, last: bool
+        self,
+        window: list[_Segment],
+        n: int,
+        size: int,
+        rng: np.random.Generator,
+        last: bool,
+        skip: int,
+        values: bool,
     ) -> Generator[tuple[np.ndarray, np.ndarray], None, _Segment]:
-        """Yield the full batches of a window (all of it when ``last``); return the rest."""
+        """Yield the full batches of a window (all of it when ``last``) but its first ``skip``;
+        return the rest."""
         order = rng.permutation(n) if self.shuffle else np.arange(n)
         starts = np.cumsum([0] + [len(s.rows) for s in window])
         full = n if last else n - n % size
-        for lo in range(0, full, size):
-            yield _gather(window, starts, order[lo : min(lo + size, full)], self.n_edges)
-        index, rest = _gather(window, starts, order[full:], self.n_edges)
+        width = self.n_edges if values else 0
+        for lo in range(max(skip, 0) * size, full, size):
+            yield _gather(window, starts, order[lo : min(lo + size, full)], width)
+        index, rest = _gather(window, starts, order[full:], width)
         return _Segment(rest, np.arange(len(rest)), index)
 
-    def _read(self, units: list[tuple[_Unit, np.ndarray]]) -> Iterator[_Segment]:
-        """The kept runs of each of ``units``, in order, reading row groups ahead on threads."""
+    def _read(
+        self, units: list[tuple[_Unit, np.ndarray]], needed: np.ndarray
+    ) -> Iterator[_Segment]:
+        """The kept runs of each of ``units``, in order, reading row groups ahead on threads.
+
+        A unit not ``needed`` is not read: its segment holds no values (:func:`_gather`).
+        """
         # One set of open files per reader thread: a ParquetFile must not be read from two
         # threads at once (shared, it deadlocked at cohort scale).
         local = threading.local()
         opened: list[int] = []  # descriptors for posix_fadvise, closed when the epoch ends
 
-        def load(item: tuple[_Unit, np.ndarray]) -> _Segment:
+        def load(item: tuple[_Unit, np.ndarray], read: bool) -> _Segment:
             unit, rows = item
+            if not read:
+                empty = np.empty((0, self.n_edges), dtype=np.float32)
+                return _Segment(empty, unit.local[rows], unit.index[rows])
             if not hasattr(local, "files"):
                 local.files, local.fds = {}, {}
             if unit.file not in local.files:
@@ -429,7 +509,8 @@ class ConnectomeStream(IterableDataset):
                 ahead: deque[Future] = deque()
                 for k in range(len(units)):
                     while len(ahead) < max(1, self.read_ahead) and k + len(ahead) < len(units):
-                        ahead.append(pool.submit(load, units[k + len(ahead)]))
+                        j = k + len(ahead)
+                        ahead.append(pool.submit(load, units[j], bool(needed[j])))
                     yield ahead.popleft().result()
         finally:
             for fd in opened:
@@ -457,7 +538,8 @@ def _gather(
 
     The positions are sorted first so that each segment fills one contiguous slice with a
     single ``numpy.take``: one copy per run. Order inside a batch carries no information, and
-    which runs share a batch is still decided by the shuffle.
+    which runs share a batch is still decided by the shuffle. A segment without values (a
+    row group not read) gives NaN; with ``n_edges`` 0 only the indices are gathered.
     """
     picks = np.sort(picks)
     out = np.empty((len(picks), n_edges), dtype=np.float32)
@@ -470,6 +552,11 @@ def _gather(
         local = picks[lo:hi] - starts[s]
         # mode="clip": the rows are valid by construction, and the default mode="raise" goes
         # through a temporary buffer when given ``out`` (a second copy, 4x slower here).
-        np.take(segment.block, segment.rows[local], axis=0, out=out[lo:hi], mode="clip")
+        if len(segment.block):
+            np.take(segment.block, segment.rows[local], axis=0, out=out[lo:hi], mode="clip")
+        elif n_edges:
+            # A row group a resumed epoch did not read: its runs are carried only into batches
+            # it skips (ConnectomeStream._needed). NaN, never yielded.
+            out[lo:hi] = np.nan
         index[lo:hi] = segment.index[local]
     return index, out

@@ -435,8 +435,10 @@ class StreamedConnectomes:
     def batches(self, epoch: int, skip: int = 0) -> Iterator[torch.Tensor]:
         """Sample indices of each of this process's batches of ``epoch``, after ``skip``.
 
-        A resumed epoch reads its first ``skip`` batches again to reach the next one (the
-        shuffle's windows span batches): the same batches as the uninterrupted epoch.
+        A resumed epoch yields the uninterrupted epoch's batches from batch ``skip`` on, the
+        same bit for bit, and reads only the row groups these batches take runs from (those
+        of the few runs carried into them from the shuffle window before included), not again
+        those of the batches before (:meth:`~lcm.store.loader.ConnectomeStream.iter_from`).
 
         Parameters
         ----------
@@ -451,9 +453,7 @@ class StreamedConnectomes:
             Sample indices of the batch.
         """
         self.stream.set_epoch(epoch)
-        for k, batch in enumerate(self.stream):
-            if k < skip:
-                continue
+        for batch in self.stream.iter_from(skip):
             index = batch["index"]
             self._batch = (index, batch["connectome"])
             yield index

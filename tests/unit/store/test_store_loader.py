@@ -288,3 +288,38 @@ def test_schema_version_1_list_partitions_still_stream(tmp_path: Path) -> None:
     pq.write_table(bad.replace_schema_metadata(table.schema.metadata), path)
     with pytest.raises(InputDataError, match=r"part-0.parquet: column 'connectome' has type"):
         list(ConnectomeStream(tmp_path, "toy", ["old"], batch_size=4))
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_iter_from_resumes_an_epoch_after_its_first_batches(store, shuffle: bool) -> None:
+    """Two files, partial row groups, DDP ranks: from every batch on, what the epoch yields."""
+    root, _ = store
+    for rank in (0, 1):
+        stream = ConnectomeStream(
+            root,
+            "toy",
+            ["a", "b"],
+            shuffle=shuffle,
+            shuffle_buffer=8,
+            seed=2,
+            batch_size=3,
+            rank=rank,
+            world_size=2,
+            drop_last=True,
+        )
+        stream.set_epoch(4)
+        whole = list(stream)
+        for skip in range(len(whole) + 2):
+            resumed = list(stream.iter_from(skip))
+            assert len(resumed) == max(len(whole) - skip, 0)
+            for a, b in zip(resumed, whole[skip:], strict=True):
+                assert torch.equal(a["index"], b["index"])
+                assert torch.equal(a["connectome"], b["connectome"])
+
+
+def test_iter_from_counts_batches(store) -> None:
+    root, _ = store
+    with pytest.raises(ValueError, match=r"skip=2 counts batches.*batch_size"):
+        ConnectomeStream(root, "toy", ["a"]).iter_from(2)
+    with pytest.raises(ValueError, match="skip=-1"):
+        ConnectomeStream(root, "toy", ["a"], batch_size=4).iter_from(-1)

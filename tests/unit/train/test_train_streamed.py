@@ -420,3 +420,44 @@ def test_many_row_groups_scan_like_the_whole_load_and_resume_exactly(
     a = load_file(tmp_path / "whole" / "model.safetensors")
     b = load_file(tmp_path / "resumed" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("world_size", [1, 2])
+def test_a_resumed_epoch_reads_only_the_row_groups_it_needs(
+    small_groups: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, world_size: int
+) -> None:
+    """Resumed after ``skip`` batches, an epoch yields the uninterrupted epoch's later batches,
+    bit for bit, and reads only the row groups these batches take runs from (the runs carried
+    between windows included), not again those of the batches before."""
+    import pyarrow.parquet as pq
+
+    root, catalogue_path = small_groups
+    streamed = load_streamed_cohort(root, "toy", ["gamma"], load_catalogue(catalogue_path))
+    # Windows of 12 runs (3 row groups of 4) cut in batches of 5: runs carried between windows.
+    stream = cohort_stream(
+        streamed, shuffle=True, shuffle_buffer=12, seed=1, batch_size=5, world_size=world_size
+    )
+    fc = StreamedConnectomes(stream, torch.device("cpu"))
+    read: list[int] = []
+    original = pq.ParquetFile.read_row_group
+
+    def counting(self: pq.ParquetFile, i: int, *args: object, **kwargs: object) -> object:
+        read.append(i)
+        return original(self, i, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", counting)
+    for epoch in (1, 2):
+        whole = [(index, fc.take(index)) for index in fc.batches(epoch)]
+        n_read = len(read)
+        assert n_read == len({i // 4 for index, _ in whole for i in index.tolist()})
+        for skip in range(len(whole) + 1):
+            read.clear()
+            resumed = [(index, fc.take(index)) for index in fc.batches(epoch, skip=skip)]
+            assert len(resumed) == len(whole) - skip
+            for (a, x), (b, y) in zip(resumed, whole[skip:], strict=True):
+                assert torch.equal(a, b) and torch.equal(x, y)
+            # Each row group its batches take runs from, once (4 runs a row group); the old
+            # code read all 15 again, whatever the skip.
+            used = {i // 4 for index, _ in resumed for i in index.tolist()}
+            assert sorted(read) == sorted(used), (epoch, skip)
+        assert len(read) == 0  # resumed after its last batch: nothing left to read
