@@ -28,6 +28,12 @@ pretraining would not hold for them. The maps get a provenance sidecar (bei_line
 existing bei_linear.npz is replaced only when that sidecar shows LCM wrote it, and a
 bei_linear.json that is not LCM's record refuses the run: either is refused before any data is
 read, with nothing written.
+
+memory: the connectomes are streamed from the store into a temporary file (TMPDIR: n_runs x
+R(R-1)/2 x 4 bytes) and read back by blocks; what is held is the Gram matrix of the training
+runs and its eigenvectors, 16 m^2 bytes for m = the fewer of training runs and edges (40,000
+runs of 400 ROIs: ~21 GB; of AAL-116's 6,670 edges: ~0.7 GB). A job that cannot hold it is
+refused before any connectome is read, naming the sizes.
 """
 
 
@@ -42,9 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bei-maps",
         help="Fit the bei-linear baseline's ridge maps on the pretraining datasets.",
-        description="Load the pretraining datasets' connectomes and variables from the feature "
-        "store, as `lcm pretrain` does, and fit one ridge map per BEI variable (the first half "
-        "of the bei-linear baseline; CPU only). Writes bei_linear.npz beside the checkpoint.",
+        description="Read the pretraining datasets' connectomes and variables from the feature "
+        "store, as `lcm pretrain` does (the connectomes streamed, never loaded whole), and fit "
+        "one ridge map per BEI variable (the first half of the bei-linear baseline; CPU only). "
+        "Writes bei_linear.npz beside the checkpoint.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -71,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
         The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
     """
     # Imported here: every `lcm` call builds all parsers.
-    from lcm.store.read import load_cohort
-    from lcm.train.bei_maps import MAPS_FILE, fit_bei_maps
+    from lcm.store.read import load_streamed_cohort
+    from lcm.train.bei_maps import MAPS_FILE, fit_streamed_bei_maps
     from lcm.train.outputs import maps_out_dir
 
     catalogue = load_catalogue(args.catalogue)
@@ -80,16 +87,9 @@ def run(args: argparse.Namespace) -> int:
     # Claimed in lcm pretrain's name (the checkpoint's folder) under the maps' own lock, and
     # the maps' record checked, before the cohort loads: a refusal writes nothing.
     with maps_out_dir(args.out_dir) as out:
-        cohort = load_cohort(args.store, args.atlas, datasets, catalogue)
-        maps = fit_bei_maps(
-            cohort.fc,
-            cohort.variables,
-            cohort.groups,
-            args.seed,
-            atlas=cohort.atlas,
-            roi_names=list(cohort.roi_names),
-            data_fingerprint=cohort.fingerprint(catalogue),
-        )
+        # The connectomes stay in the store: streamed once into a temporary file.
+        cohort = load_streamed_cohort(args.store, args.atlas, datasets, catalogue)
+        maps = fit_streamed_bei_maps(cohort, catalogue, args.seed)
         path = maps.save(out / MAPS_FILE)
         record_outputs([path], [*store_sources(args.store, args.atlas, datasets), args.catalogue])
     log.info("wrote %s (%d maps)", path, len(maps.names))

@@ -1,25 +1,51 @@
 """Ridge maps from Fisher-z connectomes to BEI variables, fitted on the pretraining cohorts.
 
 The first half of the ``bei-linear`` baseline (:mod:`lcm.evaluate.bei_linear`), kept apart so
-that ``lcm bei-maps`` fits and saves the maps with numpy and scikit-learn only, beside the
+that ``lcm bei-maps`` fits and saves the maps with numpy and scipy only, beside the
 pretraining checkpoint of the same cohort (a job of its own: adding or dropping bei-linear
 reruns no pretraining).
+
+Memory is bounded by the solve, not by the features (``n_runs x R(R-1)/2`` float64, 25 GB at
+40,000 runs of 400 ROIs): the connectomes go, as read, to an unnamed temporary file and are
+read back a block at a time (:class:`_Edges`); the fit holds the Gram matrix of the fewer of
+training runs and edges and its eigenvectors (:func:`solve_memory_bytes`), one
+eigendecomposition serving every penalty on the hold-out and the maps at the penalties chosen
+(the closed form of ridge), and refuses a job that cannot hold them before reading any
+connectome (:func:`check_solve_memory`).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import mmap
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import Ridge
+from scipy.linalg import blas, eigh
 
-from lcm.exceptions import CheckpointError, InputDataError
+from lcm.exceptions import CheckpointError, ConfigError, InputDataError
 from lcm.io.atomic import atomic_path
-from lcm.store.layout import fisher_z, matrix_to_vec, n_edges, roi_names_difference
+from lcm.io.memory import available_memory
+from lcm.io.run_digests import Fingerprint
+from lcm.store.layout import (
+    fisher_z,
+    matrix_to_vec,
+    n_edges,
+    roi_names_difference,
+    vec_to_matrix,
+)
+from lcm.store.writer import ROW_GROUP_BYTES
 from lcm.train.outputs import MAPS_FILE  # noqa: F401  (re-exported: the maps' file name)
+
+if TYPE_CHECKING:
+    from lcm.catalogue import Catalogue
+    from lcm.store.cohort import StreamedCohort
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +72,14 @@ MIN_PRESENT = 10
 DEFAULT_ALPHA = 1e3
 # A held-out spread this small relative to the variable's largest magnitude is round-off.
 RELATIVE_SPREAD = 1e-9
+# Bytes of float64 features in one block of the fit (a few such blocks live at once): the
+# features are read back from their temporary file a block at a time.
+BLOCK_BYTES = 64 * 2**20
+# Runs copied at a time from the store or the matrices given (memory: their triangles and,
+# streamed, their matrices for the fingerprint).
+STREAM_BATCH = 128
+# Runs hashed at a time for the data fingerprint, as R x R matrices (the bytes it hashes).
+FINGERPRINT_RUNS = 16
 
 
 @dataclass
@@ -272,29 +306,384 @@ def bei_target_matrix(variables: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     return np.column_stack([cols[i] for i in keep]), [names[i] for i in keep]
 
 
-def _ridge_path(
-    x: np.ndarray, y: np.ndarray, x_val: np.ndarray, alphas: tuple[float, ...]
-) -> np.ndarray:
-    """Held-out predictions ``(A, n_val, V)`` of ridge (no intercept: centred data) per alpha.
+def holdout_rows(groups: np.ndarray, seed: int) -> np.ndarray:
+    """The runs held out to choose the penalties: about :data:`HOLDOUT_FRACTION` of the
+    subjects, drawn with ``seed`` (none below 10 subjects).
 
-    One eigendecomposition serves every alpha and output: of ``X X^T`` when samples are fewer
-    than features, else of ``X^T X``.
+    Parameters
+    ----------
+    groups : numpy.ndarray, shape (n,)
+        Subject of each run.
+    seed : int
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (n,)
+        True for a held-out run.
     """
-    n, p = x.shape
-    out = np.empty((len(alphas), len(x_val), y.shape[1]))
-    if n <= p:
-        evals, q = np.linalg.eigh(x @ x.T)
-        qty = q.T @ y  # (n, V)
-        kv = x_val @ x.T @ q  # (n_val, n)
-        for a, alpha in enumerate(alphas):
-            out[a] = kv @ (qty / (evals + alpha)[:, None])
-    else:
-        evals, v = np.linalg.eigh(x.T @ x)
-        vtxty = v.T @ (x.T @ y)  # (p, V)
-        xv = x_val @ v
-        for a, alpha in enumerate(alphas):
-            out[a] = xv @ (vtxty / (evals + alpha)[:, None])
-    return out
+    subjects = np.unique(groups)
+    rng = np.random.default_rng(seed)
+    n_out = max(1, round(HOLDOUT_FRACTION * len(subjects))) if len(subjects) >= 10 else 0
+    return np.isin(groups, rng.permutation(subjects)[:n_out])
+
+
+def solve_memory_bytes(n_train: int, n_held: int, n_rois: int, n_outputs: int) -> int:
+    """Bytes the fit of :func:`fit_bei_maps` holds at its peak, whatever the features' size.
+
+    The Gram matrix of the training runs (``X X^T``, ``m = n_train`` square, when runs are
+    fewer than edges; else ``X^T X``, ``m = E`` square) and its eigenvectors, ``16 m^2``; in
+    the first case the held-out runs' products with the training runs (``8 n_held n_train``);
+    the targets, predictions and maps; feature blocks (:func:`block_bytes`, a few at once)
+    and the streamed batches. The features themselves stay in a temporary file.
+
+    Parameters
+    ----------
+    n_train, n_held : int
+        Training and held-out runs.
+    n_rois : int
+        ROIs of the atlas (``E = R (R - 1) / 2`` edges).
+    n_outputs : int
+        Maps fitted (targets after :func:`bei_target_matrix`).
+
+    Returns
+    -------
+    int
+    """
+    edges = n_edges(n_rois)
+    m = min(n_train, edges)
+    cross = n_held * n_train if n_train <= edges else 0
+    # Targets (a few copies), held-out predictions per penalty, maps (per penalty: primal).
+    runs = n_train + n_held
+    small = n_outputs * (4 * runs + len(ALPHAS) * (n_held + edges) + 2 * edges)
+    features = 8 * runs * edges  # what is never held: the blocks are slices of it
+    blocks = 4 * min(block_bytes(n_train, edges), features)
+    stream = 4 * (FINGERPRINT_RUNS * n_rois * n_rois + 2 * min(STREAM_BATCH, runs) * edges)
+    stream += min(4 * ROW_GROUP_BYTES, features)  # row groups read ahead, decoded
+    return 8 * (2 * m * m + cross + small) + blocks + stream
+
+
+def check_solve_memory(
+    n_train: int, n_held: int, n_rois: int, n_outputs: int, what: str, memory: int | None = None
+) -> None:
+    """Refuse a fit whose Gram matrix this job's memory cannot hold (:func:`solve_memory_bytes`).
+
+    Parameters
+    ----------
+    n_train, n_held, n_rois, n_outputs : int
+        As :func:`solve_memory_bytes`.
+    what : str
+        The cohort, for the message.
+    memory : int, optional
+        Bytes available (default: :func:`lcm.io.memory.available_memory`, the job's cgroup).
+
+    Raises
+    ------
+    ConfigError
+        Naming the runs, edges and bytes needed and available, and what to change.
+    """
+    need = solve_memory_bytes(n_train, n_held, n_rois, n_outputs)
+    have = available_memory() if memory is None else memory
+    if need <= have:
+        return
+    edges = n_edges(n_rois)
+    m = min(n_train, edges)
+    raise ConfigError(
+        f"lcm bei-maps: the ridge maps of {what} ({n_train} training and {n_held} held-out "
+        f"runs, {n_rois} ROIs: {edges} edges) solve a {m} x {m} Gram matrix, "
+        f"{need / 1e9:.1f} GB with its eigenvectors, and this job can use {have / 1e9:.1f} GB.",
+        hint="Fit the maps on fewer runs (fewer --datasets) or an atlas of fewer ROIs, or run "
+        "lcm bei-maps on a node with more memory (the bei_maps rule's resources: mem_mb).",
+    )
+
+
+def _reserve(fh: IO[bytes], size: int) -> None:
+    """Give the temporary file ``size`` bytes on disk now: a full disk is an error here, not
+    a SIGBUS when a page of the map is written."""
+    try:
+        os.posix_fallocate(fh.fileno(), 0, size)
+        return
+    except AttributeError:  # not on macOS
+        pass
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise ConfigError(
+                f"lcm bei-maps: no room for the cohort's edges ({size / 1e9:.1f} GB) in a "
+                f"temporary file in {tempfile.gettempdir()}: {exc.strerror}.",
+                hint="Point TMPDIR to a folder with room (a node's local scratch).",
+            ) from None
+    fh.truncate(size)  # file systems without fallocate
+
+
+def block_bytes(n_train: int, edges: int) -> int:
+    """Bytes of float64 features in one block of the fit: :data:`BLOCK_BYTES`, or a quarter
+    of the Gram matrix where that is less (blocks never outweigh the solve), at least 1 MiB.
+
+    Parameters
+    ----------
+    n_train, edges : int
+        Training runs and edges.
+
+    Returns
+    -------
+    int
+    """
+    m = min(n_train, edges)
+    return min(BLOCK_BYTES, max(2**20, 2 * m * m))
+
+
+class _Edges:
+    """The cohort's upper triangles as read (not yet Fisher-z) in an unnamed temporary file
+    under ``TMPDIR``, training runs first, stored by blocks of edges (each block its runs x
+    its edges, contiguous), read back a block at a time as standardised float64 features.
+
+    Blocks hold about :func:`block_bytes` of features: a few edges of every run when the
+    runs are fewer than the edges (the dual form sums ``X X^T`` over blocks of edges), else
+    every edge (the primal form reads blocks of runs). Storing the values as read (float32
+    from the store) rather than the standardised float64 features halves the file; the
+    features are recomputed, bit for bit, at each of the two reads. Pages of the file are
+    let go once read or written (``MADV_DONTNEED``): they stay in the page cache, which the
+    kernel reclaims, and out of the job's resident memory.
+    """
+
+    def __init__(self, n_rows: int, n_train: int, n_edges: int, dtype: np.dtype) -> None:
+        self.n_rows, self.n_train, self.n_edges = n_rows, n_train, n_edges
+        self.dual = n_train <= n_edges
+        self.block_bytes = block_bytes(n_train, n_edges)
+        width = max(1, self.block_bytes // (8 * max(1, n_rows))) if self.dual else n_edges
+        self.spans = [(a, min(a + width, n_edges)) for a in range(0, n_edges, width)]
+        self.bad = 0
+        self.itemsize = np.dtype(dtype).itemsize
+        size = n_rows * n_edges
+        self._map: mmap.mmap | None = None
+        if size:
+            with tempfile.TemporaryFile() as fh:  # the map keeps it open; closed, it is gone
+                _reserve(fh, size * self.itemsize)
+                self._map = mmap.mmap(fh.fileno(), size * self.itemsize)
+            flat = np.frombuffer(self._map, dtype=dtype)
+        else:
+            flat = np.empty(0, dtype=dtype)
+        self.blocks = [flat[n_rows * a : n_rows * b].reshape(n_rows, b - a) for a, b in self.spans]
+
+    def write(self, rows: np.ndarray, vecs: np.ndarray) -> None:
+        """Store the triangles of some runs.
+
+        Parameters
+        ----------
+        rows : numpy.ndarray of int
+            Their positions in the file (:func:`_rows_of`).
+        vecs : numpy.ndarray, shape (len(rows), E)
+            Their upper triangles.
+        """
+        self.bad += int((~np.isfinite(vecs)).any(axis=1).sum())
+        for (a, b), block in zip(self.spans, self.blocks, strict=True):
+            block[rows] = vecs[:, a:b]
+
+    def release(self, start: int = 0, stop: int | None = None) -> None:
+        """Let go of the pages of a byte range of the file (their data stays in the file).
+
+        Parameters
+        ----------
+        start : int, default 0
+        stop : int, optional
+            Bytes ``start:stop``; the whole file by default.
+        """
+        if self._map is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        stop = len(self._map) if stop is None else stop
+        start -= start % mmap.PAGESIZE
+        if stop > start:
+            self._map.madvise(mmap.MADV_DONTNEED, start, stop - start)
+
+    def features(
+        self, k: int, rows: slice, scale: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """Fisher-z features of some runs in one block of edges, float64.
+
+        Parameters
+        ----------
+        k : int
+            The block (:attr:`spans`).
+        rows : slice
+            Positions of the runs in the file.
+        scale : tuple of numpy.ndarray, optional
+            Mean and scale of every edge: the features come standardised.
+
+        Returns
+        -------
+        numpy.ndarray, shape (runs, edges of the block)
+        """
+        a, b = self.spans[k]
+        x = fisher_z(self.blocks[k][rows])
+        first, last, _ = rows.indices(self.n_rows)
+        at = (self.n_rows * a + np.array([first, last]) * (b - a)) * self.itemsize
+        self.release(int(at[0]), int(at[1]))  # read: in the page cache if read again
+        if scale is not None:
+            x -= scale[0][a:b]
+            x /= scale[1][a:b]
+        return x
+
+    def row_blocks(self, start: int, stop: int) -> list[slice]:
+        """Runs in slices of about :func:`block_bytes` of features.
+
+        Parameters
+        ----------
+        start, stop : int
+            Positions of the first run and past the last.
+
+        Returns
+        -------
+        list of slice
+        """
+        step = max(1, self.block_bytes // (8 * max(1, self.n_edges)))
+        return [slice(i, min(i + step, stop)) for i in range(start, stop, step)]
+
+
+def _standardise(x: np.ndarray, n_train: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and scale of the first ``n_train`` rows of ``x``; ``x`` standardised in place."""
+    mean = x[:n_train].mean(axis=0)
+    scale = x[:n_train].std(axis=0)
+    scale[scale == 0] = 1.0
+    x -= mean
+    x /= scale
+    return mean, scale
+
+
+class _Dual:
+    """Ridge in the dual form (runs fewer than edges): ``coef = X^T U diag(1/(s+a)) U^T y``,
+    ``U diag(s) U^T`` the eigendecomposition of the training runs' ``X X^T``, computed once
+    for every penalty, the held-out predictions and the maps."""
+
+    def __init__(self, edges: _Edges, y: np.ndarray) -> None:
+        m, n_held = edges.n_train, edges.n_rows - edges.n_train
+        self.edges, self.mean, self.scale = edges, np.empty(edges.n_edges), np.empty(edges.n_edges)
+        # Fortran order: BLAS updates them in place (an `a += b` would add a temporary copy).
+        gram = np.zeros((m, m), order="F")
+        self.cross = np.zeros((n_held, m), order="F")  # held-out runs x training runs
+        for k, (a, b) in enumerate(edges.spans):
+            x = edges.features(k, slice(None))
+            self.mean[a:b], self.scale[a:b] = _standardise(x, m)
+            train = x[:m].T  # (edges, m), Fortran-ordered: no copy for BLAS
+            gram = blas.dsyrk(1.0, train, beta=1.0, c=gram, trans=1, overwrite_c=1)
+            if n_held:
+                held = x[m:].T
+                self.cross = blas.dgemm(
+                    1.0, held, train, beta=1.0, c=self.cross, trans_a=1, overwrite_c=1
+                )
+            del x, train
+        # MRRR: the eigenvectors beside the matrix it destroys (divide and conquer's work
+        # space is twice the matrix again).
+        self.evals, self.evecs = eigh(
+            gram, lower=False, overwrite_a=True, check_finite=False, driver="evr"
+        )
+        del gram
+        self.uty = self.evecs.T @ y
+
+    def _dual_coef(self, alpha: np.ndarray) -> np.ndarray:
+        """``U diag(1/(s+a)) U^T y`` ``(m, V)``, one penalty per output."""
+        return self.evecs @ (self.uty / (self.evals[:, None] + alpha[None, :]))
+
+    def predict_held(self, alphas: tuple[float, ...]) -> np.ndarray:
+        """Held-out predictions ``(A, n_held, V)`` per penalty.
+
+        Parameters
+        ----------
+        alphas : tuple of float
+            The penalties.
+
+        Returns
+        -------
+        numpy.ndarray
+        """
+        v = self.uty.shape[1]
+        return np.stack([self.cross @ self._dual_coef(np.full(v, a)) for a in alphas])
+
+    def maps(self, alpha: np.ndarray) -> np.ndarray:
+        """The maps ``(E, V)`` (a second read of the features).
+
+        Parameters
+        ----------
+        alpha : numpy.ndarray, shape (V,)
+            One penalty per output.
+
+        Returns
+        -------
+        numpy.ndarray
+        """
+        w = self._dual_coef(alpha)
+        coef = np.empty((self.edges.n_edges, w.shape[1]))
+        for k, (a, b) in enumerate(self.edges.spans):
+            x = self.edges.features(k, slice(0, self.edges.n_train), (self.mean, self.scale))
+            coef[a:b] = x.T @ w
+        return coef
+
+
+class _Primal:
+    """Ridge in the primal form (runs more than edges): ``coef = V diag(1/(s+a)) V^T X^T y``,
+    ``V diag(s) V^T`` the eigendecomposition of ``X^T X``, computed once for every penalty,
+    the held-out predictions and the maps."""
+
+    def __init__(self, edges: _Edges, y: np.ndarray) -> None:
+        m, e = edges.n_train, edges.n_edges
+        self.edges = edges
+        train = edges.row_blocks(0, m)
+        # Mean, then spread about it: two exact passes over the training runs.
+        total = np.zeros(e)
+        for rows in train:
+            total += edges.features(0, rows).sum(axis=0)
+        self.mean = total / m
+        squares = np.zeros(e)
+        for rows in train:
+            x = edges.features(0, rows)
+            x -= self.mean
+            squares += (x * x).sum(axis=0)
+        self.scale = np.sqrt(squares / m)
+        self.scale[self.scale == 0] = 1.0
+        gram = np.zeros((e, e), order="F")
+        xty = np.zeros((e, y.shape[1]))
+        for rows in train:
+            x = edges.features(0, rows, (self.mean, self.scale))
+            gram = blas.dsyrk(1.0, x.T, beta=1.0, c=gram, trans=0, overwrite_c=1)
+            xty += x.T @ y[rows]
+        self.evals, self.evecs = eigh(
+            gram, lower=False, overwrite_a=True, check_finite=False, driver="evr"
+        )
+        del gram
+        self.vtxty = self.evecs.T @ xty
+
+    def maps(self, alpha: np.ndarray) -> np.ndarray:
+        """The maps ``(E, V)``.
+
+        Parameters
+        ----------
+        alpha : numpy.ndarray, shape (V,)
+            One penalty per output.
+
+        Returns
+        -------
+        numpy.ndarray
+        """
+        return self.evecs @ (self.vtxty / (self.evals[:, None] + alpha[None, :]))
+
+    def predict_held(self, alphas: tuple[float, ...]) -> np.ndarray:
+        """Held-out predictions ``(A, n_held, V)`` per penalty (one read of the held-out runs).
+
+        Parameters
+        ----------
+        alphas : tuple of float
+            The penalties.
+
+        Returns
+        -------
+        numpy.ndarray
+        """
+        v = self.vtxty.shape[1]
+        coefs = np.hstack([self.maps(np.full(v, a)) for a in alphas])  # (E, A V)
+        m, n = self.edges.n_train, self.edges.n_rows
+        out = np.empty((n - m, len(alphas) * v))
+        for rows in self.edges.row_blocks(m, n):
+            x = self.edges.features(0, rows, (self.mean, self.scale))
+            out[rows.start - m : rows.stop - m] = x @ coefs
+        return out.reshape(n - m, len(alphas), v).transpose(1, 0, 2)
 
 
 def _not_scorable(values: np.ndarray, scale: float) -> str | None:
@@ -311,6 +700,25 @@ def _not_scorable(values: np.ndarray, scale: float) -> str | None:
     return None
 
 
+def _targets(variables: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """:func:`bei_target_matrix`, refusing a cohort without any target."""
+    y, names = bei_target_matrix(variables.reset_index(drop=True))
+    if not names:
+        raise InputDataError(
+            "bei-linear: the pretraining cohort has no BEI variable with enough values.",
+            hint="Check the pretraining datasets' phenotype files.",
+        )
+    return y, names
+
+
+def _rows_of(held: np.ndarray) -> np.ndarray:
+    """Position of each run in the temporary file: training runs first, each part in order."""
+    order = np.concatenate([np.flatnonzero(~held), np.flatnonzero(held)])
+    position = np.empty(len(held), dtype=np.int64)
+    position[order] = np.arange(len(held))
+    return position
+
+
 def fit_bei_maps(
     fc: np.ndarray,
     variables: pd.DataFrame,
@@ -323,6 +731,10 @@ def fit_bei_maps(
     data_fingerprint: str | None = None,
 ) -> BEIMaps:
     """Fit one ridge map per BEI variable on a pretraining cohort.
+
+    The features never sit in memory whole: the connectomes are copied to a temporary file
+    and read back by blocks (:func:`solve_memory_bytes` is the peak); ``lcm bei-maps`` streams
+    them from the store instead (:func:`fit_streamed_bei_maps`): the same maps, bit for bit.
 
     Parameters
     ----------
@@ -346,30 +758,133 @@ def fit_bei_maps(
     BEIMaps
         Fitted on the training part with the penalty chosen on the held-out part; a missing
         target is imputed by its training mean (which only shrinks its map).
+
+    Raises
+    ------
+    InputDataError
+        No variable to map, or connectomes with NaN or infinite values.
+    ConfigError
+        The fit would not fit in this job's memory (:func:`check_solve_memory`).
     """
-    y, names = bei_target_matrix(variables.reset_index(drop=True))
-    if not names:
+    y, names = _targets(variables)
+    held = holdout_rows(np.asarray(groups), seed)
+    fc = np.asarray(fc)
+    n_rois = fc.shape[-1]
+    check_solve_memory(int((~held).sum()), int(held.sum()), n_rois, len(names), "the cohort")
+    # Kept as given (float32 from the store): the features are those of fc's own values.
+    dtype = np.float64 if fc.dtype == np.float64 else np.float32
+    edges = _Edges(len(fc), int((~held).sum()), n_edges(n_rois), dtype)
+    position = _rows_of(held)
+    for start in range(0, len(fc), STREAM_BATCH):
+        stop = min(start + STREAM_BATCH, len(fc))
+        edges.write(position[start:stop], matrix_to_vec(fc[start:stop]).astype(dtype, copy=False))
+    _check_finite(edges, "the cohort")
+    return _fit(edges, y, names, held, alphas, atlas, roi_names, data_fingerprint)
+
+
+def fit_streamed_bei_maps(
+    cohort: StreamedCohort, catalogue: Catalogue, seed: int = 0, alphas: tuple[float, ...] = ALPHAS
+) -> BEIMaps:
+    """:func:`fit_bei_maps` of a cohort whose connectomes stay in the feature store.
+
+    One pass in the store's order (:func:`lcm.train.streamed.cohort_stream`, a batch of
+    :data:`STREAM_BATCH` runs at a time) copies the triangles to the temporary file and hashes
+    them for the data fingerprint; nothing of the size of the cohort's features is held.
+
+    Parameters
+    ----------
+    cohort : StreamedCohort
+        The pretraining cohort (:func:`lcm.store.read.load_streamed_cohort`).
+    catalogue : Catalogue
+        The catalogue typing its variables (the fingerprint hashes it).
+    seed : int
+    alphas : tuple of float
+        As :func:`fit_bei_maps`.
+
+    Returns
+    -------
+    BEIMaps
+        Equal to :func:`fit_bei_maps` of the cohort loaded whole, recording its atlas, ROI
+        names and data fingerprint (:meth:`lcm.store.cohort.Cohort.fingerprint`).
+
+    Raises
+    ------
+    InputDataError
+        No variable to map, NaN or infinite values, or the store's runs changed meanwhile.
+    ConfigError
+        The fit would not fit in this job's memory (:func:`check_solve_memory`).
+    """
+    # torch comes with the stream: imported here, so that reading maps does not need it.
+    from lcm.train.streamed import check_same_runs, cohort_stream
+
+    what = f"the pretraining cohort {cohort.datasets} ({cohort.atlas})"
+    y, names = _targets(cohort.variables)
+    held = holdout_rows(cohort.groups, seed)
+    n_rois = len(cohort.roi_names)
+    check_solve_memory(int((~held).sum()), int(held.sum()), n_rois, len(names), what)
+    stream = cohort_stream(cohort, shuffle=False, drop_last=False, batch_size=STREAM_BATCH)
+    check_same_runs(stream, cohort.ids, f"lcm bei-maps: {what}")
+    edges = _Edges(len(cohort), int((~held).sum()), n_edges(n_rois), np.dtype(np.float32))
+    position = _rows_of(held)
+    fingerprint = Fingerprint(cohort.ids)
+    done = 0
+    for batch in stream:
+        index = batch["index"].numpy()
+        if not np.array_equal(index, np.arange(done, done + len(index))):
+            raise RuntimeError(f"lcm bei-maps: the stream skipped runs (at run {done}).")
+        vecs = batch["connectome"].numpy()
+        for start in range(0, len(vecs), FINGERPRINT_RUNS):  # matrices of a few runs at once
+            part = vecs[start : start + FINGERPRINT_RUNS]
+            fingerprint.add_connectomes(vec_to_matrix(part, n_rois, diagonal=1.0))
+        edges.write(position[index], vecs)
+        done += len(index)
+    if done != len(cohort):
+        raise RuntimeError(f"lcm bei-maps: {done} runs streamed of {len(cohort)}.")
+    _check_finite(edges, what)
+    log.info("read %d connectomes of %s (kept in a temporary file)", done, cohort.datasets)
+    return _fit(
+        edges,
+        y,
+        names,
+        held,
+        alphas,
+        cohort.atlas,
+        cohort.roi_names,
+        fingerprint.hexdigest(cohort.variables, catalogue.to_dict()),
+    )
+
+
+def _check_finite(edges: _Edges, what: str) -> None:
+    """Refuse connectomes with NaN or infinite values (counted as they were written)."""
+    if edges.bad:
         raise InputDataError(
-            "bei-linear: the pretraining cohort has no BEI variable with enough values.",
-            hint="Check the pretraining datasets' phenotype files.",
+            f"bei-linear: {edges.bad} connectome(s) of {what} contain NaN or infinite values.",
+            hint="Exclude runs with constant ROI signals (zero variance) in the connectome stage.",
         )
-    feats = connectome_features(fc)
-    subjects = np.unique(groups)
-    rng = np.random.default_rng(seed)
-    n_out = max(1, round(HOLDOUT_FRACTION * len(subjects))) if len(subjects) >= 10 else 0
-    held = np.isin(groups, rng.permutation(subjects)[:n_out])
-    train = ~held if n_out else np.ones(len(groups), dtype=bool)
-    x_mean = feats[train].mean(axis=0)
-    x_scale = feats[train].std(axis=0)
-    x_scale[x_scale == 0] = 1.0
-    x = (feats - x_mean) / x_scale
+
+
+def _fit(
+    edges: _Edges,
+    y: np.ndarray,
+    names: list[str],
+    held: np.ndarray,
+    alphas: tuple[float, ...],
+    atlas: str | None,
+    roi_names: list[str] | None,
+    data_fingerprint: str | None,
+) -> BEIMaps:
+    """The maps of the features in ``edges``: penalties chosen on the held-out runs, the maps
+    fitted on the training runs, one eigendecomposition for both."""
+    train = ~held
     y_mean = np.nanmean(y[train], axis=0)
     y_c = np.where(np.isfinite(y), y - y_mean, 0.0)
+    edges.release()  # the pages written: the file is read back a block at a time
+    solve = (_Dual if edges.dual else _Primal)(edges, y_c[train])
     alpha = np.full(len(names), DEFAULT_ALPHA)
     r2 = np.full(len(names), np.nan)
     unscorable: dict[str, str] = {}
-    if n_out:
-        pred = _ridge_path(x[train], y_c[train], x[held], alphas)
+    if held.any():
+        pred = solve.predict_held(alphas)
         truth, present = y_c[held], np.isfinite(y[held])
         for v in range(len(names)):
             ok = present[:, v]
@@ -382,12 +897,7 @@ def fit_bei_maps(
             alpha[v] = alphas[best]
             sst = ((truth[ok, v] - truth[ok, v].mean()) ** 2).sum()
             r2[v] = 1.0 - sse[best] / sst
-    coef = np.empty((x.shape[1], len(names)))
-    for a in np.unique(alpha):  # one fit per distinct penalty, all its outputs at once
-        cols = np.flatnonzero(alpha == a)
-        model = Ridge(alpha=float(a), fit_intercept=False, solver="auto")
-        model.fit(x[train], y_c[train][:, cols])
-        coef[:, cols] = np.atleast_2d(model.coef_).T
+    coef = solve.maps(alpha)
     log.info(
         "bei-linear maps: %s",
         ", ".join(
@@ -399,5 +909,14 @@ def fit_bei_maps(
     )
     roi_names = None if roi_names is None else [str(n) for n in roi_names]
     return BEIMaps(
-        names, x_mean, x_scale, coef, y_mean, alpha, r2, atlas, roi_names, data_fingerprint
+        names,
+        solve.mean,
+        solve.scale,
+        coef,
+        y_mean,
+        alpha,
+        r2,
+        atlas,
+        roi_names,
+        data_fingerprint,
     )

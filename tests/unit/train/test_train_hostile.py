@@ -210,6 +210,7 @@ def _no_cohort(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("the cohort was loaded before the refusal")
 
     monkeypatch.setattr("lcm.store.read.load_cohort", refuse)
+    monkeypatch.setattr("lcm.store.read.load_streamed_cohort", refuse)  # lcm bei-maps's reader
 
 
 def test_ridge_maps_whose_record_cannot_be_written_are_not_written(

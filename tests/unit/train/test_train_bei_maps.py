@@ -1,0 +1,196 @@
+"""`lcm bei-maps` in bounded memory: the former maps, from connectomes read in pieces.
+
+The reference is the former fit (every feature in memory, scikit-learn ``Ridge`` refits),
+kept in ``benchmarks/bei_maps_memory.py`` as the benchmark's reference.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import os
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import ROOT
+from helpers.model import CLI_CATALOGUE, add_store_dataset, write_catalogue
+
+from lcm.catalogue import load_catalogue
+from lcm.cli import main
+from lcm.exceptions import ConfigError, InputDataError
+from lcm.store.read import load_cohort
+from lcm.train import bei_maps
+from lcm.train.bei_maps import MAPS_FILE, BEIMaps, check_solve_memory, fit_bei_maps
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """benchmarks/bei_maps_memory.py as a module (its reference fit and store writer)."""
+    path = ROOT / "benchmarks" / "bei_maps_memory.py"
+    spec = importlib.util.spec_from_file_location("bei_maps_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bei_maps_bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cohort(n: int, n_rois: int, seed: int = 3) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
+    """Connectomes whose edge (0, 1) carries age, (2, 3) sex; two runs per subject; an age in
+    seven missing, a categorical of noise."""
+    rng = np.random.default_rng(seed)
+    age = rng.normal(40, 10, n)
+    sex = rng.choice(["F", "M"], n)
+    fc = np.empty((n, n_rois, n_rois), dtype=np.float32)
+    for i in range(n):
+        ts = rng.normal(size=(80, n_rois))
+        ts[:, 1] += (age[i] - 40) / 15 * ts[:, 0]
+        ts[:, 3] += (0.8 if sex[i] == "M" else -0.8) * ts[:, 2]
+        fc[i] = np.corrcoef(ts.T)
+    variables = pd.DataFrame(
+        {
+            "age": age,
+            "sex": pd.Series(sex, dtype=object),
+            "group": pd.Series(rng.choice(["a", "b", "c"], n), dtype=object),
+        }
+    )
+    variables.loc[::7, "age"] = np.nan
+    return fc, variables, np.array([f"p/{i // 2}" for i in range(n)])
+
+
+def _close(new: np.ndarray, old: np.ndarray, name: str) -> None:
+    """Equal within 1e-8 of the array's largest magnitude (NaN where the other is NaN)."""
+    assert np.array_equal(np.isnan(new), np.isnan(old)), name
+    scale = np.nanmax(np.abs(old))
+    assert np.nanmax(np.abs(new - old)) <= 1e-8 * scale, name
+
+
+@pytest.mark.parametrize(
+    ("n", "n_rois"),
+    [(120, 20), (160, 9)],  # 102 training runs < 190 edges (dual); 136 > 36 edges (primal)
+    ids=["runs-fewer-than-edges", "runs-more-than-edges"],
+)
+@pytest.mark.parametrize("block_bytes", [None, 4096], ids=["one-block", "many-blocks"])
+def test_the_fit_gives_the_former_maps(bench, monkeypatch, n, n_rois, block_bytes) -> None:
+    """Streamed by blocks (one Gram matrix, one eigendecomposition for the hold-out and the
+    maps) or not, the maps are the former fit's (scikit-learn Ridge refits of the features
+    held whole): the same penalties, coefficients, intercepts, held-out R² and scaling."""
+    if block_bytes:
+        monkeypatch.setattr(bei_maps, "BLOCK_BYTES", block_bytes)
+    fc, variables, groups = _cohort(n, n_rois)
+    new = fit_bei_maps(fc, variables, groups, seed=1)
+    old = bench.reference_fit_bei_maps(fc, variables, groups, seed=1)
+    assert new.names == old.names == ["age", "sex=M", "group=a", "group=b", "group=c"]
+    assert np.array_equal(new.alpha, old.alpha)
+    assert len(set(new.alpha)) > 1  # the hold-out chose, not one default for all
+    for name in ("coef", "intercept", "heldout_r2", "x_mean", "x_scale"):
+        _close(getattr(new, name), getattr(old, name), name)
+    assert new.heldout_r2[0] > 0.3  # age is read from edge (0, 1)
+
+
+def test_connectomes_with_nan_are_refused() -> None:
+    fc, variables, groups = _cohort(40, 9)
+    fc[5, 0, 1] = np.nan
+    with pytest.raises(InputDataError, match=r"1 connectome.* NaN or infinite"):
+        fit_bei_maps(fc, variables, groups)
+
+
+def test_a_gram_matrix_beyond_memory_is_refused_naming_the_sizes() -> None:
+    with pytest.raises(ConfigError) as info:
+        check_solve_memory(34_000, 6_000, 400, 12, "ukb (schaefer400)", memory=16 * 10**9)
+    message = info.value.message
+    assert "34000 training and 6000 held-out runs, 400 ROIs: 79800 edges" in message
+    assert "34000 x 34000 Gram matrix, 20.8 GB" in message and "can use 16.0 GB" in message
+    assert "fewer runs" in info.value.hint and "fewer ROIs" in info.value.hint
+    assert "more memory" in info.value.hint
+    check_solve_memory(34_000, 6_000, 400, 12, "ukb", memory=32 * 10**9)  # fits: no error
+    # More runs than edges: the Gram matrix is edges x edges, whatever the runs.
+    check_solve_memory(10**6, 10**5, 116, 12, "ukb (aal116)", memory=4 * 10**9)
+
+
+def _bench_store(bench, tmp_path: Path, n: int, n_rois: int) -> tuple[list[str], Path, Path]:
+    catalogue = tmp_path / "variables.yaml"
+    catalogue.write_text(bench.CATALOGUE)
+    store = tmp_path / "store"
+    bench.write_store(store, catalogue, n, n_rois)
+    argv = ["bei-maps", "--store", str(store), "--atlas", bench.ATLAS, "--catalogue"]
+    return [*argv, str(catalogue), "--datasets", "bench", "--threads", "1"], store, catalogue
+
+
+def test_bei_maps_refuses_a_job_too_small_before_reading_a_connectome(
+    bench, tmp_path: Path, monkeypatch, capfd
+) -> None:
+    """The refusal comes before the stream is opened, with nothing written."""
+    argv, _, _ = _bench_store(bench, tmp_path, 60, 12)
+    monkeypatch.setattr(bei_maps, "available_memory", lambda: 1000, raising=False)
+
+    def no_stream(*args, **kwargs):
+        raise AssertionError("a connectome was read before the refusal")
+
+    monkeypatch.setattr("lcm.store.read.load_cohort", no_stream)
+    monkeypatch.setattr("lcm.train.streamed.cohort_stream", no_stream)
+    out = tmp_path / "pre"
+    assert main([*argv, "--out-dir", str(out)]) == 2  # ConfigError
+    err = capfd.readouterr().err
+    assert "Gram matrix" in err and "this job can use 0.0 GB" in err and "fewer runs" in err
+    assert not (out / MAPS_FILE).exists()
+
+
+def test_bei_maps_never_holds_the_cohorts_features(bench, tmp_path: Path, monkeypatch) -> None:
+    """600 runs x 120 ROIs: 34 MB of float64 Fisher-z features, which the former code held
+    several times over (the cohort's float32 matrices, the features, their standardised copy,
+    Ridge's copies: 170 MB traced). Read in pieces, the command's traced peak stays below half
+    of one copy (Gram matrix 2 MB, blocks of edges, batches of runs), and the maps are those
+    of the cohort loaded whole."""
+    monkeypatch.setattr(bei_maps, "BLOCK_BYTES", 2**20, raising=False)
+    n, n_rois = 600, 120
+    argv, store, catalogue = _bench_store(bench, tmp_path, n, n_rois)
+    features = n * n_rois * (n_rois - 1) // 2 * 8
+    tracemalloc.start()
+    try:
+        assert main([*argv, "--out-dir", str(tmp_path / "pre")]) == 0
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < features / 2, f"peak {peak / 1e6:.1f} MB, features {features / 1e6:.1f} MB"
+    maps = BEIMaps.load(tmp_path / "pre" / MAPS_FILE)
+    cat = load_catalogue(catalogue)
+    cohort = load_cohort(store, bench.ATLAS, ["bench"], cat)
+    whole = fit_bei_maps(cohort.fc, cohort.variables, cohort.groups)
+    for name in ("x_mean", "x_scale", "coef", "intercept", "alpha", "heldout_r2"):
+        assert np.array_equal(getattr(maps, name), getattr(whole, name), equal_nan=True), name
+    assert maps.data_fingerprint == cohort.fingerprint(cat)
+
+
+def test_bei_maps_from_a_folder_outside_the_repository(tmp_path: Path) -> None:
+    """As a user runs it: `python -m lcm bei-maps` in their own folder with relative paths;
+    the temporary file of the edges is gone afterwards."""
+    catalogue = write_catalogue(tmp_path, CLI_CATALOGUE)
+    add_store_dataset(tmp_path, tmp_path / "store", catalogue, "alpha", "toy", 30, seed=0)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    env = dict(os.environ, TMPDIR=str(scratch), PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    argv = [sys.executable, "-m", "lcm", "bei-maps", "--store", "store", "--atlas", "toy"]
+    argv += ["--catalogue", catalogue.name, "--datasets", "alpha", "--out-dir", "models/pre"]
+    proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    maps = BEIMaps.load(tmp_path / "models" / "pre" / MAPS_FILE)
+    assert maps.atlas == "toy" and maps.names and maps.coef.shape[0] == 13 * 12 // 2
+    assert not list(scratch.iterdir())
+
+
+def test_a_full_temporary_folder_is_refused_naming_it(monkeypatch) -> None:
+    """A map on a full disk dies of SIGBUS when a page is written: the space is taken first."""
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full, raising=False)
+    fc, variables, groups = _cohort(30, 9)
+    with pytest.raises(ConfigError, match="no room for the cohort's edges") as info:
+        fit_bei_maps(fc, variables, groups)
+    assert "TMPDIR" in info.value.hint
