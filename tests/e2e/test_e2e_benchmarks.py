@@ -105,6 +105,22 @@ KEYS: dict[str, set[str]] = {
         "shape",
         "n_labels",
     },
+    "bei_maps_memory.py": {
+        "n_runs",
+        "n_rois",
+        "n_edges",
+        "form",
+        "new_peak_mb",
+        "old_peak_mb",
+        "ratio",
+        "new_s",
+        "old_s",
+        "time_ratio",
+        "max_rel_diff",
+        "same_alpha",
+        "better",
+        "threads",
+    },
     "pretrain_stream.py": {
         "n_runs",
         "n_rois",
@@ -275,8 +291,16 @@ def _pretrain_stream(result: dict[str, Any]) -> None:
             assert case["samples_s"] > 0 and case["peak_rss_mb"] > 50
 
 
+def _bei_maps_memory(result: dict[str, Any]) -> None:
+    # The maps read in pieces are the former fit's: the same penalties, coefficients within
+    # 1e-8 (round-off; the tests' bound).
+    assert result["same_alpha"] is True and result["max_rel_diff"] <= 1e-8
+    assert result["new_peak_mb"] >= 0 and result["old_peak_mb"] >= 0
+
+
 # Checks of a benchmark's non-timing output beyond its keys (given the last line's JSON).
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "bei_maps_memory.py": _bei_maps_memory,
     "dag_scale.py": _dag,
     "evaluate_speed.py": _evaluate_speed,
     "report_scale.py": _report_scale,
