@@ -17,10 +17,12 @@ unpickled.
 
 One evaluation writes a state at a time, as one training writes its output folder: the run
 holds the folder's lock (:func:`lcm.io.lock.exclusive_lock`, ``.lcm.lock``, naming its pid and
-host) from opening it, or from its first saved fit when it had none, until its tables are
+host) from opening it (creating it when there is none), before any fit, until its tables are
 written. A second run of the same ``--out`` (a rerun by hand while the SLURM job still runs,
-a second Snakemake) is refused then, having written nothing. The kernel releases the lock
-with its holder, even on ``kill -9``: the lock file a killed run leaves blocks no rerun.
+a second Snakemake, two started at once) is refused then, before any fit, having written
+nothing. A run that saves no fit in a folder it created (refused after opening it) removes
+it. The kernel releases the lock with its holder, even on ``kill -9``: the lock file a killed
+run leaves blocks no rerun.
 
 The state also records what its LCM fits computed with (torch version and device,
 ``computed_with``): a fit on another GPU differs by rounding, so a resumption with another
@@ -52,7 +54,7 @@ from lcm.evaluate.parallel import FitJob
 from lcm.exceptions import OutputBusyError, OutputOwnershipError
 from lcm.io.atomic import atomic_path, write_json
 from lcm.io.lock import LOCK_NAME, exclusive_lock
-from lcm.io.ownership import claim_out_dir
+from lcm.io.ownership import claim_out_dir, remove_owned
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +191,7 @@ class FitState:
         self.n_saved = 0
         self._lock = contextlib.ExitStack()
         self._held = False
+        self._created = False  # whether this run created the folder (removed if left unused)
 
     def __enter__(self) -> FitState:
         return self
@@ -197,17 +200,22 @@ class FitState:
         self.close()
 
     def close(self) -> None:
-        """Release the folder's lock (a second evaluation may then open it)."""
+        """Release the folder's lock (a second evaluation may then open it).
+
+        A folder this run created and saved no fit in (a run refused after opening it) is
+        removed first, LCM's files only: a run refused before its first fit leaves none.
+        """
+        if self._held and self._created and not any(_FIT_RE.fullmatch(n) for n in _names(self)):
+            remove_owned(self.folder, [META_NAME])
         self._lock.close()
         self._held = False
+        self._created = False
 
     def load(self, jobs: Sequence[FitJob]) -> dict[int, tuple[Any, ...]]:
         """The saved result of each of ``jobs`` that has one, by index in ``jobs``.
 
         A fit file that cannot be read, or whose content differs from its digest, is left out
-        with a warning (that fit runs again and replaces it). Empty when the folder did not
-        exist when opened: fits another run saved there since are not checked against this
-        run's fields.
+        with a warning (that fit runs again and replaces it).
 
         Parameters
         ----------
@@ -217,8 +225,7 @@ class FitState:
         Returns
         -------
         dict of int to tuple
-            ``(predictions, fit seconds, record)`` by index in ``jobs``; empty when the folder did
-            not exist when opened.
+            ``(predictions, fit seconds, record)`` by index in ``jobs``.
         """
         found: dict[int, tuple[Any, ...]] = {}
         if not self._held:
@@ -245,12 +252,6 @@ class FitState:
             The fit.
         result : tuple
             ``(predictions, fit seconds, record)``, as the fit returned it.
-
-        Raises
-        ------
-        lcm.exceptions.OutputBusyError
-            The first fit saved of a run that found no folder, when another evaluation has
-            taken the folder since (nothing is written).
         """
         predictions, fit_seconds, record = result
         try:  # plain JSON only (no numpy scalars), so that it reads back as the same record
@@ -269,8 +270,6 @@ class FitState:
             "record": np.array(text),
         }
         members["digest"] = np.array(_digest(members))
-        if not self._held:  # the first fit saved creates the folder and records its run
-            self._take()
         buffer = io.BytesIO()
         np.savez(buffer, **members)
         with atomic_path(self.folder / f"fit-{key}.npz") as tmp:
@@ -278,8 +277,10 @@ class FitState:
         self.n_saved += 1
 
     def _take(self) -> None:
-        """Claim the folder, hold its lock until :meth:`close`, and make its record this run's
-        (another evaluation's fits removed, with a warning naming what differs)."""
+        """Claim the folder (created if missing), hold its lock until :meth:`close`, and make its
+        record this run's (another evaluation's fits removed, with a warning naming what
+        differs)."""
+        created = not self.folder.exists()
         _claim(self.folder)
         try:
             self._lock.enter_context(exclusive_lock(self.folder / LOCK_NAME, VERB))
@@ -292,6 +293,7 @@ class FitState:
                 "fits), or choose another --out.",
             ) from None
         self._held = True
+        self._created = created
         try:
             _reconcile(self.folder, self.fields, self.compute)
         except BaseException:
@@ -314,8 +316,9 @@ def open_state(
     Parameters
     ----------
     folder : path-like
-        The state folder (:func:`state_folder`); created (and locked) when the first fit is
-        saved, so that a run refused before its first fit leaves none.
+        The state folder (:func:`state_folder`); created if missing, and locked now, before
+        any fit: a second evaluation started at once is refused before it fits anything.
+        Removed at :meth:`FitState.close` when this run created it and saved no fit in it.
     fields : dict
         :func:`run_fields` of this run.
     compute : dict, optional
@@ -325,8 +328,8 @@ def open_state(
     Returns
     -------
     FitState
-        Holding the folder's lock when the folder exists: use it as a context manager, or
-        call :meth:`FitState.close`, to release it.
+        Holding the folder's lock: use it as a context manager, or call
+        :meth:`FitState.close`, to release it.
 
     Raises
     ------
@@ -336,11 +339,18 @@ def open_state(
         Another evaluation holds the folder's lock (nothing is written).
     """
     state = FitState(Path(folder), fields, compute)
-    if state.folder.exists():
-        state._take()
-    # Else created with the first fit saved: a run refused before any fit (a checkpoint of
-    # other ROIs, a bad task) leaves nothing behind.
+    # Locked before any fit, the folder created if need be: two runs started at once on a new
+    # state both fitted, the second refused only when saving its first fit (its compute lost).
+    state._take()
     return state
+
+
+def _names(state: FitState) -> list[str]:
+    """The names in the state's folder (none when it is gone)."""
+    try:
+        return os.listdir(state.folder)
+    except OSError:
+        return []
 
 
 def _reconcile(path: Path, fields: dict[str, Any], compute: dict[str, str] | None) -> None:

@@ -51,6 +51,13 @@ SCRIPT = textwrap.dedent(
         def fit(self, fc, y, variables):
             folder = Path(os.environ["COUNT_DIR"])
             n = len(list(folder.iterdir())) + 1
+            hold = os.environ.get("HOLD_DIR")
+            if hold and n == 1:  # a slow first fit: say so, then wait to be released
+                Path(hold, "holding").touch()
+                for _ in range(1200):
+                    if Path(hold, "release").exists():
+                        break
+                    time.sleep(0.1)
             if n == int(os.environ.get("KILL_AT", "0")):
                 os.kill(os.getpid(), getattr(signal, os.environ["KILL_SIG"]))
                 time.sleep(30)
@@ -129,9 +136,13 @@ def _evaluate(
     kill_at: int = 0,
     sig: str = "SIGKILL",
     relative: bool = False,
-) -> subprocess.CompletedProcess:
+    hold: Path | None = None,
+    start: bool = False,
+) -> subprocess.CompletedProcess | subprocess.Popen:
     """``lcm evaluate`` of "counted" and logreg, run from a folder outside the repository
-    (``relative``: the store and catalogue named relative to it)."""
+    (``relative``: the store and catalogue named relative to it). ``hold``: its first fit of
+    "counted" touches ``hold/holding`` and waits for ``hold/release``; ``start``: returned
+    running (a Popen), not waited for."""
     counts.mkdir(parents=True, exist_ok=True)
     cwd = out.parent / "cwd"
     cwd.mkdir(parents=True, exist_ok=True)
@@ -164,6 +175,11 @@ def _evaluate(
         str(out / "task-asd_predictions.parquet"),
     ]
     env = {**os.environ, "COUNT_DIR": str(counts), "KILL_AT": str(kill_at), "KILL_SIG": sig}
+    if hold is not None:
+        env["HOLD_DIR"] = str(hold)
+    if start:
+        command = [sys.executable, "-c", SCRIPT, *argv]
+        return subprocess.Popen(command, cwd=cwd, env=env, stderr=subprocess.PIPE, text=True)
     return subprocess.run(
         [sys.executable, "-c", SCRIPT, *argv],
         cwd=cwd,
@@ -493,22 +509,70 @@ RESULT = (np.array([0.25, 0.75]), 1.5, None)
 
 
 def test_two_evaluations_started_at_once_on_a_new_state_keep_one_writer(tmp_path: Path) -> None:
-    """Started at once, neither finds a state folder: the first to finish a fit takes the
-    folder; the other is refused when it would save its own, having written nothing."""
+    """Started at once, neither finds a state folder: the first to open it takes the folder and
+    its lock; the other is refused at once, before any fit, having written nothing."""
     from lcm.evaluate.resume import open_state
     from lcm.exceptions import OutputBusyError
 
     folder, fields = tmp_path / "task-asd_metrics_evaluate_state", {"run": 1}
-    with open_state(folder, fields) as first, open_state(folder, fields) as second:
-        assert not folder.exists()
-        first.save(_job(5), RESULT)
-        saved = _contents(folder)
+    with open_state(folder, fields) as first:
+        opened = _contents(folder)
         with pytest.raises(OutputBusyError, match=f"{folder} is being written by another lcm"):
-            second.save(_job(6), RESULT)
-        assert _contents(folder) == saved and second.n_saved == 0
+            open_state(folder, fields)
+        assert _contents(folder) == opened
+        first.save(_job(5), RESULT)
     # Released at the end of each run: the next one takes the folder and reuses the fit.
     with open_state(folder, fields) as again:
         assert list(again.load([_job(5), _job(6)])) == [0]
+
+
+def test_a_run_refused_before_its_first_fit_leaves_no_state_folder(tmp_path: Path) -> None:
+    """The folder is created (and locked) when opened; a run that saves no fit in a folder it
+    created (a checkpoint of other ROIs, a bad task, refused after opening) removes it."""
+    from lcm.evaluate.resume import open_state
+
+    folder = tmp_path / "task-asd_metrics_evaluate_state"
+    with pytest.raises(RuntimeError), open_state(folder, {"run": 1}):
+        assert folder.is_dir()
+        raise RuntimeError("refused before any fit")
+    assert not folder.exists()
+    with open_state(folder, {"run": 1}) as state:  # a folder with a fit is kept, as before
+        state.save(_job(5), RESULT)
+    with open_state(folder, {"run": 1}):
+        pass
+    assert len(list(folder.glob("fit-*.npz"))) == 1
+
+
+def test_a_second_evaluation_started_on_a_new_state_is_refused_before_fitting(
+    tmp_path: Path, store
+) -> None:
+    """Two `lcm evaluate` of one --out started at once (a rerun by hand beside the SLURM job),
+    no state yet: the second one computed every fit and was refused only when it saved its
+    first, its compute wasted (or, the first still in its first fit, took the folder from it).
+    Now the first holds the folder's lock from the start, and the second is refused before any
+    fit, exit code 6, naming the first's pid; the first then finishes."""
+    out = tmp_path / "out"
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    first = _evaluate(store, out, tmp_path / "count-1", hold=hold, start=True)
+    try:
+        for _ in range(1200):  # the first is inside its first fit (slow): it has saved nothing
+            if (hold / "holding").exists() or first.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert (hold / "holding").exists(), first.communicate()[1][-3000:]
+        assert not list((out / STATE).glob("fit-*.npz"))
+        second = _evaluate(store, out, tmp_path / "count-2")
+    finally:
+        (hold / "release").touch()
+        _, first_err = first.communicate(timeout=300)
+    assert second.returncode == 6, second.stderr[-3000:]
+    assert f"{out / STATE} is being written by another lcm evaluate (pid {first.pid} on" in (
+        second.stderr
+    )
+    assert list((tmp_path / "count-2").iterdir()) == []  # no fit ran
+    assert first.returncode == 0, first_err[-3000:]
+    assert len(list((tmp_path / "count-1").iterdir())) == N_COUNTED
 
 
 def test_a_resumption_on_another_device_or_torch_is_warned_naming_both(
