@@ -31,7 +31,9 @@ is warned, naming both, and goes on.
 The state is kept once the outputs are written, as pretraining's ``train_state/`` is: a job
 killed after writing them (its time limit striking while Snakemake's wrapper still runs) is
 retried with its outputs deleted, and the retry writes them again from the state without
-fitting. It is small (predictions only); delete it by hand once the workflow is done.
+fitting. It is small (predictions only). The state records how many fits its run has
+(``n_fits``, when they are loaded): one holding them all is of a finished evaluation
+(:func:`progress`), which ``lcm prune-states`` removes once its metrics table is written.
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ import numpy as np
 
 from lcm.evaluate.parallel import FitJob
 from lcm.exceptions import OutputBusyError, OutputOwnershipError
-from lcm.io.atomic import atomic_path, write_json
+from lcm.io.atomic import TMP_TAG, atomic_path, write_json
 from lcm.io.lock import LOCK_NAME, exclusive_lock
-from lcm.io.ownership import claim_out_dir, remove_owned
+from lcm.io.ownership import MARKER_NAME, claim_out_dir, remove_owned
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,9 @@ OUTPUTS = (META_NAME, "fit-*.npz")  # what the folder holds: ownership checks go
 # The state's record of what its fits computed with (not a run field: it changes no fit's
 # inputs, only its rounding, so another is warned, not a reason to fit again).
 COMPUTE_KEY = "computed_with"
+# The number of fits of the run (a function of its fields, recorded once its jobs are known):
+# a state holding that many is of a finished evaluation.
+FITS_KEY = "n_fits"
 # The npz members of a fit file (no object arrays: read with allow_pickle=False).
 _MEMBERS = ("key", "predictions", "fit_seconds", "record", "digest")
 
@@ -88,6 +93,24 @@ def state_folder(out: str | os.PathLike[str]) -> Path:
     """
     path = Path(out)
     return path.with_name(f"{path.name.removesuffix('.parquet')}{FOLDER_SUFFIX}")
+
+
+def metrics_path(folder: str | os.PathLike[str]) -> Path:
+    """The metrics table (``--out``) of the evaluation whose state folder is ``folder``.
+
+    Parameters
+    ----------
+    folder : path-like
+        A state folder (:func:`state_folder`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``results/metrics/task-autism_metrics.parquet`` for
+        ``results/metrics/task-autism_metrics_evaluate_state``.
+    """
+    path = Path(folder)
+    return path.with_name(f"{path.name.removesuffix(FOLDER_SUFFIX)}.parquet")
 
 
 def run_fields(
@@ -230,6 +253,7 @@ class FitState:
         found: dict[int, tuple[Any, ...]] = {}
         if not self._held:
             return found
+        _record_fits(self.folder, len(jobs))
         for index, job in enumerate(jobs):
             key = fit_key(job)
             path = self.folder / f"fit-{key}.npz"
@@ -365,9 +389,11 @@ def _reconcile(path: Path, fields: dict[str, Any], compute: dict[str, str] | Non
             saved = "unreadable"
     run = saved
     computed: Any = []
+    n_fits = None
     if isinstance(saved, dict):
-        run = {k: v for k, v in saved.items() if k != COMPUTE_KEY}
+        run = {k: v for k, v in saved.items() if k not in (COMPUTE_KEY, FITS_KEY)}
         computed = saved.get(COMPUTE_KEY, [])
+        n_fits = saved.get(FITS_KEY)
     fits = sorted(n for n in os.listdir(path) if _FIT_RE.fullmatch(n))
     if run != fields and (run is not None or fits):
         log.warning(
@@ -382,6 +408,8 @@ def _reconcile(path: Path, fields: dict[str, Any], compute: dict[str, str] | Non
         fits = []
     if run != fields or not isinstance(computed, list):
         computed = []
+    if run != fields:
+        n_fits = None
     if compute is not None and compute not in computed:
         if fits and computed:
             log.warning(
@@ -394,9 +422,84 @@ def _reconcile(path: Path, fields: dict[str, Any], compute: dict[str, str] | Non
                 _described(compute),
             )
         computed = [*computed, compute]
-    meta = {**fields, COMPUTE_KEY: computed} if computed else fields
+    meta = {**fields, COMPUTE_KEY: computed} if computed else dict(fields)
+    if n_fits is not None:
+        meta[FITS_KEY] = n_fits
     if saved != meta:
         write_json(meta_path, meta)
+
+
+def _record_fits(path: Path, n_fits: int) -> None:
+    """Record in the locked state's JSON how many fits its run has (:func:`progress`)."""
+    meta_path = path / META_NAME
+    meta = json.loads(meta_path.read_text())
+    if meta.get(FITS_KEY) != n_fits:
+        write_json(meta_path, {**meta, FITS_KEY: n_fits})
+
+
+def progress(folder: str | os.PathLike[str]) -> tuple[bool, str]:
+    """Whether the state in ``folder`` holds every fit of its evaluation.
+
+    The evaluation writes its tables once it has every fit's result; a state holding them all
+    (as many fit files as its JSON records fits, each named by its fit: fits of another run are
+    removed when the folder is opened) is of a finished one. A state whose JSON records no
+    number (of an LCM version that did not, or of a run killed before it listed its fits) is
+    not.
+
+    Parameters
+    ----------
+    folder : path-like
+        A state folder (:func:`state_folder`).
+
+    Returns
+    -------
+    bool
+        Whether every fit of the run is saved.
+    str
+        ``"24 of 24 fits saved"``, or why it is not known.
+    """
+    path = Path(folder)
+    try:
+        meta = json.loads((path / META_NAME).read_text())
+    except FileNotFoundError:
+        return False, f"no {META_NAME}"
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False, f"its {META_NAME} cannot be read"
+    n_fits = meta.get(FITS_KEY) if isinstance(meta, dict) else None
+    saved = sum(1 for name in os.listdir(path) if _FIT_RE.fullmatch(name))
+    if not isinstance(n_fits, int) or isinstance(n_fits, bool):
+        return False, f"{saved} fit(s) saved, how many its run has not recorded"
+    return saved >= n_fits, f"{saved} of {n_fits} fits saved"
+
+
+def own_entries(folder: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
+    """The entries of a state folder LCM wrote there, and the others.
+
+    Parameters
+    ----------
+    folder : path-like
+        A state folder.
+
+    Returns
+    -------
+    list of str
+        Its record, fit files, marker, lock and temporaries of atomic writes.
+    list of str
+        Anything else (a user's file put there): such a folder is never deleted whole.
+    """
+    path = Path(folder)
+    names = sorted(os.listdir(path))
+    ours = [
+        n
+        for n in names
+        if (path / n).is_file()
+        and (
+            n in (META_NAME, MARKER_NAME, LOCK_NAME)
+            or _FIT_RE.fullmatch(n)
+            or (n.startswith(".") and TMP_TAG in n)
+        )
+    ]
+    return ours, [n for n in names if n not in ours]
 
 
 def _described(compute: Any) -> str:

@@ -91,6 +91,36 @@ def exclusive_lock(lock_path: str | os.PathLike[str], what: str) -> Iterator[Pat
         os.close(fd)  # closing the descriptor releases the flock
 
 
+def lock_holder(lock_path: str | os.PathLike[str]) -> str | None:
+    """Who holds the lock on ``lock_path`` now, without taking it or writing anything.
+
+    Parameters
+    ----------
+    lock_path : path-like
+        A lock file :func:`exclusive_lock` uses.
+
+    Returns
+    -------
+    str or None
+        The holder's line (``pid 123 on node7 since ...``) while a live process holds the lock;
+        None when none does, the file is missing or unreadable, or the file system has no locks.
+    """
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # refused while an exclusive lock is held
+    except BlockingIOError:
+        return _read_holder(fd)
+    except OSError:
+        return None
+    else:
+        return None
+    finally:
+        os.close(fd)  # (releases the shared lock taken)
+
+
 def _read_holder(fd: int) -> str:
     try:
         text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()

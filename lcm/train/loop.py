@@ -878,6 +878,7 @@ def train_epochs(
                                 pos,
                                 processes,
                                 fields=resumable.fields,
+                                total_steps=total_steps,
                             )
                         stop.saved_step = pos.step  # (written by rank 0 in data parallel runs)
             sums.flush()

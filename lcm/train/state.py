@@ -3,12 +3,16 @@
 Two files in the state folder: ``train_state.step-<N>.safetensors`` (weights, AdamW moments,
 random generator states of every data parallel process, the current epoch's sample order, what
 the caller carries across epochs) and ``train_state.json`` (step counters, scheduler, optimiser
-hyper-parameters, partial epoch sums, history, the name and sha256 of the tensors file, and the
-sha256 of its own canonical content). As with checkpoints
+hyper-parameters, partial epoch sums, history, the step training ends at, the name and sha256 of
+the tensors file, and the sha256 of its own canonical content). As with checkpoints
 nothing is unpickled. The JSON is written last and marks a complete state: a run killed after
 writing a step's tensors but before its JSON resumes from the previous step, whose tensors are
 removed only once the new JSON names the new file. A ``fingerprint`` (settings, seed, data)
 must match, or the state is ignored; an edited JSON or tensors file is refused.
+
+A state at its final step (:func:`progress`) is the state of a finished training: it is kept
+after the model is written, for a retry of a job killed then, and ``lcm prune-states`` removes
+it once the model is there.
 
 Data parallel processes draw different random numbers (dropout from a stream of each one's
 own, :func:`lcm.train.distributed.seed_process`, on shards of different sizes) and log the
@@ -177,6 +181,7 @@ def save_state(
     processes: list[ProcessState] | None = None,
     *,
     fields: dict[str, Any] | None = None,
+    total_steps: int | None = None,
 ) -> None:
     """Write the training state atomically (tensors first, then the JSON that completes it).
 
@@ -205,6 +210,9 @@ def save_state(
         Every process's generators and logs, in rank order.
     fields : dict, optional
         What ``fingerprint`` hashes.
+    total_steps : int, optional
+        The step training ends at: a state at it is of a finished training (:func:`progress`).
+        None: not known (such a state is never taken as finished).
     """
     if processes is None:
         if _ranks(module)[1] > 1:
@@ -239,6 +247,7 @@ def save_state(
         "fingerprint": fingerprint,
         "fingerprint_fields": fields,
         "step": position.step,
+        "total_steps": total_steps,
         "epoch": position.epoch,
         "batches_done": position.batches_done,
         "sums": position.sums,
@@ -423,6 +432,64 @@ def load_state(
             k[len(CARRY_PREFIX) :]: v for k, v in tensors.items() if k.startswith(CARRY_PREFIX)
         },
     )
+
+
+def progress(folder: Path) -> tuple[bool, str]:
+    """Whether the state in ``folder`` is at its run's final step, read from its JSON alone.
+
+    The rule :func:`lcm.train.loop.train_epochs` resumes by: a state at the step training ends
+    at has nothing left to train. Only a state whose JSON is intact (its content digest holds)
+    and records that step counts (states of LCM versions that did not record it never do);
+    the tensors are not read.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        A state folder (``train_state/`` of a pretraining's output folder).
+
+    Returns
+    -------
+    bool
+        Whether the run trained to its final step.
+    str
+        Where it stands, in words: ``"step 40 of 40"``, or why it is not known.
+    """
+    meta_path = folder / META_NAME
+    try:
+        meta = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        return False, f"no {META_NAME} (no step saved yet)"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False, f"its {META_NAME} cannot be read"
+    if not isinstance(meta, dict) or meta.get(DIGEST_KEY) != content_digest(meta):
+        return False, f"its {META_NAME} differs from its recorded {DIGEST_KEY}"
+    step, total = meta.get("step"), meta.get("total_steps")
+    if not isinstance(step, int) or not isinstance(total, int):
+        return False, f"step {step!r}, its final step not recorded (an earlier LCM wrote it)"
+    tensors = folder / str(meta.get("tensors_file", TENSORS_NAME))
+    if not tensors.is_file():
+        return False, f"step {step} of {total}, but {tensors.name} is missing"
+    return step >= total, f"step {step} of {total}"
+
+
+def own_entries(folder: Path) -> tuple[list[str], list[str]]:
+    """The entries of a state folder LCM wrote there, and the others.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        A state folder.
+
+    Returns
+    -------
+    list of str
+        The state's files and their temporaries (:func:`remove_state` deletes these).
+    list of str
+        Anything else (a user's file put there): such a folder is never deleted whole.
+    """
+    names = sorted(os.listdir(folder))
+    ours = [n for n in names if _is_ours(n) and (folder / n).is_file()]
+    return ours, [n for n in names if n not in ours]
 
 
 def content_digest(meta: dict[str, Any]) -> str:

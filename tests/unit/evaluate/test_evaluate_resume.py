@@ -612,3 +612,27 @@ def test_the_state_records_what_the_lcm_fits_compute_with_only_when_there_are_so
     assert compute is not None and compute["torch"] == torch.__version__
     expected = "cpu" if not torch.cuda.is_available() else "cuda ("
     assert compute["device"].startswith(expected)
+
+
+def test_the_state_says_when_it_holds_every_fit_of_its_evaluation(tmp_path: Path) -> None:
+    """The number of fits is recorded when they are loaded: a state holding them all is of a
+    finished evaluation (what `lcm prune-states` removes), one of another run's fields is not
+    counted with this run's, and a state that never listed its fits is not finished."""
+    from lcm.evaluate.resume import META_NAME, metrics_path, open_state, progress, state_folder
+
+    folder = state_folder(tmp_path / "task-asd_metrics.parquet")
+    assert metrics_path(folder) == tmp_path / "task-asd_metrics.parquet"
+    jobs = [_job(4), _job(5), _job(6)]
+    with open_state(folder, {"run": 1}) as state:
+        assert progress(folder) == (False, "0 fit(s) saved, how many its run has not recorded")
+        state.load(jobs)
+        state.save(jobs[0], RESULT)
+    assert progress(folder) == (False, "1 of 3 fits saved")
+    with open_state(folder, {"run": 1}) as state:
+        assert list(state.load(jobs)) == [0]
+        for job in jobs[1:]:
+            state.save(job, RESULT)
+    assert progress(folder) == (True, "3 of 3 fits saved")
+    assert json.loads((folder / META_NAME).read_text())["n_fits"] == 3
+    with open_state(folder, {"run": 2}):  # another evaluation: its fits removed, no count
+        assert progress(folder) == (False, "0 fit(s) saved, how many its run has not recorded")
