@@ -40,6 +40,7 @@ VERBS = (
     "atlases",
     "embed",
     "run",
+    "prune_states",
 )
 
 log = logging.getLogger("lcm")

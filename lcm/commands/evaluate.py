@@ -64,9 +64,10 @@ outputs:
                  target; one row per test subject and fit: the mean over its runs and
                  windows)
   <out stem>_evaluate_state/  each finished fit, saved as it ends: the same command run
-                 again after a kill reuses them and fits only the rest (kept; delete it by
-                 hand once done). Locked while a run writes it: a second run of the same
-                 --out is refused, naming the first's pid and host
+                 again after a kill reuses them and fits only the rest (kept; lcm
+                 prune-states removes it once done). Locked from the start of a run: a second
+                 run of the same --out is refused before any fit, naming the first's pid and
+                 host
 
 A continuous --label (age, a score) takes no --positive; the LCM variants regress it (a
 continuous query, MSE on the target standardised on each training fold) beside ridge and cpm;

@@ -1,0 +1,250 @@
+"""`lcm prune-states`: the saved states of finished runs go, those of unfinished runs stay.
+
+Pretraining keeps train_state/ (weights and AdamW moments: several times the weights) and
+`lcm evaluate` its fits after their outputs are written, and nothing ever removed them: a
+user on an HPC quota deleted them by hand, unable to tell a finished run's from one a rerun
+would resume. The states here are written by the real writers (a killed and a finished tiny
+pretraining, an evaluation's saved fits); the verb runs as a user runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers.model import TINY, make_catalogue, pretrain_cohort
+
+from lcm.cli import main
+from lcm.evaluate.resume import open_state, state_folder
+from lcm.io.lock import LOCK_NAME
+from lcm.train import objective
+from lcm.train.outputs import PRETRAIN_FILES
+from lcm.train.pretrain import STATE_DIR, pretrain
+
+pytestmark = pytest.mark.slow
+
+SETTINGS = {"epochs": 3, "batch_size": 16, "lr": 0.003, "checkpoint_every": 4}
+
+
+def _job(n_train: int) -> object:
+    from lcm.evaluate.parallel import FitJob
+    from lcm.evaluate.registry import ModelContext
+
+    rows = np.arange(8)
+    context = ModelContext(label="autism", levels=("control", "autism"), finetune={}, seed=0)
+    return FitJob(
+        "logreg", context, rows[:n_train], rows[6:], np.zeros(n_train), None, rows[:n_train]
+    )
+
+
+def _evaluation(metrics: Path, saved: int, jobs: int = 2, written: bool = True) -> Path:
+    """An evaluation of ``jobs`` fits that saved ``saved`` of them (its tables ``written``)."""
+    folder = state_folder(metrics)
+    all_jobs = [_job(3 + i) for i in range(jobs)]
+    with open_state(folder, {"run": metrics.name}) as state:
+        state.load(all_jobs)
+        for job in all_jobs[:saved]:
+            state.save(job, (np.array([0.25, 0.75]), 1.5, None))
+    if written:
+        metrics.write_bytes(b"metrics")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A finished pretraining's folder and a killed one's (real states), to copy."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("pretrained")
+    catalogue, cohort = make_catalogue(tmp), pretrain_cohort(40)
+    pretrain(cohort, catalogue, TINY, SETTINGS, seed=4, out_dir=tmp / "done")
+    original, calls = objective.PretrainObjective.forward, []
+
+    def dying_forward(self, fc, shard):
+        calls.append(1)
+        if len(calls) == 6:  # after the state of step 4
+            raise KeyboardInterrupt("killed")
+        return original(self, fc, shard)
+
+    objective.PretrainObjective.forward = dying_forward
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pretrain(cohort, catalogue, TINY, SETTINGS, seed=4, out_dir=tmp / "killed")
+    finally:
+        objective.PretrainObjective.forward = original
+        torch.set_num_threads(before)
+    return {"done": tmp / "done", "killed": tmp / "killed"}
+
+
+def _copy(src: Path, dest: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dest)
+    return dest
+
+
+def _results(tmp_path: Path, pretrained: dict[str, Path]) -> dict[str, Path]:
+    """A results folder: a finished and a killed pretraining, a finished and an unfinished
+    evaluation, a finished evaluation whose metrics were never written."""
+    results = tmp_path / "results"
+    (results / "metrics").mkdir(parents=True)
+    done = _copy(pretrained["done"], results / "models" / "pretrain")
+    killed = _copy(pretrained["killed"], results / "models" / "pretrain-ssl")
+    metrics = results / "metrics"
+    return {
+        "results": results,
+        "done": done / STATE_DIR,
+        "killed": killed / STATE_DIR,
+        "evaluated": _evaluation(metrics / "task-a_metrics.parquet", saved=2),
+        "half": _evaluation(metrics / "task-b_metrics.parquet", saved=1, written=False),
+        "unwritten": _evaluation(metrics / "task-c_metrics.parquet", saved=2, written=False),
+    }
+
+
+def _lines(out: str) -> dict[str, str]:
+    """The verb's line of each state folder, by folder."""
+    found = {}
+    for line in out.splitlines():
+        words = line.split()
+        for word in words:
+            if word.endswith(":") and ("state" in word):
+                found[word.rstrip(":")] = line
+    return found
+
+
+def test_finished_states_are_listed_then_removed_with_apply_and_unfinished_ones_kept(
+    tmp_path: Path, pretrained, capsys: pytest.CaptureFixture[str]
+) -> None:
+    states = _results(tmp_path, pretrained)
+    before = {p: sorted(q.name for q in p.iterdir()) for p in states.values() if p.is_dir()}
+    assert main(["prune-states", str(states["results"])]) == 0
+    out = capsys.readouterr().out
+    lines = _lines(out)
+    assert lines[str(states["done"])].startswith("would remove")
+    assert "finished (step " in lines[str(states["done"])]
+    assert "its model is written" in lines[str(states["done"])]
+    assert lines[str(states["evaluated"])].startswith("would remove")
+    assert "finished (2 of 2 fits saved; task-a_metrics.parquet written)" in out
+    assert lines[str(states["killed"])].startswith("keep")
+    assert "unfinished (step 4 of " in lines[str(states["killed"])]
+    assert "unfinished (1 of 2 fits saved): kept to resume it" in lines[str(states["half"])]
+    assert "task-c_metrics.parquet not written" in lines[str(states["unwritten"])]
+    assert "2 of 5 state(s) finished" in out and "--apply" in out
+    # A dry run: nothing removed, nothing written.
+    assert before == {p: sorted(q.name for q in p.iterdir()) for p in before}
+
+    assert main(["prune-states", str(states["results"]), "--apply"]) == 0
+    out = first_apply = capsys.readouterr().out
+    assert _lines(out)[str(states["done"])].startswith("removed")
+    assert not states["done"].exists() and not states["evaluated"].exists()
+    for kept in ("killed", "half", "unwritten"):
+        assert sorted(q.name for q in states[kept].iterdir()) == before[states[kept]], kept
+    model = states["done"].parent
+    assert all((model / name).is_file() for name in PRETRAIN_FILES)  # the model stays
+    assert not [p for p in states["results"].rglob(".*removing*")]  # nothing left aside
+    # Run again: nothing left to remove.
+    assert main(["prune-states", str(states["results"]), "--apply"]) == 0
+    out = capsys.readouterr().out
+    assert "0 state(s) removed, 0 B freed; 3 kept" in out
+    assert "2 state(s) removed" in first_apply and "; 3 kept" in first_apply
+
+
+def test_a_state_with_a_users_file_or_not_lcms_is_kept(
+    tmp_path: Path, pretrained, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "results"
+    done = _copy(pretrained["done"], results / "models" / "pretrain") / STATE_DIR
+    (done / "notes.txt").write_text("mine")
+    mine = results / "metrics" / "mine_evaluate_state"  # a user's folder of that name
+    mine.mkdir(parents=True)
+    (mine / "evaluate_state.json").write_text("{}")
+    assert main(["prune-states", str(results), "--apply"]) == 0
+    out = capsys.readouterr().out
+    assert "holds files LCM did not write (notes.txt): kept" in _lines(out)[str(done)]
+    assert "not a state lcm evaluate wrote (no marker naming lcm evaluate): kept" in out
+    assert (done / "notes.txt").read_text() == "mine" and (done / "train_state.json").is_file()
+    assert (mine / "evaluate_state.json").read_text() == "{}"
+
+
+def test_a_state_whose_writer_runs_is_kept_until_it_ends(
+    tmp_path: Path, pretrained, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A finished state whose folder a live process has locked (a rerun resuming from it, a
+    retry writing the outputs again) is left alone, naming the holder; once it has ended, it
+    goes."""
+    results = tmp_path / "results"
+    done = _copy(pretrained["done"], results / "models" / "pretrain") / STATE_DIR
+    evaluated = _evaluation(results / "metrics" / "task-a_metrics.parquet", saved=2)
+    holders = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import time; from lcm.io.lock import exclusive_lock\n"
+                f"with exclusive_lock({str(lock)!r}, 'lcm pretrain'):\n"
+                "    print('held', flush=True); time.sleep(120)\n",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for lock in (done.parent / LOCK_NAME, evaluated / LOCK_NAME)
+    ]
+    try:
+        for holder in holders:
+            assert holder.stdout.readline().strip() == "held"
+        assert main(["prune-states", str(results), "--apply"]) == 0
+        out = capsys.readouterr().out
+        for folder, holder in zip((done, evaluated), holders, strict=True):
+            line = _lines(out)[str(folder)]
+            assert line.startswith("keep"), line
+            assert f"its writer is running (pid {holder.pid} on" in line
+            assert folder.is_dir()
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait()
+    assert main(["prune-states", str(results), "--apply"]) == 0
+    assert not done.exists() and not evaluated.exists()
+
+
+def test_a_removal_cut_short_is_finished_and_the_verb_runs_from_any_folder(
+    tmp_path: Path, pretrained
+) -> None:
+    """A state renamed aside by a removal killed before its files were deleted is removed next
+    time; the verb as a user types it, from a folder outside the repository."""
+    results = tmp_path / "results"
+    done = _copy(pretrained["done"], results / "models" / "pretrain") / STATE_DIR
+    aside = done.with_name(f".{STATE_DIR}.removing-12345")
+    done.rename(aside)
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "lcm", "prune-states", os.path.relpath(results, cwd), "--apply"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "left by a removal cut short" in proc.stdout
+    assert not aside.exists() and (done.parent / "model.json").is_file()
+
+    missing = subprocess.run(
+        [sys.executable, "-m", "lcm", "prune-states", "nowhere"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode == 3
+    assert "lcm prune-states: nowhere is not a folder" in missing.stderr
+    assert "results_dir" in missing.stderr
