@@ -33,7 +33,7 @@ from lcm.preprocess.fmriprep_run import run_fmriprep
 from lcm.store.writer import stored_rows
 
 SUBJECTS = ("01", "02", "03", "04", "05")
-NO_SIDECAR = SUBJECTS[:4]  # fMRIPrep wrote no BOLD sidecar: excluded by the fMRIPrep stage
+NO_CONFOUNDS = SUBJECTS[:4]  # fMRIPrep wrote no confounds table: excluded by the fMRIPrep stage
 BAD_CONFOUNDS = "05"  # confounds without the rotation columns: excluded by the connectome stage
 
 
@@ -42,8 +42,8 @@ def _all_excluded_qc_table(tmp_path: Path) -> Path:
     make_raw_bids(tmp_path / "raw", subjects=SUBJECTS, n_vol=48)
     for sub in SUBJECTS:
         files = make_fmriprep_run(tmp_path / "deriv", f"sub-{sub}_task-rest_run-1")
-        if sub in NO_SIDECAR:
-            files["sidecar"].unlink()
+        if sub in NO_CONFOUNDS:
+            files["confounds"].unlink()
         else:
             table = confounds_table(48)
             write_confounds(files["confounds"], table.drop(columns=table.filter(like="rot_")))
@@ -51,8 +51,7 @@ def _all_excluded_qc_table(tmp_path: Path) -> Path:
     qc_jsons = []
     for sub in SUBJECTS:
         record = tmp_path / "records" / f"sub-{sub}.json"
-        # Read as derivatives alone: with the raw run, its TR would stand in for the sidecar.
-        bids = tmp_path / ("deriv" if sub in NO_SIDECAR else "raw")
+        bids = tmp_path / ("deriv" if sub in NO_CONFOUNDS else "raw")
         run_fmriprep(fmriprep_request(tmp_path, "existing", subject=sub, bids=bids), record)
         qc_json = tmp_path / "qc" / f"sub-{sub}.json"
         process_voxel_run(
@@ -77,7 +76,7 @@ def test_store_of_a_dataset_without_included_run_counts_the_runs_per_reason(
     qc = read_qc_table(qc_table).set_index("subject")
     assert not qc["included"].any()
     # The QC table records each stage's code beside its full reason.
-    assert set(qc.loc[list(NO_SIDECAR), "reason_code"]) == {"fmriprep_outputs_missing"}
+    assert set(qc.loc[list(NO_CONFOUNDS), "reason_code"]) == {"fmriprep_outputs_missing"}
     assert qc.loc[BAD_CONFOUNDS, "reason_code"] == "confounds_missing_columns"
     pheno = tmp_path / "phenotype.tsv"
     pheno.write_text("participant_id\tage\n" + "".join(f"{s}\t30\n" for s in SUBJECTS))
@@ -101,7 +100,7 @@ def test_store_of_a_dataset_without_included_run_counts_the_runs_per_reason(
     assert "... Fix: Regenerate them with fMRIPrep: they serve no strategy." in message
     # A long reason loses the folders of its paths (the QC table keeps them), not the file.
     assert str(tmp_path / "deriv") not in message
-    assert "sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_desc-preproc_bold.json" in message
+    assert "sub-01_task-rest_run-1_desc-confounds_timeseries.tsv" in message
     assert re.search(
         rf"The QC table {re.escape(str(qc_table))} gives every run's reason", err.value.hint
     )
