@@ -757,7 +757,8 @@ def fit_bei_maps(
     -------
     BEIMaps
         Fitted on the training part with the penalty chosen on the held-out part; a missing
-        target is imputed by its training mean (which only shrinks its map).
+        target is imputed by its training mean (which only shrinks its map); a variable with
+        no value in the training runs (all held out) gets no map, with a warning.
 
     Raises
     ------
@@ -876,6 +877,22 @@ def _fit(
     """The maps of the features in ``edges``: penalties chosen on the held-out runs, the maps
     fitted on the training runs, one eigendecomposition for both."""
     train = ~held
+    # A variable whose values all fall in held-out subjects has nothing to fit: its map would
+    # predict NaN (the training mean), which bei-linear's classifier refuses.
+    fitted = np.isfinite(y[train]).any(axis=0)
+    if not fitted.all():
+        log.warning(
+            "bei-linear: no map of %s: no value in the training runs (all in the subjects "
+            "held out to choose the penalties)",
+            ", ".join(n for n, f in zip(names, fitted, strict=True) if not f),
+        )
+        y, names = y[:, fitted], [n for n, f in zip(names, fitted, strict=True) if f]
+    if not names:
+        raise InputDataError(
+            "bei-linear: no BEI variable of the pretraining cohort has a value in its training "
+            "runs (every value is in the subjects held out to choose the penalties).",
+            hint="Check the pretraining datasets' phenotype files, or add datasets.",
+        )
     y_mean = np.nanmean(y[train], axis=0)
     y_c = np.where(np.isfinite(y), y - y_mean, 0.0)
     edges.release()  # the pages written: the file is read back a block at a time

@@ -99,6 +99,26 @@ def test_connectomes_with_nan_are_refused() -> None:
         fit_bei_maps(fc, variables, groups)
 
 
+@pytest.mark.parametrize(("n", "n_rois"), [(120, 20), (160, 9)], ids=["dual", "primal"])
+def test_a_variable_of_held_out_runs_only_gets_no_map(n, n_rois, caplog) -> None:
+    """A variable whose values all fall in the held-out subjects (one small dataset's, say)
+    has no training value to fit: a map of it would predict NaN for every run (its intercept,
+    the training mean, NaN), and bei-linear's classifier refuses NaN features. It is left out,
+    said in the log; the other variables' maps are those fitted with it."""
+    fc, variables, groups = _cohort(n, n_rois)
+    held = bei_maps.holdout_rows(groups, 1)
+    variables["only_held"] = np.where(held, np.arange(n, dtype=float), np.nan)
+    assert np.isfinite(variables["only_held"]).sum() >= bei_maps.MIN_PRESENT
+    maps = fit_bei_maps(fc, variables, groups, seed=1)
+    assert "only_held" not in maps.names
+    assert np.isfinite(maps.intercept).all() and np.isfinite(maps.transform(fc[:5])).all()
+    assert "only_held" in caplog.text and "no value in the training runs" in caplog.text
+    without = fit_bei_maps(fc, variables.drop(columns="only_held"), groups, seed=1)
+    assert maps.names == without.names
+    assert np.array_equal(maps.alpha, without.alpha)
+    np.testing.assert_allclose(maps.coef, without.coef, rtol=1e-10, atol=1e-12)
+
+
 def test_a_gram_matrix_beyond_memory_is_refused_naming_the_sizes() -> None:
     with pytest.raises(ConfigError) as info:
         check_solve_memory(34_000, 6_000, 400, 12, "ukb (schaefer400)", memory=16 * 10**9)
