@@ -20,6 +20,7 @@ import errno
 import logging
 import mmap
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -406,12 +407,26 @@ def _reserve(fh: IO[bytes], size: int) -> None:
         pass
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            folder = tempfile.gettempdir()  # TMPDIR, or Python's fallback where it is unusable
+            try:
+                free = f"{_size(shutil.disk_usage(folder).free)} free there"
+            except OSError:
+                free = "the room left there unknown"
             raise ConfigError(
-                f"lcm bei-maps: no room for the cohort's edges ({size / 1e9:.1f} GB) in a "
-                f"temporary file in {tempfile.gettempdir()}: {exc.strerror}.",
+                f"lcm bei-maps: no room for the cohort's edges, {_size(size)} in a temporary "
+                f"file in {folder} (TMPDIR): {exc.strerror}; {free}.",
                 hint="Point TMPDIR to a folder with room (a node's local scratch).",
             ) from None
     fh.truncate(size)  # file systems without fallocate
+
+
+def _size(n: float) -> str:
+    """Bytes for a message, in the unit that keeps them readable (``4.2 KiB``, ``21.0 GiB``)."""
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
 
 
 def block_bytes(n_train: int, edges: int) -> int:
@@ -842,7 +857,12 @@ def fit_streamed_bei_maps(
     if done != len(cohort):
         raise RuntimeError(f"lcm bei-maps: {done} runs streamed of {len(cohort)}.")
     _check_finite(edges, what)
-    log.info("read %d connectomes of %s (kept in a temporary file)", done, cohort.datasets)
+    log.info(
+        "read %d connectomes of %s (kept in a temporary file in %s)",
+        done,
+        cohort.datasets,
+        tempfile.gettempdir(),
+    )
     return _fit(
         edges,
         y,

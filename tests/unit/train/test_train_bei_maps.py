@@ -9,8 +9,10 @@ from __future__ import annotations
 import errno
 import importlib.util
 import os
+import re
 import subprocess
 import sys
+import tempfile
 import tracemalloc
 from pathlib import Path
 
@@ -214,3 +216,31 @@ def test_a_full_temporary_folder_is_refused_naming_it(monkeypatch) -> None:
     with pytest.raises(ConfigError, match="no room for the cohort's edges") as info:
         fit_bei_maps(fc, variables, groups)
     assert "TMPDIR" in info.value.hint
+    # What it needs and where, readable at any size (30 runs x 36 edges x 4 bytes, not
+    # "0.0 GB"), and the room left there.
+    message = info.value.message
+    assert f"4.2 KiB in a temporary file in {tempfile.gettempdir()} (TMPDIR)" in message
+    assert re.search(r"; [0-9.]+ [KMGT]?i?B(ytes)? free there", message), message
+
+
+def test_a_temporary_folder_on_a_small_file_system_is_refused(tmp_path, monkeypatch) -> None:
+    """The refusal without faking fallocate: a file system of 64 KiB (a tmpfs, where the
+    test may mount one), as a user's full TMPDIR."""
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        monkeypatch.setattr(tempfile, "tempdir", str(small))
+        fc, variables, groups = _cohort(200, 12)  # 200 runs x 66 edges x 4 bytes: 52 KiB
+        fc = np.concatenate([fc] * 2)  # 103 KiB
+        groups = np.concatenate([groups, [g + "b" for g in groups]])
+        variables = pd.concat([variables] * 2, ignore_index=True)
+        with pytest.raises(ConfigError, match=f"103.1 KiB in a temporary file in {small}"):
+            fit_bei_maps(fc, variables, groups)
+        assert not list(small.iterdir())
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
