@@ -240,9 +240,10 @@ def header_repetition_time(row: dict[str, Any], metadata: dict[str, Any]) -> dic
     path = row["path"]
     name = os.path.basename(path)
     missing = f"RepetitionTime missing from the JSON sidecars of {name}"
+    # Not datasets.<name>.repetition_time: ingest applies it to ROI series only.
     fix = (
-        "; add a JSON sidecar with RepetitionTime (seconds) beside it, or set "
-        "datasets.<name>.repetition_time (lcm ingest --repetition-time)"
+        "; add a JSON sidecar with RepetitionTime (seconds) beside it, or, where the header's "
+        "pixdim[4] is the TR, name its time unit (nibabel: img.header.set_xyzt_units(t='sec'))"
     )
     try:
         header = read_bold_header(path)

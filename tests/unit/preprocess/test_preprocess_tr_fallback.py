@@ -249,3 +249,26 @@ def test_a_header_tr_of_unknown_unit_or_none_keeps_the_exclusion(
     assert not row["included"] and row["reason_code"] == reason_codes.NO_REPETITION_TIME
     assert files["bold"].name in row["reason"] and "pixdim[4]" in row["reason"]
     assert said in row["reason"]
+
+
+def test_the_fix_a_derivatives_run_without_tr_is_given_is_one_that_works(tmp_path: Path) -> None:
+    """The reason offered `datasets.<name>.repetition_time (lcm ingest --repetition-time)`,
+    which ingest applies to ROI series only: following it left the run excluded with the same
+    advice. The fixes it names are those that give such a run a TR: a sidecar, or the header's
+    time unit."""
+    files = _derivatives_without_tr(tmp_path, 2000.0, "unknown")
+    manifest = tmp_path / "ingest" / "manifest.parquet"
+    df = ingest(
+        "tiny",
+        "fmriprep",
+        tmp_path / "deriv",
+        manifest,
+        validate=False,
+        use_cache=False,
+        repetition_time=2.0,  # the advice followed: ignored for this entry
+    )
+    (row,) = df.to_dict("records")
+    assert not row["included"] and row["reason_code"] == reason_codes.NO_REPETITION_TIME
+    assert "repetition_time" not in row["reason"] and "--repetition-time" not in row["reason"]
+    assert files["bold"].name in row["reason"] and "RepetitionTime" in row["reason"]
+    assert "set_xyzt_units" in row["reason"]
