@@ -160,12 +160,13 @@ def executed_code(source: bytes) -> bytes:
     Returns
     -------
     bytes
-        The tree as text; ``source`` itself where it does not parse (Python reports the error
-        when the job runs), so that any edit of it still counts.
+        The tree as text; ``source`` itself where it does not parse, or nests deeper than the
+        parser goes (Python reports the error when the job runs), so that any edit of it
+        still counts.
     """
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError):  # ValueError: null bytes
+    except (SyntaxError, ValueError, RecursionError):  # null bytes; nested beyond the parser
         return source
     for node in ast.walk(tree):
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
@@ -179,20 +180,42 @@ def executed_code(source: bytes) -> bytes:
     return _dump(tree).encode()
 
 
-def _dump(node: object) -> str:
+def _dump(root: object) -> str:
     """``ast.dump`` without positions, empty fields or None: the same text from every Python
     that parses the code to the same tree (``ast.dump`` omits empty fields only since 3.13,
-    and 3.12 added empty ``type_params`` to every function)."""
-    if isinstance(node, list):
-        return "[" + ",".join(_dump(item) for item in node) + "]"
-    if not isinstance(node, ast.AST):
-        return repr(node)  # a constant: 1, 1.0 and True differ
-    fields = (
-        f"{name}={_dump(value)}"
-        for name in node._fields
-        if (value := getattr(node, name, None)) is not None and value != []
-    )
-    return f"{type(node).__name__}({','.join(fields)})"
+    and 3.12 added empty ``type_params`` to every function).
+
+    Written with a stack, not recursion: a chain of a thousand ``+`` nests a thousand deep,
+    which Python compiles but a recursive walk cannot follow within the recursion limit."""
+    parts: list[str] = []
+    # Items: text to write as is (str), or a value to write (in a 1-tuple).
+    todo: list[str | tuple[object]] = [(root,)]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            parts.append(item)
+            continue
+        (value,) = item
+        if isinstance(value, list):
+            seq: list[str | tuple[object]] = ["["]
+            for k, element in enumerate(value):
+                seq += [",", (element,)] if k else [(element,)]
+            seq.append("]")
+        elif isinstance(value, ast.AST):
+            seq = [f"{type(value).__name__}("]
+            fields = [
+                (name, field)
+                for name in value._fields
+                if (field := getattr(value, name, None)) is not None and field != []
+            ]
+            for k, (name, field) in enumerate(fields):
+                seq += [f"{',' if k else ''}{name}=", (field,)]
+            seq.append(")")
+        else:
+            parts.append(repr(value))  # a constant: 1, 1.0 and True differ
+            continue
+        todo.extend(reversed(seq))
+    return "".join(parts)
 
 
 @cache

@@ -23,6 +23,13 @@ PROBE = '''
 def _probe(x, scale=2):
     """Scale ``x``."""
     return x * scale + 3
+
+
+class _Probe:
+    """Fields."""
+
+    size: int = 1
+    label = f"{_probe!r:>4}"
 '''
 
 
@@ -75,6 +82,11 @@ CODE = {
     "a default": ("scale=2", "scale=3"),
     "a float for an int": ("scale=2", "scale=2.0"),
     "a string that is no docstring": (RETURN, f"    'shown'\n    x = x\n{RETURN}"),
+    "True for 1": ("size: int = 1", "size: int = True"),
+    "a field's annotation (a dataclass's type)": ("size: int = 1", "size: float = 1"),
+    "a decorator": ("class _Probe:", "@dataclass\nclass _Probe:"),
+    "an f-string's conversion": ("!r:>4", "!s:>4"),
+    "an f-string's format": ("!r:>4", "!r:>5"),
 }
 
 
@@ -106,3 +118,21 @@ def test_a_file_that_does_not_parse_is_hashed_by_its_bytes(package: Path) -> Non
     package.write_text(package.read_text() + "\ndef broken(:\n")
     before = _hashes()
     assert _edit(package, lambda s: s + "# comment\n") != before
+
+
+def test_a_deeply_nested_expression_is_hashed_as_code(package: Path) -> None:
+    """A chain of 1000 additions parses and compiles, and nests 1000 deep: hashing it must
+    not exceed Python's recursion limit (it raised RecursionError, failing the DAG's build)."""
+    package.write_text(package.read_text() + "\n_DEEP = " + " + ".join(["1"] * 1000) + "\n")
+    compile(package.read_text(), str(package), "exec")  # Python runs it
+    before = _hashes()
+    assert _edit(package, lambda s: s.replace("\n_DEEP = ", "\n# why\n_DEEP = ")) == before
+    after = _edit(package, lambda s: s.rstrip("\n")[:-1] + "2\n")  # the last term
+    assert after["connectome"] != before["connectome"]
+
+
+def test_a_file_nested_beyond_the_parser_is_hashed_by_its_bytes() -> None:
+    """Deeper than ``ast.parse`` goes (it raises RecursionError; Python cannot compile it
+    either): hashed by its bytes, as a file that does not parse."""
+    source = ("x = " + " + ".join(["1"] * 100_000) + "\n").encode()
+    assert wh.executed_code(source) == source
