@@ -4,6 +4,8 @@ Two ``lcm pretrain`` runs into one folder, or two ``lcm store`` runs of one data
 interleave their files. Each writer holds an exclusive ``flock`` on a lock file for as long as
 it writes; a second writer is refused at once with a message naming the holder. The kernel
 releases the lock when its holder exits, even on ``kill -9``, so no stale lock needs cleaning.
+:func:`lock_holder` tests a lock with a brief shared ``flock``: a writer finding only such
+shared locks waits for them (half a second at most) instead of being refused.
 A file system that offers no locks at all (Lustre mounted without ``flock``, some FUSE
 mounts) answers ``flock`` with an error: the writer then goes on, warned that a second one
 would not be refused, rather than failing before any work on a cluster's scratch space.
@@ -65,7 +67,14 @@ def exclusive_lock(lock_path: str | os.PathLike[str], what: str) -> Iterator[Pat
         ) from None
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _take_exclusive(fd, path)
+        except _Checked:
+            raise OutputBusyError(
+                f"{path.parent} is held by a process reading its lock (a shared lock held "
+                f"over {_CHECK_WAIT:g} s, not an LCM writer's).",
+                hint="Find it with `fuser -v` on the lock file and end it, or write to another "
+                "folder.",
+            ) from None
         except BlockingIOError:
             holder = _read_holder(fd)
             raise OutputBusyError(
@@ -89,6 +98,50 @@ def exclusive_lock(lock_path: str | os.PathLike[str], what: str) -> Iterator[Pat
         yield path
     finally:
         os.close(fd)  # closing the descriptor releases the flock
+
+
+# How long a writer waits for shared locks (checkers, :func:`lock_holder`) to go.
+_CHECK_WAIT = 0.5
+
+
+class _Checked(Exception):
+    """Only shared locks held the lock file for all of :data:`_CHECK_WAIT`."""
+
+
+def _take_exclusive(fd: int, path: Path) -> None:
+    """Take the exclusive flock on ``fd`` (open on ``path``), waiting only while checkers hold it.
+
+    :func:`lock_holder` tests a lock with a brief shared flock, which refuses an exclusive one
+    meanwhile: a writer starting at that instant would fail (exit 6) with no other writer. A
+    refusal is told apart by a shared probe on a descriptor of its own: refused too, a writer
+    holds the lock (raised at once); granted, only checkers do, and the writer retries for up
+    to :data:`_CHECK_WAIT`.
+
+    Raises
+    ------
+    BlockingIOError
+        A writer (an exclusive lock) holds it.
+    _Checked
+        Shared locks held it for all of :data:`_CHECK_WAIT`.
+    """
+    deadline = time.monotonic() + _CHECK_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        try:
+            probe = os.open(path, os.O_RDONLY)
+        except OSError:  # (replaced meanwhile: not a checker's doing)
+            raise BlockingIOError(errno.EWOULDBLOCK, "lock file not readable") from None
+        try:  # (a dup of fd would share its lock: a descriptor of its own)
+            fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        finally:
+            os.close(probe)  # raises BlockingIOError above when a writer holds it
+        if time.monotonic() >= deadline:
+            raise _Checked
+        time.sleep(0.005)
 
 
 def lock_holder(lock_path: str | os.PathLike[str]) -> str | None:

@@ -9,12 +9,13 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from lcm.exceptions import OutputBusyError, OutputOwnershipError
-from lcm.io.lock import exclusive_lock
+from lcm.io.lock import exclusive_lock, lock_holder
 from lcm.io.ownership import MARKER_NAME, claim_out_dir, claim_results, remove_owned
 from lcm.io.paths import RESULTS_ENTRIES, inside
 from lcm.io.provenance import write_sidecar
@@ -176,6 +177,71 @@ def test_lock_released_when_holder_is_killed(tmp_path: Path) -> None:
     holder.wait()
     with exclusive_lock(lock, "x"):
         pass
+
+
+def _shared_holder(lock: Path, seconds: float) -> subprocess.Popen:
+    """Another process holding the shared flock :func:`lock_holder` takes to test the lock."""
+    code = (
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({str(lock)!r}, os.O_RDONLY)\n"
+        "fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)\n"
+        f"print('held', flush=True); time.sleep({seconds})\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_writer_starting_while_the_lock_is_checked_is_not_refused(tmp_path: Path) -> None:
+    """`lcm prune-states` tests a writer's lock (lock_holder: a brief shared flock); a writer
+    starting at that instant must wait for the check, not fail with exit 6 for nothing."""
+    lock = tmp_path / "out" / ".lcm.lock"
+    with exclusive_lock(lock, "lcm pretrain"):  # an earlier run, gone: its line stays
+        pass
+    assert lock_holder(lock) is None
+    checker = _shared_holder(lock, 0.15)
+    try:
+        with exclusive_lock(lock, "lcm evaluate") as held:
+            assert held == lock
+            assert checker.poll() is not None  # granted once the check was over
+            assert lock.read_text().startswith(f"pid {os.getpid()} ")
+    finally:
+        checker.kill()
+        checker.wait()
+
+
+def test_a_writer_is_still_refused_at_once_by_a_writer(tmp_path: Path) -> None:
+    """The wait is for a checker only: a writer holding the lock refuses the next at once."""
+    lock = tmp_path / "out" / ".lcm.lock"
+    with exclusive_lock(lock, "lcm pretrain"):
+        code = (
+            "import sys, time; from lcm.io.lock import exclusive_lock\n"
+            "from lcm.exceptions import OutputBusyError\n"
+            "start = time.monotonic()\n"
+            f"try:\n    exclusive_lock({str(lock)!r}, 'lcm pretrain').__enter__()\n"
+            "except OutputBusyError:\n    print(time.monotonic() - start); sys.exit(6)\n"
+        )
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert proc.returncode == 6, proc.stderr
+        assert float(proc.stdout) < 0.1
+
+
+def test_a_check_that_never_ends_refuses_the_writer_in_bounded_time(tmp_path: Path) -> None:
+    """A shared lock held long (not LCM's checker, which holds it for microseconds) refuses
+    the writer after a short bounded wait, saying what holds it (not a stale writer's line)."""
+    lock = tmp_path / "out" / ".lcm.lock"
+    with exclusive_lock(lock, "lcm pretrain"):
+        pass
+    checker = _shared_holder(lock, 30)
+    try:
+        start = time.monotonic()
+        with pytest.raises(OutputBusyError, match="a process reading its lock"):
+            with exclusive_lock(lock, "lcm evaluate"):
+                pass
+        assert time.monotonic() - start < 2
+    finally:
+        checker.kill()
+        checker.wait()
 
 
 @pytest.mark.parametrize("kind", ["folder", "fifo", "device"])
