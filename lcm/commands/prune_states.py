@@ -42,7 +42,7 @@ output: one line per state folder found:
   <what is done>  <size>  <folder>: <finished or not, and why>
   removed (without --apply: would remove): its run finished;
   keep: its run has not finished (needed to resume it), its writer still runs (lock held),
-  or it holds files LCM did not write.
+  or it holds files LCM did not write (a link among them, or its lock file a link).
 
 Finished: pretraining's train_state/ at its final step, with model.safetensors, model.json,
 history.tsv and bei_eval.tsv beside it; lcm evaluate's <metrics stem>_evaluate_state/ holding
@@ -225,6 +225,10 @@ def examine(path: Path) -> Found:
         found = _training(path, size)
     else:
         found = _evaluation(path, size)
+    if found.lock is not None and found.lock.is_symlink():  # removal takes it: never through
+        found.finished = False
+        found.why = f"its lock file {found.lock} is a link, not LCM's (remove the link): kept"
+        return found
     holder = lock_holder(found.lock) if found.lock is not None else None
     if holder is not None:  # its writer runs: the state changes under it
         found.finished, found.why = False, f"its writer is running ({holder}): kept"

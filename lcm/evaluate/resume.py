@@ -483,7 +483,8 @@ def own_entries(folder: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
     Returns
     -------
     list of str
-        Its record, fit files, marker, lock and temporaries of atomic writes.
+        Its record, fit files, marker, lock and temporaries of atomic writes (regular files,
+        not links).
     list of str
         Anything else (a user's file put there): such a folder is never deleted whole.
     """
@@ -492,7 +493,7 @@ def own_entries(folder: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
     ours = [
         n
         for n in names
-        if (path / n).is_file()
+        if _plain_file(path / n)
         and (
             n in (META_NAME, MARKER_NAME, LOCK_NAME)
             or _FIT_RE.fullmatch(n)
@@ -500,6 +501,11 @@ def own_entries(folder: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
         )
     ]
     return ours, [n for n in names if n not in ours]
+
+
+def _plain_file(path: Path) -> bool:
+    """A regular file, not a link (LCM writes no link: one is a user's)."""
+    return path.is_file() and not path.is_symlink()
 
 
 def _described(compute: Any) -> str:

@@ -54,13 +54,21 @@ def exclusive_lock(lock_path: str | os.PathLike[str], what: str) -> Iterator[Pat
     OutputBusyError
         Another process holds the lock.
     OutputOwnershipError
-        The folder cannot be written (read-only, no permission).
+        The folder cannot be written (read-only, no permission), or the lock file is a link.
     """
     path = Path(lock_path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        # Never through a link: the pid stamped below would overwrite (or create) its target.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
     except OSError as exc:  # a read-only folder: one line, before any work (a traceback)
+        if path.is_symlink():
+            raise OutputOwnershipError(
+                f"{what}: {path} is a link, not a lock file LCM made (it makes a plain file); "
+                "nothing was written.",
+                hint=f"Remove the link {path} (LCM writes its pid into its lock file, so it "
+                "never writes through a link), or write to another folder.",
+            ) from None
         raise OutputOwnershipError(
             f"{what}: cannot write in {path.parent} ({exc.strerror}); nothing was written.",
             hint="Use a folder this user can write to, or fix its permissions.",
@@ -132,7 +140,7 @@ def _take_exclusive(fd: int, path: Path) -> None:
         except BlockingIOError:
             pass
         try:
-            probe = os.open(path, os.O_RDONLY)
+            probe = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:  # (replaced meanwhile: not a checker's doing)
             raise BlockingIOError(errno.EWOULDBLOCK, "lock file not readable") from None
         try:  # (a dup of fd would share its lock: a descriptor of its own)
@@ -156,10 +164,11 @@ def lock_holder(lock_path: str | os.PathLike[str]) -> str | None:
     -------
     str or None
         The holder's line (``pid 123 on node7 since ...``) while a live process holds the lock;
-        None when none does, the file is missing or unreadable, or the file system has no locks.
+        None when none does, the file is missing, unreadable or a link, or the file system
+        has no locks.
     """
     try:
-        fd = os.open(lock_path, os.O_RDONLY)
+        fd = os.open(lock_path, os.O_RDONLY | os.O_NOFOLLOW)  # (a link: not a lock LCM made)
     except OSError:
         return None
     try:

@@ -483,12 +483,16 @@ def own_entries(folder: Path) -> tuple[list[str], list[str]]:
     Returns
     -------
     list of str
-        The state's files and their temporaries (:func:`remove_state` deletes these).
+        The state's files and their temporaries (:func:`remove_state` deletes these), regular
+        files, not links.
     list of str
         Anything else (a user's file put there): such a folder is never deleted whole.
     """
     names = sorted(os.listdir(folder))
-    ours = [n for n in names if _is_ours(n) and (folder / n).is_file()]
+    # (a link is not LCM's: it writes none)
+    ours = [
+        n for n in names if _is_ours(n) and (folder / n).is_file() and not (folder / n).is_symlink()
+    ]
     return ours, [n for n in names if n not in ours]
 
 

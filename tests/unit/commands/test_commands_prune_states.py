@@ -172,6 +172,54 @@ def test_a_state_with_a_users_file_or_not_lcms_is_kept(
     assert (mine / "evaluate_state.json").read_text() == "{}"
 
 
+def test_a_lock_file_that_is_a_link_is_never_written_through(
+    tmp_path: Path, pretrained, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--apply holds the writer's lock while removing, and the lock stamps a pid into its
+    file: a .lcm.lock that is a link (LCM makes none) had the user's file it points to
+    overwritten. Such a state is kept, and said, and the file is left as it was."""
+    results = tmp_path / "results"
+    done = _copy(pretrained["done"], results / "models" / "pretrain") / STATE_DIR
+    evaluated = _evaluation(results / "metrics" / "task-a_metrics.parquet", saved=2)
+    theses = []
+    for i, lock in enumerate((done.parent / LOCK_NAME, evaluated / LOCK_NAME)):
+        thesis = tmp_path / f"thesis-{i}.tex"
+        thesis.write_text("years of work")
+        lock.unlink(missing_ok=True)
+        lock.symlink_to(thesis)
+        theses.append(thesis)
+    assert main(["prune-states", str(results), "--apply"]) == 0
+    out = capsys.readouterr().out
+    for folder in (done, evaluated):
+        line = _lines(out)[str(folder)]
+        assert line.startswith("keep") and ".lcm.lock" in line and "link" in line, line
+        assert folder.is_dir()
+    assert [t.read_text() for t in theses] == ["years of work"] * 2
+
+
+def test_a_state_file_that_is_a_link_is_not_taken_for_lcms(
+    tmp_path: Path, pretrained, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """LCM writes no link: a state's tensors file or fit file that is one (a user's moved to
+    another disk and linked back) makes the folder a user's, kept whole."""
+    results = tmp_path / "results"
+    done = _copy(pretrained["done"], results / "models" / "pretrain") / STATE_DIR
+    evaluated = _evaluation(results / "metrics" / "task-a_metrics.parquet", saved=2)
+    elsewhere = tmp_path / "other-disk"
+    elsewhere.mkdir()
+    for folder, pattern in ((done, "*.safetensors"), (evaluated, "fit-*.npz")):
+        file = sorted(folder.glob(pattern))[0]
+        file.rename(elsewhere / file.name)
+        file.symlink_to(elsewhere / file.name)
+    assert main(["prune-states", str(results), "--apply"]) == 0
+    out = capsys.readouterr().out
+    for folder, pattern in ((done, "*.safetensors"), (evaluated, "fit-*.npz")):
+        line = _lines(out)[str(folder)]
+        assert line.startswith("keep") and "holds files LCM did not write" in line, line
+        assert sorted(folder.glob(pattern))[0].resolve().parent == elsewhere.resolve()
+    assert len(list(elsewhere.iterdir())) == 2
+
+
 def test_a_state_whose_writer_runs_is_kept_until_it_ends(
     tmp_path: Path, pretrained, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -244,6 +244,29 @@ def test_a_check_that_never_ends_refuses_the_writer_in_bounded_time(tmp_path: Pa
         checker.wait()
 
 
+@pytest.mark.parametrize("dangling", [False, True])
+def test_a_lock_file_that_is_a_link_is_refused_and_its_target_left_alone(
+    tmp_path: Path, dangling: bool
+) -> None:
+    """A writer stamps its pid into .lcm.lock: through a link it overwrote the file linked to
+    (or created it, for a dangling link). LCM never makes that link: refused, nothing written."""
+    thesis = tmp_path / "thesis.tex"
+    if not dangling:
+        thesis.write_text("years of work")
+    lock = tmp_path / "out" / ".lcm.lock"
+    lock.parent.mkdir()
+    lock.symlink_to(thesis)
+    with pytest.raises(OutputOwnershipError, match=r"out/\.lcm\.lock is a link") as info:
+        with exclusive_lock(lock, "lcm pretrain"):
+            pass
+    assert "nothing was written" in info.value.message and "Remove the link" in info.value.hint
+    if dangling:
+        assert not thesis.exists()
+    else:
+        assert thesis.read_text() == "years of work"
+    assert lock_holder(lock) is None and lock.is_symlink()
+
+
 @pytest.mark.parametrize("kind", ["folder", "fifo", "device"])
 def test_atomic_write_never_replaces_what_is_not_a_regular_file(tmp_path: Path, kind: str) -> None:
     """`--out /dev/null` once turned the machine's /dev/null into a regular file (a rename swaps
