@@ -2,8 +2,9 @@
 
 The states are kept after the outputs are written (pretraining's train_state/, an evaluation's
 fits), and nothing removed them. Pruned, they must not be wanted back by Snakemake (neither is
-a declared output), and a run extended afterwards (more epochs, another label fraction) starts
-from scratch where it has no state.
+a declared output) nor missed by `lcm provenance verify` (no record lists them), and a run
+extended afterwards (more epochs, another label fraction) starts from scratch where it has no
+state.
 """
 
 from __future__ import annotations
@@ -24,8 +25,13 @@ pytestmark = pytest.mark.slow
 
 def _prune(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     """`lcm prune-states results ARGS` as a user types it, in the workflow's folder."""
+    return _lcm(workdir, "prune-states", "results", *args)
+
+
+def _lcm(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """`lcm ARGS` as a user types it, in the workflow's folder; it must succeed."""
     proc = subprocess.run(
-        [sys.executable, "-m", "lcm", "prune-states", "results", *args],
+        [sys.executable, "-m", "lcm", *args],
         cwd=workdir,
         capture_output=True,
         text=True,
@@ -56,11 +62,17 @@ def test_pruned_states_leave_nothing_to_rerun_and_an_extended_run_trains_afresh(
 
     listed = _prune(tmp_path).stdout
     assert "would remove" in listed and "2 of 2 state(s) finished" in listed, listed
+    # A removal cut short leaves a state renamed aside: no record names it, and none must.
+    aside = fits.with_name(f".{fits.name}.removing-12345")
+    fits.rename(aside)
+    assert "0 problem(s)" in _lcm(tmp_path, "provenance", "verify", "results").stdout
     pruned = _prune(tmp_path, "--apply").stdout
     assert [line.split()[0] for line in pruned.splitlines()[:2]] == ["removed"] * 2, pruned
     assert "2 state(s) removed" in pruned
-    assert not state.exists() and not fits.exists()
+    assert not state.exists() and not fits.exists() and not aside.exists()
     assert (tmp_path / model).is_file() and (tmp_path / metrics).is_file()
+    # No provenance record lists a state's files: verify finds nothing missing once they go.
+    assert "0 problem(s)" in _lcm(tmp_path, "provenance", "verify", "results").stdout
 
     dry = run_snakemake(tmp_path, *targets, "-n", "--configfile", str(config))
     assert dry.returncode == 0, dry.stderr[-3000:]
