@@ -11,8 +11,10 @@ A run has finished when its final outputs exist and its state says so itself, by
 verb that wrote it resumes by: a training state at its final step (:func:`lcm.train.state.
 progress`), an evaluation state holding every fit of its run (:func:`lcm.evaluate.resume.
 progress`). Only a folder LCM wrote, and nothing but LCM's files, is removed; one whose writer
-still runs (its lock held) is kept. A folder is first renamed aside, then deleted: a removal
-cut short never leaves a half-deleted state where a resumption would read it.
+still runs (its lock held) is kept. A folder is judged again and renamed aside under its
+writer's lock, then deleted with the lock released: a removal cut short never leaves a
+half-deleted state where a resumption would read it, and a job starting during the deletion
+is not refused.
 """
 
 from __future__ import annotations
@@ -151,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
                 done, freed, removed = "removed", freed + state.size, removed + 1
             else:
                 done, why = "keep", problem
-                failed += 1 if not problem.startswith("locked") else 0
+                failed += 0 if problem.startswith(("locked", "changed")) else 1
         print(f"{done:<12}  {_size(state.size):>9}  {state.path}: {why}")
     finished = [s for s in found if s.finished]
     total = sum(s.size for s in finished)
@@ -214,17 +216,8 @@ def examine(path: Path) -> Found:
     Found
     """
     from lcm.io.lock import lock_holder
-    from lcm.train.outputs import STATE_DIR
 
-    if path.is_symlink():
-        return Found(path, 0, False, "a link, not a folder LCM wrote: kept")
-    size = sum(f.lstat().st_size for f in path.rglob("*") if f.is_file() or f.is_symlink())
-    if _DOOMED.fullmatch(path.name) is not None:
-        found = _doomed(path, size)
-    elif path.name == STATE_DIR:
-        found = _training(path, size)
-    else:
-        found = _evaluation(path, size)
+    found = _judge(path)
     if found.lock is not None and found.lock.is_symlink():  # removal takes it: never through
         found.finished = False
         found.why = f"its lock file {found.lock} is a link, not LCM's (remove the link): kept"
@@ -233,6 +226,20 @@ def examine(path: Path) -> Found:
     if holder is not None:  # its writer runs: the state changes under it
         found.finished, found.why = False, f"its writer is running ({holder}): kept"
     return found
+
+
+def _judge(path: Path) -> Found:
+    """:func:`examine` but for the lock: what the state's files say of it."""
+    from lcm.train.outputs import STATE_DIR
+
+    if path.is_symlink():
+        return Found(path, 0, False, "a link, not a folder LCM wrote: kept")
+    size = sum(f.lstat().st_size for f in path.rglob("*") if f.is_file() or f.is_symlink())
+    if _DOOMED.fullmatch(path.name) is not None:
+        return _doomed(path, size)
+    if path.name == STATE_DIR:
+        return _training(path, size)
+    return _evaluation(path, size)
 
 
 def _doomed(path: Path, size: int) -> Found:
@@ -314,7 +321,8 @@ def _foreign(names: list[str]) -> str:
 
 
 def remove(state: Found) -> str | None:
-    """Remove a finished state: renamed aside under its writer's lock, then its files deleted.
+    """Remove a finished state: judged again and renamed aside under its writer's lock, then
+    its files deleted (the lock released).
 
     Parameters
     ----------
@@ -336,13 +344,20 @@ def remove(state: Found) -> str | None:
     else:
         hold = contextlib.nullcontext
     try:
-        with hold():
-            doomed = state.path
-            if _DOOMED.fullmatch(state.path.name) is None:
+        doomed, ours = state.path, state.ours or []
+        if _DOOMED.fullmatch(state.path.name) is None:
+            with hold():
+                # Judged again under the lock: a run between the listing and now changed it.
+                again = _judge(state.path)
+                if not again.finished:
+                    return f"changed since it was listed ({again.why})"
+                ours = again.ours or []
                 # Gone at once from where a resumption looks: never half there.
                 doomed = state.path.with_name(f".{state.path.name}.removing-{os.getpid()}")
                 os.replace(state.path, doomed)
-            remove_owned(doomed, state.ours or [])
+        # Aside, its files go without the writer's lock: a job starting while they are deleted
+        # (GBs, slow on a cluster's file system) is not refused.
+        remove_owned(doomed, ours)
     except OutputBusyError as exc:
         return f"locked: {exc.message.split(' is being written by ', 1)[-1]}"
     except (OSError, OutputOwnershipError) as exc:

@@ -220,6 +220,51 @@ def test_a_state_file_that_is_a_link_is_not_taken_for_lcms(
     assert len(list(elsewhere.iterdir())) == 2
 
 
+def test_the_writers_lock_is_held_for_the_rename_only_not_the_deletion(
+    tmp_path: Path, pretrained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A state is renamed aside under its writer's lock; deleting its files (GBs, slow on a
+    cluster's file system) then needs no lock: a job starting meanwhile (a Snakemake retry)
+    must not be refused (exit 6) for as long as the deletion takes."""
+    from lcm.io import ownership
+    from lcm.io.lock import lock_holder
+
+    results = tmp_path / "results"
+    done = _copy(pretrained["done"], results / "models" / "pretrain") / STATE_DIR
+    evaluated = _evaluation(results / "metrics" / "task-a_metrics.parquet", saved=2)
+    real, held = ownership.remove_owned, []
+
+    def deleting(folder: Path, names: list[str]) -> None:
+        # The training's lock (its model folder's), the evaluation's (moved aside with it).
+        held.append((lock_holder(done.parent / LOCK_NAME), lock_holder(folder / LOCK_NAME)))
+        real(folder, names)
+
+    monkeypatch.setattr(ownership, "remove_owned", deleting)
+    assert main(["prune-states", str(results), "--apply"]) == 0
+    assert not done.exists() and not evaluated.exists()
+    assert held == [(None, None)] * 2
+
+
+def test_a_state_that_changed_since_it_was_listed_is_judged_again_and_kept(
+    tmp_path: Path, pretrained
+) -> None:
+    """A run between the listing and the removal (a rerun with other settings, killed) leaves
+    an unfinished state where a finished one was listed: it is judged again under the lock."""
+    import shutil
+
+    from lcm.commands.prune_states import examine, remove
+
+    results = tmp_path / "results"
+    done = _copy(pretrained["done"], results / "models" / "pretrain") / STATE_DIR
+    listed = examine(done)
+    assert listed.finished
+    shutil.rmtree(done)
+    _copy(pretrained["killed"] / STATE_DIR, done)
+    why = remove(listed)
+    assert why is not None and why.startswith("changed since it was listed (unfinished"), why
+    assert (done / "train_state.json").is_file()
+
+
 def test_a_state_whose_writer_runs_is_kept_until_it_ends(
     tmp_path: Path, pretrained, capsys: pytest.CaptureFixture[str]
 ) -> None:
