@@ -31,9 +31,10 @@ read, with nothing written.
 
 memory: the connectomes are streamed from the store into a temporary file (TMPDIR: n_runs x
 R(R-1)/2 x 4 bytes) and read back by blocks; what is held is the Gram matrix of the training
-runs and its eigenvectors, 16 m^2 bytes for m = the fewer of training runs and edges (40,000
-runs of 400 ROIs: ~21 GB; of AAL-116's 6,670 edges: ~0.7 GB). A job that cannot hold it is
-refused before any connectome is read, naming the sizes.
+runs and its eigenvectors, 16 m^2 bytes for m = the fewer of training runs and edges, with
+the held-out runs' products with the training runs (40,000 runs, 6,000 held out: ~21 GB at
+400 ROIs, ~1.2 GB at AAL-116's 6,670 edges). A job that cannot hold it is refused before any
+connectome is read, naming the sizes.
 """
 
 

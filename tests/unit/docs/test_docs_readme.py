@@ -1,0 +1,124 @@
+"""README.md stays true where a reader checks it: the pipeline table names every rule and the
+outputs the rules write, and the memory figures of lcm bei-maps are those the code computes.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+
+import pytest
+from helpers import ROOT
+
+from lcm.io import paths
+from lcm.train.bei_maps import HOLDOUT_FRACTION, solve_memory_bytes
+
+README = ROOT / "README.md"
+# Rules that are targets, not stages: they write nothing of their own.
+TARGETS = {"all", "participant"}
+
+
+def _rules() -> set[str]:
+    names = set()
+    for smk in [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]:
+        text = smk.read_text()
+        names |= set(re.findall(r"^(?:rule|checkpoint) (\w+):", text, re.M))
+        names |= set(re.findall(r"^use rule \w+ as (\w+)", text, re.M))
+    return names - TARGETS
+
+
+def _table() -> list[list[str]]:
+    text = README.read_text()
+    start = text.index("| stage | rule(s) | command | what it does |")
+    rows = []
+    for line in text[start:].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
+    return rows
+
+
+def test_the_pipeline_table_names_every_rule_and_no_other() -> None:
+    listed = [name for row in _table() for name in re.findall(r"`([\w*]+)`", row[1])]
+    rules = _rules()
+    unlisted = {r for r in rules if not any(fnmatch.fnmatchcase(r, p) for p in listed)}
+    stale = {p for p in listed if not fnmatch.filter(rules, p)}
+    assert not unlisted, f"rules the README's pipeline table does not name: {sorted(unlisted)}"
+    assert not stale, f"names in the table that are no rule: {sorted(stale)}"
+
+
+def _expand(path: str) -> list[str]:
+    """``a_{x,y}.b`` -> ``a_x.b``, ``a_y.b``."""
+    m = re.search(r"\{([^{}]*)\}", path)
+    if not m:
+        return [path]
+    head, tail = path[: m.start()], path[m.end() :]
+    return [e for alt in m[1].split(",") for e in _expand(head + alt + tail)]
+
+
+def _written() -> list[str]:
+    """What the rules write, as lcm.io.paths builds it, with the README's placeholders."""
+    r, d, t, a = "results", "<dataset>", "<task>", "<atlas>"
+    store = paths.store_dir(r)
+    files = [
+        paths.ingest_manifest(r, d),
+        paths.fmriprep_record(r, d, "<label>"),
+        paths.fmriprep_settings(r, d),
+        paths.fmriprep_derivatives(r, d) + "/",
+        paths.connectome_dir(r, d) + "/sub-<label>/",
+        paths.qc_table(r, d, a),
+        store + "/",
+        str(paths.connectome_path(store, a, d).parent) + "/",
+        str(paths.variables_path(store, d).parent) + "/",
+        str(paths.missingness_path(store, d)),
+        paths.model_dir(r, "pretrain") + "/",
+        paths.model_dir(r, "pretrain-ssl") + "/",
+        paths.model_file(r, "pretrain", "bei_linear.npz"),
+        paths.model_dir(r, f"finetune/{t}") + "/",
+        paths.task_splits(r, t),
+        paths.task_embeddings(r, t),
+        paths.task_embeddings(r, t, "attention"),
+        paths.task_metrics(r, t),
+        paths.task_metrics(r, t, "predictions"),
+        paths.metrics_file(r, ""),
+        paths.report_html(r),
+        # What the report names in its provenance section.
+        paths.config_copy(r, "<sha256>"),
+        paths.log_file(r, "<stage>/"),
+    ]
+    return files
+
+
+def test_every_path_in_the_pipeline_table_is_one_the_rules_write() -> None:
+    cited = [
+        p
+        for row in _table()
+        for path in re.findall(r"`(results/[^`]*)`", row[3])
+        for p in _expand(path)
+    ]
+    assert len(cited) >= 15, cited
+    written = _written()
+    unknown = [p for p in cited if p not in written]
+    assert not unknown, f"paths in the README's table that no rule writes: {unknown}"
+    # Every stage's outputs are named: each row but synth's cites a path.
+    silent = [row[0] for row in _table() if row[0] != "synth" and "results/" not in row[3]]
+    assert not silent, f"stages whose outputs the table does not name: {silent}"
+
+
+def _figures(text: str) -> tuple[float, float]:
+    m = re.search(r"~?([\d.]+) GB at 400 ROIs, ~?([\d.]+) GB at AAL-116", " ".join(text.split()))
+    assert m, "the 400-ROI and AAL-116 memory figures are not where they were"
+    return float(m[1]), float(m[2])
+
+
+@pytest.mark.parametrize(
+    "doc", ["README.md", "lcm/commands/bei_maps.py", "profiles/slurm/config.yaml"]
+)
+def test_the_bei_maps_memory_figures_are_what_the_fit_holds(doc: str) -> None:
+    text = (ROOT / doc).read_text().replace("\n  # ", " ")
+    held = round(HOLDOUT_FRACTION * 40_000)  # runs of as many subjects
+    for said, rois in zip(_figures(text), (400, 116), strict=True):
+        # A few dozen BEI variables: their maps are a small part of it.
+        need = [solve_memory_bytes(40_000 - held, held, rois, n) / 1e9 for n in (5, 60)]
+        assert min(need) * 0.9 <= said <= max(need) * 1.1, (doc, rois, said, need)
+    assert f"40,000 runs, {held:,} held out" in " ".join(text.split()), "say how many held out"
