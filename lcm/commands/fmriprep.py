@@ -72,7 +72,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--dataset", required=True, help="Dataset name.")
-    p.add_argument("--bids", required=True, help="Raw BIDS root of the dataset.")
+    p.add_argument(
+        "--bids",
+        required=True,
+        help="Raw BIDS root of the dataset; for a dataset entering as fMRIPrep derivatives, "
+        "the derivatives folder ingest indexes (the dataset's path).",
+    )
     p.add_argument(
         "--subject", help="Subject label (without sub-); required but with --settings-only."
     )

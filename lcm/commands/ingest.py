@@ -19,7 +19,7 @@ examples:
   lcm ingest --dataset bidsdemo --entry bids --path rawdata --out manifest.parquet
   lcm ingest --dataset hcp --entry fmriprep --path derivatives/fmriprep --out manifest.parquet
   lcm ingest --dataset ukb --entry roi_timeseries --path timeseries --out manifest.parquet
-  lcm ingest --dataset abide --entry roi_timeseries --path abide/listing.tsv \
+  lcm ingest --dataset abide --entry roi_timeseries --path abide/listing.tsv \\
       --repetition-time 2.0 --out manifest.parquet
   lcm ingest --dataset pcp --entry connectome --path connectomes/listing.tsv --out manifest.parquet
 
@@ -46,13 +46,13 @@ them, <site>_<id>_rois_<atlas>.1D (the atlas is the file's seg), or a listing TS
 participant_id, path (relative to the listing), optional session, run, task, repetition_time,
 seg. Files of several parcellations (seg-<label> in their names, or the listing's seg column)
 are told apart; with --atlas only the configured atlas's are included:
-  lcm ingest --dataset xcpd --entry connectome --path xcpd/ --atlas 4S156Parcels \
+  lcm ingest --dataset xcpd --entry connectome --path xcpd/ --atlas 4S156Parcels \\
       --out manifest.parquet
 
 With --denoise (the config's denoise section as JSON: its strategy and high_pass), an fmriprep
 dataset's first included run's confounds are checked for the strategy's columns before any run
 is processed:
-  lcm ingest --dataset hcp --entry fmriprep --path derivatives/fmriprep \
+  lcm ingest --dataset hcp --entry fmriprep --path derivatives/fmriprep \\
       --denoise '{"strategy": "36P"}' --out manifest.parquet
 """
 
