@@ -15,7 +15,7 @@ from typing import Any
 
 from lcm import reason_codes
 from lcm.bids.nifti_header import UnreadableHeader, header_problem, read_bold_header, sniff_image
-from lcm.bids.timing import compare_header_tr, sidecar_tr
+from lcm.bids.timing import compare_header_tr, set_unit_fix, sidecar_tr
 from lcm.docstrings import fill_doc
 from lcm.io.bids_names import parse_entities
 from lcm.io.output_space import is_native_space
@@ -241,10 +241,7 @@ def header_repetition_time(row: dict[str, Any], metadata: dict[str, Any]) -> dic
     name = os.path.basename(path)
     missing = f"RepetitionTime missing from the JSON sidecars of {name}"
     # Not datasets.<name>.repetition_time: ingest applies it to ROI series only.
-    fix = (
-        "; add a JSON sidecar with RepetitionTime (seconds) beside it, or, where the header's "
-        "pixdim[4] is the TR, name its time unit (nibabel: img.header.set_xyzt_units(t='sec'))"
-    )
+    fix = "; add a JSON sidecar with RepetitionTime (seconds) beside it"
     try:
         header = read_bold_header(path)
     except UnreadableHeader as exc:
@@ -252,6 +249,7 @@ def header_repetition_time(row: dict[str, Any], metadata: dict[str, Any]) -> dic
             return excluded(row, NOT_FETCHED, not_fetched_reason(path, pointer=True))
         why = f"its NIfTI header is unreadable ({exc})"
     else:
+        fix += f", or, where the header's pixdim[4] is the TR, {set_unit_fix(header.pixdim_t)}"
         if header.pixdim_t is None:
             why = "its NIfTI header's pixdim[4] is no positive number"
         elif header.t_r is None:

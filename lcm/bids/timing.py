@@ -23,10 +23,35 @@ PLAUSIBLE_TR_S = (0.05, 30.0)
 # What nibabel, and writers built on it, leave in pixdim[4] with no time unit when no TR was
 # set: a placeholder, not a TR.
 _DEFAULT_PIXDIM = 1.0
-_SET_UNIT_FIX = (
-    "name the header's time unit (nibabel: img.header.set_xyzt_units(t='sec')) or correct "
-    "the sidecar, the acquisition protocol saying which is right"
-)
+
+
+def set_unit_fix(pixdim_t: float | None = None) -> str:
+    """How to name a header's time unit, in the unit its ``pixdim[4]`` is plausibly in.
+
+    A fix saying ``t='sec'`` to a header whose ``pixdim[4]`` is 2000 (milliseconds) would make
+    its TR 2000 s: the unit offered is the one :func:`compare_header_tr` reads the value in.
+
+    Parameters
+    ----------
+    pixdim_t : float or None
+        The header's ``pixdim[4]`` as written (:attr:`~lcm.bids.nifti_header.BoldHeader.pixdim_t`);
+        ``None`` when not known to the caller: both units are named.
+
+    Returns
+    -------
+    str
+        ``name its time unit (nibabel: ...)``, to follow "where pixdim[4] is the TR, ".
+    """
+    reading = None if pixdim_t is None else _unknown_unit_reading(pixdim_t)
+    if reading is None:
+        call = "img.header.set_xyzt_units(t='sec'), or t='msec' where it is in milliseconds"
+    else:
+        call = (
+            "img.header.set_xyzt_units(t='msec')"
+            if reading[0] == "milliseconds"
+            else ("img.header.set_xyzt_units(t='sec')")
+        )
+    return f"name its time unit (nibabel: {call})"
 
 
 class HeaderTR(NamedTuple):
@@ -117,7 +142,8 @@ def compare_header_tr(sidecar_tr: float, header: BoldHeader, source: str) -> Hea
     return HeaderTR(
         f"TR mismatch in {source}: sidecar RepetitionTime is {sidecar_tr:g} s but the NIfTI "
         f"header pixdim[4] says {value:g} and its xyzt_units names no time unit (read as "
-        f"{unit}: {seconds:g} s); {_SET_UNIT_FIX}",
+        f"{unit}: {seconds:g} s); where pixdim[4] is the TR, {set_unit_fix(value)}, or "
+        "correct the sidecar, the acquisition protocol saying which is right",
         "",
     )
 

@@ -14,7 +14,7 @@ from lcm.bids.nifti_header import UnreadableHeader, read_bold_header
 from lcm.bids.rows import OUTPUTS_MISSING, not_in_space
 from lcm.bids.runs import RunIds
 from lcm.bids.sidecars import entities_of
-from lcm.bids.timing import compare_header_tr, sidecar_tr
+from lcm.bids.timing import compare_header_tr, set_unit_fix, sidecar_tr
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import subject_dir
 from lcm.io.output_space import parse_output_space, space_of
@@ -155,8 +155,7 @@ class RefusedTR:
             return (
                 "Add RepetitionTime (seconds) to the preprocessed BOLD's JSON sidecar (fMRIPrep "
                 "writes it there: restore it from the fMRIPrep output folder it was copied "
-                "from), or, where the BOLD header's pixdim[4] is the TR, name its time unit "
-                "(nibabel: img.header.set_xyzt_units(t='sec'))."
+                f"from), or, where the BOLD header's pixdim[4] is the TR, {set_unit_fix()}."
             )
         return (
             "Restore the preprocessed BOLD's JSON sidecar from the fMRIPrep output folder it "

@@ -79,7 +79,10 @@ def test_a_plausible_header_of_unknown_unit_that_disagrees_is_a_mismatch_saying_
     assert not row["included"] and row["reason_code"] == reason_codes.TR_MISMATCH
     assert BOLD.name in row["reason"] and f"{pixdim:g}" in row["reason"]
     assert "no time unit" in row["reason"] and read_as in row["reason"]
-    assert "set_xyzt_units" in row["reason"]  # the fix
+    # The fix names the unit the value was read in: t='sec' on 2500 would make the TR 2500 s.
+    unit = {"seconds": "'sec'", "milliseconds": "'msec'"}[read_as]
+    assert f"set_xyzt_units(t={unit})" in row["reason"]
+    assert row["reason"].count("set_xyzt_units") == 1
 
 
 @pytest.mark.parametrize("pixdim", [45.0, 1.0])

@@ -271,4 +271,5 @@ def test_the_fix_a_derivatives_run_without_tr_is_given_is_one_that_works(tmp_pat
     assert not row["included"] and row["reason_code"] == reason_codes.NO_REPETITION_TIME
     assert "repetition_time" not in row["reason"] and "--repetition-time" not in row["reason"]
     assert files["bold"].name in row["reason"] and "RepetitionTime" in row["reason"]
-    assert "set_xyzt_units" in row["reason"]
+    # pixdim[4] 2000 is milliseconds: t='sec' would make the TR 2000 s.
+    assert "set_xyzt_units(t='msec')" in row["reason"] and "t='sec'" not in row["reason"]
