@@ -40,6 +40,9 @@ EXAMPLE = """examples:
   lcm prune-states results --apply      remove the states of finished runs
   lcm prune-states results/models/pretrain
 
+exit status: 0, also when states are kept (unfinished, locked, holding another's files); 1 when
+a finished state could not be removed whole (a file system error, named in its line).
+
 output: one line per state folder found:
   <what is done>  <size>  <folder>: <finished or not, and why>
   removed (without --apply: would remove): its run finished;

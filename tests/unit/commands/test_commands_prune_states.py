@@ -9,6 +9,7 @@ pretraining, an evaluation's saved fits); the verb runs as a user runs it.
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -341,3 +342,26 @@ def test_a_removal_cut_short_is_finished_and_the_verb_runs_from_any_folder(
     assert missing.returncode == 3
     assert "lcm prune-states: nowhere is not a folder" in missing.stderr
     assert "results_dir" in missing.stderr
+
+
+def test_a_finished_state_that_cannot_be_removed_exits_1_naming_the_error(
+    tmp_path: Path, pretrained, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The exit status the epilog documents: 1 when a finished state could not be removed
+    whole (here its rename aside fails, as on a file system refusing it), the state kept where
+    it was; 0 when states are only kept for a reason (unfinished, locked)."""
+    states = _results(tmp_path, pretrained)
+    real_replace = os.replace
+
+    def refuse(src, dst):  # the training state's rename only
+        if Path(src) == states["done"]:
+            raise OSError(errno.EXDEV, "Invalid cross-device link", str(src))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", refuse)
+    assert main(["prune-states", str(states["results"]), "--apply"]) == 1
+    line = _lines(capsys.readouterr().out)[str(states["done"])]
+    assert line.startswith("keep") and "could not be removed" in line
+    assert "Invalid cross-device link" in line
+    assert (states["done"] / "train_state.json").is_file()  # kept whole, where it was
+    assert not states["evaluated"].exists()  # the other finished state still went
