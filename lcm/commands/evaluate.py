@@ -346,6 +346,8 @@ def evaluate_and_write(
         write_tidy_parquet(predictions, result.predictions, meta)
         for path in (out, predictions):
             write_sidecar(path, list(sources or []), **meta)
+        if state is not None:  # the table is this run's: lcm prune-states may remove the state
+            state.wrote(out)
     log.info("wrote %s (%d rows) and %s", out, len(result.metrics), predictions)
     return result
 

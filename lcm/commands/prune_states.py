@@ -10,7 +10,11 @@ runs; the state of an unfinished run (needed to resume it) is always kept.
 A run has finished when its final outputs exist and its state says so itself, by the rule the
 verb that wrote it resumes by: a training state at its final step (:func:`lcm.train.state.
 progress`), an evaluation state holding every fit of its run (:func:`lcm.evaluate.resume.
-progress`). Only a folder LCM wrote, and nothing but LCM's files, is removed; one whose writer
+progress`). The outputs must be that run's: ``model.json`` records the fingerprint its state
+resumes by (:func:`lcm.model.checkpoint.run_of`, :func:`lcm.train.state.run_of`), an evaluation
+state the sha256 of the metrics table its run wrote (:func:`lcm.evaluate.resume.written`). A
+run with other settings killed before writing its own sits beside an earlier run's: kept.
+Only a folder LCM wrote, and nothing but LCM's files, is removed; one whose writer
 still runs (its lock held) is kept. A folder is judged again and renamed aside under its
 writer's lock, then deleted with the lock released: a removal cut short never leaves a
 half-deleted state where a resumption would read it, and a job starting during the deletion
@@ -46,15 +50,18 @@ a finished state could not be removed whole (a file system error, named in its l
 output: one line per state folder found:
   <what is done>  <size>  <folder>: <finished or not, and why>
   removed (without --apply: would remove): its run finished;
-  keep: its run has not finished (needed to resume it), its writer still runs (lock held),
-  or it holds files LCM did not write (a link among them, or its lock file a link).
+  keep: its run has not finished (needed to resume it), the outputs beside it are another
+  run's, its writer still runs (lock held), or it holds files LCM did not write (a link among
+  them, or its lock file a link).
 
 Finished: pretraining's train_state/ at its final step, with model.safetensors, model.json,
-history.tsv and bei_eval.tsv beside it; lcm evaluate's <metrics stem>_evaluate_state/ holding
-every fit of its run, with its metrics table beside it. Neither folder is an output of the
-workflow: Snakemake reruns nothing once they are gone. A rerun with other settings starts
-from step 0 (or fits everything) anyway; the same run retried after its outputs were deleted
-then trains (or fits) again.
+history.tsv and bei_eval.tsv beside it, model.json written by the state's run (it records the
+run's fingerprint; one of an earlier LCM does not: kept); lcm evaluate's
+<metrics stem>_evaluate_state/ holding every fit of its run, with the metrics table its run
+wrote beside it (the state records its sha256; another run's table: kept). Neither folder
+is an output of the workflow: Snakemake reruns nothing once they are gone. A rerun with other
+settings starts from step 0 (or fits everything) anyway; the same run retried after its
+outputs were deleted then trains (or fits) again.
 """
 
 # A state folder renamed aside for removal (a removal cut short leaves it, finished next time).
@@ -74,7 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="List saved training and evaluation states; remove those of finished runs.",
         description="Find every state folder below FOLDER (pretraining's train_state/, lcm "
         "evaluate's *_evaluate_state/), and print its size and whether its run finished: its "
-        "outputs are written and its state is at its final step (every fit saved). A dry run "
+        "outputs are written, by its run (not an earlier one's), and its state is at its final "
+        "step (every fit saved). A dry run "
         "unless --apply: then the states of finished runs are removed (renamed aside, then "
         "deleted), and only those LCM wrote, holding no other file, whose writer is not "
         "running. The states of unfinished runs are kept: the same command resumes from them.",
@@ -267,8 +275,11 @@ def _training(path: Path, size: int) -> Found:
     """A pretraining's ``train_state/``: finished at its final step with its model written."""
     from lcm.io.lock import LOCK_NAME
     from lcm.io.ownership import marker_owner
+    from lcm.model.checkpoint import META_NAME as MODEL_META
+    from lcm.model.checkpoint import run_of as model_run
     from lcm.train.outputs import PRETRAIN_FILES, PRETRAIN_VERB
     from lcm.train.state import progress
+    from lcm.train.state import run_of as state_run
 
     lock = path.parent / LOCK_NAME  # lcm pretrain holds its output folder's lock
     owner = marker_owner(path.parent)
@@ -289,13 +300,33 @@ def _training(path: Path, size: int) -> Found:
             f"trained ({where}) but {', '.join(missing)} not written: kept to write them",
             lock,
         )
+    written = model_run(path.parent)
+    if written is None:
+        return Found(
+            path,
+            size,
+            False,
+            f"trained ({where}) but {MODEL_META} records no run fingerprint (an earlier LCM "
+            "wrote it): kept, as nothing says the model is this state's run's (remove it by "
+            "hand once you know it is)",
+            lock,
+        )
+    if written != state_run(path):
+        return Found(
+            path,
+            size,
+            False,
+            f"trained ({where}) but {MODEL_META} is another run's (fingerprint "
+            f"{written[:12]}, the state's {str(state_run(path))[:12]}): kept to write its model",
+            lock,
+        )
     return Found(path, size, True, f"finished ({where}; its model is written)", lock, ours)
 
 
 def _evaluation(path: Path, size: int) -> Found:
     """An ``lcm evaluate`` state: finished holding every fit, with its metrics table written."""
     from lcm.evaluate.resume import VERB as EVALUATE
-    from lcm.evaluate.resume import metrics_path, own_entries, progress
+    from lcm.evaluate.resume import own_entries, progress, written
     from lcm.io.lock import LOCK_NAME
     from lcm.io.ownership import marker_owner
 
@@ -310,12 +341,10 @@ def _evaluation(path: Path, size: int) -> Found:
     complete, where = progress(path)
     if not complete:
         return Found(path, size, False, f"unfinished ({where}): kept to resume it", lock)
-    metrics = metrics_path(path)
-    if not metrics.is_file():
-        return Found(
-            path, size, False, f"fitted ({where}) but {metrics.name} not written: kept", lock
-        )
-    return Found(path, size, True, f"finished ({where}; {metrics.name} written)", lock, ours)
+    beside, said = written(path)
+    if not beside:
+        return Found(path, size, False, f"fitted ({where}) but {said}: kept", lock)
+    return Found(path, size, True, f"finished ({where}; {said})", lock, ours)
 
 
 def _foreign(names: list[str]) -> str:

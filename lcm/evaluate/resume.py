@@ -33,7 +33,8 @@ killed after writing them (its time limit striking while Snakemake's wrapper sti
 retried with its outputs deleted, and the retry writes them again from the state without
 fitting. It is small (predictions only). The state records how many fits its run has
 (``n_fits``, when they are loaded): one holding them all is of a finished evaluation
-(:func:`progress`), which ``lcm prune-states`` removes once its metrics table is written.
+(:func:`progress`), which ``lcm prune-states`` removes once its run's metrics table is written
+(the table's sha256 recorded in the state: :func:`written`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from lcm.exceptions import OutputBusyError, OutputOwnershipError
 from lcm.io.atomic import TMP_TAG, atomic_path, write_json
 from lcm.io.lock import LOCK_NAME, exclusive_lock
 from lcm.io.ownership import MARKER_NAME, claim_out_dir, remove_owned
+from lcm.io.provenance import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,9 @@ COMPUTE_KEY = "computed_with"
 # The number of fits of the run (a function of its fields, recorded once its jobs are known):
 # a state holding that many is of a finished evaluation.
 FITS_KEY = "n_fits"
+# The sha256 of the metrics table its run wrote (recorded once written, dropped when another
+# run takes the folder): a finished state is finished only beside its own run's table.
+OUTPUT_KEY = "metrics_sha256"
 # The npz members of a fit file (no object arrays: read with allow_pickle=False).
 _MEMBERS = ("key", "predictions", "fit_seconds", "record", "digest")
 
@@ -300,6 +305,23 @@ class FitState:
             tmp.write_bytes(buffer.getvalue())
         self.n_saved += 1
 
+    def wrote(self, out: str | os.PathLike[str]) -> None:
+        """Record that this run wrote its metrics table ``out`` (its sha256, :func:`written`).
+
+        Call once the tables are written, before :meth:`close`: ``lcm prune-states`` removes a
+        state holding every fit only beside the table its own run wrote, not another run's.
+
+        Parameters
+        ----------
+        out : path-like
+            The metrics table (``--out``), beside the state folder.
+        """
+        if not self._held:
+            return
+        meta_path = self.folder / META_NAME
+        meta = json.loads(meta_path.read_text())
+        write_json(meta_path, {**meta, OUTPUT_KEY: sha256_file(out)})
+
     def _take(self) -> None:
         """Claim the folder (created if missing), hold its lock until :meth:`close`, and make its
         record this run's (another evaluation's fits removed, with a warning naming what
@@ -390,10 +412,12 @@ def _reconcile(path: Path, fields: dict[str, Any], compute: dict[str, str] | Non
     run = saved
     computed: Any = []
     n_fits = None
+    output = None
     if isinstance(saved, dict):
-        run = {k: v for k, v in saved.items() if k not in (COMPUTE_KEY, FITS_KEY)}
+        run = {k: v for k, v in saved.items() if k not in (COMPUTE_KEY, FITS_KEY, OUTPUT_KEY)}
         computed = saved.get(COMPUTE_KEY, [])
         n_fits = saved.get(FITS_KEY)
+        output = saved.get(OUTPUT_KEY)
     fits = sorted(n for n in os.listdir(path) if _FIT_RE.fullmatch(n))
     if run != fields and (run is not None or fits):
         log.warning(
@@ -408,8 +432,8 @@ def _reconcile(path: Path, fields: dict[str, Any], compute: dict[str, str] | Non
         fits = []
     if run != fields or not isinstance(computed, list):
         computed = []
-    if run != fields:
-        n_fits = None
+    if run != fields:  # (the table beside it, if any, is the other run's)
+        n_fits, output = None, None
     if compute is not None and compute not in computed:
         if fits and computed:
             log.warning(
@@ -425,6 +449,8 @@ def _reconcile(path: Path, fields: dict[str, Any], compute: dict[str, str] | Non
     meta = {**fields, COMPUTE_KEY: computed} if computed else dict(fields)
     if n_fits is not None:
         meta[FITS_KEY] = n_fits
+    if output is not None:
+        meta[OUTPUT_KEY] = output
     if saved != meta:
         write_json(meta_path, meta)
 
@@ -470,6 +496,48 @@ def progress(folder: str | os.PathLike[str]) -> tuple[bool, str]:
     if not isinstance(n_fits, int) or isinstance(n_fits, bool):
         return False, f"{saved} fit(s) saved, how many its run has not recorded"
     return saved >= n_fits, f"{saved} of {n_fits} fits saved"
+
+
+def written(folder: str | os.PathLike[str]) -> tuple[bool, str]:
+    """Whether the metrics table beside the state in ``folder`` is the one its run wrote.
+
+    The run records its table's sha256 once written (:meth:`FitState.wrote`); another run
+    taking the folder drops it. A table of another run (one with other settings killed before
+    writing its own leaves the earlier run's there), or of an LCM version that recorded none,
+    is not.
+
+    Parameters
+    ----------
+    folder : path-like
+        A state folder (:func:`state_folder`).
+
+    Returns
+    -------
+    bool
+        Whether :func:`metrics_path` exists and is the state's run's.
+    str
+        ``"task-a_metrics.parquet written"``, or why not.
+    """
+    metrics = metrics_path(folder)
+    if not metrics.is_file():
+        return False, f"{metrics.name} not written"
+    try:
+        meta = json.loads((Path(folder) / META_NAME).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False, f"its {META_NAME} cannot be read"
+    recorded = meta.get(OUTPUT_KEY) if isinstance(meta, dict) else None
+    if not isinstance(recorded, str):
+        return False, (
+            f"{metrics.name} is not recorded as its run's (another run's, or one of an earlier "
+            "LCM that recorded none)"
+        )
+    try:
+        actual = sha256_file(metrics)
+    except OSError as exc:
+        return False, f"{metrics.name} cannot be read ({exc})"
+    if actual != recorded:
+        return False, f"{metrics.name} is another run's (its sha256 is not the one its run wrote)"
+    return True, f"{metrics.name} written"
 
 
 def own_entries(folder: str | os.PathLike[str]) -> tuple[list[str], list[str]]:

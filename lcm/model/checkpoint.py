@@ -15,6 +15,7 @@ safetensors, metadata from JSON.
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 from pathlib import Path
@@ -45,6 +46,9 @@ from lcm.store.layout import roi_names_difference
 
 log = logging.getLogger(__name__)
 
+# model.json's record of the training run that wrote it: the fingerprint its saved state
+# resumes by (lcm.train.state), so that lcm prune-states removes a state only beside its own model.
+RUN_KEY = "run_fingerprint"
 # Catalogue fields that change what a query means; a difference refuses the checkpoint.
 _MEANING_KEYS = ("kind", "levels", "units")
 # Largest config sizes a checkpoint may declare: LCM-Big (d_model 2048, 32 layers) fits with a
@@ -114,7 +118,11 @@ def package_versions() -> dict[str, Any]:
 
 
 def save_checkpoint(
-    out_dir: str | Path, model: LCM, layout: QueryLayout, meta: dict[str, Any]
+    out_dir: str | Path,
+    model: LCM,
+    layout: QueryLayout,
+    meta: dict[str, Any],
+    run_fingerprint: str | None = None,
 ) -> Path:
     """Write ``model.safetensors`` then ``model.json`` (the latter marks completion), atomically.
 
@@ -127,6 +135,10 @@ def save_checkpoint(
     meta : dict
         Further JSON-serialisable keys (atlas, n_rois, roi_names, catalogue, standardisation,
         training, seed, data_fingerprint ...).
+    run_fingerprint : str, optional
+        The fingerprint of the training run that wrote it, the one its saved state resumes by
+        (:func:`lcm.train.state.run_of`), recorded as :data:`RUN_KEY` so that ``lcm
+        prune-states`` removes a state only beside its own run's model. None: not recorded.
 
     Returns
     -------
@@ -152,9 +164,33 @@ def save_checkpoint(
         "versions": package_versions(),
         "weights_sha256": sha256_file(out / WEIGHTS_NAME),
     }
+    if run_fingerprint is not None:
+        record[RUN_KEY] = run_fingerprint
     write_json(out / META_NAME, record)
     log.info("checkpoint written to %s", out)
     return out
+
+
+def run_of(folder: str | Path) -> str | None:
+    """The fingerprint of the training run that wrote the checkpoint in ``folder``.
+
+    Parameters
+    ----------
+    folder : path-like
+        A checkpoint folder.
+
+    Returns
+    -------
+    str or None
+        :data:`RUN_KEY` of its ``model.json``; None when it has none (written by an earlier
+        LCM, or not by a training run) or cannot be read.
+    """
+    try:
+        meta = json.loads((Path(folder) / META_NAME).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    value = meta.get(RUN_KEY) if isinstance(meta, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def checked_config(folder: str | Path, meta: dict[str, Any]) -> LCMConfig:

@@ -615,7 +615,8 @@ def pretrain(
     if select:  # bei_eval.tsv reports on heldout_subjects; these chose the epoch
         meta["data"]["selection_subjects"] = sorted(np.unique(choose.groups).tolist())
     model_cpu = model.to("cpu")
-    save_checkpoint(out, model_cpu, layout, meta)
+    # The fingerprint its state resumes by: lcm prune-states removes that state beside it only.
+    save_checkpoint(out, model_cpu, layout, meta, run_fingerprint=resumable.fingerprint)
     write_tsv(out / HISTORY_NAME, history_frame(history, parts))
     write_tsv(out / BEI_EVAL_NAME, evaluation)
     # The state (at the final step) is kept: a job killed after this point (Snakemake's wrapper

@@ -12,7 +12,7 @@ must match, or the state is ignored; an edited JSON or tensors file is refused.
 
 A state at its final step (:func:`progress`) is the state of a finished training: it is kept
 after the model is written, for a retry of a job killed then, and ``lcm prune-states`` removes
-it once the model is there.
+it once its run's model is there (``model.json`` records the fingerprint: :func:`run_of`).
 
 Data parallel processes draw different random numbers (dropout from a stream of each one's
 own, :func:`lcm.train.distributed.seed_process`, on shards of different sizes) and log the
@@ -454,15 +454,9 @@ def progress(folder: Path) -> tuple[bool, str]:
     str
         Where it stands, in words: ``"step 40 of 40"``, or why it is not known.
     """
-    meta_path = folder / META_NAME
-    try:
-        meta = json.loads(meta_path.read_text())
-    except FileNotFoundError:
-        return False, f"no {META_NAME} (no step saved yet)"
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False, f"its {META_NAME} cannot be read"
-    if not isinstance(meta, dict) or meta.get(DIGEST_KEY) != content_digest(meta):
-        return False, f"its {META_NAME} differs from its recorded {DIGEST_KEY}"
+    meta, problem = _intact_meta(folder)
+    if meta is None:
+        return False, problem
     step, total = meta.get("step"), meta.get("total_steps")
     if not isinstance(step, int) or not isinstance(total, int):
         return False, f"step {step!r}, its final step not recorded (an earlier LCM wrote it)"
@@ -470,6 +464,41 @@ def progress(folder: Path) -> tuple[bool, str]:
     if not tensors.is_file():
         return False, f"step {step} of {total}, but {tensors.name} is missing"
     return step >= total, f"step {step} of {total}"
+
+
+def run_of(folder: Path) -> str | None:
+    """The fingerprint of the run whose state is in ``folder`` (the one it resumes by).
+
+    A model written by that run records the same (:func:`lcm.model.checkpoint.run_of`):
+    ``lcm prune-states`` removes a finished state only beside its own run's model.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        A state folder.
+
+    Returns
+    -------
+    str or None
+        None when its JSON is missing, unreadable or edited (its content digest differs).
+    """
+    meta, _ = _intact_meta(folder)
+    value = meta.get("fingerprint") if meta is not None else None
+    return value if isinstance(value, str) else None
+
+
+def _intact_meta(folder: Path) -> tuple[dict[str, Any] | None, str]:
+    """The state's JSON when intact (its content digest holds), else None and why not."""
+    meta_path = folder / META_NAME
+    try:
+        meta = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        return None, f"no {META_NAME} (no step saved yet)"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None, f"its {META_NAME} cannot be read"
+    if not isinstance(meta, dict) or meta.get(DIGEST_KEY) != content_digest(meta):
+        return None, f"its {META_NAME} differs from its recorded {DIGEST_KEY}"
+    return meta, ""
 
 
 def own_entries(folder: Path) -> tuple[list[str], list[str]]:

@@ -42,16 +42,20 @@ def _job(n_train: int) -> object:
     )
 
 
-def _evaluation(metrics: Path, saved: int, jobs: int = 2, written: bool = True) -> Path:
-    """An evaluation of ``jobs`` fits that saved ``saved`` of them (its tables ``written``)."""
+def _evaluation(
+    metrics: Path, saved: int, jobs: int = 2, written: bool = True, run: str | None = None
+) -> Path:
+    """An evaluation of ``jobs`` fits that saved ``saved`` of them (its tables ``written``, as
+    lcm evaluate writes them: recorded in its state)."""
     folder = state_folder(metrics)
     all_jobs = [_job(3 + i) for i in range(jobs)]
-    with open_state(folder, {"run": metrics.name}) as state:
+    with open_state(folder, {"run": run or metrics.name}) as state:
         state.load(all_jobs)
         for job in all_jobs[:saved]:
             state.save(job, (np.array([0.25, 0.75]), 1.5, None))
-    if written:
-        metrics.write_bytes(b"metrics")
+        if written:
+            metrics.write_bytes(f"metrics of {run or metrics.name}".encode())
+            state.wrote(metrics)
     return folder
 
 
@@ -365,3 +369,96 @@ def test_a_finished_state_that_cannot_be_removed_exits_1_naming_the_error(
     assert "Invalid cross-device link" in line
     assert (states["done"] / "train_state.json").is_file()  # kept whole, where it was
     assert not states["evaluated"].exists()  # the other finished state still went
+
+
+def test_a_finished_state_beside_another_runs_model_is_kept_naming_the_mismatch(
+    tmp_path: Path, pretrained, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    """Run by hand into the same folder, a run with other settings killed after its final step
+    but before writing its model sits beside the earlier run's model: not finished."""
+    import json
+
+    import torch
+
+    from lcm.train import pretrain as pretrain_module
+
+    out = _copy(pretrained["done"], tmp_path / "pretrain")
+    old_model = (out / "model.json").read_text()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed before writing its model")
+
+    monkeypatch.setattr(pretrain_module, "save_checkpoint", killed)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        catalogue, cohort = make_catalogue(tmp_path), pretrain_cohort(40)
+        with pytest.raises(KeyboardInterrupt):
+            pretrain(cohort, catalogue, TINY, {**SETTINGS, "lr": 0.002}, seed=4, out_dir=out)
+    finally:
+        torch.set_num_threads(before)
+    assert (out / "model.json").read_text() == old_model  # the earlier run's model
+    state = json.loads((out / STATE_DIR / "train_state.json").read_text())
+    assert state["step"] == state["total_steps"]  # the new run's state, at its final step
+
+    assert main(["prune-states", str(out), "--apply"]) == 0
+    line = _lines(capsys.readouterr().out)[str(out / STATE_DIR)]
+    assert line.startswith("keep"), line
+    assert "model.json is another run's (fingerprint" in line and "kept to write" in line
+    assert (out / STATE_DIR / "train_state.json").is_file()
+
+
+def test_a_model_json_of_an_earlier_lcm_without_the_runs_fingerprint_keeps_the_state(
+    tmp_path: Path, pretrained, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from lcm.model.checkpoint import RUN_KEY
+
+    out = _copy(pretrained["done"], tmp_path / "pretrain")
+    meta = json.loads((out / "model.json").read_text())
+    assert isinstance(meta.pop(RUN_KEY), str)  # written by this LCM
+    (out / "model.json").write_text(json.dumps(meta))
+
+    assert main(["prune-states", str(out), "--apply"]) == 0
+    line = _lines(capsys.readouterr().out)[str(out / STATE_DIR)]
+    assert line.startswith("keep"), line
+    assert "model.json records no run fingerprint (an earlier LCM wrote it)" in line
+    assert (out / STATE_DIR).is_dir()
+
+
+def test_a_finished_evaluation_state_beside_another_runs_metrics_is_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    metrics = tmp_path / "task-a_metrics.parquet"
+    _evaluation(metrics, saved=2, run="earlier")  # finished, its table written
+    table = metrics.read_bytes()
+    # Another run (other settings) fits everything, and is killed before writing its table.
+    folder = _evaluation(metrics, saved=2, written=False, run="other")
+    assert metrics.read_bytes() == table
+    # An evaluation state of an earlier LCM (no record of its table) beside its table.
+    older = tmp_path / "task-b_metrics.parquet"
+    _evaluation(older, saved=2, written=False)
+    older.write_bytes(b"metrics")
+
+    assert main(["prune-states", str(tmp_path), "--apply"]) == 0
+    lines = _lines(capsys.readouterr().out)
+    line = lines[str(folder)]
+    assert line.startswith("keep"), line
+    said = "fitted (2 of 2 fits saved) but task-a_metrics.parquet is not recorded as its run's"
+    assert said in line
+    assert lines[str(state_folder(older))].startswith("keep")
+    assert folder.is_dir() and state_folder(older).is_dir()
+    # A table recorded, then replaced by other bytes: not its run's either.
+    replaced = tmp_path / "task-c_metrics.parquet"
+    _evaluation(replaced, saved=2)
+    replaced.write_bytes(b"another table")
+    assert main(["prune-states", str(state_folder(replaced))]) == 0
+    line = _lines(capsys.readouterr().out)[str(state_folder(replaced))]
+    assert line.startswith("keep") and "task-c_metrics.parquet is another run's" in line
+
+    # The same run as the table's again (a retry): finished, removed.
+    _evaluation(metrics, saved=2, run="other")
+    assert main(["prune-states", str(tmp_path), "--apply"]) == 0
+    assert _lines(capsys.readouterr().out)[str(folder)].startswith("removed")
+    assert not folder.exists() and metrics.is_file()

@@ -50,6 +50,22 @@ def test_round_trip(saved) -> None:
         assert "queries" in fh.keys()
 
 
+def test_the_training_runs_fingerprint_is_recorded_when_given_and_read_back(
+    saved, tmp_path: Path
+) -> None:
+    from lcm.model.checkpoint import RUN_KEY, run_of
+
+    out, model, catalogue = saved
+    assert run_of(out) is None  # none given: none recorded (as in an earlier LCM's model.json)
+    assert RUN_KEY not in json.loads((out / "model.json").read_text())
+    layout = layout_from_catalogue(catalogue)
+    again = save_checkpoint(tmp_path / "run", model, layout, {"seed": 3}, run_fingerprint="ab12")
+    assert run_of(again) == "ab12"
+    (again / "model.json").write_text("{not json")
+    assert run_of(again) is None
+    assert run_of(tmp_path / "nowhere") is None
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

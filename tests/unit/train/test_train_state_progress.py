@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from helpers.model import TINY, make_catalogue, pretrain_cohort
 
+from lcm.model.checkpoint import run_of as model_run
 from lcm.train import objective
 from lcm.train.pretrain import STATE_DIR, pretrain
-from lcm.train.state import META_NAME, content_digest, progress
+from lcm.train.state import META_NAME, content_digest, progress, run_of
 
 # 50 runs, 5 held out: 45 in batches of 16, 3 a epoch (the last one short), 4 epochs.
 SETTINGS = {"epochs": 4, "batch_size": 16, "lr": 0.003, "checkpoint_every": 5}
@@ -32,6 +33,8 @@ def test_a_finished_training_state_says_so_and_a_killed_one_does_not(
     meta = json.loads((state / META_NAME).read_text())
     assert meta["step"] == meta["total_steps"]  # saved at the last step, which it records
     assert progress(state) == (True, f"step {meta['step']} of {meta['step']}")
+    # Its model says which run wrote it: the fingerprint the state resumes by.
+    assert run_of(state) == meta["fingerprint"] == model_run(tmp_path / "done")
 
     original, calls = objective.PretrainObjective.forward, []
 
@@ -56,6 +59,7 @@ def test_a_state_that_does_not_say_where_training_ends_is_not_finished(tmp_path:
     (tmp_path / META_NAME).write_text(json.dumps({**meta, "content_sha256": content_digest(meta)}))
     finished, said = progress(tmp_path)
     assert not finished and "final step not recorded" in said
+    assert run_of(tmp_path) is None  # (no fingerprint recorded)
     meta["total_steps"] = 12
     (tmp_path / META_NAME).write_text(json.dumps({**meta, "content_sha256": content_digest(meta)}))
     assert progress(tmp_path) == (
