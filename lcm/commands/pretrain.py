@@ -43,7 +43,8 @@ resumes from it, exactly (the same weights as an uninterrupted run). The state i
 the model is written (about 3 to 4 times the weights' size: weights, AdamW's two moments, the
 selected epoch's weights): the same command again, with the outputs deleted (a job retried
 after its time limit struck once the model was written), writes them from it without training.
-A run with other settings removes it; lcm prune-states removes it once the model is written.
+A run with other settings removes it; lcm prune-states removes it once its run's model is
+written (model.json records the run fingerprint the state resumes by).
 model.json's training_sessions lists each job that trained it (the step it started from, SLURM
 job id, host, time). Only checkpoint_every may change in between; other settings, seed or data
 start over, with a warning naming what differs. SIGTERM (a SLURM time limit, scancel) logs the
