@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from helpers.evaluate import TASK, PrevalenceModel, make_cohort
+from helpers.evaluate import TASK, PrevalenceModel, bei_cohort, make_cohort
 
 from lcm.evaluate.bei_linear import MAPS_FILE, BEILinear, BEIMaps, fit_bei_maps, load_maps
 from lcm.evaluate.protocol import EvaluationSettings, evaluate_task
@@ -25,24 +25,7 @@ N_ROIS = 9
 
 def _pretraining(n: int = 120, seed: int = 3):
     """FC whose edge (0, 1) carries 'age' and edge (2, 3) carries 'sex'; a categorical too."""
-    rng = np.random.default_rng(seed)
-    age = rng.normal(40, 10, n)
-    sex = rng.choice(["F", "M"], n)
-    fc = np.empty((n, N_ROIS, N_ROIS), dtype=np.float32)
-    for i in range(n):
-        ts = rng.normal(size=(200, N_ROIS))
-        ts[:, 1] += (age[i] - 40) / 15 * ts[:, 0]
-        ts[:, 3] += (0.8 if sex[i] == "M" else -0.8) * ts[:, 2]
-        fc[i] = np.corrcoef(ts.T)
-    variables = pd.DataFrame(
-        {
-            "age": age,
-            "sex": pd.Series(sex, dtype=object),
-            "group": pd.Series(rng.choice(["a", "b", "c"], n), dtype=object),
-        }
-    )
-    variables.loc[::7, "age"] = np.nan  # missing values are allowed
-    return fc, variables, np.array([f"p/{i}" for i in range(n)])
+    return bei_cohort(n, N_ROIS, 200, seed=seed)
 
 
 def test_maps_are_written_atomically(tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import ROOT
+from helpers.evaluate import bei_cohort
 from helpers.model import CLI_CATALOGUE, add_store_dataset, write_catalogue
 
 from lcm.catalogue import load_catalogue
@@ -42,26 +43,8 @@ def bench():
 
 
 def _cohort(n: int, n_rois: int, seed: int = 3) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
-    """Connectomes whose edge (0, 1) carries age, (2, 3) sex; two runs per subject; an age in
-    seven missing, a categorical of noise."""
-    rng = np.random.default_rng(seed)
-    age = rng.normal(40, 10, n)
-    sex = rng.choice(["F", "M"], n)
-    fc = np.empty((n, n_rois, n_rois), dtype=np.float32)
-    for i in range(n):
-        ts = rng.normal(size=(80, n_rois))
-        ts[:, 1] += (age[i] - 40) / 15 * ts[:, 0]
-        ts[:, 3] += (0.8 if sex[i] == "M" else -0.8) * ts[:, 2]
-        fc[i] = np.corrcoef(ts.T)
-    variables = pd.DataFrame(
-        {
-            "age": age,
-            "sex": pd.Series(sex, dtype=object),
-            "group": pd.Series(rng.choice(["a", "b", "c"], n), dtype=object),
-        }
-    )
-    variables.loc[::7, "age"] = np.nan
-    return fc, variables, np.array([f"p/{i // 2}" for i in range(n)])
+    """Two runs per subject, 80 time points a run (:func:`helpers.evaluate.bei_cohort`)."""
+    return bei_cohort(n, n_rois, 80, runs_per_subject=2, seed=seed)
 
 
 def _close(new: np.ndarray, old: np.ndarray, name: str) -> None:
