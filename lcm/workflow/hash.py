@@ -14,7 +14,9 @@ functions too. It follows ``lcm.<module>`` imports from the verb's command modul
 entry point (``lcm.cli``, ``lcm.__main__``) and the package ``__init__`` files on the way,
 and the processing modules that ``lcm connectome dataset`` imports by name (:mod:`lcm.entries`);
 the other verbs' command modules, which the entry point imports only to register their
-options, are left out so that editing one verb never reruns another.
+options, are left out so that editing one verb never reruns another, and of the entry point's
+verb table (``lcm.cli.VERBS``) only the verb's own entry is hashed, so that adding a verb
+reruns no other.
 """
 
 from __future__ import annotations
@@ -245,9 +247,35 @@ def code_hash(verb: str) -> str:
         path = module_file(mod)
         if path is None:
             continue
+        source = path.read_bytes()
+        if mod == "lcm.cli":
+            source = _entry_for(source, verb)
         digest.update(str(path.relative_to(PACKAGE_ROOT)).encode() + b"\0")
-        digest.update(executed_code(path.read_bytes()) + b"\0")
+        digest.update(executed_code(source) + b"\0")
     return digest.hexdigest()
+
+
+def _entry_for(source: bytes, verb: str) -> bytes:
+    """The entry point as ``verb`` runs it: its verb table (``VERBS``) cut to ``verb`` alone.
+
+    Each job runs one verb, and the table's other entries (which verbs exist, in what order
+    ``lcm --help`` lists them) change nothing it computes: without this cut, adding a verb
+    reran every job of every workflow. Whether the job's own verb is listed still counts. The
+    source is returned as is where it does not parse or holds no such table."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError):
+        return source
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and [getattr(t, "id", None) for t in node.targets] == ["VERBS"]
+            and isinstance(node.value, ast.Tuple)
+        ):
+            listed = any(isinstance(e, ast.Constant) and e.value == verb for e in node.value.elts)
+            node.value.elts = [ast.Constant(verb)] if listed else []
+            return ast.unparse(tree).encode()
+    return source
 
 
 def third_party_imports(verb: str) -> set[str]:

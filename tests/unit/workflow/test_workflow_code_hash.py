@@ -136,3 +136,42 @@ def test_a_file_nested_beyond_the_parser_is_hashed_by_its_bytes() -> None:
     either): hashed by its bytes, as a file that does not parse."""
     source = ("x = " + " + ".join(["1"] * 100_000) + "\n").encode()
     assert wh.executed_code(source) == source
+
+
+@pytest.fixture
+def entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A copy of ``lcm/`` to edit the entry point of: ``cli.py``."""
+    root = tmp_path / "lcm"
+    shutil.copytree(Path(lcm.__file__).parent, root, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(wh, "PACKAGE_ROOT", root)
+    _clear()
+    yield root / "cli.py"
+    monkeypatch.undo()
+    _clear()
+
+
+def test_a_verb_added_to_the_entry_table_reruns_no_other_verb(entry: Path) -> None:
+    """The verb table (``lcm.cli.VERBS``) lists every verb; each job runs one. Adding a verb
+    (or reordering the table, which orders ``lcm --help``) changed ``cli.py`` and so reran every
+    job of every workflow; only whether the job's own verb is listed is its code."""
+    (entry.parent / "commands" / "audit.py").write_text(
+        (entry.parent / "commands" / "report.py").read_text()
+    )
+    before = _hashes()
+    added = _edit(entry, _replace('    "prune_states",\n', '    "prune_states",\n    "audit",\n'))
+    assert added == before, "adding a verb reran the connectome and store jobs"
+    assert _edit(entry, _replace('    "synth",\n', "")) == before, "removing another verb did"
+    first = 'VERBS = (\n    "store",\n'
+    moved = _replace('    "store",\n', "")
+    reordered = _edit(entry, lambda s: moved(s).replace("VERBS = (\n", first))
+    assert reordered == before, "reordering the table did"
+    # Any other edit of the entry point is code of every verb.
+    changed = _edit(entry, _replace("module in VERBS else None", "module in VERBS else ''"))
+    assert changed["connectome"] != before["connectome"] and changed["store"] != before["store"]
+
+
+def test_a_verb_removed_from_the_entry_table_changes_its_own_hash(entry: Path) -> None:
+    before = _hashes()
+    after = _edit(entry, _replace('    "store",\n', ""))
+    assert after["store"] != before["store"]  # `lcm store` no longer runs
+    assert after["connectome"] == before["connectome"]
