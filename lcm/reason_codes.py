@@ -49,6 +49,8 @@ CONFOUNDS_COMPCOR_MASK_UNKNOWN = "confounds_compcor_mask_unknown"
 # --- time series, voxel and ROI -----------------------------------------------------------------
 TOO_FEW_VOLUMES = "too_few_volumes"
 TOO_FEW_DOF = "too_few_dof"
+# Windowed FC: no window of the run keeps denoise.min_dof (lcm.connectome.windows).
+TOO_FEW_WINDOW_DOF = "too_few_window_dof"
 HIGH_PASS_ABOVE_NYQUIST = "high_pass_above_nyquist"
 FLAT_SIGNALS = "flat_signals"
 WINDOW_FLAT_SIGNALS = "window_flat_signals"

@@ -295,6 +295,10 @@ class DegreesOfFreedom:
     band : str
         The band in words, for messages (``0.01-0.1 Hz band``, ``band above 0.01 Hz``,
         ``unfiltered signals``).
+    share : float
+        The share of the regressors and the trend these volumes pay: 1 for a run; for a window
+        of it (``degrees_of_freedom(..., window=...)``) the share of the run's band it holds,
+        as both were fitted over the whole run.
     """
 
     in_band: float
@@ -304,11 +308,13 @@ class DegreesOfFreedom:
     seconds: float
     n_kept: int
     band: str
+    share: float = 1.0
 
     @property
     def residual(self) -> float:
-        """Degrees of freedom left: ``in_band - regressors - trend``."""
-        return self.in_band - self.regressors - self.trend
+        """Degrees of freedom left: ``in_band - share * (regressors + trend)``."""
+        # Term by term: with share 1 the run's number, to the last bit, as before windows.
+        return self.in_band - self.share * self.regressors - self.share * self.trend
 
 
 def degrees_of_freedom(
@@ -316,6 +322,7 @@ def degrees_of_freedom(
     t_r: float,
     settings: DenoiseSettings,
     confounds: np.ndarray | None = None,
+    window: slice | None = None,
 ) -> DegreesOfFreedom:
     """Degrees of freedom a run keeps through :func:`clean_signals`.
 
@@ -350,6 +357,11 @@ def degrees_of_freedom(
         Band, detrending.
     confounds : ndarray, shape (T, C), optional
         The regressors (rows of every volume; those of the kept ones are read).
+    window : slice, optional
+        A window of the cleaned run, as positions in ``keep`` (``slice(start, stop)`` of
+        :func:`lcm.connectome.relmat.window_starts`): its kept volumes are counted as a run's
+        are, and it pays the share of the regressors and the trend that it holds of the run's
+        band (:attr:`DegreesOfFreedom.share`), since both were fitted over the whole run.
 
     Returns
     -------
@@ -372,14 +384,30 @@ def degrees_of_freedom(
     trend = int(settings.detrend)
     if keep.size == 0:
         return DegreesOfFreedom(0.0, 0, 0, trend, 0.0, 0, band)
+    in_band, seconds = _in_band(keep, t_r, f_high, f_low)
+    columns = 0 if confounds is None else int(np.shape(confounds)[1])
+    regressors = _rank(np.asarray(confounds)[keep], settings.detrend) if columns else 0
+    run = DegreesOfFreedom(in_band, regressors, columns, trend, seconds, int(keep.size), band)
+    if window is None:
+        return run
+    part = keep[window]
+    if part.size == 0:
+        return DegreesOfFreedom(0.0, regressors, columns, trend, 0.0, 0, band, 0.0)
+    in_band, seconds = _in_band(part, t_r, f_high, f_low)
+    share = in_band / run.in_band if run.in_band > 0 else 1.0
+    return DegreesOfFreedom(
+        in_band, regressors, columns, trend, seconds, int(part.size), band, share
+    )
+
+
+def _in_band(keep: np.ndarray, t_r: float, f_high: float, f_low: float) -> tuple[float, float]:
+    """Degrees of freedom in the band over the kept volumes ``keep`` (non-empty), and the
+    seconds they span (see :func:`degrees_of_freedom`)."""
     gaps = np.diff(keep) - 1  # censored volumes between consecutive kept ones
     # Kept neighbours farther apart than the band's Nyquist interval: the gap holds no data.
     lost = int(gaps[(gaps + 1) * t_r > (0.5 / f_high) * (1 + 1e-9)].sum())
     seconds = float(keep[-1] - keep[0] + 1 - lost) * t_r
-    in_band = min(2.0 * seconds * (f_high - f_low), float(keep.size - 1))
-    columns = 0 if confounds is None else int(np.shape(confounds)[1])
-    regressors = _rank(np.asarray(confounds)[keep], settings.detrend) if columns else 0
-    return DegreesOfFreedom(in_band, regressors, columns, trend, seconds, int(keep.size), band)
+    return min(2.0 * seconds * (f_high - f_low), float(keep.size - 1)), seconds
 
 
 def _rank(confounds: np.ndarray, detrend: bool) -> int:
@@ -420,20 +448,44 @@ def check_degrees_of_freedom(dof: DegreesOfFreedom, settings: DenoiseSettings) -
     ExcludedRunError
         With code ``too_few_dof``, naming the degrees of freedom and the regressors.
     """
-    if settings.min_dof is None or dof.residual >= settings.min_dof:
+    shortfall = dof_shortfall(dof, settings)
+    if shortfall is None:
         return
-    rank = f" (the rank of {dof.columns} columns)" if dof.columns != dof.regressors else ""
-    less = [f"{dof.regressors} confound regressor(s){rank}"] if dof.regressors else []
-    less += ["the linear trend"] * dof.trend
     raise ExcludedRunError(
-        f"{dof.residual:.1f} degrees of freedom left, fewer than the {settings.min_dof} required "
-        f"(denoise.min_dof): {dof.in_band:.1f} in the {dof.band} over the "
-        f"{dof.seconds:g} s of {dof.n_kept} kept volumes"
-        + (f", less {' and '.join(less)}" if less else ""),
+        shortfall,
         hint="Use longer runs, a lighter confound strategy (e.g. 6P instead of 24P) or a wider "
         "band (e.g. denoise.low_pass null); with fewer, the regressors take most of the in-band "
         "signal and the connectome is mostly noise.",
         code=reason_codes.TOO_FEW_DOF,
+    )
+
+
+def dof_shortfall(dof: DegreesOfFreedom, settings: DenoiseSettings) -> str | None:
+    """What a run (or window) lacks of ``settings.min_dof``, in words; ``None`` when nothing.
+
+    The one wording of the count, for a run refused (:func:`check_degrees_of_freedom`) and a
+    window left out (:func:`lcm.connectome.windows.plan_windows`).
+
+    Parameters
+    ----------
+    dof : DegreesOfFreedom
+        The degrees of freedom of the run or window (:func:`degrees_of_freedom`).
+    settings : DenoiseSettings
+        The denoising settings (``min_dof``; ``None``: nothing is ever short).
+    """
+    if settings.min_dof is None or dof.residual >= settings.min_dof:
+        return None
+    rank = f" (the rank of {dof.columns} columns)" if dof.columns != dof.regressors else ""
+    less = [f"{dof.regressors} confound regressor(s){rank}"] if dof.regressors else []
+    less += ["the linear trend"] * dof.trend
+    if less and dof.share != 1.0:
+        paid = f"{dof.share:.0%} of {' and '.join(less)}, fitted over the whole run"
+        less = [f"{dof.share * (dof.regressors + dof.trend):.1f} ({paid})"]
+    return (
+        f"{dof.residual:.1f} degrees of freedom left, fewer than the {settings.min_dof} required "
+        f"(denoise.min_dof): {dof.in_band:.1f} in the {dof.band} over the "
+        f"{dof.seconds:g} s of {dof.n_kept} kept volumes"
+        + (f", less {' and '.join(less)}" if less else "")
     )
 
 

@@ -12,7 +12,10 @@ Files (XCP-D naming, one JSON sidecar each, written atomically) beside the run's
 - ``..._desc-win000_stat-pearsoncorrelation_relmat.tsv``, ``win001``, ... with
   ``connectome.window.length``: Pearson r over consecutive windows of *kept* (post-scrubbing)
   volumes, ``step`` apart; a remainder shorter than a window is dropped. A run shorter than one
-  window keeps its whole-run matrix only, with a note in QC (``window_note``).
+  window keeps its whole-run matrix only, with a note in QC (``window_note``). A window with
+  fewer degrees of freedom than ``denoise.min_dof`` is not written (:mod:`lcm.connectome.windows`
+  chooses them; the others keep their index, QC ``n_windows_dropped`` counts the gaps); each
+  window's sidecar gives its kept and acquired volumes and its ``DegreesOfFreedom``.
 
 How windows become samples: each window file is one sample of the same subject (the official
 LCM code trains on 500-TR windows). The QC record lists them in ``window_relmats``. The store
@@ -37,9 +40,9 @@ from lcm.connectome.relmat import (
     ledoit_wolf_covariance,
     partial_correlation,
     pearson_fc,
-    window_starts,
 )
 from lcm.connectome.settings import ConnectomeSettings
+from lcm.connectome.windows import WindowPlan
 from lcm.io.paths import run_location, run_relmat
 from lcm.io.provenance import write_sidecar
 from lcm.io.relmat import write_relmat
@@ -55,6 +58,7 @@ class RunMatrices:
     files: list[Path] = field(default_factory=list)
     window_files: list[Path] = field(default_factory=list)
     window_note: str = ""
+    n_windows_dropped: int = 0
 
     def qc_facts(self) -> dict[str, Any]:
         """QC values: ``relmat``, ``relmats`` (every matrix), windows and the note."""
@@ -62,6 +66,7 @@ class RunMatrices:
             "relmat": str(self.relmat),
             "relmats": [str(p) for p in self.files],
             "n_windows": len(self.window_files),
+            "n_windows_dropped": self.n_windows_dropped,
             "window_relmats": [str(p) for p in self.window_files],
             "window_note": self.window_note,
         }
@@ -109,6 +114,7 @@ def write_run_matrices(
     settings: ConnectomeSettings,
     sources: list[Any],
     meta: dict[str, Any],
+    windows: WindowPlan | None = None,
 ) -> RunMatrices:
     """Write every matrix of one run (see the module docstring) with its sidecar.
 
@@ -127,11 +133,13 @@ def write_run_matrices(
     empty : ndarray of bool, shape (R,)
         Empty parcels (rows and columns 0 in every matrix).
     settings : ConnectomeSettings
-        Kinds, Fisher z, window.
+        Kinds, Fisher z (and the window settings, recorded in the sidecars).
     sources : list
         Direct inputs, for the sidecars' ``Sources``.
     meta : dict
         Sidecar fields shared by every file (denoising, QC facts).
+    windows : WindowPlan, optional
+        The windows to write (:func:`lcm.connectome.windows.plan_windows`); none when None.
 
     Returns
     -------
@@ -155,27 +163,17 @@ def write_run_matrices(
         if settings.fisher_z and kind in _CORRELATIONS:
             emit(kind, fisher_z_matrix(matrix), "fisherz", FisherZ=True)
 
-    windows: list[Path] = []
-    note = ""
-    if settings.window_length:
-        n_kept = signals.shape[0]
-        starts = window_starts(n_kept, settings.window_length, settings.window_step)
-        if not starts:
-            note = (
-                f"{n_kept} kept volumes, fewer than one window of {settings.window_length}: "
-                "whole-run matrix only"
+    window_files: list[Path] = []
+    for window in windows.kept if windows else []:
+        extra = {**window.sidecar(), "FisherZ": False}
+        fc = pearson_fc(signals[window.start : window.stop], empty)
+        window_files.append(emit("pearson", fc, f"win{window.index:03d}", **extra))
+        if settings.fisher_z:
+            emit(
+                "pearson",
+                fisher_z_matrix(fc),
+                f"win{window.index:03d}fisherz",
+                **{**extra, "FisherZ": True},
             )
-        for i, start in enumerate(starts):
-            stop = start + settings.window_length
-            window = signals[start:stop]
-            extra = {"Window": i, "WindowVolumes": [start, stop], "FisherZ": False}
-            fc = pearson_fc(window, empty)
-            windows.append(emit("pearson", fc, f"win{i:03d}", **extra))
-            if settings.fisher_z:
-                emit(
-                    "pearson",
-                    fisher_z_matrix(fc),
-                    f"win{i:03d}fisherz",
-                    **{**extra, "FisherZ": True},
-                )
-    return RunMatrices(pearson_path, files, windows, note)  # type: ignore[arg-type]
+    note, dropped = (windows.note, windows.n_dropped) if windows else ("", 0)
+    return RunMatrices(pearson_path, files, window_files, note, dropped)  # type: ignore[arg-type]

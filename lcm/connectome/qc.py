@@ -36,6 +36,7 @@ _OPTIONAL = {
     "dvars_threshold": None,
     "standardize": "",
     "n_windows": None,
+    "n_windows_dropped": None,
     "window_note": "",
     "relmats": [],
     "window_relmats": [],

@@ -46,9 +46,10 @@ from lcm.connectome.qc import (
     new_qc,
     qc_frame,
 )
-from lcm.connectome.relmat import pearson_fc, window_starts
+from lcm.connectome.relmat import pearson_fc
 from lcm.connectome.roi_formats import atlas_order, check_roi_names, read_roi_series
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
+from lcm.connectome.windows import WindowPlan, plan_windows
 from lcm.docstrings import fill_doc
 from lcm.exceptions import ExcludedRunError
 from lcm.io.atomic import write_tsv
@@ -175,14 +176,16 @@ def _process_row(
     ids = run_ids_from_key(str(row["run_key"]))  # listed files need no BIDS name
     facts: dict[str, Any] = {"t_r": t_r, "n_rois": atlas.n_rois}
     try:
-        signals, empty = _clean_series(Path(row["path"]), t_r, atlas, settings, facts, warned)
-        _check_windows_vary(signals, empty, connectome, atlas.names)
-        check_fc_spread(pearson_fc(signals, empty), Path(row["path"]).name)
+        path = Path(row["path"])
+        signals, empty, keep = _clean_series(path, t_r, atlas, settings, facts, warned)
+        # t_r is known here: _clean_series excludes a run without one.
+        windows = plan_windows(keep, t_r or 0.0, settings, connectome, facts, source=path.name)
+        _check_windows_vary(signals, empty, windows, atlas.names)
+        check_fc_spread(pearson_fc(signals, empty), path.name)
     except ExcludedRunError as exc:
         reason = exclusion_reason(exc)
         log.warning("%s %s excluded: %s", dataset, ids.run_key, reason)
         return new_qc(dataset, ids, applied, reason=reason, reason_code=exc.code, **facts)
-    path = Path(row["path"])
     space = row.get("space") or None
     sources = [path, *(p for p in [sidecar_path(path)] if p.is_file())]
     meta = {
@@ -208,6 +211,7 @@ def _process_row(
         connectome,
         sources,
         meta,
+        windows,
     )
     return new_qc(
         dataset,
@@ -250,8 +254,8 @@ def _clean_series(
     settings: DenoiseSettings,
     facts: dict[str, Any],
     warned: set[str],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Cleaned signals ``[T_kept, R]`` and empty ROIs of one ROI time-series file.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cleaned signals ``[T_kept, R]``, empty ROIs and kept volumes of one ROI time-series file.
 
     ``facts`` collects QC values as they are known, among them the thresholds that applied
     and, when nothing could be scrubbed, ``pct_scrubbed`` ``None`` (n/a, not 0 %).
@@ -343,26 +347,24 @@ def _clean_series(
             f"every ROI of {path.name} is flat once cleaned", code=reason_codes.FLAT_SIGNALS
         )
     signals[:, empty] = 0.0
-    return signals, empty
+    return signals, empty, keep
 
 
 def _check_windows_vary(
-    signals: np.ndarray, empty: np.ndarray, connectome: ConnectomeSettings, names: list[str]
+    signals: np.ndarray, empty: np.ndarray, windows: WindowPlan | None, names: list[str]
 ) -> None:
     """Refuse a run with a window in which a non-empty ROI is flat: its r would be NaN there.
 
-    Whole-run flat ROIs are empty already (:func:`lcm.connectome.coverage.cleaned_empty`).
+    Whole-run flat ROIs are empty already (:func:`lcm.connectome.coverage.cleaned_empty`);
+    windows left out for their degrees of freedom are not written, nor judged.
     """
-    if not connectome.window_length:
-        return
-    length = connectome.window_length
-    for i, start in enumerate(window_starts(len(signals), length, connectome.window_step)):
-        flat = ~empty & constant_columns(signals[start : start + length])
+    for window in windows.kept if windows else []:
+        flat = ~empty & constant_columns(signals[window.start : window.stop])
         if flat.any():
             rois = [names[j] for j in np.flatnonzero(flat)][:5]
             raise ExcludedRunError(
-                f"ROI(s) {rois} are constant in window {i} (kept volumes {start} to "
-                f"{start + length - 1}): their correlations there are undefined",
+                f"ROI(s) {rois} are constant in window {window.index} (kept volumes "
+                f"{window.start} to {window.stop - 1}): their correlations there are undefined",
                 hint="Check these ROIs' time series, or change connectome.window.",
                 code=reason_codes.WINDOW_FLAT_SIGNALS,
             )

@@ -50,6 +50,7 @@ from lcm.connectome.outputs import ensure_dataset_description
 from lcm.connectome.parcellate import parcellate_file
 from lcm.connectome.qc import exclusion_reason, new_qc
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
+from lcm.connectome.windows import WindowPlan, plan_windows
 from lcm.docstrings import fill_doc
 from lcm.exceptions import ExcludedRunError, InputDataError
 from lcm.io.atomic import write_json
@@ -64,11 +65,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunConnectome:
-    """Result of one run: cleaned signals ``[T_kept, R]``, empty parcels and confounds used."""
+    """Result of one run: cleaned signals ``[T_kept, R]``, empty parcels and confounds used,
+    the kept volumes (row ``i`` of the signals is volume ``keep[i]``) and the regressors."""
 
     signals: np.ndarray
     empty: np.ndarray
     confound_columns: list[str]
+    keep: np.ndarray
+    confounds: np.ndarray
 
 
 def load_run_from_record(record_path: str | Path, run_key: str) -> tuple[RunDerivatives, str]:
@@ -172,6 +176,15 @@ def process_voxel_run(
         facts["t_r_source"] = deriv.t_r_source
         facts["space_read"] = deriv.space_read
         result = run_connectome(deriv, atlas, settings, facts, space, min_coverage)
+        windows = plan_windows(
+            result.keep,
+            deriv.t_r,
+            settings,
+            connectome,
+            facts,
+            result.confounds,
+            source=Path(deriv.bold).name,
+        )
     except ExcludedRunError as exc:
         reason = exclusion_reason(exc)
         log.warning("%s %s excluded: %s", dataset, run_key, reason)
@@ -199,6 +212,7 @@ def process_voxel_run(
             connectome,
             min_coverage,
             record=record_path,
+            windows=windows,
         )
     ensure_dataset_description(out_dir, dataset)
     write_json(qc_out, qc)
@@ -412,7 +426,7 @@ def run_connectome(
             f"every parcel of BOLD {bold.name} is flat once cleaned", code=reason_codes.FLAT_SIGNALS
         )
     signals[:, empty] = 0.0
-    return RunConnectome(signals, empty, columns)
+    return RunConnectome(signals, empty, columns, keep, confounds)
 
 
 def _check_dof(
@@ -517,6 +531,7 @@ def _write_outputs(
     connectome: ConnectomeSettings | None = None,
     min_coverage: float = MIN_COVERAGE,
     record: str | Path | None = None,
+    windows: WindowPlan | None = None,
 ) -> dict[str, Any]:
     names = atlas.labels["name"].tolist()
     ts_path = run_timeseries(out_dir, run_location(ids.entities), space, atlas.name)
@@ -559,6 +574,7 @@ def _write_outputs(
         connectome or ConnectomeSettings(),
         sources,
         meta,
+        windows,
     )
     log.info(
         "%s %s: %d/%d volumes kept, %d empty ROI(s), %d matrices -> %s",

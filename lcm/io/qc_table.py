@@ -44,6 +44,8 @@ TIMESERIES = "timeseries"
 RELMAT = "relmat"
 EMPTY_ROIS = "empty_rois"
 N_WINDOWS = "n_windows"
+# Windows left out for too few degrees of freedom (denoise.min_dof; lcm.connectome.windows).
+N_WINDOWS_DROPPED = "n_windows_dropped"
 RELMATS = "relmats"
 WINDOW_RELMATS = "window_relmats"
 PCT_SCRUBBED = "pct_scrubbed"
@@ -72,6 +74,7 @@ QC_COLUMNS = (
     "dvars_threshold",
     "standardize",
     N_WINDOWS,
+    N_WINDOWS_DROPPED,
     "window_note",
     RELMATS,
     WINDOW_RELMATS,

@@ -226,8 +226,14 @@ def test_series_problems_found_while_cleaning_have_their_codes(tmp_path: Path, a
         "ts",
         manifest,
         atlas,
+        # min_dof off: windows of 15 unfiltered volumes hold 14 (test_connectome_window_dof.py).
         DenoiseSettings(
-            min_volumes=30, detrend=False, high_pass=None, low_pass=None, standardize="none"
+            min_volumes=30,
+            detrend=False,
+            high_pass=None,
+            low_pass=None,
+            standardize="none",
+            min_dof=None,
         ),
         tmp_path / "conn",
         tmp_path / "qc.tsv",

@@ -385,7 +385,9 @@ def test_window_with_a_flat_roi_excludes_the_run_not_the_dataset(tmp_path: Path,
     flat.loc[:19, names[3]] = 50.0  # constant over the first window of 20 volumes
     _write_run(root, "02", flat)
     raw = {"high_pass": None, "low_pass": None, "detrend": False, "standardize": "none"}
-    qc = _run(tmp_path, root, {**raw, "min_volumes": 45}, {"window": {"length": 20}})
+    # min_dof off: 20 unfiltered volumes hold 19 (windows under it: test_connectome_window_dof.py).
+    denoise = {**raw, "min_volumes": 45, "min_dof": None}
+    qc = _run(tmp_path, root, denoise, {"window": {"length": 20}})
     qc = qc.set_index("subject")
     assert qc["included"].to_dict() == {"01": True, "02": False}
     assert f"ROI(s) [{names[3]!r}] are constant in window 0" in qc.loc["02", "reason"]
