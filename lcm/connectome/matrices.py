@@ -43,7 +43,7 @@ from lcm.connectome.relmat import (
 )
 from lcm.connectome.settings import ConnectomeSettings
 from lcm.connectome.windows import WindowPlan
-from lcm.io.paths import run_location, run_relmat
+from lcm.io.paths import run_location, run_relmat, window_desc
 from lcm.io.provenance import write_sidecar
 from lcm.io.relmat import write_relmat
 
@@ -167,12 +167,12 @@ def write_run_matrices(
     for window in windows.kept if windows else []:
         extra = {**window.sidecar(), "FisherZ": False}
         fc = pearson_fc(signals[window.start : window.stop], empty)
-        window_files.append(emit("pearson", fc, f"win{window.index:03d}", **extra))
+        window_files.append(emit("pearson", fc, window_desc(window.index), **extra))
         if settings.fisher_z:
             emit(
                 "pearson",
                 fisher_z_matrix(fc),
-                f"win{window.index:03d}fisherz",
+                f"{window_desc(window.index)}fisherz",
                 **{**extra, "FisherZ": True},
             )
     note, dropped = (windows.note, windows.n_dropped) if windows else ("", 0)

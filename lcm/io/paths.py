@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePath
 
 from lcm.docstrings import fill_doc
-from lcm.io.bids_names import build_name, check_label, run_key
+from lcm.io.bids_names import build_name, check_label, parse_entities, run_key
 from lcm.io.output_space import space_entities
 
 # The entries of ``results`` that the functions below write into (the layout above): the
@@ -346,6 +346,37 @@ def run_timeseries(
     """
     ents = {**space_entities(space), "seg": atlas, "stat": "mean"}
     return Path(_run_file(out_dir, location, ents, "timeseries", ".tsv"))
+
+
+# ``desc-`` of a window's matrix: ``win`` and its index among the run's windows, 3 digits.
+_WINDOW_PREFIX = "win"
+
+
+def window_desc(index: int) -> str:
+    """The ``desc-`` label of window ``index``'s matrix (``win002``; Fisher z adds ``fisherz``).
+
+    Parameters
+    ----------
+    index : int
+        The window's place among the run's windows (0 for the first), kept when windows
+        before it are left out.
+    """
+    return f"{_WINDOW_PREFIX}{index:03d}"
+
+
+def window_index(path: str | os.PathLike[str]) -> int | None:
+    """The window a relmat holds, from its ``desc-win###`` (``None``: no window's matrix).
+
+    Parameters
+    ----------
+    path : path-like
+        A relmat written by the connectome stage.
+    """
+    desc = parse_entities(Path(path).name).get("desc", "")
+    digits = desc[len(_WINDOW_PREFIX) : len(_WINDOW_PREFIX) + 3]
+    if not desc.startswith(_WINDOW_PREFIX) or not digits.isdigit():
+        return None
+    return int(digits)
 
 
 def run_relmat(

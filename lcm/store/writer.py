@@ -57,6 +57,7 @@ from lcm.io.paths import (
     missingness_path,
     stored_connectomes,
     variables_path,
+    window_index,
 )
 from lcm.io.provenance import environment, provenance_path
 from lcm.io.relmat import read_relmat
@@ -325,7 +326,9 @@ def stored_rows(qc: pd.DataFrame, dataset: str, source: str | Path | None = None
     -------
     pandas.DataFrame
         The QC columns of each included run, repeated once per window, with ``window``
-        (0, 1, ... or -1 for the whole run) and ``matrix`` (the file to store).
+        (the window's index in the run, that of its ``desc-win###`` file: windows left out for
+        their degrees of freedom leave gaps; files named otherwise are numbered 0, 1, ...; -1
+        for the whole run) and ``matrix`` (the file to store).
 
     Raises
     ------
@@ -370,7 +373,10 @@ def stored_rows(qc: pd.DataFrame, dataset: str, source: str | Path | None = None
                 hint="Re-run the connectome stage of this dataset (its QC table is inconsistent).",
             )
         if files:
-            rows += [{**run, WINDOW: w, "matrix": f} for w, f in enumerate(files)]
+            indices = [window_index(f) for f in files]
+            if None in indices or len(set(indices)) != len(indices):
+                indices = list(range(len(files)))
+            rows += [{**run, WINDOW: w, "matrix": f} for w, f in zip(indices, files, strict=True)]
         else:
             rows.append({**run, WINDOW: WHOLE_RUN, "matrix": run["relmat"]})
     return pd.DataFrame(rows)

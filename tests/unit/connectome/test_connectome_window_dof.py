@@ -35,6 +35,7 @@ from lcm.commands import store as store_cmd
 from lcm.connectome.denoise import degrees_of_freedom
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
 from lcm.connectome.voxel_run import process_voxel_run
+from lcm.io.paths import window_desc, window_index
 from lcm.store.read import load_cohort
 
 T_R = 2.0
@@ -159,7 +160,8 @@ def test_lcm_connectome_leaves_out_windows_under_min_dof(
     assert pd.isna(qc.loc["02", "n_windows"]) and qc.loc["02", "n_windows_dropped"] == 4
     assert qc.loc["02", "dof"] == pytest.approx(2 * 480 * 0.09 - 1)  # the run's: it had enough
     assert not (tmp_path / "conn" / "sub-02").exists()
-    # lcm store takes the run's two windows as its samples, and leaves sub-02 out.
+    # lcm store takes the run's two windows as its samples, under their own index (the
+    # files'), and leaves sub-02 out.
     pheno = tmp_path / "participants.tsv"
     pheno.write_text("participant_id\tsex\nsub-01\tF\nsub-02\tM\n")
     catalogue = tmp_path / "variables.yaml"
@@ -172,7 +174,7 @@ def test_lcm_connectome_leaves_out_windows_under_min_dof(
     args += ["--catalogue", str(catalogue), "--atlas", "aal116", "--store-dir", str(store)]
     assert cli(store_cmd, ["store", "--dataset", "ts", *args]) == 0
     cohort = load_cohort(store, "aal116", ["ts"], load_catalogue(catalogue))
-    assert list(cohort.ids["subject"]) == ["01", "01"] and list(cohort.ids["window"]) == [0, 1]
+    assert list(cohort.ids["subject"]) == ["01", "01"] and list(cohort.ids["window"]) == [0, 2]
 
 
 def _digests(folder: Path) -> dict[str, str]:
@@ -233,3 +235,14 @@ def test_voxel_windows_pay_their_share_of_the_confounds(tmp_path: Path, atlas) -
     assert "6P instead of 24P" in qc["reason"]
     assert qc["n_windows_dropped"] == 4 and qc["dof"] == pytest.approx(61.4)
     assert not (tmp_path / "short" / "conn" / "sub-01").exists()
+
+
+def test_window_names_give_their_index() -> None:
+    """One naming of window files (lcm.io.paths), read back by the store."""
+    stem = "sub-01_task-rest_seg-aal116"
+    assert window_desc(2) == "win002"
+    assert (
+        window_index(f"/d/{stem}_desc-{window_desc(12)}_stat-pearsoncorrelation_relmat.tsv") == 12
+    )
+    assert window_index(f"{stem}_stat-pearsoncorrelation_relmat.tsv") is None
+    assert window_index(f"{stem}_desc-fisherz_stat-pearsoncorrelation_relmat.tsv") is None
