@@ -132,6 +132,7 @@ def plan_windows(
         return WindowPlan([], 0, note)
     kept: list[Window] = []
     counts: list[DegreesOfFreedom] = []
+    dropped: list[str] = []
     for i, start in enumerate(starts):
         stop = start + length
         dof = degrees_of_freedom(keep, t_r, denoise, confounds, window=slice(start, stop))
@@ -140,19 +141,21 @@ def plan_windows(
         if shortfall is None:
             acquired = (int(keep[start]), int(keep[stop - 1]) + 1)
             kept.append(Window(i, start, stop, acquired, dof.residual))
-            continue
-        log.warning(
-            "%s: window %d (kept volumes %d to %d) left out: %s",
-            source,
-            i,
-            start,
-            stop - 1,
-            shortfall,
-        )
+        else:
+            dropped.append(f"window {i} (kept volumes {start} to {stop - 1}): {shortfall}")
     if not kept:
         facts["n_windows_dropped"] = len(starts)
         raise _no_window_left(counts, length, denoise, source)
-    return WindowPlan(kept, len(starts) - len(kept))
+    if dropped:
+        # One line per run, not per window: overlapping windows can number hundreds.
+        log.warning(
+            "%s: %d of %d windows left out for too few degrees of freedom; the first, %s",
+            source,
+            len(dropped),
+            len(starts),
+            dropped[0],
+        )
+    return WindowPlan(kept, len(dropped))
 
 
 def _no_window_left(

@@ -148,9 +148,10 @@ def test_lcm_connectome_leaves_out_windows_under_min_dof(
     assert side["Window"] == 2 and side["WindowVolumes"] == [112, 168]
     assert side["DegreesOfFreedom"] == pytest.approx(26.4, abs=0.1)
     assert side["WindowAcquiredVolumes"] == [130, 204]  # 56 kept of 74 acquired
-    dropped = [r.getMessage() for r in caplog.records if "window 1 " in r.getMessage()]
-    assert dropped and "19.9 degrees of freedom left" in dropped[0]
-    assert "left out" in dropped[0] and "denoise.min_dof" in dropped[0]
+    dropped = [r.getMessage() for r in caplog.records if "windows left out" in r.getMessage()]
+    assert len(dropped) == 1 and "2 of 4 windows left out" in dropped[0]  # one line per run
+    assert "window 1 (kept volumes 56 to 111): 19.9 degrees of freedom left" in dropped[0]
+    assert "denoise.min_dof" in dropped[0]
 
     assert qc.loc["02", "reason_code"] == "too_few_window_dof"
     reason = qc.loc["02", "reason"]
