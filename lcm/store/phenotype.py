@@ -127,10 +127,23 @@ def _check_separator(table: pd.DataFrame, path: Path, sep: str) -> None:
     header = str(table.columns[0])
     other = next((c for c in _SEPARATORS if c != sep and c in header), None)
     if other is not None:
+        hint = "Save it with tabs as .tsv or with commas as .csv (a spreadsheet's 'CSV UTF-8')."
+        if other == ";":
+            # A spreadsheet writes ';' where ',' is its decimal separator: its numbers read 1,5,
+            # which LCM refuses (1,500 may be a thousand), so they are fixed before saving.
+            first = header.split(";")[0]
+            hint += (
+                " A semicolon CSV usually has decimal commas too (1,5 for 1.5): set the "
+                "spreadsheet's decimal separator to '.' before saving (Excel: File > Options > "
+                "Advanced, 'Use system separators' off; LibreOffice: the locale in Tools > "
+                "Options > Language Settings), or convert it with pandas, IDs kept as text: "
+                f"pd.read_csv({str(path)!r}, sep=';', decimal=',', dtype={{{first!r}: str}})"
+                f".to_csv({str(path.with_suffix('.tsv'))!r}, sep='\\t', index=False)."
+            )
         raise InputDataError(
             f"Phenotype file {path} reads as one column {header[:80]!r}: its separator is "
             f"{_SEPARATORS[other]}, not {_SEPARATORS[sep]} as its extension says.",
-            hint="Save it with tabs as .tsv or with commas as .csv (a spreadsheet's 'CSV UTF-8').",
+            hint=hint,
         )
 
 

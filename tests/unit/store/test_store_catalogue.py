@@ -12,7 +12,7 @@ from helpers import ROOT
 from lcm.catalogue import load_catalogue
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.atomic import write_tsv
-from lcm.store.phenotype import missingness, read_phenotype
+from lcm.store.phenotype import missingness, read_phenotype, read_table
 from lcm.synth.latents import draw_latents
 from lcm.synth.phenotype import phenotype_table
 from lcm.synth.presets import resolve
@@ -253,6 +253,28 @@ def test_a_decimal_comma_is_named_and_excel_na_is_missing(tmp_path: Path) -> Non
     with pytest.raises(InputDataError, match=r"not a number") as err:
         read_phenotype(table, "d", catalogue)
     assert "decimal comma" not in err.value.message and "decimal" not in err.value.hint
+
+
+def test_a_semicolon_csv_is_refused_with_a_fix_for_its_decimal_commas(tmp_path: Path) -> None:
+    """A European spreadsheet's CSV: ';' between cells and 1,5 for 1.5. The refusal said to
+    save it with commas, and the decimal commas were refused on the next run; the hint's
+    pandas line converts both, participant IDs kept as written."""
+    table = tmp_path / "participants.csv"
+    table.write_text("participant_id;age;sex\n01;1,5;1\n02;n/a;2\n")
+    with pytest.raises(InputDataError, match="its separator is a semicolon") as err:
+        read_table(table)
+    hint = err.value.hint
+    assert "decimal commas too (1,5 for 1.5)" in hint
+    recipe = hint.split("IDs kept as text: ")[1].removesuffix(".")
+    exec(recipe, {"pd": pd})  # the line a user pastes
+    catalogue = tmp_path / "variables.yaml"
+    catalogue.write_text(
+        "variables:\n  age: {kind: continuous, domain: sociodemographic, range: [0, 100]}\n"
+        "datasets:\n  d: {id_column: participant_id, columns: {age: {column: age}}}\n"
+    )
+    got = read_phenotype(tmp_path / "participants.tsv", "d", load_catalogue(catalogue))
+    assert got["subject"].tolist() == ["01", "02"]
+    assert got["age"].iloc[0] == 1.5 and np.isnan(got["age"].iloc[1])
 
 
 @pytest.mark.parametrize("code", ["1.9", "-0.5", "0.5", "inf"])
