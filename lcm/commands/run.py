@@ -37,8 +37,8 @@ from lcm.io.atomic import write_text
 from lcm.io.lock import LOCK_NAME, exclusive_lock
 from lcm.io.paths import ingest_manifest
 from lcm.model.config import check_model_settings
-from lcm.store.coding import generated_columns, read_sidecar
-from lcm.store.phenotype import is_missing, read_table
+from lcm.store.coding import generated_columns
+from lcm.store.phenotype import is_missing, read_sidecar, read_table
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,13 @@ from lcm.exceptions import InputDataError
 from lcm.io.provenance import record_outputs, sha256_file, write_sidecar
 from lcm.io.qc_table import INCLUDED, RELMAT, SUBJECT, read_qc_table
 from lcm.store.commit import commit_dataset
-from lcm.store.phenotype import match_scanned_subjects, missingness, read_phenotype
+from lcm.store.phenotype import (
+    match_scanned_subjects,
+    missingness,
+    phenotype_units,
+    read_phenotype,
+    sidecar_path,
+)
 from lcm.store.writer import (
     stored_rows,
     variables_id,
@@ -132,9 +138,18 @@ def run(args: argparse.Namespace) -> int:
         "phenotype_sha256": sha256_file(args.phenotype),
         "qc_table_sha256": sha256_file(args.qc_table),
     }
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
-    provenance = {"settings": settings, "config_sha256": digest}
     sources = [args.qc_table, args.phenotype, args.catalogue]
+    sidecar = sidecar_path(args.phenotype)
+    if sidecar.is_file():
+        # Its Levels and Units change the stored values as the table does.
+        settings["phenotype_sidecar_sha256"] = sha256_file(sidecar)
+        sources.append(str(sidecar))
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    provenance: dict = {"settings": settings, "config_sha256": digest}
+    # Read as read_phenotype read them (and logged): "age: months -> years (x 1/12)".
+    units = phenotype_units(args.phenotype, args.dataset, catalogue)
+    if conversions := {v: u.describe() for v, u in units.items() if u.factor is not None}:
+        provenance["unit_conversions"] = conversions
     # Completeness of the stored participants' variables: a scanned subject without a
     # phenotype row is missing every variable; a row without connectomes is not stored.
     rows = phenotype[phenotype["subject"].isin(stored)]

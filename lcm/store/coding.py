@@ -10,15 +10,14 @@ reason, instead of stopping the store on a coding the user never wrote.
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import pandas as pd
 
 from lcm.catalogue import ColumnCoding, Variable
-from lcm.store.phenotype import is_missing, unreadable_cells
+from lcm.store.phenotype import declared_units, is_missing, unreadable_cells
+from lcm.store.units import UnitsMismatch, column_units
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,10 @@ def generated_columns(
     table : pandas.DataFrame
         The participants table, as text (:func:`lcm.store.phenotype.read_table`).
     sidecar : dict, optional
-        ``participants.json``: ``{column: {"Levels": {code: description}}}`` names codes.
+        ``participants.json``: ``{column: {"Levels": {code: description}}}`` names codes,
+        ``{column: {"Units": units}}`` the units numbers are converted from
+        (:mod:`lcm.store.units`; units known to differ that LCM does not convert leave the
+        column out).
 
     Returns
     -------
@@ -89,39 +91,27 @@ def generated_columns(
                 continue
             if any(code != level for code, level in mapping.items()):
                 spec["map"] = mapping
-        bad = unreadable_cells(table[name], var, ColumnCoding(name, map=spec.get("map", {})))
+        coding = ColumnCoding(name, map=spec.get("map", {}))
+        declared = declared_units(sidecar, name)
+        try:
+            units = column_units(var, coding, declared)
+        except UnitsMismatch as exc:
+            left_out.append(LeftOut(name, values, f"{exc.reason} {exc.hint}"))
+            continue
+        bad = unreadable_cells(table[name], var, coding, units)
         if bad:
             more = f" (and {len(bad) - 1} more row(s))" if len(bad) > 1 else ""
             reason = f"row {bad[0].row}, value {bad[0].value!r}: {bad[0].reason}{more}"
+            if var.is_numeric and var.units and declared is None and "outside" in bad[0].reason:
+                # An age in months out of the range of years: the units may be what is wrong.
+                reason += (
+                    f' (participants.json gives no "Units" for {name!r}: if its values are '
+                    f'not in {var.units}, say which there, e.g. "Units": "months")'
+                )
             left_out.append(LeftOut(name, values, reason))
             continue
         columns[name] = spec
     return columns, left_out
-
-
-def read_sidecar(phenotype: str | Path) -> dict[str, Any]:
-    """``participants.json`` beside the phenotype table: ``{}`` when absent or unreadable
-    (logged; it is optional metadata, and without it numeric codes are not mapped).
-
-    Parameters
-    ----------
-    phenotype : path-like
-        The phenotype table; its sidecar is the same path with a ``.json`` suffix.
-
-    Returns
-    -------
-    dict
-        The sidecar's JSON object; ``{}`` when it is absent, unreadable or not an object.
-    """
-    path = Path(phenotype).with_suffix(".json")
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        log.warning("%s: not read (%s); its Levels describe no code", path, exc)
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _described(sidecar: dict[str, Any] | None, column: str) -> dict[str, str]:

@@ -2,15 +2,19 @@
 
 Each dataset names and codes its variables differently (sex as M/F, 1/2 or 0/1; age in years,
 months or ranges such as "26-30"). The catalogue says how; this module applies it and refuses
-anything it cannot interpret, naming file, row, column, value and the rule broken.
+anything it cannot interpret, naming file, row, column, value and the rule broken. The table's
+sidecar (``participants.json`` beside ``participants.tsv``) is read here too: its ``Levels``
+name codes (:mod:`lcm.store.coding`), its ``Units`` are converted to the catalogue's
+(:mod:`lcm.store.units`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -19,6 +23,7 @@ from lcm.catalogue import Catalogue, ColumnCoding, Variable
 from lcm.docstrings import fill_doc
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import check_label
+from lcm.store.units import ColumnUnits, UnitsMismatch, column_units, factor_text
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +152,123 @@ def _check_separator(table: pd.DataFrame, path: Path, sep: str) -> None:
         )
 
 
+def sidecar_path(phenotype: str | Path) -> Path:
+    """The JSON sidecar of a phenotype table: its path with a ``.json`` suffix
+    (``participants.json`` beside ``participants.tsv``, as BIDS names it).
+
+    Parameters
+    ----------
+    phenotype : path-like
+        The phenotype table.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    return Path(phenotype).with_suffix(".json")
+
+
+def read_sidecar(phenotype: str | Path) -> dict[str, Any]:
+    """``participants.json`` beside the phenotype table: ``{}`` when absent or unreadable
+    (logged; it is optional metadata: without it, numeric codes are not mapped and units not
+    converted).
+
+    Parameters
+    ----------
+    phenotype : path-like
+        The phenotype table; its sidecar is :func:`sidecar_path`.
+
+    Returns
+    -------
+    dict
+        The sidecar's JSON object; ``{}`` when it is absent, unreadable or not an object.
+    """
+    path = sidecar_path(phenotype)
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        log.warning("%s: not read (%s); its Levels and Units describe no column", path, exc)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def declared_units(sidecar: dict[str, Any] | None, column: str) -> object:
+    """``participants.json``'s ``Units`` of ``column`` (None when it gives none).
+
+    Parameters
+    ----------
+    sidecar : dict or None
+        The sidecar, as :func:`read_sidecar` returns it.
+    column : str
+        A column of the phenotype table.
+
+    Returns
+    -------
+    object
+        The ``Units`` value as written (a string in a valid sidecar), or None.
+    """
+    entry = (sidecar or {}).get(column)
+    return entry.get("Units") if isinstance(entry, dict) else None
+
+
+def phenotype_units(
+    path: str | Path, dataset: str, catalogue: Catalogue, sidecar: dict[str, Any] | None = None
+) -> dict[str, ColumnUnits]:
+    """The units :func:`read_phenotype` reads ``dataset``'s columns in, by variable.
+
+    A column whose ``participants.json`` ``Units`` differ from its variable's units is
+    converted where the conversion is exact and well known (:mod:`lcm.store.units`), unless
+    the catalogue's coding of it has a ``scale:`` or ``map:``, the user's own conversion.
+
+    Parameters
+    ----------
+    path : path-like
+        The phenotype table (its sidecar is read unless ``sidecar`` is given).
+    dataset : str
+        Its coding in ``catalogue``.
+    catalogue : Catalogue
+    sidecar : dict, optional
+        The sidecar, already read.
+
+    Returns
+    -------
+    dict of str to ColumnUnits
+        The variables whose units are converted (``factor``) or noted (``factor`` None, and
+        ``note`` says why); the others are read as before.
+
+    Raises
+    ------
+    InputDataError
+        A column's units are known to differ from its variable's and LCM does not convert
+        them: naming the sidecar, both units and the transform that fixes it.
+    """
+    coding = catalogue.coding(dataset)
+    if sidecar is None:
+        sidecar = read_sidecar(path)
+    found: dict[str, ColumnUnits] = {}
+    refused: list[UnitsMismatch] = []
+    for name, col in coding.columns.items():
+        where = f"{catalogue.path} (datasets.{dataset}.columns.{name})"
+        declared = declared_units(sidecar, col.column)
+        try:
+            units = column_units(catalogue.variables[name], col, declared, where)
+        except UnitsMismatch as exc:
+            refused.append(exc)
+            continue
+        if units is not None:
+            found[name] = units
+    if refused:
+        raise InputDataError(
+            f"Phenotype file {path}: "
+            + " ".join(r.reason for r in refused)
+            + f" ({sidecar_path(path)})",
+            hint=" ".join(r.hint for r in refused) + _generated_hint(catalogue, dataset, path),
+        )
+    return found
+
+
 def read_phenotype(
     path: str | Path, dataset: str, catalogue: Catalogue, scanned: set[str] | None = None
 ) -> pd.DataFrame:
@@ -205,6 +327,12 @@ def read_phenotype(
     if scanned is not None and bad_ids:
         bad_ids, skipped = _skip_unmatchable_ids(bad_ids, len(out), scanned, path, dataset)
     out["site"] = _sites(raw, coding.site_column, path, dataset) if coding.site_column else ""
+    units = phenotype_units(path, dataset, catalogue)
+    for unit in units.values():
+        if unit.factor is not None:
+            log.info("%s: %s, by %s's Units", dataset, unit.describe(), sidecar_path(path))
+        else:
+            log.log(logging.WARNING if unit.warn else logging.INFO, "%s: %s", dataset, unit.note)
     bad: list[BadCell] = []
     for name, var in catalogue.variables.items():
         col = coding.columns.get(name)
@@ -212,7 +340,7 @@ def read_phenotype(
             out[name] = np.nan if var.is_numeric else None
         else:
             fix = f"{catalogue.path} (datasets.{dataset}.columns.{name})"
-            out[name], cells = _convert(raw[col.column], var, col, fix)
+            out[name], cells = _convert(raw[col.column], var, col, fix, units.get(name))
             bad += cells
     if scanned is not None and bad:
         bad = _drop_unscanned(bad, out["subject"], scanned, path, dataset, skipped)
@@ -568,7 +696,9 @@ def _id_candidates(value: str) -> set[str] | None:
     return candidates - {""}
 
 
-def unreadable_cells(values: pd.Series, var: Variable, col: ColumnCoding) -> list[BadCell]:
+def unreadable_cells(
+    values: pd.Series, var: Variable, col: ColumnCoding, units: ColumnUnits | None = None
+) -> list[BadCell]:
     """The cells of the column ``values`` that the coding ``col`` of ``var`` cannot read, as
     :func:`read_phenotype` reads them (before a coding is written: :mod:`lcm.store.coding`).
 
@@ -580,19 +710,26 @@ def unreadable_cells(values: pd.Series, var: Variable, col: ColumnCoding) -> lis
         The catalogue variable the column codes.
     col : ColumnCoding
         The dataset's coding of that column.
+    units : ColumnUnits, optional
+        The conversion from the column's declared units (:func:`phenotype_units`).
 
     Returns
     -------
     list of BadCell
         Empty when every cell reads.
     """
-    return _convert(values, var, col)[1]
+    return _convert(values, var, col, units=units)[1]
 
 
 def _convert(
-    values: pd.Series, var: Variable, col: ColumnCoding, coding: str = ""
+    values: pd.Series,
+    var: Variable,
+    col: ColumnCoding,
+    coding: str = "",
+    units: ColumnUnits | None = None,
 ) -> tuple[pd.Series, list[BadCell]]:
-    """``values`` typed as ``var`` by its column coding ``col`` (named by ``coding`` in hints).
+    """``values`` typed as ``var`` by its column coding ``col`` (named by ``coding`` in hints),
+    numbers converted from their declared ``units``.
 
     Returns the typed column, a bad cell read as missing, and every bad cell.
     """
@@ -604,7 +741,7 @@ def _convert(
             out.append(np.nan if var.is_numeric else None)
             continue
         try:
-            out.append(_value(text, var, col, coding))
+            out.append(_value(text, var, col, coding, units))
         except _BadValue as exc:
             bad.append(BadCell(row + 2, col.column, str(raw), exc.reason, exc.hint))
             out.append(np.nan if var.is_numeric else None)
@@ -612,7 +749,9 @@ def _convert(
     return typed, bad
 
 
-def _value(text: str, var: Variable, col: ColumnCoding, coding: str) -> object:
+def _value(
+    text: str, var: Variable, col: ColumnCoding, coding: str, units: ColumnUnits | None = None
+) -> object:
     """One non-missing cell typed as ``var`` (missing where its code maps to null);
     :class:`_BadValue` saying why it cannot be."""
     value: object = text
@@ -629,7 +768,7 @@ def _value(text: str, var: Variable, col: ColumnCoding, coding: str) -> object:
         if value is None:  # the dataset's own missing code
             return np.nan if var.is_numeric else None
     if var.is_numeric:
-        return _numeric(value, var, col)
+        return _numeric(value, var, col, units)
     level = str(value)
     if level not in var.levels:
         raise _BadValue(
@@ -657,7 +796,9 @@ def _map_key(text: str, mapping: dict) -> str | None:
     return as_int if as_int in mapping else None
 
 
-def _numeric(value: object, var: Variable, col: ColumnCoding) -> float:
+def _numeric(
+    value: object, var: Variable, col: ColumnCoding, units: ColumnUnits | None = None
+) -> float:
     number = col.number(value)
     if number is None and _DECIMAL_COMMA_RE.match(str(value)):
         # 25,5 from a spreadsheet set to a European locale; 1,500 may be a thousands separator.
@@ -678,11 +819,16 @@ def _numeric(value: object, var: Variable, col: ColumnCoding) -> float:
         raise _BadValue(
             f"not a finite number for {var.name!r}.", "Fix the value, or mark it missing (n/a)."
         )
+    written = number
     if col.scale is not None:
         number *= col.scale
+    converted = ""
+    if units is not None and units.factor is not None:
+        number = units.apply(number)
+        converted = f" ({written:g} {units.declared} x {factor_text(units.factor)})"
     if var.range is not None and not (var.range[0] <= number <= var.range[1]):
         raise _BadValue(
-            f"{number:g} {var.units} is outside the allowed range "
+            f"{number:g} {var.units}{converted} is outside the allowed range "
             f"[{var.range[0]:g}, {var.range[1]:g}] of {var.name!r}.",
             "Check the units (scale:) and the value; out-of-range values are not clipped.",
         )

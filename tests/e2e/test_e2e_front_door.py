@@ -745,6 +745,32 @@ def test_the_generated_coding_reads_common_codings_and_leaves_out_what_does_not_
         run_cmd.build_config(args, tmp_path, tmp_path / "out")
 
 
+def test_the_generated_coding_reads_participants_json_units(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A child cohort's age in months (participants.json "Units": "months"): 60-96 fell in
+    the range of years and were stored as 60-96 years; units LCM cannot convert leave the
+    column out, naming both."""
+    bids = _study(tmp_path)
+    pheno = bids / "participants.tsv"
+    pheno.write_text("participant_id\tage\tsex\nsub-01\t60\tM\nsub-02\t96\tF\n")
+    (bids / "participants.json").write_text(json.dumps({"age": {"Units": "months"}}))
+    args = parse("study", "out", "participant", *DERIVATIVES)
+    config = run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    catalogue = load_catalogue(config["variables"])
+    assert catalogue.datasets["study"].columns["age"].column == "age"
+    with caplog.at_level("INFO"):
+        table = read_phenotype(pheno, "study", catalogue)
+    assert table["age"].tolist() == [5.0, 8.0]
+    assert "age: months -> years (x 1/12)" in caplog.text
+    (bids / "participants.json").write_text(json.dumps({"age": {"Units": "cm"}}))
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        config = run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    assert "age" not in load_catalogue(config["variables"]).datasets["study"].columns
+    assert "column 'age' in 'cm', the catalogue's 'age' is in 'years'" in caplog.text
+
+
 def test_a_bids_dir_one_level_too_high_names_the_dataset_inside(tmp_path: Path) -> None:
     """BIDS_DIR given as the study folder of `study/rawdata`: refused for lacking
     participants.tsv, with no word of the dataset one level down."""
