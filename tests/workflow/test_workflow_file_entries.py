@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import yaml
 from helpers.connectome import read_qc_table, roi_fc, roi_series
-from helpers.workflow import run_snakemake, small_config, write_config
+from helpers.workflow import planned_jobs, run_snakemake, small_config, write_config
 from scipy.io import savemat
 
 from lcm.atlas import load_atlas
@@ -90,6 +90,12 @@ def test_workflow_routes_file_entries(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     partition = (tmp_path / stores[1]).parent
     before = {p.name: p.read_bytes() for p in partition.iterdir()}
+    # The table's participants.json (its Units and Levels change the stored values) is an
+    # input of the store: written after it, the store is due again.
+    dry = ["--configfile", str(config), "-n"]
+    assert planned_jobs(run_snakemake(tmp_path, stores[1], *dry)) == {}
+    pheno.with_suffix(".json").write_text(json.dumps({"age": {"Units": "years"}}))
+    assert planned_jobs(run_snakemake(tmp_path, stores[1], *dry)) == {"store": 1}
     pheno.write_text("participant_id\tage\n0050002\t20\n0050003\t30\n01\t2200\n02\t50\n")
     proc = run_snakemake(tmp_path, stores[1], "--configfile", str(config))
     assert (

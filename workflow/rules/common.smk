@@ -32,6 +32,7 @@ from lcm.io import paths
 from lcm.io.config_copy import write_config_copy
 from lcm.io.ownership import RESULTS_OWNER, claim_results
 from lcm.io.provenance import CONFIG_HASH_ENV, config_hash
+from lcm.store.phenotype import sidecar_path
 from lcm.model.config import check_model_settings
 from lcm.synth import plan as synth_plan
 from lcm.train.settings import BOOKKEEPING_SETTINGS
@@ -868,7 +869,11 @@ def phenotype_digest(dataset):
     writes from its settings, and for a missing file)."""
     if dataset in PLAN.consortia:
         return ""
-    path = CFG["datasets"][dataset]["phenotype"]
+    return _existing_file_digest(CFG["datasets"][dataset]["phenotype"])
+
+
+def _existing_file_digest(path):
+    """sha256 of the file at ``path`` ("" when there is none)."""
     try:
         stat = os.stat(path)
     except OSError:
@@ -876,21 +881,43 @@ def phenotype_digest(dataset):
     return file_digest(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
 
 
+def phenotype_sidecar(dataset):
+    """A real dataset's phenotype sidecar (participants.json beside participants.tsv), whose
+    Levels and Units the store reads, or None (none there; a synthetic dataset's is written by
+    rule synth from its settings)."""
+    if dataset in PLAN.consortia:
+        return None
+    path = sidecar_path(CFG["datasets"][dataset]["phenotype"])
+    return str(path) if path.is_file() else None
+
+
+def get_phenotype_sidecar(wildcards):
+    """An input of rule store: the dataset's phenotype sidecar, where it has one."""
+    path = phenotype_sidecar(wildcards.dataset)
+    return [path] if path else []
+
+
 def store_params(dataset):
     """What a dataset's store partitions are made from: the params of the jobs up to its QC
-    table, its phenotype table's content, its part of the catalogue, the store's code.
+    table, its phenotype table's content (and its sidecar's, where it has one), its part of
+    the catalogue, the store's code.
 
     A param of the jobs reading the store (in `pretrain_params`, `task_params`): a store job
     that failed keeps the params it started with in Snakemake's record and its partitions put
     back with a new time, so only a job after it notices, and, due, brings it back through its
     missingness report (deleted with the failed job; `get_store_files`).
     """
-    return {
+    params = {
         "upstream": dataset_params(dataset),
         "phenotype": phenotype_digest(dataset),
         "catalogue": catalogue_digest(CFG["variables"], [dataset]),
         "code": code_hash("store"),
     }
+    sidecar = phenotype_sidecar(dataset)
+    if sidecar:
+        # Only where there is one: the params of the other datasets (and their jobs) stay.
+        params["phenotype_sidecar"] = _existing_file_digest(sidecar)
+    return params
 
 
 def get_pretrain_upstream(wildcards):

@@ -15,6 +15,8 @@ rule store:
     input:
         qc=paths.qc_table(RESULTS, "{dataset}", ATLAS),
         phenotype=get_dataset_value("phenotype"),
+        # participants.json: its Levels and Units change the stored values.
+        phenotype_sidecar=get_phenotype_sidecar,
         catalogue=get_catalogue(),
     output:
         connectomes=update(str(paths.connectome_path(STORE, ATLAS, "{dataset}"))),
