@@ -130,9 +130,8 @@ def science_statements(
                 else ""
             )
             out.append(
-                f"<b>{html.escape(task)}</b>{html.escape(where)}: {warning}LCM was not compared "
-                f"with a baseline at a label fraction &le; {low:g} "
-                f"({_not_compared_reason(rows, low)}){versus}."
+                f"<b>{html.escape(task)}</b>{html.escape(where)}: {warning}"
+                f"{_not_compared(rows, low, summary)}{versus}."
             )
             continue
         parts = []
@@ -182,16 +181,43 @@ def _r2_clause(
     return text
 
 
-def _not_compared_reason(rows: pd.DataFrame, low: float) -> str:
-    """Why a task's headline has no LCM-vs-baseline verdict at ``<= low`` labels, in words."""
+def _not_compared(rows: pd.DataFrame, low: float, summary: pd.DataFrame | None = None) -> str:
+    """Why a task's headline has no LCM-vs-baseline verdict at ``<= low`` labels (or at its
+    lowest label fraction, when it evaluated none ``<= low``), in words: what was not run
+    (lcm, a baseline, a fraction) before what gave no interval."""
+    has_lcm = rows["model"].astype(str) != ""
+    has_base = rows["best_baseline"].astype(str) != ""
+    if not has_lcm.any():
+        # Baselines only, at any fraction: the missing fraction is not the reason.
+        models = ""
+        if summary is not None and "model" in summary.columns:
+            at = summary[summary["task"] == rows["task"].iloc[0]]
+            models = ": " + ", ".join(sorted(set(at["model"].astype(str)) - {""}))
+        return f"LCM was not evaluated (the task's models are baselines only{html.escape(models)})"
+    if not has_base.any():
+        return "LCM was not compared with a baseline (the task evaluates no baseline)"
     at = rows[rows["label_fraction"] <= low + 1e-9]
     if at.empty:
         done = ", ".join(f"{f:g}" for f in sorted(rows["label_fraction"].unique()))
-        return f"no label fraction &le; {low:g} was evaluated; evaluate.label_fractions: {done}"
+        lowest = rows[np.isclose(rows["label_fraction"], rows["label_fraction"].min())]
+        return (
+            "LCM was not compared with a baseline at any label fraction evaluated (label "
+            f"fractions evaluated: {done}; none &le; {low:g}, where pretraining is meant to "
+            f"help; at the lowest, {lowest['label_fraction'].iloc[0]:g}, "
+            f"{_no_verdict(lowest)})"
+        )
+    return (
+        f"LCM was not compared with a baseline at a label fraction &le; {low:g} ({_no_verdict(at)})"
+    )
+
+
+def _no_verdict(at: pd.DataFrame) -> str:
+    """Why headline rows of one task at some fractions have no verdict."""
+    fractions = _fractions_text(at["label_fraction"])
     if not (at["model"].astype(str) != "").any():
-        return "the task evaluates no LCM model: its models are baselines only"
+        return f"lcm was not evaluated at {fractions}"
     if not (at["best_baseline"].astype(str) != "").any():
-        return "the task evaluates no baseline to compare with"
+        return f"no baseline was evaluated at {fractions}"
     return (
         "no interval: too few folds (or folds with equal differences) for the corrected "
         "resampled t, or no test fold holding both classes"
@@ -365,7 +391,9 @@ def collapsed_fits(metrics: pd.DataFrame | None, task: str) -> dict[tuple[str, f
     Returns
     -------
     dict
-        ``(model, label_fraction) -> {"collapsed": k, "fits": n, "none": a, "every": b}``.
+        ``(model, label_fraction) -> {"collapsed": k, "fits": n, "none": a, "every": b,
+        "one_class": c}``: ``fits`` counts the fits whose test fold holds both classes,
+        ``one_class`` the others (left out).
     """
     if metrics is None or not {"task", "metric"} <= set(metrics.columns):
         return {}
@@ -377,7 +405,9 @@ def collapsed_fits(metrics: pd.DataFrame | None, task: str) -> dict[tuple[str, f
     )
     if not set(SENS_SPEC) <= set(wide.columns):
         return {}
-    wide = wide.dropna()  # a test fold of one class says nothing of the other's calls
+    # A test fold of one class says nothing of the other's calls; it is counted apart.
+    one_class = wide[wide.isna().any(axis=1)].groupby(level=["model", "label_fraction"]).size()
+    wide = wide.dropna()
     out = {}
     for (model, fraction), at in wide.groupby(level=["model", "label_fraction"], sort=True):
         sens, spec = at["sensitivity"], at["specificity"]
@@ -389,8 +419,19 @@ def collapsed_fits(metrics: pd.DataFrame | None, task: str) -> dict[tuple[str, f
                 "fits": len(at),
                 "none": none,
                 "every": every,
+                "one_class": int(one_class.get((model, fraction), 0)),
             }
     return out
+
+
+def _one_class_fits(c: dict) -> str:
+    """``" with test subjects of both classes (its 2 other fits tested one class only)"``,
+    or ``""``: the fits a collapse is counted over are not all of the model's fits."""
+    k = c.get("one_class", 0)
+    if not k:
+        return ""
+    other = "fit" if k == 1 else "fits"
+    return f" with test subjects of both classes (its {k} other {other} tested one class only)"
 
 
 @fill_doc
@@ -418,7 +459,8 @@ def collapse_fragment(metrics: pd.DataFrame, task: str) -> str:
             ways.append(f"every test subject positive in {c['every']}")
         found.append(
             f"{html.escape(model)} at label fraction {fraction:g} collapsed in {c['collapsed']} "
-            f"of its {c['fits']} fit(s) (seeds &times; folds): it called " + " and ".join(ways)
+            f"of its {c['fits']} fit(s) (seeds &times; folds){_one_class_fits(c)}: it called "
+            + " and ".join(ways)
         )
     if not found:
         return ""
@@ -744,26 +786,53 @@ def _both_bounds(low: float, high: float) -> str:
     )
 
 
-def _one_seed_warning(tasks: list[str], task_meta: dict[str, dict[str, Any]]) -> str:
+def _one_seed_warning(
+    tasks: list[str],
+    task_meta: dict[str, dict[str, Any]],
+    metrics: pd.DataFrame | None = None,
+) -> str:
     """A sentence naming the measured tasks evaluated with a single split seed, or ``""``.
 
     One seed is one partition into folds: its intervals rest on a handful of correlated
-    fits, and DESIGN asks for several split seeds before a gain or its absence is read.
+    fits, and DESIGN asks for several split seeds before a gain or its absence is read. The
+    seeds are those of the task's fold metrics where given (metrics without an evaluation
+    record, or a seed none of whose fits was written), else its record's ``evaluate.seeds``.
     """
-    single = {}
+    single: dict[str, str] = {}
     for task in tasks:
-        seeds = (task_meta.get(task) or {}).get("settings", {}).get("seeds")
-        if seeds is not None and len(seeds) == 1:
-            single[task] = seeds
+        asked = (task_meta.get(task) or {}).get("settings", {}).get("seeds")
+        ran = _seeds_run(metrics, task)
+        if ran is None or (asked is not None and sorted(asked) == ran):
+            if asked is not None and len(asked) == 1:
+                single[task] = f"evaluate.seeds: {list(asked)}"
+        elif len(ran) == 1:
+            recorded = f"; evaluate.seeds: {list(asked)}" if asked is not None else ""
+            single[task] = f"seeds in the metrics: {ran[0]}{recorded}"
     if not single:
         return ""
     named = ", ".join(html.escape(str(t)) for t in sorted(single, key=str))
-    values = sorted({str(list(v)) for v in single.values()})
+    values = sorted(set(single.values()))
     return (
-        f" <b>Only one split seed was run</b> on {named} (evaluate.seeds: "
-        f"{html.escape(', '.join(values))}): each interval rests on the folds of a single "
+        f" <b>Only one split seed was run</b> on {named} ("
+        f"{html.escape('; '.join(values))}): each interval rests on the folds of a single "
         "partition; evaluate several split seeds before reading these intervals as a result."
     )
+
+
+def _seeds_run(metrics: pd.DataFrame | None, task: str) -> list[int] | None:
+    """The split seeds of ``task``'s fold metrics, sorted; None without them."""
+    if metrics is None or not {"task", "seed"} <= set(metrics.columns):
+        return None
+    seeds = metrics.loc[metrics["task"] == task, "seed"]
+    return sorted(int(s) for s in seeds.unique()) if len(seeds) else None
+
+
+def _fractions_text(fractions: Any) -> str:
+    """``label fraction 1`` or ``label fractions 0.1 and 1``."""
+    done = sorted({float(f) for f in fractions})
+    if len(done) == 1:
+        return f"label fraction {done[0]:g}"
+    return "label fractions " + ", ".join(f"{f:g}" for f in done[:-1]) + f" and {done[-1]:g}"
 
 
 _SCRATCH = "lcm-scratch (the same transformer trained from scratch)"
@@ -792,30 +861,78 @@ _FEW_FITS = "too few paired fits (seeds &times; folds), or fits all equal, for a
 
 
 def _unmeasured_reason(
-    task: str, contrasts: pd.DataFrame, summary: pd.DataFrame | None, low: float
+    task: str,
+    contrasts: pd.DataFrame,
+    summary: pd.DataFrame | None,
+    low: float,
+    metrics: pd.DataFrame | None = None,
 ) -> str:
     """Why a task has no pretraining gain to read (at ``<= low`` labels, or at its lowest
-    label fraction when it evaluated none ``<= low``), in words."""
+    label fraction when it evaluated none ``<= low``), in words: what was run (the ablation
+    that was, at its label fractions; the fractions and fits tried) and what was not."""
     fractions = _paired_fractions(task, contrasts, summary)
     if fractions is None and summary is not None and (summary["task"] == task).any():
-        models = set(summary.loc[summary["task"] == task, "model"].astype(str))
+        at = summary[summary["task"] == task]
+        models = set(at["model"].astype(str))
         if "lcm" not in models and "lcm-scratch" not in models:
             return f"neither lcm nor {_SCRATCH} was evaluated"
-        if "lcm" not in models:
-            return "lcm was not evaluated"
-        return f"{_SCRATCH} was not evaluated"
+        ran = "lcm-scratch" if "lcm" not in models else "lcm"
+        where = _fractions_text(at.loc[at["model"] == ran, "label_fraction"])
+        missing = "lcm" if ran == "lcm-scratch" else _SCRATCH
+        return f"{missing} was not evaluated ({ran} was, at {where})"
     if fractions is None:
         return f"lcm or {_SCRATCH} was not evaluated"
     if not fractions:
         return f"no label fraction was evaluated with both lcm and {_SCRATCH}"
-    few = _FEW_FITS
-    if not any(f <= low + 1e-9 for f in fractions):
+    pre = contrasts[(contrasts["task"] == task) & (contrasts["contrast"] == "pretraining gain")]
+    tried = [f for f in fractions if f <= low + 1e-9]
+    if not tried:
         done = ", ".join(f"{f:g}" for f in fractions)
+        few = _few_fits(task, pre[np.isclose(pre["label_fraction"], fractions[0])], metrics)
         return (
             f"no label fraction &le; {low:g} was evaluated with both lcm and lcm-scratch "
             f"(label fractions: {done}), and at the lowest, {fractions[0]:g}: {few}"
         )
-    return few
+    # Named with the fractions tried: beside a task run at 1.0 only (or without lcm), a
+    # sentence-wide "at <= 0.1" would say that one was tried there too.
+    at = pre[pre["label_fraction"] <= low + 1e-9]
+    return f"at {', '.join(f'{f:g}' for f in tried)} of the labels, {_few_fits(task, at, metrics)}"
+
+
+def _few_fits(task: str, rows: pd.DataFrame, metrics: pd.DataFrame | None) -> str:
+    """Why pretraining-gain ``rows`` without an interval have none, from the fits present:
+    one paired fit (``1 seed x 1 fold``), fits whose test folds hold one class (no AUC), or
+    fits all equal; :data:`_FEW_FITS` where the fold metrics do not say."""
+    if rows.empty or "n" not in rows.columns or metrics is None:
+        return _FEW_FITS
+    need = {"task", "model", "label_fraction", "seed", "fold", "metric"}
+    if not need <= set(metrics.columns):
+        return _FEW_FITS
+    metric = str(rows["metric"].iloc[0])
+    fits = metrics[
+        (metrics["task"] == task)
+        & (metrics["model"] == "lcm")
+        & (metrics["metric"] == metric)
+        & metrics["label_fraction"].isin(rows["label_fraction"])
+    ]
+    if fits.empty:
+        return _FEW_FITS
+    n, total = int(rows["n"].max()), len(fits[["label_fraction", "seed", "fold"]].drop_duplicates())
+    seeds = fits["seed"].nunique()
+    folds = int(fits.groupby("seed")["fold"].nunique().max())
+    shape = (
+        f"{seeds} seed{'' if seeds == 1 else 's'} &times; {folds} fold{'' if folds == 1 else 's'}"
+    )
+    if n >= 2:
+        return f"its {n} paired fits ({shape}) differ by the same amount: no interval"
+    text = f"too few paired fits (seeds &times; folds) for an interval: {n} paired fit"
+    text += "" if n == 1 else "s"
+    if total > n:
+        why = "hold one class" if metric == "auc" else "give constant targets or predictions"
+        return (
+            f"{text} with a {metric_name(metric)} of {total} ({shape}): the other test folds {why}"
+        )
+    return f"{text} ({shape})"
 
 
 def _rows_read(
@@ -954,7 +1071,7 @@ def pretraining_verdict(
     tasks = set(contrasts["task"]) | (set(summary["task"]) if summary is not None else set())
     reasons: dict[str, list[str]] = {}
     for task in sorted(tasks - set(rows["task"]), key=str):
-        reason = _unmeasured_reason(task, contrasts, summary, low)
+        reason = _unmeasured_reason(task, contrasts, summary, low, fold_metrics)
         reasons.setdefault(reason, []).append(html.escape(str(task)))
     unmeasured = "; ".join(f"{', '.join(t)}: {reason}" for reason, t in reasons.items())
     what = "(LCM minus the same transformer trained from scratch"
@@ -1008,10 +1125,9 @@ def pretraining_verdict(
         sentence += "."
         unmeasured = ""
     else:
-        # "at <= 0.1 of the labels" only where a task ran there: a baseline-only run, or
-        # one at 1.0 only, was measured at no fraction, and each reason says why.
-        where = f" {at_low}" if _FEW_FITS in reasons else ""
-        sentence = f"<b>The pretraining gain was not measured</b>{where} {what}: "
+        # No "at <= 0.1 of the labels" for the sentence: a baseline-only run, or one at 1.0
+        # only, was tried at no fraction; each reason names the fractions its task tried.
+        sentence = f"<b>The pretraining gain was not measured</b> {what}: "
         sentence += (unmeasured or "no task was evaluated") + "."
         unmeasured = ""
     if null_gain:
@@ -1032,7 +1148,7 @@ def pretraining_verdict(
     sentence += compared
     collapsed = _collapsed_scratch(fold_metrics, rows)
     sentence += collapsed
-    one_seed = _one_seed_warning(sorted(set(rows["task"]), key=str), task_meta or {})
+    one_seed = _one_seed_warning(sorted(set(rows["task"]), key=str), task_meta or {}, fold_metrics)
     sentence += one_seed
     plain = helped and not hurt and not null_gain and not one_seed and not above and not collapsed
     plain = plain and "not distinguishable" not in compared and "does not separate" not in compared
@@ -1157,7 +1273,7 @@ def _collapsed_scratch(metrics: pd.DataFrame | None, rows: pd.DataFrame) -> str:
             if c:
                 said.append(
                     f"{html.escape(str(task))} at {fraction:g} ({c['collapsed']} of its "
-                    f"{c['fits']} fits)"
+                    f"{c['fits']} fits{_one_class_fits(c)})"
                 )
     if not said:
         return ""
@@ -1305,6 +1421,7 @@ def contrast_section(
     contrasts: pd.DataFrame | None,
     table_html: Callable[..., str],
     task_meta: dict[str, dict[str, Any]] | None = None,
+    summary: pd.DataFrame | None = None,
 ) -> str:
     """LCM against its own ablations: what pretraining and pseudo-labels buy.
 
@@ -1318,20 +1435,25 @@ def contrast_section(
         (:func:`lcm.report.html.table_html`).
     task_meta : dict, optional
         ``task -> record`` of ``lcm evaluate`` (its ``pseudo_labels`` statuses).
+    summary : pandas.DataFrame, optional
+        :func:`lcm.evaluate.metrics.summarise`: the models each task evaluated, to name the
+        tasks without a contrast and what they lack (lcm itself, or its ablations).
 
     Returns
     -------
     str
         An HTML fragment: the statement, how to read it, the table.
     """
+    missing = _unablated(contrasts, summary)
     if contrasts is None or contrasts.empty:
-        return (
+        return missing or (
             '<p class="warn">LCM was not evaluated beside its ablations (lcm-scratch, '
             "lcm-no-pseudo): the report cannot say what pretraining or pseudo-labels buy.</p>"
         )
     return "\n".join(
         [
             "<h3>What pretraining and pseudo-labels buy (LCM against its ablations)</h3>",
+            *([missing] if missing else []),
             contrast_statement(contrasts, task_meta),
             '<p class="note">Paired differences on the same test subjects, one per seed &times; '
             "fold fit; the interval is the corrected resampled t of Nadeau &amp; Bengio (2003), "
@@ -1348,6 +1470,40 @@ def contrast_section(
                 row_headers=3,
             ),
         ]
+    )
+
+
+def _unablated(contrasts: pd.DataFrame | None, summary: pd.DataFrame | None) -> str:
+    """A warning naming the tasks of ``summary`` without a contrast row and what each lacks
+    (lcm was not evaluated at all, or its ablations were not), or ``""``."""
+    if summary is None or summary.empty:
+        return ""
+    measured = set(contrasts["task"]) if contrasts is not None and len(contrasts) else set()
+    said: dict[str, list[str]] = {}
+    for task, at in summary.groupby("task", sort=True):
+        if task in measured:
+            continue
+        models = set(at["model"].astype(str)) - {""}
+        if "lcm" not in models:
+            ran = ", ".join(sorted(models))
+            what = f"LCM was not evaluated on {{}} (its models: {html.escape(ran)})"
+        else:
+            lacking = [m for m in ("lcm-scratch", "lcm-no-pseudo") if m not in models]
+            if not lacking:
+                continue
+            verb = "was" if len(lacking) == 1 else "were"
+            what = (
+                "LCM was not evaluated beside its ablations on {} "
+                f"({' and '.join(lacking)} {verb} not evaluated)"
+            )
+        said.setdefault(what, []).append(html.escape(str(task)))
+    if not said:
+        return ""
+    parts = [what.format(", ".join(tasks)) for what, tasks in said.items()]
+    return (
+        '<p class="warn">'
+        + "; ".join(parts)
+        + ": the report cannot say what pretraining or pseudo-labels buy there.</p>"
     )
 
 

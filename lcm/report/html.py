@@ -655,7 +655,7 @@ def render_report(data: ReportData) -> str:
         findings.headline_section(
             data.headline, _shared_structure(data), table_html, summary=data.summary
         ),
-        findings.contrast_section(data.contrasts, table_html, data.task_meta),
+        findings.contrast_section(data.contrasts, table_html, data.task_meta, summary=data.summary),
         *(task_section(data, t) for t in tasks),
         pretraining_section(data.history, data.ssl_history),
         data.attention_html,

@@ -54,6 +54,52 @@ def _task_tables(task: str, dataset: str, n_subjects: int) -> tuple[pd.DataFrame
     )
 
 
+def evaluated_tables(
+    runs: dict[str, tuple[tuple[str, ...], tuple[float, ...], tuple[int, ...], int]],
+    n_subjects: int = 24,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Fold metrics, predictions and evaluation records as ``lcm evaluate`` writes them.
+
+    ``runs`` maps each binary task to the ``(models, label_fractions, seeds, n_folds)`` it
+    ran; every model of a seed is tested on the same folds (as the protocol's are). Returns
+    the metrics, the predictions and ``task -> record`` (its ``settings``).
+    """
+    metrics, preds, meta = [], [], {}
+    for task, (models, fractions, seeds, n_folds) in runs.items():
+        y = np.arange(n_subjects) % 2
+        for seed in seeds:
+            rng = np.random.default_rng(seed)
+            folds = rng.permutation(n_subjects) % n_folds
+            for fraction in fractions:
+                for model in models:
+                    signal = 0.0 if model.startswith("shuffled") else 1.0 + len(model) / 10
+                    score = signal * (y - 0.5) + rng.normal(size=n_subjects)
+                    p = 1 / (1 + np.exp(-score))
+                    for fold in range(n_folds):
+                        at = folds == fold
+                        key = (task, model, fraction, seed, fold)
+                        for s in np.flatnonzero(at):
+                            ids = (f"{task}ds", f"s{s:02d}", f"site{s % 3}")
+                            preds.append((*key, *ids, y[s], p[s]))
+                        for metric, value in binary_metrics(y[at], p[at]).items():
+                            metrics.append((*key, metric, value))
+        meta[task] = {
+            "task": task,
+            "settings": {
+                "n_folds": n_folds,
+                "seeds": list(seeds),
+                "label_fractions": list(fractions),
+                "models": list(models),
+            },
+            "models_evaluated": list(models),
+        }
+    return (
+        pd.DataFrame(metrics, columns=list(METRIC_COLUMNS)).astype(METRIC_DTYPES),
+        pd.DataFrame(preds, columns=list(PREDICTION_COLUMNS)).astype(PREDICTION_DTYPES),
+        meta,
+    )
+
+
 def write_report_inputs(root: Path, tasks: dict[str, tuple[str, int]] | None = None) -> dict:
     """Write the tasks' metrics and predictions, a history, BEI and QC tables under ``root``.
 

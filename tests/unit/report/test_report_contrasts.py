@@ -203,8 +203,14 @@ def _headline_row(fraction: float, model: str = "lcm", baseline: str = "logreg")
     [
         # A binary task evaluated at 0.5 and 1.0 only (issue #18 item 9): it has an LCM model;
         # the sentence said "a continuous target has no LCM model yet".
-        ([_headline_row(0.5), _headline_row(1.0)], "no label fraction &le; 0.1 was evaluated"),
-        ([_headline_row(0.1, model=""), _headline_row(1.0, model="")], "no LCM model"),
+        (
+            [_headline_row(0.5), _headline_row(1.0)],
+            "label fractions evaluated: 0.5, 1; none &le; 0.1, where pretraining is meant to help",
+        ),
+        (
+            [_headline_row(0.1, model=""), _headline_row(1.0, model="")],
+            "LCM was not evaluated (the task's models are baselines only)",
+        ),
         ([_headline_row(0.1, baseline="")], "no baseline"),
     ],
 )
@@ -362,7 +368,9 @@ def test_an_unmeasured_gain_is_placed_at_few_labels_only_where_it_was_tried(
 ):
     sentence = pretraining_verdict(contrasts, {}, summary=summary)
     assert "<b>The pretraining gain was not measured</b>" in sentence
-    assert ("at &le; 0.1 of the labels" in sentence) is where, sentence
+    # The fraction tried is named with its task's reason, never for the whole sentence.
+    assert ("autism: at 0.1 of the labels, too few" in sentence) is where, sentence
+    assert "&le; 0.1 of the labels" not in sentence, sentence
 
 
 def test_first_sentence_names_the_tasks_whose_gain_was_not_measured():

@@ -206,6 +206,19 @@ def test_a_classifier_that_calls_no_one_positive_is_flagged() -> None:
     assert findings.collapse_fragment(_sens_spec(), "other") == ""
 
 
+def test_a_collapse_counted_over_two_class_folds_says_the_one_class_folds_are_left_out() -> None:
+    """_sens_spec's fifth fit tested one class: "4 of its 4 fit(s)" read as every fit run."""
+    text = findings.collapse_fragment(_sens_spec(), "t")
+    assert (
+        "collapsed in 4 of its 4 fit(s) (seeds &times; folds) with test subjects of both "
+        "classes (its 1 other fit tested one class only): it called" in text
+    )
+    sentence = findings.pretraining_verdict(
+        pd.DataFrame([{**_gain("t", 0.05, 0.01, 0.09)}]), {}, metrics=_sens_spec()
+    )
+    assert "t at 0.1 (4 of its 4 fits with test subjects of both classes (its 1 other" in sentence
+
+
 def test_a_classifier_collapsing_in_most_folds_either_way_is_flagged() -> None:
     """Folds alternating between calling no one and everyone positive (rev25 #3: the
     from-scratch comparator of the first sentence), or collapsing in 3 of 4 folds."""
