@@ -77,5 +77,23 @@ MATRIX_ASYMMETRIC = "matrix_asymmetric"
 MATRIX_OUT_OF_RANGE = "matrix_out_of_range"
 FC_DEGENERATE = "fc_degenerate"
 
+
+def with_fix(problem: str, fix: str) -> str:
+    """The one wording of an exclusion reason: ``"<problem>. Fix: <fix>"``.
+
+    As :meth:`lcm.exceptions.LCMError.one_line` words an error that excludes a run: the
+    manifest, the summary and the QC tables name what is wrong and what to do in one cell.
+    Every reason ingest excludes a run for is worded by it (a test holds each code to it).
+
+    Parameters
+    ----------
+    problem : str
+        What is wrong, naming the file.
+    fix : str
+        What the user can do about it (rename, set, rerun ...).
+    """
+    return f"{problem.rstrip(' .;')}. Fix: {fix}"
+
+
 # Every code (the validator's as its prefix).
 CODES = frozenset(v for k, v in dict(globals()).items() if k.isupper() and isinstance(v, str))

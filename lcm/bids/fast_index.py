@@ -29,6 +29,7 @@ from typing import Any
 from lcm.bids.manifest import exclude_duplicates
 from lcm.bids.rows import (
     BAD_SIDECAR,
+    FIX_SIDECAR_JSON,
     INVALID_LABEL,
     INVALID_NAME,
     NOT_FETCHED,
@@ -38,6 +39,7 @@ from lcm.bids.rows import (
     check_repetition_time,
     excluded,
     header_repetition_time,
+    invalid_name_reason,
     not_fetched_reason,
     not_in_space,
 )
@@ -47,6 +49,7 @@ from lcm.entries import TreeIndex, entry_type
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import check_name_label
 from lcm.io.output_space import parse_output_space, space_of
+from lcm.reason_codes import with_fix
 
 _L = r"[a-zA-Z0-9]+"
 _LABEL_RE = re.compile(r"[A-Za-z0-9]+")
@@ -487,9 +490,11 @@ def _runs_not_in_space(
                 excluded(
                     row,
                     OUTPUTS_MISSING,
-                    f"fMRIPrep's outputs of this run are incomplete: no preprocessed BOLD "
-                    f"(*_desc-preproc_bold.nii.gz) in any space, only {shown}. Rerun fMRIPrep "
-                    f"on sub-{ids.subject} (its log says why it stopped)",
+                    with_fix(
+                        "fMRIPrep's outputs of this run are incomplete: no preprocessed BOLD "
+                        f"(*_desc-preproc_bold.nii.gz) in any space, only {shown}",
+                        f"rerun fMRIPrep on sub-{ids.subject} (its log says why it stopped)",
+                    ),
                 )
             )
     return rows
@@ -526,7 +531,9 @@ def _data_row(
         # Same verdict as pybids' validating index, which skips such files.
         row.update(subject=ids.subject, session=ids.session, task=ids.task, run=ids.run)
         return excluded(
-            row, INVALID_NAME, f"{name} is not a valid BIDS file name (skipped by the BIDS index)"
+            row,
+            INVALID_NAME,
+            invalid_name_reason(name),
         )
     row.update(ids.row_fields())
     if size is None:
@@ -536,7 +543,7 @@ def _data_row(
             return excluded(row, NOT_FETCHED, not_fetched_reason(side.path, "its sidecar "))
     metadata, sources, problem = reader.resolve(levels, ents, spec.suffix)
     if problem:
-        return excluded(row, BAD_SIDECAR, problem)
+        return excluded(row, BAD_SIDECAR, with_fix(problem, FIX_SIDECAR_JSON))
     fix = "; or set datasets.<name>.repetition_time (lcm ingest --repetition-time)"
     if spec.repetition_time is not None and metadata.get("RepetitionTime") is None:
         metadata = {**metadata, "RepetitionTime": spec.repetition_time}  # dataset-level TR
@@ -544,7 +551,9 @@ def _data_row(
     elif not tree.images and not sources:
         side = name.rsplit(".", 1)[0] + ".json"
         return excluded(
-            row, BAD_SIDECAR, f"no JSON sidecar {side} (RepetitionTime needed): add one{fix}"
+            row,
+            BAD_SIDECAR,
+            with_fix(f"no JSON sidecar {side} (RepetitionTime needed)", f"add one{fix}"),
         )
     if tree.images and not entry_type(spec.entry).raw:  # derivatives: the header's TR next
         row = header_repetition_time(row, metadata)

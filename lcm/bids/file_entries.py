@@ -46,6 +46,7 @@ from lcm import reason_codes
 from lcm.bids.manifest import exclude_duplicates
 from lcm.bids.rows import (
     BAD_SIDECAR,
+    FIX_SIDECAR_JSON,
     INVALID_LABEL,
     NO_REPETITION_TIME,
     base_row,
@@ -54,6 +55,7 @@ from lcm.bids.rows import (
 from lcm.entries import TABLE, entry_type
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import check_label, check_name_label, parse_entities, run_key
+from lcm.reason_codes import with_fix
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +347,13 @@ def _row(
     )
     if not file.is_file():
         return excluded(
-            row, MISSING_FILE, f"{file} listed in {cand['source']} does not exist (fix its path)"
+            row,
+            MISSING_FILE,
+            with_fix(
+                f"{file} listed in {cand['source']} does not exist",
+                f"correct its path in {cand['source']} (relative to the listing's folder), or "
+                "remove its row",
+            ),
         )
     if not entry_type(entry).needs_tr:
         return {**row, "included": True, "tr_check": f"not needed ({entry})"}
@@ -365,7 +373,8 @@ def _repetition_time(
         try:
             meta = json.loads(sidecar.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return None, "sidecar", f"sidecar {sidecar.name} is not valid JSON: {exc}"
+            problem = f"sidecar {sidecar.name} is not valid JSON: {exc}"
+            return None, "sidecar", with_fix(problem, FIX_SIDECAR_JSON)
         value = meta.get("RepetitionTime") if isinstance(meta, dict) else None
         if value is not None:
             return _positive(value, f"RepetitionTime of {sidecar.name}", "sidecar")
@@ -376,8 +385,11 @@ def _repetition_time(
     return (
         None,
         "",
-        f"no repetition time for {file.name}: add {sidecar.name} with RepetitionTime, a "
-        "repetition_time column to the listing, or datasets.<name>.repetition_time",
+        with_fix(
+            f"no repetition time for {file.name}",
+            f"add {sidecar.name} with RepetitionTime (seconds), a repetition_time column to the "
+            "listing, or datasets.<name>.repetition_time (lcm ingest --repetition-time)",
+        ),
     )
 
 
@@ -385,10 +397,16 @@ def _positive(value: object, what: str, where: str) -> tuple[float | None, str, 
     try:
         t_r = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        return None, where, f"{what} is not a number: {value!r}"
+        return None, where, with_fix(f"{what} is not a number: {value!r}", _set_tr(what))
     if not math.isfinite(t_r) or t_r <= 0:
-        return None, where, f"{what} must be a positive number of seconds: {value!r}"
+        problem = f"{what} must be a positive number of seconds: {value!r}"
+        return None, where, with_fix(problem, _set_tr(what))
     return t_r, where, ""
+
+
+def _set_tr(what: str) -> str:
+    """The fix of an unusable repetition time: set ``what`` to the TR in seconds."""
+    return f"set {what} to the repetition time in seconds, e.g. 2.0 (not 2000 ms)"
 
 
 def listing_stats(path: str | Path) -> list[str]:

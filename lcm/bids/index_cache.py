@@ -53,8 +53,9 @@ log = logging.getLogger(__name__)
 # only; a version-6 cache kept a validator verdict on an anat/ link fetched since; 9: an
 # invalid label's reason carries its fix; 10: a derivatives run no sidecar gives a TR takes
 # its BOLD header's, time unit named; 11: a header whose xyzt_units names no time unit is no
-# TR in seconds, compared only where plausible, so a tr_mismatch cached on it may be lifted).
-CACHE_VERSION = 11
+# TR in seconds, compared only where plausible, so a tr_mismatch cached on it may be lifted;
+# 12: every exclusion reason reads "<problem>. Fix: <fix>").
+CACHE_VERSION = 12
 # Indexing threads. On a local disk the metadata is in the page cache and indexing is
 # CPU-bound Python: one thread is fastest (more only contend for the GIL). On network
 # filesystems every stat and open waits on a metadata server: LCM_INGEST_THREADS=8 there.

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from lcm import reason_codes
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import atomic_path
+from lcm.reason_codes import with_fix
 
 MANIFEST_COLUMNS = (
     "dataset",
@@ -172,8 +173,8 @@ def exclude_duplicates(rows: list[dict], hint: str, by_space: bool = True) -> li
             if key in seen:
                 row["included"] = False
                 row["reason_code"] = reason_codes.DUPLICATE
-                row["reason"] = (
-                    f"duplicate of {Path(seen[key]).name} for run {row['run_key']} ({hint})"
+                row["reason"] = with_fix(
+                    f"duplicate of {Path(seen[key]).name} for run {row['run_key']}", hint
                 )
             else:
                 seen[key] = row["path"]

@@ -19,6 +19,7 @@ from lcm.bids.timing import compare_header_tr, set_unit_fix, sidecar_tr
 from lcm.docstrings import fill_doc
 from lcm.io.bids_names import parse_entities
 from lcm.io.output_space import is_native_space
+from lcm.reason_codes import with_fix
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,22 @@ def base_row(
     }
 
 
+def invalid_name_reason(name: str) -> str:
+    """Why a raw BOLD file of a name BIDS does not allow is out (``invalid_name``), and the fix.
+
+    Parameters
+    ----------
+    name : str
+        The file's name.
+    """
+    return with_fix(
+        f"{name} is not a valid BIDS file name (skipped by the BIDS index)",
+        "rename it sub-<label>[_ses-<label>]_task-<label>[_acq-<label>][_run-<index>]"
+        "_bold.nii[.gz] in sub-<label>/[ses-<label>/]func/ (labels of letters and digits "
+        "only), or move it out of the dataset",
+    )
+
+
 def excluded(row: dict[str, Any], code: str, reason: str) -> dict[str, Any]:
     """``row`` excluded with a reason code and message.
 
@@ -104,6 +121,18 @@ def excluded(row: dict[str, Any], code: str, reason: str) -> dict[str, Any]:
         The message: what is wrong and the fix.
     """
     return {**row, "included": False, "reason_code": code, "reason": reason}
+
+
+# The fix of a sidecar that is no JSON object.
+FIX_SIDECAR_JSON = (
+    "correct that sidecar's JSON (`python -m json.tool <sidecar>` names the line and column "
+    'of the error); it must hold one object, e.g. {"RepetitionTime": 2.0}'
+)
+# The fix of a run whose sidecars give no usable RepetitionTime.
+SET_REPETITION_TIME = (
+    'set "RepetitionTime" (seconds, a positive number) in the run\'s JSON sidecar, or in one '
+    "it inherits (e.g. task-<task>_bold.json at the dataset's top)"
+)
 
 
 # The words before the spaces a not_in_space reason lists (spaces_found reads them back).
@@ -148,9 +177,10 @@ def not_in_space(wanted: str, spaces: Iterable[str]) -> tuple[str, str]:
             f"atlas parcellates (one atlas image serves every subject): run fMRIPrep with "
             f"--output-spaces {wanted}"
         )
-    return NOT_IN_SPACE, (
+    return NOT_IN_SPACE, with_fix(
         f"no preprocessed BOLD in space {wanted} (fmriprep.output_space); fMRIPrep "
-        f"{_WROTE}{', '.join(found)}. {fix}"
+        f"{_WROTE}{', '.join(found)}",
+        fix,
     )
 
 
@@ -188,7 +218,7 @@ def not_fetched_reason(path: str | Path, what: str = "", pointer: bool = False) 
         else "a symlink to content that is not present (a DataLad/git-annex file "
     )
     get = f"datalad get {shlex.quote(str(path))}"
-    return f"{what}{path} is {state}not fetched): run `{get}` and ingest again"
+    return with_fix(f"{what}{path} is {state}not fetched)", f"run `{get}` and ingest again")
 
 
 def check_repetition_time(row: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
@@ -208,7 +238,7 @@ def check_repetition_time(row: dict[str, Any], metadata: dict[str, Any]) -> dict
     """
     t_r, reason = sidecar_tr(metadata, os.path.basename(row["path"]))
     if reason:
-        return excluded(row, NO_REPETITION_TIME, reason)
+        return excluded(row, NO_REPETITION_TIME, with_fix(reason, SET_REPETITION_TIME))
     return {**row, "t_r": t_r, "included": True}
 
 
@@ -241,7 +271,7 @@ def header_repetition_time(row: dict[str, Any], metadata: dict[str, Any]) -> dic
     name = os.path.basename(path)
     missing = f"RepetitionTime missing from the JSON sidecars of {name}"
     # Not datasets.<name>.repetition_time: ingest applies it to ROI series only.
-    fix = "; add a JSON sidecar with RepetitionTime (seconds) beside it"
+    fix = "add a JSON sidecar with RepetitionTime (seconds) beside it"
     try:
         header = read_bold_header(path)
     except UnreadableHeader as exc:
@@ -265,7 +295,7 @@ def header_repetition_time(row: dict[str, Any], metadata: dict[str, Any]) -> dic
                 header.t_r,
             )
             return {**row, "t_r": header.t_r, "included": True, "tr_check": TR_FROM_HEADER}
-    return excluded(row, NO_REPETITION_TIME, f"{missing}, and {why}{fix}")
+    return excluded(row, NO_REPETITION_TIME, with_fix(f"{missing}, and {why}", fix))
 
 
 def check_bold_header(row: dict[str, Any], size: int | None = None) -> dict[str, Any]:
@@ -314,14 +344,32 @@ def check_bold_header(row: dict[str, Any], size: int | None = None) -> dict[str,
             return excluded(
                 row,
                 BAD_HEADER,
-                f"{name} is not a {what} image ({exc}): replace it with the real image",
+                with_fix(
+                    f"{name} is not a {what} image ({exc})",
+                    f"replace it with the real {what} image (download or convert it again)",
+                ),
             )
         return {**row, "tr_check": f"{TR_NOT_CHECKED}: {UNREADABLE} ({exc})"}
     if header.ndim != 4:
-        return excluded(row, NOT_4D, f"{name} is {header.ndim}D; a 4D BOLD series is expected")
+        return excluded(
+            row,
+            NOT_4D,
+            with_fix(
+                f"{name} is {header.ndim}D; a 4D BOLD series is expected",
+                "replace it with the run's 4D series (x, y, z, volumes), e.g. converted again "
+                "from its DICOMs; a single volume is no run to correlate",
+            ),
+        )
     problem = header_problem(path, header, size)
     if problem:
-        return excluded(row, BAD_HEADER, f"{name}: {problem}")
+        return excluded(
+            row,
+            BAD_HEADER,
+            with_fix(
+                f"{name}: {problem}",
+                "replace it with an intact copy (download or convert it again)",
+            ),
+        )
     compared = compare_header_tr(row["t_r"], header, name)
     if compared.mismatch:
         return excluded(row, TR_MISMATCH, compared.mismatch)

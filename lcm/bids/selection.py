@@ -16,6 +16,7 @@ import pandas as pd
 
 from lcm.bids.rows import DUPLICATE, NOT_SELECTED, OTHER_ATLAS, OTHER_ECHO
 from lcm.exceptions import ConfigError
+from lcm.reason_codes import with_fix
 
 # Selection key -> (manifest column, BIDS entity prefix that may be written before labels).
 SELECTION_KEYS = {
@@ -130,18 +131,24 @@ class Selection:
             values = df[column].map(lambda v, k=key: _normal(k, str(v)))
             if key in self.include:
                 out = ~values.isin(self.include[key]) & (reason == "")
-                reason[out] = (
-                    f"not selected: {column} "
-                    + df.loc[out, column].astype(str)
-                    + f" is not in ingest.select {key}.include"
-                )
+                reason[out] = [
+                    with_fix(
+                        f"not selected: {column} {v} is not in ingest.select {key}.include",
+                        f"to keep it, add {v} to ingest.select.<dataset>.{key}.include "
+                        "(lcm ingest --select)",
+                    )
+                    for v in df.loc[out, column].astype(str)
+                ]
             if key in self.exclude:
                 out = values.isin(self.exclude[key]) & (reason == "")
-                reason[out] = (
-                    f"not selected: {column} "
-                    + df.loc[out, column].astype(str)
-                    + f" is in ingest.select {key}.exclude"
-                )
+                reason[out] = [
+                    with_fix(
+                        f"not selected: {column} {v} is in ingest.select {key}.exclude",
+                        f"to keep it, remove {v} from ingest.select.<dataset>.{key}.exclude "
+                        "(lcm ingest --select)",
+                    )
+                    for v in df.loc[out, column].astype(str)
+                ]
         hit = reason != ""
         df.loc[hit, "included"] = False
         df.loc[hit, "reason_code"] = NOT_SELECTED
@@ -220,17 +227,14 @@ def select_parcellation(manifest: pd.DataFrame, atlas: str, seg: str | None = No
     names = df["path"].astype(str).map(lambda p: p.replace("\\", "/").rsplit("/", 1)[-1])
     df.loc[other, "included"] = False
     df.loc[other, "reason_code"] = OTHER_ATLAS
-    df.loc[other, "reason"] = (
-        names[other]
-        + " is of parcellation seg-"
-        + labels[other]
-        + f", not of the configured atlas {atlas!r}: if it is that atlas under another name, "
-        + "set atlas.seg: "
-        + labels[other]
-        + " (--atlas-seg "
-        + labels[other]
-        + "); else set atlas to the files' parcellation"
-    )
+    df.loc[other, "reason"] = [
+        with_fix(
+            f"{name} is of parcellation seg-{seg}, not of the configured atlas {atlas!r}",
+            f"if it is that atlas under another name, set atlas.seg: {seg} (--atlas-seg {seg}); "
+            f"else none needed (to read these instead, set atlas to their parcellation)",
+        )
+        for name, seg in zip(names[other], labels[other], strict=True)
+    ]
     # A run with a file of the configured atlas drops its files without seg- (ambiguous).
     matched = df["included"] & (labels != "")
     keys = set(df.loc[matched, "run_key"])
@@ -240,7 +244,11 @@ def select_parcellation(manifest: pd.DataFrame, atlas: str, seg: str | None = No
         df.loc[loose, "included"] = False
         df.loc[loose, "reason_code"] = DUPLICATE
         df.loc[loose, "reason"] = [
-            f"duplicate of {chosen[k]} for run {k} (that file names the atlas: seg-)"
+            with_fix(
+                f"duplicate of {chosen[k]} for run {k} (that file names the atlas: seg-)",
+                "none needed: the file naming the atlas is read; give this one a seg- entity "
+                "if it is of another parcellation",
+            )
             for k in df.loc[loose, "run_key"]
         ]
     return df
@@ -289,8 +297,11 @@ def combine_echoes(manifest: pd.DataFrame, derivatives: bool) -> pd.DataFrame:
     if derivatives:
         drop = echo
         df.loc[drop, "reason"] = [
-            f"per-echo series of {run} (fMRIPrep --me-output-echos): the combined series "
-            f"{run}_space-..._desc-preproc_bold is the run"
+            with_fix(
+                f"per-echo series of {run} (fMRIPrep --me-output-echos)",
+                f"none needed: the combined series {run}_space-..._desc-preproc_bold is the "
+                "run, and is read",
+            )
             for run in runs
         ]
     else:
@@ -302,8 +313,11 @@ def combine_echoes(manifest: pd.DataFrame, derivatives: bool) -> pd.DataFrame:
         df.loc[keep, "echo"] = ""
         drop = echo & ~df.index.isin(keep)
         df.loc[drop, "reason"] = [
-            f"echo {e} of multi-echo run {run}: fMRIPrep combines the echoes into one series "
-            f"(the run is listed by echo {first_of[run]})"
+            with_fix(
+                f"echo {e} of multi-echo run {run}: fMRIPrep combines the echoes into one "
+                f"series (the run is listed by echo {first_of[run]})",
+                f"none needed: fMRIPrep reads every echo of {run} from its raw folder",
+            )
             for e, run in zip(df.loc[drop, "echo"], runs[drop], strict=True)
         ]
     df.loc[drop, "included"] = False

@@ -10,6 +10,7 @@ import math
 from typing import NamedTuple
 
 from lcm.bids.nifti_header import BoldHeader
+from lcm.reason_codes import with_fix
 
 # Header and sidecar disagree when they differ by more than this (seconds); rounding in
 # converters (e.g. 2.0 vs 1.99999) stays below it.
@@ -119,8 +120,12 @@ def compare_header_tr(sidecar_tr: float, header: BoldHeader, source: str) -> Hea
         if abs(header.t_r - sidecar_tr) <= TR_TOLERANCE_S:
             return HeaderTR("", "")
         return HeaderTR(
-            f"TR mismatch in {source}: sidecar RepetitionTime is {sidecar_tr:g} s but the "
-            f"NIfTI header pixdim[4] says {header.t_r:g} s",
+            with_fix(
+                f"TR mismatch in {source}: sidecar RepetitionTime is {sidecar_tr:g} s but the "
+                f"NIfTI header pixdim[4] says {header.t_r:g} s",
+                "correct the one that is wrong, the acquisition protocol saying which: "
+                "RepetitionTime in the JSON sidecar, or pixdim[4] in the header",
+            ),
             "",
         )
     unknown = f"the NIfTI header of {source} names no time unit (xyzt_units)"
@@ -140,10 +145,13 @@ def compare_header_tr(sidecar_tr: float, header: BoldHeader, source: str) -> Hea
             f"if read as {unit}",
         )
     return HeaderTR(
-        f"TR mismatch in {source}: sidecar RepetitionTime is {sidecar_tr:g} s but the NIfTI "
-        f"header pixdim[4] says {value:g} and its xyzt_units names no time unit (read as "
-        f"{unit}: {seconds:g} s); where pixdim[4] is the TR, {set_unit_fix(value)}, or "
-        "correct the sidecar, the acquisition protocol saying which is right",
+        with_fix(
+            f"TR mismatch in {source}: sidecar RepetitionTime is {sidecar_tr:g} s but the NIfTI "
+            f"header pixdim[4] says {value:g} and its xyzt_units names no time unit (read as "
+            f"{unit}: {seconds:g} s)",
+            f"where pixdim[4] is the TR, {set_unit_fix(value)}, or correct the sidecar, the "
+            "acquisition protocol saying which is right",
+        ),
         "",
     )
 

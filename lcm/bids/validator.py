@@ -33,6 +33,7 @@ import pandas as pd
 from lcm.bids.rows import VALIDATOR
 from lcm.bids.selection import without_echo
 from lcm.exceptions import BIDSError, ExternalToolError
+from lcm.reason_codes import with_fix
 
 log = logging.getLogger(__name__)
 
@@ -391,11 +392,11 @@ def exclude_invalid_runs(
             hit = df["included"] & (folder == _SUBJECT_LOCATION.match(err["location"])[1])
         hit &= out == ""  # the first error stands
         what = err["code"] + (f" ({err['sub_code']})" if err["sub_code"] else "")
-        out[hit] = (
+        out[hit] = with_fix(
             f"BIDS validator error {what} at {err['location']}"
             + (f": {err['message']}" if err["message"] else "")
-            + (" (this run's file)" if named.any() else " (in this subject's folder)")
-            + f"; fix it, or {SKIP_HINT}"
+            + (" (this run's file)" if named.any() else " (in this subject's folder)"),
+            f"correct {err['location']} as the validator says, or {SKIP_HINT}",
         )
         code[hit] = f"{VALIDATOR}:{err['code']}"
     hit = out != ""

@@ -33,6 +33,8 @@ ENTITY_ORDER = (
     "stat",
 )
 _LABEL_RE = re.compile(r"^[A-Za-z0-9]+$")
+# What an entity labels, for the fix of an invalid label.
+_ENTITY_WORDS = {"sub": "participant", "ses": "session", "task": "task", "run": "run"}
 _ENTITY_RE = re.compile(r"(?:^|_)([a-zA-Z]+)-([^_/]+)")
 
 
@@ -80,9 +82,18 @@ def check_name_label(entity: str, value: object, source: str = "") -> str:
 def _checked(entity: str, label: str, value: object, source: str) -> str:
     if not _LABEL_RE.fullmatch(label):  # fullmatch: '$' alone lets a final newline in
         where = f" in {source}" if source else ""
+        what = _ENTITY_WORDS.get(entity, f"{entity}- entity")
+        clean = re.sub(r"[^A-Za-z0-9]", "", label)
+        example = f", e.g. {entity}-{clean} for {entity}-{label}" if clean else ""
+        if label.startswith(f"{entity}-"):  # sub-sub-01: the entity written twice
+            example = (
+                f" ({entity}-{label} writes '{entity}-' twice: {label} if it is that {what}, "
+                "else a label of its own)"
+            )
         hint = (
-            "Rename the participant/session/task/run so its label is alphanumeric "
-            "(no spaces, '_', '-', '..' or shell characters)."
+            f"Rename the {what} so its label is alphanumeric, letters and digits only (A-Z, "
+            f"a-z, 0-9: no spaces, '_', '-', '.' or shell characters){example}, the same in "
+            "every file and folder name and table (participants.tsv, a listing) that spells it."
         )
         if re.fullmatch(r"[0-9]+\.0+", label):  # a spreadsheet wrote the number as a float
             hint = (

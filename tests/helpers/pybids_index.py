@@ -18,6 +18,7 @@ from lcm.bids.rows import (
     check_bold_header,
     check_repetition_time,
     excluded,
+    invalid_name_reason,
 )
 from lcm.bids.runs import run_ids_from_name
 from lcm.entries import entry_type
@@ -110,6 +111,5 @@ def _unindexed_rows(
             continue
         # run_key stays "": a name the index refused cannot be trusted to identify a run.
         row.update(subject=ids.subject, session=ids.session, task=ids.task, run=ids.run)
-        reason = f"{path.name} is not a valid BIDS file name (skipped by the BIDS index)"
-        rows.append(excluded(row, INVALID_NAME, reason))
+        rows.append(excluded(row, INVALID_NAME, invalid_name_reason(path.name)))
     return rows

@@ -107,7 +107,9 @@ def test_bold_without_repetition_time(tmp_path: Path) -> None:
     bad = _row(df, "sub-01_")
     assert not bad["included"] and bad["reason_code"] == "no_repetition_time"
     assert bad["reason"] == (
-        "RepetitionTime missing from the JSON sidecar of sub-01_task-rest_run-1_bold.nii.gz"
+        "RepetitionTime missing from the JSON sidecar of sub-01_task-rest_run-1_bold.nii.gz. "
+        'Fix: set "RepetitionTime" (seconds, a positive number) in the run\'s JSON sidecar, '
+        "or in one it inherits (e.g. task-<task>_bold.json at the dataset's top)"
     )
     assert _row(df, "sub-02_")["included"]
     result = ingest_dataset("tiny", "bids", root, validate=True)

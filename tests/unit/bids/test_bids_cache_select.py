@@ -104,10 +104,15 @@ def test_selection_excludes_with_reasons(tmp_path: Path) -> None:
     ]
     out = df[~df["included"]]
     assert (out["reason_code"] == "not_selected").all() and len(out) == 10
-    reasons = set(out["reason"])
+    reasons = {r.split(". Fix: ")[0] for r in out["reason"]}
     assert "not selected: subject 03 is in ingest.select participants.exclude" in reasons
     assert "not selected: session b is not in ingest.select sessions.include" in reasons
     assert "not selected: run 2 is not in ingest.select runs.include" in reasons
+    # Each says how to keep the run.
+    assert (
+        "not selected: subject 03 is in ingest.select participants.exclude. Fix: to keep it, "
+        "remove 03 from ingest.select.<dataset>.participants.exclude (lcm ingest --select)"
+    ) in set(out["reason"])
     # The participants the selection kept (lcm run adds them to the next call's labels): runs
     # left out by other keys keep theirs.
     assert participants_kept(df) == {"01", "02"}
