@@ -188,12 +188,13 @@ def _not_compared(rows: pd.DataFrame, low: float, summary: pd.DataFrame | None =
     has_lcm = rows["model"].astype(str) != ""
     has_base = rows["best_baseline"].astype(str) != ""
     if not has_lcm.any():
-        # Baselines only, at any fraction: the missing fraction is not the reason.
-        models = ""
+        # No lcm at any fraction: the missing fraction is not the reason.
         if summary is not None and "model" in summary.columns:
             at = summary[summary["task"] == rows["task"].iloc[0]]
-            models = ": " + ", ".join(sorted(set(at["model"].astype(str)) - {""}))
-        return f"LCM was not evaluated (the task's models are baselines only{html.escape(models)})"
+            models = ", ".join(sorted(set(at["model"].astype(str)) - {""}))
+            if models:
+                return f"LCM was not evaluated (its models: {html.escape(models)})"
+        return "LCM was not evaluated (the task's models are baselines only)"
     if not has_base.any():
         return "LCM was not compared with a baseline (the task evaluates no baseline)"
     at = rows[rows["label_fraction"] <= low + 1e-9]
@@ -204,20 +205,38 @@ def _not_compared(rows: pd.DataFrame, low: float, summary: pd.DataFrame | None =
             "LCM was not compared with a baseline at any label fraction evaluated (label "
             f"fractions evaluated: {done}; none &le; {low:g}, where pretraining is meant to "
             f"help; at the lowest, {lowest['label_fraction'].iloc[0]:g}, "
-            f"{_no_verdict(lowest)})"
+            f"{_no_verdict(lowest, summary)})"
         )
     return (
-        f"LCM was not compared with a baseline at a label fraction &le; {low:g} ({_no_verdict(at)})"
+        f"LCM was not compared with a baseline at a label fraction &le; {low:g} "
+        f"({_no_verdict(at, summary)})"
     )
 
 
-def _no_verdict(at: pd.DataFrame) -> str:
-    """Why headline rows of one task at some fractions have no verdict."""
+def _no_verdict(at: pd.DataFrame, summary: pd.DataFrame | None = None) -> str:
+    """Why headline rows of one task at some fractions have no verdict: the model or the
+    baseline not run there, or (``summary`` saying so) a single fit of lcm's metric."""
     fractions = _fractions_text(at["label_fraction"])
     if not (at["model"].astype(str) != "").any():
         return f"lcm was not evaluated at {fractions}"
     if not (at["best_baseline"].astype(str) != "").any():
         return f"no baseline was evaluated at {fractions}"
+    if summary is not None and {"task", "model", "label_fraction", "metric", "n"} <= set(
+        summary.columns
+    ):
+        own = summary[
+            (summary["task"] == at["task"].iloc[0])
+            & (summary["model"] == "lcm")
+            & (summary["metric"] == at["metric"].iloc[0])
+            & summary["label_fraction"].isin(at["label_fraction"])
+        ]
+        if len(own) and int(own["n"].max()) < 2:
+            n = int(own["n"].max())
+            return (
+                f"no interval: lcm's {metric_name(str(at['metric'].iloc[0]))} rests on {n} "
+                f"fit{'' if n == 1 else 's'} (seeds &times; folds) at {fractions}, too few for "
+                "the corrected resampled t"
+            )
     return (
         "no interval: too few folds (or folds with equal differences) for the corrected "
         "resampled t, or no test fold holding both classes"

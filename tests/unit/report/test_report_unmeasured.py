@@ -41,7 +41,7 @@ CASES = {
         {"t": (BASELINES, (1.0,), (0, 1), 3)},
         {
             "verdict": ["t: neither lcm nor lcm-scratch"],
-            "headline": ["<b>t</b>: LCM was not evaluated (the task's models are baselines only"],
+            "headline": ["<b>t</b>: LCM was not evaluated (its models: logreg, shuffled-labels)"],
             "ablations": ["LCM was not evaluated on t"],
         },
         {
@@ -60,7 +60,12 @@ CASES = {
                 "1 paired fit (1 seed &times; 1 fold)",
                 "b: neither lcm nor lcm-scratch",
             ],
-            "headline": ["<b>b</b>: LCM was not evaluated"],
+            "headline": [
+                "<b>a</b>: LCM was not compared with a baseline at a label fraction &le; 0.1 "
+                "(no interval: lcm's AUC rests on 1 fit (seeds &times; folds) at label fraction "
+                "0.1, too few",
+                "<b>b</b>: LCM was not evaluated",
+            ],
             "ablations": [],
         },
         {"verdict": ["not measured</b> at &le; 0.1"], "headline": [], "ablations": []},
@@ -69,7 +74,7 @@ CASES = {
         {"t": (BASELINES, (0.1, 1.0), (0, 1), 3)},
         {
             "verdict": ["t: neither lcm nor lcm-scratch"],
-            "headline": ["<b>t</b>: LCM was not evaluated (the task's models are baselines only"],
+            "headline": ["<b>t</b>: LCM was not evaluated (its models: logreg, shuffled-labels)"],
             "ablations": ["LCM was not evaluated on t"],
         },
         {"verdict": ["&le; 0.1"], "headline": [], "ablations": []},
@@ -88,6 +93,7 @@ CASES = {
             "headline": [
                 "LCM was not compared with a baseline at any label fraction evaluated",
                 "label fractions evaluated: 1",
+                "at the lowest, 1, no interval: lcm's AUC rests on 1 fit",
             ],
             "ablations": [],
         },
