@@ -315,7 +315,9 @@ def _name_entities(stem: str) -> dict[str, str] | None:
         return {"sub": match["sub"], "ses": "", "task": "", "run": "", "seg": match["seg"]}
     if not stem.startswith("sub-"):
         return None
-    ents = parse_entities(stem)
+    # The extension is cut already: a dot left is a label's (sub-0.2), refused by _row, not
+    # a cut that made it subject 0.
+    ents = parse_entities(stem, has_extension=False)
     last = stem.rsplit("_", 1)[-1]
     return {
         **{k: ents.get(k, "") for k in ("sub", "ses", "task", "run")},

@@ -107,13 +107,17 @@ def _checked(entity: str, label: str, value: object, source: str) -> str:
     return label
 
 
-def parse_entities(name: str) -> dict[str, str]:
+def parse_entities(name: str, has_extension: bool = True) -> dict[str, str]:
     """Parse the ``key-value`` entities of a BIDS file name (folders are ignored).
 
     Parameters
     ----------
     name : str
         A file name or path; only the part before the first dot of its last component is read.
+    has_extension : bool, default True
+        False for a stem whose extension is already cut: a dot left in it is a label's
+        (``sub-0.2``), kept whole for the label check to refuse, never cut to another
+        subject (``sub-0``).
 
     Returns
     -------
@@ -121,7 +125,8 @@ def parse_entities(name: str) -> dict[str, str]:
         Entity name to label, in the order they appear (``sub-01_task-rest_bold.nii.gz`` gives
         ``{"sub": "01", "task": "rest"}``). Labels are not checked.
     """
-    stem = Path(name).name.split(".")[0]
+    stem = Path(name).name
+    stem = stem.split(".")[0] if has_extension else stem
     return {k: v for k, v in _ENTITY_RE.findall(stem)}
 
 

@@ -250,3 +250,27 @@ def test_an_invalid_label_names_the_label_the_characters_allowed_and_a_new_name(
     (reason,) = df.loc[df["reason_code"] == reason_codes.INVALID_LABEL, "reason"]
     for s in said:
         assert s in reason, reason
+
+
+@pytest.mark.parametrize(
+    ("stem", "label"),
+    [("sub-0.2_task-rest", "'sub' label '0.2'"), ("sub-03_task-rest_run-1.5", "'run' label '1.5'")],
+    ids=["subject", "run"],
+)
+def test_a_dotted_label_of_an_roi_file_is_refused_not_read_as_another_run(
+    tmp_path: Path, stem: str, label: str
+) -> None:
+    """sub-0.2_task-rest_timeseries.tsv was read as subject 0 (the name cut at its first dot),
+    and run-1.5 as run 1: included under a run that is not theirs, without a word."""
+    root = tmp_path / "series"
+    for name in ("sub-01_task-rest", stem):
+        write_json(root / f"{name}_timeseries.json", {"RepetitionTime": 2})
+        (root / f"{name}_timeseries.tsv").write_text("a\tb\n1\t2\n3\t4\n")
+    out = tmp_path / "out" / "manifest.parquet"
+    argv = ["ingest", "--dataset", "ds", "--entry", "roi_timeseries", "--path", str(root)]
+    assert cli(ingest_cmd, [*argv, "--out", str(out)]) == 0
+    df = pd.read_parquet(out)
+    assert df.loc[df["included"], "run_key"].tolist() == ["sub-01_task-rest"]
+    (reason,) = df.loc[~df["included"], "reason"]
+    assert df.loc[~df["included"], "reason_code"].tolist() == [reason_codes.INVALID_LABEL]
+    assert label in reason and " Fix: Rename the " in reason
