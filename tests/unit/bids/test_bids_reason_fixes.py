@@ -16,6 +16,7 @@ import pytest
 from helpers.connectome import SPACE, cli, make_fmriprep_run, make_raw_bids, save_nifti, write_json
 
 from lcm import reason_codes
+from lcm.bids.summary import read_summary_table
 from lcm.commands import ingest as ingest_cmd
 
 
@@ -274,3 +275,15 @@ def test_a_dotted_label_of_an_roi_file_is_refused_not_read_as_another_run(
     (reason,) = df.loc[~df["included"], "reason"]
     assert df.loc[~df["included"], "reason_code"].tolist() == [reason_codes.INVALID_LABEL]
     assert label in reason and " Fix: Rename the " in reason
+
+
+def test_a_subject_without_runs_says_the_fix_in_the_summary(tmp_path: Path) -> None:
+    """no_runs is a subject, not a run: its row is in summary.tsv, with its fix too."""
+    root = _raw(tmp_path / "data")
+    save_nifti(root / "sub-03" / "anat" / "sub-03_T1w.nii.gz", np.zeros((4, 5, 6)))
+    out = tmp_path / "out" / "manifest.parquet"
+    argv = ["ingest", "--dataset", "ds", "--entry", "bids", "--path", str(root), "--no-validate"]
+    assert cli(ingest_cmd, [*argv, "--out", str(out)]) == 0
+    summary = read_summary_table(out.parent / "summary.tsv")
+    (example,) = summary.loc[summary["reason_code"] == reason_codes.NO_RUNS, "example"]
+    assert "sub-03 has no run of task 'rest'" in example and ". Fix: add its func/" in example
