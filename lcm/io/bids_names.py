@@ -83,6 +83,8 @@ def _checked(entity: str, label: str, value: object, source: str) -> str:
     if not _LABEL_RE.fullmatch(label):  # fullmatch: '$' alone lets a final newline in
         where = f" in {source}" if source else ""
         what = _ENTITY_WORDS.get(entity, f"{entity}- entity")
+        # The label's own rename goes in the message; the hint is one text per entity, so that
+        # a table of many bad labels (a phenotype file) gives it once.
         clean = re.sub(r"[^A-Za-z0-9]", "", label)
         example = f", e.g. {entity}-{clean} for {entity}-{label}" if clean else ""
         if label.startswith(f"{entity}-"):  # sub-sub-01: the entity written twice
@@ -92,16 +94,18 @@ def _checked(entity: str, label: str, value: object, source: str) -> str:
             )
         hint = (
             f"Rename the {what} so its label is alphanumeric, letters and digits only (A-Z, "
-            f"a-z, 0-9: no spaces, '_', '-', '.' or shell characters){example}, the same in "
-            "every file and folder name and table (participants.tsv, a listing) that spells it."
+            "a-z, 0-9: no spaces, '_', '-', '.' or shell characters), the same in every file "
+            "and folder name and table (participants.tsv, a listing) that spells it."
         )
         if re.fullmatch(r"[0-9]+\.0+", label):  # a spreadsheet wrote the number as a float
+            example = ""
             hint = (
                 f"{label} is the number {label.split('.')[0]} written as a decimal (a "
                 "spreadsheet saved the column as numbers): save it as text, without '.0'."
             )
         raise InputDataError(
-            f"Invalid BIDS {entity!r} label {value!r}{where}: expected letters and digits only.",
+            f"Invalid BIDS {entity!r} label {value!r}{where}: expected letters and digits "
+            f"only{example}.",
             hint=hint,
         )
     return label

@@ -223,18 +223,19 @@ def test_each_ingest_exclusion_reason_says_the_fix(
             invalid_label_roi,
             [
                 "Invalid BIDS 'sub' label 'sub-02' in sub-sub-02_task-rest_timeseries.tsv",
-                "Fix: Rename the participant so its label is alphanumeric, letters and digits "
-                "only (A-Z, a-z, 0-9: no spaces, '_', '-', '.' or shell characters)",
-                "(sub-sub-02 writes 'sub-' twice: sub-02 if it is that participant",
+                "expected letters and digits only (sub-sub-02 writes 'sub-' twice: sub-02 if it "
+                "is that participant, else a label of its own). Fix: Rename the participant so "
+                "its label is alphanumeric, letters and digits only (A-Z, a-z, 0-9: no spaces, "
+                "'_', '-', '.' or shell characters)",
             ],
         ),
         (
             invalid_label_listing,
             [
-                "Invalid BIDS 'sub' label '02_b' in listing.tsv",
-                "Fix: Rename the participant so its label is alphanumeric, letters and digits",
-                "e.g. sub-02b for sub-02_b, the same in every file and folder name and table "
-                "(participants.tsv, a listing)",
+                "Invalid BIDS 'sub' label '02_b' in listing.tsv: expected letters and digits "
+                "only, e.g. sub-02b for sub-02_b. Fix: Rename the participant so its label is "
+                "alphanumeric",
+                "the same in every file and folder name and table (participants.tsv, a listing)",
             ],
         ),
     ],
@@ -287,3 +288,19 @@ def test_a_subject_without_runs_says_the_fix_in_the_summary(tmp_path: Path) -> N
     summary = read_summary_table(out.parent / "summary.tsv")
     (example,) = summary.loc[summary["reason_code"] == reason_codes.NO_RUNS, "example"]
     assert "sub-03 has no run of task 'rest'" in example and ". Fix: add its func/" in example
+
+
+def test_the_rename_of_a_label_is_in_its_message_and_the_hint_is_one_per_entity() -> None:
+    """A table of many bad IDs (a phenotype file) joins its distinct hints: one text per
+    entity gives it once; each label's own rename is in its message."""
+    from lcm.exceptions import InputDataError
+    from lcm.io.bids_names import check_label
+
+    errors = []
+    for label in ("1 02", "NAP.001"):
+        with pytest.raises(InputDataError) as info:
+            check_label("sub", label, source="participants.tsv")
+        errors.append(info.value)
+    assert errors[0].hint == errors[1].hint
+    assert "e.g. sub-102 for sub-1 02." in errors[0].message
+    assert "e.g. sub-NAP001 for sub-NAP.001." in errors[1].message
