@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from lcm.catalogue import load_catalogue
-from lcm.commands._arguments import add_seed_and_threads, add_store_arguments
+from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, int_at_least
 from lcm.commands._sources import store_sources
 from lcm.docstrings import fill_doc
 from lcm.io.provenance import record_outputs
@@ -21,13 +21,15 @@ output in --out-dir, the folder of the checkpoint `lcm pretrain` writes (or will
 the same --store, --atlas, --catalogue, --datasets and --seed: bei_linear.npz, one ridge map
 from the Fisher-z connectome to each BEI variable of the pretraining cohort (penalties chosen
 on a subject-level hold-out of that cohort, never downstream data), read by `lcm evaluate
---checkpoint` for the bei-linear baseline. The maps record their atlas, ROI order and the
-cohort's data fingerprint: lcm evaluate refuses them beside a checkpoint pretrained on other
-data (other datasets, runs or variables), whose check that no test subject was seen in
-pretraining would not hold for them. The maps get a provenance sidecar (bei_linear.json); an
-existing bei_linear.npz is replaced only when that sidecar shows LCM wrote it, and a
-bei_linear.json that is not LCM's record refuses the run: either is refused before any data is
-read, with nothing written.
+--checkpoint` for the bei-linear baseline. A variable with fewer than --min-values training
+values (a level of a binary or categorical variable: training runs in the level or outside it)
+gets no map: the maps name it with its count and the threshold, as the log does. The maps
+record their atlas, ROI order and the cohort's data fingerprint: lcm evaluate refuses them
+beside a checkpoint pretrained on other data (other datasets, runs or variables), whose check
+that no test subject was seen in pretraining would not hold for them. The maps get a provenance
+sidecar (bei_linear.json); an existing bei_linear.npz is replaced only when that sidecar shows
+LCM wrote it, and a bei_linear.json that is not LCM's record refuses the run: either is refused
+before any data is read, with nothing written.
 
 memory: the connectomes are streamed from the store into a temporary file (TMPDIR: n_runs x
 R(R-1)/2 x 4 bytes) and read back by blocks; what is held is the Gram matrix of the training
@@ -58,6 +60,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--datasets", nargs="+", required=True, help="Pretraining datasets.")
     p.add_argument(
+        "--min-values",
+        type=int_at_least(1),
+        default=None,
+        metavar="N",
+        # The default is lcm.train.bei_maps.MIN_TRAIN_VALUES, the setting's owner (imported
+        # in run(): scipy would slow every `lcm` call); a test holds this text to it.
+        help="Training values a variable needs to get a map (a level of a binary or "
+        "categorical variable: training runs in the level and outside it); one with fewer "
+        "gets none, named with its count in the log and the maps' record (default 20: the "
+        "hold-out choosing each penalty then sees about 3 of its values).",
+    )
+    p.add_argument(
         "--out-dir", required=True, help="The pretraining checkpoint's folder (lcm pretrain's)."
     )
     add_store_arguments(p)
@@ -80,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     """
     # Imported here: every `lcm` call builds all parsers.
     from lcm.store.read import load_streamed_cohort
-    from lcm.train.bei_maps import MAPS_FILE, fit_streamed_bei_maps
+    from lcm.train.bei_maps import MAPS_FILE, MIN_TRAIN_VALUES, fit_streamed_bei_maps
     from lcm.train.outputs import maps_out_dir
 
     catalogue = load_catalogue(args.catalogue)
@@ -90,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
     with maps_out_dir(args.out_dir) as out:
         # The connectomes stay in the store: streamed once into a temporary file.
         cohort = load_streamed_cohort(args.store, args.atlas, datasets, catalogue)
-        maps = fit_streamed_bei_maps(cohort, catalogue, args.seed)
+        min_values = MIN_TRAIN_VALUES if args.min_values is None else args.min_values
+        maps = fit_streamed_bei_maps(cohort, catalogue, args.seed, min_values=min_values)
         path = maps.save(out / MAPS_FILE)
         record_outputs([path], [*store_sources(args.store, args.atlas, datasets), args.catalogue])
     log.info("wrote %s (%d maps)", path, len(maps.names))

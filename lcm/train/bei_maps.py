@@ -22,7 +22,7 @@ import mmap
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -68,7 +68,16 @@ def connectome_features(fc: np.ndarray) -> np.ndarray:
 
 ALPHAS = tuple(float(a) for a in np.logspace(0, 6, 13))
 HOLDOUT_FRACTION = 0.15
+# Values a column needs in the whole cohort to be a target of bei_target_matrix (public, and
+# the benchmark's reference fit); the fit itself counts training values (MIN_TRAIN_VALUES).
 MIN_PRESENT = 10
+# Training values a map needs by default (lcm bei-maps --min-values): of the variable, or, for
+# a level's indicator, training runs in the level and outside it. The hold-out that picks the
+# penalty takes HOLDOUT_FRACTION of the subjects, so 20 training values come with about
+# 20 x 0.15 / 0.85 = 3.5 held-out ones, at least the 3 it needs to score a penalty at all
+# (_not_scorable); with fewer, the penalty is a default guess and a map of every edge (6,670
+# at AAL-116) fitted on a handful of values is noise that bei-linear would read as a feature.
+MIN_TRAIN_VALUES = 20
 # The penalty of a map whose hold-out cannot choose one (too few values, or a single value).
 DEFAULT_ALPHA = 1e3
 # A held-out spread this small relative to the variable's largest magnitude is round-off.
@@ -111,6 +120,14 @@ class BEIMaps:
         The pretraining cohort's data fingerprint (:func:`lcm.model.checkpoint.cohort_fingerprint`),
         as the checkpoint fitted on the same cohort records it in ``model.json``: maps beside
         a checkpoint of other data are refused (``None``: not recorded).
+    left_out : dict of str to int
+        The targets that got no map, each with its training values (a level's indicator: the
+        fewer of its training runs in the level and outside it), fewer than
+        :attr:`min_values`; 0 for one whose values are all in the held-out subjects. Empty
+        in maps written before it was recorded.
+    min_values : int or None
+        The training values a map needed (:data:`MIN_TRAIN_VALUES` by default; ``None``: maps
+        written before it was recorded).
     """
 
     names: list[str]
@@ -123,6 +140,8 @@ class BEIMaps:
     atlas: str | None = None
     roi_names: list[str] | None = None
     data_fingerprint: str | None = None
+    left_out: dict[str, int] = field(default_factory=dict)
+    min_values: int | None = None
 
     def transform(self, fc: np.ndarray) -> np.ndarray:
         """Predicted variables ``(n, V)`` of connectomes ``(n, R, R)``.
@@ -160,6 +179,12 @@ class BEIMaps:
             data["roi_names"] = np.array(self.roi_names, dtype=str)
         if self.data_fingerprint is not None:
             data["data_fingerprint"] = np.array(self.data_fingerprint, dtype=str)
+        if self.min_values is not None:
+            data["min_values"] = np.array(self.min_values, dtype=np.int64)
+        # The targets without a map, beside their training values (always written: an empty
+        # record says that none was left out).
+        data["left_out_names"] = np.array(list(self.left_out), dtype=str)
+        data["left_out_counts"] = np.array(list(self.left_out.values()), dtype=np.int64)
         # Through an open file: given a name without .npz, np.savez would append one.
         with atomic_path(path) as tmp, tmp.open("wb") as fh:
             np.savez(
@@ -187,7 +212,8 @@ class BEIMaps:
         Returns
         -------
         BEIMaps
-            ``atlas``, ``roi_names`` and ``data_fingerprint`` None where the file predates them.
+            ``atlas``, ``roi_names``, ``data_fingerprint`` and ``min_values`` None, and
+            ``left_out`` empty, where the file predates them.
 
         Raises
         ------
@@ -210,6 +236,15 @@ class BEIMaps:
                     data_fingerprint=(
                         str(z["data_fingerprint"]) if "data_fingerprint" in z.files else None
                     ),
+                    left_out=(
+                        {
+                            str(n): int(c)
+                            for n, c in zip(z["left_out_names"], z["left_out_counts"], strict=True)
+                        }
+                        if "left_out_names" in z.files
+                        else {}
+                    ),
+                    min_values=int(z["min_values"]) if "min_values" in z.files else None,
                 )
         except (OSError, KeyError, ValueError) as exc:
             raise InputDataError(
@@ -285,13 +320,28 @@ def bei_target_matrix(variables: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
         ``variable`` for a numeric column, ``variable=level`` for an indicator; empty (and
         ``targets`` of width 0) when no column is kept.
     """
-    cols, names = [], []
+    cols, names, _ = _target_columns(variables)
+    keep = [
+        i for i, c in enumerate(cols) if np.isfinite(c).sum() >= MIN_PRESENT and np.nanstd(c) > 0
+    ]
+    if not keep:
+        return np.zeros((len(variables), 0)), []
+    return np.column_stack([cols[i] for i in keep]), [names[i] for i in keep]
+
+
+def _target_columns(
+    variables: pd.DataFrame,
+) -> tuple[list[np.ndarray], list[str], list[bool]]:
+    """Every target column of :func:`bei_target_matrix`, unfiltered, with whether each is a
+    level's indicator."""
+    cols, names, indicator = [], [], []
     for name in variables.columns:
         col = variables[name]
         if pd.api.types.is_numeric_dtype(col):
             values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
             cols.append(values)
             names.append(str(name))
+            indicator.append(False)
             continue
         present = col.notna().to_numpy()
         levels = sorted({str(v) for v in col[present]})
@@ -299,12 +349,40 @@ def bei_target_matrix(variables: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
             values = np.where(present, (col.astype(str) == level).to_numpy(float), np.nan)
             cols.append(values)
             names.append(f"{name}={level}")
-    keep = [
-        i for i, c in enumerate(cols) if np.isfinite(c).sum() >= MIN_PRESENT and np.nanstd(c) > 0
-    ]
-    if not keep:
-        return np.zeros((len(variables), 0)), []
-    return np.column_stack([cols[i] for i in keep]), [names[i] for i in keep]
+            indicator.append(True)
+    return cols, names, indicator
+
+
+def check_min_values(min_values: object) -> int:
+    """The training values a map needs, refused unless a whole number of at least 1.
+
+    Parameters
+    ----------
+    min_values : object
+        The setting as given (``lcm bei-maps --min-values``; :data:`MIN_TRAIN_VALUES` by
+        default).
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ConfigError
+        Not a whole number (a bool, a float, a string) or below 1.
+    """
+    if (
+        isinstance(min_values, bool)
+        or not isinstance(min_values, int | np.integer)
+        or min_values < 1
+    ):
+        raise ConfigError(
+            f"bei-linear: min_values {min_values!r} is not a whole number of training values "
+            "of at least 1.",
+            hint=f"Pass lcm bei-maps --min-values N with N >= 1 (default {MIN_TRAIN_VALUES}: "
+            "the hold-out choosing each penalty then sees about 3 of a variable's values).",
+        )
+    return int(min_values)
 
 
 def holdout_rows(groups: np.ndarray, seed: int) -> np.ndarray:
@@ -715,15 +793,21 @@ def _not_scorable(values: np.ndarray, scale: float) -> str | None:
     return None
 
 
-def _targets(variables: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
-    """:func:`bei_target_matrix`, refusing a cohort without any target."""
-    y, names = bei_target_matrix(variables.reset_index(drop=True))
-    if not names:
+def _targets(variables: pd.DataFrame) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Every target column with a value (:func:`_target_columns`; too few values or constant
+    ones are left out by :func:`_fit`, which names them), refusing a cohort without any."""
+    cols, names, indicator = _target_columns(variables.reset_index(drop=True))
+    keep = [i for i, c in enumerate(cols) if np.isfinite(c).any()]
+    if not keep:
         raise InputDataError(
-            "bei-linear: the pretraining cohort has no BEI variable with enough values.",
+            "bei-linear: the pretraining cohort has no value of any BEI variable.",
             hint="Check the pretraining datasets' phenotype files.",
         )
-    return y, names
+    return (
+        np.column_stack([cols[i] for i in keep]),
+        [names[i] for i in keep],
+        np.array([indicator[i] for i in keep]),
+    )
 
 
 def _rows_of(held: np.ndarray) -> np.ndarray:
@@ -744,6 +828,7 @@ def fit_bei_maps(
     atlas: str | None = None,
     roi_names: list[str] | None = None,
     data_fingerprint: str | None = None,
+    min_values: int = MIN_TRAIN_VALUES,
 ) -> BEIMaps:
     """Fit one ridge map per BEI variable on a pretraining cohort.
 
@@ -767,22 +852,28 @@ def fit_bei_maps(
         connectomes of others (:meth:`BEIMaps.check_fits`).
     data_fingerprint : str, optional
         The cohort's fingerprint, recorded (:attr:`BEIMaps.data_fingerprint`).
+    min_values : int, default :data:`MIN_TRAIN_VALUES`
+        Training values a map needs (a level's indicator: training runs in the level and
+        outside it).
 
     Returns
     -------
     BEIMaps
         Fitted on the training part with the penalty chosen on the held-out part; a missing
         target is imputed by its training mean (which only shrinks its map); a variable with
-        no value in the training runs (all held out) gets no map, with a warning.
+        fewer than ``min_values`` training values (none: all held out) gets no map, named
+        with its count in a warning and in :attr:`BEIMaps.left_out`.
 
     Raises
     ------
     InputDataError
         No variable to map, or connectomes with NaN or infinite values.
     ConfigError
-        The fit would not fit in this job's memory (:func:`check_solve_memory`).
+        ``min_values`` not a whole number of at least 1 (:func:`check_min_values`), or the
+        fit would not fit in this job's memory (:func:`check_solve_memory`).
     """
-    y, names = _targets(variables)
+    min_values = check_min_values(min_values)
+    y, names, indicator = _targets(variables)
     held = holdout_rows(np.asarray(groups), seed)
     fc = np.asarray(fc)
     n_rois = fc.shape[-1]
@@ -795,11 +886,16 @@ def fit_bei_maps(
         stop = min(start + STREAM_BATCH, len(fc))
         edges.write(position[start:stop], matrix_to_vec(fc[start:stop]).astype(dtype, copy=False))
     _check_finite(edges, "the cohort")
-    return _fit(edges, y, names, held, alphas, atlas, roi_names, data_fingerprint)
+    targets = _Targets(y, names, indicator, min_values)
+    return _fit(edges, targets, held, alphas, atlas, roi_names, data_fingerprint)
 
 
 def fit_streamed_bei_maps(
-    cohort: StreamedCohort, catalogue: Catalogue, seed: int = 0, alphas: tuple[float, ...] = ALPHAS
+    cohort: StreamedCohort,
+    catalogue: Catalogue,
+    seed: int = 0,
+    alphas: tuple[float, ...] = ALPHAS,
+    min_values: int = MIN_TRAIN_VALUES,
 ) -> BEIMaps:
     """:func:`fit_bei_maps` of a cohort whose connectomes stay in the feature store.
 
@@ -815,6 +911,7 @@ def fit_streamed_bei_maps(
         The catalogue typing its variables (the fingerprint hashes it).
     seed : int
     alphas : tuple of float
+    min_values : int, default :data:`MIN_TRAIN_VALUES`
         As :func:`fit_bei_maps`.
 
     Returns
@@ -828,13 +925,15 @@ def fit_streamed_bei_maps(
     InputDataError
         No variable to map, NaN or infinite values, or the store's runs changed meanwhile.
     ConfigError
-        The fit would not fit in this job's memory (:func:`check_solve_memory`).
+        ``min_values`` not a whole number of at least 1, or the fit would not fit in this
+        job's memory (:func:`check_solve_memory`).
     """
     # torch comes with the stream: imported here, so that reading maps does not need it.
     from lcm.train.streamed import check_same_runs, cohort_stream
 
+    min_values = check_min_values(min_values)
     what = f"the pretraining cohort {cohort.datasets} ({cohort.atlas})"
-    y, names = _targets(cohort.variables)
+    y, names, indicator = _targets(cohort.variables)
     held = holdout_rows(cohort.groups, seed)
     n_rois = len(cohort.roi_names)
     check_solve_memory(int((~held).sum()), int(held.sum()), n_rois, len(names), what)
@@ -865,8 +964,7 @@ def fit_streamed_bei_maps(
     )
     return _fit(
         edges,
-        y,
-        names,
+        _Targets(y, names, indicator, min_values),
         held,
         alphas,
         cohort.atlas,
@@ -884,10 +982,43 @@ def _check_finite(edges: _Edges, what: str) -> None:
         )
 
 
+@dataclass
+class _Targets:
+    """What :func:`_fit` maps: the target columns (:func:`_targets`), which of them are a
+    level's indicator, and the training values a map needs."""
+
+    y: np.ndarray
+    names: list[str]
+    indicator: np.ndarray
+    min_values: int
+
+
+def _too_few(targets: _Targets, train: np.ndarray) -> dict[str, tuple[int, str]]:
+    """The targets with fewer training values than ``targets.min_values``: name -> (count,
+    the count in words); a level's indicator counts the fewer of its training runs in the
+    level and outside it."""
+    present = np.isfinite(targets.y[train])
+    n_values = present.sum(axis=0)
+    in_level = np.where(present, targets.y[train], 0.0).sum(axis=0).astype(int)
+    too_few = {}
+    for v, name in enumerate(targets.names):
+        n, k = int(n_values[v]), int(in_level[v])
+        count = min(k, n - k) if targets.indicator[v] else n
+        if count >= targets.min_values:
+            continue
+        if n == 0:
+            why = "0 training values: all in the subjects held out to choose the penalties"
+        elif targets.indicator[v]:
+            why = f"{k} training runs in the level, {n - k} outside it"
+        else:
+            why = f"{n} training values"
+        too_few[name] = (count, why)
+    return too_few
+
+
 def _fit(
     edges: _Edges,
-    y: np.ndarray,
-    names: list[str],
+    targets: _Targets,
     held: np.ndarray,
     alphas: tuple[float, ...],
     atlas: str | None,
@@ -897,22 +1028,42 @@ def _fit(
     """The maps of the features in ``edges``: penalties chosen on the held-out runs, the maps
     fitted on the training runs, one eigendecomposition for both."""
     train = ~held
-    # A variable whose values all fall in held-out subjects has nothing to fit: its map would
-    # predict NaN (the training mean), which bei-linear's classifier refuses.
-    fitted = np.isfinite(y[train]).any(axis=0)
-    if not fitted.all():
-        log.warning(
-            "bei-linear: no map of %s: no value in the training runs (all in the subjects "
-            "held out to choose the penalties)",
-            ", ".join(n for n, f in zip(names, fitted, strict=True) if not f),
-        )
-        y, names = y[:, fitted], [n for n, f in zip(names, fitted, strict=True) if f]
-    if not names:
+    y, names, min_values = targets.y, targets.names, targets.min_values
+    # A map of every edge fitted on a handful of training values is noise (and one with none,
+    # its values all in held-out subjects, would predict NaN, which bei-linear's classifier
+    # refuses): such a variable gets no map, named with its count and the threshold.
+    too_few = _too_few(targets, train)
+    threshold = (
+        f"a map needs at least {min_values} training values (a level's indicator: training "
+        "runs in the level and outside it; lcm bei-maps --min-values)"
+    )
+    if len(too_few) == len(names):
         raise InputDataError(
-            "bei-linear: no BEI variable of the pretraining cohort has a value in its training "
-            "runs (every value is in the subjects held out to choose the penalties).",
+            f"bei-linear: no BEI variable of the pretraining cohort has at least {min_values} "
+            "training values (a level's indicator: training runs in the level and outside it): "
+            + ", ".join(f"{n} ({why})" for n, (_, why) in too_few.items())
+            + ".",
+            hint="Add pretraining datasets that carry these variables, or lower lcm bei-maps "
+            "--min-values (a map of fewer values is noise, and its penalty a default guess).",
+        )
+    if too_few:
+        log.warning(
+            "bei-linear: no map of %s: %s",
+            ", ".join(f"{n} ({why})" for n, (_, why) in too_few.items()),
+            threshold,
+        )
+    # A variable with one value in every run has nothing to map either.
+    constant = [n for n, c in zip(names, y.T, strict=True) if n not in too_few and not np.nanstd(c)]
+    if constant:
+        log.info("bei-linear: no map of %s: one value in every run", ", ".join(constant))
+    keep = [v for v, n in enumerate(names) if n not in too_few and n not in constant]
+    if not keep:
+        raise InputDataError(
+            "bei-linear: every BEI variable of the pretraining cohort with enough training "
+            f"values has one value in every run ({', '.join(constant)}): nothing to map.",
             hint="Check the pretraining datasets' phenotype files, or add datasets.",
         )
+    y, names = y[:, keep], [names[v] for v in keep]
     y_mean = np.nanmean(y[train], axis=0)
     y_c = np.where(np.isfinite(y), y - y_mean, 0.0)
     edges.release()  # the pages written: the file is read back a block at a time
@@ -956,4 +1107,6 @@ def _fit(
         atlas,
         roi_names,
         data_fingerprint,
+        {n: count for n, (count, _) in too_few.items()},
+        min_values,
     )

@@ -89,7 +89,8 @@ def test_a_variable_of_held_out_runs_only_gets_no_map(n, n_rois, caplog) -> None
     """A variable whose values all fall in the held-out subjects (one small dataset's, say)
     has no training value to fit: a map of it would predict NaN for every run (its intercept,
     the training mean, NaN), and bei-linear's classifier refuses NaN features. It is left out,
-    said in the log; the other variables' maps are those fitted with it."""
+    named in the log and the maps' record with its 0 training values; the other variables'
+    maps are those fitted with it."""
     fc, variables, groups = _cohort(n, n_rois)
     held = bei_maps.holdout_rows(groups, 1)
     variables["only_held"] = np.where(held, np.arange(n, dtype=float), np.nan)
@@ -97,7 +98,8 @@ def test_a_variable_of_held_out_runs_only_gets_no_map(n, n_rois, caplog) -> None
     maps = fit_bei_maps(fc, variables, groups, seed=1)
     assert "only_held" not in maps.names
     assert np.isfinite(maps.intercept).all() and np.isfinite(maps.transform(fc[:5])).all()
-    assert "only_held" in caplog.text and "no value in the training runs" in caplog.text
+    assert "only_held (0 training values: all in the subjects held out" in caplog.text
+    assert maps.left_out == {"only_held": 0}
     without = fit_bei_maps(fc, variables.drop(columns="only_held"), groups, seed=1)
     assert maps.names == without.names
     assert np.array_equal(maps.alpha, without.alpha)
@@ -227,3 +229,130 @@ def test_a_temporary_folder_on_a_small_file_system_is_refused(tmp_path, monkeypa
         assert not list(small.iterdir())
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def _few(groups: np.ndarray, held: np.ndarray, k: int) -> np.ndarray:
+    """Rows of the first ``k`` training runs (``held`` False)."""
+    rows = np.flatnonzero(~held)[:k]
+    out = np.zeros(len(groups), dtype=bool)
+    out[rows] = True
+    return out
+
+
+@pytest.mark.parametrize(("n", "n_rois"), [(120, 20), (160, 9)], ids=["dual", "primal"])
+def test_a_variable_with_too_few_training_values_gets_no_map(n, n_rois, caplog) -> None:
+    """A ridge map of every edge fitted on 5 values is noise that bei-linear would read as a
+    feature: a variable with fewer training values than the threshold (a level's indicator:
+    fewer training runs in the level, or outside it) gets no map, and is named with its count
+    and the threshold in the log and in the maps' record, as one of held-out runs only is.
+    The other variables' maps are those fitted without it; a rare level of a categorical
+    variable loses its own map only."""
+    fc, variables, groups = _cohort(n, n_rois)
+    held = bei_maps.holdout_rows(groups, 1)
+    five = _few(groups, held, 5)
+    # 5 training values (and every held-out run: enough values overall, as MIN_PRESENT counts).
+    variables["rare"] = np.where(five | held, np.arange(n, dtype=float), np.nan)
+    variables["smoker"] = pd.Series(np.where(five, "yes", "no"), dtype=object)  # 5 smokers
+    variables["only_held"] = np.where(held, np.arange(n, dtype=float), np.nan)
+    group = variables["group"].to_numpy(dtype=object).copy()
+    group[(group == "c") & ~_few(groups, held, 24)] = "b"  # c: among the first 24 runs
+    variables["group"] = pd.Series(group, dtype=object)
+    n_c = int(((group == "c") & ~held).sum())
+    assert 0 < n_c < 20  # the default threshold
+    with caplog.at_level("INFO", logger="lcm.train.bei_maps"):
+        maps = fit_bei_maps(fc, variables, groups, seed=1)
+    assert maps.names == ["age", "sex=M", "group=a", "group=b"]
+    assert maps.left_out == {"rare": 5, "smoker=yes": 5, "only_held": 0, "group=c": n_c}
+    assert maps.min_values == bei_maps.MIN_TRAIN_VALUES == 20
+    log = caplog.text
+    assert "rare (5 training values)" in log and f"at least {maps.min_values}" in log
+    assert "smoker=yes (5 training runs in the level" in log and "--min-values" in log
+    assert "only_held (0 training values: all in the subjects held out" in log
+    assert np.isfinite(maps.transform(fc[:5])).all()
+    without = fit_bei_maps(
+        fc, variables.drop(columns=["rare", "smoker", "only_held"]), groups, seed=1
+    )
+    assert without.names == maps.names and np.array_equal(maps.alpha, without.alpha)
+    np.testing.assert_allclose(maps.coef, without.coef, rtol=1e-10, atol=1e-12)
+    # Lowered, the threshold lets the rare variable have its map.
+    lowered = fit_bei_maps(fc, variables, groups, seed=1, min_values=5)
+    assert "rare" in lowered.names and "smoker=yes" in lowered.names
+    assert lowered.left_out == {"only_held": 0} and lowered.min_values == 5
+
+
+def test_the_left_out_variables_and_threshold_are_saved_with_the_maps(tmp_path: Path) -> None:
+    """The record travels with the maps (a .npz without pickles); maps written before it
+    read as recording none."""
+    fc, variables, groups = _cohort(120, 9)
+    variables["rare"] = np.where(np.arange(120) < 6, 1.0, np.nan)
+    maps = fit_bei_maps(fc, variables, groups, seed=1)
+    again = BEIMaps.load(maps.save(tmp_path / MAPS_FILE))
+    assert again.left_out == maps.left_out and set(again.left_out) == {"rare"}
+    assert again.min_values == 20 and isinstance(again.min_values, int)
+    with np.load(tmp_path / MAPS_FILE) as z:  # as written before the record: none of its keys
+        old = {k: z[k] for k in z.files if k not in ("left_out_names", "left_out_counts")}
+        old.pop("min_values")
+    np.savez(tmp_path / "old.npz", **old)
+    before = BEIMaps.load(tmp_path / "old.npz")
+    assert before.left_out == {} and before.min_values is None
+
+
+def test_the_default_threshold_lets_the_hold_out_score_a_penalty() -> None:
+    """The default's reason, held to: its training values come with at least the 3 held-out
+    values the hold-out needs to score a penalty (``_not_scorable``), on average."""
+    expected_held = bei_maps.MIN_TRAIN_VALUES * bei_maps.HOLDOUT_FRACTION
+    expected_held /= 1 - bei_maps.HOLDOUT_FRACTION
+    assert expected_held >= 3
+    assert bei_maps._not_scorable(np.arange(2.0), 1.0) and not bei_maps._not_scorable(
+        np.arange(3.0), 1.0
+    )
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "20"])
+def test_a_threshold_that_is_not_a_count_is_refused(bad) -> None:
+    fc, variables, groups = _cohort(40, 9)
+    with pytest.raises(ConfigError, match=r"min_values .* whole number of training values"):
+        fit_bei_maps(fc, variables, groups, min_values=bad)
+
+
+def test_a_cohort_whose_every_variable_is_too_rare_is_refused_naming_the_threshold() -> None:
+    fc, variables, groups = _cohort(40, 9)
+    with pytest.raises(InputDataError) as info:
+        fit_bei_maps(fc, variables, groups, min_values=1000)
+    message = info.value.message
+    assert "at least 1000 training values" in message and "age (" in message
+    assert "--min-values" in info.value.hint
+
+
+def test_lcm_bei_maps_min_values_through_the_command(bench, tmp_path: Path, capfd) -> None:
+    """Through `lcm bei-maps` on a store: by default age and sex of 60 runs have maps; with
+    --min-values above sex's men or women in the training runs, sex=M gets none, named in the
+    log with its count and the threshold and in the maps' record. A threshold below 1 is a
+    usage error naming the option, before any data is read."""
+    argv, _, _ = _bench_store(bench, tmp_path, 60, 12)
+    assert main([*argv, "--out-dir", str(tmp_path / "default")]) == 0
+    default = BEIMaps.load(tmp_path / "default" / MAPS_FILE)
+    assert default.names == ["age", "sex=M"] and default.left_out == {}
+    assert default.min_values == 20
+    capfd.readouterr()
+    assert main([*argv, "--out-dir", str(tmp_path / "high"), "--min-values", "30"]) == 0
+    high = BEIMaps.load(tmp_path / "high" / MAPS_FILE)
+    assert high.names == ["age"] and high.min_values == 30
+    (count,) = high.left_out.values()
+    assert list(high.left_out) == ["sex=M"] and 0 < count < 30
+    err = capfd.readouterr().err
+    assert f"sex=M ({count} training runs in the level" in err and "at least 30" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--out-dir", str(tmp_path / "zero"), "--min-values", "0"])
+    assert exit_info.value.code == 2
+    assert "--min-values" in capfd.readouterr().err
+    assert not (tmp_path / "zero").exists()
+
+
+def test_the_help_gives_the_default_threshold_of_the_fit(capsys) -> None:
+    """`lcm bei-maps --help` states the default that lcm.train.bei_maps owns (the option's
+    default is resolved there, not copied)."""
+    with pytest.raises(SystemExit):
+        main(["bei-maps", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"(default {bei_maps.MIN_TRAIN_VALUES}: the hold-out" in text
