@@ -42,7 +42,8 @@ def schema() -> dict[str, Any]:
 
     Every key, default and check of the file. The model names are the registry's: here
     ``$defs.model_name`` (a YAML anchor that every list of models uses) accepts any name and
-    ``evaluate.models`` has no default; :func:`lcm.evaluate.config_schema.schema` fills both in.
+    ``evaluate.models`` has no default; :func:`lcm.evaluate.config_schema.schema` fills both in,
+    and ``evaluate.bei_linear_min_values``'s default (:mod:`lcm.train.bei_maps`'s).
     """
     text = resources.files("lcm.schemas").joinpath("config.schema.yaml").read_text()
     tree = yaml.safe_load(text)

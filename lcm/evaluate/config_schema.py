@@ -21,14 +21,19 @@ from lcm.config import schema as base_schema
 from lcm.evaluate.registry import DEFAULT_MODELS, checkpoint_models, model_family, model_names
 from lcm.evaluate.tasks import task_from_catalogue
 from lcm.exceptions import ConfigError
+from lcm.train.bei_maps import MIN_TRAIN_VALUES
 
 
 def schema() -> dict[str, Any]:
-    """The configuration JSON Schema as a dict, its model names those of the model registry."""
+    """The configuration JSON Schema as a dict, its model names those of the model registry
+    and ``evaluate.bei_linear_min_values``'s default that of :mod:`lcm.train.bei_maps`."""
     tree = base_schema()
     # One object, shared through the anchor by every place that names a model.
     tree["$defs"]["model_name"]["enum"] = model_names()
-    tree["properties"]["evaluate"]["properties"]["models"]["default"] = list(DEFAULT_MODELS)
+    evaluate = tree["properties"]["evaluate"]["properties"]
+    evaluate["models"]["default"] = list(DEFAULT_MODELS)
+    # The ridge maps' threshold: its default is the fit's (one owner), as lcm bei-maps's is.
+    evaluate["bei_linear_min_values"]["default"] = MIN_TRAIN_VALUES
     return tree
 
 

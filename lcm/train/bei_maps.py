@@ -379,8 +379,9 @@ def check_min_values(min_values: object) -> int:
         raise ConfigError(
             f"bei-linear: min_values {min_values!r} is not a whole number of training values "
             "of at least 1.",
-            hint=f"Pass lcm bei-maps --min-values N with N >= 1 (default {MIN_TRAIN_VALUES}: "
-            "the hold-out choosing each penalty then sees about 3 of a variable's values).",
+            hint=f"Pass lcm bei-maps --min-values N (the workflow's "
+            f"evaluate.bei_linear_min_values) with N >= 1 (default {MIN_TRAIN_VALUES}: the "
+            "hold-out choosing each penalty then sees about 3 of a variable's values).",
         )
     return int(min_values)
 
@@ -1035,7 +1036,8 @@ def _fit(
     too_few = _too_few(targets, train)
     threshold = (
         f"a map needs at least {min_values} training values (a level's indicator: training "
-        "runs in the level and outside it; lcm bei-maps --min-values)"
+        "runs in the level and outside it; lcm bei-maps --min-values, the workflow's "
+        "evaluate.bei_linear_min_values)"
     )
     if len(too_few) == len(names):
         raise InputDataError(
@@ -1044,7 +1046,8 @@ def _fit(
             + ", ".join(f"{n} ({why})" for n, (_, why) in too_few.items())
             + ".",
             hint="Add pretraining datasets that carry these variables, or lower lcm bei-maps "
-            "--min-values (a map of fewer values is noise, and its penalty a default guess).",
+            "--min-values (the workflow's evaluate.bei_linear_min_values): a map of fewer "
+            "values is noise, and its penalty a default guess.",
         )
     if too_few:
         log.warning(

@@ -110,6 +110,21 @@ def test_control_permutations_rerun_only_the_tasks_with_the_control(done) -> Non
     assert evaluated == set(cfg["tasks"]) - {"autismbase"}
 
 
+def test_the_ridge_maps_threshold_reruns_the_maps_and_their_evaluations_only(done) -> None:
+    """evaluate.bei_linear_min_values reaches lcm bei-maps as --min-values: rule bei_maps
+    reruns with the evaluations that read its maps and the report, never pretraining."""
+    workdir, cfg = done
+    counts, jobs = plan(workdir, changed(cfg, "evaluate", "bei_linear_min_values", value=30))
+    assert counts == {"bei_maps": 1, "evaluate": 4, "report": 1, "all": 1}, counts
+    assert {w for r, w in jobs if r == "evaluate"} == {f"task={t}" for t in bei_linear_tasks(cfg)}
+    config = write_config(workdir, changed(cfg, "evaluate", "bei_linear_min_values", value=30))
+    forced = ["-n", "-p", "--forcerun", "bei_maps", "--cores", "1"]
+    proc = snakemake(ROOT, workdir, "--configfile", str(config), *forced)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    command = next(x for x in proc.stdout.splitlines() if " bei-maps --store " in x)
+    assert " --min-values 30 " in command
+
+
 def test_how_often_the_training_state_is_saved_reruns_no_pretraining(done) -> None:
     """checkpoint_every changes no weight: it reaches `lcm pretrain` on the command line, not
     as a param (it reran pretraining and everything after it)."""

@@ -756,6 +756,7 @@ def bei_maps_params():
         "atlas": ATLAS,
         "datasets": PLAN.by_role("pretrain"),
         "seed": CFG["seed"],
+        "min_values": CFG["evaluate"]["bei_linear_min_values"],
         "catalogue": catalogue_digest(CFG["variables"], PLAN.by_role("pretrain")),
         "code": code_hash("bei_maps"),
         "store": {ds: store_params(ds) for ds in PLAN.by_role("pretrain")},

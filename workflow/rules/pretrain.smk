@@ -76,6 +76,7 @@ rule bei_maps:
         atlas=ATLAS,
         datasets=PLAN.by_role("pretrain"),
         seed=CFG["seed"],
+        min_values=CFG["evaluate"]["bei_linear_min_values"],
         out_dir=subpath(output.maps, parent=True),
         catalogue=get_pretrain_catalogue,
         code=code_hash("bei_maps"),
@@ -83,4 +84,5 @@ rule bei_maps:
     shell:
         '"$LCM_PYTHON" -m lcm --log-file {log:q} --rule bei_maps bei-maps --store {params.store:q}'
         " --atlas {params.atlas:q} --catalogue {input.catalogue:q} --datasets {params.datasets:q}"
-        " --seed {params.seed:q} --threads {threads:q} --out-dir {params.out_dir:q}"
+        " --seed {params.seed:q} --min-values {params.min_values:q} --threads {threads:q}"
+        " --out-dir {params.out_dir:q}"

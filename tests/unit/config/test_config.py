@@ -444,3 +444,20 @@ def test_a_user_atlas_is_loaded_when_the_workflow_loads(
         WorkflowPlan(validate_config(cfg))  # also without voxel datasets
     # A job's own process (a SLURM job re-reading the Snakefile) does not read them again.
     WorkflowPlan(validate_config(cfg), check_files=False)
+
+
+def test_the_ridge_maps_threshold_defaults_to_the_fits_and_refuses_a_non_count(demo) -> None:
+    """evaluate.bei_linear_min_values: the training values a bei-linear ridge map needs
+    (rule bei_maps' --min-values). Its default is lcm.train.bei_maps's (one owner, as lcm
+    bei-maps's is); 0 or a fraction stops the load naming the key."""
+    from lcm.train.bei_maps import MIN_TRAIN_VALUES
+
+    assert validate_config(demo)["evaluate"]["bei_linear_min_values"] == MIN_TRAIN_VALUES == 20
+    for bad in (0, 2.5, "20"):
+        cfg = copy.deepcopy(demo)
+        cfg["evaluate"]["bei_linear_min_values"] = bad
+        with pytest.raises(ConfigError, match=r"evaluate\.bei_linear_min_values"):
+            validate_config(cfg)
+    cfg = copy.deepcopy(demo)
+    cfg["evaluate"]["bei_linear_min_values"] = 5
+    assert validate_config(cfg)["evaluate"]["bei_linear_min_values"] == 5

@@ -222,10 +222,14 @@ def test_the_base_schema_leaves_model_names_to_the_evaluation() -> None:
     base = base_schema()
     assert base["$defs"]["model_name"] == {}
     assert "default" not in base["properties"]["evaluate"]["properties"]["models"]
+    # ... nor the ridge maps' default threshold, lcm.train.bei_maps's (the evaluation's layer) ...
+    maps = base["properties"]["evaluate"]["properties"]["bei_linear_min_values"]
+    assert "default" not in maps
     # ... and is otherwise the full schema (every section and default of the file).
     full = schema()
     full["$defs"]["model_name"].clear()  # the node every list of models shares
     del full["properties"]["evaluate"]["properties"]["models"]["default"]
+    del full["properties"]["evaluate"]["properties"]["bei_linear_min_values"]["default"]
     assert full == base
     # Alone, it checks everything but the model names and what they need (a checkpoint).
     assert validate_base(_config(["plug"], role="downstream"))["evaluate"]["models"] == ["plug"]
