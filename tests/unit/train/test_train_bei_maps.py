@@ -188,6 +188,11 @@ def test_bei_maps_from_a_folder_outside_the_repository(tmp_path: Path) -> None:
     maps = BEIMaps.load(tmp_path / "models" / "pre" / MAPS_FILE)
     assert maps.atlas == "toy" and maps.names and maps.coef.shape[0] == 13 * 12 // 2
     assert not list(scratch.iterdir())
+    # 30 runs: some variables have fewer than 20 training values; the log names each.
+    assert maps.min_values == 20 and maps.left_out
+    for name, count in maps.left_out.items():
+        assert re.search(rf"{re.escape(name)} \([^)]*\b{count}\b", proc.stderr), name
+    assert "at least 20 training values" in proc.stderr
 
 
 def test_a_full_temporary_folder_is_refused_naming_it(monkeypatch) -> None:
