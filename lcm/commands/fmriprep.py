@@ -32,7 +32,11 @@ as derivatives, from ingest's manifest or, without --manifest, from ingest's rea
 --bids derivatives folder: inherited_sidecar where a sidecar the run inherits in the
 derivatives tree gives it, header where none does and the BOLD header's pixdim[4] is in a
 time unit xyzt_units names; with neither the run is excluded as no_repetition_time, naming
-the files and the fix) and t_r_note.
+the files and the fix) and t_r_note. A preprocessed sidecar's TR is checked against its BOLD
+header's pixdim[4] (as ingest checks a raw run's; t_r_note says "TR not checked: ..." where the
+header does not confirm it) and against the raw run's TR (the manifest's, or ingest's reading
+of --bids): a disagreement excludes the run as tr_mismatch, naming the files, both values and
+the fix.
 Docker and apptainer runs get --task-id (--task), --nthreads and --omp-nthreads (the job's
 --nthreads; at most 8 per process) and --mem_mb (90 % of the job's --mem-mb); a larger value
 in --extra-args is capped to them, with a warning.

@@ -14,7 +14,7 @@ from lcm.bids.nifti_header import UnreadableHeader, read_bold_header
 from lcm.bids.rows import OUTPUTS_MISSING, not_in_space
 from lcm.bids.runs import RunIds
 from lcm.bids.sidecars import entities_of
-from lcm.bids.timing import compare_header_tr, set_unit_fix, sidecar_tr
+from lcm.bids.timing import TR_TOLERANCE_S, compare_header_tr, set_unit_fix, sidecar_tr
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import subject_dir
 from lcm.io.output_space import parse_output_space, space_of
@@ -42,7 +42,8 @@ class RunDerivatives:
     space_read: str = ""
     # Where t_r came from (TR_FROM_PREPROC; TR_FROM_RAW, TR_FROM_INHERITED or TR_FROM_HEADER
     # when the preprocessed sidecar gave none) and, for a fallback, what was read and how it
-    # was checked.
+    # was checked; for the sidecar's own TR, why the BOLD header did not confirm it ("" when
+    # it did).
     t_r_source: str = ""
     t_r_note: str = ""
 
@@ -164,8 +165,16 @@ class RefusedTR:
         )
 
 
-class FallbackTRMismatchError(InputDataError):
+class TRMismatchError(InputDataError):
+    """Two sources of a run's TR disagree: which one is right cannot be told from the files."""
+
+
+class FallbackTRMismatchError(TRMismatchError):
     """The fallback TR disagrees with the preprocessed BOLD's header: neither is trusted."""
+
+
+class PreprocTRMismatchError(TRMismatchError):
+    """The preprocessed sidecar's TR disagrees with its BOLD header's, or with the raw run's."""
 
 
 class FallbackTRRefusedError(InputDataError):
@@ -335,7 +344,9 @@ def find_run_derivatives(
         :data:`TR_FROM_RAW`, ``t_r_note``). A sidecar that is not fetched (a dangling
         symlink), not JSON, or whose RepetitionTime is no positive number is still missing.
         A :class:`RefusedTR` (ingest excluded the raw run for its TR) lends none: the run is
-        refused with ingest's reason.
+        refused with ingest's reason. Where the sidecar gives the TR, a :class:`FallbackTR`
+        of the raw run (:data:`TR_FROM_RAW`) is what it is checked against
+        (:func:`check_preproc_tr`).
 
     Returns
     -------
@@ -353,6 +364,9 @@ def find_run_derivatives(
         current and the pre-20.2 confounds table (two fMRIPrep versions in one folder).
     FallbackTRMismatchError
         When the fallback TR and the BOLD header's disagree.
+    PreprocTRMismatchError
+        When the sidecar's TR disagrees with the BOLD header's or the raw run's
+        (:func:`check_preproc_tr`).
     FallbackTRRefusedError
         When the sidecar gives no TR, nothing else is missing, and ``fallback`` is a
         :class:`RefusedTR`.
@@ -448,6 +462,8 @@ def find_run_derivatives(
         log.warning("%s: %s", ids.run_key, t_r_note)
     if t_r is None:
         return None, missing
+    if t_r_source == TR_FROM_PREPROC:
+        t_r_note = check_preproc_tr(bold, side, t_r, fallback)
     if not mask_found:
         log.warning(
             "%s: no brain mask (looked for %s); parcel coverage will count the voxels whose "
@@ -472,6 +488,77 @@ def find_run_derivatives(
         t_r_note=t_r_note,
     )
     return found, []
+
+
+def check_preproc_tr(
+    bold: Path, side: Path, t_r: float, fallback: FallbackTR | RefusedTR | None = None
+) -> str:
+    """Check the TR a preprocessed BOLD's sidecar gives against its header and the raw run's.
+
+    fMRIPrep copies the raw run's TR into the BOLD's header and its sidecar alike: a
+    disagreement is a BOLD resampled in time or edited by hand, or a sidecar copied from
+    another run. The header is compared as ingest compares a raw run's
+    (:func:`lcm.bids.timing.compare_header_tr`: a ``pixdim[4]`` whose ``xyzt_units`` names
+    no time unit is compared only where it is a plausible TR in seconds or milliseconds, and
+    never confirms it); then, when ``fallback`` is the raw run's TR (:data:`TR_FROM_RAW`: the
+    manifest's, or ingest's reading of the raw folder), the two within
+    :data:`lcm.bids.timing.TR_TOLERANCE_S`. A derivatives dataset's own TR
+    (:data:`TR_FROM_INHERITED`, :data:`TR_FROM_HEADER`) was read from these very files and is
+    not compared again. An unreadable header is left to the connectome stage, which reads it.
+
+    Parameters
+    ----------
+    bold : Path
+        The preprocessed BOLD.
+    side : Path
+        Its JSON sidecar, which gave ``t_r``.
+    t_r : float
+        The sidecar's ``RepetitionTime`` (seconds).
+    fallback : FallbackTR or RefusedTR, optional
+        The run's TR from ingest (:func:`find_run_derivatives`).
+
+    Returns
+    -------
+    str
+        The record's ``t_r_note``: ``""`` when the header confirms the TR, else why it does
+        not (``TR not checked: ...``), logged.
+
+    Raises
+    ------
+    PreprocTRMismatchError
+        When the header or the raw run's TR disagrees, naming the files, both values and the fix.
+    """
+    note = ""
+    try:
+        header = read_bold_header(bold)
+    except UnreadableHeader as exc:
+        note = f"TR not checked: the NIfTI header of {bold.name} is unreadable ({exc})"
+    else:
+        compared = compare_header_tr(t_r, header, str(bold))
+        if compared.mismatch:
+            raise PreprocTRMismatchError(
+                f"{compared.mismatch} (sidecar {side})",
+                hint="Restore the preprocessed BOLD and its sidecar from the fMRIPrep output "
+                "folder they were copied from (fMRIPrep writes the raw run's TR in both), or "
+                "rerun fMRIPrep for the subject; a BOLD resampled in time needs its header's "
+                "pixdim[4] and its sidecar's RepetitionTime to name its new TR alike.",
+            )
+        if compared.unchecked:  # no pixdim[4], or one of unknown time unit: no confirmation
+            note = f"TR not checked: {compared.unchecked}"
+    if isinstance(fallback, FallbackTR) and fallback.code == TR_FROM_RAW:
+        if abs(fallback.t_r - t_r) > TR_TOLERANCE_S:
+            raise PreprocTRMismatchError(
+                f"TR mismatch in {side}: the preprocessed sidecar's RepetitionTime is {t_r:g} s "
+                f"but {fallback.source} give {fallback.t_r:g} s, and fMRIPrep keeps the raw "
+                "run's TR",
+                hint="Restore the preprocessed BOLD and its sidecar from the fMRIPrep output "
+                "folder they were copied from, or rerun fMRIPrep for the subject; where the raw "
+                "sidecar's RepetitionTime is the wrong one, correct it and rerun lcm ingest, the "
+                "acquisition protocol saying which is right.",
+            )
+    if note:
+        log.info("%s: sidecar TR %g s, %s", bold.name, t_r, note)
+    return note
 
 
 def _fallback_note(bold: Path, side: Path, no_tr: str, fallback: FallbackTR) -> str:
@@ -582,6 +669,8 @@ def check_subject_derivatives(
     ``fallback_trs`` maps a run key to the TR used where its preprocessed sidecar gives none
     (:func:`find_run_derivatives`); one that disagrees with the BOLD header excludes the run
     (:data:`TR_MISMATCH`), and so does a :class:`RefusedTR` (with ingest's code and reason).
+    A sidecar TR that disagrees with its BOLD header, or with the raw run's TR
+    (:func:`check_preproc_tr`), excludes the run as :data:`TR_MISMATCH` too.
 
     Parameters
     ----------
@@ -612,7 +701,7 @@ def check_subject_derivatives(
         except AmbiguousDerivativesError as exc:
             excluded[ids.run_key] = (OUTPUTS_AMBIGUOUS, exc.one_line())
             continue
-        except FallbackTRMismatchError as exc:
+        except TRMismatchError as exc:
             excluded[ids.run_key] = (TR_MISMATCH, exc.one_line())
             continue
         except FallbackTRRefusedError as exc:
