@@ -893,7 +893,7 @@ def phenotype_sidecar(dataset):
 
 
 def get_phenotype_sidecar(wildcards):
-    """An input of rule store: the dataset's phenotype sidecar, where it has one."""
+    """An input of the store rule, the dataset's phenotype sidecar, where it has one."""
     path = phenotype_sidecar(wildcards.dataset)
     return [path] if path else []
 
