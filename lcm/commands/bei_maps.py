@@ -22,11 +22,12 @@ the same --store, --atlas, --catalogue, --datasets and --seed: bei_linear.npz, o
 from the Fisher-z connectome to each BEI variable of the pretraining cohort (penalties chosen
 on a subject-level hold-out of that cohort, never downstream data), read by `lcm evaluate
 --checkpoint` for the bei-linear baseline. A variable with fewer than --min-values training
-values (a level of a binary or categorical variable: training runs in the level or outside it)
-gets no map: the maps name it with its count and the threshold, as the log does. The maps
-record their atlas, ROI order and the cohort's data fingerprint: lcm evaluate refuses them
-beside a checkpoint pretrained on other data (other datasets, runs or variables), whose check
-that no test subject was seen in pretraining would not hold for them. The maps get a provenance
+subjects with a value (a level of a binary or categorical variable: training subjects in the
+level or outside it; a subject of several runs counts once) gets no map: the maps name it
+with its count and the threshold, as the log does. The maps record their atlas, ROI order
+and the cohort's data fingerprint: lcm evaluate refuses them beside a checkpoint pretrained
+on other data (other datasets, runs or variables), whose check that no test subject was seen
+in pretraining would not hold for them. The maps get a provenance
 sidecar (bei_linear.json); an existing bei_linear.npz is replaced only when that sidecar shows
 LCM wrote it, and a bei_linear.json that is not LCM's record refuses the run: either is refused
 before any data is read, with nothing written.
@@ -66,10 +67,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         # The default is lcm.train.bei_maps.MIN_TRAIN_VALUES, the setting's owner (imported
         # in run(): scipy would slow every `lcm` call); a test holds this text to it.
-        help="Training values a variable needs to get a map (a level of a binary or "
-        "categorical variable: training runs in the level and outside it); one with fewer "
-        "gets none, named with its count in the log and the maps' record (default 20: the "
-        "hold-out choosing each penalty then sees about 3 of its values).",
+        help="Training subjects with a value a variable needs to get a map (a level of a "
+        "binary or categorical variable: training subjects in the level and outside it; a "
+        "subject of several runs counts once); one with fewer gets none, named with its count "
+        "in the log and the maps' record (default 20: the hold-out choosing each penalty then "
+        "sees about 3 of its subjects).",
     )
     p.add_argument(
         "--out-dir", required=True, help="The pretraining checkpoint's folder (lcm pretrain's)."

@@ -69,12 +69,14 @@ def connectome_features(fc: np.ndarray) -> np.ndarray:
 ALPHAS = tuple(float(a) for a in np.logspace(0, 6, 13))
 HOLDOUT_FRACTION = 0.15
 # Values a column needs in the whole cohort to be a target of bei_target_matrix (public, and
-# the benchmark's reference fit); the fit itself counts training values (MIN_TRAIN_VALUES).
+# the benchmark's reference fit); the fit itself counts training subjects (MIN_TRAIN_VALUES).
 MIN_PRESENT = 10
-# Training values a map needs by default (lcm bei-maps --min-values): of the variable, or, for
-# a level's indicator, training runs in the level and outside it. The hold-out that picks the
-# penalty takes HOLDOUT_FRACTION of the subjects, so 20 training values come with about
-# 20 x 0.15 / 0.85 = 3.5 held-out ones, at least the 3 it needs to score a penalty at all
+# Training subjects with a value a map needs by default (lcm bei-maps --min-values), or, for
+# a level's indicator, training subjects with a run in the level and with one outside it.
+# Subjects, not runs: the hold-out that picks the penalty draws HOLDOUT_FRACTION of the
+# subjects, and a subject's runs share its values (age, sex, a diagnosis), so its 4 runs are
+# one independent value, not 4. 20 training subjects come with about 20 x 0.15 / 0.85 = 3.5
+# held-out ones, at least the 3 values the hold-out needs to score a penalty at all
 # (_not_scorable); with fewer, the penalty is a default guess and a map of every edge (6,670
 # at AAL-116) fitted on a handful of values is noise that bei-linear would read as a feature.
 MIN_TRAIN_VALUES = 20
@@ -121,12 +123,12 @@ class BEIMaps:
         as the checkpoint fitted on the same cohort records it in ``model.json``: maps beside
         a checkpoint of other data are refused (``None``: not recorded).
     left_out : dict of str to int
-        The targets that got no map, each with its training values (a level's indicator: the
-        fewer of its training runs in the level and outside it), fewer than
-        :attr:`min_values`; 0 for one whose values are all in the held-out subjects. Empty
-        in maps written before it was recorded.
+        The targets that got no map, each with its training subjects with a value (a
+        level's indicator: the fewer of its training subjects in the level and outside it),
+        fewer than :attr:`min_values`; 0 for one whose values are all in the held-out
+        subjects. Empty in maps written before it was recorded.
     min_values : int or None
-        The training values a map needed (:data:`MIN_TRAIN_VALUES` by default; ``None``: maps
+        The training subjects a map needed (:data:`MIN_TRAIN_VALUES` by default; ``None``: maps
         written before it was recorded).
     """
 
@@ -181,7 +183,7 @@ class BEIMaps:
             data["data_fingerprint"] = np.array(self.data_fingerprint, dtype=str)
         if self.min_values is not None:
             data["min_values"] = np.array(self.min_values, dtype=np.int64)
-        # The targets without a map, beside their training values (always written: an empty
+        # The targets without a map, beside their training subjects (always written: an empty
         # record says that none was left out).
         data["left_out_names"] = np.array(list(self.left_out), dtype=str)
         data["left_out_counts"] = np.array(list(self.left_out.values()), dtype=np.int64)
@@ -354,7 +356,7 @@ def _target_columns(
 
 
 def check_min_values(min_values: object) -> int:
-    """The training values a map needs, refused unless a whole number of at least 1.
+    """The training subjects a map needs, refused unless a whole number of at least 1.
 
     Parameters
     ----------
@@ -377,11 +379,11 @@ def check_min_values(min_values: object) -> int:
         or min_values < 1
     ):
         raise ConfigError(
-            f"bei-linear: min_values {min_values!r} is not a whole number of training values "
-            "of at least 1.",
+            f"bei-linear: min_values {min_values!r} is not a whole number of training "
+            "subjects of at least 1.",
             hint=f"Pass lcm bei-maps --min-values N (the workflow's "
             f"evaluate.bei_linear_min_values) with N >= 1 (default {MIN_TRAIN_VALUES}: the "
-            "hold-out choosing each penalty then sees about 3 of a variable's values).",
+            "hold-out choosing each penalty then sees about 3 subjects with a value).",
         )
     return int(min_values)
 
@@ -854,15 +856,15 @@ def fit_bei_maps(
     data_fingerprint : str, optional
         The cohort's fingerprint, recorded (:attr:`BEIMaps.data_fingerprint`).
     min_values : int, default :data:`MIN_TRAIN_VALUES`
-        Training values a map needs (a level's indicator: training runs in the level and
-        outside it).
+        Training subjects with a value a map needs (a level's indicator: training subjects
+        in the level and outside it; a subject of several runs counts once).
 
     Returns
     -------
     BEIMaps
         Fitted on the training part with the penalty chosen on the held-out part; a missing
         target is imputed by its training mean (which only shrinks its map); a variable with
-        fewer than ``min_values`` training values (none: all held out) gets no map, named
+        fewer than ``min_values`` training subjects (none: all held out) gets no map, named
         with its count in a warning and in :attr:`BEIMaps.left_out`.
 
     Raises
@@ -887,7 +889,7 @@ def fit_bei_maps(
         stop = min(start + STREAM_BATCH, len(fc))
         edges.write(position[start:stop], matrix_to_vec(fc[start:stop]).astype(dtype, copy=False))
     _check_finite(edges, "the cohort")
-    targets = _Targets(y, names, indicator, min_values)
+    targets = _Targets(y, names, indicator, min_values, np.asarray(groups))
     return _fit(edges, targets, held, alphas, atlas, roi_names, data_fingerprint)
 
 
@@ -965,7 +967,7 @@ def fit_streamed_bei_maps(
     )
     return _fit(
         edges,
-        _Targets(y, names, indicator, min_values),
+        _Targets(y, names, indicator, min_values, np.asarray(cohort.groups)),
         held,
         alphas,
         cohort.atlas,
@@ -986,33 +988,39 @@ def _check_finite(edges: _Edges, what: str) -> None:
 @dataclass
 class _Targets:
     """What :func:`_fit` maps: the target columns (:func:`_targets`), which of them are a
-    level's indicator, and the training values a map needs."""
+    level's indicator, the training subjects a map needs and each run's subject."""
 
     y: np.ndarray
     names: list[str]
     indicator: np.ndarray
     min_values: int
+    groups: np.ndarray
 
 
 def _too_few(targets: _Targets, train: np.ndarray) -> dict[str, tuple[int, str]]:
-    """The targets with fewer training values than ``targets.min_values``: name -> (count,
-    the count in words); a level's indicator counts the fewer of its training runs in the
-    level and outside it."""
-    present = np.isfinite(targets.y[train])
-    n_values = present.sum(axis=0)
-    in_level = np.where(present, targets.y[train], 0.0).sum(axis=0).astype(int)
+    """The targets with fewer training subjects with a value than ``targets.min_values``:
+    name -> (count, the count in words); a level's indicator counts the fewer of its training
+    subjects with a run in the level and with one outside it (one of both counts in both)."""
+    y, groups = targets.y[train], targets.groups[train]
     too_few = {}
     for v, name in enumerate(targets.names):
-        n, k = int(n_values[v]), int(in_level[v])
-        count = min(k, n - k) if targets.indicator[v] else n
+        present = np.isfinite(y[:, v])
+        n = len(np.unique(groups[present]))
+        if targets.indicator[v]:
+            k = len(np.unique(groups[present & (y[:, v] == 1)]))
+            out = len(np.unique(groups[present & (y[:, v] == 0)]))
+            count = min(k, out)
+        else:
+            count = n
         if count >= targets.min_values:
             continue
         if n == 0:
-            why = "0 training values: all in the subjects held out to choose the penalties"
+            why = "0 training subjects: all its values in the subjects held out to choose "
+            why += "the penalties"
         elif targets.indicator[v]:
-            why = f"{k} training runs in the level, {n - k} outside it"
+            why = f"{k} training subjects in the level, {out} outside it"
         else:
-            why = f"{n} training values"
+            why = f"{n} training subjects"
         too_few[name] = (count, why)
     return too_few
 
@@ -1030,24 +1038,25 @@ def _fit(
     fitted on the training runs, one eigendecomposition for both."""
     train = ~held
     y, names, min_values = targets.y, targets.names, targets.min_values
-    # A map of every edge fitted on a handful of training values is noise (and one with none,
+    # A map of every edge fitted on a handful of training subjects is noise (and one with none,
     # its values all in held-out subjects, would predict NaN, which bei-linear's classifier
     # refuses): such a variable gets no map, named with its count and the threshold.
     too_few = _too_few(targets, train)
     threshold = (
-        f"a map needs at least {min_values} training values (a level's indicator: training "
-        "runs in the level and outside it; lcm bei-maps --min-values, the workflow's "
-        "evaluate.bei_linear_min_values)"
+        f"a map needs at least {min_values} training subjects with a value (a level's "
+        "indicator: training subjects in the level and outside it; lcm bei-maps --min-values, "
+        "the workflow's evaluate.bei_linear_min_values)"
     )
     if len(too_few) == len(names):
         raise InputDataError(
             f"bei-linear: no BEI variable of the pretraining cohort has at least {min_values} "
-            "training values (a level's indicator: training runs in the level and outside it): "
+            "training subjects with a value (a level's indicator: training subjects in the "
+            "level and outside it): "
             + ", ".join(f"{n} ({why})" for n, (_, why) in too_few.items())
             + ".",
             hint="Add pretraining datasets that carry these variables, or lower lcm bei-maps "
             "--min-values (the workflow's evaluate.bei_linear_min_values): a map of fewer "
-            "values is noise, and its penalty a default guess.",
+            "subjects is noise, and its penalty a default guess.",
         )
     if too_few:
         log.warning(

@@ -98,7 +98,7 @@ def test_a_variable_of_held_out_runs_only_gets_no_map(n, n_rois, caplog) -> None
     maps = fit_bei_maps(fc, variables, groups, seed=1)
     assert "only_held" not in maps.names
     assert np.isfinite(maps.intercept).all() and np.isfinite(maps.transform(fc[:5])).all()
-    assert "only_held (0 training values: all in the subjects held out" in caplog.text
+    assert "only_held (0 training subjects: all its values in the subjects held out" in caplog.text
     assert maps.left_out == {"only_held": 0}
     without = fit_bei_maps(fc, variables.drop(columns="only_held"), groups, seed=1)
     assert maps.names == without.names
@@ -188,11 +188,11 @@ def test_bei_maps_from_a_folder_outside_the_repository(tmp_path: Path) -> None:
     maps = BEIMaps.load(tmp_path / "models" / "pre" / MAPS_FILE)
     assert maps.atlas == "toy" and maps.names and maps.coef.shape[0] == 13 * 12 // 2
     assert not list(scratch.iterdir())
-    # 30 runs: some variables have fewer than 20 training values; the log names each.
+    # 30 runs: some variables have fewer than 20 training subjects; the log names each.
     assert maps.min_values == 20 and maps.left_out
     for name, count in maps.left_out.items():
         assert re.search(rf"{re.escape(name)} \([^)]*\b{count}\b", proc.stderr), name
-    assert "at least 20 training values" in proc.stderr
+    assert "at least 20 training subjects" in proc.stderr
 
 
 def test_a_full_temporary_folder_is_refused_naming_it(monkeypatch) -> None:
@@ -237,32 +237,29 @@ def test_a_temporary_folder_on_a_small_file_system_is_refused(tmp_path, monkeypa
 
 
 def _few(groups: np.ndarray, held: np.ndarray, k: int) -> np.ndarray:
-    """Rows of the first ``k`` training runs (``held`` False)."""
-    rows = np.flatnonzero(~held)[:k]
-    out = np.zeros(len(groups), dtype=bool)
-    out[rows] = True
-    return out
+    """Runs of the first ``k`` training subjects (``held`` False)."""
+    return np.isin(groups, pd.unique(groups[~held])[:k])
 
 
 @pytest.mark.parametrize(("n", "n_rois"), [(120, 20), (160, 9)], ids=["dual", "primal"])
 def test_a_variable_with_too_few_training_values_gets_no_map(n, n_rois, caplog) -> None:
-    """A ridge map of every edge fitted on 5 values is noise that bei-linear would read as a
-    feature: a variable with fewer training values than the threshold (a level's indicator:
-    fewer training runs in the level, or outside it) gets no map, and is named with its count
+    """A ridge map of every edge fitted on 5 subjects is noise that bei-linear would read as a
+    feature: a variable with fewer training subjects than the threshold (a level's indicator:
+    fewer training subjects in the level, or outside it) gets no map, and is named with its count
     and the threshold in the log and in the maps' record, as one of held-out runs only is.
     The other variables' maps are those fitted without it; a rare level of a categorical
     variable loses its own map only."""
     fc, variables, groups = _cohort(n, n_rois)
     held = bei_maps.holdout_rows(groups, 1)
     five = _few(groups, held, 5)
-    # 5 training values (and every held-out run: enough values overall, as MIN_PRESENT counts).
+    # 5 training subjects (and every held-out run: enough values overall, as MIN_PRESENT counts).
     variables["rare"] = np.where(five | held, np.arange(n, dtype=float), np.nan)
     variables["smoker"] = pd.Series(np.where(five, "yes", "no"), dtype=object)  # 5 smokers
     variables["only_held"] = np.where(held, np.arange(n, dtype=float), np.nan)
     group = variables["group"].to_numpy(dtype=object).copy()
-    group[(group == "c") & ~_few(groups, held, 24)] = "b"  # c: among the first 24 runs
+    group[(group == "c") & ~_few(groups, held, 12)] = "b"  # c: among the first 12 subjects
     variables["group"] = pd.Series(group, dtype=object)
-    n_c = int(((group == "c") & ~held).sum())
+    n_c = len(np.unique(groups[(group == "c") & ~held]))
     assert 0 < n_c < 20  # the default threshold
     with caplog.at_level("INFO", logger="lcm.train.bei_maps"):
         maps = fit_bei_maps(fc, variables, groups, seed=1)
@@ -270,9 +267,9 @@ def test_a_variable_with_too_few_training_values_gets_no_map(n, n_rois, caplog) 
     assert maps.left_out == {"rare": 5, "smoker=yes": 5, "only_held": 0, "group=c": n_c}
     assert maps.min_values == bei_maps.MIN_TRAIN_VALUES == 20
     log = caplog.text
-    assert "rare (5 training values)" in log and f"at least {maps.min_values}" in log
-    assert "smoker=yes (5 training runs in the level" in log and "--min-values" in log
-    assert "only_held (0 training values: all in the subjects held out" in log
+    assert "rare (5 training subjects)" in log and f"at least {maps.min_values}" in log
+    assert "smoker=yes (5 training subjects in the level" in log and "--min-values" in log
+    assert "only_held (0 training subjects: all its values in the subjects held out" in log
     assert np.isfinite(maps.transform(fc[:5])).all()
     without = fit_bei_maps(
         fc, variables.drop(columns=["rare", "smoker", "only_held"]), groups, seed=1
@@ -283,6 +280,28 @@ def test_a_variable_with_too_few_training_values_gets_no_map(n, n_rois, caplog) 
     lowered = fit_bei_maps(fc, variables, groups, seed=1, min_values=5)
     assert "rare" in lowered.names and "smoker=yes" in lowered.names
     assert lowered.left_out == {"only_held": 0} and lowered.min_values == 5
+
+
+@pytest.mark.parametrize(("n", "n_rois"), [(120, 20), (160, 9)], ids=["dual", "primal"])
+def test_the_threshold_counts_subjects_not_runs(n, n_rois, caplog) -> None:
+    """The hold-out choosing a penalty is drawn by subject and a subject's runs share its
+    values, so 5 subjects of 4 runs each are 5 values, not 20: a variable (or a level) on the
+    runs of 5 training subjects gets no map at the default threshold of 20, named with its 5
+    subjects, though it has 20 training runs."""
+    fc, variables, groups = bei_cohort(n, n_rois, 80, runs_per_subject=4, seed=3)
+    held = bei_maps.holdout_rows(groups, 1)
+    five = np.isin(groups, np.unique(groups[~held])[:5])  # 5 training subjects, 20 runs
+    assert (five & ~held).sum() == 20 and not (five & held).any()
+    subject_age = {g: 20.0 + i for i, g in enumerate(np.unique(groups))}
+    variables["few"] = np.where(five | held, [subject_age[g] for g in groups], np.nan)
+    variables["smoker"] = pd.Series(np.where(five, "yes", "no"), dtype=object)
+    with caplog.at_level("INFO", logger="lcm.train.bei_maps"):
+        maps = fit_bei_maps(fc, variables, groups, seed=1)
+    assert "few" not in maps.names and "smoker=yes" not in maps.names
+    assert maps.left_out["few"] == 5 and maps.left_out["smoker=yes"] == 5
+    assert "few (5 training subjects)" in caplog.text
+    assert "smoker=yes (5 training subjects in the level" in caplog.text
+    assert "at least 20 training subjects" in caplog.text
 
 
 def test_the_left_out_variables_and_threshold_are_saved_with_the_maps(tmp_path: Path) -> None:
@@ -316,7 +335,7 @@ def test_the_default_threshold_lets_the_hold_out_score_a_penalty() -> None:
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True, "20"])
 def test_a_threshold_that_is_not_a_count_is_refused(bad) -> None:
     fc, variables, groups = _cohort(40, 9)
-    with pytest.raises(ConfigError, match=r"min_values .* whole number of training values"):
+    with pytest.raises(ConfigError, match=r"min_values .* whole number of training subjects"):
         fit_bei_maps(fc, variables, groups, min_values=bad)
 
 
@@ -325,28 +344,28 @@ def test_a_cohort_whose_every_variable_is_too_rare_is_refused_naming_the_thresho
     with pytest.raises(InputDataError) as info:
         fit_bei_maps(fc, variables, groups, min_values=1000)
     message = info.value.message
-    assert "at least 1000 training values" in message and "age (" in message
+    assert "at least 1000 training subjects" in message and "age (" in message
     assert "--min-values" in info.value.hint
 
 
 def test_lcm_bei_maps_min_values_through_the_command(bench, tmp_path: Path, capfd) -> None:
-    """Through `lcm bei-maps` on a store: by default age and sex of 60 runs have maps; with
-    --min-values above sex's men or women in the training runs, sex=M gets none, named in the
-    log with its count and the threshold and in the maps' record. A threshold below 1 is a
-    usage error naming the option, before any data is read."""
+    """Through `lcm bei-maps` on a store: with --min-values 10, age and sex of 60 runs have
+    maps; by default (20), above sex's men or women among the training subjects, sex=M gets
+    none, named in the log with its count and the threshold and in the maps' record. A
+    threshold below 1 is a usage error naming the option, before any data is read."""
     argv, _, _ = _bench_store(bench, tmp_path, 60, 12)
+    assert main([*argv, "--out-dir", str(tmp_path / "low"), "--min-values", "10"]) == 0
+    low = BEIMaps.load(tmp_path / "low" / MAPS_FILE)
+    assert low.names == ["age", "sex=M"] and low.left_out == {}
+    assert low.min_values == 10
+    capfd.readouterr()
     assert main([*argv, "--out-dir", str(tmp_path / "default")]) == 0
     default = BEIMaps.load(tmp_path / "default" / MAPS_FILE)
-    assert default.names == ["age", "sex=M"] and default.left_out == {}
-    assert default.min_values == 20
-    capfd.readouterr()
-    assert main([*argv, "--out-dir", str(tmp_path / "high"), "--min-values", "30"]) == 0
-    high = BEIMaps.load(tmp_path / "high" / MAPS_FILE)
-    assert high.names == ["age"] and high.min_values == 30
-    (count,) = high.left_out.values()
-    assert list(high.left_out) == ["sex=M"] and 0 < count < 30
+    assert default.names == ["age"] and default.min_values == 20
+    (count,) = default.left_out.values()
+    assert list(default.left_out) == ["sex=M"] and 10 <= count < 20
     err = capfd.readouterr().err
-    assert f"sex=M ({count} training runs in the level" in err and "at least 30" in err
+    assert f"sex=M ({count} training subjects in the level" in err and "at least 20" in err
     with pytest.raises(SystemExit) as exit_info:
         main([*argv, "--out-dir", str(tmp_path / "zero"), "--min-values", "0"])
     assert exit_info.value.code == 2
