@@ -150,7 +150,10 @@ def maps_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
     -------
     dict
         ``path, sha256, n_variables, atlas, data_fingerprint`` (the last two None for maps
-        written before they were recorded).
+        written before they were recorded), ``names`` (the variables mapped), ``left_out``
+        (variable -> its training subjects, for those without a map) and ``min_values`` (the
+        threshold; ``left_out`` empty and ``min_values`` None for maps written before they
+        were recorded: :class:`lcm.train.bei_maps.BEIMaps`).
 
     Raises
     ------
@@ -166,6 +169,9 @@ def maps_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
         "n_variables": len(maps.names),
         "atlas": maps.atlas,
         "data_fingerprint": maps.data_fingerprint,
+        "names": list(maps.names),
+        "left_out": dict(maps.left_out),
+        "min_values": maps.min_values,
     }
 
 
@@ -447,6 +453,21 @@ def _checkpoint_rows(facts: ProvenanceFacts, task_meta: dict[str, dict[str, Any]
     return pd.DataFrame(rows)
 
 
+def _left_out_note(maps: dict[str, Any]) -> str:
+    """Which BEI variables a ridge maps file maps and which it left out, with their counts
+    and the threshold (its own record): bei-linear's features are the variables mapped."""
+    left_out = ", ".join(f"{name} ({count})" for name, count in maps["left_out"].items())
+    mapped = ", ".join(maps["names"])
+    return (
+        f'<p class="note">{html.escape(maps["path"])} maps {html.escape(mapped)}; '
+        f"it left out {html.escape(left_out)}: fewer than {maps['min_values']} training subjects "
+        "with a value (a level of a binary or categorical variable: the fewer of its training "
+        "subjects in the level and outside it), the threshold of <code>lcm bei-maps "
+        "--min-values</code> (<code>evaluate.bei_linear_min_values</code>). bei-linear reads "
+        "the variables mapped only.</p>"
+    )
+
+
 def _count(value: Any) -> Any:
     return value if value is not None else "n/a"
 
@@ -536,6 +557,7 @@ def provenance_section(
                 row_headers=1,
             )
         )
+        parts.extend(_left_out_note(m) for m in facts.maps if m["left_out"])
     else:
         named = sorted(
             {str(m[k]) for m in task_meta.values() for k in ("checkpoint", "ssl_checkpoint")

@@ -127,6 +127,43 @@ def test_the_finetuned_models_and_the_ridge_maps_are_named(recorded: dict, tmp_p
     assert str(tuned / "model.json") in sources and str(maps) in sources
 
 
+def test_the_variables_the_ridge_maps_left_out_are_named_with_their_counts(
+    recorded: dict, tmp_path: Path
+) -> None:
+    """bei-linear reads only the variables that have a ridge map: through `lcm report`, the
+    Provenance section names those the maps left out, each with its count of training
+    subjects and the threshold (the maps' own record, read by lcm.train.bei_maps), and the
+    variables mapped, so a reader of bei-linear's numbers knows which BEI variables it used."""
+    rng = np.random.default_rng(0)
+    n = 40
+    fc = np.tanh(rng.normal(size=(n, 4, 4)) * 0.3)
+    fc = (fc + fc.transpose(0, 2, 1)) / 2
+    variables = pd.DataFrame(
+        {
+            "age": rng.normal(40, 10, n),
+            "rare": np.where(np.arange(n) < 6, rng.normal(size=n), np.nan),
+            "smoker": pd.Series(np.where(np.arange(n) < 4, "yes", "no"), dtype=object),
+        }
+    )
+    pretrained = recorded["checkpoint"]
+    fitted = fit_bei_maps(fc, variables, np.arange(n).astype(str))
+    maps = fitted.save(pretrained / MAPS_FILE)
+    assert set(fitted.left_out) == {"rare", "smoker=yes"} and fitted.min_values == 20
+    out = run_report(
+        recorded["inputs"],
+        tmp_path / "out",
+        ["--checkpoint", str(pretrained), "--bei-maps", str(maps)],
+    )
+    page = out["html"].read_text()
+    section = bare(page.split('<h2 id="provenance">', 1)[1].split("<footer>", 1)[0])
+    rare, smoker = fitted.left_out["rare"], fitted.left_out["smoker=yes"]
+    assert (
+        f"{maps} maps {', '.join(fitted.names)}; it left out rare ({rare}), smoker=yes "
+        f"({smoker}): fewer than 20 training subjects with a value" in section
+    )
+    assert "lcm bei-maps --min-values" in section
+
+
 def test_every_stages_log_folder_is_listed(recorded: dict, tmp_path: Path) -> None:
     """Not only the folders of the report's direct inputs (evaluate/ here): the stages whose
     outputs reach the page through others (finetune, splits, ingest, fMRIPrep, synth) too."""
