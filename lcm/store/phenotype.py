@@ -61,13 +61,16 @@ class _BadValue(ValueError):
         self.hint = hint
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path, blank_lines: bool = False) -> pd.DataFrame:
     """Read a TSV or CSV phenotype table as strings (the separator follows the extension).
 
     Parameters
     ----------
     path : path-like
         The phenotype file: ``.csv`` is read as CSV, any other extension as TSV.
+    blank_lines : bool, default False
+        Keep empty lines as rows of empty cells, so that data row ``i`` is line ``i + 2`` of
+        the file (as a spreadsheet numbers it) also after a blank line.
 
     Returns
     -------
@@ -104,7 +107,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
             hint=fix,
         )
     try:
-        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+        table = pd.read_csv(
+            path, sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=not blank_lines
+        )
     except UnicodeDecodeError as exc:
         raise InputDataError(
             f"Phenotype file {path} is not UTF-8 text (byte {exc.object[exc.start : exc.end]!r}: "
@@ -274,9 +279,11 @@ def read_phenotype(
 ) -> pd.DataFrame:
     """Read ``dataset``'s phenotype file and return typed catalogue variables.
 
-    Every bad participant ID (empty, invalid or duplicate) and every value the catalogue
-    cannot read is collected, and one error lists them all (IDs first; the first
-    :data:`MAX_LISTED`, then a count), so that a file is fixed in one pass.
+    Every bad participant ID (invalid or duplicate) and every value the catalogue cannot read
+    is collected, and one error lists them all (IDs first; the first :data:`MAX_LISTED`, then a
+    count), so that a file is fixed in one pass. Rows without an ID (blank rows counted, others
+    named by line) are left out, logged: no run can be theirs. Rows of one participant alike in
+    every value read are kept once.
 
     Parameters
     ----------
@@ -290,8 +297,9 @@ def read_phenotype(
         of a participant without one (matched as :func:`match_scanned_subjects` matches) stops
         nothing: it reads as missing, logged, as that row feeds no stored run. So does an
         invalid participant ID that no fix could make a scanned subject's label (its letters
-        and digits, case aside, name none): its row is left out, logged. Without ``scanned``,
-        every row counts.
+        and digits, case aside, name none): its row is left out, logged; and so are
+        the differing rows of one such participant (all left out, logged: which is meant is
+        unknown, and nothing stored comes from them). Without ``scanned``, every row counts.
 
     Returns
     -------
@@ -304,12 +312,13 @@ def read_phenotype(
     Raises
     ------
     InputDataError
-        A missing column, or empty, invalid or duplicate participant IDs (every row, but the
-        invalid IDs that name no scanned subject) and values the catalogue cannot read (in the
-        rows that count), in one error: file, row, column, value and rule of each.
+        A missing column, or invalid or duplicate participant IDs (every row, but the invalid
+        IDs that name no scanned subject and the duplicates of unscanned or identical rows) and
+        values the catalogue cannot read (in the rows that count), in one error: file, row
+        (the file's line), column, value and rule of each.
     """
     coding = catalogue.coding(dataset)
-    raw = read_table(path)
+    raw = read_table(path, blank_lines=True)  # data row i is line i + 2, blank lines counted
     needed = [coding.id_column, *(c.column for c in coding.columns.values())]
     if coding.site_column:
         needed.append(coding.site_column)
@@ -322,11 +331,17 @@ def read_phenotype(
             + _generated_hint(catalogue, dataset, path),
         )
     out = pd.DataFrame(index=raw.index)
-    out["subject"], bad_ids = _subject_labels(raw[coding.id_column], coding.id_column)
+    out["subject"], bad_ids, repeats = _subject_labels(raw[coding.id_column], coding.id_column)
+    # Rows without an ID (a master sheet's trailing blank rows) can be no run's: left out.
+    dropped = _rows_without_id(raw, coding.id_column, path, dataset)
+    bad_ids = [c for c in bad_ids if not dropped[c.row - 2]]
     skipped = np.zeros(len(out), dtype=bool)  # rows whose invalid ID names no scanned subject
     if scanned is not None and bad_ids:
         bad_ids, skipped = _skip_unmatchable_ids(bad_ids, len(out), scanned, path, dataset)
-    out["site"] = _sites(raw, coding.site_column, path, dataset) if coding.site_column else ""
+    if coding.site_column:
+        out["site"] = _sites(raw, coding.site_column, path, dataset, ~dropped)
+    else:
+        out["site"] = ""
     units = phenotype_units(path, dataset, catalogue)
     for unit in units.values():
         if unit.factor is not None:
@@ -342,15 +357,125 @@ def read_phenotype(
             fix = f"{catalogue.path} (datasets.{dataset}.columns.{name})"
             out[name], cells = _convert(raw[col.column], var, col, fix, units.get(name))
             bad += cells
+    bad = [c for c in bad if not dropped[c.row - 2]]
+    if repeats:
+        bad_ids, repeated = _resolve_duplicates(out, repeats, bad_ids, bad, scanned, path, dataset)
+        dropped = dropped | repeated
+        bad = [c for c in bad if not dropped[c.row - 2]]
     if scanned is not None and bad:
-        bad = _drop_unscanned(bad, out["subject"], scanned, path, dataset, skipped)
+        bad = _drop_unscanned(bad, out["subject"], scanned, path, dataset, skipped | dropped)
     if bad_ids or bad:
         # IDs and values in one error: a file with several bad IDs took one run per ID.
         error = _bad_cells_error(bad, path, bad_ids)
         if bad:
             error.hint = (error.hint or "") + _generated_hint(catalogue, dataset, path)
         raise error
-    return out[~skipped].reset_index(drop=True)
+    return out[~(skipped | dropped)].reset_index(drop=True)
+
+
+def _lines(rows: list[int]) -> str:
+    """``2, 6`` (file lines), the first :data:`MAX_LISTED` and a count of the rest."""
+    text = ", ".join(str(r) for r in rows[:MAX_LISTED])
+    return text + (f" and {len(rows) - MAX_LISTED} more" if len(rows) > MAX_LISTED else "")
+
+
+def _rows_without_id(raw: pd.DataFrame, column: str, path: str | Path, dataset: str) -> np.ndarray:
+    """The rows whose participant ID is empty (or a missing code), to leave out.
+
+    No run can be such a row's, whatever its other cells hold. Blank rows (every cell empty:
+    the trailing rows of an Excel export, blank lines) are counted at INFO; rows with values
+    are named by line at WARNING, with the fix.
+    """
+    # A writable copy: pandas 3 hands out read-only views.
+    no_id = np.array(raw[column].map(is_missing), dtype=bool)
+    if not no_id.any():
+        return no_id
+    empty = raw.drop(columns=[column]).map(is_missing).all(axis=1).to_numpy(dtype=bool)
+    blank = no_id & empty
+    if blank.any():
+        log.info("%s: %d blank row(s) of %s left out", dataset, int(blank.sum()), path)
+    lines = [int(i) + 2 for i in np.flatnonzero(no_id & ~blank)]
+    if lines:
+        log.warning(
+            "%s: %d row(s) of %s without a participant ID in column %r left out (line %s): no "
+            "run can be theirs. Give each its participant ID, or delete the row",
+            dataset,
+            len(lines),
+            path,
+            column,
+            _lines(lines),
+        )
+    return no_id
+
+
+def _resolve_duplicates(
+    out: pd.DataFrame,
+    repeats: dict[int, tuple[int, str]],
+    bad_ids: list[BadCell],
+    bad: list[BadCell],
+    scanned: set[str] | None,
+    path: str | Path,
+    dataset: str,
+) -> tuple[list[BadCell], np.ndarray]:
+    """The duplicate IDs that stop the store, and the rows left out instead (logged).
+
+    A participant's rows that agree in every value LCM reads (label, site, typed variables;
+    none unreadable) are one participant written twice: the first is kept (INFO). Rows that
+    differ are ambiguous: they stop the store when the participant has connectomes in this run
+    (``scanned``, matched by number as :func:`match_scanned_subjects` matches; every
+    participant without ``scanned``), else all of them are left out (WARNING): nothing stored
+    comes from them.
+    """
+    groups: dict[int, list[int]] = {}
+    for row, (first, _) in repeats.items():
+        groups.setdefault(first, []).append(row)
+    values = [c for c in out.columns if c != "subject"]
+    bad_lines = {c.row for c in bad}
+    stored = None if scanned is None else {_number(s) for s in scanned}
+    left_out = np.zeros(len(out), dtype=bool)
+    resolved: set[int] = set()  # rows whose duplicate ID no longer stops the store
+    alike: list[str] = []
+    unstored: list[str] = []
+    for first, rows in groups.items():
+        label = str(out["subject"].iloc[first])
+        lines = [first + 2, *(r + 2 for r in rows)]
+        described = f"{label!r} (lines {_lines(lines)})"
+        if (
+            all(repeats[r][1] == label for r in rows)
+            and not bad_lines & set(lines)
+            and all(_same(out[values].iloc[first], out[values].iloc[r]) for r in rows)
+        ):
+            left_out[rows] = True
+            resolved.update(rows)
+            alike.append(described)
+        elif stored is not None and _number(label) not in stored:
+            left_out[[first, *rows]] = True
+            resolved.update(rows)
+            unstored.append(described)
+    if alike:
+        log.info(
+            "%s: identical rows of one participant in %s, one kept: %s",
+            dataset,
+            path,
+            ", ".join(alike[:MAX_LISTED]),
+        )
+    if unstored:
+        log.warning(
+            "%s: %d participant ID(s) of %s repeated with other values, their rows left out "
+            "(participants without connectomes in this store run: nothing stored comes from "
+            "them): %s%s. Keep one row per participant to store their variables",
+            dataset,
+            len(unstored),
+            path,
+            ", ".join(unstored[:MAX_LISTED]),
+            f" and {len(unstored) - MAX_LISTED} more" if len(unstored) > MAX_LISTED else "",
+        )
+    return [c for c in bad_ids if c.row - 2 not in resolved], left_out
+
+
+def _same(a: pd.Series, b: pd.Series) -> bool:
+    """Whether two typed rows hold the same values (missing equals missing)."""
+    return all((pd.isna(x) and pd.isna(y)) or x == y for x, y in zip(a, b, strict=True))
 
 
 def _skip_unmatchable_ids(
@@ -590,30 +715,36 @@ def is_missing(text: str) -> bool:
         return False
 
 
-def _sites(raw: pd.DataFrame, column: str, path: str | Path, dataset: str) -> pd.Series:
+def _sites(
+    raw: pd.DataFrame, column: str, path: str | Path, dataset: str, counted: np.ndarray
+) -> pd.Series:
     """The site column read by the rule of every other column: stripped, missing codes "".
 
     A missing site is stored as "" (the store's "no site", as for a dataset without a site
     column), never as a site named "n/a" or "-9999" that leave-site-out would make a fold of;
-    " NYU" and "NYU" are one site.
+    " NYU" and "NYU" are one site. Only the ``counted`` rows are counted in the log (a blank row
+    is no participant without a site).
     """
     sites = raw[column].map(lambda v: "" if is_missing(v) else v.strip())
-    n_missing = int((sites == "").sum())
+    n_missing = int(((sites == "").to_numpy() & counted).sum())
     if n_missing:
         log.warning(
             "%s: %d of %d participant(s) have no site in column %r of %s (empty or a missing "
             "code); stored without one, so this dataset's tasks have no leave-site-out folds",
             dataset,
             n_missing,
-            len(sites),
+            int(counted.sum()),
             column,
             path,
         )
     return sites
 
 
-def _subject_labels(values: pd.Series, column: str) -> tuple[list[str | None], list[BadCell]]:
-    """The BIDS subject label of each participant ID, and every bad ID.
+def _subject_labels(
+    values: pd.Series, column: str
+) -> tuple[list[str | None], list[BadCell], dict[int, tuple[int, str]]]:
+    """The BIDS subject label of each participant ID, every bad ID, and the repeated IDs
+    (``{row: (row of its first occurrence, its label)}``, rows counted from 0).
 
     Every row is read, so that one error lists every empty, invalid and duplicate ID (a
     duplicate names the row it repeats: ``sub-01`` and ``01`` are one participant, and so are
@@ -622,6 +753,7 @@ def _subject_labels(values: pd.Series, column: str) -> tuple[list[str | None], l
     """
     labels: list[str | None] = []
     bad: list[BadCell] = []
+    repeats: dict[int, tuple[int, str]] = {}
     # _number(label) -> (file line, value, label) of its first row
     first: dict[str, tuple[int, str, str]] = {}
     for index, raw in enumerate(values):
@@ -645,11 +777,12 @@ def _subject_labels(values: pd.Series, column: str) -> tuple[list[str | None], l
             reason = f"duplicate participant ID: row {line} has it{same}."
             hint = "Keep one row per participant (merge sessions or visits first)."
             bad.append(BadCell(row, column, value, reason, hint))
+            repeats[index] = (line - 2, label)
             labels.append(None)
             continue
         first[_number(label)] = (row, value, label)
         labels.append(label)
-    return labels, bad
+    return labels, bad, repeats
 
 
 def _invalid_id(value: str, hint: str) -> tuple[str, str]:

@@ -12,7 +12,7 @@ import pytest
 from lcm.catalogue import load_catalogue
 from lcm.cli import main
 from lcm.exceptions import ConfigError, InputDataError
-from lcm.io.paths import connectome_path
+from lcm.io.paths import connectome_path, variables_path
 from lcm.store.layout import matrix_to_vec, n_rois_from_edges, vec_to_matrix
 from lcm.store.phenotype import match_scanned_subjects, missingness, read_phenotype
 from lcm.store.read import load_cohort
@@ -388,13 +388,14 @@ def test_ids_of_one_number_are_duplicates(tmp_path: Path, catalogue) -> None:
 
 def test_every_bad_participant_id_is_listed_in_one_error(tmp_path: Path, catalogue) -> None:
     """The reader stopped at the first bad participant ID: a table with several (spaces, a
-    number a spreadsheet saved as 3.0, sub-01 beside 01, an empty cell) took one run each. One
-    error lists every bad ID (row, value, what is wrong) before the bad values, with the fixes."""
+    number a spreadsheet saved as 3.0, sub-01 beside 01 with other values) took one run each. One
+    error lists every bad ID (row, value, what is wrong) before the bad values, with the fixes.
+    A row without an ID is left out (test_blank_rows_and_rows_without_an_id_are_left_out)."""
     ids = ["sub-01", "1 02", "3.0", "01", "", "05", "sub 06", "05"]
-    rows = [f"{i}\tNYU\t240\t1\t1\t3" for i in ids] + ["07\tNYU\tabc\t1\t1\t3"]
-    p = _pheno(tmp_path, rows)
+    rows = [f"{i}\tNYU\t{240 + 10 * k}\t1\t1\t3" for k, i in enumerate(ids)]
+    p = _pheno(tmp_path, [*rows, "07\tNYU\tabc\t1\t1\t3"])
     with pytest.raises(
-        InputDataError, match=r"6 bad participant ID\(s\) in column 'SUB_ID' and 1 value\(s\)"
+        InputDataError, match=r"5 bad participant ID\(s\) in column 'SUB_ID' and 1 value\(s\)"
     ) as info:
         # Scanned: what the invalid IDs could be fixed to (those naming no scanned subject are
         # left out, logged: test_an_invalid_id_of_no_scanned_subject_is_skipped).
@@ -409,13 +410,12 @@ def test_every_bad_participant_id_is_listed_in_one_error(tmp_path: Path, catalog
         "decimal.",
         "row 5, column 'SUB_ID', value '01': duplicate participant ID: row 2 has it ('sub-01' "
         "and '01' name one participant).",
-        "row 6, column 'SUB_ID', value '': empty participant ID (or a missing-value code).",
         "row 8, column 'SUB_ID', value 'sub 06': invalid BIDS 'sub' label: expected letters and "
         "digits only.",
         "row 9, column 'SUB_ID', value '05': duplicate participant ID: row 7 has it.",
         "row 10, column 'AGE_MONTHS', value 'abc': not a number for continuous variable 'age'.",
     ]
-    for fix in ("alphanumeric", "save it as text", "one row per participant", "needs a partic"):
+    for fix in ("alphanumeric", "save it as text", "one row per participant"):
         assert fix in info.value.hint
     # Capped as bad values are: the first MAX_LISTED, then a count.
     many = _pheno(tmp_path, [f"s {i}\tNYU\t240\t1\t1\t3" for i in range(13)], "many.tsv")
@@ -525,3 +525,130 @@ def test_a_partition_without_its_catalogue_is_checked_by_column_type(
     )
     with pytest.raises(InputDataError, match=r"'sex' of dataset 'alpha' was stored as a text"):
         load_cohort(store, "toy", ["alpha"], load_catalogue(other))
+
+
+def test_blank_rows_and_rows_without_an_id_are_left_out(tmp_path: Path, catalogue, caplog) -> None:
+    """A master sheet's trailing blank lines (an Excel export writes them as rows of empty
+    cells) and a row without an ID stopped the store ("empty participant ID"), though no run can
+    be theirs. Blank rows are dropped, counted (INFO); a row with values but no ID is dropped
+    with a WARNING naming its line, as a spreadsheet numbers it, and the fix. Line numbers count
+    a blank line in the middle too (a bad value after it is named by its own line)."""
+    p = tmp_path / "pheno.tsv"
+    p.write_text(
+        "SUB_ID\tSITE\tAGE_MONTHS\tSEX\tDX\tEDU\n"
+        "101\tNYU\t240\t1\t1\t3\n"  # line 2
+        "\n"  # line 3: blank, skipped by pandas (and its line lost) before
+        "\tNYU\t250\t2\t1\t3\n"  # line 4: values, no ID
+        "102\tNYU\t300\t2\t2\t4\n"  # line 5
+        "\t\t\t\t\t\n"  # line 6: Excel's trailing rows
+        "n/a\t\t\t\t\t\n"
+    )
+    with caplog.at_level("INFO", logger="lcm.store.phenotype"):
+        got = read_phenotype(p, "alpha", catalogue, scanned={"101", "102"})
+    assert got["subject"].tolist() == ["101", "102"]
+    assert got["age"].tolist() == pytest.approx([20.0, 25.0])
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert "line 4" in warnings[0] and str(p) in warnings[0] and "SUB_ID" in warnings[0]
+    assert "participant ID" in warnings[0] and "delete" in warnings[0]
+    infos = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert any("3 blank row(s)" in m for m in infos), infos
+    # Without `scanned` too: a row without an ID can be no participant's.
+    assert read_phenotype(p, "alpha", catalogue)["subject"].tolist() == ["101", "102"]
+    # The bad value of a stored subject after a blank line: its own line (6), not 5.
+    q = tmp_path / "q.tsv"
+    q.write_text(
+        "SUB_ID\tSITE\tAGE_MONTHS\tSEX\tDX\tEDU\n101\tNYU\t240\t1\t1\t3\n\n\n"
+        "102\tNYU\tabc\t2\t2\t4\n"
+    )
+    with pytest.raises(InputDataError, match=r"row 5, column 'AGE_MONTHS', value 'abc'"):
+        read_phenotype(q, "alpha", catalogue, scanned={"101", "102"})
+
+
+def test_duplicate_ids_stop_the_store_only_for_stored_subjects(
+    tmp_path: Path, catalogue, caplog
+) -> None:
+    """An ID entered twice for someone outside the imaging cohort stopped the store; nothing LCM
+    stores comes from those rows. Those rows are left out (their values are ambiguous), with a
+    WARNING naming the ID and its lines. A stored subject's two rows that differ stay an error
+    naming the subject, both lines and the fix; identical rows are one participant written twice
+    (the values are not ambiguous): one is kept."""
+    rows = [
+        "101\tNYU\t240\t1\t1\t3",  # line 2
+        "500\tNYU\t240\t1\t1\t3",  # line 3: not scanned
+        "102\tNYU\t300\t2\t2\t4",  # line 4
+        "0500\tNYU\t260\t2\t1\t3",  # line 5: 500 again (one number), other values
+        "sub-101\tNYU\t240\t1\t1\t3",  # line 6: 101 again, identical
+    ]
+    p = _pheno(tmp_path, rows)
+    with caplog.at_level("INFO", logger="lcm.store.phenotype"):
+        got = read_phenotype(p, "alpha", catalogue, scanned={"101", "102"})
+    assert got["subject"].tolist() == ["101", "102"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert "'500'" in warnings[0] and "lines 3, 5" in warnings[0] and str(p) in warnings[0]
+    assert "without connectomes" in warnings[0]
+    infos = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert any("'101'" in m and "lines 2, 6" in m and "identical" in m for m in infos), infos
+    # A stored subject's differing rows: the error names it, both lines, and the fix.
+    q = _pheno(tmp_path, [*rows[:4], "sub-101\tNYU\t250\t1\t1\t3"], "q.tsv")
+    with pytest.raises(
+        InputDataError, match=r"row 6, column 'SUB_ID', value 'sub-101': duplicate participant "
+    ) as info:
+        read_phenotype(q, "alpha", catalogue, scanned={"101", "102"})
+    assert "row 2 has it" in info.value.message and "'500'" not in info.value.message
+    assert "one row per participant" in info.value.hint
+    # Matched by number as the scans are (files 0000500): 500's rows are a stored subject's.
+    with pytest.raises(InputDataError, match=r"value '0500': duplicate participant ID"):
+        read_phenotype(p, "alpha", catalogue, scanned={"101", "102", "0000500"})
+    # Without `scanned`, every row counts: a differing duplicate stops; identical ones do not.
+    with pytest.raises(InputDataError, match=r"value '0500': duplicate participant ID"):
+        read_phenotype(p, "alpha", catalogue)
+    same = _pheno(tmp_path, [rows[0], rows[4]], "same.tsv")
+    assert read_phenotype(same, "alpha", catalogue)["subject"].tolist() == ["101"]
+
+
+def test_lcm_store_reads_a_master_sheet(tmp_path: Path, monkeypatch, capsys) -> None:
+    """`lcm store` run from the user's own folder on a study's master sheet: people never
+    scanned, one of them entered twice, a stored subject entered twice alike, a row without an
+    ID and Excel's trailing blank rows. It stores the cohort's variables, once each, and logs
+    what it left out; a stored subject's two differing rows stop it (exit 3), naming them."""
+    study = tmp_path / "study"
+    study.mkdir()
+    monkeypatch.chdir(study)
+    (study / "variables.yaml").write_text(CATALOGUE)
+    _relmats(study, 2, [f"roi{i}" for i in range(6)], seed=1).to_csv(
+        study / "qc.tsv", sep="\t", index=False
+    )  # 101, 102 stored; 999's run excluded
+    header = "SUB_ID\tSITE\tAGE_MONTHS\tSEX\tDX\tEDU\n"
+    sheet = [
+        "101\tNYU\t240\t1\t1\t3",
+        "102\tNYU\t300\t2\t2\t4",
+        "700\tNYU\t240\t1\t1\t3",  # never scanned, twice
+        "999\tNYU\t250\t2\t1\t3",  # its run excluded, twice
+        "700\tNYU\t260\t2\t2\t3",
+        "999\tNYU\t255\t2\t1\t3",
+        "102\tNYU\t300\t2\t2\t4",  # identical
+        "\tNYU\t270\t1\t1\t3",  # no ID (line 9)
+        "\t\t\t\t\t",
+        "\t\t\t\t\t",
+    ]
+    (study / "participants.tsv").write_text(header + "\n".join(sheet) + "\n")
+    args = ["store", "--dataset", "alpha", "--qc-table", "qc.tsv", "--phenotype"]
+    args += ["participants.tsv", "--catalogue", "variables.yaml", "--atlas", "toy"]
+    args += ["--store-dir", "store"]
+    assert main(args) == 0
+    log = capsys.readouterr().err
+    assert "line 9" in log and "'700'" in log and "'999'" in log and "lines 4, 6" in log
+    # The variables partition holds the cohort and nobody's ambiguous rows.
+    stored = pq.read_table(variables_path(study / "store", "alpha")).to_pandas()
+    assert sorted(stored["subject"]) == ["101", "102"]
+    cohort = load_cohort(study / "store", "toy", ["alpha"], load_catalogue("variables.yaml"))
+    assert cohort.variables["sex"].tolist() == ["M", "F"]
+    (study / "participants.tsv").write_text(
+        header + "\n".join([*sheet[:6], "102\tNYU\t310\t2\t2\t4"]) + "\n"
+    )
+    assert main(args) == 3
+    err = capsys.readouterr().err
+    assert "row 8, column 'SUB_ID', value '102': duplicate participant ID: row 3 has it" in err
+    assert "participants.tsv" in err and "value '700'" not in err
