@@ -95,5 +95,20 @@ def with_fix(problem: str, fix: str) -> str:
     return f"{problem.rstrip(' .;')}. Fix: {fix}"
 
 
+def split_fix(reason: str) -> tuple[str, str]:
+    """A reason :func:`with_fix` worded, as ``(problem, fix)``; ``fix`` is ``""`` without one.
+
+    For a reason quoted inside another (the fMRIPrep and connectome stages citing ingest's
+    TR check): its fix joins the outer one, so that one cell says ``Fix:`` once.
+
+    Parameters
+    ----------
+    reason : str
+        An exclusion reason, with or without a fix.
+    """
+    problem, _, fix = reason.partition(". Fix: ")
+    return problem, fix
+
+
 # Every code (the validator's as its prefix).
 CODES = frozenset(v for k, v in dict(globals()).items() if k.isupper() and isinstance(v, str))

@@ -123,6 +123,15 @@ class FallbackTR:
     code: str = TR_FROM_RAW
 
 
+# The fix of a run whose preprocessed sidecar names no TR and whose raw run lends none, or one
+# its BOLD header contradicts.
+RESTORE_SIDECAR_FIX = (
+    "Restore the preprocessed BOLD's JSON sidecar from the fMRIPrep output folder it was copied "
+    "from (fMRIPrep writes RepetitionTime in it), or set the raw run's RepetitionTime (in its "
+    "JSON sidecar or one it inherits) and header pixdim[4] to the acquisition protocol's TR."
+)
+
+
 @dataclass(frozen=True)
 class RefusedTR:
     """Why no other source lends a run a TR: ingest excluded it for its TR (the raw sidecar's
@@ -145,10 +154,11 @@ class RefusedTR:
     derivatives: bool = False
 
     def refusal(self) -> str:
-        """What lends no TR, and why, for a message."""
+        """What lends no TR, and why, for a message (ingest's fix left to :meth:`hint`)."""
+        why = f"{self.code}: {reason_codes.split_fix(self.reason)[0]}"
         if self.derivatives:
-            return f"no sidecar it inherits nor its header gives a TR ({self.code}: {self.reason})"
-        return f"the raw run lends no TR: ingest refuses it ({self.code}: {self.reason})"
+            return f"no sidecar it inherits nor its header gives a TR ({why})"
+        return f"the raw run lends no TR: ingest refuses it ({why})"
 
     def hint(self) -> str:
         """The fix of a run refused for want of a TR."""
@@ -158,11 +168,7 @@ class RefusedTR:
                 "writes it there: restore it from the fMRIPrep output folder it was copied "
                 f"from), or, where the BOLD header's pixdim[4] is the TR, {set_unit_fix()}."
             )
-        return (
-            "Restore the preprocessed BOLD's JSON sidecar from the fMRIPrep output folder it "
-            "was copied from (fMRIPrep writes RepetitionTime in it), or make the raw sidecar's "
-            "RepetitionTime right, the acquisition protocol saying which."
-        )
+        return RESTORE_SIDECAR_FIX
 
 
 class TRMismatchError(InputDataError):
@@ -536,12 +542,12 @@ def check_preproc_tr(
     else:
         compared = compare_header_tr(t_r, header, str(bold))
         if compared.mismatch:
+            problem, fix = reason_codes.split_fix(compared.mismatch)
             raise PreprocTRMismatchError(
-                f"{compared.mismatch} (sidecar {side})",
+                f"{problem} (sidecar {side})",
                 hint="Restore the preprocessed BOLD and its sidecar from the fMRIPrep output "
                 "folder they were copied from (fMRIPrep writes the raw run's TR in both), or "
-                "rerun fMRIPrep for the subject; a BOLD resampled in time needs its header's "
-                "pixdim[4] and its sidecar's RepetitionTime to name its new TR alike.",
+                "rerun fMRIPrep for the subject; for a BOLD resampled in time, " + fix,
             )
         if compared.unchecked:  # no pixdim[4], or one of unknown time unit: no confirmation
             note = f"TR not checked: {compared.unchecked}"
@@ -578,13 +584,12 @@ def _fallback_note(bold: Path, side: Path, no_tr: str, fallback: FallbackTR) -> 
     else:
         compared = compare_header_tr(fallback.t_r, header, bold.name)
         if compared.mismatch:
-            reason = compared.mismatch.replace("sidecar RepetitionTime", "fallback")
+            reason = reason_codes.split_fix(compared.mismatch)[0]
+            reason = reason.replace("sidecar RepetitionTime", "fallback")
             raise FallbackTRMismatchError(
                 f"{bold}: {no_tr} ({side.name}), and the TR of {fallback.source} disagrees "
                 f"with the BOLD header ({reason})",
-                hint="Restore the preprocessed BOLD's JSON sidecar from the fMRIPrep output "
-                "folder it was copied from (fMRIPrep writes RepetitionTime in it), or make the "
-                "raw sidecar's RepetitionTime right, the acquisition protocol saying which.",
+                hint=RESTORE_SIDECAR_FIX,
             )
         if compared.unchecked:  # no pixdim[4], or one of unknown time unit: no proof
             check = f"not checked: {compared.unchecked}"
@@ -733,4 +738,4 @@ def _missing_reason(deriv_root: str | Path, space: str, lacking: list[str]) -> s
             "fMRIPrep output folder they were copied from (`datalad get` where a symlink has "
             f"no content: each is written by fMRIPrep beside the BOLD), {leave_out}"
         )
-    return f"{what}. Fix: {fix}"
+    return reason_codes.with_fix(what, fix)

@@ -39,6 +39,7 @@ from lcm.preprocess.container import (
 from lcm.preprocess.derivatives import FMRIPREP_FAILED, check_subject_derivatives
 from lcm.preprocess.image_digest import resolve_image_digest
 from lcm.preprocess.subject_runs import ingest_run_trs, runs_from_manifest, subject_runs
+from lcm.reason_codes import with_fix
 
 log = logging.getLogger(__name__)
 
@@ -572,20 +573,16 @@ def _failure(
             f"profiles/slurm); the work folder {call.subject_work_dir} lets it resume.",
         )
     _raise_for_tool(code, call, runner, output, where)
-    reason = f"fMRIPrep exited {code}; see {where}"
-    record = os.path.abspath(out)
-    log.error(
-        "sub-%s: %s (and fMRIPrep's crash files under %s/sub-%s/log). Every run of the "
-        "subject is excluded; the cohort goes on. Once fixed, remove this subject's record "
-        "%s, or rerun with snakemake --forcerun %s (lcm run ... -- --forcerun %s).",
-        call.subject,
-        reason,
-        call.derivatives,
-        call.subject,
-        record,
-        shlex.quote(record),
-        shlex.quote(record),
+    record = shlex.quote(os.path.abspath(out))
+    # The record's reason and the job's log say the same: what failed, where to read why, and
+    # how to have the subject run again once fixed.
+    reason = with_fix(
+        f"fMRIPrep exited {code} for sub-{call.subject}; every run of the subject is excluded",
+        f"Read {where} and fMRIPrep's crash files under {call.derivatives}/sub-{call.subject}"
+        f"/log; once fixed, remove this subject's record {record}, or rerun with snakemake "
+        f"--forcerun {record} (lcm run ... -- --forcerun {record})",
     )
+    log.error("%s (the cohort goes on)", reason)
     return {"exit_code": code, "log": str(log_file) if log_file else None, "reason": reason}
 
 

@@ -307,7 +307,8 @@ def test_fmriprep_failing_on_a_subject_writes_its_failure_record(
     rc = main(["--log-file", str(log_file), "fmriprep", *_cli_args(tmp_path, lic)])
     assert rc == 0
     rec = json.loads((tmp_path / "rec.json").read_text())
-    reason = f"fMRIPrep exited 1; see {log_file}"
+    (reason,) = {e["reason"] for e in rec["excluded"]}
+    assert reason.startswith("fMRIPrep exited 1 for sub-01") and f"Fix: Read {log_file}" in reason
     assert rec["runs"] == []
     assert rec["excluded"] == [
         {"run_key": f"sub-01_task-rest_run-{r}", "reason_code": "fmriprep_failed", "reason": reason}
