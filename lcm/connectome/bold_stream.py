@@ -129,7 +129,9 @@ def _parse_header(raw: bytes, source: str) -> BoldHeader:
         affine = header.get_best_affine()
     except Exception as exc:  # nibabel raises many types for a broken header
         raise ExcludedRunError(
-            f"cannot read BOLD {source}: bad NIfTI header: {exc}", code=reason_codes.BOLD_UNREADABLE
+            f"cannot read BOLD {source}: bad NIfTI header: {exc}",
+            hint=_BAD_HEADER_HINT,
+            code=reason_codes.BOLD_UNREADABLE,
         ) from exc
     slope = 1.0 if slope is None or not math.isfinite(slope) or slope == 0 else float(slope)
     inter = 0.0 if inter is None or not math.isfinite(inter) else float(inter)
@@ -175,7 +177,9 @@ def check_bold_size(hdr: BoldHeader, path: Path, memory: int | None = None) -> N
             size = path.stat().st_size
         except OSError as exc:
             raise ExcludedRunError(
-                f"cannot read BOLD {path.name}: {exc}", code=reason_codes.BOLD_UNREADABLE
+                f"cannot read BOLD {path.name}: {exc}",
+                hint=TRUNCATED_HINT,
+                code=reason_codes.BOLD_UNREADABLE,
             ) from exc
         with path.open("rb") as probe:
             compressed = probe.read(2) == _GZIP_MAGIC
@@ -226,11 +230,14 @@ def read_bold_header(path: str | Path) -> BoldHeader:
             raw = handle.read(540)
     except (OSError, EOFError, zlib.error, _isal_error()) as exc:
         raise ExcludedRunError(
-            f"cannot read BOLD {path.name}: {exc}", code=reason_codes.BOLD_UNREADABLE
+            f"cannot read BOLD {path.name}: {exc}",
+            hint=TRUNCATED_HINT,
+            code=reason_codes.BOLD_UNREADABLE,
         ) from exc
     if len(raw) < 348:
         raise ExcludedRunError(
             f"cannot read BOLD {path.name}: {len(raw)} bytes, shorter than a NIfTI header",
+            hint=TRUNCATED_HINT,
             code=reason_codes.BOLD_UNREADABLE,
         )
     hdr = _parse_header(raw, path.name)
@@ -267,6 +274,7 @@ def iter_volume_blocks(
             if hdr is None:
                 raise ExcludedRunError(
                     f"cannot read BOLD {name}: shorter than a NIfTI header",
+                    hint=TRUNCATED_HINT,
                     code=reason_codes.BOLD_UNREADABLE,
                 )
             check_bold_size(hdr, path)  # before the buffer is sized from the header

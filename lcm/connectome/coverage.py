@@ -35,6 +35,12 @@ from lcm import reason_codes
 from lcm.exceptions import ExcludedRunError
 
 MIN_COVERAGE = 0.5
+# The fix of a run whose every parcel or ROI is constant (flat_signals), voxel or ROI series.
+FLAT_FIX = (
+    "Check that the file holds the run's recorded signal and re-copy or regenerate it "
+    "(fMRIPrep for a BOLD, the extraction for ROI time series); a run whose signal varies only "
+    "in scrubbed volumes is rightly excluded."
+)
 
 # QC ``coverage_rule`` -> what the sidecars' ``ParcelCoverageRule`` says was counted.
 COVERAGE_RULES = {

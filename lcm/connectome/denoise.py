@@ -57,7 +57,11 @@ def read_confounds(path: str | Path, n_volumes: int) -> pd.DataFrame:
         table = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ExcludedRunError(
-            f"cannot read confounds {path.name}: {exc}", code=reason_codes.CONFOUNDS_UNREADABLE
+            f"cannot read confounds {path.name}: {exc}",
+            hint="Restore the confounds table fMRIPrep wrote beside the BOLD (tab-separated "
+            "UTF-8 text) from the fMRIPrep output folder it was copied from, or rerun fMRIPrep "
+            "for the subject.",
+            code=reason_codes.CONFOUNDS_UNREADABLE,
         ) from exc
     if len(table) != n_volumes:
         raise ExcludedRunError(
@@ -262,12 +266,17 @@ def scrub_mask(
             raise ExcludedRunError(
                 f"the run has {n_volumes} volumes; at least {settings.min_volumes} are "
                 "required (denoise.min_volumes)",
+                hint=f"Lower denoise.min_volumes to {n_volumes} or less to keep runs this "
+                "short, or leave the run out (ingest.select).",
                 code=reason_codes.TOO_FEW_VOLUMES,
             )
         detail = f" after scrubbing ({', '.join(rules)})" if rules else ""
         raise ExcludedRunError(
             f"only {keep.size} of {n_volumes} volumes left{detail}; at least "
             f"{settings.min_volumes} are required (denoise.min_volumes)",
+            hint="Nothing, if the run moved this much: it is excluded as it should be. To keep "
+            "more volumes, raise denoise.fd_threshold (or dvars_threshold), or lower "
+            "denoise.min_volumes.",
             code=reason_codes.TOO_FEW_VOLUMES,
         )
     return keep

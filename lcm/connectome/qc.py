@@ -182,10 +182,10 @@ def check_fc_spread(fc: np.ndarray, name: str) -> None:
         return
     raise ExcludedRunError(
         f"{name}: its {keep.size} ROIs all correlate near 1 (mean r between ROIs {mean_r:.4f} > "
-        f"{DEGENERATE_MEAN_R}), as if every ROI held one signal: no real run does. Check the "
-        "file for a row that is no volume read as data (column numbers saved as numbers, e.g. "
-        "1.0,2.0,...) or one series copied to every ROI; save one row per volume, under a "
-        "header of ROI names or none",
+        f"{DEGENERATE_MEAN_R}), as if every ROI held one signal: no real run does",
+        hint="Check the file for a row that is no volume read as data (column numbers saved "
+        "as numbers, e.g. 1.0,2.0,...) or one series copied to every ROI; save one row per "
+        "volume, under a header of ROI names or none.",
         code=reason_codes.FC_DEGENERATE,
     )
 

@@ -26,6 +26,12 @@ from lcm.exceptions import ExcludedRunError
 SERIES_MAT_VARIABLES = ("ROISignals", "ROISignal", "timeseries", "ts")
 MATRIX_MAT_VARIABLES = ("connectome", "connectivity", "FC", "R", "r", "corr")
 _V73_SIGNATURE = b"MATLAB 7.3"
+# The fix of a file whose ROIs are another parcellation's (roi_count_mismatch,
+# roi_names_mismatch): one wording for both, ROI time series and imported matrices alike.
+OTHER_ATLAS_FIX = (
+    "Set atlas.name (or atlas.path and atlas.labels) to the parcellation the file was computed "
+    "with, or extract the series with the configured atlas."
+)
 _TEXT_SEPARATORS = {".tsv": "\t", ".csv": ","}
 # Cells that are a missing value, not text: NumPy's 'nan', XCP-D's 'n/a', pandas' blank.
 _MISSING = ("nan", "n/a", "")
@@ -193,8 +199,9 @@ def check_roi_names(names: list[str] | None, atlas_names: list[str], file: str, 
         return
     if all(_is_number(n) for n in got):
         raise ExcludedRunError(
-            f"{file}: its first row holds numbers, not ROI names; give the TSV a header of ROI "
-            "names (atlas labels), or save the series as a headerless .csv",
+            f"{file}: its first row holds numbers, not ROI names",
+            hint="Give the TSV a header of ROI names (atlas labels), or save the series as a "
+            "headerless .csv.",
             code=reason_codes.ROI_HEADER_MISSING,
         )
     if len(got) != len(want):
@@ -207,22 +214,24 @@ def check_roi_names(names: list[str] | None, atlas_names: list[str], file: str, 
         )
         raise ExcludedRunError(
             f"{file} names {len(got)} ROIs but atlas {atlas!r} has {len(want)} ({detail}): "
-            "another parcellation, or ROIs dropped; set atlas to the one the file was "
-            "computed with",
+            "another parcellation, or ROIs dropped",
+            hint=OTHER_ATLAS_FIX,
             code=reason_codes.ROI_COUNT_MISMATCH,
         )
     if sorted(got) == sorted(want):
         i = next(k for k, (a, b) in enumerate(zip(got, want, strict=True)) if a != b)
         raise ExcludedRunError(
             f"{file} has atlas {atlas!r}'s ROIs in another order (ROI {i + 1} is {got[i]!r}, "
-            f"the atlas's is {want[i]!r}); write the ROIs in the order of the atlas's labels",
+            f"the atlas's is {want[i]!r})",
+            hint="Write the ROIs in the order of the atlas's labels.",
             code=reason_codes.ROI_ORDER_MISMATCH,
         )
     unknown = [n for n in got if n not in set(want)]
     raise ExcludedRunError(
         f"{file} is of another parcellation than atlas {atlas!r}: {len(unknown)} of its "
         f"{len(got)} ROI names are not atlas labels (first: {unknown[0]!r}; atlas's first: "
-        f"{want[0]!r}); set atlas to the one the file was computed with, or give its labels",
+        f"{want[0]!r})",
+        hint=OTHER_ATLAS_FIX,
         code=reason_codes.ROI_NAMES_MISMATCH,
     )
 
@@ -515,11 +524,12 @@ def _check_series_shape(path: Path, values: np.ndarray, n_rois: int) -> None:
     if n_col == n_rois:
         return
     if n_vol == n_rois:
-        fix = "it looks transposed: store volumes as rows and ROIs as columns"
+        fix = "It looks transposed: store volumes as rows and ROIs as columns."
     else:
-        fix = "extract the series with the configured atlas, or set atlas to the one used"
+        fix = OTHER_ATLAS_FIX
     raise ExcludedRunError(
         f"{path.name} has {n_col} ROI columns ({n_vol} rows) but the atlas has {n_rois} ROIs; "
-        f"files without a header take the atlas's labels in order: {fix}",
+        "files without a header take the atlas's labels in order",
+        hint=fix,
         code=reason_codes.ROI_COUNT_MISMATCH,
     )

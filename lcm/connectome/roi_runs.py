@@ -30,7 +30,7 @@ from lcm.bids.rows import NO_REPETITION_TIME
 from lcm.bids.runs import run_ids_from_key
 from lcm.bids.selection import select_parcellation
 from lcm.connectome.confounds import DVARS_COLUMN, FD_COLUMN, STRATEGIES
-from lcm.connectome.coverage import cleaned_empty, constant_columns
+from lcm.connectome.coverage import FLAT_FIX, cleaned_empty, constant_columns
 from lcm.connectome.denoise import (
     check_degrees_of_freedom,
     clean_signals,
@@ -47,7 +47,12 @@ from lcm.connectome.qc import (
     qc_frame,
 )
 from lcm.connectome.relmat import pearson_fc
-from lcm.connectome.roi_formats import atlas_order, check_roi_names, read_roi_series
+from lcm.connectome.roi_formats import (
+    OTHER_ATLAS_FIX,
+    atlas_order,
+    check_roi_names,
+    read_roi_series,
+)
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
 from lcm.connectome.windows import WindowPlan, plan_windows
 from lcm.docstrings import fill_doc
@@ -261,7 +266,12 @@ def _clean_series(
     and, when nothing could be scrubbed, ``pct_scrubbed`` ``None`` (n/a, not 0 %).
     """
     if t_r is None:
-        raise ExcludedRunError(f"no repetition time known for {path.name}", code=NO_REPETITION_TIME)
+        raise ExcludedRunError(
+            f"no repetition time known for {path.name}",
+            hint="Give the series a JSON sidecar with RepetitionTime (seconds), or set the "
+            "dataset's repetition_time, and rerun lcm ingest.",
+            code=NO_REPETITION_TIME,
+        )
     table = read_roi_series(path, atlas.names)
     fd = None
     if FD_COLUMN in table.columns:
@@ -291,6 +301,7 @@ def _clean_series(
         raise ExcludedRunError(
             f"{path.name} has {table.shape[1]} ROI columns but atlas {atlas.name!r} has "
             f"{atlas.n_rois} ROIs",
+            hint=OTHER_ATLAS_FIX,
             code=reason_codes.ROI_COUNT_MISMATCH,
         )
     raw = _numeric(table)
@@ -307,6 +318,8 @@ def _clean_series(
         cols = [header[j] for j in np.flatnonzero(bad.any(axis=0))][:5]
         raise ExcludedRunError(
             f"{path.name} holds {int(bad.sum())} missing or non-numeric values (columns {cols})",
+            hint=f"Write a number in every cell of {path.name} (an ROI with no signal: a column "
+            "of n/a throughout, read as empty), or re-extract the series.",
             code=reason_codes.TIMESERIES_NONFINITE,
         )
     if fd is not None and n_vol > 1:
@@ -332,7 +345,7 @@ def _clean_series(
     facts["empty_rois"] = [names[i] for i in np.flatnonzero(empty)]
     if empty.all():
         raise ExcludedRunError(
-            f"every ROI of {path.name} is constant", code=reason_codes.FLAT_SIGNALS
+            f"every ROI of {path.name} is constant", hint=FLAT_FIX, code=reason_codes.FLAT_SIGNALS
         )
     # No confounds: the band, the trend and the kept volumes decide (denoise.min_dof).
     dof = degrees_of_freedom(keep, t_r, settings)
@@ -344,7 +357,9 @@ def _clean_series(
     facts["empty_rois"] = [names[i] for i in np.flatnonzero(empty)]
     if empty.all():
         raise ExcludedRunError(
-            f"every ROI of {path.name} is flat once cleaned", code=reason_codes.FLAT_SIGNALS
+            f"every ROI of {path.name} is flat once cleaned",
+            hint=FLAT_FIX,
+            code=reason_codes.FLAT_SIGNALS,
         )
     signals[:, empty] = 0.0
     return signals, empty, keep

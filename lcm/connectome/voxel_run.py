@@ -27,6 +27,7 @@ from lcm.connectome.confounds import (
 )
 from lcm.connectome.coverage import (
     COVERAGE_RULES,
+    FLAT_FIX,
     MIN_COVERAGE,
     cleaned_empty,
     empty_parcels,
@@ -61,6 +62,12 @@ from lcm.io.relmat import write_timeseries
 from lcm.preprocess.derivatives import RunDerivatives
 
 log = logging.getLogger(__name__)
+
+# The fix of a brain mask that cannot be read or is no 3D image.
+_MASK_FIX = (
+    "Restore the run's 3D *_desc-brain_mask.nii.gz from the fMRIPrep output folder it was "
+    "copied from, then rerun 'lcm fmriprep' for this subject to refresh its record."
+)
 
 
 @dataclass
@@ -260,6 +267,8 @@ def run_connectome(
         raise ExcludedRunError(
             f"BOLD {bold.name} is {len(hdr.shape)}D with shape {hdr.shape}; a 4D series is "
             "expected",
+            hint="Point the fMRIPrep record at the run's 4D *_desc-preproc_bold.nii.gz (rerun "
+            "'lcm fmriprep' for this subject once its fMRIPrep outputs are restored).",
             code=reason_codes.BOLD_NOT_4D,
         )
     n_vol = hdr.n_volumes
@@ -268,14 +277,8 @@ def run_connectome(
     # is no TR in seconds), on the header bytes already parsed.
     compared = compare_header_tr(deriv.t_r, parse_header(hdr.header.binaryblock), bold.name)
     if compared.mismatch:
-        raise ExcludedRunError(
-            compared.mismatch,
-            hint="Make the BOLD's header (pixdim[4], in the unit its xyzt_units names) and the "
-            "sidecar's RepetitionTime agree, the acquisition protocol saying which is right "
-            "(`nibabel` sets the header's zooms, and its time unit with set_xyzt_units; "
-            "fMRIPrep copies both from the raw run).",
-            code=reason_codes.TR_MISMATCH,
-        )
+        # Ingest's wording, fix included: one reason, with one fix, for one mismatch.
+        raise ExcludedRunError(compared.mismatch, code=reason_codes.TR_MISMATCH)
     if compared.unchecked:
         log.info("%s: TR %g s not checked: %s", bold.name, deriv.t_r, compared.unchecked)
     if space and is_native_space(space):
@@ -393,6 +396,7 @@ def run_connectome(
         raise ExcludedRunError(
             f"every parcel covered by BOLD {bold.name} is constant over the "
             f"{facts['n_volumes_kept']} volumes kept",
+            hint=FLAT_FIX,
             code=reason_codes.FLAT_SIGNALS,
         )
     if empty.all() and brain is not None and (grid_counts > 0).any():
@@ -423,7 +427,9 @@ def run_connectome(
     facts["empty_rois"] = [names[i] for i in np.flatnonzero(empty)]
     if empty.all():
         raise ExcludedRunError(
-            f"every parcel of BOLD {bold.name} is flat once cleaned", code=reason_codes.FLAT_SIGNALS
+            f"every parcel of BOLD {bold.name} is flat once cleaned",
+            hint=FLAT_FIX,
+            code=reason_codes.FLAT_SIGNALS,
         )
     signals[:, empty] = 0.0
     return RunConnectome(signals, empty, columns, keep, confounds)
@@ -480,13 +486,14 @@ def _brain_mask(
     except Exception as exc:  # nibabel raises many types for a missing or broken file
         raise ExcludedRunError(
             f"cannot read brain mask {mask_path} of BOLD {bold_name}: {exc}",
-            hint="Rerun 'lcm fmriprep' for this subject to refresh its record.",
+            hint=_MASK_FIX,
             code=reason_codes.MASK_UNREADABLE,
         ) from exc
     if data.ndim != 3:
         raise ExcludedRunError(
             f"brain mask {mask_path.name} of BOLD {bold_name} has shape {data.shape}; a 3D "
             "image is expected",
+            hint=_MASK_FIX,
             code=reason_codes.MASK_UNREADABLE,
         )
     mask = np.isfinite(data) & (data != 0)

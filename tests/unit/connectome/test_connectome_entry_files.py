@@ -154,7 +154,7 @@ def test_series_bad_files_name_the_file_and_fix(tmp_path: Path, names) -> None:
         read_roi_series(wrong, names)
     transposed = tmp_path / "sub-03.csv"
     np.savetxt(transposed, roi_series().T, delimiter=",")
-    with pytest.raises(ExcludedRunError, match=r"sub-03\.csv .*looks transposed"):
+    with pytest.raises(ExcludedRunError, match=r"(?s)sub-03\.csv .*hint: It looks transposed"):
         read_roi_series(transposed, names)
     with pytest.raises(ExcludedRunError, match=r"sub-04\.mat is a MATLAB v7\.3 .*'-v7'"):
         read_roi_series(_v73(tmp_path / "sub-04.mat"), names)

@@ -144,7 +144,7 @@ def test_a_long_reason_keeps_the_names_of_files_under_folders_with_spaces() -> N
 def _reason(check, *args) -> str:
     with pytest.raises(ExcludedRunError) as err:
         check(*args)
-    return str(err.value)
+    return err.value.one_line()  # as the QC table words it
 
 
 def test_a_shortened_reason_keeps_its_fix() -> None:
@@ -167,7 +167,7 @@ def test_a_shortened_reason_keeps_its_fix() -> None:
         }
     )
     why = exclusion_reasons(table)
-    assert "it looks transposed: store volumes as rows and ROIs as columns" in why
+    assert "Fix: It looks transposed: store volumes as rows and ROIs as columns" in why
     assert "convert them with numpy.tanh, then set the diagonal to 1 with " in why
     assert "numpy.fill_diagonal(matrix, 1)" in why
     assert "'c00', 'c01'" in why and "'c39'] needed by strategy '36P'" in why
