@@ -31,7 +31,13 @@ from lcm.bids.runs import run_ids_from_key
 from lcm.bids.selection import select_parcellation
 from lcm.connectome.outputs import ensure_dataset_description
 from lcm.connectome.qc import check_fc_spread, exclusion_reason, new_qc, qc_frame
-from lcm.connectome.roi_formats import atlas_order, check_roi_names, read_matrix, roi_numbering
+from lcm.connectome.roi_formats import (
+    OTHER_ATLAS_FIX,
+    atlas_order,
+    check_roi_names,
+    read_matrix,
+    roi_numbering,
+)
 from lcm.exceptions import ExcludedRunError
 from lcm.io.atomic import write_tsv
 from lcm.io.paths import run_location, run_relmat
@@ -46,7 +52,7 @@ RANGE_TOLERANCE = 1e-6
 # Fisher z (arctanh r) stored instead of r: its diagonal is arctanh(1) = inf, or NaN (CONN), or
 # set to 0; numpy.tanh gives r back, and the diagonal is then set to 1.
 FISHER_Z_FIX = (
-    "it looks like a Fisher z matrix; convert it with numpy.tanh, then set the diagonal to 1 "
+    "It looks like a Fisher z matrix; convert it with numpy.tanh, then set the diagonal to 1 "
     "with numpy.fill_diagonal(matrix, 1)"
 )
 R_ALREADY = " (if it holds r already, only set the diagonal)"
@@ -84,14 +90,14 @@ def check_connectome(matrix: np.ndarray, name: str, n_rois: int, atlas: str) -> 
     m = np.asarray(matrix, dtype=np.float64)
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
         raise ExcludedRunError(
-            f"{name} is {' x '.join(map(str, m.shape))}, not a square ROI x ROI matrix; "
-            "store one full connectivity matrix per file",
+            f"{name} is {' x '.join(map(str, m.shape))}, not a square ROI x ROI matrix",
+            hint="Store one full connectivity matrix per file.",
             code=reason_codes.MATRIX_NOT_SQUARE,
         )
     if m.shape[0] != n_rois:
         raise ExcludedRunError(
-            f"{name} has {m.shape[0]} ROIs but atlas {atlas!r} has {n_rois}; set atlas to the "
-            "one the connectomes were computed with",
+            f"{name} has {m.shape[0]} ROIs but atlas {atlas!r} has {n_rois}",
+            hint=OTHER_ATLAS_FIX,
             code=reason_codes.ROI_COUNT_MISMATCH,
         )
     m = _zero_missing_rois(m)
@@ -101,31 +107,34 @@ def check_connectome(matrix: np.ndarray, name: str, n_rois: int, atlas: str) -> 
         # arctanh(1) is inf: z for sure; a NaN diagonal (CONN's z) may also be r's left out.
         raise ExcludedRunError(
             f"{name}: its diagonal holds {int(bad.sum())} NaN or infinite value(s) (first "
-            f"{m[i, i]} at ROI {i + 1}) and nothing else does: {FISHER_Z_FIX}"
-            + (R_ALREADY if np.isnan(np.diag(m)).any() else ""),
+            f"{m[i, i]} at ROI {i + 1}) and nothing else does",
+            hint=FISHER_Z_FIX + (R_ALREADY if np.isnan(np.diag(m)).any() else "") + ".",
             code=reason_codes.MATRIX_DIAGONAL,
         )
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise ExcludedRunError(
             f"{name} holds {int(bad.sum())} NaN or infinite value(s) (first at row {i + 1}, "
-            f"column {j + 1}); recompute the connectome, or drop the run from the listing",
+            f"column {j + 1})",
+            hint="Recompute the connectome, or drop the run from the listing.",
             code=reason_codes.MATRIX_NONFINITE,
         )
     asym = float(np.max(np.abs(m - m.T)))
     if asym > SYMMETRY_TOLERANCE:
         raise ExcludedRunError(
-            f"{name} is not symmetric (max |A - A^T| = {asym:.3g} > {SYMMETRY_TOLERANCE:g}); "
-            "a Pearson correlation matrix is symmetric: check the file is a full correlation "
-            "matrix, not a directed or lower-triangle one",
+            f"{name} is not symmetric (max |A - A^T| = {asym:.3g} > {SYMMETRY_TOLERANCE:g}), "
+            "as a Pearson correlation matrix is",
+            hint="Check that the file is a full correlation matrix, not a directed or "
+            "lower-triangle one.",
             code=reason_codes.MATRIX_ASYMMETRIC,
         )
     peak = float(np.max(np.abs(m)))
     if peak > 1 + RANGE_TOLERANCE:
         raise ExcludedRunError(
             f"{name} has values outside [-1, 1] (max |r| = {peak:.3g}); Pearson correlations "
-            "are expected: if these are Fisher z values, convert them with numpy.tanh, then "
-            "set the diagonal to 1 with numpy.fill_diagonal(matrix, 1)",
+            "are expected",
+            hint="If these are Fisher z values, convert them with numpy.tanh, then set the "
+            "diagonal to 1 with numpy.fill_diagonal(matrix, 1).",
             code=reason_codes.MATRIX_OUT_OF_RANGE,
         )
     empty = ~m.any(axis=1)
@@ -137,11 +146,12 @@ def check_connectome(matrix: np.ndarray, name: str, n_rois: int, atlas: str) -> 
         fix = (
             FISHER_Z_FIX + R_ALREADY
             if abs(m[i, i]) <= DIAGONAL_TOLERANCE
-            else "set it with numpy.fill_diagonal(matrix, 1)"
+            else "Set it with numpy.fill_diagonal(matrix, 1)"
         )
         raise ExcludedRunError(
             f"{name}: diagonal value {m[i, i]:.3g} at ROI {i + 1}; a correlation matrix has 1 "
-            f"on the diagonal (0 only for an empty ROI whose whole row is 0): {fix}",
+            "on the diagonal (0 only for an empty ROI whose whole row is 0)",
+            hint=fix + ".",
             code=reason_codes.MATRIX_DIAGONAL,
         )
     check_fc_spread(m, name)

@@ -30,8 +30,18 @@ _V73_SIGNATURE = b"MATLAB 7.3"
 # roi_names_mismatch): one wording for both, ROI time series and imported matrices alike.
 OTHER_ATLAS_FIX = (
     "Set atlas.name (or atlas.path and atlas.labels) to the parcellation the file was computed "
-    "with, or extract the series with the configured atlas."
+    "with, or recompute it with the configured atlas."
 )
+# The fixes of a file that cannot be read, or whose format is not one read here.
+_UNREADABLE_FIX = (
+    "Re-copy the file from its source (`datalad get` it where it is a symlink), or save it "
+    "again as UTF-8 text (.tsv, .csv) or with numpy.save (.npy)."
+)
+_FORMATS_FIX = "Save it as .tsv, .csv, .npy, .mat (v7) or AFNI .1D."
+# Re-saving a MATLAB file as v7 (scipy reads v7, not v7.3's HDF5), or converting it.
+_MAT_FIX = "Re-save it in MATLAB with save(file, var, '-v7'), or convert it to .npy or .csv."
+_EMPTY_FIX = "Write one row of numbers per volume (ROI time series) or ROI (matrix)."
+_ONE_TABLE_FIX = "Store one run per file, as one 2D table (volumes x ROIs, or ROI x ROI)."
 _TEXT_SEPARATORS = {".tsv": "\t", ".csv": ","}
 # Cells that are a missing value, not text: NumPy's 'nan', XCP-D's 'n/a', pandas' blank.
 _MISSING = ("nan", "n/a", "")
@@ -69,7 +79,9 @@ def read_roi_series(path: str | Path, names: list[str]) -> pd.DataFrame:
             )
         except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
             raise ExcludedRunError(
-                f"cannot read ROI time series {path.name}: {e}", code=reason_codes.FILE_UNREADABLE
+                f"cannot read ROI time series {path.name}: {e}",
+                hint=_UNREADABLE_FIX,
+                code=reason_codes.FILE_UNREADABLE,
             ) from e
         if table.shape[1]:
             first = str(table.columns[0])
@@ -89,7 +101,8 @@ def read_roi_series(path: str | Path, names: list[str]) -> pd.DataFrame:
             return pd.DataFrame(values, columns=header)
     else:
         raise ExcludedRunError(
-            f"{path.name}: unknown time-series format {ext!r}; use .tsv, .csv, .npy, .mat or .1D",
+            f"{path.name}: unknown time-series format {ext!r}",
+            hint=_FORMATS_FIX,
             code=reason_codes.UNKNOWN_FORMAT,
         )
     _check_series_shape(path, values, len(names))
@@ -127,8 +140,8 @@ def read_matrix(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
             and not roi_numbering(index)
         ):
             raise ExcludedRunError(
-                f"{path.name}: row names {index[:3]}... differ from column names {header[:3]}...; "
-                "write the matrix with the same ROI order on both axes",
+                f"{path.name}: row names {index[:3]}... differ from column names {header[:3]}...",
+                hint="Write the matrix with the same ROI order on both axes.",
                 code=reason_codes.ROW_COLUMN_NAMES_DIFFER,
             )
         names = header
@@ -140,7 +153,8 @@ def read_matrix(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
         names, values = read_afni_1d(path)
     else:
         raise ExcludedRunError(
-            f"{path.name}: unknown connectome format {ext!r}; use .tsv, .csv, .npy, .mat or .1D",
+            f"{path.name}: unknown connectome format {ext!r}",
+            hint=_FORMATS_FIX,
             code=reason_codes.UNKNOWN_FORMAT,
         )
     return names, values
@@ -286,27 +300,26 @@ def load_mat_array(path: str | Path, preferred: tuple[str, ...]) -> np.ndarray:
     from scipy.io.matlab import MatReadError
 
     path = Path(path)
-    v73_fix = (
-        f"{path.name} is a MATLAB v7.3 (HDF5) file, which cannot be read here: re-save it in "
-        "MATLAB with save(file, var, '-v7'), or convert the matrix to .npy or .csv"
-    )
+    v73 = f"{path.name} is a MATLAB v7.3 (HDF5) file, which cannot be read here"
     try:
         with path.open("rb") as handle:
             head = handle.read(128)
     except OSError as exc:
         raise ExcludedRunError(
-            f"cannot read {path.name}: {exc}", code=reason_codes.FILE_UNREADABLE
+            f"cannot read {path.name}: {exc}",
+            hint=_UNREADABLE_FIX,
+            code=reason_codes.FILE_UNREADABLE,
         ) from exc
     if head.startswith(_V73_SIGNATURE):
-        raise ExcludedRunError(v73_fix, code=reason_codes.MAT_V73)
+        raise ExcludedRunError(v73, hint=_MAT_FIX, code=reason_codes.MAT_V73)
     try:
         content = loadmat(path)
     except NotImplementedError as exc:  # scipy's answer to HDF5-based files
-        raise ExcludedRunError(v73_fix, code=reason_codes.MAT_V73) from exc
+        raise ExcludedRunError(v73, hint=_MAT_FIX, code=reason_codes.MAT_V73) from exc
     except (MatReadError, OSError, ValueError, TypeError) as exc:
         raise ExcludedRunError(
-            f"cannot read MATLAB file {path.name}: {exc}; re-save it with save(file, var, '-v7') "
-            "or convert it to .npy or .csv",
+            f"cannot read MATLAB file {path.name}: {exc}",
+            hint=_MAT_FIX,
             code=reason_codes.FILE_UNREADABLE,
         ) from exc
     arrays = {
@@ -325,7 +338,8 @@ def load_mat_array(path: str | Path, preferred: tuple[str, ...]) -> np.ndarray:
     found = sorted(k for k in content if not k.startswith("__"))
     raise ExcludedRunError(
         f"{path.name}: cannot tell which variable holds the data (2D numeric variables: "
-        f"{sorted(arrays)}, all: {found}); save it alone or as {preferred[0]!r}",
+        f"{sorted(arrays)}, all: {found})",
+        hint=f"Save the data alone in the file, or as the variable {preferred[0]!r}.",
         code=reason_codes.MAT_VARIABLE_AMBIGUOUS,
     )
 
@@ -358,7 +372,9 @@ def read_afni_1d(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise ExcludedRunError(
-            f"cannot read {path.name}: {exc}", code=reason_codes.FILE_UNREADABLE
+            f"cannot read {path.name}: {exc}",
+            hint=_UNREADABLE_FIX,
+            code=reason_codes.FILE_UNREADABLE,
         ) from exc
     header: list[str] | None = None
     rows: list[list[str]] = []
@@ -373,20 +389,23 @@ def read_afni_1d(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
         cells = text.split()
         if rows and len(cells) != len(rows[0]):
             raise ExcludedRunError(
-                f"{path.name}: line {number} has {len(cells)} values, the first row "
-                f"{len(rows[0])}; write one row of the same length per volume",
+                f"{path.name}: line {number} has {len(cells)} values, the first row {len(rows[0])}",
+                hint="Write one row of the same length per volume.",
                 code=reason_codes.RAGGED_ROWS,
             )
         rows.append(cells)
     if not rows:
         raise ExcludedRunError(
-            f"{path.name} holds no rows of numbers", code=reason_codes.FILE_EMPTY
+            f"{path.name} holds no rows of numbers",
+            hint=_EMPTY_FIX,
+            code=reason_codes.FILE_EMPTY,
         )
     try:
         values = np.array(rows, dtype=np.float64)
     except ValueError as exc:
         raise ExcludedRunError(
-            f"{path.name}: {exc}; write numbers only (an AFNI .1D table)",
+            f"{path.name}: {exc}",
+            hint="Write numbers only (an AFNI .1D table).",
             code=reason_codes.NON_NUMERIC_VALUES,
         ) from exc
     if header is not None and (len(header) != values.shape[1] or all(map(_is_number, header))):
@@ -399,13 +418,15 @@ def _load_npy(path: Path) -> np.ndarray:
         values = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise ExcludedRunError(
-            f"cannot read {path.name} as a NumPy array: {exc}; save it with numpy.save",
+            f"cannot read {path.name} as a NumPy array: {exc}",
+            hint="Save it with numpy.save (one 2D numeric array, no pickled objects).",
             code=reason_codes.FILE_UNREADABLE,
         ) from exc
     if values.ndim != 2 or not np.issubdtype(values.dtype, np.number):
         raise ExcludedRunError(
             f"{path.name} holds a {values.ndim}D {values.dtype} array; a 2D numeric array is "
-            "expected (one run per file)",
+            "expected",
+            hint=_ONE_TABLE_FIX,
             code=reason_codes.NOT_2D,
         )
     return values.astype(np.float64, copy=False)
@@ -428,7 +449,9 @@ def _read_text_table(path: Path, sep: str) -> tuple[list[str] | None, list[str] 
         )
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ExcludedRunError(
-            f"cannot read {path.name}: {exc}", code=reason_codes.FILE_UNREADABLE
+            f"cannot read {path.name}: {exc}",
+            hint=_UNREADABLE_FIX,
+            code=reason_codes.FILE_UNREADABLE,
         ) from exc
     header = index = None
     if raw.shape[0]:
@@ -444,8 +467,8 @@ def _read_text_table(path: Path, sep: str) -> tuple[list[str] | None, list[str] 
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise ExcludedRunError(
-            f"{path.name}: cell (row {i + 1}, column {j + 1}) is not a number "
-            f"({raw.iat[i, j]!r}); write numbers only (NaN as 'nan')",
+            f"{path.name}: cell (row {i + 1}, column {j + 1}) is not a number ({raw.iat[i, j]!r})",
+            hint="Write numbers only (a missing value as 'nan' or 'n/a').",
             code=reason_codes.NON_NUMERIC_VALUES,
         )
     return header, index, values
@@ -506,7 +529,9 @@ def _comment_lines(path: Path, sep: str) -> list[int]:
                     break
     except (OSError, UnicodeDecodeError) as exc:
         raise ExcludedRunError(
-            f"cannot read {path.name}: {exc}", code=reason_codes.FILE_UNREADABLE
+            f"cannot read {path.name}: {exc}",
+            hint=_UNREADABLE_FIX,
+            code=reason_codes.FILE_UNREADABLE,
         ) from exc
     lines = list(marked)
     if lines and first is not None:
@@ -518,7 +543,9 @@ def _comment_lines(path: Path, sep: str) -> list[int]:
 def _check_series_shape(path: Path, values: np.ndarray, n_rois: int) -> None:
     if values.ndim != 2:
         raise ExcludedRunError(
-            f"{path.name}: a 2D volumes x ROIs table is expected", code=reason_codes.NOT_2D
+            f"{path.name}: a 2D volumes x ROIs table is expected",
+            hint=_ONE_TABLE_FIX,
+            code=reason_codes.NOT_2D,
         )
     n_vol, n_col = values.shape
     if n_col == n_rois:

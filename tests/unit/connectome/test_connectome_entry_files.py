@@ -140,7 +140,7 @@ def test_afni_1d_names_and_faults(tmp_path: Path, names) -> None:
         read_roi_series(ragged, names)
     text = tmp_path / "sub-04.1D"
     text.write_text("1 2\n3 x\n")
-    with pytest.raises(ExcludedRunError, match=r"sub-04\.1D: .*numbers only"):
+    with pytest.raises(ExcludedRunError, match=r"(?s)sub-04\.1D: .*numbers only"):
         read_roi_series(text, names)
     (tmp_path / "sub-05.1D").write_text("# only a comment\n")
     with pytest.raises(ExcludedRunError, match=r"sub-05\.1D holds no rows"):
@@ -156,7 +156,7 @@ def test_series_bad_files_name_the_file_and_fix(tmp_path: Path, names) -> None:
     np.savetxt(transposed, roi_series().T, delimiter=",")
     with pytest.raises(ExcludedRunError, match=r"(?s)sub-03\.csv .*hint: It looks transposed"):
         read_roi_series(transposed, names)
-    with pytest.raises(ExcludedRunError, match=r"sub-04\.mat is a MATLAB v7\.3 .*'-v7'"):
+    with pytest.raises(ExcludedRunError, match=r"(?s)sub-04\.mat is a MATLAB v7\.3 .*'-v7'"):
         read_roi_series(_v73(tmp_path / "sub-04.mat"), names)
     two = tmp_path / "sub-05.mat"
     savemat(two, {"a": roi_series(), "b": roi_series(seed=3)})
@@ -171,8 +171,8 @@ def test_series_bad_files_name_the_file_and_fix(tmp_path: Path, names) -> None:
         (lambda m: m[:100, :100], r"has 100 ROIs but atlas 'aal116' has 116"),
         (lambda m: np.where(np.eye(116, k=3) > 0, np.nan, m), r"3 ?|NaN or infinite"),
         (lambda m: m + np.triu(np.full_like(m, 0.05), 1), r"not symmetric"),
-        (lambda m: np.arctanh(np.clip(m, -0.999, 0.999)) * 3, r"outside \[-1, 1\].*tanh"),
-        (lambda m: m - np.eye(116), r"diagonal value 0.*fill_diagonal"),
+        (lambda m: np.arctanh(np.clip(m, -0.999, 0.999)) * 3, r"(?s)outside \[-1, 1\].*tanh"),
+        (lambda m: m - np.eye(116), r"(?s)diagonal value 0.*fill_diagonal"),
     ],
     ids=["non-square", "wrong-size", "nan", "asymmetric", "fisher-z", "zero-diagonal"],
 )

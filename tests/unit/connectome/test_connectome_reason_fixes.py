@@ -21,6 +21,7 @@ from helpers.connectome import (
     cli,
     confounds_table,
     fmriprep_record,
+    imported_qc,
     make_fmriprep_run,
     read_qc_table,
     roi_series,
@@ -209,5 +210,102 @@ def test_each_roi_series_exclusion_says_the_fix(
     argv += ["--atlas", "aal116", "--out-dir", "conn", "--qc-table", "qc.tsv"]
     assert cli(connectome_cmd, argv) == 0
     row = read_qc_table(tmp_path / "qc.tsv").iloc[0]
+    assert row["reason_code"] in codes, row["reason"]
+    assert fix.lower() in _one_fix(row["reason"]).lower(), row["reason"]
+
+
+# --- imported connectomes: lcm connectome import ------------------------------------------
+
+
+def _fc() -> np.ndarray:
+    return np.corrcoef(roi_series().T)
+
+
+def _save(root: Path, matrix: np.ndarray) -> None:
+    np.savetxt(root / "sub-01.csv", matrix, delimiter=",", fmt="%.17g")
+
+
+def not_square(root: Path) -> None:
+    _save(root, _fc()[:, :-1])
+
+
+def matrix_roi_count(root: Path) -> None:
+    _save(root, _fc()[:90, :90])
+
+
+def matrix_nonfinite(root: Path) -> None:
+    m = _fc()
+    m[3, 5] = m[5, 3] = np.inf
+    _save(root, m)
+
+
+def matrix_diagonal(root: Path) -> None:
+    m = _fc()
+    np.fill_diagonal(m, 0.5)
+    _save(root, m)
+
+
+def fisher_z_diagonal(root: Path) -> None:
+    m = np.arctanh(np.clip(_fc(), -0.99, 0.99))
+    np.fill_diagonal(m, np.inf)
+    _save(root, m)
+
+
+def asymmetric(root: Path) -> None:
+    m = _fc()
+    m[3, 5] += 0.3
+    _save(root, m)
+
+
+def out_of_range(root: Path) -> None:
+    m = np.arctanh(np.clip(_fc(), -0.99, 0.99))
+    np.fill_diagonal(m, 1.0)
+    _save(root, m)
+
+
+def non_numeric_cell(root: Path) -> None:
+    m = _fc().astype(object)
+    m[3, 5] = "high"
+    pd.DataFrame(m).to_csv(root / "sub-01.csv", header=False, index=False)
+
+
+def npy_3d(root: Path) -> None:
+    np.save(root / "sub-01.npy", np.stack([_fc(), _fc()]))
+
+
+def npy_unreadable(root: Path) -> None:
+    (root / "sub-01.npy").write_bytes(b"<html>not found</html>")
+
+
+def mat_v73(root: Path) -> None:
+    (root / "sub-01.mat").write_bytes(b"MATLAB 7.3 MAT-file, HDF5 user block".ljust(512, b" "))
+
+
+MATRICES: dict[str, tuple[Callable[[Path], None], tuple[str, ...], str]] = {
+    "matrix_not_square": (not_square, (reason_codes.MATRIX_NOT_SQUARE,), "one full"),
+    "roi_count_mismatch": (matrix_roi_count, (reason_codes.ROI_COUNT_MISMATCH,), "atlas.name"),
+    "matrix_nonfinite": (matrix_nonfinite, (reason_codes.MATRIX_NONFINITE,), "recompute"),
+    "matrix_diagonal": (matrix_diagonal, (reason_codes.MATRIX_DIAGONAL,), "fill_diagonal"),
+    "matrix_diagonal-fisher": (fisher_z_diagonal, (reason_codes.MATRIX_DIAGONAL,), "numpy.tanh"),
+    "matrix_asymmetric": (asymmetric, (reason_codes.MATRIX_ASYMMETRIC,), "full correlation"),
+    "matrix_out_of_range": (out_of_range, (reason_codes.MATRIX_OUT_OF_RANGE,), "numpy.tanh"),
+    "non_numeric_values": (non_numeric_cell, (reason_codes.NON_NUMERIC_VALUES,), "numbers only"),
+    "not_2d": (npy_3d, (reason_codes.NOT_2D,), "one run per file"),
+    "file_unreadable": (npy_unreadable, (reason_codes.FILE_UNREADABLE,), "numpy.save"),
+    "mat_v73": (mat_v73, (reason_codes.MAT_V73,), "-v7"),
+}
+
+
+@pytest.mark.parametrize("case", list(MATRICES))
+def test_each_imported_matrix_exclusion_says_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    write, codes, fix = MATRICES[case]
+    root = tmp_path / "mats"
+    root.mkdir()
+    write(root)
+    ingest("pcp", "connectome", root, tmp_path / "manifest.parquet")
+    monkeypatch.chdir(tmp_path)
+    row = imported_qc(Path("."), Path("manifest.parquet")).iloc[0]
     assert row["reason_code"] in codes, row["reason"]
     assert fix.lower() in _one_fix(row["reason"]).lower(), row["reason"]

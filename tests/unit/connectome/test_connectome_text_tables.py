@@ -80,12 +80,12 @@ def test_fisher_z_matrices_are_refused_with_the_conversion() -> None:
     for diagonal in (np.inf, np.nan, 0.0):
         made = z.copy()
         np.fill_diagonal(made, diagonal)
-        with pytest.raises(ExcludedRunError, match=rf"z\.npy.*{convert}"):
+        with pytest.raises(ExcludedRunError, match=rf"(?s)z\.npy.*{convert}"):
             check_connectome(made, "z.npy", 5, "x")
     # NaN off the diagonal is no Fisher z sign; a diagonal of 0.5 no zeroed one.
     made = _fc()
     made[1, 2] = made[2, 1] = np.nan
-    with pytest.raises(ExcludedRunError, match="recompute the connectome"):
+    with pytest.raises(ExcludedRunError, match="Recompute the connectome"):
         check_connectome(made, "r.npy", 5, "x")
     made = _fc()
     np.fill_diagonal(made, 0.5)
