@@ -92,6 +92,30 @@ def tr_mismatch(files: dict[str, Path]) -> dict:
     return {}
 
 
+def too_few_dof(files: dict[str, Path]) -> dict:
+    return {"min_dof": 200}
+
+
+def bold_nonfinite(files: dict[str, Path]) -> dict:
+    import nibabel as nib
+
+    data = np.asarray(nib.load(files["bold"]).dataobj, dtype=np.float32)
+    data[2, 2, 2, :] = np.nan
+    save_nifti(files["bold"], data, 2.0)
+    return {}
+
+
+def no_coverage(files: dict[str, Path]) -> dict:
+    save_nifti(files["mask"], np.zeros(_shape(files), np.uint8))
+    return {}
+
+
+def too_few_window_dof(files: dict[str, Path]) -> dict:
+    """The whole run keeps 30 degrees of freedom (6P, no low-pass), no 20-volume window does."""
+    window = {"window": {"length": 20, "step": 20}}
+    return {"strategy": "6P", "low_pass": None, "min_dof": 30, "connectome": window}
+
+
 def _shape(files: dict[str, Path]) -> tuple[int, ...]:
     import nibabel as nib
 
@@ -107,6 +131,10 @@ VOXEL: dict[str, tuple[Callable[[dict[str, Path]], dict], str, str]] = {
     "too_few_volumes": (too_few_volumes, reason_codes.TOO_FEW_VOLUMES, "denoise.min_volumes"),
     "flat_signals": (flat_signals, reason_codes.FLAT_SIGNALS, "fMRIPrep for a BOLD"),
     "tr_mismatch": (tr_mismatch, reason_codes.TR_MISMATCH, "RepetitionTime"),
+    "too_few_window_dof": (too_few_window_dof, reason_codes.TOO_FEW_WINDOW_DOF, "window"),
+    "too_few_dof": (too_few_dof, reason_codes.TOO_FEW_DOF, "denoise.low_pass"),
+    "bold_nonfinite": (bold_nonfinite, reason_codes.BOLD_NONFINITE, ""),
+    "no_coverage": (no_coverage, reason_codes.NO_COVERAGE, "mask"),
 }
 
 
@@ -116,12 +144,15 @@ def test_each_voxel_exclusion_says_the_fix(
 ) -> None:
     breaks, code, fix = VOXEL[case]
     files = make_fmriprep_run(tmp_path / "fmriprep", RUN, n_vol=N_VOL)
-    denoise = {"strategy": "24P", "min_volumes": 20, "min_dof": None, **breaks(files)}
+    settings = breaks(files)
+    connectome = settings.pop("connectome", {})
+    denoise = {"strategy": "24P", "min_volumes": 20, "min_dof": None, **settings}
     fmriprep_record(tmp_path / "rec.json", "ds", [(RUN, files)])
     monkeypatch.chdir(tmp_path)
     argv = ["connectome", "run", "--dataset", "ds", "--fmriprep-record", "rec.json"]
     argv += ["--run-key", RUN, "--atlas", "aal116", "--out-dir", "conn", "--qc-out", "qc.json"]
-    assert cli(connectome_cmd, [*argv, "--denoise", json.dumps(denoise)]) == 0
+    argv += ["--denoise", json.dumps(denoise), "--connectome", json.dumps(connectome)]
+    assert cli(connectome_cmd, argv) == 0
     qc = json.loads((tmp_path / "qc.json").read_text())
     assert not qc["included"] and qc["reason_code"] == code, qc["reason"]
     assert fix.lower() in _one_fix(qc["reason"]).lower(), qc["reason"]
@@ -309,3 +340,31 @@ def test_each_imported_matrix_exclusion_says_the_fix(
     row = imported_qc(Path("."), Path("manifest.parquet")).iloc[0]
     assert row["reason_code"] in codes, row["reason"]
     assert fix.lower() in _one_fix(row["reason"]).lower(), row["reason"]
+
+
+# --- codes not provoked above ---------------------------------------------------------------
+# bold_too_large (a BOLD bigger than the job's memory), space_mismatch, cleaned_nonfinite,
+# window_flat_signals, ragged_rows, mat_variable_ambiguous, ... are excluded at raise sites that
+# no small folder reaches cheaply: each raise of ExcludedRunError must give its fix (hint=),
+# save two whose reason is worded already: the fMRIPrep record's own (voxel_run, passed on)
+# and ingest's TR check (compare_header_tr, with_fix).
+WORDED = {("voxel_run.py", "reason"), ("voxel_run.py", "compared.mismatch")}
+
+
+def test_every_connectome_exclusion_is_raised_with_its_fix() -> None:
+    import ast
+
+    import lcm.connectome
+
+    lacking = []
+    for path in sorted(Path(lcm.connectome.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (
+                isinstance(node, ast.Call) and getattr(node.func, "id", "") == "ExcludedRunError"
+            ):
+                continue
+            if any(k.arg == "hint" for k in node.keywords):
+                continue
+            if (path.name, ast.unparse(node.args[0])) not in WORDED:
+                lacking.append(f"{path.name}:{node.lineno}")
+    assert lacking == [], lacking
