@@ -67,9 +67,23 @@ def read_roi_series(path: str | Path, names: list[str]) -> pd.DataFrame:
     Raises
     ------
     ExcludedRunError
-        Unreadable file, not 2D, or (headerless formats) a column count other than ``len(names)``.
+        Unreadable file, not 2D, no volume (a header alone), or (headerless formats) a column
+        count other than ``len(names)``.
     """
     path = Path(path)
+    table = _read_series_table(path, names)
+    if table.shape[0] == 0:
+        # A header alone (an extraction stopped before its first volume): nothing to correlate.
+        raise ExcludedRunError(
+            f"{path.name} holds no volumes (a header with no rows of numbers)",
+            hint=f"Extract the series into {path.name} again: one row of numbers per volume.",
+            code=reason_codes.FILE_EMPTY,
+        )
+    return table
+
+
+def _read_series_table(path: Path, names: list[str]) -> pd.DataFrame:
+    """:func:`read_roi_series` before its check for rows."""
     ext = path.suffix.lower()
     if ext == ".tsv":
         skip = _comment_lines(path, "\t")

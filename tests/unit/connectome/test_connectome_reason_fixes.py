@@ -33,6 +33,8 @@ from lcm import reason_codes
 from lcm.atlas import load_atlas
 from lcm.bids.ingest import ingest
 from lcm.commands import connectome as connectome_cmd
+from lcm.connectome.roi_formats import read_roi_series
+from lcm.exceptions import ExcludedRunError
 
 RUN = "sub-01_task-rest_run-1"
 N_VOL = 48
@@ -220,14 +222,9 @@ SERIES: dict[str, tuple[Callable[[Path], None], tuple[str, ...], str]] = {
     ),
     "file_empty": (file_empty, (reason_codes.FILE_EMPTY,), "sub-01_timeseries.tsv"),
 }
-# A header and no row: `lcm connectome timeseries` stops on a numpy ValueError in
-# roi_runs.dropout_rows instead of excluding the run (a behaviour change, left to its own fix).
-CRASHES = pytest.mark.xfail(raises=ValueError, strict=True, reason="crashes, not excluded")
 
 
-@pytest.mark.parametrize(
-    "case", [pytest.param(c, marks=CRASHES) if c == "file_empty" else c for c in SERIES]
-)
+@pytest.mark.parametrize("case", SERIES)
 def test_each_roi_series_exclusion_says_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
@@ -368,3 +365,18 @@ def test_every_connectome_exclusion_is_raised_with_its_fix() -> None:
             if (path.name, ast.unparse(node.args[0])) not in WORDED:
                 lacking.append(f"{path.name}:{node.lineno}")
     assert lacking == [], lacking
+
+
+@pytest.mark.parametrize("ext", [".tsv", ".csv", ".npy"])
+def test_a_series_with_no_volume_is_refused_in_every_format(tmp_path: Path, ext: str) -> None:
+    """A header alone (or a 0 x R array) crashed the run's dropout check with numpy's
+    "zero-size array" ValueError, stopping the whole dataset's job; it is `file_empty`."""
+    path = tmp_path / f"sub-01_timeseries{ext}"
+    if ext == ".npy":
+        np.save(path, np.zeros((0, 116)))
+    else:
+        path.write_text(("\t" if ext == ".tsv" else ",").join(_names()) + "\n")
+    with pytest.raises(ExcludedRunError) as caught:
+        read_roi_series(path, _names())
+    assert caught.value.code == reason_codes.FILE_EMPTY
+    assert path.name in caught.value.one_line() and "Fix:" in caught.value.one_line()
