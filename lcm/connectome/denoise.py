@@ -438,6 +438,10 @@ def _rank(confounds: np.ndarray, detrend: bool) -> int:
     return int(np.linalg.matrix_rank(x[:, varying] / norms[varying]))
 
 
+# The advice for too few degrees of freedom that names the setting (runs and windows share it).
+LIGHTER_STRATEGY = "a lighter confound strategy (denoise.strategy, e.g. 6P instead of 24P)"
+
+
 def check_degrees_of_freedom(dof: DegreesOfFreedom, settings: DenoiseSettings) -> None:
     """Refuse a run left with fewer than ``settings.min_dof`` degrees of freedom (``None``: any).
 
@@ -462,9 +466,9 @@ def check_degrees_of_freedom(dof: DegreesOfFreedom, settings: DenoiseSettings) -
         return
     raise ExcludedRunError(
         shortfall,
-        hint="Use longer runs, a lighter confound strategy (e.g. 6P instead of 24P) or a wider "
-        "band (e.g. denoise.low_pass null); with fewer, the regressors take most of the in-band "
-        "signal and the connectome is mostly noise.",
+        hint=f"Use longer runs, {LIGHTER_STRATEGY}, a wider band (e.g. denoise.low_pass null) "
+        "or, knowing the connectome is then mostly noise (the regressors take most of the "
+        "in-band signal), a lower denoise.min_dof.",
         code=reason_codes.TOO_FEW_DOF,
     )
 

@@ -22,7 +22,12 @@ from typing import Any
 import numpy as np
 
 from lcm import reason_codes
-from lcm.connectome.denoise import DegreesOfFreedom, degrees_of_freedom, dof_shortfall
+from lcm.connectome.denoise import (
+    LIGHTER_STRATEGY,
+    DegreesOfFreedom,
+    degrees_of_freedom,
+    dof_shortfall,
+)
 from lcm.connectome.relmat import window_starts
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
 from lcm.exceptions import ExcludedRunError
@@ -171,7 +176,7 @@ def _no_window_left(
         else "many more"
     )
     detail = dof_shortfall(best, denoise) or ""
-    lighter = "a lighter confound strategy (e.g. 6P instead of 24P), " if best.regressors else ""
+    lighter = f"{LIGHTER_STRATEGY}, " if best.regressors else ""
     # A wider band helps only where the band, not the volume count, caps the window's count.
     band_caps = best.in_band < best.n_kept - 1
     wider = "widen the band (e.g. denoise.low_pass null), " if band_caps else ""

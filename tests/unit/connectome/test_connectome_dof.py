@@ -63,6 +63,9 @@ def test_too_few_degrees_of_freedom_leave_noise_that_the_floor_excludes() -> Non
     assert "less 24 confound regressor(s) and the linear trend" in err.value.message
     assert "longer runs" in err.value.hint and "lighter confound strategy" in err.value.hint
     assert "wider band" in err.value.hint
+    # Each fix names the setting a user edits.
+    for setting in ("denoise.strategy", "denoise.low_pass", "denoise.min_dof"):
+        assert setting in err.value.hint
     at_floor = degrees_of_freedom(np.arange(125), 2.0, BAND, np.zeros((125, 24)) + np.eye(125, 24))
     assert at_floor.residual == pytest.approx(20.0)
     alone, regressed, _ = _null_fc_sd(125, 2.0, 24)
