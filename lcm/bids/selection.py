@@ -127,24 +127,22 @@ class Selection:
             return manifest
         df = manifest.copy()
         reason = pd.Series("", index=df.index, dtype=object)
+        # (values, whether a listed value is kept, the reason's verb, the fix's verb and
+        # preposition, the setting's name)
+        lists = (
+            (self.include, True, "is not in", "add", "to", "include"),
+            (self.exclude, False, "is in", "remove", "from", "exclude"),
+        )
         for key, (column, _) in SELECTION_KEYS.items():
             values = df[column].map(lambda v, k=key: _normal(k, str(v)))
-            if key in self.include:
-                out = ~values.isin(self.include[key]) & (reason == "")
+            for chosen, keeps, verb, fix, prep, name in lists:
+                if key not in chosen:
+                    continue
+                out = (values.isin(chosen[key]) != keeps) & (reason == "")
                 reason[out] = [
                     with_fix(
-                        f"not selected: {column} {v} is not in ingest.select {key}.include",
-                        f"to keep it, add {v} to ingest.select.<dataset>.{key}.include "
-                        "(lcm ingest --select)",
-                    )
-                    for v in df.loc[out, column].astype(str)
-                ]
-            if key in self.exclude:
-                out = values.isin(self.exclude[key]) & (reason == "")
-                reason[out] = [
-                    with_fix(
-                        f"not selected: {column} {v} is in ingest.select {key}.exclude",
-                        f"to keep it, remove {v} from ingest.select.<dataset>.{key}.exclude "
+                        f"not selected: {column} {v} {verb} ingest.select {key}.{name}",
+                        f"to keep it, {fix} {v} {prep} ingest.select.<dataset>.{key}.{name} "
                         "(lcm ingest --select)",
                     )
                     for v in df.loc[out, column].astype(str)
