@@ -1,6 +1,6 @@
 """Builders of tiny BIDS, fMRIPrep and ROI time-series datasets for the bids, preprocess and
-connectome tests, and :func:`read_qc_table`, which reads the QC tables the connectome stage
-writes from them.
+connectome tests, :func:`connectome_timeseries`, which runs ``lcm connectome timeseries`` on
+them, and :func:`read_qc_table`, which reads the QC tables the connectome stage writes.
 
 Grids are a crop of the fMRIPrep MNI152NLin2009cAsym 4 mm grid with distinct axis sizes, so
 an axis mix-up changes shapes; run lengths are 40-60 volumes.
@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 
 from lcm.atlas import load_atlas, mni_grid, resample_to
+from lcm.bids.ingest import ingest
 from lcm.commands import connectome as connectome_cmd
 from lcm.connectome.qc import QC_COLUMNS
 from lcm.io.derivatives import included_mask
@@ -26,6 +29,15 @@ CROP_START = (12, 14, 12)  # voxel offset of the crop inside the 4 mm grid
 CROP_SHAPE = (23, 27, 21)
 ROI_VOLUMES = 61  # length of the ROI time series of :func:`roi_series`
 MOTION = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
+# Denoising of :func:`timeseries_qc`. min_dof off: runs of ROI_VOLUMES hold fewer degrees of
+# freedom in the band than the default floor, which is tested apart (test_connectome_dof.py).
+ROI_DENOISE = {
+    "high_pass": 0.01,
+    "low_pass": 0.1,
+    "detrend": True,
+    "min_volumes": 40,
+    "min_dof": None,
+}
 
 
 def crop_affine() -> np.ndarray:
@@ -274,6 +286,130 @@ def roi_series(n_rois: int = 116, seed: int = 0, n_vol: int = ROI_VOLUMES) -> np
     rng = np.random.default_rng(seed)
     shared = rng.standard_normal((n_vol, 1))
     return 50 + shared * rng.uniform(0.5, 1.5, n_rois) + rng.standard_normal((n_vol, n_rois))
+
+
+def write_roi_run(
+    root: Path,
+    sub: str,
+    table: pd.DataFrame,
+    t_r: float = 2.0,
+    meta: dict | None = None,
+    space: str | None = None,
+) -> Path:
+    """Write one subject's ROI time series (label ``seg-aal116``) as a BIDS derivative holds it.
+
+    Parameters
+    ----------
+    root : Path
+        The dataset's folder; its ``dataset_description.json`` (name ``ts``) is written with the
+        first run.
+    sub : str
+        Subject label, without ``sub-``.
+    table : pandas.DataFrame
+        Volumes x columns (ROIs, and confounds such as ``framewise_displacement``), written as
+        a TSV with ``n/a`` for NaN.
+    t_r : float
+        ``RepetitionTime`` of the JSON sidecar, in seconds.
+    meta : dict, optional
+        More sidecar fields.
+    space : str, optional
+        A ``space-`` entity for the file name.
+
+    Returns
+    -------
+    Path
+        ``sub-<sub>/func/sub-<sub>_task-rest[_space-<space>]_seg-aal116_stat-mean_timeseries.tsv``.
+    """
+    if not (root / "dataset_description.json").exists():
+        write_json(root / "dataset_description.json", {"Name": "ts", "BIDSVersion": "1.10.0"})
+    entities = f"sub-{sub}_task-rest" + (f"_space-{space}" if space else "")
+    path = root / f"sub-{sub}" / "func" / f"{entities}_seg-aal116_stat-mean_timeseries.tsv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, sep="\t", index=False, na_rep="n/a")
+    write_json(path.with_suffix(".json"), {"RepetitionTime": t_r, **(meta or {})})
+    return path
+
+
+def connectome_timeseries(
+    manifest: str | Path,
+    *,
+    out_dir: str | Path,
+    qc_table: str | Path,
+    dataset: str = "ts",
+    atlas: str = "aal116",
+    labels: str | Path | None = None,
+    denoise: dict | None = None,
+    connectome: dict | None = None,
+    extra: Sequence[str] = (),
+) -> int:
+    """Run ``lcm connectome timeseries`` on an ingested manifest of ROI time series.
+
+    Parameters
+    ----------
+    manifest : str or Path
+        The manifest ``lcm ingest`` wrote (entry ``roi_timeseries``).
+    out_dir, qc_table : str or Path
+        ``--out-dir`` and ``--qc-table``.
+    dataset : str
+        ``--dataset``.
+    atlas : str
+        ``--atlas``.
+    labels : str or Path, optional
+        ``--atlas-labels``: the table of an atlas known by its labels only.
+    denoise, connectome : dict, optional
+        The ``denoise`` / ``connectome`` settings, passed as JSON; left out when None (the
+        defaults).
+    extra : sequence of str
+        More arguments, appended as given.
+
+    Returns
+    -------
+    int
+        The verb's exit status; its errors (``ConfigError``, ...) propagate.
+    """
+    argv = ["connectome", "timeseries", "--dataset", dataset, "--manifest", str(manifest)]
+    argv += ["--atlas", atlas, *(["--atlas-labels", str(labels)] if labels is not None else [])]
+    if denoise is not None:
+        argv += ["--denoise", json.dumps(denoise)]
+    if connectome is not None:
+        argv += ["--connectome", json.dumps(connectome)]
+    argv += ["--out-dir", str(out_dir), "--qc-table", str(qc_table), *extra]
+    return cli(connectome_cmd, argv)
+
+
+def timeseries_qc(tmp_path: Path, source: Path, **ingest_kw: Any) -> pd.DataFrame:
+    """Ingest a folder of ROI time series as dataset ``files`` and run ``lcm connectome
+    timeseries`` on it (atlas aal116, :data:`ROI_DENOISE`), as :func:`imported_qc` does for
+    matrices.
+
+    Parameters
+    ----------
+    tmp_path : Path
+        Where the manifest (``ingest/manifest.parquet``), ``conn/`` and ``qc.tsv`` go.
+    source : Path
+        The folder of series files.
+    **ingest_kw
+        Passed to :func:`lcm.bids.ingest.ingest` (``repetition_time``, ``atlas``, ``seg``);
+        ``seg`` is passed on as ``--atlas-seg`` too.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The QC table (:func:`read_qc_table`), indexed by subject.
+    """
+    manifest = tmp_path / "ingest" / "manifest.parquet"
+    ingest("files", "roi_timeseries", source, manifest, **ingest_kw)
+    qc_path = tmp_path / "qc.tsv"
+    rc = connectome_timeseries(
+        manifest,
+        out_dir=tmp_path / "conn",
+        qc_table=qc_path,
+        dataset="files",
+        denoise=ROI_DENOISE,
+        extra=["--atlas-seg", ingest_kw["seg"]] if ingest_kw.get("seg") else [],
+    )
+    assert rc == 0
+    return read_qc_table(qc_path).set_index("subject")
 
 
 def roi_fc(n: int = 116, seed: int = 0) -> np.ndarray:

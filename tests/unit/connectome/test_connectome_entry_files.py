@@ -16,11 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 from helpers.connectome import (
     ROI_VOLUMES,
-    cli,
     imported_qc,
-    read_qc_table,
     roi_fc,
     roi_series,
+    timeseries_qc,
     write_json,
 )
 from scipy.io import savemat
@@ -29,7 +28,6 @@ from lcm.atlas import load_atlas
 from lcm.bids.ingest import ingest, ingest_dataset
 from lcm.bids.selection import Selection
 from lcm.cli import main
-from lcm.commands import connectome as connectome_cmd
 from lcm.connectome.imported import check_connectome
 from lcm.connectome.roi_formats import read_matrix, read_roi_series
 from lcm.exceptions import ExcludedRunError, InputDataError
@@ -38,14 +36,6 @@ from lcm.store.read import connectome_values
 from lcm.store.writer import write_connectomes
 
 N_VOL, T_R = ROI_VOLUMES, 2.0
-# min_dof: the short series hold fewer degrees of freedom than the default floor (tested apart).
-DENOISE = {
-    "high_pass": 0.01,
-    "low_pass": 0.1,
-    "detrend": True,
-    "min_volumes": 40,
-    "min_dof": None,
-}
 
 
 @pytest.fixture(scope="module")
@@ -210,34 +200,6 @@ def test_xcpd_nan_parcels_become_empty_rois() -> None:
 # -- ROI time-series datasets ----------------------------------------------------------------
 
 
-def _timeseries_qc(tmp_path: Path, source: Path, **ingest_kw) -> pd.DataFrame:
-    manifest = tmp_path / "ingest" / "manifest.parquet"
-    ingest("files", "roi_timeseries", source, manifest, **ingest_kw)
-    qc_path = tmp_path / "qc.tsv"
-    rc = cli(
-        connectome_cmd,
-        [
-            "connectome",
-            "timeseries",
-            "--dataset",
-            "files",
-            "--manifest",
-            str(manifest),
-            "--atlas-name",
-            "aal116",
-            "--denoise",
-            json.dumps(DENOISE),
-            "--out-dir",
-            str(tmp_path / "conn"),
-            "--qc-table",
-            str(qc_path),
-            *(["--atlas-seg", ingest_kw["seg"]] if ingest_kw.get("seg") else []),
-        ],
-    )
-    assert rc == 0
-    return read_qc_table(qc_path).set_index("subject")
-
-
 def test_folder_of_series_files(tmp_path: Path, names) -> None:
     root = tmp_path / "series"
     root.mkdir()
@@ -250,7 +212,7 @@ def test_folder_of_series_files(tmp_path: Path, names) -> None:
     write_json(root / "sub-06.json", {"RepetitionTime": 0.8})  # sidecar beats the dataset TR
     np.save(root / "sub-06.npy", roi_series(seed=7))
     (root / "participants.tsv").write_text("participant_id\nsub-01\n")  # not a run: ignored
-    qc = _timeseries_qc(tmp_path, root, repetition_time=T_R)
+    qc = timeseries_qc(tmp_path, root, repetition_time=T_R)
 
     assert sorted(qc.index) == ["0050003", "0050004", "01", "02", "05", "06"]
     assert qc["included"].to_dict() == {
@@ -287,7 +249,7 @@ def test_series_as_pandas_and_numpy_write_them(tmp_path: Path, names) -> None:
     pd.DataFrame(data, columns=range(1, 117)).to_csv(root / "sub-03.csv", index=False)
     np.savetxt(root / "sub-04.csv", data, delimiter=",", header=",".join(names))
     np.savetxt(root / "sub-05.tsv", data, delimiter="\t", header="\t".join(names))
-    qc = _timeseries_qc(tmp_path, root, repetition_time=T_R)
+    qc = timeseries_qc(tmp_path, root, repetition_time=T_R)
     assert qc["included"].all(), qc["reason"].to_dict()
     assert (qc["n_volumes"] == N_VOL).all()
     _, reference = read_relmat(qc.loc["01", "relmat"])
@@ -331,7 +293,7 @@ def test_folder_of_abide_preprocessed_files(tmp_path: Path, names, caplog) -> No
     _abide_1d(root / "Pitt_0050002_rois_cc200.1D", roi_series(200, seed=3))
     _abide_1d(root / "Leuven_1_0050682_rois_cc200.1D", roi_series(200, seed=4))
     with caplog.at_level(logging.INFO, logger="lcm.bids.ingest"):
-        qc = _timeseries_qc(tmp_path, root, repetition_time=T_R, atlas="aal116", seg="aal")
+        qc = timeseries_qc(tmp_path, root, repetition_time=T_R, atlas="aal116", seg="aal")
     # One line for the other parcellation's files, not a warning per file.
     other_lines = [r for r in caplog.records if "seg-cc200" in r.getMessage()]
     assert len(other_lines) == 1 and other_lines[0].levelno == logging.INFO
@@ -345,7 +307,7 @@ def test_folder_of_abide_preprocessed_files(tmp_path: Path, names, caplog) -> No
     got, fc = read_relmat(runs.loc[runs["included"], "relmat"].iloc[0])
     assert got == names and np.isfinite(fc).all()
     # Without atlas.seg, the reason says what to set.
-    qc = _timeseries_qc(tmp_path / "noseg", root, repetition_time=T_R, atlas="aal116")
+    qc = timeseries_qc(tmp_path / "noseg", root, repetition_time=T_R, atlas="aal116")
     assert not qc["included"].any()
     assert "set atlas.seg: aal (--atlas-seg aal)" in " ".join(qc["reason"])
 
@@ -356,7 +318,7 @@ def test_missing_repetition_time_excludes_only_that_run(tmp_path: Path) -> None:
     np.save(root / "sub-01.npy", roi_series(seed=1))
     np.save(root / "sub-02.npy", roi_series(seed=2))
     write_json(root / "sub-02.json", {"RepetitionTime": T_R})
-    qc = _timeseries_qc(tmp_path, root)
+    qc = timeseries_qc(tmp_path, root)
     assert not qc.loc["01", "included"] and qc.loc["02", "included"]
     reason = qc.loc["01", "reason"]
     assert "sub-01.npy" in reason and "repetition_time" in reason and "sub-01.json" in reason

@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers.connectome import (
-    cli,
     fmriprep_record,
     imported_qc,
     make_fmriprep_run,
     make_raw_bids,
-    read_qc_table,
+    roi_series,
     save_nifti,
+    timeseries_qc,
     write_confounds,
     write_json,
 )
@@ -31,7 +31,6 @@ from helpers.connectome import (
 from lcm.atlas import load_atlas
 from lcm.bids.ingest import ingest
 from lcm.bids.nifti_header import read_bold_header as read_ingest_header
-from lcm.commands import connectome as connectome_cmd
 from lcm.connectome.bold_stream import read_bold_header
 from lcm.connectome.parcellate import parcellate_file
 from lcm.connectome.qc import check_fc_spread
@@ -246,58 +245,17 @@ def test_dropout_volume_is_scrubbed_in_voxel_runs(tmp_path: Path, atlas, value: 
     assert qc["median_tsnr"] == pytest.approx(qc_clean["median_tsnr"], rel=0.05)
 
 
-def _roi_series(n_vol: int = 61, n_rois: int = 116, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    shared = rng.standard_normal((n_vol, 1))
-    return 50 + shared * rng.uniform(0.5, 1.5, n_rois) + rng.standard_normal((n_vol, n_rois))
-
-
-def _series_qc(tmp_path: Path, root: Path, **ingest_kw) -> pd.DataFrame:
-    """``lcm connectome timeseries`` (atlas aal116) of a folder of series: its QC, by subject."""
-    manifest = tmp_path / "ingest" / "manifest.parquet"
-    ingest("files", "roi_timeseries", root, manifest, **ingest_kw)
-    qc_path = tmp_path / "qc.tsv"
-    denoise = {
-        "high_pass": 0.01,
-        "low_pass": 0.1,
-        "detrend": True,
-        "min_volumes": 40,
-        "min_dof": None,  # short series: the floor is tested apart
-    }
-    rc = cli(
-        connectome_cmd,
-        [
-            "connectome",
-            "timeseries",
-            "--dataset",
-            "files",
-            "--manifest",
-            str(manifest),
-            "--atlas-name",
-            "aal116",
-            "--denoise",
-            json.dumps(denoise),
-            "--out-dir",
-            str(tmp_path / "conn"),
-            "--qc-table",
-            str(qc_path),
-        ],
-    )
-    assert rc == 0
-    return read_qc_table(qc_path).set_index("subject")
-
-
 def test_dropout_volume_is_scrubbed_in_roi_timeseries(tmp_path: Path, atlas) -> None:
     root = tmp_path / "series"
     root.mkdir()
-    series = _roi_series()
+    series = roi_series()
     np.save(root / "sub-01.npy", series)
     dropped = series.copy()
     dropped[30] = 0.0
     np.save(root / "sub-02.npy", dropped)
     write_json(root / "sub-01.json", {"RepetitionTime": T_R})
     write_json(root / "sub-02.json", {"RepetitionTime": T_R})
-    qc = _series_qc(tmp_path, root)
+    qc = timeseries_qc(tmp_path, root)
     assert qc["included"].all()
     assert qc.loc["02", "n_dropout_volumes"] == 1 and qc.loc["01", "n_dropout_volumes"] == 0
     assert qc.loc["02", "n_volumes_kept"] == 60 and qc.loc["01", "n_volumes_kept"] == 61
@@ -314,7 +272,7 @@ def test_imported_r_outside_unit_range_excludes_that_run(tmp_path: Path, atlas) 
     names = atlas.labels["name"].tolist()
     mats = tmp_path / "mats"
     mats.mkdir()
-    good = np.corrcoef(_roi_series(seed=1).T)
+    good = np.corrcoef(roi_series(seed=1).T)
     write_relmat(mats / "sub-01.tsv", names, good)
     bad = good.copy()
     bad[3, 4] = bad[4, 3] = 5.0
@@ -360,7 +318,7 @@ def test_series_whose_rois_all_correlate_near_1_are_excluded(tmp_path: Path) -> 
     copied = data[:, :1] + np.random.default_rng(1).normal(0, 1e-3, data.shape)
     np.save(root / "sub-03.npy", copied)
     np.save(root / "sub-04.npy", _bold_scale_series(global_gain=5.0, seed=2))
-    qc = _series_qc(tmp_path, root, repetition_time=T_R)
+    qc = timeseries_qc(tmp_path, root, repetition_time=T_R)
     assert qc["included"].to_dict() == {"01": True, "02": False, "03": False, "04": True}
     assert qc.loc[["02", "03"], "reason_code"].tolist() == ["fc_degenerate"] * 2
     reason = qc.loc["02", "reason"]

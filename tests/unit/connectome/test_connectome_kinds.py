@@ -12,12 +12,13 @@ from helpers.connectome import (
     CROP_SHAPE,
     SPACE,
     cli,
+    connectome_timeseries,
     crop_labels,
     fmriprep_record,
     make_fmriprep_run,
     read_qc_table,
     save_nifti,
-    write_json,
+    write_roi_run,
 )
 from nilearn.connectome import ConnectivityMeasure
 from sklearn.covariance import LedoitWolf
@@ -180,44 +181,19 @@ def test_run_shorter_than_window_keeps_whole_run(tmp_path: Path, atlas) -> None:
 
 def test_timeseries_cli_kinds_and_too_long_window(tmp_path: Path, atlas) -> None:
     root = tmp_path / "ts"
-    write_json(root / "dataset_description.json", {"Name": "ts", "BIDSVersion": "1.10.0"})
     names = atlas.labels["name"].tolist()
     for sub, n_vol in (("01", 80), ("02", 50)):
-        path = (
-            root
-            / f"sub-{sub}"
-            / "func"
-            / f"sub-{sub}_task-rest_seg-aal116_stat-mean_timeseries.tsv"
-        )
-        path.parent.mkdir(parents=True)
-        pd.DataFrame(_signals(n_vol, 116, int(sub)), columns=names).to_csv(
-            path, sep="\t", index=False
-        )
-        write_json(path.with_suffix(".json"), {"RepetitionTime": 2.0})
+        write_roi_run(root, sub, pd.DataFrame(_signals(n_vol, 116, int(sub)), columns=names))
     manifest = tmp_path / "manifest.parquet"
     ingest("ts", "roi_timeseries", root, manifest)
 
     def run(connectome: dict) -> int:
-        return cli(
-            connectome_cmd,
-            [
-                "connectome",
-                "timeseries",
-                "--dataset",
-                "ts",
-                "--manifest",
-                str(manifest),
-                "--atlas-name",
-                "aal116",
-                "--denoise",
-                json.dumps({"min_volumes": 20, "min_dof": None}),
-                "--connectome",
-                json.dumps(connectome),
-                "--out-dir",
-                str(tmp_path / "conn"),
-                "--qc-table",
-                str(tmp_path / "qc.tsv"),
-            ],
+        return connectome_timeseries(
+            manifest,
+            out_dir=tmp_path / "conn",
+            qc_table=tmp_path / "qc.tsv",
+            denoise={"min_volumes": 20, "min_dof": None},
+            connectome=connectome,
         )
 
     assert run({"kinds": ["partial"], "window": {"length": 60}}) == 0

@@ -20,6 +20,7 @@ import pytest
 from helpers.connectome import (
     cli,
     confounds_table,
+    connectome_timeseries,
     fmriprep_record,
     imported_qc,
     make_fmriprep_run,
@@ -234,9 +235,7 @@ def test_each_roi_series_exclusion_says_the_fix(
     write(root)
     ingest("ts", "roi_timeseries", root, tmp_path / "manifest.parquet", repetition_time=2.0)
     monkeypatch.chdir(tmp_path)
-    argv = ["connectome", "timeseries", "--dataset", "ts", "--manifest", "manifest.parquet"]
-    argv += ["--atlas", "aal116", "--out-dir", "conn", "--qc-table", "qc.tsv"]
-    assert cli(connectome_cmd, argv) == 0
+    assert connectome_timeseries("manifest.parquet", out_dir="conn", qc_table="qc.tsv") == 0
     row = read_qc_table(tmp_path / "qc.tsv").iloc[0]
     assert row["reason_code"] in codes, row["reason"]
     assert fix.lower() in _one_fix(row["reason"]).lower(), row["reason"]

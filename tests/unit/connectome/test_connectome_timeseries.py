@@ -8,13 +8,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers.connectome import cli, read_qc_table, write_json
+from helpers.connectome import (
+    cli,
+    connectome_timeseries,
+    read_qc_table,
+    roi_series,
+    write_roi_run,
+)
 from nilearn import signal
 
 from lcm.atlas import load_atlas
 from lcm.bids.ingest import ingest
 from lcm.catalogue import load_catalogue
-from lcm.commands import connectome as connectome_cmd
 from lcm.commands import store as store_cmd
 from lcm.connectome.confounds import STRATEGIES
 from lcm.connectome.coverage import cleaned_empty, constant_columns, empty_parcels
@@ -42,50 +47,38 @@ def atlas():
     return load_atlas("aal116")
 
 
-def _series(n_vol: int, n_rois: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    shared = rng.standard_normal((n_vol, 1))
-    return 50 + shared * rng.uniform(0.5, 1.5, n_rois) + rng.standard_normal((n_vol, n_rois))
-
-
 def _write_run(root: Path, sub: str, table: pd.DataFrame, meta: dict | None = None) -> Path:
-    path = (
-        root
-        / f"sub-{sub}"
-        / "func"
-        / f"sub-{sub}_task-rest_space-MNI152NLin6Asym_seg-aal116_stat-mean_timeseries.tsv"
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, sep="\t", index=False, na_rep="n/a")
-    write_json(path.with_suffix(".json"), {"RepetitionTime": T_R, **(meta or {})})
-    return path
+    """This file's runs: TR 0.72 s (HCP's), files in MNI152NLin6Asym space."""
+    return write_roi_run(root, sub, table, T_R, meta, space="MNI152NLin6Asym")
 
 
 @pytest.fixture
 def dataset(tmp_path: Path, atlas) -> tuple[Path, dict[str, Path]]:
     root = tmp_path / "ts"
-    write_json(root / "dataset_description.json", {"Name": "ts", "BIDSVersion": "1.10.0"})
     names = atlas.labels["name"].tolist()
     paths = {}
     paths["01"] = _write_run(
         root,
         "01",
-        pd.DataFrame(_series(N_VOL, 116, 1), columns=names),
+        pd.DataFrame(roi_series(seed=1, n_vol=N_VOL), columns=names),
         {"MeanFramewiseDisplacement": 0.12},
     )
-    paths["02"] = _write_run(root, "02", pd.DataFrame(_series(N_VOL, 100, 2)))  # wrong atlas
-    with_fd = pd.DataFrame(_series(N_VOL, 116, 3), columns=names)
+    wrong_atlas = pd.DataFrame(roi_series(100, seed=2, n_vol=N_VOL))
+    paths["02"] = _write_run(root, "02", wrong_atlas)
+    with_fd = pd.DataFrame(roi_series(seed=3, n_vol=N_VOL), columns=names)
     fd = np.full(N_VOL, 0.1)
     fd[[5, 6, 30]] = 0.8
     fd[0] = np.nan
     with_fd["framewise_displacement"] = fd
     with_fd[names[4]] = 7.0  # a flat parcel
     paths["03"] = _write_run(root, "03", with_fd)
-    nan = pd.DataFrame(_series(N_VOL, 116, 4), columns=names)
+    nan = pd.DataFrame(roi_series(seed=4, n_vol=N_VOL), columns=names)
     nan.iloc[10, 3] = np.nan
     paths["04"] = _write_run(root, "04", nan)
-    paths["05"] = _write_run(root, "05", pd.DataFrame(_series(30, 116, 5), columns=names))
-    paths["06"] = _write_run(root, "06", pd.DataFrame(_series(N_VOL, 116, 6), columns=names))
+    paths["05"] = _write_run(root, "05", pd.DataFrame(roi_series(seed=5, n_vol=30), columns=names))
+    paths["06"] = _write_run(
+        root, "06", pd.DataFrame(roi_series(seed=6, n_vol=N_VOL), columns=names)
+    )
     paths["06"].with_suffix(".json").unlink()  # no TR: excluded by ingest already
     return root, paths
 
@@ -96,25 +89,12 @@ def _run(
     manifest = tmp_path / "manifest.parquet"
     ingest("ts", "roi_timeseries", root, manifest)
     qc_path = tmp_path / "qc" / "ts.tsv"
-    rc = cli(
-        connectome_cmd,
-        [
-            "connectome",
-            "timeseries",
-            "--dataset",
-            "ts",
-            "--manifest",
-            str(manifest),
-            "--atlas-name",
-            "aal116",
-            "--denoise",
-            json.dumps(denoise or DENOISE),
-            *(["--connectome", json.dumps(connectome)] if connectome else []),
-            "--out-dir",
-            str(tmp_path / "conn"),
-            "--qc-table",
-            str(qc_path),
-        ],
+    rc = connectome_timeseries(
+        manifest,
+        out_dir=tmp_path / "conn",
+        qc_table=qc_path,
+        denoise=denoise or DENOISE,
+        connectome=connectome,
     )
     assert rc == 0
     return read_qc_table(qc_path)
@@ -215,7 +195,7 @@ def test_run_too_short_to_filter_is_excluded_not_fatal(tmp_path: Path, dataset, 
     # with the reason and the fix; the other runs still get their matrices.
     root, _ = dataset
     names = atlas.labels["name"].tolist()
-    _write_run(root, "07", pd.DataFrame(_series(25, 116, 7), columns=names))
+    _write_run(root, "07", pd.DataFrame(roi_series(seed=7, n_vol=25), columns=names))
     qc = _run(tmp_path, root, {**DENOISE, "min_volumes": 10}).set_index("subject")
     assert not qc.loc["07", "included"]
     assert "25 volumes are too few to band-pass filter" in qc.loc["07", "reason"]
@@ -276,12 +256,11 @@ def test_xcpd_uncovered_parcel_is_an_empty_roi(tmp_path: Path, atlas) -> None:
     parcel is empty (its FC row 0), as this stage writes its own (the run was excluded for its
     'missing or non-numeric values' before). A parcel with one n/a volume still excludes."""
     root = tmp_path / "ts"
-    write_json(root / "dataset_description.json", {"Name": "ts", "BIDSVersion": "1.10.0"})
     names = atlas.labels["name"].tolist()
-    uncovered = pd.DataFrame(_series(N_VOL, 116, 1), columns=names)
+    uncovered = pd.DataFrame(roi_series(seed=1, n_vol=N_VOL), columns=names)
     uncovered[[names[9], names[70]]] = np.nan
     _write_run(root, "01", uncovered)
-    holed = pd.DataFrame(_series(N_VOL, 116, 2), columns=names)
+    holed = pd.DataFrame(roi_series(seed=2, n_vol=N_VOL), columns=names)
     holed.iloc[3, 9] = np.nan
     _write_run(root, "02", holed)
     assert next(root.glob("sub-01/func/*.tsv")).read_text().splitlines()[1].count("n/a") == 2
@@ -298,9 +277,8 @@ def test_xcpd_motion_file_gives_the_runs_mean_fd(tmp_path: Path, atlas) -> None:
     """XCP-D keeps FD in <run>_desc-filtered_motion.tsv beside the series: its mean is the run's
     mean_fd (none was known before: the report's motion checks had no XCP-D run)."""
     root = tmp_path / "ts"
-    write_json(root / "dataset_description.json", {"Name": "ts", "BIDSVersion": "1.10.0"})
     names = atlas.labels["name"].tolist()
-    series = _write_run(root, "01", pd.DataFrame(_series(N_VOL, 116, 1), columns=names))
+    series = _write_run(root, "01", pd.DataFrame(roi_series(seed=1, n_vol=N_VOL), columns=names))
     fd = np.r_[np.nan, np.linspace(0.1, 0.3, N_VOL - 1)]
     motion = pd.DataFrame({"trans_x": 0.0, "framewise_displacement": fd})
     motion.to_csv(
@@ -311,7 +289,7 @@ def test_xcpd_motion_file_gives_the_runs_mean_fd(tmp_path: Path, atlas) -> None:
     )
     other = motion.assign(framewise_displacement=5.0)  # another run's: not this one's
     other.to_csv(series.parent / "sub-01_task-rest_run-2_desc-filtered_motion.tsv", sep="\t")
-    _write_run(root, "02", pd.DataFrame(_series(N_VOL, 116, 2), columns=names))
+    _write_run(root, "02", pd.DataFrame(roi_series(seed=2, n_vol=N_VOL), columns=names))
     qc = _run(tmp_path, root).set_index("subject")
     assert qc.loc["01", "mean_fd"] == pytest.approx(0.2)
     assert np.isnan(qc.loc["02", "mean_fd"])  # no motion file, no FD column, no sidecar value
@@ -322,9 +300,8 @@ def test_series_columns_are_read_by_name(tmp_path: Path, atlas) -> None:
     """Columns sorted otherwise are the atlas's ROIs read by name (refused before); the index
     column of pandas' to_csv is left out (157 columns before); a file lacking ROIs names them."""
     root = tmp_path / "ts"
-    write_json(root / "dataset_description.json", {"Name": "ts", "BIDSVersion": "1.10.0"})
     names = atlas.labels["name"].tolist()
-    data = pd.DataFrame(_series(N_VOL, 116, 1), columns=names)
+    data = pd.DataFrame(roi_series(seed=1, n_vol=N_VOL), columns=names)
     _write_run(root, "01", data)
     _write_run(root, "02", data[sorted(names)])
     indexed = _write_run(root, "03", data)
@@ -346,10 +323,9 @@ def test_roi_varying_only_in_scrubbed_volumes_is_empty_and_stored(tmp_path: Path
     before: not empty, its cleaned signal 0, its FC row NaN, and `lcm store` refused the whole
     dataset for that one included run."""
     root = tmp_path / "ts"
-    write_json(root / "dataset_description.json", {"Name": "ts", "BIDSVersion": "1.10.0"})
     names = atlas.labels["name"].tolist()
     for sub, seed in (("01", 1), ("02", 2)):
-        table = pd.DataFrame(_series(N_VOL, 116, seed), columns=names)
+        table = pd.DataFrame(roi_series(seed=seed, n_vol=N_VOL), columns=names)
         fd = np.full(N_VOL, 0.1)
         if sub == "02":
             fd[[5, 6, 30]] = 0.8
@@ -378,10 +354,9 @@ def test_window_with_a_flat_roi_excludes_the_run_not_the_dataset(tmp_path: Path,
     that window's r is undefined. The run is excluded with the reason; the dataset is stored
     (the run was included before, with NaN in its window matrix, and `lcm store` refused)."""
     root = tmp_path / "ts"
-    write_json(root / "dataset_description.json", {"Name": "ts", "BIDSVersion": "1.10.0"})
     names = atlas.labels["name"].tolist()
-    _write_run(root, "01", pd.DataFrame(_series(N_VOL, 116, 1), columns=names))
-    flat = pd.DataFrame(_series(N_VOL, 116, 2), columns=names)
+    _write_run(root, "01", pd.DataFrame(roi_series(seed=1, n_vol=N_VOL), columns=names))
+    flat = pd.DataFrame(roi_series(seed=2, n_vol=N_VOL), columns=names)
     flat.loc[:19, names[3]] = 50.0  # constant over the first window of 20 volumes
     _write_run(root, "02", flat)
     raw = {"high_pass": None, "low_pass": None, "detrend": False, "standardize": "none"}

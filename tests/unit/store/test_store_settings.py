@@ -17,11 +17,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers.connectome import cli, imported_qc, roi_fc
+from helpers.connectome import connectome_timeseries, imported_qc, roi_fc
 
 from lcm.bids.ingest import ingest
 from lcm.cli import main
-from lcm.commands import connectome as connectome_cmd
 from lcm.exceptions import InputDataError
 from lcm.io.paths import connectome_path
 from lcm.io.relmat import write_relmat
@@ -60,11 +59,17 @@ def _roi_dataset(tmp_path: Path) -> tuple[Path, Path, Path]:
     manifest = tmp_path / "manifest.parquet"
     ingest("roids", "roi_timeseries", root, manifest, repetition_time=2.0)
     qc = tmp_path / "qc.tsv"
-    argv = ["connectome", "timeseries", "--dataset", "roids", "--manifest", str(manifest)]
-    argv += ["--atlas-name", "toy", "--atlas-labels", str(labels)]
-    argv += ["--denoise", json.dumps(DENOISE), "--connectome", json.dumps(CONNECTOME)]
-    argv += ["--out-dir", str(tmp_path / "conn"), "--qc-table", str(qc)]
-    assert cli(connectome_cmd, argv) == 0
+    rc = connectome_timeseries(
+        manifest,
+        out_dir=tmp_path / "conn",
+        qc_table=qc,
+        dataset="roids",
+        atlas="toy",
+        labels=labels,
+        denoise=DENOISE,
+        connectome=CONNECTOME,
+    )
+    assert rc == 0
     pheno = tmp_path / "participants.tsv"
     pheno.write_text("participant_id\tage\n" + "".join(f"{s}\t{20 + int(s)}\n" for s in SUBJECTS))
     catalogue = tmp_path / "variables.yaml"

@@ -11,13 +11,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers.connectome import cli, read_qc_table, write_json
+from helpers.connectome import cli, connectome_timeseries, read_qc_table, write_roi_run
 from sklearn.metrics import roc_auc_score
 
 from lcm.atlas import load_atlas
 from lcm.bids.ingest import ingest
 from lcm.catalogue import load_catalogue
-from lcm.commands import connectome as connectome_cmd
 from lcm.commands import store as store_cmd
 from lcm.evaluate.protocol import (
     EvaluationSettings,
@@ -65,46 +64,21 @@ def windowed_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """ROI time series -> ``lcm connectome timeseries`` (windows of 40) -> ``lcm store``."""
     tmp = tmp_path_factory.mktemp("windows")
     root = tmp / "ts"
-    write_json(root / "dataset_description.json", {"Name": "ts", "BIDSVersion": "1.10.0"})
     names = load_atlas("aal116").labels["name"].tolist()
     for sub, n_vol in VOLUMES.items():
-        path = (
-            root
-            / f"sub-{sub}"
-            / "func"
-            / f"sub-{sub}_task-rest_seg-aal116_stat-mean_timeseries.tsv"
-        )
-        path.parent.mkdir(parents=True)
         frame = pd.DataFrame(_signals(n_vol, len(names), int(sub)), columns=names)
-        frame.to_csv(path, sep="\t", index=False)
-        write_json(path.with_suffix(".json"), {"RepetitionTime": 2.0})
+        write_roi_run(root, sub, frame)
     manifest = tmp / "manifest.parquet"
     ingest("ts", "roi_timeseries", root, manifest)
     qc = tmp / "qc.tsv"
-    assert (
-        cli(
-            connectome_cmd,
-            [
-                "connectome",
-                "timeseries",
-                "--dataset",
-                "ts",
-                "--manifest",
-                str(manifest),
-                "--atlas-name",
-                "aal116",
-                "--denoise",
-                json.dumps({"min_volumes": 20, "min_dof": None}),  # short series
-                "--connectome",
-                json.dumps({"fisher_z": True, "window": {"length": WINDOW}}),
-                "--out-dir",
-                str(tmp / "conn"),
-                "--qc-table",
-                str(qc),
-            ],
-        )
-        == 0
+    rc = connectome_timeseries(
+        manifest,
+        out_dir=tmp / "conn",
+        qc_table=qc,
+        denoise={"min_volumes": 20, "min_dof": None},  # short series
+        connectome={"fisher_z": True, "window": {"length": WINDOW}},
     )
+    assert rc == 0
     pheno = tmp / "participants.tsv"
     pheno.write_text("participant_id\tsite\tsex\nsub-01\tA\tF\nsub-02\tA\tM\nsub-03\tB\tF\n")
     catalogue = tmp / "variables.yaml"
