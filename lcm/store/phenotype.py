@@ -34,6 +34,8 @@ NA_VALUES = ("", "n/a", "N/A", "NA", "na", "nan", "NaN", "None", "#N/A", "-999",
 _NA_NUMBERS = (-999.0, -9999.0)
 # A number written with a decimal comma: 25,5.
 _DECIMAL_COMMA_RE = re.compile(r"^-?\d+,\d+$")
+# What a JSON document that is no object holds, as JSON names it.
+_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 # Bad cells listed in one error; the rest are counted.
 MAX_LISTED = 10
 
@@ -174,9 +176,8 @@ def sidecar_path(phenotype: str | Path) -> Path:
 
 
 def read_sidecar(phenotype: str | Path) -> dict[str, Any]:
-    """``participants.json`` beside the phenotype table: ``{}`` when absent or unreadable
-    (logged; it is optional metadata: without it, numeric codes are not mapped and units not
-    converted).
+    """``participants.json`` beside the phenotype table: ``{}`` when there is none (it is
+    optional: without it, numeric codes are not mapped and units not converted).
 
     Parameters
     ----------
@@ -186,17 +187,44 @@ def read_sidecar(phenotype: str | Path) -> dict[str, Any]:
     Returns
     -------
     dict
-        The sidecar's JSON object; ``{}`` when it is absent, unreadable or not an object.
+        The sidecar's JSON object; ``{}`` when there is no sidecar.
+
+    Raises
+    ------
+    InputDataError
+        The sidecar exists but is not a readable UTF-8 JSON object: naming the file, where it
+        is broken, and the fix. Read as absent, an age it gives in months was stored as years.
     """
     path = sidecar_path(phenotype)
     if not path.is_file():
         return {}
+    hint = (
+        f"Fix the JSON of {path}, or remove the file (without it, no column's Units are "
+        "converted and no Levels read)."
+    )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        log.warning("%s: not read (%s); its Levels and Units describe no column", path, exc)
-        return {}
-    return data if isinstance(data, dict) else {}
+        # utf-8-sig: a byte-order mark (some Windows editors write one) is no JSON error.
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise InputDataError(
+            f"Phenotype sidecar {path} is not valid JSON: {exc.msg} at line {exc.lineno}, "
+            f"column {exc.colno}.",
+            hint=hint,
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise InputDataError(
+            f"Phenotype sidecar {path} is not UTF-8: {exc}",
+            hint=f"Save {path} as UTF-8 (JSON's encoding), or remove it.",
+        ) from None
+    except OSError as exc:
+        raise InputDataError(f"Cannot read phenotype sidecar {path}: {exc}", hint=hint) from None
+    if not isinstance(data, dict):
+        raise InputDataError(
+            f"Phenotype sidecar {path} holds a JSON {_JSON_TYPES.get(type(data), 'value')}, not "
+            'an object of columns (BIDS: {"age": {"Units": "months"}, "sex": {"Levels": ...}}).',
+            hint=hint,
+        )
+    return data
 
 
 def declared_units(sidecar: dict[str, Any] | None, column: str) -> object:

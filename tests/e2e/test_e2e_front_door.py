@@ -769,6 +769,14 @@ def test_the_generated_coding_reads_participants_json_units(
         config = run_cmd.build_config(args, tmp_path, tmp_path / "out")
     assert "age" not in load_catalogue(config["variables"]).datasets["study"].columns
     assert "column 'age' in 'cm', the catalogue's 'age' is in 'years'" in caplog.text
+    # One that does not parse was read as absent: 60-96 months generated as years. Refused
+    # before the coding is written, naming the file.
+    (bids / "participants.json").write_text('{"age": {"Units": "months"},}')
+    written = Path(config["variables"]).read_bytes()
+    with pytest.raises(InputDataError, match=r"participants\.json is not valid JSON") as info:
+        run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    assert f"Fix the JSON of {bids / 'participants.json'}" in (info.value.hint or "")
+    assert Path(config["variables"]).read_bytes() == written
 
 
 def test_a_bids_dir_one_level_too_high_names_the_dataset_inside(tmp_path: Path) -> None:

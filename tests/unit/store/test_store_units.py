@@ -285,3 +285,40 @@ def test_lcm_store_converts_and_records_units(tmp_path: Path, monkeypatch, capsy
     assert main(args) == 3
     err = capsys.readouterr().err
     assert "'inches'" in err and "'cm'" in err and "scale: 2.54" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ('{"age": {"Units": "months",}}', "is not valid JSON: Expecting property name"),
+        ('[{"age": {"Units": "months"}}]', "holds a JSON array, not an object of columns"),
+        (b"\xff\xfe{", "is not UTF-8"),
+    ],
+)
+def test_lcm_store_refuses_a_broken_participants_json_writing_nothing(
+    tmp_path: Path, monkeypatch, capsys, text: str | bytes, said: str
+) -> None:
+    """A participants.json that did not parse was skipped with a warning: its ages in months
+    were stored as years. Refused, naming the file and the fix; the store is left as it was."""
+    work = tmp_path / "study"
+    bids = work / "raw data"
+    table = _dataset(bids, {"age": "months", "height": "m"})
+    (work / "variables.yaml").write_text(CATALOGUE)
+    _relmats(work, ["101", "102", "103"])
+    monkeypatch.chdir(work)
+    args = ["store", "--dataset", "infants", "--qc-table", "qc.tsv", "--phenotype", str(table)]
+    args += ["--catalogue", "variables.yaml", "--atlas", "toy", "--store-dir", "store"]
+    assert main(args) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    store = {p: p.read_bytes() for p in (work / "store").rglob("*") if p.is_file()}
+    sidecar = bids / "participants.json"
+    sidecar.write_bytes(text if isinstance(text, bytes) else text.encode())
+    # A store written before: its files untouched.
+    assert main(args) == 3
+    err = capsys.readouterr().err
+    assert f"Phenotype sidecar {sidecar} {said}" in err
+    assert f"hint: Save {sidecar} as UTF-8" in err or f"hint: Fix the JSON of {sidecar}" in err
+    assert {p: p.read_bytes() for p in (work / "store").rglob("*") if p.is_file()} == store
+    # A new store: nothing written.
+    assert main([*args[:-1], "new store"]) == 3
+    assert not (work / "new store").exists()
