@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import json
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from helpers import ROOT
@@ -30,6 +32,9 @@ from helpers import ROOT
 from lcm.atlas import load_atlas
 from lcm.evaluate.config_schema import schema, validate_config
 from lcm.exceptions import ConfigError
+from lcm.io import paths
+from lcm.io.provenance import sha256_file
+from lcm.store.phenotype import sidecar_path
 
 pytestmark = pytest.mark.hostile
 
@@ -303,6 +308,7 @@ def test_real_run_with_a_payload_in_every_free_text_key(tmp_path: Path) -> None:
     # that datasets.*.path, .derivatives and .phenotype each carry their own marker.
     real = copy.deepcopy(cfg)
     real["synth"]["enabled"] = False
+    sidecars = {}
     for name, ds in real["datasets"].items():
         for key in ("path", "derivatives", "phenotype"):
             if ds.get(key):
@@ -312,6 +318,11 @@ def test_real_run_with_a_payload_in_every_free_text_key(tmp_path: Path) -> None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 copy_any = shutil.copytree if source.is_dir() else shutil.copy
                 copy_any(source, target)
+                if key == "phenotype" and sidecar_path(source).is_file():
+                    # Its participants.json too (an input of the store), beside a table that
+                    # is not named participants.tsv.
+                    shutil.copy(sidecar_path(source), sidecar_path(target))
+                    sidecars[name] = workdir / sidecar_path(ds[key])
     proc = run_snakemake(workdir, real)
     elapsed = time.monotonic() - start
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
@@ -327,5 +338,11 @@ def test_real_run_with_a_payload_in_every_free_text_key(tmp_path: Path) -> None:
     }
     assert {"ingest", "fmriprep", "connectome_run", "connectome_dataset", "store"} <= ran
     assert {"pretrain", "finetune", "embed", "splits", "evaluate", "report"} <= ran
+    # The store read the phenotype sidecar at its hostile path (bidsdemo's, the voxel tier's).
+    assert set(sidecars) == {"bidsdemo"}
+    for name, sidecar in sidecars.items():
+        part = paths.connectome_path(results / "store", "useraal", name)
+        provenance = json.loads(pq.read_schema(part).metadata[b"lcm.provenance"])
+        assert provenance["settings"]["phenotype_sidecar_sha256"] == sha256_file(sidecar)
     assert not list(markers.iterdir()), f"injected commands ran: {list(markers.iterdir())}"
     print(f"hostile real run: {elapsed:.0f} s")
