@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     sources = [args.qc_table, args.phenotype, args.catalogue]
     sidecar = sidecar_path(args.phenotype)
     if sidecar.is_file():
-        # Its Levels and Units change the stored values as the table does.
+        # Its Units change the stored values as the table does.
         settings["phenotype_sidecar_sha256"] = sha256_file(sidecar)
         sources.append(str(sidecar))
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()

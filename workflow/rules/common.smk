@@ -884,7 +884,7 @@ def _existing_file_digest(path):
 
 def phenotype_sidecar(dataset):
     """A real dataset's phenotype sidecar (participants.json beside participants.tsv), whose
-    Levels and Units the store reads, or None (none there; a synthetic dataset's is written by
+    Units the store converts, or None (none there; a synthetic dataset's is written by
     rule synth from its settings)."""
     if dataset in PLAN.consortia:
         return None

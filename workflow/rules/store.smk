@@ -15,7 +15,8 @@ rule store:
     input:
         qc=paths.qc_table(RESULTS, "{dataset}", ATLAS),
         phenotype=get_dataset_value("phenotype"),
-        # participants.json: its Levels and Units change the stored values.
+        # participants.json: its Units change the stored values (its Levels, read by the
+        # coding lcm run generates, change the catalogue).
         phenotype_sidecar=get_phenotype_sidecar,
         catalogue=get_catalogue(),
     output:
