@@ -17,6 +17,7 @@ import pandas as pd
 from lcm.docstrings import fill_doc
 from lcm.evaluate.motion import MOTION_MODEL
 from lcm.evaluate.registry import CONTROL_MODELS
+from lcm.report.boxes import box, listed
 from lcm.report.dropped import dropped_note
 from lcm.report.tables import first_permutation, metric_name, p_clause, p_text, with_ci
 
@@ -384,11 +385,7 @@ def control_fragment(control: pd.DataFrame, task: str, meta: dict[str, Any] | No
             f"&mdash; {states[r.verdict]}{permutation_clause(r)}"
         )
     cls = "note" if rows["at_chance"].all() else "warn"
-    return (
-        f'<p class="{cls}"><b>Shuffled-label control</b> (fitted on permuted labels): '
-        + "; ".join(items)
-        + ".</p>"
-    )
+    return box("<b>Shuffled-label control</b> (fitted on permuted labels):", items, cls=cls)
 
 
 @fill_doc
@@ -483,13 +480,13 @@ def collapse_fragment(metrics: pd.DataFrame, task: str) -> str:
         )
     if not found:
         return ""
-    return (
-        '<p class="warn"><b>Collapsed classifier</b>: '
-        + "; ".join(found)
-        + ". Such a classifier's balanced accuracy is 0.5 by construction on those folds, not "
+    return box(
+        "<b>Collapsed classifier</b>:",
+        found,
+        "Such a classifier's balanced accuracy is 0.5 by construction on those folds, not "
         "chance-level discrimination; its AUC ranks scores that never cross the 0.5 "
         "threshold, and a contrast against it measures a gain over a model that learned no "
-        "decision rule.</p>"
+        "decision rule.",
     )
 
 
@@ -810,7 +807,8 @@ def _one_seed_warning(
     task_meta: dict[str, dict[str, Any]],
     metrics: pd.DataFrame | None = None,
 ) -> str:
-    """A sentence naming the measured tasks evaluated with a single split seed, or ``""``.
+    """An item of the verdict's list naming the measured tasks evaluated with a single split
+    seed, or ``""``.
 
     One seed is one partition into folds: its intervals rest on a handful of correlated
     fits, and DESIGN asks for several split seeds before a gain or its absence is read. The
@@ -832,9 +830,9 @@ def _one_seed_warning(
     named = ", ".join(html.escape(str(t)) for t in sorted(single, key=str))
     values = sorted(set(single.values()))
     return (
-        f" <b>Only one split seed was run</b> on {named} ("
+        f"<b>Only one split seed was run</b> on {named} ("
         f"{html.escape('; '.join(values))}): each interval rests on the folds of a single "
-        "partition; evaluate several split seeds before reading these intervals as a result."
+        "partition; evaluate several split seeds before reading these intervals as a result"
     )
 
 
@@ -1031,7 +1029,9 @@ def pretraining_verdict(
     read at its lowest label fraction instead, which the sentence names, and the paragraph is
     a warning: the gain is meant to show at few labels. A task without a pretraining gain to
     read is named with the reason, so the sentence exists even when no gain was measured.
-    Measured tasks run with one split seed are named in a warning in the same paragraph.
+    Measured tasks run with one split seed are named in a warning in the same box. Where the
+    sentence rests on several items (tasks, then checks), its lead is followed by a list of
+    them, one per task or check, and its closing sentence (:func:`lcm.report.boxes.box`).
 
     Null cohorts (``shared_structure`` 0) are not read as inconclusive evidence: their gain is
     compared with each planted cohort's at the same label fraction (:func:`null_comparison`),
@@ -1064,8 +1064,8 @@ def pretraining_verdict(
     Returns
     -------
     str
-        One HTML paragraph, ``id="verdict"``: a note where pretraining plainly helped, else
-        a warning.
+        One HTML box, ``id="verdict"`` (a paragraph, or a ``<div>`` holding a list): a note
+        where pretraining plainly helped, else a warning.
     """
     fold_metrics = metrics  # the name is reused below for the metrics' names
     if contrasts is None:
@@ -1103,60 +1103,57 @@ def pretraining_verdict(
         what += f", in {metric}, 95 % corrected-resampled-t interval over seeds &times; folds"
     what += ")"
     at_low = _where_read(above, set(rows["task"]), low)
+    # The verdict's lead, then its items (a task each, the checks after), then its closing.
+    closing = ""
     if helped and hurt:
-        sentence = (
-            f"<b>Pretraining's effect was mixed</b> {at_low} {what}: it <b>hurt</b> on "
-            + "; ".join(hurt)
-            + "; it helped on "
-            + "; ".join(helped)
-            + (f"; {_OPEN} on " + "; ".join(flat) if flat else "")
-            + "."
-        )
+        lead = f"<b>Pretraining's effect was mixed</b> {at_low} {what}:"
+        items = [f"it <b>hurt</b> on {q}" for q in hurt] + [f"it helped on {q}" for q in helped]
+        items += [f"{_OPEN} on {q}" for q in flat]
     elif helped:
         n_gain = int((rows["verdict"] == "gain").sum())
-        sentence = (
-            f"<b>Pretraining helped</b> {at_low} on "
-            + "; ".join(helped)
-            + f" {what}"
-            + (f"; <b>no gain was shown</b> ({_OPEN}) on " + "; ".join(flat) if flat else "")
-            + f". A gain in {n_gain} of the {len(rows)} comparisons (task &times; label "
+        lead = f"<b>Pretraining helped</b> {at_low} {what} on"
+        items = helped + [f"<b>no gain was shown</b> ({_OPEN}) on {q}" for q in flat]
+        closing = (
+            f"A gain in {n_gain} of the {len(rows)} comparisons (task &times; label "
             "fraction), each interval at 95 % with no correction for their number."
         )
     elif hurt:
         anywhere = "on any task where it was measured" if unmeasured else "on any task"
-        sentence = f"<b>Pretraining did not help</b> {at_low} {anywhere} {what}: "
-        sentence += "it <b>hurt</b> on " + "; ".join(hurt)
-        sentence += (f"; {_OPEN} on " + "; ".join(flat) if flat else "") + "."
+        lead = f"<b>Pretraining did not help</b> {at_low} {anywhere} {what}: it <b>hurt</b> on"
+        items = hurt + [f"{_OPEN} on {q}" for q in flat]
     elif flat:
         # Every interval crosses 0: neither a gain nor its absence was shown, and saying
         # "did not help" would read a wide interval as evidence of no effect.
         anywhere = "on any task where it was measured" if unmeasured else "on any task"
-        sentence = (
+        lead = (
             f"<b>No gain from pretraining was shown</b> {at_low} {anywhere} {what}: "
-            "<b>inconclusive</b>, every interval crosses 0, on "
-            + "; ".join(flat)
-            + ". An interval that crosses 0 is no evidence that pretraining does not help: "
-            "read both of its bounds, the largest loss and the largest gain it leaves open."
+            "<b>inconclusive</b>, every interval crosses 0, on"
+        )
+        items = flat
+        closing = (
+            "An interval that crosses 0 is no evidence that pretraining does not help: read "
+            "both of its bounds, the largest loss and the largest gain it leaves open."
         )
     elif null_gain:
-        sentence = f"<b>The pretraining gain was measured on the null cohort(s) only</b> {at_low}"
-        sentence += f" {what}" + (f"; it was not measured on {unmeasured}" if unmeasured else "")
-        sentence += "."
-        unmeasured = ""
+        lead = f"<b>The pretraining gain was measured on the null cohort(s) only</b> {at_low}"
+        lead += f" {what}" + (f"; it was not measured on {unmeasured}" if unmeasured else "")
+        lead += "."
+        items, unmeasured = [], ""
     else:
         # No "at <= 0.1 of the labels" for the sentence: a baseline-only run, or one at 1.0
         # only, was tried at no fraction; each reason names the fractions its task tried.
-        sentence = f"<b>The pretraining gain was not measured</b> {what}: "
-        sentence += (unmeasured or "no task was evaluated") + "."
+        lead = f"<b>The pretraining gain was not measured</b> {what}:"
+        items = [f"{', '.join(t)}: {reason}" for reason, t in reasons.items()]
+        items = items or ["no task was evaluated"]
         unmeasured = ""
     if null_gain:
-        sentence += (
-            " On the null cohort(s), where pretraining cannot carry information about the "
+        items.append(
+            "On the null cohort(s), where pretraining cannot carry information about the "
             "diagnosis, it still 'gained' (" + "; ".join(null_gain) + "): read every gain with "
-            "suspicion."
+            "suspicion"
         )
     if unmeasured:
-        sentence += f" The pretraining gain was not measured on {unmeasured}."
+        items.append(f"The pretraining gain was not measured on {unmeasured}")
     labels = {t: str(m.get("label")) for t, m in (task_meta or {}).items() if m.get("label")}
     scan_auc = {
         t: float(o["scan"]["auc"])
@@ -1164,15 +1161,13 @@ def pretraining_verdict(
         if o and isinstance(o.get("scan"), dict) and o["scan"].get("auc") is not None
     }
     compared = null_comparison(rows, shared, labels, scan_auc)
-    sentence += compared
     collapsed = _collapsed_scratch(fold_metrics, rows)
-    sentence += collapsed
     one_seed = _one_seed_warning(sorted(set(rows["task"]), key=str), task_meta or {}, fold_metrics)
-    sentence += one_seed
+    items += compared + [text for text in (collapsed, one_seed) if text]
     plain = helped and not hurt and not null_gain and not one_seed and not above and not collapsed
-    plain = plain and "not distinguishable" not in compared and "does not separate" not in compared
-    cls = "note" if plain else "warn"
-    return f'<p class="{cls}" id="verdict">{sentence}</p>'
+    checked = " ".join(compared)
+    plain = plain and "not distinguishable" not in checked and "does not separate" not in checked
+    return box(lead, items, closing, cls="note" if plain else "warn", box_id="verdict")
 
 
 # How far apart the pipeline-connectome oracles of a planted and a null cohort may be for the
@@ -1214,16 +1209,18 @@ def null_comparison(
 
     Returns
     -------
-    str
-        Sentences to append to the verdict paragraph (starting with a space), or ``""``.
+    list of str
+        Items of the verdict's list: the null check (its pairs listed where there are
+        several), then each pair of cohorts not at matched scan-level difficulty; empty
+        without a pair.
     """
     from scipy import stats
 
     if rows.empty or "se" not in rows.columns:
-        return ""
+        return []
     null = {t for t, v in shared.items() if v is not None and float(v) == 0.0}
     planted = {t for t, v in shared.items() if v is not None and float(v) > 0.0}
-    said = []
+    said, unmatched = [], {}
     for fraction in sorted(rows["label_fraction"].unique()):
         at = rows[np.isclose(rows["label_fraction"], fraction)].set_index("task")
         for n_task in sorted(null & set(at.index), key=str):
@@ -1267,23 +1264,27 @@ def null_comparison(
                     and oracle_n is not None
                     and abs(oracle_p - oracle_n) > DIFFICULTY_TOLERANCE
                 ):
-                    pair += (
-                        f"; <b>not at matched scan-level difficulty</b> (oracle on the "
-                        f"pipeline's connectomes {oracle_p:.3f} against {oracle_n:.3f}, more "
-                        f"than {DIFFICULTY_TOLERANCE:g} apart), so the comparison also "
-                        "measures the difference in difficulty"
+                    # A property of the two cohorts, not of the fraction: said once.
+                    unmatched[(p_task, n_task)] = (
+                        f"<b>Not at matched scan-level difficulty</b>: "
+                        f"{html.escape(str(p_task))} against {html.escape(str(n_task))} "
+                        f"(oracle on the pipeline's connectomes {oracle_p:.3f} against "
+                        f"{oracle_n:.3f}, more than {DIFFICULTY_TOLERANCE:g} apart), so the "
+                        "comparison also measures the difference in difficulty"
                     )
                 said.append(pair)
     if not said:
-        return ""
-    return (
-        " <b>Null check</b> (the gain must rise with the planted shared structure and vanish "
-        "without it; unpaired, the cohorts hold different subjects): " + "; ".join(said) + "."
+        return []
+    lead = (
+        "<b>Null check</b> (the gain must rise with the planted shared structure and vanish "
+        "without it; unpaired, the cohorts hold different subjects):"
     )
+    return [listed(lead, said), *unmatched.values()]
 
 
 def _collapsed_scratch(metrics: pd.DataFrame | None, rows: pd.DataFrame) -> str:
-    """A clause naming where the from-scratch comparator of the rows read collapsed."""
+    """An item of the verdict's list naming where the from-scratch comparator of the rows
+    read collapsed, or ``""``."""
     said = []
     for task, at in rows.groupby("task", sort=True):
         collapsed = collapsed_fits(metrics, str(task))
@@ -1297,9 +1298,9 @@ def _collapsed_scratch(metrics: pd.DataFrame | None, rows: pd.DataFrame) -> str:
     if not said:
         return ""
     return (
-        " <b>The from-scratch comparator collapsed</b> (called no test subject positive, or "
+        "<b>The from-scratch comparator collapsed</b> (called no test subject positive, or "
         "every one) on " + "; ".join(said) + ": the 'gain' there is over a model that learned "
-        "no decision rule."
+        "no decision rule"
     )
 
 
@@ -1431,9 +1432,7 @@ def contrast_statement(
                 + _holm_clause(getattr(r, "p_holm", np.nan), len(contrasts))
             )
     cls = "warn" if (clear["verdict"] == "loss").any() else "note"
-    return (
-        f'<p class="{cls}">Every contrast whose interval excludes 0: ' + "; ".join(said) + ".</p>"
-    )
+    return box("Every contrast whose interval excludes 0:", said, cls=cls)
 
 
 def contrast_section(
@@ -1628,28 +1627,33 @@ def motion_verdict(summary: pd.DataFrame | None, not_scored: dict[str, str] | No
     rows = motion_rows(summary)
     parts = []
     if rows:
+        reach = (
+            "every model's mean AUC"
+            if all(r["beats_all"] for r in rows)
+            else "lcm's mean AUC (every model's, where said)"
+        )
         parts.append(
-            f'<p class="warn" id="motion-verdict"><b>Head motion alone matches or beats the '
-            f"models</b>: {MOTION_WHAT} reaches at least "
-            + (
-                "every model's mean AUC"
-                if all(r["beats_all"] for r in rows)
-                else "lcm's mean AUC (every model's, where said)"
+            box(
+                f"<b>Head motion alone matches or beats the models</b>: {MOTION_WHAT} reaches "
+                f"at least {reach} on",
+                [_motion_clause(r) for r in rows],
+                "Where motion alone does as well, a model may be reading motion rather than "
+                "connectivity: read its AUC, and any gain, against motion-fd first (the "
+                "'over head motion alone' contrast).",
+                box_id="motion-verdict",
             )
-            + " on "
-            + "; ".join(_motion_clause(r) for r in rows)
-            + ". Where motion alone does as well, a model may be reading motion rather than "
-            "connectivity: read its AUC, and any gain, against motion-fd first (the "
-            "'over head motion alone' contrast).</p>"
         )
     if not_scored:
-        named = "; ".join(
-            f"{html.escape(str(t))} ({html.escape(str(why))})"
-            for t, why in sorted(not_scored.items())
-        )
         parts.append(
-            f'<p class="warn"><b>Head motion alone was not scored</b> on {named}: whether '
-            "mean FD alone separates the classes as well as the models is unknown there.</p>"
+            box(
+                "<b>Head motion alone was not scored</b> on",
+                [
+                    f"{html.escape(str(t))} ({html.escape(str(why))})"
+                    for t, why in sorted(not_scored.items())
+                ],
+                "Whether mean FD alone separates the classes as well as the models is unknown "
+                "there.",
+            )
         )
     return "\n".join(parts)
 
@@ -1704,11 +1708,12 @@ def motion_fragment(
     )
     rows = motion_rows(summary, task) if scored else []
     if rows:
-        said = "; ".join(_motion_clause(r, with_task=False) for r in rows)
-        return (
-            f'<p class="warn"><b>Motion confound check</b>: {MOTION_WHAT} matches or beats '
-            f"the models {said} (the motion-fd rows of the table below). A model at or below "
-            "motion alone may be reading motion rather than connectivity." + moves + "</p>"
+        return box(
+            f"<b>Motion confound check</b>: {MOTION_WHAT} matches or beats the models (the "
+            "motion-fd rows of the table below)",
+            [_motion_clause(r, with_task=False) for r in rows],
+            "A model at or below motion alone may be reading motion rather than connectivity."
+            + moves,
         )
     if scored:
         return (

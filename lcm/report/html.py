@@ -23,6 +23,7 @@ from lcm.docstrings import fill_doc
 from lcm.io.provenance import environment, sha256_file
 from lcm.io.qc_table import MEAN_FD
 from lcm.report import findings, plots
+from lcm.report.boxes import WARNING_ATTRIBUTES
 from lcm.report.dropped import dropped_section
 from lcm.report.label_fractions import label_fraction_fragment, pseudo_label_fragment
 from lcm.report.provenance_section import ProvenanceFacts, provenance_section
@@ -42,8 +43,6 @@ from lcm.report.tables import (
 MAX_LISTED_EXCLUSIONS = 500
 # Longest word a table cell keeps whole (a sha256 has 64 characters, a task name up to 64).
 LONG_WORD = 24
-# A warning's attributes on the page: a note that assistive technology calls a warning.
-WARNING_ATTRIBUTES = 'class="warn" role="note" aria-roledescription="warning"'
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -62,6 +61,10 @@ img { max-width: 100%; display: block; margin: 1em 0; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 .warn { background: #fff3cd; border: 1px solid #e0c060; border-left-width: 4px; padding: .5em 1em; }
 .note { color: #555; font-size: 0.9em; }
+/* A box of several items is a div holding a list: the margins of a paragraph box, a tight list. */
+div.warn, div.note { margin: 1em 0; }
+li > div.warn { margin: 0; }
+.warn ul, .note ul { margin: .3em 0; }
 footer { margin-top: 3em; border-top: 1px solid #bbb; font-size: 0.85em; color: #555; }
 nav a { margin-right: 1em; }
 @media print {

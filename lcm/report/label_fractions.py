@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lcm.report.boxes import box
+
 # A fraction labelled more than this many times the nominal one is warned about.
 EFFECTIVE_OVER_NOMINAL = 2.0
 
@@ -147,7 +149,7 @@ def label_fraction_fragment(
     ]
     over = table[table["effective"] > EFFECTIVE_OVER_NOMINAL * table["label_fraction"]]
     if len(over):
-        which = "; ".join(
+        which = [
             f"{r.label_fraction:g}: {_percent(r.effective)} labelled"
             + (
                 f", {_percent(r.balance_labelled)} of them {html.escape(list(r.training)[-1])} "
@@ -156,13 +158,16 @@ def label_fraction_fragment(
                 else ""
             )
             for r in over.itertuples(index=False)
-        )
+        ]
         parts.append(
-            f'<p class="warn">Label fraction(s) labelled more than {EFFECTIVE_OVER_NOMINAL:g} '
-            f"times their nominal share of the training subjects ({which}): each class keeps at "
-            "least 2 labelled subjects, so their results are those of the larger labelled "
-            "sets (and fractions that label the same subjects repeat each other's results). "
-            "Read them at the effective fraction.</p>"
+            box(
+                f"Label fraction(s) labelled more than {EFFECTIVE_OVER_NOMINAL:g} times their "
+                "nominal share of the training subjects:",
+                which,
+                "Each class keeps at least 2 labelled subjects, so their results are those of "
+                "the larger labelled sets (and fractions that label the same subjects repeat "
+                "each other's results). Read them at the effective fraction.",
+            )
         )
     return "\n".join(parts)
 

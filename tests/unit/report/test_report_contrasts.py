@@ -401,8 +401,12 @@ def test_first_sentence_reads_a_task_run_at_full_labels_only_at_that_fraction(se
     meta = {"asd": {"settings": {"seeds": seeds}}}
     sentence = pretraining_verdict(table, {}, summary=summary, task_meta=meta)
     first = sentence.split(". ", 1)[0]
-    assert first.startswith('<p class="warn" id="verdict"><b>Pretraining did not help</b> ')
-    assert _ABOVE in first and "<b>hurt</b> on asd -0.120 [-0.200, -0.040] at 1" in first
+    # With the one-seed warning the verdict lists its items: the task, then the warning.
+    one_seed = len(seeds) == 1
+    box = '<div class="warn"' if one_seed else '<p class="warn"'
+    assert first.startswith(f'{box} id="verdict"><b>Pretraining did not help</b> ')
+    hurt = "on:<ul><li>asd" if one_seed else "on asd"
+    assert _ABOVE in first and f"<b>hurt</b> {hurt} -0.120 [-0.200, -0.040] at 1" in first
     assert "not measured" not in sentence
     assert ("<b>Only one split seed was run</b> on asd" in sentence) == (len(seeds) == 1)
 
@@ -419,12 +423,19 @@ def test_first_sentence_keeps_low_fractions_and_names_a_task_read_above_them():
         ]
     )
     sentence = pretraining_verdict(table, {})
-    assert sentence.startswith('<p class="warn" id="verdict"><b>Pretraining helped</b> at &le; 0.1')
+    start = '<div class="warn" id="verdict"><b>Pretraining helped</b> at &le; 0.1'
+    assert sentence.startswith(start)
     assert (
         "at &le; 0.1 of the labels, and at the lowest label fraction evaluated on asd (0.5), "
         "which evaluated none &le; 0.1 (where pretraining is meant to help)"
     ) in sentence
-    assert "on asd +0.020 [-0.100, +0.140] at 0.5" in sentence
+    # One item per task: autism's gain, then asd's open interval.
+    items = re.findall(r"<li>(.*?)</li>", sentence)
+    assert items[0] == "autism +0.050 [+0.010, +0.090] at 0.1", items
+    assert items[1].startswith(
+        "<b>no gain was shown</b> (inconclusive: the interval crosses 0) on asd +0.020 "
+        "[-0.100, +0.140] at 0.5"
+    ), items
     assert "-0.300" not in sentence and "-0.200" not in sentence
 
 
@@ -450,7 +461,8 @@ def test_control_fragment_names_each_control_and_judges_none_from_one_fit():
     text = control_fragment(
         control_table(summary, pd.DataFrame({"task": "t", "y_true": [0.0, 1.0]})), "t"
     )
-    items = {i.split(": ", 1)[0]: i for i in re.split(r"; (?=shuffled)", text.split("): ", 1)[1])}
+    assert text.startswith('<div class="warn"><b>Shuffled-label control</b> (fitted on permuted')
+    items = {i.split(": ", 1)[0]: i for i in re.findall(r"<li>(.*?)</li>", text)}
     assert set(items) == {
         "shuffled-labels at label fraction 0.1",
         "shuffled-labels at label fraction 1",

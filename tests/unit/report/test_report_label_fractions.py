@@ -85,11 +85,12 @@ def test_the_report_shows_the_effective_fraction_and_warns(written):
     assert fragment in page
     assert "<td>0.05</td><td>24 %</td><td>control 2, autism 2</td>" in fragment
     assert "<td>1</td><td>100 %</td><td>control 12, autism 5</td>" in fragment
+    # One warning, one list item per fraction labelled above its share.
     assert (
-        "0.05: 24 % labelled, 50 % of them autism (training folds: 29 %); "
-        "0.1: 24 % labelled, 50 % of them autism (training folds: 29 %)"
+        "<li>0.05: 24 % labelled, 50 % of them autism (training folds: 29 %)</li>"
+        "<li>0.1: 24 % labelled, 50 % of them autism (training folds: 29 %)</li></ul>"
     ) in fragment
-    assert '<p class="warn">' in fragment
+    assert fragment.count('<div class="warn">') == 1
 
 
 def test_metrics_without_the_counts_say_so():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -137,7 +139,10 @@ def test_motion_alone_beating_every_model_is_said_first_and_warned():
     bullet = science_statements(headline, {}, summary=summary)[0]
     assert bullet.index("head motion alone matches or beats") < bullet.index("LCM with")
     fragment = motion_fragment(0.9, summary, "asd")
-    assert fragment.startswith('<p class="warn">') and "matches or beats" in fragment
+    # One warning box; a paragraph for one label fraction, a list for several.
+    assert fragment.startswith(('<p class="warn">', '<div class="warn">'))
+    assert "matches or beats" in fragment
+    assert "at 0.25 of the labels: motion-fd AUC" in fragment
     # The paired contrast lcm - motion-fd on the same folds.
     both = pd.concat([predictions, motion_preds], ignore_index=True)
     table = contrast_table(metrics, both)
@@ -194,9 +199,13 @@ def test_lcm_report_says_motion_alone_was_not_scored_where_the_qc_lacks_its_subj
     out = run_report(inputs, tmp_path / "report")
     assert MOTION_MODEL not in set(pd.read_parquet(out["metrics"])["model"])
     page = out["html"].read_text()
-    said = page.index("Head motion alone was not scored</b> on ")
+    said = page.index("Head motion alone was not scored</b> on")
     assert said < page.index('id="verdict"')
-    assert "test subjects have no mean FD in the QC tables" in page
+    # One item per task, each naming why.
+    box = page[said:].split("</div>", 1)[0]
+    items = re.findall(r"<li>(.*?)</li>", box)
+    assert [i.split(" ", 1)[0] for i in items] == ["alzheimers", "autism"], box
+    assert all("test subjects have no mean FD in the QC tables" in i for i in items), box
     sidecar = json.loads(out["metrics"].with_suffix(".json").read_text())
     assert not any("qc" in str(source) for source in sidecar["Sources"])
 

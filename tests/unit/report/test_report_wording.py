@@ -5,6 +5,7 @@ column and count reads as what it is."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ from lcm.evaluate.compare import HEADLINE_COLUMNS
 from lcm.evaluate.metrics import METRIC_COLUMNS, PREDICTION_COLUMNS, summarise
 from lcm.evaluate.protocol import EvaluationSettings, evaluate_task
 from lcm.report import findings
+from lcm.report.boxes import box
 from lcm.report.html import table_html
 from lcm.report.plots import roc_figure
 from lcm.report.tables import qc_counts, task_table
@@ -25,9 +27,9 @@ _WHAT = (
     "interval over seeds &times; folds)"
 )
 _ONE_SEED = (
-    " <b>Only one split seed was run</b> on autism (evaluate.seeds: [0]): each interval rests "
+    "<b>Only one split seed was run</b> on autism (evaluate.seeds: [0]): each interval rests "
     "on the folds of a single partition; evaluate several split seeds before reading these "
-    "intervals as a result."
+    "intervals as a result"
 )
 _COUNTED = (
     " A gain in 1 of the {n} comparisons (task &times; label fraction), each interval at 95 % "
@@ -68,7 +70,7 @@ OPEN = _gain("autism", 0.037, -0.352, 0.426)
         (
             [HELPED],
             '<p class="note" id="verdict"><b>Pretraining helped</b> at &le; 0.1 of the labels '
-            f"on autism +0.050 [+0.010, +0.090] at 0.1 {_WHAT}.{_COUNTED.format(n=1)}</p>",
+            f"{_WHAT} on autism +0.050 [+0.010, +0.090] at 0.1.{_COUNTED.format(n=1)}</p>",
         ),
         (
             [HURT],
@@ -85,11 +87,13 @@ OPEN = _gain("autism", 0.037, -0.352, 0.426)
             "does not help: read both of its bounds, the largest loss and the largest gain it "
             "leaves open.</p>",
         ),
+        # Two tasks: the lead, then one list item per task, then the closing sentence.
         (
             [HELPED, {**OPEN, "task": "dx"}],
-            '<p class="note" id="verdict"><b>Pretraining helped</b> at &le; 0.1 of the labels '
-            f"on autism +0.050 [+0.010, +0.090] at 0.1 {_WHAT}; <b>no gain was shown</b> "
-            f"(inconclusive: the interval crosses 0) on dx {_OPEN}.{_COUNTED.format(n=2)}</p>",
+            '<div class="note" id="verdict"><b>Pretraining helped</b> at &le; 0.1 of the labels '
+            f"{_WHAT} on:<ul><li>autism +0.050 [+0.010, +0.090] at 0.1</li><li><b>no gain was "
+            f"shown</b> (inconclusive: the interval crosses 0) on dx {_OPEN}</li></ul>"
+            f"{_COUNTED.format(n=2)}</div>",
         ),
     ],
     ids=["helped", "hurt", "inconclusive", "helped-and-inconclusive"],
@@ -101,16 +105,53 @@ def test_first_sentence_of_each_outcome(rows: list[dict], expected: str) -> None
     assert findings.pretraining_verdict(table, {}, task_meta=several) == expected
 
 
-@pytest.mark.parametrize("rows", [[HELPED], [HURT], [OPEN]], ids=["helped", "hurt", "open"])
-def test_first_sentence_warns_of_a_single_split_seed(rows: list[dict]) -> None:
+_INCONCLUSIVE = (
+    " An interval that crosses 0 is no evidence that pretraining does not help: read both of "
+    "its bounds, the largest loss and the largest gain it leaves open."
+)
+
+
+@pytest.mark.parametrize(
+    ("rows", "lead", "item", "closing"),
+    [
+        (
+            [HELPED],
+            f"<b>Pretraining helped</b> at &le; 0.1 of the labels {_WHAT} on",
+            "autism +0.050 [+0.010, +0.090] at 0.1",
+            _COUNTED.format(n=1),
+        ),
+        (
+            [HURT],
+            f"<b>Pretraining did not help</b> at &le; 0.1 of the labels on any task {_WHAT}: it "
+            "<b>hurt</b> on",
+            "autism -0.080 [-0.120, -0.040] at 0.1",
+            "",
+        ),
+        (
+            [OPEN],
+            f"<b>No gain from pretraining was shown</b> at &le; 0.1 of the labels on any task "
+            f"{_WHAT}: <b>inconclusive</b>, every interval crosses 0, on",
+            f"autism {_OPEN}",
+            _INCONCLUSIVE,
+        ),
+    ],
+    ids=["helped", "hurt", "open"],
+)
+def test_first_sentence_warns_of_a_single_split_seed(
+    rows: list[dict], lead: str, item: str, closing: str
+) -> None:
     table = pd.DataFrame(rows)
     plain = findings.pretraining_verdict(table, {})
+    cls = "note" if rows == [HELPED] else "warn"
+    assert plain == f'<p class="{cls}" id="verdict">{lead} {item}.{closing}</p>'
     warned = findings.pretraining_verdict(
         table, {}, task_meta={"autism": {"settings": {"seeds": [0]}}}
     )
-    # Same paragraph, after the verdict; a gain from one seed is no longer a plain note.
-    body = plain.split(">", 1)[1].removesuffix("</p>")
-    assert warned == f'<p class="warn" id="verdict">{body}{_ONE_SEED}</p>'
+    # Same box, the warning listed after the task; a gain from one seed is no longer a note.
+    assert warned == (
+        f'<div class="warn" id="verdict">{lead}:<ul><li>{item}</li><li>{_ONE_SEED}</li></ul>'
+        f"{closing}</div>"
+    )
 
 
 def _headline() -> pd.DataFrame:
@@ -204,6 +245,50 @@ def test_a_classifier_that_calls_no_one_positive_is_flagged() -> None:
     assert "no test subject positive in 4" in text
     assert "logreg" not in text
     assert findings.collapse_fragment(_sens_spec(), "other") == ""
+
+
+def test_a_collapse_of_several_models_lists_one_item_per_model_and_fraction() -> None:
+    """The demo's per-task box named 3 model-fractions in one run-on paragraph."""
+    one = _sens_spec()
+    other = one[one["model"] == "lcm-scratch"].assign(model="bei-linear")
+    text = findings.collapse_fragment(pd.concat([one, other]), "t")
+    assert text.startswith('<div class="warn"><b>Collapsed classifier</b>:<ul><li>')
+    items = re.findall(r"<li>(.*?)</li>", text)
+    assert [i.split(" collapsed", 1)[0] for i in items] == [
+        "bei-linear at label fraction 0.1",
+        "lcm-scratch at label fraction 0.1",
+    ]
+    assert all("in 4 of its 4 fit(s)" in i and "no test subject positive in 4" in i for i in items)
+    assert text.endswith(
+        "</ul> Such a classifier's balanced accuracy is 0.5 by construction on those folds, not "
+        "chance-level discrimination; its AUC ranks scores that never cross the 0.5 threshold, "
+        "and a contrast against it measures a gain over a model that learned no decision "
+        "rule.</div>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("lead", "items", "expected"),
+    [
+        ("<b>A</b> on", ["x"], '<p class="warn" id="i"><b>A</b> on x. End.</p>'),
+        ("<b>A</b>:", ["x"], '<p class="warn" id="i"><b>A</b>: x. End.</p>'),
+        (
+            "<b>A</b> on",
+            ["x", "y"],
+            '<div class="warn" id="i"><b>A</b> on:<ul><li>x</li><li>y</li></ul> End.</div>',
+        ),
+        (
+            "<b>A</b>.",
+            ["x", "y"],
+            '<div class="warn" id="i"><b>A</b>.<ul><li>x</li><li>y</li></ul> End.</div>',
+        ),
+    ],
+    ids=["one", "one-after-colon", "two", "two-after-sentence"],
+)
+def test_a_box_of_one_item_is_a_paragraph_and_of_several_a_list(
+    lead: str, items: list[str], expected: str
+) -> None:
+    assert box(lead, items, "End.", box_id="i") == expected
 
 
 def test_a_collapse_counted_over_two_class_folds_says_the_one_class_folds_are_left_out() -> None:
@@ -358,9 +443,9 @@ def test_a_null_gain_as_large_as_the_planted_one_is_not_read_as_open_evidence() 
     ]
     sentence = findings.pretraining_verdict(pd.DataFrame(rows), {"autism": 0.7, "autismnull": 0.0})
     assert "gain up to" not in sentence and "autismnull +0.070" not in sentence.split("Null")[0]
-    assert "<b>Null check</b>" in sentence and "planted &minus; null -0.020" in sentence
+    assert "<li><b>Null check</b>" in sentence and "planted &minus; null -0.020" in sentence
     assert "the gain is not distinguishable from what the null shows" in sentence
-    assert sentence.startswith('<p class="warn"')
+    assert sentence.startswith('<div class="warn" id="verdict">')
 
 
 def test_an_open_interval_names_its_loss_bound_too() -> None:
@@ -376,8 +461,9 @@ def test_a_collapsed_scratch_comparator_is_named_in_the_first_sentence() -> None
     sentence = findings.pretraining_verdict(
         pd.DataFrame([{**HELPED, "task": "t"}]), {}, metrics=metrics
     )
-    assert "The from-scratch comparator collapsed</b>" in sentence and "t at 0.1 (4 of" in sentence
-    assert sentence.startswith('<p class="warn"')
+    assert "<li><b>The from-scratch comparator collapsed</b>" in sentence
+    assert "t at 0.1 (4 of" in sentence
+    assert sentence.startswith('<div class="warn" id="verdict">')
 
 
 def test_contrast_p_values_are_holm_adjusted_over_the_listed_contrasts() -> None:
@@ -455,10 +541,11 @@ def test_the_null_check_pairs_a_null_cohort_with_its_own_diagnosis() -> None:
         ]
     )
     labels = {"autism": "autism", "autismnull": "autism", "alzheimers": "alzheimers"}
-    text = findings.null_comparison(
+    items = findings.null_comparison(
         rows, {"autism": 0.7, "alzheimers": 0.7, "autismnull": 0.0}, labels
     )
-    assert "autism (shared_structure 0.7)" in text and "alzheimers" not in text
+    assert len(items) == 1 and items[0].startswith("<b>Null check</b>")
+    assert "autism (shared_structure 0.7)" in items[0] and "alzheimers" not in items[0]
 
 
 def test_the_null_check_flags_cohorts_not_at_matched_difficulty() -> None:
@@ -471,5 +558,10 @@ def test_the_null_check_flags_cohorts_not_at_matched_difficulty() -> None:
     sentence = findings.pretraining_verdict(
         pd.DataFrame(rows), {"autism": 0.7, "autismnull": 0.0}, oracles=oracles
     )
-    assert "not at matched scan-level difficulty</b>" in sentence
-    assert "pipeline's connectomes 0.738 against 0.633" in sentence
+    # Its own list item, after the null check, naming the two cohorts.
+    assert (
+        "</li><li><b>Not at matched scan-level difficulty</b>: autism against autismnull "
+        "(oracle on the pipeline's connectomes 0.738 against 0.633, more than 0.05 apart), so "
+        "the comparison also measures the difference in difficulty</li>"
+    ) in sentence
+    assert sentence.index("<b>Null check</b>") < sentence.index("Not at matched")
