@@ -603,20 +603,20 @@ def no_auc_warning(metrics: pd.DataFrame, task_meta: dict[str, dict[str, Any]]) 
             for site, counts in sorted((meta.get("sites_not_tested") or {}).items())
         ]
         text = (
-            f"<b>No AUC for {html.escape(str(task))}</b>: none of its folds yielded one"
+            f"{html.escape(str(task))}: none of its folds yielded one"
             + (f" ({html.escape('; '.join(why))})" if why else "")
             + ", so every AUC of this task below is n/a and none of its models is judged on "
-            "discrimination."
+            "discrimination"
         )
         if meta.get("split_used") == "site":
             text += (
-                " Leave-site-out needs both classes in each tested site and in the sites it "
-                "trains on; <code>evaluate.split: subject</code> stratifies its folds by class."
+                ". Leave-site-out needs both classes in each tested site and in the sites it "
+                "trains on; <code>evaluate.split: subject</code> stratifies its folds by class"
             )
         found.append(text)
     if not found:
         return ""
-    return '<p class="warn" id="no-auc">' + " ".join(found) + "</p>"
+    return box("<b>No AUC</b> for", found, box_id="no-auc")
 
 
 def oracle_fragment(oracle: dict[str, Any] | None) -> str:
@@ -1518,11 +1518,7 @@ def _unablated(contrasts: pd.DataFrame | None, summary: pd.DataFrame | None) -> 
     if not said:
         return ""
     parts = [what.format(", ".join(tasks)) for what, tasks in said.items()]
-    return (
-        '<p class="warn">'
-        + "; ".join(parts)
-        + ": the report cannot say what pretraining or pseudo-labels buy there.</p>"
-    )
+    return box("The report cannot say what pretraining or pseudo-labels buy where", parts)
 
 
 def motion_rows(summary: pd.DataFrame | None, task: str | None = None) -> list[dict[str, Any]]:

@@ -74,7 +74,7 @@ def test_a_binary_task_without_any_auc_is_warned_of_at_the_top(tmp_path) -> None
     warning = page.split('id="no-auc">', 1)[1].split("</p>", 1)[0]
     assert page.index('id="verdict"') < page.index('id="no-auc"') < page.index("<nav>")
     assert warning.startswith(
-        f"<b>No AUC for {task}</b>: none of its folds yielded one (1 test fold(s) of one class "
+        f"<b>No AUC</b> for {task}: none of its folds yielded one (1 test fold(s) of one class "
         "(site B); site A not tested (15 subjects))"
     )
     assert "Leave-site-out needs both classes" in warning

@@ -291,6 +291,43 @@ def test_a_box_of_one_item_is_a_paragraph_and_of_several_a_list(
     assert box(lead, items, "End.", box_id="i") == expected
 
 
+def test_no_auc_on_two_tasks_lists_each_task_with_why() -> None:
+    metrics = pd.DataFrame(
+        {"task": ["a", "b"], "metric": "auc", "value": np.nan, "model": "logreg"}
+    )
+    meta = {
+        "a": {"folds_one_class": [{"sites": ["B"]}]},
+        "b": {"split_used": "site", "sites_not_tested": {"A": {"subjects": 15}}},
+    }
+    rest = (
+        ", so every AUC of this task below is n/a and none of its models is judged on "
+        "discrimination"
+    )
+    assert findings.no_auc_warning(metrics, meta) == (
+        '<div class="warn" id="no-auc"><b>No AUC</b> for:<ul>'
+        f"<li>a: none of its folds yielded one (1 test fold(s) of one class (site B)){rest}</li>"
+        f"<li>b: none of its folds yielded one (site A not tested (15 subjects)){rest}. "
+        "Leave-site-out needs both classes in each tested site and in the sites it trains on; "
+        "<code>evaluate.split: subject</code> stratifies its folds by class</li></ul></div>"
+    )
+    one = findings.no_auc_warning(metrics[metrics["task"] == "a"], meta)
+    assert one == (
+        '<p class="warn" id="no-auc"><b>No AUC</b> for a: none of its folds yielded one (1 test '
+        f"fold(s) of one class (site B)){rest}.</p>"
+    )
+
+
+def test_tasks_without_ablations_for_two_reasons_are_listed() -> None:
+    summary = pd.DataFrame({"task": ["t1", "t2", "t2"], "model": ["logreg", "lcm", "logreg"]})
+    text = findings.contrast_section(None, table_html, summary=summary)
+    assert text == (
+        '<div class="warn">The report cannot say what pretraining or pseudo-labels buy '
+        "where:<ul><li>LCM was not evaluated on t1 (its models: logreg)</li><li>LCM was not "
+        "evaluated beside its ablations on t2 (lcm-scratch and lcm-no-pseudo were not "
+        "evaluated)</li></ul></div>"
+    )
+
+
 def test_a_collapse_counted_over_two_class_folds_says_the_one_class_folds_are_left_out() -> None:
     """_sens_spec's fifth fit tested one class: "4 of its 4 fit(s)" read as every fit run."""
     text = findings.collapse_fragment(_sens_spec(), "t")
