@@ -11,6 +11,7 @@ import pandas as pd
 from lcm.bids.summary import read_summary_table
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.commands._atlas_load import atlas_from_args
+from lcm.config import parse_settings
 from lcm.docstrings import fill_doc
 from lcm.evaluate.compare import (
     N_BOOT,
@@ -20,6 +21,7 @@ from lcm.evaluate.compare import (
     motion_confound,
     site_table,
 )
+from lcm.evaluate.config_schema import validate_references
 from lcm.evaluate.metrics import (
     METRIC_COLUMNS,
     METRIC_DTYPES,
@@ -185,6 +187,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out-metrics", required=True, help="Merged metrics Parquet to write.")
     p.add_argument("--out-summary", required=True, help="Summary TSV to write.")
     p.add_argument("--out-html", required=True, help="HTML report to write.")
+    p.add_argument(
+        "--references",
+        default="{}",
+        help="JSON of each task's published reference range, as tasks.<task>.reference: "
+        '\'{"autism": {"metric": "accuracy", "range": [0.65, 0.72], "source": "..."}}\'; a '
+        "model's mean above its task's range gets a warning (default: {}, none).",
+    )
     p.add_argument("--title", default="LCM evaluation report", help="Title of the page.")
     p.add_argument(
         "--n-boot",
@@ -215,6 +224,11 @@ def run(args: argparse.Namespace) -> int:
     qc = read_qc(args.qc) if args.qc else None
     ingest = read_ingest_summaries(args.ingest_summary)
     task_meta = read_evaluation_records(args.metrics)
+    # Checked before anything is computed: a bad range fails here, naming it.
+    references = validate_references(
+        parse_settings(args.references, "references"),
+        {t: str(task_meta.get(t, {}).get("kind", "binary")) for t in metrics["task"].unique()},
+    )
     # Head motion alone, scored on the models' own folds: a row of every table beside them.
     motion_metrics, motion_predictions, motion_not_scored = motion_scores(
         qc, predictions, task_meta
@@ -278,6 +292,7 @@ def run(args: argparse.Namespace) -> int:
             motion=motion_confound(qc, predictions),
             motion_not_scored=motion_not_scored,
             provenance=provenance,
+            references=references,
         )
     )
     # motion-fd's rows come from the QC tables and the predictions: sources of every table.
@@ -299,7 +314,8 @@ def run(args: argparse.Namespace) -> int:
     write_text(args.out_html, page)
     write_sidecar(args.out_metrics, tables_from)
     write_sidecar(args.out_summary, tables_from, interval="corrected resampled t", level=0.95)
-    write_sidecar(args.out_html, inputs)
+    # The ranges the page compared with: settings of the page (none set, none recorded).
+    write_sidecar(args.out_html, inputs, **({"references": references} if references else {}))
     log.info(
         "report: %d tasks, %d metric rows -> %s, %s, %s",
         metrics["task"].nunique(),

@@ -12,12 +12,14 @@ registry's default models as its default; so a model added to the registry, buil
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from lcm.catalogue import load_catalogue
-from lcm.config import read_yaml_mapping, task_models, validate_base
+from lcm.config import read_yaml_mapping, task_models, validate_base, validate_partial
 from lcm.config import schema as base_schema
+from lcm.evaluate.metrics import METRIC_RANGE, METRICS
 from lcm.evaluate.registry import DEFAULT_MODELS, checkpoint_models, model_family, model_names
 from lcm.evaluate.tasks import task_from_catalogue
 from lcm.exceptions import ConfigError
@@ -62,8 +64,101 @@ def validate_config(config: dict[str, Any], source: str = "config") -> dict[str,
         Naming the offending key, what was expected and what was received.
     """
     config = validate_base(config, source, tree=schema(), checkpoint_models=checkpoint_models)
+    for name, task in sorted((config.get("tasks") or {}).items()):
+        if "reference" in task:
+            # A task with a positive level is binary (the catalogue check below holds it to that).
+            kind = "binary" if task.get("positive") is not None else "continuous"
+            check_reference(task["reference"], kind, f"tasks.{name}.reference", source)
     _check_tasks_against_catalogue(config, source)
     return config
+
+
+def check_reference(reference: dict[str, Any], kind: str, key: str, source: str) -> None:
+    """Check a task's published reference range against the task's kind and its metric's bounds.
+
+    The schema has checked its form (``metric``, ``range`` of two numbers, ``source``); this is
+    what it cannot say: the metric is one of the task's kind, and ``low < high`` within the
+    metric's bounds (:data:`lcm.evaluate.metrics.METRIC_RANGE`).
+
+    Parameters
+    ----------
+    reference : dict
+        ``{"metric": ..., "range": [low, high], "source": ...}``.
+    kind : {"binary", "continuous"}
+        The task's kind.
+    key : str
+        Where the reference sits, for messages (``tasks.<name>.reference``).
+    source : str
+        Where the configuration comes from, for messages.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``key``'s ``metric`` or ``range``, what was expected and what was received.
+    """
+    metric = reference["metric"]
+    # The binary metrics are lcm.evaluate.metrics.METRICS; the others are continuous ones.
+    allowed = sorted(m for m in _reference_metrics() if (m in METRICS) == (kind == "binary"))
+    if metric not in allowed:
+        raise ConfigError(
+            f"{source}: key '{key}.metric' is {metric!r}, which a {kind} task does not "
+            f"measure (its metrics: {allowed}).",
+            hint=f"Set {key}.metric to one of {allowed}, the metric the published range is of.",
+        )
+    low, high = reference["range"]
+    lowest, highest = METRIC_RANGE[metric]
+    if not (math.isfinite(low) and math.isfinite(high) and lowest <= low < high <= highest):
+        raise ConfigError(
+            f"{source}: key '{key}.range' is [{low}, {high}]; expected [low, high] with "
+            f"low < high, both finite and within [{lowest:g}, {highest:g}] for {metric}.",
+            hint=f"Set {key}.range to the published [low, high] of {metric}, e.g. [0.65, 0.72].",
+        )
+
+
+def _reference_metrics() -> list[str]:
+    """The metrics a reference range may name: the schema's enum (one list, the schema's)."""
+    task = schema()["properties"]["tasks"]["additionalProperties"]
+    return list(task["properties"]["reference"]["properties"]["metric"]["enum"])
+
+
+def validate_references(
+    references: dict[str, Any], kinds: dict[str, str], source: str = "--references"
+) -> dict[str, dict[str, Any]]:
+    """Validate ``lcm report``'s references: ``{task: reference}`` as in ``tasks.<task>``.
+
+    Parameters
+    ----------
+    references : dict
+        ``task -> {"metric", "range", "source"}`` (the workflow passes each task's
+        ``tasks.<task>.reference``).
+    kinds : dict
+        ``task -> "binary" | "continuous"`` of the tasks the report shows.
+    source : str, default "--references"
+        Where they come from, for messages.
+
+    Returns
+    -------
+    dict
+        ``references``, checked.
+
+    Raises
+    ------
+    ConfigError
+        When a task is not one the report shows, or a reference is malformed, names a metric
+        of the other kind of task or a range outside the metric's bounds.
+    """
+    task = schema()["properties"]["tasks"]["additionalProperties"]
+    tree = {"type": "object", "additionalProperties": task["properties"]["reference"]}
+    references = validate_partial(references, source, tree=tree)
+    for name, reference in sorted(references.items()):
+        if name not in kinds:
+            raise ConfigError(
+                f"{source}: names task {name!r}, which has no metrics here (tasks: "
+                f"{sorted(kinds)}).",
+                hint="Pass the references of the tasks whose --metrics are given.",
+            )
+        check_reference(reference, kinds[name], name, source)
+    return references
 
 
 def _check_tasks_against_catalogue(config: dict[str, Any], source: str) -> None:

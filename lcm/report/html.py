@@ -27,6 +27,7 @@ from lcm.report.boxes import WARNING_ATTRIBUTES
 from lcm.report.dropped import dropped_section
 from lcm.report.label_fractions import label_fraction_fragment, pseudo_label_fragment
 from lcm.report.provenance_section import ProvenanceFacts, provenance_section
+from lcm.report.reference import reference_fragment, reference_verdict
 from lcm.report.tables import (
     exclusion_list,
     metric_name,
@@ -129,6 +130,9 @@ class ReportData:
     provenance : ProvenanceFacts
         What the inputs' sidecars, the checkpoints' ``model.json`` and the config copies
         record (:func:`lcm.report.provenance_section.collect_provenance`).
+    references : dict
+        ``task -> tasks.<task>.reference`` (a published range of a metric, its source) of the
+        tasks that set one (:mod:`lcm.report.reference`).
     """
 
     metrics: pd.DataFrame
@@ -151,6 +155,7 @@ class ReportData:
     motion: dict[str, float] = field(default_factory=dict)
     motion_not_scored: dict[str, str] = field(default_factory=dict)
     provenance: ProvenanceFacts = field(default_factory=ProvenanceFacts)
+    references: dict[str, dict] = field(default_factory=dict)
 
 
 def img_tag(png: bytes, alt: str) -> str:
@@ -280,6 +285,7 @@ def task_section(data: ReportData, task: str) -> str:
         parts.append(findings.oracle_fragment(data.oracles.get(task)))
         parts.append(findings.motion_fragment(data.motion.get(task), data.summary, task))
         parts.append(findings.test_subjects_note(data.predictions, task, meta.get("levels", ())))
+    parts.append(reference_fragment(data.summary, task, data.references.get(task)))
     parts.append(
         '<p class="note">Mean over folds &times; seeds with 95 % corrected resampled t '
         "confidence intervals (Nadeau &amp; Bengio: the folds and seeds re-test the same "
@@ -653,6 +659,7 @@ def render_report(data: ReportData) -> str:
             oracles=data.oracles,
         ),
         findings.no_auc_warning(data.metrics, data.task_meta),
+        reference_verdict(data.summary, data.references, data.headline),
         f"<nav>{nav}</nav>",
         intro,
         findings.headline_section(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import html
 import json
 import os
 import re
@@ -62,8 +63,8 @@ FRAGMENTS = {
     "truth_arg",
 }
 
-# Free-text keys (paths, an image name, fMRIPrep arguments) the schema accepts with any
-# content: the real run gives each of them a payload. Every other string key must be refused.
+# Free-text keys (paths, an image name, fMRIPrep arguments, a citation) the schema accepts with
+# any content: the real run gives each of them a payload. Every other string key must be refused.
 EXERCISED = {
     "results_dir",
     "variables",
@@ -77,6 +78,7 @@ EXERCISED = {
     "fmriprep.fs_license",
     "fmriprep.work_dir",
     "fmriprep.extra_args.[]",
+    "tasks.*.reference.source",
 }
 
 
@@ -154,6 +156,7 @@ def base_config() -> dict:
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     cfg["atlas"]["templateflow"] = {"template": "MNI152NLin2009cAsym", "atlas": "Schaefer2018"}
     cfg["ingest"]["select"] = {"hcplike": {}}
+    cfg["tasks"]["autism"]["reference"] = {"metric": "auc", "range": [0.65, 0.72], "source": "x"}
     return cfg
 
 
@@ -212,6 +215,7 @@ def test_every_string_key_is_refused_or_exercised(tmp_path: Path) -> None:
     assert refused | accepted == set(keys)
     assert {"tasks.*.label", "tasks.*.positive", "tasks.*.dataset"} <= refused
     assert {"fmriprep.output_space", "datasets.<name>", "atlas.name"} <= refused
+    assert "tasks.*.reference.metric" in refused and "tasks.*.reference.source" in accepted
     assert not list(tmp_path.iterdir())  # validating ran nothing
 
 
@@ -267,7 +271,13 @@ def tiny_config(hostile: dict[str, str]) -> dict:
         work_dir=hostile["fmriprep.work_dir"],
         extra_args=["--nthreads", hostile["fmriprep.extra_args.[]"]],
     )
-    cfg["tasks"] = {"autism": cfg["tasks"]["autism"]}
+    # A published range whose citation is a payload: it reaches the report's command line.
+    reference = {
+        "metric": "auc",
+        "range": [0.65, 0.72],
+        "source": hostile["tasks.*.reference.source"],
+    }
+    cfg["tasks"] = {"autism": {**cfg["tasks"]["autism"], "reference": reference}}
     cfg["denoise"]["min_volumes"] = 30
     cfg["denoise"]["min_dof"] = None  # short runs: under the floor, kept
     cfg["pretrain"].update(epochs=1, checkpoint_every=0)
@@ -329,6 +339,9 @@ def test_real_run_with_a_payload_in_every_free_text_key(tmp_path: Path) -> None:
 
     results = workdir / hostile["results_dir"]
     assert (results / "report" / "index.html").is_file()
+    # The citation reached the page as text (escaped), through the report's --references.
+    page = (results / "report" / "index.html").read_text()
+    assert html.escape(hostile["tasks.*.reference.source"]) in page
     metrics = pd.read_parquet(results / "metrics" / "metrics.parquet")
     assert {"lcm", "logreg", "shuffled-labels"} <= set(metrics["model"])
     ran = {

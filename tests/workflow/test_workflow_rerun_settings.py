@@ -7,6 +7,7 @@ rerun. Each change is one a job's params used to carry without the job reading i
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -123,6 +124,23 @@ def test_the_ridge_maps_threshold_reruns_the_maps_and_their_evaluations_only(don
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     command = next(x for x in proc.stdout.splitlines() if " bei-maps --store " in x)
     assert " --min-values 30 " in command
+
+
+def test_a_published_reference_range_reruns_the_report_alone(done) -> None:
+    """tasks.<name>.reference is read by lcm report alone (--references, a param of the
+    report): setting or editing it reruns the report and no evaluation."""
+    workdir, cfg = done
+    reference = {"metric": "auc", "range": [0.65, 0.72], "source": "Author et al. 2020"}
+    ranged = changed(cfg, "tasks", "autism", "reference", value=reference)
+    counts, _ = plan(workdir, ranged)
+    assert counts == {"report": 1, "all": 1}, counts
+    config = write_config(workdir, ranged)
+    forced = ["-n", "-p", "--forcerun", "report", "--cores", "1"]
+    proc = snakemake(ROOT, workdir, "--configfile", str(config), *forced)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    command = next(x for x in proc.stdout.splitlines() if " report --metrics " in x)
+    passed = re.search(r" --references '(\{.*?\})' ", command)
+    assert passed and json.loads(passed.group(1)) == {"autism": reference}, command
 
 
 def test_how_often_the_training_state_is_saved_reruns_no_pretraining(done) -> None:

@@ -953,6 +953,13 @@ def get_report_upstream(wildcards):
     )
 
 
+def get_report_references():
+    """A param of report: the tasks' published reference ranges, ``{task: reference}`` as JSON
+    (tasks without one left out: ``{}`` when none sets one)."""
+    tasks = CFG["tasks"]
+    return to_json({t: tasks[t]["reference"] for t in TASKS if "reference" in tasks[t]})
+
+
 def get_pretrain_output(file):
     """A pretraining output the report reads (``history.tsv``, ``bei_eval.tsv``), if it runs."""
     return [paths.model_file(RESULTS, "pretrain", file)] if CHECKPOINT_TASKS else []

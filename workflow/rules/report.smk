@@ -70,6 +70,9 @@ rule report:
         attention_arg=get_optional_arg("--attention", "attention"),
         bei_maps_arg=get_optional_arg("--bei-maps", "bei_maps"),
         atlas_args=get_atlas_args(with_seg=False),
+        # Each task's published reference range (tasks.<task>.reference): editing one reruns
+        # the report alone.
+        references=get_report_references(),
         # Written before the first job and named by their content: read, never rerun for.
         configs=paths.config_dir(RESULTS),
         # Listed on the page, every stage's folder: not an input.
@@ -80,6 +83,6 @@ rule report:
         " {input.qc:q} --ingest-summary {input.ingest:q} {params.ssl_history_arg}"
         " {params.truth_arg} {params.oracle_store_arg} {params.attention_arg} {params.atlas_args}"
         " --checkpoint {input.checkpoints:q} {params.bei_maps_arg} --configs {params.configs:q}"
-        " --logs {params.logs:q}"
+        " --logs {params.logs:q} --references {params.references:q}"
         " --out-metrics {output.metrics:q} --out-summary {output.summary:q} --out-headline {output.headline:q}"
         " --out-contrasts {output.contrasts:q} --out-html {output.html:q}"

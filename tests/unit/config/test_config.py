@@ -461,3 +461,56 @@ def test_the_ridge_maps_threshold_defaults_to_the_fits_and_refuses_a_non_count(d
     cfg = copy.deepcopy(demo)
     cfg["evaluate"]["bei_linear_min_values"] = 5
     assert validate_config(cfg)["evaluate"]["bei_linear_min_values"] == 5
+
+
+ABIDE = {"metric": "accuracy", "range": [0.65, 0.72], "source": "Author et al. 2020"}
+
+
+def test_a_published_reference_range_is_optional_and_kept(demo: dict) -> None:
+    """tasks.<name>.reference: none by default (the demo's tasks are synthetic); a binary
+    task takes a binary metric's range, a continuous one (age) Pearson r's or R²'s."""
+    assert not any("reference" in t for t in validate_config(demo)["tasks"].values())
+    cfg = copy.deepcopy(demo)
+    cfg["tasks"]["autism"]["reference"] = ABIDE
+    cfg["tasks"]["age"]["reference"] = {"metric": "r2", "range": [-0.2, 0.3], "source": "x"}
+    tasks = validate_config(cfg)["tasks"]
+    assert tasks["autism"]["reference"] == ABIDE
+    assert tasks["age"]["reference"]["range"] == [-0.2, 0.3]
+
+
+@pytest.mark.parametrize(
+    ("task", "change", "key", "expected"),
+    [
+        ("autism", {"range": [0.72, 0.65]}, "range", "low < high"),
+        ("autism", {"range": [0.7, 0.7]}, "range", "low < high"),
+        ("autism", {"range": [0.5, 1.2]}, "range", r"within \[0, 1\]"),
+        ("age", {"metric": "pearson_r", "range": [-1.5, 0.3]}, "range", r"within \[-1, 1\]"),
+        ("autism", {"range": [0.6, float("inf")]}, "range", "finite"),
+        ("autism", {"range": [0.6]}, "range", "too short"),
+        ("autism", {"range": [0.6, "0.7"]}, r"range\.1", "not of type 'number'"),
+        ("autism", {"metric": "pearson_r"}, "metric", "binary task does not measure"),
+        ("age", {"metric": "auc"}, "metric", "continuous task does not measure"),
+        ("autism", {"metric": "mae"}, "metric", "is not one of"),
+        ("autism", {"source": ""}, "source", "at least 1 characters"),
+    ],
+)
+def test_a_bad_reference_range_names_its_key(
+    demo: dict, task: str, change: dict, key: str, expected: str
+) -> None:
+    cfg = copy.deepcopy(demo)
+    cfg["tasks"][task]["reference"] = {**ABIDE, **change}
+    where = rf"tasks\.{task}\.reference" + (rf"\.{key}" if key else "")
+    with pytest.raises(ConfigError, match=rf"key '{where}'.*{expected}") as info:
+        validate_config(cfg)
+    assert "\n" not in info.value.message
+
+
+def test_a_reference_range_without_its_source_is_refused(demo: dict) -> None:
+    """The range is the user's to cite: it never reaches the report without a source."""
+    cfg = copy.deepcopy(demo)
+    cfg["tasks"]["autism"]["reference"] = {"metric": "auc", "range": [0.65, 0.72]}
+    with pytest.raises(ConfigError, match=r"key 'tasks\.autism\.reference'.*'source'"):
+        validate_config(cfg)
+    cfg["tasks"]["autism"]["reference"] = {**ABIDE, "cite": "x"}
+    with pytest.raises(ConfigError, match=r"unknown key 'cite' under 'tasks\.autism\.reference'"):
+        validate_config(cfg)
