@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from lcm.evaluate.motion import MOTION_MODEL
+from lcm.report.boxes import box
 from lcm.report.tables import metric_name, model_kind, with_ci
 
 # What to check when a mean is above the range: the checks the report already has.
@@ -131,16 +132,15 @@ def reference_fragment(summary: pd.DataFrame, task: str, reference: dict[str, An
     ]
     above = rows[rows["position"] == "above"]
     if len(above):
-        items = "".join(
-            f"<li>{html.escape(str(r['model']))} at label fraction {r['label_fraction']:g}: "
-            f"{with_ci(r['mean'], r['ci_low'], r['ci_high'])}{_interval_clause(r)}</li>"
+        items = [
+            f"{html.escape(str(r['model']))} at label fraction {r['label_fraction']:g}: "
+            f"{with_ci(r['mean'], r['ci_low'], r['ci_high'])}{_interval_clause(r)}"
             for _, r in above.iterrows()
+        ]
+        lead = (
+            f"<b>Above the published range</b> of {name} for this task, {_range_text(reference)}:"
         )
-        parts.append(
-            f'<div class="warn"><p><b>Above the published range</b> of {name} for this task, '
-            f"{_range_text(reference)}:</p><ul>{items}</ul>"
-            f"<p>{LEAKAGE_CHECKS}</p></div>"
-        )
+        parts.append(box(lead, items, LEAKAGE_CHECKS))
     return "\n".join(parts)
 
 
@@ -184,17 +184,17 @@ def reference_verdict(
                 continue
             who = "the best baseline" if key in best else "an LCM model"
             items.append(
-                f"<li>{html.escape(task)}: "
+                f"{html.escape(task)}: "
                 f"{html.escape(str(r['model']))} ({who}) at label fraction "
                 f"{r['label_fraction']:g}, {with_ci(r['mean'], r['ci_low'], r['ci_high'])}, "
                 f"above the published {html.escape(metric_name(reference['metric']))} range "
-                f"{_range_text(reference)}</li>"
+                f"{_range_text(reference)}"
             )
     if not items:
         return ""
-    return (
-        '<div class="warn" id="reference-range"><p><b>Above a published range</b>: results '
-        f"on real data this high usually mean leakage (site or scanner effects, the same subject "
-        "twice, head motion); each task's section names the checks to run.</p><ul>"
-        f"{''.join(items)}</ul></div>"
+    lead = (
+        "<b>Above a published range</b>: results on real data this high usually mean leakage "
+        "(site or scanner effects, the same subject twice, head motion); each task's section "
+        "names the checks to run."
     )
+    return box(lead, items, box_id="reference-range")
