@@ -260,23 +260,7 @@ def read_qc_table(path: str | Path) -> pd.DataFrame:
 def imported_qc(tmp_path: Path, manifest: Path, dataset: str = "pcp") -> pd.DataFrame:
     """``lcm connectome import`` of a manifest (atlas aal116): its QC table, by subject."""
     qc_path = tmp_path / "qc.tsv"
-    rc = cli(
-        connectome_cmd,
-        [
-            "connectome",
-            "import",
-            "--dataset",
-            dataset,
-            "--manifest",
-            str(manifest),
-            "--atlas-name",
-            "aal116",
-            "--out-dir",
-            str(tmp_path / "conn"),
-            "--qc-table",
-            str(qc_path),
-        ],
-    )
+    rc = connectome_import(manifest, out_dir=tmp_path / "conn", qc_table=qc_path, dataset=dataset)
     assert rc == 0
     return read_qc_table(qc_path).set_index("subject")
 
@@ -367,14 +351,64 @@ def connectome_timeseries(
     int
         The verb's exit status; its errors (``ConfigError``, ...) propagate.
     """
-    argv = ["connectome", "timeseries", "--dataset", dataset, "--manifest", str(manifest)]
-    argv += ["--atlas", atlas, *(["--atlas-labels", str(labels)] if labels is not None else [])]
+    argv = _connectome_argv("timeseries", manifest, dataset, atlas, labels)
     if denoise is not None:
         argv += ["--denoise", json.dumps(denoise)]
     if connectome is not None:
         argv += ["--connectome", json.dumps(connectome)]
     argv += ["--out-dir", str(out_dir), "--qc-table", str(qc_table), *extra]
     return cli(connectome_cmd, argv)
+
+
+def connectome_import(
+    manifest: str | Path,
+    *,
+    out_dir: str | Path,
+    qc_table: str | Path,
+    dataset: str = "pcp",
+    atlas: str = "aal116",
+    labels: str | Path | None = None,
+) -> int:
+    """Run ``lcm connectome import`` on an ingested manifest of connectivity matrices.
+
+    Parameters
+    ----------
+    manifest : str or Path
+        The manifest ``lcm ingest`` wrote (entry ``connectome``).
+    out_dir, qc_table : str or Path
+        ``--out-dir`` and ``--qc-table``.
+    dataset : str
+        ``--dataset``.
+    atlas : str
+        ``--atlas``.
+    labels : str or Path, optional
+        ``--atlas-labels``: the table of an atlas known by its labels only.
+
+    Returns
+    -------
+    int
+        The verb's exit status; its errors propagate.
+    """
+    argv = _connectome_argv("import", manifest, dataset, atlas, labels)
+    return cli(connectome_cmd, [*argv, "--out-dir", str(out_dir), "--qc-table", str(qc_table)])
+
+
+def _connectome_argv(
+    verb: str, manifest: str | Path, dataset: str, atlas: str, labels: str | Path | None
+) -> list[str]:
+    """The arguments ``lcm connectome <verb>`` of a manifest shares: dataset, manifest, atlas."""
+    labels_arg = ["--atlas-labels", str(labels)] if labels is not None else []
+    return [
+        "connectome",
+        verb,
+        "--dataset",
+        dataset,
+        "--manifest",
+        str(manifest),
+        "--atlas",
+        atlas,
+        *labels_arg,
+    ]
 
 
 def timeseries_qc(tmp_path: Path, source: Path, **ingest_kw: Any) -> pd.DataFrame:

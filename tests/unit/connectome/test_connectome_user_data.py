@@ -26,6 +26,7 @@ import pytest
 from helpers.connectome import (
     cli,
     confounds_table,
+    connectome_import,
     connectome_timeseries,
     make_fmriprep_run,
     make_raw_bids,
@@ -94,24 +95,13 @@ def test_seg_files_of_one_run_are_not_duplicates_and_only_the_atlas_goes_on(
         "myatlas",
     ]
     qc_path = tmp_path / "qc.tsv"
-    rc = cli(
-        connectome_cmd,
-        [
-            "connectome",
-            "import",
-            "--dataset",
-            "xcpd",
-            "--manifest",
-            str(manifest),
-            "--atlas-name",
-            "myatlas",
-            "--atlas-labels",
-            str(labels),
-            "--out-dir",
-            str(tmp_path / "conn"),
-            "--qc-table",
-            str(qc_path),
-        ],
+    rc = connectome_import(
+        manifest,
+        out_dir=tmp_path / "conn",
+        qc_table=qc_path,
+        dataset="xcpd",
+        atlas="myatlas",
+        labels=labels,
     )
     assert rc == 0
     qc = read_qc_table(qc_path)
@@ -147,25 +137,15 @@ def test_matrix_of_another_parcellation_with_the_same_roi_count_is_refused(
     manifest = tmp_path / "manifest.parquet"
     ingest("mine", "connectome", mats, manifest)
     qc_path = tmp_path / "qc.tsv"
-    cli(
-        connectome_cmd,
-        [
-            "connectome",
-            "import",
-            "--dataset",
-            "mine",
-            "--manifest",
-            str(manifest),
-            "--atlas-name",
-            "myatlas",
-            "--atlas-labels",
-            str(labels),
-            "--out-dir",
-            str(tmp_path / "conn"),
-            "--qc-table",
-            str(qc_path),
-        ],
+    rc = connectome_import(
+        manifest,
+        out_dir=tmp_path / "conn",
+        qc_table=qc_path,
+        dataset="mine",
+        atlas="myatlas",
+        labels=labels,
     )
+    assert rc == 0
     qc = read_qc_table(qc_path).set_index("subject")
     assert qc["included"].to_dict() == {
         "01": True,
@@ -474,24 +454,14 @@ def test_brainspace_same_size_parcellations_not_mixed(tmp_path: Path) -> None:
     assert (df.loc[df["seg"] == "Vosdewael100", "reason_code"] == "other_atlas").all()
     assert set(df.loc[~df["included"], "reason_code"]) <= {"other_atlas", "duplicate"}
     qc_path = tmp_path / "qc.tsv"
-    cli(
-        connectome_cmd,
-        [
-            "connectome",
-            "import",
-            "--dataset",
-            "bs",
-            "--manifest",
-            str(manifest),
-            "--atlas-name",
-            "schaefer100",
-            "--atlas-labels",
-            str(labels),
-            "--out-dir",
-            str(tmp_path / "conn"),
-            "--qc-table",
-            str(qc_path),
-        ],
+    rc = connectome_import(
+        manifest,
+        out_dir=tmp_path / "conn",
+        qc_table=qc_path,
+        dataset="bs",
+        atlas="schaefer100",
+        labels=labels,
     )
+    assert rc == 0
     qc = read_qc_table(qc_path)
     assert (qc.loc[qc["included"], "relmat"].str.contains("seg-schaefer100")).all()
