@@ -1,0 +1,257 @@
+"""config/README.md names every setting of the configuration schema, names no setting the schema
+lacks, and states the schema's default wherever it states one.
+
+The schema is :func:`lcm.evaluate.config_schema.schema` (``lcm/schemas/config.schema.yaml``,
+which ``workflow/schemas/config.schema.yaml`` links to, with the defaults the model registry and
+``lcm.train.bei_maps`` own filled in): it owns every key, its default and its description. The
+rules below are how config/README.md writes keys:
+
+- A *section* is a bullet of the ``## Keys`` section that opens with a path in backticks
+  (``- `evaluate```, ``- `datasets.<name>```, ``- `tasks.<name>.reference```); the bullet runs
+  to the next such bullet. A map's keys (datasets, tasks, consortia, ingest.select) are written
+  ``<name>``.
+- A code span names a key by its dotted path: the whole path anywhere in the file
+  (``denoise.min_dof``), or, inside the bullet of the deepest section holding the key, the path
+  from any point below that section (``finetune.method``, or ``method``). A ``key: value`` or
+  ``--config key=value`` span names ``key``, a ``{a, b}`` span names ``a`` and ``b``, and a
+  fenced YAML example names every key it sets.
+- A *settable leaf* is a schema key that holds no keys of its own. The walk does not enter a key
+  whose keys are those of a top-level section (``datasets.<name>.denoise`` takes the denoise
+  section's keys, :func:`lcm.config.schema` builds it from them): that section documents them.
+- A dotted span whose first component is a top-level key, or, in a section's bullet, a key of
+  that section that holds keys (``window.length`` under ``connectome``), is a setting path and
+  must exist; a name with a file suffix (``model.json``) is a file, not a key.
+- A default is stated as ``` `key` (default VALUE``` (VALUE up to ``,``, ``;``, ``:`` or ``)``,
+  in backticks or not) or ``` `key` ... (VALUE by default```, and as the ``key: value`` spans
+  of a section's list that follows a line opening with "Defaults" (the denoise section's
+  "Defaults beside nilearn ..."). VALUE is read as YAML and compared with the schema's default:
+  numbers as numbers, lists as lists.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from typing import Any
+
+import yaml
+from helpers import ROOT
+
+from lcm.evaluate.config_schema import schema
+
+README = ROOT / "config" / "README.md"
+FENCE = re.compile(r"^ *```[a-z]*\n(.*?)^ *```", re.M | re.S)
+# A key path as the doc writes it: identifiers, a map's key written <name>.
+PATH = re.compile(r"[a-z][a-z0-9_]*(?:\.(?:<name>|[a-z][a-z0-9_]*))*")
+# Endings of file names the doc quotes (`model.json`, `bei_eval.tsv`): files, not keys.
+FILE_SUFFIXES = {"json", "tsv", "csv", "yaml", "yml", "parquet", "py", "md", "npy", "npz", "mat"}
+# "`key` (default VALUE" and "`key` ... (VALUE by default".
+STATED_DEFAULTS = (
+    re.compile(r"`([^`]+)`\s\(default:?\s+(`[^`]*`|[^,;:)]+)"),
+    re.compile(r"`([^`]+)`[^`()]*\((\S+)\s+by\s+default"),
+)
+
+
+def _children(node: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The keys ``node`` holds: its properties, and ``<name>`` for a map of named entries."""
+    children = dict(node.get("properties") or {})
+    if isinstance(node.get("additionalProperties"), dict):
+        children["<name>"] = node["additionalProperties"]
+    return children
+
+
+def _leaves(tree: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every settable leaf of the schema by dotted path (the module docstring's rule)."""
+    sections = [set(s.get("properties") or {}) for s in tree["properties"].values()]
+    leaves = {}
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        children = _children(node)
+        mirror = "." in path and set(children) in sections
+        if not children or mirror:
+            leaves[path] = node
+            return
+        for key, child in children.items():
+            walk(child, f"{path}.{key}" if path else key)
+
+    walk(tree, "")
+    return leaves
+
+
+def _node(tree: dict[str, Any], path: str) -> dict[str, Any] | None:
+    """The schema node of ``path`` (a map's key written ``<name>``), or None."""
+    node = tree
+    for part in path.split("."):
+        props = node.get("properties") or {}
+        entry = node.get("additionalProperties")
+        if part in props:
+            node = props[part]
+        elif isinstance(entry, dict) and part == "<name>":
+            node = entry
+        else:
+            return None
+    return node
+
+
+def _prose(text: str) -> str:
+    """``text`` without its fenced blocks (their backticks would pair with the prose's)."""
+    return FENCE.sub("", text)
+
+
+def _spans(text: str) -> list[tuple[str, str | None]]:
+    """The key each code span of ``text`` names, with the value it gives (``key: value``)."""
+    named = []
+    for span in re.findall(r"`([^`]+)`", _prose(text)):
+        span = re.sub(r"^--config\s+", "", span.strip())
+        braces = re.fullmatch(r"\{([a-z0-9_, ]+)\}", span)
+        if braces:
+            named += [(word.strip(), None) for word in braces[1].split(",")]
+            continue
+        key, _, value = [*re.split(r"(=|:\s)", span, maxsplit=1), "", ""][:3]
+        key, value = key.strip(), value.strip()
+        if PATH.fullmatch(key):
+            named.append((key, value or None))
+    return named
+
+
+def _is_file(path: str) -> bool:
+    """Whether ``path`` ends in a file suffix (``model.json``): a file name, not a key."""
+    return path.rsplit(".", 1)[-1] in FILE_SUFFIXES
+
+
+def _sections(text: str) -> dict[str, str]:
+    """The ``## Keys`` section's bullets by the path each opens with."""
+    keys = text.split("\n## Keys\n", 1)[1].split("\n## ", 1)[0]
+    parts = re.split(r"^- `([a-z_.<>]+)`", keys, flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def _yaml_paths(tree: dict[str, Any], text: str) -> tuple[set[str], list[str]]:
+    """The key paths the fenced YAML examples set (maps' keys as ``<name>``), and those the
+    schema lacks (as written)."""
+    found: set[str] = set()
+    unknown: list[str] = []
+
+    def walk(data: Any, node: dict[str, Any], path: str, written: str) -> None:
+        if not isinstance(data, dict):
+            return
+        for key, value in data.items():
+            props = node.get("properties") or {}
+            entry = node.get("additionalProperties")
+            if key in props:
+                child, part = props[key], key
+            elif isinstance(entry, dict):
+                child, part = entry, "<name>"
+            else:
+                unknown.append(f"{written}.{key}" if written else str(key))
+                continue
+            where = f"{path}.{part}" if path else part
+            found.add(where)
+            # A free-form mapping (model.overrides) holds no schema keys to follow.
+            if _children(child):
+                walk(value, child, where, f"{written}.{key}" if written else str(key))
+
+    for block in FENCE.findall(text):
+        walk(yaml.safe_load(textwrap.dedent(block)), tree, "", "")
+    return found, unknown
+
+
+def _section_of(path: str, sections: dict[str, str]) -> str | None:
+    """The deepest section whose path ``path`` lies in."""
+    roots = [r for r in sections if path == r or path.startswith(r + ".")]
+    return max(roots, key=len) if roots else None
+
+
+def test_every_setting_of_the_schema_is_named_in_the_config_readme() -> None:
+    tree = schema()
+    text = README.read_text()
+    sections = _sections(text)
+    anywhere = {key for key, _ in _spans(text)} | _yaml_paths(tree, text)[0]
+    unnamed = []
+    for path in _leaves(tree):
+        if path in anywhere:
+            continue
+        root = _section_of(path, sections)
+        if root is not None:
+            names = {key for key, _ in _spans(sections[root])}
+            parts = path.split(".")
+            below = range(root.count(".") + 1, len(parts))
+            if any(".".join(parts[i:]) in names for i in below):
+                continue
+        unnamed.append(f"{path} (add it to the bullet of `{root}`)" if root else path)
+    assert not unnamed, (
+        "Settings of workflow/schemas/config.schema.yaml that config/README.md does not name: "
+        f"{unnamed}. Describe each in config/README.md's '## Keys' section, in backticks."
+    )
+
+
+def test_every_setting_path_the_config_readme_names_exists() -> None:
+    tree = schema()
+    text = README.read_text()
+    sections = _sections(text)
+    stale = [f"{root} (a '## Keys' bullet)" for root in sections if _node(tree, root) is None]
+    for key, _ in _spans(text):
+        if "." in key and key.split(".")[0] in tree["properties"] and not _is_file(key):
+            if _node(tree, key) is None:
+                stale.append(key)
+    for root, body in sections.items():
+        section = _node(tree, root) or {}
+        for key, _ in _spans(body):
+            first = key.split(".")[0]
+            holds_keys = bool(_children(_children(section).get(first, {})))
+            if "." in key and holds_keys and not _is_file(key):
+                if _node(tree, f"{root}.{key}") is None:
+                    stale.append(f"{key} (in the bullet of `{root}`)")
+    stale += [f"{p} (in a YAML example)" for p in _yaml_paths(tree, text)[1]]
+    assert not stale, (
+        f"config/README.md names settings the schema lacks: {sorted(set(stale))}. Rename them "
+        "to the schema's key (workflow/schemas/config.schema.yaml) or remove them from the doc."
+    )
+
+
+def _same(stated: Any, default: Any) -> bool:
+    """Numbers as numbers (a bool only equals a bool), lists item by item."""
+    if isinstance(stated, list) and isinstance(default, list):
+        return len(stated) == len(default) and all(map(_same, stated, default))
+    if isinstance(stated, bool) or isinstance(default, bool):
+        return stated is default
+    return stated == default
+
+
+def _stated_defaults(text: str) -> list[tuple[str, str, str]]:
+    """(section path or "", key as written, value as written) of every stated default."""
+    head, keys = text.split("\n## Keys\n", 1)
+    outside = head + "\n## " + keys.split("\n## ", 1)[1]
+    stated = [("", *found) for rule in STATED_DEFAULTS for found in rule.findall(_prose(outside))]
+    for root, body in _sections(text).items():
+        stated += [
+            (root, *found) for rule in STATED_DEFAULTS for found in rule.findall(_prose(body))
+        ]
+        listed = re.split(r"^ *Defaults\b", body, maxsplit=1, flags=re.M)
+        if len(listed) == 2:
+            stated += [(root, k, v) for k, v in _spans(listed[1]) if v is not None]
+    return stated
+
+
+def test_the_config_readme_states_the_schema_defaults() -> None:
+    tree = schema()
+    stated = _stated_defaults(README.read_text())
+    assert len(stated) >= 10, "the patterns of a stated default no longer find the doc's"
+    wrong = []
+    for root, key, value in stated:
+        # Relative to its section first (`keep_work` under fmriprep), else the whole path.
+        paths = [p for p in (f"{root}.{key}" if root else None, key) if p]
+        path = next((p for p in paths if _node(tree, p) is not None), None)
+        if path is None:
+            wrong.append(f"`{key}` (default {value}): no such setting under `{root or '.'}`")
+            continue
+        node = _node(tree, path) or {}
+        doc = yaml.safe_load(value.strip().strip("`"))
+        if "default" not in node:
+            wrong.append(f"{path}: the doc says default {value!r}, the schema has no default")
+        elif not _same(doc, node["default"]):
+            wrong.append(f"{path}: the doc says default {value!r}, the schema {node['default']!r}")
+    assert not wrong, (
+        f"config/README.md states defaults the schema does not have: {wrong}. Correct the doc "
+        "to the schema's default (workflow/schemas/config.schema.yaml owns it)."
+    )
