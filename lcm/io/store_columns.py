@@ -28,7 +28,7 @@ COUNT_COLUMNS = (N_VOLUMES, N_VOLUMES_KEPT)
 # count unknown (imported connectomes) is <NA> and the others stay integers. Plain pandas
 # turns an int32 column with a null into float64 (100.0, NaN), differently per dataset.
 COUNT_DTYPE = "Int32"
-# The ROIs of a run left empty (covered less than connectome.min_coverage, or all-NaN in an
+# The ROIs of a run left empty (covered less than atlas.min_coverage, or all-NaN in an
 # imported matrix): their edges are stored as 0, which only these columns tell from r = 0.
 # int32 count and list<string> of ROI names (schema version 4).
 N_EMPTY_ROIS = "n_empty_rois"

@@ -19,7 +19,7 @@ identifiers and QC values; a whole-run row has ``window`` = -1 (windowing off, o
 than one window). A partition written before the column existed (schema version <= 2) reads
 as whole-run rows (:mod:`lcm.store.read`).
 
-Empty ROIs: a parcel covered less than ``connectome.min_coverage`` has an all-zero signal, and
+Empty ROIs: a parcel covered less than ``atlas.min_coverage`` has an all-zero signal, and
 its edges are stored as 0, which nothing in the connectome tells from r = 0. ``n_empty_rois``
 (int32) and ``empty_rois`` (list of ROI names) say which (schema version 4; partitions of
 earlier versions have neither column).

@@ -1,6 +1,6 @@
 """A run's empty ROIs are marked in the store, not only stored as r = 0.
 
-A parcel covered less than ``connectome.min_coverage`` (outside the field of view) has an
+A parcel covered less than ``atlas.min_coverage`` (outside the field of view) has an
 all-zero signal and its edges are 0: in the store nothing told them from a real r = 0, so a
 pandas or DuckDB user trained on imputed zeros. ``n_empty_rois`` and ``empty_rois`` (schema
 version 4) name them; partitions of version 3 still read.
