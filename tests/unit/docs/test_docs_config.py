@@ -44,7 +44,20 @@ FENCE = re.compile(r"^ *```[a-z]*\n(.*?)^ *```", re.M | re.S)
 # A key path as the doc writes it: identifiers, a map's key written <name>.
 PATH = re.compile(r"[a-z][a-z0-9_]*(?:\.(?:<name>|[a-z][a-z0-9_]*))*")
 # Endings of file names the doc quotes (`model.json`, `bei_eval.tsv`): files, not keys.
-FILE_SUFFIXES = {"json", "tsv", "csv", "yaml", "yml", "parquet", "py", "md", "npy", "npz", "mat"}
+FILE_SUFFIXES = {
+    "json",
+    "safetensors",
+    "tsv",
+    "csv",
+    "yaml",
+    "yml",
+    "parquet",
+    "py",
+    "md",
+    "npy",
+    "npz",
+    "mat",
+}
 # "`key` (default VALUE" and "`key` ... (VALUE by default".
 STATED_DEFAULTS = (
     re.compile(r"`([^`]+)`\s\(default:?\s+(`[^`]*`|[^,;:)]+)"),
@@ -254,4 +267,21 @@ def test_the_config_readme_states_the_schema_defaults() -> None:
     assert not wrong, (
         f"config/README.md states defaults the schema does not have: {wrong}. Correct the doc "
         "to the schema's default (workflow/schemas/config.schema.yaml owns it)."
+    )
+
+
+def test_every_setting_path_the_readme_names_exists() -> None:
+    """README.md and docs/ name settings by their dotted paths too (``atlas.min_coverage``): the
+    same rule as the config README's prose, so a renamed key cannot linger there either."""
+    tree = schema()
+    stale = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for key, _ in _spans(doc.read_text()):
+            first = key.split(".")[0]
+            if "." in key and first in tree["properties"] and not _is_file(key):
+                if _node(tree, key) is None:
+                    stale.append(f"{key} ({doc.relative_to(ROOT)})")
+    assert not stale, (
+        f"The docs name settings the schema lacks: {sorted(set(stale))}. Rename them to the "
+        "schema's key (workflow/schemas/config.schema.yaml) or remove them."
     )
