@@ -37,7 +37,7 @@ from lcm.io.atomic import write_text, write_tsv
 from lcm.io.derivatives import included_mask
 from lcm.io.provenance import write_sidecar
 from lcm.report.html import ReportData, render_report
-from lcm.report.provenance_section import checkpoint_file, collect_provenance
+from lcm.report.provenance_section import checkpoint_beside, checkpoint_file, collect_provenance
 from lcm.report.tables import (
     concat_tidy,
     read_bei_eval,
@@ -111,7 +111,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--metrics", nargs="+", required=True, help="Metrics Parquet per task.")
     p.add_argument("--predictions", nargs="+", required=True, help="Predictions Parquet per task.")
-    p.add_argument("--history", help="Pretraining history TSV (optional).")
+    p.add_argument(
+        "--history",
+        help="Pretraining history TSV (optional); with the checkpoint of its folder among "
+        "--checkpoint, the Pretraining section states and marks the checkpoint's epoch.",
+    )
     p.add_argument("--bei-eval", help="BEI held-out evaluation TSV (optional).")
     p.add_argument("--qc", nargs="*", default=[], help="Connectome QC TSVs (optional).")
     p.add_argument(
@@ -293,6 +297,7 @@ def run(args: argparse.Namespace) -> int:
             motion_not_scored=motion_not_scored,
             provenance=provenance,
             references=references,
+            history_checkpoint=checkpoint_beside(provenance.checkpoints, args.history),
         )
     )
     # motion-fd's rows come from the QC tables and the predictions: sources of every table.

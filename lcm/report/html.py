@@ -25,6 +25,7 @@ from lcm.io.qc_table import MEAN_FD
 from lcm.report import findings, plots
 from lcm.report.boxes import WARNING_ATTRIBUTES
 from lcm.report.dropped import dropped_section
+from lcm.report.epoch import checkpoint_epoch, epoch_fragment
 from lcm.report.label_fractions import label_fraction_fragment, pseudo_label_fragment
 from lcm.report.provenance_section import ProvenanceFacts, provenance_section
 from lcm.report.reference import reference_fragment, reference_verdict
@@ -133,6 +134,10 @@ class ReportData:
     references : dict
         ``task -> tasks.<task>.reference`` (a published range of a metric, its source) of the
         tasks that set one (:mod:`lcm.report.reference`).
+    history_checkpoint : dict or None
+        The summary of the checkpoint written beside ``history``, one of
+        ``provenance.checkpoints`` (:func:`lcm.report.provenance_section.checkpoint_beside`):
+        the Pretraining section states its epoch.
     """
 
     metrics: pd.DataFrame
@@ -156,6 +161,7 @@ class ReportData:
     motion_not_scored: dict[str, str] = field(default_factory=dict)
     provenance: ProvenanceFacts = field(default_factory=ProvenanceFacts)
     references: dict[str, dict] = field(default_factory=dict)
+    history_checkpoint: dict | None = None
 
 
 def img_tag(png: bytes, alt: str) -> str:
@@ -330,7 +336,9 @@ def task_section(data: ReportData, task: str) -> str:
 
 
 def pretraining_section(
-    history: pd.DataFrame | None, ssl_history: pd.DataFrame | None = None
+    history: pd.DataFrame | None,
+    ssl_history: pd.DataFrame | None = None,
+    checkpoint: dict | None = None,
 ) -> str:
     """Loss curves of pretraining (and of the self-supervised-only ablation when given).
 
@@ -341,6 +349,10 @@ def pretraining_section(
         ``train_eval_loss`` where recorded); None: the section says none was given.
     ssl_history : pandas.DataFrame, optional
         The history of the self-supervised-only pretraining (``lcm-ssl``).
+    checkpoint : dict, optional
+        The summary of the checkpoint written with ``history``
+        (:func:`lcm.report.provenance_section.checkpoint_summary`): its epoch is stated and
+        marked on the curves (:func:`lcm.report.epoch.epoch_fragment`).
 
     Returns
     -------
@@ -385,11 +397,15 @@ def pretraining_section(
         f"<p>{len(history)} epochs; final training objective (weighted, with the "
         f"self-supervised term) {float(last['loss_total']):.4f}{val}.</p>"
     )
+    epoch = checkpoint_epoch(history, checkpoint)
+    if epoch is not None:
+        parts.append(epoch_fragment(history, checkpoint))
+    marked = f"; the dotted line marks epoch {epoch}, the checkpoint's" if epoch is not None else ""
     parts.append(
         img_tag(
-            plots.figure_png(plots.loss_figure(history)),
+            plots.figure_png(plots.loss_figure(history, epoch)),
             f"Pretraining losses and learning rate over {len(history)} epochs; final training "
-            f"objective {float(last['loss_total']):.4f}{val}, as stated above.",
+            f"objective {float(last['loss_total']):.4f}{val}, as stated above{marked}.",
         )
     )
     return "\n".join(parts)
@@ -667,7 +683,7 @@ def render_report(data: ReportData) -> str:
         ),
         findings.contrast_section(data.contrasts, table_html, data.task_meta, summary=data.summary),
         *(task_section(data, t) for t in tasks),
-        pretraining_section(data.history, data.ssl_history),
+        pretraining_section(data.history, data.ssl_history, data.history_checkpoint),
         data.attention_html,
         bei_section(data.bei_eval),
         qc_section(data.qc),

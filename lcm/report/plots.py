@@ -380,7 +380,7 @@ def roc_alt(predictions: pd.DataFrame, summary: pd.DataFrame, task: str) -> str:
     )
 
 
-def loss_figure(history: pd.DataFrame) -> Figure:
+def loss_figure(history: pd.DataFrame, checkpoint_epoch: int | None = None) -> Figure:
     """Pretraining loss curves (``loss_*`` columns) and the learning rate.
 
     ``train_eval_loss`` (solid) and ``val_loss`` (dashed) are one quantity, the mean
@@ -392,6 +392,9 @@ def loss_figure(history: pd.DataFrame) -> Figure:
     history : pandas.DataFrame
         A pretraining history: ``epoch``, ``loss_*`` columns, optionally ``train_eval_loss``,
         ``val_loss`` and ``lr``.
+    checkpoint_epoch : int, optional
+        The epoch whose weights the checkpoint holds: a vertical dotted line on the losses,
+        named in the legend.
 
     Returns
     -------
@@ -422,6 +425,16 @@ def loss_figure(history: pd.DataFrame) -> Figure:
     values = history[losses].to_numpy(dtype=float)
     if losses and np.nanmin(values) > 0:
         ax_loss.set_yscale("log")
+    if checkpoint_epoch is not None:
+        # Black, the palette's first colour, as the objective's curve; dotted and vertical, it
+        # reads as a mark on the axis, not as one more loss.
+        ax_loss.axvline(
+            checkpoint_epoch,
+            color=OKABE_ITO["black"],
+            linestyle=":",
+            linewidth=1.5,
+            label=f"checkpoint (epoch {checkpoint_epoch})",
+        )
     ax_loss.set(xlabel="epoch", ylabel="loss", title="pretraining losses")
     # Under the panels, not on the curves.
     _plain(

@@ -109,8 +109,10 @@ def checkpoint_summary(model_json: str | os.PathLike[str]) -> dict[str, Any]:
     -------
     dict
         ``folder, kind, weights_sha256, datasets, n_subjects, n_runs, n_heldout, git_commit,
-        data_fingerprint``, and for a finetuned model ``label`` (the diagnosis' name) and
-        ``pretrained_from`` (None where the file lacks it).
+        data_fingerprint``, for a finetuned model ``label`` (the diagnosis' name) and
+        ``pretrained_from``, and for a pretrained one ``epochs``, ``select_epoch`` (its
+        training's ``pretrain.select_epoch``) and ``selected_epoch`` (the epoch
+        ``heldout`` chose; None when it kept the last) (None where the file lacks it).
 
     Raises
     ------
@@ -123,6 +125,7 @@ def checkpoint_summary(model_json: str | os.PathLike[str]) -> dict[str, Any]:
     assert meta is not None  # not missing_ok
     data = meta.get("data") or {}
     heldout = data.get("heldout_subjects")
+    training = meta.get("training") if isinstance(meta.get("training"), dict) else {}
     return {
         "folder": str(path.parent),
         "kind": meta.get("kind"),
@@ -135,7 +138,37 @@ def checkpoint_summary(model_json: str | os.PathLike[str]) -> dict[str, Any]:
         "data_fingerprint": meta.get("data_fingerprint"),
         "label": (meta.get("label") or {}).get("name"),
         "pretrained_from": meta.get("pretrained_from"),
+        "epochs": training.get("epochs"),
+        "select_epoch": training.get("select_epoch"),
+        "selected_epoch": meta.get("selected_epoch"),
     }
+
+
+def checkpoint_beside(
+    checkpoints: Sequence[dict[str, Any]], path: str | os.PathLike[str] | None
+) -> dict[str, Any] | None:
+    """The checkpoint (:func:`checkpoint_summary`) written in the same folder as ``path``.
+
+    ``lcm pretrain`` writes its history beside its checkpoint: the folder ties the curves to
+    the weights they led to, where a kind or a dataset could match the self-supervised-only
+    checkpoint or another run's.
+
+    Parameters
+    ----------
+    checkpoints : sequence of dict
+        Checkpoint summaries (:attr:`ProvenanceFacts.checkpoints`).
+    path : path-like or None
+        A file of a training run (its ``history.tsv``).
+
+    Returns
+    -------
+    dict or None
+        The first summary whose folder is ``path``'s; None when none is (or ``path`` is None).
+    """
+    if path is None:
+        return None
+    folder = Path(path).resolve().parent
+    return next((c for c in checkpoints if Path(c["folder"]).resolve() == folder), None)
 
 
 def maps_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
