@@ -5,7 +5,8 @@ imports these the same way. One module per subject: ``connectome`` (tiny BIDS, f
 connectome inputs on disk), ``evaluate`` (a cheap registered model, a small cohort),
 ``fmriprep`` (the container stand-ins' log and requests), ``model`` (tiny catalogues, cohorts,
 training comparisons), ``pybids_index`` (the pybids reference indexer), ``report`` (the report
-verb on given tables) and ``workflow`` (placeholder workflows, Snakemake runs, small configs).
+verb on given tables), ``schema`` (walking the config schema's keys) and ``workflow``
+(placeholder workflows, Snakemake runs, small configs).
 """
 
 from pathlib import Path

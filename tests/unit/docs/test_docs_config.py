@@ -15,9 +15,10 @@ rules below are how config/README.md writes keys:
   from any point below that section (``finetune.method``, or ``method``). A ``key: value`` or
   ``--config key=value`` span names ``key``, a ``{a, b}`` span names ``a`` and ``b``, and a
   fenced YAML example names every key it sets.
-- A *settable leaf* is a schema key that holds no keys of its own. The walk does not enter a key
-  whose keys are those of a top-level section (``datasets.<name>.denoise`` takes the denoise
-  section's keys, :func:`lcm.config.schema` builds it from them): that section documents them.
+- A *settable leaf* is a schema key that holds no keys of its own
+  (:func:`helpers.schema.settable_leaves`). The walk does not enter a key whose keys are those
+  of a top-level section (``datasets.<name>.denoise`` takes the denoise section's keys,
+  :func:`lcm.config.schema` builds it from them): that section documents them.
 - A dotted span whose first component is a top-level key, or, in a section's bullet, a key of
   that section that holds keys (``window.length`` under ``connectome``), is a setting path and
   must exist; a name with a file suffix (``model.json``) is a file, not a key.
@@ -36,6 +37,7 @@ from typing import Any
 
 import yaml
 from helpers import ROOT
+from helpers.schema import children, schema_node, settable_leaves
 
 from lcm.evaluate.config_schema import schema
 
@@ -63,47 +65,6 @@ STATED_DEFAULTS = (
     re.compile(r"`([^`]+)`\s\(default:?\s+(`[^`]*`|[^,;:)]+)"),
     re.compile(r"`([^`]+)`[^`()]*\((\S+)\s+by\s+default"),
 )
-
-
-def _children(node: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The keys ``node`` holds: its properties, and ``<name>`` for a map of named entries."""
-    children = dict(node.get("properties") or {})
-    if isinstance(node.get("additionalProperties"), dict):
-        children["<name>"] = node["additionalProperties"]
-    return children
-
-
-def _leaves(tree: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every settable leaf of the schema by dotted path (the module docstring's rule)."""
-    sections = [set(s.get("properties") or {}) for s in tree["properties"].values()]
-    leaves = {}
-
-    def walk(node: dict[str, Any], path: str) -> None:
-        children = _children(node)
-        mirror = "." in path and set(children) in sections
-        if not children or mirror:
-            leaves[path] = node
-            return
-        for key, child in children.items():
-            walk(child, f"{path}.{key}" if path else key)
-
-    walk(tree, "")
-    return leaves
-
-
-def _node(tree: dict[str, Any], path: str) -> dict[str, Any] | None:
-    """The schema node of ``path`` (a map's key written ``<name>``), or None."""
-    node = tree
-    for part in path.split("."):
-        props = node.get("properties") or {}
-        entry = node.get("additionalProperties")
-        if part in props:
-            node = props[part]
-        elif isinstance(entry, dict) and part == "<name>":
-            node = entry
-        else:
-            return None
-    return node
 
 
 def _prose(text: str) -> str:
@@ -161,7 +122,7 @@ def _yaml_paths(tree: dict[str, Any], text: str) -> tuple[set[str], list[str]]:
             where = f"{path}.{part}" if path else part
             found.add(where)
             # A free-form mapping (model.overrides) holds no schema keys to follow.
-            if _children(child):
+            if children(child):
                 walk(value, child, where, f"{written}.{key}" if written else str(key))
 
     for block in FENCE.findall(text):
@@ -181,7 +142,7 @@ def test_every_setting_of_the_schema_is_named_in_the_config_readme() -> None:
     sections = _sections(text)
     anywhere = {key for key, _ in _spans(text)} | _yaml_paths(tree, text)[0]
     unnamed = []
-    for path in _leaves(tree):
+    for path in settable_leaves(tree):
         if path in anywhere:
             continue
         root = _section_of(path, sections)
@@ -202,18 +163,18 @@ def test_every_setting_path_the_config_readme_names_exists() -> None:
     tree = schema()
     text = README.read_text()
     sections = _sections(text)
-    stale = [f"{root} (a '## Keys' bullet)" for root in sections if _node(tree, root) is None]
+    stale = [f"{root} (a '## Keys' bullet)" for root in sections if schema_node(tree, root) is None]
     for key, _ in _spans(text):
         if "." in key and key.split(".")[0] in tree["properties"] and not _is_file(key):
-            if _node(tree, key) is None:
+            if schema_node(tree, key) is None:
                 stale.append(key)
     for root, body in sections.items():
-        section = _node(tree, root) or {}
+        section = schema_node(tree, root) or {}
         for key, _ in _spans(body):
             first = key.split(".")[0]
-            holds_keys = bool(_children(_children(section).get(first, {})))
+            holds_keys = bool(children(children(section).get(first, {})))
             if "." in key and holds_keys and not _is_file(key):
-                if _node(tree, f"{root}.{key}") is None:
+                if schema_node(tree, f"{root}.{key}") is None:
                     stale.append(f"{key} (in the bullet of `{root}`)")
     stale += [f"{p} (in a YAML example)" for p in _yaml_paths(tree, text)[1]]
     assert not stale, (
@@ -254,11 +215,11 @@ def test_the_config_readme_states_the_schema_defaults() -> None:
     for root, key, value in stated:
         # Relative to its section first (`keep_work` under fmriprep), else the whole path.
         paths = [p for p in (f"{root}.{key}" if root else None, key) if p]
-        path = next((p for p in paths if _node(tree, p) is not None), None)
+        path = next((p for p in paths if schema_node(tree, p) is not None), None)
         if path is None:
             wrong.append(f"`{key}` (default {value}): no such setting under `{root or '.'}`")
             continue
-        node = _node(tree, path) or {}
+        node = schema_node(tree, path) or {}
         doc = yaml.safe_load(value.strip().strip("`"))
         if "default" not in node:
             wrong.append(f"{path}: the doc says default {value!r}, the schema has no default")
@@ -279,7 +240,7 @@ def test_every_setting_path_the_readme_names_exists() -> None:
         for key, _ in _spans(doc.read_text()):
             first = key.split(".")[0]
             if "." in key and first in tree["properties"] and not _is_file(key):
-                if _node(tree, key) is None:
+                if schema_node(tree, key) is None:
                     stale.append(f"{key} ({doc.relative_to(ROOT)})")
     assert not stale, (
         f"The docs name settings the schema lacks: {sorted(set(stale))}. Rename them to the "
