@@ -1,0 +1,103 @@
+"""Every setting of the configuration schema carries a description of its own (DESIGN §3:
+"defaults + descriptions live in the schema").
+
+The schema is :func:`lcm.evaluate.config_schema.schema` (``lcm/schemas/config.schema.yaml``,
+which ``workflow/schemas/config.schema.yaml`` links to). Users read a setting's description
+there and in the hint of a validation error, which quotes the ``description`` of the failing
+key's own node (:func:`lcm.schema_errors.hint`), never its parent's. The rule:
+
+- The settings are the schema's settable leaves (:func:`helpers.schema.settable_leaves`, the
+  walk ``test_docs_config.py`` uses): keys that hold no keys of their own, a map's entry written
+  ``<name>``. A list is one leaf whose description covers its items (the items are not walked);
+  a key that takes a top-level section's keys (``datasets.<name>.denoise``) is one leaf, the
+  section describing those keys.
+- Each has a ``description`` of its own: a string of at least ``MIN_WORDS`` words, a sentence
+  rather than a placeholder.
+- No exemption for a key that its parent's description names (``atlas.templateflow``'s example
+  ``{template: ..., atlas: ...}``, ``ingest.select``'s "include and exclude lists"): an error at
+  that key would show the generic hint instead, as the last test shows.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from helpers.schema import schema_node, settable_leaves
+
+from lcm.evaluate.config_schema import schema, validate_config
+from lcm.exceptions import ConfigError
+
+# The shortest description that says something ("Remove linear trends (nilearn.signal.clean
+# detrend)." has five words).
+MIN_WORDS = 4
+SCHEMA_FILE = "lcm/schemas/config.schema.yaml"
+
+
+def test_every_setting_of_the_schema_has_a_description_of_its_own() -> None:
+    leaves = settable_leaves(schema())
+    lacking = [
+        path
+        for path, node in leaves.items()
+        if not isinstance(node.get("description"), str)
+        or len(node["description"].split()) < MIN_WORDS
+    ]
+    assert not lacking, (
+        f"Settings of {SCHEMA_FILE} without a description of their own (at least {MIN_WORDS} "
+        f"words): {lacking}. Add a `description:` to each key: what it does, its unit and what "
+        "it affects (a parent's description does not reach the key's validation errors)."
+    )
+
+
+def test_the_walk_reaches_the_settings_a_parent_describes() -> None:
+    """The rule is only as strict as the walk: it must reach nested and anchored keys."""
+    leaves = settable_leaves(schema())
+    for path in (
+        "atlas.templateflow.resolution",
+        "ingest.select.<name>.participants.include",
+        "ingest.select.<name>.space.exclude",
+        "synth.consortia.<name>.n_subjects",
+        "evaluate.seeds",
+        "evaluate.finetune.pseudo_weight",
+        "tasks.<name>.reference.range",
+        "datasets.<name>.denoise",
+    ):
+        assert path in leaves, f"{path} is no settable leaf of the walk"
+    # The denoise overrides are one leaf: their keys are the denoise section's.
+    assert not any(p.startswith("datasets.<name>.denoise.") for p in leaves)
+
+
+# A config of one dataset, "a", that each case below adds one invalid setting to.
+MINIMAL = {
+    "datasets": {
+        "a": {"entry": "roi_timeseries", "path": "x", "phenotype": "p.tsv", "role": "pretrain"}
+    }
+}
+TEMPLATEFLOW = {"template": "MNI152NLin2009cAsym", "atlas": "Schaefer2018", "resolution": 0}
+
+
+@pytest.mark.parametrize(
+    ("setting", "section"),
+    [
+        ("pretrain.lr", {"pretrain": {"lr": 0}}),
+        ("evaluate.n_folds", {"evaluate": {"n_folds": 1}}),
+        ("evaluate.seeds", {"evaluate": {"seeds": [0, 0]}}),
+        ("evaluate.finetune.pseudo_weight", {"evaluate": {"finetune": {"pseudo_weight": -1}}}),
+        ("atlas.templateflow.resolution", {"atlas": {"templateflow": TEMPLATEFLOW}}),
+        (
+            "ingest.select.<name>.participants.include",
+            {"ingest": {"select": {"a": {"participants": {"include": "sub-01"}}}}},
+        ),
+    ],
+)
+def test_a_validation_error_shows_the_setting_s_own_description(
+    setting: str, section: dict[str, Any]
+) -> None:
+    key = setting.replace("<name>", "a")
+    with pytest.raises(ConfigError, match=f"key {re.escape(repr(key))}") as info:
+        validate_config({**MINIMAL, **section}, "config.yaml")
+    described = schema_node(schema(), setting) or {}
+    assert info.value.hint == described.get("description"), (
+        "the hint is not the key's own description"
+    )
