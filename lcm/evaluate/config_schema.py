@@ -13,6 +13,7 @@ registry's default models as its default; so a model added to the registry, buil
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,17 +64,21 @@ def validate_config(config: dict[str, Any], source: str = "config") -> dict[str,
     ConfigError
         Naming the offending key, what was expected and what was received.
     """
-    config = validate_base(config, source, tree=schema(), checkpoint_models=checkpoint_models)
+    tree = schema()
+    config = validate_base(config, source, tree=tree, checkpoint_models=checkpoint_models)
+    metrics = _reference_node(tree)["properties"]["metric"]["enum"]
     for name, task in sorted((config.get("tasks") or {}).items()):
         if "reference" in task:
             # A task with a positive level is binary (the catalogue check below holds it to that).
             kind = "binary" if task.get("positive") is not None else "continuous"
-            check_reference(task["reference"], kind, f"tasks.{name}.reference", source)
+            check_reference(task["reference"], kind, metrics, f"tasks.{name}.reference", source)
     _check_tasks_against_catalogue(config, source)
     return config
 
 
-def check_reference(reference: dict[str, Any], kind: str, key: str, source: str) -> None:
+def check_reference(
+    reference: dict[str, Any], kind: str, metrics: Sequence[str], key: str, source: str
+) -> None:
     """Check a task's published reference range against the task's kind and its metric's bounds.
 
     The schema has checked its form (``metric``, ``range`` of two numbers, ``source``); this is
@@ -86,6 +91,9 @@ def check_reference(reference: dict[str, Any], kind: str, key: str, source: str)
         ``{"metric": ..., "range": [low, high], "source": ...}``.
     kind : {"binary", "continuous"}
         The task's kind.
+    metrics : sequence of str
+        The metrics a range may be of, of either kind: the schema's enum of
+        ``tasks.<name>.reference.metric`` (the caller's schema tree, read once).
     key : str
         Where the reference sits, for messages (``tasks.<name>.reference``).
     source : str
@@ -98,7 +106,7 @@ def check_reference(reference: dict[str, Any], kind: str, key: str, source: str)
     """
     metric = reference["metric"]
     # The binary metrics are lcm.evaluate.metrics.METRICS; the others are continuous ones.
-    allowed = sorted(m for m in _reference_metrics() if (m in METRICS) == (kind == "binary"))
+    allowed = sorted(m for m in metrics if (m in METRICS) == (kind == "binary"))
     if metric not in allowed:
         raise ConfigError(
             f"{source}: key '{key}.metric' is {metric!r}, which a {kind} task does not "
@@ -115,10 +123,10 @@ def check_reference(reference: dict[str, Any], kind: str, key: str, source: str)
         )
 
 
-def _reference_metrics() -> list[str]:
-    """The metrics a reference range may name: the schema's enum (one list, the schema's)."""
-    task = schema()["properties"]["tasks"]["additionalProperties"]
-    return list(task["properties"]["reference"]["properties"]["metric"]["enum"])
+def _reference_node(tree: dict[str, Any]) -> dict[str, Any]:
+    """``tasks.<name>.reference``'s node of the schema ``tree``: its form, and in its
+    ``metric`` enum the metrics a range may be of (one list, the schema's)."""
+    return tree["properties"]["tasks"]["additionalProperties"]["properties"]["reference"]
 
 
 def validate_references(
@@ -147,9 +155,10 @@ def validate_references(
         When a task is not one the report shows, or a reference is malformed, names a metric
         of the other kind of task or a range outside the metric's bounds.
     """
-    task = schema()["properties"]["tasks"]["additionalProperties"]
-    tree = {"type": "object", "additionalProperties": task["properties"]["reference"]}
+    node = _reference_node(schema())
+    tree = {"type": "object", "additionalProperties": node}
     references = validate_partial(references, source, tree=tree)
+    metrics = node["properties"]["metric"]["enum"]
     for name, reference in sorted(references.items()):
         if name not in kinds:
             raise ConfigError(
@@ -157,7 +166,7 @@ def validate_references(
                 f"{sorted(kinds)}).",
                 hint="Pass the references of the tasks whose --metrics are given.",
             )
-        check_reference(reference, kinds[name], name, source)
+        check_reference(reference, kinds[name], metrics, name, source)
     return references
 
 
