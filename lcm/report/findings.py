@@ -19,7 +19,14 @@ from lcm.evaluate.motion import MOTION_MODEL
 from lcm.evaluate.registry import CONTROL_MODELS
 from lcm.report.boxes import box, listed
 from lcm.report.dropped import dropped_note
-from lcm.report.tables import first_permutation, metric_name, p_clause, p_text, with_ci
+from lcm.report.tables import (
+    first_permutation,
+    metric_name,
+    p_clause,
+    p_text,
+    summary_ci,
+    with_ci,
+)
 
 LOW_LABELS = 0.1  # "≤ 10 % labels": where pretraining and pseudo-labels are meant to help
 SENS_SPEC = ("sensitivity", "specificity")
@@ -172,7 +179,7 @@ def _r2_clause(
     if at.empty or not np.isfinite(at["mean"].iloc[0]):
         return ""
     r = at.iloc[0]
-    text = f"; {html.escape(model)} R² {with_ci(r['mean'], r['ci_low'], r['ci_high'], n=r['n'])}"
+    text = f"; {html.escape(model)} R² {summary_ci(r)}"
     if r["mean"] < 0:
         below = "its whole interval" if np.isfinite(r["ci_high"]) and r["ci_high"] < 0 else "R²"
         text += (
@@ -1575,23 +1582,19 @@ def motion_rows(summary: pd.DataFrame | None, task: str | None = None) -> list[d
     return out
 
 
-def _summary_text(r: pd.Series) -> str:
-    return with_ci(r["mean"], r["ci_low"], r["ci_high"], n=r.get("n", 0))
-
-
 def _motion_clause(row: dict[str, Any], with_task: bool = True) -> str:
     """One task and label fraction where motion alone matches or beats the models, in words."""
     who = f"{html.escape(row['task'])} at {row['label_fraction']:g} of the labels"
     head = f"{who}: " if with_task else f"at {row['label_fraction']:g} of the labels: "
-    motion = f"motion-fd AUC {_summary_text(row['motion'])}"
+    motion = f"motion-fd AUC {summary_ci(row['motion'])}"
     if row["beats_all"]:
         best = row["best"]
         return (
             f"{head}{motion} &ge; every model's, the best being "
-            f"{html.escape(str(best['model']))} {_summary_text(best)}"
+            f"{html.escape(str(best['model']))} {summary_ci(best)}"
         )
     lcm = row["lcm"]
-    return f"{head}{motion} &ge; lcm's {_summary_text(lcm)}"
+    return f"{head}{motion} &ge; lcm's {summary_ci(lcm)}"
 
 
 MOTION_WHAT = (

@@ -22,7 +22,7 @@ import pandas as pd
 
 from lcm.evaluate.motion import MOTION_MODEL
 from lcm.report.boxes import box
-from lcm.report.tables import metric_name, model_kind, with_ci
+from lcm.report.tables import metric_name, model_kind, summary_ci
 
 # What to check when a mean is above the range: the checks the report already has.
 LEAKAGE_CHECKS = (
@@ -88,7 +88,7 @@ def _interval_clause(row: pd.Series) -> str:
 
 def _placed(row: pd.Series) -> str:
     """``lcm 0.610 [0.550, 0.670], below it (its interval overlaps the range)``."""
-    text = f"{html.escape(str(row['model']))} {with_ci(row['mean'], row['ci_low'], row['ci_high'])}"
+    text = f"{html.escape(str(row['model']))} {summary_ci(row)}"
     if row["position"] == "n/a":
         return f"{text}, not compared"
     return f"{text}, {row['position']} it{_interval_clause(row)}"
@@ -134,7 +134,7 @@ def reference_fragment(summary: pd.DataFrame, task: str, reference: dict[str, An
     if len(above):
         items = [
             f"{html.escape(str(r['model']))} at label fraction {r['label_fraction']:g}: "
-            f"{with_ci(r['mean'], r['ci_low'], r['ci_high'])}{_interval_clause(r)}"
+            f"{summary_ci(r)}{_interval_clause(r)}"
             for _, r in above.iterrows()
         ]
         lead = (
@@ -186,7 +186,7 @@ def reference_verdict(
             items.append(
                 f"{html.escape(task)}: "
                 f"{html.escape(str(r['model']))} ({who}) at label fraction "
-                f"{r['label_fraction']:g}, {with_ci(r['mean'], r['ci_low'], r['ci_high'])}, "
+                f"{r['label_fraction']:g}, {summary_ci(r)}, "
                 f"above the published {html.escape(metric_name(reference['metric']))} range "
                 f"{_range_text(reference)}"
             )

@@ -358,7 +358,7 @@ def task_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
         counts = []
         for metric, name in TABLE_METRICS[kind]:
             cell = at[at["metric"] == metric]
-            text = _summary_ci(cell.iloc[0]) if len(cell) else "n/a"
+            text = summary_ci(cell.iloc[0]) if len(cell) else "n/a"
             counts.append(int(cell["n"].iloc[0]) if len(cell) else 0)
             if counts[-1] != counts[0] and text != "n/a":
                 text += f" (n = {counts[-1]})"
@@ -368,8 +368,20 @@ def task_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _summary_ci(row: pd.Series) -> str:
-    """A summary row's ``mean [ci_low, ci_high]`` (:func:`with_ci`, naming why there is none)."""
+def summary_ci(row: pd.Series) -> str:
+    """A summary row's ``mean [ci_low, ci_high]``, as the task tables write it.
+
+    Parameters
+    ----------
+    row : pandas.Series
+        A row of :func:`lcm.evaluate.metrics.summarise` (``mean, ci_low, ci_high, n``).
+
+    Returns
+    -------
+    str
+        :func:`with_ci` of the row, its ``n`` naming why there is no interval where there is
+        none (``one value`` or ``all folds equal``).
+    """
     return with_ci(row["mean"], row["ci_low"], row["ci_high"], n=row.get("n", 0))
 
 

@@ -139,6 +139,15 @@ def test_a_range_of_a_metric_the_task_lacks_says_so() -> None:
     assert 'class="warn"' not in fragment
 
 
+def test_a_mean_without_interval_says_why_as_the_task_table_does() -> None:
+    # One fit (n = 1): the note, the warning and the opening line name it as the table does.
+    one = BINARY[BINARY["model"] == "lcm"].assign(ci_low=float("nan"), ci_high=float("nan"), n=1)
+    fragment = reference_fragment(one, "autism", AUC)
+    assert "lcm 0.850, no interval (one value), above it" in sentence(fragment)
+    assert "0.850, no interval (one value)" in warning(fragment)
+    assert "0.850, no interval (one value)" in reference_verdict(one, {"autism": AUC})
+
+
 def test_the_opening_warning_names_lcm_models_and_the_best_baseline_only() -> None:
     """svm is above the range at fraction 1; it is named at the top only where the headline
     made it the best baseline. lcm is named at both fractions it is above."""
