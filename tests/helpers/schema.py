@@ -79,14 +79,9 @@ def schema_node(tree: dict[str, Any], path: str) -> dict[str, Any] | None:
     dict or None
         None where the schema has no such key.
     """
-    node = tree
+    node: dict[str, Any] | None = tree
     for part in path.split("."):
-        props = node.get("properties") or {}
-        entry = node.get("additionalProperties")
-        if part in props:
-            node = props[part]
-        elif isinstance(entry, dict) and part == "<name>":
-            node = entry
-        else:
+        node = children(node).get(part)
+        if node is None:
             return None
     return node

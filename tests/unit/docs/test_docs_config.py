@@ -109,14 +109,12 @@ def _yaml_paths(tree: dict[str, Any], text: str) -> tuple[set[str], list[str]]:
     def walk(data: Any, node: dict[str, Any], path: str, written: str) -> None:
         if not isinstance(data, dict):
             return
+        held = children(node)
         for key, value in data.items():
-            props = node.get("properties") or {}
-            entry = node.get("additionalProperties")
-            if key in props:
-                child, part = props[key], key
-            elif isinstance(entry, dict):
-                child, part = entry, "<name>"
-            else:
+            # A key of its own, else an entry of a map (its key read as <name>).
+            part = key if key in held else "<name>"
+            child = held.get(part)
+            if child is None:
                 unknown.append(f"{written}.{key}" if written else str(key))
                 continue
             where = f"{path}.{part}" if path else part
