@@ -23,7 +23,7 @@ from lcm.docstrings import fill_doc
 from lcm.io.provenance import environment, sha256_file
 from lcm.io.qc_table import MEAN_FD
 from lcm.report import findings, plots
-from lcm.report.boxes import WARNING_ATTRIBUTES
+from lcm.report.boxes import WARNING_ATTRIBUTES, box
 from lcm.report.dropped import dropped_section
 from lcm.report.epoch import checkpoint_epoch, epoch_fragment
 from lcm.report.label_fractions import label_fraction_fragment, pseudo_label_fragment
@@ -449,16 +449,19 @@ def bei_section(bei_eval: pd.DataFrame | None) -> str:
     if "n_subjects" in bei_eval.columns:
         few = bei_eval[bei_eval["n_subjects"] < BEI_FEW_SUBJECTS]
         if len(few):
-            named = ", ".join(
+            named = [
                 f"{html.escape(str(v))} ({int(n)})"
                 for v, n in few.drop_duplicates("variable")[["variable", "n_subjects"]].itertuples(
                     index=False
                 )
-            )
+            ]
             parts.append(
-                f'<p class="warn">Too few held-out subjects to read: {named} (fewer than '
-                f"{BEI_FEW_SUBJECTS}): their scores and intervals rest on a handful of "
-                "subjects.</p>"
+                box(
+                    "Too few held-out subjects to read:",
+                    named,
+                    f"Each has fewer than {BEI_FEW_SUBJECTS}: its scores and intervals rest on a "
+                    "handful of subjects.",
+                )
             )
     return "\n".join(parts)
 

@@ -284,3 +284,10 @@ def test_bei_held_out_zero_width_intervals_read_no_interval_and_few_subjects_war
     assert "<td>no interval</td><td>no interval</td>" in text
     assert "<td>0.360</td><td>0.850</td>" in text
     assert "Too few held-out subjects to read: parkinsons (6)" in text and "age (36)" not in text
+    # Two variables too few to read: one list item each, as every warning of several items.
+    text = bei_section(bei.assign(n_subjects=[6, 12]))
+    assert (
+        '<div class="warn">Too few held-out subjects to read:<ul><li>parkinsons (6)</li>'
+        "<li>age (12)</li></ul> Each has fewer than 20: its scores and intervals rest on a "
+        "handful of subjects.</div>"
+    ) in text
