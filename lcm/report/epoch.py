@@ -49,6 +49,27 @@ def checkpoint_epoch(history: pd.DataFrame, checkpoint: dict[str, Any] | None) -
     return int(epoch) if epoch is not None else None
 
 
+def lowest_held_out(history: pd.DataFrame) -> tuple[int, float] | None:
+    """The epoch of the lowest ``val_loss`` (the mean BEI loss on held-out runs) and its value.
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        A pretraining history (``epoch``, optionally ``val_loss``).
+
+    Returns
+    -------
+    (int, float) or None
+        The first epoch of the lowest finite ``val_loss``; None without one.
+    """
+    if "val_loss" not in history:
+        return None
+    val = pd.to_numeric(history["val_loss"], errors="coerce")
+    if not val.notna().any():
+        return None
+    return int(history.loc[val.idxmin(), "epoch"]), float(val.min())  # idxmin skips NaN
+
+
 def _val_at(history: pd.DataFrame, epoch: int) -> float:
     """``val_loss`` at ``epoch`` (NaN where the history lacks it)."""
     at = pd.to_numeric(history.loc[history["epoch"] == epoch, "val_loss"], errors="coerce")
@@ -92,16 +113,16 @@ def epoch_fragment(history: pd.DataFrame, checkpoint: dict[str, Any] | None) -> 
             "<code>bei_eval.tsv</code> scores the other half.</p>"
         )
     parts = [f"<p>The checkpoint holds the weights of epoch {epoch}, the last ({setting}).</p>"]
-    val = pd.to_numeric(history["val_loss"], errors="coerce")
-    if math.isfinite(at) and val.notna().any() and val.min() < (1 - OVERFIT_MARGIN) * at:
-        best = history.loc[val.idxmin(), "epoch"]  # idxmin skips NaN
-        below = 100 * (at - val.min()) / at
+    lowest = lowest_held_out(history)
+    if math.isfinite(at) and lowest is not None and lowest[1] < (1 - OVERFIT_MARGIN) * at:
+        best, low = lowest
+        below = 100 * (at - low) / at
         parts.append(
             box(
                 "<b>Checkpoint past its held-out optimum</b>:",
                 [
-                    f"the mean BEI loss on held-out runs was lowest at epoch {int(best)} "
-                    f"({val.min():.4f}), "
+                    f"the mean BEI loss on held-out runs was lowest at epoch {best} "
+                    f"({low:.4f}), "
                     f"{below:.0f} % below its {at:.4f} at epoch {epoch}, the checkpoint's; "
                     "<code>pretrain.select_epoch: heldout</code> would keep the epoch of lowest "
                     "held-out loss, chosen on half the held-out subjects (<code>bei_eval.tsv"

@@ -25,7 +25,7 @@ from lcm.io.qc_table import MEAN_FD
 from lcm.report import findings, plots
 from lcm.report.boxes import WARNING_ATTRIBUTES, box
 from lcm.report.dropped import dropped_section
-from lcm.report.epoch import checkpoint_epoch, epoch_fragment
+from lcm.report.epoch import checkpoint_epoch, epoch_fragment, lowest_held_out
 from lcm.report.label_fractions import label_fraction_fragment, pseudo_label_fragment
 from lcm.report.provenance_section import ProvenanceFacts, provenance_section
 from lcm.report.reference import reference_fragment, reference_verdict
@@ -401,6 +401,11 @@ def pretraining_section(
     if epoch is not None:
         parts.append(epoch_fragment(history, checkpoint))
     marked = f"; the dotted line marks epoch {epoch}, the checkpoint's" if epoch is not None else ""
+    lowest = lowest_held_out(history)
+    if lowest is not None:
+        marked += (
+            f"; the circle marks the lowest held-out loss, {lowest[1]:.4f} at epoch {lowest[0]}"
+        )
     parts.append(
         img_tag(
             plots.figure_png(plots.loss_figure(history, epoch)),

@@ -23,6 +23,7 @@ from sklearn.metrics import roc_curve
 from lcm.docstrings import fill_doc
 from lcm.evaluate.registry import model_names
 from lcm.io.qc_table import INCLUDED, MEAN_FD
+from lcm.report.epoch import lowest_held_out
 from lcm.report.tables import first_permutation, metric_name
 
 _FPR_GRID = np.linspace(0.0, 1.0, 101)
@@ -396,6 +397,12 @@ def loss_figure(history: pd.DataFrame, checkpoint_epoch: int | None = None) -> F
         The epoch whose weights the checkpoint holds: a vertical dotted line on the losses,
         named in the legend.
 
+    Notes
+    -----
+    The lowest ``val_loss`` (:func:`lcm.report.epoch.lowest_held_out`) is circled on its
+    curve and named in the legend, so that a checkpoint past it shows as the distance between
+    the circle and the dotted line.
+
     Returns
     -------
     matplotlib.figure.Figure
@@ -425,6 +432,19 @@ def loss_figure(history: pd.DataFrame, checkpoint_epoch: int | None = None) -> F
     values = history[losses].to_numpy(dtype=float)
     if losses and np.nanmin(values) > 0:
         ax_loss.set_yscale("log")
+    lowest = lowest_held_out(history)
+    if lowest is not None:
+        ax_loss.plot(
+            [lowest[0]],
+            [lowest[1]],
+            linestyle="none",
+            marker="o",
+            markersize=9,
+            markerfacecolor="none",
+            markeredgecolor="crimson",
+            markeredgewidth=1.5,
+            label=f"lowest held-out loss (epoch {lowest[0]})",
+        )
     if checkpoint_epoch is not None:
         # Black, the palette's first colour, as the objective's curve; dotted and vertical, it
         # reads as a mark on the axis, not as one more loss.

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from lcm.io.atomic import write_tsv
-from lcm.report.epoch import OVERFIT_MARGIN, checkpoint_epoch, epoch_fragment
+from lcm.report.epoch import OVERFIT_MARGIN, checkpoint_epoch, epoch_fragment, lowest_held_out
 from lcm.report.html import pretraining_section
 from lcm.report.plots import loss_figure
 from lcm.report.provenance_section import checkpoint_beside, checkpoint_summary
@@ -177,3 +177,25 @@ def test_the_report_reads_the_checkpoint_beside_the_history(inputs: dict, tmp_pa
     assert "holds the weights of epoch 10, the last" in section
     assert "lowest at epoch 4 (0.5000)" in section
     assert checkpoint_beside([other], folder / "history.tsv") is None
+
+
+def test_the_curves_circle_the_lowest_held_out_loss() -> None:
+    """The distance from the circle to the checkpoint's dotted line is how far past its
+    held-out optimum the checkpoint is; a history without val_loss gets no circle."""
+    history = _bottoming(_RISING)
+    assert lowest_held_out(history) == (4, 0.5)
+    fig = loss_figure(history, checkpoint_epoch=10)
+    (circle,) = [
+        line
+        for line in fig.axes[0].get_lines()
+        if str(line.get_label()).startswith("lowest held-out loss")
+    ]
+    assert list(circle.get_xdata()) == [4] and list(circle.get_ydata()) == [0.5]
+    assert circle.get_marker() == "o" and circle.get_linestyle() == "None"
+    (legend,) = fig.legends
+    assert "lowest held-out loss (epoch 4)" in [t.get_text() for t in legend.get_texts()]
+    assert lowest_held_out(history.drop(columns="val_loss")) is None
+    bare = loss_figure(history.drop(columns="val_loss"))
+    assert not [line for line in bare.axes[0].get_lines() if "lowest" in str(line.get_label())]
+    text = pretraining_section(history)
+    assert "the circle marks the lowest held-out loss, 0.5000 at epoch 4" in text
