@@ -27,10 +27,11 @@ demo: $(STAMP)
 # Two pytest processes (pytest-xdist), each given whole test files in the order of testpaths
 # (loadfile: a file's module fixtures, such as a whole workflow run, run once): one process's
 # waits (SLURM's status polls, subprocess start-up, single-threaded verbs) leave the second core to
-# the other. TEST_WORKERS=0 runs the suite in one process.
+# the other. TEST_WORKERS=0 runs the suite in one process. The 30 slowest tests (setup included) are
+# listed at the end, so a CI log shows where its time went.
 TEST_WORKERS ?= $(CORES)
 test: $(STAMP) lint
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=30
 
 # Tests only, no lint: the package's unit tests less those marked slow, about 3 minutes on 2 cores.
 test-fast: $(STAMP)
