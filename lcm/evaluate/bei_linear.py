@@ -171,6 +171,35 @@ def load_maps(
     return maps
 
 
+def no_maps_reason(maps: BEIMaps, source: str | Path) -> str | None:
+    """Why bei-linear cannot run on ``maps``, or None when they map a variable.
+
+    ``lcm bei-maps`` writes maps of no variable when every BEI variable of the pretraining
+    cohort has too few training subjects with a value (a small cohort): bei-linear would have
+    no feature, so ``lcm evaluate`` skips it and records this reason.
+
+    Parameters
+    ----------
+    maps : BEIMaps
+    source : path-like
+        Where the maps come from (named in the reason).
+
+    Returns
+    -------
+    str or None
+    """
+    if maps.names:
+        return None
+    counts = ", ".join(f"{name} {count}" for name, count in maps.left_out.items())
+    threshold = "" if maps.min_values is None else f" (needs {maps.min_values})"
+    return (
+        f"its ridge maps {source} map no BEI variable: each has too few training subjects "
+        f"with a value in the pretraining cohort{threshold}: {counts or 'none recorded'}. "
+        "Add pretraining datasets that carry them, or lower evaluate.bei_linear_min_values "
+        "(lcm bei-maps --min-values)"
+    )
+
+
 def _check_same_data(maps: BEIMaps, path: Path, checkpoint: Path) -> None:
     """Refuse maps fitted on other data than the checkpoint beside them was pretrained on.
 

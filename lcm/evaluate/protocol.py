@@ -51,6 +51,7 @@ from lcm.evaluate.registry import (
     available_models,
     largest_fraction_only,
     make_model,
+    maps_models,
     model_kinds,
     models_needing_checkpoint,
     register_model,
@@ -315,6 +316,41 @@ def derived_seed(*parts: int) -> int:
     int
     """
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def _skip_without_maps(
+    task: Task,
+    models: list[str],
+    skipped: dict[str, str],
+    checkpoint: str | Path | None,
+    cohort: Cohort,
+) -> list[str]:
+    """``models`` less the readers of the BEI ridge maps when the maps map no variable, each
+    added to ``skipped`` with the reason (:func:`lcm.evaluate.bei_linear.no_maps_reason`).
+
+    The maps are loaded and checked here, before any fold: maps of other data or ROIs stop
+    the task at once rather than at its first fit (without a checkpoint, the readers' own
+    factories refuse).
+    """
+    readers = maps_models(models)
+    if not readers or checkpoint is None:
+        return models
+    from lcm.evaluate.bei_linear import MAPS_FILE, load_maps, no_maps_reason
+
+    maps = load_maps(checkpoint, atlas=cohort.atlas, roi_names=list(cohort.roi_names))
+    reason = no_maps_reason(maps, Path(checkpoint) / MAPS_FILE)
+    if reason is None:
+        return models
+    log.warning("task %s: skipping %s: %s", task.name, ", ".join(readers), reason)
+    skipped.update(dict.fromkeys(readers, reason))
+    kept = [m for m in models if m not in readers]
+    if not kept:
+        raise ConfigError(
+            f"Task {task.name!r}: evaluate.models {list(models)} leaves nothing to evaluate: "
+            f"{', '.join(readers)} skipped, as {reason}.",
+            hint="Add a model that needs no ridge maps (logreg or ridge) to evaluate.models.",
+        )
+    return kept
 
 
 def check_pretraining_excludes(
@@ -602,6 +638,7 @@ def evaluate_task(
         if ckpt_path is not None and models_needing_checkpoint(models):
             check_pretraining_excludes(ckpt_path, datasets, cohort)
             check_checkpoint_fits(ckpt_path, cohort, catalogue)
+    models = _skip_without_maps(task, models, skipped, checkpoint, cohort)
     also_hidden = _hidden_with_label(task.label, cohort.variables.columns, catalogue)[1:]
     if also_hidden and min(settings.label_fractions) < 1:
         log.info(

@@ -734,7 +734,28 @@ def provenance_summary(
         "<code>lcm evaluate</code> checks.</p>"
     )
     parts.append(table_html(pd.DataFrame(rows), "The protocol each task ran", row_headers=1))
+    parts.extend(_skipped_notes(task_meta))
     return "\n".join(parts)
+
+
+def _skipped_notes(task_meta: dict[str, dict[str, Any]]) -> list[str]:
+    """One note per reason a model was skipped, naming the models and tasks it skipped: the
+    table's ``skipped`` column names the models only (bei-linear's maps of no variable, a
+    model that does not handle the task's kind of target)."""
+    by_reason: dict[str, dict[str, list[str]]] = {}
+    for task, meta in sorted(task_meta.items()):
+        for model, reason in sorted((meta.get("models_skipped") or {}).items()):
+            by_reason.setdefault(str(reason), {}).setdefault(model, []).append(task)
+    notes = []
+    for reason, models in by_reason.items():
+        which = "; ".join(
+            f"{model} in task{'s' if len(tasks) > 1 else ''} {', '.join(tasks)}"
+            for model, tasks in models.items()
+        )
+        notes.append(
+            f'<p class="note">Not evaluated: {html.escape(which)}: {html.escape(reason)}.</p>'
+        )
+    return notes
 
 
 def _folds_used(

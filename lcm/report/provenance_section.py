@@ -490,14 +490,14 @@ def _left_out_note(maps: dict[str, Any]) -> str:
     """Which BEI variables a ridge maps file maps and which it left out, with their counts
     and the threshold (its own record): bei-linear's features are the variables mapped."""
     left_out = ", ".join(f"{name} ({count})" for name, count in maps["left_out"].items())
-    mapped = ", ".join(maps["names"])
+    mapped = ", ".join(maps["names"]) or "no variable"
     return (
         f'<p class="note">{html.escape(maps["path"])} maps {html.escape(mapped)}; '
         f"it left out {html.escape(left_out)}: fewer than {maps['min_values']} training subjects "
         "with a value (a level of a binary or categorical variable: the fewer of its training "
         "subjects in the level and outside it), the threshold of <code>lcm bei-maps "
         "--min-values</code> (<code>evaluate.bei_linear_min_values</code>). bei-linear reads "
-        "the variables mapped only.</p>"
+        "the variables mapped only" + (", so it was skipped" if not maps["names"] else "") + ".</p>"
     )
 
 

@@ -101,7 +101,8 @@ class BEIMaps:
     Attributes
     ----------
     names : list of str
-        One per output column (``age``, ``sex=M``, ``parkinsons=PD`` ...).
+        One per output column (``age``, ``sex=M``, ``parkinsons=PD`` ...); empty when every
+        variable had too few training subjects (all in :attr:`left_out`).
     x_mean, x_scale : numpy.ndarray, shape (E,)
         Feature standardisation (pretraining training part).
     coef : numpy.ndarray, shape (E, V)
@@ -865,7 +866,9 @@ def fit_bei_maps(
         Fitted on the training part with the penalty chosen on the held-out part; a missing
         target is imputed by its training mean (which only shrinks its map); a variable with
         fewer than ``min_values`` training subjects (none: all held out) gets no map, named
-        with its count in a warning and in :attr:`BEIMaps.left_out`.
+        with its count in a warning and in :attr:`BEIMaps.left_out`. When every variable has
+        too few, the maps map none (:attr:`BEIMaps.names` empty), which ``lcm evaluate``
+        reads as a reason to skip bei-linear.
 
     Raises
     ------
@@ -1025,6 +1028,33 @@ def _too_few(targets: _Targets, train: np.ndarray) -> dict[str, tuple[int, str]]
     return too_few
 
 
+def _no_maps(
+    n_edges: int,
+    targets: _Targets,
+    too_few: dict[str, tuple[int, str]],
+    atlas: str | None,
+    roi_names: list[str] | None,
+    data_fingerprint: str | None,
+) -> BEIMaps:
+    """Maps of no variable (every one in ``too_few``): no column, each target named in
+    :attr:`BEIMaps.left_out` with its count. No map reads the features' mean and scale, so
+    they are the identity's (0 and 1), and the features are never read."""
+    return BEIMaps(
+        [],
+        np.zeros(n_edges),
+        np.ones(n_edges),
+        np.zeros((n_edges, 0)),
+        np.zeros(0),
+        np.zeros(0),
+        np.zeros(0),
+        atlas,
+        None if roi_names is None else [str(n) for n in roi_names],
+        data_fingerprint,
+        {n: count for n, (count, _) in too_few.items()},
+        targets.min_values,
+    )
+
+
 def _fit(
     edges: _Edges,
     targets: _Targets,
@@ -1048,16 +1078,17 @@ def _fit(
         "the workflow's evaluate.bei_linear_min_values)"
     )
     if len(too_few) == len(names):
-        raise InputDataError(
-            f"bei-linear: no BEI variable of the pretraining cohort has at least {min_values} "
-            "training subjects with a value (a level's indicator: training subjects in the "
-            "level and outside it): "
-            + ", ".join(f"{n} ({why})" for n, (_, why) in too_few.items())
-            + ".",
-            hint="Add pretraining datasets that carry these variables, or lower lcm bei-maps "
-            "--min-values (the workflow's evaluate.bei_linear_min_values): a map of fewer "
-            "subjects is noise, and its penalty a default guess.",
+        # Not an error: a small pretraining cohort (a first trial of the workflow) would stop
+        # every task at a default baseline. The maps record that they map nothing and why;
+        # lcm evaluate skips bei-linear, naming the reason in its record and the report.
+        log.warning(
+            "bei-linear: no map of any BEI variable: %s; %s. The maps are written empty and "
+            "lcm evaluate skips bei-linear, naming this; to map them, add pretraining datasets "
+            "that carry them, or lower the threshold.",
+            ", ".join(f"{n} ({why})" for n, (_, why) in too_few.items()),
+            threshold,
         )
+        return _no_maps(edges.n_edges, targets, too_few, atlas, roi_names, data_fingerprint)
     if too_few:
         log.warning(
             "bei-linear: no map of %s: %s",

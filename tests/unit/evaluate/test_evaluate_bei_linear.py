@@ -86,6 +86,51 @@ def test_bei_linear_in_the_protocol_reads_the_checkpoint_maps(tmp_path):
     assert models_needing_checkpoint(["bei-linear", "logreg"]) == ["bei-linear"]
 
 
+def _checkpoint_with_maps(tmp_path, cohort, min_values: int):
+    """A checkpoint folder as lcm pretrain and lcm bei-maps leave it: model.json (an empty
+    weights file: the protocol reads model.json only) and maps fitted at ``min_values``."""
+    pre = make_cohort(n_subjects=40, n_unlabeled=0, seed=7)
+    pre_vars = pd.DataFrame({"score": np.random.default_rng(0).normal(size=len(pre))})
+    pre_vars["score"] += 3 * pre.fc[:, 0, 1]
+    maps = fit_bei_maps(
+        pre.fc,
+        pre_vars,
+        pre.groups,
+        atlas="toy",
+        roi_names=cohort.roi_names,
+        min_values=min_values,
+    )
+    maps.save(tmp_path / MAPS_FILE)
+    meta = {"format_version": 1, "data": {"datasets": ["pretraining"]}, "atlas": "toy"}
+    meta.update(n_rois=len(cohort.roi_names), roi_names=cohort.roi_names)
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    (tmp_path / "model.safetensors").touch()
+    return maps
+
+
+def test_maps_of_no_variable_skip_bei_linear_naming_why(tmp_path, caplog):
+    """Maps of no variable (a pretraining cohort too small for the threshold) leave bei-linear
+    without a feature: the task skips it, recording the maps, the counts and the fixes, and
+    evaluates the other models; with bei-linear alone, nothing is left and the task stops."""
+    cohort = make_cohort(n_subjects=40, n_unlabeled=0)
+    maps = _checkpoint_with_maps(tmp_path, cohort, min_values=500)
+    assert maps.names == [] and set(maps.left_out) == {"score"}
+    settings = EvaluationSettings(
+        n_folds=3, label_fractions=(1.0,), models=("logreg", "bei-linear")
+    )
+    with caplog.at_level("WARNING", logger="lcm.evaluate.protocol"):
+        result = evaluate_task(cohort, TASK, settings, master_seed=0, checkpoint=tmp_path)
+    assert set(result.metrics["model"]) == {"logreg"}
+    reason = result.skipped["bei-linear"]
+    assert str(tmp_path / MAPS_FILE) in reason and "map no BEI variable" in reason
+    assert f"score {maps.left_out['score']}" in reason and "(needs 500)" in reason
+    assert "evaluate.bei_linear_min_values" in reason and "skipping bei-linear" in caplog.text
+    alone = EvaluationSettings(n_folds=3, label_fractions=(1.0,), models=("bei-linear",))
+    with pytest.raises(ConfigError, match=r"leaves nothing to evaluate: bei-linear skipped") as e:
+        evaluate_task(cohort, TASK, alone, master_seed=0, checkpoint=tmp_path)
+    assert "logreg" in e.value.hint
+
+
 def test_maps_refuse_connectomes_of_another_atlas_or_roi_order(tmp_path):
     """The maps read each edge as a pair of ROIs: they record which, and refuse others."""
     fc, variables, groups = _pretraining()

@@ -162,6 +162,19 @@ def test_the_variables_the_ridge_maps_left_out_are_named_with_their_counts(
         f"({smoker}): fewer than 20 training subjects with a value" in section
     )
     assert "lcm bei-maps --min-values" in section
+    # Maps of no variable (every one too rare for the threshold) say so, and that bei-linear
+    # was skipped.
+    none = fit_bei_maps(fc, variables, np.arange(n).astype(str), min_values=1000)
+    none.save(maps)
+    out = run_report(
+        recorded["inputs"],
+        tmp_path / "none",
+        ["--checkpoint", str(pretrained), "--bei-maps", str(maps)],
+    )
+    section = bare(out["html"].read_text().split('<h2 id="provenance">', 1)[1])
+    assert f"{maps} maps no variable; it left out age ({none.left_out['age']})" in section
+    assert "fewer than 1000 training subjects" in section
+    assert "bei-linear reads the variables mapped only, so it was skipped." in section
 
 
 def test_every_stages_log_folder_is_listed(recorded: dict, tmp_path: Path) -> None:
@@ -338,6 +351,28 @@ def test_the_protocol_table_says_when_a_site_split_fell_back_to_subject_folds() 
     page = bare(provenance_summary(tasks, table_html))
     assert "<td>subject (site asked: the runs name fewer than two sites)</td>" in page
     assert "<td>site</td>" in page
+
+
+def test_the_protocol_section_says_why_each_skipped_model_was_skipped() -> None:
+    """The table's ``skipped`` column names models only: a default baseline skipped (bei-linear
+    on maps of no variable) must say why, once per reason, naming the models and tasks."""
+    maps_reason = "its ridge maps /ck/bei_linear.npz map no BEI variable: age 12"
+    tasks = {
+        "adhd": {"label": "adhd", "models_skipped": {"bei-linear": maps_reason}},
+        "asd": {
+            "label": "asd",
+            "models_skipped": {"bei-linear": maps_reason, "cpm": "does not handle binary targets"},
+        },
+        "age": {"label": "age", "models_skipped": {}},
+    }
+    page = bare(provenance_summary(tasks, table_html))
+    assert (
+        "Not evaluated: bei-linear in tasks adhd, asd: its ridge maps /ck/bei_linear.npz map "
+        "no BEI variable: age 12." in page
+    )
+    assert "Not evaluated: cpm in task asd: does not handle binary targets." in page
+    assert page.count("Not evaluated:") == 2
+    assert "Not evaluated" not in bare(provenance_summary({"age": tasks["age"]}, table_html))
 
 
 @pytest.mark.parametrize("text", ["[]", "{"])

@@ -339,13 +339,26 @@ def test_a_threshold_that_is_not_a_count_is_refused(bad) -> None:
         fit_bei_maps(fc, variables, groups, min_values=bad)
 
 
-def test_a_cohort_whose_every_variable_is_too_rare_is_refused_naming_the_threshold() -> None:
+def test_a_cohort_whose_every_variable_is_too_rare_gets_maps_of_none(
+    tmp_path: Path, caplog
+) -> None:
+    """A small pretraining cohort (a first trial) would stop every task at a default baseline:
+    instead the maps map no variable, record each with its count and the threshold (saved
+    and read back), and the log names them, the threshold and both fixes."""
     fc, variables, groups = _cohort(40, 9)
-    with pytest.raises(InputDataError) as info:
-        fit_bei_maps(fc, variables, groups, min_values=1000)
-    message = info.value.message
-    assert "at least 1000 training subjects" in message and "age (" in message
-    assert "--min-values" in info.value.hint
+    with caplog.at_level("WARNING", logger="lcm.train.bei_maps"):
+        maps = fit_bei_maps(fc, variables, groups, min_values=1000, atlas="toy")
+    assert maps.names == [] and maps.min_values == 1000
+    assert set(maps.left_out) == {"age", "sex=M", "group=a", "group=b", "group=c"}
+    assert all(0 < count < 1000 for count in maps.left_out.values())
+    assert maps.transform(fc[:3]).shape == (3, 0)
+    log = caplog.text
+    assert "no map of any BEI variable" in log and "age (" in log
+    assert "at least 1000 training subjects" in log and "--min-values" in log
+    assert "add pretraining datasets" in log and "lcm evaluate skips bei-linear" in log
+    again = BEIMaps.load(maps.save(tmp_path / MAPS_FILE))
+    assert again.names == [] and again.left_out == maps.left_out and again.atlas == "toy"
+    assert again.coef.shape == (36, 0) and again.transform(fc[:2]).shape == (2, 0)
 
 
 def test_lcm_bei_maps_min_values_through_the_command(bench, tmp_path: Path, capfd) -> None:
