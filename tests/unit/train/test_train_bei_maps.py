@@ -379,6 +379,14 @@ def test_lcm_bei_maps_min_values_through_the_command(bench, tmp_path: Path, capf
     assert list(default.left_out) == ["sex=M"] and 10 <= count < 20
     err = capfd.readouterr().err
     assert f"sex=M ({count} training subjects in the level" in err and "at least 20" in err
+    # Above every variable's count: maps of none, written (the workflow goes on without
+    # bei-linear), the log naming each variable.
+    assert main([*argv, "--out-dir", str(tmp_path / "high"), "--min-values", "1000"]) == 0
+    high = BEIMaps.load(tmp_path / "high" / MAPS_FILE)
+    assert high.names == [] and set(high.left_out) == {"age", "sex=M"}
+    assert high.min_values == 1000 and (tmp_path / "high" / "bei_linear.json").is_file()
+    err = capfd.readouterr().err
+    assert "no map of any BEI variable" in err and "lcm evaluate skips bei-linear" in err
     with pytest.raises(SystemExit) as exit_info:
         main([*argv, "--out-dir", str(tmp_path / "zero"), "--min-values", "0"])
     assert exit_info.value.code == 2
