@@ -24,8 +24,9 @@ on a subject-level hold-out of that cohort, never downstream data), read by `lcm
 --checkpoint` for the bei-linear baseline. A variable with fewer than --min-values training
 subjects with a value (a level of a binary or categorical variable: training subjects in the
 level or outside it; a subject of several runs counts once) gets no map: the maps name it
-with its count and the threshold, as the log does; when none has enough, the maps map no
-variable and lcm evaluate skips bei-linear, saying why. The maps record their atlas, ROI order
+with its count and the threshold, as the log does, and one of a single value in every run
+gets none either; when none is left, the maps map no variable and lcm evaluate skips
+bei-linear, saying why. The maps record their atlas, ROI order
 and the cohort's data fingerprint: lcm evaluate refuses them beside a checkpoint pretrained
 on other data (other datasets, runs or variables), whose check that no test subject was seen
 in pretraining would not hold for them. The maps get a provenance

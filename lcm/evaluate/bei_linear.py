@@ -175,8 +175,8 @@ def no_maps_reason(maps: BEIMaps, source: str | Path) -> str | None:
     """Why bei-linear cannot run on ``maps``, or None when they map a variable.
 
     ``lcm bei-maps`` writes maps of no variable when every BEI variable of the pretraining
-    cohort has too few training subjects with a value (a small cohort): bei-linear would have
-    no feature, so ``lcm evaluate`` skips it and records this reason.
+    cohort has too few training subjects with a value (a small cohort) or one value in every
+    run: bei-linear would have no feature, so ``lcm evaluate`` skips it and records this reason.
 
     Parameters
     ----------
@@ -190,14 +190,20 @@ def no_maps_reason(maps: BEIMaps, source: str | Path) -> str | None:
     """
     if maps.names:
         return None
-    counts = ", ".join(f"{name} {count}" for name, count in maps.left_out.items())
-    threshold = "" if maps.min_values is None else f" (needs {maps.min_values})"
-    return (
-        f"its ridge maps {source} map no BEI variable: each has too few training subjects "
-        f"with a value in the pretraining cohort{threshold}: {counts or 'none recorded'}. "
-        "Add pretraining datasets that carry them, or lower evaluate.bei_linear_min_values "
-        "(lcm bei-maps --min-values)"
-    )
+    parts = []
+    if maps.left_out or not maps.constant:
+        counts = ", ".join(f"{name} {count}" for name, count in maps.left_out.items())
+        threshold = "" if maps.min_values is None else f" (needs {maps.min_values})"
+        parts.append(
+            "too few training subjects with a value in the pretraining cohort"
+            f"{threshold}: {counts or 'none recorded'}"
+        )
+    if maps.constant:
+        parts.append(f"one value in every run: {', '.join(maps.constant)}")
+    fixes = "Add pretraining datasets that carry them"
+    if maps.left_out or not maps.constant:
+        fixes += ", or lower evaluate.bei_linear_min_values (lcm bei-maps --min-values)"
+    return f"its ridge maps {source} map no BEI variable: each has {'; or '.join(parts)}. {fixes}"
 
 
 def _check_same_data(maps: BEIMaps, path: Path, checkpoint: Path) -> None:

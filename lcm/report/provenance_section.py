@@ -184,9 +184,10 @@ def maps_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
     dict
         ``path, sha256, n_variables, atlas, data_fingerprint`` (the last two None for maps
         written before they were recorded), ``names`` (the variables mapped), ``left_out``
-        (variable -> its training subjects, for those without a map) and ``min_values`` (the
-        threshold; ``left_out`` empty and ``min_values`` None for maps written before they
-        were recorded: :class:`lcm.train.bei_maps.BEIMaps`).
+        (variable -> its training subjects, for those without a map), ``min_values`` (the
+        threshold) and ``constant`` (those without a map for one value in every run);
+        ``left_out`` and ``constant`` empty and ``min_values`` None for maps written before
+        they were recorded: :class:`lcm.train.bei_maps.BEIMaps`).
 
     Raises
     ------
@@ -205,6 +206,7 @@ def maps_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
         "names": list(maps.names),
         "left_out": dict(maps.left_out),
         "min_values": maps.min_values,
+        "constant": list(maps.constant),
     }
 
 
@@ -488,16 +490,25 @@ def _checkpoint_rows(facts: ProvenanceFacts, task_meta: dict[str, dict[str, Any]
 
 def _left_out_note(maps: dict[str, Any]) -> str:
     """Which BEI variables a ridge maps file maps and which it left out, with their counts
-    and the threshold (its own record): bei-linear's features are the variables mapped."""
-    left_out = ", ".join(f"{name} ({count})" for name, count in maps["left_out"].items())
+    and the threshold, or as constant (its own record): bei-linear's features are the
+    variables mapped."""
     mapped = ", ".join(maps["names"]) or "no variable"
+    reasons = []
+    if maps["left_out"]:
+        left_out = ", ".join(f"{name} ({count})" for name, count in maps["left_out"].items())
+        reasons.append(
+            f"{html.escape(left_out)}: fewer than {maps['min_values']} training subjects with a "
+            "value (a level of a binary or categorical variable: the fewer of its training "
+            "subjects in the level and outside it), the threshold of <code>lcm bei-maps "
+            "--min-values</code> (<code>evaluate.bei_linear_min_values</code>)"
+        )
+    if maps["constant"]:
+        reasons.append(f"{html.escape(', '.join(maps['constant']))}: one value in every run")
     return (
         f'<p class="note">{html.escape(maps["path"])} maps {html.escape(mapped)}; '
-        f"it left out {html.escape(left_out)}: fewer than {maps['min_values']} training subjects "
-        "with a value (a level of a binary or categorical variable: the fewer of its training "
-        "subjects in the level and outside it), the threshold of <code>lcm bei-maps "
-        "--min-values</code> (<code>evaluate.bei_linear_min_values</code>). bei-linear reads "
-        "the variables mapped only" + (", so it was skipped" if not maps["names"] else "") + ".</p>"
+        f"it left out {'; and '.join(reasons)}. bei-linear reads the variables mapped only"
+        + (", so it was skipped" if not maps["names"] else "")
+        + ".</p>"
     )
 
 
@@ -590,7 +601,7 @@ def provenance_section(
                 row_headers=1,
             )
         )
-        parts.extend(_left_out_note(m) for m in facts.maps if m["left_out"])
+        parts.extend(_left_out_note(m) for m in facts.maps if m["left_out"] or m["constant"])
     else:
         named = sorted(
             {str(m[k]) for m in task_meta.values() for k in ("checkpoint", "ssl_checkpoint")

@@ -101,8 +101,8 @@ class BEIMaps:
     Attributes
     ----------
     names : list of str
-        One per output column (``age``, ``sex=M``, ``parkinsons=PD`` ...); empty when every
-        variable had too few training subjects (all in :attr:`left_out`).
+        One per output column (``age``, ``sex=M``, ``parkinsons=PD`` ...); empty when no
+        variable could be mapped (each in :attr:`left_out` or :attr:`constant`).
     x_mean, x_scale : numpy.ndarray, shape (E,)
         Feature standardisation (pretraining training part).
     coef : numpy.ndarray, shape (E, V)
@@ -131,6 +131,9 @@ class BEIMaps:
     min_values : int or None
         The training subjects a map needed (:data:`MIN_TRAIN_VALUES` by default; ``None``: maps
         written before it was recorded).
+    constant : list of str
+        The targets with enough training subjects that got no map because they have one value
+        in every run (nothing to map). Empty in maps written before it was recorded.
     """
 
     names: list[str]
@@ -145,6 +148,7 @@ class BEIMaps:
     data_fingerprint: str | None = None
     left_out: dict[str, int] = field(default_factory=dict)
     min_values: int | None = None
+    constant: list[str] = field(default_factory=list)
 
     def transform(self, fc: np.ndarray) -> np.ndarray:
         """Predicted variables ``(n, V)`` of connectomes ``(n, R, R)``.
@@ -188,6 +192,7 @@ class BEIMaps:
         # record says that none was left out).
         data["left_out_names"] = np.array(list(self.left_out), dtype=str)
         data["left_out_counts"] = np.array(list(self.left_out.values()), dtype=np.int64)
+        data["constant_names"] = np.array(self.constant, dtype=str)
         # Through an open file: given a name without .npz, np.savez would append one.
         with atomic_path(path) as tmp, tmp.open("wb") as fh:
             np.savez(
@@ -216,7 +221,7 @@ class BEIMaps:
         -------
         BEIMaps
             ``atlas``, ``roi_names``, ``data_fingerprint`` and ``min_values`` None, and
-            ``left_out`` empty, where the file predates them.
+            ``left_out`` and ``constant`` empty, where the file predates them.
 
         Raises
         ------
@@ -248,6 +253,9 @@ class BEIMaps:
                         else {}
                     ),
                     min_values=int(z["min_values"]) if "min_values" in z.files else None,
+                    constant=(
+                        [str(n) for n in z["constant_names"]] if "constant_names" in z.files else []
+                    ),
                 )
         except (OSError, KeyError, ValueError) as exc:
             raise InputDataError(
@@ -866,9 +874,10 @@ def fit_bei_maps(
         Fitted on the training part with the penalty chosen on the held-out part; a missing
         target is imputed by its training mean (which only shrinks its map); a variable with
         fewer than ``min_values`` training subjects (none: all held out) gets no map, named
-        with its count in a warning and in :attr:`BEIMaps.left_out`. When every variable has
-        too few, the maps map none (:attr:`BEIMaps.names` empty), which ``lcm evaluate``
-        reads as a reason to skip bei-linear.
+        with its count in a warning and in :attr:`BEIMaps.left_out`; one with a single value
+        in every run, none either (:attr:`BEIMaps.constant`). When no variable is left, the
+        maps map none (:attr:`BEIMaps.names` empty), which ``lcm evaluate`` reads as a reason
+        to skip bei-linear.
 
     Raises
     ------
@@ -1032,13 +1041,15 @@ def _no_maps(
     n_edges: int,
     targets: _Targets,
     too_few: dict[str, tuple[int, str]],
+    constant: list[str],
     atlas: str | None,
     roi_names: list[str] | None,
     data_fingerprint: str | None,
 ) -> BEIMaps:
-    """Maps of no variable (every one in ``too_few``): no column, each target named in
-    :attr:`BEIMaps.left_out` with its count. No map reads the features' mean and scale, so
-    they are the identity's (0 and 1), and the features are never read."""
+    """Maps of no variable (every one in ``too_few`` or ``constant``): no column, each target
+    named in :attr:`BEIMaps.left_out` with its count or in :attr:`BEIMaps.constant`. No map
+    reads the features' mean and scale, so they are the identity's (0 and 1), and the
+    features are never read."""
     return BEIMaps(
         [],
         np.zeros(n_edges),
@@ -1052,6 +1063,7 @@ def _no_maps(
         data_fingerprint,
         {n: count for n, (count, _) in too_few.items()},
         targets.min_values,
+        constant,
     )
 
 
@@ -1077,35 +1089,34 @@ def _fit(
         "indicator: training subjects in the level and outside it; lcm bei-maps --min-values, "
         "the workflow's evaluate.bei_linear_min_values)"
     )
-    if len(too_few) == len(names):
+    # A variable with one value in every run has nothing to map either.
+    constant = [n for n, c in zip(names, y.T, strict=True) if n not in too_few and not np.nanstd(c)]
+    keep = [v for v, n in enumerate(names) if n not in too_few and n not in constant]
+    reasons = [f"{n} ({why})" for n, (_, why) in too_few.items()]
+    reasons += [f"{n} (one value in every run)" for n in constant]
+    if not keep:
         # Not an error: a small pretraining cohort (a first trial of the workflow) would stop
         # every task at a default baseline. The maps record that they map nothing and why;
         # lcm evaluate skips bei-linear, naming the reason in its record and the report.
         log.warning(
-            "bei-linear: no map of any BEI variable: %s; %s. The maps are written empty and "
+            "bei-linear: no map of any BEI variable: %s%s. The maps are written empty and "
             "lcm evaluate skips bei-linear, naming this; to map them, add pretraining datasets "
-            "that carry them, or lower the threshold.",
-            ", ".join(f"{n} ({why})" for n, (_, why) in too_few.items()),
-            threshold,
+            "that carry them%s.",
+            ", ".join(reasons),
+            f"; {threshold}" if too_few else "",
+            ", or lower the threshold" if too_few else "",
         )
-        return _no_maps(edges.n_edges, targets, too_few, atlas, roi_names, data_fingerprint)
+        return _no_maps(
+            edges.n_edges, targets, too_few, constant, atlas, roi_names, data_fingerprint
+        )
     if too_few:
         log.warning(
             "bei-linear: no map of %s: %s",
             ", ".join(f"{n} ({why})" for n, (_, why) in too_few.items()),
             threshold,
         )
-    # A variable with one value in every run has nothing to map either.
-    constant = [n for n, c in zip(names, y.T, strict=True) if n not in too_few and not np.nanstd(c)]
     if constant:
         log.info("bei-linear: no map of %s: one value in every run", ", ".join(constant))
-    keep = [v for v, n in enumerate(names) if n not in too_few and n not in constant]
-    if not keep:
-        raise InputDataError(
-            "bei-linear: every BEI variable of the pretraining cohort with enough training "
-            f"values has one value in every run ({', '.join(constant)}): nothing to map.",
-            hint="Check the pretraining datasets' phenotype files, or add datasets.",
-        )
     y, names = y[:, keep], [names[v] for v in keep]
     y_mean = np.nanmean(y[train], axis=0)
     y_c = np.where(np.isfinite(y), y - y_mean, 0.0)
@@ -1152,4 +1163,5 @@ def _fit(
         data_fingerprint,
         {n: count for n, (count, _) in too_few.items()},
         min_values,
+        constant,
     )

@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 from helpers.evaluate import TASK, PrevalenceModel, bei_cohort, make_cohort
 
-from lcm.evaluate.bei_linear import MAPS_FILE, BEILinear, BEIMaps, fit_bei_maps, load_maps
+from lcm.evaluate.bei_linear import (
+    MAPS_FILE,
+    BEILinear,
+    BEIMaps,
+    fit_bei_maps,
+    load_maps,
+    no_maps_reason,
+)
 from lcm.evaluate.protocol import EvaluationSettings, evaluate_task
 from lcm.evaluate.registry import (
     BASELINE_MODELS,
@@ -129,6 +136,25 @@ def test_maps_of_no_variable_skip_bei_linear_naming_why(tmp_path, caplog):
     with pytest.raises(ConfigError, match=r"leaves nothing to evaluate: bei-linear skipped") as e:
         evaluate_task(cohort, TASK, alone, master_seed=0, checkpoint=tmp_path)
     assert "logreg" in e.value.hint
+
+
+def test_maps_of_constant_variables_give_their_own_reason(tmp_path):
+    """Maps that map nothing because every variable has one value in every run name those
+    variables and ask for other data, not for a lower threshold that would not help; with a
+    too-rare variable beside them, both reasons are named."""
+    pre = make_cohort(n_subjects=40, n_unlabeled=0, seed=7)
+    constant = pd.DataFrame({"field": np.full(len(pre), 3.0)})
+    maps = fit_bei_maps(pre.fc, constant, pre.groups)
+    reason = no_maps_reason(maps, tmp_path / MAPS_FILE)
+    assert reason.startswith(f"its ridge maps {tmp_path / MAPS_FILE} map no BEI variable")
+    assert "one value in every run: field" in reason
+    assert "Add pretraining datasets that carry them" in reason
+    assert "bei_linear_min_values" not in reason and "too few" not in reason
+    constant["rare"] = np.where(np.arange(len(pre)) < 4, 1.0, np.nan)
+    both = no_maps_reason(fit_bei_maps(pre.fc, constant, pre.groups), "m.npz")
+    assert "too few training subjects with a value in the pretraining cohort" in both
+    assert "(needs 20): rare " in both and "; or one value in every run: field." in both
+    assert "bei_linear_min_values" in both
 
 
 def test_maps_refuse_connectomes_of_another_atlas_or_roi_order(tmp_path):

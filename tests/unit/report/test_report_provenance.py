@@ -143,12 +143,14 @@ def test_the_variables_the_ridge_maps_left_out_are_named_with_their_counts(
             "age": rng.normal(40, 10, n),
             "rare": np.where(np.arange(n) < 6, rng.normal(size=n), np.nan),
             "smoker": pd.Series(np.where(np.arange(n) < 4, "yes", "no"), dtype=object),
+            "field": np.full(n, 3.0),
         }
     )
     pretrained = recorded["checkpoint"]
     fitted = fit_bei_maps(fc, variables, np.arange(n).astype(str))
     maps = fitted.save(pretrained / MAPS_FILE)
     assert set(fitted.left_out) == {"rare", "smoker=yes"} and fitted.min_values == 20
+    assert fitted.constant == ["field"]
     out = run_report(
         recorded["inputs"],
         tmp_path / "out",
@@ -162,6 +164,10 @@ def test_the_variables_the_ridge_maps_left_out_are_named_with_their_counts(
         f"({smoker}): fewer than 20 training subjects with a value" in section
     )
     assert "lcm bei-maps --min-values" in section
+    assert (
+        "(<code>evaluate.bei_linear_min_values</code>); and field: one value in every run. "
+        "bei-linear reads the variables mapped only." in section
+    )
     # Maps of no variable (every one too rare for the threshold) say so, and that bei-linear
     # was skipped.
     none = fit_bei_maps(fc, variables, np.arange(n).astype(str), min_values=1000)

@@ -361,6 +361,59 @@ def test_a_cohort_whose_every_variable_is_too_rare_gets_maps_of_none(
     assert again.coef.shape == (36, 0) and again.transform(fc[:2]).shape == (2, 0)
 
 
+@pytest.mark.parametrize(("n", "n_rois"), [(120, 20), (160, 9)], ids=["dual", "primal"])
+def test_a_variable_of_one_value_gets_no_map_and_is_recorded(tmp_path: Path, n, n_rois) -> None:
+    """A variable of one value in every run (a site's field strength, a cohort of one age)
+    has nothing to map: it gets no map, is recorded as constant with the maps (saved and read
+    back; maps written before the record read as recording none), and the other variables'
+    maps are those fitted without it."""
+    fc, variables, groups = _cohort(n, n_rois)
+    variables["field"] = 3.0
+    maps = fit_bei_maps(fc, variables, groups, seed=1)
+    assert maps.constant == ["field"] and "field" not in maps.names and maps.left_out == {}
+    without = fit_bei_maps(fc, variables.drop(columns="field"), groups, seed=1)
+    assert without.names == maps.names and without.constant == []
+    np.testing.assert_allclose(maps.coef, without.coef, rtol=1e-10, atol=1e-12)
+    again = BEIMaps.load(maps.save(tmp_path / MAPS_FILE))
+    assert again.constant == ["field"]
+    with np.load(tmp_path / MAPS_FILE) as z:
+        old = {k: z[k] for k in z.files if k != "constant_names"}
+    np.savez(tmp_path / "old.npz", **old)
+    assert BEIMaps.load(tmp_path / "old.npz").constant == []
+
+
+def test_a_cohort_whose_variables_are_constant_or_too_rare_gets_maps_of_none(
+    tmp_path: Path, caplog
+) -> None:
+    """Every variable with enough training subjects of one value, the others too rare: as
+    with every variable too rare, the maps map none (lcm evaluate skips bei-linear) instead
+    of stopping every task, recording each variable with its reason; the log names both
+    reasons, and the threshold's fix only because a variable was too rare."""
+    fc, variables, groups = _cohort(120, 9)
+    variables = pd.DataFrame(
+        {
+            "field": np.full(len(fc), 3.0),
+            "rare": np.where(np.arange(len(fc)) < 6, np.arange(len(fc), dtype=float), np.nan),
+        }
+    )
+    with caplog.at_level("WARNING", logger="lcm.train.bei_maps"):
+        maps = fit_bei_maps(fc, variables, groups, atlas="toy")
+    assert maps.names == [] and maps.constant == ["field"] and set(maps.left_out) == {"rare"}
+    assert maps.transform(fc[:3]).shape == (3, 0)
+    log = caplog.text
+    assert "no map of any BEI variable" in log and "field (one value in every run)" in log
+    assert "rare (" in log and "--min-values" in log and "lower the threshold" in log
+    again = BEIMaps.load(maps.save(tmp_path / MAPS_FILE))
+    assert again.names == [] and again.constant == ["field"] and again.left_out == maps.left_out
+    # Constant only: no threshold to lower, so none is suggested.
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="lcm.train.bei_maps"):
+        only = fit_bei_maps(fc, variables[["field"]], groups)
+    assert only.names == [] and only.constant == ["field"] and only.left_out == {}
+    assert "field (one value in every run)" in caplog.text
+    assert "threshold" not in caplog.text and "--min-values" not in caplog.text
+
+
 def test_lcm_bei_maps_min_values_through_the_command(bench, tmp_path: Path, capfd) -> None:
     """Through `lcm bei-maps` on a store: with --min-values 10, age and sex of 60 runs have
     maps; by default (20), above sex's men or women among the training subjects, sex=M gets
