@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from lcm.catalogue import Catalogue
+    from lcm.train.bei_maps import BEIMaps
 
 
 class Model(Protocol):
@@ -75,6 +76,9 @@ class ModelContext:
     catalogue : Catalogue or None
         The catalogue the task's cohort was loaded with: the LCM models give a BEI variable
         that a subject's dataset does not record the ``n/a`` class, as pretraining did.
+    maps : BEIMaps or None
+        The checkpoint's BEI ridge maps, loaded and checked once for the task, so that every
+        fit reads the same maps (``None``: a reader of the maps loads them itself).
     """
 
     label: str
@@ -88,6 +92,7 @@ class ModelContext:
     atlas: str | None = None
     roi_names: tuple[str, ...] | None = None
     catalogue: Catalogue | None = None
+    maps: BEIMaps | None = None
 
 
 ModelFactory = Callable[[ModelContext], Model]

@@ -108,8 +108,8 @@ def bei_linear(context: ModelContext) -> Model:
     Parameters
     ----------
     context : ModelContext
-        The fit's context: ``checkpoint`` holds the maps, which must match its ``atlas`` and
-        ``roi_names``.
+        The fit's context: its ``maps`` (loaded once for the task), else those beside its
+        ``checkpoint``, which must match its ``atlas`` and ``roi_names``.
 
     Returns
     -------
@@ -125,7 +125,9 @@ def bei_linear(context: ModelContext) -> Model:
     """
     from lcm.evaluate.bei_linear import BEILinear, load_maps
 
-    maps = load_maps(context.checkpoint, atlas=context.atlas, roi_names=context.roi_names)
+    maps = context.maps
+    if maps is None:
+        maps = load_maps(context.checkpoint, atlas=context.atlas, roi_names=context.roi_names)
     return BEILinear(maps, seed=context.seed, binary=context.kind != "continuous")
 
 

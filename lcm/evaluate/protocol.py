@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -80,6 +80,9 @@ from lcm.io.run_digests import connectome_digests, decode_digests, matching_sket
 from lcm.model.checkpoint_meta import meta_path as meta_path_of
 from lcm.model.checkpoint_meta import read_meta, read_meta_fields
 from lcm.store.cohort import Cohort
+
+if TYPE_CHECKING:
+    from lcm.train.bei_maps import BEIMaps
 
 log = logging.getLogger(__name__)
 
@@ -324,23 +327,24 @@ def _skip_without_maps(
     skipped: dict[str, str],
     checkpoint: str | Path | None,
     cohort: Cohort,
-) -> list[str]:
+) -> tuple[list[str], BEIMaps | None]:
     """``models`` less the readers of the BEI ridge maps when the maps map no variable, each
-    added to ``skipped`` with the reason (:func:`lcm.evaluate.bei_linear.no_maps_reason`).
+    added to ``skipped`` with the reason (:func:`lcm.evaluate.bei_linear.no_maps_reason`),
+    and the maps the readers kept are to use (``None`` without a reader or a checkpoint).
 
-    The maps are loaded and checked here, before any fold: maps of other data or ROIs stop
-    the task at once rather than at its first fit (without a checkpoint, the readers' own
-    factories refuse).
+    The maps are loaded and checked here, once, before any fold: maps of other data or ROIs
+    stop the task at once rather than at its first fit, and every fit reads the same maps
+    (without a checkpoint, the readers' own factories refuse).
     """
     readers = maps_models(models)
     if not readers or checkpoint is None:
-        return models
+        return models, None
     from lcm.evaluate.bei_linear import MAPS_FILE, load_maps, no_maps_reason
 
     maps = load_maps(checkpoint, atlas=cohort.atlas, roi_names=list(cohort.roi_names))
     reason = no_maps_reason(maps, Path(checkpoint) / MAPS_FILE)
     if reason is None:
-        return models
+        return models, maps
     log.warning("task %s: skipping %s: %s", task.name, ", ".join(readers), reason)
     skipped.update(dict.fromkeys(readers, reason))
     kept = [m for m in models if m not in readers]
@@ -350,7 +354,7 @@ def _skip_without_maps(
             f"{', '.join(readers)} skipped, as {reason}.",
             hint="Add a model that needs no ridge maps (logreg or ridge) to evaluate.models.",
         )
-    return kept
+    return kept, None
 
 
 def check_pretraining_excludes(
@@ -638,7 +642,7 @@ def evaluate_task(
         if ckpt_path is not None and models_needing_checkpoint(models):
             check_pretraining_excludes(ckpt_path, datasets, cohort)
             check_checkpoint_fits(ckpt_path, cohort, catalogue)
-    models = _skip_without_maps(task, models, skipped, checkpoint, cohort)
+    models, maps = _skip_without_maps(task, models, skipped, checkpoint, cohort)
     also_hidden = _hidden_with_label(task.label, cohort.variables.columns, catalogue)[1:]
     if also_hidden and min(settings.label_fractions) < 1:
         log.info(
@@ -712,6 +716,7 @@ def evaluate_task(
                 atlas=cohort.atlas,
                 roi_names=tuple(cohort.roi_names),
                 catalogue=catalogue,
+                maps=maps,
             )
             # labelled subset -> {model: index in jobs} of this seed and fold's fits
             by_subset: dict[bytes, dict[str, int]] = {}

@@ -70,7 +70,9 @@ def test_maps_read_the_variables_on_held_out_subjects(tmp_path):
     assert np.corrcoef(predicted[ok, 0], variables["age"][ok])[0, 1] > 0.8
 
 
-def test_bei_linear_in_the_protocol_reads_the_checkpoint_maps(tmp_path):
+def test_bei_linear_in_the_protocol_reads_the_checkpoint_maps(tmp_path, monkeypatch):
+    """Through the protocol, bei-linear reads the maps beside the checkpoint, loaded and
+    checked once for the task (every fit reads the same maps), not once per fit."""
     cohort = make_cohort(n_subjects=40, n_unlabeled=0)
     # Maps fitted on a separate 'pretraining' cohort of the same ROI count.
     rng = np.random.default_rng(0)
@@ -86,9 +88,15 @@ def test_bei_linear_in_the_protocol_reads_the_checkpoint_maps(tmp_path):
     (tmp_path / "model.json").write_text(json.dumps(meta))
     (tmp_path / "model.safetensors").touch()
     settings = EvaluationSettings(n_folds=3, label_fractions=(1.0,), models=("bei-linear",))
+    loads = []
+    load = BEIMaps.load.__func__
+    monkeypatch.setattr(
+        BEIMaps, "load", classmethod(lambda cls, p: loads.append(p) or load(cls, p))
+    )
     result = evaluate_task(cohort, TASK, settings, master_seed=0, checkpoint=tmp_path)
     auc = result.metrics.query("metric == 'auc'")["value"]
     assert len(auc) == 3 and auc.mean() > 0.6
+    assert loads == [tmp_path / MAPS_FILE]
     assert "bei-linear" in BASELINE_MODELS
     assert models_needing_checkpoint(["bei-linear", "logreg"]) == ["bei-linear"]
 
