@@ -40,6 +40,24 @@ P_HEADLINE = "p (larger of bootstrap and corrected t)"
 P_HOLM = "p, Holm-adjusted over the table's rows"
 
 
+def at_labels(fraction: float) -> str:
+    """Where a label fraction is read, in words: ``at 0.1 of the labels``, ``with every
+    label`` for 1 (``at 1 of the labels`` read as one label).
+
+    Parameters
+    ----------
+    fraction : float
+        A label fraction in (0, 1].
+
+    Returns
+    -------
+    str
+    """
+    if np.isclose(fraction, 1.0):
+        return "with every label"
+    return f"at {fraction:g} of the labels"
+
+
 def headline_display(headline: pd.DataFrame) -> pd.DataFrame:
     """The headline table as shown: one row per task and label fraction, CIs in the cells.
 
@@ -122,7 +140,7 @@ def science_statements(
             lowest = compared["label_fraction"].min()
             at = compared[np.isclose(compared["label_fraction"], lowest)]
             scope = (
-                f"at {lowest:g} of the labels (the lowest label fraction evaluated: none "
+                f"{at_labels(lowest)} (the lowest label fraction evaluated: none "
                 f"&le; {low:g}, where pretraining is meant to help, was evaluated)"
             )
         if at.empty:
@@ -131,7 +149,7 @@ def science_statements(
                 best["baseline_mean"], best["baseline_ci_low"], best["baseline_ci_high"]
             )
             versus = (
-                f"; best baseline at {best['label_fraction']:g} of the labels: "
+                f"; best baseline {at_labels(best['label_fraction'])}: "
                 f"{html.escape(str(best['best_baseline']))} {metric_name(best['metric'])} "
                 f"{interval}"
                 if best["best_baseline"]
@@ -145,7 +163,7 @@ def science_statements(
         parts = []
         for r in at.sort_values("label_fraction").itertuples(index=False):
             parts.append(
-                f"at {r.label_fraction:g} of the labels {html.escape(r.model)} "
+                f"{at_labels(r.label_fraction)} {html.escape(r.model)} "
                 f"{metric_name(r.metric)} "
                 f"{with_ci(r.model_mean, r.model_ci_low, r.model_ci_high)} vs best "
                 f"baseline {html.escape(r.best_baseline)} "
@@ -1019,9 +1037,7 @@ def _where_read(above: dict[str, float], tasks: set[str], low: float) -> str:
     if set(above) >= tasks:
         fractions = sorted(set(above.values()))
         if len(fractions) == 1:
-            return (
-                f"at {fractions[0]:g} of the labels (the lowest label fraction evaluated: {none})"
-            )
+            return f"{at_labels(fractions[0])} (the lowest label fraction evaluated: {none})"
         return f"at each task's lowest label fraction evaluated ({none})"
     named = " and ".join(
         f"{html.escape(str(t))} ({f:g})" for t, f in sorted(above.items(), key=lambda i: str(i[0]))
@@ -1455,8 +1471,8 @@ def contrast_statement(
                 subject = BEI_ONLY
             said.append(
                 f"{subject} ({html.escape(f'{r.model_a} − {r.model_b}')}) "
-                f"<b>{verb}</b> {html.escape(str(r.task))} at {r.label_fraction:g} of the "
-                f"labels ({verdict}): {metric_name(r.metric)} {_gain(r)}, {p_clause(r.p_value)}"
+                f"<b>{verb}</b> {html.escape(str(r.task))} {at_labels(r.label_fraction)} "
+                f"({verdict}): {metric_name(r.metric)} {_gain(r)}, {p_clause(r.p_value)}"
                 + _holm_clause(getattr(r, "p_holm", np.nan), len(contrasts))
             )
     cls = "warn" if (clear["verdict"] == "loss").any() else "note"
@@ -1605,8 +1621,8 @@ def motion_rows(summary: pd.DataFrame | None, task: str | None = None) -> list[d
 
 def _motion_clause(row: dict[str, Any], with_task: bool = True) -> str:
     """One task and label fraction where motion alone matches or beats the models, in words."""
-    who = f"{html.escape(row['task'])} at {row['label_fraction']:g} of the labels"
-    head = f"{who}: " if with_task else f"at {row['label_fraction']:g} of the labels: "
+    who = f"{html.escape(row['task'])} {at_labels(row['label_fraction'])}"
+    head = f"{who}: " if with_task else f"{at_labels(row['label_fraction'])}: "
     motion = f"motion-fd AUC {summary_ci(row['motion'])}"
     if row["beats_all"]:
         best = row["best"]

@@ -113,7 +113,7 @@ def test_a_pseudo_label_loss_at_full_labels_is_said_in_words():
     section = contrast_section(table, lambda f, *_, **__: f.to_html())
     prose = re.sub(r"<table.*?</table>", "", section, flags=re.S)
     said = prose.split("Every contrast whose interval excludes 0: ", 1)[1].split("</p>", 1)[0]
-    assert "pseudo-labels (lcm − lcm-no-pseudo) <b>hurt</b> autism at 1 of the labels (loss)" in (
+    assert "pseudo-labels (lcm − lcm-no-pseudo) <b>hurt</b> autism with every label (loss)" in (
         said
     )
     assert "-0.069 [-0.120, -0.017], p = 0.024" in said and "pretraining" not in said
@@ -244,7 +244,7 @@ def test_a_task_run_above_low_labels_is_compared_at_its_lowest_fraction() -> Non
     (sentence,) = science_statements(frame, {"dx": None})
     assert "does <b>not</b> beat every baseline at 0.5 of the labels" in sentence
     assert "the lowest label fraction evaluated" in sentence and "not compared" not in sentence
-    assert "at 0.5 of the labels lcm" in sentence and "at 1 of the labels" not in sentence
+    assert "at 0.5 of the labels lcm" in sentence and "with every label" not in sentence
 
 
 def _gain_row(task: str, fraction: float, d: float, low: float, high: float) -> dict:
@@ -387,7 +387,7 @@ def test_first_sentence_names_the_tasks_whose_gain_was_not_measured():
 
 
 _ABOVE = (
-    "at 1 of the labels (the lowest label fraction evaluated: none &le; 0.1, where pretraining "
+    "with every label (the lowest label fraction evaluated: none &le; 0.1, where pretraining "
     "is meant to help, was evaluated)"
 )
 
