@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 from pathlib import Path
 
 from lcm.docstrings import fill_doc
 from lcm.exceptions import InputDataError
 from lcm.io.lineage import MAX_MISSING_LISTED, audit, base_hint, trace
+from lcm.io.ownership import claimed_results
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     -------
     int
         The exit code: 1 when ``verify`` found problems, else 0; a target that does not
-        exist is raised as an :class:`lcm.exceptions.InputDataError`.
+        exist, or of the other kind (a folder to trace, a file to verify), is raised as an
+        :class:`lcm.exceptions.InputDataError`.
     """
     target = Path(args.target)
     if not target.exists():
@@ -72,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
             f"provenance {args.action}: {target} does not exist.",
             hint="Give an LCM output file (trace) or a results folder (verify).",
         )
+    _check_kind(args.action, target)
     if args.action == "trace":
         for line in trace(target, base=args.base):
             print(line)
@@ -90,3 +94,24 @@ def run(args: argparse.Namespace) -> int:
     if hint:
         print(hint)
     return 1 if found.problems else 0
+
+
+def _check_kind(action: str, target: Path) -> None:
+    """Refuse a folder to trace or a file to verify: verify of a file found no record under
+    it and said "0 problem(s)", an audit that audited nothing."""
+    shown = shlex.quote(str(target))  # the commands in the hints can be pasted as they are
+    if action == "verify" and not target.is_dir():
+        results = claimed_results(target.parent)
+        folder = shlex.quote(str(results)) if results else "<folder>"
+        raise InputDataError(
+            f"provenance verify: {target} is a file: verify audits every record under a folder.",
+            hint=f"To check this file and everything it was made from, run `lcm provenance "
+            f"trace {shown}` (each line says ok, CHANGED or missing); to audit its results "
+            f"folder, `lcm provenance verify {folder}`.",
+        )
+    if action == "trace" and target.is_dir():
+        raise InputDataError(
+            f"provenance trace: {target} is a folder: trace follows one file's lineage.",
+            hint=f"Give one of its files, or audit the folder with `lcm provenance verify "
+            f"{shown}`.",
+        )

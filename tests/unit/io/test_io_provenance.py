@@ -349,6 +349,25 @@ def test_cli_verify_exit_codes(tmp_path: Path) -> None:
     assert missing.returncode == 3 and "does not exist" in missing.stderr
 
 
+def test_cli_refuses_a_file_to_verify_and_a_folder_to_trace(tmp_path: Path) -> None:
+    """verify of a file found no record under it and said "0 problem(s)" with exit 0, an
+    audit of nothing read as a pass: a file to verify, or a folder to trace, is refused,
+    naming the command that does what was meant (quoted, to paste as it is)."""
+    files = chain(tmp_path)
+    odd = tmp_path / "a b;c"
+    odd.mkdir()
+    shown = odd / "final copy.tsv"
+    shown.write_bytes(files["final"].read_bytes())
+    verified = lcm_cli("provenance", "verify", str(shown), cwd=tmp_path)
+    assert verified.returncode == 3 and "0 problem(s)" not in verified.stdout
+    assert f"{shown} is a file: verify audits every record under a folder" in verified.stderr
+    assert f"lcm provenance trace '{shown}'" in verified.stderr
+    traced = lcm_cli("provenance", "trace", str(odd), cwd=tmp_path)
+    assert traced.returncode == 3 and "[dir]" not in traced.stdout
+    assert f"{odd} is a folder: trace follows one file's lineage" in traced.stderr
+    assert f"lcm provenance verify '{odd}'" in traced.stderr
+
+
 def test_cli_hands_provenance_its_verbs_code_hash(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
