@@ -35,11 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Trace an artifact's lineage or verify recorded sha256 hashes.",
         description="trace prints the artifact and, from its provenance sidecar, each input it "
         "was made from, recursively down to the raw files, with sha256 and the rule that made "
-        "each; verify re-hashes every file described by a sidecar under a folder, and the inputs "
-        "each sidecar records, reports every output of the workflow that no sidecar names and "
-        "every config copy changed since it was written, says what to do about each, and "
-        "exits 1 on any drift. When most inputs recorded as relative paths are missing, "
-        "--base is wrong: verify lists a few and names the --base to pass.",
+        "each, and exits 1 when one differs from its record; verify re-hashes every file "
+        "described by a sidecar under a folder, and the inputs each sidecar records, reports "
+        "every output of the workflow that no sidecar names and every config copy changed "
+        "since it was written, says what to do about each, and exits 1 on any drift. When most "
+        "inputs recorded as relative paths are missing, --base is wrong: verify lists a few and "
+        "names the --base to pass.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -65,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     Returns
     -------
     int
-        The exit code: 1 when ``verify`` found problems, else 0; a target that does not
+        The exit code: 1 when ``verify`` found problems or a file ``trace`` showed differs
+        from its record, else 0; a target that does not
         exist, or of the other kind (a folder to trace, a file to verify), is raised as an
         :class:`lcm.exceptions.InputDataError`.
     """
@@ -77,9 +79,20 @@ def run(args: argparse.Namespace) -> int:
         )
     _check_kind(args.action, target)
     if args.action == "trace":
-        for line in trace(target, base=args.base):
+        drift: list[str] = []
+        for line in trace(target, base=args.base, drift=drift):
             print(line)
-        return 0
+        if drift:
+            base = ""
+            if any(d.endswith("[missing]") for d in drift):
+                base = " (or, for inputs recorded as relative paths, pass --base: the folder "
+                base += "the workflow ran in)"
+            print(
+                f"{len(drift)} file(s) of the lineage of {target} differ from their records "
+                f"(CHANGED, missing or without a record), the first {drift[0]}: restore them, "
+                f"or rerun the workflow with the command that made them{base}"
+            )
+        return 1 if drift else 0
     found = audit(target, base=args.base)
     missing = found.missing_relative()
     hint = base_hint([p.path for p in missing], found.relative_inputs, args.base, target)

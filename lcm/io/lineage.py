@@ -119,7 +119,9 @@ def read_record(artifact: str | Path) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
-def trace(artifact: str | Path, base: str | Path = ".") -> Iterator[str]:
+def trace(
+    artifact: str | Path, base: str | Path = ".", drift: list[str] | None = None
+) -> Iterator[str]:
     """Yield indented lines: ``artifact``, then its sources from sidecars, recursively.
 
     Each line is ``path [status] sha256=<first 12> rule=<rule> config=<first 12>``; status is
@@ -149,8 +151,13 @@ def trace(artifact: str | Path, base: str | Path = ".") -> Iterator[str]:
         Any LCM output with a provenance sidecar (a relative path is relative to the cwd).
     base : path-like
         Folder that relative source paths are relative to (where the workflow ran).
+    drift : list of str, optional
+        When given, each file shown that differs from its record (``CHANGED``, ``missing``,
+        or a workflow output without a record) and each config copy changed or missing is
+        appended to it as ``<path> [<status>]``, as the lines are yielded: the command exits
+        1 on any, as :func:`verify` does.
     """
-    tracer = _Tracer(base)
+    tracer = _Tracer(base, drift)
     yield from tracer.lines(str(artifact), Path(artifact), None, 0)
     hint = base_hint(tracer.missing, tracer.relative, base, artifact)
     if hint:
@@ -160,8 +167,9 @@ def trace(artifact: str | Path, base: str | Path = ".") -> Iterator[str]:
 class _Tracer:
     """The state of one :func:`trace`: files shown, hashes, results folders, configs named."""
 
-    def __init__(self, base: str | Path) -> None:
+    def __init__(self, base: str | Path, drift: list[str] | None = None) -> None:
         self.base = base
+        self.drift = drift if drift is not None else []
         self.seen: set[Path] = set()
         self.hashes = _Hashes()
         self.configs: set[str] = set()
@@ -290,6 +298,8 @@ class _Tracer:
             line += f" image={container['image']}"
             line += f" digest={container['digest']}" if container.get("digest") else ""
         line += note
+        if status not in ("ok", "raw", "dir"):
+            self.drift.append(f"{label} [{status}]")
         key = path.resolve()
         if key in self.seen and record.get("Sources"):
             yield line + " (sources shown above)"
@@ -298,7 +308,10 @@ class _Tracer:
         self.seen.add(key)
         if found and isinstance(config, str) and config and config not in self.configs:
             self.configs.add(config)
-            yield f"{'  ' * (depth + 1)}{self.config_line(config, found[0])}"
+            shown = self.config_line(config, found[0])
+            if shown.endswith("[missing]") or "[CHANGED since written" in shown:
+                self.drift.append(shown.removeprefix("config "))
+            yield f"{'  ' * (depth + 1)}{shown}"
         digests = record.get("SourcesSha256", {})
         sources = record.get("Sources", [])
         for src in sources:  # the makers of the others first (fMRIPrep's record, its BOLD)

@@ -334,17 +334,30 @@ def test_verify_lists_temporary_files_a_killed_writer_left(tmp_path: Path) -> No
     assert len(verify(tmp_path)) == 1
 
 
-def test_cli_verify_exit_codes(tmp_path: Path) -> None:
+def test_cli_verify_and_trace_exit_codes(tmp_path: Path) -> None:
+    """verify and trace exit 0 on a lineage as recorded, 1 once a file in it changed: trace
+    of one artifact is a check a script can rely on, not only a listing."""
     files = chain(tmp_path)
     ok = lcm_cli("provenance", "verify", str(tmp_path), cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert "0 problem(s)" in ok.stdout
+    traced = lcm_cli("provenance", "trace", str(files["final"]), cwd=tmp_path)
+    assert traced.returncode == 0 and "raw.tsv [raw]" in traced.stdout
+    assert "differ from their records" not in traced.stdout
     files["mid"].write_text("a\n4\n")  # tampered intermediate: its own hash and b's input
     bad = lcm_cli("provenance", "verify", str(tmp_path), cwd=tmp_path)
     assert bad.returncode == 1
     assert "mid.tsv: sha256 differs" in bad.stdout and "2 problem(s)" in bad.stdout
     traced = lcm_cli("provenance", "trace", str(files["final"]), cwd=tmp_path)
-    assert traced.returncode == 0 and "raw.tsv [raw]" in traced.stdout
+    assert traced.returncode == 1 and "raw.tsv [raw]" in traced.stdout
+    last = traced.stdout.splitlines()[-1]
+    assert last.startswith(f"1 file(s) of the lineage of {files['final']} differ from their")
+    assert f"the first {files['mid']} [CHANGED since recorded]: restore them" in last
+    assert "--base" not in last  # nothing missing: the --base clause is not said
+    files["mid"].unlink()
+    traced = lcm_cli("provenance", "trace", str(files["final"]), cwd=tmp_path)
+    assert traced.returncode == 1 and f"{files['mid']} [missing]" in traced.stdout
+    assert "pass --base: the folder the workflow ran in" in traced.stdout.splitlines()[-1]
     missing = lcm_cli("provenance", "trace", str(tmp_path / "nope.tsv"), cwd=tmp_path)
     assert missing.returncode == 3 and "does not exist" in missing.stderr
 
