@@ -67,9 +67,8 @@ def run(args: argparse.Namespace) -> int:
     -------
     int
         The exit code: 1 when ``verify`` found problems or a file ``trace`` showed differs
-        from its record, else 0; a target that does not
-        exist, or of the other kind (a folder to trace, a file to verify), is raised as an
-        :class:`lcm.exceptions.InputDataError`.
+        from its record, else 0; a target that does not exist, or of the other kind (a folder
+        to trace, a file to verify), is raised as an :class:`lcm.exceptions.InputDataError`.
     """
     target = Path(args.target)
     if not target.exists():
@@ -119,8 +118,8 @@ def _check_kind(action: str, target: Path) -> None:
         raise InputDataError(
             f"provenance verify: {target} is a file: verify audits every record under a folder.",
             hint=f"To check this file and everything it was made from, run `lcm provenance "
-            f"trace {shown}` (each line says ok, CHANGED or missing); to audit its results "
-            f"folder, `lcm provenance verify {folder}`.",
+            f"trace {shown}` (exit 1 when one of them differs from its record); to audit its "
+            f"results folder, `lcm provenance verify {folder}`.",
         )
     if action == "trace" and target.is_dir():
         raise InputDataError(
