@@ -308,10 +308,7 @@ class _Tracer:
         self.seen.add(key)
         if found and isinstance(config, str) and config and config not in self.configs:
             self.configs.add(config)
-            shown = self.config_line(config, found[0])
-            if shown.endswith("[missing]") or "[CHANGED since written" in shown:
-                self.drift.append(shown.removeprefix("config "))
-            yield f"{'  ' * (depth + 1)}{shown}"
+            yield f"{'  ' * (depth + 1)}{self.config_line(config, found[0])}"
         digests = record.get("SourcesSha256", {})
         sources = record.get("Sources", [])
         for src in sources:  # the makers of the others first (fMRIPrep's record, its BOLD)
@@ -332,15 +329,18 @@ class _Tracer:
         Returns
         -------
         str
-            The line, without indent.
+            The line, without indent; a copy missing or changed is noted in :attr:`drift`.
         """
         results = self.results(side)
         if results is None:
             return f"config {sha} [no copy known: {side} lies in no results folder of the workflow]"
         copy = Path(config_copy(_shown(results), sha))
         if not copy.is_file():
+            self.drift.append(f"{copy} [missing]")
             return f"config {copy} [missing]"
         now = copy_rehash(copy)
+        if now:
+            self.drift.append(f"{copy} [CHANGED since written: {now}]")
         return f"config {copy} [{f'CHANGED since written: {now}' if now else 'ok'}]"
 
 

@@ -680,6 +680,8 @@ def test_config_copies_are_rehashed_and_traced(
     ]
     assert lines[1] == f"  config results/configs/{sha}.json [ok]"
     assert verify(results) == []
+    drift: list[str] = []
+    assert list(trace(metrics, drift=drift)) == lines and drift == []
     copy.write_text(json.dumps({**CONFIG, "seed": 2}))
     edited = config_hash({**CONFIG, "seed": 2})
     changed = (
@@ -689,13 +691,19 @@ def test_config_copies_are_rehashed_and_traced(
         f"{copy}: {changed}: restore it from a backup, or delete it and "
         "run the workflow again with that config, which writes the copy again"
     ]
-    assert list(trace(metrics))[1] == (
+    assert list(trace(metrics, drift=drift))[1] == (
         f"  config results/configs/{sha}.json [CHANGED since written: it re-hashes to {edited}]"
     )
+    # The config copy is what differs: trace's command exits 1 on it.
+    assert drift == [
+        f"results/configs/{sha}.json [CHANGED since written: it re-hashes to {edited}]"
+    ]
     copy.write_text("{cut")
     assert "(it is no longer a readable JSON object)" in verify(results)[0]
     copy.unlink()
-    assert list(trace(metrics))[1] == f"  config results/configs/{sha}.json [missing]"
+    drift.clear()
+    assert list(trace(metrics, drift=drift))[1] == f"  config results/configs/{sha}.json [missing]"
+    assert drift == [f"results/configs/{sha}.json [missing]"]
 
 
 def test_verify_from_another_folder_says_to_pass_base_and_lists_a_few(
