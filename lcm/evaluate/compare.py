@@ -872,7 +872,7 @@ def motion_confound(qc: pd.DataFrame | None, predictions: pd.DataFrame) -> dict[
     motion. The AUC scores higher FD as label 1, so it keeps the direction: above 0.5 the
     label-1 subjects (patients, for a diagnosis) move more, below 0.5 they move less, and
     ``max(auc, 1 - auc)`` is how far motion alone separates the classes either way (what
-    :func:`lcm.report.findings.motion_fragment` reports). Each subject's mean FD is the mean
+    :func:`lcm.report.motion.motion_fragment` reports). Each subject's mean FD is the mean
     over its included runs; each task's subjects and labels are those of its predictions
     table. Tasks without QC rows for their subjects are left out.
 

@@ -22,7 +22,7 @@ import lcm
 from lcm.docstrings import fill_doc
 from lcm.io.provenance import environment, sha256_file
 from lcm.io.qc_table import MEAN_FD
-from lcm.report import findings, plots
+from lcm.report import contrasts, findings, motion, plots, verdict
 from lcm.report.boxes import WARNING_ATTRIBUTES, box
 from lcm.report.dropped import dropped_section
 from lcm.report.epoch import checkpoint_epoch, epoch_fragment, lowest_held_out
@@ -289,7 +289,7 @@ def task_section(data: ReportData, task: str) -> str:
     parts.append(findings.collapse_fragment(data.metrics, task))
     if binary:  # the oracle is the diagnosis's ceiling
         parts.append(findings.oracle_fragment(data.oracles.get(task)))
-        parts.append(findings.motion_fragment(data.motion.get(task), data.summary, task))
+        parts.append(motion.motion_fragment(data.motion.get(task), data.summary, task))
         parts.append(findings.test_subjects_note(data.predictions, task, meta.get("levels", ())))
     parts.append(reference_fragment(data.summary, task, data.references.get(task)))
     parts.append(
@@ -673,8 +673,8 @@ def render_report(data: ReportData) -> str:
     body = [
         f"<h1>{html.escape(data.title)}</h1>",
         # Motion alone first: a gain over a model that motion matches says little.
-        findings.motion_verdict(data.summary, data.motion_not_scored),
-        findings.pretraining_verdict(
+        motion.motion_verdict(data.summary, data.motion_not_scored),
+        verdict.pretraining_verdict(
             data.contrasts,
             _shared_structure(data),
             summary=data.summary,
@@ -689,7 +689,9 @@ def render_report(data: ReportData) -> str:
         findings.headline_section(
             data.headline, _shared_structure(data), table_html, summary=data.summary
         ),
-        findings.contrast_section(data.contrasts, table_html, data.task_meta, summary=data.summary),
+        contrasts.contrast_section(
+            data.contrasts, table_html, data.task_meta, summary=data.summary
+        ),
         *(task_section(data, t) for t in tasks),
         pretraining_section(data.history, data.ssl_history, data.history_checkpoint),
         data.attention_html,

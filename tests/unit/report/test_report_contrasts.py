@@ -16,15 +16,10 @@ from lcm.evaluate.compare import (
     corrected_t_interval,
     motion_confound,
 )
-from lcm.report.findings import (
-    contrast_display,
-    contrast_section,
-    contrast_statement,
-    control_fragment,
-    motion_fragment,
-    pretraining_verdict,
-    science_statements,
-)
+from lcm.report.contrasts import contrast_display, contrast_section, contrast_statement
+from lcm.report.findings import control_fragment, science_statements
+from lcm.report.motion import motion_fragment
+from lcm.report.verdict import pretraining_verdict
 
 
 def _metrics(gain: float, null_gain: float = 0.0, seeds: int = 3, folds: int = 5):

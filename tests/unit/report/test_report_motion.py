@@ -11,7 +11,8 @@ import pytest
 from lcm.evaluate.compare import contrast_table
 from lcm.evaluate.metrics import summarise
 from lcm.evaluate.motion import MOTION_MODEL, motion_scores
-from lcm.report.findings import motion_fragment, motion_verdict, science_statements
+from lcm.report.findings import science_statements
+from lcm.report.motion import motion_fragment, motion_verdict
 
 
 def _cohort(n: int = 40, folds: int = 4, models=("lcm", "logreg"), noise: float = 1.0):

@@ -10,7 +10,9 @@ from helpers.report import evaluated_tables
 
 from lcm.evaluate.compare import contrast_table, headline_table
 from lcm.evaluate.metrics import summarise
-from lcm.report.findings import contrast_section, pretraining_verdict, science_statements
+from lcm.report.contrasts import contrast_section
+from lcm.report.findings import science_statements
+from lcm.report.verdict import pretraining_verdict
 
 BASELINES = ("logreg", "shuffled-labels")
 ABLATED = ("lcm", "lcm-scratch", "logreg")

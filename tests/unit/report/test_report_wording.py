@@ -16,7 +16,7 @@ from helpers.report import bare, report_parser, run_report, write_report_inputs
 from lcm.evaluate.compare import HEADLINE_COLUMNS
 from lcm.evaluate.metrics import METRIC_COLUMNS, PREDICTION_COLUMNS, summarise
 from lcm.evaluate.protocol import EvaluationSettings, evaluate_task
-from lcm.report import findings
+from lcm.report import contrasts, findings, verdict, wording
 from lcm.report.boxes import box
 from lcm.report.html import table_html
 from lcm.report.plots import roc_figure
@@ -42,7 +42,7 @@ _OPEN = (
 
 
 def _gain(task: str, d: float, low: float, high: float) -> dict:
-    verdict = "gain" if low > 0 else "loss" if high < 0 else "no clear difference"
+    said = "gain" if low > 0 else "loss" if high < 0 else "no clear difference"
     return {
         "task": task,
         "label_fraction": 0.1,
@@ -55,7 +55,7 @@ def _gain(task: str, d: float, low: float, high: float) -> dict:
         "ci_high": high,
         "p_value": 0.5,
         "n": 4,
-        "verdict": verdict,
+        "verdict": said,
     }
 
 
@@ -100,9 +100,9 @@ OPEN = _gain("autism", 0.037, -0.352, 0.426)
 )
 def test_first_sentence_of_each_outcome(rows: list[dict], expected: str) -> None:
     table = pd.DataFrame(rows)
-    assert findings.pretraining_verdict(table, {}) == expected
+    assert verdict.pretraining_verdict(table, {}) == expected
     several = {"autism": {"settings": {"seeds": [0, 1, 2]}}}
-    assert findings.pretraining_verdict(table, {}, task_meta=several) == expected
+    assert verdict.pretraining_verdict(table, {}, task_meta=several) == expected
 
 
 _INCONCLUSIVE = (
@@ -141,10 +141,10 @@ def test_first_sentence_warns_of_a_single_split_seed(
     rows: list[dict], lead: str, item: str, closing: str
 ) -> None:
     table = pd.DataFrame(rows)
-    plain = findings.pretraining_verdict(table, {})
+    plain = verdict.pretraining_verdict(table, {})
     cls = "note" if rows == [HELPED] else "warn"
     assert plain == f'<p class="{cls}" id="verdict">{lead} {item}.{closing}</p>'
-    warned = findings.pretraining_verdict(
+    warned = verdict.pretraining_verdict(
         table, {}, task_meta={"autism": {"settings": {"seeds": [0]}}}
     )
     # Same box, the warning listed after the task; a gain from one seed is no longer a note.
@@ -319,7 +319,7 @@ def test_no_auc_on_two_tasks_lists_each_task_with_why() -> None:
 
 def test_tasks_without_ablations_for_two_reasons_are_listed() -> None:
     summary = pd.DataFrame({"task": ["t1", "t2", "t2"], "model": ["logreg", "lcm", "logreg"]})
-    text = findings.contrast_section(None, table_html, summary=summary)
+    text = contrasts.contrast_section(None, table_html, summary=summary)
     assert text == (
         '<div class="warn">The report cannot say what pretraining or pseudo-labels buy '
         "where:<ul><li>LCM was not evaluated on t1 (its models: logreg)</li><li>LCM was not "
@@ -335,7 +335,7 @@ def test_a_collapse_counted_over_two_class_folds_says_the_one_class_folds_are_le
         "collapsed in 4 of its 4 fit(s) (seeds &times; folds) with test subjects of both "
         "classes (its 1 other fit tested one class only): it called" in text
     )
-    sentence = findings.pretraining_verdict(
+    sentence = verdict.pretraining_verdict(
         pd.DataFrame([{**_gain("t", 0.05, 0.01, 0.09)}]), {}, metrics=_sens_spec()
     )
     assert "t at 0.1 (4 of its 4 fits with test subjects of both classes (its 1 other" in sentence
@@ -478,7 +478,7 @@ def test_a_null_gain_as_large_as_the_planted_one_is_not_read_as_open_evidence() 
         {**_gain("autism", 0.05, -0.4, 0.5), "se": 0.14},
         {**_gain("autismnull", 0.07, -0.25, 0.39), "se": 0.10},
     ]
-    sentence = findings.pretraining_verdict(pd.DataFrame(rows), {"autism": 0.7, "autismnull": 0.0})
+    sentence = verdict.pretraining_verdict(pd.DataFrame(rows), {"autism": 0.7, "autismnull": 0.0})
     assert "gain up to" not in sentence and "autismnull +0.070" not in sentence.split("Null")[0]
     assert "<li><b>Null check</b>" in sentence and "planted &minus; null -0.020" in sentence
     assert "the gain is not distinguishable from what the null shows" in sentence
@@ -488,14 +488,14 @@ def test_a_null_gain_as_large_as_the_planted_one_is_not_read_as_open_evidence() 
 def test_an_open_interval_names_its_loss_bound_too() -> None:
     """rev25 #4: a loss of -0.379 is as compatible with the folds as a gain of +0.213."""
     row = _gain("alzheimers", -0.083, -0.379, 0.213)
-    sentence = findings.pretraining_verdict(pd.DataFrame([row]), {})
+    sentence = verdict.pretraining_verdict(pd.DataFrame([row]), {})
     assert "anything from a loss of 0.379 to a gain of 0.213" in sentence
 
 
 def test_a_collapsed_scratch_comparator_is_named_in_the_first_sentence() -> None:
     """rev25 #3: the 'gain' over lcm-scratch calling no one, then everyone, positive."""
     metrics = _sens_spec(alternate=True)
-    sentence = findings.pretraining_verdict(
+    sentence = verdict.pretraining_verdict(
         pd.DataFrame([{**HELPED, "task": "t"}]), {}, metrics=metrics
     )
     assert "<li><b>The from-scratch comparator collapsed</b>" in sentence
@@ -516,10 +516,10 @@ def test_contrast_p_values_are_holm_adjusted_over_the_listed_contrasts() -> None
     rows += [{**_gain(f"t{i}", 0.0, -0.1, 0.1), "p_value": q} for i, q in enumerate(p[1:])]
     table = pd.DataFrame(rows)
     table["p_holm"] = holm(table["p_value"])
-    text = findings.contrast_statement(table)
+    text = contrasts.contrast_statement(table)
     assert "Holm-adjusted over the 10 contrasts listed: p = 0.240" in text
     assert "not significant after Holm" in text
-    assert findings.P_HOLM in findings.contrast_display(table).columns
+    assert wording.P_HOLM in contrasts.contrast_display(table).columns
 
 
 def test_a_pseudo_label_loss_at_full_labels_is_worded_as_bei_pseudo_targets_only() -> None:
@@ -536,11 +536,11 @@ def test_a_pseudo_label_loss_at_full_labels_is_worded_as_bei_pseudo_targets_only
         {"model": "lcm", "label_fraction": 1.0, "diagnosis": {"status": "no_unlabeled"}},
         {"model": "lcm", "label_fraction": 0.1, "diagnosis": {"status": "made"}},
     ]
-    text = findings.contrast_statement(pd.DataFrame([row]), {"autism": {"pseudo_labels": fits}})
+    text = contrasts.contrast_statement(pd.DataFrame([row]), {"autism": {"pseudo_labels": fits}})
     assert "pseudo-labels (lcm" not in text
     assert "BEI pseudo-targets alone (no diagnosis pseudo-labels exist here" in text
     # At 0.1, where diagnosis pseudo-labels were made, the contrast keeps its name.
-    low = findings.contrast_statement(
+    low = contrasts.contrast_statement(
         pd.DataFrame([{**row, "label_fraction": 0.1}]), {"autism": {"pseudo_labels": fits}}
     )
     assert "pseudo-labels (lcm − lcm-no-pseudo) <b>hurt</b>" in low
@@ -578,7 +578,7 @@ def test_the_null_check_pairs_a_null_cohort_with_its_own_diagnosis() -> None:
         ]
     )
     labels = {"autism": "autism", "autismnull": "autism", "alzheimers": "alzheimers"}
-    items = findings.null_comparison(
+    items = verdict.null_comparison(
         rows, {"autism": 0.7, "alzheimers": 0.7, "autismnull": 0.0}, labels
     )
     assert len(items) == 1 and items[0].startswith("<b>Null check</b>")
@@ -592,7 +592,7 @@ def test_the_null_check_flags_cohorts_not_at_matched_difficulty() -> None:
         {**_gain("autismnull", 0.07, -0.25, 0.39), "se": 0.10},
     ]
     oracles = {"autism": {"scan": {"auc": 0.738}}, "autismnull": {"scan": {"auc": 0.633}}}
-    sentence = findings.pretraining_verdict(
+    sentence = verdict.pretraining_verdict(
         pd.DataFrame(rows), {"autism": 0.7, "autismnull": 0.0}, oracles=oracles
     )
     # Its own list item, after the null check, naming the two cohorts.

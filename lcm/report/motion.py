@@ -1,0 +1,228 @@
+"""Head motion alone against the models (motion-fd): the rows where it matches or beats them,
+the verdict above the headline, and each task's fragment.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lcm.evaluate.motion import MOTION_MODEL
+from lcm.evaluate.registry import CONTROL_MODELS
+from lcm.report.boxes import box
+from lcm.report.tables import summary_ci
+from lcm.report.wording import at_labels
+
+
+def motion_rows(summary: pd.DataFrame | None, task: str | None = None) -> list[dict[str, Any]]:
+    """Where head motion alone (``motion-fd``) matches or beats LCM or every model.
+
+    Per binary task and label fraction with a ``motion-fd`` AUC: its mean and interval, lcm's
+    and the best other model's (controls left out), and whether motion alone reaches the
+    best model's mean (``beats_all``) or lcm's (``beats_lcm``). Only rows where one of them
+    holds are returned.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame or None
+        :func:`lcm.evaluate.metrics.summarise` (``task, model, label_fraction, metric, mean,
+        ci_low, ci_high, n``); None or empty finds nothing.
+    task : str, optional
+        Only this task; None for every task.
+
+    Returns
+    -------
+    list of dict
+        ``task, label_fraction, motion, best, lcm`` (summary rows; ``lcm`` None where lcm
+        was not run), ``beats_all``, ``beats_lcm``; tasks and fractions in order.
+    """
+    if summary is None or summary.empty:
+        return []
+    auc = summary[(summary["metric"] == "auc") & (summary["model"].astype(str) != "")]
+    if task is not None:
+        auc = auc[auc["task"] == task]
+    out = []
+    for (name, fraction), at in auc.groupby(["task", "label_fraction"], sort=True):
+        motion = at[at["model"] == MOTION_MODEL]
+        others = at[(at["model"] != MOTION_MODEL) & ~at["model"].isin(CONTROL_MODELS)]
+        others = others[np.isfinite(others["mean"])]
+        if motion.empty or others.empty or not np.isfinite(motion["mean"].iloc[0]):
+            continue
+        m = motion.iloc[0]
+        best = others.loc[others["mean"].idxmax()]
+        lcm = others[others["model"] == "lcm"]
+        beats_all = bool(m["mean"] >= best["mean"])
+        beats_lcm = bool(len(lcm) and m["mean"] >= lcm["mean"].iloc[0])
+        if beats_all or beats_lcm:
+            out.append(
+                {
+                    "task": str(name),
+                    "label_fraction": float(fraction),
+                    "motion": m,
+                    "best": best,
+                    "lcm": lcm.iloc[0] if len(lcm) else None,
+                    "beats_all": beats_all,
+                    "beats_lcm": beats_lcm,
+                }
+            )
+    return out
+
+
+def motion_clause(row: dict[str, Any], with_task: bool = True) -> str:
+    """One task and label fraction where motion alone matches or beats the models, in words.
+
+    Parameters
+    ----------
+    row : dict
+        One row of :func:`motion_rows`.
+    with_task : bool, default True
+        Whether the clause starts with the task's name.
+
+    Returns
+    -------
+    str
+        HTML.
+    """
+    who = f"{html.escape(row['task'])} {at_labels(row['label_fraction'])}"
+    head = f"{who}: " if with_task else f"{at_labels(row['label_fraction'])}: "
+    motion = f"motion-fd AUC {summary_ci(row['motion'])}"
+    if row["beats_all"]:
+        best = row["best"]
+        return (
+            f"{head}{motion} &ge; every model's, the best being "
+            f"{html.escape(str(best['model']))} {summary_ci(best)}"
+        )
+    lcm = row["lcm"]
+    return f"{head}{motion} &ge; lcm's {summary_ci(lcm)}"
+
+
+MOTION_WHAT = (
+    "head motion alone (motion-fd: logistic regression on each subject's mean framewise "
+    "displacement, fitted on the same training folds and scored on the same test subjects as "
+    "the models)"
+)
+
+
+def motion_verdict(summary: pd.DataFrame | None, not_scored: dict[str, str] | None = None) -> str:
+    """The page's first warning when head motion alone matches or beats LCM (or every model)
+    on some task and label fraction; a note naming the binary tasks motion could not be scored
+    on (no mean FD), so its absence is said; ``""`` otherwise.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame or None
+        :func:`lcm.evaluate.metrics.summarise` (``task, model, label_fraction, metric, mean,
+        ci_low, ci_high, n``); None or empty finds nothing.
+    not_scored : dict, optional
+        ``task -> why`` head motion alone could not be scored
+        (:func:`lcm.evaluate.motion.motion_scores`).
+
+    Returns
+    -------
+    str
+        Zero, one or two HTML paragraphs, joined by newlines.
+    """
+    rows = motion_rows(summary)
+    parts = []
+    if rows:
+        reach = (
+            "every model's mean AUC"
+            if all(r["beats_all"] for r in rows)
+            else "lcm's mean AUC (every model's, where said)"
+        )
+        parts.append(
+            box(
+                f"<b>Head motion alone matches or beats the models</b>: {MOTION_WHAT} reaches "
+                f"at least {reach} on",
+                [motion_clause(r) for r in rows],
+                "Where motion alone does as well, a model may be reading motion rather than "
+                "connectivity: read its AUC, and any gain, against motion-fd first (the "
+                "'over head motion alone' contrast).",
+                box_id="motion-verdict",
+            )
+        )
+    if not_scored:
+        parts.append(
+            box(
+                "<b>Head motion alone was not scored</b> on",
+                [
+                    f"{html.escape(str(t))} ({html.escape(str(why))})"
+                    for t, why in sorted(not_scored.items())
+                ],
+                "Whether mean FD alone separates the classes as well as the models is unknown "
+                "there.",
+            )
+        )
+    return "\n".join(parts)
+
+
+def motion_fragment(
+    fd_auc: float | None, summary: pd.DataFrame | None = None, task: str | None = None
+) -> str:
+    """Head motion alone on one task: the out-of-sample ``motion-fd`` model beside the others
+    (a warning where it matches or beats lcm or every model), and which class moves more.
+
+    ``fd_auc`` is :func:`lcm.evaluate.compare.motion_confound`'s in-sample AUC of higher FD for
+    label 1, used here only to say which class moves more (descriptive: its direction is read
+    on every subject). The comparison with the models is the ``motion-fd`` rows of ``summary``:
+    fold-mean AUCs on the same folds and test subjects, the direction learned on each training
+    fold.
+
+    Parameters
+    ----------
+    fd_auc : float or None
+        The task's in-sample AUC of mean FD for label 1; None or NaN where unknown.
+    summary : pandas.DataFrame, optional
+        :func:`lcm.evaluate.metrics.summarise` (``task, model, label_fraction, metric, mean,
+        ci_low, ci_high, n``); None or empty finds nothing.
+    task : str, optional
+        The task's name; the ``motion-fd`` rows are read only with both it and ``summary``.
+
+    Returns
+    -------
+    str
+        An HTML paragraph, or ``""`` when motion was neither described nor scored.
+    """
+    described = fd_auc is not None and np.isfinite(fd_auc)
+    scored = (
+        summary is not None
+        and task is not None
+        and ((summary["task"] == task) & (summary["model"] == MOTION_MODEL)).any()
+    )
+    if not described and not scored:
+        return ""
+    if described and fd_auc > 0.5:
+        who = "the label-1 subjects (patients, for a diagnosis) move more"
+    elif described and fd_auc < 0.5:
+        who = "the label-0 subjects (controls, for a diagnosis) move more"
+    else:
+        who = "neither class moves more"
+    moves = (
+        f" Over all its subjects (in sample, descriptive only; each subject's mean FD "
+        f"averaged over its included runs) {who}: the AUC of higher FD for label 1 is "
+        f"{fd_auc:.3f}."
+        if described
+        else ""
+    )
+    rows = motion_rows(summary, task) if scored else []
+    if rows:
+        return box(
+            f"<b>Motion confound check</b>: {MOTION_WHAT} matches or beats the models (the "
+            "motion-fd rows of the table below)",
+            [motion_clause(r, with_task=False) for r in rows],
+            "A model at or below motion alone may be reading motion rather than connectivity."
+            + moves,
+        )
+    if scored:
+        return (
+            f'<p class="note"><b>Motion confound check</b>: {MOTION_WHAT} is the motion-fd row '
+            "of the table below; every model's mean AUC here is above it, and the 'over head "
+            "motion alone' contrast says whether lcm's is clearly so." + moves + "</p>"
+        )
+    return (
+        f'<p class="note"><b>Motion confound check</b>: head motion alone was not scored out '
+        f"of sample on this task.{moves}</p>"
+    )
