@@ -209,3 +209,8 @@ def test_snakemake_report_carries_the_captions(done) -> None:
     for caption in ("index.rst", "summary.rst", "metrics.rst"):
         first_line = (repo / "workflow" / "report" / caption).read_text().splitlines()[0]
         assert first_line.split(":")[0][:40] in text, f"caption {caption} not in the report"
+    # Each table embedded with its own type: the Parquet table was text/plain (a download
+    # named .parquet that browsers offered to show as text).
+    assert "data:application/vnd.apache.parquet;charset=utf8;filename=metrics.parquet;" in text
+    assert "data:text/tab-separated-values;charset=utf8;filename=summary.tsv;" in text
+    assert "Could not detect mimetype" not in proc.stdout + proc.stderr

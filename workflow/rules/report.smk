@@ -1,4 +1,9 @@
 # Stage 7: one tidy metrics table, a summary with confidence intervals, and the HTML report.
+import mimetypes
+
+# `snakemake --report` embeds each file with the type its extension names, and Python's table
+# lacks Parquet's (IANA-registered): the metrics table went in as text/plain.
+mimetypes.add_type("application/vnd.apache.parquet", ".parquet")
 
 
 localrules:
