@@ -17,8 +17,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from scipy import stats
-from sklearn.metrics import mean_absolute_error, r2_score
 
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import atomic_path
@@ -110,6 +108,10 @@ def binary_metrics(
 
 def _auc(score: np.ndarray, pos: np.ndarray, n_pos: int, n_neg: int) -> float:
     """ROC AUC as the Mann-Whitney statistic: ties between classes count one half."""
+    # scipy.stats and sklearn.metrics are imported where used: the workflow's parse reads this
+    # module's metric names, and they took most of a second of every `snakemake` start.
+    from scipy import stats
+
     ranks = stats.rankdata(score)  # average ranks of ties
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
@@ -130,6 +132,8 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
         ``pearson_r`` (NaN when either side is constant), ``mae`` and ``r2`` (out-of-sample,
         against the test fold's own mean; negative when worse than predicting that mean).
     """
+    from sklearn.metrics import mean_absolute_error, r2_score
+
     y_true = np.asarray(y_true, dtype=float)
     y_pred = np.asarray(y_pred, dtype=float)
     varies = len(y_true) > 2 and np.std(y_true) > 0 and np.std(y_pred) > 0
@@ -221,6 +225,8 @@ def corrected_t_interval(
     if var <= 0 or all_equal(d):
         nan = float("nan")
         return mean, nan, nan, nan
+    from scipy import stats
+
     se = np.sqrt(var)
     q = float(stats.t.ppf(0.5 + level / 2, len(d) - 1))
     p = float(2 * stats.t.sf(abs(mean) / se, len(d) - 1))

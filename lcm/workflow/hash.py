@@ -30,6 +30,9 @@ from pathlib import Path
 
 import lcm
 
+# This module is in every verb's code hash (lcm.cli imports it): a change of its code, even a
+# faster walk with the same hashes, reruns every job of every workflow. The tripwire test
+# (tests/unit/workflow/test_workflow_code_hash.py, SHARED_CODE) names the modules concerned.
 log = logging.getLogger(__name__)
 PACKAGE_ROOT = Path(lcm.__file__).resolve().parent
 _ENTRY = ("lcm", "lcm.__main__", "lcm.cli", "lcm.exceptions")

@@ -8,6 +8,7 @@ package, as a user's checkout would be edited, and compares the hashes before an
 from __future__ import annotations
 
 import ast
+import hashlib
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import lcm
+import lcm.cli
 import lcm.workflow.hash as wh
 
 # Appended to lcm/connectome/denoise.py (the connectome verb's code, not the store verb's).
@@ -175,3 +177,52 @@ def test_a_verb_removed_from_the_entry_table_changes_its_own_hash(entry: Path) -
     after = _edit(entry, _replace('    "store",\n', ""))
     assert after["store"] != before["store"]  # `lcm store` no longer runs
     assert after["connectome"] == before["connectome"]
+
+
+def test_the_hashed_text_of_the_code_is_held_as_it_is() -> None:
+    """Every workflow's params hold hashes of this text: a change of its form (a faster walk,
+    another dump) would rerun every job of every user's workflow, fMRIPrep's included, with no
+    code changed. Its form is therefore pinned: docstrings dropped at every level, no
+    positions, no empty fields or None, constants by their repr (1 and 1.0 differ)."""
+    source = (
+        b'"""Module."""\nimport os\n\n\nclass A:\n    "doc"\n\n'
+        b'    def f(self, x: int = 1) -> int:\n        """Doc."""\n        return x + 1.0\n'
+    )
+    assert wh.executed_code(source) == (
+        b"Module(body=[Import(names=[alias(name='os')]),ClassDef(name='A',body=[FunctionDef("
+        b"name='f',args=arguments(args=[arg(arg='self'),arg(arg='x',annotation=Name(id='int',"
+        b"ctx=Load()))],defaults=[Constant(value=1)]),body=[Return(value=BinOp(left=Name("
+        b"id='x',ctx=Load()),op=Add(),right=Constant(value=1.0)))],returns=Name(id='int',"
+        b"ctx=Load()))])])"
+    )
+    # A body that is its docstring alone is an empty body, not omitted code.
+    assert wh.executed_code(b'def f():\n    "only"\n') == (
+        b"Module(body=[FunctionDef(name='f',args=arguments())])"
+    )
+
+
+# The code every verb runs (the entry point, its helpers, the provenance writer, this hash), as
+# it is: see the test below before changing it.
+SHARED_CODE = "185c4441946733e2661ee81f1d700708b21e752d3997c122c3e0946b5c976dea"
+
+
+def test_the_code_every_verb_runs_is_changed_only_on_purpose() -> None:
+    """A tripwire. The modules below are in every verb's code hash (``lcm.cli`` imports them,
+    this hash among them): an edit of their code, even a faster one with the same results,
+    reruns every job of every user's workflow, fMRIPrep and pretraining included. When that
+    is meant (a fix every output needs), set SHARED_CODE to the digest below and say so in the
+    change's note; when it is not, keep the edit out of these modules."""
+    shared = sorted(set.intersection(*(set(wh.verb_modules(v)) for v in lcm.cli.VERBS)))
+    assert {"lcm.cli", "lcm.io.provenance", "lcm.workflow.hash"} <= set(shared)
+    digest = hashlib.sha256()
+    for module in shared:
+        path = wh.module_file(module)
+        source = path.read_bytes()
+        if module == "lcm.cli":  # as a job runs it: the verb table cut to one verb
+            source = wh._entry_for(source, "synth")
+        digest.update(str(path.relative_to(wh.PACKAGE_ROOT)).encode() + b"\0")
+        digest.update(wh.executed_code(source) + b"\0")
+    assert digest.hexdigest() == SHARED_CODE, (
+        f"the code of {shared} changed: every job of every workflow reruns "
+        f"(new digest {digest.hexdigest()})"
+    )
