@@ -25,7 +25,14 @@ from tqdm import tqdm
 import lcm
 from lcm.atlas import Atlas
 from lcm.exceptions import InputDataError
-from lcm.io.atomic import TMP_TAG, atomic_path, write_json, write_text, write_tsv
+from lcm.io.atomic import (
+    TMP_TAG,
+    atomic_path,
+    temporary_owner,
+    write_json,
+    write_text,
+    write_tsv,
+)
 from lcm.io.ownership import claim_tree, remove_owned
 from lcm.io.provenance import BIDS_VERSION, write_dataset_description
 from lcm.synth.confounds import N_ACOMPCOR, confounds_sidecar
@@ -102,7 +109,7 @@ def write_cohort(
     """
     spec = resolve(name, consortium)
     ctx = prepare(spec, seed, atlas, shared_structure)
-    root = claim_tree(consortium_root(out_dir, name), "lcm synth", vouch=_synth_tree)
+    root = claim_tree(consortium_root(out_dir, name), "lcm synth", vouch=_vouched)
     # Every path below comes from lcm.synth.plan, which the synth rules' outputs come from too.
     files, folders = cohort_files(out_dir, name, spec.tier), consortium_folders(out_dir, name)
     # Another n_subjects draws another roster: the files of subjects no longer on it go first,
@@ -180,7 +187,7 @@ def write_subject(
             DEFAULT_SPACE,
             output_space,
         )
-    claim_tree(consortium_root(out_dir, name), "lcm synth", vouch=_synth_tree)
+    claim_tree(consortium_root(out_dir, name), "lcm synth", vouch=_vouched)
     ctx = prepare(spec, seed, atlas, shared_structure)
     draw = simulate_subject(ctx, index)
     run = simulate_voxels(ctx, index, draw)
@@ -438,6 +445,20 @@ def _readme(ctx: Context, truth: str) -> str:
         f"The generative model and the ground truth (`{truth}`) are described in "
         "docs/synth.md of the LCM repository.\n"
     )
+
+
+def _vouched(root: Path) -> bool:
+    """Whether the unmarked ``root`` is a synthetic consortium's tree all the same: one written
+    before trees were marked (:func:`_synth_tree`), or one whose only files are LCM's own
+    temporaries, the marker another job of this consortium is writing at this moment.
+
+    The subject jobs of a voxel cohort run side by side and each claims the tree: one saw the
+    other's marker half-written (``..lcm-owned.lcmtmp-<host>-<pid>-<random>``) and refused the
+    folder as holding files LCM did not write, failing the job."""
+    files = [name for _, _, names in os.walk(root) for name in names]
+    if files and all(temporary_owner(name) is not None for name in files):
+        return True
+    return _synth_tree(root)
 
 
 def _synth_tree(root: Path) -> bool:

@@ -215,3 +215,25 @@ def test_empty_folders_and_trees_written_before_markers_are_ours(tmp_path, atlas
     _gen(tmp_path, atlas, "hcplike", VOXEL, label)  # a subject job first, then the cohort's
     _gen(tmp_path, atlas, "hcplike", VOXEL)
     assert _files(tmp_path / "hcplike") >= set(cohort_outputs("hcplike", VOXEL, tmp_path))
+
+
+@pytest.mark.parametrize("subject", [None, "first"])
+def test_a_marker_being_written_by_another_job_is_not_someone_elses_file(tmp_path, atlas, subject):
+    """A voxel cohort's subject jobs run side by side and each claims the consortium's folder:
+    one found the other's marker half-written (its temporary, ``..lcm-owned.lcmtmp-...``) and
+    refused the folder as holding files LCM did not write, failing the job (seen in CI). LCM's
+    own temporaries vouch for the folder; a user's file beside them still refuses it."""
+    root = tmp_path / "hcplike"
+    root.mkdir()
+    in_flight = root / f".{MARKER_NAME}.lcmtmp-othernode-4242-0a1b2c3d"
+    in_flight.write_text("Written by lcm synth: LCM may replace its outputs here.\n")
+    label = planned_subjects("hcplike", VOXEL, 3)[0] if subject else None
+    _gen(tmp_path, atlas, "hcplike", VOXEL, label)
+    assert (root / MARKER_NAME).is_file()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / f".{MARKER_NAME}.lcmtmp-othernode-4242-0a1b2c3d").write_text("x")
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(OutputOwnershipError, match="holds files LCM did not write"):
+        _gen(tmp_path, atlas, "other", VOXEL, planned_subjects("other", VOXEL, 3)[0])
+    assert (other / "notes.txt").read_text() == "mine"
