@@ -33,6 +33,28 @@ DOMAINS = ("behavioural", "physiological", "sociodemographic", "clinical")
 # Values that range_midpoint reads: "26-30" (its midpoint) and "90+" (90).
 _RANGE_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*-\s*(-?\d+(?:\.\d+)?)\s*$")
 _PLUS_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*\+\s*$")
+# What pandas and R read as a number; Python's float() also takes 1_000 and non-ASCII digits.
+_NUMBER_RE = re.compile(
+    r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*|\s*[+-]?(?:inf|infinity|nan)\s*", re.I | re.A
+)
+
+
+def parse_number(text: str) -> float | None:
+    """``text`` as a number, as a table reader reads one; None where it is none.
+
+    Python's ``float`` also reads ``1_000`` (1000) and digits of other scripts, which no
+    spreadsheet or pandas writes as a number: those are none here.
+
+    Parameters
+    ----------
+    text : str
+        A table cell.
+
+    Returns
+    -------
+    float or None
+    """
+    return float(text) if _NUMBER_RE.fullmatch(text) else None
 
 
 @dataclass(frozen=True)
@@ -110,10 +132,7 @@ class ColumnCoding:
                 return (float(m.group(1)) + float(m.group(2))) / 2
             if m := _PLUS_RE.match(text):
                 return float(m.group(1))
-        try:
-            return float(text)
-        except ValueError:
-            return None
+        return parse_number(text)
 
 
 @dataclass(frozen=True)

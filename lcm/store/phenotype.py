@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from lcm.catalogue import Catalogue, ColumnCoding, Variable
+from lcm.catalogue import Catalogue, ColumnCoding, Variable, parse_number
 from lcm.docstrings import fill_doc
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import check_label
@@ -447,8 +447,9 @@ def _resolve_duplicates(
 ) -> tuple[list[BadCell], np.ndarray]:
     """The duplicate IDs that stop the store, and the rows left out instead (logged).
 
-    A participant's rows that agree in every value LCM reads (label, site, typed variables;
-    none unreadable) are one participant written twice: the first is kept (INFO). Rows that
+    A participant's rows that agree in every value LCM reads (label, or its number unless the
+    scans hold both labels: :func:`_one_participant`; site, typed variables; none unreadable)
+    are one participant written twice: the first is kept (INFO). Rows that
     differ are ambiguous: they stop the store when the participant has connectomes in this run
     (``scanned``, matched by number as :func:`match_scanned_subjects` matches; every
     participant without ``scanned``), else all of them are left out (WARNING): nothing stored
@@ -469,7 +470,7 @@ def _resolve_duplicates(
         lines = [first + 2, *(r + 2 for r in rows)]
         described = f"{label!r} (lines {_lines(lines)})"
         if (
-            all(repeats[r][1] == label for r in rows)
+            _one_participant({label, *(repeats[r][1] for r in rows)}, scanned)
             and not bad_lines & set(lines)
             and all(_same(out[values].iloc[first], out[values].iloc[r]) for r in rows)
         ):
@@ -499,6 +500,15 @@ def _resolve_duplicates(
             f" and {len(unstored) - MAX_LISTED} more" if len(unstored) > MAX_LISTED else "",
         )
     return [c for c in bad_ids if c.row - 2 not in resolved], left_out
+
+
+def _one_participant(labels: set[str], scanned: set[str] | None) -> bool:
+    """Whether rows labelled ``labels`` (one number: ``1``, ``001``) are one participant's.
+
+    They are, unless the scans hold two of those labels as written (``sub-1`` and ``sub-001``,
+    two folders): then no row can be told to be either's.
+    """
+    return len(labels) == 1 or scanned is None or len(labels & scanned) < 2
 
 
 def _same(a: pd.Series, b: pd.Series) -> bool:
@@ -737,10 +747,7 @@ def is_missing(text: str) -> bool:
     text = text.strip()
     if text in NA_VALUES:
         return True
-    try:
-        return float(text) in _NA_NUMBERS
-    except ValueError:
-        return False
+    return parse_number(text) in _NA_NUMBERS
 
 
 def _sites(
@@ -815,6 +822,14 @@ def _subject_labels(
 
 def _invalid_id(value: str, hint: str) -> tuple[str, str]:
     """Why ``value`` is no BIDS subject label, and the fix (one hint for every decimal ID)."""
+    if (m := re.fullmatch(r"sub[^A-Za-z0-9]+([A-Za-z0-9]+)", value, re.IGNORECASE)) and not (
+        value.startswith("sub-")
+    ):
+        return (
+            "invalid BIDS 'sub' label: the prefix is not 'sub-'.",
+            f"BIDS writes the prefix in lower case with '-': write sub-{m.group(1)} (or "
+            f"{m.group(1)}).",
+        )
     label = value.removeprefix("sub-")
     if re.fullmatch(r"[0-9]+\.0+", label):
         return (
@@ -849,9 +864,11 @@ def _id_candidates(value: str) -> set[str] | None:
         pass
     else:
         return None
-    label = text.removeprefix("sub-")
+    # The prefix in any case: a sheet's SUB-003 and Sub_003 are sub-003.
+    label = re.sub(r"^sub-", "", text, flags=re.IGNORECASE)
     candidates = {re.sub(r"[^A-Za-z0-9]", "", label)}
-    candidates.add(re.sub(r"[^A-Za-z0-9]", "", re.sub(r"^sub[^A-Za-z0-9]+", "", label)))
+    unprefixed = re.sub(r"^sub[^A-Za-z0-9]+", "", label, flags=re.IGNORECASE)
+    candidates.add(re.sub(r"[^A-Za-z0-9]", "", unprefixed))
     if m := re.fullmatch(r"([0-9]+)\.0+", label):
         candidates.add(m.group(1))
     return candidates - {""}
@@ -947,11 +964,8 @@ def _map_key(text: str, mapping: dict) -> str | None:
     """
     if text in mapping:
         return text
-    try:
-        number = float(text)
-    except ValueError:
-        return None
-    if not number.is_integer():  # also inf and nan
+    number = parse_number(text)
+    if number is None or not number.is_integer():  # also inf and nan
         return None
     as_int = str(int(number))
     return as_int if as_int in mapping else None

@@ -68,6 +68,10 @@ def test_phenotype_codings_are_applied(tmp_path: Path, catalogue) -> None:
         ("101\tNYU\t2400\t1\t1\t3", r"row 2, column 'AGE_MONTHS'.*outside the allowed range"),
         ("101\tNYU\t240\t7\t1\t3", r"column 'SEX', value '7'.*not in the catalogue map"),
         ("101\tNYU\tabc\t1\t1\t3", r"column 'AGE_MONTHS', value 'abc'.*not a number"),
+        # Python's float() reads both (as 240 and 24); no table reader does.
+        ("101\tNYU\t2_40\t1\t1\t3", r"column 'AGE_MONTHS', value '2_40'.*not a number"),
+        ("101\tNYU\t\u0662\u0664\t1\t1\t3", r"column 'AGE_MONTHS', value '..'.*not a number"),
+        ("101\tNYU\t240\t1_0\t1\t3", r"column 'SEX', value '1_0'.*not in the catalogue map"),
         ("1 01\tNYU\t240\t1\t1\t3", r"value '1 01': invalid BIDS 'sub' label"),
     ],
 )
@@ -353,6 +357,13 @@ def test_an_invalid_id_of_no_scanned_subject_is_skipped(tmp_path: Path, catalogu
     ]:
         with pytest.raises(InputDataError, match=rf"value '{value}': invalid BIDS 'sub' label"):
             read_phenotype(p, "alpha", catalogue, scanned=scanned)
+    # The prefix in another case (a sheet's SUB-003, Sub_005) names the scanned 003 and 005:
+    # those rows were skipped as naming no one, and the subjects lost every variable.
+    upper = _pheno(tmp_path, ["SUB-003\tA\t240\t1\t1\t3", "Sub_005\tA\t240\t1\t1\t3"], "u.tsv")
+    with pytest.raises(InputDataError, match=r"2 bad participant ID") as info:
+        read_phenotype(upper, "alpha", catalogue, scanned={"003", "005"})
+    assert "value 'SUB-003': invalid BIDS 'sub' label: the prefix is not 'sub-'" in str(info.value)
+    assert "write sub-003 (or 003)" in info.value.hint
     # No letter or digit to tell who it is: it stops.
     q = _pheno(tmp_path, ["?\tA\t240\t1\t1\t3", "03\tA\t240\t1\t1\t3"], "q.tsv")
     with pytest.raises(InputDataError, match=r"value '\?': invalid BIDS 'sub' label"):
@@ -362,16 +373,16 @@ def test_an_invalid_id_of_no_scanned_subject_is_skipped(tmp_path: Path, catalogu
 def test_ids_of_one_number_are_duplicates(tmp_path: Path, catalogue) -> None:
     """``1`` and ``001`` name one participant, as scans are matched to rows by number (and as
     ``sub-002`` and ``002`` already did): both rows were read, and either could take the other's
-    scans. Labels that differ as numbers (``01`` and ``010``, ``0`` and ``00a``) stay apart."""
-    p = _pheno(
-        tmp_path,
-        [
-            "001\tA\t240\t1\t1\t3",
-            "1\tA\t250\t1\t1\t3",
-            "sub-0002\tA\t250\t1\t1\t3",
-            "02\tA\t250\t1\t1\t3",
-        ],
-    )
+    scans. Labels that differ as numbers (``01`` and ``010``, ``0`` and ``00a``) stay apart.
+    Rows alike in every value are one participant written twice, as rows of one label are: one
+    is kept (``1`` and ``001`` alike were refused), unless the scans hold both labels."""
+    rows = [
+        "001\tA\t240\t1\t1\t3",
+        "1\tA\t250\t1\t1\t3",
+        "sub-0002\tA\t250\t1\t1\t3",
+        "02\tA\t250\t2\t1\t3",
+    ]
+    p = _pheno(tmp_path, rows)
     with pytest.raises(InputDataError, match=r"2 bad participant ID\(s\)") as info:
         read_phenotype(p, "alpha", catalogue)
     listed = [line.strip() for line in info.value.message.splitlines()[1:]]
@@ -381,6 +392,14 @@ def test_ids_of_one_number_are_duplicates(tmp_path: Path, catalogue) -> None:
         "row 5, column 'SUB_ID', value '02': duplicate participant ID: row 4 has it "
         "('sub-0002' and '02' name one participant: one number, leading zeros aside).",
     ]
+    alike = _pheno(tmp_path, [rows[2], "02\tA\t250\t1\t1\t3", "1\tA\t99\t1\t1\t3"], "a.tsv")
+    for scanned in (None, {"02", "1"}, {"0002"}):
+        got = read_phenotype(alike, "alpha", catalogue, scanned=scanned)
+        assert got["subject"].tolist() == ["0002", "1"], scanned
+        assert got["age"].tolist() == pytest.approx([250 / 12, 99 / 12], rel=1e-9), scanned
+    # sub-02 and sub-0002 scanned: two folders, so no row can be told to be either's.
+    with pytest.raises(InputDataError, match=r"value '02': duplicate participant ID"):
+        read_phenotype(alike, "alpha", catalogue, scanned={"02", "0002"})
     ids = ["01", "010", "1a", "01a", "0", "00a", "a0"]
     p = _pheno(tmp_path, [f"{i}\tA\t240\t1\t1\t3" for i in ids])
     assert read_phenotype(p, "alpha", catalogue)["subject"].tolist() == ids
@@ -410,12 +429,12 @@ def test_every_bad_participant_id_is_listed_in_one_error(tmp_path: Path, catalog
         "decimal.",
         "row 5, column 'SUB_ID', value '01': duplicate participant ID: row 2 has it ('sub-01' "
         "and '01' name one participant).",
-        "row 8, column 'SUB_ID', value 'sub 06': invalid BIDS 'sub' label: expected letters and "
-        "digits only.",
+        "row 8, column 'SUB_ID', value 'sub 06': invalid BIDS 'sub' label: the prefix is not "
+        "'sub-'.",
         "row 9, column 'SUB_ID', value '05': duplicate participant ID: row 7 has it.",
         "row 10, column 'AGE_MONTHS', value 'abc': not a number for continuous variable 'age'.",
     ]
-    for fix in ("alphanumeric", "save it as text", "one row per participant"):
+    for fix in ("alphanumeric", "save it as text", "one row per participant", "sub-06 (or 06)"):
         assert fix in info.value.hint
     # Capped as bad values are: the first MAX_LISTED, then a count.
     many = _pheno(tmp_path, [f"s {i}\tNYU\t240\t1\t1\t3" for i in range(13)], "many.tsv")
