@@ -438,8 +438,34 @@ def has_sites(sites: np.ndarray) -> bool:
     bool
     """
     values = [str(s) for s in np.asarray(sites, dtype=object)]
-    named = {v for v in values if v not in ("", "nan", "None")}
+    named = {v for v in values if v not in _NO_SITE}
     return len(named) >= 2 and len(named) == len(set(values))
+
+
+# How a run without a site reads as text (empty in the store; NaN or None once in a frame).
+_NO_SITE = ("", "nan", "None")
+
+
+def why_no_sites(sites: np.ndarray, groups: np.ndarray) -> str:
+    """Why runs give no leave-site-out folds (:func:`has_sites` is False), naming the subjects
+    without a site where some have none.
+
+    Parameters
+    ----------
+    sites, groups : numpy.ndarray, shape (n_runs,)
+        Site and subject key (``dataset/subject``) per run.
+
+    Returns
+    -------
+    str
+    """
+    values = [str(s) for s in np.asarray(sites, dtype=object)]
+    bare = sorted({str(g) for g, v in zip(groups, values, strict=True) if v in _NO_SITE})
+    named = sorted(set(values) - set(_NO_SITE))
+    if bare:
+        listed = ", ".join(bare[:5]) + (f" and {len(bare) - 5} more" if len(bare) > 5 else "")
+        return f"{len(bare)} subject(s) name no site ({listed}; sites named: {named})"
+    return f"the runs name fewer than two sites ({named})"
 
 
 def task_split_table(
@@ -602,7 +628,11 @@ def outer_folds(
                 return "site", site_folds(y_strata, groups, sites, seed=seed)
             folds = folds_from_table(table, groups, "leave_site_out", repeat, source)
             return "site", usable_site_folds(folds, y_strata, groups, sites)
-        log.warning("split: site asked, but the runs name fewer than two sites: subject folds")
+        log.warning(
+            "split: site asked, but %s: subject folds. Give every subject its site (the "
+            "catalogue's site_column), or set evaluate.split: subject",
+            why_no_sites(sites, groups),
+        )
     if table is None:
         return "subject", subject_folds(y_strata, groups, n_folds, seed)
     _check_classes(y_strata, groups, n_folds)

@@ -781,12 +781,13 @@ def _folds_used(
 
 def _split_used(meta: dict[str, Any], settings: dict[str, Any]) -> str:
     """The split a task ran, saying so where it is not the one asked for (leave-site-out on
-    runs naming fewer than two sites falls back to subject folds)."""
+    runs naming fewer than two sites, or with a subject naming none, falls back to subject
+    folds; evaluate's log names which)."""
     asked = settings.get("split", "subject")
     used = meta.get("split_used", asked)
     if used == asked:
         return used
-    return f"{used} ({asked} asked: the runs name fewer than two sites)"
+    return f"{used} ({asked} asked: the runs name fewer than two sites, or some name none)"
 
 
 # A pooled AUC this far from the fold mean is named under the ROC curves.

@@ -150,6 +150,11 @@ def test_regression_metrics_by_hand():
     assert out["r2"] == pytest.approx(1 - 1 / 5)
     assert out["pearson_r"] == pytest.approx(np.corrcoef([1, 2, 3, 4], [1, 2, 3, 5])[0, 1])
     assert np.isnan(regression_metrics(np.ones(4), np.arange(4.0))["pearson_r"])
+    # A constant prediction whose std rounds to 7e-15 (the training mean, 124 / 3) has no r
+    # either; it scored -1e-16, counted in the fold mean.
+    mean = np.full(10, 124 / 3)
+    assert np.std(mean) > 0
+    assert np.isnan(regression_metrics(np.arange(10.0), mean)["pearson_r"])
 
 
 def _with_sites(cohort: Cohort, n_sites: int) -> Cohort:
@@ -185,7 +190,18 @@ def test_site_split_falls_back_without_sites(caplog):
         {"split": "site", "n_folds": 2, "label_fractions": [1.0], "models": ["logreg"]}
     )
     assert evaluate_task(cohort, TASK, settings, master_seed=0).split == "subject"
-    assert "fewer than two sites" in caplog.text
+    assert "fewer than two sites (['siteA'])" in caplog.text
+    # Three sites, one subject without one: the log said "fewer than two sites" (the store's
+    # log named the subject); it names the subject and the sites.
+    caplog.clear()
+    three = _with_sites(cohort, 3)
+    bare = three.ids["subject"].iloc[0]
+    three.ids.loc[three.ids["subject"] == bare, "site"] = ""
+    assert evaluate_task(three, TASK, settings, master_seed=0).split == "subject"
+    assert f"1 subject(s) name no site ({three.groups[0]}; sites named: ['site0', 'site1', " in (
+        caplog.text
+    )
+    assert "fewer than two" not in caplog.text
     with pytest.raises(ConfigError, match="split must be one of"):
         EvaluationSettings.from_dict({"split": "scanner"})
 
