@@ -38,7 +38,7 @@ from safetensors.torch import load_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from lcm.exceptions import CheckpointError
+from lcm.exceptions import CheckpointError, OutputOwnershipError
 from lcm.io.atomic import write_json
 from lcm.io.ownership import remove_owned
 from lcm.io.provenance import sha256_file
@@ -341,7 +341,10 @@ def load_state(
     ------
     CheckpointError
         The state files are inconsistent (tensors replaced or truncated after saving).
+    OutputOwnershipError
+        The folder is a link (:func:`refuse_linked`).
     """
+    refuse_linked(folder)
     meta_path = folder / META_NAME
     if not meta_path.is_file():
         return None
@@ -567,6 +570,32 @@ def _is_ours(name: str) -> bool:
     return name.startswith(f".{META_NAME}.") and "tmp" in name[len(META_NAME) + 2 :]
 
 
+def refuse_linked(folder: Path) -> None:
+    """Refuse a state folder that is a link, before anything is read, written or deleted.
+
+    LCM makes the folder itself; a link (to free space on a small disk) led a rerun of other
+    settings to delete the state files in the link's target, a user's own ``train_state.json``
+    there too, then fail on the link.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The state folder.
+
+    Raises
+    ------
+    OutputOwnershipError
+        When ``folder`` is a symbolic link.
+    """
+    if folder.is_symlink():
+        raise OutputOwnershipError(
+            f"{folder} is a link, not the training-state folder LCM makes; nothing was read, "
+            "written or deleted.",
+            hint=f"Remove the link {folder} (LCM never writes or deletes through one). To keep "
+            "the training state on another disk, give the verb an --out-dir there.",
+        )
+
+
 def remove_state(folder: Path) -> None:
     """Delete the state files once the final checkpoint is written; keep anything else.
 
@@ -578,6 +607,7 @@ def remove_state(folder: Path) -> None:
     folder : pathlib.Path
         The state folder.
     """
+    refuse_linked(folder)
     if not folder.is_dir():
         return
     # remove_owned warns about, and keeps, anything else (a user's file put there).

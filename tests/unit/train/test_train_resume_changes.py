@@ -11,6 +11,7 @@ import torch
 from helpers.model import TINY, make_catalogue, pretrain_cohort
 from safetensors.torch import load_file
 
+from lcm.exceptions import OutputOwnershipError
 from lcm.train import objective
 from lcm.train.pretrain import STATE_DIR, pretrain
 
@@ -154,3 +155,27 @@ def test_a_run_resumed_with_other_threads_says_so_and_records_each_sessions(
         (False, 1, "cpu"),
         (True, 2, "cpu"),
     ]
+
+
+def test_a_state_folder_that_is_a_link_is_refused_and_nothing_behind_it_deleted(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """train_state/ moved to a scratch disk and linked back: a rerun of other settings deleted
+    the state files in the link's target (a user's train_state.json there too), then failed
+    with an unexpected error. Refused, naming the link; every file behind it kept."""
+    catalogue, cohort = make_catalogue(tmp_path), pretrain_cohort(50)
+    _killed_in_step(monkeypatch, 8)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(cohort, catalogue, TINY, SETTINGS, seed=4, out_dir=tmp_path / "run")
+    monkeypatch.undo()
+    state, scratch = tmp_path / "run" / STATE_DIR, tmp_path / "scratch"
+    state.rename(scratch)
+    state.symlink_to(scratch, target_is_directory=True)
+    before = {p.name: p.read_bytes() for p in scratch.iterdir()}
+    assert "train_state.json" in before
+    for settings in ({**SETTINGS, "lr": 0.002}, SETTINGS):  # another run's state, and its own
+        with pytest.raises(OutputOwnershipError, match=rf"{state} is a link") as info:
+            pretrain(cohort, catalogue, TINY, settings, seed=4, out_dir=tmp_path / "run")
+        assert "--out-dir" in info.value.hint
+        assert {p.name: p.read_bytes() for p in scratch.iterdir()} == before
+    assert not (tmp_path / "run" / "model.safetensors").exists()
