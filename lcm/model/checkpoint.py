@@ -383,6 +383,16 @@ def load_checkpoint(
             f"Checkpoint {folder}: weights do not match its model config ({exc}).",
             hint="The files come from different runs; use a matching model.json and weights.",
         ) from exc
+    # A run that diverged wrote NaN weights that every later verb took (NaN embeddings, NaN
+    # finetuned models, exit 0): said here, naming the first such tensor.
+    bad = next((k for k, v in model.state_dict().items() if not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise CheckpointError(
+            f"Checkpoint {folder}: {weights.name} holds non-finite values (NaN or inf; first in "
+            f"{bad}): the training that wrote it diverged.",
+            hint="Train it again with a lower learning rate (lcm pretrain/finetune stop such a "
+            "run now), or use another checkpoint.",
+        )
     if layout.n_queries != config.n_queries:
         raise CheckpointError(
             f"Checkpoint {folder}: query layout has {layout.n_queries} queries, model "

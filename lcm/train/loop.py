@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from lcm.exceptions import ConfigError
+from lcm.exceptions import ConfigError, LCMError
 from lcm.model.losses import UncertaintyWeighting
 from lcm.model.transfer import to_device
 from lcm.signals import SigtermExit
@@ -887,6 +887,7 @@ def train_epochs(
                 **{k: pos.sums[k] / pos.counts[k] for k in pos.sums},
                 "lr": pos.lr_epoch,
             }
+            _check_finite(desc, epoch, row, lr)
             if on_epoch_end is not None:
                 row.update(on_epoch_end(epoch))
             pos.history.append(row)
@@ -911,6 +912,28 @@ def train_epochs(
     history = pos.history
     log.info("%s: %d epochs, final loss_total %.4f", desc, epochs, history[-1]["loss_total"])
     return history
+
+
+def _check_finite(desc: str, epoch: int, row: dict[str, Any], lr: float) -> None:
+    """Stop a run whose epoch loss is not finite: it diverged, and its weights are NaN.
+
+    Checked once per epoch, on the sums the history reads (no sync in the step). A diverged
+    run was saved with exit 0, and finetuning and embedding took its NaN weights.
+
+    Raises
+    ------
+    LCMError
+        Naming the epoch, the loss and the fix; nothing of the run is written.
+    """
+    loss = row.get("loss_total", 0.0)
+    if math.isfinite(loss):
+        return
+    raise LCMError(
+        f"{desc}: training diverged: loss_total is {loss} in epoch {epoch} (the weights are no "
+        "longer finite); no model was written.",
+        hint=f"Lower the learning rate (lr {lr:g}), or check the inputs for extreme values: "
+        "a rerun with other settings starts afresh, not from the saved training state.",
+    )
 
 
 def _session(step: int, device: str) -> dict[str, Any]:

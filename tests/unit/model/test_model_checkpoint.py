@@ -146,6 +146,20 @@ def test_refuses_tampered_or_incomplete_checkpoint(saved) -> None:
         load_checkpoint(out)
 
 
+def test_a_checkpoint_with_non_finite_weights_is_refused(saved, tmp_path: Path) -> None:
+    """A diverged training's NaN weights were taken by finetune and embed (NaN embeddings and
+    models, exit 0): refused on load, naming the tensor and the fix."""
+    _, model, catalogue = saved
+    layout = layout_from_catalogue(catalogue)
+    with torch.no_grad():
+        next(model.parameters())[0] = float("nan")
+    out = save_checkpoint(tmp_path / "nan", model, layout, {"atlas": "toy", "n_rois": 11})
+    name = next(iter(model.state_dict()))
+    with pytest.raises(CheckpointError, match=rf"non-finite values .*first in {name}") as info:
+        load_checkpoint(out)
+    assert "lower learning rate" in info.value.hint
+
+
 def test_save_refuses_layout_model_mismatch(saved, tmp_path: Path) -> None:
     _, model, catalogue = saved
     model.add_queries(2)

@@ -11,7 +11,7 @@ import torch
 from helpers.model import TINY, make_catalogue, pretrain_cohort
 from safetensors.torch import load_file
 
-from lcm.exceptions import OutputOwnershipError
+from lcm.exceptions import LCMError, OutputOwnershipError
 from lcm.train import objective
 from lcm.train.pretrain import STATE_DIR, pretrain
 
@@ -179,3 +179,13 @@ def test_a_state_folder_that_is_a_link_is_refused_and_nothing_behind_it_deleted(
         assert "--out-dir" in info.value.hint
         assert {p.name: p.read_bytes() for p in scratch.iterdir()} == before
     assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_a_diverged_run_stops_naming_the_epoch_and_writes_no_model(tmp_path: Path) -> None:
+    """At lr 100 the loss went NaN, and the NaN model was saved with exit 0 (finetune and embed
+    took it). The run stops at the first non-finite epoch loss, naming it and the fix."""
+    catalogue, cohort = make_catalogue(tmp_path), pretrain_cohort(50)
+    with pytest.raises(LCMError, match=r"training diverged: loss_total is nan in epoch \d") as e:
+        pretrain(cohort, catalogue, TINY, {**SETTINGS, "lr": 100.0}, seed=4, out_dir=tmp_path / "r")
+    assert "Lower the learning rate (lr 100)" in e.value.hint
+    assert not (tmp_path / "r" / "model.safetensors").exists()
