@@ -414,6 +414,14 @@ def _read_cohort(
             f"No dataset to load from the feature store {store}.",
             hint="Name at least one dataset (role: pretrain or a task's dataset).",
         )
+    twice = sorted({d for d in datasets if list(datasets).count(d) > 1})
+    if twice:
+        # Each run was loaded once per mention: pretraining trained on every run twice.
+        raise InputDataError(
+            f"Datasets {list(datasets)} name {twice} more than once: their runs would be "
+            "loaded as many times.",
+            hint="Name each dataset once (--datasets).",
+        )
     excluded = downstream_test_keys(exclude) if exclude is not None else set()
     return _consistent(
         lambda: _load_cohort(store, atlas, datasets, catalogue, excluded, connectomes),

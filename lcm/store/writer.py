@@ -213,11 +213,11 @@ def write_connectomes(
     settings = [matrix_settings(path) for path in runs["matrix"]]
     sites = dict(zip(phenotype["subject"], phenotype["site"], strict=True))
     runs = runs.assign(site=[str(sites.get(s, "")) for s in runs["subject"].astype(str)])
-    roi_names, _ = read_relmat(runs["matrix"].iloc[0])
+    roi_names, _ = _read_matrix(runs["matrix"].iloc[0])
 
     def vectors() -> Iterator[np.ndarray]:
         for path in runs["matrix"]:
-            names, mat = read_relmat(path)
+            names, mat = _read_matrix(path)
             if names != roi_names:
                 raise InputDataError(
                     f"{path}: ROI names differ from the dataset's other runs ({len(names)} vs "
@@ -237,6 +237,19 @@ def write_connectomes(
         commit=commit,
         settings=settings,
     )
+
+
+def _read_matrix(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """:func:`read_relmat`, a cell that is no number (an empty one) said as such: it stopped
+    the store with an unexpected error."""
+    try:
+        return read_relmat(path)
+    except ValueError as exc:
+        raise InputDataError(
+            f"{path}: a value of the matrix is not a number ({exc}).",
+            hint="Rerun the connectome stage of this dataset: the connectome stage writes every "
+            "cell (n/a where none), so this file was edited or cut short since.",
+        ) from None
 
 
 def matrix_settings(path: str | Path) -> dict:

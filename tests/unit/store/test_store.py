@@ -177,6 +177,9 @@ def test_store_roundtrip_is_plain_parquet(tmp_path: Path, catalogue) -> None:
     assert cohort.ids["site"].tolist() == ["NYU", "NYU", ""]
     assert cohort.variables["sex"].tolist() == ["M", "F", None]  # 103 has no phenotype row
     assert cohort.groups.tolist() == ["alpha/101", "alpha/102", "alpha/103"]
+    # A dataset named twice (lcm pretrain --datasets alpha alpha) loaded every run twice.
+    with pytest.raises(InputDataError, match=r"name \['alpha'\] more than once"):
+        load_cohort(store, "toy", ["alpha", "alpha"], catalogue)
 
 
 def test_store_refuses_dataset_with_other_rois(tmp_path: Path, catalogue) -> None:
@@ -194,6 +197,20 @@ def test_store_refuses_dataset_with_other_rois(tmp_path: Path, catalogue) -> Non
     with pytest.raises(InputDataError, match="differ from the 5 ROIs stored"):
         write_connectomes(store, "toy", "beta", other, pheno)
     assert not connectome_path(store, "toy", "beta").exists()
+
+
+def test_a_matrix_cell_that_is_no_number_names_the_file(tmp_path: Path, catalogue) -> None:
+    """An empty cell in a relmat (edited or cut short since the connectome stage wrote it)
+    stopped `lcm store` with an unexpected error; an error names the file and the fix."""
+    qc = _relmats(tmp_path, 2, [f"roi{i}" for i in range(4)], seed=1)
+    bad = Path(qc["relmat"][1])
+    lines = bad.read_text().splitlines()
+    lines[2] = "\t".join([*lines[2].split("\t")[:-1], ""])
+    bad.write_text("\n".join(lines) + "\n")
+    pheno = read_phenotype(_pheno(tmp_path, ["101\tNYU\t240\t1\t1\t3"]), "alpha", catalogue)
+    with pytest.raises(InputDataError, match=rf"{bad}: a value of the matrix is not a number"):
+        write_connectomes(tmp_path / "store", "toy", "alpha", qc, pheno)
+    assert not connectome_path(tmp_path / "store", "toy", "alpha").exists()
 
 
 # Phenotype rows find their files when the release numbers subjects with leading zeros.
