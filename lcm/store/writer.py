@@ -366,9 +366,10 @@ def stored_rows(qc: pd.DataFrame, dataset: str, source: str | Path | None = None
         raise InputDataError(
             f"Dataset {dataset!r}: no included run in its {table}, nothing to store; all "
             f"{len(qc)} run(s) excluded: {why}.",
-            hint=f"The {table} gives every run's reason (columns reason_code, reason). Fix "
-            "the files or settings these name and rerun the connectome stage, or drop the "
-            f"dataset {dataset!r} from the config's datasets.",
+            hint=f"The {table} gives every run's reason (columns reason_code, reason); the "
+            "ingest manifest and summary.tsv those of runs ingest left out for their files. "
+            "Fix the files or settings these name and rerun, or drop the dataset "
+            f"{dataset!r} from the config's datasets.",
         )
     listed = runs["window_relmats"] if "window_relmats" in runs else pd.Series("", index=runs.index)
     counts = (
