@@ -88,7 +88,8 @@ class WorkflowPlan:
         Checked by the workflow's main process before any job: a mistyped
         ``datasets.<name>.path`` planned no run of a raw BIDS dataset, silently, and failed
         its ingest job only; a catalogue (``variables``) not found skipped the check of the
-        tasks' labels and stopped the DAG on a missing input. Synthetic datasets' files are
+        tasks' labels and stopped the DAG on a missing input; one without a dataset's coding
+        stopped its store job. Synthetic datasets' files are
         the workflow's own outputs, not checked; nor is a ``derivatives`` folder that a
         container run of fMRIPrep writes (entry ``bids``, runner docker or apptainer).
 
@@ -121,6 +122,7 @@ class WorkflowPlan:
                 "config/variables.yaml), as an absolute path or one relative to the folder "
                 "Snakemake runs in (--directory).",
             )
+        self._check_codings(variables)
         runner = self.config["fmriprep"]["runner"]
         self._check_container_inputs()
         for name, ds in sorted(self.datasets.items()):
@@ -154,6 +156,28 @@ class WorkflowPlan:
                         "holding sub-* folders), or add a dataset_description.json with at least "
                         '{"Name": ..., "BIDSVersion": "1.10.0"}.',
                     )
+
+    def _check_codings(self, variables: str) -> None:
+        """Every dataset has a coding in the catalogue ``variables``: one without passed a dry
+        run and stopped its store job, after every ingest, fMRIPrep and connectome job had run.
+        A catalogue that cannot be read is left to the jobs that read it, which name it."""
+        from lcm.catalogue import load_catalogue
+
+        try:
+            coded = load_catalogue(variables).datasets
+        except ConfigError:
+            return
+        uncoded = sorted(str(n) for n in self.datasets if str(n) not in coded)
+        if uncoded:
+            raise ConfigError(
+                f"{self.source}: the variable catalogue {variables} (variables) codes no "
+                f"phenotype columns for dataset(s) {uncoded} (it codes {sorted(coded)}): their "
+                "store jobs would read none of their variables.",
+                hint=f"Add datasets.{uncoded[0]}: {{id_column: <its participant ID column>, "
+                f"columns: {{<variable>: {{column: <its phenotype column>}}}}}} to {variables} "
+                "(as config/variables.yaml of the LCM repository does for the demo's datasets), "
+                "or remove the dataset from the config.",
+            )
 
     def _check_container_inputs(self) -> None:
         """A container run's licence file and TemplateFlow folder, before any job.

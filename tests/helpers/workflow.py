@@ -141,6 +141,23 @@ def dataset(
     return {"entry": entry, **paths, "phenotype": str(phenotype), "role": role}
 
 
+def code_datasets(cfg: dict, folder: Path, codings: dict[str, dict] | Sequence[str]) -> Path:
+    """Point ``cfg`` at a copy of its catalogue, in ``folder``, that codes more datasets (the
+    workflow refuses a dataset the catalogue does not code, before any job).
+
+    ``codings``: dataset -> its coding, or names coded by their ID column only (a workflow run
+    up to the connectomes reads no variable).
+    """
+    if not isinstance(codings, dict):
+        codings = {name: {"id_column": "participant_id"} for name in codings}
+    catalogue = yaml.safe_load(Path(cfg["variables"]).read_text())
+    catalogue["datasets"].update(codings)
+    path = folder / "variables.yaml"
+    path.write_text(yaml.safe_dump(catalogue))
+    cfg["variables"] = str(path)
+    return path
+
+
 def write_config(workdir: Path, cfg: dict) -> Path:
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers import ROOT
-from helpers.workflow import bids_root, dataset, snakemake, user_config
+from helpers.workflow import bids_root, code_datasets, dataset, snakemake, user_config
 
 
 def _config(tmp_path: Path) -> dict:
@@ -31,6 +31,7 @@ def _config(tmp_path: Path) -> dict:
     }
     cfg = user_config(datasets)
     cfg["fmriprep"]["runner"] = "existing"
+    code_datasets(cfg, tmp_path / "data", list(datasets))
     return cfg
 
 
@@ -105,6 +106,19 @@ def test_a_relative_catalogue_path_not_there_is_a_config_error(tmp_path: Path) -
     assert code != 0
     assert f"{config}: variables is 'config/variables.yaml', which is not a file" in out, out
     assert f"(relative to {tmp_path})" in out and "MissingInputException" not in out
+
+
+def test_a_dataset_the_catalogue_does_not_code_stops_the_dry_run(tmp_path: Path) -> None:
+    """It passed the dry run and stopped its store job, after every ingest, fMRIPrep and
+    connectome job of the run had finished."""
+    cfg = _config(tmp_path)
+    cfg["datasets"]["mystudy"] = cfg["datasets"]["roids"]
+    code, out, config = _dry_run(tmp_path, cfg)
+    assert code != 0, out[-3000:]
+    said = f"{config}: the variable catalogue {cfg['variables']} (variables) codes no phenotype"
+    assert said in out and "dataset(s) ['mystudy'] (it codes [" in out, out[-3000:]
+    assert "hint: Add datasets.mystudy: {id_column: <its participant ID column>" in out
+    assert "Job stats" not in out and not (tmp_path / "results").exists()
 
 
 def test_a_schema_error_names_the_file_and_the_overrides(tmp_path: Path) -> None:

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from helpers.connectome import read_qc_table, roi_fc, roi_series
-from helpers.workflow import planned_jobs, run_snakemake, small_config, write_config
+from helpers.workflow import code_datasets, planned_jobs, run_snakemake, small_config, write_config
 from scipy.io import savemat
 
 from lcm.atlas import load_atlas
@@ -49,10 +48,8 @@ def test_workflow_routes_file_entries(tmp_path: Path) -> None:
         "path": str(conn / "listing.tsv"),
         **common,
     }
-    catalogue = yaml.safe_load(Path(cfg["variables"]).read_text())
-    catalogue["datasets"]["pcpconn"] = {"id_column": "participant_id", "columns": {"age": "age"}}
-    cfg["variables"] = str(tmp_path / "variables.yaml")
-    Path(cfg["variables"]).write_text(yaml.safe_dump(catalogue))
+    coding = {"id_column": "participant_id", "columns": {"age": "age"}}
+    code_datasets(cfg, tmp_path, {"abidefiles": coding, "pcpconn": coding})
     config = write_config(tmp_path, cfg)
     stores = [
         f"results/store/connectomes/atlas=aal116/dataset={d}/part-0.parquet"
@@ -136,6 +133,7 @@ def test_xcpd_cifti_runs_are_found_and_a_fixed_sidecar_reruns(tmp_path: Path) ->
         "phenotype": str(pheno),
         "role": "pretrain",
     }
+    code_datasets(cfg, tmp_path, ["xcpd"])
     config = write_config(tmp_path, cfg)
     table = "results/connectome/xcpd/seg-aal116_qc.tsv"
     proc = run_snakemake(tmp_path, table, "--configfile", str(config), "-n", "-p")

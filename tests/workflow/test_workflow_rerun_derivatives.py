@@ -26,6 +26,7 @@ from helpers.connectome import make_fmriprep_run, read_qc_table
 from helpers.workflow import (
     add_subject,
     bids_root,
+    code_datasets,
     copy_repo,
     dataset,
     placeholder_config,
@@ -138,7 +139,9 @@ def _derivatives_workflow(workdir: Path, repo: Path = ROOT) -> Path:
         make_fmriprep_run(deriv, f"sub-{sub}_task-rest_run-1", n_vol=40, seed=i)
     (workdir / "data" / "phenotype.tsv").write_text("participant_id\nsub-01\nsub-02\n")
     datasets = {"fp": dataset("fmriprep", deriv, workdir / "data" / "phenotype.tsv")}
-    config = write_config(workdir, user_config(datasets, repo, short_runs=20))
+    cfg = user_config(datasets, repo, short_runs=20)
+    code_datasets(cfg, workdir / "data", ["fp"])
+    config = write_config(workdir, cfg)
     _run(repo, workdir, config)
     return config
 
@@ -226,6 +229,7 @@ def test_a_run_the_selection_brings_back_reruns_its_subjects_fmriprep_job(
     pheno = tmp_path / "data" / "phenotype.tsv"
     pheno.write_text("participant_id\nsub-01\nsub-02\n")
     cfg = user_config({"fp": dataset("bids", raw, pheno, derivatives=deriv)}, short_runs=20)
+    code_datasets(cfg, tmp_path / "data", ["fp"])
     cfg["fmriprep"]["runner"] = "existing"
     cfg["ingest"]["validate"] = False
     cfg["ingest"]["select"] = {"fp": {"runs": {"exclude": ["2"]}}}
