@@ -449,7 +449,8 @@ def _resolve_duplicates(
 
     A participant's rows that agree in every value LCM reads (label, or its number unless the
     scans hold both labels: :func:`_one_participant`; site, typed variables; none unreadable)
-    are one participant written twice: the first is kept (INFO). Rows that
+    are one participant written twice: the first is kept (INFO). Rows of labels the scans
+    hold each as written (``1`` and ``001``, two subject folders) are two participants. Rows that
     differ are ambiguous: they stop the store when the participant has connectomes in this run
     (``scanned``, matched by number as :func:`match_scanned_subjects` matches; every
     participant without ``scanned``), else all of them are left out (WARNING): nothing stored
@@ -469,6 +470,14 @@ def _resolve_duplicates(
         label = str(out["subject"].iloc[first])
         lines = [first + 2, *(r + 2 for r in rows)]
         described = f"{label!r} (lines {_lines(lines)})"
+        written = [label, *(repeats[r][1] for r in rows)]
+        if scanned is not None and len(set(written)) == len(written) and set(written) <= scanned:
+            # sub-1 and sub-001 both scanned: two participants, each row its own (they stopped
+            # the store as one participant written twice, with no way to go on).
+            for r in rows:
+                out.loc[out.index[r], "subject"] = repeats[r][1]
+            resolved.update(rows)
+            continue
         if (
             _one_participant({label, *(repeats[r][1] for r in rows)}, scanned)
             and not bad_lines & set(lines)

@@ -414,9 +414,15 @@ def test_ids_of_one_number_are_duplicates(tmp_path: Path, catalogue) -> None:
         got = read_phenotype(alike, "alpha", catalogue, scanned=scanned)
         assert got["subject"].tolist() == ["0002", "1"], scanned
         assert got["age"].tolist() == pytest.approx([250 / 12, 99 / 12], rel=1e-9), scanned
-    # sub-02 and sub-0002 scanned: two folders, so no row can be told to be either's.
-    with pytest.raises(InputDataError, match=r"value '02': duplicate participant ID"):
-        read_phenotype(alike, "alpha", catalogue, scanned={"02", "0002"})
+    # sub-02 and sub-0002 scanned: two folders, two participants; each row is its own (their
+    # rows stopped the store as one participant's, whatever their values).
+    got = read_phenotype(alike, "alpha", catalogue, scanned={"02", "0002"})
+    assert got["subject"].tolist() == ["0002", "02", "1"]
+    apart = _pheno(tmp_path, [rows[0], rows[1]], "apart.tsv")  # 001 and 1, other ages
+    got = read_phenotype(apart, "alpha", catalogue, scanned={"1", "001"})
+    assert got.set_index("subject")["age"].to_dict() == pytest.approx({"001": 20, "1": 250 / 12})
+    with pytest.raises(InputDataError, match=r"value '1': duplicate participant ID"):
+        read_phenotype(apart, "alpha", catalogue, scanned={"001"})
     ids = ["01", "010", "1a", "01a", "0", "00a", "a0"]
     p = _pheno(tmp_path, [f"{i}\tA\t240\t1\t1\t3" for i in ids])
     assert read_phenotype(p, "alpha", catalogue)["subject"].tolist() == ids
@@ -688,3 +694,24 @@ def test_lcm_store_reads_a_master_sheet(tmp_path: Path, monkeypatch, capsys) -> 
     err = capsys.readouterr().err
     assert "row 8, column 'SUB_ID', value '102': duplicate participant ID: row 3 has it" in err
     assert "participants.tsv" in err and "value '700'" not in err
+
+
+def test_lcm_store_keeps_sub_1_and_sub_001_apart(tmp_path: Path, monkeypatch) -> None:
+    """A release holding both sub-1 and sub-001 (two folders): their phenotype rows stopped the
+    store as one participant written twice. Each run now gets its own row's values."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "variables.yaml").write_text(CATALOGUE)
+    qc = _relmats(tmp_path, 2, [f"roi{i}" for i in range(6)], seed=1)
+    qc["subject"] = qc["subject"].replace({"101": "1", "102": "001"})
+    qc["run_key"] = qc["run_key"].str.replace("sub-101", "sub-1").str.replace("sub-102", "sub-001")
+    qc.to_csv("qc.tsv", sep="\t", index=False)
+    sheet = ["1\tNYU\t240\t1\t1\t3", "001\tNYU\t600\t2\t2\t4"]
+    Path("participants.tsv").write_text(
+        "SUB_ID\tSITE\tAGE_MONTHS\tSEX\tDX\tEDU\n" + "\n".join(sheet)
+    )
+    args = ["store", "--dataset", "alpha", "--qc-table", "qc.tsv", "--phenotype"]
+    args += ["participants.tsv", "--catalogue", "variables.yaml", "--atlas", "toy"]
+    assert main([*args, "--store-dir", "store"]) == 0
+    cohort = load_cohort(tmp_path / "store", "toy", ["alpha"], load_catalogue("variables.yaml"))
+    got = dict(zip(cohort.ids["subject"], cohort.variables["sex"], strict=True))
+    assert got == {"1": "M", "001": "F"}
