@@ -298,9 +298,10 @@ class _Tracer:
             line += f" image={container['image']}"
             line += f" digest={container['digest']}" if container.get("digest") else ""
         line += note
-        if status not in ("ok", "raw", "dir"):
-            self.drift.append(f"{label} [{status}]")
         key = path.resolve()
+        # Once per file: a file in the lineage of many others is shown once for each.
+        if status not in ("ok", "raw", "dir") and key not in self.seen:
+            self.drift.append(f"{label} [{status}]")
         if key in self.seen and record.get("Sources"):
             yield line + " (sources shown above)"
             return

@@ -313,6 +313,23 @@ def test_verify_finds_every_kind_of_drift(tmp_path: Path) -> None:
     assert any("final.parquet: described by" in p for p in verify(tmp_path))
 
 
+def test_trace_counts_a_changed_file_once_however_often_it_is_shown(tmp_path: Path) -> None:
+    """A checkpoint in the lineage of every metric of a report is shown once per metric: one
+    byte of it changed was counted "14 file(s) ... differ"."""
+    files = chain(tmp_path)
+    second = tmp_path / "out" / "second.parquet"
+    pd.DataFrame({"x": [2.0]}).to_parquet(second)
+    write_sidecar(second, [files["mid"]])
+    top = tmp_path / "out" / "top.parquet"
+    pd.DataFrame({"x": [3.0]}).to_parquet(top)
+    write_sidecar(top, [files["final"], second])
+    files["mid"].write_text("a\n4\n")
+    drift: list[str] = []
+    lines = list(trace(top, drift=drift))
+    assert sum("mid.tsv [CHANGED since recorded]" in line for line in lines) == 2
+    assert drift == [f"{files['mid']} [CHANGED since recorded]"]
+
+
 def test_verify_lists_temporary_files_a_killed_writer_left(tmp_path: Path) -> None:
     """A writer killed on another host leaves its hidden temporary file for good (the next run
     removes only its own host's): verify skipped hidden files and said nothing."""
