@@ -621,9 +621,7 @@ def provenance_footer(inputs: Sequence[str | os.PathLike[str]]) -> str:
     commit = env.get("git_commit") or "unknown"
     if env.get("git_dirty"):
         commit += " (uncommitted changes)"
-    rows = [
-        {"input": shown_path(p), "sha256": sha256_file(p)[:16]} for p in inputs if Path(p).is_file()
-    ]
+    rows = [{"input": shown_path(p), "sha256": sha256_file(p)} for p in inputs if Path(p).is_file()]
     return (
         "<footer>"
         f"<p>LCM {html.escape(lcm.__version__)} &middot; git commit {html.escape(commit)} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -273,4 +274,6 @@ def test_the_footer_names_inputs_without_the_folders_of_the_machine(tmp_path, mo
     assert f'<th scope="row">numpy {numpy.__version__}: __init__.py</th>' in footer
     assert footer.count('<th scope="row">results/metrics.parquet</th>') == 2
     assert str(tmp_path) not in footer and "site-packages" not in footer
+    # The whole sha256, which sha256sum prints (16 digits were shown: no tool compares those).
+    assert f">{hashlib.sha256(b'x').hexdigest()}</td>" in footer
     assert shown_path(Path.home() / "atlases" / "a.nii") == "~/atlases/a.nii"
