@@ -17,13 +17,19 @@ from lcm.report.tables import metric_name, p_clause, p_text
 from lcm.report.wording import P_HOLM, at_labels, gain_text
 
 
-def contrast_display(contrasts: pd.DataFrame) -> pd.DataFrame:
+def contrast_display(
+    contrasts: pd.DataFrame, task_meta: dict[str, dict[str, Any]] | None = None
+) -> pd.DataFrame:
     """The ablation contrasts as shown: one row per task, label fraction and contrast.
 
     Parameters
     ----------
     contrasts : pandas.DataFrame
         :func:`lcm.evaluate.compare.contrast_table`.
+    task_meta : dict, optional
+        ``task -> record`` of ``lcm evaluate``: a pseudo-label gain where no diagnosis
+        pseudo-label exists (:func:`no_diagnosis_pseudo_labels`) is named as the BEI
+        pseudo-targets alone, as the statement above the table names it.
 
     Returns
     -------
@@ -32,11 +38,16 @@ def contrast_display(contrasts: pd.DataFrame) -> pd.DataFrame:
     """
     rows = []
     for r in contrasts.itertuples(index=False):
+        name = str(r.contrast)
+        if name == "pseudo-label gain" and no_diagnosis_pseudo_labels(
+            task_meta, str(r.task), float(r.label_fraction)
+        ):
+            name = "BEI pseudo-target gain (no diagnosis pseudo-labels here)"
         rows.append(
             {
                 "task": r.task,
                 "label fraction": f"{r.label_fraction:g}",
-                "contrast": f"{r.contrast} ({r.model_a} − {r.model_b})",
+                "contrast": f"{name} ({r.model_a} − {r.model_b})",
                 f"{metric_name(r.metric)} difference [95% CI]": gain_text(r),
                 "p": p_text(r.p_value),
                 P_HOLM: p_text(getattr(r, "p_holm", np.nan)),
@@ -196,7 +207,7 @@ def contrast_section(
             "lcm-scratch, which trains on no pseudo-labels: it holds what self-training adds "
             "too; lcm-no-pseudo against lcm-scratch is pretraining alone.</p>",
             table_html(
-                contrast_display(contrasts),
+                contrast_display(contrasts, task_meta),
                 "LCM against its ablations, per task, label fraction and contrast",
                 row_headers=3,
             ),

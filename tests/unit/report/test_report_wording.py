@@ -544,6 +544,13 @@ def test_a_pseudo_label_loss_at_full_labels_is_worded_as_bei_pseudo_targets_only
         pd.DataFrame([{**row, "label_fraction": 0.1}]), {"autism": {"pseudo_labels": fits}}
     )
     assert "pseudo-labels (lcm − lcm-no-pseudo) <b>hurt</b>" in low
+    # The table below the statement names it so too (it said "pseudo-label gain" at 1.0).
+    both = pd.DataFrame([row, {**row, "label_fraction": 0.1}])
+    cells = contrasts.contrast_display(both, {"autism": {"pseudo_labels": fits}})["contrast"]
+    assert cells.tolist() == [
+        "BEI pseudo-target gain (no diagnosis pseudo-labels here) (lcm − lcm-no-pseudo)",
+        "pseudo-label gain (lcm − lcm-no-pseudo)",
+    ]
 
 
 def test_a_continuous_headline_gives_r2_and_says_when_it_is_worse_than_the_mean() -> None:
