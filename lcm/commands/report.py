@@ -48,7 +48,14 @@ from lcm.report.tables import (
 log = logging.getLogger(__name__)
 
 # The options naming files the report writes, each with a provenance sidecar.
-REPORT_OUTPUTS = ("out_metrics", "out_summary", "out_headline", "out_contrasts", "out_html")
+REPORT_OUTPUTS = (
+    "out_metrics",
+    "out_predictions",
+    "out_summary",
+    "out_headline",
+    "out_contrasts",
+    "out_html",
+)
 
 EXAMPLE = """example:
   lcm report --metrics results/metrics/task-autism_metrics.parquet \\
@@ -71,6 +78,9 @@ EXAMPLE = """example:
 
 outputs:
   --out-metrics  tidy Parquet: task, model, label_fraction, seed, fold, metric, value
+  --out-predictions tidy Parquet: task, model, label_fraction, seed, fold, dataset, subject,
+                 site, y_true, prediction: every task's, and head motion's (motion-fd), which
+                 the report fits itself: the per-site tables and ROC curves read these
   --out-summary  TSV: task, model, label_fraction, metric, mean, ci_low, ci_high, n
                  (95 % corrected resampled t interval over folds x seeds: training
                  variance included, not narrowed by adding seeds; one value, or values
@@ -189,6 +199,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "corrected resampled t intervals over seeds x folds) to write (optional).",
     )
     p.add_argument("--out-metrics", required=True, help="Merged metrics Parquet to write.")
+    p.add_argument(
+        "--out-predictions",
+        help="Merged out-of-fold predictions Parquet to write, head motion's (motion-fd) among "
+        "them (optional).",
+    )
     p.add_argument("--out-summary", required=True, help="Summary TSV to write.")
     p.add_argument("--out-html", required=True, help="HTML report to write.")
     p.add_argument(
@@ -305,6 +320,10 @@ def run(args: argparse.Namespace) -> int:
     tables_from = [*args.metrics, *motion_sources]
     write_tidy_parquet(args.out_metrics, metrics, {"sources": [str(p) for p in tables_from]})
     write_tsv(args.out_summary, summary)
+    if args.out_predictions:
+        # motion-fd's are fitted here, on a draw of training subjects no file keeps otherwise.
+        write_tidy_parquet(args.out_predictions, predictions)
+        write_sidecar(args.out_predictions, [*args.predictions, *motion_sources])
     if args.out_headline:
         write_tsv(args.out_headline, headline)
         # The means and their intervals come from the metrics, the difference from both.

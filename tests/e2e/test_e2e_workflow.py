@@ -52,6 +52,16 @@ def test_workflow_end_to_end(finished_run: Path) -> None:
     assert set(metrics["fold"]) == {0, 1, 2}
     auc = metrics[metrics["metric"] == "auc"]["value"]
     assert auc.between(0, 1).all()
+    # Every prediction the page draws from, head motion's (fitted by the report) among them:
+    # motion-fd's per-site AUCs and ROC curve could not be traced to any file.
+    predictions = pd.read_parquet(results / "metrics" / "predictions.parquet")
+    assert set(metrics["model"]) <= set(predictions["model"]) and "motion-fd" in set(
+        metrics["model"]
+    )
+    motion = predictions[predictions["model"] == "motion-fd"]
+    assert len(motion) and motion["prediction"].between(0, 1).all()
+    tasks = [pd.read_parquet(p) for p in (results / "metrics").glob("task-*_predictions.parquet")]
+    assert len(predictions) == sum(map(len, tasks)) + len(motion)
     # Every stage left its outputs, named as documented.
     assert (results / "models" / "pretrain" / "model.safetensors").is_file()
     assert (results / "models" / "finetune" / "autism" / "model.safetensors").is_file()

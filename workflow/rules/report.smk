@@ -39,6 +39,11 @@ rule report:
             caption="../report/metrics.rst",
             category="Metrics",
         ),
+        predictions=report(
+            paths.metrics_file(RESULTS, "predictions.parquet"),
+            caption="../report/predictions.rst",
+            category="Metrics",
+        ),
         summary=report(
             paths.metrics_file(RESULTS, "summary.tsv"),
             caption="../report/summary.rst",
@@ -89,5 +94,6 @@ rule report:
         " {params.truth_arg} {params.oracle_store_arg} {params.attention_arg} {params.atlas_args}"
         " --checkpoint {input.checkpoints:q} {params.bei_maps_arg} --configs {params.configs:q}"
         " --logs {params.logs:q} --references {params.references:q}"
-        " --out-metrics {output.metrics:q} --out-summary {output.summary:q} --out-headline {output.headline:q}"
+        " --out-metrics {output.metrics:q} --out-predictions {output.predictions:q} --out-summary"
+        " {output.summary:q} --out-headline {output.headline:q}"
         " --out-contrasts {output.contrasts:q} --out-html {output.html:q}"

@@ -30,7 +30,14 @@ RECORDED = {
     "connectome collect": ("out",),
     "splits": ("out",),
     "evaluate": ("out", "predictions"),
-    "report": ("out_metrics", "out_summary", "out_headline", "out_contrasts", "out_html"),
+    "report": (
+        "out_metrics",
+        "out_predictions",
+        "out_summary",
+        "out_headline",
+        "out_contrasts",
+        "out_html",
+    ),
     "embed": ("out", "attention_out"),
 }
 # Values that pass the command line's own checks (labels, run keys, choices).
