@@ -366,6 +366,14 @@ def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
             f"fmriprep.work_dir {work} lies inside the BIDS folder {bids}.",
             hint="Put the work directory outside the input dataset (fMRIPrep refuses it).",
         )
+    if inside(work, derivatives) or inside(derivatives / f"sub-{subject}", work / f"sub-{subject}"):
+        # The subject's work folder would be (or hold) its fMRIPrep outputs, and it is removed
+        # once the run completes: the outputs just recorded would go with it.
+        raise ConfigError(
+            f"fmriprep.work_dir {work} and the derivatives folder {derivatives} overlap: "
+            f"sub-{subject}'s work folder, removed after a complete run, would hold its outputs.",
+            hint="Put the work directory outside the derivatives folder (e.g. on scratch space).",
+        )
     call = FmriprepCall(
         bids=bids,
         derivatives=derivatives,

@@ -408,6 +408,25 @@ def test_work_dir_inside_bids_refused(tmp_path: Path, monkeypatch: pytest.Monkey
         run_fmriprep(req, tmp_path / "rec.json")
 
 
+@pytest.mark.parametrize("work", ["deriv", "deriv/work", "scratch"])
+def test_a_work_folder_overlapping_the_derivatives_is_refused(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch, work: str
+) -> None:
+    """The subject's work folder is removed after a complete run: were it (or did it hold) the
+    subject's derivatives, the outputs just recorded went with it."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    lic = expect_standin(monkeypatch, tmp_path)
+    # "scratch": the derivatives lie in sub-01's work folder.
+    deriv = tmp_path / ("scratch/sub-01/out" if work == "scratch" else "deriv")
+    req = fmriprep_request(
+        tmp_path, "docker", fs_license=lic, work_dir=tmp_path / work, derivatives=deriv
+    )
+    with pytest.raises(ConfigError, match="overlap: sub-01's work folder") as info:
+        run_fmriprep(req, tmp_path / "rec.json")
+    assert str(deriv) in str(info.value) and "outside the derivatives" in (info.value.hint or "")
+    assert read_calls(standins) == [] and not (tmp_path / "rec.json").exists()
+
+
 def test_container_run_on_its_own_derivatives_refused(
     tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
