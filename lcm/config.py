@@ -25,7 +25,7 @@ from lcm.entries import entry_type, names
 from lcm.exceptions import ConfigError
 from lcm.io.container_image import check_apptainer_image
 from lcm.io.output_space import check_volumetric_space
-from lcm.io.paths import fmriprep_work_dir, inside
+from lcm.io.paths import fmriprep_derivatives, fmriprep_work_dir, inside
 from lcm.schema_errors import describe as describe_error
 from lcm.schema_errors import excerpt
 from lcm.schema_errors import hint as schema_hint
@@ -465,6 +465,21 @@ def _check_work_dir_outside(config: dict[str, Any], name: str, source: str) -> N
     given = config["fmriprep"].get("work_dir")
     work = Path(fmriprep_work_dir(config["results_dir"], given)).resolve()
     bids = Path(config["datasets"][name]["path"]).resolve()
+    ds = config["datasets"][name]
+    derivatives = Path(
+        ds.get("derivatives") or fmriprep_derivatives(config["results_dir"], name)
+    ).resolve()
+    # A subject's work folder <work>/sub-X is removed after a complete run: were it (or did it
+    # hold) <derivatives>/sub-X, the outputs just recorded would go with it.
+    below = derivatives.relative_to(work).parts if inside(derivatives, work) else ()
+    if inside(work, derivatives) or (below and below[0].startswith("sub-")):
+        raise ConfigError(
+            f"{source}: fMRIPrep's work folder {work} and the derivatives folder {derivatives} "
+            f"of datasets.{name} overlap: each subject's work folder is removed after a "
+            "complete run, and with it any fMRIPrep outputs it holds.",
+            hint="Set fmriprep.work_dir (lcm run: -w DIR) to a folder apart from the "
+            f"derivatives (datasets.{name}.derivatives), e.g. on scratch space.",
+        )
     if not inside(work, bids):
         return
     what = (

@@ -126,6 +126,26 @@ def test_an_apptainer_image_that_is_no_file_nor_uri_is_refused_at_load(
     validate_config(cfg)
 
 
+@pytest.mark.parametrize("work", ["derivatives", "derivatives/work", "scratch"])
+def test_a_work_folder_overlapping_the_derivatives_is_refused_at_load(
+    demo: dict, tmp_path: Path, work: str
+) -> None:
+    """Each subject's work folder is removed after a complete run: one that is, or holds, its
+    derivatives took the fMRIPrep outputs with it."""
+    cfg = copy.deepcopy(demo)
+    cfg["fmriprep"].update(runner="docker", fs_license=str(tmp_path / "license.txt"))
+    derivatives = tmp_path / ("scratch/sub-01" if work == "scratch" else "derivatives")
+    cfg["datasets"]["bidsdemo"]["derivatives"] = str(derivatives)
+    cfg["fmriprep"]["work_dir"] = str(tmp_path / work)
+    with pytest.raises(ConfigError, match="derivatives folder .* of datasets.bidsdemo overlap"):
+        validate_config(cfg)
+    # Apart, or the derivatives in the work folder but in no subject's: accepted.
+    for apart in ("work", "scratch"):
+        cfg["fmriprep"]["work_dir"] = str(tmp_path / apart)
+        cfg["datasets"]["bidsdemo"]["derivatives"] = str(tmp_path / "scratch" / "fmriprep")
+        validate_config(cfg)
+
+
 @pytest.mark.parametrize("runner", ["docker", "apptainer"])
 def test_a_container_work_folder_inside_the_bids_folder_is_refused_at_load(
     demo: dict, tmp_path: Path, runner: str
