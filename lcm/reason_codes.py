@@ -20,6 +20,7 @@ DUPLICATE = "duplicate"
 NOT_SELECTED = "not_selected"
 OTHER_ATLAS = "other_atlas"
 OTHER_ECHO = "other_echo"
+OTHER_PART = "other_part"
 NOT_FETCHED = "not_fetched"
 MISSING_FILE = "missing_file"
 # A subject folder with no run of the task at all (anat/ only): a subject, not a run, listed in

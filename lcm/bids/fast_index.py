@@ -43,11 +43,11 @@ from lcm.bids.rows import (
     not_fetched_reason,
     not_in_space,
 )
-from lcm.bids.runs import RUN_ENTITIES, RunIds, run_ids_from_name
+from lcm.bids.runs import RunIds, run_ids_from_name
 from lcm.bids.sidecars import Sidecar, SidecarReader, entities_of
 from lcm.entries import TreeIndex, entry_type
 from lcm.exceptions import InputDataError
-from lcm.io.bids_names import check_name_label
+from lcm.io.bids_names import RUN_ENTITIES, check_name_label
 from lcm.io.output_space import parse_output_space, space_of
 from lcm.reason_codes import with_fix
 

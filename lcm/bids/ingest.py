@@ -35,7 +35,12 @@ from lcm.bids.rows import (
     UNREADABLE,
     spaces_found,
 )
-from lcm.bids.selection import Selection, combine_echoes, select_parcellation
+from lcm.bids.selection import (
+    Selection,
+    combine_echoes,
+    exclude_other_parts,
+    select_parcellation,
+)
 from lcm.bids.summary import (
     build_summary,
     check_summary_files_own,
@@ -215,8 +220,8 @@ def ingest_dataset(
     if index.validation is not None:
         report = ValidationReport.from_dict(index.validation)
         manifest = exclude_invalid_runs(manifest, report, root)
-    if kind.voxel:  # fMRIPrep makes one series of a multi-echo run's echoes
-        manifest = combine_echoes(manifest, derivatives=not kind.raw)
+    if kind.voxel:  # fMRIPrep makes one series of a multi-echo run's magnitude echoes
+        manifest = combine_echoes(exclude_other_parts(manifest), derivatives=not kind.raw)
     if parcellation is not None:
         manifest = select_parcellation(manifest, *parcellation)
     manifest = exclude_space_duplicates(manifest, hint=SPACE_HINT)

@@ -22,6 +22,7 @@ MANIFEST_COLUMNS = (
     "acq",
     "dir",
     "echo",
+    "part",
     "space",
     "seg",
     "run_key",

@@ -36,6 +36,7 @@ DUPLICATE = reason_codes.DUPLICATE
 NOT_SELECTED = reason_codes.NOT_SELECTED
 OTHER_ATLAS = reason_codes.OTHER_ATLAS
 OTHER_ECHO = reason_codes.OTHER_ECHO
+OTHER_PART = reason_codes.OTHER_PART
 NOT_FETCHED = reason_codes.NOT_FETCHED
 NOT_IN_SPACE = reason_codes.NOT_IN_SPACE
 OUTPUTS_MISSING = reason_codes.OUTPUTS_MISSING
@@ -78,6 +79,7 @@ def base_row(
         "acq": ents.get("acq", ""),
         "dir": ents.get("dir", ""),
         "echo": ents.get("echo", ""),
+        "part": ents.get("part", ""),
         "space": ents.get("space", ""),
         # XCP-D before 0.7 named the parcellation atlas-, not seg-.
         "seg": ents.get("seg") or ents.get("atlas") or "",

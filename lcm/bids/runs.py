@@ -6,10 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lcm.exceptions import InputDataError
-from lcm.io.bids_names import check_name_label, parse_entities, run_key
-
-# Entities that identify an acquisition (the ones lcm.io.bids_names.run_key joins).
-RUN_ENTITIES = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo")
+from lcm.io.bids_names import RUN_ENTITIES, check_name_label, parse_entities, run_key
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from lcm.bids.rows import DUPLICATE, NOT_SELECTED, OTHER_ATLAS, OTHER_ECHO
+from lcm.bids.rows import DUPLICATE, NOT_SELECTED, OTHER_ATLAS, OTHER_ECHO, OTHER_PART
 from lcm.exceptions import ConfigError
 from lcm.reason_codes import with_fix
 
@@ -253,15 +253,51 @@ def select_parcellation(manifest: pd.DataFrame, atlas: str, seg: str | None = No
 
 
 def without_echo(key: str) -> str:
-    """A run key without its ``echo-`` entity (always the key's last one).
+    """A run key without its ``echo-`` entity (``part-`` may follow it).
 
     Parameters
     ----------
     key : str
         A run key (:func:`lcm.io.bids_names.run_key`).
     """
-    head, sep, last = key.rpartition("_")
-    return head if sep and last.startswith("echo-") else key
+    return "_".join(p for p in key.split("_") if not p.startswith("echo-"))
+
+
+def exclude_other_parts(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Exclude the phase (and real, imaginary) series of complex-valued BOLD runs.
+
+    fMRIPrep preprocesses the magnitude only (``part-mag``, or no ``part-``), keeping
+    ``part-mag`` in its output names; the other parts are excluded (``other_part``), not read
+    as runs of their own.
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        Manifest rows with a ``part`` column (returned unchanged without one).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy, the other parts' rows excluded with their reason.
+    """
+    if manifest.empty or "part" not in manifest.columns:
+        return manifest
+    part = manifest["part"].fillna("").astype(str)
+    other = manifest["included"] & ~part.isin(["", "mag"])
+    if not other.any():
+        return manifest
+    df = manifest.copy()
+    df.loc[other, "included"] = False
+    df.loc[other, "reason_code"] = OTHER_PART
+    df.loc[other, "reason"] = [
+        with_fix(
+            f"the part-{p} series {key}: fMRIPrep preprocesses the magnitude (part-mag) of "
+            "complex-valued BOLD only",
+            "none needed: the run's part-mag series is read",
+        )
+        for p, key in zip(part[other], df.loc[other, "run_key"], strict=True)
+    ]
+    return df
 
 
 def combine_echoes(manifest: pd.DataFrame, derivatives: bool) -> pd.DataFrame:

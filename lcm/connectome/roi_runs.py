@@ -58,7 +58,7 @@ from lcm.connectome.windows import WindowPlan, plan_windows
 from lcm.docstrings import fill_doc
 from lcm.exceptions import ExcludedRunError
 from lcm.io.atomic import write_tsv
-from lcm.io.bids_names import parse_entities
+from lcm.io.bids_names import RUN_ENTITIES, parse_entities
 from lcm.io.provenance import sidecar_path
 
 log = logging.getLogger(__name__)
@@ -430,10 +430,6 @@ def dropout_rows(raw: np.ndarray) -> np.ndarray:
     return rows if not rows.all() else np.zeros_like(rows)
 
 
-# Entities that tell one run's files from another's (space, seg, stat, desc do not).
-_RUN_ENTITIES = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo")
-
-
 def motion_file_mean_fd(path: Path) -> float | None:
     """Mean framewise displacement of the run's XCP-D motion file beside its series.
 
@@ -450,11 +446,11 @@ def motion_file_mean_fd(path: Path) -> float | None:
     ents = parse_entities(path.name)
     if "sub" not in ents:
         return None
-    run = {k: ents.get(k) for k in _RUN_ENTITIES}
+    run = {k: ents.get(k) for k in RUN_ENTITIES}
     found = sorted(
         f
         for f in path.parent.glob(f"sub-{ents['sub']}_*_motion.tsv")
-        if {k: parse_entities(f.name).get(k) for k in _RUN_ENTITIES} == run
+        if {k: parse_entities(f.name).get(k) for k in RUN_ENTITIES} == run
     )
     filtered = [f for f in found if parse_entities(f.name).get("desc") == "filtered"]
     chosen = filtered or found

@@ -24,6 +24,7 @@ ENTITY_ORDER = (
     "dir",
     "run",
     "echo",
+    "part",
     "space",
     "cohort",
     "res",
@@ -32,6 +33,9 @@ ENTITY_ORDER = (
     "desc",
     "stat",
 )
+# Entities that identify an acquisition, in BIDS order: a run key joins them (``part``: the
+# magnitude, ``part-mag``, of complex-valued BOLD, which fMRIPrep keeps in its output names).
+RUN_ENTITIES = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo", "part")
 _LABEL_RE = re.compile(r"^[A-Za-z0-9]+$")
 # What an entity labels, for the fix of an invalid label.
 _ENTITY_WORDS = {"sub": "participant", "ses": "session", "task": "task", "run": "run"}
@@ -237,7 +241,8 @@ def run_key(entities: dict[str, object]) -> str:
     lcm.exceptions.InputDataError
         When a label is not alphanumeric.
     """
-    keys = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo")
     return "_".join(
-        f"{k}-{check_name_label(k, entities[k])}" for k in keys if entities.get(k) not in (None, "")
+        f"{k}-{check_name_label(k, entities[k])}"
+        for k in RUN_ENTITIES
+        if entities.get(k) not in (None, "")
     )

@@ -69,6 +69,8 @@ def subject_runs(
         except InputDataError as exc:
             log.warning("sub-%s: skipping %s: %s", subject, Path(f.path).name, exc.message)
             continue
+        if ids.entities.get("part", "mag") != "mag":
+            continue  # a phase (real, imaginary) series: fMRIPrep reads the magnitude only
         if "echo" in ids.entities:
             if is_derivative(desc):
                 continue  # a per-echo series; the combined one is listed without echo-
@@ -179,8 +181,8 @@ def _derivatives_tr(
 
 
 # Rows of the manifest that are no run of the cohort: a run the selection leaves out, an echo of
-# a multi-echo run listed by another.
-_NOT_COHORT = (reason_codes.NOT_SELECTED, reason_codes.OTHER_ECHO)
+# a multi-echo run listed by another, the phase of a complex-valued run.
+_NOT_COHORT = (reason_codes.NOT_SELECTED, reason_codes.OTHER_ECHO, reason_codes.OTHER_PART)
 
 
 def runs_from_manifest(manifest: str | Path, subject: str, task: str = "rest") -> ManifestRuns:
@@ -207,7 +209,7 @@ def runs_from_manifest(manifest: str | Path, subject: str, task: str = "rest") -
         The included runs, sorted by run key, and the subject's other runs with the reason
         ingest excluded each (a BIDS validator error in its folder, a file not fetched ...;
         a multi-echo run by its key without ``echo-``). Rows that are no run of the cohort
-        (``not_selected``, ``other_echo``) are neither.
+        (``not_selected``, ``other_echo``, ``other_part``) are neither.
 
     Raises
     ------

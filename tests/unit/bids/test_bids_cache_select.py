@@ -456,3 +456,44 @@ def test_no_run_of_the_task_names_the_tasks_the_files_have(
     assert not df["included"].any()
     assert "no usable run of task 'rest'" in caplog.text
     assert "its files name the task(s) restingstate: set datasets.tiny.task" in caplog.text
+
+
+def _complex_raw(root: Path, echoes: tuple[str, ...] = ()) -> Path:
+    """Raw BIDS whose run 1 is complex-valued: magnitude and phase (each multi-echo if asked)."""
+    from helpers.connectome import CROP_SHAPE, save_nifti
+
+    make_raw_bids(root, subjects=("01",))
+    func = root / "sub-01" / "func"
+    (func / "sub-01_task-rest_run-1_bold.nii.gz").unlink()
+    data = np.zeros((*CROP_SHAPE[:2], 3, 44), dtype=np.int16)
+    for part in ("phase", "mag"):
+        for echo in echoes or ("",):
+            e = f"_echo-{echo}" if echo else ""
+            name = f"sub-01_task-rest_run-1{e}_part-{part}_bold.nii.gz"
+            save_nifti(func / name, data, t_r=2.0)
+    return root
+
+
+@pytest.mark.parametrize("echoes", [(), ("1", "2")])
+def test_the_magnitude_of_a_complex_valued_run_is_the_run_named_as_fmriprep_names_it(
+    tmp_path: Path, echoes: tuple[str, ...]
+) -> None:
+    """fMRIPrep reads part-mag only and keeps part-mag in its outputs' names: the phase is
+    excluded (it was once the magnitude's 'duplicate', and the key lost part-, so no output
+    of fMRIPrep was ever found for the run)."""
+    from lcm.bids.ingest import included_runs
+
+    root = _complex_raw(tmp_path / "raw", echoes)
+    df = ingest_dataset("cx", "bids", root).manifest
+    kept = df[df["included"]]
+    assert kept["run_key"].tolist() == ["sub-01_task-rest_run-1_part-mag"]
+    assert "_part-mag_bold" in kept["path"].iloc[0] and kept["part"].tolist() == ["mag"]
+    phase = df[df["part"] == "phase"]
+    assert len(phase) == len(echoes or ("",)) and not phase["included"].any()
+    assert set(phase["reason_code"]) == {"other_part"}
+    assert all("magnitude (part-mag)" in r for r in phase["reason"])
+    if echoes:
+        assert set(df.loc[~df["included"] & (df["part"] == "mag"), "reason_code"]) == {"other_echo"}
+    assert included_runs("cx", "bids", root) == [
+        {"sub": "01", "ses": None, "task": "rest", "run": "1", "part": "mag"}
+    ]

@@ -130,6 +130,14 @@ def other_echo(tmp: Path) -> tuple[str, Path, list[str]]:
     return "bids", root, []
 
 
+def other_part(tmp: Path) -> tuple[str, Path, list[str]]:
+    root = _raw(tmp)
+    for part in ("mag", "phase"):
+        name = f"sub-01_task-rest_run-2_part-{part}_bold.nii.gz"
+        save_nifti(_func(root) / name, np.zeros((4, 5, 6, 7)), 2.0)
+    return "bids", root, []
+
+
 def not_fetched(tmp: Path) -> tuple[str, Path, list[str]]:
     root = _raw(tmp)
     bold = _func(root) / "sub-01_task-rest_run-1_bold.nii.gz"
@@ -186,6 +194,7 @@ CASES: dict[str, tuple[str, Callable[[Path], tuple[str, Path, list[str]]]]] = {
     "duplicate": (reason_codes.DUPLICATE, duplicate),
     "not_selected": (reason_codes.NOT_SELECTED, not_selected),
     "other_echo": (reason_codes.OTHER_ECHO, other_echo),
+    "other_part": (reason_codes.OTHER_PART, other_part),
     "not_fetched": (reason_codes.NOT_FETCHED, not_fetched),
     "not_in_space": (reason_codes.NOT_IN_SPACE, not_in_space),
     "fmriprep_outputs_missing": (reason_codes.OUTPUTS_MISSING, outputs_missing),

@@ -137,7 +137,7 @@ def test_a_work_folder_overlapping_the_derivatives_is_refused_at_load(
     derivatives = tmp_path / ("scratch/sub-01" if work == "scratch" else "derivatives")
     cfg["datasets"]["bidsdemo"]["derivatives"] = str(derivatives)
     cfg["fmriprep"]["work_dir"] = str(tmp_path / work)
-    with pytest.raises(ConfigError, match="derivatives folder .* of datasets.bidsdemo overlap"):
+    with pytest.raises(ConfigError, match=r"derivatives folder .* of datasets\.bidsdemo overlap"):
         validate_config(cfg)
     # Apart, or the derivatives in the work folder but in no subject's: accepted.
     for apart in ("work", "scratch"):

@@ -785,3 +785,31 @@ def test_apptainer_run_gets_one_output_spaces(
     assert sum(a.startswith("--output-s") for a in call) == 1
     at = call.index("--output-spaces")
     assert call[at + 1 : at + 1 + len(spaces) + 1] == [*spaces, "-w"]
+
+
+@pytest.mark.parametrize("manifest", [True, False])
+def test_the_part_mag_outputs_of_a_complex_valued_run_are_found(
+    tmp_path: Path, manifest: bool
+) -> None:
+    """fMRIPrep keeps part-mag in its outputs' names: the run is found by the key that holds
+    it, with ingest's manifest or by indexing the BIDS folder; the phase is no run."""
+    from helpers.connectome import CROP_SHAPE, save_nifti
+
+    from lcm.bids.ingest import ingest
+
+    raw = make_raw_bids(tmp_path / "raw", subjects=("01",))
+    func = raw / "sub-01" / "func"
+    (func / "sub-01_task-rest_run-1_bold.nii.gz").unlink()
+    for part in ("mag", "phase"):
+        data = np.zeros((*CROP_SHAPE[:2], 3, 40), dtype=np.int16)
+        save_nifti(func / f"sub-01_task-rest_run-1_part-{part}_bold.nii.gz", data, t_r=2.0)
+    files = make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-1_part-mag", n_vol=40)
+    path = None
+    if manifest:
+        path = tmp_path / "ingest" / "manifest.parquet"
+        ingest("tiny", "bids", raw, path, validate=False)
+    req = fmriprep_request(tmp_path, "existing", manifest=path)
+    rec = run_fmriprep(req, tmp_path / "rec.json")
+    assert [r["run_key"] for r in rec["runs"]] == ["sub-01_task-rest_run-1_part-mag"]
+    assert rec["runs"][0]["bold"] == str(files["bold"])
+    assert not rec.get("excluded")
