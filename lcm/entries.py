@@ -20,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-# The echoes of a multi-echo run are not duplicates: they are combined (lcm.bids.selection).
+# Not duplicates: the echoes of a multi-echo run (combined) and the phase of complex-valued BOLD
+# (other_part), lcm.bids.selection.
 _BOLD_HINT = (
     "keep one file per run: .nii or .nii.gz, one resolution (of fMRIPrep's: name it in "
-    "fmriprep.output_space, e.g. MNI152NLin2009cAsym:res-2), the magnitude of a "
-    "part-mag/part-phase pair"
+    "fmriprep.output_space, e.g. MNI152NLin2009cAsym:res-2)"
 )
 
 
