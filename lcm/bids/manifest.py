@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -48,6 +49,8 @@ REQUIRED_COLUMNS = (
     "included",
     "reason",
 )
+# A run or echo index with zero padding (``run-01``), the digits kept from the first non-zero.
+_PADDED_INDEX = re.compile(r"(^|_)(run|echo)-0*(\d)")
 _STRING_COLUMNS = tuple(c for c in MANIFEST_COLUMNS if c not in ("t_r", "included"))
 
 
@@ -145,8 +148,15 @@ def read_manifest(path: str | Path, columns: Sequence[str] | None = None) -> pd.
     return df.assign(**{c: "" for c in columns if c not in names})[list(columns)]
 
 
+def _index_as_number(run_key: str) -> str:
+    """``run_key`` with its run and echo indices unpadded: ``run-01`` and ``run-1`` are one run
+    (pybids and fMRIPrep compare them as numbers)."""
+    return _PADDED_INDEX.sub(r"\1\2-\3", run_key)
+
+
 def exclude_duplicates(rows: list[dict], hint: str, by_space: bool = True) -> list[dict]:
-    """Exclude every included row whose ``run_key`` an earlier row (by path) already holds.
+    """Exclude every included row whose ``run_key`` an earlier row (by path) already holds, its
+    run and echo indices compared as numbers (``run-01`` is ``run-1``, as in pybids).
 
     Rows of different parcellations (``seg`` entity: ``..._seg-Schaefer100_...`` beside
     ``..._seg-Gordon_...``) are not duplicates of each other: the connectome stage keeps the
@@ -164,21 +174,27 @@ def exclude_duplicates(rows: list[dict], hint: str, by_space: bool = True) -> li
     by_space : bool
         Tell rows apart by ``space`` too.
     """
-    seen: dict[tuple[str, ...], str] = {}
+    seen: dict[tuple[str, ...], tuple[str, str]] = {}
     out = []
     for row in sorted(rows, key=lambda r: r["path"]):
         row = dict(row)
         if row["included"]:
-            key = (row["run_key"], str(row.get("seg") or ""))
+            key = (_index_as_number(row["run_key"]), str(row.get("seg") or ""))
             key += (str(row.get("space") or ""),) if by_space else ()
             if key in seen:
                 row["included"] = False
                 row["reason_code"] = reason_codes.DUPLICATE
+                first, first_key = seen[key]
+                same = (
+                    ""
+                    if first_key == row["run_key"]
+                    else f", the same run as {first_key} (indices compare as numbers)"
+                )
                 row["reason"] = with_fix(
-                    f"duplicate of {Path(seen[key]).name} for run {row['run_key']}", hint
+                    f"duplicate of {Path(first).name} for run {row['run_key']}{same}", hint
                 )
             else:
-                seen[key] = row["path"]
+                seen[key] = (row["path"], row["run_key"])
         out.append(row)
     return out
 

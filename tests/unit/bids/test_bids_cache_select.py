@@ -497,3 +497,18 @@ def test_the_magnitude_of_a_complex_valued_run_is_the_run_named_as_fmriprep_name
     assert included_runs("cx", "bids", root) == [
         {"sub": "01", "ses": None, "task": "rest", "run": "1", "part": "mag"}
     ]
+
+
+def test_run_1_beside_run_01_is_a_duplicate_as_pybids_reads_it(tmp_path: Path) -> None:
+    """Both were runs of their own, whose fMRIPrep outputs then matched both spellings: the
+    fMRIPrep stage excluded both as ambiguous."""
+    from helpers.connectome import CROP_SHAPE, save_nifti
+
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("01", "2"))
+    data = np.zeros((*CROP_SHAPE[:2], 3, 44), dtype=np.int16)
+    save_nifti(root / "sub-01" / "func" / "sub-01_task-rest_run-1_bold.nii.gz", data, t_r=2.0)
+    df = ingest_dataset("pad", "bids", root).manifest.set_index("run_key")
+    assert sorted(df.index[df["included"]]) == ["sub-01_task-rest_run-01", "sub-01_task-rest_run-2"]
+    dup = df.loc["sub-01_task-rest_run-1"]
+    assert not dup["included"] and dup["reason_code"] == "duplicate"
+    assert "the same run as sub-01_task-rest_run-01 (indices compare as numbers)" in dup["reason"]
