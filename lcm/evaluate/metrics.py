@@ -79,7 +79,7 @@ def binary_metrics(
     -------
     dict
         ``auc`` (NaN when the fold holds one class only), ``balanced_accuracy``, ``accuracy``,
-        ``f1`` (of the positive class), ``sensitivity`` (recall of positives) and
+        ``f1`` (of the positive class; NaN without positives), ``sensitivity`` (recall of positives) and
         ``specificity`` (recall of negatives); NaN where a class is absent.
     """
     # Counted here rather than with sklearn.metrics: its input validation made the report's
@@ -100,7 +100,9 @@ def binary_metrics(
         "auc": _auc(p_positive, pos, n_pos, n_neg) if both else nan,
         "balanced_accuracy": (sensitivity + specificity) / 2 if both else nan,
         "accuracy": (tp + tn) / len(y_true) if len(y_true) else nan,
-        "f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0,
+        # No positive in the fold: its recall is undefined, and so its F1 (sklearn says 0.0,
+        # which pulled a leave-site-out mean down by every control-only site).
+        "f1": 2 * tp / (2 * tp + fp + fn) if n_pos else nan,
         "sensitivity": sensitivity,
         "specificity": specificity,
     }
@@ -131,7 +133,8 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
     dict
         ``pearson_r`` (NaN when either side is constant up to float rounding:
         :func:`all_equal`), ``mae`` and ``r2`` (out-of-sample,
-        against the test fold's own mean; negative when worse than predicting that mean).
+        against the test fold's own mean; negative when worse than predicting that mean; NaN
+        when the fold's targets are constant).
     """
     from sklearn.metrics import mean_absolute_error, r2_score
 
@@ -143,7 +146,11 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
     return {
         "pearson_r": float(np.corrcoef(y_true, y_pred)[0, 1]) if varies else float("nan"),
         "mae": float(mean_absolute_error(y_true, y_pred)),
-        "r2": float(r2_score(y_true, y_pred)) if len(y_true) > 1 else float("nan"),
+        # A constant target has no variance to explain: sklearn's r2_score says 0.0 (or 1.0),
+        # which hid a fold's error behind a score of 0.
+        "r2": float(r2_score(y_true, y_pred))
+        if len(y_true) > 1 and not all_equal(y_true)
+        else float("nan"),
     }
 
 

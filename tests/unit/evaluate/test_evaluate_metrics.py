@@ -42,6 +42,30 @@ def test_binary_metrics_one_class_gives_nan_auc():
     m = binary_metrics(np.array([1, 1, 1]), np.array([0.2, 0.7, 0.9]))
     assert np.isnan(m["auc"]) and np.isnan(m["specificity"])
     assert m["sensitivity"] == pytest.approx(2 / 3)
+    assert m["f1"] == pytest.approx(2 * 2 / (2 * 2 + 0 + 1))
+
+
+def test_f1_is_undefined_without_a_positive_in_the_fold() -> None:
+    """Recall is 0/0 then: sklearn's 0.0 made every control-only leave-site-out fold pull the
+    mean F1 down, whatever the model called."""
+    for p in ([0.1, 0.2, 0.3], [0.9, 0.2, 0.3]):
+        m = binary_metrics(np.array([0, 0, 0]), np.array(p))
+        assert np.isnan(m["f1"]) and np.isnan(m["sensitivity"])
+    # One positive missed: F1 is 0, as it should be.
+    assert binary_metrics(np.array([0, 1]), np.array([0.9, 0.1]))["f1"] == 0.0
+
+
+def test_r2_is_undefined_for_a_constant_target() -> None:
+    """sklearn's r2_score says 0.0 (1.0 when exact) for a fold whose targets are all equal: a
+    fold 20 years off scored R² 0, hiding the error behind the summary's mean."""
+    from lcm.evaluate.metrics import regression_metrics
+
+    for pred in ([10.0, 10.0, 10.0], [30.0, 30.0, 30.0], [29.0, 30.0, 31.0]):
+        m = regression_metrics(np.array([30.0, 30.0, 30.0]), np.array(pred))
+        assert np.isnan(m["r2"]) and np.isnan(m["pearson_r"])
+    assert regression_metrics(np.array([30.0] * 3), np.array([10.0] * 3))["mae"] == 20.0
+    m = regression_metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 4.0]))
+    assert m["r2"] == pytest.approx(1 - 1 / 2)
 
 
 @pytest.mark.parametrize("seed", range(6))
