@@ -13,7 +13,7 @@ from lcm.commands._arguments import int_at_least
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.commands._sources import store_sources
 from lcm.docstrings import fill_doc
-from lcm.exceptions import InputDataError
+from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.paths import variables_path
 from lcm.io.provenance import write_sidecar
 from lcm.store.read import read_runs, read_schema, read_table
@@ -90,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=SCHEMES,
         help="Split schemes (default: subject, and, when every subject has a site, site with "
         "--n-folds sites or more and leave_site_out with two or more; named here, a site-level "
-        "scheme refuses subjects without a site and too few sites).",
+        "scheme refuses subjects without a site and too few sites). Not with --task.",
     )
     p.add_argument("--label", help="Variable to stratify the subject-level folds by.")
     p.add_argument("--task", help="Task name: write that task's evaluation folds.")
@@ -201,6 +201,15 @@ def _task_splits(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
         f"lcm splits --task {args.task}: --repeats",
         hint="List each evaluate.seeds entry once.",
     )
+    if args.schemes:
+        # Not honoured: a task's table holds the schemes its evaluation can use (silently
+        # ignored, it wrote both when one was asked).
+        raise ConfigError(
+            f"lcm splits --task {args.task}: --schemes {' '.join(args.schemes)} does not apply "
+            "to a task's folds, which hold the subject scheme and, where every subject has a "
+            "site, leave_site_out (the task's evaluate.split picks one).",
+            hint="Leave out --schemes with --task (or drop --task for the pretraining splits).",
+        )
     if not args.label or not args.catalogue or len(args.datasets) != 1:
         raise InputDataError(
             f"lcm splits --task {args.task}: needs --label, --catalogue and exactly one dataset "

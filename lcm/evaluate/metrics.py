@@ -79,8 +79,8 @@ def binary_metrics(
     -------
     dict
         ``auc`` (NaN when the fold holds one class only), ``balanced_accuracy``, ``accuracy``,
-        ``f1`` (of the positive class; NaN without positives), ``sensitivity`` (recall of positives) and
-        ``specificity`` (recall of negatives); NaN where a class is absent.
+        ``f1`` (of the positive class; NaN without positives), ``sensitivity`` (recall of
+        positives) and ``specificity`` (recall of negatives); NaN where a class is absent.
     """
     # Counted here rather than with sklearn.metrics: its input validation made the report's
     # per-site tables (hundreds of folds x models x sites) take most of the report's time.

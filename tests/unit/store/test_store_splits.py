@@ -256,6 +256,9 @@ def test_task_table_from_the_cli_keeps_its_test_subjects_out_of_pretraining(tmp_
     # The repeats are evaluate.seeds: listed twice, the same folds would be written twice.
     twice = [a if a != "1" else "0" for a in args]
     assert main(twice) == 2
+    # --schemes is the pretraining table's: with --task it was ignored, both schemes written.
+    out.unlink()
+    assert main([*args, "--schemes", "subject"]) == 2 and not out.exists()
 
 
 def _sited_store(tmp_path: Path, sites: dict[str, int]) -> Path:
