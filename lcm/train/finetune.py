@@ -216,8 +216,16 @@ class LCMClassifier(FinetunedLCM):
         # inner validation split of the labelled fit() subjects (a fixed high one when too few).
         y_final = y
         if settings["diagnosis_pseudo_labels"] and self.init == "pretrained":
+            # The inner validation subjects lose their clinical BEI targets too (an ADOS score
+            # gives the diagnosis away), as subjects the label fraction leaves unlabeled do.
+            clinical = self._clinical(bei)
             y_final = self._confident_pseudo_labels(
-                y, groups, settings, lambda hidden: self._finetuned_proba(train, fc, hidden)
+                y,
+                groups,
+                settings,
+                lambda hidden, rows: self._finetuned_proba(
+                    train.without(clinical, rows), fc, hidden
+                ),
             )
         else:
             self.diagnosis_pseudo_ = self._diagnosis_record("off", y, groups)
@@ -253,7 +261,7 @@ class LCMClassifier(FinetunedLCM):
         y_final = y
         if settings["diagnosis_pseudo_labels"]:
             y_final = self._confident_pseudo_labels(
-                y, groups, settings, lambda hidden: fit(hidden).predict_proba(features)
+                y, groups, settings, lambda hidden, _rows: fit(hidden).predict_proba(features)
             )
         else:
             self.diagnosis_pseudo_ = self._diagnosis_record("off", y, groups)
@@ -284,16 +292,16 @@ class LCMClassifier(FinetunedLCM):
         y: np.ndarray,
         groups: np.ndarray | None,
         settings: dict[str, Any],
-        first_model: Callable[[np.ndarray], np.ndarray],
+        first_model: Callable[[np.ndarray, np.ndarray], np.ndarray],
     ) -> np.ndarray:
         """``y`` with confident predictions filled in for unlabeled subjects (part b).
 
-        ``first_model(hidden)`` fits on ``hidden`` (the labels with the inner validation rows
-        hidden) and returns class probabilities ``[n, 2]`` of every row. Everything is per
-        subject: a subject's probabilities are its rows' mean, the threshold is chosen on the
-        inner validation subjects, the cap counts labelled subjects, and a subject none of whose
-        rows is labelled gets one pseudo-label on all its rows (a partly labelled subject's
-        unlabeled rows stay unlabeled). Sets ``diagnosis_pseudo_``
+        ``first_model(hidden, rows)`` fits on ``hidden`` (the labels with the inner validation
+        rows ``rows`` hidden) and returns class probabilities ``[n, 2]`` of every row.
+        Everything is per subject: a subject's probabilities are its rows' mean, the threshold
+        is chosen on the inner validation subjects, the cap counts labelled subjects, and a
+        subject none of whose rows is labelled gets one pseudo-label on all its rows (a partly
+        labelled subject's unlabeled rows stay unlabeled). Sets ``diagnosis_pseudo_``
         (:func:`lcm.train.confident.diagnosis_record`), whatever the outcome.
         """
         groups = np.arange(len(y)) if groups is None else np.asarray(groups)
@@ -308,7 +316,7 @@ class LCMClassifier(FinetunedLCM):
             return y
         hidden = y.copy()
         hidden[plan.validation_rows] = -1  # the first model never sees the inner validation labels
-        proba = first_model(hidden)
+        proba = first_model(hidden, plan.validation_rows)
         val_subjects = np.unique(groups[plan.validation_rows])
         if plan.source == "inner":
             _, val_proba, inverse = subject_means(proba, groups, plan.validation_rows)
@@ -390,6 +398,13 @@ class LCMClassifier(FinetunedLCM):
             n_unlabeled=len(np.unique(groups[unlabeled])),
             n_unlabeled_rows=int(unlabeled.sum()),
         )
+
+    def _clinical(self, bei: Targets) -> list[str]:
+        """The BEI targets of ``domain: clinical`` variables (none known without a catalogue)."""
+        if self.catalogue is None:
+            return []
+        variables = self.catalogue.variables
+        return [n for n in bei if n in variables and variables[n].domain == "clinical"]
 
     def _finetuned_proba(self, train: _Finetuning, fc: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Class probabilities ``[n, 2]`` of a model finetuned on ``y`` (the first model)."""
@@ -638,6 +653,39 @@ class _Finetuning:
             lr_scales=layer_lr_scales(model, float(s["layer_decay"])),
         )
         return model.eval(), history
+
+    def without(self, names: list[str], rows: np.ndarray) -> _Finetuning:
+        """The same run with the BEI targets ``names`` unknown on ``rows``.
+
+        Parameters
+        ----------
+        names : list of str
+            BEI variables to hide.
+        rows : numpy.ndarray
+            Training row positions.
+
+        Returns
+        -------
+        _Finetuning
+        """
+        bei = dict(self.bei)
+        for name in names:
+            target = bei[name]
+            hide = torch.zeros_like(target.present)
+            hide[torch.as_tensor(rows, dtype=torch.long)] = True
+            values = target.values.clone()
+            values[hide] = 0.0
+            bei[name] = Target(values, target.present & ~hide)
+        return _Finetuning(
+            self.base,
+            self.init,
+            bei,
+            self.layout,
+            self.label,
+            self.settings,
+            self.seed,
+            self.device,
+        )
 
     def targets(self, y: np.ndarray) -> Targets:
         """Training targets: the BEI ones and the task's (only its labelled rows are present).

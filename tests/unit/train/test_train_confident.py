@@ -83,7 +83,7 @@ def test_imbalanced_pseudo_labels_keep_the_minority_class() -> None:
     y = y_true.copy()
     y[200:] = -1
     groups = np.array([f"a/s{i:03d}" for i in range(len(y))])
-    clf, filled = _pseudo(y, groups, lambda hidden: np.tile([0.96, 0.04], (len(y), 1)))
+    clf, filled = _pseudo(y, groups, lambda hidden, _rows: np.tile([0.96, 0.04], (len(y), 1)))
     info = clf.diagnosis_pseudo_
     assert info["threshold_source"] == "inner" and info["inner_validation_subjects"] == 50
     assert (filled[200:] == -1).all() and info["n_pseudo_labelled"] == 0
@@ -91,7 +91,7 @@ def test_imbalanced_pseudo_labels_keep_the_minority_class() -> None:
     assert info["thresholds"] == {"control": None, "patient": None}
     # A first model that knows: both classes pseudo-labelled, each on its own threshold.
     signal = np.where(y_true == 1, 0.9, 0.05)
-    clf, filled = _pseudo(y, groups, lambda hidden: np.c_[1 - signal, signal])
+    clf, filled = _pseudo(y, groups, lambda hidden, _rows: np.c_[1 - signal, signal])
     info = clf.diagnosis_pseudo_
     assert info["pseudo_labelled_subjects"] == {"control": 90, "patient": 10}
     np.testing.assert_array_equal(filled[200:], y_true[200:])
@@ -265,7 +265,7 @@ def test_pseudo_labels_are_one_per_subject_and_capped_by_labelled_subjects() -> 
     confidence += [0.99, 0.99, 0.6, 0.96, 0.97, 0.98, 0.99, 0.995, 0.04, 0.03, 0.02, 0.01]
     groups, y, p1 = np.array(groups), np.array(y), np.array(confidence)
 
-    clf, filled = _pseudo(y, groups, lambda hidden: np.c_[1 - p1, p1], pseudo_label_cap=1.0)
+    clf, filled = _pseudo(y, groups, lambda hidden, _rows: np.c_[1 - p1, p1], pseudo_label_cap=1.0)
     info = clf.diagnosis_pseudo_
     assert info["threshold_source"] == "fixed"
     for subject in np.unique(groups):  # one label per subject, on all its rows
@@ -288,7 +288,7 @@ def test_threshold_is_chosen_on_validation_subjects_not_rows() -> None:
     groups = np.r_[groups, np.repeat(["a/u0", "a/u1"], 2)]
     y = np.r_[y, [-1] * 4]
 
-    def first_model(hidden: np.ndarray) -> np.ndarray:
+    def first_model(hidden: np.ndarray, _rows: np.ndarray) -> np.ndarray:
         # Validation subjects: right with windows at 0.9 and 0.7 (mean 0.8), except one wrong
         # with windows at 0.99 and 0.51 (mean 0.75): per subject, 0.8 is the threshold
         # of its class reaching the target; per row, the wrong 0.99 window leaves none.
@@ -344,7 +344,7 @@ def test_fixed_threshold_keeps_the_labelled_class_ratio_by_default() -> None:
     # classes keep as many pseudo-labels per labelled subject, one at most: here none.
     y = np.r_[[0, 0, 1, 1], -np.ones(20, int)]
     groups = np.array([f"a/s{i:02d}" for i in range(len(y))])
-    clf, filled = _pseudo(y, groups, lambda hidden: np.tile([0.99, 0.01], (len(y), 1)))
+    clf, filled = _pseudo(y, groups, lambda hidden, _rows: np.tile([0.99, 0.01], (len(y), 1)))
     info = clf.diagnosis_pseudo_
     assert info["threshold_source"] == "fixed" and info["threshold"] == FALLBACK_THRESHOLD
     assert info["pseudo_labelled_subjects"] == {"control": 0, "patient": 0}
@@ -352,11 +352,42 @@ def test_fixed_threshold_keeps_the_labelled_class_ratio_by_default() -> None:
     # Confident of both: 2 labelled of each class, 9 confident controls and 1 confident case
     # among the unlabelled -> half a pseudo-label per labelled subject: 1 and 1.
     p1 = np.r_[[0.01, 0.01, 0.99, 0.99], np.full(9, 0.01), [0.99], np.full(10, 0.5)]
-    clf, filled = _pseudo(y, groups, lambda hidden: np.c_[1 - p1, p1])
+    clf, filled = _pseudo(y, groups, lambda hidden, _rows: np.c_[1 - p1, p1])
     assert clf.diagnosis_pseudo_["pseudo_labelled_subjects"] == {"control": 1, "patient": 1}
     # Confident of many of both: at most one per labelled subject (2 and 2), or the user's cap.
     p1 = np.r_[[0.01, 0.01, 0.99, 0.99], np.full(10, 0.01), np.full(10, 0.99)]
-    clf, _ = _pseudo(y, groups, lambda hidden: np.c_[1 - p1, p1])
+    clf, _ = _pseudo(y, groups, lambda hidden, _rows: np.c_[1 - p1, p1])
     assert clf.diagnosis_pseudo_["pseudo_labelled_subjects"] == {"control": 2, "patient": 2}
-    clf, _ = _pseudo(y, groups, lambda hidden: np.c_[1 - p1, p1], pseudo_label_cap=0.5)
+    clf, _ = _pseudo(y, groups, lambda hidden, _rows: np.c_[1 - p1, p1], pseudo_label_cap=0.5)
     assert clf.diagnosis_pseudo_["pseudo_labelled_subjects"] == {"control": 1, "patient": 1}
+
+
+def test_the_first_model_never_sees_the_validation_subjects_clinical_scores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clinical BEI variable (an ADOS score) gives the diagnosis away: the inner validation
+    subjects lose it for the model whose predictions choose the threshold, as subjects the
+    label fraction leaves unlabeled do; the final model sees it again."""
+    from helpers.model import CATALOGUE, write_catalogue
+
+    from lcm.catalogue import load_catalogue
+
+    torch.set_num_threads(1)
+    text = CATALOGUE.replace("domain: physiological", "domain: clinical")  # bmi: clinical
+    catalogue = load_catalogue(write_catalogue(tmp_path, text))
+    settings = {"epochs": 2, "batch_size": 16, "lr": 0.003}
+    pretrain(pretrain_cohort(40, seed=1), catalogue, TINY, settings, 3, tmp_path / "ckpt")
+    cohort = make_cohort(48, seed=5, bmi_missing=0.0)
+    y = (cohort.variables["dx"] == "patient").to_numpy().astype(np.int64)
+    y[32:] = -1
+    calls = spy_finetuning_targets(monkeypatch)
+    fit = {"epochs": 1, "batch_size": 8, "inner_validation_fraction": 0.3}
+    clf = LCMClassifier(tmp_path / "ckpt", "dx", LEVELS, fit, seed=0, catalogue=catalogue)
+    clf.fit(cohort.fc, y, cohort.variables.drop(columns="dx"))
+    val = np.array(clf.diagnosis_pseudo_["inner_validation_rows"])
+    assert clf.diagnosis_pseudo_["threshold_source"] == "inner" and len(val)
+    first, final = calls
+    assert not first["bmi"].present[val].any() and first["bmi"].present.sum() == 48 - len(val)
+    assert final["bmi"].present.all()
+    # Not clinical: kept for the validation subjects.
+    assert first["age"].present[val].all()
