@@ -75,6 +75,9 @@ def labels_only_atlas(name: str, labels: str | Path) -> Atlas:
 # else ``label`` (XCP-D's atlas tables); and the names that mark a first line as a header.
 NAME_COLUMNS = ("name", "label")
 HEADER_WORDS = frozenset({"index", *NAME_COLUMNS})
+# Headers other tables give their column of label values, read as ``index`` where the table has
+# none (``label<TAB>name``, MIST's ``roi``).
+INDEX_ALIASES = ("label", "labels", "id", "idx", "value", "key", "roi", "number")
 
 
 def _is_number(cell: str) -> bool:
@@ -136,6 +139,9 @@ def _labels_cells(path: Path) -> tuple[pd.DataFrame, str | None]:
             _refuse_header(lower, line, path)
         cells = raw.iloc[1:].copy()
         cells.columns = lower
+        if "index" not in lower:
+            cells = _aliased_index(cells, key, line, path)
+            lower = list(cells.columns)
         wanted = ["index", key, "x", "y", "z", "network"]
         cells = cells[[c for c in wanted if c in lower]].rename(columns={key: "name"})
         return cells.reset_index(drop=True), line
@@ -146,6 +152,40 @@ def _labels_cells(path: Path) -> tuple[pd.DataFrame, str | None]:
             hint="Start the table with the header index<TAB>name, or with the first region's row.",
         )
     return raw.iloc[:, :2].set_axis(["index", "name"], axis=1), None
+
+
+def _aliased_index(cells: pd.DataFrame, key: str, line: str, path: Path) -> pd.DataFrame:
+    """``cells`` whose column of label values, under another header than ``index``, is renamed
+    ``index``; refused when whole numbers stand in a column that cannot be told to be them.
+
+    Read as a list of names, such a table's regions were paired with the image's labels in
+    ascending order, whatever its numbers said: names silently on the wrong regions.
+    """
+    numbered = [
+        c
+        for c in cells.columns
+        if c not in (key, "x", "y", "z", "network") and _whole_numbers(cells[c])
+    ]
+    if not numbered:
+        return cells
+    aliases = [c for c in numbered if c in INDEX_ALIASES]
+    if len(aliases) == 1:
+        log.info("Labels table %s: column %r read as the index (label values)", path, aliases[0])
+        return cells.rename(columns={aliases[0]: "index"})
+    raise AtlasError(
+        f"Labels table {path}: its header {line!r} names no 'index' column, but "
+        f"{'columns' if len(numbered) > 1 else 'column'} {numbered} hold whole numbers: which, "
+        "if any, are the label values in the image cannot be told, and a list of names would "
+        "be paired with the image's labels in ascending order.",
+        hint="Name the column of label values 'index'; or, to pair the names with the labels "
+        "in ascending order, drop the columns of numbers.",
+    )
+
+
+def _whole_numbers(column: pd.Series) -> bool:
+    """Whether every cell of ``column`` is a whole number (``3``, ``3.0``)."""
+    values = pd.to_numeric(column.astype(str).str.strip(), errors="coerce")
+    return bool(len(values)) and bool(values.notna().all()) and bool((values % 1 == 0).all())
 
 
 def _refuse_header(columns: list[str], line: str, path: Path) -> None:

@@ -46,6 +46,9 @@ def _both(root: Path, table: str) -> tuple:
         "index\tlabel\tnetwork_label\n1\tFrontal Pole\tVis\n7\tB\tVis\n42\tC\tDMN\n",
         "0\tBackground\n1\tFrontal Pole\n7\tB\n42\tC\n",
         "1.0\tFrontal Pole\n7.0\tB\n42.0\tC\n",
+        "label\tname\n42\tC\n1\tFrontal Pole\n7\tB\n",
+        "ID\tName\tHemisphere\n7\tB\tR\n1\tFrontal Pole\tL\n42\tC\tL\n",
+        "roi\tlabel\tname\tsize\n1\tFP\tFrontal Pole\t10\n7\tb\tB\t5\n42\tc\tC\t8\n",
     ],
     ids=[
         "index-name",
@@ -55,6 +58,9 @@ def _both(root: Path, table: str) -> tuple:
         "xcpd-label",
         "no-header",
         "float-index-no-header",
+        "label-name-unsorted",
+        "id-name",
+        "mist-roi",
     ],
 )
 def test_a_table_names_the_same_regions_with_and_without_its_image(tmp_path, table) -> None:
@@ -62,6 +68,24 @@ def test_a_table_names_the_same_regions_with_and_without_its_image(tmp_path, tab
     assert with_image.roi_names == labels_only.roi_names == NAMES
     assert with_image.labels["index"].tolist() == [1, 7, 42]
     assert labels_only.labels["index"].tolist() == [1, 7, 42]
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "name\tvolume\nFrontal Pole\t10\nB\t5\nC\t8\n",
+        "value\tid\tname\n1\t3\tFrontal Pole\n7\t2\tB\n42\t1\tC\n",
+    ],
+    ids=["unknown-numbers", "two-candidates"],
+)
+def test_numbers_that_may_be_the_labels_are_never_paired_by_rank(tmp_path, table) -> None:
+    """A table whose label values stood under another header than 'index' was read as a list
+    of names, paired with the image's labels in ascending order: names on the wrong regions."""
+    (tmp_path / "atlas.tsv").write_text(table)
+    for img in (_image(tmp_path), None):
+        with pytest.raises(AtlasError, match=r"names no 'index' column, but column") as info:
+            load_atlas("mine", img, str(tmp_path / "atlas.tsv"))
+        assert "Name the column of label values 'index'" in (info.value.hint or "")
 
 
 def test_a_pandas_index_column_is_refused_with_the_fix(tmp_path: Path) -> None:
