@@ -88,16 +88,14 @@ class Atlas:
             return out
         data = np.asarray(self.img.dataobj)
         # One pass over the image (a scan per label took seconds at 116 labels): voxel counts
-        # and coordinate sums per integer label, by bincount.
+        # and coordinate sums per integer label.
         integral = (data == np.rint(data)) & (data > 0)
         flat = np.where(integral, data, 0).astype(np.int64).ravel()
         ids = self.labels["index"].to_numpy().astype(np.int64)
-        size = max(int(flat.max()), int(ids.max()) + 1 if len(ids) else 0) + 1
         inside = np.flatnonzero(flat)
-        labels = flat[inside]
-        counts = np.bincount(labels, minlength=size)[ids]
         grid = np.unravel_index(inside, data.shape[:3])
-        sums = np.stack([np.bincount(labels, weights=axis, minlength=size)[ids] for axis in grid])
+        counts, *sums_xyz = _sums_by_label(flat[inside], ids, [np.ones(len(inside)), *grid])
+        sums = np.stack(sums_xyz)
         found = counts > 0
         mean_ijk = sums[:, found] / counts[found]  # [3, found]
         out[found] = (self.img.affine @ np.vstack([mean_ijk, np.ones(found.sum())]))[:3].T
@@ -106,10 +104,35 @@ class Atlas:
     def parcel_volumes_mm3(self) -> np.ndarray:
         """Volume of each region in its own image (mm^3), in ``labels`` order."""
         data = np.asarray(self.require_image("parcel volumes").dataobj).ravel()
-        ids = self.labels["index"].to_numpy()
-        counts = np.bincount(data[data > 0], minlength=int(ids.max()) + 1)[ids]
+        ids = self.labels["index"].to_numpy().astype(np.int64)
+        inside = data[data > 0].astype(np.int64)
+        (counts,) = _sums_by_label(inside, ids, [np.ones(len(inside))])
         voxel = abs(float(np.linalg.det(self.img.affine[:3, :3])))
         return counts.astype(np.float64) * voxel
+
+
+def _sums_by_label(
+    labels: np.ndarray, ids: np.ndarray, weights: list[np.ndarray]
+) -> list[np.ndarray]:
+    """Per label of ``ids`` (0 for one absent), the sum of each of ``weights`` over the voxels
+    of that label (``labels``: one per voxel).
+
+    Over the labels present, not a bincount as long as the largest: labels up to 2**31 (which
+    the loader accepts) asked gigabytes of it.
+    """
+    present, inverse = np.unique(labels, return_inverse=True)
+    pos = np.searchsorted(present, ids)
+    hit = pos < len(present)
+    hit[hit] = present[pos[hit]] == ids[hit]
+    out = []
+    for w in weights:
+        per_present = np.bincount(
+            inverse, weights=np.asarray(w, dtype=np.float64), minlength=len(present)
+        )
+        sums = np.zeros(len(ids))
+        sums[hit] = per_present[pos[hit]]
+        out.append(sums)
+    return out
 
 
 # Space of a labels-only atlas: it has no image, so no template space.

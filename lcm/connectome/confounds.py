@@ -239,7 +239,7 @@ def confound_columns(
     usable = supported_strategies(have, metadata, high_pass)
     raise ExcludedRunError(
         f"{table} lack the columns {missing} needed by strategy {strategy!r}",
-        hint=f"Set denoise.strategy to one these confounds support, e.g. {', '.join(usable)}, "
+        hint=f"Set denoise.strategy to one of these confounds support, e.g. {', '.join(usable)}, "
         "or regenerate them with fMRIPrep."
         if usable
         else "Regenerate them with fMRIPrep: they serve no strategy.",

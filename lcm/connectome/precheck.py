@@ -90,7 +90,7 @@ def check_strategy(
         raise ConfigError(
             f"Dataset {dataset!r}: denoise.strategy {strategy!r} cannot be applied: {path} "
             f"(first run, {first['run_key']}): {exc.message}.",
-            hint=f"Set denoise.strategy to one these confounds support ({', '.join(usable)})"
+            hint=f"Set denoise.strategy to one of these confounds support ({', '.join(usable)})"
             if usable
             else exc.hint,
         ) from None

@@ -133,3 +133,17 @@ def test_files_of_ones_own_under_a_registry_name_are_refused(keys: tuple[str, ..
         check_atlas_files({"atlas": settings})
     assert "atlas=aal116" in err.value.message and "atlas.name" in err.value.hint
     assert f"atlas.{keys[0]}" in err.value.message
+
+
+def test_volumes_and_centroids_of_labels_in_the_hundreds_of_millions(tmp_path: Path) -> None:
+    """Counted over the labels present: a bincount as long as the largest label (which the
+    loader accepts up to 2**31) asked for gigabytes; lcm atlases died on it."""
+    big = np.where(_labels() == 42, 600_000_000, _labels().astype(np.int32))
+    table = TABLE.replace("42", "600000000")
+    small = load_atlas("mine", *_files(tmp_path, nib.Nifti1Image(_labels(), np.eye(4))))
+    (tmp_path / "big").mkdir()
+    atlas = load_atlas("mine", *_files(tmp_path / "big", nib.Nifti1Image(big, np.eye(4)), table))
+    assert atlas.parcel_volumes_mm3().tolist() == small.parcel_volumes_mm3().tolist()
+    assert atlas.parcel_volumes_mm3().tolist() == [2 * 6 * 7, 2 * 3 * 7, 6 * 7]
+    np.testing.assert_allclose(atlas.centroids(), small.centroids())
+    np.testing.assert_allclose(small.centroids()[2], [4, 2.5, 3])
