@@ -617,6 +617,20 @@ def templateflow_atlas(
             if desc is None and "desc" in ents:
                 continue
             images.append(p)
+    probabilistic = sorted(
+        p.name
+        for p in folder.glob(f"*_atlas-{atlas}_*probseg.nii.gz")
+        if desc is None or f"_desc-{desc}_" in p.name
+    )
+    if not images and probabilistic:
+        # DiFuMo and the like are probseg only: "found 0" and a hint to set desc misled.
+        raise AtlasError(
+            f"TemplateFlow atlas {atlas!r} in {folder} is probabilistic ({probabilistic[:3]}): "
+            "voxel-level data is parcellated with a label image (_dseg) only.",
+            hint="Use a deterministic atlas (a _dseg image with its _dseg.tsv), or make one "
+            "from the maps: each voxel the region of its largest map above a threshold, with a "
+            "table index<TAB>name, given by path (atlas.path, atlas.labels).",
+        )
     if len(images) != 1:
         found = [p.name for p in folder.glob(f"*atlas-{atlas}*_dseg.nii.gz")][:6]
         raise AtlasError(

@@ -192,6 +192,21 @@ def test_templateflow_query_resolved_offline(tmp_path: Path, monkeypatch) -> Non
         templateflow_atlas("MNI152NLin6Asym", "Schaefer2018")
 
 
+def test_a_probabilistic_templateflow_atlas_is_named_so(tmp_path: Path) -> None:
+    """DiFuMo is _probseg only: 'found 0' with a hint to set desc misled."""
+    home = tmp_path / "tf"
+    folder = home / f"tpl-{TPL}"
+    folder.mkdir(parents=True)
+    maps = folder / f"tpl-{TPL}_res-02_atlas-DiFuMo_desc-64dimensions_probseg.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((2, 2, 2, 3), np.float32), np.eye(4)), maps)
+    for desc in ("64dimensions", None):
+        with pytest.raises(AtlasError, match=r"'DiFuMo' in .* is probabilistic") as info:
+            templateflow_atlas(TPL, "DiFuMo", desc, resolution=2, home=home)
+        assert "deterministic atlas (a _dseg image" in (info.value.hint or "")
+    with pytest.raises(AtlasError, match="found 0"):  # another desc: not this file's
+        templateflow_atlas(TPL, "DiFuMo", "128dimensions", resolution=2, home=home)
+
+
 def test_templateflow_placeholder_refused(tmp_path: Path) -> None:
     home = _tf_tree(tmp_path / "tf", size=0)
     with pytest.raises(AtlasError, match=r"is empty \(0 bytes\): a placeholder"):

@@ -86,7 +86,9 @@ def test_confounds_lacking_a_strategy_s_columns_name_the_strategies_they_serve(
     )
     assert qc["reason_code"] == "confounds_missing_columns"
     assert f"confounds {CONFOUNDS} lack the columns ['global_signal'," in qc["reason"]
-    assert "Fix: Set denoise.strategy to one of these confounds support, e.g. 6P, 24P" in qc["reason"]
+    assert (
+        "Fix: Set denoise.strategy to one of these confounds support, e.g. 6P, 24P" in qc["reason"]
+    )
     assert "9P" not in qc["reason"] and "36P," not in qc["reason"]
 
 
