@@ -29,7 +29,7 @@ from lcm.atlas import Atlas
 from lcm.bids.manifest import read_manifest
 from lcm.bids.runs import run_ids_from_key
 from lcm.bids.selection import select_parcellation
-from lcm.connectome.outputs import ensure_dataset_description
+from lcm.connectome.outputs import ensure_dataset_description, remove_stale_dataset_files
 from lcm.connectome.qc import check_fc_spread, exclusion_reason, new_qc, qc_frame
 from lcm.connectome.roi_formats import (
     OTHER_ATLAS_FIX,
@@ -214,6 +214,7 @@ def process_connectome_manifest(
     ensure_dataset_description(out_dir, dataset)
     table = qc_frame(records)
     write_tsv(qc_table, table)
+    remove_stale_dataset_files(out_dir, atlas.name, records)
     n_in = int(table["included"].sum())
     log.info("%s: %d of %d connectome(s) usable -> %s", dataset, n_in, len(table), qc_table)
     return table

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from lcm.io.provenance import write_dataset_description
+from lcm.bids.runs import run_ids_from_key
+from lcm.exceptions import InputDataError
+from lcm.io.bids_names import RUN_ENTITIES, parse_entities
+from lcm.io.paths import run_location
+from lcm.io.provenance import provenance_path, read_record, sha256_file, write_dataset_description
+
+log = logging.getLogger(__name__)
 
 
 def ensure_dataset_description(out_dir: str | Path, dataset: str) -> None:
@@ -40,3 +49,106 @@ def atlas_sources(name: str, path: str | None, labels: str | None) -> list[str]:
     from lcm.atlas import atlas_files
 
     return [str(Path(p).resolve()) for p in atlas_files(name)]
+
+
+# The files of a run the connectome stage writes for an atlas (each with its JSON record).
+_RUN_SUFFIXES = ("_timeseries.tsv", "_relmat.tsv")
+
+
+def remove_stale_run_files(
+    out_dir: str | Path, run_key: str, atlas: str, qc: Mapping[str, Any]
+) -> list[Path]:
+    """Remove the time series and matrices of run ``run_key`` and ``atlas`` that an earlier call
+    wrote and this one did not (other kinds, windows or a space; a run now excluded).
+
+    Snakemake knows a run's QC record only: without this, a rerun with other settings left
+    the old files beside the new ones, read by anyone who globs the folder (XCP-D's layout).
+    Only files LCM wrote and nobody changed since are removed: their record names them and
+    their sha256 is the recorded one; any other file is left.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        The dataset's connectome folder.
+    run_key : str
+        The run.
+    atlas : str
+        The atlas's name (the ``seg`` entity).
+    qc : mapping
+        The run's QC record: the files it names (``timeseries``, ``relmat``, ``relmats``,
+        ``window_relmats``) are this call's, kept.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed (each with its record).
+    """
+    kept = {Path(str(p)).name for key in ("timeseries", "relmat") if qc.get(key) for p in [qc[key]]}
+    kept |= {Path(str(p)).name for key in ("relmats", "window_relmats") for p in qc.get(key) or []}
+    try:
+        ids = run_ids_from_key(run_key)
+        where = run_location(ids.entities)
+    except InputDataError:
+        return []  # a key ingest refused: nothing of it was written
+    folder = Path(out_dir) / f"sub-{where['subject']}" / where["func_dir"]
+    run = {k: ids.entities.get(k) for k in RUN_ENTITIES}
+    removed = []
+    for path in sorted(folder.glob(f"{where['run_key']}_*")) if folder.is_dir() else []:
+        if path.name in kept or not path.name.endswith(_RUN_SUFFIXES):
+            continue
+        ents = parse_entities(path.name)
+        if ents.get("seg") != atlas or {k: ents.get(k) for k in RUN_ENTITIES} != run:
+            continue  # another atlas's, or a run whose key merely starts the same
+        side = provenance_path(path)
+        record = read_record(side) if side.is_file() else None
+        if record is None or record.get("Output") != path.name:
+            continue  # not LCM's
+        if record.get("Sha256") != sha256_file(path):
+            log.warning("%s: left in place, changed since LCM wrote it (stale otherwise)", path)
+            continue
+        path.unlink()
+        side.unlink(missing_ok=True)
+        removed.append(path)
+    if removed:
+        log.info(
+            "%s: removed %d file(s) of an earlier run with other settings: %s",
+            run_key,
+            len(removed),
+            ", ".join(p.name for p in removed[:4]) + (" ..." if len(removed) > 4 else ""),
+        )
+    return removed
+
+
+def remove_stale_dataset_files(
+    out_dir: str | Path, atlas: str, records: list[dict[str, Any]]
+) -> list[Path]:
+    """:func:`remove_stale_run_files` for each run of a dataset job's QC ``records``.
+
+    A run may have several records (its file of another parcellation, a duplicate, excluded
+    beside the one read): the files any of them names are kept.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        The dataset's connectome folder.
+    atlas : str
+        The atlas's name.
+    records : list of dict
+        The job's QC records, one per manifest row.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+    """
+    named: dict[str, list[Any]] = {}
+    for record in records:
+        if record.get("run_key"):
+            files = named.setdefault(str(record["run_key"]), [])
+            files += [record[k] for k in ("timeseries", "relmat") if record.get(k)]
+            files += [*(record.get("relmats") or []), *(record.get("window_relmats") or [])]
+    return [
+        path
+        for run_key, files in named.items()
+        for path in remove_stale_run_files(out_dir, run_key, atlas, {"relmats": files})
+    ]

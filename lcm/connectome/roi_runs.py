@@ -38,7 +38,7 @@ from lcm.connectome.denoise import (
     scrub_mask,
 )
 from lcm.connectome.matrices import write_run_matrices
-from lcm.connectome.outputs import ensure_dataset_description
+from lcm.connectome.outputs import ensure_dataset_description, remove_stale_dataset_files
 from lcm.connectome.qc import (
     check_fc_spread,
     check_windows,
@@ -156,6 +156,7 @@ def process_timeseries_manifest(
     table = qc_frame(records)
     check_windows(table, f"dataset {dataset!r}")
     write_tsv(qc_table, table)
+    remove_stale_dataset_files(out_dir, atlas.name, records)
     n_in = int(table["included"].sum())
     log.info("%s: %d of %d run(s) gave a connectome -> %s", dataset, n_in, len(table), qc_table)
     return table

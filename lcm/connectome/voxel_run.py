@@ -47,7 +47,7 @@ from lcm.connectome.denoise import (
     std_dvars,
 )
 from lcm.connectome.matrices import write_run_matrices
-from lcm.connectome.outputs import ensure_dataset_description
+from lcm.connectome.outputs import ensure_dataset_description, remove_stale_run_files
 from lcm.connectome.parcellate import parcellate_file
 from lcm.connectome.qc import exclusion_reason, new_qc
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
@@ -223,6 +223,7 @@ def process_voxel_run(
         )
     ensure_dataset_description(out_dir, dataset)
     write_json(qc_out, qc)
+    remove_stale_run_files(out_dir, run_key, atlas.name, qc)
     return qc
 
 

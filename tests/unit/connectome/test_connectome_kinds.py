@@ -203,6 +203,13 @@ def test_timeseries_cli_kinds_and_too_long_window(tmp_path: Path, atlas) -> None
     assert "partialcorrelation" in qc.loc["02", "relmats"]
     with pytest.raises(ConfigError, match=r"longer than every run .* keeps 80 volumes"):
         run({"window": {"length": 100}})
+    before = sorted((tmp_path / "conn").rglob("*.tsv"))  # refused: nothing removed
+    assert any("partialcorrelation" in p.name for p in before)
+    # Rerun with the defaults: no partial correlation or window of the first run is left.
+    assert run({}) == 0
+    left = sorted(p.name for p in (tmp_path / "conn").rglob("*_relmat.tsv"))
+    assert len(left) == 2 and all("_stat-pearsoncorrelation_relmat" in n for n in left)
+    assert not any("desc-win" in n for n in left)
 
 
 def test_cli_run_min_coverage_and_kinds(tmp_path: Path) -> None:
@@ -251,3 +258,43 @@ def test_cli_run_min_coverage_and_kinds(tmp_path: Path) -> None:
     assert side["EmptyROIPolicy"].startswith("coverage below 1.0")
     with pytest.raises(ConfigError, match=r"--min-coverage must lie in \[0, 1\]"):
         run("1.5", "bad")
+
+
+def test_a_rerun_with_other_settings_leaves_none_of_the_earlier_files(
+    tmp_path: Path, atlas
+) -> None:
+    """Snakemake knows a run's QC record only: the partial correlation and windows of an
+    earlier run stayed beside the new files, and so did every matrix of a run since excluded.
+    A file LCM did not write, or one changed since, is left."""
+    func = tmp_path / "conn" / "sub-01" / "func"
+    stem = f"{RUN}_space-{SPACE}_seg-aal116"
+    first = _voxel_run(tmp_path, atlas, {"kinds": ["partial"], "window": {"length": 30}})
+    assert len(first["window_relmats"]) == 2
+    mine = func / f"{stem}_desc-notes_stat-pearsoncorrelation_relmat.tsv"
+    mine.write_text("a user's file\n")  # no LCM record: never removed
+    other_run = func / f"{RUN}0_space-{SPACE}_seg-aal116_stat-pearsoncorrelation_relmat.tsv"
+    changed = func / f"{stem}_desc-win001_stat-pearsoncorrelation_relmat.tsv"
+
+    qc = _voxel_run(tmp_path, atlas, {"window": {"length": 60}})
+    written = {Path(p).name for p in [qc["timeseries"], *qc["relmats"]]}
+    on_disk = {p.name for p in func.glob("*.tsv")}
+    assert on_disk == written | {mine.name}
+    for name in written:  # each with its record
+        assert (func / name).with_suffix(".json").is_file()
+    assert not (func / f"{stem}_stat-partialcorrelation_relmat.json").exists()
+
+    # Excluded now (too few volumes): its files go; one edited since LCM wrote it stays.
+    _voxel_run(tmp_path, atlas, {"window": {"length": 30}})
+    changed.write_text(changed.read_text() + "\n")
+    other_run.write_text("another run's\n")
+    excluded = process_voxel_run(
+        "tiny",
+        tmp_path / "rec.json",
+        RUN,
+        atlas,
+        DenoiseSettings.from_dict({**DENOISE, "min_volumes": 500}),
+        tmp_path / "conn",
+        tmp_path / "qc" / f"{RUN}.json",
+    )
+    assert not excluded["included"]
+    assert {p.name for p in func.glob("*.tsv")} == {mine.name, changed.name, other_run.name}
