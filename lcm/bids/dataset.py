@@ -56,6 +56,10 @@ def is_derivative(desc: dict[str, Any]) -> bool:
     ----------
     desc : dict
         The parsed ``dataset_description.json`` (:func:`read_dataset_description`); a missing
-        ``DatasetType`` means ``raw``, as BIDS says.
+        ``DatasetType`` means ``raw``, as BIDS says, unless the description has the
+        ``PipelineDescription`` of derivatives written before BIDS 1.4 named ``DatasetType``
+        (fMRIPrep before 20.2: read as raw, every ``desc-preproc`` file was left out).
     """
-    return str(desc.get("DatasetType", "raw")).lower() == "derivative"
+    if "DatasetType" not in desc:
+        return "PipelineDescription" in desc
+    return str(desc["DatasetType"]).lower() == "derivative"

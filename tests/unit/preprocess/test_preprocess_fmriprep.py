@@ -813,3 +813,19 @@ def test_the_part_mag_outputs_of_a_complex_valued_run_are_found(
     assert [r["run_key"] for r in rec["runs"]] == ["sub-01_task-rest_run-1_part-mag"]
     assert rec["runs"][0]["bold"] == str(files["bold"])
     assert not rec.get("excluded")
+
+
+def test_derivatives_of_an_fmriprep_before_20_2_are_derivatives(tmp_path: Path) -> None:
+    """fMRIPrep 1.x described its outputs with PipelineDescription, before BIDS named
+    DatasetType: read as raw data, every desc-preproc file was left out ("no BOLD run")."""
+    deriv = tmp_path / "deriv"
+    files = make_fmriprep_run(deriv, "sub-01_task-rest_run-1", n_vol=40)
+    old = {
+        "Name": "fMRIPrep",
+        "BIDSVersion": "1.1.1",
+        "PipelineDescription": {"Name": "fMRIPrep", "Version": "1.5.8"},
+    }
+    (deriv / "dataset_description.json").write_text(json.dumps(old))
+    req = fmriprep_request(tmp_path, "existing", bids=deriv, derivatives=deriv)
+    rec = run_fmriprep(req, tmp_path / "rec.json")
+    assert [r["bold"] for r in rec["runs"]] == [str(files["bold"])]
