@@ -216,7 +216,9 @@ def ingest_dataset(
         index.changed = True  # the cache must now record the report
     elif not validated:
         index.validation = None
-    manifest = selection.apply(manifest_frame(index.rows))
+    rows = manifest_frame(index.rows)
+    selection.check_matches(rows, index.subjects, f"ingest.select.{dataset}")
+    manifest = selection.apply(rows)
     if index.validation is not None:
         report = ValidationReport.from_dict(index.validation)
         manifest = exclude_invalid_runs(manifest, report, root)
@@ -282,7 +284,10 @@ def _ingest_files(
     """:func:`ingest_dataset` for runs brought as plain files (no BIDS index, no cache)."""
     rows = index_files(dataset, entry, path, task=task, repetition_time=repetition_time)
     selection = selection or Selection()
-    manifest = selection.apply(manifest_frame(rows))
+    frame = manifest_frame(rows)
+    subjects = [f"sub-{s}" for s in frame["subject"].astype(str).unique() if s]
+    selection.check_matches(frame, subjects, f"ingest.select.{dataset}")
+    manifest = selection.apply(frame)
     if parcellation is not None:
         manifest = select_parcellation(manifest, *parcellation)
     manifest = exclude_space_duplicates(manifest, hint=SPACE_HINT)

@@ -9,6 +9,7 @@ reason code ``not_selected``, so the summary says what the selection removed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +111,54 @@ class Selection:
             for k in keys
         }
 
+    def check_matches(
+        self, manifest: pd.DataFrame, subject_folders: Sequence[str], where: str
+    ) -> None:
+        """Refuse labels that match nothing in the dataset, as fMRIPrep's --participant-label.
+
+        An exclude list's ``1`` for ``sub-01`` kept the subject, an include list's dropped
+        it, both silently.
+
+        Parameters
+        ----------
+        manifest : pandas.DataFrame
+            Every row of the dataset, excluded ones included, before the selection.
+        subject_folders : sequence of str
+            The dataset's ``sub-<label>`` folders (a subject without a run of the task is one).
+        where : str
+            The setting, for the message (``ingest.select.<dataset>``).
+
+        Raises
+        ------
+        ConfigError
+            Naming the labels, what the dataset has and the closest one.
+        """
+        for key, (column, prefix) in SELECTION_KEYS.items():
+            listed = [*self.include.get(key, ()), *self.exclude.get(key, ())]
+            if not listed or key == "space":  # space: set from fmriprep.output_space too
+                continue
+            cells = manifest[column] if column in manifest.columns else pd.Series(dtype=str)
+            present = {_normal(key, str(v)) for v in cells if str(v)}
+            if key == "participants":
+                present |= {_normal(key, f.removeprefix("sub-")) for f in subject_folders}
+            unknown = [v for v in dict.fromkeys(listed) if v not in present]
+            if not unknown:
+                continue
+            close = {v: _closest(v, present) for v in unknown}
+            said = "; ".join(
+                f"{prefix}-{v}" + (f" (did you mean {prefix}-{c}?)" if c else "")
+                for v, c in close.items()
+            )
+            some = ", ".join(f"{prefix}-{v}" for v in sorted(present)[:8])
+            raise ConfigError(
+                f"{where}.{key} names {said}, which no file of the dataset has (it has "
+                f"{some or 'none'}{' ...' if len(present) > 8 else ''}): an exclude list would "
+                "keep what it meant to leave out, an include list drop what it meant to keep.",
+                hint=f"Write the labels as the file names spell them, e.g. "
+                f"{next((c for c in close.values() if c), sorted(present)[0] if present else '01')}"
+                f" (lcm ingest --select; {where}.{key} in config.yaml).",
+            )
+
     def apply(self, manifest: pd.DataFrame) -> pd.DataFrame:
         """Exclude the runs this selection leaves out (``reason_code`` ``not_selected``).
 
@@ -172,6 +221,20 @@ def participants_kept(manifest: pd.DataFrame) -> set[str]:
         str
     ).str.contains("ingest.select participants.", regex=False)
     return set(manifest.loc[~by_participants, "subject"].astype(str))
+
+
+def _closest(label: str, present: set[str]) -> str | None:
+    """The label of ``present`` ``label`` most likely meant: the same number (``1`` for ``01``),
+    the same letters in another case, else the nearest spelling; None when none is near."""
+    import difflib
+
+    for other in sorted(present):
+        if label.isdigit() and other.isdigit() and int(label) == int(other):
+            return other
+        if label.lower() == other.lower():
+            return other
+    near = difflib.get_close_matches(label, sorted(present), n=1)
+    return near[0] if near else None
 
 
 def _normal(key: str, label: str) -> str:

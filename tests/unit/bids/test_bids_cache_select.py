@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -512,3 +513,36 @@ def test_run_1_beside_run_01_is_a_duplicate_as_pybids_reads_it(tmp_path: Path) -
     dup = df.loc["sub-01_task-rest_run-1"]
     assert not dup["included"] and dup["reason_code"] == "duplicate"
     assert "the same run as sub-01_task-rest_run-01 (indices compare as numbers)" in dup["reason"]
+
+
+@pytest.mark.parametrize(
+    ("select", "said", "meant"),
+    [
+        ({"participants": {"exclude": ["1"]}}, "names sub-1 (did you mean sub-01?)", "01"),
+        (
+            {"participants": {"include": ["sub-01", "2"]}},
+            "names sub-2 (did you mean sub-02?)",
+            "02",
+        ),
+        ({"runs": {"exclude": ["3"]}}, "runs names run-3", "1"),
+        (
+            {"sessions": {"include": ["Pre"]}},
+            "sessions names ses-Pre (did you mean ses-pre?)",
+            "pre",
+        ),
+    ],
+)
+def test_a_selection_label_no_file_has_is_refused(
+    tmp_path: Path, select: dict, said: str, meant: str
+) -> None:
+    """As fMRIPrep's --participant-label: an exclude list's 1 for sub-01 kept the subject, an
+    include list's 2 dropped sub-02, both silently."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02", "03"), sessions=("pre",))
+    (root / "sub-04" / "anat").mkdir(parents=True)  # no run of the task: still a subject
+    with pytest.raises(ConfigError, match=re.escape(said)) as info:
+        ingest_dataset("sel", "bids", root, selection=Selection.from_config(select))
+    assert "ingest.select.sel." in str(info.value) and meant in (info.value.hint or "")
+    # A subject folder without a run is a subject to select; a label with its prefix is one.
+    ok = {"participants": {"exclude": ["sub-04", "03"]}, "runs": {"include": ["01"]}}
+    df = ingest_dataset("sel", "bids", root, selection=Selection.from_config(ok)).manifest
+    assert sorted(df.loc[df["included"], "subject"]) == ["01", "02"]
