@@ -23,7 +23,7 @@ import yaml
 
 from lcm.entries import entry_type, names
 from lcm.exceptions import ConfigError
-from lcm.io.container_image import check_apptainer_image
+from lcm.io.container_image import check_apptainer_image, check_output_layout
 from lcm.io.output_space import check_volumetric_space
 from lcm.io.paths import fmriprep_derivatives, fmriprep_work_dir, inside
 from lcm.schema_errors import describe as describe_error
@@ -454,6 +454,28 @@ def parse_settings(text: str, what: str) -> dict[str, Any]:
     return value
 
 
+def _check_not_legacy_layout(folder: Path, setting: str) -> None:
+    """Refuse existing fMRIPrep derivatives named by the folder above them, in fMRIPrep's
+    legacy layout (``<out>/fmriprep/sub-<label>``: 20.2.x's default, every earlier version's).
+
+    Every run of every subject was excluded as ``fmriprep_outputs_missing``, with a fix that
+    did not say where the outputs were.
+    """
+    try:
+        if any(p.name.startswith("sub-") for p in folder.iterdir()):
+            return
+        inner = folder / "fmriprep"
+        if not (inner.is_dir() and any(p.name.startswith("sub-") for p in inner.iterdir())):
+            return
+    except OSError:
+        return  # not there (yet): what reads it says so
+    raise ConfigError(
+        f"{setting} {folder} holds no sub-<label> folder, but {inner} does: fMRIPrep's legacy "
+        "output layout (fMRIPrep before 21.0), whose derivatives are one folder down.",
+        hint=f"Point {setting.rpartition(': ')[2]} at {inner}.",
+    )
+
+
 def _check_work_dir_outside(config: dict[str, Any], name: str, source: str) -> None:
     """Refuse a container run whose fMRIPrep work folder lies inside dataset ``name``.
 
@@ -583,7 +605,12 @@ def _check_cross_references(
             )
     runner = config["fmriprep"]["runner"]
     for name, ds in datasets.items():
-        raw = entry_type(ds["entry"]).raw
+        kind = entry_type(ds["entry"])
+        if kind.voxel and (runner == "existing" or not kind.raw):
+            key = "derivatives" if ds.get("derivatives") or kind.raw else "path"
+            if ds.get(key):
+                _check_not_legacy_layout(Path(ds[key]), f"{source}: datasets.{name}.{key}")
+        raw = kind.raw
         if raw and runner == "existing" and not ds.get("derivatives"):
             raise ConfigError(
                 f"{source}: datasets.{name} enters as raw BIDS and fmriprep.runner is 'existing', "
@@ -598,6 +625,10 @@ def _check_cross_references(
             )
         if runner != "existing" and raw:
             _check_work_dir_outside(config, name, source)
+            fmriprep = config["fmriprep"]
+            check_output_layout(
+                fmriprep["image"], list(fmriprep.get("extra_args") or []), f"{source}: fmriprep"
+            )
         if runner == "apptainer" and raw:
             check_apptainer_image(config["fmriprep"]["image"], f"{source}: fmriprep.image")
     synth = config.get("synth", {})

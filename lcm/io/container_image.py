@@ -41,3 +41,62 @@ def check_apptainer_image(image: str | None, option: str) -> None:
         "fmriprep.sif docker://nipreps/fmriprep:<version>') or to a docker:// URI, "
         f"e.g. docker://{image or 'nipreps/fmriprep:<version>'}.",
     )
+
+
+# fMRIPrep's version in an image name: nipreps/fmriprep:20.2.7, poldracklab/fmriprep:1.5.8,
+# docker://nipreps/fmriprep:23.1.0, fmriprep-20.2.7.sif, fmriprep_24.1.1.sif.
+_VERSION = re.compile(r"fmriprep[^/]*?[:_-]v?(\d+)\.(\d+)", re.IGNORECASE)
+
+
+def check_output_layout(image: str | None, extra_args: list[str], option: str) -> None:
+    """Refuse a container run whose fMRIPrep writes its outputs below ``<out>/fmriprep/``.
+
+    fMRIPrep's legacy layout (the only one before 20.2, the default of 20.2.x, and
+    ``--output-layout legacy`` after) puts ``sub-<label>/`` in ``<out>/fmriprep/``, not in the
+    derivatives folder LCM gives it: LCM found no output of any subject, wrote no stamp, and
+    launched fMRIPrep again, for hours per subject, at every rerun.
+
+    Parameters
+    ----------
+    image : str or None
+        The image (its tag or file name gives fMRIPrep's version, where it says one).
+    extra_args : list of str
+        ``fmriprep.extra_args``.
+    option : str
+        The setting to name (``fmriprep``, ``lcm fmriprep``).
+
+    Raises
+    ------
+    ConfigError
+        ``--output-layout legacy``, an fMRIPrep before 20.2, or a 20.2.x without
+        ``--output-layout bids``.
+    """
+    layout = None
+    for i, arg in enumerate(extra_args):
+        if arg == "--output-layout" and i + 1 < len(extra_args):
+            layout = extra_args[i + 1]
+        elif arg.startswith("--output-layout="):
+            layout = arg.split("=", 1)[1]
+    found = _VERSION.search(image or "")
+    version = (int(found.group(1)), int(found.group(2))) if found else None
+    where = "its outputs in <derivatives>/fmriprep/sub-<label>, not in the derivatives folder"
+    if layout == "legacy":
+        why = f"{option}: extra_args --output-layout legacy makes fMRIPrep write {where}"
+        fix = "Remove --output-layout legacy from fmriprep.extra_args (bids is the default)."
+    elif version is not None and version < (20, 2):
+        why = (
+            f"{option}: image {image!r} is fMRIPrep {version[0]}.{version[1]}, which writes {where}"
+        )
+        fix = "Use fMRIPrep 20.2 or later (fmriprep.image), e.g. nipreps/fmriprep:25.2.7."
+    elif version is not None and version < (21, 0) and layout != "bids":
+        why = (
+            f"{option}: image {image!r} is fMRIPrep {version[0]}.{version[1]}, whose default "
+            f"legacy layout writes {where}"
+        )
+        fix = "Add --output-layout bids to fmriprep.extra_args, or use fMRIPrep 21.0 or later."
+    else:
+        return
+    raise ConfigError(
+        f"{why}: LCM would find no output of any subject and launch fMRIPrep again at every rerun.",
+        hint=fix,
+    )

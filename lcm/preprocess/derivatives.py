@@ -727,7 +727,14 @@ def _missing_reason(deriv_root: str | Path, space: str, lacking: list[str]) -> s
     BOLD in ``space`` there, rerunning fMRIPrep for that space is not the fix."""
     what = f"fMRIPrep outputs for space {space!r} missing in {deriv_root}: {'; '.join(lacking)}"
     leave_out = "or leave the subject out (ingest.select.<dataset>.participants.exclude)"
-    if any("_desc-preproc_bold.nii" in item for item in lacking):
+    legacy = Path(deriv_root) / "fmriprep"
+    if any("_desc-preproc_bold.nii" in item for item in lacking) and legacy.is_dir():
+        # fMRIPrep's legacy layout (<out>/fmriprep/sub-X): the outputs are one folder down.
+        fix = (
+            f"{legacy} is there, fMRIPrep's legacy output layout: point the dataset's "
+            f"derivatives at it (--derivatives {legacy}), {leave_out}"
+        )
+    elif any("_desc-preproc_bold.nii" in item for item in lacking):
         fix = (
             f"Run fMRIPrep for this run with --output-spaces {space}, point the dataset's "
             f"derivatives at the folder that holds them, {leave_out}"

@@ -14,7 +14,7 @@ from pathlib import Path
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
 from lcm.io.atomic import write_json
 from lcm.io.bids_names import check_label
-from lcm.io.container_image import check_apptainer_image
+from lcm.io.container_image import check_apptainer_image, check_output_layout
 from lcm.io.output_space import check_volumetric_space
 from lcm.io.ownership import claim_scratch, remove_scratch
 from lcm.io.paths import inside
@@ -361,6 +361,7 @@ def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
             hint="A dataset of existing fMRIPrep derivatives (entry: fmriprep) is only checked: "
             "run it with --runner existing.",
         )
+    check_output_layout(req.image, req.extra_args, "lcm fmriprep")
     if inside(work, bids):
         raise ConfigError(
             f"fmriprep.work_dir {work} lies inside the BIDS folder {bids}.",

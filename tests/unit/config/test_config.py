@@ -126,6 +126,42 @@ def test_an_apptainer_image_that_is_no_file_nor_uri_is_refused_at_load(
     validate_config(cfg)
 
 
+def test_an_fmriprep_writing_its_legacy_layout_is_refused_at_load(
+    demo: dict, tmp_path: Path
+) -> None:
+    """fMRIPrep 20.2.x writes <out>/fmriprep/sub-X unless told --output-layout bids."""
+    cfg = copy.deepcopy(demo)
+    cfg["fmriprep"].update(
+        runner="docker", fs_license=str(tmp_path / "license.txt"), image="nipreps/fmriprep:20.2.7"
+    )
+    with pytest.raises(
+        ConfigError, match=r"fmriprep: image 'nipreps/fmriprep:20\.2\.7' is"
+    ) as info:
+        validate_config(cfg)
+    assert "--output-layout bids" in (info.value.hint or "")
+    cfg["fmriprep"]["extra_args"] = ["--output-layout", "bids"]
+    validate_config(cfg)
+
+
+def test_existing_derivatives_in_the_legacy_layout_are_refused_at_load(
+    demo: dict, tmp_path: Path
+) -> None:
+    """<out>/fmriprep/sub-X given as <out>: every run was 'fmriprep_outputs_missing', with a
+    fix that did not say the outputs were one folder down."""
+    (tmp_path / "out" / "fmriprep" / "sub-01").mkdir(parents=True)
+    cfg = copy.deepcopy(demo)
+    cfg["fmriprep"]["runner"] = "existing"
+    cfg["datasets"]["bidsdemo"]["derivatives"] = str(tmp_path / "out")
+    with pytest.raises(ConfigError, match=r"datasets\.bidsdemo\.derivatives .* legacy") as info:
+        validate_config(cfg)
+    assert (
+        info.value.hint
+        == f"Point datasets.bidsdemo.derivatives at {tmp_path / 'out' / 'fmriprep'}."
+    )
+    cfg["datasets"]["bidsdemo"]["derivatives"] = str(tmp_path / "out" / "fmriprep")
+    validate_config(cfg)
+
+
 @pytest.mark.parametrize("work", ["derivatives", "derivatives/work", "scratch"])
 def test_a_work_folder_overlapping_the_derivatives_is_refused_at_load(
     demo: dict, tmp_path: Path, work: str

@@ -829,3 +829,49 @@ def test_derivatives_of_an_fmriprep_before_20_2_are_derivatives(tmp_path: Path) 
     req = fmriprep_request(tmp_path, "existing", bids=deriv, derivatives=deriv)
     rec = run_fmriprep(req, tmp_path / "rec.json")
     assert [r["bold"] for r in rec["runs"]] == [str(files["bold"])]
+
+
+@pytest.mark.parametrize(
+    ("image", "extra", "said"),
+    [
+        ("nipreps/fmriprep:20.2.7", [], r"is fMRIPrep 20\.2, whose default legacy layout"),
+        ("poldracklab/fmriprep:1.5.8", [], r"is fMRIPrep 1\.5, which writes its outputs in"),
+        (IMAGE, ["--output-layout", "legacy"], r"--output-layout legacy makes fMRIPrep write"),
+    ],
+)
+def test_a_run_whose_outputs_would_land_in_derivatives_fmriprep_is_refused(
+    tmp_path: Path,
+    standins: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    image: str,
+    extra: list[str],
+    said: str,
+) -> None:
+    """fMRIPrep's legacy layout writes <out>/fmriprep/sub-X: LCM found no output of any subject
+    and launched fMRIPrep again, hours per subject, at every rerun."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    lic = expect_standin(monkeypatch, tmp_path, image=image)
+    req = fmriprep_request(tmp_path, "docker", fs_license=lic, image=image, extra_args=extra)
+    with pytest.raises(ConfigError, match=said):
+        run_fmriprep(req, tmp_path / "rec.json")
+    assert read_calls(standins) == [] and not (tmp_path / "rec.json").exists()
+    if image == "nipreps/fmriprep:20.2.7":  # told to write the BIDS layout: accepted
+        req = dataclasses.replace(req, extra_args=["--output-layout", "bids"])
+        from lcm.io.container_image import check_output_layout
+
+        check_output_layout(req.image, req.extra_args, "lcm fmriprep")
+
+
+def test_missing_outputs_of_the_legacy_layout_name_the_folder_that_holds_them(
+    tmp_path: Path,
+) -> None:
+    """`lcm fmriprep --derivatives OUT` where fMRIPrep 20.2 wrote OUT/fmriprep/sub-01."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    make_fmriprep_run(tmp_path / "deriv" / "fmriprep", "sub-01_task-rest_run-1", n_vol=40)
+    rec = run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
+    (excluded,) = rec["excluded"]
+    assert excluded["reason_code"] == "fmriprep_outputs_missing"
+    assert (
+        f"point the dataset's derivatives at it (--derivatives {tmp_path / 'deriv' / 'fmriprep'})"
+        in excluded["reason"]
+    )
