@@ -353,6 +353,47 @@ def check_mount_paths(
             )
 
 
+def check_wrapper_spaces(call: FmriprepCall) -> None:
+    """Refuse an output space ``fmriprep-docker`` would stop on before starting fMRIPrep.
+
+    The wrapper passes by name only the templates it lists (and the subject's own spaces); any
+    other (``MNIColin27``, ``MNI152NLin2009cSym``, valid for fMRIPrep) it takes for a custom
+    template folder, which must be named ``tpl-<name>``, and stops. That read as docker
+    failing, retried, in every subject's job. Unchecked where the wrapper cannot be imported.
+
+    Parameters
+    ----------
+    call : FmriprepCall
+        The subject's run.
+
+    Raises
+    ------
+    ConfigError
+        A space the wrapper refuses, naming those it passes.
+    """
+    try:
+        from fmriprep_docker import __main__ as wrapper
+    except ImportError:  # its own Python: the wrapper says so itself
+        return
+    known = (*getattr(wrapper, "TF_TEMPLATES", ()), *getattr(wrapper, "NONSTANDARD_REFERENCES", ()))
+    if not known:
+        return
+    spaces, _ = output_space_args(call.output_space, call.extra_args)
+    refused = [
+        s
+        for s in spaces[1:]
+        if s.split(":")[0] not in known and not Path(s).name.startswith("tpl-")
+    ]
+    if refused:
+        raise ConfigError(
+            f"fmriprep-docker passes by name only the templates it knows ({', '.join(known)}): "
+            f"output space(s) {refused} would stop it before fMRIPrep starts.",
+            hint="Choose a space it lists, or run fMRIPrep with fmriprep.runner: apptainer, "
+            "which passes any TemplateFlow template to fMRIPrep (an extra space may also be "
+            "given to fmriprep-docker as the path of its TemplateFlow folder, .../tpl-<name>).",
+        )
+
+
 def docker_command(call: FmriprepCall, executable: str = "fmriprep-docker") -> list[str]:
     """``fmriprep-docker`` argv for one subject (the wrapper builds the ``docker run``).
 

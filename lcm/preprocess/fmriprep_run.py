@@ -30,6 +30,7 @@ from lcm.preprocess.container import (
     FmriprepCall,
     apptainer_command,
     check_mount_paths,
+    check_wrapper_spaces,
     docker_command,
     docker_templateflow_note,
     resource_args,
@@ -388,6 +389,8 @@ def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
         task=req.task,
         skip_bids_validation=req.skip_bids_validation,
     )
+    if req.runner == "docker":
+        check_wrapper_spaces(call)
     if req.runner == "apptainer":
         # A folder that does not exist: apptainer refuses to bind it (exit 255).
         templateflow_home(os.environ.get("TEMPLATEFLOW_HOME"))

@@ -875,3 +875,27 @@ def test_missing_outputs_of_the_legacy_layout_name_the_folder_that_holds_them(
         f"point the dataset's derivatives at it (--derivatives {tmp_path / 'deriv' / 'fmriprep'})"
         in excluded["reason"]
     )
+
+
+@pytest.mark.parametrize(
+    ("space", "extra"),
+    [("MNIColin27", []), (SPACE, ["--output-spaces", "MNI152NLin2009cSym", "T1w"])],
+)
+def test_a_space_fmriprep_docker_would_stop_on_is_refused_before_the_launch(
+    tmp_path: Path,
+    standins: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    space: str,
+    extra: list[str],
+) -> None:
+    """The wrapper passes by name only the templates it lists: another (valid for fMRIPrep)
+    stopped it before fMRIPrep started, reported as docker failing and retried."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    lic = expect_standin(monkeypatch, tmp_path, space=space)
+    req = fmriprep_request(tmp_path, "docker", fs_license=lic, output_space=space, extra_args=extra)
+    with pytest.raises(ConfigError, match=r"fmriprep-docker passes by name only") as info:
+        run_fmriprep(req, tmp_path / "rec.json")
+    refused = [s for s in ("MNIColin27", "MNI152NLin2009cSym") if s in str(info.value)]
+    assert len(refused) == 1 and "T1w'" not in str(info.value)
+    assert "fmriprep.runner: apptainer" in (info.value.hint or "")
+    assert read_calls(standins) == [] and not (tmp_path / "rec.json").exists()
