@@ -306,6 +306,52 @@ def resource_args(
     return args + rest
 
 
+# fMRIPrep options of fmriprep.extra_args that name a host path, as fmriprep-docker mounts them
+# (option -> whether fMRIPrep only reads it). Under apptainer each is bound at its own path.
+HOST_PATH_OPTIONS = {
+    "--fs-subjects-dir": False,
+    "--bids-database-dir": False,
+    "--config-file": True,
+    "--bids-filter-file": True,
+    "--use-plugin": True,
+    "-d": True,
+    "--derivatives": True,
+}
+
+
+def extra_host_paths(extra_args: list[str]) -> list[tuple[int, str, str, str]]:
+    """The host paths ``extra_args`` gives fMRIPrep: ``(index, option, prefix, path)`` each.
+
+    ``-d``/``--derivatives`` take several values, each a folder or ``name=folder``
+    (``prefix`` is then ``name=``); the others one value (``--opt V`` or ``--opt=V``).
+
+    Parameters
+    ----------
+    extra_args : list of str
+        ``fmriprep.extra_args``.
+    """
+    found = []
+    i = 0
+    while i < len(extra_args):
+        option, eq, value = extra_args[i].partition("=")
+        if option in HOST_PATH_OPTIONS and eq:
+            found.append((i, option, "", value))
+        elif option in HOST_PATH_OPTIONS:
+            many = option in ("-d", "--derivatives")
+            j = i + 1
+            while j < len(extra_args) and not extra_args[j].startswith("-"):
+                word = extra_args[j]
+                name, sep, folder = word.partition("=")
+                prefix, path = (f"{name}=", folder) if many and sep else ("", word)
+                found.append((j, option, prefix, path))
+                j += 1
+                if not many:
+                    break
+            i = j - 1
+        i += 1
+    return found
+
+
 def check_mount_paths(
     call: FmriprepCall, runner: str, templateflow_home: str | None = None
 ) -> None:
@@ -340,6 +386,9 @@ def check_mount_paths(
     }
     if templateflow_home and runner == "apptainer":
         paths["TemplateFlow cache (TEMPLATEFLOW_HOME)"] = Path(os.path.abspath(templateflow_home))
+    if runner == "apptainer":
+        for _, option, _, path in extra_host_paths(call.extra_args):
+            paths[f"fmriprep.extra_args {option}"] = Path(os.path.abspath(path))
     for what, path in paths.items():
         bad = sorted({c for c in str(path) if c in forbidden})
         if bad:
@@ -548,7 +597,23 @@ def apptainer_command(
         # of them runs (Apptainer prefers its own when they agree).
         env["APPTAINERENV_TEMPLATEFLOW_HOME"] = CONTAINER_TEMPLATEFLOW
         env["SINGULARITYENV_TEMPLATEFLOW_HOME"] = CONTAINER_TEMPLATEFLOW
-    spaces, extra = output_space_args(call.output_space, call.extra_args)
+    # Host paths of extra_args (precomputed FreeSurfer, a BIDS filter): bound at their own
+    # path, as fmriprep-docker mounts them; unbound, fMRIPrep did not find them and failed.
+    args = list(call.extra_args)
+    for index, option, prefix, path in extra_host_paths(args):
+        host = os.path.abspath(path)
+        if not os.path.exists(host):
+            raise ConfigError(
+                f"fmriprep.extra_args {option} names {host}, which does not exist: apptainer "
+                "could not bind it into fMRIPrep's container.",
+                hint=f"Create it, or correct the path after {option}.",
+            )
+        binds.append(f"{host}:{host}" + (":ro" if HOST_PATH_OPTIONS[option] else ""))
+        if args[index].startswith(f"{option}="):
+            args[index] = f"{option}={prefix}{host}"
+        else:
+            args[index] = f"{prefix}{host}"
+    spaces, extra = output_space_args(call.output_space, args)
     argv = [executable, "run", "--cleanenv"]
     for bind in binds:
         argv += ["-B", bind]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shlex
@@ -33,6 +34,7 @@ from lcm.preprocess.container import (
     check_wrapper_spaces,
     docker_command,
     docker_templateflow_note,
+    extra_host_paths,
     resource_args,
     templateflow_home,
     without_resource_args,
@@ -417,7 +419,23 @@ def _run_request(req: FmriprepRequest, subject: str) -> dict:
         "bids": os.path.abspath(req.bids),
         "derivatives": os.path.abspath(req.derivatives),
         "raw_files": raw_subject_digest(req.bids, subject),
+        # What a BIDS filter or a config file of extra_args says, not only its path: an edited
+        # filter file relaunches fMRIPrep. Absent without one, so that older stamps still match.
+        **({"extra_files": files} if (files := _extra_file_digests(req.extra_args)) else {}),
     }
+
+
+def _extra_file_digests(extra_args: list[str]) -> dict[str, str]:
+    """sha256 of each file ``extra_args`` gives fMRIPrep to read (``--bids-filter-file``,
+    ``--config-file``, ``--use-plugin``), by path; a path that is no file is left out (the
+    run reports it)."""
+    out = {}
+    for _, option, _, path in extra_host_paths(extra_args):
+        if option in ("--bids-filter-file", "--config-file", "--use-plugin") and os.path.isfile(
+            path
+        ):
+            out[path] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return out
 
 
 def _finish_work_folder(

@@ -899,3 +899,36 @@ def test_a_space_fmriprep_docker_would_stop_on_is_refused_before_the_launch(
     assert len(refused) == 1 and "T1w'" not in str(info.value)
     assert "fmriprep.runner: apptainer" in (info.value.hint or "")
     assert read_calls(standins) == [] and not (tmp_path / "rec.json").exists()
+
+
+def test_apptainer_binds_the_host_paths_of_extra_args_and_an_edited_filter_relaunches(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fmriprep-docker mounts the folders and files fMRIPrep's options name; under apptainer
+    precomputed FreeSurfer on /project was not found and every subject failed. A BIDS filter
+    edited in place asks fMRIPrep something else: it relaunches."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    sif = tmp_path / "fmriprep.sif"
+    sif.write_bytes(b"SIF")
+    fs = tmp_path / "free surfer"
+    fs.mkdir()
+    (tmp_path / "filter.json").write_text('{"bold": {"acquisition": "a"}}')
+    monkeypatch.chdir(tmp_path)
+    lic = expect_standin(monkeypatch, tmp_path, image=str(sif))
+    extra = ["--fs-subjects-dir", str(fs), "--bids-filter-file=filter.json", "--fs-no-reconall"]
+    req = fmriprep_request(tmp_path, "apptainer", image=str(sif), fs_license=lic, extra_args=extra)
+    rec = run_fmriprep(req, tmp_path / "rec.json")
+    (call,) = read_calls(standins)
+    binds = [call[i + 1] for i, a in enumerate(call) if a == "-B"]
+    assert f"{fs}:{fs}" in binds
+    assert f"{tmp_path / 'filter.json'}:{tmp_path / 'filter.json'}:ro" in binds
+    assert call[call.index("--fs-subjects-dir") + 1] == str(fs)
+    assert f"--bids-filter-file={tmp_path / 'filter.json'}" in call
+    assert rec["fmriprep_launched"] is True
+    assert run_fmriprep(req, tmp_path / "rec.json")["fmriprep_launched"] is False
+    (tmp_path / "filter.json").write_text('{"bold": {"acquisition": "b"}}')
+    assert run_fmriprep(req, tmp_path / "rec.json")["fmriprep_launched"] is True
+    # A path that is not there: apptainer could not bind it (its exit 255 retried the job).
+    gone = dataclasses.replace(req, extra_args=["--fs-subjects-dir", str(tmp_path / "none")])
+    with pytest.raises(ConfigError, match=r"--fs-subjects-dir names .*none, which does not"):
+        run_fmriprep(gone, tmp_path / "rec2.json")
