@@ -73,6 +73,9 @@ def claim_out_dir(
     """
     path = Path(folder)
     owner = owner or verb
+    # As check_replaceable places output files: a model folder inside a store partition broke
+    # every reader of the store (pd.read_parquet of its partition met history.tsv).
+    _check_owned_place(path, verb, owner)
     if _is_marked(path, verb, hint="Choose another --out-dir.", owner=owner):
         return path
     outputs = tuple(outputs)

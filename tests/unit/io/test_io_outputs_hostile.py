@@ -422,6 +422,16 @@ def test_no_output_inside_a_store_or_another_verbs_folder(tmp_path: Path) -> Non
     check_replaceable([ckpt / "maps.npz"], "lcm bei-maps", owner="lcm pretrain")
     results = claim_results(tmp_path / "results", "the LCM workflow", RESULTS_ENTRIES)
     check_replaceable([results / "metrics" / "m.parquet"], "lcm evaluate")
+    # An output folder too (lcm finetune --out-dir <store partition>/ft was made, and the
+    # store's readers then met its history.tsv); a pretraining's own folder is its own.
+    for out in (part / "ft", store / "pt"):
+        with pytest.raises(OutputOwnershipError, match="inside the feature store"):
+            claim_out_dir(out, "lcm finetune")
+        assert not out.exists()
+    with pytest.raises(OutputOwnershipError, match="holds the outputs of lcm pretrain"):
+        claim_out_dir(ckpt / "ft", "lcm finetune")
+    claim_out_dir(tmp_path / "ckpt", "lcm pretrain")
+    claim_out_dir(results / "models" / "ft", "lcm finetune")
 
 
 def test_an_empty_marker_claims_nothing(tmp_path: Path) -> None:
