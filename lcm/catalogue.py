@@ -344,7 +344,8 @@ def validate_catalogue(raw: Any, source: str) -> None:
     ConfigError
         Naming ``source``, the key path, the value received and the rule broken.
     """
-    validator = jsonschema.Draft202012Validator(catalogue_schema())
+    tree = catalogue_schema()
+    validator = jsonschema.Draft202012Validator(tree)
     # best_match descends into oneOf/anyOf: a column coding's typo is named as the key it is,
     # not as "... is not valid under any of the given schemas" followed by the whole schema.
     err = best_match(validator.iter_errors(raw))
@@ -352,7 +353,9 @@ def validate_catalogue(raw: Any, source: str) -> None:
         return
     raise ConfigError(
         describe_error(err, source),
-        hint=schema_hint(err, "See the comments at the top of config/variables.yaml for each key."),
+        hint=schema_hint(
+            err, "See the comments at the top of config/variables.yaml for each key.", tree
+        ),
     )
 
 

@@ -223,11 +223,11 @@ def validate_base(
     """
     _check_size(config, source)
     config = copy.deepcopy(config)
-    validator = _Validator(schema() if tree is None else tree)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    tree = schema() if tree is None else tree
+    errors = sorted(_Validator(tree).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError(
-            describe_error(errors[0], source), hint=schema_hint(errors[0], _SCHEMA_HINT)
+            describe_error(errors[0], source), hint=schema_hint(errors[0], _SCHEMA_HINT, tree)
         )
     _check_cross_references(config, source, checkpoint_models)
     return config
@@ -272,7 +272,8 @@ def validate_partial(
     )
     if errors:
         raise ConfigError(
-            describe_error(errors[0], source), hint=schema_hint(errors[0], _SCHEMA_HINT)
+            describe_error(errors[0], source),
+            hint=schema_hint(errors[0], _SCHEMA_HINT, partial_schema),
         )
     return config
 

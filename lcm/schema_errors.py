@@ -85,20 +85,31 @@ def describe(error: jsonschema.ValidationError, source: str) -> str:
     return f"{source}: invalid value at key '{key}': {message} (received {excerpt(error.instance)})"
 
 
-def hint(error: jsonschema.ValidationError, fallback: str) -> str:
+def hint(
+    error: jsonschema.ValidationError, fallback: str, root: dict[str, Any] | None = None
+) -> str:
     """How to fix ``error``: the allowed keys or values, or the schema's description of the key.
+
+    A node without a description of its own (a list's item, a section, a map's entry) takes the
+    description of its nearest described ancestor in ``root``, naming it: an error at
+    ``evaluate.seeds.1`` quotes ``evaluate.seeds``'s, so that every error says what the setting
+    is for. A key that holds keys, given something else (``atlas: aal116``), gets the keys it
+    takes; a missing required key, that key's description.
 
     Parameters
     ----------
     error : jsonschema.ValidationError
     fallback : str
         The hint where the schema says nothing more (e.g. where the schema file is).
+    root : dict, optional
+        The whole schema ``error`` was raised against, where ancestors' descriptions are
+        looked up; without it only the failing node's own description is quoted.
 
     Returns
     -------
     str
     """
-    desc = error.schema.get("description") if isinstance(error.schema, dict) else None
+    desc = _description(error, root)
     if error.validator == "additionalProperties":
         allowed = _allowed_keys(error)
         return f"Allowed keys here: {allowed}." if allowed else "Remove the unknown key."
@@ -112,7 +123,73 @@ def hint(error: jsonschema.ValidationError, fallback: str) -> str:
     if _forbidden_keys(error):
         remove = f"Remove {' and '.join(_forbidden_keys(error))}."
         return f"{remove} {desc}" if desc else remove
+    if error.validator == "required":
+        missing = _missing_key(error)
+        said = (error.schema.get("properties") or {}).get(missing, {}).get("description")
+        add = f"Add {missing!r}" + (f": {said}" if said else ".")
+        return f"{add} {desc}" if desc and not said else add
+    if error.validator == "type" and _allowed_keys(error):
+        # A section written as a value (atlas: aal116 for atlas: {name: aal116}): its keys.
+        keys = f"A mapping of the keys {_allowed_keys(error)}."
+        return f"{keys} {desc}" if desc else keys
     return desc or fallback
+
+
+def _description(error: jsonschema.ValidationError, root: dict[str, Any] | None) -> str | None:
+    """The failing node's description, else its nearest described ancestor's (below the root).
+
+    An ancestor's is prefixed with its dotted key (and the item index where the error is on
+    one item of a list), since the error's key is not the one it describes.
+    """
+    own = error.schema.get("description") if isinstance(error.schema, dict) else None
+    if own or root is None:
+        return own
+    path = list(error.absolute_path)
+    # The failing node, last, has no description: the first one found is an ancestor's.
+    for depth, node in reversed(_path_nodes(error, root)):
+        said = node.get("description")
+        if isinstance(said, str) and depth > 0:
+            owner = ".".join(str(p) for p in path[:depth])
+            below = path[depth:]
+            if len(below) == 1 and isinstance(below[0], int):
+                owner += f" (item {below[0]})"
+            return f"{owner}: {' '.join(said.split())}"
+    return None
+
+
+# Keywords followed in a schema path by a name or index (properties/<key>, oneOf/<i>), and
+# keywords whose subschema applies one step down the instance (to one key or item).
+_NAMED = {"properties", "patternProperties", "prefixItems", "$defs", "oneOf", "anyOf", "allOf"}
+_DOWN = {"properties", "patternProperties", "prefixItems", "additionalProperties", "items"}
+
+
+def _path_nodes(error: jsonschema.ValidationError, root: dict[str, Any]) -> list[tuple[int, dict]]:
+    """The schema nodes from ``root`` to the failing one, each with its instance path depth.
+
+    Walks ``error.absolute_schema_path`` (its last entry is the failing keyword); stops where it
+    cannot follow (a ``$ref``: the schemas here share nodes by YAML anchors instead).
+    """
+    steps = list(error.absolute_schema_path)[:-1]
+    node: Any = root
+    depth, found, i = 0, [(0, root)], 0
+    while i < len(steps):
+        keyword = steps[i]
+        named = keyword in _NAMED
+        if not isinstance(node, dict) or keyword not in node or (named and i + 1 == len(steps)):
+            return found
+        node = node[keyword][steps[i + 1]] if named else node[keyword]
+        depth += keyword in _DOWN
+        i += 2 if named else 1
+        if isinstance(node, dict):
+            found.append((depth, node))
+    return found
+
+
+def _missing_key(error: jsonschema.ValidationError) -> str:
+    """The required key a ``required`` error names (its message starts with the key's repr)."""
+    missing = [str(k) for k in error.validator_value if k not in (error.instance or {})]
+    named = [k for k in missing if error.message.startswith(repr(k))]
+    return (named or missing or ["?"])[0]
 
 
 def _forbidden_keys(error: jsonschema.ValidationError) -> list[str]:
