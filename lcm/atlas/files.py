@@ -399,6 +399,15 @@ def _label_values(data: np.ndarray, img_path: Path) -> np.ndarray:
     if np.issubdtype(data.dtype, np.floating):
         whole = np.round(data)
         odd = data[~np.isclose(data, whole, rtol=LABEL_RTOL, atol=LABEL_ATOL)]
+        n_nan = int(np.isnan(odd).sum())
+        if n_nan:
+            # A background saved as NaN (some resampling tools write it): no region, not a map.
+            raise AtlasError(
+                f"Atlas image {img_path} holds {n_nan} NaN voxel(s); a label image has 0 for "
+                "the background and one integer per region.",
+                hint="Set its NaN voxels to 0 (e.g. nibabel: np.nan_to_num(data, nan=0)) and "
+                "save it again.",
+            )
         if odd.size:
             # str() of a NumPy float: the shortest digits that give back the value (1.0001 as
             # 1.0001, not 1 as :g writes it).

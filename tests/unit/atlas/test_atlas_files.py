@@ -74,6 +74,14 @@ def test_a_fraction_is_refused_with_its_exact_value(tmp_path: Path) -> None:
             load_atlas("mine", *_files(tmp_path, nib.Nifti1Image(data, np.eye(4))))
 
 
+def test_a_nan_background_is_named_so(tmp_path: Path) -> None:
+    """NaN voxels are a background saved so, not a probabilistic map (the hint said so)."""
+    data = np.where(_labels() == 0, np.nan, _labels()).astype(np.float32)
+    with pytest.raises(AtlasError, match=r"holds 42 NaN voxel\(s\)") as info:
+        load_atlas("mine", *_files(tmp_path, nib.Nifti1Image(data, np.eye(4))))
+    assert "Set its NaN voxels to 0" in (info.value.hint or "")
+
+
 def test_colour_tables_with_or_without_alpha(tmp_path: Path) -> None:
     """``index name R G B`` (no alpha) is a colour table as ``index name R G B A`` is."""
     img = nib.Nifti1Image(_labels(), np.eye(4))
