@@ -489,8 +489,8 @@ def collapse_fragment(metrics: pd.DataFrame, task: str) -> str:
         found,
         "Such a classifier's balanced accuracy is 0.5 by construction on those folds, not "
         "chance-level discrimination; its AUC ranks scores that never cross the 0.5 "
-        "threshold, and a contrast against it measures a gain over a model that learned no "
-        "decision rule.",
+        "threshold, so a contrast in AUC against it stands, while one in balanced accuracy, "
+        "sensitivity or specificity measures its threshold.",
     )
 
 

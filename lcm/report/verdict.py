@@ -294,9 +294,9 @@ def pretraining_verdict(
         (:func:`lcm.evaluate.record.read_evaluation_records`): its
         ``settings.seeds`` say which measured tasks ran a single split seed.
     metrics : pandas.DataFrame, optional
-        The tidy fold metrics: a from-scratch comparator that collapsed (called no test
-        subject positive, or every one, in most fits, :func:`collapsed_fits`) is named, since
-        a gain over it is a gain over a model that learned no decision rule.
+        The tidy fold metrics: a from-scratch comparator whose threshold collapsed (called no
+        test subject positive, or every one, in most fits, :func:`collapsed_fits`) is named
+        with its AUC; a contrast read in a threshold's metric there is no plain verdict.
     oracles : dict, optional
         ``task -> oracle`` (the report's oracle readouts): the null check flags cohorts whose
         oracle on the pipeline's own connectomes differs (not matched in difficulty).
@@ -401,10 +401,11 @@ def pretraining_verdict(
         if o and isinstance(o.get("scan"), dict) and o["scan"].get("auc") is not None
     }
     compared = null_comparison(rows, shared, labels, scan_auc)
-    collapsed = _collapsed_scratch(fold_metrics, rows)
+    collapsed, threshold_read = _collapsed_scratch(fold_metrics, rows)
     one_seed = _one_seed_warning(sorted(set(rows["task"]), key=str), task_meta or {}, fold_metrics)
     items += compared + [text for text in (collapsed, one_seed) if text]
-    plain = helped and not hurt and not null_gain and not one_seed and not above and not collapsed
+    plain = helped and not hurt and not null_gain and not one_seed and not above
+    plain = plain and not threshold_read
     checked = " ".join(compared)
     plain = plain and "not distinguishable" not in checked and "does not separate" not in checked
     return box(lead, items, closing, cls="note" if plain else "warn", box_id="verdict")
@@ -522,23 +523,50 @@ def null_comparison(
     return [listed(lead, said), *unmatched.values()]
 
 
-def _collapsed_scratch(metrics: pd.DataFrame | None, rows: pd.DataFrame) -> str:
+def _collapsed_scratch(metrics: pd.DataFrame | None, rows: pd.DataFrame) -> tuple[str, bool]:
     """An item of the verdict's list naming where the from-scratch comparator of the rows
-    read collapsed, or ``""``."""
-    said = []
+    read collapsed (``""`` where it did not), and whether a contrast read there depends on
+    its threshold (then no plain verdict stands).
+
+    A collapse is of the 0.5 threshold: the comparator may still rank subjects (its AUC is
+    given), so a contrast in AUC stands; one in balanced accuracy, sensitivity or specificity
+    does not. It once said the comparator "learned no decision rule" beside fold AUCs of 0.6.
+    """
+    said, threshold_read = [], False
     for task, at in rows.groupby("task", sort=True):
         collapsed = collapsed_fits(metrics, str(task))
         for fraction in sorted(at["label_fraction"].unique()):
             c = collapsed.get(("lcm-scratch", float(fraction)))
-            if c:
-                said.append(
-                    f"{html.escape(str(task))} at {fraction:g} ({c['collapsed']} of its "
-                    f"{c['fits']} fits{one_class_fits(c)})"
-                )
+            if not c:
+                continue
+            read = set(at.loc[at["label_fraction"] == fraction, "metric"].astype(str))
+            threshold_read = threshold_read or bool(read - {"auc"})
+            auc = _mean_metric(metrics, str(task), "lcm-scratch", float(fraction), "auc")
+            ranks = f", its mean AUC {auc:.3f}" if auc is not None else ""
+            said.append(
+                f"{html.escape(str(task))} at {fraction:g} ({c['collapsed']} of its "
+                f"{c['fits']} fits{one_class_fits(c)}{ranks})"
+            )
     if not said:
-        return ""
+        return "", False
     return (
-        "<b>The from-scratch comparator collapsed</b> (called no test subject positive, or "
-        "every one) on " + "; ".join(said) + ": the 'gain' there is over a model that learned "
-        "no decision rule"
-    )
+        "<b>The from-scratch comparator's threshold collapsed</b> (it called no test subject "
+        "positive, or every one) on " + "; ".join(said) + ": its scores may still rank "
+        "subjects, so a gain in AUC over it stands, while its balanced accuracy, sensitivity "
+        "and specificity there measure the threshold, not discrimination"
+    ), threshold_read
+
+
+def _mean_metric(
+    metrics: pd.DataFrame | None, task: str, model: str, fraction: float, metric: str
+) -> float | None:
+    """The mean of ``metric`` over a model's fits (seeds x folds) at a label fraction, or None."""
+    if metrics is None or not {"task", "model", "label_fraction", "metric"} <= set(metrics.columns):
+        return None
+    at = metrics[
+        (metrics["task"] == task)
+        & (metrics["model"] == model)
+        & (metrics["label_fraction"] == fraction)
+        & (metrics["metric"] == metric)
+    ]["value"].dropna()
+    return float(at.mean()) if len(at) else None

@@ -262,8 +262,8 @@ def test_a_collapse_of_several_models_lists_one_item_per_model_and_fraction() ->
     assert text.endswith(
         "</ul> Such a classifier's balanced accuracy is 0.5 by construction on those folds, not "
         "chance-level discrimination; its AUC ranks scores that never cross the 0.5 threshold, "
-        "and a contrast against it measures a gain over a model that learned no decision "
-        "rule.</div>"
+        "so a contrast in AUC against it stands, while one in balanced accuracy, sensitivity or "
+        "specificity measures its threshold.</div>"
     )
 
 
@@ -498,9 +498,26 @@ def test_a_collapsed_scratch_comparator_is_named_in_the_first_sentence() -> None
     sentence = verdict.pretraining_verdict(
         pd.DataFrame([{**HELPED, "task": "t"}]), {}, metrics=metrics
     )
-    assert "<li><b>The from-scratch comparator collapsed</b>" in sentence
-    assert "t at 0.1 (4 of" in sentence
+    assert "<li><b>The from-scratch comparator's threshold collapsed</b>" in sentence
+    assert "t at 0.1 (4 of" in sentence and "a gain in AUC over it stands" in sentence
+    # Read in AUC, which ranks regardless of the threshold: the gain stands, plainly.
+    assert sentence.startswith('<div class="note" id="verdict"><b>Pretraining helped</b>')
+    # Read in balanced accuracy, which is the threshold's: no plain verdict.
+    bacc = pd.DataFrame([{**HELPED, "task": "t", "metric": "balanced_accuracy"}])
+    sentence = verdict.pretraining_verdict(bacc, {}, metrics=metrics)
     assert sentence.startswith('<div class="warn" id="verdict">')
+    assert "threshold collapsed" in sentence
+
+
+def test_a_collapsed_scratch_comparator_is_given_with_the_auc_it_still_ranks_with() -> None:
+    """It 'learned no decision rule', said the verdict, beside fold AUCs of 0.56 to 0.60."""
+    metrics = _sens_spec(alternate=True)
+    aucs = [("t", "lcm-scratch", 0.1, 0, fold, "auc", a) for fold, a in enumerate([0.56, 0.6])]
+    metrics = pd.concat([metrics, pd.DataFrame(aucs, columns=metrics.columns)])
+    sentence = verdict.pretraining_verdict(
+        pd.DataFrame([{**HELPED, "task": "t"}]), {}, metrics=metrics
+    )
+    assert "its mean AUC 0.580)" in sentence and "learned no decision rule" not in sentence
 
 
 def test_contrast_p_values_are_holm_adjusted_over_the_listed_contrasts() -> None:
