@@ -338,8 +338,16 @@ def run(args: argparse.Namespace) -> int:
     write_text(args.out_html, page)
     write_sidecar(args.out_metrics, tables_from)
     write_sidecar(args.out_summary, tables_from, interval="corrected resampled t", level=0.95)
-    # The ranges the page compared with: settings of the page (none set, none recorded).
-    write_sidecar(args.out_html, inputs, **({"references": references} if references else {}))
+    # The ranges the page compared with: settings of the page (none set, none recorded). The
+    # tables written beside it are its job's products: nothing reads the headline and the
+    # contrasts, so without this a deleted or rewritten one passed lcm provenance verify.
+    tables = [args.out_metrics, args.out_summary, args.out_predictions, args.out_headline]
+    write_sidecar(
+        args.out_html,
+        inputs,
+        products=[p for p in (*tables, args.out_contrasts) if p],
+        **({"references": references} if references else {}),
+    )
     log.info(
         "report: %d tasks, %d metric rows -> %s, %s, %s",
         metrics["task"].nunique(),

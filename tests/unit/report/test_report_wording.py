@@ -470,6 +470,33 @@ def test_headline_sidecar_lists_the_metrics_too(tmp_path) -> None:
     assert [str(p) for p in (*inputs["metrics"], *inputs["predictions"])] == sources
 
 
+def test_the_pages_record_holds_the_tables_written_beside_it(tmp_path) -> None:
+    """Nothing reads the headline or the contrasts table: deleted, or rewritten with its own
+    sidecar's sha256 updated, either passed lcm provenance verify."""
+    from lcm.io.lineage import audit
+    from lcm.io.provenance import sha256_file
+
+    inputs = write_report_inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    headline = out / "metrics" / "headline.tsv"
+    outputs = run_report(inputs, out, ["--out-headline", str(headline)])
+    record = json.loads(outputs["html"].with_suffix(".json").read_text())
+    assert set(record["ProductsSha256"]) == {
+        str(p) for p in (outputs["metrics"], outputs["summary"], headline)
+    }
+    assert not audit(out).problems
+    # Rewritten, its own record's sha256 updated to match: the page's record still tells.
+    headline.write_text(headline.read_text() + "forged\n")
+    side = headline.with_suffix(".json")
+    record = json.loads(side.read_text())
+    side.write_text(json.dumps({**record, "Sha256": sha256_file(headline)}))
+    (problem,) = audit(out).problems
+    assert problem.kind == "product changed" and problem.path == str(headline)
+    headline.unlink()
+    side.unlink()
+    assert [p.kind for p in audit(out).problems] == ["product missing"]
+
+
 def test_a_null_gain_as_large_as_the_planted_one_is_not_read_as_open_evidence() -> None:
     """rev25 #2: autism +0.05 [-0.4, +0.5], autismnull +0.07 [-0.25, +0.39]: the null cohort
     gains as much, so the sentence says the gain is not distinguishable from the null's, and
