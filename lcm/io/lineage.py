@@ -369,8 +369,8 @@ class Problem:
         What is wrong with it, then what to do.
     kind : str
         ``output changed``, ``output missing``, ``input changed``, ``input missing``,
-        ``product changed``, ``product missing``, ``no record``, ``config changed`` or
-        ``temporary left``.
+        ``product changed``, ``product missing``, ``no record``, ``config changed``,
+        ``config missing`` or ``temporary left``.
     relative : bool
         The path was recorded relative (to ``--base``).
     """
@@ -462,11 +462,17 @@ def audit(root: str | Path, base: str | Path = ".") -> Audit:
     files = list(_files(Path(root), temporaries))
     records: set[Path] = set()
     described: set[str] = set()
-    for side, _ in files:
+    # (results folder, config sha256) -> the first record naming that config: its copy must be
+    # there (trace said "missing" where verify said nothing).
+    named_configs: dict[tuple[Path, str], Path] = {}
+    for side, results in files:
         record = _record_file(side)
         if record is None:
             continue
         records.add(side)
+        config = (record.get("Provenance") or {}).get("config_sha256")
+        if results is not None and isinstance(config, str) and config:
+            named_configs.setdefault((results, config), side)
         if "Output" in record:
             outputs = [side.parent / record["Output"]]
         else:  # sidecars written before "Output" existed: <stem>.<ext> beside <stem>.json
@@ -535,6 +541,15 @@ def audit(root: str | Path, base: str | Path = ".") -> Audit:
             "again with its record"
         )
         problems.append(Problem(str(path), text, "no record"))
+    for (results, sha), side in sorted(named_configs.items()):
+        copy = Path(config_copy(_shown(results), sha))
+        if not copy.is_file():
+            text = (
+                f"the config {side} was made with (config_sha256 {sha[:12]}...) has no copy: "
+                "restore it from a backup, or run the workflow again with that config, which "
+                "writes the copy again"
+            )
+            problems.append(Problem(str(copy), text, "config missing"))
     for path, results in files:
         configs = config_dir(str(results)) if results is not None else None
         if configs and path.suffix == ".json" and _same(path.parent, configs):

@@ -721,6 +721,10 @@ def test_config_copies_are_rehashed_and_traced(
     drift.clear()
     assert list(trace(metrics, drift=drift))[1] == f"  config results/configs/{sha}.json [missing]"
     assert drift == [f"results/configs/{sha}.json [missing]"]
+    # verify says so too (it said nothing: trace alone named the copy missing).
+    (problem,) = audit(results).problems
+    assert problem.kind == "config missing" and problem.path == f"results/configs/{sha}.json"
+    assert f"(config_sha256 {sha[:12]}...) has no copy" in problem.text
 
 
 def test_verify_from_another_folder_says_to_pass_base_and_lists_a_few(
