@@ -29,6 +29,8 @@ from lcm.io.provenance import read_record as provenance_record
 
 # Status of an output of the workflow whose provenance record is gone.
 NO_RECORD = "no provenance record (sidecar missing)"
+# The same where the sidecar is there but holds no readable record (cut short, edited).
+UNREADABLE_RECORD = "no provenance record (sidecar not a readable LCM record)"
 
 
 class _Hashes:
@@ -128,8 +130,9 @@ def trace(
     ``ok`` (the file still has the recorded hash), ``CHANGED since recorded``, ``missing``,
     ``raw`` (a file without a sidecar outside the workflow's outputs: a lineage root), ``no
     provenance record (sidecar missing)`` (a file where the workflow writes its outputs, in a
-    results folder it claimed, whose sidecar is gone: nothing says how it was made) or
-    ``dir``. A file the workflow writes with no record of its own
+    results folder it claimed, whose sidecar is gone: nothing says how it was made; ``sidecar
+    not a readable LCM record`` where one is there but cut short or edited) or ``dir``. A
+    file the workflow writes with no record of its own
     (:data:`lcm.io.paths.UNRECORDED`, an ingest summary) says so after its status; so does a
     file another source's record lists as made by its job (``Products``: the fMRIPrep record
     beside a time series lists the derivatives it was computed from, and its own sources are
@@ -284,7 +287,8 @@ class _Tracer:
                 if why:
                     note = f" (no record of its own: {why})"
                 elif entry is not None:
-                    status = NO_RECORD if status == "ok" else f"{status}; {NO_RECORD}"
+                    none = UNREADABLE_RECORD if provenance_path(path).exists() else NO_RECORD
+                    status = none if status == "ok" else f"{status}; {none}"
                 elif status == "ok":
                     status = "raw"
         prov = record.get("Provenance") or {}

@@ -660,6 +660,10 @@ def test_verify_reports_an_output_whose_record_is_gone(
     lines = list(trace(metrics))
     sha = sha256_file(metrics)[:12]
     assert lines[0] == f"{metrics} [no provenance record (sidecar missing)] sha256={sha}"
+    model_sha = sha256_file(model)[:12]
+    assert next(trace(model)) == (
+        f"{model} [no provenance record (sidecar not a readable LCM record)] sha256={model_sha}"
+    )
     summary = paths.ingest_summary(paths.ingest_manifest(str(results), "ds"), ".tsv")
     assert next(trace(summary)).endswith(
         "(no record of its own: ingest's summary, written with the manifest)"
