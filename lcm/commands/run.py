@@ -379,12 +379,18 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     if args.participant_label:
         labels = [label.removeprefix("sub-") for label in args.participant_label]
         _check_participant_labels(bids, labels)
-        select = config.setdefault("ingest", {}).setdefault("select", {})
+        ingest = config.setdefault("ingest", {})
+        select = ingest.setdefault("select", {})
         chosen = select.setdefault(name, {}).setdefault("participants", {})
         # The config file's exclude list still applies.
-        chosen["include"] = _with_earlier_participants(
-            labels, out, name, chosen.get("exclude") or []
-        )
+        included = _with_earlier_participants(labels, out, name, chosen.get("exclude") or [])
+        if "include" in chosen or set(included) < _subject_labels(bids):
+            chosen["include"] = included
+        else:
+            # Every subject of the dataset: no include list, so that the selection (a param of
+            # ingest and the store) reads as a run without labels does. Spelled out, it reran
+            # ingest, the store and every job after it, for the same participants.
+            _drop_empty(ingest, ["select", name, "participants"])
     if args.work_dir:  # fMRIPrep's -w
         fmriprep["work_dir"] = str(Path(cwd, args.work_dir))
     if args.skip_bids_validation:  # fMRIPrep's flag of the same name
@@ -720,6 +726,20 @@ def _with_earlier_participants(
                 out,
             )
     return sorted(set(labels) | earlier)
+
+
+def _subject_labels(bids: Path) -> set[str]:
+    """The labels of the ``sub-<label>`` folders of BIDS folder ``bids``."""
+    return {p.name.removeprefix("sub-") for p in bids.glob("sub-*") if p.is_dir()}
+
+
+def _drop_empty(section: dict, keys: list[str]) -> None:
+    """Remove ``section[k0][k1]...`` and each parent left empty by it (made empty here)."""
+    if not keys or not isinstance(section.get(keys[0]), dict):
+        return
+    _drop_empty(section[keys[0]], keys[1:])
+    if not section[keys[0]]:
+        del section[keys[0]]
 
 
 def snakemake_command(args: argparse.Namespace, config_path: Path, out: Path) -> list[str]:

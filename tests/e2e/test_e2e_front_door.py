@@ -148,7 +148,7 @@ def test_build_config_adds_the_dataset_and_resolves_paths(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     bids = tmp_path / "my-study"
-    for sub in ("01", "02"):
+    for sub in ("01", "02", "03"):
         (bids / f"sub-{sub}" / "func").mkdir(parents=True)
         (bids / f"sub-{sub}" / "func" / f"sub-{sub}_task-rest_bold.nii.gz").write_bytes(b"")
         (bids / "derivatives" / f"sub-{sub}").mkdir(parents=True)
@@ -242,6 +242,28 @@ def test_a_task_label_of_participants_tsv_becomes_a_variable(tmp_path: Path) -> 
     (tmp_path / "tasks.yaml").write_text(yaml.safe_dump({"tasks": {"dx": task}}))
     with pytest.raises(ConfigError, match=r"with 3 value\(s\) \('Control', 'control', 'patient'\)"):
         run_cmd.build_config(args, tmp_path, tmp_path / "out3")
+
+
+def test_labels_of_every_participant_select_as_no_labels_do(tmp_path: Path) -> None:
+    """The selection is a param of ingest and the store: spelled out for the participants a run
+    without labels processes, it reran ingest, the store and every job after them."""
+    bids = tmp_path / "study"
+    for sub in ("01", "02"):
+        (bids / f"sub-{sub}" / "func").mkdir(parents=True)
+        (bids / f"sub-{sub}" / "func" / f"sub-{sub}_task-rest_bold.nii.gz").write_bytes(b"")
+    (bids / "dataset_description.json").write_text('{"Name": "s", "BIDSVersion": "1.10.0"}')
+    (bids / "participants.tsv").write_text("participant_id\tage\nsub-01\t30\nsub-02\t40\n")
+    (bids / "derivatives" / "sub-01").mkdir(parents=True)
+    argv = ("study", "out", "participant", "--derivatives", "study/derivatives")
+    plain = run_cmd.build_config(parse(*argv), tmp_path, tmp_path / "out")
+    every = run_cmd.build_config(
+        parse(*argv, "--participant-label", "01", "02"), tmp_path, tmp_path / "out"
+    )
+    assert every["ingest"] == plain["ingest"] and "study" not in every["ingest"]["select"]
+    some = run_cmd.build_config(
+        parse(*argv, "--participant-label", "02"), tmp_path, tmp_path / "out"
+    )
+    assert some["ingest"]["select"]["study"]["participants"]["include"] == ["02"]
 
 
 def test_unknown_participant_labels_are_refused(tmp_path: Path) -> None:
