@@ -229,6 +229,12 @@ def run(args: argparse.Namespace) -> int:
             hint="Snakemake is in the workflow (and dev) extras of lcm.",
         )
     out = Path(args.output_dir).resolve()
+    if out.exists() and not out.is_dir():
+        # Said so, not as the lock's "cannot write in ... (File exists)".
+        raise ConfigError(
+            f"OUTPUT_DIR {args.output_dir} ({out}) is a file, not a folder.",
+            hint="Give a folder (lcm run makes it if it does not exist), or move that file.",
+        )
     cmd = snakemake_command(args, out / "config.yaml", out)  # checks the profile, first
     # Where OUTPUT_DIR is, before its lock file is written there (build_config checks again,
     # each path with its own error where it is no folder).

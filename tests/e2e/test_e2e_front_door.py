@@ -645,6 +645,21 @@ def _no_snakemake(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     return ran
 
 
+def test_an_output_dir_that_is_a_file_is_said_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """It was "cannot write in .../afile (File exists)", from the lock, with a permissions hint."""
+    bids = _study(tmp_path)
+    ran = _no_snakemake(monkeypatch)
+    (tmp_path / "afile").write_text("mine\n")
+    argv = ["run", str(bids), str(tmp_path / "afile"), "participant", "--derivatives"]
+    assert main([*argv, str(bids / "derivatives" / "fmriprep")]) == ConfigError.exit_code
+    assert f"OUTPUT_DIR {tmp_path / 'afile'} ({tmp_path / 'afile'}) is a file, not a folder" in (
+        capsys.readouterr().err
+    )
+    assert not ran and (tmp_path / "afile").read_text() == "mine\n"
+
+
 def test_a_second_lcm_run_into_one_output_dir_is_refused_before_it_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
