@@ -13,11 +13,14 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 venv: $(STAMP)
 
-# torch is pinned to the CPU build that installs from local disk; clusters choose theirs in envs/.
+# torch is pinned (clusters choose their builds in envs/). Where pip's index is PyPI, its Linux
+# build of torch carries CUDA (several GB): TORCH_PIP_ARGS='--index-url
+# https://download.pytorch.org/whl/cpu' takes the CPU build instead.
+TORCH_PIP_ARGS ?=
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet torch==2.13.0 $(TORCH_PIP_ARGS)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

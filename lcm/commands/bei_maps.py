@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 EXAMPLE = """example:
   lcm bei-maps --store results/store --atlas aal116 --catalogue config/variables.yaml \\
-      --datasets hcplike ukblike --seed 1 --out-dir results/models/pretrained
+      --datasets hcplike ukblike --seed 1 --out-dir results/models/pretrain
 
 output in --out-dir, the folder of the checkpoint `lcm pretrain` writes (or will write) from
 the same --store, --atlas, --catalogue, --datasets and --seed: bei_linear.npz, one ridge map

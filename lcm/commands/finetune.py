@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXAMPLE = """examples:
-  lcm finetune --checkpoint results/models/pretrained --store results/store --atlas aal116 \\
+  lcm finetune --checkpoint results/models/pretrain --store results/store --atlas aal116 \\
       --catalogue config/variables.yaml --dataset abidelike --label autism --positive autism \\
       --settings '{"epochs": 30, "lr": 0.001}' --seed 1 --out-dir results/models/autism
 

@@ -19,9 +19,9 @@ EXAMPLE = """examples:
   lcm model-info --preset small --n-rois 400 --n-queries 12
   lcm model-info --preset tiny --overrides '{"n_layers": 4}' --json
   # a checkpoint: what it was pretrained or finetuned on, its queries and parameters
-  lcm model-info --checkpoint results/models/pretrained
+  lcm model-info --checkpoint results/models/pretrain
   # its variables as a catalogue YAML, with your datasets' codings from your own catalogue
-  lcm model-info --checkpoint results/models/pretrained --catalogue-out my_variables.yaml \\
+  lcm model-info --checkpoint results/models/pretrain --catalogue-out my_variables.yaml \\
       --datasets-from config/variables.yaml
 """
 

@@ -20,7 +20,7 @@ EXAMPLE = """example:
   lcm pretrain --store results/store --atlas aal116 --catalogue config/variables.yaml \\
       --datasets hcplike ukblike --model '{"preset": "tiny"}' \\
       --settings '{"epochs": 40, "batch_size": 32, "lr": 0.002}' --seed 1 \\
-      --out-dir results/models/pretrained
+      --out-dir results/models/pretrain
 
 outputs in --out-dir: model.safetensors, model.json (config, catalogue, atlas, standardisation,
 settings, seed, data fingerprint, versions), history.tsv (per epoch: loss_total, the weighted
