@@ -320,7 +320,46 @@ def _training(path: Path, size: int) -> Found:
             f"{written[:12]}, the state's {str(state_run(path))[:12]}): kept to write its model",
             lock,
         )
+    changed = _changed_outputs(path.parent, PRETRAIN_FILES)
+    if changed:
+        # The state is what writes them again without training: a model truncated or edited
+        # since would otherwise need a retraining.
+        return Found(
+            path,
+            size,
+            False,
+            f"trained ({where}) but {', '.join(changed)} changed since written (another "
+            "sha256 than recorded): kept to write them again",
+            lock,
+        )
     return Found(path, size, True, f"finished ({where}; its model is written)", lock, ours)
+
+
+def _changed_outputs(folder: Path, names: tuple[str, ...]) -> list[str]:
+    """The files of ``names`` in ``folder`` changed since written: the weights against the
+    sha256 ``model.json`` records of them, each file with a provenance record (the command's
+    and the workflow's runs write them) against that record's."""
+    import json
+
+    from lcm.io.provenance import provenance_path, read_record, sha256_file
+    from lcm.model.checkpoint_meta import META_NAME, WEIGHTS_NAME
+
+    changed = []
+    try:
+        meta = json.loads((folder / META_NAME).read_text())
+    except (OSError, ValueError):
+        meta = None
+    recorded = meta.get("weights_sha256") if isinstance(meta, dict) else None
+    if meta is None or (recorded and sha256_file(folder / WEIGHTS_NAME) != recorded):
+        changed.append(META_NAME if meta is None else WEIGHTS_NAME)
+    for name in names:
+        side = provenance_path(folder / name)
+        if name in changed or not side.exists():
+            continue
+        record = read_record(side)
+        if record is None or record.get("Sha256") != sha256_file(folder / name):
+            changed.append(name)
+    return changed
 
 
 def _evaluation(path: Path, size: int) -> Found:

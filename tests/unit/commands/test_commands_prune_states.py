@@ -462,3 +462,18 @@ def test_a_finished_evaluation_state_beside_another_runs_metrics_is_kept(
     assert main(["prune-states", str(tmp_path), "--apply"]) == 0
     assert _lines(capsys.readouterr().out)[str(folder)].startswith("removed")
     assert not folder.exists() and metrics.is_file()
+
+
+def test_a_finished_state_beside_a_model_changed_since_is_kept(
+    tmp_path: Path, pretrained, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its weights cut short (a full disk, a copy): the state is what writes the model again
+    without training, and --apply removed it."""
+    out = _copy(pretrained["done"], tmp_path / "pretrain")
+    weights = out / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    assert main(["prune-states", str(out), "--apply"]) == 0
+    line = _lines(capsys.readouterr().out)[str(out / STATE_DIR)]
+    assert line.startswith("keep"), line
+    assert "model.safetensors changed since written" in line and "kept to write" in line
+    assert (out / STATE_DIR / "train_state.json").is_file()
