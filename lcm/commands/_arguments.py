@@ -7,14 +7,19 @@ from collections.abc import Callable
 
 from lcm.commands._atlas import add_atlas_arguments
 
+# The largest seed: torch.manual_seed takes an unsigned 64-bit integer (a larger one crashed).
+MAX_SEED = 2**64 - 1
 
-def int_at_least(minimum: int) -> Callable[[str], int]:
+
+def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     """An argparse ``type``: an integer >= ``minimum`` (argparse prints a one-line error).
 
     Parameters
     ----------
     minimum : int
         The smallest value accepted.
+    maximum : int, optional
+        The largest value accepted (none by default).
 
     Returns
     -------
@@ -30,6 +35,8 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"expected an integer <= {maximum}, got {value}")
         return value
 
     parse.__name__ = f"integer >= {minimum}"
@@ -79,7 +86,10 @@ def add_seed_and_threads(p: argparse.ArgumentParser) -> None:
         The verb's parser.
     """
     p.add_argument(
-        "--seed", type=int_at_least(0), default=0, help="Master seed of the workflow (default 0)."
+        "--seed",
+        type=int_at_least(0, MAX_SEED),
+        default=0,
+        help="Master seed of the workflow (default 0).",
     )
     p.add_argument(
         "--threads",

@@ -9,7 +9,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from lcm.commands._arguments import int_at_least
+from lcm.commands._arguments import MAX_SEED, int_at_least
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.commands._sources import store_sources
 from lcm.docstrings import fill_doc
@@ -80,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--seed",
-        type=int_at_least(0),
+        type=int_at_least(0, MAX_SEED),
         help="Seed of the shuffles (default: the config's seed default); with --task, the "
         "workflow seed.",
     )

@@ -193,6 +193,9 @@ def pick_device(device: str | None) -> torch.device:
             )
     if chosen.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"--device {device}: no MPS device on this machine.", hint=fix)
+    if chosen.type not in ("cpu", "cuda", "mps"):
+        # meta, xla, ...: torch names them, but no training runs there (meta holds no values).
+        raise ConfigError(f"--device {device}: training runs on cpu, cuda or mps.", hint=fix)
     return chosen
 
 

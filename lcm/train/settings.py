@@ -83,4 +83,19 @@ def resolve_settings(section: str, settings: dict[str, Any] | None) -> dict[str,
         )
     for key, value in CODE_DEFAULTS.items():
         resolved.setdefault(key, copy.deepcopy(value))
-    return resolved
+    return _whole_numbers(resolved, sub)
+
+
+def _whole_numbers(value: Any, schema: dict[str, Any]) -> Any:
+    """``value`` with each whole float where the schema asks an integer made an int.
+
+    JSON Schema's ``integer`` takes ``2.0``; ``range(epochs)`` then failed after the data load.
+    """
+    types = schema.get("type")
+    types = types if isinstance(types, list) else [types]
+    if isinstance(value, float) and value.is_integer() and "integer" in types:
+        return int(value)
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        return {k: _whole_numbers(v, props.get(k, {})) for k, v in value.items()}
+    return value

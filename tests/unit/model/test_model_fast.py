@@ -644,3 +644,33 @@ def _fused_attention_calls(model: LCM, fc: torch.Tensor) -> int:
     with torch.no_grad(), Count():
         model(fc)
     return Count.calls
+
+
+def test_whole_floats_are_integers_where_the_schema_asks_one() -> None:
+    """JSON Schema's integer takes 2.0: range(epochs) then failed, after the data load."""
+    from lcm.exceptions import ConfigError
+    from lcm.train.settings import resolve_settings
+
+    pre = resolve_settings("pretrain", {"epochs": 2.0, "batch_size": 8.0, "lr": 1.0})
+    assert pre["epochs"] == 2 and isinstance(pre["epochs"], int)
+    assert isinstance(pre["batch_size"], int) and isinstance(pre["lr"], float)
+    assert isinstance(resolve_settings("finetune", {"epochs": 3.0})["epochs"], int)
+    with pytest.raises(ConfigError, match="is not of type 'integer'"):
+        resolve_settings("pretrain", {"epochs": 2.5})
+
+
+def test_seeds_past_64_bits_and_devices_no_training_runs_on_are_refused() -> None:
+    """A seed of 2**64 crashed torch.manual_seed, and --device meta crashed at the first loss."""
+    import argparse
+
+    from lcm.commands._arguments import MAX_SEED, int_at_least
+    from lcm.exceptions import ConfigError
+    from lcm.train.loop import pick_device
+
+    parse = int_at_least(0, MAX_SEED)
+    assert parse(str(MAX_SEED)) == MAX_SEED
+    torch.manual_seed(MAX_SEED)  # the largest is one torch takes
+    with pytest.raises(argparse.ArgumentTypeError, match="expected an integer <= "):
+        parse(str(MAX_SEED + 1))
+    with pytest.raises(ConfigError, match="--device meta: training runs on cpu, cuda or mps"):
+        pick_device("meta")
