@@ -137,6 +137,10 @@ def run(args: argparse.Namespace) -> int:
     if args.bei_maps == "no":
         log.warning("lcm pretrain --bei-maps is deprecated (no effect): drop it")
     model_settings = parse_settings(args.model, "model")
+    # Before the data load: a model no config could build, or one too large to, said first.
+    from lcm.model.config import check_model_settings
+
+    check_model_settings(model_settings, "lcm pretrain --model")
     settings = parse_settings(args.settings, "settings")
     if args.checkpoint_every is not None:
         settings["checkpoint_every"] = args.checkpoint_every

@@ -38,7 +38,7 @@ from lcm.model.checkpoint_meta import (
     WEIGHTS_NAME,
     read_meta,
 )
-from lcm.model.config import LCMConfig
+from lcm.model.config import CONFIG_LIMITS, LCMConfig
 from lcm.model.lcm import LCM
 from lcm.model.targets import QueryLayout
 from lcm.model.weights import check_shapes, read_header, save_tensors
@@ -51,17 +51,6 @@ log = logging.getLogger(__name__)
 RUN_KEY = "run_fingerprint"
 # Catalogue fields that change what a query means; a difference refuses the checkpoint.
 _MEANING_KEYS = ("kind", "levels", "units")
-# Largest config sizes a checkpoint may declare: LCM-Big (d_model 2048, 32 layers) fits with a
-# wide margin, while an edited model.json cannot make building the module exhaust memory.
-CONFIG_LIMITS = {
-    "n_rois": 100_000,
-    "n_queries": 100_000,
-    "d_model": 16_384,
-    "n_heads": 1_024,
-    "d_ffn": 65_536,
-    "n_layers": 1_024,
-    "n_encoder_layers": 1_024,
-}
 
 
 def canonical_key(key: str) -> str:

@@ -127,6 +127,20 @@ PRESETS: dict[str, dict[str, Any]] = {
 _DATA_KEYS = ("n_rois", "n_queries")
 
 
+# Largest config sizes a checkpoint or the model settings may declare: LCM-Big (d_model 2048,
+# 32 layers) fits with a wide margin, while an edited model.json or a typo in model.overrides
+# cannot make building the module exhaust memory.
+CONFIG_LIMITS = {
+    "n_rois": 100_000,
+    "n_queries": 100_000,
+    "d_model": 16_384,
+    "n_heads": 1_024,
+    "d_ffn": 65_536,
+    "n_layers": 1_024,
+    "n_encoder_layers": 1_024,
+}
+
+
 def config_from_settings(model_settings: dict[str, Any], n_rois: int, n_queries: int) -> LCMConfig:
     """Build the config from the config file's ``model`` section and the data's sizes.
 
@@ -157,7 +171,27 @@ def config_from_settings(model_settings: dict[str, Any], n_rois: int, n_queries:
             f"model.preset: expected one of {sorted(PRESETS)}, got {preset!r}.",
             hint="Pick a preset and adjust it with model.overrides.",
         )
-    overrides = dict(model_settings.get("overrides") or {})
+    given = model_settings.get("overrides") or {}
+    if not isinstance(given, dict):
+        raise ConfigError(
+            f"model.overrides: expected an object of sizes, got {type(given).__name__} {given!r}.",
+            hint='Give model.overrides as {"d_model": 256, "n_layers": 4}, or leave it out.',
+        )
+    overrides = dict(given)
+    big = {
+        k: v
+        for k, v in overrides.items()
+        if k in CONFIG_LIMITS
+        and isinstance(v, int)
+        and not isinstance(v, bool)
+        and v > CONFIG_LIMITS[k]
+    }
+    if big:
+        key, value = next(iter(big.items()))
+        raise ConfigError(
+            f"model.overrides: {key} {value} is above the limit of {CONFIG_LIMITS[key]}.",
+            hint=f"Limits: {CONFIG_LIMITS} (LCM-Big is d_model 2048, 32 layers).",
+        )
     fixed = sorted(set(overrides) & set(_DATA_KEYS))
     if fixed:
         raise ConfigError(

@@ -674,3 +674,17 @@ def test_seeds_past_64_bits_and_devices_no_training_runs_on_are_refused() -> Non
         parse(str(MAX_SEED + 1))
     with pytest.raises(ConfigError, match="--device meta: training runs on cpu, cuda or mps"):
         pick_device("meta")
+
+
+def test_model_overrides_that_are_no_object_or_too_large_are_refused() -> None:
+    """An overrides string crashed dict(); d_model 1e9 allocated tens of GB after the load."""
+    from lcm.exceptions import ConfigError
+    from lcm.model.config import CONFIG_LIMITS, check_model_settings
+
+    with pytest.raises(ConfigError, match=r"model\.overrides: expected an object of sizes, got"):
+        check_model_settings({"preset": "tiny", "overrides": "x"}, "--model")
+    too_big = {"preset": "tiny", "overrides": {"d_model": 10**9, "n_heads": 4}}
+    with pytest.raises(ConfigError, match=r"d_model 1000000000 is above the limit of 16384"):
+        check_model_settings(too_big, "--model")
+    at_limit = {"d_model": CONFIG_LIMITS["d_model"], "n_heads": 4, "n_layers": 1}
+    check_model_settings({"preset": "tiny", "overrides": at_limit}, "--model")
