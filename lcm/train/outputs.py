@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from lcm.exceptions import OutputOwnershipError
 from lcm.io.lock import LOCK_NAME, exclusive_lock
 from lcm.io.ownership import check_replaceable, claim_out_dir
 from lcm.io.provenance import check_recordable, provenance_path
@@ -105,6 +106,17 @@ def training_out_dir(
     if not _is_main_process():
         yield out
         return
+    for name in folders:
+        # Before the claim: found at the first state save, training had run and the earlier
+        # run's model was already replaced.
+        path = out / name
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            raise OutputOwnershipError(
+                f"{path} is {'a link' if path.is_symlink() else 'a file'}, not the folder "
+                f"{verb} keeps its training state in; nothing was read, written or deleted.",
+                hint=f"Move {path} away (LCM makes that folder itself), or give another "
+                "--out-dir.",
+            )
     claim_out_dir(out, verb, own_names((*files, *beside), folders))
     with exclusive_lock(out / LOCK_NAME, verb):
         earlier = [name for name in files if (out / name).exists()]

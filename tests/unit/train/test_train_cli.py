@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -500,3 +501,24 @@ def test_finetune_refuses_a_class_of_one_subject() -> None:
         check_label_classes(np.where(y == 1, 0, y), groups, levels, "beta", "dx")
     y[2:4] = 1  # two positives: trained, as lcm evaluate would
     check_label_classes(y, groups, levels, "beta", "dx")
+
+
+def test_a_file_where_the_state_folder_goes_is_refused_before_anything_is_replaced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It failed at the first state save: after training, the earlier model already replaced."""
+    from lcm.exceptions import OutputOwnershipError
+
+    catalogue = write_catalogue(tmp_path, CLI_CATALOGUE)
+    store = tmp_path / "store"
+    add_store_dataset(tmp_path, store, catalogue, "alpha", "toy", 30, seed=0)
+    pre = tmp_path / "pretrained"
+    settings = '{"epochs": 1, "batch_size": 8}'
+    assert main(pretrain_argv(store, catalogue, pre, settings)) == 0
+    model = (pre / "model.safetensors").read_bytes()
+    shutil.rmtree(pre / "train_state")
+    (pre / "train_state").write_text("x\n")
+    code = main(pretrain_argv(store, catalogue, pre, '{"epochs": 2, "batch_size": 8}'))
+    assert code == OutputOwnershipError.exit_code
+    assert f"{pre / 'train_state'} is a file, not the folder" in capsys.readouterr().err
+    assert (pre / "model.safetensors").read_bytes() == model
