@@ -126,13 +126,19 @@ def run(args: argparse.Namespace) -> int:
 
 def _checkpoint_info(checkpoint: str, as_json: bool) -> int:
     """What a checkpoint is: kind, atlas, training data, queries, label, parameters."""
-    from lcm.model.checkpoint import checked_config, read_meta
+    from lcm.io.provenance import sha256_file
+    from lcm.model.checkpoint import WEIGHTS_NAME, checked_config, checkpoint_layout, read_meta
     from lcm.model.info import parameter_counts
 
     meta = read_meta(checkpoint)
     config = checked_config(checkpoint, meta)
-    data = meta.get("data") or {}
-    label = meta.get("label") or {}
+    layout = checkpoint_layout(meta)  # an edited query_layout is said, not a traceback
+    # Fields an edited model.json may hold as anything: shown where they are what LCM wrote.
+    data = meta.get("data") if isinstance(meta.get("data"), dict) else {}
+    label = meta.get("label") if isinstance(meta.get("label"), dict) else {}
+    weights = Path(checkpoint) / WEIGHTS_NAME
+    recorded = meta.get("weights_sha256")
+    actual = sha256_file(weights) if weights.is_file() else None
     facts = {
         "checkpoint": str(checkpoint),
         "kind": meta.get("kind"),
@@ -140,13 +146,20 @@ def _checkpoint_info(checkpoint: str, as_json: bool) -> int:
         "n_rois": meta.get("n_rois"),
         "datasets": data.get("datasets"),
         "n_subjects": data.get("n_subjects"),
-        "queries": [group["name"] for group in meta.get("query_layout", [])],
+        "queries": layout.names,
         "label": label.get("name"),
         "positive": label.get("positive"),
         "model_settings": meta.get("model_settings"),
         "selected_epoch": meta.get("selected_epoch"),
         "seed": meta.get("seed"),
-        "weights_sha256": meta.get("weights_sha256"),
+        # The file's own, checked against the one model.json records (it printed the record's
+        # beside weights cut short, which lcm embed then refused).
+        "weights_sha256": actual,
+        "weights_check": "matches model.json"
+        if actual is not None and actual == recorded
+        else f"DIFFERS from model.json's {recorded}"
+        if actual is not None
+        else f"{weights} is missing",
     }
     counts = parameter_counts(config)
     if as_json:

@@ -114,8 +114,7 @@ def training_out_dir(
             raise OutputOwnershipError(
                 f"{path} is {'a link' if path.is_symlink() else 'a file'}, not the folder "
                 f"{verb} keeps its training state in; nothing was read, written or deleted.",
-                hint=f"Move {path} away (LCM makes that folder itself), or give another "
-                "--out-dir.",
+                hint=f"Move {path} away (LCM makes that folder itself), or give another --out-dir.",
             )
     claim_out_dir(out, verb, own_names((*files, *beside), folders))
     with exclusive_lock(out / LOCK_NAME, verb):

@@ -86,6 +86,20 @@ def test_pretrain_then_finetune_from_the_command_line(tmp_path: Path, capsys) ->
     assert (info["kind"], info["label"], info["positive"]) == ("finetuned", "dx", "patient")
     assert info["atlas"] == "toy" and info["queries"][-1] == "dx"
     assert info["parameters"]["total"] > 0
+    assert info["weights_check"] == "matches model.json"
+    # An edited model.json (a traceback), weights cut short (the record's sha256 printed).
+    odd = tmp_path / "odd"
+    shutil.copytree(out, odd)
+    meta = json.loads((odd / "model.json").read_text())
+    (odd / "model.json").write_text(json.dumps({**meta, "data": "x", "label": "y"}))
+    (odd / "model.safetensors").write_bytes((odd / "model.safetensors").read_bytes()[:1000])
+    assert main(["model-info", "--checkpoint", str(odd), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["datasets"] is None and info["label"] is None
+    assert info["weights_check"] == f"DIFFERS from model.json's {meta['weights_sha256']}"
+    (odd / "model.json").write_text(json.dumps({**meta, "query_layout": [1]}))
+    assert main(["model-info", "--checkpoint", str(odd)]) != 0
+    assert "malformed query_layout" in capsys.readouterr().err
     assert (
         main(
             [
