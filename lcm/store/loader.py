@@ -171,7 +171,8 @@ class ConnectomeStream(IterableDataset):
         if exclude is not None:
             keys = runs["dataset"] + "/" + runs["subject"]
             keep = ~keys.isin(downstream_test_keys(exclude)).to_numpy()
-            log.info("left out %d run(s) of downstream test subjects", int((~keep).sum()))
+            # Downstream test subjects, or the pretraining held-out runs streamed apart.
+            log.info("left out %d run(s) of the subjects held out", int((~keep).sum()))
         self._n_runs = runs["dataset"].value_counts().to_dict()
         self.runs = runs[keep].reset_index(drop=True)
         self.roi_names, self.units = self._plan(keep)
