@@ -117,7 +117,7 @@ def test_labels_above_int16_stay_whole(tmp_path: Path) -> None:
     ("values", "message"),
     [
         ((0.4, 1.0), r"values that are not whole numbers \(e.g. 0.4\).*"),
-        ((np.nan, 1.0), r"not whole numbers \(e.g. nan\)"),
+        ((np.nan, 1.0), r"holds 32 NaN voxel\(s\)"),
         ((-3, 1), r"labels from -3 to 1"),
     ],
 )
