@@ -341,11 +341,11 @@ def run(args: argparse.Namespace) -> int:
     # The ranges the page compared with: settings of the page (none set, none recorded). The
     # tables written beside it are its job's products: nothing reads the headline and the
     # contrasts, so without this a deleted or rewritten one passed lcm provenance verify.
-    tables = [args.out_metrics, args.out_summary, args.out_predictions, args.out_headline]
+    tables = [getattr(args, o) for o in REPORT_OUTPUTS if o != "out_html"]
     write_sidecar(
         args.out_html,
         inputs,
-        products=[p for p in (*tables, args.out_contrasts) if p],
+        products=[p for p in tables if p],
         **({"references": references} if references else {}),
     )
     log.info(
