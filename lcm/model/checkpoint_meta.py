@@ -101,9 +101,17 @@ def read_meta(checkpoint: str | Path) -> dict[str, Any]:
     Raises
     ------
     CheckpointError
-        A file missing, unreadable or not a JSON object, or another ``format_version``.
+        The folder missing or a file, a file of it missing, unreadable or not a JSON object,
+        or another ``format_version``.
     """
     folder = Path(checkpoint)
+    if not folder.is_dir():
+        said = "is a file" if folder.exists() else "does not exist"
+        raise CheckpointError(
+            f"Checkpoint {folder} {said}: a checkpoint is the folder holding {META_NAME} and "
+            f"{WEIGHTS_NAME}.",
+            hint=f"Pass its folder, {folder.parent}." if folder.name in CHECKPOINT_NAMES else _HINT,
+        )
     meta_file, weights_path = folder / META_NAME, folder / WEIGHTS_NAME
     for path in (meta_file, weights_path):
         if not path.is_file():

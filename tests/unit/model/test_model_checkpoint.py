@@ -180,3 +180,13 @@ def test_a_catalogue_without_the_checkpoints_variable_is_told_how_to_export_its_
     with pytest.raises(CheckpointError, match=f"variable {name!r}, absent") as info:
         load_checkpoint(out, catalogue=fewer)
     assert f"lcm model-info --checkpoint {out} --catalogue-out" in (info.value.hint or "")
+
+
+def test_a_checkpoint_given_as_its_file_or_a_missing_folder_says_so(saved, tmp_path: Path) -> None:
+    """Given model.json, the refusal said it 'lacks model.json': it names the folder to pass."""
+    out = saved[0]
+    with pytest.raises(CheckpointError, match=r"model\.json is a file") as info:
+        load_checkpoint(out / "model.json")
+    assert info.value.hint == f"Pass its folder, {out}."
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nowhere")
