@@ -249,9 +249,17 @@ def load_catalogue(path: str | Path) -> Catalogue:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(
-            f"Variable catalogue not found: {path}", hint="Set `variables:` in config."
+            f"Variable catalogue not found: {path}",
+            hint="Give the path of a catalogue YAML (the workflow's is `variables:` in config; "
+            "config/variables.yaml of the repository is an example).",
         )
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"Cannot read the variable catalogue {path}: {exc}",
+            hint="It must be a readable UTF-8 YAML file.",
+        ) from exc
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:

@@ -520,3 +520,15 @@ def test_shipped_ukb_education_reads_its_special_codes(tmp_path: Path) -> None:
     assert got["education"].tolist()[0] == 5
     assert np.isnan(got.loc["1000002", "education"])
     assert got.loc["1000003", "education"] == 1
+
+
+def test_a_missing_or_unreadable_catalogue_is_refused_naming_it(tmp_path: Path) -> None:
+    """The hint spoke of config only (wrong for --catalogue on the command line), and a file
+    that was not UTF-8 raised a bare UnicodeDecodeError."""
+    with pytest.raises(ConfigError, match="not found") as info:
+        load_catalogue(tmp_path / "nope.yaml")
+    assert "path of a catalogue YAML" in info.value.hint
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("variables:\n  \xe2ge: {type: continuous}\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=rf"Cannot read the variable catalogue {latin}"):
+        load_catalogue(latin)
