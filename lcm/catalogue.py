@@ -19,6 +19,7 @@ from jsonschema.exceptions import best_match
 
 from lcm.exceptions import ConfigError
 from lcm.io.store_columns import reserved_names
+from lcm.io.yaml_text import load_yaml_text
 from lcm.schema_errors import describe as describe_error
 from lcm.schema_errors import hint as schema_hint
 
@@ -261,7 +262,7 @@ def load_catalogue(path: str | Path) -> Catalogue:
             hint="It must be a readable UTF-8 YAML file.",
         ) from exc
     try:
-        raw = yaml.safe_load(text) or {}
+        raw = load_yaml_text(text, f"Variable catalogue {path}") or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     _refuse_booleans(path, raw)
@@ -269,6 +270,7 @@ def load_catalogue(path: str | Path) -> Catalogue:
     variables = {
         name: _parse_variable(path, name, spec) for name, spec in _mapping(path, raw, "variables")
     }
+    _refuse_case_twins(path, list(variables))
     datasets = {
         name: _parse_dataset(path, name, spec, variables)
         for name, spec in _mapping(path, raw, "datasets")
@@ -412,6 +414,19 @@ def _mapping(path: Path, raw: dict, key: str) -> list[tuple[str, dict]]:
     return list(value.items())
 
 
+def _refuse_case_twins(path: Path, names: list[str]) -> None:
+    """Refuse two variables named alike but for case: DuckDB matches column names without
+    case, and renamed the second (``Income`` read as ``Income_1``)."""
+    seen: dict[str, str] = {}
+    for name in names:
+        if (first := seen.setdefault(name.lower(), name)) != name:
+            raise ConfigError(
+                f"{path}: variables {first!r} and {name!r} differ only in case; the feature "
+                "store's readers (DuckDB, Spark) match column names without case.",
+                hint=f"Rename one of them in {path}, and its entries under datasets.*.columns.",
+            )
+
+
 def _parse_variable(path: Path, name: str, spec: dict) -> Variable:
     where = f"{path}: variables.{name}"
     # A variable is a column of the store's variables table, beside its own columns and the
@@ -482,11 +497,30 @@ def _parse_dataset(
         columns[var] = ColumnCoding(
             column=str(col["column"]),
             scale=float(col["scale"]) if col.get("scale") is not None else None,
-            map={str(k): v for k, v in (col.get("map") or {}).items()},
+            map=_codes(f"{where}.columns.{var}.map", col.get("map") or {}),
             range_midpoint=bool(col.get("range_midpoint", False)),
         )
         _check_coding(f"{where}.columns.{var}", variables[var], columns[var])
     return DatasetCoding(str(spec["id_column"]), spec.get("site_column"), columns)
+
+
+def _codes(where: str, mapping: dict) -> dict[str, Any]:
+    """A map with its codes as the text cells are matched by; two codes of one text refused.
+
+    YAML's ``1: autism`` and ``"1": control`` are two keys, one code once written as text: the
+    second silently recoded every subject.
+    """
+    codes: dict[str, Any] = {}
+    for key, value in mapping.items():
+        code = str(key)
+        if code in codes:
+            raise ConfigError(
+                f"{where}: code {code!r} is given twice ({key!r} and the quoted {code!r} are one "
+                f"code of the file), mapped to {codes[code]!r} and {value!r}.",
+                hint="Keep one of the two entries.",
+            )
+        codes[code] = value
+    return codes
 
 
 def _check_coding(where: str, var: Variable, col: ColumnCoding) -> None:

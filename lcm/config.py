@@ -26,6 +26,7 @@ from lcm.exceptions import ConfigError
 from lcm.io.container_image import check_apptainer_image, check_output_layout
 from lcm.io.output_space import check_volumetric_space
 from lcm.io.paths import fmriprep_derivatives, fmriprep_work_dir, inside
+from lcm.io.yaml_text import load_yaml_text
 from lcm.schema_errors import describe as describe_error
 from lcm.schema_errors import excerpt
 from lcm.schema_errors import hint as schema_hint
@@ -276,81 +277,6 @@ def validate_partial(
             hint=schema_hint(errors[0], _SCHEMA_HINT, partial_schema),
         )
     return config
-
-
-class _DuplicateKey(yaml.YAMLError):
-    """A mapping of the file gives a key twice (raised while parsing, named by the reader)."""
-
-    def __init__(self, key: Any, line: int, first: int) -> None:
-        super().__init__(f"key {key!r} at line {line}")
-        self.key, self.line, self.first = key, line, first
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a key given twice in one mapping.
-
-    PyYAML keeps the last of two equal keys silently: a second ``abidelike`` under
-    ``datasets`` replaced the first, a second task of the same name the first task. A merge
-    key (``<<: *anchor``) may still be overridden by the mapping's own keys.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        """The mapping of ``node``, as :meth:`yaml.SafeLoader.construct_mapping` builds it.
-
-        Parameters
-        ----------
-        node : yaml.MappingNode
-            The mapping being built.
-        deep : bool
-            Build the values' own containers now, as PyYAML's loader takes it.
-
-        Raises
-        ------
-        _DuplicateKey
-            A key given twice in ``node``, with its line and the line of the first.
-        """
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
-            try:
-                first = seen.get(key)
-            except TypeError:  # an unhashable key: the base class says so
-                break
-            if first is not None:
-                raise _DuplicateKey(key, line, first)
-            seen[key] = line
-        return super().construct_mapping(node, deep=deep)
-
-
-def load_yaml_text(text: str, source: str) -> Any:
-    """Parse YAML ``text`` as :func:`yaml.safe_load` does, refusing duplicate mapping keys.
-
-    Parameters
-    ----------
-    text : str
-        The file's text.
-    source : str
-        The file, first in messages.
-
-    Raises
-    ------
-    ConfigError
-        A key given twice in one mapping: the file, the line and the key.
-    yaml.YAMLError
-        Any other YAML error.
-    """
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except _DuplicateKey as exc:
-        raise ConfigError(
-            f"{source}: line {exc.line}: key {exc.key!r} is given twice in the same mapping "
-            f"(first at line {exc.first}); YAML would keep only the last one.",
-            hint=f"Remove or rename one of the two {exc.key!r} entries (e.g. two datasets or "
-            "tasks need two names).",
-        ) from None
 
 
 def read_yaml_mapping(path: str | Path, what: str = "Config file") -> dict[str, Any]:

@@ -10,6 +10,7 @@ name codes (:mod:`lcm.store.coding`), its ``Units`` are converted to the catalog
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import re
@@ -100,6 +101,12 @@ def read_table(path: str | Path, blank_lines: bool = False) -> pd.DataFrame:
             f"Cannot read phenotype file {path}: {exc.strerror}.",
             hint="Check the file's permissions and datasets.<name>.phenotype.",
         ) from None
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode Text" export
+        raise InputDataError(
+            f"Phenotype file {path} is UTF-16 text (a spreadsheet's 'Unicode Text' export), "
+            "not UTF-8.",
+            hint=fix + " (Excel: 'CSV UTF-8'; or iconv -f UTF-16 -t UTF-8.)",
+        )
     # NUL bytes never occur in a text table; pandas would read them into garbled cells.
     nul = head.find(b"\0")
     if nul >= 0:
@@ -125,7 +132,38 @@ def read_table(path: str | Path, blank_lines: bool = False) -> pd.DataFrame:
             hint=fix + " One header row, one row per participant.",
         ) from None
     _check_separator(table, path, sep)
+    _check_fields(path, sep)
     return table
+
+
+def _check_fields(path: Path, sep: str) -> None:
+    """Refuse a column name given twice, or a row with fewer fields than the header.
+
+    pandas renamed a second ``age`` to ``age.1`` (the first was stored without a word; BIDS
+    validators refuse it), and filled the fields a short row lacks with empty cells, read as
+    missing values: a line cut after its fifth field stored the subject without its diagnosis.
+    """
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        rows = csv.reader(fh, delimiter=sep)
+        header = next(rows, [])
+        # (Unnamed columns, an export's trailing separators, are no names given twice.)
+        twice = sorted({n for n in header if n.strip() and header.count(n) > 1})
+        if twice:
+            raise InputDataError(
+                f"Phenotype file {path} has the column(s) {twice} twice in its header.",
+                hint="Give every column its own name (or delete the copy), and save it again.",
+            )
+        short: list[tuple[int, int]] = []  # (line, fields)
+        for row in rows:
+            if len(row) < len(header) and any(field.strip() for field in row):
+                short.append((rows.line_num, len(row)))
+    if short:
+        raise InputDataError(
+            f"Phenotype file {path}: line(s) {_lines([line for line, _ in short])} have fewer "
+            f"fields than its header's {len(header)} (line {short[0][0]}: {short[0][1]}).",
+            hint="Every row needs a field for every column: write n/a for a missing value "
+            "(BIDS), and check the separators of those lines.",
+        )
 
 
 _SEPARATORS = {",": "a comma", ";": "a semicolon", "\t": "a tab"}
@@ -924,7 +962,7 @@ def _convert(
     bad: list[BadCell] = []
     for row, raw in enumerate(values):
         text = str(raw).strip()
-        if is_missing(text):
+        if is_missing(text) and not _declared(text, var, col):
             out.append(np.nan if var.is_numeric else None)
             continue
         try:
@@ -934,6 +972,18 @@ def _convert(
             out.append(np.nan if var.is_numeric else None)
     typed = pd.Series(out, index=values.index, dtype="float64" if var.is_numeric else "object")
     return typed, bad
+
+
+def _declared(text: str, var: Variable, col: ColumnCoding) -> bool:
+    """Whether the catalogue names the missing-value code ``text`` as a value: a code of the
+    column's map, or (unmapped) a level of ``var``.
+
+    Written there, it is that value: a medication map's ``"None": none`` and a region level
+    ``NA`` (North America) were read as missing, every such cell of the cohort.
+    """
+    if col.map:
+        return _map_key(text, col.map) is not None
+    return not var.is_numeric and text in var.levels
 
 
 def _value(

@@ -532,3 +532,69 @@ def test_a_missing_or_unreadable_catalogue_is_refused_naming_it(tmp_path: Path) 
     latin.write_bytes("variables:\n  \xe2ge: {type: continuous}\n".encode("latin-1"))
     with pytest.raises(ConfigError, match=rf"Cannot read the variable catalogue {latin}"):
         load_catalogue(latin)
+
+
+def test_a_code_given_twice_in_a_map_or_a_variable_twice_is_refused(tmp_path: Path) -> None:
+    """YAML kept the last of two equal keys: ``"1": autism`` then ``"1": control`` stored
+    every subject as a control, without a word; ``1:`` and ``"1":`` merged so too."""
+    path = tmp_path / "variables.yaml"
+    base = PHENOTYPE_CATALOGUE.replace("{0: F, 1: M}", "{%s}")
+    path.write_text(base % '"1": M, "0": F, "1": F')
+    with pytest.raises(ConfigError, match=r"line 10: key '1' is given twice .*first at line 10"):
+        load_catalogue(path)
+    path.write_text(base % '1: M, 0: F, "1": F')
+    with pytest.raises(ConfigError, match=r"columns\.sex\.map: code '1' is given twice"):
+        load_catalogue(path)
+    path.write_text(
+        PHENOTYPE_CATALOGUE.replace(
+            "datasets:", "  Iq: {kind: continuous, domain: behavioural}\ndatasets:"
+        )
+    )
+    with pytest.raises(ConfigError, match="variables 'iq' and 'Iq' differ only in case"):
+        load_catalogue(path)
+
+
+def test_a_missing_code_the_catalogue_names_is_that_value(tmp_path: Path) -> None:
+    """A medication map's "None": none and a region level NA (North America) were read as
+    missing values, every such cell of the cohort; codes it does not name still are."""
+    path = tmp_path / "variables.yaml"
+    path.write_text(
+        "variables:\n"
+        "  region: {kind: categorical, domain: sociodemographic, levels: [EU, NA, AS]}\n"
+        "  med: {kind: categorical, domain: clinical, levels: [none, SSRI]}\n"
+        "  iq: {kind: continuous, domain: behavioural}\n"
+        "datasets:\n"
+        "  d:\n"
+        "    id_column: participant_id\n"
+        "    columns:\n"
+        "      region: REGION\n"
+        '      med: {column: MED, map: {"None": none, "1": SSRI}}\n'
+        '      iq: {column: IQ, map: {"-999": 0, "1": 1}}\n'
+    )
+    table = tmp_path / "p.tsv"
+    table.write_text(
+        "participant_id\tREGION\tMED\tIQ\n01\tNA\tNone\t-999.0\n02\tn/a\t1\t1\n03\tEU\tn/a\tNaN\n"
+    )
+    got = read_phenotype(table, "d", load_catalogue(path))
+    assert got["region"].tolist() == ["NA", None, "EU"]
+    assert got["med"].tolist() == ["none", "SSRI", None]
+    assert got["iq"].tolist()[:2] == [0.0, 1.0] and np.isnan(got["iq"].iloc[2])
+
+
+def test_a_short_row_or_a_column_named_twice_is_refused(tmp_path: Path) -> None:
+    """A row cut after its second field stored the subject with its other variables missing
+    (pandas fills the absent fields), and a second 'FIQ' column was read as 'FIQ.1', the first
+    stored without a word. Blank lines stay allowed."""
+    catalogue_path = tmp_path / "variables.yaml"
+    catalogue_path.write_text(PHENOTYPE_CATALOGUE)
+    catalogue = load_catalogue(catalogue_path)
+    table = tmp_path / "p.tsv"
+    table.write_text("participant_id\tFIQ\tSEX\n01\t100\t1\n\n02\t90\n03\t95\t0\n")
+    with pytest.raises(InputDataError, match=r"line\(s\) 4 have fewer fields than its header's 3"):
+        read_phenotype(table, "d", catalogue)
+    table.write_text("participant_id\tFIQ\tSEX\n01\t100\t1\n  \n\n03\t95\t0\n")
+    assert read_phenotype(table, "d", catalogue)["subject"].tolist() == ["01", "03"]
+    assert read_table(table)["participant_id"].tolist() == ["01", "03"]
+    table.write_text("participant_id\tFIQ\tSEX\tFIQ\n01\t100\t1\t99\n")
+    with pytest.raises(InputDataError, match=r"has the column\(s\) \['FIQ'\] twice"):
+        read_phenotype(table, "d", catalogue)

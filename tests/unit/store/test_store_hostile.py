@@ -347,6 +347,8 @@ def test_truncated_partition_is_one_line_error(
     [
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", r"is binary \(NUL byte at offset 8\)"),
         (b"participant_id\tsite\tage\n\xff\xfe01\tS1\t20\n", r"is not UTF-8 text"),
+        # Excel's "Unicode Text": named as UTF-16, not as a binary (NUL bytes) spreadsheet.
+        ("participant_id\tage\n01\t20\n".encode("utf-16"), r"is UTF-16 text"),
         # A comma-separated table saved as .tsv: one column, its separator named.
         (
             b"participant_id,site,age\n01,S1,20\n",
