@@ -211,6 +211,7 @@ def write_connectomes(
     if runs is None:
         runs = stored_rows(qc, dataset)
     settings = [matrix_settings(path) for path in runs["matrix"]]
+    _check_recorded_atlas(runs["matrix"], atlas, dataset)
     sites = dict(zip(phenotype["subject"], phenotype["site"], strict=True))
     runs = runs.assign(site=[str(sites.get(s, "")) for s in runs["subject"].astype(str)])
     roi_names, _ = _read_matrix(runs["matrix"].iloc[0])
@@ -272,9 +273,26 @@ def matrix_settings(path: str | Path) -> dict:
     InputDataError
         The sidecar is not a JSON object (damaged).
     """
+    record = _matrix_record(path)
+    if record is None:
+        return {"origin": UNRECORDED, **dict.fromkeys(SETTINGS_FIELDS.values())}
+    if "ImportedFrom" in record:
+        origin = IMPORTED
+    elif "Denoise" in record:
+        origin = COMPUTED
+    else:
+        origin = UNRECORDED
+    return {"origin": origin, **{key: record.get(field) for field, key in SETTINGS_FIELDS.items()}}
+
+
+def _matrix_record(path: str | Path) -> dict | None:
+    """The sidecar the connectome stage wrote beside the matrix at ``path``; None without one.
+
+    Raises :class:`InputDataError` when it is no JSON object (damaged).
+    """
     sidecar = provenance_path(path)
     if not sidecar.is_file():
-        return {"origin": UNRECORDED, **dict.fromkeys(SETTINGS_FIELDS.values())}
+        return None
     try:
         record = json.loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
@@ -286,13 +304,25 @@ def matrix_settings(path: str | Path) -> dict:
             hint="Rerun the connectome stage of this dataset (it rewrites the matrix and its "
             "sidecar), or delete the damaged sidecar to store the matrix as unrecorded.",
         )
-    if "ImportedFrom" in record:
-        origin = IMPORTED
-    elif "Denoise" in record:
-        origin = COMPUTED
-    else:
-        origin = UNRECORDED
-    return {"origin": origin, **{key: record.get(field) for field, key in SETTINGS_FIELDS.items()}}
+    return record
+
+
+def _check_recorded_atlas(matrices: Iterable[str | Path], atlas: str, dataset: str) -> None:
+    """Refuse matrices whose sidecars name another atlas than the partition's ``atlas``.
+
+    ``lcm store --atlas schaefer100`` on AAL matrices stored 116 regions as Schaefer's, and a
+    real Schaefer dataset stored next was refused as the odd one out.
+    """
+    for path in matrices:
+        record = _matrix_record(path)
+        made = record.get("Atlas") if record else None
+        if made is not None and made != atlas:
+            raise InputDataError(
+                f"{path}: its sidecar says atlas {made!r}, but this partition is atlas {atlas!r} "
+                f"(--atlas).",
+                hint=f"Store dataset {dataset!r} with --atlas {made} (the QC table of atlas "
+                f"{made}), or run its connectome stage with atlas {atlas!r} first.",
+            )
 
 
 def settings_entries(settings: Sequence[dict] | None, n_rows: int) -> list[dict]:

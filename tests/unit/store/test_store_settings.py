@@ -113,6 +113,23 @@ def test_a_store_file_alone_says_how_its_connectomes_were_made(tmp_path: Path) -
     assert runs["n_volumes_kept"].dtype == pd.Int32Dtype()  # nullable: <NA> where unknown
 
 
+def test_matrices_of_another_atlas_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--atlas schaefer100 on the matrices of atlas toy stored them as Schaefer's (and refused
+    a real Schaefer dataset stored next): the sidecars say which atlas made them."""
+    qc, pheno, catalogue = _roi_dataset(tmp_path)
+    store = tmp_path / "store"
+    argv = ["store", "--dataset", "roids", "--qc-table", str(qc), "--phenotype", str(pheno)]
+    argv += ["--catalogue", str(catalogue), "--atlas", "schaefer100", "--store-dir", str(store)]
+    capsys.readouterr()
+    assert main(argv) == 3
+    err = capsys.readouterr().err
+    assert "its sidecar says atlas 'toy', but this partition is atlas 'schaefer100'" in err
+    assert "hint: Store dataset 'roids' with --atlas toy" in err
+    assert not (store / "connectomes").exists()
+
+
 def test_imported_connectomes_say_so_and_leave_their_counts_missing(tmp_path: Path) -> None:
     mats = tmp_path / "mats"
     mats.mkdir()
