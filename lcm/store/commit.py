@@ -157,20 +157,24 @@ def rerun_hint(dataset: str, atlas: str | None = None) -> str:
     )
 
 
+_PAUSED: set[str] = set()
+
+
 def pause_point(point: str) -> None:
     """Test hook: stop here when ``LCM_STORE_PAUSE_AT`` names ``point``.
 
     Points: ``staged`` (all files staged, no journal yet), ``journal`` (journal written, nothing
     renamed), ``renamed-1`` (the first partition renamed, the others not). The process writes
     ``LCM_STORE_PAUSED <point>`` to stderr and sleeps until killed, so that a test can ``kill -9``
-    it in exactly that state.
+    it in exactly that state. Each point pauses once per process.
 
     Parameters
     ----------
     point : str
         The point reached: ``staged``, ``journal`` or ``renamed-1``.
     """
-    if os.environ.get(PAUSE_ENV) == point:
+    if os.environ.get(PAUSE_ENV) == point and point not in _PAUSED:
+        _PAUSED.add(point)  # once: an interrupted commit passes the point again to finish
         sys.stderr.write(f"LCM_STORE_PAUSED {point}\n")
         sys.stderr.flush()
         time.sleep(3600)
@@ -197,6 +201,8 @@ class DatasetCommit:
         self.variables_id = variables_id
         self.moves: list[tuple[Path, Path]] = []
         self.applied = False
+        # Set once the journal is written: from then on the commit is finished, never undone.
+        self.journaled = False
 
     def metadata(self) -> dict[str, str]:
         """Key-value metadata every Parquet partition of this commit carries."""
@@ -271,6 +277,7 @@ class DatasetCommit:
             ],
         }
         write_json(journal_path(self.store, self.dataset), journal)
+        self.journaled = True
         fsync_path(journal_path(self.store, self.dataset).parent)
         pause_point("journal")
         _roll_forward(self.store, self.dataset)
@@ -399,7 +406,12 @@ def commit_dataset(store: str | Path, dataset: str, variables_id: str) -> Iterat
         try:
             yield commit
         finally:
-            if not commit.applied:
+            if commit.journaled and not commit.applied:
+                # Interrupted (Ctrl-C) between the journal and its last rename: finished as
+                # a killed writer's is; discarded, its staged files went and the renames done
+                # left new partitions beside old ones.
+                _roll_forward(store, dataset)
+            elif not commit.applied:
                 commit.discard()
 
 

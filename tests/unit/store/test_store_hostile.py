@@ -169,10 +169,11 @@ class _Writer:
             assert time.monotonic() < deadline, f"no {marker!r} in {self.lines}"
             time.sleep(0.05)
 
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
+    def kill(self, sig: int = signal.SIGKILL) -> int:
+        self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout=60)
         self.thread.join(timeout=5)
+        return rc
 
 
 @pytest.mark.slow
@@ -215,6 +216,19 @@ def test_kill_9_mid_write_leaves_old_or_new_store_never_a_mix(world, tmp_path: P
         assert _seen(world, store) == "new"
         assert _files(store) == COMMITTED, point
         assert _duckdb_runs(store) == NEW[0]
+
+
+@pytest.mark.parametrize("point", ["journal", "renamed-1"])
+def test_ctrl_c_after_the_journal_finishes_the_commit(world, tmp_path: Path, point: str) -> None:
+    """Ctrl-C between the journal and the last rename discarded the staged files: new
+    connectomes stood beside old variables, refused by readers until the next lcm store."""
+    store = tmp_path / "store"
+    _store(world, store, "old")
+    writer = _Writer(_args(world, store, "new"), pause=point)
+    writer.wait_for(f"LCM_STORE_PAUSED {point}")
+    assert writer.kill(signal.SIGINT) == 130
+    assert not journal_path(store, "alpha").exists()  # finished at once, not left pending
+    assert _seen(world, store) == "new" and _files(store) == COMMITTED
 
 
 def test_partitions_snakemake_put_back_after_a_kill_are_named_and_rewritten(
