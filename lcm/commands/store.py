@@ -13,6 +13,7 @@ from lcm.catalogue import load_catalogue
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.docstrings import fill_doc
 from lcm.exceptions import InputDataError
+from lcm.io.paths import connectome_path, missingness_path, variables_path
 from lcm.io.provenance import record_outputs, sha256_file, write_sidecar
 from lcm.io.qc_table import INCLUDED, RELMAT, SUBJECT, read_qc_table
 from lcm.store.commit import commit_dataset
@@ -157,7 +158,12 @@ def run(args: argparse.Namespace) -> int:
     report = missingness(pd.concat([rows, absent], ignore_index=True), args.dataset, catalogue)
     identity = variables_id(phenotype, catalogue)
     # One commit: the three files become visible together, under the dataset's lock.
-    with commit_dataset(args.store_dir, args.dataset, identity) as commit:
+    destinations = [
+        connectome_path(args.store_dir, args.atlas, args.dataset),
+        variables_path(args.store_dir, args.dataset),
+        missingness_path(args.store_dir, args.dataset),
+    ]
+    with commit_dataset(args.store_dir, args.dataset, identity, destinations) as commit:
         connectomes = write_connectomes(
             args.store_dir,
             args.atlas,

@@ -38,7 +38,7 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -46,12 +46,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lcm.docstrings import fill_doc
-from lcm.exceptions import InputDataError, OutputBusyError
+from lcm.exceptions import InputDataError, OutputBusyError, OutputOwnershipError
 from lcm.io.atomic import STAGED_TAG, TMP_TAG, fsync_path, temporary_name, write_json
 from lcm.io.disk_full import no_room_errno
 from lcm.io.lock import exclusive_lock
 from lcm.io.ownership import STORE_STATE_DIR
 from lcm.io.paths import dataset_partitions, missingness_path
+from lcm.io.provenance import provenance_path
 
 log = logging.getLogger(__name__)
 
@@ -375,7 +376,12 @@ def _commit_of(path: Path) -> str:
 
 @fill_doc
 @contextlib.contextmanager
-def commit_dataset(store: str | Path, dataset: str, variables_id: str) -> Iterator[DatasetCommit]:
+def commit_dataset(
+    store: str | Path,
+    dataset: str,
+    variables_id: str,
+    destinations: Iterable[str | Path] = (),
+) -> Iterator[DatasetCommit]:
     """Hold ``dataset``'s lock, recover a killed writer's state, and yield a new commit.
 
     The caller stages its files (:meth:`DatasetCommit.stage`) and calls
@@ -389,6 +395,9 @@ def commit_dataset(store: str | Path, dataset: str, variables_id: str) -> Iterat
     dataset : str
     variables_id : str
         Hash of the variables to be written (:func:`lcm.store.writer.variables_id`).
+    destinations : iterable of path-like, optional
+        The files the commit will stage; on the dataset's first commit in ``store``, one there
+        already that LCM did not write is refused (:func:`refuse_foreign`).
 
     Yields
     ------
@@ -398,8 +407,12 @@ def commit_dataset(store: str | Path, dataset: str, variables_id: str) -> Iterat
     ------
     OutputBusyError
         Another process writes ``dataset`` into ``store``.
+    OutputOwnershipError
+        A destination holds a file LCM did not write.
     """
     what = f"`lcm store --dataset {dataset}` (feature store {store})"
+    if not state_dir(store, dataset).is_dir():  # taking the lock makes it
+        refuse_foreign(destinations, dataset)
     with exclusive_lock(lock_path(store, dataset), what):
         recover(store, dataset, locked=True)
         commit = DatasetCommit(store, dataset, variables_id)
@@ -413,6 +426,50 @@ def commit_dataset(store: str | Path, dataset: str, variables_id: str) -> Iterat
                 _roll_forward(store, dataset)
             elif not commit.applied:
                 commit.discard()
+
+
+def refuse_foreign(destinations: Iterable[str | Path], dataset: str) -> None:
+    """Refuse destinations of a dataset's first commit that hold files LCM did not write.
+
+    Before the dataset's first commit no lock of LCM's guards them, so a file there is a
+    user's (another tool's ``part-0.parquet``, notes named like the report), replaced before
+    without a word. A Parquet partition LCM wrote says so in its metadata (stores of LCM
+    versions before the commit journal too); another file needs its provenance record.
+
+    Parameters
+    ----------
+    destinations : iterable of path-like
+        The files the commit will stage.
+    dataset : str
+        The dataset, for the message.
+
+    Raises
+    ------
+    OutputOwnershipError
+        Naming the first such file, with the fix.
+    """
+    for path in map(Path, destinations):
+        if not (path.exists() or path.is_symlink()) or _written_by_lcm(path):
+            continue
+        raise OutputOwnershipError(
+            f"lcm store --dataset {dataset}: {path} exists and LCM did not write it (not a "
+            "partition with LCM's metadata, nor a file with its provenance record); nothing "
+            "was written.",
+            hint=f"Move or delete {path} if it may go, or give another --store-dir.",
+        )
+
+
+def _written_by_lcm(path: Path) -> bool:
+    """Whether the file at ``path`` (no link) is one an ``lcm store`` wrote."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    if path.suffix == ".parquet":
+        try:
+            meta = pq.read_schema(path).metadata or {}
+        except (OSError, pa.ArrowException):
+            return False
+        return b"lcm.schema_version" in meta
+    return provenance_path(path).is_file()
 
 
 @fill_doc

@@ -231,6 +231,31 @@ def test_ctrl_c_after_the_journal_finishes_the_commit(world, tmp_path: Path, poi
     assert _seen(world, store) == "new" and _files(store) == COMMITTED
 
 
+@pytest.mark.parametrize(
+    "planted", ["variables/dataset=alpha/part-0.parquet", "reports/missingness_dataset-alpha.tsv"]
+)
+def test_a_first_store_keeps_a_users_file_at_an_output_path(
+    world, tmp_path: Path, capsys: pytest.CaptureFixture[str], planted: str
+) -> None:
+    """Before a dataset's first commit no lock of LCM's guards its paths: a user's file there
+    was replaced without a word. A store of an LCM before the commit journal (no _lcm/) is
+    still rewritten: its partitions say they are LCM's."""
+    store = tmp_path / "store"
+    mine = store / planted
+    mine.parent.mkdir(parents=True)
+    mine.write_text("my own notes\n")
+    capsys.readouterr()
+    assert main(_args(world, store, "old")) == 6
+    err = capsys.readouterr().err
+    assert f"{mine} exists and LCM did not write it" in err and "--store-dir" in err
+    assert mine.read_text() == "my own notes\n" and not (store / "connectomes").exists()
+    mine.unlink()
+    _store(world, store, "old")
+    shutil.rmtree(store / "_lcm")
+    _store(world, store, "new")
+    assert _seen(world, store) == "new"
+
+
 def test_partitions_snakemake_put_back_after_a_kill_are_named_and_rewritten(
     world, tmp_path: Path
 ) -> None:
