@@ -231,9 +231,12 @@ def layout_from_catalogue(
     ----------
     catalogue : Catalogue
     variables : pandas.DataFrame, optional
-        Training variables. When given, a variable gets queries only if it has an observed value
-        (two distinct values for numeric ones): a query that never sees a target learns nothing,
-        and a diagnosis absent from pretraining is added at finetuning instead.
+        Training variables. When given, a variable gets queries only if its targets differ:
+        two distinct observed values, or for a group with an ``n/a`` class one level and rows
+        of a dataset that does not define it (the official model's "not applicable"). A query
+        that never sees a contrast learns a constant (a sex every pretraining subject shares
+        taught finetuning and its pseudo-labels that sex), and a diagnosis absent from
+        pretraining is added at finetuning instead.
     datasets : pandas.Series, optional
         Dataset of each row of ``variables``: a variable left out is then said to be mapped by
         none of them (INFO: a diagnosis of downstream datasets), or mapped by a dataset whose
@@ -250,7 +253,12 @@ def layout_from_catalogue(
         if variables is not None:
             column = variables[name] if name in variables else pd.Series(dtype=object)
             observed = column.dropna()
-            if observed.nunique() < (2 if var.is_numeric else 1):
+            contrast = observed.nunique() >= 2 or (
+                len(observed) > 0
+                and has_not_applicable(var)
+                and (datasets is None or _lacked(name, datasets, catalogue))
+            )
+            if not contrast:
                 reasons[name] = _why_unobserved(name, observed, catalogue, datasets)
                 continue
         layout = layout.append(name, var.kind, query_levels(var))
@@ -267,6 +275,14 @@ def layout_from_catalogue(
 
 
 _UNMAPPED = "no training dataset maps it"
+
+
+def _lacked(name: str, datasets: pd.Series, catalogue: Catalogue) -> bool:
+    """Whether a training dataset does not define variable ``name`` (its rows are ``n/a``)."""
+    return any(
+        d not in catalogue.datasets or name not in catalogue.datasets[d].columns
+        for d in set(datasets.astype(str))
+    )
 
 
 def _why_unobserved(

@@ -78,6 +78,31 @@ def test_layout_says_why_a_variable_gets_no_queries(tmp_path: Path, caplog) -> N
     assert info == "no queries for variables no training dataset maps: ['iq']"
 
 
+def test_a_level_every_training_subject_shares_gets_no_queries(tmp_path: Path, caplog) -> None:
+    """A sex every pretraining subject shared kept its two queries (taught one answer, passed
+    on to finetuning and its pseudo-labels). A diagnosis of one level still contrasts with
+    the n/a of a dataset that does not define it, as in the official model."""
+    catalogue = make_catalogue(tmp_path)
+    cohort = make_cohort(12)
+    variables, datasets = cohort.variables, cohort.ids["dataset"]
+    variables["sex"] = "F"
+    variables["dx"] = "control"
+    with caplog.at_level("WARNING", logger="lcm.model.targets"):
+        layout = layout_from_catalogue(catalogue, variables, datasets)
+    assert layout.names == ["age", "handedness", "bmi"]
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "sex: a single value (constant: 'F')" in warning
+    assert "dx: a single value (constant: 'control')" in warning
+    # Rows of a dataset without dx: control against n/a is a contrast; sex still is none.
+    other = datasets.where(np.arange(len(datasets)) % 2 == 0, "gamma")
+    assert layout_from_catalogue(catalogue, variables, other).names == [
+        "age",
+        "handedness",
+        "bmi",
+        "dx",
+    ]
+
+
 def test_encode_standardises_and_masks() -> None:
     layout = (
         QueryLayout().append("age", "continuous").append("hand", "categorical", ("l", "r", "m"))
