@@ -16,6 +16,7 @@ import lcm
 from lcm.catalogue import Catalogue, load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
 from lcm.commands._sources import existing, store_sources
+from lcm.commands._task import task_name
 from lcm.config import parse_settings
 from lcm.docstrings import fill_doc
 from lcm.evaluate.metrics import write_tidy_parquet
@@ -99,7 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--task", required=True, help="Task name (the 'task' column).")
+    p.add_argument("--task", required=True, type=task_name, help="Task name (the 'task' column).")
     p.add_argument(
         "--checkpoint", help="Pretrained LCM checkpoint folder (needed by the LCM models)."
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from lcm.bids.summary import read_summary_table
+from lcm.commands._arguments import int_at_least
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.commands._atlas_load import atlas_from_args
 from lcm.config import parse_settings
@@ -216,9 +217,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--title", default="LCM evaluation report", help="Title of the page.")
     p.add_argument(
         "--n-boot",
-        type=int,
+        type=int_at_least(20),
         default=N_BOOT,
-        help=f"Resamples of the headline's paired bootstrap (default {N_BOOT}).",
+        help=f"Resamples of the headline's paired bootstrap (default {N_BOOT}; at least 20, "
+        "which a bootstrap p below 0.05 needs).",
     )
     p.set_defaults(func=run, recorded=REPORT_OUTPUTS)
 

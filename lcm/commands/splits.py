@@ -12,6 +12,7 @@ import pandas as pd
 from lcm.commands._arguments import MAX_SEED, int_at_least
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.commands._sources import store_sources
+from lcm.commands._task import task_name
 from lcm.docstrings import fill_doc
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.paths import variables_path
@@ -93,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "scheme refuses subjects without a site and too few sites). Not with --task.",
     )
     p.add_argument("--label", help="Variable to stratify the subject-level folds by.")
-    p.add_argument("--task", help="Task name: write that task's evaluation folds.")
+    p.add_argument("--task", type=task_name, help="Task name: write that task's evaluation folds.")
     p.add_argument("--positive", help="With --task: positive level of a binary --label.")
     p.add_argument("--catalogue", help="With --task: variable catalogue (YAML).")
     p.add_argument(

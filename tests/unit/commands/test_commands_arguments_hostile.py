@@ -32,3 +32,25 @@ def test_out_of_range_number_is_one_line(argv: list[str], flag: str) -> None:
     assert "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert f"argument {flag}: expected an integer" in last
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["evaluate", "--task", ""], "argument --task: expected a task name of letters and digits"),
+        (["evaluate", "--task", "a b"], "argument --task: expected a task name"),
+        (["splits", "--task", "a-b"], "argument --task: expected a task name"),
+        (["report", "--n-boot", "-5"], "argument --n-boot: expected an integer >= 20, got -5"),
+        (["report", "--n-boot", "1"], "argument --n-boot: expected an integer >= 20, got 1"),
+    ],
+)
+def test_task_names_and_bootstrap_counts_are_checked_first(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--task '' ran and wrote a page of blank headings (the config allows letters and digits
+    only); --n-boot -5 crashed in numpy, 0 made every headline 'not evaluated'."""
+    from lcm.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and said in capsys.readouterr().err
