@@ -156,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
     # that this verb's code hash (lcm.workflow.hash) follows them.
     from lcm.evaluate import factories  # noqa: F401
 
+    _check_output_folders([args.out, args.predictions])
     catalogue = load_catalogue(args.catalogue)
     task = task_from_catalogue(args.task, args.label, args.positive, catalogue)
     # Imported here: the store reader is only needed once the arguments are valid.
@@ -170,6 +171,21 @@ def run(args: argparse.Namespace) -> int:
     with SigtermExit():
         _evaluate(args, cohort, task, settings, workers, catalogue)
     return 0
+
+
+def _check_output_folders(outputs: list[str | None]) -> None:
+    """Refuse, before the fits, an output whose folder cannot be made (a file on its path):
+    the tables were written after hours of fits, the first before the second failed."""
+    for out in filter(None, outputs):
+        folder = Path(out).parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise ConfigError(
+                f"Output {out} cannot be written: {folder} is a file, not a folder; nothing "
+                "was computed.",
+                hint=f"Give another output path, or move {folder} away.",
+            )
 
 
 def check_task_labelled(cohort: Cohort, task: Task, store: str | Path, dataset: str) -> None:
@@ -344,7 +360,14 @@ def evaluate_and_write(
             extra=extra,
         )
         write_tidy_parquet(out, result.metrics, meta)
-        write_tidy_parquet(predictions, result.predictions, meta)
+        try:
+            write_tidy_parquet(predictions, result.predictions, meta)
+        except BaseException:
+            # Without its predictions the table is no output of a run (and, with no record,
+            # blocked the rerun as a file LCM did not write): removed. The fits stay in the
+            # state, so the rerun writes both at once.
+            Path(out).unlink(missing_ok=True)
+            raise
         for path in (out, predictions):
             write_sidecar(path, list(sources or []), **meta)
         if state is not None:  # the table is this run's: lcm prune-states may remove the state

@@ -333,3 +333,40 @@ def test_lcm_splits_label_stratifies_labelled_subjects_only(store, tmp_path, lab
     upper = [s for s in labelled if (int(s) % 2 if label == "autism" else int(s) >= 12)]
     per_fold = folds[upper].value_counts().sort_index().tolist()
     assert max(per_fold) - min(per_fold) <= 1 and sum(per_fold) == len(upper)
+
+
+def _argv(store, out, pred) -> list[str]:
+    settings = {"n_folds": 3, "seeds": [0], "label_fractions": [1.0], "models": ["logreg"]}
+    return [
+        "evaluate",
+        *("--store", str(store["root"]), "--atlas", "toy", "--catalogue", str(store["catalogue"])),
+        *("--task", "asd", "--dataset", "toyds", "--label", "autism", "--positive", "autism"),
+        *("--settings", json.dumps(settings), "--out", str(out), "--predictions", str(pred)),
+    ]
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_fits(store, tmp_path, monkeypatch):
+    """--predictions below a file failed after every fit, the metrics table already written
+    (without record: its rerun was refused as a file LCM did not write). Refused first now;
+    a predictions write failing later takes the metrics table with it."""
+    out = tmp_path / "m.parquet"
+    (tmp_path / "notadir").write_text("")
+    args = _parse(_argv(store, out, tmp_path / "notadir" / "p.parquet"))
+    with pytest.raises(ConfigError, match=r"notadir is a file, not a folder; nothing was computed"):
+        args.func(args)
+    assert not out.exists()
+
+    real = evaluate_cmd.write_tidy_parquet
+
+    def full(path, *a, **k):
+        if str(path).endswith("p.parquet"):
+            raise OSError(28, "No space left on device")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(evaluate_cmd, "write_tidy_parquet", full)
+    args = _parse(_argv(store, out, tmp_path / "p.parquet"))
+    with pytest.raises(OSError, match="No space left"):
+        args.func(args)
+    assert not out.exists()
+    monkeypatch.setattr(evaluate_cmd, "write_tidy_parquet", real)
+    assert args.func(args) == 0 and out.exists() and (tmp_path / "p.parquet").exists()
