@@ -216,7 +216,8 @@ def pseudo_label_counts(meta: dict[str, Any]) -> pd.DataFrame:
         ]
         diagnosis = [f.get("diagnosis") or {} for f in at]
         labelled = np.array([d.get("n_pseudo_labelled", 0) for d in diagnosis], float)
-        unlabeled = np.array([d.get("n_unlabeled", 0) for d in diagnosis], float)
+        # NaN where unrecorded (a regression's fits of an earlier LCM): never "0 unlabelled".
+        unlabeled = np.array([d.get("n_unlabeled", np.nan) for d in diagnosis], float)
         statuses: dict[str, int] = {}
         thresholds: dict[str, int] = {}
         for d in diagnosis:
@@ -241,7 +242,9 @@ def pseudo_label_counts(meta: dict[str, Any]) -> pd.DataFrame:
                 "n_fits": len(at),
                 "statuses": statuses,
                 "pseudo_labelled": float(np.median(labelled)),
-                "unlabeled": float(np.median(unlabeled)),
+                "unlabeled": float(np.nanmedian(unlabeled))
+                if np.isfinite(unlabeled).any()
+                else np.nan,
                 "share": float(np.nanmedian(share)) if np.isfinite(share).any() else np.nan,
                 "n_pseudo_labelled_total": int(labelled.sum()),
                 "thresholds": thresholds,
@@ -310,7 +313,10 @@ def pseudo_label_fragment(meta: dict[str, Any], table_html: Callable[[pd.DataFra
             "label fraction": [f"{f:g}" for f in table["label_fraction"]],
             "diagnosis pseudo-labels (fits)": [_tally(s, _STATUS_WORDS) for s in table["statuses"]],
             "pseudo-labelled of unlabelled (median)": [
-                f"none made ({_number(r.unlabeled)} unlabelled)"
+                (
+                    "none made"
+                    + ("" if np.isnan(r.unlabeled) else f" ({_number(r.unlabeled)} unlabelled)")
+                )
                 if not set(r.statuses) - {"off", "continuous"}
                 else f"{_number(r.pseudo_labelled)} of {_number(r.unlabeled)}"
                 + ("" if np.isnan(r.share) else f" ({_percent(r.share)})")

@@ -126,6 +126,15 @@ class LCMRegressor(FinetunedLCM):
         settings = resolve_settings("finetune", self.settings)
         y = self._check_fit_inputs(fc, y, variables)
         labelled = y[np.isfinite(y)]
+        # No diagnosis pseudo-labels for a regression; the unlabelled it trains with, counted
+        # (the report said "0 unlabelled" at label fraction 0.1).
+        keys = np.arange(len(y)) if groups is None else np.asarray(groups)
+        unlabeled = ~np.isfinite(y) & ~np.isin(keys, keys[np.isfinite(y)])
+        self.diagnosis_pseudo_ = {
+            "status": "continuous",
+            "n_unlabeled": len(np.unique(keys[unlabeled])),
+            "n_unlabeled_rows": int(unlabeled.sum()),
+        }
         # Per subject: a subject with several runs or windows weighs as much as one with one.
         self.mean_, self.scale_ = subject_moments(y, groups)
         dev = pick_device(self.device)

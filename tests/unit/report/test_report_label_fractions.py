@@ -183,3 +183,13 @@ def test_metrics_without_the_pseudo_labels_say_so():
     baselines_only = {"task": "t", "settings": {"models": ["logreg"]}, "pseudo_labels": []}
     assert pseudo_label_fragment(baselines_only, str) == ""
     assert pseudo_label_fragment({}, str) == ""
+
+
+def test_a_regression_without_its_count_is_not_said_to_have_none_unlabelled():
+    """Fits of a continuous task recorded no count, read as 0: 'none made (0 unlabelled)'."""
+    fits = [{"model": "lcm", "label_fraction": 0.1, "diagnosis": {"status": "continuous"}}]
+    fragment = bare(pseudo_label_fragment({"pseudo_labels": fits * 2}, PSEUDO_TABLE))
+    assert "<td>none (continuous target) 2</td><td>none made</td>" in fragment
+    fits[0]["diagnosis"] = {"status": "continuous", "n_unlabeled": 90}
+    fragment = bare(pseudo_label_fragment({"pseudo_labels": fits}, PSEUDO_TABLE))
+    assert "<td>none made (90 unlabelled)</td>" in fragment

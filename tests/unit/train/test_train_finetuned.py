@@ -65,3 +65,16 @@ def test_predicting_needs_a_fit_then_the_same_atlas(kind: str) -> None:
     assert predict(_fc(3)).shape[0] == 3
     with pytest.raises(InputDataError, match="7 ROIs, the model expects 6"):
         predict(np.tile(np.eye(7, dtype=np.float32), (2, 1, 1)))
+
+
+def test_a_regression_records_its_unlabelled_subjects() -> None:
+    """Its pseudo-label record had no count: the report said '0 unlabelled' at fraction 0.1."""
+    y = np.linspace(0.0, 1.0, 8)
+    y[[1, 6, 7]] = np.nan  # s0 has a labelled row left; s3 has none
+    groups = np.array([f"d/s{i // 2}" for i in range(8)])
+    est = _make("regressor", None, init="scratch").fit(_fc(8), y, groups=groups)
+    assert est.pseudo_label_record()["diagnosis"] == {
+        "status": "continuous",
+        "n_unlabeled": 1,
+        "n_unlabeled_rows": 2,
+    }
