@@ -32,7 +32,7 @@ from lcm.evaluate.metrics import (
     write_tidy_parquet,
 )
 from lcm.evaluate.motion import motion_scores
-from lcm.evaluate.record import read_evaluation_records
+from lcm.evaluate.record import check_evaluation_pairs, read_evaluation_records
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import write_text, write_tsv
 from lcm.io.derivatives import included_mask
@@ -238,6 +238,7 @@ def run(args: argparse.Namespace) -> int:
     int
         The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
     """
+    check_evaluation_pairs(args.metrics, args.predictions)
     metrics = concat_tidy(args.metrics, METRIC_COLUMNS, METRIC_DTYPES, _KEY)
     predictions = concat_tidy(args.predictions, PREDICTION_COLUMNS, PREDICTION_DTYPES, _KEY)
     history = read_history(args.history) if args.history else None

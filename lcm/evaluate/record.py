@@ -21,6 +21,7 @@ import numpy as np
 from lcm.evaluate.compare import permutation_tests
 from lcm.evaluate.metrics import METADATA_KEY
 from lcm.evaluate.protocol import EvaluationResult, EvaluationSettings, Task
+from lcm.exceptions import InputDataError
 
 
 def evaluation_record(
@@ -141,3 +142,67 @@ def read_evaluation_records(paths: Sequence[str | os.PathLike[str]]) -> dict[str
             if "task" in record:
                 out[str(record["task"])] = record
     return out
+
+
+def check_evaluation_pairs(
+    metrics: Sequence[str | os.PathLike[str]], predictions: Sequence[str | os.PathLike[str]]
+) -> None:
+    """Refuse metrics and predictions tables that are not the pairs one evaluation wrote.
+
+    ``lcm evaluate`` writes one record into both of its tables. The report read the means
+    from one evaluation and ROC curves, per-site numbers and bootstrap differences from the
+    predictions of another (4 folds and 5 on one page), merged two evaluations of one task,
+    and for a task without predictions said it was "not evaluated" beside its means. Tables
+    without a record (written otherwise) are passed over.
+
+    Parameters
+    ----------
+    metrics, predictions : sequence of path-like
+        The report's ``--metrics`` and ``--predictions`` tables.
+
+    Raises
+    ------
+    InputDataError
+        Naming the task and the tables, with the fix.
+    """
+    import pyarrow.parquet as pq
+
+    def records(paths: Sequence[str | os.PathLike[str]], what: str) -> dict[str, tuple[str, str]]:
+        found: dict[str, tuple[str, str]] = {}  # task -> (table, record as JSON)
+        for path in paths:
+            raw = (pq.read_schema(path).metadata or {}).get(METADATA_KEY)
+            record = json.loads(raw) if raw else {}
+            if "task" not in record:
+                continue
+            task = str(record["task"])
+            if task in found:
+                raise InputDataError(
+                    f"{what} {found[task][0]} and {path} are two evaluations of task {task!r}; "
+                    "a report shows one.",
+                    hint=f"Give one {what} table per task (the latest lcm evaluate's).",
+                )
+            found[task] = (str(path), json.dumps(record, sort_keys=True))
+        return found
+
+    by_metrics = records(metrics, "--metrics")
+    by_predictions = records(predictions, "--predictions")
+    for task, (table, record) in by_metrics.items():
+        if task not in by_predictions:
+            raise InputDataError(
+                f"Task {task!r} has metrics ({table}) but no --predictions table of its own.",
+                hint="Pass the predictions table lcm evaluate wrote with those metrics.",
+            )
+        other, recorded = by_predictions[task]
+        if recorded != record:
+            raise InputDataError(
+                f"{table} and {other} come from different runs of lcm evaluate (task {task!r}: "
+                "their records differ).",
+                hint="Pass the metrics and predictions tables one lcm evaluate run wrote "
+                "together (rerun it to write both).",
+            )
+    for task, (table, _) in by_predictions.items():
+        if task not in by_metrics:
+            raise InputDataError(
+                f"Task {task!r} has predictions ({table}) but no --metrics table of its own.",
+                hint="Pass the metrics table lcm evaluate wrote with those predictions.",
+            )

@@ -270,19 +270,34 @@ def with_provenance(inputs: dict, root: Path) -> dict:
     folder = write_checkpoint(root)
     sha = config_hash(CONFIG)
     write_config_copy(str(root / "results"), CONFIG)
-    tasks = []
-    for path in inputs["metrics"]:
+    tasks, predictions = [], []
+    for path, pred in zip(inputs["metrics"], inputs["predictions"], strict=True):
         task = Path(path).name.split("_")[0]
-        table = pd.read_parquet(path)
         own = root / Path(path).name
         meta = {"task": task, "label": task, "checkpoint": str(folder)}
-        write_tidy_parquet(own, table, meta)
+        write_tidy_parquet(own, pd.read_parquet(path), meta)
+        # One evaluation writes both tables with one record (lcm report checks the pairs).
+        write_tidy_parquet(root / Path(pred).name, pd.read_parquet(pred), meta)
         weights = {str(folder / "model.safetensors"): WEIGHTS}
         write_record(own, sha, f"results/logs/evaluate/{task}.log", weights)
         tasks.append(own)
+        predictions.append(root / Path(pred).name)
     return {
-        "inputs": {**inputs, "metrics": tasks},
+        "inputs": {**inputs, "metrics": tasks, "predictions": predictions},
         "checkpoint": folder,
         "configs": root / "results" / "configs",
         "sha": sha,
     }
+
+
+def with_records(inputs: dict, root: Path, records: list[dict]) -> dict:
+    """``inputs`` with each task's metrics and predictions copied under ``root``, both tables
+    carrying that task's record as one ``lcm evaluate`` run writes them (``records`` in the
+    order of ``inputs["metrics"]``)."""
+    copies: dict = {"metrics": [], "predictions": []}
+    for which in copies:
+        for path, record in zip(inputs[which], records, strict=True):
+            own = root / Path(path).name
+            write_tidy_parquet(own, pd.read_parquet(path), record)
+            copies[which].append(own)
+    return {**inputs, **copies}

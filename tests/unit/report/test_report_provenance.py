@@ -10,10 +10,17 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from helpers.report import CONFIG, WEIGHTS, bare, run_report, with_provenance, write_record
+from helpers.report import (
+    CONFIG,
+    WEIGHTS,
+    bare,
+    run_report,
+    with_provenance,
+    with_records,
+    write_record,
+)
 
 from lcm.evaluate.bei_linear import MAPS_FILE, fit_bei_maps
-from lcm.evaluate.metrics import write_tidy_parquet
 from lcm.io.config_copy import read_config_copy, write_config_copy
 from lcm.io.provenance import config_hash, sha256_file
 from lcm.report.dropped import MAX_LISTED_IDS, dropped_rows
@@ -302,16 +309,12 @@ def test_runs_dropped_for_a_missing_label_are_listed_with_their_ids() -> None:
 
 def test_the_page_lists_dropped_runs_in_the_protocol_part(inputs: dict, tmp_path: Path) -> None:
     """The demo's age task: 27 runs without an age, and metrics of an older LCM (count only)."""
-    metrics = []
-    for path, meta in zip(
-        inputs["metrics"], [_meta(3), {"task": "x", "n_runs_dropped_no_label": 27}], strict=True
-    ):
-        task = Path(path).name.split("_")[0]
-        own = tmp_path / Path(path).name
-        write_tidy_parquet(own, pd.read_parquet(path), {**meta, "task": task, "label": "age"})
-        metrics.append(own)
-    assert json.loads(pq.read_schema(metrics[1]).metadata[b"lcm"])["task"] == "alzheimers"
-    page = run_report({**inputs, "metrics": metrics}, tmp_path / "out")["html"].read_text()
+    metas = [_meta(3), {"task": "x", "n_runs_dropped_no_label": 27}]
+    tasks = [Path(path).name.split("_")[0] for path in inputs["metrics"]]
+    records = [{**m, "task": t, "label": "age"} for m, t in zip(metas, tasks, strict=True)]
+    copies = with_records(inputs, tmp_path, records)
+    assert json.loads(pq.read_schema(copies["metrics"][1]).metadata[b"lcm"])["task"] == "alzheimers"
+    page = run_report(copies, tmp_path / "out")["html"].read_text()
     part = page.split('id="protocol"', 1)[1].split('<h2 id="provenance">', 1)[0]
     assert "Runs dropped before evaluation" in part
     assert (
@@ -397,3 +400,33 @@ def test_a_damaged_checkpoint_metadata_is_refused_naming_the_file(
         collect_provenance(recorded["inputs"]["metrics"], [recorded["checkpoint"]])
     assert str(recorded["checkpoint"] / "model.json") in info.value.message
     assert "lcm pretrain" in (info.value.hint or "")
+
+
+def test_metrics_and_predictions_of_different_evaluations_are_refused(
+    inputs: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Means from one evaluation beside ROC curves, sites and bootstrap differences from
+    another's predictions (4 folds and 5 on one page), two evaluations of a task merged, and
+    a task without predictions called 'not evaluated' beside its means: all refused."""
+    from lcm.cli import main
+
+    tasks = [Path(path).name.split("_")[0] for path in inputs["metrics"]]
+    a = with_records(inputs, tmp_path / "a", [{"task": t, "n_folds": 4} for t in tasks])
+    b = with_records(inputs, tmp_path / "b", [{"task": t, "n_folds": 5} for t in tasks])
+    out = tmp_path / "out"
+    outputs = ["--out-metrics", str(out / "m.parquet"), "--out-summary", str(out / "s.tsv")]
+    outputs += ["--out-html", str(out / "index.html")]
+
+    def report(metrics: list, predictions: list) -> str:
+        argv = ["report", "--metrics", *map(str, metrics), "--predictions", *map(str, predictions)]
+        capsys.readouterr()
+        assert main([*argv, *outputs]) == 3
+        return capsys.readouterr().err
+
+    err = report(a["metrics"], b["predictions"])
+    assert f"{a['metrics'][0]} and {b['predictions'][0]} come from different runs" in err
+    err = report([*a["metrics"], b["metrics"][0]], [*a["predictions"], b["predictions"][0]])
+    assert f"are two evaluations of task {tasks[0]!r}" in err
+    err = report(a["metrics"], a["predictions"][1:])
+    assert f"Task {tasks[0]!r} has metrics ({a['metrics'][0]}) but no --predictions" in err
+    assert not out.exists()

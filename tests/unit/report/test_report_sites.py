@@ -69,8 +69,13 @@ def test_a_binary_task_without_any_auc_is_warned_of_at_the_top(tmp_path) -> None
     }
     own = tmp_path / path.name
     write_tidy_parquet(own, metrics, meta)
-    metrics_paths = [own, *inputs["metrics"][1:]]
-    page = run_report({**inputs, "metrics": metrics_paths}, tmp_path / "out")["html"].read_text()
+    predictions = tmp_path / inputs["predictions"][0].name
+    write_tidy_parquet(predictions, pd.read_parquet(inputs["predictions"][0]), meta)
+    paths = {
+        "metrics": [own, *inputs["metrics"][1:]],
+        "predictions": [predictions, *inputs["predictions"][1:]],
+    }
+    page = run_report({**inputs, **paths}, tmp_path / "out")["html"].read_text()
     warning = page.split('id="no-auc">', 1)[1].split("</p>", 1)[0]
     assert page.index('id="verdict"') < page.index('id="no-auc"') < page.index("<nav>")
     assert warning.startswith(
