@@ -234,6 +234,91 @@ def validate_base(
     return config
 
 
+def retype_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with the values Snakemake's ``--config`` read as text typed as the schema wants.
+
+    Snakemake types a top-level ``--config key=5``, but reads nested values
+    (``--config 'evaluate={n_folds: 5}'``) with YAML's base loader: every one a string, refused
+    as "'5' is not of type 'integer'", so that no nested setting could be overridden. A
+    string of ``overrides`` where the schema wants a number, a boolean or null is read as YAML
+    and kept when it is one; a string the schema allows (a subject label ``01``) stays text.
+
+    Parameters
+    ----------
+    config : dict
+        The configuration as Snakemake merged it (config files, then ``overrides``).
+    overrides : dict
+        Snakemake's ``--config`` values (``workflow.config_settings.config``).
+
+    Returns
+    -------
+    dict
+        A copy of ``config``, those values typed.
+    """
+    config = copy.deepcopy(config)
+    validator = jsonschema.Draft202012Validator(schema())
+    retyped: set[tuple] = set()
+    while True:
+        for error in validator.iter_errors(config):
+            fix = _retyped(error, overrides, retyped)
+            if fix is not None:
+                path, value = fix
+                node = config
+                for key in path[:-1]:
+                    node = node[key]
+                node[path[-1]] = value
+                retyped.add(path)
+                break
+        else:
+            return config
+
+
+_JSON_TYPES = {
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+}
+
+
+def _retyped(
+    error: jsonschema.ValidationError, overrides: dict[str, Any], done: set[tuple]
+) -> tuple[tuple, Any] | None:
+    """(path, value) of a text override that ``error`` (or one of its anyOf/oneOf branches)
+    refuses as the wrong type, read as the YAML value the schema wants; None when none is."""
+    stack = [error]
+    while stack:
+        err = stack.pop()
+        stack.extend(err.context or ())
+        if err.validator != "type" or not isinstance(err.instance, str):
+            continue
+        path = tuple(err.absolute_path)
+        if path in done or not _overridden(overrides, path):
+            continue
+        try:
+            value = yaml.safe_load(err.instance)
+        except yaml.YAMLError:
+            continue
+        wanted = err.validator_value
+        kinds = [wanted] if isinstance(wanted, str) else list(wanted)
+        if any(kind in _JSON_TYPES and _JSON_TYPES[kind](value) for kind in kinds):
+            return path, value
+    return None
+
+
+def _overridden(overrides: Any, path: tuple) -> bool:
+    """Whether ``path`` names a value of ``overrides``."""
+    node = overrides
+    for key in path:
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and isinstance(key, int) and key < len(node):
+            node = node[key]
+        else:
+            return False
+    return True
+
+
 def validate_partial(
     config: dict[str, Any], source: str = "--config-json", *, tree: dict[str, Any] | None = None
 ) -> dict[str, Any]:

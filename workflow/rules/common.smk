@@ -21,7 +21,7 @@ from snakemake.logging import logger
 from snakemake.settings.types import DeploymentMethod
 
 import lcm
-from lcm.config import dataset_denoise, read_yaml_mapping, task_models
+from lcm.config import dataset_denoise, read_yaml_mapping, retype_overrides, task_models
 from lcm.connectome.config_check import check_config as check_connectome_config
 from lcm.connectome.precheck import CHECKED_SETTINGS
 from lcm.entries import entry_type
@@ -71,6 +71,10 @@ def config_source():
 # by a job hours into the run.
 for _path in workflow.configfiles:
     read_yaml_mapping(_path, "Config file")
+# Nested --config values arrive as text ('evaluate={n_folds: 5}' gives '5'): typed as the
+# schema wants them, or no nested setting could be overridden.
+if workflow.config_settings.config:
+    config.update(retype_overrides(config, workflow.config_settings.config))
 CONFIG_SOURCE = config_source()
 CFG = validate_config(config, source=CONFIG_SOURCE)
 check_connectome_config(CFG, CONFIG_SOURCE)

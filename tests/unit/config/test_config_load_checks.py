@@ -162,3 +162,33 @@ def test_a_binary_task_without_positive_says_it_is_missing(demo: dict) -> None:
     message = info.value.message
     assert "tasks.autism.positive is missing: a binary label needs one of [" in message
     assert "None" not in message
+
+
+def test_nested_config_overrides_are_typed_as_the_schema_wants() -> None:
+    """snakemake --config 'evaluate={n_folds: 5}' hands '5' (YAML's base loader): refused as
+    "'5' is not of type 'integer'", no nested setting could be overridden. Text the schema
+    allows stays text; a value that is no number stays refused."""
+    import copy
+
+    import yaml
+    from helpers import ROOT
+
+    from lcm.config import retype_overrides
+    from lcm.evaluate.config_schema import validate_config
+
+    base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    overrides = {
+        "evaluate": {"n_folds": "5", "label_fractions": ["0.2", "1"]},
+        "pretrain": {"epochs": "3"},
+    }
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        merged[key] = {**merged.get(key, {}), **value}
+    typed = retype_overrides(merged, overrides)
+    assert typed["evaluate"]["n_folds"] == 5 and typed["evaluate"]["label_fractions"] == [0.2, 1]
+    assert typed["pretrain"]["epochs"] == 3
+    validate_config(typed)
+    assert merged["evaluate"]["n_folds"] == "5"  # a copy: the merged config is left as it was
+    typed["evaluate"]["n_folds"] = "five"
+    with pytest.raises(ConfigError, match="'five' is not of type 'integer'"):
+        validate_config(retype_overrides(typed, {"evaluate": {"n_folds": "five"}}))
