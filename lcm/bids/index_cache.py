@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 
 from lcm.bids.fast_index import ABSENT, IndexSpec, SubjectIndex, index_subject, root_sidecars
 from lcm.bids.sidecars import SidecarReader
+from lcm.exceptions import ConfigError
 from lcm.io.atomic import remove_dead_temporaries, temporary_name
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ CACHE_VERSION = 12
 # Indexing threads. On a local disk the metadata is in the page cache and indexing is
 # CPU-bound Python: one thread is fastest (more only contend for the GIL). On network
 # filesystems every stat and open waits on a metadata server: LCM_INGEST_THREADS=8 there.
-INDEX_THREADS = int(os.environ.get("LCM_INGEST_THREADS", "1"))
+THREADS_ENV = "LCM_INGEST_THREADS"
 STAT_THREADS = 4  # threads of the unchanged-files check (Arrow's stat runs without the GIL)
 _LOCAL_FS = pafs.LocalFileSystem()
 UNIT = "_unit"  # column naming the subject folder a cached row came from
@@ -97,11 +98,38 @@ def cache_dir_for(manifest: str | Path) -> Path:
     return manifest.with_name(manifest.name + ".cache")
 
 
+def index_threads() -> int:
+    """The indexing threads ``$LCM_INGEST_THREADS`` asks for (1 when unset).
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ConfigError
+        The variable is set to no whole number >= 1 (it raised a bare ValueError at import).
+    """
+    text = os.environ.get(THREADS_ENV, "").strip()
+    if not text:
+        return 1
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(
+            f"{THREADS_ENV}={text!r}: expected a whole number of threads >= 1.",
+            hint=f"Set {THREADS_ENV} to e.g. 8 on a network file system, or unset it (1).",
+        )
+    return value
+
+
 def index_dataset(
     spec: IndexSpec,
     root: str | Path,
     cache_dir: str | Path | None = None,
-    threads: int = INDEX_THREADS,
+    threads: int | None = None,
 ) -> IndexResult:
     """Index ``root`` with the fast indexer, reusing ``cache_dir`` where nothing changed.
 
@@ -114,14 +142,16 @@ def index_dataset(
     cache_dir : path-like, optional
         Cache from an earlier run (see the module docstring); ``None`` indexes everything.
         The cache is read only: :func:`save_cache` writes it.
-    threads : int
-        Indexing threads (default ``$LCM_INGEST_THREADS`` or 1; see :func:`_index_blocks`).
+    threads : int, optional
+        Indexing threads (default ``$LCM_INGEST_THREADS`` or 1: :func:`index_threads`; see
+        :func:`_index_blocks`).
 
     Returns
     -------
     IndexResult
         ``changed`` is False when every subject was reused and none was added or removed.
     """
+    threads = index_threads() if threads is None else threads
     root = str(root)
     top, subjects, root_stats, listing = root_sidecars(root, whole_tree=spec.whole_tree)
     meta = {

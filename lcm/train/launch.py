@@ -173,6 +173,48 @@ def check_tasks(resources: Any) -> int | None:
     return nodes
 
 
+def gpus_per_node(resources: Any) -> int | None:
+    """GPUs each node of the job gets: ``gres: "gpu[:type]:K"``, else ``gpu`` (a one-node job's
+    GPUs); None where the resources ask for none.
+
+    Parameters
+    ----------
+    resources : mapping or Snakemake Resources
+        Read: ``gres`` and :data:`GPU_KEYS`.
+
+    Returns
+    -------
+    int or None
+    """
+    gres = str(resources.get("gres") or "")
+    if "gpu" in gres:
+        last = gres.rsplit(":", 1)[-1]
+        return int(last) if last.isdigit() else 1  # "gpu" alone: one
+    for key in GPU_KEYS:
+        value = resources.get(key)
+        if value:
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                return None  # Snakemake's own check names it
+    return None
+
+
+def _check_gpus_per_node(resources: Any, procs: int) -> None:
+    """Refuse ``procs_per_node`` other than the node's GPUs: a rank without its own GPU
+    failed on the GPU node after the queue wait ("local rank 1 but only 1 GPU(s)"), once per
+    retry; a GPU without a rank was paid for and idle."""
+    gpus = gpus_per_node(resources)
+    if gpus is None or procs == gpus or (procs == 1 and gpus == 1):
+        return
+    raise ConfigError(
+        f"resources procs_per_node: {procs} with {gpus} GPU(s) a node: each process trains on "
+        "a GPU of its own, one per GPU.",
+        hint=f"Set procs_per_node to the GPUs of a node ({gpus}), or ask that many GPUs "
+        f"(gpu: {procs} on one node), in {SET_RESOURCES}.",
+    )
+
+
 def launcher(resources: Any, threads: int = 1) -> str:
     """Shell prefix that starts ``python -m lcm`` in every process of the job.
 
@@ -196,6 +238,7 @@ def launcher(resources: Any, threads: int = 1) -> str:
     """
     procs, tasks = _count(resources, "procs_per_node"), _count(resources, "tasks")
     nodes = check_tasks(resources)
+    _check_gpus_per_node(resources, procs)
     if procs * tasks == 1:
         return f"{PYTHON} -m lcm"
     per_node = f"--nproc-per-node {shlex.quote(str(procs))}"

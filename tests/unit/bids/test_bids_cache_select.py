@@ -546,3 +546,16 @@ def test_a_selection_label_no_file_has_is_refused(
     ok = {"participants": {"exclude": ["sub-04", "03"]}, "runs": {"include": ["01"]}}
     df = ingest_dataset("sel", "bids", root, selection=Selection.from_config(ok)).manifest
     assert sorted(df.loc[df["included"], "subject"]) == ["01", "02"]
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5"])
+def test_a_bad_ingest_threads_variable_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """LCM_INGEST_THREADS=abc raised a bare ValueError at import, in every ingest job."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",), t_r=2.0)
+    monkeypatch.setenv("LCM_INGEST_THREADS", value)
+    with pytest.raises(ConfigError, match=rf"LCM_INGEST_THREADS='{re.escape(value)}': expected"):
+        _ingest(root, tmp_path / "out" / "manifest.parquet")
+    monkeypatch.setenv("LCM_INGEST_THREADS", " 2 ")
+    assert _ingest(root, tmp_path / "out" / "manifest.parquet")[1]["subjects_indexed"] == 1

@@ -147,3 +147,26 @@ def test_a_bad_count_is_refused_in_one_line(bad) -> None:
     with pytest.raises(ConfigError, match=r"resource 'tasks' must be an integer >= 1") as info:
         launcher({"tasks": bad})
     assert "\n" not in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("resources", "gpus"),
+    [
+        ({"procs_per_node": 4, "gpu": 1}, 1),
+        ({"procs_per_node": 2, "gpu": 4}, 4),
+        ({**NODES, "procs_per_node": 2}, 4),  # gres: gpu:4 a node
+        ({"procs_per_node": 3, "gres": "gpu:a100:2"}, 2),
+    ],
+)
+def test_processes_other_than_the_gpus_of_a_node_are_refused(resources, gpus) -> None:
+    """procs_per_node: 4 with gpu: 1 planned fine and failed on the GPU node after the queue
+    wait ("local rank 1 but only 1 GPU(s)"), three times with the profile's retries."""
+    with pytest.raises(ConfigError, match=rf"with {gpus} GPU\(s\) a node") as info:
+        launcher(resources, threads=8)
+    assert "\n" not in info.value.message and "procs_per_node" in info.value.hint
+
+
+def test_cpu_processes_and_one_process_a_gpu_are_accepted() -> None:
+    assert "--nproc-per-node 2" in launcher({"procs_per_node": 2})  # gloo on CPUs
+    assert "--nproc-per-node 4" in launcher({"procs_per_node": 4, "gpu": 4})
+    assert launcher({"gpu": 1}).endswith("-m lcm")
