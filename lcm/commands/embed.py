@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lcm.commands._arguments import add_store_arguments
+from lcm.commands._outputs import check_output_folders, written_together
 from lcm.commands._sources import existing, store_sources
 from lcm.docstrings import fill_doc
 from lcm.io.provenance import record_outputs
@@ -112,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from lcm.store.read import load_cohort
     from lcm.train.loop import pick_device
 
+    check_output_folders([args.out, args.attention_out])
     device = pick_device(args.device)  # a device this machine lacks, refused first
     catalogue = load_catalogue(args.catalogue)
     cohort = load_cohort(args.store, args.atlas, list(args.datasets), catalogue)
@@ -133,16 +136,22 @@ def run(args: argparse.Namespace) -> int:
     def write(frame: pd.DataFrame, path: str) -> None:
         write_export_table(frame, path, **recorded)
 
-    write(embedding_frame(cohort.ids, embeddings(model, cohort.fc, device)), args.out)
-    log.info(
-        "embeddings of %d runs (%d dimensions) -> %s", len(cohort), model.config.d_model, args.out
-    )
+    tables = [(embedding_frame(cohort.ids, embeddings(model, cohort.fc, device)), args.out)]
     if args.attention_out:
         attention = query_attention(model, cohort.fc, device)
         frame = attention_frame(
             cohort.ids, attention, checkpoint_layout(meta), list(cohort.roi_names)
         )
-        write(frame, args.attention_out)
+        tables.append((frame, args.attention_out))
+    # Both or neither: an embeddings table left without its record blocked the rerun.
+    with written_together() as written:
+        for frame, path in tables:
+            write(frame, path)
+            written.append(Path(path))
+    log.info(
+        "embeddings of %d runs (%d dimensions) -> %s", len(cohort), model.config.d_model, args.out
+    )
+    if args.attention_out:
         log.info("query attention over %d ROIs -> %s", attention.shape[2], args.attention_out)
     sources = [
         *existing(args.checkpoint, CHECKPOINT_NAMES),

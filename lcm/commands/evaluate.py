@@ -15,6 +15,7 @@ import pandas as pd
 import lcm
 from lcm.catalogue import Catalogue, load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
+from lcm.commands._outputs import check_output_folders, written_together
 from lcm.commands._sources import existing, store_sources
 from lcm.commands._task import task_name
 from lcm.config import parse_settings
@@ -156,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     # that this verb's code hash (lcm.workflow.hash) follows them.
     from lcm.evaluate import factories  # noqa: F401
 
-    _check_output_folders([args.out, args.predictions])
+    check_output_folders([args.out, args.predictions])
     catalogue = load_catalogue(args.catalogue)
     task = task_from_catalogue(args.task, args.label, args.positive, catalogue)
     # Imported here: the store reader is only needed once the arguments are valid.
@@ -171,21 +172,6 @@ def run(args: argparse.Namespace) -> int:
     with SigtermExit():
         _evaluate(args, cohort, task, settings, workers, catalogue)
     return 0
-
-
-def _check_output_folders(outputs: list[str | None]) -> None:
-    """Refuse, before the fits, an output whose folder cannot be made (a file on its path):
-    the tables were written after hours of fits, the first before the second failed."""
-    for out in filter(None, outputs):
-        folder = Path(out).parent
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
-        if not folder.is_dir():
-            raise ConfigError(
-                f"Output {out} cannot be written: {folder} is a file, not a folder; nothing "
-                "was computed.",
-                hint=f"Give another output path, or move {folder} away.",
-            )
 
 
 def check_task_labelled(cohort: Cohort, task: Task, store: str | Path, dataset: str) -> None:
@@ -359,15 +345,11 @@ def evaluate_and_write(
             splits_table=splits.attrs.get("source") if splits is not None else None,
             extra=extra,
         )
-        write_tidy_parquet(out, result.metrics, meta)
-        try:
-            write_tidy_parquet(predictions, result.predictions, meta)
-        except BaseException:
-            # Without its predictions the table is no output of a run (and, with no record,
-            # blocked the rerun as a file LCM did not write): removed. The fits stay in the
-            # state, so the rerun writes both at once.
-            Path(out).unlink(missing_ok=True)
-            raise
+        # Both or neither (the fits stay in the state: the rerun writes both at once).
+        with written_together() as written:
+            for path, table in ((out, result.metrics), (predictions, result.predictions)):
+                write_tidy_parquet(path, table, meta)
+                written.append(Path(path))
         for path in (out, predictions):
             write_sidecar(path, list(sources or []), **meta)
         if state is not None:  # the table is this run's: lcm prune-states may remove the state

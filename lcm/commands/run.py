@@ -35,7 +35,8 @@ from lcm.evaluate.config_schema import validate_config
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError, OutputBusyError
 from lcm.io.atomic import write_text
 from lcm.io.lock import LOCK_NAME, exclusive_lock
-from lcm.io.paths import ingest_manifest
+from lcm.io.ownership import MARKER_NAME, RESULTS_OWNER, claim_results
+from lcm.io.paths import RESULTS_ENTRIES, ingest_manifest
 from lcm.model.config import check_model_settings
 from lcm.store.coding import generated_columns
 from lcm.store.phenotype import is_missing, read_sidecar, read_table
@@ -244,6 +245,11 @@ def run(args: argparse.Namespace) -> int:
         _check_output_place(bids.resolve(), given, out)
     with _output_dir_held(out):
         _check_snakemake_lock(out, args)
+        # OUTPUT_DIR is the results_dir: the workflow claims it before its first job, which
+        # was after this verb had written its config, catalogue and .snakemake/ beside a
+        # user's files (and a dry run never claimed it at all). Claimed here, or refused with
+        # nothing but the lock file written.
+        claim_results(out, RESULTS_OWNER, RESULTS_ENTRIES)
         config = build_config(args, Path.cwd(), out)
         if args.analysis_level == "group" and not config.get("tasks"):
             log.warning(
@@ -291,7 +297,8 @@ def _output_dir_held(out: Path) -> Iterator[None]:
     Two calls into one OUTPUT_DIR (a SLURM array of ``--participant-label`` calls): the second
     replaced ``config.yaml`` of the first, then Snakemake refused it with a ``LockException``
     that advised ``--unlock``, which would have let both write the same manifest and store.
-    A folder this call created and left holding only the lock is removed.
+    A folder this call created and left holding only the lock (and the results marker) is
+    removed.
     """
     created = not out.exists()
     stack = contextlib.ExitStack()
@@ -310,8 +317,11 @@ def _output_dir_held(out: Path) -> Iterator[None]:
         with stack:
             yield
     finally:
-        if created and [p.name for p in out.iterdir()] == [RUN_LOCK]:
-            (out / RUN_LOCK).unlink()
+        # (The results marker too: claim_results wrote it, and the call wrote nothing else.)
+        left = {p.name for p in out.iterdir()} if created else set()
+        if created and RUN_LOCK in left and left <= {RUN_LOCK, MARKER_NAME}:
+            for name in left:
+                (out / name).unlink()
             out.rmdir()
 
 

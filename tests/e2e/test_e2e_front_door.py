@@ -890,6 +890,27 @@ def test_an_output_dir_in_the_derivatives_folder_is_refused_before_anything_is_w
     assert f"e.g. {tmp_path / 'preproc' / 'lcm'} (beside it)" in (info.value.hint or "")
 
 
+def test_an_output_dir_holding_others_files_is_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """OUTPUT_DIR with a user's logs/important.txt: lcm run wrote its config, catalogue and
+    .snakemake/ there, then the workflow refused the folder at its first job ("nothing was
+    written"), and a dry run (-n) planned it without a word. Only the lock file is left."""
+    _study(tmp_path)
+    theirs = tmp_path / "theirs"
+    (theirs / "logs").mkdir(parents=True)
+    (theirs / "logs" / "important.txt").write_text("mine\n")
+    ran = _no_snakemake(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    for dry in ([], ["-n"]):
+        capsys.readouterr()
+        assert main(["run", "study", "theirs", "participant", *DERIVATIVES, *dry]) == 6
+        assert "logs/important.txt" in capsys.readouterr().err and not ran
+        assert sorted(p.name for p in theirs.iterdir()) == [LOCK_NAME, "logs"]
+    assert main(["run", "study", "mine", "participant", *DERIVATIVES]) == 0 and len(ran) == 1
+    assert (tmp_path / "mine" / "config.yaml").is_file()
+
+
 def _demo_config(path: Path) -> Path:
     """The demo config (synthetic consortia at ``results/synth/...``, no ``synth.out_dir``)
     with the packaged catalogue, so that it reads from any folder."""

@@ -519,6 +519,32 @@ def test_embed_reruns_replace_their_own_out_with_an_absolute_checkpoint(
     assert meta[b"lcm.checkpoint"].decode() == str(pretrained.resolve())
 
 
+def test_embed_writes_both_tables_or_neither(store, pretrained, tmp_path, capfd, monkeypatch):
+    """--attention-out below a file: the embeddings were written, without a record, and the
+    rerun refused them as a file LCM did not write. Refused first now; a failed second write
+    (a full disk) takes the first table with it."""
+    from lcm.model import export_tables
+
+    emb, blocked = tmp_path / "emb.parquet", tmp_path / "afile"
+    blocked.write_text("")
+    argv = ["embed", *_checkpoint_and_store(store, pretrained), "--datasets", "beta"]
+    argv += ["--out", str(emb)]
+    assert main([*argv, "--attention-out", str(blocked / "a.parquet")]) == 2
+    assert "afile is a file, not a folder; nothing was computed" in _lines(capfd, "ERROR")[0]
+    assert not emb.exists()
+    real = export_tables.write_export_table
+
+    def full(frame, path, **recorded):
+        if str(path).endswith("att.parquet"):
+            raise OSError(28, "No space left on device")
+        return real(frame, path, **recorded)
+
+    monkeypatch.setattr(export_tables, "write_export_table", full)
+    assert main([*argv, "--attention-out", str(tmp_path / "att.parquet")]) != 0
+    assert "No space left on device" in capfd.readouterr().err
+    assert not emb.exists() and not (tmp_path / "emb.json").exists()
+
+
 def test_embed_beside_a_checkpoint_refuses_before_writing(store, pretrained, tmp_path, capfd):
     """--out model.parquet in the checkpoint folder: its record model.json is the checkpoint's
     metadata; refused before the table is written, not after."""

@@ -1,0 +1,59 @@
+"""Verbs writing several tables: their folders checked first, the tables kept only together.
+
+``lcm evaluate`` (metrics, predictions) and ``lcm embed`` (embeddings, attention) write two
+tables after minutes to hours of work, and their provenance records after both. A second
+table that could not be written (its folder a file, the disk full) left the first without a
+record: the rerun was refused, as a file LCM did not write, or the first table's old record
+described another run's content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from lcm.exceptions import ConfigError
+
+
+def check_output_folders(outputs: Iterable[str | Path | None]) -> None:
+    """Refuse, before any work, an output whose folder cannot be made (a file on its path).
+
+    Parameters
+    ----------
+    outputs : iterable of path-like or None
+        The verb's output files (None: an option not given).
+
+    Raises
+    ------
+    ConfigError
+        Naming the output and the file in the way.
+    """
+    for out in filter(None, outputs):
+        folder = Path(out).parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise ConfigError(
+                f"Output {out} cannot be written: {folder} is a file, not a folder; nothing "
+                "was computed.",
+                hint=f"Give another output path, or move {folder} away.",
+            )
+
+
+@contextlib.contextmanager
+def written_together() -> Iterator[list[Path]]:
+    """Yield a list the block appends each table it has written to; should the block fail,
+    those tables are removed (they are this run's: each replaced its path atomically).
+
+    Yields
+    ------
+    list of pathlib.Path
+    """
+    written: list[Path] = []
+    try:
+        yield written
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
