@@ -633,28 +633,44 @@ def _files(root: Path, temporaries: list[Path] | None = None) -> Iterator[tuple[
     Hidden files and folders are skipped, and so are the folders the workflow fills without
     provenance records (logs, work folders, fMRIPrep's derivatives, caches); the hidden
     temporary and staged files of LCM's writers among them are added to ``temporaries``.
+    Folders that are symbolic links (``results/report`` moved to a scratch disk and linked
+    back) are walked too, after the others, each real folder once: files are named by their
+    path without links where there is one, and a link looping back above itself adds nothing.
     """
     results = claimed_results(root)
     if results is None and any((root / entry).is_dir() for entry in RESULTS_ENTRIES):
         results = Path(os.path.abspath(root))
     found: dict[str, Path | None] = {}
-    for folder, dirs, names in os.walk(root):
-        here = found.get(os.path.dirname(folder), results)
-        if MARKER_NAME in names and marker_owner(folder) == RESULTS_OWNER:
-            here = Path(os.path.abspath(folder))
-        found[folder] = here
-        if temporaries is not None:  # a writer's staging folder (the index cache's)
-            temporaries.extend(Path(folder, d) for d in sorted(dirs) if temporary_owner(d))
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if not d.startswith(".")
-            and not (
-                (relative := results_entry(Path(folder, d), here)) and unrecorded_reason(relative)
+    # Real paths of the folders walked; a linked folder was once skipped whole, so an edit
+    # there passed verify.
+    walked: set[str] = set()
+    links = [str(root)]
+    while links:
+        for folder, dirs, names in os.walk(links.pop(0)):
+            real = os.path.realpath(folder)
+            if real in walked:  # a loop, or a folder another path already reached
+                dirs[:] = []
+                continue
+            walked.add(real)
+            here = found.get(os.path.dirname(folder), results)
+            if MARKER_NAME in names and marker_owner(folder) == RESULTS_OWNER:
+                here = Path(os.path.abspath(folder))
+            found[folder] = here
+            if temporaries is not None:  # a writer's staging folder (the index cache's)
+                temporaries.extend(Path(folder, d) for d in sorted(dirs) if temporary_owner(d))
+            kept = sorted(
+                d
+                for d in dirs
+                if not d.startswith(".")
+                and not (
+                    (relative := results_entry(Path(folder, d), here))
+                    and unrecorded_reason(relative)
+                )
             )
-        )
-        for name in sorted(names):
-            if not name.startswith("."):
-                yield Path(folder, name), here
-            elif temporaries is not None and temporary_owner(name):
-                temporaries.append(Path(folder, name))
+            links.extend(os.path.join(folder, d) for d in kept if os.path.islink(Path(folder, d)))
+            dirs[:] = [d for d in kept if not os.path.islink(Path(folder, d))]
+            for name in sorted(names):
+                if not name.startswith("."):
+                    yield Path(folder, name), here
+                elif temporaries is not None and temporary_owner(name):
+                    temporaries.append(Path(folder, name))

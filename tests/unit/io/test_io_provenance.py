@@ -351,6 +351,26 @@ def test_verify_lists_temporary_files_a_killed_writer_left(tmp_path: Path) -> No
     assert len(verify(tmp_path)) == 1
 
 
+def test_verify_follows_linked_folders_once(tmp_path: Path) -> None:
+    """results/report moved to a scratch disk and linked back was skipped: an edit there passed
+    verify as "0 problem(s)" while trace said CHANGED."""
+    run = tmp_path / "run"
+    run.mkdir()
+    files = chain(run)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (run / "out").rename(scratch / "out")
+    (run / "out").symlink_to(scratch / "out", target_is_directory=True)
+    (scratch / "out" / "up").symlink_to(run, target_is_directory=True)  # loops back above
+    (run / "aaa").symlink_to(run, target_is_directory=True)  # sorted first: run's own path wins
+    assert verify(run) == []
+    with files["final"].open("ab") as fh:
+        fh.write(b"edited")
+    problems = verify(run)
+    assert [p.split(": ")[0] for p in problems] == [str(files["final"])]
+    assert "sha256 differs" in problems[0]
+
+
 def test_cli_verify_and_trace_exit_codes(tmp_path: Path) -> None:
     """verify and trace exit 0 on a lineage as recorded, 1 once a file in it changed: trace
     of one artifact is a check a script can rely on, not only a listing."""
