@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Trace an artifact's lineage or verify recorded sha256 hashes.",
         description="trace prints the artifact and, from its provenance sidecar, each input it "
         "was made from, recursively down to the raw files, with sha256 and the rule that made "
-        "each, and exits 1 when one differs from its record; verify re-hashes every file "
+        "each, and exits 1 when one differs from its record (given a sidecar, it traces the "
+        "output the sidecar records); verify re-hashes every file "
         "described by a sidecar under a folder, and the inputs each sidecar records, reports "
         "every output of the workflow that no sidecar names and every config copy changed "
         "since it was written, says what to do about each, and exits 1 on any drift. When most "

@@ -141,7 +141,9 @@ def trace(
     consumer recorded when it used it (as :func:`verify` does), so a source rebuilt after its
     consumer was made shows as changed. A source already shown is not expanded again. When
     most sources recorded as relative paths are missing, a last line says to pass ``--base``
-    (:func:`base_hint`).
+    (:func:`base_hint`). An ``artifact`` that is itself a provenance sidecar
+    (:func:`described_output`) is not traced as a file without a record: a first line says so,
+    and the output it describes is traced instead.
 
     Below the first record made under each config (``config_sha256``), one line ``config
     <path> [status]`` names the validated config kept in that record's results folder
@@ -151,7 +153,8 @@ def trace(
     Parameters
     ----------
     artifact : path-like
-        Any LCM output with a provenance sidecar (a relative path is relative to the cwd).
+        Any LCM output with a provenance sidecar, or such a sidecar (a relative path is
+        relative to the cwd).
     base : path-like
         Folder that relative source paths are relative to (where the workflow ran).
     drift : list of str, optional
@@ -161,10 +164,55 @@ def trace(
         1 on any, as :func:`verify` does.
     """
     tracer = _Tracer(base, drift)
-    yield from tracer.lines(str(artifact), Path(artifact), None, 0)
+    label, path = str(artifact), Path(artifact)
+    output = described_output(path)
+    if output is not None:
+        # A sidecar has no record of its own: traced as a file it said "sidecar missing", and
+        # exit 1 on an untampered tree. The output it describes is what was asked about.
+        found = read_record(output)
+        if found is not None and found[0] != path:
+            yield (
+                f"{label} is a provenance record of {output}, but LCM reads that file's record "
+                f"from {found[0]}: tracing {output} by that one"
+            )
+        elif found is None:
+            yield (
+                f"{label} is a provenance record of {output}, but not at a name LCM reads it "
+                f"from ({provenance_path(output)}): tracing {output}"
+            )
+        else:
+            yield f"{label} is the provenance record of {output}: tracing {output}"
+        label, path = str(output), output
+    yield from tracer.lines(label, path, None, 0)
     hint = base_hint(tracer.missing, tracer.relative, base, artifact)
     if hint:
         yield hint
+
+
+def described_output(path: str | Path) -> Path | None:
+    """The output that ``path`` records, when ``path`` is an LCM provenance sidecar.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        Any file.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The file its ``Output`` names, in the same folder; None when ``path`` is no provenance
+        record (:func:`lcm.io.provenance.read_record`), or is itself an output with a record
+        of its own (a JSON output whose content happens to look like one).
+    """
+    path = Path(path)
+    if not path.is_file() or read_record(path) is not None:
+        return None
+    record = provenance_record(path)
+    name = record["Output"] if record else ""
+    # A bare file name other than the sidecar's own; anything else is no record LCM wrote.
+    if not name or Path(name).name != name or name in (".", "..", path.name):
+        return None
+    return path.with_name(name)
 
 
 class _Tracer:

@@ -399,6 +399,40 @@ def test_cli_verify_and_trace_exit_codes(tmp_path: Path) -> None:
     assert missing.returncode == 3 and "does not exist" in missing.stderr
 
 
+def test_trace_of_a_sidecar_traces_the_output_it_records(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """trace of a sidecar (summary.json, model.safetensors.prov.json, _part-0.prov.json) said
+    "no provenance record (sidecar missing)" and exit 1 on an untampered tree."""
+    files = chain(tmp_path)
+    outputs = [
+        files["final"],
+        tmp_path / "out" / "model.safetensors",
+        tmp_path / "out" / "meta.json",
+        tmp_path / "store" / "dataset=ds" / "part-0.parquet",
+    ]
+    for out in outputs[1:]:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("{}")
+        write_sidecar(out, [files["raw"]])
+    for out in outputs:
+        side = provenance_path(out)
+        assert lcm_main(["provenance", "trace", str(side)]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0] == f"{side} is the provenance record of {out}: tracing {out}"
+        assert lines[1].startswith(f"{out} [ok]")
+    # A JSON output is traced as itself, not taken for the record it might look like.
+    assert next(trace(outputs[2])).startswith(f"{outputs[2]} [ok]")
+    side = provenance_path(files["final"])
+    copy = tmp_path / "out" / "copy.json"  # a record away from the name LCM reads it by
+    shutil.copy(side, copy)
+    assert next(trace(copy)).endswith(f"from {side}: tracing {files['final']} by that one")
+    with files["final"].open("ab") as fh:
+        fh.write(b"edited")
+    assert lcm_main(["provenance", "trace", str(side)]) == 1
+    assert f"{files['final']} [CHANGED since recorded]" in capsys.readouterr().out
+
+
 def test_cli_refuses_a_file_to_verify_and_a_folder_to_trace(tmp_path: Path) -> None:
     """verify of a file found no record under it and said "0 problem(s)" with exit 0, an
     audit of nothing read as a pass: a file to verify, or a folder to trace, is refused,
