@@ -447,10 +447,13 @@ class Audit:
         then temporary files).
     relative_inputs : int
         Inputs recorded as relative paths, each counted once per record naming it.
+    records : int
+        Provenance records read: none with no problems means nothing was verified.
     """
 
     problems: list[Problem] = field(default_factory=list)
     relative_inputs: int = 0
+    records: int = 0
 
     def missing_relative(self) -> list[Problem]:
         """The missing inputs recorded as relative paths."""
@@ -522,6 +525,7 @@ def audit(root: str | Path, base: str | Path = ".") -> Audit:
         if record is None:
             continue
         records.add(side)
+        found.records += 1
         config = (record.get("Provenance") or {}).get("config_sha256")
         if results is not None and isinstance(config, str) and config:
             named_configs.setdefault((results, config), side)

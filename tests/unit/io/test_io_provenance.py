@@ -452,12 +452,44 @@ def test_cli_refuses_a_file_to_verify_and_a_folder_to_trace(tmp_path: Path) -> N
     assert f"lcm provenance verify '{odd}'" in traced.stderr
 
 
+def test_cli_refuses_to_verify_a_folder_holding_no_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """verify of config/, an empty folder or a train_state said "0 problem(s)", exit 0: an
+    audit that audited nothing, read as a pass. The hint never sends users to a train_state."""
+    from lcm.train.outputs import STATE_DIR
+
+    results = workflow_results(tmp_path, monkeypatch)
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "config.yaml").write_text("results_dir: results\n")
+    state = Path(paths.model_file(str(results), "pretrain", STATE_DIR))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    errors = {}
+    for folder in (config, empty, state, results / "store"):
+        assert lcm_main(["provenance", "verify", str(folder)]) == 3
+        out, errors[folder] = capsys.readouterr()
+        assert "0 problem(s)" not in out
+        assert f"no provenance records under {folder}: nothing was verified" in errors[folder]
+    assert "e.g. `lcm provenance verify results`" in errors[config]
+    assert "a training state" in errors[state] and f"verify {state}" not in errors[state]
+    for folder in (state, results / "store"):
+        assert f"Audit its results folder: `lcm provenance verify {results}`" in errors[folder]
+    # A folder whose outputs all lost their records is audited, not refused.
+    for name in ("task-a_metrics.parquet", "headline.tsv"):
+        provenance_path(results / "metrics" / name).unlink()
+    assert lcm_main(["provenance", "verify", str(results / "metrics")]) == 1
+    assert "2 problem(s)" in capsys.readouterr().out
+
+
 def test_cli_hands_provenance_its_verbs_code_hash(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import lcm.cli
 
     seen: dict[str, object] = {}
+    chain(tmp_path)  # records to verify: a folder without any is refused
 
     def capture(argv: list[str], args: argparse.Namespace, code_hash: Callable) -> None:
         seen.update(argv=argv, code_hash=code_hash)
