@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 from pathlib import Path
 
 from lcm.docstrings import fill_doc
 from lcm.exceptions import InputDataError
-from lcm.io.lineage import MAX_MISSING_LISTED, audit, base_hint, trace
+from lcm.io.lineage import MAX_MISSING_LISTED, audit, base_hint, results_entry, trace
 from lcm.io.ownership import claimed_results
+from lcm.io.paths import unrecorded_reason
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Trace an artifact's lineage or verify recorded sha256 hashes.",
         description="trace prints the artifact and, from its provenance sidecar, each input it "
         "was made from, recursively down to the raw files, with sha256 and the rule that made "
-        "each, and exits 1 when one differs from its record; verify re-hashes every file "
+        "each, and exits 1 when one differs from its record (given a sidecar, it traces the "
+        "output the sidecar records); verify re-hashes every file "
         "described by a sidecar under a folder, and the inputs each sidecar records, reports "
         "every output of the workflow that no sidecar names and every config copy changed "
         "since it was written, says what to do about each, and exits 1 on any drift. When most "
@@ -68,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     int
         The exit code: 1 when ``verify`` found problems or a file ``trace`` showed differs
         from its record, else 0; a target that does not exist, or of the other kind (a folder
-        to trace, a file to verify), is raised as an :class:`lcm.exceptions.InputDataError`.
+        to trace, a file to verify), or a folder to verify that holds no provenance record
+        (and no problem), is raised as an :class:`lcm.exceptions.InputDataError`.
     """
     target = Path(args.target)
     if not target.exists():
@@ -93,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
             )
         return 1 if drift else 0
     found = audit(target, base=args.base)
+    if not found.records and not found.problems:
+        raise _nothing_verified(target)
     missing = found.missing_relative()
     hint = base_hint([p.path for p in missing], found.relative_inputs, args.base, target)
     # Most inputs missing: --base is wrong, not the data; a few of them say which.
@@ -127,3 +133,29 @@ def _check_kind(action: str, target: Path) -> None:
             hint=f"Give one of its files, or audit the folder with `lcm provenance verify "
             f"{shown}`.",
         )
+
+
+def _nothing_verified(target: Path) -> InputDataError:
+    """The error for a folder holding no provenance record: "0 problem(s)" there, exit 0, read
+    as a pass of an audit that audited nothing (``config/``, an empty folder, a train_state)."""
+    results = claimed_results(target)
+    entry = results_entry(target, results)
+    why = unrecorded_reason(entry) if entry is not None else None
+    hint: list[str] = []
+    if why:  # the workflow fills it without records (train_state): its outputs lie elsewhere
+        hint.append(f"{target} holds what the workflow writes without a record ({why}).")
+    if results is None:
+        hint.append(
+            "Give the results folder the workflow wrote (results_dir in its config), e.g. "
+            "`lcm provenance verify results`."
+        )
+    elif os.path.abspath(target) == str(results):
+        hint.append("It holds no output yet: run the workflow first.")
+    else:
+        hint.append(
+            f"Audit its results folder: `lcm provenance verify {shlex.quote(str(results))}`."
+        )
+    return InputDataError(
+        f"provenance verify: no provenance records under {target}: nothing was verified.",
+        hint=" ".join(hint),
+    )

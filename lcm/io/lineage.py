@@ -141,7 +141,9 @@ def trace(
     consumer recorded when it used it (as :func:`verify` does), so a source rebuilt after its
     consumer was made shows as changed. A source already shown is not expanded again. When
     most sources recorded as relative paths are missing, a last line says to pass ``--base``
-    (:func:`base_hint`).
+    (:func:`base_hint`). An ``artifact`` that is itself a provenance sidecar
+    (:func:`described_output`) is not traced as a file without a record: a first line says so,
+    and the output it describes is traced instead.
 
     Below the first record made under each config (``config_sha256``), one line ``config
     <path> [status]`` names the validated config kept in that record's results folder
@@ -151,7 +153,8 @@ def trace(
     Parameters
     ----------
     artifact : path-like
-        Any LCM output with a provenance sidecar (a relative path is relative to the cwd).
+        Any LCM output with a provenance sidecar, or such a sidecar (a relative path is
+        relative to the cwd).
     base : path-like
         Folder that relative source paths are relative to (where the workflow ran).
     drift : list of str, optional
@@ -161,10 +164,55 @@ def trace(
         1 on any, as :func:`verify` does.
     """
     tracer = _Tracer(base, drift)
-    yield from tracer.lines(str(artifact), Path(artifact), None, 0)
+    label, path = str(artifact), Path(artifact)
+    output = described_output(path)
+    if output is not None:
+        # A sidecar has no record of its own: traced as a file it said "sidecar missing", and
+        # exit 1 on an untampered tree. The output it describes is what was asked about.
+        found = read_record(output)
+        if found is not None and found[0] != path:
+            yield (
+                f"{label} is a provenance record of {output}, but LCM reads that file's record "
+                f"from {found[0]}: tracing {output} by that one"
+            )
+        elif found is None:
+            yield (
+                f"{label} is a provenance record of {output}, but not at a name LCM reads it "
+                f"from ({provenance_path(output)}): tracing {output}"
+            )
+        else:
+            yield f"{label} is the provenance record of {output}: tracing {output}"
+        label, path = str(output), output
+    yield from tracer.lines(label, path, None, 0)
     hint = base_hint(tracer.missing, tracer.relative, base, artifact)
     if hint:
         yield hint
+
+
+def described_output(path: str | Path) -> Path | None:
+    """The output that ``path`` records, when ``path`` is an LCM provenance sidecar.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        Any file.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The file its ``Output`` names, in the same folder; None when ``path`` is no provenance
+        record (:func:`lcm.io.provenance.read_record`), or is itself an output with a record
+        of its own (a JSON output whose content happens to look like one).
+    """
+    path = Path(path)
+    if not path.is_file() or read_record(path) is not None:
+        return None
+    record = provenance_record(path)
+    name = record["Output"] if record else ""
+    # A bare file name other than the sidecar's own; anything else is no record LCM wrote.
+    if not name or Path(name).name != name or name in (".", "..", path.name):
+        return None
+    return path.with_name(name)
 
 
 class _Tracer:
@@ -399,10 +447,13 @@ class Audit:
         then temporary files).
     relative_inputs : int
         Inputs recorded as relative paths, each counted once per record naming it.
+    records : int
+        Provenance records read: none with no problems means nothing was verified.
     """
 
     problems: list[Problem] = field(default_factory=list)
     relative_inputs: int = 0
+    records: int = 0
 
     def missing_relative(self) -> list[Problem]:
         """The missing inputs recorded as relative paths."""
@@ -474,6 +525,7 @@ def audit(root: str | Path, base: str | Path = ".") -> Audit:
         if record is None:
             continue
         records.add(side)
+        found.records += 1
         config = (record.get("Provenance") or {}).get("config_sha256")
         if results is not None and isinstance(config, str) and config:
             named_configs.setdefault((results, config), side)
@@ -633,28 +685,44 @@ def _files(root: Path, temporaries: list[Path] | None = None) -> Iterator[tuple[
     Hidden files and folders are skipped, and so are the folders the workflow fills without
     provenance records (logs, work folders, fMRIPrep's derivatives, caches); the hidden
     temporary and staged files of LCM's writers among them are added to ``temporaries``.
+    Folders that are symbolic links (``results/report`` moved to a scratch disk and linked
+    back) are walked too, after the others, each real folder once: files are named by their
+    path without links where there is one, and a link looping back above itself adds nothing.
     """
     results = claimed_results(root)
     if results is None and any((root / entry).is_dir() for entry in RESULTS_ENTRIES):
         results = Path(os.path.abspath(root))
     found: dict[str, Path | None] = {}
-    for folder, dirs, names in os.walk(root):
-        here = found.get(os.path.dirname(folder), results)
-        if MARKER_NAME in names and marker_owner(folder) == RESULTS_OWNER:
-            here = Path(os.path.abspath(folder))
-        found[folder] = here
-        if temporaries is not None:  # a writer's staging folder (the index cache's)
-            temporaries.extend(Path(folder, d) for d in sorted(dirs) if temporary_owner(d))
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if not d.startswith(".")
-            and not (
-                (relative := results_entry(Path(folder, d), here)) and unrecorded_reason(relative)
+    # Real paths of the folders walked; a linked folder was once skipped whole, so an edit
+    # there passed verify.
+    walked: set[str] = set()
+    links = [str(root)]
+    while links:
+        for folder, dirs, names in os.walk(links.pop(0)):
+            real = os.path.realpath(folder)
+            if real in walked:  # a loop, or a folder another path already reached
+                dirs[:] = []
+                continue
+            walked.add(real)
+            here = found.get(os.path.dirname(folder), results)
+            if MARKER_NAME in names and marker_owner(folder) == RESULTS_OWNER:
+                here = Path(os.path.abspath(folder))
+            found[folder] = here
+            if temporaries is not None:  # a writer's staging folder (the index cache's)
+                temporaries.extend(Path(folder, d) for d in sorted(dirs) if temporary_owner(d))
+            kept = sorted(
+                d
+                for d in dirs
+                if not d.startswith(".")
+                and not (
+                    (relative := results_entry(Path(folder, d), here))
+                    and unrecorded_reason(relative)
+                )
             )
-        )
-        for name in sorted(names):
-            if not name.startswith("."):
-                yield Path(folder, name), here
-            elif temporaries is not None and temporary_owner(name):
-                temporaries.append(Path(folder, name))
+            links.extend(os.path.join(folder, d) for d in kept if os.path.islink(Path(folder, d)))
+            dirs[:] = [d for d in kept if not os.path.islink(Path(folder, d))]
+            for name in sorted(names):
+                if not name.startswith("."):
+                    yield Path(folder, name), here
+                elif temporaries is not None and temporary_owner(name):
+                    temporaries.append(Path(folder, name))

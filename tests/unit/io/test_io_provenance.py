@@ -351,6 +351,26 @@ def test_verify_lists_temporary_files_a_killed_writer_left(tmp_path: Path) -> No
     assert len(verify(tmp_path)) == 1
 
 
+def test_verify_follows_linked_folders_once(tmp_path: Path) -> None:
+    """results/report moved to a scratch disk and linked back was skipped: an edit there passed
+    verify as "0 problem(s)" while trace said CHANGED."""
+    run = tmp_path / "run"
+    run.mkdir()
+    files = chain(run)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (run / "out").rename(scratch / "out")
+    (run / "out").symlink_to(scratch / "out", target_is_directory=True)
+    (scratch / "out" / "up").symlink_to(run, target_is_directory=True)  # loops back above
+    (run / "aaa").symlink_to(run, target_is_directory=True)  # sorted first: run's own path wins
+    assert verify(run) == []
+    with files["final"].open("ab") as fh:
+        fh.write(b"edited")
+    problems = verify(run)
+    assert [p.split(": ")[0] for p in problems] == [str(files["final"])]
+    assert "sha256 differs" in problems[0]
+
+
 def test_cli_verify_and_trace_exit_codes(tmp_path: Path) -> None:
     """verify and trace exit 0 on a lineage as recorded, 1 once a file in it changed: trace
     of one artifact is a check a script can rely on, not only a listing."""
@@ -379,6 +399,40 @@ def test_cli_verify_and_trace_exit_codes(tmp_path: Path) -> None:
     assert missing.returncode == 3 and "does not exist" in missing.stderr
 
 
+def test_trace_of_a_sidecar_traces_the_output_it_records(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """trace of a sidecar (summary.json, model.safetensors.prov.json, _part-0.prov.json) said
+    "no provenance record (sidecar missing)" and exit 1 on an untampered tree."""
+    files = chain(tmp_path)
+    outputs = [
+        files["final"],
+        tmp_path / "out" / "model.safetensors",
+        tmp_path / "out" / "meta.json",
+        tmp_path / "store" / "dataset=ds" / "part-0.parquet",
+    ]
+    for out in outputs[1:]:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("{}")
+        write_sidecar(out, [files["raw"]])
+    for out in outputs:
+        side = provenance_path(out)
+        assert lcm_main(["provenance", "trace", str(side)]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0] == f"{side} is the provenance record of {out}: tracing {out}"
+        assert lines[1].startswith(f"{out} [ok]")
+    # A JSON output is traced as itself, not taken for the record it might look like.
+    assert next(trace(outputs[2])).startswith(f"{outputs[2]} [ok]")
+    side = provenance_path(files["final"])
+    copy = tmp_path / "out" / "copy.json"  # a record away from the name LCM reads it by
+    shutil.copy(side, copy)
+    assert next(trace(copy)).endswith(f"from {side}: tracing {files['final']} by that one")
+    with files["final"].open("ab") as fh:
+        fh.write(b"edited")
+    assert lcm_main(["provenance", "trace", str(side)]) == 1
+    assert f"{files['final']} [CHANGED since recorded]" in capsys.readouterr().out
+
+
 def test_cli_refuses_a_file_to_verify_and_a_folder_to_trace(tmp_path: Path) -> None:
     """verify of a file found no record under it and said "0 problem(s)" with exit 0, an
     audit of nothing read as a pass: a file to verify, or a folder to trace, is refused,
@@ -398,12 +452,44 @@ def test_cli_refuses_a_file_to_verify_and_a_folder_to_trace(tmp_path: Path) -> N
     assert f"lcm provenance verify '{odd}'" in traced.stderr
 
 
+def test_cli_refuses_to_verify_a_folder_holding_no_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """verify of config/, an empty folder or a train_state said "0 problem(s)", exit 0: an
+    audit that audited nothing, read as a pass. The hint never sends users to a train_state."""
+    from lcm.train.outputs import STATE_DIR
+
+    results = workflow_results(tmp_path, monkeypatch)
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "config.yaml").write_text("results_dir: results\n")
+    state = Path(paths.model_file(str(results), "pretrain", STATE_DIR))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    errors = {}
+    for folder in (config, empty, state, results / "store"):
+        assert lcm_main(["provenance", "verify", str(folder)]) == 3
+        out, errors[folder] = capsys.readouterr()
+        assert "0 problem(s)" not in out
+        assert f"no provenance records under {folder}: nothing was verified" in errors[folder]
+    assert "e.g. `lcm provenance verify results`" in errors[config]
+    assert "a training state" in errors[state] and f"verify {state}" not in errors[state]
+    for folder in (state, results / "store"):
+        assert f"Audit its results folder: `lcm provenance verify {results}`" in errors[folder]
+    # A folder whose outputs all lost their records is audited, not refused.
+    for name in ("task-a_metrics.parquet", "headline.tsv"):
+        provenance_path(results / "metrics" / name).unlink()
+    assert lcm_main(["provenance", "verify", str(results / "metrics")]) == 1
+    assert "2 problem(s)" in capsys.readouterr().out
+
+
 def test_cli_hands_provenance_its_verbs_code_hash(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import lcm.cli
 
     seen: dict[str, object] = {}
+    chain(tmp_path)  # records to verify: a folder without any is refused
 
     def capture(argv: list[str], args: argparse.Namespace, code_hash: Callable) -> None:
         seen.update(argv=argv, code_hash=code_hash)
