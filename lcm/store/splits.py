@@ -453,6 +453,11 @@ def _check_sites(table: pd.DataFrame, schemes: list[str]) -> None:
 def site_fold_ids(site_keys: np.ndarray, n_folds: int | None, seed: int) -> tuple[np.ndarray, int]:
     """Whole sites per fold: one fold per site (``n_folds=None``), or ``n_folds`` balanced ones.
 
+    Balanced folds are built largest site first, each into the fold with the fewest subjects so
+    far. The seed orders sites of equal size, picks among folds of equal load, and numbers the
+    folds (a seeded permutation); sites of distinct sizes are grouped alike under every seed,
+    since that grouping is the balanced one, but each group's fold number changes with it.
+
     Parameters
     ----------
     site_keys : numpy.ndarray of str, shape (n_subjects,)
@@ -460,7 +465,8 @@ def site_fold_ids(site_keys: np.ndarray, n_folds: int | None, seed: int) -> tupl
     n_folds : int or None
         ``None`` for leave-one-site-out; else folds balanced by subject count.
     seed : int
-        Seed of the site shuffle (which fold number each site gets).
+        Seed of the site shuffle: the fold number of each site (leave-one-site-out), or of
+        each group of sites and the ties between sites and folds (balanced folds).
 
     Returns
     -------
@@ -484,13 +490,17 @@ def site_fold_ids(site_keys: np.ndarray, n_folds: int | None, seed: int) -> tupl
             "site-level folds.",
             hint="Lower n_folds, or use the leave_site_out or subject scheme.",
         )
-    # Shuffle, then largest site first into the currently smallest fold (balanced, seeded).
+    # Shuffle, then largest site first into a currently smallest fold (balanced). The stable
+    # sort and the first-smallest fold undid the shuffle wherever sizes differ: every seed gave
+    # the same folds, so the seed also picks among equal loads and numbers the folds.
     rng = np.random.default_rng(seed)
     shuffled = sizes.iloc[rng.permutation(len(sizes))]
     loads = np.zeros(n_folds, dtype=np.int64)
     fold_of = {}
     for site, size in shuffled.sort_values(ascending=False, kind="stable").items():
-        fold = int(np.argmin(loads))
+        fold = int(rng.choice(np.flatnonzero(loads == loads.min())))
         fold_of[site] = fold
         loads[fold] += size
+    number = rng.permutation(n_folds)
+    fold_of = {site: int(number[fold]) for site, fold in fold_of.items()}
     return site_key.map(fold_of).to_numpy(dtype=np.int64), n_folds

@@ -72,6 +72,30 @@ def test_splits_are_deterministic_by_seed() -> None:
     assert not a["fold"].equals(c["fold"])
 
 
+def test_site_folds_follow_the_seed_and_stay_balanced() -> None:
+    """The `site` scheme ignored the seed: a seeded shuffle, then a stable sort by site size and
+    the first smallest fold, gave sites of distinct sizes the same folds under every seed."""
+    sizes = range(3, 12)  # nine sites, no two of one size
+    runs = pd.DataFrame(
+        [
+            {"dataset": "d", "subject": f"S{size}-{i}", "site": f"S{size}"}
+            for size in sizes
+            for i in range(size)
+        ]
+    )
+    seen, balance = set(), set()
+    for seed in range(8):
+        site = make_splits(runs, n_folds=4, seed=seed, schemes=["site"])
+        assert (site.groupby("site")["fold"].nunique() == 1).all()  # a site never straddles
+        loads = site["fold"].value_counts().reindex(range(4), fill_value=0)
+        assert loads.min() > 0 and loads.max() - loads.min() <= max(sizes), loads
+        balance.add(tuple(sorted(loads)))
+        seen.add(tuple(site["fold"]))
+        again = make_splits(runs.iloc[::-1], n_folds=4, seed=seed, schemes=["site"])
+        assert again["fold"].tolist() == site["fold"].tolist()  # still deterministic
+    assert len(seen) > 4 and len(balance) == 1, (seen, balance)  # as balanced as before
+
+
 @pytest.mark.parametrize(
     ("runs", "kwargs", "match"),
     [
