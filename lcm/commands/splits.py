@@ -38,7 +38,7 @@ EXAMPLE = """examples:
 
   # every subject of downstream datasets, each scheme, one seed
   lcm splits --store results/store --atlas aal116 --datasets abidelike adnilike \\
-      --n-folds 5 --seed 0 --label autism --out results/store/splits/splits.parquet
+      --n-folds 5 --seed 0 --label autism --out results/splits/splits.parquet
 
 The table (dataset, subject, site, scheme, seed, n_folds, fold) is plain Parquet. With --task it
 holds the runs that have the task's target, stratified as `lcm evaluate` stratifies (the class,
