@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     int
         The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
     """
+    _check_options(args)
     _schema_defaults(args)
     if args.task:
         splits, settings = _task_splits(args)
@@ -143,6 +144,22 @@ def run(args: argparse.Namespace) -> int:
     n_subjects = len(splits[["dataset", "subject"]].drop_duplicates())
     log.info("wrote %s: %d subjects, folds per scheme %s", args.out, n_subjects, json.dumps(counts))
     return 0
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse a scheme named twice in ``--schemes``.
+
+    A repeated scheme wrote every subject twice under it, and ``lcm evaluate`` then refused the
+    table (one row per scheme, dataset and subject).
+    """
+    repeated = sorted({s for s in args.schemes or [] if args.schemes.count(s) > 1})
+    if repeated:
+        once = " ".join(dict.fromkeys(args.schemes))
+        raise ConfigError(
+            f"lcm splits: --schemes names {', '.join(map(repr, repeated))} more than once "
+            f"({' '.join(args.schemes)}); each scheme gives every subject one fold.",
+            hint=f"List each scheme once: --schemes {once}.",
+        )
 
 
 def _schema_defaults(args: argparse.Namespace) -> None:

@@ -81,7 +81,7 @@ def make_splits(
     Raises
     ------
     InputDataError
-        Unknown scheme, a subject with two sites, a subject without a site (``""``, the
+        Unknown or repeated scheme, a subject with two sites, a subject without a site (``""``, the
         store's "no site") under a site-level scheme, fewer subjects than folds, fewer sites
         than ``n_folds`` under ``site`` or fewer than two under ``leave_site_out``
         (:func:`too_few_sites`).
@@ -91,6 +91,13 @@ def make_splits(
         raise InputDataError(
             f"Unknown split scheme(s) {unknown}; expected some of {list(SCHEMES)}.",
             hint="Use subject, site or leave_site_out.",
+        )
+    repeated = sorted({s for s in schemes if list(schemes).count(s) > 1})
+    if repeated:
+        # Each would list every subject again: two rows per (scheme, dataset, subject).
+        raise InputDataError(
+            f"Split scheme(s) {repeated} named more than once in {list(schemes)}.",
+            hint="Name each scheme once.",
         )
     table = _one_row_per_subject(subjects, label)
     site_schemes = [s for s in schemes if s in SITE_SCHEMES]

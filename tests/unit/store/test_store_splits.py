@@ -102,6 +102,7 @@ def test_site_folds_follow_the_seed_and_stay_balanced() -> None:
         (_subjects(3), {"n_folds": 5, "schemes": ["subject"]}, "Cannot split 3 subjects"),
         (_subjects(sites=2), {"n_folds": 3, "schemes": ["site"]}, r"2 site\(s\)"),
         (_subjects(), {"schemes": ["kfold"]}, r"Unknown split scheme\(s\) \['kfold'\]"),
+        (_subjects(), {"schemes": ["subject", "subject"]}, r"\['subject'\] named more than once"),
         (
             _subjects().assign(site=["A"] * 40 + ["B"] * 40),
             {},
@@ -394,3 +395,19 @@ def test_lcm_splits_defaults_are_the_config_schemas(tmp_path: Path, monkeypatch)
     assert main([*args, "--schemes", "subject", "--out", str(out)]) == 0
     table = read_splits(out)
     assert table["fold"].nunique() == 4 and set(table["seed"]) == {3}
+
+
+def test_a_scheme_named_twice_is_refused(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """`--schemes subject subject` wrote every subject twice under 'subject' (lcm evaluate then
+    refused the table); with --label too, and `site site` the same."""
+    store = _sited_store(tmp_path, {"ten": 10})
+    base = ["splits", "--store", str(store), "--atlas", "toy", "--datasets", "ten", "--n-folds"]
+    out = tmp_path / "splits.parquet"
+    for schemes in (["subject", "subject"], ["subject", "site", "site"]):
+        assert main([*base, "2", "--schemes", *schemes, "--out", str(out)]) == 2
+        assert not out.exists()
+        err = capfd.readouterr().err
+        assert f"--schemes names {schemes[-1]!r} more than once" in err, err
+        assert f"hint: List each scheme once: --schemes {' '.join(dict.fromkeys(schemes))}" in err
+    assert main([*base, "2", "--schemes", "subject", "site", "--out", str(out)]) == 0
+    assert (read_splits(out).groupby(["scheme", "subject"]).size() == 1).all()
