@@ -101,7 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--repeats",
         nargs="+",
         type=int_at_least(0),
-        default=[0],
+        # None, not [0]: a --repeats given without --task is refused, not ignored.
         help="With --task: the evaluate.seeds entries, one cross-validation each (default 0).",
     )
     p.add_argument("--out", required=True, help="Parquet file to write.")
@@ -146,12 +146,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+# The options only a task's folds read: without --task they were silently ignored.
+_TASK_ONLY = ("positive", "catalogue", "repeats")
+
+
 def _check_options(args: argparse.Namespace) -> None:
-    """Refuse a scheme named twice in ``--schemes``.
+    """Refuse task-only options without ``--task``, and a scheme named twice in ``--schemes``.
 
     A repeated scheme wrote every subject twice under it, and ``lcm evaluate`` then refused the
     table (one row per scheme, dataset and subject).
     """
+    if not args.task:
+        given = [f"--{name}" for name in _TASK_ONLY if getattr(args, name) is not None]
+        if given:
+            raise ConfigError(
+                f"lcm splits: {', '.join(given)} only appl{'ies' if len(given) == 1 else 'y'} "
+                "with --task (a task's evaluation folds); without --task "
+                f"{'it is' if len(given) == 1 else 'they are'} not used.",
+                hint=f"Add --task <name> (with --label, --catalogue and one dataset) for a "
+                f"task's folds, or leave out {', '.join(given)} for the pretraining splits.",
+            )
     repeated = sorted({s for s in args.schemes or [] if args.schemes.count(s) > 1})
     if repeated:
         once = " ".join(dict.fromkeys(args.schemes))
@@ -214,8 +228,9 @@ def _task_splits(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
     from lcm.evaluate.tasks import target_values, task_from_catalogue
     from lcm.store.read import read_run_variables
 
+    repeats = [0] if args.repeats is None else list(args.repeats)
     check_distinct_repeats(
-        args.repeats,
+        repeats,
         f"lcm splits --task {args.task}: --repeats",
         hint="List each evaluate.seeds entry once.",
     )
@@ -239,7 +254,7 @@ def _task_splits(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
     runs, variables = read_run_variables(args.store, args.atlas, list(args.datasets), catalogue)
     present, y = target_values(variables, task)
     ids = runs[present].reset_index(drop=True)
-    splits = task_split_table(ids, strata(y), args.n_folds, args.seed, list(args.repeats))
+    splits = task_split_table(ids, strata(y), args.n_folds, args.seed, repeats)
     settings = {
         "task": args.task,
         "atlas": args.atlas,
@@ -248,7 +263,7 @@ def _task_splits(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
         "positive": args.positive,
         "n_folds": args.n_folds,
         "master_seed": args.seed,
-        "repeats": list(args.repeats),
+        "repeats": repeats,
     }
     return splits, settings
 

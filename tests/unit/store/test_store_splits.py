@@ -284,6 +284,9 @@ def test_task_table_from_the_cli_keeps_its_test_subjects_out_of_pretraining(tmp_
     # --schemes is the pretraining table's: with --task it was ignored, both schemes written.
     out.unlink()
     assert main([*args, "--schemes", "subject"]) == 2 and not out.exists()
+    # Without --repeats, one cross-validation: repeat 0.
+    at = args.index("--repeats")
+    assert main([*args[:at], *args[at + 3 :]]) == 0 and set(read_splits(out)["seed"]) == {0}
 
 
 def _sited_store(tmp_path: Path, sites: dict[str, int]) -> Path:
@@ -411,3 +414,26 @@ def test_a_scheme_named_twice_is_refused(tmp_path: Path, capfd: pytest.CaptureFi
         assert f"hint: List each scheme once: --schemes {' '.join(dict.fromkeys(schemes))}" in err
     assert main([*base, "2", "--schemes", "subject", "site", "--out", str(out)]) == 0
     assert (read_splits(out).groupby(["scheme", "subject"]).size() == 1).all()
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        (["--positive", "pat"], "--positive only applies with --task"),
+        (["--catalogue", "variables.yaml"], "--catalogue only applies with --task"),
+        (["--repeats", "0", "1"], "--repeats only applies with --task"),
+        (["--positive", "pat", "--repeats", "0"], "--positive, --repeats only apply with --task"),
+    ],
+)
+def test_task_options_without_task_are_refused(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], given: list[str], named: str
+) -> None:
+    """--positive, --catalogue and --repeats are read by a task's folds only: without --task
+    they were silently ignored (one seed written where --repeats asked for two)."""
+    store = _sited_store(tmp_path, {"ten": 10})
+    out = tmp_path / "splits.parquet"
+    args = ["splits", "--store", str(store), "--atlas", "toy", "--datasets", "ten"]
+    assert main([*args, "--n-folds", "2", *given, "--out", str(out)]) == 2
+    assert not out.exists()
+    err = capfd.readouterr().err
+    assert named in err and "hint: Add --task <name>" in err, err
