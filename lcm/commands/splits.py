@@ -253,6 +253,17 @@ def _task_splits(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
     task = task_from_catalogue(args.task, args.label, args.positive, catalogue)
     runs, variables = read_run_variables(args.store, args.atlas, list(args.datasets), catalogue)
     present, y = target_values(variables, task)
+    if not present.any():
+        # Not "one class only (class index: subjects {})", which sent users to the positive
+        # level: no run has a value at all (as lcm evaluate says).
+        dataset = args.datasets[0]
+        raise InputDataError(
+            f"lcm splits --task {args.task}: no subject of dataset {dataset!r} has a value of "
+            f"{args.label!r} ({len(present)} run(s)), so the task has no subject to split.",
+            hint=f"Check the catalogue's column for {args.label!r} (datasets.{dataset}.columns) "
+            "and the phenotype file's subject IDs against the scans, then rerun lcm store; or "
+            "name the dataset that records the label.",
+        )
     ids = runs[present].reset_index(drop=True)
     splits = task_split_table(ids, strata(y), args.n_folds, args.seed, repeats)
     settings = {

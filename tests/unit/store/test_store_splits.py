@@ -437,3 +437,27 @@ def test_task_options_without_task_are_refused(
     assert not out.exists()
     err = capfd.readouterr().err
     assert named in err and "hint: Add --task <name>" in err, err
+
+
+def test_a_task_with_no_labelled_subject_says_so(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """No subject with a value of the label: `lcm splits --task` said "the labelled subjects
+    are of one class only (class index: subjects {})", sending users to the positive level."""
+    store = _sited_store(tmp_path, {"ten": 10})
+    subjects = [f"{i:02d}" for i in range(10)]
+    unlabelled = pd.DataFrame({"subject": subjects, "site": "S0", "dx": None})
+    write_variables(store, "ten", unlabelled, DX)
+    catalogue = tmp_path / "variables.yaml"
+    catalogue.write_text(
+        "schema_version: 1\n"
+        "variables:\n  dx: {kind: binary, domain: clinical, levels: [ctl, pat]}\n"
+        "datasets:\n  ten: {id_column: participant_id, columns: {dx: {column: dx}}}\n"
+    )
+    out = tmp_path / "task-dx_splits.parquet"
+    args = ["splits", "--store", str(store), "--atlas", "toy", "--datasets", "ten", "--task"]
+    args += ["dx", "--label", "dx", "--positive", "pat", "--catalogue", str(catalogue)]
+    assert main([*args, "--n-folds", "2", "--out", str(out)]) == 3 and not out.exists()
+    err = capfd.readouterr().err
+    assert "no subject of dataset 'ten' has a value of 'dx' (10 run(s))" in err, err
+    assert "one class only" not in err and "column for 'dx'" in err
