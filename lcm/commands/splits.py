@@ -38,7 +38,7 @@ EXAMPLE = """examples:
 
   # every subject of downstream datasets, each scheme, one seed
   lcm splits --store results/store --atlas aal116 --datasets abidelike adnilike \\
-      --n-folds 5 --seed 0 --label autism --out results/store/splits/splits.parquet
+      --n-folds 5 --seed 0 --label autism --out results/splits/splits.parquet
 
 The table (dataset, subject, site, scheme, seed, n_folds, fold) is plain Parquet. With --task it
 holds the runs that have the task's target, stratified as `lcm evaluate` stratifies (the class,
@@ -101,7 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--repeats",
         nargs="+",
         type=int_at_least(0),
-        default=[0],
+        # None, not [0]: a --repeats given without --task is refused, not ignored.
         help="With --task: the evaluate.seeds entries, one cross-validation each (default 0).",
     )
     p.add_argument("--out", required=True, help="Parquet file to write.")
@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     int
         The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
     """
+    _check_options(args)
     _schema_defaults(args)
     if args.task:
         splits, settings = _task_splits(args)
@@ -143,6 +144,36 @@ def run(args: argparse.Namespace) -> int:
     n_subjects = len(splits[["dataset", "subject"]].drop_duplicates())
     log.info("wrote %s: %d subjects, folds per scheme %s", args.out, n_subjects, json.dumps(counts))
     return 0
+
+
+# The options only a task's folds read: without --task they were silently ignored.
+_TASK_ONLY = ("positive", "catalogue", "repeats")
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse task-only options without ``--task``, and a scheme named twice in ``--schemes``.
+
+    A repeated scheme wrote every subject twice under it, and ``lcm evaluate`` then refused the
+    table (one row per scheme, dataset and subject).
+    """
+    if not args.task:
+        given = [f"--{name}" for name in _TASK_ONLY if getattr(args, name) is not None]
+        if given:
+            raise ConfigError(
+                f"lcm splits: {', '.join(given)} only appl{'ies' if len(given) == 1 else 'y'} "
+                "with --task (a task's evaluation folds); without --task "
+                f"{'it is' if len(given) == 1 else 'they are'} not used.",
+                hint=f"Add --task <name> (with --label, --catalogue and one dataset) for a "
+                f"task's folds, or leave out {', '.join(given)} for the pretraining splits.",
+            )
+    repeated = sorted({s for s in args.schemes or [] if args.schemes.count(s) > 1})
+    if repeated:
+        once = " ".join(dict.fromkeys(args.schemes))
+        raise ConfigError(
+            f"lcm splits: --schemes names {', '.join(map(repr, repeated))} more than once "
+            f"({' '.join(args.schemes)}); each scheme gives every subject one fold.",
+            hint=f"List each scheme once: --schemes {once}.",
+        )
 
 
 def _schema_defaults(args: argparse.Namespace) -> None:
@@ -197,8 +228,9 @@ def _task_splits(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
     from lcm.evaluate.tasks import target_values, task_from_catalogue
     from lcm.store.read import read_run_variables
 
+    repeats = [0] if args.repeats is None else list(args.repeats)
     check_distinct_repeats(
-        args.repeats,
+        repeats,
         f"lcm splits --task {args.task}: --repeats",
         hint="List each evaluate.seeds entry once.",
     )
@@ -221,8 +253,19 @@ def _task_splits(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
     task = task_from_catalogue(args.task, args.label, args.positive, catalogue)
     runs, variables = read_run_variables(args.store, args.atlas, list(args.datasets), catalogue)
     present, y = target_values(variables, task)
+    if not present.any():
+        # Not "one class only (class index: subjects {})", which sent users to the positive
+        # level: no run has a value at all (as lcm evaluate says).
+        dataset = args.datasets[0]
+        raise InputDataError(
+            f"lcm splits --task {args.task}: no subject of dataset {dataset!r} has a value of "
+            f"{args.label!r} ({len(present)} run(s)), so the task has no subject to split.",
+            hint=f"Check the catalogue's column for {args.label!r} (datasets.{dataset}.columns) "
+            "and the phenotype file's subject IDs against the scans, then rerun lcm store; or "
+            "name the dataset that records the label.",
+        )
     ids = runs[present].reset_index(drop=True)
-    splits = task_split_table(ids, strata(y), args.n_folds, args.seed, list(args.repeats))
+    splits = task_split_table(ids, strata(y), args.n_folds, args.seed, repeats)
     settings = {
         "task": args.task,
         "atlas": args.atlas,
@@ -231,7 +274,7 @@ def _task_splits(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
         "positive": args.positive,
         "n_folds": args.n_folds,
         "master_seed": args.seed,
-        "repeats": list(args.repeats),
+        "repeats": repeats,
     }
     return splits, settings
 

@@ -81,7 +81,7 @@ def make_splits(
     Raises
     ------
     InputDataError
-        Unknown scheme, a subject with two sites, a subject without a site (``""``, the
+        Unknown or repeated scheme, a subject with two sites, a subject without a site (``""``, the
         store's "no site") under a site-level scheme, fewer subjects than folds, fewer sites
         than ``n_folds`` under ``site`` or fewer than two under ``leave_site_out``
         (:func:`too_few_sites`).
@@ -91,6 +91,13 @@ def make_splits(
         raise InputDataError(
             f"Unknown split scheme(s) {unknown}; expected some of {list(SCHEMES)}.",
             hint="Use subject, site or leave_site_out.",
+        )
+    repeated = sorted({s for s in schemes if list(schemes).count(s) > 1})
+    if repeated:
+        # Each would list every subject again: two rows per (scheme, dataset, subject).
+        raise InputDataError(
+            f"Split scheme(s) {repeated} named more than once in {list(schemes)}.",
+            hint="Name each scheme once.",
         )
     table = _one_row_per_subject(subjects, label)
     site_schemes = [s for s in schemes if s in SITE_SCHEMES]
@@ -453,6 +460,11 @@ def _check_sites(table: pd.DataFrame, schemes: list[str]) -> None:
 def site_fold_ids(site_keys: np.ndarray, n_folds: int | None, seed: int) -> tuple[np.ndarray, int]:
     """Whole sites per fold: one fold per site (``n_folds=None``), or ``n_folds`` balanced ones.
 
+    Balanced folds are built largest site first, each into the fold with the fewest subjects so
+    far. The seed orders sites of equal size, picks among folds of equal load, and numbers the
+    folds (a seeded permutation); sites of distinct sizes are grouped alike under every seed,
+    since that grouping is the balanced one, but each group's fold number changes with it.
+
     Parameters
     ----------
     site_keys : numpy.ndarray of str, shape (n_subjects,)
@@ -460,7 +472,8 @@ def site_fold_ids(site_keys: np.ndarray, n_folds: int | None, seed: int) -> tupl
     n_folds : int or None
         ``None`` for leave-one-site-out; else folds balanced by subject count.
     seed : int
-        Seed of the site shuffle (which fold number each site gets).
+        Seed of the site shuffle: the fold number of each site (leave-one-site-out), or of
+        each group of sites and the ties between sites and folds (balanced folds).
 
     Returns
     -------
@@ -484,13 +497,17 @@ def site_fold_ids(site_keys: np.ndarray, n_folds: int | None, seed: int) -> tupl
             "site-level folds.",
             hint="Lower n_folds, or use the leave_site_out or subject scheme.",
         )
-    # Shuffle, then largest site first into the currently smallest fold (balanced, seeded).
+    # Shuffle, then largest site first into a currently smallest fold (balanced). The stable
+    # sort and the first-smallest fold undid the shuffle wherever sizes differ: every seed gave
+    # the same folds, so the seed also picks among equal loads and numbers the folds.
     rng = np.random.default_rng(seed)
     shuffled = sizes.iloc[rng.permutation(len(sizes))]
     loads = np.zeros(n_folds, dtype=np.int64)
     fold_of = {}
     for site, size in shuffled.sort_values(ascending=False, kind="stable").items():
-        fold = int(np.argmin(loads))
+        fold = int(rng.choice(np.flatnonzero(loads == loads.min())))
         fold_of[site] = fold
         loads[fold] += size
+    number = rng.permutation(n_folds)
+    fold_of = {site: int(number[fold]) for site, fold in fold_of.items()}
     return site_key.map(fold_of).to_numpy(dtype=np.int64), n_folds

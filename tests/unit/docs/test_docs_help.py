@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import re
+import shlex
+from pathlib import PurePosixPath
 
 import pytest
 from helpers.cli import verb_parsers
@@ -17,3 +20,38 @@ def test_an_example_continued_on_the_next_line_shows_its_backslash(command: str)
     text = PARSERS[command].format_help()
     joined = [line for line in text.splitlines() if re.search(r"^\s+lcm .*\S {3,}--", line)]
     assert not joined, joined
+
+
+def _examples(text: str) -> list[list[str]]:
+    """The ``lcm ...`` commands of a help text, continuation lines joined, as words (a quoted
+    value may span lines: ``lcm evaluate --settings '{...}'``)."""
+    commands, current = [], ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if current or stripped.startswith("lcm "):
+            current += " " + stripped.removesuffix("\\")
+            if stripped.endswith("\\"):
+                continue
+            try:
+                commands.append(shlex.split(current))
+            except ValueError:  # a quote still open: the value goes on
+                continue
+            current = ""
+    return commands
+
+
+@pytest.mark.parametrize("command", sorted(PARSERS))
+def test_an_example_writes_outside_its_feature_store(command: str) -> None:
+    """Only `lcm store` writes in a store; every other verb refuses an output there (exit 6).
+    `lcm splits --help` wrote its table to results/store/splits/splits.parquet."""
+    for words in _examples(PARSERS[command].format_help()):
+        if "--store" not in words or words[:2] == ["lcm", "store"]:
+            continue
+        store = PurePosixPath(words[words.index("--store") + 1])
+        outputs = [
+            PurePosixPath(value)
+            for option, value in itertools.pairwise(words)
+            if option.startswith("--out")
+        ]
+        inside = [str(out) for out in outputs if out.is_relative_to(store)]
+        assert not inside, f"lcm {command} --help writes {inside} inside --store {store}"

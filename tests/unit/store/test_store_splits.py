@@ -72,12 +72,37 @@ def test_splits_are_deterministic_by_seed() -> None:
     assert not a["fold"].equals(c["fold"])
 
 
+def test_site_folds_follow_the_seed_and_stay_balanced() -> None:
+    """The `site` scheme ignored the seed: a seeded shuffle, then a stable sort by site size and
+    the first smallest fold, gave sites of distinct sizes the same folds under every seed."""
+    sizes = range(3, 12)  # nine sites, no two of one size
+    runs = pd.DataFrame(
+        [
+            {"dataset": "d", "subject": f"S{size}-{i}", "site": f"S{size}"}
+            for size in sizes
+            for i in range(size)
+        ]
+    )
+    seen, balance = set(), set()
+    for seed in range(8):
+        site = make_splits(runs, n_folds=4, seed=seed, schemes=["site"])
+        assert (site.groupby("site")["fold"].nunique() == 1).all()  # a site never straddles
+        loads = site["fold"].value_counts().reindex(range(4), fill_value=0)
+        assert loads.min() > 0 and loads.max() - loads.min() <= max(sizes), loads
+        balance.add(tuple(sorted(loads)))
+        seen.add(tuple(site["fold"]))
+        again = make_splits(runs.iloc[::-1], n_folds=4, seed=seed, schemes=["site"])
+        assert again["fold"].tolist() == site["fold"].tolist()  # still deterministic
+    assert len(seen) > 4 and len(balance) == 1, (seen, balance)  # as balanced as before
+
+
 @pytest.mark.parametrize(
     ("runs", "kwargs", "match"),
     [
         (_subjects(3), {"n_folds": 5, "schemes": ["subject"]}, "Cannot split 3 subjects"),
         (_subjects(sites=2), {"n_folds": 3, "schemes": ["site"]}, r"2 site\(s\)"),
         (_subjects(), {"schemes": ["kfold"]}, r"Unknown split scheme\(s\) \['kfold'\]"),
+        (_subjects(), {"schemes": ["subject", "subject"]}, r"\['subject'\] named more than once"),
         (
             _subjects().assign(site=["A"] * 40 + ["B"] * 40),
             {},
@@ -259,6 +284,9 @@ def test_task_table_from_the_cli_keeps_its_test_subjects_out_of_pretraining(tmp_
     # --schemes is the pretraining table's: with --task it was ignored, both schemes written.
     out.unlink()
     assert main([*args, "--schemes", "subject"]) == 2 and not out.exists()
+    # Without --repeats, one cross-validation: repeat 0.
+    at = args.index("--repeats")
+    assert main([*args[:at], *args[at + 3 :]]) == 0 and set(read_splits(out)["seed"]) == {0}
 
 
 def _sited_store(tmp_path: Path, sites: dict[str, int]) -> Path:
@@ -370,3 +398,66 @@ def test_lcm_splits_defaults_are_the_config_schemas(tmp_path: Path, monkeypatch)
     assert main([*args, "--schemes", "subject", "--out", str(out)]) == 0
     table = read_splits(out)
     assert table["fold"].nunique() == 4 and set(table["seed"]) == {3}
+
+
+def test_a_scheme_named_twice_is_refused(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """`--schemes subject subject` wrote every subject twice under 'subject' (lcm evaluate then
+    refused the table); with --label too, and `site site` the same."""
+    store = _sited_store(tmp_path, {"ten": 10})
+    base = ["splits", "--store", str(store), "--atlas", "toy", "--datasets", "ten", "--n-folds"]
+    out = tmp_path / "splits.parquet"
+    for schemes in (["subject", "subject"], ["subject", "site", "site"]):
+        assert main([*base, "2", "--schemes", *schemes, "--out", str(out)]) == 2
+        assert not out.exists()
+        err = capfd.readouterr().err
+        assert f"--schemes names {schemes[-1]!r} more than once" in err, err
+        assert f"hint: List each scheme once: --schemes {' '.join(dict.fromkeys(schemes))}" in err
+    assert main([*base, "2", "--schemes", "subject", "site", "--out", str(out)]) == 0
+    assert (read_splits(out).groupby(["scheme", "subject"]).size() == 1).all()
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        (["--positive", "pat"], "--positive only applies with --task"),
+        (["--catalogue", "variables.yaml"], "--catalogue only applies with --task"),
+        (["--repeats", "0", "1"], "--repeats only applies with --task"),
+        (["--positive", "pat", "--repeats", "0"], "--positive, --repeats only apply with --task"),
+    ],
+)
+def test_task_options_without_task_are_refused(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], given: list[str], named: str
+) -> None:
+    """--positive, --catalogue and --repeats are read by a task's folds only: without --task
+    they were silently ignored (one seed written where --repeats asked for two)."""
+    store = _sited_store(tmp_path, {"ten": 10})
+    out = tmp_path / "splits.parquet"
+    args = ["splits", "--store", str(store), "--atlas", "toy", "--datasets", "ten"]
+    assert main([*args, "--n-folds", "2", *given, "--out", str(out)]) == 2
+    assert not out.exists()
+    err = capfd.readouterr().err
+    assert named in err and "hint: Add --task <name>" in err, err
+
+
+def test_a_task_with_no_labelled_subject_says_so(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """No subject with a value of the label: `lcm splits --task` said "the labelled subjects
+    are of one class only (class index: subjects {})", sending users to the positive level."""
+    store = _sited_store(tmp_path, {"ten": 10})
+    subjects = [f"{i:02d}" for i in range(10)]
+    unlabelled = pd.DataFrame({"subject": subjects, "site": "S0", "dx": None})
+    write_variables(store, "ten", unlabelled, DX)
+    catalogue = tmp_path / "variables.yaml"
+    catalogue.write_text(
+        "schema_version: 1\n"
+        "variables:\n  dx: {kind: binary, domain: clinical, levels: [ctl, pat]}\n"
+        "datasets:\n  ten: {id_column: participant_id, columns: {dx: {column: dx}}}\n"
+    )
+    out = tmp_path / "task-dx_splits.parquet"
+    args = ["splits", "--store", str(store), "--atlas", "toy", "--datasets", "ten", "--task"]
+    args += ["dx", "--label", "dx", "--positive", "pat", "--catalogue", str(catalogue)]
+    assert main([*args, "--n-folds", "2", "--out", str(out)]) == 3 and not out.exists()
+    err = capfd.readouterr().err
+    assert "no subject of dataset 'ten' has a value of 'dx' (10 run(s))" in err, err
+    assert "one class only" not in err and "column for 'dx'" in err
