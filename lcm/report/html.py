@@ -679,6 +679,7 @@ def render_report(data: ReportData) -> str:
             task_meta=data.task_meta,
             metrics=data.metrics,
             oracles=data.oracles,
+            headline=data.headline,
         ),
         findings.no_auc_warning(data.metrics, data.task_meta),
         reference_verdict(data.summary, data.references, data.headline),

@@ -105,6 +105,33 @@ def test_first_sentence_of_each_outcome(rows: list[dict], expected: str) -> None
     assert verdict.pretraining_verdict(table, {}, task_meta=several) == expected
 
 
+def test_a_gain_over_scratch_below_the_baselines_is_said_and_warned() -> None:
+    """'Pretraining helped' opened the page as a plain note while lcm scored below the
+    linear baselines at that label fraction (0.602 against svm's 0.635)."""
+    headline = pd.DataFrame(
+        [
+            {
+                "task": "autism",
+                "label_fraction": 0.1,
+                "metric": "auc",
+                "model": "lcm",
+                "model_mean": 0.602,
+                "best_baseline": "svm",
+                "baseline_mean": 0.635,
+            }
+        ]
+    )
+    page = verdict.pretraining_verdict(pd.DataFrame([HELPED]), {}, headline=headline)
+    assert page.startswith('<div class="warn" id="verdict"><b>Pretraining helped</b>')
+    assert (
+        "autism at label fraction 0.1: lcm (0.602 auc) still scored <b>below the best "
+        "baseline</b>, svm (0.635): a gain over lcm-scratch, no gain over the linear models"
+    ) in page
+    above = headline.assign(model_mean=0.70)
+    page = verdict.pretraining_verdict(pd.DataFrame([HELPED]), {}, headline=above)
+    assert page.startswith('<p class="note" id="verdict">') and "below the best" not in page
+
+
 _INCONCLUSIVE = (
     " An interval that crosses 0 is no evidence that pretraining does not help: read both of "
     "its bounds, the largest loss and the largest gain it leaves open."
