@@ -45,6 +45,7 @@ from lcm.train.outputs import (
 )
 from lcm.workflow.catalogue import catalogue_digest
 from lcm.workflow.plan import WorkflowPlan
+from lcm.workflow.pythonpath import package_pythonpath
 from lcm.workflow.records import ADOPT_KEY, check_records, write_records_marker
 from lcm.workflow.hash import code_hash
 from lcm.workflow.resources import connectome_mem_mb as connectome_memory
@@ -109,9 +110,12 @@ UNTRACKED_SETTINGS = {
     # lcm pretrain: how often the training state is saved (BOOKKEEPING_SETTINGS).
     "LCM_CHECKPOINT_EVERY": str(CFG["pretrain"]["checkpoint_every"]),
 }
+# The folder above the package: the repository of a checkout, or, for an installed lcm, a
+# folder holding the package alone (its site-packages would shadow a conda env's packages).
+LCM_PYTHONPATH = package_pythonpath(Path(lcm.__file__).parent, ".snakemake")
 shell.prefix(
     f"export LCM_PYTHON={get_rule_python()}; export PYTHONPATH="
-    + shlex.quote(str(Path(lcm.__file__).resolve().parent.parent))
+    + shlex.quote(str(LCM_PYTHONPATH))
     + "${{PYTHONPATH:+:$PYTHONPATH}}; "
     + f"export {CONFIG_HASH_ENV}={config_hash(CFG)}; "
     + "".join(
