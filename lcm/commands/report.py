@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -261,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
     headline = headline_table(summary, predictions, n_boot=args.n_boot)
     contrasts = contrast_table(metrics, predictions)
     oracles, oracle_inputs = _oracles(args, task_meta, predictions)
+    motion = motion_confound(qc, predictions)
     inputs = [
         Path(p)
         for p in (
@@ -311,7 +313,7 @@ def run(args: argparse.Namespace) -> int:
             ssl_history=read_history(args.ssl_history) if args.ssl_history else None,
             attention_html=_attention_html(args),
             contrasts=contrasts if len(contrasts) else None,
-            motion=motion_confound(qc, predictions),
+            motion=motion,
             motion_not_scored=motion_not_scored,
             provenance=provenance,
             references=references,
@@ -345,10 +347,14 @@ def run(args: argparse.Namespace) -> int:
     # tables written beside it are its job's products: nothing reads the headline and the
     # contrasts, so without this a deleted or rewritten one passed lcm provenance verify.
     tables = [getattr(args, o) for o in REPORT_OUTPUTS if o != "out_html"]
+    # The page's numbers no table holds (the oracles' AUCs, motion's in-sample AUC), in its
+    # record: every number on the page is then in a file a script can read.
+    readouts = _json_ready({"oracles": oracles, "motion_fd_auc_in_sample": motion})
     write_sidecar(
         args.out_html,
         inputs,
         products=[p for p in tables if p],
+        readouts=readouts,
         **({"references": references} if references else {}),
     )
     log.info(
@@ -360,6 +366,19 @@ def run(args: argparse.Namespace) -> int:
         args.out_html,
     )
     return 0
+
+
+def _json_ready(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers and NaN as None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
 
 
 def _oracles(

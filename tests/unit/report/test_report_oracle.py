@@ -3,6 +3,7 @@ readout on the pipeline's own connectomes, read from a feature store ``lcm store
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -134,6 +135,11 @@ def test_the_ceiling_and_the_readout_on_the_stores_connectomes(inputs, tmp_path)
     assert scans[0] == ("40", ceilings[0])
     # The connectomes read are listed among the report's inputs.
     assert "connectomes" in page and "dataset=abidelike" in page
+    # The page's numbers that no table holds are in its record, as the page says them.
+    readouts = json.loads((tmp_path / "index.json").read_text())["readouts"]
+    oracle = readouts["oracles"]["autism"]
+    assert f"{oracle['scan']['auc']:.3f}" == scans[0][1] and oracle["scan"]["n_subjects"] == 40
+    assert set(readouts["oracles"]) == {"autism"} and "motion_fd_auc_in_sample" in readouts
 
 
 def test_without_a_store_only_the_ceiling(inputs, tmp_path):
