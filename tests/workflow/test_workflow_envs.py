@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from helpers import ROOT
 from helpers.envs import env_packages, workflow_rules
 
@@ -58,6 +59,15 @@ def test_env_versions_are_pinned(env: str) -> None:
         if not v and name != "pip"
     ]
     assert not unpinned, f"envs/{env}: no version for {unpinned}"
+
+
+@pytest.mark.parametrize("env", sorted(p.name for p in (ROOT / "envs").glob("*.yaml")))
+def test_envs_take_conda_forge_alone(env: str) -> None:
+    """The pytorch channel published no conda builds after 2.5: listed first under strict
+    channel priority (Snakemake's advice), it hid conda-forge's pytorch=2.13 and the model,
+    evaluate and report envs could not be built."""
+    channels = yaml.safe_load((ROOT / "envs" / env).read_text())["channels"]
+    assert channels == ["conda-forge", "nodefaults"], f"envs/{env}: channels {channels}"
 
 
 def test_code_hash_covers_only_the_verbs_own_code() -> None:
