@@ -25,6 +25,10 @@ MOTION_6P = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 PHYSIO_3P = ("csf", "white_matter", "global_signal")
 WM_CSF = ("csf", "white_matter")
 GS = ("global_signal",)
+# Cells read as missing in fMRIPrep's confounds and in ROI time-series TSVs: fMRIPrep's n/a,
+# and what pandas writes for NaN (an empty cell; "NaN" with na_rep): a table read and saved
+# again with pandas lost every run before ("non-numeric values").
+MISSING_CELLS = ["n/a", "", "NaN", "nan"]
 FD_COLUMN = "framewise_displacement"
 DVARS_COLUMN = "std_dvars"
 # fMRIPrep's one-hot ``non_steady_state_outlierXX`` columns: the first volumes, before the

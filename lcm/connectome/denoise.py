@@ -12,7 +12,13 @@ import numpy as np
 import pandas as pd
 
 from lcm import reason_codes
-from lcm.connectome.confounds import DVARS_COLUMN, FD_COLUMN, NON_STEADY_PREFIX, STRATEGIES
+from lcm.connectome.confounds import (
+    DVARS_COLUMN,
+    FD_COLUMN,
+    MISSING_CELLS,
+    NON_STEADY_PREFIX,
+    STRATEGIES,
+)
 from lcm.connectome.settings import DenoiseSettings
 from lcm.exceptions import ExcludedRunError
 
@@ -45,7 +51,8 @@ def read_confounds(path: str | Path, n_volumes: int) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        The table, ``n/a`` read as NaN and the first row filled as above.
+        The table, ``n/a`` (and pandas' empty or ``NaN`` cells) read as NaN and the first row
+        filled as above.
 
     Raises
     ------
@@ -54,7 +61,7 @@ def read_confounds(path: str | Path, n_volumes: int) -> pd.DataFrame:
     """
     path = Path(path)
     try:
-        table = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
+        table = pd.read_csv(path, sep="\t", na_values=MISSING_CELLS, keep_default_na=False)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ExcludedRunError(
             f"cannot read confounds {path.name}: {exc}",
@@ -464,11 +471,23 @@ def check_degrees_of_freedom(dof: DegreesOfFreedom, settings: DenoiseSettings) -
     shortfall = dof_shortfall(dof, settings)
     if shortfall is None:
         return
+    # Only the settings that would help, as they stand (6P already, or no low-pass, was
+    # advised against itself; a high high-pass, the cause, went unnamed).
+    fixes = ["longer runs"]
+    if dof.regressors and settings.strategy not in ("none", "6P"):
+        fixes.append(LIGHTER_STRATEGY)
+    if dof.in_band < dof.n_kept - 1:  # the band, not the volume count, caps the count
+        if settings.low_pass is not None:
+            fixes.append("a wider band (denoise.low_pass null)")
+        if settings.high_pass is not None and settings.high_pass > 0.01:
+            fixes.append(
+                f"a lower denoise.high_pass (now {settings.high_pass:g} Hz; 0.008-0.01 Hz is "
+                "usual for resting state)"
+            )
     raise ExcludedRunError(
         shortfall,
-        hint=f"Use longer runs, {LIGHTER_STRATEGY}, a wider band (e.g. denoise.low_pass null) "
-        "or, knowing the connectome is then mostly noise (the regressors take most of the "
-        "in-band signal), a lower denoise.min_dof.",
+        hint=f"Use {', '.join(fixes)} or, knowing the connectome is then mostly noise (the "
+        "regressors take most of the in-band signal), a lower denoise.min_dof.",
         code=reason_codes.TOO_FEW_DOF,
     )
 

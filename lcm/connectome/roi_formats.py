@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from lcm import reason_codes
+from lcm.connectome.confounds import MISSING_CELLS
 from lcm.exceptions import ExcludedRunError
 
 SERIES_MAT_VARIABLES = ("ROISignals", "ROISignal", "timeseries", "ts")
@@ -89,7 +90,7 @@ def _read_series_table(path: Path, names: list[str]) -> pd.DataFrame:
         skip = _comment_lines(path, "\t")
         try:
             table = pd.read_csv(
-                path, sep="\t", na_values=["n/a"], keep_default_na=False, skiprows=skip
+                path, sep="\t", na_values=MISSING_CELLS, keep_default_na=False, skiprows=skip
             )
         except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
             raise ExcludedRunError(

@@ -253,6 +253,24 @@ def _applied(settings: DenoiseSettings) -> dict[str, Any]:
     return {**settings.to_dict(), "strategy": NO_REGRESSION, **dict.fromkeys(_THRESHOLDS)}
 
 
+def _motion_values(table: pd.DataFrame, column: str, path: Path) -> np.ndarray:
+    """The motion column ``column`` popped from an ROI series ``table`` as numbers (missing: 0).
+
+    A cell holding text stopped the whole dataset with a ValueError: the run is excluded.
+    """
+    raw = table.pop(column)
+    values = pd.to_numeric(raw, errors="coerce")
+    bad = np.flatnonzero(values.isna().to_numpy() & raw.notna().to_numpy())
+    if len(bad):
+        raise ExcludedRunError(
+            f"{path.name}: column {column!r} holds values that are no numbers (rows "
+            f"{bad[:5].tolist()} ...: {raw.iloc[bad[0]]!r})",
+            hint="Write numbers in the motion columns, n/a where a value is missing.",
+            code=reason_codes.NON_NUMERIC_VALUES,
+        )
+    return values.fillna(0.0).to_numpy(np.float64)
+
+
 def _clean_series(
     path: Path,
     t_r: float | None,
@@ -274,12 +292,10 @@ def _clean_series(
             code=NO_REPETITION_TIME,
         )
     table = read_roi_series(path, atlas.names)
-    fd = None
-    if FD_COLUMN in table.columns:
-        fd = table.pop(FD_COLUMN).fillna(0.0).to_numpy(np.float64)
+    fd = _motion_values(table, FD_COLUMN, path) if FD_COLUMN in table.columns else None
     dvars = None
     if DVARS_COLUMN in table.columns:
-        dvars = table.pop(DVARS_COLUMN).fillna(0.0).to_numpy(np.float64)
+        dvars = _motion_values(table, DVARS_COLUMN, path)
     elif settings.dvars_threshold is not None and "dvars" not in warned:
         warned.add("dvars")
         log.warning(

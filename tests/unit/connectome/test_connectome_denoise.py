@@ -566,3 +566,17 @@ def test_every_strategy_resolves_on_fmriprep_like_confounds(run_files) -> None:
     for name in STRATEGIES:
         cols = confound_columns(name, table.columns, meta)
         assert len(cols) == len(set(cols)) >= 6, name
+
+
+@pytest.mark.parametrize("na_rep", ["", "NaN"])
+def test_confounds_saved_again_by_pandas_read_as_fmripreps(tmp_path: Path, na_rep: str) -> None:
+    """A confounds table read and saved with pandas (empty cells, or NaN, for n/a) excluded
+    every run as 'confounds_non_numeric'; nilearn's load_confounds reads it."""
+    files = make_fmriprep_run(tmp_path / "fmriprep", RUN, n_vol=N_VOL, fd_high=FD_HIGH)
+    original = read_confounds(files["confounds"], N_VOL)
+    raw = pd.read_csv(files["confounds"], sep="\t", na_values=["n/a"], keep_default_na=False)
+    raw.to_csv(files["confounds"], sep="\t", index=False, na_rep=na_rep)
+    again = read_confounds(files["confounds"], N_VOL)
+    pd.testing.assert_frame_equal(again, original)
+    columns = confound_columns("24P", again.columns)
+    assert np.isfinite(confound_matrix(again, columns, "x.tsv")).all()

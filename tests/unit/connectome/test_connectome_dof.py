@@ -164,3 +164,16 @@ def test_demo_runs_hold_the_degrees_of_freedom_their_denoising_needs() -> None:
         confounds = np.eye(n, n_confounds) if spec.tier == "voxel" else None
         dof = degrees_of_freedom(np.arange(n), spec.tr, settings, confounds)
         assert dof.residual >= settings.min_dof + 3, (name, dof)  # a margin for scrubbing
+
+
+def test_the_advice_for_too_few_dof_follows_the_settings() -> None:
+    """Under 6P with no low-pass, it advised 6P and low_pass null; a high high-pass, the
+    cause, went unnamed."""
+    settings = DenoiseSettings(strategy="6P", high_pass=0.24, low_pass=None)
+    confounds = np.random.default_rng(0).standard_normal((100, 6)).cumsum(axis=0)
+    dof = degrees_of_freedom(np.arange(100), 2.0, settings, confounds)
+    with pytest.raises(ExcludedRunError) as err:
+        check_degrees_of_freedom(dof, settings)
+    hint = err.value.hint
+    assert "lighter confound strategy" not in hint and "low_pass null" not in hint
+    assert "a lower denoise.high_pass (now 0.24 Hz" in hint and "longer runs" in hint

@@ -419,3 +419,22 @@ def test_a_strategy_reaches_roi_series_only_through_its_scrubbing_rule(
             _, fc = read_relmat(given.loc[sub, "relmat"])
             _, same = read_relmat(read.loc[sub, "relmat"])
             assert np.array_equal(fc, same), (name, sub)
+
+
+def test_motion_columns_as_pandas_writes_them_and_text_in_them(tmp_path: Path, dataset) -> None:
+    """An FD column saved again by pandas (an empty cell for n/a) stopped the whole dataset
+    with "could not convert string to float: ''"; so did a text cell. The first is read as
+    missing, the second excludes its run alone."""
+    root, paths = dataset
+    table = pd.read_csv(paths["03"], sep="\t", na_values=["n/a"], keep_default_na=False)
+    table.to_csv(paths["03"], sep="\t", index=False)  # pandas' default: "" for NaN
+    assert paths["03"].read_text().splitlines()[1].endswith("\t")  # FD of volume 0: empty
+    text = pd.read_csv(paths["01"], sep="\t", na_values=["n/a"], keep_default_na=False)
+    text["std_dvars"] = ["x" if i == 7 else "1.0" for i in range(len(text))]
+    text.to_csv(paths["01"], sep="\t", index=False, na_rep="n/a")
+    qc = _run(tmp_path, root).set_index("subject")
+    assert qc.loc["03", "included"] and qc.loc["03", "pct_scrubbed"] == pytest.approx(
+        round(300 / N_VOL, 2)
+    )
+    assert not qc.loc["01", "included"] and qc.loc["01", "reason_code"] == "non_numeric_values"
+    assert "column 'std_dvars' holds values that are no numbers (rows [7]" in qc.loc["01", "reason"]
