@@ -318,6 +318,8 @@ def load_cohort(
     %(store)s
     atlas : str
     datasets : list of str
+        The datasets; their runs come in the sorted order of their names, whatever the order
+        given.
     catalogue : Catalogue
         Variables to return (columns absent from a dataset's partition, or that it does not map
         for the dataset, come back missing).
@@ -423,6 +425,11 @@ def _read_cohort(
             hint="Name each dataset once (--datasets).",
         )
     excluded = downstream_test_keys(exclude) if exclude is not None else set()
+    # One order whatever the order named: the cohort's rows (and so its fingerprint, its
+    # shuffles and the pretraining they drive) do not depend on how --datasets lists them.
+    # lcm bei-maps given the pretraining's datasets in another order was refused later by
+    # lcm evaluate as "fitted on other data".
+    datasets = sorted(datasets)
     return _consistent(
         lambda: _load_cohort(store, atlas, datasets, catalogue, excluded, connectomes),
         store,

@@ -54,6 +54,19 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return tmp / "store", catalogue
 
 
+def test_the_datasets_order_named_changes_no_cohort(store: tuple[Path, Path]) -> None:
+    """lcm bei-maps given the pretraining's datasets in another order fitted the same maps
+    under another data fingerprint, and lcm evaluate refused them as fitted on other data."""
+    root, catalogue_path = store
+    catalogue = load_catalogue(catalogue_path)
+    ab = load_cohort(root, "toy", ["alpha", "beta"], catalogue)
+    ba = load_cohort(root, "toy", ["beta", "alpha"], catalogue)
+    pd.testing.assert_frame_equal(ab.ids, ba.ids)
+    assert ab.fingerprint(catalogue) == ba.fingerprint(catalogue)
+    streamed = load_streamed_cohort(root, "toy", ["beta", "alpha"], catalogue)
+    pd.testing.assert_frame_equal(streamed.ids, ab.ids)
+
+
 def test_a_scan_gives_what_the_cohort_loaded_whole_gives(store: tuple[Path, Path]) -> None:
     root, catalogue_path = store
     catalogue = load_catalogue(catalogue_path)
