@@ -837,7 +837,8 @@ def check_stored_variable(
     Raises
     ------
     InputDataError
-        Stored and given kind or levels differ, naming both and the fix.
+        Stored and given kind, levels or units differ, or a stored value lies outside the
+        given range: naming both and the fix.
     """
     if stored is None:
         numeric = pd.api.types.is_numeric_dtype(column) or column.isna().all()
@@ -848,12 +849,49 @@ def check_stored_variable(
         same_kind = stored.get("kind") == var.kind
         same_levels = set(map(str, stored.get("levels") or [])) == set(var.levels)
         if same_kind and same_levels:
+            _check_units_and_range(var, stored, column, path, dataset, catalogue)
             return
         have = f"kind {stored.get('kind')!r}, levels {list(stored.get('levels') or [])}"
     raise InputDataError(
         f"{path}: variable {var.name!r} of dataset {dataset!r} was stored as {have}; the "
         f"catalogue {catalogue.path or '(given)'} defines kind {var.kind!r}, levels "
         f"{list(var.levels)}.",
+        hint=f"The store was written with another catalogue. {rerun_hint(dataset)} Pass "
+        f"--catalogue {catalogue.path or '<this catalogue>'}, or read with the catalogue the "
+        "store was written with.",
+    )
+
+
+def _check_units_and_range(
+    var: Variable,
+    stored: dict,
+    column: pd.Series,
+    path: Path,
+    dataset: str,
+    catalogue: Catalogue,
+) -> None:
+    """Refuse a numeric variable stored in other units, or with values outside the given
+    catalogue's range: a catalogue of age in [5, 30] trained on stored ages 22-90, and the
+    checkpoint recorded that range beside them (its catalogue checks then passed on it)."""
+    if not var.is_numeric:
+        return
+    units = stored.get("units")
+    if units is not None and str(units) != var.units:
+        problem = f"was stored in units {units!r}; the catalogue gives {var.units!r}"
+    elif var.range is not None:
+        values = pd.to_numeric(column, errors="coerce")
+        outside = values[(values < var.range[0]) | (values > var.range[1])]
+        if outside.empty:
+            return
+        problem = (
+            f"has {len(outside)} stored value(s) outside the catalogue's range "
+            f"[{var.range[0]:g}, {var.range[1]:g}] (e.g. {outside.iloc[0]:g}; stored with range "
+            f"{stored.get('range')})"
+        )
+    else:
+        return
+    raise InputDataError(
+        f"{path}: variable {var.name!r} of dataset {dataset!r} {problem}.",
         hint=f"The store was written with another catalogue. {rerun_hint(dataset)} Pass "
         f"--catalogue {catalogue.path or '<this catalogue>'}, or read with the catalogue the "
         "store was written with.",

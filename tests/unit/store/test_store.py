@@ -549,6 +549,35 @@ def test_stored_variables_are_checked_against_the_given_catalogue(
     assert got.variables["sex"].tolist() == ["M", "F"]
 
 
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (
+            "units: years, range: [5, 22]",
+            r"has 1 stored value\(s\) outside the catalogue's range \[5, 22\] ",
+        ),
+        ("units: months, range: [5, 100]", r"was stored in units 'years'; the catalogue gives"),
+    ],
+)
+def test_a_variable_stored_in_other_units_or_range_is_refused(
+    tmp_path: Path, catalogue, given: str, said: str
+) -> None:
+    """A catalogue of age in [5, 30] pretrained on stored ages 22-90, and its checkpoint
+    recorded that range beside them: the catalogue checks of finetune and embed then passed on
+    a record that did not describe the data. A wider range reads as before."""
+    store = tmp_path / "store"
+    _two_subject_store(tmp_path, store, catalogue)  # ages 20 and 25, years
+    other = tmp_path / "other.yaml"
+    other.write_text(CATALOGUE.replace("units: years, range: [5, 100]", given))
+    with pytest.raises(InputDataError, match=rf"variable 'age' of dataset 'alpha' {said}"):
+        load_cohort(store, "toy", ["alpha"], load_catalogue(other))
+    wider = tmp_path / "wider.yaml"
+    wider.write_text(CATALOGUE.replace("range: [5, 100]}", "range: [0, 120]}", 1))
+    assert load_cohort(store, "toy", ["alpha"], load_catalogue(wider)).variables[
+        "age"
+    ].tolist() == (pytest.approx([20.0, 25.0]))
+
+
 def test_a_partition_without_its_catalogue_is_checked_by_column_type(
     tmp_path: Path, catalogue
 ) -> None:
