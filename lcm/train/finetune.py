@@ -760,7 +760,8 @@ def bei_targets(
     use_pseudo : bool
         Fill missing BEI targets with the pretrained model's soft predictions
         (:func:`lcm.model.targets.targets_from_outputs`: a categorical or diagnostic variable's
-        pseudo-label is spread over its own levels, never on ``n/a``).
+        pseudo-label is spread over its own levels, never on ``n/a``); not for a checkpoint
+        pretrained with ``bei_weight`` 0, whose BEI heads never learned.
     device : torch.device
     drop : tuple of str
         Groups left out of the BEI targets (a task label that is also a BEI variable).
@@ -783,6 +784,14 @@ def bei_targets(
     frame = variables if variables is not None else pd.DataFrame(index=range(len(fc)))
     bei = encode_bei_targets(frame, bei_layout, stats, datasets, catalogue)
     pseudo = filled = None
+    if use_pseudo and bei_layout.groups and (meta.get("training") or {}).get("bei_weight") == 0:
+        # Pretrained with the self-supervised loss alone: its BEI heads never learned (held-out
+        # R^2 ~0), and their outputs filled every missing variable as if they had.
+        log.warning(
+            "pseudo_labels: the checkpoint was pretrained with bei_weight 0 (self-supervised "
+            "only): its BEI heads are untrained, so no missing variable is pseudo-filled"
+        )
+        use_pseudo = False
     if use_pseudo and bei_layout.groups:
         pseudo = targets_from_outputs(predict_outputs(base.to(device), fc, device), bei_layout)
         filled = {

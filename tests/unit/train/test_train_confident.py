@@ -233,6 +233,33 @@ def test_no_pseudo_switches_off_both_parts(checkpoint: Path, monkeypatch, name: 
         assert record["bei_targets_filled"]["age"] == 10
 
 
+def test_a_self_supervised_only_checkpoint_fills_no_bei_target(
+    checkpoint: Path, tmp_path: Path, caplog
+) -> None:
+    """lcm finetune from a checkpoint pretrained with bei_weight 0 filled every missing
+    variable from BEI heads that never learned (held-out R^2 ~0), without a word."""
+    import json
+    import shutil
+
+    ssl = tmp_path / "ssl"
+    shutil.copytree(checkpoint, ssl)
+    meta = json.loads((ssl / "model.json").read_text())
+    meta["training"]["bei_weight"] = 0
+    (ssl / "model.json").write_text(json.dumps(meta))
+    cohort = make_cohort(24, seed=8, bmi_missing=0.5)
+    y = (cohort.variables["dx"] == "patient").to_numpy().astype(np.int64)
+    variables = cohort.variables.drop(columns="dx")
+    settings = {"epochs": 1, "batch_size": 8}
+    with caplog.at_level("WARNING", logger="lcm.train.finetune"):
+        clf = LCMClassifier(ssl, "dx", LEVELS, settings, seed=0)
+        clf.fit(cohort.fc, y, variables, groups=cohort.groups)
+    assert clf.pseudo_label_record()["bei_targets_filled"] is None
+    assert "pretrained with bei_weight 0 (self-supervised only)" in caplog.text
+    full = LCMClassifier(checkpoint, "dx", LEVELS, settings, seed=0)
+    full.fit(cohort.fc, y, variables, groups=cohort.groups)
+    assert full.pseudo_label_record()["bei_targets_filled"]["bmi"] > 0
+
+
 def test_cap_keeps_the_most_confident_pseudo_labels_per_class():
     from lcm.train.confident import cap_labels
 
