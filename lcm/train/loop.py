@@ -786,6 +786,9 @@ def train_epochs(
     pos = LoopPosition()
     prefetch = getattr(step, "prefetch", None)
     total_steps = epochs * steps_per_epoch
+    # A state this run resumed from is brought to the final step even with checkpoint_every
+    # 0: left at its step, lcm prune-states kept it (GBs) as an unfinished run's.
+    had_state = False
     if resumable is not None:
         args = (resumable.fingerprint, modules[0], optimizer, scheduler, generator)
         resumed = load_state(resumable.folder, *args, fields=resumable.fields)
@@ -794,6 +797,7 @@ def train_epochs(
             # now, not left to be mistaken for this run's or kept at its size.
             remove_state(resumable.folder)
         pos = resumed or pos
+        had_state = resumed is not None
         if resumed is not None and pos.step >= total_steps:
             log.info(
                 "%s: the training state in %s is at the final step %d: nothing left to train, "
@@ -860,10 +864,9 @@ def train_epochs(
                 # Every `every` steps, and at the last step (kept after the outputs are written:
                 # a job killed after that, whose outputs its retry deletes, writes them again
                 # from it rather than train from step 0).
-                if (
-                    resumable is not None
-                    and resumable.every
-                    and (pos.step % resumable.every == 0 or pos.step == total_steps)
+                if resumable is not None and (
+                    (resumable.every and pos.step % resumable.every == 0)
+                    or ((resumable.every or had_state) and pos.step == total_steps)
                 ):
                     # Every process's generators and logs (a collective: all of them call it at
                     # this step), so that each resumes with its own dropout stream, not rank 0's.

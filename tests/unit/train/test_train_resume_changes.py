@@ -111,6 +111,26 @@ def test_a_new_checkpoint_every_keeps_the_state(tmp_path: Path, monkeypatch, cap
     assert all(s["host"] and s["started"] for s in sessions["run"])
 
 
+def test_a_run_resumed_with_checkpoint_every_0_leaves_a_finished_state(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Resumed with checkpoint_every 0 (a setting that reruns nothing), the run finished with
+    its state left at the resumed step: lcm prune-states kept it (3-4x the weights) as an
+    unfinished run's. It is brought to the final step, and prune-states removes it."""
+    from lcm.cli import main
+
+    catalogue, cohort = make_catalogue(tmp_path), pretrain_cohort(50)
+    _killed_in_step(monkeypatch, 8)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(cohort, catalogue, TINY, SETTINGS, seed=4, out_dir=tmp_path / "run")
+    monkeypatch.undo()
+    pretrain(cohort, catalogue, TINY, {**SETTINGS, "checkpoint_every": 0}, 4, tmp_path / "run")
+    state = json.loads((tmp_path / "run" / STATE_DIR / "train_state.json").read_text())
+    assert state["step"] == state["total_steps"]
+    assert main(["prune-states", str(tmp_path / "run"), "--apply"]) == 0
+    assert not (tmp_path / "run" / STATE_DIR).exists()
+
+
 def test_a_state_of_other_settings_is_ignored_naming_them(
     tmp_path: Path, monkeypatch, caplog
 ) -> None:
