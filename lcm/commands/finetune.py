@@ -240,8 +240,12 @@ def run(args: argparse.Namespace) -> int:
     from lcm.train.finetune import LCMClassifier
     from lcm.train.loop import pick_device, set_threads
     from lcm.train.outputs import CHECKPOINT_FILES, training_out_dir
+    from lcm.train.settings import resolve_settings
 
     settings = parse_settings(args.settings, "settings")
+    # Checked now (fit checks them again): refused inside the output folder's claim, a setting
+    # such as epochs: 0 left an empty folder owned by lcm finetune.
+    resolve_settings("finetune", settings)
     _refuse_out_dir_at_checkpoint(args.out_dir, args.checkpoint)
     set_threads(args.threads)
     pick_device(args.device)  # a device this machine lacks, refused before the data load

@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         STATE_DIR,
         training_out_dir,
     )
-    from lcm.train.pretrain import pretrain
+    from lcm.train.pretrain import check_objective, pretrain
     from lcm.train.settings import resolve_settings
     from lcm.train.streamed import check_memory_load
 
@@ -151,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
     pick_device(args.device)  # a device this machine lacks, refused before the data load
     catalogue = load_catalogue(args.catalogue)
     resolved = resolve_settings("pretrain", settings)
+    check_objective(resolved)  # a refusal of the settings alone: before the load and the claim
     # data_loading: stream leaves the connectomes in the store (read a batch at a time).
     load = load_streamed_cohort if resolved["data_loading"] == "stream" else load_cohort
     if load is load_cohort:  # refused before hours of loading end in the job's OOM kill

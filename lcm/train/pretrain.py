@@ -313,6 +313,31 @@ def _monitor_sample(n_train: int, n_held: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n_train, size=size, replace=False))
 
 
+def check_objective(settings: dict[str, Any]) -> None:
+    """Refuse pretraining settings that would learn nothing: ``bei_weight`` 0 with the
+    self-supervised loss off. ``lcm pretrain`` calls it before the data load and the output
+    folder's claim (a refusal then left an empty folder of its own).
+
+    Parameters
+    ----------
+    settings : dict
+        The resolved pretraining settings (:func:`lcm.train.settings.resolve_settings`).
+
+    Raises
+    ------
+    ConfigError
+        Naming the settings and the fix.
+    """
+    ssl_on = settings["ssl_weight"] > 0 and settings["ssl_mask_ratio"] > 0
+    if not ssl_on and settings["bei_weight"] == 0:
+        raise ConfigError(
+            "pretrain: bei_weight is 0 and the self-supervised loss is off (ssl_weight "
+            f"{settings['ssl_weight']}, ssl_mask_ratio {settings['ssl_mask_ratio']}): "
+            "nothing would be learned.",
+            hint="Set pretrain.bei_weight > 0, or ssl_weight and ssl_mask_ratio > 0.",
+        )
+
+
 def pretrain(
     cohort: Cohort | StreamedCohort,
     catalogue: Catalogue,
@@ -470,14 +495,8 @@ def pretrain(
         monitor = train.subset(sample)
         # Upper triangles; on a GPU, kept there where they fit.
         fc = DeviceConnectomes(train.fc, dev)
+    check_objective(settings)
     ssl_on = settings["ssl_weight"] > 0 and settings["ssl_mask_ratio"] > 0
-    if not ssl_on and settings["bei_weight"] == 0:
-        raise ConfigError(
-            "pretrain: bei_weight is 0 and the self-supervised loss is off (ssl_weight "
-            f"{settings['ssl_weight']}, ssl_mask_ratio {settings['ssl_mask_ratio']}): "
-            "nothing would be learned.",
-            hint="Set pretrain.bei_weight > 0, or ssl_weight and ssl_mask_ratio > 0.",
-        )
     log.info(
         "pretraining %s (%d parameters) on %d runs (%d held out), %d queries: %s",
         "LCM",

@@ -128,6 +128,20 @@ def _finetune(store: tuple[Path, Path], checkpoint: Path | str, out: Path | str)
     )
 
 
+def test_settings_refused_alone_leave_no_output_folder(store, pretrained, tmp_path, capfd):
+    """finetune with epochs 0, and pretrain with bei_weight 0 and no self-supervised loss,
+    were refused after the output folder was claimed: an empty folder of that verb stayed."""
+    out = tmp_path / "ft"
+    argv = ["finetune", *_checkpoint_and_store(store, pretrained), "--dataset", "beta"]
+    argv += ["--label", "dx", "--positive", "patient", "--settings", '{"epochs": 0}']
+    assert main([*argv, "--out-dir", str(out)]) == 2
+    assert "epochs" in _lines(capfd, "ERROR")[0] and not out.exists()
+    settings = '{"epochs": 1, "bei_weight": 0, "ssl_weight": 0}'
+    assert _pretrain(store, tmp_path / "pre", settings) == 2
+    assert "nothing would be learned" in _lines(capfd, "ERROR")[0]
+    assert not (tmp_path / "pre").exists()
+
+
 def _snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
