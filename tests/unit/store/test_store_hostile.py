@@ -150,8 +150,14 @@ class _Writer:
         env = {k: v for k, v in os.environ.items() if k != PAUSE_ENV}
         if pause:
             env[PAUSE_ENV] = pause
+        # SIGINT as a terminal delivers it: a background job (CI's) starts with SIGINT ignored,
+        # which Python then keeps ignoring (no KeyboardInterrupt).
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lcm", *args], env=env, stderr=subprocess.PIPE, text=True
+            [sys.executable, "-m", "lcm", *args],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self.lines: list[str] = []
         self.thread = threading.Thread(target=self._drain, daemon=True)
