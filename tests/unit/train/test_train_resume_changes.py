@@ -167,7 +167,7 @@ def test_a_run_resumed_with_other_threads_says_so_and_records_each_sessions(
         with caplog.at_level("WARNING", logger="lcm.train.loop"):
             pretrain(cohort, catalogue, TINY, SETTINGS, seed=4, out_dir=tmp_path / "run")
     finally:
-        torch.set_num_threads(1)  # the module's (one_thread)
+        torch.set_num_threads(1)  # the fixture's (one_thread)
     warned = [r.getMessage() for r in caplog.records if "resumed with" in r.getMessage()]
     assert len(warned) == 1 and "threads 1 -> 2" in warned[0], caplog.text
     sessions = json.loads((tmp_path / "run" / "model.json").read_text())["training_sessions"]
