@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
+import shlex
 from pathlib import Path
 from typing import Any
 
 from lcm.exceptions import BIDSError
+
+log = logging.getLogger(__name__)
 
 
 def read_dataset_description(root: str | Path) -> dict[str, Any]:
@@ -20,7 +24,9 @@ def read_dataset_description(root: str | Path) -> dict[str, Any]:
     Raises
     ------
     BIDSError
-        If the folder or its ``dataset_description.json`` is missing or not a JSON object.
+        If the folder or its ``dataset_description.json`` is missing (or a git-annex link
+        not fetched), unreadable, or not a JSON object. A byte-order mark, and bytes that are
+        not UTF-8 (replaced, with a warning), are read as the BIDS validator reads them.
     """
     root = Path(root)
     if not root.is_dir():
@@ -29,6 +35,12 @@ def read_dataset_description(root: str | Path) -> dict[str, Any]:
             hint="Check the dataset's path in config.yaml (datasets.<name>.path).",
         )
     desc_path = root / "dataset_description.json"
+    if desc_path.is_symlink() and not desc_path.exists():
+        raise BIDSError(
+            f"{desc_path} is a symlink to content that is not present (a DataLad/git-annex "
+            "file not fetched).",
+            hint=f"Run `datalad get {shlex.quote(str(desc_path))}` and try again.",
+        )
     if not desc_path.is_file():
         raise BIDSError(
             f"{root} has no dataset_description.json: expected a BIDS dataset root.",
@@ -36,10 +48,17 @@ def read_dataset_description(root: str | Path) -> dict[str, Any]:
             'add a dataset_description.json with at least {"Name": ..., "BIDSVersion": "1.10.0"}.',
         )
     try:
-        desc = json.loads(desc_path.read_text())
+        desc = json.loads(_description_text(desc_path))
+    except OSError as exc:
+        raise BIDSError(
+            f"{desc_path} cannot be read: {exc}",
+            hint="Give the user running lcm read access to the dataset's files.",
+        ) from exc
     except json.JSONDecodeError as exc:
         raise BIDSError(
-            f"{desc_path} is not valid JSON: {exc}", hint="Fix or regenerate the file."
+            f"{desc_path} is not valid JSON: {exc}",
+            hint="Fix the file at the line and column named (a validator such as "
+            "`python -m json.tool` shows where), or regenerate it.",
         ) from exc
     if not isinstance(desc, dict):
         raise BIDSError(
@@ -47,6 +66,24 @@ def read_dataset_description(root: str | Path) -> dict[str, Any]:
             hint="The file must hold an object with Name and BIDSVersion.",
         )
     return desc
+
+
+def _description_text(path: Path) -> str:
+    """The file's text read as the BIDS validator and fMRIPrep read it: UTF-8 whatever the
+    locale, a byte-order mark skipped (Windows editors write one), and bytes that are not UTF-8
+    (an author's name saved in Latin-1) replaced, with a warning: neither tool refuses them."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        log.warning(
+            "%s is not UTF-8 (byte 0x%02x at offset %d): read with that byte replaced; BIDS "
+            "asks for UTF-8, save the file as UTF-8",
+            path,
+            data[exc.start],
+            exc.start,
+        )
+        return data.decode("utf-8-sig", errors="replace")
 
 
 def is_derivative(desc: dict[str, Any]) -> bool:

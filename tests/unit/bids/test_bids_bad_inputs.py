@@ -34,6 +34,44 @@ def test_no_dataset_description_stops_the_dataset(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "manifest.parquet").exists()
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'\xef\xbb\xbf{"Name": "tiny", "BIDSVersion": "1.10.0"}',
+        b'{"Name": "tiny", "Authors": ["M\xfcller"], "BIDSVersion": "1.10.0"}',
+    ],
+    ids=["byte-order-mark", "latin-1"],
+)
+def test_a_dataset_description_with_a_bom_or_latin1_bytes_is_read_as_the_validator_reads_it(
+    tmp_path: Path, text: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Windows editor's byte-order mark stopped the dataset ('not valid JSON: Unexpected UTF-8
+    BOM'), and an author saved in Latin-1 crashed with a UnicodeDecodeError traceback; the
+    BIDS validator and fMRIPrep read both."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",))
+    (root / "dataset_description.json").write_bytes(text)
+    with caplog.at_level(logging.WARNING, logger="lcm.bids.dataset"):
+        df = ingest_dataset("tiny", "bids", root, validate=True).manifest
+    assert df["included"].tolist() == [True]
+    latin = b"\xfc" in text
+    assert ("is not UTF-8 (byte 0xfc at offset" in caplog.text) is latin
+
+
+def test_a_dataset_description_not_fetched_names_datalad_get(tmp_path: Path) -> None:
+    """A git-annex link to absent content was told 'has no dataset_description.json: point the
+    path at the dataset's top folder', although the path was the top folder."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",))
+    desc = root / "dataset_description.json"
+    desc.unlink()
+    desc.symlink_to(".git/annex/objects/Xx/Yy/MD5E-s60--0f.json/MD5E-s60--0f.json")
+    with pytest.raises(
+        BIDSError, match=r"dataset_description\.json is a symlink to content"
+    ) as info:
+        ingest("tiny", "bids", root, tmp_path / "out" / "manifest.parquet")
+    assert f"datalad get {desc}" in info.value.hint
+    assert not (tmp_path / "out").exists()
+
+
 def test_non_bids_names_get_the_validators_messages_and_exclude_only_that_file(
     tmp_path: Path,
 ) -> None:
