@@ -385,11 +385,13 @@ def ingest(
     ------
     ConfigError
         A ``summary.json``/``.tsv`` beside ``out`` that no ingest wrote
-        (:func:`lcm.bids.summary.check_summary_files_own`), or as :func:`ingest_dataset`.
+        (:func:`lcm.bids.summary.check_summary_files_own`), ``out`` inside the raw dataset
+        (:func:`check_out_outside_dataset`), or as :func:`ingest_dataset`.
     BIDSError
         As :func:`ingest_dataset`.
     """
     check_summary_files_own(out)  # a user's summary.json in --out's folder: refused first
+    check_out_outside_dataset(entry, index_root(entry, path, derivatives), out)
     files = uses_file_index(entry, path)
     cache_dir = cache_dir_for(out) if use_cache and not files else None
     result = ingest_dataset(
@@ -434,6 +436,45 @@ def ingest(
         NumberOfIncludedRuns=int(df["included"].sum()),
     )
     return df
+
+
+def check_out_outside_dataset(entry: str, root: str | Path, out: str | Path) -> None:
+    """Refuse a manifest that would be written inside the raw dataset it indexes, except under
+    its ``derivatives/`` folder (where BIDS puts outputs and the validator looks at nothing).
+
+    Elsewhere in the tree the manifest, its record, the summaries and the cache become files
+    of the dataset: the BIDS validator refuses them (``NOT_INCLUDED``) and the next ingest
+    stopped on LCM's own files.
+
+    Parameters
+    ----------
+    entry : str
+        The dataset's entry (:mod:`lcm.entries`); only raw entries are checked.
+    root : str or Path
+        The folder indexed (:func:`index_root`).
+    out : str or Path
+        The manifest to write (``--out``).
+
+    Raises
+    ------
+    ConfigError
+        ``out``'s folder is the dataset's root or below it, outside ``derivatives/``.
+    """
+    if not entry_type(entry).raw:
+        return
+    top = Path(root).resolve()
+    folder = Path(out).absolute().parent.resolve()
+    if folder != top and top not in folder.parents:
+        return
+    inside = folder.relative_to(top).parts
+    if inside and inside[0] == "derivatives":
+        return
+    raise ConfigError(
+        f"--out {out} is inside the raw dataset it indexes ({root}): the manifest, its "
+        "summaries and cache would become files of the dataset, which the BIDS validator "
+        "refuses the next time.",
+        hint=f"Write the manifest outside the dataset, or under {Path(root) / 'derivatives'}.",
+    )
 
 
 def index_root(entry: str, path: str | Path, derivatives: str | Path | None) -> Path:

@@ -286,3 +286,21 @@ def test_a_validator_error_in_a_runs_own_sidecar_excludes_that_run_only(tmp_path
     assert not bad["included"] and bad["reason_code"] == "validator:JSON_SCHEMA_VALIDATION_ERROR"
     assert "(EchoTime) at /sub-01/func/sub-01_task-rest_run-2_bold.json" in bad["reason"]
     assert df["included"].sum() == 3 and _row(df, "sub-01_task-rest_run-1")["included"]
+
+
+@pytest.mark.parametrize("where", ["manifest.parquet", "sub-01/new/manifest.parquet"])
+def test_a_manifest_inside_the_raw_dataset_is_refused_before_anything_is_written(
+    tmp_path: Path, where: str
+) -> None:
+    """--out in the dataset's own tree wrote the manifest, summaries and cache into it, and the
+    next ingest stopped on them (the validator's NOT_INCLUDED on LCM's own files)."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",))
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    with pytest.raises(ConfigError, match=r"inside the raw dataset it indexes") as info:
+        ingest("tiny", "bids", root, root / where)
+    assert str(root / "derivatives") in info.value.hint
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+    # derivatives/ is where BIDS puts outputs: accepted, and a second ingest is still valid.
+    out = root / "derivatives" / "lcm" / "manifest.parquet"
+    for _ in range(2):
+        assert ingest("tiny", "bids", root, out)["included"].tolist() == [True]
