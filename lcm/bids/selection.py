@@ -17,7 +17,7 @@ import pandas as pd
 
 from lcm.bids.rows import DUPLICATE, NOT_SELECTED, OTHER_ATLAS, OTHER_ECHO, OTHER_PART
 from lcm.exceptions import ConfigError
-from lcm.reason_codes import with_fix
+from lcm.reason_codes import split_fix, with_fix
 
 # Selection key -> (manifest column, BIDS entity prefix that may be written before labels).
 SELECTION_KEYS = {
@@ -369,8 +369,10 @@ def combine_echoes(manifest: pd.DataFrame, derivatives: bool) -> pd.DataFrame:
     fMRIPrep preprocesses a run's echoes together and writes one optimally combined series,
     named without ``echo-``. In a raw dataset the first included echo's row stands for the run
     (its ``run_key`` and ``echo`` without the echo); the other echoes are excluded
-    (``other_echo``). In fMRIPrep derivatives the per-echo series (``--me-output-echos``) are
-    excluded; the combined series is the run.
+    (``other_echo``). A raw run one of whose echoes is excluded for its file (not fetched, a
+    bad header, another TR ...) is excluded whole, with that echo's code and fix: fMRIPrep
+    reads every echo of the run, and failed on the missing one. In fMRIPrep derivatives the
+    per-echo series (``--me-output-echos``) are excluded; the combined series is the run.
 
     Parameters
     ----------
@@ -386,6 +388,8 @@ def combine_echoes(manifest: pd.DataFrame, derivatives: bool) -> pd.DataFrame:
     """
     if manifest.empty or "echo" not in manifest.columns:
         return manifest
+    if not derivatives:
+        manifest = _exclude_runs_missing_an_echo(manifest)
     echo = manifest["included"] & (manifest["echo"].fillna("").astype(str) != "")
     if not echo.any():
         return manifest
@@ -419,4 +423,51 @@ def combine_echoes(manifest: pd.DataFrame, derivatives: bool) -> pd.DataFrame:
         ]
     df.loc[drop, "included"] = False
     df.loc[drop, "reason_code"] = OTHER_ECHO
+    return df
+
+
+# Exclusions of an echo that leave its run whole: the user's selection, a second copy of the
+# same echo (.nii beside .nii.gz), another part of it, an echo already folded into its run.
+_ECHO_KEPT = frozenset({NOT_SELECTED, DUPLICATE, OTHER_PART, OTHER_ECHO})
+
+
+def _echo_number(value: Any) -> int | str:
+    text = str(value)
+    return int(text) if text.isdigit() else text
+
+
+def _exclude_runs_missing_an_echo(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Exclude the included echoes of raw multi-echo runs that have an echo excluded for its
+    file (no included copy of that echo left), with the first such echo's code and fix."""
+    has_echo = manifest["echo"].fillna("").astype(str) != ""
+    codes = manifest["reason_code"].fillna("").astype(str)
+    broken = has_echo & ~manifest["included"] & ~codes.isin(_ECHO_KEPT)
+    if not broken.any():
+        return manifest
+    runs = manifest["run_key"].astype(str).map(without_echo)
+    numbers = manifest["echo"].map(_echo_number)
+    present = set(zip(runs[manifest["included"]], numbers[manifest["included"]], strict=True))
+    cause: dict[str, int] = {}  # run -> row index of its lowest broken echo
+    for i in sorted(broken[broken].index, key=lambda i: (runs[i], str(numbers[i]).zfill(9))):
+        if (runs[i], numbers[i]) not in present:
+            cause.setdefault(runs[i], i)
+    hit = has_echo & manifest["included"] & runs.isin(cause)
+    if not hit.any():
+        return manifest
+    df = manifest.copy()
+    reasons, hit_codes = [], []
+    for i in hit[hit].index:
+        bad = df.loc[cause[runs[i]]]
+        problem, fix = split_fix(str(bad["reason"]))
+        reasons.append(
+            with_fix(
+                f"echo {bad['echo']} of multi-echo run {runs[i]}, which fMRIPrep preprocesses "
+                f"with this echo {df.at[i, 'echo']}, is excluded ({bad['reason_code']}): {problem}",
+                fix or "correct that echo's file, or leave the run out",
+            )
+        )
+        hit_codes.append(bad["reason_code"])
+    df.loc[hit, "included"] = False
+    df.loc[hit, "reason_code"] = hit_codes
+    df.loc[hit, "reason"] = reasons
     return df

@@ -260,6 +260,38 @@ def test_a_multi_echo_raw_run_is_one_run_as_fmriprep_combines_it(tmp_path: Path)
     ]
 
 
+@pytest.mark.parametrize("broken", [1, 2])
+def test_a_multi_echo_run_with_an_echo_not_fetched_is_excluded_whole(
+    tmp_path: Path, broken: int
+) -> None:
+    """With the validator off, a run whose echo 2 was a git-annex link not fetched was included
+    by its echo 1 (or by echo 2 when echo 1 was missing): fMRIPrep reads every echo and failed."""
+    from lcm.bids.ingest import included_runs
+
+    root = _multi_echo_raw(tmp_path / "raw")
+    bad = root / "sub-01" / "func" / f"sub-01_task-rest_run-1_echo-{broken}_bold.nii.gz"
+    bad.unlink()
+    bad.symlink_to("../../.git/annex/objects/Xx/Yy/MD5E-s9--00.nii.gz/MD5E-s9--00.nii.gz")
+    df = ingest_dataset("me", "bids", root).manifest
+    assert not df["included"].any()
+    assert set(df["reason_code"]) == {"not_fetched"}
+    others = df[df["path"] != str(bad)]
+    assert len(others) == 2
+    assert all(
+        f"echo {broken} of multi-echo run sub-01_task-rest_run-1" in r
+        and f"Fix: run `datalad get {bad}`" in r
+        for r in others["reason"]
+    )
+    assert included_runs("me", "bids", root) == []
+    # A second copy of an echo (.nii beside .nii.gz) still gives the run that echo.
+    from helpers.connectome import CROP_SHAPE, save_nifti
+
+    data = np.zeros((*CROP_SHAPE[:2], 3, 44), dtype=np.int16)
+    save_nifti(bad.with_name(bad.name.removesuffix(".gz")), data, t_r=2.0)
+    kept = ingest_dataset("me", "bids", root).manifest
+    assert kept["included"].sum() == 1
+
+
 def test_per_echo_fmriprep_outputs_leave_the_combined_series_as_the_run(tmp_path: Path) -> None:
     from helpers.connectome import SPACE, make_fmriprep_run, save_nifti
 
