@@ -44,7 +44,7 @@ from lcm.bids.rows import (
     not_in_space,
 )
 from lcm.bids.runs import RunIds, run_ids_from_name
-from lcm.bids.sidecars import Sidecar, SidecarReader, entities_of
+from lcm.bids.sidecars import NotFetched, Sidecar, SidecarReader, entities_of
 from lcm.entries import TreeIndex, entry_type
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import RUN_ENTITIES, check_name_label
@@ -542,6 +542,9 @@ def _data_row(
         if side.applies_to(ents, spec.suffix):
             return excluded(row, NOT_FETCHED, not_fetched_reason(side.path, "its sidecar "))
     metadata, sources, problem = reader.resolve(levels, ents, spec.suffix)
+    if isinstance(problem, NotFetched):
+        reason = not_fetched_reason(problem.path, "its sidecar ", pointer=True)
+        return excluded(row, NOT_FETCHED, reason)
     if problem:
         return excluded(row, BAD_SIDECAR, with_fix(problem, FIX_SIDECAR_JSON))
     fix = "; or set datasets.<name>.repetition_time (lcm ingest --repetition-time)"

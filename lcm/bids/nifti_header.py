@@ -73,13 +73,26 @@ def sniff_image(path: str | Path) -> str:
         struct.unpack(order + "i", head[:4])[0] in (348, 540) for order in "<>"
     ):
         return "nifti"
-    if (
-        len(head) <= _MAX_POINTER_BYTES
-        and b"\0" not in head
-        and ANNEX_POINTER_MARK in head.splitlines()[0]
-    ):
+    if is_annex_pointer(head):
         return "annex_pointer"
     return "other"
+
+
+def is_annex_pointer(content: bytes) -> bool:
+    """Whether ``content`` (a file's bytes, or its first ``_MAX_POINTER_BYTES + 1``) is an
+    unlocked git-annex file not fetched: a short text whose first line names
+    ``/annex/objects/``.
+
+    Parameters
+    ----------
+    content : bytes
+        The file's content, from its start.
+    """
+    return (
+        0 < len(content) <= _MAX_POINTER_BYTES
+        and b"\0" not in content
+        and ANNEX_POINTER_MARK in content.splitlines()[0]
+    )
 
 
 @dataclass(frozen=True)

@@ -215,7 +215,7 @@ def not_fetched_reason(path: str | Path, what: str = "", pointer: bool = False) 
         Whether it is an unlocked file's pointer rather than a dangling symlink.
     """
     state = (
-        "a git-annex pointer file, not the image (an unlocked DataLad/git-annex file "
+        "a git-annex pointer file, not its content (an unlocked DataLad/git-annex file "
         if pointer
         else "a symlink to content that is not present (a DataLad/git-annex file "
     )

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from lcm.bids.nifti_header import is_annex_pointer
+
 # Same pattern as lcm.io.bids_names.parse_entities, applied to a bare file name (hot path).
 _ENTITY_RE = re.compile(r"(?:^|_)([a-zA-Z]+)-([^_/]+)")
 
@@ -96,14 +98,23 @@ def entities_of(name: str) -> dict[str, str]:
     return dict(_ENTITY_RE.findall(name.split(".", 1)[0]))
 
 
+@dataclass(frozen=True)
+class NotFetched:
+    """A sidecar that is an unlocked git-annex file whose content is not fetched (a pointer
+    naming ``/annex/objects/``): its runs are ``not_fetched``, never an invalid JSON to edit."""
+
+    path: str
+
+
 class SidecarReader:
     """Reads and caches sidecars: each inherited file is parsed once per indexing run."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, dict[str, Any] | str] = {}
+        self._cache: dict[str, dict[str, Any] | str | NotFetched] = {}
 
-    def read(self, path: str) -> dict[str, Any] | str:
-        """Parsed JSON object of ``path``, or a message saying why it cannot be used.
+    def read(self, path: str) -> dict[str, Any] | str | NotFetched:
+        """Parsed JSON object of ``path``, a message saying why it cannot be used, or
+        :class:`NotFetched` for a git-annex pointer.
 
         Parameters
         ----------
@@ -116,7 +127,7 @@ class SidecarReader:
 
     def resolve(
         self, levels: list[list[Sidecar]], entities: dict[str, str], suffix: str
-    ) -> tuple[dict[str, Any], list[str], str]:
+    ) -> tuple[dict[str, Any], list[str], str | NotFetched]:
         """Merged metadata of a data file.
 
         Parameters
@@ -132,8 +143,9 @@ class SidecarReader:
             Merged keys, nearer and more specific sidecars winning.
         sources : list of str
             Paths of the sidecars that applied, farthest first.
-        problem : str
-            ``""``, or why an applicable sidecar could not be read (the run is then excluded).
+        problem : str or NotFetched
+            ``""``, why an applicable sidecar could not be read, or :class:`NotFetched` for one
+            whose content is not fetched (the run is then excluded).
         """
         merged: dict[str, Any] = {}
         sources: list[str] = []
@@ -143,7 +155,7 @@ class SidecarReader:
                 applicable.sort(key=_specificity)
             for side in applicable:
                 content = self.read(side.path)
-                if isinstance(content, str):
+                if not isinstance(content, dict):
                     return merged, sources, content
                 merged.update(content)
                 sources.append(side.path)
@@ -154,11 +166,16 @@ def _specificity(side: Sidecar) -> tuple[int, str]:
     return len(side.entities), side.path
 
 
-def _read_json_object(path: str) -> dict[str, Any] | str:
+def _read_json_object(path: str) -> dict[str, Any] | str | NotFetched:
     name = os.path.basename(path)
     try:
-        content = json.loads(_read_bytes(path))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = _read_bytes(path)
+        content = json.loads(data)
+    except OSError as exc:
+        return f"sidecar {name} is not valid JSON: {exc}"
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        if is_annex_pointer(data):
+            return NotFetched(path)
         return f"sidecar {name} is not valid JSON: {exc}"
     if not isinstance(content, dict):
         return f"sidecar {name} is not a JSON object"

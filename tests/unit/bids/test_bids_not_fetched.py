@@ -104,6 +104,27 @@ def test_unfetched_top_level_sidecar_excludes_every_run(tmp_path: Path) -> None:
     assert df["included"].all()
 
 
+def test_an_unlocked_sidecar_not_fetched_names_datalad_get_not_a_json_fix(
+    tmp_path: Path,
+) -> None:
+    """An unlocked git-annex sidecar holds its key until fetched: every run was excluded as
+    bad_sidecar with 'correct that sidecar's JSON', an edit that would break the dataset."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"), t_r=2.0)
+    side = root / "task-rest_bold.json"
+    content = side.read_bytes()
+    side.write_bytes(b"/annex/objects/MD5E-s47--0123456789abcdef0123456789abcdef.json\n")
+    out = tmp_path / "out" / "manifest.parquet"
+    df, _ = _ingest(root, out)
+    assert (df["reason_code"] == "not_fetched").all()
+    assert df["reason"].str.contains(f"its sidecar {side} is a git-annex pointer file").all()
+    assert df["reason"].str.contains(f"datalad get {side}", regex=False).all()
+    assert not df["reason"].str.contains("JSON").any()
+    side.write_bytes(content)  # `datalad get` puts the content in place of the pointer
+    df, cache = _ingest(root, out)
+    assert cache == {"subjects_reused": 0, "subjects_indexed": 2}
+    assert df["included"].all()
+
+
 def _listing(root: Path) -> list[tuple[str, int]]:
     return sorted((str(p.relative_to(root)), p.lstat().st_mtime_ns) for p in root.rglob("*"))
 
