@@ -31,6 +31,7 @@ from lcm.preprocess.container import (
     FmriprepCall,
     apptainer_command,
     check_mount_paths,
+    check_reserved_args,
     check_wrapper_spaces,
     docker_command,
     docker_templateflow_note,
@@ -322,7 +323,7 @@ def write_settings(req: FmriprepRequest, out: str | Path) -> dict:
 
 
 def _check_request(req: FmriprepRequest) -> None:
-    """The checks of a request that need no subject: runner and output space."""
+    """The checks of a request that need no subject: runner, output space, extra args."""
     if req.runner not in RUNNERS:
         raise ConfigError(
             f"--runner: expected one of {list(RUNNERS)}, received {req.runner!r}.",
@@ -330,6 +331,9 @@ def _check_request(req: FmriprepRequest) -> None:
         )
     # Before fMRIPrep runs for hours: no run could be recorded in a surface space.
     check_volumetric_space(req.output_space, "--output-space")
+    if req.runner != "existing":
+        # Before any subject is queued (the settings stamp) and before each launch.
+        check_reserved_args(req.extra_args, "--extra-args")
 
 
 def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
