@@ -71,7 +71,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "failure record, every run excluded with the exit code and the log to read, and exits "
         "0; fMRIPrep killed (a signal, exit status 137 or 143) fails, and so does the "
         "container tool failing itself (docker missing or its daemon not reachable, docker "
-        "run's 125-127, apptainer's 255), writing no record.",
+        "run's 125-127, apptainer's 255) or fMRIPrep refusing its setup before it reads "
+        "the subject (126: the FreeSurfer licence; 127: a tool missing from the image), "
+        "writing no record.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -53,12 +53,15 @@ RUNNERS = ("existing", "docker", "apptainer")
 # (with more memory per attempt). Any other non-zero exit is fMRIPrep failing on this
 # subject's data: recorded as the subject's exclusion, the cohort goes on.
 KILLED_EXIT_CODES = (137, 143)
-# Exit statuses of the container tool itself, not of fMRIPrep: docker run's own error (125: the
-# image could not be pulled, the daemon refused the run), a command it could not run (126) or
-# find (127); apptainer's and singularity's (255: an image that could not be pulled or built,
-# a bind source that does not exist). The job fails, as for a kill: the subject's data is not
+# Exit statuses of the container tool itself, or of fMRIPrep refusing its setup, not of a
+# subject's data: docker run's own error (125: the image could not be pulled, the daemon refused
+# the run), a command it could not run (126) or find (127); apptainer's and singularity's (255:
+# an image that could not be pulled or built, a bind source that does not exist). fMRIPrep
+# itself exits 126 when FreeSurfer refuses the licence and 127 when a tool is missing from its
+# image, before it reads any subject: under apptainer these were failure records, and every
+# subject of the cohort was excluded. The job fails, as for a kill: the subject's data is not
 # at fault, and a failure record would have excluded it (and with it, often, the cohort).
-TOOL_EXIT_CODES = {"docker": (125, 126, 127), "apptainer": (255,)}
+TOOL_EXIT_CODES = {"docker": (125, 126, 127), "apptainer": (126, 127, 255)}
 # What fmriprep-docker prints before it starts fMRIPrep's container: without it in the output,
 # a non-zero exit is the wrapper's own pre-flight failure (docker missing or not reachable, the
 # image not pulled), never fMRIPrep's.
@@ -141,10 +144,12 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         a mounted host path the container's mount option cannot hold (``:``, or ``,`` for
         apptainer).
     InputDataError
-        Missing licence/image file.
+        Missing, empty or unreadable licence file; missing image file.
     ExternalToolError
         The container tool is not installed or failed itself (docker's daemon not reachable,
-        fmriprep-docker stopping before fMRIPrep starts, :data:`TOOL_EXIT_CODES`), or fMRIPrep
+        fmriprep-docker stopping before fMRIPrep starts, :data:`TOOL_EXIT_CODES`), fMRIPrep
+        refused its setup before reading the subject (126: the licence; 127: a tool missing
+        from its image), or fMRIPrep
         was killed (a signal, exit status 137 or 143: out of memory or time), so that the job
         is retried; no record is written.
     """
@@ -356,6 +361,25 @@ def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
         raise InputDataError(
             f"FreeSurfer licence file not found: {license_path}",
             hint="Set fmriprep.fs_license to an existing license.txt.",
+        )
+    # fMRIPrep exits 126 on a licence FreeSurfer cannot use, after the container started;
+    # an empty or unreadable file is told here, naming it, before anything is launched.
+    try:
+        with open(license_path, "rb") as fh:
+            content = fh.read(1 << 16)
+    except OSError as exc:
+        raise InputDataError(
+            f"FreeSurfer licence file {license_path} cannot be read ({exc.strerror}).",
+            hint="Make it readable by the user the jobs run as (chmod a+r), or set "
+            "fmriprep.fs_license to a readable copy.",
+        ) from exc
+    if not content.strip():
+        raise InputDataError(
+            f"FreeSurfer licence file {license_path} is empty: FreeSurfer, and with it "
+            "fMRIPrep, refuses it.",
+            hint="Copy in the license.txt FreeSurfer's registration sent (free from "
+            "https://surfer.nmr.mgh.harvard.edu/registration.html), or set fmriprep.fs_license "
+            "to it.",
         )
     bids = Path(os.path.abspath(req.bids))
     work = Path(os.path.abspath(req.work_dir))
@@ -621,7 +645,8 @@ def _failure(
 
 
 def _raise_for_tool(code: int, call: FmriprepCall, runner: str, output: bytes, where: str) -> None:
-    """Raise :class:`ExternalToolError` when the container tool failed, not fMRIPrep."""
+    """Raise :class:`ExternalToolError` when the container tool or fMRIPrep's setup (its
+    licence and dependency checks) failed, not fMRIPrep on the subject's data."""
     tool = "docker" if runner == "docker" else "apptainer"
     said = output.decode(errors="replace").strip().splitlines()
     last = f": {said[-1].strip()}" if said else ""
@@ -637,17 +662,25 @@ def _raise_for_tool(code: int, call: FmriprepCall, runner: str, output: bytes, w
         why = {
             125: "docker's own error: the image could not be pulled (a node without internet?) "
             "or the daemon refused the run",
-            126: "docker could not run the container's command",
-            127: "docker could not find the container's command",
+            126: f"{tool} could not run the container's command, or fMRIPrep found the "
+            f"FreeSurfer licence {call.fs_license} invalid (its licence check exits 126)",
+            127: f"{tool} could not find the container's command, or fMRIPrep found a tool "
+            "missing from its image (its dependency check exits 127)",
             255: "apptainer's (or singularity's) own error: the image could not be pulled or "
             "built, or a bind source does not exist",
         }[code]
+        licence = (
+            f"Check that {call.fs_license} is the license.txt FreeSurfer's registration sent "
+            "(https://surfer.nmr.mgh.harvard.edu/registration.html), whole and readable; "
+            if code == 126
+            else ""
+        )
         raise ExternalToolError(
-            f"The container tool failed for sub-{call.subject}, not fMRIPrep (exit status "
-            f"{code}, {why}){last}.",
-            hint=f"See {where}. Fix the container tool or the image {call.image} (pull or "
-            "build it where the jobs run); Snakemake retries the job, and no subject was "
-            "excluded.",
+            f"The container tool or fMRIPrep's setup failed for sub-{call.subject}, not "
+            f"fMRIPrep on its data (exit status {code}, {why}){last}.",
+            hint=f"See {where}. {licence}Fix the container tool or the image {call.image} "
+            "(pull or build it where the jobs run); Snakemake retries the job, and no subject "
+            "was excluded.",
         )
 
 
