@@ -47,7 +47,9 @@ mtime). The same command again does not launch fMRIPrep while the stamp holds (i
 derivatives and writes the record): another setting, image, or raw file of the subject, or
 outputs gone, launches it; so does removing the stamp. The subject's work folder
 (--work-dir/sub-01) is then removed if LCM created it, unless --keep-work; a failed run keeps
-it (crash files, and a rerun resumes from it).
+it (crash files, and a rerun resumes from it). A raw BOLD of 5 volumes or fewer (4 with
+--sloppy), which fMRIPrep skips with exit status 0, is recorded as excluded, too_few_volumes,
+and not expected from it.
 """
 
 

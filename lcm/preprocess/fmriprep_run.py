@@ -12,9 +12,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lcm.bids.nifti_header import UnreadableHeader, read_bold_header
+from lcm.bids.runs import RunIds
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
 from lcm.io.atomic import write_json
-from lcm.io.bids_names import check_label
+from lcm.io.bids_names import check_label, subject_dir
 from lcm.io.container_image import check_apptainer_image, check_output_layout
 from lcm.io.output_space import check_volumetric_space
 from lcm.io.ownership import claim_scratch, remove_scratch
@@ -43,7 +45,7 @@ from lcm.preprocess.container import (
 from lcm.preprocess.derivatives import FMRIPREP_FAILED, check_subject_derivatives
 from lcm.preprocess.image_digest import resolve_image_digest
 from lcm.preprocess.subject_runs import ingest_run_trs, runs_from_manifest, subject_runs
-from lcm.reason_codes import with_fix
+from lcm.reason_codes import TOO_FEW_VOLUMES, with_fix
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,9 @@ TOOL_EXIT_CODES = {"docker": (125, 126, 127), "apptainer": (126, 127, 255)}
 # image not pulled), never fMRIPrep's.
 WRAPPER_LAUNCHED = b"RUNNING: "
 DOCKER_PROBE_TIMEOUT_S = 120
+# fMRIPrep builds no workflow for a BOLD series of this many volumes or fewer (one fewer with
+# --sloppy): "Too short BOLD series (<= 5 timepoints). Skipping processing", and it exits 0.
+FMRIPREP_SKIPS_VOLUMES = 5
 
 
 @dataclass
@@ -158,12 +163,19 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
     # Runs ingest excluded (a validator error in the subject's folder, known only once ingest
     # ran, after the workflow planned the subject's jobs): recorded as excluded, not run.
     at_ingest: dict[str, tuple[str, str]] = {}
+    raw_paths: dict[str, str] = {}
     if req.manifest is not None:
         listed = runs_from_manifest(req.manifest, subject, task=req.task)
-        runs, at_ingest, trs = listed.runs, listed.excluded, listed.t_r
+        runs, at_ingest, trs, raw_paths = listed.runs, listed.excluded, listed.t_r, listed.paths
     else:
         runs = subject_runs(req.bids, subject, task=req.task, space=req.output_space)
         trs = ingest_run_trs(req.bids, subject, task=req.task, space=req.output_space)
+    # Runs fMRIPrep skips for their length: not expected from it, so that the subject's other
+    # runs, once complete, are stamped (and its work folder removed) as for any complete run.
+    too_short: dict[str, tuple[str, str]] = {}
+    if req.runner != "existing":
+        too_short = _too_short_for_fmriprep(req, runs, raw_paths)
+        runs = [ids for ids in runs if ids.run_key not in too_short]
     command: list[str] | None = None
     container_env: dict[str, str] | None = None
     failure: dict | None = None
@@ -171,7 +183,8 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
     work: dict | None = None
     launched = False
     derivs, excluded = None, None
-    # Nothing for a container to do when ingest excluded every run of the subject.
+    # Nothing for a container to do when ingest excluded every run of the subject (or fMRIPrep
+    # would skip each).
     container = req.runner != "existing" and bool(runs)
     if container:
         call = _prepare_call(req, subject)
@@ -222,12 +235,14 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         derivs, excluded = check_subject_derivatives(req.derivatives, runs, req.output_space, trs)
     for run_key, (_, reason) in excluded.items():
         log.warning("%s %s excluded: %s", req.dataset, run_key, reason)
+    for run_key, (_, reason) in too_short.items():
+        log.warning("%s %s excluded: %s", req.dataset, run_key, reason)
     for run_key, (_, reason) in at_ingest.items():
         log.warning("%s %s excluded at ingest: %s", req.dataset, run_key, reason)
     if not runs:
         log.warning(
-            "sub-%s: every run was excluded at ingest (see the manifest): fMRIPrep is not run "
-            "and its record lists the reasons; the cohort goes on",
+            "sub-%s: every run was excluded at ingest (see the manifest) or is too short for "
+            "fMRIPrep: fMRIPrep is not run and its record lists the reasons; the cohort goes on",
             subject,
         )
     if container:
@@ -250,7 +265,7 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         "runs": [d.to_record() for d in derivs],
         "excluded": [
             {"run_key": k, "reason_code": code, "reason": reason}
-            for k, (code, reason) in excluded.items()
+            for k, (code, reason) in sorted({**excluded, **too_short}.items())
         ]
         + [
             {"run_key": k, "reason_code": code, "reason": f"excluded at ingest: {reason}"}
@@ -268,6 +283,56 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         f" ({len(excluded)} excluded)" if excluded else "",
     )
     return record
+
+
+def _too_short_for_fmriprep(
+    req: FmriprepRequest, runs: list[RunIds], raw_paths: dict[str, str]
+) -> dict[str, tuple[str, str]]:
+    """The runs whose raw BOLD fMRIPrep skips for its length, with the reason of each.
+
+    fMRIPrep builds no workflow for a series of :data:`FMRIPREP_SKIPS_VOLUMES` volumes or
+    fewer (one fewer with ``--sloppy``): it warns "Too short BOLD series" and exits 0. Such a
+    run (an aborted acquisition, kept by the scanner export) was excluded as its outputs
+    missing, with a fix that said to run fMRIPrep again; the subject was never stamped as
+    complete, and each rerun of its job launched fMRIPrep again, for hours, to skip it again.
+    The raw BOLD is the manifest's (``raw_paths``), else ``<run_key>_bold.nii[.gz]`` in the
+    run's ``func`` folder; a header that cannot be read is left to fMRIPrep.
+    """
+    limit = FMRIPREP_SKIPS_VOLUMES - ("--sloppy" in req.extra_args)
+    found: dict[str, tuple[str, str]] = {}
+    for ids in runs:
+        path = raw_paths.get(ids.run_key) or _raw_bold(req.bids, ids)
+        if path is None:
+            continue
+        try:
+            header = read_bold_header(path)
+        except UnreadableHeader:
+            continue
+        # As fMRIPrep counts: a 3D image is one volume.
+        n_volumes = header.shape[3] if header.ndim >= 4 and len(header.shape) > 3 else 1
+        if n_volumes <= limit:
+            found[ids.run_key] = (
+                TOO_FEW_VOLUMES,
+                with_fix(
+                    f"{path} has {n_volumes} volume(s): fMRIPrep skips a BOLD series of {limit} "
+                    "or fewer ('Too short BOLD series') and writes no output for it, so it is "
+                    "not run for it",
+                    "nothing to rerun: a run this short gives no connectome, and the "
+                    "subject's other runs go on; replace it with the complete acquisition if "
+                    "there is one",
+                ),
+            )
+    return found
+
+
+def _raw_bold(bids: Path, ids: RunIds) -> str | None:
+    """``<run_key>_bold.nii.gz`` (or ``.nii``) in the run's raw ``func`` folder, if there."""
+    func = Path(bids) / subject_dir(ids.entities) / "func"
+    for extension in (".nii.gz", ".nii"):
+        candidate = func / f"{ids.run_key}_bold{extension}"
+        if candidate.is_file():
+            return str(candidate)
+    return None
 
 
 def write_settings(req: FmriprepRequest, out: str | Path) -> dict:
