@@ -47,7 +47,9 @@ mtime). The same command again does not launch fMRIPrep while the stamp holds (i
 derivatives and writes the record): another setting, image, or raw file of the subject, or
 outputs gone, launches it; so does removing the stamp. The subject's work folder
 (--work-dir/sub-01) is then removed if LCM created it, unless --keep-work; a failed run keeps
-it (crash files, and a rerun resumes from it).
+it (crash files, and a rerun resumes from it). A raw BOLD of 5 volumes or fewer (4 with
+--sloppy), which fMRIPrep skips with exit status 0, is recorded as excluded, too_few_volumes,
+and not expected from it.
 """
 
 
@@ -71,7 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "failure record, every run excluded with the exit code and the log to read, and exits "
         "0; fMRIPrep killed (a signal, exit status 137 or 143) fails, and so does the "
         "container tool failing itself (docker missing or its daemon not reachable, docker "
-        "run's 125-127, apptainer's 255), writing no record.",
+        "run's 125-127, apptainer's 255) or fMRIPrep refusing its setup before it reads "
+        "the subject (126: the FreeSurfer licence; 127: a tool missing from the image), "
+        "writing no record.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

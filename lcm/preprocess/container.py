@@ -150,6 +150,73 @@ def take_output_spaces(args: list[str]) -> tuple[list[str] | None, list[str]]:
     return spaces, rest
 
 
+# fMRIPrep options LCM sets itself for each subject's run (and the docker wrapper's image). The
+# wrapper's and fMRIPrep's argparse keep the last value given, and extra_args come after LCM's:
+# ``--participant-label 02`` made every subject's job preprocess sub-02, ``-w`` or ``-i`` ran in
+# another work folder or image than the one recorded. Each: (long spellings, the shortest
+# prefix argparse takes for them, the short flag, the setting to use instead).
+_RESERVED = (
+    (
+        ("--participant-label", "--participant_label"),
+        "--participant",
+        None,
+        "LCM runs fMRIPrep once per subject, with that subject's --participant-label: choose "
+        "subjects with ingest.select.<dataset>.participants (lcm run: --participant-label)",
+    ),
+    (("--task-id",), "--task", "-t", "set the task with datasets.<name>.task (--task-id)"),
+    (("--work-dir",), "--work", "-w", "set the work folder with fmriprep.work_dir (lcm run: -w)"),
+    (("--fs-license-file",), "--fs-license", None, "set the licence with fmriprep.fs_license"),
+    (("--image",), "--image", "-i", "set the image with fmriprep.image"),
+)
+# fMRIPrep options after which it writes no preprocessed BOLD (it exits 0 all the same): every
+# run was excluded as its outputs missing, no completed run was stamped, and each rerun
+# launched fMRIPrep again for hours.
+_NO_BOLD = ("--anat-only", "--boilerplate-only", "--boilerplate_only", "--reports-only")
+
+
+def check_reserved_args(extra_args: list[str], option: str) -> None:
+    """Refuse ``fmriprep.extra_args`` that override what LCM passes or write no BOLD.
+
+    Parameters
+    ----------
+    extra_args : list of str
+        ``fmriprep.extra_args``.
+    option : str
+        The setting to name (``<config>: fmriprep.extra_args``, ``--extra-args``).
+
+    Raises
+    ------
+    ConfigError
+        ``--participant-label``, ``--task-id``/``-t``, ``--work-dir``/``-w``,
+        ``--fs-license-file`` or the wrapper's ``--image``/``-i`` (in any spelling or prefix
+        argparse takes, ``--opt=V`` too); ``--anat-only``, ``--boilerplate-only``,
+        ``--reports-only``, or a ``--level`` other than ``full``.
+    """
+    for i, word in enumerate(extra_args):
+        name, _, inline = word.partition("=")
+        for spellings, prefix, short, fix in _RESERVED:
+            long_form = name.startswith(prefix) and any(s.startswith(name) for s in spellings)
+            # A short flag alone, or with its value attached (-w/scratch, -trest).
+            short_form = short is not None and not word.startswith("--") and word[:2] == short
+            if long_form or short_form:
+                raise ConfigError(
+                    f"{option}: {word!r} sets what LCM passes fMRIPrep itself "
+                    f"({spellings[0]}); the last value given wins, so each subject's run would "
+                    "use it instead and its record would not say so.",
+                    hint=f"Remove {word!r} from fmriprep.extra_args; {fix}.",
+                )
+        following = inline or (extra_args[i + 1] if i + 1 < len(extra_args) else "")
+        if name in _NO_BOLD or (name == "--level" and following != "full"):
+            shown = word if name != "--level" or inline else f"{word} {following}".strip()
+            raise ConfigError(
+                f"{option}: {shown!r} makes fMRIPrep write no preprocessed BOLD: "
+                "every run would be excluded as its outputs missing, and each rerun would "
+                "launch fMRIPrep again.",
+                hint=f"Remove {shown!r} from fmriprep.extra_args (LCM reads each run's "
+                "preprocessed BOLD in fmriprep.output_space).",
+            )
+
+
 def output_space_args(output_space: str, extra_args: list[str]) -> tuple[list[str], list[str]]:
     """One ``--output-spaces``: ``output_space`` first, then the user's other spaces.
 

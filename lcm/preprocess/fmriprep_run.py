@@ -12,9 +12,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lcm.bids.nifti_header import UnreadableHeader, read_bold_header
+from lcm.bids.runs import RunIds
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
 from lcm.io.atomic import write_json
-from lcm.io.bids_names import check_label
+from lcm.io.bids_names import check_label, subject_dir
 from lcm.io.container_image import check_apptainer_image, check_output_layout
 from lcm.io.output_space import check_volumetric_space
 from lcm.io.ownership import claim_scratch, remove_scratch
@@ -31,6 +33,7 @@ from lcm.preprocess.container import (
     FmriprepCall,
     apptainer_command,
     check_mount_paths,
+    check_reserved_args,
     check_wrapper_spaces,
     docker_command,
     docker_templateflow_note,
@@ -42,7 +45,7 @@ from lcm.preprocess.container import (
 from lcm.preprocess.derivatives import FMRIPREP_FAILED, check_subject_derivatives
 from lcm.preprocess.image_digest import resolve_image_digest
 from lcm.preprocess.subject_runs import ingest_run_trs, runs_from_manifest, subject_runs
-from lcm.reason_codes import with_fix
+from lcm.reason_codes import TOO_FEW_VOLUMES, with_fix
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +55,23 @@ RUNNERS = ("existing", "docker", "apptainer")
 # (with more memory per attempt). Any other non-zero exit is fMRIPrep failing on this
 # subject's data: recorded as the subject's exclusion, the cohort goes on.
 KILLED_EXIT_CODES = (137, 143)
-# Exit statuses of the container tool itself, not of fMRIPrep: docker run's own error (125: the
-# image could not be pulled, the daemon refused the run), a command it could not run (126) or
-# find (127); apptainer's and singularity's (255: an image that could not be pulled or built,
-# a bind source that does not exist). The job fails, as for a kill: the subject's data is not
+# Exit statuses of the container tool itself, or of fMRIPrep refusing its setup, not of a
+# subject's data: docker run's own error (125: the image could not be pulled, the daemon refused
+# the run), a command it could not run (126) or find (127); apptainer's and singularity's (255:
+# an image that could not be pulled or built, a bind source that does not exist). fMRIPrep
+# itself exits 126 when FreeSurfer refuses the licence and 127 when a tool is missing from its
+# image, before it reads any subject: under apptainer these were failure records, and every
+# subject of the cohort was excluded. The job fails, as for a kill: the subject's data is not
 # at fault, and a failure record would have excluded it (and with it, often, the cohort).
-TOOL_EXIT_CODES = {"docker": (125, 126, 127), "apptainer": (255,)}
+TOOL_EXIT_CODES = {"docker": (125, 126, 127), "apptainer": (126, 127, 255)}
 # What fmriprep-docker prints before it starts fMRIPrep's container: without it in the output,
 # a non-zero exit is the wrapper's own pre-flight failure (docker missing or not reachable, the
 # image not pulled), never fMRIPrep's.
 WRAPPER_LAUNCHED = b"RUNNING: "
 DOCKER_PROBE_TIMEOUT_S = 120
+# fMRIPrep builds no workflow for a BOLD series of this many volumes or fewer (one fewer with
+# --sloppy): "Too short BOLD series (<= 5 timepoints). Skipping processing", and it exits 0.
+FMRIPREP_SKIPS_VOLUMES = 5
 
 
 @dataclass
@@ -140,10 +149,12 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         a mounted host path the container's mount option cannot hold (``:``, or ``,`` for
         apptainer).
     InputDataError
-        Missing licence/image file.
+        Missing, empty or unreadable licence file; missing image file.
     ExternalToolError
         The container tool is not installed or failed itself (docker's daemon not reachable,
-        fmriprep-docker stopping before fMRIPrep starts, :data:`TOOL_EXIT_CODES`), or fMRIPrep
+        fmriprep-docker stopping before fMRIPrep starts, :data:`TOOL_EXIT_CODES`), fMRIPrep
+        refused its setup before reading the subject (126: the licence; 127: a tool missing
+        from its image), or fMRIPrep
         was killed (a signal, exit status 137 or 143: out of memory or time), so that the job
         is retried; no record is written.
     """
@@ -152,12 +163,19 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
     # Runs ingest excluded (a validator error in the subject's folder, known only once ingest
     # ran, after the workflow planned the subject's jobs): recorded as excluded, not run.
     at_ingest: dict[str, tuple[str, str]] = {}
+    raw_paths: dict[str, str] = {}
     if req.manifest is not None:
         listed = runs_from_manifest(req.manifest, subject, task=req.task)
-        runs, at_ingest, trs = listed.runs, listed.excluded, listed.t_r
+        runs, at_ingest, trs, raw_paths = listed.runs, listed.excluded, listed.t_r, listed.paths
     else:
         runs = subject_runs(req.bids, subject, task=req.task, space=req.output_space)
         trs = ingest_run_trs(req.bids, subject, task=req.task, space=req.output_space)
+    # Runs fMRIPrep skips for their length: not expected from it, so that the subject's other
+    # runs, once complete, are stamped (and its work folder removed) as for any complete run.
+    too_short: dict[str, tuple[str, str]] = {}
+    if req.runner != "existing":
+        too_short = _too_short_for_fmriprep(req, runs, raw_paths)
+        runs = [ids for ids in runs if ids.run_key not in too_short]
     command: list[str] | None = None
     container_env: dict[str, str] | None = None
     failure: dict | None = None
@@ -165,7 +183,8 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
     work: dict | None = None
     launched = False
     derivs, excluded = None, None
-    # Nothing for a container to do when ingest excluded every run of the subject.
+    # Nothing for a container to do when ingest excluded every run of the subject (or fMRIPrep
+    # would skip each).
     container = req.runner != "existing" and bool(runs)
     if container:
         call = _prepare_call(req, subject)
@@ -216,12 +235,14 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         derivs, excluded = check_subject_derivatives(req.derivatives, runs, req.output_space, trs)
     for run_key, (_, reason) in excluded.items():
         log.warning("%s %s excluded: %s", req.dataset, run_key, reason)
+    for run_key, (_, reason) in too_short.items():
+        log.warning("%s %s excluded: %s", req.dataset, run_key, reason)
     for run_key, (_, reason) in at_ingest.items():
         log.warning("%s %s excluded at ingest: %s", req.dataset, run_key, reason)
     if not runs:
         log.warning(
-            "sub-%s: every run was excluded at ingest (see the manifest): fMRIPrep is not run "
-            "and its record lists the reasons; the cohort goes on",
+            "sub-%s: every run was excluded at ingest (see the manifest) or is too short for "
+            "fMRIPrep: fMRIPrep is not run and its record lists the reasons; the cohort goes on",
             subject,
         )
     if container:
@@ -244,7 +265,7 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         "runs": [d.to_record() for d in derivs],
         "excluded": [
             {"run_key": k, "reason_code": code, "reason": reason}
-            for k, (code, reason) in excluded.items()
+            for k, (code, reason) in sorted({**excluded, **too_short}.items())
         ]
         + [
             {"run_key": k, "reason_code": code, "reason": f"excluded at ingest: {reason}"}
@@ -262,6 +283,56 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         f" ({len(excluded)} excluded)" if excluded else "",
     )
     return record
+
+
+def _too_short_for_fmriprep(
+    req: FmriprepRequest, runs: list[RunIds], raw_paths: dict[str, str]
+) -> dict[str, tuple[str, str]]:
+    """The runs whose raw BOLD fMRIPrep skips for its length, with the reason of each.
+
+    fMRIPrep builds no workflow for a series of :data:`FMRIPREP_SKIPS_VOLUMES` volumes or
+    fewer (one fewer with ``--sloppy``): it warns "Too short BOLD series" and exits 0. Such a
+    run (an aborted acquisition, kept by the scanner export) was excluded as its outputs
+    missing, with a fix that said to run fMRIPrep again; the subject was never stamped as
+    complete, and each rerun of its job launched fMRIPrep again, for hours, to skip it again.
+    The raw BOLD is the manifest's (``raw_paths``), else ``<run_key>_bold.nii[.gz]`` in the
+    run's ``func`` folder; a header that cannot be read is left to fMRIPrep.
+    """
+    limit = FMRIPREP_SKIPS_VOLUMES - ("--sloppy" in req.extra_args)
+    found: dict[str, tuple[str, str]] = {}
+    for ids in runs:
+        path = raw_paths.get(ids.run_key) or _raw_bold(req.bids, ids)
+        if path is None:
+            continue
+        try:
+            header = read_bold_header(path)
+        except UnreadableHeader:
+            continue
+        # As fMRIPrep counts: a 3D image is one volume.
+        n_volumes = header.shape[3] if header.ndim >= 4 and len(header.shape) > 3 else 1
+        if n_volumes <= limit:
+            found[ids.run_key] = (
+                TOO_FEW_VOLUMES,
+                with_fix(
+                    f"{path} has {n_volumes} volume(s): fMRIPrep skips a BOLD series of {limit} "
+                    "or fewer ('Too short BOLD series') and writes no output for it, so it is "
+                    "not run for it",
+                    "nothing to rerun: a run this short gives no connectome, and the "
+                    "subject's other runs go on; replace it with the complete acquisition if "
+                    "there is one",
+                ),
+            )
+    return found
+
+
+def _raw_bold(bids: Path, ids: RunIds) -> str | None:
+    """``<run_key>_bold.nii.gz`` (or ``.nii``) in the run's raw ``func`` folder, if there."""
+    func = Path(bids) / subject_dir(ids.entities) / "func"
+    for extension in (".nii.gz", ".nii"):
+        candidate = func / f"{ids.run_key}_bold{extension}"
+        if candidate.is_file():
+            return str(candidate)
+    return None
 
 
 def write_settings(req: FmriprepRequest, out: str | Path) -> dict:
@@ -322,7 +393,7 @@ def write_settings(req: FmriprepRequest, out: str | Path) -> dict:
 
 
 def _check_request(req: FmriprepRequest) -> None:
-    """The checks of a request that need no subject: runner and output space."""
+    """The checks of a request that need no subject: runner, output space, extra args."""
     if req.runner not in RUNNERS:
         raise ConfigError(
             f"--runner: expected one of {list(RUNNERS)}, received {req.runner!r}.",
@@ -330,6 +401,9 @@ def _check_request(req: FmriprepRequest) -> None:
         )
     # Before fMRIPrep runs for hours: no run could be recorded in a surface space.
     check_volumetric_space(req.output_space, "--output-space")
+    if req.runner != "existing":
+        # Before any subject is queued (the settings stamp) and before each launch.
+        check_reserved_args(req.extra_args, "--extra-args")
 
 
 def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
@@ -352,6 +426,25 @@ def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
         raise InputDataError(
             f"FreeSurfer licence file not found: {license_path}",
             hint="Set fmriprep.fs_license to an existing license.txt.",
+        )
+    # fMRIPrep exits 126 on a licence FreeSurfer cannot use, after the container started;
+    # an empty or unreadable file is told here, naming it, before anything is launched.
+    try:
+        with open(license_path, "rb") as fh:
+            content = fh.read(1 << 16)
+    except OSError as exc:
+        raise InputDataError(
+            f"FreeSurfer licence file {license_path} cannot be read ({exc.strerror}).",
+            hint="Make it readable by the user the jobs run as (chmod a+r), or set "
+            "fmriprep.fs_license to a readable copy.",
+        ) from exc
+    if not content.strip():
+        raise InputDataError(
+            f"FreeSurfer licence file {license_path} is empty: FreeSurfer, and with it "
+            "fMRIPrep, refuses it.",
+            hint="Copy in the license.txt FreeSurfer's registration sent (free from "
+            "https://surfer.nmr.mgh.harvard.edu/registration.html), or set fmriprep.fs_license "
+            "to it.",
         )
     bids = Path(os.path.abspath(req.bids))
     work = Path(os.path.abspath(req.work_dir))
@@ -617,7 +710,8 @@ def _failure(
 
 
 def _raise_for_tool(code: int, call: FmriprepCall, runner: str, output: bytes, where: str) -> None:
-    """Raise :class:`ExternalToolError` when the container tool failed, not fMRIPrep."""
+    """Raise :class:`ExternalToolError` when the container tool or fMRIPrep's setup (its
+    licence and dependency checks) failed, not fMRIPrep on the subject's data."""
     tool = "docker" if runner == "docker" else "apptainer"
     said = output.decode(errors="replace").strip().splitlines()
     last = f": {said[-1].strip()}" if said else ""
@@ -633,17 +727,25 @@ def _raise_for_tool(code: int, call: FmriprepCall, runner: str, output: bytes, w
         why = {
             125: "docker's own error: the image could not be pulled (a node without internet?) "
             "or the daemon refused the run",
-            126: "docker could not run the container's command",
-            127: "docker could not find the container's command",
+            126: f"{tool} could not run the container's command, or fMRIPrep found the "
+            f"FreeSurfer licence {call.fs_license} invalid (its licence check exits 126)",
+            127: f"{tool} could not find the container's command, or fMRIPrep found a tool "
+            "missing from its image (its dependency check exits 127)",
             255: "apptainer's (or singularity's) own error: the image could not be pulled or "
             "built, or a bind source does not exist",
         }[code]
+        licence = (
+            f"Check that {call.fs_license} is the license.txt FreeSurfer's registration sent "
+            "(https://surfer.nmr.mgh.harvard.edu/registration.html), whole and readable; "
+            if code == 126
+            else ""
+        )
         raise ExternalToolError(
-            f"The container tool failed for sub-{call.subject}, not fMRIPrep (exit status "
-            f"{code}, {why}){last}.",
-            hint=f"See {where}. Fix the container tool or the image {call.image} (pull or "
-            "build it where the jobs run); Snakemake retries the job, and no subject was "
-            "excluded.",
+            f"The container tool or fMRIPrep's setup failed for sub-{call.subject}, not "
+            f"fMRIPrep on its data (exit status {code}, {why}){last}.",
+            hint=f"See {where}. {licence}Fix the container tool or the image {call.image} "
+            "(pull or build it where the jobs run); Snakemake retries the job, and no subject "
+            "was excluded.",
         )
 
 

@@ -101,6 +101,9 @@ class ManifestRuns:
     # The TR ingest resolved for each included run (from the raw run's sidecars, by BIDS
     # inheritance, for a raw dataset): used where the preprocessed sidecar gives none.
     t_r: dict[str, FallbackTR] = field(default_factory=dict)
+    # The raw BOLD of each included run of a raw dataset (a multi-echo run's first echo), whose
+    # header says how many volumes fMRIPrep will find.
+    paths: dict[str, str] = field(default_factory=dict)
 
 
 def ingest_run_trs(
@@ -225,6 +228,11 @@ def runs_from_manifest(manifest: str | Path, subject: str, task: str = "rest") -
     keys = sorted(set(rows.loc[rows["included"], "run_key"].astype(str)))
     excluded: dict[str, tuple[str, str]] = {}
     t_r: dict[str, FallbackTR] = {}
+    paths = {
+        without_echo(str(row.run_key)): str(row.path)
+        for row in rows[rows["included"]].itertuples(index=False)
+        if entry_type(str(row.entry)).raw
+    }
     for row in rows[rows["included"] & rows["t_r"].notna()].itertuples(index=False):
         key = without_echo(str(row.run_key))
         if entry_type(str(row.entry)).raw:
@@ -242,4 +250,4 @@ def runs_from_manifest(manifest: str | Path, subject: str, task: str = "rest") -
             hint="Read the manifest's reason column for its runs, or rerun 'lcm ingest' if "
             "the subject's files were added since.",
         )
-    return ManifestRuns([run_ids_from_key(key) for key in keys], excluded, t_r)
+    return ManifestRuns([run_ids_from_key(key) for key in keys], excluded, t_r, paths)

@@ -145,6 +145,12 @@ out = Path(out)
 (out / "dataset_description.json").write_text('{"Name": "fMRIPrep", "DatasetType": "derivative"}')
 for raw in sorted(Path(bids).glob(f"sub-{subject}/**/func/*_bold.nii.gz")):
     key = raw.name[: -len("_bold.nii.gz")]
+    # fMRIPrep skips a series of 5 volumes or fewer ("Too short BOLD series"), exit 0
+    import nibabel
+    shape = nibabel.load(raw).shape
+    if (shape[3] if len(shape) > 3 else 1) <= 5 - ("--sloppy" in argv):
+        sys.stderr.write(f"Too short BOLD series (<= 5 timepoints). Skipping <{raw}>.\n")
+        continue
     func = out / raw.parent.relative_to(bids)
     func.mkdir(parents=True, exist_ok=True)
     stem = f"{key}_space-{space}_res-2"

@@ -186,3 +186,48 @@ def test_a_launch_killed_midway_leaves_no_stamp_to_vouch_for_its_outputs(
     with pytest.raises(SystemExit):
         run_fmriprep(req, out)
     assert not stamp_path(out).exists()
+
+
+def test_a_run_fmriprep_skips_for_its_length_does_not_relaunch_the_subject(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fMRIPrep skips a BOLD of 5 volumes or fewer (an aborted scan) and exits 0: the run was
+    excluded as outputs missing ("run fMRIPrep again"), the subject never stamped complete,
+    and every rerun of its job launched fMRIPrep again for hours to skip it again."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
+    make_raw_bids(tmp_path / "short", subjects=("01",), runs=("2",), n_vol=3)
+    aborted = "sub-01/func/sub-01_task-rest_run-2_bold.nii.gz"
+    os.replace(tmp_path / "short" / aborted, tmp_path / "raw" / aborted)
+    lic = expect_standin(monkeypatch, tmp_path)
+    req = fmriprep_request(tmp_path, "docker", fs_license=lic)
+    out = tmp_path / "rec.json"
+    first = run_fmriprep(req, out)
+    assert [r["run"] for r in first["runs"]] == ["1"]
+    (short,) = first["excluded"]
+    assert short["run_key"] == "sub-01_task-rest_run-2"
+    assert short["reason_code"] == "too_few_volumes"
+    assert f"{tmp_path / 'raw' / aborted} has 3 volume(s): fMRIPrep skips" in short["reason"]
+    # The subject's run is complete: stamped, its work folder gone, not launched again.
+    assert stamp_path(out).is_file() and first["work_folder"]["removed"] is True
+    again = run_fmriprep(req, out)
+    assert launches(standins) == 1 and again["fmriprep_launched"] is False
+    assert again["excluded"] == first["excluded"]
+
+
+def test_a_subject_whose_every_run_fmriprep_would_skip_launches_nothing(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only aborted scans: nothing for fMRIPrep to write, so no container is started."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1", "2"), n_vol=5)
+    lic = expect_standin(monkeypatch, tmp_path)
+    rec = run_fmriprep(fmriprep_request(tmp_path, "docker", fs_license=lic), tmp_path / "rec.json")
+    assert rec["runs"] == [] and rec["fmriprep_launched"] is False and launches(standins) == 0
+    assert {e["reason_code"] for e in rec["excluded"]} == {"too_few_volumes"}
+    # With --sloppy fMRIPrep keeps a 5-volume series: it is launched.
+    sloppy = fmriprep_request(tmp_path, "docker", fs_license=lic, extra_args=["--sloppy"])
+    monkeypatch.setenv(
+        "STANDIN_EXPECT",
+        json.dumps({**json.loads(os.environ["STANDIN_EXPECT"]), "extra": ["--sloppy"]}),
+    )
+    rec = run_fmriprep(sloppy, tmp_path / "rec.json")
+    assert launches(standins) == 1 and len(rec["runs"]) == 2

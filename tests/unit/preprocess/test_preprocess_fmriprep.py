@@ -338,7 +338,7 @@ def test_fmriprep_killed_fails_the_job_for_a_retry(
 @pytest.mark.parametrize(
     ("standin", "match"),
     [
-        ({"exit": 125}, r"container tool failed for sub-01, not fMRIPrep \(exit status 125"),
+        ({"exit": 125}, r"fMRIPrep's setup failed for sub-01, not .* \(exit status 125"),
         ({"daemon_down": "all"}, "docker cannot reach its daemon"),
         ({"daemon_down": "wrapper"}, "fmriprep-docker stopped before fMRIPrep started"),
     ],
@@ -383,9 +383,65 @@ def test_apptainer_failing_itself_fails_the_job(
     sif.write_bytes(b"SIF")
     lic = expect_standin(monkeypatch, tmp_path, image=str(sif), exit=255)
     req = fmriprep_request(tmp_path, "apptainer", image=str(sif), fs_license=lic)
-    with pytest.raises(ExternalToolError, match=r"not fMRIPrep \(exit status 255"):
+    with pytest.raises(ExternalToolError, match=r"not fMRIPrep on its data \(exit status 255"):
         run_fmriprep(req, tmp_path / "rec.json")
     assert not (tmp_path / "rec.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("runner", "code"), [("apptainer", 126), ("apptainer", 127), ("docker", 126)]
+)
+def test_fmriprep_refusing_its_setup_fails_the_job_and_excludes_no_subject(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch, runner: str, code: int
+) -> None:
+    """fMRIPrep exits 126 when FreeSurfer refuses the licence (127: a tool missing from its
+    image), before reading any subject: under apptainer that was a failure record, and every
+    subject of the cohort was excluded by one bad licence; docker's message blamed docker."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    sif = tmp_path / "fmriprep.sif"
+    sif.write_bytes(b"SIF")
+    image = str(sif) if runner == "apptainer" else IMAGE
+    lic = expect_standin(monkeypatch, tmp_path, image=image, exit=code)
+    req = fmriprep_request(tmp_path, runner, image=image, fs_license=lic)
+    with pytest.raises(
+        ExternalToolError, match=rf"not fMRIPrep on its data \(exit status {code}"
+    ) as raised:
+        run_fmriprep(req, tmp_path / "rec.json")
+    assert not (tmp_path / "rec.json").exists()
+    said = str(raised.value) + (raised.value.hint or "")
+    if code == 126:
+        assert re.search(r"FreeSurfer licence \S+ invalid", said)
+        assert f"Check that {lic.resolve()} is the license.txt" in said
+    else:
+        assert "a tool missing from its image" in said
+
+
+def test_an_empty_or_unreadable_licence_is_refused_before_the_launch(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FreeSurfer refuses an empty licence and fMRIPrep exits 126 once its container started
+    (every subject's job, at the cost of a container start each); LCM reads it first."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    lic = expect_standin(monkeypatch, tmp_path)
+    lic.write_text("\n")
+    req = fmriprep_request(tmp_path, "docker", fs_license=lic)
+    with pytest.raises(InputDataError, match=f"licence file {re.escape(str(lic))} is empty"):
+        run_fmriprep(req, tmp_path / "rec.json")
+    assert read_calls(standins) == [] and not (tmp_path / "rec.json").exists()
+    real_open = open
+
+    def denied(path, *args, **kwargs):  # what a licence of mode 600 owned by another user gives
+        if str(path) == str(lic):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    lic.write_text("user@example.org\n12345\n *abcdef\n")
+    monkeypatch.setattr("builtins.open", denied)
+    with pytest.raises(InputDataError, match=r"cannot be read \(Permission denied\)") as raised:
+        run_fmriprep(req, tmp_path / "rec.json")
+    assert "chmod a+r" in (raised.value.hint or "")
+    monkeypatch.setattr("builtins.open", real_open)
+    assert read_calls(standins) == [] and not (tmp_path / "rec.json").exists()
 
 
 def test_a_surface_output_space_is_refused_before_fmriprep_runs(

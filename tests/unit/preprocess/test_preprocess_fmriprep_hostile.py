@@ -16,7 +16,7 @@ from helpers.connectome import SPACE, make_raw_bids
 from helpers.fmriprep import IMAGE, fmriprep_request, read_calls
 
 from lcm.exceptions import ConfigError
-from lcm.preprocess.container import FmriprepCall, apptainer_command
+from lcm.preprocess.container import FmriprepCall, apptainer_command, check_reserved_args
 from lcm.preprocess.fmriprep_run import run_fmriprep
 
 pytestmark = pytest.mark.hostile
@@ -204,3 +204,65 @@ def test_fmriprep_cli_unmountable_path_has_no_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert "contains ','" in proc.stderr and "symlink" in proc.stderr
     assert not (tmp_path / "rec.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (["--participant-label", "02"], "'--participant-label' sets what LCM passes"),
+        (["--participant_label=02"], "'--participant_label=02' sets what LCM passes"),
+        (["--task", "nback"], r"'--task' sets .*\(--task-id\)"),
+        (["-t", "nback"], r"'-t' sets .*\(--task-id\)"),
+        (["-w/scratch/other"], r"'-w/scratch/other' sets .*\(--work-dir\)"),
+        (["--work-dir=/scratch"], r"'--work-dir=/scratch' sets .*\(--work-dir\)"),
+        (["--fs-license-file", "/x.txt"], r"'--fs-license-file' sets .*\(--fs-license-file\)"),
+        (["-i", "nipreps/fmriprep:23.2.0"], r"'-i' sets .*\(--image\)"),
+        (["--anat-only"], "'--anat-only' makes fMRIPrep write no preprocessed BOLD"),
+        (["--level", "minimal"], "'--level minimal' makes fMRIPrep write no preprocessed BOLD"),
+        (["--reports-only"], "'--reports-only' makes fMRIPrep write no"),
+    ],
+)
+def test_extra_args_that_override_the_subjects_run_are_refused_before_the_launch(
+    tmp_path: Path, standins: Path, monkeypatch: pytest.MonkeyPatch, extra: list, said: str
+) -> None:
+    """fMRIPrep and its wrapper keep the last value given, and extra_args came after LCM's:
+    `--participant-label 02` made every subject's job preprocess sub-02 (recorded as its own)."""
+    make_raw_bids(tmp_path / "raw", subjects=("01", "02"))
+    lic = _license(tmp_path)
+    _expect(monkeypatch, tmp_path, lic)
+    req = fmriprep_request(tmp_path, "docker", fs_license=lic, extra_args=extra)
+    with pytest.raises(ConfigError, match=f"^--extra-args: {said}") as info:
+        run_fmriprep(req, tmp_path / "rec.json")
+    assert "fmriprep.extra_args" in (info.value.hint or "")
+    assert read_calls(standins) == [] and not (tmp_path / "rec.json").exists()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--level", "full"],
+        ["--level=full"],
+        ["--fs-no-reconall", "--cifti-output", "91k", "--output-spaces", "T1w"],
+        ["--tasks-are-mine"],
+        ["--bids-filter-file", "-"],
+    ],
+)
+def test_extra_args_that_leave_the_subjects_run_alone_pass(extra: list) -> None:
+    """Options that only look like the reserved ones are fMRIPrep's to judge."""
+    check_reserved_args(extra, "--extra-args")
+
+
+def test_the_settings_job_refuses_such_extra_args_before_any_subject(tmp_path: Path) -> None:
+    """The dataset's settings stamp (`lcm fmriprep --settings-only`) runs before every
+    subject's job: the override is refused once there, not in each queued job."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    argv = ["fmriprep", "--dataset", "tiny", "--bids", str(tmp_path / "raw"), "--runner"]
+    argv += ["apptainer", "--image", "docker://nipreps/fmriprep:25.2.7", "--output-space", SPACE]
+    argv += ["--derivatives", str(tmp_path / "deriv"), "--settings-only"]
+    argv += ["--extra-args", '["--participant_label", "02"]', "--out", str(tmp_path / "s.json")]
+    done = subprocess.run(
+        [sys.executable, "-m", "lcm", *argv], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == ConfigError.exit_code and not (tmp_path / "s.json").exists()
+    assert "--extra-args: '--participant_label' sets what LCM passes" in done.stderr
+    assert "Traceback" not in done.stderr

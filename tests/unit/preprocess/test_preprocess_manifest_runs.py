@@ -146,3 +146,28 @@ def test_the_settings_stamp_refuses_an_apptainer_image_that_is_no_file_nor_uri(
     sif.write_bytes(b"sif")
     assert main([*common, "--image", str(sif)]) == 0
     assert json.loads(out.read_text())["image"] == str(sif)
+
+
+def test_a_multi_echo_run_too_short_for_fmriprep_is_read_from_the_manifests_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, standins: Path
+) -> None:
+    """The run key has no echo- (fMRIPrep's combined series), its raw files do: the length
+    fMRIPrep checks is its first echo's, the file the manifest names for it."""
+    from helpers.fmriprep import expect_standin
+
+    make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
+    make_raw_bids(tmp_path / "short", subjects=("01",), runs=("2",), n_vol=4)
+    short = tmp_path / "short" / "sub-01" / "func" / "sub-01_task-rest_run-2_bold.nii.gz"
+    func = tmp_path / "raw" / "sub-01" / "func"
+    for echo, te in (("1", 0.015), ("2", 0.035)):
+        (func / f"sub-01_task-rest_run-2_echo-{echo}_bold.nii.gz").write_bytes(short.read_bytes())
+        write_json(func / f"sub-01_task-rest_run-2_echo-{echo}_bold.json", {"EchoTime": te})
+    manifest = _manifest(tmp_path)
+    lic = expect_standin(monkeypatch, tmp_path)
+    req = fmriprep_request(tmp_path, "docker", fs_license=lic, manifest=manifest)
+    rec = run_fmriprep(req, tmp_path / "rec.json")
+    assert [r["run_key"] for r in rec["runs"]] == ["sub-01_task-rest_run-1"]
+    (excluded,) = rec["excluded"]
+    assert excluded["run_key"] == "sub-01_task-rest_run-2"
+    assert excluded["reason_code"] == "too_few_volumes"
+    assert "sub-01_task-rest_run-2_echo-1_bold.nii.gz has 4 volume(s)" in excluded["reason"]
