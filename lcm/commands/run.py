@@ -38,6 +38,7 @@ from lcm.io.lock import LOCK_NAME, exclusive_lock
 from lcm.io.ownership import MARKER_NAME, RESULTS_OWNER, claim_results
 from lcm.io.paths import RESULTS_ENTRIES, ingest_manifest
 from lcm.model.config import check_model_settings
+from lcm.schema_errors import excerpt
 from lcm.store.coding import generated_columns
 from lcm.store.phenotype import is_missing, read_sidecar, read_table
 
@@ -373,6 +374,7 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     source = f"lcm run --config-file {args.config_file}" if args.config_file else "lcm run"
     if args.config_file:
         config = read_yaml_mapping(Path(cwd, args.config_file), "--config-file")
+        _section(config, ["datasets"], source)  # walked by the path fixes below
     config = _synth_paths(copy.deepcopy(config), cwd, out)
     config = _absolute_paths(config, cwd)
     bids = _folder(cwd / args.bids_dir, "BIDS_DIR")
@@ -382,22 +384,21 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
         log.info("dataset %r (from folder %r; --dataset-name sets another)", name, bids.name)
     # The config file's entry for this dataset (its task, repetition time, phenotype, site
     # column ...) is kept; BIDS_DIR and the options given here set the rest.
-    dataset = _dataset_entry(config, name, bids, args)
-    fmriprep = config.setdefault("fmriprep", {})
+    dataset = _dataset_entry(config, name, bids, args, source)
+    fmriprep = _section(config, ["fmriprep"], source)
     if args.derivatives:
         derivatives = _folder(cwd / args.derivatives, "--derivatives")
         _check_derivatives(derivatives, bids)
         dataset["derivatives"] = str(derivatives)
         fmriprep["runner"] = "existing"
-    config.setdefault("datasets", {})[name] = dataset
+    _section(config, ["datasets"], source)[name] = dataset
     _check_output_place(bids, Path(dataset["derivatives"]) if args.derivatives else None, out)
     config["results_dir"] = str(out)
     if args.participant_label:
         labels = [label.removeprefix("sub-") for label in args.participant_label]
         _check_participant_labels(bids, labels)
-        ingest = config.setdefault("ingest", {})
-        select = ingest.setdefault("select", {})
-        chosen = select.setdefault(name, {}).setdefault("participants", {})
+        ingest = _section(config, ["ingest"], source)
+        chosen = _section(config, ["ingest", "select", name, "participants"], source)
         # The config file's exclude list still applies.
         included = _with_earlier_participants(labels, out, name, chosen.get("exclude") or [])
         if "include" in chosen or set(included) < _subject_labels(bids):
@@ -410,7 +411,7 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     if args.work_dir:  # fMRIPrep's -w
         fmriprep["work_dir"] = str(Path(cwd, args.work_dir))
     if args.skip_bids_validation:  # fMRIPrep's flag of the same name
-        config.setdefault("ingest", {})["validate"] = False
+        _section(config, ["ingest"], source)["validate"] = False
     packaged = workflow_files() / "config"
     config.setdefault("variables", str(packaged / "variables.yaml"))
     config = validate_base(config, source=source)  # the shape, before a file is written
@@ -435,6 +436,34 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
         config["variables"], name, dataset["phenotype"], out, tasks
     )
     return validate_config(config, source=source)
+
+
+def _section(config: dict[str, Any], keys: list[str], source: str) -> dict[str, Any]:
+    """The mapping at ``config[k0][k1]...``, each missing level made empty.
+
+    ``lcm run`` adds to these sections of the user's config file: one that is not a mapping
+    (``ingest: 3``, ``datasets:`` with nothing under it) stopped it with an AttributeError
+    traceback, and a ``datasets.<name>`` that was none was silently replaced.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key and what it holds, when a level is present but not a mapping.
+    """
+    node = config
+    for depth, key in enumerate(keys):
+        if key not in node:
+            node[key] = {}
+        elif not isinstance(node[key], dict):
+            dotted = ".".join(keys[: depth + 1])
+            raise ConfigError(
+                f"{source}: invalid value at key {dotted!r}: expected a mapping (received "
+                f"{excerpt(node[key])}); nothing was written.",
+                hint=f"Put keys under {dotted} (config/README.md lists them), or remove it "
+                "from the config file.",
+            )
+        node = node[key]
+    return node
 
 
 def _check_container_files(config: dict[str, Any], cwd: Path, source: str) -> None:
@@ -462,7 +491,7 @@ def _check_container_files(config: dict[str, Any], cwd: Path, source: str) -> No
 
 
 def _dataset_entry(
-    config: dict[str, Any], name: str, bids: Path, args: argparse.Namespace
+    config: dict[str, Any], name: str, bids: Path, args: argparse.Namespace, source: str
 ) -> dict[str, Any]:
     """The config's ``datasets.<name>`` for BIDS_DIR: the config file's entry, if any, with
     ``entry: bids`` and ``path`` set, and ``--task`` / ``--role`` where given.
@@ -472,8 +501,7 @@ def _dataset_entry(
     ConfigError
         When the config file's entry reads another folder, or no phenotype table exists.
     """
-    given = (config.get("datasets") or {}).get(name)
-    dataset: dict[str, Any] = dict(given) if isinstance(given, dict) else {}
+    dataset = dict(_section(config, ["datasets", name], source))
     if dataset.get("path") and Path(dataset["path"]).resolve() != bids:
         raise ConfigError(
             f"--config-file: datasets.{name}.path is {dataset['path']}, but BIDS_DIR is {bids}.",

@@ -1007,3 +1007,36 @@ def test_a_record_to_force_is_read_from_the_callers_folder(
     args = parse("bids", "out", "participant", "--", *extra)
     cmd = run_cmd.snakemake_command(args, tmp_path / "out" / "config.yaml", tmp_path / "out")
     assert cmd[-5:] == ["--forcerun", str(record), "ingest", "-R", "fmriprep"]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "received"),
+    [
+        ("ingest: 3\n", "ingest", "3"),
+        ("ingest: {select: [study]}\n", "ingest.select", "['study']"),
+        (
+            "ingest: {select: {study: {participants: x}}}\n",
+            "ingest.select.study.participants",
+            "'x'",
+        ),
+        ("fmriprep: 3\n", "fmriprep", "3"),
+        ("datasets:\n", "datasets", "None"),
+        ("datasets: {study: 3}\n", "datasets.study", "3"),
+    ],
+)
+def test_a_config_file_section_that_is_no_mapping_is_refused_naming_its_key(
+    tmp_path: Path, text: str, key: str, received: str
+) -> None:
+    """`ingest: 3` or `datasets:` with nothing under it stopped lcm run with an AttributeError
+    traceback, and `datasets.study: 3` was silently replaced by BIDS_DIR's entry."""
+    _study(tmp_path)
+    (tmp_path / "bad.yaml").write_text(text)
+    argv = ("study", "out", "participant", *DERIVATIVES, "--config-file", "bad.yaml")
+    with pytest.raises(ConfigError) as info:
+        run_cmd.build_config(parse(*argv, "--participant-label", "01"), tmp_path, tmp_path / "out")
+    assert info.value.message.startswith(
+        f"lcm run --config-file bad.yaml: invalid value at key {key!r}: expected a mapping "
+        f"(received {received})"
+    ), info.value.message
+    assert f"under {key}" in (info.value.hint or "")
+    assert not (tmp_path / "out").exists()
