@@ -420,10 +420,10 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     check_connectome_config(config, source)
     check_model_settings(config["model"], source)
     if args.participant_label:
-        task = config["datasets"][name]["task"]
-        _check_labels_have_runs(
-            bids, [x.removeprefix("sub-") for x in args.participant_label], task
-        )
+        labels = [x.removeprefix("sub-") for x in args.participant_label]
+        chosen = config["ingest"].get("select", {}).get(name, {}).get("participants", {})
+        _check_labels_not_excluded(labels, chosen.get("exclude", []), name, source)
+        _check_labels_have_runs(bids, labels, config["datasets"][name]["task"])
     voxel = sorted(n for n, ds in config["datasets"].items() if entry_type(ds["entry"]).voxel)
     from lcm.atlas.load import check_atlas_files, check_atlas_space
 
@@ -675,6 +675,31 @@ def _check_participant_labels(bids: Path, labels: list[str]) -> None:
             f"(it has {len(present)}: {shown}).",
             hint="Pass labels of sub-<label> folders of BIDS_DIR, with or without 'sub-'.",
         )
+
+
+def _check_labels_not_excluded(
+    labels: list[str], exclude: list[str], name: str, source: str
+) -> None:
+    """Refuse ``--participant-label`` values all of which the config file excludes; warn of
+    those it excludes.
+
+    ``ingest.select.<name>.participants.exclude`` wins over the labels: a call for excluded
+    participants alone ran ingest over the whole dataset, then stopped with "no included run"
+    about every subject of it.
+    """
+    excluded = {str(x).removeprefix("sub-") for x in exclude}
+    chosen = list(dict.fromkeys(labels))
+    hit = [label for label in chosen if label in excluded]
+    if not hit:
+        return
+    said = (
+        f"--participant-label {' '.join(hit)}: excluded by ingest.select.{name}.participants."
+        f"exclude of {source}"
+    )
+    fix = f"Remove them from ingest.select.{name}.participants.exclude to process them."
+    if len(hit) == len(chosen):
+        raise ConfigError(f"{said}; nothing to process.", hint=fix)
+    log.warning("%s; they are not processed. %s", said, fix)
 
 
 def _check_labels_have_runs(bids: Path, labels: list[str], task: str) -> None:

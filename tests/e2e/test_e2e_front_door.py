@@ -1040,3 +1040,30 @@ def test_a_config_file_section_that_is_no_mapping_is_refused_naming_its_key(
     ), info.value.message
     assert f"under {key}" in (info.value.hint or "")
     assert not (tmp_path / "out").exists()
+
+
+def test_participant_labels_the_config_file_excludes_are_said_before_ingest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`--participant-label 02` with 02 in the config file's exclude list ran ingest over the
+    whole dataset and stopped on "no included run", about every subject of it."""
+    _study(tmp_path)
+    (tmp_path / "ex.yaml").write_text(
+        yaml.safe_dump({"ingest": {"select": {"study": {"participants": {"exclude": ["sub-02"]}}}}})
+    )
+    argv = ("study", "out", "participant", *DERIVATIVES, "--config-file", "ex.yaml")
+    with pytest.raises(ConfigError) as info:
+        run_cmd.build_config(parse(*argv, "--participant-label", "02"), tmp_path, tmp_path / "out")
+    assert info.value.message == (
+        "--participant-label 02: excluded by ingest.select.study.participants.exclude of "
+        "lcm run --config-file ex.yaml; nothing to process."
+    )
+    assert "Remove them from ingest.select.study.participants.exclude" in (info.value.hint or "")
+    assert not (tmp_path / "out").exists()
+    # With a label it does not exclude, the excluded one is said and the run goes on.
+    with caplog.at_level("WARNING"):
+        config = run_cmd.build_config(
+            parse(*argv, "--participant-label", "01", "02"), tmp_path, tmp_path / "out"
+        )
+    assert "--participant-label 02: excluded by" in caplog.text
+    assert config["ingest"]["select"]["study"]["participants"]["include"] == ["01", "02"]
