@@ -853,7 +853,58 @@ def snakemake_command(args: argparse.Namespace, config_path: Path, out: Path) ->
         cmd.append("--dry-run")
     # The level's target before the user's options: after one that takes several values
     # (--default-resources, --set-resources, --groups, --config) it was read as one of them.
+    _check_snakemake_words(args.snakemake_args)
     return [*cmd, LEVELS[args.analysis_level], *_absolute_words(args.snakemake_args)]
+
+
+# Snakemake options after `--` that replace what lcm run sets (Snakemake keeps the last value
+# given), with what to do instead.
+_OWN_OPTIONS = {
+    ("--configfile", "--configfiles"): "Give your config with lcm run --config-file FILE (the "
+    "BIDS dataset is added to it and results_dir set to OUTPUT_DIR), or one key with "
+    "`-- --config KEY=VALUE`.",
+    ("--snakefile", "-s", "--directory", "-d"): "lcm run runs the packaged workflow in "
+    "OUTPUT_DIR; for another Snakefile or working folder, run snakemake directly (README, "
+    "'Snakemake directly').",
+    ("--profile",): "Give the profile with lcm run --profile (local, slurm or a folder), before "
+    "`--`.",
+}
+
+
+def _check_snakemake_words(words: list[str]) -> None:
+    """Refuse Snakemake options after ``--`` that replace what ``lcm run`` sets.
+
+    Snakemake keeps the last value of an option: ``-- --configfile my.yaml`` replaced the
+    resolved config (the BIDS dataset gone: "Add 'datasets'", or another dataset's run with
+    results under OUTPUT_DIR/results), and ``-- --config results_dir=DIR`` wrote every output
+    to DIR, past OUTPUT_DIR's checks and lock.
+
+    Raises
+    ------
+    ConfigError
+        Naming the option and what to give instead.
+    """
+    in_config = False  # the word is a KEY=VALUE of --config (which takes several)
+    for word in words:
+        name, _, value = word.partition("=") if word.startswith("-") else (word, "", "")
+        for options, fix in _OWN_OPTIONS.items():
+            if name in options:
+                raise ConfigError(
+                    f"lcm run ... -- {word}: replaces what lcm run sets (Snakemake keeps the "
+                    "last value given); nothing was written.",
+                    hint=fix,
+                )
+        if name in ("--config", "-C"):
+            in_config, item = True, value
+        else:
+            in_config = in_config and not word.startswith("-")
+            item = word if in_config else ""
+        if item.partition("=")[0].strip() == "results_dir":
+            raise ConfigError(
+                f"lcm run ... -- --config {item}: OUTPUT_DIR is lcm run's results_dir; nothing "
+                "was written.",
+                hint="Give that folder as OUTPUT_DIR.",
+            )
 
 
 def _absolute_words(words: list[str]) -> list[str]:

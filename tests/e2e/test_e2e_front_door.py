@@ -1067,3 +1067,41 @@ def test_participant_labels_the_config_file_excludes_are_said_before_ingest(
         )
     assert "--participant-label 02: excluded by" in caplog.text
     assert config["ingest"]["select"]["study"]["participants"]["include"] == ["01", "02"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "said", "fix"),
+    [
+        (["--configfile", "mine.yaml"], "-- --configfile: replaces", "lcm run --config-file"),
+        (["--configfiles=mine.yaml"], "-- --configfiles=mine.yaml: replaces", "--config-file"),
+        (["-d", "elsewhere"], "-- -d: replaces", "run snakemake directly"),
+        (["--snakefile", "Snakefile"], "-- --snakefile: replaces", "run snakemake directly"),
+        (["--profile", "slurm"], "-- --profile: replaces", "lcm run --profile"),
+        (["--config", "seed=1", "results_dir=/x"], "--config results_dir=/x: OUTPUT_DIR", "as OUT"),
+        (["-C=results_dir=/x"], "--config results_dir=/x: OUTPUT_DIR", "as OUTPUT_DIR"),
+        (["--config=results_dir=/x"], "--config results_dir=/x: OUTPUT_DIR", "as OUTPUT_DIR"),
+    ],
+)
+def test_snakemake_options_that_replace_lcm_runs_own_are_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: list[str], said: str, fix: str
+) -> None:
+    """Snakemake keeps an option's last value: `-- --configfile mine.yaml` replaced the resolved
+    config (the BIDS dataset gone), `-- --config results_dir=/x` wrote past OUTPUT_DIR."""
+    _study(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    args = parse("study", "out", "participant", *DERIVATIVES, "--", *extra)
+    with pytest.raises(ConfigError) as info:
+        run_cmd.snakemake_command(args, tmp_path / "out" / "config.yaml", tmp_path / "out")
+    assert said in info.value.message and "nothing was written" in info.value.message
+    assert fix in (info.value.hint or "")
+    assert main(["run", "study", "out", "participant", *DERIVATIVES, "--", *extra]) == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_snakemake_options_lcm_run_does_not_set_pass_through(tmp_path: Path) -> None:
+    """Config overrides of other keys, and values that merely contain an option's name, go to
+    Snakemake unchanged."""
+    extra = ["--config", "denoise={fd_threshold: 0.4}", "--forcerun", "store", "-n"]
+    args = parse("bids", "out", "participant", "--", *extra, "--set-resources", "a:d=1")
+    cmd = run_cmd.snakemake_command(args, tmp_path / "config.yaml", tmp_path)
+    assert cmd[-8:] == ["participant", *extra, "--set-resources", "a:d=1"]
