@@ -378,6 +378,8 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     config = _synth_paths(copy.deepcopy(config), cwd, out)
     config = _absolute_paths(config, cwd)
     bids = _folder(cwd / args.bids_dir, "BIDS_DIR")
+    if args.dataset_name is not None:
+        _check_dataset_name(args.dataset_name)
     name = args.dataset_name or _dataset_name(bids)
     if not args.dataset_name and name != bids.name:
         # The name reaches output paths and the store: said, since it is not the folder's.
@@ -1009,6 +1011,22 @@ def _folder(path: Path, what: str) -> Path:
     if not path.is_dir():
         raise InputDataError(f"{what} {path} is not a folder.", hint="Check the path.")
     return path.resolve()
+
+
+def _check_dataset_name(given: str) -> None:
+    """Refuse a ``--dataset-name`` that is no config name (letters and digits, at most 64).
+
+    The schema's refusal named "key 'datasets'" only, not the option, and an empty name fell
+    back to the folder's without a word.
+    """
+    if re.fullmatch(r"[A-Za-z0-9]{1,64}", given):
+        return
+    cleaned = re.sub(r"[^A-Za-z0-9]", "", given)[:64]
+    raise ConfigError(
+        f"--dataset-name {given!r}: a dataset name is 1 to 64 letters and digits (it names "
+        "the dataset's folders in OUTPUT_DIR and its partition of the store).",
+        hint=f"Pass --dataset-name {cleaned}, say." if cleaned else "Pass letters and digits.",
+    )
 
 
 def _dataset_name(bids: Path) -> str:

@@ -1105,3 +1105,22 @@ def test_snakemake_options_lcm_run_does_not_set_pass_through(tmp_path: Path) -> 
     args = parse("bids", "out", "participant", "--", *extra, "--set-resources", "a:d=1")
     cmd = run_cmd.snakemake_command(args, tmp_path / "config.yaml", tmp_path)
     assert cmd[-8:] == ["participant", *extra, "--set-resources", "a:d=1"]
+
+
+@pytest.mark.parametrize(
+    ("given", "hint"),
+    [("my-study", "--dataset-name mystudy"), ("", "letters and digits"), ("x" * 65, "x" * 64)],
+)
+def test_a_dataset_name_that_is_no_config_name_is_refused_naming_the_option(
+    tmp_path: Path, given: str, hint: str
+) -> None:
+    """`--dataset-name my-study` was refused as "invalid name under key 'datasets'", never
+    naming the option, and an empty one silently took the folder's name."""
+    _study(tmp_path)
+    args = parse("study", "out", "participant", *DERIVATIVES, f"--dataset-name={given}")
+    with pytest.raises(
+        ConfigError, match=r"^--dataset-name '.*': a dataset name is 1 to 64"
+    ) as info:
+        run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    assert hint in (info.value.hint or "")
+    assert not (tmp_path / "out").exists()
