@@ -659,9 +659,10 @@ def _check_output_dir(bids: Path, out: Path) -> None:
             hint=f"Use a folder of its own, e.g. {bids / 'derivatives' / 'lcm'}.",
         )
     if resolved.is_relative_to(bids) and not resolved.is_relative_to(bids / "derivatives"):
+        where = "is BIDS_DIR itself" if resolved == bids else f"is inside BIDS_DIR {bids}"
         raise ConfigError(
-            f"OUTPUT_DIR {out} is inside BIDS_DIR {bids}, where the BIDS validator would "
-            "read LCM's outputs as part of the dataset.",
+            f"OUTPUT_DIR {out} {where}, where the BIDS validator would read LCM's outputs as "
+            "part of the dataset.",
             hint=f"Use {bids / 'derivatives' / 'lcm'} or a folder outside BIDS_DIR.",
         )
 

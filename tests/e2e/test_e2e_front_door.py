@@ -316,6 +316,21 @@ def test_output_dir_inside_bids_dir_is_refused_but_derivatives_is_fine(tmp_path:
     assert sorted(p.name for p in whole.iterdir()) == before
 
 
+def test_output_dir_that_is_bids_dir_is_said_to_be_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lcm run study study participant` said OUTPUT_DIR "is inside BIDS_DIR", the two paths
+    printed equal, leaving the user to spot that they are one folder."""
+    bids = _study(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in bids.iterdir())
+    assert main(["run", "study", "study/", "participant", *DERIVATIVES, "-n"]) == 2
+    with pytest.raises(ConfigError) as info:
+        run_cmd.build_config(parse("study", "study", "participant", *DERIVATIVES), tmp_path, bids)
+    assert info.value.message.startswith(f"OUTPUT_DIR {bids} is BIDS_DIR itself, where the")
+    assert sorted(p.name for p in bids.iterdir()) == before
+
+
 def test_a_container_run_into_bids_derivatives_needs_a_work_folder_outside(
     tmp_path: Path,
 ) -> None:
