@@ -38,6 +38,7 @@ from lcm.io.lock import LOCK_NAME, exclusive_lock
 from lcm.io.ownership import MARKER_NAME, RESULTS_OWNER, claim_results
 from lcm.io.paths import RESULTS_ENTRIES, ingest_manifest
 from lcm.model.config import check_model_settings
+from lcm.schema_errors import excerpt
 from lcm.store.coding import generated_columns
 from lcm.store.phenotype import is_missing, read_sidecar, read_table
 
@@ -373,31 +374,33 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     source = f"lcm run --config-file {args.config_file}" if args.config_file else "lcm run"
     if args.config_file:
         config = read_yaml_mapping(Path(cwd, args.config_file), "--config-file")
+        _section(config, ["datasets"], source)  # walked by the path fixes below
     config = _synth_paths(copy.deepcopy(config), cwd, out)
     config = _absolute_paths(config, cwd)
     bids = _folder(cwd / args.bids_dir, "BIDS_DIR")
+    if args.dataset_name is not None:
+        _check_dataset_name(args.dataset_name)
     name = args.dataset_name or _dataset_name(bids)
     if not args.dataset_name and name != bids.name:
         # The name reaches output paths and the store: said, since it is not the folder's.
         log.info("dataset %r (from folder %r; --dataset-name sets another)", name, bids.name)
     # The config file's entry for this dataset (its task, repetition time, phenotype, site
     # column ...) is kept; BIDS_DIR and the options given here set the rest.
-    dataset = _dataset_entry(config, name, bids, args)
-    fmriprep = config.setdefault("fmriprep", {})
+    dataset = _dataset_entry(config, name, bids, args, source)
+    fmriprep = _section(config, ["fmriprep"], source)
     if args.derivatives:
         derivatives = _folder(cwd / args.derivatives, "--derivatives")
         _check_derivatives(derivatives, bids)
         dataset["derivatives"] = str(derivatives)
         fmriprep["runner"] = "existing"
-    config.setdefault("datasets", {})[name] = dataset
+    _section(config, ["datasets"], source)[name] = dataset
     _check_output_place(bids, Path(dataset["derivatives"]) if args.derivatives else None, out)
     config["results_dir"] = str(out)
     if args.participant_label:
         labels = [label.removeprefix("sub-") for label in args.participant_label]
         _check_participant_labels(bids, labels)
-        ingest = config.setdefault("ingest", {})
-        select = ingest.setdefault("select", {})
-        chosen = select.setdefault(name, {}).setdefault("participants", {})
+        ingest = _section(config, ["ingest"], source)
+        chosen = _section(config, ["ingest", "select", name, "participants"], source)
         # The config file's exclude list still applies.
         included = _with_earlier_participants(labels, out, name, chosen.get("exclude") or [])
         if "include" in chosen or set(included) < _subject_labels(bids):
@@ -410,7 +413,7 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     if args.work_dir:  # fMRIPrep's -w
         fmriprep["work_dir"] = str(Path(cwd, args.work_dir))
     if args.skip_bids_validation:  # fMRIPrep's flag of the same name
-        config.setdefault("ingest", {})["validate"] = False
+        _section(config, ["ingest"], source)["validate"] = False
     packaged = workflow_files() / "config"
     config.setdefault("variables", str(packaged / "variables.yaml"))
     config = validate_base(config, source=source)  # the shape, before a file is written
@@ -419,10 +422,10 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     check_connectome_config(config, source)
     check_model_settings(config["model"], source)
     if args.participant_label:
-        task = config["datasets"][name]["task"]
-        _check_labels_have_runs(
-            bids, [x.removeprefix("sub-") for x in args.participant_label], task
-        )
+        labels = [x.removeprefix("sub-") for x in args.participant_label]
+        chosen = config["ingest"].get("select", {}).get(name, {}).get("participants", {})
+        _check_labels_not_excluded(labels, chosen.get("exclude", []), name, source)
+        _check_labels_have_runs(bids, labels, config["datasets"][name]["task"])
     voxel = sorted(n for n, ds in config["datasets"].items() if entry_type(ds["entry"]).voxel)
     from lcm.atlas.load import check_atlas_files, check_atlas_space
 
@@ -435,6 +438,34 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
         config["variables"], name, dataset["phenotype"], out, tasks
     )
     return validate_config(config, source=source)
+
+
+def _section(config: dict[str, Any], keys: list[str], source: str) -> dict[str, Any]:
+    """The mapping at ``config[k0][k1]...``, each missing level made empty.
+
+    ``lcm run`` adds to these sections of the user's config file: one that is not a mapping
+    (``ingest: 3``, ``datasets:`` with nothing under it) stopped it with an AttributeError
+    traceback, and a ``datasets.<name>`` that was none was silently replaced.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key and what it holds, when a level is present but not a mapping.
+    """
+    node = config
+    for depth, key in enumerate(keys):
+        if key not in node:
+            node[key] = {}
+        elif not isinstance(node[key], dict):
+            dotted = ".".join(keys[: depth + 1])
+            raise ConfigError(
+                f"{source}: invalid value at key {dotted!r}: expected a mapping (received "
+                f"{excerpt(node[key])}); nothing was written.",
+                hint=f"Put keys under {dotted} (config/README.md lists them), or remove it "
+                "from the config file.",
+            )
+        node = node[key]
+    return node
 
 
 def _check_container_files(config: dict[str, Any], cwd: Path, source: str) -> None:
@@ -462,7 +493,7 @@ def _check_container_files(config: dict[str, Any], cwd: Path, source: str) -> No
 
 
 def _dataset_entry(
-    config: dict[str, Any], name: str, bids: Path, args: argparse.Namespace
+    config: dict[str, Any], name: str, bids: Path, args: argparse.Namespace, source: str
 ) -> dict[str, Any]:
     """The config's ``datasets.<name>`` for BIDS_DIR: the config file's entry, if any, with
     ``entry: bids`` and ``path`` set, and ``--task`` / ``--role`` where given.
@@ -472,8 +503,7 @@ def _dataset_entry(
     ConfigError
         When the config file's entry reads another folder, or no phenotype table exists.
     """
-    given = (config.get("datasets") or {}).get(name)
-    dataset: dict[str, Any] = dict(given) if isinstance(given, dict) else {}
+    dataset = dict(_section(config, ["datasets", name], source))
     if dataset.get("path") and Path(dataset["path"]).resolve() != bids:
         raise ConfigError(
             f"--config-file: datasets.{name}.path is {dataset['path']}, but BIDS_DIR is {bids}.",
@@ -629,9 +659,10 @@ def _check_output_dir(bids: Path, out: Path) -> None:
             hint=f"Use a folder of its own, e.g. {bids / 'derivatives' / 'lcm'}.",
         )
     if resolved.is_relative_to(bids) and not resolved.is_relative_to(bids / "derivatives"):
+        where = "is BIDS_DIR itself" if resolved == bids else f"is inside BIDS_DIR {bids}"
         raise ConfigError(
-            f"OUTPUT_DIR {out} is inside BIDS_DIR {bids}, where the BIDS validator would "
-            "read LCM's outputs as part of the dataset.",
+            f"OUTPUT_DIR {out} {where}, where the BIDS validator would read LCM's outputs as "
+            "part of the dataset.",
             hint=f"Use {bids / 'derivatives' / 'lcm'} or a folder outside BIDS_DIR.",
         )
 
@@ -647,6 +678,31 @@ def _check_participant_labels(bids: Path, labels: list[str]) -> None:
             f"(it has {len(present)}: {shown}).",
             hint="Pass labels of sub-<label> folders of BIDS_DIR, with or without 'sub-'.",
         )
+
+
+def _check_labels_not_excluded(
+    labels: list[str], exclude: list[str], name: str, source: str
+) -> None:
+    """Refuse ``--participant-label`` values all of which the config file excludes; warn of
+    those it excludes.
+
+    ``ingest.select.<name>.participants.exclude`` wins over the labels: a call for excluded
+    participants alone ran ingest over the whole dataset, then stopped with "no included run"
+    about every subject of it.
+    """
+    excluded = {str(x).removeprefix("sub-") for x in exclude}
+    chosen = list(dict.fromkeys(labels))
+    hit = [label for label in chosen if label in excluded]
+    if not hit:
+        return
+    said = (
+        f"--participant-label {' '.join(hit)}: excluded by ingest.select.{name}.participants."
+        f"exclude of {source}"
+    )
+    fix = f"Remove them from ingest.select.{name}.participants.exclude to process them."
+    if len(hit) == len(chosen):
+        raise ConfigError(f"{said}; nothing to process.", hint=fix)
+    log.warning("%s; they are not processed. %s", said, fix)
 
 
 def _check_labels_have_runs(bids: Path, labels: list[str], task: str) -> None:
@@ -800,7 +856,58 @@ def snakemake_command(args: argparse.Namespace, config_path: Path, out: Path) ->
         cmd.append("--dry-run")
     # The level's target before the user's options: after one that takes several values
     # (--default-resources, --set-resources, --groups, --config) it was read as one of them.
+    _check_snakemake_words(args.snakemake_args)
     return [*cmd, LEVELS[args.analysis_level], *_absolute_words(args.snakemake_args)]
+
+
+# Snakemake options after `--` that replace what lcm run sets (Snakemake keeps the last value
+# given), with what to do instead.
+_OWN_OPTIONS = {
+    ("--configfile", "--configfiles"): "Give your config with lcm run --config-file FILE (the "
+    "BIDS dataset is added to it and results_dir set to OUTPUT_DIR), or one key with "
+    "`-- --config KEY=VALUE`.",
+    ("--snakefile", "-s", "--directory", "-d"): "lcm run runs the packaged workflow in "
+    "OUTPUT_DIR; for another Snakefile or working folder, run snakemake directly (README, "
+    "'Snakemake directly').",
+    ("--profile",): "Give the profile with lcm run --profile (local, slurm or a folder), before "
+    "`--`.",
+}
+
+
+def _check_snakemake_words(words: list[str]) -> None:
+    """Refuse Snakemake options after ``--`` that replace what ``lcm run`` sets.
+
+    Snakemake keeps the last value of an option: ``-- --configfile my.yaml`` replaced the
+    resolved config (the BIDS dataset gone: "Add 'datasets'", or another dataset's run with
+    results under OUTPUT_DIR/results), and ``-- --config results_dir=DIR`` wrote every output
+    to DIR, past OUTPUT_DIR's checks and lock.
+
+    Raises
+    ------
+    ConfigError
+        Naming the option and what to give instead.
+    """
+    in_config = False  # the word is a KEY=VALUE of --config (which takes several)
+    for word in words:
+        name, _, value = word.partition("=") if word.startswith("-") else (word, "", "")
+        for options, fix in _OWN_OPTIONS.items():
+            if name in options:
+                raise ConfigError(
+                    f"lcm run ... -- {word}: replaces what lcm run sets (Snakemake keeps the "
+                    "last value given); nothing was written.",
+                    hint=fix,
+                )
+        if name in ("--config", "-C"):
+            in_config, item = True, value
+        else:
+            in_config = in_config and not word.startswith("-")
+            item = word if in_config else ""
+        if item.partition("=")[0].strip() == "results_dir":
+            raise ConfigError(
+                f"lcm run ... -- --config {item}: OUTPUT_DIR is lcm run's results_dir; nothing "
+                "was written.",
+                hint="Give that folder as OUTPUT_DIR.",
+            )
 
 
 def _absolute_words(words: list[str]) -> list[str]:
@@ -905,6 +1012,22 @@ def _folder(path: Path, what: str) -> Path:
     if not path.is_dir():
         raise InputDataError(f"{what} {path} is not a folder.", hint="Check the path.")
     return path.resolve()
+
+
+def _check_dataset_name(given: str) -> None:
+    """Refuse a ``--dataset-name`` that is no config name (letters and digits, at most 64).
+
+    The schema's refusal named "key 'datasets'" only, not the option, and an empty name fell
+    back to the folder's without a word.
+    """
+    if re.fullmatch(r"[A-Za-z0-9]{1,64}", given):
+        return
+    cleaned = re.sub(r"[^A-Za-z0-9]", "", given)[:64]
+    raise ConfigError(
+        f"--dataset-name {given!r}: a dataset name is 1 to 64 letters and digits (it names "
+        "the dataset's folders in OUTPUT_DIR and its partition of the store).",
+        hint=f"Pass --dataset-name {cleaned}, say." if cleaned else "Pass letters and digits.",
+    )
 
 
 def _dataset_name(bids: Path) -> str:

@@ -316,6 +316,21 @@ def test_output_dir_inside_bids_dir_is_refused_but_derivatives_is_fine(tmp_path:
     assert sorted(p.name for p in whole.iterdir()) == before
 
 
+def test_output_dir_that_is_bids_dir_is_said_to_be_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lcm run study study participant` said OUTPUT_DIR "is inside BIDS_DIR", the two paths
+    printed equal, leaving the user to spot that they are one folder."""
+    bids = _study(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in bids.iterdir())
+    assert main(["run", "study", "study/", "participant", *DERIVATIVES, "-n"]) == 2
+    with pytest.raises(ConfigError) as info:
+        run_cmd.build_config(parse("study", "study", "participant", *DERIVATIVES), tmp_path, bids)
+    assert info.value.message.startswith(f"OUTPUT_DIR {bids} is BIDS_DIR itself, where the")
+    assert sorted(p.name for p in bids.iterdir()) == before
+
+
 def test_a_container_run_into_bids_derivatives_needs_a_work_folder_outside(
     tmp_path: Path,
 ) -> None:
@@ -1007,3 +1022,120 @@ def test_a_record_to_force_is_read_from_the_callers_folder(
     args = parse("bids", "out", "participant", "--", *extra)
     cmd = run_cmd.snakemake_command(args, tmp_path / "out" / "config.yaml", tmp_path / "out")
     assert cmd[-5:] == ["--forcerun", str(record), "ingest", "-R", "fmriprep"]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "received"),
+    [
+        ("ingest: 3\n", "ingest", "3"),
+        ("ingest: {select: [study]}\n", "ingest.select", "['study']"),
+        (
+            "ingest: {select: {study: {participants: x}}}\n",
+            "ingest.select.study.participants",
+            "'x'",
+        ),
+        ("fmriprep: 3\n", "fmriprep", "3"),
+        ("datasets:\n", "datasets", "None"),
+        ("datasets: {study: 3}\n", "datasets.study", "3"),
+    ],
+)
+def test_a_config_file_section_that_is_no_mapping_is_refused_naming_its_key(
+    tmp_path: Path, text: str, key: str, received: str
+) -> None:
+    """`ingest: 3` or `datasets:` with nothing under it stopped lcm run with an AttributeError
+    traceback, and `datasets.study: 3` was silently replaced by BIDS_DIR's entry."""
+    _study(tmp_path)
+    (tmp_path / "bad.yaml").write_text(text)
+    argv = ("study", "out", "participant", *DERIVATIVES, "--config-file", "bad.yaml")
+    with pytest.raises(ConfigError) as info:
+        run_cmd.build_config(parse(*argv, "--participant-label", "01"), tmp_path, tmp_path / "out")
+    assert info.value.message.startswith(
+        f"lcm run --config-file bad.yaml: invalid value at key {key!r}: expected a mapping "
+        f"(received {received})"
+    ), info.value.message
+    assert f"under {key}" in (info.value.hint or "")
+    assert not (tmp_path / "out").exists()
+
+
+def test_participant_labels_the_config_file_excludes_are_said_before_ingest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`--participant-label 02` with 02 in the config file's exclude list ran ingest over the
+    whole dataset and stopped on "no included run", about every subject of it."""
+    _study(tmp_path)
+    (tmp_path / "ex.yaml").write_text(
+        yaml.safe_dump({"ingest": {"select": {"study": {"participants": {"exclude": ["sub-02"]}}}}})
+    )
+    argv = ("study", "out", "participant", *DERIVATIVES, "--config-file", "ex.yaml")
+    with pytest.raises(ConfigError) as info:
+        run_cmd.build_config(parse(*argv, "--participant-label", "02"), tmp_path, tmp_path / "out")
+    assert info.value.message == (
+        "--participant-label 02: excluded by ingest.select.study.participants.exclude of "
+        "lcm run --config-file ex.yaml; nothing to process."
+    )
+    assert "Remove them from ingest.select.study.participants.exclude" in (info.value.hint or "")
+    assert not (tmp_path / "out").exists()
+    # With a label it does not exclude, the excluded one is said and the run goes on.
+    with caplog.at_level("WARNING"):
+        config = run_cmd.build_config(
+            parse(*argv, "--participant-label", "01", "02"), tmp_path, tmp_path / "out"
+        )
+    assert "--participant-label 02: excluded by" in caplog.text
+    assert config["ingest"]["select"]["study"]["participants"]["include"] == ["01", "02"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "said", "fix"),
+    [
+        (["--configfile", "mine.yaml"], "-- --configfile: replaces", "lcm run --config-file"),
+        (["--configfiles=mine.yaml"], "-- --configfiles=mine.yaml: replaces", "--config-file"),
+        (["-d", "elsewhere"], "-- -d: replaces", "run snakemake directly"),
+        (["--snakefile", "Snakefile"], "-- --snakefile: replaces", "run snakemake directly"),
+        (["--profile", "slurm"], "-- --profile: replaces", "lcm run --profile"),
+        (["--config", "seed=1", "results_dir=/x"], "--config results_dir=/x: OUTPUT_DIR", "as OUT"),
+        (["-C=results_dir=/x"], "--config results_dir=/x: OUTPUT_DIR", "as OUTPUT_DIR"),
+        (["--config=results_dir=/x"], "--config results_dir=/x: OUTPUT_DIR", "as OUTPUT_DIR"),
+    ],
+)
+def test_snakemake_options_that_replace_lcm_runs_own_are_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: list[str], said: str, fix: str
+) -> None:
+    """Snakemake keeps an option's last value: `-- --configfile mine.yaml` replaced the resolved
+    config (the BIDS dataset gone), `-- --config results_dir=/x` wrote past OUTPUT_DIR."""
+    _study(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    args = parse("study", "out", "participant", *DERIVATIVES, "--", *extra)
+    with pytest.raises(ConfigError) as info:
+        run_cmd.snakemake_command(args, tmp_path / "out" / "config.yaml", tmp_path / "out")
+    assert said in info.value.message and "nothing was written" in info.value.message
+    assert fix in (info.value.hint or "")
+    assert main(["run", "study", "out", "participant", *DERIVATIVES, "--", *extra]) == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_snakemake_options_lcm_run_does_not_set_pass_through(tmp_path: Path) -> None:
+    """Config overrides of other keys, and values that merely contain an option's name, go to
+    Snakemake unchanged."""
+    extra = ["--config", "denoise={fd_threshold: 0.4}", "--forcerun", "store", "-n"]
+    args = parse("bids", "out", "participant", "--", *extra, "--set-resources", "a:d=1")
+    cmd = run_cmd.snakemake_command(args, tmp_path / "config.yaml", tmp_path)
+    assert cmd[-8:] == ["participant", *extra, "--set-resources", "a:d=1"]
+
+
+@pytest.mark.parametrize(
+    ("given", "hint"),
+    [("my-study", "--dataset-name mystudy"), ("", "letters and digits"), ("x" * 65, "x" * 64)],
+)
+def test_a_dataset_name_that_is_no_config_name_is_refused_naming_the_option(
+    tmp_path: Path, given: str, hint: str
+) -> None:
+    """`--dataset-name my-study` was refused as "invalid name under key 'datasets'", never
+    naming the option, and an empty one silently took the folder's name."""
+    _study(tmp_path)
+    args = parse("study", "out", "participant", *DERIVATIVES, f"--dataset-name={given}")
+    with pytest.raises(
+        ConfigError, match=r"^--dataset-name '.*': a dataset name is 1 to 64"
+    ) as info:
+        run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    assert hint in (info.value.hint or "")
+    assert not (tmp_path / "out").exists()
