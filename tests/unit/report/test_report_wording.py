@@ -132,6 +132,43 @@ def test_a_gain_over_scratch_below_the_baselines_is_said_and_warned() -> None:
     assert page.startswith('<p class="note" id="verdict">') and "below the best" not in page
 
 
+def test_lcm_worse_than_a_baseline_is_said_in_the_first_box_whatever_pretraining_did() -> None:
+    """'No gain from pretraining was shown' opened the page while lcm was clearly worse than
+    logistic regression; the first box named the baselines only when pretraining helped."""
+    headline = pd.DataFrame(
+        [
+            {
+                "task": "autism",
+                "label_fraction": fraction,
+                "metric": "auc",
+                "model": "lcm",
+                "model_mean": 0.933,
+                "best_baseline": "logreg",
+                "baseline_mean": 0.999,
+                "difference": -0.067,
+                "difference_ci_low": -0.106,
+                "difference_ci_high": -0.029,
+                "verdict": "worse",
+            }
+            for fraction in (0.1, 1.0)
+        ]
+    )
+    worse = (
+        "autism at label fraction 0.1: lcm (0.933 AUC) scored <b>below the best baseline</b>, "
+        "logreg (0.999), difference -0.067 [-0.106, -0.029]: <b>worse</b>"
+    )
+    for rows in ([OPEN], [HURT]):
+        page = verdict.pretraining_verdict(pd.DataFrame(rows), {}, headline=headline)
+        assert page.startswith('<div class="warn" id="verdict">') and worse in page
+        assert "at label fraction 1:" not in page  # read at few labels, as the sentence is
+    # Without the ablation the gain is not measured; the loss to the baseline is still said.
+    page = verdict.pretraining_verdict(None, {}, headline=headline)
+    assert "<b>The pretraining gain was not measured</b>" in page and worse in page
+    above = headline.assign(model_mean=0.999, baseline_mean=0.933)
+    page = verdict.pretraining_verdict(pd.DataFrame([OPEN]), {}, headline=above)
+    assert "below the best baseline" not in page
+
+
 _INCONCLUSIVE = (
     " An interval that crosses 0 is no evidence that pretraining does not help: read both of "
     "its bounds, the largest loss and the largest gain it leaves open."
