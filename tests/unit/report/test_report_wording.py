@@ -381,6 +381,44 @@ def test_no_auc_on_two_tasks_lists_each_task_with_why() -> None:
     )
 
 
+def test_a_baseline_that_ran_without_an_auc_is_not_said_to_be_missing() -> None:
+    """Every test fold of one class: logreg ran on each but gave no AUC, and the headline said
+    'the task evaluates no baseline'."""
+    nan = float("nan")
+    summary = pd.DataFrame(
+        [
+            ("t", model, fraction, metric, value, value, value, n)
+            for model in ("lcm", "logreg")
+            for fraction in (0.1, 1.0)
+            for metric, value, n in (("auc", nan, 0), ("accuracy", 0.6, 6))
+        ],
+        columns=["task", "model", "label_fraction", "metric", "mean", "ci_low", "ci_high", "n"],
+    )
+    headline = pd.DataFrame(
+        [
+            {
+                **dict.fromkeys(HEADLINE_COLUMNS, nan),
+                "task": "t",
+                "label_fraction": fraction,
+                "metric": "auc",
+                "model": "lcm",
+                "best_baseline": "",
+                "verdict": "not evaluated",
+            }
+            for fraction in (0.1, 1.0)
+        ]
+    )
+    (said,) = findings.science_statements(headline, {}, summary=summary)
+    assert "evaluates no baseline" not in said
+    assert (
+        "LCM was not compared with a baseline (logreg ran but gave no AUC: no test fold "
+        "yielded one)"
+    ) in said
+    # Without a baseline in the summary the task is still said to evaluate none.
+    (said,) = findings.science_statements(headline, {}, summary=summary[summary["model"] == "lcm"])
+    assert "LCM was not compared with a baseline (the task evaluates no baseline)" in said
+
+
 def test_tasks_without_ablations_for_two_reasons_are_listed() -> None:
     summary = pd.DataFrame({"task": ["t1", "t2", "t2"], "model": ["logreg", "lcm", "logreg"]})
     text = contrasts.contrast_section(None, table_html, summary=summary)
