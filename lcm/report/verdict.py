@@ -486,7 +486,8 @@ def _not_above_baselines(
     logistic regression (-0.067 AUC [-0.106, -0.029]): the first box read lcm against its
     own ablation only, and the loss to the linear model waited in the headline below.
     """
-    if headline is None or headline.empty:
+    need = {"difference", "difference_ci_low", "difference_ci_high", "verdict"}
+    if headline is None or headline.empty or not need <= set(headline.columns):
         return []
     rows = headline[(headline["model"] == "lcm") & headline["baseline_mean"].notna()]
     items = []
