@@ -241,7 +241,9 @@ def run(args: argparse.Namespace) -> int:
     """
     check_evaluation_pairs(args.metrics, args.predictions)
     metrics = concat_tidy(args.metrics, METRIC_COLUMNS, METRIC_DTYPES, _KEY)
-    predictions = concat_tidy(args.predictions, PREDICTION_COLUMNS, PREDICTION_DTYPES, _KEY)
+    predictions = concat_tidy(
+        args.predictions, PREDICTION_COLUMNS, PREDICTION_DTYPES, _KEY, ("y_true", "prediction")
+    )
     history = read_history(args.history) if args.history else None
     bei_eval = read_bei_eval(args.bei_eval) if args.bei_eval else None
     qc = read_qc(args.qc) if args.qc else None

@@ -431,10 +431,13 @@ def headline_table(
                 row[f"{prefix}_ci_high"] = r["ci_high"] if r is not None else np.nan
             if own is not None and best is not None:
                 paired = headline_difference(predictions, task, fraction, model, best, n_boot, seed)
+                # As in contrast_table: a difference of two AUCs cannot leave [-1, 1] (of two
+                # r, [-2, 2]); with few folds the t interval did (-4.2 .. +4.8 AUC).
+                bound = DIFFERENCE_BOUND[metric]
                 row.update(
                     difference=paired.difference,
-                    difference_ci_low=paired.ci_low,
-                    difference_ci_high=paired.ci_high,
+                    difference_ci_low=max(paired.ci_low, -bound),
+                    difference_ci_high=min(paired.ci_high, bound),
                     p_value=paired.p_value,
                     verdict=_verdict(paired),
                 )

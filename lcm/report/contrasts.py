@@ -48,14 +48,21 @@ def contrast_display(
                 "task": r.task,
                 "label fraction": f"{r.label_fraction:g}",
                 "contrast": f"{name} ({r.model_a} − {r.model_b})",
-                f"{metric_name(r.metric)} difference [95% CI]": gain_text(r),
+                "metric": metric_name(r.metric),
+                "difference [95% CI]": gain_text(r),
                 "p": p_text(r.p_value),
                 P_HOLM: p_text(getattr(r, "p_holm", np.nan)),
                 "fits": r.n,
                 "verdict": r.verdict,
             }
         )
-    return pd.DataFrame(rows)
+    shown = pd.DataFrame(rows)
+    # One metric is named in the header; an AUC task beside a Pearson r one keeps one
+    # difference column (two, each n/a on the other's rows, were read past the verdict).
+    if len(shown) and shown["metric"].nunique() == 1:
+        header = f"{shown['metric'].iloc[0]} difference [95% CI]"
+        shown = shown.drop(columns="metric").rename(columns={"difference [95% CI]": header})
+    return shown
 
 
 # What each contrast measures, as the subject of "helped" or "hurt".

@@ -20,7 +20,15 @@ from lcm.docstrings import fill_doc
 from lcm.report.boxes import box
 from lcm.report.dropped import dropped_note
 from lcm.report.motion import motion_clause, motion_rows
-from lcm.report.tables import first_permutation, metric_name, p_clause, p_text, summary_ci, with_ci
+from lcm.report.tables import (
+    first_permutation,
+    metric_name,
+    model_kind,
+    p_clause,
+    p_text,
+    summary_ci,
+    with_ci,
+)
 from lcm.report.wording import LOW_LABELS, P_HEADLINE, P_HOLM, at_labels, fractions_text
 
 SENS_SPEC = ("sensitivity", "specificity")
@@ -190,7 +198,8 @@ def _not_compared(rows: pd.DataFrame, low: float, summary: pd.DataFrame | None =
                 return f"LCM was not evaluated (its models: {html.escape(models)})"
         return "LCM was not evaluated (the task's models are baselines only)"
     if not has_base.any():
-        return "LCM was not compared with a baseline (the task evaluates no baseline)"
+        ran = _no_baseline(rows, summary)
+        return f"LCM was not compared with a baseline ({ran or 'the task evaluates no baseline'})"
     at = rows[rows["label_fraction"] <= low + 1e-9]
     if at.empty:
         done = ", ".join(f"{f:g}" for f in sorted(rows["label_fraction"].unique()))
@@ -207,6 +216,28 @@ def _not_compared(rows: pd.DataFrame, low: float, summary: pd.DataFrame | None =
     )
 
 
+def _no_baseline(rows: pd.DataFrame, summary: pd.DataFrame | None) -> str:
+    """The baselines that ran at the label fractions of headline rows naming none, in words
+    (they gave no value of the headline metric), or ``""`` when none ran there.
+
+    "The task evaluates no baseline" was said of a task whose logreg ran on every fold but,
+    every test fold holding one class, gave no AUC.
+    """
+    if summary is None or not {"task", "model", "label_fraction"} <= set(summary.columns):
+        return ""
+    at = summary[
+        (summary["task"] == rows["task"].iloc[0])
+        & summary["label_fraction"].isin(rows["label_fraction"])
+    ]
+    run = sorted({str(m) for m in at["model"] if model_kind(str(m)) == "baseline"})
+    if not run:
+        return ""
+    return (
+        f"{html.escape(', '.join(run))} ran but gave no {metric_name(str(rows['metric'].iloc[0]))}"
+        ": no test fold yielded one"
+    )
+
+
 def _no_verdict(at: pd.DataFrame, summary: pd.DataFrame | None = None) -> str:
     """Why headline rows of one task at some fractions have no verdict: the model or the
     baseline not run there, or (``summary`` saying so) a single fit of lcm's metric."""
@@ -214,7 +245,12 @@ def _no_verdict(at: pd.DataFrame, summary: pd.DataFrame | None = None) -> str:
     if not (at["model"].astype(str) != "").any():
         return f"lcm was not evaluated at {fractions}"
     if not (at["best_baseline"].astype(str) != "").any():
-        return f"no baseline was evaluated at {fractions}"
+        ran = _no_baseline(at, summary)
+        return (
+            f"no baseline was compared at {fractions} ({ran})"
+            if ran
+            else (f"no baseline was evaluated at {fractions}")
+        )
     if summary is not None and {"task", "model", "label_fraction", "metric", "n"} <= set(
         summary.columns
     ):

@@ -437,7 +437,9 @@ def bei_section(bei_eval: pd.DataFrame | None) -> str:
         return "\n".join(parts)
     parts.append(
         '<p class="note">Pretrained heads on held-out subjects (<i>model</i>, 95 % bootstrap '
-        "interval over subjects <i>ci_low</i>&ndash;<i>ci_high</i>) beside a baseline fitted "
+        "interval over subjects <i>ci_low</i>&ndash;<i>ci_high</i>: the one pretrained model "
+        "held fixed, so it holds the held-out subjects' variance only, not pretraining's, "
+        "which ran once) beside a baseline fitted "
         "on the training subjects (<i>baseline</i>) and the best a constant guess reaches on "
         "these subjects (<i>chance</i>). Each variable is scored only on the <i>n</i> runs "
         "(<i>n_subjects</i> subjects) whose dataset records it.</p>"

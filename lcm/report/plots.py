@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -176,6 +175,9 @@ def _in_model_order(models: Iterable[object]) -> list[str]:
 def wrapped(text: str, width_in: float, fontsize: float) -> str:
     """``text`` wrapped to lines that fit ``width_in`` inches (a long task name is not cut off).
 
+    Each line is measured in the figures' font, not counted in characters: a task name of
+    capitals, wider than the average character, ran off the figure's edge.
+
     Parameters
     ----------
     text : str
@@ -188,11 +190,32 @@ def wrapped(text: str, width_in: float, fontsize: float) -> str:
     Returns
     -------
     str
-        Lines joined by newlines; a line is allowed at least 20 characters, however narrow
-        the width.
+        Lines joined by newlines, broken at spaces; a word wider than a line is broken
+        inside (at least one character a line, however narrow the width).
     """
-    # About 0.62 em a character of DejaVu Sans, capitals included.
-    return textwrap.fill(text, max(20, int(width_in * 72 / (0.62 * fontsize))))
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    font, measure = FontProperties(size=fontsize), TextToPath()
+    limit = 0.95 * width_in * 72  # points; the margin: Agg's hinted glyphs draw a little wider
+
+    def fits(line: str) -> bool:
+        return measure.get_text_width_height_descent(line, font, ismath=False)[0] <= limit
+
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        if fits(f"{line} {word}" if line else word):
+            line = f"{line} {word}" if line else word
+            continue
+        if line:
+            lines.append(line)
+        while not fits(word) and len(word) > 1:
+            cut = max(k for k in range(1, len(word)) if k == 1 or fits(word[:k]))
+            lines.append(word[:cut])
+            word = word[cut:]
+        line = word
+    return "\n".join([*lines, line] if line else lines)
 
 
 def _plain(legend: Legend) -> None:

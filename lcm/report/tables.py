@@ -47,6 +47,7 @@ def concat_tidy(
     columns: tuple[str, ...],
     dtypes: dict[str, str],
     key: Sequence[str],
+    finite: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Read and concatenate tidy Parquet tables, refusing rows that appear in two files.
 
@@ -57,15 +58,31 @@ def concat_tidy(
         Expected columns and their dtypes.
     key : sequence of str
         Columns that identify one fit; the same key in two files means a task was passed twice.
+    finite : sequence of str, optional
+        Columns whose every value must be a finite number (a prediction and its target:
+        ``lcm evaluate`` refuses to write others).
 
     Raises
     ------
     InputDataError
-        When a file is unreadable, has other columns, or repeats fits of another file.
+        When a file is unreadable, has other columns, a value of a ``finite`` column that is
+        missing or infinite, or repeats fits of another file.
     """
     frames = []
     for i, path in enumerate(paths):
         frame = read_tidy_parquet(path, columns, dtypes)
+        for column in finite:
+            # A NaN prediction (a table written or edited by hand) crashed the ROC curves
+            # with sklearn's "Input contains NaN" and no file named.
+            bad = ~np.isfinite(frame[column].to_numpy(dtype=float))
+            if bad.any():
+                first = frame.loc[bad, list(key)].iloc[0].to_dict()
+                raise InputDataError(
+                    f"{path}: {int(bad.sum())} row(s) with a missing or infinite {column!r}, "
+                    f"e.g. {first}.",
+                    hint="Pass the predictions lcm evaluate wrote (it refuses non-finite "
+                    "ones), or drop those rows' fits from both tables.",
+                )
         frame["_source"] = i  # position, so the same file passed twice is caught too
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)

@@ -5,6 +5,7 @@ transformer trained from scratch), and the null check of the synthetic cohorts.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -147,7 +148,8 @@ def _unmeasured_reason(
     tried = [f for f in fractions if f <= low + 1e-9]
     if not tried:
         done = ", ".join(f"{f:g}" for f in fractions)
-        few = _few_fits(task, pre[np.isclose(pre["label_fraction"], fractions[0])], metrics)
+        lowest = pre[np.isclose(pre["label_fraction"], fractions[0])]
+        few = _few_fits(task, lowest, metrics, fractions[:1])
         return (
             f"no label fraction &le; {low:g} was evaluated with both lcm and lcm-scratch "
             f"(label fractions: {done}), and at the lowest, {fractions[0]:g}: {few}"
@@ -155,28 +157,45 @@ def _unmeasured_reason(
     # Named with the fractions tried: beside a task run at 1.0 only (or without lcm), a
     # sentence-wide "at <= 0.1" would say that one was tried there too.
     at = pre[pre["label_fraction"] <= low + 1e-9]
-    return f"at {', '.join(f'{f:g}' for f in tried)} of the labels, {_few_fits(task, at, metrics)}"
+    few = _few_fits(task, at, metrics, tried)
+    return f"at {', '.join(f'{f:g}' for f in tried)} of the labels, {few}"
 
 
-def _few_fits(task: str, rows: pd.DataFrame, metrics: pd.DataFrame | None) -> str:
+def _few_fits(
+    task: str,
+    rows: pd.DataFrame,
+    metrics: pd.DataFrame | None,
+    fractions: Sequence[float] = (),
+) -> str:
     """Why pretraining-gain ``rows`` without an interval have none, from the fits present:
     one paired fit (``1 seed x 1 fold``), fits whose test folds hold one class (no AUC), or
-    fits all equal; :data:`_FEW_FITS` where the fold metrics do not say."""
-    if rows.empty or "n" not in rows.columns or metrics is None:
-        return _FEW_FITS
+    fits all equal; :data:`_FEW_FITS` where the fold metrics do not say. Without ``rows``
+    (no fit of the two gave a value: the contrasts list none) the ``fractions`` tried are
+    read from the fold metrics alone."""
     need = {"task", "model", "label_fraction", "seed", "fold", "metric"}
-    if not need <= set(metrics.columns):
+    if metrics is None or not need <= set(metrics.columns):
         return _FEW_FITS
-    metric = str(rows["metric"].iloc[0])
+    if len(rows) and "n" in rows.columns:
+        metric, n, fractions = (
+            str(rows["metric"].iloc[0]),
+            int(rows["n"].max()),
+            rows["label_fraction"],
+        )
+    elif rows.empty and len(fractions):
+        # Test folds of one class give lcm and lcm-scratch no AUC: no contrast row at all.
+        names = set(metrics.loc[metrics["task"] == task, "metric"])
+        metric, n = ("auc" if "auc" in names else "pearson_r"), 0
+    else:
+        return _FEW_FITS
     fits = metrics[
         (metrics["task"] == task)
         & (metrics["model"] == "lcm")
         & (metrics["metric"] == metric)
-        & metrics["label_fraction"].isin(rows["label_fraction"])
+        & metrics["label_fraction"].isin(list(fractions))
     ]
     if fits.empty:
         return _FEW_FITS
-    n, total = int(rows["n"].max()), len(fits[["label_fraction", "seed", "fold"]].drop_duplicates())
+    total = len(fits[["label_fraction", "seed", "fold"]].drop_duplicates())
     seeds = fits["seed"].nunique()
     folds = int(fits.groupby("seed")["fold"].nunique().max())
     shape = (
@@ -186,10 +205,18 @@ def _few_fits(task: str, rows: pd.DataFrame, metrics: pd.DataFrame | None) -> st
         return f"its {n} paired fits ({shape}) differ by the same amount: no interval"
     text = f"too few paired fits (seeds &times; folds) for an interval: {n} paired fit"
     text += "" if n == 1 else "s"
+    article = "an" if metric == "auc" else "a"  # "an AUC", "a Pearson r"
+    if n == 0:
+        why = "holds one class" if metric == "auc" else "gives constant targets or predictions"
+        return (
+            f"none of its {total} fits ({shape}) gave {article} {metric_name(metric)}: every "
+            f"test fold {why}"
+        )
     if total > n:
         why = "hold one class" if metric == "auc" else "give constant targets or predictions"
         return (
-            f"{text} with a {metric_name(metric)} of {total} ({shape}): the other test folds {why}"
+            f"{text} with {article} {metric_name(metric)} of {total} ({shape}): the other test "
+            f"folds {why}"
         )
     return f"{text} ({shape})"
 
@@ -304,7 +331,8 @@ def pretraining_verdict(
     headline : pandas.DataFrame, optional
         :func:`lcm.evaluate.compare.headline_table`: where pretraining helped but lcm's mean
         is still below the best baseline's at that label fraction, the box says so and warns
-        (a gain over its own ablation is no gain over the linear models).
+        (a gain over its own ablation is no gain over the linear models); so it does, with
+        the difference and its verdict, for every other task read where lcm's mean is below.
 
     Returns
     -------
@@ -412,6 +440,7 @@ def pretraining_verdict(
     collapsed, threshold_read = _collapsed_scratch(fold_metrics, rows)
     one_seed = _one_seed_warning(sorted(set(rows["task"]), key=str), task_meta or {}, fold_metrics)
     below = _below_baselines(gained, headline)
+    below += _not_above_baselines(headline, set(gained), low)
     items += below + compared + [text for text in (collapsed, one_seed) if text]
     plain = helped and not hurt and not null_gain and not one_seed and not above and not below
     plain = plain and not threshold_read
@@ -443,6 +472,44 @@ def _below_baselines(gained: list[tuple[str, float]], headline: pd.DataFrame | N
                 f"<b>below the best baseline</b>, {html.escape(str(row['best_baseline']))} "
                 f"({row['baseline_mean']:.3f}): a gain over lcm-scratch, no gain over the "
                 "linear models"
+            )
+    return items
+
+
+def _not_above_baselines(
+    headline: pd.DataFrame | None, gained: set[tuple[str, float]], low: float
+) -> list[str]:
+    """Items for lcm's rows at few labels (``<= low``, else a task's lowest fraction) whose
+    mean is below the best baseline's, other than the gains :func:`_below_baselines` names.
+
+    "No gain from pretraining was shown" opened the page while lcm was clearly worse than
+    logistic regression (-0.067 AUC [-0.106, -0.029]): the first box read lcm against its
+    own ablation only, and the loss to the linear model waited in the headline below.
+    """
+    need = {"difference", "difference_ci_low", "difference_ci_high", "verdict"}
+    if headline is None or headline.empty or not need <= set(headline.columns):
+        return []
+    rows = headline[(headline["model"] == "lcm") & headline["baseline_mean"].notna()]
+    items = []
+    for task, at in rows.groupby("task", sort=True):
+        few = at[at["label_fraction"] <= low + 1e-9]
+        few = few if len(few) else at[at["label_fraction"] == at["label_fraction"].min()]
+        for row in few.sort_values("label_fraction").itertuples(index=False):
+            fraction = float(row.label_fraction)
+            if (str(task), fraction) in gained or not row.model_mean < row.baseline_mean:
+                continue
+            said = "<b>worse</b>" if row.verdict == "worse" else html.escape(str(row.verdict))
+            difference = (
+                f"{row.difference:+.3f} [{row.difference_ci_low:+.3f}, "
+                f"{row.difference_ci_high:+.3f}]"
+                if np.isfinite(row.difference_ci_low)
+                else f"{row.difference:+.3f}"
+            )
+            items.append(
+                f"{html.escape(str(task))} at label fraction {fraction:g}: lcm "
+                f"({row.model_mean:.3f} {metric_name(str(row.metric))}) scored <b>below the "
+                f"best baseline</b>, {html.escape(str(row.best_baseline))} "
+                f"({row.baseline_mean:.3f}), difference {difference}: {said}"
             )
     return items
 

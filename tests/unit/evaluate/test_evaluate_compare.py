@@ -140,6 +140,23 @@ def test_contrast_intervals_stay_within_the_metrics_range():
     assert table["verdict"].iloc[0] == "no clear difference"
 
 
+def test_headline_difference_interval_stays_within_the_metrics_range():
+    """Folds where lcm and logreg swap between perfect and inverted: the headline's t interval
+    ran to -4.1 .. +4.8 AUC (the contrasts' was clipped, the headline's was not)."""
+    rows = []
+    for fold, lcm_wins in enumerate((True, False, True)):
+        for i, y in enumerate((0, 0, 1, 1)):
+            good = 0.2 + 0.6 * y  # ranks the positives first: AUC 1
+            for model, wins in (("lcm", lcm_wins), ("logreg", not lcm_wins)):
+                score = good if wins else 1 - good
+                rows.append(("autism", model, 0.1, 0, fold, "ds", f"s{fold}{i}", "a", y, score))
+    pred = pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS)).astype(PREDICTION_DTYPES)
+    row = headline_table(summarise(_fold_metrics(pred)), pred, n_boot=200).iloc[0]
+    assert row["difference"] == pytest.approx(1 / 3)
+    assert row["difference_ci_low"] == -1.0 and row["difference_ci_high"] == 1.0
+    assert row["verdict"] == "no clear difference"
+
+
 def test_headline_picks_best_baseline_and_states_verdict():
     pred, metrics = _tables(SIGNAL)
     summary = summarise(metrics)

@@ -94,6 +94,30 @@ def _contrast_row(contrast, a, b, fraction, difference, low, high, p, verdict):
     }
 
 
+def test_a_binary_and_a_continuous_task_share_one_difference_column():
+    """An AUC task beside a Pearson r task gave the table two difference columns, each n/a on
+    the other's rows, the second after the verdict."""
+    auc = _contrast_row("pretraining gain", "lcm", "lcm-scratch", 0.1, 0.05, -0.4, 0.5, 0.8,
+                        "no clear difference")  # fmt: skip
+    r = {**auc, "task": "age", "metric": "pearson_r", "difference": 0.12}
+    shown = contrast_display(pd.DataFrame([auc, r]))
+    assert list(shown.columns[:5]) == [
+        "task",
+        "label fraction",
+        "contrast",
+        "metric",
+        "difference [95% CI]",
+    ]
+    assert list(shown["metric"]) == ["AUC", "Pearson r"]
+    assert list(shown["difference [95% CI]"]) == [
+        "+0.050 [-0.400, +0.500]",
+        "+0.120 [-0.400, +0.500]",
+    ]
+    # One metric: named in the header, no metric column.
+    alone = contrast_display(pd.DataFrame([auc]))
+    assert "metric" not in alone.columns and "AUC difference [95% CI]" in alone.columns
+
+
 def test_a_pseudo_label_loss_at_full_labels_is_said_in_words():
     """The demo's one clear contrast, pseudo-labels losing 0.069 AUC at 1.0 (p = 0.024), was a
     table cell alone: the first sentence reads only the pretraining gain at <= 0.1."""

@@ -112,6 +112,9 @@ def test_a_user_model_gets_a_fixed_style_of_its_own():
 
 
 LONG_TASK = "AutismSpectrumDisorderVersusTypicalControlsLeaveSiteOutCohort00"  # 64 characters
+# Capitals are wider than the average character the titles were wrapped for: this name ran
+# off the figure's left edge, its first letters cut (wrapped at 64 characters a line).
+WIDE_TASK = "ABIDEIIMWQWOMENVERSUSMENOFTHEWHOLECOHORTMWQWMWQWMWQWMWQWMWQWMWQW"
 SIX = (0.01, 0.02, 0.05, 0.1, 0.5, 1.0)
 
 
@@ -138,9 +141,10 @@ def _inside(inner, outer, slack=1.0) -> bool:
     )
 
 
+@pytest.mark.parametrize("task", [LONG_TASK, WIDE_TASK])
 @pytest.mark.parametrize("fractions", [(1.0,), (0.1, 1.0), SIX])
-def test_roc_legend_and_title_fit_beside_the_panels(fractions):
-    fig = plots.roc_figure(_predictions(LONG_TASK, ALL_MODELS, fractions), LONG_TASK)
+def test_roc_legend_and_title_fit_beside_the_panels(fractions, task):
+    fig = plots.roc_figure(_predictions(task, ALL_MODELS, fractions), task)
     renderer = _drawn(fig)
     page = fig.bbox
     (legend,) = fig.legends
@@ -152,8 +156,9 @@ def test_roc_legend_and_title_fit_beside_the_panels(fractions):
     assert fig.get_figwidth() <= 10  # 6 fractions: as wide as 3 (A4 and the page's width)
 
 
-def test_fraction_legend_and_title_fit_beside_the_axes():
-    fig = plots.fraction_figure(_summary(LONG_TASK, ALL_MODELS, SIX), LONG_TASK)
+@pytest.mark.parametrize("task", [LONG_TASK, WIDE_TASK])
+def test_fraction_legend_and_title_fit_beside_the_axes(task):
+    fig = plots.fraction_figure(_summary(task, ALL_MODELS, SIX), task)
     renderer = _drawn(fig)
     (ax,) = fig.axes
     (legend,) = fig.legends

@@ -16,6 +16,7 @@ from lcm.commands import report as report_cmd
 from lcm.evaluate.metrics import (
     METRIC_COLUMNS,
     SUMMARY_COLUMNS,
+    write_tidy_parquet,
 )
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import write_tsv
@@ -236,6 +237,21 @@ def test_bad_qc_table_is_refused(inputs, tmp_path):
         match=r"bad_qc2\.tsv: column 'included' must be true or false, got \['maybe'\]",
     ):
         run_report({**inputs, "qc": [tmp_path / "bad_qc2.tsv"]}, tmp_path)
+
+
+def test_a_missing_prediction_is_refused_naming_its_table(inputs, tmp_path):
+    """A predictions table with a NaN prediction (written by hand) crashed the ROC curves with
+    sklearn's 'Input contains NaN', naming no file."""
+    bad = pd.read_parquet(inputs["predictions"][0])
+    bad.loc[bad["model"] == "lcm", "prediction"] = float("nan")
+    write_tidy_parquet(tmp_path / "nan_predictions.parquet", bad)
+    with pytest.raises(
+        InputDataError,
+        match=r"nan_predictions\.parquet: \d+ row\(s\) with a missing or infinite 'prediction', "
+        r"e\.g\. \{'task': 'autism', 'model': 'lcm'",
+    ):
+        run_report({**inputs, "predictions": [tmp_path / "nan_predictions.parquet"]}, tmp_path)
+    assert not (tmp_path / "report" / "index.html").exists()
 
 
 def test_help_has_example(capsys):

@@ -263,7 +263,8 @@ def test_a_p_below_the_third_decimal_reads_less_than_0_001():
 
 
 def test_bei_held_out_zero_width_intervals_read_no_interval_and_few_subjects_warn():
-    """rev25 #10: parkinsons accuracy 0.000 [0.000, 0.000] on 6 held-out subjects."""
+    """rev25 #10: parkinsons accuracy 0.000 [0.000, 0.000] on 6 held-out subjects; and the
+    note called the interval a bootstrap without saying it leaves out pretraining's variance."""
     from lcm.report.html import bei_section
 
     bei = pd.DataFrame(
@@ -281,6 +282,10 @@ def test_bei_held_out_zero_width_intervals_read_no_interval_and_few_subjects_war
         }
     )
     text = bei_section(bei)
+    # One pretraining run: its interval resamples the held-out subjects and nothing else.
+    assert (
+        "the one pretrained model held fixed, so it holds the held-out subjects' variance" in text
+    )
     assert "<td>no interval</td><td>no interval</td>" in text
     assert "<td>0.360</td><td>0.850</td>" in text
     assert "Too few held-out subjects to read: parkinsons (6)" in text and "age (36)" not in text

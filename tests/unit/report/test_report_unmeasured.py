@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import pytest
 from helpers.report import evaluated_tables
 
 from lcm.evaluate.compare import contrast_table, headline_table
-from lcm.evaluate.metrics import summarise
+from lcm.evaluate.metrics import METRIC_COLUMNS, summarise
 from lcm.report.contrasts import contrast_section
 from lcm.report.findings import science_statements
 from lcm.report.verdict import pretraining_verdict
@@ -139,3 +140,22 @@ def test_one_seed_is_read_from_the_metrics_without_a_record():
     sentences = _sentences({"t": (ABLATED, (0.1,), (3,), 3)}, with_meta=False)
     verdict = re.sub(r"\s+", " ", sentences["verdict"])
     assert "<b>Only one split seed was run</b> on t (seeds in the metrics: 3)" in verdict
+
+
+def test_a_gain_unmeasured_for_want_of_any_auc_says_every_test_fold_holds_one_class():
+    """Every test fold of one class: lcm and lcm-scratch gave no AUC, the contrasts held no
+    row, and the first sentence blamed 'too few paired fits, or fits all equal'."""
+    rows = [
+        ("t", model, 0.1, seed, fold, metric, value)
+        for model in ABLATED
+        for seed in (0, 1)
+        for fold in range(3)
+        for metric, value in (("auc", float("nan")), ("accuracy", 0.5 + fold / 10))
+    ]
+    metrics = pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
+    text = pretraining_verdict(None, {}, summary=summarise(metrics), metrics=metrics)
+    assert (
+        "The pretraining gain was not measured</b> (LCM minus the same transformer trained "
+        "from scratch): t: at 0.1 of the labels, none of its 6 fits (2 seeds &times; 3 folds) "
+        "gave an AUC: every test fold holds one class"
+    ) in text

@@ -132,6 +132,43 @@ def test_a_gain_over_scratch_below_the_baselines_is_said_and_warned() -> None:
     assert page.startswith('<p class="note" id="verdict">') and "below the best" not in page
 
 
+def test_lcm_worse_than_a_baseline_is_said_in_the_first_box_whatever_pretraining_did() -> None:
+    """'No gain from pretraining was shown' opened the page while lcm was clearly worse than
+    logistic regression; the first box named the baselines only when pretraining helped."""
+    headline = pd.DataFrame(
+        [
+            {
+                "task": "autism",
+                "label_fraction": fraction,
+                "metric": "auc",
+                "model": "lcm",
+                "model_mean": 0.933,
+                "best_baseline": "logreg",
+                "baseline_mean": 0.999,
+                "difference": -0.067,
+                "difference_ci_low": -0.106,
+                "difference_ci_high": -0.029,
+                "verdict": "worse",
+            }
+            for fraction in (0.1, 1.0)
+        ]
+    )
+    worse = (
+        "autism at label fraction 0.1: lcm (0.933 AUC) scored <b>below the best baseline</b>, "
+        "logreg (0.999), difference -0.067 [-0.106, -0.029]: <b>worse</b>"
+    )
+    for rows in ([OPEN], [HURT]):
+        page = verdict.pretraining_verdict(pd.DataFrame(rows), {}, headline=headline)
+        assert page.startswith('<div class="warn" id="verdict">') and worse in page
+        assert "at label fraction 1:" not in page  # read at few labels, as the sentence is
+    # Without the ablation the gain is not measured; the loss to the baseline is still said.
+    page = verdict.pretraining_verdict(None, {}, headline=headline)
+    assert "<b>The pretraining gain was not measured</b>" in page and worse in page
+    above = headline.assign(model_mean=0.999, baseline_mean=0.933)
+    page = verdict.pretraining_verdict(pd.DataFrame([OPEN]), {}, headline=above)
+    assert "below the best baseline" not in page
+
+
 _INCONCLUSIVE = (
     " An interval that crosses 0 is no evidence that pretraining does not help: read both of "
     "its bounds, the largest loss and the largest gain it leaves open."
@@ -342,6 +379,44 @@ def test_no_auc_on_two_tasks_lists_each_task_with_why() -> None:
         '<p class="warn" id="no-auc"><b>No AUC</b> for a: none of its folds yielded one (1 test '
         f"fold(s) of one class (site B)){rest}.</p>"
     )
+
+
+def test_a_baseline_that_ran_without_an_auc_is_not_said_to_be_missing() -> None:
+    """Every test fold of one class: logreg ran on each but gave no AUC, and the headline said
+    'the task evaluates no baseline'."""
+    nan = float("nan")
+    summary = pd.DataFrame(
+        [
+            ("t", model, fraction, metric, value, value, value, n)
+            for model in ("lcm", "logreg")
+            for fraction in (0.1, 1.0)
+            for metric, value, n in (("auc", nan, 0), ("accuracy", 0.6, 6))
+        ],
+        columns=["task", "model", "label_fraction", "metric", "mean", "ci_low", "ci_high", "n"],
+    )
+    headline = pd.DataFrame(
+        [
+            {
+                **dict.fromkeys(HEADLINE_COLUMNS, nan),
+                "task": "t",
+                "label_fraction": fraction,
+                "metric": "auc",
+                "model": "lcm",
+                "best_baseline": "",
+                "verdict": "not evaluated",
+            }
+            for fraction in (0.1, 1.0)
+        ]
+    )
+    (said,) = findings.science_statements(headline, {}, summary=summary)
+    assert "evaluates no baseline" not in said
+    assert (
+        "LCM was not compared with a baseline (logreg ran but gave no AUC: no test fold "
+        "yielded one)"
+    ) in said
+    # Without a baseline in the summary the task is still said to evaluate none.
+    (said,) = findings.science_statements(headline, {}, summary=summary[summary["model"] == "lcm"])
+    assert "LCM was not compared with a baseline (the task evaluates no baseline)" in said
 
 
 def test_tasks_without_ablations_for_two_reasons_are_listed() -> None:
