@@ -24,8 +24,8 @@ from helpers import ROOT
 
 BENCHMARKS = ROOT / "benchmarks"
 TIMEOUT_S = 300  # a hung benchmark fails the test instead of the suite
-# dag_scale --quick plans 10 dry runs of the whole workflow (best of 2, alternating, 3 sizes):
-# ~3 min on 2 loaded cores.
+# dag_scale --quick plans 5 dry runs of the whole workflow (one per contender and size, 3 sizes
+# of ours, 2 of the reference): ~1-2 min on 2 loaded cores.
 SLOW_TIMEOUT_S = {"dag_scale.py": 600}
 BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 

@@ -22,9 +22,26 @@ CASES = [
 ]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("argv", "flag"), CASES, ids=[f"{c[0][0]} {c[1]}" for c in CASES])
-def test_out_of_range_number_is_one_line(argv: list[str], flag: str) -> None:
+def test_out_of_range_number_is_one_line(
+    argv: list[str], flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lcm.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert f"argument {flag}: expected an integer" in last
+
+
+@pytest.mark.slow
+def test_out_of_range_number_from_the_command_line_is_one_line() -> None:
+    """The same refusal through ``python -m lcm``, as a user's shell runs it: exit status 2 and
+    argparse's line, no traceback from the entry point (the cases above run in process)."""
+    argv, flag = CASES[0]
     proc = subprocess.run(
         [sys.executable, "-m", "lcm", *argv], capture_output=True, text=True, timeout=120
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -78,9 +79,12 @@ SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> dict[str, Path]:
-    """A store of 24 subjects (one run each) of 'toyds' with an autism label."""
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A store of 24 subjects (one run each) of 'toyds' with an autism label (read only: one
+    for the module, so that an evaluation's state copied from a shared run keys the same
+    inputs)."""
+    tmp_path = tmp_path_factory.mktemp("store")
     catalogue = tmp_path / "variables.yaml"
     catalogue.write_text(
         yaml.safe_dump(
@@ -204,11 +208,30 @@ def _sidecar(out: Path, name: str) -> dict:
     return side
 
 
+def _copied(run: dict, tmp_path: Path) -> tuple[Path, Path]:
+    """A shared run's output folder and fit counts, copied for a test to change them."""
+    out, counts = tmp_path / "out", tmp_path / "count"
+    shutil.copytree(run["out"], out)
+    shutil.copytree(run["counts"], counts)
+    return out, counts
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory: pytest.TempPathFactory, store) -> dict:
+    """One uninterrupted evaluation (its outputs, state and fit counts), run once for the
+    module: the reference of the killed runs and the first run of the tests that rerun it."""
+    tmp = tmp_path_factory.mktemp("whole")
+    out, counts = tmp / "out", tmp / "count"
+    proc = _evaluate(store, out, counts)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"out": out, "counts": counts, "stderr": proc.stderr}
+
+
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
-def test_a_killed_evaluation_resumes_from_its_finished_fits(tmp_path: Path, store, sig) -> None:
-    whole = _evaluate(store, tmp_path / "whole", tmp_path / "count-whole")
-    assert whole.returncode == 0, whole.stderr[-3000:]
-    assert len(list((tmp_path / "count-whole").iterdir())) == N_COUNTED
+def test_a_killed_evaluation_resumes_from_its_finished_fits(
+    tmp_path: Path, store, whole, sig
+) -> None:
+    assert len(list(whole["counts"].iterdir())) == N_COUNTED
     n_jobs = 2 * N_COUNTED
 
     k = 5  # fits of "counted" finished before the kill, and saved (logreg's run after them)
@@ -224,20 +247,19 @@ def test_a_killed_evaluation_resumes_from_its_finished_fits(tmp_path: Path, stor
     resumed = _evaluate(store, out, counts)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert len(list(counts.iterdir())) - before == N_COUNTED - k
-    assert _outputs(out) == _outputs(tmp_path / "whole")
+    assert _outputs(out) == _outputs(whole["out"])
     assert saved == k
-    assert f"0 of {n_jobs} fit(s) reused" in whole.stderr
+    assert f"0 of {n_jobs} fit(s) reused" in whole["stderr"]
     assert f"{k} of {n_jobs} fit(s) reused" in resumed.stderr
     assert f"{n_jobs - k} to run" in resumed.stderr
     for name in ("task-asd_metrics.json", "task-asd_predictions.json"):
-        assert _sidecar(out, name) == _sidecar(tmp_path / "whole", name)
+        assert _sidecar(out, name) == _sidecar(whole["out"], name)
 
 
-def test_a_retry_after_the_outputs_were_written_fits_nothing(tmp_path: Path, store) -> None:
+def test_a_retry_after_the_outputs_were_written_fits_nothing(tmp_path: Path, store, whole) -> None:
     """Snakemake deletes a failed job's outputs, not the state: the retry writes them again from
     it, the same bytes, without a fit (logreg's fits came from the worker pool)."""
-    out, counts = tmp_path / "out", tmp_path / "count"
-    assert _evaluate(store, out, counts).returncode == 0
+    out, counts = _copied(whole, tmp_path)
     first = _outputs(out)
     for path in out.glob("task-asd_*.*"):
         path.unlink()
@@ -260,9 +282,10 @@ def test_the_same_files_named_by_another_path_keep_the_saved_fits(tmp_path: Path
     assert f"{2 * N_COUNTED} of {2 * N_COUNTED} fit(s) reused" in again.stderr
 
 
-def test_a_state_of_other_settings_is_ignored_naming_what_differs(tmp_path: Path, store) -> None:
-    out, counts = tmp_path / "out", tmp_path / "count"
-    assert _evaluate(store, out, counts).returncode == 0
+def test_a_state_of_other_settings_is_ignored_naming_what_differs(
+    tmp_path: Path, store, whole
+) -> None:
+    out, counts = _copied(whole, tmp_path)
     other = _evaluate(store, out, counts, {"seeds": [0]})
     assert other.returncode == 0, other.stderr[-3000:]
     assert "belong to another evaluation" in other.stderr
@@ -274,10 +297,9 @@ def test_a_state_of_other_settings_is_ignored_naming_what_differs(tmp_path: Path
 
 
 def test_an_unreadable_fit_is_fitted_again_and_a_foreign_file_refuses_the_folder(
-    tmp_path: Path, store
+    tmp_path: Path, store, whole
 ) -> None:
-    out, counts = tmp_path / "out", tmp_path / "count"
-    assert _evaluate(store, out, counts).returncode == 0
+    out, counts = _copied(whole, tmp_path)
     first = _outputs(out)
     state = out / STATE
     damaged = sorted(state.glob("fit-*.npz"))[0]
@@ -430,14 +452,22 @@ def test_a_fit_file_of_another_fit_renamed_is_named_as_such(
     assert "digest" not in caplog.text
 
 
-def _killed_state(tmp_path: Path, store: dict[str, Path]) -> tuple[Path, Path]:
-    """A first evaluation's state: killed (SIGKILL) after 3 fits of "counted" were saved."""
-    out, counts = tmp_path / "out", tmp_path / "count"
+@pytest.fixture(scope="module")
+def killed_once(tmp_path_factory: pytest.TempPathFactory, store) -> dict:
+    """A first evaluation's state: killed (SIGKILL) after 3 fits of "counted" were saved (run
+    once for the module; :func:`_killed_state` copies it)."""
+    tmp = tmp_path_factory.mktemp("killed")
+    out, counts = tmp / "out", tmp / "count"
     killed = _evaluate(store, out, counts, kill_at=4)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     (counts / "4").unlink(missing_ok=True)
     assert len(list((out / STATE).glob("fit-*.npz"))) == 3
-    return out, counts
+    return {"out": out, "counts": counts}
+
+
+def _killed_state(tmp_path: Path, killed_once: dict) -> tuple[Path, Path]:
+    """A copy of the killed evaluation's state and fit counts, for a test to resume."""
+    return _copied(killed_once, tmp_path)
 
 
 def _contents(folder: Path) -> dict[str, bytes]:
@@ -446,13 +476,13 @@ def _contents(folder: Path) -> dict[str, bytes]:
 
 
 def test_a_second_evaluation_is_refused_while_the_first_holds_its_state(
-    tmp_path: Path, store
+    tmp_path: Path, store, killed_once
 ) -> None:
     """A rerun by hand while the SLURM job still runs (or a second snakemake): both wrote the
     same state folder, each removing the other's fits as "another evaluation" when their
     settings differed. The second is now refused before any fit, naming the folder, the
     first's pid and host and what to do, and writes nothing."""
-    out, counts = _killed_state(tmp_path, store)
+    out, counts = _killed_state(tmp_path, killed_once)
     state = out / STATE
     before, counted = _contents(state), sorted(counts.iterdir())
     with exclusive_lock(state / LOCK_NAME, "lcm evaluate"):  # the first run, still fitting
@@ -469,10 +499,12 @@ def test_a_second_evaluation_is_refused_while_the_first_holds_its_state(
     assert not list(out.glob("task-asd_*.*"))  # neither table nor sidecar
 
 
-def test_the_lock_of_a_dead_evaluation_does_not_block_the_rerun(tmp_path: Path, store) -> None:
+def test_the_lock_of_a_dead_evaluation_does_not_block_the_rerun(
+    tmp_path: Path, store, killed_once
+) -> None:
     """A job killed with SIGKILL (OOM, a node lost) leaves its lock file, naming it: the kernel
     released the lock with the process, so the rerun takes it over and resumes."""
-    out, counts = _killed_state(tmp_path, store)
+    out, counts = _killed_state(tmp_path, killed_once)
     lock = out / STATE / LOCK_NAME
     holder = subprocess.Popen(
         [

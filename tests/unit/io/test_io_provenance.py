@@ -43,10 +43,19 @@ DIGEST = "sha256:" + "ab" * 32
 RERUN = "rerun the workflow with the command that made it (snakemake or lcm run)"
 
 
-def lcm_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def lcm_process(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m lcm`` in a process of its own: the exit status a script sees."""
     return subprocess.run(
         [sys.executable, "-m", "lcm", *args], capture_output=True, text=True, cwd=cwd, timeout=60
     )
+
+
+def lcm_cli(*args: str, capsys: pytest.CaptureFixture[str]) -> subprocess.CompletedProcess:
+    """``lcm`` in this process (the command line's own code, without a torch import per
+    call): its exit status and what it printed."""
+    code = lcm_main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["lcm", *args], code, out, err)
 
 
 @pytest.fixture
@@ -371,31 +380,34 @@ def test_verify_follows_linked_folders_once(tmp_path: Path) -> None:
     assert "sha256 differs" in problems[0]
 
 
-def test_cli_verify_and_trace_exit_codes(tmp_path: Path) -> None:
+def test_cli_verify_and_trace_exit_codes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """verify and trace exit 0 on a lineage as recorded, 1 once a file in it changed: trace
     of one artifact is a check a script can rely on, not only a listing."""
+    monkeypatch.chdir(tmp_path)
     files = chain(tmp_path)
-    ok = lcm_cli("provenance", "verify", str(tmp_path), cwd=tmp_path)
+    ok = lcm_cli("provenance", "verify", str(tmp_path), capsys=capsys)
     assert ok.returncode == 0, ok.stderr
     assert "0 problem(s)" in ok.stdout
-    traced = lcm_cli("provenance", "trace", str(files["final"]), cwd=tmp_path)
+    traced = lcm_cli("provenance", "trace", str(files["final"]), capsys=capsys)
     assert traced.returncode == 0 and "raw.tsv [raw]" in traced.stdout
     assert "differ from their records" not in traced.stdout
     files["mid"].write_text("a\n4\n")  # tampered intermediate: its own hash and b's input
-    bad = lcm_cli("provenance", "verify", str(tmp_path), cwd=tmp_path)
+    bad = lcm_process("provenance", "verify", str(tmp_path), cwd=tmp_path)
     assert bad.returncode == 1
     assert "mid.tsv: sha256 differs" in bad.stdout and "2 problem(s)" in bad.stdout
-    traced = lcm_cli("provenance", "trace", str(files["final"]), cwd=tmp_path)
+    traced = lcm_cli("provenance", "trace", str(files["final"]), capsys=capsys)
     assert traced.returncode == 1 and "raw.tsv [raw]" in traced.stdout
     last = traced.stdout.splitlines()[-1]
     assert last.startswith(f"1 file(s) of the lineage of {files['final']} differ from their")
     assert f"the first {files['mid']} [CHANGED since recorded]: restore them" in last
     assert "--base" not in last  # nothing missing: the --base clause is not said
     files["mid"].unlink()
-    traced = lcm_cli("provenance", "trace", str(files["final"]), cwd=tmp_path)
+    traced = lcm_cli("provenance", "trace", str(files["final"]), capsys=capsys)
     assert traced.returncode == 1 and f"{files['mid']} [missing]" in traced.stdout
     assert "pass --base: the folder the workflow ran in" in traced.stdout.splitlines()[-1]
-    missing = lcm_cli("provenance", "trace", str(tmp_path / "nope.tsv"), cwd=tmp_path)
+    missing = lcm_cli("provenance", "trace", str(tmp_path / "nope.tsv"), capsys=capsys)
     assert missing.returncode == 3 and "does not exist" in missing.stderr
 
 
@@ -433,20 +445,23 @@ def test_trace_of_a_sidecar_traces_the_output_it_records(
     assert f"{files['final']} [CHANGED since recorded]" in capsys.readouterr().out
 
 
-def test_cli_refuses_a_file_to_verify_and_a_folder_to_trace(tmp_path: Path) -> None:
+def test_cli_refuses_a_file_to_verify_and_a_folder_to_trace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """verify of a file found no record under it and said "0 problem(s)" with exit 0, an
     audit of nothing read as a pass: a file to verify, or a folder to trace, is refused,
     naming the command that does what was meant (quoted, to paste as it is)."""
+    monkeypatch.chdir(tmp_path)
     files = chain(tmp_path)
     odd = tmp_path / "a b;c"
     odd.mkdir()
     shown = odd / "final copy.tsv"
     shown.write_bytes(files["final"].read_bytes())
-    verified = lcm_cli("provenance", "verify", str(shown), cwd=tmp_path)
+    verified = lcm_cli("provenance", "verify", str(shown), capsys=capsys)
     assert verified.returncode == 3 and "0 problem(s)" not in verified.stdout
     assert f"{shown} is a file: verify audits every record under a folder" in verified.stderr
     assert f"lcm provenance trace '{shown}'" in verified.stderr
-    traced = lcm_cli("provenance", "trace", str(odd), cwd=tmp_path)
+    traced = lcm_cli("provenance", "trace", str(odd), capsys=capsys)
     assert traced.returncode == 3 and "[dir]" not in traced.stdout
     assert f"{odd} is a folder: trace follows one file's lineage" in traced.stderr
     assert f"lcm provenance verify '{odd}'" in traced.stderr
