@@ -250,11 +250,13 @@ def scrub_mask(
     flagged = np.zeros(n_volumes, dtype=bool)
     rules = []
     if fd is not None and settings.fd_threshold is not None:
-        flagged |= np.asarray(fd) > settings.fd_threshold
-        rules.append(f"FD > {settings.fd_threshold} mm")
+        over = np.asarray(fd) > settings.fd_threshold
+        flagged |= over
+        rules.append(f"{int(np.count_nonzero(over))} with FD > {settings.fd_threshold} mm")
     if dvars is not None and settings.dvars_threshold is not None:
-        flagged |= np.asarray(dvars) > settings.dvars_threshold
-        rules.append(f"std_dvars > {settings.dvars_threshold}")
+        over = np.asarray(dvars) > settings.dvars_threshold
+        flagged |= over
+        rules.append(f"{int(np.count_nonzero(over))} with std_dvars > {settings.dvars_threshold}")
     if dropout is not None and np.any(dropout):
         flagged |= np.asarray(dropout, dtype=bool)
         rules.append(f"{int(np.count_nonzero(dropout))} constant (dropout) volume(s)")
@@ -269,12 +271,20 @@ def scrub_mask(
         rules.append(f"{int(np.count_nonzero(non_steady))} non-steady-state volume(s)")
     keep = np.flatnonzero(~flagged)
     if keep.size < settings.min_volumes:
-        if keep.size == n_volumes:  # a short run: nothing was scrubbed
+        n_steady = n_volumes - (0 if non_steady is None else int(np.count_nonzero(non_steady)))
+        if n_steady < settings.min_volumes:
+            # A short run, whatever its motion: fMRIPrep flags non-steady volumes in most
+            # runs, and "only 38 of 40 left after scrubbing" read as a run that moved.
+            steady = (
+                f" ({n_volumes - n_steady} non-steady-state volume(s) left out: {n_steady} usable)"
+                if n_steady < n_volumes
+                else ""
+            )
             raise ExcludedRunError(
-                f"the run has {n_volumes} volumes; at least {settings.min_volumes} are "
-                "required (denoise.min_volumes)",
-                hint=f"Lower denoise.min_volumes to {n_volumes} or less to keep runs this "
-                "short, or leave the run out (ingest.select).",
+                f"the run has {n_volumes} volumes{steady}; at least {settings.min_volumes} "
+                "are required (denoise.min_volumes)",
+                hint=f"Lower denoise.min_volumes to {keep.size} or "
+                "less to keep runs this short, or leave the run out (ingest.select).",
                 code=reason_codes.TOO_FEW_VOLUMES,
             )
         detail = f" after scrubbing ({', '.join(rules)})" if rules else ""

@@ -436,6 +436,33 @@ def test_dvars_scrubbing_excludes_below_min_volumes() -> None:
     assert scrub_mask(None, loose, 30, dvars=dvars).size == 15
 
 
+def test_short_run_with_non_steady_volumes_is_called_short_not_scrubbed() -> None:
+    """A 40-volume run with fMRIPrep's 2 non-steady volumes and no motion read "only 38 of
+    40 volumes left after scrubbing (FD > 0.5 mm ...)" and "Nothing, if the run moved"."""
+    settings = DenoiseSettings.from_dict({"fd_threshold": 0.5, "min_volumes": 50})
+    non_steady = np.zeros(40, dtype=bool)
+    non_steady[:2] = True
+    with pytest.raises(ExcludedRunError) as info:
+        scrub_mask(np.full(40, 0.1), settings, 40, non_steady=non_steady)
+    assert "the run has 40 volumes (2 non-steady-state volume(s) left out: 38 usable)" in str(
+        info.value
+    )
+    assert "scrubbing" not in str(info.value) and "moved" not in info.value.hint
+    assert "min_volumes to 38" in info.value.hint
+
+
+def test_scrubbing_reason_counts_the_volumes_each_rule_flagged() -> None:
+    """The reason listed every rule in force (FD > 0.5 mm) whether or not it flagged any
+    volume, so a run lost to DVARS alone read as one lost to head motion."""
+    dvars = np.r_[0.0, np.full(29, 1.0)]
+    dvars[5:20] = 3.0
+    settings = DenoiseSettings.from_dict(
+        {"fd_threshold": 0.5, "dvars_threshold": 1.5, "min_volumes": 20}
+    )
+    with pytest.raises(ExcludedRunError, match=r"0 with FD > 0.5 mm, 15 with std_dvars > 1.5"):
+        scrub_mask(np.full(30, 0.1), settings, 30, dvars=dvars)
+
+
 def test_missing_std_dvars_excludes_run(tmp_path: Path, run_files) -> None:
     table = read_confounds(run_files["confounds"], N_VOL).drop(columns="std_dvars")
     with pytest.raises(ExcludedRunError, match="lack the column 'std_dvars'"):
