@@ -19,7 +19,7 @@ from lcm.connectome.confounds import (
     NON_STEADY_PREFIX,
     STRATEGIES,
 )
-from lcm.connectome.settings import DenoiseSettings
+from lcm.connectome.settings import DenoiseSettings, lowest_min_volumes
 from lcm.exceptions import ExcludedRunError
 
 log = logging.getLogger(__name__)
@@ -280,11 +280,19 @@ def scrub_mask(
                 if n_steady < n_volumes
                 else ""
             )
+            lowest = lowest_min_volumes()
+            hint = (
+                f"Lower denoise.min_volumes to {keep.size} or less to keep runs this short, or "
+                "leave the run out (ingest.select)."
+                if keep.size >= lowest
+                # Advice that cannot be followed: the schema refuses a lower setting.
+                else f"Leave the run out (ingest.select): {keep.size} usable volumes are "
+                f"fewer than any denoise.min_volumes allows (at least {lowest})."
+            )
             raise ExcludedRunError(
                 f"the run has {n_volumes} volumes{steady}; at least {settings.min_volumes} "
                 "are required (denoise.min_volumes)",
-                hint=f"Lower denoise.min_volumes to {keep.size} or "
-                "less to keep runs this short, or leave the run out (ingest.select).",
+                hint=hint,
                 code=reason_codes.TOO_FEW_VOLUMES,
             )
         detail = f" after scrubbing ({', '.join(rules)})" if rules else ""

@@ -34,6 +34,11 @@ def _validated(section: str, value: dict[str, Any], source: str) -> dict[str, An
     return value
 
 
+def lowest_min_volumes() -> int:
+    """The least ``denoise.min_volumes`` the config schema allows (its ``minimum``)."""
+    return int(schema()["properties"]["denoise"]["properties"]["min_volumes"]["minimum"])
+
+
 # nilearn's load_confounds_strategy("scrubbing"): std_dvars_threshold 1.5 (and fd 0.5 mm).
 NILEARN_SCRUBBING_DVARS = 1.5
 AUTO = "auto"

@@ -451,6 +451,19 @@ def test_short_run_with_non_steady_volumes_is_called_short_not_scrubbed() -> Non
     assert "min_volumes to 38" in info.value.hint
 
 
+def test_a_run_shorter_than_any_min_volumes_is_not_told_to_lower_it() -> None:
+    """An 8-volume run was told "Lower denoise.min_volumes to 8", which the schema refuses
+    (its minimum is 10): advice that could not be followed."""
+    settings = DenoiseSettings.from_dict({"min_volumes": 10})
+    with pytest.raises(ExcludedRunError, match="the run has 8 volumes") as info:
+        scrub_mask(np.full(8, 0.1), settings, 8)
+    assert "Lower" not in info.value.hint
+    assert "fewer than any denoise.min_volumes allows (at least 10)" in info.value.hint
+    with pytest.raises(ExcludedRunError) as info:
+        scrub_mask(np.full(12, 0.1), DenoiseSettings.from_dict({"min_volumes": 20}), 12)
+    assert "Lower denoise.min_volumes to 12 or less" in info.value.hint
+
+
 def test_scrubbing_reason_counts_the_volumes_each_rule_flagged() -> None:
     """The reason listed every rule in force (FD > 0.5 mm) whether or not it flagged any
     volume, so a run lost to DVARS alone read as one lost to head motion."""
