@@ -13,6 +13,7 @@ from lcm.bids.summary import read_summary_table
 from lcm.commands._arguments import int_at_least
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.commands._atlas_load import atlas_from_args
+from lcm.commands._outputs import check_output_folders, written_together
 from lcm.config import parse_settings
 from lcm.docstrings import fill_doc
 from lcm.evaluate.compare import (
@@ -240,6 +241,7 @@ def run(args: argparse.Namespace) -> int:
         The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
     """
     check_evaluation_pairs(args.metrics, args.predictions)
+    check_output_folders(getattr(args, o) for o in REPORT_OUTPUTS)
     metrics = concat_tidy(args.metrics, METRIC_COLUMNS, METRIC_DTYPES, _KEY)
     predictions = concat_tidy(
         args.predictions, PREDICTION_COLUMNS, PREDICTION_DTYPES, _KEY, ("y_true", "prediction")
@@ -325,14 +327,27 @@ def run(args: argparse.Namespace) -> int:
     # motion-fd's rows come from the QC tables and the predictions: sources of every table.
     motion_sources = [*args.predictions, *args.qc] if len(motion_metrics) else []
     tables_from = [*args.metrics, *motion_sources]
-    write_tidy_parquet(args.out_metrics, metrics, {"sources": [str(p) for p in tables_from]})
-    write_tsv(args.out_summary, summary)
+    # The tables and the page are kept only together (a full disk at the page left new
+    # tables beside the last run's page); their records follow, as lcm evaluate's do.
+    with written_together() as written:
+        write_tidy_parquet(args.out_metrics, metrics, {"sources": [str(p) for p in tables_from]})
+        written.append(Path(args.out_metrics))
+        write_tsv(args.out_summary, summary)
+        written.append(Path(args.out_summary))
+        if args.out_predictions:
+            # motion-fd's are fitted here, on a draw of training subjects no file keeps else.
+            write_tidy_parquet(args.out_predictions, predictions)
+            written.append(Path(args.out_predictions))
+        if args.out_headline:
+            write_tsv(args.out_headline, headline)
+            written.append(Path(args.out_headline))
+        if args.out_contrasts:
+            write_tsv(args.out_contrasts, contrasts)
+            written.append(Path(args.out_contrasts))
+        write_text(args.out_html, page)
     if args.out_predictions:
-        # motion-fd's are fitted here, on a draw of training subjects no file keeps otherwise.
-        write_tidy_parquet(args.out_predictions, predictions)
         write_sidecar(args.out_predictions, [*args.predictions, *motion_sources])
     if args.out_headline:
-        write_tsv(args.out_headline, headline)
         # The means and their intervals come from the metrics, the difference from both.
         write_sidecar(
             args.out_headline,
@@ -340,9 +355,7 @@ def run(args: argparse.Namespace) -> int:
             n_boot=args.n_boot,
         )
     if args.out_contrasts:
-        write_tsv(args.out_contrasts, contrasts)
         write_sidecar(args.out_contrasts, tables_from, method="corrected resampled t")
-    write_text(args.out_html, page)
     write_sidecar(args.out_metrics, tables_from)
     write_sidecar(args.out_summary, tables_from, interval="corrected resampled t", level=0.95)
     # The ranges the page compared with: settings of the page (none set, none recorded). The

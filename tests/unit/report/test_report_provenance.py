@@ -430,3 +430,29 @@ def test_metrics_and_predictions_of_different_evaluations_are_refused(
     err = report(a["metrics"], a["predictions"][1:])
     assert f"Task {tasks[0]!r} has metrics ({a['metrics'][0]}) but no --predictions" in err
     assert not out.exists()
+
+
+def test_the_tables_and_the_page_are_kept_only_together(
+    inputs: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk at the page left the new metrics and summary tables beside the last run's
+    page, with no record; and a file where the page's folder goes was found only after every
+    table was computed and written."""
+    import lcm.commands.report as report_verb
+    from lcm.exceptions import ConfigError
+
+    in_the_way = tmp_path / "blocked"
+    (in_the_way / "report").parent.mkdir(parents=True)
+    (in_the_way / "report").write_text("a user's file")
+    with pytest.raises(ConfigError, match=r"index.html cannot be written: .*report is a file"):
+        run_report(inputs, in_the_way)
+    assert sorted(p.name for p in in_the_way.iterdir()) == ["report"]
+
+    def full(path: str | Path, text: str) -> None:
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(report_verb, "write_text", full)
+    out = tmp_path / "full"
+    with pytest.raises(OSError, match="No space left"):
+        run_report(inputs, out)
+    assert not [p for p in out.rglob("*") if p.is_file()]
