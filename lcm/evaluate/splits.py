@@ -626,6 +626,7 @@ def outer_folds(
         if has_sites(sites):
             if table is None:
                 return "site", site_folds(y_strata, groups, sites, seed=seed)
+            _check_table_sites(table, groups, sites, repeat, source)
             folds = folds_from_table(table, groups, "leave_site_out", repeat, source)
             return "site", usable_site_folds(folds, y_strata, groups, sites)
         log.warning(
@@ -644,3 +645,32 @@ def outer_folds(
             hint="Re-run `lcm splits` with --n-folds equal to evaluate.n_folds.",
         )
     return "subject", folds_from_table(table, groups, "subject", repeat, source)
+
+
+def _check_table_sites(
+    table: pd.DataFrame, groups: np.ndarray, sites: np.ndarray, repeat: int, source: str | Path
+) -> None:
+    """Refuse leave-site-out folds of a table whose sites are not the runs' sites.
+
+    The table's folds are its sites as they were when it was written: after the site column
+    changed, its "site" test folds would mix sites that training also holds, and the metrics
+    would still say ``split: site``.
+    """
+    rows = table[(table["scheme"] == "leave_site_out") & (table["seed"].astype(int) == int(repeat))]
+    if rows.empty or "site" not in rows:
+        return  # folds_from_table names what is missing
+    keys = rows["dataset"].astype(str) + "/" + rows["subject"].astype(str)
+    written = dict(zip(keys, rows["site"].astype(str), strict=False))
+    now = pd.Series(np.asarray(sites).astype(str), index=np.asarray(groups).astype(str))
+    moved = sorted(
+        f"{g} ({written[g]!r} there, {s!r} now)"
+        for g, s in now[~now.index.duplicated()].items()
+        if g in written and written[g] != s
+    )
+    if moved:
+        raise InputDataError(
+            f"{source}: {len(moved)} subject(s) of the task are at another site than the "
+            f"table's leave-site-out folds say, e.g. {moved[:3]}: its test folds would not "
+            "leave one site out.",
+            hint="Re-run `lcm splits --task` on the current feature store (the splits rule does).",
+        )

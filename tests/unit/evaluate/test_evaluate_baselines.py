@@ -144,6 +144,26 @@ def test_cpm_and_ridge_predict_a_continuous_target():
     assert ConnectomeRidge(seed=0).fit(fc[train], y_fit).n_train_ == 22
 
 
+def test_cpm_tests_edges_on_subjects_not_on_their_windows():
+    """CPM tested every window as a sample: ten windows of each subject passed p < 0.01 on ten
+    times the degrees of freedom, and noise edges entered its networks (a weakened baseline)."""
+    rng = np.random.default_rng(4)
+    fc = _fc(rng, 30, np.full(30, 0.8))
+    y = rng.normal(size=30)  # a target the connectomes know nothing of
+    once = CPM().fit(fc, y)
+    # Each subject's scan cut into 10 windows: copies here, so the subject means are the scan.
+    windows = np.repeat(fc, 10, axis=0)
+    groups = np.repeat([f"ds/sub{i:02d}" for i in range(30)], 10)
+    by_subject = CPM().fit(windows, np.repeat(y, 10), groups=groups)
+    np.testing.assert_array_equal(by_subject.positive_, once.positive_)
+    np.testing.assert_array_equal(by_subject.negative_, once.negative_)
+    np.testing.assert_allclose(by_subject.predict(fc), once.predict(fc))
+    as_runs = CPM().fit(windows, np.repeat(y, 10))  # no groups: each window a subject
+    assert (as_runs.positive_ | as_runs.negative_).sum() > (once.positive_ | once.negative_).sum()
+    with pytest.raises(InputDataError, match="2 labeled training subject"):
+        CPM().fit(windows[:20], np.repeat(y, 10)[:20], groups=groups[:20])
+
+
 def test_regression_metrics_by_hand():
     out = regression_metrics(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 2.0, 3.0, 5.0]))
     assert out["mae"] == pytest.approx(0.25)

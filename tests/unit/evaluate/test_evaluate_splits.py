@@ -169,6 +169,24 @@ def test_table_errors_name_the_file_and_the_fix():
     assert used == "subject"
 
 
+def test_a_table_whose_sites_the_runs_no_longer_name_is_refused_for_site_folds():
+    """A splits table written before the site column changed gave 'leave-site-out' folds whose
+    test fold mixed every site, each also in training, and the metrics still said split: site."""
+    ids, y = _ids()
+    groups = (ids["dataset"] + "/" + ids["subject"]).to_numpy()
+    table = task_split_table(ids, y, n_folds=3, master_seed=5, repeats=[0])
+    # The same subjects, now each at another site (site_column remapped, the store rewritten).
+    moved = ids["site"].map({"site0": "site1", "site1": "site2", "site2": "site0"}).to_numpy()
+    with pytest.raises(InputDataError, match=r"t\.parquet: .*site.*ds/sub\d\d") as err:
+        outer_folds(y, groups, moved, "site", 3, 0, table, 0, "t.parquet")
+    assert "lcm splits" in err.value.hint
+    # The table's own sites still give its folds, and subject folds do not read the sites.
+    sites = ids["site"].to_numpy()
+    used, folds = outer_folds(y, groups, sites, "site", 3, split_seed(5, 0), table, 0)
+    assert used == "site" and _same(folds, outer_folds(y, groups, sites, "site", 3, 0)[1])
+    assert outer_folds(y, groups, moved, "subject", 3, 0, table, 0)[0] == "subject"
+
+
 def test_evaluate_reads_its_folds_from_the_table(tmp_path, prevalence_model):
     """evaluate_task with the table tests each subject in the table's fold, and nowhere else."""
     ids, y = _ids(24)
