@@ -768,7 +768,25 @@ def provenance_summary(
     )
     parts.append(table_html(pd.DataFrame(rows), "The protocol each task ran", row_headers=1))
     parts.extend(_skipped_notes(task_meta))
+    parts.extend(_not_repeated_notes(task_meta))
     return "\n".join(parts)
+
+
+def _not_repeated_notes(task_meta: dict[str, dict[str, Any]]) -> list[str]:
+    """A note per task whose later seeds did not repeat a fit (``n_fits_not_repeated``): the
+    intervals elsewhere include training variance, and these do not, which the table's
+    ``folds x seeds`` alone did not say."""
+    notes = []
+    for task, meta in sorted(task_meta.items()):
+        n = int(meta.get("n_fits_not_repeated") or 0)
+        if n:
+            notes.append(
+                f'<p class="note">{html.escape(task)}: {n} fit(s) not repeated for later '
+                "seeds (split: site keeps the folds, and a label fraction of 1 the labelled "
+                "subjects, whatever the seed): each ran once, so the intervals of those fits "
+                "hold no variance of the models' initialisation, only of the test folds.</p>"
+            )
+    return notes
 
 
 def _skipped_notes(task_meta: dict[str, dict[str, Any]]) -> list[str]:

@@ -387,6 +387,20 @@ def test_the_protocol_section_says_why_each_skipped_model_was_skipped() -> None:
     assert "Not evaluated" not in bare(provenance_summary({"age": tasks["age"]}, table_html))
 
 
+def test_the_protocol_section_says_which_tasks_ran_fits_once_for_every_seed() -> None:
+    """With split: site the folds do not change with the seed, so lcm evaluate fits each once
+    at label fraction 1 (repeats were identical fits that narrowed the intervals); the page
+    said "5 x 3" and nothing about the initialisation variance the intervals then lack."""
+    tasks = {
+        "asd": {"label": "asd", "split_used": "site", "n_fits_not_repeated": 12},
+        "adhd": {"label": "adhd", "n_fits_not_repeated": 0},
+    }
+    page = bare(provenance_summary(tasks, table_html))
+    assert "asd: 12 fit(s) not repeated for later seeds" in page
+    assert "no variance of the models' initialisation" in page
+    assert "adhd:" not in page
+
+
 @pytest.mark.parametrize("text", ["[]", "{"])
 def test_a_damaged_checkpoint_metadata_is_refused_naming_the_file(
     recorded: dict, text: str
