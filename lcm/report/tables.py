@@ -17,6 +17,7 @@ import pandas as pd
 
 from lcm.bids.rows import OTHER_ATLAS
 from lcm.evaluate.metrics import read_tidy_parquet
+from lcm.evaluate.motion import MOTION_MODEL
 from lcm.evaluate.registry import BASELINE_MODELS, CONTROL_MODELS, model_family
 from lcm.exceptions import InputDataError
 from lcm.io.derivatives import ABSOLUTE_PATH, included_mask, list_cell, path_name
@@ -207,7 +208,8 @@ def read_qc(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
 
 
 def model_kind(model: str) -> str:
-    """``LCM``, ``baseline``, ``control`` (shuffled labels) or ``other``.
+    """``LCM``, ``baseline``, ``control`` (shuffled labels), ``confound`` (head motion alone,
+    :data:`lcm.evaluate.motion.MOTION_MODEL`) or ``other``.
 
     Parameters
     ----------
@@ -216,6 +218,8 @@ def model_kind(model: str) -> str:
     """
     if model in CONTROL_MODELS:
         return "control"
+    if model == MOTION_MODEL:  # a reference for what motion alone predicts, not a model
+        return "confound"
     if model in BASELINE_MODELS:
         return "baseline"
     return "LCM" if model_family(model) == "LCM" else "other"
