@@ -367,7 +367,7 @@ def task_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
     """
     rows = summary[summary["task"] == task]
     kind = "binary" if (rows["metric"] == "auc").any() or rows.empty else "continuous"
-    order = {"LCM": 0, "other": 1, "baseline": 2, "control": 3}
+    order = {"LCM": 0, "other": 1, "baseline": 2, "control": 3, "confound": 4}
     out = []
     keys = sorted(
         {(f, m) for f, m in zip(rows["label_fraction"], rows["model"], strict=True)},

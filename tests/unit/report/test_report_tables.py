@@ -42,6 +42,8 @@ def test_task_table_orders_lcm_before_baselines():
     assert list(table["model"][:4]) == ["lcm", "lcm-scratch", "logreg", "shuffled-labels"]
     assert table.loc[0, "AUC [95% CI]"] == "0.800 [0.750, 0.840]"
     assert table.loc[0, "balanced accuracy [95% CI]"] == "0.700 [0.650, 0.740]"
+    with_motion = task_table(_summary(["motion-fd", "logreg", "lcm"]), "t")
+    assert list(with_motion["kind"][:3]) == ["LCM", "baseline", "confound"]
     kinds = ("lcm-no-pseudo", "logreg", "shuffled-labels", "motion-fd", "x")
     # motion-fd (mean FD alone) read "other" in the task tables: a reviewer's confound check.
     assert [model_kind(m) for m in kinds] == ["LCM", "baseline", "control", "confound", "other"]
