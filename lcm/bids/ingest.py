@@ -390,7 +390,7 @@ def ingest(
     BIDSError
         As :func:`ingest_dataset`.
     """
-    check_summary_files_own(out)  # a user's summary.json in --out's folder: refused first
+    check_summary_files_own(out, dataset)  # a user's or another dataset's: refused first
     check_out_outside_dataset(entry, index_root(entry, path, derivatives), out)
     files = uses_file_index(entry, path)
     cache_dir = cache_dir_for(out) if use_cache and not files else None

@@ -260,14 +260,17 @@ def summary_table(
 _SUMMARY_KEYS = ("n_runs", "n_included", "n_excluded", "excluded_by_reason")
 
 
-def check_summary_files_own(manifest_path: str | Path) -> None:
+def check_summary_files_own(manifest_path: str | Path, dataset: str | None = None) -> None:
     """Refuse, before ingesting, to replace a ``summary.json``/``.tsv`` beside the manifest
-    that an earlier ingest did not write (a user's file of that name in ``--out``'s folder).
+    that an earlier ingest did not write (a user's file of that name in ``--out``'s folder),
+    or that an ingest of another dataset wrote (its manifest under another name beside it).
 
     Parameters
     ----------
     manifest_path : str or Path
         The manifest about to be written (``--out``).
+    dataset : str, optional
+        The dataset about to be ingested; a summary of another dataset is refused.
 
     Raises
     ------
@@ -292,6 +295,20 @@ def check_summary_files_own(manifest_path: str | Path) -> None:
             ours = False
         if not ours:
             bad = tsv_path
+    if (
+        ours
+        and dataset is not None
+        and json_path.exists()
+        and record.get("dataset", dataset) != dataset
+    ):
+        # Summaries are named by folder, not by manifest: a second dataset's ingest into the
+        # same folder would silently replace the first's account of its exclusions.
+        raise ConfigError(
+            f"{json_path} is the ingest summary of dataset {record['dataset']!r}; ingesting "
+            f"{dataset!r} to {Path(manifest_path).name} would replace it.",
+            hint="Write each dataset's manifest to a folder of its own "
+            f"(e.g. --out {dataset}/{Path(manifest_path).name}).",
+        )
     if not ours:
         raise ConfigError(
             f"{bad} exists and was not written by lcm ingest; the ingest summary of "

@@ -70,12 +70,13 @@ outputs:
                  prune-states removes it once done). Locked from the start of a run: a second
                  run of the same --out is refused before any fit, naming the first's pid and
                  host
+  --out and --predictions each with a JSON sidecar (same name, .json) recording settings and
+                 sources, and (as does the Parquet metadata) what each LCM fit's
+                 pseudo-labelling did (pseudo_labels)
 
 A continuous --label (age, a score) takes no --positive; the LCM variants regress it (a
 continuous query, MSE on the target standardised on each training fold) beside ridge and cpm;
 models that do not handle it (logreg, svm, tangent-logreg) are skipped and listed in the metadata.
-  each with a JSON sidecar (same name, .json) recording settings and sources, and (as does
-  the Parquet metadata) what each LCM fit's pseudo-labelling did (pseudo_labels).
 """
 
 

@@ -591,3 +591,19 @@ def test_a_bad_ingest_threads_variable_is_named(
         _ingest(root, tmp_path / "out" / "manifest.parquet")
     monkeypatch.setenv("LCM_INGEST_THREADS", " 2 ")
     assert _ingest(root, tmp_path / "out" / "manifest.parquet")[1]["subjects_indexed"] == 1
+
+
+def test_a_second_datasets_ingest_into_the_same_folder_keeps_the_first_summary(
+    tmp_path: Path,
+) -> None:
+    """Two datasets ingested to manifests of different names in one folder: the second
+    silently replaced the first's summary.json/.tsv (its record of what was excluded)."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",), t_r=2.0)
+    folder = tmp_path / "out"
+    _ingest(root, folder / "manifest.parquet")
+    first = (folder / "summary.json").read_text()
+    with pytest.raises(ConfigError, match=r"ingest summary of dataset 'tiny'.*'other'"):
+        ingest("other", "bids", root, folder / "other.parquet", validate=False)
+    assert (folder / "summary.json").read_text() == first
+    assert not (folder / "other.parquet").exists()
+    _ingest(root, folder / "manifest.parquet")  # the same dataset again: replaced

@@ -55,3 +55,16 @@ def test_an_example_writes_outside_its_feature_store(command: str) -> None:
         ]
         inside = [str(out) for out in outputs if out.is_relative_to(store)]
         assert not inside, f"lcm {command} --help writes {inside} inside --store {store}"
+
+
+@pytest.mark.parametrize("command", sorted(PARSERS))
+def test_an_indented_line_of_an_epilog_continues_a_list_not_a_paragraph(command: str) -> None:
+    """An indented line right after a paragraph's sentence reads as a stray fragment:
+    `lcm evaluate --help` printed the outputs' sidecar line under the continuous-label note."""
+    lines = (PARSERS[command].epilog or "").splitlines()
+    stray = [
+        line
+        for prev, line in itertools.pairwise(lines)
+        if prev[:1].strip() and not prev.rstrip().endswith(":") and line.startswith(" ")
+    ]
+    assert not stray, f"lcm {command} --help: {stray}"
