@@ -16,14 +16,15 @@ if TYPE_CHECKING:
 
 EPILOG = """\
 examples:
-  lcm ingest --dataset bidsdemo --entry bids --path rawdata --out manifest.parquet
-  lcm ingest --dataset hcp --entry fmriprep --path derivatives/fmriprep --out manifest.parquet
-  lcm ingest --dataset ukb --entry roi_timeseries --path timeseries --out manifest.parquet
+  lcm ingest --dataset bidsdemo --entry bids --path rawdata --out bidsdemo/manifest.parquet
+  lcm ingest --dataset hcp --entry fmriprep --path derivatives/fmriprep --out hcp/manifest.parquet
+  lcm ingest --dataset ukb --entry roi_timeseries --path timeseries --out ukb/manifest.parquet
   lcm ingest --dataset abide --entry roi_timeseries --path abide/listing.tsv \\
-      --repetition-time 2.0 --out manifest.parquet
-  lcm ingest --dataset pcp --entry connectome --path connectomes/listing.tsv --out manifest.parquet
+      --repetition-time 2.0 --out abide/manifest.parquet
+  lcm ingest --dataset pcp --entry connectome --path connectomes/listing.tsv \\
+      --out pcp/manifest.parquet
 
-  lcm ingest --dataset ukb --entry bids --path /data/ukb --out manifest.parquet --no-validate \\
+  lcm ingest --dataset ukb --entry bids --path /data/ukb --out ukb/manifest.parquet --no-validate \\
       --select '{"participants": {"exclude": ["1000001"]}, "sessions": {"include": ["2"]}}'
 
 The manifest has one row per run: entities (subject, session, task, run, acq, dir, echo,
@@ -37,7 +38,8 @@ Unusable or unselected runs are kept with included=false and the reason. Beside 
 summary.json and summary.tsv (what was included and excluded, and why; subject folders
 without any run of the task, e.g. anat/ only, as reason code no_runs; validator warnings;
 participants.tsv mismatches) and the cache folder <out>.cache (unchanged subjects are not
-re-indexed next time).
+re-indexed next time). The summaries are named by folder: one dataset's manifest per folder,
+as in the examples (another dataset's summaries there are refused, not replaced).
 
 roi_timeseries and connectome datasets may also be plain files, one per run (.tsv, .csv, .npy,
 MATLAB .mat such as DPARSF's ROISignals_<id>.mat, AFNI .1D): --path is then a folder of files

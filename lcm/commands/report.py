@@ -72,8 +72,9 @@ EXAMPLE = """example:
       --qc results/connectome/abidelike/seg-aal116_qc.tsv \\
            results/connectome/adnilike/seg-aal116_qc.tsv \\
       --out-metrics results/metrics/metrics.parquet \\
+      --out-predictions results/metrics/predictions.parquet \\
       --out-summary results/metrics/summary.tsv --out-headline results/metrics/headline.tsv \\
-      --out-html results/report/index.html \\
+      --out-contrasts results/metrics/contrasts.tsv --out-html results/report/index.html \\
       --attention results/embeddings/task-autism_attention.parquet --atlas aal116 \\
       --checkpoint results/models/pretrain results/models/finetune/autism \\
       --bei-maps results/models/pretrain/bei_linear.npz --configs results/configs \\

@@ -40,9 +40,10 @@ EXAMPLE = """examples:
   lcm splits --store results/store --atlas aal116 --datasets abidelike adnilike \\
       --n-folds 5 --seed 0 --label autism --out results/splits/splits.parquet
 
-The table (dataset, subject, site, scheme, seed, n_folds, fold) is plain Parquet. With --task it
-holds the runs that have the task's target, stratified as `lcm evaluate` stratifies (the class,
-or the lower/upper half by rank of a continuous label), schemes subject and (where every run
+The table (dataset, subject, site, scheme, seed, n_folds, fold) is plain Parquet, one row per
+subject, scheme and seed. With --task it holds the subjects whose runs have the task's target,
+stratified as `lcm evaluate` stratifies (the class, or the lower/upper half by rank of a
+continuous label), schemes subject and (where every run
 names one of two or more sites) leave_site_out, and `seed` is the repeat. Without --task, --label
 stratifies the subject folds by the labelled subjects' level (or half of a continuous label);
 subjects without it are dealt over the folds and still listed. The schemes are subject, site and
