@@ -13,7 +13,8 @@ held-out R² difference over that array's largest magnitude; ``same_alpha``).
 The last line printed is JSON: ``n_runs``, ``n_rois``, ``n_edges``, ``form`` (``dual`` when
 the training runs are fewer than the edges), ``new_peak_mb``, ``old_peak_mb``, ``ratio`` (new /
 old peak, ``better``: lower), ``new_s``, ``old_s``, ``time_ratio`` (new / old seconds),
-``max_rel_diff``, ``same_alpha`` and ``threads``.
+``max_rel_diff``, ``same_alpha`` and ``threads``. It exits 1, after that line, unless the
+penalties are the same and ``max_rel_diff <= 1e-8`` (inf where the NaN entries differ).
 
     python benchmarks/bei_maps_memory.py --quick     # seconds (make test)
     python benchmarks/bei_maps_memory.py             # 3,000 runs x 150 ROIs (dual form)
@@ -221,19 +222,28 @@ def run_child(which: str, store: Path, catalogue: Path, out: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+MAX_REL_DIFF = 1e-8  # round-off between the two fits (the tests' bound)
+
+
 def max_rel_diff(new: BEIMaps, old: BEIMaps) -> float:
-    """Largest difference of coefficients, intercepts or held-out R² over the array's scale."""
+    """Largest difference of coefficients, intercepts or held-out R² over the array's scale.
+
+    ``inf`` where an array's shape or its missing (NaN) entries differ: ``nanmax`` alone
+    skipped a NaN the new fit put where the former had a value.
+    """
     worst = 0.0
     for name in ("coef", "intercept", "heldout_r2", "x_mean", "x_scale"):
-        a, b = getattr(new, name), getattr(old, name)
+        a, b = np.asarray(getattr(new, name)), np.asarray(getattr(old, name))
+        if a.shape != b.shape or not np.array_equal(np.isnan(a), np.isnan(b)):
+            return float("inf")
         scale = np.nanmax(np.abs(b)) if np.isfinite(b).any() else 1.0
         diff = np.nanmax(np.abs(a - b)) if np.isfinite(b).any() else 0.0
         worst = max(worst, float(diff / max(scale, 1e-300)))
     return worst
 
 
-def main() -> None:
-    """Write the store, run both contenders and print the JSON line."""
+def main() -> int:
+    """Write the store, run both contenders and print the JSON line (exit 1: the maps differ)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", type=int, default=3000)
     p.add_argument("--rois", type=int, default=150)
@@ -248,7 +258,7 @@ def main() -> None:
     threads = cap_threads(args.threads)
     if args.child:
         child(args.child, args.store, args.catalogue, args.out)
-        return
+        return 0
     if args.quick:
         args.runs, args.rois = 300, 30
     scratch = Path(tempfile.mkdtemp(prefix="lcm-bei-maps-", dir=args.dir))
@@ -283,7 +293,16 @@ def main() -> None:
         print(json.dumps(result))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    if not (result["same_alpha"] and result["max_rel_diff"] <= MAX_REL_DIFF):
+        # A smaller peak for other maps is not a saving.
+        print(
+            f"bei_maps_memory: the new fit's maps differ from the former's (same_alpha "
+            f"{result['same_alpha']}, max_rel_diff {result['max_rel_diff']} > {MAX_REL_DIFF})",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

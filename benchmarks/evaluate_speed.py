@@ -144,9 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     budget = cap_threads(args.threads)  # exported to the children as OMP_NUM_THREADS etc.
     spec = QUICK if args.quick else FULL
     runs: dict[str, list[dict]] = {"single": [], "default": []}
-    for _ in range(max(1, args.repeats)):
-        # Alternating, so that load from other work on the machine hits both cases alike.
-        for name, threads in (("single", 1), ("default", None)):
+    cases = [("single", 1), ("default", None)]
+    for round_ in range(max(1, args.repeats)):
+        # Alternating, so that load from other work on the machine, and whatever the first
+        # child of a round pays (cold caches), hit both cases alike: each goes first in turn.
+        for name, threads in cases if round_ % 2 == 0 else cases[::-1]:
             res = child(threads, spec)
             runs[name].append(res)
             print(

@@ -12,7 +12,8 @@ that every run inherits. Then, in the same process:
   header check, manifest + summary + cache written; validator off: zero-byte images are not
   valid BIDS, and a 40,000-subject validation is a one-off outside the loop timed here);
 - ``t_second_s``: the same ingest again with nothing changed (cache reused);
-- ``t_touch_s``: again after editing one subject's sidecar (one subject re-indexed);
+- ``t_touch_s``: again after giving one subject's sidecar a TR of its own (that subject
+  re-indexed; exits 1 unless the manifest then holds its new TR and nobody else's changed);
 - ``t_job_runs_s``: what each subject's fMRIPrep job then spends listing its runs
   (:func:`lcm.preprocess.subject_runs.runs_from_manifest`: the manifest read, one subject's
   included runs), best of ``--repeats``; it is paid once per subject.
@@ -54,6 +55,10 @@ SIDECAR = {
 }
 
 
+INHERITED_TR = 0.735  # the top-level task-rest_bold.json's, inherited by every run
+TOUCHED_TR = 0.8  # what the edited subject's own sidecar then says
+
+
 def build_tree(root: Path, n: int) -> None:
     """Raw BIDS tree of ``n`` subjects (see the module docstring)."""
     root.mkdir(parents=True)
@@ -61,7 +66,7 @@ def build_tree(root: Path, n: int) -> None:
         json.dumps({"Name": "ingest-scale", "BIDSVersion": "1.10.0"})
     )
     (root / "task-rest_bold.json").write_text(
-        json.dumps({"RepetitionTime": 0.735, "TaskName": "rest"})
+        json.dumps({"RepetitionTime": INHERITED_TR, "TaskName": "rest"})
     )
     lines = ["participant_id"]
     for i in range(n):
@@ -143,8 +148,10 @@ def main() -> None:
         df2 = ingest("scale", "bids", root, out, validate=False)
         t_second = time.perf_counter() - t0
 
+        # A TR of its own that overrides the inherited one: a cache that kept the stale row
+        # would be fast and wrong, and fails the check below (the inherited value hid it).
         side = root / "sub-1000007" / "func" / "sub-1000007_task-rest_bold.json"
-        side.write_text(json.dumps({**SIDECAR, "RepetitionTime": 0.735}))
+        side.write_text(json.dumps({**SIDECAR, "RepetitionTime": TOUCHED_TR}))
         t0 = time.perf_counter()
         df3 = ingest("scale", "bids", root, out, validate=False)
         t_touch = time.perf_counter() - t0
@@ -159,6 +166,15 @@ def main() -> None:
 
         assert len(df) == args.n and df["included"].all(), "every zero-byte run is included"
         assert df2.equals(df) and len(df3) == args.n
+        touched = df3["subject"] == "1000007"
+        if not (
+            df3.loc[touched, "t_r"].tolist() == [TOUCHED_TR]
+            and df3.loc[~touched, "t_r"].eq(INHERITED_TR).all()
+        ):
+            raise SystemExit(
+                "ingest after editing sub-1000007's sidecar did not pick up its RepetitionTime "
+                f"{TOUCHED_TR} (a stale cache?): the timings above measure a wrong result"
+            )
         summary = json.loads((out.parent / "summary.json").read_text())
     print(
         f"built {args.n} subjects in {t_build:.1f} s; walk saw {n_files} files; "

@@ -21,7 +21,8 @@ last line, JSON with t_ours, t_nilearn, t_decompress, ratio_vs_nilearn (t_nilear
 max_abs_diff_vs_float64 (ours, z-scored signals; target <= 1e-4), nilearn_diff_vs_float64,
 max_abs_diff_vs_nilearn (ours vs the masker's float32 output: both errors, < 1e-3),
 rss_ours_mb, rss_nilearn_mb, rss_decompress_mb, shape, n_labels, threads (the job's:
-``--threads``, else ``OMP_NUM_THREADS``, SLURM's grant or the CPUs available).
+``--threads``, else ``OMP_NUM_THREADS``, SLURM's grant or the CPUs available). It exits 1, after
+that line, when either difference is outside its bound: a fast wrong answer fails.
 
     python benchmarks/parcellation.py            # ~2 min: ~1 GB of input is written first
     python benchmarks/parcellation.py --quick    # seconds: 4 mm grid, 60 volumes (make test)
@@ -286,7 +287,27 @@ def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b))) if a.shape == b.shape else float("inf")
 
 
-def main() -> None:
+# The accuracy bounds (README): ours against the float64 reference, and against nilearn's
+# float32 masker, which holds both contenders' errors (nilearn's own is ~2e-4).
+MAX_DIFF_VS_FLOAT64 = 1e-4
+MAX_DIFF_VS_NILEARN = 1e-3
+
+
+def accuracy_failures(result: dict) -> list[str]:
+    """What in ``result`` (the last line's JSON) is outside the accuracy bounds."""
+    failures = []
+    if not result["max_abs_diff_vs_float64"] <= MAX_DIFF_VS_FLOAT64:
+        failures.append(
+            f"max_abs_diff_vs_float64 {result['max_abs_diff_vs_float64']} > {MAX_DIFF_VS_FLOAT64}"
+        )
+    if not result["max_abs_diff_vs_nilearn"] < MAX_DIFF_VS_NILEARN:
+        failures.append(
+            f"max_abs_diff_vs_nilearn {result['max_abs_diff_vs_nilearn']} >= {MAX_DIFF_VS_NILEARN}"
+        )
+    return failures
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--volumes", type=int, default=300)
     parser.add_argument("--labels", type=int, default=400)
@@ -309,7 +330,7 @@ def main() -> None:
     threads = cap_threads(args.threads)  # the workers inherit it (OMP_NUM_THREADS etc.)
     if args.worker:
         _worker(args.worker, args.files, Path(args.out))
-        return
+        return 0
     if args.quick:  # the same three contenders on an 8x smaller grid: run by the test suite
         args.resolution, args.volumes, args.labels, args.repeats = 4.0, 60, 50, 1
     with tempfile.TemporaryDirectory() as tmp:
@@ -334,28 +355,29 @@ def main() -> None:
         truth = np.load(root / "float64.npy")
     diff = max_abs_diff(ours, ref)
     t = {name: best[name]["seconds"] for name in best}
-    print(
-        json.dumps(
-            {
-                "t_ours": round(t["ours"], 3),
-                "t_nilearn": round(t["nilearn"], 3),
-                "t_decompress": round(t["decompress"], 3),
-                "ratio_vs_nilearn": round(t["nilearn"] / t["ours"], 3),
-                "ratio_vs_decompress": round(t["ours"] / t["decompress"], 3),
-                "better": "higher",  # ratio_vs_nilearn; ratio_vs_decompress: lower
-                "max_abs_diff_vs_nilearn": diff,
-                "max_abs_diff_vs_float64": max_abs_diff(ours, truth),
-                "nilearn_diff_vs_float64": max_abs_diff(ref, truth),
-                "threads": threads,
-                "rss_ours_mb": round(best["ours"]["rss_mb"], 1),
-                "rss_nilearn_mb": round(best["nilearn"]["rss_mb"], 1),
-                "rss_decompress_mb": round(best["decompress"]["rss_mb"], 1),
-                "shape": [*grid_shape(args.resolution), args.volumes],
-                "n_labels": args.labels,
-            }
-        )
-    )
+    result = {
+        "t_ours": round(t["ours"], 3),
+        "t_nilearn": round(t["nilearn"], 3),
+        "t_decompress": round(t["decompress"], 3),
+        "ratio_vs_nilearn": round(t["nilearn"] / t["ours"], 3),
+        "ratio_vs_decompress": round(t["ours"] / t["decompress"], 3),
+        "better": "higher",  # ratio_vs_nilearn; ratio_vs_decompress: lower
+        "max_abs_diff_vs_nilearn": diff,
+        "max_abs_diff_vs_float64": max_abs_diff(ours, truth),
+        "nilearn_diff_vs_float64": max_abs_diff(ref, truth),
+        "threads": threads,
+        "rss_ours_mb": round(best["ours"]["rss_mb"], 1),
+        "rss_nilearn_mb": round(best["nilearn"]["rss_mb"], 1),
+        "rss_decompress_mb": round(best["decompress"]["rss_mb"], 1),
+        "shape": [*grid_shape(args.resolution), args.volumes],
+        "n_labels": args.labels,
+    }
+    print(json.dumps(result))
+    failures = accuracy_failures(result)
+    if failures:  # a fast wrong answer is not a speed-up
+        print("parcellation: outside the accuracy bounds: " + "; ".join(failures), file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -12,7 +12,8 @@ random vectors so that generating 16 GB does not dominate the run.
 The last line printed is JSON: n, n_rois, gb, write_mb_s, raw_write_mb_s, write_ratio,
 read_samples_s, read_mb_s, raw_read_mb_s, read_ratio, peak_rss_mb (while streaming the cohort:
 this process plus, with ``--workers``, the largest child process, an upper bound for the largest
-DataLoader worker), write_peak_rss_mb and the targets met.
+DataLoader worker), write_peak_rss_mb and the targets met. It exits with a message instead when
+the stream does not hand back every run once, or a batch's first run is not the row written.
 
     python benchmarks/store.py --quick                   # seconds: 1,000 x 100 ROIs (make test)
     python benchmarks/store.py --n 5000                  # a quick look
@@ -44,12 +45,26 @@ POOL = 192  # distinct connectomes (61 MB at 400 ROIs)
 BLOCK = 64  # rows per block handed to both writers (the store regroups them into row groups)
 
 
-def blocks(pool: np.ndarray, n: int, size: int) -> Iterator[np.ndarray]:
-    """``n`` rows in blocks of ``size``: views of the pool (no copy), starting at varied rows."""
+def block_offsets(pool_size: int, n: int, size: int) -> Iterator[tuple[int, int, int]]:
+    """``(start, rows, offset)`` of each block: rows ``start:start + rows`` come from the pool's
+    rows ``offset:offset + rows``."""
     for k, start in enumerate(range(0, n, size)):
         rows = min(size, n - start)
-        offset = (k * 37) % (len(pool) - rows + 1)
+        yield start, rows, (k * 37) % (pool_size - rows + 1)
+
+
+def blocks(pool: np.ndarray, n: int, size: int) -> Iterator[np.ndarray]:
+    """``n`` rows in blocks of ``size``: views of the pool (no copy), starting at varied rows."""
+    for _, rows, offset in block_offsets(len(pool), n, size):
         yield pool[offset : offset + rows]
+
+
+def pool_rows(pool_size: int, n: int, size: int) -> np.ndarray:
+    """The pool row that each of the ``n`` rows written by :func:`blocks` holds."""
+    source = np.empty(n, dtype=np.int64)
+    for start, rows, offset in block_offsets(pool_size, n, size):
+        source[start : start + rows] = np.arange(offset, offset + rows)
+    return source
 
 
 def drop_cache(path: Path) -> None:
@@ -129,12 +144,24 @@ def store_roundtrip(
         prefetch_factor=2 if args.workers else None,
     )
     seen = 0
-    checksum = 0.0
+    source = pool_rows(len(pool), n, BLOCK)
+    indices, wrong = [], 0
     for batch in loader:
-        seen += len(batch["index"])
-        checksum += float(batch["connectome"][0, 0])  # touch the data like a consumer would
+        index = batch["index"]
+        seen += len(index)
+        indices.append(index.numpy())
+        # Touch the data as a consumer would, and check it: each batch's first run must be the
+        # row written there (1/batch of the bytes, so the check barely weighs on the timing).
+        wrong += not np.array_equal(batch["connectome"][0].numpy(), pool[source[int(index[0])]])
     t_read = time.perf_counter() - t0
     PEAKS["read"] = vm_hwm_mb()
+    read = np.sort(np.concatenate(indices)) if indices else np.empty(0, dtype=np.int64)
+    if wrong or not np.array_equal(read, np.arange(n)):
+        raise SystemExit(
+            f"the store streamed back other data than it was given ({wrong} batches whose first "
+            f"run differs from the row written; {read.size} runs read of {n}, "
+            f"{np.unique(read).size} distinct): its timings would be of a wrong answer"
+        )
     return t_write, t_read, seen
 
 
