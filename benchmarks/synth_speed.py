@@ -58,6 +58,19 @@ def _savetxt_files(indices: list[int], folder: Path, shape: tuple, header: str) 
         (folder / f"{i}.json").write_text("{}")
 
 
+def _check_roi_files(folder: Path, n: int, shape: tuple[int, int]) -> None:
+    """Exit 1 unless ``folder`` holds one time series per subject, the first of ``shape``:
+    a fast run that wrote too few (or empty) files must not pass as fast."""
+    import numpy as np
+
+    series = sorted(folder.rglob("*_timeseries.tsv"))
+    if len(series) != n:
+        sys.exit(f"synth_speed: {len(series)} time series written for {n} subjects")
+    values = np.loadtxt(series[0], delimiter="\t", skiprows=1, ndmin=2)
+    if values.shape != shape or not np.isfinite(values).all():
+        sys.exit(f"synth_speed: {series[0]} holds {values.shape}, not {shape} finite values")
+
+
 def part_roi(n: int, workers: int, threads: int, out: Path) -> dict:
     # Each of the workers gets its share of the job's threads (forked: they inherit the caps).
     threads_per_worker = cap_threads(max(1, threads // max(1, workers)))
@@ -78,6 +91,7 @@ def part_roi(n: int, workers: int, threads: int, out: Path) -> dict:
     )
     ours = time.perf_counter() - start
     rss = peak_rss_mb()
+    _check_roi_files(out / "ours", n, (PRESETS["ukb"].n_volumes, atlas.n_rois))
     # Reference: the same files' worth of random numbers through numpy.savetxt, on a sample,
     # with as many forked workers as ours (equal cores: the ratio is per core, not 2 vs 1).
     sample = min(n, 500)
@@ -234,10 +248,12 @@ def main() -> int:
         "better": "lower",  # roi and voxel ratio_vs_reference: ours / reference
         "roi": roi,
         "voxel": voxel,
-        "all_targets_met": roi["meets_target"] and voxel["meets_target"],
+        # The targets are for the full sizes: --quick (40 subjects) checks that it runs, and
+        # its status never hangs on a machine's load (a timed test, which benchmarks are not).
+        "all_targets_met": None if args.quick else roi["meets_target"] and voxel["meets_target"],
     }
     print(json.dumps(result))
-    return 0 if result["all_targets_met"] else 1
+    return 1 if result["all_targets_met"] is False else 0
 
 
 if __name__ == "__main__":
