@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from lcm.catalogue import load_catalogue
-    from lcm.model.checkpoint import checkpoint_layout, load_checkpoint
+    from lcm.model.checkpoint import check_fits, checkpoint_layout, load_checkpoint, read_meta
     from lcm.model.export import (
         HELD_OUT,
         TRAINED,
@@ -128,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
     check_output_folders([args.out, args.attention_out])
     device = pick_device(args.device)  # a device this machine lacks, refused first
     catalogue = load_catalogue(args.catalogue)
+    # Its files, atlas and catalogue before the cohort: a store's connectomes take minutes and
+    # gigabytes to load, which a checkpoint lacking its weights then refused.
+    check_fits(args.checkpoint, read_meta(args.checkpoint), atlas=args.atlas, catalogue=catalogue)
     cohort = load_cohort(args.store, args.atlas, list(args.datasets), catalogue)
     model, meta = load_checkpoint(
         args.checkpoint,

@@ -69,3 +69,31 @@ def test_a_finetuned_checkpoint_leaves_pretraining_null_as_a_string_column() -> 
         {"kind": "pretrained", "data": {"datasets": ["a"], "heldout_subjects": []}}, fc, groups
     )
     assert roles.tolist() == [TRAINED, UNSEEN]
+
+
+@pytest.mark.hostile
+def test_a_checkpoint_without_weights_is_refused_before_the_store_is_read(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """A checkpoint folder missing model.safetensors was refused only after every connectome
+    of the datasets was loaded (minutes and gigabytes on a real store)."""
+    import lcm.store.read
+
+    catalogue = write_catalogue(tmp_path, CLI_CATALOGUE)
+    store = tmp_path / "store"
+    add_store_dataset(tmp_path, store, catalogue, "alpha", "toy", 30, seed=0)
+    pre = tmp_path / "pre"
+    assert main(pretrain_argv(store, catalogue, pre, '{"epochs": 1, "batch_size": 8}')) == 0
+    loads: list = []
+    original = lcm.store.read.load_cohort
+    monkeypatch.setattr(
+        lcm.store.read, "load_cohort", lambda *a, **k: loads.append(a) or original(*a, **k)
+    )
+    argv = ["embed", "--checkpoint", str(pre), "--store", str(store), "--catalogue"]
+    argv += [str(catalogue), "--datasets", "alpha", "--out", str(tmp_path / "emb.parquet")]
+    assert main([*argv, "--atlas", "toy2"]) == 5  # another atlas: said before reading
+    assert "trained on atlas 'toy'" in capsys.readouterr().err and not loads
+    (pre / "model.safetensors").unlink()
+    assert main([*argv, "--atlas", "toy"]) == 5
+    assert "lacks model.safetensors" in capsys.readouterr().err
+    assert not loads and not (tmp_path / "emb.parquet").exists()
