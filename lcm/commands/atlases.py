@@ -9,6 +9,7 @@ import sys
 
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.docstrings import fill_doc
+from lcm.exceptions import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,18 @@ def run(args: argparse.Namespace) -> int:
         The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
     """
     if args.atlas is None:
+        given = [
+            f"--{name.replace('_', '-')}"
+            for name in ("atlas_path", "atlas_labels", "atlas_templateflow")
+            if getattr(args, name) is not None
+        ]
+        if given:  # the listing printed instead of the user's atlas, which nobody checked
+            raise ConfigError(
+                f"lcm atlases: {' and '.join(given)} given without --atlas: your atlas needs the "
+                "name the workflow would give it.",
+                hint="Add --atlas NAME (letters and digits, not a registry atlas's), e.g. "
+                "`lcm atlases --atlas mine --atlas-path mine.nii.gz --atlas-labels mine.tsv`.",
+            )
         return _list(args.json)
     return _describe(args)
 

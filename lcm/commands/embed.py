@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from lcm.commands._arguments import add_store_arguments
 from lcm.commands._outputs import check_output_folders, written_together
@@ -13,9 +12,6 @@ from lcm.commands._sources import existing, store_sources
 from lcm.docstrings import fill_doc
 from lcm.io.provenance import record_outputs
 from lcm.model.checkpoint_meta import CHECKPOINT_NAMES
-
-if TYPE_CHECKING:  # pandas loads when the verb runs
-    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +21,12 @@ EXAMPLE = """example:
       --out results/embeddings/pretrain_embeddings.parquet \\
       --attention-out results/embeddings/pretrain_attention.parquet
 
-outputs: --out, one row per run: identifiers, then emb_000 ... (the mean ROI token after the
-ROI mixer, d_model values); --attention-out, one row per run and query: identifiers, query
+outputs: --out, one row per run (per window, for a store of windows): identifiers, then
+pretraining, then emb_000 ... (float32: the mean ROI token after the ROI mixer, d_model values);
+pretraining says what the checkpoint's pretraining did with the run: 'trained' (an embedding of
+a training run, not of a new subject), 'held_out' (its held-out subjects) or 'unseen'; null for
+a finetuned checkpoint (its model.json names no runs). --attention-out, one row per run and
+query: identifiers, pretraining, query
 ('variable' or 'variable=level'), then one column per ROI (last decoder layer, heads averaged,
 rows sum to 1). Parquet key-value metadata name the checkpoint (absolute path), its weights'
 sha256, the atlas and (lcm.label, JSON) the diagnosis of a finetuned checkpoint: name, levels,
@@ -107,9 +107,20 @@ def run(args: argparse.Namespace) -> int:
         The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
     """
     # Imported here: every `lcm` call builds all parsers, and torch takes seconds to import.
+    import pandas as pd
+
     from lcm.catalogue import load_catalogue
-    from lcm.model.checkpoint import checkpoint_layout, load_checkpoint
-    from lcm.model.export import attention_frame, embedding_frame, embeddings, query_attention
+    from lcm.model.checkpoint import check_fits, checkpoint_layout, load_checkpoint, read_meta
+    from lcm.model.export import (
+        HELD_OUT,
+        TRAINED,
+        UNSEEN,
+        attention_frame,
+        embedding_frame,
+        embeddings,
+        pretraining_roles,
+        query_attention,
+    )
     from lcm.model.export_tables import write_export_table
     from lcm.store.read import load_cohort
     from lcm.train.loop import pick_device
@@ -117,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
     check_output_folders([args.out, args.attention_out])
     device = pick_device(args.device)  # a device this machine lacks, refused first
     catalogue = load_catalogue(args.catalogue)
+    # Its files, atlas and catalogue before the cohort: a store's connectomes take minutes and
+    # gigabytes to load, which a checkpoint lacking its weights then refused.
+    check_fits(args.checkpoint, read_meta(args.checkpoint), atlas=args.atlas, catalogue=catalogue)
     cohort = load_cohort(args.store, args.atlas, list(args.datasets), catalogue)
     model, meta = load_checkpoint(
         args.checkpoint,
@@ -126,6 +140,23 @@ def run(args: argparse.Namespace) -> int:
         catalogue=catalogue,
         device=device,
     )
+    ids = cohort.ids.reset_index(drop=True)
+    roles = pretraining_roles(meta, cohort.fc, cohort.groups)
+    # A string column either way: a null-typed one would not union with another table's.
+    ids["pretraining"] = pd.Series(
+        roles if roles is not None else [None] * len(ids), dtype="string"
+    )
+    if roles is not None and (roles != UNSEEN).any():
+        log.warning(
+            "%d of %d runs embedded were in checkpoint %s's pretraining data (%d trained on, "
+            "%d held out): column 'pretraining' marks them; their embeddings are not those of "
+            "new subjects",
+            int((roles != UNSEEN).sum()),
+            len(roles),
+            args.checkpoint,
+            int((roles == TRAINED).sum()),
+            int((roles == HELD_OUT).sum()),
+        )
     recorded = {
         "checkpoint": args.checkpoint,
         "weights_sha256": str(meta.get("weights_sha256", "")),
@@ -136,12 +167,10 @@ def run(args: argparse.Namespace) -> int:
     def write(frame: pd.DataFrame, path: str) -> None:
         write_export_table(frame, path, **recorded)
 
-    tables = [(embedding_frame(cohort.ids, embeddings(model, cohort.fc, device)), args.out)]
+    tables = [(embedding_frame(ids, embeddings(model, cohort.fc, device)), args.out)]
     if args.attention_out:
         attention = query_attention(model, cohort.fc, device)
-        frame = attention_frame(
-            cohort.ids, attention, checkpoint_layout(meta), list(cohort.roi_names)
-        )
+        frame = attention_frame(ids, attention, checkpoint_layout(meta), list(cohort.roi_names))
         tables.append((frame, args.attention_out))
     # Both or neither: an embeddings table left without its record blocked the rerun.
     with written_together() as written:

@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--n-queries",
-        type=int,
+        type=int_at_least(1),
         default=DEFAULT_N_QUERIES,
         help=f"Query tokens (default {DEFAULT_N_QUERIES}).",
     )

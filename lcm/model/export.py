@@ -16,6 +16,53 @@ from lcm.model.targets import QueryLayout
 
 BATCH = 128
 
+# The values of the ``pretraining`` column: what the checkpoint's pretraining did with a run.
+TRAINED, HELD_OUT, UNSEEN = "trained", "held_out", "unseen"
+
+
+def pretraining_roles(meta: dict, fc: np.ndarray, groups: np.ndarray) -> np.ndarray | None:
+    """Whether the checkpoint was pretrained on each run: ``trained``, ``held_out``, ``unseen``.
+
+    An embedding of a run the model trained on is no embedding of a new subject: an analysis
+    of embeddings (a classifier on them, their spread) that mixes the two overstates what the
+    model generalises. A run counts as seen when its connectome is one of the checkpoint's
+    recorded runs (``run_digests``, or ``run_sketches`` up to rounding: the same data under
+    another dataset name) or its subject belongs to a pretraining dataset; seen runs of the
+    ``heldout_subjects`` are ``held_out`` (they chose the epoch or were reported on, never
+    trained on).
+
+    Parameters
+    ----------
+    meta : dict
+        The checkpoint's ``model.json``.
+    fc : numpy.ndarray, shape (n, R, R)
+        The embedded runs' connectomes.
+    groups : numpy.ndarray of str, shape (n,)
+        Their subject keys (``dataset/subject``).
+
+    Returns
+    -------
+    numpy.ndarray of str or None
+        One value per run; None when ``model.json`` records no pretraining data (a finetuned
+        checkpoint, which records its pretrained folder instead, or an edited one).
+    """
+    from lcm.io.run_digests import connectome_digests, decode_digests, matching_sketches
+
+    data = meta.get("data")
+    if meta.get("kind") == "finetuned" or not isinstance(data, dict):
+        return None
+    datasets = data.get("datasets")
+    if not isinstance(datasets, list):
+        return None
+    groups = np.asarray(groups, dtype=str)
+    seen = np.isin([g.split("/", 1)[0] for g in groups], [str(d) for d in datasets])
+    if isinstance(data.get("run_digests"), str):
+        seen |= np.isin(connectome_digests(fc), decode_digests(data["run_digests"]))
+    if isinstance(data.get("run_sketches"), dict) and not seen.all():
+        seen |= matching_sketches(fc, data["run_sketches"])
+    heldout = np.isin(groups, [str(g) for g in data.get("heldout_subjects") or []])
+    return np.where(seen, np.where(heldout, HELD_OUT, TRAINED), UNSEEN)
+
 
 def query_names(layout: QueryLayout) -> list[str]:
     """One name per query: ``variable`` for numeric groups, ``variable=level`` for classes.

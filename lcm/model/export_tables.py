@@ -62,10 +62,28 @@ def write_export_table(
         ATLAS_KEY: atlas.encode(),
         LABEL_KEY: json.dumps(label).encode(),
     }
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = _typed(pa.Table.from_pandas(frame, preserve_index=False))
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
+
+
+def _typed(table: Any) -> Any:
+    """``table`` with its null-typed columns as strings: identifiers that happen to hold no
+    value in these runs (no session, no empty ROI: ``empty_rois`` all ``[]``) were written as
+    ``null`` / ``list<null>``, a schema that changed with the data and did not union with a table
+    of other runs (the store types them ``string`` / ``list<string>``)."""
+    import pyarrow as pa
+
+    fields = []
+    for field in table.schema:
+        kind = field.type
+        if pa.types.is_null(kind):
+            kind = pa.string()
+        elif pa.types.is_list(kind) and pa.types.is_null(kind.value_type):
+            kind = pa.list_(pa.string())
+        fields.append(field.with_type(kind))
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
 
 
 def read_attention_table(

@@ -76,6 +76,23 @@ def test_your_own_atlas_is_loaded_as_the_connectome_stage_loads_it(tmp_path, cap
     assert json.loads(out)["regions"][1]["name"] == "back"
 
 
+@pytest.mark.hostile
+@pytest.mark.parametrize("with_image", [True, False])
+def test_your_own_atlas_without_a_name_is_refused_not_swapped_for_the_listing(
+    tmp_path, capsys, with_image
+) -> None:
+    """`lcm atlases --atlas-path mine.nii.gz --atlas-labels mine.tsv` printed the registry
+    listing and exit 0: the user's atlas, which they meant to check, was never loaded."""
+    image, labels, _ = _own_atlas(tmp_path)
+    argv = ["atlases", "--atlas-labels", str(labels)]
+    argv += ["--atlas-path", str(image)] if with_image else []
+    code, out = _run(argv, capsys)
+    err = capsys.readouterr().err
+    assert code == 2 and out == ""
+    given = "--atlas-path and --atlas-labels" if with_image else "--atlas-labels"
+    assert f"{given} given without --atlas" in err and "hint:" in err
+
+
 def test_a_labels_only_atlas_has_no_voxels_and_keeps_its_coordinates(tmp_path, capsys) -> None:
     labels = tmp_path / "rois.tsv"
     labels.write_text("name\tx\ty\tz\nA\t1\t2\t3\nB\t-1\t-2\t-3\n")

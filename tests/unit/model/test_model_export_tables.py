@@ -71,3 +71,21 @@ def test_pretrained_label_is_none_and_embeddings_table_is_refused(tmp_path):
         label=None,
     )
     assert read_attention_table(tmp_path / "att.parquet")[2] is None
+
+
+def test_identifiers_without_a_value_keep_their_types(tmp_path):
+    """Runs with no session and no empty ROI wrote ``session: null`` and ``empty_rois:
+    list<null>``: the schema changed with the data, and two embed tables did not union."""
+    frame = _attention()
+    frame.insert(1, "session", [None, None])
+    frame.insert(2, "empty_rois", [[], []])
+    path = tmp_path / "att.parquet"
+    write_export_table(
+        frame, path, checkpoint=tmp_path, weights_sha256="ab" * 32, atlas="aal116", label=None
+    )
+    schema = pq.read_schema(path)
+    assert str(schema.field("session").type) == "string"
+    assert str(schema.field("empty_rois").type) in ("list<item: string>", "list<element: string>")
+    assert str(schema.field("ROI_A").type) == "double"
+    back, rois, _ = read_attention_table(path)
+    assert rois == ["ROI_A", "ROI_B"] and back["empty_rois"].map(len).tolist() == [0, 0]

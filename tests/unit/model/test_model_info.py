@@ -32,3 +32,15 @@ def test_model_info_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["model-info", "--preset", "tiny", "--n-queries", "5"]) == 0
     assert "total parameters:" in capsys.readouterr().out
     assert main(["model-info", "--overrides", '{"d_model": 30}']) == 2  # ConfigError exit code
+
+
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_model_info_refuses_no_queries_as_an_option_error(value: str, capsys) -> None:
+    """--n-queries 0 was refused with the hint "Fix model.overrides in the config", which a
+    user of the command line never wrote; --n-rois already said what it expected."""
+    with pytest.raises(SystemExit) as exc:
+        main(["model-info", "--n-queries", value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--n-queries" in err and "expected an integer >= 1" in err
+    assert "model.overrides" not in err

@@ -1,0 +1,99 @@
+"""`lcm embed` as a user runs it: a tiny pretrained checkpoint over its own and new subjects."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+from helpers.model import CLI_CATALOGUE, add_store_dataset, pretrain_argv, write_catalogue
+
+from lcm.cli import main
+from lcm.model.export import HELD_OUT, TRAINED, UNSEEN, pretraining_roles
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_embeddings_say_which_runs_the_checkpoint_was_pretrained_on(tmp_path: Path) -> None:
+    """Embeddings of the checkpoint's own training subjects sat beside new subjects' with
+    nothing telling them apart, though model.json records both; a copy of the training data
+    under another dataset name is recognised by content."""
+    gamma = CLI_CATALOGUE + CLI_CATALOGUE.split("  beta:\n", 1)[1].join(["  gamma:\n", ""])
+    catalogue = write_catalogue(tmp_path, gamma)
+    store = tmp_path / "store"
+    add_store_dataset(tmp_path, store, catalogue, "alpha", "toy", 30, seed=0)
+    add_store_dataset(tmp_path, store, catalogue, "beta", "toy", 20, seed=1)
+    # alpha's connectomes again, as a second release under another name.
+    add_store_dataset(tmp_path, store, catalogue, "gamma", "toy", 30, seed=0)
+    pre = tmp_path / "pre"
+    assert main(pretrain_argv(store, catalogue, pre, '{"epochs": 1, "batch_size": 8}')) == 0
+    heldout = set(json.loads((pre / "model.json").read_text())["data"]["heldout_subjects"])
+    out, att = tmp_path / "emb.parquet", tmp_path / "att.parquet"
+    argv = ["embed", "--checkpoint", str(pre), "--store", str(store), "--atlas", "toy"]
+    argv += ["--catalogue", str(catalogue), "--datasets", "alpha", "beta", "gamma"]
+    assert main([*argv, "--out", str(out), "--attention-out", str(att)]) == 0
+    table = pd.read_parquet(out)
+    keys = table["dataset"] + "/" + table["subject"]
+    alpha = table["dataset"] == "alpha"
+    expected = np.where(keys.isin(heldout), HELD_OUT, TRAINED)
+    assert (table.loc[alpha, "pretraining"] == expected[alpha.to_numpy()]).all()
+    assert set(table.loc[alpha, "pretraining"]) == {TRAINED, HELD_OUT}
+    assert (table.loc[table["dataset"] == "beta", "pretraining"] == UNSEEN).all()
+    assert (table.loc[table["dataset"] == "gamma", "pretraining"] == TRAINED).all()
+    assert pq.read_schema(out).field("pretraining").type in ("string", "large_string")
+    attention = pd.read_parquet(att)
+    assert list(attention.columns).index("pretraining") < list(attention.columns).index("query")
+    first = out.read_bytes()
+    # The same command again: the same bytes.
+    assert main([*argv, "--out", str(out), "--attention-out", str(att)]) == 0
+    assert out.read_bytes() == first
+
+
+def test_a_finetuned_checkpoint_leaves_pretraining_null_as_a_string_column() -> None:
+    """A finetuned model.json names no runs: nothing is claimed, and the column stays typed
+    string (a null-typed column does not union with another table's)."""
+    fc = np.zeros((2, 4, 4), dtype=np.float32)
+    groups = np.array(["a/1", "b/2"])
+    assert pretraining_roles({"kind": "finetuned", "pretrained_from": "x"}, fc, groups) is None
+    assert pretraining_roles({"kind": "pretrained", "data": "edited"}, fc, groups) is None
+    roles = pretraining_roles(
+        {"kind": "pretrained", "data": {"datasets": ["a"], "heldout_subjects": []}}, fc, groups
+    )
+    assert roles.tolist() == [TRAINED, UNSEEN]
+
+
+@pytest.mark.hostile
+def test_a_checkpoint_without_weights_is_refused_before_the_store_is_read(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """A checkpoint folder missing model.safetensors was refused only after every connectome
+    of the datasets was loaded (minutes and gigabytes on a real store)."""
+    import lcm.store.read
+
+    catalogue = write_catalogue(tmp_path, CLI_CATALOGUE)
+    store = tmp_path / "store"
+    add_store_dataset(tmp_path, store, catalogue, "alpha", "toy", 30, seed=0)
+    pre = tmp_path / "pre"
+    assert main(pretrain_argv(store, catalogue, pre, '{"epochs": 1, "batch_size": 8}')) == 0
+    loads: list = []
+    original = lcm.store.read.load_cohort
+    monkeypatch.setattr(
+        lcm.store.read, "load_cohort", lambda *a, **k: loads.append(a) or original(*a, **k)
+    )
+    argv = ["embed", "--checkpoint", str(pre), "--store", str(store), "--catalogue"]
+    argv += [str(catalogue), "--datasets", "alpha", "--out", str(tmp_path / "emb.parquet")]
+    assert main([*argv, "--atlas", "toy2"]) == 5  # another atlas: said before reading
+    assert "trained on atlas 'toy'" in capsys.readouterr().err and not loads
+    (pre / "model.safetensors").unlink()
+    assert main([*argv, "--atlas", "toy"]) == 5
+    assert "lacks model.safetensors" in capsys.readouterr().err
+    assert not loads and not (tmp_path / "emb.parquet").exists()
