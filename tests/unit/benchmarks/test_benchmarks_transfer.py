@@ -126,6 +126,21 @@ def test_cohorts_not_matched_in_scan_level_difficulty_fail_the_done_criterion(tr
     assert out["oracle_spread"] == pytest.approx(0.132)
     assert out["targets_met"] is False
     assert transfer.summary(cells, CFG, [], fits, 1.0)["targets_met"] is False
+    # Calibrated alike, but the report's readout sees one cohort as easier: not matched.
+    readout = [dict(c, scan_readout_auc=a) for c, a in zip(MATCHED, (0.70, 0.78), strict=True)]
+    out = transfer.summary(cells, CFG, readout, fits, 1.0)
+    assert out["oracle_spread"] == pytest.approx(0.08)
+    assert out["targets_met"] is False
+
+
+def test_the_scan_readout_tracks_the_effect_it_reads(transfer):
+    """The report's readout on the benchmark's cohorts: near chance without a diagnosis
+    effect, well above it with a strong one (it could not fail if it read nothing)."""
+    atlas = transfer.benchmark_atlas(20)
+    none = transfer.simulate("abide", "abidelike", 80, 3, atlas, 0.7, 60, 0.0)
+    strong = transfer.simulate("abide", "abidelike", 80, 3, atlas, 0.7, 60, 3.0)
+    assert abs(transfer.scan_readout_auc(none, 3) - 0.5) < 0.15
+    assert transfer.scan_readout_auc(strong, 3) > 0.85
 
 
 def test_the_downstream_cohorts_of_every_shared_structure_hold_the_same_subjects(transfer):
