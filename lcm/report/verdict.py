@@ -555,8 +555,8 @@ def null_comparison(
     -------
     list of str
         Items of the verdict's list: the null check (its pairs listed where there are
-        several), then each pair of cohorts not at matched scan-level difficulty; empty
-        without a pair.
+        several), then each pair of cohorts not at matched scan-level difficulty, or whose
+        difficulty could not be compared (an oracle missing); empty without a pair.
     """
     from scipy import stats
 
@@ -603,11 +603,18 @@ def null_comparison(
                         "what the null shows</b>"
                     )
                 oracle_p, oracle_n = (scan_auc or {}).get(p_task), (scan_auc or {}).get(n_task)
-                if (
-                    oracle_p is not None
-                    and oracle_n is not None
-                    and abs(oracle_p - oracle_n) > DIFFICULTY_TOLERANCE
-                ):
+                if oracle_p is None or oracle_n is None:
+                    # Silence here read as "matched": say the check could not be made.
+                    lacking = [t for t, o in ((p_task, oracle_p), (n_task, oracle_n)) if o is None]
+                    unmatched[(p_task, n_task)] = (
+                        f"<b>Scan-level difficulty not checked</b>: "
+                        f"{html.escape(str(p_task))} against {html.escape(str(n_task))} (no "
+                        "oracle on the pipeline's connectomes for "
+                        f"{', '.join(html.escape(str(t)) for t in lacking)}: give lcm report "
+                        "--ground-truth and --store), so the comparison may also measure a "
+                        "difference in difficulty"
+                    )
+                elif abs(oracle_p - oracle_n) > DIFFICULTY_TOLERANCE:
                     # A property of the two cohorts, not of the fraction: said once.
                     unmatched[(p_task, n_task)] = (
                         f"<b>Not at matched scan-level difficulty</b>: "

@@ -165,8 +165,12 @@ KEYS: dict[str, set[str]] = {
         "pretrain_gain_ci_low",
         "linear_gap",
         "null_gain",
+        "shared_rise",
+        "shared_rise_ci_low",
+        "oracle_spread",
         "pseudo_gain",
         "seeds",
+        "targets_met",
     },
     "evaluate_speed.py": {
         "ratio_default_vs_single",

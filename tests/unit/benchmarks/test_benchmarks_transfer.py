@@ -52,6 +52,22 @@ def _fits(gain: float, null_gain: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+CFG = {
+    "sizes": [800],
+    "shared": [0.0, 0.7],
+    "fractions": [0.1],
+    "seeds": 5,
+    "draws": 3,
+    "n_rois": 20,
+    "quick": False,
+}
+# The downstream cohorts' finite-scan oracles after calibration (transfer_cohorts.tsv).
+MATCHED = [
+    {"shared_structure": 0.0, "finite_scan_oracle_auc": 0.748},
+    {"shared_structure": 0.7, "finite_scan_oracle_auc": 0.752},
+]
+
+
 def test_summary_keys_and_the_done_criterion(transfer):
     cfg = {
         "sizes": [800],
@@ -63,7 +79,7 @@ def test_summary_keys_and_the_done_criterion(transfer):
         "quick": False,
     }
     cells = transfer.cell_table(_fits(gain=0.08, null_gain=0.0), n_train=140, n_test=60)
-    out = transfer.summary(cells, cfg, [], _fits(0.08, 0.0), 1.0)
+    out = transfer.summary(cells, cfg, MATCHED, _fits(0.08, 0.0), 1.0)
     for key in (
         "pretrain_gain",
         "pretrain_gain_ci_low",
@@ -83,7 +99,59 @@ def test_summary_keys_and_the_done_criterion(transfer):
     assert out["pseudo_gain"] == pytest.approx(0.01, abs=0.01)
     assert out["targets_met"] is True
     cells = transfer.cell_table(_fits(gain=0.0, null_gain=0.0), n_train=140, n_test=60)
-    assert transfer.summary(cells, cfg, [], _fits(0, 0), 1.0)["targets_met"] is False
+    assert out["shared_rise"] == pytest.approx(0.08, abs=0.01)
+    assert out["shared_rise_ci_low"] > 0
+    assert out["oracle_spread"] == pytest.approx(0.004)
+    assert transfer.summary(cells, cfg, MATCHED, _fits(0, 0), 1.0)["targets_met"] is False
+
+
+def test_a_gain_on_the_null_cohort_fails_the_done_criterion(transfer):
+    """A null gain of +0.07 beside a planted +0.08 passed: only the two point estimates were
+    compared, so a pipeline that gains without planted structure met DESIGN's criterion."""
+    fits = _fits(gain=0.08, null_gain=0.07)
+    out = transfer.summary(transfer.cell_table(fits, 140, 60), CFG, MATCHED, fits, 1.0)
+    assert out["pretrain_gain_ci_low"] > 0 and out["null_gain_ci_low"] > 0
+    assert out["null_gain"] < out["pretrain_gain"]
+    assert out["targets_met"] is False
+
+
+def test_cohorts_not_matched_in_scan_level_difficulty_fail_the_done_criterion(transfer):
+    """The cohorts' finite-scan oracles were reported but never checked: a calibration that
+    missed (0.75 against 0.62) still let the gain over s count as evidence."""
+    fits = _fits(gain=0.08, null_gain=0.0)
+    cells = transfer.cell_table(fits, 140, 60)
+    assert transfer.summary(cells, CFG, MATCHED, fits, 1.0)["targets_met"] is True
+    missed = [dict(MATCHED[0], finite_scan_oracle_auc=0.62), MATCHED[1]]
+    out = transfer.summary(cells, CFG, missed, fits, 1.0)
+    assert out["oracle_spread"] == pytest.approx(0.132)
+    assert out["targets_met"] is False
+    assert transfer.summary(cells, CFG, [], fits, 1.0)["targets_met"] is False
+    # Calibrated alike, but the report's readout sees one cohort as easier: not matched.
+    readout = [dict(c, scan_readout_auc=a) for c, a in zip(MATCHED, (0.70, 0.78), strict=True)]
+    out = transfer.summary(cells, CFG, readout, fits, 1.0)
+    assert out["oracle_spread"] == pytest.approx(0.08)
+    assert out["targets_met"] is False
+
+
+def test_the_scan_readout_tracks_the_effect_it_reads(transfer):
+    """The report's readout on the benchmark's cohorts: near chance without a diagnosis
+    effect, well above it with a strong one (it could not fail if it read nothing)."""
+    atlas = transfer.benchmark_atlas(20)
+    none = transfer.simulate("abide", "abidelike", 80, 3, atlas, 0.7, 60, 0.0)
+    strong = transfer.simulate("abide", "abidelike", 80, 3, atlas, 0.7, 60, 3.0)
+    assert abs(transfer.scan_readout_auc(none, 3) - 0.5) < 0.15
+    assert transfer.scan_readout_auc(strong, 3) > 0.85
+
+
+def test_the_downstream_cohorts_of_every_shared_structure_hold_the_same_subjects(transfer):
+    """shared_rise pairs the fits of two s values by seed x draw: that is only a paired
+    contrast if both cohorts hold the same subjects, labels and splits."""
+    atlas = transfer.benchmark_atlas(12)
+    null = transfer.simulate("abide", "abidelike", 30, 3, atlas, 0.0, 40, 0.5)
+    planted = transfer.simulate("abide", "abidelike", 30, 3, atlas, 0.7, 40, 0.9)
+    np.testing.assert_array_equal(null["y"], planted["y"])
+    pd.testing.assert_frame_equal(null["variables"], planted["variables"])
+    assert not np.allclose(null["fc"], planted["fc"])
 
 
 def test_intervals_include_training_variance(transfer):

@@ -734,8 +734,29 @@ def test_the_null_check_pairs_a_null_cohort_with_its_own_diagnosis() -> None:
     items = verdict.null_comparison(
         rows, {"autism": 0.7, "alzheimers": 0.7, "autismnull": 0.0}, labels
     )
-    assert len(items) == 1 and items[0].startswith("<b>Null check</b>")
+    assert len(items) == 2 and items[0].startswith("<b>Null check</b>")
     assert "autism (shared_structure 0.7)" in items[0] and "alzheimers" not in items[0]
+    assert items[1].startswith("<b>Scan-level difficulty not checked</b>: autism against ")
+
+
+def test_the_null_check_says_when_scan_level_difficulty_was_not_checked() -> None:
+    """Without the oracle on the pipeline's connectomes (no --store, or one cohort's not
+    computed) the null check said nothing about difficulty, which read as matched."""
+    rows = pd.DataFrame(
+        [
+            {**_gain("autism", 0.05, -0.4, 0.5), "se": 0.14},
+            {**_gain("autismnull", 0.07, -0.25, 0.39), "se": 0.10},
+        ]
+    )
+    shared = {"autism": 0.7, "autismnull": 0.0}
+    items = verdict.null_comparison(rows, shared, None, {"autism": 0.74})
+    assert items[1] == (
+        "<b>Scan-level difficulty not checked</b>: autism against autismnull (no oracle on "
+        "the pipeline's connectomes for autismnull: give lcm report --ground-truth and "
+        "--store), so the comparison may also measure a difference in difficulty"
+    )
+    matched = verdict.null_comparison(rows, shared, None, {"autism": 0.74, "autismnull": 0.72})
+    assert len(matched) == 1
 
 
 def test_the_null_check_flags_cohorts_not_at_matched_difficulty() -> None:
