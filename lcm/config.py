@@ -109,7 +109,15 @@ def _with_defaults(validator_class: type) -> type:
                     instance[key] = copy.deepcopy(sub["default"])
         yield from validate_properties(validator, properties, instance, sch)
 
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+    # JSON Schema's "integer" takes 2.0 (a number with no fraction): `n_folds: 2.0` passed
+    # validation and the dry run, then failed in the splits job after the store was built.
+    # A YAML float is refused where an integer is asked for, as --config's values are.
+    types = validator_class.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    )
+    return jsonschema.validators.extend(
+        validator_class, {"properties": set_defaults}, type_checker=types
+    )
 
 
 _Validator = _with_defaults(jsonschema.Draft202012Validator)

@@ -111,3 +111,15 @@ def test_nan_lr_in_a_subprocess_has_no_traceback() -> None:
     assert "Traceback" not in proc.stderr
     assert "--settings: key 'lr' is NaN; expected a finite number" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) <= 3  # the message and its hint
+
+
+@pytest.mark.parametrize("value", [2.0, True])
+def test_a_float_or_boolean_where_an_integer_is_asked_is_refused(value: object) -> None:
+    """JSON Schema's "integer" takes 2.0: ``evaluate.n_folds: 2.0`` in a config file passed
+    validation and the dry run, then failed in the splits job after the store was built."""
+    cfg = demo()
+    cfg.setdefault("evaluate", {})["n_folds"] = value
+    with pytest.raises(ConfigError, match=r"key 'evaluate\.n_folds'.*integer"):
+        validate_config(cfg)
+    cfg["evaluate"]["n_folds"] = 2
+    validate_config(cfg)
