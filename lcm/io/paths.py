@@ -36,6 +36,7 @@ from __future__ import annotations
 import fnmatch
 import glob
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path, PurePath
 
@@ -348,7 +349,7 @@ def run_timeseries(
     return Path(_run_file(out_dir, location, ents, "timeseries", ".tsv"))
 
 
-# ``desc-`` of a window's matrix: ``win`` and its index among the run's windows, 3 digits.
+# ``desc-`` of a window's matrix: ``win`` and its index among the run's windows, 3 digits or more.
 _WINDOW_PREFIX = "win"
 
 
@@ -373,10 +374,10 @@ def window_index(path: str | os.PathLike[str]) -> int | None:
         A relmat written by the connectome stage.
     """
     desc = parse_entities(Path(path).name).get("desc", "")
-    digits = desc[len(_WINDOW_PREFIX) : len(_WINDOW_PREFIX) + 3]
-    if not desc.startswith(_WINDOW_PREFIX) or not digits.isdigit():
-        return None
-    return int(digits)
+    # Every digit: window 1000 is ``win1000`` (3 digits are the least, not the most), which
+    # read as window 100.
+    found = re.match(rf"{_WINDOW_PREFIX}(\d+)", desc)
+    return int(found.group(1)) if found else None
 
 
 def run_relmat(

@@ -60,36 +60,79 @@ def module_file(module: str) -> Path | None:
     return None
 
 
+# An import statement as the walk needs it: (level, module, names), level -1 for ``import a.b``
+# (names the dotted modules), else ``from <level dots><module> import <names>``.
+_Import = tuple[int, str, tuple[str, ...]]
+
+
+@cache
+def _analysed(source: bytes) -> tuple[tuple[_Import, ...] | None, bytes]:
+    """A module's import statements and the code that executes of it, from one parse.
+
+    Cached by content: each module is parsed once however many verbs reach it (parsing twice,
+    once for the imports and once for the hash, took half of every dry run's hashing).
+
+    Parameters
+    ----------
+    source : bytes
+        A module's source file.
+
+    Returns
+    -------
+    tuple
+        The imports (None where the source does not parse) and :func:`executed_code`'s text.
+    """
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError):  # null bytes; nested beyond the parser
+        return None, source
+    imports: list[_Import] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imports.append((-1, "", tuple(alias.name for alias in node.names)))
+        elif isinstance(node, ast.ImportFrom):
+            names = tuple(alias.name for alias in node.names)
+            imports.append((node.level, node.module or "", names))
+        elif isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = node.body[0] if node.body else None
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
+                # Docstrings: ast.walk has queued the body's nodes already, and a docstring
+                # holds no import.
+                node.body = node.body[1:]
+    return tuple(imports), _dump(tree).encode()
+
+
 @cache
 def _imports(module: str) -> tuple[frozenset[str], frozenset[str]]:
     """(lcm modules, third-party top-level names) imported anywhere in ``module``'s source."""
     path = module_file(module)
     if path is None:
         return frozenset(), frozenset()
-    try:
-        tree = ast.parse(path.read_text(), filename=str(path))
-    except SyntaxError as exc:
+    statements, _ = _analysed(path.read_bytes())
+    if statements is None:
         # code_hash counts its bytes instead; Python reports the error when the job runs.
-        log.warning("%s: cannot parse (%s); its imports are not followed", path, exc.msg)
+        log.warning("%s: cannot parse; its imports are not followed", path)
         return frozenset(), frozenset()
     is_pkg = path.name == "__init__.py"
     package = module if is_pkg else module.rpartition(".")[0]
     ours: set[str] = set()
     theirs: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:  # relative import: resolve against this module's package
-                base = package.split(".")
-                base = base[: len(base) - node.level + 1]
-                prefix = ".".join(base + ([node.module] if node.module else []))
-            else:
-                prefix = node.module or ""
-            # `from lcm.x import y` may name a submodule y: keep both candidates.
-            names = [prefix] + [f"{prefix}.{alias.name}" for alias in node.names]
+    for level, from_module, imported in statements:
+        if level < 0:
+            names = list(imported)
         else:
-            continue
+            if level:  # relative import: resolve against this module's package
+                base = package.split(".")
+                base = base[: len(base) - level + 1]
+                prefix = ".".join(base + ([from_module] if from_module else []))
+            else:
+                prefix = from_module
+            # `from lcm.x import y` may name a submodule y: keep both candidates.
+            names = [prefix] + [f"{prefix}.{name}" for name in imported]
         for name in names:
             top = name.split(".")[0]
             if top == "lcm":
@@ -149,13 +192,12 @@ def _is_shared_command(module: str) -> bool:
     return module.rsplit(".", 1)[-1].startswith("_")
 
 
-@cache
 def executed_code(source: bytes) -> bytes:
     """What of a module's source executes: its syntax tree without docstrings, as text.
 
     Comments, blank lines, line breaks, quotes and docstrings (the first string of a module,
     class or function; LCM reads none at run time for a result) leave it unchanged; any other
-    edit changes it. Cached by content: each module is parsed once however many verbs reach it.
+    edit changes it. Cached by content (:func:`_analysed`).
 
     Parameters
     ----------
@@ -169,20 +211,7 @@ def executed_code(source: bytes) -> bytes:
         parser goes (Python reports the error when the job runs), so that any edit of it
         still counts.
     """
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError):  # null bytes; nested beyond the parser
-        return source
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            first = node.body[0] if node.body else None
-            if (
-                isinstance(first, ast.Expr)
-                and isinstance(first.value, ast.Constant)
-                and isinstance(first.value.value, str)
-            ):
-                node.body = node.body[1:]
-    return _dump(tree).encode()
+    return _analysed(source)[1]
 
 
 def _dump(root: object) -> str:

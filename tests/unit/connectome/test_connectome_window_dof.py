@@ -219,3 +219,7 @@ def test_window_names_give_their_index() -> None:
     )
     assert window_index(f"{stem}_stat-pearsoncorrelation_relmat.tsv") is None
     assert window_index(f"{stem}_desc-fisherz_stat-pearsoncorrelation_relmat.tsv") is None
+    # Window 1000 (a long run, short windows, stride 1) read as window 100.
+    for index in (999, 1000, 12345):
+        for desc in (window_desc(index), f"{window_desc(index)}fisherz"):
+            assert window_index(f"{stem}_desc-{desc}_stat-pearsoncorrelation_relmat.tsv") == index
