@@ -37,6 +37,10 @@ header's pixdim[4] (as ingest checks a raw run's; t_r_note says "TR not checked:
 header does not confirm it) and against the raw run's TR (the manifest's, or ingest's reading
 of --bids): a disagreement excludes the run as tr_mismatch, naming the files, both values and
 the fix.
+With --runner existing the record names the fMRIPrep that made the derivatives, generated_by:
+name, version and container of their dataset_description.json (GeneratedBy, or the
+PipelineDescription of fMRIPrep before 20.2); a file missing or naming no version gives a
+null version and its reason, with a warning (the runs are still checked and recorded).
 Docker and apptainer runs get --task-id (--task), --nthreads and --omp-nthreads (the job's
 --nthreads; at most 8 per process) and --mem_mb (90 % of the job's --mem-mb); a larger value
 in --extra-args is capped to them, with a warning.
@@ -260,12 +264,15 @@ def run(args: argparse.Namespace) -> int:
     container = None if args.runner == "existing" else args.image
     # The digest resolved after the run: a .sif is not read again, a tag gets its registry one.
     digest = (record.get("image_digest") or {}).get("digest")
+    # Existing derivatives: the fMRIPrep their description names (lcm provenance trace shows it).
+    made_by = {"GeneratedBy": record["generated_by"]} if "generated_by" in record else {}
     write_sidecar(
         args.out,
         raw_sources(req.bids, req.subject, req.derivatives),
         products=[p for p in products if p],
         container=container,
         image_digest=digest,
+        **made_by,
     )
     return 0
 

@@ -136,7 +136,9 @@ def trace(
     (:data:`lcm.io.paths.UNRECORDED`, an ingest summary) says so after its status; so does a
     file another source's record lists as made by its job (``Products``: the fMRIPrep record
     beside a time series lists the derivatives it was computed from, and its own sources are
-    the subject's raw files). A record made in a container names its image and digest.
+    the subject's raw files). A record made in a container names its image and digest; that of
+    existing fMRIPrep derivatives the fMRIPrep their description names, ``generated_by=fMRIPrep
+    20.2.7`` (``unknown`` where it names no version).
     ``artifact`` is judged against its own sidecar; each source against the sha256 its
     consumer recorded when it used it (as :func:`verify` does), so a source rebuilt after its
     consumer was made shows as changed. A source already shown is not expanded again. When
@@ -349,6 +351,11 @@ class _Tracer:
         if isinstance(container, dict) and container.get("image"):
             line += f" image={container['image']}"
             line += f" digest={container['digest']}" if container.get("digest") else ""
+        # Existing fMRIPrep derivatives: the fMRIPrep their description names (no image ran).
+        made = record.get("GeneratedBy")
+        if isinstance(made, dict):
+            named = " ".join(str(made[k]) for k in ("name", "version") if made.get(k))
+            line += f" generated_by={named if made.get('version') else 'unknown'}"
         line += note
         key = path.resolve()
         # Once per file: a file in the lineage of many others is shown once for each.

@@ -10,12 +10,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lcm import reason_codes
+from lcm.bids.dataset import read_dataset_description
 from lcm.bids.nifti_header import UnreadableHeader, read_bold_header
 from lcm.bids.rows import OUTPUTS_MISSING, not_in_space
 from lcm.bids.runs import RunIds
 from lcm.bids.sidecars import entities_of
 from lcm.bids.timing import TR_TOLERANCE_S, compare_header_tr, set_unit_fix, sidecar_tr
-from lcm.exceptions import InputDataError
+from lcm.exceptions import BIDSError, InputDataError
 from lcm.io.bids_names import subject_dir
 from lcm.io.output_space import parse_output_space, space_of
 
@@ -223,6 +224,55 @@ def confounds_file(func: str | Path, run_key: str) -> Path:
             "point the dataset's derivatives at a folder holding one fMRIPrep version's outputs.",
         )
     return present[0] if present else found[0]
+
+
+def generated_by(deriv_root: str | Path) -> dict:
+    """Which fMRIPrep made the derivatives in ``deriv_root``, from its ``dataset_description.json``.
+
+    BIDS 1.4 and later (fMRIPrep 20.2 on) name it in ``GeneratedBy`` (the entry named like
+    fMRIPrep, else the first); earlier fMRIPrep wrote ``PipelineDescription``. A description
+    missing, unreadable or naming neither gives ``name`` and ``version`` null and ``reason``
+    saying why, with a warning: the derivatives are still checked and used.
+
+    Parameters
+    ----------
+    deriv_root : str or Path
+        The fMRIPrep derivatives root.
+
+    Returns
+    -------
+    dict
+        ``{name, version, container, description, reason}``: ``container`` as the
+        description gives it (``{Type, Tag}`` or ``{Type, URI}``; null when it names none),
+        ``description`` the file read, ``reason`` null when the version is known.
+    """
+    path = Path(deriv_root) / "dataset_description.json"
+    made: dict = {"name": None, "version": None, "container": None, "description": str(path)}
+    try:
+        desc = read_dataset_description(deriv_root)
+    except BIDSError as exc:
+        desc, reason = {}, str(exc)
+    else:
+        entries = desc.get("GeneratedBy")
+        entries = [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+        named = [e for e in entries if "fmriprep" in str(e.get("Name", "")).lower()]
+        old = desc.get("PipelineDescription")
+        entry = (named or entries or [old if isinstance(old, dict) else {}])[0]
+        for key in ("name", "version"):
+            value = entry.get(key.capitalize())
+            made[key] = str(value) if isinstance(value, str | int | float) and value != "" else None
+        container = entry.get("Container")
+        made["container"] = container if isinstance(container, dict | str) else None
+        reason = None
+        if not made["version"]:
+            reason = (
+                f"{path} names no GeneratedBy[].Version (nor the PipelineDescription.Version "
+                "of fMRIPrep before 20.2)"
+            )
+    made["reason"] = reason
+    if reason:
+        log.warning("fMRIPrep version of %s unknown (recorded so): %s", deriv_root, reason)
+    return made
 
 
 def subject_derivative_stats(deriv_root: str | Path, subject: str) -> list[str]:

@@ -42,7 +42,7 @@ from lcm.preprocess.container import (
     templateflow_home,
     without_resource_args,
 )
-from lcm.preprocess.derivatives import FMRIPREP_FAILED, check_subject_derivatives
+from lcm.preprocess.derivatives import FMRIPREP_FAILED, check_subject_derivatives, generated_by
 from lcm.preprocess.image_digest import resolve_image_digest
 from lcm.preprocess.subject_runs import ingest_run_trs, runs_from_manifest, subject_runs
 from lcm.reason_codes import TOO_FEW_VOLUMES, with_fix
@@ -125,8 +125,12 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         (:func:`lcm.preprocess.image_digest.resolve_image_digest`): the content of the image
         that ran, ``digest`` null with its ``reason`` when it cannot be resolved (the subject
         goes on). With runner ``existing`` the record has no ``image`` nor ``image_digest`` (and
-        ``command`` is null): no container ran. ``failure`` is null, or, when fMRIPrep exited
-        non-zero on its own, ``{exit_code, log, reason}``: a failure record, with every run
+        ``command`` is null): no container ran; it has ``generated_by`` instead, the fMRIPrep
+        the derivatives' ``dataset_description.json`` names,
+        ``{name, version, container, description, reason}``
+        (:func:`lcm.preprocess.derivatives.generated_by`: ``version`` null with its ``reason``
+        when the description is missing or names none). ``failure`` is null, or, when fMRIPrep
+        exited non-zero on its own, ``{exit_code, log, reason}``: a failure record, with every run
         excluded for that reason (the subject is retried by removing the record or ``snakemake
         --forcerun`` of it). A container run's record also has ``fmriprep_launched`` (false
         when fMRIPrep completed this request before and only its derivatives were checked
@@ -259,6 +263,8 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         **({} if req.runner == "existing" else {"container_env": container_env}),
         # The image that produced the derivatives: none when they were only checked.
         **({} if digest is None else {"image": req.image, "image_digest": digest}),
+        # Existing derivatives: the fMRIPrep their dataset_description.json names instead.
+        **({"generated_by": generated_by(req.derivatives)} if req.runner == "existing" else {}),
         # False: fMRIPrep completed this request before (completed_run.py), not relaunched.
         **({} if req.runner == "existing" else {"fmriprep_launched": launched}),
         "output_space": req.output_space,

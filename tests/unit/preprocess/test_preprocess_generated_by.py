@@ -1,0 +1,93 @@
+"""Existing fMRIPrep derivatives: the subject's record names the fMRIPrep that made them, read
+from their dataset_description.json, and ``lcm provenance trace`` shows it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers.connectome import SPACE, make_fmriprep_run, make_raw_bids
+
+from lcm.cli import main
+from lcm.io.lineage import trace
+
+RUN = "sub-01_task-rest_run-1"
+
+
+def _existing(tmp_path: Path, description: dict | str | None) -> tuple[dict, Path]:
+    """``lcm fmriprep --runner existing`` of subject 01 over derivatives whose description is
+    ``description`` (a dict, a file's raw text, or None: no file); returns the record."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    make_fmriprep_run(tmp_path / "deriv", RUN, n_vol=40)
+    desc = tmp_path / "deriv" / "dataset_description.json"
+    if description is None:
+        desc.unlink()
+    else:
+        text = description if isinstance(description, str) else json.dumps(description)
+        desc.write_text(text)
+    out = tmp_path / "rec" / "sub-01_fmriprep.json"
+    argv = ["fmriprep", "--dataset", "tiny", "--bids", str(tmp_path / "raw"), "--subject", "01"]
+    argv += ["--runner", "existing", "--output-space", SPACE]
+    assert main([*argv, "--derivatives", str(tmp_path / "deriv"), "--out", str(out)]) == 0
+    return json.loads(out.read_text()), out
+
+
+def test_existing_derivatives_record_the_fmriprep_version_and_container_that_made_them(
+    tmp_path: Path,
+) -> None:
+    """The record of a container run names its image; that of existing derivatives named no
+    fMRIPrep at all, though their dataset_description.json says which made them."""
+    container = {"Type": "docker", "Tag": "nipreps/fmriprep:23.2.1"}
+    generated = [
+        {"Name": "bidssubset", "Version": "0.1"},
+        {"Name": "fMRIPrep", "Version": "23.2.1", "Container": container},
+    ]
+    rec, out = _existing(
+        tmp_path,
+        {
+            "Name": "fMRIPrep - fMRI PREProcessing workflow",
+            "BIDSVersion": "1.9.0",
+            "DatasetType": "derivative",
+            "GeneratedBy": generated,
+        },
+    )
+    made = rec["generated_by"]
+    assert (made["name"], made["version"], made["container"]) == ("fMRIPrep", "23.2.1", container)
+    assert made["reason"] is None and made["description"].endswith("dataset_description.json")
+    assert len(rec["runs"]) == 1 and "image" not in rec
+    assert next(trace(out)).endswith("generated_by=fMRIPrep 23.2.1")
+
+
+def test_fmriprep_before_20_2_is_read_from_its_pipeline_description(tmp_path: Path) -> None:
+    """fMRIPrep before 20.2 wrote PipelineDescription (BIDS < 1.4), not GeneratedBy."""
+    old = {
+        "Name": "fMRIPrep output",
+        "BIDSVersion": "1.1.1",
+        "PipelineDescription": {"Name": "fMRIPrep", "Version": "1.5.8"},
+    }
+    rec, _ = _existing(tmp_path, old)
+    assert (rec["generated_by"]["name"], rec["generated_by"]["version"]) == ("fMRIPrep", "1.5.8")
+
+
+@pytest.mark.parametrize(
+    ("description", "said"),
+    [
+        (None, "has no dataset_description.json"),
+        ('{"Name": "fMRIPrep", ', "is not valid JSON"),
+        ({"Name": "copied by hand", "BIDSVersion": "1.10.0"}, "names no GeneratedBy"),
+    ],
+    ids=["missing", "unreadable", "no-version"],
+)
+def test_an_unknown_fmriprep_version_is_recorded_as_unknown_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture, description: dict | str | None, said: str
+) -> None:
+    """A description missing, cut short or naming no version must not stop the subject: the
+    version is recorded as unknown, with the reason in the record and in a warning."""
+    rec, out = _existing(tmp_path, description)
+    made = rec["generated_by"]
+    assert made["version"] is None and said in made["reason"]
+    assert len(rec["runs"]) == 1 and rec["excluded"] == []
+    warned = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
+    assert any("fMRIPrep version" in line and said in line for line in warned)
+    assert next(trace(out)).endswith("generated_by=unknown")
