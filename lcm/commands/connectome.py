@@ -134,7 +134,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=raw,
     )
     r.add_argument("--dataset", required=True, help="Dataset name.")
-    r.add_argument("--fmriprep-record", required=True, help="Record from 'lcm fmriprep'.")
+    r.add_argument(
+        "--fmriprep-record",
+        required=True,
+        help="Record from 'lcm fmriprep'; its relative paths (a relative --derivatives) are "
+        "read from here, else from the record's folders upwards.",
+    )
     r.add_argument("--run-key", required=True, help="Run, e.g. sub-01_task-rest_run-1.")
     add_atlas_arguments(r, files=True, seg=True)
     _min_coverage_arg(r)

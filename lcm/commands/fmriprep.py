@@ -225,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
     int
         The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
     """
+    from lcm.preprocess.derivatives import RUN_PATHS
     from lcm.preprocess.fmriprep_run import FmriprepRequest, run_fmriprep, write_settings
 
     if args.subject is None and not args.settings_only:
@@ -260,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
     # Provenance: the raw files fMRIPrep reads of the subject (the sources), the derivatives
     # each run's connectome will read (the job's products, listed in the record), and the
     # container that made them (none when existing derivatives are only checked).
-    products = [run[k] for run in record["runs"] for k in ("bold", "mask", "confounds", "sidecar")]
+    products = [run[k] for run in record["runs"] for k in RUN_PATHS]
     container = None if args.runner == "existing" else args.image
     # The digest resolved after the run: a .sif is not read again, a tag gets its registry one.
     digest = (record.get("image_digest") or {}).get("digest")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +58,9 @@ from lcm.io.atomic import write_json
 from lcm.io.output_space import is_native_space, native_space_fix, parse_output_space
 from lcm.io.paths import run_location, run_timeseries
 from lcm.io.provenance import write_sidecar
+from lcm.io.qc_table import found_path
 from lcm.io.relmat import write_timeseries
-from lcm.preprocess.derivatives import RunDerivatives
+from lcm.preprocess.derivatives import RUN_PATHS, RunDerivatives
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,10 @@ class RunConnectome:
 
 def load_run_from_record(record_path: str | Path, run_key: str) -> tuple[RunDerivatives, str]:
     """The derivatives of ``run_key`` and the output space from an fMRIPrep record.
+
+    A relative path of the record (``lcm fmriprep --derivatives`` relative) that does not
+    exist from the current folder is looked up from the record's folders upwards
+    (:func:`lcm.io.qc_table.found_path`).
 
     Parameters
     ----------
@@ -125,7 +130,11 @@ def load_run_from_record(record_path: str | Path, run_key: str) -> tuple[RunDeri
             f"Run {run_key!r} is not in fMRIPrep record {record_path} (it lists {sorted(runs)}).",
             hint="Pass a --run-key from the record, or rerun 'lcm fmriprep' for this subject.",
         )
-    return RunDerivatives.from_record(runs[run_key]), space
+    deriv = RunDerivatives.from_record(runs[run_key])
+    # Paths as lcm fmriprep was given them (a relative --derivatives): found from the record's
+    # folders when this call runs elsewhere, as the store finds the QC table's.
+    found = {k: found_path(getattr(deriv, k), record_path) for k in RUN_PATHS}
+    return replace(deriv, **found), space
 
 
 @fill_doc

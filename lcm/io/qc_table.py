@@ -169,24 +169,39 @@ def read_qc_table(
         return qc
     table = Path(path)
     if RELMAT in qc:
-        qc[RELMAT] = [_found(cell, table) if cell else cell for cell in qc[RELMAT]]
+        qc[RELMAT] = [found_path(cell, table) if cell else cell for cell in qc[RELMAT]]
     for column in (RELMATS, WINDOW_RELMATS):  # comma-separated lists
         if column in qc:
             qc[column] = [
-                ",".join(_found(c, table) for c in items) if (items := list_cell(v)) else v
+                ",".join(found_path(c, table) for c in items) if (items := list_cell(v)) else v
                 for v in qc[column]
             ]
     return qc
 
 
-def _found(item: str, table: Path) -> str:
-    """An output path of a QC table, found from any folder: a relative path that does not
-    exist from here is looked up from the table's folders upwards.
+def found_path(item: str, recorded_in: str | Path) -> str:
+    """A path a stage recorded, found from any folder: a relative path that does not exist
+    from here is looked up from the folders of the file that records it upwards.
 
-    A stage writes its paths as given, relative to where it ran (``--out-dir out/...``);
-    `lcm store` run from another folder could not find them, and blamed the stage.
+    A stage writes its paths as given, relative to where it ran (``--out-dir out/...``,
+    ``lcm fmriprep --derivatives deriv``); ``lcm store`` or ``lcm connectome`` run from
+    another folder could not find them, and blamed the stage or the file.
+
+    Parameters
+    ----------
+    item : str
+        The path as recorded.
+    recorded_in : str or Path
+        The file that records it (a QC table, an fMRIPrep record).
+
+    Returns
+    -------
+    str
+        ``item`` when it is absolute, exists from here or is found nowhere; else the path
+        found under the nearest folder above ``recorded_in``.
     """
     path = Path(item)
     if path.is_absolute() or path.exists():
         return item
-    return next((str(a / item) for a in table.resolve().parents if (a / item).exists()), item)
+    above = Path(recorded_in).resolve().parents
+    return next((str(a / item) for a in above if (a / item).exists()), item)

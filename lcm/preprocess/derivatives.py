@@ -23,6 +23,11 @@ from lcm.io.output_space import parse_output_space, space_of
 log = logging.getLogger(__name__)
 
 
+# The files of a run's entry in the record (:class:`RunDerivatives`), as given: relative when
+# ``--derivatives`` was.
+RUN_PATHS = ("bold", "mask", "confounds", "sidecar")
+
+
 @dataclass(frozen=True)
 class RunDerivatives:
     """Paths (as strings) and TR of one preprocessed run, as stored in the fMRIPrep record."""
