@@ -129,6 +129,8 @@ KEYS: dict[str, set[str]] = {
         "rss_ratio",
         "stream_growth_mb",
         "memory_growth_mb",
+        "same_training",
+        "mismatches",
         "better",
         "threads",
     },
@@ -293,6 +295,8 @@ def _pretrain_stream(result: dict[str, Any]) -> None:
         for n in result["n_runs"]:
             case = result[f"{loading}_{n}"]
             assert case["samples_s"] > 0 and case["peak_rss_mb"] > 50
+    # ... and trained alike: the same data, held-out subjects and samples, losses close.
+    assert result["same_training"] is True and result["mismatches"] == []
 
 
 def _bei_maps_memory(result: dict[str, Any]) -> None:
