@@ -13,7 +13,9 @@ import torch
 from helpers.model import CLI_CATALOGUE, add_store_dataset, pretrain_argv, write_catalogue
 
 from lcm.cli import main
-from lcm.model.export import HELD_OUT, TRAINED, UNSEEN, pretraining_roles
+from lcm.exceptions import AtlasError
+from lcm.model.export import HELD_OUT, TRAINED, UNSEEN, attention_frame, pretraining_roles
+from lcm.model.targets import QueryLayout
 
 
 @pytest.fixture(autouse=True)
@@ -97,3 +99,46 @@ def test_a_checkpoint_without_weights_is_refused_before_the_store_is_read(
     assert main([*argv, "--atlas", "toy"]) == 5
     assert "lacks model.safetensors" in capsys.readouterr().err
     assert not loads and not (tmp_path / "emb.parquet").exists()
+
+
+@pytest.mark.hostile
+def test_an_roi_named_like_an_identifier_column_is_refused_before_the_store_is_read(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """An atlas ROI named 'session' gave the attention table two 'session' columns, which
+    pyarrow refused with a raw ValueError once every run was embedded."""
+    import lcm.store.read
+
+    catalogue = write_catalogue(tmp_path, CLI_CATALOGUE)
+    store = tmp_path / "store"
+    rename = {"roi2": "session", "roi5": "query"}
+    add_store_dataset(tmp_path, store, catalogue, "alpha", "toy", 30, seed=0, rename=rename)
+    pre = tmp_path / "pre"
+    assert main(pretrain_argv(store, catalogue, pre, '{"epochs": 1, "batch_size": 8}')) == 0
+    loads: list = []
+    original = lcm.store.read.load_cohort
+    monkeypatch.setattr(
+        lcm.store.read, "load_cohort", lambda *a, **k: loads.append(a) or original(*a, **k)
+    )
+    out, att = tmp_path / "emb.parquet", tmp_path / "att.parquet"
+    argv = ["embed", "--checkpoint", str(pre), "--store", str(store), "--atlas", "toy"]
+    argv += ["--catalogue", str(catalogue), "--datasets", "alpha", "--out", str(out)]
+    capsys.readouterr()
+    assert main([*argv, "--attention-out", str(att)]) == 3
+    err = capsys.readouterr().err
+    assert "Atlas 'toy' has ROI(s) named ['session', 'query']" in err
+    assert "--attention-out" in err and "session_roi" in err  # the fix
+    assert not loads and not out.exists() and not att.exists()
+    # The embeddings alone have no ROI columns: written.
+    assert main(argv) == 0
+    assert len(pd.read_parquet(out)) == 30
+
+
+def test_attention_frame_refuses_an_roi_named_like_one_of_its_run_columns() -> None:
+    """The table's own check covers run columns the store does not name (a 'cohort' column)."""
+    ids = pd.DataFrame({"dataset": ["a", "a"], "cohort": ["x", "y"]})
+    layout = QueryLayout().append("age", "continuous")
+    attention = np.full((2, 1, 3), 1 / 3, dtype=np.float32)
+    assert attention_frame(ids, attention, layout, ["r0", "r1", "r2"]).shape == (2, 6)
+    with pytest.raises(AtlasError, match=r"ROI\(s\) named \['cohort'\]"):
+        attention_frame(ids, attention, layout, ["r0", "cohort", "r2"])
