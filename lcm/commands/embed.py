@@ -23,10 +23,14 @@ EXAMPLE = """example:
 
 outputs: --out, one row per run (per window, for a store of windows): identifiers, then
 pretraining, then emb_000 ... (float32: the mean ROI token after the ROI mixer, d_model values);
-pretraining says what the checkpoint's pretraining did with the run: 'trained' (an embedding of
-a training run, not of a new subject), 'held_out' (its held-out subjects) or 'unseen'; null for
-a finetuned checkpoint (its model.json names no runs). --attention-out, one row per run and
-query: identifiers, pretraining, query
+pretraining says what the checkpoint's training did with the run: 'trained' (an embedding of
+a pretraining run, not of a new subject), 'held_out' (pretraining's held-out subjects),
+'finetuned' (a finetuned checkpoint's own finetuning runs, labelled or not: all of the
+workflow's embeddings of a task) or 'unseen'; a finetuned checkpoint's other runs take their
+role in the pretraining of the checkpoint it started from (model.json's pretrained_data). By
+dataset name and by connectome content; null for a checkpoint whose model.json names no runs
+(finetuned before LCM recorded them). --attention-out, one row per run and query:
+identifiers, pretraining, query
 ('variable' or 'variable=level'), then one column per ROI named by the ROI (an atlas with an
 ROI named like one of the other columns is refused; last decoder layer, heads averaged,
 rows sum to 1). Parquet key-value metadata name the checkpoint (absolute path), its weights'
@@ -113,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     from lcm.catalogue import load_catalogue
     from lcm.model.checkpoint import check_fits, checkpoint_layout, load_checkpoint, read_meta
     from lcm.model.export import (
+        FINETUNED,
         HELD_OUT,
         PRETRAINING,
         TRAINED,
@@ -155,12 +160,13 @@ def run(args: argparse.Namespace) -> int:
     ids[PRETRAINING] = pd.Series(roles if roles is not None else [None] * len(ids), dtype="string")
     if roles is not None and (roles != UNSEEN).any():
         log.warning(
-            "%d of %d runs embedded were in checkpoint %s's pretraining data (%d trained on, "
-            "%d held out): column 'pretraining' marks them; their embeddings are not those of "
-            "new subjects",
+            "%d of %d runs embedded were in checkpoint %s's training data (%d finetuned on, "
+            "%d pretrained on, %d held out of pretraining): column 'pretraining' marks them; "
+            "their embeddings are not those of new subjects",
             int((roles != UNSEEN).sum()),
             len(roles),
             args.checkpoint,
+            int((roles == FINETUNED).sum()),
             int((roles == TRAINED).sum()),
             int((roles == HELD_OUT).sum()),
         )

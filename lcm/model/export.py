@@ -24,20 +24,27 @@ PRETRAINING, QUERY = "pretraining", "query"
 # two above, the names an ROI column of the attention table must not take.
 RUN_COLUMNS = ("dataset", *ID_COLUMNS, WINDOW, *STORE_QC_COLUMNS, *EMPTY_ROI_COLUMNS)
 
-# The values of the ``pretraining`` column: what the checkpoint's pretraining did with a run.
+# The values of the ``pretraining`` column: what the checkpoint's training did with a run.
 TRAINED, HELD_OUT, UNSEEN = "trained", "held_out", "unseen"
+# A finetuned checkpoint's own training runs (its finetuning data).
+FINETUNED = "finetuned"
 
 
 def pretraining_roles(meta: dict, fc: np.ndarray, groups: np.ndarray) -> np.ndarray | None:
-    """Whether the checkpoint was pretrained on each run: ``trained``, ``held_out``, ``unseen``.
+    """What the checkpoint's training did with each run: ``trained``, ``held_out``, ``unseen``,
+    and for a finetuned checkpoint ``finetuned``.
 
     An embedding of a run the model trained on is no embedding of a new subject: an analysis
     of embeddings (a classifier on them, their spread) that mixes the two overstates what the
-    model generalises. A run counts as seen when its connectome is one of the checkpoint's
-    recorded runs (``run_digests``, or ``run_sketches`` up to rounding: the same data under
-    another dataset name) or its subject belongs to a pretraining dataset; seen runs of the
-    ``heldout_subjects`` are ``held_out`` (they chose the epoch or were reported on, never
-    trained on).
+    model generalises. A run counts as in a ``data`` record (:mod:`lcm.model.training_data`)
+    when its connectome is one of the recorded runs (``run_digests``, or ``run_sketches`` up to
+    rounding: the same data under another dataset name) or its subject belongs to one of its
+    ``datasets``; such runs of the ``heldout_subjects`` are ``held_out`` (they chose the epoch
+    or were reported on, never trained on). A pretrained checkpoint's ``data`` gives
+    ``trained`` / ``held_out``; a finetuned one's gives ``finetuned`` (it trained on every run
+    it was given, labelled or not), and the runs outside it take their role in the
+    pretraining of the checkpoint it started from (its ``pretrained_data``; ``unseen`` for a
+    model finetuned from scratch).
 
     Parameters
     ----------
@@ -51,19 +58,24 @@ def pretraining_roles(meta: dict, fc: np.ndarray, groups: np.ndarray) -> np.ndar
     Returns
     -------
     numpy.ndarray of str or None
-        One value per run; None when ``model.json`` records no pretraining data (a finetuned
-        checkpoint, which records its pretrained folder instead, or an edited one).
+        One value per run; None when ``model.json`` records no training data (a finetuned
+        checkpoint written before it did, or an edited one).
     """
+    groups = np.asarray(groups, dtype=str)
+    own = _record_roles(meta.get("data"), fc, groups)
+    if own is None or meta.get("kind") != "finetuned":
+        return own
+    base = _record_roles(meta.get("pretrained_data"), fc, groups)
+    return np.where(own == UNSEEN, UNSEEN if base is None else base, FINETUNED)
+
+
+def _record_roles(data: object, fc: np.ndarray, groups: np.ndarray) -> np.ndarray | None:
+    """``trained`` / ``held_out`` / ``unseen`` per run by one ``data`` record; None without one."""
     from lcm.io.run_digests import connectome_digests, decode_digests, matching_sketches
 
-    data = meta.get("data")
-    if meta.get("kind") == "finetuned" or not isinstance(data, dict):
+    if not isinstance(data, dict) or not isinstance(data.get("datasets"), list):
         return None
-    datasets = data.get("datasets")
-    if not isinstance(datasets, list):
-        return None
-    groups = np.asarray(groups, dtype=str)
-    seen = np.isin([g.split("/", 1)[0] for g in groups], [str(d) for d in datasets])
+    seen = np.isin([g.split("/", 1)[0] for g in groups], [str(d) for d in data["datasets"]])
     if isinstance(data.get("run_digests"), str):
         seen |= np.isin(connectome_digests(fc), decode_digests(data["run_digests"]))
     if isinstance(data.get("run_sketches"), dict) and not seen.all():
