@@ -23,11 +23,16 @@ EXAMPLE = """example:
 
 outputs: --out, one row per run (per window, for a store of windows): identifiers, then
 pretraining, then emb_000 ... (float32: the mean ROI token after the ROI mixer, d_model values);
-pretraining says what the checkpoint's pretraining did with the run: 'trained' (an embedding of
-a training run, not of a new subject), 'held_out' (its held-out subjects) or 'unseen'; null for
-a finetuned checkpoint (its model.json names no runs). --attention-out, one row per run and
-query: identifiers, pretraining, query
-('variable' or 'variable=level'), then one column per ROI (last decoder layer, heads averaged,
+pretraining says what the checkpoint's training did with the run: 'trained' (an embedding of
+a pretraining run, not of a new subject), 'held_out' (pretraining's held-out subjects),
+'finetuned' (a finetuned checkpoint's own finetuning runs, labelled or not: all of the
+workflow's embeddings of a task) or 'unseen'; a finetuned checkpoint's other runs take their
+role in the pretraining of the checkpoint it started from (model.json's pretrained_data). By
+dataset name and by connectome content; null for a checkpoint whose model.json names no runs
+(finetuned before LCM recorded them). --attention-out, one row per run and query:
+identifiers, pretraining, query
+('variable' or 'variable=level'), then one column per ROI named by the ROI (an atlas with an
+ROI named like one of the other columns is refused; last decoder layer, heads averaged,
 rows sum to 1). Parquet key-value metadata name the checkpoint (absolute path), its weights'
 sha256, the atlas and (lcm.label, JSON) the diagnosis of a finetuned checkpoint: name, levels,
 positive. Each output gets a provenance sidecar (<name>.json: sources with their sha256, the
@@ -112,10 +117,13 @@ def run(args: argparse.Namespace) -> int:
     from lcm.catalogue import load_catalogue
     from lcm.model.checkpoint import check_fits, checkpoint_layout, load_checkpoint, read_meta
     from lcm.model.export import (
+        FINETUNED,
         HELD_OUT,
+        PRETRAINING,
         TRAINED,
         UNSEEN,
         attention_frame,
+        check_roi_columns,
         embedding_frame,
         embeddings,
         pretraining_roles,
@@ -130,7 +138,11 @@ def run(args: argparse.Namespace) -> int:
     catalogue = load_catalogue(args.catalogue)
     # Its files, atlas and catalogue before the cohort: a store's connectomes take minutes and
     # gigabytes to load, which a checkpoint lacking its weights then refused.
-    check_fits(args.checkpoint, read_meta(args.checkpoint), atlas=args.atlas, catalogue=catalogue)
+    recorded_meta = read_meta(args.checkpoint)
+    check_fits(args.checkpoint, recorded_meta, atlas=args.atlas, catalogue=catalogue)
+    # An ROI named like a column of the attention table was refused by pyarrow at the end.
+    if args.attention_out and isinstance(recorded_meta.get("roi_names"), list):
+        check_roi_columns([str(n) for n in recorded_meta["roi_names"]], args.atlas)
     cohort = load_cohort(args.store, args.atlas, list(args.datasets), catalogue)
     model, meta = load_checkpoint(
         args.checkpoint,
@@ -141,19 +153,20 @@ def run(args: argparse.Namespace) -> int:
         device=device,
     )
     ids = cohort.ids.reset_index(drop=True)
+    if args.attention_out:  # a checkpoint that records no ROI names, or other run columns
+        check_roi_columns(list(cohort.roi_names), args.atlas, [*ids.columns])
     roles = pretraining_roles(meta, cohort.fc, cohort.groups)
     # A string column either way: a null-typed one would not union with another table's.
-    ids["pretraining"] = pd.Series(
-        roles if roles is not None else [None] * len(ids), dtype="string"
-    )
+    ids[PRETRAINING] = pd.Series(roles if roles is not None else [None] * len(ids), dtype="string")
     if roles is not None and (roles != UNSEEN).any():
         log.warning(
-            "%d of %d runs embedded were in checkpoint %s's pretraining data (%d trained on, "
-            "%d held out): column 'pretraining' marks them; their embeddings are not those of "
-            "new subjects",
+            "%d of %d runs embedded were in checkpoint %s's training data (%d finetuned on, "
+            "%d pretrained on, %d held out of pretraining): column 'pretraining' marks them; "
+            "their embeddings are not those of new subjects",
             int((roles != UNSEEN).sum()),
             len(roles),
             args.checkpoint,
+            int((roles == FINETUNED).sum()),
             int((roles == TRAINED).sum()),
             int((roles == HELD_OUT).sum()),
         )

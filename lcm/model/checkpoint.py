@@ -4,8 +4,11 @@
 standardisation statistics, training settings, seed, a fingerprint of the training data, package
 versions and the sha256 of the weights file; a pretrained one's ``training_sessions`` names the
 jobs that trained it (``from_step``, ``slurm_job_id``, ``host``, ``started``: several when a
-killed run was resumed). A finetuned checkpoint's also holds its ``label``,
-``init``, ``pretrained_from`` and ``pretrained_fingerprint``, the ``probe`` of ``method: probe``,
+killed run was resumed); its ``data`` names the runs and subjects it was trained on
+(:mod:`lcm.model.training_data`). A finetuned checkpoint's ``data`` names those of its
+finetuning, ``pretrained_data`` the ``data`` of the checkpoint it started from; it also holds
+its ``label``, ``init``, ``pretrained_from`` and ``pretrained_fingerprint``, the ``probe`` of
+``method: probe``,
 ``diagnosis_pseudo_labels``: the outcome of the confident diagnosis pseudo-labels (its
 ``status``: made, or why not; threshold and its source, pseudo-labelled subjects and rows per
 level) and ``bei_pseudo_filled`` (rows whose missing BEI variables were pseudo-filled; see

@@ -443,7 +443,11 @@ def _checkpoint_rows(facts: ProvenanceFacts, task_meta: dict[str, dict[str, Any]
                 "checkpoint": ckpt["folder"],
                 "kind": kind,
                 "weights sha256": ckpt["weights_sha256"] or "n/a",
-                "pretrained on": ", ".join(ckpt["datasets"]) or "n/a",
+                # A finetuned model's data record is its finetuning's (lcm.model.training_data).
+                "pretrained on": (
+                    f"{'finetuned on ' if ckpt.get('label') and ckpt['datasets'] else ''}"
+                    f"{', '.join(ckpt['datasets']) or 'n/a'}"
+                ),
                 "subjects": _count(ckpt["n_subjects"]),
                 "runs": _count(ckpt["n_runs"]),
                 "held out": _count(ckpt["n_heldout"]),
@@ -590,8 +594,9 @@ def provenance_section(
             "weights (<code>model.safetensors</code>) and the data it was pretrained on; "
             "<i>held out</i>: pretraining subjects kept out of its training for the BEI "
             "evaluation. A finetuned model (the attention maps' source) names its diagnosis and "
-            "the checkpoint it started from; the bei-linear baseline's ridge maps "
-            "(<code>bei_linear.npz</code>, fitted on the pretraining cohort by "
+            "the checkpoint it started from, and its row the data it was finetuned on; the "
+            "bei-linear baseline's ridge maps (<code>bei_linear.npz</code>, fitted on the "
+            "pretraining cohort by "
             "<code>lcm bei-maps</code>) are named with their file's sha256.</p>"
         )
         parts.append(

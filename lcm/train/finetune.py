@@ -37,6 +37,7 @@ from lcm.model.targets import (
     fill_missing,
     targets_from_outputs,
 )
+from lcm.model.training_data import training_data
 from lcm.model.transfer import to_device
 from lcm.train.confident import (
     FALLBACK_CAP,
@@ -115,6 +116,9 @@ class LCMClassifier(FinetunedLCM):
         (:mod:`lcm.train.probe`); ``model_`` is then the pretrained model itself.
     classes_ : numpy.ndarray
         ``[0, 1]``.
+    data_ : dict or None
+        The runs and subjects of the ``fit`` data (:func:`lcm.model.training_data.training_data`),
+        ``model.json``'s ``data``; None when ``fit`` had no ``groups``.
     """
 
     # The protocol passes each run's subject, so the inner split keeps a subject's runs together.
@@ -234,6 +238,7 @@ class LCMClassifier(FinetunedLCM):
         self.meta_ = meta
         self.settings_ = settings
         self.fingerprint_ = data_fingerprint(pd.DataFrame({"y": y}), fc)
+        self.data_ = self._training_data(fc, groups)
         self.classes_ = np.array([0, 1])
         return self
 
@@ -276,6 +281,7 @@ class LCMClassifier(FinetunedLCM):
         self.meta_ = meta
         self.settings_ = settings
         self.fingerprint_ = data_fingerprint(pd.DataFrame({"y": y}), fc)
+        self.data_ = self._training_data(fc, groups)
         self.classes_ = np.array([0, 1])
         log.info(
             "probe %s: logistic regression on %d %s features, C %s, %d labelled rows",
@@ -286,6 +292,13 @@ class LCMClassifier(FinetunedLCM):
             int((y_final >= 0).sum()),
         )
         return self
+
+    @staticmethod
+    def _training_data(fc: np.ndarray, groups: np.ndarray | None) -> dict[str, Any] | None:
+        """model.json's ``data`` record of the fit: every row trained the final model (the
+        unlabelled ones through their BEI targets), so none is held out; None without
+        ``groups`` (no subjects, no datasets to name)."""
+        return None if groups is None else training_data(groups, fc)
 
     def _confident_pseudo_labels(
         self,
@@ -496,7 +509,10 @@ class LCMClassifier(FinetunedLCM):
         ``inner_validation_subjects``, ``n_unlabeled`` subjects and ``n_unlabeled_rows``,
         ``n_pseudo_labelled`` subjects, and ``pseudo_labelled_subjects`` /
         ``pseudo_labelled_rows`` per level. ``bei_pseudo_filled`` counts the rows whose missing
-        BEI variables the pretrained heads filled (part a; null when off).
+        BEI variables the pretrained heads filled (part a; null when off). ``data`` records the
+        runs and subjects ``fit`` was given (:func:`lcm.model.training_data.training_data`,
+        none held out; absent when ``fit`` had no ``groups``), ``pretrained_data`` the ``data``
+        of the checkpoint it started from (absent for ``init="scratch"``).
 
         Parameters
         ----------
@@ -528,6 +544,14 @@ class LCMClassifier(FinetunedLCM):
             seed=self.seed,
             data_fingerprint=self.fingerprint_,
         )
+        # What it was trained on, in the pretrained record's format (lcm.model.training_data):
+        # its own runs, and those of the weights it started from, which lcm embed marks too
+        # (the pretrained folder may be gone by then). A scratch model started from none.
+        if getattr(self, "data_", None) is not None:
+            meta["data"] = self.data_
+        base_data = self.meta_.get("data")
+        if self.init == "pretrained" and isinstance(base_data, dict):
+            meta["pretrained_data"] = base_data
         record = getattr(self, "diagnosis_pseudo_", None)
         meta["diagnosis_pseudo_labels"] = (
             None

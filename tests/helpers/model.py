@@ -194,17 +194,19 @@ def add_store_dataset(
     n: int,
     seed: int,
     order: list[int] | None = None,
+    rename: dict[str, str] | None = None,
 ) -> None:
     """Write relmat TSVs, a QC table and a phenotype file, then run `lcm store` on them.
 
     ``order`` permutes the ROIs (names and matrix rows alike: the same connectomes stored in
-    another ROI order, as another labels file of the same atlas would give).
+    another ROI order, as another labels file of the same atlas would give); ``rename`` gives
+    some ROIs other names.
     """
     cohort = make_cohort(n, seed=seed)
     folder = tmp / f"{dataset}-{atlas}"
     folder.mkdir()
     order = list(range(len(cohort.roi_names))) if order is None else order
-    names = [cohort.roi_names[j] for j in order]
+    names = [(rename or {}).get(cohort.roi_names[j], cohort.roi_names[j]) for j in order]
     qc_rows, pheno = [], cohort.variables.copy()
     for i, subject in enumerate(cohort.ids["subject"]):
         path = folder / f"sub-{subject}_relmat.tsv"

@@ -12,8 +12,20 @@ import pytest
 import torch
 from helpers.model import CLI_CATALOGUE, add_store_dataset, pretrain_argv, write_catalogue
 
+from lcm.catalogue import load_catalogue
 from lcm.cli import main
-from lcm.model.export import HELD_OUT, TRAINED, UNSEEN, pretraining_roles
+from lcm.exceptions import AtlasError
+from lcm.model.export import (
+    FINETUNED,
+    HELD_OUT,
+    TRAINED,
+    UNSEEN,
+    attention_frame,
+    pretraining_roles,
+)
+from lcm.model.targets import QueryLayout
+from lcm.model.training_data import training_data
+from lcm.store.read import load_cohort
 
 
 @pytest.fixture(autouse=True)
@@ -58,12 +70,58 @@ def test_embeddings_say_which_runs_the_checkpoint_was_pretrained_on(tmp_path: Pa
     assert out.read_bytes() == first
 
 
-def test_a_finetuned_checkpoint_leaves_pretraining_null_as_a_string_column() -> None:
-    """A finetuned model.json names no runs: nothing is claimed, and the column stays typed
-    string (a null-typed column does not union with another table's)."""
+def test_finetuned_embeddings_say_which_runs_it_was_finetuned_and_pretrained_on(
+    tmp_path: Path,
+) -> None:
+    """A finetuned model.json recorded no training data, so the pretraining column of the
+    workflow's own (finetuned) embeddings stayed null and no one could tell from the checkpoint
+    which subjects it was finetuned on."""
+    gamma = CLI_CATALOGUE + CLI_CATALOGUE.split("  beta:\n", 1)[1].join(["  gamma:\n", ""])
+    catalogue = write_catalogue(tmp_path, gamma)
+    store = tmp_path / "store"
+    add_store_dataset(tmp_path, store, catalogue, "alpha", "toy", 30, seed=0)
+    add_store_dataset(tmp_path, store, catalogue, "beta", "toy", 20, seed=1)
+    add_store_dataset(tmp_path, store, catalogue, "gamma", "toy", 12, seed=2)
+    pre, tuned = tmp_path / "pre", tmp_path / "tuned"
+    assert main(pretrain_argv(store, catalogue, pre, '{"epochs": 1, "batch_size": 8}')) == 0
+    common = ["--store", str(store), "--atlas", "toy", "--catalogue", str(catalogue)]
+    finetune = ["finetune", "--checkpoint", str(pre), *common, "--dataset", "beta"]
+    finetune += ["--label", "dx", "--positive", "patient", "--seed", "0", "--threads", "1"]
+    settings = '{"epochs": 1, "batch_size": 8}'
+    assert main([*finetune, "--settings", settings, "--out-dir", str(tuned)]) == 0
+    pretrained = json.loads((pre / "model.json").read_text())
+    meta = json.loads((tuned / "model.json").read_text())
+    # Its own data in the pretrained record's format, and the pretraining it started from.
+    assert meta["data"]["datasets"] == ["beta"] and meta["data"]["heldout_subjects"] == []
+    assert (meta["data"]["n_runs"], meta["data"]["n_subjects"]) == (20, 20)
+    assert set(meta["data"]) == set(pretrained["data"]) - {"selection_subjects"}
+    assert meta["pretrained_data"] == pretrained["data"]
+    # One format: the pretrained record is training_data's of the same runs.
+    cohort = load_cohort(store, "toy", ["alpha"], load_catalogue(catalogue))
+    heldout = pretrained["data"]["heldout_subjects"]
+    assert training_data(cohort.groups, cohort.fc, heldout) == {
+        k: v for k, v in pretrained["data"].items() if k != "selection_subjects"
+    }
+    out = tmp_path / "emb.parquet"
+    argv = ["embed", "--checkpoint", str(tuned), *common, "--out", str(out)]
+    assert main([*argv, "--datasets", "alpha", "beta", "gamma"]) == 0
+    table = pd.read_parquet(out)
+    role = dict(zip(table["dataset"] + "/" + table["subject"], table["pretraining"], strict=True))
+    assert {role[k] for k in role if k.startswith("beta/")} == {FINETUNED}
+    assert {role[k] for k in role if k.startswith("gamma/")} == {UNSEEN}
+    assert {k for k in role if role[k] == HELD_OUT} == set(heldout)
+    assert {role[k] for k in role if k.startswith("alpha/")} == {TRAINED, HELD_OUT}
+
+
+def test_a_checkpoint_recording_no_runs_leaves_pretraining_null_as_a_string_column() -> None:
+    """A model.json naming no runs (finetuned before LCM recorded them): nothing is claimed,
+    and the column stays typed string (a null-typed column does not union with another
+    table's); one finetuned from scratch has no pretraining runs to mark."""
     fc = np.zeros((2, 4, 4), dtype=np.float32)
     groups = np.array(["a/1", "b/2"])
     assert pretraining_roles({"kind": "finetuned", "pretrained_from": "x"}, fc, groups) is None
+    scratch = {"kind": "finetuned", "data": {"datasets": ["b"], "heldout_subjects": []}}
+    assert pretraining_roles(scratch, fc, groups).tolist() == [UNSEEN, FINETUNED]
     assert pretraining_roles({"kind": "pretrained", "data": "edited"}, fc, groups) is None
     roles = pretraining_roles(
         {"kind": "pretrained", "data": {"datasets": ["a"], "heldout_subjects": []}}, fc, groups
@@ -97,3 +155,46 @@ def test_a_checkpoint_without_weights_is_refused_before_the_store_is_read(
     assert main([*argv, "--atlas", "toy"]) == 5
     assert "lacks model.safetensors" in capsys.readouterr().err
     assert not loads and not (tmp_path / "emb.parquet").exists()
+
+
+@pytest.mark.hostile
+def test_an_roi_named_like_an_identifier_column_is_refused_before_the_store_is_read(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """An atlas ROI named 'session' gave the attention table two 'session' columns, which
+    pyarrow refused with a raw ValueError once every run was embedded."""
+    import lcm.store.read
+
+    catalogue = write_catalogue(tmp_path, CLI_CATALOGUE)
+    store = tmp_path / "store"
+    rename = {"roi2": "session", "roi5": "query"}
+    add_store_dataset(tmp_path, store, catalogue, "alpha", "toy", 30, seed=0, rename=rename)
+    pre = tmp_path / "pre"
+    assert main(pretrain_argv(store, catalogue, pre, '{"epochs": 1, "batch_size": 8}')) == 0
+    loads: list = []
+    original = lcm.store.read.load_cohort
+    monkeypatch.setattr(
+        lcm.store.read, "load_cohort", lambda *a, **k: loads.append(a) or original(*a, **k)
+    )
+    out, att = tmp_path / "emb.parquet", tmp_path / "att.parquet"
+    argv = ["embed", "--checkpoint", str(pre), "--store", str(store), "--atlas", "toy"]
+    argv += ["--catalogue", str(catalogue), "--datasets", "alpha", "--out", str(out)]
+    capsys.readouterr()
+    assert main([*argv, "--attention-out", str(att)]) == 3
+    err = capsys.readouterr().err
+    assert "Atlas 'toy' has ROI(s) named ['session', 'query']" in err
+    assert "--attention-out" in err and "session_roi" in err  # the fix
+    assert not loads and not out.exists() and not att.exists()
+    # The embeddings alone have no ROI columns: written.
+    assert main(argv) == 0
+    assert len(pd.read_parquet(out)) == 30
+
+
+def test_attention_frame_refuses_an_roi_named_like_one_of_its_run_columns() -> None:
+    """The table's own check covers run columns the store does not name (a 'cohort' column)."""
+    ids = pd.DataFrame({"dataset": ["a", "a"], "cohort": ["x", "y"]})
+    layout = QueryLayout().append("age", "continuous")
+    attention = np.full((2, 1, 3), 1 / 3, dtype=np.float32)
+    assert attention_frame(ids, attention, layout, ["r0", "r1", "r2"]).shape == (2, 6)
+    with pytest.raises(AtlasError, match=r"ROI\(s\) named \['cohort'\]"):
+        attention_frame(ids, attention, layout, ["r0", "cohort", "r2"])
