@@ -31,7 +31,6 @@ from torch.nn.parallel import DistributedDataParallel
 from lcm.catalogue import Catalogue
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.atomic import write_tsv
-from lcm.io.run_digests import connectome_digests, connectome_sketches, encode_digests
 from lcm.model.checkpoint import save_checkpoint
 from lcm.model.config import config_from_settings
 from lcm.model.lcm import LCM
@@ -43,6 +42,7 @@ from lcm.model.targets import (
     fit_standardisation,
     layout_from_catalogue,
 )
+from lcm.model.training_data import training_data
 from lcm.store.cohort import Cohort, StreamedCohort
 from lcm.train import distributed
 from lcm.train.graphed import GraphedPretrainStep
@@ -618,18 +618,15 @@ def pretrain(
         # The jobs that trained it: more than one when a killed run was resumed.
         "training_sessions": resumable.sessions,
         "data_fingerprint": fingerprint,
-        "data": {
-            "datasets": sorted(cohort.ids["dataset"].unique().tolist()),
-            "n_runs": len(cohort),
-            "n_subjects": len(np.unique(cohort.groups)),
-            "heldout_subjects": sorted(np.unique(val.groups).tolist()),
-            # Every run this checkpoint saw, by content: evaluate refuses to test on one.
-            "run_digests": encode_digests(
-                scan.digests if scan is not None else connectome_digests(cohort.fc)
-            ),
-            # ... and up to rounding: the same runs exported with fewer digits.
-            "run_sketches": scan.sketches if scan is not None else connectome_sketches(cohort.fc),
-        },
+        # Every run this checkpoint saw, by content (evaluate refuses to test on one), and up
+        # to rounding: the same runs exported with fewer digits.
+        "data": training_data(
+            cohort.groups,
+            None if scan is not None else cohort.fc,
+            val.groups,
+            digests=scan.digests if scan is not None else None,
+            sketches=scan.sketches if scan is not None else None,
+        ),
     }
     if select:  # bei_eval.tsv reports on heldout_subjects; these chose the epoch
         meta["data"]["selection_subjects"] = sorted(np.unique(choose.groups).tolist())
