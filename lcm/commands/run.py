@@ -645,13 +645,21 @@ def _check_output_outside(derivatives: Path, bids: Path, out: Path) -> None:
 
 
 def _check_output_dir(bids: Path, out: Path) -> None:
-    """Refuse an OUTPUT_DIR inside BIDS_DIR but outside its ``derivatives/``.
+    """Refuse an OUTPUT_DIR inside BIDS_DIR but outside its ``derivatives/``, or above it.
 
     The BIDS validator reads everything under BIDS_DIR but ``derivatives/``: LCM's outputs
     there made the dataset invalid (its own ingest failed, and every later run until the
-    folder was removed by hand).
+    folder was removed by hand). An OUTPUT_DIR holding BIDS_DIR (``lcm run /d/study /d``) put
+    the dataset inside LCM's results folder, its marker and outputs written beside it.
     """
     resolved = out.resolve()
+    if resolved != bids and bids.is_relative_to(resolved):
+        raise ConfigError(
+            f"OUTPUT_DIR {resolved} holds BIDS_DIR {bids}: the dataset would be inside LCM's "
+            "results folder, LCM's outputs written beside it.",
+            hint=f"Use a folder of its own, e.g. {bids / 'derivatives' / 'lcm'}, or a new "
+            "folder outside BIDS_DIR (OUTPUT_DIR is made if it does not exist).",
+        )
     if resolved == bids / "derivatives":
         raise ConfigError(
             f"OUTPUT_DIR {out} is BIDS_DIR's derivatives folder itself, which holds other "

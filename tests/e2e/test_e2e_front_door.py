@@ -331,6 +331,24 @@ def test_output_dir_that_is_bids_dir_is_said_to_be_it(
     assert sorted(p.name for p in bids.iterdir()) == before
 
 
+def test_an_output_dir_holding_bids_dir_is_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """`lcm run /d/study /d participant` was accepted: the dataset sat inside LCM's results
+    folder, its marker and outputs written beside it."""
+    bids = _study(tmp_path / "d")
+    ran = _no_snakemake(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in (tmp_path / "d").iterdir())
+    argv = ["participant", "--derivatives", "d/study/derivatives/fmriprep", "-n"]
+    for out in ("d", "."):
+        assert main(["run", "d/study", out, *argv]) == ConfigError.exit_code
+        err = capsys.readouterr().err
+        said = f"OUTPUT_DIR {Path(out).resolve()} holds BIDS_DIR {bids}: the dataset would be"
+        assert said in err and f"e.g. {bids / 'derivatives' / 'lcm'}" in err
+    assert not ran and sorted(p.name for p in (tmp_path / "d").iterdir()) == before
+
+
 def test_a_container_run_into_bids_derivatives_needs_a_work_folder_outside(
     tmp_path: Path,
 ) -> None:
