@@ -132,7 +132,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--config-file",
         help="A config of your own (tasks, models, denoising ...): the BIDS dataset is added to "
-        "it and results_dir set to OUTPUT_DIR. Relative paths in it are read from this folder; "
+        "it and results_dir set to OUTPUT_DIR (a results_dir of its own is replaced, with a "
+        "warning). Relative paths in it are read from this folder; "
         "its synthetic consortia go to OUTPUT_DIR/synth unless it sets synth.out_dir.",
     )
     p.add_argument(
@@ -395,6 +396,7 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
         fmriprep["runner"] = "existing"
     _section(config, ["datasets"], source)[name] = dataset
     _check_output_place(bids, Path(dataset["derivatives"]) if args.derivatives else None, out)
+    _check_results_dir(config.get("results_dir"), cwd, out, source)
     config["results_dir"] = str(out)
     if args.participant_label:
         labels = [label.removeprefix("sub-") for label in args.participant_label]
@@ -438,6 +440,29 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
         config["variables"], name, dataset["phenotype"], out, tasks
     )
     return validate_config(config, source=source)
+
+
+def _check_results_dir(given: Any, cwd: Path, out: Path, source: str) -> None:
+    """Warn when the config file's ``results_dir`` is not OUTPUT_DIR, which replaces it.
+
+    OUTPUT_DIR is the BIDS App's output folder, so it wins; a config file written for
+    Snakemake directly (``results_dir: /scratch/old``) had it replaced without a word, and
+    its user looked for the outputs there.
+    """
+    if given is None:
+        return
+    where = Path(cwd, given).resolve() if isinstance(given, str) and given else None
+    if where == out:
+        return
+    shown = str(where) if where else excerpt(given)
+    log.warning(
+        "results_dir %s of %s is not OUTPUT_DIR: OUTPUT_DIR %s is used (lcm run writes "
+        "every output there). Remove results_dir from the config file, or give that folder "
+        "as OUTPUT_DIR.",
+        shown,
+        source,
+        out,
+    )
 
 
 def _section(config: dict[str, Any], keys: list[str], source: str) -> dict[str, Any]:

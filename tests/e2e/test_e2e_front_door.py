@@ -452,6 +452,28 @@ def test_the_config_files_entry_of_the_dataset_is_kept(tmp_path: Path) -> None:
         run_cmd.build_config(parse(*argv), tmp_path, tmp_path / "out")
 
 
+def test_a_config_files_results_dir_gives_way_to_output_dir_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A config file written for Snakemake directly (results_dir: /scratch/old) had its
+    results_dir replaced by OUTPUT_DIR without a word: the user looked for outputs there."""
+    _study(tmp_path)
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({"results_dir": "old_results"}))
+    args = parse("study", "out", "participant", *DERIVATIVES, "--config-file", "mine.yaml")
+    with caplog.at_level("INFO"):
+        config = run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    assert config["results_dir"] == str(tmp_path / "out")
+    said = f"results_dir {tmp_path / 'old_results'} of lcm run --config-file mine.yaml"
+    warned = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and said in warned[0].getMessage()
+    assert f"OUTPUT_DIR {tmp_path / 'out'} is used" in warned[0].getMessage()
+    # The same folder, relative to the calling folder: nothing to say.
+    caplog.clear()
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({"results_dir": "./out/"}))
+    run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
 def test_a_dataset_without_participants_tsv_is_refused_first(tmp_path: Path) -> None:
     """BIDS only recommends participants.tsv: without one, the store rule's missing input
     stopped Snakemake's plan with a MissingInputException."""
