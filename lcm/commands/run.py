@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import functools
 import importlib.util
 import logging
 import os
@@ -20,7 +21,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -913,7 +914,9 @@ def _check_snakemake_words(words: list[str]) -> None:
     Snakemake keeps the last value of an option: ``-- --configfile my.yaml`` replaced the
     resolved config (the BIDS dataset gone: "Add 'datasets'", or another dataset's run with
     results under OUTPUT_DIR/results), and ``-- --config results_dir=DIR`` wrote every output
-    to DIR, past OUTPUT_DIR's checks and lock.
+    to DIR, past OUTPUT_DIR's checks and lock. Snakemake's parser (argparse) also reads an
+    unambiguous abbreviation (``--direc``) and a value attached to a short option (``-sFILE``,
+    ``-nd DIR``, ``-Cresults_dir=DIR``): such words are read by its own parser.
 
     Raises
     ------
@@ -922,25 +925,103 @@ def _check_snakemake_words(words: list[str]) -> None:
     """
     in_config = False  # the word is a KEY=VALUE of --config (which takes several)
     for word in words:
-        name, _, value = word.partition("=") if word.startswith("-") else (word, "", "")
+        if word == "--":
+            break  # Snakemake reads the words after it as targets
+        name, sep, value = word.partition("=") if word.startswith("-") else (word, "", "")
+        items: list[str] = []
+        if any(name in options for options in _OWN_OPTIONS) or name in ("--config", "-C"):
+            own = name
+        else:
+            own, items = _snakemake_reads(word)
+            if items[-1:] == [_VALUE]:  # it opens --config (-nC): the next words are items
+                in_config, items = True, items[:-1]
+                continue
         for options, fix in _OWN_OPTIONS.items():
-            if name in options:
+            if own in options:
+                said = word if own == name else f"{word} (Snakemake reads it as {own})"
                 raise ConfigError(
-                    f"lcm run ... -- {word}: replaces what lcm run sets (Snakemake keeps the "
+                    f"lcm run ... -- {said}: replaces what lcm run sets (Snakemake keeps the "
                     "last value given); nothing was written.",
                     hint=fix,
                 )
         if name in ("--config", "-C"):
-            in_config, item = True, value
+            # A value attached (--config=K=V) is the option's only one, as argparse reads it.
+            in_config, items = not sep, [value] if sep else []
         else:
             in_config = in_config and not word.startswith("-")
-            item = word if in_config else ""
-        if item.partition("=")[0].strip() == "results_dir":
-            raise ConfigError(
-                f"lcm run ... -- --config {item}: OUTPUT_DIR is lcm run's results_dir; nothing "
-                "was written.",
-                hint="Give that folder as OUTPUT_DIR.",
-            )
+            items += [word] if in_config else []
+        for item in items:
+            if item.partition("=")[0].strip() == "results_dir":
+                raise ConfigError(
+                    f"lcm run ... -- --config {item}: OUTPUT_DIR is lcm run's results_dir; "
+                    "nothing was written.",
+                    hint="Give that folder as OUTPUT_DIR.",
+                )
+
+
+# Snakemake's names (argparse dests) of the options in _OWN_OPTIONS, and their long spelling.
+_OWN_DESTS = {
+    "configfile": "--configfile",
+    "snakefile": "--snakefile",
+    "directory": "--directory",
+    "profile": "--profile",
+}
+
+
+# The value given after a word to Snakemake's parser, for an option that takes one.
+_VALUE = "lcm-run-value"
+
+
+def _snakemake_reads(word: str) -> tuple[str | None, list[str]]:
+    """Which of lcm run's own options Snakemake reads ``word`` as, and its ``--config`` items.
+
+    Only a word that may be one (a prefix of such a long option; a short form with letters
+    after the dash, ``s``, ``d`` or ``C`` among them) is given to Snakemake's own parser,
+    whose import takes a second or more: ``--direc`` (unambiguous) is ``--directory``, while
+    ``--configf`` (``--configfile`` or ``--configfiles``) is refused by Snakemake itself.
+
+    Returns
+    -------
+    str or None
+        The option's long name (``--directory``), or None.
+    list of str
+        The ``KEY=VALUE`` items of ``--config`` it holds (``-Cresults_dir=DIR``); the last
+        one is ``_VALUE`` when it opens ``--config`` (``-nC``), whose items follow.
+    """
+    name = word.partition("=")[0]
+    if name.startswith("--"):
+        longs = [*_OWN_DESTS.values(), "--configfiles", "--config"]
+        maybe = len(name) > 2 and any(option.startswith(name) for option in longs)
+    else:
+        maybe = len(word) > 2 and word.startswith("-") and any(c in word[1:] for c in "sdC")
+    if not maybe:
+        return None, []
+    try:
+        parser = _snakemake_parser()
+        # No environment: a set SNAKEMAKE_PROFILE is no word of the user's.
+        plain = parser.parse_known_args([_VALUE], env_vars={}, ignore_help_args=True)[0]
+        read = parser.parse_known_args([word, _VALUE], env_vars={}, ignore_help_args=True)[0]
+    except (ImportError, argparse.ArgumentError, SystemExit):
+        return None, []  # an ambiguous or bad option: Snakemake says so itself
+    for dest, option in _OWN_DESTS.items():
+        if getattr(read, dest, None) != getattr(plain, dest, None):
+            return option, []
+    config = getattr(read, "config", None)
+    return None, [str(x) for x in config] if config != getattr(plain, "config", None) else []
+
+
+@functools.cache
+def _snakemake_parser() -> argparse.ArgumentParser:
+    """Snakemake's command-line parser (without a profile), raising instead of exiting."""
+    from snakemake.cli import get_argument_parser
+
+    parser = get_argument_parser()
+
+    def error(message: str) -> NoReturn:
+        raise argparse.ArgumentError(None, message)
+
+    parser.error = error  # type: ignore[method-assign]
+    return parser
 
 
 def _absolute_words(words: list[str]) -> list[str]:

@@ -1135,6 +1135,14 @@ def test_participant_labels_the_config_file_excludes_are_said_before_ingest(
         (["--config", "seed=1", "results_dir=/x"], "--config results_dir=/x: OUTPUT_DIR", "as OUT"),
         (["-C=results_dir=/x"], "--config results_dir=/x: OUTPUT_DIR", "as OUTPUT_DIR"),
         (["--config=results_dir=/x"], "--config results_dir=/x: OUTPUT_DIR", "as OUTPUT_DIR"),
+        # What Snakemake's argparse reads as those options: abbreviations, attached values.
+        (["--direc", "x"], "-- --direc (Snakemake reads it as --directory): rep", "snakemake di"),
+        (["--snakef=S"], "-- --snakef=S (Snakemake reads it as --snakefile): rep", "snakemake "),
+        (["--prof", "slurm"], "-- --prof (Snakemake reads it as --profile): rep", "--profile"),
+        (["-sSnakefile"], "-- -sSnakefile (Snakemake reads it as --snakefile)", "snakemake d"),
+        (["-F", "-nd", "x"], "-- -nd (Snakemake reads it as --directory)", "snakemake directly"),
+        (["-Cresults_dir=/x"], "--config results_dir=/x: OUTPUT_DIR", "as OUTPUT_DIR"),
+        (["-nC", "a=1", "results_dir=/x"], "--config results_dir=/x: OUTPUT_DIR", "as OUTPUT_D"),
     ],
 )
 def test_snakemake_options_that_replace_lcm_runs_own_are_refused_before_anything_is_written(
@@ -1160,6 +1168,21 @@ def test_snakemake_options_lcm_run_does_not_set_pass_through(tmp_path: Path) -> 
     args = parse("bids", "out", "participant", "--", *extra, "--set-resources", "a:d=1")
     cmd = run_cmd.snakemake_command(args, tmp_path / "config.yaml", tmp_path)
     assert cmd[-8:] == ["participant", *extra, "--set-resources", "a:d=1"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--configf", "x.yaml"], ["--d", "x"], ["-np", "-c4", "-j", "2"], ["-Ca=1", "results_dir"]],
+    ids=["ambiguous", "ambiguous_short", "other_short_options", "attached_config_value"],
+)
+def test_words_snakemake_does_not_read_as_lcm_runs_options_pass_through(
+    tmp_path: Path, extra: list[str]
+) -> None:
+    """Only what Snakemake's parser reads as --configfile, --directory ... is refused: an
+    ambiguous abbreviation is Snakemake's own error, and -Ca=1 takes no further item."""
+    args = parse("bids", "out", "participant", "--", *extra)
+    cmd = run_cmd.snakemake_command(args, tmp_path / "config.yaml", tmp_path)
+    assert cmd[-len(extra) - 1 :] == ["participant", *extra]
 
 
 @pytest.mark.parametrize(
