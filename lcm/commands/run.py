@@ -13,6 +13,7 @@ import contextlib
 import copy
 import functools
 import importlib.util
+import json
 import logging
 import os
 import re
@@ -139,8 +140,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--dataset-name",
-        help="Name of the BIDS dataset in the config and the store (letters and digits; "
-        "default: from BIDS_DIR's folder name).",
+        help="Name of the BIDS dataset in the config and the store (letters and digits). "
+        "Default, logged: the name an earlier lcm run into OUTPUT_DIR gave BIDS_DIR; else "
+        "BIDS_DIR's folder name, but for a common one (rawdata, raw, bids, input, data, "
+        "sourcedata) its parent folder's (study/rawdata: study), or dataset_description.json's "
+        "Name where that is common too.",
     )
     p.add_argument(
         "--role",
@@ -382,10 +386,7 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     bids = _folder(cwd / args.bids_dir, "BIDS_DIR")
     if args.dataset_name is not None:
         _check_dataset_name(args.dataset_name)
-    name = args.dataset_name or _dataset_name(bids)
-    if not args.dataset_name and name != bids.name:
-        # The name reaches output paths and the store: said, since it is not the folder's.
-        log.info("dataset %r (from folder %r; --dataset-name sets another)", name, bids.name)
+    name = args.dataset_name or _dataset_name(bids, out)
     # The config file's entry for this dataset (its task, repetition time, phenotype, site
     # column ...) is kept; BIDS_DIR and the options given here set the rest.
     dataset = _dataset_entry(config, name, bids, args, source)
@@ -1144,10 +1145,80 @@ def _check_dataset_name(given: str) -> None:
     )
 
 
-def _dataset_name(bids: Path) -> str:
-    """Letters and digits of the BIDS folder's name (config names allow nothing else)."""
-    name = re.sub(r"[^A-Za-z0-9]", "", bids.name)[:64]
-    return name or "bids"
+# Folder names that name no study (``study/rawdata``, BIDS' own layout beside ``derivatives/``).
+COMMON_FOLDER_NAMES = frozenset({"rawdata", "raw", "bids", "input", "inputs", "data", "sourcedata"})
+
+
+def _config_name(text: str) -> str:
+    """Letters and digits of ``text``, at most 64 (config names allow nothing else)."""
+    return re.sub(r"[^A-Za-z0-9]", "", text)[:64]
+
+
+def _dataset_name(bids: Path, out: Path) -> str:
+    """The name of BIDS_DIR's dataset without ``--dataset-name``, logged with how it was chosen.
+
+    The name an earlier ``lcm run`` into OUTPUT_DIR gave this folder (another would add its
+    participants to the store a second time); else the folder's name in letters and digits,
+    but for a common folder name (``rawdata``, ``bids`` ...: ``/data/abide/rawdata`` named
+    every study so laid out 'rawdata') its parent folder's, or ``dataset_description.json``'s
+    ``Name`` when that is a common name too. The name reaches OUTPUT_DIR's folders and the
+    store's partitions.
+    """
+    fix = "--dataset-name sets another"
+    earlier = _earlier_names(out, bids)
+    if len(earlier) == 1:
+        log.info("dataset %r (its name in the earlier runs of %s; %s)", earlier[0], out, fix)
+        return earlier[0]
+    name = _config_name(bids.name)
+    if name.lower() not in COMMON_FOLDER_NAMES:
+        if name != bids.name:
+            log.info("dataset %r (from folder %r; %s)", name, bids.name, fix)
+        return name or "bids"
+    parent = _config_name(bids.parent.name)
+    source = "its parent folder's name"
+    if not parent or parent.lower() in COMMON_FOLDER_NAMES:
+        parent = _config_name(_description_name(bids))
+        source = "the Name of its dataset_description.json"
+    if parent:
+        log.info(
+            "dataset %r (from folder %s: %r names no study, so %s; %s)",
+            parent,
+            bids,
+            bids.name,
+            source,
+            fix,
+        )
+        return parent
+    log.info("dataset %r (from folder %s; %s)", name, bids, fix)
+    return name
+
+
+def _description_name(bids: Path) -> str:
+    """``Name`` of BIDS_DIR's ``dataset_description.json``; empty if it has none."""
+    try:
+        name = json.loads((bids / "dataset_description.json").read_text()).get("Name")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return name if isinstance(name, str) else ""
+
+
+def _earlier_names(out: Path, bids: Path) -> list[str]:
+    """Names the ``config.yaml`` an earlier ``lcm run`` wrote in OUTPUT_DIR gives ``bids``."""
+    try:
+        text = (out / "config.yaml").read_text()
+        written = yaml.safe_load(text) if text.startswith(RUN_MARK) else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    datasets = written.get("datasets") if isinstance(written, dict) else None
+    return [
+        name
+        for name, ds in (datasets if isinstance(datasets, dict) else {}).items()
+        if isinstance(ds, dict)
+        and ds.get("entry") == "bids"
+        and isinstance(ds.get("path"), str)
+        and Path(ds["path"]) == bids
+        and re.fullmatch(r"[A-Za-z0-9]{1,64}", str(name))
+    ]
 
 
 def _catalogue_with(

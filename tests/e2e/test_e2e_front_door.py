@@ -1202,3 +1202,40 @@ def test_a_dataset_name_that_is_no_config_name_is_refused_naming_the_option(
         run_cmd.build_config(args, tmp_path, tmp_path / "out")
     assert hint in (info.value.hint or "")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_bids_dir_of_a_common_folder_name_is_named_after_its_study(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`lcm run /data/abide/rawdata` named the dataset 'rawdata', silently, in OUTPUT_DIR's
+    folders and the store's partitions: every study so laid out got one name."""
+    bids = _study(tmp_path / "abide").rename(tmp_path / "abide" / "rawdata")
+    argv = ("abide/rawdata", "out", "participant", "--derivatives")
+    args = parse(*argv, "abide/rawdata/derivatives/fmriprep")
+    with caplog.at_level("INFO"):
+        config = run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    assert list(config["datasets"]) == ["abide"]
+    assert f"dataset 'abide' (from folder {bids}: 'rawdata' names no study" in caplog.text
+    assert "--dataset-name sets another" in caplog.text
+    # Its study folder a common name too: dataset_description.json's Name, in letters/digits.
+    data = (tmp_path / "abide").rename(tmp_path / "data")
+    (data / "rawdata" / "dataset_description.json").write_text(
+        '{"Name": "ABIDE I (NYU site)", "BIDSVersion": "1.10.0"}'
+    )
+    args = parse(
+        "data/rawdata", "out2", "participant", "--derivatives", "data/rawdata/derivatives/fmriprep"
+    )
+    assert list(run_cmd.build_config(args, tmp_path, tmp_path / "out2")["datasets"]) == [
+        "ABIDEINYUsite"
+    ]
+    # An OUTPUT_DIR whose earlier lcm run named it otherwise keeps that name: another would
+    # add the same participants to the store a second time.
+    earlier = {"datasets": {"rawdata": {"entry": "bids", "path": str(data / "rawdata")}}}
+    (tmp_path / "out2" / "config.yaml").write_text(
+        "# Written by `lcm run`: earlier\n" + yaml.safe_dump(earlier)
+    )
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        config = run_cmd.build_config(args, tmp_path, tmp_path / "out2")
+    assert list(config["datasets"]) == ["rawdata"]
+    assert "dataset 'rawdata' (its name in the earlier runs of" in caplog.text
