@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import functools
 import importlib.util
+import json
 import logging
 import os
 import re
@@ -20,7 +22,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -132,13 +134,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--config-file",
         help="A config of your own (tasks, models, denoising ...): the BIDS dataset is added to "
-        "it and results_dir set to OUTPUT_DIR. Relative paths in it are read from this folder; "
+        "it and results_dir set to OUTPUT_DIR (a results_dir of its own is replaced, with a "
+        "warning). Relative paths in it are read from this folder; "
         "its synthetic consortia go to OUTPUT_DIR/synth unless it sets synth.out_dir.",
     )
     p.add_argument(
         "--dataset-name",
-        help="Name of the BIDS dataset in the config and the store (letters and digits; "
-        "default: from BIDS_DIR's folder name).",
+        help="Name of the BIDS dataset in the config and the store (letters and digits). "
+        "Default, logged: the name an earlier lcm run into OUTPUT_DIR gave BIDS_DIR; else "
+        "BIDS_DIR's folder name, but for a common one (rawdata, raw, bids, input, data, "
+        "sourcedata) its parent folder's (study/rawdata: study), or dataset_description.json's "
+        "Name where that is common too.",
     )
     p.add_argument(
         "--role",
@@ -380,10 +386,7 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     bids = _folder(cwd / args.bids_dir, "BIDS_DIR")
     if args.dataset_name is not None:
         _check_dataset_name(args.dataset_name)
-    name = args.dataset_name or _dataset_name(bids)
-    if not args.dataset_name and name != bids.name:
-        # The name reaches output paths and the store: said, since it is not the folder's.
-        log.info("dataset %r (from folder %r; --dataset-name sets another)", name, bids.name)
+    name = args.dataset_name or _dataset_name(bids, out)
     # The config file's entry for this dataset (its task, repetition time, phenotype, site
     # column ...) is kept; BIDS_DIR and the options given here set the rest.
     dataset = _dataset_entry(config, name, bids, args, source)
@@ -395,6 +398,7 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
         fmriprep["runner"] = "existing"
     _section(config, ["datasets"], source)[name] = dataset
     _check_output_place(bids, Path(dataset["derivatives"]) if args.derivatives else None, out)
+    _check_results_dir(config.get("results_dir"), cwd, out, source)
     config["results_dir"] = str(out)
     if args.participant_label:
         labels = [label.removeprefix("sub-") for label in args.participant_label]
@@ -438,6 +442,29 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
         config["variables"], name, dataset["phenotype"], out, tasks
     )
     return validate_config(config, source=source)
+
+
+def _check_results_dir(given: Any, cwd: Path, out: Path, source: str) -> None:
+    """Warn when the config file's ``results_dir`` is not OUTPUT_DIR, which replaces it.
+
+    OUTPUT_DIR is the BIDS App's output folder, so it wins; a config file written for
+    Snakemake directly (``results_dir: /scratch/old``) had it replaced without a word, and
+    its user looked for the outputs there.
+    """
+    if given is None:
+        return
+    where = Path(cwd, given).resolve() if isinstance(given, str) and given else None
+    if where == out:
+        return
+    shown = str(where) if where else excerpt(given)
+    log.warning(
+        "results_dir %s of %s is not OUTPUT_DIR: OUTPUT_DIR %s is used (lcm run writes "
+        "every output there). Remove results_dir from the config file, or give that folder "
+        "as OUTPUT_DIR.",
+        shown,
+        source,
+        out,
+    )
 
 
 def _section(config: dict[str, Any], keys: list[str], source: str) -> dict[str, Any]:
@@ -645,13 +672,21 @@ def _check_output_outside(derivatives: Path, bids: Path, out: Path) -> None:
 
 
 def _check_output_dir(bids: Path, out: Path) -> None:
-    """Refuse an OUTPUT_DIR inside BIDS_DIR but outside its ``derivatives/``.
+    """Refuse an OUTPUT_DIR inside BIDS_DIR but outside its ``derivatives/``, or above it.
 
     The BIDS validator reads everything under BIDS_DIR but ``derivatives/``: LCM's outputs
     there made the dataset invalid (its own ingest failed, and every later run until the
-    folder was removed by hand).
+    folder was removed by hand). An OUTPUT_DIR holding BIDS_DIR (``lcm run /d/study /d``) put
+    the dataset inside LCM's results folder, its marker and outputs written beside it.
     """
     resolved = out.resolve()
+    if resolved != bids and bids.is_relative_to(resolved):
+        raise ConfigError(
+            f"OUTPUT_DIR {resolved} holds BIDS_DIR {bids}: the dataset would be inside LCM's "
+            "results folder, LCM's outputs written beside it.",
+            hint=f"Use a folder of its own, e.g. {bids / 'derivatives' / 'lcm'}, or a new "
+            "folder outside BIDS_DIR (OUTPUT_DIR is made if it does not exist).",
+        )
     if resolved == bids / "derivatives":
         raise ConfigError(
             f"OUTPUT_DIR {out} is BIDS_DIR's derivatives folder itself, which holds other "
@@ -880,7 +915,9 @@ def _check_snakemake_words(words: list[str]) -> None:
     Snakemake keeps the last value of an option: ``-- --configfile my.yaml`` replaced the
     resolved config (the BIDS dataset gone: "Add 'datasets'", or another dataset's run with
     results under OUTPUT_DIR/results), and ``-- --config results_dir=DIR`` wrote every output
-    to DIR, past OUTPUT_DIR's checks and lock.
+    to DIR, past OUTPUT_DIR's checks and lock. Snakemake's parser (argparse) also reads an
+    unambiguous abbreviation (``--direc``) and a value attached to a short option (``-sFILE``,
+    ``-nd DIR``, ``-Cresults_dir=DIR``): such words are read by its own parser.
 
     Raises
     ------
@@ -889,25 +926,103 @@ def _check_snakemake_words(words: list[str]) -> None:
     """
     in_config = False  # the word is a KEY=VALUE of --config (which takes several)
     for word in words:
-        name, _, value = word.partition("=") if word.startswith("-") else (word, "", "")
+        if word == "--":
+            break  # Snakemake reads the words after it as targets
+        name, sep, value = word.partition("=") if word.startswith("-") else (word, "", "")
+        items: list[str] = []
+        if any(name in options for options in _OWN_OPTIONS) or name in ("--config", "-C"):
+            own = name
+        else:
+            own, items = _snakemake_reads(word)
+            if items[-1:] == [_VALUE]:  # it opens --config (-nC): the next words are items
+                in_config, items = True, items[:-1]
+                continue
         for options, fix in _OWN_OPTIONS.items():
-            if name in options:
+            if own in options:
+                said = word if own == name else f"{word} (Snakemake reads it as {own})"
                 raise ConfigError(
-                    f"lcm run ... -- {word}: replaces what lcm run sets (Snakemake keeps the "
+                    f"lcm run ... -- {said}: replaces what lcm run sets (Snakemake keeps the "
                     "last value given); nothing was written.",
                     hint=fix,
                 )
         if name in ("--config", "-C"):
-            in_config, item = True, value
+            # A value attached (--config=K=V) is the option's only one, as argparse reads it.
+            in_config, items = not sep, [value] if sep else []
         else:
             in_config = in_config and not word.startswith("-")
-            item = word if in_config else ""
-        if item.partition("=")[0].strip() == "results_dir":
-            raise ConfigError(
-                f"lcm run ... -- --config {item}: OUTPUT_DIR is lcm run's results_dir; nothing "
-                "was written.",
-                hint="Give that folder as OUTPUT_DIR.",
-            )
+            items += [word] if in_config else []
+        for item in items:
+            if item.partition("=")[0].strip() == "results_dir":
+                raise ConfigError(
+                    f"lcm run ... -- --config {item}: OUTPUT_DIR is lcm run's results_dir; "
+                    "nothing was written.",
+                    hint="Give that folder as OUTPUT_DIR.",
+                )
+
+
+# Snakemake's names (argparse dests) of the options in _OWN_OPTIONS, and their long spelling.
+_OWN_DESTS = {
+    "configfile": "--configfile",
+    "snakefile": "--snakefile",
+    "directory": "--directory",
+    "profile": "--profile",
+}
+
+
+# The value given after a word to Snakemake's parser, for an option that takes one.
+_VALUE = "lcm-run-value"
+
+
+def _snakemake_reads(word: str) -> tuple[str | None, list[str]]:
+    """Which of lcm run's own options Snakemake reads ``word`` as, and its ``--config`` items.
+
+    Only a word that may be one (a prefix of such a long option; a short form with letters
+    after the dash, ``s``, ``d`` or ``C`` among them) is given to Snakemake's own parser,
+    whose import takes a second or more: ``--direc`` (unambiguous) is ``--directory``, while
+    ``--configf`` (``--configfile`` or ``--configfiles``) is refused by Snakemake itself.
+
+    Returns
+    -------
+    str or None
+        The option's long name (``--directory``), or None.
+    list of str
+        The ``KEY=VALUE`` items of ``--config`` it holds (``-Cresults_dir=DIR``); the last
+        one is ``_VALUE`` when it opens ``--config`` (``-nC``), whose items follow.
+    """
+    name = word.partition("=")[0]
+    if name.startswith("--"):
+        longs = [*_OWN_DESTS.values(), "--configfiles", "--config"]
+        maybe = len(name) > 2 and any(option.startswith(name) for option in longs)
+    else:
+        maybe = len(word) > 2 and word.startswith("-") and any(c in word[1:] for c in "sdC")
+    if not maybe:
+        return None, []
+    try:
+        parser = _snakemake_parser()
+        # No environment: a set SNAKEMAKE_PROFILE is no word of the user's.
+        plain = parser.parse_known_args([_VALUE], env_vars={}, ignore_help_args=True)[0]
+        read = parser.parse_known_args([word, _VALUE], env_vars={}, ignore_help_args=True)[0]
+    except (ImportError, argparse.ArgumentError, SystemExit):
+        return None, []  # an ambiguous or bad option: Snakemake says so itself
+    for dest, option in _OWN_DESTS.items():
+        if getattr(read, dest, None) != getattr(plain, dest, None):
+            return option, []
+    config = getattr(read, "config", None)
+    return None, [str(x) for x in config] if config != getattr(plain, "config", None) else []
+
+
+@functools.cache
+def _snakemake_parser() -> argparse.ArgumentParser:
+    """Snakemake's command-line parser (without a profile), raising instead of exiting."""
+    from snakemake.cli import get_argument_parser
+
+    parser = get_argument_parser()
+
+    def error(message: str) -> NoReturn:
+        raise argparse.ArgumentError(None, message)
+
+    parser.error = error  # type: ignore[method-assign]
+    return parser
 
 
 def _absolute_words(words: list[str]) -> list[str]:
@@ -1030,10 +1145,80 @@ def _check_dataset_name(given: str) -> None:
     )
 
 
-def _dataset_name(bids: Path) -> str:
-    """Letters and digits of the BIDS folder's name (config names allow nothing else)."""
-    name = re.sub(r"[^A-Za-z0-9]", "", bids.name)[:64]
-    return name or "bids"
+# Folder names that name no study (``study/rawdata``, BIDS' own layout beside ``derivatives/``).
+COMMON_FOLDER_NAMES = frozenset({"rawdata", "raw", "bids", "input", "inputs", "data", "sourcedata"})
+
+
+def _config_name(text: str) -> str:
+    """Letters and digits of ``text``, at most 64 (config names allow nothing else)."""
+    return re.sub(r"[^A-Za-z0-9]", "", text)[:64]
+
+
+def _dataset_name(bids: Path, out: Path) -> str:
+    """The name of BIDS_DIR's dataset without ``--dataset-name``, logged with how it was chosen.
+
+    The name an earlier ``lcm run`` into OUTPUT_DIR gave this folder (another would add its
+    participants to the store a second time); else the folder's name in letters and digits,
+    but for a common folder name (``rawdata``, ``bids`` ...: ``/data/abide/rawdata`` named
+    every study so laid out 'rawdata') its parent folder's, or ``dataset_description.json``'s
+    ``Name`` when that is a common name too. The name reaches OUTPUT_DIR's folders and the
+    store's partitions.
+    """
+    fix = "--dataset-name sets another"
+    earlier = _earlier_names(out, bids)
+    if len(earlier) == 1:
+        log.info("dataset %r (its name in the earlier runs of %s; %s)", earlier[0], out, fix)
+        return earlier[0]
+    name = _config_name(bids.name)
+    if name.lower() not in COMMON_FOLDER_NAMES:
+        if name != bids.name:
+            log.info("dataset %r (from folder %r; %s)", name, bids.name, fix)
+        return name or "bids"
+    parent = _config_name(bids.parent.name)
+    source = "its parent folder's name"
+    if not parent or parent.lower() in COMMON_FOLDER_NAMES:
+        parent = _config_name(_description_name(bids))
+        source = "the Name of its dataset_description.json"
+    if parent:
+        log.info(
+            "dataset %r (from folder %s: %r names no study, so %s; %s)",
+            parent,
+            bids,
+            bids.name,
+            source,
+            fix,
+        )
+        return parent
+    log.info("dataset %r (from folder %s; %s)", name, bids, fix)
+    return name
+
+
+def _description_name(bids: Path) -> str:
+    """``Name`` of BIDS_DIR's ``dataset_description.json``; empty if it has none."""
+    try:
+        name = json.loads((bids / "dataset_description.json").read_text()).get("Name")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return name if isinstance(name, str) else ""
+
+
+def _earlier_names(out: Path, bids: Path) -> list[str]:
+    """Names the ``config.yaml`` an earlier ``lcm run`` wrote in OUTPUT_DIR gives ``bids``."""
+    try:
+        text = (out / "config.yaml").read_text()
+        written = yaml.safe_load(text) if text.startswith(RUN_MARK) else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    datasets = written.get("datasets") if isinstance(written, dict) else None
+    return [
+        name
+        for name, ds in (datasets if isinstance(datasets, dict) else {}).items()
+        if isinstance(ds, dict)
+        and ds.get("entry") == "bids"
+        and isinstance(ds.get("path"), str)
+        and Path(ds["path"]) == bids
+        and re.fullmatch(r"[A-Za-z0-9]{1,64}", str(name))
+    ]
 
 
 def _catalogue_with(

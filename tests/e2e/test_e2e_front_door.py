@@ -331,6 +331,24 @@ def test_output_dir_that_is_bids_dir_is_said_to_be_it(
     assert sorted(p.name for p in bids.iterdir()) == before
 
 
+def test_an_output_dir_holding_bids_dir_is_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """`lcm run /d/study /d participant` was accepted: the dataset sat inside LCM's results
+    folder, its marker and outputs written beside it."""
+    bids = _study(tmp_path / "d")
+    ran = _no_snakemake(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in (tmp_path / "d").iterdir())
+    argv = ["participant", "--derivatives", "d/study/derivatives/fmriprep", "-n"]
+    for out in ("d", "."):
+        assert main(["run", "d/study", out, *argv]) == ConfigError.exit_code
+        err = capsys.readouterr().err
+        said = f"OUTPUT_DIR {Path(out).resolve()} holds BIDS_DIR {bids}: the dataset would be"
+        assert said in err and f"e.g. {bids / 'derivatives' / 'lcm'}" in err
+    assert not ran and sorted(p.name for p in (tmp_path / "d").iterdir()) == before
+
+
 def test_a_container_run_into_bids_derivatives_needs_a_work_folder_outside(
     tmp_path: Path,
 ) -> None:
@@ -432,6 +450,28 @@ def test_the_config_files_entry_of_the_dataset_is_kept(tmp_path: Path) -> None:
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump(mine))
     with pytest.raises(ConfigError, match=r"datasets.study.path is .*elsewhere, but BIDS_DIR"):
         run_cmd.build_config(parse(*argv), tmp_path, tmp_path / "out")
+
+
+def test_a_config_files_results_dir_gives_way_to_output_dir_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A config file written for Snakemake directly (results_dir: /scratch/old) had its
+    results_dir replaced by OUTPUT_DIR without a word: the user looked for outputs there."""
+    _study(tmp_path)
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({"results_dir": "old_results"}))
+    args = parse("study", "out", "participant", *DERIVATIVES, "--config-file", "mine.yaml")
+    with caplog.at_level("INFO"):
+        config = run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    assert config["results_dir"] == str(tmp_path / "out")
+    said = f"results_dir {tmp_path / 'old_results'} of lcm run --config-file mine.yaml"
+    warned = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and said in warned[0].getMessage()
+    assert f"OUTPUT_DIR {tmp_path / 'out'} is used" in warned[0].getMessage()
+    # The same folder, relative to the calling folder: nothing to say.
+    caplog.clear()
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({"results_dir": "./out/"}))
+    run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
 def test_a_dataset_without_participants_tsv_is_refused_first(tmp_path: Path) -> None:
@@ -1095,6 +1135,14 @@ def test_participant_labels_the_config_file_excludes_are_said_before_ingest(
         (["--config", "seed=1", "results_dir=/x"], "--config results_dir=/x: OUTPUT_DIR", "as OUT"),
         (["-C=results_dir=/x"], "--config results_dir=/x: OUTPUT_DIR", "as OUTPUT_DIR"),
         (["--config=results_dir=/x"], "--config results_dir=/x: OUTPUT_DIR", "as OUTPUT_DIR"),
+        # What Snakemake's argparse reads as those options: abbreviations, attached values.
+        (["--direc", "x"], "-- --direc (Snakemake reads it as --directory): rep", "snakemake di"),
+        (["--snakef=S"], "-- --snakef=S (Snakemake reads it as --snakefile): rep", "snakemake "),
+        (["--prof", "slurm"], "-- --prof (Snakemake reads it as --profile): rep", "--profile"),
+        (["-sSnakefile"], "-- -sSnakefile (Snakemake reads it as --snakefile)", "snakemake d"),
+        (["-F", "-nd", "x"], "-- -nd (Snakemake reads it as --directory)", "snakemake directly"),
+        (["-Cresults_dir=/x"], "--config results_dir=/x: OUTPUT_DIR", "as OUTPUT_DIR"),
+        (["-nC", "a=1", "results_dir=/x"], "--config results_dir=/x: OUTPUT_DIR", "as OUTPUT_D"),
     ],
 )
 def test_snakemake_options_that_replace_lcm_runs_own_are_refused_before_anything_is_written(
@@ -1123,6 +1171,21 @@ def test_snakemake_options_lcm_run_does_not_set_pass_through(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(
+    "extra",
+    [["--configf", "x.yaml"], ["--d", "x"], ["-np", "-c4", "-j", "2"], ["-Ca=1", "results_dir"]],
+    ids=["ambiguous", "ambiguous_short", "other_short_options", "attached_config_value"],
+)
+def test_words_snakemake_does_not_read_as_lcm_runs_options_pass_through(
+    tmp_path: Path, extra: list[str]
+) -> None:
+    """Only what Snakemake's parser reads as --configfile, --directory ... is refused: an
+    ambiguous abbreviation is Snakemake's own error, and -Ca=1 takes no further item."""
+    args = parse("bids", "out", "participant", "--", *extra)
+    cmd = run_cmd.snakemake_command(args, tmp_path / "config.yaml", tmp_path)
+    assert cmd[-len(extra) - 1 :] == ["participant", *extra]
+
+
+@pytest.mark.parametrize(
     ("given", "hint"),
     [("my-study", "--dataset-name mystudy"), ("", "letters and digits"), ("x" * 65, "x" * 64)],
 )
@@ -1139,3 +1202,40 @@ def test_a_dataset_name_that_is_no_config_name_is_refused_naming_the_option(
         run_cmd.build_config(args, tmp_path, tmp_path / "out")
     assert hint in (info.value.hint or "")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_bids_dir_of_a_common_folder_name_is_named_after_its_study(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`lcm run /data/abide/rawdata` named the dataset 'rawdata', silently, in OUTPUT_DIR's
+    folders and the store's partitions: every study so laid out got one name."""
+    bids = _study(tmp_path / "abide").rename(tmp_path / "abide" / "rawdata")
+    argv = ("abide/rawdata", "out", "participant", "--derivatives")
+    args = parse(*argv, "abide/rawdata/derivatives/fmriprep")
+    with caplog.at_level("INFO"):
+        config = run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    assert list(config["datasets"]) == ["abide"]
+    assert f"dataset 'abide' (from folder {bids}: 'rawdata' names no study" in caplog.text
+    assert "--dataset-name sets another" in caplog.text
+    # Its study folder a common name too: dataset_description.json's Name, in letters/digits.
+    data = (tmp_path / "abide").rename(tmp_path / "data")
+    (data / "rawdata" / "dataset_description.json").write_text(
+        '{"Name": "ABIDE I (NYU site)", "BIDSVersion": "1.10.0"}'
+    )
+    args = parse(
+        "data/rawdata", "out2", "participant", "--derivatives", "data/rawdata/derivatives/fmriprep"
+    )
+    assert list(run_cmd.build_config(args, tmp_path, tmp_path / "out2")["datasets"]) == [
+        "ABIDEINYUsite"
+    ]
+    # An OUTPUT_DIR whose earlier lcm run named it otherwise keeps that name: another would
+    # add the same participants to the store a second time.
+    earlier = {"datasets": {"rawdata": {"entry": "bids", "path": str(data / "rawdata")}}}
+    (tmp_path / "out2" / "config.yaml").write_text(
+        "# Written by `lcm run`: earlier\n" + yaml.safe_dump(earlier)
+    )
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        config = run_cmd.build_config(args, tmp_path, tmp_path / "out2")
+    assert list(config["datasets"]) == ["rawdata"]
+    assert "dataset 'rawdata' (its name in the earlier runs of" in caplog.text
