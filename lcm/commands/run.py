@@ -325,7 +325,9 @@ def _output_dir_held(out: Path) -> Iterator[None]:
             yield
     finally:
         # (The results marker too: claim_results wrote it, and the call wrote nothing else.)
-        left = {p.name for p in out.iterdir()} if created else set()
+        # A folder removed meanwhile (by hand, or another job's cleanup) leaves nothing to do:
+        # listing it raised FileNotFoundError over the run's own outcome.
+        left = {p.name for p in out.iterdir()} if created and out.is_dir() else set()
         if created and RUN_LOCK in left and left <= {RUN_LOCK, MARKER_NAME}:
             for name in left:
                 (out / name).unlink()

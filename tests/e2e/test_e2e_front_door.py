@@ -755,6 +755,18 @@ def test_a_second_lcm_run_into_one_output_dir_is_refused_before_it_writes(
     assert [p.name for p in mine.iterdir()] == ["config.yaml"]
 
 
+def test_an_output_dir_removed_during_the_run_ends_it_without_a_traceback(tmp_path: Path) -> None:
+    """OUTPUT_DIR created by the call and removed while it ran (by hand, or another job's
+    cleanup of a shared scratch folder): the exit listed it and raised FileNotFoundError."""
+    import shutil
+
+    out = tmp_path / "out"
+    with run_cmd._output_dir_held(out):
+        assert (out / LOCK_NAME).exists()
+        shutil.rmtree(out)
+    assert not out.exists()
+
+
 def test_a_participants_tsv_that_is_not_utf8_is_refused_naming_the_byte(tmp_path: Path) -> None:
     """A latin-1 participants.tsv (Köln) was read as an empty table: the task's label then
     'is not in the variable catalogue', with no word of the file's encoding."""
