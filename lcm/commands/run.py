@@ -644,8 +644,9 @@ def _check_own_file(path: Path) -> None:
 
 
 def _check_output_place(bids: Path, derivatives: Path | None, out: Path) -> None:
-    """Refuse an OUTPUT_DIR in BIDS_DIR (but its ``derivatives/lcm``-like folders) or in the
-    ``--derivatives`` folder, or whose ``config.yaml``/``variables.yaml`` are not lcm run's."""
+    """Refuse an OUTPUT_DIR in BIDS_DIR (but its ``derivatives/lcm``-like folders), in or
+    above the ``--derivatives`` folder, or whose ``config.yaml``/``variables.yaml`` are not
+    lcm run's."""
     _check_output_dir(bids, out)
     if derivatives is not None:
         _check_output_outside(derivatives, bids, out)
@@ -654,17 +655,27 @@ def _check_output_place(bids: Path, derivatives: Path | None, out: Path) -> None
 
 
 def _check_output_outside(derivatives: Path, bids: Path, out: Path) -> None:
-    """Refuse an OUTPUT_DIR that is the ``--derivatives`` folder or inside it.
+    """Refuse an OUTPUT_DIR that is the ``--derivatives`` folder, inside it, or holds it.
 
     LCM's outputs went into fMRIPrep's derivative dataset, beside (and mixed with) the
-    subject folders it reads.
+    subject folders it reads. An OUTPUT_DIR holding it (``/scratch`` for ``/scratch/fmriprep``)
+    put fMRIPrep's dataset inside LCM's results folder, LCM's own folders (``fmriprep/``
+    among them) written around it.
     """
     resolved = out.resolve()
-    if not resolved.is_relative_to(derivatives):
-        return
     own = derivatives.parent / "lcm"
     if own.is_relative_to(bids) and not own.is_relative_to(bids / "derivatives"):
         own = bids / "derivatives" / "lcm"
+    if resolved != derivatives and derivatives.is_relative_to(resolved):
+        raise ConfigError(
+            f"OUTPUT_DIR {resolved} holds the --derivatives folder {derivatives}, fMRIPrep's "
+            "derivative dataset: it would be inside LCM's results folder, LCM's outputs "
+            "written around it.",
+            hint=f"Use a folder of its own, e.g. {own} (beside it), or a new folder outside "
+            "it (OUTPUT_DIR is made if it does not exist).",
+        )
+    if not resolved.is_relative_to(derivatives):
+        return
     where = "is the" if resolved == derivatives else "is inside the"
     raise ConfigError(
         f"OUTPUT_DIR {out} {where} --derivatives folder {derivatives}, fMRIPrep's derivative "

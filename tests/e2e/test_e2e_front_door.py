@@ -1251,3 +1251,25 @@ def test_a_bids_dir_of_a_common_folder_name_is_named_after_its_study(
         config = run_cmd.build_config(args, tmp_path, tmp_path / "out2")
     assert list(config["datasets"]) == ["rawdata"]
     assert "dataset 'rawdata' (its name in the earlier runs of" in caplog.text
+
+
+def test_an_output_dir_holding_the_derivatives_folder_is_refused_but_one_beside_it_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """`lcm run study /scratch participant --derivatives /scratch/fmriprep` was accepted: LCM's
+    folders (its own `fmriprep/` among them) were written around fMRIPrep's dataset."""
+    _study(tmp_path)
+    scratch = tmp_path / "scratch"
+    (scratch / "fmriprep" / "sub-01").mkdir(parents=True)
+    ran = _no_snakemake(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    argv = ["participant", "--derivatives", "scratch/fmriprep", "-n"]
+    assert main(["run", "study", "scratch", *argv]) == ConfigError.exit_code
+    err = capsys.readouterr().err
+    said = f"OUTPUT_DIR {scratch} holds the --derivatives folder {scratch / 'fmriprep'}, fMRIPrep"
+    assert said in err and f"e.g. {scratch / 'lcm'} (beside it)" in err
+    assert not ran and sorted(p.name for p in scratch.iterdir()) == ["fmriprep"]
+    # BIDS_DIR/derivatives/lcm beside BIDS_DIR/derivatives/fmriprep stays accepted.
+    args = parse("study", "study/derivatives/lcm", "participant", *DERIVATIVES)
+    out = tmp_path / "study" / "derivatives" / "lcm"
+    assert run_cmd.build_config(args, tmp_path, out)["results_dir"] == str(out)
