@@ -141,7 +141,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dataset-name",
         help="Name of the BIDS dataset in the config and the store (letters and digits). "
-        "Default, logged: the name an earlier lcm run into OUTPUT_DIR gave BIDS_DIR; else "
+        "Default, logged: the name --config-file gives BIDS_DIR (datasets.<name>.path); else "
+        "the name an earlier lcm run into OUTPUT_DIR gave BIDS_DIR; else "
         "BIDS_DIR's folder name, but for a common one (rawdata, raw, bids, input, data, "
         "sourcedata) its parent folder's (study/rawdata: study), or dataset_description.json's "
         "Name where that is common too.",
@@ -388,7 +389,7 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     bids = _folder(cwd / args.bids_dir, "BIDS_DIR")
     if args.dataset_name is not None:
         _check_dataset_name(args.dataset_name)
-    name = args.dataset_name or _dataset_name(bids, out)
+    name = _listed_name(config, bids, args.dataset_name, source) or _dataset_name(bids, out)
     # The config file's entry for this dataset (its task, repetition time, phenotype, site
     # column ...) is kept; BIDS_DIR and the options given here set the rest.
     dataset = _dataset_entry(config, name, bids, args, source)
@@ -1165,6 +1166,47 @@ COMMON_FOLDER_NAMES = frozenset({"rawdata", "raw", "bids", "input", "inputs", "d
 def _config_name(text: str) -> str:
     """Letters and digits of ``text``, at most 64 (config names allow nothing else)."""
     return re.sub(r"[^A-Za-z0-9]", "", text)[:64]
+
+
+def _listed_name(config: dict[str, Any], bids: Path, given: str | None, source: str) -> str | None:
+    """The name the config file gives BIDS_DIR (``datasets.<name>.path``), else ``given``.
+
+    Without it, BIDS_DIR was added a second time under the folder's name: the config file's
+    entry, lacking what lcm run fills in, was refused for it ("'phenotype' is a required
+    property" about a name the user never saw lcm run use), or the dataset was read twice.
+
+    Raises
+    ------
+    ConfigError
+        When the config file lists BIDS_DIR under several names, or under another name than
+        ``--dataset-name``.
+    """
+    datasets = config.get("datasets") or {}
+    listed = [
+        str(name)
+        for name, ds in datasets.items()
+        if isinstance(ds, dict)
+        and ds.get("entry", "bids") == "bids"
+        and isinstance(ds.get("path"), str)
+        and ds["path"]
+        and Path(ds["path"]).resolve() == bids
+    ]
+    if len(listed) > 1:
+        raise ConfigError(
+            f"{source}: BIDS_DIR {bids} is listed under several datasets "
+            f"({', '.join(listed)}); its participants would be read once for each.",
+            hint="Keep one of these entries in the config file.",
+        )
+    if listed and given is not None and given != listed[0]:
+        raise ConfigError(
+            f"--dataset-name {given}, but {source} lists BIDS_DIR {bids} as datasets."
+            f"{listed[0]}; the dataset would be added twice.",
+            hint=f"Pass --dataset-name {listed[0]}, or leave it out (the config file's name "
+            "is used), or rename the entry in the config file.",
+        )
+    if listed and given is None:
+        log.info("dataset %r (its name in %s; --dataset-name sets another)", listed[0], source)
+    return listed[0] if listed else given
 
 
 def _dataset_name(bids: Path, out: Path) -> str:

@@ -1273,3 +1273,30 @@ def test_an_output_dir_holding_the_derivatives_folder_is_refused_but_one_beside_
     args = parse("study", "study/derivatives/lcm", "participant", *DERIVATIVES)
     out = tmp_path / "study" / "derivatives" / "lcm"
     assert run_cmd.build_config(args, tmp_path, out)["results_dir"] == str(out)
+
+
+def test_a_config_file_listing_bids_dir_under_its_own_name_is_read_as_that_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """`datasets.mystudy.path: <BIDS_DIR>` in --config-file: lcm run added BIDS_DIR again as
+    `study`, and mystudy was refused for "'phenotype' is a required property"."""
+    bids = _study(tmp_path)
+    entry = {"path": "study", "task": "rest", "repetition_time": 2.0, "role": "pretrain"}
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({"datasets": {"mystudy": entry}}))
+    argv = ("study", "out", "participant", "--config-file", "mine.yaml", *DERIVATIVES)
+    config = run_cmd.build_config(parse(*argv), tmp_path, tmp_path / "out")
+    assert list(config["datasets"]) == ["mystudy"]
+    ds = config["datasets"]["mystudy"]
+    assert (ds["path"], ds["repetition_time"], ds["role"]) == (str(bids), 2.0, "pretrain")
+    assert ds["phenotype"] == str(bids / "participants.tsv")
+    # The same name given: accepted; another: refused naming both, before anything is written.
+    args = parse(*argv, "--dataset-name", "mystudy")
+    assert list(run_cmd.build_config(args, tmp_path, tmp_path / "out")["datasets"]) == ["mystudy"]
+    ran = _no_snakemake(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    refused = ["run", "study", "new", *argv[2:], "--dataset-name", "other", "-n"]
+    assert main(refused) == ConfigError.exit_code
+    err = capsys.readouterr().err
+    said = f"--dataset-name other, but lcm run --config-file mine.yaml lists BIDS_DIR {bids} as"
+    assert said in err and "datasets.mystudy;" in err and "--dataset-name mystudy" in err
+    assert not ran and not (tmp_path / "new").exists()
