@@ -390,6 +390,7 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     if args.dataset_name is not None:
         _check_dataset_name(args.dataset_name)
     name = _listed_name(config, bids, args.dataset_name, source) or _dataset_name(bids, out)
+    _check_earlier_name(out, bids, name)
     # The config file's entry for this dataset (its task, repetition time, phenotype, site
     # column ...) is kept; BIDS_DIR and the options given here set the rest.
     dataset = _dataset_entry(config, name, bids, args, source)
@@ -1255,6 +1256,22 @@ def _description_name(bids: Path) -> str:
     except (OSError, ValueError, AttributeError):
         return ""
     return name if isinstance(name, str) else ""
+
+
+def _check_earlier_name(out: Path, bids: Path, name: str) -> None:
+    """Refuse a name for BIDS_DIR other than the one the earlier runs of OUTPUT_DIR gave it.
+
+    Its participants were then read again under the new name, beside the old one: the same
+    subjects twice in the store, as two datasets.
+    """
+    earlier = _earlier_names(out, bids)
+    if earlier and name not in earlier:
+        raise ConfigError(
+            f"BIDS_DIR {bids} was dataset {earlier[0]!r} in the earlier runs of OUTPUT_DIR "
+            f"{out}; as {name!r} its participants would be added to the store again.",
+            hint=f"Pass --dataset-name {earlier[0]} (or rename the entry of the --config-file "
+            "to it), or give a new OUTPUT_DIR to start afresh under the new name.",
+        )
 
 
 def _earlier_names(out: Path, bids: Path) -> list[str]:

@@ -1251,6 +1251,15 @@ def test_a_bids_dir_of_a_common_folder_name_is_named_after_its_study(
         config = run_cmd.build_config(args, tmp_path, tmp_path / "out2")
     assert list(config["datasets"]) == ["rawdata"]
     assert "dataset 'rawdata' (its name in the earlier runs of" in caplog.text
+    # Another name given now (the earlier runs' choice unseen): its participants would enter
+    # the store a second time, as another dataset.
+    renamed = parse(
+        "data/rawdata", "out2", "participant", "--derivatives", "data/rawdata/derivatives/fmriprep",
+        "--dataset-name", "abide",
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"was dataset 'rawdata' in the earlier runs") as info:
+        run_cmd.build_config(renamed, tmp_path, tmp_path / "out2")
+    assert "--dataset-name rawdata" in info.value.hint
 
 
 def test_an_output_dir_holding_the_derivatives_folder_is_refused_but_one_beside_it_is_not(
