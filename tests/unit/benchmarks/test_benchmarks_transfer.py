@@ -69,15 +69,7 @@ MATCHED = [
 
 
 def test_summary_keys_and_the_done_criterion(transfer):
-    cfg = {
-        "sizes": [800],
-        "shared": [0.0, 0.7],
-        "fractions": [0.1],
-        "seeds": 5,
-        "draws": 3,
-        "n_rois": 20,
-        "quick": False,
-    }
+    cfg = {**CFG}
     cells = transfer.cell_table(_fits(gain=0.08, null_gain=0.0), n_train=140, n_test=60)
     out = transfer.summary(cells, cfg, MATCHED, _fits(0.08, 0.0), 1.0)
     for key in (
