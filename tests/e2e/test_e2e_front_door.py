@@ -25,6 +25,7 @@ from helpers.workflow import BARE_ENV
 from lcm.catalogue import load_catalogue
 from lcm.cli import build_parser, main
 from lcm.commands import run as run_cmd
+from lcm.commands._run_output_dir import output_dir_held
 from lcm.exceptions import ConfigError, InputDataError, OutputBusyError
 from lcm.io import paths
 from lcm.io.lock import LOCK_NAME, exclusive_lock
@@ -761,7 +762,7 @@ def test_an_output_dir_removed_during_the_run_ends_it_without_a_traceback(tmp_pa
     import shutil
 
     out = tmp_path / "out"
-    with run_cmd._output_dir_held(out):
+    with output_dir_held(out):
         assert (out / LOCK_NAME).exists()
         shutil.rmtree(out)
     assert not out.exists()

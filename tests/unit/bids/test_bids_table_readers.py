@@ -37,10 +37,10 @@ def test_participant_label_keeps_the_participants_of_a_manifest_the_owner_reads(
 ) -> None:
     """`lcm run --participant-label` read the manifest itself and refused one without
     reason_code (pyarrow's ArrowInvalid), a file read_manifest accepts."""
-    from lcm.commands.run import _with_earlier_participants
+    from lcm.commands._run_participants import with_earlier_participants
 
     _manifest_without_reason_code(tmp_path)
-    assert _with_earlier_participants(["04"], tmp_path, "ds", []) == ["01", "02", "03", "04"]
+    assert with_earlier_participants(["04"], tmp_path, "ds", []) == ["01", "02", "03", "04"]
 
 
 def test_the_plan_reads_the_verdicts_of_a_manifest_the_owner_reads(tmp_path: Path) -> None:
@@ -57,13 +57,13 @@ def test_the_plan_reads_the_verdicts_of_a_manifest_the_owner_reads(tmp_path: Pat
 
 
 def test_a_participant_label_beside_a_damaged_manifest_names_it(tmp_path: Path) -> None:
-    from lcm.commands.run import _with_earlier_participants
+    from lcm.commands._run_participants import with_earlier_participants
 
     manifest = Path(paths.ingest_manifest(str(tmp_path), "ds"))
     manifest.parent.mkdir(parents=True)
     manifest.write_bytes(b"PAR1 cut short")
     with pytest.raises(InputDataError, match="--participant-label: cannot read") as info:
-        _with_earlier_participants(["04"], tmp_path, "ds", [])
+        with_earlier_participants(["04"], tmp_path, "ds", [])
     assert str(manifest) in info.value.message and "OUTPUT_DIR" in info.value.hint
 
 

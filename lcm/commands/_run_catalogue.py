@@ -1,0 +1,121 @@
+"""``lcm run``'s variable catalogue: a coding of BIDS_DIR's ``participants.tsv`` when the
+catalogue has none, written to ``OUTPUT_DIR/variables.yaml``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lcm.catalogue import generated_header, parse_variable
+from lcm.exceptions import ConfigError
+from lcm.io.atomic import write_text
+from lcm.store.coding import generated_columns
+from lcm.store.phenotype import is_missing, read_sidecar, read_table
+
+log = logging.getLogger(__name__)
+
+
+def catalogue_with(
+    catalogue: str,
+    dataset: str,
+    phenotype: str,
+    out: Path,
+    tasks: dict[str, dict[str, Any]] | None = None,
+) -> str:
+    """The variable catalogue, with a coding for ``dataset`` added when it has none.
+
+    The added coding reads ``participant_id`` and each catalogue variable whose name is a
+    column of ``participants.tsv``, its codes mapped to the catalogue's levels where they are
+    well known (``male``/``female`` for ``M``/``F``) or ``participants.json`` names them
+    (:mod:`lcm.store.coding`); a column whose values do not fit its variable is left out,
+    logged with the fix (a task's label is refused). A task of ``dataset`` whose label is a
+    ``participants.tsv`` column but no catalogue variable (``diagnosis``, say) adds it: a
+    binary clinical variable of the column's two values, when it has two and ``positive`` is
+    one. It is written to ``OUTPUT_DIR/variables.yaml`` (the given catalogue is never
+    modified). A catalogue that codes the dataset is used as is.
+
+    Parameters
+    ----------
+    catalogue : str
+        The variable catalogue the configuration names.
+    dataset : str
+        The dataset's name in the config.
+    phenotype : str
+        Its phenotype table (BIDS_DIR's ``participants.tsv`` by default).
+    out : pathlib.Path
+        OUTPUT_DIR, absolute.
+    tasks : dict, optional
+        The config's tasks of ``dataset``, by name.
+    """
+    path = Path(catalogue)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"variables: cannot read the catalogue {path}: {exc}") from None
+    if dataset in (raw.get("datasets") or {}):
+        return str(path)
+    # The store's reader: a table it cannot read (not UTF-8, not a table) is refused here, with
+    # its reason; read as empty, it gave a coding of no column and a misleading error later.
+    table = read_table(phenotype)
+    variables = raw.setdefault("variables", {})
+    for task in (tasks or {}).values():
+        label, positive = task["label"], task.get("positive")
+        if label in variables or label not in table.columns or positive is None:
+            continue
+        levels = sorted(v for v in set(table[label]) if not is_missing(str(v)))
+        if len(levels) != 2 or positive not in levels:
+            # Said here, before variables.yaml is written: the catalogue check would only
+            # say the label is no variable.
+            shown = ", ".join(repr(v) for v in levels[:8]) + (" ..." if len(levels) > 8 else "")
+            raise ConfigError(
+                f"Task label {label!r} is a column of {phenotype} with {len(levels)} value(s) "
+                f"({shown}); a binary task needs two, one of them positive: {positive!r}.",
+                hint=f"Code the column with two values (e.g. fix case: 'control' vs 'Control'),"
+                f" or add {label!r} to a catalogue of your own (variables: in --config-file).",
+            )
+        negative = next(level for level in levels if level != positive)
+        variables[label] = {"kind": "binary", "domain": "clinical"}
+        variables[label]["levels"] = [negative, positive]
+        log.info("task label %r: binary variable of %s, levels %s", label, phenotype, levels)
+    named = {v: parse_variable(path, v, variables[v]) for v in variables if v in table.columns}
+    columns, left_out = generated_columns(named, table, read_sidecar(phenotype))
+    own = (
+        f"give a catalogue of your own with --config-file (variables: my_variables.yaml, with "
+        f"datasets.{dataset}: id_column participant_id and columns, e.g. "
+        "sex: {column: sex, map: {'1': M, '2': F}})"
+    )
+    for task_name, task in (tasks or {}).items():
+        gone = next((x for x in left_out if x.column == task["label"]), None)
+        if gone is not None:
+            raise ConfigError(
+                f"Task {task_name!r}: its label's {gone.describe()}, in {phenotype}.",
+                hint=f"Fix the column's values, or {own}.",
+            )
+    for gone in left_out:
+        log.warning(
+            "%s: %s; left out of the coding lcm run generates for %r (its variable is missing "
+            "for every participant). To store it, %s",
+            phenotype,
+            gone.describe(),
+            dataset,
+            own,
+        )
+    for name, spec in columns.items():
+        if "map" in spec:
+            codes = ", ".join(f"{code} -> {level}" for code, level in spec["map"].items())
+            log.info("%s: column %r read as catalogue levels: %s", phenotype, name, codes)
+    raw.setdefault("datasets", {})[dataset] = {"id_column": "participant_id", "columns": columns}
+    target = out / "variables.yaml"
+    out.mkdir(parents=True, exist_ok=True)
+    # ASCII, as yaml.safe_dump writes: the file is read back in the locale's encoding.
+    notes = "".join(f"# Left out: {x.describe()}.\n" for x in left_out)
+    notes = notes.encode("ascii", "backslashreplace").decode()
+    write_text(
+        target,
+        generated_header(path, dataset) + "\n" + notes + yaml.safe_dump(raw, sort_keys=False),
+    )
+    log.info("catalogue %s has no coding for %s: wrote %s", path, dataset, target)
+    return str(target)
