@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 # TR in seconds, compared only where plausible, so a tr_mismatch cached on it may be lifted;
 # 12: every exclusion reason reads "<problem>. Fix: <fix>"; 13: a .nii.gz cut short after its
 # header, bad_header, and a 4D BOLD of one volume, not_4d, are excluded, where a cached row of
-# either was included).
+# either was included; a cached validator report's reasons lacked the issues' own words).
 CACHE_VERSION = 13
 # Indexing threads. On a local disk the metadata is in the page cache and indexing is
 # CPU-bound Python: one thread is fastest (more only contend for the GIL). On network
