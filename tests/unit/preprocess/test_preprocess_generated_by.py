@@ -111,7 +111,7 @@ def test_a_subject_made_by_another_fmriprep_version_is_recorded_and_warned_of(
     deriv = tmp_path / "deriv"
     _fmriprep_log(deriv, "01", "20220301-101010", "23.2.1")
     config = _fmriprep_log(deriv, "01", "20240301-101010", "20.2.7")
-    rec, _ = _existing(
+    rec, out = _existing(
         tmp_path,
         {
             "Name": "fMRIPrep",
@@ -131,6 +131,7 @@ def test_a_subject_made_by_another_fmriprep_version_is_recorded_and_warned_of(
     (warning,) = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
     assert "sub-01 was made by fMRIPrep 20.2.7" in warning and "names 23.2.1" in warning
     assert "Rerun it with the version of the other subjects, or accept the mix" in warning
+    assert next(trace(out)).endswith("generated_by=fMRIPrep 23.2.1 (this subject: 20.2.7)")
 
 
 def test_ingest_of_derivatives_names_the_subjects_of_each_fmriprep_version(
