@@ -55,8 +55,10 @@ log = logging.getLogger(__name__)
 # invalid label's reason carries its fix; 10: a derivatives run no sidecar gives a TR takes
 # its BOLD header's, time unit named; 11: a header whose xyzt_units names no time unit is no
 # TR in seconds, compared only where plausible, so a tr_mismatch cached on it may be lifted;
-# 12: every exclusion reason reads "<problem>. Fix: <fix>").
-CACHE_VERSION = 12
+# 12: every exclusion reason reads "<problem>. Fix: <fix>"; 13: a .nii.gz cut short after its
+# header, bad_header, and a 4D BOLD of one volume, not_4d, are excluded, where a cached row of
+# either was included; a cached validator report's reasons lacked the issues' own words).
+CACHE_VERSION = 13
 # Indexing threads. On a local disk the metadata is in the page cache and indexing is
 # CPU-bound Python: one thread is fastest (more only contend for the GIL). On network
 # filesystems every stat and open waits on a metadata server: LCM_INGEST_THREADS=8 there.

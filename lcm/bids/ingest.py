@@ -19,6 +19,7 @@ import pyarrow as pa
 from lcm.bids.dataset import is_derivative, read_dataset_description
 from lcm.bids.fast_index import DEFAULT_SPACE, IndexSpec
 from lcm.bids.file_entries import index_files, uses_file_index
+from lcm.bids.fmriprep_version import fmriprep_versions
 from lcm.bids.index_cache import (
     IndexResult,
     cache_dir_for,
@@ -342,6 +343,9 @@ def ingest(
 
     Written next to ``out``: ``<out>.json`` (provenance sidecar), ``summary.json`` and
     ``summary.tsv`` (see :mod:`lcm.bids.summary`), and the cache folder ``<out>.cache``.
+    For fMRIPrep derivatives, ``summary.json``'s ``fmriprep_versions`` says which fMRIPrep
+    version made each included subject, and a mix of versions is warned of
+    (:func:`lcm.bids.fmriprep_version.fmriprep_versions`); null for other entries.
     The sidecar's ``Sources`` is the dataset's ``dataset_description.json`` (hashing every
     BOLD file would cost more than indexing), or the listing TSV of a file-entry dataset; the
     run counts and arguments are recorded. File-entry datasets keep no cache. ``atlas`` and
@@ -409,12 +413,19 @@ def ingest(
         seg=seg,
     )
     df = result.manifest
+    # fMRIPrep derivatives: the version that made each included subject, a mix warned of
+    # (here, not in ingest_dataset: the workflow plan calls that at every parse).
+    kind = entry_type(entry)
+    root = index_root(entry, path, derivatives)
+    included = df.loc[df["included"], "subject"].astype(str).unique().tolist()
+    result.summary["fmriprep_versions"] = (
+        fmriprep_versions(root, included) if kind.voxel and not kind.raw and not files else None
+    )
     write_manifest(out, df)
     table = summary_table(df, dataset, result.summary["subjects_without_runs"])
     write_summary(out, result.summary, table)
     if cache_dir is not None and (result.index.changed or not cache_dir.is_dir()):
         save_cache(cache_dir, result.index)
-    root = index_root(entry, path, derivatives)
     if files:
         sources = [root] if root.is_file() else []
     else:

@@ -13,6 +13,7 @@ corrupt header excludes its run at ingestion instead of sizing arrays downstream
 
 from __future__ import annotations
 
+import gzip
 import math
 import os
 import struct
@@ -329,7 +330,8 @@ def header_problem(
 ) -> str | None:
     """Why a readable header cannot describe the file at ``path``, or ``None``.
 
-    :func:`dimension_problem`, then :func:`size_problem` for one-file images.
+    :func:`dimension_problem`, then :func:`size_problem` for one-file images, and
+    :func:`gzip_end_problem` for one-file ``.nii.gz`` images.
 
     Parameters
     ----------
@@ -348,6 +350,57 @@ def header_problem(
             file_size = os.stat(path).st_size
         except OSError:
             return None  # unreadable files are reported by whoever opens them
-    return size_problem(
-        header.data_bytes(), header.vox_offset, file_size, str(path).endswith(".gz")
+    compressed = str(path).endswith(".gz")
+    problem = size_problem(header.data_bytes(), header.vox_offset, file_size, compressed)
+    return problem or (gzip_end_problem(path, header) if compressed else None)
+
+
+def gzip_end_problem(path: str | Path, header: BoldHeader) -> str | None:
+    """Why a ``.nii.gz`` whose header was read ends before the data it claims, or ``None``.
+
+    A gzip file cut short (an interrupted copy or download) keeps a readable header, and its
+    size says nothing of the data it holds: it was included, and failed only once fMRIPrep or
+    the connectome stage read it. The gzip trailer's ISIZE (the last 4 bytes: the
+    uncompressed size modulo 2**32) is checked against the header's
+    ``vox_offset + data``: one read for an intact file. Only a file whose trailer disagrees
+    (cut short, or written as several gzip members: bgzip, concatenated) is decompressed to
+    tell them apart.
+
+    Parameters
+    ----------
+    path : str or Path
+        A one-file gzip-compressed NIfTI image.
+    header : BoldHeader
+        Its header (:func:`read_bold_header`).
+
+    Returns
+    -------
+    str or None
+        The reason, naming the volume the data ends in.
+    """
+    expected = header.vox_offset + header.data_bytes()
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(-4, os.SEEK_END)
+            isize = int.from_bytes(fh.read(4), "little")
+    except OSError:
+        return None  # unreadable files are reported by whoever opens them
+    if isize == expected % 2**32:
+        return None
+    got, error = 0, ""
+    try:
+        with gzip.open(path, "rb") as fh:
+            while got < expected and (chunk := fh.read(2**16)):
+                got += len(chunk)
+    except (OSError, EOFError, zlib.error) as exc:
+        error = f" ({type(exc).__name__}: {exc})"
+    if got >= expected:
+        return None
+    volume = max(math.prod(header.shape[:3]) * max(header.bitpix, 8) // 8, 1)
+    total = header.data_bytes() // volume
+    last = max(got - header.vox_offset, 0) // volume
+    return (
+        f"the file ends in volume {last} of {total} (truncated: an interrupted copy or "
+        f"download?): its gzip stream holds about {got} of the {expected} bytes its header "
+        f"implies{error}"
     )

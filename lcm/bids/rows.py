@@ -309,11 +309,11 @@ def check_bold_header(row: dict[str, Any], size: int | None = None) -> dict[str,
     later (an empty placeholder, a truncated gzip or NIfTI: a download in progress) does not
     exclude the run: the sidecar TR stands, ``tr_check`` records why it was not checked (the
     ingest log warns about such runs), and fMRIPrep will report a broken image. A readable
-    header that is not 4D or disagrees on the TR excludes the run
+    header that is not 4D (or 4D of one volume) or disagrees on the TR excludes the run
     (:func:`lcm.bids.timing.compare_header_tr`: a ``pixdim[4]`` whose ``xyzt_units`` names
     no time unit is compared only where it is a plausible TR in seconds or milliseconds, and
     never counts as a check: ``tr_check`` then says so), and so do absurd dimensions
-    or a file too small for the data its header claims
+    or a file too small for the data its header claims, a ``.nii.gz`` cut short included
     (:func:`lcm.bids.nifti_header.header_problem`): a corrupt header would otherwise
     size arrays of terabytes downstream. ``size`` (bytes, when the caller has it) spares
     opening empty files and a second ``stat``.
@@ -352,12 +352,15 @@ def check_bold_header(row: dict[str, Any], size: int | None = None) -> dict[str,
                 ),
             )
         return {**row, "tr_check": f"{TR_NOT_CHECKED}: {UNREADABLE} ({exc})"}
-    if header.ndim != 4:
+    if header.ndim != 4 or header.shape[3] == 1:
+        # A 4D image of one volume (x, y, z, 1) is no series either: fMRIPrep skips it, and
+        # the connectome stage failed on it after the cohort was planned with it.
+        what = f"{header.ndim}D" if header.ndim != 4 else f"4D with one volume {header.shape}"
         return excluded(
             row,
             NOT_4D,
             with_fix(
-                f"{name} is {header.ndim}D; a 4D BOLD series is expected",
+                f"{name} is {what}; a 4D BOLD series is expected",
                 "replace it with the run's 4D series (x, y, z, volumes), e.g. converted again "
                 "from its DICOMs; a single volume is no run to correlate",
             ),

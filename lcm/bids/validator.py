@@ -253,7 +253,7 @@ def validate_bids(
                 "code": str(i.get("code", "")),
                 "sub_code": str(i.get("subCode", "") or ""),
                 "location": str(i["location"]),
-                "message": _first_line(messages.get(str(i.get("code", "")), "")),
+                "message": _issue_text(messages.get(str(i.get("code", "")), ""), i),
             }
             for i in issues
             if i.get("severity") == "error" and _subject_of(i) is not None
@@ -345,8 +345,30 @@ def _stem(location: str) -> str:
     return location
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
+def _first_paragraph(text: str) -> str:
+    """A validator message's first paragraph on one line: its text is hard-wrapped, and the
+    first line alone cut sentences short ("... should contain an array of values -")."""
+    return " ".join(text.strip().split("\n\n", 1)[0].split())
+
+
+def _issue_detail(issue: dict[str, Any]) -> str:
+    """What one issue adds to its code's message: the first paragraph of its own
+    ``issueMessage`` ("must be number", "Required initial column 1 not found."), unless it is
+    only the schema's description of the field, and the line of a table it names."""
+    detail = _first_paragraph(str(issue.get("issueMessage") or ""))
+    if detail.startswith("Field description:"):
+        detail = ""
+    line = issue.get("line")
+    if isinstance(line, int) and not isinstance(line, bool) and line > 0:
+        detail += f"{' ' if detail else ''}(line {line})"
+    return detail
+
+
+def _issue_text(code_message: str, issue: dict[str, Any]) -> str:
+    """The code's message with what this issue adds (:func:`_issue_detail`): the issue's own
+    words were dropped, and a reason said the sidecar was invalid without saying why."""
+    text, detail = _first_paragraph(code_message), _issue_detail(issue)
+    return f"{text.rstrip('.')}: {detail}" if text and detail else text or detail
 
 
 def exclude_invalid_runs(
@@ -410,6 +432,7 @@ def _grouped(
     issues: list[dict[str, Any]], messages: dict[str, str], severity: str
 ) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str, bool], list[str]] = {}
+    details: dict[tuple[str, str, bool], list[str]] = {}
     counts: Counter[tuple[str, str, bool]] = Counter()
     for issue in issues:
         if issue.get("severity") != severity:
@@ -423,6 +446,10 @@ def _grouped(
         locations = groups.setdefault(key, [])
         if len(locations) < 5 and issue.get("location"):
             locations.append(str(issue["location"]))
+        said = details.setdefault(key, [])
+        detail = _issue_detail(issue)
+        if detail and detail not in said and len(said) < 3:
+            said.append(detail)
     return [
         {
             "code": code,
@@ -431,6 +458,8 @@ def _grouped(
             "count": counts[(code, sub, down)],
             "message": messages.get(code, "").strip(),
             "locations": groups[(code, sub, down)],
+            # What the first issues (up to 3 distinct) add to the code's message.
+            "details": details[(code, sub, down)],
             # An error fMRIPrep's validation ignores, kept as a warning (fmriprep_ignores).
             **({"downgraded": True} if down else {}),
         }
@@ -443,7 +472,9 @@ def _error_message(root: Path, report: ValidationReport) -> str:
     lines = [f"BIDS validator found {n} error(s) in {root}:"]
     for err in report.errors[:MAX_LISTED]:
         code = err["code"] + (f" ({err['sub_code']})" if err["sub_code"] else "")
-        first = err["message"].splitlines()[0] if err["message"] else ""
+        first = _first_paragraph(err["message"])
+        said = "; ".join(err.get("details", []))
+        first += f" ({said})" if said else ""
         where = ", ".join(err["locations"][:3])
         lines.append(f"  {code} x{err['count']}: {first} [{where}]")
     if len(report.errors) > MAX_LISTED:

@@ -41,6 +41,8 @@ With --runner existing the record names the fMRIPrep that made the derivatives, 
 name, version and container of their dataset_description.json (GeneratedBy, or the
 PipelineDescription of fMRIPrep before 20.2); a file missing or naming no version gives a
 null version and its reason, with a warning (the runs are still checked and recorded).
+generated_by.subject is the version the subject's latest log/*/fmriprep.toml names, with a
+warning where it is not the description's (subjects made by different fMRIPrep versions).
 Docker and apptainer runs get --task-id (--task), --nthreads and --omp-nthreads (the job's
 --nthreads; at most 8 per process) and --mem_mb (90 % of the job's --mem-mb); a larger value
 in --extra-args is capped to them, with a warning.

@@ -37,9 +37,11 @@ unit xyzt_units names), included, reason_code, reason.
 Unusable or unselected runs are kept with included=false and the reason. Beside it:
 summary.json and summary.tsv (what was included and excluded, and why; subject folders
 without any run of the task, e.g. anat/ only, as reason code no_runs; validator warnings;
-participants.tsv mismatches) and the cache folder <out>.cache (unchanged subjects are not
-re-indexed next time). The summaries are named by folder: one dataset's manifest per folder,
-as in the examples (another dataset's summaries there are refused, not replaced).
+participants.tsv mismatches; for fmriprep datasets, fmriprep_versions: the subjects of each
+fMRIPrep version their log/*/fmriprep.toml names, a mix warned of) and the cache folder
+<out>.cache (unchanged subjects are not re-indexed next time). The summaries are named by
+folder: one dataset's manifest per folder, as in the examples (another dataset's summaries
+there are refused, not replaced).
 
 roi_timeseries and connectome datasets may also be plain files, one per run (.tsv, .csv, .npy,
 MATLAB .mat such as DPARSF's ROISignals_<id>.mat, AFNI .1D): --path is then a folder of files

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import shlex
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,6 +49,29 @@ TRUNCATED_HINT = (
     "The file is truncated or corrupt: re-copy it from its source (`datalad get` it again, "
     "checking its size or checksum) or regenerate it (fMRIPrep), or drop the run from the dataset."
 )
+
+
+def _read_error(what: str, path: Path, exc: BaseException) -> ExcludedRunError:
+    """The exclusion of a BOLD that could not be read: a file that is not there (deleted,
+    moved, or a DataLad symlink whose content is not fetched) is told apart from one cut short,
+    whose "truncated or corrupt" fix sent users to check the size of a file that did not exist.
+    """
+    if isinstance(exc, FileNotFoundError):
+        state = (
+            "is a symlink to content that is not present (DataLad/git-annex content not fetched)"
+            if path.is_symlink()
+            else "does not exist"
+        )
+        return ExcludedRunError(
+            f"{what} BOLD {path}: the file {state}",
+            hint=f"Fetch it (`datalad get {shlex.quote(str(path))}`) or copy it back from its "
+            "source, or rerun fMRIPrep for the subject (then `lcm fmriprep` records the files "
+            "it wrote); or drop the run from the dataset.",
+            code=reason_codes.BOLD_UNREADABLE,
+        )
+    return ExcludedRunError(
+        f"{what} BOLD {path.name}: {exc}", hint=TRUNCATED_HINT, code=reason_codes.BOLD_UNREADABLE
+    )
 
 
 @dataclass(frozen=True)
@@ -176,11 +200,7 @@ def check_bold_size(hdr: BoldHeader, path: Path, memory: int | None = None) -> N
         try:
             size = path.stat().st_size
         except OSError as exc:
-            raise ExcludedRunError(
-                f"cannot read BOLD {path.name}: {exc}",
-                hint=TRUNCATED_HINT,
-                code=reason_codes.BOLD_UNREADABLE,
-            ) from exc
+            raise _read_error("cannot read", path, exc) from exc
         with path.open("rb") as probe:
             compressed = probe.read(2) == _GZIP_MAGIC
         data = volume_bytes * hdr.n_volumes
@@ -229,11 +249,7 @@ def read_bold_header(path: str | Path) -> BoldHeader:
         with _open(path, threaded=False) as handle:
             raw = handle.read(540)
     except (OSError, EOFError, zlib.error, _isal_error()) as exc:
-        raise ExcludedRunError(
-            f"cannot read BOLD {path.name}: {exc}",
-            hint=TRUNCATED_HINT,
-            code=reason_codes.BOLD_UNREADABLE,
-        ) from exc
+        raise _read_error("cannot read", path, exc) from exc
     if len(raw) < 348:
         raise ExcludedRunError(
             f"cannot read BOLD {path.name}: {len(raw)} bytes, shorter than a NIfTI header",
@@ -304,11 +320,7 @@ def iter_volume_blocks(
                     got += n
                 yield start, flat[:k]
     except (OSError, EOFError, zlib.error, _isal_error()) as exc:
-        raise ExcludedRunError(
-            f"cannot read the data of BOLD {name}: {exc}",
-            hint=TRUNCATED_HINT,
-            code=reason_codes.BOLD_UNREADABLE,
-        ) from exc
+        raise _read_error("cannot read the data of", path, exc) from exc
 
 
 def _skip(handle: BinaryIO, n: int, name: str) -> None:

@@ -138,7 +138,8 @@ def trace(
     beside a time series lists the derivatives it was computed from, and its own sources are
     the subject's raw files). A record made in a container names its image and digest; that of
     existing fMRIPrep derivatives the fMRIPrep their description names, ``generated_by=fMRIPrep
-    20.2.7`` (``unknown`` where it names no version).
+    20.2.7`` (``unknown`` where it names no version), followed by ``(this subject: 23.2.1)``
+    where the subject's own logs name another version.
     ``artifact`` is judged against its own sidecar; each source against the sha256 its
     consumer recorded when it used it (as :func:`verify` does), so a source rebuilt after its
     consumer was made shows as changed. A source already shown is not expanded again. When
@@ -356,6 +357,11 @@ class _Tracer:
         if isinstance(made, dict):
             named = " ".join(str(made[k]) for k in ("name", "version") if made.get(k))
             line += f" generated_by={named if made.get('version') else 'unknown'}"
+            # The subject's own logs may name another version than the folder's description.
+            own = made.get("subject")
+            own = own.get("version") if isinstance(own, dict) else None
+            if own and own != made.get("version"):
+                line += f" (this subject: {own})"
         line += note
         key = path.resolve()
         # Once per file: a file in the lineage of many others is shown once for each.

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lcm import reason_codes
 from lcm.bids.dataset import read_dataset_description
+from lcm.bids.fmriprep_version import subject_fmriprep_version
 from lcm.bids.nifti_header import UnreadableHeader, read_bold_header
 from lcm.bids.rows import OUTPUTS_MISSING, not_in_space
 from lcm.bids.runs import RunIds
@@ -231,7 +232,7 @@ def confounds_file(func: str | Path, run_key: str) -> Path:
     return present[0] if present else found[0]
 
 
-def generated_by(deriv_root: str | Path) -> dict:
+def generated_by(deriv_root: str | Path, subject: str | None = None) -> dict:
     """Which fMRIPrep made the derivatives in ``deriv_root``, from its ``dataset_description.json``.
 
     BIDS 1.4 and later (fMRIPrep 20.2 on) name it in ``GeneratedBy`` (the entry named like
@@ -239,17 +240,26 @@ def generated_by(deriv_root: str | Path) -> dict:
     missing, unreadable or naming neither gives ``name`` and ``version`` null and ``reason``
     saying why, with a warning: the derivatives are still checked and used.
 
+    The description names the version of whichever run wrote it last; with ``subject``, the
+    version that made that subject is read from its own logs too
+    (:func:`lcm.bids.fmriprep_version.subject_fmriprep_version`), and a version other than
+    the description's (or a subject rerun with another version) is warned of, naming both.
+
     Parameters
     ----------
     deriv_root : str or Path
         The fMRIPrep derivatives root.
+    subject : str, optional
+        A subject's label, without ``sub-``.
 
     Returns
     -------
     dict
         ``{name, version, container, description, reason}``: ``container`` as the
         description gives it (``{Type, Tag}`` or ``{Type, URI}``; null when it names none),
-        ``description`` the file read, ``reason`` null when the version is known.
+        ``description`` the file read, ``reason`` null when the version is known. With
+        ``subject``, also ``subject``: ``{version, config, earlier_versions, reason}`` of
+        its logs.
     """
     path = Path(deriv_root) / "dataset_description.json"
     made: dict = {"name": None, "version": None, "container": None, "description": str(path)}
@@ -277,7 +287,34 @@ def generated_by(deriv_root: str | Path) -> dict:
     made["reason"] = reason
     if reason:
         log.warning("fMRIPrep version of %s unknown (recorded so): %s", deriv_root, reason)
+    if subject is not None:
+        made["subject"] = _subject_version(deriv_root, subject, made["version"])
     return made
+
+
+def _subject_version(deriv_root: str | Path, subject: str, folder_version: str | None) -> dict:
+    """The subject's own fMRIPrep version (:func:`generated_by`), warned of where it is not
+    the folder's: a confound the description alone hid."""
+    own = subject_fmriprep_version(deriv_root, subject)
+    versions = [own["version"], *own["earlier_versions"]]
+    other = [v for v in versions if v and folder_version and v != folder_version]
+    if other or own["earlier_versions"]:
+        log.warning(
+            "sub-%s was made by fMRIPrep %s (%s)%s, but %s names %s: subjects of %s made by "
+            "different fMRIPrep versions differ in their outputs (confounds, resampling, "
+            "masks). Rerun it with the version of the other subjects, or accept the mix (the "
+            "fMRIPrep record keeps each subject's version, generated_by.subject)",
+            subject,
+            own["version"],
+            own["config"],
+            f", after earlier runs of {', '.join(own['earlier_versions'])}"
+            if own["earlier_versions"]
+            else "",
+            Path(deriv_root) / "dataset_description.json",
+            folder_version or "no version",
+            deriv_root,
+        )
+    return own
 
 
 def subject_derivative_stats(deriv_root: str | Path, subject: str) -> list[str]:

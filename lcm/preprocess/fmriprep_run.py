@@ -129,7 +129,10 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         the derivatives' ``dataset_description.json`` names,
         ``{name, version, container, description, reason}``
         (:func:`lcm.preprocess.derivatives.generated_by`: ``version`` null with its ``reason``
-        when the description is missing or names none). ``failure`` is null, or, when fMRIPrep
+        when the description is missing or names none), with ``subject``: the version the
+        subject's own ``log/*/fmriprep.toml`` names, ``{version, config, earlier_versions,
+        reason}``, warned of where it is not the description's. ``failure`` is null, or, when
+        fMRIPrep
         exited non-zero on its own, ``{exit_code, log, reason}``: a failure record, with every run
         excluded for that reason (the subject is retried by removing the record or ``snakemake
         --forcerun`` of it). A container run's record also has ``fmriprep_launched`` (false
@@ -264,7 +267,12 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         # The image that produced the derivatives: none when they were only checked.
         **({} if digest is None else {"image": req.image, "image_digest": digest}),
         # Existing derivatives: the fMRIPrep their dataset_description.json names instead.
-        **({"generated_by": generated_by(req.derivatives)} if req.runner == "existing" else {}),
+        # (and, from the subject's own logs, the version that made it: generated_by.subject).
+        **(
+            {"generated_by": generated_by(req.derivatives, subject)}
+            if req.runner == "existing"
+            else {}
+        ),
         # False: fMRIPrep completed this request before (completed_run.py), not relaunched.
         **({} if req.runner == "existing" else {"fmriprep_launched": launched}),
         "output_space": req.output_space,

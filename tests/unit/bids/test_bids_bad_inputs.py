@@ -304,3 +304,27 @@ def test_a_manifest_inside_the_raw_dataset_is_refused_before_anything_is_written
     out = root / "derivatives" / "lcm" / "manifest.parquet"
     for _ in range(2):
         assert ingest("tiny", "bids", root, out)["included"].tolist() == [True]
+
+
+def test_a_validator_exclusion_says_what_the_validator_found_wrong(tmp_path: Path) -> None:
+    """The reason kept only the first line of the code's generic message ("Invalid JSON sidecar
+    file ..."): the issue's own words ("must be number") were dropped, so it never said why."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"))
+    side = root / "sub-01" / "func" / "sub-01_task-rest_run-1_bold.json"
+    write_json(side, {"RepetitionTime": 2.0, "EchoTime": "thirty"})
+    df = ingest_dataset("tiny", "bids", root, validate=True).manifest
+    reason = _row(df, "sub-01_task-rest_run-1")["reason"]
+    assert "(EchoTime) at /sub-01/func/sub-01_task-rest_run-1_bold.json" in reason
+    assert "not formatted according the schema: must be number" in reason
+    assert "Field description" not in reason
+
+
+def test_a_dataset_level_validator_error_says_what_each_issue_found_wrong(tmp_path: Path) -> None:
+    """The error listed the first line of each code's generic message only, without the
+    issues' own words."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",))
+    write_json(root / "task-rest_bold.json", {"RepetitionTime": 2.0, "EchoTime": "thirty"})
+    with pytest.raises(BIDSError, match=r"BIDS validator found \d+ error") as info:
+        ingest_dataset("tiny", "bids", root, validate=True)
+    line = next(x for x in str(info.value).splitlines() if "JSON_SCHEMA_VALIDATION_ERROR" in x)
+    assert "(must be number; must be array" in line and "[/task-rest_bold.json" in line

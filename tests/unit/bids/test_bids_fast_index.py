@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 from pathlib import Path
 
@@ -172,3 +173,42 @@ def test_runs_whose_header_was_not_read_are_logged(
     assert record.levelno == logging.WARNING
     assert "tiny: 2 included run(s) whose NIfTI header could not be read" in message
     assert str(root / "sub-02" / "func" / "sub-02_task-rest_run-1_bold.nii.gz") in message
+
+
+@pytest.mark.parametrize("entry", ["bids", "fmriprep"])
+def test_a_gzip_cut_short_or_a_single_volume_is_excluded_at_ingest(
+    tmp_path: Path, entry: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A .nii.gz cut short after its header, and a 4D BOLD of one volume (x, y, z, 1), were
+    included (tr_check ok) and failed only in fMRIPrep or the connectome stage."""
+    root = tmp_path / "ds"
+    if entry == "bids":
+        make_raw_bids(root, subjects=("01", "02", "03"), t_r=2.0)
+        name = "sub-{}_task-rest_run-1_bold.nii.gz"
+    else:
+        for sub in ("01", "02", "03"):
+            make_fmriprep_run(root, f"sub-{sub}_task-rest_run-1")
+        name = f"sub-{{}}_task-rest_run-1_space-{SPACE}_desc-preproc_bold.nii.gz"
+    cut = root / "sub-02" / "func" / name.format("02")
+    cut.write_bytes(cut.read_bytes()[: len(cut.read_bytes()) * 3 // 5])
+    single = root / "sub-03" / "func" / name.format("03")
+    save_nifti(single, np.zeros((*CROP_SHAPE, 1), np.int16), t_r=2.0)
+    with caplog.at_level(logging.WARNING, logger="lcm.bids.ingest"):
+        df = ingest_dataset("tiny", entry, root).manifest.set_index("subject")
+    assert df.loc["01", "included"] and not df.loc[["02", "03"], "included"].any()
+    assert df.loc["02", "reason_code"] == "bad_header"
+    assert "truncated" in df.loc["02", "reason"] and "Fix: replace it" in df.loc["02", "reason"]
+    assert df.loc["03", "reason_code"] == "not_4d"
+    assert "one volume" in df.loc["03", "reason"]
+    logged = caplog.text
+    assert f"excluded {cut.name}" in logged and f"excluded {single.name}" in logged
+
+
+def test_a_gzip_of_several_members_is_not_taken_for_a_truncated_one(tmp_path: Path) -> None:
+    """bgzip and concatenated gzip files end with the size of their last member only."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",), t_r=2.0)
+    bold = root / "sub-01" / "func" / "sub-01_task-rest_run-1_bold.nii.gz"
+    raw = gzip.decompress(bold.read_bytes())
+    bold.write_bytes(gzip.compress(raw[:1000]) + gzip.compress(raw[1000:]))
+    df = ingest_dataset("tiny", "bids", root).manifest
+    assert df["included"].all() and df["tr_check"].tolist() == ["ok"]

@@ -158,3 +158,22 @@ def test_uncompressed_truncated_names_volume(tmp_path: Path) -> None:
     path.write_bytes(raw[: 352 + 4 * np.prod(SHAPE) * 5 + 10])
     with pytest.raises(ExcludedRunError, match=r"ends in volume 5 of 11 \(truncated\?\)"):
         parcellate_file(path, _labels(rng), np.array([1]))
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_a_missing_bold_is_told_apart_from_a_truncated_one(tmp_path: Path, dangling: bool) -> None:
+    """A BOLD deleted, moved or not fetched (a dangling DataLad symlink) got the "truncated or
+    corrupt" fix, which sent users to check the size of a file that was not there."""
+    path = tmp_path / "sub-01 x" / "sub-01_task-rest_desc-preproc_bold.nii.gz"
+    path.parent.mkdir()
+    if dangling:
+        path.symlink_to(tmp_path / ".git" / "annex" / "objects" / "MD5E-s1--0a.nii.gz")
+    with pytest.raises(ExcludedRunError) as info:
+        read_bold_header(path)
+    assert str(path) in info.value.message
+    assert ("not fetched" if dangling else "does not exist") in info.value.message
+    assert "truncated" not in info.value.one_line()
+    assert f"`datalad get '{path}'`" in (info.value.hint or "")
+    with pytest.raises(ExcludedRunError, match=r"does not exist|not fetched") as info:
+        parcellate_file(path, _labels(np.random.default_rng(7)), np.array([1]))
+    assert info.value.code == "bold_unreadable"

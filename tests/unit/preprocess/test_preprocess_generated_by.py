@@ -4,11 +4,13 @@ from their dataset_description.json, and ``lcm provenance trace`` shows it."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 from helpers.connectome import SPACE, make_fmriprep_run, make_raw_bids
 
+from lcm.bids.ingest import ingest
 from lcm.cli import main
 from lcm.io.lineage import trace
 
@@ -91,3 +93,73 @@ def test_an_unknown_fmriprep_version_is_recorded_as_unknown_with_a_warning(
     warned = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
     assert any("fMRIPrep version" in line and said in line for line in warned)
     assert next(trace(out)).endswith("generated_by=unknown")
+
+
+def _fmriprep_log(deriv: Path, sub: str, stamp: str, version: str) -> Path:
+    """The settings file fMRIPrep writes for each of its runs of a subject."""
+    path = deriv / f"sub-{sub}" / "log" / f"{stamp}_0a1b2c3d" / "fmriprep.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'[environment]\nversion = "{version}"\nnipype_version = "1.8.6"\n')
+    return path
+
+
+def test_a_subject_made_by_another_fmriprep_version_is_recorded_and_warned_of(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The record named only the version of dataset_description.json: a subject made by
+    another fMRIPrep (its log/*/fmriprep.toml) in the same folder went unnoticed."""
+    deriv = tmp_path / "deriv"
+    _fmriprep_log(deriv, "01", "20220301-101010", "23.2.1")
+    config = _fmriprep_log(deriv, "01", "20240301-101010", "20.2.7")
+    rec, out = _existing(
+        tmp_path,
+        {
+            "Name": "fMRIPrep",
+            "BIDSVersion": "1.9.0",
+            "DatasetType": "derivative",
+            "GeneratedBy": [{"Name": "fMRIPrep", "Version": "23.2.1"}],
+        },
+    )
+    made = rec["generated_by"]
+    assert made["version"] == "23.2.1"
+    assert made["subject"] == {
+        "version": "20.2.7",
+        "config": str(config),
+        "earlier_versions": ["23.2.1"],
+        "reason": None,
+    }
+    (warning,) = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
+    assert "sub-01 was made by fMRIPrep 20.2.7" in warning and "names 23.2.1" in warning
+    assert "Rerun it with the version of the other subjects, or accept the mix" in warning
+    assert next(trace(out)).endswith("generated_by=fMRIPrep 23.2.1 (this subject: 20.2.7)")
+
+
+def test_ingest_of_derivatives_names_the_subjects_of_each_fmriprep_version(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Subjects of one derivatives folder made by different fMRIPrep versions (a confound of
+    any comparison across them) entered the cohort without a word."""
+    deriv = tmp_path / "deriv"
+    for sub, version in (("01", "23.2.1"), ("02", "20.2.7"), ("03", "23.2.1"), ("04", None)):
+        make_fmriprep_run(deriv, f"sub-{sub}_task-rest_run-1", n_vol=40)
+        if version:
+            _fmriprep_log(deriv, sub, "20240301-101010", version)
+    out = tmp_path / "out" / "manifest.parquet"
+    with caplog.at_level(logging.WARNING, logger="lcm.bids.fmriprep_version"):
+        ingest("tiny", "fmriprep", deriv, out, validate=False)
+    summary = json.loads((out.parent / "summary.json").read_text())
+    assert summary["fmriprep_versions"] == {
+        "by_version": {"20.2.7": ["02"], "23.2.1": ["01", "03"]},
+        "unknown": ["04"],
+        "mixed": True,
+    }
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "20.2.7: sub-02; 23.2.1: sub-01, sub-03" in warning
+    assert "Rerun those subjects with one fMRIPrep version" in warning
+    # One version throughout: recorded, no warning.
+    (deriv / "sub-02" / "log").rename(tmp_path / "moved")
+    caplog.clear()
+    ingest("tiny", "fmriprep", deriv, out, validate=False)
+    summary = json.loads((out.parent / "summary.json").read_text())
+    assert summary["fmriprep_versions"]["mixed"] is False
+    assert not [r for r in caplog.records if r.name == "lcm.bids.fmriprep_version"]
