@@ -34,7 +34,11 @@ from lcm.evaluate.metrics import (
     write_tidy_parquet,
 )
 from lcm.evaluate.motion import motion_scores
-from lcm.evaluate.record import check_evaluation_pairs, read_evaluation_records
+from lcm.evaluate.record import (
+    check_evaluation_pairs,
+    read_evaluation_records,
+    recorded_kinds,
+)
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import write_text, write_tsv
 from lcm.io.derivatives import included_mask
@@ -252,10 +256,11 @@ def run(args: argparse.Namespace) -> int:
     qc = read_qc(args.qc) if args.qc else None
     ingest = read_ingest_summaries(args.ingest_summary)
     task_meta = read_evaluation_records(args.metrics)
+    kinds = recorded_kinds(task_meta)  # AUC or Pearson r by the record, not by y_true's values
     # Checked before anything is computed: a bad range fails here, naming it.
     references = validate_references(
         parse_settings(args.references, "references"),
-        {t: str(task_meta.get(t, {}).get("kind", "binary")) for t in metrics["task"].unique()},
+        {t: kinds.get(str(t), "binary") for t in metrics["task"].unique()},
     )
     # Head motion alone, scored on the models' own folds: a row of every table beside them.
     motion_metrics, motion_predictions, motion_not_scored = motion_scores(
@@ -264,10 +269,10 @@ def run(args: argparse.Namespace) -> int:
     metrics = pd.concat([metrics, motion_metrics], ignore_index=True)
     predictions = pd.concat([predictions, motion_predictions], ignore_index=True)
     summary = summarise(metrics)
-    headline = headline_table(summary, predictions, n_boot=args.n_boot)
-    contrasts = contrast_table(metrics, predictions)
+    headline = headline_table(summary, predictions, n_boot=args.n_boot, kinds=kinds)
+    contrasts = contrast_table(metrics, predictions, kinds)
     oracles, oracle_inputs = _oracles(args, task_meta, predictions)
-    motion = motion_confound(qc, predictions)
+    motion = motion_confound(qc, predictions, kinds)
     inputs = [
         Path(p)
         for p in (
@@ -312,7 +317,7 @@ def run(args: argparse.Namespace) -> int:
             title=args.title,
             headline=headline,
             control=control_table(summary, predictions, task_meta),
-            sites=site_table(predictions),
+            sites=site_table(predictions, kinds=kinds),
             oracles=oracles,
             task_meta=task_meta,
             ssl_history=read_history(args.ssl_history) if args.ssl_history else None,

@@ -120,6 +120,7 @@ def motion_scores(
         The tidy predictions table of the evaluated models: its folds and test subjects.
     records : dict, optional
         ``task -> evaluation record`` (:func:`lcm.evaluate.record.read_evaluation_records`):
+        its ``kind`` says which tasks are binary (guessed from ``y_true`` without one) and
         its ``labelled_subjects`` size the training draw at each label fraction; without it
         every training subject is used.
 
@@ -137,8 +138,12 @@ def motion_scores(
     frames: list[pd.DataFrame] = []
     not_scored: dict[str, str] = {}
     own = predictions[predictions["model"] != MOTION_MODEL]
+    from lcm.evaluate.compare import task_kind  # it imports this module
+    from lcm.evaluate.record import recorded_kinds
+
+    kinds = recorded_kinds(records or {})
     for task, at_task in own.groupby("task", sort=True):
-        if not at_task["y_true"].isin([0.0, 1.0]).all():  # a continuous task
+        if task_kind(at_task, kinds.get(str(task))) != "binary":
             continue
         subjects = at_task.drop_duplicates(["dataset", "subject"])
         key = pd.MultiIndex.from_arrays(
