@@ -25,6 +25,7 @@ from lcm.evaluate.compare import (
     site_table,
 )
 from lcm.evaluate.config_schema import validate_references
+from lcm.evaluate.kinds import recorded_kinds
 from lcm.evaluate.metrics import (
     METRIC_COLUMNS,
     METRIC_DTYPES,
@@ -34,11 +35,7 @@ from lcm.evaluate.metrics import (
     write_tidy_parquet,
 )
 from lcm.evaluate.motion import motion_scores
-from lcm.evaluate.record import (
-    check_evaluation_pairs,
-    read_evaluation_records,
-    recorded_kinds,
-)
+from lcm.evaluate.record import check_evaluation_pairs, read_evaluation_records
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import write_text, write_tsv
 from lcm.io.derivatives import included_mask

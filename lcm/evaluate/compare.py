@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from lcm.evaluate.factories import permuted_model
+from lcm.evaluate.kinds import recorded_kinds, task_kind
 from lcm.evaluate.metrics import (
     METRIC_COLUMNS,
     METRIC_DTYPES,
@@ -83,30 +84,6 @@ def holm(p_values: np.ndarray | pd.Series) -> np.ndarray:
     adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
     out[order] = adjusted
     return out
-
-
-def task_kind(predictions: pd.DataFrame, recorded: str | None = None) -> str:
-    """The task's kind: ``recorded`` (its evaluation record's), else guessed from ``y_true``.
-
-    The values cannot tell: a continuous (ordinal) task whose test subjects score 0 or 1 was
-    read as binary, and the report showed AUCs of a regression. The guess (``binary`` when
-    every ``y_true`` is 0 or 1) serves only tables that carry no record.
-
-    Parameters
-    ----------
-    predictions : pandas.DataFrame
-        The tidy predictions table of one task.
-    recorded : str, optional
-        The kind ``lcm evaluate`` recorded (:func:`lcm.evaluate.record.recorded_kinds`).
-
-    Returns
-    -------
-    str
-        ``binary`` or ``continuous``.
-    """
-    if recorded is not None:
-        return recorded
-    return "binary" if predictions["y_true"].isin([0.0, 1.0]).all() else "continuous"
 
 
 # Bootstrap replicates weighed at once: bounds the per-fold weight copies to ~this x subjects.
@@ -684,8 +661,6 @@ def control_table(
         ``n_permutations`` refits, ``p_min`` = 1 / (n_permutations + 1) the smallest it can
         be; NaN and ``""`` where not recorded (metrics of an older ``lcm evaluate``).
     """
-    from lcm.evaluate.record import recorded_kinds  # the record's reader imports this module
-
     kinds = recorded_kinds(records or {})
     tests: dict[tuple[str, str, float], dict[str, Any]] = {}
     for task, record in (records or {}).items():

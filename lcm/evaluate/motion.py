@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lcm.evaluate.kinds import recorded_kinds, task_kind
 from lcm.evaluate.metrics import (
     METRIC_COLUMNS,
     METRIC_DTYPES,
@@ -138,9 +139,6 @@ def motion_scores(
     frames: list[pd.DataFrame] = []
     not_scored: dict[str, str] = {}
     own = predictions[predictions["model"] != MOTION_MODEL]
-    from lcm.evaluate.compare import task_kind  # it imports this module
-    from lcm.evaluate.record import recorded_kinds
-
     kinds = recorded_kinds(records or {})
     for task, at_task in own.groupby("task", sort=True):
         if task_kind(at_task, kinds.get(str(task))) != "binary":

@@ -5,14 +5,14 @@
 it back by task. Its keys are those of :func:`evaluation_record`; metrics of an older
 ``lcm evaluate`` lack the later ones (``labelled_subjects``, ``pseudo_labels``,
 ``permutation_scores``, ``permutation_tests``), which readers
-treat as not recorded.
+treat as not recorded. Its ``kind`` is read by :func:`lcm.evaluate.kinds.recorded_kinds`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -142,46 +142,6 @@ def read_evaluation_records(paths: Sequence[str | os.PathLike[str]]) -> dict[str
             if "task" in record:
                 out[str(record["task"])] = record
     return out
-
-
-# The kinds of task lcm evaluate records (lcm.evaluate.tasks.Task.kind).
-TASK_KINDS = ("binary", "continuous")
-
-
-def recorded_kinds(records: Mapping[str, dict]) -> dict[str, str]:
-    """Each task's kind (``binary`` or ``continuous``) as its evaluation record says.
-
-    The one reading of it: the report's tables and checks choose AUC or Pearson r by it, not
-    by the labels' values (an ordinal task whose test subjects score 0 or 1 looked binary).
-
-    Parameters
-    ----------
-    records : mapping of str to dict
-        ``task -> record`` (:func:`read_evaluation_records`).
-
-    Returns
-    -------
-    dict of str to str
-        ``task -> kind``; a task whose record names no kind is left out (readers then guess).
-
-    Raises
-    ------
-    InputDataError
-        A record names a kind LCM does not write (an edited table).
-    """
-    kinds = {}
-    for task, record in records.items():
-        kind = record.get("kind")
-        if kind is None:
-            continue
-        if kind not in TASK_KINDS:
-            raise InputDataError(
-                f"The evaluation record of task {task!r} names kind {kind!r}; "
-                f"expected one of {', '.join(TASK_KINDS)}.",
-                hint="Rerun lcm evaluate for this task; its tables were edited or not LCM's.",
-            )
-        kinds[str(task)] = str(kind)
-    return kinds
 
 
 def check_evaluation_pairs(

@@ -14,9 +14,9 @@ from lcm.evaluate.compare import (
     motion_confound,
     site_table,
 )
+from lcm.evaluate.kinds import recorded_kinds
 from lcm.evaluate.metrics import regression_metrics, summarise
 from lcm.evaluate.motion import MOTION_MODEL, motion_scores
-from lcm.evaluate.record import recorded_kinds
 from lcm.exceptions import InputDataError
 
 MODELS = ("lcm", "lcm-scratch", "ridge", "shuffled-labels")
