@@ -385,7 +385,7 @@ def headline_table(
         Seed of the bootstrap.
     kinds : mapping of str to str, optional
         ``task -> kind`` as ``lcm evaluate`` recorded it
-        (:func:`lcm.evaluate.record.recorded_kinds`); a task not in it is guessed
+        (:func:`lcm.evaluate.kinds.recorded_kinds`); a task not in it is guessed
         (:func:`task_kind`).
 
     Returns
@@ -724,7 +724,7 @@ def site_table(
         Only this label fraction; every fraction when None.
     kinds : mapping of str to str, optional
         ``task -> kind`` as ``lcm evaluate`` recorded it
-        (:func:`lcm.evaluate.record.recorded_kinds`); a task not in it is guessed
+        (:func:`lcm.evaluate.kinds.recorded_kinds`); a task not in it is guessed
         (:func:`task_kind`).
 
     Returns
@@ -816,7 +816,7 @@ def contrast_table(
         The predictions table (task kind only).
     kinds : mapping of str to str, optional
         ``task -> kind`` as ``lcm evaluate`` recorded it
-        (:func:`lcm.evaluate.record.recorded_kinds`); a task not in it is guessed
+        (:func:`lcm.evaluate.kinds.recorded_kinds`); a task not in it is guessed
         (:func:`task_kind`).
 
     Returns
@@ -911,7 +911,7 @@ def motion_confound(
         The tidy predictions table.
     kinds : mapping of str to str, optional
         ``task -> kind`` as ``lcm evaluate`` recorded it
-        (:func:`lcm.evaluate.record.recorded_kinds`); a task not in it is guessed
+        (:func:`lcm.evaluate.kinds.recorded_kinds`); a task not in it is guessed
         (:func:`task_kind`).
 
     Returns
