@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from lcm.exceptions import ConfigError
+from lcm.io.provenance import check_recordable, write_sidecar
 
 
 def check_output_folders(outputs: Iterable[str | Path | None]) -> None:
@@ -57,3 +58,36 @@ def written_together() -> Iterator[list[Path]]:
         for path in written:
             path.unlink(missing_ok=True)
         raise
+
+
+def record_together(outputs: Iterable[str | Path], sources: list[str | Path]) -> list[Path]:
+    """Write the provenance record of each of one job's ``outputs``, listing the others as
+    products of its job (``Products``, with their sha256).
+
+    Nothing read the embeddings ``lcm embed`` writes beside its attention table: deleted with
+    its record, no record named it and ``lcm provenance verify`` said nothing. Each record
+    naming its siblings, verify reports one gone (or changed) while another is there.
+
+    Parameters
+    ----------
+    outputs : iterable of path-like
+        The files the job wrote (each must exist).
+    sources : list of path-like
+        Their direct inputs, the same for each.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The records written, in the order of ``outputs``.
+
+    Raises
+    ------
+    ConfigError
+        As :func:`lcm.io.provenance.check_recordable` refuses; no record is written.
+    """
+    outputs = [Path(p) for p in outputs]
+    check_recordable(outputs)
+    return [
+        write_sidecar(out, sources, products=[o for o in outputs if o != out] or None)
+        for out in outputs
+    ]

@@ -7,10 +7,9 @@ import logging
 from pathlib import Path
 
 from lcm.commands._arguments import add_store_arguments
-from lcm.commands._outputs import check_output_folders, written_together
+from lcm.commands._outputs import check_output_folders, record_together, written_together
 from lcm.commands._sources import existing, store_sources
 from lcm.docstrings import fill_doc
-from lcm.io.provenance import record_outputs
 from lcm.model.checkpoint_meta import CHECKPOINT_NAMES
 
 log = logging.getLogger(__name__)
@@ -200,5 +199,5 @@ def run(args: argparse.Namespace) -> int:
         *store_sources(args.store, args.atlas, list(args.datasets)),
         args.catalogue,
     ]
-    record_outputs([p for p in (args.out, args.attention_out) if p], sources)
+    record_together([p for p in (args.out, args.attention_out) if p], sources)
     return 0

@@ -25,6 +25,7 @@ from lcm.evaluate.compare import (
     site_table,
 )
 from lcm.evaluate.config_schema import validate_references
+from lcm.evaluate.kinds import recorded_kinds
 from lcm.evaluate.metrics import (
     METRIC_COLUMNS,
     METRIC_DTYPES,
@@ -252,10 +253,11 @@ def run(args: argparse.Namespace) -> int:
     qc = read_qc(args.qc) if args.qc else None
     ingest = read_ingest_summaries(args.ingest_summary)
     task_meta = read_evaluation_records(args.metrics)
+    kinds = recorded_kinds(task_meta)  # AUC or Pearson r by the record, not by y_true's values
     # Checked before anything is computed: a bad range fails here, naming it.
     references = validate_references(
         parse_settings(args.references, "references"),
-        {t: str(task_meta.get(t, {}).get("kind", "binary")) for t in metrics["task"].unique()},
+        {t: kinds.get(str(t), "binary") for t in metrics["task"].unique()},
     )
     # Head motion alone, scored on the models' own folds: a row of every table beside them.
     motion_metrics, motion_predictions, motion_not_scored = motion_scores(
@@ -264,10 +266,10 @@ def run(args: argparse.Namespace) -> int:
     metrics = pd.concat([metrics, motion_metrics], ignore_index=True)
     predictions = pd.concat([predictions, motion_predictions], ignore_index=True)
     summary = summarise(metrics)
-    headline = headline_table(summary, predictions, n_boot=args.n_boot)
-    contrasts = contrast_table(metrics, predictions)
+    headline = headline_table(summary, predictions, n_boot=args.n_boot, kinds=kinds)
+    contrasts = contrast_table(metrics, predictions, kinds)
     oracles, oracle_inputs = _oracles(args, task_meta, predictions)
-    motion = motion_confound(qc, predictions)
+    motion = motion_confound(qc, predictions, kinds)
     inputs = [
         Path(p)
         for p in (
@@ -312,7 +314,7 @@ def run(args: argparse.Namespace) -> int:
             title=args.title,
             headline=headline,
             control=control_table(summary, predictions, task_meta),
-            sites=site_table(predictions),
+            sites=site_table(predictions, kinds=kinds),
             oracles=oracles,
             task_meta=task_meta,
             ssl_history=read_history(args.ssl_history) if args.ssl_history else None,

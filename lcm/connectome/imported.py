@@ -29,7 +29,11 @@ from lcm.atlas import Atlas
 from lcm.bids.manifest import read_manifest
 from lcm.bids.runs import run_ids_from_key
 from lcm.bids.selection import select_parcellation
-from lcm.connectome.outputs import ensure_dataset_description, remove_stale_dataset_files
+from lcm.connectome.outputs import (
+    ensure_dataset_description,
+    remove_stale_dataset_files,
+    write_recorded,
+)
 from lcm.connectome.qc import check_fc_spread, exclusion_reason, new_qc, qc_frame
 from lcm.connectome.roi_formats import (
     OTHER_ATLAS_FIX,
@@ -41,7 +45,6 @@ from lcm.connectome.roi_formats import (
 from lcm.exceptions import ExcludedRunError
 from lcm.io.atomic import write_tsv
 from lcm.io.paths import run_location, run_relmat
-from lcm.io.provenance import write_sidecar
 from lcm.io.relmat import write_relmat
 
 log = logging.getLogger(__name__)
@@ -251,9 +254,9 @@ def _import_row(
         )
     empty = [names[i] for i in np.flatnonzero(~matrix.any(axis=1))]
     out = run_relmat(out_dir, run_location(ids.entities), row.get("space") or None, atlas.name)
-    write_relmat(out, names, matrix)
-    write_sidecar(
+    write_recorded(
         out,
+        lambda to: write_relmat(to, names, matrix),
         [path],
         Atlas=atlas.name,
         AtlasIdentity=atlas.identity,

@@ -1,6 +1,7 @@
 """The connectivity matrices of one cleaned run: every configured kind, Fisher z, windows.
 
-Files (XCP-D naming, one JSON sidecar each, written atomically) beside the run's time series:
+Files (XCP-D naming, one JSON sidecar each, written atomically, the record first:
+:func:`lcm.connectome.outputs.write_recorded`) beside the run's time series:
 
 - ``..._stat-pearsoncorrelation_relmat.tsv``: whole-run Pearson r, always written; the QC
   record's ``relmat`` and hence the feature store point to it.
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from lcm.bids.runs import RunIds
+from lcm.connectome.outputs import write_recorded
 from lcm.connectome.relmat import (
     fisher_z_matrix,
     ledoit_wolf_covariance,
@@ -44,7 +46,6 @@ from lcm.connectome.relmat import (
 from lcm.connectome.settings import ConnectomeSettings
 from lcm.connectome.windows import WindowPlan
 from lcm.io.paths import run_location, run_relmat, window_desc
-from lcm.io.provenance import write_sidecar
 from lcm.io.relmat import write_relmat
 
 _CORRELATIONS = ("pearson", "partial")
@@ -150,8 +151,14 @@ def write_run_matrices(
 
     def emit(kind: str, matrix: np.ndarray, desc: str | None, **extra: Any) -> Path:
         path = run_relmat(out_dir, run_location(ids.entities), space, atlas, kind=kind, desc=desc)
-        write_relmat(path, names, matrix)
-        write_sidecar(path, sources, **common, Statistic=kind, **extra)
+        write_recorded(
+            path,
+            lambda to: write_relmat(to, names, matrix),
+            sources,
+            **common,
+            Statistic=kind,
+            **extra,
+        )
         files.append(path)
         return path
 

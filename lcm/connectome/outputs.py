@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import os
+import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from lcm.bids.runs import run_ids_from_key
-from lcm.exceptions import InputDataError
+from lcm.exceptions import InputDataError, OutputOwnershipError
+from lcm.io.atomic import TMP_TAG, remove_dead_temporaries, temporary_name, temporary_owner
 from lcm.io.bids_names import RUN_ENTITIES, parse_entities
 from lcm.io.paths import run_location
-from lcm.io.provenance import provenance_path, read_record, sha256_file, write_dataset_description
+from lcm.io.provenance import (
+    check_recordable,
+    provenance_path,
+    read_record,
+    sha256_file,
+    write_dataset_description,
+    write_sidecar,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +59,69 @@ def atlas_sources(name: str, path: str | None, labels: str | None) -> list[str]:
     from lcm.atlas import atlas_files
 
     return [str(Path(p).resolve()) for p in atlas_files(name)]
+
+
+def write_recorded(
+    path: str | Path, write: Callable[[Path], None], sources: list[Any], **metadata: Any
+) -> Path:
+    """Write ``path`` (by ``write``) and its provenance record so that no kill leaves the file
+    under its name without its record.
+
+    Written one after the other, a kill between the two left a matrix nobody could tell LCM
+    wrote: a rerun with other settings, which removes only files their record names
+    (:func:`remove_stale_run_files`), kept it beside the new ones. Both are made in a hidden
+    staging folder (:func:`lcm.io.atomic.temporary_name`, which a later write of ``path`` on
+    this host removes once its writer is gone), then the record is renamed into place before
+    the file: a kill in between leaves a record without its file, which a rerun replaces or
+    removes. An earlier ``path`` is removed just before, once its successor is complete.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The output.
+    write : callable
+        Writes the output to the path it is given (a file of the same name in the staging
+        folder).
+    sources : list
+        Direct inputs, for the record's ``Sources``.
+    **metadata
+        Further record fields (:func:`lcm.io.provenance.write_sidecar`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ConfigError
+        The record's place holds a file LCM did not write, or another output's record;
+        nothing is written.
+    OutputOwnershipError
+        ``path`` is a folder; nothing is written.
+    """
+    path = Path(path)
+    check_recordable([path])  # before the output, not after it as write_sidecar would
+    if path.is_dir() and not path.is_symlink():
+        raise OutputOwnershipError(
+            f"Output {path} exists and is a folder; nothing was written.",
+            hint=f"Move {path} away: the connectome stage writes a file there.",
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_temporaries(path)
+    stage = temporary_name(path)
+    stage.mkdir()
+    try:
+        staged = stage / path.name
+        write(staged)
+        staged_side = write_sidecar(staged, sources, **metadata)
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+        os.replace(staged_side, provenance_path(path))
+        os.replace(staged, path)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return path
 
 
 # The files of a run the connectome stage writes for an atlas (each with its JSON record).
@@ -93,12 +166,36 @@ def remove_stale_run_files(
     folder = Path(out_dir) / f"sub-{where['subject']}" / where["func_dir"]
     run = {k: ids.entities.get(k) for k in RUN_ENTITIES}
     removed = []
-    for path in sorted(folder.glob(f"{where['run_key']}_*")) if folder.is_dir() else []:
-        if path.name in kept or not path.name.endswith(_RUN_SUFFIXES):
+    names = sorted(os.listdir(folder)) if folder.is_dir() else []
+
+    def this_runs(name: str) -> bool:
+        if not name.startswith(f"{where['run_key']}_") or not name.endswith(_RUN_SUFFIXES):
+            return False
+        ents = parse_entities(name)
+        # Not another atlas's, nor a run whose key merely starts the same.
+        return ents.get("seg") == atlas and {k: ents.get(k) for k in RUN_ENTITIES} == run
+
+    for name in names:
+        # A writer killed here left its staging folder (write_recorded): gone once it is dead.
+        if name.startswith(".") and temporary_owner(name):
+            output = name[1:].rsplit(f".{TMP_TAG}-", 1)[0]
+            if this_runs(output):
+                remove_dead_temporaries(folder / output)
             continue
-        ents = parse_entities(path.name)
-        if ents.get("seg") != atlas or {k: ents.get(k) for k in RUN_ENTITIES} != run:
-            continue  # another atlas's, or a run whose key merely starts the same
+        # A record whose file is gone (a writer killed between the two): LCM's, removed.
+        mine = name.startswith(f"{where['run_key']}_") and name.endswith(".json")
+        record = read_record(folder / name) if mine else None
+        output = str(record["Output"]) if record is not None else ""
+        if (
+            this_runs(output)
+            and output not in kept
+            and provenance_path(folder / output).name == name
+            and not (folder / output).exists()
+        ):
+            (folder / name).unlink(missing_ok=True)
+    for path in (folder / name for name in names):
+        if path.name in kept or not this_runs(path.name) or not path.is_file():
+            continue
         side = provenance_path(path)
         record = read_record(side) if side.is_file() else None
         if record is None or record.get("Output") != path.name:

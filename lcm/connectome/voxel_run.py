@@ -47,7 +47,11 @@ from lcm.connectome.denoise import (
     std_dvars,
 )
 from lcm.connectome.matrices import write_run_matrices
-from lcm.connectome.outputs import ensure_dataset_description, remove_stale_run_files
+from lcm.connectome.outputs import (
+    ensure_dataset_description,
+    remove_stale_run_files,
+    write_recorded,
+)
 from lcm.connectome.parcellate import parcellate_file
 from lcm.connectome.qc import exclusion_reason, new_qc
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
@@ -57,7 +61,6 @@ from lcm.exceptions import ExcludedRunError, InputDataError
 from lcm.io.atomic import write_json
 from lcm.io.output_space import is_native_space, native_space_fix, parse_output_space
 from lcm.io.paths import run_location, run_timeseries
-from lcm.io.provenance import write_sidecar
 from lcm.io.qc_table import found_path
 from lcm.io.relmat import write_timeseries
 from lcm.preprocess.derivatives import RUN_PATHS, RunDerivatives
@@ -578,8 +581,7 @@ def _write_outputs(
         "ParcelCoverageRule": COVERAGE_RULES[facts["coverage_rule"]],
         "ParcelTSNR": facts.get("tsnr"),
     }
-    write_timeseries(ts_path, names, result.signals)
-    write_sidecar(ts_path, sources, **meta)
+    write_recorded(ts_path, lambda to: write_timeseries(to, names, result.signals), sources, **meta)
     mats = write_run_matrices(
         out_dir,
         ids,

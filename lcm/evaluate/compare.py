@@ -12,6 +12,7 @@ favours the baselines: a win of LCM against it is a win against each.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from lcm.evaluate.factories import permuted_model
+from lcm.evaluate.kinds import recorded_kinds, task_kind
 from lcm.evaluate.metrics import (
     METRIC_COLUMNS,
     METRIC_DTYPES,
@@ -82,21 +84,6 @@ def holm(p_values: np.ndarray | pd.Series) -> np.ndarray:
     adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
     out[order] = adjusted
     return out
-
-
-def task_kind(predictions: pd.DataFrame) -> str:
-    """``binary`` when every ``y_true`` is 0 or 1, else ``continuous``.
-
-    Parameters
-    ----------
-    predictions : pandas.DataFrame
-        The tidy predictions table of one task.
-
-    Returns
-    -------
-    str
-    """
-    return "binary" if predictions["y_true"].isin([0.0, 1.0]).all() else "continuous"
 
 
 # Bootstrap replicates weighed at once: bounds the per-fold weight copies to ~this x subjects.
@@ -194,6 +181,7 @@ def paired_bootstrap(
     model_b: str,
     n_boot: int = N_BOOT,
     seed: int = 0,
+    kind: str | None = None,
 ) -> PairedResult:
     """Paired bootstrap of ``metric(model_a) - metric(model_b)`` over test subjects.
 
@@ -215,6 +203,8 @@ def paired_bootstrap(
     model_a, model_b : str
     n_boot : int, default N_BOOT
     seed : int, default 0
+    kind : str, optional
+        The task's recorded kind (:func:`task_kind`); guessed from ``y_true`` when None.
 
     Returns
     -------
@@ -233,7 +223,7 @@ def paired_bootstrap(
     other folds; one with every fold undefined is dropped.
     """
     rows = _rows_at(predictions, task, fraction)
-    kind = task_kind(rows) if len(rows) else "binary"
+    kind = task_kind(rows, kind) if len(rows) or kind else "binary"
     stat = _weighted_auc if kind == "binary" else _weighted_r
     fits, observed = [], []  # per usable (seed, fold): its subjects, labels and both scores
     for _, fold in rows.groupby(["seed", "fold"], sort=True):
@@ -299,6 +289,7 @@ def headline_difference(
     model_b: str,
     n_boot: int = N_BOOT,
     seed: int = 0,
+    kind: str | None = None,
 ) -> PairedResult:
     """``metric(model_a) - metric(model_b)`` with an interval for both sources of variance.
 
@@ -324,13 +315,15 @@ def headline_difference(
         Bootstrap replicates (:func:`paired_bootstrap`).
     seed : int, default 0
         Seed of the bootstrap.
+    kind : str, optional
+        The task's recorded kind (:func:`task_kind`); guessed from ``y_true`` when None.
 
     Returns
     -------
     PairedResult
         Interval and p NaN when there is no interval; ``no_interval`` as the bootstrap's.
     """
-    boot = paired_bootstrap(predictions, task, fraction, model_a, model_b, n_boot, seed)
+    boot = paired_bootstrap(predictions, task, fraction, model_a, model_b, n_boot, seed, kind)
     rows = _rows_at(predictions, task, fraction)
     _, t_low, t_high, t_p = corrected_t_interval(
         np.asarray(boot.fold_differences, dtype=float), fold_test_train_ratio(rows)
@@ -374,6 +367,7 @@ def headline_table(
     model: str = "lcm",
     n_boot: int = N_BOOT,
     seed: int = 0,
+    kinds: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """``model`` against the best baseline, per task and label fraction.
 
@@ -389,6 +383,10 @@ def headline_table(
         Bootstrap replicates of each row's difference (:func:`headline_difference`).
     seed : int, default 0
         Seed of the bootstrap.
+    kinds : mapping of str to str, optional
+        ``task -> kind`` as ``lcm evaluate`` recorded it
+        (:func:`lcm.evaluate.kinds.recorded_kinds`); a task not in it is guessed
+        (:func:`task_kind`).
 
     Returns
     -------
@@ -404,7 +402,7 @@ def headline_table(
     """
     rows = []
     for task, at_task in summary.groupby("task", sort=True):
-        kind = task_kind(predictions[predictions["task"] == task])
+        kind = task_kind(predictions[predictions["task"] == task], (kinds or {}).get(task))
         metric = HEADLINE_METRIC[kind]
         models = set(at_task["model"])
         baselines = [m for m in BASELINE_MODELS if m in models]
@@ -430,7 +428,9 @@ def headline_table(
                 row[f"{prefix}_ci_low"] = r["ci_low"] if r is not None else np.nan
                 row[f"{prefix}_ci_high"] = r["ci_high"] if r is not None else np.nan
             if own is not None and best is not None:
-                paired = headline_difference(predictions, task, fraction, model, best, n_boot, seed)
+                paired = headline_difference(
+                    predictions, task, fraction, model, best, n_boot, seed, kind
+                )
                 # As in contrast_table: a difference of two AUCs cannot leave [-1, 1] (of two
                 # r, [-2, 2]); with few folds the t interval did (-4.2 .. +4.8 AUC).
                 bound = DIFFERENCE_BOUND[metric]
@@ -646,7 +646,8 @@ def control_table(
         The predictions table (task kind only).
     records : dict, optional
         ``task -> lcm evaluate's record`` (:func:`lcm.evaluate.record.read_evaluation_records`),
-        whose ``permutation_tests`` (:func:`permutation_tests`) give the p columns.
+        whose ``permutation_tests`` (:func:`permutation_tests`) give the p columns and whose
+        ``kind`` the metric judged (guessed from ``y_true`` without a record).
 
     Returns
     -------
@@ -660,13 +661,15 @@ def control_table(
         ``n_permutations`` refits, ``p_min`` = 1 / (n_permutations + 1) the smallest it can
         be; NaN and ``""`` where not recorded (metrics of an older ``lcm evaluate``).
     """
+    kinds = recorded_kinds(records or {})
     tests: dict[tuple[str, str, float], dict[str, Any]] = {}
     for task, record in (records or {}).items():
         for t in record.get("permutation_tests") or []:
             tests[(str(task), str(t["model"]), round(float(t["label_fraction"]), 9))] = t
     rows = []
     for task, at_task in summary.groupby("task", sort=True):
-        metric = HEADLINE_METRIC[task_kind(predictions[predictions["task"] == task])]
+        recorded = kinds.get(str(task))
+        metric = HEADLINE_METRIC[task_kind(predictions[predictions["task"] == task], recorded)]
         control = at_task[at_task["model"].isin(CONTROL_MODELS) & (at_task["metric"] == metric)]
         for _, r in control.sort_values(["label_fraction", "model"]).iterrows():
             chance = CHANCE[metric]
@@ -703,7 +706,11 @@ def control_table(
     return pd.DataFrame(rows, columns=list(CONTROL_COLUMNS))
 
 
-def site_table(predictions: pd.DataFrame, fraction: float | None = None) -> pd.DataFrame:
+def site_table(
+    predictions: pd.DataFrame,
+    fraction: float | None = None,
+    kinds: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
     """Per-site performance: the headline metric of each model on each site's test subjects.
 
     Out-of-fold predictions of a site are pooled over its folds (subject-level split: several
@@ -715,6 +722,10 @@ def site_table(predictions: pd.DataFrame, fraction: float | None = None) -> pd.D
         The tidy predictions table (with its ``site`` column).
     fraction : float, optional
         Only this label fraction; every fraction when None.
+    kinds : mapping of str to str, optional
+        ``task -> kind`` as ``lcm evaluate`` recorded it
+        (:func:`lcm.evaluate.kinds.recorded_kinds`); a task not in it is guessed
+        (:func:`task_kind`).
 
     Returns
     -------
@@ -729,7 +740,7 @@ def site_table(predictions: pd.DataFrame, fraction: float | None = None) -> pd.D
     if fraction is not None:
         frame = frame[np.isclose(frame["label_fraction"], fraction)]
     for task, at_task in frame.groupby("task", sort=True):
-        kind = task_kind(at_task)
+        kind = task_kind(at_task, (kinds or {}).get(task))
         metric = HEADLINE_METRIC[kind]
         keys = ["label_fraction", "site", "model"]
         for (frac, site, model), group in at_task.groupby(keys, sort=True):
@@ -790,7 +801,11 @@ CONTRAST_COLUMNS = (
 )
 
 
-def contrast_table(metrics: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+def contrast_table(
+    metrics: pd.DataFrame,
+    predictions: pd.DataFrame,
+    kinds: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
     """LCM against its ablations per task and label fraction, with training variance.
 
     Parameters
@@ -799,6 +814,10 @@ def contrast_table(metrics: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataF
         Tidy fold metrics (``task, model, label_fraction, seed, fold, metric, value``).
     predictions : pandas.DataFrame
         The predictions table (task kind only).
+    kinds : mapping of str to str, optional
+        ``task -> kind`` as ``lcm evaluate`` recorded it
+        (:func:`lcm.evaluate.kinds.recorded_kinds`); a task not in it is guessed
+        (:func:`task_kind`).
 
     Returns
     -------
@@ -812,7 +831,7 @@ def contrast_table(metrics: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataF
     """
     rows = []
     for task, at_task in metrics.groupby("task", sort=True):
-        kind = task_kind(predictions[predictions["task"] == task])
+        kind = task_kind(predictions[predictions["task"] == task], (kinds or {}).get(task))
         metric = HEADLINE_METRIC[kind]
         at = at_task[at_task["metric"] == metric]
         for fraction in sorted(at["label_fraction"].unique()):
@@ -868,7 +887,11 @@ def contrast_table(metrics: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataF
     return out
 
 
-def motion_confound(qc: pd.DataFrame | None, predictions: pd.DataFrame) -> dict[str, float]:
+def motion_confound(
+    qc: pd.DataFrame | None,
+    predictions: pd.DataFrame,
+    kinds: Mapping[str, str] | None = None,
+) -> dict[str, float]:
     """AUC of mean framewise displacement alone for each binary task's diagnosis.
 
     A confound check: where one class moves more, a model can separate the classes by reading
@@ -886,6 +909,10 @@ def motion_confound(qc: pd.DataFrame | None, predictions: pd.DataFrame) -> dict[
         was given (no AUC).
     predictions : pandas.DataFrame
         The tidy predictions table.
+    kinds : mapping of str to str, optional
+        ``task -> kind`` as ``lcm evaluate`` recorded it
+        (:func:`lcm.evaluate.kinds.recorded_kinds`); a task not in it is guessed
+        (:func:`task_kind`).
 
     Returns
     -------
@@ -905,7 +932,7 @@ def motion_confound(qc: pd.DataFrame | None, predictions: pd.DataFrame) -> dict[
         return {}
     out = {}
     for task, rows in predictions.groupby("task", sort=True):
-        if task_kind(rows) != "binary":
+        if task_kind(rows, (kinds or {}).get(str(task))) != "binary":
             continue
         subjects = rows.drop_duplicates(["dataset", "subject"])
         key = pd.MultiIndex.from_arrays(

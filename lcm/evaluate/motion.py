@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lcm.evaluate.kinds import recorded_kinds, task_kind
 from lcm.evaluate.metrics import (
     METRIC_COLUMNS,
     METRIC_DTYPES,
@@ -120,6 +121,7 @@ def motion_scores(
         The tidy predictions table of the evaluated models: its folds and test subjects.
     records : dict, optional
         ``task -> evaluation record`` (:func:`lcm.evaluate.record.read_evaluation_records`):
+        its ``kind`` says which tasks are binary (guessed from ``y_true`` without one) and
         its ``labelled_subjects`` size the training draw at each label fraction; without it
         every training subject is used.
 
@@ -137,8 +139,9 @@ def motion_scores(
     frames: list[pd.DataFrame] = []
     not_scored: dict[str, str] = {}
     own = predictions[predictions["model"] != MOTION_MODEL]
+    kinds = recorded_kinds(records or {})
     for task, at_task in own.groupby("task", sort=True):
-        if not at_task["y_true"].isin([0.0, 1.0]).all():  # a continuous task
+        if task_kind(at_task, kinds.get(str(task))) != "binary":
             continue
         subjects = at_task.drop_duplicates(["dataset", "subject"])
         key = pd.MultiIndex.from_arrays(

@@ -5,7 +5,7 @@
 it back by task. Its keys are those of :func:`evaluation_record`; metrics of an older
 ``lcm evaluate`` lack the later ones (``labelled_subjects``, ``pseudo_labels``,
 ``permutation_scores``, ``permutation_tests``), which readers
-treat as not recorded.
+treat as not recorded. Its ``kind`` is read by :func:`lcm.evaluate.kinds.recorded_kinds`.
 """
 
 from __future__ import annotations

@@ -198,3 +198,27 @@ def test_attention_frame_refuses_an_roi_named_like_one_of_its_run_columns() -> N
     assert attention_frame(ids, attention, layout, ["r0", "r1", "r2"]).shape == (2, 6)
     with pytest.raises(AtlasError, match=r"ROI\(s\) named \['cohort'\]"):
         attention_frame(ids, attention, layout, ["r0", "cohort", "r2"])
+
+
+def test_verify_reports_embeddings_deleted_with_their_record(tmp_path: Path) -> None:
+    """Nothing reads the embeddings: deleted together with their record, no record named them
+    and lcm provenance verify said nothing. The attention table's record names them."""
+    from lcm.io.lineage import verify
+    from lcm.io.provenance import provenance_path
+
+    catalogue = write_catalogue(tmp_path, CLI_CATALOGUE)
+    store = tmp_path / "store"
+    add_store_dataset(tmp_path, store, catalogue, "alpha", "toy", 20, seed=0)
+    pre = tmp_path / "pre"
+    assert main(pretrain_argv(store, catalogue, pre, '{"epochs": 1, "batch_size": 8}')) == 0
+    folder = tmp_path / "embeddings"
+    out, att = folder / "task-a_embeddings.parquet", folder / "task-a_attention.parquet"
+    argv = ["embed", "--checkpoint", str(pre), "--store", str(store), "--atlas", "toy"]
+    argv += ["--catalogue", str(catalogue), "--datasets", "alpha"]
+    assert main([*argv, "--out", str(out), "--attention-out", str(att)]) == 0
+    assert verify(folder) == []  # healthy: nothing reported
+    out.unlink()
+    provenance_path(out).unlink()
+    problems = verify(folder)
+    assert [p.split(": ")[0] for p in problems] == [str(out)]
+    assert f"a product of the job of {provenance_path(att)}, missing" in problems[0]
