@@ -53,7 +53,8 @@ class LCMConfig:
     def __post_init__(self) -> None:
         for name in ("n_rois", "n_queries", "d_model", "n_heads", "d_ffn", "n_layers"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            # A bool is an int to Python: true would be a width of 1.
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 # No hint here: where the value came from (a config, an option, a model.json)
                 # is the caller's to say (config_from_settings, checked_config).
                 raise ConfigError(f"model.{name}: expected a positive integer, got {value!r}.")
@@ -69,8 +70,15 @@ class LCMConfig:
                 f"model: d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads}).",
                 hint="Choose n_heads among the divisors of d_model.",
             )
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise ConfigError(f"model.dropout: expected a value in [0, 1), got {self.dropout!r}.")
+        # float("0.2") passed a string that the model's build then failed on after the load.
+        number = isinstance(self.dropout, int | float) and not isinstance(self.dropout, bool)
+        if not number or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout: expected a number in [0, 1), got {self.dropout!r}.")
+        if not isinstance(self.deep_supervision, bool):
+            # The string "no" is true: deep supervision was on when asked off.
+            raise ConfigError(
+                f"model.deep_supervision: expected true or false, got {self.deep_supervision!r}."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (stored in checkpoints)."""

@@ -86,3 +86,23 @@ def test_a_bad_model_section_in_a_config_is_hinted_by_its_key() -> None:
         check_model_settings({"overrides": {"n_heads": 0}}, "my.yaml")
     assert caught.value.message.startswith("my.yaml: model.n_heads: expected a positive")
     assert "model.overrides in the config" in caught.value.hint
+
+
+@pytest.mark.parametrize(
+    ("override", "said"),
+    [
+        ({"deep_supervision": "no"}, "model.deep_supervision: expected true or false, got 'no'"),
+        ({"dropout": "0.2"}, r"model.dropout: expected a number in [0, 1), got '0.2'"),
+        ({"d_model": True, "n_heads": 1}, "model.d_model: expected a positive integer, got True"),
+    ],
+)
+def test_a_model_override_of_the_wrong_type_is_refused(override: dict, said: str) -> None:
+    """ "no" for deep_supervision was kept as a true string (deep supervision on), "0.2" for
+    dropout passed float() and failed the model's build after the data load, true was 1."""
+    from lcm.exceptions import ConfigError
+    from lcm.model.config import check_model_settings
+
+    with pytest.raises(ConfigError) as caught:
+        check_model_settings({"overrides": override}, "lcm pretrain --model")
+    assert said in caught.value.message
+    check_model_settings({"overrides": {"deep_supervision": False, "dropout": 0}}, "x")
