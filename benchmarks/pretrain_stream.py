@@ -15,9 +15,17 @@ size ran 2-5x slower, whichever it was), the best speed and the largest peak kep
 The last line printed is JSON: n_runs, n_rois, epochs, per contender and size ``wall_s``,
 ``samples_s`` and ``peak_rss_mb``, ``ratio``, ``rss_ratio`` (stream / memory peak at 2n),
 ``stream_growth_mb``, ``memory_growth_mb``, ``same_training`` (every round's two runs trained
-alike: :func:`disagreements`; ``mismatches`` lists what differed), ``better`` and ``threads``.
-It exits 1, after that line, unless ``same_training``: a fast stream that trains on other data
-is no speed-up.
+alike: :func:`disagreements`; ``mismatches`` lists what differed), ``pairs_checked`` (streamed
+samples whose targets were checked against their connectome: :func:`pairing_errors`),
+``better`` and ``threads``. It exits 1, after that line, unless ``same_training``: a fast
+stream that trains on other data is no speed-up.
+
+Each run's age and sex are a function of its own connectome (:func:`targets_of`), not noise: a
+stream that paired a run's targets with another run's connectome trained on the same values,
+in the same order and counts, and its losses matched the in-memory run's. The streamed batches
+are read again as pretraining reads them (:func:`lcm.train.streamed.cohort_stream`,
+:class:`lcm.train.streamed.StreamedConnectomes`), and each sample's targets are recomputed from
+the connectome the batch carries: one that differs is a mismatch.
 
     python benchmarks/pretrain_stream.py --quick      # seconds (make test)
     python benchmarks/pretrain_stream.py              # 4,000 and 8,000 runs x 200 ROIs
@@ -37,15 +45,23 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from lcm.catalogue import load_catalogue
 from lcm.model.checkpoint_meta import META_NAME
 from lcm.store.commit import commit_dataset
 from lcm.store.layout import n_edges
+from lcm.store.read import load_streamed_cohort
 from lcm.store.writer import variables_id, write_connectome_arrays, write_variables
 from lcm.threads import cap_threads
 from lcm.train.outputs import HISTORY_NAME, STATE_DIR
 from lcm.train.state import META_NAME as STATE_META
+from lcm.train.streamed import (
+    StreamedConnectomes,
+    check_same_runs,
+    cohort_stream,
+    shuffle_runs,
+)
 
 CATALOGUE = """
 variables:
@@ -68,34 +84,62 @@ SAME_STATE = ("step", "counts")
 # Losses of the last epoch within LOSS_RTOL of each other. The stream orders the batches its
 # own way (lcm.train.streamed: not the in-memory run's twin), so the weights, the learned task
 # weights and the losses legitimately differ: measured within 4% at 200 and 400 runs x 20 ROIs
-# over 1 and 3 epochs; a stream of zero connectomes moved loss_ssl by 25%. (The benchmark's
-# age and sex are noise: only loss_ssl sees the connectomes the training batches carried.)
+# over 1 and 3 epochs; a stream of zero connectomes moved loss_ssl by 25%. Age and sex are
+# functions of the connectome (targets_of), which :func:`pairing_errors` checks batch by batch.
 LOSSES = ("loss_ssl", "train_eval_loss", "val_loss")
 LOSS_RTOL = 0.1
 
 
+def targets_of(triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Age and sex of runs, each a function of its own connectome.
+
+    Parameters
+    ----------
+    triangles : numpy.ndarray, shape (b, E)
+        Upper triangles (float32, as stored).
+
+    Returns
+    -------
+    age : numpy.ndarray of float, shape (b,)
+        50 + 15 z, z its projection on a fixed edge pattern (about standard normal on the
+        pool's connectomes), clipped to [-2, 2]: 20 to 80 years.
+    sex : numpy.ndarray of str, shape (b,)
+        ``M`` where its projection on a second pattern is positive, else ``F``.
+    """
+    width = triangles.shape[1]
+    patterns = np.random.default_rng(1).choice([-1.0, 1.0], size=(width, 2))
+    # tanh(0.3 N(0, 1)) has SD ~0.28: a sum of E of them with signs +-1, SD ~0.28 sqrt(E).
+    z = triangles.astype(np.float64) @ patterns / (0.28 * np.sqrt(width))
+    age = 50.0 + 15.0 * np.clip(z[:, 0], -2.0, 2.0)
+    return age, np.where(z[:, 1] > 0, "M", "F").astype(object)
+
+
+def pool_rows(n: int) -> np.ndarray:
+    """The pool row each of ``n`` runs stores (:func:`write_store` cycles the pool in blocks)."""
+    rows = np.empty(n, dtype=np.int64)
+    for start in range(0, n, 64):
+        size = min(64, n - start)
+        offset = (start * 7) % (POOL - size + 1)
+        rows[start : start + size] = np.arange(offset, offset + size)
+    return rows
+
+
 def write_store(root: Path, catalogue_path: Path, n: int, n_rois: int) -> None:
-    """A one-dataset store of ``n`` runs (one per subject) with age and sex, written in blocks."""
+    """A one-dataset store of ``n`` runs (one per subject) with age and sex, written in blocks:
+    each run's age and sex are :func:`targets_of` its connectome."""
     rng = np.random.default_rng(0)
     pool = np.tanh(rng.standard_normal((POOL, n_edges(n_rois))) * 0.3).astype(np.float32)
     subjects = [f"s{i:06d}" for i in range(n)]
     runs = pd.DataFrame({"subject": subjects, "task": "rest", "run": "1"})
     runs["run_key"] = [f"sub-{s}_task-rest_run-1" for s in subjects]
-    phenotype = pd.DataFrame(
-        {
-            "subject": subjects,
-            "site": "",
-            "age": rng.uniform(20, 80, n),
-            "sex": np.where(rng.random(n) < 0.5, "F", "M").astype(object),
-        }
-    )
+    which = pool_rows(n)
+    age, sex = targets_of(pool[which])
+    phenotype = pd.DataFrame({"subject": subjects, "site": "", "age": age, "sex": sex})
     catalogue = load_catalogue(catalogue_path)
 
     def blocks():  # (b, E) float32 blocks, views of the pool
         for start in range(0, n, 64):
-            rows = min(64, n - start)
-            offset = (start * 7) % (POOL - rows + 1)
-            yield pool[offset : offset + rows]
+            yield pool[which[start] : which[start] + min(64, n - start)]
 
     names = [f"roi{i}" for i in range(n_rois)]
     with commit_dataset(root, "bench", variables_id(phenotype, catalogue)) as commit:
@@ -124,6 +168,63 @@ def run_pretrain(
         sys.stderr.write(err.decode(errors="replace")[-3000:])
         raise SystemExit(f"lcm pretrain ({loading}) failed with status {child.returncode}")
     return wall, usage.ru_maxrss * 1024  # kilobytes on Linux
+
+
+def pairing_errors(
+    root: Path, catalogue: Path, n_rois: int, epochs: int, batch: int
+) -> tuple[list[str], int]:
+    """Samples of the streamed training batches whose targets are not their connectome's.
+
+    The stream is built as ``lcm pretrain`` builds it (``data_loading: stream``, seed 0, one
+    process; the held-out subjects left in), and each batch's connectomes are taken as a
+    training step takes them (:meth:`~lcm.train.streamed.StreamedConnectomes.host_rows`).
+
+    Parameters
+    ----------
+    root : Path
+        The store :func:`write_store` wrote.
+    catalogue : Path
+        Its variable catalogue.
+    n_rois, epochs, batch : int
+        As the benchmark's pretraining runs.
+
+    Returns
+    -------
+    errors : list of str
+        One line per epoch with mismatched samples (how many, the first one's subject).
+    checked : int
+        Samples checked.
+    """
+    cohort = load_streamed_cohort(root, "bench", ["bench"], load_catalogue(catalogue))
+    stream = cohort_stream(
+        cohort,
+        shuffle=True,
+        shuffle_buffer=shuffle_runs(n_rois, batch),
+        seed=0,
+        batch_size=batch,
+        drop_last=True,
+    )
+    check_same_runs(stream, cohort.ids, "pretrain_stream benchmark")
+    fc = StreamedConnectomes(stream, torch.device("cpu"))
+    age = cohort.variables["age"].to_numpy(dtype=float)
+    sex = cohort.variables["sex"].astype(object).to_numpy()
+    errors, checked = [], 0
+    for epoch in range(epochs):
+        wrong, first = 0, None
+        for index in fc.batches(epoch):
+            rows = index.numpy()
+            got_age, got_sex = targets_of(fc.host_rows(index).numpy())
+            bad = ~np.isclose(age[rows], got_age, rtol=0, atol=1e-6) | (sex[rows] != got_sex)
+            wrong += int(bad.sum())
+            checked += len(rows)
+            if first is None and bad.any():
+                first = cohort.ids["subject"].iloc[rows[np.argmax(bad)]]
+        if wrong:
+            errors.append(
+                f"epoch {epoch + 1}: {wrong} streamed sample(s) carried another run's "
+                f"connectome than their targets' (first: subject {first})"
+            )
+    return errors, checked
 
 
 def disagreements(memory: Path, stream: Path) -> list[str]:
@@ -209,6 +310,9 @@ def main() -> int:
                     scratch / f"memory-{n}-{round_}", scratch / f"stream-{n}-{round_}"
                 ):
                     mismatches.append(f"{n} runs, round {round_ + 1}: {line}")
+            errors, checked = pairing_errors(root, catalogue, args.rois, args.epochs, args.batch)
+            mismatches += [f"{n} runs, pairing: {line}" for line in errors]
+            result["pairs_checked"] = int(result.get("pairs_checked", 0)) + checked
             shutil.rmtree(root)
         big = 2 * args.n
         result["ratio"] = round(speed["stream", big] / speed["memory", big], 3)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import nibabel as nib
@@ -28,13 +29,42 @@ from lcm.exceptions import AtlasError
 
 log = logging.getLogger(__name__)
 
+# How a user names the atlas settings, in messages and hints: the config's keys. A verb that
+# takes them as options passes its options' names (lcm.commands._atlas.OPTION_NAMES): a user of
+# --atlas-labels was told to check atlas.labels, a key of a config they never wrote.
+CONFIG_KEYS = {
+    "name": "atlas.name",
+    "path": "atlas.path",
+    "labels": "atlas.labels",
+    "templateflow": "atlas.templateflow",
+}
+
+
+def setting_names(names: Mapping[str, str] | None) -> dict[str, str]:
+    """``names`` over :data:`CONFIG_KEYS`: how each atlas setting is named to the user.
+
+    Parameters
+    ----------
+    names : mapping of str to str, optional
+        Setting (``name``, ``path``, ``labels``, ``templateflow``) to the name the user gave
+        it by; None, or a setting left out, names it by its config key.
+
+    Returns
+    -------
+    dict of str to str
+    """
+    return {**CONFIG_KEYS, **(names or {})}
+
+
 # Voxel values this close to an integer are that label: a float32 image or a scaled integer
 # one (scl_slope 1.0000001) holds 1.0000001 for label 1, which nilearn's maskers take as 1.
 LABEL_ATOL = 1e-4
 LABEL_RTOL = 1e-6
 
 
-def labels_only_atlas(name: str, labels: str | Path) -> Atlas:
+def labels_only_atlas(
+    name: str, labels: str | Path, names: Mapping[str, str] | None = None
+) -> Atlas:
     """An atlas given by its labels table alone (no image), for ROI time series and connectomes.
 
     Parameters
@@ -47,6 +77,8 @@ def labels_only_atlas(name: str, labels: str | Path) -> Atlas:
         ``<index><TAB><name>`` rows, or one name per line (a first ``Background`` dropped):
         :func:`_labels_cells`, the reader of image tables too. ROIs keep the file's order when
         no ``index`` is given (1, 2, ...).
+    names : mapping of str to str, optional
+        How the user gave the settings (:func:`setting_names`), named in hints.
 
     Returns
     -------
@@ -62,7 +94,8 @@ def labels_only_atlas(name: str, labels: str | Path) -> Atlas:
     path = Path(labels)
     if not path.is_file():
         raise AtlasError(
-            f"Atlas {name!r}: labels file not found: {path}", hint="Check atlas.labels."
+            f"Atlas {name!r}: labels file not found: {path}",
+            hint=f"Check {setting_names(names)['labels']}.",
         )
     table = _named_columns(*_labels_cells(path), path)
     if "index" not in table.columns:
@@ -258,7 +291,12 @@ def _named_columns(table: pd.DataFrame, header: str | None, path: Path) -> pd.Da
 
 
 def load_label_files(
-    name: str, img_path: Path, labels_path: Path, space: str, drop_absent: bool = False
+    name: str,
+    img_path: Path,
+    labels_path: Path,
+    space: str,
+    drop_absent: bool = False,
+    names: Mapping[str, str] | None = None,
 ) -> Atlas:
     """An atlas from a 3D label image and its labels table (:func:`read_labels`), checked.
 
@@ -273,6 +311,8 @@ def load_label_files(
     drop_absent : bool, default False
         Drop table rows whose label the image lacks (a published table listing more labels
         than its image) instead of refusing the pair.
+    names : mapping of str to str, optional
+        How the user gave the settings (:func:`setting_names`), named in hints.
 
     Raises
     ------
@@ -281,8 +321,10 @@ def load_label_files(
     """
     for p in (img_path, labels_path):
         if not p.is_file():
+            keys = setting_names(names)
             raise AtlasError(
-                f"Atlas {name!r}: file not found: {p}", hint="Check atlas.path and atlas.labels."
+                f"Atlas {name!r}: file not found: {p}",
+                hint=f"Check {keys['path']} and {keys['labels']}.",
             )
     try:
         img = nib.load(img_path)
@@ -567,6 +609,7 @@ def templateflow_atlas(
     desc: str | None = None,
     resolution: int | None = None,
     home: str | Path | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> Atlas:
     """An atlas resolved in a local TemplateFlow tree, offline.
 
@@ -586,6 +629,8 @@ def templateflow_atlas(
         ``res-`` entity (1 = ``res-01``); required when several resolutions exist.
     home : path-like, optional
         TemplateFlow root; default ``$TEMPLATEFLOW_HOME``.
+    names : mapping of str to str, optional
+        How the user gave the settings (:func:`setting_names`), named in hints.
 
     Returns
     -------
@@ -600,6 +645,7 @@ def templateflow_atlas(
     """
     import os
 
+    keys = setting_names(names)
     root = Path(home) if home is not None else None
     if root is None:
         if not os.environ.get(TEMPLATEFLOW_ENV):
@@ -638,7 +684,7 @@ def templateflow_atlas(
             "voxel-level data is parcellated with a label image (_dseg) only.",
             hint="Use a deterministic atlas (a _dseg image with its _dseg.tsv), or make one "
             "from the maps: each voxel the region of its largest map above a threshold, with a "
-            "table index<TAB>name, given by path (atlas.path, atlas.labels).",
+            f"table index<TAB>name, given by path ({keys['path']}, {keys['labels']}).",
         )
     if len(images) != 1:
         found = [p.name for p in folder.glob(f"*atlas-{atlas}*_dseg.nii.gz")][:6]
@@ -646,7 +692,7 @@ def templateflow_atlas(
             f"TemplateFlow query template={template} atlas={atlas} desc={desc} "
             f"res={resolution}: expected one image in {folder}, found {len(images)} "
             f"(files of this atlas: {found}).",
-            hint="Set atlas.templateflow.desc / resolution to pick one file.",
+            hint=f"Set desc or resolution in {keys['templateflow']} to pick one file.",
         )
     labels = folder / f"tpl-{template}{parts}_dseg.tsv"
     for p in (images[0], labels):
@@ -658,4 +704,4 @@ def templateflow_atlas(
                 hint="Delete it and fetch the file again on a machine with internet access.",
             )
     name = "".join(ch for ch in f"{atlas}{desc or ''}" if ch.isalnum())
-    return load_label_files(name, images[0], labels, space=template)
+    return load_label_files(name, images[0], labels, space=template, names=names)

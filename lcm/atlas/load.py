@@ -12,6 +12,7 @@ from lcm.atlas.files import (
     file_space,
     labels_only_atlas,
     load_label_files,
+    setting_names,
     templateflow_atlas,
 )
 from lcm.atlas.model import CUSTOM_SPACE, Atlas
@@ -25,6 +26,7 @@ def load_atlas(
     path: str | None = None,
     labels: str | None = None,
     templateflow: dict | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> Atlas:
     """Load an atlas from the offline registry, a user's files or a local TemplateFlow tree.
 
@@ -42,34 +44,41 @@ def load_atlas(
     templateflow : dict, optional
         ``{template, atlas, desc, resolution}`` resolved by :func:`templateflow_atlas` in
         ``$TEMPLATEFLOW_HOME``.
+    names : mapping of str to str, optional
+        How the user gave these settings, named in hints: the config's keys by default, a
+        verb's options where they came from those (:func:`lcm.atlas.files.setting_names`).
 
     Returns
     -------
     Atlas
     """
+    keys = setting_names(names)
     if templateflow:
         if path is not None:
             raise AtlasError(
                 f"Atlas {name!r}: both a path ({path}) and a TemplateFlow query are given.",
-                hint="Set either atlas.path (with atlas.labels) or atlas.templateflow.",
+                hint=f"Set either {keys['path']} (with {keys['labels']}) or "
+                f"{keys['templateflow']}.",
             )
         query = {k: templateflow.get(k) for k in ("template", "atlas", "desc", "resolution")}
-        found = templateflow_atlas(**query)
+        found = templateflow_atlas(**query, names=names)
         return dataclasses.replace(found, name=name)
     if path is not None:
         if labels is None:
             raise AtlasError(
                 f"Atlas {name!r}: image {path} given without a labels table.",
-                hint="Set atlas.labels to a TSV with columns 'index' and 'name'.",
+                hint=f"Set {keys['labels']} to a TSV with columns 'index' and 'name'.",
             )
         space = file_space(path) or CUSTOM_SPACE
-        return load_label_files(name, Path(path), Path(labels), space=space)
+        return load_label_files(name, Path(path), Path(labels), space=space, names=names)
     if labels is not None:
-        return labels_only_atlas(name, labels)
+        return labels_only_atlas(name, labels, names)
     return registry_atlas(name)
 
 
-def atlas_from_settings(settings: Mapping[str, Any]) -> Atlas:
+def atlas_from_settings(
+    settings: Mapping[str, Any], names: Mapping[str, str] | None = None
+) -> Atlas:
     """The atlas of a config's ``atlas`` section (every verb's atlas goes through here).
 
     Parameters
@@ -78,6 +87,8 @@ def atlas_from_settings(settings: Mapping[str, Any]) -> Atlas:
         ``name`` (default ``aal116``), and optionally ``path``, ``labels`` and
         ``templateflow`` (other keys, such as ``seg`` or ``min_coverage``, are not about which
         atlas it is).
+    names : mapping of str to str, optional
+        How the user gave each setting, named in messages and hints (:func:`load_atlas`).
 
     Returns
     -------
@@ -91,14 +102,15 @@ def atlas_from_settings(settings: Mapping[str, Any]) -> Atlas:
         would pass for the registry atlas's, and mix with them.
     """
     name = settings.get("name") or "aal116"
+    said = setting_names(names)
     given = [k for k in ("path", "labels", "templateflow") if settings.get(k)]
     if given and name in ATLASES:
-        keys = " and ".join(f"atlas.{k}" for k in given)
+        keys = " and ".join(said[k] for k in given)
         raise ConfigError(
-            f"atlas.name is {name!r}, a registry atlas's name (`lcm atlases`), but {keys} "
+            f"{said['name']} is {name!r}, a registry atlas's name (`lcm atlases`), but {keys} "
             f"give an atlas of your own: its outputs (seg-{name}) and its store partition "
             f"(atlas={name}) would pass for the registry's {name}, and mix with them.",
-            hint=f"Give your atlas a name of its own in atlas.name (letters and digits, e.g. "
+            hint=f"Give your atlas a name of its own in {said['name']} (letters and digits, e.g. "
             f"my{name}; the default is {name!r}), or remove {keys} to use the registry's.",
         )
     return load_atlas(
@@ -106,6 +118,7 @@ def atlas_from_settings(settings: Mapping[str, Any]) -> Atlas:
         settings.get("path"),
         settings.get("labels"),
         templateflow=settings.get("templateflow"),
+        names=names,
     )
 
 

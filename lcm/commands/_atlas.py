@@ -16,6 +16,15 @@ import argparse
 import re
 from typing import Any
 
+# The options' names of the config's atlas settings, which the atlas's messages and hints name
+# (lcm.atlas.files.setting_names): a command-line user wrote no atlas.labels.
+OPTION_NAMES = {
+    "name": "--atlas",
+    "path": "--atlas-path",
+    "labels": "--atlas-labels",
+    "templateflow": "--atlas-templateflow",
+}
+
 # As the schema's atlas.name: it becomes a folder (atlas=<name>) and a file label (seg-<name>).
 _NAME_RE = re.compile(r"^[A-Za-z0-9]{1,64}$")
 

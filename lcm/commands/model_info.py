@@ -111,7 +111,10 @@ def run(args: argparse.Namespace) -> int:
         return _checkpoint_info(args.checkpoint, args.json)
     overrides = parse_settings(args.overrides, "overrides")
     config = config_from_settings(
-        {"preset": args.preset, "overrides": overrides}, args.n_rois, args.n_queries
+        {"preset": args.preset, "overrides": overrides},
+        args.n_rois,
+        args.n_queries,
+        {"preset": "--preset", "overrides": "--overrides"},
     )
     counts = parameter_counts(config)
     if args.json:

@@ -52,6 +52,10 @@ step reached and the state saved, and exits with status 143.
 """
 
 
+# The model settings' keys as this verb takes them, named in hints (not the config's keys).
+MODEL_OPTION_NAMES = {"preset": "--model's preset", "overrides": "--model's overrides"}
+
+
 @fill_doc
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``pretrain`` verb.
@@ -140,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     # Before the data load: a model no config could build, or one too large to, said first.
     from lcm.model.config import check_model_settings
 
-    check_model_settings(model_settings, "lcm pretrain --model")
+    check_model_settings(model_settings, "lcm pretrain --model", MODEL_OPTION_NAMES)
     settings = parse_settings(args.settings, "settings")
     if args.checkpoint_every is not None:
         settings["checkpoint_every"] = args.checkpoint_every

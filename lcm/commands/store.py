@@ -23,6 +23,7 @@ from lcm.store.phenotype import (
     phenotype_units,
     read_phenotype,
     sidecar_path,
+    warn_uninformative,
 )
 from lcm.store.writer import (
     stored_rows,
@@ -156,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
     rows = phenotype[phenotype["subject"].isin(stored)]
     absent = pd.DataFrame({"subject": sorted(stored - set(phenotype["subject"]))})
     report = missingness(pd.concat([rows, absent], ignore_index=True), args.dataset, catalogue)
+    # Stored all the same (another dataset may vary it), but said, and recorded in the report.
+    warn_uninformative(report, args.phenotype, catalogue)
     identity = variables_id(phenotype, catalogue)
     # One commit: the three files become visible together, under the dataset's lock.
     destinations = [

@@ -53,11 +53,11 @@ class LCMConfig:
     def __post_init__(self) -> None:
         for name in ("n_rois", "n_queries", "d_model", "n_heads", "d_ffn", "n_layers"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(
-                    f"model.{name}: expected a positive integer, got {value!r}.",
-                    hint="Fix model.overrides in the config.",
-                )
+            # A bool is an int to Python: true would be a width of 1.
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                # No hint here: where the value came from (a config, an option, a model.json)
+                # is the caller's to say (config_from_settings, checked_config).
+                raise ConfigError(f"model.{name}: expected a positive integer, got {value!r}.")
         if self.n_rois < 2:
             raise ConfigError(f"model.n_rois: expected at least 2 regions, got {self.n_rois}.")
         if not isinstance(self.n_encoder_layers, int) or self.n_encoder_layers < 1:
@@ -70,8 +70,15 @@ class LCMConfig:
                 f"model: d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads}).",
                 hint="Choose n_heads among the divisors of d_model.",
             )
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise ConfigError(f"model.dropout: expected a value in [0, 1), got {self.dropout!r}.")
+        # float("0.2") passed a string that the model's build then failed on after the load.
+        number = isinstance(self.dropout, int | float) and not isinstance(self.dropout, bool)
+        if not number or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout: expected a number in [0, 1), got {self.dropout!r}.")
+        if not isinstance(self.deep_supervision, bool):
+            # The string "no" is true: deep supervision was on when asked off.
+            raise ConfigError(
+                f"model.deep_supervision: expected true or false, got {self.deep_supervision!r}."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (stored in checkpoints)."""
@@ -141,7 +148,20 @@ CONFIG_LIMITS = {
 }
 
 
-def config_from_settings(model_settings: dict[str, Any], n_rois: int, n_queries: int) -> LCMConfig:
+# How a user names the model settings, for hints: the config file's keys. A verb that takes them
+# as options passes its own spelling (lcm pretrain: --model's keys; lcm model-info: --overrides).
+CONFIG_NAMES = {
+    "preset": "model.preset in the config",
+    "overrides": "model.overrides in the config",
+}
+
+
+def config_from_settings(
+    model_settings: dict[str, Any],
+    n_rois: int,
+    n_queries: int,
+    names: dict[str, str] | None = None,
+) -> LCMConfig:
     """Build the config from the config file's ``model`` section and the data's sizes.
 
     Parameters
@@ -150,6 +170,9 @@ def config_from_settings(model_settings: dict[str, Any], n_rois: int, n_queries:
         ``{"preset": "tiny" | "small" | "base" | "big", "overrides": {field: value}}``.
     n_rois, n_queries : int
         Set by the atlas and the variable catalogue.
+    names : dict of str to str, optional
+        How the user gave ``preset`` and ``overrides``, named in hints; default
+        :data:`CONFIG_NAMES` (the config file's keys).
 
     Returns
     -------
@@ -158,8 +181,11 @@ def config_from_settings(model_settings: dict[str, Any], n_rois: int, n_queries:
     Raises
     ------
     ConfigError
-        Unknown preset, unknown override key, or an override that sets a data-driven size.
+        Unknown preset, unknown override key, or an override that sets a data-driven size;
+        its hint names the setting to fix as ``names`` says the user gave it.
     """
+    names = {**CONFIG_NAMES, **(names or {})}
+    overrides_name = names["overrides"]
     unknown = set(model_settings) - {"preset", "overrides"}
     if unknown:
         raise ConfigError(
@@ -169,13 +195,13 @@ def config_from_settings(model_settings: dict[str, Any], n_rois: int, n_queries:
     if preset not in PRESETS:
         raise ConfigError(
             f"model.preset: expected one of {sorted(PRESETS)}, got {preset!r}.",
-            hint="Pick a preset and adjust it with model.overrides.",
+            hint=f"Pick one in {names['preset']} and adjust it with {overrides_name}.",
         )
     given = model_settings.get("overrides") or {}
     if not isinstance(given, dict):
         raise ConfigError(
             f"model.overrides: expected an object of sizes, got {type(given).__name__} {given!r}.",
-            hint='Give model.overrides as {"d_model": 256, "n_layers": 4}, or leave it out.',
+            hint=f'Give {overrides_name} as {{"d_model": 256, "n_layers": 4}}, or leave it out.',
         )
     overrides = dict(given)
     big = {
@@ -196,14 +222,33 @@ def config_from_settings(model_settings: dict[str, Any], n_rois: int, n_queries:
     if fixed:
         raise ConfigError(
             f"model.overrides: {fixed} are set by the atlas and the catalogue, not by overrides.",
-            hint="Remove them from model.overrides.",
+            hint=f"Remove them from {overrides_name}.",
         )
-    return LCMConfig.from_dict(
-        {**PRESETS[preset], **overrides, "n_rois": n_rois, "n_queries": n_queries}
-    )
+    # The atlas and the catalogue set n_rois and n_queries: not offered to the user.
+    settable = [f.name for f in dataclasses.fields(LCMConfig) if f.name not in _DATA_KEYS]
+    unknown = sorted(set(overrides) - set(settable))
+    if unknown:
+        close = {k: difflib.get_close_matches(k, settable, n=1) for k in unknown}
+        said = [f"{c[0]!r} for {k!r}" for k, c in close.items() if c]
+        raise ConfigError(
+            f"model.overrides: unknown keys {unknown}.",
+            hint=(f"Did you mean {', '.join(said)}? " if said else "")
+            + f"Settable in {overrides_name}: {sorted(settable)}.",
+        )
+    try:
+        return LCMConfig.from_dict(
+            {**PRESETS[preset], **overrides, "n_rois": n_rois, "n_queries": n_queries}
+        )
+    except ConfigError as exc:
+        raise ConfigError(
+            exc.message,
+            hint=exc.hint or f"Set it in {overrides_name}, or leave it out for the preset's value.",
+        ) from None
 
 
-def check_model_settings(model_settings: dict[str, Any], source: str) -> None:
+def check_model_settings(
+    model_settings: dict[str, Any], source: str, names: dict[str, str] | None = None
+) -> None:
     """Refuse a config's ``model`` section that no model could be built from.
 
     :func:`config_from_settings` with placeholder data sizes (the atlas's and the catalogue's
@@ -217,6 +262,8 @@ def check_model_settings(model_settings: dict[str, Any], source: str) -> None:
         The config's ``model`` section (``preset``, ``overrides``).
     source : str
         Where the config came from, prefixed to the error message.
+    names : dict of str to str, optional
+        How the user gave ``preset`` and ``overrides`` (:func:`config_from_settings`).
 
     Raises
     ------
@@ -224,18 +271,6 @@ def check_model_settings(model_settings: dict[str, Any], source: str) -> None:
         ``<source>: model...``, the key and the fix.
     """
     try:
-        config_from_settings(model_settings, LCMConfig.n_rois, LCMConfig.n_queries)
+        config_from_settings(model_settings, LCMConfig.n_rois, LCMConfig.n_queries, names)
     except ConfigError as exc:
-        message, hint = exc.message, exc.hint
-        if message.startswith("model config: unknown keys"):
-            message = message.replace("model config:", "model.overrides:", 1)
-            # The atlas and the catalogue set n_rois and n_queries: not offered to the user.
-            settable = sorted(f.name for f in dataclasses.fields(LCMConfig))
-            settable = [k for k in settable if k not in _DATA_KEYS]
-            unknown = sorted(set(model_settings.get("overrides") or {}) - set(settable))
-            close = {k: difflib.get_close_matches(k, settable, n=1) for k in unknown}
-            said = [f"{c[0]!r} for {k!r}" for k, c in close.items() if c]
-            hint = (f"Did you mean {', '.join(said)}? " if said else "") + (
-                f"Settable in model.overrides: {settable}."
-            )
-        raise ConfigError(f"{source}: {message}", hint=hint) from None
+        raise ConfigError(f"{source}: {exc.message}", hint=exc.hint) from None

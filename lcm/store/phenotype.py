@@ -746,6 +746,11 @@ def _number(label: str) -> str:
 def missingness(table: pd.DataFrame, dataset: str, catalogue: Catalogue) -> pd.DataFrame:
     """Per-variable missingness of one dataset: ``dataset, variable, n, n_missing, fraction``.
 
+    A variable the dataset maps that cannot vary here (every value missing, or one value in
+    every participant) is said in ``problem``: pretraining gives it no query unless another
+    dataset's values vary (:func:`lcm.model.targets.layout_from_catalogue`, whose wording
+    this follows), and :func:`warn_uninformative` logs it.
+
     Parameters
     ----------
     table : pandas.DataFrame
@@ -759,23 +764,72 @@ def missingness(table: pd.DataFrame, dataset: str, catalogue: Catalogue) -> pd.D
     -------
     pandas.DataFrame
         One row per catalogue variable, with columns ``dataset``, ``variable``, ``provided``
-        (whether the dataset's coding maps it), ``n``, ``n_missing`` and ``fraction_missing``.
+        (whether the dataset's coding maps it), ``n``, ``n_missing``, ``fraction_missing``,
+        ``n_distinct`` (distinct values present) and ``problem`` (empty, or why a provided
+        variable cannot vary in this dataset).
     """
     coding = catalogue.coding(dataset)
     rows = []
     for name in catalogue.variables:
-        n_missing = int(table[name].isna().sum())
+        observed = table[name].dropna()
+        n_missing = len(table) - len(observed)
+        provided = name in coding.columns
+        problem = ""
+        if provided and len(table) and observed.empty:
+            problem = "every value missing"
+        elif provided and observed.nunique() == 1:
+            value = observed.iloc[0]
+            value = value.item() if hasattr(value, "item") else value
+            # 6 significant digits: a scaled 240 months is 19.999999999992 years.
+            shown = f"{value:.6g}" if isinstance(value, float) else repr(value)
+            problem = f"a single value (constant: {shown})"
         rows.append(
             {
                 "dataset": dataset,
                 "variable": name,
-                "provided": name in coding.columns,
+                "provided": provided,
                 "n": len(table),
                 "n_missing": n_missing,
                 "fraction_missing": n_missing / max(len(table), 1),
+                "n_distinct": int(observed.nunique()),
+                "problem": problem,
             }
         )
     return pd.DataFrame(rows)
+
+
+def warn_uninformative(report: pd.DataFrame, path: str | Path, catalogue: Catalogue) -> list[str]:
+    """Log a warning per variable that ``report`` (:func:`missingness`) says cannot vary.
+
+    Parameters
+    ----------
+    report : pandas.DataFrame
+        One dataset's missingness report.
+    path : path-like
+        The phenotype file its values came from, named in the warning.
+    catalogue : Catalogue
+        Its coding of the dataset names each variable's column.
+
+    Returns
+    -------
+    list of str
+        The variables warned about.
+    """
+    flagged = report[report["problem"] != ""]
+    for row in flagged.itertuples():
+        column = catalogue.coding(row.dataset).columns[row.variable].column
+        log.warning(
+            "%s: variable %r (column %r of %s) has %s in the %d stored participant(s): "
+            "pretraining gives it no query unless another dataset gives it other values. "
+            "Check the column and the catalogue's coding of it",
+            row.dataset,
+            row.variable,
+            column,
+            path,
+            row.problem,
+            row.n,
+        )
+    return flagged["variable"].tolist()
 
 
 def is_missing(text: str) -> bool:

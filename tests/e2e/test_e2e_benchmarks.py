@@ -133,6 +133,7 @@ KEYS: dict[str, set[str]] = {
         "memory_growth_mb",
         "same_training",
         "mismatches",
+        "pairs_checked",
         "better",
         "threads",
     },
@@ -307,8 +308,10 @@ def _pretrain_stream(result: dict[str, Any]) -> None:
         for n in result["n_runs"]:
             case = result[f"{loading}_{n}"]
             assert case["samples_s"] > 0 and case["peak_rss_mb"] > 50
-    # ... and trained alike: the same data, held-out subjects and samples, losses close.
+    # ... and trained alike: the same data, held-out subjects and samples, losses close, and
+    # every streamed sample's targets those of the connectome it carried.
     assert result["same_training"] is True and result["mismatches"] == []
+    assert result["pairs_checked"] >= sum(result["n_runs"]) // 2
 
 
 def _bei_maps_memory(result: dict[str, Any]) -> None:

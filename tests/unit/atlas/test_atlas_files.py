@@ -155,3 +155,38 @@ def test_volumes_and_centroids_of_labels_in_the_hundreds_of_millions(tmp_path: P
     assert atlas.parcel_volumes_mm3().tolist() == [2 * 6 * 7, 2 * 3 * 7, 6 * 7]
     np.testing.assert_allclose(atlas.centroids(), small.centroids())
     np.testing.assert_allclose(small.centroids()[2], [4, 2.5, 3])
+
+
+@pytest.mark.parametrize(
+    ("options", "hint"),
+    [
+        (["--atlas-labels", "absent.tsv"], "Check --atlas-labels."),
+        (
+            ["--atlas-path", "absent.nii.gz", "--atlas-labels", "absent.tsv"],
+            "Check --atlas-path and --atlas-labels.",
+        ),
+        (["--atlas-path", "atlas.nii.gz"], "Set --atlas-labels to a TSV"),
+    ],
+)
+def test_an_atlas_given_by_options_is_hinted_by_the_options(
+    options: list[str], hint: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """`lcm atlases --atlas-labels absent.tsv` was told "Check atlas.labels.", a key of a
+    config the command-line user never wrote."""
+    from lcm.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    nib.save(nib.Nifti1Image(_labels(), np.eye(4)), tmp_path / "atlas.nii.gz")
+    assert main(["atlases", "--atlas", "mine", *options]) != 0
+    err = capsys.readouterr().err
+    assert hint in err and "atlas.labels" not in err and "atlas.path" not in err
+
+
+def test_an_atlas_given_by_config_keys_is_hinted_by_the_keys(tmp_path: Path) -> None:
+    from lcm.atlas import atlas_from_settings
+
+    with pytest.raises(AtlasError) as caught:
+        atlas_from_settings({"name": "mine", "labels": str(tmp_path / "absent.tsv")})
+    assert caught.value.hint == "Check atlas.labels."
+    with pytest.raises(ConfigError, match=r"^atlas\.name is 'aal116'.* but atlas\.labels give"):
+        atlas_from_settings({"name": "aal116", "labels": str(tmp_path / "absent.tsv")})

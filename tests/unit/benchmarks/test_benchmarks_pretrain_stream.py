@@ -49,6 +49,7 @@ def test_at_the_headline_size_each_contender_goes_first_once(bench, monkeypatch,
 
     monkeypatch.setattr(bench, "write_store", lambda root, *args: root.mkdir())
     monkeypatch.setattr(bench, "run_pretrain", run_pretrain)
+    monkeypatch.setattr(bench, "pairing_errors", lambda *args: ([], 1))
     monkeypatch.setattr(sys, "argv", ["pretrain_stream.py", "--n", "10", "--dir", str(tmp_path)])
     assert bench.main() == 0
     at_2n = [loading for loading, n in order if n == 20]
@@ -77,6 +78,7 @@ def test_a_stream_that_trains_otherwise_than_memory_fails_the_benchmark(
 
     monkeypatch.setattr(bench, "write_store", lambda root, *args: root.mkdir())
     monkeypatch.setattr(bench, "run_pretrain", run_pretrain)
+    monkeypatch.setattr(bench, "pairing_errors", lambda *args: ([], 1))
     argv = ["pretrain_stream.py", "--n", "10", "--repeats", "1", "--dir", str(tmp_path)]
     monkeypatch.setattr(sys, "argv", argv)
     assert bench.main() == 1
@@ -94,3 +96,28 @@ def test_losses_apart_by_batch_order_alone_pass(bench, tmp_path):
     write_outputs(tmp_path / "memory", 20)
     write_outputs(tmp_path / "stream", 20, loss_ssl=0.27 * 1.04)
     assert bench.disagreements(tmp_path / "memory", tmp_path / "stream") == []
+
+
+def test_a_stream_pairing_targets_with_another_runs_connectome_fails_the_check(
+    bench, monkeypatch, tmp_path
+):
+    """The targets were random: a stream that gave each run's targets another run's connectome
+    trained on the same values in the same counts, and its losses matched memory's."""
+    catalogue = tmp_path / "variables.yaml"
+    catalogue.write_text(bench.CATALOGUE)
+    bench.write_store(tmp_path / "store", catalogue, 70, 6)
+    errors, checked = bench.pairing_errors(tmp_path / "store", catalogue, 6, 2, 8)
+    assert errors == [] and checked >= 2 * 64  # both epochs' batches, every sample checked
+    # The targets are the connectome's: the stored ones are recomputed from it, and they vary.
+    cohort = bench.load_streamed_cohort(
+        tmp_path / "store", "bench", ["bench"], bench.load_catalogue(catalogue)
+    )
+    assert cohort.variables["age"].nunique() > 10 and cohort.variables["sex"].nunique() == 2
+    real = bench.StreamedConnectomes.host_rows
+
+    def mispaired(self, index):  # each sample gets the batch's next sample's connectome
+        return real(self, index).roll(1, dims=0)
+
+    monkeypatch.setattr(bench.StreamedConnectomes, "host_rows", mispaired)
+    errors, _ = bench.pairing_errors(tmp_path / "store", catalogue, 6, 2, 8)
+    assert len(errors) == 2 and "streamed sample(s) carried another run's connectome" in errors[0]

@@ -44,3 +44,65 @@ def test_model_info_refuses_no_queries_as_an_option_error(value: str, capsys) ->
     err = capsys.readouterr().err
     assert "--n-queries" in err and "expected an integer >= 1" in err
     assert "model.overrides" not in err
+
+
+PRETRAIN = ["pretrain", "--store", "s", "--atlas", "aal116", "--catalogue", "c.yaml"]
+PRETRAIN += ["--datasets", "a", "--out-dir", "o"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["model-info", "--overrides", '{"d_model": 0}'], "Set it in --overrides"),
+        (["model-info", "--overrides", '{"n_layer": 2}'], "Settable in --overrides:"),
+        (["model-info", "--overrides", '{"n_rois": 3}'], "Remove them from --overrides."),
+        (
+            [*PRETRAIN, "--model", '{"overrides": {"d_model": -1}}'],
+            "Set it in --model's overrides",
+        ),
+        (
+            [*PRETRAIN, "--model", '{"preset": "huge"}'],
+            "Pick one in --model's preset and adjust it with --model's overrides.",
+        ),
+    ],
+)
+def test_a_bad_model_option_is_hinted_by_the_option_not_the_config_key(
+    argv: list[str], hint: str, tmp_path, monkeypatch, capsys
+) -> None:
+    """The hint said "Fix model.overrides in the config" to a user who gave the sizes as
+    --overrides or in --model on the command line, and wrote no config."""
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    said = capsys.readouterr().err
+    assert hint in said
+    assert "in the config" not in said and not (tmp_path / "o").exists()
+
+
+def test_a_bad_model_section_in_a_config_is_hinted_by_its_key() -> None:
+    from lcm.exceptions import ConfigError
+    from lcm.model.config import check_model_settings
+
+    with pytest.raises(ConfigError) as caught:
+        check_model_settings({"overrides": {"n_heads": 0}}, "my.yaml")
+    assert caught.value.message.startswith("my.yaml: model.n_heads: expected a positive")
+    assert "model.overrides in the config" in caught.value.hint
+
+
+@pytest.mark.parametrize(
+    ("override", "said"),
+    [
+        ({"deep_supervision": "no"}, "model.deep_supervision: expected true or false, got 'no'"),
+        ({"dropout": "0.2"}, r"model.dropout: expected a number in [0, 1), got '0.2'"),
+        ({"d_model": True, "n_heads": 1}, "model.d_model: expected a positive integer, got True"),
+    ],
+)
+def test_a_model_override_of_the_wrong_type_is_refused(override: dict, said: str) -> None:
+    """ "no" for deep_supervision was kept as a true string (deep supervision on), "0.2" for
+    dropout passed float() and failed the model's build after the data load, true was 1."""
+    from lcm.exceptions import ConfigError
+    from lcm.model.config import check_model_settings
+
+    with pytest.raises(ConfigError) as caught:
+        check_model_settings({"overrides": override}, "lcm pretrain --model")
+    assert said in caught.value.message
+    check_model_settings({"overrides": {"deep_supervision": False, "dropout": 0}}, "x")

@@ -744,3 +744,37 @@ def test_lcm_store_keeps_sub_1_and_sub_001_apart(tmp_path: Path, monkeypatch) ->
     cohort = load_cohort(tmp_path / "store", "toy", ["alpha"], load_catalogue("variables.yaml"))
     got = dict(zip(cohort.ids["subject"], cohort.variables["sex"], strict=True))
     assert got == {"1": "M", "001": "F"}
+
+
+def test_lcm_store_warns_of_a_variable_constant_or_missing_in_every_participant(
+    tmp_path: Path, capsys
+) -> None:
+    """A dataset whose AGE_MONTHS was 240 for everyone and whose EDU column was empty was
+    stored without a word: pretraining then dropped both, and the store's report did not say
+    why."""
+    catalogue = tmp_path / "variables.yaml"
+    catalogue.write_text(CATALOGUE)
+    qc_path = tmp_path / "qc.tsv"
+    _relmats(tmp_path, 3, [f"roi{i}" for i in range(6)], seed=1).to_csv(
+        qc_path, sep="\t", index=False
+    )
+    rows = ["101\tNYU\t240\t1\t1\tn/a", "102\tNYU\t240\t2\t2\tn/a", "103\tNYU\t240\t1\t2\t"]
+    pheno = _pheno(tmp_path, rows, "flat.tsv")
+    args = ["store", "--dataset", "alpha", "--qc-table", str(qc_path), "--phenotype", str(pheno)]
+    args += ["--catalogue", str(catalogue), "--atlas", "toy", "--store-dir", str(tmp_path / "s")]
+    assert main(args) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
+    said = {name: [w for w in warned if f"variable {name!r}" in w] for name in ("age", "edu")}
+    assert "column 'AGE_MONTHS' of " + str(pheno) in said["age"][0]
+    assert "a single value (constant: 20)" in said["age"][0]
+    assert "column 'EDU' of " + str(pheno) in said["edu"][0]
+    assert "every value missing" in said["edu"][0]
+    assert not [w for w in warned if "'sex'" in w or "'dx'" in w]  # these vary
+    report = pd.read_csv(
+        tmp_path / "s" / "reports" / "missingness_dataset-alpha.tsv",
+        sep="\t",
+        keep_default_na=False,
+    ).set_index("variable")
+    assert report.loc["age", "problem"] == "a single value (constant: 20)"
+    assert report.loc["edu", "problem"] == "every value missing"
+    assert (report.loc["sex", "problem"], report.loc["sex", "n_distinct"]) == ("", 2)
