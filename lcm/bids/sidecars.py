@@ -98,6 +98,11 @@ def entities_of(name: str) -> dict[str, str]:
     return dict(_ENTITY_RE.findall(name.split(".", 1)[0]))
 
 
+# What :func:`read_json_object` says of a file it cannot open or read (permissions, I/O): its
+# fix is read access, not an edit of the JSON.
+UNREADABLE = "cannot be read"
+
+
 @dataclass(frozen=True)
 class NotFetched:
     """A sidecar that is an unlocked git-annex file whose content is not fetched (a pointer
@@ -122,7 +127,7 @@ class SidecarReader:
             A JSON sidecar; read once, then from the reader's cache.
         """
         if path not in self._cache:
-            self._cache[path] = _read_json_object(path)
+            self._cache[path] = read_json_object(path)
         return self._cache[path]
 
     def resolve(
@@ -166,13 +171,31 @@ def _specificity(side: Sidecar) -> tuple[int, str]:
     return len(side.entities), side.path
 
 
-def _read_json_object(path: str) -> dict[str, Any] | str | NotFetched:
+def read_json_object(path: str) -> dict[str, Any] | str | NotFetched:
+    """One JSON sidecar read as BIDS tools read it, or why it cannot be used.
+
+    Read as bytes, whatever the locale: UTF-8 (a byte-order mark skipped, as Windows editors
+    write one), UTF-16 or UTF-32, as :func:`json.loads` detects them. The one reader of
+    sidecars, for ingest and for the fMRIPrep stage alike (a file one accepts, the other must).
+
+    Parameters
+    ----------
+    path : str
+        The sidecar.
+
+    Returns
+    -------
+    dict, str or NotFetched
+        Its JSON object; else a message naming the file (by name) and why: it cannot be read
+        (``"cannot be read (<why>)"``, :data:`UNREADABLE`), is not JSON, or holds no
+        object; or :class:`NotFetched` for a git-annex pointer.
+    """
     name = os.path.basename(path)
     try:
         data = _read_bytes(path)
         content = json.loads(data)
     except OSError as exc:
-        return f"sidecar {name} is not valid JSON: {exc}"
+        return f"sidecar {name} {UNREADABLE} ({exc.strerror or exc})"
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         if is_annex_pointer(data):
             return NotFetched(path)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
+import shlex
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from lcm.bids.fmriprep_version import subject_fmriprep_version
 from lcm.bids.nifti_header import UnreadableHeader, read_bold_header
 from lcm.bids.rows import OUTPUTS_MISSING, not_in_space
 from lcm.bids.runs import RunIds
-from lcm.bids.sidecars import entities_of
+from lcm.bids.sidecars import UNREADABLE, NotFetched, entities_of, read_json_object
 from lcm.bids.timing import TR_TOLERANCE_S, compare_header_tr, set_unit_fix, sidecar_tr
 from lcm.exceptions import BIDSError, InputDataError
 from lcm.io.bids_names import subject_dir
@@ -440,7 +440,9 @@ def find_run_derivatives(
         (:func:`lcm.bids.timing.compare_header_tr`), logged
         as a warning naming the file and the source, and recorded (``t_r_source``
         :data:`TR_FROM_RAW`, ``t_r_note``). A sidecar that is not fetched (a dangling
-        symlink), not JSON, or whose RepetitionTime is no positive number is still missing.
+        symlink or an annex pointer), unreadable, not JSON (read as ingest reads it:
+        :func:`lcm.bids.sidecars.read_json_object`), or whose RepetitionTime is no positive
+        number is still missing, with why.
         A :class:`RefusedTR` (ingest excluded the raw run for its TR) lends none: the run is
         refused with ingest's reason. Where the sidecar gives the TR, a :class:`FallbackTR`
         of the raw run (:data:`TR_FROM_RAW`) is what it is checked against
@@ -532,12 +534,16 @@ def find_run_derivatives(
     if not confounds.is_file():
         missing.append(f"{_lacking(confounds)} (or {CONFOUNDS_SUFFIXES[1][1:]} of fMRIPrep < 20.2)")
     if side.is_file():
-        try:
-            meta = json.loads(side.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            meta = None
-        if not isinstance(meta, dict):
-            missing.append(f"{side} (not a JSON object)")
+        # Ingest's reader: UTF-8 whatever the locale, a byte-order mark skipped (a sidecar
+        # ingest accepted was refused here), an unreadable file said so, not a traceback.
+        meta = read_json_object(str(side))
+        if isinstance(meta, NotFetched):  # an unlocked annex file: `datalad get` is the fix
+            missing.append(
+                f"{side} (a git-annex pointer, its content not fetched: run "
+                f"`datalad get {shlex.quote(str(side))}`)"
+            )
+        elif isinstance(meta, str):
+            missing.append(f"{side} ({meta})")
         else:
             t_r, reason = sidecar_tr(meta, side.name)
             if meta.get("RepetitionTime") is None:
@@ -830,6 +836,11 @@ def _missing_reason(deriv_root: str | Path, space: str, lacking: list[str]) -> s
         fix = (
             f"Run fMRIPrep for this run with --output-spaces {space}, point the dataset's "
             f"derivatives at the folder that holds them, {leave_out}"
+        )
+    elif any(f" {UNREADABLE} (" in item for item in lacking):
+        fix = (
+            "Give the user running lcm read access to the file(s) named above (e.g. chmod a+r, "
+            f"or run as their owner), {leave_out}"
         )
     else:
         fix = (

@@ -9,7 +9,10 @@ lacks only its sidecar says which file to restore, not to rerun fMRIPrep for a s
 
 from __future__ import annotations
 
+import io
+import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -105,3 +108,59 @@ def test_run_without_bold_still_says_run_fmriprep_for_the_space(tmp_path: Path) 
         found == []
         and f"Fix: Run fMRIPrep for this run with --output-spaces {SPACE}" in (excluded[KEY][1])
     )
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_a_preprocessed_sidecar_ingest_reads_is_read_by_the_fmriprep_stage(
+    tmp_path: Path, encoding: str
+) -> None:
+    """A sidecar saved by a Windows editor (byte-order mark, or UTF-16) passed ingest, whose
+    reader detects the encoding, and was then 'not a JSON object' here: every run excluded."""
+    files = make_fmriprep_run(tmp_path / "deriv", KEY, n_vol=20)
+    meta = {"RepetitionTime": 2.0, "TaskDescription": "Ruhe \u2013 Augen geschlossen"}
+    files["sidecar"].write_bytes(json.dumps(meta, ensure_ascii=False).encode(encoding))
+    found, excluded = check_subject_derivatives(tmp_path / "deriv", [run_ids_from_name(KEY)], SPACE)
+    assert excluded == {} and [run.t_r for run in found] == [2.0]
+
+
+def test_an_unreadable_preprocessed_sidecar_excludes_its_run_with_read_access_as_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sidecar of mode 600 owned by another user stopped the subject's job with a
+    PermissionError traceback; its run is now excluded, naming the file and the fix."""
+    files = make_fmriprep_run(tmp_path / "deriv", KEY, n_vol=20)
+    denied = str(files["sidecar"])
+    real_os_open, real_io_open = os.open, io.open
+
+    def os_open(path, *args, **kwargs):  # what the file system says to a user without read access
+        if str(path) == denied:
+            raise PermissionError(13, "Permission denied", denied)
+        return real_os_open(path, *args, **kwargs)
+
+    def io_open(path, *args, **kwargs):
+        if str(path) == denied:
+            raise PermissionError(13, "Permission denied", denied)
+        return real_io_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(io, "open", io_open)
+    found, excluded = check_subject_derivatives(tmp_path / "deriv", [run_ids_from_name(KEY)], SPACE)
+    assert found == []
+    code, reason = excluded[KEY]
+    assert code == "fmriprep_outputs_missing"
+    said = f"{denied} (sidecar {files['sidecar'].name} cannot be read (Permission denied))"
+    assert said in reason
+    assert "Fix: Give the user running lcm read access to the file(s) named above" in reason
+
+
+def test_an_unlocked_annex_sidecar_not_fetched_says_datalad_get(tmp_path: Path) -> None:
+    """An unlocked git-annex sidecar not fetched holds a pointer line: 'not a JSON object'
+    sent the user to fix a JSON they never wrote, where `datalad get` was the fix."""
+    files = make_fmriprep_run(tmp_path / "deriv", KEY, n_vol=20)
+    files["sidecar"].write_text("/annex/objects/MD5E-s27--0a1b2c3d.json\n")
+    found, missing = find_run_derivatives(tmp_path / "deriv", run_ids_from_name(KEY), SPACE)
+    assert found is None
+    assert missing == [
+        f"{files['sidecar']} (a git-annex pointer, its content not fetched: run "
+        f"`datalad get {files['sidecar']}`)"
+    ]
