@@ -30,6 +30,7 @@ from lcm.bids.manifest import exclude_duplicates
 from lcm.bids.rows import (
     BAD_SIDECAR,
     FIX_SIDECAR_JSON,
+    FIX_SIDECAR_READ,
     INVALID_LABEL,
     INVALID_NAME,
     NOT_FETCHED,
@@ -44,7 +45,7 @@ from lcm.bids.rows import (
     not_in_space,
 )
 from lcm.bids.runs import RunIds, run_ids_from_name
-from lcm.bids.sidecars import NotFetched, Sidecar, SidecarReader, entities_of
+from lcm.bids.sidecars import UNREADABLE, NotFetched, Sidecar, SidecarReader, entities_of
 from lcm.entries import TreeIndex, entry_type
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import RUN_ENTITIES, check_name_label
@@ -546,7 +547,8 @@ def _data_row(
         reason = not_fetched_reason(problem.path, "its sidecar ", pointer=True)
         return excluded(row, NOT_FETCHED, reason)
     if problem:
-        return excluded(row, BAD_SIDECAR, with_fix(problem, FIX_SIDECAR_JSON))
+        fix = FIX_SIDECAR_READ if f" {UNREADABLE} (" in problem else FIX_SIDECAR_JSON
+        return excluded(row, BAD_SIDECAR, with_fix(problem, fix))
     fix = "; or set datasets.<name>.repetition_time (lcm ingest --repetition-time)"
     if spec.repetition_time is not None and metadata.get("RepetitionTime") is None:
         metadata = {**metadata, "RepetitionTime": spec.repetition_time}  # dataset-level TR

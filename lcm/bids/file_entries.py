@@ -32,7 +32,6 @@ only those of the configured atlas go on (:func:`lcm.bids.selection.select_parce
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -47,11 +46,14 @@ from lcm.bids.manifest import exclude_duplicates
 from lcm.bids.rows import (
     BAD_SIDECAR,
     FIX_SIDECAR_JSON,
+    FIX_SIDECAR_READ,
     INVALID_LABEL,
     NO_REPETITION_TIME,
     base_row,
     excluded,
+    not_fetched_reason,
 )
+from lcm.bids.sidecars import UNREADABLE, NotFetched, read_json_object
 from lcm.entries import TABLE, entry_type
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import check_label, check_name_label, parse_entities, run_key
@@ -372,12 +374,14 @@ def _repetition_time(
     """``(t_r, where it came from, problem)`` of one time-series file."""
     sidecar = file.with_suffix(".json")
     if sidecar.is_file():
-        try:
-            meta = json.loads(sidecar.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            problem = f"sidecar {sidecar.name} is not valid JSON: {exc}"
-            return None, "sidecar", with_fix(problem, FIX_SIDECAR_JSON)
-        value = meta.get("RepetitionTime") if isinstance(meta, dict) else None
+        # Ingest's one reader of sidecars: UTF-8 whatever the locale, a byte-order mark skipped.
+        meta = read_json_object(str(sidecar))
+        if isinstance(meta, NotFetched):
+            return None, "sidecar", not_fetched_reason(sidecar, "its sidecar ", pointer=True)
+        if isinstance(meta, str):
+            fix = FIX_SIDECAR_READ if f" {UNREADABLE} (" in meta else FIX_SIDECAR_JSON
+            return None, "sidecar", with_fix(meta, fix)
+        value = meta.get("RepetitionTime")
         if value is not None:
             return _positive(value, f"RepetitionTime of {sidecar.name}", "sidecar")
     if listing_tr:

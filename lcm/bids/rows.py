@@ -130,6 +130,11 @@ FIX_SIDECAR_JSON = (
     "correct that sidecar's JSON (`python -m json.tool <sidecar>` names the line and column "
     'of the error); it must hold one object, e.g. {"RepetitionTime": 2.0}'
 )
+# The fix of a run whose sidecar cannot be opened (permissions): its JSON may be fine.
+FIX_SIDECAR_READ = (
+    "give the user running lcm read access to that sidecar (e.g. chmod a+r), or run lcm as its "
+    "owner"
+)
 # The fix of a run whose sidecars give no usable RepetitionTime.
 SET_REPETITION_TIME = (
     'set "RepetitionTime" (seconds, a positive number) in the run\'s JSON sidecar, or in one '

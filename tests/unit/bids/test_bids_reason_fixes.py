@@ -313,3 +313,39 @@ def test_the_rename_of_a_label_is_in_its_message_and_the_hint_is_one_per_entity(
     assert errors[0].hint == errors[1].hint
     assert "e.g. sub-102 for sub-1 02." in errors[0].message
     assert "e.g. sub-NAP001 for sub-NAP.001." in errors[1].message
+
+
+def test_an_roi_series_sidecar_with_a_byte_order_mark_gives_its_tr(tmp_path: Path) -> None:
+    """An ROI series' sidecar was read in the locale's encoding, unlike a BOLD's: one saved with
+    a byte-order mark (a Windows editor) was 'not valid JSON' and its run excluded."""
+    root = no_repetition_time_roi(tmp_path / "data")[1]
+    (root / "sub-01_task-rest_timeseries.json").write_bytes(b'\xef\xbb\xbf{"RepetitionTime": 2}')
+    out = tmp_path / "out" / "manifest.parquet"
+    argv = ["--dataset", "ds", "--entry", "roi_timeseries", "--path", str(root), "--out", str(out)]
+    assert cli(ingest_cmd, ["ingest", *argv]) == 0
+    row = pd.read_parquet(out).iloc[0]
+    assert row["included"] and row["t_r"] == 2.0, row["reason"]
+
+
+def test_a_sidecar_that_cannot_be_opened_asks_for_read_access_not_a_json_edit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sidecar of mode 600 owned by another user was 'not valid JSON', with the fix to correct
+    its JSON: the file was fine, read access was missing."""
+    root = _raw(tmp_path / "data")
+    side = write_json(_func(root) / "sub-01_task-rest_run-1_bold.json", {"RepetitionTime": 2.0})
+    real_open = os.open
+
+    def denied(path, *args, **kwargs):  # what a user without read access is told
+        if str(path) == str(side):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", denied)
+    out = tmp_path / "out" / "manifest.parquet"
+    argv = ["--dataset", "ds", "--entry", "bids", "--path", str(root), "--out", str(out)]
+    assert cli(ingest_cmd, ["ingest", *argv, "--no-validate"]) == 0
+    df = pd.read_parquet(out)
+    (reason,) = df.loc[~df["included"], "reason"]
+    assert f"sidecar {side.name} cannot be read (Permission denied)" in reason
+    assert "Fix: give the user running lcm read access to that sidecar" in reason
