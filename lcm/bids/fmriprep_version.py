@@ -12,9 +12,13 @@ subject, recorded, and a mix is warned about.
 from __future__ import annotations
 
 import logging
+import os
+import shlex
 import tomllib
 from pathlib import Path
 from typing import Any
+
+from lcm.bids.nifti_header import is_annex_pointer
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +44,14 @@ def subject_fmriprep_version(deriv_root: str | Path, subject: str) -> dict[str, 
         it ran), ``config`` that file; ``earlier_versions`` the other versions earlier runs'
         files name (a subject rerun with another version may hold outputs of both);
         ``version`` null with ``reason`` when no such file is there (fMRIPrep before 20.2, or
-        logs not shared) or it names no version.
+        logs not shared) or none names a version. Where the latest file cannot be read (not
+        fetched: a DataLad symlink or annex pointer, with its ``datalad get``; permissions;
+        not TOML) or names no version, ``version`` and ``config`` are those of the newest
+        file that names one, and ``reason`` says so, with a warning: a rerun after it may
+        have been made by another version.
     """
     folder = Path(deriv_root) / f"sub-{subject}"
-    configs = sorted(folder.glob(CONFIG_GLOB), key=lambda p: p.parent.name)
+    configs = _configs(folder)
     found: dict[str, Any] = {
         "version": None,
         "config": None,
@@ -56,20 +64,55 @@ def subject_fmriprep_version(deriv_root: str | Path, subject: str) -> dict[str, 
         )
         return found
     versions = [_version(path) for path in configs]
-    latest, reason = versions[-1]
-    found.update(config=str(configs[-1]), version=latest, reason=reason)
+    # The newest file that names a version: an unreadable latest one (not fetched, say) hid
+    # the version its subject's earlier logs name.
+    named = [i for i, (v, _) in enumerate(versions) if v is not None]
+    used = named[-1] if named else len(configs) - 1
+    version, reason = versions[used]
+    if used < len(configs) - 1:
+        newer = "; ".join(str(why) for _, why in versions[used + 1 :])
+        reason = (
+            f"{newer}. The version recorded, {version}, is that of the newest log that names "
+            f"one, {configs[used]}: a later run of the subject may have been made by another"
+        )
+        log.warning("sub-%s: %s", subject, reason)
+    found.update(config=str(configs[used]), version=version, reason=reason)
     found["earlier_versions"] = sorted(
-        {v for v, _ in versions[:-1] if v is not None and v != latest}
+        {v for v, _ in versions[:used] if v is not None and v != version}
     )
     return found
 
 
+def _configs(folder: Path) -> list[Path]:
+    """The subject's ``log/*/fmriprep.toml``, oldest first (its log folder's name starts with
+    the time it ran), a DataLad symlink not fetched included (a glob skips those)."""
+    try:
+        with os.scandir(folder / "log") as it:
+            logs = [entry.path for entry in it if entry.is_dir()]
+    except OSError:
+        return []
+    found = [Path(d) / "fmriprep.toml" for d in logs]
+    return sorted((p for p in found if os.path.lexists(p)), key=lambda p: p.parent.name)
+
+
 def _version(path: Path) -> tuple[str | None, str | None]:
     """``(version, None)`` from one ``fmriprep.toml``, or ``(None, why)``."""
+    get = f"run `datalad get {shlex.quote(str(path))}`"
+    if path.is_symlink() and not path.exists():
+        return None, f"{path} is a symlink to content not fetched (DataLad/git-annex): {get}"
     try:
-        settings = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        return None, f"{path} cannot be read: {exc}"
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, (
+            f"{path} cannot be read ({exc.strerror or exc}): give the user running lcm read "
+            "access to it"
+        )
+    if is_annex_pointer(data):
+        return None, f"{path} is a git-annex pointer, its content not fetched: {get}"
+    try:
+        settings = tomllib.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        return None, f"{path} cannot be read as TOML: {exc}"
     env = settings.get("environment")
     version = env.get("version") if isinstance(env, dict) else None
     if not isinstance(version, str) or not version.strip():

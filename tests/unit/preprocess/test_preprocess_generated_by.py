@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from helpers.connectome import SPACE, make_fmriprep_run, make_raw_bids
 
+from lcm.bids.fmriprep_version import subject_fmriprep_version
 from lcm.bids.ingest import ingest
 from lcm.cli import main
 from lcm.io.lineage import trace
@@ -163,3 +164,41 @@ def test_ingest_of_derivatives_names_the_subjects_of_each_fmriprep_version(
     summary = json.loads((out.parent / "summary.json").read_text())
     assert summary["fmriprep_versions"]["mixed"] is False
     assert not [r for r in caplog.records if r.name == "lcm.bids.fmriprep_version"]
+
+
+def test_an_fmriprep_log_not_fetched_says_datalad_get(tmp_path: Path) -> None:
+    """A subject's fmriprep.toml that is a DataLad symlink not yet fetched was skipped by the
+    glob ('no fmriprep.toml: fMRIPrep before 20.2'), and a pointer was 'cannot be read'."""
+    deriv = tmp_path / "deriv"
+    config = _fmriprep_log(deriv, "01", "20240301-101010", "23.2.1")
+    config.unlink()
+    config.symlink_to(tmp_path / ".git" / "annex" / "objects" / "MD5E-s9--0a1b")
+    found = subject_fmriprep_version(deriv, "01")
+    assert found["version"] is None and found["config"] == str(config)
+    assert "not fetched" in found["reason"]
+    assert f"run `datalad get {config}`" in found["reason"]
+    config.unlink()
+    config.write_text("/annex/objects/MD5E-s9--0a1b.toml\n")  # an unlocked file not fetched
+    found = subject_fmriprep_version(deriv, "01")
+    assert "git-annex pointer" in found["reason"]
+    assert f"run `datalad get {config}`" in found["reason"]
+
+
+def test_an_unreadable_latest_fmriprep_log_falls_back_to_the_newest_readable_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The latest log not fetched made the subject's version unknown, though its earlier logs
+    name one: that version is recorded, saying it is the newest readable log's."""
+    deriv = tmp_path / "deriv"
+    _fmriprep_log(deriv, "01", "20220301-101010", "20.2.7")
+    older = _fmriprep_log(deriv, "01", "20230301-101010", "23.2.1")
+    latest = _fmriprep_log(deriv, "01", "20240301-101010", "24.1.0")
+    latest.unlink()
+    latest.symlink_to(tmp_path / "absent")
+    with caplog.at_level(logging.WARNING, logger="lcm.bids.fmriprep_version"):
+        found = subject_fmriprep_version(deriv, "01")
+    assert found["version"] == "23.2.1" and found["config"] == str(older)
+    assert found["earlier_versions"] == ["20.2.7"]
+    assert str(latest) in found["reason"] and "datalad get" in found["reason"]
+    assert f"is that of the newest log that names one, {older}" in found["reason"]
+    assert found["reason"] in caplog.text
