@@ -17,6 +17,7 @@ from lcm import reason_codes
 from lcm.bids.nifti_header import UnreadableHeader, header_problem, read_bold_header, sniff_image
 from lcm.bids.timing import compare_header_tr, set_unit_fix, sidecar_tr
 from lcm.docstrings import fill_doc
+from lcm.entries import entry_type
 from lcm.io.bids_names import parse_entities
 from lcm.io.output_space import is_native_space
 from lcm.reason_codes import with_fix
@@ -305,6 +306,17 @@ def header_repetition_time(row: dict[str, Any], metadata: dict[str, Any]) -> dic
     return excluded(row, NO_REPETITION_TIME, with_fix(f"{missing}, and {why}", fix))
 
 
+def _intact_copy(row: dict[str, Any], raw: str = "download or convert it again") -> str:
+    """Where an intact copy of a run's image comes from: a raw run's from its source or
+    DICOMs; an fMRIPrep output's from fMRIPrep's output folder, or a rerun of fMRIPrep."""
+    if entry_type(row["entry"]).raw:
+        return raw
+    return (
+        "re-copy it from the fMRIPrep output folder it came from (`datalad get` it again where "
+        f"it is a DataLad dataset), or rerun fMRIPrep for sub-{row['subject']}"
+    )
+
+
 def check_bold_header(row: dict[str, Any], size: int | None = None) -> dict[str, Any]:
     """Cross-check an included BOLD row's TR and dimensions with its NIfTI header.
 
@@ -353,7 +365,7 @@ def check_bold_header(row: dict[str, Any], size: int | None = None) -> dict[str,
                 BAD_HEADER,
                 with_fix(
                     f"{name} is not a {what} image ({exc})",
-                    f"replace it with the real {what} image (download or convert it again)",
+                    f"replace it with the real {what} image: {_intact_copy(row)}",
                 ),
             )
         return {**row, "tr_check": f"{TR_NOT_CHECKED}: {UNREADABLE} ({exc})"}
@@ -366,8 +378,9 @@ def check_bold_header(row: dict[str, Any], size: int | None = None) -> dict[str,
             NOT_4D,
             with_fix(
                 f"{name} is {what}; a 4D BOLD series is expected",
-                "replace it with the run's 4D series (x, y, z, volumes), e.g. converted again "
-                "from its DICOMs; a single volume is no run to correlate",
+                "replace it with the run's 4D series (x, y, z, volumes), e.g. "
+                f"{_intact_copy(row, raw='converted again from its DICOMs')}; a single volume "
+                "is no run to correlate",
             ),
         )
     problem = header_problem(path, header, size)
@@ -377,7 +390,7 @@ def check_bold_header(row: dict[str, Any], size: int | None = None) -> dict[str,
             BAD_HEADER,
             with_fix(
                 f"{name}: {problem}",
-                "replace it with an intact copy (download or convert it again)",
+                f"replace it with an intact copy: {_intact_copy(row)}",
             ),
         )
     compared = compare_header_tr(row["t_r"], header, name)

@@ -204,6 +204,26 @@ def test_a_gzip_cut_short_or_a_single_volume_is_excluded_at_ingest(
     assert f"excluded {cut.name}" in logged and f"excluded {single.name}" in logged
 
 
+def test_a_broken_fmriprep_output_is_to_be_recopied_or_rerun_not_converted(
+    tmp_path: Path,
+) -> None:
+    """A cut-short or one-volume fMRIPrep BOLD was to be 'downloaded or converted again' (from
+    DICOMs), a raw run's fix: it comes from fMRIPrep's output folder, or a rerun of fMRIPrep."""
+    root = tmp_path / "deriv"
+    for sub in ("01", "02", "03"):
+        make_fmriprep_run(root, f"sub-{sub}_task-rest_run-1")
+    name = f"sub-{{}}_task-rest_run-1_space-{SPACE}_desc-preproc_bold.nii.gz"
+    cut = root / "sub-02" / "func" / name.format("02")
+    cut.write_bytes(cut.read_bytes()[: len(cut.read_bytes()) * 3 // 5])
+    save_nifti(root / "sub-03" / "func" / name.format("03"), np.zeros((*CROP_SHAPE, 1)), t_r=2.0)
+    df = ingest_dataset("tiny", "fmriprep", root).manifest.set_index("subject")
+    for sub in ("02", "03"):
+        reason = df.loc[sub, "reason"].partition(" Fix: ")[2]
+        assert "re-copy it from the fMRIPrep output folder it came from" in reason
+        assert f"or rerun fMRIPrep for sub-{sub}" in reason
+        assert "convert" not in reason and "download" not in reason
+
+
 def test_a_gzip_of_several_members_is_not_taken_for_a_truncated_one(tmp_path: Path) -> None:
     """bgzip and concatenated gzip files end with the size of their last member only."""
     root = make_raw_bids(tmp_path / "raw", subjects=("01",), t_r=2.0)
