@@ -53,6 +53,10 @@ _OPTIONAL = {
     # raw_sidecar, inherited_sidecar or header where the preprocessed BOLD's sidecar gave none).
     "t_r_source": "",
 }
+# The fMRIPrep version that made a voxel run (lcm.connectome.voxel_run.record_fmriprep_version;
+# null for a container run): in QC.json only, not a QC table column, whose readers reach
+# training (a column added there reruns every model); collect_qc warns of a mix.
+FMRIPREP_VERSION = "fmriprep_version"
 # List columns are lists in QC.json and comma-separated strings in QC.tsv.
 _LIST_COLUMNS = ("empty_rois", "relmats", "window_relmats")
 _LIST_SEPARATOR = ","
@@ -268,11 +272,60 @@ def collect_qc(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
     ConfigError
         When windowed FC was asked for and no included run is as long as one window.
     """
-    df = qc_frame([read_qc_json(p) for p in paths])
+    records = [read_qc_json(p) for p in paths]
+    df = qc_frame(records)
     check_windows(df, str(out))
     warn_mixed_resolutions(df)
+    warn_mixed_fmriprep_versions(records)
     write_tsv(out, df)
     return df
+
+
+def warn_mixed_fmriprep_versions(records: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Warn when the included runs of a dataset were made by different fMRIPrep versions.
+
+    Raw BIDS with ``fmriprep.runner: existing`` is ingested from the raw folder, so nothing
+    but each subject's fMRIPrep job saw its version (a warning per subject, against the
+    folder's ``dataset_description.json``); here, where the runs of the cohort meet, the
+    subjects of each version are named once. Their outputs differ (confounds, resampling,
+    masks), a confound of comparisons across subjects; no run is excluded for it.
+
+    Parameters
+    ----------
+    records : list of dict
+        Per-run QC records (:func:`read_qc_json`), with :data:`FMRIPREP_VERSION` where known.
+
+    Returns
+    -------
+    dict
+        ``{version: [subject, ...]}`` of the included runs whose version is known.
+    """
+    by_version: dict[str, set[str]] = {}
+    for rec in records:
+        version = rec.get(FMRIPREP_VERSION)
+        if rec.get("included") and version:
+            by_version.setdefault(str(version), set()).add(str(rec.get("subject")))
+    groups = {version: sorted(subs) for version, subs in sorted(by_version.items())}
+    if len(groups) > 1:
+        names = sorted({str(rec.get("dataset")) for rec in records})
+        log.warning(
+            "%s: its included runs were made by %d fMRIPrep versions (%s). Their outputs "
+            "differ (confounds, resampling, masks), a confound of comparisons across "
+            "subjects. Rerun those subjects with one fMRIPrep version into a folder of its "
+            "own, or accept the mix: each run's QC JSON names its version (%s), each "
+            "subject's fMRIPrep record why (generated_by.subject).",
+            ", ".join(names),
+            len(groups),
+            "; ".join(f"{version}: {_subjects(subs)}" for version, subs in groups.items()),
+            FMRIPREP_VERSION,
+        )
+    return groups
+
+
+def _subjects(subjects: list[str], limit: int = 10) -> str:
+    shown = ", ".join(f"sub-{s}" for s in subjects[:limit])
+    more = len(subjects) - limit
+    return f"{shown} and {more} more" if more > 0 else shown
 
 
 def warn_mixed_resolutions(df: pd.DataFrame) -> None:

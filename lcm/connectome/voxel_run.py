@@ -53,7 +53,7 @@ from lcm.connectome.outputs import (
     write_recorded,
 )
 from lcm.connectome.parcellate import parcellate_file
-from lcm.connectome.qc import exclusion_reason, new_qc
+from lcm.connectome.qc import FMRIPREP_VERSION, exclusion_reason, new_qc
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
 from lcm.connectome.windows import WindowPlan, plan_windows
 from lcm.docstrings import fill_doc
@@ -140,6 +140,31 @@ def load_run_from_record(record_path: str | Path, run_key: str) -> tuple[RunDeri
     return replace(deriv, **found), space
 
 
+def record_fmriprep_version(record_path: str | Path) -> str | None:
+    """The fMRIPrep version a subject's fMRIPrep record names for it, or None.
+
+    Existing derivatives (``runner: existing``) are credited to the version the subject's own
+    logs name (``generated_by.subject.version``), else the one their
+    ``dataset_description.json`` names (``generated_by.version``); a container run's record
+    names none (every subject ran the one pinned image), nor does a record that cannot be
+    read (:func:`load_run_from_record` says so).
+
+    Parameters
+    ----------
+    record_path : str or Path
+        The subject's fMRIPrep record, written by ``lcm fmriprep``.
+    """
+    try:
+        made = json.loads(Path(record_path).read_text(encoding="utf-8")).get("generated_by")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(made, dict):
+        return None
+    own = made.get("subject")
+    version = (own.get("version") if isinstance(own, dict) else None) or made.get("version")
+    return str(version) if version else None
+
+
 @fill_doc
 def process_voxel_run(
     dataset: str,
@@ -194,6 +219,8 @@ def process_voxel_run(
         # Where the TR came from: the raw run's sidecars where fMRIPrep's gave none.
         facts["t_r_source"] = deriv.t_r_source
         facts["space_read"] = deriv.space_read
+        # QC JSON only: the dataset's QC gather warns of a cohort of several versions.
+        facts[FMRIPREP_VERSION] = record_fmriprep_version(record_path)
         result = run_connectome(deriv, atlas, settings, facts, space, min_coverage)
         windows = plan_windows(
             result.keep,

@@ -671,3 +671,17 @@ def test_bold_in_a_subject_s_own_space_is_excluded_whatever_the_atlas(
         assert f"atlas {used.name!r} is one image for every subject" in qc["reason"]
         assert "Set fmriprep.output_space" in qc["reason"]  # the fix, in the QC table
     assert not (tmp_path / "conn" / "sub-01").exists()
+
+
+def test_the_subjects_fmriprep_version_reaches_the_runs_qc_json(
+    tmp_path: Path, run_files, atlas
+) -> None:
+    """The version an existing-derivatives record names for its subject (its own logs' over
+    the folder's description) is in the run's QC JSON, where the cohort's mix is gathered."""
+
+    def made_by(rec: dict) -> None:
+        rec["generated_by"] = {"version": "23.2.1", "subject": {"version": "20.2.7"}}
+
+    assert _run_edited_record(tmp_path, run_files, atlas, made_by)["fmriprep_version"] == "20.2.7"
+    qc = _run_edited_record(tmp_path, run_files, atlas, lambda rec: None)  # a container run's
+    assert qc["included"] and qc["fmriprep_version"] is None

@@ -9,11 +9,16 @@ from pathlib import Path
 
 import pytest
 from helpers.connectome import SPACE, make_fmriprep_run, make_raw_bids
+from helpers.fmriprep import fmriprep_request
 
 from lcm.bids.fmriprep_version import subject_fmriprep_version
 from lcm.bids.ingest import ingest
+from lcm.bids.runs import run_ids_from_name
 from lcm.cli import main
+from lcm.connectome.qc import collect_qc, new_qc
+from lcm.connectome.voxel_run import record_fmriprep_version
 from lcm.io.lineage import trace
+from lcm.preprocess.fmriprep_run import run_fmriprep
 
 RUN = "sub-01_task-rest_run-1"
 
@@ -202,3 +207,34 @@ def test_an_unreadable_latest_fmriprep_log_falls_back_to_the_newest_readable_one
     assert str(latest) in found["reason"] and "datalad get" in found["reason"]
     assert f"is that of the newest log that names one, {older}" in found["reason"]
     assert found["reason"] in caplog.text
+
+
+def test_raw_bids_on_existing_derivatives_of_two_versions_is_warned_of_for_the_cohort(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Raw BIDS with runner existing is ingested from the raw folder: a mix of fMRIPrep
+    versions was only warned subject by subject, never which subjects had which version."""
+    make_raw_bids(tmp_path / "raw", subjects=("01", "02", "03"))
+    deriv = tmp_path / "deriv"
+    qc_paths = []
+    for sub, version in (("01", "23.2.1"), ("02", "20.2.7"), ("03", "23.2.1")):
+        make_fmriprep_run(deriv, f"sub-{sub}_task-rest_run-1", n_vol=40)
+        _fmriprep_log(deriv, sub, "20240301-101010", version)
+        rec = run_fmriprep(
+            fmriprep_request(tmp_path, "existing", subject=sub), tmp_path / f"{sub}.json"
+        )
+        assert record_fmriprep_version(tmp_path / f"{sub}.json") == version
+        (run,) = rec["runs"]
+        ids = run_ids_from_name(run["run_key"])
+        qc = new_qc("tiny", ids, included=True, fmriprep_version=version)
+        qc_paths.append(tmp_path / f"{sub}_qc.json")
+        qc_paths[-1].write_text(json.dumps(qc))
+    with caplog.at_level(logging.WARNING, logger="lcm.connectome.qc"):
+        collect_qc(qc_paths, tmp_path / "qc.tsv")
+    (said,) = [r.getMessage() for r in caplog.records if r.name == "lcm.connectome.qc"]
+    assert "tiny: its included runs were made by 2 fMRIPrep versions" in said
+    assert "(20.2.7: sub-02; 23.2.1: sub-01, sub-03)" in said
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lcm.connectome.qc"):
+        collect_qc([qc_paths[0], qc_paths[2]], tmp_path / "qc1.tsv")  # one version: no word
+    assert not [r for r in caplog.records if r.name == "lcm.connectome.qc"]
