@@ -755,7 +755,7 @@ def other_spaces(deriv_root: str | Path, ids: RunIds, space: str) -> list[str]:
 def _lacking(path: Path) -> str:
     """A missing file for the reason; a dangling symlink is DataLad content not fetched."""
     if path.is_symlink():
-        return f"{path} (a symlink to absent content: run `datalad get {path}`)"
+        return f"{path} (a symlink to absent content: run `datalad get {shlex.quote(str(path))}`)"
     return str(path)
 
 

@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import shlex
 import shutil
 from pathlib import Path
 
@@ -87,6 +88,17 @@ def test_unfetched_brain_mask_is_still_missing(tmp_path: Path) -> None:
     files["mask"].symlink_to(tmp_path / "annex" / "absent")
     found, missing = find_run_derivatives(tmp_path / "deriv", run_ids_from_name(KEY), SPACE)
     assert found is None and "datalad get" in missing[0]
+
+
+def test_an_unfetched_file_s_datalad_get_is_quoted_for_the_shell(tmp_path: Path) -> None:
+    """The ``datalad get`` of a missing BOLD or mask was pasted unquoted: a study folder with a
+    space (``my study``) split the path in two."""
+    files = make_fmriprep_run(tmp_path / "my study's deriv", KEY, n_vol=20)
+    files["mask"].unlink()
+    files["mask"].symlink_to(tmp_path / "annex" / "absent")
+    _, missing = find_run_derivatives(tmp_path / "my study's deriv", run_ids_from_name(KEY), SPACE)
+    command = missing[0].split("run `", 1)[1].split("`", 1)[0]
+    assert shlex.split(command) == ["datalad", "get", str(files["mask"])]
 
 
 def test_run_without_sidecar_names_it_and_not_another_space(tmp_path: Path) -> None:
