@@ -112,3 +112,22 @@ def test_a_product_many_records_name_is_reported_once(tmp_path: Path) -> None:
     kept.rename(summary)
     _delete_with_record(summary)
     assert [(p.path, p.kind) for p in audit(out).problems] == [(str(summary), "product missing")]
+
+
+@pytest.mark.parametrize("name", ["history.json", "model.safetensors.prov.json"])
+def test_a_users_json_where_a_checkpoint_record_goes_stops_training_before_it_replaces_anything(
+    trained: tuple[Path, Path], name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user's JSON where a record of the claimed folder goes passed the claim (its name is
+    one LCM writes): the rerun trained, replaced the earlier model, then refused its records,
+    leaving new weights beside the records of the old. Refused now before training."""
+    pre, _ = trained
+    users = pre / name
+    users.write_text(json.dumps({"note": "mine"}))
+    command = json.loads(provenance_path(pre / "model.json").read_text())["Provenance"]["command"]
+    files = sorted(p for p in pre.iterdir() if p.is_file() and not p.name.startswith("."))
+    before = {p.name: p.read_bytes() for p in files}
+    capsys.readouterr()
+    assert main([*command[1:], "--seed", "5"]) == 2  # another run, into the same folder
+    assert f"{users} exists and is not an LCM provenance record" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in files} == before  # nothing replaced, the JSON kept
