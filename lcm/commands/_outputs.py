@@ -10,8 +10,10 @@ described another run's content.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lcm.exceptions import ConfigError
 from lcm.io.provenance import check_recordable, write_sidecar
@@ -60,20 +62,39 @@ def written_together() -> Iterator[list[Path]]:
         raise
 
 
-def record_together(outputs: Iterable[str | Path], sources: list[str | Path]) -> list[Path]:
+@dataclass(frozen=True)
+class Recorded:
+    """One output of a job, with what its record says besides its siblings.
+
+    Attributes
+    ----------
+    output : pathlib.Path
+        The file written (it must exist).
+    sources : list of path-like
+        Its direct inputs.
+    metadata : dict
+        Further keys of its record (settings, readouts), as
+        :func:`lcm.io.provenance.write_sidecar` takes them.
+    """
+
+    output: Path
+    sources: list[str | Path]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def record_job(outputs: Sequence[Recorded]) -> list[Path]:
     """Write the provenance record of each of one job's ``outputs``, listing the others as
     products of its job (``Products``, with their sha256).
 
-    Nothing read the embeddings ``lcm embed`` writes beside its attention table: deleted with
-    its record, no record named it and ``lcm provenance verify`` said nothing. Each record
-    naming its siblings, verify reports one gone (or changed) while another is there.
+    Nothing reads the embeddings ``lcm embed`` writes beside its attention table, a
+    checkpoint's history or the report's page: deleted with its record, no record named it
+    and ``lcm provenance verify`` said nothing. Each record naming its siblings, verify
+    reports one gone (or changed) while another is there.
 
     Parameters
     ----------
-    outputs : iterable of path-like
-        The files the job wrote (each must exist).
-    sources : list of path-like
-        Their direct inputs, the same for each.
+    outputs : sequence of Recorded
+        The files the job wrote, each with its sources and further keys.
 
     Returns
     -------
@@ -85,9 +106,41 @@ def record_together(outputs: Iterable[str | Path], sources: list[str | Path]) ->
     ConfigError
         As :func:`lcm.io.provenance.check_recordable` refuses; no record is written.
     """
-    outputs = [Path(p) for p in outputs]
-    check_recordable(outputs)
+    paths = [Path(o.output) for o in outputs]
+    check_recordable(paths)
     return [
-        write_sidecar(out, sources, products=[o for o in outputs if o != out] or None)
-        for out in outputs
+        write_sidecar(
+            path,
+            one.sources,
+            products=[p for p in paths if p != path] or None,
+            **one.metadata,
+        )
+        for path, one in zip(paths, outputs, strict=True)
     ]
+
+
+def record_together(
+    outputs: Iterable[str | Path], sources: list[str | Path], **metadata: Any
+) -> list[Path]:
+    """:func:`record_job` of ``outputs`` that share their ``sources`` and further keys.
+
+    Parameters
+    ----------
+    outputs : iterable of path-like
+        The files the job wrote (each must exist).
+    sources : list of path-like
+        Their direct inputs, the same for each.
+    **metadata
+        Further keys of each record (``DataParallel``, settings).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The records written, in the order of ``outputs``.
+
+    Raises
+    ------
+    ConfigError
+        As :func:`lcm.io.provenance.check_recordable` refuses; no record is written.
+    """
+    return record_job([Recorded(Path(p), sources, metadata) for p in outputs])

@@ -11,11 +11,11 @@ import numpy as np
 
 from lcm.catalogue import Variable, load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
+from lcm.commands._outputs import record_together
 from lcm.commands._sources import existing, store_sources
 from lcm.config import parse_settings
 from lcm.docstrings import fill_doc
 from lcm.exceptions import ConfigError, InputDataError, OutputOwnershipError
-from lcm.io.provenance import record_outputs
 from lcm.model.checkpoint_meta import CHECKPOINT_NAMES
 
 if TYPE_CHECKING:
@@ -307,7 +307,8 @@ def run(args: argparse.Namespace) -> int:
             *store_sources(args.store, args.atlas, [args.dataset]),
             args.catalogue,
         ]
-        record_outputs(existing(out, CHECKPOINT_FILES), sources)
+        # Each record names the others: nothing reads the history (see lcm pretrain).
+        record_together(existing(out, CHECKPOINT_FILES), sources)
     log.info(
         "finetuned %s on %d runs (%d labelled) -> %s",
         args.label,

@@ -8,11 +8,11 @@ import logging
 
 from lcm.catalogue import load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments
+from lcm.commands._outputs import record_together
 from lcm.commands._sources import existing, store_sources
 from lcm.config import parse_settings
 from lcm.docstrings import fill_doc
 from lcm.exceptions import ConfigError
-from lcm.io.provenance import record_outputs
 
 log = logging.getLogger(__name__)
 
@@ -184,5 +184,7 @@ def run(args: argparse.Namespace) -> int:
             sources = [*store_sources(args.store, args.atlas, list(args.datasets)), args.catalogue]
             # Every process's host, pid and SLURM task: evidence that each rank took part.
             parallel = summary["data_parallel"]
-            record_outputs(existing(args.out_dir, files), sources, DataParallel=parallel)
+            # Each record names the others: nothing reads the history or the BEI table, so one
+            # deleted with its record is still reported by lcm provenance verify.
+            record_together(existing(args.out_dir, files), sources, DataParallel=parallel)
     return 0

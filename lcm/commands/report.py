@@ -13,7 +13,12 @@ from lcm.bids.summary import read_summary_table
 from lcm.commands._arguments import int_at_least
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.commands._atlas_load import atlas_from_args
-from lcm.commands._outputs import check_output_folders, written_together
+from lcm.commands._outputs import (
+    Recorded,
+    check_output_folders,
+    record_job,
+    written_together,
+)
 from lcm.config import parse_settings
 from lcm.docstrings import fill_doc
 from lcm.evaluate.compare import (
@@ -39,7 +44,6 @@ from lcm.evaluate.record import check_evaluation_pairs, read_evaluation_records
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import write_text, write_tsv
 from lcm.io.derivatives import included_mask
-from lcm.io.provenance import write_sidecar
 from lcm.report.html import ReportData, render_report
 from lcm.report.provenance_section import checkpoint_beside, checkpoint_file, collect_provenance
 from lcm.report.tables import (
@@ -348,33 +352,38 @@ def run(args: argparse.Namespace) -> int:
             write_tsv(args.out_contrasts, contrasts)
             written.append(Path(args.out_contrasts))
         write_text(args.out_html, page)
-    if args.out_predictions:
-        write_sidecar(args.out_predictions, [*args.predictions, *motion_sources])
-    if args.out_headline:
-        # The means and their intervals come from the metrics, the difference from both.
-        write_sidecar(
-            args.out_headline,
-            [*args.metrics, *args.predictions, *(args.qc if len(motion_metrics) else [])],
-            n_boot=args.n_boot,
-        )
-    if args.out_contrasts:
-        write_sidecar(args.out_contrasts, tables_from, method="corrected resampled t")
-    write_sidecar(args.out_metrics, tables_from)
-    write_sidecar(args.out_summary, tables_from, interval="corrected resampled t", level=0.95)
-    # The ranges the page compared with: settings of the page (none set, none recorded). The
-    # tables written beside it are its job's products: nothing reads the headline and the
-    # contrasts, so without this a deleted or rewritten one passed lcm provenance verify.
-    tables = [getattr(args, o) for o in REPORT_OUTPUTS if o != "out_html"]
-    # The page's numbers no table holds (the oracles' AUCs, motion's in-sample AUC), in its
+    # The ranges the page compared with are settings of the page (none set, none recorded);
+    # the page's numbers no table holds (the oracles' AUCs, motion's in-sample AUC) are in its
     # record: every number on the page is then in a file a script can read.
     readouts = _json_ready({"oracles": oracles, "motion_fd_auc_in_sample": motion})
-    write_sidecar(
-        args.out_html,
-        inputs,
-        products=[p for p in tables if p],
-        readouts=readouts,
-        **({"references": references} if references else {}),
-    )
+    jobs = [
+        Recorded(Path(args.out_metrics), tables_from),
+        Recorded(
+            Path(args.out_summary),
+            tables_from,
+            {"interval": "corrected resampled t", "level": 0.95},
+        ),
+    ]
+    if args.out_predictions:
+        jobs.append(Recorded(Path(args.out_predictions), [*args.predictions, *motion_sources]))
+    if args.out_headline:
+        # The means and their intervals come from the metrics, the difference from both.
+        headline_from = [
+            *args.metrics,
+            *args.predictions,
+            *(args.qc if len(motion_metrics) else []),
+        ]
+        jobs.append(Recorded(Path(args.out_headline), headline_from, {"n_boot": args.n_boot}))
+    if args.out_contrasts:
+        jobs.append(
+            Recorded(Path(args.out_contrasts), tables_from, {"method": "corrected resampled t"})
+        )
+    page_keys = {"readouts": readouts, **({"references": references} if references else {})}
+    jobs.append(Recorded(Path(args.out_html), inputs, page_keys))
+    # Each record names the others as its job's products: nothing reads the page, the headline
+    # or the contrasts, so without it one deleted or rewritten (its own record's sha256
+    # updated) passed lcm provenance verify.
+    record_job(jobs)
     log.info(
         "report: %d tasks, %d metric rows -> %s, %s, %s",
         metrics["task"].nunique(),

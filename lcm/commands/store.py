@@ -14,7 +14,7 @@ from lcm.commands._atlas import add_atlas_arguments
 from lcm.docstrings import fill_doc
 from lcm.exceptions import InputDataError
 from lcm.io.paths import connectome_path, missingness_path, variables_path
-from lcm.io.provenance import record_outputs, sha256_file, write_sidecar
+from lcm.io.provenance import check_recordable, record_outputs, sha256_file, write_sidecar
 from lcm.io.qc_table import INCLUDED, RELMAT, SUBJECT, read_qc_table
 from lcm.store.commit import commit_dataset
 from lcm.store.phenotype import (
@@ -166,6 +166,9 @@ def run(args: argparse.Namespace) -> int:
         variables_path(args.store_dir, args.dataset),
         missingness_path(args.store_dir, args.dataset),
     ]
+    # Their records checked before the commit: a user's JSON where one goes was refused after
+    # it, the new partitions left beside no record of theirs.
+    check_recordable(destinations)
     with commit_dataset(args.store_dir, args.dataset, identity, destinations) as commit:
         connectomes = write_connectomes(
             args.store_dir,

@@ -504,10 +504,11 @@ def audit(root: str | Path, base: str | Path = ".") -> Audit:
     writes without a record (:data:`lcm.io.paths.UNRECORDED`), is reported, since nothing
     says how it was made; and each validated config kept there (``configs/<sha256>.json``)
     must re-hash to its name. The files a record lists as its job's products (fMRIPrep's
-    derivatives) are re-hashed too. Hidden files and folders (locks, markers, ``.snakemake/``)
-    are not looked at, but for the temporary and staged files LCM's writers leave when killed
-    (``.<name>.lcmtmp-<host>-<pid>-<random>``; a folder for the index cache), each reported
-    with its writer's host and pid.
+    derivatives; the other outputs of one job) are re-hashed too, each reported once, and not
+    where its own record reports it already. Hidden files and folders (locks, markers,
+    ``.snakemake/``) are not looked at, but for the temporary and staged files LCM's writers
+    leave when killed (``.<name>.lcmtmp-<host>-<pid>-<random>``; a folder for the index
+    cache), each reported with its writer's host and pid.
 
     Parameters
     ----------
@@ -533,6 +534,8 @@ def audit(root: str | Path, base: str | Path = ".") -> Audit:
     # (results folder, config sha256) -> the first record naming that config: its copy must be
     # there (trace said "missing" where verify said nothing).
     named_configs: dict[tuple[Path, str], Path] = {}
+    # Problems of files records list as products of their job, one per file.
+    products: dict[str, Problem] = {}
     for side, results in files:
         record = _record_file(side)
         if record is None:
@@ -585,10 +588,18 @@ def audit(root: str | Path, base: str | Path = ".") -> Audit:
             )
             if not path.is_file():
                 text = f"a product of the job of {side}, missing: {again}"
-                problems.append(Problem(product, text, "product missing"))
+                products.setdefault(
+                    os.path.abspath(path), Problem(product, text, "product missing")
+                )
             elif hashes(path) != digest:
                 text = f"changed since {side} recorded it as a product of its job: {again}"
-                problems.append(Problem(product, text, "product changed"))
+                products.setdefault(
+                    os.path.abspath(path), Problem(product, text, "product changed")
+                )
+    # Each output of a job names the others (lcm pretrain's, the report's): a file gone is one
+    # problem, said by its own record where that is there, else by the first record naming it.
+    said = {os.path.abspath(p.path) for p in problems if p.kind.startswith("output ")}
+    problems.extend(p for path, p in products.items() if path not in said)
     unrecorded = [
         path
         for path, results in files

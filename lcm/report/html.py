@@ -20,6 +20,7 @@ import pandas as pd
 
 import lcm
 from lcm.docstrings import fill_doc
+from lcm.evaluate.kinds import recorded_kinds
 from lcm.io.provenance import environment, sha256_file
 from lcm.io.qc_table import MEAN_FD
 from lcm.report import contrasts, findings, motion, plots, verdict
@@ -271,7 +272,9 @@ def task_section(data: ReportData, task: str) -> str:
     str
         An HTML fragment, headed by the task's anchor.
     """
-    table = task_table(data.summary, task)
+    meta = data.task_meta.get(task, {})
+    # AUC or Pearson r by lcm evaluate's record (the rows guess only without one).
+    table = task_table(data.summary, task, recorded_kinds({task: meta}).get(task))
     kinds = set(table["kind"]) if len(table) else set()
     parts = [f'<h2 id="{_anchor(task)}">Task: {html.escape(task)}</h2>']
     if "LCM" in kinds and "baseline" not in kinds:
@@ -279,7 +282,6 @@ def task_section(data: ReportData, task: str) -> str:
             '<p class="warn">No baseline was evaluated for this task: the LCM numbers below '
             "cannot be judged alone. Add <code>logreg</code> to <code>evaluate.models</code>.</p>"
         )
-    meta = data.task_meta.get(task, {})
     binary = (
         meta.get("kind", "binary") == "binary"
         and ((data.summary["task"] == task) & (data.summary["metric"] == "auc")).any()

@@ -343,7 +343,7 @@ TABLE_METRICS = {
 }
 
 
-def task_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
+def task_table(summary: pd.DataFrame, task: str, kind: str | None = None) -> pd.DataFrame:
     """Headline metrics with 95 % CI for every model and label fraction of ``task``.
 
     AUC and balanced accuracy for a binary task; Pearson r, MAE and R² for a continuous one.
@@ -357,7 +357,11 @@ def task_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
         :func:`lcm.evaluate.metrics.summarise` (``task, model, label_fraction, metric, mean,
         ci_low, ci_high, n``).
     task : str
-        The task's name; a task whose rows hold no AUC is read as continuous.
+        The task's name.
+    kind : str, optional
+        ``binary`` or ``continuous``, as ``lcm evaluate`` recorded it
+        (:func:`lcm.evaluate.kinds.recorded_kinds`); without it, a task whose rows hold no AUC
+        is read as continuous.
 
     Returns
     -------
@@ -366,7 +370,8 @@ def task_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
         variants first, then baselines, then the control, within each label fraction.
     """
     rows = summary[summary["task"] == task]
-    kind = "binary" if (rows["metric"] == "auc").any() or rows.empty else "continuous"
+    if kind is None:  # no record: guessed from the rows
+        kind = "binary" if (rows["metric"] == "auc").any() or rows.empty else "continuous"
     order = {"LCM": 0, "other": 1, "baseline": 2, "control": 3, "confound": 4}
     out = []
     keys = sorted(

@@ -99,6 +99,8 @@ def training_out_dir(
     ------
     OutputOwnershipError
         The folder holds files LCM did not write (nothing is written).
+    ConfigError
+        A file's record cannot be written (a user's JSON in its place): nothing is written.
     OutputBusyError
         Another run holds the folder's lock.
     """
@@ -118,6 +120,9 @@ def training_out_dir(
             )
     claim_out_dir(out, verb, own_names((*files, *beside), folders))
     with exclusive_lock(out / LOCK_NAME, verb):
+        # The claim tolerates the records' names: a user's JSON under one (history.json) was
+        # found only after training, the earlier run's model already replaced.
+        check_recordable([out / name for name in files])
         earlier = [name for name in files if (out / name).exists()]
         if earlier:
             # Reruns replace the outputs they own; say so rather than overwrite without a word.

@@ -157,3 +157,30 @@ def test_evaluate_never_writes_into_a_feature_store(
     assert sha256_file(part) == digest
     assert sorted(p.name for p in part.parent.iterdir()) == ["_part-0.prov.json", "part-0.parquet"]
     assert not (tmp_path / "p.parquet").exists()
+
+
+def test_store_refuses_a_users_json_where_a_partition_record_goes_before_it_commits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """lcm store committed the dataset's new partitions, then refused the record: the new
+    variables stood beside a user's JSON and no record, the connectomes' record updated."""
+    import pandas as pd
+    from helpers.model import CLI_CATALOGUE, add_store_dataset, write_catalogue
+
+    catalogue = write_catalogue(tmp_path, CLI_CATALOGUE)
+    store = tmp_path / "store"
+    add_store_dataset(tmp_path, store, catalogue, "alpha", "toy", 12, seed=0)
+    variables = store / "variables" / "dataset=alpha" / "part-0.parquet"
+    users = provenance_path(variables)
+    users.write_text(json.dumps({"note": "mine"}))
+    folder = tmp_path / "alpha-toy"
+    pheno = pd.read_csv(folder / "pheno.tsv", sep="\t")
+    pheno.loc[0, "AGE"] = 55  # an edit: the dataset is stored again
+    pheno.to_csv(folder / "pheno.tsv", sep="\t", index=False, na_rep="n/a")
+    before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    argv = ["store", "--dataset", "alpha", "--qc-table", str(folder / "qc.tsv")]
+    argv += ["--phenotype", str(folder / "pheno.tsv"), "--catalogue", str(catalogue)]
+    assert main([*argv, "--atlas", "toy", "--store-dir", str(store)]) == 2
+    assert f"{users} exists and is not an LCM provenance record" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before

@@ -79,6 +79,26 @@ def test_task_table_n_is_the_n_of_its_auc_as_in_the_summary():
     assert table["n (AUC)"].tolist() == [n["auc"]]
 
 
+def test_a_binary_task_is_tabled_as_its_record_says_not_by_its_auc_rows():
+    """The table read a task with no AUC row as continuous: its accuracy rows alone (a metrics
+    table holding no AUC) showed empty Pearson r, MAE and R² columns. The record says binary."""
+    rows = []
+    for fold, y in enumerate(([0, 1, 1], [1, 0, 0])):
+        scores = binary_metrics(np.array(y), np.array([0.2, 0.7, 0.4]))
+        rows += [("t", "logreg", 1.0, 0, fold, m, v) for m, v in scores.items() if m != "auc"]
+    summary = summarise(pd.DataFrame(rows, columns=list(METRIC_COLUMNS)))
+    table = task_table(summary, "t", kind="binary")
+    assert list(table.columns)[3:] == ["AUC [95% CI]", "balanced accuracy [95% CI]", "n (AUC)"]
+    assert table.loc[0, "AUC [95% CI]"] == "n/a"
+    assert table.loc[0, "balanced accuracy [95% CI]"].startswith("0.")
+    empty = pd.DataFrame({"task": pd.Series([], dtype=str)})
+    data = ReportData(pd.DataFrame(), empty, summary, task_meta={"t": {"kind": "binary"}})
+    section = bare(task_section(data, "t"))
+    assert "<th>n (AUC)</th>" in section and "Pearson r [95% CI]" not in section
+    # No record: the guess from the rows stays.
+    assert "n (Pearson r)" in task_table(summary, "t").columns
+
+
 def test_task_table_names_the_n_of_a_metric_resting_on_another():
     rows = [
         ("t", "ridge", 1.0, "pearson_r", 0.3, 0.1, 0.5, 3),
