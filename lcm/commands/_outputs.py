@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lcm.exceptions import ConfigError
-from lcm.io.provenance import check_recordable, write_sidecar
+from lcm.io.provenance import check_recordable, sha256_file, write_sidecar
 
 
 def check_output_folders(outputs: Iterable[str | Path | None]) -> None:
@@ -108,11 +108,18 @@ def record_job(outputs: Sequence[Recorded]) -> list[Path]:
     """
     paths = [Path(o.output) for o in outputs]
     check_recordable(paths)
+    # Each file read once: every record lists its siblings (and the job's sources), and the
+    # weights of a large checkpoint were hashed once per record.
+    files = {str(p): p for p in paths} | {
+        str(s): Path(s) for one in outputs for s in one.sources if Path(s).is_file()
+    }
+    digests = {name: sha256_file(path) for name, path in files.items()}
     return [
         write_sidecar(
             path,
             one.sources,
             products=[p for p in paths if p != path] or None,
+            digests=digests,
             **one.metadata,
         )
         for path, one in zip(paths, outputs, strict=True)

@@ -20,7 +20,7 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -578,6 +578,7 @@ def write_sidecar(
     container: str | None = None,
     image_digest: str | None = None,
     products: list[str | Path] | None = None,
+    digests: Mapping[str, str] | None = None,
     **metadata: Any,
 ) -> Path:
     """Write the JSON sidecar of ``output`` listing ``sources`` with their sha256.
@@ -598,6 +599,9 @@ def write_sidecar(
         derivatives, which ``output`` lists), recorded as ``Products`` with their sha256
         (``ProductsSha256``): ``lcm provenance trace`` shows them as made by this job, from
         ``sources``, and ``verify`` re-hashes them.
+    digests : mapping of str to str, optional
+        The sha256 of files the caller hashed already, by ``str(path)``: the records of one
+        job's files list each other's, and a checkpoint of gigabytes was read once per record.
     **metadata
         Any further keys (settings, QC values, ``RepetitionTime`` ...).
 
@@ -614,20 +618,25 @@ def write_sidecar(
     """
     side = provenance_path(output)
     _check_sidecar_free(side, Path(output))
+    known = dict(digests or {})
+
+    def sha(path: str | Path) -> str:
+        return known.get(str(path)) or sha256_file(path)
+
     record = {
         **metadata,
         "Output": Path(output).name,
         "Sources": [str(s) for s in sources],
-        "SourcesSha256": {str(s): sha256_file(s) for s in sources if Path(s).is_file()},
+        "SourcesSha256": {str(s): sha(s) for s in sources if Path(s).is_file()},
         **(
             {
                 "Products": [str(p) for p in products],
-                "ProductsSha256": {str(p): sha256_file(p) for p in products if Path(p).is_file()},
+                "ProductsSha256": {str(p): sha(p) for p in products if Path(p).is_file()},
             }
             if products
             else {}
         ),
-        "Sha256": sha256_file(output),
+        "Sha256": sha(output),
         "Provenance": provenance(container, image_digest),
     }
     write_json(side, record)

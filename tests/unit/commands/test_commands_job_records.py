@@ -131,3 +131,33 @@ def test_a_users_json_where_a_checkpoint_record_goes_stops_training_before_it_re
     assert main([*command[1:], "--seed", "5"]) == 2  # another run, into the same folder
     assert f"{users} exists and is not an LCM provenance record" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in files} == before  # nothing replaced, the JSON kept
+
+
+def test_a_jobs_records_read_each_file_once(tmp_path: Path, monkeypatch) -> None:
+    """Every record of a job lists its siblings and the job's sources: each file was hashed
+    once per record, so a pretraining read its gigabytes of weights four times at the end."""
+    import collections
+
+    from lcm.commands import _outputs
+    from lcm.io import provenance
+
+    files = [tmp_path / name for name in ("model.safetensors", "history.tsv", "bei_eval.tsv")]
+    for i, path in enumerate(files):
+        path.write_bytes(bytes([i]) * (1000 + i))
+    source = tmp_path / "store.parquet"
+    source.write_bytes(b"store")
+    real, reads = provenance.sha256_file, collections.Counter()
+
+    def counted(path):
+        reads[Path(path).name] += 1
+        return real(path)
+
+    monkeypatch.setattr(provenance, "sha256_file", counted)
+    monkeypatch.setattr(_outputs, "sha256_file", counted)
+    sides = _outputs.record_together(files, [source], DataParallel=None)
+    assert reads == dict.fromkeys([*(p.name for p in files), source.name], 1)
+    for path, side in zip(files, sides, strict=True):
+        record = json.loads(side.read_text())
+        assert record["Sha256"] == real(path)
+        assert record["SourcesSha256"] == {str(source): real(source)}
+        assert record["ProductsSha256"] == {str(p): real(p) for p in files if p != path}
