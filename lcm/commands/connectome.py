@@ -406,6 +406,7 @@ def run_dataset(args: argparse.Namespace) -> int:
         out_dir=args.out_dir,
         qc_table=args.qc_table,
         seg=args.atlas_seg,
+        names=OPTION_NAMES,
         **settings,
     )
     write_sidecar(args.qc_table, [args.manifest, *_run_outputs(args.qc_table)])
