@@ -150,13 +150,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"Models {bei} need --checkpoint, which was not given.",
             hint="Pass --checkpoint DIR (the pretrain stage's output) or drop them from "
-            "evaluate.models.",
+            "--settings' models.",
         )
     ssl = ", ".join(checkpoint_models(settings.models, "ssl"))
     if ssl and not args.ssl_checkpoint:
         raise ConfigError(
             f"Model {ssl} needs --ssl-checkpoint, which was not given.",
-            hint=f"Pass the pretrain_ssl stage's output folder or drop {ssl} from evaluate.models.",
+            hint=f"Pass the pretrain_ssl stage's output folder or drop {ssl} from --settings' "
+            "models.",
         )
     # The built-in models' factories: imported by the registry when first used, named here so
     # that this verb's code hash (lcm.workflow.hash) follows them.

@@ -578,3 +578,21 @@ def test_bad_settings_options_are_named_as_given_before_any_data_is_read(
     assert said in err
     assert "pretrain." not in err and "finetune." not in err and "schema.yaml" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("models", "fix"),
+    [
+        (["lcm"], "drop them from --settings' models"),
+        (["lcm-ssl"], "drop lcm-ssl from --settings'"),
+    ],
+)
+def test_a_model_without_its_checkpoint_is_hinted_by_the_settings_option(
+    models: list[str], fix: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """`lcm evaluate --settings '{"models": ["lcm"]}'` without --checkpoint was told to drop the
+    model from evaluate.models, a key of a config the command-line user never wrote."""
+    monkeypatch.chdir(tmp_path)
+    assert main([*EVALUATE, "--settings", json.dumps({"models": models})]) == 2
+    err = capsys.readouterr().err
+    assert fix in err and "evaluate.models" not in err
