@@ -24,37 +24,10 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from lcm.atlas.model import NO_SPACE, Atlas
+from lcm.atlas.model import NO_SPACE, Atlas, setting_names
 from lcm.exceptions import AtlasError
 
 log = logging.getLogger(__name__)
-
-# How a user names the atlas settings, in messages and hints: the config's keys. A verb that
-# takes them as options passes its options' names (lcm.commands._atlas.OPTION_NAMES): a user of
-# --atlas-labels was told to check atlas.labels, a key of a config they never wrote.
-CONFIG_KEYS = {
-    "name": "atlas.name",
-    "path": "atlas.path",
-    "labels": "atlas.labels",
-    "templateflow": "atlas.templateflow",
-}
-
-
-def setting_names(names: Mapping[str, str] | None) -> dict[str, str]:
-    """``names`` over :data:`CONFIG_KEYS`: how each atlas setting is named to the user.
-
-    Parameters
-    ----------
-    names : mapping of str to str, optional
-        Setting (``name``, ``path``, ``labels``, ``templateflow``) to the name the user gave
-        it by; None, or a setting left out, names it by its config key.
-
-    Returns
-    -------
-    dict of str to str
-    """
-    return {**CONFIG_KEYS, **(names or {})}
-
 
 # Voxel values this close to an integer are that label: a float32 image or a scaled integer
 # one (scl_slope 1.0000001) holds 1.0000001 for label 1, which nilearn's maskers take as 1.

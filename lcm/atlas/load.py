@@ -12,10 +12,9 @@ from lcm.atlas.files import (
     file_space,
     labels_only_atlas,
     load_label_files,
-    setting_names,
     templateflow_atlas,
 )
-from lcm.atlas.model import CUSTOM_SPACE, Atlas
+from lcm.atlas.model import CUSTOM_SPACE, Atlas, setting_names
 from lcm.atlas.registry import ATLASES, available_atlases, registry_atlas, registry_space
 from lcm.exceptions import AtlasError, ConfigError
 from lcm.io.output_space import is_native_space, native_space_fix, parse_output_space
@@ -46,7 +45,7 @@ def load_atlas(
         ``$TEMPLATEFLOW_HOME``.
     names : mapping of str to str, optional
         How the user gave these settings, named in hints: the config's keys by default, a
-        verb's options where they came from those (:func:`lcm.atlas.files.setting_names`).
+        verb's options where they came from those (:func:`lcm.atlas.model.setting_names`).
 
     Returns
     -------
@@ -73,7 +72,7 @@ def load_atlas(
         return load_label_files(name, Path(path), Path(labels), space=space, names=names)
     if labels is not None:
         return labels_only_atlas(name, labels, names)
-    return registry_atlas(name)
+    return registry_atlas(name, names)
 
 
 def atlas_from_settings(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import nibabel as nib
@@ -10,6 +11,32 @@ import pandas as pd
 
 from lcm.exceptions import AtlasError
 from lcm.store.layout import labels_identity
+
+# How a user names the atlas settings, in messages and hints: the config's keys. A verb that
+# takes them as options passes its options' names (lcm.commands._atlas.OPTION_NAMES): a user of
+# --atlas-labels was told to check atlas.labels, a key of a config they never wrote.
+CONFIG_KEYS = {
+    "name": "atlas.name",
+    "path": "atlas.path",
+    "labels": "atlas.labels",
+    "templateflow": "atlas.templateflow",
+}
+
+
+def setting_names(names: Mapping[str, str] | None) -> dict[str, str]:
+    """``names`` over :data:`CONFIG_KEYS`: how each atlas setting is named to the user.
+
+    Parameters
+    ----------
+    names : mapping of str to str, optional
+        Setting (``name``, ``path``, ``labels``, ``templateflow``) to the name the user gave
+        it by; None, or a setting left out, names it by its config key.
+
+    Returns
+    -------
+    dict of str to str
+    """
+    return {**CONFIG_KEYS, **(names or {})}
 
 
 @dataclass(frozen=True)
@@ -54,13 +81,17 @@ class Atlas:
         """Hash of the ordered ROI names (:func:`labels_identity`): one value per parcellation."""
         return labels_identity(self.roi_names)
 
-    def require_image(self, purpose: str) -> nib.Nifti1Image:
+    def require_image(
+        self, purpose: str, names: Mapping[str, str] | None = None
+    ) -> nib.Nifti1Image:
         """The label image, or an :class:`AtlasError` saying ``purpose`` needs one.
 
         Parameters
         ----------
         purpose : str
             What needs the image (``"resampling to a BOLD grid"``), named in the error.
+        names : mapping of str to str, optional
+            How the user gave the atlas settings (:func:`setting_names`), named in the hint.
 
         Raises
         ------
@@ -68,13 +99,15 @@ class Atlas:
             When the atlas has labels only.
         """
         if self.img is None:
+            keys = setting_names(names)
             raise AtlasError(
                 f"Atlas {self.name!r} is given by its labels only; {purpose} needs its label "
                 "image.",
                 hint="A labels table, coordinates (x, y, z) included, is no image: voxel-level "
-                "data needs a 3D label image, atlas.path with atlas.labels (a coordinate atlas "
-                "drawn as spheres into one), a registry atlas (power264, dosenbach160 and "
-                "seitzman300 are coordinate atlases drawn so) or a TemplateFlow atlas.",
+                f"data needs a 3D label image, {keys['path']} with {keys['labels']} (a "
+                "coordinate atlas drawn as spheres into one), a registry atlas (power264, "
+                "dosenbach160 and seitzman300 are coordinate atlases drawn so) or a TemplateFlow "
+                f"atlas ({keys['templateflow']}).",
             )
         return self.img
 

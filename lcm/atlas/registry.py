@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from lcm.atlas.files import load_label_files
-from lcm.atlas.model import Atlas
+from lcm.atlas.model import Atlas, setting_names
 from lcm.atlas.spheres import DEFAULT_RADIUS_MM, SPACE, sphere_atlas
 from lcm.exceptions import AtlasError
 
@@ -270,13 +270,16 @@ def registry_space(name: str) -> str | None:
     return SPACE if isinstance(entry, CoordinateAtlas) else entry.space
 
 
-def registry_atlas(name: str) -> Atlas:
+def registry_atlas(name: str, names: Mapping[str, str] | None = None) -> Atlas:
     """The registry atlas ``name``.
 
     Parameters
     ----------
     name : str
         A registry atlas name (:func:`available_atlases`).
+    names : mapping of str to str, optional
+        How the user gave the atlas settings (:func:`lcm.atlas.model.setting_names`), named in
+        the hint of a name not in the registry.
 
     Raises
     ------
@@ -285,12 +288,12 @@ def registry_atlas(name: str) -> Atlas:
     """
     entry = ATLASES.get(name)
     if entry is None:
+        keys = setting_names(names)
         raise AtlasError(
             f"Unknown atlas {name!r}; the offline registry has {available_atlases()}.",
-            hint="Pick a registry name; for your own atlas give atlas.path and atlas.labels in "
-            "the config (from the command line: --atlas-path and --atlas-labels, or "
-            "--atlas-labels alone for a labels-only atlas), or atlas.templateflow "
-            "(--atlas-templateflow) for a TemplateFlow atlas.",
+            hint=f"Pick a registry name in {keys['name']}; for your own atlas give "
+            f"{keys['path']} and {keys['labels']} ({keys['labels']} alone for a labels-only "
+            f"atlas), or {keys['templateflow']} for a TemplateFlow atlas.",
         )
     if isinstance(entry, CoordinateAtlas):
         img, table = build_coordinate_atlas(name)

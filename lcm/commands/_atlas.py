@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 # The options' names of the config's atlas settings, which the atlas's messages and hints name
-# (lcm.atlas.files.setting_names): a command-line user wrote no atlas.labels.
+# (lcm.atlas.model.setting_names): a command-line user wrote no atlas.labels.
 OPTION_NAMES = {
     "name": "--atlas",
     "path": "--atlas-path",

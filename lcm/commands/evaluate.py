@@ -45,6 +45,7 @@ from lcm.signals import SigtermExit
 from lcm.store.cohort import Cohort
 from lcm.threads import apply_thread_budget, resolve_thread_budget
 from lcm.train.outputs import MAPS_FILE, MODEL_FILES
+from lcm.train.settings import resolve_settings
 
 log = logging.getLogger(__name__)
 
@@ -140,19 +141,23 @@ def run(args: argparse.Namespace) -> int:
         The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
     """
     settings = EvaluationSettings.from_dict(parse_settings(args.settings, "settings"))
+    # The LCM models' settings, checked now: each fit checked them after the data load, and
+    # named them by the config's keys (evaluate.finetune.epochs).
+    resolve_settings("finetune", settings.finetune, "lcm evaluate --settings' finetune")
     # The registry says which pretraining each model reads (the BEI one, the SSL-only one).
     bei = checkpoint_models(settings.models, "bei")
     if bei and not args.checkpoint:
         raise ConfigError(
             f"Models {bei} need --checkpoint, which was not given.",
             hint="Pass --checkpoint DIR (the pretrain stage's output) or drop them from "
-            "evaluate.models.",
+            "--settings' models.",
         )
     ssl = ", ".join(checkpoint_models(settings.models, "ssl"))
     if ssl and not args.ssl_checkpoint:
         raise ConfigError(
             f"Model {ssl} needs --ssl-checkpoint, which was not given.",
-            hint=f"Pass the pretrain_ssl stage's output folder or drop {ssl} from evaluate.models.",
+            hint=f"Pass the pretrain_ssl stage's output folder or drop {ssl} from --settings' "
+            "models.",
         )
     # The built-in models' factories: imported by the registry when first used, named here so
     # that this verb's code hash (lcm.workflow.hash) follows them.

@@ -245,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
     settings = parse_settings(args.settings, "settings")
     # Checked now (fit checks them again): refused inside the output folder's claim, a setting
     # such as epochs: 0 left an empty folder owned by lcm finetune.
-    resolve_settings("finetune", settings)
+    resolve_settings("finetune", settings, "lcm finetune --settings")
     _refuse_out_dir_at_checkpoint(args.out_dir, args.checkpoint)
     set_threads(args.threads)
     pick_device(args.device)  # a device this machine lacks, refused before the data load

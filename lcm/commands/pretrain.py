@@ -150,11 +150,11 @@ def run(args: argparse.Namespace) -> int:
         settings["checkpoint_every"] = args.checkpoint_every
     # Refused before the data load and the output folder's claim: every rank would load the
     # store and leave an empty folder behind.
-    check_global_batch(resolve_settings("pretrain", settings)["batch_size"], launched_world())
+    resolved = resolve_settings("pretrain", settings, "lcm pretrain --settings")
+    check_global_batch(resolved["batch_size"], launched_world())
     set_threads(args.threads)
     pick_device(args.device)  # a device this machine lacks, refused before the data load
     catalogue = load_catalogue(args.catalogue)
-    resolved = resolve_settings("pretrain", settings)
     check_objective(resolved)  # a refusal of the settings alone: before the load and the claim
     # data_loading: stream leaves the connectomes in the store (read a batch at a time).
     load = load_streamed_cohort if resolved["data_loading"] == "stream" else load_cohort

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from lcm.connectome.roi_formats import (
     OTHER_ATLAS_FIX,
     atlas_order,
     check_roi_names,
+    other_atlas_fix,
     read_matrix,
     roi_numbering,
 )
@@ -61,7 +63,9 @@ FISHER_Z_FIX = (
 R_ALREADY = " (if it holds r already, only set the diagonal)"
 
 
-def check_connectome(matrix: np.ndarray, name: str, n_rois: int, atlas: str) -> np.ndarray:
+def check_connectome(
+    matrix: np.ndarray, name: str, n_rois: int, atlas: str, atlas_fix: str = OTHER_ATLAS_FIX
+) -> np.ndarray:
     """Check that ``matrix`` is an ``R x R`` Pearson correlation matrix of the atlas's ROIs.
 
     Square, ``R`` = the atlas's ROI count, finite, symmetric within
@@ -79,6 +83,9 @@ def check_connectome(matrix: np.ndarray, name: str, n_rois: int, atlas: str) -> 
         ROI count of the atlas.
     atlas : str
         Atlas name, for the messages.
+    atlas_fix : str, default OTHER_ATLAS_FIX
+        The hint of an ROI count that is another parcellation's
+        (:func:`lcm.connectome.roi_formats.other_atlas_fix`).
 
     Returns
     -------
@@ -100,7 +107,7 @@ def check_connectome(matrix: np.ndarray, name: str, n_rois: int, atlas: str) -> 
     if m.shape[0] != n_rois:
         raise ExcludedRunError(
             f"{name} has {m.shape[0]} ROIs but atlas {atlas!r} has {n_rois}",
-            hint=OTHER_ATLAS_FIX,
+            hint=atlas_fix,
             code=reason_codes.ROI_COUNT_MISMATCH,
         )
     m = _zero_missing_rois(m)
@@ -185,6 +192,7 @@ def process_connectome_manifest(
     out_dir: str | Path,
     qc_table: str | Path,
     seg: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Check and write every included precomputed connectome of a manifest; one QC table.
 
@@ -201,6 +209,9 @@ def process_connectome_manifest(
         QC TSV, one row per manifest row.
     seg : str, optional
         The files' ``seg-`` label of the atlas, when it is not ``atlas.name``.
+    names : mapping of str to str, optional
+        How the user gave the atlas settings, named in the hint of a file of another
+        parcellation (:func:`lcm.connectome.roi_formats.other_atlas_fix`).
 
     Returns
     -------
@@ -210,8 +221,9 @@ def process_connectome_manifest(
     manifest = select_parcellation(read_manifest(manifest_path), atlas.name, seg)
     warned: set[str] = set()
     rows = manifest.to_dict("records")
+    fix = other_atlas_fix(names)
     records = [
-        _import_row(dataset, row, atlas, out_dir, warned)
+        _import_row(dataset, row, atlas, out_dir, warned, fix)
         for row in tqdm(rows, desc=f"{dataset} connectomes", disable=not sys.stderr.isatty())
     ]
     ensure_dataset_description(out_dir, dataset)
@@ -224,7 +236,12 @@ def process_connectome_manifest(
 
 
 def _import_row(
-    dataset: str, row: dict[str, Any], atlas: Atlas, out_dir: str | Path, warned: set[str]
+    dataset: str,
+    row: dict[str, Any],
+    atlas: Atlas,
+    out_dir: str | Path,
+    warned: set[str],
+    atlas_fix: str,
 ) -> dict[str, Any]:
     ids_values = {k: str(row[k]) for k in ("subject", "session", "task", "run", "run_key")}
     if not row["included"]:
@@ -238,8 +255,8 @@ def _import_row(
         order = atlas_order(file_names, names)
         if order is not None:  # the atlas's ROIs sorted otherwise: rows and columns by name
             matrix, file_names = np.asarray(matrix)[np.ix_(order, order)], list(names)
-        check_roi_names(file_names, names, path.name, atlas.name)
-        matrix = check_connectome(matrix, path.name, atlas.n_rois, atlas.name)
+        check_roi_names(file_names, names, path.name, atlas.name, atlas_fix)
+        matrix = check_connectome(matrix, path.name, atlas.n_rois, atlas.name, atlas_fix)
     except ExcludedRunError as exc:
         reason = exclusion_reason(exc)
         log.warning("%s %s excluded: %s", dataset, ids.run_key, reason)

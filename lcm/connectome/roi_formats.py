@@ -15,24 +15,45 @@ the file and the fix: the run is excluded, the cohort goes on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from lcm import reason_codes
+from lcm.atlas.model import setting_names
 from lcm.connectome.confounds import MISSING_CELLS
 from lcm.exceptions import ExcludedRunError
 
 SERIES_MAT_VARIABLES = ("ROISignals", "ROISignal", "timeseries", "ts")
 MATRIX_MAT_VARIABLES = ("connectome", "connectivity", "FC", "R", "r", "corr")
 _V73_SIGNATURE = b"MATLAB 7.3"
-# The fix of a file whose ROIs are another parcellation's (roi_count_mismatch,
-# roi_names_mismatch): one wording for both, ROI time series and imported matrices alike.
-OTHER_ATLAS_FIX = (
-    "Set atlas.name (or atlas.path and atlas.labels) to the parcellation the file was computed "
-    "with, or recompute it with the configured atlas."
-)
+
+
+def other_atlas_fix(names: Mapping[str, str] | None = None) -> str:
+    """The fix of a file whose ROIs are another parcellation's (roi_count_mismatch,
+    roi_names_mismatch): one wording for both, ROI time series and imported matrices alike.
+
+    Parameters
+    ----------
+    names : mapping of str to str, optional
+        How the user gave the atlas settings (:func:`lcm.atlas.model.setting_names`): the
+        config's keys by default, ``lcm connectome``'s options where it was given those.
+
+    Returns
+    -------
+    str
+    """
+    keys = setting_names(names)
+    return (
+        f"Set {keys['name']} (or {keys['path']} and {keys['labels']}) to the parcellation the "
+        "file was computed with, or recompute it with the configured atlas."
+    )
+
+
+# As the config's keys name the atlas settings: the default of the readers' ``atlas_fix``.
+OTHER_ATLAS_FIX = other_atlas_fix()
 # The fixes of a file that cannot be read, or whose format is not one read here.
 _UNREADABLE_FIX = (
     "Re-copy the file from its source (`datalad get` it where it is a symlink), or save it "
@@ -50,7 +71,9 @@ _MISSING = ("nan", "n/a", "")
 _MIN_NUMBERED = 3
 
 
-def read_roi_series(path: str | Path, names: list[str]) -> pd.DataFrame:
+def read_roi_series(
+    path: str | Path, names: list[str], atlas_fix: str = OTHER_ATLAS_FIX
+) -> pd.DataFrame:
     """One run's ROI time series as a table, one column per ROI (plus FD when a TSV has it).
 
     Parameters
@@ -59,6 +82,8 @@ def read_roi_series(path: str | Path, names: list[str]) -> pd.DataFrame:
         ``.tsv`` (header required), ``.csv``, ``.npy``, ``.mat`` or ``.1D``.
     names : list of str
         Atlas ROI names, used as columns for formats without a header.
+    atlas_fix : str, default OTHER_ATLAS_FIX
+        The hint of a column count that is another parcellation's (:func:`other_atlas_fix`).
 
     Returns
     -------
@@ -72,7 +97,7 @@ def read_roi_series(path: str | Path, names: list[str]) -> pd.DataFrame:
         count other than ``len(names)``.
     """
     path = Path(path)
-    table = _read_series_table(path, names)
+    table = _read_series_table(path, names, atlas_fix)
     if table.shape[0] == 0:
         # A header alone (an extraction stopped before its first volume): nothing to correlate.
         raise ExcludedRunError(
@@ -83,7 +108,7 @@ def read_roi_series(path: str | Path, names: list[str]) -> pd.DataFrame:
     return table
 
 
-def _read_series_table(path: Path, names: list[str]) -> pd.DataFrame:
+def _read_series_table(path: Path, names: list[str], atlas_fix: str) -> pd.DataFrame:
     """:func:`read_roi_series` before its check for rows."""
     ext = path.suffix.lower()
     if ext == ".tsv":
@@ -120,7 +145,7 @@ def _read_series_table(path: Path, names: list[str]) -> pd.DataFrame:
             hint=_FORMATS_FIX,
             code=reason_codes.UNKNOWN_FORMAT,
         )
-    _check_series_shape(path, values, len(names))
+    _check_series_shape(path, values, len(names), atlas_fix)
     return pd.DataFrame(values, columns=list(names))
 
 
@@ -200,7 +225,13 @@ def atlas_order(names: list[str] | None, atlas_names: list[str]) -> list[int] | 
     return [where[n] for n in want]
 
 
-def check_roi_names(names: list[str] | None, atlas_names: list[str], file: str, atlas: str) -> None:
+def check_roi_names(
+    names: list[str] | None,
+    atlas_names: list[str],
+    file: str,
+    atlas: str,
+    atlas_fix: str = OTHER_ATLAS_FIX,
+) -> None:
     """Refuse a file whose ROI names say it is of another parcellation than the atlas.
 
     Files without names (``None``), or whose "names" only number the ROIs (``0..R-1``,
@@ -214,6 +245,8 @@ def check_roi_names(names: list[str] | None, atlas_names: list[str], file: str, 
         The configured atlas's labels, in order.
     file, atlas : str
         File and atlas names, for the message.
+    atlas_fix : str, default OTHER_ATLAS_FIX
+        The hint of names that are another parcellation's (:func:`other_atlas_fix`).
 
     Raises
     ------
@@ -244,7 +277,7 @@ def check_roi_names(names: list[str] | None, atlas_names: list[str], file: str, 
         raise ExcludedRunError(
             f"{file} names {len(got)} ROIs but atlas {atlas!r} has {len(want)} ({detail}): "
             "another parcellation, or ROIs dropped",
-            hint=OTHER_ATLAS_FIX,
+            hint=atlas_fix,
             code=reason_codes.ROI_COUNT_MISMATCH,
         )
     if sorted(got) == sorted(want):
@@ -260,7 +293,7 @@ def check_roi_names(names: list[str] | None, atlas_names: list[str], file: str, 
         f"{file} is of another parcellation than atlas {atlas!r}: {len(unknown)} of its "
         f"{len(got)} ROI names are not atlas labels (first: {unknown[0]!r}; atlas's first: "
         f"{want[0]!r})",
-        hint=OTHER_ATLAS_FIX,
+        hint=atlas_fix,
         code=reason_codes.ROI_NAMES_MISMATCH,
     )
 
@@ -555,7 +588,7 @@ def _comment_lines(path: Path, sep: str) -> list[int]:
     return lines
 
 
-def _check_series_shape(path: Path, values: np.ndarray, n_rois: int) -> None:
+def _check_series_shape(path: Path, values: np.ndarray, n_rois: int, atlas_fix: str) -> None:
     if values.ndim != 2:
         raise ExcludedRunError(
             f"{path.name}: a 2D volumes x ROIs table is expected",
@@ -568,7 +601,7 @@ def _check_series_shape(path: Path, values: np.ndarray, n_rois: int) -> None:
     if n_vol == n_rois:
         fix = "It looks transposed: store volumes as rows and ROIs as columns."
     else:
-        fix = OTHER_ATLAS_FIX
+        fix = atlas_fix
     raise ExcludedRunError(
         f"{path.name} has {n_col} ROI columns ({n_vol} rows) but the atlas has {n_rois} ROIs; "
         "files without a header take the atlas's labels in order",

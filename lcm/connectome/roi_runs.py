@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,9 +49,9 @@ from lcm.connectome.qc import (
 )
 from lcm.connectome.relmat import pearson_fc
 from lcm.connectome.roi_formats import (
-    OTHER_ATLAS_FIX,
     atlas_order,
     check_roi_names,
+    other_atlas_fix,
     read_roi_series,
 )
 from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
@@ -107,6 +108,7 @@ def process_timeseries_manifest(
     qc_table: str | Path,
     connectome: ConnectomeSettings | None = None,
     seg: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Clean every included ROI time series of a manifest and write its connectivity matrices.
 
@@ -134,6 +136,9 @@ def process_timeseries_manifest(
         Matrix kinds, Fisher z, windows (default: whole-run Pearson only).
     seg : str, optional
         The files' ``seg-`` label of the atlas, when it is not ``atlas.name``.
+    names : mapping of str to str, optional
+        How the user gave the atlas settings, named in the hint of a file of another
+        parcellation (:func:`lcm.connectome.roi_formats.other_atlas_fix`).
 
     Returns
     -------
@@ -145,7 +150,13 @@ def process_timeseries_manifest(
     rows = manifest.to_dict("records")
     warned: set[str] = set()
     connectome = connectome or ConnectomeSettings()
-    facts = _AtlasFacts(atlas.name, atlas.n_rois, atlas.identity, atlas.labels["name"].tolist())
+    facts = _AtlasFacts(
+        atlas.name,
+        atlas.n_rois,
+        atlas.identity,
+        atlas.labels["name"].tolist(),
+        other_atlas_fix(names),
+    )
     # Each run's matrices are small (volumes x regions): BLAS threads only add spinning and
     # hand-off cost (2.25x the CPU with 2 threads on 116 regions), so runs use one, as lcm
     # synth's writers do.
@@ -238,6 +249,8 @@ class _AtlasFacts:
     n_rois: int
     identity: str
     names: list[str]
+    # The hint of a file of another parcellation, naming the settings as the user gave them.
+    fix: str
 
 
 # Thresholds that apply only where the file carries the series they threshold.
@@ -291,7 +304,7 @@ def _clean_series(
             "dataset's repetition_time, and rerun lcm ingest.",
             code=NO_REPETITION_TIME,
         )
-    table = read_roi_series(path, atlas.names)
+    table = read_roi_series(path, atlas.names, atlas.fix)
     fd = _motion_values(table, FD_COLUMN, path) if FD_COLUMN in table.columns else None
     dvars = None
     if DVARS_COLUMN in table.columns:
@@ -313,12 +326,12 @@ def _clean_series(
         if "order" not in warned:
             warned.add("order")
             log.info("%s: ROI columns in another order than the atlas's, read by name", path.name)
-    check_roi_names(header, names, path.name, atlas.name)
+    check_roi_names(header, names, path.name, atlas.name, atlas.fix)
     if table.shape[1] != atlas.n_rois:
         raise ExcludedRunError(
             f"{path.name} has {table.shape[1]} ROI columns but atlas {atlas.name!r} has "
             f"{atlas.n_rois} ROIs",
-            hint=OTHER_ATLAS_FIX,
+            hint=atlas.fix,
             code=reason_codes.ROI_COUNT_MISMATCH,
         )
     raw = _numeric(table)

@@ -18,6 +18,7 @@ import torch
 
 from lcm.catalogue import Catalogue, Variable
 from lcm.exceptions import CheckpointError, InputDataError
+from lcm.store.phenotype import single_value
 
 log = logging.getLogger(__name__)
 
@@ -290,8 +291,7 @@ def _why_unobserved(
 ) -> str:
     """Why the training rows cannot teach ``name`` (``observed``: its non-missing values)."""
     if len(observed):
-        value = observed.iloc[0]
-        return f"a single value (constant: {value.item() if hasattr(value, 'item') else value!r})"
+        return single_value(observed.iloc[0])
     if datasets is None:
         return "no value"
     present = sorted(set(datasets.astype(str)))

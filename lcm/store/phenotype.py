@@ -778,11 +778,7 @@ def missingness(table: pd.DataFrame, dataset: str, catalogue: Catalogue) -> pd.D
         if provided and len(table) and observed.empty:
             problem = "every value missing"
         elif provided and observed.nunique() == 1:
-            value = observed.iloc[0]
-            value = value.item() if hasattr(value, "item") else value
-            # 6 significant digits: a scaled 240 months is 19.999999999992 years.
-            shown = f"{value:.6g}" if isinstance(value, float) else repr(value)
-            problem = f"a single value (constant: {shown})"
+            problem = single_value(observed.iloc[0])
         rows.append(
             {
                 "dataset": dataset,
@@ -796,6 +792,25 @@ def missingness(table: pd.DataFrame, dataset: str, catalogue: Catalogue) -> pd.D
             }
         )
     return pd.DataFrame(rows)
+
+
+def single_value(value: Any) -> str:
+    """Why a variable whose every value is ``value`` cannot teach: ``a single value (constant:
+    20)``, as the missingness report and pretraining's warning both say it.
+
+    Parameters
+    ----------
+    value : Any
+        The one value (a NumPy scalar is shown as its Python value).
+
+    Returns
+    -------
+    str
+    """
+    value = value.item() if hasattr(value, "item") else value
+    # 6 significant digits: a scaled 240 months is 19.999999999992 years.
+    shown = f"{value:.6g}" if isinstance(value, float) else repr(value)
+    return f"a single value (constant: {shown})"
 
 
 def warn_uninformative(report: pd.DataFrame, path: str | Path, catalogue: Catalogue) -> list[str]:

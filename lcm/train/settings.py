@@ -13,6 +13,8 @@ import jsonschema
 
 from lcm.config import schema
 from lcm.exceptions import ConfigError
+from lcm.schema_errors import describe as describe_error
+from lcm.schema_errors import hint as schema_hint
 
 # Where each section sits in the config schema.
 SECTIONS = {
@@ -53,18 +55,25 @@ def section_schema(section: str) -> dict[str, Any]:
     return node
 
 
-def resolve_settings(section: str, settings: dict[str, Any] | None) -> dict[str, Any]:
+def resolve_settings(
+    section: str, settings: dict[str, Any] | None, source: str | None = None
+) -> dict[str, Any]:
     """``settings`` with the schema's defaults filled in, validated.
 
     Parameters
     ----------
     section : {"pretrain", "finetune"}
     settings : dict or None
+    source : str, optional
+        How the user gave ``settings``, named in errors: by default the config's section, its
+        keys named as the config's (``pretrain.lr``) and the schema file in the hint; a verb
+        passes its option (``lcm pretrain --settings``), its keys named within it.
 
     Raises
     ------
     ConfigError
-        Unknown key or invalid value, naming the config key.
+        Unknown key or invalid value, naming the key as ``source`` says the user gave it, with
+        the schema's description of the key or the keys allowed.
     """
     sub = section_schema(section)
     resolved = copy.deepcopy(settings or {})
@@ -72,14 +81,25 @@ def resolve_settings(section: str, settings: dict[str, Any] | None) -> dict[str,
         if key not in resolved and "default" in prop:
             resolved[key] = copy.deepcopy(prop["default"])
     where = ".".join(SECTIONS[section])
-    errors = list(jsonschema.Draft202012Validator(sub).iter_errors(resolved))
+    allowed = sorted(sub.get("properties", {}))
+    if source is None:
+        # Validated where it sits in the config, so that errors name the config's keys.
+        tree, instance = sub, resolved
+        for key in reversed(SECTIONS[section]):
+            tree = {"type": "object", "properties": {key: tree}}
+            instance = {key: instance}
+        source = "config"
+        fallback = f"Settings of {where} are {allowed}; see lcm/schemas/config.schema.yaml."
+    else:
+        tree, instance = sub, resolved
+        fallback = f"{source} takes the keys {allowed} (the config's {where} section)."
+    errors = sorted(
+        jsonschema.Draft202012Validator(tree).iter_errors(instance),
+        key=lambda e: list(e.absolute_path),
+    )
     if errors:
-        err = errors[0]
-        key = ".".join([where, *(str(p) for p in err.absolute_path)])
-        allowed = sorted(sub.get("properties", {}))
         raise ConfigError(
-            f"{key}: {err.message} (received {err.instance!r}).",
-            hint=f"Settings of {where} are {allowed}; see lcm/schemas/config.schema.yaml.",
+            describe_error(errors[0], source), hint=schema_hint(errors[0], fallback, tree)
         )
     for key, value in CODE_DEFAULTS.items():
         resolved.setdefault(key, copy.deepcopy(value))

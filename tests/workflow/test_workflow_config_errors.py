@@ -171,7 +171,10 @@ def _set(cfg: dict, key: str, value: object) -> None:
             "connectome: window.step (10) is set but window.length is null",
         ),
         ({"model.overrides": {"n_layer": 2}}, "model.overrides: unknown keys ['n_layer']"),
-        ({"model.overrides": {"d_model": -4}}, "model.d_model: expected a positive integer"),
+        (
+            {"model.overrides": {"d_model": -4}},
+            "invalid value at key 'model.overrides.d_model': -4 is less than the minimum of 1",
+        ),
         (
             {"datasets.rawds": None, "atlas": {"name": "schaefer"}},
             "atlas.name is 'schaefer', which is not in the offline registry",

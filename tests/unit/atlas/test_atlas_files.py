@@ -190,3 +190,41 @@ def test_an_atlas_given_by_config_keys_is_hinted_by_the_keys(tmp_path: Path) -> 
     assert caught.value.hint == "Check atlas.labels."
     with pytest.raises(ConfigError, match=r"^atlas\.name is 'aal116'.* but atlas\.labels give"):
         atlas_from_settings({"name": "aal116", "labels": str(tmp_path / "absent.tsv")})
+
+
+VOXEL_RUN = ["connectome", "run", "--dataset", "d", "--fmriprep-record", "rec.json"]
+VOXEL_RUN += ["--run-key", "sub-01_task-rest", "--out-dir", "out", "--qc-out", "qc.json"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["atlases", "--atlas", "aal166"], "give --atlas-path and --atlas-labels"),
+        (
+            [*VOXEL_RUN, "--atlas", "mine", "--atlas-labels", "atlas.tsv"],
+            "--atlas-path with --atlas-labels",
+        ),
+    ],
+)
+def test_an_atlas_refused_on_the_command_line_is_hinted_by_the_options(
+    argv: list[str], hint: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """`lcm atlases --atlas aal166` and `lcm connectome run` with a labels-only atlas were told
+    to give atlas.path and atlas.labels, keys of a config the command-line user never wrote."""
+    from lcm.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "atlas.tsv").write_text(TABLE)
+    (tmp_path / "rec.json").write_text("{}")
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert hint in err and "atlas.path" not in err and "atlas.labels" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_registry_name_in_a_config_is_hinted_by_its_keys() -> None:
+    from lcm.atlas import atlas_from_settings
+
+    with pytest.raises(AtlasError) as caught:
+        atlas_from_settings({"name": "aal166"})
+    assert "atlas.name; for your own atlas give atlas.path and atlas.labels" in caught.value.hint

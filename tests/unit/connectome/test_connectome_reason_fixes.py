@@ -207,7 +207,7 @@ def file_empty(root: Path) -> None:
 
 
 SERIES: dict[str, tuple[Callable[[Path], None], tuple[str, ...], str]] = {
-    "roi_count_mismatch": (roi_count_mismatch, (reason_codes.ROI_COUNT_MISMATCH,), "atlas.name"),
+    "roi_count_mismatch": (roi_count_mismatch, (reason_codes.ROI_COUNT_MISMATCH,), "set --atlas ("),
     "timeseries_nonfinite": (
         timeseries_nonfinite,
         (reason_codes.TIMESERIES_NONFINITE,),
@@ -215,7 +215,7 @@ SERIES: dict[str, tuple[Callable[[Path], None], tuple[str, ...], str]] = {
     ),
     "flat_signals": (roi_flat, (reason_codes.FLAT_SIGNALS,), "the extraction"),
     "fc_degenerate": (fc_degenerate, (reason_codes.FC_DEGENERATE,), "one row per volume"),
-    "roi_names_mismatch": (roi_names_mismatch, (reason_codes.ROI_NAMES_MISMATCH,), "atlas.name"),
+    "roi_names_mismatch": (roi_names_mismatch, (reason_codes.ROI_NAMES_MISMATCH,), "set --atlas ("),
     "non_numeric_values": (
         non_numeric,
         (reason_codes.NON_NUMERIC_VALUES, reason_codes.TIMESERIES_NONFINITE),
@@ -310,7 +310,7 @@ def mat_v73(root: Path) -> None:
 
 MATRICES: dict[str, tuple[Callable[[Path], None], tuple[str, ...], str]] = {
     "matrix_not_square": (not_square, (reason_codes.MATRIX_NOT_SQUARE,), "one full"),
-    "roi_count_mismatch": (matrix_roi_count, (reason_codes.ROI_COUNT_MISMATCH,), "atlas.name"),
+    "roi_count_mismatch": (matrix_roi_count, (reason_codes.ROI_COUNT_MISMATCH,), "set --atlas ("),
     "matrix_nonfinite": (matrix_nonfinite, (reason_codes.MATRIX_NONFINITE,), "recompute"),
     "matrix_diagonal": (matrix_diagonal, (reason_codes.MATRIX_DIAGONAL,), "fill_diagonal"),
     "matrix_diagonal-fisher": (fisher_z_diagonal, (reason_codes.MATRIX_DIAGONAL,), "numpy.tanh"),

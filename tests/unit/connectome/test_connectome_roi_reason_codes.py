@@ -269,3 +269,31 @@ def test_runs_are_processed_with_one_blas_thread(tmp_path: Path, atlas, monkeypa
     )
     assert qc["included"].all()
     assert seen == [{1}, {1}]
+
+
+@pytest.mark.parametrize("entry", ["roi_timeseries", "connectome"])
+def test_a_file_of_another_parcellation_is_hinted_by_the_atlas_options_given(
+    entry: str, tmp_path: Path, monkeypatch
+) -> None:
+    """`lcm connectome dataset --atlas mine --atlas-labels ...` excluded a file of another
+    parcellation with "Set atlas.name (or atlas.path and atlas.labels)", keys of a config the
+    command-line user never wrote."""
+    from lcm.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.tsv").write_text("name\n" + "\n".join(NAMES) + "\n")
+    files = tmp_path / "files"
+    files.mkdir()
+    if entry == "roi_timeseries":  # 5 columns, no header, for an atlas of 4
+        np.savetxt(files / "sub-01.csv", _series(N_VOL, 5, 1), delimiter=",")
+        write_json(files / "sub-01.json", {"RepetitionTime": T_R})
+    else:
+        np.save(files / "sub-01.npy", _fc(5, 1))
+    ingest("mine", entry, files, tmp_path / "manifest.parquet")
+    argv = ["connectome", "dataset", "--entry", entry, "--dataset", "mine"]
+    argv += ["--manifest", "manifest.parquet", "--atlas", "mine", "--atlas-labels", "mine.tsv"]
+    assert main([*argv, "--out-dir", "conn", "--qc-table", "qc.tsv"]) == 0
+    (reason,) = read_qc_table(tmp_path / "qc.tsv")["reason"]
+    assert "has 5 ROI" in reason
+    assert "Set --atlas (or --atlas-path and --atlas-labels) to the parcellation" in reason
+    assert "atlas.name" not in reason

@@ -119,7 +119,7 @@ def _yaml_paths(tree: dict[str, Any], text: str) -> tuple[set[str], list[str]]:
                 continue
             where = f"{path}.{part}" if path else part
             found.add(where)
-            # A free-form mapping (model.overrides) holds no schema keys to follow.
+            # A free-form mapping holds no schema keys to follow.
             if children(child):
                 walk(value, child, where, f"{written}.{key}" if written else str(key))
 

@@ -106,3 +106,41 @@ def test_a_model_override_of_the_wrong_type_is_refused(override: dict, said: str
         check_model_settings({"overrides": override}, "lcm pretrain --model")
     assert said in caught.value.message
     check_model_settings({"overrides": {"deep_supervision": False, "dropout": 0}}, "x")
+
+
+def test_the_schema_types_model_overrides_as_the_model_config_declares_them() -> None:
+    """model.overrides was a bare object: a nested --config value ('model={overrides:
+    {d_model: 128}}', read as text) stayed '128' and was refused. The schema now lists the
+    keys; they must stay LCMConfig's settable fields with their types."""
+    import dataclasses
+    import typing
+
+    from lcm.config import schema
+    from lcm.model.config import _DATA_KEYS, LCMConfig
+
+    listed = schema()["properties"]["model"]["properties"]["overrides"]["properties"]
+    json_type = {int: "integer", float: "number", bool: "boolean"}
+    hints = typing.get_type_hints(LCMConfig)
+    declared = {
+        f.name: json_type[hints[f.name]]
+        for f in dataclasses.fields(LCMConfig)
+        if f.name not in _DATA_KEYS
+    }
+    assert {key: node["type"] for key, node in listed.items()} == declared
+    # No default: a config's resolved model section (and so every rule's params) is unchanged.
+    assert not [key for key, node in listed.items() if "default" in node]
+
+
+def test_a_nested_config_override_of_the_model_is_read_as_the_number_it_is() -> None:
+    from lcm.config import retype_overrides
+    from lcm.model.config import check_model_settings
+
+    given = {"model": {"overrides": {"d_model": "128", "dropout": "0.2"}}}
+    given["model"]["overrides"]["deep_supervision"] = "false"
+    typed = retype_overrides(given, given)
+    assert typed["model"]["overrides"] == {
+        "d_model": 128,
+        "dropout": 0.2,
+        "deep_supervision": False,
+    }
+    check_model_settings(typed["model"], "--config")

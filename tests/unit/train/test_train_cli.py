@@ -536,3 +536,63 @@ def test_a_file_where_the_state_folder_goes_is_refused_before_anything_is_replac
     assert code == OutputOwnershipError.exit_code
     assert f"{pre / 'train_state'} is a file, not the folder" in capsys.readouterr().err
     assert (pre / "model.safetensors").read_bytes() == model
+
+
+STORE = ["--store", "s", "--atlas", "aal116", "--catalogue", "c.yaml"]
+EVALUATE = ["evaluate", "--task", "t", "--dataset", "a", "--label", "dx", *STORE]
+EVALUATE += ["--out", "m.parquet", "--predictions", "p.parquet"]
+FINETUNE = ["finetune", *STORE, "--checkpoint", "ck", "--dataset", "a", "--label", "dx"]
+FINETUNE += ["--positive", "1", "--out-dir", "o"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["pretrain", *STORE, "--datasets", "a", "--out-dir", "o", "--settings", '{"lr": -1}'],
+            "lcm pretrain --settings: invalid value at key 'lr': ",
+        ),
+        (
+            ["pretrain", *STORE, "--datasets", "a", "--out-dir", "o", "--settings", '{"lrr": 1}'],
+            "lcm pretrain --settings: unknown key 'lrr' (did you mean 'lr'?)",
+        ),
+        (
+            [*FINETUNE, "--settings", '{"epochs": 0}'],
+            "lcm finetune --settings: invalid value at key 'epochs': ",
+        ),
+        (
+            [*EVALUATE, "--settings", '{"models": ["logreg"], "finetune": {"epochs": 0}}'],
+            "lcm evaluate --settings' finetune: invalid value at key 'epochs': ",
+        ),
+    ],
+)
+def test_bad_settings_options_are_named_as_given_before_any_data_is_read(
+    argv: list[str], said: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """`lcm pretrain --settings '{"lr": -1}'` was told of pretrain.lr and pointed at the
+    package's schema file; lcm evaluate's finetune settings were checked only in a fit, after
+    the data load, named evaluate.finetune.epochs."""
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2  # a ConfigError, before the store (absent here) is opened
+    err = capsys.readouterr().err
+    assert said in err
+    assert "pretrain." not in err and "finetune." not in err and "schema.yaml" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("models", "fix"),
+    [
+        (["lcm"], "drop them from --settings' models"),
+        (["lcm-ssl"], "drop lcm-ssl from --settings'"),
+    ],
+)
+def test_a_model_without_its_checkpoint_is_hinted_by_the_settings_option(
+    models: list[str], fix: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """`lcm evaluate --settings '{"models": ["lcm"]}'` without --checkpoint was told to drop the
+    model from evaluate.models, a key of a config the command-line user never wrote."""
+    monkeypatch.chdir(tmp_path)
+    assert main([*EVALUATE, "--settings", json.dumps({"models": models})]) == 2
+    err = capsys.readouterr().err
+    assert fix in err and "evaluate.models" not in err

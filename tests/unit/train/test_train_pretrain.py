@@ -187,9 +187,12 @@ def test_holdout_keeps_subjects_together() -> None:
 def test_bad_settings_and_data_are_refused(tmp_path: Path) -> None:
     catalogue = make_catalogue(tmp_path)
     cohort = pretrain_cohort(12)
-    with pytest.raises(ConfigError, match=r"pretrain: Additional properties.*'epoch'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"config: unknown key 'epoch' \(did you mean 'epochs'\?\) under 'pretrain'",
+    ):
         pretrain(cohort, catalogue, TINY, {"epoch": 3}, 0, tmp_path / "o")
-    with pytest.raises(ConfigError, match=r"pretrain.lr: .*received -1"):
+    with pytest.raises(ConfigError, match=r"key 'pretrain.lr': .*received -1"):
         pretrain(cohort, catalogue, TINY, {"lr": -1}, 0, tmp_path / "o")
     cohort.fc[2, 0, 1] = np.nan
     with pytest.raises(InputDataError, match=r"1 connectome\(s\) contain NaN"):
