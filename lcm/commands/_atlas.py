@@ -25,6 +25,28 @@ OPTION_NAMES = {
     "templateflow": "--atlas-templateflow",
 }
 
+
+def atlas_names(args: argparse.Namespace) -> dict[str, str] | None:
+    """How a verb's atlas messages name the atlas settings: by its options, or by the config's
+    keys (None) when a workflow rule runs it (``lcm --rule``).
+
+    A rule builds the ``--atlas*`` options from the config its user wrote: a QC reason of the
+    workflow's connectome step told that user to set ``--atlas-labels``, an option they never
+    saw.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The verb's parsed options, with ``lcm``'s own ``--rule``.
+
+    Returns
+    -------
+    dict of str to str or None
+        :data:`OPTION_NAMES`, or None for the config's keys.
+    """
+    return None if getattr(args, "rule", None) else OPTION_NAMES
+
+
 # As the schema's atlas.name: it becomes a folder (atlas=<name>) and a file label (seg-<name>).
 _NAME_RE = re.compile(r"^[A-Za-z0-9]{1,64}$")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from lcm.atlas import Atlas, atlas_from_settings
-from lcm.commands._atlas import OPTION_NAMES, atlas_settings
+from lcm.commands._atlas import atlas_names, atlas_settings
 
 
 def atlas_from_args(args: argparse.Namespace) -> Atlas:
@@ -26,4 +26,4 @@ def atlas_from_args(args: argparse.Namespace) -> Atlas:
     -------
     lcm.atlas.Atlas
     """
-    return atlas_from_settings(atlas_settings(args), OPTION_NAMES)
+    return atlas_from_settings(atlas_settings(args), atlas_names(args))

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lcm.commands._atlas import OPTION_NAMES, add_atlas_arguments
+from lcm.commands._atlas import add_atlas_arguments, atlas_names
 from lcm.commands._atlas_load import atlas_from_args
 from lcm.entries import entry_type, names
 from lcm.io.provenance import write_sidecar
@@ -310,7 +310,7 @@ def run_voxel(args: argparse.Namespace) -> int:
     connectome = ConnectomeSettings.from_json(args.connectome)
     min_coverage = _min_coverage(args)
     atlas = atlas_from_args(args)
-    atlas.require_image("'lcm connectome run' (voxel-wise parcellation)", OPTION_NAMES)
+    atlas.require_image("'lcm connectome run' (voxel-wise parcellation)", atlas_names(args))
     process_voxel_run(
         args.dataset,
         args.fmriprep_record,
@@ -406,7 +406,7 @@ def run_dataset(args: argparse.Namespace) -> int:
         out_dir=args.out_dir,
         qc_table=args.qc_table,
         seg=args.atlas_seg,
-        names=OPTION_NAMES,
+        names=atlas_names(args),
         **settings,
     )
     write_sidecar(args.qc_table, [args.manifest, *_run_outputs(args.qc_table)])

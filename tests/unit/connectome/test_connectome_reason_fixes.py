@@ -241,6 +241,29 @@ def test_each_roi_series_exclusion_says_the_fix(
     assert fix.lower() in _one_fix(row["reason"]).lower(), row["reason"]
 
 
+def test_a_workflow_rules_exclusion_names_the_config_keys_not_the_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run by a workflow rule (``lcm --rule``), whose ``--atlas*`` options it built from the
+    user's config: the fix told that user to set ``--atlas``, an option they never saw."""
+    import argparse
+
+    root = tmp_path / "ts"
+    root.mkdir()
+    roi_count_mismatch(root)
+    ingest("ts", "roi_timeseries", root, tmp_path / "manifest.parquet", repetition_time=2.0)
+    monkeypatch.chdir(tmp_path)
+    parser = argparse.ArgumentParser(prog="lcm")
+    parser.add_argument("--rule")
+    connectome_cmd.register(parser.add_subparsers(dest="verb", required=True))
+    argv = ["--rule", "connectome_roi", "connectome", "timeseries", "--dataset", "ts"]
+    argv += ["--manifest", "manifest.parquet", "--atlas", "aal116"]
+    args = parser.parse_args([*argv, "--out-dir", "conn", "--qc-table", "qc.tsv"])
+    assert args.func(args) == 0
+    fix = _one_fix(read_qc_table(tmp_path / "qc.tsv").iloc[0]["reason"])
+    assert "atlas.name" in fix and "--atlas" not in fix, fix
+
+
 # --- imported connectomes: lcm connectome import ------------------------------------------
 
 
