@@ -57,6 +57,7 @@ from lcm.bids.rows import (
     not_fetched_reason,
 )
 from lcm.bids.sidecars import UNREADABLE, NotFetched, read_json_object
+from lcm.bids.timing import PLAUSIBLE_TR_S
 from lcm.entries import TABLE, entry_type
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import check_label, check_name_label, parse_entities, run_key
@@ -371,7 +372,7 @@ def _row(
         return {**row, "included": True, "tr_check": f"not needed ({entry})"}
     t_r, where, problem = _repetition_time(file, cand["listing_tr"], repetition_time)
     if problem:
-        code = {"sidecar": BAD_SIDECAR, _NOT_FETCHED: NOT_FETCHED}.get(where, NO_REPETITION_TIME)
+        code = {_BAD_SIDECAR: BAD_SIDECAR, _NOT_FETCHED: NOT_FETCHED}.get(where, NO_REPETITION_TIME)
         return excluded(row, code, problem)
     return {**row, "t_r": t_r, "included": True, "tr_check": f"from {where}"}
 
@@ -379,6 +380,9 @@ def _row(
 # The ``where`` of a sidecar not fetched: the run is not_fetched (as a BOLD run whose sidecar is
 # not), not bad_sidecar: `datalad get` fixes it, no edit of the JSON.
 _NOT_FETCHED = "sidecar not fetched"
+# The ``where`` of a sidecar that is no JSON object (bad_sidecar); one whose RepetitionTime is
+# unusable is no_repetition_time, as a BOLD run's.
+_BAD_SIDECAR = "sidecar unreadable"
 
 
 def _repetition_time(
@@ -396,14 +400,15 @@ def _repetition_time(
             return None, _NOT_FETCHED, not_fetched_reason(sidecar, "its sidecar ", pointer=True)
         if isinstance(meta, str):
             fix = FIX_SIDECAR_READ if f" {UNREADABLE} (" in meta else FIX_SIDECAR_JSON
-            return None, "sidecar", with_fix(meta, fix)
+            return None, _BAD_SIDECAR, with_fix(meta, fix)
         value = meta.get("RepetitionTime")
         if value is not None:
             return _positive(value, f"RepetitionTime of {sidecar.name}", "sidecar")
     if listing_tr:
         return _positive(listing_tr, f"repetition_time of {file.name} in the listing", "listing")
     if dataset_tr is not None:
-        return float(dataset_tr), "dataset repetition_time", ""
+        what = "datasets.<name>.repetition_time (lcm ingest --repetition-time)"
+        return _positive(dataset_tr, what, "dataset repetition_time")
     return (
         None,
         "",
@@ -422,6 +427,14 @@ def _positive(value: object, what: str, where: str) -> tuple[float | None, str, 
         return None, where, with_fix(f"{what} is not a number: {value!r}", _set_tr(what))
     if not math.isfinite(t_r) or t_r <= 0:
         problem = f"{what} must be a positive number of seconds: {value!r}"
+        return None, where, with_fix(problem, _set_tr(what))
+    if t_r > PLAUSIBLE_TR_S[1]:
+        # No header to cross-check as a BOLD run's: 2000 (ms) read as seconds was excluded
+        # later for a high-pass 'above Nyquist', with the fix to lower the filter.
+        problem = (
+            f"{what} is {value!r}: above {PLAUSIBLE_TR_S[1]:g} s, no fMRI repetition time in "
+            f"seconds (in milliseconds it is {t_r / 1000:g} s)"
+        )
         return None, where, with_fix(problem, _set_tr(what))
     return t_r, where, ""
 
