@@ -29,6 +29,7 @@ from typing import Any
 from lcm.bids.manifest import exclude_duplicates
 from lcm.bids.rows import (
     BAD_SIDECAR,
+    CIFTI_ENDING,
     FIX_SIDECAR_JSON,
     FIX_SIDECAR_READ,
     INVALID_LABEL,
@@ -38,6 +39,7 @@ from lcm.bids.rows import (
     base_row,
     check_bold_header,
     check_repetition_time,
+    cifti_only,
     excluded,
     header_repetition_time,
     invalid_name_reason,
@@ -455,7 +457,8 @@ def _runs_not_in_space(
 
     ``not_in_space`` when the run's preprocessed BOLD is there in other spaces or resolutions
     (named, with the setting that reads one), ``fmriprep_outputs_missing`` when there is none
-    in any space (fMRIPrep stopped before writing it): the same code as a raw dataset's run.
+    in any space (fMRIPrep stopped before writing it, or wrote CIFTI only, said so): the same
+    code as a raw dataset's run.
     """
     have = {_run_stem(ents) for _, _, ents, _ in data}
     runs: dict[tuple[str, ...], list[tuple[str, str, dict[str, str]]]] = {}
@@ -485,6 +488,15 @@ def _runs_not_in_space(
         row.update(ids.row_fields())
         if bold:
             rows.append(excluded(row, *not_in_space(wanted, (space_of(f[2]) for f in bold))))
+        elif cifti := [f[1] for f in files if f[1].endswith(f"_bold{CIFTI_ENDING}")]:
+            # fMRIPrep finished, into grayordinates only: its log tells nothing to fix.
+            reason = with_fix(
+                "no volumetric preprocessed BOLD (*_desc-preproc_bold.nii.gz) in any space: "
+                + cifti_only(cifti[0]),
+                f"rerun fMRIPrep on sub-{ids.subject} with --output-spaces {wanted} "
+                "(--cifti-output may stay: fMRIPrep writes both)",
+            )
+            rows.append(excluded(row, OUTPUTS_MISSING, reason))
         else:
             shown = ", ".join(f[1] for f in files[:3]) + (" ..." if len(files) > 3 else "")
             rows.append(

@@ -22,7 +22,8 @@ indexed by :mod:`lcm.bids.fast_index` instead (see :func:`uses_file_index`).
 
 Repetition time of a time-series run: ``RepetitionTime`` of a sidecar ``<stem>.json`` beside the
 file, else the listing's ``repetition_time`` cell, else the dataset's ``repetition_time``
-(config), else the run is excluded with the reason. Connectomes need no TR. File contents are
+(config), else the run is excluded with the reason; a run file or sidecar not fetched
+(DataLad) is ``not_fetched``, as a BOLD run's. Connectomes need no TR. File contents are
 checked by the connectome stage (reading every matrix here would make ingest as slow as it).
 
 Parcellation: a file's ``seg-`` entity (XCP-D's ``..._seg-4S156Parcels_...``) is kept in the
@@ -43,17 +44,20 @@ import pandas as pd
 
 from lcm import reason_codes
 from lcm.bids.manifest import exclude_duplicates
+from lcm.bids.nifti_header import sniff_image
 from lcm.bids.rows import (
     BAD_SIDECAR,
     FIX_SIDECAR_JSON,
     FIX_SIDECAR_READ,
     INVALID_LABEL,
     NO_REPETITION_TIME,
+    NOT_FETCHED,
     base_row,
     excluded,
     not_fetched_reason,
 )
 from lcm.bids.sidecars import UNREADABLE, NotFetched, read_json_object
+from lcm.bids.timing import PLAUSIBLE_TR_S
 from lcm.entries import TABLE, entry_type
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import check_label, check_name_label, parse_entities, run_key
@@ -349,6 +353,9 @@ def _row(
         run=labels.get("run", ""),
         run_key=run_key(labels),
     )
+    if file.is_symlink() and not file.exists():
+        # A locked DataLad/git-annex file not fetched: its path is right, its content absent.
+        return excluded(row, NOT_FETCHED, not_fetched_reason(file))
     if not file.is_file():
         return excluded(
             row,
@@ -359,13 +366,23 @@ def _row(
                 "remove its row",
             ),
         )
+    if sniff_image(file) == "annex_pointer":  # an unlocked one: a pointer in its place
+        return excluded(row, NOT_FETCHED, not_fetched_reason(file, pointer=True))
     if not entry_type(entry).needs_tr:
         return {**row, "included": True, "tr_check": f"not needed ({entry})"}
     t_r, where, problem = _repetition_time(file, cand["listing_tr"], repetition_time)
     if problem:
-        code = BAD_SIDECAR if where == "sidecar" else NO_REPETITION_TIME
+        code = {_BAD_SIDECAR: BAD_SIDECAR, _NOT_FETCHED: NOT_FETCHED}.get(where, NO_REPETITION_TIME)
         return excluded(row, code, problem)
     return {**row, "t_r": t_r, "included": True, "tr_check": f"from {where}"}
+
+
+# The ``where`` of a sidecar not fetched: the run is not_fetched (as a BOLD run whose sidecar is
+# not), not bad_sidecar: `datalad get` fixes it, no edit of the JSON.
+_NOT_FETCHED = "sidecar not fetched"
+# The ``where`` of a sidecar that is no JSON object (bad_sidecar); one whose RepetitionTime is
+# unusable is no_repetition_time, as a BOLD run's.
+_BAD_SIDECAR = "sidecar unreadable"
 
 
 def _repetition_time(
@@ -373,21 +390,25 @@ def _repetition_time(
 ) -> tuple[float | None, str, str]:
     """``(t_r, where it came from, problem)`` of one time-series file."""
     sidecar = file.with_suffix(".json")
+    if sidecar.is_symlink() and not sidecar.exists():
+        # Its TR is the run's own: never fall back to the listing's or the dataset's for it.
+        return None, _NOT_FETCHED, not_fetched_reason(sidecar, "its sidecar ")
     if sidecar.is_file():
         # Ingest's one reader of sidecars: UTF-8 whatever the locale, a byte-order mark skipped.
         meta = read_json_object(str(sidecar))
         if isinstance(meta, NotFetched):
-            return None, "sidecar", not_fetched_reason(sidecar, "its sidecar ", pointer=True)
+            return None, _NOT_FETCHED, not_fetched_reason(sidecar, "its sidecar ", pointer=True)
         if isinstance(meta, str):
             fix = FIX_SIDECAR_READ if f" {UNREADABLE} (" in meta else FIX_SIDECAR_JSON
-            return None, "sidecar", with_fix(meta, fix)
+            return None, _BAD_SIDECAR, with_fix(meta, fix)
         value = meta.get("RepetitionTime")
         if value is not None:
             return _positive(value, f"RepetitionTime of {sidecar.name}", "sidecar")
     if listing_tr:
         return _positive(listing_tr, f"repetition_time of {file.name} in the listing", "listing")
     if dataset_tr is not None:
-        return float(dataset_tr), "dataset repetition_time", ""
+        what = "datasets.<name>.repetition_time (lcm ingest --repetition-time)"
+        return _positive(dataset_tr, what, "dataset repetition_time")
     return (
         None,
         "",
@@ -406,6 +427,14 @@ def _positive(value: object, what: str, where: str) -> tuple[float | None, str, 
         return None, where, with_fix(f"{what} is not a number: {value!r}", _set_tr(what))
     if not math.isfinite(t_r) or t_r <= 0:
         problem = f"{what} must be a positive number of seconds: {value!r}"
+        return None, where, with_fix(problem, _set_tr(what))
+    if t_r > PLAUSIBLE_TR_S[1]:
+        # No header to cross-check as a BOLD run's: 2000 (ms) read as seconds was excluded
+        # later for a high-pass 'above Nyquist', with the fix to lower the filter.
+        problem = (
+            f"{what} is {value!r}: above {PLAUSIBLE_TR_S[1]:g} s, no fMRI repetition time in "
+            f"seconds (in milliseconds it is {t_r / 1000:g} s)"
+        )
         return None, where, with_fix(problem, _set_tr(what))
     return t_r, where, ""
 

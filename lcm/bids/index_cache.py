@@ -57,8 +57,10 @@ log = logging.getLogger(__name__)
 # TR in seconds, compared only where plausible, so a tr_mismatch cached on it may be lifted;
 # 12: every exclusion reason reads "<problem>. Fix: <fix>"; 13: a .nii.gz cut short after its
 # header, bad_header, and a 4D BOLD of one volume, not_4d, are excluded, where a cached row of
-# either was included; a cached validator report's reasons lacked the issues' own words).
-CACHE_VERSION = 13
+# either was included; a cached validator report's reasons lacked the issues' own words;
+# 14: a derivatives run with only CIFTI outputs says so, where a cached reason said fMRIPrep
+# stopped).
+CACHE_VERSION = 14
 # Indexing threads. On a local disk the metadata is in the page cache and indexing is
 # CPU-bound Python: one thread is fastest (more only contend for the GIL). On network
 # filesystems every stat and open waits on a metadata server: LCM_INGEST_THREADS=8 there.

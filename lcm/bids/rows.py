@@ -192,6 +192,29 @@ def not_in_space(wanted: str, spaces: Iterable[str]) -> tuple[str, str]:
     )
 
 
+# The ending of fMRIPrep's CIFTI BOLD (``--cifti-output``: space-fsLR_den-91k_bold.dtseries.nii).
+CIFTI_ENDING = ".dtseries.nii"
+
+
+def cifti_only(name: str) -> str:
+    """Why a run whose only fMRIPrep BOLD is CIFTI has none LCM reads, naming one such file.
+
+    fMRIPrep run with ``--cifti-output`` and no volumetric template in ``--output-spaces``
+    writes grayordinates (surface vertices and subcortical voxels) only; an atlas image
+    parcellates volumes. The one wording of ingest (entry fmriprep) and the fMRIPrep stage.
+
+    Parameters
+    ----------
+    name : str
+        One of the run's CIFTI files (``*_bold.dtseries.nii``), as the reason shows it.
+    """
+    return (
+        f"this run has only CIFTI (grayordinate) outputs, e.g. {name} (fMRIPrep's "
+        "--cifti-output), which LCM does not read: an atlas parcellates a volumetric BOLD in a "
+        "template space"
+    )
+
+
 def spaces_found(reason: str) -> list[str]:
     """The spaces a :func:`not_in_space` reason names (those of the run's preprocessed BOLD).
 

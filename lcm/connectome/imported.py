@@ -61,6 +61,14 @@ FISHER_Z_FIX = (
     "with numpy.fill_diagonal(matrix, 1)"
 )
 R_ALREADY = " (if it holds r already, only set the diagonal)"
+# A covariance matrix (nilearn's kind="covariance", numpy.cov) stored instead of r: its diagonal
+# is the ROIs' variances. Taken for z (numpy.tanh) or r (diagonal set to 1) it is silently
+# wrong; normalising by the standard deviations gives r.
+COVARIANCE_FIX = (
+    "It looks like a covariance matrix (the diagonal holds variances); convert it to "
+    "correlations with nilearn.connectome.cov_to_corr(matrix), or d = numpy.sqrt(numpy.diag("
+    "matrix)); matrix / numpy.outer(d, d)"
+)
 
 
 def check_connectome(
@@ -138,6 +146,14 @@ def check_connectome(
             "lower-triangle one.",
             code=reason_codes.MATRIX_ASYMMETRIC,
         )
+    if _looks_like_covariance(m):
+        i = int(np.flatnonzero(np.abs(np.diag(m) - 1) > DIAGONAL_TOLERANCE)[0])
+        raise ExcludedRunError(
+            f"{name}: diagonal value {m[i, i]:.3g} at ROI {i + 1} (max |value| "
+            f"{float(np.max(np.abs(m))):.3g}); a correlation matrix has 1 on the diagonal",
+            hint=COVARIANCE_FIX + (R_ALREADY if np.max(np.abs(m)) <= 1 else "") + ".",
+            code=reason_codes.MATRIX_DIAGONAL,
+        )
     peak = float(np.max(np.abs(m)))
     if peak > 1 + RANGE_TOLERANCE:
         raise ExcludedRunError(
@@ -166,6 +182,27 @@ def check_connectome(
         )
     check_fc_spread(m, name)
     return (m + m.T) / 2
+
+
+def _looks_like_covariance(m: np.ndarray) -> bool:
+    """Whether a finite symmetric ``m`` reads as a covariance matrix, not r or Fisher z.
+
+    Its non-empty ROIs' diagonal is positive and not all 1, and every value is within
+    Cauchy-Schwarz's bound ``|c_ij| <= sqrt(c_ii c_jj)``: a Fisher z matrix (a diagonal of
+    inf, NaN, 0 or 1) with any ``|z| > 1`` breaks it, and one whose r was clipped below 1
+    has one diagonal value above 1 throughout, where variances differ between ROIs.
+    """
+    keep = m.any(axis=1)
+    sub = m[np.ix_(keep, keep)]
+    diag = np.diag(sub)
+    if not len(diag) or (diag <= DIAGONAL_TOLERANCE).any():
+        return False
+    if (np.abs(diag - 1) <= DIAGONAL_TOLERANCE).all():
+        return False
+    if np.ptp(diag) <= DIAGONAL_TOLERANCE and diag[0] > 1:
+        return False  # one value above 1 throughout: z of an r clipped below 1 (arctanh(1-eps))
+    scale = np.sqrt(np.outer(diag, diag))
+    return bool((np.abs(sub) <= scale * (1 + SYMMETRY_TOLERANCE)).all())
 
 
 def _zero_missing_rois(m: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from lcm import reason_codes
 from lcm.bids.dataset import read_dataset_description
 from lcm.bids.fmriprep_version import subject_fmriprep_version
 from lcm.bids.nifti_header import UnreadableHeader, read_bold_header
-from lcm.bids.rows import OUTPUTS_MISSING, not_in_space
+from lcm.bids.rows import CIFTI_ENDING, OUTPUTS_MISSING, cifti_only, not_in_space
 from lcm.bids.runs import RunIds
 from lcm.bids.sidecars import UNREADABLE, NotFetched, entities_of, read_json_object
 from lcm.bids.timing import TR_TOLERANCE_S, compare_header_tr, set_unit_fix, sidecar_tr
@@ -752,6 +752,28 @@ def other_spaces(deriv_root: str | Path, ids: RunIds, space: str) -> list[str]:
     return sorted({space_of(ents) for ents in found})
 
 
+def cifti_outputs(deriv_root: str | Path, ids: RunIds) -> list[str]:
+    """The names of a run's CIFTI BOLD files (``*_bold.dtseries.nii``), sorted; ``[]`` if none.
+
+    They tell a run fMRIPrep preprocessed into grayordinates only (``--cifti-output`` without
+    a volumetric template space) from one where it stopped before writing any BOLD.
+
+    Parameters
+    ----------
+    deriv_root : str or Path
+        The fMRIPrep derivatives root.
+    ids : RunIds
+        The run's identifiers.
+    """
+    func = Path(deriv_root) / subject_dir(ids.entities) / "func"
+    try:
+        prefix = f"{derivative_run_key(func, ids)}_space-"
+        names = os.listdir(func)
+    except (OSError, AmbiguousDerivativesError):
+        return []
+    return sorted(n for n in names if n.startswith(prefix) and n.endswith(f"_bold{CIFTI_ENDING}"))
+
+
 def _lacking(path: Path) -> str:
     """A missing file for the reason; a dangling symlink is DataLad content not fetched."""
     if path.is_symlink():
@@ -816,14 +838,21 @@ def check_subject_derivatives(
         if elsewhere := other_spaces(deriv_root, ids, space):
             excluded[ids.run_key] = not_in_space(space, elsewhere)
             continue
-        excluded[ids.run_key] = (OUTPUTS_MISSING, _missing_reason(deriv_root, space, lacking))
+        cifti = cifti_outputs(deriv_root, ids)
+        reason = _missing_reason(deriv_root, space, lacking, cifti)
+        excluded[ids.run_key] = (OUTPUTS_MISSING, reason)
     return found, excluded
 
 
-def _missing_reason(deriv_root: str | Path, space: str, lacking: list[str]) -> str:
+def _missing_reason(
+    deriv_root: str | Path, space: str, lacking: list[str], cifti: list[str] | None = None
+) -> str:
     """The exclusion reason of a run lacking files, its fix fitting what is missing: with the
-    BOLD in ``space`` there, rerunning fMRIPrep for that space is not the fix."""
+    BOLD in ``space`` there, rerunning fMRIPrep for that space is not the fix. ``cifti``, the
+    run's CIFTI files, says why a BOLD fMRIPrep did write is not read."""
     what = f"fMRIPrep outputs for space {space!r} missing in {deriv_root}: {'; '.join(lacking)}"
+    if cifti and any("_desc-preproc_bold.nii" in item for item in lacking):
+        what += f"; {cifti_only(cifti[0])}"
     leave_out = "or leave the subject out (ingest.select.<dataset>.participants.exclude)"
     legacy = Path(deriv_root) / "fmriprep"
     if any("_desc-preproc_bold.nii" in item for item in lacking) and legacy.is_dir():
@@ -833,8 +862,10 @@ def _missing_reason(deriv_root: str | Path, space: str, lacking: list[str]) -> s
             f"derivatives at it (--derivatives {legacy}), {leave_out}"
         )
     elif any("_desc-preproc_bold.nii" in item for item in lacking):
+        # fMRIPrep writes both when asked: the CIFTI outputs need not be given up.
+        both = " (--cifti-output may stay: fMRIPrep writes both)" if cifti else ""
         fix = (
-            f"Run fMRIPrep for this run with --output-spaces {space}, point the dataset's "
+            f"Run fMRIPrep for this run with --output-spaces {space}{both}, point the dataset's "
             f"derivatives at the folder that holds them, {leave_out}"
         )
     elif any(f" {UNREADABLE} (" in item for item in lacking):

@@ -21,7 +21,7 @@ import pytest
 from helpers.connectome import make_raw_bids, save_nifti, write_json
 
 from lcm.bids.index_cache import cache_dir_for
-from lcm.bids.ingest import included_runs, ingest
+from lcm.bids.ingest import included_runs, ingest, ingest_dataset
 from lcm.bids.selection import Selection
 
 
@@ -226,3 +226,51 @@ def test_the_datalad_get_command_is_shell_quoted(tmp_path: Path) -> None:
     df, _ = _ingest(root, tmp_path / "out" / "manifest.parquet")
     command = re.search(r"`(datalad get [^`]*)`", df.loc["02", "reason"])[1]
     assert shlex.split(command) == ["datalad", "get", str(bold)]
+
+
+def _series_folder(root: Path) -> Path:
+    """Three ROI time-series runs with their sidecars (TR 1.5), as plain files."""
+    rng = np.random.default_rng(0)
+    root.mkdir()
+    for sub in ("01", "02", "03"):
+        np.save(root / f"sub-{sub}_task-rest_timeseries.npy", rng.standard_normal((30, 7)))
+        write_json(root / f"sub-{sub}_task-rest_timeseries.json", {"RepetitionTime": 1.5})
+    return root
+
+
+def test_an_roi_series_sidecar_not_fetched_is_not_fetched_not_a_bad_sidecar(
+    tmp_path: Path,
+) -> None:
+    """An unlocked sidecar not fetched said `datalad get` but was coded `bad_sidecar`, where a
+    BOLD run's is `not_fetched`; a locked one (a dangling link) took the dataset's TR."""
+    root = _series_folder(tmp_path / "series")
+    side = root / "sub-01_task-rest_timeseries.json"
+    side.write_bytes(b"/annex/objects/MD5E-s24--0123456789abcdef0123456789abcdef.json\n")
+    link = root / "sub-02_task-rest_timeseries.json"
+    _annex(link, root)
+    df = ingest_dataset("ds", "roi_timeseries", root, repetition_time=2.0).manifest
+    df = df.set_index("subject")
+    assert df["reason_code"].to_dict() == {"01": "not_fetched", "02": "not_fetched", "03": ""}
+    assert f"datalad get {side}" in df.loc["01", "reason"]
+    assert f"its sidecar {link}" in df.loc["02", "reason"]
+    assert f"datalad get {link}" in df.loc["02", "reason"]
+    assert df.loc["03", "t_r"] == 1.5
+
+
+def test_an_roi_series_or_connectome_file_not_fetched_is_not_fetched(tmp_path: Path) -> None:
+    """A run file not fetched was `missing_file`, its fix 'correct its path in' the file itself."""
+    root = _series_folder(tmp_path / "series")
+    data = root / "sub-02_task-rest_timeseries.npy"
+    _annex(data, root)
+    pointer = root / "sub-03_task-rest_timeseries.npy"
+    pointer.write_bytes(b"/annex/objects/MD5E-s1808--0123456789abcdef0123456789abcdef.npy\n")
+    df = ingest_dataset("ds", "roi_timeseries", root).manifest.set_index("subject")
+    assert df["reason_code"].to_dict() == {"01": "", "02": "not_fetched", "03": "not_fetched"}
+    assert f"datalad get {data}" in df.loc["02", "reason"]
+    assert "git-annex pointer" in df.loc["03", "reason"]
+    matrices = tmp_path / "matrices"
+    matrices.mkdir()
+    np.save(matrices / "sub-01_task-rest_relmat.npy", np.eye(7))
+    _annex(matrices / "sub-01_task-rest_relmat.npy", matrices)
+    df = ingest_dataset("ds", "connectome", matrices).manifest
+    assert df["reason_code"].tolist() == ["not_fetched"] and "datalad get" in df["reason"][0]

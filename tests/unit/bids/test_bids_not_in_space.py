@@ -62,6 +62,26 @@ def test_runs_of_another_resolution_or_incomplete_are_excluded_with_a_code(
     assert "no preprocessed BOLD" in missing and "desc-brain_mask" in missing
 
 
+def test_a_run_with_only_cifti_outputs_says_so_instead_of_fmriprep_stopping(
+    tmp_path: Path,
+) -> None:
+    """fMRIPrep run with --cifti-output and no volumetric space finished: the reason said it
+    stopped and to read its log, not that the run only has grayordinate (CIFTI) outputs."""
+    deriv = tmp_path / "fmriprep"
+    make_fmriprep_run(deriv, "sub-01_task-rest")
+    func = deriv / "sub-02" / "func"
+    func.mkdir(parents=True)
+    cifti = "sub-02_task-rest_space-fsLR_den-91k_bold.dtseries.nii"
+    (func / cifti).write_bytes(b"")
+    (func / "sub-02_task-rest_desc-confounds_timeseries.tsv").write_text("a\n0\n")
+    df = ingest_dataset("ds", "fmriprep", deriv).manifest
+    assert _codes(df) == {"sub-01_task-rest": "", "sub-02_task-rest": "fmriprep_outputs_missing"}
+    reason = df.set_index("run_key").loc["sub-02_task-rest", "reason"]
+    assert f"only CIFTI (grayordinate) outputs, e.g. {cifti}" in reason
+    assert f"Fix: rerun fMRIPrep on sub-02 with --output-spaces {SPACE}" in reason
+    assert "why it stopped" not in reason
+
+
 def test_a_space_nobody_has_names_the_spaces_there_are(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -325,6 +325,31 @@ def test_missing_repetition_time_excludes_only_that_run(tmp_path: Path) -> None:
     assert Path(qc.loc["02", "relmat"]).is_file()
 
 
+def test_a_repetition_time_in_milliseconds_excludes_its_run_at_ingest(tmp_path: Path) -> None:
+    """ROI series have no header to cross-check a TR with: a sidecar's 2000 (ms) was taken as
+    2000 s, and the run was excluded later for a high-pass 'above Nyquist', told to lower it.
+    An unusable sidecar TR is no_repetition_time, as a BOLD run's, not bad_sidecar."""
+    root = tmp_path / "series"
+    root.mkdir()
+    for sub, t_r in (("01", 2000), ("02", "two"), ("03", 0.72), ("04", None)):
+        np.save(root / f"sub-{sub}.npy", roi_series(seed=int(sub)))
+        if t_r is not None:
+            write_json(root / f"sub-{sub}.json", {"RepetitionTime": t_r})
+    df = ingest_dataset("x", "roi_timeseries", root, repetition_time=1500).manifest
+    df = df.set_index("subject")
+    assert df["reason_code"].to_dict() == {
+        "01": "no_repetition_time",
+        "02": "no_repetition_time",
+        "03": "",
+        "04": "no_repetition_time",
+    }
+    assert "RepetitionTime of sub-01.json is 2000" in df.loc["01", "reason"]
+    assert "in milliseconds it is 2 s" in df.loc["01", "reason"]
+    assert "datasets.<name>.repetition_time" in df.loc["04", "reason"]
+    assert "in milliseconds it is 1.5 s" in df.loc["04", "reason"]
+    assert df.loc["03", "t_r"] == 0.72
+
+
 def test_dataset_repetition_time_fills_xcpd_runs_without_sidecar(tmp_path: Path, names) -> None:
     root = tmp_path / "xcpd"
     write_json(root / "dataset_description.json", {"Name": "x", "BIDSVersion": "1.10.0"})

@@ -94,6 +94,25 @@ def test_fisher_z_matrices_are_refused_with_the_conversion() -> None:
     assert "Fisher" not in refused.value.message
 
 
+def test_a_covariance_matrix_is_refused_with_its_conversion_to_r_not_tanh() -> None:
+    """A covariance matrix (numpy.cov, nilearn's kind="covariance") brought as a connectome was
+    told to take numpy.tanh as if Fisher z, or to set its diagonal to 1: both silently wrong r."""
+    rng = np.random.default_rng(3)
+    series = rng.standard_normal((60, 5)) * [0.9, 1.3, 2.0, 0.7, 1.1] + rng.standard_normal((60, 1))
+    cov = np.cov(series.T)
+    assert np.abs(cov).max() > 1  # past [-1, 1]: was read as Fisher z
+    for matrix in (cov, cov / np.abs(cov).max()):  # and within it: was 'set the diagonal'
+        with pytest.raises(ExcludedRunError, match=r"cov\.npy: diagonal value") as refused:
+            check_connectome(matrix, "cov.npy", 5, "x")
+        assert "covariance matrix" in refused.value.hint and "tanh" not in refused.value.hint
+        assert "cov_to_corr" in refused.value.hint
+    # Fisher z of r clipped below 1 (arctanh(1 - 1e-7) = 8.4 throughout) stays z, not covariance.
+    z = np.arctanh(np.clip(np.corrcoef(series.T), -1 + 1e-7, 1 - 1e-7))
+    with pytest.raises(ExcludedRunError, match="outside") as refused:
+        check_connectome(z, "z.npy", 5, "x")
+    assert "numpy.tanh" in refused.value.hint
+
+
 # -- headers as pandas and numpy write them (a real-shaped run: 200 volumes x 94 ROIs) --------
 
 AAL2_LIKE = [f"ROI_{i:02d}" for i in range(94)]

@@ -122,6 +122,21 @@ def test_run_without_bold_still_says_run_fmriprep_for_the_space(tmp_path: Path) 
     )
 
 
+def test_a_run_with_only_cifti_outputs_says_so_and_names_one(tmp_path: Path) -> None:
+    """fMRIPrep run with --cifti-output and no volumetric space: the run was told to rerun
+    fMRIPrep for the space, without a word on why the BOLD it did write was not read."""
+    files = make_fmriprep_run(tmp_path / "deriv", KEY, n_vol=20)
+    for name in ("bold", "sidecar", "mask"):
+        files[name].unlink()
+    cifti = files["bold"].with_name(f"{KEY}_space-fsLR_den-91k_bold.dtseries.nii")
+    cifti.write_bytes(b"")
+    found, excluded = check_subject_derivatives(tmp_path / "deriv", [run_ids_from_name(KEY)], SPACE)
+    code, reason = excluded[KEY]
+    assert found == [] and code == "fmriprep_outputs_missing"
+    assert f"only CIFTI (grayordinate) outputs, e.g. {cifti.name}" in reason
+    assert f"Fix: Run fMRIPrep for this run with --output-spaces {SPACE}" in reason
+
+
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
 def test_a_preprocessed_sidecar_ingest_reads_is_read_by_the_fmriprep_stage(
     tmp_path: Path, encoding: str
