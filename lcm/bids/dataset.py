@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +13,86 @@ from lcm.exceptions import BIDSError
 
 log = logging.getLogger(__name__)
 
+# The config's keys of a dataset's ingest settings ({dataset}: its name), which ingest's
+# messages and hints name unless told how the user gave them (lcm.commands.ingest names its
+# options): a command-line user wrote no datasets.<name>.path.
+CONFIG_KEYS = {
+    "path": "datasets.{dataset}.path",
+    "derivatives": "datasets.{dataset}.derivatives",
+    "entry": "datasets.{dataset}.entry",
+    "task": "datasets.{dataset}.task",
+    "repetition_time": "datasets.{dataset}.repetition_time",
+    "space": "fmriprep.output_space",
+    "select": "ingest.select.{dataset}",
+}
 
-def read_dataset_description(root: str | Path) -> dict[str, Any]:
+
+def setting_names(dataset: str, names: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``names`` over :data:`CONFIG_KEYS`: how each of a dataset's settings is named to the user.
+
+    Parameters
+    ----------
+    dataset : str
+        The dataset's name, in its config keys.
+    names : mapping of str to str, optional
+        Setting (``path``, ``derivatives``, ``entry``, ``task``, ``repetition_time``,
+        ``space``, ``select``) to the name the user gave it by (an option, ``--path``); None,
+        or a setting left out, names it by its config key.
+
+    Returns
+    -------
+    dict of str to str
+    """
+    keys = {key: name.format(dataset=dataset) for key, name in CONFIG_KEYS.items()}
+    return {**keys, **(names or {})}
+
+
+def set_to(name: str, value: object) -> str:
+    """A fix that sets the setting ``name`` (:func:`setting_names`) to ``value``, as the user
+    writes it: ``--task motor`` on the command line, ``datasets.d.task: motor`` in the config.
+
+    Parameters
+    ----------
+    name : str
+        The setting's name, an option (``--task``) or a config key.
+    value : object
+        The value to set.
+
+    Returns
+    -------
+    str
+    """
+    return f"{name} {value}" if name.startswith("-") else f"{name}: {value}"
+
+
+def part_of(name: str, key: str) -> str:
+    """A key inside the setting ``name`` (a JSON option's or a config section's): ``--select's
+    participants.exclude``, ``ingest.select.d.participants.exclude``.
+
+    Parameters
+    ----------
+    name : str
+        The setting's name, an option (``--select``) or a config key.
+    key : str
+        The key inside it, dotted.
+
+    Returns
+    -------
+    str
+    """
+    return f"{name}'s {key}" if name.startswith("-") else f"{name}.{key}"
+
+
+def read_dataset_description(root: str | Path, setting: str | None = None) -> dict[str, Any]:
     """Return the parsed ``dataset_description.json`` of ``root``.
 
     Parameters
     ----------
     root : path-like
         Top folder of a BIDS dataset or derivatives folder.
+    setting : str, optional
+        The setting that gave ``root`` (``--path``, ``datasets.<name>.derivatives``), named
+        in the hints; by default the dataset's configured path.
 
     Raises
     ------
@@ -32,7 +105,9 @@ def read_dataset_description(root: str | Path) -> dict[str, Any]:
     if not root.is_dir():
         raise BIDSError(
             f"BIDS folder not found: {root}",
-            hint="Check the dataset's path in config.yaml (datasets.<name>.path).",
+            hint=f"Check {setting}."
+            if setting
+            else "Check the dataset's path in config.yaml (datasets.<name>.path).",
         )
     desc_path = root / "dataset_description.json"
     if desc_path.is_symlink() and not desc_path.exists():
@@ -44,7 +119,8 @@ def read_dataset_description(root: str | Path) -> dict[str, Any]:
     if not desc_path.is_file():
         raise BIDSError(
             f"{root} has no dataset_description.json: expected a BIDS dataset root.",
-            hint="Point the path at the dataset's top folder (the one holding sub-* folders), or "
+            hint=f"Point {setting or 'the path'} at the dataset's top folder (the one holding "
+            "sub-* folders), or "
             'add a dataset_description.json with at least {"Name": ..., "BIDSVersion": "1.10.0"}.',
         )
     try:

@@ -37,12 +37,14 @@ import logging
 import math
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from lcm import reason_codes
+from lcm.bids.dataset import set_to, setting_names
 from lcm.bids.manifest import exclude_duplicates
 from lcm.bids.nifti_header import sniff_image
 from lcm.bids.rows import (
@@ -111,6 +113,7 @@ def index_files(
     path: str | Path,
     task: str = "rest",
     repetition_time: float | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Manifest rows of a listing TSV or a scanned folder (see the module docstring).
 
@@ -127,6 +130,9 @@ def index_files(
         Task label of the runs (files naming another task are skipped).
     repetition_time : float, optional
         Dataset-level TR in seconds, used where no sidecar or listing cell gives one.
+    names : mapping of str to str, optional
+        How the user gave the dataset's settings (:func:`lcm.bids.dataset.setting_names`),
+        named in the fixes; by default the config's keys.
 
     Raises
     ------
@@ -136,16 +142,18 @@ def index_files(
         suffix, task or naming: counted by why, a few named, with the fix).
     """
     path = Path(path)
+    keys = setting_names(dataset, names)
     if path.is_file():
         candidates = _from_listing(path, task)
     elif path.is_dir():
-        candidates = _from_folder(path, task, entry_type(entry).file_suffixes, dataset)
+        candidates = _from_folder(path, task, entry_type(entry).file_suffixes, dataset, keys)
     else:
         raise InputDataError(
             f"Dataset {dataset!r}: {path} does not exist.",
-            hint=f"Set datasets.{dataset}.path to a folder of per-run files or to {_LISTING_HINT}.",
+            hint=f"Set {keys['path']} to a folder of per-run files or to {_LISTING_HINT}.",
         )
-    rows = [_row(dataset, entry, c, repetition_time) for c in candidates]
+    tr_name = keys["repetition_time"]
+    rows = [_row(dataset, entry, c, repetition_time, tr_name) for c in candidates]
     hint = "list each run once (one file per run, parcellation and format)"
     return exclude_duplicates(rows, hint=hint) if len(rows) > 1 else rows
 
@@ -211,7 +219,7 @@ def _from_listing(listing: Path, task: str) -> list[dict[str, Any]]:
 
 
 def _from_folder(
-    root: Path, task: str, suffixes: tuple[str, ...], dataset: str
+    root: Path, task: str, suffixes: tuple[str, ...], dataset: str, keys: dict[str, str]
 ) -> list[dict[str, Any]]:
     out = []
     # Files that look like data (a run file's extension) but are no run of this dataset, by
@@ -250,7 +258,7 @@ def _from_folder(
     if not out and skipped:
         # Left to the connectome stage and the store, this was an empty QC table and an error
         # that named no file.
-        raise _no_run_error(dataset, root, task, suffixes, skipped)
+        raise _no_run_error(dataset, root, task, suffixes, skipped, keys)
     other = {k: len(v) for (why, k), v in sorted(skipped.items()) if why == "suffix"}
     if other:
         log.info(
@@ -269,6 +277,7 @@ def _no_run_error(
     task: str,
     suffixes: tuple[str, ...],
     skipped: dict[tuple[str, str], list[str]],
+    keys: dict[str, str],
     shown: int = 3,
 ) -> InputDataError:
     """The error of a folder with data-like files but no run: the files skipped, counted by
@@ -281,14 +290,14 @@ def _no_run_error(
     for (kind, key), names in sorted(skipped.items(), key=lambda item: -len(item[1])):
         if kind == "suffix" and key in owner:
             why = f"end _{key}, files of entry {owner[key]!r}"
-            fixes.append(f"set datasets.{dataset}.entry: {owner[key]} if these are the runs")
+            fixes.append(f"set {set_to(keys['entry'], owner[key])} if these are the runs")
         elif kind == "suffix":
             why = f"end _{key}, not {ends}"
             renamed = re.sub(rf"_{re.escape(key)}(\.[^.]+)$", rf"_{suffixes[0]}\1", names[0])
             fixes.append(f"rename them ({Path(names[0]).name} -> {Path(renamed).name})")
         elif kind == "task":
             why = f"name task-{key}, not task-{task}"
-            fixes.append(f"set datasets.{dataset}.task: {key} (lcm run --task {key})")
+            fixes.append(f"set {set_to(keys['task'], key)}")
         else:
             why = (
                 "are named neither sub-<label>..., ROISignals_<subject> nor "
@@ -304,7 +313,7 @@ def _no_run_error(
         hint="Files in a folder are runs when named sub-<label>[_ses-<label>][_task-<label>]"
         f"[_run-<n>] ending {ends} (or with no suffix), ROISignals_<subject>, or "
         "<site>_<subject>_rois_<atlas>.1D (config/README.md, 'ROI time series and precomputed "
-        f"connectomes'): {'; or '.join(dict.fromkeys(fixes))}; or set datasets.{dataset}.path "
+        f"connectomes'): {'; or '.join(dict.fromkeys(fixes))}; or set {keys['path']} "
         f"to {_LISTING_HINT}, which maps any file name to its subject.",
     )
 
@@ -332,7 +341,11 @@ def _name_entities(stem: str) -> dict[str, str] | None:
 
 
 def _row(
-    dataset: str, entry: str, cand: dict[str, Any], repetition_time: float | None
+    dataset: str,
+    entry: str,
+    cand: dict[str, Any],
+    repetition_time: float | None,
+    tr_name: str,
 ) -> dict[str, Any]:
     file: Path = cand["path"]
     ents = {k: v for k, v in cand["ents"].items() if v}
@@ -370,7 +383,7 @@ def _row(
         return excluded(row, NOT_FETCHED, not_fetched_reason(file, pointer=True))
     if not entry_type(entry).needs_tr:
         return {**row, "included": True, "tr_check": f"not needed ({entry})"}
-    t_r, where, problem = _repetition_time(file, cand["listing_tr"], repetition_time)
+    t_r, where, problem = _repetition_time(file, cand["listing_tr"], repetition_time, tr_name)
     if problem:
         code = {_BAD_SIDECAR: BAD_SIDECAR, _NOT_FETCHED: NOT_FETCHED}.get(where, NO_REPETITION_TIME)
         return excluded(row, code, problem)
@@ -386,9 +399,10 @@ _BAD_SIDECAR = "sidecar unreadable"
 
 
 def _repetition_time(
-    file: Path, listing_tr: str, dataset_tr: float | None
+    file: Path, listing_tr: str, dataset_tr: float | None, tr_name: str
 ) -> tuple[float | None, str, str]:
-    """``(t_r, where it came from, problem)`` of one time-series file."""
+    """``(t_r, where it came from, problem)`` of one time-series file; ``tr_name`` names the
+    dataset's TR setting (``--repetition-time`` or its config key)."""
     sidecar = file.with_suffix(".json")
     if sidecar.is_symlink() and not sidecar.exists():
         # Its TR is the run's own: never fall back to the listing's or the dataset's for it.
@@ -407,15 +421,14 @@ def _repetition_time(
     if listing_tr:
         return _positive(listing_tr, f"repetition_time of {file.name} in the listing", "listing")
     if dataset_tr is not None:
-        what = "datasets.<name>.repetition_time (lcm ingest --repetition-time)"
-        return _positive(dataset_tr, what, "dataset repetition_time")
+        return _positive(dataset_tr, tr_name, "dataset repetition_time")
     return (
         None,
         "",
         with_fix(
             f"no repetition time for {file.name}",
             f"add {sidecar.name} with RepetitionTime (seconds), a repetition_time column to the "
-            "listing, or datasets.<name>.repetition_time (lcm ingest --repetition-time)",
+            f"listing, or set {tr_name}",
         ),
     )
 

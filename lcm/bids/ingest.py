@@ -9,6 +9,7 @@ other.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from lcm.bids.dataset import is_derivative, read_dataset_description
+from lcm.bids.dataset import is_derivative, part_of, read_dataset_description, setting_names
 from lcm.bids.fast_index import DEFAULT_SPACE, IndexSpec
 from lcm.bids.file_entries import index_files, uses_file_index
 from lcm.bids.fmriprep_version import fmriprep_versions
@@ -65,8 +66,13 @@ from lcm.io.provenance import write_sidecar
 
 log = logging.getLogger(__name__)
 
-# A run of a parcellated dataset in several spaces (XCP-D's MNI152NLin6Asym and fsLR outputs).
-SPACE_HINT = "several spaces: choose one with ingest.select.<dataset>.space (--select)"
+
+def space_hint(select: str) -> str:
+    """The fix of a run of a parcellated dataset in several spaces (XCP-D's MNI152NLin6Asym
+    and fsLR outputs), by the name of its selection (:func:`lcm.bids.dataset.setting_names`).
+    """
+    return f"several spaces: choose one with {part_of(select, 'space')}"
+
 
 MAX_LOGGED_EXCLUSIONS = 20
 
@@ -93,6 +99,7 @@ def ingest_dataset(
     repetition_time: float | None = None,
     atlas: str | None = None,
     seg: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> Ingested:
     """Index a dataset into its manifest and summary (nothing is written).
 
@@ -137,6 +144,9 @@ def ingest_dataset(
         (the connectome stage picks the atlas's files).
     seg : str, optional
         The files' ``seg-`` label of that atlas, when it differs from ``atlas``.
+    names : mapping of str to str, optional
+        How the user gave the dataset's settings (:func:`lcm.bids.dataset.setting_names`),
+        named in messages and hints; by default the config's keys.
 
     Raises
     ------
@@ -148,17 +158,18 @@ def ingest_dataset(
         fsaverage ...), which no run of it could be parcellated in.
     """
     check_label("dataset", dataset, source="--dataset")
-    check_label("task", task, source="--task")
+    keys = setting_names(dataset, names)
+    check_label("task", task, source=keys["task"])
     if entry not in TABLE:
         raise ConfigError(
-            f"--entry: expected one of {list(TABLE)}, received {entry!r}.",
-            hint="Set datasets.<name>.entry in config.yaml.",
+            f"{keys['entry']}: expected one of {list(TABLE)}, received {entry!r}.",
+            hint=f"Set {keys['entry']} to one of them.",
         )
     kind = entry_type(entry)
     if kind.voxel and space:
         check_volumetric_space(
             space,
-            "--space",
+            keys["space"],
             f"entry {entry!r} is voxel-level: its runs are parcellated in a volume with the atlas "
             "image, so none could give a connectome",
         )
@@ -168,17 +179,18 @@ def ingest_dataset(
         key = "path" if root == Path(path) else "derivatives"
         raise InputDataError(
             f"Dataset {dataset!r} (entry {entry!r}): {root} does not exist.",
-            hint=f"Check datasets.{dataset}.{key} in the config.",
+            hint=f"Check {keys[key]}.",
         )
     if uses_file_index(entry, path):
         return _ingest_files(
-            dataset, entry, Path(path), task, selection, repetition_time, parcellation
+            dataset, entry, Path(path), task, selection, repetition_time, parcellation, keys
         )
-    desc = read_dataset_description(root)
+    desc = read_dataset_description(root, keys["path" if root == Path(path) else "derivatives"])
     if kind.raw and is_derivative(desc):
         raise BIDSError(
             f"{root} is a derivative dataset (DatasetType: derivative) but entry is {entry!r}.",
-            hint="Use entry: fmriprep for fMRIPrep outputs, or point path at the raw dataset.",
+            hint=f"Set {keys['entry']} to fmriprep for fMRIPrep outputs, or point "
+            f"{keys['path']} at the raw dataset.",
         )
     if kind.tree is not None and kind.tree.space == "required":
         space = space or DEFAULT_SPACE
@@ -218,7 +230,7 @@ def ingest_dataset(
     elif not validated:
         index.validation = None
     rows = manifest_frame(index.rows)
-    selection.check_matches(rows, index.subjects, f"ingest.select.{dataset}")
+    selection.check_matches(rows, index.subjects, keys["select"])
     manifest = selection.apply(rows)
     if index.validation is not None:
         report = ValidationReport.from_dict(index.validation)
@@ -227,9 +239,11 @@ def ingest_dataset(
         manifest = combine_echoes(exclude_other_parts(manifest), derivatives=not kind.raw)
     if parcellation is not None:
         manifest = select_parcellation(manifest, *parcellation)
-    manifest = exclude_space_duplicates(manifest, hint=SPACE_HINT)
-    _log_exclusions(dataset, manifest, root, task)
-    no_runs = subjects_without_runs(root, index.subjects, manifest, dataset, task, ignored)
+    manifest = exclude_space_duplicates(manifest, hint=space_hint(keys["select"]))
+    _log_exclusions(dataset, manifest, root, task, keys)
+    no_runs = subjects_without_runs(
+        root, index.subjects, manifest, dataset, task, ignored, names=keys
+    )
     if no_runs:
         log.warning(
             "%s: %d subject folder(s) without a run of task %r, not in the cohort (listed in "
@@ -280,20 +294,21 @@ def _ingest_files(
     task: str,
     selection: Selection | None,
     repetition_time: float | None,
-    parcellation: tuple[str, str | None] | None = None,
+    parcellation: tuple[str, str | None] | None,
+    keys: dict[str, str],
 ) -> Ingested:
     """:func:`ingest_dataset` for runs brought as plain files (no BIDS index, no cache)."""
-    rows = index_files(dataset, entry, path, task=task, repetition_time=repetition_time)
+    rows = index_files(dataset, entry, path, task=task, repetition_time=repetition_time, names=keys)
     selection = selection or Selection()
     frame = manifest_frame(rows)
     subjects = [f"sub-{s}" for s in frame["subject"].astype(str).unique() if s]
-    selection.check_matches(frame, subjects, f"ingest.select.{dataset}")
+    selection.check_matches(frame, subjects, keys["select"])
     manifest = selection.apply(frame)
     if parcellation is not None:
         manifest = select_parcellation(manifest, *parcellation)
-    manifest = exclude_space_duplicates(manifest, hint=SPACE_HINT)
+    manifest = exclude_space_duplicates(manifest, hint=space_hint(keys["select"]))
     folder = path if path.is_dir() else path.parent
-    _log_exclusions(dataset, manifest, path, task)
+    _log_exclusions(dataset, manifest, path, task, keys)
     subjects = sorted({f"sub-{s}" for s in manifest["subject"] if s})
     summary = build_summary(
         manifest,
@@ -338,6 +353,7 @@ def ingest(
     repetition_time: float | None = None,
     atlas: str | None = None,
     seg: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Build the manifest and write it with its JSON sidecar, summary and cache.
 
@@ -379,6 +395,9 @@ def ingest(
         The configured atlas; files of other parcellations are excluded.
     seg : str, optional
         The files' ``seg-`` label of that atlas, when it differs from ``atlas``.
+    names : mapping of str to str, optional
+        How the user gave the dataset's settings (:func:`lcm.bids.dataset.setting_names`):
+        the verb's options on the command line; by default the config's keys.
 
     Returns
     -------
@@ -411,6 +430,7 @@ def ingest(
         repetition_time=repetition_time,
         atlas=atlas,
         seg=seg,
+        names=names,
     )
     df = result.manifest
     # fMRIPrep derivatives: the version that made each included subject, a mix warned of
@@ -505,7 +525,9 @@ def index_root(entry: str, path: str | Path, derivatives: str | Path | None) -> 
     return Path(path)
 
 
-def _log_exclusions(dataset: str, df: pd.DataFrame, root: Path, task: str) -> None:
+def _log_exclusions(
+    dataset: str, df: pd.DataFrame, root: Path, task: str, keys: dict[str, str]
+) -> None:
     n_in = int(df["included"].sum())
     # Files of other parcellations are expected beside the atlas's (XCP-D, ABIDE Preprocessed
     # ship several): one line per parcellation, not one warning per file.
@@ -551,10 +573,11 @@ def _log_exclusions(dataset: str, df: pd.DataFrame, root: Path, task: str) -> No
         spaces = elsewhere.map(spaces_found).explode().value_counts()
         log.warning(
             "%s: no run has preprocessed BOLD in the configured space; fMRIPrep's of %d run(s) "
-            "are in %s. Set fmriprep.output_space (lcm ingest --space) to one of these.",
+            "are in %s. Set %s to one of these.",
             dataset,
             len(elsewhere),
             ", ".join(f"{space} ({n} run(s))" for space, n in spaces.items()),
+            keys["space"],
         )
     elif n_in == 0:
         others = _tasks_present(root)
@@ -563,8 +586,7 @@ def _log_exclusions(dataset: str, df: pd.DataFrame, root: Path, task: str) -> No
             dataset,
             task,
             root,
-            f" (its files name the task(s) {', '.join(others)}: set datasets.{dataset}.task, or "
-            "lcm run --task)"
+            f" (its files name the task(s) {', '.join(others)}: set {keys['task']})"
             if others and task not in others
             else "",
         )

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from lcm.bids.dataset import part_of
 from lcm.bids.rows import DUPLICATE, NOT_SELECTED, OTHER_ATLAS, OTHER_ECHO, OTHER_PART
 from lcm.exceptions import ConfigError
 from lcm.reason_codes import split_fix, with_fix
@@ -40,7 +41,12 @@ class Selection:
     exclude: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, config: dict[str, Any] | None, source: str = "select") -> Selection:
+    def from_config(
+        cls,
+        config: dict[str, Any] | None,
+        source: str = "select",
+        task: str = "datasets.<name>.task",
+    ) -> Selection:
         """Parse ``{key: {include: [...], exclude: [...]}}``; labels may carry their prefix.
 
         Parameters
@@ -49,6 +55,8 @@ class Selection:
             The selection, by key (``participants``, ``sessions``, ``runs`` ...); None selects all.
         source : str, default "select"
             Where it was set (``ingest.select.<dataset>``, ``--select``), named in errors.
+        task : str, default "datasets.<name>.task"
+            How the user sets the task (``--task``), named in the hint of an unknown key.
 
         Raises
         ------
@@ -62,11 +70,11 @@ class Selection:
                 raise ConfigError(
                     f"{source}: unknown selection key {key!r}; expected one of "
                     f"{sorted(SELECTION_KEYS)}.",
-                    hint="The task is set by datasets.<name>.task.",
+                    hint=f"The task is set by {task}.",
                 )
             if not isinstance(spec, dict) or set(spec) - {"include", "exclude"}:
                 raise ConfigError(
-                    f"{source}.{key}: expected {{include: [...], exclude: [...]}}, "
+                    f"{part_of(source, key)}: expected {{include: [...], exclude: [...]}}, "
                     f"received {spec!r}."
                 )
             prefix = SELECTION_KEYS[key][1]
@@ -74,7 +82,8 @@ class Selection:
                 values = spec.get(which) or []
                 if not isinstance(values, list):
                     raise ConfigError(
-                        f"{source}.{key}.{which}: expected a list of labels, received {values!r}."
+                        f"{part_of(source, f'{key}.{which}')}: expected a list of labels, "
+                        f"received {values!r}."
                     )
                 labels = tuple(_normal(key, str(v).removeprefix(f"{prefix}-")) for v in values)
                 if labels:
@@ -126,7 +135,7 @@ class Selection:
         subject_folders : sequence of str
             The dataset's ``sub-<label>`` folders (a subject without a run of the task is one).
         where : str
-            The setting, for the message (``ingest.select.<dataset>``).
+            The setting, for the message (``ingest.select.<dataset>``, ``--select``).
 
         Raises
         ------
@@ -151,12 +160,12 @@ class Selection:
             )
             some = ", ".join(f"{prefix}-{v}" for v in sorted(present)[:8])
             raise ConfigError(
-                f"{where}.{key} names {said}, which no file of the dataset has (it has "
+                f"{part_of(where, key)} names {said}, which no file of the dataset has (it has "
                 f"{some or 'none'}{' ...' if len(present) > 8 else ''}): an exclude list would "
                 "keep what it meant to leave out, an include list drop what it meant to keep.",
                 hint=f"Write the labels as the file names spell them, e.g. "
                 f"{next((c for c in close.values() if c), sorted(present)[0] if present else '01')}"
-                f" (lcm ingest --select; {where}.{key} in config.yaml).",
+                f" (in {part_of(where, key)}).",
             )
 
     def apply(self, manifest: pd.DataFrame) -> pd.DataFrame:

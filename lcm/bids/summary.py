@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from lcm import reason_codes
+from lcm.bids.dataset import part_of, setting_names
 from lcm.bids.rows import TR_NOT_CHECKED
 from lcm.bids.sidecars import entities_of
 from lcm.exceptions import ConfigError, InputDataError
@@ -95,6 +96,7 @@ def subjects_without_runs(
     dataset: str,
     task: str,
     left_out: Iterable[str] = (),
+    names: Mapping[str, str] | None = None,
 ) -> list[dict[str, str]]:
     """The subject folders that gave the manifest no row: no run of ``task`` at all.
 
@@ -117,12 +119,16 @@ def subjects_without_runs(
         The task indexed; a subject's runs of other tasks are named beside it.
     left_out : iterable of str, default ()
         ``sub-<label>`` folders the participant selection leaves out.
+    names : mapping of str to str, optional
+        How the user gave the dataset's settings (:func:`lcm.bids.dataset.setting_names`),
+        named in the fixes; by default the config's keys.
 
     Returns
     -------
     list of dict
         ``{subject, reason_code, reason}`` per subject (label without ``sub-``), sorted.
     """
+    keys = setting_names(dataset, names)
     have = set(manifest["subject"].astype(str))
     skip = set(left_out)
     found = []
@@ -134,13 +140,13 @@ def subjects_without_runs(
             {
                 "subject": label,
                 "reason_code": NO_RUNS,
-                "reason": _no_runs_reason(Path(root) / folder, dataset, task),
+                "reason": _no_runs_reason(Path(root) / folder, task, keys),
             }
         )
     return found
 
 
-def _no_runs_reason(folder: Path, dataset: str, task: str) -> str:
+def _no_runs_reason(folder: Path, task: str, keys: dict[str, str]) -> str:
     """What a subject folder without a run of ``task`` holds, and the fixes."""
     datatypes: set[str] = set()
     tasks: set[str] = set()
@@ -159,11 +165,12 @@ def _no_runs_reason(folder: Path, dataset: str, task: str) -> str:
     holds = ", ".join(sorted(datatypes)) or "no data folder"
     others = sorted(tasks - {task})
     other_tasks = f"; its func/ files are of task(s) {', '.join(others)}" if others else ""
-    task_fix = f", set datasets.{dataset}.task to the one to read" if others else ""
+    task_fix = f", set {keys['task']} to the one to read" if others else ""
+    leave_out = part_of(keys["select"], "participants.exclude")
     return (
         f"{folder.name} has no run of task {task!r} (it holds {holds}{other_tasks}): it is "
         "not in the cohort, the other subjects go on. Fix: add its func/ runs (or `datalad "
-        f"get` them){task_fix}, or leave it out (ingest.select.{dataset}.participants.exclude) "
+        f"get` them){task_fix}, or leave it out ({leave_out}) "
         "to stop this notice"
     )
 

@@ -14,6 +14,18 @@ from lcm.exceptions import ConfigError
 if TYPE_CHECKING:
     from lcm.connectome.settings import DenoiseSettings
 
+# The options' names of a dataset's settings, which ingest's messages and hints name
+# (lcm.bids.dataset.setting_names): a command-line user wrote no datasets.<name>.path.
+OPTION_NAMES = {
+    "path": "--path",
+    "derivatives": "--derivatives",
+    "entry": "--entry",
+    "task": "--task",
+    "repetition_time": "--repetition-time",
+    "space": "--space",
+    "select": "--select",
+}
+
 EPILOG = """\
 examples:
   lcm ingest --dataset bidsdemo --entry bids --path rawdata --out bidsdemo/manifest.parquet
@@ -155,10 +167,16 @@ def run(args: argparse.Namespace) -> int:
     int
         The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
     """
+    from lcm.bids.dataset import setting_names
     from lcm.bids.ingest import ingest
     from lcm.bids.selection import Selection
 
-    selection = Selection.from_config(_json_arg(args.select), source="--select")
+    # A workflow rule (lcm --rule) builds the options from its user's config: named by its keys.
+    names = None if getattr(args, "rule", None) else OPTION_NAMES
+    keys = setting_names(args.dataset, names)
+    selection = Selection.from_config(
+        _json_arg(args.select), source=keys["select"], task=keys["task"]
+    )
     checks = entry_type(args.entry).ingest_checks_confounds
     denoise = _denoise(args.denoise) if checks else None
     manifest = ingest(
@@ -175,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         repetition_time=args.repetition_time,
         atlas=args.atlas,
         seg=args.atlas_seg,
+        names=names,
     )
     if denoise is not None:
         from lcm.connectome.precheck import check_strategy

@@ -345,7 +345,7 @@ def test_a_repetition_time_in_milliseconds_excludes_its_run_at_ingest(tmp_path: 
     }
     assert "RepetitionTime of sub-01.json is 2000" in df.loc["01", "reason"]
     assert "in milliseconds it is 2 s" in df.loc["01", "reason"]
-    assert "datasets.<name>.repetition_time" in df.loc["04", "reason"]
+    assert "datasets.x.repetition_time" in df.loc["04", "reason"]
     assert "in milliseconds it is 1.5 s" in df.loc["04", "reason"]
     assert df.loc["03", "t_r"] == 0.72
 
@@ -464,7 +464,7 @@ def test_folder_of_misnamed_files_stops_ingest_naming_them(tmp_path: Path, capsy
     assert "sub-101309_fc.csv, sub-101410_fc.csv, sub-101915_fc.csv, +1 more" in err
     assert "participants.tsv" not in err.split("hint:")[0]  # the companion, not a data file
     assert "rename them (sub-101309_fc.csv -> sub-101309_relmat.csv)" in err
-    assert "set datasets.hcp.path to a tab-separated listing" in err
+    assert "set --path to a tab-separated listing" in err  # the option given
     assert not out.exists()
 
 
@@ -508,7 +508,7 @@ def test_the_space_the_selection_keeps_is_the_run(tmp_path: Path, names, tree: b
     assert len(chosen) == 1 and "space-MNI152NLin6Asym" in chosen[0]
     rows = ingest_dataset("x", "roi_timeseries", root, repetition_time=T_R).manifest
     assert rows["included"].sum() == 1
-    assert "ingest.select.<dataset>.space" in rows.loc[~rows["included"], "reason"].iloc[0]
+    assert "ingest.select.x.space" in rows.loc[~rows["included"], "reason"].iloc[0]
 
 
 def test_xcpd_before_0_7_names_its_atlas_atlas(tmp_path: Path, names) -> None:

@@ -1,0 +1,115 @@
+"""``lcm ingest``'s hints name the settings as the user gave them: its options on the command
+line, the config's keys when a workflow rule runs it (``lcm --rule``, options built from the
+config). They named ``datasets.<name>.task``, ``ingest.select.<name>`` ... to a command-line
+user who had typed ``--task`` and ``--select``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers.connectome import make_raw_bids, roi_series, save_nifti
+
+from lcm.cli import main, setup_logging
+
+# How each run names the settings: lcm ingest's options, or the config's keys of dataset d.
+HOW = {
+    "command_line": ([], {"task": "--task motor", "path": "--path", "tr": "--repetition-time"}),
+    "rule": (
+        ["--rule", "ingest"],
+        {
+            "task": "datasets.d.task: motor",
+            "path": "datasets.d.path",
+            "tr": "datasets.d.repetition_time",
+        },
+    ),
+}
+# A key inside the selection, as named: "{SELECT[how]}participants".
+SELECT = {"command_line": "--select's ", "rule": "ingest.select.d."}
+
+
+def _ingest(tmp_path: Path, how: str, *options: str) -> tuple[int, str, Path]:
+    """Run ``lcm [--rule ingest] ingest --dataset d ...``: its exit code, log and manifest."""
+    log = tmp_path / "ingest.log"
+    out = tmp_path / "results" / "d" / "manifest.parquet"
+    argv = ["--log-file", str(log), *HOW[how][0], "ingest", "--dataset", "d", *options]
+    try:
+        code = main([*argv, "--out", str(out)])
+    finally:
+        setup_logging()
+    return code, log.read_text(), out
+
+
+@pytest.mark.parametrize("how", sorted(HOW))
+def test_a_folder_of_another_tasks_files_is_hinted_by_the_settings_given(
+    tmp_path: Path, how: str
+) -> None:
+    """Runs of task-motor where rest was asked: the fix said datasets.d.task: motor (lcm run
+    --task motor) to a user of lcm ingest --task."""
+    ts = tmp_path / "ts"
+    ts.mkdir()
+    np.save(ts / "sub-01_task-motor_timeseries.npy", roi_series())
+    code, text, _ = _ingest(tmp_path, how, "--entry", "roi_timeseries", "--path", str(ts))
+    assert code != 0 and "no run of task 'rest'" in text, text
+    said = HOW[how][1]
+    assert f"set {said['task']};" in text and f"or set {said['path']} to a tab-separated" in text
+    assert how == "rule" or "datasets." not in text, text
+
+
+@pytest.mark.parametrize("how", sorted(HOW))
+def test_a_repetition_time_in_milliseconds_is_named_as_given(tmp_path: Path, how: str) -> None:
+    """--repetition-time 2000 (milliseconds): each run's reason named
+    datasets.<name>.repetition_time, the key of no config."""
+    ts = tmp_path / "ts"
+    ts.mkdir()
+    np.save(ts / "sub-01.npy", roi_series())
+    options = ["--entry", "roi_timeseries", "--path", str(ts), "--repetition-time", "2000"]
+    code, _, out = _ingest(tmp_path, how, *options)
+    assert code == 0
+    reason = pd.read_parquet(out)["reason"].iloc[0]
+    assert reason.startswith(f"{HOW[how][1]['tr']} is 2000"), reason
+    assert f"set {HOW[how][1]['tr']} to the repetition time in seconds" in reason, reason
+
+
+@pytest.mark.parametrize("how", sorted(HOW))
+def test_a_subject_without_runs_is_left_out_by_the_selection_given(
+    tmp_path: Path, how: str
+) -> None:
+    """An anatomical-only subject's summary reason told a command-line user to leave it out
+    with ingest.select.d.participants.exclude."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",))
+    save_nifti(root / "sub-02" / "anat" / "sub-02_T1w.nii.gz", np.zeros((4, 5, 6)))
+    options = ["--entry", "bids", "--path", str(root), "--no-validate"]
+    code, _, out = _ingest(tmp_path, how, *options)
+    assert code == 0
+    summary = json.loads((out.parent / "summary.json").read_text())
+    [reason] = [s["reason"] for s in summary["subjects_without_runs"]]
+    assert f"leave it out ({SELECT[how]}participants.exclude)" in reason, reason
+    assert how == "rule" or "ingest.select" not in reason, reason
+
+
+@pytest.mark.parametrize("how", sorted(HOW))
+@pytest.mark.parametrize(
+    ("select", "said"),
+    [
+        ({"task": {"include": ["rest"]}}, "The task is set by {task}"),
+        ({"participants": {"exclude": ["7"]}}, "{select}participants names sub-7"),
+    ],
+    ids=["unknown_key", "label_no_file_has"],
+)
+def test_a_selection_refused_is_named_as_given(
+    tmp_path: Path, how: str, select: dict, said: str
+) -> None:
+    """A --select refused: an unknown key's hint named datasets.<name>.task, a label no file
+    has was said of ingest.select.d.participants, to a user of --select and --task."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",))
+    options = ["--entry", "bids", "--path", str(root), "--no-validate"]
+    code, text, _ = _ingest(tmp_path, how, *options, "--select", json.dumps(select))
+    assert code != 0
+    task = "--task" if how == "command_line" else "datasets.d.task"
+    assert said.format(task=task, select=SELECT[how]) in text, text
+    assert how == "rule" or ("datasets." not in text and "ingest.select" not in text), text
