@@ -93,7 +93,11 @@ def run(args: argparse.Namespace) -> int:
     # A bad phenotype value stops the store only in the row of a participant whose connectomes
     # this run stores (an included run); other rows' bad values read as missing, logged.
     stored = set(runs[SUBJECT])
-    phenotype = read_phenotype(args.phenotype, args.dataset, catalogue, scanned=stored)
+    # A workflow rule (lcm --rule) passes its config's datasets.<name>.phenotype: named so.
+    setting = None if getattr(args, "rule", None) else "--phenotype"
+    phenotype = read_phenotype(
+        args.phenotype, args.dataset, catalogue, scanned=stored, setting=setting
+    )
     phenotype, renamed = match_scanned_subjects(phenotype, scanned)
     if renamed:
         first = next(iter(renamed.items()))

@@ -64,7 +64,9 @@ class _BadValue(ValueError):
         self.hint = hint
 
 
-def read_table(path: str | Path, blank_lines: bool = False) -> pd.DataFrame:
+def read_table(
+    path: str | Path, blank_lines: bool = False, setting: str = "datasets.<name>.phenotype"
+) -> pd.DataFrame:
     """Read a TSV or CSV phenotype table as strings (the separator follows the extension).
 
     Parameters
@@ -74,6 +76,8 @@ def read_table(path: str | Path, blank_lines: bool = False) -> pd.DataFrame:
     blank_lines : bool, default False
         Keep empty lines as rows of empty cells, so that data row ``i`` is line ``i + 2`` of
         the file (as a spreadsheet numbers it) also after a blank line.
+    setting : str, default "datasets.<name>.phenotype"
+        The setting that gave ``path`` (``--phenotype`` on the command line), named in hints.
 
     Returns
     -------
@@ -88,9 +92,7 @@ def read_table(path: str | Path, blank_lines: bool = False) -> pd.DataFrame:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputDataError(
-            f"Phenotype file not found: {path}", hint="Check datasets.<name>.phenotype."
-        )
+        raise InputDataError(f"Phenotype file not found: {path}", hint=f"Check {setting}.")
     sep = "," if path.suffix.lower() == ".csv" else "\t"
     fix = "Save it as a UTF-8 text table: TSV, or CSV with a .csv extension."
     try:
@@ -99,7 +101,7 @@ def read_table(path: str | Path, blank_lines: bool = False) -> pd.DataFrame:
     except OSError as exc:
         raise InputDataError(
             f"Cannot read phenotype file {path}: {exc.strerror}.",
-            hint="Check the file's permissions and datasets.<name>.phenotype.",
+            hint=f"Check the file's permissions and {setting}.",
         ) from None
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode Text" export
         raise InputDataError(
@@ -341,7 +343,11 @@ def phenotype_units(
 
 
 def read_phenotype(
-    path: str | Path, dataset: str, catalogue: Catalogue, scanned: set[str] | None = None
+    path: str | Path,
+    dataset: str,
+    catalogue: Catalogue,
+    scanned: set[str] | None = None,
+    setting: str | None = None,
 ) -> pd.DataFrame:
     """Read ``dataset``'s phenotype file and return typed catalogue variables.
 
@@ -366,6 +372,9 @@ def read_phenotype(
         and digits, case aside, name none): its row is left out, logged; and so are
         the differing rows of one such participant (all left out, logged: which is meant is
         unknown, and nothing stored comes from them). Without ``scanned``, every row counts.
+    setting : str, optional
+        The setting that gave ``path``, named in hints: ``--phenotype`` on the command line;
+        by default the config's key, ``datasets.<dataset>.phenotype``.
 
     Returns
     -------
@@ -384,7 +393,9 @@ def read_phenotype(
         (the file's line), column, value and rule of each.
     """
     coding = catalogue.coding(dataset)
-    raw = read_table(path, blank_lines=True)  # data row i is line i + 2, blank lines counted
+    setting = setting or f"datasets.{dataset}.phenotype"
+    # Data row i is line i + 2 of the file, blank lines counted.
+    raw = read_table(path, blank_lines=True, setting=setting)
     needed = [coding.id_column, *(c.column for c in coding.columns.values())]
     if coding.site_column:
         needed.append(coding.site_column)
