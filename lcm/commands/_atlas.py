@@ -155,12 +155,12 @@ def atlas_settings(args: argparse.Namespace) -> dict[str, Any]:
         When ``--atlas-templateflow`` is not a JSON object the schema's
         ``atlas.templateflow`` accepts.
     """
-    from lcm.config import parse_settings, validate_partial
+    from lcm.config import parse_settings
 
     query = getattr(args, "atlas_templateflow", None)
     if query is not None:
         query = parse_settings(query, "atlas-templateflow")
-        validate_partial({"atlas": {"templateflow": query}}, source="--atlas-templateflow")
+        _check_templateflow(query, atlas_names(args) is None)
     return {
         "name": args.atlas,
         "path": getattr(args, "atlas_path", None),
@@ -168,3 +168,32 @@ def atlas_settings(args: argparse.Namespace) -> dict[str, Any]:
         "seg": getattr(args, "atlas_seg", None),
         "templateflow": query or None,
     }
+
+
+def _check_templateflow(query: dict[str, Any], from_config: bool) -> None:
+    """Refuse a ``--atlas-templateflow`` query the schema's ``atlas.templateflow`` refuses.
+
+    Validated as the option's own value, or, when a workflow rule built the option from its
+    config (``from_config``), where it sits in the config: checked nested for a command-line
+    user too, an unknown key was said to sit "under 'atlas.templateflow'", a key they never
+    wrote.
+    """
+    import jsonschema
+
+    from lcm.config import schema, validate_partial
+    from lcm.exceptions import ConfigError
+    from lcm.schema_errors import describe, hint
+
+    if from_config:
+        validate_partial({"atlas": {"templateflow": query}}, source="config")
+        return
+    node = schema()["properties"]["atlas"]["properties"]["templateflow"]
+    errors = sorted(
+        jsonschema.Draft202012Validator(node).iter_errors(query),
+        key=lambda e: list(e.absolute_path),
+    )
+    if errors:
+        fallback = f"--atlas-templateflow takes the keys {sorted(node['properties'])}."
+        raise ConfigError(
+            describe(errors[0], "--atlas-templateflow"), hint=hint(errors[0], fallback, node)
+        )

@@ -132,6 +132,32 @@ def test_atlas_from_args_resolves_registry_labels_and_templateflow(tmp_path, tf_
         atlas_from_args(bad)
 
 
+@pytest.mark.parametrize(
+    ("rule", "said"),
+    [
+        ([], "--atlas-templateflow: unknown key 'templat' (did you mean 'template'?) at top"),
+        (
+            ["--rule", "connectome_roi"],
+            "config: unknown key 'templat' (did you mean 'template'?) under 'atlas.templateflow'",
+        ),
+    ],
+    ids=["command_line", "rule"],
+)
+def test_a_templateflow_query_key_is_named_as_the_user_gave_it(rule: list[str], said: str) -> None:
+    """An unknown key of --atlas-templateflow was said to sit "under 'atlas.templateflow'", a
+    config key the command-line user never wrote; a workflow rule's, built from that key, is."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--rule")
+    add_atlas_arguments(p, files=True)
+    query = json.dumps({"templat": TPL, "atlas": "Toy2024"})
+    args = p.parse_args([*rule, "--atlas", "toy12", "--atlas-templateflow", query])
+    with pytest.raises(ConfigError) as info:
+        atlas_from_args(args)
+    assert said in str(info.value), str(info.value)
+    # Each names the one setting its user wrote.
+    assert bool(rule) != ("--atlas" in str(info.value)), str(info.value)
+
+
 def test_templateflow_atlas_for_a_connectome_entry_import(tmp_path, tf_home) -> None:
     rng = np.random.default_rng(4)
     root = tmp_path / "connectomes"
