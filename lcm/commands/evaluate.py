@@ -140,7 +140,9 @@ def run(args: argparse.Namespace) -> int:
     int
         The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
     """
-    settings = EvaluationSettings.from_dict(parse_settings(args.settings, "settings"))
+    # A workflow rule (lcm --rule) passes its config's evaluate section: named so.
+    source = "evaluate" if getattr(args, "rule", None) else "--settings"
+    settings = EvaluationSettings.from_dict(parse_settings(args.settings, "settings"), source)
     # The LCM models' settings, checked now: each fit checked them after the data load, and
     # named them by the config's keys (evaluate.finetune.epochs).
     resolve_settings("finetune", settings.finetune, "lcm evaluate --settings' finetune")

@@ -16,6 +16,7 @@ and the predictions table. Folds are subject-level, so a subject's rows never st
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import logging
 import sys
@@ -170,8 +171,15 @@ class EvaluationSettings:
         }
         unknown = sorted(set(raw) - allowed)
         if unknown:
+            # As the config's schema errors say (lcm.schema_errors): each with its likely key.
+            said = []
+            for name in unknown:
+                close = difflib.get_close_matches(str(name), sorted(allowed), n=1)
+                said.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+            plural = "s" if len(said) > 1 else ""
             raise ConfigError(
-                f"{source}: unknown evaluate keys {unknown}.", hint=f"Allowed: {sorted(allowed)}."
+                f"{source}: unknown evaluate key{plural} {', '.join(said)}.",
+                hint=f"Allowed: {sorted(allowed)}.",
             )
         n_folds = raw.get("n_folds", cls.n_folds)
         if isinstance(n_folds, bool) or not isinstance(n_folds, int) or n_folds < 2:

@@ -370,3 +370,23 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_fits(store, tmp_
     assert not out.exists()
     monkeypatch.setattr(evaluate_cmd, "write_tidy_parquet", real)
     assert args.func(args) == 0 and out.exists() and (tmp_path / "p.parquet").exists()
+
+
+@pytest.mark.parametrize(
+    ("rule", "said"),
+    [([], "--settings: unknown"), (["--rule", "evaluate"], "evaluate: unknown")],
+    ids=["command_line", "rule"],
+)
+def test_an_unknown_evaluate_key_gets_its_likely_key(tmp_path, rule: list[str], said: str):
+    """--settings '{"n_fold": 3}' was told only "unknown evaluate keys ['n_fold']", where
+    every other settings error says which key was likely meant; a rule's names its section."""
+    from lcm.cli import build_parser
+
+    argv = [*rule, "evaluate", "--task", "dx", "--settings", json.dumps({"n_fold": 3})]
+    argv += ["--out", str(tmp_path / "m.parquet"), "--predictions", str(tmp_path / "p.parquet")]
+    argv += ["--store", str(tmp_path / "store"), "--atlas", "toy", "--catalogue", "v.yaml"]
+    argv += ["--dataset", "d", "--label", "dx"]
+    args = build_parser().parse_args(argv)
+    with pytest.raises(ConfigError) as info:
+        evaluate_cmd.run(args)
+    assert f"{said} evaluate key 'n_fold' (did you mean 'n_folds'?)" in str(info.value)

@@ -188,7 +188,9 @@ def test_fraction_subsets_are_stratified(cohort, recording_model):
 
 
 def test_settings_validation():
-    with pytest.raises(ConfigError, match=r"unknown evaluate keys \['nfolds'\]"):
+    with pytest.raises(
+        ConfigError, match=r"unknown evaluate key 'nfolds' \(did you mean 'n_folds'\?\)"
+    ):
         EvaluationSettings.from_dict({"nfolds": 3})
     with pytest.raises(ConfigError, match=r"label_fractions must be numbers in \(0, 1\]"):
         EvaluationSettings.from_dict({"label_fractions": [0.0]})
