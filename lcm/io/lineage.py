@@ -22,7 +22,13 @@ from typing import Any
 
 from lcm.io.atomic import temporary_owner
 from lcm.io.config_copy import copy_change, copy_rehash
-from lcm.io.ownership import MARKER_NAME, RESULTS_OWNER, claimed_results, marker_owner
+from lcm.io.ownership import (
+    MARKER_NAME,
+    RESULTS_OWNER,
+    claimed_results,
+    marker_owner,
+    record_verb,
+)
 from lcm.io.paths import RESULTS_ENTRIES, config_copy, config_dir, unrecorded_reason
 from lcm.io.provenance import provenance_path, sha256_file, sidecar_path
 from lcm.io.provenance import read_record as provenance_record
@@ -583,11 +589,7 @@ def audit(root: str | Path, base: str | Path = ".") -> Audit:
                     "lists no job for it)"
                 )
                 problems.append(Problem(src, text, "input changed", relative))
-        again = (
-            f"restore it, or delete {made} and {RERUN}, which records the file as it is "
-            "then (an fMRIPrep record: fMRIPrep itself runs again only once the "
-            ".completed.json stamp beside it is deleted too)"
-        )
+        again = _product_fix(record, made)
         for product, digest in record.get("ProductsSha256", {}).items():
             path = source_path(product, base)
             relative = not Path(product).is_absolute()
@@ -660,6 +662,20 @@ def audit(root: str | Path, base: str | Path = ".") -> Audit:
         )
         problems.append(Problem(str(path), text, "temporary left"))
     return found
+
+
+def _product_fix(record: dict[str, Any], made: Path) -> str:
+    """What to do of a product of ``record``'s job that is missing or changed, by its maker."""
+    if record_verb(record) == "lcm fmriprep":
+        # The job records the derivatives as they are: fMRIPrep itself is skipped by its stamp.
+        return (
+            f"restore it, or delete {made} and {RERUN}, which records the file as it is then "
+            "(fMRIPrep itself runs again only once the .completed.json stamp beside it is "
+            "deleted too)"
+        )
+    # Another job's sibling outputs (a checkpoint's history, a report's tables): its rerun
+    # writes them all again.
+    return f"restore it, or delete {made} and {RERUN}, which makes it again with {made.name}"
 
 
 def base_hint(missing: list[str], total: int, base: str | Path, near: str | Path) -> str | None:

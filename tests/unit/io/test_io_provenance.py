@@ -901,6 +901,29 @@ def test_verify_from_another_folder_says_to_pass_base_for_products_recorded_as_r
 
 
 @pytest.mark.parametrize(
+    ("verb", "said", "not_said"),
+    [
+        ("fmriprep", ".completed.json stamp", "which makes it again"),
+        ("pretrain", "which makes it again with model.tsv", ".completed.json"),
+    ],
+)
+def test_a_missing_products_fix_fits_the_job_that_made_it(
+    tmp_path: Path, verb: str, said: str, not_said: str
+) -> None:
+    """Every missing product was told of fMRIPrep's .completed.json stamp, a checkpoint's
+    history too: its fix now names the stamp for fMRIPrep's record, the job's rerun otherwise."""
+    set_invocation([verb], argparse.Namespace(verb=verb))
+    model, history = tmp_path / "model.tsv", tmp_path / "history.tsv"
+    model.write_text("m\n")
+    history.write_text("h\n")
+    write_sidecar(model, [], products=[history])
+    history.unlink()
+    (problem,) = audit(tmp_path).problems
+    assert problem.kind == "product missing" and problem.path == str(history)
+    assert said in problem.text and not_said not in problem.text
+
+
+@pytest.mark.parametrize(
     ("record", "lcms"),
     [
         ({"Output": "x.parquet", "Sha256": "0" * 64}, True),  # no Provenance: still LCM's
