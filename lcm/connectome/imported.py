@@ -134,7 +134,8 @@ def check_connectome(
         raise ExcludedRunError(
             f"{name} holds {int(bad.sum())} NaN or infinite value(s) (first at row {i + 1}, "
             f"column {j + 1})",
-            hint="Recompute the connectome, or drop the run from the listing.",
+            hint="Recompute the connectome, or leave the run out: delete its row of the listing "
+            "TSV, or move its file out of the dataset's folder.",
             code=reason_codes.MATRIX_NONFINITE,
         )
     asym = float(np.max(np.abs(m - m.T)))

@@ -234,3 +234,14 @@ def test_a_blank_last_roi_of_a_headerless_file_stays_an_roi(tmp_path: Path) -> N
     assert path.read_text().splitlines()[0].endswith(",")
     table = read_roi_series(path, NAMES)
     assert list(table.columns) == NAMES and table["E"].isna().all()
+
+
+def test_a_nonfinite_matrix_is_told_how_to_leave_the_run_out_of_a_folder_or_a_listing() -> None:
+    """The fix said "drop the run from the listing" to a folder dataset too, which has none."""
+    fc = _fc()
+    fc[1, 2] = fc[2, 1] = np.nan
+    with pytest.raises(ExcludedRunError) as info:
+        check_connectome(fc, "m.npy", 5, "x")
+    assert info.value.code == "matrix_nonfinite"
+    assert "row of the listing TSV" in info.value.hint
+    assert "move its file out of the dataset's folder" in info.value.hint
