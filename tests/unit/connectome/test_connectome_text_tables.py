@@ -245,3 +245,20 @@ def test_a_nonfinite_matrix_is_told_how_to_leave_the_run_out_of_a_folder_or_a_li
     assert info.value.code == "matrix_nonfinite"
     assert "row of the listing TSV" in info.value.hint
     assert "move its file out of the dataset's folder" in info.value.hint
+
+
+def test_an_imported_matrixs_diagonal_and_nan_messages_name_the_roi_by_its_label() -> None:
+    """The diagonal and NaN messages gave a 1-based ROI number alone: the user counted rows
+    of the atlas's labels to find the ROI."""
+    fc = _fc()
+    fc[3, 3] = 0.0  # a Fisher z diagonal
+    with pytest.raises(ExcludedRunError, match=r"diagonal value 0 at ROI 4 \(D\);"):
+        check_connectome(fc, "m.npy", 5, "x", labels=NAMES)
+    fc = _fc()
+    fc[1, 2] = fc[2, 1] = np.nan
+    with pytest.raises(ExcludedRunError, match=r"column 3: ROI 2 \(B\) with ROI 3 \(C\)\)"):
+        check_connectome(fc, "m.npy", 5, "x", labels=NAMES)
+    fc = _fc()
+    np.fill_diagonal(fc, np.inf)  # Fisher z's arctanh(1)
+    with pytest.raises(ExcludedRunError, match=r"first inf at ROI 1 \(A\)\)"):
+        check_connectome(fc, "m.npy", 5, "x", labels=NAMES)
