@@ -239,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
     from lcm.store.read import load_cohort
     from lcm.train.finetune import LCMClassifier
     from lcm.train.loop import pick_device, set_threads
-    from lcm.train.outputs import CHECKPOINT_FILES, training_out_dir
+    from lcm.train.outputs import CHECKPOINT_FILES, check_out_dir, training_out_dir
     from lcm.train.settings import resolve_settings
 
     settings = parse_settings(args.settings, "settings")
@@ -257,6 +257,8 @@ def run(args: argparse.Namespace) -> int:
             hint="Add the diagnosis to the catalogue with kind: binary.",
         )
     levels = label_levels(args.catalogue, catalogue.variables[args.label], args.positive)
+    # A record that could not be written (a user's history.json) refused before the load too.
+    check_out_dir(args.out_dir, "lcm finetune", CHECKPOINT_FILES)
     cohort = load_cohort(args.store, args.atlas, [args.dataset], catalogue)
     # Refuse a checkpoint of another atlas, ROI count, ROI order or catalogue before any training.
     _, meta = load_checkpoint(

@@ -125,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         PRETRAIN_FILES,
         PRETRAIN_VERB,
         STATE_DIR,
+        check_out_dir,
         training_out_dir,
     )
     from lcm.train.pretrain import check_objective, pretrain
@@ -156,6 +157,9 @@ def run(args: argparse.Namespace) -> int:
     pick_device(args.device)  # a device this machine lacks, refused before the data load
     catalogue = load_catalogue(args.catalogue)
     check_objective(resolved)  # a refusal of the settings alone: before the load and the claim
+    files = PRETRAIN_FILES
+    # A record that could not be written (a user's history.json) refused before the load too.
+    check_out_dir(args.out_dir, PRETRAIN_VERB, files, (STATE_DIR,))
     # data_loading: stream leaves the connectomes in the store (read a batch at a time).
     load = load_streamed_cohort if resolved["data_loading"] == "stream" else load_cohort
     if load is load_cohort:  # refused before hours of loading end in the job's OOM kill
@@ -167,7 +171,6 @@ def run(args: argparse.Namespace) -> int:
     cohort = load(args.store, args.atlas, list(args.datasets), catalogue)
     # Claimed (refused if it holds others' files) and locked against a concurrent run; the
     # ridge maps lcm bei-maps writes beside the checkpoint are neither replaced nor recorded.
-    files = PRETRAIN_FILES
     beside = (MAPS_FILE,)
     with training_out_dir(args.out_dir, PRETRAIN_VERB, files, (STATE_DIR,), beside):
         summary = pretrain(

@@ -42,8 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "described by a sidecar under a folder, and the inputs each sidecar records, reports "
         "every output of the workflow that no sidecar names and every config copy changed "
         "since it was written, says what to do about each, and exits 1 on any drift. When most "
-        "inputs recorded as relative paths are missing, --base is wrong: verify lists a few and "
-        "names the --base to pass.",
+        "files recorded as relative paths (inputs, a job's products) are missing, --base is "
+        "wrong: verify lists a few and names the --base to pass.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         if id(p) not in left_out:
             print(p)
     if left_out:
-        print(f"... and {len(left_out)} more missing inputs recorded as relative paths")
+        print(f"... and {len(left_out)} more missing files recorded as relative paths")
     print(f"{len(found.problems)} problem(s) under {target}")
     if hint:
         print(hint)

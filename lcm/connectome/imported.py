@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,12 @@ COVARIANCE_FIX = (
 
 
 def check_connectome(
-    matrix: np.ndarray, name: str, n_rois: int, atlas: str, atlas_fix: str = OTHER_ATLAS_FIX
+    matrix: np.ndarray,
+    name: str,
+    n_rois: int,
+    atlas: str,
+    atlas_fix: str = OTHER_ATLAS_FIX,
+    labels: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Check that ``matrix`` is an ``R x R`` Pearson correlation matrix of the atlas's ROIs.
 
@@ -94,6 +99,8 @@ def check_connectome(
     atlas_fix : str, default OTHER_ATLAS_FIX
         The hint of an ROI count that is another parcellation's
         (:func:`lcm.connectome.roi_formats.other_atlas_fix`).
+    labels : sequence of str, optional
+        The atlas's ROI labels, in order: messages name an ROI by its label, not its number.
 
     Returns
     -------
@@ -119,13 +126,17 @@ def check_connectome(
             code=reason_codes.ROI_COUNT_MISMATCH,
         )
     m = _zero_missing_rois(m)
+
+    def roi(i: int) -> str:  # a 1-based number alone sends the user counting rows
+        return f"ROI {i + 1} ({labels[i]})" if labels is not None else f"ROI {i + 1}"
+
     bad = ~np.isfinite(m)
     if bad.any() and not (bad & ~np.eye(len(m), dtype=bool)).any():
         i = int(np.flatnonzero(np.diag(bad))[0])
         # arctanh(1) is inf: z for sure; a NaN diagonal (CONN's z) may also be r's left out.
         raise ExcludedRunError(
             f"{name}: its diagonal holds {int(bad.sum())} NaN or infinite value(s) (first "
-            f"{m[i, i]} at ROI {i + 1}) and nothing else does",
+            f"{m[i, i]} at {roi(i)}) and nothing else does",
             hint=FISHER_Z_FIX + (R_ALREADY if np.isnan(np.diag(m)).any() else "") + ".",
             code=reason_codes.MATRIX_DIAGONAL,
         )
@@ -133,8 +144,9 @@ def check_connectome(
         i, j = np.argwhere(bad)[0]
         raise ExcludedRunError(
             f"{name} holds {int(bad.sum())} NaN or infinite value(s) (first at row {i + 1}, "
-            f"column {j + 1})",
-            hint="Recompute the connectome, or drop the run from the listing.",
+            f"column {j + 1}: {roi(i)} with {roi(j)})",
+            hint="Recompute the connectome, or leave the run out: delete its row of the listing "
+            "TSV, or move its file out of the dataset's folder.",
             code=reason_codes.MATRIX_NONFINITE,
         )
     asym = float(np.max(np.abs(m - m.T)))
@@ -149,7 +161,7 @@ def check_connectome(
     if _looks_like_covariance(m):
         i = int(np.flatnonzero(np.abs(np.diag(m) - 1) > DIAGONAL_TOLERANCE)[0])
         raise ExcludedRunError(
-            f"{name}: diagonal value {m[i, i]:.3g} at ROI {i + 1} (max |value| "
+            f"{name}: diagonal value {m[i, i]:.3g} at {roi(i)} (max |value| "
             f"{float(np.max(np.abs(m))):.3g}); a correlation matrix has 1 on the diagonal",
             hint=COVARIANCE_FIX + (R_ALREADY if np.max(np.abs(m)) <= 1 else "") + ".",
             code=reason_codes.MATRIX_DIAGONAL,
@@ -175,7 +187,7 @@ def check_connectome(
             else "Set it with numpy.fill_diagonal(matrix, 1)"
         )
         raise ExcludedRunError(
-            f"{name}: diagonal value {m[i, i]:.3g} at ROI {i + 1}; a correlation matrix has 1 "
+            f"{name}: diagonal value {m[i, i]:.3g} at {roi(i)}; a correlation matrix has 1 "
             "on the diagonal (0 only for an empty ROI whose whole row is 0)",
             hint=fix + ".",
             code=reason_codes.MATRIX_DIAGONAL,
@@ -293,7 +305,9 @@ def _import_row(
         if order is not None:  # the atlas's ROIs sorted otherwise: rows and columns by name
             matrix, file_names = np.asarray(matrix)[np.ix_(order, order)], list(names)
         check_roi_names(file_names, names, path.name, atlas.name, atlas_fix)
-        matrix = check_connectome(matrix, path.name, atlas.n_rois, atlas.name, atlas_fix)
+        matrix = check_connectome(
+            matrix, path.name, atlas.n_rois, atlas.name, atlas_fix, labels=names
+        )
     except ExcludedRunError as exc:
         reason = exclusion_reason(exc)
         log.warning("%s %s excluded: %s", dataset, ids.run_key, reason)

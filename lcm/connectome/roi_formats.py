@@ -114,8 +114,15 @@ def _read_series_table(path: Path, names: list[str], atlas_fix: str) -> pd.DataF
     if ext == ".tsv":
         skip = _comment_lines(path, "\t")
         try:
+            # index_col=False: rows one cell longer than the header (a tab ending each line)
+            # made the first ROI pandas' index, every other ROI named as the one before it.
             table = pd.read_csv(
-                path, sep="\t", na_values=MISSING_CELLS, keep_default_na=False, skiprows=skip
+                path,
+                sep="\t",
+                na_values=MISSING_CELLS,
+                keep_default_na=False,
+                skiprows=skip,
+                index_col=False,
             )
         except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
             raise ExcludedRunError(
@@ -123,12 +130,16 @@ def _read_series_table(path: Path, names: list[str], atlas_fix: str) -> pd.DataF
                 hint=_UNREADABLE_FIX,
                 code=reason_codes.FILE_UNREADABLE,
             ) from e
+        last = table.shape[1] - 1
+        if last > 0 and str(table.columns[last]) == f"Unnamed: {last}":
+            if table.iloc[:, last].isna().all():  # unnamed and empty: the line's ending tab
+                table = table.iloc[:, :last]
         if table.shape[1]:
             first = str(table.columns[0])
             return table.rename(columns={table.columns[0]: _uncommented(first)})
         return table
     if ext == ".csv":
-        header, _, values = _read_text_table(path, ",")
+        header, _, values = _read_text_table(path, ",", width=len(names))
         if header is not None:
             return pd.DataFrame(values, columns=header)
     elif ext == ".npy":
@@ -480,7 +491,9 @@ def _load_npy(path: Path) -> np.ndarray:
     return values.astype(np.float64, copy=False)
 
 
-def _read_text_table(path: Path, sep: str) -> tuple[list[str] | None, list[str] | None, np.ndarray]:
+def _read_text_table(
+    path: Path, sep: str, width: int | None = None
+) -> tuple[list[str] | None, list[str] | None, np.ndarray]:
     """``(column names, row names, values)`` of a delimited table, names ``None`` when absent.
 
     A first row with a text cell (neither a number nor missing: ``nan``, ``n/a``, blank) is a
@@ -489,6 +502,9 @@ def _read_text_table(path: Path, sep: str) -> tuple[list[str] | None, list[str] 
     lines are comments, except a last one as wide as the table: numpy.savetxt's ``header=``,
     read without its ``#``. Under a header, a first column named ``Node`` (our relmat,
     XCP-D's) or left blank (pandas' index) holds row names, whatever they are (``001``, ``0``).
+    A last column blank throughout is the delimiter ending each line, left out when the header
+    leaves it unnamed or, without a header, when the table is ``width`` wide without it (its
+    row count, a square matrix, when None): a blank ROI of a headerless file stays an ROI.
     """
     skip = _comment_lines(path, sep)
     try:
@@ -504,12 +520,19 @@ def _read_text_table(path: Path, sep: str) -> tuple[list[str] | None, list[str] 
     header = index = None
     if raw.shape[0]:
         raw.iat[0, 0] = _uncommented(str(raw.iat[0, 0]))
-    if raw.shape[0] and _is_header(raw.iloc[0]):
+    # A delimiter ending each line (the header's too) reads as one more column, blank throughout.
+    blank = raw.shape[1] > 1 and raw.iloc[:, -1].str.strip().eq("").all()
+    if raw.shape[0] and _is_header(raw.iloc[0, :-1] if blank else raw.iloc[0]):
         header = [str(c).strip() for c in raw.iloc[0]]
         raw = raw.iloc[1:]
-        if header[0] in ("Node", ""):
-            index = [str(c).strip() for c in raw.iloc[:, 0]]
-            header, raw = header[1:], raw.iloc[:, 1:]
+    # Unnamed by a header, it is no ROI; without one, only when the table is the expected width
+    # without it: pandas writes an empty ROI of a headerless file as blanks too.
+    if blank and (header is not None or raw.shape[1] == (width or len(raw)) + 1):
+        raw = raw.iloc[:, :-1]
+        header = header[:-1] if header is not None else None
+    if header is not None and header[0] in ("Node", ""):
+        index = [str(c).strip() for c in raw.iloc[:, 0]]
+        header, raw = header[1:], raw.iloc[:, 1:]
     values = raw.apply(_numeric).to_numpy(np.float64)
     bad = raw.apply(_is_text).to_numpy()
     if bad.any():

@@ -22,7 +22,13 @@ from typing import Any
 
 from lcm.io.atomic import temporary_owner
 from lcm.io.config_copy import copy_change, copy_rehash
-from lcm.io.ownership import MARKER_NAME, RESULTS_OWNER, claimed_results, marker_owner
+from lcm.io.ownership import (
+    MARKER_NAME,
+    RESULTS_OWNER,
+    claimed_results,
+    marker_owner,
+    record_verb,
+)
 from lcm.io.paths import RESULTS_ENTRIES, config_copy, config_dir, unrecorded_reason
 from lcm.io.provenance import provenance_path, sha256_file, sidecar_path
 from lcm.io.provenance import read_record as provenance_record
@@ -459,7 +465,8 @@ class Audit:
         In the order found (sidecars by path, then outputs without a record, then configs,
         then temporary files).
     relative_inputs : int
-        Inputs recorded as relative paths, each counted once per record naming it.
+        Inputs recorded as relative paths, each counted once per record naming it, and
+        products recorded so, each counted once (as its problem is said once).
     records : int
         Provenance records read: none with no problems means nothing was verified.
     """
@@ -469,8 +476,9 @@ class Audit:
     records: int = 0
 
     def missing_relative(self) -> list[Problem]:
-        """The missing inputs recorded as relative paths."""
-        return [p for p in self.problems if p.kind == "input missing" and p.relative]
+        """The missing inputs and products recorded as relative paths."""
+        kinds = ("input missing", "product missing")
+        return [p for p in self.problems if p.kind in kinds and p.relative]
 
 
 def verify(root: str | Path, base: str | Path = ".") -> list[str]:
@@ -536,6 +544,8 @@ def audit(root: str | Path, base: str | Path = ".") -> Audit:
     named_configs: dict[tuple[Path, str], Path] = {}
     # Problems of files records list as products of their job, one per file.
     products: dict[str, Problem] = {}
+    # Products recorded as relative paths: a wrong --base makes them all missing, as inputs.
+    relative_products: set[str] = set()
     for side, results in files:
         record = _record_file(side)
         if record is None:
@@ -579,27 +589,27 @@ def audit(root: str | Path, base: str | Path = ".") -> Audit:
                     "lists no job for it)"
                 )
                 problems.append(Problem(src, text, "input changed", relative))
+        again = _product_fix(record, made)
         for product, digest in record.get("ProductsSha256", {}).items():
             path = source_path(product, base)
-            again = (
-                f"restore it, or delete {made} and {RERUN}, which records the file as it is "
-                "then (an fMRIPrep record: fMRIPrep itself runs again only once the "
-                ".completed.json stamp beside it is deleted too)"
-            )
+            relative = not Path(product).is_absolute()
+            if relative:  # each file once, as its problem is said once
+                relative_products.add(os.path.abspath(path))
             if not path.is_file():
                 text = f"a product of the job of {side}, missing: {again}"
                 products.setdefault(
-                    os.path.abspath(path), Problem(product, text, "product missing")
+                    os.path.abspath(path), Problem(product, text, "product missing", relative)
                 )
             elif hashes(path) != digest:
                 text = f"changed since {side} recorded it as a product of its job: {again}"
                 products.setdefault(
-                    os.path.abspath(path), Problem(product, text, "product changed")
+                    os.path.abspath(path), Problem(product, text, "product changed", relative)
                 )
     # Each output of a job names the others (lcm pretrain's, the report's): a file gone is one
     # problem, said by its own record where that is there, else by the first record naming it.
     said = {os.path.abspath(p.path) for p in problems if p.kind.startswith("output ")}
     problems.extend(p for path, p in products.items() if path not in said)
+    found.relative_inputs += len(relative_products)
     unrecorded = [
         path
         for path, results in files
@@ -654,15 +664,29 @@ def audit(root: str | Path, base: str | Path = ".") -> Audit:
     return found
 
 
+def _product_fix(record: dict[str, Any], made: Path) -> str:
+    """What to do of a product of ``record``'s job that is missing or changed, by its maker."""
+    if record_verb(record) == "lcm fmriprep":
+        # The job records the derivatives as they are: fMRIPrep itself is skipped by its stamp.
+        return (
+            f"restore it, or delete {made} and {RERUN}, which records the file as it is then "
+            "(fMRIPrep itself runs again only once the .completed.json stamp beside it is "
+            "deleted too)"
+        )
+    # Another job's sibling outputs (a checkpoint's history, a report's tables): its rerun
+    # writes them all again.
+    return f"restore it, or delete {made} and {RERUN}, which makes it again with {made.name}"
+
+
 def base_hint(missing: list[str], total: int, base: str | Path, near: str | Path) -> str | None:
-    """A line saying to pass ``--base`` when most inputs recorded as relative paths are missing.
+    """A line saying to pass ``--base`` when most files recorded as relative paths are missing.
 
     Parameters
     ----------
     missing : list of str
-        The relative inputs found missing (as recorded).
+        The relative inputs (and jobs' products) found missing, as recorded.
     total : int
-        How many relative inputs were read.
+        How many relative inputs (and products) were read.
     base : path-like
         The ``--base`` used.
     near : path-like
@@ -687,7 +711,7 @@ def base_hint(missing: list[str], total: int, base: str | Path, near: str | Path
     )
     where = f"--base {guess}" if guess else "--base <the folder the workflow ran in>"
     return (
-        f"{len(missing)} of {total} inputs recorded as relative paths are missing under --base "
+        f"{len(missing)} of {total} files recorded as relative paths are missing under --base "
         f"{base} ({os.path.abspath(base)}): they are relative to the folder the workflow ran "
         f"in; pass {where}"
     )

@@ -274,7 +274,8 @@ def task_section(data: ReportData, task: str) -> str:
     """
     meta = data.task_meta.get(task, {})
     # AUC or Pearson r by lcm evaluate's record (the rows guess only without one).
-    table = task_table(data.summary, task, recorded_kinds({task: meta}).get(task))
+    recorded = recorded_kinds({task: meta}).get(task)
+    table = task_table(data.summary, task, recorded)
     kinds = set(table["kind"]) if len(table) else set()
     parts = [f'<h2 id="{_anchor(task)}">Task: {html.escape(task)}</h2>']
     if "LCM" in kinds and "baseline" not in kinds:
@@ -282,9 +283,12 @@ def task_section(data: ReportData, task: str) -> str:
             '<p class="warn">No baseline was evaluated for this task: the LCM numbers below '
             "cannot be judged alone. Add <code>logreg</code> to <code>evaluate.models</code>.</p>"
         )
+    # By the record too: a binary task without any AUC row (every test fold of one class) left
+    # out the test subjects per class, the very note that explains its n/a cells.
     binary = (
-        meta.get("kind", "binary") == "binary"
-        and ((data.summary["task"] == task) & (data.summary["metric"] == "auc")).any()
+        recorded == "binary"
+        if recorded is not None
+        else ((data.summary["task"] == task) & (data.summary["metric"] == "auc")).any()
     )
     if data.control is not None:
         parts.append(findings.control_fragment(data.control, task, meta))

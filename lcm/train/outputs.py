@@ -67,6 +67,54 @@ def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def check_out_dir(
+    out_dir: str | os.PathLike[str],
+    verb: str,
+    files: tuple[str, ...],
+    folders: tuple[str, ...] = (),
+) -> None:
+    """Refuse, before the cohort is loaded, what :func:`training_out_dir` would refuse unclaimed.
+
+    Read-only: nothing is claimed or written, so a refusal of the data that follows leaves no
+    folder behind. :func:`training_out_dir` checks the same again under the folder's lock.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        The verb's ``--out-dir``.
+    verb : str
+        ``"lcm pretrain"`` or ``"lcm finetune"`` (named in messages).
+    files, folders : tuple of str
+        The verb's own outputs, as :func:`training_out_dir` takes them.
+
+    Raises
+    ------
+    OutputOwnershipError
+        A training-state folder's place is taken by a file or a link.
+    ConfigError
+        A file's record cannot be written (a user's JSON in its place).
+    """
+    if not _is_main_process():
+        return
+    out = Path(out_dir)
+    _check_folders(out, verb, folders)
+    # Found under the lock only, the refusal came after the whole cohort's load.
+    check_recordable([out / name for name in files])
+
+
+def _check_folders(out: Path, verb: str, folders: tuple[str, ...]) -> None:
+    for name in folders:
+        # Before the claim: found at the first state save, training had run and the earlier
+        # run's model was already replaced.
+        path = out / name
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            raise OutputOwnershipError(
+                f"{path} is {'a link' if path.is_symlink() else 'a file'}, not the folder "
+                f"{verb} keeps its training state in; nothing was read, written or deleted.",
+                hint=f"Move {path} away (LCM makes that folder itself), or give another --out-dir.",
+            )
+
+
 @contextlib.contextmanager
 def training_out_dir(
     out_dir: str | os.PathLike[str],
@@ -108,20 +156,12 @@ def training_out_dir(
     if not _is_main_process():
         yield out
         return
-    for name in folders:
-        # Before the claim: found at the first state save, training had run and the earlier
-        # run's model was already replaced.
-        path = out / name
-        if path.is_symlink() or (path.exists() and not path.is_dir()):
-            raise OutputOwnershipError(
-                f"{path} is {'a link' if path.is_symlink() else 'a file'}, not the folder "
-                f"{verb} keeps its training state in; nothing was read, written or deleted.",
-                hint=f"Move {path} away (LCM makes that folder itself), or give another --out-dir.",
-            )
+    _check_folders(out, verb, folders)
     claim_out_dir(out, verb, own_names((*files, *beside), folders))
     with exclusive_lock(out / LOCK_NAME, verb):
-        # The claim tolerates the records' names: a user's JSON under one (history.json) was
-        # found only after training, the earlier run's model already replaced.
+        # Again under the lock (check_out_dir ran before the load): the claim tolerates the
+        # records' names, and a user's JSON under one (history.json) was found only after
+        # training, the earlier run's model already replaced.
         check_recordable([out / name for name in files])
         earlier = [name for name in files if (out / name).exists()]
         if earlier:

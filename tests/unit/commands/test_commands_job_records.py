@@ -16,6 +16,7 @@ from helpers.report import run_report, write_report_inputs
 
 from lcm.cli import main
 from lcm.io.lineage import audit, verify
+from lcm.io.ownership import claim_out_dir
 from lcm.io.provenance import provenance_path
 
 
@@ -161,3 +162,33 @@ def test_a_jobs_records_read_each_file_once(tmp_path: Path, monkeypatch) -> None
         assert record["Sha256"] == real(path)
         assert record["SourcesSha256"] == {str(source): real(source)}
         assert record["ProductsSha256"] == {str(p): real(p) for p in files if p != path}
+
+
+@pytest.mark.parametrize("verb", ["pretrain", "finetune"])
+def test_a_users_json_where_a_checkpoint_record_goes_is_refused_before_the_cohort_is_loaded(
+    tmp_path: Path, verb: str, monkeypatch, capsys: pytest.CaptureFixture[str], restore_threads
+) -> None:
+    """The check that a checkpoint's records can be written ran under the folder's claim, after
+    the cohort's load: a user's history.json cost the whole load before its refusal."""
+    import lcm.store.read
+
+    catalogue = write_catalogue(tmp_path, CLI_CATALOGUE)
+    store = tmp_path / "store"
+    add_store_dataset(tmp_path, store, catalogue, "alpha", "toy", 20, seed=0)
+    out = claim_out_dir(tmp_path / "model", f"lcm {verb}")  # an earlier run's folder
+    users = out / "history.json"
+    users.write_text(json.dumps({"note": "mine"}))
+    loads: list[str] = []
+    for name in ("load_cohort", "load_streamed_cohort"):
+        monkeypatch.setattr(lcm.store.read, name, lambda *a, name=name, **k: loads.append(name))
+    if verb == "pretrain":
+        argv = pretrain_argv(store, catalogue, out, '{"epochs": 1, "batch_size": 8}')
+    else:
+        argv = ["finetune", "--store", str(store), "--catalogue", str(catalogue), "--atlas"]
+        argv += ["toy", "--checkpoint", str(tmp_path / "pre"), "--dataset", "alpha"]
+        argv += ["--label", "dx", "--positive", "patient", "--out-dir", str(out), "--threads", "1"]
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert f"{users} exists and is not an LCM provenance record" in capsys.readouterr().err
+    assert loads == []  # refused before the load
+    assert json.loads(users.read_text()) == {"note": "mine"}

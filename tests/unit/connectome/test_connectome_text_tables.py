@@ -189,3 +189,76 @@ def test_numpy_savetxt_header_is_read_without_its_mark(tmp_path: Path, sep: str,
     np.savetxt(tmp_path / f"num{ext}", fc, delimiter=sep, header=sep.join(map(str, range(94))))
     names, matrix = read_matrix(tmp_path / f"num{ext}")
     assert names == [str(i) for i in range(94)] and np.allclose(matrix, fc)
+
+
+def _ending_each_line(text: str, sep: str, header: bool = True) -> str:
+    """``text`` with ``sep`` ending each line (or each line but the header)."""
+    lines = text.splitlines()
+    return "".join(
+        line + ("" if i == 0 and not header else sep) + "\n" for i, line in enumerate(lines)
+    )
+
+
+@pytest.mark.parametrize(
+    ("sep", "ext", "header"), [("\t", ".tsv", True), ("\t", ".tsv", False), (",", ".csv", True)]
+)
+def test_a_delimiter_ending_each_line_is_no_roi(tmp_path: Path, sep: str, ext: str, header) -> None:
+    """A tab or comma ending each line made an empty 'Unnamed: 5' column, the series excluded
+    as another parcellation's; a header without it made the first ROI pandas' index, every
+    other ROI read under the name of the one before."""
+    series = _series()
+    text = pd.DataFrame(series, columns=NAMES).to_csv(sep=sep, index=False)
+    path = tmp_path / f"ts{ext}"
+    path.write_text(_ending_each_line(text, sep, header))
+    table = read_roi_series(path, NAMES)
+    assert list(table.columns) == NAMES
+    np.testing.assert_allclose(table.to_numpy(float), series)
+    # Headerless (a CSV) and a matrix: the same.
+    path.write_text(_ending_each_line(pd.DataFrame(series).to_csv(sep=sep, index=False), sep))
+    if ext == ".csv":
+        np.testing.assert_allclose(read_roi_series(path, NAMES).to_numpy(float), series)
+    fc = _fc()
+    path = tmp_path / f"m{ext}"
+    path.write_text(_ending_each_line(pd.DataFrame(fc).to_csv(sep=sep, index=False), sep))
+    _, matrix = read_matrix(path)
+    np.testing.assert_allclose(matrix, fc)
+
+
+def test_a_blank_last_roi_of_a_headerless_file_stays_an_roi(tmp_path: Path) -> None:
+    """A blank last column is a trailing delimiter only when the table is the atlas's width
+    without it: pandas writes an empty ROI of a headerless file as blanks too."""
+    series = _series()
+    series[:, -1] = np.nan
+    path = tmp_path / "ts.csv"
+    pd.DataFrame(series).to_csv(path, header=False, index=False)
+    assert path.read_text().splitlines()[0].endswith(",")
+    table = read_roi_series(path, NAMES)
+    assert list(table.columns) == NAMES and table["E"].isna().all()
+
+
+def test_a_nonfinite_matrix_is_told_how_to_leave_the_run_out_of_a_folder_or_a_listing() -> None:
+    """The fix said "drop the run from the listing" to a folder dataset too, which has none."""
+    fc = _fc()
+    fc[1, 2] = fc[2, 1] = np.nan
+    with pytest.raises(ExcludedRunError) as info:
+        check_connectome(fc, "m.npy", 5, "x")
+    assert info.value.code == "matrix_nonfinite"
+    assert "row of the listing TSV" in info.value.hint
+    assert "move its file out of the dataset's folder" in info.value.hint
+
+
+def test_an_imported_matrixs_diagonal_and_nan_messages_name_the_roi_by_its_label() -> None:
+    """The diagonal and NaN messages gave a 1-based ROI number alone: the user counted rows
+    of the atlas's labels to find the ROI."""
+    fc = _fc()
+    fc[3, 3] = 0.0  # a Fisher z diagonal
+    with pytest.raises(ExcludedRunError, match=r"diagonal value 0 at ROI 4 \(D\);"):
+        check_connectome(fc, "m.npy", 5, "x", labels=NAMES)
+    fc = _fc()
+    fc[1, 2] = fc[2, 1] = np.nan
+    with pytest.raises(ExcludedRunError, match=r"column 3: ROI 2 \(B\) with ROI 3 \(C\)\)"):
+        check_connectome(fc, "m.npy", 5, "x", labels=NAMES)
+    fc = _fc()
+    np.fill_diagonal(fc, np.inf)  # Fisher z's arctanh(1)
+    with pytest.raises(ExcludedRunError, match=r"first inf at ROI 1 \(A\)\)"):
+        check_connectome(fc, "m.npy", 5, "x", labels=NAMES)

@@ -851,16 +851,16 @@ def test_verify_from_another_folder_says_to_pass_base_and_lists_a_few(
     missing = [line for line in out if ": input of " in line and " is missing: " in line]
     assert len(missing) == 20
     assert out[-3:] == [
-        "... and 10 more missing inputs recorded as relative paths",
+        "... and 10 more missing files recorded as relative paths",
         f"30 problem(s) under {results}",
-        f"30 of 30 inputs recorded as relative paths are missing under --base . ({tmp_path}): "
+        f"30 of 30 files recorded as relative paths are missing under --base . ({tmp_path}): "
         f"they are relative to the folder the workflow ran in; pass --base {run}",
     ]
     assert lcm_main(["provenance", "verify", str(results), "--base", str(run)]) == 0
     assert capsys.readouterr().out == f"0 problem(s) under {results}\n"
     lines = list(trace(results / "out0.tsv"))
     assert lines[1].startswith("  results/in0.tsv [missing]")
-    assert lines[-1].startswith("1 of 1 inputs recorded as relative paths are missing")
+    assert lines[-1].startswith("1 of 1 files recorded as relative paths are missing")
     assert lines[-1].endswith(f"pass --base {run}")
     # A few inputs missing under the right base: listed, with no hint.
     for i in range(3):
@@ -872,6 +872,55 @@ def test_verify_from_another_folder_says_to_pass_base_and_lists_a_few(
         f"results/in0.tsv: input of {results / 'out0.json'} is missing: restore it, or "
         f"{RERUN}, which makes it again if the workflow made it, and out0.tsv from it"
     )
+
+
+def test_verify_from_another_folder_says_to_pass_base_for_products_recorded_as_relative(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A job's outputs name each other as products, relative to where the workflow ran: from
+    another folder every one read missing and, not counted as relative, with no --base hint."""
+    run = tmp_path / "run"
+    results = run / "results"
+    results.mkdir(parents=True)
+    monkeypatch.chdir(run)
+    set_invocation(["pretrain"], argparse.Namespace(verb="pretrain"))
+    for i in range(3):
+        pair = [f"results/model{i}.tsv", f"results/history{i}.tsv"]
+        for name in pair:
+            (run / name).write_text(f"{name}\n")
+        for name in pair:
+            write_sidecar(name, [], products=[p for p in pair if p != name])
+    monkeypatch.chdir(tmp_path)
+    assert lcm_main(["provenance", "verify", str(results)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == (
+        f"6 of 6 files recorded as relative paths are missing under --base . ({tmp_path}): "
+        f"they are relative to the folder the workflow ran in; pass --base {run}"
+    )
+    assert lcm_main(["provenance", "verify", str(results), "--base", str(run)]) == 0
+
+
+@pytest.mark.parametrize(
+    ("verb", "said", "not_said"),
+    [
+        ("fmriprep", ".completed.json stamp", "which makes it again"),
+        ("pretrain", "which makes it again with model.tsv", ".completed.json"),
+    ],
+)
+def test_a_missing_products_fix_fits_the_job_that_made_it(
+    tmp_path: Path, verb: str, said: str, not_said: str
+) -> None:
+    """Every missing product was told of fMRIPrep's .completed.json stamp, a checkpoint's
+    history too: its fix now names the stamp for fMRIPrep's record, the job's rerun otherwise."""
+    set_invocation([verb], argparse.Namespace(verb=verb))
+    model, history = tmp_path / "model.tsv", tmp_path / "history.tsv"
+    model.write_text("m\n")
+    history.write_text("h\n")
+    write_sidecar(model, [], products=[history])
+    history.unlink()
+    (problem,) = audit(tmp_path).problems
+    assert problem.kind == "product missing" and problem.path == str(history)
+    assert said in problem.text and not_said not in problem.text
 
 
 @pytest.mark.parametrize(

@@ -315,3 +315,26 @@ def test_bei_held_out_zero_width_intervals_read_no_interval_and_few_subjects_war
         "<li>age (12)</li></ul> Each has fewer than 20: its scores and intervals rest on a "
         "handful of subjects.</div>"
     ) in text
+
+
+def test_a_binary_task_without_auc_rows_names_its_test_subjects_per_class():
+    """The section took a task as binary only when AUC rows existed: a binary task without any
+    (each test fold of one class) lost the test-subjects-per-class note explaining its n/a."""
+    rows, preds = [], []
+    for fold, y in enumerate(([1, 1, 1], [0, 0, 0])):  # each test fold of one class
+        scores = binary_metrics(np.array(y), np.array([0.2, 0.7, 0.4]))
+        rows += [("t", "logreg", 1.0, 0, fold, m, v) for m, v in scores.items() if m != "auc"]
+        for i, label in enumerate(y):
+            preds.append(("t", "logreg", 1.0, 0, fold, "d", f"s{fold}{i}", "x", label, 0.5))
+    summary = summarise(pd.DataFrame(rows, columns=list(METRIC_COLUMNS)))
+    columns = ["task", "model", "label_fraction", "seed", "fold", "dataset", "subject", "site"]
+    predictions = pd.DataFrame(preds, columns=[*columns, "y_true", "prediction"])
+
+    def section(meta: dict) -> str:
+        data = ReportData(pd.DataFrame(), predictions, summary, task_meta={"t": meta})
+        return bare(task_section(data, "t"))
+
+    binary = section({"kind": "binary", "levels": ["control", "autism"]})
+    assert "Test subjects: 3 autism / 3 control" in binary
+    # A continuous task's record keeps the note out, whatever its labels' values.
+    assert "Test subjects:" not in section({"kind": "continuous"})
