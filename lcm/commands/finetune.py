@@ -257,7 +257,8 @@ def run(args: argparse.Namespace) -> int:
             hint="Add the diagnosis to the catalogue with kind: binary.",
         )
     levels = label_levels(args.catalogue, catalogue.variables[args.label], args.positive)
-    # A record that could not be written (a user's history.json) refused before the load too.
+    # Refused before the load too: a folder holding others' files, a record that could not be
+    # written (a user's history.json).
     check_out_dir(args.out_dir, "lcm finetune", CHECKPOINT_FILES)
     cohort = load_cohort(args.store, args.atlas, [args.dataset], catalogue)
     # Refuse a checkpoint of another atlas, ROI count, ROI order or catalogue before any training.

@@ -158,8 +158,11 @@ def run(args: argparse.Namespace) -> int:
     catalogue = load_catalogue(args.catalogue)
     check_objective(resolved)  # a refusal of the settings alone: before the load and the claim
     files = PRETRAIN_FILES
-    # A record that could not be written (a user's history.json) refused before the load too.
-    check_out_dir(args.out_dir, PRETRAIN_VERB, files, (STATE_DIR,))
+    # The ridge maps lcm bei-maps writes beside the checkpoint are neither replaced nor recorded.
+    beside = (MAPS_FILE,)
+    # Refused before the load too: a folder holding others' files, a record that could not be
+    # written (a user's history.json).
+    check_out_dir(args.out_dir, PRETRAIN_VERB, files, (STATE_DIR,), beside)
     # data_loading: stream leaves the connectomes in the store (read a batch at a time).
     load = load_streamed_cohort if resolved["data_loading"] == "stream" else load_cohort
     if load is load_cohort:  # refused before hours of loading end in the job's OOM kill
@@ -169,9 +172,7 @@ def run(args: argparse.Namespace) -> int:
         what = f"{' '.join(args.datasets)} ({args.atlas})"
         check_memory_load(n_runs, n_rois, what, processes=local)
     cohort = load(args.store, args.atlas, list(args.datasets), catalogue)
-    # Claimed (refused if it holds others' files) and locked against a concurrent run; the
-    # ridge maps lcm bei-maps writes beside the checkpoint are neither replaced nor recorded.
-    beside = (MAPS_FILE,)
+    # Claimed (checked again) and locked against a concurrent run.
     with training_out_dir(args.out_dir, PRETRAIN_VERB, files, (STATE_DIR,), beside):
         summary = pretrain(
             cohort,

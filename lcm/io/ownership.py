@@ -70,15 +70,57 @@ def claim_out_dir(
     ------
     OutputOwnershipError
         The folder exists, lacks the marker and holds entries that are not the verb's outputs.
+
+    See Also
+    --------
+    check_claimable : The same refusals, writing nothing (before a long load).
     """
     path = Path(folder)
     owner = owner or verb
+    if _claimable(path, verb, tuple(outputs), owner):
+        return path
+    return _mark(path, owner, verb)
+
+
+def check_claimable(
+    folder: str | os.PathLike[str],
+    verb: str,
+    outputs: Iterable[str] = (),
+    owner: str | None = None,
+) -> None:
+    """Refuse what :func:`claim_out_dir` would refuse, writing nothing.
+
+    For a verb that loads its inputs for long before it claims its folder (``lcm pretrain``
+    loads a whole cohort): a folder holding someone else's files is refused before the load,
+    and left exactly as it was; a new folder is not created. The claim repeats the check.
+
+    Parameters
+    ----------
+    folder : path-like
+        The output folder (it may not exist yet).
+    verb : str
+        The command that will claim it, named in messages.
+    outputs : iterable of str
+        Names or glob patterns of the verb's own outputs, as :func:`claim_out_dir` takes them.
+    owner : str, optional
+        The verb the folder will be claimed for, when not ``verb``.
+
+    Raises
+    ------
+    OutputOwnershipError
+        As :func:`claim_out_dir` would raise it.
+    """
+    _claimable(Path(folder), verb, tuple(outputs), owner or verb)
+
+
+def _claimable(path: Path, verb: str, outputs: tuple[str, ...], owner: str) -> bool:
+    """Refuse ``path`` as :func:`claim_out_dir` does, reading only; True when it is already
+    claimed for ``owner`` (its marker says so), False when the claim has still to mark it."""
     # As check_replaceable places output files: a model folder inside a store partition broke
     # every reader of the store (pd.read_parquet of its partition met history.tsv).
     _check_owned_place(path, verb, owner)
     if _is_marked(path, verb, hint="Choose another --out-dir.", owner=owner):
-        return path
-    outputs = tuple(outputs)
+        return True
     foreign = sorted(
         entry.name
         for entry in (path.iterdir() if path.is_dir() else ())
@@ -96,7 +138,7 @@ def claim_out_dir(
             "nothing was written.",
             hint="Choose a new or empty --out-dir, or move those files elsewhere.",
         )
-    return _mark(path, owner, verb)
+    return False
 
 
 def marker_owner(folder: str | os.PathLike[str]) -> str | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from lcm.exceptions import OutputOwnershipError
 from lcm.io.lock import LOCK_NAME, exclusive_lock
-from lcm.io.ownership import check_replaceable, claim_out_dir
+from lcm.io.ownership import check_claimable, check_replaceable, claim_out_dir
 from lcm.io.provenance import check_recordable, provenance_path
 from lcm.model.checkpoint_meta import META_NAME, WEIGHTS_NAME
 
@@ -72,11 +72,13 @@ def check_out_dir(
     verb: str,
     files: tuple[str, ...],
     folders: tuple[str, ...] = (),
+    beside: tuple[str, ...] = (),
 ) -> None:
-    """Refuse, before the cohort is loaded, what :func:`training_out_dir` would refuse unclaimed.
+    """Refuse, before the cohort is loaded, what :func:`training_out_dir` would refuse.
 
-    Read-only: nothing is claimed or written, so a refusal of the data that follows leaves no
-    folder behind. :func:`training_out_dir` checks the same again under the folder's lock.
+    Read-only: nothing is claimed or written, so a refused folder is left as it was and a
+    refusal of the data that follows leaves no folder behind. :func:`training_out_dir` checks
+    the same again when it claims the folder and under its lock.
 
     Parameters
     ----------
@@ -84,13 +86,15 @@ def check_out_dir(
         The verb's ``--out-dir``.
     verb : str
         ``"lcm pretrain"`` or ``"lcm finetune"`` (named in messages).
-    files, folders : tuple of str
-        The verb's own outputs, as :func:`training_out_dir` takes them.
+    files, folders, beside : tuple of str
+        The verb's own outputs and the files another verb writes beside them, as
+        :func:`training_out_dir` takes them.
 
     Raises
     ------
     OutputOwnershipError
-        A training-state folder's place is taken by a file or a link.
+        The folder holds files LCM did not write or another verb's outputs, or a
+        training-state folder's place is taken by a file or a link.
     ConfigError
         A file's record cannot be written (a user's JSON in its place).
     """
@@ -98,6 +102,9 @@ def check_out_dir(
         return
     out = Path(out_dir)
     _check_folders(out, verb, folders)
+    # Found only at the claim, after the whole cohort's load: a mistyped --out-dir holding a
+    # user's files cost that load before its refusal.
+    check_claimable(out, verb, own_names((*files, *beside), folders))
     # Found under the lock only, the refusal came after the whole cohort's load.
     check_recordable([out / name for name in files])
 
