@@ -576,6 +576,7 @@ def _check_cross_references(
             f"{source}: fmriprep.output_space",
             f"datasets {voxel} are voxel-level: their runs are parcellated in a volume with the "
             "atlas image, so none of them could give a connectome",
+            setting="fmriprep.output_space",
         )
     unknown = sorted(set((config.get("ingest") or {}).get("select") or {}) - set(datasets))
     if unknown:

@@ -188,25 +188,34 @@ def is_surface_space(space: str) -> bool:
     return space.startswith(SURFACE_SPACE_PREFIX)
 
 
-def surface_space_fix(space: str) -> str:
+def surface_space_fix(space: str, setting: str) -> str:
     """The hint given when a voxel-level dataset is asked for surface space ``space``.
 
     Parameters
     ----------
     space : str
         The surface space asked for, named in the hint.
+    setting : str
+        The setting the user gave it by, named as the one to change: an option (``--space``
+        of ``lcm ingest``) or a config key (``fmriprep.output_space``, when a workflow rule
+        ran the verb from the config).
 
     Returns
     -------
     str
         The hint: set a volumetric template, or bring surface time series as ROI time series.
     """
+    # A command-line user enters data by lcm ingest's options; a config's user by its keys.
+    roi = (
+        "enter by lcm ingest --entry roi_timeseries, which keeps any space (--space chooses one)"
+        if setting.startswith("-")
+        else "enter as entry: roi_timeseries, which keeps any space "
+        "(ingest.select.<dataset>.space chooses one)"
+    )
     return (
-        "Set fmriprep.output_space (lcm ingest --space, lcm fmriprep --output-space) to a "
-        "volumetric template, the atlas's (MNI152NLin2009cAsym, the default, for the registry "
-        f"atlases). Data already parcellated on the surface ({space} time series from XCP-D) "
-        "enter as entry: roi_timeseries, which keeps any space (ingest.select.<dataset>.space "
-        "chooses one)."
+        f"Set {setting} to a volumetric template, the atlas's (MNI152NLin2009cAsym, the "
+        "default, for the registry atlases). Data already parcellated on the surface "
+        f"({space} time series from XCP-D) {roi}."
     )
 
 
@@ -296,7 +305,9 @@ _VOXEL_WHY = (
 )
 
 
-def check_volumetric_space(text: str, option: str, why: str = _VOXEL_WHY) -> OutputSpace:
+def check_volumetric_space(
+    text: str, option: str, why: str = _VOXEL_WHY, setting: str | None = None
+) -> OutputSpace:
     """Parse an output space a voxel-level dataset is read in, refusing a surface space.
 
     The one refusal of a surface space (the config, ingest and the fMRIPrep stage call it),
@@ -311,16 +322,20 @@ def check_volumetric_space(text: str, option: str, why: str = _VOXEL_WHY) -> Out
     why : str
         Why no run could be read in a surface space, after ``but`` (the config names the
         voxel-level datasets).
+    setting : str, optional
+        The setting the hint tells the user to change, when ``option`` is more than its name
+        (the config's message starts with the config file); ``option`` by default.
 
     Raises
     ------
     ConfigError
         For another form (naming ``option``), or for a surface space (naming ``option``, the
-        hint :func:`surface_space_fix`).
+        hint :func:`surface_space_fix` naming ``setting``).
     """
     space = check_output_space(text, option)
     if is_surface_space(text):
         raise ConfigError(
-            f"{option} {text!r} is a surface space, but {why}.", hint=surface_space_fix(text)
+            f"{option} {text!r} is a surface space, but {why}.",
+            hint=surface_space_fix(text, setting or option),
         )
     return space

@@ -243,7 +243,7 @@ def test_a_surface_space_is_refused_for_a_voxel_entry(tmp_path: Path, entry: str
         write_json(
             func / "sub-01_task-rest_run-1_space-fsLR_den-91k_bold.json", {"RepetitionTime": 2}
         )
-    # Named by its config key: no option was given (lcm ingest --space: its hint names both).
+    # Named by its config key: no option was given (lcm ingest --space names its option).
     match = r"fmriprep.output_space 'fsLR' is a surface space"
     with pytest.raises(ConfigError, match=match) as caught:
         ingest_dataset("tiny", entry, root, space="fsLR")

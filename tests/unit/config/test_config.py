@@ -278,6 +278,9 @@ def test_a_surface_output_space_is_refused_for_voxel_datasets(demo: dict, space:
     with pytest.raises(ConfigError, match=match) as caught:
         validate_config(bad)
     assert "volumetric template" in caught.value.hint and "roi_timeseries" in caught.value.hint
+    # The config's user is told the key to set, not the command-line options.
+    assert caught.value.hint.startswith("Set fmriprep.output_space to")
+    assert "--" not in caught.value.hint
     # A volumetric space other than the default stays accepted.
     bad["fmriprep"]["output_space"] = "MNI152NLin6Asym"
     assert validate_config(bad)["fmriprep"]["output_space"] == "MNI152NLin6Asym"

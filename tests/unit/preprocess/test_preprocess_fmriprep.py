@@ -451,9 +451,11 @@ def test_a_surface_output_space_is_refused_before_fmriprep_runs(
     make_raw_bids(tmp_path / "raw", subjects=("01",))
     lic = expect_standin(monkeypatch, tmp_path, space="fsLR")
     req = fmriprep_request(tmp_path, "docker", fs_license=lic, output_space="fsLR")
-    with pytest.raises(ConfigError, match="--output-space 'fsLR' is a surface space"):
+    with pytest.raises(ConfigError, match="--output-space 'fsLR' is a surface space") as caught:
         run_fmriprep(req, tmp_path / "rec.json")
     assert read_calls(standins) == [] and not (tmp_path / "rec.json").exists()
+    # The option given is the one to change (not a config key the user never wrote).
+    assert caught.value.hint.startswith("Set --output-space to a volumetric template")
 
 
 def test_work_dir_inside_bids_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
