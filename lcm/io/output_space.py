@@ -332,10 +332,11 @@ def check_volumetric_space(
         For another form (naming ``option``), or for a surface space (naming ``option``, the
         hint :func:`surface_space_fix` naming ``setting``).
     """
-    space = check_output_space(text, option)
+    # Before the form's check: fMRIPrep's own fsLR:den-32k was refused as malformed, its fix
+    # "write it as fMRIPrep's --output-spaces does", which it was.
     if is_surface_space(text):
         raise ConfigError(
             f"{option} {text!r} is a surface space, but {why}.",
             hint=surface_space_fix(text, setting or option),
         )
-    return space
+    return check_output_space(text, option)

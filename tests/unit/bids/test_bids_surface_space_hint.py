@@ -39,3 +39,18 @@ def test_ingest_hints_a_surface_space_by_the_setting_given(
     assert f"Set {said} to a volumetric template" in hint, hint
     assert unsaid not in hint and "lcm fmriprep" not in hint, hint
     assert not out.parent.exists()
+
+
+def test_a_surface_space_in_fmriprep_spelling_is_refused_as_a_surface_space(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--space fsLR:den-32k``, as fMRIPrep's --output-spaces takes it, was refused as
+    malformed, told to "write it as fMRIPrep's --output-spaces does", which it was."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",))
+    argv = ["ingest", "--dataset", "tiny", "--entry", "bids", "--path", str(root)]
+    argv += ["--space", "fsLR:den-32k", "--out", str(tmp_path / "m.parquet"), "--no-validate"]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--space 'fsLR:den-32k' is a surface space" in err, err
+    assert "Set --space to a volumetric template" in err and "expected a template" not in err
