@@ -207,6 +207,7 @@ def ingest_dataset(
         task=task,
         space=space,
         repetition_time=repetition_time if kind.needs_tr else None,
+        repetition_time_name=keys["repetition_time"] if kind.needs_tr else None,
     )
     index = index_dataset(spec, root, cache_dir=cache_dir)
     selection = selection or Selection()

@@ -113,3 +113,27 @@ def test_a_selection_refused_is_named_as_given(
     task = "--task" if how == "command_line" else "datasets.d.task"
     assert said.format(task=task, select=SELECT[how]) in text, text
     assert how == "rule" or ("datasets." not in text and "ingest.select" not in text), text
+
+
+@pytest.mark.parametrize("how", sorted(HOW))
+def test_an_xcpd_run_without_a_sidecar_is_hinted_by_the_repetition_time_given(
+    tmp_path: Path, how: str
+) -> None:
+    """An XCP-D series with no sidecar was told to set datasets.<name>.repetition_time (lcm
+    ingest --repetition-time), its dataset's name left unfilled, both ways named to either
+    user; the reason is cached per subject, so a cache of the other way is not reused."""
+    xcpd = tmp_path / "xcpd"
+    func = xcpd / "sub-01" / "func"
+    func.mkdir(parents=True)
+    (xcpd / "dataset_description.json").write_text(
+        json.dumps({"Name": "x", "BIDSVersion": "1.9.0", "DatasetType": "derivative"})
+    )
+    series = pd.DataFrame(roi_series(5), columns=[f"r{i}" for i in range(5)])
+    series.to_csv(func / "sub-01_task-rest_seg-aal_stat-mean_timeseries.tsv", sep="\t", index=False)
+    options = ["--entry", "roi_timeseries", "--path", str(xcpd)]
+    for way in (*{"command_line", "rule"} - {how}, how):  # the other way's cache first
+        code, _, out = _ingest(tmp_path, way, *options)
+        assert code == 0
+    reason = pd.read_parquet(out)["reason"].iloc[0]
+    assert "no JSON sidecar" in reason and reason.endswith(f"; or set {HOW[how][1]['tr']}")
+    assert "<name>" not in reason and "lcm ingest" not in reason, reason
