@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from stat import S_ISDIR
 from typing import Any
 
+from lcm.bids.dataset import setting_names
 from lcm.bids.manifest import exclude_duplicates
 from lcm.bids.rows import (
     BAD_SIDECAR,
@@ -99,6 +100,9 @@ class IndexSpec:
         one, None, keeps any).
     repetition_time : float or None
         Entries that need a TR from sidecars: TR (seconds) of runs whose sidecars give none.
+    repetition_time_name : str or None
+        How the user gives that TR (``--repetition-time``, or a config key), named in the fix
+        of a run with none; None: the config's ``datasets.<dataset>.repetition_time``.
     """
 
     dataset: str
@@ -106,6 +110,7 @@ class IndexSpec:
     task: str = "rest"
     space: str | None = None
     repetition_time: float | None = None
+    repetition_time_name: str | None = None
 
     @property
     def tree(self) -> TreeIndex:
@@ -561,7 +566,8 @@ def _data_row(
     if problem:
         fix = FIX_SIDECAR_READ if f" {UNREADABLE} (" in problem else FIX_SIDECAR_JSON
         return excluded(row, BAD_SIDECAR, with_fix(problem, fix))
-    fix = "; or set datasets.<name>.repetition_time (lcm ingest --repetition-time)"
+    tr_name = spec.repetition_time_name or setting_names(spec.dataset)["repetition_time"]
+    fix = f"; or set {tr_name}"
     if spec.repetition_time is not None and metadata.get("RepetitionTime") is None:
         metadata = {**metadata, "RepetitionTime": spec.repetition_time}  # dataset-level TR
         row["tr_check"] = "from dataset repetition_time"

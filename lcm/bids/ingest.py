@@ -207,6 +207,7 @@ def ingest_dataset(
         task=task,
         space=space,
         repetition_time=repetition_time if kind.needs_tr else None,
+        repetition_time_name=keys["repetition_time"] if kind.needs_tr else None,
     )
     index = index_dataset(spec, root, cache_dir=cache_dir)
     selection = selection or Selection()
@@ -231,7 +232,7 @@ def ingest_dataset(
         index.validation = None
     rows = manifest_frame(index.rows)
     selection.check_matches(rows, index.subjects, keys["select"])
-    manifest = selection.apply(rows)
+    manifest = selection.apply(rows, keys["select"])
     if index.validation is not None:
         report = ValidationReport.from_dict(index.validation)
         manifest = exclude_invalid_runs(manifest, report, root)
@@ -303,7 +304,7 @@ def _ingest_files(
     frame = manifest_frame(rows)
     subjects = [f"sub-{s}" for s in frame["subject"].astype(str).unique() if s]
     selection.check_matches(frame, subjects, keys["select"])
-    manifest = selection.apply(frame)
+    manifest = selection.apply(frame, keys["select"])
     if parcellation is not None:
         manifest = select_parcellation(manifest, *parcellation)
     manifest = exclude_space_duplicates(manifest, hint=space_hint(keys["select"]))

@@ -31,6 +31,9 @@ SELECTION_KEYS = {
     "space": ("space", "space"),
 }
 _INDEX_KEYS = ("runs", "echo")  # compared as numbers: run-01 is run 1
+# How the reason of a run left out begins, the key's column named: participants_kept reads
+# it, whatever name the selection is given by (--select's, ingest.select.<dataset>'s).
+_LEFT_OUT = "not selected: {column} "
 
 
 @dataclass(frozen=True)
@@ -168,13 +171,16 @@ class Selection:
                 f" (in {part_of(where, key)}).",
             )
 
-    def apply(self, manifest: pd.DataFrame) -> pd.DataFrame:
+    def apply(self, manifest: pd.DataFrame, where: str) -> pd.DataFrame:
         """Exclude the runs this selection leaves out (``reason_code`` ``not_selected``).
 
         Parameters
         ----------
         manifest : pandas.DataFrame
             The manifest; returned as it is when nothing is selected or it is empty.
+        where : str
+            The selection's name as the user gave it, named in the reasons: ``--select`` or
+            ``ingest.select.<dataset>`` (:func:`lcm.bids.dataset.setting_names`).
 
         Returns
         -------
@@ -186,7 +192,7 @@ class Selection:
         df = manifest.copy()
         reason = pd.Series("", index=df.index, dtype=object)
         # (values, whether a listed value is kept, the reason's verb, the fix's verb and
-        # preposition, the setting's name)
+        # preposition, the list's name)
         lists = (
             (self.include, True, "is not in", "add", "to", "include"),
             (self.exclude, False, "is in", "remove", "from", "exclude"),
@@ -197,11 +203,11 @@ class Selection:
                 if key not in chosen:
                     continue
                 out = (values.isin(chosen[key]) != keeps) & (reason == "")
+                listed = part_of(where, f"{key}.{name}")
                 reason[out] = [
                     with_fix(
-                        f"not selected: {column} {v} {verb} ingest.select {key}.{name}",
-                        f"to keep it, {fix} {v} {prep} ingest.select.<dataset>.{key}.{name} "
-                        "(lcm ingest --select)",
+                        f"{_LEFT_OUT.format(column=column)}{v} {verb} {listed}",
+                        f"to keep it, {fix} {v} {prep} {listed}",
                     )
                     for v in df.loc[out, column].astype(str)
                 ]
@@ -217,7 +223,9 @@ def participants_kept(manifest: pd.DataFrame) -> set[str]:
 
     A subject is kept unless every run of it was left out by ``participants`` (include or
     exclude, :meth:`Selection.apply`); runs left out by another key or excluded for another
-    reason still make it one of the dataset's selected participants.
+    reason still make it one of the dataset's selected participants. Read by the reason's
+    beginning, which names the key's column (``subject``) and not the selection's name, so
+    manifests of ``lcm ingest --select`` and of a workflow rule, new or old, read alike.
 
     Parameters
     ----------
@@ -226,9 +234,10 @@ def participants_kept(manifest: pd.DataFrame) -> set[str]:
     """
     if manifest.empty:
         return set()
+    left_out = _LEFT_OUT.format(column=SELECTION_KEYS["participants"][0])
     by_participants = (manifest["reason_code"] == NOT_SELECTED) & manifest["reason"].astype(
         str
-    ).str.contains("ingest.select participants.", regex=False)
+    ).str.startswith(left_out)
     return set(manifest.loc[~by_participants, "subject"].astype(str))
 
 

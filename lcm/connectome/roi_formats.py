@@ -15,6 +15,7 @@ the file and the fix: the run is excluded, the cohort goes on.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -505,19 +506,38 @@ def _read_text_table(
     A last column blank throughout is the delimiter ending each line, left out when the header
     leaves it unnamed or, without a header, when the table is ``width`` wide without it (its
     row count, a square matrix, when None): a blank ROI of a headerless file stays an ROI.
+    So is one ending the rows but not the header, which pandas refused ("Expected N fields").
     """
     skip = _comment_lines(path, sep)
+    # Widened to the rows' width when they end with the delimiter the first line lacks; the
+    # first line's missing cell is then blank, as the rows' last.
+    columns = _ending_delimiter_width(path, sep, skip)
     try:
         raw = pd.read_csv(
-            path, sep=sep, header=None, dtype=str, keep_default_na=False, skiprows=skip
+            path,
+            sep=sep,
+            header=None,
+            names=None if columns is None else range(columns),
+            dtype=str,
+            keep_default_na=False,
+            skiprows=skip,
         )
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except pd.errors.ParserError as exc:  # a row longer than the first, a quote left open
+        raise ExcludedRunError(
+            f"cannot read {path.name}: {str(exc).strip()}",
+            hint="Write each row with as many cells as the first row (a header included), "
+            "each quote closed.",
+            code=reason_codes.FILE_UNREADABLE,
+        ) from exc
+    except (OSError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ExcludedRunError(
             f"cannot read {path.name}: {exc}",
             hint=_UNREADABLE_FIX,
             code=reason_codes.FILE_UNREADABLE,
         ) from exc
     header = index = None
+    if columns is not None:
+        raw.iat[0, -1] = ""  # the cell the first line lacks (read as NaN)
     if raw.shape[0]:
         raw.iat[0, 0] = _uncommented(str(raw.iat[0, 0]))
     # A delimiter ending each line (the header's too) reads as one more column, blank throughout.
@@ -543,6 +563,28 @@ def _read_text_table(
             code=reason_codes.NON_NUMERIC_VALUES,
         )
     return header, index, values
+
+
+def _ending_delimiter_width(path: Path, sep: str, skip: list[int]) -> int | None:
+    """The second row's cell count when it is the first row's and one blank cell more: the
+    delimiter ending each row but the first (a header written without it); else None."""
+    first = second = None
+    try:
+        with path.open(encoding="utf-8-sig") as handle:
+            for number, line in enumerate(handle):
+                if number in skip or not line.strip():
+                    continue
+                cells = next(csv.reader([line.rstrip("\r\n")], delimiter=sep))
+                if first is None:
+                    first = cells
+                else:
+                    second = cells
+                    break
+    except (OSError, UnicodeDecodeError):
+        return None  # said by pandas' read, with its fix
+    if first is None or second is None or len(second) != len(first) + 1:
+        return None
+    return len(second) if not second[-1].strip() else None
 
 
 def _numeric(cells: pd.Series) -> pd.Series:

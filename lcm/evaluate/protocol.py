@@ -189,7 +189,7 @@ class EvaluationSettings:
             raise ConfigError(f"{source}: seeds must be integers >= 0, got {list(seeds)}.")
         check_distinct_repeats(
             seeds,
-            f"{source}: evaluate.seeds",
+            f"{source}: seeds",  # source names the section (evaluate) or --settings
             hint="List each seed once; add different seeds for more repeats.",
         )
         fractions = _sequence(raw, "label_fractions", cls.label_fractions, source)

@@ -316,12 +316,19 @@ def task_section(data: ReportData, task: str) -> str:
         )
     )
     metric = "auc" if binary else "pearson_r"
-    parts.append(
-        img_tag(
-            plots.figure_png(plots.fraction_figure(data.summary, task, metric)),
-            plots.fraction_alt(data.summary, task, metric),
+    plotted = data.summary[(data.summary["task"] == task) & (data.summary["metric"] == metric)]
+    if np.isfinite(pd.to_numeric(plotted["mean"], errors="coerce")).any():
+        parts.append(
+            img_tag(
+                plots.figure_png(plots.fraction_figure(data.summary, task, metric)),
+                plots.fraction_alt(data.summary, task, metric),
+            )
         )
-    )
+    else:  # drawn, it was empty axes (and a matplotlib warning)
+        parts.append(
+            f'<p class="note">No {metric_name(metric)} was measured for this task: no '
+            "label-fraction figure.</p>"
+        )
     as_run = functools.partial(table_html, caption=f"{task}: label fractions as run", row_headers=1)
     parts.append(label_fraction_fragment(meta, as_run, binary))
     pseudo = functools.partial(table_html, caption=f"{task}: pseudo-labels as run", row_headers=2)

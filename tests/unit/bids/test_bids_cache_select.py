@@ -106,13 +106,13 @@ def test_selection_excludes_with_reasons(tmp_path: Path) -> None:
     out = df[~df["included"]]
     assert (out["reason_code"] == "not_selected").all() and len(out) == 10
     reasons = {r.split(". Fix: ")[0] for r in out["reason"]}
-    assert "not selected: subject 03 is in ingest.select participants.exclude" in reasons
-    assert "not selected: session b is not in ingest.select sessions.include" in reasons
-    assert "not selected: run 2 is not in ingest.select runs.include" in reasons
+    assert "not selected: subject 03 is in ingest.select.tiny.participants.exclude" in reasons
+    assert "not selected: session b is not in ingest.select.tiny.sessions.include" in reasons
+    assert "not selected: run 2 is not in ingest.select.tiny.runs.include" in reasons
     # Each says how to keep the run.
     assert (
-        "not selected: subject 03 is in ingest.select participants.exclude. Fix: to keep it, "
-        "remove 03 from ingest.select.<dataset>.participants.exclude (lcm ingest --select)"
+        "not selected: subject 03 is in ingest.select.tiny.participants.exclude. Fix: to keep "
+        "it, remove 03 from ingest.select.tiny.participants.exclude"
     ) in set(out["reason"])
     # The participants the selection kept (lcm run adds them to the next call's labels): runs
     # left out by other keys keep theirs.

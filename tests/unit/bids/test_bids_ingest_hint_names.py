@@ -113,3 +113,56 @@ def test_a_selection_refused_is_named_as_given(
     task = "--task" if how == "command_line" else "datasets.d.task"
     assert said.format(task=task, select=SELECT[how]) in text, text
     assert how == "rule" or ("datasets." not in text and "ingest.select" not in text), text
+
+
+@pytest.mark.parametrize("how", sorted(HOW))
+def test_an_xcpd_run_without_a_sidecar_is_hinted_by_the_repetition_time_given(
+    tmp_path: Path, how: str
+) -> None:
+    """An XCP-D series with no sidecar was told to set datasets.<name>.repetition_time (lcm
+    ingest --repetition-time), its dataset's name left unfilled, both ways named to either
+    user; the reason is cached per subject, so a cache of the other way is not reused."""
+    xcpd = tmp_path / "xcpd"
+    func = xcpd / "sub-01" / "func"
+    func.mkdir(parents=True)
+    (xcpd / "dataset_description.json").write_text(
+        json.dumps({"Name": "x", "BIDSVersion": "1.9.0", "DatasetType": "derivative"})
+    )
+    series = pd.DataFrame(roi_series(5), columns=[f"r{i}" for i in range(5)])
+    series.to_csv(func / "sub-01_task-rest_seg-aal_stat-mean_timeseries.tsv", sep="\t", index=False)
+    options = ["--entry", "roi_timeseries", "--path", str(xcpd)]
+    for way in (*{"command_line", "rule"} - {how}, how):  # the other way's cache first
+        code, _, out = _ingest(tmp_path, way, *options)
+        assert code == 0
+    reason = pd.read_parquet(out)["reason"].iloc[0]
+    assert "no JSON sidecar" in reason and reason.endswith(f"; or set {HOW[how][1]['tr']}")
+    assert "<name>" not in reason and "lcm ingest" not in reason, reason
+
+
+@pytest.mark.parametrize("how", sorted(HOW))
+def test_a_run_left_out_by_the_selection_is_named_as_given(tmp_path: Path, how: str) -> None:
+    """A run left out by --select was said to be 'in ingest.select participants.exclude', its
+    fix naming ingest.select.<dataset>... (lcm ingest --select) with the name unfilled; the
+    participants the selection kept are still read from the reasons, old wording included."""
+    from lcm.bids.selection import participants_kept
+
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"))
+    select = json.dumps({"participants": {"exclude": ["02"]}})
+    options = ["--entry", "bids", "--path", str(root), "--no-validate", "--select", select]
+    code, _, out = _ingest(tmp_path, how, *options)
+    assert code == 0
+    manifest = pd.read_parquet(out)
+    [reason] = manifest.loc[manifest["reason_code"] == "not_selected", "reason"]
+    listed = f"{SELECT[how]}participants.exclude"
+    assert (
+        reason
+        == f"not selected: subject 02 is in {listed}. Fix: to keep it, remove 02 from {listed}"
+    )
+    assert participants_kept(manifest) == {"01"}
+    old = manifest.assign(  # a manifest an earlier LCM wrote
+        reason=manifest["reason"].where(
+            manifest["reason_code"] != "not_selected",
+            "not selected: subject 02 is in ingest.select participants.exclude. Fix: ...",
+        )
+    )
+    assert participants_kept(old) == {"01"}

@@ -363,7 +363,7 @@ def test_dataset_repetition_time_fills_xcpd_runs_without_sidecar(tmp_path: Path,
     )
     without = ingest_dataset("x", "roi_timeseries", root).manifest.set_index("subject")
     assert not without.loc["01", "included"] and "no JSON sidecar" in without.loc["01", "reason"]
-    assert "datasets.<name>.repetition_time" in without.loc["01", "reason"]  # the fixes named
+    assert "datasets.x.repetition_time" in without.loc["01", "reason"]  # the fix named
     filled = ingest_dataset("x", "roi_timeseries", root, repetition_time=T_R).manifest
     filled = filled.set_index("subject")
     assert filled["included"].all()

@@ -262,3 +262,36 @@ def test_an_imported_matrixs_diagonal_and_nan_messages_name_the_roi_by_its_label
     np.fill_diagonal(fc, np.inf)  # Fisher z's arctanh(1)
     with pytest.raises(ExcludedRunError, match=r"first inf at ROI 1 \(A\)\)"):
         check_connectome(fc, "m.npy", 5, "x", labels=NAMES)
+
+
+@pytest.mark.parametrize(("sep", "ext"), [(",", ".csv"), ("\t", ".tsv")])
+def test_a_delimiter_ending_the_rows_but_not_the_header_is_no_roi(
+    tmp_path: Path, sep: str, ext: str
+) -> None:
+    """A header without the comma (or tab) that ends each row was refused by pandas
+    ('Expected 5 fields in line 2, saw 6'), the run excluded as unreadable and to be re-copied."""
+    series = _series()
+    path = tmp_path / f"ts{ext}"
+    text = pd.DataFrame(series, columns=NAMES).to_csv(sep=sep, index=False)
+    path.write_text(_ending_each_line(text, sep, header=False))
+    table = read_roi_series(path, NAMES)
+    assert list(table.columns) == NAMES
+    np.testing.assert_allclose(table.to_numpy(float), series)
+    fc = _fc()
+    path = tmp_path / f"m{ext}"
+    text = pd.DataFrame(fc, index=NAMES, columns=NAMES).to_csv(sep=sep)  # row names too
+    path.write_text(_ending_each_line(text, sep, header=False))
+    names, matrix = read_matrix(path)
+    assert names == NAMES
+    np.testing.assert_allclose(matrix, fc)
+
+
+def test_a_row_longer_than_the_header_is_said_to_be_so(tmp_path: Path) -> None:
+    """A row with a cell more than the header (not a delimiter ending it) was told to re-copy
+    the file, as if copying had damaged it."""
+    path = tmp_path / "ts.csv"
+    path.write_text("A,B,C,D,E\n" + "1,2,3,4,5\n" * 3 + "1,2,3,4,5,6\n")
+    with pytest.raises(ExcludedRunError, match="Expected 5 fields in line 5") as refused:
+        read_roi_series(path, NAMES)
+    assert "as many cells as the first row" in refused.value.hint
+    assert "Re-copy" not in refused.value.hint

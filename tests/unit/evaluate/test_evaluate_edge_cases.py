@@ -24,10 +24,13 @@ def _with_sites(cohort: Cohort, site_of: dict[int, str]) -> Cohort:
     return Cohort(ids, cohort.fc, cohort.variables, cohort.roi_names, cohort.atlas)
 
 
-def test_repeated_seeds_are_refused():
-    """seeds [0, 0] ran every fit twice, and the summary counted the copies as evidence."""
-    with pytest.raises(ConfigError, match=r"evaluate\.seeds must be distinct.*repeated: \[0\]"):
-        EvaluationSettings.from_dict({"seeds": [0, 1, 0]})
+@pytest.mark.parametrize("source", ["--settings", "evaluate"])
+def test_repeated_seeds_are_refused_naming_the_key_once(source: str):
+    """seeds [0, 0] ran every fit twice, and the summary counted the copies as evidence; the
+    refusal of a rule's settings said "evaluate: evaluate.seeds", naming the section twice."""
+    with pytest.raises(ConfigError, match=r"repeated: \[0\]") as refused:
+        EvaluationSettings.from_dict({"seeds": [0, 1, 0]}, source)
+    assert str(refused.value).startswith(f"{source}: seeds must be distinct")
     with pytest.raises(ConfigError, match=r"evaluate\.seeds"):
         validate_partial({"evaluate": {"seeds": [0, 0]}})
     assert EvaluationSettings.from_dict({"seeds": [1, 0]}).seeds == (1, 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from helpers.report import bare
@@ -338,3 +340,22 @@ def test_a_binary_task_without_auc_rows_names_its_test_subjects_per_class():
     assert "Test subjects: 3 autism / 3 control" in binary
     # A continuous task's record keeps the note out, whatever its labels' values.
     assert "Test subjects:" not in section({"kind": "continuous"})
+
+
+def test_a_task_without_rows_of_its_metric_has_a_note_for_its_label_fraction_figure():
+    """A task with no row of the plotted metric (a binary task's folds each of one class, a
+    continuous task without Pearson r) had its label-fraction figure drawn empty, with a
+    matplotlib warning; the page now says why there is none."""
+    rows = []
+    for fold, y in enumerate(([1, 1, 1], [0, 0, 0])):  # each test fold of one class: no AUC
+        scores = binary_metrics(np.array(y), np.array([0.2, 0.7, 0.4]))
+        rows += [("t", "logreg", 1.0, 0, fold, m, v) for m, v in scores.items() if m != "auc"]
+    summary = summarise(pd.DataFrame(rows, columns=list(METRIC_COLUMNS)))
+    predictions = pd.DataFrame(columns=["task", "model", "label_fraction", "y_true", "prediction"])
+    for kind, name in (("binary", "AUC"), ("continuous", "Pearson r")):
+        data = ReportData(pd.DataFrame(), predictions, summary, task_meta={"t": {"kind": kind}})
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # matplotlib's warning of an empty plot, an error
+            text = bare(task_section(data, "t"))
+        assert f"No {name} was measured for this task: no label-fraction figure." in text
+        assert "against label fraction" not in text  # the figure's alt text
