@@ -27,7 +27,8 @@ from lcm.evaluate.registry import needs_torch
 # The most memory (MB) a request that grows with the attempt reaches: a job retried after a
 # time-out is also retried with more memory, and past what a node holds sbatch refuses it (a
 # third try asking 192000 MB did). A profile that replaces a rule's mem_mb sets its own ceiling,
-# e.g. ``mem_mb: min(16000 * attempt, 96000)`` under ``set-resources: fmriprep:``.
+# e.g. ``mem_mb: min(16000 * attempt, 96000)`` under ``set-resources: fmriprep:``, with the
+# profile's ``resources: mem_mb`` (which caps every job and batch) raised to match.
 MEM_MB_MAX = 64000
 
 # An fMRIPrep job (the rule's threads and mem_mb, the one place they are set; a profile's

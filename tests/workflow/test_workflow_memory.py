@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import nibabel as nib
 import numpy as np
 import yaml
 from helpers.workflow import ROOT, placeholder_config, snakemake, write_config
+from snakemake.resources import GroupResources, Resources
 
 from lcm.workflow.resources import (
     CONNECTOME_BASE_MB,
@@ -144,6 +147,36 @@ def test_slurm_profile_memory_is_constant_for_models_and_capped_when_it_grows() 
     assert connectome_mem_mb("no-record.json", "r", None, attempt=100) == MEM_MB_MAX
     # The ceiling bounds the growth, not a first request that is already larger.
     assert grown_mem_mb(MEM_MB_MAX + 1, 1) == grown_mem_mb(MEM_MB_MAX + 1, 3) == MEM_MB_MAX + 1
+
+
+def test_a_retried_batch_of_connectome_runs_asks_at_most_the_ceiling(tmp_path: Path) -> None:
+    """Each run's memory stops at MEM_MB_MAX, but a batch asked the sum of 16 runs side by side:
+    the third try of 2 GB BOLD runs asked 170 GB, which sbatch refuses. Snakemake sizes the
+    batch (GroupResources.basic_layered) within the profile's cores and resources."""
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    limits = Resources.from_mapping({**profile.get("resources", {}), "_cores": profile["cores"]})
+    bold = tmp_path / "sub-01_task-rest_run-1_bold.nii.gz"
+    bold.touch()
+    os.truncate(bold, 2048 * 2**20)  # sparse: sized, not written
+    runtime = _profile_mem_mb(profile["set-resources"]["connectome_run"]["runtime"], 3)
+    asked = {}
+    for attempt in (1, 2, 3):
+        mem_mb = connectome_mem_mb("no-record.json", "r", str(bold), attempt)
+        runs = [
+            SimpleNamespace(
+                resources={"_cores": 1, "mem_mb": mem_mb, "runtime": runtime}, pipe_group=None
+            )
+            for _ in range(50)
+        ]
+        batch = GroupResources.basic_layered([runs], limits, run_local=False)
+        asked[attempt] = (batch["mem_mb"], batch["_cores"])
+    assert asked[1] == (16 * connectome_mem_mb("no-record.json", "r", str(bold)), 16), asked
+    assert all(mem <= MEM_MB_MAX for mem, _ in asked.values()), asked
+    # No job of the profile's is lowered by the cap: it bounds the batches only.
+    assert limits.get("mem_mb").value == MEM_MB_MAX
+    for rule, res in profile["set-resources"].items():
+        if "mem_mb" in res:
+            assert _profile_mem_mb(res["mem_mb"], 1) <= MEM_MB_MAX, rule
 
 
 def test_every_rule_that_loads_a_model_asks_for_a_gpu_on_slurm() -> None:
