@@ -93,8 +93,9 @@ class Entry:
     process : str or None
         Parcellated entries: ``"module:function"`` writing the dataset's QC table from its
         manifest, called as ``function(dataset, manifest_path, atlas, out_dir=...,
-        qc_table=..., seg=..., **settings)`` by ``lcm connectome dataset`` (see
-        :meth:`processor`).
+        qc_table=..., seg=..., names=..., **settings)`` by ``lcm connectome dataset`` (see
+        :meth:`processor`); ``names`` is how its hints name the atlas settings (None: the
+        config's keys; :func:`lcm.atlas.model.setting_names`).
     settings : tuple of str
         Config sections :attr:`process` reads (``denoise``, ``connectome``), passed as
         keyword arguments of those names; changing one reruns the dataset's job.

@@ -70,6 +70,16 @@ log = logging.getLogger(__name__)
 def space_hint(select: str) -> str:
     """The fix of a run of a parcellated dataset in several spaces (XCP-D's MNI152NLin6Asym
     and fsLR outputs), by the name of its selection (:func:`lcm.bids.dataset.setting_names`).
+
+    Parameters
+    ----------
+    select : str
+        How the user gave the dataset's selection (``--select``, or
+        ``ingest.select.<dataset>`` in a config).
+
+    Returns
+    -------
+    str
     """
     return f"several spaces: choose one with {part_of(select, 'space')}"
 

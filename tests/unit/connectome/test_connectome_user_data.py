@@ -289,7 +289,8 @@ def test_voxel_run_refuses_a_labels_only_atlas_in_one_line(tmp_path: Path) -> No
                 str(tmp_path / "qc.json"),
             ],
         )
-    assert "\n" not in err.value.message and "atlas.path" in err.value.hint
+    # Named as the user gave it: --atlas-path, not the config's atlas.path.
+    assert "\n" not in err.value.message and "--atlas-path" in err.value.hint
 
 
 # -- item 8: no run left; a strategy the confounds cannot serve ------------------------------

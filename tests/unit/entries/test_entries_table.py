@@ -38,6 +38,7 @@ def process_npyconn(
     qc_table: str | Path,
     connectome: ConnectomeSettings,
     seg: str | None = None,
+    names: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """The throwaway entry's processing: one QC row per manifest row, the call recorded."""
     manifest = read_manifest(manifest_path)
@@ -151,7 +152,7 @@ def test_each_entry_is_voxel_or_has_a_processing_function_the_workflow_hashes() 
         params = inspect.signature(function).parameters
         # Called with three positional arguments, the others by name.
         assert list(params)[:3] == ["dataset", "manifest_path", "atlas"], (name, list(params))
-        assert {"out_dir", "qc_table", "seg"} <= set(params), (name, list(params))
+        assert {"out_dir", "qc_table", "seg", "names"} <= set(params), (name, list(params))
         assert set(row.settings) <= set(params), (name, row.settings)
         # Imported by name, not by `import`: the connectome rule's code hash still covers it.
         assert row.process.partition(":")[0] in reached, name

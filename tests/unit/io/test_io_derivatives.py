@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from lcm.connectome.imported import check_connectome
-from lcm.connectome.roi_formats import _check_series_shape
+from lcm.connectome.roi_formats import _check_series_shape, other_atlas_fix
 from lcm.exceptions import ExcludedRunError, InputDataError
 from lcm.io.derivatives import exclusion_reasons, included_mask, list_cell
 from lcm.io.qc_table import read_qc_table
@@ -153,7 +153,7 @@ def test_a_shortened_reason_keeps_its_fix() -> None:
     folder = "/data/a study/derivatives/conn/"
     transposed = _reason(
         _check_series_shape, Path(f"{folder}sub-101309_task-rest_timeseries.tsv"),
-        np.zeros((116, 150)), 116,
+        np.zeros((116, 150)), 116, other_atlas_fix(),
     )  # fmt: skip
     fisher = np.full((116, 116), 1.5)
     out_of_range = _reason(check_connectome, fisher, f"{folder}sub-101309_relmat.tsv", 116, "aal")
