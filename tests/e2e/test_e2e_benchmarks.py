@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import gzip
-import importlib.util
 import json
 import os
 import subprocess
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 from helpers import ROOT
+from helpers.benchmarks import load_benchmark
 
 BENCHMARKS = ROOT / "benchmarks"
 TIMEOUT_S = 300  # a hung benchmark fails the test instead of the suite
@@ -204,15 +204,6 @@ def _dag(result: dict[str, Any]) -> None:
     # Both sizes were planned, and the connectome jobs were grouped into few submissions.
     assert [r["n"] for r in result["runs"]] == [10, 20]
     assert 0 < result["per_run_submissions"] < result["per_run_jobs"]
-
-
-def load_benchmark(name: str) -> Any:
-    """``benchmarks/<name>`` imported as a module (its constants and checks, not run)."""
-    spec = importlib.util.spec_from_file_location(Path(name).stem + "_bench", BENCHMARKS / name)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _parcellation(result: dict[str, Any]) -> None:

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from helpers import ROOT
+from helpers.benchmarks import load_benchmark
 
 
 @pytest.fixture
 def bench(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    path = ROOT / "benchmarks/bei_maps_memory.py"
-    spec = importlib.util.spec_from_file_location("bei_maps_bench", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("bei_maps_memory.py")
     monkeypatch.setattr(sys, "argv", ["bei_maps_memory.py", "--dir", str(tmp_path)])
     return module
 

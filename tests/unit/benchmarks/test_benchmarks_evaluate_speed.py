@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
-from helpers import ROOT
+from helpers.benchmarks import load_benchmark
 
 
 @pytest.fixture
 def bench():
-    path = ROOT / "benchmarks/evaluate_speed.py"
-    spec = importlib.util.spec_from_file_location("evaluate_speed_bench", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("evaluate_speed.py")
 
 
 def test_each_case_goes_first_in_alternate_rounds(bench, monkeypatch) -> None:

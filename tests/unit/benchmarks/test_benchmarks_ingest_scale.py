@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 
 import pytest
-from helpers import ROOT
+from helpers.benchmarks import load_benchmark
 
 
 @pytest.fixture
 def bench(monkeypatch: pytest.MonkeyPatch, tmp_path):
-    path = ROOT / "benchmarks/ingest_scale.py"
-    spec = importlib.util.spec_from_file_location("ingest_bench", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("ingest_scale.py")
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(sys, "argv", ["ingest_scale.py", "--n", "8", "--repeats", "1"])
     return module

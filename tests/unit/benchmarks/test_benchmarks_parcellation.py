@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import ROOT
+from helpers.benchmarks import load_benchmark
 
 
 @pytest.fixture
 def bench(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    path = ROOT / "benchmarks/parcellation.py"
-    spec = importlib.util.spec_from_file_location("parcellation_bench", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("parcellation.py")
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(sys, "argv", ["parcellation.py", "--threads", "1"])
 

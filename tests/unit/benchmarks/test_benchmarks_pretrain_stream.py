@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from helpers.benchmarks import load_benchmark
 
 
 def write_outputs(out: Path, n: int, *, samples: int | None = None, loss_ssl: float = 0.27) -> None:
@@ -27,11 +26,7 @@ def write_outputs(out: Path, n: int, *, samples: int | None = None, loss_ssl: fl
 
 @pytest.fixture
 def bench():
-    path = ROOT / "benchmarks/pretrain_stream.py"
-    spec = importlib.util.spec_from_file_location("pretrain_stream_bench", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("pretrain_stream.py")
 
 
 def test_at_the_headline_size_each_contender_goes_first_once(bench, monkeypatch, tmp_path, capsys):

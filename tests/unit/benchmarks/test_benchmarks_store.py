@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 
 import pytest
-from helpers import ROOT
+from helpers.benchmarks import load_benchmark
 
 
 @pytest.fixture
 def bench(monkeypatch: pytest.MonkeyPatch, tmp_path):
-    spec = importlib.util.spec_from_file_location("store_bench", ROOT / "benchmarks/store.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("store.py")
     argv = ["store.py", "--n", "300", "--rois", "20", "--dir", str(tmp_path), "--threads", "1"]
     monkeypatch.setattr(sys, "argv", argv)
     return module

@@ -3,20 +3,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import ROOT
+from helpers.benchmarks import load_benchmark
 
 
 @pytest.fixture
 def bench():
-    spec = importlib.util.spec_from_file_location("synth_bench", ROOT / "benchmarks/synth_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("synth_speed.py")
 
 
 def _series(folder: Path, n: int, shape: tuple[int, int]) -> None:

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import ROOT
+from helpers.benchmarks import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def transfer():
-    spec = importlib.util.spec_from_file_location("transfer_bench", ROOT / "benchmarks/transfer.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["transfer_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("transfer.py", register=True)
 
 
 def _fits(gain: float, null_gain: float) -> pd.DataFrame:

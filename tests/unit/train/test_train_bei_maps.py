@@ -7,7 +7,6 @@ kept in ``benchmarks/bei_maps_memory.py`` as the benchmark's reference.
 from __future__ import annotations
 
 import errno
-import importlib.util
 import os
 import re
 import subprocess
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import ROOT
+from helpers.benchmarks import load_benchmark
 from helpers.evaluate import bei_cohort
 from helpers.model import CLI_CATALOGUE, add_store_dataset, write_catalogue
 
@@ -34,12 +34,7 @@ from lcm.train.bei_maps import MAPS_FILE, BEIMaps, check_solve_memory, fit_bei_m
 @pytest.fixture(scope="module")
 def bench():
     """benchmarks/bei_maps_memory.py as a module (its reference fit and store writer)."""
-    path = ROOT / "benchmarks" / "bei_maps_memory.py"
-    spec = importlib.util.spec_from_file_location("bei_maps_bench", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bei_maps_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bei_maps_memory.py", register=True)
 
 
 def _cohort(n: int, n_rois: int, seed: int = 3) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
