@@ -31,14 +31,23 @@ from lcm.evaluate.registry import needs_torch
 # profile's ``resources: mem_mb`` (which caps every job and batch) raised to match.
 MEM_MB_MAX = 64000
 
-# An fMRIPrep job (the rule's threads and mem_mb, the one place they are set; a profile's
-# set-threads / set-resources may override them): fMRIPrep's documented needs for one subject,
-# 8 CPUs and 16 GB (more per attempt, for a job killed for memory, up to MEM_MB_MAX). A dataset
-# that is only checked (runner existing, or existing derivatives) hashes files: 1 CPU, 2 GB.
+# The most minutes a runtime that grows with the attempt reaches (a job killed at its time limit
+# is resubmitted, by the profile's retries, with more): a day, the longest many clusters'
+# partitions allow; above a partition's MaxTime a job is refused, or waits forever
+# (PartitionTimeLimit). A profile's set-resources runtime replaces a rule's, ceiling included.
+RUNTIME_MAX = 1440
+
+# An fMRIPrep job (the rule's threads, mem_mb and runtime, the one place they are set; a
+# profile's set-threads / set-resources may override them): fMRIPrep's documented needs for one
+# subject, 8 CPUs and 16 GB, and 12 h; each attempt asks more (a job killed for memory or at its
+# time limit would fail the same way again), up to MEM_MB_MAX and RUNTIME_MAX. A dataset that is
+# only checked (runner existing, or existing derivatives) hashes files: 1 CPU, 2 GB, 10 minutes.
 FMRIPREP_THREADS = 8
 FMRIPREP_MEM_MB = 16000
+FMRIPREP_RUNTIME = 720
 FMRIPREP_CHECK_THREADS = 1
 FMRIPREP_CHECK_MEM_MB = 2000
+FMRIPREP_CHECK_RUNTIME = 10
 
 
 def fmriprep_threads(runs_container: bool) -> int:
@@ -58,10 +67,31 @@ def fmriprep_threads(runs_container: bool) -> int:
     return FMRIPREP_THREADS if runs_container else FMRIPREP_CHECK_THREADS
 
 
-def grown_mem_mb(mem_mb: float, attempt: int, ceiling: float = MEM_MB_MAX) -> int:
-    """``mem_mb`` times the attempt (1 first), rounded up, at most ``ceiling``.
+def grown(value: float, attempt: int, ceiling: float) -> int:
+    """``value`` times the attempt (1 first), rounded up, at most ``ceiling``.
 
-    The first attempt asks ``mem_mb`` even above the ceiling: the ceiling bounds the growth only.
+    The first attempt asks ``value`` even above the ceiling: the ceiling bounds the growth only.
+
+    Parameters
+    ----------
+    value : float
+        The first attempt's request (MB of memory, minutes of runtime).
+    attempt : int
+        Snakemake's attempt number (1 first; a lower one counts as 1).
+    ceiling : float
+        The most an attempt after the first asks for.
+
+    Returns
+    -------
+    int
+        The request.
+    """
+    increased = math.ceil(value * max(int(attempt), 1))
+    return max(math.ceil(value), min(increased, math.floor(ceiling)))
+
+
+def grown_mem_mb(mem_mb: float, attempt: int, ceiling: float = MEM_MB_MAX) -> int:
+    """``mem_mb`` times the attempt, at most ``ceiling`` (:func:`grown`).
 
     Parameters
     ----------
@@ -77,8 +107,27 @@ def grown_mem_mb(mem_mb: float, attempt: int, ceiling: float = MEM_MB_MAX) -> in
     int
         The request, in MB.
     """
-    grown = math.ceil(mem_mb * max(int(attempt), 1))
-    return max(math.ceil(mem_mb), min(grown, math.floor(ceiling)))
+    return grown(mem_mb, attempt, ceiling)
+
+
+def grown_runtime(minutes: float, attempt: int, ceiling: float = RUNTIME_MAX) -> int:
+    """``minutes`` times the attempt, at most ``ceiling`` (:func:`grown`).
+
+    Parameters
+    ----------
+    minutes : float
+        The first attempt's runtime, in minutes.
+    attempt : int
+        Snakemake's attempt number (1 first; a lower one counts as 1).
+    ceiling : float
+        The most minutes an attempt after the first asks for.
+
+    Returns
+    -------
+    int
+        The runtime to request, in minutes.
+    """
+    return grown(minutes, attempt, ceiling)
 
 
 def fmriprep_mem_mb(runs_container: bool, attempt: int) -> int:
@@ -101,6 +150,26 @@ def fmriprep_mem_mb(runs_container: bool, attempt: int) -> int:
     return grown_mem_mb(FMRIPREP_MEM_MB if runs_container else FMRIPREP_CHECK_MEM_MB, attempt)
 
 
+def fmriprep_runtime(runs_container: bool, attempt: int) -> int:
+    """runtime (minutes) of an fMRIPrep job, growing with each attempt (a job killed at its time
+    limit) up to :data:`RUNTIME_MAX`.
+
+    Parameters
+    ----------
+    runs_container : bool
+        Whether the job runs fMRIPrep in a container, not only checks existing derivatives:
+        :data:`FMRIPREP_RUNTIME`, else :data:`FMRIPREP_CHECK_RUNTIME`, at the first attempt.
+    attempt : int
+        Snakemake's attempt number (1 first).
+
+    Returns
+    -------
+    int
+        The runtime to request, in minutes (:func:`grown_runtime`).
+    """
+    return grown_runtime(FMRIPREP_RUNTIME if runs_container else FMRIPREP_CHECK_RUNTIME, attempt)
+
+
 # An evaluation job (the rule's gpu and runtime; a profile's set-resources may override them):
 # a GPU and 8 h where one of the task's models trains with torch (LCM, its ablations,
 # shuffled-lcm: finetuning in every fold), else no GPU and 2 h (the baselines and the
@@ -109,8 +178,7 @@ EVALUATE_TORCH_RUNTIME = 480
 EVALUATE_RUNTIME = 120
 # A retry after the time limit (the profile's retries) reuses the fits its predecessor finished
 # (lcm.evaluate.resume), but one fit longer than the limit would never end: it asks for the
-# runtime times the attempt, up to a day.
-EVALUATE_RUNTIME_MAX = 1440
+# runtime times the attempt, up to RUNTIME_MAX.
 
 
 def evaluate_gpu(models: list[str] | tuple[str, ...]) -> int:
@@ -132,7 +200,7 @@ def evaluate_gpu(models: list[str] | tuple[str, ...]) -> int:
 def evaluate_runtime(models: list[str] | tuple[str, ...], attempt: int = 1) -> int:
     """Minutes of a task's evaluation job: longer where a model finetunes LCM in every fold,
     and times ``attempt`` (a retry after the time limit starts over), up to
-    :data:`EVALUATE_RUNTIME_MAX`; the first attempt asks its base even above the ceiling.
+    :data:`RUNTIME_MAX` (:func:`grown_runtime`).
 
     Parameters
     ----------
@@ -147,7 +215,7 @@ def evaluate_runtime(models: list[str] | tuple[str, ...], attempt: int = 1) -> i
         The runtime to request, in minutes.
     """
     base = EVALUATE_TORCH_RUNTIME if evaluate_gpu(models) else EVALUATE_RUNTIME
-    return max(base, min(base * max(int(attempt), 1), EVALUATE_RUNTIME_MAX))
+    return grown_runtime(base, attempt)
 
 
 # Fixed part of a connectome job (MB): the engine peaks well under 500 MB on a 2 mm MNI run of

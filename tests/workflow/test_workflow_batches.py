@@ -1,29 +1,21 @@
-"""What the SLURM profile submits: per-run connectome jobs in batches, and the documented
-profile copy for existing fMRIPrep derivatives (the subject's check joins its runs' batch)."""
+"""What the SLURM profile submits: per-run connectome jobs in batches, and, with the documented
+`--groups` for existing fMRIPrep derivatives, the subject's check in its runs' batch."""
 
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
-import yaml
 from helpers.workflow import ROOT, placeholder_config, snakemake
 
 PROFILE = ["--profile", str(ROOT / "profiles" / "slurm")]
 
 
-def _existing_profile(tmp_path: Path) -> list[str]:
+def _existing_profile() -> list[str]:
     """README, "On a SLURM cluster": with fmriprep.runner: existing the fMRIPrep job only checks
-    and hashes derivatives, so a copy of the profile makes it light, and it is batched with the
-    subject's connectome runs (command-line --set-* would replace the profile's mappings)."""
-    folder = tmp_path / "profiles" / "mysite"
-    shutil.copytree(ROOT / "profiles" / "slurm", folder)
-    profile = yaml.safe_load((folder / "config.yaml").read_text())
-    profile["set-threads"]["fmriprep"] = 1
-    profile["set-resources"]["fmriprep"].update(mem_mb=2000, runtime=10)
-    (folder / "config.yaml").write_text(yaml.safe_dump(profile))
-    return ["--profile", str(folder), "--groups", "fmriprep=connectome"]
+    and hashes derivatives, and its rule asks little for it (1 CPU, 2000 MB, 10 minutes), so it
+    is batched with the subject's connectome runs by one option on the command line."""
+    return [*PROFILE, "--groups", "fmriprep=connectome"]
 
 
 def _plan(tmp_path: Path, n: int, *profile: str) -> str:
@@ -55,11 +47,15 @@ def test_connectome_runs_go_fifty_to_a_submission(tmp_path: Path) -> None:
 
 
 def test_existing_derivatives_checks_join_their_subjects_batch(tmp_path: Path) -> None:
-    out = _plan(tmp_path, 118, *_existing_profile(tmp_path))
+    out = _plan(tmp_path, 118, *_existing_profile())
     assert _submissions(out) == {
         "batches": 3, "fmriprep": 0, "fmriprep_batched": 120,
         "connectome_run": 0, "connectome_run_batched": 120,
     }  # fmt: skip
+    # Each check asks what its rule gives a check, not a container run's 8 CPUs and 12 hours.
+    checks = re.findall(r"^\s+rule fmriprep:\n(?:\s+.*\n)*?\s+resources: (.*)$", out, re.M)
+    assert len(checks) == 120, out[-3000:]
+    assert all(re.search(r"\bruntime=10\b", r) and "mem_mb=2000" in r for r in checks), checks[0]
     # The profile's other rules keep their resources: pretraining still asks for its GPU.
     pretrain = re.search(r"^rule pretrain:\n(?:\s+.*\n)*?\s+resources: (.*)$", out, re.M)
     assert pretrain and "gpu=1" in pretrain[1] and "mem_mb=64000" in pretrain[1], pretrain

@@ -17,14 +17,17 @@ from snakemake.resources import GroupResources, Resources
 
 from lcm.workflow.resources import (
     CONNECTOME_BASE_MB,
-    EVALUATE_RUNTIME_MAX,
+    FMRIPREP_CHECK_RUNTIME,
     FMRIPREP_MEM_MB,
+    FMRIPREP_RUNTIME,
     MEM_MB_MAX,
+    RUNTIME_MAX,
     connectome_mem_mb,
     evaluate_gpu,
     evaluate_runtime,
     file_size_mb,
     fmriprep_mem_mb,
+    fmriprep_runtime,
     grown_mem_mb,
     record_bold,
 )
@@ -205,9 +208,20 @@ def test_an_evaluation_asks_a_gpu_only_for_models_that_train_with_torch() -> Non
 def test_an_evaluation_retried_after_its_time_limit_asks_for_longer() -> None:
     """It keeps no fit between attempts: the same runtime would time out again on each retry."""
     first, second, third = (evaluate_runtime(["lcm"], attempt) for attempt in (1, 2, 3))
-    assert first < second < third <= EVALUATE_RUNTIME_MAX
-    assert evaluate_runtime(["lcm"], 10) == EVALUATE_RUNTIME_MAX
+    assert first < second < third <= RUNTIME_MAX
+    assert evaluate_runtime(["lcm"], 10) == RUNTIME_MAX
     assert evaluate_runtime(["ridge"], 2) == 2 * evaluate_runtime(["ridge"], 1)
+
+
+def test_an_fmriprep_job_retried_after_its_time_limit_asks_for_longer() -> None:
+    """A subject that timed out was resubmitted with the same 720 minutes and timed out again."""
+    asked = [fmriprep_runtime(True, attempt) for attempt in (1, 2, 3, 10)]
+    assert asked[0] == FMRIPREP_RUNTIME
+    assert asked[0] < asked[1] <= asked[2] == asked[3] == RUNTIME_MAX, asked
+    assert fmriprep_runtime(False, 1) == FMRIPREP_CHECK_RUNTIME < fmriprep_runtime(False, 2)
+    # The profile leaves the rule's own runtime (and memory) alone: a line there replaces it.
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    assert not {"runtime", "mem_mb"} & set(profile["set-resources"]["fmriprep"])
 
 
 def test_dry_run_asks_a_gpu_for_the_lcm_task_only(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ from lcm.workflow.hash import code_hash
 from lcm.workflow.resources import connectome_mem_mb as connectome_memory
 from lcm.preprocess.container import NO_TEMPLATEFLOW_WARNING, docker_templateflow_note
 from lcm.workflow.resources import evaluate_gpu, evaluate_runtime
-from lcm.workflow.resources import fmriprep_mem_mb, fmriprep_threads
+from lcm.workflow.resources import fmriprep_mem_mb, fmriprep_runtime, fmriprep_threads
 
 
 def config_source():
@@ -471,6 +471,13 @@ def get_fmriprep_threads(wildcards):
 def get_fmriprep_mem_mb(wildcards, attempt):
     """mem_mb of an fMRIPrep job per attempt (lcm.workflow.resources)."""
     return fmriprep_mem_mb(runs_fmriprep(wildcards.dataset), attempt)
+
+
+@per_job
+def get_fmriprep_runtime(wildcards, attempt):
+    """runtime (minutes) of an fMRIPrep job per attempt (lcm.workflow.resources): a subject
+    killed at its time limit is resubmitted with longer, not to time out again."""
+    return fmriprep_runtime(runs_fmriprep(wildcards.dataset), attempt)
 
 
 @per_job

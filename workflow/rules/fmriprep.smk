@@ -44,10 +44,12 @@ rule fmriprep:
     conda:
         "../../envs/fmriprep.yaml"
     # fMRIPrep is sized to the job (--nthreads, --mem-mb): without them it takes the whole
-    # machine, once per subject running side by side.
+    # machine, once per subject running side by side. Memory and runtime grow with the attempt
+    # (lcm/workflow/resources.py; profiles/slurm leaves them to the rule).
     threads: get_fmriprep_threads
     resources:
         mem_mb=get_fmriprep_mem_mb,
+        runtime=get_fmriprep_runtime,
     # One job per subject: its command has few fields, since a dry run formats each job's
     # command three times (see `get_fmriprep_dataset_args` in common.smk).
     params:
