@@ -2,8 +2,10 @@
 
 Needs a reachable cluster with the executor plugin installed: ``.ci/run`` starts a one-node
 cluster (``.ci/slurm_up.sh``) before the suite and stops it after. Only site values are given
-here: no account (the test cluster has no accounting database), job status from ``squeue``
-(``sacct`` needs slurmdbd), and the cluster's default partition.
+here: job status from ``squeue`` (``sacct`` needs slurmdbd) and the cluster's default
+partition. No account: the profile's empty ``slurm_account`` submits without ``-A`` on a
+cluster without accounting (plugin 2.8.0 ignores ``--slurm-no-account``:
+tests/workflow/test_workflow_profile.py).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from helpers.workflow import (
     write_config,
 )
 
-SITE = ["--slurm-no-account", "--slurm-status-command", "squeue"]
+SITE = ["--slurm-status-command", "squeue"]
 # A dependent job starts once its input's job is seen finished. The plugin checks first after
 # this many seconds, then waits 10 s longer after each check that finds nothing finished: at
 # 1 s, a job of a few seconds is seen at 11 s (at 5 s: 5 + 15 = 20 s), twelve levels of jobs.
