@@ -6,7 +6,8 @@ CSV without a header or with one of ROI names or column numbers (pandas' ``0,1,.
 ``.1D`` (ABIDE Preprocessed's ``<FILE_ID>_rois_<atlas>.1D``: whitespace columns under a ``#``
 line of ROI codes). Matrices ``R x R``: our relmat TSV (``Node`` column), CSV or TSV with or
 without names, ``.npy``, ``.mat``, ``.1D``. A CSV or TSV header may be numpy.savetxt's
-(``# name,...``). Formats without ROI names (or numbering them only) take the atlas's labels,
+(``# name,...``); rows one cell longer than it are led by row names (R's ``write.table``),
+left out. Formats without ROI names (or numbering them only) take the atlas's labels,
 so their column count must equal the atlas's ROI count.
 
 Every problem with one file raises :class:`~lcm.exceptions.ExcludedRunError` whose message names
@@ -18,6 +19,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -114,16 +116,20 @@ def _read_series_table(path: Path, names: list[str], atlas_fix: str) -> pd.DataF
     ext = path.suffix.lower()
     if ext == ".tsv":
         skip = _comment_lines(path, "\t")
+        longer = _longer_rows(path, "\t", skip)
+        # Rows one cell longer than the header: R's write.table puts a row name first (its
+        # rule and pandas': the first column is then row names); otherwise a tab ends each line,
+        # and index_col=False keeps the first ROI from becoming pandas' index, every other ROI
+        # named as the one before it. Either misread gave row numbers as the first ROI.
+        row_names = longer is not None and not longer.ending
         try:
-            # index_col=False: rows one cell longer than the header (a tab ending each line)
-            # made the first ROI pandas' index, every other ROI named as the one before it.
             table = pd.read_csv(
                 path,
                 sep="\t",
                 na_values=MISSING_CELLS,
                 keep_default_na=False,
                 skiprows=skip,
-                index_col=False,
+                index_col=0 if row_names else False,
             )
         except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
             raise ExcludedRunError(
@@ -131,6 +137,8 @@ def _read_series_table(path: Path, names: list[str], atlas_fix: str) -> pd.DataF
                 hint=_UNREADABLE_FIX,
                 code=reason_codes.FILE_UNREADABLE,
             ) from e
+        if row_names:
+            table = table.reset_index(drop=True)  # volume labels, not ROIs
         last = table.shape[1] - 1
         if last > 0 and str(table.columns[last]) == f"Unnamed: {last}":
             if table.iloc[:, last].isna().all():  # unnamed and empty: the line's ending tab
@@ -507,11 +515,15 @@ def _read_text_table(
     leaves it unnamed or, without a header, when the table is ``width`` wide without it (its
     row count, a square matrix, when None): a blank ROI of a headerless file stays an ROI.
     So is one ending the rows but not the header, which pandas refused ("Expected N fields").
+    Rows one cell longer than a header, not blank at their end, start with row names: R's
+    ``write.table`` names only the columns (R and pandas read them so).
     """
     skip = _comment_lines(path, sep)
-    # Widened to the rows' width when they end with the delimiter the first line lacks; the
-    # first line's missing cell is then blank, as the rows' last.
-    columns = _ending_delimiter_width(path, sep, skip)
+    # Widened to the rows' width when they are one cell longer than the first line: a
+    # delimiter ending them (the first line's missing cell is then blank, as the rows' last),
+    # or R's row names (write.table: the header names the columns after them).
+    longer = _longer_rows(path, sep, skip)
+    columns = None if longer is None else longer.width
     try:
         raw = pd.read_csv(
             path,
@@ -536,10 +548,21 @@ def _read_text_table(
             code=reason_codes.FILE_UNREADABLE,
         ) from exc
     header = index = None
-    if columns is not None:
-        raw.iat[0, -1] = ""  # the cell the first line lacks (read as NaN)
     if raw.shape[0]:
         raw.iat[0, 0] = _uncommented(str(raw.iat[0, 0]))
+    if longer is not None and longer.ending:
+        raw.iat[0, -1] = ""  # the cell the first line lacks (read as NaN)
+    elif longer is not None:
+        # The row names' column, unnamed: the first line's cells name the columns after it.
+        raw.iloc[0] = ["", *raw.iloc[0, :-1]]
+        if not _is_header(raw.iloc[0]):  # numbers: no header, a row one cell short
+            raise ExcludedRunError(
+                f"cannot read {path.name}: its second row has {longer.width} cells, the "
+                f"first {longer.width - 1}",
+                hint="Write each row with as many cells as the first row (a header "
+                "included), each quote closed.",
+                code=reason_codes.FILE_UNREADABLE,
+            )
     # A delimiter ending each line (the header's too) reads as one more column, blank throughout.
     blank = raw.shape[1] > 1 and raw.iloc[:, -1].str.strip().eq("").all()
     if raw.shape[0] and _is_header(raw.iloc[0, :-1] if blank else raw.iloc[0]):
@@ -565,9 +588,18 @@ def _read_text_table(
     return header, index, values
 
 
-def _ending_delimiter_width(path: Path, sep: str, skip: list[int]) -> int | None:
-    """The second row's cell count when it is the first row's and one blank cell more: the
-    delimiter ending each row but the first (a header written without it); else None."""
+class _LongerRows(NamedTuple):
+    """Rows one cell longer than a table's first line (:func:`_longer_rows`)."""
+
+    width: int  # the rows' cell count
+    ending: bool  # a delimiter ends them (their last cell blank); else R's row names lead
+
+
+def _longer_rows(path: Path, sep: str, skip: list[int]) -> _LongerRows | None:
+    """Whether a table's second row has one cell more than its first: a delimiter ending each
+    row but the first (a header written without it), when that cell is blank; else the row
+    name R's ``write.table`` writes first, under a header naming only the columns. None when
+    the two rows are as wide (or differ otherwise: pandas says so)."""
     first = second = None
     try:
         with path.open(encoding="utf-8-sig") as handle:
@@ -584,7 +616,7 @@ def _ending_delimiter_width(path: Path, sep: str, skip: list[int]) -> int | None
         return None  # said by pandas' read, with its fix
     if first is None or second is None or len(second) != len(first) + 1:
         return None
-    return len(second) if not second[-1].strip() else None
+    return _LongerRows(len(second), not second[-1].strip())
 
 
 def _numeric(cells: pd.Series) -> pd.Series:
