@@ -68,8 +68,10 @@ _MAT_FIX = "Re-save it in MATLAB with save(file, var, '-v7'), or convert it to .
 _EMPTY_FIX = "Write one row of numbers per volume (ROI time series) or ROI (matrix)."
 _ONE_TABLE_FIX = "Store one run per file, as one 2D table (volumes x ROIs, or ROI x ROI)."
 _TEXT_SEPARATORS = {".tsv": "\t", ".csv": ","}
-# Cells that are a missing value, not text: NumPy's 'nan', XCP-D's 'n/a', pandas' blank.
-_MISSING = ("nan", "n/a", "")
+# R's missing value, as write.table writes it: an ROI with no signal was refused as text.
+_R_MISSING = "NA"
+# Cells that are a missing value, not text: NumPy's 'nan', XCP-D's 'n/a', pandas' blank, R's.
+_MISSING = ("nan", "n/a", "", _R_MISSING.lower())
 # Fewest columns whose numbers 0..R-1 or 1..R alone make a first row a header.
 _MIN_NUMBERED = 3
 
@@ -126,7 +128,7 @@ def _read_series_table(path: Path, names: list[str], atlas_fix: str) -> pd.DataF
             table = pd.read_csv(
                 path,
                 sep="\t",
-                na_values=MISSING_CELLS,
+                na_values=[*MISSING_CELLS, _R_MISSING],
                 keep_default_na=False,
                 skiprows=skip,
                 index_col=0 if row_names else False,

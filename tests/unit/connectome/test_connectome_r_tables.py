@@ -4,7 +4,8 @@
 R's ``read.table`` and pandas' ``read_csv`` both read such a first column as row names. A TSV
 series was read with the row numbers as its first ROI and its last ROI dropped, silently (the
 names still matched the atlas's); a CSV or a matrix was refused as unreadable, to be re-copied.
-R is not installed here: :func:`_write_table` writes the bytes ``write.table`` writes.
+Its missing value ``NA`` was text: a run refused. R is not installed here: :func:`_write_table`
+writes the bytes ``write.table`` writes.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _write_table(
     R writes 15 significant digits."""
     lines = [sep.join(f'"{n}"' for n in NAMES)]
     lines += [
-        sep.join([f'"{name}"', *(f"{v:.15g}" for v in row)])
+        sep.join([f'"{name}"', *("NA" if np.isnan(v) else f"{v:.15g}" for v in row)])
         for name, row in zip(rows, values, strict=True)
     ]
     path.write_bytes((bom + eol.join(lines) + eol).encode())
@@ -62,6 +63,21 @@ def test_r_row_names_of_a_matrix_are_its_roi_names(tmp_path: Path, sep: str, ext
     _write_table(path, fc, sep, NAMES[::-1])
     with pytest.raises(ExcludedRunError, match=r"row names .* differ from column names"):
         read_matrix(path)
+
+
+@pytest.mark.parametrize(("sep", "ext"), [("\t", ".tsv"), (",", ".csv")])
+def test_r_na_is_a_missing_value(tmp_path: Path, sep: str, ext: str) -> None:
+    """R's ``NA`` was text: a CSV refused ('not a number'), a TSV's ROI of no signal (XCP-D's
+    n/a throughout) excluded the run instead of being an empty ROI."""
+    series = _series()
+    series[:, 2] = np.nan
+    path = tmp_path / f"ts{ext}"
+    _write_table(path, series, sep, [str(i + 1) for i in range(len(series))])
+    assert '\n"1"' + sep in path.read_text() and sep + "NA" + sep in path.read_text()
+    table = read_roi_series(path, NAMES)
+    assert list(table.columns) == NAMES
+    assert table[NAMES[2]].isna().all() and table.drop(columns=NAMES[2]).notna().all().all()
+    np.testing.assert_allclose(table.to_numpy(float), series, rtol=1e-12)
 
 
 def test_a_headerless_first_row_one_cell_short_is_refused_naming_the_file(
