@@ -141,6 +141,8 @@ def _read_series_table(path: Path, names: list[str], atlas_fix: str) -> pd.DataF
             ) from e
         if row_names:
             table = table.reset_index(drop=True)  # volume labels, not ROIs
+        if table.shape[1] == 1 and table.shape[0]:
+            _check_delimiter(path, "\t", str(table.iat[-1, 0]))
         last = table.shape[1] - 1
         if last > 0 and str(table.columns[last]) == f"Unnamed: {last}":
             if table.iloc[:, last].isna().all():  # unnamed and empty: the line's ending tab
@@ -550,6 +552,8 @@ def _read_text_table(
             code=reason_codes.FILE_UNREADABLE,
         ) from exc
     header = index = None
+    if raw.shape[1] == 1 and raw.shape[0]:
+        _check_delimiter(path, sep, str(raw.iat[-1, 0]))
     if raw.shape[0]:
         raw.iat[0, 0] = _uncommented(str(raw.iat[0, 0]))
     if longer is not None and longer.ending:
@@ -588,6 +592,29 @@ def _read_text_table(
             code=reason_codes.NON_NUMERIC_VALUES,
         )
     return header, index, values
+
+
+def _check_delimiter(path: Path, sep: str, cell: str) -> None:
+    """Refuse a one-column table whose cells are numbers separated by whitespace:
+    numpy.savetxt's default delimiter, a space, in a file named ``.csv`` or ``.tsv``. It was
+    refused as 'not a number' (quoting a whole row) or as another parcellation's, one ROI.
+
+    Raises
+    ------
+    ExcludedRunError
+        Naming the file, the delimiter it lacks and how to save it.
+    """
+    words = cell.split()
+    if len(words) < 2 or not all(map(_is_number, words)):
+        return
+    name = {",": "commas", "\t": "tabs"}.get(sep, repr(sep))
+    raise ExcludedRunError(
+        f"{path.name} separates its values with spaces, not with {name} as a "
+        f"{path.suffix} file does",
+        hint=f"Save it with numpy.savetxt(file, values, delimiter={sep!r}) (its default is a "
+        "space), or rename it to .1D (whitespace-separated columns, as AFNI writes).",
+        code=reason_codes.FILE_UNREADABLE,
+    )
 
 
 class _LongerRows(NamedTuple):

@@ -295,3 +295,22 @@ def test_a_row_longer_than_the_header_is_said_to_be_so(tmp_path: Path) -> None:
         read_roi_series(path, NAMES)
     assert "as many cells as the first row" in refused.value.hint
     assert "Re-copy" not in refused.value.hint
+
+
+@pytest.mark.parametrize("ext", [".csv", ".tsv"])
+@pytest.mark.parametrize("header", ["", " ".join(NAMES)], ids=["no_header", "header"])
+def test_numpy_savetxts_default_space_delimiter_is_named_with_its_fix(
+    tmp_path: Path, ext: str, header: str
+) -> None:
+    """np.savetxt('ts.csv', x) separates with spaces: refused as 'not a number' quoting a whole
+    row (a CSV) or as another parcellation of one ROI (a TSV), neither the fix."""
+    path = tmp_path / f"ts{ext}"
+    np.savetxt(path, _series(), header=header)
+    sep = {".csv": ",", ".tsv": "\t"}[ext]
+    said = rf"ts\{ext} separates its values with spaces"
+    with pytest.raises(ExcludedRunError, match=said):
+        read_matrix(path)
+    with pytest.raises(ExcludedRunError, match=said) as info:
+        read_roi_series(path, NAMES)
+    assert f"numpy.savetxt(file, values, delimiter={sep!r})" in info.value.hint
+    assert ".1D" in info.value.hint
