@@ -17,6 +17,7 @@ the file and the fix: the run is excluded, the cohort goes on.
 from __future__ import annotations
 
 import csv
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
@@ -65,6 +66,10 @@ _UNREADABLE_FIX = (
 _FORMATS_FIX = "Save it as .tsv, .csv, .npy, .mat (v7) or AFNI .1D."
 # Re-saving a MATLAB file as v7 (scipy reads v7, not v7.3's HDF5), or converting it.
 _MAT_FIX = "Re-save it in MATLAB with save(file, var, '-v7'), or convert it to .npy or .csv."
+# The fix of a row with more (or fewer) cells than the first: no copy damaged it.
+_RAGGED_FIX = (
+    "Write each row with as many cells as the first row (a header included), each quote closed."
+)
 _EMPTY_FIX = "Write one row of numbers per volume (ROI time series) or ROI (matrix)."
 _ONE_TABLE_FIX = "Store one run per file, as one 2D table (volumes x ROIs, or ROI x ROI)."
 _TEXT_SEPARATORS = {".tsv": "\t", ".csv": ","}
@@ -125,15 +130,28 @@ def _read_series_table(path: Path, names: list[str], atlas_fix: str) -> pd.DataF
         # named as the one before it. Either misread gave row numbers as the first ROI.
         row_names = longer is not None and not longer.ending
         try:
-            table = pd.read_csv(
-                path,
-                sep="\t",
-                na_values=[*MISSING_CELLS, _R_MISSING],
-                keep_default_na=False,
-                skiprows=skip,
-                index_col=0 if row_names else False,
-            )
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+            with warnings.catch_warnings():
+                # index_col=False drops a cell beyond the header's width with this warning
+                # alone: a value lost, every other read, silently.
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                table = pd.read_csv(
+                    path,
+                    sep="\t",
+                    na_values=[*MISSING_CELLS, _R_MISSING],
+                    keep_default_na=False,
+                    skiprows=skip,
+                    index_col=0 if row_names else False,
+                )
+        except (pd.errors.ParserError, pd.errors.ParserWarning) as e:
+            said = str(e).strip()
+            if isinstance(e, pd.errors.ParserWarning):
+                said = "a row holds a value beyond the header's last column"
+            raise ExcludedRunError(
+                f"cannot read ROI time series {path.name}: {said}",
+                hint=_RAGGED_FIX,
+                code=reason_codes.FILE_UNREADABLE,
+            ) from e
+        except (OSError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
             raise ExcludedRunError(
                 f"cannot read ROI time series {path.name}: {e}",
                 hint=_UNREADABLE_FIX,
@@ -541,8 +559,7 @@ def _read_text_table(
     except pd.errors.ParserError as exc:  # a row longer than the first, a quote left open
         raise ExcludedRunError(
             f"cannot read {path.name}: {str(exc).strip()}",
-            hint="Write each row with as many cells as the first row (a header included), "
-            "each quote closed.",
+            hint=_RAGGED_FIX,
             code=reason_codes.FILE_UNREADABLE,
         ) from exc
     except (OSError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -565,8 +582,7 @@ def _read_text_table(
             raise ExcludedRunError(
                 f"cannot read {path.name}: its second row has {longer.width} cells, the "
                 f"first {longer.width - 1}",
-                hint="Write each row with as many cells as the first row (a header "
-                "included), each quote closed.",
+                hint=_RAGGED_FIX,
                 code=reason_codes.FILE_UNREADABLE,
             )
     # A delimiter ending each line (the header's too) reads as one more column, blank throughout.

@@ -314,3 +314,20 @@ def test_numpy_savetxts_default_space_delimiter_is_named_with_its_fix(
         read_roi_series(path, NAMES)
     assert f"numpy.savetxt(file, values, delimiter={sep!r})" in info.value.hint
     assert ".1D" in info.value.hint
+
+
+def test_a_tsv_row_longer_than_a_tab_ended_table_is_refused_not_cut(tmp_path: Path) -> None:
+    """Rows ending with a tab, one with a value in that cell: pandas dropped the value with a
+    warning alone; a TSV row longer than the header was told to re-copy the file."""
+    series = _series(6)
+    lines = ["\t".join(NAMES)] + ["\t".join(map(str, row)) + "\t" for row in series]
+    lines[-1] += "7.5"
+    path = tmp_path / "ts.tsv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ExcludedRunError, match=r"ts\.tsv: a row holds a value beyond") as info:
+        read_roi_series(path, NAMES)
+    assert "as many cells as the first row" in info.value.hint
+    path.write_text("\t".join(NAMES) + "\n" + "1\t2\t3\t4\t5\n" * 3 + "1\t2\t3\t4\t5\t6\n")
+    with pytest.raises(ExcludedRunError, match="Expected 5 fields in line 5") as info:
+        read_roi_series(path, NAMES)
+    assert "Re-copy" not in info.value.hint
