@@ -98,7 +98,9 @@ def read_roi_series(
     Returns
     -------
     pandas.DataFrame
-        Rows are volumes. TSV columns are kept as written (the caller checks them).
+        Rows are volumes. TSV columns are kept as written (the caller checks them), less row
+        names: under a blank first header cell (pandas' index), or the header one cell short
+        (R's ``write.table``).
 
     Raises
     ------
@@ -161,6 +163,11 @@ def _read_series_table(path: Path, names: list[str], atlas_fix: str) -> pd.DataF
             table = table.reset_index(drop=True)  # volume labels, not ROIs
         if table.shape[1] == 1 and table.shape[0]:
             _check_delimiter(path, "\t", str(table.iat[-1, 0]))
+        if table.shape[1] > 1 and str(table.columns[0]) == "Unnamed: 0":
+            # A blank first header cell: pandas' index (to_csv without index=False), row names
+            # whatever they are, as in a CSV. Only 0..T-1 was left out: a frame less its first
+            # volumes (5..T-1) was excluded as another parcellation's, one ROI too many.
+            table = table.iloc[:, 1:]
         last = table.shape[1] - 1
         if last > 0 and str(table.columns[last]) == f"Unnamed: {last}":
             if table.iloc[:, last].isna().all():  # unnamed and empty: the line's ending tab

@@ -331,3 +331,24 @@ def test_a_tsv_row_longer_than_a_tab_ended_table_is_refused_not_cut(tmp_path: Pa
     with pytest.raises(ExcludedRunError, match="Expected 5 fields in line 5") as info:
         read_roi_series(path, NAMES)
     assert "Re-copy" not in info.value.hint
+
+
+@pytest.mark.parametrize("index", ["dummies_dropped", "seconds"])
+def test_pandas_index_of_a_tsv_series_is_left_out_whatever_it_holds(
+    tmp_path: Path, index: str
+) -> None:
+    """``to_csv(sep='\\t')`` of a frame less its first volumes (index 4..T+3), or indexed by
+    time: only an index 0..T-1 was left out; these were read as one ROI more and the run
+    excluded as another parcellation's. A CSV's blank first header cell was row names already."""
+    series = _series(20)
+    frame = pd.DataFrame(np.vstack([np.zeros((4, len(NAMES))), series]), columns=NAMES)
+    frame = frame.iloc[4:]
+    if index == "seconds":
+        frame.index = 2.0 * np.arange(len(frame))
+    for sep, ext in (("\t", ".tsv"), (",", ".csv")):
+        path = tmp_path / f"ts{ext}"
+        frame.to_csv(path, sep=sep)
+        assert path.read_text().startswith(sep + NAMES[0])  # the blank index cell
+        table = read_roi_series(path, NAMES)
+        assert list(table.columns) == NAMES
+        np.testing.assert_allclose(table.to_numpy(float), series)
