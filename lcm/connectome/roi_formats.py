@@ -732,9 +732,17 @@ def _comment_lines(path: Path, sep: str) -> list[int]:
         ) from exc
     lines = list(marked)
     if lines and first is not None:
-        if len(marked[lines[-1]].split(sep)) == len(first.split(sep)):
+        if _widths(marked[lines[-1]], sep) & _widths(first, sep):
             return lines[:-1]
     return lines
+
+
+def _widths(line: str, sep: str) -> set[int]:
+    """A line's cell count, and one less when its last cell is blank: a delimiter ending it
+    (or a blank last value). A savetxt header without the comma ending each row below it was
+    taken for a comment, the columns then given the atlas's names in its order, not theirs."""
+    cells = line.split(sep)
+    return {len(cells), len(cells) - 1} if not cells[-1].strip() else {len(cells)}
 
 
 def _check_series_shape(path: Path, values: np.ndarray, n_rois: int, atlas_fix: str) -> None:

@@ -352,3 +352,19 @@ def test_pandas_index_of_a_tsv_series_is_left_out_whatever_it_holds(
         table = read_roi_series(path, NAMES)
         assert list(table.columns) == NAMES
         np.testing.assert_allclose(table.to_numpy(float), series)
+
+
+def test_a_savetxt_header_over_rows_ending_with_a_comma_names_the_columns(
+    tmp_path: Path,
+) -> None:
+    """numpy.savetxt with a row format ending in a comma (``fmt='%.8f,...,%.8f,'``) under its
+    ``header=``: the header, one cell short of the rows, was taken for a comment and the columns
+    given the atlas's names in the atlas's order, not the file's (here reversed): silently."""
+    series = _series()
+    path = tmp_path / "ts.csv"
+    fmt = ",".join(["%.12f"] * len(NAMES)) + ","
+    np.savetxt(path, series[:, ::-1], fmt=fmt, header=",".join(NAMES[::-1]))
+    assert path.read_text().splitlines()[1].endswith(",")
+    table = read_roi_series(path, NAMES)
+    assert list(table.columns) == NAMES[::-1]
+    np.testing.assert_allclose(table[NAMES].to_numpy(float), series, atol=1e-11)
