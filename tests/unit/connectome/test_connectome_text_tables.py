@@ -368,3 +368,35 @@ def test_a_savetxt_header_over_rows_ending_with_a_comma_names_the_columns(
     table = read_roi_series(path, NAMES)
     assert list(table.columns) == NAMES[::-1]
     np.testing.assert_allclose(table[NAMES].to_numpy(float), series, atol=1e-11)
+
+
+@pytest.mark.parametrize("writer", ["xcpd_tsv", "pandas_csv", "savetxt_csv", "savetxt_tsv"])
+@pytest.mark.parametrize("bom", [False, True], ids=["utf8", "bom"])
+def test_windows_line_endings_and_a_byte_order_mark_read_the_same(
+    tmp_path: Path, writer: str, bom: bool
+) -> None:
+    """CRLF line endings (Windows, or a file passed through Excel) and a UTF-8 byte-order
+    mark: the header stays a header (never ``\\ufeffA`` nor ``# A`` as a name, never a row)
+    and the last ROI holds no ``\\r``; an XCP-D ``n/a`` ROI stays empty."""
+    series = _series()
+    series[:, 3] = np.nan
+    frame = pd.DataFrame(series, columns=NAMES)
+    encoding = "utf-8-sig" if bom else "utf-8"
+    path = tmp_path / ("ts.tsv" if writer.endswith("tsv") else "ts.csv")
+    if writer == "xcpd_tsv":
+        frame.to_csv(
+            path, sep="\t", index=False, na_rep="n/a", lineterminator="\r\n", encoding=encoding
+        )
+    elif writer == "pandas_csv":
+        frame.to_csv(path, index=False, lineterminator="\r\n", encoding=encoding)
+    else:
+        sep = "\t" if writer.endswith("tsv") else ","
+        np.savetxt(
+            path, series, delimiter=sep, header=sep.join(NAMES), newline="\r\n", encoding=encoding
+        )
+    raw = path.read_bytes()
+    assert b"\r\n" in raw and raw.startswith(b"\xef\xbb\xbf") == bom
+    table = read_roi_series(path, NAMES)
+    assert list(table.columns) == NAMES
+    assert table["D"].isna().all()
+    np.testing.assert_allclose(table.to_numpy(float), series, equal_nan=True)
