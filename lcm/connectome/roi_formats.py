@@ -7,8 +7,9 @@ CSV without a header or with one of ROI names or column numbers (pandas' ``0,1,.
 line of ROI codes). Matrices ``R x R``: our relmat TSV (``Node`` column), CSV or TSV with or
 without names, ``.npy``, ``.mat``, ``.1D``. A CSV or TSV header may be numpy.savetxt's
 (``# name,...``); rows one cell longer than it are led by row names (R's ``write.table``),
-left out. Formats without ROI names (or numbering them only) take the atlas's labels,
-so their column count must equal the atlas's ROI count.
+left out; ``nan``, ``n/a`` (XCP-D), ``NA`` (R) and blank cells are missing values. Formats
+without ROI names (or numbering them only) take the atlas's labels, so their column count must
+equal the atlas's ROI count.
 
 Every problem with one file raises :class:`~lcm.exceptions.ExcludedRunError` whose message names
 the file and the fix: the run is excluded, the cohort goes on.
@@ -534,10 +535,10 @@ def _read_text_table(
 ) -> tuple[list[str] | None, list[str] | None, np.ndarray]:
     """``(column names, row names, values)`` of a delimited table, names ``None`` when absent.
 
-    A first row with a text cell (neither a number nor missing: ``nan``, ``n/a``, blank) is a
-    header, and so are the column numbers pandas writes for an unnamed frame: ``0,1,...``
-    (``to_csv(index=False)``), ``,0,1,...`` (with its index) or ``1,2,...``. Leading ``#``
-    lines are comments, except a last one as wide as the table: numpy.savetxt's ``header=``,
+    A first row with a text cell (neither a number nor missing: ``nan``, ``n/a``, R's ``NA``,
+    blank) is a header, and so are the column numbers pandas writes for an unnamed frame:
+    ``0,1,...`` (``to_csv(index=False)``), ``,0,1,...`` (with its index) or ``1,2,...``. Leading
+    ``#`` lines are comments, except a last one as wide as the table: numpy.savetxt's ``header=``,
     read without its ``#``. Under a header, a first column named ``Node`` (our relmat,
     XCP-D's) or left blank (pandas' index) holds row names, whatever they are (``001``, ``0``).
     A last column blank throughout is the delimiter ending each line, left out when the header
