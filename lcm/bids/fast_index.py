@@ -35,6 +35,7 @@ from lcm.bids.rows import (
     FIX_SIDECAR_READ,
     INVALID_LABEL,
     INVALID_NAME,
+    NO_REPETITION_TIME,
     NOT_FETCHED,
     OUTPUTS_MISSING,
     base_row,
@@ -49,6 +50,7 @@ from lcm.bids.rows import (
 )
 from lcm.bids.runs import RunIds, run_ids_from_name
 from lcm.bids.sidecars import UNREADABLE, NotFetched, Sidecar, SidecarReader, entities_of
+from lcm.bids.timing import implausible_series_tr, set_tr_fix
 from lcm.entries import TreeIndex, entry_type
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import RUN_ENTITIES, check_name_label
@@ -568,7 +570,8 @@ def _data_row(
         return excluded(row, BAD_SIDECAR, with_fix(problem, fix))
     tr_name = spec.repetition_time_name or setting_names(spec.dataset)["repetition_time"]
     fix = f"; or set {tr_name}"
-    if spec.repetition_time is not None and metadata.get("RepetitionTime") is None:
+    from_dataset = spec.repetition_time is not None and metadata.get("RepetitionTime") is None
+    if from_dataset:
         metadata = {**metadata, "RepetitionTime": spec.repetition_time}  # dataset-level TR
         row["tr_check"] = "from dataset repetition_time"
     elif not tree.images and not sources:
@@ -584,9 +587,25 @@ def _data_row(
         row = check_repetition_time(row, metadata)
     if not row["included"] and not tree.images:  # ROI series: the dataset's TR is a fix too
         row["reason"] += fix
+    if row["included"] and not tree.images:  # no header to cross-check: 2000 ms as seconds
+        what = tr_name if from_dataset else _tr_sidecar(sources, reader)
+        problem = implausible_series_tr(row["t_r"], what, metadata["RepetitionTime"])
+        if problem:
+            reason = with_fix(problem, set_tr_fix(what))
+            return excluded({**row, "t_r": None}, NO_REPETITION_TIME, reason)
     if row["included"] and tree.images:
         row = check_bold_header(row, size=size)
     return row
+
+
+def _tr_sidecar(sources: list[str], reader: SidecarReader) -> str:
+    """``RepetitionTime of <sidecar>``: the nearest of ``sources`` (farthest first) naming it,
+    whose value the run took."""
+    for source in reversed(sources):
+        content = reader.read(source)  # cached: each was read by resolve
+        if isinstance(content, dict) and "RepetitionTime" in content:
+            return f"RepetitionTime of {os.path.basename(source)}"
+    return "RepetitionTime of its JSON sidecar"
 
 
 def _run_ids(name: str, ents: dict[str, str]) -> RunIds:

@@ -59,7 +59,7 @@ from lcm.bids.rows import (
     not_fetched_reason,
 )
 from lcm.bids.sidecars import UNREADABLE, NotFetched, read_json_object
-from lcm.bids.timing import PLAUSIBLE_TR_S
+from lcm.bids.timing import implausible_series_tr, set_tr_fix
 from lcm.entries import TABLE, entry_type
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import check_label, check_name_label, parse_entities, run_key
@@ -437,24 +437,14 @@ def _positive(value: object, what: str, where: str) -> tuple[float | None, str, 
     try:
         t_r = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        return None, where, with_fix(f"{what} is not a number: {value!r}", _set_tr(what))
+        return None, where, with_fix(f"{what} is not a number: {value!r}", set_tr_fix(what))
     if not math.isfinite(t_r) or t_r <= 0:
         problem = f"{what} must be a positive number of seconds: {value!r}"
-        return None, where, with_fix(problem, _set_tr(what))
-    if t_r > PLAUSIBLE_TR_S[1]:
-        # No header to cross-check as a BOLD run's: 2000 (ms) read as seconds was excluded
-        # later for a high-pass 'above Nyquist', with the fix to lower the filter.
-        problem = (
-            f"{what} is {value!r}: above {PLAUSIBLE_TR_S[1]:g} s, no fMRI repetition time in "
-            f"seconds (in milliseconds it is {t_r / 1000:g} s)"
-        )
-        return None, where, with_fix(problem, _set_tr(what))
+        return None, where, with_fix(problem, set_tr_fix(what))
+    problem = implausible_series_tr(t_r, what, value)
+    if problem:
+        return None, where, with_fix(problem, set_tr_fix(what))
     return t_r, where, ""
-
-
-def _set_tr(what: str) -> str:
-    """The fix of an unusable repetition time: set ``what`` to the TR in seconds."""
-    return f"set {what} to the repetition time in seconds, e.g. 2.0 (not 2000 ms)"
 
 
 def listing_stats(path: str | Path) -> list[str]:

@@ -60,8 +60,9 @@ log = logging.getLogger(__name__)
 # either was included; a cached validator report's reasons lacked the issues' own words;
 # 14: a derivatives run with only CIFTI outputs says so, where a cached reason said fMRIPrep
 # stopped; 15: an ROI series without a TR names the dataset's TR setting as the user gives it,
-# where a cached reason said datasets.<name>.repetition_time).
-CACHE_VERSION = 15
+# where a cached reason said datasets.<name>.repetition_time; 16: an XCP-D series whose TR is
+# above 30 s is excluded, no_repetition_time, where a cached row of it was included).
+CACHE_VERSION = 16
 # Indexing threads. On a local disk the metadata is in the page cache and indexing is
 # CPU-bound Python: one thread is fastest (more only contend for the GIL). On network
 # filesystems every stat and open waits on a metadata server: LCM_INGEST_THREADS=8 there.

@@ -176,3 +176,52 @@ def sidecar_tr(metadata: dict, source: str) -> tuple[float | None, str]:
     if not math.isfinite(t_r) or t_r <= 0:
         return None, f"RepetitionTime of {source} must be a positive number of seconds: {value!r}"
     return t_r, ""
+
+
+def set_tr_fix(what: str) -> str:
+    """The fix of an unusable repetition time: set ``what`` to the TR in seconds.
+
+    Parameters
+    ----------
+    what : str
+        Where the TR was given: ``RepetitionTime of <sidecar>``, a listing's cell, or the
+        dataset's setting as the user names it (``--repetition-time``, a config key).
+
+    Returns
+    -------
+    str
+    """
+    return f"set {what} to the repetition time in seconds, e.g. 2.0 (not 2000 ms)"
+
+
+def implausible_series_tr(t_r: float, what: str, value: object) -> str:
+    """Why the TR of a run with no image header is no repetition time in seconds, else ``""``.
+
+    A BOLD run's sidecar TR is cross-checked with its NIfTI header (:func:`compare_header_tr`);
+    an ROI time series (XCP-D's ``_timeseries.tsv``, a ``.csv``/``.npy``/``.mat`` file) has
+    no header, so a TR above :data:`PLAUSIBLE_TR_S` is refused here: 2000 (milliseconds) read
+    as seconds was excluded later for a high-pass 'above Nyquist', with the fix to lower the
+    filter. The one check of both ways in (:mod:`lcm.bids.file_entries`,
+    :mod:`lcm.bids.fast_index`).
+
+    Parameters
+    ----------
+    t_r : float
+        The TR read, a positive number.
+    what : str
+        Where it was given, as :func:`set_tr_fix` names it.
+    value : object
+        The value as given, for the reason.
+
+    Returns
+    -------
+    str
+        The reason (without its fix: :func:`set_tr_fix`), ``""`` when plausible.
+    """
+    high = PLAUSIBLE_TR_S[1]
+    if t_r <= high:
+        return ""
+    return (
+        f"{what} is {value!r}: above {high:g} s, no fMRI repetition time in seconds (in "
+        f"milliseconds it is {t_r / 1000:g} s)"
+    )

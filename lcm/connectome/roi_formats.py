@@ -6,8 +6,10 @@ CSV without a header or with one of ROI names or column numbers (pandas' ``0,1,.
 ``.1D`` (ABIDE Preprocessed's ``<FILE_ID>_rois_<atlas>.1D``: whitespace columns under a ``#``
 line of ROI codes). Matrices ``R x R``: our relmat TSV (``Node`` column), CSV or TSV with or
 without names, ``.npy``, ``.mat``, ``.1D``. A CSV or TSV header may be numpy.savetxt's
-(``# name,...``). Formats without ROI names (or numbering them only) take the atlas's labels,
-so their column count must equal the atlas's ROI count.
+(``# name,...``); rows one cell longer than it are led by row names (R's ``write.table``),
+left out; ``nan``, ``n/a`` (XCP-D), ``NA`` (R) and blank cells are missing values. Formats
+without ROI names (or numbering them only) take the atlas's labels, so their column count must
+equal the atlas's ROI count.
 
 Every problem with one file raises :class:`~lcm.exceptions.ExcludedRunError` whose message names
 the file and the fix: the run is excluded, the cohort goes on.
@@ -16,8 +18,10 @@ the file and the fix: the run is excluded, the cohort goes on.
 from __future__ import annotations
 
 import csv
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -63,11 +67,17 @@ _UNREADABLE_FIX = (
 _FORMATS_FIX = "Save it as .tsv, .csv, .npy, .mat (v7) or AFNI .1D."
 # Re-saving a MATLAB file as v7 (scipy reads v7, not v7.3's HDF5), or converting it.
 _MAT_FIX = "Re-save it in MATLAB with save(file, var, '-v7'), or convert it to .npy or .csv."
+# The fix of a row with more (or fewer) cells than the first: no copy damaged it.
+_RAGGED_FIX = (
+    "Write each row with as many cells as the first row (a header included), each quote closed."
+)
 _EMPTY_FIX = "Write one row of numbers per volume (ROI time series) or ROI (matrix)."
 _ONE_TABLE_FIX = "Store one run per file, as one 2D table (volumes x ROIs, or ROI x ROI)."
 _TEXT_SEPARATORS = {".tsv": "\t", ".csv": ","}
-# Cells that are a missing value, not text: NumPy's 'nan', XCP-D's 'n/a', pandas' blank.
-_MISSING = ("nan", "n/a", "")
+# R's missing value, as write.table writes it: an ROI with no signal was refused as text.
+_R_MISSING = "NA"
+# Cells that are a missing value, not text: NumPy's 'nan', XCP-D's 'n/a', pandas' blank, R's.
+_MISSING = ("nan", "n/a", "", _R_MISSING.lower())
 # Fewest columns whose numbers 0..R-1 or 1..R alone make a first row a header.
 _MIN_NUMBERED = 3
 
@@ -89,7 +99,9 @@ def read_roi_series(
     Returns
     -------
     pandas.DataFrame
-        Rows are volumes. TSV columns are kept as written (the caller checks them).
+        Rows are volumes. TSV columns are kept as written (the caller checks them), less row
+        names: under a blank first header cell (pandas' index), or the header one cell short
+        (R's ``write.table``).
 
     Raises
     ------
@@ -114,23 +126,49 @@ def _read_series_table(path: Path, names: list[str], atlas_fix: str) -> pd.DataF
     ext = path.suffix.lower()
     if ext == ".tsv":
         skip = _comment_lines(path, "\t")
+        longer = _longer_rows(path, "\t", skip)
+        # Rows one cell longer than the header: R's write.table puts a row name first (its
+        # rule and pandas': the first column is then row names); otherwise a tab ends each line,
+        # and index_col=False keeps the first ROI from becoming pandas' index, every other ROI
+        # named as the one before it. Either misread gave row numbers as the first ROI.
+        row_names = longer is not None and not longer.ending
         try:
-            # index_col=False: rows one cell longer than the header (a tab ending each line)
-            # made the first ROI pandas' index, every other ROI named as the one before it.
-            table = pd.read_csv(
-                path,
-                sep="\t",
-                na_values=MISSING_CELLS,
-                keep_default_na=False,
-                skiprows=skip,
-                index_col=False,
-            )
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+            with warnings.catch_warnings():
+                # index_col=False drops a cell beyond the header's width with this warning
+                # alone: a value lost, every other read, silently.
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                table = pd.read_csv(
+                    path,
+                    sep="\t",
+                    na_values=[*MISSING_CELLS, _R_MISSING],
+                    keep_default_na=False,
+                    skiprows=skip,
+                    index_col=0 if row_names else False,
+                )
+        except (pd.errors.ParserError, pd.errors.ParserWarning) as e:
+            said = str(e).strip()
+            if isinstance(e, pd.errors.ParserWarning):
+                said = "a row holds a value beyond the header's last column"
+            raise ExcludedRunError(
+                f"cannot read ROI time series {path.name}: {said}",
+                hint=_RAGGED_FIX,
+                code=reason_codes.FILE_UNREADABLE,
+            ) from e
+        except (OSError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
             raise ExcludedRunError(
                 f"cannot read ROI time series {path.name}: {e}",
                 hint=_UNREADABLE_FIX,
                 code=reason_codes.FILE_UNREADABLE,
             ) from e
+        if row_names:
+            table = table.reset_index(drop=True)  # volume labels, not ROIs
+        if table.shape[1] == 1 and table.shape[0]:
+            _check_delimiter(path, "\t", str(table.iat[-1, 0]))
+        if table.shape[1] > 1 and str(table.columns[0]) == "Unnamed: 0":
+            # A blank first header cell: pandas' index (to_csv without index=False), row names
+            # whatever they are, as in a CSV. Only 0..T-1 was left out: a frame less its first
+            # volumes (5..T-1) was excluded as another parcellation's, one ROI too many.
+            table = table.iloc[:, 1:]
         last = table.shape[1] - 1
         if last > 0 and str(table.columns[last]) == f"Unnamed: {last}":
             if table.iloc[:, last].isna().all():  # unnamed and empty: the line's ending tab
@@ -497,21 +535,25 @@ def _read_text_table(
 ) -> tuple[list[str] | None, list[str] | None, np.ndarray]:
     """``(column names, row names, values)`` of a delimited table, names ``None`` when absent.
 
-    A first row with a text cell (neither a number nor missing: ``nan``, ``n/a``, blank) is a
-    header, and so are the column numbers pandas writes for an unnamed frame: ``0,1,...``
-    (``to_csv(index=False)``), ``,0,1,...`` (with its index) or ``1,2,...``. Leading ``#``
-    lines are comments, except a last one as wide as the table: numpy.savetxt's ``header=``,
+    A first row with a text cell (neither a number nor missing: ``nan``, ``n/a``, R's ``NA``,
+    blank) is a header, and so are the column numbers pandas writes for an unnamed frame:
+    ``0,1,...`` (``to_csv(index=False)``), ``,0,1,...`` (with its index) or ``1,2,...``. Leading
+    ``#`` lines are comments, except a last one as wide as the table: numpy.savetxt's ``header=``,
     read without its ``#``. Under a header, a first column named ``Node`` (our relmat,
     XCP-D's) or left blank (pandas' index) holds row names, whatever they are (``001``, ``0``).
     A last column blank throughout is the delimiter ending each line, left out when the header
     leaves it unnamed or, without a header, when the table is ``width`` wide without it (its
     row count, a square matrix, when None): a blank ROI of a headerless file stays an ROI.
     So is one ending the rows but not the header, which pandas refused ("Expected N fields").
+    Rows one cell longer than a header, not blank at their end, start with row names: R's
+    ``write.table`` names only the columns (R and pandas read them so).
     """
     skip = _comment_lines(path, sep)
-    # Widened to the rows' width when they end with the delimiter the first line lacks; the
-    # first line's missing cell is then blank, as the rows' last.
-    columns = _ending_delimiter_width(path, sep, skip)
+    # Widened to the rows' width when they are one cell longer than the first line: a
+    # delimiter ending them (the first line's missing cell is then blank, as the rows' last),
+    # or R's row names (write.table: the header names the columns after them).
+    longer = _longer_rows(path, sep, skip)
+    columns = None if longer is None else longer.width
     try:
         raw = pd.read_csv(
             path,
@@ -525,8 +567,7 @@ def _read_text_table(
     except pd.errors.ParserError as exc:  # a row longer than the first, a quote left open
         raise ExcludedRunError(
             f"cannot read {path.name}: {str(exc).strip()}",
-            hint="Write each row with as many cells as the first row (a header included), "
-            "each quote closed.",
+            hint=_RAGGED_FIX,
             code=reason_codes.FILE_UNREADABLE,
         ) from exc
     except (OSError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -536,10 +577,22 @@ def _read_text_table(
             code=reason_codes.FILE_UNREADABLE,
         ) from exc
     header = index = None
-    if columns is not None:
-        raw.iat[0, -1] = ""  # the cell the first line lacks (read as NaN)
+    if raw.shape[1] == 1 and raw.shape[0]:
+        _check_delimiter(path, sep, str(raw.iat[-1, 0]))
     if raw.shape[0]:
         raw.iat[0, 0] = _uncommented(str(raw.iat[0, 0]))
+    if longer is not None and longer.ending:
+        raw.iat[0, -1] = ""  # the cell the first line lacks (read as NaN)
+    elif longer is not None:
+        # The row names' column, unnamed: the first line's cells name the columns after it.
+        raw.iloc[0] = ["", *raw.iloc[0, :-1]]
+        if not _is_header(raw.iloc[0]):  # numbers: no header, a row one cell short
+            raise ExcludedRunError(
+                f"cannot read {path.name}: its second row has {longer.width} cells, the "
+                f"first {longer.width - 1}",
+                hint=_RAGGED_FIX,
+                code=reason_codes.FILE_UNREADABLE,
+            )
     # A delimiter ending each line (the header's too) reads as one more column, blank throughout.
     blank = raw.shape[1] > 1 and raw.iloc[:, -1].str.strip().eq("").all()
     if raw.shape[0] and _is_header(raw.iloc[0, :-1] if blank else raw.iloc[0]):
@@ -565,9 +618,41 @@ def _read_text_table(
     return header, index, values
 
 
-def _ending_delimiter_width(path: Path, sep: str, skip: list[int]) -> int | None:
-    """The second row's cell count when it is the first row's and one blank cell more: the
-    delimiter ending each row but the first (a header written without it); else None."""
+def _check_delimiter(path: Path, sep: str, cell: str) -> None:
+    """Refuse a one-column table whose cells are numbers separated by whitespace:
+    numpy.savetxt's default delimiter, a space, in a file named ``.csv`` or ``.tsv``. It was
+    refused as 'not a number' (quoting a whole row) or as another parcellation's, one ROI.
+
+    Raises
+    ------
+    ExcludedRunError
+        Naming the file, the delimiter it lacks and how to save it.
+    """
+    words = cell.split()
+    if len(words) < 2 or not all(map(_is_number, words)):
+        return
+    name = {",": "commas", "\t": "tabs"}.get(sep, repr(sep))
+    raise ExcludedRunError(
+        f"{path.name} separates its values with spaces, not with {name} as a "
+        f"{path.suffix} file does",
+        hint=f"Save it with numpy.savetxt(file, values, delimiter={sep!r}) (its default is a "
+        "space), or rename it to .1D (whitespace-separated columns, as AFNI writes).",
+        code=reason_codes.FILE_UNREADABLE,
+    )
+
+
+class _LongerRows(NamedTuple):
+    """Rows one cell longer than a table's first line (:func:`_longer_rows`)."""
+
+    width: int  # the rows' cell count
+    ending: bool  # a delimiter ends them (their last cell blank); else R's row names lead
+
+
+def _longer_rows(path: Path, sep: str, skip: list[int]) -> _LongerRows | None:
+    """Whether a table's second row has one cell more than its first: a delimiter ending each
+    row but the first (a header written without it), when that cell is blank; else the row
+    name R's ``write.table`` writes first, under a header naming only the columns. None when
+    the two rows are as wide (or differ otherwise: pandas says so)."""
     first = second = None
     try:
         with path.open(encoding="utf-8-sig") as handle:
@@ -584,7 +669,7 @@ def _ending_delimiter_width(path: Path, sep: str, skip: list[int]) -> int | None
         return None  # said by pandas' read, with its fix
     if first is None or second is None or len(second) != len(first) + 1:
         return None
-    return len(second) if not second[-1].strip() else None
+    return _LongerRows(len(second), not second[-1].strip())
 
 
 def _numeric(cells: pd.Series) -> pd.Series:
@@ -648,9 +733,17 @@ def _comment_lines(path: Path, sep: str) -> list[int]:
         ) from exc
     lines = list(marked)
     if lines and first is not None:
-        if len(marked[lines[-1]].split(sep)) == len(first.split(sep)):
+        if _widths(marked[lines[-1]], sep) & _widths(first, sep):
             return lines[:-1]
     return lines
+
+
+def _widths(line: str, sep: str) -> set[int]:
+    """A line's cell count, and one less when its last cell is blank: a delimiter ending it
+    (or a blank last value). A savetxt header without the comma ending each row below it was
+    taken for a comment, the columns then given the atlas's names in its order, not theirs."""
+    cells = line.split(sep)
+    return {len(cells), len(cells) - 1} if not cells[-1].strip() else {len(cells)}
 
 
 def _check_series_shape(path: Path, values: np.ndarray, n_rois: int, atlas_fix: str) -> None:

@@ -318,7 +318,6 @@ def _clean_series(
             DVARS_COLUMN,
         )
     names = atlas.names
-    table = _without_index_column(table, path, atlas.n_rois)
     header = [str(c) for c in table.columns]
     order = atlas_order(header, names)
     if order is not None:  # the atlas's ROIs, sorted otherwise: read by name
@@ -413,19 +412,6 @@ def _check_windows_vary(
                 hint="Check these ROIs' time series, or change connectome.window.",
                 code=reason_codes.WINDOW_FLAT_SIGNALS,
             )
-
-
-def _without_index_column(table: pd.DataFrame, path: Path, n_rois: int) -> pd.DataFrame:
-    """The table less a first column pandas wrote for its index (unnamed, 0..T-1), when the
-    others are the atlas's ROI count (``to_csv`` without ``index=False``)."""
-    first = str(table.columns[0]) if table.shape[1] else ""
-    if table.shape[1] != n_rois + 1 or not (first == "" or first.startswith("Unnamed: 0")):
-        return table
-    values = pd.to_numeric(table.iloc[:, 0], errors="coerce")
-    if not values.equals(pd.Series(np.arange(len(table)), index=table.index, dtype=values.dtype)):
-        return table
-    log.info("%s: first column %r is the row index pandas wrote: left out", path.name, first)
-    return table.iloc[:, 1:]
 
 
 def _numeric(table: pd.DataFrame) -> np.ndarray:

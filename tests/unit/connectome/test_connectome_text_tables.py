@@ -295,3 +295,108 @@ def test_a_row_longer_than_the_header_is_said_to_be_so(tmp_path: Path) -> None:
         read_roi_series(path, NAMES)
     assert "as many cells as the first row" in refused.value.hint
     assert "Re-copy" not in refused.value.hint
+
+
+@pytest.mark.parametrize("ext", [".csv", ".tsv"])
+@pytest.mark.parametrize("header", ["", " ".join(NAMES)], ids=["no_header", "header"])
+def test_numpy_savetxts_default_space_delimiter_is_named_with_its_fix(
+    tmp_path: Path, ext: str, header: str
+) -> None:
+    """np.savetxt('ts.csv', x) separates with spaces: refused as 'not a number' quoting a whole
+    row (a CSV) or as another parcellation of one ROI (a TSV), neither the fix."""
+    path = tmp_path / f"ts{ext}"
+    np.savetxt(path, _series(), header=header)
+    sep = {".csv": ",", ".tsv": "\t"}[ext]
+    said = rf"ts\{ext} separates its values with spaces"
+    with pytest.raises(ExcludedRunError, match=said):
+        read_matrix(path)
+    with pytest.raises(ExcludedRunError, match=said) as info:
+        read_roi_series(path, NAMES)
+    assert f"numpy.savetxt(file, values, delimiter={sep!r})" in info.value.hint
+    assert ".1D" in info.value.hint
+
+
+def test_a_tsv_row_longer_than_a_tab_ended_table_is_refused_not_cut(tmp_path: Path) -> None:
+    """Rows ending with a tab, one with a value in that cell: pandas dropped the value with a
+    warning alone; a TSV row longer than the header was told to re-copy the file."""
+    series = _series(6)
+    lines = ["\t".join(NAMES)] + ["\t".join(map(str, row)) + "\t" for row in series]
+    lines[-1] += "7.5"
+    path = tmp_path / "ts.tsv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ExcludedRunError, match=r"ts\.tsv: a row holds a value beyond") as info:
+        read_roi_series(path, NAMES)
+    assert "as many cells as the first row" in info.value.hint
+    path.write_text("\t".join(NAMES) + "\n" + "1\t2\t3\t4\t5\n" * 3 + "1\t2\t3\t4\t5\t6\n")
+    with pytest.raises(ExcludedRunError, match="Expected 5 fields in line 5") as info:
+        read_roi_series(path, NAMES)
+    assert "Re-copy" not in info.value.hint
+
+
+@pytest.mark.parametrize("index", ["dummies_dropped", "seconds"])
+def test_pandas_index_of_a_tsv_series_is_left_out_whatever_it_holds(
+    tmp_path: Path, index: str
+) -> None:
+    """``to_csv(sep='\\t')`` of a frame less its first volumes (index 4..T+3), or indexed by
+    time: only an index 0..T-1 was left out; these were read as one ROI more and the run
+    excluded as another parcellation's. A CSV's blank first header cell was row names already."""
+    series = _series(20)
+    frame = pd.DataFrame(np.vstack([np.zeros((4, len(NAMES))), series]), columns=NAMES)
+    frame = frame.iloc[4:]
+    if index == "seconds":
+        frame.index = 2.0 * np.arange(len(frame))
+    for sep, ext in (("\t", ".tsv"), (",", ".csv")):
+        path = tmp_path / f"ts{ext}"
+        frame.to_csv(path, sep=sep)
+        assert path.read_text().startswith(sep + NAMES[0])  # the blank index cell
+        table = read_roi_series(path, NAMES)
+        assert list(table.columns) == NAMES
+        np.testing.assert_allclose(table.to_numpy(float), series)
+
+
+def test_a_savetxt_header_over_rows_ending_with_a_comma_names_the_columns(
+    tmp_path: Path,
+) -> None:
+    """numpy.savetxt with a row format ending in a comma (``fmt='%.8f,...,%.8f,'``) under its
+    ``header=``: the header, one cell short of the rows, was taken for a comment and the columns
+    given the atlas's names in the atlas's order, not the file's (here reversed): silently."""
+    series = _series()
+    path = tmp_path / "ts.csv"
+    fmt = ",".join(["%.12f"] * len(NAMES)) + ","
+    np.savetxt(path, series[:, ::-1], fmt=fmt, header=",".join(NAMES[::-1]))
+    assert path.read_text().splitlines()[1].endswith(",")
+    table = read_roi_series(path, NAMES)
+    assert list(table.columns) == NAMES[::-1]
+    np.testing.assert_allclose(table[NAMES].to_numpy(float), series, atol=1e-11)
+
+
+@pytest.mark.parametrize("writer", ["xcpd_tsv", "pandas_csv", "savetxt_csv", "savetxt_tsv"])
+@pytest.mark.parametrize("bom", [False, True], ids=["utf8", "bom"])
+def test_windows_line_endings_and_a_byte_order_mark_read_the_same(
+    tmp_path: Path, writer: str, bom: bool
+) -> None:
+    """CRLF line endings (Windows, or a file passed through Excel) and a UTF-8 byte-order
+    mark: the header stays a header (never ``\\ufeffA`` nor ``# A`` as a name, never a row)
+    and the last ROI holds no ``\\r``; an XCP-D ``n/a`` ROI stays empty."""
+    series = _series()
+    series[:, 3] = np.nan
+    frame = pd.DataFrame(series, columns=NAMES)
+    encoding = "utf-8-sig" if bom else "utf-8"
+    path = tmp_path / ("ts.tsv" if writer.endswith("tsv") else "ts.csv")
+    if writer == "xcpd_tsv":
+        frame.to_csv(
+            path, sep="\t", index=False, na_rep="n/a", lineterminator="\r\n", encoding=encoding
+        )
+    elif writer == "pandas_csv":
+        frame.to_csv(path, index=False, lineterminator="\r\n", encoding=encoding)
+    else:
+        sep = "\t" if writer.endswith("tsv") else ","
+        np.savetxt(
+            path, series, delimiter=sep, header=sep.join(NAMES), newline="\r\n", encoding=encoding
+        )
+    raw = path.read_bytes()
+    assert b"\r\n" in raw and raw.startswith(b"\xef\xbb\xbf") == bom
+    table = read_roi_series(path, NAMES)
+    assert list(table.columns) == NAMES
+    assert table["D"].isna().all()
+    np.testing.assert_allclose(table.to_numpy(float), series, equal_nan=True)
