@@ -436,7 +436,7 @@ def run_collect(args: argparse.Namespace) -> int:
 
     if not args.qc:
         raise no_run_error(args.manifest, args.out)
-    collect_qc(args.qc, args.out)
+    collect_qc(args.qc, args.out, None if getattr(args, "rule", None) else RECORD_OPTION_NAMES)
     write_sidecar(args.out, list(args.qc))
     return 0
 
