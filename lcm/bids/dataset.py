@@ -13,9 +13,10 @@ from lcm.exceptions import BIDSError
 
 log = logging.getLogger(__name__)
 
-# The config's keys of a dataset's ingest settings ({dataset}: its name), which ingest's
-# messages and hints name unless told how the user gave them (lcm.commands.ingest names its
-# options): a command-line user wrote no datasets.<name>.path.
+# The config's keys of a dataset's settings ({dataset}: its name), which the messages and hints
+# of ingest and the fMRIPrep stage name unless told how the user gave them (lcm.commands.ingest
+# and lcm.commands.fmriprep name their options): a command-line user wrote no
+# datasets.<name>.path.
 CONFIG_KEYS = {
     # The name itself: a key under datasets.
     "dataset": "datasets",
@@ -26,6 +27,12 @@ CONFIG_KEYS = {
     "repetition_time": "datasets.{dataset}.repetition_time",
     "space": "fmriprep.output_space",
     "select": "ingest.select.{dataset}",
+    # The fMRIPrep stage's (lcm fmriprep's options, lcm.commands.fmriprep.OPTION_NAMES).
+    "subject": "ingest.select.{dataset}.participants.include",
+    "extra_args": "fmriprep.extra_args",
+    "work_dir": "fmriprep.work_dir",
+    "fs_license": "fmriprep.fs_license",
+    "image": "fmriprep.image",
 }
 
 
@@ -37,9 +44,9 @@ def setting_names(dataset: str, names: Mapping[str, str] | None = None) -> dict[
     dataset : str
         The dataset's name, in its config keys.
     names : mapping of str to str, optional
-        Setting (``dataset``, ``path``, ``derivatives``, ``entry``, ``task``,
-        ``repetition_time``, ``space``, ``select``) to the name the user gave it by (an
-        option, ``--path``); None, or a setting left out, names it by its config key.
+        Setting (a key of :data:`CONFIG_KEYS`: ``dataset``, ``path``, ``task``, ``space``,
+        ``select`` ...) to the name the user gave it by (an option, ``--path``); None, or a
+        setting left out, names it by its config key.
 
     Returns
     -------

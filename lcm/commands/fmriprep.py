@@ -21,6 +21,11 @@ OPTION_NAMES = {
     "task": "--task",
     "space": "--output-space",
     "select": "lcm ingest --select",
+    "subject": "--subject",
+    "extra_args": "--extra-args",
+    "work_dir": "--work-dir",
+    "fs_license": "--fs-license",
+    "image": "--image",
 }
 
 EPILOG = """\

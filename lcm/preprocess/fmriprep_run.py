@@ -425,7 +425,7 @@ def _check_request(req: FmriprepRequest) -> None:
     check_volumetric_space(req.output_space, "--output-space")
     if req.runner != "existing":
         # Before any subject is queued (the settings stamp) and before each launch.
-        check_reserved_args(req.extra_args, "--extra-args")
+        check_reserved_args(req.extra_args, setting_names(req.dataset, req.names))
 
 
 def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:

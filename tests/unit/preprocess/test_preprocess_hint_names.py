@@ -14,6 +14,7 @@ import pytest
 from helpers.connectome import SPACE, make_fmriprep_run, make_raw_bids
 
 from lcm.cli import main, setup_logging
+from lcm.exceptions import ConfigError
 
 RUN = "sub-01_task-rest_run-1"
 # How each run names the settings: lcm fmriprep's options, or the config's keys of dataset tiny.
@@ -79,3 +80,42 @@ def test_a_legacy_layout_names_the_derivatives_and_selection_given(
     )
     assert reason.endswith(fix), reason
     assert "<dataset>" not in reason
+
+
+@pytest.mark.parametrize(
+    ("how", "said"),
+    [
+        (
+            "command_line",
+            "--extra-args: '--participant-label' sets what LCM passes fMRIPrep itself",
+        ),
+        ("rule", "fmriprep.extra_args: '--participant-label' sets what LCM passes"),
+    ],
+)
+def test_a_reserved_extra_arg_is_refused_by_the_settings_given(
+    tmp_path: Path, how: str, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--extra-args '["--participant-label", "02"]': the fix said "Remove it from
+    fmriprep.extra_args; choose subjects with ingest.select.<dataset>.participants (lcm run:
+    --participant-label)" to either user, the dataset's name unfilled."""
+    make_raw_bids(tmp_path / "raw", subjects=("01",))
+    argv = [*HOW[how][0], "fmriprep", "--dataset", "tiny", "--bids", str(tmp_path / "raw")]
+    argv += ["--runner", "apptainer", "--image", "docker://nipreps/fmriprep:25.2.7"]
+    argv += ["--output-space", SPACE, "--derivatives", str(tmp_path / "deriv")]
+    argv += ["--extra-args", '["--participant-label", "02"]', "--settings-only"]
+    capsys.readouterr()
+    try:
+        assert main([*argv, "--out", str(tmp_path / "s.json")]) == ConfigError.exit_code
+    finally:
+        setup_logging()
+    err = capsys.readouterr().err
+    assert said in err, err
+    option, subject = {
+        "command_line": ("--extra-args", "--subject"),
+        "rule": ("fmriprep.extra_args", "ingest.select.tiny.participants.include"),
+    }[how]
+    hint = err.split("hint:", 1)[1].strip()
+    assert hint == (
+        f"Remove '--participant-label' from {option}; LCM runs fMRIPrep once per subject, "
+        f"with that subject's --participant-label: choose subjects with {subject}."
+    ), hint
