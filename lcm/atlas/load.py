@@ -17,7 +17,7 @@ from lcm.atlas.files import (
 from lcm.atlas.model import CUSTOM_SPACE, Atlas, setting_names
 from lcm.atlas.registry import ATLASES, available_atlases, registry_atlas, registry_space
 from lcm.exceptions import AtlasError, ConfigError
-from lcm.io.output_space import is_native_space, native_space_fix, parse_output_space
+from lcm.io.output_space import is_native_space, parse_output_space
 
 
 def load_atlas(
@@ -121,6 +121,41 @@ def atlas_from_settings(
     )
 
 
+def native_space_fix(
+    setting: str, roi_entry: str = "entry: roi_timeseries", atlas_space: str | None = None
+) -> str:
+    """The hint given when voxel-level runs are read in a subject's own space.
+
+    Parameters
+    ----------
+    setting : str
+        The output space setting as the user gives it: ``fmriprep.output_space`` in the
+        config, ``lcm fmriprep --output-space`` on the command line. The shared core's
+        :func:`lcm.io.output_space.native_space_fix` named both to either user.
+    roi_entry : str, default ``entry: roi_timeseries``
+        How the user enters a dataset as ROI time series (``datasets.<name>.entry:
+        roi_timeseries``, ``lcm ingest --entry roi_timeseries``:
+        :func:`lcm.bids.dataset.set_to`).
+    atlas_space : str, optional
+        The atlas's template, when known (named as the space to set).
+
+    Returns
+    -------
+    str
+    """
+    template = (
+        f"the atlas's template, {atlas_space},"
+        if atlas_space
+        else "the template the atlas image was made in (MNI152NLin2009cAsym for the registry "
+        "atlases)"
+    )
+    return (
+        f"Set {setting} to {template} and run fMRIPrep with it in --output-spaces. An atlas in "
+        "each subject's own space is not supported: bring such parcellations as ROI time "
+        f"series ({roi_entry})."
+    )
+
+
 def check_atlas_space(config: dict[str, Any], datasets: list[str], source: str = "config") -> None:
     """Voxel-level ``datasets`` are read in the atlas's template space, or refused.
 
@@ -169,7 +204,11 @@ def check_atlas_space(config: dict[str, Any], datasets: list[str], source: str =
             f"voxel-level datasets {datasets} are parcellated with one atlas image for every "
             f"subject, the {what.removesuffix(' (its name)')}, {where}: each subject's BOLD "
             "would be cut with regions that are not its own.",
-            hint=native_space_fix(space),
+            hint=native_space_fix(
+                "fmriprep.output_space",
+                ", ".join(f"datasets.{name}.entry" for name in datasets) + ": roi_timeseries",
+                space,
+            ),
         )
     if space is None or space == wanted:
         return

@@ -13,10 +13,13 @@ from lcm.exceptions import BIDSError
 
 log = logging.getLogger(__name__)
 
-# The config's keys of a dataset's ingest settings ({dataset}: its name), which ingest's
-# messages and hints name unless told how the user gave them (lcm.commands.ingest names its
-# options): a command-line user wrote no datasets.<name>.path.
+# The config's keys of a dataset's settings ({dataset}: its name), which the messages and hints
+# of ingest and the fMRIPrep stage name unless told how the user gave them (lcm.commands.ingest
+# and lcm.commands.fmriprep name their options): a command-line user wrote no
+# datasets.<name>.path.
 CONFIG_KEYS = {
+    # The name itself: a key under datasets.
+    "dataset": "datasets",
     "path": "datasets.{dataset}.path",
     "derivatives": "datasets.{dataset}.derivatives",
     "entry": "datasets.{dataset}.entry",
@@ -24,6 +27,12 @@ CONFIG_KEYS = {
     "repetition_time": "datasets.{dataset}.repetition_time",
     "space": "fmriprep.output_space",
     "select": "ingest.select.{dataset}",
+    # The fMRIPrep stage's (lcm fmriprep's options, lcm.commands.fmriprep.OPTION_NAMES).
+    "subject": "ingest.select.{dataset}.participants.include",
+    "extra_args": "fmriprep.extra_args",
+    "work_dir": "fmriprep.work_dir",
+    "fs_license": "fmriprep.fs_license",
+    "image": "fmriprep.image",
 }
 
 
@@ -35,9 +44,9 @@ def setting_names(dataset: str, names: Mapping[str, str] | None = None) -> dict[
     dataset : str
         The dataset's name, in its config keys.
     names : mapping of str to str, optional
-        Setting (``path``, ``derivatives``, ``entry``, ``task``, ``repetition_time``,
-        ``space``, ``select``) to the name the user gave it by (an option, ``--path``); None,
-        or a setting left out, names it by its config key.
+        Setting (a key of :data:`CONFIG_KEYS`: ``dataset``, ``path``, ``task``, ``space``,
+        ``select`` ...) to the name the user gave it by (an option, ``--path``); None, or a
+        setting left out, names it by its config key.
 
     Returns
     -------
@@ -54,7 +63,8 @@ def set_to(name: str, value: object) -> str:
     Parameters
     ----------
     name : str
-        The setting's name, an option (``--task``) or a config key.
+        The setting's name, an option (``--task``, or another verb's, ``lcm ingest --entry``)
+        or a config key.
     value : object
         The value to set.
 
@@ -62,7 +72,7 @@ def set_to(name: str, value: object) -> str:
     -------
     str
     """
-    return f"{name} {value}" if name.startswith("-") else f"{name}: {value}"
+    return f"{name} {value}" if _is_option(name) else f"{name}: {value}"
 
 
 def part_of(name: str, key: str) -> str:
@@ -72,7 +82,8 @@ def part_of(name: str, key: str) -> str:
     Parameters
     ----------
     name : str
-        The setting's name, an option (``--select``) or a config key.
+        The setting's name, an option (``--select``, or another verb's, ``lcm ingest
+        --select``) or a config key.
     key : str
         The key inside it, dotted.
 
@@ -80,7 +91,13 @@ def part_of(name: str, key: str) -> str:
     -------
     str
     """
-    return f"{name}'s {key}" if name.startswith("-") else f"{name}.{key}"
+    return f"{name}'s {key}" if _is_option(name) else f"{name}.{key}"
+
+
+def _is_option(name: str) -> bool:
+    """Whether the setting ``name`` is an option (``--task``, or another verb's, ``lcm ingest
+    --select``), not a config key."""
+    return name.rsplit(" ", 1)[-1].startswith("-")
 
 
 def read_dataset_description(root: str | Path, setting: str | None = None) -> dict[str, Any]:

@@ -105,6 +105,9 @@ class IndexSpec:
     repetition_time_name : str or None
         How the user gives that TR (``--repetition-time``, or a config key), named in the fix
         of a run with none; None: the config's ``datasets.<dataset>.repetition_time``.
+    space_name : str or None
+        How the user gives ``space`` (``--space``, or a config key), named in the reason of a
+        run in other spaces only (``not_in_space``); None: the config's key.
     """
 
     dataset: str
@@ -113,6 +116,7 @@ class IndexSpec:
     space: str | None = None
     repetition_time: float | None = None
     repetition_time_name: str | None = None
+    space_name: str | None = None
 
     @property
     def tree(self) -> TreeIndex:
@@ -494,7 +498,9 @@ def _runs_not_in_space(
             continue
         row.update(ids.row_fields())
         if bold:
-            rows.append(excluded(row, *not_in_space(wanted, (space_of(f[2]) for f in bold))))
+            found = (space_of(f[2]) for f in bold)
+            setting = spec.space_name or setting_names(spec.dataset)["space"]
+            rows.append(excluded(row, *not_in_space(wanted, found, setting)))
         elif cifti := [f[1] for f in files if f[1].endswith(f"_bold{CIFTI_ENDING}")]:
             # fMRIPrep finished, into grayordinates only: its log tells nothing to fix.
             reason = with_fix(

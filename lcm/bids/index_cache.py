@@ -61,7 +61,9 @@ log = logging.getLogger(__name__)
 # 14: a derivatives run with only CIFTI outputs says so, where a cached reason said fMRIPrep
 # stopped; 15: an ROI series without a TR names the dataset's TR setting as the user gives it,
 # where a cached reason said datasets.<name>.repetition_time; 16: an XCP-D series whose TR is
-# above 30 s is excluded, no_repetition_time, where a cached row of it was included).
+# above 30 s is excluded, no_repetition_time, where a cached row of it was included, and a run
+# not in the asked space names the space setting as the user gives it, where a cached reason
+# named the config's key and two options at once).
 CACHE_VERSION = 16
 # Indexing threads. On a local disk the metadata is in the page cache and indexing is
 # CPU-bound Python: one thread is fastest (more only contend for the GIL). On network
@@ -397,6 +399,7 @@ def _spec_dict(spec: IndexSpec, root: str) -> dict[str, Any]:
         "repetition_time": spec.repetition_time,
         # Named in cached reasons: a cache of lcm ingest's --repetition-time is not a rule's.
         "repetition_time_name": spec.repetition_time_name,
+        "space_name": spec.space_name,
         "root": os.path.abspath(root),
     }
 

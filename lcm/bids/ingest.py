@@ -81,7 +81,8 @@ def space_hint(select: str) -> str:
     -------
     str
     """
-    return f"several spaces: choose one with {part_of(select, 'space')}"
+    # Its include list: a --select of {"space": [...]} is refused, and so is such a config.
+    return f"several spaces: choose one with {part_of(select, 'space.include')}"
 
 
 MAX_LOGGED_EXCLUSIONS = 20
@@ -167,8 +168,8 @@ def ingest_dataset(
         An unknown entry, or a voxel-level entry asked for a surface ``space`` (fsLR,
         fsaverage ...), which no run of it could be parcellated in.
     """
-    check_label("dataset", dataset, source="--dataset")
     keys = setting_names(dataset, names)
+    check_label("dataset", dataset, source=keys["dataset"])
     check_label("task", task, source=keys["task"])
     if entry not in TABLE:
         raise ConfigError(
@@ -218,6 +219,7 @@ def ingest_dataset(
         space=space,
         repetition_time=repetition_time if kind.needs_tr else None,
         repetition_time_name=keys["repetition_time"] if kind.needs_tr else None,
+        space_name=keys["space"] if space else None,
     )
     index = index_dataset(spec, root, cache_dir=cache_dir)
     selection = selection or Selection()

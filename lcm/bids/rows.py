@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lcm import reason_codes
+from lcm.bids.dataset import CONFIG_KEYS
 from lcm.bids.nifti_header import UnreadableHeader, header_problem, read_bold_header, sniff_image
 from lcm.bids.timing import compare_header_tr, set_unit_fix, sidecar_tr
 from lcm.docstrings import fill_doc
@@ -147,7 +148,9 @@ SET_REPETITION_TIME = (
 _WROTE = "wrote this run's in "
 
 
-def not_in_space(wanted: str, spaces: Iterable[str]) -> tuple[str, str]:
+def not_in_space(
+    wanted: str, spaces: Iterable[str], setting: str = CONFIG_KEYS["space"]
+) -> tuple[str, str]:
     """``(NOT_IN_SPACE, reason)`` of a run whose preprocessed BOLD is in other spaces only.
 
     The one wording, whichever entry found the run: ingest of fMRIPrep derivatives (entry
@@ -159,14 +162,18 @@ def not_in_space(wanted: str, spaces: Iterable[str]) -> tuple[str, str]:
     Parameters
     ----------
     wanted : str
-        The space asked for (``fmriprep.output_space``).
+        The space asked for.
     spaces : iterable of str
         The spaces of the run's other ``desc-preproc`` BOLD files, as the setting spells them
         (:func:`lcm.io.output_space.space_of`); at least one.
+    setting : str, default ``fmriprep.output_space``
+        The setting that asked for ``wanted``, as the user gave it: ``lcm ingest --space``,
+        ``lcm fmriprep --output-space``, or the config's key under a workflow rule
+        (:func:`lcm.bids.dataset.setting_names`). A command-line user was told to set the
+        config's key and two options at once.
     """
     found = sorted(set(spaces))
     templates = [s for s in found if not is_native_space(s)]
-    setting = "fmriprep.output_space (lcm ingest --space, lcm fmriprep --output-space)"
     if is_native_space(wanted):
         fix = (
             f"{wanted} is the subject's own space, which no atlas parcellates (one atlas image "
@@ -186,8 +193,7 @@ def not_in_space(wanted: str, spaces: Iterable[str]) -> tuple[str, str]:
             f"--output-spaces {wanted}"
         )
     return NOT_IN_SPACE, with_fix(
-        f"no preprocessed BOLD in space {wanted} (fmriprep.output_space); fMRIPrep "
-        f"{_WROTE}{', '.join(found)}",
+        f"no preprocessed BOLD in space {wanted} ({setting}); fMRIPrep {_WROTE}{', '.join(found)}",
         fix,
     )
 

@@ -15,6 +15,11 @@ from lcm.io.provenance import write_sidecar
 if TYPE_CHECKING:  # the verb imports lcm.atlas only when it runs
     from lcm.atlas import Atlas
 
+# How a command-line user sets the dataset's settings that the fMRIPrep record of
+# 'lcm connectome run' carries (lcm.bids.dataset.setting_names): the options of the verbs that
+# took them, not the config's fmriprep.output_space, which a rule (lcm --rule) names.
+RECORD_OPTION_NAMES = {"space": "lcm fmriprep --output-space", "entry": "lcm ingest --entry"}
+
 EPILOG = """\
 sub-commands:
   run          one voxel-wise run of an fMRIPrep record (BOLD -> parcels -> clean -> FC)
@@ -322,6 +327,7 @@ def run_voxel(args: argparse.Namespace) -> int:
         atlas_files=_atlas_sources(args, atlas),
         connectome=connectome,
         min_coverage=min_coverage,
+        names=None if getattr(args, "rule", None) else RECORD_OPTION_NAMES,
     )
     # The QC record stands for the run: its sources are the run's outputs (whose own sidecars
     # lead to the preprocessed BOLD), or the fMRIPrep record when the run was excluded.
@@ -430,7 +436,7 @@ def run_collect(args: argparse.Namespace) -> int:
 
     if not args.qc:
         raise no_run_error(args.manifest, args.out)
-    collect_qc(args.qc, args.out)
+    collect_qc(args.qc, args.out, None if getattr(args, "rule", None) else RECORD_OPTION_NAMES)
     write_sidecar(args.out, list(args.qc))
     return 0
 

@@ -11,6 +11,23 @@ from lcm.exceptions import ConfigError
 from lcm.io.provenance import write_sidecar
 from lcm.preprocess.fmriprep_run import RUNNERS
 
+# The options' names of the dataset's settings, which the exclusion reasons' fixes name
+# (lcm.bids.dataset.setting_names): a command-line user wrote no fmriprep.output_space. The
+# runs expected come from lcm ingest's manifest, whose --select leaves a subject out.
+OPTION_NAMES = {
+    "dataset": "--dataset",
+    "path": "--bids",
+    "derivatives": "--derivatives",
+    "task": "--task",
+    "space": "--output-space",
+    "select": "lcm ingest --select",
+    "subject": "--subject",
+    "extra_args": "--extra-args",
+    "work_dir": "--work-dir",
+    "fs_license": "--fs-license",
+    "image": "--image",
+}
+
 EPILOG = """\
 examples:
   # derivatives already exist: only check them
@@ -254,6 +271,8 @@ def run(args: argparse.Namespace) -> int:
         manifest=Path(args.manifest) if args.manifest else None,
         log_file=Path(args.log_file) if getattr(args, "log_file", None) else None,
         keep_work=args.keep_work,
+        # A workflow rule (lcm --rule) builds the options from its user's config: its keys.
+        names=None if getattr(args, "rule", None) else OPTION_NAMES,
     )
     if args.settings_only:
         write_settings(req, args.out)

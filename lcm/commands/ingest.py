@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 # The options' names of a dataset's settings, which ingest's messages and hints name
 # (lcm.bids.dataset.setting_names): a command-line user wrote no datasets.<name>.path.
 OPTION_NAMES = {
+    "dataset": "--dataset",
     "path": "--path",
     "derivatives": "--derivatives",
     "entry": "--entry",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lcm import reason_codes
+from lcm.bids.dataset import CONFIG_KEYS
 from lcm.bids.runs import RunIds
 from lcm.docstrings import fill_doc
 from lcm.exceptions import ConfigError, ExcludedRunError, InputDataError
@@ -247,7 +249,9 @@ def read_qc_json(path: str | Path) -> dict[str, Any]:
     return record
 
 
-def collect_qc(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
+def collect_qc(
+    paths: list[str | Path], out: str | Path, names: Mapping[str, str] | None = None
+) -> pd.DataFrame:
     """Gather per-run QC JSONs into one TSV (``n/a`` for unknown values), atomically.
 
     Parameters
@@ -256,6 +260,10 @@ def collect_qc(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
         The dataset's per-run QC JSONs.
     out : str or Path
         The QC TSV to write.
+    names : mapping of str to str, optional
+        How the user gave the dataset's ``space`` (:func:`lcm.bids.dataset.setting_names`:
+        an option of the verb that took it, or None for the config's key, under a workflow
+        rule), named in the warning of mixed resolutions.
 
     Returns
     -------
@@ -275,7 +283,7 @@ def collect_qc(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
     records = [read_qc_json(p) for p in paths]
     df = qc_frame(records)
     check_windows(df, str(out))
-    warn_mixed_resolutions(df)
+    warn_mixed_resolutions(df, {**CONFIG_KEYS, **(names or {})}["space"])
     warn_mixed_fmriprep_versions(records)
     write_tsv(out, df)
     return df
@@ -328,7 +336,7 @@ def _subjects(subjects: list[str], limit: int = 10) -> str:
     return f"{shown} and {more} more" if more > 0 else shown
 
 
-def warn_mixed_resolutions(df: pd.DataFrame) -> None:
+def warn_mixed_resolutions(df: pd.DataFrame, setting: str = CONFIG_KEYS["space"]) -> None:
     """Warn when the included runs of a dataset were read at different resolutions.
 
     A bare ``fmriprep.output_space`` reads, per run, the file without ``res-`` where there is
@@ -339,6 +347,9 @@ def warn_mixed_resolutions(df: pd.DataFrame) -> None:
     ----------
     df : pandas.DataFrame
         A QC table (:func:`qc_frame`).
+    setting : str, default ``fmriprep.output_space``
+        The space setting as the user gives it, named as the one to set (``lcm fmriprep
+        --output-space`` on the command line).
     """
     included = df[df["included"].fillna(False).astype(bool)]
     spaces = included["space_read"].fillna("").astype(str)
@@ -350,13 +361,14 @@ def warn_mixed_resolutions(df: pd.DataFrame) -> None:
     example = (numbered or list(counts.index))[0]
     log.warning(
         "%s: the included runs were read at %d resolutions (%s): their connectomes are named "
-        "and stored alike. Set fmriprep.output_space to one of these, e.g. %s (:res-native "
+        "and stored alike. Set %s to one of these, e.g. %s (:res-native "
         "reads the files without res-), to read one resolution in every run (runs without it "
         "are then excluded, naming the ones they have); each run's space_read in the QC table "
         "says which it read.",
         ", ".join(names),
         len(counts),
         ", ".join(f"{space}: {n} run(s)" for space, n in counts.items()),
+        setting,
         example,
     )
 

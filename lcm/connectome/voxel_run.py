@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ import numpy as np
 
 from lcm import reason_codes
 from lcm.atlas import CUSTOM_SPACE, Atlas, resample_to
+from lcm.atlas.load import native_space_fix
+from lcm.bids.dataset import CONFIG_KEYS, set_to, setting_names
 from lcm.bids.nifti_header import parse_header
 from lcm.bids.runs import RunIds, run_ids_from_name
 from lcm.bids.timing import compare_header_tr
@@ -59,7 +62,7 @@ from lcm.connectome.windows import WindowPlan, plan_windows
 from lcm.docstrings import fill_doc
 from lcm.exceptions import ExcludedRunError, InputDataError
 from lcm.io.atomic import write_json
-from lcm.io.output_space import is_native_space, native_space_fix, parse_output_space
+from lcm.io.output_space import is_native_space, parse_output_space
 from lcm.io.paths import run_location, run_timeseries
 from lcm.io.qc_table import found_path
 from lcm.io.relmat import write_timeseries
@@ -177,6 +180,7 @@ def process_voxel_run(
     atlas_files: list[str] | None = None,
     connectome: ConnectomeSettings | None = None,
     min_coverage: float = MIN_COVERAGE,
+    names: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Compute and write the connectome of one run, or record why it is excluded.
 
@@ -204,6 +208,10 @@ def process_voxel_run(
         Matrix kinds, Fisher z, windows (default: whole-run Pearson only).
     min_coverage : float
         Coverage below which a parcel is empty (``atlas.min_coverage``).
+    names : mapping of str to str, optional
+        How the user gave the dataset's ``space`` and ``entry`` settings, named in the fix of
+        a run in the wrong space (:func:`lcm.bids.dataset.setting_names`: the options of the
+        verbs that set them, or None for the config's keys, under a workflow rule).
 
     Returns
     -------
@@ -221,7 +229,8 @@ def process_voxel_run(
         facts["space_read"] = deriv.space_read
         # QC JSON only: the dataset's QC gather warns of a cohort of several versions.
         facts[FMRIPREP_VERSION] = record_fmriprep_version(record_path)
-        result = run_connectome(deriv, atlas, settings, facts, space, min_coverage)
+        keys = setting_names(dataset, names)
+        result = run_connectome(deriv, atlas, settings, facts, space, min_coverage, keys)
         windows = plan_windows(
             result.keep,
             deriv.t_r,
@@ -273,6 +282,7 @@ def run_connectome(
     facts: dict[str, Any],
     space: str | None = None,
     min_coverage: float = MIN_COVERAGE,
+    names: Mapping[str, str] | None = None,
 ) -> RunConnectome:
     """Load, check, parcellate and clean one run; ``facts`` collects QC values as they are known.
 
@@ -290,6 +300,10 @@ def run_connectome(
         The output space the BOLD is in (the record's); checked against the atlas's when given.
     min_coverage : float, default 0.5
         Coverage below which a parcel is empty (``atlas.min_coverage``).
+    names : mapping of str to str, optional
+        The dataset's settings as the user gave them (:func:`lcm.bids.dataset.setting_names`
+        of it), named in the fix of a run in the wrong space; by default the config's
+        ``fmriprep.output_space`` (and the entry unnamed).
 
     Raises
     ------
@@ -321,6 +335,7 @@ def run_connectome(
         raise ExcludedRunError(compared.mismatch, code=reason_codes.TR_MISMATCH)
     if compared.unchecked:
         log.info("%s: TR %g s not checked: %s", bold.name, deriv.t_r, compared.unchecked)
+    keys = {"space": CONFIG_KEYS["space"], **(names or {})}
     if space and is_native_space(space):
         # One atlas image for every subject: none is in a subject's own space, whatever its
         # name says (an atlas whose name says no template is only unchecked in a template's).
@@ -330,7 +345,13 @@ def run_connectome(
             f"BOLD {bold.name} is in space {space!r}, the subject's own, but atlas "
             f"{atlas.name!r} is one image for every subject, {where}: it would cut this "
             "subject's brain with regions that are not its own",
-            hint=native_space_fix(known),
+            hint=native_space_fix(
+                keys["space"],
+                set_to(keys["entry"], "roi_timeseries")
+                if "entry" in keys
+                else "entry: roi_timeseries",
+                known,
+            ),
             code=reason_codes.SPACE_MISMATCH,
         )
     if space and atlas.space not in (CUSTOM_SPACE, parse_output_space(space).label):
@@ -338,7 +359,7 @@ def run_connectome(
             f"BOLD {bold.name} is in space {space!r} but atlas {atlas.name!r} is in "
             f"{atlas.space!r}",
             hint="Use an atlas in the BOLD's space (e.g. from TemplateFlow) or set "
-            "fmriprep.output_space to the atlas's space.",
+            f"{keys['space']} to the atlas's space.",
             code=reason_codes.SPACE_MISMATCH,
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -154,19 +155,20 @@ def take_output_spaces(args: list[str]) -> tuple[list[str] | None, list[str]]:
 # wrapper's and fMRIPrep's argparse keep the last value given, and extra_args come after LCM's:
 # ``--participant-label 02`` made every subject's job preprocess sub-02, ``-w`` or ``-i`` ran in
 # another work folder or image than the one recorded. Each: (long spellings, the shortest
-# prefix argparse takes for them, the short flag, the setting to use instead).
+# prefix argparse takes for them, the short flag, the setting to use instead: {name} is its
+# name as the user gives it, lcm.bids.dataset.setting_names).
 _RESERVED = (
     (
         ("--participant-label", "--participant_label"),
         "--participant",
         None,
         "LCM runs fMRIPrep once per subject, with that subject's --participant-label: choose "
-        "subjects with ingest.select.<dataset>.participants (lcm run: --participant-label)",
+        "subjects with {subject}",
     ),
-    (("--task-id",), "--task", "-t", "set the task with datasets.<name>.task (--task-id)"),
-    (("--work-dir",), "--work", "-w", "set the work folder with fmriprep.work_dir (lcm run: -w)"),
-    (("--fs-license-file",), "--fs-license", None, "set the licence with fmriprep.fs_license"),
-    (("--image",), "--image", "-i", "set the image with fmriprep.image"),
+    (("--task-id",), "--task", "-t", "set the task with {task} (--task-id)"),
+    (("--work-dir",), "--work", "-w", "set the work folder with {work_dir}"),
+    (("--fs-license-file",), "--fs-license", None, "set the licence with {fs_license}"),
+    (("--image",), "--image", "-i", "set the image with {image}"),
 )
 # fMRIPrep options after which it writes no preprocessed BOLD (it exits 0 all the same): every
 # run was excluded as its outputs missing, no completed run was stamped, and each rerun
@@ -174,15 +176,18 @@ _RESERVED = (
 _NO_BOLD = ("--anat-only", "--boilerplate-only", "--boilerplate_only", "--reports-only")
 
 
-def check_reserved_args(extra_args: list[str], option: str) -> None:
+def check_reserved_args(extra_args: list[str], names: Mapping[str, str]) -> None:
     """Refuse ``fmriprep.extra_args`` that override what LCM passes or write no BOLD.
 
     Parameters
     ----------
     extra_args : list of str
         ``fmriprep.extra_args``.
-    option : str
-        The setting to name (``<config>: fmriprep.extra_args``, ``--extra-args``).
+    names : mapping of str to str
+        The dataset's settings as the user gave them (:func:`lcm.bids.dataset.setting_names`
+        of it: ``lcm fmriprep``'s options, or the config's keys under a workflow rule), named
+        in the message and the fix. The fix named ``fmriprep.extra_args``,
+        ``ingest.select.<dataset>`` unfilled and ``lcm run``'s options to either user.
 
     Raises
     ------
@@ -192,6 +197,7 @@ def check_reserved_args(extra_args: list[str], option: str) -> None:
         argparse takes, ``--opt=V`` too); ``--anat-only``, ``--boilerplate-only``,
         ``--reports-only``, or a ``--level`` other than ``full``.
     """
+    option = names["extra_args"]
     for i, word in enumerate(extra_args):
         name, _, inline = word.partition("=")
         for spellings, prefix, short, fix in _RESERVED:
@@ -203,7 +209,7 @@ def check_reserved_args(extra_args: list[str], option: str) -> None:
                     f"{option}: {word!r} sets what LCM passes fMRIPrep itself "
                     f"({spellings[0]}); the last value given wins, so each subject's run would "
                     "use it instead and its record would not say so.",
-                    hint=f"Remove {word!r} from fmriprep.extra_args; {fix}.",
+                    hint=f"Remove {word!r} from {option}; {fix.format_map(names)}.",
                 )
         following = inline or (extra_args[i + 1] if i + 1 < len(extra_args) else "")
         if name in _NO_BOLD or (name == "--level" and following != "full"):
@@ -212,8 +218,8 @@ def check_reserved_args(extra_args: list[str], option: str) -> None:
                 f"{option}: {shown!r} makes fMRIPrep write no preprocessed BOLD: "
                 "every run would be excluded as its outputs missing, and each rerun would "
                 "launch fMRIPrep again.",
-                hint=f"Remove {shown!r} from fmriprep.extra_args (LCM reads each run's "
-                "preprocessed BOLD in fmriprep.output_space).",
+                hint=f"Remove {shown!r} from {option} (LCM reads each run's "
+                f"preprocessed BOLD in {names['space']}).",
             )
 
 

@@ -6,11 +6,12 @@ import logging
 import os
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lcm import reason_codes
-from lcm.bids.dataset import read_dataset_description
+from lcm.bids.dataset import CONFIG_KEYS, part_of, read_dataset_description, set_to
 from lcm.bids.fmriprep_version import subject_fmriprep_version
 from lcm.bids.nifti_header import UnreadableHeader, read_bold_header
 from lcm.bids.rows import CIFTI_ENDING, OUTPUTS_MISSING, cifti_only, not_in_space
@@ -786,6 +787,7 @@ def check_subject_derivatives(
     runs: list[RunIds],
     space: str,
     fallback_trs: dict[str, FallbackTR | RefusedTR] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> tuple[list[RunDerivatives], dict[str, tuple[str, str]]]:
     """Derivatives of every run, and why each run without complete ones is excluded.
 
@@ -808,6 +810,11 @@ def check_subject_derivatives(
     fallback_trs : dict, optional
         ``{run_key: FallbackTR or RefusedTR}``, the TR of runs whose preprocessed sidecar
         gives none, or why the raw run lends none.
+    names : mapping of str to str, optional
+        The dataset's settings as the user gave them, named in the fixes
+        (:func:`lcm.bids.dataset.setting_names` of the dataset: ``lcm fmriprep``'s options, or
+        the config's keys under a workflow rule); by default ``fmriprep.output_space``, and no
+        setting named for the derivatives or the selection.
 
     Returns
     -------
@@ -817,6 +824,7 @@ def check_subject_derivatives(
         fMRIPrep wrote, as ingest says it; each reason names the files and
         the fixes).
     """
+    keys = {"space": CONFIG_KEYS["space"], **(names or {})}
     found: list[RunDerivatives] = []
     excluded: dict[str, tuple[str, str]] = {}
     for ids in runs:
@@ -836,30 +844,39 @@ def check_subject_derivatives(
             found.append(deriv)
             continue
         if elsewhere := other_spaces(deriv_root, ids, space):
-            excluded[ids.run_key] = not_in_space(space, elsewhere)
+            excluded[ids.run_key] = not_in_space(space, elsewhere, keys["space"])
             continue
         cifti = cifti_outputs(deriv_root, ids)
-        reason = _missing_reason(deriv_root, space, lacking, cifti)
+        reason = _missing_reason(deriv_root, space, lacking, cifti, keys)
         excluded[ids.run_key] = (OUTPUTS_MISSING, reason)
     return found, excluded
 
 
 def _missing_reason(
-    deriv_root: str | Path, space: str, lacking: list[str], cifti: list[str] | None = None
+    deriv_root: str | Path,
+    space: str,
+    lacking: list[str],
+    cifti: list[str] | None,
+    keys: Mapping[str, str],
 ) -> str:
     """The exclusion reason of a run lacking files, its fix fitting what is missing: with the
     BOLD in ``space`` there, rerunning fMRIPrep for that space is not the fix. ``cifti``, the
-    run's CIFTI files, says why a BOLD fMRIPrep did write is not read."""
+    run's CIFTI files, says why a BOLD fMRIPrep did write is not read. ``keys`` names the
+    settings as the user gave them (:func:`check_subject_derivatives`): the fix named
+    ``ingest.select.<dataset>`` unfilled and ``--derivatives`` to either user."""
     what = f"fMRIPrep outputs for space {space!r} missing in {deriv_root}: {'; '.join(lacking)}"
     if cifti and any("_desc-preproc_bold.nii" in item for item in lacking):
         what += f"; {cifti_only(cifti[0])}"
-    leave_out = "or leave the subject out (ingest.select.<dataset>.participants.exclude)"
+    leave_out = "or leave the subject out" + (
+        f" ({part_of(keys['select'], 'participants.exclude')})" if "select" in keys else ""
+    )
     legacy = Path(deriv_root) / "fmriprep"
     if any("_desc-preproc_bold.nii" in item for item in lacking) and legacy.is_dir():
         # fMRIPrep's legacy layout (<out>/fmriprep/sub-X): the outputs are one folder down.
+        point = f" ({set_to(keys['derivatives'], legacy)})" if "derivatives" in keys else ""
         fix = (
             f"{legacy} is there, fMRIPrep's legacy output layout: point the dataset's "
-            f"derivatives at it (--derivatives {legacy}), {leave_out}"
+            f"derivatives at it{point}, {leave_out}"
         )
     elif any("_desc-preproc_bold.nii" in item for item in lacking):
         # fMRIPrep writes both when asked: the CIFTI outputs need not be given up.

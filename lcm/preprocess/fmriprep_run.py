@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lcm.bids.dataset import setting_names
 from lcm.bids.nifti_header import UnreadableHeader, read_bold_header
 from lcm.bids.runs import RunIds
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
@@ -104,6 +105,10 @@ class FmriprepRequest:
     # Keep the subject's work folder after a complete run (fmriprep.keep_work); by default it is
     # removed then (tens of GB per subject), kept after a failure (crash files, resuming).
     keep_work: bool = False
+    # How the user gave the dataset's settings, named in the exclusion reasons' fixes:
+    # lcm fmriprep's options (lcm.commands.fmriprep.OPTION_NAMES), or None for the config's
+    # keys, under a workflow rule (lcm.bids.dataset.setting_names).
+    names: dict[str, str] | None = None
 
 
 def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
@@ -167,6 +172,7 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
     """
     subject = check_label("sub", req.subject, source="--subject")
     _check_request(req)
+    keys = setting_names(req.dataset, req.names)
     # Runs ingest excluded (a validator error in the subject's folder, known only once ingest
     # ran, after the workflow planned the subject's jobs): recorded as excluded, not run.
     at_ingest: dict[str, tuple[str, str]] = {}
@@ -206,7 +212,7 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
                 done = None
         if done is not None:
             derivs, excluded = check_subject_derivatives(
-                req.derivatives, runs, req.output_space, trs
+                req.derivatives, runs, req.output_space, trs, keys
             )
             if excluded:
                 log.info("sub-%s: the outputs of its completed run are incomplete now", subject)
@@ -239,7 +245,9 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
         # Derivatives a failed run left behind (or older ones) are not this run's: none is used.
         derivs, excluded = [], {ids.run_key: (FMRIPREP_FAILED, failure["reason"]) for ids in runs}
     elif derivs is None or excluded is None:
-        derivs, excluded = check_subject_derivatives(req.derivatives, runs, req.output_space, trs)
+        derivs, excluded = check_subject_derivatives(
+            req.derivatives, runs, req.output_space, trs, keys
+        )
     for run_key, (_, reason) in excluded.items():
         log.warning("%s %s excluded: %s", req.dataset, run_key, reason)
     for run_key, (_, reason) in too_short.items():
@@ -417,7 +425,7 @@ def _check_request(req: FmriprepRequest) -> None:
     check_volumetric_space(req.output_space, "--output-space")
     if req.runner != "existing":
         # Before any subject is queued (the settings stamp) and before each launch.
-        check_reserved_args(req.extra_args, "--extra-args")
+        check_reserved_args(req.extra_args, setting_names(req.dataset, req.names))
 
 
 def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:

@@ -46,8 +46,10 @@ def test_a_native_output_space_is_refused_whatever_the_atlas(
     assert f"fmriprep.output_space is {label!r}" in err.value.message
     assert "['mystudy']" in err.value.message
     assert ("atlas.path" if image else "registry atlas 'aal116'") in err.value.message
-    assert "Set fmriprep.output_space" in (err.value.hint or "")
-    assert "roi_timeseries" in (err.value.hint or "")
+    assert "Set fmriprep.output_space to " in (err.value.hint or "")
+    # The config's keys only, the dataset named: the check reads a config (lcm run, Snakefile).
+    assert "(datasets.mystudy.entry: roi_timeseries)" in (err.value.hint or "")
+    assert "lcm fmriprep" not in (err.value.hint or "")
     check_atlas_space(config, [])  # no voxel-level dataset: the space is not read
 
 

@@ -166,3 +166,68 @@ def test_a_run_left_out_by_the_selection_is_named_as_given(tmp_path: Path, how: 
         )
     )
     assert participants_kept(old) == {"01"}
+
+
+@pytest.mark.parametrize("how", sorted(HOW))
+def test_a_run_in_another_space_only_is_hinted_by_the_space_setting_given(
+    tmp_path: Path, how: str
+) -> None:
+    """fMRIPrep derivatives in another space: the reason named fmriprep.output_space (lcm
+    ingest --space, lcm fmriprep --output-space), the config's key and two options, to either
+    user; the reason is cached per subject, so a cache of the other way is not reused."""
+    from helpers.connectome import SPACE, make_fmriprep_run
+
+    deriv = tmp_path / "fmriprep"
+    make_fmriprep_run(deriv, "sub-01_task-rest")
+    options = ["--entry", "fmriprep", "--path", str(deriv), "--space", "MNI152NLin6Asym"]
+    for way in (*{"command_line", "rule"} - {how}, how):  # the other way's cache first
+        code, _, out = _ingest(tmp_path, way, *options)
+        assert code == 0
+    [reason] = pd.read_parquet(out)["reason"]
+    setting = {"command_line": "--space", "rule": "fmriprep.output_space"}[how]
+    wrote = f"{SPACE}:res-native"  # its file names no res-
+    assert reason == (
+        f"no preprocessed BOLD in space MNI152NLin6Asym ({setting}); fMRIPrep wrote this run's "
+        f"in {wrote}. Fix: Set {setting} to the one to read, e.g. {wrote}, the same for every "
+        "run, or run fMRIPrep with --output-spaces MNI152NLin6Asym"
+    )
+
+
+@pytest.mark.parametrize("how", sorted(HOW))
+def test_roi_series_in_several_spaces_are_hinted_by_the_selection_given(
+    tmp_path: Path, how: str
+) -> None:
+    """XCP-D's series of one run in two spaces: the fix said "choose one with --select's
+    space" (ingest.select.d.space under a rule), a key either selection refuses: its
+    include list is space.include."""
+    func = tmp_path / "xcpd" / "sub-01" / "func"
+    func.mkdir(parents=True)
+    (tmp_path / "xcpd" / "dataset_description.json").write_text(
+        json.dumps({"Name": "x", "BIDSVersion": "1.9.0", "DatasetType": "derivative"})
+    )
+    for space in ("MNI152NLin6Asym", "fsLR"):
+        stem = f"sub-01_task-rest_space-{space}_seg-aal_stat-mean_timeseries"
+        series = pd.DataFrame(roi_series(5), columns=[f"r{i}" for i in range(5)])
+        series.to_csv(func / f"{stem}.tsv", sep="\t", index=False)
+        (func / f"{stem}.json").write_text(json.dumps({"RepetitionTime": 2.0}))
+    options = ["--entry", "roi_timeseries", "--path", str(tmp_path / "xcpd")]
+    code, _, out = _ingest(tmp_path, how, *options)
+    assert code == 0
+    manifest = pd.read_parquet(out)
+    [reason] = manifest.loc[~manifest["included"], "reason"]
+    assert reason.endswith(f". Fix: several spaces: choose one with {SELECT[how]}space.include")
+
+
+@pytest.mark.parametrize(("names", "said"), [(None, "in datasets:"), ("options", "in --dataset:")])
+def test_an_invalid_dataset_name_is_named_as_given(
+    tmp_path: Path, names: str | None, said: str
+) -> None:
+    """ingest_dataset's own check of the name said --dataset to a caller of the config's."""
+    from lcm.bids.ingest import ingest_dataset
+    from lcm.commands.ingest import OPTION_NAMES
+    from lcm.exceptions import InputDataError
+
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",))
+    with pytest.raises(InputDataError) as err:
+        ingest_dataset("my-data", "bids", root, names=OPTION_NAMES if names else None)
+    assert f"'my-data' {said}" in err.value.message, err.value.message

@@ -926,7 +926,10 @@ def test_missing_outputs_of_the_legacy_layout_name_the_folder_that_holds_them(
     """`lcm fmriprep --derivatives OUT` where fMRIPrep 20.2 wrote OUT/fmriprep/sub-01."""
     make_raw_bids(tmp_path / "raw", subjects=("01",))
     make_fmriprep_run(tmp_path / "deriv" / "fmriprep", "sub-01_task-rest_run-1", n_vol=40)
-    rec = run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
+    from lcm.commands.fmriprep import OPTION_NAMES
+
+    req = fmriprep_request(tmp_path, "existing", names=OPTION_NAMES)
+    rec = run_fmriprep(req, tmp_path / "rec.json")
     (excluded,) = rec["excluded"]
     assert excluded["reason_code"] == "fmriprep_outputs_missing"
     assert (

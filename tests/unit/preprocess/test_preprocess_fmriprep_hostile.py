@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -15,6 +16,8 @@ import pytest
 from helpers.connectome import SPACE, make_raw_bids
 from helpers.fmriprep import IMAGE, fmriprep_request, read_calls
 
+from lcm.bids.dataset import setting_names
+from lcm.commands.fmriprep import OPTION_NAMES
 from lcm.exceptions import ConfigError
 from lcm.preprocess.container import FmriprepCall, apptainer_command, check_reserved_args
 from lcm.preprocess.fmriprep_run import run_fmriprep
@@ -230,10 +233,11 @@ def test_extra_args_that_override_the_subjects_run_are_refused_before_the_launch
     make_raw_bids(tmp_path / "raw", subjects=("01", "02"))
     lic = _license(tmp_path)
     _expect(monkeypatch, tmp_path, lic)
-    req = fmriprep_request(tmp_path, "docker", fs_license=lic, extra_args=extra)
+    req = fmriprep_request(tmp_path, "docker", fs_license=lic, extra_args=extra, names=OPTION_NAMES)
     with pytest.raises(ConfigError, match=f"^--extra-args: {said}") as info:
         run_fmriprep(req, tmp_path / "rec.json")
-    assert "fmriprep.extra_args" in (info.value.hint or "")
+    assert re.match(rf"Remove '{re.escape(extra[0])}.*' from --extra-args", info.value.hint)
+    assert "fmriprep." not in (info.value.hint or "")
     assert read_calls(standins) == [] and not (tmp_path / "rec.json").exists()
 
 
@@ -249,7 +253,7 @@ def test_extra_args_that_override_the_subjects_run_are_refused_before_the_launch
 )
 def test_extra_args_that_leave_the_subjects_run_alone_pass(extra: list) -> None:
     """Options that only look like the reserved ones are fMRIPrep's to judge."""
-    check_reserved_args(extra, "--extra-args")
+    check_reserved_args(extra, setting_names("tiny", OPTION_NAMES))
 
 
 def test_the_settings_job_refuses_such_extra_args_before_any_subject(tmp_path: Path) -> None:

@@ -95,7 +95,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str, str]] = {
         reason_codes.OUTPUTS_AMBIGUOUS,
         "Remove or move away the stale set",
     ),
-    "not_in_space": (not_in_space, reason_codes.NOT_IN_SPACE, "fmriprep.output_space"),
+    "not_in_space": (not_in_space, reason_codes.NOT_IN_SPACE, "--output-space"),
     "tr_mismatch": (tr_mismatch, reason_codes.TR_MISMATCH, "sidecar"),
     "no_repetition_time": (no_repetition_time, reason_codes.NO_REPETITION_TIME, "RepetitionTime"),
     "excluded_at_ingest": (excluded_at_ingest, reason_codes.TR_MISMATCH, "RepetitionTime"),

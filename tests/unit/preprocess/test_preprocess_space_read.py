@@ -94,3 +94,33 @@ def test_a_run_in_another_space_only_is_not_in_space_for_a_bids_entry_too(
     # Word for word what ingest of the same folder as fMRIPrep derivatives says.
     df = ingest_dataset("ds", "fmriprep", deriv, space=space).manifest.set_index("run_key")
     assert (df.loc[RES2, "reason_code"], df.loc[RES2, "reason"]) == excluded[RES2]
+
+
+@pytest.mark.parametrize(
+    ("rule", "setting"),
+    [
+        ([], "lcm fmriprep --output-space"),
+        (["--rule", "connectome_collect"], "fmriprep.output_space"),
+    ],
+    ids=["command_line", "rule"],
+)
+def test_the_resolutions_warning_names_the_space_setting_given(
+    tmp_path: Path, rule: list[str], setting: str
+) -> None:
+    """`lcm connectome collect` told a command-line user to set fmriprep.output_space, a key
+    of a config they never wrote."""
+    from lcm.cli import main, setup_logging
+
+    paths = []
+    for i, (key, space) in enumerate({BOTH: "res-native", RES2: "res-2"}.items()):
+        qc = new_qc("ds", run_ids_from_name(key), included=True, space_read=f"{SPACE}:{space}")
+        paths.append(str(tmp_path / f"{i}.json"))
+        Path(paths[-1]).write_text(json.dumps(qc))
+    log = tmp_path / "collect.log"
+    argv = ["--log-file", str(log), *rule, "connectome", "collect", "--qc", *paths]
+    try:
+        assert main([*argv, "--out", str(tmp_path / "qc.tsv")]) == 0
+    finally:
+        setup_logging()
+    said = log.read_text()
+    assert f"Set {setting} to one of these, e.g. {SPACE}:res-2 (" in said, said

@@ -96,7 +96,7 @@ def test_store_of_a_dataset_without_included_run_counts_the_runs_per_reason(
     message = err.value.message
     # One line, each example reason cut in its middle: what failed and the fix both stay.
     assert "\n" not in message and len(message) < 1000
-    assert "or leave the subject out (ingest.select.<dataset>.participants.exclude)" in message
+    assert "or leave the subject out (ingest.select.tiny.participants.exclude)" in message
     assert "... Fix: Regenerate them with fMRIPrep: they serve no strategy." in message
     # A long reason loses the folders of its paths (the QC table keeps them), not the file.
     assert str(tmp_path / "deriv") not in message
