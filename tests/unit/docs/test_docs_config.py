@@ -35,11 +35,13 @@ import re
 import textwrap
 from typing import Any
 
+import pytest
 import yaml
 from helpers import ROOT
 from helpers.schema import children, schema_node, settable_leaves
 
-from lcm.evaluate.config_schema import schema
+from lcm.evaluate.config_schema import schema, validate_config
+from lcm.exceptions import ConfigError
 
 README = ROOT / "config" / "README.md"
 FENCE = re.compile(r"^ *```[a-z]*\n(.*?)^ *```", re.M | re.S)
@@ -244,3 +246,21 @@ def test_every_setting_path_the_readme_names_exists() -> None:
         f"The docs name settings the schema lacks: {sorted(set(stale))}. Rename them to the "
         "schema's key (workflow/schemas/config.schema.yaml) or remove them."
     )
+
+
+def test_the_config_readmes_example_error_is_the_one_the_workflow_gives() -> None:
+    """The example of a bad value is the message validation gives for it, file name included:
+    the doc showed a `config:` prefix that no load has given since errors name their file."""
+    text = " ".join(README.read_text().split())
+    example = re.search(r"e\.g\. for `([^`]+)` in `([^`]+)`: `(/[^`]+/)\2: ([^`]+)`", text)
+    assert example, "the example of a bad value is not where it was (config/README.md, ## Keys)"
+    setting, name, folder, said = example.groups()
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    for section, values in yaml.safe_load(setting).items():
+        config[section] = {**config.get(section, {}), **values}
+    with pytest.raises(ConfigError) as error:
+        validate_config(config, source=folder + name)
+    first, *rest = str(error.value).splitlines()
+    assert first == f"{folder}{name}: {said}"
+    hint = re.search(r"`hint: ([^`.]+)\.\.\.`", text)
+    assert hint and rest and rest[0].strip().startswith(f"hint: {hint[1]}"), (rest, hint)
