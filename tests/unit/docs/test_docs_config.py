@@ -264,3 +264,26 @@ def test_the_config_readmes_example_error_is_the_one_the_workflow_gives() -> Non
     assert first == f"{folder}{name}: {said}"
     hint = re.search(r"`hint: ([^`.]+)\.\.\.`", text)
     assert hint and rest and rest[0].strip().startswith(f"hint: {hint[1]}"), (rest, hint)
+
+
+def test_the_readme_states_the_schema_defaults() -> None:
+    """README.md and docs/ state defaults the same ways (`evaluate.finetune.inner_validation_
+    fraction` (default 0.25)): those of a setting, named by its whole path, are the schema's."""
+    tree = schema()
+    wrong, checked = [], 0
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for rule in STATED_DEFAULTS:
+            for key, value in rule.findall(_prose(doc.read_text())):
+                if key.split(".")[0] not in tree["properties"]:
+                    continue  # an option (`--jobs`), not a setting
+                node = schema_node(tree, key)
+                checked += 1
+                if node is None or "default" not in node:
+                    wrong.append(f"{doc.name}: `{key}` has no default in the schema")
+                elif not _same(yaml.safe_load(value.strip().strip("`")), node["default"]):
+                    wrong.append(f"{doc.name}: `{key}` default {value}, schema {node['default']!r}")
+    assert checked, "the patterns of a stated default no longer find README.md's"
+    assert not wrong, (
+        f"The docs state defaults the schema does not have: {wrong}. Correct the doc to the "
+        "schema's default (workflow/schemas/config.schema.yaml owns it)."
+    )
