@@ -287,3 +287,18 @@ def test_the_readme_states_the_schema_defaults() -> None:
         f"The docs state defaults the schema does not have: {wrong}. Correct the doc to the "
         "schema's default (workflow/schemas/config.schema.yaml owns it)."
     )
+
+
+def test_every_whole_config_the_docs_show_loads() -> None:
+    """A fenced YAML example that sets `datasets` is a config a user may copy: it passes the
+    schema and its cross-references (its paths are the user's to fill in). config/README.md's
+    showed a task of the default models, LCM's among them, with no `role: pretrain` dataset:
+    refused at load."""
+    shown = 0
+    for doc in [README, ROOT / "README.md"]:
+        for block in re.findall(r"(?ms)^ *```yaml\n(.*?)^ *```", doc.read_text()):
+            config = yaml.safe_load(textwrap.dedent(block))
+            if isinstance(config, dict) and "datasets" in config:
+                shown += 1
+                validate_config(config, source=f"{doc.relative_to(ROOT)} (example)")
+    assert shown, "no whole config found in the docs' YAML examples"
