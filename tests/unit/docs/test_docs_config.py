@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,10 +41,13 @@ import yaml
 from helpers import ROOT
 from helpers.schema import children, schema_node, settable_leaves
 
+from lcm.catalogue import load_catalogue
 from lcm.evaluate.config_schema import schema, validate_config
 from lcm.exceptions import ConfigError
 
 README = ROOT / "config" / "README.md"
+# The first line of a fenced YAML example of a variable catalogue, not of a config.
+CATALOGUE_MARK = "# variable catalogue"
 FENCE = re.compile(r"^ *```[a-z]*\n(.*?)^ *```", re.M | re.S)
 # A key path as the doc writes it: identifiers, a map's key written <name>.
 PATH = re.compile(r"[a-z][a-z0-9_]*(?:\.(?:<name>|[a-z][a-z0-9_]*))*")
@@ -125,9 +129,16 @@ def _yaml_paths(tree: dict[str, Any], text: str) -> tuple[set[str], list[str]]:
             if children(child):
                 walk(value, child, where, f"{written}.{key}" if written else str(key))
 
-    for block in FENCE.findall(text):
-        walk(yaml.safe_load(textwrap.dedent(block)), tree, "", "")
+    for block in _config_blocks(text):
+        walk(yaml.safe_load(block), tree, "", "")
     return found, unknown
+
+
+def _config_blocks(text: str) -> list[str]:
+    """The fenced YAML examples of ``text`` that are configs: not a variable catalogue's, which
+    open with a comment naming it (:func:`test_every_catalogue_the_config_readme_shows_loads`)."""
+    blocks = [textwrap.dedent(block) for block in FENCE.findall(text)]
+    return [b for b in blocks if not b.startswith(CATALOGUE_MARK)]
 
 
 def _section_of(path: str, sections: dict[str, str]) -> str | None:
@@ -297,8 +308,27 @@ def test_every_whole_config_the_docs_show_loads() -> None:
     shown = 0
     for doc in [README, ROOT / "README.md"]:
         for block in re.findall(r"(?ms)^ *```yaml\n(.*?)^ *```", doc.read_text()):
-            config = yaml.safe_load(textwrap.dedent(block))
+            block = textwrap.dedent(block)
+            config = yaml.safe_load(block)
+            if block.startswith(CATALOGUE_MARK):
+                continue  # a variable catalogue's datasets, not a config's
             if isinstance(config, dict) and "datasets" in config:
                 shown += 1
                 validate_config(config, source=f"{doc.relative_to(ROOT)} (example)")
     assert shown, "no whole config found in the docs' YAML examples"
+
+
+def test_every_catalogue_the_config_readme_shows_loads(tmp_path: Path) -> None:
+    """A catalogue example (its first line `# variable catalogue`) is one `lcm.catalogue`
+    loads, so its keys are the catalogue schema's (lcm/schemas/variables.schema.yaml)."""
+    blocks = [
+        textwrap.dedent(b)
+        for b in FENCE.findall(README.read_text())
+        if textwrap.dedent(b).startswith(CATALOGUE_MARK)
+    ]
+    assert blocks, "config/README.md shows no variable catalogue"
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"catalogue{i}.yaml"
+        path.write_text(block)
+        catalogue = load_catalogue(path)
+        assert catalogue.datasets, block
