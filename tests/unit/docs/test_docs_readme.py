@@ -5,6 +5,7 @@ outputs the rules write, and the memory figures of lcm bei-maps are those the co
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import re
 
 import pytest
@@ -122,3 +123,33 @@ def test_the_bei_maps_memory_figures_are_what_the_fit_holds(doc: str) -> None:
         need = [solve_memory_bytes(40_000 - held, held, rois, n) / 1e9 for n in (5, 60)]
         assert min(need) * 0.9 <= said <= max(need) * 1.1, (doc, rois, said, need)
     assert f"40,000 runs, {held:,} held out" in " ".join(text.split()), "say how many held out"
+
+
+def _resolves(name: str) -> bool:
+    """Whether ``name`` (``lcm.store.read.load_cohort``) is a module or an attribute of one."""
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attribute in parts[i:]:
+            if not hasattr(found, attribute):
+                return False
+            found = getattr(found, attribute)
+        return True
+    return False
+
+
+@pytest.mark.parametrize("doc", ["README.md", "config/README.md"])
+def test_every_lcm_name_the_docs_cite_exists(doc: str) -> None:
+    """A cited module, function or constant (`lcm.io.paths`, `lcm.train.bei_maps.
+    solve_memory_bytes`) exists where the doc says, so that a reader finds it; a Parquet
+    metadata key the code writes (`lcm.atlas_identity`) is a key, not code."""
+    text = (ROOT / doc).read_text()
+    names = set(re.findall(r"`(lcm(?:\.\w+)+)", text))
+    assert len(names) >= 3 or doc != "README.md", names
+    source = "".join(p.read_text() for p in (ROOT / "lcm").rglob("*.py"))
+    keys = {n for n in names if f'"{n}"' in source}
+    missing = sorted(n for n in names - keys if not _resolves(n))
+    assert not missing, f"{doc} cites names no module has: {missing}"
