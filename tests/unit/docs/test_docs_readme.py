@@ -153,3 +153,19 @@ def test_every_lcm_name_the_docs_cite_exists(doc: str) -> None:
     keys = {n for n in names if f'"{n}"' in source}
     missing = sorted(n for n in names - keys if not _resolves(n))
     assert not missing, f"{doc} cites names no module has: {missing}"
+
+
+@pytest.mark.parametrize("doc", ["README.md", "config/README.md"])
+def test_every_repository_file_the_docs_cite_exists(doc: str) -> None:
+    """`lcm/workflow/resources.py`, `tests/unit/docs/test_docs_config.py`, `docs/transfer.md`:
+    a cited file of the repository is there (placeholders and globs aside)."""
+    top = ("lcm/", "tests/", "benchmarks/", "docs/", "config/", "profiles/", "workflow/", "envs/")
+    cited = {
+        span.split(" ")[0].rstrip(",;:")
+        for span in re.findall(r"`([^`\s]+)", (ROOT / doc).read_text())
+        if span.startswith(top)
+    }
+    cited = {c for c in cited if not re.search(r"[<>*{}$]", c)}
+    assert len(cited) >= 3, cited
+    missing = sorted(c for c in cited if not (ROOT / c).exists())
+    assert not missing, f"{doc} cites files the repository lacks: {missing}"
