@@ -43,6 +43,7 @@ from helpers.schema import children, schema_node, settable_leaves
 
 from lcm.catalogue import load_catalogue
 from lcm.evaluate.config_schema import schema, validate_config
+from lcm.evaluate.registry import model_names, models_needing_checkpoint
 from lcm.exceptions import ConfigError
 
 README = ROOT / "config" / "README.md"
@@ -332,3 +333,14 @@ def test_every_catalogue_the_config_readme_shows_loads(tmp_path: Path) -> None:
         path.write_text(block)
         catalogue = load_catalogue(path)
         assert catalogue.datasets, block
+
+
+def test_the_models_the_config_readme_says_need_no_pretraining_are_the_registrys() -> None:
+    """ "A task whose models are all baselines (`logreg`, ...) needs no pretraining": the list
+    is every model name but those `models_needing_checkpoint` names."""
+    text = " ".join(README.read_text().split())
+    said = re.search(r"whose models are all baselines \(([^)]*)\) needs no pretraining", text)
+    assert said, "the sentence naming the models that need no pretraining moved"
+    listed = re.findall(r"`([^`]+)`", said[1])
+    names = model_names()
+    assert sorted(listed) == sorted(set(names) - set(models_needing_checkpoint(names)))
