@@ -9,6 +9,7 @@ import importlib
 import re
 
 import pytest
+import yaml
 from helpers import ROOT
 
 from lcm.io import paths
@@ -169,3 +170,27 @@ def test_every_repository_file_the_docs_cite_exists(doc: str) -> None:
     assert len(cited) >= 3, cited
     missing = sorted(c for c in cited if not (ROOT / c).exists())
     assert not missing, f"{doc} cites files the repository lacks: {missing}"
+
+
+def test_the_slurm_profiles_values_the_readme_quotes_are_the_profiles() -> None:
+    """README's *On a SLURM cluster* quotes the profile's retries, caps, per-rule memory,
+    batch size and default resources: each as profiles/slurm/config.yaml sets it."""
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    rules, default = profile["set-resources"], profile["default-resources"]
+    model_mb = {rules[rule]["mem_mb"] for rule in ("finetune", "evaluate", "embed")}
+    assert len(model_mb) == 1, "the README gives finetuning, evaluation and embedding one figure"
+    batch = dict(g.split("=") for g in profile["group-components"])["connectome"]
+    quoted = [
+        f"(`retries: {profile['retries']}`)",
+        f"at most `cores: {profile['cores']}` at a time",
+        f"`resources: mem_mb: {profile['resources']['mem_mb']}`",
+        f"`mem_mb: {rules['pretrain']['mem_mb']}` for pretraining, {rules['bei_maps']['mem_mb']} "
+        f"for `bei_maps`, {model_mb.pop()} for finetuning, evaluation and embedding",
+        f"`{rules['connectome_dataset']['mem_mb']}` in the profile",
+        f"per-run connectome jobs go {batch} to a submission",
+        f"fMRIPrep {rules['fmriprep']['runtime'] / 60:g} h",
+        f"runtime={default['runtime']} mem_mb={default['mem_mb']}`",
+    ]
+    text = " ".join(README.read_text().split())
+    stale = [q for q in quoted if q not in text]
+    assert not stale, f"README.md no longer quotes profiles/slurm/config.yaml as it is: {stale}"
