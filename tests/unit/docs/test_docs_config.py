@@ -27,6 +27,9 @@ rules below are how config/README.md writes keys:
   of a section's list that follows a line opening with "Defaults" (the denoise section's
   "Defaults beside nilearn ..."). VALUE is read as YAML and compared with the schema's default:
   numbers as numbers, lists as lists.
+- A fenced YAML example is a config, checked key by key and loaded whole when it sets
+  ``datasets``, unless its first line is ``# variable catalogue``: a catalogue's, loaded by
+  :func:`lcm.catalogue.load_catalogue`.
 """
 
 from __future__ import annotations
