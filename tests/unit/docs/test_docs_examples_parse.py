@@ -313,3 +313,13 @@ def test_the_inline_reader_finds_the_readmes_commands() -> None:
     """It finds README.md's spans (a reader finding none would pass above)."""
     spans = _inline_commands("README.md")
     assert "lcm bei-maps --min-values" in spans and len(spans) >= 10, spans
+
+
+def test_the_verbs_the_readme_says_take_threads_are_those_that_do() -> None:
+    """README's *Threads* paragraph names the verbs with `--threads`; every other verb keeps to
+    the budget without the option."""
+    text = " ".join((ROOT / "README.md").read_text().split())
+    said = re.search(r"`--threads` \(of the verbs that take it: ([^)]*)\)", text)
+    assert said, "README's Threads paragraph no longer names the verbs taking --threads"
+    named = {span.removeprefix("lcm ") for span in re.findall(r"`([^`]+)`", said[1])}
+    assert named == {c for c, p in PARSERS.items() if "--threads" in p._option_string_actions}
