@@ -350,3 +350,32 @@ def test_the_models_the_config_readme_says_need_no_pretraining_are_the_registrys
     listed = re.findall(r"`([^`]+)`", said[1])
     names = model_names()
     assert sorted(listed) == sorted(set(names) - set(models_needing_checkpoint(names)))
+
+
+def _enum(node: dict[str, Any]) -> list[Any] | None:
+    """The values a setting (or each item of a list setting) may take, when the schema lists
+    them."""
+    for candidate in (node, node.get("items", {}), *node.get("anyOf", []), *node.get("oneOf", [])):
+        if isinstance(candidate, dict) and "enum" in candidate:
+            return candidate["enum"]
+    return None
+
+
+def test_the_choices_the_config_readme_lists_are_the_schemas() -> None:
+    """ "`runner` (existing | docker | apptainer)", "`preset` (tiny | small | base | big)": a
+    key's choices, as a section's bullet lists them, are its schema enum, all of them."""
+    tree = schema()
+    leaves = settable_leaves(tree)
+    compared, wrong = 0, []
+    for root, body in _sections(README.read_text()).items():
+        for key, inside in re.findall(r"`([a-z_]+)`\s*\(([^()]*\|[^()]*)\)", _prose(body)):
+            paths = [p for p in leaves if p.startswith(root + ".") and p.endswith("." + key)]
+            enum = _enum(schema_node(tree, paths[0]) or {}) if len(paths) == 1 else None
+            if enum is None:
+                continue  # not a setting with choices (a QC column's values)
+            listed = [re.match(r"[\w-]+", part.strip(" `"))[0] for part in inside.split("|")]
+            compared += 1
+            if sorted(listed) != sorted(map(str, enum)):
+                wrong.append(f"{paths[0]}: the doc lists {listed}, the schema {enum}")
+    assert compared >= 5, "the pattern of a key's listed choices no longer finds the doc's"
+    assert not wrong, f"config/README.md lists other choices than the schema: {wrong}"
