@@ -16,10 +16,11 @@ from typing import Any
 
 import yaml
 
+from lcm.bids.dataset import is_derivative, read_dataset_description
 from lcm.catalogue import RUN_MARK
 from lcm.commands._run_config import config_section
 from lcm.commands._run_snakemake import snakemake_hint
-from lcm.exceptions import ConfigError, InputDataError
+from lcm.exceptions import BIDSError, ConfigError, InputDataError
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +97,11 @@ def dataset_entry(
 def _check_bids_root(bids: Path, args: argparse.Namespace) -> None:
     """Refuse a BIDS_DIR that holds no ``sub-*`` folder, naming the folder in it that looks
     like the dataset (``study/rawdata`` for ``study``): one level too high, it was refused for
-    lacking ``participants.tsv``, with no word of where the dataset is."""
+    lacking ``participants.tsv``, with no word of where the dataset is. A derivative dataset
+    (XCP-D's ROI time series) is refused too, pointing at Snakemake: read as raw BIDS, it
+    failed for want of ``--derivatives``, or in the workflow, with the fix ``entry: fmriprep``."""
     if any(p.is_dir() for p in bids.glob("sub-*")):
+        _check_not_derivative(bids, args)
         return
 
     def subjects(folder: Path) -> bool:
@@ -119,6 +123,24 @@ def _check_bids_root(bids: Path, args: argparse.Namespace) -> None:
         f"{said} (dataset_description.json, participants.tsv and sub-*/ in one folder).",
         hint="Pass the dataset's root folder. " + snakemake_hint(args),
     )
+
+
+def _check_not_derivative(bids: Path, args: argparse.Namespace) -> None:
+    """Refuse a BIDS_DIR whose ``dataset_description.json`` declares a derivative dataset."""
+    description = bids / "dataset_description.json"
+    if not description.is_file():
+        return  # the BIDS validator and ingest say what a raw dataset lacks
+    try:
+        declared = is_derivative(read_dataset_description(bids, "BIDS_DIR"))
+    except BIDSError:
+        return  # unreadable: ingest refuses it, naming the file and the fix
+    if declared:
+        raise ConfigError(
+            f"BIDS_DIR {bids} is a derivative dataset ({description} declares DatasetType "
+            "derivative): lcm run reads BIDS_DIR as raw BIDS.",
+            hint="For fMRIPrep's outputs, pass the raw dataset as BIDS_DIR and this folder as "
+            "--derivatives. " + snakemake_hint(args),
+        )
 
 
 def check_derivatives(derivatives: Path, bids: Path) -> None:

@@ -513,6 +513,26 @@ def test_a_folder_of_roi_series_as_bids_dir_points_at_snakemake(
     assert not (tmp_path / "out").exists()
 
 
+def test_a_derivative_dataset_as_bids_dir_points_at_snakemake(tmp_path: Path) -> None:
+    """XCP-D's ROI time series with a participants.tsv given as BIDS_DIR: refused for want of
+    --derivatives, or with it by the workflow's plan suggesting `entry: fmriprep`, with no
+    word of where such data goes (README: "as lcm run's refusal of such a folder says")."""
+    xcpd = tmp_path / "xcpd"
+    (xcpd / "sub-01" / "func").mkdir(parents=True)
+    (xcpd / "sub-01" / "func" / "sub-01_task-rest_seg-aal116_stat-mean_timeseries.tsv").write_text(
+        "a\tb\n1\t2\n"
+    )
+    (xcpd / "dataset_description.json").write_text(
+        '{"Name": "xcpd", "BIDSVersion": "1.10.0", "DatasetType": "derivative"}'
+    )
+    (xcpd / "participants.tsv").write_text("participant_id\nsub-01\n")
+    with pytest.raises(ConfigError, match=r"xcpd is a derivative dataset") as info:
+        run_cmd.build_config(parse("xcpd", "out", "participant"), tmp_path, tmp_path / "out")
+    assert "If BIDS_DIR is not raw BIDS (ROI time series, connectomes" in info.value.hint
+    assert "--derivatives" in info.value.hint
+    assert not (tmp_path / "out").exists()
+
+
 def test_snakemake_command_runs_the_packaged_workflow(tmp_path: Path) -> None:
     args = parse("bids", "out", "participant", "--profile", "slurm", "-n", "--", "--forceall")
     cmd = run_cmd.snakemake_command(args, tmp_path / "config.yaml", tmp_path)

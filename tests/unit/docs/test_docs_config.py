@@ -27,21 +27,31 @@ rules below are how config/README.md writes keys:
   of a section's list that follows a line opening with "Defaults" (the denoise section's
   "Defaults beside nilearn ..."). VALUE is read as YAML and compared with the schema's default:
   numbers as numbers, lists as lists.
+- A fenced YAML example is a config, checked key by key and loaded whole when it sets
+  ``datasets``, unless its first line is ``# variable catalogue``: a catalogue's, loaded by
+  :func:`lcm.catalogue.load_catalogue`.
 """
 
 from __future__ import annotations
 
 import re
 import textwrap
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from helpers import ROOT
 from helpers.schema import children, schema_node, settable_leaves
 
-from lcm.evaluate.config_schema import schema
+from lcm.catalogue import load_catalogue
+from lcm.evaluate.config_schema import schema, validate_config
+from lcm.evaluate.registry import model_names, models_needing_checkpoint
+from lcm.exceptions import ConfigError
 
 README = ROOT / "config" / "README.md"
+# The first line of a fenced YAML example of a variable catalogue, not of a config.
+CATALOGUE_MARK = "# variable catalogue"
 FENCE = re.compile(r"^ *```[a-z]*\n(.*?)^ *```", re.M | re.S)
 # A key path as the doc writes it: identifiers, a map's key written <name>.
 PATH = re.compile(r"[a-z][a-z0-9_]*(?:\.(?:<name>|[a-z][a-z0-9_]*))*")
@@ -123,9 +133,16 @@ def _yaml_paths(tree: dict[str, Any], text: str) -> tuple[set[str], list[str]]:
             if children(child):
                 walk(value, child, where, f"{written}.{key}" if written else str(key))
 
-    for block in FENCE.findall(text):
-        walk(yaml.safe_load(textwrap.dedent(block)), tree, "", "")
+    for block in _config_blocks(text):
+        walk(yaml.safe_load(block), tree, "", "")
     return found, unknown
+
+
+def _config_blocks(text: str) -> list[str]:
+    """The fenced YAML examples of ``text`` that are configs: not a variable catalogue's, which
+    open with a comment naming it (:func:`test_every_catalogue_the_config_readme_shows_loads`)."""
+    blocks = [textwrap.dedent(block) for block in FENCE.findall(text)]
+    return [b for b in blocks if not b.startswith(CATALOGUE_MARK)]
 
 
 def _section_of(path: str, sections: dict[str, str]) -> str | None:
@@ -244,3 +261,121 @@ def test_every_setting_path_the_readme_names_exists() -> None:
         f"The docs name settings the schema lacks: {sorted(set(stale))}. Rename them to the "
         "schema's key (workflow/schemas/config.schema.yaml) or remove them."
     )
+
+
+def test_the_config_readmes_example_error_is_the_one_the_workflow_gives() -> None:
+    """The example of a bad value is the message validation gives for it, file name included:
+    the doc showed a `config:` prefix that no load has given since errors name their file."""
+    text = " ".join(README.read_text().split())
+    example = re.search(r"e\.g\. for `([^`]+)` in `([^`]+)`: `(/[^`]+/)\2: ([^`]+)`", text)
+    assert example, "the example of a bad value is not where it was (config/README.md, ## Keys)"
+    setting, name, folder, said = example.groups()
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    for section, values in yaml.safe_load(setting).items():
+        config[section] = {**config.get(section, {}), **values}
+    with pytest.raises(ConfigError) as error:
+        validate_config(config, source=folder + name)
+    first, *rest = str(error.value).splitlines()
+    assert first == f"{folder}{name}: {said}"
+    hint = re.search(r"`hint: ([^`.]+)\.\.\.`", text)
+    assert hint and rest and rest[0].strip().startswith(f"hint: {hint[1]}"), (rest, hint)
+
+
+def test_the_readme_states_the_schema_defaults() -> None:
+    """README.md and docs/ state defaults the same ways (`evaluate.finetune.inner_validation_
+    fraction` (default 0.25)): those of a setting, named by its whole path, are the schema's."""
+    tree = schema()
+    wrong, checked = [], 0
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for rule in STATED_DEFAULTS:
+            for key, value in rule.findall(_prose(doc.read_text())):
+                if key.split(".")[0] not in tree["properties"]:
+                    continue  # an option (`--jobs`), not a setting
+                node = schema_node(tree, key)
+                checked += 1
+                if node is None or "default" not in node:
+                    wrong.append(f"{doc.name}: `{key}` has no default in the schema")
+                elif not _same(yaml.safe_load(value.strip().strip("`")), node["default"]):
+                    wrong.append(f"{doc.name}: `{key}` default {value}, schema {node['default']!r}")
+    assert checked, "the patterns of a stated default no longer find README.md's"
+    assert not wrong, (
+        f"The docs state defaults the schema does not have: {wrong}. Correct the doc to the "
+        "schema's default (workflow/schemas/config.schema.yaml owns it)."
+    )
+
+
+def test_every_whole_config_the_docs_show_loads() -> None:
+    """A fenced YAML example that sets `datasets` is a config a user may copy: it passes the
+    schema and its cross-references (its paths are the user's to fill in). config/README.md's
+    showed a task of the default models, LCM's among them, with no `role: pretrain` dataset:
+    refused at load."""
+    shown = 0
+    for doc in [README, ROOT / "README.md"]:
+        for block in re.findall(r"(?ms)^ *```yaml\n(.*?)^ *```", doc.read_text()):
+            block = textwrap.dedent(block)
+            config = yaml.safe_load(block)
+            if block.startswith(CATALOGUE_MARK):
+                continue  # a variable catalogue's datasets, not a config's
+            if isinstance(config, dict) and "datasets" in config:
+                shown += 1
+                validate_config(config, source=f"{doc.relative_to(ROOT)} (example)")
+    assert shown, "no whole config found in the docs' YAML examples"
+
+
+def test_every_catalogue_the_config_readme_shows_loads(tmp_path: Path) -> None:
+    """A catalogue example (its first line `# variable catalogue`) is one `lcm.catalogue`
+    loads, so its keys are the catalogue schema's (lcm/schemas/variables.schema.yaml)."""
+    blocks = [
+        textwrap.dedent(b)
+        for b in FENCE.findall(README.read_text())
+        if textwrap.dedent(b).startswith(CATALOGUE_MARK)
+    ]
+    assert blocks, "config/README.md shows no variable catalogue"
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"catalogue{i}.yaml"
+        path.write_text(block)
+        catalogue = load_catalogue(path)
+        # It codes the datasets of the config example above it, as the workflow's load asks.
+        configs = [yaml.safe_load(b) for b in _config_blocks(README.read_text())]
+        shown = {d for c in configs if "datasets" in c for d in c["datasets"]}
+        assert shown and shown <= set(catalogue.datasets), (shown, catalogue.datasets)
+
+
+def test_the_models_the_config_readme_says_need_no_pretraining_are_the_registrys() -> None:
+    """ "A task whose models are all baselines (`logreg`, ...) needs no pretraining": the list
+    is every model name but those `models_needing_checkpoint` names."""
+    text = " ".join(README.read_text().split())
+    said = re.search(r"whose models are all baselines \(([^)]*)\) needs no pretraining", text)
+    assert said, "the sentence naming the models that need no pretraining moved"
+    listed = re.findall(r"`([^`]+)`", said[1])
+    names = model_names()
+    assert sorted(listed) == sorted(set(names) - set(models_needing_checkpoint(names)))
+
+
+def _enum(node: dict[str, Any]) -> list[Any] | None:
+    """The values a setting (or each item of a list setting) may take, when the schema lists
+    them."""
+    for candidate in (node, node.get("items", {}), *node.get("anyOf", []), *node.get("oneOf", [])):
+        if isinstance(candidate, dict) and "enum" in candidate:
+            return candidate["enum"]
+    return None
+
+
+def test_the_choices_the_config_readme_lists_are_the_schemas() -> None:
+    """ "`runner` (existing | docker | apptainer)", "`preset` (tiny | small | base | big)": a
+    key's choices, as a section's bullet lists them, are its schema enum, all of them."""
+    tree = schema()
+    leaves = settable_leaves(tree)
+    compared, wrong = 0, []
+    for root, body in _sections(README.read_text()).items():
+        for key, inside in re.findall(r"`([a-z_]+)`\s*\(([^()]*\|[^()]*)\)", _prose(body)):
+            paths = [p for p in leaves if p.startswith(root + ".") and p.endswith("." + key)]
+            enum = _enum(schema_node(tree, paths[0]) or {}) if len(paths) == 1 else None
+            if enum is None:
+                continue  # not a setting with choices (a QC column's values)
+            listed = [re.match(r"[\w-]+", part.strip(" `"))[0] for part in inside.split("|")]
+            compared += 1
+            if sorted(listed) != sorted(map(str, enum)):
+                wrong.append(f"{paths[0]}: the doc lists {listed}, the schema {enum}")
+    assert compared >= 5, "the pattern of a key's listed choices no longer finds the doc's"
+    assert not wrong, f"config/README.md lists other choices than the schema: {wrong}"

@@ -279,3 +279,47 @@ def test_an_example_the_parser_refuses_fails_with_its_message() -> None:
         "lcm finetune: 'lcm finetune ... --init scratch' elides arguments, "
         "but no example above shows them"
     ]
+
+
+def _inline_commands(doc: str) -> list[str]:
+    """The ``lcm ...`` code spans of ``doc``'s prose (its fenced blocks left out), one line each."""
+    prose = _FENCE.sub("", (ROOT / doc).read_text())
+    return [" ".join(s.split()) for s in re.findall(r"`([^`]+)`", prose) if _INVOCATION.match(s)]
+
+
+@pytest.mark.parametrize(
+    "doc", [*DOCS, *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
+)
+def test_every_option_an_inline_lcm_command_shows_is_its_verbs(doc: str) -> None:
+    """A span such as `lcm bei-maps --min-values` or `lcm ingest --space` names options of that
+    verb (its --help lists them): spans elide arguments, so only the options are checked, up
+    to a `--` that hands the rest to Snakemake."""
+    unknown = []
+    for span in _inline_commands(doc):
+        words = command_words(span.replace(_ELISION, ""))
+        words = words[: words.index("--")] if "--" in words else words
+        if not words:  # `lcm` alone, or a path ending in it (`derivatives/lcm`)
+            continue
+        command = _command(words)
+        known = PARSERS[command]._option_string_actions if command else {}
+        options = [w.split("=", 1)[0] for w in words if w.startswith("-")]
+        bad = [o for o in options if o not in known]
+        if not command or bad:
+            unknown.append(f"`{span}`: " + (", ".join(bad) if command else "no such verb"))
+    assert not unknown, f"{doc}: " + "; ".join(unknown)
+
+
+def test_the_inline_reader_finds_the_readmes_commands() -> None:
+    """It finds README.md's spans (a reader finding none would pass above)."""
+    spans = _inline_commands("README.md")
+    assert "lcm bei-maps --min-values" in spans and len(spans) >= 10, spans
+
+
+def test_the_verbs_the_readme_says_take_threads_are_those_that_do() -> None:
+    """README's *Threads* paragraph names the verbs with `--threads`; every other verb keeps to
+    the budget without the option."""
+    text = " ".join((ROOT / "README.md").read_text().split())
+    said = re.search(r"`--threads` \(of the verbs that take it: ([^)]*)\)", text)
+    assert said, "README's Threads paragraph no longer names the verbs taking --threads"
+    named = {span.removeprefix("lcm ") for span in re.findall(r"`([^`]+)`", said[1])}
+    assert named == {c for c, p in PARSERS.items() if "--threads" in p._option_string_actions}

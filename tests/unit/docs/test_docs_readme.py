@@ -5,9 +5,11 @@ outputs the rules write, and the memory figures of lcm bei-maps are those the co
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import re
 
 import pytest
+import yaml
 from helpers import ROOT
 
 from lcm.io import paths
@@ -122,3 +124,73 @@ def test_the_bei_maps_memory_figures_are_what_the_fit_holds(doc: str) -> None:
         need = [solve_memory_bytes(40_000 - held, held, rois, n) / 1e9 for n in (5, 60)]
         assert min(need) * 0.9 <= said <= max(need) * 1.1, (doc, rois, said, need)
     assert f"40,000 runs, {held:,} held out" in " ".join(text.split()), "say how many held out"
+
+
+def _resolves(name: str) -> bool:
+    """Whether ``name`` (``lcm.store.read.load_cohort``) is a module or an attribute of one."""
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attribute in parts[i:]:
+            if not hasattr(found, attribute):
+                return False
+            found = getattr(found, attribute)
+        return True
+    return False
+
+
+@pytest.mark.parametrize("doc", ["README.md", "config/README.md"])
+def test_every_lcm_name_the_docs_cite_exists(doc: str) -> None:
+    """A cited module, function or constant (`lcm.io.paths`, `lcm.train.bei_maps.
+    solve_memory_bytes`) exists where the doc says, so that a reader finds it; a Parquet
+    metadata key the code writes (`lcm.atlas_identity`) is a key, not code."""
+    text = (ROOT / doc).read_text()
+    names = set(re.findall(r"`(lcm(?:\.\w+)+)", text))
+    assert len(names) >= 3 or doc != "README.md", names
+    source = "".join(p.read_text() for p in (ROOT / "lcm").rglob("*.py"))
+    keys = {n for n in names if f'"{n}"' in source}
+    missing = sorted(n for n in names - keys if not _resolves(n))
+    assert not missing, f"{doc} cites names no module has: {missing}"
+
+
+@pytest.mark.parametrize("doc", ["README.md", "config/README.md"])
+def test_every_repository_file_the_docs_cite_exists(doc: str) -> None:
+    """`lcm/workflow/resources.py`, `tests/unit/docs/test_docs_config.py`, `docs/transfer.md`:
+    a cited file of the repository is there (placeholders and globs aside)."""
+    top = ("lcm/", "tests/", "benchmarks/", "docs/", "config/", "profiles/", "workflow/", "envs/")
+    cited = {
+        span.split(" ")[0].rstrip(",;:")
+        for span in re.findall(r"`([^`\s]+)", (ROOT / doc).read_text())
+        if span.startswith(top)
+    }
+    cited = {c for c in cited if not re.search(r"[<>*{}$]", c)}
+    assert len(cited) >= 3, cited
+    missing = sorted(c for c in cited if not (ROOT / c).exists())
+    assert not missing, f"{doc} cites files the repository lacks: {missing}"
+
+
+def test_the_slurm_profiles_values_the_readme_quotes_are_the_profiles() -> None:
+    """README's *On a SLURM cluster* quotes the profile's retries, caps, per-rule memory,
+    batch size and default resources: each as profiles/slurm/config.yaml sets it."""
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    rules, default = profile["set-resources"], profile["default-resources"]
+    model_mb = {rules[rule]["mem_mb"] for rule in ("finetune", "evaluate", "embed")}
+    assert len(model_mb) == 1, "the README gives finetuning, evaluation and embedding one figure"
+    batch = dict(g.split("=") for g in profile["group-components"])["connectome"]
+    quoted = [
+        f"(`retries: {profile['retries']}`)",
+        f"at most `cores: {profile['cores']}` at a time",
+        f"`resources: mem_mb: {profile['resources']['mem_mb']}`",
+        f"`mem_mb: {rules['pretrain']['mem_mb']}` for pretraining, {rules['bei_maps']['mem_mb']} "
+        f"for `bei_maps`, {model_mb.pop()} for finetuning, evaluation and embedding",
+        f"`{rules['connectome_dataset']['mem_mb']}` in the profile",
+        f"per-run connectome jobs go {batch} to a submission",
+        f"fMRIPrep {rules['fmriprep']['runtime'] / 60:g} h",
+        f"runtime={default['runtime']} mem_mb={default['mem_mb']}`",
+    ]
+    text = " ".join(README.read_text().split())
+    stale = [q for q in quoted if q not in text]
+    assert not stale, f"README.md no longer quotes profiles/slurm/config.yaml as it is: {stale}"
