@@ -28,6 +28,7 @@ from typing import Any
 
 from lcm.bids.dataset import setting_names
 from lcm.bids.manifest import exclude_duplicates
+from lcm.bids.nifti_header import UnreadableHeader, read_bold_header
 from lcm.bids.rows import (
     BAD_SIDECAR,
     CIFTI_ENDING,
@@ -38,6 +39,7 @@ from lcm.bids.rows import (
     NO_REPETITION_TIME,
     NOT_FETCHED,
     OUTPUTS_MISSING,
+    TR_FROM_HEADER,
     base_row,
     check_bold_header,
     check_repetition_time,
@@ -50,7 +52,11 @@ from lcm.bids.rows import (
 )
 from lcm.bids.runs import RunIds, run_ids_from_name
 from lcm.bids.sidecars import UNREADABLE, NotFetched, Sidecar, SidecarReader, entities_of
-from lcm.bids.timing import implausible_series_tr, set_tr_fix
+from lcm.bids.timing import (
+    header_unit_fix,
+    implausible_tr,
+    set_tr_fix,
+)
 from lcm.entries import TreeIndex, entry_type
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import RUN_ENTITIES, check_name_label
@@ -593,15 +599,34 @@ def _data_row(
         row = check_repetition_time(row, metadata)
     if not row["included"] and not tree.images:  # ROI series: the dataset's TR is a fix too
         row["reason"] += fix
-    if row["included"] and not tree.images:  # no header to cross-check: 2000 ms as seconds
+    # 2000 ms as seconds, before the header is compared: it may say 2000 s too. A TR the
+    # header gave was checked by header_repetition_time, which holds the header.
+    if row["included"] and row.get("tr_check") != TR_FROM_HEADER:
         what = tr_name if from_dataset else _tr_sidecar(sources, reader)
-        problem = implausible_series_tr(row["t_r"], what, metadata["RepetitionTime"])
-        if problem:
-            reason = with_fix(problem, set_tr_fix(what))
+        value = metadata["RepetitionTime"]
+        reason = _implausible_tr(row["t_r"], what, value, path if tree.images else None)
+        if reason:
             return excluded({**row, "t_r": None}, NO_REPETITION_TIME, reason)
     if row["included"] and tree.images:
         row = check_bold_header(row, size=size)
     return row
+
+
+def _implausible_tr(t_r: float, what: str, value: object, bold: str | None) -> str:
+    """:func:`lcm.bids.timing.implausible_tr` with its fix, ``""`` for a plausible TR; a BOLD
+    header (``bold``) saying the same TR in seconds is named in the fix (read only then)."""
+    problem = implausible_tr(t_r, what, value)
+    if not problem:
+        return ""
+    fix = set_tr_fix(what)
+    if bold is not None:
+        try:
+            also = header_unit_fix(read_bold_header(bold))
+        except UnreadableHeader:  # check_bold_header would say why; the sidecar's fix stands
+            also = ""
+        if also:
+            fix += f"; and {also}"
+    return with_fix(problem, fix)
 
 
 def _tr_sidecar(sources: list[str], reader: SidecarReader) -> str:

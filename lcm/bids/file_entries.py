@@ -59,7 +59,7 @@ from lcm.bids.rows import (
     not_fetched_reason,
 )
 from lcm.bids.sidecars import UNREADABLE, NotFetched, read_json_object
-from lcm.bids.timing import implausible_series_tr, set_tr_fix
+from lcm.bids.timing import implausible_tr, set_tr_fix
 from lcm.entries import TABLE, entry_type
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import check_label, check_name_label, parse_entities, run_key
@@ -441,7 +441,7 @@ def _positive(value: object, what: str, where: str) -> tuple[float | None, str, 
     if not math.isfinite(t_r) or t_r <= 0:
         problem = f"{what} must be a positive number of seconds: {value!r}"
         return None, where, with_fix(problem, set_tr_fix(what))
-    problem = implausible_series_tr(t_r, what, value)
+    problem = implausible_tr(t_r, what, value)
     if problem:
         return None, where, with_fix(problem, set_tr_fix(what))
     return t_r, where, ""

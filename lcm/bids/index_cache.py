@@ -63,8 +63,10 @@ log = logging.getLogger(__name__)
 # where a cached reason said datasets.<name>.repetition_time; 16: an XCP-D series whose TR is
 # above 30 s is excluded, no_repetition_time, where a cached row of it was included, and a run
 # not in the asked space names the space setting as the user gives it, where a cached reason
-# named the config's key and two options at once).
-CACHE_VERSION = 16
+# named the config's key and two options at once; 17: a raw or fMRIPrep-derivatives BOLD whose
+# sidecar TR, or header TR in seconds, is above 30 s is excluded, no_repetition_time, where a
+# cached row of it was included with its 2000 s or excluded as tr_mismatch).
+CACHE_VERSION = 17
 # Indexing threads. On a local disk the metadata is in the page cache and indexing is
 # CPU-bound Python: one thread is fastest (more only contend for the GIL). On network
 # filesystems every stat and open waits on a metadata server: LCM_INGEST_THREADS=8 there.

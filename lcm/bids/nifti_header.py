@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 _TIME_UNIT_SECONDS = {8: 1.0, 16: 1e-3, 24: 1e-6}  # NIFTI_UNITS_SEC / MSEC / USEC
+_TIME_UNIT_NAMES = {8: "sec", 16: "msec", 24: "usec"}  # as nibabel's set_xyzt_units names them
 
 # Sane bounds of a BOLD image, checked before anything is allocated from its header: a
 # corrupt or hostile header can claim 30000^3 voxels. The largest real grids (0.5 mm
@@ -132,6 +133,11 @@ class BoldHeader:
     def t_unit_known(self) -> bool:
         """Whether ``xyzt_units`` names a time unit (``sec``, ``msec`` or ``usec``)."""
         return self.t_unit in _TIME_UNIT_SECONDS
+
+    @property
+    def t_unit_name(self) -> str:
+        """The time unit as nibabel's ``set_xyzt_units`` names it, ``"unknown"`` if none."""
+        return _TIME_UNIT_NAMES.get(self.t_unit, "unknown")
 
     @property
     def t_r(self) -> float | None:

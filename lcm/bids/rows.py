@@ -16,7 +16,13 @@ from typing import Any
 from lcm import reason_codes
 from lcm.bids.dataset import CONFIG_KEYS
 from lcm.bids.nifti_header import UnreadableHeader, header_problem, read_bold_header, sniff_image
-from lcm.bids.timing import compare_header_tr, set_unit_fix, sidecar_tr
+from lcm.bids.timing import (
+    compare_header_tr,
+    header_tr_name,
+    implausible_tr,
+    set_unit_fix,
+    sidecar_tr,
+)
 from lcm.docstrings import fill_doc
 from lcm.entries import entry_type
 from lcm.io.bids_names import parse_entities
@@ -287,8 +293,9 @@ def header_repetition_time(row: dict[str, Any], metadata: dict[str, Any]) -> dic
     read as the TR. It is used when ``xyzt_units`` names its time unit (seconds, or
     milliseconds and microseconds, converted), with a warning naming the file, and
     ``tr_check`` :data:`TR_FROM_HEADER`. A header of unknown time unit (``xyzt_units`` time
-    bits 0), a ``pixdim[4]`` that is no positive number, or a header that cannot be read keeps
-    the run excluded as ``no_repetition_time``, the reason saying which.
+    bits 0), a ``pixdim[4]`` that is no positive number, a TR above 30 s (2000 milliseconds
+    written in ``sec``: :func:`lcm.bids.timing.implausible_tr`), or a header that cannot be
+    read keeps the run excluded as ``no_repetition_time``, the reason saying which.
 
     Parameters
     ----------
@@ -324,6 +331,8 @@ def header_repetition_time(row: dict[str, Any], metadata: dict[str, Any]) -> dic
                 f"its NIfTI header's pixdim[4] ({header.pixdim_t:g}) has no time unit "
                 "(xyzt_units time bits 0 or not a time unit), so it is no TR to trust"
             )
+        elif problem := implausible_tr(header.t_r, header_tr_name(header, name), header.pixdim_t):
+            return excluded(row, NO_REPETITION_TIME, with_fix(problem, fix))  # 2000 ms as sec
         else:
             log.warning(
                 "%s: no JSON sidecar names RepetitionTime; TR %g s taken from its NIfTI "

@@ -194,15 +194,15 @@ def set_tr_fix(what: str) -> str:
     return f"set {what} to the repetition time in seconds, e.g. 2.0 (not 2000 ms)"
 
 
-def implausible_series_tr(t_r: float, what: str, value: object) -> str:
-    """Why the TR of a run with no image header is no repetition time in seconds, else ``""``.
+def implausible_tr(t_r: float, what: str, value: object) -> str:
+    """Why a TR in seconds is no fMRI repetition time (milliseconds as seconds), else ``""``.
 
-    A BOLD run's sidecar TR is cross-checked with its NIfTI header (:func:`compare_header_tr`);
-    an ROI time series (XCP-D's ``_timeseries.tsv``, a ``.csv``/``.npy``/``.mat`` file) has
-    no header, so a TR above :data:`PLAUSIBLE_TR_S` is refused here: 2000 (milliseconds) read
-    as seconds was excluded later for a high-pass 'above Nyquist', with the fix to lower the
-    filter. The one check of both ways in (:mod:`lcm.bids.file_entries`,
-    :mod:`lcm.bids.fast_index`).
+    The one plausibility check of every way in (:mod:`lcm.bids.file_entries`,
+    :mod:`lcm.bids.fast_index` for raw BIDS, fMRIPrep derivatives and XCP-D alike): a TR
+    above :data:`PLAUSIBLE_TR_S` is refused. 2000 (milliseconds) read as seconds was excluded
+    later for a high-pass 'above Nyquist', with the fix to lower the filter, or, for a BOLD
+    whose header a converter wrote with the same 2000 in ``sec``, included with a TR of
+    2000 s: the header's agreement (:func:`compare_header_tr`) proves nothing then.
 
     Parameters
     ----------
@@ -216,7 +216,8 @@ def implausible_series_tr(t_r: float, what: str, value: object) -> str:
     Returns
     -------
     str
-        The reason (without its fix: :func:`set_tr_fix`), ``""`` when plausible.
+        The reason (without its fix: :func:`set_tr_fix`, :func:`header_unit_fix`), ``""``
+        when plausible.
     """
     high = PLAUSIBLE_TR_S[1]
     if t_r <= high:
@@ -224,4 +225,45 @@ def implausible_series_tr(t_r: float, what: str, value: object) -> str:
     return (
         f"{what} is {value!r}: above {high:g} s, no fMRI repetition time in seconds (in "
         f"milliseconds it is {t_r / 1000:g} s)"
+    )
+
+
+def header_tr_name(header: BoldHeader, source: str) -> str:
+    """How a reason names a BOLD header's TR: ``pixdim[4] of the NIfTI header of <source>
+    (xyzt_units: <unit>)``, for :func:`implausible_tr` where the header gave the TR.
+
+    Parameters
+    ----------
+    header : BoldHeader
+        The header, its time unit known.
+    source : str
+        The image's file name.
+    """
+    return f"pixdim[4] of the NIfTI header of {source} (xyzt_units: {header.t_unit_name})"
+
+
+def header_unit_fix(header: BoldHeader) -> str:
+    """The fix of a header whose TR in seconds is implausible too, else ``""``.
+
+    A converter that wrote ``RepetitionTime: 2000`` often wrote ``pixdim[4]`` 2000 in ``sec``:
+    the sidecar corrected alone would then disagree with it (``tr_mismatch``) at the next
+    ingest. A header in ``msec`` (2000 is 2 s), or of unknown unit (2000 reads as
+    milliseconds), is right and not named.
+
+    Parameters
+    ----------
+    header : BoldHeader
+        The BOLD's header.
+
+    Returns
+    -------
+    str
+        ``its NIfTI header's pixdim[4] says ... s too: ...``, to follow a fix after ``; and``.
+    """
+    t_r = header.t_r
+    if t_r is None or t_r <= PLAUSIBLE_TR_S[1]:
+        return ""
+    return (
+        f"its NIfTI header's pixdim[4] says {t_r:g} s too: where pixdim[4] is the TR, "
+        f"{set_unit_fix(header.pixdim_t)}"
     )
