@@ -55,6 +55,7 @@ from lcm.bids.sidecars import UNREADABLE, NotFetched, Sidecar, SidecarReader, en
 from lcm.bids.timing import (
     header_unit_fix,
     implausible_tr,
+    series_tr_missing,
     set_tr_fix,
 )
 from lcm.entries import TreeIndex, entry_type
@@ -581,24 +582,23 @@ def _data_row(
         fix = FIX_SIDECAR_READ if f" {UNREADABLE} (" in problem else FIX_SIDECAR_JSON
         return excluded(row, BAD_SIDECAR, with_fix(problem, fix))
     tr_name = spec.repetition_time_name or setting_names(spec.dataset)["repetition_time"]
-    fix = f"; or set {tr_name}"
     from_dataset = spec.repetition_time is not None and metadata.get("RepetitionTime") is None
     if from_dataset:
         metadata = {**metadata, "RepetitionTime": spec.repetition_time}  # dataset-level TR
         row["tr_check"] = "from dataset repetition_time"
     elif not tree.images and not sources:
         side = name.rsplit(".", 1)[0] + ".json"
-        return excluded(
-            row,
-            BAD_SIDECAR,
-            with_fix(f"no JSON sidecar {side} (RepetitionTime needed)", f"add one{fix}"),
-        )
+        return excluded(row, BAD_SIDECAR, series_tr_missing(f"no JSON sidecar {side}", tr_name))
+    elif not tree.images and metadata.get("RepetitionTime") is None:  # XCP-D writes none
+        problem = f"RepetitionTime missing from the JSON sidecar of {name}"
+        reason = series_tr_missing(problem, tr_name, metadata)
+        return excluded(row, NO_REPETITION_TIME, reason)
     if tree.images and not entry_type(spec.entry).raw:  # derivatives: the header's TR next
         row = header_repetition_time(row, metadata)
     else:
         row = check_repetition_time(row, metadata)
     if not row["included"] and not tree.images:  # ROI series: the dataset's TR is a fix too
-        row["reason"] += fix
+        row["reason"] += f"; or set {tr_name}"
     # 2000 ms as seconds, before the header is compared: it may say 2000 s too. A TR the
     # header gave was checked by header_repetition_time, which holds the header.
     if row["included"] and row.get("tr_check") != TR_FROM_HEADER:

@@ -267,3 +267,40 @@ def header_unit_fix(header: BoldHeader) -> str:
         f"its NIfTI header's pixdim[4] says {t_r:g} s too: where pixdim[4] is the TR, "
         f"{set_unit_fix(header.pixdim_t)}"
     )
+
+
+def series_tr_missing(problem: str, tr_name: str, metadata: dict | None = None) -> str:
+    """Why an XCP-D time series has no TR, and its fix: the dataset's TR setting first.
+
+    XCP-D's ``*_timeseries.json`` holds no ``RepetitionTime``: it writes
+    ``SamplingFrequency: "TR"``, a placeholder with no value (``ds_timeseries`` in XCP-D's
+    ``xcp_d/workflows/bold/outputs.py``), so neither key gives the TR. Editing every sidecar
+    XCP-D wrote is no remedy; the dataset's ``repetition_time`` is (all runs of a dataset
+    usually share one TR), the value being the BOLD's ``RepetitionTime`` in fMRIPrep's
+    ``*_desc-preproc_bold.json``.
+
+    Parameters
+    ----------
+    problem : str
+        What is missing, naming the file (``no JSON sidecar <name>``, ``RepetitionTime missing
+        from the JSON sidecar of <name>``).
+    tr_name : str
+        The dataset's TR setting as the user names it (``--repetition-time``, a config key).
+    metadata : dict, optional
+        The series' merged sidecar metadata: a ``SamplingFrequency`` it holds is said to be
+        no TR.
+
+    Returns
+    -------
+    str
+        The reason, :func:`lcm.reason_codes.with_fix` worded.
+    """
+    frequency = (metadata or {}).get("SamplingFrequency")
+    if frequency is not None:  # XCP-D's "TR", or a value: not read as the TR either way
+        problem += f" (its SamplingFrequency {frequency!r} is not read as a TR)"
+    return with_fix(
+        problem,
+        f"set {tr_name} to the repetition time of the runs in seconds (XCP-D writes none "
+        "beside its time series; fMRIPrep's *_desc-preproc_bold.json gives it as "
+        "RepetitionTime), or add RepetitionTime (seconds) to the series' JSON sidecar",
+    )

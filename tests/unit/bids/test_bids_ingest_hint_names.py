@@ -135,7 +135,7 @@ def test_an_xcpd_run_without_a_sidecar_is_hinted_by_the_repetition_time_given(
         code, _, out = _ingest(tmp_path, way, *options)
         assert code == 0
     reason = pd.read_parquet(out)["reason"].iloc[0]
-    assert "no JSON sidecar" in reason and reason.endswith(f"; or set {HOW[how][1]['tr']}")
+    assert "no JSON sidecar" in reason and f"Fix: set {HOW[how][1]['tr']} to" in reason
     assert "<name>" not in reason and "lcm ingest" not in reason, reason
 
 

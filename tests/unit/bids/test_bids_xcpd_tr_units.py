@@ -76,3 +76,26 @@ def test_a_tr_in_seconds_is_still_taken(tmp_path: Path) -> None:
     row = _row(_xcpd(tmp_path / "xcpd", {"RepetitionTime": 30}))
     assert row["included"], row["reason"]
     assert row["t_r"] == 30.0
+
+
+# What XCP-D writes beside its parcellated series (ds_timeseries in its
+# xcp_d/workflows/bold/outputs.py): SamplingFrequency "TR", a placeholder, and no RepetitionTime.
+XCPD_SIDECAR = {"SamplingFrequency": "TR", "Sources": ["bids:xcp_d:sub-01/func/x_bold.nii.gz"]}
+
+
+def test_an_xcpd_sidecar_without_a_tr_names_the_dataset_setting_first(tmp_path: Path) -> None:
+    """The fix said to edit the run's sidecar "or one it inherits (task-<task>_bold.json)",
+    which no _timeseries.json inherits from; the remedy for XCP-D outputs is the setting."""
+    row = _row(_xcpd(tmp_path / "xcpd", XCPD_SIDECAR))
+    assert not row["included"] and row["reason_code"] == reason_codes.NO_REPETITION_TIME
+    problem, fix = reason_codes.split_fix(row["reason"])
+    assert problem.startswith(f"RepetitionTime missing from the JSON sidecar of {STEM}.tsv")
+    assert "SamplingFrequency 'TR' is not read as a TR" in problem
+    assert fix.startswith("set datasets.x.repetition_time to the repetition time"), fix
+    assert "XCP-D writes none" in fix and "task-<task>_bold.json" not in fix
+
+
+def test_the_dataset_tr_is_taken_beside_xcpds_sidecar(tmp_path: Path) -> None:
+    row = _row(_xcpd(tmp_path / "xcpd", XCPD_SIDECAR), repetition_time=0.8)
+    assert row["included"], row["reason"]
+    assert row["t_r"] == 0.8
