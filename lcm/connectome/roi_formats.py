@@ -29,6 +29,7 @@ import pandas as pd
 from lcm import reason_codes
 from lcm.atlas.model import setting_names
 from lcm.connectome.confounds import MISSING_CELLS
+from lcm.connectome.csv_dialect import check_semicolons
 from lcm.exceptions import ExcludedRunError
 
 SERIES_MAT_VARIABLES = ("ROISignals", "ROISignal", "timeseries", "ts")
@@ -146,6 +147,7 @@ def _read_series_table(path: Path, names: list[str], atlas_fix: str) -> pd.DataF
                     index_col=0 if row_names else False,
                 )
         except (pd.errors.ParserError, pd.errors.ParserWarning) as e:
+            check_semicolons(path, "\t")
             said = str(e).strip()
             if isinstance(e, pd.errors.ParserWarning):
                 said = "a row holds a value beyond the header's last column"
@@ -565,6 +567,7 @@ def _read_text_table(
             skiprows=skip,
         )
     except pd.errors.ParserError as exc:  # a row longer than the first, a quote left open
+        check_semicolons(path, sep)  # R's write.csv2: '"a";"b"' is one cell, rows are more
         raise ExcludedRunError(
             f"cannot read {path.name}: {str(exc).strip()}",
             hint=_RAGGED_FIX,
@@ -609,6 +612,7 @@ def _read_text_table(
     values = raw.apply(_numeric).to_numpy(np.float64)
     bad = raw.apply(_is_text).to_numpy()
     if bad.any():
+        check_semicolons(path, sep)  # '0,5;1,5' read as '0', '5;1', '5'
         i, j = np.argwhere(bad)[0]
         raise ExcludedRunError(
             f"{path.name}: cell (row {i + 1}, column {j + 1}) is not a number ({raw.iat[i, j]!r})",
@@ -628,6 +632,7 @@ def _check_delimiter(path: Path, sep: str, cell: str) -> None:
     ExcludedRunError
         Naming the file, the delimiter it lacks and how to save it.
     """
+    check_semicolons(path, sep)  # '0.5;1.5', one cell
     words = cell.split()
     if len(words) < 2 or not all(map(_is_number, words)):
         return
