@@ -14,6 +14,7 @@ from helpers import ROOT
 
 from lcm.io import paths
 from lcm.train.bei_maps import HOLDOUT_FRACTION, solve_memory_bytes
+from lcm.workflow import resources
 
 README = ROOT / "README.md"
 # Rules that are targets, not stages: they write nothing of their own.
@@ -188,9 +189,14 @@ def test_the_slurm_profiles_values_the_readme_quotes_are_the_profiles() -> None:
         f"for `bei_maps`, {model_mb.pop()} for finetuning, evaluation and embedding",
         f"`{rules['connectome_dataset']['mem_mb']}` in the profile",
         f"per-run connectome jobs go {batch} to a submission",
-        f"fMRIPrep {rules['fmriprep']['runtime'] / 60:g} h",
+        # fMRIPrep's resources are its rule's (the profile's entry is empty: a line there
+        # would replace them).
+        f"{resources.FMRIPREP_THREADS} CPUs, {resources.FMRIPREP_MEM_MB // 1000} GB and "
+        f"{resources.FMRIPREP_RUNTIME / 60:g} h",
+        f"at most {resources.MEM_MB_MAX // 1000} GB and {resources.RUNTIME_MAX / 60:g} h",
         f"runtime={default['runtime']} mem_mb={default['mem_mb']}`",
     ]
+    assert not rules["fmriprep"], rules["fmriprep"]
     text = " ".join(README.read_text().split())
     stale = [q for q in quoted if q not in text]
     assert not stale, f"README.md no longer quotes profiles/slurm/config.yaml as it is: {stale}"
