@@ -66,7 +66,8 @@ log = logging.getLogger(__name__)
 # named the config's key and two options at once; 17: a raw or fMRIPrep-derivatives BOLD whose
 # sidecar TR, or header TR in seconds, is above 30 s is excluded, no_repetition_time, where a
 # cached row of it was included with its 2000 s or excluded as tr_mismatch; an XCP-D series
-# without a TR names the dataset's TR setting first, where a cached reason offered its sidecar).
+# without a TR names the dataset's TR setting first, where a cached reason offered its sidecar;
+# a time-unit fix names the spatial unit too (nibabel's t= alone resets it to unknown)).
 CACHE_VERSION = 17
 # Indexing threads. On a local disk the metadata is in the page cache and indexing is
 # CPU-bound Python: one thread is fastest (more only contend for the GIL). On network

@@ -29,8 +29,10 @@ _DEFAULT_PIXDIM = 1.0
 def set_unit_fix(pixdim_t: float | None = None) -> str:
     """How to name a header's time unit, in the unit its ``pixdim[4]`` is plausibly in.
 
-    A fix saying ``t='sec'`` to a header whose ``pixdim[4]`` is 2000 (milliseconds) would make
-    its TR 2000 s: the unit offered is the one :func:`compare_header_tr` reads the value in.
+    The call names the spatial unit too: nibabel's ``set_xyzt_units(t=...)`` alone resets it to
+    unknown. A fix saying ``t='sec'`` to a header whose ``pixdim[4]`` is 2000 (milliseconds)
+    would make its TR 2000 s: the unit offered is the one :func:`compare_header_tr` reads the
+    value in.
 
     Parameters
     ----------
@@ -45,12 +47,14 @@ def set_unit_fix(pixdim_t: float | None = None) -> str:
     """
     reading = None if pixdim_t is None else _unknown_unit_reading(pixdim_t)
     if reading is None:
-        call = "img.header.set_xyzt_units(t='sec'), or t='msec' where it is in milliseconds"
+        call = (
+            "img.header.set_xyzt_units(xyz='mm', t='sec'), or t='msec' where it is in milliseconds"
+        )
     else:
         call = (
-            "img.header.set_xyzt_units(t='msec')"
+            "img.header.set_xyzt_units(xyz='mm', t='msec')"
             if reading[0] == "milliseconds"
-            else ("img.header.set_xyzt_units(t='sec')")
+            else "img.header.set_xyzt_units(xyz='mm', t='sec')"
         )
     return f"name its time unit (nibabel: {call})"
 

@@ -12,6 +12,7 @@ as the XCP-D and file-listing ones do (:func:`lcm.bids.timing.implausible_tr`).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nibabel as nib
@@ -21,6 +22,7 @@ from helpers.connectome import SPACE, make_fmriprep_run, make_raw_bids
 
 from lcm import reason_codes
 from lcm.bids.ingest import ingest_dataset
+from lcm.bids.timing import set_unit_fix
 
 RUN = "sub-01_task-rest_run-1"
 
@@ -83,7 +85,7 @@ def test_a_header_tr_of_2000_seconds_is_refused_where_no_sidecar_gives_one(
     row = _fmriprep(tmp_path, None, 2000.0, "sec")
     name = f"{RUN}_space-{SPACE}_desc-preproc_bold.nii.gz"
     _refused(row, f"pixdim[4] of the NIfTI header of {name} (xyzt_units: sec)")
-    assert "img.header.set_xyzt_units(t='msec')" in row["reason"]
+    assert "img.header.set_xyzt_units(xyz='mm', t='msec')" in row["reason"]
     assert "RepetitionTime (seconds)" in row["reason"]
 
 
@@ -99,3 +101,14 @@ def test_a_header_in_milliseconds_gives_the_tr_where_no_sidecar_does(tmp_path: P
     row = _fmriprep(tmp_path, None, 2000.0, "msec")
     assert row["included"], row["reason"]
     assert row["t_r"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(("pixdim", "unit"), [(2000.0, "msec"), (2.0, "sec")])
+def test_the_unit_fix_run_as_written_keeps_the_spatial_unit(pixdim: float, unit: str) -> None:
+    # nibabel's set_xyzt_units(t=...) alone resets the spatial unit to unknown: the call the
+    # fix offers names both, so following it mends the time unit and loses nothing.
+    call = re.search(r"img\.header\.set_xyzt_units\([^)]*\)", set_unit_fix(pixdim)).group(0)
+    img = nib.Nifti1Image(np.zeros((2, 2, 2, 3), dtype="float32"), np.eye(4))
+    img.header.set_xyzt_units("mm", "unknown")
+    eval(call, {"img": img})
+    assert img.header.get_xyzt_units() == ("mm", unit)

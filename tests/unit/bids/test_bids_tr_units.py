@@ -81,7 +81,7 @@ def test_a_plausible_header_of_unknown_unit_that_disagrees_is_a_mismatch_saying_
     assert "no time unit" in row["reason"] and read_as in row["reason"]
     # The fix names the unit the value was read in: t='sec' on 2500 would make the TR 2500 s.
     unit = {"seconds": "'sec'", "milliseconds": "'msec'"}[read_as]
-    assert f"set_xyzt_units(t={unit})" in row["reason"]
+    assert f"set_xyzt_units(xyz='mm', t={unit})" in row["reason"]
     assert row["reason"].count("set_xyzt_units") == 1
 
 

@@ -118,7 +118,8 @@ def test_a_header_of_unknown_time_unit_that_disagrees_is_read_as_ingest_reads_it
     rec = run_fmriprep(fmriprep_request(tmp_path, "existing"), tmp_path / "rec.json")
     ex = _excluded_one(rec)
     assert ex["reason_code"] == reason_codes.TR_MISMATCH
-    assert "names no time unit" in ex["reason"] and "set_xyzt_units(t='sec')" in ex["reason"]
+    assert "names no time unit" in ex["reason"]
+    assert "set_xyzt_units(xyz='mm', t='sec')" in ex["reason"]
     assert str(files["bold"]) in ex["reason"]
 
 

@@ -272,4 +272,4 @@ def test_the_fix_a_derivatives_run_without_tr_is_given_is_one_that_works(tmp_pat
     assert "repetition_time" not in row["reason"] and "--repetition-time" not in row["reason"]
     assert files["bold"].name in row["reason"] and "RepetitionTime" in row["reason"]
     # pixdim[4] 2000 is milliseconds: t='sec' would make the TR 2000 s.
-    assert "set_xyzt_units(t='msec')" in row["reason"] and "t='sec'" not in row["reason"]
+    assert "set_xyzt_units(xyz='mm', t='msec')" in row["reason"] and "t='sec'" not in row["reason"]
