@@ -266,7 +266,7 @@ def ingest_dataset(
     )
     if validated and not current:
         index.validation = {
-            **validate_bids(root, ignore_subjects=ignored).to_dict(),
+            **validate_bids(root, ignore_subjects=ignored, setting=keys["validate"]).to_dict(),
             "inputs": inputs,
         }
         index.changed = True  # the cache must now record the report
@@ -279,7 +279,7 @@ def ingest_dataset(
         manifest = keep_space(manifest, kept_space, keys["space"], str(root))
     if index.validation is not None:
         report = ValidationReport.from_dict(index.validation)
-        manifest = exclude_invalid_runs(manifest, report, root)
+        manifest = exclude_invalid_runs(manifest, report, root, keys["validate"])
     if kind.voxel:  # fMRIPrep makes one series of a multi-echo run's magnitude echoes
         manifest = combine_echoes(exclude_other_parts(manifest), derivatives=not kind.raw)
     if parcellation is not None:
