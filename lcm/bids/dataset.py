@@ -33,6 +33,7 @@ CONFIG_KEYS = {
     "work_dir": "fmriprep.work_dir",
     "fs_license": "fmriprep.fs_license",
     "image": "fmriprep.image",
+    "runner": "fmriprep.runner",
     # On by default: its option is the flag that turns it off (lcm ingest --no-validate).
     "validate": "ingest.validate",
 }
