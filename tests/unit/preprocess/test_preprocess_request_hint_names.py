@@ -1,8 +1,7 @@
 """``lcm fmriprep``'s refusals of its request name the settings as the user gave them: its
 options on the command line, the config's keys under a workflow rule (``lcm --rule``). A
-message said ``--runner`` and its hint "Set fmriprep.runner in config.yaml"; a missing licence,
-a legacy image or a work folder in the wrong place named the config's keys to a command-line
-user.
+message said ``--runner`` and its hint "Set fmriprep.runner in config.yaml"; a missing licence
+or a work folder in the wrong place named the config's keys to a command-line user.
 """
 
 from __future__ import annotations
@@ -118,15 +117,8 @@ def test_derivatives_in_the_raw_folder_are_hinted_by_the_setting_given(
 
 
 @pytest.mark.parametrize("how", sorted(NAMES))
-def test_a_legacy_fmriprep_image_and_a_misplaced_work_folder_are_named_as_given(
-    tmp_path: Path, how: str
-) -> None:
-    image, work = SAID[how]["image"], SAID[how]["work_dir"]
-    req = _request(tmp_path, how, image="nipreps/fmriprep:1.5.8")
+def test_a_work_folder_inside_the_raw_folder_is_named_as_given(tmp_path: Path, how: str) -> None:
+    work = tmp_path / "raw" / "work"
     with pytest.raises(ConfigError) as err:
-        run_fmriprep(req, tmp_path / "rec.json")
-    assert err.value.hint == f"Use fMRIPrep 20.2 or later ({image}), e.g. nipreps/fmriprep:25.2.7."
-    req = _request(tmp_path, how, work_dir=tmp_path / "raw" / "work")
-    with pytest.raises(ConfigError) as err:
-        run_fmriprep(req, tmp_path / "rec.json")
-    assert err.value.message.startswith(f"{work} {tmp_path / 'raw' / 'work'} lies inside")
+        run_fmriprep(_request(tmp_path, how, work_dir=work), tmp_path / "rec.json")
+    assert err.value.message.startswith(f"{SAID[how]['work_dir']} {work} lies inside")
