@@ -33,6 +33,9 @@ CONFIG_KEYS = {
     "work_dir": "fmriprep.work_dir",
     "fs_license": "fmriprep.fs_license",
     "image": "fmriprep.image",
+    "runner": "fmriprep.runner",
+    # On by default: its option is the flag that turns it off (lcm ingest --no-validate).
+    "validate": "ingest.validate",
 }
 
 
@@ -92,6 +95,23 @@ def part_of(name: str, key: str) -> str:
     str
     """
     return f"{name}'s {key}" if _is_option(name) else f"{name}.{key}"
+
+
+def turned_off(name: str) -> str:
+    """A fix that turns the on/off setting ``name`` (:func:`setting_names`) off, as the user
+    writes it: ``pass --no-validate`` on the command line (the flag that turns it off), ``set
+    ingest.validate: false`` in the config.
+
+    Parameters
+    ----------
+    name : str
+        The setting's name: the option that turns it off (``--no-validate``) or a config key.
+
+    Returns
+    -------
+    str
+    """
+    return f"pass {name}" if _is_option(name) else f"set {set_to(name, 'false')}"
 
 
 def _is_option(name: str) -> bool:

@@ -17,7 +17,13 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from lcm.bids.dataset import is_derivative, part_of, read_dataset_description, setting_names
+from lcm.bids.dataset import (
+    is_derivative,
+    part_of,
+    read_dataset_description,
+    set_to,
+    setting_names,
+)
 from lcm.bids.fast_index import DEFAULT_SPACE, IndexSpec
 from lcm.bids.file_entries import index_files, uses_file_index
 from lcm.bids.fmriprep_version import fmriprep_versions
@@ -41,6 +47,7 @@ from lcm.bids.selection import (
     Selection,
     combine_echoes,
     exclude_other_parts,
+    keep_space,
     select_parcellation,
 )
 from lcm.bids.summary import (
@@ -83,6 +90,21 @@ def space_hint(select: str) -> str:
     """
     # Its include list: a --select of {"space": [...]} is refused, and so is such a config.
     return f"several spaces: choose one with {part_of(select, 'space.include')}"
+
+
+def _check_space_in_selection(
+    space: str, selection: Selection | None, keys: dict[str, str]
+) -> None:
+    """Refuse a space outside the selection's ``space.include``: together they keep no run."""
+    include = selection.include.get("space") if selection is not None else None
+    if include is None or space in include:
+        return
+    listed = part_of(keys["select"], "space.include")
+    raise ConfigError(
+        f"{set_to(keys['space'], space)} is not in {listed} ({', '.join(include)}): together "
+        "they keep no run.",
+        hint=f"Choose the space once: by {keys['space']}, or by {listed}.",
+    )
 
 
 MAX_LOGGED_EXCLUSIONS = 20
@@ -192,9 +214,24 @@ def ingest_dataset(
             f"Dataset {dataset!r} (entry {entry!r}): {root} does not exist.",
             hint=f"Check {keys[key]}.",
         )
+    # An entry whose runs may be in any space (ROI time series): ``space`` keeps one of them,
+    # after indexing every one, so that the others stay in the manifest (not_selected, by
+    # keep_space). Taken out here, before the listing's return, which ignored it.
+    kept_space = None
+    if kind.tree is not None and kind.tree.space == "optional" and space:
+        kept_space, space = space, None
+        _check_space_in_selection(kept_space, selection, keys)
     if uses_file_index(entry, path):
         return _ingest_files(
-            dataset, entry, Path(path), task, selection, repetition_time, parcellation, keys
+            dataset,
+            entry,
+            Path(path),
+            task,
+            selection,
+            repetition_time,
+            parcellation,
+            keys,
+            kept_space,
         )
     desc = read_dataset_description(root, keys["path" if root == Path(path) else "derivatives"])
     if kind.raw and is_derivative(desc):
@@ -205,13 +242,6 @@ def ingest_dataset(
         )
     if kind.tree is not None and kind.tree.space == "required":
         space = space or DEFAULT_SPACE
-    elif kind.tree is not None and kind.tree.space == "optional" and space:
-        # Kept as a selection: runs of other spaces stay in the manifest, not_selected.
-        selection = selection or Selection()
-        if "space" not in selection.include:
-            include = {**selection.include, "space": (space,)}
-            selection = Selection(include=include, exclude=selection.exclude)
-        space = None
     spec = IndexSpec(
         dataset=dataset,
         entry=entry,
@@ -236,7 +266,7 @@ def ingest_dataset(
     )
     if validated and not current:
         index.validation = {
-            **validate_bids(root, ignore_subjects=ignored).to_dict(),
+            **validate_bids(root, ignore_subjects=ignored, setting=keys["validate"]).to_dict(),
             "inputs": inputs,
         }
         index.changed = True  # the cache must now record the report
@@ -245,9 +275,11 @@ def ingest_dataset(
     rows = manifest_frame(index.rows)
     selection.check_matches(rows, index.subjects, keys["select"])
     manifest = selection.apply(rows, keys["select"])
+    if kept_space is not None:
+        manifest = keep_space(manifest, kept_space, keys["space"], str(root))
     if index.validation is not None:
         report = ValidationReport.from_dict(index.validation)
-        manifest = exclude_invalid_runs(manifest, report, root)
+        manifest = exclude_invalid_runs(manifest, report, root, keys["validate"])
     if kind.voxel:  # fMRIPrep makes one series of a multi-echo run's magnitude echoes
         manifest = combine_echoes(exclude_other_parts(manifest), derivatives=not kind.raw)
     if parcellation is not None:
@@ -275,7 +307,7 @@ def ingest_dataset(
         entry=entry,
         root=str(root),
         task=task,
-        space=space,
+        space=space or kept_space,
         selection=selection.to_dict(),
         validator={
             "ran": validated,
@@ -309,14 +341,18 @@ def _ingest_files(
     repetition_time: float | None,
     parcellation: tuple[str, str | None] | None,
     keys: dict[str, str],
+    space: str | None = None,
 ) -> Ingested:
-    """:func:`ingest_dataset` for runs brought as plain files (no BIDS index, no cache)."""
+    """:func:`ingest_dataset` for runs brought as plain files (no BIDS index, no cache); ``space``
+    keeps one space's runs (:func:`lcm.bids.selection.keep_space`)."""
     rows = index_files(dataset, entry, path, task=task, repetition_time=repetition_time, names=keys)
     selection = selection or Selection()
     frame = manifest_frame(rows)
     subjects = [f"sub-{s}" for s in frame["subject"].astype(str).unique() if s]
     selection.check_matches(frame, subjects, keys["select"])
     manifest = selection.apply(frame, keys["select"])
+    if space is not None:
+        manifest = keep_space(manifest, space, keys["space"], str(path))
     if parcellation is not None:
         manifest = select_parcellation(manifest, *parcellation)
     manifest = exclude_space_duplicates(manifest, hint=space_hint(keys["select"]))
@@ -329,7 +365,7 @@ def _ingest_files(
         entry=entry,
         root=str(path),
         task=task,
-        space=None,
+        space=space,
         repetition_time=repetition_time,
         selection=selection.to_dict(),
         validator={

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from lcm.bids.dataset import part_of
+from lcm.bids.dataset import part_of, set_to
 from lcm.bids.rows import DUPLICATE, NOT_SELECTED, OTHER_ATLAS, OTHER_ECHO, OTHER_PART
 from lcm.exceptions import ConfigError
 from lcm.reason_codes import split_fix, with_fix
@@ -216,6 +216,71 @@ class Selection:
         df.loc[hit, "reason_code"] = NOT_SELECTED
         df.loc[hit, "reason"] = reason[hit]
         return df
+
+
+def keep_space(manifest: pd.DataFrame, space: str, name: str, source: str) -> pd.DataFrame:
+    """Exclude the runs of another space than ``space`` (``reason_code`` ``not_selected``).
+
+    The space of an entry whose runs may be in any (ROI time series, :class:`lcm.entries.
+    TreeIndex` ``space="optional"``), asked for by its own setting (``lcm ingest --space``):
+    the reasons name that setting, not the selection's ``space.include`` the user never wrote.
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        The manifest, after the selection; returned as it is when empty.
+    space : str
+        The space to keep, as the files' ``space-`` entity spells it.
+    name : str
+        The setting's name as the user gave it (``--space``,
+        :func:`lcm.bids.dataset.setting_names`).
+    source : str
+        The listing or folder indexed, named when no run is in ``space``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy, each run of another space excluded with the space that left it out.
+
+    Raises
+    ------
+    ConfigError
+        When no run is in ``space``: each was left out one by one, the spaces there unsaid.
+    """
+    if manifest.empty:
+        return manifest
+    spaces = manifest["space"].astype(str)
+    found = sorted(set(spaces) - {""})
+    if not (spaces == space).any():
+        given = f"their spaces: {', '.join(found)}" if found else "no file name gives one"
+        others = " or ".join(set_to(name, s) for s in found)
+        raise ConfigError(
+            f"{set_to(name, space)}: no run of {source} is in space {space} ({given}).",
+            hint=f"Set {others}, or leave {name} out to keep every space."
+            if found
+            else f"Leave {name} out: a file is in a space when its name says so (space-<label>).",
+        )
+    df = manifest.copy()
+    out = spaces != space
+    df.loc[out, "included"] = False
+    df.loc[out, "reason_code"] = NOT_SELECTED
+    df.loc[out, "reason"] = [_other_space(v, space, name) for v in spaces[out]]
+    return df
+
+
+def _other_space(value: str, space: str, name: str) -> str:
+    """The reason of a run in space ``value`` (``""``: its name gives none) that ``name``'s
+    ``space`` left out."""
+    if not value:
+        return with_fix(
+            f"{_LEFT_OUT.format(column='space')}none (its file name gives no space-<label>) is "
+            f"not {set_to(name, space)}",
+            f"to keep it, leave {name} out to keep every space",
+        )
+    return with_fix(
+        f"{_LEFT_OUT.format(column='space')}{value} is not {set_to(name, space)}",
+        f"to keep it, set {set_to(name, value)}, or leave {name} out to keep every space",
+    )
 
 
 def participants_kept(manifest: pd.DataFrame) -> set[str]:

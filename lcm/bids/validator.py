@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from lcm.bids.dataset import CONFIG_KEYS, turned_off
 from lcm.bids.rows import VALIDATOR
 from lcm.bids.selection import without_echo
 from lcm.exceptions import BIDSError, ExternalToolError
@@ -42,10 +43,26 @@ log = logging.getLogger(__name__)
 _VALIDATOR = "from bids_validator_deno import cli; cli()"
 MAX_LISTED = 20  # issue codes listed in an error message
 # How to skip the validator, in every hint that offers it (lcm run, the workflow, lcm ingest).
-SKIP_HINT = (
-    "set ingest.validate: false (lcm run --skip-bids-validation, lcm ingest --no-validate) "
-    "for trusted data"
-)
+
+
+def skip_hint(setting: str = CONFIG_KEYS["validate"]) -> str:
+    """The fix that skips the validator, by the setting as the user gave it: ``pass
+    --no-validate for trusted data`` to ``lcm ingest``, ``set ingest.validate: false ...`` under
+    the workflow (which ``lcm run --skip-bids-validation`` sets too).
+
+    Parameters
+    ----------
+    setting : str
+        The validation setting's name (:func:`lcm.bids.dataset.setting_names`'s
+        ``validate``): ``--no-validate`` or the config's key.
+
+    Returns
+    -------
+    str
+    """
+    return f"{turned_off(setting)} for trusted data"
+
+
 # A location inside one subject folder: "/sub-06/func/..." (or the folder itself).
 _SUBJECT_LOCATION = re.compile(r"^/(sub-[^/]+)(?:/|$)")
 # What fMRIPrep's validation (nipreps' validate_input_dir, also qsiprep's and nibabies') tells
@@ -176,7 +193,10 @@ def validation_inputs(root: str | Path) -> dict[str, str | None]:
 
 
 def validate_bids(
-    root: str | Path, timeout_s: float = 3600, ignore_subjects: Iterable[str] = ()
+    root: str | Path,
+    timeout_s: float = 3600,
+    ignore_subjects: Iterable[str] = (),
+    setting: str = CONFIG_KEYS["validate"],
 ) -> ValidationReport:
     """Run the BIDS validator on ``root``, leaving out the subject folders ``ignore_subjects``.
 
@@ -190,6 +210,8 @@ def validate_bids(
         Subject folder names (``sub-06``) not to validate: those a participant selection
         leaves out. They are ignored as fMRIPrep does, through a validator config written to a
         temporary file (never into the dataset), and their issues are dropped from the report.
+    setting : str
+        How the user turns validation off (:func:`skip_hint`), named in the hints.
 
     Returns
     -------
@@ -224,12 +246,12 @@ def validate_bids(
         except subprocess.TimeoutExpired as exc:
             raise ExternalToolError(
                 f"BIDS validator did not finish on {root} within {timeout_s:g} s.",
-                hint=f"Validate it once by hand, or {SKIP_HINT}.",
+                hint=f"Validate it once by hand, or {skip_hint(setting)}.",
             ) from exc
     if "ModuleNotFoundError" in proc.stderr and "bids_validator_deno" in proc.stderr:
         raise ExternalToolError(
             "The BIDS validator is not installed (Python package bids-validator-deno).",
-            hint=f"pip install bids-validator-deno, or {SKIP_HINT}.",
+            hint=f"pip install bids-validator-deno, or {skip_hint(setting)}.",
         )
     try:
         output = json.loads(proc.stdout)
@@ -276,7 +298,11 @@ def validate_bids(
     top = _grouped(dataset_level, messages, "error")
     if top:
         shown = ValidationReport(report.version, errors=top)
-        raise BIDSError(_error_message(root, shown), hint=_ERROR_HINT)
+        raise BIDSError(
+            _error_message(root, shown),
+            hint="Fix the dataset (see https://bids-specification.readthedocs.io), drop the "
+            f"offending files from the dataset, or {skip_hint(setting)}.",
+        )
     n_sub = len({_SUBJECT_LOCATION.match(e["location"])[1] for e in report.subject_errors})
     log.info(
         "BIDS validator: %s: %d warning(s), errors in %d subject folder(s) (their runs are "
@@ -287,12 +313,6 @@ def validate_bids(
         f"; {len(ignored)} unselected subject folder(s) not validated" if ignored else "",
     )
     return report
-
-
-_ERROR_HINT = (
-    "Fix the dataset (see https://bids-specification.readthedocs.io), drop the offending "
-    f"files from the dataset, or {SKIP_HINT} as it is."
-)
 
 
 def _ignore_config(subjects: list[str]) -> dict[str, Any]:
@@ -372,7 +392,10 @@ def _issue_text(code_message: str, issue: dict[str, Any]) -> str:
 
 
 def exclude_invalid_runs(
-    manifest: pd.DataFrame, report: ValidationReport, root: str | Path
+    manifest: pd.DataFrame,
+    report: ValidationReport,
+    root: str | Path,
+    setting: str = CONFIG_KEYS["validate"],
 ) -> pd.DataFrame:
     """Exclude the runs that the validator's errors inside subject folders concern.
 
@@ -392,6 +415,8 @@ def exclude_invalid_runs(
         The validator's report of the dataset.
     root : path-like
         The dataset root the rows' paths and the report's locations are relative to.
+    setting : str
+        How the user turns validation off (:func:`skip_hint`), named in the reasons.
 
     Returns
     -------
@@ -418,7 +443,7 @@ def exclude_invalid_runs(
             f"BIDS validator error {what} at {err['location']}"
             + (f": {err['message']}" if err["message"] else "")
             + (" (this run's file)" if named.any() else " (in this subject's folder)"),
-            f"correct {err['location']} as the validator says, or {SKIP_HINT}",
+            f"correct {err['location']} as the validator says, or {skip_hint(setting)}",
         )
         code[hit] = f"{VALIDATOR}:{err['code']}"
     hit = out != ""

@@ -434,9 +434,10 @@ def run_collect(args: argparse.Namespace) -> int:
     """
     from lcm.connectome.qc import collect_qc, no_run_error
 
+    names = None if getattr(args, "rule", None) else RECORD_OPTION_NAMES
     if not args.qc:
-        raise no_run_error(args.manifest, args.out)
-    collect_qc(args.qc, args.out, None if getattr(args, "rule", None) else RECORD_OPTION_NAMES)
+        raise no_run_error(args.manifest, args.out, names)
+    collect_qc(args.qc, args.out, names)
     write_sidecar(args.out, list(args.qc))
     return 0
 

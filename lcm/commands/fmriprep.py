@@ -26,6 +26,7 @@ OPTION_NAMES = {
     "work_dir": "--work-dir",
     "fs_license": "--fs-license",
     "image": "--image",
+    "runner": "--runner",
 }
 
 EPILOG = """\

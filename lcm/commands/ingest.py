@@ -25,6 +25,7 @@ OPTION_NAMES = {
     "repetition_time": "--repetition-time",
     "space": "--space",
     "select": "--select",
+    "validate": "--no-validate",
 }
 
 EPILOG = """\

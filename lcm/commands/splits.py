@@ -203,11 +203,13 @@ def _default_schemes(runs: pd.DataFrame, n_folds: int) -> list[str]:
     """
     missing = unsited_subjects(runs)
     if missing:
+        # Only lcm splits without --task comes here (a workflow rule passes its task).
         log.warning(
             "subject scheme only, no site-level folds: subjects without a site in %s (no site "
-            "column in the catalogue, or empty cells); name datasets.<name>.site_column in the "
-            "catalogue and rerun lcm store for them",
+            "column in the catalogue, or empty cells); name %s in the catalogue (and fill their "
+            "empty cells) and rerun lcm store for them",
             ", ".join(f"{d} ({n} subjects)" for d, n in missing.items()),
+            ", ".join(f"datasets.{d}.site_column" for d in missing),
         )
         return [s for s in SCHEMES if s not in SITE_SCHEMES]
     schemes = []

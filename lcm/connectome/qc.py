@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lcm import reason_codes
-from lcm.bids.dataset import CONFIG_KEYS
+from lcm.bids.dataset import CONFIG_KEYS, part_of
 from lcm.bids.runs import RunIds
 from lcm.docstrings import fill_doc
 from lcm.exceptions import ConfigError, ExcludedRunError, InputDataError
@@ -373,7 +373,9 @@ def warn_mixed_resolutions(df: pd.DataFrame, setting: str = CONFIG_KEYS["space"]
     )
 
 
-def no_run_error(manifest: str | Path | None, out: str | Path) -> InputDataError:
+def no_run_error(
+    manifest: str | Path | None, out: str | Path, names: Mapping[str, str] | None = None
+) -> InputDataError:
     """The error of a dataset without any run to collect, naming the ingest's reasons.
 
     Parameters
@@ -382,23 +384,33 @@ def no_run_error(manifest: str | Path | None, out: str | Path) -> InputDataError
         The dataset's manifest (its ``dataset`` and exclusion reasons are named).
     out : path-like
         The QC table that cannot be written (names the dataset when no manifest is given).
+    names : mapping of str to str, optional
+        The options of the command that asks (``lcm connectome collect``); None under a
+        workflow rule, whose user may drop the dataset from the config (named, filled in).
     """
     if manifest is None:
         return InputDataError(
             f"No per-run QC record to collect into {out}: every run of this dataset was "
             "excluded before the connectome stage.",
-            hint="See the dataset's results/ingest/<dataset>/summary.tsv for the reasons.",
+            # Only lcm connectome collect without --manifest comes here (a workflow rule passes
+            # the dataset's): which dataset, and where its ingest wrote, is the user's to say.
+            hint="Pass --manifest, the dataset's manifest from lcm ingest, to name the reasons "
+            "(the summary.tsv beside it counts the runs per reason).",
         )
     from lcm.bids.manifest import read_manifest
 
     table = read_manifest(manifest)
-    names = sorted(set(table["dataset"].astype(str))) or [Path(manifest).parent.name]
+    datasets = sorted(set(table["dataset"].astype(str))) or [Path(manifest).parent.name]
     return InputDataError(
-        f"Dataset {names[0]!r}: no included run (all {len(table)} run(s) of {manifest} "
+        f"Dataset {datasets[0]!r}: no included run (all {len(table)} run(s) of {manifest} "
         f"excluded at ingest: {exclusion_reasons(table)}).",
         hint=f"{Path(manifest).with_name('summary.tsv')} counts the runs per reason (the "
-        "manifest gives each run's). Fix the files or settings these name and rerun, or drop "
-        "the dataset from the config's datasets.",
+        "manifest gives each run's). Fix the files or settings these name and "
+        + (
+            f"rerun, or drop {part_of(CONFIG_KEYS['dataset'], datasets[0])} from the config."
+            if names is None
+            else "run lcm ingest again."
+        ),
     )
 
 

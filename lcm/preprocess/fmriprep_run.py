@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lcm.bids.dataset import setting_names
+from lcm.bids.dataset import set_to, setting_names
 from lcm.bids.nifti_header import UnreadableHeader, read_bold_header
 from lcm.bids.runs import RunIds
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
@@ -234,7 +234,9 @@ def run_fmriprep(req: FmriprepRequest, out: str | Path) -> dict:
             drop_stamp(stamp)
             # Marked as LCM's when LCM makes it (or finds it empty): only then is it removed.
             claim_scratch(call.subject_work_dir, "lcm fmriprep")
-            command, container_env, code, output = _launch(req.runner, call, req.log_file)
+            command, container_env, code, output = _launch(
+                req.runner, call, req.log_file, setting_names(req.dataset, req.names)
+            )
             if code != 0:
                 failure = _failure(code, call, req.log_file, req.runner, output, out)
             # After the run: the image it used is now local (fmriprep-docker pulls a missing
@@ -390,7 +392,7 @@ def write_settings(req: FmriprepRequest, out: str | Path) -> dict:
     if req.runner == "apptainer":
         # Before any subject is queued: a Docker name (the default image) is no image apptainer
         # can run, and every subject's job failed on it (a subject's own job checks it again).
-        check_apptainer_image(req.image, "--image")
+        check_apptainer_image(req.image, setting_names(req.dataset, req.names)["image"])
     settings = {
         "dataset": req.dataset,
         "runner": req.runner,
@@ -416,30 +418,32 @@ def write_settings(req: FmriprepRequest, out: str | Path) -> dict:
 
 def _check_request(req: FmriprepRequest) -> None:
     """The checks of a request that need no subject: runner, output space, extra args."""
+    keys = setting_names(req.dataset, req.names)
     if req.runner not in RUNNERS:
         raise ConfigError(
-            f"--runner: expected one of {list(RUNNERS)}, received {req.runner!r}.",
-            hint="Set fmriprep.runner in config.yaml.",
+            f"{keys['runner']}: expected one of {list(RUNNERS)}, received {req.runner!r}.",
+            hint=f"Set {keys['runner']} to one of them.",
         )
     # Before fMRIPrep runs for hours: no run could be recorded in a surface space.
-    check_volumetric_space(req.output_space, "--output-space")
+    check_volumetric_space(req.output_space, keys["space"])
     if req.runner != "existing":
         # Before any subject is queued (the settings stamp) and before each launch.
-        check_reserved_args(req.extra_args, setting_names(req.dataset, req.names))
+        check_reserved_args(req.extra_args, keys)
 
 
 def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
     """Check everything a container run needs, before anything is launched."""
-    for option, value in (("--image", req.image), ("--work-dir", req.work_dir)):
+    keys = setting_names(req.dataset, req.names)
+    for key, value in (("image", req.image), ("work_dir", req.work_dir)):
         if value is None:
             raise ConfigError(
-                f"fMRIPrep runner {req.runner!r} needs {option}; none was given.",
-                hint="Set fmriprep.image (and fmriprep.work_dir, or leave it to the workflow).",
+                f"fMRIPrep runner {req.runner!r} needs {keys[key]}; none was given.",
+                hint=f"Set {keys[key]}.",
             )
     if req.fs_license is None:
         raise ConfigError(
             f"fMRIPrep runner {req.runner!r} needs a FreeSurfer licence; none was given.",
-            hint="Set fmriprep.fs_license in config.yaml (free from "
+            hint=f"Set {keys['fs_license']} (free from "
             "https://surfer.nmr.mgh.harvard.edu/registration.html).",
         )
     # Absolute, symlinks kept: a symlink is the way round a path that cannot be mounted.
@@ -447,7 +451,7 @@ def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
     if not license_path.is_file():
         raise InputDataError(
             f"FreeSurfer licence file not found: {license_path}",
-            hint="Set fmriprep.fs_license to an existing license.txt.",
+            hint=f"Set {keys['fs_license']} to an existing license.txt.",
         )
     # fMRIPrep exits 126 on a licence FreeSurfer cannot use, after the container started;
     # an empty or unreadable file is told here, naming it, before anything is launched.
@@ -458,14 +462,14 @@ def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
         raise InputDataError(
             f"FreeSurfer licence file {license_path} cannot be read ({exc.strerror}).",
             hint="Make it readable by the user the jobs run as (chmod a+r), or set "
-            "fmriprep.fs_license to a readable copy.",
+            f"{keys['fs_license']} to a readable copy.",
         ) from exc
     if not content.strip():
         raise InputDataError(
             f"FreeSurfer licence file {license_path} is empty: FreeSurfer, and with it "
             "fMRIPrep, refuses it.",
             hint="Copy in the license.txt FreeSurfer's registration sent (free from "
-            "https://surfer.nmr.mgh.harvard.edu/registration.html), or set fmriprep.fs_license "
+            f"https://surfer.nmr.mgh.harvard.edu/registration.html), or set {keys['fs_license']} "
             "to it.",
         )
     bids = Path(os.path.abspath(req.bids))
@@ -474,22 +478,26 @@ def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
     if derivatives.resolve() == bids.resolve():
         # A dataset that enters as fMRIPrep derivatives: fMRIPrep would take its outputs as
         # raw input and write over them.
+        # The workflow checks a dataset entering as derivatives by its entry (runner existing,
+        # whatever fmriprep.runner says): its user sets the entry, lcm fmriprep's the runner.
+        existing = (
+            set_to(keys["runner"], "existing") if req.names else set_to(keys["entry"], "fmriprep")
+        )
         raise ConfigError(
             f"fMRIPrep runner {req.runner!r} would read and write the same folder {bids}.",
-            hint="A dataset of existing fMRIPrep derivatives (entry: fmriprep) is only checked: "
-            "run it with --runner existing.",
+            hint=f"A dataset of existing fMRIPrep derivatives is only checked: {existing}.",
         )
     check_output_layout(req.image, req.extra_args, "lcm fmriprep")
     if inside(work, bids):
         raise ConfigError(
-            f"fmriprep.work_dir {work} lies inside the BIDS folder {bids}.",
+            f"{keys['work_dir']} {work} lies inside the BIDS folder {bids}.",
             hint="Put the work directory outside the input dataset (fMRIPrep refuses it).",
         )
     if inside(work, derivatives) or inside(derivatives / f"sub-{subject}", work / f"sub-{subject}"):
         # The subject's work folder would be (or hold) its fMRIPrep outputs, and it is removed
         # once the run completes: the outputs just recorded would go with it.
         raise ConfigError(
-            f"fmriprep.work_dir {work} and the derivatives folder {derivatives} overlap: "
+            f"{keys['work_dir']} {work} and the derivatives folder {derivatives} overlap: "
             f"sub-{subject}'s work folder, removed after a complete run, would hold its outputs.",
             hint="Put the work directory outside the derivatives folder (e.g. on scratch space).",
         )
@@ -579,17 +587,18 @@ def _finish_work_folder(
 
 
 def _launch(
-    runner: str, call: FmriprepCall, log_file: Path | None
+    runner: str, call: FmriprepCall, log_file: Path | None, keys: dict[str, str]
 ) -> tuple[list[str], dict[str, str], int, bytes]:
     """Run the container command; return the argv and the environment LCM set for it (both
-    recorded in the record), its exit code and the end of its output."""
+    recorded in the record), its exit code and the end of its output. ``keys`` name the
+    settings in the hints (:func:`lcm.bids.dataset.setting_names`)."""
     env = dict(os.environ)
     extra_env: dict[str, str] = {}
     if runner == "docker":
         executable = _find_tool(
             "fmriprep-docker", hint="pip install fmriprep-docker (and install docker)."
         )
-        _check_docker()
+        _check_docker(keys["runner"])
         if note := docker_templateflow_note(os.environ.get("TEMPLATEFLOW_HOME")):
             log.warning("sub-%s: %s", call.subject, note)
         argv = docker_command(call)
@@ -599,7 +608,7 @@ def _launch(
         if "://" not in image and not Path(image).is_file():
             raise InputDataError(
                 f"Apptainer image not found: {image}",
-                hint="Set fmriprep.image to a local .sif (e.g. built with 'apptainer build "
+                hint=f"Set {keys['image']} to a local .sif (e.g. built with 'apptainer build "
                 "fmriprep.sif docker://nipreps/fmriprep@sha256:...') or a docker:// URI.",
             )
         executable = _find_apptainer()
@@ -619,18 +628,20 @@ def _launch(
     return argv, extra_env, code, output
 
 
-def _check_docker() -> None:
+def _check_docker(runner: str) -> None:
     """Refuse to launch when ``docker`` is missing or its daemon does not answer.
 
     fmriprep-docker exits 1 then ("Could not find docker command", "Make sure you have
     permission"), the status fMRIPrep exits with on a subject's data: the subject was recorded
     as fMRIPrep's failure and excluded, every subject of the cohort with it, and the job
-    succeeded, so nothing was retried.
+    succeeded, so nothing was retried. ``runner`` names the runner's setting (``--runner``,
+    ``fmriprep.runner``) in the hints.
     """
+    apptainer = set_to(runner, "apptainer")
     docker = _find_tool(
         "docker",
         hint="Install Docker (or load it) on the nodes that run the fMRIPrep jobs, or set "
-        "fmriprep.runner: apptainer where Docker is not available (HPC clusters).",
+        f"{apptainer} where Docker is not available (HPC clusters).",
     )
     probe = [docker, "version", "--format", "{{.Server.Version}}"]
     try:
@@ -656,8 +667,8 @@ def _check_docker() -> None:
             f"docker cannot reach its daemon ('{shlex.join(probe)}' exited "
             f"{done.returncode}: {said[-1] if said else 'no message'}).",
             hint="Start the Docker daemon on this node, or give your user access to it (the "
-            "docker group, or rootless Docker); where Docker is not available, set "
-            "fmriprep.runner: apptainer. Snakemake retries the job; no subject was excluded.",
+            f"docker group, or rootless Docker); where Docker is not available, set {apptainer}. "
+            "Snakemake retries the job; no subject was excluded.",
         )
 
 

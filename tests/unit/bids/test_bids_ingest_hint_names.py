@@ -231,3 +231,44 @@ def test_an_invalid_dataset_name_is_named_as_given(
     with pytest.raises(InputDataError) as err:
         ingest_dataset("my-data", "bids", root, names=OPTION_NAMES if names else None)
     assert f"'my-data' {said}" in err.value.message, err.value.message
+
+
+# How each run turns the BIDS validator off: lcm ingest's flag, or the config's key (which
+# lcm run --skip-bids-validation sets too): the hint named the key and both options at once.
+SKIP = {
+    "command_line": "pass --no-validate for trusted data",
+    "rule": "set ingest.validate: false for trusted data",
+}
+
+
+@pytest.mark.parametrize("how", sorted(HOW))
+def test_a_validator_error_of_a_run_is_hinted_by_the_validation_setting_given(
+    tmp_path: Path, how: str
+) -> None:
+    """A run's invalid sidecar: its reason's fix names the one way this user turns it off."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1", "2"))
+    side = root / "sub-01" / "func" / "sub-01_task-rest_run-2_bold.json"
+    side.write_text(json.dumps({"RepetitionTime": 2.0, "EchoTime": "thirty"}))
+    code, _, out = _ingest(tmp_path, how, "--entry", "bids", "--path", str(root))
+    assert code == 0
+    manifest = pd.read_parquet(out)
+    [reason] = manifest.loc[~manifest["included"], "reason"]
+    location = "/sub-01/func/sub-01_task-rest_run-2_bold.json"
+    assert reason.endswith(f". Fix: correct {location} as the validator says, or {SKIP[how]}"), (
+        reason
+    )
+
+
+@pytest.mark.parametrize("how", sorted(HOW))
+def test_a_dataset_level_validator_error_is_hinted_by_the_validation_setting_given(
+    tmp_path: Path, how: str
+) -> None:
+    """An empty README stops the dataset: the hint names the one way this user turns it off."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",))
+    (root / "README").write_text("")
+    code, text, _ = _ingest(tmp_path, how, "--entry", "bids", "--path", str(root))
+    assert code != 0
+    assert (
+        "Fix the dataset (see https://bids-specification.readthedocs.io), drop the offending "
+        f"files from the dataset, or {SKIP[how]}." in text
+    ), text

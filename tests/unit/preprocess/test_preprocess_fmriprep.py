@@ -18,6 +18,7 @@ from helpers.fmriprep import IMAGE, expect_standin, fmriprep_request, read_calls
 
 from lcm.cli import main
 from lcm.commands import fmriprep as fmriprep_cmd
+from lcm.commands.fmriprep import OPTION_NAMES
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
 from lcm.preprocess.container import (
     FmriprepCall,
@@ -101,7 +102,10 @@ def test_container_runner_needs_image_and_work_dir(
 ) -> None:
     make_raw_bids(tmp_path / "raw", subjects=("01",))
     lic = expect_standin(monkeypatch, tmp_path)
-    req = fmriprep_request(tmp_path, "docker", fs_license=lic, **{missing: None})
+    # As lcm fmriprep asks (its options named): the workflow's rule names the config's keys.
+    req = fmriprep_request(
+        tmp_path, "docker", fs_license=lic, names=OPTION_NAMES, **{missing: None}
+    )
     option = "--" + missing.replace("_", "-")
     with pytest.raises(ConfigError, match=f"runner 'docker' needs {option}; none was given"):
         run_fmriprep(req, tmp_path / "rec.json")
@@ -450,7 +454,9 @@ def test_a_surface_output_space_is_refused_before_fmriprep_runs(
     """fMRIPrep would run for hours to write surface outputs no run can be recorded from."""
     make_raw_bids(tmp_path / "raw", subjects=("01",))
     lic = expect_standin(monkeypatch, tmp_path, space="fsLR")
-    req = fmriprep_request(tmp_path, "docker", fs_license=lic, output_space="fsLR")
+    req = fmriprep_request(
+        tmp_path, "docker", fs_license=lic, output_space="fsLR", names=OPTION_NAMES
+    )
     with pytest.raises(ConfigError, match="--output-space 'fsLR' is a surface space") as caught:
         run_fmriprep(req, tmp_path / "rec.json")
     assert read_calls(standins) == [] and not (tmp_path / "rec.json").exists()

@@ -113,10 +113,13 @@ def test_a_resolution_named_in_the_output_space_is_the_one_read(
 
 def test_an_output_space_of_another_form_is_refused_naming_the_option(tmp_path: Path) -> None:
     """`lcm fmriprep` is called outside the workflow too (the schema checks the config's)."""
+    from lcm.commands.fmriprep import OPTION_NAMES
     from lcm.exceptions import ConfigError
 
     make_raw_bids(tmp_path / "raw", subjects=("01",), runs=("1",))
-    req = fmriprep_request(tmp_path, "existing", output_space=f"{SPACE}:res-nat")
+    req = fmriprep_request(
+        tmp_path, "existing", output_space=f"{SPACE}:res-nat", names=OPTION_NAMES
+    )
     with pytest.raises(ConfigError, match=r"--output-space: output space .*res-nat") as err:
         run_fmriprep(req, tmp_path / "rec.json")
     assert f"{SPACE}:res-2" in (err.value.hint or "")

@@ -155,6 +155,28 @@ def test_lcm_splits_without_task_gives_site_less_datasets_subject_folds(tmp_path
     assert set(read_splits(refused)["scheme"]) == set(SCHEMES)
 
 
+def test_lcm_splits_names_the_site_column_of_each_site_less_dataset(tmp_path: Path) -> None:
+    """The warning said "name datasets.<name>.site_column", the datasets it meant named apart."""
+    from lcm.cli import setup_logging
+
+    n = 12
+    runs = pd.DataFrame({"subject": [f"{i:02d}" for i in range(n)], "run": "1", "site": ""})
+    vec = np.zeros((n, n_edges(len(ROIS))), dtype=np.float32)
+    for dataset in ("nosite", "alsonone"):
+        write_connectome_arrays(tmp_path, "toy", dataset, runs, vec, ROIS)
+    log = tmp_path / "splits.log"
+    argv = ["--log-file", str(log), "splits", "--store", str(tmp_path), "--atlas", "toy"]
+    argv += ["--datasets", "nosite", "alsonone", "--out", str(tmp_path / "s.parquet")]
+    try:
+        assert main(argv) == 0
+    finally:
+        setup_logging()
+    assert (
+        "name datasets.alsonone.site_column, datasets.nosite.site_column in the catalogue (and "
+        "fill their empty cells) and rerun lcm store for them" in log.read_text()
+    ), log.read_text()
+
+
 def _store(tmp_path: Path) -> Path:
     """One dataset whose labeled subjects are a downstream task and the rest pretrain."""
     n = 30
