@@ -33,12 +33,12 @@ from helpers.workflow import (
 
 SITE = ["--slurm-status-command", "squeue"]
 # A dependent job starts once its input's job is seen finished. The plugin (2.8.0,
-# check_active_jobs) checks this many seconds after a check that saw a job finish, and waits
-# 10 s longer after each check that sees none finish (up to 180 s): checks at 1, 12, 33 and
-# 64 s after a submission at 1 s. That 10 s step is fixed in the plugin: Snakemake's
-# --seconds-between-status-checks only sets the wait before its first check, and
-# --max-status-checks-per-second throttles the queries within one check. 1 s is the smallest
-# the plugin accepts and the best for jobs of 15 to 60 s, as here (at 10 s: 5, 25, 55 s).
+# check_active_jobs) waits this many seconds after a check that saw a job finish (or none
+# running), and 10 s longer after each check that saw none finish (up to 180 s): a job
+# submitted while none runs is seen by 1, 12, 33 or 64 s. The 10 s step is fixed in the
+# plugin: Snakemake's --seconds-between-status-checks sets only the wait before the first
+# check, and --max-status-checks-per-second throttles the queries within one check. 1 s, the
+# least the plugin accepts, suits jobs of 15 to 60 s as here (at 10 s: by 10, 30, 60 s).
 SITE += ["--slurm-init-seconds-before-status-checks", "1"]
 
 
