@@ -12,6 +12,7 @@ import gzip
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -164,15 +165,58 @@ def write_config(workdir: Path, cfg: dict) -> Path:
     return path
 
 
-def snakemake(
-    repo: Path, workdir: Path, *args: str, timeout: float = 600
-) -> subprocess.CompletedProcess:
-    """Run Snakemake on ``repo``'s Snakefile in ``workdir`` with this interpreter first on PATH."""
+def _snakemake_command(repo: Path, workdir: Path, args: Sequence[str]) -> tuple[list, dict]:
+    """The command and environment of :func:`snakemake` and :func:`start_snakemake`."""
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     env = {**os.environ, "PATH": path, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile")]
     cmd += ["--directory", str(workdir), *args]
+    return cmd, env
+
+
+def snakemake(
+    repo: Path, workdir: Path, *args: str, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """Run Snakemake on ``repo``'s Snakefile in ``workdir`` with this interpreter first on PATH."""
+    cmd, env = _snakemake_command(repo, workdir, args)
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+class StartedSnakemake:
+    """A :func:`snakemake` run started in the background (:func:`start_snakemake`)."""
+
+    def __init__(self, repo: Path, workdir: Path, args: Sequence[str], output: Path) -> None:
+        cmd, env = _snakemake_command(repo, workdir, args)
+        self.output = output
+        # Output to a file, not a pipe: a pipe nobody reads fills up and stalls Snakemake.
+        with output.open("w") as out:
+            self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+    def join(self, timeout: float) -> subprocess.CompletedProcess:
+        """Wait for the run; its output (stdout and stderr together) comes as ``stderr``."""
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise
+        text = self.output.read_text()
+        return subprocess.CompletedProcess(self.process.args, self.process.returncode, "", text)
+
+    def stop(self) -> None:
+        """Interrupt the run if still going (Snakemake then cancels its cluster jobs)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_snakemake(repo: Path, workdir: Path, *args: str) -> StartedSnakemake:
+    """:func:`snakemake` without waiting: to run beside other work; :meth:`~StartedSnakemake.join`
+    returns what :func:`snakemake` would (output in ``workdir.parent / "snakemake.out"``)."""
+    return StartedSnakemake(repo, workdir, args, workdir.parent / "snakemake.out")
 
 
 def run_workflow(

@@ -15,23 +15,30 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from helpers.workflow import (
+    StartedSnakemake,
     copy_repo,
     planned_jobs,
     small_config,
     snakemake,
+    start_snakemake,
     tiny_pretraining_config,
     write_config,
 )
 
 SITE = ["--slurm-status-command", "squeue"]
-# A dependent job starts once its input's job is seen finished. The plugin checks first after
-# this many seconds, then waits 10 s longer after each check that finds nothing finished: at
-# 1 s, a job of a few seconds is seen at 11 s (at 5 s: 5 + 15 = 20 s), twelve levels of jobs.
+# A dependent job starts once its input's job is seen finished. The plugin (2.8.0,
+# check_active_jobs) waits this many seconds after a check that saw a job finish (or none
+# running), and 10 s longer after each check that saw none finish (up to 180 s): a job
+# submitted while none runs is seen by 1, 12, 33 or 64 s. The 10 s step is fixed in the
+# plugin: Snakemake's --seconds-between-status-checks sets only the wait before the first
+# check, and --max-status-checks-per-second throttles the queries within one check. 1 s, the
+# least the plugin accepts, suits jobs of 15 to 60 s as here (at 10 s: by 10, 30, 60 s).
 SITE += ["--slurm-init-seconds-before-status-checks", "1"]
 
 
@@ -63,8 +70,47 @@ pytestmark = [
 ]
 
 
+DDP_TARGET = "results/models/pretrain/model.safetensors"
+
+
 @pytest.fixture(scope="module")
-def slurm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StartedSnakemake, Path]]:
+    """The run of test_pretrain_runs_as_two_slurm_tasks, started and left running (with its
+    work dir): slurm_run starts it first, so that both runs share the cluster (16 CPUs) and
+    one's jobs run while the other waits for its next status check."""
+    # Issue 17: the pretrain rule given two tasks (one torchrun each, started by srun inside the
+    # job, c10d rendezvous) on the one-node test cluster; on a real cluster tasks are nodes.
+    # The profile copied with the repository gets the resources a user would add to it.
+    base = tmp_path_factory.mktemp("slurm-ddp")
+    repo = copy_repo(base / "repo")
+    profile = repo / "profiles" / "slurm" / "config.yaml"
+    settings = yaml.safe_load(profile.read_text())
+    # CPU processes here (gloo): no GPU; 2 tasks of the rule's 8 threads each.
+    settings["set-resources"]["pretrain"] = {"tasks": 2, "mpi": "srun", "mem_mb": 4000}
+    profile.write_text(yaml.safe_dump(settings))
+    workdir = base / "work"
+    workdir.mkdir()
+    config = tiny_pretraining_config(workdir)
+    run = start_snakemake(
+        repo,
+        workdir,
+        "--profile",
+        str(profile.parent),
+        "--configfile",
+        str(config),
+        *SITE,
+        "--jobs",
+        "4",
+        DDP_TARGET,
+    )
+    yield run, workdir
+    run.stop()  # a failed or deselected test leaves no run submitting jobs
+
+
+@pytest.fixture(scope="module")
+def slurm_run(
+    tmp_path_factory: pytest.TempPathFactory, ddp_run: tuple[StartedSnakemake, Path]
+) -> Path:
     """Work dir of a finished SLURM run; the workflow is a copy of the repo at its start."""
     base = tmp_path_factory.mktemp("slurm")
     repo = copy_repo(base / "repo")
@@ -175,36 +221,11 @@ def test_nothing_reruns_on_slurm(slurm_run: Path) -> None:
     assert planned_jobs(proc) == {}
 
 
-def test_pretrain_runs_as_two_slurm_tasks(tmp_path_factory: pytest.TempPathFactory) -> None:
-    # Issue 17: the pretrain rule given two tasks (one torchrun each, started by srun inside the
-    # job, c10d rendezvous) on the one-node test cluster; on a real cluster tasks are nodes.
-    # The profile copied with the repository gets the resources a user would add to it.
-    base = tmp_path_factory.mktemp("slurm-ddp")
-    repo = copy_repo(base / "repo")
-    profile = repo / "profiles" / "slurm" / "config.yaml"
-    settings = yaml.safe_load(profile.read_text())
-    # CPU processes here (gloo): no GPU; 2 tasks of the rule's 8 threads each.
-    settings["set-resources"]["pretrain"] = {"tasks": 2, "mpi": "srun", "mem_mb": 4000}
-    profile.write_text(yaml.safe_dump(settings))
-    workdir = base / "work"
-    workdir.mkdir()
-    config = tiny_pretraining_config(workdir)
-    target = "results/models/pretrain/model.safetensors"
-    proc = snakemake(
-        repo,
-        workdir,
-        "--profile",
-        str(profile.parent),
-        "--configfile",
-        str(config),
-        *SITE,
-        "--jobs",
-        "4",
-        target,
-        timeout=1200,
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
-    sidecar = json.loads((workdir / f"{target}.prov.json").read_text())
+def test_pretrain_runs_as_two_slurm_tasks(ddp_run: tuple[StartedSnakemake, Path]) -> None:
+    run, workdir = ddp_run
+    proc = run.join(timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-10000:]
+    sidecar = json.loads((workdir / f"{DDP_TARGET}.prov.json").read_text())
     parallel = sidecar["DataParallel"]
     assert parallel["world_size"] == 2
     # Both ranks ran, each in its own srun task of the same job.
