@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lcm.bids.dataset import set_to, setting_names
+from lcm.bids.dataset import CONFIG_KEYS, set_to, setting_names
 from lcm.bids.nifti_header import UnreadableHeader, read_bold_header
 from lcm.bids.runs import RunIds
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
@@ -638,6 +638,12 @@ def _check_docker(runner: str) -> None:
     ``fmriprep.runner``) in the hints.
     """
     apptainer = set_to(runner, "apptainer")
+    # Only a workflow job (the config's key named) is retried; lcm fmriprep is run again by hand.
+    retry = (
+        "Snakemake retries the job"
+        if runner == CONFIG_KEYS["runner"]
+        else "Then run lcm fmriprep again"
+    )
     docker = _find_tool(
         "docker",
         hint="Install Docker (or load it) on the nodes that run the fMRIPrep jobs, or set "
@@ -656,8 +662,8 @@ def _check_docker(runner: str) -> None:
         raise ExternalToolError(
             f"docker's daemon did not answer '{shlex.join(probe)}' within "
             f"{DOCKER_PROBE_TIMEOUT_S} s.",
-            hint="Check that the Docker daemon runs on this node (systemctl status docker); "
-            "Snakemake retries the job.",
+            hint="Check that the Docker daemon runs on this node (systemctl status docker). "
+            f"{retry}.",
         ) from exc
     except OSError as exc:
         raise ExternalToolError(f"Cannot start {docker}: {exc}") from exc
@@ -668,7 +674,7 @@ def _check_docker(runner: str) -> None:
             f"{done.returncode}: {said[-1] if said else 'no message'}).",
             hint="Start the Docker daemon on this node, or give your user access to it (the "
             f"docker group, or rootless Docker); where Docker is not available, set {apptainer}. "
-            "Snakemake retries the job; no subject was excluded.",
+            f"{retry}; no subject was excluded.",
         )
 
 
