@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from lcm.bids.dataset import (
+    CONFIG_KEYS,
     is_derivative,
     part_of,
     read_dataset_description,
@@ -74,22 +75,38 @@ from lcm.io.provenance import write_sidecar
 log = logging.getLogger(__name__)
 
 
-def space_hint(select: str) -> str:
+def space_hint(select: str, space: str | None = None) -> str:
     """The fix of a run of a parcellated dataset in several spaces (XCP-D's MNI152NLin6Asym
-    and fsLR outputs), by the name of its selection (:func:`lcm.bids.dataset.setting_names`).
+    and fsLR outputs), by the name of its selection (:func:`lcm.bids.dataset.setting_names`),
+    or of its own space setting where one keeps a space.
 
     Parameters
     ----------
     select : str
         How the user gave the dataset's selection (``--select``, or
         ``ingest.select.<dataset>`` in a config).
+    space : str, optional
+        The setting that keeps one space of the entry's runs, when the user can give it
+        (``lcm ingest --space``, roi_timeseries); None: only the selection can.
 
     Returns
     -------
     str
     """
+    if space is not None:
+        return f"several spaces: choose one with {space}"
     # Its include list: a --select of {"space": [...]} is refused, and so is such a config.
     return f"several spaces: choose one with {part_of(select, 'space.include')}"
+
+
+def _space_keeper(entry: str, keys: Mapping[str, str]) -> str | None:
+    """The setting that keeps one space of ``entry``'s runs (:func:`space_hint`): ``--space``
+    for an entry whose runs may be in any space, given on the command line. Under a rule the
+    space is fmriprep.output_space, which the workflow does not pass to such an entry (its
+    runs are not fMRIPrep's), and a connectome's space is never filtered on."""
+    tree = entry_type(entry).tree
+    optional = tree is not None and tree.space == "optional"
+    return keys["space"] if optional and keys["space"] != CONFIG_KEYS["space"] else None
 
 
 def _check_space_in_selection(
@@ -284,7 +301,9 @@ def ingest_dataset(
         manifest = combine_echoes(exclude_other_parts(manifest), derivatives=not kind.raw)
     if parcellation is not None:
         manifest = select_parcellation(manifest, *parcellation)
-    manifest = exclude_space_duplicates(manifest, hint=space_hint(keys["select"]))
+    manifest = exclude_space_duplicates(
+        manifest, hint=space_hint(keys["select"], _space_keeper(entry, keys))
+    )
     _log_exclusions(dataset, manifest, root, task, keys)
     no_runs = subjects_without_runs(
         root, index.subjects, manifest, dataset, task, ignored, names=keys
@@ -355,7 +374,9 @@ def _ingest_files(
         manifest = keep_space(manifest, space, keys["space"], str(path))
     if parcellation is not None:
         manifest = select_parcellation(manifest, *parcellation)
-    manifest = exclude_space_duplicates(manifest, hint=space_hint(keys["select"]))
+    manifest = exclude_space_duplicates(
+        manifest, hint=space_hint(keys["select"], _space_keeper(entry, keys))
+    )
     folder = path if path.is_dir() else path.parent
     _log_exclusions(dataset, manifest, path, task, keys)
     subjects = sorted({f"sub-{s}" for s in manifest["subject"] if s})
