@@ -111,7 +111,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "MNI152NLin2009cAsym:res-2 for one resolution, :res-native for the file without res-, "
         "as fMRIPrep's --output-spaces); for "
         "roi_timeseries, keep only this space (default: any; the others stay in the manifest as "
-        "not_selected).",
+        "not_selected); refused for connectome, whose files --select's space chooses.",
     )
     p.add_argument(
         "--select",
@@ -176,8 +176,12 @@ def run(args: argparse.Namespace) -> int:
     # A workflow rule (lcm --rule) builds the options from its user's config: named by its keys.
     names = None if getattr(args, "rule", None) else OPTION_NAMES
     keys = setting_names(args.dataset, names)
+    if names is not None:
+        # Not under a rule: the workflow passes fmriprep.output_space to every entry but
+        # roi_timeseries, and a connectome dataset's runs must stay what they were.
+        _check_space_used(args.entry, args.space)
     selection = Selection.from_config(
-        _json_arg(args.select), source=keys["select"], task=keys["task"]
+        _json_arg(args.select, keys["select"]), source=keys["select"], task=keys["task"]
     )
     checks = entry_type(args.entry).ingest_checks_confounds
     denoise = _denoise(args.denoise) if checks else None
@@ -213,16 +217,39 @@ def _denoise(text: str | None) -> DenoiseSettings | None:
     return DenoiseSettings.from_json(text)
 
 
-def _json_arg(text: str | None) -> dict | None:
+def _check_space_used(entry: str, space: str | None) -> None:
+    """Refuse ``--space`` for an entry that neither checks nor filters on it (connectomes,
+    :data:`lcm.entries.TABLE`): it was silently ignored, every space's runs kept."""
+    kind = entry_type(entry)
+    # A voxel-level entry's space is checked (volumetric) and recorded; a tree's "required" or
+    # "optional" space keeps that space's runs (lcm.bids.ingest.ingest_dataset).
+    if space is None or kind.voxel or (kind.tree is not None and kind.tree.space != "ignored"):
+        return
+    include = json.dumps({"space": {"include": [space]}})
+    raise ConfigError(
+        f"--space {space}: entry {entry!r} does not filter on space (its files are kept "
+        "whatever their space-<label>), so --space would be ignored.",
+        hint=f"Leave --space out; to keep only this space's runs, pass --select '{include}'.",
+    )
+
+
+def _json_arg(text: str | None, name: str) -> dict | None:
+    """The selection ``text`` (JSON) as a mapping; ``name`` is how the user gave it
+    (``--select``, or ``ingest.select.<dataset>`` under a workflow rule), named in errors."""
+    from lcm.bids.dataset import set_to
+
     if text is None:
         return None
+    # On the command line, a shell-quoted option; in a config, a (YAML flow) mapping.
+    example = '{"participants": {"include": ["01", "02"]}}'
+    quoted = f"'{example}'" if name == OPTION_NAMES["select"] else example
+    fix = f"e.g. {set_to(name, quoted)}"
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
-            f"--select: expected a JSON object, received {text!r} ({exc}).",
-            hint='e.g. --select \'{"participants": {"include": ["01", "02"]}}\'',
+            f"{name}: expected a JSON object, received {text!r} ({exc}).", hint=fix
         ) from exc
     if value is not None and not isinstance(value, dict):
-        raise ConfigError(f"--select: expected a JSON object, received {text!r}.")
+        raise ConfigError(f"{name}: expected a JSON object, received {text!r}.", hint=fix)
     return value
