@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from typing import TYPE_CHECKING
 
 from lcm.commands._atlas import add_atlas_arguments
@@ -225,11 +226,12 @@ def _check_space_used(entry: str, space: str | None) -> None:
     # "optional" space keeps that space's runs (lcm.bids.ingest.ingest_dataset).
     if space is None or kind.voxel or (kind.tree is not None and kind.tree.space != "ignored"):
         return
-    include = json.dumps({"space": {"include": [space]}})
+    # Pasteable as it is, whatever the label holds.
+    include = shlex.quote(json.dumps({"space": {"include": [space]}}))
     raise ConfigError(
         f"--space {space}: entry {entry!r} does not filter on space (its files are kept "
         "whatever their space-<label>), so --space would be ignored.",
-        hint=f"Leave --space out; to keep only this space's runs, pass --select '{include}'.",
+        hint=f"Leave --space out; to keep only this space's runs, pass --select {include}.",
     )
 
 
