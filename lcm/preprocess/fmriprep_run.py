@@ -49,6 +49,9 @@ from lcm.preprocess.subject_runs import ingest_run_trs, runs_from_manifest, subj
 from lcm.reason_codes import TOO_FEW_VOLUMES, with_fix
 
 log = logging.getLogger(__name__)
+# Who runs a failed fMRIPrep job again: a local workflow run sets no retries, the SLURM
+# profile does; a hint saying "Snakemake retries the job" was untrue locally.
+_RESUBMITTED = "profiles/slurm's retries resubmit a workflow job"
 
 RUNNERS = ("existing", "docker", "apptainer")
 # Exit statuses of a container killed from outside (SIGKILL, SIGTERM: 128 + signal, as docker
@@ -638,9 +641,10 @@ def _check_docker(runner: str) -> None:
     ``fmriprep.runner``) in the hints.
     """
     apptainer = set_to(runner, "apptainer")
-    # Only a workflow job (the config's key named) is retried; lcm fmriprep is run again by hand.
+    # A workflow job (the config's key named) runs again with the workflow, or by the SLURM
+    # profile's retries (a local run sets none); lcm fmriprep is run again by hand.
     retry = (
-        "Snakemake retries the job"
+        f"Then run the workflow again ({_RESUBMITTED})"
         if runner == CONFIG_KEYS["runner"]
         else "Then run lcm fmriprep again"
     )
@@ -731,8 +735,8 @@ def _failure(
         raise ExternalToolError(
             f"fMRIPrep was killed for sub-{call.subject} (exit status {code}): out of memory "
             "or time, or stopped.",
-            hint=f"See {where}. Snakemake retries the job (with more memory per attempt under "
-            f"profiles/slurm); the work folder {call.subject_work_dir} lets it resume.",
+            hint=f"See {where}. Run it again ({_RESUBMITTED}, with more memory and time per "
+            f"attempt); the work folder {call.subject_work_dir} lets it resume.",
         )
     _raise_for_tool(code, call, runner, output, where)
     record = shlex.quote(os.path.abspath(out))
@@ -760,7 +764,7 @@ def _raise_for_tool(code: int, call: FmriprepCall, runner: str, output: bytes, w
             f"status {code}{last}).",
             hint=f"See {where}: docker is missing or not reachable, or the image "
             f"{call.image} could not be pulled or run. Fix docker on this node (or pull the "
-            "image there); Snakemake retries the job, and no subject was excluded.",
+            f"image there), then run it again ({_RESUBMITTED}): no subject was excluded.",
         )
     if code in TOOL_EXIT_CODES[tool]:
         why = {
@@ -783,8 +787,8 @@ def _raise_for_tool(code: int, call: FmriprepCall, runner: str, output: bytes, w
             f"The container tool or fMRIPrep's setup failed for sub-{call.subject}, not "
             f"fMRIPrep on its data (exit status {code}, {why}){last}.",
             hint=f"See {where}. {licence}Fix the container tool or the image {call.image} "
-            "(pull or build it where the jobs run); Snakemake retries the job, and no subject "
-            "was excluded.",
+            f"(pull or build it where the jobs run), then run it again ({_RESUBMITTED}): no "
+            "subject was excluded.",
         )
 
 

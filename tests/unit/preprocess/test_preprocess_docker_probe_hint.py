@@ -1,6 +1,6 @@
-"""The Docker probe's fix, as the user runs fMRIPrep: under a workflow rule Snakemake retries
-the job, but ``lcm fmriprep`` on the command line is retried by no one: its hint told that user
-"Snakemake retries the job"."""
+"""The Docker probe's fix, as the user runs fMRIPrep: a workflow job runs again with the workflow
+(or by profiles/slurm's retries; a local run sets none), ``lcm fmriprep`` on the command line by
+its user: its hint told that user "Snakemake retries the job"."""
 
 from __future__ import annotations
 
@@ -17,7 +17,11 @@ from lcm.preprocess import fmriprep_run
 # How the runner's setting is named (lcm fmriprep's option, the config's key), and the fix's end.
 HOW = {
     "command_line": (OPTION_NAMES, "--runner apptainer", "Then run lcm fmriprep again"),
-    "rule": (None, "fmriprep.runner: apptainer", "Snakemake retries the job"),
+    "rule": (
+        None,
+        "fmriprep.runner: apptainer",
+        "Then run the workflow again (profiles/slurm's retries resubmit a workflow job)",
+    ),
 }
 
 
