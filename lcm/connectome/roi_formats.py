@@ -29,7 +29,7 @@ import pandas as pd
 from lcm import reason_codes
 from lcm.atlas.model import setting_names
 from lcm.connectome.confounds import MISSING_CELLS
-from lcm.connectome.csv_dialect import check_semicolons
+from lcm.connectome.csv_dialect import check_grouped_numbers, check_semicolons
 from lcm.exceptions import ExcludedRunError
 
 SERIES_MAT_VARIABLES = ("ROISignals", "ROISignal", "timeseries", "ts")
@@ -164,6 +164,7 @@ def _read_series_table(path: Path, names: list[str], atlas_fix: str) -> pd.DataF
             ) from e
         if row_names:
             table = table.reset_index(drop=True)  # volume labels, not ROIs
+        _check_grouped_cells(path, table)
         if table.shape[1] == 1 and table.shape[0]:
             _check_delimiter(path, "\t", str(table.iat[-1, 0]))
         if table.shape[1] > 1 and str(table.columns[0]) == "Unnamed: 0":
@@ -613,6 +614,8 @@ def _read_text_table(
     bad = raw.apply(_is_text).to_numpy()
     if bad.any():
         check_semicolons(path, sep)  # '0,5;1,5' read as '0', '5;1', '5'
+        # Excel's '"1,234.5"' (or '1 234.5'): one cell, a number a reader takes for text.
+        check_grouped_numbers(path, sep, raw.to_numpy()[bad].tolist(), header)
         i, j = np.argwhere(bad)[0]
         raise ExcludedRunError(
             f"{path.name}: cell (row {i + 1}, column {j + 1}) is not a number ({raw.iat[i, j]!r})",
@@ -620,6 +623,19 @@ def _read_text_table(
             code=reason_codes.NON_NUMERIC_VALUES,
         )
     return header, index, values
+
+
+def _check_grouped_cells(path: Path, table: pd.DataFrame) -> None:
+    """Refuse a TSV whose text cells are numbers with thousands separators or decimal commas
+    (:func:`~lcm.connectome.csv_dialect.check_grouped_numbers`): read as text, each became a
+    missing value, the run refused as holding non-numeric values with no word of why."""
+    texts = table.select_dtypes(include=["object", "string"])
+    if texts.empty:
+        return
+    cells = texts.stack().astype(str)
+    cells = cells[pd.to_numeric(cells.str.strip(), errors="coerce").isna()]
+    if len(cells):
+        check_grouped_numbers(path, "\t", cells.tolist(), [str(c) for c in table.columns])
 
 
 def _check_delimiter(path: Path, sep: str, cell: str) -> None:
