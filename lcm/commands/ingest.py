@@ -177,10 +177,9 @@ def run(args: argparse.Namespace) -> int:
     # A workflow rule (lcm --rule) builds the options from its user's config: named by its keys.
     names = None if getattr(args, "rule", None) else OPTION_NAMES
     keys = setting_names(args.dataset, names)
-    if names is not None:
-        # Not under a rule: the workflow passes fmriprep.output_space to every entry but
-        # roi_timeseries, and a connectome dataset's runs must stay what they were.
-        _check_space_used(args.entry, args.space)
+    # Under a rule too: the workflow passes fmriprep.output_space only where it is used
+    # (get_ingest_space_arg in workflow/rules/common.smk).
+    _check_space_used(args.entry, args.space)
     selection = Selection.from_config(
         _json_arg(args.select, keys["select"]), source=keys["select"], task=keys["task"]
     )

@@ -61,6 +61,13 @@ def test_workflow_routes_file_entries(tmp_path: Path) -> None:
     assert "connectome dataset --entry connectome --dataset pcpconn" in out
     assert "connectome dataset --entry roi_timeseries --dataset abidefiles" in out
     assert "--repetition-time 2.0" in out and "--entry connectome" in out
+    # fMRIPrep's space is no filter of either entry (lcm ingest refuses it for connectomes).
+    ingests = [x for x in out.splitlines() if "--rule ingest ingest --dataset" in x]
+    assert {shlex.split(x.split("--entry ", 1)[1])[0] for x in ingests} == {
+        "roi_timeseries",
+        "connectome",
+    }
+    assert not [x for x in ingests if "--space" in x], ingests
     line = next(x for x in out.splitlines() if "--dataset abidefiles" in x and "--denoise" in x)
     denoise = json.loads(shlex.split(line.split("--denoise ", 1)[1])[0])
     # The dataset's overrides applied, and no strategy: ROI series regress no confounds, and 24P

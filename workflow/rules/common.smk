@@ -330,13 +330,16 @@ def get_listing_hash(wildcards):
 
 
 def get_ingest_space_arg(wildcards):
-    """``--space`` (fMRIPrep's output space), except for entries whose space is optional.
+    """``--space`` (fMRIPrep's output space) for the entries whose space ingest checks or
+    requires: voxel-level runs, a tree whose ``space-`` must be fMRIPrep's.
 
     ROI time series of any space are runs: passing fMRIPrep's space left XCP-D's CIFTI
     outputs (space-fsLR) out without a reason; ``ingest.select.<dataset>.space`` chooses.
+    A connectome dataset's ingest ignored it, and ``lcm ingest`` refuses it there.
     """
-    tree = entry_type(CFG["datasets"][wildcards.dataset]["entry"]).tree
-    return "" if tree and tree.space == "optional" else f"--space {quoted(SPACE)}"
+    kind = entry_type(CFG["datasets"][wildcards.dataset]["entry"])
+    checked = kind.voxel or (kind.tree is not None and kind.tree.space == "required")
+    return f"--space {quoted(SPACE)}" if checked else ""
 
 
 def get_ingest_options(wildcards):

@@ -1,10 +1,10 @@
 """``lcm ingest``'s refusals and fixes as the user gave the settings: on the command line its
 options, under a workflow rule (``lcm --rule``) the config's keys.
 
-``--space`` of a connectome dataset was silently ignored on the command line (every space's
-files kept); a run in several spaces was told to use ``--select's space.include`` where
-``--space`` keeps one; a ``--select`` that is no JSON object was named ``--select`` to a
-workflow user, who wrote ``ingest.select.<dataset>``.
+``--space`` of a connectome dataset was silently ignored, on the command line and as the
+workflow passed it (every space's files kept); a run in several spaces was told to use
+``--select's space.include`` where ``--space`` keeps one; a ``--select`` that is no JSON object
+was named ``--select`` to a workflow user, who wrote ``ingest.select.<dataset>``.
 """
 
 from __future__ import annotations
@@ -48,11 +48,13 @@ def _runs(tmp_path: Path, entry: str) -> Path:
     return folder
 
 
-def test_space_of_a_connectome_dataset_is_refused_on_the_command_line(tmp_path: Path) -> None:
-    """A connectome is kept whatever its space: --space did nothing, silently."""
+@pytest.mark.parametrize("rule", [False, True], ids=["command_line", "rule"])
+def test_space_of_a_connectome_dataset_is_refused(tmp_path: Path, rule: bool) -> None:
+    """A connectome is kept whatever its space: --space did nothing, silently. Under a rule
+    too: the workflow no longer passes it there (get_ingest_space_arg)."""
     path = _runs(tmp_path, "connectome")
     options = ["--entry", "connectome", "--path", str(path), "--space", "fsLR"]
-    code, text, manifest = _ingest(tmp_path, False, *options)
+    code, text, manifest = _ingest(tmp_path, rule, *options)
     assert code != 0 and manifest is None
     assert (
         "--space fsLR: entry 'connectome' does not filter on space (its files are kept whatever "
@@ -74,11 +76,11 @@ def test_the_selection_the_space_refusal_names_keeps_that_space(tmp_path: Path) 
     assert manifest.loc[manifest["included"], "space"].tolist() == ["fsLR"]
 
 
-def test_the_workflows_space_of_a_connectome_dataset_filters_nothing(tmp_path: Path) -> None:
-    """The workflow passes fmriprep.output_space to a connectome dataset's ingest: not refused,
-    and no run is left out by it (one is a duplicate, the selection's key its fix)."""
+def test_a_connectome_dataset_under_a_rule_keeps_every_space(tmp_path: Path) -> None:
+    """Without --space (as the workflow runs it), no run is left out for its space (one is a
+    duplicate, the selection's key its fix)."""
     path = _runs(tmp_path, "connectome")
-    options = ["--entry", "connectome", "--path", str(path), "--space", "fsLR"]
+    options = ["--entry", "connectome", "--path", str(path)]
     code, _, manifest = _ingest(tmp_path, True, *options)
     assert code == 0 and manifest is not None
     assert sorted(manifest["space"]) == sorted(SPACES)
