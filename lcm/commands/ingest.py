@@ -7,6 +7,7 @@ import json
 import shlex
 from typing import TYPE_CHECKING
 
+from lcm.bids.dataset import set_to, setting_names
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.docstrings import fill_doc
 from lcm.entries import entry_type, names
@@ -170,7 +171,6 @@ def run(args: argparse.Namespace) -> int:
     int
         The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
     """
-    from lcm.bids.dataset import setting_names
     from lcm.bids.ingest import ingest
     from lcm.bids.selection import Selection
 
@@ -237,8 +237,6 @@ def _check_space_used(entry: str, space: str | None) -> None:
 def _json_arg(text: str | None, name: str) -> dict | None:
     """The selection ``text`` (JSON) as a mapping; ``name`` is how the user gave it
     (``--select``, or ``ingest.select.<dataset>`` under a workflow rule), named in errors."""
-    from lcm.bids.dataset import set_to
-
     if text is None:
         return None
     # On the command line, a shell-quoted option; in a config, a (YAML flow) mapping.
