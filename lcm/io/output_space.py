@@ -247,27 +247,6 @@ def is_native_space(space: str) -> bool:
     return space.split(":", 1)[0] in NATIVE_SPACES
 
 
-def native_space_fix(atlas_space: str | None = None) -> str:
-    """The hint given when voxel-level runs are read in a subject's own space.
-
-    Parameters
-    ----------
-    atlas_space : str, optional
-        The atlas's template, when known (named as the space to set).
-    """
-    template = (
-        f"the atlas's template, {atlas_space},"
-        if atlas_space
-        else "the template the atlas image was made in (MNI152NLin2009cAsym for the registry "
-        "atlases)"
-    )
-    return (
-        f"Set fmriprep.output_space (lcm fmriprep --output-space) to {template} and run "
-        "fMRIPrep with it in --output-spaces. An atlas in each subject's own space is not "
-        "supported: bring such parcellations as ROI time series (entry: roi_timeseries)."
-    )
-
-
 def check_output_space(text: str, option: str = "--output-space") -> OutputSpace:
     """Parse an output space given on the command line (the config schema checks its own).
 
