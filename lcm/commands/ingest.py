@@ -25,7 +25,9 @@ OPTION_NAMES = {
     "task": "--task",
     "repetition_time": "--repetition-time",
     "space": "--space",
+    "roi_space": "--space",
     "select": "--select",
+    "seg": "--atlas-seg",
     "validate": "--no-validate",
 }
 
