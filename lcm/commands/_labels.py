@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import re
 
-from lcm.bids.dataset import CONFIG_KEYS
 from lcm.exceptions import ConfigError
 from lcm.io.bids_names import check_label
 
@@ -26,14 +25,15 @@ LABEL_OPTIONS = {
     "subject": "sub",
 }
 # Where a workflow rule (lcm --rule) took a label from: the config's keys, which its user wrote
-# ({dataset}: the verb's --dataset), not the option the rule passed it by.
+# ({dataset}: the verb's --dataset), not the option the rule passed it by. lcm.bids.dataset's
+# CONFIG_KEYS spells them (kept equal by a test): not imported, so that this module, in every
+# verb's code hash, does not put that one there too.
 RULE_SOURCES = {
-    "dataset": CONFIG_KEYS["dataset"],
-    "datasets": CONFIG_KEYS["dataset"],
+    "dataset": "datasets",
+    "datasets": "datasets",
     "consortium": "synth.consortia",
-    # The fMRIPrep stage's subjects (lcm.bids.dataset.CONFIG_KEYS); a synthetic consortium's
-    # are its settings'.
-    "subject": CONFIG_KEYS["subject"],
+    # The fMRIPrep stage's subjects; a synthetic consortium's are its settings'.
+    "subject": "ingest.select.{dataset}.participants.include",
 }
 _RUN_KEY_RE = re.compile(r"^[A-Za-z0-9]+-[A-Za-z0-9]+(?:_[A-Za-z0-9]+-[A-Za-z0-9]+)*$")
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from lcm.bids.dataset import CONFIG_KEYS
 from lcm.cli import build_parser, main
-from lcm.commands._labels import LABEL_OPTIONS
+from lcm.commands._labels import LABEL_OPTIONS, RULE_SOURCES
 
 BAD = "../x"
 STORE = ["--store", "s", "--atlas", "aal116"]
@@ -71,3 +72,11 @@ def _label_dests(parser: argparse.ArgumentParser) -> set[str]:
 
 def test_every_verbs_label_option_is_checked() -> None:
     assert _label_dests(build_parser()) == set(LABEL_OPTIONS)
+
+
+def test_the_rules_sources_are_the_config_keys_of_lcm_bids_dataset() -> None:
+    assert {k: v for k, v in RULE_SOURCES.items() if k != "consortium"} == {
+        "dataset": CONFIG_KEYS["dataset"],
+        "datasets": CONFIG_KEYS["dataset"],
+        "subject": CONFIG_KEYS["subject"],
+    }
