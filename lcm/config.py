@@ -577,6 +577,8 @@ def _check_cross_references(
             f"datasets {voxel} are voxel-level: their runs are parcellated in a volume with the "
             "atlas image, so none of them could give a connectome",
             setting="fmriprep.output_space",
+            roi_entry=", ".join(f"datasets.{name}.entry" for name in voxel) + ": roi_timeseries",
+            roi_space=", ".join(f"ingest.select.{name}.space.include" for name in voxel),
         )
     unknown = sorted(set((config.get("ingest") or {}).get("select") or {}) - set(datasets))
     if unknown:

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 # Not duplicates: the echoes of a multi-echo run (combined) and the phase of complex-valued BOLD
-# (other_part), lcm.bids.selection.
+# (other_part), lcm.bids.selection. {space}: how the user names the output space
+# (TreeIndex.duplicate_hint).
 _BOLD_HINT = (
     "keep one file per run: .nii or .nii.gz, one resolution (of fMRIPrep's: name it in "
-    "fmriprep.output_space, e.g. MNI152NLin2009cAsym:res-2)"
+    "{space}, e.g. MNI152NLin2009cAsym:res-2)"
 )
 
 
@@ -49,7 +50,10 @@ class TreeIndex:
     images : bool
         NIfTI images: each included run's header is checked (shape, TR).
     duplicate_hint : str
-        How the user keeps one file per run, for the duplicate reason.
+        How the user keeps one file per run, for the duplicate reason; ``{setting}`` fields
+        name a dataset's setting as the user gives it (a key of
+        :data:`lcm.bids.dataset.CONFIG_KEYS`: ``{space}``, ``{roi_space}``, ``{seg}`` ...),
+        filled by :meth:`lcm.bids.fast_index.IndexSpec.duplicate_hint`.
     """
 
     suffix: str
@@ -211,8 +215,7 @@ _TABLE = (
             one_of=("seg", "atlas", "stat"),
             space="optional",
             images=False,
-            duplicate_hint="several spaces or atlases: choose one with "
-            "ingest.select.<dataset>.space (--select) and atlas.seg (--atlas-seg)",
+            duplicate_hint="several spaces or atlases: choose one with {roi_space} and {seg}",
         ),
         process="lcm.connectome.roi_runs:process_timeseries_manifest",
         settings=("denoise", "connectome"),

@@ -130,8 +130,7 @@ def native_space_fix(
     ----------
     setting : str
         The output space setting as the user gives it: ``fmriprep.output_space`` in the
-        config, ``lcm fmriprep --output-space`` on the command line. The shared core's
-        :func:`lcm.io.output_space.native_space_fix` named both to either user.
+        config, ``lcm fmriprep --output-space`` on the command line: one of them, never both.
     roi_entry : str, default ``entry: roi_timeseries``
         How the user enters a dataset as ROI time series (``datasets.<name>.entry:
         roi_timeseries``, ``lcm ingest --entry roi_timeseries``:

@@ -27,6 +27,10 @@ CONFIG_KEYS = {
     "repetition_time": "datasets.{dataset}.repetition_time",
     "space": "fmriprep.output_space",
     "select": "ingest.select.{dataset}",
+    # The space an ROI time-series dataset keeps: the workflow passes it no --space.
+    "roi_space": "ingest.select.{dataset}.space.include",
+    # The seg- label of the atlas's files (parcellated entries).
+    "seg": "atlas.seg",
     # The fMRIPrep stage's (lcm fmriprep's options, lcm.commands.fmriprep.OPTION_NAMES).
     "subject": "ingest.select.{dataset}.participants.include",
     "extra_args": "fmriprep.extra_args",

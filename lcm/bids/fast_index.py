@@ -115,6 +115,10 @@ class IndexSpec:
     space_name : str or None
         How the user gives ``space`` (``--space``, or a config key), named in the reason of a
         run in other spaces only (``not_in_space``); None: the config's key.
+    names : tuple of (str, str)
+        How the user gave the dataset's settings, the ``names`` of
+        :func:`lcm.bids.dataset.setting_names` as pairs (the command line's options); empty:
+        the config's keys. Named in the duplicate reason's fix (:meth:`duplicate_hint`).
     """
 
     dataset: str
@@ -124,6 +128,7 @@ class IndexSpec:
     repetition_time: float | None = None
     repetition_time_name: str | None = None
     space_name: str | None = None
+    names: tuple[tuple[str, str], ...] = ()
 
     @property
     def tree(self) -> TreeIndex:
@@ -186,8 +191,10 @@ class IndexSpec:
         return ents if ents.get("task") == self.task and "sub" in ents else None
 
     def duplicate_hint(self) -> str:
-        """How the user keeps one file per run, for the duplicate reason."""
-        return self.tree.duplicate_hint
+        """How the user keeps one file per run, for the duplicate reason: the entry's
+        :attr:`lcm.entries.TreeIndex.duplicate_hint`, its settings named as the user gives
+        them."""
+        return self.tree.duplicate_hint.format_map(setting_names(self.dataset, dict(self.names)))
 
     @property
     def whole_tree(self) -> bool:

@@ -404,6 +404,7 @@ def _spec_dict(spec: IndexSpec, root: str) -> dict[str, Any]:
         # Named in cached reasons: a cache of lcm ingest's --repetition-time is not a rule's.
         "repetition_time_name": spec.repetition_time_name,
         "space_name": spec.space_name,
+        "names": dict(spec.names),
         "root": os.path.abspath(root),
     }
 

@@ -18,7 +18,6 @@ import pandas as pd
 import pyarrow as pa
 
 from lcm.bids.dataset import (
-    CONFIG_KEYS,
     is_derivative,
     part_of,
     read_dataset_description,
@@ -100,13 +99,13 @@ def space_hint(select: str, space: str | None = None) -> str:
 
 
 def _space_keeper(entry: str, keys: Mapping[str, str]) -> str | None:
-    """The setting that keeps one space of ``entry``'s runs (:func:`space_hint`): ``--space``
-    for an entry whose runs may be in any space, given on the command line. Under a rule the
-    space is fmriprep.output_space, which the workflow does not pass to such an entry (its
-    runs are not fMRIPrep's), and a connectome's space is never filtered on."""
+    """The setting that keeps one space of ``entry``'s runs (:func:`space_hint`), for an entry
+    whose runs may be in any space: ``--space`` on the command line, the selection's
+    ``space.include`` under a rule (the workflow passes such an entry no fmriprep.output_space:
+    its runs are not fMRIPrep's). A connectome's space is never filtered on."""
     tree = entry_type(entry).tree
     optional = tree is not None and tree.space == "optional"
-    return keys["space"] if optional and keys["space"] != CONFIG_KEYS["space"] else None
+    return keys["roi_space"] if optional else None
 
 
 def _check_space_in_selection(
@@ -222,6 +221,8 @@ def ingest_dataset(
             keys["space"],
             f"entry {entry!r} is voxel-level: its runs are parcellated in a volume with the atlas "
             "image, so none could give a connectome",
+            roi_entry=set_to(keys["entry"], "roi_timeseries"),
+            roi_space=keys["roi_space"],
         )
     parcellation = (atlas, seg) if atlas and kind.parcellated else None
     root = index_root(entry, path, derivatives)
@@ -267,6 +268,7 @@ def ingest_dataset(
         repetition_time=repetition_time if kind.needs_tr else None,
         repetition_time_name=keys["repetition_time"] if kind.needs_tr else None,
         space_name=keys["space"] if space else None,
+        names=tuple(sorted((names or {}).items())),
     )
     index = index_dataset(spec, root, cache_dir=cache_dir)
     selection = selection or Selection()

@@ -161,9 +161,9 @@ def exclude_duplicates(rows: list[dict], hint: str, by_space: bool = True) -> li
     Rows of different parcellations (``seg`` entity: ``..._seg-Schaefer100_...`` beside
     ``..._seg-Gordon_...``) are not duplicates of each other: the connectome stage keeps the
     configured atlas's (:func:`lcm.bids.selection.select_parcellation`). Nor, with
-    ``by_space``, are rows of different spaces: ``ingest.select.<dataset>.space`` chooses among
-    them, and :func:`exclude_space_duplicates` excludes what is left after it (marking one
-    space a duplicate first could leave the space the selection keeps excluded).
+    ``by_space``, are rows of different spaces: ``ingest.select.<dataset>.space.include``
+    chooses among them, and :func:`exclude_space_duplicates` excludes what is left after it
+    (marking one space a duplicate first could leave the space the selection keeps excluded).
 
     Parameters
     ----------

@@ -20,6 +20,9 @@ OPTION_NAMES = {
     "derivatives": "--derivatives",
     "task": "--task",
     "space": "--output-space",
+    # Another verb's: a surface space's hint enters the data as ROI time series.
+    "entry": "lcm ingest --entry",
+    "roi_space": "lcm ingest --space",
     "select": "lcm ingest --select",
     "subject": "--subject",
     "extra_args": "--extra-args",

@@ -26,7 +26,9 @@ OPTION_NAMES = {
     "task": "--task",
     "repetition_time": "--repetition-time",
     "space": "--space",
+    "roi_space": "--space",
     "select": "--select",
+    "seg": "--atlas-seg",
     "validate": "--no-validate",
 }
 

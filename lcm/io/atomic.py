@@ -22,13 +22,13 @@ import socket
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from lcm.exceptions import OutputOwnershipError
 from lcm.io.disk_full import no_room_errno
-from lcm.io.tsv import frame_tsv
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TMP_TAG = "lcmtmp"
 # The tag of the feature store's staged partitions (lcm.store.commit), renamed into place together.
@@ -357,6 +357,10 @@ def write_tsv(path: str | os.PathLike[str], df: pd.DataFrame, index: bool = Fals
     lcm.exceptions.OutputOwnershipError
         When ``path`` exists and is not a regular file.
     """
+    # Here, not at the top: every verb imports this module, and pandas (lcm.io.tsv's) would
+    # be paid by each, lcm --help and the light verbs included.
+    from lcm.io.tsv import frame_tsv
+
     text = None if index else frame_tsv(df)
     with atomic_path(path) as tmp:
         if text is not None:

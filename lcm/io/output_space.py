@@ -188,8 +188,12 @@ def is_surface_space(space: str) -> bool:
     return space.startswith(SURFACE_SPACE_PREFIX)
 
 
-def surface_space_fix(space: str, setting: str) -> str:
+def surface_space_fix(space: str, setting: str, roi_entry: str, roi_space: str) -> str:
     """The hint given when a voxel-level dataset is asked for surface space ``space``.
+
+    Each setting is named as the user gives it, one form: options on the command line, the
+    config's keys with the dataset's name filled in when a workflow rule ran the verb
+    (:func:`lcm.bids.dataset.setting_names`; this layer imports none of it).
 
     Parameters
     ----------
@@ -197,25 +201,24 @@ def surface_space_fix(space: str, setting: str) -> str:
         The surface space asked for, named in the hint.
     setting : str
         The setting the user gave it by, named as the one to change: an option (``--space``
-        of ``lcm ingest``) or a config key (``fmriprep.output_space``, when a workflow rule
-        ran the verb from the config).
+        of ``lcm ingest``) or a config key (``fmriprep.output_space``).
+    roi_entry : str
+        How the user enters the dataset as ROI time series: ``--entry roi_timeseries``,
+        ``datasets.<name>.entry: roi_timeseries`` (:func:`lcm.bids.dataset.set_to`).
+    roi_space : str
+        The setting that keeps one space of ROI time series: ``--space``,
+        ``ingest.select.<name>.space.include``.
 
     Returns
     -------
     str
         The hint: set a volumetric template, or bring surface time series as ROI time series.
     """
-    # A command-line user enters data by lcm ingest's options; a config's user by its keys.
-    roi = (
-        "enter by lcm ingest --entry roi_timeseries, which keeps any space (--space chooses one)"
-        if setting.startswith("-")
-        else "enter as entry: roi_timeseries, which keeps any space "
-        "(ingest.select.<dataset>.space chooses one)"
-    )
     return (
         f"Set {setting} to a volumetric template, the atlas's (MNI152NLin2009cAsym, the "
         "default, for the registry atlases). Data already parcellated on the surface "
-        f"({space} time series from XCP-D) {roi}."
+        f"({space} time series from XCP-D) enter as ROI time series, {roi_entry}, which keeps "
+        f"any space ({roi_space} chooses one)."
     )
 
 
@@ -245,27 +248,6 @@ def is_native_space(space: str) -> bool:
         True for one of :data:`NATIVE_SPACES`.
     """
     return space.split(":", 1)[0] in NATIVE_SPACES
-
-
-def native_space_fix(atlas_space: str | None = None) -> str:
-    """The hint given when voxel-level runs are read in a subject's own space.
-
-    Parameters
-    ----------
-    atlas_space : str, optional
-        The atlas's template, when known (named as the space to set).
-    """
-    template = (
-        f"the atlas's template, {atlas_space},"
-        if atlas_space
-        else "the template the atlas image was made in (MNI152NLin2009cAsym for the registry "
-        "atlases)"
-    )
-    return (
-        f"Set fmriprep.output_space (lcm fmriprep --output-space) to {template} and run "
-        "fMRIPrep with it in --output-spaces. An atlas in each subject's own space is not "
-        "supported: bring such parcellations as ROI time series (entry: roi_timeseries)."
-    )
 
 
 def check_output_space(text: str, option: str = "--output-space") -> OutputSpace:
@@ -306,7 +288,13 @@ _VOXEL_WHY = (
 
 
 def check_volumetric_space(
-    text: str, option: str, why: str = _VOXEL_WHY, setting: str | None = None
+    text: str,
+    option: str,
+    why: str = _VOXEL_WHY,
+    setting: str | None = None,
+    *,
+    roi_entry: str,
+    roi_space: str,
 ) -> OutputSpace:
     """Parse an output space a voxel-level dataset is read in, refusing a surface space.
 
@@ -325,6 +313,14 @@ def check_volumetric_space(
     setting : str, optional
         The setting the hint tells the user to change, when ``option`` is more than its name
         (the config's message starts with the config file); ``option`` by default.
+    roi_entry, roi_space : str
+        How the user enters the dataset as ROI time series and keeps one of their spaces, as
+        :func:`surface_space_fix` names them.
+
+    Returns
+    -------
+    OutputSpace
+        The parsed space.
 
     Raises
     ------
@@ -337,6 +333,6 @@ def check_volumetric_space(
     if is_surface_space(text):
         raise ConfigError(
             f"{option} {text!r} is a surface space, but {why}.",
-            hint=surface_space_fix(text, setting or option),
+            hint=surface_space_fix(text, setting or option, roi_entry, roi_space),
         )
     return check_output_space(text, option)

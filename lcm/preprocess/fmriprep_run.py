@@ -428,7 +428,12 @@ def _check_request(req: FmriprepRequest) -> None:
             hint=f"Set {keys['runner']} to one of them.",
         )
     # Before fMRIPrep runs for hours: no run could be recorded in a surface space.
-    check_volumetric_space(req.output_space, keys["space"])
+    check_volumetric_space(
+        req.output_space,
+        keys["space"],
+        roi_entry=set_to(keys["entry"], "roi_timeseries"),
+        roi_space=keys["roi_space"],
+    )
     if req.runner != "existing":
         # Before any subject is queued (the settings stamp) and before each launch.
         check_reserved_args(req.extra_args, keys)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from lcm.bids.fast_index import IndexSpec
 from lcm.bids.manifest import exclude_duplicates
 from lcm.bids.rows import (
     INVALID_LABEL,
@@ -21,7 +22,6 @@ from lcm.bids.rows import (
     invalid_name_reason,
 )
 from lcm.bids.runs import run_ids_from_name
-from lcm.entries import entry_type
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import parse_entities
 
@@ -74,7 +74,7 @@ def index_bold_runs(
     indexed = {Path(f.path).resolve() for f in files}
     rows += _unindexed_rows(dataset, entry, root, task, space, indexed)
     # The reason's wording is the entry's (compared as text, not re-derived here).
-    rows = exclude_duplicates(rows, hint=entry_type(entry).tree.duplicate_hint)
+    rows = exclude_duplicates(rows, hint=IndexSpec(dataset, entry).duplicate_hint())
     log.info("%s: indexed %d %s run(s) under %s", dataset, len(rows), entry, root)
     return rows
 

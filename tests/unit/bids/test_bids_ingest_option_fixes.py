@@ -146,3 +146,34 @@ def test_a_selection_that_is_no_json_object_is_named_as_given(
     fix = f"ingest.select.d: {example}" if rule else f"--select '{example}'"
     assert f"e.g. {fix}\n" in log, log
     assert rule or "ingest.select" not in log, log
+
+
+@pytest.mark.parametrize(
+    ("rule", "fix"),
+    [
+        (False, "choose one with --space and --atlas-seg"),
+        (True, "choose one with ingest.select.d.space.include and atlas.seg"),
+    ],
+    ids=["command_line", "rule"],
+)
+def test_a_duplicate_roi_series_is_fixed_by_the_settings_given(
+    tmp_path: Path, rule: bool, fix: str
+) -> None:
+    """Two XCP-D series of one run, space and parcellation: the fix named
+    "ingest.select.<dataset>.space (--select)", a key the schema does not have (its list is
+    space.include), unfilled, and both forms at once."""
+    func = tmp_path / "xcpd" / "sub-01" / "func"
+    func.mkdir(parents=True)
+    (tmp_path / "xcpd" / "dataset_description.json").write_text(
+        json.dumps({"Name": "x", "BIDSVersion": "1.9.0", "DatasetType": "derivative"})
+    )
+    for run in ("01", "1"):  # the same run: indices compare as numbers
+        stem = f"sub-01_task-rest_run-{run}_space-fsLR_seg-aal_stat-mean_timeseries"
+        series = pd.DataFrame(roi_series(5), columns=[f"r{i}" for i in range(5)])
+        series.to_csv(func / f"{stem}.tsv", sep="\t", index=False)
+        (func / f"{stem}.json").write_text(json.dumps({"RepetitionTime": 2.0}))
+    options = ["--entry", "roi_timeseries", "--path", str(tmp_path / "xcpd")]
+    code, text, manifest = _ingest(tmp_path, rule, *options)
+    assert code == 0 and manifest is not None, text
+    [reason] = manifest.loc[~manifest["included"], "reason"]
+    assert reason.endswith(f"several spaces or atlases: {fix}"), reason

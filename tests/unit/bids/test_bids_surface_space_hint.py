@@ -17,15 +17,31 @@ from lcm.cli import main
 
 
 @pytest.mark.parametrize(
-    ("rule", "said", "unsaid"),
+    ("rule", "said", "unsaid", "roi"),
     [
-        ([], "--space", "fmriprep.output_space"),
-        (["--rule", "ingest"], "fmriprep.output_space", "--space"),
+        (
+            [],
+            "--space",
+            "fmriprep.output_space",
+            "--entry roi_timeseries, which keeps any space (--space chooses one)",
+        ),
+        (
+            ["--rule", "ingest"],
+            "fmriprep.output_space",
+            "--space",
+            "datasets.tiny.entry: "
+            "roi_timeseries, which keeps any space (ingest.select.tiny.space.include chooses one)",
+        ),
     ],
     ids=["command_line", "rule"],
 )
 def test_ingest_hints_a_surface_space_by_the_setting_given(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], rule: list[str], said: str, unsaid: str
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    rule: list[str],
+    said: str,
+    unsaid: str,
+    roi: str,
 ) -> None:
     root = make_raw_bids(tmp_path / "raw", subjects=("01",))
     out = tmp_path / "out" / "manifest.parquet"
@@ -38,6 +54,9 @@ def test_ingest_hints_a_surface_space_by_the_setting_given(
     hint = err.split("hint:", 1)[1]
     assert f"Set {said} to a volumetric template" in hint, hint
     assert unsaid not in hint and "lcm fmriprep" not in hint, hint
+    # The ROI time-series way in, in the same one form, the dataset's name filled in (it was
+    # ingest.select.<dataset>.space, a key that is not the schema's, to either user).
+    assert roi in hint and "<dataset>" not in hint, hint
     assert not out.parent.exists()
 
 

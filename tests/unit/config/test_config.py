@@ -281,6 +281,9 @@ def test_a_surface_output_space_is_refused_for_voxel_datasets(demo: dict, space:
     # The config's user is told the key to set, not the command-line options.
     assert caught.value.hint.startswith("Set fmriprep.output_space to")
     assert "--" not in caught.value.hint
+    # The ROI way in by the dataset's own keys (the schema's space.include), no placeholder.
+    assert "datasets.bidsdemo.entry: roi_timeseries" in caught.value.hint
+    assert "(ingest.select.bidsdemo.space.include chooses one)" in caught.value.hint
     # A volumetric space other than the default stays accepted.
     bad["fmriprep"]["output_space"] = "MNI152NLin6Asym"
     assert validate_config(bad)["fmriprep"]["output_space"] == "MNI152NLin6Asym"

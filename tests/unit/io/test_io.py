@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -182,3 +184,15 @@ def test_relmat_roi_names_are_read_as_written(tmp_path: Path, names: list[str]) 
     got, values = read_relmat(path)
     assert got == names
     np.testing.assert_array_equal(values, matrix)
+
+
+def test_a_light_verb_imports_no_pandas() -> None:
+    # Every verb imports lcm.io.atomic: its frame writer imports pandas when called, so that
+    # lcm provenance (and --help) does not pay pandas' import at each start.
+    code = (
+        "import sys; from lcm import cli; import lcm.io.atomic; "
+        "cli.build_parser(cli.requested_verb(['provenance', 'verify', 'x']));"
+        "print('pandas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]

@@ -462,6 +462,10 @@ def test_a_surface_output_space_is_refused_before_fmriprep_runs(
     assert read_calls(standins) == [] and not (tmp_path / "rec.json").exists()
     # The option given is the one to change (not a config key the user never wrote).
     assert caught.value.hint.startswith("Set --output-space to a volumetric template")
+    # lcm ingest's options bring surface time series in: no config key to the option's user.
+    assert "lcm ingest --entry roi_timeseries" in caught.value.hint
+    assert "(lcm ingest --space chooses one)" in caught.value.hint
+    assert "datasets." not in caught.value.hint and "ingest.select" not in caught.value.hint
 
 
 def test_work_dir_inside_bids_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
