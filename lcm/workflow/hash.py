@@ -22,9 +22,12 @@ reruns no other.
 from __future__ import annotations
 
 import ast
+import gc
 import hashlib
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -70,7 +73,9 @@ def _analysed(source: bytes) -> tuple[tuple[_Import, ...] | None, bytes]:
     """A module's import statements and the code that executes of it, from one parse.
 
     Cached by content: each module is parsed once however many verbs reach it (parsing twice,
-    once for the imports and once for the hash, took half of every dry run's hashing).
+    once for the imports and once for the hash, took half of every dry run's hashing). One
+    walk over the tree (:func:`_dump`) both writes the code and collects the imports: a
+    second walk for the imports (``ast.walk``) took a third of the hashing.
 
     Parameters
     ----------
@@ -87,23 +92,8 @@ def _analysed(source: bytes) -> tuple[tuple[_Import, ...] | None, bytes]:
     except (SyntaxError, ValueError, RecursionError):  # null bytes; nested beyond the parser
         return None, source
     imports: list[_Import] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imports.append((-1, "", tuple(alias.name for alias in node.names)))
-        elif isinstance(node, ast.ImportFrom):
-            names = tuple(alias.name for alias in node.names)
-            imports.append((node.level, node.module or "", names))
-        elif isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            first = node.body[0] if node.body else None
-            if (
-                isinstance(first, ast.Expr)
-                and isinstance(first.value, ast.Constant)
-                and isinstance(first.value.value, str)
-            ):
-                # Docstrings: ast.walk has queued the body's nodes already, and a docstring
-                # holds no import.
-                node.body = node.body[1:]
-    return tuple(imports), _dump(tree).encode()
+    code = _dump(tree, imports).encode()
+    return tuple(imports), code
 
 
 @cache
@@ -214,42 +204,102 @@ def executed_code(source: bytes) -> bytes:
     return _analysed(source)[1]
 
 
-def _dump(root: object) -> str:
-    """``ast.dump`` without positions, empty fields or None: the same text from every Python
-    that parses the code to the same tree (``ast.dump`` omits empty fields only since 3.13,
-    and 3.12 added empty ``type_params`` to every function).
+# Nodes whose body's first statement, when a string, is a docstring (dropped from the code).
+_SCOPES = frozenset({ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef})
+
+
+def _is_docstring(statement: ast.AST) -> bool:
+    """Whether ``statement`` (the first of a body) is a string expression: a docstring."""
+    return (
+        type(statement) is ast.Expr
+        and type(statement.value) is ast.Constant
+        and type(statement.value.value) is str
+    )
+
+
+def _dump(root: ast.AST, imports: list[_Import] | None = None) -> str:
+    """``ast.dump`` without positions, empty fields, None or docstrings: the same text from
+    every Python that parses the code to the same tree (``ast.dump`` omits empty fields only
+    since 3.13, and 3.12 added empty ``type_params`` to every function). A body that was its
+    docstring alone is an empty body, omitted as any empty field. The import statements met
+    on the way are appended to ``imports`` (as :data:`_Import`).
 
     Written with a stack, not recursion: a chain of a thousand ``+`` nests a thousand deep,
-    which Python compiles but a recursive walk cannot follow within the recursion limit."""
+    which Python compiles but a recursive walk cannot follow within the recursion limit. It
+    runs once per node of every module each ``snakemake`` call hashes (300,000 of them), so
+    text is written as soon as it is known and only nodes and lists wait on the stack; the
+    tree is read, never changed."""
     parts: list[str] = []
-    # Items: text to write as is (str), or a value to write (in a 1-tuple).
-    todo: list[str | tuple[object]] = [(root,)]
+    emit = parts.append
+    # Items: text to write as is (str), or a node or list still to write. Any other value (a
+    # name, a constant) is written as its repr when met, never pushed: 1, 1.0 and True differ.
+    todo: list[str | ast.AST | list[object]] = [root]
+    push = todo.append
     while todo:
         item = todo.pop()
-        if isinstance(item, str):
-            parts.append(item)
+        kind = type(item)
+        if kind is str:
+            emit(item)
             continue
-        (value,) = item
-        if isinstance(value, list):
-            seq: list[str | tuple[object]] = ["["]
-            for k, element in enumerate(value):
-                seq += [",", (element,)] if k else [(element,)]
-            seq.append("]")
-        elif isinstance(value, ast.AST):
-            seq = [f"{type(value).__name__}("]
-            fields = [
-                (name, field)
-                for name in value._fields
-                if (field := getattr(value, name, None)) is not None and field != []
-            ]
-            for k, (name, field) in enumerate(fields):
-                seq += [f"{',' if k else ''}{name}=", (field,)]
-            seq.append(")")
-        else:
-            parts.append(repr(value))  # a constant: 1, 1.0 and True differ
+        if kind is list:
+            emit("[")
+            push("]")
+            for k in range(len(item) - 1, -1, -1):
+                element = item[k]
+                push(element if isinstance(element, ast.AST) else repr(element))
+                if k:
+                    push(",")
             continue
-        todo.extend(reversed(seq))
+        if imports is not None and kind is ast.Import:
+            imports.append((-1, "", tuple(alias.name for alias in item.names)))
+        elif imports is not None and kind is ast.ImportFrom:
+            names = tuple(alias.name for alias in item.names)
+            imports.append((item.level, item.module or "", names))
+        # The text up to the first node or list to write, then the rest in order.
+        head = [kind.__name__, "("]
+        rest: list[str | ast.AST | list[object]] = []
+        sep = ""
+        for name in kind._fields:
+            value = getattr(item, name, None)
+            if value is None:
+                continue
+            if type(value) is list:
+                if name == "body" and value and kind in _SCOPES and _is_docstring(value[0]):
+                    value = value[1:]
+                if not value:
+                    continue
+            elif not isinstance(value, ast.AST):
+                (rest if rest else head).append(f"{sep}{name}={value!r}")
+                sep = ","
+                continue
+            elif not type(value)._fields:
+                # A node without fields (Load(), Add()), a third of all: written at once.
+                (rest if rest else head).append(f"{sep}{name}={type(value).__name__}()")
+                sep = ","
+                continue
+            (rest if rest else head).append(f"{sep}{name}=")
+            rest.append(value)
+            sep = ","
+        emit("".join(head))
+        push(")")
+        todo.extend(reversed(rest))
     return "".join(parts)
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Python's cycle collector off for the walk (back to how it was after).
+
+    The walk's trees hold no reference cycle (their count alone frees them), yet their
+    300,000 nodes set the collector off again and again, and a full collection walks every
+    object of the Snakemake process: a third of the hashing in a dry run (0.75 s of 2.1)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 @cache
@@ -275,39 +325,73 @@ def code_hash(verb: str) -> str:
         When ``verb`` has no module ``lcm.commands.<verb>`` (:func:`verb_modules`).
     """
     digest = hashlib.sha256()
-    for mod in verb_modules(verb):
-        path = module_file(mod)
-        if path is None:
-            continue
-        source = path.read_bytes()
-        if mod == "lcm.cli":
-            source = _entry_for(source, verb)
-        digest.update(str(path.relative_to(PACKAGE_ROOT)).encode() + b"\0")
-        digest.update(executed_code(source) + b"\0")
+    with _no_cycle_collection():
+        for mod in verb_modules(verb):
+            path = module_file(mod)
+            if path is None:
+                continue
+            source = path.read_bytes()
+            code = _entry_code(source, verb) if mod == "lcm.cli" else executed_code(source)
+            digest.update(str(path.relative_to(PACKAGE_ROOT)).encode() + b"\0")
+            digest.update(code + b"\0")
     return digest.hexdigest()
 
 
-def _entry_for(source: bytes, verb: str) -> bytes:
-    """The entry point as ``verb`` runs it: its verb table (``VERBS``) cut to ``verb`` alone.
+def _entry_code(source: bytes, verb: str) -> bytes:
+    """The code that executes of the entry point as ``verb`` runs it: its verb table
+    (``VERBS``) cut to ``verb`` alone.
 
     Each job runs one verb, and the table's other entries (which verbs exist, in what order
     ``lcm --help`` lists them) change nothing it computes: without this cut, adding a verb
-    reran every job of every workflow. Whether the job's own verb is listed still counts. The
-    source is returned as is where it does not parse or holds no such table."""
+    reran every job of every workflow. Whether the job's own verb is listed still counts.
+    :func:`executed_code` of the whole source where it does not parse or holds no such table.
+
+    Parameters
+    ----------
+    source : bytes
+        The entry point's source (``lcm/cli.py``).
+    verb : str
+        A verb of :data:`lcm.cli.VERBS`, as its module is named.
+
+    Returns
+    -------
+    bytes
+        The text :func:`executed_code` gives for the source with the table cut.
+    """
+    entry = _entry_table(source)
+    if entry is None:
+        return executed_code(source)
+    tree, index = entry
+    table = tree.body[index]
+    listed = any(isinstance(e, ast.Constant) and e.value == verb for e in table.value.elts)
+    # A new module sharing every other statement with the cached tree, which stays as parsed.
+    cut = ast.Assign(
+        targets=table.targets,
+        value=ast.Tuple(elts=[ast.Constant(verb)] if listed else [], ctx=table.value.ctx),
+        type_comment=table.type_comment,
+    )
+    body = [*tree.body[:index], cut, *tree.body[index + 1 :]]
+    return _dump(ast.Module(body=body, type_ignores=tree.type_ignores)).encode()
+
+
+@cache
+def _entry_table(source: bytes) -> tuple[ast.Module, int] | None:
+    """The entry point's tree and the index of its ``VERBS = (...)`` statement, or None.
+
+    Cached by content, so that the entry point is parsed once for every verb (it was parsed,
+    written out and parsed again per verb)."""
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError):
-        return source
-    for node in tree.body:
+        return None
+    for index, node in enumerate(tree.body):
         if (
             isinstance(node, ast.Assign)
             and [getattr(t, "id", None) for t in node.targets] == ["VERBS"]
             and isinstance(node.value, ast.Tuple)
         ):
-            listed = any(isinstance(e, ast.Constant) and e.value == verb for e in node.value.elts)
-            node.value.elts = [ast.Constant(verb)] if listed else []
-            return ast.unparse(tree).encode()
-    return source
+            return tree, index
+    return None
 
 
 def third_party_imports(verb: str) -> set[str]:

@@ -185,6 +185,16 @@ KEYS: dict[str, set[str]] = {
         "target",
         "identical_metrics",
     },
+    "code_hash.py": {
+        "verbs",
+        "modules",
+        "hash_s",
+        "parse_s",
+        "per_verb_s",
+        "ratio",
+        "per_verb_ratio",
+        "identical_hashes",
+    },
     "report_scale.py": {
         "growth_vs_linear",
         "auc_ratio_vs_pairwise",
@@ -281,6 +291,12 @@ def _gpu_smoke(lines: list[str]) -> None:
     assert [r["compile_scope"] for r in runs] == ["blocks"] * len(runs)
 
 
+def _code_hash(result: dict[str, Any]) -> None:
+    # Shared caches give each verb the hash it gets alone; every contender was timed.
+    assert result["identical_hashes"]
+    assert result["hash_s"] > 0 and result["parse_s"] > 0 and result["per_verb_s"] > 0
+
+
 def _report_scale(result: dict[str, Any]) -> None:
     # The new weighted AUC, tangent fit and oracle means equal the former ones exactly.
     assert result["identical_auc"] and result["tangent_same_reference"]
@@ -315,6 +331,7 @@ def _bei_maps_memory(result: dict[str, Any]) -> None:
 # Checks of a benchmark's non-timing output beyond its keys (given the last line's JSON).
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "bei_maps_memory.py": _bei_maps_memory,
+    "code_hash.py": _code_hash,
     "dag_scale.py": _dag,
     "evaluate_speed.py": _evaluate_speed,
     "report_scale.py": _report_scale,

@@ -8,6 +8,7 @@ package, as a user's checkout would be edited, and compares the hashes before an
 from __future__ import annotations
 
 import ast
+import gc
 import hashlib
 import shutil
 from collections.abc import Callable, Iterator
@@ -203,7 +204,7 @@ def test_the_hashed_text_of_the_code_is_held_as_it_is() -> None:
 
 # The code every verb runs (the entry point, its helpers, the provenance writer, this hash), as
 # it is: see the test below before changing it.
-SHARED_CODE = "9208b9249bd9f312347dc0395d111ae948e82d03c9e0cd2f4e14ca3da19e2674"
+SHARED_CODE = "4fcecb8caacaae795583bb8b2e731262d1f90d66b301a48a5d320f839271d7aa"
 
 
 def test_the_code_every_verb_runs_is_changed_only_on_purpose() -> None:
@@ -218,10 +219,10 @@ def test_the_code_every_verb_runs_is_changed_only_on_purpose() -> None:
     for module in shared:
         path = wh.module_file(module)
         source = path.read_bytes()
-        if module == "lcm.cli":  # as a job runs it: the verb table cut to one verb
-            source = wh._entry_for(source, "synth")
+        # The entry point as a job runs it: the verb table cut to one verb.
+        code = wh._entry_code(source, "synth") if module == "lcm.cli" else wh.executed_code(source)
         digest.update(str(path.relative_to(wh.PACKAGE_ROOT)).encode() + b"\0")
-        digest.update(wh.executed_code(source) + b"\0")
+        digest.update(code + b"\0")
     assert digest.hexdigest() == SHARED_CODE, (
         f"the code of {shared} changed: every job of every workflow reruns "
         f"(new digest {digest.hexdigest()})"
@@ -230,13 +231,16 @@ def test_the_code_every_verb_runs_is_changed_only_on_purpose() -> None:
 
 def test_every_module_is_parsed_once_for_all_verbs(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each module was parsed twice, once for its imports and once for its hash: half of the
-    hashing every dry run does, paid on every ``snakemake`` call. Once each now (the entry
-    point's cut table once more per verb), with the same module lists and hashes."""
+    hashing every dry run does, paid on every ``snakemake`` call. Once each now, and the entry
+    point once more for all verbs (its table cut to each verb; it was parsed, written out and
+    parsed again per verb), with the same module lists and hashes."""
     _clear()
     wh._analysed.cache_clear()
+    wh._entry_table.cache_clear()
     expected = {verb: (wh.verb_modules(verb), wh.code_hash(verb)) for verb in lcm.cli.VERBS}
     _clear()
     wh._analysed.cache_clear()
+    wh._entry_table.cache_clear()
     parsed: list[int] = []
     real_parse = ast.parse
 
@@ -249,6 +253,22 @@ def test_every_module_is_parsed_once_for_all_verbs(monkeypatch: pytest.MonkeyPat
     assert got == expected
     modules = set().union(*(mods for mods, _ in got.values()))
     sources = {wh.module_file(module).read_bytes() for module in modules}
-    # Each distinct source once; the entry point cut to each verb's table once more, and that
-    # cut source once when hashed.
-    assert len(parsed) == len(sources) + 2 * len(lcm.cli.VERBS)
+    # Each distinct source once; the entry point once more, its tree then cut to each verb.
+    assert len(parsed) == len(sources) + 1
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_the_walk_leaves_the_cycle_collector_as_it_was(collecting: bool) -> None:
+    """The walk turns Python's cycle collector off (a third of a dry run's hashing); it must
+    turn it back on after, an unknown verb's error included, and leave it off when it was."""
+    was = gc.isenabled()
+    (gc.enable if collecting else gc.disable)()
+    try:
+        _clear()
+        assert len(wh.code_hash("store")) == 64
+        assert gc.isenabled() is collecting
+        with pytest.raises(ValueError, match="no lcm verb 'nope'"):
+            wh.code_hash("nope")
+        assert gc.isenabled() is collecting
+    finally:
+        (gc.enable if was else gc.disable)()
