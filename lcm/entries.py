@@ -215,7 +215,10 @@ _TABLE = (
             one_of=("seg", "atlas", "stat"),
             space="optional",
             images=False,
-            duplicate_hint="several spaces or atlases: choose one with {roi_space} and {seg}",
+            # Not spaces or atlases (exclude_duplicates tells those apart): no setting picks
+            # between these, so the fix is the tree's.
+            duplicate_hint="keep one series file per run, space and atlas (run-01 and run-1 "
+            "are one run; a second stat- or desc- of it is a duplicate)",
         ),
         process="lcm.connectome.roi_runs:process_timeseries_manifest",
         settings=("denoise", "connectome"),
