@@ -4,10 +4,10 @@
 # Installs Debian's slurm-wlm and munge when missing, writes /etc/slurm/slurm.conf at the
 # DEFAULT path (the SLURM executor plugin's job steps drop SLURM_* variables, so a config named
 # only by SLURM_CONF would not be found inside jobs), declares one node with fake GPUs (Gres
-# backed by /dev/null and other always-present files) so `gpu=1` rules schedule, keeps finished jobs visible to squeue for
-# MinJobAge seconds (the status command used without slurmdbd), and starts munged, slurmctld
-# and slurmd as plain daemons. Their process ids go to /run/lcm-slurm/*.pid; .ci/slurm_down.sh
-# stops exactly those processes.
+# backed by /dev/null and other always-present files) so `gpu=1` rules schedule, keeps finished
+# jobs visible to squeue for MinJobAge seconds (the status command used without slurmdbd), and
+# starts munged, slurmctld and slurmd as plain daemons. Their process ids go to
+# /run/lcm-slurm/*.pid; .ci/slurm_down.sh stops exactly those processes.
 #
 # The node declares more CPUs, memory and GPUs than the machine has
 # (SlurmdParameters=config_overrides) so the profile's real per-rule requests (8 CPUs for
@@ -35,7 +35,8 @@ MEM_MB=${LCM_SLURM_MEM_MB:-524288}
 # files every Linux container has: at most 4.
 GPUS=${LCM_SLURM_GPUS:-4}
 GPU_FILES=(/dev/null /dev/zero /dev/full /dev/urandom)
-((GPUS >= 1 && GPUS <= ${#GPU_FILES[@]})) || { echo "slurm_up: LCM_SLURM_GPUS must be 1 to 4" >&2; exit 1; }
+((GPUS >= 1 && GPUS <= ${#GPU_FILES[@]})) ||
+    { echo "slurm_up: LCM_SLURM_GPUS must be 1 to ${#GPU_FILES[@]}" >&2; exit 1; }
 
 cat > /etc/slurm/slurm.conf <<CONF
 # Written by .ci/slurm_up.sh: a one-node test cluster (not for production).
