@@ -3,15 +3,19 @@
 #
 # Installs Debian's slurm-wlm and munge when missing, writes /etc/slurm/slurm.conf at the
 # DEFAULT path (the SLURM executor plugin's job steps drop SLURM_* variables, so a config named
-# only by SLURM_CONF would not be found inside jobs), declares one node with a fake GPU (Gres
-# backed by /dev/null) so `gpu=1` rules schedule, keeps finished jobs visible to squeue for
-# MinJobAge seconds (the status command used without slurmdbd), and starts munged, slurmctld
-# and slurmd as plain daemons. Their process ids go to /run/lcm-slurm/*.pid; .ci/slurm_down.sh
-# stops exactly those processes.
+# only by SLURM_CONF would not be found inside jobs), declares one node with fake GPUs (Gres
+# backed by /dev/null and other always-present files) so `gpu=1` rules schedule, keeps finished
+# jobs visible to squeue for MinJobAge seconds (the status command used without slurmdbd), and
+# starts munged, slurmctld and slurmd as plain daemons. Their process ids go to
+# /run/lcm-slurm/*.pid; .ci/slurm_down.sh stops exactly those processes.
 #
-# The node declares more CPUs and memory than the machine has (SlurmdParameters=config_overrides)
-# so the profile's real per-rule requests (8 CPUs for fMRIPrep, 64 GB for pretraining) schedule
-# on a small CI machine; nothing enforces them (no cgroups), jobs just share the cores.
+# The node declares more CPUs, memory and GPUs than the machine has
+# (SlurmdParameters=config_overrides) so the profile's real per-rule requests (8 CPUs for
+# fMRIPrep, 64 GB for pretraining) schedule on a small CI machine; nothing enforces them (no
+# cgroups), jobs just share the cores. Enough of each that jobs the workflow could run at once
+# are not queued behind one another: the SLURM test's two-task pretraining (16 CPUs) beside its
+# full run's jobs, and that run's finetuning and embedding beside its evaluation (GPU rules):
+# with 16 CPUs and one GPU they waited (the SLURM test's setup ~3 minutes longer on 2 cores).
 set -euo pipefail
 
 [[ $(id -u) -eq 0 ]] || { echo "slurm_up: must run as root" >&2; exit 1; }
@@ -25,8 +29,14 @@ if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
 fi
 
 HOST=$(hostname -s)
-CPUS=${LCM_SLURM_CPUS:-16}
-MEM_MB=${LCM_SLURM_MEM_MB:-131072}
+CPUS=${LCM_SLURM_CPUS:-64}
+MEM_MB=${LCM_SLURM_MEM_MB:-524288}
+# Fake GPUs, one device file each (slurmd 22.05 counts none for a Count without File), from
+# files every Linux container has: at most 4.
+GPUS=${LCM_SLURM_GPUS:-4}
+GPU_FILES=(/dev/null /dev/zero /dev/full /dev/urandom)
+((GPUS >= 1 && GPUS <= ${#GPU_FILES[@]})) ||
+    { echo "slurm_up: LCM_SLURM_GPUS must be 1 to ${#GPU_FILES[@]}" >&2; exit 1; }
 
 cat > /etc/slurm/slurm.conf <<CONF
 # Written by .ci/slurm_up.sh: a one-node test cluster (not for production).
@@ -56,14 +66,16 @@ MpiDefault=none
 # SLURM test's scontrol queries, which on a loaded machine came after 300 s had passed.
 MinJobAge=3600
 GresTypes=gpu
-NodeName=${HOST} NodeAddr=127.0.0.1 CPUs=${CPUS} RealMemory=${MEM_MB} Gres=gpu:1 State=UNKNOWN
+NodeName=${HOST} NodeAddr=127.0.0.1 CPUs=${CPUS} RealMemory=${MEM_MB} Gres=gpu:${GPUS} State=UNKNOWN
 PartitionName=lcmtest Nodes=${HOST} Default=YES MaxTime=INFINITE State=UP
 CONF
 
-cat > /etc/slurm/gres.conf <<CONF
-# A fake GPU: lets rules requesting gpu=1 schedule on a machine without one.
-NodeName=${HOST} Name=gpu File=/dev/null
-CONF
+{
+    echo "# Fake GPUs: let rules requesting gpu=1 schedule on a machine without one."
+    for file in "${GPU_FILES[@]:0:GPUS}"; do
+        echo "NodeName=${HOST} Name=gpu File=${file}"
+    done
+} > /etc/slurm/gres.conf
 
 # munge: a key (the package usually creates one) and a daemon running as root.
 if [[ ! -s /etc/munge/munge.key ]]; then
