@@ -636,8 +636,10 @@ def _check_cross_references(
             raise ConfigError(
                 f"{source}: datasets.{name} enters as raw BIDS and fmriprep.runner is 'existing', "
                 "but datasets.{name}.derivatives is not set.".replace("{name}", name),
-                hint="Point derivatives at the fMRIPrep output (lcm run: --derivatives DIR), "
-                "or set fmriprep.runner to docker or apptainer to run fMRIPrep.",
+                # The config's keys, to lcm run's users too: its --derivatives sets the runner
+                # existing and the folder at once, so only a written config comes here.
+                hint=f"Set datasets.{name}.derivatives to the fMRIPrep output folder, or set "
+                "fmriprep.runner to docker or apptainer to run fMRIPrep.",
             )
         if runner != "existing" and raw and not config["fmriprep"]["fs_license"]:
             raise ConfigError(

@@ -23,6 +23,7 @@ from lcm.store.splits import (
     SCHEMES,
     SITE_SCHEMES,
     make_splits,
+    site_column_keys,
     too_few_sites,
     unsited_subjects,
     write_splits,
@@ -209,7 +210,7 @@ def _default_schemes(runs: pd.DataFrame, n_folds: int) -> list[str]:
             "column in the catalogue, or empty cells); name %s in the catalogue (and fill their "
             "empty cells) and rerun lcm store for them",
             ", ".join(f"{d} ({n} subjects)" for d, n in missing.items()),
-            ", ".join(f"datasets.{d}.site_column" for d in missing),
+            site_column_keys(missing),
         )
         return [s for s in SCHEMES if s not in SITE_SCHEMES]
     schemes = []

@@ -143,6 +143,23 @@ def test_an_fmriprep_writing_its_legacy_layout_is_refused_at_load(
     validate_config(cfg)
 
 
+def test_raw_bids_without_derivatives_under_runner_existing_names_the_config_key(
+    demo: dict,
+) -> None:
+    """The hint said "(lcm run: --derivatives DIR)" inside a config check that plain snakemake
+    users meet too; lcm run's --derivatives sets the runner and the folder at once, so the key
+    (its dataset filled in) is the one fix for both."""
+    cfg = copy.deepcopy(demo)
+    cfg["fmriprep"]["runner"] = "existing"
+    cfg["datasets"]["bidsdemo"].pop("derivatives", None)
+    with pytest.raises(ConfigError, match=r"datasets\.bidsdemo\.derivatives is not set") as info:
+        validate_config(cfg)
+    assert info.value.hint == (
+        "Set datasets.bidsdemo.derivatives to the fMRIPrep output folder, or set "
+        "fmriprep.runner to docker or apptainer to run fMRIPrep."
+    )
+
+
 def test_existing_derivatives_in_the_legacy_layout_are_refused_at_load(
     demo: dict, tmp_path: Path
 ) -> None:
