@@ -360,8 +360,10 @@ def test_a_binary_task_label_coded_for_pretraining_is_refused_for_lcm_models(
     catalogue.write_text(text.replace(marker, marker + "      autism: {column: ASD}\n"))
     cfg = copy.deepcopy(demo)
     cfg["variables"] = str(catalogue)
-    with pytest.raises(ConfigError, match=r"pretraining datasets \['hcplike'\] code 'autism'"):
+    with pytest.raises(ConfigError, match=r"pretraining datasets \['hcplike'\] code 'autism'") as e:
         validate_config(cfg)
+    # The dataset's key filled in (it said datasets.<name>.columns of ['hcplike']).
+    assert e.value.hint.startswith(f"Remove autism from datasets.hcplike.columns in {catalogue}, ")
     for task in ("autism", "autismnull"):
         cfg["tasks"][task]["models"] = ["logreg", "bei-linear"]
     assert validate_config(cfg)["tasks"]["age"]["label"] == "age"
