@@ -649,9 +649,8 @@ def _check_cross_references(
         if runner != "existing" and raw:
             _check_work_dir_outside(config, name, source)
             fmriprep = config["fmriprep"]
-            check_output_layout(
-                fmriprep["image"], list(fmriprep.get("extra_args") or []), f"{source}: fmriprep"
-            )
+            # The config's keys (check_output_layout's default) name the settings.
+            check_output_layout(fmriprep["image"], list(fmriprep.get("extra_args") or []), source)
         if runner == "apptainer" and raw:
             check_apptainer_image(config["fmriprep"]["image"], f"{source}: fmriprep.image")
     synth = config.get("synth", {})
