@@ -244,6 +244,37 @@ def test_load_config_reports_yaml_syntax(tmp_path: Path) -> None:
         load_config(p)
 
 
+@pytest.mark.parametrize("datasets", ["datasets: {}", "datasets:\n  # mystudy: {}"])
+def test_a_config_without_datasets_names_the_file_and_what_to_add(
+    demo: dict, tmp_path: Path, datasets: str
+) -> None:
+    """It said only "invalid value at key 'datasets': {} should be non-empty" and quoted the
+    key's description: not what a dataset needs, nor where the example is."""
+    p = tmp_path / "c.yaml"
+    p.write_text(f"results_dir: results\n{datasets}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    assert info.value.message == (
+        f"{p}: datasets is empty: the workflow needs at least one dataset to run on."
+    )
+    hint = info.value.hint
+    assert '(config/README.md, "Pointing the workflow at your data"' not in hint
+    assert 'config/README.md, "Pointing the workflow at your data", has a complete' in hint
+    assert "## Pointing the workflow at your data" in (ROOT / "config" / "README.md").read_text()
+    # The example is a minimal dataset the config takes as it is (under the default
+    # fmriprep.runner), its paths made real: the schema's required keys and no other.
+    example = yaml.safe_load(hint.split("`")[1])["datasets"]["mystudy"]
+    node = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert sorted(example) == sorted(
+        node["properties"]["datasets"]["additionalProperties"]["required"]
+    )
+    cfg = copy.deepcopy(demo)
+    cfg.pop("fmriprep", None)
+    cfg["tasks"] = {}
+    cfg["datasets"] = {"mystudy": {**example, "path": str(tmp_path), "phenotype": str(p)}}
+    assert validate_config(cfg)["datasets"]["mystudy"]["entry"] == example["entry"]
+
+
 @pytest.mark.parametrize("key", ["results_dir", "variables"])
 def test_braces_in_workflow_paths_are_refused(demo: dict, key: str) -> None:
     # Snakemake would read {x} in an output path as a wildcard.
