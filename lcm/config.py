@@ -234,12 +234,29 @@ def validate_base(
     config = copy.deepcopy(config)
     tree = schema() if tree is None else tree
     errors = sorted(_Validator(tree).iter_errors(config), key=lambda e: list(e.absolute_path))
+    # datasets: {} (or every entry commented out): what to add, not "should be non-empty".
+    first = list(errors[0].absolute_path) if errors else None
+    if first == ["datasets"] and config["datasets"] in ({}, None):
+        raise _no_dataset_error(source)
     if errors:
         raise ConfigError(
             describe_error(errors[0], source), hint=schema_hint(errors[0], _SCHEMA_HINT, tree)
         )
     _check_cross_references(config, source, checkpoint_models)
     return config
+
+
+def _no_dataset_error(source: str) -> ConfigError:
+    """The error of a config whose ``datasets`` is empty (``{}``, or ``datasets:`` with every
+    entry commented out): jsonschema said only "{} should be non-empty", not what to add."""
+    return ConfigError(
+        f"{source}: datasets is empty: the workflow needs at least one dataset to run on.",
+        # entry: fmriprep, as fmriprep.runner's default (existing) reads derivatives.
+        hint="Add a dataset under datasets:, e.g. `datasets: {mystudy: {entry: fmriprep, path: "
+        "/data/mystudy/derivatives/fmriprep, phenotype: /data/mystudy/participants.tsv, role: "
+        "downstream}}` (and its id_column under datasets: in the variable catalogue); "
+        'config/README.md, "Pointing the workflow at your data", has a complete example.',
+    )
 
 
 def retype_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -638,8 +655,10 @@ def _check_cross_references(
             raise ConfigError(
                 f"{source}: datasets.{name} enters as raw BIDS and fmriprep.runner is 'existing', "
                 "but datasets.{name}.derivatives is not set.".replace("{name}", name),
-                hint="Point derivatives at the fMRIPrep output (lcm run: --derivatives DIR), "
-                "or set fmriprep.runner to docker or apptainer to run fMRIPrep.",
+                # The config's keys, to lcm run's users too: its --derivatives sets the runner
+                # existing and the folder at once, so only a written config comes here.
+                hint=f"Set datasets.{name}.derivatives to the fMRIPrep output folder, or set "
+                "fmriprep.runner to docker or apptainer to run fMRIPrep.",
             )
         if runner != "existing" and raw and not config["fmriprep"]["fs_license"]:
             raise ConfigError(
@@ -649,9 +668,8 @@ def _check_cross_references(
         if runner != "existing" and raw:
             _check_work_dir_outside(config, name, source)
             fmriprep = config["fmriprep"]
-            check_output_layout(
-                fmriprep["image"], list(fmriprep.get("extra_args") or []), f"{source}: fmriprep"
-            )
+            # The config's keys (check_output_layout's default) name the settings.
+            check_output_layout(fmriprep["image"], list(fmriprep.get("extra_args") or []), source)
         if runner == "apptainer" and raw:
             check_apptainer_image(config["fmriprep"]["image"], f"{source}: fmriprep.image")
     synth = config.get("synth", {})

@@ -31,6 +31,7 @@ from lcm.evaluate.protocol import (
 from lcm.evaluate.record import evaluation_record
 from lcm.evaluate.registry import checkpoint_models, maps_models, needs_torch
 from lcm.evaluate.resume import open_state, run_fields, state_folder
+from lcm.evaluate.tasks import TASK_OPTION_NAMES
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.paths import missingness_path, variables_path
 from lcm.io.provenance import (
@@ -167,7 +168,9 @@ def run(args: argparse.Namespace) -> int:
 
     check_output_folders([args.out, args.predictions])
     catalogue = load_catalogue(args.catalogue)
-    task = task_from_catalogue(args.task, args.label, args.positive, catalogue)
+    # Under a rule the label and positive level are the config's tasks.<task> keys.
+    names = None if getattr(args, "rule", None) else TASK_OPTION_NAMES
+    task = task_from_catalogue(args.task, args.label, args.positive, catalogue, names)
     # Imported here: the store reader is only needed once the arguments are valid.
     from lcm.store.read import load_cohort
 

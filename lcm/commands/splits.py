@@ -23,6 +23,7 @@ from lcm.store.splits import (
     SCHEMES,
     SITE_SCHEMES,
     make_splits,
+    site_column_keys,
     too_few_sites,
     unsited_subjects,
     write_splits,
@@ -209,7 +210,7 @@ def _default_schemes(runs: pd.DataFrame, n_folds: int) -> list[str]:
             "column in the catalogue, or empty cells); name %s in the catalogue (and fill their "
             "empty cells) and rerun lcm store for them",
             ", ".join(f"{d} ({n} subjects)" for d, n in missing.items()),
-            ", ".join(f"datasets.{d}.site_column" for d in missing),
+            site_column_keys(missing),
         )
         return [s for s in SCHEMES if s not in SITE_SCHEMES]
     schemes = []
@@ -228,7 +229,7 @@ def _task_splits(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
     # Imported here: the evaluate package is only needed for task tables.
     from lcm.catalogue import load_catalogue
     from lcm.evaluate.splits import check_distinct_repeats, strata, task_split_table
-    from lcm.evaluate.tasks import target_values, task_from_catalogue
+    from lcm.evaluate.tasks import TASK_OPTION_NAMES, target_values, task_from_catalogue
     from lcm.store.read import read_run_variables
 
     repeats = [0] if args.repeats is None else list(args.repeats)
@@ -253,7 +254,9 @@ def _task_splits(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
             hint="Pass the task's dataset, label (and --positive for a binary one) and catalogue.",
         )
     catalogue = load_catalogue(args.catalogue)
-    task = task_from_catalogue(args.task, args.label, args.positive, catalogue)
+    # Under a rule the label and positive level are the config's tasks.<task> keys.
+    names = None if getattr(args, "rule", None) else TASK_OPTION_NAMES
+    task = task_from_catalogue(args.task, args.label, args.positive, catalogue, names)
     runs, variables = read_run_variables(args.store, args.atlas, list(args.datasets), catalogue)
     present, y = target_values(variables, task)
     if not present.any():

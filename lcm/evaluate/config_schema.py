@@ -208,8 +208,9 @@ def _check_tasks_against_catalogue(config: dict[str, Any], source: str) -> None:
                 f"pretraining datasets {pretrained_on} code {task['label']!r} in {path}: the "
                 "checkpoint would hold it as a brain-environment variable, and finetuning "
                 "refuses a diagnosis the checkpoint already predicts.",
-                hint=f"Remove {task['label']} from datasets.<name>.columns of {pretrained_on} in "
-                f"{path}, or evaluate baselines only for tasks.{name}.",
+                hint=f"Remove {task['label']} from "
+                + ", ".join(f"datasets.{d}.columns" for d in pretrained_on)
+                + f" in {path}, or evaluate baselines only for tasks.{name}.",
             )
         coding = catalogue.datasets.get(task["dataset"])
         if coding is not None and task["label"] not in coding.columns:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from lcm.exceptions import ConfigError, InputDataError
-from lcm.store.splits import make_repeated_splits, make_splits
+from lcm.store.splits import make_repeated_splits, make_splits, site_column_keys
 
 log = logging.getLogger(__name__)
 
@@ -358,7 +358,8 @@ def site_folds(
         raise InputDataError(
             f"Leave-site-out needs every run to name a site and at least two sites; got sites "
             f"{sorted(set(map(str, sites)))}.",
-            hint="Set evaluate.split: subject, or map site_column in the variable catalogue.",
+            hint="Set evaluate.split: subject, or name every subject's site in the variable "
+            f"catalogue ({site_keys(sites, groups)}) and rerun lcm store.",
         )
     per_subject = pd.DataFrame({"g": groups, "s": sites.astype(str)}).groupby("g")["s"].nunique()
     if (per_subject > 1).any():
@@ -466,6 +467,26 @@ def why_no_sites(sites: np.ndarray, groups: np.ndarray) -> str:
         listed = ", ".join(bare[:5]) + (f" and {len(bare) - 5} more" if len(bare) > 5 else "")
         return f"{len(bare)} subject(s) name no site ({listed}; sites named: {named})"
     return f"the runs name fewer than two sites ({named})"
+
+
+def site_keys(sites: np.ndarray, groups: np.ndarray) -> str:
+    """The catalogue's site_column keys to set for leave-site-out folds: those of the datasets
+    whose runs name no site, else (fewer than two sites) of every dataset of the runs.
+
+    Parameters
+    ----------
+    sites, groups : numpy.ndarray, shape (n_runs,)
+        Site and subject key (``dataset/subject``) per run.
+
+    Returns
+    -------
+    str
+        :func:`lcm.store.splits.site_column_keys` of those datasets.
+    """
+    values = [str(s) for s in np.asarray(sites, dtype=object)]
+    datasets = [str(g).split("/", 1)[0] for g in groups]
+    bare = {d for d, v in zip(datasets, values, strict=True) if v in _NO_SITE}
+    return site_column_keys(sorted(bare or set(datasets)))
 
 
 def task_split_table(
@@ -630,9 +651,10 @@ def outer_folds(
             folds = folds_from_table(table, groups, "leave_site_out", repeat, source)
             return "site", usable_site_folds(folds, y_strata, groups, sites)
         log.warning(
-            "split: site asked, but %s: subject folds. Give every subject its site (the "
-            "catalogue's site_column), or set evaluate.split: subject",
+            "split: site asked, but %s: subject folds. Give every subject its site (%s in "
+            "the variable catalogue), or set evaluate.split: subject",
             why_no_sites(sites, groups),
+            site_keys(sites, groups),
         )
     if table is None:
         return "subject", subject_folds(y_strata, groups, n_folds, seed)

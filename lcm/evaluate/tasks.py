@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,9 @@ from lcm.store.cohort import Cohort
 log = logging.getLogger(__name__)
 
 CONTINUOUS_KINDS = ("continuous", "ordinal")
+# How ``lcm evaluate`` and ``lcm splits --task`` name a task's settings to a command-line user
+# (:func:`task_from_catalogue`); under a workflow rule they are the config's tasks.<name> keys.
+TASK_OPTION_NAMES = {"label": "--label", "positive": "--positive"}
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,13 @@ class Task:
         return (str(self.negative), str(self.positive))
 
 
-def task_from_catalogue(name: str, label: str, positive: str | None, catalogue: Catalogue) -> Task:
+def task_from_catalogue(
+    name: str,
+    label: str,
+    positive: str | None,
+    catalogue: Catalogue,
+    names: Mapping[str, str] | None = None,
+) -> Task:
     """Build a :class:`Task` from the catalogue's variable ``label``.
 
     A binary variable needs ``positive`` (the negative level is the other one); a continuous or
@@ -53,6 +63,10 @@ def task_from_catalogue(name: str, label: str, positive: str | None, catalogue: 
         Level counted as positive (binary label only).
     catalogue : Catalogue
         The variable catalogue.
+    names : mapping of str to str, optional
+        How the user gave ``label`` and ``positive`` (:data:`TASK_OPTION_NAMES` on the command
+        line), named in the fixes; None names the config's ``tasks.<name>`` keys, the task's
+        name filled in (a config, or a workflow rule's job).
 
     Returns
     -------
@@ -64,19 +78,20 @@ def task_from_catalogue(name: str, label: str, positive: str | None, catalogue: 
         When ``label`` is not in the catalogue, is categorical (its kind and levels named, not
         ``positive``: no level fixes it), or ``positive`` is not a level of a binary label.
     """
+    said = {"label": f"tasks.{name}.label", "positive": f"tasks.{name}.positive", **(names or {})}
     var = catalogue.variables.get(label)
     if var is None:
         raise ConfigError(
             f"Task {name!r}: label {label!r} is not in the variable catalogue {catalogue.path} "
             f"(has {sorted(catalogue.variables)}).",
-            hint="Set tasks.<name>.label to a binary or continuous variable of the catalogue.",
+            hint=f"Set {said['label']} to a binary or continuous variable of the catalogue.",
         )
     if var.kind in CONTINUOUS_KINDS:
         if positive is not None:
             raise ConfigError(
                 f"Task {name!r}: label {label!r} is {var.kind} in {catalogue.path}, so it takes "
                 f"no positive level (got {positive!r}).",
-                hint=f"Remove tasks.{name}.positive.",
+                hint=f"Remove {said['positive']}.",
             )
         return Task(name=name, label=label, kind="continuous")
     if var.kind != "binary":
@@ -87,20 +102,20 @@ def task_from_catalogue(name: str, label: str, positive: str | None, catalogue: 
             "variable (two levels) or a continuous one.",
             hint=f"Declare a binary variable in the catalogue whose dataset column's `map:` "
             f"merges the levels into two or marks the others missing, and set "
-            f"tasks.{name}.label to it.",
+            f"{said['label']} to it.",
         )
     if positive is None:
         raise ConfigError(
-            f"Task {name!r}: tasks.{name}.positive is missing: a binary label needs one of "
+            f"Task {name!r}: {said['positive']} is missing: a binary label needs one of "
             f"{list(var.levels)} (label {label!r} in the catalogue {catalogue.path}).",
-            hint=f"Set tasks.{name}.positive to the level that counts as positive, one of "
+            hint=f"Set {said['positive']} to the level that counts as positive, one of "
             f"{list(var.levels)}.",
         )
     if positive not in var.levels:
         raise ConfigError(
             f"Task {name!r}: label {label!r} must be binary with {positive!r} among its levels; "
             f"the catalogue {catalogue.path} has kind {var.kind!r}, levels {list(var.levels)}.",
-            hint=f"Set tasks.{name}.positive to one of {list(var.levels)}.",
+            hint=f"Set {said['positive']} to one of {list(var.levels)}.",
         )
     negative = next(level for level in var.levels if level != positive)
     return Task(name=name, label=label, negative=negative, positive=positive)

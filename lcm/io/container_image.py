@@ -9,6 +9,7 @@ The config (when it loads) and ``lcm fmriprep`` (``--settings-only`` too) refuse
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from lcm.exceptions import ConfigError
@@ -48,7 +49,12 @@ def check_apptainer_image(image: str | None, option: str) -> None:
 _VERSION = re.compile(r"fmriprep[^/]*?[:_-]v?(\d+)\.(\d+)", re.IGNORECASE)
 
 
-def check_output_layout(image: str | None, extra_args: list[str], option: str) -> None:
+def check_output_layout(
+    image: str | None,
+    extra_args: list[str],
+    option: str,
+    names: Mapping[str, str] | None = None,
+) -> None:
     """Refuse a container run whose fMRIPrep writes its outputs below ``<out>/fmriprep/``.
 
     fMRIPrep's legacy layout (the only one before 20.2, the default of 20.2.x, and
@@ -63,7 +69,11 @@ def check_output_layout(image: str | None, extra_args: list[str], option: str) -
     extra_args : list of str
         ``fmriprep.extra_args``.
     option : str
-        The setting to name (``fmriprep``, ``lcm fmriprep``).
+        Who checks, named first (the config file, ``lcm fmriprep``).
+    names : mapping of str to str, optional
+        How the user gave the ``image`` and ``extra_args`` settings, named in the message and
+        fix: ``--image`` and ``--extra-args`` to ``lcm fmriprep``'s command-line user
+        (:func:`lcm.bids.dataset.setting_names`); None: the config's keys.
 
     Raises
     ------
@@ -71,6 +81,7 @@ def check_output_layout(image: str | None, extra_args: list[str], option: str) -
         ``--output-layout legacy``, an fMRIPrep before 20.2, or a 20.2.x without
         ``--output-layout bids``.
     """
+    said = {"image": "fmriprep.image", "extra_args": "fmriprep.extra_args", **(names or {})}
     layout = None
     for i, arg in enumerate(extra_args):
         if arg == "--output-layout" and i + 1 < len(extra_args):
@@ -81,19 +92,23 @@ def check_output_layout(image: str | None, extra_args: list[str], option: str) -
     version = (int(found.group(1)), int(found.group(2))) if found else None
     where = "its outputs in <derivatives>/fmriprep/sub-<label>, not in the derivatives folder"
     if layout == "legacy":
-        why = f"{option}: extra_args --output-layout legacy makes fMRIPrep write {where}"
-        fix = "Remove --output-layout legacy from fmriprep.extra_args (bids is the default)."
+        why = f"{option}: {said['extra_args']} --output-layout legacy makes fMRIPrep write {where}"
+        fix = f"Remove --output-layout legacy from {said['extra_args']} (bids is the default)."
     elif version is not None and version < (20, 2):
         why = (
-            f"{option}: image {image!r} is fMRIPrep {version[0]}.{version[1]}, which writes {where}"
+            f"{option}: {said['image']} {image!r} is fMRIPrep {version[0]}.{version[1]}, which "
+            f"writes {where}"
         )
-        fix = "Use fMRIPrep 20.2 or later (fmriprep.image), e.g. nipreps/fmriprep:25.2.7."
+        fix = f"Set {said['image']} to fMRIPrep 20.2 or later, e.g. nipreps/fmriprep:25.2.7."
     elif version is not None and version < (21, 0) and layout != "bids":
         why = (
-            f"{option}: image {image!r} is fMRIPrep {version[0]}.{version[1]}, whose default "
-            f"legacy layout writes {where}"
+            f"{option}: {said['image']} {image!r} is fMRIPrep {version[0]}.{version[1]}, whose "
+            f"default legacy layout writes {where}"
         )
-        fix = "Add --output-layout bids to fmriprep.extra_args, or use fMRIPrep 21.0 or later."
+        fix = (
+            f"Add --output-layout bids to {said['extra_args']}, or set {said['image']} to "
+            "fMRIPrep 21.0 or later."
+        )
     else:
         return
     raise ConfigError(

@@ -495,7 +495,7 @@ def _prepare_call(req: FmriprepRequest, subject: str) -> FmriprepCall:
             f"fMRIPrep runner {req.runner!r} would read and write the same folder {bids}.",
             hint=f"A dataset of existing fMRIPrep derivatives is only checked: {existing}.",
         )
-    check_output_layout(req.image, req.extra_args, "lcm fmriprep")
+    check_output_layout(req.image, req.extra_args, "lcm fmriprep", keys)
     if inside(work, bids):
         raise ConfigError(
             f"{keys['work_dir']} {work} lies inside the BIDS folder {bids}.",

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +110,8 @@ def make_splits(
             n_sites = sum(site_counts(table).values())
             # With one site no site-level scheme works: only the subject scheme is left.
             fix = _TOO_FEW_SITES_FIX[scheme if n_sites >= 2 else "leave_site_out"]
-            raise InputDataError(problem, hint=fix.format(n=n_sites))
+            keys = site_column_keys(site_counts(table))
+            raise InputDataError(problem, hint=fix.format(n=n_sites, keys=keys))
     keys = (table["dataset"] + "/" + table["subject"]).to_numpy()
     site_keys = (table["dataset"] + "/" + table["site"]).to_numpy()
     frames = []
@@ -390,14 +392,31 @@ def site_counts(subjects: pd.DataFrame) -> dict[str, int]:
     return {str(d): int(named.get(d, 0)) for d in sorted(frame["dataset"].unique())}
 
 
-# How to get past too few sites when a site-level scheme was asked for ({n}: the sites).
+# How to get past too few sites when a site-level scheme was asked for ({n}: the sites;
+# {keys}: the catalogue's site_column keys of the datasets, site_column_keys).
 _TOO_FEW_SITES_FIX = {
     "site": "Lower --n-folds to {n} or fewer (one fold per site at most), use the "
     "leave_site_out scheme (one fold per site) or the subject scheme (lcm splits --schemes "
     "subject leave_site_out), or add datasets with sites.",
     "leave_site_out": "Use the subject scheme (lcm splits --schemes subject), or add datasets "
-    "or sites (datasets.<name>.site_column in the variable catalogue, then rerun lcm store).",
+    "or sites ({keys} in the variable catalogue, then rerun lcm store).",
 }
+
+
+def site_column_keys(datasets: Iterable[str]) -> str:
+    """The variable catalogue's keys of ``datasets``' site columns, named in fixes.
+
+    Parameters
+    ----------
+    datasets : iterable of str
+        Dataset names.
+
+    Returns
+    -------
+    str
+        ``datasets.<name>.site_column`` of each, comma-separated.
+    """
+    return ", ".join(f"datasets.{d}.site_column" for d in datasets)
 
 
 def too_few_sites(subjects: pd.DataFrame, scheme: str, n_folds: int) -> str:
@@ -451,9 +470,9 @@ def _check_sites(table: pd.DataFrame, schemes: list[str]) -> None:
     raise InputDataError(
         f"Split scheme(s) {schemes} need every subject's site; subjects without one in "
         f"dataset(s) {counts}.",
-        hint="Name the dataset's site column in the variable catalogue (datasets.<name>."
-        "site_column), fill its empty cells and rerun `lcm store`, or use the subject scheme "
-        "alone (lcm splits --schemes subject).",
+        hint="Name the dataset's site column in the variable catalogue "
+        f"({site_column_keys(missing)}), fill its empty cells and rerun `lcm store`, or use "
+        "the subject scheme alone (lcm splits --schemes subject).",
     )
 
 

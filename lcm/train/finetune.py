@@ -190,8 +190,8 @@ class LCMClassifier(FinetunedLCM):
                     f"Checkpoint {self.checkpoint} was pretrained with {self.label!r} as a "
                     "brain-environment variable (a pretraining dataset's catalogue coding "
                     "maps it): finetuning cannot add it as the diagnosis.",
-                    hint=f"Pretrain without it: remove {self.label} from datasets.<name>.columns "
-                    "of the pretraining datasets in the catalogue.",
+                    hint=f"Pretrain without it: remove {self.label} from "
+                    f"{self._coding_keys(meta)}.",
                 )
             raise InputDataError(
                 f"Label {self.label!r} is already a query group of checkpoint {self.checkpoint}.",
@@ -388,6 +388,20 @@ class LCMClassifier(FinetunedLCM):
                 {names[c]: thresholds[c] for c in (0, 1)},
             )
         return filled
+
+    def _coding_keys(self, meta: dict[str, Any]) -> str:
+        """The catalogue keys that coded ``label`` for the datasets the checkpoint (``meta``)
+        was pretrained on: its ``data`` names them; the catalogue of the ``fit`` data, when
+        given and coding the label for some of them, keeps those and names its file."""
+        datasets = list((meta.get("data") or {}).get("datasets") or [])
+        if self.catalogue is not None:
+            coded = self.catalogue.datasets
+            coding = [d for d in datasets if self.label in getattr(coded.get(d), "columns", {})]
+            datasets = coding or datasets
+        where = f"the catalogue {self.catalogue.path}" if self.catalogue else "the catalogue"
+        if not datasets:  # a checkpoint that does not record its data
+            return f"the pretraining datasets' columns in {where}"
+        return ", ".join(f"datasets.{d}.columns" for d in datasets) + f" in {where}"
 
     def _level_names(self) -> tuple[str, str]:
         levels = tuple(self.levels)

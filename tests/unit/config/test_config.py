@@ -135,12 +135,33 @@ def test_an_fmriprep_writing_its_legacy_layout_is_refused_at_load(
         runner="docker", fs_license=str(tmp_path / "license.txt"), image="nipreps/fmriprep:20.2.7"
     )
     with pytest.raises(
-        ConfigError, match=r"fmriprep: image 'nipreps/fmriprep:20\.2\.7' is"
+        ConfigError, match=r"fmriprep\.image 'nipreps/fmriprep:20\.2\.7' is"
     ) as info:
         validate_config(cfg)
-    assert "--output-layout bids" in (info.value.hint or "")
+    # The config's keys, the check being the config's.
+    assert info.value.hint == (
+        "Add --output-layout bids to fmriprep.extra_args, or set fmriprep.image to fMRIPrep "
+        "21.0 or later."
+    )
     cfg["fmriprep"]["extra_args"] = ["--output-layout", "bids"]
     validate_config(cfg)
+
+
+def test_raw_bids_without_derivatives_under_runner_existing_names_the_config_key(
+    demo: dict,
+) -> None:
+    """The hint said "(lcm run: --derivatives DIR)" inside a config check that plain snakemake
+    users meet too; lcm run's --derivatives sets the runner and the folder at once, so the key
+    (its dataset filled in) is the one fix for both."""
+    cfg = copy.deepcopy(demo)
+    cfg["fmriprep"]["runner"] = "existing"
+    cfg["datasets"]["bidsdemo"].pop("derivatives", None)
+    with pytest.raises(ConfigError, match=r"datasets\.bidsdemo\.derivatives is not set") as info:
+        validate_config(cfg)
+    assert info.value.hint == (
+        "Set datasets.bidsdemo.derivatives to the fMRIPrep output folder, or set "
+        "fmriprep.runner to docker or apptainer to run fMRIPrep."
+    )
 
 
 def test_existing_derivatives_in_the_legacy_layout_are_refused_at_load(
@@ -221,6 +242,37 @@ def test_load_config_reports_yaml_syntax(tmp_path: Path) -> None:
     p.write_text("datasets: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(p)
+
+
+@pytest.mark.parametrize("datasets", ["datasets: {}", "datasets:\n  # mystudy: {}"])
+def test_a_config_without_datasets_names_the_file_and_what_to_add(
+    demo: dict, tmp_path: Path, datasets: str
+) -> None:
+    """It said only "invalid value at key 'datasets': {} should be non-empty" and quoted the
+    key's description: not what a dataset needs, nor where the example is."""
+    p = tmp_path / "c.yaml"
+    p.write_text(f"results_dir: results\n{datasets}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    assert info.value.message == (
+        f"{p}: datasets is empty: the workflow needs at least one dataset to run on."
+    )
+    hint = info.value.hint
+    assert '(config/README.md, "Pointing the workflow at your data"' not in hint
+    assert 'config/README.md, "Pointing the workflow at your data", has a complete' in hint
+    assert "## Pointing the workflow at your data" in (ROOT / "config" / "README.md").read_text()
+    # The example is a minimal dataset the config takes as it is (under the default
+    # fmriprep.runner), its paths made real: the schema's required keys and no other.
+    example = yaml.safe_load(hint.split("`")[1])["datasets"]["mystudy"]
+    node = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert sorted(example) == sorted(
+        node["properties"]["datasets"]["additionalProperties"]["required"]
+    )
+    cfg = copy.deepcopy(demo)
+    cfg.pop("fmriprep", None)
+    cfg["tasks"] = {}
+    cfg["datasets"] = {"mystudy": {**example, "path": str(tmp_path), "phenotype": str(p)}}
+    assert validate_config(cfg)["datasets"]["mystudy"]["entry"] == example["entry"]
 
 
 @pytest.mark.parametrize("key", ["results_dir", "variables"])
@@ -346,8 +398,10 @@ def test_a_binary_task_label_coded_for_pretraining_is_refused_for_lcm_models(
     catalogue.write_text(text.replace(marker, marker + "      autism: {column: ASD}\n"))
     cfg = copy.deepcopy(demo)
     cfg["variables"] = str(catalogue)
-    with pytest.raises(ConfigError, match=r"pretraining datasets \['hcplike'\] code 'autism'"):
+    with pytest.raises(ConfigError, match=r"pretraining datasets \['hcplike'\] code 'autism'") as e:
         validate_config(cfg)
+    # The dataset's key filled in (it said datasets.<name>.columns of ['hcplike']).
+    assert e.value.hint.startswith(f"Remove autism from datasets.hcplike.columns in {catalogue}, ")
     for task in ("autism", "autismnull"):
         cfg["tasks"][task]["models"] = ["logreg", "bei-linear"]
     assert validate_config(cfg)["tasks"]["age"]["label"] == "age"

@@ -318,3 +318,23 @@ def test_a_class_of_one_subject_is_not_told_to_lower_n_folds():
     assert "Lower evaluate.n_folds" not in info.value.hint
     assert "Add labelled subjects of class 1" in info.value.hint
     assert "{0: 436, 1: 1}" in str(info.value)
+
+
+def test_site_less_runs_are_sent_to_their_datasets_site_column(caplog) -> None:
+    """Leave-site-out without sites hinted "map site_column in the variable catalogue": the
+    key of the dataset lacking them is named, filled in (every dataset's with one site)."""
+    groups = np.array([f"abide/{i:02d}" for i in range(8)] + [f"adhd/{i:02d}" for i in range(8)])
+    y = np.tile([0, 1], 8)
+    sites = np.array(["A", "B"] * 4 + [""] * 8, dtype=object)
+    with pytest.raises(InputDataError, match="needs every run to name a site") as err:
+        site_folds(y, groups, sites, seed=0)
+    assert err.value.hint == (
+        "Set evaluate.split: subject, or name every subject's site in the variable catalogue "
+        "(datasets.adhd.site_column) and rerun lcm store."
+    )
+    with pytest.raises(InputDataError, match="needs every run to name a site") as err:
+        site_folds(y, groups, np.full(len(y), "A", dtype=object), seed=0)
+    assert "(datasets.abide.site_column, datasets.adhd.site_column)" in err.value.hint
+    with caplog.at_level("WARNING", logger="lcm.evaluate.splits"):
+        assert outer_folds(y, groups, sites, "site", 2, 0)[0] == "subject"
+    assert "(datasets.adhd.site_column in the variable catalogue)" in caplog.text

@@ -900,11 +900,26 @@ def test_derivatives_of_an_fmriprep_before_20_2_are_derivatives(tmp_path: Path) 
 
 
 @pytest.mark.parametrize(
-    ("image", "extra", "said"),
+    ("image", "extra", "said", "fix"),
     [
-        ("nipreps/fmriprep:20.2.7", [], r"is fMRIPrep 20\.2, whose default legacy layout"),
-        ("poldracklab/fmriprep:1.5.8", [], r"is fMRIPrep 1\.5, which writes its outputs in"),
-        (IMAGE, ["--output-layout", "legacy"], r"--output-layout legacy makes fMRIPrep write"),
+        (
+            "nipreps/fmriprep:20.2.7",
+            [],
+            r"--image 'nipreps/fmriprep:20\.2\.7' is fMRIPrep 20\.2, whose default legacy layout",
+            "Add --output-layout bids to --extra-args, or set --image to fMRIPrep 21.0 or later.",
+        ),
+        (
+            "poldracklab/fmriprep:1.5.8",
+            [],
+            r"is fMRIPrep 1\.5, which writes its outputs in",
+            "Set --image to fMRIPrep 20.2 or later, e.g. nipreps/fmriprep:25.2.7.",
+        ),
+        (
+            IMAGE,
+            ["--output-layout", "legacy"],
+            r"--extra-args --output-layout legacy makes fMRIPrep write",
+            "Remove --output-layout legacy from --extra-args (bids is the default).",
+        ),
     ],
 )
 def test_a_run_whose_outputs_would_land_in_derivatives_fmriprep_is_refused(
@@ -914,14 +929,19 @@ def test_a_run_whose_outputs_would_land_in_derivatives_fmriprep_is_refused(
     image: str,
     extra: list[str],
     said: str,
+    fix: str,
 ) -> None:
     """fMRIPrep's legacy layout writes <out>/fmriprep/sub-X: LCM found no output of any subject
-    and launched fMRIPrep again, hours per subject, at every rerun."""
+    and launched fMRIPrep again, hours per subject, at every rerun. The command-line user is
+    told its options (it was fmriprep.image and fmriprep.extra_args, the config's keys)."""
     make_raw_bids(tmp_path / "raw", subjects=("01",))
     lic = expect_standin(monkeypatch, tmp_path, image=image)
-    req = fmriprep_request(tmp_path, "docker", fs_license=lic, image=image, extra_args=extra)
-    with pytest.raises(ConfigError, match=said):
+    req = fmriprep_request(
+        tmp_path, "docker", fs_license=lic, image=image, extra_args=extra, names=OPTION_NAMES
+    )
+    with pytest.raises(ConfigError, match=said) as info:
         run_fmriprep(req, tmp_path / "rec.json")
+    assert info.value.hint == fix
     assert read_calls(standins) == [] and not (tmp_path / "rec.json").exists()
     if image == "nipreps/fmriprep:20.2.7":  # told to write the BIDS layout: accepted
         req = dataclasses.replace(req, extra_args=["--output-layout", "bids"])

@@ -125,8 +125,23 @@ def test_a_subject_without_a_site_is_no_site_of_its_own(scheme: str) -> None:
         InputDataError, match=r"need every subject's site; .* 'abide' \(10 of 40\)"
     ) as info:
         make_splits(runs, n_folds=3, schemes=[scheme])
-    assert "site_column" in info.value.hint and "--schemes subject" in info.value.hint
+    # The dataset's key filled in (it said datasets.<name>.site_column).
+    assert info.value.hint == (
+        "Name the dataset's site column in the variable catalogue (datasets.abide.site_column), "
+        "fill its empty cells and rerun `lcm store`, or use the subject scheme alone (lcm "
+        "splits --schemes subject)."
+    )
     assert set(make_splits(runs, n_folds=3, schemes=["subject"])["site"]) >= {"", "S0"}
+
+
+def test_one_site_names_the_site_column_key_of_the_dataset() -> None:
+    """One site in all: the fix named datasets.<name>.site_column, its dataset unfilled."""
+    with pytest.raises(InputDataError, match="Cannot leave one site out") as info:
+        make_splits(_subjects(sites=1), schemes=["leave_site_out"])
+    assert info.value.hint == (
+        "Use the subject scheme (lcm splits --schemes subject), or add datasets or sites "
+        "(datasets.abide.site_column in the variable catalogue, then rerun lcm store)."
+    )
 
 
 def test_lcm_splits_without_task_gives_site_less_datasets_subject_folds(tmp_path: Path) -> None:

@@ -151,7 +151,17 @@ def test_invalid_inputs_are_refused(checkpoint: Path, downstream) -> None:
     # checkpoint, not from a finetuned one' of a pretrained one).
     with pytest.raises(InputDataError, match="pretrained with 'age' as a brain-environment") as e:
         LCMClassifier(checkpoint, "age", LEVELS, FT, 0).fit(fc, y[:10])
-    assert "remove age from datasets.<name>.columns" in (e.value.hint or "")
+    # The pretraining dataset named (it said datasets.<name>.columns).
+    assert e.value.hint == (
+        "Pretrain without it: remove age from datasets.alpha.columns in the catalogue."
+    )
+    catalogue = make_catalogue(checkpoint.parent)
+    with pytest.raises(InputDataError, match="pretrained with 'age'") as e:
+        LCMClassifier(checkpoint, "age", LEVELS, FT, 0, catalogue=catalogue).fit(fc, y[:10])
+    assert e.value.hint == (
+        f"Pretrain without it: remove age from datasets.alpha.columns in the catalogue "
+        f"{catalogue.path}."
+    )
     with pytest.raises(InputDataError, match="not fitted"):
         LCMClassifier(checkpoint, "dx", LEVELS, FT, 0).predict(fc)
 
