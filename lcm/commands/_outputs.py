@@ -10,6 +10,7 @@ described another run's content.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ def check_output_folders(outputs: Iterable[str | Path | None]) -> None:
     Raises
     ------
     ConfigError
-        Naming the output and the file in the way.
+        Naming the output and the file in the way, or the folder this user cannot write in.
     """
     for out in filter(None, outputs):
         folder = Path(out).parent
@@ -41,6 +42,15 @@ def check_output_folders(outputs: Iterable[str | Path | None]) -> None:
                 f"Output {out} cannot be written: {folder} is a file, not a folder; nothing "
                 "was computed.",
                 hint=f"Give another output path, or move {folder} away.",
+            )
+        # A read-only mount or another user's folder: the write after the work raised a
+        # traceback (OSError: Read-only file system) once the embeddings were computed.
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"Output {out} cannot be written: this user cannot write in {folder} (read-only "
+                "or not its own); nothing was computed.",
+                hint="Give an output path on a file system this user can write to, or fix the "
+                "folder's permissions.",
             )
 
 

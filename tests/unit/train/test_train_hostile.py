@@ -559,6 +559,35 @@ def test_embed_writes_both_tables_or_neither(store, pretrained, tmp_path, capfd,
     assert not emb.exists() and not (tmp_path / "emb.json").exists()
 
 
+def _read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Make ``folder`` unwritable as a read-only mount is (root passes chmod 555)."""
+    real = os.access
+
+    def access(path, mode, *args, **kwargs):
+        if Path(path) == folder and mode & os.W_OK:
+            return False
+        return real(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+
+
+def test_embed_and_catalogue_out_refuse_a_read_only_folder_first(
+    store, pretrained, tmp_path, capfd, monkeypatch
+):
+    """A read-only --out folder: the embeddings were computed, then the write raised a
+    traceback (OSError: Read-only file system); model-info --catalogue-out did the same."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _read_only(monkeypatch, locked)
+    assert _embed(store, pretrained, locked / "sub" / "emb.parquet") == 2
+    error = _lines(capfd, "ERROR")[0]
+    assert f"this user cannot write in {locked}" in error and "nothing was computed" in error
+    argv = ["model-info", "--checkpoint", str(pretrained), "--catalogue-out"]
+    assert main([*argv, str(locked / "vars.yaml")]) == 2
+    assert f"this user cannot write in {locked}" in _lines(capfd, "ERROR")[0]
+    assert list(locked.iterdir()) == []
+
+
 def test_embed_beside_a_checkpoint_refuses_before_writing(store, pretrained, tmp_path, capfd):
     """--out model.parquet in the checkpoint folder: its record model.json is the checkpoint's
     metadata; refused before the table is written, not after."""
