@@ -182,7 +182,9 @@ def run(args: argparse.Namespace) -> int:
     tables = [(embedding_frame(ids, embeddings(model, cohort.fc, device)), args.out)]
     if args.attention_out:
         attention = query_attention(model, cohort.fc, device)
-        frame = attention_frame(ids, attention, checkpoint_layout(meta), list(cohort.roi_names))
+        frame = attention_frame(
+            ids, attention, checkpoint_layout(meta, args.checkpoint), list(cohort.roi_names)
+        )
         tables.append((frame, args.attention_out))
     # Both or neither: an embeddings table left without its record blocked the rerun.
     with written_together() as written:

@@ -136,7 +136,7 @@ def _checkpoint_info(checkpoint: str, as_json: bool) -> int:
 
     meta = read_meta(checkpoint)
     config = checked_config(checkpoint, meta)
-    layout = checkpoint_layout(meta)  # an edited query_layout is said, not a traceback
+    layout = checkpoint_layout(meta, checkpoint)  # an edited query_layout is said, not a traceback
     # Fields an edited model.json may hold as anything: shown where they are what LCM wrote.
     data = meta.get("data") if isinstance(meta.get("data"), dict) else {}
     label = meta.get("label") if isinstance(meta.get("label"), dict) else {}
