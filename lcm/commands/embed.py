@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         )
         tables.append((frame, args.attention_out))
     # Both or neither: an embeddings table left without its record blocked the rerun.
-    with written_together() as written:
+    with written_together([args.out, args.attention_out]) as written:
         for frame, path in tables:
             write(frame, path)
             written.append(Path(path))

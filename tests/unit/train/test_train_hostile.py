@@ -559,6 +559,35 @@ def test_embed_writes_both_tables_or_neither(store, pretrained, tmp_path, capfd,
     assert not emb.exists() and not (tmp_path / "emb.json").exists()
 
 
+def test_embed_rerun_that_fails_keeps_the_previous_tables(
+    store, pretrained, tmp_path, capfd, monkeypatch
+):
+    """A rerun whose attention table hits a full disk: its new embeddings, written first, were
+    removed, and with them the previous run's (their record left naming a missing file),
+    under a message saying earlier outputs were intact."""
+    from lcm.model import export_tables
+
+    emb, att = tmp_path / "emb.parquet", tmp_path / "att.parquet"
+    argv = ["embed", *_checkpoint_and_store(store, pretrained), "--datasets", "beta"]
+    argv += ["--out", str(emb), "--attention-out", str(att)]
+    assert main(argv) == 0
+    before = {p.name: p.read_bytes() for p in (emb, att, tmp_path / "emb.json")}
+    real = export_tables.write_export_table
+
+    def full(frame, path, **recorded):
+        if str(path).endswith("att.parquet"):
+            raise OSError(28, "No space left on device")
+        return real(frame, path, **recorded)
+
+    monkeypatch.setattr(export_tables, "write_export_table", full)
+    assert main(argv) != 0
+    assert "No space left on device" in capfd.readouterr().err
+    assert {p.name: p.read_bytes() for p in (emb, att, tmp_path / "emb.json")} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["emb.parquet", "emb.json", "att.parquet", "att.json"]
+    )
+
+
 def _read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     """Make ``folder`` unwritable as a read-only mount is (root passes chmod 555)."""
     real = os.access
