@@ -588,6 +588,29 @@ def test_embed_rerun_that_fails_keeps_the_previous_tables(
     )
 
 
+def test_embed_refuses_weights_cut_short_before_loading_the_cohort(
+    store, pretrained, tmp_path, capfd, monkeypatch
+):
+    """A model.safetensors cut short was refused (sha256) only once the whole cohort had been
+    read from the store: minutes and gigabytes for a large one."""
+    import shutil
+
+    from lcm.store import read as store_read
+
+    cut = shutil.copytree(pretrained, tmp_path / "cut")
+    weights = cut / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the cohort was loaded")
+
+    monkeypatch.setattr(store_read, "load_cohort", no_load)
+    assert _embed(store, cut, tmp_path / "emb.parquet") == 5
+    error = _lines(capfd, "ERROR")[0]
+    assert f"{weights}: " in error and "data offsets" in error
+    assert not (tmp_path / "emb.parquet").exists()
+
+
 def _read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     """Make ``folder`` unwritable as a read-only mount is (root passes chmod 555)."""
     real = os.access
