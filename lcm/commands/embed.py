@@ -114,7 +114,13 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from lcm.catalogue import load_catalogue
-    from lcm.model.checkpoint import check_fits, checkpoint_layout, load_checkpoint, read_meta
+    from lcm.model.checkpoint import (
+        WEIGHTS_NAME,
+        check_fits,
+        checkpoint_layout,
+        load_checkpoint,
+        read_meta,
+    )
     from lcm.model.export import (
         FINETUNED,
         HELD_OUT,
@@ -129,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         query_attention,
     )
     from lcm.model.export_tables import write_export_table
+    from lcm.model.weights import read_header
     from lcm.store.read import load_cohort
     from lcm.train.loop import pick_device
 
@@ -139,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
     # gigabytes to load, which a checkpoint lacking its weights then refused.
     recorded_meta = read_meta(args.checkpoint)
     check_fits(args.checkpoint, recorded_meta, atlas=args.atlas, catalogue=catalogue)
+    # Weights cut short (a copy or a job interrupted) were refused only after the cohort was
+    # loaded; their header's offsets beyond the file's end tell it in a few bytes' read.
+    read_header(Path(args.checkpoint) / WEIGHTS_NAME)
     # An ROI named like a column of the attention table was refused by pyarrow at the end.
     if args.attention_out and isinstance(recorded_meta.get("roi_names"), list):
         check_roi_columns([str(n) for n in recorded_meta["roi_names"]], args.atlas)
@@ -182,10 +192,12 @@ def run(args: argparse.Namespace) -> int:
     tables = [(embedding_frame(ids, embeddings(model, cohort.fc, device)), args.out)]
     if args.attention_out:
         attention = query_attention(model, cohort.fc, device)
-        frame = attention_frame(ids, attention, checkpoint_layout(meta), list(cohort.roi_names))
+        frame = attention_frame(
+            ids, attention, checkpoint_layout(meta, args.checkpoint), list(cohort.roi_names)
+        )
         tables.append((frame, args.attention_out))
     # Both or neither: an embeddings table left without its record blocked the rerun.
-    with written_together() as written:
+    with written_together([args.out, args.attention_out]) as written:
         for frame, path in tables:
             write(frame, path)
             written.append(Path(path))

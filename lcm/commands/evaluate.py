@@ -357,7 +357,7 @@ def evaluate_and_write(
             extra=extra,
         )
         # Both or neither (the fits stay in the state: the rerun writes both at once).
-        with written_together() as written:
+        with written_together([out, predictions]) as written:
             for path, table in ((out, result.metrics), (predictions, result.predictions)):
                 write_tidy_parquet(path, table, meta)
                 written.append(Path(path))

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from lcm.commands._arguments import int_at_least
+from lcm.commands._outputs import check_output_folders
 from lcm.config import parse_settings
 from lcm.docstrings import fill_doc
 from lcm.exceptions import ConfigError, OutputOwnershipError
@@ -135,7 +136,7 @@ def _checkpoint_info(checkpoint: str, as_json: bool) -> int:
 
     meta = read_meta(checkpoint)
     config = checked_config(checkpoint, meta)
-    layout = checkpoint_layout(meta)  # an edited query_layout is said, not a traceback
+    layout = checkpoint_layout(meta, checkpoint)  # an edited query_layout is said, not a traceback
     # Fields an edited model.json may hold as anything: shown where they are what LCM wrote.
     data = meta.get("data") if isinstance(meta.get("data"), dict) else {}
     label = meta.get("label") if isinstance(meta.get("label"), dict) else {}
@@ -201,6 +202,7 @@ def _export_catalogue(checkpoint: str, out: str, datasets_from: str | None) -> i
             hint="Use a checkpoint written by lcm pretrain or lcm finetune.",
         )
     path = Path(out)
+    check_output_folders([path])  # a read-only folder said, not the write's traceback
     _check_ours(path)
     datasets = None
     if datasets_from:

@@ -278,6 +278,7 @@ def _training(path: Path, size: int) -> Found:
     from lcm.model.checkpoint import META_NAME as MODEL_META
     from lcm.model.checkpoint import run_of as model_run
     from lcm.train.outputs import PRETRAIN_FILES, PRETRAIN_VERB
+    from lcm.train.state import META_NAME as STATE_META
     from lcm.train.state import progress
     from lcm.train.state import run_of as state_run
 
@@ -289,6 +290,17 @@ def _training(path: Path, size: int) -> Found:
     if others:
         return Found(path, size, False, _foreign(others), lock)
     complete, where = progress(path)
+    if not complete and (path / STATE_META).is_file() and state_run(path) is None:
+        # A cut or edited train_state.json: lcm pretrain refuses it (it said "kept to resume
+        # it", which it cannot); never removed here, since it is not known to be finished.
+        return Found(
+            path,
+            size,
+            False,
+            f"unreadable ({where}): lcm pretrain cannot resume from it; kept (delete it to "
+            "train from step 0)",
+            lock,
+        )
     if not complete:
         return Found(path, size, False, f"unfinished ({where}): kept to resume it", lock)
     missing = [n for n in PRETRAIN_FILES if not (path.parent / n).is_file()]

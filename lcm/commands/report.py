@@ -336,7 +336,7 @@ def run(args: argparse.Namespace) -> int:
     tables_from = [*args.metrics, *motion_sources]
     # The tables and the page are kept only together (a full disk at the page left new
     # tables beside the last run's page); their records follow, as lcm evaluate's do.
-    with written_together() as written:
+    with written_together(getattr(args, o) for o in REPORT_OUTPUTS) as written:
         write_tidy_parquet(args.out_metrics, metrics, {"sources": [str(p) for p in tables_from]})
         written.append(Path(args.out_metrics))
         write_tsv(args.out_summary, summary)

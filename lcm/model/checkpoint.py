@@ -229,13 +229,16 @@ def checked_config(folder: str | Path, meta: dict[str, Any]) -> LCMConfig:
         ) from exc
 
 
-def checkpoint_layout(meta: dict[str, Any]) -> QueryLayout:
+def checkpoint_layout(meta: dict[str, Any], folder: str | Path | None = None) -> QueryLayout:
     """The query layout recorded in a checkpoint's metadata.
 
     Parameters
     ----------
     meta : dict
         The checkpoint's metadata (``model.json``).
+    folder : path-like, optional
+        The checkpoint folder, named in the error (its ``model.json``; without it the message
+        said only "model.json", not which checkpoint's).
 
     Returns
     -------
@@ -249,8 +252,9 @@ def checkpoint_layout(meta: dict[str, Any]) -> QueryLayout:
     try:
         return QueryLayout.from_list(meta["query_layout"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        where = Path(folder) / META_NAME if folder is not None else META_NAME
         raise CheckpointError(
-            f"{META_NAME}: missing or malformed query_layout ({type(exc).__name__}: {exc}).",
+            f"{where}: missing or malformed query_layout ({type(exc).__name__}: {exc}).",
             hint="model.json is incomplete or edited; use the original checkpoint.",
         ) from exc
 
@@ -315,7 +319,7 @@ def check_fits(
     if roi_names is not None:
         _check_roi_names(folder, meta, roi_names)
     if catalogue is not None:
-        _check_catalogue(folder, meta, checkpoint_layout(meta), catalogue)
+        _check_catalogue(folder, meta, checkpoint_layout(meta, folder), catalogue)
 
 
 def load_checkpoint(
@@ -353,7 +357,7 @@ def load_checkpoint(
     folder = Path(checkpoint)
     meta = read_meta(folder)
     check_fits(folder, meta, atlas=atlas, n_rois=n_rois, roi_names=roi_names, catalogue=catalogue)
-    layout = checkpoint_layout(meta)
+    layout = checkpoint_layout(meta, folder)
     weights = folder / WEIGHTS_NAME
     if sha256_file(weights) != meta.get("weights_sha256"):
         raise CheckpointError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,13 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     for name, entry in header.items():
         if name == "__metadata__":
             continue
+        if not _valid_entry(entry, data_size) and _valid_entry(entry, sys.maxsize):
+            # Well formed but past the end: a copy or a write cut short, not a foreign file.
+            raise CheckpointError(
+                f"{path}: cut short: tensor {name!r} ends at byte {entry['data_offsets'][1]} of "
+                f"the data, the file holds {data_size} (a copy or a write interrupted).",
+                hint=f"Copy {path.name} again from the original, or rerun the job that wrote it.",
+            )
         if not _valid_entry(entry, data_size):
             raise CheckpointError(
                 f"{path}: not a valid safetensors file (tensor {name!r}: bad dtype, shape or "

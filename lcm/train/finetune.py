@@ -183,7 +183,7 @@ class LCMClassifier(FinetunedLCM):
         y = self._check_fit_inputs(fc, y, variables)
         dev = pick_device(self.device)
         base, meta = self._base_model(fc.shape[1])
-        bei_layout = checkpoint_layout(meta) if meta else QueryLayout()
+        bei_layout = checkpoint_layout(meta, self.checkpoint) if meta else QueryLayout()
         if self.label in bei_layout:
             if meta.get("kind") == "pretrained":
                 raise InputDataError(

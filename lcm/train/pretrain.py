@@ -438,9 +438,14 @@ def pretrain(
     n_rois = len(cohort.roi_names) if isinstance(cohort, StreamedCohort) else cohort.fc.shape[1]
     if layout.n_queries == 0:
         raise InputDataError(
-            f"Pretraining cohort ({len(train)} training runs): no catalogue variable has "
-            f"observed values, so the model would have no BEI queries.",
-            hint="Check the datasets' phenotype files and their columns in the catalogue.",
+            # Said as it is: a cohort of one subject (every value a single one) was told it
+            # had no observed values.
+            f"Pretraining cohort ({len(train)} training runs of {len(set(train.groups))} "
+            "subject(s)): no catalogue variable has two different values there (each is "
+            "missing or constant: the warning above names each), so the model would have no "
+            "BEI queries.",
+            hint="Check the datasets' phenotype files and their columns in the catalogue, or "
+            "pretrain on more subjects.",
         )
     config = config_from_settings(model_settings, n_rois, layout.n_queries)
     model = LCM(config)

@@ -139,7 +139,7 @@ class LCMRegressor(FinetunedLCM):
         self.mean_, self.scale_ = subject_moments(y, groups)
         dev = pick_device(self.device)
         base, meta = self._base_model(fc.shape[1])
-        bei_layout = checkpoint_layout(meta) if meta else QueryLayout()
+        bei_layout = checkpoint_layout(meta, self.checkpoint) if meta else QueryLayout()
         self.probe_ = None
         if settings["method"] == "probe" and self.init == "pretrained":
             self.layout_, self.settings_ = bei_layout, settings

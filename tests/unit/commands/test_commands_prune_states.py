@@ -177,6 +177,21 @@ def test_a_state_with_a_users_file_or_not_lcms_is_kept(
     assert (mine / "evaluate_state.json").read_text() == "{}"
 
 
+def test_a_state_whose_json_is_cut_short_is_kept_but_not_said_resumable(
+    tmp_path: Path, pretrained, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A train_state.json cut short (a full disk, a copy interrupted): lcm pretrain refuses
+    it, yet the listing said "kept to resume it"."""
+    killed = _copy(pretrained["killed"], tmp_path / "results" / "pretrain") / STATE_DIR
+    meta = killed / "train_state.json"
+    meta.write_bytes(meta.read_bytes()[:500])
+    assert main(["prune-states", str(tmp_path / "results"), "--apply"]) == 0
+    line = _lines(capsys.readouterr().out)[str(killed)]
+    assert line.startswith("keep") and "kept to resume it" not in line
+    assert "unreadable (its train_state.json cannot be read): lcm pretrain cannot resume" in line
+    assert meta.stat().st_size == 500
+
+
 def test_a_lock_file_that_is_a_link_is_never_written_through(
     tmp_path: Path, pretrained, capsys: pytest.CaptureFixture[str]
 ) -> None:

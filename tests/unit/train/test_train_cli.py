@@ -99,7 +99,8 @@ def test_pretrain_then_finetune_from_the_command_line(tmp_path: Path, capsys) ->
     assert info["weights_check"] == f"DIFFERS from model.json's {meta['weights_sha256']}"
     (odd / "model.json").write_text(json.dumps({**meta, "query_layout": [1]}))
     assert main(["model-info", "--checkpoint", str(odd)]) != 0
-    assert "malformed query_layout" in capsys.readouterr().err
+    # Which checkpoint's model.json: the message named only "model.json".
+    assert f"{odd / 'model.json'}: missing or malformed query_layout" in capsys.readouterr().err
     assert (
         main(
             [

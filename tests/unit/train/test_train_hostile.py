@@ -559,6 +559,88 @@ def test_embed_writes_both_tables_or_neither(store, pretrained, tmp_path, capfd,
     assert not emb.exists() and not (tmp_path / "emb.json").exists()
 
 
+def test_embed_rerun_that_fails_keeps_the_previous_tables(
+    store, pretrained, tmp_path, capfd, monkeypatch
+):
+    """A rerun whose attention table hits a full disk: its new embeddings, written first, were
+    removed, and with them the previous run's (their record left naming a missing file),
+    under a message saying earlier outputs were intact."""
+    from lcm.model import export_tables
+
+    emb, att = tmp_path / "emb.parquet", tmp_path / "att.parquet"
+    argv = ["embed", *_checkpoint_and_store(store, pretrained), "--datasets", "beta"]
+    argv += ["--out", str(emb), "--attention-out", str(att)]
+    assert main(argv) == 0
+    before = {p.name: p.read_bytes() for p in (emb, att, tmp_path / "emb.json")}
+    real = export_tables.write_export_table
+
+    def full(frame, path, **recorded):
+        if str(path).endswith("att.parquet"):
+            raise OSError(28, "No space left on device")
+        return real(frame, path, **recorded)
+
+    monkeypatch.setattr(export_tables, "write_export_table", full)
+    assert main(argv) != 0
+    assert "No space left on device" in capfd.readouterr().err
+    assert {p.name: p.read_bytes() for p in (emb, att, tmp_path / "emb.json")} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["emb.parquet", "emb.json", "att.parquet", "att.json"]
+    )
+
+
+def test_embed_refuses_weights_cut_short_before_loading_the_cohort(
+    store, pretrained, tmp_path, capfd, monkeypatch
+):
+    """A model.safetensors cut short was refused (sha256) only once the whole cohort had been
+    read from the store: minutes and gigabytes for a large one."""
+    import shutil
+
+    from lcm.store import read as store_read
+
+    cut = shutil.copytree(pretrained, tmp_path / "cut")
+    weights = cut / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the cohort was loaded")
+
+    monkeypatch.setattr(store_read, "load_cohort", no_load)
+    assert _embed(store, cut, tmp_path / "emb.parquet") == 5
+    err = capfd.readouterr().err
+    assert f"{weights}: cut short: tensor " in err and "(a copy or a write interrupted)" in err
+    assert "Copy model.safetensors again from the original" in err and "Traceback" not in err
+    assert not (tmp_path / "emb.parquet").exists()
+
+
+def _read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Make ``folder`` unwritable as a read-only mount is (root passes chmod 555)."""
+    real = os.access
+
+    def access(path, mode, *args, **kwargs):
+        if Path(path) == folder and mode & os.W_OK:
+            return False
+        return real(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+
+
+def test_embed_and_catalogue_out_refuse_a_read_only_folder_first(
+    store, pretrained, tmp_path, capfd, monkeypatch
+):
+    """A read-only --out folder: the embeddings were computed, then the write raised a
+    traceback (OSError: Read-only file system); model-info --catalogue-out did the same."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _read_only(monkeypatch, locked)
+    assert _embed(store, pretrained, locked / "sub" / "emb.parquet") == 2
+    error = _lines(capfd, "ERROR")[0]
+    assert f"this user cannot write in {locked}" in error and "nothing was computed" in error
+    argv = ["model-info", "--checkpoint", str(pretrained), "--catalogue-out"]
+    assert main([*argv, str(locked / "vars.yaml")]) == 2
+    assert f"this user cannot write in {locked}" in _lines(capfd, "ERROR")[0]
+    assert list(locked.iterdir()) == []
+
+
 def test_embed_beside_a_checkpoint_refuses_before_writing(store, pretrained, tmp_path, capfd):
     """--out model.parquet in the checkpoint folder: its record model.json is the checkpoint's
     metadata; refused before the table is written, not after."""

@@ -200,6 +200,18 @@ def test_bad_settings_and_data_are_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
+def test_a_cohort_of_constant_variables_is_refused_as_such(tmp_path: Path) -> None:
+    """Every variable observed but constant (a store of one subject): the error said "no
+    catalogue variable has observed values"."""
+    catalogue = make_catalogue(tmp_path)
+    cohort = pretrain_cohort(12)
+    for name in cohort.variables.columns:
+        cohort.variables[name] = cohort.variables[name].iloc[0]
+    with pytest.raises(InputDataError, match=r"no catalogue variable has two different values"):
+        pretrain(cohort, catalogue, TINY, {"epochs": 1}, 0, tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
 def test_heldout_epoch_selection_keeps_the_best_epoch(tmp_path: Path) -> None:
     catalogue = make_catalogue(tmp_path)
     cohort = pretrain_cohort(60)
