@@ -163,7 +163,8 @@ def motion_fragment(
     fd_auc: float | None, summary: pd.DataFrame | None = None, task: str | None = None
 ) -> str:
     """Head motion alone on one task: the out-of-sample ``motion-fd`` model beside the others
-    (a warning where it matches or beats lcm or every model), and which class moves more.
+    (a warning where it matches or beats lcm or every model; a note naming the models it matches
+    or beats otherwise), and which class moves more.
 
     ``fd_auc`` is :func:`lcm.evaluate.compare.motion_confound`'s in-sample AUC of higher FD for
     label 1, used here only to say which class moves more (descriptive: its direction is read
@@ -257,7 +258,7 @@ def _has_lcm(summary: pd.DataFrame, task: str) -> bool:
 
 def _models_at_or_below(summary: pd.DataFrame, task: str) -> list[str]:
     """Each model (controls aside) whose mean AUC is at or below motion-fd's, per label
-    fraction, in words (``logreg at 0.1 of the labels, AUC 0.55 [...]``)."""
+    fraction, in words (``logreg at 0.1 of the labels (0.553 [...] against motion-fd's ...)``)."""
     auc = _task_auc(summary, task)
     out = []
     for fraction, at in auc.groupby("label_fraction", sort=True):
