@@ -92,7 +92,12 @@ def label_levels(catalogue_path: str, variable: Variable, positive: str) -> tupl
     if variable.kind != "binary":
         raise ConfigError(
             f"{catalogue_path}: --label {variable.name!r} is {variable.kind}, expected binary.",
-            hint="Finetuning predicts a two-level diagnosis.",
+            # The hint said "Finetuning predicts a two-level diagnosis." with no way on: a
+            # config's continuous task runs its LCM models in lcm evaluate, no finetune job.
+            hint="lcm finetune trains a two-level classifier: pass a binary variable of the "
+            "catalogue and its --positive level. A continuous target (age, a score) has no "
+            "finetuned model: lcm evaluate regresses it with the LCM models (a config's task "
+            "without positive), and the workflow finetunes its binary tasks only.",
         )
     if positive not in variable.levels:
         raise ConfigError(

@@ -494,7 +494,8 @@ def one_class_fits(c: dict) -> str:
 def collapse_fragment(metrics: pd.DataFrame, task: str) -> str:
     """A warning naming each model of a binary task whose classifier collapsed (called no test
     subject positive, or every one, in either direction fold by fold) in at least half of its
-    fits, or ``""``.
+    fits, and each regressor of a continuous task that predicted one value in any fit
+    (:func:`constant_fits`), or ``""``.
 
     Such a classifier scores balanced accuracy 0.5 on those folds: that is the threshold's
     collapse, not chance-level discrimination, and its AUC ranks scores that never cross the
@@ -518,15 +519,83 @@ def collapse_fragment(metrics: pd.DataFrame, task: str) -> str:
             f"of its {c['fits']} fit(s) (seeds &times; folds){one_class_fits(c)}: it called "
             + " and ".join(ways)
         )
+    constant = _constant_fragment(metrics, task)
+    if not found:
+        return constant
+    return (
+        box(
+            "<b>Collapsed classifier</b>:",
+            found,
+            "Such a classifier's balanced accuracy is 0.5 by construction on those folds, not "
+            "chance-level discrimination; its AUC ranks scores that never cross the 0.5 "
+            "threshold, so a contrast in AUC against it stands, while one in balanced accuracy, "
+            "sensitivity or specificity measures its threshold.",
+        )
+        + constant
+    )
+
+
+@fill_doc
+def constant_fits(metrics: pd.DataFrame | None, task: str) -> dict[tuple[str, float], dict]:
+    """Each model and label fraction of a continuous task that predicted one value for every
+    test subject in some of its fits (seeds x folds).
+
+    Such a fit (cpm selecting no edge on a few labelled subjects predicts the training mean)
+    has no Pearson r, while its R² exists (the test targets vary): its mean Pearson r rests on
+    its other fits only, and was once picked as the headline's best baseline on one fit of
+    three, with nothing on the page saying why.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame or None
+        The tidy fold metrics (``task, model, label_fraction, seed, fold, metric, value``);
+        None, or a table without ``task`` and ``metric``, finds nothing.
+    %(task)s
+
+    Returns
+    -------
+    dict
+        ``(model, label_fraction) -> {"constant": k, "fits": n}``: ``fits`` counts the fits
+        whose test targets vary (an R²).
+    """
+    if metrics is None or not {"task", "metric"} <= set(metrics.columns):
+        return {}
+    rows = metrics[(metrics["task"] == task) & metrics["metric"].isin(("pearson_r", "r2"))]
+    if rows.empty:
+        return {}
+    wide = rows.pivot_table(
+        index=["model", "label_fraction", "seed", "fold"],
+        columns="metric",
+        values="value",
+        dropna=False,
+    )
+    if not {"pearson_r", "r2"} <= set(wide.columns):
+        return {}
+    wide = wide[np.isfinite(wide["r2"].astype(float))]
+    out = {}
+    for (model, fraction), at in wide.groupby(level=["model", "label_fraction"], sort=True):
+        k = int((~np.isfinite(at["pearson_r"].astype(float))).sum())
+        if k:
+            out[(str(model), float(fraction))] = {"constant": k, "fits": len(at)}
+    return out
+
+
+def _constant_fragment(metrics: pd.DataFrame, task: str) -> str:
+    """A warning naming each regressor of :func:`constant_fits`, or ``""``."""
+    found = [
+        f"{html.escape(model)} at label fraction {fraction:g} predicted one value for every "
+        f"test subject in {c['constant']} of its {c['fits']} fit(s) (seeds &times; folds): its "
+        f"mean Pearson r rests on the other {c['fits'] - c['constant']}"
+        for (model, fraction), c in constant_fits(metrics, task).items()
+    ]
     if not found:
         return ""
     return box(
-        "<b>Collapsed classifier</b>:",
+        "<b>Constant regressor</b>:",
         found,
-        "Such a classifier's balanced accuracy is 0.5 by construction on those folds, not "
-        "chance-level discrimination; its AUC ranks scores that never cross the 0.5 "
-        "threshold, so a contrast in AUC against it stands, while one in balanced accuracy, "
-        "sensitivity or specificity measures its threshold.",
+        "A constant prediction has no Pearson r, so those fits are left out of its mean (the "
+        "table's n), not counted as r = 0: that mean, and a best baseline picked by it, "
+        "flatter the model; read its MAE and R², which count every fit.",
     )
 
 

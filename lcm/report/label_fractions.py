@@ -130,7 +130,8 @@ def label_fraction_fragment(
             "label fraction (nominal)": [f"{f:g}" for f in table["label_fraction"]],
             "labelled (effective)": [
                 _percent(r.effective)
-                if np.isclose(r.effective_min, r.effective_max)
+                # Folds of 9.9 % and 10.1 % read "10 % (10 %–10 %)": a range only as written.
+                if _percent(r.effective_min) == _percent(r.effective_max)
                 else f"{_percent(r.effective)} ({_percent(r.effective_min)}–"
                 f"{_percent(r.effective_max)})"
                 for r in table.itertuples(index=False)

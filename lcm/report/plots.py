@@ -20,6 +20,7 @@ from PIL import Image
 from sklearn.metrics import roc_curve
 
 from lcm.docstrings import fill_doc
+from lcm.evaluate.motion import MOTION_MODEL
 from lcm.evaluate.registry import model_names
 from lcm.io.qc_table import INCLUDED, MEAN_FD
 from lcm.report.epoch import lowest_held_out
@@ -90,11 +91,11 @@ class ModelStyle:
         return {"color": self.color, "linestyle": self.linestyle, "marker": self.marker}
 
 
-# One row per model of lcm.evaluate.registry (a test keeps the two in step), so a model looks the
-# same in every figure whichever models a task ran. LCM variants solid, each its own colour and
-# marker (never two told apart by red against green alone); baselines dashed or dash-dotted;
-# the shuffled-label controls grey and dotted. Eight colours for twelve models: a colour two
-# models share comes with another line style and marker.
+# One row per model of lcm.evaluate.registry and motion-fd (a test keeps them in step), so a
+# model looks the same in every figure whichever models a task ran. LCM variants solid, each its
+# own colour and marker (never two told apart by red against green alone); baselines dashed or
+# dash-dotted; the shuffled-label controls grey and dotted. Eight colours for thirteen models: a
+# colour two models share comes with another line style and marker.
 _OI = OKABE_ITO
 MODEL_STYLES: dict[str, ModelStyle] = {
     "lcm": ModelStyle(_OI["vermillion"], "-", "o"),
@@ -109,6 +110,10 @@ MODEL_STYLES: dict[str, ModelStyle] = {
     "bei-linear": ModelStyle(_OI["black"], "-.", "h"),
     "shuffled-labels": ModelStyle(_CONTROL_GREY, ":", "x"),
     "shuffled-lcm": ModelStyle(_CONTROL_GREY, ":", "+"),
+    # Head motion alone, which the report adds to every binary task: drawn by its name's digest,
+    # it took lcm-scratch's green, the comparator it is read beside. Reddish purple is shared
+    # with lcm-ssl only, a model the default tasks do not run.
+    MOTION_MODEL: ModelStyle(_OI["reddish purple"], (0, (1, 1)), "p"),
 }
 # A model registered by a user: a line style no built-in model uses, colour and marker from its
 # name's digest (not ``hash``, which Python salts per process), so it too is fixed across figures.

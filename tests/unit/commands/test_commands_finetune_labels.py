@@ -3,6 +3,8 @@ drops them, and its log says that."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -30,3 +32,21 @@ def test_evaluate_still_logs_them_as_dropped(caplog) -> None:
         present, _ = target_values(_variables(), TASK)
     assert int(present.sum()) == 3
     assert "task dx: dropped 3 run(s) with no 'dx' value" in caplog.text
+
+
+def test_a_continuous_label_is_refused_with_the_way_on() -> None:
+    """The hint said only "Finetuning predicts a two-level diagnosis."."""
+    import pytest
+
+    from lcm.catalogue import load_catalogue
+    from lcm.commands.finetune import label_levels
+    from lcm.exceptions import ConfigError
+
+    path = Path(__file__).parents[3] / "config" / "variables.yaml"
+    variable = load_catalogue(path).variables["age"]
+    assert variable.kind == "continuous"
+    with pytest.raises(ConfigError) as err:
+        label_levels(str(path), variable, "30")
+    assert str(path) in str(err.value) and "'age' is continuous" in str(err.value)
+    hint = err.value.hint
+    assert "binary variable" in hint and "--positive" in hint and "lcm evaluate" in hint

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lcm.evaluate.motion import MOTION_MODEL
 from lcm.evaluate.registry import (
     BASELINE_MODELS,
     CONTROL_MODELS,
@@ -90,8 +91,13 @@ def test_a_model_has_one_colour_whatever_else_a_figure_shows():
 
 
 def test_every_registered_model_has_its_own_style():
-    assert set(plots.MODEL_STYLES) == {*LCM_MODELS, *BASELINE_MODELS, *CONTROL_MODELS}
-    styles = [plots.model_style(m) for m in model_names()]
+    assert set(plots.MODEL_STYLES) == {
+        *LCM_MODELS,
+        *BASELINE_MODELS,
+        *CONTROL_MODELS,
+        MOTION_MODEL,
+    }
+    styles = [plots.model_style(m) for m in [*model_names(), MOTION_MODEL]]
     assert len(set(styles)) == len(styles)
     palette = set(plots.OKABE_ITO.values())
     assert all(s.color in palette for m, s in plots.MODEL_STYLES.items() if m not in CONTROL_MODELS)
@@ -209,3 +215,15 @@ def test_loss_legend_lies_under_the_curves():
     box = legend.get_window_extent(renderer)
     assert _inside(box, fig.bbox) and len(legend.get_texts()) == 9
     assert not any(box.overlaps(ax.get_window_extent(renderer)) for ax in fig.axes)
+
+
+def test_head_motion_is_not_drawn_in_the_colour_of_a_model_it_is_read_beside():
+    """motion-fd took lcm-scratch's green from its name's digest, in every ROC and fraction
+    figure of the demo."""
+    motion = plots.model_style(MOTION_MODEL)
+    shared = [
+        m for m in (*LCM_MODELS, *BASELINE_MODELS) if plots.MODEL_STYLES[m].color == motion.color
+    ]
+    assert shared == ["lcm-ssl"]  # the one model the default tasks do not run
+    assert motion.marker != plots.MODEL_STYLES["lcm-ssl"].marker
+    assert motion.linestyle != plots.MODEL_STYLES["lcm-ssl"].linestyle

@@ -193,3 +193,24 @@ def test_a_regression_without_its_count_is_not_said_to_have_none_unlabelled():
     fits[0]["diagnosis"] = {"status": "continuous", "n_unlabeled": 90}
     fragment = bare(pseudo_label_fragment({"pseudo_labels": fits}, PSEUDO_TABLE))
     assert "<td>none made (90 unlabelled)</td>" in fragment
+
+
+def test_a_range_whose_ends_read_alike_is_not_shown():
+    """Folds labelling 10 of 101 and 10 of 99 training subjects read "10 % (10 %–10 %)"."""
+
+    def fit(fold, training):
+        return {
+            "seed": 0,
+            "fold": fold,
+            "label_fraction": 0.1,
+            "labelled": {"control": 5, "autism": 5},
+            "training": {"control": training - 50, "autism": 50},
+        }
+
+    meta = {"levels": ["control", "autism"], "labelled_subjects": [fit(0, 101), fit(1, 99)]}
+    fragment = bare(label_fraction_fragment(meta, functools.partial(table_html, caption="c")))
+    assert "<td>10 %</td>" in fragment and "10 %–10 %" not in fragment
+    # Ends that read apart are kept: 10 of 101 against 10 of 80.
+    meta["labelled_subjects"][1] = fit(1, 80)
+    fragment = bare(label_fraction_fragment(meta, functools.partial(table_html, caption="c")))
+    assert "(10 %–12 %)" in fragment

@@ -226,3 +226,37 @@ def test_both_motion_checks_refuse_a_qc_table_without_a_motion_column(column):
         motion_confound(bad, predictions)
     with pytest.raises(InputDataError, match=expected):
         motion_scores(bad, predictions, records)
+
+
+def test_motion_above_some_baselines_is_not_said_below_every_model():
+    """A baselines-only task where motion-fd beats logreg but not tangent-logreg: the task's
+    note said "every model's mean AUC here is above it" and pointed at lcm's contrast."""
+    rows = [
+        ("tangent-logreg", 0.711),
+        ("logreg", 0.553),
+        ("svm", 0.60),
+        ("shuffled-labels", 0.70),  # a control: neither the best model nor one beaten
+        (MOTION_MODEL, 0.658),
+    ]
+    summary = pd.DataFrame(
+        [
+            {
+                "task": "dx",
+                "model": m,
+                "label_fraction": 1.0,
+                "metric": "auc",
+                "mean": v,
+                "ci_low": v - 0.1,
+                "ci_high": min(1.0, v + 0.1),
+                "n": 4,
+            }
+            for m, v in rows
+        ]
+    )
+    assert motion_verdict(summary, {}) == ""  # neither lcm nor the best model is matched
+    note = motion_fragment(0.4, summary, "dx")
+    text = re.sub(r"<[^>]+>", "", note)
+    assert "every model's mean AUC here is above it" not in text
+    assert "logreg with every label (0.553" in text and "svm with every label (0.600" in text
+    assert "tangent-logreg" not in text and "shuffled-labels" not in text
+    assert "'over head motion alone' contrast" not in text  # no lcm, so no such contrast

@@ -776,3 +776,53 @@ def test_the_null_check_flags_cohorts_not_at_matched_difficulty() -> None:
         "the comparison also measures the difference in difficulty</li>"
     ) in sentence
     assert sentence.index("<b>Null check</b>") < sentence.index("Not at matched")
+
+
+def test_a_regressor_predicting_one_value_is_named_with_the_fits_its_r_rests_on():
+    """cpm predicting the training mean in 2 of 3 folds had a mean Pearson r of its third fold
+    alone, was the headline's best baseline, and nothing on the page said so."""
+    from lcm.evaluate.metrics import regression_metrics
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for fold in range(3):
+        y = rng.normal(40, 10, size=12)
+        preds = {
+            "cpm": np.full(12, 31.5) if fold < 2 else y + rng.normal(0, 5, size=12),
+            "ridge": y + rng.normal(0, 8, size=12),
+        }
+        for model, pred in preds.items():
+            for metric, value in regression_metrics(y, pred).items():
+                rows.append(
+                    {
+                        "task": "age",
+                        "model": model,
+                        "label_fraction": 0.3,
+                        "seed": 0,
+                        "fold": fold,
+                        "metric": metric,
+                        "value": value,
+                    }
+                )
+    # A test fold whose targets are all equal has no Pearson r either: not the model's doing.
+    for metric, value in regression_metrics(np.full(12, 30.0), rng.normal(30, 1, 12)).items():
+        rows.append(
+            {
+                "task": "age",
+                "model": "ridge",
+                "label_fraction": 0.3,
+                "seed": 0,
+                "fold": 3,
+                "metric": metric,
+                "value": value,
+            }
+        )
+    metrics = pd.DataFrame(rows)
+    assert findings.constant_fits(metrics, "age") == {("cpm", 0.3): {"constant": 2, "fits": 3}}
+    text = bare(findings.collapse_fragment(metrics, "age"))
+    assert "Constant regressor" in text
+    assert "cpm at label fraction 0.3 predicted one value for every test subject in 2 of its 3" in (
+        text
+    )
+    assert "rests on the other 1" in text and "ridge" not in text
+    assert findings.collapse_fragment(metrics, "other") == ""
