@@ -533,19 +533,11 @@ def test_embed_reruns_replace_their_own_out_with_an_absolute_checkpoint(
     assert meta[b"lcm.checkpoint"].decode() == str(pretrained.resolve())
 
 
-def test_embed_writes_both_tables_or_neither(store, pretrained, tmp_path, capfd, monkeypatch):
-    """--attention-out below a file: the embeddings were written, without a record, and the
-    rerun refused them as a file LCM did not write. Refused first now; a failed second write
-    (a full disk) takes the first table with it."""
+def _attention_table_fills_the_disk(monkeypatch) -> None:
+    """Make ``lcm embed``'s attention table (``att.parquet``) hit a full disk, the embeddings
+    written as usual."""
     from lcm.model import export_tables
 
-    emb, blocked = tmp_path / "emb.parquet", tmp_path / "afile"
-    blocked.write_text("")
-    argv = ["embed", *_checkpoint_and_store(store, pretrained), "--datasets", "beta"]
-    argv += ["--out", str(emb)]
-    assert main([*argv, "--attention-out", str(blocked / "a.parquet")]) == 2
-    assert "afile is a file, not a folder; nothing was computed" in _lines(capfd, "ERROR")[0]
-    assert not emb.exists()
     real = export_tables.write_export_table
 
     def full(frame, path, **recorded):
@@ -554,6 +546,21 @@ def test_embed_writes_both_tables_or_neither(store, pretrained, tmp_path, capfd,
         return real(frame, path, **recorded)
 
     monkeypatch.setattr(export_tables, "write_export_table", full)
+
+
+def test_embed_writes_both_tables_or_neither(store, pretrained, tmp_path, capfd, monkeypatch):
+    """--attention-out below a file: the embeddings were written, without a record, and the
+    rerun refused them as a file LCM did not write. Refused first now; a failed second write
+    (a full disk) takes the first table with it."""
+
+    emb, blocked = tmp_path / "emb.parquet", tmp_path / "afile"
+    blocked.write_text("")
+    argv = ["embed", *_checkpoint_and_store(store, pretrained), "--datasets", "beta"]
+    argv += ["--out", str(emb)]
+    assert main([*argv, "--attention-out", str(blocked / "a.parquet")]) == 2
+    assert "afile is a file, not a folder; nothing was computed" in _lines(capfd, "ERROR")[0]
+    assert not emb.exists()
+    _attention_table_fills_the_disk(monkeypatch)
     assert main([*argv, "--attention-out", str(tmp_path / "att.parquet")]) != 0
     assert "No space left on device" in capfd.readouterr().err
     assert not emb.exists() and not (tmp_path / "emb.json").exists()
@@ -565,21 +572,13 @@ def test_embed_rerun_that_fails_keeps_the_previous_tables(
     """A rerun whose attention table hits a full disk: its new embeddings, written first, were
     removed, and with them the previous run's (their record left naming a missing file),
     under a message saying earlier outputs were intact."""
-    from lcm.model import export_tables
 
     emb, att = tmp_path / "emb.parquet", tmp_path / "att.parquet"
     argv = ["embed", *_checkpoint_and_store(store, pretrained), "--datasets", "beta"]
     argv += ["--out", str(emb), "--attention-out", str(att)]
     assert main(argv) == 0
     before = {p.name: p.read_bytes() for p in (emb, att, tmp_path / "emb.json")}
-    real = export_tables.write_export_table
-
-    def full(frame, path, **recorded):
-        if str(path).endswith("att.parquet"):
-            raise OSError(28, "No space left on device")
-        return real(frame, path, **recorded)
-
-    monkeypatch.setattr(export_tables, "write_export_table", full)
+    _attention_table_fills_the_disk(monkeypatch)
     assert main(argv) != 0
     assert "No space left on device" in capfd.readouterr().err
     assert {p.name: p.read_bytes() for p in (emb, att, tmp_path / "emb.json")} == before
