@@ -234,10 +234,13 @@ def validate_base(
     config = copy.deepcopy(config)
     tree = schema() if tree is None else tree
     errors = sorted(_Validator(tree).iter_errors(config), key=lambda e: list(e.absolute_path))
-    # datasets: {} (or every entry commented out): what to add, not "should be non-empty".
+    # datasets: {} (or every entry commented out), or no datasets key at all: what to add,
+    # not "should be non-empty" or the key's schema description.
     first = list(errors[0].absolute_path) if errors else None
     if first == ["datasets"] and config["datasets"] in ({}, None):
-        raise _no_dataset_error(source)
+        raise _no_dataset_error(source, "datasets is empty")
+    if errors and "datasets" not in config and "datasets" in tree.get("required", ()):
+        raise _no_dataset_error(source, "no datasets key")
     if errors:
         raise ConfigError(
             describe_error(errors[0], source), hint=schema_hint(errors[0], _SCHEMA_HINT, tree)
@@ -246,11 +249,13 @@ def validate_base(
     return config
 
 
-def _no_dataset_error(source: str) -> ConfigError:
+def _no_dataset_error(source: str, what: str) -> ConfigError:
     """The error of a config whose ``datasets`` is empty (``{}``, or ``datasets:`` with every
-    entry commented out): jsonschema said only "{} should be non-empty", not what to add."""
+    entry commented out) or absent (``what`` says which): jsonschema said only "{} should be
+    non-empty", or "'datasets' is a required property" with the key's description, not what
+    to add."""
     return ConfigError(
-        f"{source}: datasets is empty: the workflow needs at least one dataset to run on.",
+        f"{source}: {what}: the workflow needs at least one dataset to run on.",
         # entry: fmriprep, as fmriprep.runner's default (existing) reads derivatives.
         hint="Add a dataset under datasets:, e.g. `datasets: {mystudy: {entry: fmriprep, path: "
         "/data/mystudy/derivatives/fmriprep, phenotype: /data/mystudy/participants.tsv, role: "

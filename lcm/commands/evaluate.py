@@ -31,6 +31,7 @@ from lcm.evaluate.protocol import (
 from lcm.evaluate.record import evaluation_record
 from lcm.evaluate.registry import checkpoint_models, maps_models, needs_torch
 from lcm.evaluate.resume import open_state, run_fields, state_folder
+from lcm.evaluate.splits import SETTING_KEYS
 from lcm.evaluate.tasks import TASK_OPTION_NAMES
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.paths import missingness_path, variables_path
@@ -49,6 +50,10 @@ from lcm.train.outputs import MAPS_FILE, MODEL_FILES
 from lcm.train.settings import resolve_settings
 
 log = logging.getLogger(__name__)
+
+# How this verb names the evaluate settings in its fold errors (lcm.evaluate.splits
+# .setting_names): the keys of --settings; under a workflow rule, the config's evaluate keys.
+SETTINGS_NAMES = {key: f"--settings' {key}" for key in SETTING_KEYS}
 
 EXAMPLE = """example:
   lcm evaluate --store results/store --atlas aal116 --catalogue config/variables.yaml \\
@@ -269,6 +274,7 @@ def _evaluate(
         workers=workers,
         catalogue=catalogue,
         state_dir=state_folder(args.out),
+        names=None if getattr(args, "rule", None) else SETTINGS_NAMES,
     )
 
 
@@ -288,6 +294,7 @@ def evaluate_and_write(
     workers: int = 1,
     catalogue: Catalogue | None = None,
     state_dir: str | Path | None = None,
+    names: dict[str, str] | None = None,
 ) -> EvaluationResult:
     """Evaluate ``task`` on ``cohort`` and write the metrics and predictions tables atomically.
 
@@ -312,6 +319,9 @@ def evaluate_and_write(
         Where each finished fit is saved (:mod:`lcm.evaluate.resume`; ``lcm evaluate`` gives
         :func:`~lcm.evaluate.resume.state_folder` of ``out``): the same call after a kill
         reuses them and fits only the rest. Kept once the tables are written. None: no state.
+    names : dict of str to str, optional
+        How the user gave the evaluate settings (:data:`SETTINGS_NAMES` on the command line),
+        named in the fold errors; None names the config's evaluate keys.
 
     Returns
     -------
@@ -345,6 +355,7 @@ def evaluate_and_write(
             workers=workers,
             catalogue=catalogue,
             state=state,
+            names=names,
         )
         meta = evaluation_record(
             task,

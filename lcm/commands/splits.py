@@ -31,6 +31,10 @@ from lcm.store.splits import (
 
 log = logging.getLogger(__name__)
 
+# How this verb names the evaluate settings of a task's folds (lcm.evaluate.splits
+# .setting_names): its options; under a workflow rule, the config's evaluate keys.
+SETTINGS_NAMES = {"n_folds": "--n-folds", "seeds": "--repeats"}
+
 EXAMPLE = """examples:
   # the folds `lcm evaluate --splits` uses for a task (one cross-validation per repeat)
   lcm splits --store results/store --atlas aal116 --datasets abidelike --task autism \\
@@ -228,15 +232,22 @@ def _task_splits(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
     """The evaluation folds of one task: the runs with a target, stratified like evaluate."""
     # Imported here: the evaluate package is only needed for task tables.
     from lcm.catalogue import load_catalogue
-    from lcm.evaluate.splits import check_distinct_repeats, strata, task_split_table
+    from lcm.evaluate.splits import (
+        check_distinct_repeats,
+        setting_names,
+        strata,
+        task_split_table,
+    )
     from lcm.evaluate.tasks import TASK_OPTION_NAMES, target_values, task_from_catalogue
     from lcm.store.read import read_run_variables
 
+    # Under a rule the folds and repeats are the config's evaluate keys.
+    said = setting_names(None if getattr(args, "rule", None) else SETTINGS_NAMES)
     repeats = [0] if args.repeats is None else list(args.repeats)
     check_distinct_repeats(
         repeats,
         f"lcm splits --task {args.task}: --repeats",
-        hint="List each evaluate.seeds entry once.",
+        hint=f"List each {said['seeds']} entry once.",
     )
     if args.schemes:
         # Not honoured: a task's table holds the schemes its evaluation can use (silently
@@ -271,7 +282,7 @@ def _task_splits(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
             "name the dataset that records the label.",
         )
     ids = runs[present].reset_index(drop=True)
-    splits = task_split_table(ids, strata(y), args.n_folds, args.seed, repeats)
+    splits = task_split_table(ids, strata(y), args.n_folds, args.seed, repeats, said)
     settings = {
         "task": args.task,
         "atlas": args.atlas,

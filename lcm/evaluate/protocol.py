@@ -21,6 +21,7 @@ import inspect
 import logging
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -493,6 +494,7 @@ def choose_folds(
     seed: int,
     splits: pd.DataFrame | None = None,
     repeat: int = 0,
+    names: Mapping[str, str] | None = None,
 ) -> tuple[str, list[Fold]]:
     """The outer folds: leave-one-site-out when asked and possible, else subject-level.
 
@@ -511,6 +513,10 @@ def choose_folds(
         The task's splits table; its ``attrs["source"]`` names it in errors.
     repeat : int, default 0
         The ``evaluate.seeds`` entry, selecting the table's rows.
+    names : mapping of str to str, optional
+        How the user gave the evaluate settings (:func:`lcm.evaluate.splits.setting_names`:
+        ``lcm evaluate`` names the keys of its ``--settings``), named in the fold errors; None
+        names their config keys (a workflow rule's job).
 
     Returns
     -------
@@ -524,7 +530,16 @@ def choose_folds(
     """
     source = splits.attrs.get("source", "splits table") if splits is not None else ""
     return outer_folds(
-        y_strata, groups, sites, settings.split, settings.n_folds, seed, splits, repeat, source
+        y_strata,
+        groups,
+        sites,
+        settings.split,
+        settings.n_folds,
+        seed,
+        splits,
+        repeat,
+        source,
+        names,
     )
 
 
@@ -584,6 +599,7 @@ def evaluate_task(
     workers: int = 1,
     catalogue: Catalogue | None = None,
     state: FitState | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> EvaluationResult:
     """Run the protocol on one task.
 
@@ -614,6 +630,10 @@ def evaluate_task(
         Saved fits of this evaluation (:func:`lcm.evaluate.resume.open_state`): each fit saved
         there is reused, not run again, and each fit run is saved as it finishes, so that the
         same evaluation killed and run again fits only the rest (with the same results).
+    names : mapping of str to str, optional
+        How the user gave the evaluate settings (:func:`lcm.evaluate.splits.setting_names`:
+        ``lcm evaluate`` names the keys of its ``--settings``), named in the fold errors; None
+        names their config keys (a workflow rule's job).
 
     Returns
     -------
@@ -693,6 +713,7 @@ def evaluate_task(
             derived_seed(master_seed, split_seed),
             splits,
             split_seed,
+            names,
         )
         for index, pair in enumerate(folds):
             train, test = pair
@@ -711,6 +732,7 @@ def evaluate_task(
                 task=task.name,
                 class_names=class_names,
                 n_folds=settings.n_folds if split_used == "subject" else None,
+                names=names,
             )
             context = ModelContext(
                 label=task.label,

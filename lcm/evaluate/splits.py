@@ -13,8 +13,9 @@ resampling noise between fractions.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,59 @@ class Fold(tuple):
 
     def __getnewargs__(self) -> tuple[np.ndarray, np.ndarray, int]:
         return self[0], self[1], self.fold
+
+
+# The config's keys of the evaluate settings that the fold messages name, unless told how the
+# user gave them: a command passes its own names (lcm.commands.evaluate: keys of --settings,
+# lcm.commands.splits: its options), as for a task's label (lcm.evaluate.tasks); under a
+# workflow rule they are these keys.
+SETTING_KEYS = {
+    "n_folds": "evaluate.n_folds",
+    "seeds": "evaluate.seeds",
+    "label_fractions": "evaluate.label_fractions",
+    "split": "evaluate.split",
+}
+
+
+def setting_names(names: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``names`` over :data:`SETTING_KEYS`: how each evaluate setting is named to the user.
+
+    Parameters
+    ----------
+    names : mapping of str to str, optional
+        Setting (a key of :data:`SETTING_KEYS`) to the name the user gave it by (an option,
+        ``--n-folds``, or a key of one, ``--settings' n_folds``); None, or a setting left
+        out, names it by its config key.
+
+    Returns
+    -------
+    dict of str to str
+    """
+    return {**SETTING_KEYS, **(names or {})}
+
+
+def set_to(name: str, value: object) -> str:
+    """The evaluate setting ``name`` (:func:`setting_names`) set to ``value``, as the user
+    writes it: ``evaluate.split: subject`` in the config, ``--settings' split to "subject"``
+    (JSON) or ``--n-folds to 2`` on the command line.
+
+    :func:`lcm.bids.dataset.set_to` says the same of a dataset's settings; the evaluation
+    side may not import the imaging chain (the import contracts in pyproject.toml).
+
+    Parameters
+    ----------
+    name : str
+        The setting's name: a config key, or an option's (``--n-folds``, ``--settings' split``).
+    value : object
+        The value, JSON-serialisable.
+
+    Returns
+    -------
+    str
+    """
+    if name.startswith("-"):
+        return f"{name} to {json.dumps(value)}"
+    return f"{name}: {value if isinstance(value, str) else json.dumps(value)}"
 
 
 def check_distinct_repeats(repeats: Sequence[int], what: str, hint: str) -> None:
@@ -101,7 +155,13 @@ def subject_labels(y: np.ndarray, groups: np.ndarray) -> pd.Series:
     return labels.astype(int)
 
 
-def subject_folds(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> list[Fold]:
+def subject_folds(
+    y: np.ndarray,
+    groups: np.ndarray,
+    n_folds: int,
+    seed: int,
+    names: Mapping[str, str] | None = None,
+) -> list[Fold]:
     """Stratified folds in which every subject lies in exactly one test fold.
 
     Parameters
@@ -114,6 +174,9 @@ def subject_folds(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) ->
         Number of folds (>= 2).
     seed : int
         Seed of the shuffle (the ``subject`` scheme of :func:`lcm.store.splits.make_splits`).
+    names : mapping of str to str, optional
+        How the user gave the evaluate settings named in the errors (:func:`setting_names`);
+        None names their config keys.
 
     Returns
     -------
@@ -128,7 +191,7 @@ def subject_folds(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) ->
     """
     y = np.asarray(y)
     groups = np.asarray(groups).astype(str)
-    _check_classes(y, groups, n_folds)
+    _check_classes(y, groups, n_folds, names)
     labels = subject_labels(y, groups)
     runs = _subjects_frame(groups).assign(label=labels.reindex(groups).to_numpy())
     table = make_splits(runs, n_folds, seed, ("subject",), label="label")
@@ -142,8 +205,12 @@ def _subjects_frame(groups: np.ndarray, sites: np.ndarray | None = None) -> pd.D
     return pd.DataFrame({"dataset": parts[0], "subject": parts[2], "site": site})
 
 
-def _check_classes(y: np.ndarray, groups: np.ndarray, n_folds: int) -> None:
-    """Refuse stratified subject folds when a class has fewer subjects than folds."""
+def _check_classes(
+    y: np.ndarray, groups: np.ndarray, n_folds: int, names: Mapping[str, str] | None = None
+) -> None:
+    """Refuse stratified subject folds when a class has fewer subjects than folds, naming the
+    folds' setting as the user gave it (``names``, :func:`setting_names`)."""
+    said = setting_names(names)
     per_class = subject_labels(np.asarray(y), np.asarray(groups)).value_counts()
     smallest = int(per_class.min()) if len(per_class) else 0
     if len(per_class) < 2:
@@ -156,12 +223,12 @@ def _check_classes(y: np.ndarray, groups: np.ndarray, n_folds: int) -> None:
             "it needs labelled subjects of different values.",
         )
     if smallest < 2:
-        # evaluate.n_folds is 2 at least: lowering it cannot make one subject two folds.
+        # n_folds is 2 at least: lowering it cannot make one subject two folds.
         small = int(per_class.idxmin())
         raise InputDataError(
             f"Cannot split into subject-level folds: class {small} has {smallest} labelled "
             f"subject (subjects per class {per_class.sort_index().to_dict()}; {_STRATA}); "
-            "every class needs at least 2, one per fold of the smallest evaluate.n_folds (2).",
+            f"every class needs at least 2, one per fold of the smallest {said['n_folds']} (2).",
             hint=f"Add labelled subjects of class {small} to the task's dataset (their label in "
             "the phenotype file, then rerun lcm store), or check the task's positive level and "
             "the catalogue's map of its label for this dataset.",
@@ -171,7 +238,7 @@ def _check_classes(y: np.ndarray, groups: np.ndarray, n_folds: int) -> None:
             f"Cannot split into {n_folds} subject-level folds: subjects per class are "
             f"{per_class.sort_index().to_dict()} ({_STRATA}); each class needs at least "
             f"{n_folds} subjects.",
-            hint="Lower evaluate.n_folds or add labeled subjects to the task's dataset.",
+            hint=f"Lower {said['n_folds']} or add labeled subjects to the task's dataset.",
         )
 
 
@@ -234,6 +301,7 @@ def labeled_subsets(
     task: str = "",
     class_names: Sequence[str] = (),
     n_folds: int | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> dict[float, np.ndarray]:
     """Which training runs keep their label, for each label fraction.
 
@@ -261,6 +329,9 @@ def labeled_subsets(
     n_folds : int, optional
         The subject-level folds' ``evaluate.n_folds`` (None for leave-site-out folds): fewer
         folds give a training fold more subjects, a fix the message offers while above 2.
+    names : mapping of str to str, optional
+        How the user gave the evaluate settings named in the errors (:func:`setting_names`);
+        None names their config keys.
 
     Returns
     -------
@@ -275,6 +346,7 @@ def labeled_subsets(
     """
     y = np.asarray(y)
     groups = np.asarray(groups)
+    said = setting_names(names)
     labels = subject_labels(y, groups)
     rng = np.random.default_rng(seed)
     subsets = sorted(f for f in fractions if f < 1)
@@ -285,8 +357,9 @@ def labeled_subsets(
             name = class_names[cls] if 0 <= cls < len(class_names) else str(cls)
             fixes = [f"add labelled subjects of {name!r} to the task's dataset"]
             if n_folds is not None and n_folds > 2:
-                fixes.insert(0, f"lower evaluate.n_folds (now {n_folds}; 2 at least)")
-            fixes.append("evaluate with every label only (evaluate.label_fractions: [1.0])")
+                fixes.insert(0, f"lower {said['n_folds']} (now {n_folds}; 2 at least)")
+            every = set_to(said["label_fractions"], [1.0])
+            fixes.append(f"evaluate with every label only ({every})")
             hint = ", or ".join(fixes)
             raise InputDataError(
                 f"Task {task or '?'!r}: a training fold has {len(subjects)} subject(s) of class "
@@ -322,6 +395,7 @@ def site_folds(
     sites: np.ndarray,
     seed: int,
     min_per_class: int = 2,
+    names: Mapping[str, str] | None = None,
 ) -> list[Fold]:
     """Leave-one-site-out folds: each site is the test fold once.
 
@@ -340,6 +414,9 @@ def site_folds(
         Seed of the site order (the ``leave_site_out`` scheme of
         :func:`lcm.store.splits.make_splits`).
     min_per_class : int, default 2
+    names : mapping of str to str, optional
+        How the user gave the evaluate settings named in the errors (:func:`setting_names`);
+        None names their config keys.
 
     Returns
     -------
@@ -353,25 +430,26 @@ def site_folds(
         When fewer than two sites are named, a subject spans two sites, or no fold is usable.
     """
     sites = np.asarray(sites, dtype=object)
+    said = setting_names(names)
     named = sorted({str(s) for s in sites if s is not None and str(s) not in ("", "nan")})
     if len(named) < 2 or len(named) != len(set(map(str, sites))):
         raise InputDataError(
             f"Leave-site-out needs every run to name a site and at least two sites; got sites "
             f"{sorted(set(map(str, sites)))}.",
-            hint="Set evaluate.split: subject, or name every subject's site in the variable "
-            f"catalogue ({site_keys(sites, groups)}) and rerun lcm store.",
+            hint=f"Set {set_to(said['split'], 'subject')}, or name every subject's site in the "
+            f"variable catalogue ({site_keys(sites, groups)}) and rerun lcm store.",
         )
     per_subject = pd.DataFrame({"g": groups, "s": sites.astype(str)}).groupby("g")["s"].nunique()
     if (per_subject > 1).any():
         raise InputDataError(
             f"Subject {per_subject[per_subject > 1].index[0]!r} has runs at several sites; "
             "leave-site-out would split it across folds.",
-            hint="Fix the site column, or set evaluate.split: subject.",
+            hint=f"Fix the site column, or set {set_to(said['split'], 'subject')}.",
         )
     groups = np.asarray(groups).astype(str)
     table = make_splits(_subjects_frame(groups, sites), seed=seed, schemes=("leave_site_out",))
     folds = folds_from_table(table, groups, "leave_site_out", seed)
-    return usable_site_folds(folds, y, groups, sites, min_per_class)
+    return usable_site_folds(folds, y, groups, sites, min_per_class, names)
 
 
 def usable_site_folds(
@@ -380,6 +458,7 @@ def usable_site_folds(
     groups: np.ndarray,
     sites: np.ndarray,
     min_per_class: int = 2,
+    names: Mapping[str, str] | None = None,
 ) -> list[Fold]:
     """Leave-site-out folds whose training part keeps ``min_per_class`` subjects per class.
 
@@ -394,6 +473,9 @@ def usable_site_folds(
         Strata, subject key and site per run.
     min_per_class : int, default 2
         Training subjects needed in each class.
+    names : mapping of str to str, optional
+        How the user gave the evaluate settings named in the errors (:func:`setting_names`);
+        None names their config keys.
 
     Returns
     -------
@@ -421,7 +503,7 @@ def usable_site_folds(
     if not folds:
         raise InputDataError(
             f"Leave-site-out: no site leaves at least {min_per_class} training subjects per class.",
-            hint="Set evaluate.split: subject.",
+            hint=f"Set {set_to(setting_names(names)['split'], 'subject')}.",
         )
     return folds
 
@@ -495,6 +577,7 @@ def task_split_table(
     n_folds: int,
     master_seed: int,
     repeats: list[int] | tuple[int, ...],
+    names: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """The splits table of a task: its subject-level and (where sites exist) site-level folds.
 
@@ -514,6 +597,9 @@ def task_split_table(
         Workflow seed.
     repeats : sequence of int
         The ``evaluate.seeds`` entries: one cross-validation each.
+    names : mapping of str to str, optional
+        How the user gave the evaluate settings named in the errors (:func:`setting_names`);
+        None names their config keys.
 
     Returns
     -------
@@ -528,7 +614,7 @@ def task_split_table(
     """
     groups = (ids["dataset"].astype(str) + "/" + ids["subject"].astype(str)).to_numpy()
     sites = ids["site"].astype(str).to_numpy() if "site" in ids else np.full(len(ids), "")
-    _check_classes(y_strata, groups, n_folds)
+    _check_classes(y_strata, groups, n_folds, names)
     labels = subject_labels(np.asarray(y_strata), groups)
     frame = pd.DataFrame(
         {
@@ -617,6 +703,7 @@ def outer_folds(
     table: pd.DataFrame | None = None,
     repeat: int = 0,
     source: str | Path = "splits table",
+    names: Mapping[str, str] | None = None,
 ) -> tuple[str, list[Fold]]:
     """The outer folds of one repeat: leave-one-site-out when asked and possible, else subjects.
 
@@ -636,6 +723,9 @@ def outer_folds(
         The ``evaluate.seeds`` entry, selecting the table's rows.
     source : path-like
         The table's file, named in errors.
+    names : mapping of str to str, optional
+        How the user gave the evaluate settings named in the errors (:func:`setting_names`);
+        None names their config keys.
 
     Returns
     -------
@@ -643,28 +733,30 @@ def outer_folds(
         The split used (``subject`` or ``site``) and the folds, each numbered as the splits
         table numbers it (:attr:`Fold.fold`; a skipped site leaves a gap).
     """
+    said = setting_names(names)
     if split == "site":
         if has_sites(sites):
             if table is None:
-                return "site", site_folds(y_strata, groups, sites, seed=seed)
+                return "site", site_folds(y_strata, groups, sites, seed=seed, names=names)
             _check_table_sites(table, groups, sites, repeat, source)
             folds = folds_from_table(table, groups, "leave_site_out", repeat, source)
-            return "site", usable_site_folds(folds, y_strata, groups, sites)
+            return "site", usable_site_folds(folds, y_strata, groups, sites, names=names)
         log.warning(
             "split: site asked, but %s: subject folds. Give every subject its site (%s in "
-            "the variable catalogue), or set evaluate.split: subject",
+            "the variable catalogue), or set %s",
             why_no_sites(sites, groups),
             site_keys(sites, groups),
+            set_to(said["split"], "subject"),
         )
     if table is None:
-        return "subject", subject_folds(y_strata, groups, n_folds, seed)
-    _check_classes(y_strata, groups, n_folds)
+        return "subject", subject_folds(y_strata, groups, n_folds, seed, names)
+    _check_classes(y_strata, groups, n_folds, names)
     stored = table.loc[table["scheme"] == "subject", "n_folds"]
     if len(stored) and int(stored.iloc[0]) != n_folds:
         raise InputDataError(
-            f"{source}: {int(stored.iloc[0])} subject-level folds, but evaluate.n_folds is "
+            f"{source}: {int(stored.iloc[0])} subject-level folds, but {said['n_folds']} is "
             f"{n_folds}.",
-            hint="Re-run `lcm splits` with --n-folds equal to evaluate.n_folds.",
+            hint=f"Re-run `lcm splits` with --n-folds equal to {said['n_folds']}.",
         )
     return "subject", folds_from_table(table, groups, "subject", repeat, source)
 

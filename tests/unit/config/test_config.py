@@ -244,9 +244,18 @@ def test_load_config_reports_yaml_syntax(tmp_path: Path) -> None:
         load_config(p)
 
 
-@pytest.mark.parametrize("datasets", ["datasets: {}", "datasets:\n  # mystudy: {}"])
+@pytest.mark.parametrize(
+    ("datasets", "what"),
+    [
+        ("datasets: {}", "datasets is empty"),
+        ("datasets:\n  # mystudy: {}", "datasets is empty"),
+        # No key at all said "Add 'datasets': Datasets entering the workflow, by name ...",
+        # the key's description: neither the file nor an example.
+        ("", "no datasets key"),
+    ],
+)
 def test_a_config_without_datasets_names_the_file_and_what_to_add(
-    demo: dict, tmp_path: Path, datasets: str
+    demo: dict, tmp_path: Path, datasets: str, what: str
 ) -> None:
     """It said only "invalid value at key 'datasets': {} should be non-empty" and quoted the
     key's description: not what a dataset needs, nor where the example is."""
@@ -254,9 +263,7 @@ def test_a_config_without_datasets_names_the_file_and_what_to_add(
     p.write_text(f"results_dir: results\n{datasets}\n")
     with pytest.raises(ConfigError) as info:
         load_config(p)
-    assert info.value.message == (
-        f"{p}: datasets is empty: the workflow needs at least one dataset to run on."
-    )
+    assert info.value.message == f"{p}: {what}: the workflow needs at least one dataset to run on."
     hint = info.value.hint
     assert '(config/README.md, "Pointing the workflow at your data"' not in hint
     assert 'config/README.md, "Pointing the workflow at your data", has a complete' in hint

@@ -390,3 +390,65 @@ def test_an_unknown_evaluate_key_gets_its_likely_key(tmp_path, rule: list[str], 
     with pytest.raises(ConfigError) as info:
         evaluate_cmd.run(args)
     assert f"{said} evaluate key 'n_fold' (did you mean 'n_folds'?)" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("rule", "folds", "repeats"),
+    [
+        ([], "Lower --n-folds", "List each --repeats entry once."),
+        (["--rule", "splits"], "Lower evaluate.n_folds", "List each evaluate.seeds entry once."),
+    ],
+    ids=["command_line", "rule"],
+)
+def test_lcm_splits_names_the_folds_and_repeats_as_given(
+    store, tmp_path, rule: list[str], folds: str, repeats: str
+):
+    """`lcm splits --task` told a command-line user to lower evaluate.n_folds and to list each
+    evaluate.seeds entry once: config keys it never wrote (its options are --n-folds and
+    --repeats); a workflow rule's job still names the config's keys."""
+    from lcm.cli import build_parser
+
+    argv = [*rule, "splits", "--store", str(store["root"]), "--atlas", "toy"]
+    argv += ["--datasets", "toyds", "--task", "asd", "--label", "autism", "--positive", "autism"]
+    argv += ["--catalogue", str(store["catalogue"]), "--out", str(tmp_path / "s.parquet")]
+    # 11 labelled autism subjects: fewer than 12 folds.
+    args = build_parser().parse_args([*argv, "--n-folds", "12"])
+    with pytest.raises(InputDataError, match="each class needs at least 12 subjects") as info:
+        args.func(args)
+    assert info.value.hint.startswith(f"{folds} or add labeled subjects")
+    args = build_parser().parse_args([*argv, "--repeats", "0", "1", "0"])
+    with pytest.raises(ConfigError, match=r"--repeats must be distinct") as info:
+        args.func(args)
+    assert info.value.hint == repeats
+
+
+@pytest.mark.parametrize(
+    ("rule", "folds", "split"),
+    [
+        ([], "Lower --settings' n_folds", 'set --settings\' split to "subject"'),
+        (["--rule", "evaluate"], "Lower evaluate.n_folds", "set evaluate.split: subject"),
+    ],
+    ids=["command_line", "rule"],
+)
+def test_lcm_evaluate_names_the_folds_and_split_as_given(
+    store, tmp_path, caplog, rule: list[str], folds: str, split: str
+):
+    """`lcm evaluate` told a command-line user to lower evaluate.n_folds or set
+    evaluate.split: subject, where they gave both in --settings."""
+    from lcm.cli import build_parser
+
+    argv = _argv(store, tmp_path / "m.parquet", tmp_path / "p.parquet")
+    at = argv.index("--settings") + 1
+    settings = json.loads(argv[at])
+    argv[at] = json.dumps({**settings, "n_folds": 12})
+    args = build_parser().parse_args([*rule, *argv])
+    with pytest.raises(InputDataError, match="each class needs at least 12 subjects") as info:
+        evaluate_cmd.run(args)
+    assert info.value.hint.startswith(f"{folds} or add labeled subjects")
+    # Every subject at one site: leave-site-out falls back to subject folds, saying how to
+    # ask for them.
+    argv[at] = json.dumps({**settings, "split": "site"})
+    args = build_parser().parse_args([*rule, *argv])
+    with caplog.at_level("WARNING", logger="lcm.evaluate.splits"):
+        assert evaluate_cmd.run(args) == 0
+    assert "split: site asked, but" in caplog.text and split in caplog.text

@@ -338,3 +338,39 @@ def test_site_less_runs_are_sent_to_their_datasets_site_column(caplog) -> None:
     with caplog.at_level("WARNING", logger="lcm.evaluate.splits"):
         assert outer_folds(y, groups, sites, "site", 2, 0)[0] == "subject"
     assert "(datasets.adhd.site_column in the variable catalogue)" in caplog.text
+
+
+@pytest.mark.parametrize("command_line", [True, False], ids=["command_line", "rule"])
+def test_leave_site_out_fixes_name_the_split_and_folds_as_given(command_line: bool) -> None:
+    """Leave-site-out's fixes said "set evaluate.split: subject" and the label fractions'
+    "lower evaluate.n_folds" to `lcm evaluate --settings` users too; a rule's job (no names)
+    still reads the config's keys."""
+    from lcm.commands.evaluate import SETTINGS_NAMES
+
+    names = SETTINGS_NAMES if command_line else None
+    split = '--settings\' split to "subject"' if command_line else "evaluate.split: subject"
+    groups = np.array([f"d/s{i}" for i in range(8)])
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    # A subject at two sites.
+    runs, both = np.r_[groups, groups[:1]], np.r_[y, y[:1]]
+    sites = np.array(["a", "b"] * 4 + ["b"], dtype=object)
+    with pytest.raises(InputDataError, match="runs at several sites") as info:
+        site_folds(both, runs, sites, seed=0, names=names)
+    assert info.value.hint == f"Fix the site column, or set {split}."
+    # Each site holds one class: leaving it out leaves none of that class to train on.
+    sites = np.where(y == 0, "a", "b").astype(object)
+    with pytest.raises(InputDataError, match="no site leaves at least 2") as info:
+        site_folds(y, groups, sites, seed=0, names=names)
+    assert info.value.hint == f"Set {split}."
+    with pytest.raises(InputDataError, match="needs every run to name a site") as info:
+        site_folds(y, groups, np.full(len(y), "a", dtype=object), seed=0, names=names)
+    assert info.value.hint.startswith(f"Set {split}, or name every subject's site")
+    with pytest.raises(InputDataError, match="a training fold has 1 subject") as info:
+        labeled_subsets(y[3:], groups[3:], [0.5, 1.0], seed=0, n_folds=5, names=names)
+    n_folds, fractions = (
+        ("--settings' n_folds", "--settings' label_fractions to [1.0]")
+        if command_line
+        else ("evaluate.n_folds", "evaluate.label_fractions: [1.0]")
+    )
+    assert info.value.hint.startswith(f"Lower {n_folds} (now 5; 2 at least)")
+    assert f"every label only ({fractions})" in info.value.hint
