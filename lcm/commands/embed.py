@@ -7,9 +7,10 @@ import logging
 from pathlib import Path
 
 from lcm.commands._arguments import add_store_arguments
-from lcm.commands._outputs import check_output_folders, record_together, written_together
+from lcm.commands._outputs import check_output_folders, record_together
 from lcm.commands._sources import existing, store_sources
 from lcm.docstrings import fill_doc
+from lcm.io.output_set import written_together
 from lcm.model.checkpoint_meta import CHECKPOINT_NAMES
 
 log = logging.getLogger(__name__)
