@@ -1040,7 +1040,7 @@ def _too_few(targets: _Targets, train: np.ndarray) -> dict[str, tuple[int, str]]
             why = f"{n} training subjects"
         too_few[name] = (count, why)
     for name in targets.missing:
-        too_few[name] = (0, "no value in any run")
+        too_few[name] = (0, "0 training subjects: no value in any run")
     return too_few
 
 

@@ -369,8 +369,8 @@ def test_a_variable_without_any_value_is_named_in_the_warning(
     )
     with caplog.at_level("WARNING", logger="lcm.train.bei_maps"):
         maps = fit_bei_maps(fc, variables, groups, min_values=min_values)
-    assert "iq (no value in any run)" in caplog.text, caplog.text
-    assert "site (no value in any run)" in caplog.text, caplog.text
+    assert "iq (0 training subjects: no value in any run)" in caplog.text, caplog.text
+    assert "site (0 training subjects: no value in any run)" in caplog.text, caplog.text
     assert maps.left_out["iq"] == maps.left_out["site"] == 0
     assert ("age" in maps.names) == (min_values == 1)
     again = BEIMaps.load(maps.save(tmp_path / MAPS_FILE))
