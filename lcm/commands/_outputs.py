@@ -1,17 +1,17 @@
-"""Verbs writing several tables: their folders checked first, the tables kept only together.
+"""Verbs writing several tables: their folders checked first, their records naming each other.
 
 ``lcm evaluate`` (metrics, predictions) and ``lcm embed`` (embeddings, attention) write two
 tables after minutes to hours of work, and their provenance records after both. A second
 table that could not be written (its folder a file, the disk full) left the first without a
 record: the rerun was refused, as a file LCM did not write, or the first table's old record
-described another run's content.
+described another run's content. The tables are kept only together by
+:func:`lcm.io.output_set.written_together` (``lcm pretrain``'s files too).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,57 +52,6 @@ def check_output_folders(outputs: Iterable[str | Path | None]) -> None:
                 hint="Give an output path on a file system this user can write to, or fix the "
                 "folder's permissions.",
             )
-
-
-# The previous table of an output, kept aside (a hard link: no room taken) while the job
-# writes its tables, restored should one of them fail.
-PREVIOUS_SUFFIX = ".lcm-previous"
-
-
-def _previous(path: Path) -> Path:
-    return path.with_name(f".{path.name}{PREVIOUS_SUFFIX}")
-
-
-@contextlib.contextmanager
-def written_together(outputs: Iterable[str | Path | None] = ()) -> Iterator[list[Path]]:
-    """Yield a list the block appends each table it has written to; should the block fail,
-    those tables are removed (they are this run's: each replaced its path atomically), and the
-    tables ``outputs`` held before the block are put back.
-
-    Parameters
-    ----------
-    outputs : iterable of path-like or None
-        The tables the block may write (None: an option not given). Their previous content
-        was lost when a rerun's second table failed (a full disk): the first had replaced its
-        previous table, then was removed with it, its record left naming a missing file.
-
-    Yields
-    ------
-    list of pathlib.Path
-    """
-    kept: dict[Path, Path] = {}
-    for path in (Path(p) for p in outputs if p):
-        if not path.is_file() or path.is_symlink():
-            continue
-        aside = _previous(path)
-        try:
-            aside.unlink(missing_ok=True)  # one a killed run left
-            os.link(path, aside)
-        except OSError:  # a file system without hard links: the previous table is not kept
-            continue
-        kept[path] = aside
-    written: list[Path] = []
-    try:
-        yield written
-    except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
-        for path, aside in kept.items():
-            os.replace(aside, path)
-        raise
-    finally:
-        for aside in kept.values():
-            aside.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

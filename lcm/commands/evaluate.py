@@ -15,7 +15,7 @@ import pandas as pd
 import lcm
 from lcm.catalogue import Catalogue, load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
-from lcm.commands._outputs import check_output_folders, written_together
+from lcm.commands._outputs import check_output_folders
 from lcm.commands._sources import existing, store_sources
 from lcm.commands._task import task_name
 from lcm.config import parse_settings
@@ -34,6 +34,7 @@ from lcm.evaluate.resume import open_state, run_fields, state_folder
 from lcm.evaluate.splits import SETTING_KEYS
 from lcm.evaluate.tasks import TASK_OPTION_NAMES
 from lcm.exceptions import ConfigError, InputDataError
+from lcm.io.output_set import written_together
 from lcm.io.paths import missingness_path, variables_path
 from lcm.io.provenance import (
     invocation_code_sha256,

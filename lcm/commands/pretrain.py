@@ -13,6 +13,7 @@ from lcm.commands._sources import existing, store_sources
 from lcm.config import parse_settings
 from lcm.docstrings import fill_doc
 from lcm.exceptions import ConfigError
+from lcm.signals import SigtermExit
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +49,33 @@ written (model.json records the run fingerprint the state resumes by).
 model.json's training_sessions lists each job that trained it (the step it started from, SLURM
 job id, host, time). Only checkpoint_every may change in between; other settings, seed or data
 start over, with a warning naming what differs. SIGTERM (a SLURM time limit, scancel) logs the
-step reached and the state saved, and exits with status 143.
+step reached and the state saved (before training, what was being done: the cohort's load),
+and exits with status 143.
 """
 
 
 # The model settings' keys as this verb takes them, named in hints (not the config's keys).
 MODEL_OPTION_NAMES = {"preset": "--model's preset", "overrides": "--model's overrides"}
+
+
+class _Stopped(SigtermExit):
+    """SIGTERM outside the training steps (whose own handler names the step and the state):
+    logs what the verb was doing, then exits with status 143. Before, a SIGTERM during the
+    cohort's load (minutes to hours) ended the job at once, with no line in its log."""
+
+    def __init__(self, out_dir: str) -> None:
+        super().__init__()
+        self.out_dir = out_dir
+        self.doing = "checking the settings"
+        self.wrote = "nothing was written"
+
+    def say(self) -> None:
+        log.error(
+            "lcm pretrain: stopped by SIGTERM while %s (a time limit or scancel); %s in %s.",
+            self.doing,
+            self.wrote,
+            self.out_dir,
+        )
 
 
 @fill_doc
@@ -116,6 +138,14 @@ def run(args: argparse.Namespace) -> int:
     int
         The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
     """
+    # Installed first: the cohort's load takes minutes to hours, and a SIGTERM there (a SLURM
+    # time limit) ended the job with status 143 and not a word in its log.
+    with _Stopped(args.out_dir) as stopped:
+        return _run(args, stopped)
+
+
+def _run(args: argparse.Namespace, stopped: _Stopped) -> int:
+    """:func:`run` within its SIGTERM handler, ``stopped`` told what is being done."""
     # Imported here: every `lcm` call builds all parsers, and torch takes seconds to import.
     from lcm.store.read import cohort_size, load_cohort, load_streamed_cohort
     from lcm.train.distributed import check_global_batch, launched_world
@@ -171,7 +201,13 @@ def run(args: argparse.Namespace) -> int:
         local = launched_world("LOCAL_WORLD_SIZE")
         what = f"{' '.join(args.datasets)} ({args.atlas})"
         check_memory_load(n_runs, n_rois, what, processes=local)
+    datasets = " ".join(args.datasets)
+    stopped.doing = f"loading the cohort of {datasets} ({args.atlas}) from {args.store}"
     cohort = load(args.store, args.atlas, list(args.datasets), catalogue)
+    # Outside the training steps (their handler says more): setting up, or the outputs'
+    # writes, which leave one run's set (lcm.io.output_set).
+    stopped.doing = "pretraining, outside its training steps (setting up or writing the model)"
+    stopped.wrote = "the model's files are all this run's or all the earlier run's (or none)"
     # Claimed (checked again) and locked against a concurrent run.
     with training_out_dir(args.out_dir, PRETRAIN_VERB, files, (STATE_DIR,), beside):
         summary = pretrain(
@@ -189,6 +225,10 @@ def run(args: argparse.Namespace) -> int:
             # Every process's host, pid and SLURM task: evidence that each rank took part.
             parallel = summary["data_parallel"]
             # Each record names the others: nothing reads the history or the BEI table, so one
-            # deleted with its record is still reported by lcm provenance verify.
-            record_together(existing(args.out_dir, files), sources, DataParallel=parallel)
+            # deleted with its record is still reported by lcm provenance verify. A SIGTERM
+            # waits for the records (seconds): the model is not left without them.
+            stopped.doing = "recording the model's provenance"
+            stopped.wrote = "the model's files and their records are this run's"
+            with stopped.deferred():
+                record_together(existing(args.out_dir, files), sources, DataParallel=parallel)
     return 0

@@ -13,12 +13,7 @@ from lcm.bids.summary import read_summary_table
 from lcm.commands._arguments import int_at_least
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.commands._atlas_load import atlas_from_args
-from lcm.commands._outputs import (
-    Recorded,
-    check_output_folders,
-    record_job,
-    written_together,
-)
+from lcm.commands._outputs import Recorded, check_output_folders, record_job
 from lcm.config import parse_settings
 from lcm.docstrings import fill_doc
 from lcm.evaluate.compare import (
@@ -44,6 +39,7 @@ from lcm.evaluate.record import check_evaluation_pairs, read_evaluation_records
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import write_text, write_tsv
 from lcm.io.derivatives import included_mask
+from lcm.io.output_set import written_together
 from lcm.report.html import ReportData, render_report
 from lcm.report.provenance_section import checkpoint_beside, checkpoint_file, collect_provenance
 from lcm.report.tables import (

@@ -267,6 +267,7 @@ def check_fits(
     n_rois: int | None = None,
     roi_names: list[str] | None = None,
     catalogue: Catalogue | None = None,
+    data: str | None = None,
 ) -> None:
     """Refuse a checkpoint that does not fit the caller's data (its metadata only, no weights).
 
@@ -288,6 +289,9 @@ def check_fits(
     catalogue : Catalogue, optional
         The caller's catalogue: every variable the model has queries for must exist there with
         the same kind, levels and units (extra variables are fine).
+    data : str, optional
+        Where the caller's connectomes come from (``store results/store``), named in the
+        errors about the atlas and the ROIs: the user learns which of the two to change.
 
     Raises
     ------
@@ -295,12 +299,13 @@ def check_fits(
         A mismatch with ``atlas``, ``n_rois``, ``roi_names`` or ``catalogue``.
     """
     folder = Path(checkpoint)
+    the_data = f"the data ({data})" if data else "the data"
     if atlas is not None and meta.get("atlas") != atlas:
         theirs = meta.get("atlas")
         if roi_names is not None and meta.get("roi_names") == list(roi_names):
             # The same ROIs in the same order under another name: nothing to re-extract.
             raise CheckpointError(
-                f"Checkpoint {folder} was trained on atlas {theirs!r}, the data use {atlas!r}: "
+                f"Checkpoint {folder} was trained on atlas {theirs!r}, {the_data} use {atlas!r}: "
                 f"the same {len(roi_names)} ROIs in the same order, stored under atlas "
                 f"{atlas!r}.",
                 hint=f"Store them under the checkpoint's atlas name: `lcm store --atlas {theirs} "
@@ -308,12 +313,12 @@ def check_fits(
                 f"--atlas {theirs} if the store has them under it already.",
             )
         raise CheckpointError(
-            f"Checkpoint {folder} was trained on atlas {theirs!r}, the data use {atlas!r}.",
+            f"Checkpoint {folder} was trained on atlas {theirs!r}, {the_data} use {atlas!r}.",
             hint="Use a checkpoint pretrained on the same atlas, or re-extract with its atlas.",
         )
     if n_rois is not None and meta.get("n_rois") != n_rois:
         raise CheckpointError(
-            f"Checkpoint {folder} expects {meta.get('n_rois')} ROIs, the data have {n_rois}.",
+            f"Checkpoint {folder} expects {meta.get('n_rois')} ROIs, {the_data} have {n_rois}.",
             hint="Connectomes must come from the checkpoint's atlas with all its ROIs.",
         )
     if roi_names is not None:
@@ -330,6 +335,7 @@ def load_checkpoint(
     roi_names: list[str] | None = None,
     catalogue: Catalogue | None = None,
     device: str | torch.device = "cpu",
+    data: str | None = None,
 ) -> tuple[LCM, dict[str, Any]]:
     """Rebuild the model of a checkpoint folder, refusing one that does not fit the caller's data.
 
@@ -340,6 +346,8 @@ def load_checkpoint(
     atlas, n_rois, roi_names, catalogue : optional
         What the caller's data use, checked by :func:`check_fits`.
     device : str or torch.device
+    data : str, optional
+        Where the caller's connectomes come from, named in errors (:func:`check_fits`).
 
     Returns
     -------
@@ -356,7 +364,15 @@ def load_checkpoint(
     """
     folder = Path(checkpoint)
     meta = read_meta(folder)
-    check_fits(folder, meta, atlas=atlas, n_rois=n_rois, roi_names=roi_names, catalogue=catalogue)
+    check_fits(
+        folder,
+        meta,
+        atlas=atlas,
+        n_rois=n_rois,
+        roi_names=roi_names,
+        catalogue=catalogue,
+        data=data,
+    )
     layout = checkpoint_layout(meta, folder)
     weights = folder / WEIGHTS_NAME
     if sha256_file(weights) != meta.get("weights_sha256"):

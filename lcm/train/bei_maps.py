@@ -901,7 +901,7 @@ def fit_bei_maps(
         stop = min(start + STREAM_BATCH, len(fc))
         edges.write(position[start:stop], matrix_to_vec(fc[start:stop]).astype(dtype, copy=False))
     _check_finite(edges, "the cohort")
-    targets = _Targets(y, names, indicator, min_values, np.asarray(groups))
+    targets = _Targets(y, names, indicator, min_values, np.asarray(groups), _missing(variables))
     return _fit(edges, targets, held, alphas, atlas, roi_names, data_fingerprint)
 
 
@@ -979,7 +979,9 @@ def fit_streamed_bei_maps(
     )
     return _fit(
         edges,
-        _Targets(y, names, indicator, min_values, np.asarray(cohort.groups)),
+        _Targets(
+            y, names, indicator, min_values, np.asarray(cohort.groups), _missing(cohort.variables)
+        ),
         held,
         alphas,
         cohort.atlas,
@@ -1007,6 +1009,9 @@ class _Targets:
     indicator: np.ndarray
     min_values: int
     groups: np.ndarray
+    # Variables without a value in any run: no target column, named with the others unmapped
+    # (left out of the warning before, as if the catalogue had no such variable).
+    missing: list[str] = field(default_factory=list)
 
 
 def _too_few(targets: _Targets, train: np.ndarray) -> dict[str, tuple[int, str]]:
@@ -1034,7 +1039,15 @@ def _too_few(targets: _Targets, train: np.ndarray) -> dict[str, tuple[int, str]]
         else:
             why = f"{n} training subjects"
         too_few[name] = (count, why)
+    for name in targets.missing:
+        too_few[name] = (0, "0 training subjects: no value in any run")
     return too_few
+
+
+def _missing(variables: pd.DataFrame) -> list[str]:
+    """The variables of ``variables`` without a value in any run (no target column of theirs
+    is kept by :func:`_targets`)."""
+    return [str(name) for name in variables.columns if variables[name].isna().all()]
 
 
 def _no_maps(

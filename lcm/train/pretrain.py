@@ -1,7 +1,8 @@
 """Pretraining: BEI multitask learning plus masked-ROI reconstruction on the pretraining cohort.
 
 Outputs in ``out_dir``: ``model.safetensors`` + ``model.json`` (the checkpoint), ``history.tsv``
-(one row per epoch) and ``bei_eval.tsv`` (held-out metrics beside baselines). In the history,
+(one row per epoch) and ``bei_eval.tsv`` (held-out metrics beside baselines), kept only together
+(:func:`lcm.io.output_set.written_together`: after a failed write, the last run's). In the history,
 ``loss_total`` is the training objective (uncertainty-weighted BEI losses plus the weighted
 self-supervised loss, on masked batches in train mode) and ``loss_<variable>``, ``loss_ssl`` its
 parts; ``train_eval_loss`` and ``val_loss`` are one other quantity, the unweighted mean of the
@@ -31,7 +32,9 @@ from torch.nn.parallel import DistributedDataParallel
 from lcm.catalogue import Catalogue
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.atomic import write_tsv
+from lcm.io.output_set import written_together
 from lcm.model.checkpoint import save_checkpoint
+from lcm.model.checkpoint_meta import META_NAME, WEIGHTS_NAME
 from lcm.model.config import config_from_settings
 from lcm.model.lcm import LCM
 from lcm.model.losses import variable_losses
@@ -66,7 +69,7 @@ from lcm.train.loop import (
     train_epochs,
 )
 from lcm.train.objective import PretrainObjective, PretrainStep
-from lcm.train.outputs import BEI_EVAL_NAME, HISTORY_NAME, STATE_DIR
+from lcm.train.outputs import BEI_EVAL_NAME, HISTORY_NAME, PRETRAIN_FILES, STATE_DIR
 from lcm.train.settings import BOOKKEEPING_SETTINGS, resolve_settings
 from lcm.train.streamed import (
     Scan,
@@ -636,10 +639,17 @@ def pretrain(
     if select:  # bei_eval.tsv reports on heldout_subjects; these chose the epoch
         meta["data"]["selection_subjects"] = sorted(np.unique(choose.groups).tolist())
     model_cpu = model.to("cpu")
-    # The fingerprint its state resumes by: lcm prune-states removes that state beside it only.
-    save_checkpoint(out, model_cpu, layout, meta, run_fingerprint=resumable.fingerprint)
-    write_tsv(out / HISTORY_NAME, history_frame(history, parts))
-    write_tsv(out / BEI_EVAL_NAME, evaluation)
+    # All four or none: a full disk at the history left new weights beside the last run's
+    # model.json (refused later on its checksum; without a saved state, training again).
+    with written_together(out / name for name in PRETRAIN_FILES) as written:
+        # The fingerprint its state resumes by: lcm prune-states removes that state beside it.
+        # (Weights written, model.json not: written_together finds the weights replaced.)
+        save_checkpoint(out, model_cpu, layout, meta, run_fingerprint=resumable.fingerprint)
+        written += [out / WEIGHTS_NAME, out / META_NAME]
+        write_tsv(out / HISTORY_NAME, history_frame(history, parts))
+        written.append(out / HISTORY_NAME)
+        write_tsv(out / BEI_EVAL_NAME, evaluation)
+        written.append(out / BEI_EVAL_NAME)
     # The state (at the final step) is kept: a job killed after this point (Snakemake's wrapper
     # still running at the time limit) is retried with these outputs deleted, and the retry
     # writes them again from it. A run with other settings removes it (train_epochs).

@@ -356,6 +356,27 @@ def test_a_cohort_whose_every_variable_is_too_rare_gets_maps_of_none(
     assert again.coef.shape == (36, 0) and again.transform(fc[:2]).shape == (2, 0)
 
 
+@pytest.mark.parametrize("min_values", [1, 1000], ids=["others-mapped", "none-mapped"])
+def test_a_variable_without_any_value_is_named_in_the_warning(
+    tmp_path: Path, caplog, min_values: int
+) -> None:
+    """A variable that no run records (a numeric one, a categorical one) had no target column
+    and went unnamed: the warning listed the variables too rare, as if it did not exist."""
+    fc, variables, groups = _cohort(40, 9)
+    variables = variables.assign(
+        iq=pd.Series(np.nan, index=variables.index, dtype=float),
+        site=pd.Series(pd.NA, index=variables.index, dtype="string"),
+    )
+    with caplog.at_level("WARNING", logger="lcm.train.bei_maps"):
+        maps = fit_bei_maps(fc, variables, groups, min_values=min_values)
+    assert "iq (0 training subjects: no value in any run)" in caplog.text, caplog.text
+    assert "site (0 training subjects: no value in any run)" in caplog.text, caplog.text
+    assert maps.left_out["iq"] == maps.left_out["site"] == 0
+    assert ("age" in maps.names) == (min_values == 1)
+    again = BEIMaps.load(maps.save(tmp_path / MAPS_FILE))
+    assert again.left_out == maps.left_out
+
+
 @pytest.mark.parametrize(("n", "n_rois"), [(120, 20), (160, 9)], ids=["dual", "primal"])
 def test_a_variable_of_one_value_gets_no_map_and_is_recorded(tmp_path: Path, n, n_rois) -> None:
     """A variable of one value in every run (a site's field strength, a cohort of one age)
