@@ -267,6 +267,8 @@ class EvaluationResult:
         seed there, its spread the training variance. Two fractions of one seed and fold that
         label the same subjects (each class keeps at least 2) are not left out: the one fit
         gives both fractions their rows.
+    models_not_repeated : list of str
+        The models whose fits ``n_fits_not_repeated`` counts (in the order of ``models``).
     folds_one_class : list of dict
         ``{"seed", "fold", "sites", "subjects", "label"}`` of each test fold of a binary task
         that holds one class only: its AUC is undefined, so summaries average the AUC of the
@@ -311,6 +313,7 @@ class EvaluationResult:
     n_runs_tested: int = 0
     sites_not_tested: dict[str, dict[str, int]] = field(default_factory=dict)
     n_fits_not_repeated: int = 0
+    models_not_repeated: list[str] = field(default_factory=list)
     folds_one_class: list[dict[str, Any]] = field(default_factory=list)
     control_permutations: dict[str, int] = field(default_factory=dict)
     permutation_scores: list[dict[str, Any]] = field(default_factory=list)
@@ -691,6 +694,7 @@ def evaluate_task(
     # lcm.evaluate.compare._paired_keys).
     seen: set[tuple[float, bytes, bytes, bytes]] = set()
     n_repeated = 0
+    not_repeated: set[str] = set()
     labelled_subjects: list[dict[str, Any]] = []
     class_names = task.levels or (f"lower half of {task.label}", f"upper half of {task.label}")
     for split_seed in settings.seeds:
@@ -745,6 +749,7 @@ def evaluate_task(
                 ]
                 if (fraction, *data_key) in seen:
                     n_repeated += sum(not seed_dependent(m) for m in fit_models)
+                    not_repeated.update(m for m in fit_models if not seed_dependent(m))
                     fit_models = [m for m in fit_models if seed_dependent(m)]
                     if not fit_models:
                         continue
@@ -875,6 +880,7 @@ def evaluate_task(
         n_runs_tested=len(run_names(cohort.ids.loc[tested])),
         sites_not_tested=_untested_sites(sites[~tested], groups[~tested]),
         n_fits_not_repeated=n_repeated,
+        models_not_repeated=[m for m in models if m in not_repeated],
         folds_one_class=_one_class_folds(predictions) if binary else [],
         control_permutations=permutations,
         permutation_scores=permutation_scores,

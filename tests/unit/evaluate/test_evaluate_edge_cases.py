@@ -61,6 +61,7 @@ def test_site_split_runs_seed_invariant_fits_once(prevalence_model):
     assert sorted(full.loc[full["model"] == "logreg", "seed"].unique()) == [0, 1, 2]
     assert sorted(m.loc[m["label_fraction"] == 0.5, "seed"].unique()) == [0, 1, 2]
     assert result.n_fits_not_repeated == 2 * 3  # prevalence: seeds 1 and 2 x three sites
+    assert result.models_not_repeated == [prevalence_model]
     # The training counts are recorded for every seed that has rows (logreg's at fraction 1).
     recorded = {(e["seed"], e["label_fraction"]) for e in result.labelled_subjects}
     assert {(s, 1.0) for s in (0, 1, 2)} <= recorded
