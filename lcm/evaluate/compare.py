@@ -921,7 +921,9 @@ def contrast_table(
             if wide.empty:
                 continue
             ratio = fold_test_train_ratio(here)
-            tests = _test_sets(_rows_at(predictions, task, fraction))
+            # A predictions table without fractions (task kind only) pairs by (seed, fold).
+            has_fractions = {"task", "label_fraction"} <= set(predictions.columns)
+            tests = _test_sets(_rows_at(predictions, task, fraction)) if has_fractions else {}
             for name, a, b in CONTRASTS:
                 if a not in wide.columns or b not in wide.columns:
                     continue
