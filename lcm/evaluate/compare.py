@@ -12,7 +12,7 @@ favours the baselines: a win of LCM against it is a win against each.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ from lcm.evaluate.metrics import (
     summarise,
 )
 from lcm.evaluate.motion import MOTION_MODEL, subject_mean_fd
-from lcm.evaluate.registry import BASELINE_MODELS, CONTROL_MODELS
+from lcm.evaluate.registry import BASELINE_MODELS, CONTROL_MODELS, seed_dependent
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,79 @@ def _rows_at(predictions: pd.DataFrame, task: str, fraction: float) -> pd.DataFr
     ]
 
 
+FitKey = tuple[int, int]  # (seed, fold) of one fit in the tables
+
+
+def _test_sets(rows: pd.DataFrame) -> dict[FitKey, frozenset[str]]:
+    """The test subjects (``dataset/subject``) of each ``(seed, fold)`` of ``rows``.
+
+    ``rows``: the predictions of one task at one label fraction, every model (the models of
+    a ``(seed, fold)`` share its test fold).
+    """
+    if rows.empty or not {"dataset", "subject", "seed", "fold"} <= set(rows.columns):
+        return {}
+    subjects = rows["dataset"].astype(str) + "/" + rows["subject"].astype(str)
+    return {
+        (int(s), int(f)): frozenset(g)
+        for (s, f), g in subjects.groupby([rows["seed"], rows["fold"]], sort=True)
+    }
+
+
+def _paired_keys(
+    keys_a: Iterable[FitKey],
+    keys_b: Iterable[FitKey],
+    model_a: str,
+    model_b: str,
+    test_sets: Mapping[FitKey, frozenset[str]],
+) -> list[tuple[FitKey, FitKey]]:
+    """The ``(seed, fold)`` fits of ``model_a`` and ``model_b`` compared with each other, in order.
+
+    Both models fitted at a ``(seed, fold)``: those two fits. A model whose fit ignores its seed
+    (registry's ``seed_dependent`` False: CPM) was not refitted where a later seed repeated an
+    earlier seed's data (split: site at label fraction 1, see
+    :func:`lcm.evaluate.protocol.evaluate_task`): its one fit of that test fold, at the earliest
+    seed, stands for every seed, so it pairs with each seed's fit of the other model. It is
+    found by its test subjects (``test_sets``), not by its fold number: leave-site-out numbers
+    the same site differently per seed. Pairing by fold only (seeds averaged first) would drop
+    the other model's training variance from the difference, and leaving those seeds unpaired
+    would drop its later seeds. Each pair holds at least one fit of its own ``(seed, fold)``,
+    so two such models pair once per test fold, never once per seed: a fit is never counted
+    twice against itself, and its own interval (:func:`lcm.evaluate.metrics.summarise`) has its
+    one fit per fold. A model that depends on its seed (or is not registered) stands for no
+    other seed: a missing fit of it is missing.
+
+    Parameters
+    ----------
+    keys_a, keys_b : iterable of (int, int)
+        The ``(seed, fold)`` of each fit of ``model_a`` and of ``model_b``.
+    model_a, model_b : str
+        The models' names.
+    test_sets : mapping of (int, int) to frozenset of str
+        The test subjects of each ``(seed, fold)`` (:func:`_test_sets`); a key without them
+        gets no stand-in.
+
+    Returns
+    -------
+    list of ((int, int), (int, int))
+        ``(key of a, key of b)`` per compared pair, sorted by the pair's own ``(seed, fold)``.
+    """
+    a, b = set(keys_a), set(keys_b)
+
+    def stand_in(keys: set[FitKey], model: str, key: FitKey) -> FitKey | None:
+        test = test_sets.get(key)
+        if seed_dependent(model) or test is None:
+            return None
+        return min((k for k in keys if test_sets.get(k) == test), default=None)
+
+    pairs = []
+    for key in sorted(a | b):
+        key_a = key if key in a else stand_in(a, model_a, key)
+        key_b = key if key in b else stand_in(b, model_b, key)
+        if key_a is not None and key_b is not None:
+            pairs.append((key_a, key_b))
+    return pairs
+
+
 def paired_bootstrap(
     predictions: pd.DataFrame,
     task: str,
@@ -226,9 +299,17 @@ def paired_bootstrap(
     kind = task_kind(rows, kind) if len(rows) or kind else "binary"
     stat = _weighted_auc if kind == "binary" else _weighted_r
     fits, observed = [], []  # per usable (seed, fold): its subjects, labels and both scores
-    for _, fold in rows.groupby(["seed", "fold"], sort=True):
-        a = fold[fold["model"] == model_a].reset_index(drop=True)
-        b = fold[fold["model"] == model_b].reset_index(drop=True)
+    by_fit = {
+        model: {
+            (int(s), int(f)): g.reset_index(drop=True)
+            for (s, f), g in rows[rows["model"] == model].groupby(["seed", "fold"], sort=True)
+        }
+        for model in (model_a, model_b)
+    }
+    # A model that ignores its seed pairs its one fit of a fold with each seed (_paired_keys).
+    pairs = _paired_keys(by_fit[model_a], by_fit[model_b], model_a, model_b, _test_sets(rows))
+    for key_a, key_b in pairs:
+        a, b = by_fit[model_a][key_a], by_fit[model_b][key_b]
         if len(a) == 0 or len(a) != len(b) or not (a["subject"] == b["subject"]).all():
             continue
         y = a["y_true"].to_numpy()
@@ -840,10 +921,17 @@ def contrast_table(
             if wide.empty:
                 continue
             ratio = fold_test_train_ratio(here)
+            # A predictions table without fractions (task kind only) pairs by (seed, fold).
+            has_fractions = {"task", "label_fraction"} <= set(predictions.columns)
+            tests = _test_sets(_rows_at(predictions, task, fraction)) if has_fractions else {}
             for name, a, b in CONTRASTS:
                 if a not in wide.columns or b not in wide.columns:
                     continue
-                d = (wide[a] - wide[b]).to_numpy()
+                own = {m: wide[m].dropna() for m in (a, b)}
+                # A model that ignores its seed pairs its one fit of a fold with each seed
+                # of the other (_paired_keys); pairs by (seed, fold) otherwise.
+                pairs = _paired_keys(own[a].index, own[b].index, a, b, tests)
+                d = np.array([own[a][ka] - own[b][kb] for ka, kb in pairs], dtype=float)
                 mean, low, high, p = corrected_t_interval(d, ratio)
                 finite = d[np.isfinite(d)]
                 # The corrected t's standard error (before the bounds are clipped): the

@@ -57,6 +57,7 @@ from lcm.evaluate.registry import (
     model_kinds,
     models_needing_checkpoint,
     register_model,
+    seed_dependent,
     unregister_model,
 )
 from lcm.evaluate.resume import FitState
@@ -260,10 +261,15 @@ class EvaluationResult:
         ``site -> {"subjects": n, "runs": n}`` of the sites no fold tested (leave-site-out
         skips a site whose removal leaves a class without training subjects).
     n_fits_not_repeated : int
-        Fits left out because an earlier seed had the same training fold, test fold and
-        labelled subset at the same label fraction (leave-site-out folds do not change with
-        the seed). Two fractions of one seed and fold that label the same subjects (each class
-        keeps at least 2) are not left out: the one fit gives both fractions their rows.
+        Fits of models that ignore their seed (registry's ``seed_dependent`` False: CPM) left
+        out because an earlier seed had the same training fold, test fold and labelled subset
+        at the same label fraction (leave-site-out folds do not change with the seed): their
+        refit would be identical. A model whose fit depends on its seed is refitted with each
+        seed there, its spread the training variance. Two fractions of one seed and fold that
+        label the same subjects (each class keeps at least 2) are not left out: the one fit
+        gives both fractions their rows.
+    models_not_repeated : list of str
+        The models whose fits ``n_fits_not_repeated`` counts (in the order of ``models``).
     folds_one_class : list of dict
         ``{"seed", "fold", "sites", "subjects", "label"}`` of each test fold of a binary task
         that holds one class only: its AUC is undefined, so summaries average the AUC of the
@@ -308,6 +314,7 @@ class EvaluationResult:
     n_runs_tested: int = 0
     sites_not_tested: dict[str, dict[str, int]] = field(default_factory=dict)
     n_fits_not_repeated: int = 0
+    models_not_repeated: list[str] = field(default_factory=list)
     folds_one_class: list[dict[str, Any]] = field(default_factory=list)
     control_permutations: dict[str, int] = field(default_factory=dict)
     permutation_scores: list[dict[str, Any]] = field(default_factory=list)
@@ -697,11 +704,17 @@ def evaluate_task(
     # same data and model seed give the same fit, so its predictions serve both fractions.
     entries: list[tuple[int, dict[str, Any]]] = []
     tested = np.zeros(len(cohort), dtype=bool)
-    # (fraction, train, test, labelled) of every fit scheduled: a seed that changes none of
-    # them (the leave-site-out folds at a fraction keeping every label) would only copy
-    # earlier fits, which the summary would count as new evidence.
+    # (fraction, train, test, labelled) of every fit scheduled. A seed that changes none of
+    # them (the leave-site-out folds at a fraction keeping every label) refits only the models
+    # whose fit depends on its seed (registry's ``seed_dependent``: the LCM variants' init and
+    # dropout, the tuned baselines' inner folds), each seeded from this seed: those refits are
+    # the training variance the intervals must hold. A model that ignores its seed (CPM) would
+    # only copy its earlier fit, which the summary would count as new evidence: it is not
+    # repeated, and compare pairs its one fit with each seed of the other model (see
+    # lcm.evaluate.compare._paired_keys).
     seen: set[tuple[float, bytes, bytes, bytes]] = set()
     n_repeated = 0
+    not_repeated: set[str] = set()
     labelled_subjects: list[dict[str, Any]] = []
     class_names = task.levels or (f"lower half of {task.label}", f"upper half of {task.label}")
     for split_seed in settings.seeds:
@@ -752,11 +765,16 @@ def evaluate_task(
             by_subset: dict[bytes, dict[str, int]] = {}
             for fraction, mask in masks.items():
                 data_key = (np.asarray(train).tobytes(), np.asarray(test).tobytes(), mask.tobytes())
+                # an expensive control is fitted at the largest fraction only
+                fit_models = [
+                    m for m in models if not (largest_fraction_only(m) and fraction < max(masks))
+                ]
                 if (fraction, *data_key) in seen:
-                    n_repeated += sum(
-                        not (largest_fraction_only(m) and fraction < max(masks)) for m in models
-                    )
-                    continue
+                    n_repeated += sum(not seed_dependent(m) for m in fit_models)
+                    not_repeated.update(m for m in fit_models if not seed_dependent(m))
+                    fit_models = [m for m in fit_models if seed_dependent(m)]
+                    if not fit_models:
+                        continue
                 seen.add((fraction, *data_key))
                 labelled_subjects.append(
                     {
@@ -787,9 +805,7 @@ def evaluate_task(
                     int(mask.sum()),
                     len(mask),
                 )
-                for name in models:
-                    if largest_fraction_only(name) and fraction < max(masks):
-                        continue  # an expensive control, fitted at the largest fraction only
+                for name in fit_models:
                     key = {
                         "task": task.name,
                         "model": name,
@@ -813,10 +829,11 @@ def evaluate_task(
                     entries.append((same[name], key))
     if n_repeated:
         log.warning(
-            "task %s: %d fit(s) not repeated: an earlier seed had the same training fold, test "
-            "fold and labelled subset at the same label fraction (with split: site, the folds "
-            "do not change with the seed; only label fractions below 1 draw new subsets per "
-            "seed)",
+            "task %s: %d fit(s) of models that ignore their seed not repeated: an earlier "
+            "seed had the same training fold, test fold and labelled subset at the same label "
+            "fraction, and their refit would be identical (with split: site, the folds do not "
+            "change with the seed; only label fractions below 1 draw new subsets per seed); "
+            "models whose fit depends on the seed were refitted with each seed",
             task.name,
             n_repeated,
         )
@@ -885,6 +902,7 @@ def evaluate_task(
         n_runs_tested=len(run_names(cohort.ids.loc[tested])),
         sites_not_tested=_untested_sites(sites[~tested], groups[~tested]),
         n_fits_not_repeated=n_repeated,
+        models_not_repeated=[m for m in models if m in not_repeated],
         folds_one_class=_one_class_folds(predictions) if binary else [],
         control_permutations=permutations,
         permutation_scores=permutation_scores,

@@ -4,7 +4,7 @@
 :func:`lcm.evaluate.metrics.write_tidy_parquet`) and in their JSON sidecars; the report reads
 it back by task. Its keys are those of :func:`evaluation_record`; metrics of an older
 ``lcm evaluate`` lack the later ones (``labelled_subjects``, ``pseudo_labels``,
-``permutation_scores``, ``permutation_tests``), which readers
+``permutation_scores``, ``permutation_tests``, ``models_not_repeated``), which readers
 treat as not recorded. Its ``kind`` is read by :func:`lcm.evaluate.kinds.recorded_kinds`.
 """
 
@@ -84,6 +84,9 @@ def evaluation_record(
         "n_runs_tested": result.n_runs_tested,
         "sites_not_tested": result.sites_not_tested,
         "n_fits_not_repeated": result.n_fits_not_repeated,
+        # Which models those fits are (models that ignore their seed); an older lcm evaluate
+        # did not record it, and left out the refits of every model, LCM's included.
+        "models_not_repeated": result.models_not_repeated,
         "folds_one_class": result.folds_one_class,
         # What each fold value of a control averages: the report says "4 folds x 10 permutations".
         "control_permutations": result.control_permutations,

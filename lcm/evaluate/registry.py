@@ -13,9 +13,10 @@ of its kind and lists the others as skipped. A test or a user adds a model with
 The registry is the one source of what a model is and needs: its entry says which target kinds
 it handles, its ``family`` (``LCM``, ``baseline``, ``control``, ``other``: how the report groups
 it), which pretraining ``checkpoint`` it reads (``bei``: the BEI pretraining folder, ``ssl``:
-the self-supervised-only one, or none), whether it ``needs_torch``, and whether it is in the
-``default`` model list. A built-in model is one row of ``_BUILTIN_TRAITS`` (its factory named
-there, imported at first use). The config schema's model names and default model list are the
+the self-supervised-only one, or none), whether it ``needs_torch``, whether it is in the
+``default`` model list, and whether its fit is ``seed_dependent`` (each split seed refits it).
+A built-in model is one row of ``_BUILTIN_TRAITS`` (its factory named there, imported at first
+use). The config schema's model names and default model list are the
 registry's (:func:`lcm.evaluate.config_schema.schema` fills them in); the workflow and the
 config validation (:func:`lcm.evaluate.config_schema.validate_config`) ask
 :func:`checkpoint_models`. What a factory is given and returns (:class:`ModelContext`,
@@ -53,6 +54,7 @@ class ModelEntry:
     checkpoint: str | None = None
     needs_torch: bool = False
     default: bool = False
+    seed_dependent: bool = True
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -69,6 +71,7 @@ def register_model(
     checkpoint: str | None = None,
     needs_torch: bool = False,
     default: bool = False,
+    seed_dependent: bool = True,
 ) -> None:
     """Add a model factory under ``name``.
 
@@ -94,6 +97,14 @@ def register_model(
         The model trains with torch (fits then run with torch at one thread).
     default : bool, default False
         The model is in ``evaluate.models``'s default list.
+    seed_dependent : bool, default True
+        The model's fit depends on its seed (``ModelContext.seed``: initialisation, dropout,
+        sampling, shuffled inner folds, permutations), so each split seed refits it even where
+        an earlier seed had the same training fold, test fold and labelled subset (split:
+        site): that refit is its training variance. False only for a model whose refit on
+        the same data is identical (it ignores the seed); then the one fit stands for every
+        seed (:func:`seed_dependent`). The default is the safe one: a needless refit costs
+        time, a missing one hides variance.
     """
     if name in _REGISTRY and not replace:
         raise ConfigError(
@@ -113,7 +124,14 @@ def register_model(
             f"got {checkpoint!r}."
         )
     _REGISTRY[name] = ModelEntry(
-        factory, tuple(kinds), largest_fraction_only, family, checkpoint, needs_torch, default
+        factory,
+        tuple(kinds),
+        largest_fraction_only,
+        family,
+        checkpoint,
+        needs_torch,
+        default,
+        seed_dependent,
     )
 
 
@@ -256,6 +274,23 @@ def largest_fraction_only(name: str) -> bool:
 
 
 @fill_doc
+def seed_dependent(name: str) -> bool:
+    """Whether a fit of ``name`` depends on its seed, so that each split seed refits it.
+
+    Parameters
+    ----------
+    %(model_name)s
+
+    Returns
+    -------
+    bool
+        True for an unregistered name (a refit is never wrong, only slower).
+    """
+    entry = _REGISTRY.get(name)
+    return entry.seed_dependent if entry else True
+
+
+@fill_doc
 def is_builtin_model(name: str) -> bool:
     """Whether ``name`` is registered as :mod:`lcm` registers it (so a fresh process knows it).
 
@@ -350,7 +385,16 @@ _BUILTIN_TRAITS: dict[str, dict[str, Any]] = {
     "svm": {**_BASELINE, "factory": f"{_BASELINES}:ConnectomeSVM"},
     "ridge": {**_BASELINE, "kinds": KINDS, "factory": f"{_FACTORIES}:ridge"},
     "tangent-logreg": {**_BASELINE, "factory": f"{_BASELINES}:TangentLogReg"},
-    "cpm": {**_BASELINE, "kinds": ("continuous",), "factory": f"{_FACTORIES}:cpm"},
+    # CPM alone ignores the seed (edge selection by p-value, then least squares): a refit on
+    # the same data is identical. Every other model's fit depends on it: the LCM variants'
+    # initialisation and dropout, the tuned baselines' shuffled inner-CV folds that choose
+    # C or alpha (lcm.evaluate.baselines.inner_splits), the controls' permutations.
+    "cpm": {
+        **_BASELINE,
+        "kinds": ("continuous",),
+        "seed_dependent": False,
+        "factory": f"{_FACTORIES}:cpm",
+    },
     # The BEI ridge maps are fitted by lcm pretrain and stored in its checkpoint folder.
     "bei-linear": {
         **_BASELINE,

@@ -843,18 +843,40 @@ def provenance_summary(
 
 def _not_repeated_notes(task_meta: dict[str, dict[str, Any]]) -> list[str]:
     """A note per task whose later seeds did not repeat a fit (``n_fits_not_repeated``): the
-    intervals elsewhere include training variance, and these do not, which the table's
-    ``folds x seeds`` alone did not say."""
+    table's ``folds x seeds`` alone did not say that some models have one fit per fold.
+
+    ``lcm evaluate`` repeats a fit for a later seed with the same data (split: site at label
+    fraction 1) only for the models whose fit depends on the seed; the ones it does not repeat
+    (``models_not_repeated``: those that ignore their seed, CPM) would refit identically, so
+    their intervals need no initialisation variance. A record of an older ``lcm evaluate``
+    names no models: it skipped those refits for every model, LCM's included, and the note says
+    those intervals lack the training variance.
+    """
     notes = []
     for task, meta in sorted(task_meta.items()):
         n = int(meta.get("n_fits_not_repeated") or 0)
-        if n:
+        if not n:
+            continue
+        models = meta.get("models_not_repeated")
+        if models is None:
             notes.append(
                 f'<p class="note">{html.escape(task)}: {n} fit(s) not repeated for later '
                 "seeds (split: site keeps the folds, and a label fraction of 1 the labelled "
                 "subjects, whatever the seed): each ran once, so the intervals of those fits "
-                "hold no variance of the models' initialisation, only of the test folds.</p>"
+                "hold no variance of the models' initialisation, only of the test folds. "
+                "Rerun <code>lcm evaluate</code> to refit the models that depend on their "
+                "seed with each seed.</p>"
             )
+            continue
+        names = ", ".join(html.escape(str(m)) for m in models)
+        notes.append(
+            f'<p class="note">{html.escape(task)}: {n} fit(s) of {names} not repeated for '
+            "later seeds (split: site keeps the folds, and a label fraction of 1 the labelled "
+            "subjects, whatever the seed): these models ignore their seed, so a refit would be "
+            "identical; their intervals need no initialisation variance, and their one fit of "
+            "a fold is paired with each seed of the model it is compared with. Every other "
+            "model was refitted with each seed.</p>"
+        )
     return notes
 
 

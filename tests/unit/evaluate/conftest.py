@@ -10,7 +10,8 @@ from lcm.evaluate.registry import register_model, unregister_model
 
 @pytest.fixture
 def prevalence_model():
-    """Registers :class:`PrevalenceModel` as ``"prevalence"`` for one test."""
-    register_model("prevalence", lambda ctx: PrevalenceModel(), replace=True)
+    """Registers :class:`PrevalenceModel` as ``"prevalence"`` for one test (it ignores its
+    seed, so a later seed with the same data does not refit it)."""
+    register_model("prevalence", lambda ctx: PrevalenceModel(), replace=True, seed_dependent=False)
     yield "prevalence"
     unregister_model("prevalence")

@@ -307,3 +307,50 @@ def test_every_bootstrap_default_is_compare_n_boot() -> None:
     sub = argparse.ArgumentParser().add_subparsers()
     report.register(sub)
     assert sub.choices["report"].get_default("n_boot") == compare.N_BOOT
+
+
+def _site_split_tables(models_seeds: dict[str, tuple[int, ...]], n: int = 60) -> tuple:
+    """Predictions and metrics of 3 test folds that every seed repeats (leave-site-out at label
+    fraction 1), numbered differently per seed as the splits table does; ``models_seeds``:
+    the seeds each model has fits at (a model that ignores its seed: the first only)."""
+    rng = np.random.default_rng(3)
+    y = np.arange(n) % 2
+    site = np.arange(n) % 3
+    preds, metrics = [], []
+    for model, seeds in models_seeds.items():
+        for seed in seeds:
+            p = 1 / (1 + np.exp(-(2.0 * (y - 0.5) + rng.normal(size=n))))
+            for s in range(3):
+                at = np.flatnonzero(site == s)
+                key = ("autism", model, 1.0, seed, (s + seed) % 3)  # the site's number this seed
+                preds += [(*key, "ds", f"s{i:02d}", f"site{s}", y[i], p[i]) for i in at]
+                metrics += [(*key, m, v) for m, v in binary_metrics(y[at], p[at]).items()]
+    pred = pd.DataFrame(preds, columns=list(PREDICTION_COLUMNS)).astype(PREDICTION_DTYPES)
+    return pred, pd.DataFrame(metrics, columns=list(METRIC_COLUMNS))
+
+
+def test_a_seed_free_fit_pairs_with_each_seed_by_its_test_fold(monkeypatch):
+    """cpm ignores its seed, so a later seed with the same folds does not refit it: its one
+    fit of a site pairs with lcm's fit of that site at every seed (by test subjects: the fold
+    numbers differ per seed), in the paired bootstrap and the contrasts alike. A model that
+    depends on its seed (logreg) stands for no other seed, and a model compared with itself
+    counts its one fit per fold once."""
+    from lcm.evaluate import compare
+
+    pred, metrics = _site_split_tables({"lcm": (0, 1), "cpm": (0,), "logreg": (0,)})
+    auc = metrics[metrics["metric"] == "auc"].set_index(["model", "seed", "fold"])["value"]
+    site_fold = {(seed, s): (s + seed) % 3 for seed in (0, 1) for s in range(3)}
+    expected = [
+        auc[("lcm", seed, site_fold[seed, s])] - auc[("cpm", 0, site_fold[0, s])]
+        for seed in (0, 1)
+        for s in sorted(range(3), key=lambda s: site_fold[seed, s])
+    ]
+    paired = paired_bootstrap(pred, "autism", 1.0, "lcm", "cpm", n_boot=200)
+    assert paired.n_folds == 6
+    np.testing.assert_allclose(paired.fold_differences, expected)
+    assert paired_bootstrap(pred, "autism", 1.0, "lcm", "logreg", n_boot=200).n_folds == 3
+    assert paired_bootstrap(pred, "autism", 1.0, "cpm", "cpm", n_boot=200).n_folds == 3
+    monkeypatch.setattr(compare, "CONTRASTS", (("over cpm", "lcm", "cpm"),))
+    row = contrast_table(metrics, pred).iloc[0]
+    assert row["n"] == 6
+    assert row["difference"] == pytest.approx(np.mean(expected))

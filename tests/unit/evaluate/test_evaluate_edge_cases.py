@@ -37,7 +37,10 @@ def test_repeated_seeds_are_refused_naming_the_key_once(source: str):
 
 
 def test_site_split_runs_seed_invariant_fits_once(prevalence_model):
-    """Leave-site-out folds do not change with the seed: at label fraction 1 the fits repeat."""
+    """Leave-site-out folds do not change with the seed: at label fraction 1 the data repeat.
+    A model that ignores its seed (prevalence) is fitted once; one whose fit depends on it
+    (logreg: its inner-CV folds are shuffled by the seed) is refitted with each seed, since
+    skipping it removed the training variance its intervals must hold."""
     cohort = _with_sites(
         make_cohort(n_subjects=24, n_unlabeled=0), {i: f"site{i % 3}" for i in range(24)}
     )
@@ -46,15 +49,22 @@ def test_site_split_runs_seed_invariant_fits_once(prevalence_model):
             "split": "site",
             "seeds": [0, 1, 2],
             "label_fractions": [0.5, 1.0],
-            "models": [prevalence_model],
+            "models": [prevalence_model, "logreg"],
         }
     )
     result = evaluate_task(cohort, TASK, settings, master_seed=0)
     m = result.metrics
-    # Fraction 1: one set of fits (seed 0); fraction 0.5 draws a new subset per seed.
-    assert sorted(m.loc[m["label_fraction"] == 1.0, "seed"].unique()) == [0]
+    full = m[m["label_fraction"] == 1.0]
+    # Fraction 1: one set of fits (seed 0) of the seed-free model, one per seed of logreg;
+    # fraction 0.5 draws a new subset per seed, so both refit.
+    assert sorted(full.loc[full["model"] == prevalence_model, "seed"].unique()) == [0]
+    assert sorted(full.loc[full["model"] == "logreg", "seed"].unique()) == [0, 1, 2]
     assert sorted(m.loc[m["label_fraction"] == 0.5, "seed"].unique()) == [0, 1, 2]
-    assert result.n_fits_not_repeated == 2 * 3  # seeds 1 and 2 x three sites
+    assert result.n_fits_not_repeated == 2 * 3  # prevalence: seeds 1 and 2 x three sites
+    assert result.models_not_repeated == [prevalence_model]
+    # The training counts are recorded for every seed that has rows (logreg's at fraction 1).
+    recorded = {(e["seed"], e["label_fraction"]) for e in result.labelled_subjects}
+    assert {(s, 1.0) for s in (0, 1, 2)} <= recorded
 
 
 def _leave_site_out(cohort: Cohort, tmp_path):

@@ -211,3 +211,47 @@ def test_pooled_lcm_fits_record_their_pseudo_labels_and_log_them(checkpoint, tmp
     # The workers' records reached the parent's log file.
     assert text.count("diagnosis pseudo-labels: threshold") == 2
     assert "unlabeled subjects labelled" in text
+
+
+def test_site_split_refits_seeded_lcm_per_seed_and_pairs_the_one_baseline_fit(
+    checkpoint, prevalence_model
+):
+    """split: site at label fraction 1 gives every seed the same data. lcm-scratch's fit
+    depends on its seed (initialisation, dropout) and was run once, so its intervals held no
+    training variance; it is now refitted with each seed, while a model that ignores its seed
+    (prevalence) is fitted once, and the paired comparison pairs that one fit with each seed
+    of lcm-scratch (two seeds x the sites), never with itself."""
+    from lcm.evaluate.compare import paired_bootstrap
+    from lcm.store.cohort import Cohort
+
+    base = make_cohort(n_subjects=24, n_unlabeled=0)
+    ids = base.ids.copy()
+    ids["site"] = [f"site{int(s[1:]) % 3}" for s in ids["subject"]]
+    cohort = Cohort(ids, base.fc, base.variables, base.roi_names, base.atlas)
+    settings = EvaluationSettings.from_dict(
+        {
+            "split": "site",
+            "seeds": [0, 1],
+            "label_fractions": [1.0],
+            "models": ["lcm-scratch", prevalence_model],
+            "finetune": {"epochs": 2, "batch_size": 8},
+        }
+    )
+    result = evaluate_task(cohort, TASK, settings, master_seed=1, checkpoint=checkpoint)
+    p = result.predictions
+    scratch = p[p["model"] == "lcm-scratch"]
+    assert sorted(scratch["seed"].unique()) == [0, 1]
+    assert sorted(p.loc[p["model"] == prevalence_model, "seed"].unique()) == [0]
+    assert result.n_fits_not_repeated == 3  # prevalence at seed 1, one per site
+    # Two distinct fits: seed 1 initialised lcm-scratch from its own seed, not seed 0's (the
+    # same subjects, each tested once per seed: leave-site-out numbers its sites per seed).
+    by_seed = {s: g.sort_values("subject") for s, g in scratch.groupby("seed")}
+    assert (by_seed[0]["subject"].to_numpy() == by_seed[1]["subject"].to_numpy()).all()
+    assert not np.allclose(by_seed[0]["prediction"], by_seed[1]["prediction"])
+    # Every (seed, fold) of lcm-scratch pairs with prevalence's one fit of that fold.
+    two_class = sum(g["y_true"].nunique() == 2 for _, g in scratch.groupby(["seed", "fold"]))
+    paired = paired_bootstrap(p, TASK.name, 1.0, "lcm-scratch", prevalence_model, n_boot=50)
+    assert paired.n_folds == two_class == 2 * 3
+    # Its own comparison with itself counts its one fit per fold once, not once per seed.
+    alone = paired_bootstrap(p, TASK.name, 1.0, prevalence_model, prevalence_model, n_boot=50)
+    assert alone.n_folds == 3

@@ -388,16 +388,24 @@ def test_the_protocol_section_says_why_each_skipped_model_was_skipped() -> None:
 
 
 def test_the_protocol_section_says_which_tasks_ran_fits_once_for_every_seed() -> None:
-    """With split: site the folds do not change with the seed, so lcm evaluate fits each once
-    at label fraction 1 (repeats were identical fits that narrowed the intervals); the page
-    said "5 x 3" and nothing about the initialisation variance the intervals then lack."""
+    """With split: site the folds do not change with the seed, so an older lcm evaluate fitted
+    every model once at label fraction 1; the page said "5 x 3" and nothing about the
+    initialisation variance the intervals then lack. Now only models that ignore their seed
+    are fitted once (models_not_repeated), and their intervals need none."""
     tasks = {
         "asd": {"label": "asd", "split_used": "site", "n_fits_not_repeated": 12},
         "adhd": {"label": "adhd", "n_fits_not_repeated": 0},
+        "age": {"label": "age", "n_fits_not_repeated": 4, "models_not_repeated": ["cpm"]},
     }
     page = bare(provenance_summary(tasks, table_html))
+    # An older record (no models named): every model ran once, LCM's included.
     assert "asd: 12 fit(s) not repeated for later seeds" in page
     assert "no variance of the models' initialisation" in page
+    assert "Rerun <code>lcm evaluate</code> to refit the models that depend on" in page
+    # A current record: the seed-free models alone, which need no initialisation variance.
+    assert "age: 4 fit(s) of cpm not repeated for later seeds" in page
+    assert "these models ignore their seed, so a refit would be identical" in page
+    assert page.count("no variance of the models' initialisation") == 1
     assert "adhd:" not in page
 
 
