@@ -669,14 +669,16 @@ def site_fragment(
     metric = str(rows["metric"].iloc[0]) if len(rows) else ""
     shown = metric_name(metric) if metric else "not tested"
     parts = [f"<h3>Per-site performance ({html.escape(shown)})</h3>"]
-    missing: set[str] = set()
+    missing: dict[str, int] = {}  # site with no value -> its test subjects
     for fraction, at in rows.groupby("label_fraction", sort=True):
         # dropna=False: a site whose metric is n/a for every model (one class) keeps its row.
         wide = at.pivot_table(
             index="site", columns="model", values="value", aggfunc="first", dropna=False
         )
-        missing |= {str(s) for s in wide.index[wide.isna().all(axis=1)]}
-        wide.insert(0, "test subjects", at.groupby("site")["n_subjects"].max())
+        counts = at.groupby("site")["n_subjects"].max()
+        for site in wide.index[wide.isna().all(axis=1)]:
+            missing[str(site)] = int(counts.get(site, 0))
+        wide.insert(0, "test subjects", counts)
         absent = sorted(set(untested) - set(wide.index.astype(str)))
         if absent:  # object columns: a number beside "not tested"
             wide = wide.astype(object)
@@ -691,18 +693,17 @@ def site_fragment(
 
 
 def _site_notes(
-    metric: str, missing: set[str], untested: dict[str, Any], meta: dict[str, Any]
+    metric: str, missing: dict[str, int], untested: dict[str, Any], meta: dict[str, Any]
 ) -> str:
-    """What the per-site table pools, and why a site has no number: one class, or no fold."""
+    """What the per-site table pools, and why a site has no number: too few test subjects,
+    one class, or no fold."""
     notes = ["Out-of-fold predictions of each site pooled over its folds"]
-    if missing:
-        why = (
-            "its test subjects hold one class only (no AUC)"
-            if metric == "auc"
-            else "its targets or predictions are constant"
-        )
-        listed = ", ".join(html.escape(s) for s in sorted(missing))
-        notes.append(f"site{'s' if len(missing) > 1 else ''} {listed}: n/a, {why}")
+    by_reason: dict[str, list[str]] = {}
+    for site, n in sorted(missing.items()):
+        by_reason.setdefault(_site_na_reason(metric, n), []).append(site)
+    for why, sites in by_reason.items():
+        listed = ", ".join(html.escape(s) for s in sites)
+        notes.append(f"site{'s' if len(sites) > 1 else ''} {listed}: n/a, {why}")
     for site, counts in sorted(untested.items()):
         of = "a class" if metric == "auc" else "a half of the target's values"
         why = (
@@ -715,6 +716,21 @@ def _site_notes(
             f"site {html.escape(site)} not tested ({counts.get('subjects', '?')} subjects): {why}"
         )
     return "; ".join(notes) + "."
+
+
+def _site_na_reason(metric: str, n_subjects: int) -> str:
+    """Why a site with ``n_subjects`` test subjects has no value of ``metric``.
+
+    A one-subject site was said to have constant targets or predictions: true, but the
+    reason is the one subject (:func:`lcm.evaluate.metrics.regression_metrics` needs three
+    for a Pearson r; an AUC both classes)."""
+    if n_subjects == 1:
+        return "one test subject only (no " + ("AUC" if metric == "auc" else "Pearson r") + ")"
+    if metric == "auc":
+        return "its test subjects hold one class only (no AUC)"
+    if n_subjects == 2:
+        return "two test subjects only (a Pearson r needs three)"
+    return "its targets or predictions are constant"
 
 
 def no_auc_warning(metrics: pd.DataFrame, task_meta: dict[str, dict[str, Any]]) -> str:
