@@ -15,9 +15,10 @@ from lcm.docstrings import fill_doc
 from lcm.exceptions import InputDataError
 from lcm.io.paths import connectome_path, missingness_path, variables_path
 from lcm.io.provenance import check_recordable, record_outputs, sha256_file, write_sidecar
-from lcm.io.qc_table import INCLUDED, RELMAT, SUBJECT, read_qc_table
+from lcm.io.qc_table import RELMAT, SUBJECT, read_qc_table
 from lcm.store.commit import commit_dataset
 from lcm.store.phenotype import (
+    log_unscanned_rows,
     match_scanned_subjects,
     missingness,
     phenotype_units,
@@ -85,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
         The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
     """
     catalogue = load_catalogue(args.catalogue)
-    qc = read_qc_table(args.qc_table, required=(SUBJECT, INCLUDED, RELMAT))
+    # The table's contract (lcm.io.qc_table.QC_REQUIRED, as `lcm report` reads it) and the
+    # matrices this stage stores.
+    qc = read_qc_table(args.qc_table, required=(RELMAT,))
     # A dataset without a run to store stops here, naming the QC table and the runs' reasons,
     # before its phenotype is read.
     runs = stored_rows(qc, args.dataset, source=args.qc_table)
@@ -110,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
             args.phenotype,
             first[1],
         )
+    # Rows of subjects never scanned join no run: said, counted and named, whatever else.
+    log_unscanned_rows(phenotype, scanned, args.phenotype, args.dataset)
     no_pheno = sorted(scanned - set(phenotype["subject"]))
     if len(phenotype) and not stored & set(phenotype["subject"]):
         # Stored anyway, every run without variables, and lcm evaluate later said "one class

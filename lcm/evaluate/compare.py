@@ -5,8 +5,9 @@ The paired test resamples test *subjects* (stratified by class for a binary task
 subject shared by every seed and fold that tests it, recomputes both models' fold metric on the
 same resample, and averages the difference over folds and seeds — the same statistic as the
 headline table's mean. The best
-baseline is the one with the highest mean at that label fraction, chosen after the fact, which
-favours the baselines: a win of LCM against it is a win against each.
+baseline is the one with the highest mean at that label fraction among those scored on the most
+fits (:func:`best_baseline`), chosen after the fact, which favours the baselines: a win of LCM
+against it is a win against each of them.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ HEADLINE_COLUMNS = (
     "p_value",
     "p_holm",
     "verdict",
+    "set_aside",
 )
 
 
@@ -442,6 +444,56 @@ def _summary_row(
     return at.iloc[0] if len(at) else None
 
 
+def best_baseline(
+    summary: pd.DataFrame, task: str, fraction: float, metric: str, baselines: list[str]
+) -> tuple[str | None, str]:
+    """The baseline the headline compares with: the highest mean among those scored on the
+    most fits (seeds x folds with a finite value: the summary's ``n``).
+
+    A mean over fewer fits is not the same statistic: cpm's constant predictions have no
+    Pearson r in 2 of 3 folds, and its mean over the one fold left was crowned above ridge's
+    over all three. A baseline with fewer usable fits than another is not crowned; one with
+    a higher mean is set aside, and said so.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        :func:`lcm.evaluate.metrics.summarise` of the metrics.
+    task : str
+    fraction : float
+        Label fraction.
+    metric : str
+        The task's headline metric.
+    baselines : list of str
+        The baselines evaluated on the task.
+
+    Returns
+    -------
+    best : str or None
+        The baseline crowned; None when no baseline has a finite mean.
+    set_aside : str
+        Each baseline with a higher mean on fewer fits, in words (``"cpm: mean 0.612 on 1
+        of 3 fits"``, joined by ``"; "``), or ``""``.
+    """
+    scored = {
+        b: (float(r["mean"]), int(r["n"]))
+        for b in baselines
+        if (r := _summary_row(summary, task, b, fraction, metric)) is not None
+        and np.isfinite(r["mean"])
+    }
+    if not scored:
+        return None, ""
+    most = max(n for _, n in scored.values())
+    full = {b: mean for b, (mean, n) in scored.items() if n == most}
+    best = max(full, key=full.get)
+    aside = [
+        f"{b}: mean {mean:.3f} on {n} of {most} fits"
+        for b, (mean, n) in sorted(scored.items())
+        if n < most and mean > full[best]
+    ]
+    return best, "; ".join(aside)
+
+
 def headline_table(
     summary: pd.DataFrame,
     predictions: pd.DataFrame,
@@ -479,7 +531,9 @@ def headline_table(
         :data:`MIN_BOOTSTRAP_SUBJECTS` of a class over all folds; the observed difference
         without an interval) or ``not evaluated`` (no difference, or no interval: fewer than
         two folds, or folds whose differences are all equal). ``p_holm`` is ``p_value``
-        Holm-adjusted over every row of the table (:func:`holm`).
+        Holm-adjusted over every row of the table (:func:`holm`). ``best_baseline`` is
+        :func:`best_baseline`'s, and ``set_aside`` names the baselines with a higher mean on
+        fewer fits that it did not crown (``""``: none).
     """
     rows = []
     for task, at_task in summary.groupby("task", sort=True):
@@ -488,13 +542,7 @@ def headline_table(
         models = set(at_task["model"])
         baselines = [m for m in BASELINE_MODELS if m in models]
         for fraction in sorted(at_task["label_fraction"].unique()):
-            means = {
-                b: r["mean"]
-                for b in baselines
-                if (r := _summary_row(summary, task, b, fraction, metric)) is not None
-                and np.isfinite(r["mean"])
-            }
-            best = max(means, key=means.get) if means else None
+            best, set_aside = best_baseline(summary, task, fraction, metric, baselines)
             own = _summary_row(summary, task, model, fraction, metric)
             base = _summary_row(summary, task, best, fraction, metric) if best else None
             row: dict[str, Any] = {
@@ -503,6 +551,7 @@ def headline_table(
                 "metric": metric,
                 "model": model if own is not None else "",
                 "best_baseline": best or "",
+                "set_aside": set_aside,
             }
             for prefix, r in (("model", own), ("baseline", base)):
                 row[f"{prefix}_mean"] = r["mean"] if r is not None else np.nan

@@ -1,17 +1,20 @@
 """``motion-fd``: head motion alone, scored out of sample on the folds the models were scored on.
 
-A confound reference, not a baseline: logistic regression on one number per subject, the mean
-framewise displacement (FD) of its included runs (the connectome QC table). For every task,
+A confound reference, not a baseline: a regression on one number per subject, the mean
+framewise displacement (FD) of its included runs (the connectome QC table): logistic for a
+binary task, linear (least squares) for a continuous one, since age and motion are often
+confounded as much as a diagnosis and motion are. For every task,
 label fraction, seed and fold of the predictions table it is fitted on that seed's other folds
 (the fold's training subjects; with leave-site-out, a site no fold tested is left out of
 training) and scored on the fold's test subjects, so its fold metrics pair
 with every model's and the report's contrasts and tables take it like any model. At a label
 fraction below 1 it is fitted on a stratified random draw of the training subjects with as many
-subjects per class as the models had labelled there (the evaluation record's
-``labelled_subjects``; the same counts, not the same subjects, which the record does not keep).
-The direction (which class moves more) is learned on the training subjects only.
+subjects per class (a continuous target: per half, :func:`lcm.evaluate.splits.strata`) as the
+models had labelled there (the evaluation record's ``labelled_subjects``; the same counts, not
+the same subjects, which the record does not keep). The direction (which class moves more; a
+continuous target: its slope on FD) is learned on the training subjects only.
 
-Cheap: one one-feature logistic regression per fit, in the report. A binary task whose test
+Cheap: one one-feature regression per fit, in the report. A task whose test
 subjects lack a mean FD (no QC table, or runs whose ``mean_fd`` is n/a) is not scored, and
 :func:`motion_scores` says why, so the report can say so rather than stay silent; a table
 without the ``mean_fd`` column is refused, as ``lcm report`` refuses it.
@@ -32,8 +35,10 @@ from lcm.evaluate.metrics import (
     PREDICTION_COLUMNS,
     PREDICTION_DTYPES,
     binary_metrics,
+    regression_metrics,
     tidy,
 )
+from lcm.evaluate.splits import strata
 from lcm.io.qc_table import DATASET, INCLUDED, MEAN_FD, SUBJECT, check_qc_columns
 
 MOTION_MODEL = "motion-fd"
@@ -75,7 +80,8 @@ def _fd_of(fd: pd.Series, rows: pd.DataFrame) -> np.ndarray:
 def _labelled_counts(
     record: dict[str, Any] | None, seed: int, fold: int, fraction: float
 ) -> tuple[int, int] | None:
-    """``(n_negative, n_positive)`` labelled subjects of a training fold, or None."""
+    """``(n_negative, n_positive)`` labelled subjects of a training fold (a continuous task:
+    of its lower and upper half), or None."""
     if not record:
         return None
     levels = list(record.get("levels") or [])
@@ -86,23 +92,30 @@ def _labelled_counts(
             and np.isclose(float(entry.get("label_fraction", -1)), fraction)
         ):
             counts = entry.get("labelled") or {}
+            if not levels:  # continuous: the protocol's halves, "lower half of <label>" first
+                levels = sorted(counts, key=lambda name: not str(name).startswith("lower"))
             if len(levels) == 2 and all(lv in counts for lv in levels):
                 return int(counts[levels[0]]), int(counts[levels[1]])
     return None
 
 
 def _fit_predict(
-    fd_train: np.ndarray, y_train: np.ndarray, fd_test: np.ndarray
+    fd_train: np.ndarray, y_train: np.ndarray, fd_test: np.ndarray, binary: bool = True
 ) -> np.ndarray | None:
-    """P(label 1) of the test subjects from a logistic regression on standardised FD."""
-    from sklearn.linear_model import LogisticRegression
+    """P(label 1) of the test subjects from a logistic regression on standardised FD; a
+    continuous target's least-squares prediction from it. None when the training subjects
+    hold one class (one value)."""
+    from sklearn.linear_model import LinearRegression, LogisticRegression
 
     if len(np.unique(y_train)) < 2:
         return None
     mu, sd = float(fd_train.mean()), float(fd_train.std())
     sd = sd if sd > 0 else 1.0
-    model = LogisticRegression().fit(((fd_train - mu) / sd)[:, None], y_train)
-    return model.predict_proba(((fd_test - mu) / sd)[:, None])[:, 1]
+    x_train, x_test = ((fd_train - mu) / sd)[:, None], ((fd_test - mu) / sd)[:, None]
+    if not binary:
+        return LinearRegression().fit(x_train, y_train).predict(x_test)
+    model = LogisticRegression().fit(x_train, y_train)
+    return model.predict_proba(x_test)[:, 1]
 
 
 def motion_scores(
@@ -110,8 +123,8 @@ def motion_scores(
     predictions: pd.DataFrame,
     records: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
-    """The ``motion-fd`` fold metrics and predictions of every binary task, and the tasks left
-    out with why.
+    """The ``motion-fd`` fold metrics and predictions of every task (binary: logistic
+    regression on mean FD; continuous: linear), and the tasks left out with why.
 
     Parameters
     ----------
@@ -132,7 +145,7 @@ def motion_scores(
     predictions : pandas.DataFrame
         Its test predictions (:data:`~lcm.evaluate.metrics.PREDICTION_COLUMNS`).
     not_scored : dict
-        ``task -> reason`` for each binary task not scored (no mean FD for its subjects).
+        ``task -> reason`` for each task not scored (no mean FD for its subjects).
     """
     fd = subject_mean_fd(qc)
     metric_rows: list[dict[str, Any]] = []
@@ -141,8 +154,7 @@ def motion_scores(
     own = predictions[predictions["model"] != MOTION_MODEL]
     kinds = recorded_kinds(records or {})
     for task, at_task in own.groupby("task", sort=True):
-        if task_kind(at_task, kinds.get(str(task))) != "binary":
-            continue
+        binary = task_kind(at_task, kinds.get(str(task))) == "binary"
         subjects = at_task.drop_duplicates(["dataset", "subject"])
         key = pd.MultiIndex.from_arrays(
             [subjects["dataset"].astype(str), subjects["subject"].astype(str)]
@@ -163,7 +175,8 @@ def motion_scores(
         for (fraction, seed), by_seed in rows.groupby(["label_fraction", "seed"], sort=True):
             for fold, test in by_seed.groupby("fold", sort=True):
                 train = by_seed[by_seed["fold"] != fold].drop_duplicates(["dataset", "subject"])
-                y_train = train["y_true"].to_numpy().astype(int)
+                y_train = train["y_true"].to_numpy().astype(int if binary else float)
+                classes = y_train if binary else strata(y_train)
                 idx = np.arange(len(train))
                 counts = _labelled_counts(record, int(seed), int(fold), float(fraction))
                 if counts is not None:
@@ -172,13 +185,18 @@ def motion_scores(
                     )
                     picked = []
                     for cls, n in enumerate(counts):
-                        members = idx[y_train == cls]
+                        members = idx[classes == cls]
                         picked.append(rng.choice(members, min(n, len(members)), replace=False))
                     idx = np.sort(np.concatenate(picked))
-                p = _fit_predict(_fd_of(fd, train)[idx], y_train[idx], _fd_of(fd, test))
+                p = _fit_predict(_fd_of(fd, train)[idx], y_train[idx], _fd_of(fd, test), binary)
                 if p is None:
                     continue
                 y_test = test["y_true"].to_numpy()
+                scores = (
+                    binary_metrics(y_test.astype(int), p)
+                    if binary
+                    else regression_metrics(y_test.astype(float), p)
+                )
                 fold_key = {
                     "task": task,
                     "model": MOTION_MODEL,
@@ -186,7 +204,7 @@ def motion_scores(
                     "seed": int(seed),
                     "fold": int(fold),
                 }
-                for metric, value in binary_metrics(y_test.astype(int), p).items():
+                for metric, value in scores.items():
                     metric_rows.append({**fold_key, "metric": metric, "value": value})
                 frames.append(
                     pd.DataFrame(

@@ -87,6 +87,10 @@ QC_COLUMNS = (
     "dof",
     "t_r_source",
 )
+# The columns every reader requires (`lcm store` and `lcm report` alike, through
+# read_qc_table): the table's contract. `lcm store` accepted a table without `dataset` that
+# `lcm report` then refused; a reader needing more passes it as `required`.
+QC_REQUIRED = (DATASET, SUBJECT, RUN_KEY, INCLUDED, REASON, MEAN_FD)
 # Label columns, kept as written by the typed read: subject 0050002 is not 50002, nor run 01
 # run 1.
 QC_LABELS = (DATASET, SUBJECT, SESSION, TASK, RUN, RUN_KEY, REASON_CODE)
@@ -131,7 +135,7 @@ def read_qc_table(
     path : path-like
         ``<results>/connectome/<dataset>/seg-<atlas>_qc.tsv``.
     required : sequence of str
-        Columns the caller needs.
+        Columns the caller needs beyond :data:`QC_REQUIRED`, which every read checks.
     typed : bool, optional
         Read it as the report does instead: ``n/a`` and empty cells missing, numbers as
         numbers, the :data:`QC_LABELS` columns text, as written (a subject ``NA`` or
@@ -140,7 +144,8 @@ def read_qc_table(
     Raises
     ------
     InputDataError
-        The file cannot be read as a UTF-8 TSV, or lacks a ``required`` column.
+        The file cannot be read as a UTF-8 TSV, or lacks a column of :data:`QC_REQUIRED` or
+        ``required``.
     """
     try:
         if typed:
@@ -164,7 +169,7 @@ def read_qc_table(
             f"Cannot read QC table {path}: {str(exc).splitlines()[0]}",
             hint="Pass the connectome stage's QC table (UTF-8 TSV); rerun that stage if damaged.",
         ) from None
-    check_qc_columns(qc, required, f"QC table {path}")
+    check_qc_columns(qc, list(dict.fromkeys((*QC_REQUIRED, *required))), f"QC table {path}")
     if typed:
         return qc
     table = Path(path)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lcm.docstrings import fill_doc
+from lcm.evaluate.compare import HEADLINE_METRIC
 from lcm.report.boxes import box
 from lcm.report.dropped import dropped_note
 from lcm.report.motion import motion_clause, motion_rows
@@ -133,7 +134,7 @@ def science_statements(
             )
             out.append(
                 f"<b>{html.escape(task)}</b>{html.escape(where)}: {warning}"
-                f"{_not_compared(rows, low, summary)}{versus}."
+                f"{_not_compared(rows, low, summary)}{versus}.{_set_aside(rows)}"
             )
             continue
         parts = []
@@ -151,10 +152,41 @@ def science_statements(
         beats = bool((at["verdict"] == "better").all())
         claim = "beats every baseline" if beats else "does <b>not</b> beat every baseline"
         out.append(
-            f"<b>{html.escape(task)}</b>{html.escape(where)}: {warning}LCM with pseudo-labels "
-            f"{claim} {scope}; " + "; ".join(parts) + "."
+            f"<b>{html.escape(task)}</b>{html.escape(where)}: {warning}{_lcm_named(at)} "
+            f"{claim} {scope}; " + "; ".join(parts) + "." + _set_aside(rows)
         )
     return out
+
+
+def _lcm_named(rows: pd.DataFrame) -> str:
+    """LCM as a task's sentence names it: a binary task's fits use confident diagnosis
+    pseudo-labels; a continuous task's have none (:mod:`lcm.train.regress`: the pretrained
+    heads fill only the missing BEI variables), and were called "LCM with pseudo-labels"."""
+    if (rows["metric"] == HEADLINE_METRIC["continuous"]).any():
+        return (
+            "LCM (a continuous target has no pseudo-labels; the pretrained heads fill only "
+            "missing BEI variables)"
+        )
+    return "LCM with pseudo-labels"
+
+
+def _set_aside(rows: pd.DataFrame) -> str:
+    """The baselines a task's headline did not crown for fewer usable fits, in words, or
+    ``""`` (:func:`lcm.evaluate.compare.best_baseline` decides; the page says so)."""
+    if "set_aside" not in rows.columns:
+        return ""
+    said = [
+        f"{at_labels(r.label_fraction)}, {html.escape(r.set_aside)}"
+        for r in rows.sort_values("label_fraction").itertuples(index=False)
+        if isinstance(r.set_aside, str) and r.set_aside
+    ]
+    if not said:
+        return ""
+    return (
+        " Not taken as the best baseline despite a higher mean, as it rests on fewer usable "
+        "fits (seeds &times; folds with a value) than the others', so it is not the same "
+        "statistic: " + "; ".join(said) + "."
+    )
 
 
 def _r2_clause(
@@ -307,7 +339,9 @@ def headline_section(
     parts.append(
         '<p class="note">Mean over folds &times; seeds with 95 % corrected resampled t '
         "intervals (Nadeau &amp; Bengio; they include training variance). The best baseline is "
-        "the one with the highest mean at that fraction, picked after the fact: that favours "
+        "the one with the highest mean at that fraction among the baselines scored on the most "
+        "fits (a mean over fewer fits, where some gave no value, is not crowned; the task's "
+        "sentence names it), picked after the fact: that favours "
         "the baselines for a <i>better</i> verdict (a win against it is a win against each) but "
         "makes a <i>worse</i> verdict too easy (the winner of several baselines is flattered "
         "by chance). The difference's interval spans two: a paired bootstrap of test "
@@ -594,8 +628,9 @@ def _constant_fragment(metrics: pd.DataFrame, task: str) -> str:
         "<b>Constant regressor</b>:",
         found,
         "A constant prediction has no Pearson r, so those fits are left out of its mean (the "
-        "table's n), not counted as r = 0: that mean, and a best baseline picked by it, "
-        "flatter the model; read its MAE and R², which count every fit.",
+        "table's n), not counted as r = 0: that mean flatters the model (the headline does "
+        "not crown a baseline scored on fewer fits than another); read its MAE and R², which "
+        "count every fit.",
     )
 
 
@@ -634,14 +669,16 @@ def site_fragment(
     metric = str(rows["metric"].iloc[0]) if len(rows) else ""
     shown = metric_name(metric) if metric else "not tested"
     parts = [f"<h3>Per-site performance ({html.escape(shown)})</h3>"]
-    missing: set[str] = set()
+    missing: dict[str, int] = {}  # site with no value -> its test subjects
     for fraction, at in rows.groupby("label_fraction", sort=True):
         # dropna=False: a site whose metric is n/a for every model (one class) keeps its row.
         wide = at.pivot_table(
             index="site", columns="model", values="value", aggfunc="first", dropna=False
         )
-        missing |= {str(s) for s in wide.index[wide.isna().all(axis=1)]}
-        wide.insert(0, "test subjects", at.groupby("site")["n_subjects"].max())
+        counts = at.groupby("site")["n_subjects"].max()
+        for site in wide.index[wide.isna().all(axis=1)]:
+            missing[str(site)] = int(counts.get(site, 0))
+        wide.insert(0, "test subjects", counts)
         absent = sorted(set(untested) - set(wide.index.astype(str)))
         if absent:  # object columns: a number beside "not tested"
             wide = wide.astype(object)
@@ -656,18 +693,17 @@ def site_fragment(
 
 
 def _site_notes(
-    metric: str, missing: set[str], untested: dict[str, Any], meta: dict[str, Any]
+    metric: str, missing: dict[str, int], untested: dict[str, Any], meta: dict[str, Any]
 ) -> str:
-    """What the per-site table pools, and why a site has no number: one class, or no fold."""
+    """What the per-site table pools, and why a site has no number: too few test subjects,
+    one class, or no fold."""
     notes = ["Out-of-fold predictions of each site pooled over its folds"]
-    if missing:
-        why = (
-            "its test subjects hold one class only (no AUC)"
-            if metric == "auc"
-            else "its targets or predictions are constant"
-        )
-        listed = ", ".join(html.escape(s) for s in sorted(missing))
-        notes.append(f"site{'s' if len(missing) > 1 else ''} {listed}: n/a, {why}")
+    by_reason: dict[str, list[str]] = {}
+    for site, n in sorted(missing.items()):
+        by_reason.setdefault(_site_na_reason(metric, n), []).append(site)
+    for why, sites in by_reason.items():
+        listed = ", ".join(html.escape(s) for s in sites)
+        notes.append(f"site{'s' if len(sites) > 1 else ''} {listed}: n/a, {why}")
     for site, counts in sorted(untested.items()):
         of = "a class" if metric == "auc" else "a half of the target's values"
         why = (
@@ -680,6 +716,21 @@ def _site_notes(
             f"site {html.escape(site)} not tested ({counts.get('subjects', '?')} subjects): {why}"
         )
     return "; ".join(notes) + "."
+
+
+def _site_na_reason(metric: str, n_subjects: int) -> str:
+    """Why a site with ``n_subjects`` test subjects has no value of ``metric``.
+
+    A one-subject site was said to have constant targets or predictions: true, but the
+    reason is the one subject (:func:`lcm.evaluate.metrics.regression_metrics` needs three
+    for a Pearson r; an AUC both classes)."""
+    if n_subjects == 1:
+        return "one test subject only (no " + ("AUC" if metric == "auc" else "Pearson r") + ")"
+    if metric == "auc":
+        return "its test subjects hold one class only (no AUC)"
+    if n_subjects == 2:
+        return "two test subjects only (a Pearson r needs three)"
+    return "its targets or predictions are constant"
 
 
 def no_auc_warning(metrics: pd.DataFrame, task_meta: dict[str, dict[str, Any]]) -> str:

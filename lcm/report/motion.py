@@ -10,17 +10,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lcm.evaluate.compare import HEADLINE_METRIC
 from lcm.evaluate.motion import MOTION_MODEL
 from lcm.evaluate.registry import CONTROL_MODELS
 from lcm.report.boxes import box
-from lcm.report.tables import summary_ci
+from lcm.report.tables import metric_name, summary_ci
 from lcm.report.wording import at_labels
 
 
 def motion_rows(summary: pd.DataFrame | None, task: str | None = None) -> list[dict[str, Any]]:
     """Where head motion alone (``motion-fd``) matches or beats LCM or every model.
 
-    Per binary task and label fraction with a ``motion-fd`` AUC: its mean and interval, lcm's
+    Per task and label fraction with a ``motion-fd`` headline metric (a binary task's AUC, a
+    continuous task's Pearson r): its mean and interval, lcm's
     and the best other model's (controls left out), and whether motion alone reaches the
     best model's mean (``beats_all``) or lcm's (``beats_lcm``). Only rows where one of them
     holds are returned.
@@ -41,11 +43,13 @@ def motion_rows(summary: pd.DataFrame | None, task: str | None = None) -> list[d
     """
     if summary is None or summary.empty:
         return []
-    auc = summary[(summary["metric"] == "auc") & (summary["model"].astype(str) != "")]
+    # Each task has one headline metric: AUC (binary) or Pearson r (continuous).
+    headline = summary["metric"].isin(tuple(HEADLINE_METRIC.values()))
+    auc = summary[headline & (summary["model"].astype(str) != "")]
     if task is not None:
         auc = auc[auc["task"] == task]
     out = []
-    for (name, fraction), at in auc.groupby(["task", "label_fraction"], sort=True):
+    for (name, fraction, _), at in auc.groupby(["task", "label_fraction", "metric"], sort=True):
         motion = at[at["model"] == MOTION_MODEL]
         others = at[(at["model"] != MOTION_MODEL) & ~at["model"].isin(CONTROL_MODELS)]
         others = others[np.isfinite(others["mean"])]
@@ -88,7 +92,7 @@ def motion_clause(row: dict[str, Any], with_task: bool = True) -> str:
     """
     who = f"{html.escape(row['task'])} {at_labels(row['label_fraction'])}"
     head = f"{who}: " if with_task else f"{at_labels(row['label_fraction'])}: "
-    motion = f"motion-fd AUC {summary_ci(row['motion'])}"
+    motion = f"motion-fd {metric_name(row['motion']['metric'])} {summary_ci(row['motion'])}"
     if row["beats_all"]:
         best = row["best"]
         return (
@@ -101,8 +105,8 @@ def motion_clause(row: dict[str, Any], with_task: bool = True) -> str:
 
 MOTION_WHAT = (
     "head motion alone (motion-fd: logistic regression on each subject's mean framewise "
-    "displacement, fitted on the same training folds and scored on the same test subjects as "
-    "the models)"
+    "displacement, linear for a continuous target, fitted on the same training folds and "
+    "scored on the same test subjects as the models)"
 )
 
 
@@ -129,9 +133,9 @@ def motion_verdict(summary: pd.DataFrame | None, not_scored: dict[str, str] | No
     parts = []
     if rows:
         reach = (
-            "every model's mean AUC"
+            "every model's mean"
             if all(r["beats_all"] for r in rows)
-            else "lcm's mean AUC (every model's, where said)"
+            else "lcm's mean (every model's, where said)"
         )
         parts.append(
             box(
@@ -139,7 +143,8 @@ def motion_verdict(summary: pd.DataFrame | None, not_scored: dict[str, str] | No
                 f"at least {reach} on",
                 [motion_clause(r) for r in rows],
                 "Where motion alone does as well, a model may be reading motion rather than "
-                "connectivity: read its AUC, and any gain, against motion-fd first (the "
+                "connectivity: read its AUC or Pearson r, and any gain, against motion-fd first "
+                "(the "
                 "'over head motion alone' contrast).",
                 box_id="motion-verdict",
             )
@@ -152,8 +157,8 @@ def motion_verdict(summary: pd.DataFrame | None, not_scored: dict[str, str] | No
                     f"{html.escape(str(t))} ({html.escape(str(why))})"
                     for t, why in sorted(not_scored.items())
                 ],
-                "Whether mean FD alone separates the classes as well as the models is unknown "
-                "there.",
+                "Whether mean FD alone separates the classes (predicts the target) as well as "
+                "the models is unknown there.",
             )
         )
     return "\n".join(parts)
@@ -223,13 +228,13 @@ def motion_fragment(
         below = _models_at_or_below(summary, task)
         if below:
             reach = (
-                "it matches or beats the mean AUC of "
+                f"it matches or beats the mean {metric_name(_metric(summary, task))} of "
                 + "; ".join(below)
                 + ", though not the best model's"
                 + (" nor lcm's" if _has_lcm(summary, task) else "")
             )
         else:
-            reach = "every model's mean AUC here is above it"
+            reach = f"every model's mean {metric_name(_metric(summary, task))} here is above it"
         contrast = (
             ", and the 'over head motion alone' contrast says whether lcm's is clearly so"
             if _has_lcm(summary, task)
@@ -245,19 +250,27 @@ def motion_fragment(
     )
 
 
+def _metric(summary: pd.DataFrame, task: str) -> str:
+    """The headline metric ``motion-fd`` was scored by on ``task`` (AUC, or Pearson r)."""
+    at = summary[(summary["task"] == task) & (summary["model"] == MOTION_MODEL)]
+    scored = set(at["metric"].astype(str))
+    return HEADLINE_METRIC["continuous"] if HEADLINE_METRIC["continuous"] in scored else "auc"
+
+
 def _task_auc(summary: pd.DataFrame, task: str) -> pd.DataFrame:
-    """The task's AUC rows of ``summary`` with a finite mean."""
-    auc = summary[(summary["task"] == task) & (summary["metric"] == "auc")]
+    """The task's headline-metric rows of ``summary`` (AUC; Pearson r for a continuous
+    task) with a finite mean."""
+    auc = summary[(summary["task"] == task) & (summary["metric"] == _metric(summary, task))]
     return auc[np.isfinite(auc["mean"].astype(float))]
 
 
 def _has_lcm(summary: pd.DataFrame, task: str) -> bool:
-    """Whether lcm has an AUC on ``task``."""
+    """Whether lcm has a headline metric on ``task``."""
     return bool((_task_auc(summary, task)["model"] == "lcm").any())
 
 
 def _models_at_or_below(summary: pd.DataFrame, task: str) -> list[str]:
-    """Each model (controls aside) whose mean AUC is at or below motion-fd's, per label
+    """Each model (controls aside) whose mean headline metric is at or below motion-fd's, per label
     fraction, in words (``logreg at 0.1 of the labels (0.553 [...] against motion-fd's ...)``)."""
     auc = _task_auc(summary, task)
     out = []

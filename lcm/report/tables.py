@@ -39,8 +39,6 @@ from lcm.io.qc_table import (
 
 HISTORY_REQUIRED = ("epoch", "loss_total")
 BEI_COLUMNS = ("variable", "kind", "metric", "model", "baseline")
-# The QC table's columns the report reads whatever the table (the others where present).
-QC_REQUIRED = (DATASET, SUBJECT, RUN_KEY, INCLUDED, REASON, MEAN_FD)
 
 
 def concat_tidy(
@@ -200,7 +198,7 @@ def read_qc(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
     """
     frames = []
     for path in paths:
-        frame = read_qc_table(path, QC_REQUIRED, typed=True)
+        frame = read_qc_table(path, typed=True)  # checks the table's QC_REQUIRED
         frame[INCLUDED] = included_mask(frame[INCLUDED], f"QC table {path}")
         frame[DATASET] = frame[DATASET].astype(str)
         frames.append(frame)

@@ -732,6 +732,42 @@ def match_scanned_subjects(
     return out, mapping
 
 
+def log_unscanned_rows(
+    phenotype: pd.DataFrame, scanned: set[str], path: str | Path, dataset: str
+) -> list[str]:
+    """Log the phenotype rows of subjects with no scan: they join no run, so no cohort holds
+    them (they were left out with no log line).
+
+    Parameters
+    ----------
+    phenotype : pandas.DataFrame
+        The table as matched to the scans (:func:`match_scanned_subjects`; column
+        ``subject``).
+    scanned : set of str
+        Subject labels of the dataset's runs (the QC table's, included or not).
+    path : path-like
+        The phenotype file, named in the log line.
+    dataset : str
+
+    Returns
+    -------
+    list of str
+        The subjects of those rows, sorted (logged: their count and the first 10).
+    """
+    unscanned = sorted(set(phenotype["subject"].dropna().astype(str)) - scanned)
+    if unscanned:
+        log.info(
+            "%s: %d phenotype row subject(s) of %s have no scan, so no run to join: not used "
+            "(%s%s)",
+            dataset,
+            len(unscanned),
+            path,
+            ", ".join(unscanned[:10]),
+            ", ..." if len(unscanned) > 10 else "",
+        )
+    return unscanned
+
+
 def _by_number(labels: set[str]) -> dict[str, list[str]]:
     """Digit-only labels grouped by their number (``"0050002"`` and ``"50002"`` together)."""
     groups: dict[str, list[str]] = {}

@@ -167,9 +167,11 @@ CLI_CATALOGUE = (
 )
 
 
-def relmat_qc_row(subject: str, relmat: Path) -> dict[str, str]:
-    """The QC row of an included resting-state run whose matrix is the TSV ``relmat``."""
+def relmat_qc_row(subject: str, relmat: Path, *, dataset: str) -> dict[str, str]:
+    """The QC row of an included resting-state run of ``dataset`` whose matrix is the TSV
+    ``relmat`` (the columns every reader requires, lcm.io.qc_table.QC_REQUIRED, among them)."""
     return {
+        "dataset": dataset,
         "subject": subject,
         "session": "",
         "task": "rest",
@@ -212,7 +214,7 @@ def add_store_dataset(
         path = folder / f"sub-{subject}_relmat.tsv"
         fc = cohort.fc[i][np.ix_(order, order)]
         pd.DataFrame(fc, index=pd.Index(names, name="Node"), columns=names).to_csv(path, sep="\t")
-        qc_rows.append(relmat_qc_row(subject, path))
+        qc_rows.append(relmat_qc_row(subject, path, dataset=dataset))
     pd.DataFrame(qc_rows).to_csv(folder / "qc.tsv", sep="\t", index=False)
     pheno = pheno.rename(
         columns={"age": "AGE", "sex": "SEX", "handedness": "HAND", "bmi": "BMI", "dx": "DX"}

@@ -12,13 +12,13 @@ from lcm.evaluate.motion import QC_NEEDED, subject_mean_fd
 from lcm.exceptions import InputDataError
 from lcm.io import qc_table
 from lcm.io.store_columns import STORE_QC_COLUMNS
-from lcm.report.tables import QC_REQUIRED, qc_counts, read_qc
+from lcm.report.tables import qc_counts, read_qc
 
 
 def test_the_writer_and_every_reader_share_the_owners_column_names() -> None:
     assert writer.QC_COLUMNS is qc_table.QC_COLUMNS
     assert len(set(qc_table.QC_COLUMNS)) == len(qc_table.QC_COLUMNS)
-    read = {*QC_REQUIRED, *QC_NEEDED, *STORE_QC_COLUMNS, *qc_table.QC_LABELS}
+    read = {*qc_table.QC_REQUIRED, *QC_NEEDED, *STORE_QC_COLUMNS, *qc_table.QC_LABELS}
     assert read <= set(qc_table.QC_COLUMNS)
 
 

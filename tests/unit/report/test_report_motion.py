@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from lcm.evaluate.compare import contrast_table
-from lcm.evaluate.metrics import summarise
+from lcm.evaluate.metrics import regression_metrics, summarise
 from lcm.evaluate.motion import MOTION_MODEL, motion_scores
 from lcm.report.findings import science_statements
 from lcm.report.motion import motion_fragment, motion_verdict
@@ -260,3 +260,72 @@ def test_motion_above_some_baselines_is_not_said_below_every_model():
     assert "logreg with every label (0.553" in text and "svm with every label (0.600" in text
     assert "tangent-logreg" not in text and "shuffled-labels" not in text
     assert "'over head motion alone' contrast" not in text  # no lcm, so no such contrast
+
+
+def test_motion_fd_is_scored_for_a_continuous_task_and_the_page_names_its_pearson_r():
+    """Age and motion are often confounded: a continuous task got no motion-fd and its page
+    said nothing. It is a linear regression on mean FD on the same folds, fitted at 0.25 on as
+    many subjects per half of the target as the models had labelled."""
+    rng = np.random.default_rng(2)
+    n, folds = 40, 4
+    age = rng.uniform(8, 60, size=n)
+    subjects = [f"s{i:02d}" for i in range(n)]
+    fold = np.arange(n) % folds
+    predictions = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "task": "age",
+                    "model": model,
+                    "label_fraction": fraction,
+                    "seed": 0,
+                    "fold": fold,
+                    "dataset": "d",
+                    "subject": subjects,
+                    "site": "",
+                    "y_true": age,
+                    "prediction": age + rng.normal(scale=40, size=n),  # weak models
+                }
+            )
+            for fraction in (0.25, 1.0)
+            for model in ("lcm", "ridge")
+        ],
+        ignore_index=True,
+    )
+    qc = pd.DataFrame(
+        {
+            "dataset": "d",
+            "subject": subjects,
+            "included": True,
+            "mean_fd": 0.1 + 0.004 * age + rng.normal(scale=0.02, size=n),
+        }
+    )
+    halves = ("lower half of age", "upper half of age")
+    record = {
+        "kind": "continuous",
+        "levels": [],
+        "labelled_subjects": [
+            {"seed": 0, "fold": f, "label_fraction": frac, "labelled": dict.fromkeys(halves, k)}
+            for f in range(folds)
+            for frac, k in ((0.25, 2), (1.0, 15))
+        ],
+    }
+    metrics, preds, not_scored = motion_scores(qc, predictions, {"age": record})
+    assert not_scored == {} and set(metrics["model"]) == {MOTION_MODEL}
+    r = metrics[metrics["metric"] == "pearson_r"]
+    assert len(r) == 2 * folds and (r["value"] > 0.7).all()
+    # At 0.25, fitted on 2 + 2 subjects: its test predictions differ from the fit on all 30.
+    at = preds.set_index(["label_fraction", "fold", "subject"])["prediction"]
+    assert not np.allclose(at.loc[0.25].to_numpy(), at.loc[1.0].to_numpy())
+    model_metrics = pd.DataFrame(
+        [
+            {"task": "age", "model": m, "label_fraction": fr, "seed": 0, "fold": f}
+            | {"metric": k, "value": v}
+            for (m, fr, f), g in predictions.groupby(["model", "label_fraction", "fold"])
+            for k, v in regression_metrics(g["y_true"], g["prediction"]).items()
+        ]
+    )
+    summary = summarise(pd.concat([model_metrics, metrics], ignore_index=True))
+    fragment = motion_fragment(None, summary, "age")
+    assert "matches or beats" in fragment and "motion-fd Pearson r" in fragment
+    assert "linear for a continuous target" in motion_verdict(summary, {})

@@ -92,7 +92,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         path = root / "relmats" / f"sub-{subject}_relmat.tsv"
         corr = subject_stream(ctx, i)[0]
         pd.DataFrame(corr, index=pd.Index(names, name="Node"), columns=names).to_csv(path, sep="\t")
-        qc.append(relmat_qc_row(subject, path))
+        qc.append(relmat_qc_row(subject, path, dataset="abidelike"))
     pd.DataFrame(qc).to_csv(root / "qc.tsv", sep="\t", index=False)
     pheno = pd.DataFrame(
         {

@@ -102,3 +102,17 @@ def test_the_protocol_row_counts_the_folds_used() -> None:
     assert "<td>2–3 x 2 (5 asked)</td>" in page
     # Without metrics (older callers): the folds asked.
     assert "<td>5 x 2</td>" in bare(findings.provenance_summary({"asd": subject}, table_html))
+
+
+def test_a_one_subject_site_is_said_to_have_one_test_subject() -> None:
+    """A site of one test subject has no Pearson r; the note said "its targets or predictions
+    are constant", not the real reason."""
+    sites = _sites({"A": (0.4, 15), "B": (np.nan, 1), "C": (np.nan, 12)}).assign(metric="pearson_r")
+    text = bare(findings.site_fragment(sites, "asd", table_html))
+    assert "site B: n/a, one test subject only (no Pearson r)" in text
+    assert "site C: n/a, its targets or predictions are constant" in text
+    assert "site B, C" not in text
+    binary = bare(
+        findings.site_fragment(_sites({"A": (0.6, 15), "B": (np.nan, 1)}), "asd", table_html)
+    )
+    assert "site B: n/a, one test subject only (no AUC)" in binary

@@ -80,10 +80,16 @@ def test_a_continuous_task_whose_labels_are_0_and_1_is_judged_by_pearson_r():
 
 def test_head_motion_alone_is_not_fitted_as_a_classifier_of_a_continuous_task():
     """motion-fd fitted a logistic regression on an ordinal score of 0s and 1s and put AUC rows
-    among the task's Pearson r."""
+    among the task's Pearson r; then a continuous task was not scored at all, and the page said
+    nothing of motion though age and motion are often confounded. It is a regression now."""
     predictions, _, qc = _ordinal_task()
     metrics, preds, not_scored = motion_scores(qc, predictions, RECORDS)
-    assert metrics.empty and preds.empty and not_scored == {}
+    assert not_scored == {}
+    assert set(metrics["metric"]) == {"pearson_r", "mae", "r2"}  # no AUC among them
+    r = metrics[metrics["metric"] == "pearson_r"]["value"]
+    assert len(r) == 4 and (r > 0.99).all()  # FD follows the score exactly here
+    # Predictions on the target's scale (a regression), not probabilities of 0/1.
+    assert preds["prediction"].min() < 0.05 and preds["prediction"].max() > 0.95
     assert motion_confound(qc, predictions, recorded_kinds(RECORDS)) == {}
 
 

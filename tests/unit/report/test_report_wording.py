@@ -826,3 +826,14 @@ def test_a_regressor_predicting_one_value_is_named_with_the_fits_its_r_rests_on(
     )
     assert "rests on the other 1" in text and "ridge" not in text
     assert findings.collapse_fragment(metrics, "other") == ""
+
+
+def test_a_continuous_headline_does_not_claim_pseudo_labels() -> None:
+    """A continuous task's LCM has no pseudo-labels of its target (lcm.train.regress: the
+    pretrained heads fill only missing BEI variables); its sentence said "LCM with
+    pseudo-labels" all the same."""
+    continuous = _headline().assign(task="age", metric="pearson_r")
+    said = findings.science_statements(continuous, {})[0]
+    assert "LCM with pseudo-labels" not in said
+    assert "LCM (a continuous target has no pseudo-labels; the pretrained heads fill only " in said
+    assert "LCM with pseudo-labels" in findings.science_statements(_headline(), {})[0]

@@ -127,6 +127,8 @@ def _relmats(tmp_path: Path, n_runs: int, names: list[str], seed: int) -> pd.Dat
         pd.DataFrame(mat, index=pd.Index(names, name="Node"), columns=names).to_csv(path, sep="\t")
         rows.append(
             {
+                # As `lcm connectome` writes it: the table's contract (lcm.io.qc_table).
+                "dataset": "alpha",
                 "subject": str(101 + i),
                 "session": "",
                 "task": "rest",

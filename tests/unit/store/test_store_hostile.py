@@ -66,12 +66,15 @@ def _inputs(root: Path, version: tuple[int, float]) -> tuple[Path, Path]:
     ids = [f"{i:04d}" for i in range(n)]
     qc = pd.DataFrame(
         {
+            "dataset": "alpha",  # the columns every reader requires (lcm.io.qc_table)
             "subject": ids,
             "session": "",
             "task": "rest",
             "run": "1",
             "included": "True",
             "run_key": [f"sub-{s}_task-rest_run-1" for s in ids],
+            "reason": "",
+            "mean_fd": "0.1",
             "relmat": str(relmat),
         }
     )

@@ -32,7 +32,8 @@ def test_a_missing_phenotype_is_hinted_by_the_setting_given(
     relmat = tmp_path / "relmat.tsv"
     frame = pd.DataFrame(np.eye(4), index=pd.Index(names, name="Node"), columns=names)
     frame.to_csv(relmat, sep="\t")
-    qc = {"subject": "01", "session": "", "task": "rest", "run": "1", "included": "True"}
+    qc = {"dataset": "alpha", "subject": "01", "session": "", "task": "rest", "run": "1"}
+    qc |= {"included": "True", "reason": "", "mean_fd": "0.1"}
     qc |= {"run_key": "sub-01_task-rest_run-1", "relmat": str(relmat)}
     pd.DataFrame([qc]).to_csv(tmp_path / "qc.tsv", sep="\t", index=False)
     (tmp_path / "variables.yaml").write_text(CATALOGUE)

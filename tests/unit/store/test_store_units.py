@@ -236,6 +236,8 @@ def _relmats(folder: Path, subjects: list[str]) -> Path:
         pd.DataFrame(mat, index=pd.Index(names, name="Node"), columns=names).to_csv(path, sep="\t")
         rows.append(
             {
+                # As `lcm connectome` writes it: the table's contract (lcm.io.qc_table).
+                "dataset": "infants",
                 "subject": s,
                 "session": "",
                 "task": "rest",
