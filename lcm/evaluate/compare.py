@@ -445,15 +445,23 @@ def _summary_row(
 
 
 def best_baseline(
-    summary: pd.DataFrame, task: str, fraction: float, metric: str, baselines: list[str]
+    summary: pd.DataFrame,
+    task: str,
+    fraction: float,
+    metric: str,
+    baselines: list[str],
+    fits: Mapping[str, int] | None = None,
 ) -> tuple[str | None, str]:
     """The baseline the headline compares with: the highest mean among those scored on the
-    most fits (seeds x folds with a finite value: the summary's ``n``).
+    largest share of their fits (seeds x folds with a finite value, the summary's ``n``, of
+    the fits each ran).
 
     A mean over fewer fits is not the same statistic: cpm's constant predictions have no
     Pearson r in 2 of 3 folds, and its mean over the one fold left was crowned above ridge's
-    over all three. A baseline with fewer usable fits than another is not crowned; one with
-    a higher mean is set aside, and said so.
+    over all three. A baseline with a smaller share of usable fits than another is not
+    crowned; one with a higher mean is set aside, and said so. The share, not the count: a
+    model that ignores its seed runs one fit per fold where the others run one per seed and
+    fold (:func:`lcm.evaluate.registry.seed_dependent`), every one of them usable.
 
     Parameters
     ----------
@@ -466,14 +474,17 @@ def best_baseline(
         The task's headline metric.
     baselines : list of str
         The baselines evaluated on the task.
+    fits : mapping of str to int, optional
+        The fits each baseline ran (:func:`fits_run`); a baseline not in it (or None: every
+        baseline) counts as having run as many as the most usable fits of any.
 
     Returns
     -------
     best : str or None
         The baseline crowned; None when no baseline has a finite mean.
     set_aside : str
-        Each baseline with a higher mean on fewer fits, in words (``"cpm: mean 0.612 on 1
-        of 3 fits"``, joined by ``"; "``), or ``""``.
+        Each baseline with a higher mean on a smaller share of its fits, in words (``"cpm:
+        mean 0.612 on 1 of 3 fits"``, joined by ``"; "``), or ``""``.
     """
     scored = {
         b: (float(r["mean"]), int(r["n"]))
@@ -484,14 +495,42 @@ def best_baseline(
     if not scored:
         return None, ""
     most = max(n for _, n in scored.values())
-    full = {b: mean for b, (mean, n) in scored.items() if n == most}
+    ran = {b: max(int((fits or {}).get(b, most)), n) for b, (_, n) in scored.items()}
+    share = {b: n / ran[b] for b, (_, n) in scored.items()}
+    top = max(share.values())
+    full = {b: mean for b, (mean, _) in scored.items() if np.isclose(share[b], top)}
     best = max(full, key=full.get)
     aside = [
-        f"{b}: mean {mean:.3f} on {n} of {most} fits"
+        f"{b}: mean {mean:.3f} on {n} of {ran[b]} fits"
         for b, (mean, n) in sorted(scored.items())
-        if n < most and mean > full[best]
+        if b not in full and mean > full[best]
     ]
     return best, "; ".join(aside)
+
+
+def fits_run(predictions: pd.DataFrame, task: str, fraction: float) -> dict[str, int]:
+    """The fits each model ran on a task at a label fraction: its distinct ``(seed, fold)``
+    in the out-of-fold predictions, a fit whose metric is undefined (constant predictions)
+    counted too.
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        Out-of-fold predictions (``task, model, label_fraction, seed, fold, ...``).
+    task : str
+    fraction : float
+        Label fraction.
+
+    Returns
+    -------
+    dict
+        ``model -> fits``.
+    """
+    at = predictions[
+        (predictions["task"] == task) & np.isclose(predictions["label_fraction"], fraction)
+    ]
+    pairs = at[["model", "seed", "fold"]].drop_duplicates()
+    return {str(m): int(n) for m, n in pairs.groupby("model").size().items()}
 
 
 def headline_table(
@@ -542,7 +581,8 @@ def headline_table(
         models = set(at_task["model"])
         baselines = [m for m in BASELINE_MODELS if m in models]
         for fraction in sorted(at_task["label_fraction"].unique()):
-            best, set_aside = best_baseline(summary, task, fraction, metric, baselines)
+            fits = fits_run(predictions, task, fraction)
+            best, set_aside = best_baseline(summary, task, fraction, metric, baselines, fits)
             own = _summary_row(summary, task, model, fraction, metric)
             base = _summary_row(summary, task, best, fraction, metric) if best else None
             row: dict[str, Any] = {

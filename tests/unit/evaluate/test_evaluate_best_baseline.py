@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from test_evaluate_compare import _tables
 
-from lcm.evaluate.compare import headline_table
+from lcm.evaluate.compare import fits_run, headline_table
 from lcm.evaluate.metrics import summarise
 from lcm.report.findings import science_statements
 
@@ -41,3 +41,26 @@ def test_equal_fits_keep_the_highest_mean() -> None:
     pred, metrics = _tables({"lcm": 3.0, "logreg": 1.0, "svm": 2.0}, n=60)
     row = headline_table(summarise(metrics), pred, n_boot=100).iloc[0]
     assert row["best_baseline"] == "svm" and row["set_aside"] == ""
+
+
+def test_a_seed_free_baseline_on_every_fold_it_ran_competes() -> None:
+    """A model that ignores its seed runs one fit per fold where the others run one per seed
+    and fold (a site split at fraction 1): all 3 of its fits usable, it is not 'fewer fits'
+    (counted by fits alone, 3 of 6, it was set aside behind a weaker logreg)."""
+    pred, metrics = _tables({"lcm": 3.0, "logreg": 1.0, "svm": 2.0}, n=60)
+    # svm's fits at seed 1 were never run: its predictions and metrics are seed 0's only.
+    pred = pred[(pred["model"] != "svm") | (pred["seed"] == 0)]
+    metrics = metrics[(metrics["model"] != "svm") | (metrics["seed"] == 0)]
+    summary = summarise(metrics)
+    auc = summary[summary["metric"] == "auc"].set_index("model")
+    assert auc.loc["svm", "n"] == 3 and auc.loc["logreg", "n"] == 6
+    assert auc.loc["svm", "mean"] > auc.loc["logreg", "mean"]
+    row = headline_table(summary, pred, n_boot=100).iloc[0]
+    assert row["best_baseline"] == "svm" and row["set_aside"] == "", row.to_dict()
+
+
+def test_fits_run_counts_a_fit_without_a_metric() -> None:
+    """The share's denominator: cpm's constant predictions have no metric but were a fit."""
+    pred, _ = _svm_on_one_fit()
+    assert fits_run(pred, "autism", 0.1) == {"lcm": 6, "logreg": 6, "svm": 6}
+    assert fits_run(pred, "autism", 0.5) == {}
