@@ -276,6 +276,9 @@ def _evaluate(
         catalogue=catalogue,
         state_dir=state_folder(args.out),
         names=None if getattr(args, "rule", None) else SETTINGS_NAMES,
+        # The store named: a mismatch is fixed there (another --atlas) as often as by another
+        # checkpoint.
+        data=f"store {args.store}",
     )
 
 
@@ -296,6 +299,7 @@ def evaluate_and_write(
     catalogue: Catalogue | None = None,
     state_dir: str | Path | None = None,
     names: dict[str, str] | None = None,
+    data: str | None = None,
 ) -> EvaluationResult:
     """Evaluate ``task`` on ``cohort`` and write the metrics and predictions tables atomically.
 
@@ -323,6 +327,10 @@ def evaluate_and_write(
     names : dict of str to str, optional
         How the user gave the evaluate settings (:data:`SETTINGS_NAMES` on the command line),
         named in the fold errors; None names the config's evaluate keys.
+    data : str, optional
+        Where the cohort's connectomes come from (``store results/store``), named when a
+        checkpoint of another atlas or ROI count is refused
+        (:func:`~lcm.evaluate.protocol.evaluate_task`).
 
     Returns
     -------
@@ -357,6 +365,7 @@ def evaluate_and_write(
             catalogue=catalogue,
             state=state,
             names=names,
+            data=data,
         )
         meta = evaluation_record(
             task,

@@ -266,13 +266,16 @@ def run(args: argparse.Namespace) -> int:
     # written (a user's history.json).
     check_out_dir(args.out_dir, "lcm finetune", CHECKPOINT_FILES)
     cohort = load_cohort(args.store, args.atlas, [args.dataset], catalogue)
-    # Refuse a checkpoint of another atlas, ROI count, ROI order or catalogue before any training.
+    # Refuse a checkpoint of another atlas, ROI count, ROI order or catalogue before any training,
+    # naming the store: a mismatch is fixed there (another --atlas) as often as by another
+    # checkpoint.
     _, meta = load_checkpoint(
         args.checkpoint,
         atlas=args.atlas,
         n_rois=cohort.fc.shape[1],
         roi_names=list(cohort.roi_names),
         catalogue=catalogue,
+        data=f"store {args.store}",
     )
     if args.dataset in ((meta.get("data") or {}).get("datasets") or []):
         log.warning(

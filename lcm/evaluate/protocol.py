@@ -458,7 +458,10 @@ def check_pretraining_excludes(
 
 
 def check_checkpoint_fits(
-    checkpoint: str | Path, cohort: Cohort, catalogue: Catalogue | None = None
+    checkpoint: str | Path,
+    cohort: Cohort,
+    catalogue: Catalogue | None = None,
+    data: str | None = None,
 ) -> None:
     """Refuse, before any fit, a checkpoint of another atlas, ROI count, ROI order or catalogue.
 
@@ -474,6 +477,9 @@ def check_checkpoint_fits(
     catalogue : Catalogue, optional
         The task's catalogue: each variable the checkpoint has queries for must mean the same
         there (kind, levels, units). Not checked when omitted.
+    data : str, optional
+        Where the cohort's connectomes come from (``store results/store``), named in the
+        errors about the atlas and the ROIs (:func:`lcm.model.checkpoint.check_fits`).
 
     Raises
     ------
@@ -490,6 +496,7 @@ def check_checkpoint_fits(
         n_rois=cohort.fc.shape[1],
         roi_names=list(cohort.roi_names),
         catalogue=catalogue,
+        data=data,
     )
 
 
@@ -607,6 +614,7 @@ def evaluate_task(
     catalogue: Catalogue | None = None,
     state: FitState | None = None,
     names: Mapping[str, str] | None = None,
+    data: str | None = None,
 ) -> EvaluationResult:
     """Run the protocol on one task.
 
@@ -641,6 +649,9 @@ def evaluate_task(
         How the user gave the evaluate settings (:func:`lcm.evaluate.splits.setting_names`:
         ``lcm evaluate`` names the keys of its ``--settings``), named in the fold errors; None
         names their config keys (a workflow rule's job).
+    data : str, optional
+        Where the cohort's connectomes come from (``store results/store``), named when a
+        checkpoint of another atlas or ROI count is refused (:func:`check_checkpoint_fits`).
 
     Returns
     -------
@@ -676,7 +687,7 @@ def evaluate_task(
     for ckpt_path in (checkpoint, ssl_checkpoint):
         if ckpt_path is not None and models_needing_checkpoint(models):
             check_pretraining_excludes(ckpt_path, datasets, cohort)
-            check_checkpoint_fits(ckpt_path, cohort, catalogue)
+            check_checkpoint_fits(ckpt_path, cohort, catalogue, data)
     models, maps = _skip_without_maps(task, models, skipped, checkpoint, cohort)
     also_hidden = _hidden_with_label(task.label, cohort.variables.columns, catalogue)[1:]
     if also_hidden and min(settings.label_fractions) < 1:

@@ -2,10 +2,11 @@
 last run's, never a mix.
 
 ``lcm evaluate`` (metrics, predictions), ``lcm embed`` (embeddings, attention), ``lcm report``
-(its tables) and ``lcm pretrain`` (weights, ``model.json``, history, held-out metrics) write
-several files one after another, each atomically (:mod:`lcm.io.atomic`). A later one that
-could not be written (a full disk) left the first beside the last run's others: new weights
-beside an old ``model.json``, refused later on its checksum, the training to be run again.
+(its tables), ``lcm pretrain`` (weights, ``model.json``, history, held-out metrics) and ``lcm
+finetune`` (weights, ``model.json``, history) write several files one after another, each
+atomically (:mod:`lcm.io.atomic`). A later one that could not be written (a full disk) left
+the first beside the last run's others: new weights beside an old ``model.json``, refused later
+on its checksum, the training to be run again.
 """
 
 from __future__ import annotations

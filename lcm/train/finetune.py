@@ -22,11 +22,13 @@ import torch
 from lcm.catalogue import Catalogue
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.atomic import write_tsv
+from lcm.io.output_set import written_together
 from lcm.model.checkpoint import (
     checkpoint_layout,
     data_fingerprint,
     save_checkpoint,
 )
+from lcm.model.checkpoint_meta import META_NAME, WEIGHTS_NAME
 from lcm.model.lcm import LCM
 from lcm.model.losses import variable_losses
 from lcm.model.targets import (
@@ -59,7 +61,7 @@ from lcm.train.loop import (
     seed_everything,
     train_epochs,
 )
-from lcm.train.outputs import HISTORY_NAME
+from lcm.train.outputs import CHECKPOINT_FILES, HISTORY_NAME
 from lcm.train.pretrain import predict_outputs
 from lcm.train.probe import LinearProbe, fit_probe
 from lcm.train.settings import resolve_settings
@@ -513,7 +515,9 @@ class LCMClassifier(FinetunedLCM):
     def save(self, out_dir: str | Path) -> Path:
         """Write the finetuned checkpoint (same format as pretraining, plus the label).
 
-        Writes ``model.safetensors``, ``model.json`` and ``history.tsv`` in ``out_dir``.
+        Writes ``model.safetensors``, ``model.json`` and ``history.tsv`` in ``out_dir``, kept
+        only together (:func:`lcm.io.output_set.written_together`: after a failed write, all
+        three are the last run's, or none when there was no last run).
         ``model.json``'s ``diagnosis_pseudo_labels`` records the outcome of part b
         (:func:`lcm.train.confident.diagnosis_record`, less the inner validation rows): its
         ``status`` says whether pseudo-labelling ran (``made``) or why not (``off``,
@@ -575,8 +579,15 @@ class LCMClassifier(FinetunedLCM):
         meta["bei_pseudo_filled"] = getattr(self, "bei_pseudo_filled_", None)
         if self.probe_ is not None:  # the model is the pretrained one; the probe reads it
             meta["probe"] = self.probe_.to_dict()
-        out = save_checkpoint(out_dir, self.model_.to("cpu"), self.layout_, meta)
-        write_tsv(out / HISTORY_NAME, history_frame(self.history_))
+        folder = Path(out_dir)
+        # All three or none (as lcm pretrain's): a full disk at model.json or the history left
+        # new weights beside the last run's model.json, refused later on its checksum.
+        with written_together(folder / name for name in CHECKPOINT_FILES) as written:
+            # (Weights written, model.json not: written_together finds the weights replaced.)
+            out = save_checkpoint(folder, self.model_.to("cpu"), self.layout_, meta)
+            written += [out / WEIGHTS_NAME, out / META_NAME]
+            write_tsv(out / HISTORY_NAME, history_frame(self.history_))
+            written.append(out / HISTORY_NAME)
         return out
 
 

@@ -215,7 +215,8 @@ def test_finetune_splits_by_subject_not_by_row(tmp_path: Path, monkeypatch) -> N
 def test_every_verb_refuses_a_checkpoint_of_other_rois_or_catalogue(tmp_path: Path, capsys) -> None:
     """evaluate, finetune and embed refuse, before any fit, a checkpoint of (a) another atlas of
     the same ROI count, (b) the same ROI names in another order, (c) a catalogue in which a
-    variable of its queries has other levels. Each ran to exit 0 on wrong tokens before."""
+    variable of its queries has other levels. Each ran to exit 0 on wrong tokens before. The
+    atlas and ROI-count errors name the store the data come from (the fix may be there)."""
     catalogue = write_catalogue(tmp_path, CLI_CATALOGUE)
     store, reversed_store = tmp_path / "store", tmp_path / "reversed"
     add_store_dataset(tmp_path, store, catalogue, "alpha", "toy", 30, seed=0)
@@ -237,9 +238,9 @@ def test_every_verb_refuses_a_checkpoint_of_other_rois_or_catalogue(tmp_path: Pa
     settings = {"n_folds": 2, "seeds": [0], "models": ["lcm"], "finetune": {"epochs": 1}}
     task = ["--dataset", "beta", "--label", "dx", "--positive", "patient", "--seed", "1"]
 
-    def run(verb: str, store_dir: Path, atlas: str, cat: Path = catalogue) -> str:
-        out = tmp_path / f"{verb}-{store_dir.name}-{atlas}-{cat.stem}"
-        argv = [verb, "--store", str(store_dir), "--atlas", atlas, "--checkpoint", str(pre)]
+    def run(verb: str, store_dir: Path, atlas: str, cat: Path = catalogue, ckpt: Path = pre) -> str:
+        out = tmp_path / f"{verb}-{store_dir.name}-{atlas}-{cat.stem}-{ckpt.name}"
+        argv = [verb, "--store", str(store_dir), "--atlas", atlas, "--checkpoint", str(ckpt)]
         argv += ["--catalogue", str(cat)]
         if verb != "embed":
             argv += ["--threads", "1"]
@@ -254,13 +255,20 @@ def test_every_verb_refuses_a_checkpoint_of_other_rois_or_catalogue(tmp_path: Pa
         assert main(argv) == 5, verb  # CheckpointError
         assert not list(tmp_path.glob(f"{out.name}*")), "refused after writing"
         err = capsys.readouterr().err
-        assert "fit lcm" not in err and str(pre) in err
+        assert "fit lcm" not in err and str(ckpt) in err
         return err
 
+    # A checkpoint recording another ROI count (one of another atlas stored under this name).
+    fewer = tmp_path / "fewer"
+    shutil.copytree(pre, fewer)
+    meta = json.loads((fewer / "model.json").read_text())
+    (fewer / "model.json").write_text(json.dumps({**meta, "n_rois": 12}))
     for verb in ("evaluate", "finetune", "embed"):
-        # embed names the store its connectomes come from (the other verbs: follow-up).
-        data = f"the data (store {store})" if verb == "embed" else "the data"
+        # Each names the store its connectomes come from.
+        data = f"the data (store {store})"
         assert f"trained on atlas 'toy', {data} use 'toy2'" in run(verb, store, "toy2")
+        err = run(verb, store, "toy", ckpt=fewer)
+        assert f"expects 12 ROIs, {data} have 13" in err, err
         err = run(verb, reversed_store, "toy")
         assert "ROI 0 is 'roi0' in its model.json roi_names, 'roi12' in the data" in err
         assert "labels order" in err
