@@ -43,7 +43,8 @@ def process_npyconn(
     """The throwaway entry's processing: one QC row per manifest row, the call recorded."""
     manifest = read_manifest(manifest_path)
     CALLS.append({"dataset": dataset, "atlas": atlas.name, "connectome": connectome, "seg": seg})
-    table = manifest[["dataset", "subject", "run_key", "included"]]
+    # The columns every QC read checks (lcm.io.qc_table.QC_REQUIRED); no motion measured here.
+    table = manifest[["dataset", "subject", "run_key", "included", "reason"]].assign(mean_fd="")
     table.to_csv(qc_table, sep="\t", index=False)
     return table
 

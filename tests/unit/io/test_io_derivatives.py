@@ -24,7 +24,11 @@ def test_list_cell_reads_json_lists_and_tsv_text() -> None:
 
 def test_read_qc_table_keeps_text_and_names_the_missing_column(tmp_path: Path) -> None:
     path = tmp_path / "seg-x_qc.tsv"
-    path.write_text("subject\tincluded\trelmats\n01\ttrue\tn/a\n02\tfalse\ta.tsv,b.tsv\n")
+    path.write_text(
+        "dataset\tsubject\trun_key\tincluded\treason\tmean_fd\trelmats\n"
+        "d\t01\tsub-01\ttrue\t\t0.1\tn/a\n"
+        "d\t02\tsub-02\tfalse\tx\t0.2\ta.tsv,b.tsv\n"
+    )
     qc = read_qc_table(path, required=("subject", "included"))
     assert qc["subject"].tolist() == ["01", "02"] and qc["relmats"].tolist()[0] == "n/a"
     with pytest.raises(InputDataError, match=r"seg-x_qc\.tsv lacks column\(s\) \['relmat'\]"):
@@ -56,10 +60,10 @@ def test_relative_output_paths_are_found_from_any_folder(tmp_path: Path, monkeyp
         (study / "out" / "conn" / name).write_text("x")
     table = study / "out" / "conn" / "qc.tsv"
     table.write_text(
-        "subject\tincluded\trelmat\twindow_relmats\n"
-        "01\ttrue\tout/conn/a.tsv\tout/conn/w0.tsv,out/conn/w1.tsv\n"
-        "02\tfalse\t\tn/a\n"
-        "03\ttrue\tout/conn/gone.tsv\t\n"
+        "dataset\tsubject\trun_key\tincluded\treason\tmean_fd\trelmat\twindow_relmats\n"
+        "d\t01\tsub-01\ttrue\t\t0.1\tout/conn/a.tsv\tout/conn/w0.tsv,out/conn/w1.tsv\n"
+        "d\t02\tsub-02\tfalse\tx\t0.1\t\tn/a\n"
+        "d\t03\tsub-03\ttrue\t\t0.1\tout/conn/gone.tsv\t\n"
     )
     monkeypatch.chdir(tmp_path)  # not the folder the stage ran in
     qc = read_qc_table(table)
