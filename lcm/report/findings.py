@@ -78,6 +78,7 @@ def science_statements(
     shared: dict[str, float | None],
     low: float = LOW_LABELS,
     summary: pd.DataFrame | None = None,
+    task_meta: dict[str, dict[str, Any]] | None = None,
 ) -> list[str]:
     """One sentence per task: does LCM beat every baseline at ``<= low`` labels?
 
@@ -95,6 +96,9 @@ def science_statements(
     summary : pandas.DataFrame, optional
         :func:`lcm.evaluate.metrics.summarise`: where head motion alone (``motion-fd``)
         matches or beats lcm or every model, the task's sentence opens with that.
+    task_meta : dict, optional
+        ``task -> record`` of ``lcm evaluate``: its ``pseudo_labels`` say whether the lcm
+        fits read used diagnosis pseudo-labels (LCM is named without a claim when absent).
     """
     out = []
     for task, rows in headline.groupby("task", sort=True):
@@ -152,22 +156,49 @@ def science_statements(
         beats = bool((at["verdict"] == "better").all())
         claim = "beats every baseline" if beats else "does <b>not</b> beat every baseline"
         out.append(
-            f"<b>{html.escape(task)}</b>{html.escape(where)}: {warning}{_lcm_named(at)} "
+            f"<b>{html.escape(task)}</b>{html.escape(where)}: {warning}"
+            f"{_lcm_named(at, task_meta)} "
             f"{claim} {scope}; " + "; ".join(parts) + "." + _set_aside(rows)
         )
     return out
 
 
-def _lcm_named(rows: pd.DataFrame) -> str:
-    """LCM as a task's sentence names it: a binary task's fits use confident diagnosis
-    pseudo-labels; a continuous task's have none (:mod:`lcm.train.regress`: the pretrained
-    heads fill only the missing BEI variables), and were called "LCM with pseudo-labels"."""
+def _lcm_named(rows: pd.DataFrame, task_meta: dict[str, dict[str, Any]] | None = None) -> str:
+    """LCM as a task's sentence names it, by what its fits at the fractions read used.
+
+    A continuous task's fits have no pseudo-labels of their target (:mod:`lcm.train.regress`:
+    the pretrained heads fill only the missing BEI variables). A binary task's are read from
+    the evaluation record (``pseudo_labels``: each fit's diagnosis ``status``, ``off`` where
+    ``finetune.diagnosis_pseudo_labels`` was): "LCM with pseudo-labels" was said of fits that
+    ran with the setting off. Without a record, LCM is named without a claim either way.
+    """
     if (rows["metric"] == HEADLINE_METRIC["continuous"]).any():
         return (
             "LCM (a continuous target has no pseudo-labels; the pretrained heads fill only "
             "missing BEI variables)"
         )
-    return "LCM with pseudo-labels"
+    task = str(rows["task"].iloc[0])
+    models = set(rows["model"].astype(str))
+    fits = [
+        f
+        for f in ((task_meta or {}).get(task) or {}).get("pseudo_labels") or []
+        if str(f.get("model")) in models
+        and np.isclose(float(f.get("label_fraction", -1)), rows["label_fraction"]).any()
+    ]
+    if not fits:
+        return "LCM"
+    off = sum(str((f.get("diagnosis") or {}).get("status")) == "off" for f in fits)
+    if off == 0:
+        return "LCM with pseudo-labels"
+    if off == len(fits):
+        return (
+            "LCM without diagnosis pseudo-labels (its fits ran with "
+            "finetune.diagnosis_pseudo_labels off)"
+        )
+    return (
+        f"LCM (diagnosis pseudo-labels off in {off} of its {len(fits)} fits here: "
+        "finetune.diagnosis_pseudo_labels differed between them)"
+    )
 
 
 def _set_aside(rows: pd.DataFrame) -> str:
@@ -310,6 +341,7 @@ def headline_section(
     shared: dict[str, float | None],
     table_html: Callable[..., str],
     summary: pd.DataFrame | None = None,
+    task_meta: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """The findings first: LCM against the best baseline per task and fraction, in words
     (each task's sentence opening with head motion alone where it matches the models).
@@ -326,6 +358,8 @@ def headline_section(
         (:func:`lcm.report.html.table_html`).
     summary : pandas.DataFrame, optional
         :func:`lcm.evaluate.metrics.summarise`, for the head-motion openings.
+    task_meta : dict, optional
+        ``task -> record`` of ``lcm evaluate``, for whether LCM's fits used pseudo-labels.
 
     Returns
     -------
@@ -354,7 +388,10 @@ def headline_section(
         "resample, so the difference observed is given without an interval.</p>"
     )
     parts.append("<ul>")
-    parts.extend(f"<li>{s}</li>" for s in science_statements(headline, shared, summary=summary))
+    parts.extend(
+        f"<li>{s}</li>"
+        for s in science_statements(headline, shared, summary=summary, task_meta=task_meta)
+    )
     parts.append("</ul>")
     parts.append(
         table_html(

@@ -701,7 +701,11 @@ def render_report(data: ReportData) -> str:
         f"<nav>{nav}</nav>",
         intro,
         findings.headline_section(
-            data.headline, _shared_structure(data), table_html, summary=data.summary
+            data.headline,
+            _shared_structure(data),
+            table_html,
+            summary=data.summary,
+            task_meta=data.task_meta,
         ),
         contrasts.contrast_section(
             data.contrasts, table_html, data.task_meta, summary=data.summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from helpers.evaluate import TASK, make_cohort
@@ -164,6 +165,41 @@ def log_file(tmp_path, caplog):
     yield path
     logging.getLogger().removeHandler(handler)
     handler.close()
+
+
+@pytest.mark.parametrize("diagnosis", [True, False])
+def test_the_headline_names_lcm_by_the_pseudo_labels_its_fits_used(checkpoint, diagnosis):
+    """finetune.diagnosis_pseudo_labels off: the fits make none (status "off" in the record
+    the report reads), and the headline said "LCM with pseudo-labels" all the same."""
+    from lcm.evaluate.compare import HEADLINE_COLUMNS
+    from lcm.report.findings import science_statements
+
+    settings = EvaluationSettings.from_dict(
+        {
+            "n_folds": 2,
+            "seeds": [0],
+            "label_fractions": [0.5],
+            "models": ["lcm"],
+            "finetune": {"epochs": 1, "batch_size": 8, "diagnosis_pseudo_labels": diagnosis},
+        }
+    )
+    result = evaluate_task(make_cohort(), TASK, settings, master_seed=1, checkpoint=checkpoint)
+    statuses = {r["diagnosis"]["status"] for r in result.pseudo_labels}
+    assert statuses == ({"made"} if diagnosis else {"off"})
+    row = dict.fromkeys(HEADLINE_COLUMNS, 0.6) | {
+        "task": TASK.name,
+        "label_fraction": 0.5,
+        "metric": "auc",
+        "model": "lcm",
+        "best_baseline": "logreg",
+        "p_value": 0.5,
+        "verdict": "no clear difference",
+    }
+    headline = pd.DataFrame([row], columns=list(HEADLINE_COLUMNS))
+    meta = {TASK.name: {"pseudo_labels": result.pseudo_labels}}
+    (said,) = science_statements(headline, {}, task_meta=meta)
+    assert ("LCM with pseudo-labels" in said) is diagnosis
+    assert ("LCM without diagnosis pseudo-labels" in said) is not diagnosis
 
 
 def test_pooled_lcm_fits_record_their_pseudo_labels_and_log_them(checkpoint, tmp_path, log_file):

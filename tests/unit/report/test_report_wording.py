@@ -836,4 +836,29 @@ def test_a_continuous_headline_does_not_claim_pseudo_labels() -> None:
     said = findings.science_statements(continuous, {})[0]
     assert "LCM with pseudo-labels" not in said
     assert "LCM (a continuous target has no pseudo-labels; the pretrained heads fill only " in said
-    assert "LCM with pseudo-labels" in findings.science_statements(_headline(), {})[0]
+    made = {"dx": {"pseudo_labels": [_fit_record("made"), _fit_record("no_unlabeled")]}}
+    assert (
+        "LCM with pseudo-labels" in findings.science_statements(_headline(), {}, task_meta=made)[0]
+    )
+
+
+def _fit_record(status: str, fraction: float = 0.1, model: str = "lcm") -> dict:
+    """One lcm fit's pseudo-label record as lcm evaluate stores it (status alone read here)."""
+    return {"model": model, "label_fraction": fraction, "diagnosis": {"status": status}}
+
+
+def test_a_binary_headline_names_lcm_by_what_its_fits_recorded() -> None:
+    """With finetune.diagnosis_pseudo_labels off every lcm fit records status "off"; the
+    sentence still said "LCM with pseudo-labels". Only the fits at the fractions read count
+    (lcm-no-pseudo's, or lcm's at another fraction, do not), and no record claims nothing."""
+    off = [_fit_record("off"), _fit_record("off"), _fit_record("made", fraction=1.0)]
+    off.append(_fit_record("off", model="lcm-no-pseudo"))
+    said = findings.science_statements(_headline(), {}, task_meta={"dx": {"pseudo_labels": off}})
+    assert "LCM without diagnosis pseudo-labels (its fits ran with finetune." in said[0]
+    assert "with pseudo-labels" not in said[0]
+    mixed = {"dx": {"pseudo_labels": [_fit_record("off"), _fit_record("made")]}}
+    said = findings.science_statements(_headline(), {}, task_meta=mixed)[0]
+    assert "LCM (diagnosis pseudo-labels off in 1 of its 2 fits here" in said
+    for meta in (None, {"dx": {}}, {"dx": {"pseudo_labels": off[2:]}}):
+        said = findings.science_statements(_headline(), {}, task_meta=meta)[0]
+        assert "</b>: LCM does <b>not</b> beat every baseline" in said
