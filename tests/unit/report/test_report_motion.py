@@ -138,7 +138,7 @@ def test_motion_alone_beating_every_model_is_said_first_and_warned():
         ]
     )
     bullet = science_statements(headline, {}, summary=summary)[0]
-    assert bullet.index("head motion alone matches or beats") < bullet.index("LCM with")
+    assert bullet.index("head motion alone matches or beats") < bullet.index("LCM does")
     fragment = motion_fragment(0.9, summary, "asd")
     # One warning box; a paragraph for one label fraction, a list for several.
     assert fragment.startswith(('<p class="warn">', '<div class="warn">'))
