@@ -22,6 +22,7 @@ from lcm.evaluate.compare import (
     control_table,
     headline_table,
     motion_confound,
+    motion_correlation,
     site_table,
 )
 from lcm.evaluate.config_schema import validate_references
@@ -270,6 +271,7 @@ def run(args: argparse.Namespace) -> int:
     contrasts = contrast_table(metrics, predictions, kinds)
     oracles, oracle_inputs = _oracles(args, task_meta, predictions)
     motion = motion_confound(qc, predictions, kinds)
+    motion_r = motion_correlation(qc, predictions, kinds)
     inputs = [
         Path(p)
         for p in (
@@ -321,6 +323,7 @@ def run(args: argparse.Namespace) -> int:
             attention_html=_attention_html(args),
             contrasts=contrasts if len(contrasts) else None,
             motion=motion,
+            motion_r=motion_r,
             motion_not_scored=motion_not_scored,
             provenance=provenance,
             references=references,
@@ -349,9 +352,15 @@ def run(args: argparse.Namespace) -> int:
             written.append(Path(args.out_contrasts))
         write_text(args.out_html, page)
     # The ranges the page compared with are settings of the page (none set, none recorded);
-    # the page's numbers no table holds (the oracles' AUCs, motion's in-sample AUC) are in its
-    # record: every number on the page is then in a file a script can read.
-    readouts = _json_ready({"oracles": oracles, "motion_fd_auc_in_sample": motion})
+    # the page's numbers no table holds (the oracles' AUCs, motion's in-sample AUC or r) are in
+    # its record: every number on the page is then in a file a script can read.
+    readouts = _json_ready(
+        {
+            "oracles": oracles,
+            "motion_fd_auc_in_sample": motion,
+            "motion_fd_pearson_r_in_sample": motion_r,
+        }
+    )
     jobs = [
         Recorded(Path(args.out_metrics), tables_from),
         Recorded(

@@ -1104,20 +1104,78 @@ def motion_confound(
     """
     from sklearn.metrics import roc_auc_score
 
+    out = {}
+    for task, y, values in _subjects_with_fd(qc, predictions, kinds, "binary"):
+        if len(np.unique(y)) == 2:
+            out[task] = float(roc_auc_score(y, values))
+    return out
+
+
+def motion_correlation(
+    qc: pd.DataFrame | None,
+    predictions: pd.DataFrame,
+    kinds: Mapping[str, str] | None = None,
+) -> dict[str, float]:
+    """Pearson r of each continuous task's target with mean framewise displacement.
+
+    The continuous counterpart of :func:`motion_confound`'s direction: above 0 the subjects
+    with higher targets (older ones, for age) move more, below 0 they move less. In sample
+    and descriptive, over the subjects of the task's predictions table (each subject's mean
+    FD the mean over its included runs); how far motion predicts the target out of sample is
+    ``motion-fd``'s Pearson r (:mod:`lcm.evaluate.motion`).
+
+    Parameters
+    ----------
+    qc : pandas.DataFrame or None
+        The connectome QC tables (:data:`lcm.evaluate.motion.QC_NEEDED`), or None when none
+        was given (no r).
+    predictions : pandas.DataFrame
+        The tidy predictions table.
+    kinds : mapping of str to str, optional
+        ``task -> kind`` as ``lcm evaluate`` recorded it; a task not in it is guessed
+        (:func:`task_kind`).
+
+    Returns
+    -------
+    dict of str to float
+        r by task; a task with fewer than four subjects with FD, or whose target or mean FD
+        is constant over them, is left out.
+
+    Raises
+    ------
+    InputDataError
+        ``qc`` lacks a column the motion checks read (:func:`lcm.evaluate.motion.subject_mean_fd`).
+    """
+    out = {}
+    for task, y, values in _subjects_with_fd(qc, predictions, kinds, "continuous"):
+        y = y.astype(float)
+        if np.ptp(y) > 0 and np.ptp(values) > 0:
+            out[task] = float(np.corrcoef(y, values)[0, 1])
+    return out
+
+
+def _subjects_with_fd(
+    qc: pd.DataFrame | None,
+    predictions: pd.DataFrame,
+    kinds: Mapping[str, str] | None,
+    kind: str,
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(task, y_true, mean FD)`` of each ``kind`` task's subjects with a mean FD, for the
+    tasks with at least four of them (the in-sample motion direction checks)."""
     fd = subject_mean_fd(qc)
     if fd.empty or predictions.empty:
-        return {}
-    out = {}
+        return []
+    out = []
     for task, rows in predictions.groupby("task", sort=True):
-        if task_kind(rows, (kinds or {}).get(str(task))) != "binary":
+        if task_kind(rows, (kinds or {}).get(str(task))) != kind:
             continue
         subjects = rows.drop_duplicates(["dataset", "subject"])
         key = pd.MultiIndex.from_arrays(
             [subjects["dataset"].astype(str), subjects["subject"].astype(str)]
         )
-        values = fd.reindex(key).to_numpy()
+        values = fd.reindex(key).to_numpy(dtype=float)
         y = subjects["y_true"].to_numpy()
         ok = np.isfinite(values)
-        if ok.sum() >= 4 and len(np.unique(y[ok])) == 2:
-            out[str(task)] = float(roc_auc_score(y[ok], values[ok]))
+        if ok.sum() >= 4:
+            out.append((str(task), y[ok], values[ok]))
     return out

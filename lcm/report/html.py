@@ -126,6 +126,9 @@ class ReportData:
     motion : dict
         ``task -> AUC of mean FD alone for label 1`` (below 0.5: label 1 moves less;
         :func:`lcm.evaluate.compare.motion_confound`).
+    motion_r : dict
+        ``task -> Pearson r of the target with mean FD`` of continuous tasks (above 0: higher
+        targets move more; :func:`lcm.evaluate.compare.motion_correlation`).
     motion_not_scored : dict
         ``task -> why`` for each binary task head motion alone could not be scored on
         (:func:`lcm.evaluate.motion.motion_scores`).
@@ -159,6 +162,7 @@ class ReportData:
     ingest: pd.DataFrame | None = None
     contrasts: pd.DataFrame | None = None
     motion: dict[str, float] = field(default_factory=dict)
+    motion_r: dict[str, float] = field(default_factory=dict)
     motion_not_scored: dict[str, str] = field(default_factory=dict)
     provenance: ProvenanceFacts = field(default_factory=ProvenanceFacts)
     references: dict[str, dict] = field(default_factory=dict)
@@ -297,6 +301,8 @@ def task_section(data: ReportData, task: str) -> str:
         parts.append(findings.oracle_fragment(data.oracles.get(task)))
         parts.append(motion.motion_fragment(data.motion.get(task), data.summary, task))
         parts.append(findings.test_subjects_note(data.predictions, task, meta.get("levels", ())))
+    else:  # a continuous target: motion-fd's Pearson r, and whether higher targets move more
+        parts.append(motion.motion_fragment(None, data.summary, task, fd_r=data.motion_r.get(task)))
     parts.append(reference_fragment(data.summary, task, data.references.get(task)))
     parts.append(
         '<p class="note">Mean over folds &times; seeds with 95 % corrected resampled t '

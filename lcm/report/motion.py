@@ -165,16 +165,21 @@ def motion_verdict(summary: pd.DataFrame | None, not_scored: dict[str, str] | No
 
 
 def motion_fragment(
-    fd_auc: float | None, summary: pd.DataFrame | None = None, task: str | None = None
+    fd_auc: float | None,
+    summary: pd.DataFrame | None = None,
+    task: str | None = None,
+    fd_r: float | None = None,
 ) -> str:
     """Head motion alone on one task: the out-of-sample ``motion-fd`` model beside the others
     (a warning where it matches or beats lcm or every model; a note naming the models it matches
-    or beats otherwise), and which class moves more.
+    or beats otherwise), and which class (or end of a continuous target) moves more.
 
     ``fd_auc`` is :func:`lcm.evaluate.compare.motion_confound`'s in-sample AUC of higher FD for
     label 1, used here only to say which class moves more (descriptive: its direction is read
-    on every subject). The comparison with the models is the ``motion-fd`` rows of ``summary``:
-    fold-mean AUCs on the same folds and test subjects, the direction learned on each training
+    on every subject); a continuous task's ``fd_r``
+    (:func:`lcm.evaluate.compare.motion_correlation`) says whether higher targets move more.
+    The comparison with the models is the ``motion-fd`` rows of ``summary``: fold-mean AUCs
+    (Pearson r) on the same folds and test subjects, the direction learned on each training
     fold.
 
     Parameters
@@ -186,33 +191,23 @@ def motion_fragment(
         ci_low, ci_high, n``); None or empty finds nothing.
     task : str, optional
         The task's name; the ``motion-fd`` rows are read only with both it and ``summary``.
+    fd_r : float, optional
+        A continuous task's in-sample Pearson r of its target with mean FD (read where
+        ``fd_auc`` is None or NaN); None or NaN where unknown.
 
     Returns
     -------
     str
         An HTML paragraph, or ``""`` when motion was neither described nor scored.
     """
-    described = fd_auc is not None and np.isfinite(fd_auc)
+    moves = _direction(fd_auc, fd_r)
     scored = (
         summary is not None
         and task is not None
         and ((summary["task"] == task) & (summary["model"] == MOTION_MODEL)).any()
     )
-    if not described and not scored:
+    if not moves and not scored:
         return ""
-    if described and fd_auc > 0.5:
-        who = "the label-1 subjects (patients, for a diagnosis) move more"
-    elif described and fd_auc < 0.5:
-        who = "the label-0 subjects (controls, for a diagnosis) move more"
-    else:
-        who = "neither class moves more"
-    moves = (
-        f" Over all its subjects (in sample, descriptive only; each subject's mean FD "
-        f"averaged over its included runs) {who}: the AUC of higher FD for label 1 is "
-        f"{fd_auc:.3f}."
-        if described
-        else ""
-    )
     rows = motion_rows(summary, task) if scored else []
     if rows:
         return box(
@@ -248,6 +243,33 @@ def motion_fragment(
         f'<p class="note"><b>Motion confound check</b>: head motion alone was not scored out '
         f"of sample on this task.{moves}</p>"
     )
+
+
+def _direction(fd_auc: float | None, fd_r: float | None) -> str:
+    """Which subjects move more, over all of a task's subjects, in words: by the AUC of higher
+    FD for label 1 (a binary task) or else the target's Pearson r with FD (a continuous one);
+    ``""`` when neither is known."""
+    where = (
+        " Over all its subjects (in sample, descriptive only; each subject's mean FD "
+        "averaged over its included runs) "
+    )
+    if fd_auc is not None and np.isfinite(fd_auc):
+        if fd_auc > 0.5:
+            who = "the label-1 subjects (patients, for a diagnosis) move more"
+        elif fd_auc < 0.5:
+            who = "the label-0 subjects (controls, for a diagnosis) move more"
+        else:
+            who = "neither class moves more"
+        return f"{where}{who}: the AUC of higher FD for label 1 is {fd_auc:.3f}."
+    if fd_r is not None and np.isfinite(fd_r):
+        if fd_r > 0:
+            who = "the subjects with higher targets move more"
+        elif fd_r < 0:
+            who = "the subjects with lower targets move more"
+        else:
+            who = "motion does not rise or fall with the target"
+        return f"{where}{who}: the Pearson r of the target with mean FD is {fd_r:.3f}."
+    return ""
 
 
 def _metric(summary: pd.DataFrame, task: str) -> str:

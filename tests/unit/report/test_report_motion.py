@@ -329,3 +329,82 @@ def test_motion_fd_is_scored_for_a_continuous_task_and_the_page_names_its_pearso
     fragment = motion_fragment(None, summary, "age")
     assert "matches or beats" in fragment and "motion-fd Pearson r" in fragment
     assert "linear for a continuous target" in motion_verdict(summary, {})
+
+
+def _age_task(slope: float, n: int = 30) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """A continuous task (age) of ``n`` subjects in 3 folds, each with a mean FD of
+    ``0.2 + slope * age`` plus noise, split over two included runs (and an excluded run of
+    a high FD that must not count); the predictions, the QC table and each subject's mean FD."""
+    rng = np.random.default_rng(7)
+    age = rng.uniform(8, 60, size=n)
+    subjects = [f"s{i:02d}" for i in range(n)]
+    fd = 0.2 + slope * age + rng.normal(scale=0.02, size=n)
+    predictions = pd.DataFrame(
+        {
+            "task": "age",
+            "model": "lcm",
+            "label_fraction": 1.0,
+            "seed": 0,
+            "fold": np.arange(n) % 3,
+            "dataset": "d",
+            "subject": subjects,
+            "site": "",
+            "y_true": age,
+            "prediction": age + rng.normal(scale=20, size=n),
+        }
+    )
+    qc = pd.DataFrame(
+        {
+            "dataset": "d",
+            "subject": subjects * 3,
+            "included": [True] * (2 * n) + [False] * n,
+            "mean_fd": np.concatenate([fd - 0.01, fd + 0.01, np.full(n, 5.0)]),
+        }
+    )
+    return predictions, qc, fd
+
+
+@pytest.mark.parametrize("slope", [0.004, -0.004])
+def test_a_continuous_task_says_whether_higher_targets_move_more(slope: float) -> None:
+    """The in-sample direction (which class moves more) was a binary task's only: a continuous
+    task's section said nothing of whether older subjects (higher targets) move more. Now the
+    target's Pearson r with mean FD is read, over the included runs, and named with its sign."""
+    from helpers.report import bare
+    from scipy.stats import pearsonr
+
+    from lcm.evaluate.compare import motion_confound, motion_correlation
+    from lcm.evaluate.kinds import recorded_kinds
+    from lcm.report.html import ReportData, task_section
+
+    predictions, qc, fd = _age_task(slope)
+    kinds = recorded_kinds({"age": {"kind": "continuous"}})
+    r = motion_correlation(qc, predictions, kinds)
+    expected = pearsonr(predictions["y_true"], fd).statistic
+    assert r == {"age": pytest.approx(expected)}
+    assert abs(expected) > 0.9 and np.sign(expected) == np.sign(slope)
+    assert motion_confound(qc, predictions, kinds) == {}  # no AUC of a continuous target
+    assert motion_correlation(None, predictions, kinds) == {}
+
+    summary = summarise(
+        pd.DataFrame(
+            [
+                {"task": "age", "model": "lcm", "label_fraction": 1.0, "seed": 0, "fold": f}
+                | {"metric": k, "value": v}
+                for f, g in predictions.groupby("fold")
+                for k, v in regression_metrics(g["y_true"], g["prediction"]).items()
+            ]
+        )
+    )
+    data = ReportData(
+        pd.DataFrame(), predictions, summary, task_meta={"age": {"kind": "continuous"}}
+    )
+    section = bare(task_section(data, "age"))
+    assert "Motion confound check" not in section  # no r, no motion-fd: nothing to say
+    data.motion_r = r
+    section = bare(task_section(data, "age"))
+    which = "higher" if slope > 0 else "lower"
+    assert "head motion alone was not scored out of sample on this task" in section
+    assert (
+        f"the subjects with {which} targets move more: the Pearson r of the target with mean FD "
+        f"is {expected:.3f}." in section
+    )
