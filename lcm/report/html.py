@@ -130,7 +130,7 @@ class ReportData:
         ``task -> Pearson r of the target with mean FD`` of continuous tasks (above 0: higher
         targets move more; :func:`lcm.evaluate.compare.motion_correlation`).
     motion_not_scored : dict
-        ``task -> why`` for each binary task head motion alone could not be scored on
+        ``task -> why`` for each task head motion alone could not be scored on
         (:func:`lcm.evaluate.motion.motion_scores`).
     provenance : ProvenanceFacts
         What the inputs' sidecars, the checkpoints' ``model.json`` and the config copies
