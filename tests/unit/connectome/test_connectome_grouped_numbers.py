@@ -3,7 +3,7 @@
 Read as text, each such number was refused as "not a number" with the fix to write numbers
 only, which the file seems to do (a comma CSV, a TSV), or the semicolon sheet was called
 ragged. They are refused naming the separators, with a re-save that reads the values back
-(:mod:`lcm.connectome.csv_dialect`); ``"1,234"`` alone, a decimal comma or a thousand and
+(:mod:`lcm.io.csv_dialect`); ``"1,234"`` alone, a decimal comma or a thousand and
 some, is refused without one.
 """
 
