@@ -65,14 +65,15 @@ def _plain_number(cell: str) -> bool:
     return True
 
 
-def _grouping(cell: str) -> str | None:
+def _grouping(cell: str, integers: bool = False) -> str | None:
     """The thousands separator of a number that surely has one (``1,234.5``, ``1.234.567``,
-    ``1 234``), else None: ``1,234`` and ``1.234`` may be decimals."""
+    ``1 234``), else None: ``1,234`` and ``1.234`` may be decimals, unless the column holds
+    ``integers`` (an atlas's label values), which a decimal would not be."""
     found = _GROUPED.fullmatch(cell.strip())
     if found is None:
         return None
     group = found["group"]
-    if found["decimal"] or group not in ".," or cell.count(group) > 1:
+    if integers or found["decimal"] or group not in ".," or cell.count(group) > 1:
         return group
     return None
 
@@ -203,6 +204,7 @@ def grouped_numbers_reason(
     cells: Iterable[str],
     header: list[str] | None,
     name: str | None = None,
+    integers: bool = False,
 ) -> tuple[str, str] | None:
     """The message and hint of :func:`check_grouped_numbers`, or None: for a caller whose table
     is no run (an atlas's labels table), which raises its own error with them.
@@ -213,6 +215,9 @@ def grouped_numbers_reason(
         As :func:`check_grouped_numbers`.
     name : str, optional
         How the message names the file (default its name, ``path.name``).
+    integers : bool, default False
+        Whether the cells are integers (an atlas's label values): ``1,001`` and ``1.001`` are
+        then a thousand and one, never decimals, and re-saved as such.
 
     Returns
     -------
@@ -228,7 +233,7 @@ def grouped_numbers_reason(
     comma = [c for c in cells if _COMMA_DECIMAL.fullmatch(c)]
     if not cells or len(set(grouped) | set(comma)) != len(set(cells)):
         return None
-    groups = {g for c in cells if (g := _grouping(c)) is not None}
+    groups = {g for c in cells if (g := _grouping(c, integers)) is not None}
     decimals = {c for c in comma if not _EITHER.fullmatch(c)}  # 0,5 or 1234,5: no thousands
     sep_name = {",": "commas", "\t": "tabs"}.get(sep, repr(sep))
     excel = (
@@ -237,7 +242,7 @@ def grouped_numbers_reason(
     )
     if len(groups) == 1 and not (decimals and "," in groups):
         (group,) = groups
-        example = next(c for c in cells if _grouping(c) == group)
+        example = next(c for c in cells if _grouping(c, integers) == group)
         what = f"thousands separators ({example!r})"
         decimal = "," if group != "," and any("," in c for c in cells) else "."
     elif decimals and not groups:
