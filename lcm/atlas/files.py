@@ -10,13 +10,16 @@ One reader reads every table, with an image or without (:func:`_labels_cells`): 
 its column names, headerless ``<index><TAB><name>`` rows, or one name per line (nilearn's lists).
 Tables are tab-separated (or space-separated: ``index name`` rows, FreeSurfer colour tables);
 a line starting with ``#`` is a comment, and cells are read as written (a region named ``NA``,
-``None`` or ``ROI #1`` keeps its name). A comma-separated table is refused with the fix.
+``None`` or ``ROI #1`` keeps its name). A comma-separated table is refused with the fix, and so
+is an index (or coordinates) a spreadsheet wrote with thousands separators or decimal commas
+(``1,001``: the re-save of :mod:`lcm.io.csv_dialect`, the ROI tables' check).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -26,6 +29,7 @@ import pandas as pd
 
 from lcm.atlas.model import NO_SPACE, Atlas, setting_names
 from lcm.exceptions import AtlasError
+from lcm.io.csv_dialect import grouped_numbers_reason, is_grouped_number
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,8 @@ log = logging.getLogger(__name__)
 # one (scl_slope 1.0000001) holds 1.0000001 for label 1, which nilearn's maskers take as 1.
 LABEL_ATOL = 1e-4
 LABEL_RTOL = 1e-6
+# The largest label a label image holds: its voxels are read as int32 (:func:`load_label_files`).
+LABEL_MAX = int(np.iinfo(np.int32).max)
 
 
 def labels_only_atlas(
@@ -92,8 +98,57 @@ def _is_number(cell: str) -> bool:
     return bool(np.isfinite(value))
 
 
+def _number_like(cell: str) -> bool:
+    """Whether ``cell`` is a number as written, for a reader or for a person (``1,001``, ``1,0``:
+    a spreadsheet's, refused with its re-save by :func:`_refuse_spreadsheet_numbers`)."""
+    return _is_number(cell) or is_grouped_number(cell)
+
+
 def _labels_cells(path: Path) -> tuple[pd.DataFrame, str | None]:
-    """A labels table's cells (str) under column names, and the first line if read as a header.
+    """A labels table's cells (str) under column names, and the first line if read as a header
+    (:func:`_read_cells`), its numbers as a reader reads them.
+
+    Raises
+    ------
+    AtlasError
+        :func:`_read_cells`' reasons; an index or coordinates written with thousands
+        separators or decimal commas (:func:`_refuse_spreadsheet_numbers`).
+    """
+    cells, header, sep = _read_cells(path)
+    columns = None if header is None else header.split("\t" if sep == "\t" else None)
+    if "index" in cells.columns:
+        text = cells["index"].fillna("").astype(str).str.strip()
+        value = pd.to_numeric(text, errors="coerce")
+        bad = text[value.isna() | (value % 1 != 0)].tolist()  # 1,001 and 1.001 alike
+        _refuse_spreadsheet_numbers(bad, path, sep, columns, integers=True)
+    for col in ("x", "y", "z"):
+        if col in cells.columns:
+            text = cells[col].fillna("").astype(str).str.strip()
+            bad = text[pd.to_numeric(text, errors="coerce").isna()].tolist()
+            _refuse_spreadsheet_numbers(bad, path, sep, columns)
+    return cells, header
+
+
+def _refuse_spreadsheet_numbers(
+    cells: list[str], path: Path, sep: str, header: list[str] | None, integers: bool = False
+) -> None:
+    """Refuse a table whose ``cells`` (of its index or coordinates) are all numbers written
+    with thousands separators or decimal commas: the ROI tables' reason and re-save
+    (:func:`lcm.io.csv_dialect.grouped_numbers_reason`). Read as text, ``1,001`` was refused
+    as lacking an integer index with the fix to write one, which the file seems to do; under
+    a header such as ``id``, its names were paired with the image's labels by rank. Label
+    values are ``integers``: ``1,001`` and ``1.001`` are a thousand and one."""
+    if not cells:
+        return
+    title = f"Labels table {path}"
+    reason = grouped_numbers_reason(path, sep, cells, header, name=title, integers=integers)
+    if reason is not None:
+        raise AtlasError(reason[0], hint=reason[1])
+
+
+def _read_cells(path: Path) -> tuple[pd.DataFrame, str | None, str]:
+    """A labels table's cells (str) under column names, the first line if read as a header,
+    and the table's separator (a tab, or ``" "`` for space-separated rows).
 
     One reader for every table, with an image or without. The columns: ``name`` always,
     ``index`` where the file numbers its regions, and ``x``, ``y``, ``z``, ``network`` where a
@@ -120,17 +175,17 @@ def _labels_cells(path: Path) -> tuple[pd.DataFrame, str | None]:
         header = bool(set(words) & HEADER_WORDS) and not _is_number(words[0])
         rows = raw.iloc[1:, 0] if header else raw.iloc[:, 0]
         fields = rows.str.strip().str.split()
-        indexed = bool(len(rows)) and all(len(f) >= 2 and _is_number(f[0]) for f in fields)
+        indexed = bool(len(rows)) and all(len(f) >= 2 and _number_like(f[0]) for f in fields)
         if indexed:  # ``1 Precentral_L``, a FreeSurfer colour table
             cells = _space_separated(rows).rename(columns={0: "index", 1: "name"})
             if header and "index" not in words:
                 _refuse_header(words, line, path)
-            return cells.reset_index(drop=True), line if header else None
+            return cells.reset_index(drop=True), line if header else None, " "
         if header and words != ["name"] and words != ["label"]:
             _refuse_header(words, line, path)
         # One name per line: the file's order is the regions' order.
         names = rows.str.strip().reset_index(drop=True)
-        return pd.DataFrame({"name": names}), line if header else None
+        return pd.DataFrame({"name": names}), line if header else None, "\t"
     lower = [c.lower() for c in first]
     if set(lower) & HEADER_WORDS:
         if first[0] == "":
@@ -146,27 +201,38 @@ def _labels_cells(path: Path) -> tuple[pd.DataFrame, str | None]:
         cells = raw.iloc[1:].copy()
         cells.columns = lower
         if "index" not in lower:
-            cells = _aliased_index(cells, key, line, path)
+            cells = _aliased_index(cells, key, first, path)
             lower = list(cells.columns)
         wanted = ["index", key, "x", "y", "z", "network"]
         cells = cells[[c for c in wanted if c in lower]].rename(columns={key: "name"})
-        return cells.reset_index(drop=True), line
-    if not _is_number(first[0]):
+        return cells.reset_index(drop=True), line, "\t"
+    if not _number_like(first[0]):
         raise AtlasError(
             f"Labels table {path}: its first line {line!r} is neither a header naming 'index' "
             "and 'name' (or 'label') nor a row <index><TAB><name>.",
             hint="Start the table with the header index<TAB>name, or with the first region's row.",
         )
-    return raw.iloc[:, :2].set_axis(["index", "name"], axis=1), None
+    return raw.iloc[:, :2].set_axis(["index", "name"], axis=1), None, "\t"
 
 
-def _aliased_index(cells: pd.DataFrame, key: str, line: str, path: Path) -> pd.DataFrame:
+def _aliased_index(cells: pd.DataFrame, key: str, first: list[str], path: Path) -> pd.DataFrame:
     """``cells`` whose column of label values, under another header than ``index``, is renamed
-    ``index``; refused when whole numbers stand in a column that cannot be told to be them.
+    ``index``; refused when whole numbers stand in a column that cannot be told to be them, or
+    numbers a spreadsheet wrote with thousands separators (``1,001``).
 
     Read as a list of names, such a table's regions were paired with the image's labels in
     ascending order, whatever its numbers said: names silently on the wrong regions.
     """
+    line = "\t".join(first)
+    for col in cells.columns:
+        text = cells[col].fillna("").astype(str).str.strip()
+        if (
+            col not in (key, "x", "y", "z", "network")
+            and len(text)
+            and text.map(_number_like).all()
+        ):
+            grouped = [c for c in text if not _is_number(c)]
+            _refuse_spreadsheet_numbers(grouped, path, "\t", first, integers=True)
     numbered = [
         c
         for c in cells.columns
@@ -227,6 +293,16 @@ def _named_columns(table: pd.DataFrame, header: str | None, path: Path) -> pd.Da
                 hint="Write one row per label: <index><TAB><name>, the index the label's value "
                 "in the image.",
             )
+        outside = (index < 0) | (index > LABEL_MAX)
+        if outside.any():
+            # Past int64, 1e20 was cast to -9223372036854775808; -4 was a region of its own.
+            raise AtlasError(
+                f"Labels table {path}: row(s) {(np.flatnonzero(outside)[:5] + 1).tolist()} hold "
+                f"an index no label image holds (received {cells[outside].tolist()[:3]}){read}: "
+                f"labels are 0 (the background) or positive integers up to {LABEL_MAX}.",
+                hint="Renumber the regions to positive integers, each index the region's value "
+                "in the image; or remove the row(s).",
+            )
         out.insert(0, "index", index.astype(np.int64).to_numpy())
     for col in ("x", "y", "z"):
         if col in table.columns:
@@ -239,7 +315,7 @@ def _named_columns(table: pd.DataFrame, header: str | None, path: Path) -> pd.Da
                 )
             out[col] = values.to_numpy(np.float64)
     if "network" in table.columns:
-        out["network"] = table["network"].astype(str).str.strip().to_numpy()
+        out["network"] = table["network"].fillna("").astype(str).str.strip().to_numpy()
     if "index" in out.columns:
         out = _without_background(out, path)
     elif len(out) and out["name"].iloc[0].lower() == "background":
@@ -446,20 +522,26 @@ def _read_table(path: Path) -> pd.DataFrame:
     """The rows of a labels table as tab-separated string cells, kept as written.
 
     Blank lines and lines starting with ``#`` (FreeSurfer's comments) are left out; a ``#``
-    inside a row and cells such as ``NA`` or ``None`` are text (region names).
+    inside a row and cells such as ``NA`` or ``None`` are text (region names). Whitespace
+    ending a line is left out, a tab as a space: a stray tab after a name made its row a cell
+    longer than the others, which pandas refused.
 
     Raises
     ------
     AtlasError
-        An unreadable or empty file, or a comma-separated table (refused with the fix).
+        An unreadable or empty file, a comma-separated table (refused with the fix), a row
+        with more cells than the first line (named by its line in the file).
     """
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise AtlasError(f"Cannot read atlas labels {path}: {exc}") from exc
-    lines = [
-        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    numbered = [
+        (number, line.rstrip())
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip() and not line.lstrip().startswith("#")
     ]
+    lines = [line for _, line in numbered]
     if not lines:
         raise AtlasError(f"Labels table {path} holds no rows.", hint="Write one row per region.")
     _refuse_comma_separated(lines, path)
@@ -468,7 +550,17 @@ def _read_table(path: Path) -> pd.DataFrame:
             io.StringIO("\n".join(lines)), sep="\t", header=None, dtype=str, keep_default_na=False
         )
     except pd.errors.ParserError as exc:
-        raise AtlasError(f"Cannot read atlas labels {path}: {exc}") from exc
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if found is None:
+            raise AtlasError(f"Cannot read atlas labels {path}: {exc}") from exc
+        expected, row, saw = (int(g) for g in found.groups())
+        number, line = numbered[row - 1]  # pandas counts the lines left, comments out
+        raise AtlasError(
+            f"Labels table {path}: line {number} has {saw} tab-separated cells, the first line "
+            f"{expected} ({line!r}).",
+            hint="Remove the stray tab (two tabs between an index and its name leave an empty "
+            "cell), or give the first line a header for every column.",
+        ) from exc
 
 
 def _refuse_comma_separated(lines: list[str], path: Path) -> None:

@@ -29,8 +29,8 @@ import pandas as pd
 from lcm import reason_codes
 from lcm.atlas.model import setting_names
 from lcm.connectome.confounds import MISSING_CELLS
-from lcm.connectome.csv_dialect import check_grouped_numbers, check_semicolons
 from lcm.exceptions import ExcludedRunError
+from lcm.io.csv_dialect import check_grouped_numbers, check_semicolons
 
 SERIES_MAT_VARIABLES = ("ROISignals", "ROISignal", "timeseries", "ts")
 MATRIX_MAT_VARIABLES = ("connectome", "connectivity", "FC", "R", "r", "corr")
@@ -627,7 +627,7 @@ def _read_text_table(
 
 def _check_grouped_cells(path: Path, table: pd.DataFrame) -> None:
     """Refuse a TSV whose text cells are numbers with thousands separators or decimal commas
-    (:func:`~lcm.connectome.csv_dialect.check_grouped_numbers`): read as text, each became a
+    (:func:`~lcm.io.csv_dialect.check_grouped_numbers`): read as text, each became a
     missing value, the run refused as holding non-numeric values with no word of why."""
     texts = table.select_dtypes(include=["object", "string"])
     if texts.empty:

@@ -2,7 +2,7 @@
 
 Read with commas as separators it was refused as ragged, or for a cell ``'123;0'`` with the
 fix to "write numbers only", which it does. It is refused naming its dialect and how to
-re-save it (:func:`lcm.connectome.csv_dialect.check_semicolons`).
+re-save it (:func:`lcm.io.csv_dialect.check_semicolons`).
 """
 
 from __future__ import annotations

@@ -3,19 +3,17 @@
 Read as text, each such number was refused as "not a number" with the fix to write numbers
 only, which the file seems to do (a comma CSV, a TSV), or the semicolon sheet was called
 ragged. They are refused naming the separators, with a re-save that reads the values back
-(:mod:`lcm.connectome.csv_dialect`); ``"1,234"`` alone, a decimal comma or a thousand and
+(:mod:`lcm.io.csv_dialect`); ``"1,234"`` alone, a decimal comma or a thousand and
 some, is refused without one.
 """
 
 from __future__ import annotations
 
-import ast
-import re
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
+from helpers.pandas_fix import run_pandas_fix
 
 from lcm import reason_codes
 from lcm.connectome.roi_formats import read_matrix, read_roi_series
@@ -45,18 +43,6 @@ def _write(path: Path, values: np.ndarray, sep: str, group: str, decimal: str, *
     return path
 
 
-def _run_fix(path: Path, said: str) -> None:
-    """pandas' re-save, run exactly as the hint words it."""
-    found = re.search(r"(pd\.read_csv\(file.*?\)\.to_csv\(file.*?\))\.$", said)
-    assert found is not None, said
-    tree = ast.parse(found.group(1), mode="eval").body
-    read = tree.func.value  # pd.read_csv(...) of .to_csv(...)
-    assert isinstance(tree, ast.Call) and isinstance(read, ast.Call)
-    read_kw = {k.arg: ast.literal_eval(k.value) for k in read.keywords}
-    write_kw = {k.arg: ast.literal_eval(k.value) for k in tree.keywords}
-    pd.read_csv(path, **read_kw).to_csv(path, **write_kw)
-
-
 CASES = {
     # Excel "CSV (Comma delimited)", cells formatted with "Use 1000 Separator": "1,234.5"
     "comma_quoted": ("x.csv", ",", ",", ".", {}),
@@ -84,7 +70,7 @@ def test_thousands_separators_are_refused_with_a_fix_that_reads_back(
     assert caught.value.code == reason_codes.FILE_UNREADABLE
     assert said.startswith(f"sub-01_{name} "), said
     assert "thousands separators" in said and "numbers only" not in said, said
-    _run_fix(path, said)
+    run_pandas_fix(path, said)
     got = read_roi_series(path, NAMES)
     assert list(got.columns) == NAMES
     np.testing.assert_allclose(got.to_numpy(np.float64), values, rtol=1e-12)
@@ -103,7 +89,7 @@ def test_decimal_commas_quoted_in_a_comma_csv_are_named_and_read_back(tmp_path: 
     path.write_text("\n".join([",".join(NAMES), *lines]) + "\n")
     with pytest.raises(ExcludedRunError, match="with decimal commas") as caught:
         read_roi_series(path, NAMES)
-    _run_fix(path, caught.value.one_line())
+    run_pandas_fix(path, caught.value.one_line())
     np.testing.assert_allclose(read_roi_series(path, NAMES).to_numpy(np.float64), values)
 
 

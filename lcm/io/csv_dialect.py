@@ -1,5 +1,6 @@
 """Tables saved in another dialect than their name says: semicolons, decimal commas,
-thousands separators.
+thousands separators: of ROI tables (:mod:`lcm.connectome.roi_formats`) and atlas labels
+tables (:mod:`lcm.atlas.files`) alike.
 
 R's ``write.csv2`` and Excel under a European locale save a ``.csv`` separated by semicolons,
 with decimal commas (``0,123;0,456``). Read with commas as separators, such a file was
@@ -64,14 +65,15 @@ def _plain_number(cell: str) -> bool:
     return True
 
 
-def _grouping(cell: str) -> str | None:
+def _grouping(cell: str, integers: bool = False) -> str | None:
     """The thousands separator of a number that surely has one (``1,234.5``, ``1.234.567``,
-    ``1 234``), else None: ``1,234`` and ``1.234`` may be decimals."""
+    ``1 234``), else None: ``1,234`` and ``1.234`` may be decimals, unless the column holds
+    ``integers`` (an atlas's label values), which a decimal would not be."""
     found = _GROUPED.fullmatch(cell.strip())
     if found is None:
         return None
     group = found["group"]
-    if found["decimal"] or group not in ".," or cell.count(group) > 1:
+    if integers or found["decimal"] or group not in ".," or cell.count(group) > 1:
         return group
     return None
 
@@ -156,6 +158,13 @@ def _thousands_args(groups: set[str]) -> str:
     return f", thousands={group!r}" + (", engine='python'" if not group.isascii() else "")
 
 
+def is_grouped_number(cell: str) -> bool:
+    """Whether ``cell`` is a number written with thousands separators or a decimal comma
+    (``1,234.5``, ``1 234``, ``0,5``), as Excel writes them: text to a reader."""
+    text = cell.strip()
+    return bool(_GROUPED.fullmatch(text) or _COMMA_DECIMAL.fullmatch(text))
+
+
 def check_grouped_numbers(
     path: Path, sep: str, cells: Iterable[str], header: list[str] | None
 ) -> None:
@@ -165,7 +174,7 @@ def check_grouped_numbers(
     A table with one of these and no other text reads as the numbers it shows with pandas'
     ``thousands=`` (or ``decimal=``), which the fix gives; ``1,234`` alone (a decimal comma, or a
     thousand and some) is refused without one. A cell that is no number leaves the caller's
-    reason.
+    reason. The reason is :func:`grouped_numbers_reason`'s.
 
     Parameters
     ----------
@@ -184,6 +193,38 @@ def check_grouped_numbers(
     ExcludedRunError
         Naming the file, a cell, and how to re-save it.
     """
+    reason = grouped_numbers_reason(path, sep, cells, header)
+    if reason is not None:
+        raise ExcludedRunError(reason[0], hint=reason[1], code=reason_codes.FILE_UNREADABLE)
+
+
+def grouped_numbers_reason(
+    path: Path,
+    sep: str,
+    cells: Iterable[str],
+    header: list[str] | None,
+    name: str | None = None,
+    integers: bool = False,
+) -> tuple[str, str] | None:
+    """The message and hint of :func:`check_grouped_numbers`, or None: for a caller whose table
+    is no run (an atlas's labels table), which raises its own error with them.
+
+    Parameters
+    ----------
+    path, sep, cells, header
+        As :func:`check_grouped_numbers`.
+    name : str, optional
+        How the message names the file (default its name, ``path.name``).
+    integers : bool, default False
+        Whether the cells are integers (an atlas's label values): ``1,001`` and ``1.001`` are
+        then a thousand and one, never decimals, and re-saved as such.
+
+    Returns
+    -------
+    tuple of str or None
+        (message, hint), or None when some cell is no such number (the caller's reason).
+    """
+    title = path.name if name is None else name
     cells = [c.strip() for c in cells]
     if header is not None and all(_number(c) or _COMMA_DECIMAL.fullmatch(c) for c in header):
         cells += [c.strip() for c in header if not _plain_number(c)]
@@ -191,17 +232,17 @@ def check_grouped_numbers(
     grouped = [c for c in cells if _GROUPED.fullmatch(c)]
     comma = [c for c in cells if _COMMA_DECIMAL.fullmatch(c)]
     if not cells or len(set(grouped) | set(comma)) != len(set(cells)):
-        return
-    groups = {g for c in cells if (g := _grouping(c)) is not None}
+        return None
+    groups = {g for c in cells if (g := _grouping(c, integers)) is not None}
     decimals = {c for c in comma if not _EITHER.fullmatch(c)}  # 0,5 or 1234,5: no thousands
-    name = {",": "commas", "\t": "tabs"}.get(sep, repr(sep))
+    sep_name = {",": "commas", "\t": "tabs"}.get(sep, repr(sep))
     excel = (
         "in Excel format the cells as Number with 'Use 1000 Separator' unticked and '.' as the "
         f"decimal separator, and save as {path.suffix}"
     )
     if len(groups) == 1 and not (decimals and "," in groups):
         (group,) = groups
-        example = next(c for c in cells if _grouping(c) == group)
+        example = next(c for c in cells if _grouping(c, integers) == group)
         what = f"thousands separators ({example!r})"
         decimal = "," if group != "," and any("," in c for c in cells) else "."
     elif decimals and not groups:
@@ -209,11 +250,10 @@ def check_grouped_numbers(
     else:
         # 1,234 alone: 1.234 or 1234, which no reading tells; or separators of several kinds.
         example = (cells if groups else comma)[0]
-        raise ExcludedRunError(
-            f"{path.name} writes numbers with a comma or thousands separators ({example!r}) "
-            f"that no reading tells from decimals, in a table separated by {name}",
-            hint=f"Re-save it with '.' decimals and no thousands separators: {excel}.",
-            code=reason_codes.FILE_UNREADABLE,
+        return (
+            f"{title} writes numbers with a comma or thousands separators ({example!r}) "
+            f"that no reading tells from decimals, in a table separated by {sep_name}",
+            f"Re-save it with '.' decimals and no thousands separators: {excel}.",
         )
     args = "" if sep == "," else f"sep={sep!r}, "
     args += f"decimal={decimal!r}, " * (decimal == ",")
@@ -222,9 +262,8 @@ def check_grouped_numbers(
     read = f"pd.read_csv(file, {args}" + (")" if header is not None else ", header=None)")
     out = ("" if sep == "," else f"sep={sep!r}, ") + "index=False"
     out += "" if header is not None else ", header=False"
-    raise ExcludedRunError(
-        f"{path.name} writes its numbers with {what}, read as text in a table separated by {name}",
-        hint=f"Re-save it with '.' decimals and no thousands separators: {excel}; in pandas "
+    return (
+        f"{title} writes its numbers with {what}, read as text in a table separated by {sep_name}",
+        f"Re-save it with '.' decimals and no thousands separators: {excel}; in pandas "
         f"{read}.to_csv(file, {out}).",
-        code=reason_codes.FILE_UNREADABLE,
     )
