@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from pathlib import Path
+from typing import Any
 
 from lcm.catalogue import load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments
 from lcm.commands._outputs import record_together
-from lcm.commands._sources import existing, store_sources
+from lcm.commands._sources import store_sources
 from lcm.config import parse_settings
 from lcm.docstrings import fill_doc
 from lcm.exceptions import ConfigError
@@ -207,7 +209,20 @@ def _run(args: argparse.Namespace, stopped: _Stopped) -> int:
     # Outside the training steps (their handler says more): setting up, or the outputs'
     # writes, which leave one run's set (lcm.io.output_set).
     stopped.doing = "pretraining, outside its training steps (setting up or writing the model)"
-    stopped.wrote = "the model's files are all this run's or all the earlier run's (or none)"
+    stopped.wrote = (
+        "the model's files and their provenance records are all this run's or all the earlier "
+        "run's (or none)"
+    )
+
+    def record(outputs: list[Path], parallel: dict[str, Any]) -> list[Path]:
+        sources = [*store_sources(args.store, args.atlas, list(args.datasets)), args.catalogue]
+        # Each record names the others: nothing reads the history or the BEI table, so one
+        # deleted with its record is still reported by lcm provenance verify. Every process's
+        # host, pid and SLURM task: evidence that each rank took part. Written inside the
+        # files' set (lcm.io.output_set): a full disk or a SIGTERM at a record leaves the
+        # earlier run's files and records, never this run's model without its own.
+        return record_together(outputs, sources, DataParallel=parallel)
+
     # Claimed (checked again) and locked against a concurrent run.
     with training_out_dir(args.out_dir, PRETRAIN_VERB, files, (STATE_DIR,), beside):
         summary = pretrain(
@@ -218,17 +233,7 @@ def _run(args: argparse.Namespace, stopped: _Stopped) -> int:
             args.seed,
             args.out_dir,
             device=args.device,
+            record=record,
         )
         log.info("summary: %s", json.dumps(summary, default=str))
-        if "rank" not in summary:  # data parallel ranks other than 0 write nothing
-            sources = [*store_sources(args.store, args.atlas, list(args.datasets)), args.catalogue]
-            # Every process's host, pid and SLURM task: evidence that each rank took part.
-            parallel = summary["data_parallel"]
-            # Each record names the others: nothing reads the history or the BEI table, so one
-            # deleted with its record is still reported by lcm provenance verify. A SIGTERM
-            # waits for the records (seconds): the model is not left without them.
-            stopped.doing = "recording the model's provenance"
-            stopped.wrote = "the model's files and their records are this run's"
-            with stopped.deferred():
-                record_together(existing(args.out_dir, files), sources, DataParallel=parallel)
     return 0

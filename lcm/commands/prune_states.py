@@ -52,7 +52,8 @@ output: one line per state folder found:
   removed (without --apply: would remove): its run finished;
   keep: its run has not finished (needed to resume it), the outputs beside it are another
   run's, its writer still runs (lock held), or it holds files LCM did not write (a link among
-  them, or its lock file a link).
+  them, or its lock file a link); unreadable or unusable: its train_state.json, or the tensors
+  file it names, is cut short or missing (lcm pretrain cannot resume from it: delete it).
 
 Finished: pretraining's train_state/ at its final step, with model.safetensors, model.json,
 history.tsv and bei_eval.tsv beside it, model.json written by the state's run (it records the
@@ -275,11 +276,9 @@ def _training(path: Path, size: int) -> Found:
     """A pretraining's ``train_state/``: finished at its final step with its model written."""
     from lcm.io.lock import LOCK_NAME
     from lcm.io.ownership import marker_owner
-    from lcm.model.checkpoint import META_NAME as MODEL_META
-    from lcm.model.checkpoint import run_of as model_run
-    from lcm.train.outputs import PRETRAIN_FILES, PRETRAIN_VERB
+    from lcm.train.outputs import PRETRAIN_VERB
     from lcm.train.state import META_NAME as STATE_META
-    from lcm.train.state import progress
+    from lcm.train.state import progress, unusable
     from lcm.train.state import run_of as state_run
 
     lock = path.parent / LOCK_NAME  # lcm pretrain holds its output folder's lock
@@ -301,6 +300,34 @@ def _training(path: Path, size: int) -> Found:
             "train from step 0)",
             lock,
         )
+    found = _trained(path, size, complete, where, lock, ours)
+    broken = unusable(path)
+    if broken is not None and not found.finished:
+        step = where.partition(", but ")[0]  # (progress says a missing file too: said once)
+        # Its JSON intact, its tensors not (a full disk, a copy interrupted): lcm pretrain
+        # refuses it, yet it was listed "kept to resume it". Removed only once its model is
+        # written (then nothing needs it); else never here, the user decides.
+        return Found(
+            path,
+            size,
+            False,
+            f"unusable ({step}, but {broken}): lcm pretrain cannot resume from it; kept "
+            f"(delete {path}, then rerun lcm pretrain: it trains from step 0)",
+            lock,
+        )
+    return found
+
+
+def _trained(
+    path: Path, size: int, complete: bool, where: str, lock: Path, ours: list[str]
+) -> Found:
+    """:func:`_training` of a state whose JSON is intact: finished when at its final step with
+    its own run's model written, unchanged since."""
+    from lcm.model.checkpoint import META_NAME as MODEL_META
+    from lcm.model.checkpoint import run_of as model_run
+    from lcm.train.outputs import PRETRAIN_FILES
+    from lcm.train.state import run_of as state_run
+
     if not complete:
         return Found(path, size, False, f"unfinished ({where}): kept to resume it", lock)
     missing = [n for n in PRETRAIN_FILES if not (path.parent / n).is_file()]

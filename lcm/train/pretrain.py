@@ -1,7 +1,8 @@
 """Pretraining: BEI multitask learning plus masked-ROI reconstruction on the pretraining cohort.
 
 Outputs in ``out_dir``: ``model.safetensors`` + ``model.json`` (the checkpoint), ``history.tsv``
-(one row per epoch) and ``bei_eval.tsv`` (held-out metrics beside baselines), kept only together
+(one row per epoch) and ``bei_eval.tsv`` (held-out metrics beside baselines), kept only together,
+with their provenance records when given a ``record``
 (:func:`lcm.io.output_set.written_together`: after a failed write, the last run's). In the history,
 ``loss_total`` is the training objective (uncertainty-weighted BEI losses plus the weighted
 self-supervised loss, on masked batches in train mode) and ``loss_<variable>``, ``loss_ssl`` its
@@ -21,6 +22,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from lcm.catalogue import Catalogue
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.atomic import write_tsv
 from lcm.io.output_set import written_together
+from lcm.io.provenance import provenance_path
 from lcm.model.checkpoint import save_checkpoint
 from lcm.model.checkpoint_meta import META_NAME, WEIGHTS_NAME
 from lcm.model.config import config_from_settings
@@ -81,6 +84,10 @@ from lcm.train.streamed import (
 )
 
 log = logging.getLogger(__name__)
+
+# Writes the provenance records of the model's files (given them and the data parallel
+# processes), returning the records' paths: ``lcm pretrain``'s, called inside their set.
+Recorder = Callable[[list[Path], dict[str, Any]], list[Path]]
 
 EVAL_BATCH = 256
 # Training runs of history's train_eval_loss (at least; as many as the hold-out when it is
@@ -350,6 +357,7 @@ def pretrain(
     out_dir: str | Path,
     *,
     device: str | None = None,
+    record: Recorder | None = None,
 ) -> dict[str, Any]:
     """Pretrain an LCM on ``cohort`` and write its checkpoint, history and held-out metrics.
 
@@ -372,6 +380,10 @@ def pretrain(
     out_dir : path-like
     device : str, optional
         ``"cpu"``, ``"cuda"`` ...; default CUDA when available.
+    record : callable, optional
+        Writes the provenance records of the files, given them and the data parallel
+        processes (the ``data_parallel`` of the summary), returning the records; called inside
+        the files' set, so that the records are kept only with them (``lcm pretrain``'s).
 
     Returns
     -------
@@ -641,7 +653,12 @@ def pretrain(
     model_cpu = model.to("cpu")
     # All four or none: a full disk at the history left new weights beside the last run's
     # model.json (refused later on its checksum; without a saved state, training again).
-    with written_together(out / name for name in PRETRAIN_FILES) as written:
+    files = [out / name for name in PRETRAIN_FILES]
+    parallel = {"world_size": ctx.world, "ranks": ranks}
+    # Their records in the set too: a full disk or a kill between the files and the records
+    # left this run's model beside the last run's records (or none).
+    records = [provenance_path(f) for f in files] if record is not None else []
+    with written_together([*files, *records]) as written:
         # The fingerprint its state resumes by: lcm prune-states removes that state beside it.
         # (Weights written, model.json not: written_together finds the weights replaced.)
         save_checkpoint(out, model_cpu, layout, meta, run_fingerprint=resumable.fingerprint)
@@ -650,6 +667,8 @@ def pretrain(
         written.append(out / HISTORY_NAME)
         write_tsv(out / BEI_EVAL_NAME, evaluation)
         written.append(out / BEI_EVAL_NAME)
+        if record is not None:
+            written += record(files, parallel)
     # The state (at the final step) is kept: a job killed after this point (Snakemake's wrapper
     # still running at the time limit) is retried with these outputs deleted, and the retry
     # writes them again from it. A run with other settings removes it (train_epochs).
@@ -662,7 +681,7 @@ def pretrain(
         "queries": layout.names,
         "final": {k: v for k, v in history[-1].items() if k != "epoch"},
         "data_fingerprint": fingerprint,
-        "data_parallel": {"world_size": ctx.world, "ranks": ranks},
+        "data_parallel": parallel,
         "seconds": round(time.perf_counter() - started, 2),
     }
     log.info("pretraining done in %.1f s: %s", summary["seconds"], out)

@@ -383,6 +383,13 @@ def load_state(
             f"step {meta.get('step')!r}).",
             hint=f"The state cannot be trusted; {fix}.",
         )
+    # The header and size first (cheap, and naming the tensor cut off), then the sha256.
+    cut = _tensors_problem(tensors_path)
+    if cut is not None:
+        raise CheckpointError(
+            f"{meta_path} (step {meta.get('step')!r}) names tensors that cannot be read: {cut}",
+            hint=f"The state is unusable; {fix}.",
+        )
     if sha256_file(tensors_path) != meta.get("tensors_sha256"):
         raise CheckpointError(
             f"{tensors_path}: sha256 differs from the one recorded in {META_NAME}.",
@@ -467,6 +474,46 @@ def progress(folder: Path) -> tuple[bool, str]:
     if not tensors.is_file():
         return False, f"step {step} of {total}, but {tensors.name} is missing"
     return step >= total, f"step {step} of {total}"
+
+
+def unusable(folder: Path) -> str | None:
+    """Why :func:`load_state` cannot resume from the state in ``folder``, though its JSON is
+    intact: the tensors file it names missing, or not a whole safetensors file.
+
+    Read from the file's header and size alone (no tensor is read): a file cut short (a full
+    disk, a copy interrupted) declares tensors past its end. A file of the right size with
+    other bytes is found by its sha256, only when resuming.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        A state folder.
+
+    Returns
+    -------
+    str or None
+        The file and what is wrong with it; None when its tensors look whole, or when its
+        JSON is missing, unreadable or edited (:func:`progress` says which).
+    """
+    meta, _ = _intact_meta(folder)
+    if meta is None:
+        return None
+    return _tensors_problem(folder / str(meta.get("tensors_file", TENSORS_NAME)))
+
+
+def _tensors_problem(path: Path) -> str | None:
+    """What makes the tensors file ``path`` unreadable (its header or size), or None."""
+    if not _TENSORS_RE.fullmatch(path.name):
+        return f"{path.name!r} is not the name of a state's tensors file"
+    if not path.is_file():
+        return f"{path} is missing"
+    try:
+        read_header(path)
+    except CheckpointError as exc:
+        return exc.message
+    except OSError as exc:
+        return f"{path} cannot be read ({exc.strerror or exc})"
+    return None
 
 
 def run_of(folder: Path) -> str | None:

@@ -492,3 +492,55 @@ def test_a_finished_state_beside_a_model_changed_since_is_kept(
     assert line.startswith("keep"), line
     assert "model.safetensors changed since written" in line and "kept to write" in line
     assert (out / STATE_DIR / "train_state.json").is_file()
+
+
+def state_step(state: Path) -> int:
+    """The step a state's JSON records."""
+    import json
+
+    return json.loads((state / "train_state.json").read_text())["step"]
+
+
+def _cut_tensors(state: Path) -> Path:
+    """Cut the state's tensors file short (a full disk, a copy interrupted), its JSON intact."""
+    (tensors,) = state.glob("train_state.step-*.safetensors")
+    tensors.write_bytes(tensors.read_bytes()[:-100])
+    return tensors
+
+
+def test_a_state_whose_tensors_are_cut_short_is_said_unusable_not_resumable(
+    tmp_path: Path, pretrained, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its train_state.json intact, its tensors not: lcm pretrain refuses to resume from it,
+    yet the listing said "kept to resume it" (and a finished one whose model is gone "kept
+    to write them", which it cannot)."""
+    results = tmp_path / "results"
+    killed = _copy(pretrained["killed"], results / "pretrain-killed") / STATE_DIR
+    done = _copy(pretrained["done"], results / "pretrain-done") / STATE_DIR
+    (done.parent / "model.safetensors").unlink()
+    cut = {state: _cut_tensors(state) for state in (killed, done)}
+    sizes = {state: tensors.stat().st_size for state, tensors in cut.items()}
+    assert main(["prune-states", str(results), "--apply"]) == 0
+    lines = _lines(capsys.readouterr().out)
+    for state, tensors in cut.items():
+        line = lines[str(state)]
+        assert line.startswith("keep") and "kept to resume it" not in line, line
+        assert "kept to write" not in line, line
+        assert f"unusable (step {state_step(state)} of " in line, line
+        assert f"but {tensors}: cut short: tensor " in line, line
+        assert "lcm pretrain cannot resume from it" in line, line
+        assert f"delete {state}, then rerun lcm pretrain" in line, line
+        assert tensors.stat().st_size == sizes[state]  # never removed: not known finished
+
+
+def test_a_finished_state_whose_tensors_are_cut_short_goes_once_its_model_is_written(
+    tmp_path: Path, pretrained, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing needs a finished run's state once its model is written: one cut short goes
+    as a whole one does."""
+    done = _copy(pretrained["done"], tmp_path / "pretrain") / STATE_DIR
+    _cut_tensors(done)
+    assert main(["prune-states", str(done.parent), "--apply"]) == 0
+    line = _lines(capsys.readouterr().out)[str(done)]
+    assert line.startswith("removed"), line
+    assert not done.exists()

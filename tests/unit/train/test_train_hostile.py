@@ -38,6 +38,7 @@ from lcm.train.state import (
     content_digest,
     load_state,
     save_state,
+    unusable,
 )
 
 pytestmark = pytest.mark.hostile
@@ -373,6 +374,25 @@ def test_pickle_named_train_state_safetensors_is_refused(tmp_path: Path) -> None
     (tmp_path / META_NAME).write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match=r"train_state\.step-150\.safetensors: not a safe"):
         load_state(tmp_path, "fp", *_training_objects())
+
+
+def test_a_state_whose_tensors_are_cut_short_is_said_unusable_and_not_resumed(
+    tmp_path: Path,
+) -> None:
+    """Its JSON intact, its tensors cut short (a full disk, a copy interrupted): the listing
+    (lcm prune-states) said it resumable. Found from the header and size alone, and refused."""
+    _saved_state(tmp_path)
+    tensors = tmp_path / "train_state.step-150.safetensors"
+    assert unusable(tmp_path) is None  # as written: whole
+    tensors.write_bytes(tensors.read_bytes()[:-7])
+    said = unusable(tmp_path)
+    assert said is not None and said.startswith(f"{tensors}: cut short: tensor "), said
+    with pytest.raises(CheckpointError, match="names tensors that cannot be read") as info:
+        load_state(tmp_path, "fp", *_training_objects())
+    assert f"{tensors}: cut short" in info.value.message and "\n" not in info.value.message
+    assert f"delete {tmp_path}" in info.value.hint
+    tensors.unlink()
+    assert unusable(tmp_path) == f"{tensors} is missing"
 
 
 # -- checkpoints: bounds, format, mode ---------------------------------------------------------
