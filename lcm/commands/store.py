@@ -27,6 +27,7 @@ from lcm.store.phenotype import (
     warn_uninformative,
 )
 from lcm.store.writer import (
+    dataset_rows,
     stored_rows,
     variables_id,
     write_connectomes,
@@ -88,7 +89,15 @@ def run(args: argparse.Namespace) -> int:
     catalogue = load_catalogue(args.catalogue)
     # The table's contract (lcm.io.qc_table.QC_REQUIRED, as `lcm report` reads it) and the
     # matrices this stage stores.
-    qc = read_qc_table(args.qc_table, required=(RELMAT,))
+    # Its rows of --dataset: a table of another dataset is refused, one of several is read
+    # for this one's runs alone (its other subjects are not this dataset's scans).
+    qc = dataset_rows(
+        read_qc_table(args.qc_table, required=(RELMAT,)),
+        args.dataset,
+        args.qc_table,
+        args.atlas,
+        rule=bool(getattr(args, "rule", None)),
+    )
     # A dataset without a run to store stops here, naming the QC table and the runs' reasons,
     # before its phenotype is read.
     runs = stored_rows(qc, args.dataset, source=args.qc_table)
