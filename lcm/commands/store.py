@@ -18,7 +18,7 @@ from lcm.io.provenance import check_recordable, record_outputs, sha256_file, wri
 from lcm.io.qc_table import RELMAT, SUBJECT, read_qc_table
 from lcm.store.commit import commit_dataset
 from lcm.store.phenotype import (
-    log_unscanned_rows,
+    log_rows_without_runs,
     match_scanned_subjects,
     missingness,
     phenotype_units,
@@ -122,8 +122,9 @@ def run(args: argparse.Namespace) -> int:
             args.phenotype,
             first[1],
         )
-    # Rows of subjects never scanned join no run: said, counted and named, whatever else.
-    log_unscanned_rows(phenotype, scanned, args.phenotype, args.dataset)
+    # Rows of subjects never scanned, or whose every run was excluded, join no run: said,
+    # counted and named (with the runs' reasons), whatever else.
+    log_rows_without_runs(phenotype, qc, args.phenotype, args.dataset)
     no_pheno = sorted(scanned - set(phenotype["subject"]))
     if len(phenotype) and not stored & set(phenotype["subject"]):
         # Stored anyway, every run without variables, and lcm evaluate later said "one class

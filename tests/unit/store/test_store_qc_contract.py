@@ -14,6 +14,7 @@ from test_store_settings import SUBJECTS, _roi_dataset
 from lcm.cli import main
 from lcm.exceptions import InputDataError
 from lcm.io.paths import connectome_path
+from lcm.reason_codes import TOO_FEW_VOLUMES
 from lcm.report.tables import read_qc
 
 
@@ -118,3 +119,32 @@ def test_a_qc_table_of_several_datasets_stores_the_runs_of_dataset_only(
     # The other dataset's subjects are not "scanned subjects absent from the phenotype".
     assert "absent from" not in err
     assert f"QC table {qc} holds datasets ['hcplike', 'roids']: storing the {len(table)}" in err
+
+
+def test_a_phenotype_row_whose_every_run_was_excluded_is_logged_with_the_reasons(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A scanned subject whose runs were all excluded (motion) joins no run either: its row
+    was left out with no line, the unscanned rows' log naming only subjects never scanned."""
+    qc, pheno, catalogue = _roi_dataset(tmp_path)
+    table = _read(qc)
+    out = table["subject"] == "02"
+    table.loc[out, ["included", "reason", "reason_code"]] = [
+        "false",
+        "96 of 120 volumes scrubbed (FD > 0.5 mm): 24 kept",
+        TOO_FEW_VOLUMES,
+    ]
+    _rewrite(qc, table)
+    capsys.readouterr()
+    store = tmp_path / "store"
+    assert _store(qc, pheno, catalogue, store) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "every run excluded" in line]
+    assert len(lines) == 1
+    assert lines[0].endswith(
+        f"INFO lcm.store.phenotype: roids: 1 phenotype row subject(s) of {pheno} have scans "
+        "but every run excluded, so no run to join: not used (02); their runs' reasons: "
+        f"{TOO_FEW_VOLUMES}: 1 run ({table.loc[out, 'run_key'].iloc[0]}), "
+        'e.g. "96 of 120 volumes scrubbed (FD > 0.5 mm): 24 kept"'
+    )
+    stored = pq.read_table(connectome_path(store, "toy", "roids"), columns=["subject"])
+    assert "02" not in stored.column("subject").to_pylist()
