@@ -18,7 +18,7 @@ from lcm.io.provenance import check_recordable, record_outputs, sha256_file, wri
 from lcm.io.qc_table import RELMAT, SUBJECT, read_qc_table
 from lcm.store.commit import commit_dataset
 from lcm.store.phenotype import (
-    log_unscanned_rows,
+    log_rows_without_runs,
     match_scanned_subjects,
     missingness,
     phenotype_units,
@@ -27,6 +27,7 @@ from lcm.store.phenotype import (
     warn_uninformative,
 )
 from lcm.store.writer import (
+    dataset_rows,
     stored_rows,
     variables_id,
     write_connectomes,
@@ -88,7 +89,15 @@ def run(args: argparse.Namespace) -> int:
     catalogue = load_catalogue(args.catalogue)
     # The table's contract (lcm.io.qc_table.QC_REQUIRED, as `lcm report` reads it) and the
     # matrices this stage stores.
-    qc = read_qc_table(args.qc_table, required=(RELMAT,))
+    # Its rows of --dataset: a table of another dataset is refused, one of several is read
+    # for this one's runs alone (its other subjects are not this dataset's scans).
+    qc = dataset_rows(
+        read_qc_table(args.qc_table, required=(RELMAT,)),
+        args.dataset,
+        args.qc_table,
+        args.atlas,
+        rule=bool(getattr(args, "rule", None)),
+    )
     # A dataset without a run to store stops here, naming the QC table and the runs' reasons,
     # before its phenotype is read.
     runs = stored_rows(qc, args.dataset, source=args.qc_table)
@@ -113,8 +122,9 @@ def run(args: argparse.Namespace) -> int:
             args.phenotype,
             first[1],
         )
-    # Rows of subjects never scanned join no run: said, counted and named, whatever else.
-    log_unscanned_rows(phenotype, scanned, args.phenotype, args.dataset)
+    # Rows of subjects never scanned, or whose every run was excluded, join no run: said,
+    # counted and named (with the runs' reasons), whatever else.
+    log_rows_without_runs(phenotype, qc, args.phenotype, args.dataset)
     no_pheno = sorted(scanned - set(phenotype["subject"]))
     if len(phenotype) and not stored & set(phenotype["subject"]):
         # Stored anyway, every run without variables, and lcm evaluate later said "one class

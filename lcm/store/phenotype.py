@@ -24,6 +24,8 @@ from lcm.catalogue import Catalogue, ColumnCoding, Variable, parse_number
 from lcm.docstrings import fill_doc
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import check_label
+from lcm.io.derivatives import exclusion_reasons, included_mask
+from lcm.io.qc_table import INCLUDED, SUBJECT
 from lcm.store.units import ColumnUnits, UnitsMismatch, column_units, factor_text
 
 log = logging.getLogger(__name__)
@@ -732,40 +734,60 @@ def match_scanned_subjects(
     return out, mapping
 
 
-def log_unscanned_rows(
-    phenotype: pd.DataFrame, scanned: set[str], path: str | Path, dataset: str
-) -> list[str]:
-    """Log the phenotype rows of subjects with no scan: they join no run, so no cohort holds
-    them (they were left out with no log line).
+def log_rows_without_runs(
+    phenotype: pd.DataFrame, qc: pd.DataFrame, path: str | Path, dataset: str
+) -> tuple[list[str], list[str]]:
+    """Log the phenotype rows that join no stored run: of subjects never scanned, and of
+    scanned subjects whose every run was excluded (with the runs' reasons). No cohort holds
+    them, and they were left out with no log line.
 
     Parameters
     ----------
     phenotype : pandas.DataFrame
         The table as matched to the scans (:func:`match_scanned_subjects`; column
         ``subject``).
-    scanned : set of str
-        Subject labels of the dataset's runs (the QC table's, included or not).
+    qc : pandas.DataFrame
+        The dataset's rows of its QC table, included or not (``subject``, ``included``,
+        ``reason``; ``reason_code``, ``run_key`` where written).
     path : path-like
-        The phenotype file, named in the log line.
+        The phenotype file, named in the log lines.
     dataset : str
 
     Returns
     -------
-    list of str
-        The subjects of those rows, sorted (logged: their count and the first 10).
+    tuple of list of str
+        The subjects of the rows never scanned, and of those whose runs were all excluded,
+        each sorted (logged: their count and the first 10).
     """
-    unscanned = sorted(set(phenotype["subject"].dropna().astype(str)) - scanned)
+    subjects = set(phenotype["subject"].dropna().astype(str))
+    labels = qc[SUBJECT].astype(str)
+    included = included_mask(qc[INCLUDED], f"QC table of {dataset!r}")
+    unscanned = sorted(subjects - set(labels))
+    excluded = sorted(subjects & set(labels) - set(labels[included]))
     if unscanned:
         log.info(
-            "%s: %d phenotype row subject(s) of %s have no scan, so no run to join: not used "
-            "(%s%s)",
+            "%s: %d phenotype row subject(s) of %s have no scan, so no run to join: not used (%s)",
             dataset,
             len(unscanned),
             path,
-            ", ".join(unscanned[:10]),
-            ", ..." if len(unscanned) > 10 else "",
+            _first(unscanned),
         )
-    return unscanned
+    if excluded:
+        # Why is the QC table's: the count per reason, and the first runs of each.
+        log.info(
+            "%s: %d phenotype row subject(s) of %s have scans but every run excluded, so no "
+            "run to join: not used (%s); their runs' reasons: %s",
+            dataset,
+            len(excluded),
+            path,
+            _first(excluded),
+            exclusion_reasons(qc[labels.isin(excluded)]),
+        )
+    return unscanned, excluded
+
+
+def _first(labels: list[str], limit: int = 10) -> str:
+    return ", ".join(labels[:limit]) + (", ..." if len(labels) > limit else "")
 
 
 def _by_number(labels: set[str]) -> dict[str, list[str]]:

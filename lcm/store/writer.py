@@ -55,11 +55,13 @@ from lcm.io.paths import (
     connectome_path,
     log_file,
     missingness_path,
+    qc_table,
     stored_connectomes,
     variables_path,
     window_index,
 )
 from lcm.io.provenance import environment, provenance_path
+from lcm.io.qc_table import DATASET
 from lcm.io.relmat import read_relmat
 from lcm.io.store_columns import (
     CONNECTOME,
@@ -349,6 +351,75 @@ def settings_entries(settings: Sequence[dict] | None, n_rows: int) -> list[dict]
             groups[key] = {"rows": 0, **made}
         groups[key]["rows"] += 1
     return list(groups.values())
+
+
+def dataset_rows(
+    qc: pd.DataFrame, dataset: str, source: str | Path, atlas: str, *, rule: bool = False
+) -> pd.DataFrame:
+    """The rows of ``dataset`` in a QC table, refusing a table that holds none of its runs.
+
+    A QC table of another dataset passed by mistake was stored under ``dataset``: its
+    connectomes in the wrong partition, joined to the wrong phenotype. The connectome stage
+    writes one table per dataset, but ``lcm connectome collect`` writes the QC records it is
+    given into one table, of several datasets if given theirs (``lcm report`` reads such a
+    table dataset by dataset): the rows of ``dataset`` are taken from it, the others' left.
+
+    Parameters
+    ----------
+    qc : pandas.DataFrame
+        The table as read (:func:`lcm.io.qc_table.read_qc_table`; column ``dataset``).
+    dataset : str
+        The dataset being stored (``--dataset``).
+    source : path-like
+        The table's file, named in the error and the log line.
+    atlas : str
+        The atlas stored: the error names the table the connectome stage writes for it.
+    rule : bool, optional
+        Under a workflow rule, which passes the dataset's own table: the fix is to put back
+        the table the connectome stage wrote there, not another ``--dataset``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows whose ``dataset`` is ``dataset``; ``qc`` itself when it lists no run (then
+        :func:`stored_rows` says why).
+
+    Raises
+    ------
+    InputDataError
+        ``qc`` lists runs, none of them of ``dataset``: naming the file, the datasets it
+        holds, ``dataset`` and the table to pass.
+    """
+    if qc.empty:
+        return qc
+    values = qc[DATASET].astype(str)
+    held = sorted(set(values))
+    if dataset not in held:
+        own = qc_table("<results_dir>", dataset, atlas)
+        hint = (
+            f"Put back the QC table the connectome stage wrote for {dataset!r} at {source}: "
+            "move this file away and rerun the workflow, which writes it again."
+            if rule
+            else f"Pass the QC table of {dataset!r} (the connectome stage writes {own}), or "
+            f"--dataset {held[0]} if this table is the one meant."
+        )
+        raise InputDataError(
+            f"QC table {source} holds the runs of dataset(s) {held[:5]} (its {DATASET!r} "
+            f"column), not of {'dataset' if rule else '--dataset'} {dataset!r}.",
+            hint=hint,
+        )
+    if len(held) == 1:
+        return qc
+    mine = values == dataset
+    log.info(
+        "QC table %s holds datasets %s: storing the %d run(s) of %s, not the other %d",
+        source,
+        held[:5],
+        int(mine.sum()),
+        dataset,
+        int((~mine).sum()),
+    )
+    return qc[mine].reset_index(drop=True)
 
 
 def stored_rows(qc: pd.DataFrame, dataset: str, source: str | Path | None = None) -> pd.DataFrame:

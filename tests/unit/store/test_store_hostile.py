@@ -55,7 +55,7 @@ COMMITTED = {  # every file of a committed dataset 'alpha' (the lock file stays,
 }
 
 
-def _inputs(root: Path, version: tuple[int, float]) -> tuple[Path, Path]:
+def _inputs(root: Path, version: tuple[int, float], dataset: str = "alpha") -> tuple[Path, Path]:
     """QC table and phenotype of one version: every run reads the same relmat (slow enough)."""
     n, age0 = version
     root.mkdir(parents=True, exist_ok=True)
@@ -66,7 +66,7 @@ def _inputs(root: Path, version: tuple[int, float]) -> tuple[Path, Path]:
     ids = [f"{i:04d}" for i in range(n)]
     qc = pd.DataFrame(
         {
-            "dataset": "alpha",  # the columns every reader requires (lcm.io.qc_table)
+            "dataset": dataset,  # the columns every reader requires (lcm.io.qc_table)
             "subject": ids,
             "session": "",
             "task": "rest",
@@ -90,12 +90,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (root / "variables.yaml").write_text(CATALOGUE)
     old_qc, old_pheno = _inputs(root / "old", OLD)
     new_qc, new_pheno = _inputs(root / "new", NEW)
+    # Another dataset's table: `lcm store --dataset beta` refuses alpha's.
+    beta_qc, beta_pheno = _inputs(root / "beta", OLD, dataset="beta")
     return {
         "catalogue": root / "variables.yaml",
         "old_qc": old_qc,
         "old_pheno": old_pheno,
         "new_qc": new_qc,
         "new_pheno": new_pheno,
+        "beta_qc": beta_qc,
+        "beta_pheno": beta_pheno,
     }
 
 
@@ -352,7 +356,7 @@ def test_second_writer_of_a_dataset_is_refused_others_write_in_parallel(
         err = capsys.readouterr().err
         assert "being written by another `lcm store --dataset alpha`" in err
         assert f"pid {first.proc.pid}" in err and "Traceback" not in err
-        _store(world, store, "old", dataset="beta")  # another dataset: not blocked
+        _store(world, store, "beta", dataset="beta")  # another dataset: not blocked
     finally:
         first.kill()
     assert _seen(world, store) == "old"
@@ -385,7 +389,7 @@ def test_truncated_partition_is_one_line_error(
     # Writing another dataset compares ROIs with a damaged partition: named, no traceback.
     conn.write_bytes(b"garbage")
     capsys.readouterr()
-    assert main(_args(world, store, "old", "beta")) == 3
+    assert main(_args(world, store, "beta", "beta")) == 3
     err = capsys.readouterr().err
     assert f"{conn}, which is not a readable Parquet file" in err and "Traceback" not in err
 
