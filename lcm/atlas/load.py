@@ -134,7 +134,7 @@ def native_space_fix(
     roi_entry : str, default ``entry: roi_timeseries``
         How the user enters a dataset as ROI time series (``datasets.<name>.entry:
         roi_timeseries``, ``lcm ingest --entry roi_timeseries``:
-        :func:`lcm.bids.dataset.set_to`).
+        :func:`lcm.hints.set_to`).
     atlas_space : str, optional
         The atlas's template, when known (named as the space to set).
 

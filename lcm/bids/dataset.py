@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lcm.exceptions import BIDSError
+from lcm.hints import is_option, set_to
 
 log = logging.getLogger(__name__)
 
@@ -63,25 +64,6 @@ def setting_names(dataset: str, names: Mapping[str, str] | None = None) -> dict[
     return {**keys, **(names or {})}
 
 
-def set_to(name: str, value: object) -> str:
-    """A fix that sets the setting ``name`` (:func:`setting_names`) to ``value``, as the user
-    writes it: ``--task motor`` on the command line, ``datasets.d.task: motor`` in the config.
-
-    Parameters
-    ----------
-    name : str
-        The setting's name, an option (``--task``, or another verb's, ``lcm ingest --entry``)
-        or a config key.
-    value : object
-        The value to set.
-
-    Returns
-    -------
-    str
-    """
-    return f"{name} {value}" if _is_option(name) else f"{name}: {value}"
-
-
 def part_of(name: str, key: str) -> str:
     """A key inside the setting ``name`` (a JSON option's or a config section's): ``--select's
     participants.exclude``, ``ingest.select.d.participants.exclude``.
@@ -98,7 +80,7 @@ def part_of(name: str, key: str) -> str:
     -------
     str
     """
-    return f"{name}'s {key}" if _is_option(name) else f"{name}.{key}"
+    return f"{name}'s {key}" if is_option(name) else f"{name}.{key}"
 
 
 def turned_off(name: str) -> str:
@@ -115,13 +97,7 @@ def turned_off(name: str) -> str:
     -------
     str
     """
-    return f"pass {name}" if _is_option(name) else f"set {set_to(name, 'false')}"
-
-
-def _is_option(name: str) -> bool:
-    """Whether the setting ``name`` is an option (``--task``, or another verb's, ``lcm ingest
-    --select``), not a config key."""
-    return name.rsplit(" ", 1)[-1].startswith("-")
+    return f"pass {name}" if is_option(name) else f"set {set_to(name, 'false')}"
 
 
 def read_dataset_description(root: str | Path, setting: str | None = None) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from typing import Any
 import pandas as pd
 
 from lcm import reason_codes
-from lcm.bids.dataset import set_to, setting_names
+from lcm.bids.dataset import setting_names
 from lcm.bids.manifest import exclude_duplicates
 from lcm.bids.nifti_header import sniff_image
 from lcm.bids.rows import (
@@ -62,6 +62,7 @@ from lcm.bids.sidecars import UNREADABLE, NotFetched, read_json_object
 from lcm.bids.timing import implausible_tr, set_tr_fix
 from lcm.entries import TABLE, entry_type
 from lcm.exceptions import InputDataError
+from lcm.hints import set_to
 from lcm.io.bids_names import check_label, check_name_label, parse_entities, run_key
 from lcm.reason_codes import with_fix
 

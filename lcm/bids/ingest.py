@@ -21,7 +21,6 @@ from lcm.bids.dataset import (
     is_derivative,
     part_of,
     read_dataset_description,
-    set_to,
     setting_names,
 )
 from lcm.bids.fast_index import DEFAULT_SPACE, IndexSpec
@@ -67,6 +66,7 @@ from lcm.bids.validator import (
 from lcm.docstrings import fill_doc
 from lcm.entries import TABLE, entry_type
 from lcm.exceptions import BIDSError, ConfigError, InputDataError
+from lcm.hints import set_to
 from lcm.io.bids_names import check_label, parse_entities
 from lcm.io.output_space import check_volumetric_space
 from lcm.io.provenance import write_sidecar

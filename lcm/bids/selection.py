@@ -15,9 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from lcm.bids.dataset import part_of, set_to
+from lcm.bids.dataset import part_of
 from lcm.bids.rows import DUPLICATE, NOT_SELECTED, OTHER_ATLAS, OTHER_ECHO, OTHER_PART
 from lcm.exceptions import ConfigError
+from lcm.hints import set_to
 from lcm.reason_codes import split_fix, with_fix
 
 # Selection key -> (manifest column, BIDS entity prefix that may be written before labels).

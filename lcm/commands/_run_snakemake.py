@@ -83,16 +83,17 @@ def check_snakemake_words(words: list[str]) -> None:
     """Refuse Snakemake options after ``--`` that replace what ``lcm run`` sets.
 
     Snakemake keeps the last value of an option: ``-- --configfile my.yaml`` replaced the
-    resolved config (the BIDS dataset gone: "Add 'datasets'", or another dataset's run with
-    results under OUTPUT_DIR/results), and ``-- --config results_dir=DIR`` wrote every output
-    to DIR, past OUTPUT_DIR's checks and lock. Snakemake's parser (argparse) also reads an
-    unambiguous abbreviation (``--direc``) and a value attached to a short option (``-sFILE``,
-    ``-nd DIR``, ``-Cresults_dir=DIR``): such words are read by its own parser.
+    resolved config (the BIDS dataset gone, refused as "no datasets key: the workflow needs at
+    least one dataset to run on", or another dataset's run with results under
+    OUTPUT_DIR/results), and ``-- --config results_dir=DIR`` wrote every output to DIR, past
+    OUTPUT_DIR's checks and lock. Snakemake's parser (argparse) also reads an unambiguous
+    abbreviation (``--direc``) and a value attached to a short option (``-sFILE``, ``-nd DIR``,
+    ``-Cresults_dir=DIR``): such words are read by its own parser.
+
     Parameters
     ----------
     words : list of str
         The words after ``--``.
-
 
     Raises
     ------

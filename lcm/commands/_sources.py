@@ -1,4 +1,5 @@
-"""Inputs of the store-reading verbs, as files, for their provenance sidecars."""
+"""Inputs of the store-reading verbs: as files, for their provenance sidecars, and as their
+errors name them."""
 
 from __future__ import annotations
 
@@ -28,6 +29,25 @@ def store_sources(store: str | Path, atlas: str, datasets: list[str]) -> list[Pa
         p for ds in datasets for p in (connectome_path(store, atlas, ds), variables_path(store, ds))
     ]
     return [p for p in files if p.is_file()]
+
+
+def named_store(store: str | Path) -> str:
+    """The store ``store`` as errors name it where the connectomes come from (``store
+    results/store``): a checkpoint's ``data`` (:func:`lcm.model.checkpoint.check_fits`).
+
+    Named, a checkpoint of another atlas or ROI count is fixed there (another ``--atlas``, or a
+    store of the checkpoint's atlas) as often as by another checkpoint.
+
+    Parameters
+    ----------
+    store : str or pathlib.Path
+        The feature store's root (``--store``).
+
+    Returns
+    -------
+    str
+    """
+    return f"store {store}"
 
 
 def existing(folder: str | Path, names: tuple[str, ...]) -> list[Path]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lcm.commands._arguments import add_store_arguments
 from lcm.commands._outputs import check_output_folders, record_together
-from lcm.commands._sources import existing, store_sources
+from lcm.commands._sources import existing, named_store, store_sources
 from lcm.docstrings import fill_doc
 from lcm.io.output_set import written_together
 from lcm.model.checkpoint_meta import CHECKPOINT_NAMES
@@ -146,9 +146,7 @@ def run(args: argparse.Namespace) -> int:
     # Its files, atlas and catalogue before the cohort: a store's connectomes take minutes and
     # gigabytes to load, which a checkpoint lacking its weights then refused.
     recorded_meta = read_meta(args.checkpoint)
-    # The store named: a mismatch is fixed there (another --atlas, or a store of the
-    # checkpoint's atlas) as often as by another checkpoint.
-    data = f"store {args.store}"
+    data = named_store(args.store)
     check_fits(args.checkpoint, recorded_meta, atlas=args.atlas, catalogue=catalogue, data=data)
     # Weights cut short (a copy or a job interrupted) were refused only after the cohort was
     # loaded; their header's offsets beyond the file's end tell it in a few bytes' read.

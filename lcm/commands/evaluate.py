@@ -16,7 +16,7 @@ import lcm
 from lcm.catalogue import Catalogue, load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
 from lcm.commands._outputs import check_output_folders
-from lcm.commands._sources import existing, store_sources
+from lcm.commands._sources import existing, named_store, store_sources
 from lcm.commands._task import task_name
 from lcm.config import parse_settings
 from lcm.docstrings import fill_doc
@@ -276,9 +276,7 @@ def _evaluate(
         catalogue=catalogue,
         state_dir=state_folder(args.out),
         names=None if getattr(args, "rule", None) else SETTINGS_NAMES,
-        # The store named: a mismatch is fixed there (another --atlas) as often as by another
-        # checkpoint.
-        data=f"store {args.store}",
+        data=named_store(args.store),
     )
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from lcm.catalogue import Variable, load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
 from lcm.commands._outputs import record_together
-from lcm.commands._sources import existing, store_sources
+from lcm.commands._sources import existing, named_store, store_sources
 from lcm.config import parse_settings
 from lcm.docstrings import fill_doc
 from lcm.exceptions import ConfigError, InputDataError, OutputOwnershipError
@@ -267,15 +267,14 @@ def run(args: argparse.Namespace) -> int:
     check_out_dir(args.out_dir, "lcm finetune", CHECKPOINT_FILES)
     cohort = load_cohort(args.store, args.atlas, [args.dataset], catalogue)
     # Refuse a checkpoint of another atlas, ROI count, ROI order or catalogue before any training,
-    # naming the store: a mismatch is fixed there (another --atlas) as often as by another
-    # checkpoint.
+    # naming the store (named_store).
     _, meta = load_checkpoint(
         args.checkpoint,
         atlas=args.atlas,
         n_rois=cohort.fc.shape[1],
         roi_names=list(cohort.roi_names),
         catalogue=catalogue,
-        data=f"store {args.store}",
+        data=named_store(args.store),
     )
     if args.dataset in ((meta.get("data") or {}).get("datasets") or []):
         log.warning(

@@ -7,11 +7,12 @@ import json
 import shlex
 from typing import TYPE_CHECKING
 
-from lcm.bids.dataset import set_to, setting_names
+from lcm.bids.dataset import setting_names
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.docstrings import fill_doc
 from lcm.entries import entry_type, names
 from lcm.exceptions import ConfigError
+from lcm.hints import set_to
 
 if TYPE_CHECKING:
     from lcm.connectome.settings import DenoiseSettings

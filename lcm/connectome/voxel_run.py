@@ -15,7 +15,7 @@ import numpy as np
 from lcm import reason_codes
 from lcm.atlas import CUSTOM_SPACE, Atlas, resample_to
 from lcm.atlas.load import native_space_fix
-from lcm.bids.dataset import CONFIG_KEYS, set_to, setting_names
+from lcm.bids.dataset import CONFIG_KEYS, setting_names
 from lcm.bids.nifti_header import parse_header
 from lcm.bids.runs import RunIds, run_ids_from_name
 from lcm.bids.timing import compare_header_tr
@@ -61,6 +61,7 @@ from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
 from lcm.connectome.windows import WindowPlan, plan_windows
 from lcm.docstrings import fill_doc
 from lcm.exceptions import ExcludedRunError, InputDataError
+from lcm.hints import set_to
 from lcm.io.atomic import write_json
 from lcm.io.output_space import is_native_space, parse_output_space
 from lcm.io.paths import run_location, run_timeseries

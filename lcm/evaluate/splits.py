@@ -13,7 +13,6 @@ resampling noise between fractions.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from lcm.exceptions import ConfigError, InputDataError
+from lcm.hints import set_to
 from lcm.store.splits import make_repeated_splits, make_splits, site_column_keys
 
 log = logging.getLogger(__name__)
@@ -82,30 +82,6 @@ def setting_names(names: Mapping[str, str] | None = None) -> dict[str, str]:
     dict of str to str
     """
     return {**SETTING_KEYS, **(names or {})}
-
-
-def set_to(name: str, value: object) -> str:
-    """The evaluate setting ``name`` (:func:`setting_names`) set to ``value``, as the user
-    writes it: ``evaluate.split: subject`` in the config, ``--settings' split to "subject"``
-    (JSON) or ``--n-folds to 2`` on the command line.
-
-    :func:`lcm.bids.dataset.set_to` says the same of a dataset's settings; the evaluation
-    side may not import the imaging chain (the import contracts in pyproject.toml).
-
-    Parameters
-    ----------
-    name : str
-        The setting's name: a config key, or an option's (``--n-folds``, ``--settings' split``).
-    value : object
-        The value, JSON-serialisable.
-
-    Returns
-    -------
-    str
-    """
-    if name.startswith("-"):
-        return f"{name} to {json.dumps(value)}"
-    return f"{name}: {value if isinstance(value, str) else json.dumps(value)}"
 
 
 def check_distinct_repeats(repeats: Sequence[int], what: str, hint: str) -> None:

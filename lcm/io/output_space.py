@@ -204,7 +204,7 @@ def surface_space_fix(space: str, setting: str, roi_entry: str, roi_space: str) 
         of ``lcm ingest``) or a config key (``fmriprep.output_space``).
     roi_entry : str
         How the user enters the dataset as ROI time series: ``--entry roi_timeseries``,
-        ``datasets.<name>.entry: roi_timeseries`` (:func:`lcm.bids.dataset.set_to`).
+        ``datasets.<name>.entry: roi_timeseries`` (:func:`lcm.hints.set_to`).
     roi_space : str
         The setting that keeps one space of ROI time series: ``--space``,
         ``ingest.select.<name>.space.include``.

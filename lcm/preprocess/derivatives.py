@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lcm import reason_codes
-from lcm.bids.dataset import CONFIG_KEYS, part_of, read_dataset_description, set_to
+from lcm.bids.dataset import CONFIG_KEYS, part_of, read_dataset_description
 from lcm.bids.fmriprep_version import subject_fmriprep_version
 from lcm.bids.nifti_header import UnreadableHeader, read_bold_header
 from lcm.bids.rows import CIFTI_ENDING, OUTPUTS_MISSING, cifti_only, not_in_space
@@ -19,6 +19,7 @@ from lcm.bids.runs import RunIds
 from lcm.bids.sidecars import UNREADABLE, NotFetched, entities_of, read_json_object
 from lcm.bids.timing import TR_TOLERANCE_S, compare_header_tr, set_unit_fix, sidecar_tr
 from lcm.exceptions import BIDSError, InputDataError
+from lcm.hints import set_to
 from lcm.io.bids_names import subject_dir
 from lcm.io.output_space import parse_output_space, space_of
 

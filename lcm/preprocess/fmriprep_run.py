@@ -12,10 +12,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lcm.bids.dataset import CONFIG_KEYS, set_to, setting_names
+from lcm.bids.dataset import CONFIG_KEYS, setting_names
 from lcm.bids.nifti_header import UnreadableHeader, read_bold_header
 from lcm.bids.runs import RunIds
 from lcm.exceptions import ConfigError, ExternalToolError, InputDataError
+from lcm.hints import set_to
 from lcm.io.atomic import write_json
 from lcm.io.bids_names import check_label, subject_dir
 from lcm.io.container_image import check_apptainer_image, check_output_layout
