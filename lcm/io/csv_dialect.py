@@ -160,7 +160,18 @@ def _thousands_args(groups: set[str]) -> str:
 
 def is_grouped_number(cell: str) -> bool:
     """Whether ``cell`` is a number written with thousands separators or a decimal comma
-    (``1,234.5``, ``1 234``, ``0,5``), as Excel writes them: text to a reader."""
+    (``1,234.5``, ``1 234``, ``0,5``), as Excel writes them: text to a reader.
+
+    Parameters
+    ----------
+    cell : str
+        One cell's text, as read (surrounding whitespace is ignored).
+
+    Returns
+    -------
+    bool
+        True for a grouped number or a decimal comma.
+    """
     text = cell.strip()
     return bool(_GROUPED.fullmatch(text) or _COMMA_DECIMAL.fullmatch(text))
 
