@@ -5,8 +5,11 @@ tables after minutes to hours of work, and their provenance records after both. 
 table that could not be written (its folder a file, the disk full) left the first without a
 record: the rerun was refused, as a file LCM did not write, or the first table's old record
 described another run's content. The tables are kept only together by
-:func:`lcm.io.output_set.written_together` (``lcm pretrain``'s and ``lcm finetune``'s files too;
-``lcm pretrain``'s records join its set, :func:`lcm.train.pretrain.pretrain`'s ``record``).
+:func:`lcm.io.output_set.written_together` (``lcm pretrain``'s and ``lcm finetune``'s files too).
+The records join their files' set: ``lcm embed``'s within its block, ``lcm pretrain``'s and
+``lcm finetune``'s through :func:`lcm.train.pretrain.pretrain`'s and
+:meth:`lcm.train.finetune.LCMClassifier.save`'s ``record``; a full disk or a SIGTERM at a
+record leaves the earlier run's files and records (:mod:`lcm.commands._stopped`).
 """
 
 from __future__ import annotations

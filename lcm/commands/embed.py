@@ -9,8 +9,10 @@ from pathlib import Path
 from lcm.commands._arguments import add_store_arguments
 from lcm.commands._outputs import check_output_folders, record_together
 from lcm.commands._sources import existing, named_store, store_sources
+from lcm.commands._stopped import WritingStopped
 from lcm.docstrings import fill_doc
 from lcm.io.output_set import written_together
+from lcm.io.provenance import provenance_path
 from lcm.model.checkpoint_meta import CHECKPOINT_NAMES
 
 log = logging.getLogger(__name__)
@@ -199,20 +201,26 @@ def run(args: argparse.Namespace) -> int:
             ids, attention, checkpoint_layout(meta, args.checkpoint), list(cohort.roi_names)
         )
         tables.append((frame, args.attention_out))
-    # Both or neither: an embeddings table left without its record blocked the rerun.
-    with written_together([args.out, args.attention_out]) as written:
-        for frame, path in tables:
-            write(frame, path)
-            written.append(Path(path))
-    log.info(
-        "embeddings of %d runs (%d dimensions) -> %s", len(cohort), model.config.d_model, args.out
-    )
-    if args.attention_out:
-        log.info("query attention over %d ROIs -> %s", attention.shape[2], args.attention_out)
     sources = [
         *existing(args.checkpoint, CHECKPOINT_NAMES),
         *store_sources(args.store, args.atlas, list(args.datasets)),
         args.catalogue,
     ]
-    record_together([p for p in (args.out, args.attention_out) if p], sources)
+    outputs = [Path(p) for p in (args.out, args.attention_out) if p]
+    # Both or neither, with their records: an embeddings table left without its record
+    # blocked the rerun; a full disk or a SIGTERM at a record (written after the set) left
+    # this run's tables beside the earlier run's records, or none.
+    with (
+        WritingStopped("lcm embed", outputs),
+        written_together([*outputs, *(provenance_path(p) for p in outputs)]) as written,
+    ):
+        for frame, path in tables:
+            write(frame, path)
+            written.append(Path(path))
+        written += record_together(outputs, sources)
+    log.info(
+        "embeddings of %d runs (%d dimensions) -> %s", len(cohort), model.config.d_model, args.out
+    )
+    if args.attention_out:
+        log.info("query attention over %d ROIs -> %s", attention.shape[2], args.attention_out)
     return 0

@@ -13,6 +13,7 @@ from lcm.catalogue import Variable, load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
 from lcm.commands._outputs import record_together
 from lcm.commands._sources import existing, named_store, store_sources
+from lcm.commands._stopped import WritingStopped
 from lcm.config import parse_settings
 from lcm.docstrings import fill_doc
 from lcm.exceptions import ConfigError, InputDataError, OutputOwnershipError
@@ -311,14 +312,23 @@ def run(args: argparse.Namespace) -> int:
         # Subjects, not rows: the pseudo-label threshold and the probe's penalty are chosen on
         # validation subjects none of whose runs or windows trained the first model.
         clf.fit(cohort.fc, y, cohort.variables.drop(columns=[args.label]), groups=cohort.groups)
-        out = clf.save(args.out_dir)
-        sources = [
-            *existing(args.checkpoint, CHECKPOINT_NAMES),
-            *store_sources(args.store, args.atlas, [args.dataset]),
-            args.catalogue,
-        ]
-        # Each record names the others: nothing reads the history (see lcm pretrain).
-        record_together(existing(out, CHECKPOINT_FILES), sources)
+
+        def record(outputs: list[Path]) -> list[Path]:
+            sources = [
+                *existing(args.checkpoint, CHECKPOINT_NAMES),
+                *store_sources(args.store, args.atlas, [args.dataset]),
+                args.catalogue,
+            ]
+            # Each record names the others: nothing reads the history (see lcm pretrain).
+            # Written inside the files' set (lcm.io.output_set): a full disk or a SIGTERM at a
+            # record leaves the earlier run's files and records, never this run's model
+            # without its own.
+            return record_together(outputs, sources)
+
+        files = [Path(args.out_dir) / name for name in CHECKPOINT_FILES]
+        # A SIGTERM here exits through the set (the training steps' handler is gone by now).
+        with WritingStopped("lcm finetune", files):
+            out = clf.save(args.out_dir, record=record)
     log.info(
         "finetuned %s on %d runs (%d labelled) -> %s",
         args.label,

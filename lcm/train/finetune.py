@@ -23,6 +23,7 @@ from lcm.catalogue import Catalogue
 from lcm.exceptions import ConfigError, InputDataError
 from lcm.io.atomic import write_tsv
 from lcm.io.output_set import written_together
+from lcm.io.provenance import provenance_path
 from lcm.model.checkpoint import (
     checkpoint_layout,
     data_fingerprint,
@@ -67,6 +68,10 @@ from lcm.train.probe import LinearProbe, fit_probe
 from lcm.train.settings import resolve_settings
 
 log = logging.getLogger(__name__)
+
+# Writes the provenance records of the model's files (given them), returning the records'
+# paths: ``lcm finetune``'s, called inside their set (as lcm.train.pretrain's Recorder).
+Recorder = Callable[[list[Path]], list[Path]]
 
 WEIGHT_DECAY = 0.01
 
@@ -512,12 +517,13 @@ class LCMClassifier(FinetunedLCM):
 
     # -- persistence ----------------------------------------------------------------------
 
-    def save(self, out_dir: str | Path) -> Path:
+    def save(self, out_dir: str | Path, *, record: Recorder | None = None) -> Path:
         """Write the finetuned checkpoint (same format as pretraining, plus the label).
 
         Writes ``model.safetensors``, ``model.json`` and ``history.tsv`` in ``out_dir``, kept
-        only together (:func:`lcm.io.output_set.written_together`: after a failed write, all
-        three are the last run's, or none when there was no last run).
+        only together, with their provenance records when given a ``record``
+        (:func:`lcm.io.output_set.written_together`: after a failed write, all three are the
+        last run's, or none when there was no last run).
         ``model.json``'s ``diagnosis_pseudo_labels`` records the outcome of part b
         (:func:`lcm.train.confident.diagnosis_record`, less the inner validation rows): its
         ``status`` says whether pseudo-labelling ran (``made``) or why not (``off``,
@@ -536,6 +542,10 @@ class LCMClassifier(FinetunedLCM):
         ----------
         out_dir : path-like
             The checkpoint folder.
+        record : callable, optional
+            Writes the provenance records of the three files, given them, returning the
+            records; called inside the files' set, so that the records are kept only with them
+            (``lcm finetune``'s).
 
         Returns
         -------
@@ -570,24 +580,30 @@ class LCMClassifier(FinetunedLCM):
         base_data = self.meta_.get("data")
         if self.init == "pretrained" and isinstance(base_data, dict):
             meta["pretrained_data"] = base_data
-        record = getattr(self, "diagnosis_pseudo_", None)
+        pseudo = getattr(self, "diagnosis_pseudo_", None)
         meta["diagnosis_pseudo_labels"] = (
             None
-            if record is None
-            else {k: v for k, v in record.items() if k != "inner_validation_rows"}
+            if pseudo is None
+            else {k: v for k, v in pseudo.items() if k != "inner_validation_rows"}
         )
         meta["bei_pseudo_filled"] = getattr(self, "bei_pseudo_filled_", None)
         if self.probe_ is not None:  # the model is the pretrained one; the probe reads it
             meta["probe"] = self.probe_.to_dict()
         folder = Path(out_dir)
+        files = [folder / name for name in CHECKPOINT_FILES]
+        # Their records in the set too (as lcm pretrain's): a full disk or a kill between the
+        # files and the records left this run's model beside the last run's records (or none).
+        records = [provenance_path(f) for f in files] if record is not None else []
         # All three or none (as lcm pretrain's): a full disk at model.json or the history left
         # new weights beside the last run's model.json, refused later on its checksum.
-        with written_together(folder / name for name in CHECKPOINT_FILES) as written:
+        with written_together([*files, *records]) as written:
             # (Weights written, model.json not: written_together finds the weights replaced.)
             out = save_checkpoint(folder, self.model_.to("cpu"), self.layout_, meta)
             written += [out / WEIGHTS_NAME, out / META_NAME]
             write_tsv(out / HISTORY_NAME, history_frame(self.history_))
             written.append(out / HISTORY_NAME)
+            if record is not None:
+                written += record([out / name for name in CHECKPOINT_FILES])
         return out
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Sequence
+import signal
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 import lcm.io.atomic as atomic
 from lcm.io.lock import LOCK_NAME
 from lcm.io.output_set import PREVIOUS_SUFFIX
+from lcm.io.provenance import provenance_path
 
 
 def output_files(folder: Path) -> dict[str, bytes]:
@@ -48,3 +50,31 @@ def assert_last_runs_set(
     replaced = files[: list(files).index(failing)]
     assert f"this run's {', '.join(replaced)} removed" in err, err
     assert f"the earlier run's {', '.join(files)} put back as they were" in err, err
+
+
+@contextlib.contextmanager
+def sigterm_at_record(monkeypatch: pytest.MonkeyPatch, name: str) -> Iterator[None]:
+    """Within the block, send this process a SIGTERM (as SLURM's time limit does) as the
+    provenance record called ``name`` is about to be written, the records before it written.
+
+    Where the verb installs no handler, the default action ended the test run: a handler of the
+    block's stands in for it, raising ``AssertionError`` (not the verb's ``SystemExit``).
+    """
+    import lcm.commands._outputs as outputs
+
+    real_write_sidecar = outputs.write_sidecar
+
+    def stopped_at(output, *args, **kwargs):
+        if provenance_path(output).name == name:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_write_sidecar(output, *args, **kwargs)
+
+    def unhandled(signum, frame):
+        raise AssertionError(f"SIGTERM at {name}: the verb installed no handler")
+
+    monkeypatch.setattr(outputs, "write_sidecar", stopped_at)
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
