@@ -177,7 +177,7 @@ def _read_cells(path: Path) -> tuple[pd.DataFrame, str | None, str]:
         fields = rows.str.strip().str.split()
         indexed = bool(len(rows)) and all(len(f) >= 2 and _number_like(f[0]) for f in fields)
         if indexed:  # ``1 Precentral_L``, a FreeSurfer colour table
-            cells = _space_separated(rows).rename(columns={0: "index", 1: "name"})
+            cells = _space_separated(rows, path).rename(columns={0: "index", 1: "name"})
             if header and "index" not in words:
                 _refuse_header(words, line, path)
             return cells.reset_index(drop=True), line if header else None, " "
@@ -185,6 +185,7 @@ def _read_cells(path: Path) -> tuple[pd.DataFrame, str | None, str]:
             _refuse_header(words, line, path)
         # One name per line: the file's order is the regions' order.
         names = rows.str.strip().reset_index(drop=True)
+        _refuse_number_lines(names, path)
         return pd.DataFrame({"name": names}), line if header else None, "\t"
     lower = [c.lower() for c in first]
     if set(lower) & HEADER_WORDS:
@@ -210,9 +211,54 @@ def _read_cells(path: Path) -> tuple[pd.DataFrame, str | None, str]:
         raise AtlasError(
             f"Labels table {path}: its first line {line!r} is neither a header naming 'index' "
             "and 'name' (or 'label') nor a row <index><TAB><name>.",
-            hint="Start the table with the header index<TAB>name, or with the first region's row.",
+            hint="Start the table with the header index<TAB>name, or with the first region's "
+            "row; a table whose label values stand in another column (AAL's ROI_MNI_V4.txt: "
+            "abbreviation, name, value) needs a header naming them, e.g. "
+            "abbr<TAB>name<TAB>index.",
         )
+    if raw.shape[1] == 3:
+        _repeats_index(raw.iloc[:, 0], raw.iloc[:, 2], path)
     return raw.iloc[:, :2].set_axis(["index", "name"], axis=1), None, "\t"
+
+
+def _repeats_index(first: pd.Series, last: pd.Series, path: Path) -> bool:
+    """Whether ``<number> <name> <number>`` rows repeat their index last (AAL3's ``1
+    Precentral_L 1``); refused when the numbers differ (AAL's ``1 Precentral_L 2001``: a row
+    number, then the image's value): which is the label value cannot be told, and reading the
+    first paired names with the wrong regions wherever the two orders differ. ``False`` when the
+    last cells are not whole numbers (a name's last word)."""
+    a, b = (pd.to_numeric(c.astype(str).str.strip(), errors="coerce") for c in (first, last))
+    if not (len(b) and b.notna().all() and (b % 1 == 0).all()):
+        return False
+    if (a == b).all():
+        return True
+    row = int(np.flatnonzero((a != b).to_numpy())[0])
+    raise AtlasError(
+        f"Labels table {path}: rows <number> <name> <number> whose numbers differ (e.g. "
+        f"{first.iloc[row]!r} and {last.iloc[row]!r}, row {row + 1}), as AAL's tables write a "
+        "row number and the image's value: which column holds the label values in the image "
+        "cannot be told.",
+        hint="Give the table a tab-separated header naming the column of image values 'index' "
+        "and the names 'name', e.g. row<TAB>name<TAB>index (AAL: the last column is the value "
+        "in the image); or, if the last number is part of the name ('Area 44'), write rows "
+        "<index><TAB><name>.",
+    )
+
+
+def _refuse_number_lines(names: pd.Series, path: Path) -> None:
+    """Refuse a list of names holding lines of numbers only (Schaefer's ``_order_info.txt``:
+    each name, then a line ``1 120 18 134 0``): read as names, its regions were doubled."""
+    numbers = names[names.map(lambda n: len(n.split()) > 1 and all(map(_number_like, n.split())))]
+    if numbers.empty:
+        return
+    raise AtlasError(
+        f"Labels table {path}: {len(numbers)} of its {len(names)} lines hold numbers only (e.g. "
+        f"line {int(numbers.index[0]) + 1}: {numbers.iloc[0]!r}), not region names; a list of "
+        "names has one name per line (Schaefer's _order_info.txt alternates each name with its "
+        "index and colour).",
+        hint="Use a table of rows <index><TAB><name> (Schaefer2018: the _order.txt or _order.lut "
+        "next to it).",
+    )
 
 
 def _aliased_index(cells: pd.DataFrame, key: str, first: list[str], path: Path) -> pd.DataFrame:
@@ -392,16 +438,18 @@ def load_label_files(
             "(argmax over the 4th axis, 0 below it), with a table index<TAB>name.",
         )
     data = _label_values(data, img_path)
-    table = read_labels(labels_path)
+    table, lookup = _read_labels(labels_path)
     present = set(np.unique(data[data != 0]).astype(int).tolist())
     if "index" not in table.columns:
         table = _by_rank(table, present, labels_path, img_path)
     declared = set(table["index"].tolist())
-    if drop_absent and declared - present:
+    # A FreeSurfer colour table names every label FreeSurfer knows: its other rows are left out
+    # (names stay paired by index; a label of the image it lacks is still refused).
+    if (drop_absent or (lookup and present & declared)) and declared - present:
         log.info(
             "Atlas %r: labels %s of %s are not in the image; dropped",
             name,
-            sorted(declared - present),
+            _some(declared - present),
             labels_path.name,
         )
         table = table[table["index"].isin(present)].reset_index(drop=True)
@@ -544,6 +592,15 @@ def _read_table(path: Path) -> pd.DataFrame:
     lines = [line for _, line in numbered]
     if not lines:
         raise AtlasError(f"Labels table {path} holds no rows.", hint="Write one row per region.")
+    if lines[0].lstrip().startswith("<"):
+        # Read as a list of names, its XML lines were the regions of a labels-only atlas.
+        raise AtlasError(
+            f"Labels table {path} is XML (first line {lines[0].strip()[:60]!r}), as FSL's atlas "
+            "descriptions (Harvard-Oxford, Juelich) are: not a labels table.",
+            hint="Write its regions as rows <index><TAB><name>, each index the region's value in "
+            'the image (FSL atlases number <label index="0"> from 0: its value in the label '
+            "image is index + 1; check against the image).",
+        )
     _refuse_comma_separated(lines, path)
     try:
         return pd.read_csv(
@@ -572,7 +629,8 @@ def _refuse_comma_separated(lines: list[str], path: Path) -> None:
     fields = [line.split(",") for line in lines]
     if len({len(f) for f in fields}) != 1 or len(fields[0]) < 2:
         return
-    header = bool({f.strip().lower() for f in fields[0]} & {"name", "index", "label"})
+    # By word: Schaefer2018's Centroid_RAS.csv header is "ROI Label,ROI Name,R,A,S".
+    header = bool({w for f in fields[0] for w in f.lower().split()} & {"name", "index", "label"})
     if header or all(f[0].strip().isdigit() for f in fields):
         raise AtlasError(
             f"Labels table {path} is comma-separated (first line {lines[0]!r}); labels "
@@ -599,8 +657,14 @@ def read_labels(path: Path) -> pd.DataFrame:
     AtlasError
         An unreadable table, rows without an integer index or a name, repeats.
     """
-    table = _named_columns(*_labels_cells(path), path)
-    return table[[c for c in ("index", "name") if c in table.columns]]
+    return _read_labels(path)[0]
+
+
+def _read_labels(path: Path) -> tuple[pd.DataFrame, bool]:
+    """:func:`read_labels`' table, and whether it is a FreeSurfer colour table (:data:`LOOKUP`)."""
+    cells, header = _labels_cells(path)
+    table = _named_columns(cells, header, path)
+    return table[[c for c in ("index", "name") if c in table.columns]], LOOKUP in cells.columns
 
 
 def _by_rank(
@@ -642,18 +706,44 @@ def _without_background(table: pd.DataFrame, path: Path) -> pd.DataFrame:
     return table[~background].reset_index(drop=True)
 
 
-def _space_separated(lines: pd.Series) -> pd.DataFrame:
+def _space_separated(lines: pd.Series, path: Path) -> pd.DataFrame:
     """Rows of a space-separated labels table as ``index, name`` columns.
 
-    ``1 Precentral_L`` (the AAL3 and HCPEx tables): the name is the rest of the line, spaces
-    included. ``1 Left-Thalamus 0 118 14 0`` (a FreeSurfer colour table: index, name, then R,
-    G, B and optionally A, each 0-255, on every line; a trailing ``# ...`` ignored): the name
-    is the second field.
+    ``1 Precentral_L`` (the HCPEx tables): the name is the rest of the line, spaces included.
+    ``1 Left-Thalamus 0 118 14 0`` (a FreeSurfer colour table: index, name, then R, G, B and
+    optionally A, each 0-255, on every line; a trailing ``# ...`` ignored): the name is the
+    second field, and the column :data:`LOOKUP` marks the table as one listing more labels than
+    an image holds. ``1 0.471 0.071 0.525 7Networks_LH_Vis_1`` (Schaefer2018's ``.lut``,
+    FSLeyes': index, R, G, B, then the name): the name is the rest of the line.
+    ``1 Precentral_L 1`` (AAL3's tables, the index repeated on every row or on some:
+    ``113 Vermis_1_2 113``): the name is the second field; rows whose two numbers differ are
+    refused (:func:`_repeats_index`).
     """
     fields = lines.str.strip().str.split()
     if len(fields) and fields.map(_is_colour_row).all():
+        return pd.DataFrame({0: fields.str[0], 1: fields.str[1], LOOKUP: True})
+    if len(fields) and fields.map(_is_fsleyes_row).all():
+        return lines.str.strip().str.split(n=4, expand=True)[[0, 4]].set_axis([0, 1], axis=1)
+    three = fields[fields.map(len) == 3]
+    if fields.map(len).isin([2, 3]).all() and _repeats_index(three.str[0], three.str[2], path):
         return pd.DataFrame({0: fields.str[0], 1: fields.str[1]})
     return lines.str.strip().str.split(n=1, expand=True)
+
+
+# A column :func:`_space_separated` adds to a FreeSurfer colour table's cells: such a table
+# (FreeSurferColorLUT.txt) names every label FreeSurfer knows, its rows beyond an image's
+# labels dropped by :func:`load_label_files` (as nilearn's lookup tables are sanitized).
+LOOKUP = "lookup"
+
+
+def _is_fsleyes_row(fields: list[str]) -> bool:
+    """Whether ``fields`` are an FSLeyes lookup table's ``index R G B name`` (colours 0-1 or
+    0-255), as Schaefer2018's ``.lut`` files are."""
+    return (
+        len(fields) >= 5
+        and all(_is_number(c) and 0 <= float(c) <= 255 for c in fields[1:4])
+        and not _is_number(fields[4])
+    )
 
 
 def _is_colour_row(fields: list[str]) -> bool:
