@@ -12,10 +12,10 @@ from lcm.catalogue import load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments
 from lcm.commands._outputs import record_together
 from lcm.commands._sources import store_sources
+from lcm.commands._stopped import Stopped, one_runs_set
 from lcm.config import parse_settings
 from lcm.docstrings import fill_doc
 from lcm.exceptions import ConfigError
-from lcm.signals import SigtermExit
 
 log = logging.getLogger(__name__)
 
@@ -58,26 +58,6 @@ and exits with status 143.
 
 # The model settings' keys as this verb takes them, named in hints (not the config's keys).
 MODEL_OPTION_NAMES = {"preset": "--model's preset", "overrides": "--model's overrides"}
-
-
-class _Stopped(SigtermExit):
-    """SIGTERM outside the training steps (whose own handler names the step and the state):
-    logs what the verb was doing, then exits with status 143. Before, a SIGTERM during the
-    cohort's load (minutes to hours) ended the job at once, with no line in its log."""
-
-    def __init__(self, out_dir: str) -> None:
-        super().__init__()
-        self.out_dir = out_dir
-        self.doing = "checking the settings"
-        self.wrote = "nothing was written"
-
-    def say(self) -> None:
-        log.error(
-            "lcm pretrain: stopped by SIGTERM while %s (a time limit or scancel); %s in %s.",
-            self.doing,
-            self.wrote,
-            self.out_dir,
-        )
 
 
 @fill_doc
@@ -141,12 +121,14 @@ def run(args: argparse.Namespace) -> int:
         The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
     """
     # Installed first: the cohort's load takes minutes to hours, and a SIGTERM there (a SLURM
-    # time limit) ended the job with status 143 and not a word in its log.
-    with _Stopped(args.out_dir) as stopped:
+    # time limit) ended the job with status 143 and not a word in its log. Outside the training
+    # steps (whose own handler names the step and the state saved): told what is being done.
+    nothing = f"nothing was written in {args.out_dir}"
+    with Stopped("lcm pretrain", "checking the settings", nothing) as stopped:
         return _run(args, stopped)
 
 
-def _run(args: argparse.Namespace, stopped: _Stopped) -> int:
+def _run(args: argparse.Namespace, stopped: Stopped) -> int:
     """:func:`run` within its SIGTERM handler, ``stopped`` told what is being done."""
     # Imported here: every `lcm` call builds all parsers, and torch takes seconds to import.
     from lcm.store.read import cohort_size, load_cohort, load_streamed_cohort
@@ -209,10 +191,7 @@ def _run(args: argparse.Namespace, stopped: _Stopped) -> int:
     # Outside the training steps (their handler says more): setting up, or the outputs'
     # writes, which leave one run's set (lcm.io.output_set).
     stopped.doing = "pretraining, outside its training steps (setting up or writing the model)"
-    stopped.wrote = (
-        "the model's files and their provenance records are all this run's or all the earlier "
-        "run's (or none)"
-    )
+    stopped.left = one_runs_set([Path(args.out_dir) / name for name in files])
 
     def record(outputs: list[Path], parallel: dict[str, Any]) -> list[Path]:
         sources = [*store_sources(args.store, args.atlas, list(args.datasets)), args.catalogue]
