@@ -7,12 +7,14 @@ import contextlib
 import errno
 import os
 import signal
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 import lcm.io.atomic as atomic
+import lcm.io.provenance as provenance
 from lcm.io.lock import LOCK_NAME
 from lcm.io.output_set import PREVIOUS_SUFFIX
 from lcm.io.provenance import provenance_path
@@ -23,19 +25,48 @@ def output_files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != LOCK_NAME}
 
 
+def _patch_everywhere(
+    monkeypatch: pytest.MonkeyPatch, owner: object, name: str, replacement: Callable
+) -> None:
+    """Set ``name`` to ``replacement`` in its ``owner`` module and in every loaded ``lcm``
+    module that bound the original by name (``from lcm.io.atomic import atomic_path``): patched
+    in its owner alone, those went on calling the original (``lcm embed``'s tables).
+
+    A module first imported within the test binds ``replacement`` from its owner and keeps it
+    after the test: ``replacement`` must call the original once the test is over
+    (:func:`_while_patched`).
+    """
+    original = getattr(owner, name)
+    monkeypatch.setattr(owner, name, replacement)
+    for module_name, module in list(sys.modules.items()):
+        if module_name.startswith("lcm.") and getattr(module, name, None) is original:
+            monkeypatch.setattr(module, name, replacement)
+
+
+def _while_patched(monkeypatch: pytest.MonkeyPatch) -> Callable[[], bool]:
+    """True until ``monkeypatch`` undoes its changes (the test's end)."""
+    flag = {"on": False}
+    monkeypatch.setitem(flag, "on", True)
+    return lambda: flag["on"]
+
+
 def full_disk_at(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     """Fail the atomic write of the file called ``name`` as a full disk fails it: within the
-    write (its temporary removed, the error naming the output), the outputs before it written."""
+    write (its temporary removed, the error naming the output), the outputs before it written.
+
+    Every loaded ``lcm`` module holding ``atomic_path`` by name is patched too.
+    """
     real_atomic_path = atomic.atomic_path
+    active = _while_patched(monkeypatch)
 
     @contextlib.contextmanager
     def full_at(path, *args, **kwargs):
         with real_atomic_path(path, *args, **kwargs) as tmp:
-            if Path(path).name == name:
+            if active() and Path(path).name == name:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
             yield tmp
 
-    monkeypatch.setattr(atomic, "atomic_path", full_at)
+    _patch_everywhere(monkeypatch, atomic, "atomic_path", full_at)
 
 
 def assert_last_runs_set(
@@ -59,20 +90,20 @@ def sigterm_at_record(monkeypatch: pytest.MonkeyPatch, name: str) -> Iterator[No
 
     Where the verb installs no handler, the default action ended the test run: a handler of the
     block's stands in for it, raising ``AssertionError`` (not the verb's ``SystemExit``).
+    Every loaded ``lcm`` module holding ``write_sidecar`` by name is patched.
     """
-    import lcm.commands._outputs as outputs
-
-    real_write_sidecar = outputs.write_sidecar
+    real_write_sidecar = provenance.write_sidecar
+    active = _while_patched(monkeypatch)
 
     def stopped_at(output, *args, **kwargs):
-        if provenance_path(output).name == name:
+        if active() and provenance_path(output).name == name:
             os.kill(os.getpid(), signal.SIGTERM)
         return real_write_sidecar(output, *args, **kwargs)
 
     def unhandled(signum, frame):
         raise AssertionError(f"SIGTERM at {name}: the verb installed no handler")
 
-    monkeypatch.setattr(outputs, "write_sidecar", stopped_at)
+    _patch_everywhere(monkeypatch, provenance, "write_sidecar", stopped_at)
     previous = signal.signal(signal.SIGTERM, unhandled)
     try:
         yield

@@ -21,8 +21,6 @@ from helpers.output_set import (
     sigterm_at_record,
 )
 
-import lcm.io.atomic as atomic
-import lcm.model.export_tables as export_tables
 from lcm.cli import main
 from lcm.exceptions import OutputSpaceError
 from lcm.io.output_set import PREVIOUS_SUFFIX
@@ -73,8 +71,6 @@ def test_a_full_disk_between_two_files_leaves_the_last_runs_set(
     assert set(SET) <= set(before)
 
     full_disk_at(monkeypatch, failing)
-    # The tables' writer holds atomic_path by name (from lcm.io.atomic import atomic_path).
-    monkeypatch.setattr(export_tables, "atomic_path", atomic.atomic_path)
     capfd.readouterr()
     # More runs: this run's tables (and records) differ from the last run's, byte for byte.
     code = _embed(pretrained, out, ["alpha", "beta"])
