@@ -15,8 +15,9 @@ import pandas as pd
 import lcm
 from lcm.catalogue import Catalogue, load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
-from lcm.commands._outputs import check_output_folders
+from lcm.commands._outputs import check_output_folders, record_together
 from lcm.commands._sources import existing, named_store, store_sources
+from lcm.commands._stopped import WritingStopped
 from lcm.commands._task import task_name
 from lcm.config import parse_settings
 from lcm.docstrings import fill_doc
@@ -41,7 +42,6 @@ from lcm.io.provenance import (
     provenance_path,
     read_record,
     sha256_file,
-    write_sidecar,
 )
 from lcm.io.run_digests import data_fingerprint
 from lcm.signals import SigtermExit
@@ -375,13 +375,19 @@ def evaluate_and_write(
             splits_table=splits.attrs.get("source") if splits is not None else None,
             extra=extra,
         )
-        # Both or neither (the fits stay in the state: the rerun writes both at once).
-        with written_together([out, predictions]) as written:
-            for path, table in ((out, result.metrics), (predictions, result.predictions)):
+        tables = [Path(out), Path(predictions)]
+        # Both or neither, with their records (the fits stay in the state: the rerun writes
+        # them at once): a full disk or a SIGTERM at a record (written after the set) left
+        # this run's tables beside the earlier run's records, or a first run's without any.
+        with (
+            WritingStopped("lcm evaluate", tables),
+            written_together([*tables, *map(provenance_path, tables)]) as written,
+        ):
+            for path, table in zip(tables, (result.metrics, result.predictions), strict=True):
                 write_tidy_parquet(path, table, meta)
-                written.append(Path(path))
-        for path in (out, predictions):
-            write_sidecar(path, list(sources or []), **meta)
+                written.append(path)
+            # Each record names the other (lcm.commands._outputs).
+            written += record_together(tables, list(sources or []), **meta)
         if state is not None:  # the table is this run's: lcm prune-states may remove the state
             state.wrote(out)
     log.info("wrote %s (%d rows) and %s", out, len(result.metrics), predictions)

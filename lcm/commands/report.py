@@ -14,6 +14,7 @@ from lcm.commands._arguments import int_at_least
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.commands._atlas_load import atlas_from_args
 from lcm.commands._outputs import Recorded, check_output_folders, record_job
+from lcm.commands._stopped import WritingStopped
 from lcm.config import parse_settings
 from lcm.docstrings import fill_doc
 from lcm.evaluate.compare import (
@@ -41,6 +42,7 @@ from lcm.exceptions import InputDataError
 from lcm.io.atomic import write_text, write_tsv
 from lcm.io.derivatives import included_mask
 from lcm.io.output_set import written_together
+from lcm.io.provenance import provenance_path
 from lcm.report.html import ReportData, render_report
 from lcm.report.provenance_section import checkpoint_beside, checkpoint_file, collect_provenance
 from lcm.report.tables import (
@@ -333,24 +335,6 @@ def run(args: argparse.Namespace) -> int:
     # motion-fd's rows come from the QC tables and the predictions: sources of every table.
     motion_sources = [*args.predictions, *args.qc] if len(motion_metrics) else []
     tables_from = [*args.metrics, *motion_sources]
-    # The tables and the page are kept only together (a full disk at the page left new
-    # tables beside the last run's page); their records follow, as lcm evaluate's do.
-    with written_together(getattr(args, o) for o in REPORT_OUTPUTS) as written:
-        write_tidy_parquet(args.out_metrics, metrics, {"sources": [str(p) for p in tables_from]})
-        written.append(Path(args.out_metrics))
-        write_tsv(args.out_summary, summary)
-        written.append(Path(args.out_summary))
-        if args.out_predictions:
-            # motion-fd's are fitted here, on a draw of training subjects no file keeps else.
-            write_tidy_parquet(args.out_predictions, predictions)
-            written.append(Path(args.out_predictions))
-        if args.out_headline:
-            write_tsv(args.out_headline, headline)
-            written.append(Path(args.out_headline))
-        if args.out_contrasts:
-            write_tsv(args.out_contrasts, contrasts)
-            written.append(Path(args.out_contrasts))
-        write_text(args.out_html, page)
     # The ranges the page compared with are settings of the page (none set, none recorded);
     # the page's numbers no table holds (the oracles' AUCs, motion's in-sample AUC or r) are in
     # its record: every number on the page is then in a file a script can read.
@@ -361,16 +345,17 @@ def run(args: argparse.Namespace) -> int:
             "motion_fd_pearson_r_in_sample": motion_r,
         }
     )
-    jobs = [
-        Recorded(Path(args.out_metrics), tables_from),
+    # In the order of the set (REPORT_OUTPUTS), as they are written.
+    jobs = [Recorded(Path(args.out_metrics), tables_from)]
+    if args.out_predictions:
+        jobs.append(Recorded(Path(args.out_predictions), [*args.predictions, *motion_sources]))
+    jobs.append(
         Recorded(
             Path(args.out_summary),
             tables_from,
             {"interval": "corrected resampled t", "level": 0.95},
-        ),
-    ]
-    if args.out_predictions:
-        jobs.append(Recorded(Path(args.out_predictions), [*args.predictions, *motion_sources]))
+        )
+    )
     if args.out_headline:
         # The means and their intervals come from the metrics, the difference from both.
         headline_from = [
@@ -385,10 +370,34 @@ def run(args: argparse.Namespace) -> int:
         )
     page_keys = {"readouts": readouts, **({"references": references} if references else {})}
     jobs.append(Recorded(Path(args.out_html), inputs, page_keys))
-    # Each record names the others as its job's products: nothing reads the page, the headline
-    # or the contrasts, so without it one deleted or rewritten (its own record's sha256
-    # updated) passed lcm provenance verify.
-    record_job(jobs)
+    outputs = [job.output for job in jobs]
+    # The tables and the page are kept only together, with their records (a full disk at the
+    # page left new tables beside the last run's page; one at a record, written after the
+    # set, this run's files beside the last run's records). Written in the set's order.
+    with (
+        WritingStopped("lcm report", outputs),
+        written_together([*outputs, *map(provenance_path, outputs)]) as written,
+    ):
+        write_tidy_parquet(args.out_metrics, metrics, {"sources": [str(p) for p in tables_from]})
+        written.append(Path(args.out_metrics))
+        if args.out_predictions:
+            # motion-fd's are fitted here, on a draw of training subjects no file keeps else.
+            write_tidy_parquet(args.out_predictions, predictions)
+            written.append(Path(args.out_predictions))
+        write_tsv(args.out_summary, summary)
+        written.append(Path(args.out_summary))
+        if args.out_headline:
+            write_tsv(args.out_headline, headline)
+            written.append(Path(args.out_headline))
+        if args.out_contrasts:
+            write_tsv(args.out_contrasts, contrasts)
+            written.append(Path(args.out_contrasts))
+        write_text(args.out_html, page)
+        written.append(Path(args.out_html))
+        # Each record names the others as its job's products: nothing reads the page, the
+        # headline or the contrasts, so without it one deleted or rewritten (its own record's
+        # sha256 updated) passed lcm provenance verify.
+        written += record_job(jobs)
     log.info(
         "report: %d tasks, %d metric rows -> %s, %s, %s",
         metrics["task"].nunique(),
