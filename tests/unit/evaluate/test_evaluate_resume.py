@@ -202,9 +202,12 @@ def _outputs(out: Path) -> dict[str, bytes]:
 
 
 def _sidecar(out: Path, name: str) -> dict:
-    """A sidecar without what differs between any two runs (time, process, command line)."""
+    """A sidecar without what differs between any two runs (time, process, command line), its
+    sibling table (``Products``) named by file name: the two runs write to other folders."""
     side = json.loads((out / name).read_text())
     side.pop("Provenance", None)
+    side["Products"] = [Path(p).name for p in side["Products"]]
+    side["ProductsSha256"] = {Path(p).name: h for p, h in side["ProductsSha256"].items()}
     return side
 
 
