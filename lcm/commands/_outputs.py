@@ -1,13 +1,13 @@
 """Verbs writing several tables: their folders checked first, their records naming each other.
 
 ``lcm evaluate`` (metrics, predictions) and ``lcm embed`` (embeddings, attention) write two
-tables after minutes to hours of work, and their provenance records after both. A second
-table that could not be written (its folder a file, the disk full) left the first without a
-record: the rerun was refused, as a file LCM did not write, or the first table's old record
-described another run's content. The tables are kept only together by
-:func:`lcm.io.output_set.written_together` (``lcm pretrain``'s and ``lcm finetune``'s files too).
-The records join their files' set: ``lcm embed``'s within its block, ``lcm pretrain``'s and
-``lcm finetune``'s through :func:`lcm.train.pretrain.pretrain`'s and
+tables after minutes to hours of work. A second table that could not be written (its folder a
+file, the disk full) once left the first without a record: the rerun was refused, as a file LCM
+did not write, or the first table's old record described another run's content. The tables are
+kept only together by :func:`lcm.io.output_set.written_together` (``lcm pretrain``'s,
+``lcm finetune``'s and ``lcm report``'s files too), and the records join their files' set:
+``lcm evaluate``'s, ``lcm embed``'s and ``lcm report``'s within their blocks, ``lcm pretrain``'s
+and ``lcm finetune``'s through :func:`lcm.train.pretrain.pretrain`'s and
 :meth:`lcm.train.finetune.LCMClassifier.save`'s ``record``; a full disk or a SIGTERM at a
 record leaves the earlier run's files and records (:mod:`lcm.commands._stopped`).
 """
