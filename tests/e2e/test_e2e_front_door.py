@@ -488,6 +488,30 @@ def test_a_dataset_without_participants_tsv_is_refused_first(tmp_path: Path) -> 
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.hostile
+@pytest.mark.parametrize("form", ["locked", "unlocked"])
+def test_a_participants_tsv_datalad_has_not_fetched_is_refused_with_datalad_get(
+    tmp_path: Path, form: str
+) -> None:
+    """A DataLad dataset whose participants.tsv is not fetched: its dangling annex symlink was
+    refused as not existing (though ``ls`` lists it), and an unlocked file's pointer was read
+    as a table; both now name the ``datalad get`` to run."""
+    bids = _study(tmp_path)
+    table = bids / "participants.tsv"
+    table.unlink()
+    key = ".git/annex/objects/Xk/Pq/MD5E-s90--0a1b.tsv/MD5E-s90--0a1b.tsv"
+    if form == "locked":
+        table.symlink_to(key)
+    else:
+        table.write_text("/annex/objects/MD5E-s90--0a1b.tsv\n")
+    with pytest.raises(ConfigError, match=r"participants.tsv is .*not fetched") as info:
+        run_cmd.build_config(
+            parse("study", "out", "participant", *DERIVATIVES), tmp_path, tmp_path / "out"
+        )
+    assert f"datalad get {table}" in (info.value.hint or "")
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("named", [True, False], ids=["entry_named", "other_name"])
 def test_a_folder_of_roi_series_as_bids_dir_points_at_snakemake(
     tmp_path: Path, named: bool
