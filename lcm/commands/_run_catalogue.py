@@ -12,7 +12,7 @@ import yaml
 from lcm.catalogue import generated_header, parse_variable
 from lcm.exceptions import ConfigError
 from lcm.io.atomic import write_text
-from lcm.store.coding import generated_columns
+from lcm.store.coding import column_of, generated_columns
 from lcm.store.phenotype import is_missing, read_sidecar, read_table
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,11 @@ def catalogue_with(
         variables[label] = {"kind": "binary", "domain": "clinical"}
         variables[label]["levels"] = [negative, positive]
         log.info("task label %r: binary variable of %s, levels %s", label, phenotype, levels)
-    named = {v: parse_variable(path, v, variables[v]) for v in variables if v in table.columns}
+    named = {
+        v: parse_variable(path, v, variables[v])
+        for v in variables
+        if column_of(v, table.columns) is not None
+    }
     columns, left_out = generated_columns(named, table, read_sidecar(phenotype))
     own = (
         f"give a catalogue of your own with --config-file (variables: my_variables.yaml, with "
@@ -104,9 +108,11 @@ def catalogue_with(
             own,
         )
     for name, spec in columns.items():
+        if spec["column"] != name:
+            log.info("%s: column %r read as catalogue variable %r", phenotype, spec["column"], name)
         if "map" in spec:
             codes = ", ".join(f"{code} -> {level}" for code, level in spec["map"].items())
-            log.info("%s: column %r read as catalogue levels: %s", phenotype, name, codes)
+            log.info("%s: column %r read as catalogue levels: %s", phenotype, spec["column"], codes)
     raw.setdefault("datasets", {})[dataset] = {"id_column": "participant_id", "columns": columns}
     target = out / "variables.yaml"
     out.mkdir(parents=True, exist_ok=True)
