@@ -107,6 +107,21 @@ def catalogue_with(
             dataset,
             own,
         )
+    if not columns and not left_out:
+        # Said, as a column left out is: the store would keep every participant without a
+        # variable, and pretraining would have nothing of theirs to predict.
+        others = [c for c in table.columns if c != "participant_id"]
+        log.warning(
+            "%s: no column is named like a catalogue variable (%s; catalogue %s: %s): %r is "
+            "stored without variables. To store them, rename the columns as the catalogue "
+            "names them, or %s",
+            phenotype,
+            f"columns {', '.join(map(repr, others))}" if others else "no column but ids",
+            path,
+            ", ".join(variables),
+            dataset,
+            own,
+        )
     for name, spec in columns.items():
         if spec["column"] != name:
             log.info("%s: column %r read as catalogue variable %r", phenotype, spec["column"], name)

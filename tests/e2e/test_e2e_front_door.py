@@ -894,6 +894,41 @@ def test_the_generated_coding_reads_common_codings_and_leaves_out_what_does_not_
         run_cmd.build_config(args, tmp_path, tmp_path / "out")
 
 
+def test_the_generated_coding_reads_capitalised_columns_and_warns_of_none(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """participants.tsv with ``Age`` and ``Sex`` columns (as many releases write them): the
+    coding lcm run wrote had no column, and every participant was stored without a variable,
+    with no word in any log."""
+    bids = _study(tmp_path)
+    pheno = bids / "participants.tsv"
+    pheno.write_text("participant_id\tAge\tSex\nsub-01\t30\tm\nsub-02\t31\tF\n")
+    args = parse("study", "out", "participant", *DERIVATIVES)
+    with caplog.at_level("INFO"):
+        config = run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    coding = yaml.safe_load(Path(config["variables"]).read_text())["datasets"]["study"]
+    assert coding["columns"]["age"] == {"column": "Age"}
+    assert coding["columns"]["sex"]["column"] == "Sex"
+    table = read_phenotype(pheno, "study", load_catalogue(config["variables"]))
+    assert table["age"].tolist() == [30.0, 31.0] and table["sex"].tolist() == ["M", "F"]
+    assert "column 'Age' read as catalogue variable 'age'" in caplog.text
+    # No column named like any variable: said, naming the columns and the fix.
+    pheno.write_text("participant_id\tgender\tyears\nsub-01\tm\t30\nsub-02\tf\t31\n")
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        config = run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    assert yaml.safe_load(Path(config["variables"]).read_text())["datasets"]["study"] == {
+        "id_column": "participant_id",
+        "columns": {},
+    }
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(
+        "no column is named like a catalogue variable (columns 'gender', 'years'" in w
+        and "stored without variables" in w
+        for w in warned
+    ), warned
+
+
 def test_the_generated_coding_reads_participants_json_units(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
