@@ -929,6 +929,33 @@ def test_the_generated_coding_reads_capitalised_columns_and_warns_of_none(
     ), warned
 
 
+@pytest.mark.hostile
+@pytest.mark.parametrize(
+    ("header", "said"),
+    [
+        ("participant_id ", "its column 'participant_id ' is named so up to spaces or case"),
+        ("subject_id", "its columns are 'subject_id', 'age'"),
+    ],
+    ids=["trailing_space", "other_name"],
+)
+def test_a_participants_tsv_without_participant_id_is_refused_before_anything_runs(
+    tmp_path: Path, header: str, said: str
+) -> None:
+    """A spreadsheet's ``participant_id `` header (or another name): lcm run wrote a coding
+    whose id_column the table lacks, and the store refused it after every subject's
+    connectomes, pointing at the variables.yaml that lcm run rewrites."""
+    bids = _study(tmp_path)
+    (bids / "participants.tsv").write_text(f"{header}\tage\r\nsub-01\t30\r\nsub-02\t31\r\n")
+    args = parse("study", "out", "participant", *DERIVATIVES)
+    with pytest.raises(
+        ConfigError, match=r"participants.tsv has no 'participant_id' column"
+    ) as info:
+        run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    assert said in str(info.value)
+    assert "exactly participant_id" in (info.value.hint or "")
+    assert not (tmp_path / "out" / "variables.yaml").exists()
+
+
 def test_the_generated_coding_reads_participants_json_units(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
