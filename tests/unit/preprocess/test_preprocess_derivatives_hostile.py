@@ -67,6 +67,17 @@ def test_strategy_check_leaves_two_versions_to_the_fmriprep_stage(tmp_path: Path
     assert check_strategy("ds", manifest, "24P") is None
 
 
+def test_strategy_check_leaves_confounds_not_fetched_to_the_fmriprep_stage(tmp_path: Path) -> None:
+    """The first run's confounds an unlocked git-annex file not fetched: its pointer line, read
+    as the header, refused the strategy for the whole dataset ("confounds lack the columns ...
+    Regenerate them with fMRIPrep"); the run's own check says `datalad get`."""
+    files = make_fmriprep_run(tmp_path / "deriv", KEY, n_vol=20)
+    manifest = pd.DataFrame({"path": [str(files["bold"])], "run_key": [KEY], "included": [True]})
+    assert check_strategy("ds", manifest, "24P") == files["confounds"]
+    files["confounds"].write_text("/annex/objects/MD5E-s27--0a1b2c3d.tsv\n")
+    assert check_strategy("ds", manifest, "24P") is None
+
+
 def test_run_without_brain_mask_is_recorded_for_live_voxels(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
